@@ -1,0 +1,134 @@
+//! Activity analysis: a value is *active* when it depends on an active input (it is
+//! *varied*) and can influence the active return (it is *useful*). Only active values
+//! get tangents or adjoints; everything else — integers, pointers, control, constants,
+//! values that never reach the return — costs nothing in the derivative.
+//!
+//! The analysis also enforces the safety rule: a construct without a derivative rule
+//! that derivative data reaches is an error naming the construct and its source line,
+//! never a silently dropped derivative.
+
+use crate::error::{Error, Result};
+use crate::llvm::{Module, Value};
+use crate::rules::{self, Rule};
+use std::collections::{HashMap, HashSet};
+
+/// Activity of every value of one function.
+pub struct Activity {
+    rules: HashMap<Value, Rule>,
+    varied: HashSet<Value>,
+    useful: HashSet<Value>,
+}
+
+impl Activity {
+    /// Computes activity in `f` for the given active parameters. `returned_active`
+    /// says whether the return value's derivative is wanted; `user_name` is the Julia
+    /// function named in error messages.
+    pub fn compute(
+        m: &Module,
+        f: Value,
+        active_params: &[Value],
+        returned_active: bool,
+        callee_name: &dyn Fn(Value) -> Option<String>,
+        user_name: &str,
+    ) -> Result<Activity> {
+        let insts: Vec<Value> = f.blocks().into_iter().flat_map(|b| b.instructions()).collect();
+        let rules: HashMap<Value, Rule> = insts.iter().map(|&i| (i, rules::classify(i, callee_name))).collect();
+        let mut varied: HashSet<Value> = active_params.iter().copied().collect();
+
+        // Forward: varied values, to a fixed point (loops carry variation around).
+        let mut changed = true;
+        while changed {
+            changed = false;
+            for &i in &insts {
+                if varied.contains(&i) {
+                    continue;
+                }
+                let differentiable = rules::tangent_type(m, i.ty()).is_some();
+                let v = match &rules[&i] {
+                    Rule::Scale { ops, .. } => differentiable && ops.iter().any(|&k| varied.contains(&i.operand(k))),
+                    Rule::Cast { op } => differentiable && varied.contains(&i.operand(*op)),
+                    Rule::Select => differentiable && (varied.contains(&i.operand(1)) || varied.contains(&i.operand(2))),
+                    Rule::Phi => differentiable && i.incoming().iter().any(|(v, _)| varied.contains(v)),
+                    Rule::Unsupported(_) => i.operands().iter().any(|o| varied.contains(o)),
+                    Rule::Zero | Rule::ErrorPath | Rule::Control => false,
+                };
+                if v {
+                    varied.insert(i);
+                    changed = true;
+                }
+            }
+        }
+
+        // Backward: useful values, from the returned values.
+        let mut useful = HashSet::new();
+        let mut work: Vec<Value> = Vec::new();
+        if returned_active {
+            for &i in &insts {
+                if i.opcode() == crate::llvm::Opcode::LLVMRet && i.num_operands() == 1 {
+                    work.push(i.operand(0));
+                }
+            }
+        }
+        // Side effects reached by derivative data are useful by definition.
+        for &i in &insts {
+            if i.ty().is_void() && matches!(rules[&i], Rule::Unsupported(_)) && varied.contains(&i) {
+                work.push(i);
+            }
+        }
+        while let Some(v) = work.pop() {
+            if !varied.contains(&v) || !useful.insert(v) || !v.is_instruction() {
+                continue;
+            }
+            match &rules[&v] {
+                Rule::Scale { ops, .. } => work.extend(ops.iter().map(|&k| v.operand(k))),
+                Rule::Cast { op } => work.push(v.operand(*op)),
+                Rule::Select => work.extend([v.operand(1), v.operand(2)]),
+                Rule::Phi => work.extend(v.incoming().into_iter().map(|(x, _)| x)),
+                Rule::Unsupported(_) => work.extend(v.operands()),
+                Rule::Zero | Rule::ErrorPath | Rule::Control => {}
+            }
+        }
+
+        let activity = Activity { rules, varied, useful };
+        for &i in &insts {
+            if let Rule::Unsupported(what) = &activity.rules[&i] {
+                if activity.useful.contains(&i) {
+                    return Err(Error::Unsupported(describe(user_name, i, what)));
+                }
+            }
+        }
+        Ok(activity)
+    }
+
+    /// The rule classifying instruction `i`.
+    pub fn rule(&self, i: Value) -> &Rule {
+        self.rules.get(&i).unwrap_or(&Rule::Zero)
+    }
+
+    /// Whether `v` needs a derivative.
+    pub fn is_active(&self, v: Value) -> bool {
+        self.varied.contains(&v) && self.useful.contains(&v)
+    }
+
+    /// Text printer for tests and bug reports: one line per active value.
+    pub fn print(&self, f: Value) -> String {
+        let mut out = String::new();
+        for b in f.blocks() {
+            for i in b.instructions() {
+                if self.is_active(i) {
+                    out.push_str(i.print().trim());
+                    out.push('\n');
+                }
+            }
+        }
+        out
+    }
+}
+
+/// "cannot differentiate X in `f` at file:line".
+fn describe(fname: &str, inst: Value, what: &str) -> String {
+    match inst.source_loc() {
+        Some(loc) if loc.line > 0 => format!("cannot differentiate {what} in `{fname}` at {loc}"),
+        _ => format!("cannot differentiate {what} in `{fname}`"),
+    }
+}

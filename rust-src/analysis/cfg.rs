@@ -1,0 +1,163 @@
+//! Control-flow facts the reverse transform needs: predecessors, dominators, which
+//! blocks lie on a cycle, which blocks return.
+
+use crate::llvm::{Block, Opcode, Value};
+use std::collections::{HashMap, HashSet};
+
+/// The control-flow graph of one function.
+pub struct Cfg {
+    /// Blocks in layout order; index 0 is the entry.
+    pub blocks: Vec<Block>,
+    index: HashMap<Block, usize>,
+    /// Distinct predecessors of each block, in a fixed order.
+    pub preds: Vec<Vec<usize>>,
+    /// Successors of each block.
+    pub succs: Vec<Vec<usize>>,
+    /// Immediate dominator of each reachable block (the entry is its own).
+    idom: Vec<Option<usize>>,
+    /// Blocks on some cycle (loop bodies and headers).
+    pub in_cycle: Vec<bool>,
+    /// Blocks that end with `ret`.
+    pub returns: Vec<usize>,
+    rpo: Vec<usize>,
+}
+
+impl Cfg {
+    /// Computes the CFG of `f`.
+    pub fn compute(f: Value) -> Cfg {
+        let blocks = f.blocks();
+        let index: HashMap<Block, usize> = blocks.iter().enumerate().map(|(i, b)| (*b, i)).collect();
+        let n = blocks.len();
+        let mut succs = vec![Vec::new(); n];
+        let mut preds = vec![Vec::new(); n];
+        let mut returns = Vec::new();
+        for (i, b) in blocks.iter().enumerate() {
+            let Some(t) = b.terminator() else { continue };
+            if t.opcode() == Opcode::LLVMRet {
+                returns.push(i);
+            }
+            for s in t.successors() {
+                let j = index[&s];
+                if !succs[i].contains(&j) {
+                    succs[i].push(j);
+                }
+                if !preds[j].contains(&i) {
+                    preds[j].push(i);
+                }
+            }
+        }
+        let (idom, rpo) = dominators(n, &succs, &preds);
+        let in_cycle = (0..n).map(|i| reaches(&succs, &succs[i], i)).collect();
+        let returns = returns.into_iter().filter(|&r| idom[r].is_some()).collect();
+        Cfg { blocks, index, preds, succs, idom, in_cycle, returns, rpo }
+    }
+
+    /// Index of block `b`.
+    pub fn index(&self, b: Block) -> usize {
+        self.index[&b]
+    }
+
+    /// Whether block `a` dominates block `b`.
+    pub fn dominates(&self, a: usize, b: usize) -> bool {
+        let mut x = b;
+        loop {
+            if x == a {
+                return true;
+            }
+            match self.idom[x] {
+                Some(p) if p != x => x = p,
+                _ => return false,
+            }
+        }
+    }
+
+    /// Reachable blocks in reverse postorder: definitions come before their uses
+    /// (except through phis).
+    pub fn reverse_postorder(&self) -> Vec<usize> {
+        self.rpo.clone()
+    }
+
+    /// Whether block `b` is reachable from the entry.
+    pub fn reachable(&self, b: usize) -> bool {
+        self.idom[b].is_some()
+    }
+}
+
+/// Whether `target` is reachable from any of `from`.
+fn reaches(succs: &[Vec<usize>], from: &[usize], target: usize) -> bool {
+    let mut seen = HashSet::new();
+    let mut stack: Vec<usize> = from.to_vec();
+    while let Some(x) = stack.pop() {
+        if x == target {
+            return true;
+        }
+        if seen.insert(x) {
+            stack.extend(succs[x].iter().copied());
+        }
+    }
+    false
+}
+
+/// Cooper–Harvey–Kennedy iterative dominators over a reverse postorder.
+fn dominators(n: usize, succs: &[Vec<usize>], preds: &[Vec<usize>]) -> (Vec<Option<usize>>, Vec<usize>) {
+    if n == 0 {
+        return (Vec::new(), Vec::new());
+    }
+    // Reverse postorder from the entry, iteratively.
+    let mut order = Vec::with_capacity(n);
+    let mut visited = vec![false; n];
+    let mut stack = vec![(0usize, 0usize)];
+    visited[0] = true;
+    while let Some((b, i)) = stack.pop() {
+        if i < succs[b].len() {
+            stack.push((b, i + 1));
+            let s = succs[b][i];
+            if !visited[s] {
+                visited[s] = true;
+                stack.push((s, 0));
+            }
+        } else {
+            order.push(b);
+        }
+    }
+    order.reverse();
+    let mut rpo = vec![usize::MAX; n];
+    for (i, b) in order.iter().enumerate() {
+        rpo[*b] = i;
+    }
+    let mut idom: Vec<Option<usize>> = vec![None; n];
+    idom[0] = Some(0);
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for &b in order.iter().skip(1) {
+            let mut new: Option<usize> = None;
+            for &p in &preds[b] {
+                if idom[p].is_none() {
+                    continue;
+                }
+                new = Some(match new {
+                    None => p,
+                    Some(q) => intersect(&idom, &rpo, p, q),
+                });
+            }
+            if new.is_some() && idom[b] != new {
+                idom[b] = new;
+                changed = true;
+            }
+        }
+    }
+    (idom, order)
+}
+
+fn intersect(idom: &[Option<usize>], rpo: &[usize], mut a: usize, mut b: usize) -> usize {
+    while a != b {
+        while rpo[a] > rpo[b] {
+            a = idom[a].expect("processed");
+        }
+        while rpo[b] > rpo[a] {
+            b = idom[b].expect("processed");
+        }
+    }
+    a
+}

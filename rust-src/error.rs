@@ -1,0 +1,40 @@
+//! The engine's error type. Every failure is a value; `ffi` turns it into a status code
+//! and a message for Julia.
+
+use thiserror::Error;
+
+/// What went wrong while compiling a derivative.
+#[derive(Debug, Error)]
+pub enum Error {
+    /// The request does not fit the IR or is malformed (bad argument count, unknown mode...).
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    /// The bitcode does not parse or lacks the entry function.
+    #[error("invalid IR: {0}")]
+    BadIr(String),
+    /// A construct the engine cannot differentiate (yet), named with its source location.
+    #[error("{0}")]
+    Unsupported(String),
+    /// An engine bug: the generated IR failed verification, or an invariant broke.
+    #[error("internal error: {0}")]
+    Internal(String),
+    /// The JIT could not compile or resolve the derivative.
+    #[error("JIT: {0}")]
+    Jit(String),
+}
+
+impl Error {
+    /// Status code of the C ABI (see `include/oxidase.h`).
+    pub fn status(&self) -> i32 {
+        match self {
+            Error::InvalidRequest(_) => 1,
+            Error::BadIr(_) => 2,
+            Error::Unsupported(_) => 3,
+            Error::Internal(_) => 4,
+            Error::Jit(_) => 5,
+        }
+    }
+}
+
+/// Result with the engine's error.
+pub type Result<T> = std::result::Result<T, Error>;

@@ -1,0 +1,63 @@
+//! The process-wide JIT. One LLJIT serves every compiled derivative; additions are
+//! serialised by a lock, and each derivative gets a unique symbol name.
+
+use crate::error::{Error, Result};
+use crate::llvm::orc::{LlJit, ThreadSafeContext};
+use crate::llvm::Module;
+use parking_lot::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+
+/// The JIT and the lock that serialises changes to it.
+pub struct Jit {
+    inner: LlJit,
+    lock: Mutex<()>,
+    layout: String,
+    triple: String,
+}
+
+/// The process's JIT, created on first use.
+pub fn global() -> Result<&'static Jit> {
+    static JIT: OnceLock<std::result::Result<Jit, String>> = OnceLock::new();
+    JIT.get_or_init(|| {
+        LlJit::new().map(|inner| {
+            let layout = inner.data_layout();
+            let triple = inner.triple();
+            Jit { inner, lock: Mutex::new(()), layout, triple }
+        })
+    })
+    .as_ref()
+    .map_err(|e| Error::Jit(e.clone()))
+}
+
+/// A symbol name no other derivative uses.
+pub fn fresh_symbol() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!("ox.derivative.{}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+impl Jit {
+    /// Data layout modules must carry.
+    pub fn data_layout(&self) -> String {
+        self.layout.clone()
+    }
+    /// Target triple modules must carry.
+    pub fn triple(&self) -> String {
+        self.triple.clone()
+    }
+    /// A context to build one module in.
+    pub fn new_context(&self) -> ThreadSafeContext {
+        self.inner.new_context()
+    }
+    /// Adds `m` and returns the address of its symbol `name`.
+    pub fn add(&self, tsc: &ThreadSafeContext, m: Module, name: &str) -> Result<usize> {
+        let _g = self.lock.lock();
+        self.inner.add_module(tsc, m).map_err(Error::Jit)?;
+        self.inner.lookup(name).map_err(Error::Jit)
+    }
+    /// Defines absolute symbols, e.g. stand-ins for Julia runtime functions in tests.
+    pub fn define_absolute(&self, symbols: &[(&str, usize)]) -> Result<()> {
+        let _g = self.lock.lock();
+        self.inner.define_absolute(symbols).map_err(Error::Jit)
+    }
+}

@@ -1,0 +1,30 @@
+//! Oxidase's differentiation engine.
+//!
+//! Julia hands the engine the optimized LLVM IR of a function's whole call graph as
+//! bitcode plus a `Request` (mode, and per argument how it is passed and whether it is
+//! differentiated). The engine parses it with LLVM 19 (`llvm`), inlines the call graph
+//! into the entry (`ingest`), decides which values carry derivatives
+//! (`analysis::activity`), synthesizes forward- or reverse-mode code from per-instruction
+//! rules (`rules`, `transform`), verifies and optimizes it, JIT-compiles it (`jit`),
+//! caches it (`cache`) and hands back a function pointer through the C ABI (`ffi`).
+//!
+//! Glossary: *primal* — the original computation and its values; *tangent* — the
+//! forward-mode derivative carried next to a primal value; *adjoint* — the reverse-mode
+//! derivative of the output with respect to a value; *shadow* — memory holding the
+//! derivatives of primal memory.
+#![deny(missing_docs)]
+
+pub mod analysis;
+pub mod cache;
+pub mod error;
+pub mod ffi;
+pub mod ingest;
+pub mod jit;
+pub mod llvm;
+pub mod names;
+pub mod pipeline;
+pub mod reinterpret;
+pub mod request;
+pub mod rules;
+pub mod symbols;
+pub mod transform;

@@ -1,0 +1,937 @@
+//! Thin safe handles over LLVM's C API. Every `unsafe` LLVM call of the engine lives
+//! in this module and its children.
+//!
+//! # Safety model
+//! Handles (`Value`, `Type`, `Block`) are copyable raw references. They are valid while
+//! the `Module` (and its context) that owns them is alive and the entity has not been
+//! erased; the engine only creates, reads and erases IR inside one `Module` whose
+//! lifetime encloses every use. That single invariant is what makes the wrappers below
+//! sound, so no other module of the crate touches `llvm_sys` directly.
+
+pub mod orc;
+pub mod passes;
+
+use llvm_sys::core::*;
+use llvm_sys::debuginfo::LLVMInstructionGetDebugLoc;
+use llvm_sys::prelude::*;
+use llvm_sys::{LLVMIntPredicate, LLVMOpcode, LLVMRealPredicate, LLVMTypeKind};
+use std::ffi::{CStr, CString};
+
+pub use llvm_sys::LLVMOpcode as Opcode;
+pub use llvm_sys::LLVMRealPredicate as RealPredicate;
+pub use llvm_sys::LLVMIntPredicate as IntPredicate;
+
+fn cstr(s: &str) -> CString {
+    CString::new(s.replace('\0', "")).expect("NUL removed")
+}
+
+/// Takes ownership of an LLVM-allocated message and returns it as a `String`.
+pub(crate) fn take_message(msg: *mut libc::c_char) -> String {
+    if msg.is_null() {
+        return String::new();
+    }
+    // SAFETY: LLVM returned a NUL-terminated string that we own and dispose here.
+    unsafe {
+        let s = CStr::from_ptr(msg).to_string_lossy().into_owned();
+        LLVMDisposeMessage(msg);
+        s
+    }
+}
+
+/// An LLVM type.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct Type(pub(crate) LLVMTypeRef);
+
+/// An LLVM value: constant, argument, instruction or function.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct Value(pub(crate) LLVMValueRef);
+
+/// An LLVM basic block.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct Block(pub(crate) LLVMBasicBlockRef);
+
+impl Type {
+    /// The type's kind.
+    pub fn kind(self) -> LLVMTypeKind {
+        unsafe { LLVMGetTypeKind(self.0) }
+    }
+    /// `double` or `float` (or half).
+    pub fn is_float(self) -> bool {
+        matches!(
+            self.kind(),
+            LLVMTypeKind::LLVMDoubleTypeKind | LLVMTypeKind::LLVMFloatTypeKind | LLVMTypeKind::LLVMHalfTypeKind
+        )
+    }
+    /// A vector of floats.
+    pub fn is_float_vector(self) -> bool {
+        self.kind() == LLVMTypeKind::LLVMVectorTypeKind && self.element().is_float()
+    }
+    /// Scalar float or vector of floats.
+    pub fn is_floating(self) -> bool {
+        self.is_float() || self.is_float_vector()
+    }
+    /// An integer type.
+    pub fn is_int(self) -> bool {
+        self.kind() == LLVMTypeKind::LLVMIntegerTypeKind
+    }
+    /// A pointer type.
+    pub fn is_pointer(self) -> bool {
+        self.kind() == LLVMTypeKind::LLVMPointerTypeKind
+    }
+    /// `void`.
+    pub fn is_void(self) -> bool {
+        self.kind() == LLVMTypeKind::LLVMVoidTypeKind
+    }
+    /// Bit width of an integer type.
+    pub fn int_width(self) -> u32 {
+        unsafe { LLVMGetIntTypeWidth(self.0) }
+    }
+    /// Element type of a vector or array.
+    pub fn element(self) -> Type {
+        Type(unsafe { LLVMGetElementType(self.0) })
+    }
+    /// Bits of a scalar float type (16, 32, 64), 0 otherwise.
+    pub fn float_bits(self) -> u32 {
+        match self.kind() {
+            LLVMTypeKind::LLVMDoubleTypeKind => 64,
+            LLVMTypeKind::LLVMFloatTypeKind => 32,
+            LLVMTypeKind::LLVMHalfTypeKind => 16,
+            _ => 0,
+        }
+    }
+    /// Printable form, for messages.
+    pub fn print(self) -> String {
+        take_message(unsafe { LLVMPrintTypeToString(self.0) })
+    }
+}
+
+/// Where an instruction came from in the user's source, from its `!dbg` location.
+#[derive(Clone, Debug, Default)]
+pub struct SourceLoc {
+    /// File name as Julia recorded it.
+    pub file: String,
+    /// 1-based line, 0 when unknown.
+    pub line: u32,
+}
+
+impl std::fmt::Display for SourceLoc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.file, self.line)
+    }
+}
+
+impl Value {
+    /// The value's type.
+    pub fn ty(self) -> Type {
+        Type(unsafe { LLVMTypeOf(self.0) })
+    }
+    /// The value's name (may be empty).
+    pub fn name(self) -> String {
+        let mut len = 0usize;
+        unsafe {
+            let p = LLVMGetValueName2(self.0, &mut len);
+            if p.is_null() {
+                return String::new();
+            }
+            String::from_utf8_lossy(std::slice::from_raw_parts(p as *const u8, len)).into_owned()
+        }
+    }
+    /// Sets the value's name.
+    pub fn set_name(self, name: &str) {
+        unsafe { LLVMSetValueName2(self.0, name.as_ptr() as *const _, name.len()) }
+    }
+    /// Printable form, for messages and debugging.
+    pub fn print(self) -> String {
+        take_message(unsafe { LLVMPrintValueToString(self.0) })
+    }
+    /// An instruction (as opposed to constant, argument, function).
+    pub fn is_instruction(self) -> bool {
+        unsafe { !LLVMIsAInstruction(self.0).is_null() }
+    }
+    /// A constant (including functions and globals).
+    pub fn is_constant(self) -> bool {
+        unsafe { !LLVMIsAConstant(self.0).is_null() }
+    }
+    /// A function argument.
+    pub fn is_argument(self) -> bool {
+        unsafe { !LLVMIsAArgument(self.0).is_null() }
+    }
+    /// A function.
+    pub fn is_function(self) -> bool {
+        unsafe { !LLVMIsAFunction(self.0).is_null() }
+    }
+    /// `ConstantInt` value (sign-extended), if this is one.
+    pub fn const_int(self) -> Option<i64> {
+        unsafe {
+            if LLVMIsAConstantInt(self.0).is_null() {
+                None
+            } else {
+                Some(LLVMConstIntGetSExtValue(self.0))
+            }
+        }
+    }
+    /// `ConstantInt` value (zero-extended), if this is one.
+    pub fn const_uint(self) -> Option<u64> {
+        unsafe {
+            if LLVMIsAConstantInt(self.0).is_null() {
+                None
+            } else {
+                Some(LLVMConstIntGetZExtValue(self.0))
+            }
+        }
+    }
+    /// The instruction's opcode.
+    pub fn opcode(self) -> Opcode {
+        unsafe { LLVMGetInstructionOpcode(self.0) }
+    }
+    /// Number of operands.
+    pub fn num_operands(self) -> usize {
+        unsafe { LLVMGetNumOperands(self.0).max(0) as usize }
+    }
+    /// Operand `i`.
+    pub fn operand(self, i: usize) -> Value {
+        Value(unsafe { LLVMGetOperand(self.0, i as u32) })
+    }
+    /// All operands.
+    pub fn operands(self) -> Vec<Value> {
+        (0..self.num_operands()).map(|i| self.operand(i)).collect()
+    }
+    /// Replaces operand `i`.
+    pub fn set_operand(self, i: usize, v: Value) {
+        unsafe { LLVMSetOperand(self.0, i as u32, v.0) }
+    }
+    /// Block containing this instruction.
+    pub fn parent_block(self) -> Block {
+        Block(unsafe { LLVMGetInstructionParent(self.0) })
+    }
+    /// Next instruction in the block.
+    pub fn next_instruction(self) -> Option<Value> {
+        let v = unsafe { LLVMGetNextInstruction(self.0) };
+        (!v.is_null()).then_some(Value(v))
+    }
+    /// Users of this value.
+    pub fn users(self) -> Vec<Value> {
+        let mut out = Vec::new();
+        unsafe {
+            let mut u = LLVMGetFirstUse(self.0);
+            while !u.is_null() {
+                out.push(Value(LLVMGetUser(u)));
+                u = LLVMGetNextUse(u);
+            }
+        }
+        out
+    }
+    /// Replaces all uses of this value with `new`.
+    pub fn replace_all_uses_with(self, new: Value) {
+        unsafe { LLVMReplaceAllUsesWith(self.0, new.0) }
+    }
+    /// Removes an instruction from its block and deletes it.
+    pub fn erase(self) {
+        unsafe { LLVMInstructionEraseFromParent(self.0) }
+    }
+    /// Incoming (value, block) pairs of a phi.
+    pub fn incoming(self) -> Vec<(Value, Block)> {
+        unsafe {
+            (0..LLVMCountIncoming(self.0))
+                .map(|i| (Value(LLVMGetIncomingValue(self.0, i)), Block(LLVMGetIncomingBlock(self.0, i))))
+                .collect()
+        }
+    }
+    /// Adds incoming pairs to a phi.
+    pub fn add_incoming(self, pairs: &[(Value, Block)]) {
+        let mut vs: Vec<LLVMValueRef> = pairs.iter().map(|p| p.0 .0).collect();
+        let mut bs: Vec<LLVMBasicBlockRef> = pairs.iter().map(|p| p.1 .0).collect();
+        unsafe { LLVMAddIncoming(self.0, vs.as_mut_ptr(), bs.as_mut_ptr(), pairs.len() as u32) }
+    }
+    /// Successor blocks of a terminator.
+    pub fn successors(self) -> Vec<Block> {
+        unsafe { (0..LLVMGetNumSuccessors(self.0)).map(|i| Block(LLVMGetSuccessor(self.0, i))).collect() }
+    }
+    /// The called operand of a call (last operand).
+    pub fn called_operand(self) -> Value {
+        Value(unsafe { LLVMGetCalledValue(self.0) })
+    }
+    /// The called function, when the callee is a function (not a pointer).
+    pub fn called_function(self) -> Option<Value> {
+        let c = self.called_operand();
+        c.is_function().then_some(c)
+    }
+    /// Number of call arguments.
+    pub fn call_arg_count(self) -> usize {
+        unsafe { LLVMGetNumArgOperands(self.0) as usize }
+    }
+    /// Predicate of an fcmp.
+    pub fn real_predicate(self) -> RealPredicate {
+        unsafe { LLVMGetFCmpPredicate(self.0) }
+    }
+    /// Predicate of an icmp.
+    pub fn int_predicate(self) -> IntPredicate {
+        unsafe { LLVMGetICmpPredicate(self.0) }
+    }
+    /// Intrinsic ID of a function (0 when not an intrinsic).
+    pub fn intrinsic_id(self) -> u32 {
+        unsafe { LLVMGetIntrinsicID(self.0) }
+    }
+    /// Function: the first basic block.
+    pub fn entry_block(self) -> Option<Block> {
+        let b = unsafe { LLVMGetFirstBasicBlock(self.0) };
+        (!b.is_null()).then_some(Block(b))
+    }
+    /// Function: its blocks in layout order.
+    pub fn blocks(self) -> Vec<Block> {
+        let mut out = Vec::new();
+        unsafe {
+            let mut b = LLVMGetFirstBasicBlock(self.0);
+            while !b.is_null() {
+                out.push(Block(b));
+                b = LLVMGetNextBasicBlock(b);
+            }
+        }
+        out
+    }
+    /// Function: parameters.
+    pub fn params(self) -> Vec<Value> {
+        unsafe { (0..LLVMCountParams(self.0)).map(|i| Value(LLVMGetParam(self.0, i))).collect() }
+    }
+    /// Function: has a body.
+    pub fn is_declaration(self) -> bool {
+        unsafe { LLVMIsDeclaration(self.0) != 0 }
+    }
+    /// Function: its return type.
+    pub fn return_type(self) -> Type {
+        Type(unsafe { LLVMGetReturnType(LLVMGlobalGetValueType(self.0)) })
+    }
+    /// Function: its function type.
+    pub fn function_type(self) -> Type {
+        Type(unsafe { LLVMGlobalGetValueType(self.0) })
+    }
+    /// Function: removes it from its module.
+    pub fn delete_function(self) {
+        unsafe { LLVMDeleteFunction(self.0) }
+    }
+    /// Function or call: has the enum attribute `name` on the function itself.
+    pub fn has_fn_attr(self, name: &str) -> bool {
+        unsafe {
+            let kind = LLVMGetEnumAttributeKindForName(name.as_ptr() as *const _, name.len());
+            if self.is_function() {
+                !LLVMGetEnumAttributeAtIndex(self.0, llvm_sys::LLVMAttributeFunctionIndex, kind).is_null()
+            } else {
+                !LLVMGetCallSiteEnumAttribute(self.0, llvm_sys::LLVMAttributeFunctionIndex, kind).is_null()
+            }
+        }
+    }
+    /// Function: adds the enum attribute `name`.
+    pub fn add_fn_attr(self, name: &str) {
+        unsafe {
+            let kind = LLVMGetEnumAttributeKindForName(name.as_ptr() as *const _, name.len());
+            let attr = LLVMCreateEnumAttribute(LLVMGetTypeContext(LLVMTypeOf(self.0)), kind, 0);
+            LLVMAddAttributeAtIndex(self.0, llvm_sys::LLVMAttributeFunctionIndex, attr);
+        }
+    }
+    /// Function: removes the enum attribute `name`.
+    pub fn remove_fn_attr(self, name: &str) {
+        unsafe {
+            let kind = LLVMGetEnumAttributeKindForName(name.as_ptr() as *const _, name.len());
+            LLVMRemoveEnumAttributeAtIndex(self.0, llvm_sys::LLVMAttributeFunctionIndex, kind);
+        }
+    }
+    /// Global: sets internal linkage.
+    pub fn set_internal(self) {
+        unsafe { LLVMSetLinkage(self.0, llvm_sys::LLVMLinkage::LLVMInternalLinkage) }
+    }
+    /// Global: has a definition with non-local linkage.
+    pub fn is_external_definition(self) -> bool {
+        use llvm_sys::LLVMLinkage::*;
+        !self.is_declaration() && !matches!(unsafe { LLVMGetLinkage(self.0) }, LLVMInternalLinkage | LLVMPrivateLinkage)
+    }
+    /// Instruction: its source location from `!dbg`, if any.
+    pub fn source_loc(self) -> Option<SourceLoc> {
+        unsafe {
+            if LLVMInstructionGetDebugLoc(self.0).is_null() {
+                return None;
+            }
+            let mut len = 0u32;
+            let p = LLVMGetDebugLocFilename(self.0, &mut len);
+            let file = if p.is_null() {
+                String::new()
+            } else {
+                String::from_utf8_lossy(std::slice::from_raw_parts(p as *const u8, len as usize)).into_owned()
+            };
+            Some(SourceLoc { file, line: LLVMGetDebugLocLine(self.0) })
+        }
+    }
+    /// Constant float value, if this is a `ConstantFP`.
+    pub fn const_real(self) -> Option<f64> {
+        unsafe {
+            if LLVMIsAConstantFP(self.0).is_null() {
+                return None;
+            }
+            let mut lossy = 0;
+            Some(LLVMConstRealGetDouble(self.0, &mut lossy))
+        }
+    }
+    /// Instructions of a block are iterated via `Block::instructions`; this moves an
+    /// instruction to just before `before`.
+    pub fn move_before(self, before: Value) {
+        unsafe {
+            LLVMInstructionRemoveFromParent(self.0);
+            let b = LLVMCreateBuilderInContext(LLVMGetTypeContext(LLVMTypeOf(before.0)));
+            LLVMPositionBuilderBefore(b, before.0);
+            LLVMInsertIntoBuilder(b, self.0);
+            LLVMDisposeBuilder(b);
+        }
+    }
+}
+
+impl Block {
+    /// Instructions in order.
+    pub fn instructions(self) -> Vec<Value> {
+        let mut out = Vec::new();
+        unsafe {
+            let mut i = LLVMGetFirstInstruction(self.0);
+            while !i.is_null() {
+                out.push(Value(i));
+                i = LLVMGetNextInstruction(i);
+            }
+        }
+        out
+    }
+    /// The terminator, if the block has one.
+    pub fn terminator(self) -> Option<Value> {
+        let t = unsafe { LLVMGetBasicBlockTerminator(self.0) };
+        (!t.is_null()).then_some(Value(t))
+    }
+    /// First instruction that is not a phi.
+    pub fn first_non_phi(self) -> Option<Value> {
+        self.instructions().into_iter().find(|i| i.opcode() != Opcode::LLVMPHI)
+    }
+    /// The function containing the block.
+    pub fn parent(self) -> Value {
+        Value(unsafe { LLVMGetBasicBlockParent(self.0) })
+    }
+    /// Moves the block to the end of `f`.
+    pub fn move_to_end_of(self, f: Value) {
+        unsafe {
+            LLVMRemoveBasicBlockFromParent(self.0);
+            LLVMAppendExistingBasicBlock(f.0, self.0);
+        }
+    }
+    /// Block name.
+    pub fn name(self) -> String {
+        unsafe { CStr::from_ptr(LLVMGetBasicBlockName(self.0)).to_string_lossy().into_owned() }
+    }
+}
+
+/// An LLVM module with its own context, owned.
+pub struct Module {
+    pub(crate) ctx: LLVMContextRef,
+    pub(crate) m: LLVMModuleRef,
+    owns_context: bool,
+}
+
+// SAFETY: a Module and its context are only ever used by one thread at a time (moved,
+// never shared); LLVM contexts are not thread-affine.
+unsafe impl Send for Module {}
+
+impl Drop for Module {
+    fn drop(&mut self) {
+        unsafe {
+            if !self.m.is_null() {
+                LLVMDisposeModule(self.m);
+            }
+            if self.owns_context && !self.ctx.is_null() {
+                LLVMContextDispose(self.ctx);
+            }
+        }
+    }
+}
+
+impl Module {
+    /// Parses bitcode into a module in the context `ctx` (not owned by the module when
+    /// `owns_context` is false: the caller keeps the context alive longer).
+    pub fn parse_bitcode_in(ctx: LLVMContextRef, owns_context: bool, bytes: &[u8]) -> Result<Module, String> {
+        if bytes.is_empty() {
+            if owns_context {
+                unsafe { LLVMContextDispose(ctx) };
+            }
+            return Err("empty bitcode".into());
+        }
+        unsafe {
+            let name = cstr("oxidase.input");
+            let buf = llvm_sys::core::LLVMCreateMemoryBufferWithMemoryRangeCopy(
+                bytes.as_ptr() as *const _,
+                bytes.len(),
+                name.as_ptr(),
+            );
+            let mut m = std::ptr::null_mut();
+            // LLVMParseBitcodeInContext2 reports errors through the context's diagnostic
+            // handler, which by default prints and exits; install one that records.
+            let diag = Box::into_raw(Box::new(String::new()));
+            llvm_sys::core::LLVMContextSetDiagnosticHandler(ctx, Some(record_diagnostic), diag as *mut _);
+            let failed = llvm_sys::bit_reader::LLVMParseBitcodeInContext2(ctx, buf, &mut m) != 0;
+            llvm_sys::core::LLVMContextSetDiagnosticHandler(ctx, None, std::ptr::null_mut());
+            let msg = *Box::from_raw(diag);
+            LLVMDisposeMemoryBuffer(buf);
+            if failed || m.is_null() {
+                if owns_context {
+                    LLVMContextDispose(ctx);
+                }
+                return Err(if msg.is_empty() { "invalid bitcode".into() } else { msg });
+            }
+            Ok(Module { ctx, m, owns_context })
+        }
+    }
+
+    /// Parses LLVM 19 textual IR (tests and fixtures) into a module with its own context.
+    pub fn parse_ir(text: &str) -> Result<Module, String> {
+        unsafe {
+            let ctx = LLVMContextCreate();
+            let name = cstr("oxidase.text");
+            let buf = llvm_sys::core::LLVMCreateMemoryBufferWithMemoryRangeCopy(
+                text.as_ptr() as *const _,
+                text.len(),
+                name.as_ptr(),
+            );
+            let mut m = std::ptr::null_mut();
+            let mut err = std::ptr::null_mut();
+            if llvm_sys::ir_reader::LLVMParseIRInContext(ctx, buf, &mut m, &mut err) != 0 {
+                LLVMContextDispose(ctx);
+                return Err(take_message(err));
+            }
+            Ok(Module { ctx, m, owns_context: true })
+        }
+    }
+
+    /// The module as bitcode.
+    pub fn to_bitcode(&self) -> Vec<u8> {
+        unsafe {
+            let buf = llvm_sys::bit_writer::LLVMWriteBitcodeToMemoryBuffer(self.m);
+            let start = llvm_sys::core::LLVMGetBufferStart(buf) as *const u8;
+            let len = llvm_sys::core::LLVMGetBufferSize(buf);
+            let out = std::slice::from_raw_parts(start, len).to_vec();
+            LLVMDisposeMemoryBuffer(buf);
+            out
+        }
+    }
+
+    /// Gives up ownership of the module (and context if owned), e.g. to hand it to the JIT.
+    pub fn into_raw(mut self) -> (LLVMContextRef, LLVMModuleRef) {
+        let r = (self.ctx, self.m);
+        self.m = std::ptr::null_mut();
+        self.ctx = std::ptr::null_mut();
+        r
+    }
+
+    /// A function by name.
+    pub fn function(&self, name: &str) -> Option<Value> {
+        let n = cstr(name);
+        let f = unsafe { LLVMGetNamedFunction(self.m, n.as_ptr()) };
+        (!f.is_null()).then_some(Value(f))
+    }
+
+    /// All functions.
+    pub fn functions(&self) -> Vec<Value> {
+        let mut out = Vec::new();
+        unsafe {
+            let mut f = LLVMGetFirstFunction(self.m);
+            while !f.is_null() {
+                out.push(Value(f));
+                f = LLVMGetNextFunction(f);
+            }
+        }
+        out
+    }
+
+    /// All global variables.
+    pub fn globals(&self) -> Vec<Value> {
+        let mut out = Vec::new();
+        unsafe {
+            let mut g = LLVMGetFirstGlobal(self.m);
+            while !g.is_null() {
+                out.push(Value(g));
+                g = LLVMGetNextGlobal(g);
+            }
+        }
+        out
+    }
+
+    /// Adds a function.
+    pub fn add_function(&self, name: &str, ty: Type) -> Value {
+        let n = cstr(name);
+        Value(unsafe { LLVMAddFunction(self.m, n.as_ptr(), ty.0) })
+    }
+
+    /// Gets or declares an external function.
+    pub fn get_or_declare(&self, name: &str, ty: Type) -> Value {
+        self.function(name).unwrap_or_else(|| self.add_function(name, ty))
+    }
+
+    /// The declaration of intrinsic `name` overloaded on `tys`.
+    pub fn intrinsic(&self, name: &str, tys: &[Type]) -> Result<Value, String> {
+        unsafe {
+            let id = llvm_sys::core::LLVMLookupIntrinsicID(name.as_ptr() as *const _, name.len());
+            if id == 0 {
+                return Err(format!("unknown intrinsic {name}"));
+            }
+            let mut raw: Vec<LLVMTypeRef> = tys.iter().map(|t| t.0).collect();
+            Ok(Value(LLVMGetIntrinsicDeclaration(self.m, id, raw.as_mut_ptr(), raw.len())))
+        }
+    }
+
+    /// Sets the data layout string.
+    pub fn set_data_layout(&self, layout: &str) {
+        let l = cstr(layout);
+        unsafe { LLVMSetDataLayout(self.m, l.as_ptr()) }
+    }
+
+    /// Sets the target triple.
+    pub fn set_triple(&self, triple: &str) {
+        let t = cstr(triple);
+        unsafe { LLVMSetTarget(self.m, t.as_ptr()) }
+    }
+
+    /// Runs the verifier; `Err` carries its report.
+    pub fn verify(&self) -> Result<(), String> {
+        let mut msg = std::ptr::null_mut();
+        let bad = unsafe {
+            llvm_sys::analysis::LLVMVerifyModule(
+                self.m,
+                llvm_sys::analysis::LLVMVerifierFailureAction::LLVMReturnStatusAction,
+                &mut msg,
+            )
+        };
+        let text = take_message(msg);
+        if bad != 0 {
+            Err(text)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Textual IR.
+    pub fn print(&self) -> String {
+        take_message(unsafe { LLVMPrintModuleToString(self.m) })
+    }
+
+    // --- types and constants -------------------------------------------------------
+
+    /// `double`.
+    pub fn f64(&self) -> Type {
+        Type(unsafe { LLVMDoubleTypeInContext(self.ctx) })
+    }
+    /// `float`.
+    pub fn f32(&self) -> Type {
+        Type(unsafe { LLVMFloatTypeInContext(self.ctx) })
+    }
+    /// `iN`.
+    pub fn int(&self, bits: u32) -> Type {
+        Type(unsafe { LLVMIntTypeInContext(self.ctx, bits) })
+    }
+    /// `ptr` (address space 0).
+    pub fn ptr(&self) -> Type {
+        Type(unsafe { LLVMPointerTypeInContext(self.ctx, 0) })
+    }
+    /// `void`.
+    pub fn void(&self) -> Type {
+        Type(unsafe { LLVMVoidTypeInContext(self.ctx) })
+    }
+    /// A function type.
+    pub fn fn_type(&self, ret: Type, params: &[Type]) -> Type {
+        let mut ps: Vec<LLVMTypeRef> = params.iter().map(|t| t.0).collect();
+        Type(unsafe { LLVMFunctionType(ret.0, ps.as_mut_ptr(), ps.len() as u32, 0) })
+    }
+    /// A literal struct type.
+    pub fn struct_type(&self, fields: &[Type]) -> Type {
+        let mut fs: Vec<LLVMTypeRef> = fields.iter().map(|t| t.0).collect();
+        Type(unsafe { LLVMStructTypeInContext(self.ctx, fs.as_mut_ptr(), fs.len() as u32, 0) })
+    }
+    /// A float type of `bits` bits.
+    pub fn float_of_bits(&self, bits: u32) -> Option<Type> {
+        match bits {
+            64 => Some(self.f64()),
+            32 => Some(self.f32()),
+            16 => Some(Type(unsafe { LLVMHalfTypeInContext(self.ctx) })),
+            _ => None,
+        }
+    }
+    /// A float constant of type `ty` (scalar or vector, splatted).
+    pub fn const_real(&self, ty: Type, v: f64) -> Value {
+        unsafe {
+            if ty.kind() == LLVMTypeKind::LLVMVectorTypeKind {
+                let e = LLVMConstReal(ty.element().0, v);
+                let n = LLVMGetVectorSize(ty.0);
+                let mut elems = vec![e; n as usize];
+                Value(LLVMConstVector(elems.as_mut_ptr(), n))
+            } else {
+                Value(LLVMConstReal(ty.0, v))
+            }
+        }
+    }
+    /// An integer constant.
+    pub fn const_int(&self, ty: Type, v: u64) -> Value {
+        Value(unsafe { LLVMConstInt(ty.0, v, 0) })
+    }
+    /// The zero value of any type.
+    pub fn const_null(&self, ty: Type) -> Value {
+        Value(unsafe { LLVMConstNull(ty.0) })
+    }
+    /// A pointer constant holding an absolute address.
+    pub fn const_address(&self, addr: usize) -> Value {
+        unsafe { Value(LLVMConstIntToPtr(LLVMConstInt(self.int(64).0, addr as u64, 0), self.ptr().0)) }
+    }
+
+    /// A new block appended to `f`.
+    pub fn append_block(&self, f: Value, name: &str) -> Block {
+        let n = cstr(name);
+        Block(unsafe { LLVMAppendBasicBlockInContext(self.ctx, f.0, n.as_ptr()) })
+    }
+
+    /// A builder in this module's context.
+    pub fn builder(&self) -> Builder<'_> {
+        Builder { b: unsafe { LLVMCreateBuilderInContext(self.ctx) }, m: self }
+    }
+}
+
+extern "C" fn record_diagnostic(info: llvm_sys::prelude::LLVMDiagnosticInfoRef, ctx: *mut libc::c_void) {
+    // SAFETY: ctx is the `Box<String>` installed by `parse_bitcode_in` for this call.
+    unsafe {
+        let s = &mut *(ctx as *mut String);
+        let d = take_message(llvm_sys::core::LLVMGetDiagInfoDescription(info));
+        if !s.is_empty() {
+            s.push('\n');
+        }
+        s.push_str(&d);
+    }
+}
+
+/// An IR builder positioned somewhere in a module.
+pub struct Builder<'m> {
+    b: LLVMBuilderRef,
+    /// The module the builder inserts into.
+    pub m: &'m Module,
+}
+
+impl Drop for Builder<'_> {
+    fn drop(&mut self) {
+        unsafe { LLVMDisposeBuilder(self.b) }
+    }
+}
+
+const NONAME: &CStr = c"";
+
+macro_rules! binop {
+    ($(#[$doc:meta] $name:ident => $f:ident),* $(,)?) => {
+        $(#[$doc] pub fn $name(&self, a: Value, b: Value) -> Value {
+            Value(unsafe { $f(self.b, a.0, b.0, NONAME.as_ptr()) })
+        })*
+    };
+}
+
+impl Builder<'_> {
+    /// Positions at the end of `bb`.
+    pub fn at_end(&self, bb: Block) {
+        unsafe { LLVMPositionBuilderAtEnd(self.b, bb.0) }
+    }
+    /// Positions before `inst`.
+    pub fn before(&self, inst: Value) {
+        unsafe { LLVMPositionBuilderBefore(self.b, inst.0) }
+    }
+    /// Positions after `inst` (before the next instruction, or at the block's end).
+    pub fn after(&self, inst: Value) {
+        match inst.next_instruction() {
+            Some(n) => self.before(n),
+            None => self.at_end(inst.parent_block()),
+        }
+    }
+    /// The block the builder is in.
+    pub fn block(&self) -> Block {
+        Block(unsafe { LLVMGetInsertBlock(self.b) })
+    }
+    /// Copies the debug location of `inst` onto what is built next.
+    pub fn set_debug_loc_from(&self, inst: Value) {
+        unsafe { LLVMSetCurrentDebugLocation2(self.b, LLVMInstructionGetDebugLoc(inst.0)) }
+    }
+    /// Clears the current debug location.
+    pub fn clear_debug_loc(&self) {
+        unsafe { LLVMSetCurrentDebugLocation2(self.b, std::ptr::null_mut()) }
+    }
+
+    binop! {
+        /// `fadd`.
+        fadd => LLVMBuildFAdd,
+        /// `fsub`.
+        fsub => LLVMBuildFSub,
+        /// `fmul`.
+        fmul => LLVMBuildFMul,
+        /// `fdiv`.
+        fdiv => LLVMBuildFDiv,
+        /// integer `add`.
+        add => LLVMBuildAdd,
+        /// integer `sub`.
+        sub => LLVMBuildSub,
+        /// integer `mul`.
+        mul => LLVMBuildMul,
+    }
+
+    /// `fneg`.
+    pub fn fneg(&self, a: Value) -> Value {
+        Value(unsafe { LLVMBuildFNeg(self.b, a.0, NONAME.as_ptr()) })
+    }
+    /// `fcmp`.
+    pub fn fcmp(&self, p: RealPredicate, a: Value, b: Value) -> Value {
+        Value(unsafe { LLVMBuildFCmp(self.b, p, a.0, b.0, NONAME.as_ptr()) })
+    }
+    /// `icmp`.
+    pub fn icmp(&self, p: IntPredicate, a: Value, b: Value) -> Value {
+        Value(unsafe { LLVMBuildICmp(self.b, p, a.0, b.0, NONAME.as_ptr()) })
+    }
+    /// `select`.
+    pub fn select(&self, c: Value, a: Value, b: Value) -> Value {
+        Value(unsafe { LLVMBuildSelect(self.b, c.0, a.0, b.0, NONAME.as_ptr()) })
+    }
+    /// A cast with the given opcode.
+    pub fn cast(&self, op: Opcode, v: Value, ty: Type) -> Value {
+        Value(unsafe { LLVMBuildCast(self.b, op, v.0, ty.0, NONAME.as_ptr()) })
+    }
+    /// `bitcast`.
+    pub fn bitcast(&self, v: Value, ty: Type) -> Value {
+        if v.ty() == ty {
+            return v;
+        }
+        self.cast(Opcode::LLVMBitCast, v, ty)
+    }
+    /// Converts a float/int/pointer value to an `i64` bit pattern for the tape.
+    pub fn to_i64_bits(&self, v: Value) -> Value {
+        let i64t = self.m.int(64);
+        let ty = v.ty();
+        if ty.is_pointer() {
+            self.cast(Opcode::LLVMPtrToInt, v, i64t)
+        } else if ty.is_float() {
+            let bits = self.m.int(ty.float_bits());
+            let i = self.bitcast(v, bits);
+            if ty.float_bits() == 64 {
+                i
+            } else {
+                self.cast(Opcode::LLVMZExt, i, i64t)
+            }
+        } else if ty.is_int() && ty.int_width() < 64 {
+            self.cast(Opcode::LLVMZExt, v, i64t)
+        } else {
+            v
+        }
+    }
+    /// Inverse of `to_i64_bits`.
+    pub fn from_i64_bits(&self, v: Value, ty: Type) -> Value {
+        if ty.is_pointer() {
+            self.cast(Opcode::LLVMIntToPtr, v, ty)
+        } else if ty.is_float() {
+            let bits = self.m.int(ty.float_bits());
+            let i = if ty.float_bits() == 64 { v } else { self.cast(Opcode::LLVMTrunc, v, bits) };
+            self.bitcast(i, ty)
+        } else if ty.is_int() && ty.int_width() < 64 {
+            self.cast(Opcode::LLVMTrunc, v, ty)
+        } else {
+            v
+        }
+    }
+    /// `phi`.
+    pub fn phi(&self, ty: Type, name: &str) -> Value {
+        let n = cstr(name);
+        Value(unsafe { LLVMBuildPhi(self.b, ty.0, n.as_ptr()) })
+    }
+    /// `alloca`.
+    pub fn alloca(&self, ty: Type, name: &str) -> Value {
+        let n = cstr(name);
+        Value(unsafe { LLVMBuildAlloca(self.b, ty.0, n.as_ptr()) })
+    }
+    /// `load`.
+    pub fn load(&self, ty: Type, p: Value) -> Value {
+        Value(unsafe { LLVMBuildLoad2(self.b, ty.0, p.0, NONAME.as_ptr()) })
+    }
+    /// `store`.
+    pub fn store(&self, v: Value, p: Value) -> Value {
+        Value(unsafe { LLVMBuildStore(self.b, v.0, p.0) })
+    }
+    /// `getelementptr inbounds ty, p, idx...`.
+    pub fn gep(&self, ty: Type, p: Value, idx: &[Value]) -> Value {
+        let mut is: Vec<LLVMValueRef> = idx.iter().map(|v| v.0).collect();
+        Value(unsafe { LLVMBuildInBoundsGEP2(self.b, ty.0, p.0, is.as_mut_ptr(), is.len() as u32, NONAME.as_ptr()) })
+    }
+    /// A call of `f` (a function value).
+    pub fn call(&self, f: Value, args: &[Value]) -> Value {
+        self.call_typed(f.function_type(), f, args)
+    }
+    /// A call through `callee` with function type `fty`.
+    pub fn call_typed(&self, fty: Type, callee: Value, args: &[Value]) -> Value {
+        let mut a: Vec<LLVMValueRef> = args.iter().map(|v| v.0).collect();
+        Value(unsafe { LLVMBuildCall2(self.b, fty.0, callee.0, a.as_mut_ptr(), a.len() as u32, NONAME.as_ptr()) })
+    }
+    /// A call of intrinsic `name` overloaded on the type of the first argument.
+    pub fn intrinsic(&self, name: &str, args: &[Value]) -> Result<Value, String> {
+        let f = self.m.intrinsic(name, &[args[0].ty()])?;
+        Ok(self.call(f, args))
+    }
+    /// `br`.
+    pub fn br(&self, to: Block) -> Value {
+        Value(unsafe { LLVMBuildBr(self.b, to.0) })
+    }
+    /// `br i1 c, t, f`.
+    pub fn cond_br(&self, c: Value, t: Block, f: Block) -> Value {
+        Value(unsafe { LLVMBuildCondBr(self.b, c.0, t.0, f.0) })
+    }
+    /// `switch v, default [cases]`.
+    pub fn switch(&self, v: Value, default: Block, cases: &[(Value, Block)]) -> Value {
+        unsafe {
+            let s = LLVMBuildSwitch(self.b, v.0, default.0, cases.len() as u32);
+            for (c, b) in cases {
+                LLVMAddCase(s, c.0, b.0);
+            }
+            Value(s)
+        }
+    }
+    /// `ret v`.
+    pub fn ret(&self, v: Value) -> Value {
+        Value(unsafe { LLVMBuildRet(self.b, v.0) })
+    }
+    /// `ret void`.
+    pub fn ret_void(&self) -> Value {
+        Value(unsafe { LLVMBuildRetVoid(self.b) })
+    }
+    /// `unreachable`.
+    pub fn unreachable(&self) -> Value {
+        Value(unsafe { LLVMBuildUnreachable(self.b) })
+    }
+    /// `extractvalue`.
+    pub fn extract_value(&self, agg: Value, idx: u32) -> Value {
+        Value(unsafe { LLVMBuildExtractValue(self.b, agg.0, idx, NONAME.as_ptr()) })
+    }
+    /// `insertvalue`.
+    pub fn insert_value(&self, agg: Value, v: Value, idx: u32) -> Value {
+        Value(unsafe { LLVMBuildInsertValue(self.b, agg.0, v.0, idx, NONAME.as_ptr()) })
+    }
+}
+
+/// The absolute address behind `inttoptr (i64 A to ptr)`, possibly wrapped in an
+/// `addrspacecast` (how Julia embeds resolved `ccall` targets and object addresses).
+pub fn const_address(v: Value) -> Option<u64> {
+    unsafe {
+        if LLVMIsAConstantExpr(v.0).is_null() {
+            return None;
+        }
+        match LLVMGetConstOpcode(v.0) {
+            LLVMOpcode::LLVMIntToPtr => Value(LLVMGetOperand(v.0, 0)).const_uint(),
+            LLVMOpcode::LLVMAddrSpaceCast | LLVMOpcode::LLVMBitCast => const_address(Value(LLVMGetOperand(v.0, 0))),
+            _ => None,
+        }
+    }
+}
+
+/// A constant bitcast (`bitcast (i64 C to double)`), folded.
+pub fn const_bitcast(v: Value, ty: Type) -> Value {
+    Value(unsafe { LLVMConstBitCast(v.0, ty.0) })
+}
+
+/// Conditions on floats that `fcmp` builds use.
+pub const FCMP_OLT: LLVMRealPredicate = LLVMRealPredicate::LLVMRealOLT;
+/// `icmp eq`.
+pub const ICMP_EQ: LLVMIntPredicate = LLVMIntPredicate::LLVMIntEQ;

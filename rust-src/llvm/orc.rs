@@ -1,0 +1,133 @@
+//! The process-wide ORC LLJIT, through `llvm_sys::orc2` (inkwell's ORC v2 coverage is
+//! thin). Symbols the module does not define resolve from the process, so `jl_*`
+//! runtime functions come from the libjulia already loaded.
+
+use super::{take_message, Module};
+use llvm_sys::error::*;
+use llvm_sys::orc2::lljit::*;
+use llvm_sys::orc2::*;
+use std::ffi::{CStr, CString};
+
+/// An LLJIT instance. Created once per process by `crate::jit`.
+pub struct LlJit {
+    jit: LLVMOrcLLJITRef,
+}
+
+// SAFETY: LLJIT is internally synchronised; the engine still serialises additions and
+// lookups behind a lock in `crate::jit`.
+unsafe impl Send for LlJit {}
+unsafe impl Sync for LlJit {}
+
+fn error_string(err: LLVMErrorRef) -> String {
+    unsafe { take_message(LLVMGetErrorMessage(err)) }
+}
+
+impl LlJit {
+    /// Creates the JIT with a process symbol search generator on its main dylib.
+    pub fn new() -> Result<LlJit, String> {
+        super::passes::init_native_target();
+        unsafe {
+            let builder = LLVMOrcCreateLLJITBuilder();
+            let mut jit = std::ptr::null_mut();
+            let err = LLVMOrcCreateLLJIT(&mut jit, builder);
+            if !err.is_null() {
+                return Err(error_string(err));
+            }
+            let mut gen = std::ptr::null_mut();
+            let prefix = LLVMOrcLLJITGetGlobalPrefix(jit);
+            let err = LLVMOrcCreateDynamicLibrarySearchGeneratorForProcess(&mut gen, prefix, None, std::ptr::null_mut());
+            if !err.is_null() {
+                return Err(error_string(err));
+            }
+            LLVMOrcJITDylibAddGenerator(LLVMOrcLLJITGetMainJITDylib(jit), gen);
+            Ok(LlJit { jit })
+        }
+    }
+
+    /// The data layout the JIT compiles for.
+    pub fn data_layout(&self) -> String {
+        unsafe { CStr::from_ptr(LLVMOrcLLJITGetDataLayoutStr(self.jit)).to_string_lossy().into_owned() }
+    }
+
+    /// The triple the JIT compiles for.
+    pub fn triple(&self) -> String {
+        unsafe { CStr::from_ptr(LLVMOrcLLJITGetTripleString(self.jit)).to_string_lossy().into_owned() }
+    }
+
+    /// A fresh context for one module to be added later with `add_module`.
+    pub fn new_context(&self) -> ThreadSafeContext {
+        ThreadSafeContext(unsafe { LLVMOrcCreateNewThreadSafeContext() })
+    }
+
+    /// Adds `m` (whose context is `tsc`'s) to the main dylib; the JIT owns it afterwards.
+    pub fn add_module(&self, tsc: &ThreadSafeContext, m: Module) -> Result<(), String> {
+        let (_, raw) = m.into_raw();
+        unsafe {
+            let tsm = LLVMOrcCreateNewThreadSafeModule(raw, tsc.0);
+            let err = LLVMOrcLLJITAddLLVMIRModule(self.jit, LLVMOrcLLJITGetMainJITDylib(self.jit), tsm);
+            if !err.is_null() {
+                LLVMOrcDisposeThreadSafeModule(tsm);
+                return Err(error_string(err));
+            }
+        }
+        Ok(())
+    }
+
+    /// Address of symbol `name`, compiling what it needs.
+    pub fn lookup(&self, name: &str) -> Result<usize, String> {
+        let n = CString::new(name).map_err(|e| e.to_string())?;
+        let mut addr: LLVMOrcExecutorAddress = 0;
+        let err = unsafe { LLVMOrcLLJITLookup(self.jit, &mut addr, n.as_ptr()) };
+        if !err.is_null() {
+            return Err(error_string(err));
+        }
+        Ok(addr as usize)
+    }
+
+    /// Defines absolute symbols in the main dylib (e.g. stand-ins for Julia runtime
+    /// functions when the engine runs without Julia, in tests).
+    pub fn define_absolute(&self, symbols: &[(&str, usize)]) -> Result<(), String> {
+        unsafe {
+            let mut pairs: Vec<LLVMOrcCSymbolMapPair> = symbols
+                .iter()
+                .map(|(name, addr)| {
+                    let n = CString::new(*name).expect("symbol name without NUL");
+                    LLVMOrcCSymbolMapPair {
+                        Name: LLVMOrcLLJITMangleAndIntern(self.jit, n.as_ptr()),
+                        Sym: LLVMJITEvaluatedSymbol {
+                            Address: *addr as u64,
+                            Flags: LLVMJITSymbolFlags {
+                                GenericFlags: LLVMJITSymbolGenericFlags::LLVMJITSymbolGenericFlagsExported as u8
+                                    | LLVMJITSymbolGenericFlags::LLVMJITSymbolGenericFlagsCallable as u8,
+                                TargetFlags: 0,
+                            },
+                        },
+                    }
+                })
+                .collect();
+            let mu = LLVMOrcAbsoluteSymbols(pairs.as_mut_ptr(), pairs.len());
+            let err = LLVMOrcJITDylibDefine(LLVMOrcLLJITGetMainJITDylib(self.jit), mu);
+            if !err.is_null() {
+                return Err(error_string(err));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An ORC thread-safe context; modules to be JIT-compiled are built in its context.
+pub struct ThreadSafeContext(LLVMOrcThreadSafeContextRef);
+
+impl ThreadSafeContext {
+    /// The underlying LLVM context.
+    pub fn context(&self) -> llvm_sys::prelude::LLVMContextRef {
+        unsafe { LLVMOrcThreadSafeContextGetContext(self.0) }
+    }
+}
+
+impl Drop for ThreadSafeContext {
+    fn drop(&mut self) {
+        // Modules added to the JIT hold their own reference; this drops ours.
+        unsafe { LLVMOrcDisposeThreadSafeContext(self.0) }
+    }
+}

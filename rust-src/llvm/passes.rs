@@ -1,0 +1,74 @@
+//! LLVM 19's new pass manager, driven through `LLVMRunPasses`, and the host target
+//! machine it needs for target-aware optimization.
+
+use super::{take_message, Module};
+use llvm_sys::target_machine::*;
+use llvm_sys::transforms::pass_builder::*;
+use std::ffi::CString;
+use std::sync::OnceLock;
+
+struct HostMachine(LLVMTargetMachineRef);
+// SAFETY: the target machine is created once and only read afterwards (LLVMRunPasses
+// takes it as a const configuration); LLVM's TargetMachine is safe to share that way.
+unsafe impl Send for HostMachine {}
+unsafe impl Sync for HostMachine {}
+
+/// Initialises LLVM's native target once per process.
+pub fn init_native_target() {
+    static INIT: OnceLock<()> = OnceLock::new();
+    INIT.get_or_init(|| unsafe {
+        llvm_sys::target::LLVM_InitializeNativeTarget();
+        llvm_sys::target::LLVM_InitializeNativeAsmPrinter();
+        llvm_sys::target::LLVM_InitializeNativeAsmParser();
+    });
+}
+
+fn host_machine() -> Result<LLVMTargetMachineRef, String> {
+    static TM: OnceLock<Result<HostMachine, String>> = OnceLock::new();
+    init_native_target();
+    let tm = TM.get_or_init(|| unsafe {
+        let triple = LLVMGetDefaultTargetTriple();
+        let mut target = std::ptr::null_mut();
+        let mut err = std::ptr::null_mut();
+        if LLVMGetTargetFromTriple(triple, &mut target, &mut err) != 0 {
+            return Err(take_message(err));
+        }
+        let cpu = LLVMGetHostCPUName();
+        let features = LLVMGetHostCPUFeatures();
+        let tm = LLVMCreateTargetMachine(
+            target,
+            triple,
+            cpu,
+            features,
+            LLVMCodeGenOptLevel::LLVMCodeGenLevelDefault,
+            LLVMRelocMode::LLVMRelocDefault,
+            LLVMCodeModel::LLVMCodeModelJITDefault,
+        );
+        llvm_sys::core::LLVMDisposeMessage(triple);
+        llvm_sys::core::LLVMDisposeMessage(cpu);
+        llvm_sys::core::LLVMDisposeMessage(features);
+        Ok(HostMachine(tm))
+    });
+    tm.as_ref().map(|h| h.0).map_err(Clone::clone)
+}
+
+/// Host triple, e.g. `x86_64-pc-linux-gnu`.
+pub fn host_triple() -> String {
+    take_message(unsafe { LLVMGetDefaultTargetTriple() })
+}
+
+/// Runs a textual pass pipeline (`"default<O2>"`, `"always-inline,sroa"`...) on `m`.
+pub fn run(m: &Module, pipeline: &str) -> Result<(), String> {
+    let tm = host_machine()?;
+    let p = CString::new(pipeline).map_err(|e| e.to_string())?;
+    unsafe {
+        let opts = LLVMCreatePassBuilderOptions();
+        let err = LLVMRunPasses(m.m, p.as_ptr(), tm, opts);
+        LLVMDisposePassBuilderOptions(opts);
+        if err.is_null() {
+            Ok(())
+        } else {
+            Err(take_message(llvm_sys::error::LLVMGetErrorMessage(err)))
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! The order of things: parse, prepare, analyse, differentiate, verify, optimize, JIT.
+//! The verifier runs on the synthesized module before any optimization, so an engine
+//! bug is reported as an error and never reaches the JIT.
+
+use crate::analysis::activity::Activity;
+use crate::error::{Error, Result};
+use crate::jit;
+use crate::llvm::{passes, Module, Value};
+use crate::request::{Activity as Act, Mode, Request};
+use crate::transform::{self, Frame};
+
+/// Name of the symbol resolving a call target: the function's name, or the symbol
+/// behind an absolute address (Julia's `ccall`s arrive as `inttoptr` constants).
+pub fn callee_name(callee: Value) -> Option<String> {
+    if callee.is_function() {
+        return Some(callee.name());
+    }
+    let addr = crate::llvm::const_address(callee)?;
+    crate::symbols::symbol_at(addr)
+}
+
+/// Compiles the derivative described by `req` from `bitcode`; returns its address.
+pub fn compile(bitcode: &[u8], req: &Request) -> Result<usize> {
+    req.validate()?;
+    let jit = jit::global()?;
+    let tsc = jit.new_context();
+    let m = Module::parse_bitcode_in(tsc.context(), false, bitcode).map_err(Error::BadIr)?;
+    let name = jit::fresh_symbol();
+    synthesize(&m, req, &name, &jit.data_layout(), &jit.triple())?;
+    jit.add(&tsc, m, &name)
+}
+
+/// Turns the entry function of `m` into the derivative function `name`, verified and
+/// optimized. Separate from `compile` so tests can inspect the IR.
+pub fn synthesize(m: &Module, req: &Request, name: &str, layout: &str, triple: &str) -> Result<()> {
+    m.set_data_layout(layout);
+    m.set_triple(triple);
+    let f = crate::ingest::prepare(m, &req.entry)?;
+    dump("prepared", m);
+    let ret_ty = f.return_type();
+    if req.ret != Act::Const && crate::rules::tangent_type(m, ret_ty).is_none() {
+        return Err(Error::Unsupported(format!(
+            "the return value of `{}` has type {}; only Float64/Float32 returns can be differentiated yet",
+            crate::names::julia_name(&req.entry),
+            ret_ty.print()
+        )));
+    }
+    let frame = Frame::build(m, f, req, name)?;
+    let active_params: Vec<Value> = req
+        .args
+        .iter()
+        .zip(&frame.primal)
+        .filter(|(a, _)| a.activity != Act::Const)
+        .filter_map(|(_, v)| *v)
+        .collect();
+    let mut ret_active = req.ret != Act::Const;
+    if ret_active && active_params.is_empty() {
+        ret_active = false;
+    }
+    let user_name = crate::names::julia_name(&f.name());
+    let act = Activity::compute(m, frame.g, &active_params, ret_active, &callee_name, &user_name)?;
+    match req.mode {
+        Mode::Forward => transform::forward::differentiate(m, &frame, req, &act)?,
+        Mode::Reverse => transform::reverse::differentiate(m, &frame, req, &act)?,
+    }
+    f.delete_function();
+    for g in m.functions() {
+        if g != frame.g && !g.is_declaration() {
+            g.set_internal();
+        }
+    }
+    dump("synthesized", m);
+    m.verify().map_err(|e| Error::Internal(format!("generated IR does not verify: {e}")))?;
+    passes::run(m, "default<O2>").map_err(Error::Internal)?;
+    Ok(())
+}
+
+/// With `OXIDASE_DUMP_IR` set, prints the module at each stage (for bug reports).
+fn dump(stage: &str, m: &Module) {
+    if std::env::var_os("OXIDASE_DUMP_IR").is_some() {
+        eprintln!("; ---- oxidase: {stage} ----\n{}", m.print());
+    }
+}

@@ -1,0 +1,194 @@
+//! Derivatives through `reinterpret`: Julia's `log`, `exp` and friends take floats
+//! apart by bitcasting to an integer, masking, and bitcasting back. When the masks keep
+//! every mantissa bit (`and` with a mask covering the mantissa; `or`/`xor` touching only
+//! sign and exponent), the float that comes back is `y = ±x·2ᵏ` for the float `x` that
+//! went in, so `∂y/∂x = y / x`. Such chains (through phis and selects too) are rewritten
+//! before analysis: `y` is replaced by `ox.reinterpret(y, x)`, an identity call whose
+//! rule carries that derivative. Any other integer operation on float bits (exponent
+//! extraction, truncating mantissa bits for Dekker splits) is piecewise constant in the
+//! float, and its derivative is zero.
+//!
+//! The same module handles the other rounding idiom of Julia's math code: `(y + C) - C`
+//! with a huge constant `C` (`log` rounds its reduced argument to 1/128 this way). In
+//! real arithmetic it is `y`, in floating point it is `y` rounded to a multiple of
+//! `ulp(C)`: piecewise constant, so its result is wrapped in `ox.nograd`, an identity
+//! with derivative zero.
+
+use crate::llvm::{Block, Module, Opcode, Type, Value};
+use std::collections::HashMap;
+
+/// Name of the identity marker for float type `ty`.
+pub fn marker_name(ty: Type) -> String {
+    format!("ox.reinterpret.f{}", ty.float_bits())
+}
+
+fn marker(m: &Module, ty: Type) -> Value {
+    let name = marker_name(ty);
+    if let Some(f) = m.function(&name) {
+        return f;
+    }
+    let f = m.add_function(&name, m.fn_type(ty, &[ty, ty]));
+    f.set_internal();
+    f.add_fn_attr("alwaysinline");
+    let b = m.builder();
+    b.at_end(m.append_block(f, "top"));
+    b.ret(f.params()[0]);
+    f
+}
+
+fn mantissa_mask(width: u32) -> u64 {
+    match width {
+        64 => (1u64 << 52) - 1,
+        32 => (1u64 << 23) - 1,
+        _ => 0,
+    }
+}
+
+fn nograd(m: &Module, ty: Type) -> Value {
+    let name = format!("ox.nograd.f{}", ty.float_bits());
+    if let Some(f) = m.function(&name) {
+        return f;
+    }
+    let f = m.add_function(&name, m.fn_type(ty, &[ty]));
+    f.set_internal();
+    f.add_fn_attr("alwaysinline");
+    let b = m.builder();
+    b.at_end(m.append_block(f, "top"));
+    b.ret(f.params()[0]);
+    f
+}
+
+/// `y + C` for a constant `C` large enough that adding it rounds `y`: |C| ≥ 2^40
+/// (Float64) or 2^15 (Float32).
+fn magic_add(v: Value) -> Option<(Value, f64)> {
+    if !v.is_instruction() || v.opcode() != Opcode::LLVMFAdd {
+        return None;
+    }
+    let c = v.operand(1).const_real()?;
+    let big = if v.ty().float_bits() == 32 { 32768.0 } else { 1_099_511_627_776.0 };
+    (c.abs() >= big).then_some((v.operand(0), c))
+}
+
+/// Wraps `(y + C) - C` (or `(y + C) + -C`) in `ox.nograd`.
+fn rewrite_rounding(m: &Module, f: Value) {
+    let b = m.builder();
+    for i in f.blocks().into_iter().flat_map(|bb| bb.instructions()) {
+        if !i.ty().is_float() {
+            continue;
+        }
+        let cancels = match i.opcode() {
+            Opcode::LLVMFSub => i.operand(1).const_real(),
+            Opcode::LLVMFAdd => i.operand(1).const_real().map(|c| -c),
+            _ => None,
+        };
+        let Some(c2) = cancels else { continue };
+        match magic_add(i.operand(0)) {
+            Some((_, c)) if c == c2 => {}
+            _ => continue,
+        }
+        let users = i.users();
+        b.after(i);
+        let call = b.call(nograd(m, i.ty()), &[i]);
+        for u in users {
+            for k in 0..u.num_operands() {
+                if u.operand(k) == i {
+                    u.set_operand(k, call);
+                }
+            }
+        }
+    }
+}
+
+/// Rewrites every mantissa-preserving reinterpret chain and rounding idiom in `f`.
+pub fn rewrite(m: &Module, f: Value) {
+    rewrite_rounding(m, f);
+    let mut sources: HashMap<Value, Option<Value>> = HashMap::new();
+    let casts: Vec<Value> = f
+        .blocks()
+        .into_iter()
+        .flat_map(|b| b.instructions())
+        .filter(|i| i.opcode() == Opcode::LLVMBitCast && i.ty().is_float() && i.operand(0).ty().is_int())
+        .collect();
+    let b = m.builder();
+    for y in casts {
+        let Some(src) = source(m, y.operand(0), &mut sources) else { continue };
+        if src.ty() != y.ty() {
+            continue;
+        }
+        b.after(y);
+        let call = b.call(marker(m, y.ty()), &[y, src]);
+        for u in y.users() {
+            if u != call {
+                for k in 0..u.num_operands() {
+                    if u.operand(k) == y {
+                        u.set_operand(k, call);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The float whose bits `i` carries with the mantissa intact, built as SSA next to `i`.
+fn source(m: &Module, i: Value, memo: &mut HashMap<Value, Option<Value>>) -> Option<Value> {
+    if let Some(s) = memo.get(&i) {
+        return *s;
+    }
+    let ty = i.ty();
+    if !ty.is_int() || mantissa_mask(ty.int_width()) == 0 {
+        return None;
+    }
+    let fty = m.float_of_bits(ty.int_width())?;
+    if i.const_uint().is_some() {
+        return Some(crate::llvm::const_bitcast(i, fty));
+    }
+    if !i.is_instruction() {
+        return None;
+    }
+    let mant = mantissa_mask(ty.int_width());
+    let result = match i.opcode() {
+        Opcode::LLVMBitCast if i.operand(0).ty() == fty => Some(i.operand(0)),
+        Opcode::LLVMAnd | Opcode::LLVMOr | Opcode::LLVMXor => {
+            let (a, c) = (i.operand(0), i.operand(1));
+            let (var, mask) = match (a.const_uint(), c.const_uint()) {
+                (None, Some(k)) => (a, k),
+                (Some(k), None) => (c, k),
+                _ => return None,
+            };
+            let keeps = if i.opcode() == Opcode::LLVMAnd { mask & mant == mant } else { mask & mant == 0 };
+            if keeps {
+                source(m, var, memo)
+            } else {
+                None
+            }
+        }
+        Opcode::LLVMPHI => {
+            let b = m.builder();
+            b.before(i);
+            let phi = b.phi(fty, "ox.bits.src");
+            memo.insert(i, Some(phi));
+            let mut pairs: Vec<(Value, Block)> = Vec::new();
+            for (v, bb) in i.incoming() {
+                match source(m, v, memo) {
+                    Some(s) => pairs.push((s, bb)),
+                    None => {
+                        memo.insert(i, None);
+                        phi.erase();
+                        return None;
+                    }
+                }
+            }
+            phi.add_incoming(&pairs);
+            Some(phi)
+        }
+        Opcode::LLVMSelect => {
+            let (t, e) = (source(m, i.operand(1), memo)?, source(m, i.operand(2), memo)?);
+            let b = m.builder();
+            b.before(i);
+            Some(b.select(i.operand(0), t, e))
+        }
+        _ => None,
+    };
+    memo.insert(i, result);
+    result
+}

@@ -1,0 +1,103 @@
+//! What Julia asks for: which function, which mode, and how each argument is passed and
+//! differentiated. The C ABI's structs are decoded into these types in `ffi`.
+
+use crate::error::{Error, Result};
+
+/// Differentiation mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Mode {
+    /// Tangents flow with the primal.
+    Forward,
+    /// Adjoints flow back from the return.
+    Reverse,
+}
+
+/// How a Julia argument is passed in the specsig calling convention.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Passing {
+    /// No LLVM parameter (singleton types such as the function itself).
+    Ghost,
+    /// One LLVM parameter holding the bits.
+    Value,
+}
+
+/// Activity of an argument or of the return.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Activity {
+    /// No derivative.
+    Const,
+    /// Reverse mode: the adjoint is returned.
+    Active,
+    /// Forward mode: a tangent is given (argument) or wanted (return).
+    Duplicated,
+}
+
+/// What the bytes at an offset of an argument hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Leaf {
+    /// `Float64` data.
+    F64,
+    /// `Float32` data.
+    F32,
+    /// Integer (never differentiated).
+    Integer,
+    /// A pointer.
+    Pointer,
+}
+
+/// One Julia argument.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ArgSpec {
+    /// Calling convention.
+    pub passing: Passing,
+    /// Activity.
+    pub activity: Activity,
+    /// Type tree: (byte offset, leaf).
+    pub type_tree: Vec<(u64, Leaf)>,
+}
+
+/// A derivative request.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Request {
+    /// Entry function name in the module.
+    pub entry: String,
+    /// Mode.
+    pub mode: Mode,
+    /// Tangents or cotangents per value.
+    pub width: u32,
+    /// Julia arguments, the function itself first when Julia passes it.
+    pub args: Vec<ArgSpec>,
+    /// Activity of the return.
+    pub ret: Activity,
+}
+
+impl Request {
+    /// Checks the request on its own (before looking at the IR).
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::InvalidRequest(m));
+        if self.width != 1 {
+            return bad(format!("width {} is not supported yet (batch mode comes with the arrays issue)", self.width));
+        }
+        for (i, a) in self.args.iter().enumerate() {
+            match (self.mode, a.activity) {
+                (Mode::Forward, Activity::Active) => {
+                    return bad(format!("argument {i}: Active is a reverse-mode annotation; use Duplicated in forward mode"))
+                }
+                (Mode::Reverse, Activity::Duplicated) if a.passing == Passing::Value => {
+                    return bad(format!(
+                        "argument {i}: Duplicated needs a mutable (memory) argument in reverse mode; use Active for scalars"
+                    ))
+                }
+                _ => {}
+            }
+            if a.passing == Passing::Ghost && a.activity != Activity::Const {
+                return bad(format!("argument {i}: a ghost (zero-size) argument cannot be differentiated"));
+            }
+        }
+        match (self.mode, self.ret) {
+            (Mode::Forward, Activity::Active) => bad("forward mode: the return can be Const or Duplicated".into()),
+            (Mode::Reverse, Activity::Duplicated) => bad("reverse mode: the return can be Const or Active".into()),
+            _ => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! Derivative rules, one per instruction family, shared by forward and reverse mode.
+//!
+//! A rule linearises an instruction: `classify` says which operands carry a derivative
+//! and which primal values the partials need; `partial` builds `∂result/∂operand`. The
+//! forward transform then emits `ṫ = Σ ∂z/∂xₖ · ẋₖ`, the reverse transform
+//! `x̄ₖ += ∂z/∂xₖ · z̄`. Selects, phis and casts move derivatives without scaling and
+//! are handled by the transforms directly.
+//!
+//! Integer operations on float bits are handled before analysis, see `crate::reinterpret`.
+
+pub mod math;
+
+use crate::llvm::{Builder, Opcode, Type, Value};
+pub use math::{Callee, MathFn};
+
+/// A primal value a partial derivative needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Need {
+    /// Operand `k` of the instruction.
+    Op(usize),
+    /// The instruction's own result.
+    Result,
+}
+
+/// Formula of a scaling rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Formula {
+    /// `z = a + b`: `∂a = 1`, `∂b = 1`.
+    FAdd,
+    /// `z = a - b`: `∂a = 1`, `∂b = -1`.
+    FSub,
+    /// `z = a · b`: `∂a = b`, `∂b = a`.
+    FMul,
+    /// `z = a / b`: `∂a = 1 / b`, `∂b = -z / b`.
+    FDiv,
+    /// `z = -a`: `∂a = -1`.
+    FNeg,
+    /// `z = a - b·trunc(a/b)`: `∂a = 1`, `∂b = -trunc(a/b)`.
+    FRem,
+    /// An elementary function.
+    Math(MathFn),
+}
+
+/// How an instruction is differentiated.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Rule {
+    /// Derivative zero whatever the inputs: comparisons, rounding, integer arithmetic,
+    /// conversions to integers, loads from memory that holds no derivative.
+    Zero,
+    /// `z = f(x…)`: derivative flows from `ops` scaled by their partials.
+    Scale {
+        /// The formula.
+        formula: Formula,
+        /// Operands that carry a derivative.
+        ops: Vec<usize>,
+    },
+    /// The derivative of operand `op` passes through a value-preserving cast
+    /// (`fpext`, `fptrunc`, float↔float-bits `bitcast`).
+    Cast {
+        /// The cast operand.
+        op: usize,
+    },
+    /// `select c, a, b`: derivative of `a` or `b`.
+    Select,
+    /// A phi: derivative of the incoming value of the edge taken.
+    Phi,
+    /// A call that never returns (Julia error paths): no derivative needed.
+    ErrorPath,
+    /// Terminators: handled by the transforms.
+    Control,
+    /// Not differentiable; the text names the construct. An error only when derivative
+    /// data reaches it.
+    Unsupported(String),
+}
+
+/// The tangent/adjoint type of values of type `ty`: floats and vectors of floats carry
+/// their own type; nothing else carries a derivative.
+pub fn tangent_type(_m: &crate::llvm::Module, ty: Type) -> Option<Type> {
+    ty.is_floating().then_some(ty)
+}
+
+/// Classifies `inst`. `callee_name` resolves the target of a call (function name, or
+/// the symbol behind an `inttoptr` address).
+pub fn classify(inst: Value, callee_name: &dyn Fn(Value) -> Option<String>) -> Rule {
+    use Opcode::*;
+    let ty = inst.ty();
+    let scale = |formula, ops: &[usize]| Rule::Scale { formula, ops: ops.to_vec() };
+    match inst.opcode() {
+        LLVMFAdd => scale(Formula::FAdd, &[0, 1]),
+        LLVMFSub => scale(Formula::FSub, &[0, 1]),
+        LLVMFMul => scale(Formula::FMul, &[0, 1]),
+        LLVMFDiv => scale(Formula::FDiv, &[0, 1]),
+        LLVMFRem => scale(Formula::FRem, &[0, 1]),
+        LLVMFNeg => scale(Formula::FNeg, &[0]),
+        LLVMFPExt | LLVMFPTrunc => Rule::Cast { op: 0 },
+        LLVMBitCast if ty.is_floating() && inst.operand(0).ty() == ty => Rule::Cast { op: 0 },
+        // Float <-> integer bitcasts: see `crate::reinterpret`.
+        LLVMBitCast => Rule::Zero,
+        LLVMSelect => Rule::Select,
+        LLVMPHI => Rule::Phi,
+        LLVMCall => classify_call(inst, callee_name),
+        LLVMRet | LLVMBr | LLVMSwitch | LLVMUnreachable => Rule::Control,
+        LLVMStore => Rule::Unsupported("storing a differentiable value to memory (arrays and mutable data come with the arrays issue)".into()),
+        LLVMExtractValue | LLVMInsertValue | LLVMExtractElement | LLVMInsertElement | LLVMShuffleVector => {
+            Rule::Unsupported(format!("{:?} on differentiable data (tuples, structs and SIMD come later)", inst.opcode()).replace("LLVM", ""))
+        }
+        LLVMAtomicRMW | LLVMAtomicCmpXchg => Rule::Unsupported("atomic memory operation".into()),
+        LLVMIndirectBr | LLVMInvoke | LLVMCallBr | LLVMResume | LLVMLandingPad => {
+            Rule::Unsupported(format!("{:?}", inst.opcode()).replace("LLVM", ""))
+        }
+        _ => Rule::Zero,
+    }
+}
+
+fn classify_call(inst: Value, callee_name: &dyn Fn(Value) -> Option<String>) -> Rule {
+    let callee = inst.called_operand();
+    let noreturn = inst.has_fn_attr("noreturn") || (callee.is_function() && callee.has_fn_attr("noreturn"));
+    if noreturn {
+        return Rule::ErrorPath;
+    }
+    let name = callee_name(callee);
+    match name.as_deref().and_then(math::lookup) {
+        Some(Callee::Math(f)) => Rule::Scale { formula: Formula::Math(f), ops: f.diff_operands().to_vec() },
+        Some(Callee::ZeroDerivative) | Some(Callee::NoDerivative) => Rule::Zero,
+        None => Rule::Unsupported(match name {
+            Some(n) => format!("call to `{}`, which has no derivative rule", crate::names::julia_name(&n)),
+            None => "call through an unknown function pointer (dynamic dispatch or an unresolved ccall)".into(),
+        }),
+    }
+}
+
+impl Formula {
+    /// Primal values the partial with respect to operand `k` uses.
+    pub fn needs(self, k: usize) -> Vec<Need> {
+        use Need::*;
+        match (self, k) {
+            (Formula::FAdd | Formula::FSub | Formula::FNeg, _) => vec![],
+            (Formula::FMul, 0) => vec![Op(1)],
+            (Formula::FMul, _) => vec![Op(0)],
+            (Formula::FDiv, 0) => vec![Op(1)],
+            (Formula::FDiv, _) => vec![Op(1), Result],
+            (Formula::FRem, 0) => vec![],
+            (Formula::FRem, _) => vec![Op(0), Op(1)],
+            (Formula::Math(f), _) => f.needs(k).to_vec(),
+        }
+    }
+
+    /// Builds `∂z/∂(operand k)` from the primal values `env` supplies.
+    pub fn partial(self, k: usize, b: &Builder, env: &dyn Fn(Need) -> Value) -> Result<Value, String> {
+        let m = b.m;
+        let ty_of = |v: Value| crate::rules::tangent_type(m, v.ty()).unwrap_or(v.ty());
+        Ok(match (self, k) {
+            (Formula::FAdd, _) | (Formula::FSub, 0) | (Formula::FRem, 0) => m.const_real(ty_of(env(Need::Op(k))), 1.0),
+            (Formula::FSub, _) | (Formula::FNeg, _) => m.const_real(ty_of(env(Need::Op(k))), -1.0),
+            (Formula::FMul, 0) => env(Need::Op(1)),
+            (Formula::FMul, _) => env(Need::Op(0)),
+            (Formula::FDiv, 0) => {
+                let y = env(Need::Op(1));
+                b.fdiv(m.const_real(y.ty(), 1.0), y)
+            }
+            (Formula::FDiv, _) => b.fneg(b.fdiv(env(Need::Result), env(Need::Op(1)))),
+            (Formula::FRem, _) => {
+                let q = b.fdiv(env(Need::Op(0)), env(Need::Op(1)));
+                b.fneg(b.intrinsic("llvm.trunc", &[q])?)
+            }
+            (Formula::Math(f), _) => f.partial(k, b, env)?,
+        })
+    }
+}

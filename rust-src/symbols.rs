@@ -1,0 +1,33 @@
+//! Names of code addresses in this process, via `dladdr`: Julia resolves `ccall`
+//! targets (openlibm's `expm1`, `exp2`...) before handing us the IR, so the engine sees
+//! only an address and asks the dynamic loader which symbol it is.
+
+/// The exported symbol starting exactly at `addr`, if any.
+pub fn symbol_at(addr: u64) -> Option<String> {
+    let mut info = libc::Dl_info {
+        dli_fname: std::ptr::null(),
+        dli_fbase: std::ptr::null_mut(),
+        dli_sname: std::ptr::null(),
+        dli_saddr: std::ptr::null_mut(),
+    };
+    // SAFETY: dladdr only reads the address; `info` is a valid out-parameter.
+    let found = unsafe { libc::dladdr(addr as usize as *const libc::c_void, &mut info) } != 0;
+    if !found || info.dli_sname.is_null() || info.dli_saddr as usize as u64 != addr {
+        return None;
+    }
+    // SAFETY: dli_sname points to a NUL-terminated string owned by the loader.
+    Some(unsafe { std::ffi::CStr::from_ptr(info.dli_sname) }.to_string_lossy().into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn names_libm_function() {
+        extern "C" {
+            fn expm1(x: f64) -> f64;
+        }
+        let addr = expm1 as unsafe extern "C" fn(f64) -> f64 as usize as u64;
+        assert_eq!(super::symbol_at(addr).as_deref(), Some("expm1"));
+        assert_eq!(super::symbol_at(addr + 1), None);
+    }
+}

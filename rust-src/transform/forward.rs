@@ -1,0 +1,118 @@
+//! Forward mode: a tangent next to every active value, computed right after it from the
+//! tangents of its operands (`ż = Σ ∂z/∂xₖ · ẋₖ`). Tangents of phis are phis over the
+//! same edges, filled once every tangent exists (loops carry them around back edges).
+
+use super::{convert, Frame};
+use crate::analysis::activity::Activity;
+use crate::analysis::cfg::Cfg;
+use crate::error::{Error, Result};
+use crate::llvm::{Builder, Module, Opcode, Value};
+use crate::request::{Activity as Act, Request};
+use crate::rules::{tangent_type, Need, Rule};
+use std::collections::HashMap;
+
+/// Adds tangents to the frame's body and makes every `ret` write the primal and tangent.
+pub fn differentiate(m: &Module, frame: &Frame, req: &Request, act: &Activity) -> Result<()> {
+    let cfg = Cfg::compute(frame.g);
+    let mut tangent: HashMap<Value, Value> = HashMap::new();
+    for (i, a) in req.args.iter().enumerate() {
+        if let (Act::Duplicated, Some(v)) = (a.activity, frame.primal[i]) {
+            if act.is_active(v) {
+                let p = frame.shadow_ptr(m, i);
+                let t = frame.entry_builder(m).load(v.ty(), p);
+                tangent.insert(v, t);
+            }
+        }
+    }
+
+    let b = m.builder();
+    let order = cfg.reverse_postorder();
+    let mut phis = Vec::new();
+    for &bi in &order {
+        for inst in cfg.blocks[bi].instructions() {
+            if !act.is_active(inst) || inst.opcode() != Opcode::LLVMPHI {
+                continue;
+            }
+            let tt = tangent_type(m, inst.ty()).expect("active values have a tangent type");
+            b.before(inst);
+            let t = b.phi(tt, &format!("{}.tan", inst.name()));
+            tangent.insert(inst, t);
+            phis.push(inst);
+        }
+    }
+    for &bi in &order {
+        for inst in cfg.blocks[bi].instructions() {
+            if !act.is_active(inst) || inst.opcode() == Opcode::LLVMPHI || tangent.contains_key(&inst) {
+                continue;
+            }
+            b.after(inst);
+            b.set_debug_loc_from(inst);
+            let t = tangent_of_instruction(&b, act, &tangent, inst)?;
+            tangent.insert(inst, t);
+        }
+    }
+    for phi in phis {
+        let t = tangent[&phi];
+        let pairs: Vec<(Value, crate::llvm::Block)> = phi
+            .incoming()
+            .into_iter()
+            .map(|(v, bb)| (tangent.get(&v).copied().unwrap_or_else(|| m.const_null(t.ty())), bb))
+            .collect();
+        t.add_incoming(&pairs);
+    }
+
+    for &r in &cfg.returns {
+        let ret = cfg.blocks[r].terminator().expect("return block");
+        b.before(ret);
+        if ret.num_operands() == 1 {
+            let v = ret.operand(0);
+            b.store(v, frame.params[2]);
+            if req.ret == Act::Duplicated {
+                let tt = tangent_type(m, v.ty()).ok_or_else(|| {
+                    Error::Unsupported(format!("a Duplicated return needs a float return value, not {}", v.ty().print()))
+                })?;
+                let t = tangent.get(&v).copied().unwrap_or_else(|| m.const_null(tt));
+                b.store(t, frame.params[3]);
+            }
+        }
+        b.ret(m.const_int(m.int(32), 0));
+        ret.erase();
+    }
+    Ok(())
+}
+
+fn tangent_of_instruction(b: &Builder, act: &Activity, tangent: &HashMap<Value, Value>, inst: Value) -> Result<Value> {
+    let m = b.m;
+    let tt = tangent_type(m, inst.ty()).expect("active values have a tangent type");
+    let tan = |v: Value| tangent.get(&v).copied();
+    let env = |n: Need| match n {
+        Need::Op(k) => inst.operand(k),
+        Need::Result => inst,
+    };
+    Ok(match act.rule(inst) {
+        Rule::Scale { formula, ops } => {
+            let mut sum: Option<Value> = None;
+            for &k in ops {
+                let Some(t) = tan(inst.operand(k)) else { continue };
+                let p = formula.partial(k, b, &env).map_err(Error::Internal)?;
+                let term = b.fmul(p, t);
+                sum = Some(match sum {
+                    None => term,
+                    Some(s) => b.fadd(s, term),
+                });
+            }
+            sum.unwrap_or_else(|| m.const_null(tt))
+        }
+        Rule::Cast { op } => match tan(inst.operand(*op)) {
+            Some(t) => convert(b, t, tt),
+            None => m.const_null(tt),
+        },
+        Rule::Select => {
+            let zero = m.const_null(tt);
+            let a = tan(inst.operand(1)).unwrap_or(zero);
+            let c = tan(inst.operand(2)).unwrap_or(zero);
+            b.select(inst.operand(0), a, c)
+        }
+        other => return Err(Error::Internal(format!("forward mode: active value with rule {other:?}: {}", inst.print()))),
+    })
+}

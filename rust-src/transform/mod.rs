@@ -1,0 +1,134 @@
+//! Derivative synthesis. Both modes start from a `Frame`: the derivative function with
+//! the ABI signature, whose entry block loads the primal arguments, and into which the
+//! (inlined, cleaned) primal body is moved, not copied. `forward` then adds tangents
+//! next to the primal; `reverse` instruments the primal as the forward sweep and
+//! appends the reverse sweep.
+
+pub mod forward;
+pub mod reverse;
+pub mod tape;
+
+use crate::error::{Error, Result};
+use crate::llvm::{Block, Builder, Module, Value};
+use crate::request::{Leaf, Passing, Request};
+
+/// The derivative function under construction.
+pub struct Frame {
+    /// The derivative function: `i32 (ptr args, ptr shadows, ptr ret, ptr dret)`.
+    pub g: Value,
+    /// Its first block: argument loads and every alloca the transforms add.
+    pub entry: Block,
+    /// The branch ending `entry`; allocas and entry-time code go before it.
+    pub entry_br: Value,
+    /// Per Julia argument, the loaded primal value (`None` for ghosts).
+    pub primal: Vec<Option<Value>>,
+    /// The primal function's original first block, now in `g`.
+    pub body_entry: Block,
+    /// `g`'s parameters: args, shadows, ret, dret.
+    pub params: [Value; 4],
+}
+
+impl Frame {
+    /// Creates `name` and moves `f`'s body into it, replacing `f`'s parameters with
+    /// values loaded from the `args` array.
+    pub fn build(m: &Module, f: Value, req: &Request, name: &str) -> Result<Frame> {
+        let ptr = m.ptr();
+        let g = m.add_function(name, m.fn_type(m.int(32), &[ptr, ptr, ptr, ptr]));
+        let p = g.params();
+        let params = [p[0], p[1], p[2], p[3]];
+        let entry = m.append_block(g, "ox.entry");
+        let b = m.builder();
+        b.at_end(entry);
+
+        let fparams = f.params();
+        let mut next = 0usize;
+        let mut primal = Vec::with_capacity(req.args.len());
+        for (i, a) in req.args.iter().enumerate() {
+            match a.passing {
+                Passing::Ghost => primal.push(None),
+                Passing::Value => {
+                    let Some(&fp) = fparams.get(next) else {
+                        return Err(Error::InvalidRequest(format!(
+                            "argument {i} is passed by value but the function has only {} parameters",
+                            fparams.len()
+                        )));
+                    };
+                    next += 1;
+                    check_type_tree(i, fp, &a.type_tree)?;
+                    let slot = b.load(ptr, b.gep(ptr, params[0], &[m.const_int(m.int(64), i as u64)]));
+                    let v = b.load(fp.ty(), slot);
+                    v.set_name(&format!("arg{i}"));
+                    fp.replace_all_uses_with(v);
+                    primal.push(Some(v));
+                }
+            }
+        }
+        if next != fparams.len() {
+            return Err(Error::InvalidRequest(format!(
+                "the request describes {next} passed arguments but `{}` takes {}",
+                crate::names::julia_name(&f.name()),
+                fparams.len()
+            )));
+        }
+        let body_entry = f.entry_block().ok_or_else(|| Error::BadIr("entry function has no body".into()))?;
+        for bb in f.blocks() {
+            bb.move_to_end_of(g);
+        }
+        let entry_br = b.br(body_entry);
+        Ok(Frame { g, entry, entry_br, primal, body_entry, params })
+    }
+
+    /// A builder positioned in the entry block, before its branch.
+    pub fn entry_builder<'m>(&self, m: &'m Module) -> Builder<'m> {
+        let b = m.builder();
+        b.before(self.entry_br);
+        b
+    }
+
+    /// Pointer `shadows[i]` (loaded in the entry block).
+    pub fn shadow_ptr(&self, m: &Module, i: usize) -> Value {
+        let b = self.entry_builder(m);
+        let ptr = m.ptr();
+        b.load(ptr, b.gep(ptr, self.params[1], &[m.const_int(m.int(64), i as u64)]))
+    }
+}
+
+fn check_type_tree(i: usize, param: Value, tree: &[(u64, Leaf)]) -> Result<()> {
+    let ty = param.ty();
+    let ok = match tree {
+        [] => true,
+        [(0, Leaf::F64)] => ty.float_bits() == 64,
+        [(0, Leaf::F32)] => ty.float_bits() == 32,
+        [(0, Leaf::Integer)] => ty.is_int(),
+        [(0, Leaf::Pointer)] => ty.is_pointer(),
+        _ => true,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidRequest(format!(
+            "argument {i}: type tree {tree:?} does not match the LLVM parameter type {}",
+            ty.print()
+        )))
+    }
+}
+
+/// Adds `delta` into the adjoint slot `slot` (`*slot += delta`).
+pub fn accumulate(b: &Builder, slot: Value, delta: Value) {
+    let old = b.load(delta.ty(), slot);
+    b.store(b.fadd(old, delta), slot);
+}
+
+/// Converts a derivative between the tangent types of a cast's operand and result
+/// (`fpext`/`fptrunc`; identity for float↔float-bits bitcasts).
+pub fn convert(b: &Builder, d: Value, to: crate::llvm::Type) -> Value {
+    use crate::llvm::Opcode;
+    let from = d.ty();
+    if from == to {
+        d
+    } else if from.float_bits() < to.float_bits() {
+        b.cast(Opcode::LLVMFPExt, d, to)
+    } else {
+        b.cast(Opcode::LLVMFPTrunc, d, to)
+    }
+}

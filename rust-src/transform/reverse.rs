@@ -1,0 +1,302 @@
+//! Reverse mode, correct for any control flow (ARCHITECTURE.md, "Reverse mode,
+//! concretely"). The primal body becomes the forward sweep; every block `B` gets a
+//! reverse block `B'` that walks `B`'s instructions backwards, adding into adjoint slots
+//! (allocas that SROA later turns into SSA), and then returns to the reverse block of
+//! the predecessor `B` was entered from.
+//!
+//! The forward sweep records on the tape (`tape.rs`):
+//! - on entry into a block with several predecessors, which predecessor it came from;
+//! - right after an active instruction, each primal value its partials need that the
+//!   reverse sweep cannot see: a value is visible in every reverse block when its block
+//!   lies on no cycle and dominates every `ret` (straight-line code pushes nothing).
+//!
+//! Every `ret` stores the primal result and jumps into the reverse block of its own
+//! block, seeding the returned value's adjoint; the reverse block of the first block
+//! jumps to the exit, which writes the adjoints of the active arguments.
+
+use super::tape::Tape;
+use super::{accumulate, convert, Frame};
+use crate::analysis::activity::Activity;
+use crate::analysis::cfg::Cfg;
+use crate::error::{Error, Result};
+use crate::llvm::{Block, Builder, Module, Opcode, Value};
+use crate::request::{Activity as Act, Request};
+use crate::rules::{tangent_type, Need, Rule};
+use std::collections::HashMap;
+
+struct Reverse<'a> {
+    m: &'a Module,
+    act: &'a Activity,
+    cfg: Cfg,
+    frame: &'a Frame,
+    tape: Tape,
+    adjoint: HashMap<Value, Value>,
+    rev: HashMap<usize, Block>,
+    /// Per active instruction: its needs and whether each was pushed.
+    needs: HashMap<Value, Vec<(Need, bool)>>,
+}
+
+/// Turns the frame's body into forward sweep + reverse sweep.
+pub fn differentiate(m: &Module, frame: &Frame, req: &Request, act: &Activity) -> Result<()> {
+    let cfg = Cfg::compute(frame.g);
+    let eb = frame.entry_builder(m);
+    let tape = Tape::new(m, &eb);
+    let mut r = Reverse { m, act, cfg, frame, tape, adjoint: HashMap::new(), rev: HashMap::new(), needs: HashMap::new() };
+    r.make_adjoint_slots(&eb);
+    r.plan_needs();
+    r.instrument_forward()?;
+    r.emit_reverse(req)?;
+    Ok(())
+}
+
+impl Reverse<'_> {
+    fn make_adjoint_slots(&mut self, eb: &Builder) {
+        let values = self.frame.primal.iter().flatten().copied().chain(self.cfg.blocks.iter().flat_map(|b| b.instructions()));
+        for v in values.collect::<Vec<_>>() {
+            if !self.act.is_active(v) {
+                continue;
+            }
+            let tt = tangent_type(self.m, v.ty()).expect("active values have a tangent type");
+            let slot = eb.alloca(tt, &format!("{}.adj", v.name()));
+            eb.store(self.m.const_null(tt), slot);
+            self.adjoint.insert(v, slot);
+        }
+    }
+
+    /// Whether the reverse sweep can use `v` directly instead of popping it.
+    fn visible_in_reverse(&self, v: Value) -> bool {
+        if !v.is_instruction() {
+            return true;
+        }
+        let bi = self.cfg.index(v.parent_block());
+        !self.cfg.in_cycle[bi] && self.cfg.returns.iter().all(|&r| self.cfg.dominates(bi, r))
+    }
+
+    fn need_value(inst: Value, n: Need) -> Value {
+        match n {
+            Need::Op(k) => inst.operand(k),
+            Need::Result => inst,
+        }
+    }
+
+    fn plan_needs(&mut self) {
+        for bb in &self.cfg.blocks {
+            for inst in bb.instructions() {
+                if !self.act.is_active(inst) {
+                    continue;
+                }
+                let mut needs: Vec<Need> = Vec::new();
+                match self.act.rule(inst) {
+                    Rule::Scale { formula, ops } => {
+                        for &k in ops {
+                            if self.act.is_active(inst.operand(k)) {
+                                for n in formula.needs(k) {
+                                    if !needs.contains(&n) {
+                                        needs.push(n);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    Rule::Select => needs.push(Need::Op(0)),
+                    _ => {}
+                }
+                let planned = needs.into_iter().map(|n| (n, !self.visible_in_reverse(Self::need_value(inst, n)))).collect();
+                self.needs.insert(inst, planned);
+            }
+        }
+    }
+
+    fn instrument_forward(&mut self) -> Result<()> {
+        let b = self.m.builder();
+        let i64t = self.m.int(64);
+        for (bi, bb) in self.cfg.blocks.iter().enumerate() {
+            if bi == 0 || !self.cfg.reachable(bi) {
+                continue;
+            }
+            let preds = &self.cfg.preds[bi];
+            if preds.len() >= 2 {
+                let first = bb.first_non_phi().expect("blocks end with a terminator");
+                b.before(first);
+                let phi = b.phi(i64t, "ox.pred");
+                let pairs: Vec<(Value, Block)> =
+                    preds.iter().enumerate().map(|(k, &p)| (self.m.const_int(i64t, k as u64), self.cfg.blocks[p])).collect();
+                phi.add_incoming(&pairs);
+                self.tape.push(&b, phi);
+            }
+            for inst in bb.instructions() {
+                let Some(needs) = self.needs.get(&inst) else { continue };
+                if needs.iter().any(|(_, pushed)| *pushed) {
+                    b.after(inst);
+                    for (n, pushed) in needs {
+                        if *pushed {
+                            self.tape.push(&b, Self::need_value(inst, *n));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn rev_block(&mut self, bi: usize) -> Block {
+        if let Some(b) = self.rev.get(&bi) {
+            return *b;
+        }
+        let name = format!("rev.{}", self.cfg.blocks[bi].name());
+        let b = self.m.append_block(self.frame.g, &name);
+        self.rev.insert(bi, b);
+        b
+    }
+
+    fn add_adjoint(&self, b: &Builder, v: Value, delta: Value) {
+        if let Some(&slot) = self.adjoint.get(&v) {
+            let tt = tangent_type(self.m, v.ty()).expect("active");
+            accumulate(b, slot, convert(b, delta, tt));
+        }
+    }
+
+    /// Loads and clears the adjoint of `v` (each dynamic instance consumes its own).
+    fn take_adjoint(&self, b: &Builder, v: Value) -> Value {
+        let slot = self.adjoint[&v];
+        let tt = tangent_type(self.m, v.ty()).expect("active");
+        let d = b.load(tt, slot);
+        b.store(self.m.const_null(tt), slot);
+        d
+    }
+
+    fn emit_reverse(&mut self, req: &Request) -> Result<()> {
+        let m = self.m;
+        let b = m.builder();
+        let exit = m.append_block(self.frame.g, "ox.exit");
+        let seed_of = |b: &Builder, ty| b.load(ty, self.frame.params[3]);
+
+        // Returns jump into the reverse sweep.
+        for &r in &self.cfg.returns.clone() {
+            let ret = self.cfg.blocks[r].terminator().expect("return block");
+            let rb = self.rev_block(r);
+            b.before(ret);
+            let returned = (ret.num_operands() == 1).then(|| ret.operand(0));
+            if let Some(v) = returned {
+                b.store(v, self.frame.params[2]);
+            }
+            b.br(rb);
+            ret.erase();
+            b.at_end(rb);
+            if let (Some(v), Act::Active) = (returned, req.ret) {
+                if self.act.is_active(v) {
+                    let tt = tangent_type(m, v.ty()).expect("active");
+                    let seed = seed_of(&b, tt);
+                    self.add_adjoint(&b, v, seed);
+                }
+            }
+        }
+
+        let order = self.cfg.reverse_postorder();
+        for &bi in order.iter().skip(1) {
+            let bb = self.cfg.blocks[bi];
+            if bb.terminator().map(|t| t.opcode()) == Some(Opcode::LLVMUnreachable) {
+                continue;
+            }
+            let rb = self.rev_block(bi);
+            b.at_end(rb);
+            let insts = bb.instructions();
+            for &inst in insts.iter().rev() {
+                if inst.opcode() == Opcode::LLVMPHI || !self.act.is_active(inst) {
+                    continue;
+                }
+                b.set_debug_loc_from(inst);
+                self.reverse_instruction(&b, inst)?;
+            }
+            b.clear_debug_loc();
+            let phis: Vec<(Value, Value)> = insts
+                .iter()
+                .filter(|i| i.opcode() == Opcode::LLVMPHI && self.act.is_active(**i))
+                .map(|&p| (p, self.take_adjoint(&b, p)))
+                .collect();
+            let preds = self.cfg.preds[bi].clone();
+            if bi == self.cfg.index(self.frame.body_entry) || preds.len() == 1 && preds[0] == 0 {
+                b.br(exit);
+            } else if preds.len() == 1 {
+                self.accumulate_phis(&b, &phis, preds[0]);
+                let target = self.rev_block(preds[0]);
+                b.br(target);
+            } else {
+                let idx = self.tape.pop(&b, m.int(64));
+                let mut edges = Vec::new();
+                for (k, &p) in preds.iter().enumerate() {
+                    let edge = m.append_block(self.frame.g, &format!("rev.edge.{}.{}", bb.name(), k));
+                    let eb = m.builder();
+                    eb.at_end(edge);
+                    self.accumulate_phis(&eb, &phis, p);
+                    let target = self.rev_block(p);
+                    eb.br(target);
+                    edges.push((m.const_int(m.int(64), k as u64), edge));
+                }
+                let (_, default) = edges[0];
+                b.switch(idx, default, &edges[1..]);
+            }
+        }
+
+        // Exit: adjoints of active arguments out, tape freed.
+        b.at_end(exit);
+        for (i, a) in req.args.iter().enumerate() {
+            if let (Act::Active, Some(v)) = (a.activity, self.frame.primal[i]) {
+                let tt = tangent_type(m, v.ty())
+                    .ok_or_else(|| Error::Unsupported(format!("argument {i} of type {} cannot be Active", v.ty().print())))?;
+                let d = match self.adjoint.get(&v) {
+                    Some(&slot) => b.load(tt, slot),
+                    None => m.const_null(tt),
+                };
+                let out = self.frame.shadow_ptr(m, i);
+                b.store(d, out);
+            }
+        }
+        self.tape.free(&b);
+        b.ret(m.const_int(m.int(32), 0));
+        Ok(())
+    }
+
+    fn accumulate_phis(&self, b: &Builder, phis: &[(Value, Value)], pred: usize) {
+        let pb = self.cfg.blocks[pred];
+        for &(phi, d) in phis {
+            if let Some((v, _)) = phi.incoming().into_iter().find(|(_, bb)| *bb == pb) {
+                self.add_adjoint(b, v, d);
+            }
+        }
+    }
+
+    fn reverse_instruction(&self, b: &Builder, inst: Value) -> Result<()> {
+        let m = self.m;
+        let mut env_vals: HashMap<Need, Value> = HashMap::new();
+        if let Some(needs) = self.needs.get(&inst) {
+            for (n, pushed) in needs.iter().rev() {
+                let v = Self::need_value(inst, *n);
+                let got = if *pushed { self.tape.pop(b, v.ty()) } else { v };
+                env_vals.insert(*n, got);
+            }
+        }
+        let env = |n: Need| env_vals.get(&n).copied().unwrap_or_else(|| Self::need_value(inst, n));
+        let d = self.take_adjoint(b, inst);
+        match self.act.rule(inst) {
+            Rule::Scale { formula, ops } => {
+                for &k in ops {
+                    let x = inst.operand(k);
+                    if self.act.is_active(x) {
+                        let p = formula.partial(k, b, &env).map_err(Error::Internal)?;
+                        self.add_adjoint(b, x, b.fmul(d, p));
+                    }
+                }
+            }
+            Rule::Cast { op } => self.add_adjoint(b, inst.operand(*op), d),
+            Rule::Select => {
+                let c = env(Need::Op(0));
+                let zero = m.const_null(d.ty());
+                self.add_adjoint(b, inst.operand(1), b.select(c, d, zero));
+                self.add_adjoint(b, inst.operand(2), b.select(c, zero, d));
+            }
+            other => return Err(Error::Internal(format!("reverse mode: active value with rule {other:?}: {}", inst.print()))),
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,110 @@
+//! The tape of the reverse mode: one LIFO stack of 8-byte slots holding, in execution
+//! order, the predecessor index of every entry into a join block and every primal value
+//! the reverse sweep needs but cannot see. The reverse sweep mirrors the forward sweep
+//! exactly, so pops need no bounds checks. The buffer grows by doubling with `realloc`
+//! and is freed when the derivative returns.
+
+use crate::llvm::{Builder, Module, Opcode, Type, Value};
+
+/// Helper functions in the module plus the tape alloca in the derivative function.
+pub struct Tape {
+    /// `{ptr data, i64 len, i64 cap}`.
+    pub slot: Value,
+    push: Value,
+    pop: Value,
+    free: Value,
+}
+
+impl Tape {
+    /// Emits the push/pop helpers and the tape's alloca (initialised empty) with `entry`.
+    pub fn new(m: &Module, entry: &Builder) -> Tape {
+        let ptr = m.ptr();
+        let i64t = m.int(64);
+        let tape_ty = m.struct_type(&[ptr, i64t, i64t]);
+        let realloc = m.get_or_declare("realloc", m.fn_type(ptr, &[ptr, i64t]));
+        let free = m.get_or_declare("free", m.fn_type(m.void(), &[ptr]));
+        let push = emit_push(m, tape_ty, realloc);
+        let pop = emit_pop(m, tape_ty);
+        let slot = entry.alloca(tape_ty, "ox.tape");
+        entry.store(m.const_null(tape_ty), slot);
+        Tape { slot, push, pop, free }
+    }
+
+    /// Pushes `v` (float, integer up to 64 bits, or pointer).
+    pub fn push(&self, b: &Builder, v: Value) {
+        let bits = b.to_i64_bits(v);
+        b.call(self.push, &[self.slot, bits]);
+    }
+
+    /// Pops a value of type `ty`.
+    pub fn pop(&self, b: &Builder, ty: Type) -> Value {
+        let bits = b.call(self.pop, &[self.slot]);
+        b.from_i64_bits(bits, ty)
+    }
+
+    /// Frees the buffer.
+    pub fn free(&self, b: &Builder) {
+        let data = b.load(b.m.ptr(), self.slot);
+        b.call(self.free, &[data]);
+    }
+}
+
+fn field(b: &Builder, tape_ty: Type, tape: Value, i: u64) -> Value {
+    let m = b.m;
+    b.gep(tape_ty, tape, &[m.const_int(m.int(32), 0), m.const_int(m.int(32), i)])
+}
+
+fn emit_push(m: &Module, tape_ty: Type, realloc: Value) -> Value {
+    let i64t = m.int(64);
+    let ptr = m.ptr();
+    let f = m.add_function("ox.tape.push", m.fn_type(m.void(), &[ptr, i64t]));
+    f.set_internal();
+    f.add_fn_attr("alwaysinline");
+    let [tape, v] = [f.params()[0], f.params()[1]];
+    let (top, grow, put) = (m.append_block(f, "top"), m.append_block(f, "grow"), m.append_block(f, "put"));
+    let b = m.builder();
+    b.at_end(top);
+    let len_p = field(&b, tape_ty, tape, 1);
+    let cap_p = field(&b, tape_ty, tape, 2);
+    let len = b.load(i64t, len_p);
+    let cap = b.load(i64t, cap_p);
+    let full = b.icmp(crate::llvm::ICMP_EQ, len, cap);
+    b.cond_br(full, grow, put);
+
+    b.at_end(grow);
+    let zero = b.icmp(crate::llvm::ICMP_EQ, cap, m.const_int(i64t, 0));
+    let newcap = b.select(zero, m.const_int(i64t, 256), b.mul(cap, m.const_int(i64t, 2)));
+    let data = b.load(ptr, tape);
+    let bytes = b.mul(newcap, m.const_int(i64t, 8));
+    let new = b.call(realloc, &[data, bytes]);
+    b.store(new, tape);
+    b.store(newcap, cap_p);
+    b.br(put);
+
+    b.at_end(put);
+    let data = b.load(ptr, tape);
+    let p = b.gep(i64t, data, &[len]);
+    b.store(v, p);
+    b.store(b.add(len, m.const_int(i64t, 1)), len_p);
+    b.ret_void();
+    f
+}
+
+fn emit_pop(m: &Module, tape_ty: Type) -> Value {
+    let i64t = m.int(64);
+    let ptr = m.ptr();
+    let f = m.add_function("ox.tape.pop", m.fn_type(i64t, &[ptr]));
+    f.set_internal();
+    f.add_fn_attr("alwaysinline");
+    let tape = f.params()[0];
+    let b = m.builder();
+    b.at_end(m.append_block(f, "top"));
+    let len_p = field(&b, tape_ty, tape, 1);
+    let len = b.sub(b.load(i64t, len_p), m.const_int(i64t, 1));
+    b.store(len, len_p);
+    let data = b.load(ptr, tape);
+    let v = b.load(i64t, b.gep(i64t, data, &[len]));
+    b.ret(v);
+    let _ = Opcode::LLVMRet;
+    f
+}

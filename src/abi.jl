@@ -1,0 +1,228 @@
+# The ccall layer over the engine's C ABI (include/oxidase.h): the library's location,
+# Julia mirrors of the header's structs, the request builder, and the argument
+# descriptions (passing convention + type tree) that only Julia can compute because
+# only Julia knows the Julia types. Everything that knows a header constant lives here.
+
+# deps/deps.jl is written by deps/build.jl. Declaring it a dependency even when it does
+# not exist yet makes Julia recompile this package once a build creates it; otherwise a
+# cache precompiled before the build would keep reporting the library as missing.
+const DEPS_FILE = joinpath(dirname(@__DIR__), "deps", "deps.jl")
+include_dependency(DEPS_FILE)
+if isfile(DEPS_FILE)
+    include(DEPS_FILE)
+else
+    const liboxidase = ""
+end
+
+const BUILD_HINT = "build it with `julia --project=. -e 'using Pkg; Pkg.build()'` " *
+                   "run in the Oxidase directory ($(dirname(@__DIR__)))"
+
+# Checked at load, so that `using Oxidase` without a built engine fails immediately with
+# the fix, not later with an obscure "could not load library" from the first ccall.
+function __init__()
+    if isempty(liboxidase)
+        error("Oxidase: the engine library is not built (deps/deps.jl is missing); $BUILD_HINT")
+    end
+    if !isfile(liboxidase)
+        error("Oxidase: the engine library $liboxidase named in deps/deps.jl does not exist; $BUILD_HINT")
+    end
+    Libdl.dlopen(liboxidase)
+    return nothing
+end
+
+# --- header constants ---------------------------------------------------------------
+
+const OX_OK = Int32(0)
+const OX_ERR_INVALID_REQUEST = Int32(1)
+const OX_ERR_BAD_IR = Int32(2)
+const OX_ERR_UNSUPPORTED = Int32(3)
+const OX_ERR_INTERNAL = Int32(4)
+const OX_ERR_JIT = Int32(5)
+
+const OX_MODE_FORWARD = UInt32(0)
+const OX_MODE_REVERSE = UInt32(1)
+
+const OX_PASS_GHOST = UInt32(0)
+const OX_PASS_VALUE = UInt32(1)
+
+const OX_CONST = UInt32(0)
+const OX_ACTIVE = UInt32(1)
+const OX_DUPLICATED = UInt32(2)
+
+const OX_TT_FLOAT64 = UInt32(0)
+const OX_TT_FLOAT32 = UInt32(1)
+const OX_TT_INTEGER = UInt32(2)
+const OX_TT_POINTER = UInt32(3)
+
+mode_code(::ForwardMode) = OX_MODE_FORWARD
+mode_code(::ReverseMode) = OX_MODE_REVERSE
+
+# --- struct mirrors -------------------------------------------------------------------
+# isbits structs with the C field order and types, so Julia lays them out exactly as the
+# C compiler does (same alignment rules, trailing padding included).
+
+struct OxTypeEntry
+    offset::UInt64
+    kind::UInt32
+end
+
+struct OxArg
+    passing::UInt32
+    activity::UInt32
+    type_tree::Ptr{OxTypeEntry}
+    type_tree_len::Csize_t
+end
+
+struct OxRequest
+    entry::Cstring
+    mode::UInt32
+    width::UInt32
+    args::Ptr{OxArg}
+    nargs::Csize_t
+    ret_activity::UInt32
+end
+
+"""
+    ArgDesc(passing, activity, type_tree)
+
+What the engine needs to know about one Julia argument: how it is passed
+(`OX_PASS_*`), its activity (`OX_CONST`, `OX_ACTIVE`, `OX_DUPLICATED`) and its type tree
+(which byte offsets hold which kind of data). The owning form of `OxArg`.
+"""
+struct ArgDesc
+    passing::UInt32
+    activity::UInt32
+    type_tree::Vector{OxTypeEntry}
+end
+
+# --- argument descriptions ------------------------------------------------------------
+
+"""
+    is_ghost(T) -> Bool
+
+Whether values of type `T` carry no data, so Julia's specsig calling convention omits
+them (singletons such as a function without captured variables, `nothing`, `Val(3)`).
+"""
+is_ghost(@nospecialize(T)) = Base.issingletontype(T) || (isconcretetype(T) && isbitstype(T) && sizeof(T) == 0)
+
+"""
+    type_tree(T) -> Vector{OxTypeEntry}
+
+The type tree of an argument of type `T`: `Float64` and `Float32` are float data at
+offset 0, other primitive bits types (integers, `Bool`, `Char`) are integers, ghosts have
+no bytes. Other types have no tree yet: an `ArgumentError` (callers check first, with a
+better message).
+"""
+function type_tree(@nospecialize(T))
+    T === Float64 && return [OxTypeEntry(0, OX_TT_FLOAT64)]
+    T === Float32 && return [OxTypeEntry(0, OX_TT_FLOAT32)]
+    is_ghost(T) && return OxTypeEntry[]
+    # Float16 and other floats are primitive too, but calling them integers would
+    # silently make their derivatives zero.
+    if isprimitivetype(T) && !(T <: AbstractFloat)
+        return [OxTypeEntry(0, OX_TT_INTEGER)]
+    end
+    throw(ArgumentError("Oxidase: no type tree for arguments of type $T yet"))
+end
+
+"""
+    arg_desc(T, activity) -> ArgDesc
+
+Description of an argument of type `T` with the given `OX_*` activity. Ghosts are
+passed as `OX_PASS_GHOST` with an empty tree and are always constant (they hold nothing
+to differentiate).
+"""
+function arg_desc(@nospecialize(T), activity::UInt32)
+    is_ghost(T) && return ArgDesc(OX_PASS_GHOST, OX_CONST, OxTypeEntry[])
+    return ArgDesc(OX_PASS_VALUE, activity, type_tree(T))
+end
+
+# --- entry points ---------------------------------------------------------------------
+
+"""
+    engine_version() -> String
+
+Version string of the loaded engine.
+"""
+engine_version() = unsafe_string(ccall((:oxidase_version, liboxidase), Cstring, ()))
+
+"""
+    compile_count() -> UInt64
+
+Number of derivatives the engine has compiled so far (its cache misses); used by the
+tests of the compile caches.
+"""
+compile_count() = ccall((:oxidase_compile_count, liboxidase), UInt64, ())
+
+const STATUS_NAMES = Dict(OX_ERR_INVALID_REQUEST => "invalid request",
+                          OX_ERR_BAD_IR => "bad IR",
+                          OX_ERR_UNSUPPORTED => "unsupported construct",
+                          OX_ERR_INTERNAL => "internal engine error",
+                          OX_ERR_JIT => "JIT failure")
+
+"""
+    engine_error(status, name, message) -> Exception
+
+The exception for a failed `oxidase_compile`: an invalid request is the caller's
+mistake (`ArgumentError`); anything else is a [`DifferentiationError`](@ref) naming the
+function `name` and carrying the engine's message.
+"""
+function engine_error(status::Integer, name::AbstractString, message::AbstractString)
+    if status == OX_ERR_INVALID_REQUEST
+        return ArgumentError("Oxidase: invalid differentiation request for $name: $message")
+    end
+    what = get(STATUS_NAMES, Int32(status), "status $status")
+    return DifferentiationError("cannot differentiate $name ($what): $message")
+end
+
+# Copies the engine's message into a Julia string and frees the engine's copy, so that
+# no path (including a failing unsafe_string) leaks it.
+function take_message(p::Ptr{UInt8})
+    p == C_NULL && return "(no message from the engine)"
+    try
+        return unsafe_string(p)
+    finally
+        ccall((:oxidase_free_message, liboxidase), Cvoid, (Ptr{UInt8},), p)
+    end
+end
+
+"""
+    compile(bitcode, entry, mode, width, args, ret_activity; name = entry) -> Ptr{Cvoid}
+
+Asks the engine for the derivative of the function `entry` of the LLVM `bitcode`:
+`mode` is `OX_MODE_FORWARD` or `OX_MODE_REVERSE`, `width` the number of tangents per
+value, `args` one [`ArgDesc`](@ref) per Julia argument (the function itself first) and
+`ret_activity` the return's `OX_*` activity. Returns the compiled `OxDerivativeFn`.
+Failures throw (see [`engine_error`](@ref)); `name` is the Julia signature used in
+their messages.
+"""
+function compile(bitcode::Vector{UInt8}, entry::String, mode::UInt32, width::Integer,
+                 args::Vector{ArgDesc}, ret_activity::UInt32; name::AbstractString = entry)
+    width >= 1 || throw(ArgumentError("Oxidase: width must be at least 1, got $width"))
+    oxargs = Vector{OxArg}(undef, length(args))
+    out_fn = Ref{Ptr{Cvoid}}(C_NULL)
+    out_msg = Ref{Ptr{UInt8}}(C_NULL)
+    status = GC.@preserve bitcode entry args oxargs begin
+        for (i, a) in enumerate(args)
+            tree = isempty(a.type_tree) ? Ptr{OxTypeEntry}(C_NULL) : pointer(a.type_tree)
+            oxargs[i] = OxArg(a.passing, a.activity, tree, length(a.type_tree))
+        end
+        req = Ref(OxRequest(Base.unsafe_convert(Cstring, entry), mode, UInt32(width),
+                            isempty(oxargs) ? Ptr{OxArg}(C_NULL) : pointer(oxargs),
+                            length(oxargs), ret_activity))
+        ccall((:oxidase_compile, liboxidase), Int32,
+              (Ptr{UInt8}, Csize_t, Ref{OxRequest}, Ref{Ptr{Cvoid}}, Ref{Ptr{UInt8}}),
+              bitcode, length(bitcode), req, out_fn, out_msg)
+    end
+    if status != OX_OK
+        throw(engine_error(status, name, take_message(out_msg[])))
+    end
+    # The header promises no message on success; free one anyway rather than leak it.
+    out_msg[] == C_NULL || take_message(out_msg[])
+
+    if out_fn[] == C_NULL
+        throw(DifferentiationError("cannot differentiate $name: the engine reported success " *
+                                   "but returned no function (engine bug)"))
+    end
+    return out_fn[]
+end

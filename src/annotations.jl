@@ -1,0 +1,93 @@
+# Activity annotations, as in Enzyme.jl 0.11 (EnzymeCore): they wrap each argument of
+# `autodiff` to say whether, and how, it is differentiated. Field names (`val`, `dval`)
+# match Enzyme's so that code written for Enzyme reads the same here.
+
+"""
+    Annotation{T}
+
+Abstract supertype of the activity annotations [`Const`](@ref), [`Active`](@ref),
+[`Duplicated`](@ref), [`DuplicatedNoNeed`](@ref), [`BatchDuplicated`](@ref) and
+[`BatchDuplicatedNoNeed`](@ref); `T` is the type of the wrapped primal value.
+"""
+abstract type Annotation{T} end
+
+Base.eltype(::Type{<:Annotation{T}}) where {T} = T
+
+"""
+    Const(x)
+
+Marks `x` as constant: no derivative is computed with respect to it. As the return
+annotation (`autodiff(mode, f, Const, ...)`), the return value is not differentiated.
+Arguments passed to `autodiff` without an annotation are treated as `Const`.
+"""
+struct Const{T} <: Annotation{T}
+    val::T
+end
+
+"""
+    Active(x)
+
+Marks an immutable value (a `Float64` or `Float32`) whose derivative reverse mode
+returns. Not allowed in forward mode. As the return annotation in reverse mode, the
+return value is seeded with `one` of its type. Integers are converted to floating
+point, as Enzyme does: `Active(1) == Active(1.0)`.
+"""
+struct Active{T} <: Annotation{T}
+    val::T
+end
+
+Active(x::Integer) = Active(float(x))
+
+"""
+    Duplicated(x, ∂x)
+
+Marks `x` as differentiated with a shadow `∂x` of the same type. In forward mode `∂x`
+is the tangent (seed) of `x`. As the return annotation in forward mode, `autodiff`
+returns `(primal, tangent)` of the result.
+"""
+struct Duplicated{T} <: Annotation{T}
+    val::T
+    dval::T
+end
+
+"""
+    DuplicatedNoNeed(x, ∂x)
+
+Like [`Duplicated`](@ref), but the primal value is not needed. As the return
+annotation in forward mode, `autodiff` returns only `(tangent,)`.
+"""
+struct DuplicatedNoNeed{T} <: Annotation{T}
+    val::T
+    dval::T
+end
+
+"""
+    BatchDuplicated(x, (∂x₁, ..., ∂xₙ))
+
+Like [`Duplicated`](@ref) with `N` shadows at once (vector forward mode).
+Not supported yet: `autodiff` raises a [`DifferentiationError`](@ref).
+"""
+struct BatchDuplicated{T,N} <: Annotation{T}
+    val::T
+    dval::NTuple{N,T}
+end
+
+"""
+    BatchDuplicatedNoNeed(x, (∂x₁, ..., ∂xₙ))
+
+Like [`BatchDuplicated`](@ref) when the primal is not needed.
+Not supported yet: `autodiff` raises a [`DifferentiationError`](@ref).
+"""
+struct BatchDuplicatedNoNeed{T,N} <: Annotation{T}
+    val::T
+    dval::NTuple{N,T}
+end
+
+# Enzyme's rule: an argument without annotation is constant.
+annotate(x::Annotation) = x
+annotate(x) = Const(x)
+
+is_batch(::Annotation) = false
+is_batch(::Union{BatchDuplicated,BatchDuplicatedNoNeed}) = true
+is_batch(::Type{<:Union{BatchDuplicated,BatchDuplicatedNoNeed}}) = true
+is_batch(::Type) = false

@@ -1,0 +1,325 @@
+# `autodiff`: checks a request against Enzyme.jl 0.11's rules, finds or compiles the
+# derivative, calls it through its function pointer and returns Enzyme's result shapes.
+#
+# Everything that depends only on types (validation, extraction, compilation, the
+# inferred return type) happens on a cache miss; a hit only builds the argument buffers
+# and calls.
+
+"""
+    autodiff(mode, f, ReturnActivity, args...)
+    autodiff(mode, f, args...)
+
+Differentiates `f(args...)` in `mode` ([`Forward`](@ref), [`Reverse`](@ref) or
+[`ReverseWithPrimal`](@ref)). Each argument is an activity annotation ([`Const`](@ref),
+[`Active`](@ref), [`Duplicated`](@ref), [`DuplicatedNoNeed`](@ref)); plain values are
+treated as `Const`. `f` may also be given as `Const(f)`. `ReturnActivity` annotates the
+result; when it is omitted, reverse mode uses `Active` if `f` is inferred to return a
+floating-point number and `Const` otherwise, and forward mode uses `Duplicated`.
+
+Results, as in Enzyme.jl 0.11:
+
+- `Reverse`: `(adjoints,)`, where `adjoints` has one entry per argument: the derivative
+  for `Active` arguments, `nothing` for the others. With a `Const` return annotation the
+  adjoints are zero.
+- `ReverseWithPrimal`: `(adjoints, primal)`.
+- `Forward`: `(primal, tangent)` for a `Duplicated` return, `(tangent,)` for
+  `DuplicatedNoNeed`, `()` for `Const`. The tangent is the directional derivative along
+  the `dval`s of the `Duplicated` arguments.
+
+```julia
+rosenbrock(x, y) = (1.0 - x)^2 + 100.0 * (y - x^2)^2
+autodiff(Reverse, rosenbrock, Active, Active(1.0), Active(2.0))   # ((-400.0, 200.0),)
+autodiff(Forward, rosenbrock, Duplicated, Const(1.0), Duplicated(3.0, 1.0))  # (400.0, 400.0)
+```
+
+Currently supported: `Float64` and `Float32` results; arguments that are `Float64`,
+`Float32`, integers, `Bool` or singletons; `f` a function without captured variables.
+Other cases raise a [`DifferentiationError`](@ref) (see `docs/limitations.md`);
+annotations that make no sense in the mode (an `Active` argument in forward mode) raise
+an `ArgumentError`. Exceptions thrown by `f` itself propagate unchanged.
+"""
+function autodiff(mode::Mode, f, ::Type{RA}, args...) where {RA<:Annotation}
+    fn = function_value(f)
+    anns = map(annotate, args)
+    compiled = derivative(mode, fn, RA, anns)
+    return call_derivative(mode, compiled, RA, anns)
+end
+
+function autodiff(mode::Mode, f, args...)
+    fn = function_value(f)
+    anns = map(annotate, args)
+    return autodiff(mode, fn, default_return_activity(mode, fn, anns), anns...)
+end
+
+function_value(f::Const) = f.val
+function_value(f::Annotation) =
+    throw(DifferentiationError("not yet supported: differentiating with respect to the " *
+                               "function itself ($(typeof(f).name.name) function annotation)"))
+function_value(f) = f
+
+# Enzyme 0.11's guess: an active float return in reverse mode, otherwise constant; a
+# batched return when any argument is batched in forward mode.
+function default_return_activity(::ReverseMode, fn, anns::Tuple)
+    rt = inferred_return_type(fn, primal_types(anns))
+    return rt !== Union{} && isconcretetype(rt) && rt <: AbstractFloat ? Active : Const
+end
+
+default_return_activity(::ForwardMode, fn, anns::Tuple) =
+    any(is_batch, anns) ? BatchDuplicated : Duplicated
+
+# Core.Typeof, not typeof: a type passed as a value (`Const(Float64)`) specializes as
+# `Type{Float64}`, as Julia's own dispatch does.
+primal_types(anns::Tuple) = Tuple{map(a -> Core.Typeof(a.val), anns)...}
+
+# --- the cache -----------------------------------------------------------------------
+
+"""
+    CompiledDerivative
+
+A derivative compiled by the engine, with what is needed to call it (`fptr`, the
+primal return type `rettype`) and to notice that it went stale: the root `CodeInstance`
+and `Method` it was made from, the call signature `sig`, and the last `world` in which
+it was known to be current.
+"""
+mutable struct CompiledDerivative
+    fptr::Ptr{Cvoid}
+    rettype::DataType
+    codeinst::Core.CodeInstance
+    method::Method
+    sig::Type
+    world::UInt
+end
+
+const CACHE = Dict{Any,CompiledDerivative}()
+const CACHE_LOCK = ReentrantLock()
+
+function derivative(mode::Mode, fn, ::Type{RA}, anns::Tuple) where {RA}
+    types = primal_types(anns)
+    key = (Core.Typeof(fn), types, typeof(anns), mode_code(mode), 1, RA)
+    lock(CACHE_LOCK)
+    try
+        compiled = get(CACHE, key, nothing)
+        if compiled === nothing || !is_current(compiled)
+            compiled = compile_derivative(mode, fn, types, RA, anns)
+            CACHE[key] = compiled
+        end
+        return compiled
+    finally
+        unlock(CACHE_LOCK)
+    end
+end
+
+# A compiled derivative stays valid while nothing it was made from is redefined.
+# Julia 1.5 invalidates the root CodeInstance (max_world) when a *callee* is redefined,
+# through backedges, but not when the root method itself is overwritten or shadowed by
+# a more specific method (verified on 1.5.3): that case is caught by asking dispatch
+# which method it selects now. Both checks are skipped while the world age is unchanged,
+# since no method can have been defined in between.
+function is_current(c::CompiledDerivative)
+    world = Base.get_world_counter()
+    c.world == world && return true
+    c.codeinst.max_world == typemax(UInt) || return false
+    dispatched_method(c.sig, world) === c.method || return false
+    c.world = world
+    return true
+end
+
+function dispatched_method(@nospecialize(sig), world::UInt)
+    entry = ccall(:jl_gf_invoke_lookup, Any, (Any, UInt), sig, world)
+    return entry === nothing ? nothing : entry.func
+end
+
+function compile_derivative(mode::Mode, fn, types, ::Type{RA}, anns::Tuple) where {RA}
+    name = signature_string(fn, types)
+    ret_activity = return_activity(mode, RA, name)
+    descs = ArgDesc[function_desc(fn, name)]
+    for (i, a) in enumerate(anns)
+        push!(descs, argument_desc(mode, a, i, name))
+    end
+    world = Base.get_world_counter()
+    RT = return_type(fn, types, anns, name)
+    ir = Extract.extract_bitcode(fn, types)
+    fptr = compile(ir.bitcode, ir.entry, mode_code(mode), 1, descs, ret_activity; name = name)
+    ci = ir.codeinst::Core.CodeInstance
+    sig = Tuple{Core.Typeof(fn), types.parameters...}
+    return CompiledDerivative(fptr, RT, ci, ci.def.def::Method, sig, world)
+end
+
+function signature_string(fn, types)
+    fname = fn isa Function ? string(nameof(fn)) : string(Core.Typeof(fn))
+    return string(fname, "(", join(("::$T" for T in types.parameters), ", "), ")")
+end
+
+# --- validation: Enzyme's rules, and what the engine supports so far -----------------
+
+function return_activity(::ForwardMode, ::Type{RA}, name) where {RA}
+    RA <: Union{BatchDuplicated,BatchDuplicatedNoNeed} && throw(batch_error(name))
+    RA <: Const && return OX_CONST
+    RA <: Union{Duplicated,DuplicatedNoNeed} && return OX_DUPLICATED
+    RA <: Active && throw(ArgumentError(
+        "Oxidase: Active returns are not allowed in forward mode ($name); " *
+        "use Duplicated, DuplicatedNoNeed or Const"))
+    throw(ArgumentError("Oxidase: unknown return annotation $RA"))
+end
+
+function return_activity(::ReverseMode, ::Type{RA}, name) where {RA}
+    RA <: Union{BatchDuplicated,BatchDuplicatedNoNeed} && throw(batch_error(name))
+    RA <: Active && return OX_ACTIVE
+    RA <: Const && return OX_CONST
+    RA <: Union{Duplicated,DuplicatedNoNeed} && throw(ArgumentError(
+        "Oxidase: Duplicated returns are not allowed in reverse mode ($name); " *
+        "a scalar return is Active or Const"))
+    throw(ArgumentError("Oxidase: unknown return annotation $RA"))
+end
+
+batch_error(name) =
+    DifferentiationError("cannot differentiate $name: not yet supported: batch (vector) " *
+                         "mode, BatchDuplicated and BatchDuplicatedNoNeed")
+
+function function_desc(fn, name)
+    F = Core.Typeof(fn)
+    is_ghost(F) && return arg_desc(F, OX_CONST)
+    throw(DifferentiationError(
+        "cannot differentiate $name: not yet supported: closures and callable objects " *
+        "that capture data (the function's type $F is not a singleton)"))
+end
+
+function argument_desc(mode::Mode, a::Annotation, i::Int, name)
+    T = Core.Typeof(a.val)
+    is_batch(a) && throw(batch_error(name))
+    if a isa Active && mode isa ForwardMode
+        throw(ArgumentError("Oxidase: Active arguments are not allowed in forward mode " *
+                            "(argument $i of $name); use Duplicated(x, dx) or Const(x)"))
+    end
+    check_argument_type(T, i, name)
+    return arg_desc(T, argument_activity(mode, a, T, i, name))
+end
+
+function check_argument_type(@nospecialize(T), i, name)
+    (is_ghost(T) || T === Float64 || T === Float32) && return
+    where_ = "argument $i has type $T"
+    T <: AbstractFloat && throw(DifferentiationError(
+        "cannot differentiate $name: not yet supported: floating-point types other than " *
+        "Float64 and Float32 ($where_)"))
+    isprimitivetype(T) && return
+    isbitstype(T) && throw(DifferentiationError(
+        "cannot differentiate $name: not yet supported: structs and tuples ($where_)"))
+    throw(DifferentiationError(
+        "cannot differentiate $name: not yet supported: arrays and other non-isbits " *
+        "arguments ($where_)"))
+end
+
+# Integers have no derivative: as in Enzyme, their adjoints are zero and their tangents
+# are ignored, so they reach the engine as constants.
+function argument_activity(mode::Mode, a::Annotation, @nospecialize(T), i, name)
+    a isa Const && return OX_CONST
+    differentiable = T === Float64 || T === Float32
+    if a isa Active
+        if !differentiable && !isprimitivetype(T)
+            throw(ArgumentError("Oxidase: Active needs a number, argument $i of $name has type $T"))
+        end
+        return differentiable ? OX_ACTIVE : OX_CONST
+    end
+    # Duplicated, DuplicatedNoNeed
+    if mode isa ReverseMode
+        throw(ArgumentError(
+            "Oxidase: $(typeof(a).name.name) is for mutable data in reverse mode; argument " *
+            "$i of $name has the immutable type $T: use Active(x) to get its derivative"))
+    end
+    return differentiable ? OX_DUPLICATED : OX_CONST
+end
+
+# Inference in the newest world, not the caller's: like the extraction, so that a
+# function redefined by `@eval` since the caller started is seen as it is now.
+function inferred_return_type(fn, types)
+    rts = Base.return_types(fn, types)
+    return isempty(rts) ? Union{} : Union{rts...}
+end
+
+# The engine returns Float64 or Float32 for now. A function inferred to never return
+# (Union{}) is run, so that it raises its own exception as it would without autodiff.
+function return_type(fn, types, anns::Tuple, name)
+    hasmethod(fn, types) || throw(MethodError(fn, map(a -> a.val, anns)))
+    RT = inferred_return_type(fn, types)
+    (RT === Float64 || RT === Float32) && return RT
+    if RT === Union{}
+        Base.invokelatest(fn, map(a -> a.val, anns)...)
+        throw(DifferentiationError("cannot differentiate $name: it is inferred never to return"))
+    end
+    if !isconcretetype(RT)
+        throw(DifferentiationError(
+            "cannot differentiate $name: its return type is inferred as $RT; type-unstable " *
+            "functions are not supported (make the return type concrete)"))
+    end
+    throw(DifferentiationError(
+        "cannot differentiate $name: it returns $RT; not yet supported: results other " *
+        "than Float64 and Float32"))
+end
+
+# --- the call ------------------------------------------------------------------------
+
+function call_derivative(::ForwardMode, c::CompiledDerivative, ::Type{RA}, anns::Tuple) where {RA}
+    primal, tangent = call_forward(c.fptr, c.rettype, anns)
+    RA <: Const && return ()
+    RA <: DuplicatedNoNeed && return (tangent,)
+    return (primal, tangent)
+end
+
+function call_derivative(::ReverseMode{ReturnPrimal}, c::CompiledDerivative, ::Type{RA},
+                         anns::Tuple) where {ReturnPrimal,RA}
+    RT = c.rettype
+    adjoints, primal = call_reverse(c.fptr, RT, RA <: Active ? one(RT) : zero(RT), anns)
+    return ReturnPrimal ? (adjoints, primal) : (adjoints,)
+end
+
+function call_forward(fptr::Ptr{Cvoid}, ::Type{RT}, anns::Tuple) where {RT}
+    primals = map(primal_ref, anns)
+    tangents = map(tangent_ref, anns)
+    ret = Ref{RT}(zero(RT))
+    dret = Ref{RT}(zero(RT))
+    invoke_compiled(fptr, primals, tangents, ret, dret)
+    return ret[], dret[]
+end
+
+function call_reverse(fptr::Ptr{Cvoid}, ::Type{RT}, seed, anns::Tuple) where {RT}
+    primals = map(primal_ref, anns)
+    adjoints = map(adjoint_ref, anns)
+    ret = Ref{RT}(zero(RT))
+    dret = Ref{RT}(RT(seed))
+    invoke_compiled(fptr, primals, adjoints, ret, dret)
+    return map(adjoint_value, adjoints), ret[]
+end
+
+# One Ref per argument; `nothing` where the engine expects no pointer (ghosts, and
+# shadows of constant arguments).
+primal_ref(a::Annotation) = is_ghost(Core.Typeof(a.val)) ? nothing : Ref(a.val)
+tangent_ref(a::Union{Duplicated,DuplicatedNoNeed}) = is_ghost(Core.Typeof(a.val)) ? nothing : Ref(a.dval)
+tangent_ref(::Annotation) = nothing
+# Adjoints are accumulated into, so they start at zero.
+adjoint_ref(a::Active) = Ref(zero(a.val))
+adjoint_ref(::Annotation) = nothing
+adjoint_value(::Nothing) = nothing
+adjoint_value(r::Ref) = r[]
+
+ref_pointer(::Nothing) = C_NULL
+ref_pointer(r::Ref) = Base.unsafe_convert(Ptr{Cvoid}, r)
+
+# The pointer arrays are tuples in a Ref: contiguous, with one slot per Julia argument,
+# slot 1 being the function itself (a ghost, so C_NULL). The collector is off during the
+# call because the derivative holds Julia objects outside any GC frame (see
+# ARCHITECTURE.md, "GC"); `finally` turns it back on when `f` throws.
+function invoke_compiled(fptr::Ptr{Cvoid}, primals::Tuple, shadows::Tuple, ret::Ref, dret::Ref)
+    status = GC.@preserve primals shadows ret dret begin
+        argptrs = Ref((C_NULL, map(ref_pointer, primals)...))
+        shadowptrs = Ref((C_NULL, map(ref_pointer, shadows)...))
+        prev = GC.enable(false)
+        try
+            ccall(fptr, Int32, (Ptr{Ptr{Cvoid}}, Ptr{Ptr{Cvoid}}, Ptr{Cvoid}, Ptr{Cvoid}),
+                  argptrs, shadowptrs, ret, dret)
+        finally
+            GC.enable(prev)
+        end
+    end
+    status == 0 || throw(DifferentiationError("the compiled derivative returned status $status (engine bug)"))
+    return nothing
+end

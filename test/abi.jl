@@ -1,0 +1,63 @@
+# The struct mirrors must have the C layout of include/oxidase.h on x86-64.
+
+@testset "layout" begin
+    @test sizeof(Oxidase.OxTypeEntry) == 16
+    @test fieldoffset(Oxidase.OxTypeEntry, 2) == 8
+    @test sizeof(Oxidase.OxArg) == 24
+    @test fieldoffset.(Oxidase.OxArg, 1:4) == [0, 4, 8, 16]
+    @test sizeof(Oxidase.OxRequest) == 40
+    @test fieldoffset.(Oxidase.OxRequest, 1:6) == [0, 8, 12, 16, 24, 32]
+    @test all(isbitstype, (Oxidase.OxTypeEntry, Oxidase.OxArg, Oxidase.OxRequest))
+end
+
+@testset "type trees" begin
+    tt(T) = [(Int(e.offset), Int(e.kind)) for e in Oxidase.type_tree(T)]
+    @test tt(Float64) == [(0, Oxidase.OX_TT_FLOAT64)]
+    @test tt(Float32) == [(0, Oxidase.OX_TT_FLOAT32)]
+    @test tt(Int64) == tt(Int32) == tt(Bool) == tt(UInt8) == [(0, Oxidase.OX_TT_INTEGER)]
+    @test tt(typeof(sin)) == []
+    @test tt(Nothing) == []
+    @test_throws ArgumentError Oxidase.type_tree(Float16)
+    @test_throws ArgumentError Oxidase.type_tree(Vector{Float64})
+    @test_throws ArgumentError Oxidase.type_tree(Complex{Float64})
+end
+
+@testset "argument descriptions" begin
+    d = Oxidase.arg_desc(Float64, Oxidase.OX_ACTIVE)
+    @test (d.passing, d.activity) == (Oxidase.OX_PASS_VALUE, Oxidase.OX_ACTIVE)
+    g = Oxidase.arg_desc(typeof(sin), Oxidase.OX_ACTIVE)   # a ghost is never active
+    @test (g.passing, g.activity, g.type_tree) == (Oxidase.OX_PASS_GHOST, Oxidase.OX_CONST, [])
+    @test Oxidase.is_ghost(typeof(sin)) && Oxidase.is_ghost(Val{3}) && Oxidase.is_ghost(Type{Float64})
+    @test !Oxidase.is_ghost(Float64)
+    let a = 2.0
+        @test !Oxidase.is_ghost(typeof(x -> a * x))   # a closure with captured data
+    end
+end
+
+# From here on, the engine must be built.
+
+@testset "engine" begin
+    @test Oxidase.engine_version() isa String
+    @test !isempty(Oxidase.engine_version())
+    @test Oxidase.compile_count() isa UInt64
+
+    ir = Oxidase.Extract.extract_bitcode(extract_probe, Tuple{Float64})
+    descs = [Oxidase.arg_desc(typeof(extract_probe), Oxidase.OX_CONST),
+             Oxidase.arg_desc(Float64, Oxidase.OX_ACTIVE)]
+    fptr = Oxidase.compile(ir.bitcode, ir.entry, Oxidase.OX_MODE_REVERSE, 1, descs, Oxidase.OX_ACTIVE)
+    @test fptr != C_NULL
+
+    # Bad input at the ABI is an error, never a crash.
+    garbage = UInt8[0x42, 0x43, 0xc0, 0xde, 0x01, 0x02, 0x03]
+    @test_throws Oxidase.DifferentiationError Oxidase.compile(garbage, ir.entry,
+        Oxidase.OX_MODE_REVERSE, 1, descs, Oxidase.OX_ACTIVE)
+    @test_throws Oxidase.DifferentiationError Oxidase.compile(ir.bitcode, "no_such_function",
+        Oxidase.OX_MODE_REVERSE, 1, descs, Oxidase.OX_ACTIVE)
+    # Inconsistent requests: a missing argument, Active in forward mode.
+    @test_throws ArgumentError Oxidase.compile(ir.bitcode, ir.entry, Oxidase.OX_MODE_REVERSE, 1,
+        descs[1:1], Oxidase.OX_ACTIVE)
+    @test_throws ArgumentError Oxidase.compile(ir.bitcode, ir.entry, Oxidase.OX_MODE_FORWARD, 1,
+        descs, Oxidase.OX_DUPLICATED)
+    @test_throws ArgumentError Oxidase.compile(ir.bitcode, ir.entry, Oxidase.OX_MODE_REVERSE, 0,
+        descs, Oxidase.OX_ACTIVE)
+end

@@ -1,0 +1,132 @@
+# The user API: Enzyme.jl 0.11's result shapes, the seed tutorial's scalar examples value
+# for value, and the errors for what is not allowed or not supported yet.
+
+rosenbrock(x, y) = (1.0 - x)^2 + 100.0 * (y - x^2)^2
+square(x) = x * x
+pow_val(x, ::Val{N}) where {N} = x^N
+
+@testset "seed tutorial: reverse mode" begin
+    @test autodiff(Reverse, rosenbrock, Active, Active(1.0), Active(2.0)) == ((-400.0, 200.0),)
+    @test autodiff(ReverseWithPrimal, rosenbrock, Active, Active(1.0), Active(2.0)) ==
+          ((-400.0, 200.0), 100.0)
+end
+
+@testset "seed tutorial: forward mode" begin
+    @test autodiff(Forward, rosenbrock, Duplicated, Const(1.0), Duplicated(3.0, 1.0)) == (400.0, 400.0)
+    @test autodiff(Forward, rosenbrock, Duplicated, Duplicated(1.0, 1.0), Const(3.0)) == (400.0, -800.0)
+    @test autodiff(Forward, rosenbrock, Duplicated, Duplicated(1.0, 1.0), Duplicated(3.0, 1.0)) ==
+          (400.0, -400.0)
+    # Duplicated(x, 0.0) is Const(x).
+    @test autodiff(Forward, rosenbrock, Duplicated, Duplicated(1.0, 0.0), Duplicated(3.0, 1.0)) ==
+          (400.0, 400.0)
+end
+
+@testset "result shapes" begin
+    # Reverse: one entry per argument, `nothing` for the inactive ones.
+    @test autodiff(Reverse, rosenbrock, Active, Active(1.0), Const(2)) == ((-400.0, nothing),)
+    @test autodiff(Reverse, rosenbrock, Active, Const(1.0), Active(2.0)) == ((nothing, 200.0),)
+    @test autodiff(ReverseWithPrimal, rosenbrock, Active, Active(1.0), Const(2.0)) ==
+          ((-400.0, nothing), 100.0)
+    # A constant return pulls nothing back: all adjoints zero.
+    @test autodiff(Reverse, rosenbrock, Const, Active(1.0), Active(2.0)) == ((0.0, 0.0),)
+    @test autodiff(ReverseWithPrimal, rosenbrock, Const, Active(1.0), Active(2.0)) ==
+          ((0.0, 0.0), 100.0)
+    # Forward: (primal, tangent), (tangent,), or () for a constant return.
+    @test autodiff(Forward, rosenbrock, DuplicatedNoNeed, Duplicated(1.0, 1.0), Duplicated(3.0, 1.0)) ==
+          (-400.0,)
+    @test autodiff(Forward, rosenbrock, Const, Duplicated(1.0, 1.0), Duplicated(3.0, 1.0)) == ()
+    @test autodiff(Forward, square, DuplicatedNoNeed, DuplicatedNoNeed(3.0, 2.0)) == (12.0,)
+end
+
+@testset "defaults and plain arguments" begin
+    # Without a return annotation: Active for a float result in reverse mode,
+    # Duplicated in forward mode.
+    @test autodiff(Reverse, rosenbrock, Active(1.0), Active(2.0)) == ((-400.0, 200.0),)
+    @test autodiff(ReverseWithPrimal, square, Active(3.0)) == ((6.0,), 9.0)
+    @test autodiff(Forward, rosenbrock, Const(1.0), Duplicated(3.0, 1.0)) == (400.0, 400.0)
+    # Plain arguments are constants; the function may be wrapped in Const.
+    @test autodiff(Reverse, rosenbrock, Active, Active(1.0), 2.0) == ((-400.0, nothing),)
+    @test autodiff(Reverse, Const(rosenbrock), Active, Active(1.0), Active(2.0)) == ((-400.0, 200.0),)
+    @test autodiff(Forward, Const(square), Duplicated, Duplicated(3.0, 1.0)) == (9.0, 6.0)
+    @test autodiff(Reverse, square, Active, Active(3)) == ((6.0,),)   # Active(3) is Active(3.0)
+end
+
+@testset "integers and singletons" begin
+    # A singleton argument (Val) is a ghost: passed nowhere, its slot is `nothing`.
+    @test autodiff(Reverse, pow_val, Active, Active(2.0), Const(Val(3))) == ((12.0, nothing),)
+    @test autodiff(Forward, pow_val, Duplicated, Duplicated(2.0, 1.0), Val(5)) == (32.0, 80.0)
+    # Integers have no derivative: their adjoints are zero, their tangents ignored.
+    powi(x, n) = x^n
+    @test autodiff(Reverse, powi, Active, Active(2.0), Active{Int}(3)) == ((12.0, 0),)
+    @test autodiff(Forward, powi, Duplicated, Duplicated(2.0, 1.0), Duplicated(3, 1)) == (8.0, 12.0)
+end
+
+@testset "Float32 in, Float32 out" begin
+    f32(x) = x^2 + sin(x)
+    x = 1.5f0
+    ((dx,),) = autodiff(Reverse, f32, Active, Active(x))
+    @test dx isa Float32
+    @test dx ≈ 2x + cos(x) rtol = 1e-5
+    ((dx,), y) = autodiff(ReverseWithPrimal, f32, Active, Active(x))
+    @test y isa Float32
+    @test y ≈ f32(x) rtol = 1e-6
+    y, dy = autodiff(Forward, f32, Duplicated, Duplicated(x, 1f0))
+    @test y isa Float32 && dy isa Float32
+    @test dy ≈ 2x + cos(x) rtol = 1e-5
+    mixed(x, y) = Float32(x) * y        # Float64 argument, Float32 result
+    ((da, db),) = autodiff(Reverse, mixed, Active, Active(2.0), Active(3f0))
+    @test da isa Float64 && db isa Float32
+    @test (da, db) == (3.0, 2f0)
+end
+
+@testset "exceptions of f propagate" begin
+    # sqrt of a negative argument, discovered while running...
+    root(x) = sqrt(x) + 1.0
+    @test_throws DomainError autodiff(Reverse, root, Active, Active(-1.0))
+    @test_throws DomainError autodiff(Forward, root, Duplicated, Duplicated(-1.0, 1.0))
+    # ...or known to inference (sqrt(-1.0) always throws, so `f` never returns).
+    neg_root(x) = x * sqrt(-1.0)
+    @test_throws DomainError autodiff(Reverse, neg_root, Active, Active(2.0))
+    @test_throws DomainError autodiff(Forward, neg_root, Duplicated, Duplicated(2.0, 1.0))
+    # The collector is back on afterwards, and autodiff still works.
+    @test GC.enable(true)
+    @test autodiff(Reverse, root, Active, Active(4.0)) == ((0.25,),)
+    # A missing method is Julia's MethodError.
+    @test_throws MethodError autodiff(Reverse, root, Active, Active(1.0), Active(2.0))
+end
+
+@testset "annotations not allowed in the mode" begin
+    @test_throws ArgumentError autodiff(Forward, rosenbrock, Duplicated, Active(1.0), Const(2.0))
+    @test_throws ArgumentError autodiff(Forward, rosenbrock, Active, Duplicated(1.0, 1.0), Const(2.0))
+    @test_throws ArgumentError autodiff(Reverse, rosenbrock, Duplicated, Active(1.0), Const(2.0))
+    @test_throws ArgumentError autodiff(Reverse, rosenbrock, Active, Duplicated(1.0, 1.0), Const(2.0))
+end
+
+@testset "not supported yet: DifferentiationError, not a crash" begin
+    unstable(x) = x > 1.0 ? x : 0
+    @test_throws Oxidase.DifferentiationError autodiff(Reverse, unstable, Active, Active(2.0))
+    @test_throws Oxidase.DifferentiationError autodiff(Forward, unstable, Duplicated, Duplicated(2.0, 1.0))
+    global untyped_global = 2.0
+    uses_global(x) = untyped_global * x        # type-unstable through a non-constant global
+    @test_throws Oxidase.DifferentiationError autodiff(Reverse, uses_global, Active, Active(2.0))
+    let a = 2.0
+        closure = x -> a * x
+        @test_throws Oxidase.DifferentiationError autodiff(Reverse, closure, Active, Active(1.0))
+        @test_throws Oxidase.DifferentiationError autodiff(Forward, closure, Duplicated, Duplicated(1.0, 1.0))
+    end
+    @test_throws Oxidase.DifferentiationError autodiff(Reverse, x -> x[1], Active, Duplicated([1.0], [0.0]))
+    @test_throws Oxidase.DifferentiationError autodiff(Forward, x -> x[1], Duplicated, Duplicated([1.0], [1.0]))
+    @test_throws Oxidase.DifferentiationError autodiff(Reverse, x -> x.re, Active, Active(1.0 + 2.0im))
+    @test_throws Oxidase.DifferentiationError autodiff(Reverse, x -> 2x, Active, Active(big(1.0)))
+    @test_throws Oxidase.DifferentiationError autodiff(Reverse, x -> 1, Active, Active(1.0))
+    @test_throws Oxidase.DifferentiationError autodiff(Forward, rosenbrock, BatchDuplicated,
+        BatchDuplicated(1.0, (1.0, 0.0)), BatchDuplicated(3.0, (0.0, 1.0)))
+    @test_throws Oxidase.DifferentiationError autodiff(Forward, rosenbrock,
+        BatchDuplicated(1.0, (1.0, 0.0)), Const(3.0))
+    err = try
+        autodiff(Reverse, x -> x[1], Active, Duplicated([1.0], [0.0]))
+    catch e
+        e
+    end
+    @test occursin("not yet supported: arrays", sprint(showerror, err))
+end

@@ -1,0 +1,47 @@
+# The compile cache: a second call with the same types compiles nothing; redefining the
+# function, or a function it calls, gives the new derivative (REPL users expect it).
+
+cached(x) = x^2 + 1.0
+
+@testset "hits and misses" begin
+    autodiff(Reverse, cached, Active, Active(1.0))
+    n = Oxidase.compile_count()
+    @test autodiff(Reverse, cached, Active, Active(3.0)) == ((6.0,),)
+    @test Oxidase.compile_count() == n
+    # Another mode, return annotation or argument type is another derivative.
+    @test autodiff(Forward, cached, Duplicated, Duplicated(3.0, 1.0)) == (10.0, 6.0)
+    @test autodiff(Reverse, cached, Const, Active(3.0)) == ((0.0,),)
+    @test autodiff(Reverse, cached, Active, Active(3f0)) == ((6f0,),)
+    @test Oxidase.compile_count() == n + 3
+    @test autodiff(Forward, cached, Duplicated, Duplicated(2.0, 1.0)) == (5.0, 4.0)
+    @test Oxidase.compile_count() == n + 3
+    # Defining an unrelated method moves the world age; the cache revalidates, still a hit.
+    @eval unrelated_method(x) = x
+    @test autodiff(Reverse, cached, Active, Active(3.0)) == ((6.0,),)
+    @test Oxidase.compile_count() == n + 3
+end
+
+@testset "redefinition of the function" begin
+    @eval redefined(x) = x^2
+    @test autodiff(Reverse, redefined, Active, Active(2.0)) == ((4.0,),)
+    @test autodiff(Forward, redefined, Duplicated, Duplicated(2.0, 1.0)) == (4.0, 4.0)
+    @eval redefined(x) = x^3
+    @test autodiff(Reverse, redefined, Active, Active(2.0)) == ((12.0,),)
+    @test autodiff(Forward, redefined, Duplicated, Duplicated(2.0, 1.0)) == (8.0, 12.0)
+    # A more specific method takes over dispatch.
+    @eval redefined(x::Float64) = 5.0 * x
+    @test autodiff(Reverse, redefined, Active, Active(2.0)) == ((5.0,),)
+end
+
+@testset "redefinition of a callee" begin
+    @eval inner(x) = x^2
+    @eval outer(x) = inner(x) + 1.0
+    @test autodiff(Reverse, outer, Active, Active(2.0)) == ((4.0,),)
+    @eval inner(x) = x^3
+    @test autodiff(Reverse, outer, Active, Active(2.0)) == ((12.0,),)
+    @eval @noinline noinline_inner(x) = sin(x)
+    @eval noinline_outer(x) = 2.0 * noinline_inner(x)
+    @test autodiff(Reverse, noinline_outer, Active, Active(0.5))[1][1] ≈ 2cos(0.5) rtol = 1e-12
+    @eval @noinline noinline_inner(x) = cos(x)
+    @test autodiff(Reverse, noinline_outer, Active, Active(0.5))[1][1] ≈ -2sin(0.5) rtol = 1e-12
+end

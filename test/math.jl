@@ -1,0 +1,85 @@
+# Derivatives of Base's math functions at several points, in both modes, against the
+# analytic formulas. Many of these are Julia implementations (polynomials, table
+# lookups, Newton steps) differentiated as code; exp2, expm1, log2 and log10 are
+# openlibm calls in Julia 1.5, differentiated by rule.
+
+const RTOL = 1e-10
+
+cube(x) = x^3
+power(x, y) = x^y
+power_int(x, n) = x^n
+
+const POSITIVE = [0.1, 0.7, 1.5, 40.0]
+const ANYWHERE = [-2.5, -0.3, 0.7, 2.0]
+const UNIT = [-0.9, -0.2, 0.4, 0.8]
+
+const UNARY = [
+    (sin, cos, ANYWHERE),
+    (cos, x -> -sin(x), ANYWHERE),
+    (tan, x -> 1 + tan(x)^2, [-1.2, -0.3, 0.7, 1.4]),
+    (exp, exp, [-3.0, -0.5, 0.5, 3.0]),
+    (log, x -> 1 / x, POSITIVE),
+    (log1p, x -> 1 / (1 + x), [-0.5, 0.1, 1.5, 40.0]),
+    (atan, x -> 1 / (1 + x^2), ANYWHERE),
+    (asin, x -> 1 / sqrt(1 - x^2), UNIT),
+    (acos, x -> -1 / sqrt(1 - x^2), UNIT),
+    (sinh, cosh, ANYWHERE),
+    (cosh, sinh, ANYWHERE),
+    (tanh, x -> 1 - tanh(x)^2, ANYWHERE),
+    (cbrt, x -> 1 / (3 * cbrt(x)^2), [-8.0, -0.3, 0.7, 27.0]),
+    (exp2, x -> exp2(x) * log(2.0), ANYWHERE),
+    (expm1, exp, [-2.0, -1e-3, 0.7, 2.5]),
+    (log2, x -> 1 / (x * log(2.0)), POSITIVE),
+    (log10, x -> 1 / (x * log(10.0)), POSITIVE),
+    (sqrt, x -> 0.5 / sqrt(x), POSITIVE),
+    (abs, sign, ANYWHERE),
+    (cube, x -> 3x^2, ANYWHERE),
+]
+
+@testset "$f" for (f, df, points) in UNARY
+    for x in points
+        ((dx,),) = autodiff(Reverse, f, Active, Active(x))
+        @test dx ≈ df(x) rtol = RTOL
+        y, dy = autodiff(Forward, f, Duplicated, Duplicated(x, 1.0))
+        @test y ≈ f(x) rtol = 1e-14
+        @test dy ≈ df(x) rtol = RTOL
+        # The tangent scales with its seed.
+        @test autodiff(Forward, f, DuplicatedNoNeed, Duplicated(x, -2.0))[1] ≈ -2df(x) rtol = RTOL
+    end
+end
+
+@testset "hypot" begin
+    for (x, y) in [(3.0, 4.0), (-1.5, 0.2), (1e-3, 2.0)]
+        h = hypot(x, y)
+        ((dx, dy),) = autodiff(Reverse, hypot, Active, Active(x), Active(y))
+        @test dx ≈ x / h rtol = RTOL
+        @test dy ≈ y / h rtol = RTOL
+        @test autodiff(Forward, hypot, DuplicatedNoNeed, Duplicated(x, 1.0), Const(y))[1] ≈ x / h rtol = RTOL
+        @test autodiff(Forward, hypot, DuplicatedNoNeed, Const(x), Duplicated(y, 1.0))[1] ≈ y / h rtol = RTOL
+    end
+end
+
+@testset "x^y" begin
+    for (x, y) in [(2.0, 3.0), (0.5, -1.5), (3.7, 0.25), (1.2, 10.0)]
+        ((dx, dy),) = autodiff(Reverse, power, Active, Active(x), Active(y))
+        @test dx ≈ y * x^(y - 1) rtol = RTOL
+        @test dy ≈ x^y * log(x) rtol = RTOL
+        @test autodiff(Forward, power, DuplicatedNoNeed, Duplicated(x, 1.0), Const(y))[1] ≈
+              y * x^(y - 1) rtol = RTOL
+        @test autodiff(Forward, power, DuplicatedNoNeed, Const(x), Duplicated(y, 1.0))[1] ≈
+              x^y * log(x) rtol = RTOL
+    end
+end
+
+@testset "x^n, n a constant Int" begin
+    # Base's x^n branches on n (-1, 0, 1, 2, 3 are special cases): all paths.
+    for n in [-2, -1, 0, 1, 2, 3, 5, 7], x in [-1.3, 0.6, 2.0]
+        expected = n == 0 ? 0.0 : n * x^(n - 1)
+        ((dx, dn),) = autodiff(Reverse, power_int, Active, Active(x), Const(n))
+        @test dn === nothing
+        @test dx ≈ expected rtol = RTOL atol = 1e-300
+        y, dy = autodiff(Forward, power_int, Duplicated, Duplicated(x, 1.0), Const(n))
+        @test y ≈ x^n rtol = 1e-14
+        @test dy ≈ expected rtol = RTOL atol = 1e-300
+    end
+end

@@ -1,0 +1,18 @@
+# One test file per concern of src/ (ForwardDiff.jl's layout). Files that exercise the
+# engine need the built library (deps/deps.jl); the others test the Julia side alone.
+using Oxidase
+using Test
+
+@testset "Oxidase" begin
+    @testset "errors" begin include("errors.jl") end
+    @testset "annotations" begin include("annotations.jl") end
+    @testset "modes" begin include("modes.jl") end
+    @testset "extract" begin include("extract.jl") end
+    @testset "abi" begin include("abi.jl") end
+    @testset "autodiff" begin include("autodiff.jl") end
+    @testset "math" begin include("math.jl") end
+    @testset "control flow" begin include("control_flow.jl") end
+    @testset "cache" begin include("cache.jl") end
+    @testset "sugar" begin include("sugar.jl") end
+    @testset "docs" begin include("docs.jl") end
+end

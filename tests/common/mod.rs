@@ -1,0 +1,134 @@
+//! Shared test harness: compiles LLVM IR fixtures through the same pipeline Julia uses
+//! and calls the derivatives through the C-ABI signature.
+#![allow(dead_code)]
+
+use oxidase::ffi::OxDerivativeFn;
+use oxidase::llvm::Module;
+use oxidase::request::{Activity, ArgSpec, Leaf, Mode, Passing, Request};
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+/// Reads `tests/fixtures/NAME.ll`; returns (text, entry name from the `; entry:` line).
+pub fn fixture(name: &str) -> (String, String) {
+    let path = format!("{}/tests/fixtures/{name}.ll", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let entry = text
+        .lines()
+        .find_map(|l| l.strip_prefix("; entry: "))
+        .unwrap_or_else(|| panic!("{path} has no `; entry:` line"))
+        .trim()
+        .to_string();
+    (text, entry)
+}
+
+extern "C" fn runtime_stub() {
+    eprintln!("a Julia runtime function was called in a test without Julia");
+    std::process::abort();
+}
+
+static STUB_DATA: [u64; 64] = [0; 64];
+
+/// Without Julia in the process, Julia runtime symbols the fixtures refer to (on error
+/// paths) are defined as stubs that abort, so the JIT can link the module.
+fn define_runtime_stubs(m: &Module) {
+    static DEFINED: Mutex<Option<HashSet<String>>> = Mutex::new(None);
+    let mut guard = DEFINED.lock().unwrap();
+    let defined = guard.get_or_insert_with(HashSet::new);
+    let mut syms: Vec<(String, usize)> = Vec::new();
+    let is_runtime = |n: &str| n.starts_with("jl_") || n.starts_with("ijl_") || n == "__stack_chk_guard" || n == "__stack_chk_fail";
+    for f in m.functions() {
+        let n = f.name();
+        if f.is_declaration() && is_runtime(&n) && !defined.contains(&n) {
+            syms.push((n, runtime_stub as *const () as usize));
+        }
+    }
+    for g in m.globals() {
+        let n = g.name();
+        if g.is_declaration() && is_runtime(&n) && !defined.contains(&n) {
+            syms.push((n, STUB_DATA.as_ptr() as usize));
+        }
+    }
+    if syms.is_empty() {
+        return;
+    }
+    let refs: Vec<(&str, usize)> = syms.iter().map(|(n, a)| (n.as_str(), *a)).collect();
+    oxidase::jit::global().unwrap().define_absolute(&refs).unwrap();
+    defined.extend(syms.into_iter().map(|(n, _)| n));
+}
+
+/// A by-value float argument with the given activity.
+pub fn float_arg(activity: Activity) -> ArgSpec {
+    ArgSpec { passing: Passing::Value, activity, type_tree: vec![(0, Leaf::F64)] }
+}
+
+/// The function itself, a singleton.
+pub fn ghost() -> ArgSpec {
+    ArgSpec { passing: Passing::Ghost, activity: Activity::Const, type_tree: vec![] }
+}
+
+/// Compiles a derivative of an IR text (LLVM 19 syntax).
+pub fn compile_text(text: &str, entry: &str, mode: Mode, args: Vec<ArgSpec>, ret: Activity) -> Result<OxDerivativeFn, oxidase::error::Error> {
+    let m = Module::parse_ir(text).expect("fixture parses");
+    define_runtime_stubs(&m);
+    let req = Request { entry: entry.into(), mode, width: 1, args, ret };
+    let addr = oxidase::cache::get_or_compile(&m.to_bitcode(), &req)?;
+    Ok(unsafe { std::mem::transmute::<usize, OxDerivativeFn>(addr) })
+}
+
+/// Compiles the derivative of a fixture, every argument a Float64 passed by value (after
+/// a ghost for the function itself) with activity `act`.
+pub fn compile_fixture(name: &str, mode: Mode, acts: &[Activity], ret: Activity) -> OxDerivativeFn {
+    let (text, entry) = fixture(name);
+    let mut args = vec![ghost()];
+    args.extend(acts.iter().map(|&a| float_arg(a)));
+    compile_text(&text, &entry, mode, args, ret).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// Calls a reverse-mode derivative of f(x...) -> Float64 with seed 1: (primal, gradient).
+pub fn call_reverse(d: OxDerivativeFn, xs: &[f64]) -> (f64, Vec<f64>) {
+    let mut xs = xs.to_vec();
+    let mut grads = vec![0.0f64; xs.len()];
+    let mut args: Vec<*mut u8> = vec![std::ptr::null_mut()];
+    let mut shadows: Vec<*mut u8> = vec![std::ptr::null_mut()];
+    for (x, g) in xs.iter_mut().zip(grads.iter_mut()) {
+        args.push(x as *mut f64 as *mut u8);
+        shadows.push(g as *mut f64 as *mut u8);
+    }
+    let mut ret = 0.0f64;
+    let mut seed = 1.0f64;
+    let status = unsafe { d(args.as_ptr(), shadows.as_ptr(), &mut ret as *mut f64 as *mut u8, &mut seed as *mut f64 as *mut u8) };
+    assert_eq!(status, 0);
+    (ret, grads)
+}
+
+/// Calls a forward-mode derivative of f(x...) -> Float64: (primal, tangent).
+pub fn call_forward(d: OxDerivativeFn, xs: &[f64], dxs: &[f64]) -> (f64, f64) {
+    let mut xs = xs.to_vec();
+    let mut dxs = dxs.to_vec();
+    let mut args: Vec<*mut u8> = vec![std::ptr::null_mut()];
+    let mut shadows: Vec<*mut u8> = vec![std::ptr::null_mut()];
+    for (x, t) in xs.iter_mut().zip(dxs.iter_mut()) {
+        args.push(x as *mut f64 as *mut u8);
+        shadows.push(t as *mut f64 as *mut u8);
+    }
+    let mut ret = 0.0f64;
+    let mut dret = 0.0f64;
+    let status = unsafe { d(args.as_ptr(), shadows.as_ptr(), &mut ret as *mut f64 as *mut u8, &mut dret as *mut f64 as *mut u8) };
+    assert_eq!(status, 0);
+    (ret, dret)
+}
+
+/// Central finite difference of g at x along coordinate i.
+pub fn central_difference(g: &dyn Fn(&[f64]) -> f64, x: &[f64], i: usize) -> f64 {
+    let h = 1e-6 * x[i].abs().max(1.0);
+    let mut xp = x.to_vec();
+    let mut xm = x.to_vec();
+    xp[i] += h;
+    xm[i] -= h;
+    (g(&xp) - g(&xm)) / (2.0 * h)
+}
+
+/// |a - b| <= tol * max(1, |b|).
+pub fn assert_close(a: f64, b: f64, tol: f64, what: &str) {
+    assert!((a - b).abs() <= tol * b.abs().max(1.0), "{what}: got {a}, expected {b}");
+}
