@@ -94,15 +94,20 @@ end
 What the REPL would print for `example` evaluated in `mod`: the shown value, nothing,
 or `ERROR: ` and the exception's message.
 """
+#
+# Printing goes through `invokelatest`: the `show` and `showerror` methods of the
+# examples (and of Oxidase itself, loaded after this runner started) are newer than the
+# world this function runs in.
 function evaluate(mod::Module, ex::Example)
     try
         value = Base.include_string(mod, ex.input, "$(ex.file):$(ex.line)")
-        return ends_with_semicolon(ex.input) || value === nothing ? "" : shown(mod, value)
+        ends_with_semicolon(ex.input) || value === nothing ? "" :
+            Base.invokelatest(shown, mod, value)
     catch err
         while err isa LoadError
             err = err.error
         end
-        return "ERROR: " * sprint(showerror, err)
+        return "ERROR: " * Base.invokelatest(sprint, showerror, err)
     end
 end
 

@@ -8,7 +8,11 @@ pub fn julia_name(llvm: &str) -> String {
         .find_map(|p| llvm.strip_prefix(p))
         .unwrap_or(llvm);
     let base = match stripped.rfind('_') {
-        Some(i) if i > 0 && stripped[i + 1..].chars().all(|c| c.is_ascii_digit()) && i + 1 < stripped.len() => {
+        Some(i)
+            if i > 0
+                && stripped[i + 1..].chars().all(|c| c.is_ascii_digit())
+                && i + 1 < stripped.len() =>
+        {
             &stripped[..i]
         }
         _ => stripped,

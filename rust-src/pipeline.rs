@@ -24,7 +24,7 @@ pub fn compile(bitcode: &[u8], req: &Request) -> Result<usize> {
     req.validate()?;
     let jit = jit::global()?;
     let tsc = jit.new_context();
-    let m = Module::parse_bitcode_in(tsc.context(), false, bitcode).map_err(Error::BadIr)?;
+    let m = Module::parse_bitcode(&tsc, bitcode).map_err(Error::BadIr)?;
     let name = jit::fresh_symbol();
     synthesize(&m, req, &name, &jit.data_layout(), &jit.triple())?;
     jit.add(&tsc, m, &name)
@@ -58,7 +58,14 @@ pub fn synthesize(m: &Module, req: &Request, name: &str, layout: &str, triple: &
         ret_active = false;
     }
     let user_name = crate::names::julia_name(&f.name());
-    let act = Activity::compute(m, frame.g, &active_params, ret_active, &callee_name, &user_name)?;
+    let act = Activity::compute(
+        m,
+        frame.g,
+        &active_params,
+        ret_active,
+        &callee_name,
+        &user_name,
+    )?;
     match req.mode {
         Mode::Forward => transform::forward::differentiate(m, &frame, req, &act)?,
         Mode::Reverse => transform::reverse::differentiate(m, &frame, req, &act)?,
@@ -70,7 +77,8 @@ pub fn synthesize(m: &Module, req: &Request, name: &str, layout: &str, triple: &
         }
     }
     dump("synthesized", m);
-    m.verify().map_err(|e| Error::Internal(format!("generated IR does not verify: {e}")))?;
+    m.verify()
+        .map_err(|e| Error::Internal(format!("generated IR does not verify: {e}")))?;
     passes::run(m, "default<O2>").map_err(Error::Internal)?;
     Ok(())
 }

@@ -65,7 +65,11 @@ fn magic_add(v: Value) -> Option<(Value, f64)> {
         return None;
     }
     let c = v.operand(1).const_real()?;
-    let big = if v.ty().float_bits() == 32 { 32768.0 } else { 1_099_511_627_776.0 };
+    let big = if v.ty().float_bits() == 32 {
+        32768.0
+    } else {
+        1_099_511_627_776.0
+    };
     (c.abs() >= big).then_some((v.operand(0), c))
 }
 
@@ -107,11 +111,15 @@ pub fn rewrite(m: &Module, f: Value) {
         .blocks()
         .into_iter()
         .flat_map(|b| b.instructions())
-        .filter(|i| i.opcode() == Opcode::LLVMBitCast && i.ty().is_float() && i.operand(0).ty().is_int())
+        .filter(|i| {
+            i.opcode() == Opcode::LLVMBitCast && i.ty().is_float() && i.operand(0).ty().is_int()
+        })
         .collect();
     let b = m.builder();
     for y in casts {
-        let Some(src) = source(m, y.operand(0), &mut sources) else { continue };
+        let Some(src) = source(m, y.operand(0), &mut sources) else {
+            continue;
+        };
         if src.ty() != y.ty() {
             continue;
         }
@@ -127,6 +135,16 @@ pub fn rewrite(m: &Module, f: Value) {
             }
         }
     }
+}
+
+/// Whether `v` is `and w, C` with `C` clearing every mantissa bit (a sign or exponent
+/// extraction), so or-ing it into another float's bits keeps that float's mantissa.
+fn no_mantissa_bits(v: Value, mant: u64) -> bool {
+    v.is_instruction()
+        && v.opcode() == Opcode::LLVMAnd
+        && [v.operand(0), v.operand(1)]
+            .iter()
+            .any(|o| o.const_uint().is_some_and(|k| k & mant == 0))
 }
 
 /// The float whose bits `i` carries with the mantissa intact, built as SSA next to `i`.
@@ -153,9 +171,25 @@ fn source(m: &Module, i: Value, memo: &mut HashMap<Value, Option<Value>>) -> Opt
             let (var, mask) = match (a.const_uint(), c.const_uint()) {
                 (None, Some(k)) => (a, k),
                 (Some(k), None) => (c, k),
+                (None, None) if i.opcode() != Opcode::LLVMAnd => {
+                    // copysign by bits: `or (and x, SIGN), bits(z)` is ±z.
+                    let result = if no_mantissa_bits(a, mant) {
+                        source(m, c, memo)
+                    } else if no_mantissa_bits(c, mant) {
+                        source(m, a, memo)
+                    } else {
+                        None
+                    };
+                    memo.insert(i, result);
+                    return result;
+                }
                 _ => return None,
             };
-            let keeps = if i.opcode() == Opcode::LLVMAnd { mask & mant == mant } else { mask & mant == 0 };
+            let keeps = if i.opcode() == Opcode::LLVMAnd {
+                mask & mant == mant
+            } else {
+                mask & mant == 0
+            };
             if keeps {
                 source(m, var, memo)
             } else {
@@ -182,7 +216,10 @@ fn source(m: &Module, i: Value, memo: &mut HashMap<Value, Option<Value>>) -> Opt
             Some(phi)
         }
         Opcode::LLVMSelect => {
-            let (t, e) = (source(m, i.operand(1), memo)?, source(m, i.operand(2), memo)?);
+            let (t, e) = (
+                source(m, i.operand(1), memo)?,
+                source(m, i.operand(2), memo)?,
+            );
             let b = m.builder();
             b.before(i);
             Some(b.select(i.operand(0), t, e))

@@ -101,9 +101,28 @@ end
     is_ghost(T) -> Bool
 
 Whether values of type `T` carry no data, so Julia's specsig calling convention omits
-them (singletons such as a function without captured variables, `nothing`, `Val(3)`).
+them: singletons (a function without captured variables, `nothing`, `Val(3)`) and types
+passed as values whose type names them uniquely (`Float64` as a `Type{Float64}`).
 """
-is_ghost(@nospecialize(T)) = Base.issingletontype(T) || (isconcretetype(T) && isbitstype(T) && sizeof(T) == 0)
+is_ghost(@nospecialize(T)) =
+    Base.issingletontype(T) || (isconcretetype(T) && isbitstype(T) && sizeof(T) == 0) ||
+    (T isa DataType && T.name === Type.body.name && has_unique_rep(T.parameters[1]))
+
+# Mirrors codegen's `type_has_unique_rep` (Julia 1.5, codegen.cpp): when it holds,
+# codegen treats a `Type{t}` argument as a constant and gives it no parameter, e.g.
+# `Type{Real}` and `Type{Vector{Float64}}` but not `Type{Vector}` or `Type{Union{Int,Float64}}`
+# (checked with code_llvm on 1.5.3).
+function has_unique_rep(@nospecialize(t))
+    t === typeof(Union{}) && return false
+    t === Union{} && return true
+    t isa TypeVar && return false
+    t isa Type || return true               # a plain value, such as the 3 of Val{3}
+    isconcretetype(t) && return true
+    if t isa DataType && t.name !== Tuple.name
+        return all(has_unique_rep, t.parameters)
+    end
+    return false
+end
 
 """
     type_tree(T) -> Vector{OxTypeEntry}

@@ -27,8 +27,18 @@ end
     @test (d.passing, d.activity) == (Oxidase.OX_PASS_VALUE, Oxidase.OX_ACTIVE)
     g = Oxidase.arg_desc(typeof(sin), Oxidase.OX_ACTIVE)   # a ghost is never active
     @test (g.passing, g.activity, g.type_tree) == (Oxidase.OX_PASS_GHOST, Oxidase.OX_CONST, [])
-    @test Oxidase.is_ghost(typeof(sin)) && Oxidase.is_ghost(Val{3}) && Oxidase.is_ghost(Type{Float64})
+    @test Oxidase.is_ghost(typeof(sin))
+    @test Oxidase.is_ghost(Val{3})
+    @test Oxidase.is_ghost(Nothing)
+    # Types as values: ghosts exactly when codegen drops the parameter (code_llvm, 1.5.3).
+    @test Oxidase.is_ghost(Type{Float64})
+    @test Oxidase.is_ghost(Type{Real})
+    @test Oxidase.is_ghost(Type{Vector{Float64}})
+    @test Oxidase.is_ghost(Type{Tuple{Int}})
+    @test !Oxidase.is_ghost(Type{Vector})
+    @test !Oxidase.is_ghost(Type{Union{Int,Float64}})
     @test !Oxidase.is_ghost(Float64)
+    @test !Oxidase.is_ghost(DataType)
     let a = 2.0
         @test !Oxidase.is_ghost(typeof(x -> a * x))   # a closure with captured data
     end
@@ -36,13 +46,15 @@ end
 
 # From here on, the engine must be built.
 
+abi_probe(x) = sin(x) * exp(x)
+
 @testset "engine" begin
     @test Oxidase.engine_version() isa String
     @test !isempty(Oxidase.engine_version())
     @test Oxidase.compile_count() isa UInt64
 
-    ir = Oxidase.Extract.extract_bitcode(extract_probe, Tuple{Float64})
-    descs = [Oxidase.arg_desc(typeof(extract_probe), Oxidase.OX_CONST),
+    ir = Oxidase.Extract.extract_bitcode(abi_probe, Tuple{Float64})
+    descs = [Oxidase.arg_desc(typeof(abi_probe), Oxidase.OX_CONST),
              Oxidase.arg_desc(Float64, Oxidase.OX_ACTIVE)]
     fptr = Oxidase.compile(ir.bitcode, ir.entry, Oxidase.OX_MODE_REVERSE, 1, descs, Oxidase.OX_ACTIVE)
     @test fptr != C_NULL

@@ -130,3 +130,11 @@ end
     end
     @test occursin("not yet supported: arrays", sprint(showerror, err))
 end
+
+@testset "types as arguments" begin
+    # `Float32` passed as a value is a ghost (Type{Float32}) in Julia's calling convention.
+    convert_square(::Type{T}, x) where {T} = T(x)^2
+    ((_, dx),) = autodiff(Reverse, convert_square, Active, Const(Float32), Active(3.0))
+    @test dx == 6.0
+    @test autodiff(Forward, convert_square, Duplicated, Float64, Duplicated(3.0, 1.0)) == (9.0, 6.0)
+end

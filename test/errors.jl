@@ -1,8 +1,8 @@
 # DifferentiationError: a plain message, shown with its type name like Base's errors.
 
-e = Oxidase.DifferentiationError("cannot differentiate f(::Float64): not yet supported: arrays")
-@test e isa Exception
-@test sprint(showerror, e) ==
+sample = Oxidase.DifferentiationError("cannot differentiate f(::Float64): not yet supported: arrays")
+@test sample isa Exception
+@test sprint(showerror, sample) ==
       "DifferentiationError: cannot differentiate f(::Float64): not yet supported: arrays"
 
 @testset "engine statuses" begin

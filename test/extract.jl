@@ -7,4 +7,5 @@ ir = Oxidase.Extract.extract_bitcode(extract_probe, Tuple{Float64})
 @test startswith(ir.entry, "julia_extract_probe")
 @test ir.codeinst isa Core.CodeInstance
 @test ir.codeinst.max_world == typemax(UInt)
-@test_throws MethodError Oxidase.Extract.extract_bitcode(extract_probe, Tuple{String})
+typed_probe(x::Float64) = 2x
+@test_throws MethodError Oxidase.Extract.extract_bitcode(typed_probe, Tuple{String})

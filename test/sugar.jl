@@ -13,8 +13,8 @@ for call in (() -> gradient(Reverse, rosenbrock_inp, [1.0, 2.0]),
     err = try
         call()
         nothing
-    catch e
-        e
+    catch caught
+        caught
     end
     @test err isa Oxidase.DifferentiationError
     @test occursin("not yet supported: arrays", err.msg)

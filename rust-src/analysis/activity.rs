@@ -31,8 +31,15 @@ impl Activity {
         callee_name: &dyn Fn(Value) -> Option<String>,
         user_name: &str,
     ) -> Result<Activity> {
-        let insts: Vec<Value> = f.blocks().into_iter().flat_map(|b| b.instructions()).collect();
-        let rules: HashMap<Value, Rule> = insts.iter().map(|&i| (i, rules::classify(i, callee_name))).collect();
+        let insts: Vec<Value> = f
+            .blocks()
+            .into_iter()
+            .flat_map(|b| b.instructions())
+            .collect();
+        let rules: HashMap<Value, Rule> = insts
+            .iter()
+            .map(|&i| (i, rules::classify(i, callee_name)))
+            .collect();
         let mut varied: HashSet<Value> = active_params.iter().copied().collect();
 
         // Forward: varied values, to a fixed point (loops carry variation around).
@@ -45,10 +52,24 @@ impl Activity {
                 }
                 let differentiable = rules::tangent_type(m, i.ty()).is_some();
                 let v = match &rules[&i] {
-                    Rule::Scale { ops, .. } => differentiable && ops.iter().any(|&k| varied.contains(&i.operand(k))),
+                    Rule::Scale { ops, .. } => {
+                        differentiable && ops.iter().any(|&k| varied.contains(&i.operand(k)))
+                    }
                     Rule::Cast { op } => differentiable && varied.contains(&i.operand(*op)),
-                    Rule::Select => differentiable && (varied.contains(&i.operand(1)) || varied.contains(&i.operand(2))),
-                    Rule::Phi => differentiable && i.incoming().iter().any(|(v, _)| varied.contains(v)),
+                    Rule::Select => {
+                        differentiable
+                            && (varied.contains(&i.operand(1)) || varied.contains(&i.operand(2)))
+                    }
+                    Rule::Lanes(op) => {
+                        differentiable
+                            && op
+                                .diff_operands()
+                                .iter()
+                                .any(|&k| varied.contains(&i.operand(k)))
+                    }
+                    Rule::Phi => {
+                        differentiable && i.incoming().iter().any(|(v, _)| varied.contains(v))
+                    }
                     Rule::Unsupported(_) => i.operands().iter().any(|o| varied.contains(o)),
                     Rule::Zero | Rule::ErrorPath | Rule::Control => false,
                 };
@@ -69,9 +90,17 @@ impl Activity {
                 }
             }
         }
-        // Side effects reached by derivative data are useful by definition.
+        // Side effects reached by derivative data are useful by definition, except on
+        // paths that end in an exception (they never reach the return).
+        let cfg = crate::analysis::cfg::Cfg::compute(f);
+        let live = cfg.reaches_return();
         for &i in &insts {
-            if i.ty().is_void() && matches!(rules[&i], Rule::Unsupported(_)) && varied.contains(&i) {
+            let on_live_path = live[cfg.index(i.parent_block())];
+            if on_live_path
+                && i.ty().is_void()
+                && matches!(rules[&i], Rule::Unsupported(_))
+                && varied.contains(&i)
+            {
                 work.push(i);
             }
         }
@@ -83,13 +112,18 @@ impl Activity {
                 Rule::Scale { ops, .. } => work.extend(ops.iter().map(|&k| v.operand(k))),
                 Rule::Cast { op } => work.push(v.operand(*op)),
                 Rule::Select => work.extend([v.operand(1), v.operand(2)]),
+                Rule::Lanes(op) => work.extend(op.diff_operands().iter().map(|&k| v.operand(k))),
                 Rule::Phi => work.extend(v.incoming().into_iter().map(|(x, _)| x)),
                 Rule::Unsupported(_) => work.extend(v.operands()),
                 Rule::Zero | Rule::ErrorPath | Rule::Control => {}
             }
         }
 
-        let activity = Activity { rules, varied, useful };
+        let activity = Activity {
+            rules,
+            varied,
+            useful,
+        };
         for &i in &insts {
             if let Rule::Unsupported(what) = &activity.rules[&i] {
                 if activity.useful.contains(&i) {

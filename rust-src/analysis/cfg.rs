@@ -26,7 +26,8 @@ impl Cfg {
     /// Computes the CFG of `f`.
     pub fn compute(f: Value) -> Cfg {
         let blocks = f.blocks();
-        let index: HashMap<Block, usize> = blocks.iter().enumerate().map(|(i, b)| (*b, i)).collect();
+        let index: HashMap<Block, usize> =
+            blocks.iter().enumerate().map(|(i, b)| (*b, i)).collect();
         let n = blocks.len();
         let mut succs = vec![Vec::new(); n];
         let mut preds = vec![Vec::new(); n];
@@ -49,7 +50,16 @@ impl Cfg {
         let (idom, rpo) = dominators(n, &succs, &preds);
         let in_cycle = (0..n).map(|i| reaches(&succs, &succs[i], i)).collect();
         let returns = returns.into_iter().filter(|&r| idom[r].is_some()).collect();
-        Cfg { blocks, index, preds, succs, idom, in_cycle, returns, rpo }
+        Cfg {
+            blocks,
+            index,
+            preds,
+            succs,
+            idom,
+            in_cycle,
+            returns,
+            rpo,
+        }
     }
 
     /// Index of block `b`.
@@ -77,6 +87,20 @@ impl Cfg {
         self.rpo.clone()
     }
 
+    /// Blocks from which some `ret` can be reached. The others end in `unreachable`
+    /// (Julia's error paths: box the value, build the exception, throw).
+    pub fn reaches_return(&self) -> Vec<bool> {
+        let mut out = vec![false; self.blocks.len()];
+        let mut stack: Vec<usize> = self.returns.clone();
+        while let Some(b) = stack.pop() {
+            if !out[b] {
+                out[b] = true;
+                stack.extend(self.preds[b].iter().copied());
+            }
+        }
+        out
+    }
+
     /// Whether block `b` is reachable from the entry.
     pub fn reachable(&self, b: usize) -> bool {
         self.idom[b].is_some()
@@ -99,7 +123,11 @@ fn reaches(succs: &[Vec<usize>], from: &[usize], target: usize) -> bool {
 }
 
 /// Cooper–Harvey–Kennedy iterative dominators over a reverse postorder.
-fn dominators(n: usize, succs: &[Vec<usize>], preds: &[Vec<usize>]) -> (Vec<Option<usize>>, Vec<usize>) {
+fn dominators(
+    n: usize,
+    succs: &[Vec<usize>],
+    preds: &[Vec<usize>],
+) -> (Vec<Option<usize>>, Vec<usize>) {
     if n == 0 {
         return (Vec::new(), Vec::new());
     }

@@ -17,9 +17,9 @@ use llvm_sys::prelude::*;
 use llvm_sys::{LLVMIntPredicate, LLVMOpcode, LLVMRealPredicate, LLVMTypeKind};
 use std::ffi::{CStr, CString};
 
+pub use llvm_sys::LLVMIntPredicate as IntPredicate;
 pub use llvm_sys::LLVMOpcode as Opcode;
 pub use llvm_sys::LLVMRealPredicate as RealPredicate;
-pub use llvm_sys::LLVMIntPredicate as IntPredicate;
 
 fn cstr(s: &str) -> CString {
     CString::new(s.replace('\0', "")).expect("NUL removed")
@@ -59,7 +59,9 @@ impl Type {
     pub fn is_float(self) -> bool {
         matches!(
             self.kind(),
-            LLVMTypeKind::LLVMDoubleTypeKind | LLVMTypeKind::LLVMFloatTypeKind | LLVMTypeKind::LLVMHalfTypeKind
+            LLVMTypeKind::LLVMDoubleTypeKind
+                | LLVMTypeKind::LLVMFloatTypeKind
+                | LLVMTypeKind::LLVMHalfTypeKind
         )
     }
     /// A vector of floats.
@@ -89,6 +91,10 @@ impl Type {
     /// Element type of a vector or array.
     pub fn element(self) -> Type {
         Type(unsafe { LLVMGetElementType(self.0) })
+    }
+    /// Number of lanes of a vector type.
+    pub fn vector_size(self) -> u32 {
+        unsafe { LLVMGetVectorSize(self.0) }
     }
     /// Bits of a scalar float type (16, 32, 64), 0 otherwise.
     pub fn float_bits(self) -> u32 {
@@ -233,7 +239,12 @@ impl Value {
     pub fn incoming(self) -> Vec<(Value, Block)> {
         unsafe {
             (0..LLVMCountIncoming(self.0))
-                .map(|i| (Value(LLVMGetIncomingValue(self.0, i)), Block(LLVMGetIncomingBlock(self.0, i))))
+                .map(|i| {
+                    (
+                        Value(LLVMGetIncomingValue(self.0, i)),
+                        Block(LLVMGetIncomingBlock(self.0, i)),
+                    )
+                })
                 .collect()
         }
     }
@@ -245,7 +256,11 @@ impl Value {
     }
     /// Successor blocks of a terminator.
     pub fn successors(self) -> Vec<Block> {
-        unsafe { (0..LLVMGetNumSuccessors(self.0)).map(|i| Block(LLVMGetSuccessor(self.0, i))).collect() }
+        unsafe {
+            (0..LLVMGetNumSuccessors(self.0))
+                .map(|i| Block(LLVMGetSuccessor(self.0, i)))
+                .collect()
+        }
     }
     /// The called operand of a call (last operand).
     pub fn called_operand(self) -> Value {
@@ -291,7 +306,23 @@ impl Value {
     }
     /// Function: parameters.
     pub fn params(self) -> Vec<Value> {
-        unsafe { (0..LLVMCountParams(self.0)).map(|i| Value(LLVMGetParam(self.0, i))).collect() }
+        unsafe {
+            (0..LLVMCountParams(self.0))
+                .map(|i| Value(LLVMGetParam(self.0, i)))
+                .collect()
+        }
+    }
+    /// Shufflevector: the mask, `None` for undefined lanes.
+    pub fn shuffle_mask(self) -> Vec<Option<u32>> {
+        unsafe {
+            let undef = LLVMGetUndefMaskElem();
+            (0..LLVMGetNumMaskElements(self.0))
+                .map(|i| {
+                    let k = LLVMGetMaskValue(self.0, i);
+                    (k != undef && k >= 0).then_some(k as u32)
+                })
+                .collect()
+        }
     }
     /// Function: has a body.
     pub fn is_declaration(self) -> bool {
@@ -314,9 +345,11 @@ impl Value {
         unsafe {
             let kind = LLVMGetEnumAttributeKindForName(name.as_ptr() as *const _, name.len());
             if self.is_function() {
-                !LLVMGetEnumAttributeAtIndex(self.0, llvm_sys::LLVMAttributeFunctionIndex, kind).is_null()
+                !LLVMGetEnumAttributeAtIndex(self.0, llvm_sys::LLVMAttributeFunctionIndex, kind)
+                    .is_null()
             } else {
-                !LLVMGetCallSiteEnumAttribute(self.0, llvm_sys::LLVMAttributeFunctionIndex, kind).is_null()
+                !LLVMGetCallSiteEnumAttribute(self.0, llvm_sys::LLVMAttributeFunctionIndex, kind)
+                    .is_null()
             }
         }
     }
@@ -342,7 +375,11 @@ impl Value {
     /// Global: has a definition with non-local linkage.
     pub fn is_external_definition(self) -> bool {
         use llvm_sys::LLVMLinkage::*;
-        !self.is_declaration() && !matches!(unsafe { LLVMGetLinkage(self.0) }, LLVMInternalLinkage | LLVMPrivateLinkage)
+        !self.is_declaration()
+            && !matches!(
+                unsafe { LLVMGetLinkage(self.0) },
+                LLVMInternalLinkage | LLVMPrivateLinkage
+            )
     }
     /// Instruction: its source location from `!dbg`, if any.
     pub fn source_loc(self) -> Option<SourceLoc> {
@@ -355,9 +392,13 @@ impl Value {
             let file = if p.is_null() {
                 String::new()
             } else {
-                String::from_utf8_lossy(std::slice::from_raw_parts(p as *const u8, len as usize)).into_owned()
+                String::from_utf8_lossy(std::slice::from_raw_parts(p as *const u8, len as usize))
+                    .into_owned()
             };
-            Some(SourceLoc { file, line: LLVMGetDebugLocLine(self.0) })
+            Some(SourceLoc {
+                file,
+                line: LLVMGetDebugLocLine(self.0),
+            })
         }
     }
     /// Constant float value, if this is a `ConstantFP`.
@@ -403,7 +444,9 @@ impl Block {
     }
     /// First instruction that is not a phi.
     pub fn first_non_phi(self) -> Option<Value> {
-        self.instructions().into_iter().find(|i| i.opcode() != Opcode::LLVMPHI)
+        self.instructions()
+            .into_iter()
+            .find(|i| i.opcode() != Opcode::LLVMPHI)
     }
     /// The function containing the block.
     pub fn parent(self) -> Value {
@@ -418,7 +461,11 @@ impl Block {
     }
     /// Block name.
     pub fn name(self) -> String {
-        unsafe { CStr::from_ptr(LLVMGetBasicBlockName(self.0)).to_string_lossy().into_owned() }
+        unsafe {
+            CStr::from_ptr(LLVMGetBasicBlockName(self.0))
+                .to_string_lossy()
+                .into_owned()
+        }
     }
 }
 
@@ -447,15 +494,13 @@ impl Drop for Module {
 }
 
 impl Module {
-    /// Parses bitcode into a module in the context `ctx` (not owned by the module when
-    /// `owns_context` is false: the caller keeps the context alive longer).
-    pub fn parse_bitcode_in(ctx: LLVMContextRef, owns_context: bool, bytes: &[u8]) -> Result<Module, String> {
+    /// Parses bitcode into a module in `tsc`'s context (which outlives the module: the
+    /// JIT takes both).
+    pub fn parse_bitcode(tsc: &orc::ThreadSafeContext, bytes: &[u8]) -> Result<Module, String> {
         if bytes.is_empty() {
-            if owns_context {
-                unsafe { LLVMContextDispose(ctx) };
-            }
             return Err("empty bitcode".into());
         }
+        let ctx = tsc.context();
         unsafe {
             let name = cstr("oxidase.input");
             let buf = llvm_sys::core::LLVMCreateMemoryBufferWithMemoryRangeCopy(
@@ -464,7 +509,7 @@ impl Module {
                 name.as_ptr(),
             );
             let mut m = std::ptr::null_mut();
-            // LLVMParseBitcodeInContext2 reports errors through the context's diagnostic
+            // The bitcode reader reports errors through the context's diagnostic
             // handler, which by default prints and exits; install one that records.
             let diag = Box::into_raw(Box::new(String::new()));
             llvm_sys::core::LLVMContextSetDiagnosticHandler(ctx, Some(record_diagnostic), diag as *mut _);
@@ -473,12 +518,9 @@ impl Module {
             let msg = *Box::from_raw(diag);
             LLVMDisposeMemoryBuffer(buf);
             if failed || m.is_null() {
-                if owns_context {
-                    LLVMContextDispose(ctx);
-                }
                 return Err(if msg.is_empty() { "invalid bitcode".into() } else { msg });
             }
-            Ok(Module { ctx, m, owns_context })
+            Ok(Module { ctx, m, owns_context: false })
         }
     }
 
@@ -498,7 +540,11 @@ impl Module {
                 LLVMContextDispose(ctx);
                 return Err(take_message(err));
             }
-            Ok(Module { ctx, m, owns_context: true })
+            Ok(Module {
+                ctx,
+                m,
+                owns_context: true,
+            })
         }
     }
 
@@ -563,7 +609,8 @@ impl Module {
 
     /// Gets or declares an external function.
     pub fn get_or_declare(&self, name: &str, ty: Type) -> Value {
-        self.function(name).unwrap_or_else(|| self.add_function(name, ty))
+        self.function(name)
+            .unwrap_or_else(|| self.add_function(name, ty))
     }
 
     /// The declaration of intrinsic `name` overloaded on `tys`.
@@ -574,7 +621,12 @@ impl Module {
                 return Err(format!("unknown intrinsic {name}"));
             }
             let mut raw: Vec<LLVMTypeRef> = tys.iter().map(|t| t.0).collect();
-            Ok(Value(LLVMGetIntrinsicDeclaration(self.m, id, raw.as_mut_ptr(), raw.len())))
+            Ok(Value(LLVMGetIntrinsicDeclaration(
+                self.m,
+                id,
+                raw.as_mut_ptr(),
+                raw.len(),
+            )))
         }
     }
 
@@ -677,7 +729,12 @@ impl Module {
     }
     /// A pointer constant holding an absolute address.
     pub fn const_address(&self, addr: usize) -> Value {
-        unsafe { Value(LLVMConstIntToPtr(LLVMConstInt(self.int(64).0, addr as u64, 0), self.ptr().0)) }
+        unsafe {
+            Value(LLVMConstIntToPtr(
+                LLVMConstInt(self.int(64).0, addr as u64, 0),
+                self.ptr().0,
+            ))
+        }
     }
 
     /// A new block appended to `f`.
@@ -688,11 +745,17 @@ impl Module {
 
     /// A builder in this module's context.
     pub fn builder(&self) -> Builder<'_> {
-        Builder { b: unsafe { LLVMCreateBuilderInContext(self.ctx) }, m: self }
+        Builder {
+            b: unsafe { LLVMCreateBuilderInContext(self.ctx) },
+            m: self,
+        }
     }
 }
 
-extern "C" fn record_diagnostic(info: llvm_sys::prelude::LLVMDiagnosticInfoRef, ctx: *mut libc::c_void) {
+extern "C" fn record_diagnostic(
+    info: llvm_sys::prelude::LLVMDiagnosticInfoRef,
+    ctx: *mut libc::c_void,
+) {
     // SAFETY: ctx is the `Box<String>` installed by `parse_bitcode_in` for this call.
     unsafe {
         let s = &mut *(ctx as *mut String);
@@ -826,7 +889,11 @@ impl Builder<'_> {
             self.cast(Opcode::LLVMIntToPtr, v, ty)
         } else if ty.is_float() {
             let bits = self.m.int(ty.float_bits());
-            let i = if ty.float_bits() == 64 { v } else { self.cast(Opcode::LLVMTrunc, v, bits) };
+            let i = if ty.float_bits() == 64 {
+                v
+            } else {
+                self.cast(Opcode::LLVMTrunc, v, bits)
+            };
             self.bitcast(i, ty)
         } else if ty.is_int() && ty.int_width() < 64 {
             self.cast(Opcode::LLVMTrunc, v, ty)
@@ -855,7 +922,16 @@ impl Builder<'_> {
     /// `getelementptr inbounds ty, p, idx...`.
     pub fn gep(&self, ty: Type, p: Value, idx: &[Value]) -> Value {
         let mut is: Vec<LLVMValueRef> = idx.iter().map(|v| v.0).collect();
-        Value(unsafe { LLVMBuildInBoundsGEP2(self.b, ty.0, p.0, is.as_mut_ptr(), is.len() as u32, NONAME.as_ptr()) })
+        Value(unsafe {
+            LLVMBuildInBoundsGEP2(
+                self.b,
+                ty.0,
+                p.0,
+                is.as_mut_ptr(),
+                is.len() as u32,
+                NONAME.as_ptr(),
+            )
+        })
     }
     /// A call of `f` (a function value).
     pub fn call(&self, f: Value, args: &[Value]) -> Value {
@@ -864,7 +940,16 @@ impl Builder<'_> {
     /// A call through `callee` with function type `fty`.
     pub fn call_typed(&self, fty: Type, callee: Value, args: &[Value]) -> Value {
         let mut a: Vec<LLVMValueRef> = args.iter().map(|v| v.0).collect();
-        Value(unsafe { LLVMBuildCall2(self.b, fty.0, callee.0, a.as_mut_ptr(), a.len() as u32, NONAME.as_ptr()) })
+        Value(unsafe {
+            LLVMBuildCall2(
+                self.b,
+                fty.0,
+                callee.0,
+                a.as_mut_ptr(),
+                a.len() as u32,
+                NONAME.as_ptr(),
+            )
+        })
     }
     /// A call of intrinsic `name` overloaded on the type of the first argument.
     pub fn intrinsic(&self, name: &str, args: &[Value]) -> Result<Value, String> {
@@ -901,6 +986,27 @@ impl Builder<'_> {
     pub fn unreachable(&self) -> Value {
         Value(unsafe { LLVMBuildUnreachable(self.b) })
     }
+    /// `extractelement`.
+    pub fn extract_element(&self, v: Value, idx: Value) -> Value {
+        Value(unsafe { LLVMBuildExtractElement(self.b, v.0, idx.0, NONAME.as_ptr()) })
+    }
+    /// `insertelement`.
+    pub fn insert_element(&self, v: Value, x: Value, idx: Value) -> Value {
+        Value(unsafe { LLVMBuildInsertElement(self.b, v.0, x.0, idx.0, NONAME.as_ptr()) })
+    }
+    /// `shufflevector a, b, mask` with `None` lanes poison.
+    pub fn shuffle(&self, a: Value, c: Value, mask: &[Option<u32>]) -> Value {
+        let i32t = self.m.int(32);
+        let mut lanes: Vec<LLVMValueRef> = mask
+            .iter()
+            .map(|k| match k {
+                Some(k) => self.m.const_int(i32t, *k as u64).0,
+                None => unsafe { LLVMGetPoison(i32t.0) },
+            })
+            .collect();
+        let mask_v = unsafe { LLVMConstVector(lanes.as_mut_ptr(), lanes.len() as u32) };
+        Value(unsafe { LLVMBuildShuffleVector(self.b, a.0, c.0, mask_v, NONAME.as_ptr()) })
+    }
     /// `extractvalue`.
     pub fn extract_value(&self, agg: Value, idx: u32) -> Value {
         Value(unsafe { LLVMBuildExtractValue(self.b, agg.0, idx, NONAME.as_ptr()) })
@@ -920,7 +1026,9 @@ pub fn const_address(v: Value) -> Option<u64> {
         }
         match LLVMGetConstOpcode(v.0) {
             LLVMOpcode::LLVMIntToPtr => Value(LLVMGetOperand(v.0, 0)).const_uint(),
-            LLVMOpcode::LLVMAddrSpaceCast | LLVMOpcode::LLVMBitCast => const_address(Value(LLVMGetOperand(v.0, 0))),
+            LLVMOpcode::LLVMAddrSpaceCast | LLVMOpcode::LLVMBitCast => {
+                const_address(Value(LLVMGetOperand(v.0, 0)))
+            }
             _ => None,
         }
     }

@@ -8,7 +8,7 @@ use crate::analysis::cfg::Cfg;
 use crate::error::{Error, Result};
 use crate::llvm::{Builder, Module, Opcode, Value};
 use crate::request::{Activity as Act, Request};
-use crate::rules::{tangent_type, Need, Rule};
+use crate::rules::{tangent_type, LaneOp, Need, Rule};
 use std::collections::HashMap;
 
 /// Adds tangents to the frame's body and makes every `ret` write the primal and tangent.
@@ -42,7 +42,10 @@ pub fn differentiate(m: &Module, frame: &Frame, req: &Request, act: &Activity) -
     }
     for &bi in &order {
         for inst in cfg.blocks[bi].instructions() {
-            if !act.is_active(inst) || inst.opcode() == Opcode::LLVMPHI || tangent.contains_key(&inst) {
+            if !act.is_active(inst)
+                || inst.opcode() == Opcode::LLVMPHI
+                || tangent.contains_key(&inst)
+            {
                 continue;
             }
             b.after(inst);
@@ -56,7 +59,15 @@ pub fn differentiate(m: &Module, frame: &Frame, req: &Request, act: &Activity) -
         let pairs: Vec<(Value, crate::llvm::Block)> = phi
             .incoming()
             .into_iter()
-            .map(|(v, bb)| (tangent.get(&v).copied().unwrap_or_else(|| m.const_null(t.ty())), bb))
+            .map(|(v, bb)| {
+                (
+                    tangent
+                        .get(&v)
+                        .copied()
+                        .unwrap_or_else(|| m.const_null(t.ty())),
+                    bb,
+                )
+            })
             .collect();
         t.add_incoming(&pairs);
     }
@@ -69,7 +80,10 @@ pub fn differentiate(m: &Module, frame: &Frame, req: &Request, act: &Activity) -
             b.store(v, frame.params[2]);
             if req.ret == Act::Duplicated {
                 let tt = tangent_type(m, v.ty()).ok_or_else(|| {
-                    Error::Unsupported(format!("a Duplicated return needs a float return value, not {}", v.ty().print()))
+                    Error::Unsupported(format!(
+                        "a Duplicated return needs a float return value, not {}",
+                        v.ty().print()
+                    ))
                 })?;
                 let t = tangent.get(&v).copied().unwrap_or_else(|| m.const_null(tt));
                 b.store(t, frame.params[3]);
@@ -81,7 +95,12 @@ pub fn differentiate(m: &Module, frame: &Frame, req: &Request, act: &Activity) -
     Ok(())
 }
 
-fn tangent_of_instruction(b: &Builder, act: &Activity, tangent: &HashMap<Value, Value>, inst: Value) -> Result<Value> {
+fn tangent_of_instruction(
+    b: &Builder,
+    act: &Activity,
+    tangent: &HashMap<Value, Value>,
+    inst: Value,
+) -> Result<Value> {
     let m = b.m;
     let tt = tangent_type(m, inst.ty()).expect("active values have a tangent type");
     let tan = |v: Value| tangent.get(&v).copied();
@@ -93,7 +112,9 @@ fn tangent_of_instruction(b: &Builder, act: &Activity, tangent: &HashMap<Value, 
         Rule::Scale { formula, ops } => {
             let mut sum: Option<Value> = None;
             for &k in ops {
-                let Some(t) = tan(inst.operand(k)) else { continue };
+                let Some(t) = tan(inst.operand(k)) else {
+                    continue;
+                };
                 let p = formula.partial(k, b, &env).map_err(Error::Internal)?;
                 let term = b.fmul(p, t);
                 sum = Some(match sum {
@@ -113,6 +134,20 @@ fn tangent_of_instruction(b: &Builder, act: &Activity, tangent: &HashMap<Value, 
             let c = tan(inst.operand(2)).unwrap_or(zero);
             b.select(inst.operand(0), a, c)
         }
-        other => return Err(Error::Internal(format!("forward mode: active value with rule {other:?}: {}", inst.print()))),
+        Rule::Lanes(op) => {
+            let zero_of = |v: Value| m.const_null(v.ty());
+            let t = |k: usize| tan(inst.operand(k)).unwrap_or_else(|| zero_of(inst.operand(k)));
+            match op {
+                LaneOp::Insert => b.insert_element(t(0), t(1), inst.operand(2)),
+                LaneOp::Extract => b.extract_element(t(0), inst.operand(1)),
+                LaneOp::Shuffle => b.shuffle(t(0), t(1), &inst.shuffle_mask()),
+            }
+        }
+        other => {
+            return Err(Error::Internal(format!(
+                "forward mode: active value with rule {other:?}: {}",
+                inst.print()
+            )))
+        }
     })
 }

@@ -21,7 +21,7 @@ use crate::analysis::cfg::Cfg;
 use crate::error::{Error, Result};
 use crate::llvm::{Block, Builder, Module, Opcode, Value};
 use crate::request::{Activity as Act, Request};
-use crate::rules::{tangent_type, Need, Rule};
+use crate::rules::{tangent_type, LaneOp, Need, Rule};
 use std::collections::HashMap;
 
 struct Reverse<'a> {
@@ -41,7 +41,16 @@ pub fn differentiate(m: &Module, frame: &Frame, req: &Request, act: &Activity) -
     let cfg = Cfg::compute(frame.g);
     let eb = frame.entry_builder(m);
     let tape = Tape::new(m, &eb);
-    let mut r = Reverse { m, act, cfg, frame, tape, adjoint: HashMap::new(), rev: HashMap::new(), needs: HashMap::new() };
+    let mut r = Reverse {
+        m,
+        act,
+        cfg,
+        frame,
+        tape,
+        adjoint: HashMap::new(),
+        rev: HashMap::new(),
+        needs: HashMap::new(),
+    };
     r.make_adjoint_slots(&eb);
     r.plan_needs();
     r.instrument_forward()?;
@@ -51,7 +60,13 @@ pub fn differentiate(m: &Module, frame: &Frame, req: &Request, act: &Activity) -
 
 impl Reverse<'_> {
     fn make_adjoint_slots(&mut self, eb: &Builder) {
-        let values = self.frame.primal.iter().flatten().copied().chain(self.cfg.blocks.iter().flat_map(|b| b.instructions()));
+        let values = self
+            .frame
+            .primal
+            .iter()
+            .flatten()
+            .copied()
+            .chain(self.cfg.blocks.iter().flat_map(|b| b.instructions()));
         for v in values.collect::<Vec<_>>() {
             if !self.act.is_active(v) {
                 continue;
@@ -99,9 +114,13 @@ impl Reverse<'_> {
                         }
                     }
                     Rule::Select => needs.push(Need::Op(0)),
+                    Rule::Lanes(op) => needs.extend(op.index_operand().map(Need::Op)),
                     _ => {}
                 }
-                let planned = needs.into_iter().map(|n| (n, !self.visible_in_reverse(Self::need_value(inst, n)))).collect();
+                let planned = needs
+                    .into_iter()
+                    .map(|n| (n, !self.visible_in_reverse(Self::need_value(inst, n))))
+                    .collect();
                 self.needs.insert(inst, planned);
             }
         }
@@ -119,13 +138,18 @@ impl Reverse<'_> {
                 let first = bb.first_non_phi().expect("blocks end with a terminator");
                 b.before(first);
                 let phi = b.phi(i64t, "ox.pred");
-                let pairs: Vec<(Value, Block)> =
-                    preds.iter().enumerate().map(|(k, &p)| (self.m.const_int(i64t, k as u64), self.cfg.blocks[p])).collect();
+                let pairs: Vec<(Value, Block)> = preds
+                    .iter()
+                    .enumerate()
+                    .map(|(k, &p)| (self.m.const_int(i64t, k as u64), self.cfg.blocks[p]))
+                    .collect();
                 phi.add_incoming(&pairs);
                 self.tape.push(&b, phi);
             }
             for inst in bb.instructions() {
-                let Some(needs) = self.needs.get(&inst) else { continue };
+                let Some(needs) = self.needs.get(&inst) else {
+                    continue;
+                };
                 if needs.iter().any(|(_, pushed)| *pushed) {
                     b.after(inst);
                     for (n, pushed) in needs {
@@ -225,7 +249,8 @@ impl Reverse<'_> {
                 let idx = self.tape.pop(&b, m.int(64));
                 let mut edges = Vec::new();
                 for (k, &p) in preds.iter().enumerate() {
-                    let edge = m.append_block(self.frame.g, &format!("rev.edge.{}.{}", bb.name(), k));
+                    let edge =
+                        m.append_block(self.frame.g, &format!("rev.edge.{}.{}", bb.name(), k));
                     let eb = m.builder();
                     eb.at_end(edge);
                     self.accumulate_phis(&eb, &phis, p);
@@ -242,8 +267,12 @@ impl Reverse<'_> {
         b.at_end(exit);
         for (i, a) in req.args.iter().enumerate() {
             if let (Act::Active, Some(v)) = (a.activity, self.frame.primal[i]) {
-                let tt = tangent_type(m, v.ty())
-                    .ok_or_else(|| Error::Unsupported(format!("argument {i} of type {} cannot be Active", v.ty().print())))?;
+                let tt = tangent_type(m, v.ty()).ok_or_else(|| {
+                    Error::Unsupported(format!(
+                        "argument {i} of type {} cannot be Active",
+                        v.ty().print()
+                    ))
+                })?;
                 let d = match self.adjoint.get(&v) {
                     Some(&slot) => b.load(tt, slot),
                     None => m.const_null(tt),
@@ -255,6 +284,54 @@ impl Reverse<'_> {
         self.tape.free(&b);
         b.ret(m.const_int(m.int(32), 0));
         Ok(())
+    }
+
+    fn reverse_lanes(
+        &self,
+        b: &Builder,
+        inst: Value,
+        op: LaneOp,
+        d: Value,
+        env: &dyn Fn(Need) -> Value,
+    ) {
+        let m = self.m;
+        match op {
+            LaneOp::Insert => {
+                let idx = env(Need::Op(2));
+                let scalar_zero = m.const_null(inst.operand(1).ty());
+                self.add_adjoint(b, inst.operand(0), b.insert_element(d, scalar_zero, idx));
+                self.add_adjoint(b, inst.operand(1), b.extract_element(d, idx));
+            }
+            LaneOp::Extract => {
+                let v = inst.operand(0);
+                self.add_adjoint(
+                    b,
+                    v,
+                    b.insert_element(m.const_null(v.ty()), d, env(Need::Op(1))),
+                );
+            }
+            LaneOp::Shuffle => {
+                let n = inst.operand(0).ty().vector_size();
+                let i32t = m.int(32);
+                for (src, base) in [(inst.operand(0), 0u32), (inst.operand(1), n)] {
+                    if !self.act.is_active(src) {
+                        continue;
+                    }
+                    let mut delta = m.const_null(src.ty());
+                    for (j, k) in inst.shuffle_mask().iter().enumerate() {
+                        let Some(k) = *k else { continue };
+                        if k < base || k >= base + n {
+                            continue;
+                        }
+                        let lane = m.const_int(i32t, (k - base) as u64);
+                        let e = b.extract_element(d, m.const_int(i32t, j as u64));
+                        let sum = b.fadd(b.extract_element(delta, lane), e);
+                        delta = b.insert_element(delta, sum, lane);
+                    }
+                    self.add_adjoint(b, src, delta);
+                }
+            }
+        }
     }
 
     fn accumulate_phis(&self, b: &Builder, phis: &[(Value, Value)], pred: usize) {
@@ -276,7 +353,12 @@ impl Reverse<'_> {
                 env_vals.insert(*n, got);
             }
         }
-        let env = |n: Need| env_vals.get(&n).copied().unwrap_or_else(|| Self::need_value(inst, n));
+        let env = |n: Need| {
+            env_vals
+                .get(&n)
+                .copied()
+                .unwrap_or_else(|| Self::need_value(inst, n))
+        };
         let d = self.take_adjoint(b, inst);
         match self.act.rule(inst) {
             Rule::Scale { formula, ops } => {
@@ -295,7 +377,13 @@ impl Reverse<'_> {
                 self.add_adjoint(b, inst.operand(1), b.select(c, d, zero));
                 self.add_adjoint(b, inst.operand(2), b.select(c, zero, d));
             }
-            other => return Err(Error::Internal(format!("reverse mode: active value with rule {other:?}: {}", inst.print()))),
+            Rule::Lanes(op) => self.reverse_lanes(b, inst, *op, d, &env),
+            other => {
+                return Err(Error::Internal(format!(
+                    "reverse mode: active value with rule {other:?}: {}",
+                    inst.print()
+                )))
+            }
         }
         Ok(())
     }

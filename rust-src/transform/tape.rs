@@ -4,7 +4,7 @@
 //! exactly, so pops need no bounds checks. The buffer grows by doubling with `realloc`
 //! and is freed when the derivative returns.
 
-use crate::llvm::{Builder, Module, Opcode, Type, Value};
+use crate::llvm::{Builder, Module, Type, Value};
 
 /// Helper functions in the module plus the tape alloca in the derivative function.
 pub struct Tape {
@@ -27,17 +27,40 @@ impl Tape {
         let pop = emit_pop(m, tape_ty);
         let slot = entry.alloca(tape_ty, "ox.tape");
         entry.store(m.const_null(tape_ty), slot);
-        Tape { slot, push, pop, free }
+        Tape {
+            slot,
+            push,
+            pop,
+            free,
+        }
     }
 
-    /// Pushes `v` (float, integer up to 64 bits, or pointer).
+    /// Pushes `v` (float, integer up to 64 bits, pointer, or a vector of those: one
+    /// slot per lane).
     pub fn push(&self, b: &Builder, v: Value) {
+        let ty = v.ty();
+        if ty.kind() == llvm_sys::LLVMTypeKind::LLVMVectorTypeKind {
+            for lane in 0..ty.vector_size() {
+                let idx = b.m.const_int(b.m.int(32), lane as u64);
+                self.push(b, b.extract_element(v, idx));
+            }
+            return;
+        }
         let bits = b.to_i64_bits(v);
         b.call(self.push, &[self.slot, bits]);
     }
 
-    /// Pops a value of type `ty`.
+    /// Pops a value of type `ty` (the mirror of `push`).
     pub fn pop(&self, b: &Builder, ty: Type) -> Value {
+        if ty.kind() == llvm_sys::LLVMTypeKind::LLVMVectorTypeKind {
+            let mut v = b.m.const_null(ty);
+            for lane in (0..ty.vector_size()).rev() {
+                let idx = b.m.const_int(b.m.int(32), lane as u64);
+                let x = self.pop(b, ty.element());
+                v = b.insert_element(v, x, idx);
+            }
+            return v;
+        }
         let bits = b.call(self.pop, &[self.slot]);
         b.from_i64_bits(bits, ty)
     }
@@ -51,7 +74,11 @@ impl Tape {
 
 fn field(b: &Builder, tape_ty: Type, tape: Value, i: u64) -> Value {
     let m = b.m;
-    b.gep(tape_ty, tape, &[m.const_int(m.int(32), 0), m.const_int(m.int(32), i)])
+    b.gep(
+        tape_ty,
+        tape,
+        &[m.const_int(m.int(32), 0), m.const_int(m.int(32), i)],
+    )
 }
 
 fn emit_push(m: &Module, tape_ty: Type, realloc: Value) -> Value {
@@ -61,7 +88,11 @@ fn emit_push(m: &Module, tape_ty: Type, realloc: Value) -> Value {
     f.set_internal();
     f.add_fn_attr("alwaysinline");
     let [tape, v] = [f.params()[0], f.params()[1]];
-    let (top, grow, put) = (m.append_block(f, "top"), m.append_block(f, "grow"), m.append_block(f, "put"));
+    let (top, grow, put) = (
+        m.append_block(f, "top"),
+        m.append_block(f, "grow"),
+        m.append_block(f, "put"),
+    );
     let b = m.builder();
     b.at_end(top);
     let len_p = field(&b, tape_ty, tape, 1);
@@ -73,7 +104,11 @@ fn emit_push(m: &Module, tape_ty: Type, realloc: Value) -> Value {
 
     b.at_end(grow);
     let zero = b.icmp(crate::llvm::ICMP_EQ, cap, m.const_int(i64t, 0));
-    let newcap = b.select(zero, m.const_int(i64t, 256), b.mul(cap, m.const_int(i64t, 2)));
+    let newcap = b.select(
+        zero,
+        m.const_int(i64t, 256),
+        b.mul(cap, m.const_int(i64t, 2)),
+    );
     let data = b.load(ptr, tape);
     let bytes = b.mul(newcap, m.const_int(i64t, 8));
     let new = b.call(realloc, &[data, bytes]);
@@ -105,6 +140,5 @@ fn emit_pop(m: &Module, tape_ty: Type) -> Value {
     let data = b.load(ptr, tape);
     let v = b.load(i64t, b.gep(i64t, data, &[len]));
     b.ret(v);
-    let _ = Opcode::LLVMRet;
     f
 }
