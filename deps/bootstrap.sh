@@ -14,10 +14,24 @@ log() { echo "bootstrap: $*"; }
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
+apt_log=$(mktemp)
+trap 'rm -f "$apt_log"' EXIT
+# Runs a command quietly; shows its output only when it fails.
+quiet() {
+    if ! "$@" >"$apt_log" 2>&1; then
+        cat "$apt_log" >&2
+        echo "bootstrap: failed: $*" >&2
+        exit 1
+    fi
+}
+apt_install() {
+    DEBIAN_FRONTEND=noninteractive quiet $SUDO apt-get install -y -q -o Dpkg::Use-Pty=0 "$@"
+}
+
 apt_updated=0
 apt_update() {
     if [ "$apt_updated" -eq 0 ]; then
-        $SUDO apt-get update -qq
+        quiet $SUDO apt-get update -q
         apt_updated=1
     fi
 }
@@ -46,7 +60,7 @@ pkg_version() { dpkg-query -W -f='${Status} ${Version}\n' "$1" 2>/dev/null | awk
 if ! command -v julia >/dev/null 2>&1; then
     apt_update
     log "installing julia 1.5.3 from bullseye"
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq -o Dpkg::Use-Pty=0 julia/bullseye >/dev/null
+    apt_install julia/bullseye
 fi
 
 # --- libunwind 1.3 for Julia ------------------------------------------------------
@@ -55,7 +69,7 @@ case "$(pkg_version libunwind8)" in
     *)
         apt_update
         log "installing libunwind8 1.3 from bullseye (Julia 1.5.3 crashes on exceptions with 1.6)"
-        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq -o Dpkg::Use-Pty=0 --allow-downgrades libunwind8/bullseye >/dev/null
+        apt_install --allow-downgrades libunwind8/bullseye
         ;;
 esac
 
@@ -67,7 +81,7 @@ done
 if [ "${#missing[@]}" -gt 0 ]; then
     apt_update
     log "installing ${missing[*]}"
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq -o Dpkg::Use-Pty=0 "${missing[@]}" >/dev/null
+    apt_install "${missing[@]}"
 fi
 
 # --- Julia depot: an empty registry so Pkg never tries to clone General ---------------

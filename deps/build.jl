@@ -10,9 +10,14 @@ const DEPS_FILE = joinpath(@__DIR__, "deps.jl")
 # LLVM 14, so without it the build would fail or pick the wrong LLVM.
 const LLVM_PREFIX = "/usr/lib/llvm-19"
 
+# Not Sys.which: it resolves symlinks, and rustup's `cargo` is a symlink to `rustup`,
+# which decides what to be from the name it is called by.
 function find_cargo()
-    cargo = Sys.which("cargo")
-    cargo !== nothing && return cargo
+    for dir in split(get(ENV, "PATH", ""), ':')
+        isempty(dir) && continue
+        cargo = joinpath(dir, "cargo")
+        isfile(cargo) && return cargo
+    end
     # rustup installs into ~/.cargo/bin, which a non-login shell's PATH often lacks.
     home_cargo = joinpath(get(ENV, "CARGO_HOME", joinpath(homedir(), ".cargo")), "bin", "cargo")
     isfile(home_cargo) && return home_cargo
