@@ -18,8 +18,7 @@ struct Key {
     request: Request,
 }
 
-static ENTRIES: LazyLock<RwLock<HashMap<Key, usize>>> =
-    LazyLock::new(|| RwLock::new(HashMap::new()));
+static ENTRIES: LazyLock<RwLock<HashMap<Key, usize>>> = LazyLock::new(|| RwLock::new(HashMap::new()));
 static COMPILING: Mutex<()> = Mutex::new(());
 static COMPILED: AtomicU64 = AtomicU64::new(0);
 
@@ -27,11 +26,7 @@ static COMPILED: AtomicU64 = AtomicU64::new(0);
 pub fn get_or_compile(bitcode: &[u8], req: &Request) -> Result<usize> {
     let mut h = DefaultHasher::new();
     bitcode.hash(&mut h);
-    let key = Key {
-        ir_hash: h.finish(),
-        ir_len: bitcode.len(),
-        request: req.clone(),
-    };
+    let key = Key { ir_hash: h.finish(), ir_len: bitcode.len(), request: req.clone() };
     if let Some(&addr) = ENTRIES.read().get(&key) {
         return Ok(addr);
     }

@@ -47,12 +47,8 @@ pub struct OxRequest {
 }
 
 /// The compiled derivative's signature.
-pub type OxDerivativeFn = unsafe extern "C" fn(
-    args: *const *mut u8,
-    shadows: *const *mut u8,
-    ret: *mut u8,
-    dret: *mut u8,
-) -> i32;
+pub type OxDerivativeFn =
+    unsafe extern "C" fn(args: *const *mut u8, shadows: *const *mut u8, ret: *mut u8, dret: *mut u8) -> i32;
 
 fn bad(msg: impl Into<String>) -> Error {
     Error::InvalidRequest(msg.into())
@@ -76,10 +72,7 @@ unsafe fn decode(req: *const OxRequest) -> Result<Request, Error> {
     if r.entry.is_null() {
         return Err(bad("null entry name"));
     }
-    let entry = CStr::from_ptr(r.entry)
-        .to_str()
-        .map_err(|_| bad("entry name is not UTF-8"))?
-        .to_owned();
+    let entry = CStr::from_ptr(r.entry).to_str().map_err(|_| bad("entry name is not UTF-8"))?.to_owned();
     let mode = match r.mode {
         0 => Mode::Forward,
         1 => Mode::Reverse,
@@ -91,11 +84,7 @@ unsafe fn decode(req: *const OxRequest) -> Result<Request, Error> {
     if r.nargs > 4096 {
         return Err(bad(format!("{} arguments", r.nargs)));
     }
-    let raw = if r.nargs == 0 {
-        &[][..]
-    } else {
-        std::slice::from_raw_parts(r.args, r.nargs)
-    };
+    let raw = if r.nargs == 0 { &[][..] } else { std::slice::from_raw_parts(r.args, r.nargs) };
     let mut args = Vec::with_capacity(raw.len());
     for (i, a) in raw.iter().enumerate() {
         let passing = match a.passing {
@@ -107,16 +96,9 @@ unsafe fn decode(req: *const OxRequest) -> Result<Request, Error> {
             return Err(bad(format!("argument {i}: null type tree")));
         }
         if a.type_tree_len > 1 << 16 {
-            return Err(bad(format!(
-                "argument {i}: type tree of {} entries",
-                a.type_tree_len
-            )));
+            return Err(bad(format!("argument {i}: type tree of {} entries", a.type_tree_len)));
         }
-        let tt = if a.type_tree_len == 0 {
-            &[][..]
-        } else {
-            std::slice::from_raw_parts(a.type_tree, a.type_tree_len)
-        };
+        let tt = if a.type_tree_len == 0 { &[][..] } else { std::slice::from_raw_parts(a.type_tree, a.type_tree_len) };
         let mut type_tree = Vec::with_capacity(tt.len());
         for e in tt {
             let leaf = match e.kind {
@@ -128,19 +110,9 @@ unsafe fn decode(req: *const OxRequest) -> Result<Request, Error> {
             };
             type_tree.push((e.offset, leaf));
         }
-        args.push(ArgSpec {
-            passing,
-            activity: activity(a.activity)?,
-            type_tree,
-        });
+        args.push(ArgSpec { passing, activity: activity(a.activity)?, type_tree });
     }
-    Ok(Request {
-        entry,
-        mode,
-        width: r.width,
-        args,
-        ret: activity(r.ret_activity)?,
-    })
+    Ok(Request { entry, mode, width: r.width, args, ret: activity(r.ret_activity)? })
 }
 
 fn message_out(out: *mut *mut c_char, msg: String) {
@@ -196,10 +168,7 @@ pub unsafe extern "C" fn oxidase_compile(
             e.status()
         }
         Err(p) => {
-            message_out(
-                out_message,
-                format!("internal error: engine panicked: {}", panic_text(p)),
-            );
+            message_out(out_message, format!("internal error: engine panicked: {}", panic_text(p)));
             4
         }
     }

@@ -10,13 +10,9 @@ use std::collections::{HashMap, HashSet};
 
 /// Prepares `entry` in `m` for differentiation and returns it.
 pub fn prepare(m: &Module, entry: &str) -> Result<Value> {
-    let f = m
-        .function(entry)
-        .ok_or_else(|| Error::BadIr(format!("no function named `{entry}` in the module")))?;
+    let f = m.function(entry).ok_or_else(|| Error::BadIr(format!("no function named `{entry}` in the module")))?;
     if f.is_declaration() {
-        return Err(Error::BadIr(format!(
-            "`{entry}` is only declared in the module"
-        )));
+        return Err(Error::BadIr(format!("`{entry}` is only declared in the module")));
     }
     let callees = call_graph(m);
     let reachable = reachable_from(f, &callees);
@@ -24,11 +20,7 @@ pub fn prepare(m: &Module, entry: &str) -> Result<Value> {
         return Err(Error::Unsupported(format!(
             "recursion (`{}` calls itself through {}): recursive functions are not supported yet",
             julia_name(&cycle[0].name()),
-            cycle
-                .iter()
-                .map(|v| format!("`{}`", julia_name(&v.name())))
-                .collect::<Vec<_>>()
-                .join(" → ")
+            cycle.iter().map(|v| format!("`{}`", julia_name(&v.name()))).collect::<Vec<_>>().join(" → ")
         )));
     }
     for g in m.functions() {
@@ -42,11 +34,8 @@ pub fn prepare(m: &Module, entry: &str) -> Result<Value> {
         g.add_fn_attr("alwaysinline");
     }
     drop_unreachable_functions(m, &reachable);
-    passes::run(
-        m,
-        "always-inline,sroa,early-cse,simplifycfg,instcombine<no-verify-fixpoint>,sroa,simplifycfg",
-    )
-    .map_err(Error::Internal)?;
+    passes::run(m, "always-inline,sroa,early-cse,simplifycfg,instcombine<no-verify-fixpoint>,sroa,simplifycfg")
+        .map_err(Error::Internal)?;
     crate::reinterpret::rewrite(m, f);
     Ok(f)
 }

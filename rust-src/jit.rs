@@ -23,12 +23,7 @@ pub fn global() -> Result<&'static Jit> {
         LlJit::new().map(|inner| {
             let layout = inner.data_layout();
             let triple = inner.triple();
-            Jit {
-                inner,
-                lock: Mutex::new(()),
-                layout,
-                triple,
-            }
+            Jit { inner, lock: Mutex::new(()), layout, triple }
         })
     })
     .as_ref()

@@ -46,26 +46,14 @@ pub fn synthesize(m: &Module, req: &Request, name: &str, layout: &str, triple: &
         )));
     }
     let frame = Frame::build(m, f, req, name)?;
-    let active_params: Vec<Value> = req
-        .args
-        .iter()
-        .zip(&frame.primal)
-        .filter(|(a, _)| a.activity != Act::Const)
-        .filter_map(|(_, v)| *v)
-        .collect();
+    let active_params: Vec<Value> =
+        req.args.iter().zip(&frame.primal).filter(|(a, _)| a.activity != Act::Const).filter_map(|(_, v)| *v).collect();
     let mut ret_active = req.ret != Act::Const;
     if ret_active && active_params.is_empty() {
         ret_active = false;
     }
     let user_name = crate::names::julia_name(&f.name());
-    let act = Activity::compute(
-        m,
-        frame.g,
-        &active_params,
-        ret_active,
-        &callee_name,
-        &user_name,
-    )?;
+    let act = Activity::compute(m, frame.g, &active_params, ret_active, &callee_name, &user_name)?;
     match req.mode {
         Mode::Forward => transform::forward::differentiate(m, &frame, req, &act)?,
         Mode::Reverse => transform::reverse::differentiate(m, &frame, req, &act)?,
@@ -77,8 +65,7 @@ pub fn synthesize(m: &Module, req: &Request, name: &str, layout: &str, triple: &
         }
     }
     dump("synthesized", m);
-    m.verify()
-        .map_err(|e| Error::Internal(format!("generated IR does not verify: {e}")))?;
+    m.verify().map_err(|e| Error::Internal(format!("generated IR does not verify: {e}")))?;
     passes::run(m, "default<O2>").map_err(Error::Internal)?;
     Ok(())
 }

@@ -65,11 +65,7 @@ fn magic_add(v: Value) -> Option<(Value, f64)> {
         return None;
     }
     let c = v.operand(1).const_real()?;
-    let big = if v.ty().float_bits() == 32 {
-        32768.0
-    } else {
-        1_099_511_627_776.0
-    };
+    let big = if v.ty().float_bits() == 32 { 32768.0 } else { 1_099_511_627_776.0 };
     (c.abs() >= big).then_some((v.operand(0), c))
 }
 
@@ -111,9 +107,7 @@ pub fn rewrite(m: &Module, f: Value) {
         .blocks()
         .into_iter()
         .flat_map(|b| b.instructions())
-        .filter(|i| {
-            i.opcode() == Opcode::LLVMBitCast && i.ty().is_float() && i.operand(0).ty().is_int()
-        })
+        .filter(|i| i.opcode() == Opcode::LLVMBitCast && i.ty().is_float() && i.operand(0).ty().is_int())
         .collect();
     let b = m.builder();
     for y in casts {
@@ -142,9 +136,7 @@ pub fn rewrite(m: &Module, f: Value) {
 fn no_mantissa_bits(v: Value, mant: u64) -> bool {
     v.is_instruction()
         && v.opcode() == Opcode::LLVMAnd
-        && [v.operand(0), v.operand(1)]
-            .iter()
-            .any(|o| o.const_uint().is_some_and(|k| k & mant == 0))
+        && [v.operand(0), v.operand(1)].iter().any(|o| o.const_uint().is_some_and(|k| k & mant == 0))
 }
 
 /// The float whose bits `i` carries with the mantissa intact, built as SSA next to `i`.
@@ -185,11 +177,7 @@ fn source(m: &Module, i: Value, memo: &mut HashMap<Value, Option<Value>>) -> Opt
                 }
                 _ => return None,
             };
-            let keeps = if i.opcode() == Opcode::LLVMAnd {
-                mask & mant == mant
-            } else {
-                mask & mant == 0
-            };
+            let keeps = if i.opcode() == Opcode::LLVMAnd { mask & mant == mant } else { mask & mant == 0 };
             if keeps {
                 source(m, var, memo)
             } else {
@@ -216,10 +204,7 @@ fn source(m: &Module, i: Value, memo: &mut HashMap<Value, Option<Value>>) -> Opt
             Some(phi)
         }
         Opcode::LLVMSelect => {
-            let (t, e) = (
-                source(m, i.operand(1), memo)?,
-                source(m, i.operand(2), memo)?,
-            );
+            let (t, e) = (source(m, i.operand(1), memo)?, source(m, i.operand(2), memo)?);
             let b = m.builder();
             b.before(i);
             Some(b.select(i.operand(0), t, e))

@@ -76,10 +76,7 @@ impl Request {
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::InvalidRequest(m));
         if self.width != 1 {
-            return bad(format!(
-                "width {} is not supported yet (batch mode comes with the arrays issue)",
-                self.width
-            ));
+            return bad(format!("width {} is not supported yet (batch mode comes with the arrays issue)", self.width));
         }
         for (i, a) in self.args.iter().enumerate() {
             match (self.mode, a.activity) {
@@ -94,18 +91,12 @@ impl Request {
                 _ => {}
             }
             if a.passing == Passing::Ghost && a.activity != Activity::Const {
-                return bad(format!(
-                    "argument {i}: a ghost (zero-size) argument cannot be differentiated"
-                ));
+                return bad(format!("argument {i}: a ghost (zero-size) argument cannot be differentiated"));
             }
         }
         match (self.mode, self.ret) {
-            (Mode::Forward, Activity::Active) => {
-                bad("forward mode: the return can be Const or Duplicated".into())
-            }
-            (Mode::Reverse, Activity::Duplicated) => {
-                bad("reverse mode: the return can be Const or Active".into())
-            }
+            (Mode::Forward, Activity::Active) => bad("forward mode: the return can be Const or Duplicated".into()),
+            (Mode::Reverse, Activity::Duplicated) => bad("reverse mode: the return can be Const or Active".into()),
             _ => Ok(()),
         }
     }

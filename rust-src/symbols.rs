@@ -16,11 +16,7 @@ pub fn symbol_at(addr: u64) -> Option<String> {
         return None;
     }
     // SAFETY: dli_sname points to a NUL-terminated string owned by the loader.
-    Some(
-        unsafe { std::ffi::CStr::from_ptr(info.dli_sname) }
-            .to_string_lossy()
-            .into_owned(),
-    )
+    Some(unsafe { std::ffi::CStr::from_ptr(info.dli_sname) }.to_string_lossy().into_owned())
 }
 
 #[cfg(test)]

@@ -27,19 +27,12 @@ fn c_program_uses_the_abi() {
     let exe = std::env::current_exe().unwrap();
     let profile_dir = exe.parent().unwrap().parent().unwrap();
     let lib = profile_dir.join("liboxidase.so");
-    assert!(
-        lib.exists(),
-        "{} missing (cargo builds the cdylib with the tests)",
-        lib.display()
-    );
+    assert!(lib.exists(), "{} missing (cargo builds the cdylib with the tests)", lib.display());
     let tmp = std::env::temp_dir().join(format!("oxidase-abi-{}", std::process::id()));
     std::fs::create_dir_all(&tmp).unwrap();
     let bc = tmp.join("abi_test.bc");
     let bin = tmp.join("abi_test");
-    run(Command::new(llvm_bin("llvm-as"))
-        .arg(root.join("tests/c/abi_test.ll"))
-        .arg("-o")
-        .arg(&bc));
+    run(Command::new(llvm_bin("llvm-as")).arg(root.join("tests/c/abi_test.ll")).arg("-o").arg(&bc));
     run(Command::new("cc")
         .arg(root.join("tests/c/abi_test.c"))
         .arg("-I")

@@ -19,32 +19,17 @@ fn rosenbrock_reverse_matches_seed_tutorial() {
 
 #[test]
 fn rosenbrock_forward_matches_seed_tutorial() {
-    let d = compile_fixture(
-        "rosenbrock",
-        Mode::Forward,
-        &[Duplicated, Duplicated],
-        Duplicated,
-    );
+    let d = compile_fixture("rosenbrock", Mode::Forward, &[Duplicated, Duplicated], Duplicated);
     assert_eq!(call_forward(d, &[1.0, 3.0], &[1.0, 1.0]), (400.0, -400.0));
     assert_eq!(call_forward(d, &[1.0, 3.0], &[0.0, 1.0]), (400.0, 400.0));
-    let d = compile_fixture(
-        "rosenbrock",
-        Mode::Forward,
-        &[Const, Duplicated],
-        Duplicated,
-    );
+    let d = compile_fixture("rosenbrock", Mode::Forward, &[Const, Duplicated], Duplicated);
     assert_eq!(call_forward(d, &[1.0, 3.0], &[0.0, 1.0]), (400.0, 400.0));
 }
 
 #[test]
 fn rosenbrock_against_finite_differences() {
     let rev = compile_fixture("rosenbrock", Mode::Reverse, &[Active, Active], Active);
-    let fwd = compile_fixture(
-        "rosenbrock",
-        Mode::Forward,
-        &[Duplicated, Duplicated],
-        Duplicated,
-    );
+    let fwd = compile_fixture("rosenbrock", Mode::Forward, &[Duplicated, Duplicated], Duplicated);
     let g = |v: &[f64]| rosen(v[0], v[1]);
     for x in [[0.3, -0.7], [-1.5, 2.25], [2.0, 0.0]] {
         let (_, grad) = call_reverse(rev, &x);
@@ -53,12 +38,7 @@ fn rosenbrock_against_finite_differences() {
             assert_close(grad[i], fd, 1e-6, "reverse vs fd");
             let mut e = [0.0; 2];
             e[i] = 1.0;
-            assert_close(
-                call_forward(fwd, &x, &e).1,
-                grad[i],
-                1e-12,
-                "forward vs reverse",
-            );
+            assert_close(call_forward(fwd, &x, &e).1, grad[i], 1e-12, "forward vs reverse");
         }
     }
 }
@@ -80,52 +60,25 @@ fn julia_math_through_its_ir() {
     for x in [0.1, 0.5, 0.95, 1.05, 2.0, 3.7, 10.0, 100.0, 1e-300] {
         let (p, g) = call_reverse(rev, &[x]);
         assert_close(p, sinexplog(x), 1e-14, "primal");
-        assert_close(
-            g[0],
-            sinexplog_derivative(x),
-            1e-12,
-            &format!("reverse at {x}"),
-        );
+        assert_close(g[0], sinexplog_derivative(x), 1e-12, &format!("reverse at {x}"));
         let (p2, t) = call_forward(fwd, &[x], &[1.0]);
         assert_eq!(p, p2);
-        assert_close(
-            t,
-            sinexplog_derivative(x),
-            1e-12,
-            &format!("forward at {x}"),
-        );
+        assert_close(t, sinexplog_derivative(x), 1e-12, &format!("forward at {x}"));
     }
 }
 
 #[test]
 fn forward_with_first_argument_duplicated_and_no_ghost() {
     let text = include_str!("c/abi_test.ll");
-    compile_text(
-        text,
-        "f",
-        Mode::Reverse,
-        vec![float_arg(Active), float_arg(Active)],
-        Active,
-    )
-    .unwrap();
+    compile_text(text, "f", Mode::Reverse, vec![float_arg(Active), float_arg(Active)], Active).unwrap();
     let args = vec![float_arg(Duplicated), float_arg(Const)];
     let d = compile_text(text, "f", Mode::Forward, args, Duplicated).unwrap();
     let mut x = [0.7f64, 1.3];
     let mut t = [1.0f64, 0.0];
-    let args = [
-        &mut x[0] as *mut f64 as *mut u8,
-        &mut x[1] as *mut f64 as *mut u8,
-    ];
+    let args = [&mut x[0] as *mut f64 as *mut u8, &mut x[1] as *mut f64 as *mut u8];
     let shadows = [&mut t[0] as *mut f64 as *mut u8, std::ptr::null_mut()];
     let (mut r, mut dr) = (0.0f64, 0.0f64);
-    unsafe {
-        d(
-            args.as_ptr(),
-            shadows.as_ptr(),
-            &mut r as *mut f64 as *mut u8,
-            &mut dr as *mut f64 as *mut u8,
-        )
-    };
+    unsafe { d(args.as_ptr(), shadows.as_ptr(), &mut r as *mut f64 as *mut u8, &mut dr as *mut f64 as *mut u8) };
     let (x, y) = (0.7f64, 1.3f64);
     assert_close(dr, y.sin() + x.exp() / y, 1e-12, "df/dx");
 }

@@ -31,15 +31,8 @@ impl Activity {
         callee_name: &dyn Fn(Value) -> Option<String>,
         user_name: &str,
     ) -> Result<Activity> {
-        let insts: Vec<Value> = f
-            .blocks()
-            .into_iter()
-            .flat_map(|b| b.instructions())
-            .collect();
-        let rules: HashMap<Value, Rule> = insts
-            .iter()
-            .map(|&i| (i, rules::classify(i, callee_name)))
-            .collect();
+        let insts: Vec<Value> = f.blocks().into_iter().flat_map(|b| b.instructions()).collect();
+        let rules: HashMap<Value, Rule> = insts.iter().map(|&i| (i, rules::classify(i, callee_name))).collect();
         let mut varied: HashSet<Value> = active_params.iter().copied().collect();
 
         // Forward: varied values, to a fixed point (loops carry variation around).
@@ -52,24 +45,15 @@ impl Activity {
                 }
                 let differentiable = rules::tangent_type(m, i.ty()).is_some();
                 let v = match &rules[&i] {
-                    Rule::Scale { ops, .. } => {
-                        differentiable && ops.iter().any(|&k| varied.contains(&i.operand(k)))
-                    }
+                    Rule::Scale { ops, .. } => differentiable && ops.iter().any(|&k| varied.contains(&i.operand(k))),
                     Rule::Cast { op } => differentiable && varied.contains(&i.operand(*op)),
                     Rule::Select => {
-                        differentiable
-                            && (varied.contains(&i.operand(1)) || varied.contains(&i.operand(2)))
+                        differentiable && (varied.contains(&i.operand(1)) || varied.contains(&i.operand(2)))
                     }
                     Rule::Lanes(op) => {
-                        differentiable
-                            && op
-                                .diff_operands()
-                                .iter()
-                                .any(|&k| varied.contains(&i.operand(k)))
+                        differentiable && op.diff_operands().iter().any(|&k| varied.contains(&i.operand(k)))
                     }
-                    Rule::Phi => {
-                        differentiable && i.incoming().iter().any(|(v, _)| varied.contains(v))
-                    }
+                    Rule::Phi => differentiable && i.incoming().iter().any(|(v, _)| varied.contains(v)),
                     Rule::Unsupported(_) => i.operands().iter().any(|o| varied.contains(o)),
                     Rule::Zero | Rule::ErrorPath | Rule::Control => false,
                 };
@@ -96,11 +80,7 @@ impl Activity {
         let live = cfg.reaches_return();
         for &i in &insts {
             let on_live_path = live[cfg.index(i.parent_block())];
-            if on_live_path
-                && i.ty().is_void()
-                && matches!(rules[&i], Rule::Unsupported(_))
-                && varied.contains(&i)
-            {
+            if on_live_path && i.ty().is_void() && matches!(rules[&i], Rule::Unsupported(_)) && varied.contains(&i) {
                 work.push(i);
             }
         }
@@ -119,11 +99,7 @@ impl Activity {
             }
         }
 
-        let activity = Activity {
-            rules,
-            varied,
-            useful,
-        };
+        let activity = Activity { rules, varied, useful };
         for &i in &insts {
             if let Rule::Unsupported(what) = &activity.rules[&i] {
                 if activity.useful.contains(&i) {

@@ -26,8 +26,7 @@ impl Cfg {
     /// Computes the CFG of `f`.
     pub fn compute(f: Value) -> Cfg {
         let blocks = f.blocks();
-        let index: HashMap<Block, usize> =
-            blocks.iter().enumerate().map(|(i, b)| (*b, i)).collect();
+        let index: HashMap<Block, usize> = blocks.iter().enumerate().map(|(i, b)| (*b, i)).collect();
         let n = blocks.len();
         let mut succs = vec![Vec::new(); n];
         let mut preds = vec![Vec::new(); n];
@@ -50,16 +49,7 @@ impl Cfg {
         let (idom, rpo) = dominators(n, &succs, &preds);
         let in_cycle = (0..n).map(|i| reaches(&succs, &succs[i], i)).collect();
         let returns = returns.into_iter().filter(|&r| idom[r].is_some()).collect();
-        Cfg {
-            blocks,
-            index,
-            preds,
-            succs,
-            idom,
-            in_cycle,
-            returns,
-            rpo,
-        }
+        Cfg { blocks, index, preds, succs, idom, in_cycle, returns, rpo }
     }
 
     /// Index of block `b`.
@@ -123,11 +113,7 @@ fn reaches(succs: &[Vec<usize>], from: &[usize], target: usize) -> bool {
 }
 
 /// Cooper–Harvey–Kennedy iterative dominators over a reverse postorder.
-fn dominators(
-    n: usize,
-    succs: &[Vec<usize>],
-    preds: &[Vec<usize>],
-) -> (Vec<Option<usize>>, Vec<usize>) {
+fn dominators(n: usize, succs: &[Vec<usize>], preds: &[Vec<usize>]) -> (Vec<Option<usize>>, Vec<usize>) {
     if n == 0 {
         return (Vec::new(), Vec::new());
     }

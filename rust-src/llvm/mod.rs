@@ -59,9 +59,7 @@ impl Type {
     pub fn is_float(self) -> bool {
         matches!(
             self.kind(),
-            LLVMTypeKind::LLVMDoubleTypeKind
-                | LLVMTypeKind::LLVMFloatTypeKind
-                | LLVMTypeKind::LLVMHalfTypeKind
+            LLVMTypeKind::LLVMDoubleTypeKind | LLVMTypeKind::LLVMFloatTypeKind | LLVMTypeKind::LLVMHalfTypeKind
         )
     }
     /// A vector of floats.
@@ -239,12 +237,7 @@ impl Value {
     pub fn incoming(self) -> Vec<(Value, Block)> {
         unsafe {
             (0..LLVMCountIncoming(self.0))
-                .map(|i| {
-                    (
-                        Value(LLVMGetIncomingValue(self.0, i)),
-                        Block(LLVMGetIncomingBlock(self.0, i)),
-                    )
-                })
+                .map(|i| (Value(LLVMGetIncomingValue(self.0, i)), Block(LLVMGetIncomingBlock(self.0, i))))
                 .collect()
         }
     }
@@ -256,11 +249,7 @@ impl Value {
     }
     /// Successor blocks of a terminator.
     pub fn successors(self) -> Vec<Block> {
-        unsafe {
-            (0..LLVMGetNumSuccessors(self.0))
-                .map(|i| Block(LLVMGetSuccessor(self.0, i)))
-                .collect()
-        }
+        unsafe { (0..LLVMGetNumSuccessors(self.0)).map(|i| Block(LLVMGetSuccessor(self.0, i))).collect() }
     }
     /// The called operand of a call (last operand).
     pub fn called_operand(self) -> Value {
@@ -306,11 +295,7 @@ impl Value {
     }
     /// Function: parameters.
     pub fn params(self) -> Vec<Value> {
-        unsafe {
-            (0..LLVMCountParams(self.0))
-                .map(|i| Value(LLVMGetParam(self.0, i)))
-                .collect()
-        }
+        unsafe { (0..LLVMCountParams(self.0)).map(|i| Value(LLVMGetParam(self.0, i))).collect() }
     }
     /// Shufflevector: the mask, `None` for undefined lanes.
     pub fn shuffle_mask(self) -> Vec<Option<u32>> {
@@ -345,11 +330,9 @@ impl Value {
         unsafe {
             let kind = LLVMGetEnumAttributeKindForName(name.as_ptr() as *const _, name.len());
             if self.is_function() {
-                !LLVMGetEnumAttributeAtIndex(self.0, llvm_sys::LLVMAttributeFunctionIndex, kind)
-                    .is_null()
+                !LLVMGetEnumAttributeAtIndex(self.0, llvm_sys::LLVMAttributeFunctionIndex, kind).is_null()
             } else {
-                !LLVMGetCallSiteEnumAttribute(self.0, llvm_sys::LLVMAttributeFunctionIndex, kind)
-                    .is_null()
+                !LLVMGetCallSiteEnumAttribute(self.0, llvm_sys::LLVMAttributeFunctionIndex, kind).is_null()
             }
         }
     }
@@ -375,11 +358,7 @@ impl Value {
     /// Global: has a definition with non-local linkage.
     pub fn is_external_definition(self) -> bool {
         use llvm_sys::LLVMLinkage::*;
-        !self.is_declaration()
-            && !matches!(
-                unsafe { LLVMGetLinkage(self.0) },
-                LLVMInternalLinkage | LLVMPrivateLinkage
-            )
+        !self.is_declaration() && !matches!(unsafe { LLVMGetLinkage(self.0) }, LLVMInternalLinkage | LLVMPrivateLinkage)
     }
     /// Instruction: its source location from `!dbg`, if any.
     pub fn source_loc(self) -> Option<SourceLoc> {
@@ -392,13 +371,9 @@ impl Value {
             let file = if p.is_null() {
                 String::new()
             } else {
-                String::from_utf8_lossy(std::slice::from_raw_parts(p as *const u8, len as usize))
-                    .into_owned()
+                String::from_utf8_lossy(std::slice::from_raw_parts(p as *const u8, len as usize)).into_owned()
             };
-            Some(SourceLoc {
-                file,
-                line: LLVMGetDebugLocLine(self.0),
-            })
+            Some(SourceLoc { file, line: LLVMGetDebugLocLine(self.0) })
         }
     }
     /// Constant float value, if this is a `ConstantFP`.
@@ -444,9 +419,7 @@ impl Block {
     }
     /// First instruction that is not a phi.
     pub fn first_non_phi(self) -> Option<Value> {
-        self.instructions()
-            .into_iter()
-            .find(|i| i.opcode() != Opcode::LLVMPHI)
+        self.instructions().into_iter().find(|i| i.opcode() != Opcode::LLVMPHI)
     }
     /// The function containing the block.
     pub fn parent(self) -> Value {
@@ -461,11 +434,7 @@ impl Block {
     }
     /// Block name.
     pub fn name(self) -> String {
-        unsafe {
-            CStr::from_ptr(LLVMGetBasicBlockName(self.0))
-                .to_string_lossy()
-                .into_owned()
-        }
+        unsafe { CStr::from_ptr(LLVMGetBasicBlockName(self.0)).to_string_lossy().into_owned() }
     }
 }
 
@@ -540,11 +509,7 @@ impl Module {
                 LLVMContextDispose(ctx);
                 return Err(take_message(err));
             }
-            Ok(Module {
-                ctx,
-                m,
-                owns_context: true,
-            })
+            Ok(Module { ctx, m, owns_context: true })
         }
     }
 
@@ -609,8 +574,7 @@ impl Module {
 
     /// Gets or declares an external function.
     pub fn get_or_declare(&self, name: &str, ty: Type) -> Value {
-        self.function(name)
-            .unwrap_or_else(|| self.add_function(name, ty))
+        self.function(name).unwrap_or_else(|| self.add_function(name, ty))
     }
 
     /// The declaration of intrinsic `name` overloaded on `tys`.
@@ -621,12 +585,7 @@ impl Module {
                 return Err(format!("unknown intrinsic {name}"));
             }
             let mut raw: Vec<LLVMTypeRef> = tys.iter().map(|t| t.0).collect();
-            Ok(Value(LLVMGetIntrinsicDeclaration(
-                self.m,
-                id,
-                raw.as_mut_ptr(),
-                raw.len(),
-            )))
+            Ok(Value(LLVMGetIntrinsicDeclaration(self.m, id, raw.as_mut_ptr(), raw.len())))
         }
     }
 
@@ -729,12 +688,7 @@ impl Module {
     }
     /// A pointer constant holding an absolute address.
     pub fn const_address(&self, addr: usize) -> Value {
-        unsafe {
-            Value(LLVMConstIntToPtr(
-                LLVMConstInt(self.int(64).0, addr as u64, 0),
-                self.ptr().0,
-            ))
-        }
+        unsafe { Value(LLVMConstIntToPtr(LLVMConstInt(self.int(64).0, addr as u64, 0), self.ptr().0)) }
     }
 
     /// A new block appended to `f`.
@@ -745,17 +699,11 @@ impl Module {
 
     /// A builder in this module's context.
     pub fn builder(&self) -> Builder<'_> {
-        Builder {
-            b: unsafe { LLVMCreateBuilderInContext(self.ctx) },
-            m: self,
-        }
+        Builder { b: unsafe { LLVMCreateBuilderInContext(self.ctx) }, m: self }
     }
 }
 
-extern "C" fn record_diagnostic(
-    info: llvm_sys::prelude::LLVMDiagnosticInfoRef,
-    ctx: *mut libc::c_void,
-) {
+extern "C" fn record_diagnostic(info: llvm_sys::prelude::LLVMDiagnosticInfoRef, ctx: *mut libc::c_void) {
     // SAFETY: ctx is the `Box<String>` installed by `parse_bitcode_in` for this call.
     unsafe {
         let s = &mut *(ctx as *mut String);
@@ -889,11 +837,7 @@ impl Builder<'_> {
             self.cast(Opcode::LLVMIntToPtr, v, ty)
         } else if ty.is_float() {
             let bits = self.m.int(ty.float_bits());
-            let i = if ty.float_bits() == 64 {
-                v
-            } else {
-                self.cast(Opcode::LLVMTrunc, v, bits)
-            };
+            let i = if ty.float_bits() == 64 { v } else { self.cast(Opcode::LLVMTrunc, v, bits) };
             self.bitcast(i, ty)
         } else if ty.is_int() && ty.int_width() < 64 {
             self.cast(Opcode::LLVMTrunc, v, ty)
@@ -922,16 +866,7 @@ impl Builder<'_> {
     /// `getelementptr inbounds ty, p, idx...`.
     pub fn gep(&self, ty: Type, p: Value, idx: &[Value]) -> Value {
         let mut is: Vec<LLVMValueRef> = idx.iter().map(|v| v.0).collect();
-        Value(unsafe {
-            LLVMBuildInBoundsGEP2(
-                self.b,
-                ty.0,
-                p.0,
-                is.as_mut_ptr(),
-                is.len() as u32,
-                NONAME.as_ptr(),
-            )
-        })
+        Value(unsafe { LLVMBuildInBoundsGEP2(self.b, ty.0, p.0, is.as_mut_ptr(), is.len() as u32, NONAME.as_ptr()) })
     }
     /// A call of `f` (a function value).
     pub fn call(&self, f: Value, args: &[Value]) -> Value {
@@ -940,16 +875,7 @@ impl Builder<'_> {
     /// A call through `callee` with function type `fty`.
     pub fn call_typed(&self, fty: Type, callee: Value, args: &[Value]) -> Value {
         let mut a: Vec<LLVMValueRef> = args.iter().map(|v| v.0).collect();
-        Value(unsafe {
-            LLVMBuildCall2(
-                self.b,
-                fty.0,
-                callee.0,
-                a.as_mut_ptr(),
-                a.len() as u32,
-                NONAME.as_ptr(),
-            )
-        })
+        Value(unsafe { LLVMBuildCall2(self.b, fty.0, callee.0, a.as_mut_ptr(), a.len() as u32, NONAME.as_ptr()) })
     }
     /// A call of intrinsic `name` overloaded on the type of the first argument.
     pub fn intrinsic(&self, name: &str, args: &[Value]) -> Result<Value, String> {
@@ -1026,9 +952,7 @@ pub fn const_address(v: Value) -> Option<u64> {
         }
         match LLVMGetConstOpcode(v.0) {
             LLVMOpcode::LLVMIntToPtr => Value(LLVMGetOperand(v.0, 0)).const_uint(),
-            LLVMOpcode::LLVMAddrSpaceCast | LLVMOpcode::LLVMBitCast => {
-                const_address(Value(LLVMGetOperand(v.0, 0)))
-            }
+            LLVMOpcode::LLVMAddrSpaceCast | LLVMOpcode::LLVMBitCast => const_address(Value(LLVMGetOperand(v.0, 0))),
             _ => None,
         }
     }

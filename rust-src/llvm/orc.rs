@@ -35,12 +35,8 @@ impl LlJit {
             }
             let mut gen = std::ptr::null_mut();
             let prefix = LLVMOrcLLJITGetGlobalPrefix(jit);
-            let err = LLVMOrcCreateDynamicLibrarySearchGeneratorForProcess(
-                &mut gen,
-                prefix,
-                None,
-                std::ptr::null_mut(),
-            );
+            let err =
+                LLVMOrcCreateDynamicLibrarySearchGeneratorForProcess(&mut gen, prefix, None, std::ptr::null_mut());
             if !err.is_null() {
                 return Err(error_string(err));
             }
@@ -51,20 +47,12 @@ impl LlJit {
 
     /// The data layout the JIT compiles for.
     pub fn data_layout(&self) -> String {
-        unsafe {
-            CStr::from_ptr(LLVMOrcLLJITGetDataLayoutStr(self.jit))
-                .to_string_lossy()
-                .into_owned()
-        }
+        unsafe { CStr::from_ptr(LLVMOrcLLJITGetDataLayoutStr(self.jit)).to_string_lossy().into_owned() }
     }
 
     /// The triple the JIT compiles for.
     pub fn triple(&self) -> String {
-        unsafe {
-            CStr::from_ptr(LLVMOrcLLJITGetTripleString(self.jit))
-                .to_string_lossy()
-                .into_owned()
-        }
+        unsafe { CStr::from_ptr(LLVMOrcLLJITGetTripleString(self.jit)).to_string_lossy().into_owned() }
     }
 
     /// A fresh context for one module to be added later with `add_module`.
@@ -77,8 +65,7 @@ impl LlJit {
         let (_, raw) = m.into_raw();
         unsafe {
             let tsm = LLVMOrcCreateNewThreadSafeModule(raw, tsc.0);
-            let err =
-                LLVMOrcLLJITAddLLVMIRModule(self.jit, LLVMOrcLLJITGetMainJITDylib(self.jit), tsm);
+            let err = LLVMOrcLLJITAddLLVMIRModule(self.jit, LLVMOrcLLJITGetMainJITDylib(self.jit), tsm);
             if !err.is_null() {
                 LLVMOrcDisposeThreadSafeModule(tsm);
                 return Err(error_string(err));

@@ -68,17 +68,8 @@ pub enum MathFn {
 }
 
 /// Rounding and similar functions: piecewise constant, derivative zero.
-const ZERO_DERIVATIVE: &[&str] = &[
-    "floor",
-    "ceil",
-    "trunc",
-    "rint",
-    "round",
-    "nearbyint",
-    "roundeven",
-    "lround",
-    "llround",
-];
+const ZERO_DERIVATIVE: &[&str] =
+    &["floor", "ceil", "trunc", "rint", "round", "nearbyint", "roundeven", "lround", "llround"];
 
 /// Intrinsics and runtime markers that carry no derivative and have no effect on values.
 const NO_DERIVATIVE: &[&str] = &[
@@ -160,35 +151,16 @@ pub fn lookup(name: &str) -> Option<Callee> {
 /// `expm1f64`, `__log_finite`, `__exp_fma` all mean the plain function.
 fn c_base_name(name: &str) -> &str {
     let mut n = name.trim_start_matches("__");
-    for suffix in [
-        "_finite", "_fma4", "_fma", "_avx2", "_avx", "_sse41", "_sse2",
-    ] {
+    for suffix in ["_finite", "_fma4", "_fma", "_avx2", "_avx", "_sse41", "_sse2"] {
         n = n.strip_suffix(suffix).unwrap_or(n);
     }
-    n.strip_suffix("f64")
-        .or_else(|| n.strip_suffix("f32x"))
-        .unwrap_or(n)
+    n.strip_suffix("f64").or_else(|| n.strip_suffix("f32x")).unwrap_or(n)
 }
 
 fn is_type_suffix(s: &str) -> bool {
-    let t = s
-        .trim_start_matches('v')
-        .trim_start_matches(|c: char| c.is_ascii_digit());
-    matches!(
-        t,
-        "f16"
-            | "f32"
-            | "f64"
-            | "f80"
-            | "f128"
-            | "i1"
-            | "i8"
-            | "i16"
-            | "i32"
-            | "i64"
-            | "i128"
-            | "p0"
-    ) || (s.starts_with('p') && s[1..].chars().all(|c| c.is_ascii_digit()))
+    let t = s.trim_start_matches('v').trim_start_matches(|c: char| c.is_ascii_digit());
+    matches!(t, "f16" | "f32" | "f64" | "f80" | "f128" | "i1" | "i8" | "i16" | "i32" | "i64" | "i128" | "p0")
+        || (s.starts_with('p') && s[1..].chars().all(|c| c.is_ascii_digit()))
         || (s.starts_with('i') && s[1..].chars().all(|c| c.is_ascii_digit()) && s.len() > 1)
 }
 
@@ -246,10 +218,7 @@ impl MathFn {
         use Need::*;
         match (self, k) {
             (Sqrt | Exp | Exp2 | Exp10 | Expm1 | Tan | Tanh, _) => &[Result],
-            (
-                Fabs | Log | Log2 | Log10 | Log1p | Sin | Cos | Sinh | Cosh | Atan | Asin | Acos,
-                _,
-            ) => &[Op(0)],
+            (Fabs | Log | Log2 | Log10 | Log1p | Sin | Cos | Sinh | Cosh | Atan | Asin | Acos, _) => &[Op(0)],
             (Pow, 0) => &[Op(0), Op(1)],
             (Pow, _) => &[Op(0), Result],
             (Powi, _) => &[Op(0), Op(1)],
@@ -265,12 +234,7 @@ impl MathFn {
     }
 
     /// Builds `∂z/∂(operand k)` from the primal values `env` supplies.
-    pub fn partial(
-        self,
-        k: usize,
-        b: &Builder,
-        env: &dyn Fn(Need) -> Value,
-    ) -> Result<Value, String> {
+    pub fn partial(self, k: usize, b: &Builder, env: &dyn Fn(Need) -> Value) -> Result<Value, String> {
         use MathFn::*;
         use Need::*;
         let m = b.m;
@@ -346,10 +310,8 @@ impl MathFn {
             (Hypot, _) => b.fdiv(env(Op(k)), z()),
             (Reinterpret, _) => {
                 let (y, src) = (x(), env(Op(1)));
-                let signs = b.fmul(
-                    b.intrinsic("llvm.copysign", &[c(1.0), y])?,
-                    b.intrinsic("llvm.copysign", &[c(1.0), src])?,
-                );
+                let signs =
+                    b.fmul(b.intrinsic("llvm.copysign", &[c(1.0), y])?, b.intrinsic("llvm.copysign", &[c(1.0), src])?);
                 let is_zero = b.fcmp(crate::llvm::RealPredicate::LLVMRealOEQ, src, c(0.0));
                 b.select(is_zero, signs, b.fdiv(y, src))
             }
@@ -377,14 +339,8 @@ mod tests {
     #[test]
     fn names_resolve() {
         assert_eq!(lookup("llvm.sin.f64"), Some(Callee::Math(MathFn::Sin)));
-        assert_eq!(
-            lookup("llvm.powi.f64.i32"),
-            Some(Callee::Math(MathFn::Powi))
-        );
-        assert_eq!(
-            lookup("llvm.fmuladd.v4f64"),
-            Some(Callee::Math(MathFn::Fma))
-        );
+        assert_eq!(lookup("llvm.powi.f64.i32"), Some(Callee::Math(MathFn::Powi)));
+        assert_eq!(lookup("llvm.fmuladd.v4f64"), Some(Callee::Math(MathFn::Fma)));
         assert_eq!(lookup("expm1f"), Some(Callee::Math(MathFn::Expm1)));
         assert_eq!(lookup("log10"), Some(Callee::Math(MathFn::Log10)));
         assert_eq!(lookup("llvm.floor.f32"), Some(Callee::ZeroDerivative));

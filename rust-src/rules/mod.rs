@@ -116,10 +116,7 @@ pub fn tangent_type(_m: &crate::llvm::Module, ty: Type) -> Option<Type> {
 pub fn classify(inst: Value, callee_name: &dyn Fn(Value) -> Option<String>) -> Rule {
     use Opcode::*;
     let ty = inst.ty();
-    let scale = |formula, ops: &[usize]| Rule::Scale {
-        formula,
-        ops: ops.to_vec(),
-    };
+    let scale = |formula, ops: &[usize]| Rule::Scale { formula, ops: ops.to_vec() };
     match inst.opcode() {
         LLVMFAdd => scale(Formula::FAdd, &[0, 1]),
         LLVMFSub => scale(Formula::FSub, &[0, 1]),
@@ -135,13 +132,15 @@ pub fn classify(inst: Value, callee_name: &dyn Fn(Value) -> Option<String>) -> R
         LLVMPHI => Rule::Phi,
         LLVMCall => classify_call(inst, callee_name),
         LLVMRet | LLVMBr | LLVMSwitch | LLVMUnreachable => Rule::Control,
-        LLVMStore => Rule::Unsupported("storing a differentiable value to memory (arrays and mutable data come with the arrays issue)".into()),
+        LLVMStore => Rule::Unsupported(
+            "storing a differentiable value to memory (arrays and mutable data come with the arrays issue)".into(),
+        ),
         LLVMExtractElement if ty.is_float() => Rule::Lanes(LaneOp::Extract),
         LLVMInsertElement if ty.is_float_vector() => Rule::Lanes(LaneOp::Insert),
         LLVMShuffleVector if ty.is_float_vector() => Rule::Lanes(LaneOp::Shuffle),
-        LLVMExtractValue | LLVMInsertValue => {
-            Rule::Unsupported(format!("{:?} on differentiable data (tuples and structs come later)", inst.opcode()).replace("LLVM", ""))
-        }
+        LLVMExtractValue | LLVMInsertValue => Rule::Unsupported(
+            format!("{:?} on differentiable data (tuples and structs come later)", inst.opcode()).replace("LLVM", ""),
+        ),
         LLVMAtomicRMW | LLVMAtomicCmpXchg => Rule::Unsupported("atomic memory operation".into()),
         LLVMIndirectBr | LLVMInvoke | LLVMCallBr | LLVMResume | LLVMLandingPad => {
             Rule::Unsupported(format!("{:?}", inst.opcode()).replace("LLVM", ""))
@@ -152,27 +151,17 @@ pub fn classify(inst: Value, callee_name: &dyn Fn(Value) -> Option<String>) -> R
 
 fn classify_call(inst: Value, callee_name: &dyn Fn(Value) -> Option<String>) -> Rule {
     let callee = inst.called_operand();
-    let noreturn =
-        inst.has_fn_attr("noreturn") || (callee.is_function() && callee.has_fn_attr("noreturn"));
+    let noreturn = inst.has_fn_attr("noreturn") || (callee.is_function() && callee.has_fn_attr("noreturn"));
     if noreturn {
         return Rule::ErrorPath;
     }
     let name = callee_name(callee);
     match name.as_deref().and_then(math::lookup) {
-        Some(Callee::Math(f)) => Rule::Scale {
-            formula: Formula::Math(f),
-            ops: f.diff_operands().to_vec(),
-        },
+        Some(Callee::Math(f)) => Rule::Scale { formula: Formula::Math(f), ops: f.diff_operands().to_vec() },
         Some(Callee::ZeroDerivative) | Some(Callee::NoDerivative) => Rule::Zero,
         None => Rule::Unsupported(match name {
-            Some(n) => format!(
-                "call to `{}`, which has no derivative rule",
-                crate::names::julia_name(&n)
-            ),
-            None => {
-                "call through an unknown function pointer (dynamic dispatch or an unresolved ccall)"
-                    .into()
-            }
+            Some(n) => format!("call to `{}`, which has no derivative rule", crate::names::julia_name(&n)),
+            None => "call through an unknown function pointer (dynamic dispatch or an unresolved ccall)".into(),
         }),
     }
 }
@@ -194,18 +183,11 @@ impl Formula {
     }
 
     /// Builds `∂z/∂(operand k)` from the primal values `env` supplies.
-    pub fn partial(
-        self,
-        k: usize,
-        b: &Builder,
-        env: &dyn Fn(Need) -> Value,
-    ) -> Result<Value, String> {
+    pub fn partial(self, k: usize, b: &Builder, env: &dyn Fn(Need) -> Value) -> Result<Value, String> {
         let m = b.m;
         let ty_of = |v: Value| crate::rules::tangent_type(m, v.ty()).unwrap_or(v.ty());
         Ok(match (self, k) {
-            (Formula::FAdd, _) | (Formula::FSub, 0) | (Formula::FRem, 0) => {
-                m.const_real(ty_of(env(Need::Op(k))), 1.0)
-            }
+            (Formula::FAdd, _) | (Formula::FSub, 0) | (Formula::FRem, 0) => m.const_real(ty_of(env(Need::Op(k))), 1.0),
             (Formula::FSub, _) | (Formula::FNeg, _) => m.const_real(ty_of(env(Need::Op(k))), -1.0),
             (Formula::FMul, 0) => env(Need::Op(1)),
             (Formula::FMul, _) => env(Need::Op(0)),

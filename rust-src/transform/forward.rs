@@ -42,10 +42,7 @@ pub fn differentiate(m: &Module, frame: &Frame, req: &Request, act: &Activity) -
     }
     for &bi in &order {
         for inst in cfg.blocks[bi].instructions() {
-            if !act.is_active(inst)
-                || inst.opcode() == Opcode::LLVMPHI
-                || tangent.contains_key(&inst)
-            {
+            if !act.is_active(inst) || inst.opcode() == Opcode::LLVMPHI || tangent.contains_key(&inst) {
                 continue;
             }
             b.after(inst);
@@ -59,15 +56,7 @@ pub fn differentiate(m: &Module, frame: &Frame, req: &Request, act: &Activity) -
         let pairs: Vec<(Value, crate::llvm::Block)> = phi
             .incoming()
             .into_iter()
-            .map(|(v, bb)| {
-                (
-                    tangent
-                        .get(&v)
-                        .copied()
-                        .unwrap_or_else(|| m.const_null(t.ty())),
-                    bb,
-                )
-            })
+            .map(|(v, bb)| (tangent.get(&v).copied().unwrap_or_else(|| m.const_null(t.ty())), bb))
             .collect();
         t.add_incoming(&pairs);
     }
@@ -95,12 +84,7 @@ pub fn differentiate(m: &Module, frame: &Frame, req: &Request, act: &Activity) -
     Ok(())
 }
 
-fn tangent_of_instruction(
-    b: &Builder,
-    act: &Activity,
-    tangent: &HashMap<Value, Value>,
-    inst: Value,
-) -> Result<Value> {
+fn tangent_of_instruction(b: &Builder, act: &Activity, tangent: &HashMap<Value, Value>, inst: Value) -> Result<Value> {
     let m = b.m;
     let tt = tangent_type(m, inst.ty()).expect("active values have a tangent type");
     let tan = |v: Value| tangent.get(&v).copied();
@@ -144,10 +128,7 @@ fn tangent_of_instruction(
             }
         }
         other => {
-            return Err(Error::Internal(format!(
-                "forward mode: active value with rule {other:?}: {}",
-                inst.print()
-            )))
+            return Err(Error::Internal(format!("forward mode: active value with rule {other:?}: {}", inst.print())))
         }
     })
 }

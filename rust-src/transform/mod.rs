@@ -55,10 +55,7 @@ impl Frame {
                     };
                     next += 1;
                     check_type_tree(i, fp, &a.type_tree)?;
-                    let slot = b.load(
-                        ptr,
-                        b.gep(ptr, params[0], &[m.const_int(m.int(64), i as u64)]),
-                    );
+                    let slot = b.load(ptr, b.gep(ptr, params[0], &[m.const_int(m.int(64), i as u64)]));
                     let v = b.load(fp.ty(), slot);
                     v.set_name(&format!("arg{i}"));
                     fp.replace_all_uses_with(v);
@@ -73,21 +70,12 @@ impl Frame {
                 fparams.len()
             )));
         }
-        let body_entry = f
-            .entry_block()
-            .ok_or_else(|| Error::BadIr("entry function has no body".into()))?;
+        let body_entry = f.entry_block().ok_or_else(|| Error::BadIr("entry function has no body".into()))?;
         for bb in f.blocks() {
             bb.move_to_end_of(g);
         }
         let entry_br = b.br(body_entry);
-        Ok(Frame {
-            g,
-            entry,
-            entry_br,
-            primal,
-            body_entry,
-            params,
-        })
+        Ok(Frame { g, entry, entry_br, primal, body_entry, params })
     }
 
     /// A builder positioned in the entry block, before its branch.
@@ -101,10 +89,7 @@ impl Frame {
     pub fn shadow_ptr(&self, m: &Module, i: usize) -> Value {
         let b = self.entry_builder(m);
         let ptr = m.ptr();
-        b.load(
-            ptr,
-            b.gep(ptr, self.params[1], &[m.const_int(m.int(64), i as u64)]),
-        )
+        b.load(ptr, b.gep(ptr, self.params[1], &[m.const_int(m.int(64), i as u64)]))
     }
 }
 

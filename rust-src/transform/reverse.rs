@@ -41,16 +41,8 @@ pub fn differentiate(m: &Module, frame: &Frame, req: &Request, act: &Activity) -
     let cfg = Cfg::compute(frame.g);
     let eb = frame.entry_builder(m);
     let tape = Tape::new(m, &eb);
-    let mut r = Reverse {
-        m,
-        act,
-        cfg,
-        frame,
-        tape,
-        adjoint: HashMap::new(),
-        rev: HashMap::new(),
-        needs: HashMap::new(),
-    };
+    let mut r =
+        Reverse { m, act, cfg, frame, tape, adjoint: HashMap::new(), rev: HashMap::new(), needs: HashMap::new() };
     r.make_adjoint_slots(&eb);
     r.plan_needs();
     r.instrument_forward()?;
@@ -60,13 +52,8 @@ pub fn differentiate(m: &Module, frame: &Frame, req: &Request, act: &Activity) -
 
 impl Reverse<'_> {
     fn make_adjoint_slots(&mut self, eb: &Builder) {
-        let values = self
-            .frame
-            .primal
-            .iter()
-            .flatten()
-            .copied()
-            .chain(self.cfg.blocks.iter().flat_map(|b| b.instructions()));
+        let values =
+            self.frame.primal.iter().flatten().copied().chain(self.cfg.blocks.iter().flat_map(|b| b.instructions()));
         for v in values.collect::<Vec<_>>() {
             if !self.act.is_active(v) {
                 continue;
@@ -117,10 +104,8 @@ impl Reverse<'_> {
                     Rule::Lanes(op) => needs.extend(op.index_operand().map(Need::Op)),
                     _ => {}
                 }
-                let planned = needs
-                    .into_iter()
-                    .map(|n| (n, !self.visible_in_reverse(Self::need_value(inst, n))))
-                    .collect();
+                let planned =
+                    needs.into_iter().map(|n| (n, !self.visible_in_reverse(Self::need_value(inst, n)))).collect();
                 self.needs.insert(inst, planned);
             }
         }
@@ -249,8 +234,7 @@ impl Reverse<'_> {
                 let idx = self.tape.pop(&b, m.int(64));
                 let mut edges = Vec::new();
                 for (k, &p) in preds.iter().enumerate() {
-                    let edge =
-                        m.append_block(self.frame.g, &format!("rev.edge.{}.{}", bb.name(), k));
+                    let edge = m.append_block(self.frame.g, &format!("rev.edge.{}.{}", bb.name(), k));
                     let eb = m.builder();
                     eb.at_end(edge);
                     self.accumulate_phis(&eb, &phis, p);
@@ -268,10 +252,7 @@ impl Reverse<'_> {
         for (i, a) in req.args.iter().enumerate() {
             if let (Act::Active, Some(v)) = (a.activity, self.frame.primal[i]) {
                 let tt = tangent_type(m, v.ty()).ok_or_else(|| {
-                    Error::Unsupported(format!(
-                        "argument {i} of type {} cannot be Active",
-                        v.ty().print()
-                    ))
+                    Error::Unsupported(format!("argument {i} of type {} cannot be Active", v.ty().print()))
                 })?;
                 let d = match self.adjoint.get(&v) {
                     Some(&slot) => b.load(tt, slot),
@@ -286,14 +267,7 @@ impl Reverse<'_> {
         Ok(())
     }
 
-    fn reverse_lanes(
-        &self,
-        b: &Builder,
-        inst: Value,
-        op: LaneOp,
-        d: Value,
-        env: &dyn Fn(Need) -> Value,
-    ) {
+    fn reverse_lanes(&self, b: &Builder, inst: Value, op: LaneOp, d: Value, env: &dyn Fn(Need) -> Value) {
         let m = self.m;
         match op {
             LaneOp::Insert => {
@@ -304,11 +278,7 @@ impl Reverse<'_> {
             }
             LaneOp::Extract => {
                 let v = inst.operand(0);
-                self.add_adjoint(
-                    b,
-                    v,
-                    b.insert_element(m.const_null(v.ty()), d, env(Need::Op(1))),
-                );
+                self.add_adjoint(b, v, b.insert_element(m.const_null(v.ty()), d, env(Need::Op(1))));
             }
             LaneOp::Shuffle => {
                 let n = inst.operand(0).ty().vector_size();
@@ -353,12 +323,7 @@ impl Reverse<'_> {
                 env_vals.insert(*n, got);
             }
         }
-        let env = |n: Need| {
-            env_vals
-                .get(&n)
-                .copied()
-                .unwrap_or_else(|| Self::need_value(inst, n))
-        };
+        let env = |n: Need| env_vals.get(&n).copied().unwrap_or_else(|| Self::need_value(inst, n));
         let d = self.take_adjoint(b, inst);
         match self.act.rule(inst) {
             Rule::Scale { formula, ops } => {

@@ -27,12 +27,7 @@ impl Tape {
         let pop = emit_pop(m, tape_ty);
         let slot = entry.alloca(tape_ty, "ox.tape");
         entry.store(m.const_null(tape_ty), slot);
-        Tape {
-            slot,
-            push,
-            pop,
-            free,
-        }
+        Tape { slot, push, pop, free }
     }
 
     /// Pushes `v` (float, integer up to 64 bits, pointer, or a vector of those: one
@@ -74,11 +69,7 @@ impl Tape {
 
 fn field(b: &Builder, tape_ty: Type, tape: Value, i: u64) -> Value {
     let m = b.m;
-    b.gep(
-        tape_ty,
-        tape,
-        &[m.const_int(m.int(32), 0), m.const_int(m.int(32), i)],
-    )
+    b.gep(tape_ty, tape, &[m.const_int(m.int(32), 0), m.const_int(m.int(32), i)])
 }
 
 fn emit_push(m: &Module, tape_ty: Type, realloc: Value) -> Value {
@@ -88,11 +79,7 @@ fn emit_push(m: &Module, tape_ty: Type, realloc: Value) -> Value {
     f.set_internal();
     f.add_fn_attr("alwaysinline");
     let [tape, v] = [f.params()[0], f.params()[1]];
-    let (top, grow, put) = (
-        m.append_block(f, "top"),
-        m.append_block(f, "grow"),
-        m.append_block(f, "put"),
-    );
+    let (top, grow, put) = (m.append_block(f, "top"), m.append_block(f, "grow"), m.append_block(f, "put"));
     let b = m.builder();
     b.at_end(top);
     let len_p = field(&b, tape_ty, tape, 1);
@@ -104,11 +91,7 @@ fn emit_push(m: &Module, tape_ty: Type, realloc: Value) -> Value {
 
     b.at_end(grow);
     let zero = b.icmp(crate::llvm::ICMP_EQ, cap, m.const_int(i64t, 0));
-    let newcap = b.select(
-        zero,
-        m.const_int(i64t, 256),
-        b.mul(cap, m.const_int(i64t, 2)),
-    );
+    let newcap = b.select(zero, m.const_int(i64t, 256), b.mul(cap, m.const_int(i64t, 2)));
     let data = b.load(ptr, tape);
     let bytes = b.mul(newcap, m.const_int(i64t, 8));
     let new = b.call(realloc, &[data, bytes]);

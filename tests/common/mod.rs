@@ -35,12 +35,8 @@ fn define_runtime_stubs(m: &Module) {
     let mut guard = DEFINED.lock().unwrap();
     let defined = guard.get_or_insert_with(HashSet::new);
     let mut syms: Vec<(String, usize)> = Vec::new();
-    let is_runtime = |n: &str| {
-        n.starts_with("jl_")
-            || n.starts_with("ijl_")
-            || n == "__stack_chk_guard"
-            || n == "__stack_chk_fail"
-    };
+    let is_runtime =
+        |n: &str| n.starts_with("jl_") || n.starts_with("ijl_") || n == "__stack_chk_guard" || n == "__stack_chk_fail";
     for f in m.functions() {
         let n = f.name();
         if f.is_declaration() && is_runtime(&n) && !defined.contains(&n) {
@@ -57,29 +53,18 @@ fn define_runtime_stubs(m: &Module) {
         return;
     }
     let refs: Vec<(&str, usize)> = syms.iter().map(|(n, a)| (n.as_str(), *a)).collect();
-    oxidase::jit::global()
-        .unwrap()
-        .define_absolute(&refs)
-        .unwrap();
+    oxidase::jit::global().unwrap().define_absolute(&refs).unwrap();
     defined.extend(syms.into_iter().map(|(n, _)| n));
 }
 
 /// A by-value float argument with the given activity.
 pub fn float_arg(activity: Activity) -> ArgSpec {
-    ArgSpec {
-        passing: Passing::Value,
-        activity,
-        type_tree: vec![(0, Leaf::F64)],
-    }
+    ArgSpec { passing: Passing::Value, activity, type_tree: vec![(0, Leaf::F64)] }
 }
 
 /// The function itself, a singleton.
 pub fn ghost() -> ArgSpec {
-    ArgSpec {
-        passing: Passing::Ghost,
-        activity: Activity::Const,
-        type_tree: vec![],
-    }
+    ArgSpec { passing: Passing::Ghost, activity: Activity::Const, type_tree: vec![] }
 }
 
 /// Compiles a derivative of an IR text (LLVM 19 syntax).
@@ -92,13 +77,7 @@ pub fn compile_text(
 ) -> Result<OxDerivativeFn, oxidase::error::Error> {
     let m = Module::parse_ir(text).expect("fixture parses");
     define_runtime_stubs(&m);
-    let req = Request {
-        entry: entry.into(),
-        mode,
-        width: 1,
-        args,
-        ret,
-    };
+    let req = Request { entry: entry.into(), mode, width: 1, args, ret };
     let addr = oxidase::cache::get_or_compile(&m.to_bitcode(), &req)?;
     Ok(unsafe { std::mem::transmute::<usize, OxDerivativeFn>(addr) })
 }
@@ -125,12 +104,7 @@ pub fn call_reverse(d: OxDerivativeFn, xs: &[f64]) -> (f64, Vec<f64>) {
     let mut ret = 0.0f64;
     let mut seed = 1.0f64;
     let status = unsafe {
-        d(
-            args.as_ptr(),
-            shadows.as_ptr(),
-            &mut ret as *mut f64 as *mut u8,
-            &mut seed as *mut f64 as *mut u8,
-        )
+        d(args.as_ptr(), shadows.as_ptr(), &mut ret as *mut f64 as *mut u8, &mut seed as *mut f64 as *mut u8)
     };
     assert_eq!(status, 0);
     (ret, grads)
@@ -149,12 +123,7 @@ pub fn call_forward(d: OxDerivativeFn, xs: &[f64], dxs: &[f64]) -> (f64, f64) {
     let mut ret = 0.0f64;
     let mut dret = 0.0f64;
     let status = unsafe {
-        d(
-            args.as_ptr(),
-            shadows.as_ptr(),
-            &mut ret as *mut f64 as *mut u8,
-            &mut dret as *mut f64 as *mut u8,
-        )
+        d(args.as_ptr(), shadows.as_ptr(), &mut ret as *mut f64 as *mut u8, &mut dret as *mut f64 as *mut u8)
     };
     assert_eq!(status, 0);
     (ret, dret)
@@ -172,8 +141,5 @@ pub fn central_difference(g: &dyn Fn(&[f64]) -> f64, x: &[f64], i: usize) -> f64
 
 /// |a - b| <= tol * max(1, |b|).
 pub fn assert_close(a: f64, b: f64, tol: f64, what: &str) {
-    assert!(
-        (a - b).abs() <= tol * b.abs().max(1.0),
-        "{what}: got {a}, expected {b}"
-    );
+    assert!((a - b).abs() <= tol * b.abs().max(1.0), "{what}: got {a}, expected {b}");
 }
