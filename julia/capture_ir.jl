@@ -1,9 +1,11 @@
 # Captures the optimized LLVM IR of a Julia function's whole call graph as bitcode,
 # the same way the package does, for use as a Rust test fixture.
 #
-#   julia julia/capture_ir.jl out.bc 'f(x) = sin(x) * exp(x)' 'f' Float64
+#   julia julia/capture_ir.jl tests/fixtures/NAME.ll 'f(x) = sin(x) * exp(x)' 'f' Float64
 #
-# Convert to text with `llvm-dis-19 out.bc` (LLVM 9 text itself does not parse in LLVM 19).
+# An output ending in `.ll` is converted to LLVM 19 text with `llvm-dis-19` (LLVM 9 text
+# itself does not parse in LLVM 19) and starts with a `; entry: NAME` line, which the
+# cargo tests read; any other output is written as LLVM 9 bitcode.
 include(joinpath(@__DIR__, "..", "src", "extract.jl"))
 using .Extract
 
@@ -14,7 +16,15 @@ function main(args)
     f = getfield(Main, Symbol(name))
     types = Tuple{(Core.eval(Main, Meta.parse(t)) for t in args[4:end])...}
     ir = Extract.extract_bitcode(f, types)
-    write(out, ir.bitcode)
+    if endswith(out, ".ll")
+        bc = tempname() * ".bc"
+        write(bc, ir.bitcode)
+        text = read(`llvm-dis-19 $bc -o -`, String)
+        rm(bc)
+        write(out, "; entry: $(ir.entry)\n; captured by julia/capture_ir.jl from: $defn\n" * text)
+    else
+        write(out, ir.bitcode)
+    end
     println(ir.entry)
 end
 

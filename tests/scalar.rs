@@ -82,3 +82,41 @@ fn forward_with_first_argument_duplicated_and_no_ghost() {
     let (x, y) = (0.7f64, 1.3f64);
     assert_close(dr, y.sin() + x.exp() / y, 1e-12, "df/dx");
 }
+
+/// Calls the reverse derivative of `f(x::Float64, n::Int)`: (primal, ∂f/∂x).
+fn call_series(d: oxidase::ffi::OxDerivativeFn, x: f64, n: i64) -> (f64, f64) {
+    let (mut x, mut n, mut adj, mut r, mut seed) = (x, n, 0.0f64, 0.0f64, 1.0f64);
+    let args = [std::ptr::null_mut(), &mut x as *mut f64 as *mut u8, &mut n as *mut i64 as *mut u8];
+    let shadows = [std::ptr::null_mut(), &mut adj as *mut f64 as *mut u8, std::ptr::null_mut()];
+    let status =
+        unsafe { d(args.as_ptr(), shadows.as_ptr(), &mut r as *mut f64 as *mut u8, &mut seed as *mut f64 as *mut u8) };
+    assert_eq!(status, 0);
+    (r, adj)
+}
+
+#[test]
+fn loop_of_zero_one_and_many_iterations() {
+    let (text, entry) = fixture("series");
+    let int_arg = oxidase::request::ArgSpec {
+        passing: oxidase::request::Passing::Value,
+        activity: Const,
+        type_tree: vec![(0, oxidase::request::Leaf::Integer)],
+    };
+    let rev =
+        compile_text(&text, &entry, Mode::Reverse, vec![ghost(), float_arg(Active), int_arg.clone()], Active).unwrap();
+    let fwd =
+        compile_text(&text, &entry, Mode::Forward, vec![ghost(), float_arg(Duplicated), int_arg], Duplicated).unwrap();
+    let series = |x: f64, n: i64| (1..=n).map(|i| x.powi(i as i32) / i as f64).sum::<f64>();
+    let derivative = |x: f64, n: i64| (1..=n).map(|i| x.powi(i as i32 - 1)).sum::<f64>();
+    for n in [0i64, 1, 2, 5, 1000, 1_000_000] {
+        let x = 0.5;
+        let (p, g) = call_series(rev, x, n);
+        assert_close(p, series(x, n), 1e-12, &format!("primal n={n}"));
+        assert_close(g, derivative(x, n), 1e-12, &format!("reverse n={n}"));
+        let (mut xx, mut nn, mut t, mut r, mut dr) = (x, n, 1.0f64, 0.0f64, 0.0f64);
+        let args = [std::ptr::null_mut(), &mut xx as *mut f64 as *mut u8, &mut nn as *mut i64 as *mut u8];
+        let shadows = [std::ptr::null_mut(), &mut t as *mut f64 as *mut u8, std::ptr::null_mut()];
+        unsafe { fwd(args.as_ptr(), shadows.as_ptr(), &mut r as *mut f64 as *mut u8, &mut dr as *mut f64 as *mut u8) };
+        assert_close(dr, derivative(x, n), 1e-12, &format!("forward n={n}"));
+    }
+}
