@@ -65,7 +65,9 @@ typedef struct OxRequest {
  * dret forward: `width` tangent slots of the return, written (when ret_activity is
  *      OX_DUPLICATED); reverse: `width` seeds of the return's adjoint, read (when
  *      ret_activity is OX_ACTIVE).
- * Returns 0. Julia exceptions raised by the differentiated code propagate as in Julia. */
+ * Returns 0, or a code >= 100 when the derivative is not available at this input (the
+ * outputs are then meaningless; oxidase_status_message says why). Julia exceptions
+ * raised by the differentiated code propagate as in Julia. */
 typedef int32_t (*OxDerivativeFn)(void *const *args, void *const *shadows, void *ret, void *dret);
 
 /* Version string of the engine (static, do not free). */
@@ -79,6 +81,10 @@ int32_t oxidase_compile(const uint8_t *bitcode, size_t bitcode_len, const OxRequ
 
 /* Frees a message returned by the engine. NULL is ignored. */
 void oxidase_free_message(char *message);
+
+/* The message of a status >= 100 returned by a compiled derivative, NULL for other
+ * codes. Static: do not free. */
+const char *oxidase_status_message(int32_t status);
 
 /* Number of derivatives compiled so far (cache misses); for tests of the cache. */
 uint64_t oxidase_compile_count(void);

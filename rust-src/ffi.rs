@@ -190,3 +190,11 @@ pub unsafe extern "C" fn oxidase_free_message(message: *mut c_char) {
 pub extern "C" fn oxidase_compile_count() -> u64 {
     crate::cache::compile_count()
 }
+
+/// The message of a status code returned by a compiled derivative (codes from 100 on:
+/// the derivative was not available at that input); null for other codes. The string
+/// lives as long as the process: do not free it.
+#[no_mangle]
+pub extern "C" fn oxidase_status_message(status: i32) -> *const c_char {
+    catch_unwind(|| crate::diagnostics::message(status)).unwrap_or(std::ptr::null())
+}

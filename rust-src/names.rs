@@ -14,6 +14,17 @@ pub fn julia_name(llvm: &str) -> String {
     base.replace("YY.", "#").replace("YY", "#")
 }
 
+/// `" (at float.jl:454, inlined from special/exp.jl:112, from REPL[3]:1)"`: where an
+/// instruction comes from, innermost frame first; empty without debug information.
+pub fn where_(inst: crate::llvm::Value) -> String {
+    let frames: Vec<String> = inst.source_chain().into_iter().filter(|l| l.line > 0).map(|l| l.to_string()).collect();
+    match frames.split_first() {
+        None => String::new(),
+        Some((first, [])) => format!(" (at {first})"),
+        Some((first, rest)) => format!(" (at {first}, inlined from {})", rest.join(", from ")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::julia_name;

@@ -54,10 +54,12 @@ pub fn synthesize(m: &Module, req: &Request, name: &str, layout: &str, triple: &
     }
     let user_name = crate::names::julia_name(&f.name());
     let act = Activity::compute(m, frame.g, &active_params, ret_active, &callee_name, &user_name)?;
+    crate::diagnostics::insert(m, frame.g, &act, &user_name);
     match req.mode {
         Mode::Forward => transform::forward::differentiate(m, &frame, req, &act)?,
         Mode::Reverse => transform::reverse::differentiate(m, &frame, req, &act)?,
     }
+    crate::diagnostics::lower(m, frame.g, &frame.entry_builder(m));
     f.delete_function();
     for g in m.functions() {
         if g != frame.g && !g.is_declaration() {

@@ -173,6 +173,19 @@ tests of the compile caches.
 """
 compile_count() = ccall((:oxidase_compile_count, liboxidase), UInt64, ())
 
+"""
+    status_message(status) -> String
+
+What a non-zero status returned by a compiled derivative means. Codes from 100 on come
+from the engine's runtime diagnostics: the derivative is not available at that input
+(e.g. `sin` of a huge argument, `exp` at exactly 1.0).
+"""
+function status_message(status::Integer)
+    p = ccall((:oxidase_status_message, liboxidase), Ptr{UInt8}, (Int32,), status)
+    p == C_NULL && return "the compiled derivative returned status $status (engine bug)"
+    return unsafe_string(p)
+end
+
 const STATUS_NAMES = Dict(OX_ERR_INVALID_REQUEST => "invalid request",
                           OX_ERR_BAD_IR => "bad IR",
                           OX_ERR_UNSUPPORTED => "unsupported construct",

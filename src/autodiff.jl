@@ -326,6 +326,6 @@ function invoke_compiled(fptr::Ptr{Cvoid}, primals::Tuple, shadows::Tuple, ret::
             GC.enable(prev)
         end
     end
-    status == 0 || throw(DifferentiationError("the compiled derivative returned status $status (engine bug)"))
+    status == 0 || throw(DifferentiationError(status_message(status)))
     return nothing
 end

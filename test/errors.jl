@@ -17,3 +17,29 @@ sample = Oxidase.DifferentiationError("cannot differentiate f(::Float64): not ye
     end
     @test occursin("status 42", Oxidase.engine_error(42, "f", "?").msg)
 end
+
+@testset "inputs where the code has no derivative" begin
+    # sin and cos reduce |x| ≳ 1.6e6 with integer arithmetic (Payne–Hanek); exp returns
+    # the constant e at exactly 1.0; cbrt returns x itself at 0. A derivative computed
+    # through those paths would be silently wrong, so it is an error instead, naming the
+    # function and the reason, and the process goes on.
+    for (f, x, reason) in ((sin, 1e7, "integer arithmetic"), (cos, -3e9, "integer arithmetic"),
+                           (exp, 1.0, "equals 1.0"), (cbrt, 0.0, "equals 0.0"))
+        for call in (() -> autodiff(Reverse, f, Active, Active(x)),
+                     () -> autodiff(Forward, f, Duplicated, Duplicated(x, 1.0)))
+            err = try
+                call()
+                nothing
+            catch e
+                e
+            end
+            @test err isa Oxidase.DifferentiationError
+            @test err !== nothing && occursin(reason, err.msg)
+            @test err !== nothing && occursin(string(nameof(f)), err.msg)
+        end
+    end
+    # Nearby points, and the ordinary ranges, still differentiate.
+    @test autodiff(Reverse, exp, Active, Active(nextfloat(1.0)))[1][1] ≈ exp(nextfloat(1.0))
+    @test autodiff(Reverse, sin, Active, Active(1e5))[1][1] ≈ cos(1e5) rtol = 1e-12
+    @test autodiff(Forward, cbrt, Duplicated, Duplicated(8.0, 1.0))[2] ≈ 1 / 12
+end

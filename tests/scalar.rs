@@ -120,3 +120,31 @@ fn loop_of_zero_one_and_many_iterations() {
         assert_close(dr, derivative(x, n), 1e-12, &format!("forward n={n}"));
     }
 }
+
+/// Inputs where the IR has no derivative get a status code and a message, not a wrong
+/// value: here `exp` at exactly 1.0 (a tabulated constant). (`sin` of a huge argument,
+/// Payne–Hanek in integers, reads a table at a Julia process address, so the Julia tests
+/// cover it.)
+#[test]
+fn runtime_diagnostics_instead_of_wrong_derivatives() {
+    let status_of = |d: oxidase::ffi::OxDerivativeFn, x: f64| {
+        let (mut x, mut adj, mut r, mut seed) = (x, 0.0f64, 0.0f64, 1.0f64);
+        let args = [std::ptr::null_mut(), &mut x as *mut f64 as *mut u8];
+        let shadows = [std::ptr::null_mut(), &mut adj as *mut f64 as *mut u8];
+        unsafe { d(args.as_ptr(), shadows.as_ptr(), &mut r as *mut f64 as *mut u8, &mut seed as *mut f64 as *mut u8) }
+    };
+    let message = |status: i32| {
+        let p = oxidase::ffi::oxidase_status_message(status);
+        assert!(!p.is_null(), "status {status} has a message");
+        unsafe { std::ffi::CStr::from_ptr(p) }.to_string_lossy().into_owned()
+    };
+    for mode in [Mode::Reverse, Mode::Forward] {
+        let (act, ret) = if mode == Mode::Reverse { (Active, Active) } else { (Duplicated, Duplicated) };
+        let d = compile_fixture("sinexplog", mode, &[act], ret);
+        assert_eq!(status_of(d, 2.0), 0);
+        let one = status_of(d, 1.0);
+        assert!(one >= 100, "exp(1.0): status {one}");
+        assert!(message(one).contains("equals 1.0"), "{}", message(one));
+    }
+    assert!(oxidase::ffi::oxidase_status_message(0).is_null());
+}

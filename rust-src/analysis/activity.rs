@@ -115,6 +115,11 @@ impl Activity {
         self.rules.get(&i).unwrap_or(&Rule::Zero)
     }
 
+    /// Whether `v` depends on an active input (whether or not it reaches the output).
+    pub fn is_varied(&self, v: Value) -> bool {
+        self.varied.contains(&v)
+    }
+
     /// Whether `v` needs a derivative.
     pub fn is_active(&self, v: Value) -> bool {
         self.varied.contains(&v) && self.useful.contains(&v)
@@ -137,8 +142,5 @@ impl Activity {
 
 /// "cannot differentiate X in `f` at file:line".
 fn describe(fname: &str, inst: Value, what: &str) -> String {
-    match inst.source_loc() {
-        Some(loc) if loc.line > 0 => format!("cannot differentiate {what} in `{fname}` at {loc}"),
-        _ => format!("cannot differentiate {what} in `{fname}`"),
-    }
+    format!("cannot differentiate {what} in `{fname}`{}", crate::names::where_(inst))
 }

@@ -360,22 +360,41 @@ impl Value {
         use llvm_sys::LLVMLinkage::*;
         !self.is_declaration() && !matches!(unsafe { LLVMGetLinkage(self.0) }, LLVMInternalLinkage | LLVMPrivateLinkage)
     }
-    /// Instruction: its source location from `!dbg`, if any.
+    /// Instruction: its source location from `!dbg`, if any (the innermost frame when
+    /// the instruction was inlined).
     pub fn source_loc(self) -> Option<SourceLoc> {
-        unsafe {
-            if LLVMInstructionGetDebugLoc(self.0).is_null() {
-                return None;
-            }
-            let mut len = 0u32;
-            let p = LLVMGetDebugLocFilename(self.0, &mut len);
-            let file = if p.is_null() {
-                String::new()
-            } else {
-                String::from_utf8_lossy(std::slice::from_raw_parts(p as *const u8, len as usize)).into_owned()
-            };
-            Some(SourceLoc { file, line: LLVMGetDebugLocLine(self.0) })
-        }
+        self.source_chain().into_iter().next()
     }
+
+    /// Instruction: its source locations from the innermost inlined frame out to the
+    /// function the user asked for (LLVM's `inlinedAt` chain).
+    pub fn source_chain(self) -> Vec<SourceLoc> {
+        use llvm_sys::debuginfo::*;
+        let mut out = Vec::new();
+        unsafe {
+            let mut loc = LLVMInstructionGetDebugLoc(self.0);
+            while !loc.is_null() && out.len() < 32 {
+                let line = LLVMDILocationGetLine(loc);
+                let scope = LLVMDILocationGetScope(loc);
+                let file_md = if scope.is_null() { std::ptr::null_mut() } else { LLVMDIScopeGetFile(scope) };
+                let file = if file_md.is_null() {
+                    String::new()
+                } else {
+                    let mut len = 0u32;
+                    let p = LLVMDIFileGetFilename(file_md, &mut len);
+                    if p.is_null() {
+                        String::new()
+                    } else {
+                        String::from_utf8_lossy(std::slice::from_raw_parts(p as *const u8, len as usize)).into_owned()
+                    }
+                };
+                out.push(SourceLoc { file, line });
+                loc = LLVMDILocationGetInlinedAt(loc);
+            }
+        }
+        out
+    }
+
     /// Constant float value, if this is a `ConstantFP`.
     pub fn const_real(self) -> Option<f64> {
         unsafe {
@@ -784,6 +803,10 @@ impl Builder<'_> {
         mul => LLVMBuildMul,
     }
 
+    /// `xor i1 v, true`: logical not.
+    pub fn xor_true(&self, v: Value) -> Value {
+        Value(unsafe { LLVMBuildXor(self.b, v.0, LLVMConstInt(LLVMTypeOf(v.0), 1, 0), NONAME.as_ptr()) })
+    }
     /// `fneg`.
     pub fn fneg(&self, a: Value) -> Value {
         Value(unsafe { LLVMBuildFNeg(self.b, a.0, NONAME.as_ptr()) })
@@ -956,6 +979,11 @@ pub fn const_address(v: Value) -> Option<u64> {
             _ => None,
         }
     }
+}
+
+/// The basic block behind a block operand of a terminator (`br`'s destinations).
+pub fn value_as_block(v: Value) -> LLVMBasicBlockRef {
+    unsafe { LLVMValueAsBasicBlock(v.0) }
 }
 
 /// A constant bitcast (`bitcast (i64 C to double)`), folded.

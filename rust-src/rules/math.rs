@@ -127,7 +127,7 @@ pub fn lookup(name: &str) -> Option<Callee> {
     if name.starts_with("ox.reinterpret.") {
         return Some(Callee::Math(MathFn::Reinterpret));
     }
-    if name.starts_with("ox.nograd.") {
+    if name.starts_with("ox.nograd.") || name == "ox.diagnostic" {
         return Some(Callee::ZeroDerivative);
     }
     let base = if let Some(rest) = name.strip_prefix("llvm.") {

@@ -1,0 +1,335 @@
+//! Runtime diagnostics: derivatives that are lost only on some inputs. Compile-time
+//! analysis cannot reject these functions (the lossy path is taken on rare inputs), so
+//! the derivative code records, on the path where the loss happens, a status code that
+//! makes Julia raise `DifferentiationError` instead of returning a wrong value:
+//!
+//! - **integer arithmetic on float bits**: Julia's `sin`/`cos` reduce huge arguments
+//!   (|x| ≳ 1.6e6) with Payne–Hanek in 128-bit integers; a float rebuilt from
+//!   integers that did arithmetic on an active float's mantissa carries no derivative;
+//! - **tabulated special points**: `exp(x)` returns the constant `e` when `x == 1.0`; a
+//!   constant chosen by an equality test on an active value has a derivative the IR
+//!   does not contain.
+//!
+//! The pass inserts calls to the marker `ox.diagnostic(i1 cond, i32 code)`; `lower`
+//! turns them into updates of the derivative's status slot, which it returns.
+
+use crate::analysis::activity::Activity;
+use crate::analysis::cfg::Cfg;
+use crate::llvm::{Block, Module, Opcode, RealPredicate, Value};
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::ffi::CString;
+
+const MARKER: &str = "ox.diagnostic";
+/// Status codes of diagnostics start here (lower codes are the ABI's own).
+pub const FIRST_CODE: i32 = 100;
+
+static MESSAGES: Mutex<Vec<CString>> = Mutex::new(Vec::new());
+
+fn register(msg: String) -> i32 {
+    let mut all = MESSAGES.lock();
+    all.push(CString::new(msg.replace('\0', " ")).expect("NUL removed"));
+    FIRST_CODE + all.len() as i32 - 1
+}
+
+/// The message of a diagnostic status code; null for other codes. The string lives as
+/// long as the process.
+pub fn message(code: i32) -> *const libc::c_char {
+    let all = MESSAGES.lock();
+    match usize::try_from(code - FIRST_CODE).ok().and_then(|i| all.get(i)) {
+        // The CString's heap buffer never moves or drops: entries are only appended.
+        Some(c) => c.as_ptr(),
+        None => std::ptr::null(),
+    }
+}
+
+/// How an integer relates to the bits of an active float.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Bits {
+    /// Unrelated, or piecewise constant in the float (its exponent, its sign, `fptosi`).
+    Constantish,
+    /// The float's bit pattern, possibly masked: turning it back into a float is a
+    /// reinterpretation or a truncation (`crate::reinterpret`).
+    Pattern,
+    /// Arithmetic on the float's mantissa bits: a float rebuilt from it has lost the
+    /// derivative.
+    Mixed,
+}
+
+fn mantissa_mask(width: u32) -> u64 {
+    match width {
+        64 => (1u64 << 52) - 1,
+        32 => (1u64 << 23) - 1,
+        _ => u64::MAX,
+    }
+}
+
+fn classify(i: Value, act: &Activity, class: &HashMap<Value, Bits>) -> Bits {
+    use Opcode::*;
+    let of = |v: Value| class.get(&v).copied().unwrap_or(Bits::Constantish);
+    let operands_max = || i.operands().into_iter().map(of).max().unwrap_or(Bits::Constantish);
+    match i.opcode() {
+        LLVMBitCast if i.ty().is_int() && act.is_varied(i.operand(0)) => Bits::Pattern,
+        LLVMFPToSI | LLVMFPToUI => Bits::Constantish,
+        LLVMICmp => Bits::Constantish,
+        LLVMLShr | LLVMAShr => {
+            let width = i.ty().int_width();
+            let shift = i.operand(1).const_uint().unwrap_or(0);
+            let mant_bits = 64 - mantissa_mask(width).leading_zeros() as u64;
+            match of(i.operand(0)) {
+                Bits::Pattern if shift >= mant_bits => Bits::Constantish,
+                Bits::Pattern => Bits::Mixed,
+                c => c,
+            }
+        }
+        LLVMAnd | LLVMOr | LLVMXor => {
+            let width = i.ty().int_width();
+            let mask = i.operand(1).const_uint().or_else(|| i.operand(0).const_uint());
+            match (i.opcode(), mask) {
+                (LLVMAnd, Some(m)) if m & mantissa_mask(width) == 0 => Bits::Constantish,
+                _ => operands_max(),
+            }
+        }
+        LLVMPHI => i.incoming().into_iter().map(|(v, _)| of(v)).max().unwrap_or(Bits::Constantish),
+        LLVMSelect => of(i.operand(1)).max(of(i.operand(2))),
+        LLVMCall | LLVMLoad | LLVMStore => Bits::Constantish,
+        _ if i.ty().is_int() || i.ty().kind() == llvm_sys::LLVMTypeKind::LLVMVectorTypeKind => match operands_max() {
+            Bits::Pattern => Bits::Mixed,
+            c => c,
+        },
+        _ => Bits::Constantish,
+    }
+}
+
+fn describe(user: &str, inst: Value, what: &str) -> String {
+    format!("cannot differentiate `{user}` at this argument: {what}{}", crate::names::where_(inst))
+}
+
+/// Inserts diagnostic markers into the derivative function `g`; returns how many.
+pub fn insert(m: &Module, g: Value, act: &Activity, user: &str) -> usize {
+    let cfg = Cfg::compute(g);
+    let live = cfg.reaches_return();
+    let order = cfg.reverse_postorder();
+    let insts: Vec<Value> = order.iter().flat_map(|&b| cfg.blocks[b].instructions()).collect();
+
+    let mut class: HashMap<Value, Bits> = HashMap::new();
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for &i in &insts {
+            let c = classify(i, act, &class);
+            if c != Bits::Constantish && class.get(&i) != Some(&c) {
+                class.insert(i, c);
+                changed = true;
+            }
+        }
+    }
+
+    let i1 = m.int(1);
+    let marker = m.get_or_declare(MARKER, m.fn_type(m.void(), &[i1, m.int(32)]));
+    let b = m.builder();
+    let mut count = 0;
+    let always = m.const_int(i1, 1);
+    for &i in &insts {
+        if !live[cfg.index(i.parent_block())] {
+            continue;
+        }
+        let lossy = match i.opcode() {
+            Opcode::LLVMSIToFP | Opcode::LLVMUIToFP => class.contains_key(&i.operand(0)),
+            Opcode::LLVMBitCast => i.ty().is_floating() && class.get(&i.operand(0)) == Some(&Bits::Mixed),
+            _ => false,
+        };
+        if lossy && reaches_active_merge(i, act) {
+            let code = register(describe(
+                user,
+                i,
+                "its value is computed with integer arithmetic on the bits of a float, which carries no derivative",
+            ));
+            b.after(i);
+            b.call(marker, &[always, m.const_int(m.int(32), code as u64)]);
+            count += 1;
+        }
+    }
+    count += insert_special_points(m, &cfg, &live, act, user, marker);
+    count
+}
+
+/// Whether the float rebuilt at `lossy` reaches the result without ever being combined
+/// with active data: it merges, still inactive, into an active phi or select (or is
+/// returned). Then the derivative on that path is plainly missing. When it is combined
+/// with active data first (`cbrt` refines an integer-made first guess by Newton steps
+/// on `x`), the derivative is recovered and nothing is flagged.
+fn reaches_active_merge(lossy: Value, act: &Activity) -> bool {
+    let mut seen = std::collections::HashSet::new();
+    let mut stack = vec![lossy];
+    while let Some(v) = stack.pop() {
+        if !seen.insert(v) {
+            continue;
+        }
+        for u in v.users() {
+            if !u.is_instruction() {
+                continue;
+            }
+            match u.opcode() {
+                Opcode::LLVMRet => return true,
+                Opcode::LLVMPHI | Opcode::LLVMSelect if act.is_active(u) => return true,
+                _ if act.is_varied(u) => {}
+                _ if u.ty().is_floating() => stack.push(u),
+                _ => {}
+            }
+        }
+    }
+    false
+}
+
+/// An equality test of an active value against a constant inside a branch condition.
+struct EqualityTest {
+    /// The `fcmp`.
+    fcmp: Value,
+    /// The `fcmp` is false when the values are equal (`une`, `one`).
+    negated: bool,
+    /// When the values are equal, the condition is true.
+    cond_true_when_equal: bool,
+}
+
+/// Finds `fcmp oeq x, C` in `c`, directly or under `or`/`and` (`!isfinite(x) ||
+/// iszero(x)`, as `cbrt` tests), with `x` active.
+fn equality_test(c: Value, act: &Activity) -> Option<EqualityTest> {
+    use RealPredicate::*;
+    if !c.is_instruction() {
+        return None;
+    }
+    match c.opcode() {
+        Opcode::LLVMFCmp => {
+            let (x, k) = (c.operand(0), c.operand(1));
+            if !act.is_varied(x) || k.const_real().is_none() {
+                return None;
+            }
+            let negated = match c.real_predicate() {
+                LLVMRealOEQ | LLVMRealUEQ => false,
+                LLVMRealUNE | LLVMRealONE => true,
+                _ => return None,
+            };
+            Some(EqualityTest { fcmp: c, negated, cond_true_when_equal: !negated })
+        }
+        // `a | b` is true when `a` is; `a & b` is false when `a` is.
+        Opcode::LLVMOr | Opcode::LLVMAnd if c.ty().is_int() && c.ty().int_width() == 1 => {
+            let want = c.opcode() == Opcode::LLVMOr;
+            [c.operand(0), c.operand(1)]
+                .into_iter()
+                .filter_map(|o| equality_test(o, act))
+                .find(|t| t.cond_true_when_equal == want)
+        }
+        _ => None,
+    }
+}
+
+impl EqualityTest {
+    /// Builds the i1 that is true exactly when the tested values are equal.
+    fn flag(&self, b: &crate::llvm::Builder) -> Value {
+        if self.negated {
+            b.xor_true(self.fcmp)
+        } else {
+            self.fcmp
+        }
+    }
+    fn tested(&self) -> Value {
+        self.fcmp.operand(0)
+    }
+}
+
+/// A result chosen at a special point: a constant, or the tested value itself
+/// (`iszero(x) && return x`, as `cbrt` does).
+fn special_value(v: Value, test: &EqualityTest) -> bool {
+    v.is_constant() || v == test.tested()
+}
+
+fn insert_special_points(m: &Module, cfg: &Cfg, live: &[bool], act: &Activity, user: &str, marker: Value) -> usize {
+    let b = m.builder();
+    let i32t = m.int(32);
+    let mut count = 0;
+    let message = |t: &EqualityTest| {
+        let k = t.fcmp.operand(1).const_real().unwrap_or(f64::NAN);
+        describe(
+            user,
+            t.fcmp,
+            &format!(
+                "its implementation returns a special-cased value when an argument equals {k:?}, so the derivative there is not in the code; evaluate at a nearby point"
+            ),
+        )
+    };
+    for (bi, bb) in cfg.blocks.iter().enumerate() {
+        if !live[bi] {
+            continue;
+        }
+        for phi in bb.instructions().into_iter().filter(|i| i.opcode() == Opcode::LLVMPHI) {
+            if !act.is_active(phi) {
+                continue;
+            }
+            for (v, pred) in phi.incoming() {
+                let Some(t) = pred.terminator() else { continue };
+                if t.opcode() != Opcode::LLVMBr || t.num_operands() != 3 {
+                    continue;
+                }
+                let Some(test) = equality_test(t.operand(0), act) else { continue };
+                // Operands of a conditional br: cond, false dest, true dest.
+                let dest = t.operand(if test.cond_true_when_equal { 2 } else { 1 });
+                if Block(crate::llvm::value_as_block(dest)) != *bb || !special_value(v, &test) {
+                    continue;
+                }
+                let code = register(message(&test));
+                b.before(t);
+                let flag = test.flag(&b);
+                b.call(marker, &[flag, m.const_int(i32t, code as u64)]);
+                count += 1;
+            }
+        }
+        for sel in bb.instructions().into_iter().filter(|i| i.opcode() == Opcode::LLVMSelect) {
+            if !act.is_active(sel) {
+                continue;
+            }
+            let Some(test) = equality_test(sel.operand(0), act) else { continue };
+            let chosen_when_equal = sel.operand(if test.cond_true_when_equal { 1 } else { 2 });
+            if !special_value(chosen_when_equal, &test) {
+                continue;
+            }
+            let code = register(message(&test));
+            b.before(sel);
+            let flag = test.flag(&b);
+            b.call(marker, &[flag, m.const_int(i32t, code as u64)]);
+            count += 1;
+        }
+    }
+    count
+}
+
+/// Replaces the markers in `g` by updates of a status slot and makes every `ret` of `g`
+/// return that status.
+pub fn lower(m: &Module, g: Value, entry_builder: &crate::llvm::Builder) {
+    let i32t = m.int(32);
+    let calls: Vec<Value> = g
+        .blocks()
+        .into_iter()
+        .flat_map(|bb| bb.instructions())
+        .filter(|i| i.opcode() == Opcode::LLVMCall && i.called_function().is_some_and(|f| f.name() == MARKER))
+        .collect();
+    if calls.is_empty() {
+        return;
+    }
+    let slot = entry_builder.alloca(i32t, "ox.status");
+    entry_builder.store(m.const_int(i32t, 0), slot);
+    let b = m.builder();
+    for c in calls {
+        b.before(c);
+        let old = b.load(i32t, slot);
+        b.store(b.select(c.operand(0), c.operand(1), old), slot);
+        c.erase();
+    }
+    for bb in g.blocks() {
+        if let Some(t) = bb.terminator().filter(|t| t.opcode() == Opcode::LLVMRet) {
+            b.before(t);
+            let status = b.load(i32t, slot);
+            t.set_operand(0, status);
+        }
+    }
+}
