@@ -129,17 +129,25 @@ end
 
 The type tree of an argument of type `T`: `Float64` and `Float32` are float data at
 offset 0, other primitive bits types (integers, `Bool`, `Char`) are integers, ghosts have
-no bytes. Other types have no tree yet: an `ArgumentError` (callers check first, with a
-better message).
+no bytes, and an isbits struct or tuple is the trees of its fields at their offsets.
+Other types have no tree yet: an `ArgumentError` (callers check first, with a better
+message).
 """
-function type_tree(@nospecialize(T))
-    T === Float64 && return [OxTypeEntry(0, OX_TT_FLOAT64)]
-    T === Float32 && return [OxTypeEntry(0, OX_TT_FLOAT32)]
+function type_tree(@nospecialize(T), offset::Integer = 0)
+    T === Float64 && return [OxTypeEntry(offset, OX_TT_FLOAT64)]
+    T === Float32 && return [OxTypeEntry(offset, OX_TT_FLOAT32)]
     is_ghost(T) && return OxTypeEntry[]
     # Float16 and other floats are primitive too, but calling them integers would
     # silently make their derivatives zero.
     if isprimitivetype(T) && !(T <: AbstractFloat)
-        return [OxTypeEntry(0, OX_TT_INTEGER)]
+        return [OxTypeEntry(offset, OX_TT_INTEGER)]
+    end
+    if isbitstype(T) && !isprimitivetype(T)
+        tree = OxTypeEntry[]
+        for i in 1:fieldcount(T)
+            append!(tree, type_tree(fieldtype(T, i), offset + fieldoffset(T, i)))
+        end
+        return tree
     end
     throw(ArgumentError("Oxidase: no type tree for arguments of type $T yet"))
 end

@@ -192,22 +192,39 @@ function argument_desc(mode::Mode, a::Annotation, i::Int, name)
         throw(ArgumentError("Oxidase: Active arguments are not allowed in forward mode " *
                             "(argument $i of $name); use Duplicated(x, dx) or Const(x)"))
     end
-    check_argument_type(T, i, name)
+    check_argument_type(T, i, name, a isa Const)
     return arg_desc(T, argument_activity(mode, a, T, i, name))
 end
 
-function check_argument_type(@nospecialize(T), i, name)
+# Constant isbits structs and tuples are passed as they are (the engine reads them
+# through the pointer Julia's calling convention uses); differentiating them comes later.
+function check_argument_type(@nospecialize(T), i, name, constant::Bool)
     (is_ghost(T) || T === Float64 || T === Float32) && return
     where_ = "argument $i has type $T"
     T <: AbstractFloat && throw(DifferentiationError(
         "cannot differentiate $name: not yet supported: floating-point types other than " *
         "Float64 and Float32 ($where_)"))
     isprimitivetype(T) && return
-    isbitstype(T) && throw(DifferentiationError(
-        "cannot differentiate $name: not yet supported: structs and tuples ($where_)"))
+    if isbitstype(T)
+        constant && has_float_tree(T) && return
+        constant && throw(DifferentiationError(
+            "cannot differentiate $name: not yet supported: $T, which holds floating-point " *
+            "types other than Float64 and Float32 ($where_)"))
+        throw(DifferentiationError(
+            "cannot differentiate $name: not yet supported: differentiating structs and " *
+            "tuples; pass it as Const, or its fields as separate arguments ($where_)"))
+    end
     throw(DifferentiationError(
         "cannot differentiate $name: not yet supported: arrays and other non-isbits " *
         "arguments ($where_)"))
+end
+
+has_float_tree(@nospecialize(T)) = try
+    type_tree(T)
+    true
+catch e
+    e isa ArgumentError || rethrow()
+    false
 end
 
 # Integers have no derivative: as in Enzyme, their adjoints are zero and their tangents

@@ -19,7 +19,10 @@ end
     @test tt(Nothing) == []
     @test_throws ArgumentError Oxidase.type_tree(Float16)
     @test_throws ArgumentError Oxidase.type_tree(Vector{Float64})
-    @test_throws ArgumentError Oxidase.type_tree(Complex{Float64})
+    @test tt(Complex{Float64}) == [(0, Oxidase.OX_TT_FLOAT64), (8, Oxidase.OX_TT_FLOAT64)]
+    @test tt(Tuple{Float32,Int64,Float64}) ==
+          [(0, Oxidase.OX_TT_FLOAT32), (8, Oxidase.OX_TT_INTEGER), (16, Oxidase.OX_TT_FLOAT64)]
+    @test_throws ArgumentError Oxidase.type_tree(Tuple{Float16,Float64})
 end
 
 @testset "argument descriptions" begin

@@ -138,3 +138,31 @@ end
     @test dx == 6.0
     @test autodiff(Forward, convert_square, Duplicated, Float64, Duplicated(3.0, 1.0)) == (9.0, 6.0)
 end
+
+struct Affine
+    slope::Float64
+    shift::Int
+end
+affine(x, p) = x * p.slope + p.shift
+weighted(x, t) = x^2 * t[1] + t[2]
+switched(x, on::Bool) = on ? x^2 : 2x
+
+@testset "constant structs, tuples and Bools" begin
+    # Const isbits arguments of any shape reach the derivative through Julia's own
+    # calling convention (structs and tuples by reference, Bool as a byte).
+    @test autodiff(Reverse, affine, Active, Active(2.0), Const(Affine(3.0, 4))) == ((3.0, nothing),)
+    @test autodiff(Forward, affine, Duplicated, Duplicated(2.0, 1.0), Const(Affine(3.0, 4))) == (10.0, 3.0)
+    @test autodiff(Reverse, weighted, Active, Active(2.0), Const((3.0, 5.0))) == ((12.0, nothing),)
+    @test autodiff(Forward, weighted, Duplicated, Duplicated(2.0, 1.0), Const((3.0, 5.0))) == (17.0, 12.0)
+    @test autodiff(Reverse, switched, Active, Active(2.0), Const(true)) == ((4.0, nothing),)
+    @test autodiff(Reverse, switched, Active, Active(2.0), Const(false)) == ((2.0, nothing),)
+    @test autodiff(Forward, switched, Duplicated, Duplicated(-1.5, 1.0), Const(true)) == (2.25, -3.0)
+    # Differentiating the struct itself comes with the structs issue.
+    err = try
+        autodiff(Reverse, affine, Active, Active(2.0), Active(Affine(3.0, 4)))
+    catch e
+        e
+    end
+    @test err isa Oxidase.DifferentiationError
+    @test occursin("pass it as Const", err.msg)
+end

@@ -834,6 +834,13 @@ impl Builder<'_> {
         }
         self.cast(Opcode::LLVMBitCast, v, ty)
     }
+    /// `addrspacecast` to `ty` (a no-op when the address spaces agree).
+    pub fn addrspace_cast(&self, v: Value, ty: Type) -> Value {
+        if v.ty() == ty {
+            return v;
+        }
+        self.cast(Opcode::LLVMAddrSpaceCast, v, ty)
+    }
     /// Converts a float/int/pointer value to an `i64` bit pattern for the tape.
     pub fn to_i64_bits(&self, v: Value) -> Value {
         let i64t = self.m.int(64);

@@ -56,7 +56,13 @@ impl Frame {
                     next += 1;
                     check_type_tree(i, fp, &a.type_tree)?;
                     let slot = b.load(ptr, b.gep(ptr, params[0], &[m.const_int(m.int(64), i as u64)]));
-                    let v = b.load(fp.ty(), slot);
+                    // Structs and tuples are passed by reference: the pointer to the
+                    // caller's bytes is the argument (in Julia's address space).
+                    let v = if fp.ty().is_pointer() && a.type_tree.iter().all(|(_, l)| *l != Leaf::Pointer) {
+                        b.addrspace_cast(slot, fp.ty())
+                    } else {
+                        b.load(fp.ty(), slot)
+                    };
                     v.set_name(&format!("arg{i}"));
                     fp.replace_all_uses_with(v);
                     primal.push(Some(v));
@@ -101,7 +107,8 @@ fn check_type_tree(i: usize, param: Value, tree: &[(u64, Leaf)]) -> Result<()> {
         [(0, Leaf::F32)] => ty.float_bits() == 32,
         [(0, Leaf::Integer)] => ty.is_int(),
         [(0, Leaf::Pointer)] => ty.is_pointer(),
-        _ => true,
+        // A struct or tuple: by reference (a pointer) or as an LLVM aggregate.
+        _ => ty.is_pointer() || !ty.is_floating() && !ty.is_int(),
     };
     if ok {
         Ok(())
