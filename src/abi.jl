@@ -211,6 +211,7 @@ function engine_error(status::Integer, name::AbstractString, message::AbstractSt
     if status == OX_ERR_INVALID_REQUEST
         return ArgumentError("Oxidase: invalid differentiation request for $name: $message")
     end
+    status == OX_ERR_UNSUPPORTED && return DifferentiationError("cannot differentiate $name: $message")
     what = get(STATUS_NAMES, Int32(status), "status $status")
     return DifferentiationError("cannot differentiate $name ($what): $message")
 end

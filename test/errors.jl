@@ -43,3 +43,32 @@ end
     @test autodiff(Reverse, sin, Active, Active(1e5))[1][1] ≈ cos(1e5) rtol = 1e-12
     @test autodiff(Forward, cbrt, Duplicated, Duplicated(8.0, 1.0))[2] ≈ 1 / 12
 end
+
+erf_times(x) = ccall((:erf, Base.Math.libm), Float64, (Float64,), x) * x
+erf_of_const(x, c) = ccall((:erf, Base.Math.libm), Float64, (Float64,), c) * x
+shout(x) = (print(devnull, "x = ", x); x^2)
+
+@testset "constructs without a derivative are named, with the user's line" begin
+    err = try
+        autodiff(Reverse, erf_times, Active, Active(0.5))
+    catch e
+        e
+    end
+    @test err isa Oxidase.DifferentiationError
+    @test occursin("erf_times(::Float64)", err.msg)
+    @test occursin("a call to `erf`, which has no derivative rule", err.msg)
+    @test occursin("errors.jl:", err.msg)          # the line of erf_times in this file
+    @test_throws Oxidase.DifferentiationError autodiff(Forward, erf_times, Duplicated, Duplicated(0.5, 1.0))
+    # The same C function on constant data is fine: nothing to differentiate through it.
+    @test autodiff(Reverse, erf_of_const, Active, Active(2.0), Const(0.5))[1][1] ≈
+          ccall((:erf, Base.Math.libm), Float64, (Float64,), 0.5)
+    err = try
+        autodiff(Reverse, shout, Active, Active(0.5))
+    catch e
+        e
+    end
+    @test err isa Oxidase.DifferentiationError
+    @test occursin("a call to `print`", err.msg)
+    # The process is still usable after errors.
+    @test autodiff(Reverse, x -> x^2, Active, Active(3.0)) == ((6.0,),)
+end

@@ -140,7 +140,8 @@ impl Activity {
     }
 }
 
-/// "cannot differentiate X in `f` at file:line".
+/// "X, in `f` (at file:line, inlined from ...)": the caller prefixes what it was
+/// differentiating.
 fn describe(fname: &str, inst: Value, what: &str) -> String {
-    format!("cannot differentiate {what} in `{fname}`{}", crate::names::where_(inst))
+    format!("{what}, in `{fname}`{}", crate::names::where_(inst))
 }

@@ -133,7 +133,7 @@ pub fn classify(inst: Value, callee_name: &dyn Fn(Value) -> Option<String>) -> R
         LLVMCall => classify_call(inst, callee_name),
         LLVMRet | LLVMBr | LLVMSwitch | LLVMUnreachable => Rule::Control,
         LLVMStore => Rule::Unsupported(
-            "storing a differentiable value to memory (arrays and mutable data come with the arrays issue)".into(),
+            "a differentiable value stored to memory (not supported yet: arrays, mutable data, boxing or printing a differentiated value)".into(),
         ),
         LLVMExtractElement if ty.is_float() => Rule::Lanes(LaneOp::Extract),
         LLVMInsertElement if ty.is_float_vector() => Rule::Lanes(LaneOp::Insert),
@@ -160,8 +160,11 @@ fn classify_call(inst: Value, callee_name: &dyn Fn(Value) -> Option<String>) -> 
         Some(Callee::Math(f)) => Rule::Scale { formula: Formula::Math(f), ops: f.diff_operands().to_vec() },
         Some(Callee::ZeroDerivative) | Some(Callee::NoDerivative) => Rule::Zero,
         None => Rule::Unsupported(match name {
-            Some(n) => format!("call to `{}`, which has no derivative rule", crate::names::julia_name(&n)),
-            None => "call through an unknown function pointer (dynamic dispatch or an unresolved ccall)".into(),
+            Some(n) => format!(
+                "a call to `{}`, which has no derivative rule (if the value passed to it needs no derivative, make it Const)",
+                crate::names::julia_name(&n)
+            ),
+            None => "a call through an unknown function pointer (dynamic dispatch or an unresolved ccall: make the code type-stable)".into(),
         }),
     }
 }
