@@ -1,92 +1,151 @@
-/* Oxidase engine C ABI. Every entry point catches panics; failures return a non-zero
- * status and, where an out_message is given, a message to free with oxidase_free_message. */
+/* Oxidase engine C ABI. Generated from rust-src/ffi.rs by cbindgen; do not edit.
+ *
+ * Every entry point catches panics; failures return a non-zero status and, where an
+ * out_message is given, a message to free with oxidase_free_message. */
+
 #ifndef OXIDASE_H
 #define OXIDASE_H
+
+
 
 #include <stddef.h>
 #include <stdint.h>
 
+// Version of this ABI; changes when a struct or signature below changes.
 #define OXIDASE_ABI_VERSION 1
 
-/* Status codes. */
+// Success.
 #define OX_OK 0
-#define OX_ERR_INVALID_REQUEST 1   /* inconsistent or malformed request */
-#define OX_ERR_BAD_IR 2            /* bitcode does not parse, entry not found */
-#define OX_ERR_UNSUPPORTED 3       /* a construct the engine cannot differentiate */
-#define OX_ERR_INTERNAL 4          /* engine bug: verifier failure, panic */
-#define OX_ERR_JIT 5               /* JIT compilation or symbol resolution failed */
 
-/* Mode. */
+// The request is malformed or inconsistent with the IR.
+#define OX_ERR_INVALID_REQUEST 1
+
+// The bitcode does not parse, or the entry function is missing.
+#define OX_ERR_BAD_IR 2
+
+// A construct the engine cannot differentiate.
+#define OX_ERR_UNSUPPORTED 3
+
+// An engine bug: verifier failure, panic.
+#define OX_ERR_INTERNAL 4
+
+// JIT compilation or symbol resolution failed.
+#define OX_ERR_JIT 5
+
+// Compiled derivatives return codes from here on when the derivative is not
+// available at their input; `oxidase_status_message` says why.
+#define OX_STATUS_DIAGNOSTIC 100
+
+// Forward mode: tangents flow with the primal.
 #define OX_MODE_FORWARD 0
+
+// Reverse mode: adjoints flow back from the return.
 #define OX_MODE_REVERSE 1
 
-/* How a Julia argument is passed in the specsig calling convention. */
-#define OX_PASS_GHOST 0      /* no LLVM parameter (singleton types, e.g. the function itself) */
-#define OX_PASS_VALUE 1      /* one LLVM parameter holding the bits (Float64, Int, Bool...) */
+// No LLVM parameter (singleton types, e.g. the function itself).
+#define OX_PASS_GHOST 0
 
-/* Activity of an argument or of the return. */
+// The argument's bytes are at `args[i]`: one LLVM parameter holding them (Float64,
+// Int, Bool...), or a pointer to them (structs and tuples).
+#define OX_PASS_VALUE 1
+
+// No derivative.
 #define OX_CONST 0
-#define OX_ACTIVE 1          /* reverse: adjoint returned; forward: not allowed */
-#define OX_DUPLICATED 2      /* forward: tangent given; return: tangent wanted */
 
-/* Type tree entry kinds: what the bytes at an offset of the argument hold. */
+// Reverse mode: the adjoint is returned (argument) or seeded (return).
+#define OX_ACTIVE 1
+
+// Forward mode: a tangent is given (argument) or wanted (return).
+#define OX_DUPLICATED 2
+
+// Type tree: `Float64` data at this offset.
 #define OX_TT_FLOAT64 0
+
+// Type tree: `Float32` data.
 #define OX_TT_FLOAT32 1
+
+// Type tree: an integer (never differentiated).
 #define OX_TT_INTEGER 2
+
+// Type tree: a pointer.
 #define OX_TT_POINTER 3
 
+// What the bytes at an offset of an argument hold.
 typedef struct OxTypeEntry {
-    uint64_t offset;
-    uint32_t kind;
+  // Byte offset in the argument.
+  uint64_t offset;
+  // `OX_TT_*`.
+  uint32_t kind;
 } OxTypeEntry;
 
+// One Julia argument (the function itself first).
 typedef struct OxArg {
-    uint32_t passing;              /* OX_PASS_* */
-    uint32_t activity;             /* OX_CONST, OX_ACTIVE, OX_DUPLICATED */
-    const OxTypeEntry *type_tree;  /* may be NULL when type_tree_len is 0 */
-    size_t type_tree_len;
+  // `OX_PASS_*`.
+  uint32_t passing;
+  // `OX_CONST`, `OX_ACTIVE` or `OX_DUPLICATED`.
+  uint32_t activity;
+  // Type tree entries; may be NULL when `type_tree_len` is 0.
+  const struct OxTypeEntry *type_tree;
+  // Number of type tree entries.
+  size_t type_tree_len;
 } OxArg;
 
+// A derivative request.
 typedef struct OxRequest {
-    const char *entry;      /* name of the function to differentiate in the module */
-    uint32_t mode;          /* OX_MODE_* */
-    uint32_t width;         /* tangents (forward) or cotangents (reverse) per value; >= 1 */
-    const OxArg *args;      /* one per Julia argument, in order */
-    size_t nargs;
-    uint32_t ret_activity;  /* OX_CONST, OX_ACTIVE (reverse) or OX_DUPLICATED (forward) */
+  // Name of the function to differentiate in the module.
+  const char *entry;
+  // `OX_MODE_*`.
+  uint32_t mode;
+  // Tangents (forward) or cotangents (reverse) per value; 1 for now.
+  uint32_t width;
+  // One per Julia argument, in order.
+  const struct OxArg *args;
+  // Number of arguments.
+  size_t nargs;
+  // `OX_CONST`, `OX_ACTIVE` (reverse) or `OX_DUPLICATED` (forward).
+  uint32_t ret_activity;
 } OxRequest;
 
-/* The compiled derivative. For argument i (non-ghost):
- *   args[i]    points at the primal value's bytes;
- *   shadows[i] forward, OX_DUPLICATED: points at `width` tangents, read;
- *              reverse, OX_ACTIVE:     points at `width` adjoint slots, written;
- *              otherwise ignored (may be NULL).
- * ret  points where the primal return value is written (may be NULL: not written).
- * dret forward: `width` tangent slots of the return, written (when ret_activity is
- *      OX_DUPLICATED); reverse: `width` seeds of the return's adjoint, read (when
- *      ret_activity is OX_ACTIVE).
- * Returns 0, or a code >= 100 when the derivative is not available at this input (the
- * outputs are then meaningless; oxidase_status_message says why). Julia exceptions
- * raised by the differentiated code propagate as in Julia. */
+// The compiled derivative. For argument i (non-ghost):
+// - `args[i]` points at the primal value's bytes;
+// - `shadows[i]`, forward and `OX_DUPLICATED`: points at `width` tangents, read;
+//   reverse and `OX_ACTIVE`: points at `width` adjoint slots, written; otherwise
+//   ignored (may be NULL).
+//
+// `ret` points where the primal return value is written. `dret`, forward: `width`
+// tangent slots of the return, written (when the return is `OX_DUPLICATED`); reverse:
+// `width` seeds of the return's adjoint, read (when the return is `OX_ACTIVE`).
+//
+// Returns `OX_OK`, or a code from `OX_STATUS_DIAGNOSTIC` on when the derivative is not
+// available at this input (the outputs are then meaningless; `oxidase_status_message`
+// says why). Julia exceptions raised by the differentiated code propagate as in Julia.
 typedef int32_t (*OxDerivativeFn)(void *const *args, void *const *shadows, void *ret, void *dret);
 
-/* Version string of the engine (static, do not free). */
+// Version string of the engine (static: do not free).
 const char *oxidase_version(void);
 
-/* Compiles (or finds in the cache) the derivative of `req->entry` in the given LLVM
- * bitcode. On success stores the function pointer in *out_fn and returns OX_OK. On
- * failure returns a status and, if out_message is not NULL, a message to free. */
-int32_t oxidase_compile(const uint8_t *bitcode, size_t bitcode_len, const OxRequest *req,
-                        OxDerivativeFn *out_fn, char **out_message);
+// Compiles (or finds in the cache) the derivative of `req->entry` in the given LLVM
+// bitcode. On success stores the function pointer in `*out_fn` and returns `OX_OK`. On
+// failure returns a status and, if `out_message` is not NULL, a message to free with
+// `oxidase_free_message`.
+//
+// # Safety
+// `bitcode` must be valid for `bitcode_len` bytes, `req` must point to a valid request
+// whose arrays are valid for their lengths, `out_fn` must be writable.
+int32_t oxidase_compile(const uint8_t *bitcode, size_t bitcode_len, const struct OxRequest *req, OxDerivativeFn *out_fn, char **out_message);
 
-/* Frees a message returned by the engine. NULL is ignored. */
+// Frees a message returned by the engine. NULL is ignored.
+//
+// # Safety
+// `message` must come from the engine (or be null) and be freed once.
 void oxidase_free_message(char *message);
 
-/* The message of a status >= 100 returned by a compiled derivative, NULL for other
- * codes. Static: do not free. */
-const char *oxidase_status_message(int32_t status);
-
-/* Number of derivatives compiled so far (cache misses); for tests of the cache. */
+// Number of derivatives compiled so far (cache misses); for tests of the cache.
 uint64_t oxidase_compile_count(void);
 
-#endif
+// The message of a status code returned by a compiled derivative (codes from 100 on:
+// the derivative was not available at that input); null for other codes. The string
+// lives as long as the process: do not free it.
+const char *oxidase_status_message(int32_t status);
+
+#endif  /* OXIDASE_H */

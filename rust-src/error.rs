@@ -26,12 +26,13 @@ pub enum Error {
 impl Error {
     /// Status code of the C ABI (see `include/oxidase.h`).
     pub fn status(&self) -> i32 {
+        use crate::ffi::*;
         match self {
-            Error::InvalidRequest(_) => 1,
-            Error::BadIr(_) => 2,
-            Error::Unsupported(_) => 3,
-            Error::Internal(_) => 4,
-            Error::Jit(_) => 5,
+            Error::InvalidRequest(_) => OX_ERR_INVALID_REQUEST,
+            Error::BadIr(_) => OX_ERR_BAD_IR,
+            Error::Unsupported(_) => OX_ERR_UNSUPPORTED,
+            Error::Internal(_) => OX_ERR_INTERNAL,
+            Error::Jit(_) => OX_ERR_JIT,
         }
     }
 }

@@ -4,51 +4,113 @@
 
 use crate::error::Error;
 use crate::request::{Activity, ArgSpec, Leaf, Mode, Passing, Request};
-use std::ffi::{c_char, CStr, CString};
+use std::ffi::{c_char, c_void, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-/// `OxTypeEntry`.
+/// Version of this ABI; changes when a struct or signature below changes.
+pub const OXIDASE_ABI_VERSION: u32 = 1;
+
+/// Success.
+pub const OX_OK: i32 = 0;
+/// The request is malformed or inconsistent with the IR.
+pub const OX_ERR_INVALID_REQUEST: i32 = 1;
+/// The bitcode does not parse, or the entry function is missing.
+pub const OX_ERR_BAD_IR: i32 = 2;
+/// A construct the engine cannot differentiate.
+pub const OX_ERR_UNSUPPORTED: i32 = 3;
+/// An engine bug: verifier failure, panic.
+pub const OX_ERR_INTERNAL: i32 = 4;
+/// JIT compilation or symbol resolution failed.
+pub const OX_ERR_JIT: i32 = 5;
+/// Compiled derivatives return codes from here on when the derivative is not
+/// available at their input; `oxidase_status_message` says why.
+pub const OX_STATUS_DIAGNOSTIC: i32 = 100;
+
+/// Forward mode: tangents flow with the primal.
+pub const OX_MODE_FORWARD: u32 = 0;
+/// Reverse mode: adjoints flow back from the return.
+pub const OX_MODE_REVERSE: u32 = 1;
+
+/// No LLVM parameter (singleton types, e.g. the function itself).
+pub const OX_PASS_GHOST: u32 = 0;
+/// The argument's bytes are at `args[i]`: one LLVM parameter holding them (Float64,
+/// Int, Bool...), or a pointer to them (structs and tuples).
+pub const OX_PASS_VALUE: u32 = 1;
+
+/// No derivative.
+pub const OX_CONST: u32 = 0;
+/// Reverse mode: the adjoint is returned (argument) or seeded (return).
+pub const OX_ACTIVE: u32 = 1;
+/// Forward mode: a tangent is given (argument) or wanted (return).
+pub const OX_DUPLICATED: u32 = 2;
+
+/// Type tree: `Float64` data at this offset.
+pub const OX_TT_FLOAT64: u32 = 0;
+/// Type tree: `Float32` data.
+pub const OX_TT_FLOAT32: u32 = 1;
+/// Type tree: an integer (never differentiated).
+pub const OX_TT_INTEGER: u32 = 2;
+/// Type tree: a pointer.
+pub const OX_TT_POINTER: u32 = 3;
+
+/// What the bytes at an offset of an argument hold.
 #[repr(C)]
 pub struct OxTypeEntry {
-    /// Byte offset.
+    /// Byte offset in the argument.
     pub offset: u64,
     /// `OX_TT_*`.
     pub kind: u32,
 }
 
-/// `OxArg`.
+/// One Julia argument (the function itself first).
 #[repr(C)]
 pub struct OxArg {
     /// `OX_PASS_*`.
     pub passing: u32,
-    /// `OX_CONST`, `OX_ACTIVE`, `OX_DUPLICATED`.
+    /// `OX_CONST`, `OX_ACTIVE` or `OX_DUPLICATED`.
     pub activity: u32,
-    /// Type tree entries.
+    /// Type tree entries; may be NULL when `type_tree_len` is 0.
     pub type_tree: *const OxTypeEntry,
-    /// Their number.
+    /// Number of type tree entries.
     pub type_tree_len: usize,
 }
 
-/// `OxRequest`.
+/// A derivative request.
 #[repr(C)]
 pub struct OxRequest {
-    /// Entry function name.
+    /// Name of the function to differentiate in the module.
     pub entry: *const c_char,
     /// `OX_MODE_*`.
     pub mode: u32,
-    /// Width.
+    /// Tangents (forward) or cotangents (reverse) per value; 1 for now.
     pub width: u32,
-    /// Arguments.
+    /// One per Julia argument, in order.
     pub args: *const OxArg,
-    /// Their number.
+    /// Number of arguments.
     pub nargs: usize,
-    /// Return activity.
+    /// `OX_CONST`, `OX_ACTIVE` (reverse) or `OX_DUPLICATED` (forward).
     pub ret_activity: u32,
 }
 
-/// The compiled derivative's signature.
-pub type OxDerivativeFn =
-    unsafe extern "C" fn(args: *const *mut u8, shadows: *const *mut u8, ret: *mut u8, dret: *mut u8) -> i32;
+/// The compiled derivative. For argument i (non-ghost):
+/// - `args[i]` points at the primal value's bytes;
+/// - `shadows[i]`, forward and `OX_DUPLICATED`: points at `width` tangents, read;
+///   reverse and `OX_ACTIVE`: points at `width` adjoint slots, written; otherwise
+///   ignored (may be NULL).
+///
+/// `ret` points where the primal return value is written. `dret`, forward: `width`
+/// tangent slots of the return, written (when the return is `OX_DUPLICATED`); reverse:
+/// `width` seeds of the return's adjoint, read (when the return is `OX_ACTIVE`).
+///
+/// Returns `OX_OK`, or a code from `OX_STATUS_DIAGNOSTIC` on when the derivative is not
+/// available at this input (the outputs are then meaningless; `oxidase_status_message`
+/// says why). Julia exceptions raised by the differentiated code propagate as in Julia.
+pub type OxDerivativeFn = unsafe extern "C" fn(
+    args: *const *mut c_void,
+    shadows: *const *mut c_void,
+    ret: *mut c_void,
+    dret: *mut c_void,
+) -> i32;
 
 fn bad(msg: impl Into<String>) -> Error {
     Error::InvalidRequest(msg.into())
@@ -56,9 +118,9 @@ fn bad(msg: impl Into<String>) -> Error {
 
 fn activity(code: u32) -> Result<Activity, Error> {
     match code {
-        0 => Ok(Activity::Const),
-        1 => Ok(Activity::Active),
-        2 => Ok(Activity::Duplicated),
+        OX_CONST => Ok(Activity::Const),
+        OX_ACTIVE => Ok(Activity::Active),
+        OX_DUPLICATED => Ok(Activity::Duplicated),
         c => Err(bad(format!("unknown activity code {c}"))),
     }
 }
@@ -74,8 +136,8 @@ unsafe fn decode(req: *const OxRequest) -> Result<Request, Error> {
     }
     let entry = CStr::from_ptr(r.entry).to_str().map_err(|_| bad("entry name is not UTF-8"))?.to_owned();
     let mode = match r.mode {
-        0 => Mode::Forward,
-        1 => Mode::Reverse,
+        OX_MODE_FORWARD => Mode::Forward,
+        OX_MODE_REVERSE => Mode::Reverse,
         c => return Err(bad(format!("unknown mode {c}"))),
     };
     if r.nargs > 0 && r.args.is_null() {
@@ -88,8 +150,8 @@ unsafe fn decode(req: *const OxRequest) -> Result<Request, Error> {
     let mut args = Vec::with_capacity(raw.len());
     for (i, a) in raw.iter().enumerate() {
         let passing = match a.passing {
-            0 => Passing::Ghost,
-            1 => Passing::Value,
+            OX_PASS_GHOST => Passing::Ghost,
+            OX_PASS_VALUE => Passing::Value,
             c => return Err(bad(format!("argument {i}: unknown passing kind {c}"))),
         };
         if a.type_tree_len > 0 && a.type_tree.is_null() {
@@ -102,10 +164,10 @@ unsafe fn decode(req: *const OxRequest) -> Result<Request, Error> {
         let mut type_tree = Vec::with_capacity(tt.len());
         for e in tt {
             let leaf = match e.kind {
-                0 => Leaf::F64,
-                1 => Leaf::F32,
-                2 => Leaf::Integer,
-                3 => Leaf::Pointer,
+                OX_TT_FLOAT64 => Leaf::F64,
+                OX_TT_FLOAT32 => Leaf::F32,
+                OX_TT_INTEGER => Leaf::Integer,
+                OX_TT_POINTER => Leaf::Pointer,
                 c => return Err(bad(format!("argument {i}: unknown type tree kind {c}"))),
             };
             type_tree.push((e.offset, leaf));
@@ -131,23 +193,27 @@ fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
         .unwrap_or_else(|| "unknown panic".into())
 }
 
-/// Version string of the engine.
+/// Version string of the engine (static: do not free).
 #[no_mangle]
 pub extern "C" fn oxidase_version() -> *const c_char {
     static V: &CStr = c"oxidase 0.1.0 (abi 1)";
     V.as_ptr()
 }
 
-/// Compiles (or finds) a derivative. See `include/oxidase.h`.
+/// Compiles (or finds in the cache) the derivative of `req->entry` in the given LLVM
+/// bitcode. On success stores the function pointer in `*out_fn` and returns `OX_OK`. On
+/// failure returns a status and, if `out_message` is not NULL, a message to free with
+/// `oxidase_free_message`.
 ///
 /// # Safety
-/// Pointers must be valid as the header documents.
+/// `bitcode` must be valid for `bitcode_len` bytes, `req` must point to a valid request
+/// whose arrays are valid for their lengths, `out_fn` must be writable.
 #[no_mangle]
 pub unsafe extern "C" fn oxidase_compile(
     bitcode: *const u8,
     bitcode_len: usize,
     req: *const OxRequest,
-    out_fn: *mut Option<OxDerivativeFn>,
+    out_fn: *mut OxDerivativeFn,
     out_message: *mut *mut c_char,
 ) -> i32 {
     let result = catch_unwind(AssertUnwindSafe(|| -> Result<usize, Error> {
@@ -160,8 +226,8 @@ pub unsafe extern "C" fn oxidase_compile(
     }));
     match result {
         Ok(Ok(addr)) => {
-            *out_fn = Some(std::mem::transmute::<usize, OxDerivativeFn>(addr));
-            0
+            *out_fn = std::mem::transmute::<usize, OxDerivativeFn>(addr);
+            OX_OK
         }
         Ok(Err(e)) => {
             message_out(out_message, e.to_string());
@@ -169,12 +235,12 @@ pub unsafe extern "C" fn oxidase_compile(
         }
         Err(p) => {
             message_out(out_message, format!("internal error: engine panicked: {}", panic_text(p)));
-            4
+            OX_ERR_INTERNAL
         }
     }
 }
 
-/// Frees a message returned by the engine.
+/// Frees a message returned by the engine. NULL is ignored.
 ///
 /// # Safety
 /// `message` must come from the engine (or be null) and be freed once.
@@ -185,7 +251,7 @@ pub unsafe extern "C" fn oxidase_free_message(message: *mut c_char) {
     }
 }
 
-/// Number of derivatives compiled so far.
+/// Number of derivatives compiled so far (cache misses); for tests of the cache.
 #[no_mangle]
 pub extern "C" fn oxidase_compile_count() -> u64 {
     crate::cache::compile_count()

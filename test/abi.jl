@@ -76,3 +76,17 @@ abi_probe(x) = sin(x) * exp(x)
     @test_throws ArgumentError Oxidase.compile(ir.bitcode, ir.entry, Oxidase.OX_MODE_REVERSE, 0,
         descs, Oxidase.OX_ACTIVE)
 end
+
+@testset "constants match include/oxidase.h" begin
+    # The header is generated from the engine's source (rust-src/ffi.rs); the Julia
+    # mirrors must agree with every #define it has.
+    header = read(joinpath(dirname(@__DIR__), "include", "oxidase.h"), String)
+    defines = [(m[1], parse(Int, m[2])) for m in eachmatch(r"#define (OX_\w+) (\d+)", header)]
+    @test length(defines) >= 20
+    for (name, value) in defines
+        sym = Symbol(name)
+        isdefined(Oxidase, sym) || continue
+        @test getfield(Oxidase, sym) == value
+    end
+    @test isdefined(Oxidase, :OX_ACTIVE) && isdefined(Oxidase, :OX_ERR_JIT)
+end

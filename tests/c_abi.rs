@@ -42,6 +42,8 @@ fn c_program_uses_the_abi() {
         .arg(format!("-Wl,-rpath,{}", profile_dir.display()))
         .arg("-loxidase")
         .arg("-lm")
+        .arg("-Wall")
+        .arg("-Werror")
         .arg("-o")
         .arg(&bin));
     run(Command::new(&bin).arg(&bc));

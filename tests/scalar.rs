@@ -75,10 +75,17 @@ fn forward_with_first_argument_duplicated_and_no_ghost() {
     let d = compile_text(text, "f", Mode::Forward, args, Duplicated).unwrap();
     let mut x = [0.7f64, 1.3];
     let mut t = [1.0f64, 0.0];
-    let args = [&mut x[0] as *mut f64 as *mut u8, &mut x[1] as *mut f64 as *mut u8];
-    let shadows = [&mut t[0] as *mut f64 as *mut u8, std::ptr::null_mut()];
+    let args = [&mut x[0] as *mut f64 as *mut std::ffi::c_void, &mut x[1] as *mut f64 as *mut std::ffi::c_void];
+    let shadows = [&mut t[0] as *mut f64 as *mut std::ffi::c_void, std::ptr::null_mut()];
     let (mut r, mut dr) = (0.0f64, 0.0f64);
-    unsafe { d(args.as_ptr(), shadows.as_ptr(), &mut r as *mut f64 as *mut u8, &mut dr as *mut f64 as *mut u8) };
+    unsafe {
+        d(
+            args.as_ptr(),
+            shadows.as_ptr(),
+            &mut r as *mut f64 as *mut std::ffi::c_void,
+            &mut dr as *mut f64 as *mut std::ffi::c_void,
+        )
+    };
     let (x, y) = (0.7f64, 1.3f64);
     assert_close(dr, y.sin() + x.exp() / y, 1e-12, "df/dx");
 }
@@ -86,10 +93,20 @@ fn forward_with_first_argument_duplicated_and_no_ghost() {
 /// Calls the reverse derivative of `f(x::Float64, n::Int)`: (primal, ∂f/∂x).
 fn call_series(d: oxidase::ffi::OxDerivativeFn, x: f64, n: i64) -> (f64, f64) {
     let (mut x, mut n, mut adj, mut r, mut seed) = (x, n, 0.0f64, 0.0f64, 1.0f64);
-    let args = [std::ptr::null_mut(), &mut x as *mut f64 as *mut u8, &mut n as *mut i64 as *mut u8];
-    let shadows = [std::ptr::null_mut(), &mut adj as *mut f64 as *mut u8, std::ptr::null_mut()];
-    let status =
-        unsafe { d(args.as_ptr(), shadows.as_ptr(), &mut r as *mut f64 as *mut u8, &mut seed as *mut f64 as *mut u8) };
+    let args = [
+        std::ptr::null_mut(),
+        &mut x as *mut f64 as *mut std::ffi::c_void,
+        &mut n as *mut i64 as *mut std::ffi::c_void,
+    ];
+    let shadows = [std::ptr::null_mut(), &mut adj as *mut f64 as *mut std::ffi::c_void, std::ptr::null_mut()];
+    let status = unsafe {
+        d(
+            args.as_ptr(),
+            shadows.as_ptr(),
+            &mut r as *mut f64 as *mut std::ffi::c_void,
+            &mut seed as *mut f64 as *mut std::ffi::c_void,
+        )
+    };
     assert_eq!(status, 0);
     (r, adj)
 }
@@ -114,9 +131,20 @@ fn loop_of_zero_one_and_many_iterations() {
         assert_close(p, series(x, n), 1e-12, &format!("primal n={n}"));
         assert_close(g, derivative(x, n), 1e-12, &format!("reverse n={n}"));
         let (mut xx, mut nn, mut t, mut r, mut dr) = (x, n, 1.0f64, 0.0f64, 0.0f64);
-        let args = [std::ptr::null_mut(), &mut xx as *mut f64 as *mut u8, &mut nn as *mut i64 as *mut u8];
-        let shadows = [std::ptr::null_mut(), &mut t as *mut f64 as *mut u8, std::ptr::null_mut()];
-        unsafe { fwd(args.as_ptr(), shadows.as_ptr(), &mut r as *mut f64 as *mut u8, &mut dr as *mut f64 as *mut u8) };
+        let args = [
+            std::ptr::null_mut(),
+            &mut xx as *mut f64 as *mut std::ffi::c_void,
+            &mut nn as *mut i64 as *mut std::ffi::c_void,
+        ];
+        let shadows = [std::ptr::null_mut(), &mut t as *mut f64 as *mut std::ffi::c_void, std::ptr::null_mut()];
+        unsafe {
+            fwd(
+                args.as_ptr(),
+                shadows.as_ptr(),
+                &mut r as *mut f64 as *mut std::ffi::c_void,
+                &mut dr as *mut f64 as *mut std::ffi::c_void,
+            )
+        };
         assert_close(dr, derivative(x, n), 1e-12, &format!("forward n={n}"));
     }
 }
@@ -129,9 +157,16 @@ fn loop_of_zero_one_and_many_iterations() {
 fn runtime_diagnostics_instead_of_wrong_derivatives() {
     let status_of = |d: oxidase::ffi::OxDerivativeFn, x: f64| {
         let (mut x, mut adj, mut r, mut seed) = (x, 0.0f64, 0.0f64, 1.0f64);
-        let args = [std::ptr::null_mut(), &mut x as *mut f64 as *mut u8];
-        let shadows = [std::ptr::null_mut(), &mut adj as *mut f64 as *mut u8];
-        unsafe { d(args.as_ptr(), shadows.as_ptr(), &mut r as *mut f64 as *mut u8, &mut seed as *mut f64 as *mut u8) }
+        let args = [std::ptr::null_mut(), &mut x as *mut f64 as *mut std::ffi::c_void];
+        let shadows = [std::ptr::null_mut(), &mut adj as *mut f64 as *mut std::ffi::c_void];
+        unsafe {
+            d(
+                args.as_ptr(),
+                shadows.as_ptr(),
+                &mut r as *mut f64 as *mut std::ffi::c_void,
+                &mut seed as *mut f64 as *mut std::ffi::c_void,
+            )
+        }
     };
     let message = |status: i32| {
         let p = oxidase::ffi::oxidase_status_message(status);

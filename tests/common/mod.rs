@@ -95,16 +95,21 @@ pub fn compile_fixture(name: &str, mode: Mode, acts: &[Activity], ret: Activity)
 pub fn call_reverse(d: OxDerivativeFn, xs: &[f64]) -> (f64, Vec<f64>) {
     let mut xs = xs.to_vec();
     let mut grads = vec![0.0f64; xs.len()];
-    let mut args: Vec<*mut u8> = vec![std::ptr::null_mut()];
-    let mut shadows: Vec<*mut u8> = vec![std::ptr::null_mut()];
+    let mut args: Vec<*mut std::ffi::c_void> = vec![std::ptr::null_mut()];
+    let mut shadows: Vec<*mut std::ffi::c_void> = vec![std::ptr::null_mut()];
     for (x, g) in xs.iter_mut().zip(grads.iter_mut()) {
-        args.push(x as *mut f64 as *mut u8);
-        shadows.push(g as *mut f64 as *mut u8);
+        args.push(x as *mut f64 as *mut std::ffi::c_void);
+        shadows.push(g as *mut f64 as *mut std::ffi::c_void);
     }
     let mut ret = 0.0f64;
     let mut seed = 1.0f64;
     let status = unsafe {
-        d(args.as_ptr(), shadows.as_ptr(), &mut ret as *mut f64 as *mut u8, &mut seed as *mut f64 as *mut u8)
+        d(
+            args.as_ptr(),
+            shadows.as_ptr(),
+            &mut ret as *mut f64 as *mut std::ffi::c_void,
+            &mut seed as *mut f64 as *mut std::ffi::c_void,
+        )
     };
     assert_eq!(status, 0);
     (ret, grads)
@@ -114,16 +119,21 @@ pub fn call_reverse(d: OxDerivativeFn, xs: &[f64]) -> (f64, Vec<f64>) {
 pub fn call_forward(d: OxDerivativeFn, xs: &[f64], dxs: &[f64]) -> (f64, f64) {
     let mut xs = xs.to_vec();
     let mut dxs = dxs.to_vec();
-    let mut args: Vec<*mut u8> = vec![std::ptr::null_mut()];
-    let mut shadows: Vec<*mut u8> = vec![std::ptr::null_mut()];
+    let mut args: Vec<*mut std::ffi::c_void> = vec![std::ptr::null_mut()];
+    let mut shadows: Vec<*mut std::ffi::c_void> = vec![std::ptr::null_mut()];
     for (x, t) in xs.iter_mut().zip(dxs.iter_mut()) {
-        args.push(x as *mut f64 as *mut u8);
-        shadows.push(t as *mut f64 as *mut u8);
+        args.push(x as *mut f64 as *mut std::ffi::c_void);
+        shadows.push(t as *mut f64 as *mut std::ffi::c_void);
     }
     let mut ret = 0.0f64;
     let mut dret = 0.0f64;
     let status = unsafe {
-        d(args.as_ptr(), shadows.as_ptr(), &mut ret as *mut f64 as *mut u8, &mut dret as *mut f64 as *mut u8)
+        d(
+            args.as_ptr(),
+            shadows.as_ptr(),
+            &mut ret as *mut f64 as *mut std::ffi::c_void,
+            &mut dret as *mut f64 as *mut std::ffi::c_void,
+        )
     };
     assert_eq!(status, 0);
     (ret, dret)
