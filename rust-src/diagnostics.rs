@@ -246,17 +246,20 @@ fn special_value(v: Value, test: &EqualityTest) -> bool {
 
 fn insert_special_points(m: &Module, cfg: &Cfg, live: &[bool], act: &Activity, user: &str, marker: Value) -> usize {
     let b = m.builder();
-    let i32t = m.int(32);
     let mut count = 0;
-    let message = |t: &EqualityTest| {
+    // Before `at`: flag the run when the tested values are equal.
+    let mark = |b: &crate::llvm::Builder, at: Value, t: &EqualityTest| {
         let k = t.fcmp.operand(1).const_real().unwrap_or(f64::NAN);
-        describe(
+        let code = register(describe(
             user,
             t.fcmp,
             &format!(
                 "its implementation returns a special-cased value when an argument equals {k:?}, so the derivative there is not in the code; evaluate at a nearby point"
             ),
-        )
+        ));
+        b.before(at);
+        let flag = t.flag(b);
+        b.call(marker, &[flag, m.const_int(m.int(32), code as u64)]);
     };
     for (bi, bb) in cfg.blocks.iter().enumerate() {
         if !live[bi] {
@@ -277,10 +280,7 @@ fn insert_special_points(m: &Module, cfg: &Cfg, live: &[bool], act: &Activity, u
                 if Block(crate::llvm::value_as_block(dest)) != *bb || !special_value(v, &test) {
                     continue;
                 }
-                let code = register(message(&test));
-                b.before(t);
-                let flag = test.flag(&b);
-                b.call(marker, &[flag, m.const_int(i32t, code as u64)]);
+                mark(&b, t, &test);
                 count += 1;
             }
         }
@@ -293,10 +293,7 @@ fn insert_special_points(m: &Module, cfg: &Cfg, live: &[bool], act: &Activity, u
             if !special_value(chosen_when_equal, &test) {
                 continue;
             }
-            let code = register(message(&test));
-            b.before(sel);
-            let flag = test.flag(&b);
-            b.call(marker, &[flag, m.const_int(i32t, code as u64)]);
+            mark(&b, sel, &test);
             count += 1;
         }
     }

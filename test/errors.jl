@@ -1,5 +1,14 @@
 # DifferentiationError: a plain message, shown with its type name like Base's errors.
 
+# The exception `f()` throws, or `nothing`.
+caught(f) = try
+    f()
+    nothing
+catch e
+    e
+end
+
+
 sample = Oxidase.DifferentiationError("cannot differentiate f(::Float64): not yet supported: arrays")
 @test sample isa Exception
 @test sprint(showerror, sample) ==
@@ -27,12 +36,7 @@ end
                            (exp, 1.0, "equals 1.0"), (cbrt, 0.0, "equals 0.0"))
         for call in (() -> autodiff(Reverse, f, Active, Active(x)),
                      () -> autodiff(Forward, f, Duplicated, Duplicated(x, 1.0)))
-            err = try
-                call()
-                nothing
-            catch e
-                e
-            end
+            err = caught(call)
             @test err isa Oxidase.DifferentiationError
             @test err !== nothing && occursin(reason, err.msg)
             @test err !== nothing && occursin(string(nameof(f)), err.msg)
@@ -49,11 +53,7 @@ erf_of_const(x, c) = ccall((:erf, Base.Math.libm), Float64, (Float64,), c) * x
 shout(x) = (print(devnull, "x = ", x); x^2)
 
 @testset "constructs without a derivative are named, with the user's line" begin
-    err = try
-        autodiff(Reverse, erf_times, Active, Active(0.5))
-    catch e
-        e
-    end
+    err = caught(() -> autodiff(Reverse, erf_times, Active, Active(0.5)))
     @test err isa Oxidase.DifferentiationError
     @test occursin("erf_times(::Float64)", err.msg)
     @test occursin("a call to `erf`, which has no derivative rule", err.msg)
@@ -62,11 +62,7 @@ shout(x) = (print(devnull, "x = ", x); x^2)
     # The same C function on constant data is fine: nothing to differentiate through it.
     @test autodiff(Reverse, erf_of_const, Active, Active(2.0), Const(0.5))[1][1] ≈
           ccall((:erf, Base.Math.libm), Float64, (Float64,), 0.5)
-    err = try
-        autodiff(Reverse, shout, Active, Active(0.5))
-    catch e
-        e
-    end
+    err = caught(() -> autodiff(Reverse, shout, Active, Active(0.5)))
     @test err isa Oxidase.DifferentiationError
     @test occursin("a call to `print`", err.msg)
     # The process is still usable after errors.

@@ -73,42 +73,18 @@ fn forward_with_first_argument_duplicated_and_no_ghost() {
     compile_text(text, "f", Mode::Reverse, vec![float_arg(Active), float_arg(Active)], Active).unwrap();
     let args = vec![float_arg(Duplicated), float_arg(Const)];
     let d = compile_text(text, "f", Mode::Forward, args, Duplicated).unwrap();
-    let mut x = [0.7f64, 1.3];
-    let mut t = [1.0f64, 0.0];
-    let args = [&mut x[0] as *mut f64 as *mut std::ffi::c_void, &mut x[1] as *mut f64 as *mut std::ffi::c_void];
-    let shadows = [&mut t[0] as *mut f64 as *mut std::ffi::c_void, std::ptr::null_mut()];
-    let (mut r, mut dr) = (0.0f64, 0.0f64);
-    unsafe {
-        d(
-            args.as_ptr(),
-            shadows.as_ptr(),
-            &mut r as *mut f64 as *mut std::ffi::c_void,
-            &mut dr as *mut f64 as *mut std::ffi::c_void,
-        )
-    };
-    let (x, y) = (0.7f64, 1.3f64);
+    let (mut x, mut y, mut tx, mut r, mut dr) = (0.7f64, 1.3f64, 1.0f64, 0.0, 0.0);
+    assert_eq!(invoke(d, &[ptr(&mut x), ptr(&mut y)], &[ptr(&mut tx), NONE], &mut r, &mut dr), 0);
     assert_close(dr, y.sin() + x.exp() / y, 1e-12, "df/dx");
 }
 
-/// Calls the reverse derivative of `f(x::Float64, n::Int)`: (primal, ∂f/∂x).
-fn call_series(d: oxidase::ffi::OxDerivativeFn, x: f64, n: i64) -> (f64, f64) {
-    let (mut x, mut n, mut adj, mut r, mut seed) = (x, n, 0.0f64, 0.0f64, 1.0f64);
-    let args = [
-        std::ptr::null_mut(),
-        &mut x as *mut f64 as *mut std::ffi::c_void,
-        &mut n as *mut i64 as *mut std::ffi::c_void,
-    ];
-    let shadows = [std::ptr::null_mut(), &mut adj as *mut f64 as *mut std::ffi::c_void, std::ptr::null_mut()];
-    let status = unsafe {
-        d(
-            args.as_ptr(),
-            shadows.as_ptr(),
-            &mut r as *mut f64 as *mut std::ffi::c_void,
-            &mut seed as *mut f64 as *mut std::ffi::c_void,
-        )
-    };
+/// Calls a derivative of `f(x::Float64, n::Int)` with `dx` as the shadow of `x` (the
+/// adjoint slot in reverse mode, the tangent in forward mode): (primal, dx, dret).
+fn call_series(d: oxidase::ffi::OxDerivativeFn, x: f64, n: i64, dx: f64, dret: f64) -> (f64, f64, f64) {
+    let (mut x, mut n, mut dx, mut r, mut dret) = (x, n, dx, 0.0, dret);
+    let status = invoke(d, &[NONE, ptr(&mut x), ptr(&mut n)], &[NONE, ptr(&mut dx), NONE], &mut r, &mut dret);
     assert_eq!(status, 0);
-    (r, adj)
+    (r, dx, dret)
 }
 
 #[test]
@@ -127,25 +103,11 @@ fn loop_of_zero_one_and_many_iterations() {
     let derivative = |x: f64, n: i64| (1..=n).map(|i| x.powi(i as i32 - 1)).sum::<f64>();
     for n in [0i64, 1, 2, 5, 1000, 1_000_000] {
         let x = 0.5;
-        let (p, g) = call_series(rev, x, n);
+        let (p, g, _) = call_series(rev, x, n, 0.0, 1.0);
         assert_close(p, series(x, n), 1e-12, &format!("primal n={n}"));
         assert_close(g, derivative(x, n), 1e-12, &format!("reverse n={n}"));
-        let (mut xx, mut nn, mut t, mut r, mut dr) = (x, n, 1.0f64, 0.0f64, 0.0f64);
-        let args = [
-            std::ptr::null_mut(),
-            &mut xx as *mut f64 as *mut std::ffi::c_void,
-            &mut nn as *mut i64 as *mut std::ffi::c_void,
-        ];
-        let shadows = [std::ptr::null_mut(), &mut t as *mut f64 as *mut std::ffi::c_void, std::ptr::null_mut()];
-        unsafe {
-            fwd(
-                args.as_ptr(),
-                shadows.as_ptr(),
-                &mut r as *mut f64 as *mut std::ffi::c_void,
-                &mut dr as *mut f64 as *mut std::ffi::c_void,
-            )
-        };
-        assert_close(dr, derivative(x, n), 1e-12, &format!("forward n={n}"));
+        let (_, _, t) = call_series(fwd, x, n, 1.0, 0.0);
+        assert_close(t, derivative(x, n), 1e-12, &format!("forward n={n}"));
     }
 }
 
@@ -156,17 +118,8 @@ fn loop_of_zero_one_and_many_iterations() {
 #[test]
 fn runtime_diagnostics_instead_of_wrong_derivatives() {
     let status_of = |d: oxidase::ffi::OxDerivativeFn, x: f64| {
-        let (mut x, mut adj, mut r, mut seed) = (x, 0.0f64, 0.0f64, 1.0f64);
-        let args = [std::ptr::null_mut(), &mut x as *mut f64 as *mut std::ffi::c_void];
-        let shadows = [std::ptr::null_mut(), &mut adj as *mut f64 as *mut std::ffi::c_void];
-        unsafe {
-            d(
-                args.as_ptr(),
-                shadows.as_ptr(),
-                &mut r as *mut f64 as *mut std::ffi::c_void,
-                &mut seed as *mut f64 as *mut std::ffi::c_void,
-            )
-        }
+        let (mut x, mut adj, mut r, mut seed) = (x, 0.0, 0.0, 1.0);
+        invoke(d, &[NONE, ptr(&mut x)], &[NONE, ptr(&mut adj)], &mut r, &mut seed)
     };
     let message = |status: i32| {
         let p = oxidase::ffi::oxidase_status_message(status);

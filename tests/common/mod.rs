@@ -6,6 +6,7 @@ use oxidase::ffi::OxDerivativeFn;
 use oxidase::llvm::Module;
 use oxidase::request::{Activity, ArgSpec, Leaf, Mode, Passing, Request};
 use std::collections::HashSet;
+use std::ffi::c_void;
 use std::sync::Mutex;
 
 /// Reads `tests/fixtures/NAME.ll`; returns (text, entry name from the `; entry:` line).
@@ -91,27 +92,31 @@ pub fn compile_fixture(name: &str, mode: Mode, acts: &[Activity], ret: Activity)
     compile_text(&text, &entry, mode, args, ret).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
+/// A pointer to `x` for the ABI's pointer arrays.
+pub fn ptr<T>(x: &mut T) -> *mut c_void {
+    x as *mut T as *mut c_void
+}
+
+/// The null pointer standing for a ghost argument or an unused shadow.
+pub const NONE: *mut c_void = std::ptr::null_mut();
+
+/// Calls a derivative of a function returning Float64; returns the status. In reverse
+/// mode `dret` is the seed, in forward mode it receives the tangent.
+pub fn invoke(d: OxDerivativeFn, args: &[*mut c_void], shadows: &[*mut c_void], ret: &mut f64, dret: &mut f64) -> i32 {
+    assert_eq!(args.len(), shadows.len());
+    // SAFETY: every pointer is valid for the derivative's reads and writes (the caller
+    // builds them from live locals with `ptr`).
+    unsafe { d(args.as_ptr(), shadows.as_ptr(), ptr(ret), ptr(dret)) }
+}
+
 /// Calls a reverse-mode derivative of f(x...) -> Float64 with seed 1: (primal, gradient).
 pub fn call_reverse(d: OxDerivativeFn, xs: &[f64]) -> (f64, Vec<f64>) {
     let mut xs = xs.to_vec();
     let mut grads = vec![0.0f64; xs.len()];
-    let mut args: Vec<*mut std::ffi::c_void> = vec![std::ptr::null_mut()];
-    let mut shadows: Vec<*mut std::ffi::c_void> = vec![std::ptr::null_mut()];
-    for (x, g) in xs.iter_mut().zip(grads.iter_mut()) {
-        args.push(x as *mut f64 as *mut std::ffi::c_void);
-        shadows.push(g as *mut f64 as *mut std::ffi::c_void);
-    }
-    let mut ret = 0.0f64;
-    let mut seed = 1.0f64;
-    let status = unsafe {
-        d(
-            args.as_ptr(),
-            shadows.as_ptr(),
-            &mut ret as *mut f64 as *mut std::ffi::c_void,
-            &mut seed as *mut f64 as *mut std::ffi::c_void,
-        )
-    };
-    assert_eq!(status, 0);
+    let args: Vec<*mut c_void> = std::iter::once(NONE).chain(xs.iter_mut().map(ptr)).collect();
+    let shadows: Vec<*mut c_void> = std::iter::once(NONE).chain(grads.iter_mut().map(ptr)).collect();
+    let (mut ret, mut seed) = (0.0, 1.0);
+    assert_eq!(invoke(d, &args, &shadows, &mut ret, &mut seed), 0);
     (ret, grads)
 }
 
@@ -119,23 +124,10 @@ pub fn call_reverse(d: OxDerivativeFn, xs: &[f64]) -> (f64, Vec<f64>) {
 pub fn call_forward(d: OxDerivativeFn, xs: &[f64], dxs: &[f64]) -> (f64, f64) {
     let mut xs = xs.to_vec();
     let mut dxs = dxs.to_vec();
-    let mut args: Vec<*mut std::ffi::c_void> = vec![std::ptr::null_mut()];
-    let mut shadows: Vec<*mut std::ffi::c_void> = vec![std::ptr::null_mut()];
-    for (x, t) in xs.iter_mut().zip(dxs.iter_mut()) {
-        args.push(x as *mut f64 as *mut std::ffi::c_void);
-        shadows.push(t as *mut f64 as *mut std::ffi::c_void);
-    }
-    let mut ret = 0.0f64;
-    let mut dret = 0.0f64;
-    let status = unsafe {
-        d(
-            args.as_ptr(),
-            shadows.as_ptr(),
-            &mut ret as *mut f64 as *mut std::ffi::c_void,
-            &mut dret as *mut f64 as *mut std::ffi::c_void,
-        )
-    };
-    assert_eq!(status, 0);
+    let args: Vec<*mut c_void> = std::iter::once(NONE).chain(xs.iter_mut().map(ptr)).collect();
+    let shadows: Vec<*mut c_void> = std::iter::once(NONE).chain(dxs.iter_mut().map(ptr)).collect();
+    let (mut ret, mut dret) = (0.0, 0.0);
+    assert_eq!(invoke(d, &args, &shadows, &mut ret, &mut dret), 0);
     (ret, dret)
 }
 
