@@ -36,6 +36,10 @@
 // available at their input; `oxidase_status_message` says why.
 #define OX_STATUS_DIAGNOSTIC 100
 
+// Derivative flag: the derivative calls into the Julia runtime and may allocate, so
+// the caller must keep the garbage collector from running during the call.
+#define OX_FLAG_PAUSE_GC 1
+
 // Forward mode: tangents flow with the primal.
 #define OX_MODE_FORWARD 0
 
@@ -139,6 +143,10 @@ int32_t oxidase_compile(const uint8_t *bitcode, size_t bitcode_len, const struct
 // # Safety
 // `message` must come from the engine (or be null) and be freed once.
 void oxidase_free_message(char *message);
+
+// The `OX_FLAG_*` flags of a derivative returned by `oxidase_compile`; `u32::MAX` for a
+// pointer the engine did not return.
+uint32_t oxidase_derivative_flags(OxDerivativeFn derivative);
 
 // Number of derivatives compiled so far (cache misses); for tests of the cache.
 uint64_t oxidase_compile_count(void);

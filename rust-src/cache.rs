@@ -3,6 +3,7 @@
 //! once even when several threads ask for it at the same time.
 
 use crate::error::Result;
+use crate::pipeline::Compiled;
 use crate::request::Request;
 use parking_lot::{Mutex, RwLock};
 use std::collections::hash_map::DefaultHasher;
@@ -18,26 +19,33 @@ struct Key {
     request: Request,
 }
 
-static ENTRIES: LazyLock<RwLock<HashMap<Key, usize>>> = LazyLock::new(|| RwLock::new(HashMap::new()));
+static ENTRIES: LazyLock<RwLock<HashMap<Key, Compiled>>> = LazyLock::new(|| RwLock::new(HashMap::new()));
+static FLAGS: LazyLock<RwLock<HashMap<usize, u32>>> = LazyLock::new(|| RwLock::new(HashMap::new()));
 static COMPILING: Mutex<()> = Mutex::new(());
 static COMPILED: AtomicU64 = AtomicU64::new(0);
 
 /// The derivative for `req` on `bitcode`, compiled on the first request.
-pub fn get_or_compile(bitcode: &[u8], req: &Request) -> Result<usize> {
+pub fn get_or_compile(bitcode: &[u8], req: &Request) -> Result<Compiled> {
     let mut h = DefaultHasher::new();
     bitcode.hash(&mut h);
     let key = Key { ir_hash: h.finish(), ir_len: bitcode.len(), request: req.clone() };
-    if let Some(&addr) = ENTRIES.read().get(&key) {
-        return Ok(addr);
+    if let Some(&c) = ENTRIES.read().get(&key) {
+        return Ok(c);
     }
     let _compiling = COMPILING.lock();
-    if let Some(&addr) = ENTRIES.read().get(&key) {
-        return Ok(addr);
+    if let Some(&c) = ENTRIES.read().get(&key) {
+        return Ok(c);
     }
-    let addr = crate::pipeline::compile(bitcode, req)?;
+    let c = crate::pipeline::compile(bitcode, req)?;
     COMPILED.fetch_add(1, Ordering::Relaxed);
-    ENTRIES.write().insert(key, addr);
-    Ok(addr)
+    FLAGS.write().insert(c.addr, c.flags);
+    ENTRIES.write().insert(key, c);
+    Ok(c)
+}
+
+/// The `OX_FLAG_*` flags of a compiled derivative; `None` for an unknown address.
+pub fn flags_of(addr: usize) -> Option<u32> {
+    FLAGS.read().get(&addr).copied()
 }
 
 /// Number of derivatives compiled so far (cache misses that succeeded).

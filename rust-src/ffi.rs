@@ -26,6 +26,10 @@ pub const OX_ERR_JIT: i32 = 5;
 /// available at their input; `oxidase_status_message` says why.
 pub const OX_STATUS_DIAGNOSTIC: i32 = 100;
 
+/// Derivative flag: the derivative calls into the Julia runtime and may allocate, so
+/// the caller must keep the garbage collector from running during the call.
+pub const OX_FLAG_PAUSE_GC: u32 = 1;
+
 /// Forward mode: tangents flow with the primal.
 pub const OX_MODE_FORWARD: u32 = 0;
 /// Reverse mode: adjoints flow back from the return.
@@ -216,7 +220,7 @@ pub unsafe extern "C" fn oxidase_compile(
     out_fn: *mut OxDerivativeFn,
     out_message: *mut *mut c_char,
 ) -> i32 {
-    let result = catch_unwind(AssertUnwindSafe(|| -> Result<usize, Error> {
+    let result = catch_unwind(AssertUnwindSafe(|| -> Result<crate::pipeline::Compiled, Error> {
         if bitcode.is_null() || out_fn.is_null() {
             return Err(bad("null bitcode or output pointer"));
         }
@@ -225,8 +229,8 @@ pub unsafe extern "C" fn oxidase_compile(
         crate::cache::get_or_compile(bytes, &request)
     }));
     match result {
-        Ok(Ok(addr)) => {
-            *out_fn = std::mem::transmute::<usize, OxDerivativeFn>(addr);
+        Ok(Ok(c)) => {
+            *out_fn = std::mem::transmute::<usize, OxDerivativeFn>(c.addr);
             OX_OK
         }
         Ok(Err(e)) => {
@@ -249,6 +253,13 @@ pub unsafe extern "C" fn oxidase_free_message(message: *mut c_char) {
     if !message.is_null() {
         drop(CString::from_raw(message));
     }
+}
+
+/// The `OX_FLAG_*` flags of a derivative returned by `oxidase_compile`; `u32::MAX` for a
+/// pointer the engine did not return.
+#[no_mangle]
+pub extern "C" fn oxidase_derivative_flags(derivative: OxDerivativeFn) -> u32 {
+    catch_unwind(|| crate::cache::flags_of(derivative as usize).unwrap_or(u32::MAX)).unwrap_or(u32::MAX)
 }
 
 /// Number of derivatives compiled so far (cache misses); for tests of the cache.

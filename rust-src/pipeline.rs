@@ -19,20 +19,55 @@ pub fn callee_name(callee: Value) -> Option<String> {
     crate::symbols::symbol_at(addr)
 }
 
-/// Compiles the derivative described by `req` from `bitcode`; returns its address.
-pub fn compile(bitcode: &[u8], req: &Request) -> Result<usize> {
+/// A compiled derivative: its address and its `OX_FLAG_*` flags.
+#[derive(Clone, Copy, Debug)]
+pub struct Compiled {
+    /// Address of the derivative function.
+    pub addr: usize,
+    /// `OX_FLAG_*` bits.
+    pub flags: u32,
+}
+
+/// Compiles the derivative described by `req` from `bitcode`.
+pub fn compile(bitcode: &[u8], req: &Request) -> Result<Compiled> {
     req.validate()?;
     let jit = jit::global()?;
     let tsc = jit.new_context();
     let m = Module::parse_bitcode(&tsc, bitcode).map_err(Error::BadIr)?;
     let name = jit::fresh_symbol();
-    synthesize(&m, req, &name, &jit.data_layout(), &jit.triple())?;
-    jit.add(&tsc, m, &name)
+    let flags = synthesize(&m, req, &name, &jit.data_layout(), &jit.triple())?;
+    Ok(Compiled { addr: jit.add(&tsc, m, &name)?, flags })
+}
+
+/// `OX_FLAG_PAUSE_GC` when the derivative calls into the Julia runtime on a path that
+/// returns (it may allocate, so a collection could run while the derivative holds Julia
+/// objects in registers); calls on paths that end in a throw never come back.
+fn runtime_flags(g: Value) -> u32 {
+    let cfg = crate::analysis::cfg::Cfg::compute(g);
+    let live = cfg.reaches_return();
+    let calls_runtime = cfg.blocks.iter().enumerate().filter(|(i, _)| live[*i]).any(|(_, b)| {
+        b.instructions().into_iter().filter(|i| i.opcode() == crate::llvm::Opcode::LLVMCall).any(|c| {
+            let callee = c.called_operand();
+            if callee.is_function() && (callee.intrinsic_id() != 0 || !callee.is_declaration()) {
+                return false;
+            }
+            match callee_name(callee) {
+                Some(n) => n.starts_with("jl_") || n.starts_with("ijl_") || n.starts_with("julia."),
+                None => true,
+            }
+        })
+    });
+    if calls_runtime {
+        crate::ffi::OX_FLAG_PAUSE_GC
+    } else {
+        0
+    }
 }
 
 /// Turns the entry function of `m` into the derivative function `name`, verified and
-/// optimized. Separate from `compile` so tests can inspect the IR.
-pub fn synthesize(m: &Module, req: &Request, name: &str, layout: &str, triple: &str) -> Result<()> {
+/// optimized; returns its `OX_FLAG_*` flags. Separate from `compile` so tests can
+/// inspect the IR.
+pub fn synthesize(m: &Module, req: &Request, name: &str, layout: &str, triple: &str) -> Result<u32> {
     m.set_data_layout(layout);
     m.set_triple(triple);
     let f = crate::ingest::prepare(m, &req.entry)?;
@@ -68,8 +103,9 @@ pub fn synthesize(m: &Module, req: &Request, name: &str, layout: &str, triple: &
     }
     dump("synthesized", m);
     m.verify().map_err(|e| Error::Internal(format!("generated IR does not verify: {e}")))?;
+    let flags = runtime_flags(frame.g);
     passes::run(m, "default<O2>").map_err(Error::Internal)?;
-    Ok(())
+    Ok(flags)
 }
 
 /// With `OXIDASE_DUMP_IR` set, prints the module at each stage (for bug reports).

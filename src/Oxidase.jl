@@ -19,6 +19,7 @@ include("annotations.jl")
 include("modes.jl")
 include("extract.jl")
 include("abi.jl")
+include("call.jl")
 include("autodiff.jl")
 include("sugar.jl")
 

@@ -39,6 +39,8 @@ const OX_ERR_UNSUPPORTED = Int32(3)
 const OX_ERR_INTERNAL = Int32(4)
 const OX_ERR_JIT = Int32(5)
 
+const OX_FLAG_PAUSE_GC = UInt32(1)
+
 const OX_MODE_FORWARD = UInt32(0)
 const OX_MODE_REVERSE = UInt32(1)
 
@@ -180,6 +182,14 @@ Number of derivatives the engine has compiled so far (its cache misses); used by
 tests of the compile caches.
 """
 compile_count() = ccall((:oxidase_compile_count, liboxidase), UInt64, ())
+
+"""
+    derivative_flags(fptr) -> UInt32
+
+The `OX_FLAG_*` flags of a compiled derivative (`OX_FLAG_PAUSE_GC`: it calls into the
+Julia runtime, so the collector must not run during the call).
+"""
+derivative_flags(fptr::Ptr{Cvoid}) = ccall((:oxidase_derivative_flags, liboxidase), UInt32, (Ptr{Cvoid},), fptr)
 
 """
     status_message(status) -> String

@@ -38,14 +38,17 @@ Other cases raise a [`DifferentiationError`](@ref) (see `docs/limitations.md`);
 annotations that make no sense in the mode (an `Active` argument in forward mode) raise
 an `ArgumentError`. Exceptions thrown by `f` itself propagate unchanged.
 """
-function autodiff(mode::Mode, f, ::Type{RA}, args...) where {RA<:Annotation}
+# `f::F` and `Vararg{Any,N}`: Julia does not specialize on a function argument it only
+# passes along, and an unspecialized `f` costs a dynamic dispatch and an allocation on
+# every cached call.
+function autodiff(mode::Mode, f::F, ::Type{RA}, args::Vararg{Any,N}) where {F,RA<:Annotation,N}
     fn = function_value(f)
     anns = map(annotate, args)
     compiled = derivative(mode, fn, RA, anns)
     return call_derivative(mode, compiled, RA, anns)
 end
 
-function autodiff(mode::Mode, f, args...)
+function autodiff(mode::Mode, f::F, args::Vararg{Any,N}) where {F,N}
     fn = function_value(f)
     anns = map(annotate, args)
     return autodiff(mode, fn, default_return_activity(mode, fn, anns), anns...)
@@ -88,22 +91,32 @@ mutable struct CompiledDerivative
     method::Method
     sig::Type
     world::UInt
+    scratch::Vector{Scratch}   # one per thread
+    pause_gc::Bool             # the derivative may allocate: no collection during the call
 end
 
-const CACHE = Dict{Any,CompiledDerivative}()
 const CACHE_LOCK = ReentrantLock()
 
-function derivative(mode::Mode, fn, ::Type{RA}, anns::Tuple) where {RA}
-    types = primal_types(anns)
-    key = (Core.Typeof(fn), types, typeof(anns), mode_code(mode), 1, RA)
+# One slot per call signature, created when the signature is first compiled: the
+# generated function returns the same `Ref` every time, so a cache hit is a field load
+# and a world-age comparison, with no hashing, no lock and no allocation.
+@generated function signature_slot(::Type{Key}) where {Key}
+    slot = Ref{Union{Nothing,CompiledDerivative}}(nothing)
+    return :($slot)
+end
+
+function derivative(mode::M, fn::F, ::Type{RA}, anns::A) where {M<:Mode,F,RA,A<:Tuple}
+    slot = signature_slot(Tuple{F,A,M,RA})
+    compiled = slot[]
+    compiled !== nothing && is_current(compiled) && return compiled::CompiledDerivative
     lock(CACHE_LOCK)
     try
-        compiled = get(CACHE, key, nothing)
+        compiled = slot[]
         if compiled === nothing || !is_current(compiled)
-            compiled = compile_derivative(mode, fn, types, RA, anns)
-            CACHE[key] = compiled
+            compiled = compile_derivative(mode, fn, primal_types(anns), RA, anns)
+            slot[] = compiled
         end
-        return compiled
+        return compiled::CompiledDerivative
     finally
         unlock(CACHE_LOCK)
     end
@@ -142,7 +155,9 @@ function compile_derivative(mode::Mode, fn, types, ::Type{RA}, anns::Tuple) wher
     fptr = compile(ir.bitcode, ir.entry, mode_code(mode), 1, descs, ret_activity; name = name)
     ci = ir.codeinst::Core.CodeInstance
     sig = Tuple{Core.Typeof(fn), types.parameters...}
-    return CompiledDerivative(fptr, RT, ci, ci.def.def::Method, sig, world)
+    scratch = [Scratch(mode, RT, anns) for _ in 1:Threads.nthreads()]
+    pause_gc = derivative_flags(fptr) & OX_FLAG_PAUSE_GC != 0
+    return CompiledDerivative(fptr, RT, ci, ci.def.def::Method, sig, world, scratch, pause_gc)
 end
 
 # Unqualified names: messages read like the user's code, whatever module it lives in.
@@ -280,8 +295,17 @@ end
 # branch lets inference see both cases, where a runtime type would cost a dynamic
 # dispatch and an allocation per call (measured: 190 ns of a 600 ns call).
 function call_derivative(::ForwardMode, c::CompiledDerivative, ::Type{RA}, anns::Tuple) where {RA}
-    primal, tangent = c.rettype === Float64 ? call_forward(c.fptr, Float64, anns) :
-                                              call_forward(c.fptr, Float32, anns)
+    s = @inbounds c.scratch[Threads.threadid()]
+    # One branch per return type, each returning a concrete tuple: destructuring a union
+    # of tuples would widen every element to the union of all of them.
+    if c.rettype === Float64
+        return forward_result(RA, call_forward(c, s, Float64, anns)...)
+    else
+        return forward_result(RA, call_forward(c, s, Float32, anns)...)
+    end
+end
+
+function forward_result(::Type{RA}, primal, tangent) where {RA}
     RA <: Const && return ()
     RA <: DuplicatedNoNeed && return (tangent,)
     return (primal, tangent)
@@ -290,59 +314,12 @@ end
 function call_derivative(::ReverseMode{ReturnPrimal}, c::CompiledDerivative, ::Type{RA},
                          anns::Tuple) where {ReturnPrimal,RA}
     seed = RA <: Active ? 1 : 0
-    adjoints, primal = c.rettype === Float64 ? call_reverse(c.fptr, Float64, seed, anns) :
-                                               call_reverse(c.fptr, Float32, seed, anns)
-    return ReturnPrimal ? (adjoints, primal) : (adjoints,)
-end
-
-function call_forward(fptr::Ptr{Cvoid}, ::Type{RT}, anns::Tuple) where {RT}
-    primals = map(primal_ref, anns)
-    tangents = map(tangent_ref, anns)
-    ret = Ref{RT}(zero(RT))
-    dret = Ref{RT}(zero(RT))
-    invoke_compiled(fptr, primals, tangents, ret, dret)
-    return ret[], dret[]
-end
-
-function call_reverse(fptr::Ptr{Cvoid}, ::Type{RT}, seed, anns::Tuple) where {RT}
-    primals = map(primal_ref, anns)
-    adjoints = map(adjoint_ref, anns)
-    ret = Ref{RT}(zero(RT))
-    dret = Ref{RT}(RT(seed))
-    invoke_compiled(fptr, primals, adjoints, ret, dret)
-    return map(adjoint_value, adjoints), ret[]
-end
-
-# One Ref per argument; `nothing` where the engine expects no pointer (ghosts, and
-# shadows of constant arguments).
-primal_ref(a::Annotation) = is_ghost(Core.Typeof(a.val)) ? nothing : Ref(a.val)
-tangent_ref(a::Union{Duplicated,DuplicatedNoNeed}) = is_ghost(Core.Typeof(a.val)) ? nothing : Ref(a.dval)
-tangent_ref(::Annotation) = nothing
-# Adjoints are accumulated into, so they start at zero.
-adjoint_ref(a::Active) = Ref(zero(a.val))
-adjoint_ref(::Annotation) = nothing
-adjoint_value(::Nothing) = nothing
-adjoint_value(r::Ref) = r[]
-
-ref_pointer(::Nothing) = C_NULL
-ref_pointer(r::Ref) = Base.unsafe_convert(Ptr{Cvoid}, r)
-
-# The pointer arrays are tuples in a Ref: contiguous, with one slot per Julia argument,
-# slot 1 being the function itself (a ghost, so C_NULL). The collector is off during the
-# call because the derivative holds Julia objects outside any GC frame (see
-# ARCHITECTURE.md, "GC"); `finally` turns it back on when `f` throws.
-function invoke_compiled(fptr::Ptr{Cvoid}, primals::Tuple, shadows::Tuple, ret::Ref, dret::Ref)
-    status = GC.@preserve primals shadows ret dret begin
-        argptrs = Ref((C_NULL, map(ref_pointer, primals)...))
-        shadowptrs = Ref((C_NULL, map(ref_pointer, shadows)...))
-        prev = GC.enable(false)
-        try
-            ccall(fptr, Int32, (Ptr{Ptr{Cvoid}}, Ptr{Ptr{Cvoid}}, Ptr{Cvoid}, Ptr{Cvoid}),
-                  argptrs, shadowptrs, ret, dret)
-        finally
-            GC.enable(prev)
-        end
+    s = @inbounds c.scratch[Threads.threadid()]
+    if c.rettype === Float64
+        adjoints, primal = call_reverse(c, s, Float64, seed, anns)
+        return ReturnPrimal ? (adjoints, primal) : (adjoints,)
+    else
+        adjoints32, primal32 = call_reverse(c, s, Float32, seed, anns)
+        return ReturnPrimal ? (adjoints32, primal32) : (adjoints32,)
     end
-    status == 0 || throw(DifferentiationError(status_message(status)))
-    return nothing
 end

@@ -45,3 +45,23 @@ end
     @eval @noinline noinline_inner(x) = cos(x)
     @test autodiff(Reverse, noinline_outer, Active, Active(0.5))[1][1] ≈ -2sin(0.5) rtol = 1e-12
 end
+
+# A warm call reuses the signature's slot and preallocated argument buffers: it
+# allocates nothing (counted, not timed).
+alloc_rosenbrock(x, y) = (1.0 - x)^2 + 100.0 * (y - x^2)^2
+function warm_calls(n)
+    acc = 0.0
+    for i in 1:n
+        acc += autodiff(Reverse, alloc_rosenbrock, Active, Active(1.0 + i), Active(2.0))[1][1]
+        acc += autodiff(Forward, alloc_rosenbrock, Duplicated, Duplicated(1.0 + i, 1.0), Const(2.0))[2]
+        acc += autodiff(ReverseWithPrimal, alloc_rosenbrock, Active, Active(1.0), Active(2.0 + i))[2]
+    end
+    return acc
+end
+
+@testset "warm calls allocate nothing" begin
+    warm_calls(2)
+    @test @allocated(warm_calls(1000)) <= 16   # the Float64 result itself may be boxed
+    @test Oxidase.derivative_flags(Oxidase.derivative(Reverse, alloc_rosenbrock, Active,
+                                                      (Active(1.0), Active(2.0))).fptr) == 0
+end

@@ -79,8 +79,8 @@ pub fn compile_text(
     let m = Module::parse_ir(text).expect("fixture parses");
     define_runtime_stubs(&m);
     let req = Request { entry: entry.into(), mode, width: 1, args, ret };
-    let addr = oxidase::cache::get_or_compile(&m.to_bitcode(), &req)?;
-    Ok(unsafe { std::mem::transmute::<usize, OxDerivativeFn>(addr) })
+    let c = oxidase::cache::get_or_compile(&m.to_bitcode(), &req)?;
+    Ok(unsafe { std::mem::transmute::<usize, OxDerivativeFn>(c.addr) })
 }
 
 /// Compiles the derivative of a fixture, every argument a Float64 passed by value (after
