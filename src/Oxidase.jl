@@ -22,5 +22,6 @@ include("abi.jl")
 include("call.jl")
 include("autodiff.jl")
 include("sugar.jl")
+include("precompile.jl")
 
 end # module

@@ -142,7 +142,12 @@ function dispatched_method(@nospecialize(sig), world::UInt)
     return entry === nothing ? nothing : entry.func
 end
 
-function compile_derivative(mode::Mode, fn, types, ::Type{RA}, anns::Tuple) where {RA}
+# The cold path (everything a cache miss does) is compiled once for all signatures
+# (`@nospecialize`) and precompiled with the package (src/precompile.jl): the first
+# gradient of each new function then pays for extraction and the engine, not for
+# compiling this code again.
+function compile_derivative(@nospecialize(mode::Mode), @nospecialize(fn), @nospecialize(types),
+                            @nospecialize(RA::Type), @nospecialize(anns::Tuple))
     name = signature_string(fn, types)
     ret_activity = return_activity(mode, RA, name)
     descs = ArgDesc[function_desc(fn, name)]
@@ -161,14 +166,14 @@ function compile_derivative(mode::Mode, fn, types, ::Type{RA}, anns::Tuple) wher
 end
 
 # Unqualified names: messages read like the user's code, whatever module it lives in.
-function signature_string(fn, types)
+function signature_string(@nospecialize(fn), @nospecialize(types))
     fname = fn isa Function ? nameof(fn) : fn isa Type ? fn : nameof(typeof(fn))
     return string(fname, "(", join(("::$T" for T in types.parameters), ", "), ")")
 end
 
 # --- validation: Enzyme's rules, and what the engine supports so far -----------------
 
-function return_activity(::ForwardMode, ::Type{RA}, name) where {RA}
+function return_activity(::ForwardMode, @nospecialize(RA::Type), name)
     RA <: Union{BatchDuplicated,BatchDuplicatedNoNeed} && throw(batch_error(name))
     RA <: Const && return OX_CONST
     RA <: Union{Duplicated,DuplicatedNoNeed} && return OX_DUPLICATED
@@ -178,7 +183,7 @@ function return_activity(::ForwardMode, ::Type{RA}, name) where {RA}
     throw(ArgumentError("Oxidase: unknown return annotation $RA"))
 end
 
-function return_activity(::ReverseMode, ::Type{RA}, name) where {RA}
+function return_activity(::ReverseMode, @nospecialize(RA::Type), name)
     RA <: Union{BatchDuplicated,BatchDuplicatedNoNeed} && throw(batch_error(name))
     RA <: Active && return OX_ACTIVE
     RA <: Const && return OX_CONST
@@ -192,7 +197,7 @@ batch_error(name) =
     DifferentiationError("cannot differentiate $name: not yet supported: batch (vector) " *
                          "mode, BatchDuplicated and BatchDuplicatedNoNeed")
 
-function function_desc(fn, name)
+function function_desc(@nospecialize(fn), name)
     F = Core.Typeof(fn)
     is_ghost(F) && return arg_desc(F, OX_CONST)
     throw(DifferentiationError(
@@ -200,7 +205,7 @@ function function_desc(fn, name)
         "that capture data (pass the captured values as arguments instead)"))
 end
 
-function argument_desc(mode::Mode, a::Annotation, i::Int, name)
+function argument_desc(@nospecialize(mode::Mode), @nospecialize(a::Annotation), i::Int, name)
     T = Core.Typeof(a.val)
     is_batch(a) && throw(batch_error(name))
     if a isa Active && mode isa ForwardMode
@@ -244,7 +249,7 @@ end
 
 # Integers have no derivative: as in Enzyme, their adjoints are zero and their tangents
 # are ignored, so they reach the engine as constants.
-function argument_activity(mode::Mode, a::Annotation, @nospecialize(T), i, name)
+function argument_activity(@nospecialize(mode::Mode), @nospecialize(a::Annotation), @nospecialize(T), i, name)
     a isa Const && return OX_CONST
     differentiable = T === Float64 || T === Float32
     if a isa Active
@@ -264,14 +269,14 @@ end
 
 # Inference in the newest world, not the caller's: like the extraction, so that a
 # function redefined by `@eval` since the caller started is seen as it is now.
-function inferred_return_type(fn, types)
+function inferred_return_type(@nospecialize(fn), @nospecialize(types))
     rts = Base.return_types(fn, types)
     return isempty(rts) ? Union{} : Union{rts...}
 end
 
 # The engine returns Float64 or Float32 for now. A function inferred to never return
 # (Union{}) is run, so that it raises its own exception as it would without autodiff.
-function return_type(fn, types, anns::Tuple, name)
+function return_type(@nospecialize(fn), @nospecialize(types), @nospecialize(anns::Tuple), name)
     hasmethod(fn, types) || throw(MethodError(fn, map(a -> a.val, anns)))
     RT = inferred_return_type(fn, types)
     (RT === Float64 || RT === Float32) && return RT

@@ -20,49 +20,54 @@ end
 has_shadow(::ForwardMode, a::Annotation) = a isa Union{Duplicated,DuplicatedNoNeed}
 has_shadow(::ReverseMode, a::Annotation) = a isa Active
 
-function Scratch(mode::Mode, ::Type{RT}, anns::Tuple) where {RT}
-    words(T) = cld(sizeof(T), 8)
-    sizes = [is_ghost(Core.Typeof(a.val)) ? 0 : words(Core.Typeof(a.val)) for a in anns]
-    shadow_sizes = [has_shadow(mode, a) ? s : 0 for (a, s) in zip(anns, sizes)]
-    data = zeros(UInt64, sum(sizes) + sum(shadow_sizes) + 2 * words(RT) + 1)
-    base = pointer(data)
+function Scratch(@nospecialize(mode::Mode), @nospecialize(RT::Type), @nospecialize(anns::Tuple))
+    n = length(anns)
+    sizes = zeros(Int, n)            # 8-byte words per argument
+    shadow_sizes = zeros(Int, n)
+    for k in 1:n
+        a = anns[k]
+        T = Core.Typeof(a.val)
+        sizes[k] = is_ghost(T) ? 0 : cld(sizeof(T), 8)
+        shadow_sizes[k] = has_shadow(mode, a) ? sizes[k] : 0
+    end
+    ret_words = cld(sizeof(RT), 8)
+    data = zeros(UInt64, sum(sizes) + sum(shadow_sizes) + 2 * ret_words + 1)
+    argptrs = fill(C_NULL, n + 1)
+    shadowptrs = fill(C_NULL, n + 1)
     next = 0
-    take(n) = n == 0 ? C_NULL : (p = Ptr{Cvoid}(base + 8 * next); next += n; p)
-    argptrs = Ptr{Cvoid}[C_NULL; [take(n) for n in sizes]]
-    shadowptrs = Ptr{Cvoid}[C_NULL; [take(n) for n in shadow_sizes]]
-    ret = take(words(RT))
-    dret = take(words(RT))
+    for (ptrs, words) in ((argptrs, sizes), (shadowptrs, shadow_sizes)), k in 1:n
+        words[k] == 0 && continue
+        ptrs[k+1] = Ptr{Cvoid}(pointer(data) + 8 * next)
+        next += words[k]
+    end
+    ret = Ptr{Cvoid}(pointer(data) + 8 * next)
+    dret = Ptr{Cvoid}(pointer(data) + 8 * (next + ret_words))
     return Scratch(data, argptrs, shadowptrs, ret, dret)
 end
 
 # Values of ghost types (and types passed as values, which are ghosts too) have no slot.
 store!(p::Ptr{Cvoid}, x::T) where {T} = (isbitstype(T) && p != C_NULL && unsafe_store!(Ptr{T}(p), x); nothing)
 
-# The loops over the arguments are unrolled per signature: each store and load is then
-# typed, and nothing is boxed.
-@generated function store_primals!(s::Scratch, anns::Tuple)
-    stores = [:(store!(s.argptrs[$(k + 1)], anns[$k].val)) for k in 1:length(anns.parameters)]
-    return Expr(:block, stores..., :nothing)
-end
-
-@generated function store_tangents!(s::Scratch, anns::Tuple)
-    stores = [:(store!(s.shadowptrs[$(k + 1)], anns[$k].dval))
-              for (k, A) in enumerate(anns.parameters) if A <: Union{Duplicated,DuplicatedNoNeed}]
-    return Expr(:block, stores..., :nothing)
-end
-
+# The loops over the arguments recurse over the tuple (slot k + 1 holds argument k):
+# each store and load is typed, nothing is boxed, and the recursion inlines away.
+store_primals!(s::Scratch, anns::Tuple) = (foreach_arg((p, a) -> store!(p, a.val), s.argptrs, anns); nothing)
+store_tangents!(s::Scratch, anns::Tuple) = (foreach_arg(store_tangent!, s.shadowptrs, anns); nothing)
 # Adjoints are accumulated into, so they start at zero.
-@generated function zero_adjoints!(s::Scratch, anns::Tuple)
-    stores = [:(store!(s.shadowptrs[$(k + 1)], zero(anns[$k].val)))
-              for (k, A) in enumerate(anns.parameters) if A <: Active]
-    return Expr(:block, stores..., :nothing)
-end
+zero_adjoints!(s::Scratch, anns::Tuple) = (foreach_arg(zero_adjoint!, s.shadowptrs, anns); nothing)
+load_adjoints(s::Scratch, anns::Tuple) = foreach_arg(load_adjoint, s.shadowptrs, anns)
 
-@generated function load_adjoints(s::Scratch, anns::Tuple)
-    loads = [A <: Active ? :(unsafe_load(Ptr{$(fieldtype(A, :val))}(s.shadowptrs[$(k + 1)]))) : :nothing
-             for (k, A) in enumerate(anns.parameters)]
-    return Expr(:tuple, loads...)
-end
+store_tangent!(p, a::Union{Duplicated,DuplicatedNoNeed}) = store!(p, a.dval)
+store_tangent!(p, a) = nothing
+zero_adjoint!(p, a::Active) = store!(p, zero(a.val))
+zero_adjoint!(p, a) = nothing
+load_adjoint(p, ::Active{T}) where {T} = unsafe_load(Ptr{T}(p))
+load_adjoint(p, a) = nothing
+
+# `(f(ptrs[2], anns[1]), f(ptrs[3], anns[2]), ...)`
+@inline foreach_arg(f, ptrs, anns::Tuple) = _foreach_arg(f, ptrs, 2, anns...)
+@inline _foreach_arg(f, ptrs, k) = ()
+@inline _foreach_arg(f, ptrs, k, a, rest...) =
+    (f(@inbounds(ptrs[k]), a), _foreach_arg(f, ptrs, k + 1, rest...)...)
 
 function call_forward(c, s::Scratch, ::Type{RT}, anns::Tuple) where {RT}
     store_primals!(s, anns)

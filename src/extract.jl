@@ -24,7 +24,7 @@ struct ExtractedIR
     codeinst::Any
 end
 
-function inferred_codeinst(f, types::Type{<:Tuple})
+function inferred_codeinst(@nospecialize(f), @nospecialize(types::Type{<:Tuple}))
     precompile(f, (types.parameters...,)) || throw(MethodError(f, types))
     world = Base.get_world_counter()
     mis = Base.method_instances(f, types, world)
@@ -47,7 +47,7 @@ end
 Optimized LLVM 9 bitcode of `f` specialised on `types` (a `Tuple` type of the arguments
 without the function), with every Julia callee defined in the module.
 """
-function extract_bitcode(f, types::Type{<:Tuple})
+function extract_bitcode(@nospecialize(f), @nospecialize(types::Type{<:Tuple}))
     mi, ci = inferred_codeinst(f, types)
     params = Base.CodegenParams(track_allocations = false, code_coverage = false,
                                 prefer_specsig = true)
