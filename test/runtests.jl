@@ -11,6 +11,7 @@ using Test
     @testset "abi" begin include("abi.jl") end
     @testset "autodiff" begin include("autodiff.jl") end
     @testset "math" begin include("math.jl") end
+    @testset "math sweep" begin include("math_sweep.jl") end
     @testset "control flow" begin include("control_flow.jl") end
     @testset "cache" begin include("cache.jl") end
     @testset "sugar" begin include("sugar.jl") end

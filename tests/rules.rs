@@ -285,6 +285,19 @@ fn special_values() {
     // NaN propagates.
     let (p, g) = call_reverse(rev, &[f64::NAN, 1.0]);
     assert!(p.is_nan() && g[0].is_nan() && g[1].is_nan());
+    // Rules without cancellation: expm1' = exp, tanh' = 1/cosh² far from zero.
+    let c = Case {
+        name: "no_cancellation",
+        body: "  %a = call double @expm1(double %x)\n  %b = call double @tanh(double %y)\n  %c = fadd double %a, %b\n  ret double %c",
+        decls: "declare double @expm1(double)\ndeclare double @tanh(double)",
+        f: |x, y| x.exp_m1() + y.tanh(),
+        points: &[],
+        fd_tol: 0.0,
+    };
+    let (rev2, _) = derivatives(&c);
+    let (_, g) = call_reverse(rev2, &[-40.0, 15.0]);
+    assert_close(g[0], (-40.0f64).exp(), 1e-14, "expm1' at -40");
+    assert_close(g[1], 1.0 / 15.0f64.cosh().powi(2), 1e-12, "tanh' at 15");
     // Negative zero and subnormals behave like zero and small numbers.
     let (_, t) = call_forward(fwd, &[-0.0, 1e-310], &[1.0, 0.0]);
     assert_eq!(t, (1e-310f64).sqrt());

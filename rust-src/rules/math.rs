@@ -18,7 +18,7 @@ pub enum MathFn {
     Exp2,
     /// `z = 10^x`: `∂x = z ln 10`.
     Exp10,
-    /// `z = exp(x) - 1`: `∂x = z + 1`.
+    /// `z = exp(x) - 1`: `∂x = exp(x)` (not `z + 1`, which cancels for x ≪ 0).
     Expm1,
     /// `z = log(x)`: `∂x = 1 / x`.
     Log,
@@ -50,13 +50,13 @@ pub enum MathFn {
     Sinh,
     /// `z = cosh(x)`: `∂x = sinh(x)`.
     Cosh,
-    /// `z = tanh(x)`: `∂x = 1 - z²`.
+    /// `z = tanh(x)`: `∂x = 1 / cosh(x)²` (not `1 - z²`, which cancels for |x| ≫ 1).
     Tanh,
     /// `z = atan(x)`: `∂x = 1 / (1 + x²)`.
     Atan,
-    /// `z = asin(x)`: `∂x = 1 / sqrt(1 - x²)`.
+    /// `z = asin(x)`: `∂x = 1 / sqrt((1 - x)(1 + x))`.
     Asin,
-    /// `z = acos(x)`: `∂x = -1 / sqrt(1 - x²)`.
+    /// `z = acos(x)`: `∂x = -1 / sqrt((1 - x)(1 + x))`.
     Acos,
     /// `z = cbrt(x)`: `∂x = z / (3x)`.
     Cbrt,
@@ -217,8 +217,10 @@ impl MathFn {
         use MathFn::*;
         use Need::*;
         match (self, k) {
-            (Sqrt | Exp | Exp2 | Exp10 | Expm1 | Tan | Tanh, _) => &[Result],
-            (Fabs | Log | Log2 | Log10 | Log1p | Sin | Cos | Sinh | Cosh | Atan | Asin | Acos, _) => &[Op(0)],
+            (Sqrt | Exp | Exp2 | Exp10 | Tan, _) => &[Result],
+            (Fabs | Log | Log2 | Log10 | Log1p | Sin | Cos | Sinh | Cosh | Atan | Asin | Acos | Expm1 | Tanh, _) => {
+                &[Op(0)]
+            }
             (Pow, 0) => &[Op(0), Op(1)],
             (Pow, _) => &[Op(0), Result],
             (Powi, _) => &[Op(0), Op(1)],
@@ -248,7 +250,7 @@ impl MathFn {
             (Exp, _) => z(),
             (Exp2, _) => b.fmul(z(), c(std::f64::consts::LN_2)),
             (Exp10, _) => b.fmul(z(), c(std::f64::consts::LN_10)),
-            (Expm1, _) => b.fadd(z(), c(1.0)),
+            (Expm1, _) => b.intrinsic("llvm.exp", &[x()])?,
             (Log, _) => b.fdiv(c(1.0), x()),
             (Log2, _) => b.fdiv(c(1.0), b.fmul(x(), c(std::f64::consts::LN_2))),
             (Log10, _) => b.fdiv(c(1.0), b.fmul(x(), c(std::f64::consts::LN_10))),
@@ -294,8 +296,8 @@ impl MathFn {
             (Sinh, _) => call_libm(b, "cosh", x())?,
             (Cosh, _) => call_libm(b, "sinh", x())?,
             (Tanh, _) => {
-                let zz = z();
-                b.fsub(c(1.0), b.fmul(zz, zz))
+                let ch = call_libm(b, "cosh", x())?;
+                b.fdiv(c(1.0), b.fmul(ch, ch))
             }
             (Atan, _) => {
                 let xx = x();
@@ -303,7 +305,7 @@ impl MathFn {
             }
             (Asin | Acos, _) => {
                 let xx = x();
-                let r = b.intrinsic("llvm.sqrt", &[b.fsub(c(1.0), b.fmul(xx, xx))])?;
+                let r = b.intrinsic("llvm.sqrt", &[b.fmul(b.fsub(c(1.0), xx), b.fadd(c(1.0), xx))])?;
                 b.fdiv(c(if self == Asin { 1.0 } else { -1.0 }), r)
             }
             (Cbrt, _) => b.fdiv(z(), b.fmul(c(3.0), x())),
