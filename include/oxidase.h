@@ -53,6 +53,12 @@
 // Int, Bool...), or a pointer to them (structs and tuples).
 #define OX_PASS_VALUE 1
 
+// A Julia object reference (an `Array`): `args[i]` points at a slot holding the
+// `jl_value_t*`; for a `OX_DUPLICATED` argument `shadows[i]` points at a slot holding
+// the shadow object's (same type and shape), read in forward mode and accumulated
+// into in reverse mode.
+#define OX_PASS_BOXED 2
+
 // No derivative.
 #define OX_CONST 0
 
@@ -73,6 +79,12 @@
 
 // Type tree: a pointer.
 #define OX_TT_POINTER 3
+
+// Type tree (offset 0 of a boxed argument): a Julia `Array` of `Float64`.
+#define OX_TT_ARRAY_F64 4
+
+// Type tree (offset 0 of a boxed argument): a Julia `Array` of `Float32`.
+#define OX_TT_ARRAY_F32 5
 
 // What the bytes at an offset of an argument hold.
 typedef struct OxTypeEntry {

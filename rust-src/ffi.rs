@@ -41,6 +41,12 @@ pub const OX_PASS_GHOST: u32 = 0;
 /// Int, Bool...), or a pointer to them (structs and tuples).
 pub const OX_PASS_VALUE: u32 = 1;
 
+/// A Julia object reference (an `Array`): `args[i]` points at a slot holding the
+/// `jl_value_t*`; for a `OX_DUPLICATED` argument `shadows[i]` points at a slot holding
+/// the shadow object's (same type and shape), read in forward mode and accumulated
+/// into in reverse mode.
+pub const OX_PASS_BOXED: u32 = 2;
+
 /// No derivative.
 pub const OX_CONST: u32 = 0;
 /// Reverse mode: the adjoint is returned (argument) or seeded (return).
@@ -56,6 +62,10 @@ pub const OX_TT_FLOAT32: u32 = 1;
 pub const OX_TT_INTEGER: u32 = 2;
 /// Type tree: a pointer.
 pub const OX_TT_POINTER: u32 = 3;
+/// Type tree (offset 0 of a boxed argument): a Julia `Array` of `Float64`.
+pub const OX_TT_ARRAY_F64: u32 = 4;
+/// Type tree (offset 0 of a boxed argument): a Julia `Array` of `Float32`.
+pub const OX_TT_ARRAY_F32: u32 = 5;
 
 /// What the bytes at an offset of an argument hold.
 #[repr(C)]
@@ -156,6 +166,7 @@ unsafe fn decode(req: *const OxRequest) -> Result<Request, Error> {
         let passing = match a.passing {
             OX_PASS_GHOST => Passing::Ghost,
             OX_PASS_VALUE => Passing::Value,
+            OX_PASS_BOXED => Passing::Boxed,
             c => return Err(bad(format!("argument {i}: unknown passing kind {c}"))),
         };
         if a.type_tree_len > 0 && a.type_tree.is_null() {
@@ -172,6 +183,8 @@ unsafe fn decode(req: *const OxRequest) -> Result<Request, Error> {
                 OX_TT_FLOAT32 => Leaf::F32,
                 OX_TT_INTEGER => Leaf::Integer,
                 OX_TT_POINTER => Leaf::Pointer,
+                OX_TT_ARRAY_F64 => Leaf::ArrayF64,
+                OX_TT_ARRAY_F32 => Leaf::ArrayF32,
                 c => return Err(bad(format!("argument {i}: unknown type tree kind {c}"))),
             };
             type_tree.push((e.offset, leaf));

@@ -27,5 +27,6 @@ pub mod pipeline;
 pub mod reinterpret;
 pub mod request;
 pub mod rules;
+pub mod runtime;
 pub mod symbols;
 pub mod transform;

@@ -3,10 +3,11 @@
 //! bug is reported as an error and never reaches the JIT.
 
 use crate::analysis::activity::Activity;
+use crate::analysis::memory::Memory;
 use crate::error::{Error, Result};
 use crate::jit;
 use crate::llvm::{passes, Module, Value};
-use crate::request::{Activity as Act, Mode, Request};
+use crate::request::{Activity as Act, ArgSpec, Leaf, Mode, Passing, Request};
 use crate::transform::{self, Frame};
 
 /// Name of the symbol resolving a call target: the function's name, or the symbol
@@ -83,16 +84,21 @@ pub fn synthesize(m: &Module, req: &Request, name: &str, layout: &str, triple: &
     let frame = Frame::build(m, f, req, name)?;
     let active_params: Vec<Value> =
         req.args.iter().zip(&frame.primal).filter(|(a, _)| a.activity != Act::Const).filter_map(|(_, v)| *v).collect();
-    let mut ret_active = req.ret != Act::Const;
-    if ret_active && active_params.is_empty() {
-        ret_active = false;
-    }
+    let ret_active = req.ret != Act::Const && !active_params.is_empty();
     let user_name = crate::names::julia_name(&f.name());
-    let act = Activity::compute(m, frame.g, &active_params, ret_active, &callee_name, &user_name)?;
+    let roots: Vec<(Value, Leaf)> = req
+        .args
+        .iter()
+        .zip(&frame.primal)
+        .filter(|(a, _)| a.passing == Passing::Boxed && a.activity == Act::Duplicated)
+        .filter_map(|(a, v)| Some(((*v)?, array_leaf(a))))
+        .collect();
+    let mem = Memory::compute(frame.g, &roots, &user_name)?;
+    let act = Activity::compute(m, frame.g, &active_params, ret_active, &mem, &callee_name, &user_name)?;
     crate::diagnostics::insert(m, frame.g, &act, &user_name);
     match req.mode {
-        Mode::Forward => transform::forward::differentiate(m, &frame, req, &act)?,
-        Mode::Reverse => transform::reverse::differentiate(m, &frame, req, &act)?,
+        Mode::Forward => transform::forward::differentiate(m, &frame, req, &act, &mem)?,
+        Mode::Reverse => transform::reverse::differentiate(m, &frame, req, &act, &mem)?,
     }
     crate::diagnostics::lower(m, frame.g, &frame.entry_builder(m));
     f.delete_function();
@@ -112,5 +118,15 @@ pub fn synthesize(m: &Module, req: &Request, name: &str, layout: &str, triple: &
 fn dump(stage: &str, m: &Module) {
     if std::env::var_os("OXIDASE_DUMP_IR").is_some() {
         eprintln!("; ---- oxidase: {stage} ----\n{}", m.print());
+    }
+}
+
+/// The float type of a differentiated object argument's memory (Float64 unless its type
+/// tree says Float32).
+fn array_leaf(a: &ArgSpec) -> Leaf {
+    if a.type_tree.iter().any(|(_, l)| *l == Leaf::ArrayF32) {
+        Leaf::ArrayF32
+    } else {
+        Leaf::ArrayF64
     }
 }

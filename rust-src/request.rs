@@ -17,8 +17,11 @@ pub enum Mode {
 pub enum Passing {
     /// No LLVM parameter (singleton types such as the function itself).
     Ghost,
-    /// One LLVM parameter holding the bits.
+    /// One LLVM parameter holding the bits (or a pointer to them, for structs).
     Value,
+    /// A Julia object reference (`jl_value_t*`), e.g. an `Array`: `args[i]` holds the
+    /// pointer, and for a differentiated argument `shadows[i]` holds the shadow object's.
+    Boxed,
 }
 
 /// Activity of an argument or of the return.
@@ -28,7 +31,8 @@ pub enum Activity {
     Const,
     /// Reverse mode: the adjoint is returned.
     Active,
-    /// Forward mode: a tangent is given (argument) or wanted (return).
+    /// Forward mode: a tangent is given (argument) or wanted (return). For a boxed
+    /// argument, in either mode: a shadow object of the same shape comes with it.
     Duplicated,
 }
 
@@ -43,6 +47,10 @@ pub enum Leaf {
     Integer,
     /// A pointer.
     Pointer,
+    /// The argument is a Julia `Array` of `Float64`.
+    ArrayF64,
+    /// The argument is a Julia `Array` of `Float32`.
+    ArrayF32,
 }
 
 /// One Julia argument.
@@ -92,6 +100,9 @@ impl Request {
             }
             if a.passing == Passing::Ghost && a.activity != Activity::Const {
                 return bad(format!("argument {i}: a ghost (zero-size) argument cannot be differentiated"));
+            }
+            if a.passing == Passing::Boxed && a.activity == Activity::Active {
+                return bad(format!("argument {i}: an object (array) is Duplicated, not Active"));
             }
         }
         match (self.mode, self.ret) {

@@ -46,6 +46,7 @@ const OX_MODE_REVERSE = UInt32(1)
 
 const OX_PASS_GHOST = UInt32(0)
 const OX_PASS_VALUE = UInt32(1)
+const OX_PASS_BOXED = UInt32(2)
 
 const OX_CONST = UInt32(0)
 const OX_ACTIVE = UInt32(1)
@@ -55,6 +56,8 @@ const OX_TT_FLOAT64 = UInt32(0)
 const OX_TT_FLOAT32 = UInt32(1)
 const OX_TT_INTEGER = UInt32(2)
 const OX_TT_POINTER = UInt32(3)
+const OX_TT_ARRAY_F64 = UInt32(4)
+const OX_TT_ARRAY_F32 = UInt32(5)
 
 mode_code(::ForwardMode) = OX_MODE_FORWARD
 mode_code(::ReverseMode) = OX_MODE_REVERSE
@@ -163,7 +166,23 @@ to differentiate).
 """
 function arg_desc(@nospecialize(T), activity::UInt32)
     is_ghost(T) && return ArgDesc(OX_PASS_GHOST, OX_CONST, OxTypeEntry[])
+    is_boxed(T) && return ArgDesc(OX_PASS_BOXED, activity, object_tree(T))
     return ArgDesc(OX_PASS_VALUE, activity, type_tree(T))
+end
+
+"""
+    is_boxed(T) -> Bool
+
+Whether Julia passes values of type `T` as object references (`jl_value_t*`): arrays,
+mutable structs, anything not isbits.
+"""
+is_boxed(@nospecialize(T)) = !is_ghost(T) && !isbitstype(T)
+
+# Arrays of Float64/Float32 say so; other objects carry no derivative yet.
+function object_tree(@nospecialize(T))
+    T <: Array{Float64} && return [OxTypeEntry(0, OX_TT_ARRAY_F64)]
+    T <: Array{Float32} && return [OxTypeEntry(0, OX_TT_ARRAY_F32)]
+    return OxTypeEntry[]
 end
 
 # --- entry points ---------------------------------------------------------------------

@@ -234,9 +234,12 @@ function check_argument_type(@nospecialize(T), i, name, constant::Bool)
             "cannot differentiate $name: not yet supported: differentiating structs and " *
             "tuples; pass it as Const, or its fields as separate arguments ($where_)"))
     end
+    # Objects: constant ones of any type; differentiated ones are arrays of Float64 or
+    # Float32 for now.
+    (constant || T <: Union{Array{Float64},Array{Float32}}) && return
     throw(DifferentiationError(
-        "cannot differentiate $name: not yet supported: arrays and other non-isbits " *
-        "arguments ($where_)"))
+        "cannot differentiate $name: not yet supported: differentiating $T (arrays of " *
+        "Float64 and Float32 are supported; pass it as Const if it needs no derivative) ($where_)"))
 end
 
 has_float_tree(@nospecialize(T)) = try
@@ -259,6 +262,12 @@ function argument_activity(@nospecialize(mode::Mode), @nospecialize(a::Annotatio
         return differentiable ? OX_ACTIVE : OX_CONST
     end
     # Duplicated, DuplicatedNoNeed
+    if is_boxed(T)
+        size(a.val) == size(a.dval) || throw(DimensionMismatch(
+            "Oxidase: the shadow of argument $i of $name has size $(size(a.dval)), " *
+            "the argument $(size(a.val))"))
+        return OX_DUPLICATED
+    end
     if mode isa ReverseMode
         throw(ArgumentError(
             "Oxidase: $(typeof(a).name.name) is for mutable data in reverse mode; argument " *
@@ -280,6 +289,8 @@ function return_type(@nospecialize(fn), @nospecialize(types), @nospecialize(anns
     hasmethod(fn, types) || throw(MethodError(fn, map(a -> a.val, anns)))
     RT = inferred_return_type(fn, types)
     (RT === Float64 || RT === Float32) && return RT
+    # Mutating functions (`f!(y, x)`) return nothing; their derivative goes into shadows.
+    RT === Nothing && return RT
     if RT === Union{}
         Base.invokelatest(fn, map(a -> a.val, anns)...)
         throw(DifferentiationError("cannot differentiate $name: it is inferred never to return"))
@@ -305,8 +316,10 @@ function call_derivative(::ForwardMode, c::CompiledDerivative, ::Type{RA}, anns:
     # of tuples would widen every element to the union of all of them.
     if c.rettype === Float64
         return forward_result(RA, call_forward(c, s, Float64, anns)...)
-    else
+    elseif c.rettype === Float32
         return forward_result(RA, call_forward(c, s, Float32, anns)...)
+    else
+        return forward_result(RA, call_forward(c, s, Nothing, anns)...)
     end
 end
 
@@ -323,8 +336,11 @@ function call_derivative(::ReverseMode{ReturnPrimal}, c::CompiledDerivative, ::T
     if c.rettype === Float64
         adjoints, primal = call_reverse(c, s, Float64, seed, anns)
         return ReturnPrimal ? (adjoints, primal) : (adjoints,)
-    else
+    elseif c.rettype === Float32
         adjoints32, primal32 = call_reverse(c, s, Float32, seed, anns)
         return ReturnPrimal ? (adjoints32, primal32) : (adjoints32,)
+    else
+        adjoints0, _ = call_reverse(c, s, Nothing, seed, anns)
+        return ReturnPrimal ? (adjoints0, nothing) : (adjoints0,)
     end
 end

@@ -18,7 +18,8 @@ struct Scratch
 end
 
 has_shadow(::ForwardMode, a::Annotation) = a isa Union{Duplicated,DuplicatedNoNeed}
-has_shadow(::ReverseMode, a::Annotation) = a isa Active
+has_shadow(::ReverseMode, a::Annotation) =
+    a isa Active || a isa Union{Duplicated,DuplicatedNoNeed} && is_boxed(Core.Typeof(a.val))
 
 function Scratch(@nospecialize(mode::Mode), @nospecialize(RT::Type), @nospecialize(anns::Tuple))
     n = length(anns)
@@ -27,7 +28,7 @@ function Scratch(@nospecialize(mode::Mode), @nospecialize(RT::Type), @nospeciali
     for k in 1:n
         a = anns[k]
         T = Core.Typeof(a.val)
-        sizes[k] = is_ghost(T) ? 0 : cld(sizeof(T), 8)
+        sizes[k] = is_ghost(T) ? 0 : is_boxed(T) ? 1 : cld(sizeof(T), 8)
         shadow_sizes[k] = has_shadow(mode, a) ? sizes[k] : 0
     end
     ret_words = cld(sizeof(RT), 8)
@@ -45,8 +46,17 @@ function Scratch(@nospecialize(mode::Mode), @nospecialize(RT::Type), @nospeciali
     return Scratch(data, argptrs, shadowptrs, ret, dret)
 end
 
-# Values of ghost types (and types passed as values, which are ghosts too) have no slot.
-store!(p::Ptr{Cvoid}, x::T) where {T} = (isbitstype(T) && p != C_NULL && unsafe_store!(Ptr{T}(p), x); nothing)
+# Bits are stored as they are, objects as their address (the caller keeps them alive);
+# values of ghost types (and types passed as values, which are ghosts too) have no slot.
+function store!(p::Ptr{Cvoid}, x::T) where {T}
+    p == C_NULL && return nothing
+    if isbitstype(T)
+        unsafe_store!(Ptr{T}(p), x)
+    elseif T.mutable
+        unsafe_store!(Ptr{Ptr{Cvoid}}(p), pointer_from_objref(x))
+    end
+    return nothing
+end
 
 # The loops over the arguments recurse over the tuple (slot k + 1 holds argument k):
 # each store and load is typed, nothing is boxed, and the recursion inlines away.
@@ -72,15 +82,16 @@ load_adjoint(p, a) = nothing
 function call_forward(c, s::Scratch, ::Type{RT}, anns::Tuple) where {RT}
     store_primals!(s, anns)
     store_tangents!(s, anns)
-    invoke_compiled(c, s)
+    invoke_compiled(c, s, anns)
     return unsafe_load(Ptr{RT}(s.ret)), unsafe_load(Ptr{RT}(s.dret))
 end
 
 function call_reverse(c, s::Scratch, ::Type{RT}, seed, anns::Tuple) where {RT}
     store_primals!(s, anns)
+    store_tangents!(s, anns)         # shadow objects of Duplicated arrays
     zero_adjoints!(s, anns)
-    unsafe_store!(Ptr{RT}(s.dret), RT(seed))
-    invoke_compiled(c, s)
+    RT === Nothing || unsafe_store!(Ptr{RT}(s.dret), RT(seed))
+    invoke_compiled(c, s, anns)
     return load_adjoints(s, anns), unsafe_load(Ptr{RT}(s.ret))
 end
 
@@ -89,8 +100,8 @@ end
 # is off for the call and `finally` turns it back on when `f` throws. A derivative that
 # never calls the runtime cannot trigger a collection, and skips both. The scratch
 # buffers are rooted by the CompiledDerivative.
-function invoke_compiled(c, s::Scratch)
-    status = if c.pause_gc
+function invoke_compiled(c, s::Scratch, anns::Tuple)
+    status = GC.@preserve anns if c.pause_gc
         prev = GC.enable(false)
         try
             raw_call(c.fptr, s)

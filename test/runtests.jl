@@ -13,6 +13,7 @@ using Test
     @testset "math" begin include("math.jl") end
     @testset "math sweep" begin include("math_sweep.jl") end
     @testset "control flow" begin include("control_flow.jl") end
+    @testset "arrays" begin include("arrays.jl") end
     @testset "cache" begin include("cache.jl") end
     @testset "sugar" begin include("sugar.jl") end
     @testset "docs" begin include("docs.jl") end

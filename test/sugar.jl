@@ -1,4 +1,4 @@
-# gradient, gradient! and jacobian need array arguments: they say so until arrays land.
+# gradient, gradient! and jacobian: not built yet; they say so.
 
 rosenbrock_inp(x) = (1.0 - x[1])^2 + 100.0 * (x[2] - x[1]^2)^2
 foo(x) = [rosenbrock_inp(x), prod(x)]

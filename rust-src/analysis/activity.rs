@@ -7,10 +7,49 @@
 //! that derivative data reaches is an error naming the construct and its source line,
 //! never a silently dropped derivative.
 
+use crate::analysis::memory::Memory;
 use crate::error::{Error, Result};
-use crate::llvm::{Module, Value};
+use crate::llvm::{Module, Opcode, Value};
 use crate::rules::{self, Rule};
 use std::collections::{HashMap, HashSet};
+
+/// Rules for instructions that touch shadowed memory (loads, stores, memory
+/// intrinsics); `None` leaves the instruction to `rules::classify`.
+fn memory_rule(i: Value, mem: &Memory, callee_name: &dyn Fn(Value) -> Option<String>) -> Option<Rule> {
+    match i.opcode() {
+        Opcode::LLVMLoad if i.ty().is_floating() && mem.is_shadowed(i.operand(0)) => Some(Rule::Load),
+        Opcode::LLVMStore if mem.is_shadowed(i.operand(1)) => {
+            if i.operand(0).ty().is_floating() {
+                Some(Rule::Store)
+            } else if i.operand(0).ty().is_pointer() && mem.is_shadowed(i.operand(0)) {
+                Some(Rule::Unsupported("storing a pointer to a differentiated array into differentiated memory".into()))
+            } else {
+                // Integers, pointers and other bits stored into shadowed memory (an
+                // array's length, say) carry no derivative.
+                Some(Rule::Zero)
+            }
+        }
+        Opcode::LLVMCall => {
+            let name = callee_name(i.called_operand())?;
+            let (dst, src) = (i.operand(0), i.operand(1));
+            if name.starts_with("llvm.memcpy") || name.starts_with("llvm.memmove") {
+                match (mem.is_shadowed(dst), mem.is_shadowed(src)) {
+                    (true, true) => Some(Rule::MemCopy),
+                    (true, false) => Some(Rule::MemZero),
+                    (false, true) => Some(Rule::Unsupported(
+                        "copying a differentiated array into memory without a derivative".into(),
+                    )),
+                    (false, false) => None,
+                }
+            } else if name.starts_with("llvm.memset") && mem.is_shadowed(dst) {
+                Some(Rule::MemZero)
+            } else {
+                None
+            }
+        }
+        _ => None,
+    }
+}
 
 /// Activity of every value of one function.
 pub struct Activity {
@@ -28,11 +67,15 @@ impl Activity {
         f: Value,
         active_params: &[Value],
         returned_active: bool,
+        mem: &Memory,
         callee_name: &dyn Fn(Value) -> Option<String>,
         user_name: &str,
     ) -> Result<Activity> {
         let insts: Vec<Value> = f.blocks().into_iter().flat_map(|b| b.instructions()).collect();
-        let rules: HashMap<Value, Rule> = insts.iter().map(|&i| (i, rules::classify(i, callee_name))).collect();
+        let rules: HashMap<Value, Rule> = insts
+            .iter()
+            .map(|&i| (i, memory_rule(i, mem, callee_name).unwrap_or_else(|| rules::classify(i, callee_name))))
+            .collect();
         let mut varied: HashSet<Value> = active_params.iter().copied().collect();
 
         // Forward: varied values, to a fixed point (loops carry variation around).
@@ -55,6 +98,8 @@ impl Activity {
                     }
                     Rule::Phi => differentiable && i.incoming().iter().any(|(v, _)| varied.contains(v)),
                     Rule::Unsupported(_) => i.operands().iter().any(|o| varied.contains(o)),
+                    // Shadowed memory holds derivatives whatever is stored there.
+                    Rule::Load | Rule::Store | Rule::MemCopy | Rule::MemZero => true,
                     Rule::Zero | Rule::ErrorPath | Rule::Control => false,
                 };
                 if v {
@@ -80,7 +125,14 @@ impl Activity {
         let live = cfg.reaches_return();
         for &i in &insts {
             let on_live_path = live[cfg.index(i.parent_block())];
-            if on_live_path && i.ty().is_void() && matches!(rules[&i], Rule::Unsupported(_)) && varied.contains(&i) {
+            let sink = match rules[&i] {
+                Rule::Unsupported(_) => i.ty().is_void() && varied.contains(&i),
+                // Writes into shadowed memory are derivative outputs (a Duplicated
+                // argument's shadow) or feed later loads.
+                Rule::Store | Rule::MemCopy | Rule::MemZero => true,
+                _ => false,
+            };
+            if on_live_path && sink {
                 work.push(i);
             }
         }
@@ -95,6 +147,8 @@ impl Activity {
                 Rule::Lanes(op) => work.extend(op.diff_operands().iter().map(|&k| v.operand(k))),
                 Rule::Phi => work.extend(v.incoming().into_iter().map(|(x, _)| x)),
                 Rule::Unsupported(_) => work.extend(v.operands()),
+                Rule::Store => work.push(v.operand(0)),
+                Rule::Load | Rule::MemCopy | Rule::MemZero => {}
                 Rule::Zero | Rule::ErrorPath | Rule::Control => {}
             }
         }
@@ -104,6 +158,16 @@ impl Activity {
             if let Rule::Unsupported(what) = &activity.rules[&i] {
                 if activity.useful.contains(&i) {
                     return Err(Error::Unsupported(describe(user_name, i, what)));
+                }
+                // A differentiated array handed to code without a rule may be read or
+                // written there: its derivative would be lost silently.
+                let on_live_path = live[cfg.index(i.parent_block())];
+                if on_live_path && i.opcode() == Opcode::LLVMCall && i.operands().iter().any(|&o| mem.is_shadowed(o)) {
+                    return Err(Error::Unsupported(describe(
+                        user_name,
+                        i,
+                        &format!("{what}, which is passed a differentiated array"),
+                    )));
                 }
             }
         }

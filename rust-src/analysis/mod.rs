@@ -3,3 +3,4 @@
 
 pub mod activity;
 pub mod cfg;
+pub mod memory;

@@ -297,6 +297,10 @@ impl Value {
     pub fn params(self) -> Vec<Value> {
         unsafe { (0..LLVMCountParams(self.0)).map(|i| Value(LLVMGetParam(self.0, i))).collect() }
     }
+    /// GEP: the source element type.
+    pub fn gep_source_type(self) -> Type {
+        Type(unsafe { LLVMGetGEPSourceElementType(self.0) })
+    }
     /// Shufflevector: the mask, `None` for undefined lanes.
     pub fn shuffle_mask(self) -> Vec<Option<u32>> {
         unsafe {
@@ -841,6 +845,19 @@ impl Builder<'_> {
         }
         self.cast(Opcode::LLVMAddrSpaceCast, v, ty)
     }
+    /// An integer converted to `ty` (zero-extended or truncated).
+    pub fn cast_int(&self, v: Value, ty: Type) -> Value {
+        let (from, to) = (v.ty().int_width(), ty.int_width());
+        match from.cmp(&to) {
+            std::cmp::Ordering::Equal => v,
+            std::cmp::Ordering::Less => self.cast(Opcode::LLVMZExt, v, ty),
+            std::cmp::Ordering::Greater => self.cast(Opcode::LLVMTrunc, v, ty),
+        }
+    }
+    /// A pointer in address space 0 (Julia's pointers live in 10-13).
+    pub fn to_generic_ptr(&self, p: Value) -> Value {
+        self.addrspace_cast(p, self.m.ptr())
+    }
     /// Converts a float/int/pointer value to an `i64` bit pattern for the tape.
     pub fn to_i64_bits(&self, v: Value) -> Value {
         let i64t = self.m.int(64);
@@ -897,6 +914,11 @@ impl Builder<'_> {
     pub fn gep(&self, ty: Type, p: Value, idx: &[Value]) -> Value {
         let mut is: Vec<LLVMValueRef> = idx.iter().map(|v| v.0).collect();
         Value(unsafe { LLVMBuildInBoundsGEP2(self.b, ty.0, p.0, is.as_mut_ptr(), is.len() as u32, NONAME.as_ptr()) })
+    }
+    /// `getelementptr` like `gep_inst` (same source type and indices) on base `p`.
+    pub fn gep_like(&self, gep_inst: Value, p: Value) -> Value {
+        let idx: Vec<Value> = (1..gep_inst.num_operands()).map(|k| gep_inst.operand(k)).collect();
+        self.gep(gep_inst.gep_source_type(), p, &idx)
     }
     /// A call of `f` (a function value).
     pub fn call(&self, f: Value, args: &[Value]) -> Value {

@@ -20,6 +20,8 @@ pub enum Need {
     Op(usize),
     /// The instruction's own result.
     Result,
+    /// The shadow of pointer operand `k`.
+    Shadow(usize),
 }
 
 /// Formula of a scaling rule.
@@ -94,6 +96,16 @@ pub enum Rule {
     Select,
     /// Vector lane moves: derivatives move with the lanes.
     Lanes(LaneOp),
+    /// A float load from shadowed memory: `ż = *p'`; `*p' += z̄`.
+    Load,
+    /// A float store into shadowed memory: `*p' = v̇`; `v̄ += *p'`, `*p' = 0`.
+    Store,
+    /// `memcpy`/`memmove` between shadowed memories: the shadows are copied alike;
+    /// reverse: `src' += dst'`, `dst' = 0`.
+    MemCopy,
+    /// `memset` (or a copy from memory without derivative) into shadowed memory: the
+    /// shadow is zeroed, in both sweeps.
+    MemZero,
     /// A phi: derivative of the incoming value of the edge taken.
     Phi,
     /// A call that never returns (Julia error paths): no derivative needed.

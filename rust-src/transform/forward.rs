@@ -5,17 +5,22 @@
 use super::{convert, Frame};
 use crate::analysis::activity::Activity;
 use crate::analysis::cfg::Cfg;
+use crate::analysis::memory::Memory;
 use crate::error::{Error, Result};
 use crate::llvm::{Builder, Module, Opcode, Value};
-use crate::request::{Activity as Act, Request};
+use crate::request::{Activity as Act, Passing, Request};
 use crate::rules::{tangent_type, LaneOp, Need, Rule};
 use std::collections::HashMap;
 
 /// Adds tangents to the frame's body and makes every `ret` write the primal and tangent.
-pub fn differentiate(m: &Module, frame: &Frame, req: &Request, act: &Activity) -> Result<()> {
+pub fn differentiate(m: &Module, frame: &Frame, req: &Request, act: &Activity, mem: &Memory) -> Result<()> {
+    let shadow = super::shadow::build(m, frame, mem);
     let cfg = Cfg::compute(frame.g);
     let mut tangent: HashMap<Value, Value> = HashMap::new();
     for (i, a) in req.args.iter().enumerate() {
+        if a.passing != Passing::Value {
+            continue;
+        }
         if let (Act::Duplicated, Some(v)) = (a.activity, frame.primal[i]) {
             if act.is_active(v) {
                 let p = frame.shadow_ptr(m, i);
@@ -47,7 +52,11 @@ pub fn differentiate(m: &Module, frame: &Frame, req: &Request, act: &Activity) -
             }
             b.after(inst);
             b.set_debug_loc_from(inst);
-            let t = tangent_of_instruction(&b, act, &tangent, inst)?;
+            if inst.ty().is_void() {
+                memory_effect(&b, act, &tangent, &shadow, inst)?;
+                continue;
+            }
+            let t = tangent_of_instruction(&b, act, &tangent, &shadow, inst)?;
             tangent.insert(inst, t);
         }
     }
@@ -84,13 +93,59 @@ pub fn differentiate(m: &Module, frame: &Frame, req: &Request, act: &Activity) -
     Ok(())
 }
 
-fn tangent_of_instruction(b: &Builder, act: &Activity, tangent: &HashMap<Value, Value>, inst: Value) -> Result<Value> {
+/// Writes into shadow memory what a store or memory intrinsic writes into primal memory.
+fn memory_effect(
+    b: &Builder,
+    act: &Activity,
+    tangent: &HashMap<Value, Value>,
+    shadow: &HashMap<Value, Value>,
+    inst: Value,
+) -> Result<()> {
+    let m = b.m;
+    let sh = |k: usize| shadow_of(shadow, inst, k);
+    match act.rule(inst) {
+        Rule::Store => {
+            let v = inst.operand(0);
+            let t = tangent.get(&v).copied().unwrap_or_else(|| m.const_null(v.ty()));
+            b.store(t, sh(1)?);
+        }
+        Rule::MemCopy => {
+            let args: Vec<Value> = vec![sh(0)?, sh(1)?, inst.operand(2), inst.operand(3)];
+            b.call(inst.called_operand(), &args);
+        }
+        Rule::MemZero => super::zero_memory(b, sh(0)?, inst.operand(2))?,
+        other => {
+            return Err(Error::Internal(format!(
+                "forward mode: active side effect with rule {other:?}: {}",
+                inst.print()
+            )))
+        }
+    }
+    Ok(())
+}
+
+/// The shadow of pointer operand `k` of `inst`.
+pub(super) fn shadow_of(shadow: &HashMap<Value, Value>, inst: Value, k: usize) -> Result<Value> {
+    shadow
+        .get(&inst.operand(k))
+        .copied()
+        .ok_or_else(|| Error::Internal(format!("no shadow for operand {k} of {}", inst.print())))
+}
+
+fn tangent_of_instruction(
+    b: &Builder,
+    act: &Activity,
+    tangent: &HashMap<Value, Value>,
+    shadow: &HashMap<Value, Value>,
+    inst: Value,
+) -> Result<Value> {
     let m = b.m;
     let tt = tangent_type(m, inst.ty()).expect("active values have a tangent type");
     let tan = |v: Value| tangent.get(&v).copied();
     let env = |n: Need| match n {
         Need::Op(k) => inst.operand(k),
         Need::Result => inst,
+        Need::Shadow(k) => shadow.get(&inst.operand(k)).copied().unwrap_or_else(|| inst.operand(k)),
     };
     Ok(match act.rule(inst) {
         Rule::Scale { formula, ops } => {
@@ -118,6 +173,7 @@ fn tangent_of_instruction(b: &Builder, act: &Activity, tangent: &HashMap<Value, 
             let c = tan(inst.operand(2)).unwrap_or(zero);
             b.select(inst.operand(0), a, c)
         }
+        Rule::Load => b.load(tt, shadow_of(shadow, inst, 0)?),
         Rule::Lanes(op) => {
             let zero_of = |v: Value| m.const_null(v.ty());
             let t = |k: usize| tan(inst.operand(k)).unwrap_or_else(|| zero_of(inst.operand(k)));

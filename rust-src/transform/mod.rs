@@ -6,6 +6,7 @@
 
 pub mod forward;
 pub mod reverse;
+pub mod shadow;
 pub mod tape;
 
 use crate::error::{Error, Result};
@@ -22,6 +23,8 @@ pub struct Frame {
     pub entry_br: Value,
     /// Per Julia argument, the loaded primal value (`None` for ghosts).
     pub primal: Vec<Option<Value>>,
+    /// Per Julia argument, the shadow object of a differentiated boxed argument.
+    pub shadow: Vec<Option<Value>>,
     /// The primal function's original first block, now in `g`.
     pub body_entry: Block,
     /// `g`'s parameters: args, shadows, ret, dret.
@@ -43,9 +46,38 @@ impl Frame {
         let fparams = f.params();
         let mut next = 0usize;
         let mut primal = Vec::with_capacity(req.args.len());
+        let mut shadow = vec![None; req.args.len()];
         for (i, a) in req.args.iter().enumerate() {
+            let index = m.const_int(m.int(64), i as u64);
             match a.passing {
                 Passing::Ghost => primal.push(None),
+                Passing::Boxed => {
+                    let Some(&fp) = fparams.get(next) else {
+                        return Err(Error::InvalidRequest(format!(
+                            "argument {i} is an object but the function has only {} parameters",
+                            fparams.len()
+                        )));
+                    };
+                    next += 1;
+                    if !fp.ty().is_pointer() {
+                        return Err(Error::InvalidRequest(format!(
+                            "argument {i} is described as an object but is passed as {}",
+                            fp.ty().print()
+                        )));
+                    }
+                    let object = |array: Value, name: String| {
+                        let slot = b.load(ptr, b.gep(ptr, array, &[index]));
+                        let v = b.addrspace_cast(b.load(ptr, slot), fp.ty());
+                        v.set_name(&name);
+                        v
+                    };
+                    let v = object(params[0], format!("arg{i}"));
+                    if a.activity == crate::request::Activity::Duplicated {
+                        shadow[i] = Some(object(params[1], format!("shadow{i}")));
+                    }
+                    fp.replace_all_uses_with(v);
+                    primal.push(Some(v));
+                }
                 Passing::Value => {
                     let Some(&fp) = fparams.get(next) else {
                         return Err(Error::InvalidRequest(format!(
@@ -55,7 +87,7 @@ impl Frame {
                     };
                     next += 1;
                     check_type_tree(i, fp, &a.type_tree)?;
-                    let slot = b.load(ptr, b.gep(ptr, params[0], &[m.const_int(m.int(64), i as u64)]));
+                    let slot = b.load(ptr, b.gep(ptr, params[0], &[index]));
                     // Structs and tuples are passed by reference: the pointer to the
                     // caller's bytes is the argument (in Julia's address space).
                     let v = if fp.ty().is_pointer() && a.type_tree.iter().all(|(_, l)| *l != Leaf::Pointer) {
@@ -81,7 +113,7 @@ impl Frame {
             bb.move_to_end_of(g);
         }
         let entry_br = b.br(body_entry);
-        Ok(Frame { g, entry, entry_br, primal, body_entry, params })
+        Ok(Frame { g, entry, entry_br, primal, shadow, body_entry, params })
     }
 
     /// A builder positioned in the entry block, before its branch.
@@ -138,4 +170,13 @@ pub fn convert(b: &Builder, d: Value, to: crate::llvm::Type) -> Value {
     } else {
         b.cast(Opcode::LLVMFPTrunc, d, to)
     }
+}
+
+/// `memset(p, 0, len)`: shadow memory whose primal was overwritten by data without
+/// derivative.
+pub fn zero_memory(b: &Builder, p: Value, len: Value) -> Result<()> {
+    let m = b.m;
+    let memset = m.intrinsic("llvm.memset", &[p.ty(), len.ty()]).map_err(Error::Internal)?;
+    b.call(memset, &[p, m.const_int(m.int(8), 0), len, m.const_int(m.int(1), 0)]);
+    Ok(())
 }

@@ -18,6 +18,7 @@ use super::tape::Tape;
 use super::{accumulate, convert, Frame};
 use crate::analysis::activity::Activity;
 use crate::analysis::cfg::Cfg;
+use crate::analysis::memory::Memory;
 use crate::error::{Error, Result};
 use crate::llvm::{Block, Builder, Module, Opcode, Value};
 use crate::request::{Activity as Act, Request};
@@ -34,15 +35,29 @@ struct Reverse<'a> {
     rev: HashMap<usize, Block>,
     /// Per active instruction: its needs and whether each was pushed.
     needs: HashMap<Value, Vec<(Need, bool)>>,
+    /// Shadow pointers, built in the forward sweep.
+    shadow: HashMap<Value, Value>,
+    mem: &'a Memory,
 }
 
 /// Turns the frame's body into forward sweep + reverse sweep.
-pub fn differentiate(m: &Module, frame: &Frame, req: &Request, act: &Activity) -> Result<()> {
+pub fn differentiate(m: &Module, frame: &Frame, req: &Request, act: &Activity, mem: &Memory) -> Result<()> {
+    let shadow = super::shadow::build(m, frame, mem);
     let cfg = Cfg::compute(frame.g);
     let eb = frame.entry_builder(m);
     let tape = Tape::new(m, &eb);
-    let mut r =
-        Reverse { m, act, cfg, frame, tape, adjoint: HashMap::new(), rev: HashMap::new(), needs: HashMap::new() };
+    let mut r = Reverse {
+        m,
+        act,
+        cfg,
+        frame,
+        tape,
+        adjoint: HashMap::new(),
+        rev: HashMap::new(),
+        needs: HashMap::new(),
+        shadow,
+        mem,
+    };
     r.make_adjoint_slots(&eb);
     r.plan_needs();
     r.instrument_forward()?;
@@ -55,10 +70,7 @@ impl Reverse<'_> {
         let values =
             self.frame.primal.iter().flatten().copied().chain(self.cfg.blocks.iter().flat_map(|b| b.instructions()));
         for v in values.collect::<Vec<_>>() {
-            if !self.act.is_active(v) {
-                continue;
-            }
-            let tt = tangent_type(self.m, v.ty()).expect("active values have a tangent type");
+            let Some(tt) = tangent_type(self.m, v.ty()).filter(|_| self.act.is_active(v)) else { continue };
             let slot = eb.alloca(tt, &format!("{}.adj", v.name()));
             eb.store(self.m.const_null(tt), slot);
             self.adjoint.insert(v, slot);
@@ -74,10 +86,15 @@ impl Reverse<'_> {
         !self.cfg.in_cycle[bi] && self.cfg.returns.iter().all(|&r| self.cfg.dominates(bi, r))
     }
 
-    fn need_value(inst: Value, n: Need) -> Value {
+    fn need_value(&self, inst: Value, n: Need) -> Value {
         match n {
             Need::Op(k) => inst.operand(k),
             Need::Result => inst,
+            // Shadows exist for every shadowed pointer (memory analysis), so a missing
+            // one is an engine bug caught by the verifier as a use of `undef`.
+            Need::Shadow(k) => {
+                self.shadow.get(&inst.operand(k)).copied().unwrap_or_else(|| self.m.const_null(inst.operand(k).ty()))
+            }
         }
     }
 
@@ -102,10 +119,14 @@ impl Reverse<'_> {
                     }
                     Rule::Select => needs.push(Need::Op(0)),
                     Rule::Lanes(op) => needs.extend(op.index_operand().map(Need::Op)),
+                    Rule::Load => needs.push(Need::Shadow(0)),
+                    Rule::Store => needs.push(Need::Shadow(1)),
+                    Rule::MemCopy => needs.extend([Need::Shadow(0), Need::Shadow(1), Need::Op(2)]),
+                    Rule::MemZero => needs.extend([Need::Shadow(0), Need::Op(2)]),
                     _ => {}
                 }
                 let planned =
-                    needs.into_iter().map(|n| (n, !self.visible_in_reverse(Self::need_value(inst, n)))).collect();
+                    needs.into_iter().map(|n| (n, !self.visible_in_reverse(self.need_value(inst, n)))).collect();
                 self.needs.insert(inst, planned);
             }
         }
@@ -139,7 +160,7 @@ impl Reverse<'_> {
                     b.after(inst);
                     for (n, pushed) in needs {
                         if *pushed {
-                            self.tape.push(&b, Self::need_value(inst, *n));
+                            self.tape.push(&b, self.need_value(inst, *n));
                         }
                     }
                 }
@@ -304,6 +325,44 @@ impl Reverse<'_> {
         }
     }
 
+    /// Reverse of a store or memory intrinsic into shadowed memory.
+    fn reverse_memory_effect(&self, b: &Builder, inst: Value, env: &dyn Fn(Need) -> Value) -> Result<()> {
+        let m = self.m;
+        match self.act.rule(inst) {
+            // *p = v: v̄ += p̄', p̄' = 0 (the overwritten value's adjoint is dropped).
+            Rule::Store => {
+                let (v, p) = (inst.operand(0), env(Need::Shadow(1)));
+                let tt = tangent_type(m, v.ty()).expect("stores into shadowed memory are of floats");
+                let d = b.load(tt, p);
+                b.store(m.const_null(tt), p);
+                self.add_adjoint(b, v, d);
+            }
+            Rule::MemCopy => {
+                let helper = match self.memory_leaf(inst) {
+                    crate::request::Leaf::ArrayF32 => crate::runtime::memcpy_adjoint_f32 as *const () as usize,
+                    _ => crate::runtime::memcpy_adjoint_f64 as *const () as usize,
+                };
+                let i64t = m.int(64);
+                let len = b.cast_int(env(Need::Op(2)), i64t);
+                let fty = m.fn_type(m.void(), &[m.ptr(), m.ptr(), i64t]);
+                let (dst, src) = (b.to_generic_ptr(env(Need::Shadow(0))), b.to_generic_ptr(env(Need::Shadow(1))));
+                b.call_typed(fty, m.const_address(helper), &[dst, src, len]);
+            }
+            Rule::MemZero => super::zero_memory(b, env(Need::Shadow(0)), env(Need::Op(2)))?,
+            other => {
+                return Err(Error::Internal(format!(
+                    "reverse mode: active side effect with rule {other:?}: {}",
+                    inst.print()
+                )))
+            }
+        }
+        Ok(())
+    }
+
+    fn memory_leaf(&self, inst: Value) -> crate::request::Leaf {
+        self.mem.leaf(inst.operand(0)).unwrap_or(crate::request::Leaf::ArrayF64)
+    }
+
     fn accumulate_phis(&self, b: &Builder, phis: &[(Value, Value)], pred: usize) {
         let pb = self.cfg.blocks[pred];
         for &(phi, d) in phis {
@@ -318,14 +377,23 @@ impl Reverse<'_> {
         let mut env_vals: HashMap<Need, Value> = HashMap::new();
         if let Some(needs) = self.needs.get(&inst) {
             for (n, pushed) in needs.iter().rev() {
-                let v = Self::need_value(inst, *n);
+                let v = self.need_value(inst, *n);
                 let got = if *pushed { self.tape.pop(b, v.ty()) } else { v };
                 env_vals.insert(*n, got);
             }
         }
-        let env = |n: Need| env_vals.get(&n).copied().unwrap_or_else(|| Self::need_value(inst, n));
+        let env = |n: Need| env_vals.get(&n).copied().unwrap_or_else(|| self.need_value(inst, n));
+        if inst.ty().is_void() {
+            return self.reverse_memory_effect(b, inst, &env);
+        }
         let d = self.take_adjoint(b, inst);
         match self.act.rule(inst) {
+            // z = *p: p̄' += z̄ (adjoints of memory accumulate).
+            Rule::Load => {
+                let p = env(Need::Shadow(0));
+                let old = b.load(d.ty(), p);
+                b.store(b.fadd(old, d), p);
+            }
             Rule::Scale { formula, ops } => {
                 for &k in ops {
                     let x = inst.operand(k);

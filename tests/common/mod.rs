@@ -145,3 +145,51 @@ pub fn central_difference(g: &dyn Fn(&[f64]) -> f64, x: &[f64], i: usize) -> f64
 pub fn assert_close(a: f64, b: f64, tol: f64, what: &str) {
     assert!((a - b).abs() <= tol * b.abs().max(1.0), "{what}: got {a}, expected {b}");
 }
+
+/// The fields of Julia 1.5's `jl_array_t` that compiled code reads (data pointer at 0,
+/// length at 8, number of rows at 24), so array IR runs without Julia.
+#[repr(C)]
+pub struct FakeArray {
+    data: *mut f64,
+    length: usize,
+    flags: u64,
+    nrows: usize,
+    maxsize: usize,
+    storage: Vec<f64>,
+}
+
+impl FakeArray {
+    /// A vector holding `values`.
+    pub fn new(values: &[f64]) -> Box<FakeArray> {
+        let mut storage = values.to_vec();
+        let data = storage.as_mut_ptr();
+        Box::new(FakeArray {
+            data,
+            length: values.len(),
+            flags: 0,
+            nrows: values.len(),
+            maxsize: values.len(),
+            storage,
+        })
+    }
+    /// The current contents.
+    pub fn values(&self) -> Vec<f64> {
+        self.storage.clone()
+    }
+}
+
+/// An array argument (a boxed object) with the given activity.
+pub fn array_arg(activity: Activity) -> ArgSpec {
+    ArgSpec { passing: Passing::Boxed, activity, type_tree: vec![(0, Leaf::ArrayF64)] }
+}
+
+/// Calls a derivative of `f(x::Vector{Float64}) -> Float64` with `Duplicated(x, dx)`:
+/// in reverse mode `dx` accumulates the gradient (seed 1), in forward mode it is the
+/// direction. Returns (primal, return tangent, dx afterwards).
+pub fn call_array(d: OxDerivativeFn, x: &[f64], dx: &[f64]) -> (f64, f64, Vec<f64>) {
+    let (x, dx) = (FakeArray::new(x), FakeArray::new(dx));
+    let (mut xp, mut dxp) = (&*x as *const FakeArray as *mut c_void, &*dx as *const FakeArray as *mut c_void);
+    let (mut ret, mut dret) = (0.0, 1.0);
+    assert_eq!(invoke(d, &[NONE, ptr(&mut xp)], &[NONE, ptr(&mut dxp)], &mut ret, &mut dret), 0);
+    (ret, dret, dx.values())
+}

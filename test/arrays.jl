@@ -1,0 +1,194 @@
+# Array arguments: Duplicated shadows in both modes, checked against central finite
+# differences (reverse gradient) and against the reverse gradient (forward directional
+# derivatives, the dot-product identity ⟨∇f, v⟩ = ḟ(v)).
+
+rosenbrock_inp(x) = (1.0 - x[1])^2 + 100.0 * (x[2] - x[1]^2)^2
+
+function fd_gradient(f, x; h = 1e-6)
+    map(eachindex(x)) do i
+        xp = copy(x); xm = copy(x)
+        xp[i] += h; xm[i] -= h
+        (f(xp) - f(xm)) / (2h)
+    end
+end
+
+# Reverse gradient, forward directional derivative along v, and both checked.
+function check_array(f, x; rtol = 1e-6, atol = 1e-8)
+    dx = zero(x)
+    ((dnothing,), y) = autodiff(ReverseWithPrimal, f, Active, Duplicated(copy(x), dx))
+    @test dnothing === nothing
+    @test y ≈ f(copy(x))
+    @test dx ≈ fd_gradient(f, x) rtol = rtol atol = atol
+    v = [sin(i) for i in eachindex(x)]
+    (yf, t) = autodiff(Forward, f, Duplicated, Duplicated(copy(x), copy(v)))
+    @test yf ≈ f(copy(x))
+    @test t ≈ sum(dx .* v) rtol = 1e-10 atol = 1e-12
+    return dx
+end
+
+@testset "seed tutorial, in place" begin
+    x = [1.0, 2.0]; dx = [0.0, 0.0]
+    @test autodiff(Reverse, rosenbrock_inp, Active, Duplicated(x, dx)) == ((nothing,),)
+    @test dx == [-400.0, 200.0]
+    @test autodiff(Forward, rosenbrock_inp, Duplicated, Duplicated([1.0, 3.0], [1.0, 1.0])) == (400.0, -400.0)
+    # Reverse mode accumulates into the shadow.
+    dx = [1.0, 1.0]
+    autodiff(Reverse, rosenbrock_inp, Active, Duplicated([1.0, 2.0], dx))
+    @test dx == [-399.0, 201.0]
+end
+
+function sumsq_loop(x)
+    s = 0.0
+    for i in eachindex(x)
+        s += x[i]^2
+    end
+    s
+end
+function dot_loop(x, y)
+    s = 0.0
+    for i in 1:length(x)
+        s += x[i] * y[i]
+    end
+    s
+end
+function matvec_norm(A, x)
+    s = 0.0
+    for i in 1:size(A, 1)
+        yi = 0.0
+        for j in 1:size(A, 2)
+            yi += A[i, j] * x[j]
+        end
+        s += yi^2
+    end
+    s
+end
+function scale_inplace_sum(x)
+    for i in eachindex(x)
+        x[i] *= 2.0
+    end
+    s = 0.0
+    for i in eachindex(x)
+        s += x[i] * x[i]
+    end
+    s
+end
+function cumsum_last(x)
+    for i in 2:length(x)
+        x[i] += x[i-1]
+    end
+    x[end] * x[1]
+end
+function stencil(x)
+    s = 0.0
+    for i in 2:length(x)-1
+        s += (x[i-1] - 2x[i] + x[i+1])^2
+    end
+    s
+end
+function overwrite_then_read(x)
+    a = x[1] * x[2]
+    x[1] = 5.0
+    a + x[1] * x[2]
+end
+function first_negative_square(x)
+    for i in eachindex(x)
+        x[i] < 0 && return x[i]^2
+    end
+    return 0.0
+end
+function halve_while_large(x)
+    s = x[1]
+    while s > 1.0
+        s = s / 2 + x[2] * 1e-3
+    end
+    s
+end
+function softmax_first(x)
+    m = x[1]
+    for i in eachindex(x)
+        m = max(m, x[i])
+    end
+    z = 0.0
+    for i in eachindex(x)
+        z += exp(x[i] - m)
+    end
+    exp(x[1] - m) / z
+end
+function normalized_second(x)
+    s = 0.0
+    for v in x
+        s += v
+    end
+    x[2] / s
+end
+
+@testset "$name" for (name, f, x) in [
+        ("sum of squares, 0 elements", sumsq_loop, Float64[]),
+        ("sum of squares, 1 element", sumsq_loop, [1.5]),
+        ("sum of squares, many", sumsq_loop, collect(range(-1.0, 2.0; length = 50))),
+        ("in-place scaling", scale_inplace_sum, [1.0, -2.0, 3.0]),
+        ("cumulative sum", cumsum_last, [1.0, 2.0, 3.0, 4.0]),
+        ("stencil", stencil, [1.0, 4.0, 9.0, 16.0, 25.0]),
+        ("overwrite then read", overwrite_then_read, [3.0, 4.0]),
+        ("early return", first_negative_square, [1.0, 2.0, -3.0, 4.0]),
+        ("early return, never taken", first_negative_square, [1.0, 2.0]),
+        ("data-dependent while", halve_while_large, [37.0, 2.0]),
+        ("softmax", softmax_first, [0.5, -1.0, 2.0]),
+        ("normalisation", normalized_second, [1.0, 2.0, 3.0]),
+    ]
+    check_array(f, x)
+end
+
+@testset "several arrays, constant and differentiated" begin
+    x = [1.0, 2.0, 3.0]; y = [4.0, 5.0, 6.0]
+    dx = zero(x)
+    autodiff(Reverse, dot_loop, Active, Duplicated(x, dx), Const(y))
+    @test dx == y
+    dx = zero(x); dy = zero(y)
+    autodiff(Reverse, dot_loop, Active, Duplicated(x, dx), Duplicated(y, dy))
+    @test (dx, dy) == (y, x)
+    A = [1.0 2.0 3.0; 4.0 5.0 6.0]; x2 = [0.5, -1.0, 2.0]
+    dA = zero(A); dx2 = zero(x2)
+    autodiff(Reverse, matvec_norm, Active, Duplicated(A, dA), Duplicated(x2, dx2))
+    r = A * x2
+    @test dA ≈ 2 .* r .* x2'
+    @test dx2 ≈ 2 .* (A' * r)
+    @test autodiff(Forward, matvec_norm, Duplicated, Const(A), Duplicated(x2, [1.0, 0.0, 0.0]))[2] ≈ dx2[1]
+end
+
+function square_into!(y, x)
+    for i in eachindex(x)
+        y[i] = 3.0 * x[i]^2
+    end
+    nothing
+end
+
+@testset "mutating function (a pullback)" begin
+    x = [1.0, 2.0, 3.0]; dx = zeros(3)
+    y = zeros(3); dy = [1.0, 10.0, 100.0]
+    @test autodiff(Reverse, square_into!, Const, Duplicated(y, dy), Duplicated(x, dx)) == ((nothing, nothing),)
+    @test y == 3 .* x .^ 2
+    @test dx == 6 .* x .* [1.0, 10.0, 100.0]
+    @test dy == zeros(3)          # the output's cotangent is consumed
+    y = zeros(3); ty = zeros(3)
+    @test autodiff(Forward, square_into!, Const, Duplicated(y, ty), Duplicated(x, [1.0, 1.0, 1.0])) == ()
+    @test ty == 6 .* x
+end
+
+@testset "Float32 arrays" begin
+    x = Float32[1.0, 2.0]; dx = zeros(Float32, 2)
+    ((_,), y) = autodiff(ReverseWithPrimal, rosenbrock_inp, Active, Duplicated(x, dx))
+    @test y isa Float64                 # 1.0 - x[1] promotes to Float64
+    @test dx == Float32[-400.0, 200.0]
+    f32(x) = x[1] * x[2] + x[2]^2
+    dx = zeros(Float32, 2)
+    ((_,), y) = autodiff(ReverseWithPrimal, f32, Active, Duplicated(Float32[3, 4], dx))
+    @test y isa Float32 && dx == Float32[4, 11]
+end
+
+@testset "bounds errors through the derivative" begin
+    out_of_bounds(x) = x[3] * 2.0
+    @test_throws BoundsError autodiff(Reverse, out_of_bounds, Active, Duplicated([1.0, 2.0], [0.0, 0.0]))
+    @test_throws BoundsError autodiff(Forward, out_of_bounds, Duplicated, Duplicated([1.0, 2.0], [0.0, 0.0]))
+    @test autodiff(Reverse, out_of_bounds, Active, Duplicated([1.0, 2.0, 3.0], zeros(3))) == ((nothing,),)
+end
