@@ -93,12 +93,25 @@ pub fn synthesize(m: &Module, req: &Request, name: &str, layout: &str, triple: &
         .filter(|(a, _)| a.passing == Passing::Boxed && a.activity == Act::Duplicated)
         .filter_map(|(a, v)| Some(((*v)?, array_leaf(a))))
         .collect();
-    let mem = Memory::compute(frame.g, &roots, &user_name)?;
-    let act = Activity::compute(m, frame.g, &active_params, ret_active, &mem, &callee_name, &user_name)?;
+    // Arrays the function allocates get shadows when derivative data is written into
+    // them; each round of analysis may find more (bounded by the number of allocations).
+    let mut allocations = std::collections::HashMap::new();
+    let (mem, act) = loop {
+        let mem = Memory::compute(frame.g, &roots, &allocations, &callee_name, &user_name)?;
+        let act = Activity::compute(m, frame.g, &active_params, ret_active, &mem, &callee_name, &user_name)?;
+        if act.wants_shadow.is_empty() {
+            break (mem, act);
+        }
+        let before = allocations.len();
+        allocations.extend(act.wants_shadow.iter().map(|(k, v)| (*k, *v)));
+        if allocations.len() == before {
+            return Err(Error::Internal("shadow analysis of allocations does not converge".into()));
+        }
+    };
     crate::diagnostics::insert(m, frame.g, &act, &user_name);
     match req.mode {
-        Mode::Forward => transform::forward::differentiate(m, &frame, req, &act, &mem)?,
-        Mode::Reverse => transform::reverse::differentiate(m, &frame, req, &act, &mem)?,
+        Mode::Forward => transform::forward::differentiate(m, &frame, req, &act, &mem, &callee_name)?,
+        Mode::Reverse => transform::reverse::differentiate(m, &frame, req, &act, &mem, &callee_name)?,
     }
     crate::diagnostics::lower(m, frame.g, &frame.entry_builder(m));
     f.delete_function();

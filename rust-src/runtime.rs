@@ -34,6 +34,51 @@ unsafe fn memcpy_adjoint<T: Copy + Default + std::ops::AddAssign>(dst: *mut T, s
     }
 }
 
+/// The fields of Julia 1.5's `jl_array_t` these helpers use.
+#[repr(C)]
+pub struct JlArray {
+    data: *mut u8,
+    length: usize,
+    flags: u16,
+    elsize: u16,
+}
+
+/// Zeroes an array's data: a fresh shadow starts with derivative zero.
+///
+/// # Safety
+/// `a` must be a live Julia array of bits elements.
+pub unsafe extern "C" fn zero_array(a: *mut JlArray) {
+    let a = &*a;
+    std::ptr::write_bytes(a.data, 0, a.length * a.elsize as usize);
+}
+
+/// Zeroes the first (`at_end == 0`) or last `n` elements of an array's data: the
+/// elements a resize added to a shadow.
+///
+/// # Safety
+/// `a` must be a live Julia array of bits elements with at least `n` elements.
+pub unsafe extern "C" fn zero_array_part(a: *mut JlArray, n: usize, at_end: usize) {
+    let a = &*a;
+    let n = n.min(a.length);
+    let first = if at_end != 0 { a.length - n } else { 0 };
+    let size = a.elsize as usize;
+    std::ptr::write_bytes(a.data.add(first * size), 0, n * size);
+}
+
+/// Reverse of `b = copy(a)` on shadows: `a' += b'`, `b' = 0`, element-wise (Float64 or
+/// Float32, from the element size).
+///
+/// # Safety
+/// `src` and `dst` must be live Julia arrays of the same length and float element type.
+pub unsafe extern "C" fn array_accumulate(src: *mut JlArray, dst: *mut JlArray) {
+    let (s, d) = (&*src, &*dst);
+    match d.elsize {
+        8 => memcpy_adjoint(d.data as *mut f64, s.data as *mut f64, d.length),
+        4 => memcpy_adjoint(d.data as *mut f32, s.data as *mut f32, d.length),
+        _ => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

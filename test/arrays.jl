@@ -192,3 +192,55 @@ end
     @test_throws BoundsError autodiff(Forward, out_of_bounds, Duplicated, Duplicated([1.0, 2.0], [0.0, 0.0]))
     @test autodiff(Reverse, out_of_bounds, Active, Duplicated([1.0, 2.0, 3.0], zeros(3))) == ((nothing,),)
 end
+
+# Functions that allocate arrays: each allocation that derivative data is written into
+# gets a zeroed shadow (allocated in the derivative, with the collector paused).
+zeros_filled(x) = (y = zeros(length(x)); for i in eachindex(x); y[i] = x[i]^2; end; y[1] * y[2])
+similar_filled(x) = (y = similar(x); for i in eachindex(x); y[i] = sin(x[i]); end; y[1] * y[2])
+copied(x) = (y = copy(x); y[1] = 0.0; y[1] + y[2] * x[1])
+function copy_then_overwrite(F)
+    F2 = copy(F)
+    F[1] = 0.0
+    F2[1] * F2[2]
+end
+broadcast_product(x) = (y = x .* x; y[1] + y[2])
+broadcast_affine(x) = (y = 2.0 .* x .+ 1.0; y[1] * y[2])
+function broadcast_inplace(x)
+    y = zeros(length(x))
+    y .= x .* x
+    y[1] + y[2]
+end
+literal(x) = (y = [x[1] * x[2], x[2]]; y[1] * y[2])
+pushed(x) = (y = Float64[]; for v in x; push!(y, v^2); end; y[1] * y[2])
+
+@testset "allocation: $name" for (name, f) in [
+        ("zeros", zeros_filled), ("similar", similar_filled), ("copy", copied),
+        ("copy then overwrite", copy_then_overwrite), ("broadcast", broadcast_product),
+        ("broadcast, fused", broadcast_affine), ("broadcast in place", broadcast_inplace),
+        ("array literal", literal), ("push!", pushed)]
+    check_array(f, [0.3, 1.7])
+end
+
+function churn(x)
+    s = 0.0
+    for k in 1:20
+        y = x .* k          # a fresh array each iteration
+        z = copy(y)
+        s += z[1] * y[2]
+    end
+    s
+end
+
+@testset "allocation-heavy derivative under GC pressure" begin
+    x = [0.5, 1.5]
+    expected = fd_gradient(churn, x)
+    for round in 1:200
+        dx = zero(x)
+        autodiff(Reverse, churn, Active, Duplicated(copy(x), dx))
+        round % 20 == 0 && GC.gc()
+        garbage = [rand(100) for _ in 1:50]      # give the collector work between calls
+        @test dx ≈ expected rtol = 1e-6
+    end
+    @test Oxidase.derivative_flags(Oxidase.derivative(Reverse, churn, Active,
+                                                      (Duplicated(x, zero(x)),)).fptr) == Oxidase.OX_FLAG_PAUSE_GC
+end

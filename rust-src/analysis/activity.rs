@@ -10,6 +10,7 @@
 use crate::analysis::memory::Memory;
 use crate::error::{Error, Result};
 use crate::llvm::{Module, Opcode, Value};
+use crate::request::Leaf;
 use crate::rules::{self, Rule};
 use std::collections::{HashMap, HashSet};
 
@@ -28,6 +29,19 @@ fn memory_rule(i: Value, mem: &Memory, callee_name: &dyn Fn(Value) -> Option<Str
                 // array's length, say) carry no derivative.
                 Some(Rule::Zero)
             }
+        }
+        Opcode::LLVMCall
+            if crate::analysis::memory::array_call(i, callee_name)
+                == Some(crate::analysis::memory::ArrayCall::Copy)
+                && mem.is_shadowed(i) =>
+        {
+            Some(Rule::ArrayCopy)
+        }
+        // Resizing a differentiated array resizes its shadow (`transform::shadow`).
+        Opcode::LLVMCall
+            if crate::analysis::memory::resize_call(i, callee_name).is_some() && mem.is_shadowed(i.operand(0)) =>
+        {
+            Some(Rule::Zero)
         }
         Opcode::LLVMCall => {
             let name = callee_name(i.called_operand())?;
@@ -56,6 +70,9 @@ pub struct Activity {
     rules: HashMap<Value, Rule>,
     varied: HashSet<Value>,
     useful: HashSet<Value>,
+    /// Arrays allocated in the function that derivative data is written into: they need
+    /// shadows, and the analysis must run again with them (`pipeline`).
+    pub wants_shadow: HashMap<Value, crate::request::Leaf>,
 }
 
 impl Activity {
@@ -99,7 +116,7 @@ impl Activity {
                     Rule::Phi => differentiable && i.incoming().iter().any(|(v, _)| varied.contains(v)),
                     Rule::Unsupported(_) => i.operands().iter().any(|o| varied.contains(o)),
                     // Shadowed memory holds derivatives whatever is stored there.
-                    Rule::Load | Rule::Store | Rule::MemCopy | Rule::MemZero => true,
+                    Rule::Load | Rule::Store | Rule::MemCopy | Rule::MemZero | Rule::ArrayCopy => true,
                     Rule::Zero | Rule::ErrorPath | Rule::Control => false,
                 };
                 if v {
@@ -107,6 +124,29 @@ impl Activity {
                     changed = true;
                 }
             }
+        }
+
+        // Derivative data written into an array the function allocated: that array needs
+        // a shadow (found here, built on the next round of analysis).
+        let mut wants_shadow = HashMap::new();
+        for &i in &insts {
+            let (value, addr) = match i.opcode() {
+                Opcode::LLVMStore => (i.operand(0), i.operand(1)),
+                Opcode::LLVMCall if matches!(rules[&i], Rule::Unsupported(_)) && i.num_operands() >= 3 => {
+                    (i.operand(1), i.operand(0))
+                }
+                _ => continue,
+            };
+            let carries = varied.contains(&value) || mem.is_shadowed(value);
+            if carries && !mem.is_shadowed(addr) {
+                if let Some(a) = mem.origin(addr) {
+                    let leaf = if value.ty().float_bits() == 32 { Leaf::ArrayF32 } else { Leaf::ArrayF64 };
+                    wants_shadow.insert(a, leaf);
+                }
+            }
+        }
+        if !wants_shadow.is_empty() {
+            return Ok(Activity { rules, varied, useful: HashSet::new(), wants_shadow });
         }
 
         // Backward: useful values, from the returned values.
@@ -129,7 +169,7 @@ impl Activity {
                 Rule::Unsupported(_) => i.ty().is_void() && varied.contains(&i),
                 // Writes into shadowed memory are derivative outputs (a Duplicated
                 // argument's shadow) or feed later loads.
-                Rule::Store | Rule::MemCopy | Rule::MemZero => true,
+                Rule::Store | Rule::MemCopy | Rule::MemZero | Rule::ArrayCopy => true,
                 _ => false,
             };
             if on_live_path && sink {
@@ -148,12 +188,12 @@ impl Activity {
                 Rule::Phi => work.extend(v.incoming().into_iter().map(|(x, _)| x)),
                 Rule::Unsupported(_) => work.extend(v.operands()),
                 Rule::Store => work.push(v.operand(0)),
-                Rule::Load | Rule::MemCopy | Rule::MemZero => {}
+                Rule::Load | Rule::MemCopy | Rule::MemZero | Rule::ArrayCopy => {}
                 Rule::Zero | Rule::ErrorPath | Rule::Control => {}
             }
         }
 
-        let activity = Activity { rules, varied, useful };
+        let activity = Activity { rules, varied, useful, wants_shadow };
         for &i in &insts {
             if let Rule::Unsupported(what) = &activity.rules[&i] {
                 if activity.useful.contains(&i) {

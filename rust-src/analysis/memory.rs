@@ -13,6 +13,53 @@ use std::collections::HashMap;
 /// Shadowed pointers of one function, with the float type of the memory behind them.
 pub struct Memory {
     shadowed: HashMap<Value, Leaf>,
+    origin: HashMap<Value, Value>,
+}
+
+/// Julia runtime calls that create arrays.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArrayCall {
+    /// `jl_alloc_array_1d/2d/3d`: a new array, contents undefined.
+    Alloc,
+    /// `jl_array_copy(a)`: a new array with `a`'s contents.
+    Copy,
+}
+
+/// Julia runtime calls that resize an array in place (`push!`, `pop!`, `resize!`...);
+/// the shadow array is resized alike, and new elements of the shadow start at zero.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Resize {
+    /// `jl_array_grow_end(a, n)`: n elements appended.
+    GrowEnd,
+    /// `jl_array_grow_beg(a, n)`: n elements prepended.
+    GrowBeg,
+    /// `jl_array_del_end`, `jl_array_del_beg`, `jl_array_sizehint`: nothing new to zero.
+    Other,
+}
+
+/// Which resizing runtime call `i` is, if any.
+pub fn resize_call(i: Value, callee_name: &dyn Fn(Value) -> Option<String>) -> Option<Resize> {
+    if i.opcode() != Opcode::LLVMCall {
+        return None;
+    }
+    match callee_name(i.called_operand())?.as_str() {
+        "jl_array_grow_end" => Some(Resize::GrowEnd),
+        "jl_array_grow_beg" => Some(Resize::GrowBeg),
+        "jl_array_del_end" | "jl_array_del_beg" | "jl_array_sizehint" => Some(Resize::Other),
+        _ => None,
+    }
+}
+
+/// Which array-creating runtime call `i` is, if any.
+pub fn array_call(i: Value, callee_name: &dyn Fn(Value) -> Option<String>) -> Option<ArrayCall> {
+    if i.opcode() != Opcode::LLVMCall || !i.ty().is_pointer() {
+        return None;
+    }
+    match callee_name(i.called_operand())?.as_str() {
+        "jl_alloc_array_1d" | "jl_alloc_array_2d" | "jl_alloc_array_3d" => Some(ArrayCall::Alloc),
+        "jl_array_copy" => Some(ArrayCall::Copy),
+        _ => None,
+    }
 }
 
 /// How a pointer-typed instruction derives from its operands, for shadowing.
@@ -48,10 +95,19 @@ pub fn merged(i: Value) -> Vec<Value> {
 }
 
 impl Memory {
-    /// Propagates shadows from the differentiated object arguments `roots` through `f`.
-    pub fn compute(f: Value, roots: &[(Value, Leaf)], user: &str) -> Result<Memory> {
+    /// Propagates shadows from the differentiated object arguments `roots` and the
+    /// arrays allocated in `f` that hold derivatives (`allocations`) through `f`.
+    pub fn compute(
+        f: Value,
+        roots: &[(Value, Leaf)],
+        allocations: &HashMap<Value, Leaf>,
+        callee_name: &dyn Fn(Value) -> Option<String>,
+        user: &str,
+    ) -> Result<Memory> {
         let mut shadowed: HashMap<Value, Leaf> = roots.iter().copied().collect();
+        shadowed.extend(allocations.iter().map(|(k, v)| (*k, *v)));
         let insts: Vec<Value> = f.blocks().into_iter().flat_map(|b| b.instructions()).collect();
+        let origin = origins(&insts, callee_name);
         let mut changed = true;
         while changed {
             changed = false;
@@ -62,6 +118,8 @@ impl Memory {
                 let from = match pointer_op(i) {
                     Some(PointerOp::Derive) | Some(PointerOp::Load) => shadowed.get(&i.operand(0)).copied(),
                     Some(PointerOp::Merge) => merged(i).iter().find_map(|v| shadowed.get(v).copied()),
+                    // A copy of a differentiated array is differentiated.
+                    None if array_call(i, callee_name) == Some(ArrayCall::Copy) => shadowed.get(&i.operand(0)).copied(),
                     None => None,
                 };
                 if let Some(leaf) = from {
@@ -82,7 +140,12 @@ impl Memory {
                 }
             }
         }
-        Ok(Memory { shadowed })
+        Ok(Memory { shadowed, origin })
+    }
+
+    /// The array allocation a pointer derives from, when it derives from exactly one.
+    pub fn origin(&self, p: Value) -> Option<Value> {
+        self.origin.get(&p).copied()
     }
 
     /// Whether pointer `p` has a shadow.
@@ -98,4 +161,36 @@ impl Memory {
 
 fn is_null(v: Value) -> bool {
     v.is_constant() && (v.print().contains("null") || v.print().contains("undef") || v.print().contains("poison"))
+}
+
+/// For each pointer, the allocation (`jl_alloc_array_*`, `jl_array_copy`) it derives
+/// from: the allocation itself, pointers derived from it, and its data pointer.
+fn origins(insts: &[Value], callee_name: &dyn Fn(Value) -> Option<String>) -> HashMap<Value, Value> {
+    let mut origin: HashMap<Value, Value> = HashMap::new();
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for &i in insts {
+            if origin.contains_key(&i) {
+                continue;
+            }
+            let o = if array_call(i, callee_name).is_some() {
+                Some(i)
+            } else {
+                match pointer_op(i) {
+                    Some(PointerOp::Derive) | Some(PointerOp::Load) => origin.get(&i.operand(0)).copied(),
+                    Some(PointerOp::Merge) => {
+                        let all: Vec<Option<Value>> = merged(i).iter().map(|v| origin.get(v).copied()).collect();
+                        all[0].filter(|o| all.iter().all(|x| *x == Some(*o)))
+                    }
+                    None => None,
+                }
+            };
+            if let Some(o) = o {
+                origin.insert(i, o);
+                changed = true;
+            }
+        }
+    }
+    origin
 }

@@ -260,6 +260,10 @@ impl Value {
         let c = self.called_operand();
         c.is_function().then_some(c)
     }
+    /// Call: the function type it calls through.
+    pub fn called_function_type(self) -> Type {
+        Type(unsafe { LLVMGetCalledFunctionType(self.0) })
+    }
     /// Number of call arguments.
     pub fn call_arg_count(self) -> usize {
         unsafe { LLVMGetNumArgOperands(self.0) as usize }

@@ -22,6 +22,8 @@ pub enum Need {
     Result,
     /// The shadow of pointer operand `k`.
     Shadow(usize),
+    /// The shadow of the instruction's own (pointer) result.
+    ResultShadow,
 }
 
 /// Formula of a scaling rule.
@@ -41,6 +43,14 @@ pub enum Formula {
     FRem,
     /// An elementary function.
     Math(MathFn),
+}
+
+impl Rule {
+    /// Rules of instructions whose derivative is an effect on shadow memory rather than
+    /// a tangent or adjoint of their own.
+    pub fn is_memory_effect(&self) -> bool {
+        matches!(self, Rule::Store | Rule::MemCopy | Rule::MemZero | Rule::ArrayCopy)
+    }
 }
 
 /// A vector lane operation.
@@ -106,6 +116,9 @@ pub enum Rule {
     /// `memset` (or a copy from memory without derivative) into shadowed memory: the
     /// shadow is zeroed, in both sweeps.
     MemZero,
+    /// `b = jl_array_copy(a)` of a differentiated array: `ḃ = copy(ȧ)`; reverse:
+    /// `ā += b̄`, `b̄ = 0`.
+    ArrayCopy,
     /// A phi: derivative of the incoming value of the edge taken.
     Phi,
     /// A call that never returns (Julia error paths): no derivative needed.

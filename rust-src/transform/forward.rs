@@ -13,8 +13,15 @@ use crate::rules::{tangent_type, LaneOp, Need, Rule};
 use std::collections::HashMap;
 
 /// Adds tangents to the frame's body and makes every `ret` write the primal and tangent.
-pub fn differentiate(m: &Module, frame: &Frame, req: &Request, act: &Activity, mem: &Memory) -> Result<()> {
-    let shadow = super::shadow::build(m, frame, mem);
+pub fn differentiate(
+    m: &Module,
+    frame: &Frame,
+    req: &Request,
+    act: &Activity,
+    mem: &Memory,
+    callee_name: &dyn Fn(Value) -> Option<String>,
+) -> Result<()> {
+    let shadow = super::shadow::build(m, frame, mem, callee_name, false);
     let cfg = Cfg::compute(frame.g);
     let mut tangent: HashMap<Value, Value> = HashMap::new();
     for (i, a) in req.args.iter().enumerate() {
@@ -52,7 +59,7 @@ pub fn differentiate(m: &Module, frame: &Frame, req: &Request, act: &Activity, m
             }
             b.after(inst);
             b.set_debug_loc_from(inst);
-            if inst.ty().is_void() {
+            if act.rule(inst).is_memory_effect() {
                 memory_effect(&b, act, &tangent, &shadow, inst)?;
                 continue;
             }
@@ -114,6 +121,8 @@ fn memory_effect(
             b.call(inst.called_operand(), &args);
         }
         Rule::MemZero => super::zero_memory(b, sh(0)?, inst.operand(2))?,
+        // The shadow of the copy is the copy of the shadow, made with the shadows.
+        Rule::ArrayCopy => {}
         other => {
             return Err(Error::Internal(format!(
                 "forward mode: active side effect with rule {other:?}: {}",
@@ -146,6 +155,7 @@ fn tangent_of_instruction(
         Need::Op(k) => inst.operand(k),
         Need::Result => inst,
         Need::Shadow(k) => shadow.get(&inst.operand(k)).copied().unwrap_or_else(|| inst.operand(k)),
+        Need::ResultShadow => shadow.get(&inst).copied().unwrap_or(inst),
     };
     Ok(match act.rule(inst) {
         Rule::Scale { formula, ops } => {

@@ -41,8 +41,17 @@ struct Reverse<'a> {
 }
 
 /// Turns the frame's body into forward sweep + reverse sweep.
-pub fn differentiate(m: &Module, frame: &Frame, req: &Request, act: &Activity, mem: &Memory) -> Result<()> {
-    let shadow = super::shadow::build(m, frame, mem);
+pub fn differentiate(
+    m: &Module,
+    frame: &Frame,
+    req: &Request,
+    act: &Activity,
+    mem: &Memory,
+    callee_name: &dyn Fn(Value) -> Option<String>,
+) -> Result<()> {
+    // Copies of differentiated arrays start with a zero adjoint (their forward-mode
+    // tangent would be the copy of the shadow).
+    let shadow = super::shadow::build(m, frame, mem, callee_name, true);
     let cfg = Cfg::compute(frame.g);
     let eb = frame.entry_builder(m);
     let tape = Tape::new(m, &eb);
@@ -95,6 +104,7 @@ impl Reverse<'_> {
             Need::Shadow(k) => {
                 self.shadow.get(&inst.operand(k)).copied().unwrap_or_else(|| self.m.const_null(inst.operand(k).ty()))
             }
+            Need::ResultShadow => self.shadow.get(&inst).copied().unwrap_or_else(|| self.m.const_null(inst.ty())),
         }
     }
 
@@ -123,6 +133,7 @@ impl Reverse<'_> {
                     Rule::Store => needs.push(Need::Shadow(1)),
                     Rule::MemCopy => needs.extend([Need::Shadow(0), Need::Shadow(1), Need::Op(2)]),
                     Rule::MemZero => needs.extend([Need::Shadow(0), Need::Op(2)]),
+                    Rule::ArrayCopy => needs.extend([Need::Shadow(0), Need::ResultShadow]),
                     _ => {}
                 }
                 let planned =
@@ -349,6 +360,12 @@ impl Reverse<'_> {
                 b.call_typed(fty, m.const_address(helper), &[dst, src, len]);
             }
             Rule::MemZero => super::zero_memory(b, env(Need::Shadow(0)), env(Need::Op(2)))?,
+            Rule::ArrayCopy => {
+                let (src, copy) = (b.to_generic_ptr(env(Need::Shadow(0))), b.to_generic_ptr(env(Need::ResultShadow)));
+                let fty = m.fn_type(m.void(), &[m.ptr(), m.ptr()]);
+                let helper = crate::runtime::array_accumulate as *const () as usize;
+                b.call_typed(fty, m.const_address(helper), &[src, copy]);
+            }
             other => {
                 return Err(Error::Internal(format!(
                     "reverse mode: active side effect with rule {other:?}: {}",
@@ -383,7 +400,7 @@ impl Reverse<'_> {
             }
         }
         let env = |n: Need| env_vals.get(&n).copied().unwrap_or_else(|| self.need_value(inst, n));
-        if inst.ty().is_void() {
+        if self.act.rule(inst).is_memory_effect() {
             return self.reverse_memory_effect(b, inst, &env);
         }
         let d = self.take_adjoint(b, inst);

@@ -6,12 +6,21 @@
 
 use super::Frame;
 use crate::analysis::cfg::Cfg;
-use crate::analysis::memory::{pointer_op, Memory, PointerOp};
+use crate::analysis::memory::{array_call, pointer_op, resize_call, ArrayCall, Memory, PointerOp, Resize};
 use crate::llvm::{Block, Module, Opcode, Value};
 use std::collections::HashMap;
 
-/// Builds the shadow of every shadowed pointer of the frame's body.
-pub fn build(m: &Module, frame: &Frame, mem: &Memory) -> HashMap<Value, Value> {
+/// Builds the shadow of every shadowed pointer of the frame's body. Arrays the function
+/// allocates get a zeroed shadow array from the same allocation call; copies of
+/// differentiated arrays get the copy of the shadow (`zero_copies`: zeroed, for the
+/// reverse sweep, where a copy's adjoint starts at zero).
+pub fn build(
+    m: &Module,
+    frame: &Frame,
+    mem: &Memory,
+    callee_name: &dyn Fn(Value) -> Option<String>,
+    zero_copies: bool,
+) -> HashMap<Value, Value> {
     let mut shadow: HashMap<Value, Value> = HashMap::new();
     for (p, s) in frame.primal.iter().zip(&frame.shadow) {
         if let (Some(p), Some(s)) = (p, s) {
@@ -32,11 +41,32 @@ pub fn build(m: &Module, frame: &Frame, mem: &Memory) -> HashMap<Value, Value> {
         }
     }
     for &i in &insts {
+        if let Some(kind) = resize_call(i, callee_name).filter(|_| mem.is_shadowed(i.operand(0))) {
+            resize_shadow(m, i, kind, &shadow);
+            continue;
+        }
         if !mem.is_shadowed(i) || shadow.contains_key(&i) {
             continue;
         }
         let of = |v: Value| shadow.get(&v).copied().unwrap_or_else(|| m.const_null(v.ty()));
-        b.after(i);
+        // Before `i`: a shadow needs only the shadows of `i`'s operands, and code the
+        // transforms later add right after `i` (tape pushes) can then use it.
+        b.before(i);
+        if let Some(call) = array_call(i, callee_name) {
+            let args: Vec<Value> = (0..i.call_arg_count()).map(|k| i.operand(k)).collect();
+            let s = match call {
+                ArrayCall::Alloc => b.call_typed(i.called_function_type(), i.called_operand(), &args),
+                ArrayCall::Copy => b.call_typed(i.called_function_type(), i.called_operand(), &[of(args[0])]),
+            };
+            if call == ArrayCall::Alloc || zero_copies {
+                let fty = m.fn_type(m.void(), &[m.ptr()]);
+                let helper = crate::runtime::zero_array as *const () as usize;
+                b.call_typed(fty, m.const_address(helper), &[b.to_generic_ptr(s)]);
+            }
+            s.set_name(&format!("{}.shadow", i.name()));
+            shadow.insert(i, s);
+            continue;
+        }
         let s = match pointer_op(i) {
             Some(PointerOp::Derive) if i.opcode() == Opcode::LLVMGetElementPtr => b.gep_like(i, of(i.operand(0))),
             Some(PointerOp::Derive) => b.cast(i.opcode(), of(i.operand(0)), i.ty()),
@@ -57,4 +87,25 @@ pub fn build(m: &Module, frame: &Frame, mem: &Memory) -> HashMap<Value, Value> {
         s.add_incoming(&pairs);
     }
     shadow
+}
+
+/// After `jl_array_grow_end(a, n)` and friends: the same call on the shadow, and the new
+/// shadow elements zeroed.
+fn resize_shadow(m: &Module, i: Value, kind: Resize, shadow: &HashMap<Value, Value>) {
+    let Some(&s) = shadow.get(&i.operand(0)) else { return };
+    let b = m.builder();
+    b.after(i);
+    let mut args: Vec<Value> = (0..i.call_arg_count()).map(|k| i.operand(k)).collect();
+    args[0] = s;
+    b.call_typed(i.called_function_type(), i.called_operand(), &args);
+    let at_end = match kind {
+        Resize::GrowEnd => 1,
+        Resize::GrowBeg => 0,
+        Resize::Other => return,
+    };
+    let i64t = m.int(64);
+    let fty = m.fn_type(m.void(), &[m.ptr(), i64t, i64t]);
+    let helper = crate::runtime::zero_array_part as *const () as usize;
+    let n = b.cast_int(args[1], i64t);
+    b.call_typed(fty, m.const_address(helper), &[b.to_generic_ptr(s), n, m.const_int(i64t, at_end)]);
 }
