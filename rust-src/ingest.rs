@@ -1,12 +1,17 @@
-//! Ingestion: from Julia's optimized module to one self-contained function. Julia
-//! callees are inlined into the entry (error paths that never return stay calls), the
-//! rest of the module is dropped, and LLVM cleans up what inlining exposed (SROA turns
-//! the `sret` tuples of `sin`'s helpers into SSA values).
+//! Ingestion: from Julia's optimized module to the functions to differentiate. Julia
+//! callees are inlined into the entry (error paths that never return stay calls, and so
+//! do recursive functions, which are differentiated call by call), the rest of the
+//! module is dropped, and LLVM cleans up what inlining exposed (SROA turns the `sret`
+//! tuples of `sin`'s helpers into SSA values).
 
 use crate::error::{Error, Result};
 use crate::llvm::{passes, Module, Value};
 use crate::names::julia_name;
 use std::collections::{HashMap, HashSet};
+
+/// The string attribute marking functions differentiated call by call (their body
+/// moves into derivative functions later, so "has a body" cannot tell them apart).
+pub const RECURSIVE: &str = "oxidase-recursive";
 
 /// Prepares `entry` in `m` for differentiation and returns it.
 pub fn prepare(m: &Module, entry: &str) -> Result<Value> {
@@ -16,28 +21,59 @@ pub fn prepare(m: &Module, entry: &str) -> Result<Value> {
     }
     let callees = call_graph(m);
     let reachable = reachable_from(f, &callees);
-    if let Some(cycle) = find_recursion(f, &callees) {
+    let recursive = recursive_functions(&reachable, &callees);
+    if recursive.contains(&f) {
         return Err(Error::Unsupported(format!(
-            "recursion (`{}` calls itself through {}): recursive functions are not supported yet",
-            julia_name(&cycle[0].name()),
-            cycle.iter().map(|v| format!("`{}`", julia_name(&v.name()))).collect::<Vec<_>>().join(" → ")
+            "recursion: `{}` calls itself; a recursive function can be differentiated when it is called from another one (wrap it: `g(x) = {}(x)`)",
+            julia_name(&f.name()),
+            julia_name(&f.name())
         )));
     }
+    // Everything that returns is inlined, except functions on a recursive cycle: those
+    // are differentiated call by call (`transform::calls`).
     for g in m.functions() {
-        if g == f || g.is_declaration() || !reachable.contains(&g) {
+        if g == f || g.is_declaration() || !reachable.contains(&g) || g.has_fn_attr("noreturn") {
             continue;
         }
-        if g.has_fn_attr("noreturn") {
-            continue;
+        if recursive.contains(&g) {
+            g.remove_fn_attr("alwaysinline");
+            g.add_fn_attr("noinline");
+            g.add_string_attr(RECURSIVE);
+        } else {
+            g.remove_fn_attr("noinline");
+            g.add_fn_attr("alwaysinline");
         }
-        g.remove_fn_attr("noinline");
-        g.add_fn_attr("alwaysinline");
     }
     drop_unreachable_functions(m, &reachable);
     passes::run(m, "always-inline,sroa,early-cse,simplifycfg,instcombine<no-verify-fixpoint>,sroa,simplifycfg")
         .map_err(Error::Internal)?;
-    crate::reinterpret::rewrite(m, f);
+    for g in m.functions() {
+        if g == f || recursive.contains(&g) {
+            crate::reinterpret::rewrite(m, g);
+        }
+    }
     Ok(f)
+}
+
+/// Functions on a call cycle (recursion, direct or mutual) among those that return.
+fn recursive_functions(reachable: &HashSet<Value>, callees: &HashMap<Value, Vec<Value>>) -> HashSet<Value> {
+    let returns = |g: &Value| reachable.contains(g) && !g.has_fn_attr("noreturn");
+    let mut out = HashSet::new();
+    for g in reachable.iter().filter(|g| returns(g)) {
+        // g is on a cycle when it is reachable from one of its own callees.
+        let mut seen = HashSet::new();
+        let mut stack: Vec<Value> = callees.get(g).into_iter().flatten().copied().filter(returns).collect();
+        while let Some(h) = stack.pop() {
+            if h == *g {
+                out.insert(*g);
+                break;
+            }
+            if seen.insert(h) {
+                stack.extend(callees.get(&h).into_iter().flatten().copied().filter(returns));
+            }
+        }
+    }
+    out
 }
 
 fn call_graph(m: &Module) -> HashMap<Value, Vec<Value>> {
@@ -72,35 +108,6 @@ fn reachable_from(f: Value, callees: &HashMap<Value, Vec<Value>>) -> HashSet<Val
         }
     }
     seen
-}
-
-/// A cycle of calls among functions that return (noreturn error paths are left as calls).
-fn find_recursion(f: Value, callees: &HashMap<Value, Vec<Value>>) -> Option<Vec<Value>> {
-    fn visit(
-        g: Value,
-        callees: &HashMap<Value, Vec<Value>>,
-        path: &mut Vec<Value>,
-        done: &mut HashSet<Value>,
-    ) -> Option<Vec<Value>> {
-        if let Some(pos) = path.iter().position(|&p| p == g) {
-            let mut cycle = path[pos..].to_vec();
-            cycle.push(g);
-            return Some(cycle);
-        }
-        if !done.insert(g) || g.has_fn_attr("noreturn") {
-            return None;
-        }
-        path.push(g);
-        for &c in callees.get(&g).into_iter().flatten() {
-            if let Some(cy) = visit(c, callees, path, done) {
-                return Some(cy);
-            }
-        }
-        path.pop();
-        None
-    }
-    let mut done = HashSet::new();
-    visit(f, callees, &mut Vec::new(), &mut done)
 }
 
 /// Deletes defined functions the entry cannot reach (Julia's `jfptr_` thunks and the

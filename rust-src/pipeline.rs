@@ -93,26 +93,26 @@ pub fn synthesize(m: &Module, req: &Request, name: &str, layout: &str, triple: &
         .filter(|(a, _)| a.passing == Passing::Boxed && a.activity == Act::Duplicated)
         .filter_map(|(a, v)| Some(((*v)?, array_leaf(a))))
         .collect();
-    // Arrays the function allocates get shadows when derivative data is written into
-    // them; each round of analysis may find more (bounded by the number of allocations).
-    let mut allocations = std::collections::HashMap::new();
-    let (mem, act) = loop {
-        let mem = Memory::compute(frame.g, &roots, &allocations, &callee_name, &user_name)?;
-        let act = Activity::compute(m, frame.g, &active_params, ret_active, &mem, &callee_name, &user_name)?;
-        if act.wants_shadow.is_empty() {
-            break (mem, act);
-        }
-        let before = allocations.len();
-        allocations.extend(act.wants_shadow.iter().map(|(k, v)| (*k, *v)));
-        if allocations.len() == before {
-            return Err(Error::Internal("shadow analysis of allocations does not converge".into()));
-        }
-    };
+    let (mem, act) = analyze(m, frame.g, &roots, &active_params, ret_active, &user_name)?;
     crate::diagnostics::insert(m, frame.g, &act, &user_name);
+    let callees = transform::calls::Callees::new(m);
     match req.mode {
-        Mode::Forward => transform::forward::differentiate(m, &frame, req, &act, &mem, &callee_name)?,
-        Mode::Reverse => transform::reverse::differentiate(m, &frame, req, &act, &mem, &callee_name)?,
+        Mode::Forward => transform::forward::differentiate(m, &frame, req, &act, &mem, &callee_name, &callees)?,
+        Mode::Reverse => transform::reverse::differentiate(m, &frame, req, &act, &mem, &callee_name, &callees)?,
     }
+    // The callees' derivative functions, analysed with every float parameter active
+    // and the shadowed pointer parameters as roots.
+    callees.generate_all(
+        &|cf, pair| {
+            let roots: Vec<(Value, Leaf)> =
+                pair.pattern.shadowed.iter().zip(&cf.primal).filter_map(|(leaf, v)| Some(((*v)?, (*leaf)?))).collect();
+            let active: Vec<Value> = pair.float_params.iter().filter_map(|&k| cf.primal[k]).collect();
+            let name = crate::names::julia_name(&pair.aug.name().replace(".aug", "").replace(".fwd", ""));
+            analyze(m, cf.g, &roots, &active, pair.ret_float, &name)
+        },
+        &callee_name,
+    )?;
+    callees.finish()?;
     crate::diagnostics::lower(m, frame.g, &frame.entry_builder(m));
     f.delete_function();
     for g in m.functions() {
@@ -122,9 +122,35 @@ pub fn synthesize(m: &Module, req: &Request, name: &str, layout: &str, triple: &
     }
     dump("synthesized", m);
     m.verify().map_err(|e| Error::Internal(format!("generated IR does not verify: {e}")))?;
-    let flags = runtime_flags(frame.g);
+    let flags = m.functions().into_iter().filter(|g| !g.is_declaration()).map(runtime_flags).fold(0, |a, b| a | b);
     passes::run(m, "default<O2>").map_err(Error::Internal)?;
     Ok(flags)
+}
+
+/// Memory and activity analysis of `g`. Arrays the function allocates get shadows when
+/// derivative data is written into them; each round of analysis may find more (bounded
+/// by the number of allocations).
+fn analyze(
+    m: &Module,
+    g: Value,
+    roots: &[(Value, Leaf)],
+    active_params: &[Value],
+    ret_active: bool,
+    user_name: &str,
+) -> Result<(Memory, Activity)> {
+    let mut allocations = std::collections::HashMap::new();
+    loop {
+        let mem = Memory::compute(g, roots, &allocations, &callee_name, user_name)?;
+        let act = Activity::compute(m, g, active_params, ret_active, &mem, &callee_name, user_name)?;
+        if act.wants_shadow.is_empty() {
+            return Ok((mem, act));
+        }
+        let before = allocations.len();
+        allocations.extend(act.wants_shadow.iter().map(|(k, v)| (*k, *v)));
+        if allocations.len() == before {
+            return Err(Error::Internal("shadow analysis of allocations does not converge".into()));
+        }
+    }
 }
 
 /// With `OXIDASE_DUMP_IR` set, prints the module at each stage (for bug reports).

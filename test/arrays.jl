@@ -244,3 +244,46 @@ end
     @test Oxidase.derivative_flags(Oxidase.derivative(Reverse, churn, Active,
                                                       (Duplicated(x, zero(x)),)).fptr) == Oxidase.OX_FLAG_PAUSE_GC
 end
+
+# Base's reductions recurse (pairwise summation): the recursive helper is differentiated
+# call by call, with a pair of functions sharing the caller's tape.
+reductions = [
+    ("sum", x -> sum(x), x -> ones(length(x))),
+    ("sum(abs2)", x -> sum(abs2, x), x -> 2x),
+    ("sum(sin)", x -> sum(sin, x), x -> cos.(x)),
+    ("prod", x -> prod(x), x -> [prod(x) / v for v in x]),
+    ("maximum", x -> maximum(x), x -> [v == maximum(x) ? 1.0 : 0.0 for v in x]),
+    ("norm", x -> sqrt(sum(abs2, x)), x -> x ./ sqrt(sum(abs2, x))),
+    ("logsumexp", x -> (m = maximum(x); m + log(sum(exp.(x .- m)))), x -> exp.(x) ./ sum(exp.(x))),
+    ("softmax", x -> (e = exp.(x .- maximum(x)); e[1] / sum(e)), nothing),
+]
+
+@testset "reduction $name, n = $n" for (name, f, df) in reductions, n in (1, 7, 3000)
+    x = [0.1 + 1.2 * (i - 1) / max(n - 1, 1) for i in 1:n]
+    dx = zero(x)
+    autodiff(Reverse, f, Active, Duplicated(copy(x), dx))
+    df === nothing || @test dx ≈ df(x) rtol = 1e-12 atol = 1e-14
+    n <= 7 && @test dx ≈ fd_gradient(f, x) rtol = 1e-6 atol = 1e-8
+    v = [sin(i) for i in 1:n]
+    @test autodiff(Forward, f, Duplicated, Duplicated(copy(x), v))[2] ≈ sum(dx .* v) rtol = 1e-10 atol = 1e-12
+end
+
+@noinline power(x, n) = n == 0 ? 1.0 : x * power(x, n - 1)
+call_power(x, n) = power(x, n)
+
+@testset "recursive function" begin
+    for n in (0, 1, 4, 50)
+        @test autodiff(Reverse, call_power, Active, Active(1.01), Const(n))[1][1] ≈ n * 1.01^(n - 1)
+        @test autodiff(Forward, call_power, Duplicated, Duplicated(1.01, 1.0), Const(n))[2] ≈ n * 1.01^(n - 1)
+    end
+end
+
+@testset "BLAS calls are an error, not a lost derivative" begin
+    err = try
+        autodiff(Reverse, x -> x' * x, Active, Duplicated([1.0, 2.0], [0.0, 0.0]))
+    catch e
+        e
+    end
+    @test err isa Oxidase.DifferentiationError
+    @test occursin("ddot", err.msg)
+end

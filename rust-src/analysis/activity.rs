@@ -14,6 +14,11 @@ use crate::request::Leaf;
 use crate::rules::{self, Rule};
 use std::collections::{HashMap, HashSet};
 
+/// The arguments of a call (its operands but the callee).
+pub fn call_args(i: Value) -> impl Iterator<Item = Value> {
+    (0..i.call_arg_count()).map(move |k| i.operand(k))
+}
+
 /// Rules for instructions that touch shadowed memory (loads, stores, memory
 /// intrinsics); `None` leaves the instruction to `rules::classify`.
 fn memory_rule(i: Value, mem: &Memory, callee_name: &dyn Fn(Value) -> Option<String>) -> Option<Rule> {
@@ -117,6 +122,7 @@ impl Activity {
                     Rule::Unsupported(_) => i.operands().iter().any(|o| varied.contains(o)),
                     // Shadowed memory holds derivatives whatever is stored there.
                     Rule::Load | Rule::Store | Rule::MemCopy | Rule::MemZero | Rule::ArrayCopy => true,
+                    Rule::Call => call_args(i).any(|a| varied.contains(&a) || mem.is_shadowed(a)),
                     Rule::Zero | Rule::ErrorPath | Rule::Control => false,
                 };
                 if v {
@@ -170,6 +176,8 @@ impl Activity {
                 // Writes into shadowed memory are derivative outputs (a Duplicated
                 // argument's shadow) or feed later loads.
                 Rule::Store | Rule::MemCopy | Rule::MemZero | Rule::ArrayCopy => true,
+                // A callee given differentiated memory may write derivatives into it.
+                Rule::Call => varied.contains(&i) && call_args(i).any(|a| mem.is_shadowed(a)),
                 _ => false,
             };
             if on_live_path && sink {
@@ -188,6 +196,7 @@ impl Activity {
                 Rule::Phi => work.extend(v.incoming().into_iter().map(|(x, _)| x)),
                 Rule::Unsupported(_) => work.extend(v.operands()),
                 Rule::Store => work.push(v.operand(0)),
+                Rule::Call => work.extend(call_args(v).filter(|a| a.ty().is_floating())),
                 Rule::Load | Rule::MemCopy | Rule::MemZero | Rule::ArrayCopy => {}
                 Rule::Zero | Rule::ErrorPath | Rule::Control => {}
             }
@@ -202,7 +211,8 @@ impl Activity {
                 // A differentiated array handed to code without a rule may be read or
                 // written there: its derivative would be lost silently.
                 let on_live_path = live[cfg.index(i.parent_block())];
-                if on_live_path && i.opcode() == Opcode::LLVMCall && i.operands().iter().any(|&o| mem.is_shadowed(o)) {
+                let reaches_array = |o: &Value| mem.is_shadowed(*o) || mem.is_escaped(*o);
+                if on_live_path && i.opcode() == Opcode::LLVMCall && i.operands().iter().any(reaches_array) {
                     return Err(Error::Unsupported(describe(
                         user_name,
                         i,

@@ -14,6 +14,9 @@ use std::collections::HashMap;
 pub struct Memory {
     shadowed: HashMap<Value, Leaf>,
     origin: HashMap<Value, Value>,
+    /// Integers (and pointers rebuilt from them) holding the address of shadowed memory:
+    /// Julia's `ccall`s into BLAS pass array data this way.
+    escaped: std::collections::HashSet<Value>,
 }
 
 /// Julia runtime calls that create arrays.
@@ -140,7 +143,14 @@ impl Memory {
                 }
             }
         }
-        Ok(Memory { shadowed, origin })
+        let escaped = escaped_addresses(&insts, &shadowed);
+        Ok(Memory { shadowed, origin, escaped })
+    }
+
+    /// Whether `v` is the address of shadowed memory turned into an integer (or a
+    /// pointer rebuilt from one), which code without a rule could read or write through.
+    pub fn is_escaped(&self, v: Value) -> bool {
+        self.escaped.contains(&v)
     }
 
     /// The array allocation a pointer derives from, when it derives from exactly one.
@@ -193,4 +203,59 @@ fn origins(insts: &[Value], callee_name: &dyn Fn(Value) -> Option<String>) -> Ha
         }
     }
     origin
+}
+
+/// `ptrtoint` of shadowed pointers, and what integer arithmetic, merges and `inttoptr`
+/// make of them.
+fn escaped_addresses(insts: &[Value], shadowed: &HashMap<Value, Leaf>) -> std::collections::HashSet<Value> {
+    use Opcode::*;
+    let mut escaped = std::collections::HashSet::new();
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for &i in insts {
+            if escaped.contains(&i) {
+                continue;
+            }
+            let from_operands = || i.operands().iter().any(|o| escaped.contains(o));
+            let e = match i.opcode() {
+                LLVMPtrToInt => shadowed.contains_key(&i.operand(0)) || escaped.contains(&i.operand(0)),
+                // An array's data pointer read as an integer (`pointer(x)`): a
+                // pointer-sized load at offset 0 of a shadowed object (the length, at
+                // offset 8, is just a number).
+                LLVMLoad => {
+                    i.ty().is_int()
+                        && i.ty().int_width() == 64
+                        && shadowed.contains_key(&i.operand(0))
+                        && at_offset_zero(i.operand(0))
+                }
+                LLVMAdd | LLVMSub | LLVMMul | LLVMAnd | LLVMOr | LLVMXor | LLVMShl | LLVMLShr | LLVMAShr
+                | LLVMTrunc | LLVMZExt | LLVMSExt | LLVMIntToPtr | LLVMBitCast | LLVMAddrSpaceCast => from_operands(),
+                LLVMPHI => i.incoming().iter().any(|(v, _)| escaped.contains(v)),
+                LLVMSelect => escaped.contains(&i.operand(1)) || escaped.contains(&i.operand(2)),
+                LLVMGetElementPtr => escaped.contains(&i.operand(0)),
+                _ => false,
+            };
+            if e {
+                escaped.insert(i);
+                changed = true;
+            }
+        }
+    }
+    escaped
+}
+
+/// Whether pointer `p` is its base object's own address: casts, and GEPs whose indices
+/// are all constant zeros.
+fn at_offset_zero(p: Value) -> bool {
+    if !p.is_instruction() {
+        return true;
+    }
+    match p.opcode() {
+        Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast => at_offset_zero(p.operand(0)),
+        Opcode::LLVMGetElementPtr => {
+            (1..p.num_operands()).all(|k| p.operand(k).const_uint() == Some(0)) && at_offset_zero(p.operand(0))
+        }
+        _ => true,
+    }
 }

@@ -359,6 +359,26 @@ impl Value {
             LLVMRemoveEnumAttributeAtIndex(self.0, llvm_sys::LLVMAttributeFunctionIndex, kind);
         }
     }
+    /// Function: adds the string attribute `name` (with an empty value).
+    pub fn add_string_attr(self, name: &str) {
+        unsafe {
+            let ctx = LLVMGetTypeContext(LLVMTypeOf(self.0));
+            let attr = LLVMCreateStringAttribute(ctx, name.as_ptr() as *const _, name.len() as u32, c"".as_ptr(), 0);
+            LLVMAddAttributeAtIndex(self.0, llvm_sys::LLVMAttributeFunctionIndex, attr);
+        }
+    }
+    /// Function: has the string attribute `name`.
+    pub fn has_string_attr(self, name: &str) -> bool {
+        unsafe {
+            !LLVMGetStringAttributeAtIndex(
+                self.0,
+                llvm_sys::LLVMAttributeFunctionIndex,
+                name.as_ptr() as *const _,
+                name.len() as u32,
+            )
+            .is_null()
+        }
+    }
     /// Global: sets internal linkage.
     pub fn set_internal(self) {
         unsafe { LLVMSetLinkage(self.0, llvm_sys::LLVMLinkage::LLVMInternalLinkage) }

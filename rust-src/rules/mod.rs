@@ -123,6 +123,9 @@ pub enum Rule {
     Phi,
     /// A call that never returns (Julia error paths): no derivative needed.
     ErrorPath,
+    /// A call of a Julia function that is not inlined (recursion): differentiated by
+    /// the callee's own derivative functions (`transform::calls`).
+    Call,
     /// Terminators: handled by the transforms.
     Control,
     /// Not differentiable; the text names the construct. An error only when derivative
@@ -184,6 +187,7 @@ fn classify_call(inst: Value, callee_name: &dyn Fn(Value) -> Option<String>) -> 
     match name.as_deref().and_then(math::lookup) {
         Some(Callee::Math(f)) => Rule::Scale { formula: Formula::Math(f), ops: f.diff_operands().to_vec() },
         Some(Callee::ZeroDerivative) | Some(Callee::NoDerivative) => Rule::Zero,
+        None if callee.is_function() && callee.has_string_attr(crate::ingest::RECURSIVE) => Rule::Call,
         None => Rule::Unsupported(match name {
             Some(n) => format!(
                 "a call to `{}`, which has no derivative rule (if the value passed to it needs no derivative, make it Const)",

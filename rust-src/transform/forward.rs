@@ -2,6 +2,7 @@
 //! tangents of its operands (`ż = Σ ∂z/∂xₖ · ẋₖ`). Tangents of phis are phis over the
 //! same edges, filled once every tangent exists (loops carry them around back edges).
 
+use super::calls::{Callees, Forward, Pattern};
 use super::{convert, Frame};
 use crate::analysis::activity::Activity;
 use crate::analysis::cfg::Cfg;
@@ -13,6 +14,7 @@ use crate::rules::{tangent_type, LaneOp, Need, Rule};
 use std::collections::HashMap;
 
 /// Adds tangents to the frame's body and makes every `ret` write the primal and tangent.
+#[allow(clippy::too_many_arguments)]
 pub fn differentiate(
     m: &Module,
     frame: &Frame,
@@ -20,10 +22,9 @@ pub fn differentiate(
     act: &Activity,
     mem: &Memory,
     callee_name: &dyn Fn(Value) -> Option<String>,
+    callees: &Callees,
 ) -> Result<()> {
-    let shadow = super::shadow::build(m, frame, mem, callee_name, false);
-    let cfg = Cfg::compute(frame.g);
-    let mut tangent: HashMap<Value, Value> = HashMap::new();
+    let mut seeds: HashMap<Value, Value> = HashMap::new();
     for (i, a) in req.args.iter().enumerate() {
         if a.passing != Passing::Value {
             continue;
@@ -32,51 +33,12 @@ pub fn differentiate(
             if act.is_active(v) {
                 let p = frame.shadow_ptr(m, i);
                 let t = frame.entry_builder(m).load(v.ty(), p);
-                tangent.insert(v, t);
+                seeds.insert(v, t);
             }
         }
     }
-
+    let (cfg, tangent) = add_tangents(m, frame, act, mem, callee_name, callees, seeds)?;
     let b = m.builder();
-    let order = cfg.reverse_postorder();
-    let mut phis = Vec::new();
-    for &bi in &order {
-        for inst in cfg.blocks[bi].instructions() {
-            if !act.is_active(inst) || inst.opcode() != Opcode::LLVMPHI {
-                continue;
-            }
-            let tt = tangent_type(m, inst.ty()).expect("active values have a tangent type");
-            b.before(inst);
-            let t = b.phi(tt, &format!("{}.tan", inst.name()));
-            tangent.insert(inst, t);
-            phis.push(inst);
-        }
-    }
-    for &bi in &order {
-        for inst in cfg.blocks[bi].instructions() {
-            if !act.is_active(inst) || inst.opcode() == Opcode::LLVMPHI || tangent.contains_key(&inst) {
-                continue;
-            }
-            b.after(inst);
-            b.set_debug_loc_from(inst);
-            if act.rule(inst).is_memory_effect() {
-                memory_effect(&b, act, &tangent, &shadow, inst)?;
-                continue;
-            }
-            let t = tangent_of_instruction(&b, act, &tangent, &shadow, inst)?;
-            tangent.insert(inst, t);
-        }
-    }
-    for phi in phis {
-        let t = tangent[&phi];
-        let pairs: Vec<(Value, crate::llvm::Block)> = phi
-            .incoming()
-            .into_iter()
-            .map(|(v, bb)| (tangent.get(&v).copied().unwrap_or_else(|| m.const_null(t.ty())), bb))
-            .collect();
-        t.add_incoming(&pairs);
-    }
-
     for &r in &cfg.returns {
         let ret = cfg.blocks[r].terminator().expect("return block");
         b.before(ret);
@@ -98,6 +60,129 @@ pub fn differentiate(
         ret.erase();
     }
     Ok(())
+}
+
+/// Fills `h.fwd` (the frame, holding the callee's body): tangents of the float
+/// parameters come as parameters, and each `ret` returns `{primal, tangent}` for a
+/// float result.
+pub fn differentiate_callee(
+    m: &Module,
+    frame: &Frame,
+    act: &Activity,
+    mem: &Memory,
+    callee_name: &dyn Fn(Value) -> Option<String>,
+    fwd: &Forward,
+    callees: &Callees,
+) -> Result<()> {
+    let params = fwd.f.params();
+    let n = frame.primal.len();
+    let seeds: HashMap<Value, Value> =
+        fwd.float_params.iter().enumerate().filter_map(|(j, &k)| Some((frame.primal[k]?, params[n + j]))).collect();
+    let (cfg, tangent) = add_tangents(m, frame, act, mem, callee_name, callees, seeds)?;
+    let b = m.builder();
+    for &r in &cfg.returns {
+        let ret = cfg.blocks[r].terminator().expect("return block");
+        if fwd.ret_float {
+            b.before(ret);
+            let v = ret.operand(0);
+            let t = tangent.get(&v).copied().unwrap_or_else(|| m.const_null(v.ty()));
+            let agg = b.insert_value(m.const_null(fwd.f.return_type()), v, 0);
+            b.ret(b.insert_value(agg, t, 1));
+            ret.erase();
+        }
+    }
+    Ok(())
+}
+
+/// Tangents of every active value of the frame's body, from the tangents `seeds` of its
+/// parameters; calls of callees differentiated call by call become calls of their
+/// `fwd` functions.
+fn add_tangents(
+    m: &Module,
+    frame: &Frame,
+    act: &Activity,
+    mem: &Memory,
+    callee_name: &dyn Fn(Value) -> Option<String>,
+    callees: &Callees,
+    seeds: HashMap<Value, Value>,
+) -> Result<(Cfg, HashMap<Value, Value>)> {
+    let shadow = super::shadow::build(m, frame, mem, callee_name, false);
+    let cfg = Cfg::compute(frame.g);
+    let mut tangent = seeds;
+    let b = m.builder();
+    let order = cfg.reverse_postorder();
+    let mut phis = Vec::new();
+    for &bi in &order {
+        for inst in cfg.blocks[bi].instructions() {
+            if !act.is_active(inst) || inst.opcode() != Opcode::LLVMPHI {
+                continue;
+            }
+            let tt = tangent_type(m, inst.ty()).expect("active values have a tangent type");
+            b.before(inst);
+            let t = b.phi(tt, &format!("{}.tan", inst.name()));
+            tangent.insert(inst, t);
+            phis.push(inst);
+        }
+    }
+    let mut replaced = Vec::new();
+    for &bi in &order {
+        for inst in cfg.blocks[bi].instructions() {
+            if !act.is_active(inst) || inst.opcode() == Opcode::LLVMPHI || tangent.contains_key(&inst) {
+                continue;
+            }
+            b.after(inst);
+            b.set_debug_loc_from(inst);
+            if act.rule(inst).is_memory_effect() {
+                memory_effect(&b, act, &tangent, &shadow, inst)?;
+                continue;
+            }
+            if *act.rule(inst) == Rule::Call {
+                let callee = inst.called_function().expect("Rule::Call is a direct call");
+                let fwd = callees.forward_fn(callee, Pattern::of_call(inst, mem))?;
+                let k = inst.call_arg_count();
+                let mut args: Vec<Value> = (0..k).map(|j| inst.operand(j)).collect();
+                for &j in &fwd.float_params {
+                    let a = inst.operand(j);
+                    args.push(tangent.get(&a).copied().unwrap_or_else(|| m.const_null(a.ty())));
+                }
+                for j in (0..k).filter(|&j| fwd.pattern.shadowed[j].is_some()) {
+                    args.push(shadow_of(&shadow, inst, j)?);
+                }
+                let r = b.call(fwd.f, &args);
+                if fwd.ret_float {
+                    let primal = b.extract_value(r, 0);
+                    tangent.insert(inst, b.extract_value(r, 1));
+                    replaced.push((inst, primal));
+                } else {
+                    replaced.push((inst, r));
+                }
+                continue;
+            }
+            if tangent_type(m, inst.ty()).is_none() {
+                continue;
+            }
+            let t = tangent_of_instruction(&b, act, &tangent, &shadow, inst)?;
+            tangent.insert(inst, t);
+        }
+    }
+    for phi in phis {
+        let t = tangent[&phi];
+        let pairs: Vec<(Value, crate::llvm::Block)> = phi
+            .incoming()
+            .into_iter()
+            .map(|(v, bb)| (tangent.get(&v).copied().unwrap_or_else(|| m.const_null(t.ty())), bb))
+            .collect();
+        t.add_incoming(&pairs);
+    }
+    // The original calls go last: tangents were built from them.
+    for (old, new) in replaced {
+        old.replace_all_uses_with(new);
+        if let Some(t) = tangent.remove(&old) {
+            tangent.insert(new, t);
+        }
+        old.erase();
+    }
+    Ok((cfg, tangent))
 }
 
 /// Writes into shadow memory what a store or memory intrinsic writes into primal memory.

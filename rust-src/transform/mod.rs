@@ -4,6 +4,7 @@
 //! next to the primal; `reverse` instruments the primal as the forward sweep and
 //! appends the reverse sweep.
 
+pub mod calls;
 pub mod forward;
 pub mod reverse;
 pub mod shadow;
@@ -27,8 +28,10 @@ pub struct Frame {
     pub shadow: Vec<Option<Value>>,
     /// The primal function's original first block, now in `g`.
     pub body_entry: Block,
-    /// `g`'s parameters: args, shadows, ret, dret.
+    /// For the ABI entry: `g`'s parameters args, shadows, ret, dret.
     pub params: [Value; 4],
+    /// For a callee's augmented forward function: its tape parameter.
+    pub tape: Option<Value>,
 }
 
 impl Frame {
@@ -113,7 +116,38 @@ impl Frame {
             bb.move_to_end_of(g);
         }
         let entry_br = b.br(body_entry);
-        Ok(Frame { g, entry, entry_br, primal, shadow, body_entry, params })
+        Ok(Frame { g, entry, entry_br, primal, shadow, body_entry, params, tape: None })
+    }
+
+    /// Moves the body of callee `h` into `g`, whose first parameters are `h`'s;
+    /// `shadow_param[k]` is the index of the parameter holding the shadow of `h`'s
+    /// pointer parameter `k`, `tape_param` that of the tape.
+    pub fn build_callee(
+        m: &Module,
+        h: Value,
+        g: Value,
+        shadow_param: &[Option<usize>],
+        tape_param: Option<usize>,
+    ) -> Result<Frame> {
+        let hp = h.params();
+        let gp = g.params();
+        let entry = m.append_block(g, "ox.entry");
+        let b = m.builder();
+        b.at_end(entry);
+        let mut primal = Vec::with_capacity(hp.len());
+        for (k, p) in hp.iter().enumerate() {
+            p.replace_all_uses_with(gp[k]);
+            primal.push(Some(gp[k]));
+        }
+        let shadow = shadow_param.iter().map(|s| s.map(|i| gp[i])).collect();
+        let body_entry = h.entry_block().ok_or_else(|| Error::BadIr("callee has no body".into()))?;
+        for bb in h.blocks() {
+            bb.move_to_end_of(g);
+        }
+        let entry_br = b.br(body_entry);
+        let undef = m.const_null(m.ptr());
+        let tape = tape_param.map(|i| gp[i]);
+        Ok(Frame { g, entry, entry_br, primal, shadow, body_entry, params: [undef; 4], tape })
     }
 
     /// A builder positioned in the entry block, before its branch.

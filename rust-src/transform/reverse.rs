@@ -13,7 +13,13 @@
 //! Every `ret` stores the primal result and jumps into the reverse block of its own
 //! block, seeding the returned value's adjoint; the reverse block of the first block
 //! jumps to the exit, which writes the adjoints of the active arguments.
+//!
+//! A callee that is not inlined (`calls.rs`) goes through the same code with its sweeps
+//! in two functions: the forward sweep stays in `h.aug` (which pushes the index of the
+//! `ret` it takes), the reverse blocks go into `h.rev`, which sees only its parameters,
+//! so everything else it needs is pushed.
 
+use super::calls::{Callees, Pair, Pattern};
 use super::tape::Tape;
 use super::{accumulate, convert, Frame};
 use crate::analysis::activity::Activity;
@@ -25,12 +31,30 @@ use crate::request::{Activity as Act, Request};
 use crate::rules::{tangent_type, LaneOp, Need, Rule};
 use std::collections::HashMap;
 
+/// Where the reverse sweep goes, how it starts and how it ends.
+enum Sweep<'a> {
+    /// The ABI entry: the reverse sweep follows the forward sweep in the same function.
+    Entry { req: &'a Request },
+    /// A callee: the reverse sweep is `pair.rev`, whose entry block ends in `entry_br`.
+    Callee { pair: &'a Pair, entry_br: Value, remap: HashMap<Value, Value> },
+}
+
 struct Reverse<'a> {
     m: &'a Module,
     act: &'a Activity,
     cfg: Cfg,
     frame: &'a Frame,
+    sweep: Sweep<'a>,
+    /// The tape as the forward sweep sees it (pushes)...
     tape: Tape,
+    /// ...and as the reverse sweep sees it (pops): the same tape, through `h.rev`'s
+    /// parameter for a callee.
+    tape_rev: Tape,
+    callees: &'a Callees<'a>,
+    /// Callee pair of each call differentiated call by call.
+    pairs: HashMap<Value, Pair>,
+    /// Calls to rewrite into calls of the callee's `aug`, once the sweeps are built.
+    replaced: Vec<(Value, Value)>,
     adjoint: HashMap<Value, Value>,
     rev: HashMap<usize, Block>,
     /// Per active instruction: its needs and whether each was pushed.
@@ -41,40 +65,121 @@ struct Reverse<'a> {
 }
 
 /// Turns the frame's body into forward sweep + reverse sweep.
-pub fn differentiate(
-    m: &Module,
-    frame: &Frame,
-    req: &Request,
-    act: &Activity,
-    mem: &Memory,
+#[allow(clippy::too_many_arguments)]
+pub fn differentiate<'a>(
+    m: &'a Module,
+    frame: &'a Frame,
+    req: &'a Request,
+    act: &'a Activity,
+    mem: &'a Memory,
     callee_name: &dyn Fn(Value) -> Option<String>,
+    callees: &'a Callees<'a>,
 ) -> Result<()> {
     // Copies of differentiated arrays start with a zero adjoint (their forward-mode
     // tangent would be the copy of the shadow).
     let shadow = super::shadow::build(m, frame, mem, callee_name, true);
-    let cfg = Cfg::compute(frame.g);
     let eb = frame.entry_builder(m);
     let tape = Tape::new(m, &eb);
-    let mut r = Reverse {
-        m,
-        act,
-        cfg,
-        frame,
-        tape,
-        adjoint: HashMap::new(),
-        rev: HashMap::new(),
-        needs: HashMap::new(),
-        shadow,
-        mem,
-    };
-    r.make_adjoint_slots(&eb);
-    r.plan_needs();
-    r.instrument_forward()?;
-    r.emit_reverse(req)?;
-    Ok(())
+    let tape_rev = tape.with_slot(tape.slot);
+    let r = Reverse::new(m, frame, act, mem, shadow, Sweep::Entry { req }, tape, tape_rev, callees);
+    r.run(&eb)
 }
 
-impl Reverse<'_> {
+/// Fills `pair.aug` (the frame, holding the callee's body) and `pair.rev`.
+pub fn differentiate_callee<'a>(
+    m: &'a Module,
+    frame: &'a Frame,
+    act: &'a Activity,
+    mem: &'a Memory,
+    callee_name: &dyn Fn(Value) -> Option<String>,
+    pair: &'a Pair,
+    callees: &'a Callees<'a>,
+) -> Result<()> {
+    let shadow = super::shadow::build(m, frame, mem, callee_name, true);
+    // h.rev's parameters mirror h.aug's: primal parameters and shadows, then the seed
+    // (for a float return) and the tape.
+    let (aug_params, rev_params) = (pair.aug.params(), pair.rev.params());
+    let mut remap: HashMap<Value, Value> = HashMap::new();
+    for k in 0..aug_params.len() - 1 {
+        remap.insert(aug_params[k], rev_params[k]);
+    }
+    let rev_entry = m.append_block(pair.rev, "ox.entry");
+    let start = m.append_block(pair.rev, "rev.start");
+    let eb = m.builder();
+    eb.at_end(rev_entry);
+    let entry_br = eb.br(start);
+    eb.before(entry_br);
+    let tape = Tape::on(m, frame.tape.expect("callee frames have a tape"));
+    let tape_rev = tape.with_slot(*rev_params.last().expect("h.rev takes the tape"));
+    let sweep = Sweep::Callee { pair, entry_br, remap };
+    let r = Reverse::new(m, frame, act, mem, shadow, sweep, tape, tape_rev, callees);
+    r.run(&eb)
+}
+
+impl<'a> Reverse<'a> {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        m: &'a Module,
+        frame: &'a Frame,
+        act: &'a Activity,
+        mem: &'a Memory,
+        shadow: HashMap<Value, Value>,
+        sweep: Sweep<'a>,
+        tape: Tape,
+        tape_rev: Tape,
+        callees: &'a Callees<'a>,
+    ) -> Reverse<'a> {
+        Reverse {
+            m,
+            act,
+            cfg: Cfg::compute(frame.g),
+            frame,
+            sweep,
+            tape,
+            tape_rev,
+            callees,
+            pairs: HashMap::new(),
+            replaced: Vec::new(),
+            adjoint: HashMap::new(),
+            rev: HashMap::new(),
+            needs: HashMap::new(),
+            shadow,
+            mem,
+        }
+    }
+
+    /// `eb` is positioned where adjoint slots go (the entry of the function holding the
+    /// reverse sweep).
+    fn run(mut self, eb: &Builder) -> Result<()> {
+        self.make_adjoint_slots(eb);
+        self.plan_needs()?;
+        self.instrument_forward()?;
+        self.emit_reverse()?;
+        // Only now may calls change: the sweeps were built from the original calls.
+        for (old, new) in std::mem::take(&mut self.replaced) {
+            old.replace_all_uses_with(new);
+            old.erase();
+        }
+        Ok(())
+    }
+
+    /// The function the reverse blocks go into.
+    fn rev_fn(&self) -> Value {
+        match &self.sweep {
+            Sweep::Entry { .. } => self.frame.g,
+            Sweep::Callee { pair, .. } => pair.rev,
+        }
+    }
+
+    /// A primal value as the reverse sweep names it: `h.rev`'s own parameter for a
+    /// parameter of `h.aug`.
+    fn remap(&self, v: Value) -> Value {
+        match &self.sweep {
+            Sweep::Callee { remap, .. } => remap.get(&v).copied().unwrap_or(v),
+            Sweep::Entry { .. } => v,
+        }
+    }
+
     fn make_adjoint_slots(&mut self, eb: &Builder) {
         let values =
             self.frame.primal.iter().flatten().copied().chain(self.cfg.blocks.iter().flat_map(|b| b.instructions()));
@@ -90,6 +195,9 @@ impl Reverse<'_> {
     fn visible_in_reverse(&self, v: Value) -> bool {
         if !v.is_instruction() {
             return true;
+        }
+        if matches!(self.sweep, Sweep::Callee { .. }) {
+            return false;
         }
         let bi = self.cfg.index(v.parent_block());
         !self.cfg.in_cycle[bi] && self.cfg.returns.iter().all(|&r| self.cfg.dominates(bi, r))
@@ -108,7 +216,7 @@ impl Reverse<'_> {
         }
     }
 
-    fn plan_needs(&mut self) {
+    fn plan_needs(&mut self) -> Result<()> {
         for bb in &self.cfg.blocks {
             for inst in bb.instructions() {
                 if !self.act.is_active(inst) {
@@ -134,6 +242,14 @@ impl Reverse<'_> {
                     Rule::MemCopy => needs.extend([Need::Shadow(0), Need::Shadow(1), Need::Op(2)]),
                     Rule::MemZero => needs.extend([Need::Shadow(0), Need::Op(2)]),
                     Rule::ArrayCopy => needs.extend([Need::Shadow(0), Need::ResultShadow]),
+                    Rule::Call => {
+                        let callee = inst.called_function().expect("Rule::Call is a direct call");
+                        let pair = self.callees.reverse_pair(callee, Pattern::of_call(inst, self.mem))?;
+                        let n = inst.call_arg_count();
+                        needs.extend((0..n).map(Need::Op));
+                        needs.extend((0..n).filter(|&k| pair.pattern.shadowed[k].is_some()).map(Need::Shadow));
+                        self.pairs.insert(inst, pair);
+                    }
                     _ => {}
                 }
                 let planned =
@@ -141,6 +257,7 @@ impl Reverse<'_> {
                 self.needs.insert(inst, planned);
             }
         }
+        Ok(())
     }
 
     fn instrument_forward(&mut self) -> Result<()> {
@@ -164,6 +281,18 @@ impl Reverse<'_> {
                 self.tape.push(&b, phi);
             }
             for inst in bb.instructions() {
+                if let Some(pair) = self.pairs.get(&inst) {
+                    // The callee's forward sweep, on the same tape.
+                    b.before(inst);
+                    let n = inst.call_arg_count();
+                    let mut args: Vec<Value> = (0..n).map(|k| inst.operand(k)).collect();
+                    for k in (0..n).filter(|&k| pair.pattern.shadowed[k].is_some()) {
+                        args.push(self.need_value(inst, Need::Shadow(k)));
+                    }
+                    args.push(self.tape.slot);
+                    let new = b.call(pair.aug, &args);
+                    self.replaced.push((inst, new));
+                }
                 let Some(needs) = self.needs.get(&inst) else {
                     continue;
                 };
@@ -185,7 +314,7 @@ impl Reverse<'_> {
             return *b;
         }
         let name = format!("rev.{}", self.cfg.blocks[bi].name());
-        let b = self.m.append_block(self.frame.g, &name);
+        let b = self.m.append_block(self.rev_fn(), &name);
         self.rev.insert(bi, b);
         b
     }
@@ -206,32 +335,71 @@ impl Reverse<'_> {
         d
     }
 
-    fn emit_reverse(&mut self, req: &Request) -> Result<()> {
+    /// Connects the returns to the reverse sweep and seeds the returned value.
+    fn start_reverse(&mut self) -> Result<()> {
         let m = self.m;
         let b = m.builder();
-        let exit = m.append_block(self.frame.g, "ox.exit");
-        let seed_of = |b: &Builder, ty| b.load(ty, self.frame.params[3]);
-
-        // Returns jump into the reverse sweep.
-        for &r in &self.cfg.returns.clone() {
+        let returns = self.cfg.returns.clone();
+        for (k, &r) in returns.iter().enumerate() {
             let ret = self.cfg.blocks[r].terminator().expect("return block");
             let rb = self.rev_block(r);
-            b.before(ret);
             let returned = (ret.num_operands() == 1).then(|| ret.operand(0));
-            if let Some(v) = returned {
-                b.store(v, self.frame.params[2]);
-            }
-            b.br(rb);
-            ret.erase();
+            let seed = match &self.sweep {
+                Sweep::Entry { req } => {
+                    // The entry returns into its own reverse sweep.
+                    b.before(ret);
+                    if let Some(v) = returned {
+                        b.store(v, self.frame.params[2]);
+                    }
+                    b.br(rb);
+                    ret.erase();
+                    (req.ret == Act::Active).then_some(self.frame.params[3])
+                }
+                Sweep::Callee { pair, .. } => {
+                    // h.aug returns; h.rev must learn which return it took.
+                    if returns.len() > 1 {
+                        b.before(ret);
+                        self.tape.push(&b, m.const_int(m.int(64), k as u64));
+                    }
+                    pair.ret_float.then(|| *pair.rev.params().iter().rev().nth(1).expect("seed parameter"))
+                }
+            };
             b.at_end(rb);
-            if let (Some(v), Act::Active) = (returned, req.ret) {
+            if let (Some(v), Some(seed)) = (returned, seed) {
                 if self.act.is_active(v) {
                     let tt = tangent_type(m, v.ty()).expect("active");
-                    let seed = seed_of(&b, tt);
-                    self.add_adjoint(&b, v, seed);
+                    let d = if seed.ty().is_pointer() { b.load(tt, seed) } else { seed };
+                    self.add_adjoint(&b, v, d);
                 }
             }
         }
+        if let Sweep::Callee { entry_br, .. } = &self.sweep {
+            let start = crate::llvm::Block(crate::llvm::value_as_block(entry_br.operand(0)));
+            b.at_end(start);
+            let targets: Vec<Block> = returns.iter().map(|&r| self.rev_block(r)).collect();
+            match targets.as_slice() {
+                [] => {
+                    b.unreachable();
+                }
+                [only] => {
+                    b.br(*only);
+                }
+                [first, rest @ ..] => {
+                    let idx = self.tape_rev.pop(&b, m.int(64));
+                    let cases: Vec<(Value, Block)> =
+                        rest.iter().enumerate().map(|(k, t)| (m.const_int(m.int(64), k as u64 + 1), *t)).collect();
+                    b.switch(idx, *first, &cases);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn emit_reverse(&mut self) -> Result<()> {
+        let m = self.m;
+        let b = m.builder();
+        let exit = m.append_block(self.rev_fn(), "ox.exit");
+        self.start_reverse()?;
 
         let order = self.cfg.reverse_postorder();
         for &bi in order.iter().skip(1) {
@@ -263,10 +431,10 @@ impl Reverse<'_> {
                 let target = self.rev_block(preds[0]);
                 b.br(target);
             } else {
-                let idx = self.tape.pop(&b, m.int(64));
+                let idx = self.tape_rev.pop(&b, m.int(64));
                 let mut edges = Vec::new();
                 for (k, &p) in preds.iter().enumerate() {
-                    let edge = m.append_block(self.frame.g, &format!("rev.edge.{}.{}", bb.name(), k));
+                    let edge = m.append_block(self.rev_fn(), &format!("rev.edge.{}.{}", bb.name(), k));
                     let eb = m.builder();
                     eb.at_end(edge);
                     self.accumulate_phis(&eb, &phis, p);
@@ -279,8 +447,34 @@ impl Reverse<'_> {
             }
         }
 
-        // Exit: adjoints of active arguments out, tape freed.
         b.at_end(exit);
+        self.finish_reverse(&b)
+    }
+
+    /// The exit: adjoints of the active arguments out (and the tape freed, for the entry).
+    fn finish_reverse(&self, b: &Builder) -> Result<()> {
+        let m = self.m;
+        let req = match &self.sweep {
+            Sweep::Entry { req } => *req,
+            Sweep::Callee { pair, .. } => {
+                let adjoint_of = |v: Value| match self.adjoint.get(&v) {
+                    Some(&slot) => b.load(v.ty(), slot),
+                    None => m.const_null(v.ty()),
+                };
+                let fty = pair.rev.return_type();
+                if fty.is_void() {
+                    b.ret_void();
+                } else {
+                    let mut agg = m.const_null(fty);
+                    for (j, &k) in pair.float_params.iter().enumerate() {
+                        let v = self.frame.primal[k].expect("callee parameters are values");
+                        agg = b.insert_value(agg, adjoint_of(v), j as u32);
+                    }
+                    b.ret(agg);
+                }
+                return Ok(());
+            }
+        };
         for (i, a) in req.args.iter().enumerate() {
             if let (Act::Active, Some(v)) = (a.activity, self.frame.primal[i]) {
                 let tt = tangent_type(m, v.ty()).ok_or_else(|| {
@@ -294,7 +488,7 @@ impl Reverse<'_> {
                 b.store(d, out);
             }
         }
-        self.tape.free(&b);
+        self.tape.free(b);
         b.ret(m.const_int(m.int(32), 0));
         Ok(())
     }
@@ -380,6 +574,27 @@ impl Reverse<'_> {
         self.mem.leaf(inst.operand(0)).unwrap_or(crate::request::Leaf::ArrayF64)
     }
 
+    /// `z = h(args...)`: `ā += h.rev(args..., z̄)`, in the reverse sweep at the call.
+    fn reverse_call(&self, b: &Builder, inst: Value, pair: &Pair, env: &dyn Fn(Need) -> Value) -> Result<()> {
+        let m = self.m;
+        let n = inst.call_arg_count();
+        let mut args: Vec<Value> = (0..n).map(|k| env(Need::Op(k))).collect();
+        args.extend((0..n).filter(|&k| pair.pattern.shadowed[k].is_some()).map(|k| env(Need::Shadow(k))));
+        if pair.ret_float {
+            let seed =
+                if self.adjoint.contains_key(&inst) { self.take_adjoint(b, inst) } else { m.const_null(inst.ty()) };
+            args.push(seed);
+        }
+        args.push(self.tape_rev.slot);
+        let adjoints = b.call(pair.rev, &args);
+        for (j, &k) in pair.float_params.iter().enumerate() {
+            if self.act.is_active(inst.operand(k)) {
+                self.add_adjoint(b, inst.operand(k), b.extract_value(adjoints, j as u32));
+            }
+        }
+        Ok(())
+    }
+
     fn accumulate_phis(&self, b: &Builder, phis: &[(Value, Value)], pred: usize) {
         let pb = self.cfg.blocks[pred];
         for &(phi, d) in phis {
@@ -395,13 +610,16 @@ impl Reverse<'_> {
         if let Some(needs) = self.needs.get(&inst) {
             for (n, pushed) in needs.iter().rev() {
                 let v = self.need_value(inst, *n);
-                let got = if *pushed { self.tape.pop(b, v.ty()) } else { v };
+                let got = if *pushed { self.tape_rev.pop(b, v.ty()) } else { self.remap(v) };
                 env_vals.insert(*n, got);
             }
         }
-        let env = |n: Need| env_vals.get(&n).copied().unwrap_or_else(|| self.need_value(inst, n));
+        let env = |n: Need| env_vals.get(&n).copied().unwrap_or_else(|| self.remap(self.need_value(inst, n)));
         if self.act.rule(inst).is_memory_effect() {
             return self.reverse_memory_effect(b, inst, &env);
+        }
+        if let Some(pair) = self.pairs.get(&inst) {
+            return self.reverse_call(b, inst, pair, &env);
         }
         let d = self.take_adjoint(b, inst);
         match self.act.rule(inst) {

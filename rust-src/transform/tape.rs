@@ -23,10 +23,28 @@ impl Tape {
         let tape_ty = m.struct_type(&[ptr, i64t, i64t]);
         let realloc = m.get_or_declare("realloc", m.fn_type(ptr, &[ptr, i64t]));
         let free = m.get_or_declare("free", m.fn_type(m.void(), &[ptr]));
-        let push = emit_push(m, tape_ty, realloc);
-        let pop = emit_pop(m, tape_ty);
+        let push = m.function("ox.tape.push").unwrap_or_else(|| emit_push(m, tape_ty, realloc));
+        let pop = m.function("ox.tape.pop").unwrap_or_else(|| emit_pop(m, tape_ty));
         let slot = entry.alloca(tape_ty, "ox.tape");
         entry.store(m.const_null(tape_ty), slot);
+        Tape { slot, push, pop, free }
+    }
+
+    /// The same tape operations on another tape pointer (a callee's tape parameter).
+    pub fn with_slot(&self, slot: Value) -> Tape {
+        Tape { slot, push: self.push, pop: self.pop, free: self.free }
+    }
+
+    /// Tape operations on the tape pointer `slot`, for a callee's derivative functions
+    /// (the tape itself belongs to the entry).
+    pub fn on(m: &Module, slot: Value) -> Tape {
+        let ptr = m.ptr();
+        let i64t = m.int(64);
+        let tape_ty = m.struct_type(&[ptr, i64t, i64t]);
+        let realloc = m.get_or_declare("realloc", m.fn_type(ptr, &[ptr, i64t]));
+        let free = m.get_or_declare("free", m.fn_type(m.void(), &[ptr]));
+        let push = m.function("ox.tape.push").unwrap_or_else(|| emit_push(m, tape_ty, realloc));
+        let pop = m.function("ox.tape.pop").unwrap_or_else(|| emit_pop(m, tape_ty));
         Tape { slot, push, pop, free }
     }
 

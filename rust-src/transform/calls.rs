@@ -1,0 +1,224 @@
+//! Call-by-call differentiation of functions that are not inlined (recursion: Base's
+//! `sum` reduces by pairwise recursion). In reverse mode each such callee `h` gets a
+//! pair of functions sharing the caller's tape:
+//!
+//! - `h.aug(params..., shadows..., tape) -> ret`: `h`'s body as a forward sweep, pushing
+//!   what its reverse needs onto the tape;
+//! - `h.rev(params..., shadows..., seed, tape) -> {adjoints of float params}`: `h`'s
+//!   reverse sweep, popping exactly what `h.aug` pushed.
+//!
+//! Calls nest, so one LIFO tape serves the whole call tree: a call site runs `h.aug` in
+//! the caller's forward sweep and `h.rev` at the same point of its reverse sweep.
+//! Every float parameter is treated as active and every pointer parameter that a call
+//! site passes shadowed memory in gets a shadow; each callee has one such pattern.
+
+use super::Frame;
+use crate::analysis::memory::Memory;
+use crate::error::{Error, Result};
+use crate::llvm::{Module, Type, Value};
+use crate::request::Leaf;
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+/// Which parameters of a callee carry derivatives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pattern {
+    /// Per parameter: the memory type behind a shadowed pointer parameter.
+    pub shadowed: Vec<Option<Leaf>>,
+}
+
+impl Pattern {
+    /// For each of `n` parameters, the index of its shadow among parameters that come
+    /// after the `first_shadow - n` extra parameters following the primal ones.
+    pub fn shadow_params_after(&self, first_shadow: usize) -> Vec<Option<usize>> {
+        let mut next = first_shadow;
+        self.shadowed
+            .iter()
+            .map(|s| {
+                s.map(|_| {
+                    next += 1;
+                    next - 1
+                })
+            })
+            .collect()
+    }
+
+    /// Shadow parameter indices when the shadows directly follow the `n` primal ones.
+    pub fn shadow_params(&self, n: usize) -> Vec<Option<usize>> {
+        self.shadow_params_after(n)
+    }
+
+    /// The pattern of call `call` in a function whose memory analysis is `mem`.
+    pub fn of_call(call: Value, mem: &Memory) -> Pattern {
+        Pattern { shadowed: (0..call.call_arg_count()).map(|k| mem.leaf(call.operand(k))).collect() }
+    }
+}
+
+/// The derivative functions of one callee.
+#[derive(Clone, Debug)]
+pub struct Pair {
+    /// `h.aug`.
+    pub aug: Value,
+    /// `h.rev`.
+    pub rev: Value,
+    /// Which parameters are shadowed.
+    pub pattern: Pattern,
+    /// Indices of the float parameters, in the order `h.rev` returns their adjoints.
+    pub float_params: Vec<usize>,
+    /// Whether `h` returns a float (then `h.rev` takes its adjoint as the seed).
+    pub ret_float: bool,
+}
+
+/// The forward-mode derivative function of one callee:
+/// `h.fwd(params..., tangents of float params..., shadows...) -> {ret, tangent}`.
+#[derive(Clone, Debug)]
+pub struct Forward {
+    /// `h.fwd`.
+    pub f: Value,
+    /// Which parameters are shadowed.
+    pub pattern: Pattern,
+    /// Indices of the float parameters, in the order their tangents are passed.
+    pub float_params: Vec<usize>,
+    /// Whether `h` returns a float (then `h.fwd` returns `{primal, tangent}`).
+    pub ret_float: bool,
+}
+
+/// Memory and activity analysis of a callee's frame, given its pair's pattern.
+pub type Analyze<'a> = dyn Fn(&Frame, &Pair) -> Result<(Memory, crate::analysis::activity::Activity)> + 'a;
+
+/// The callees of one derivative, generated on demand.
+pub struct Callees<'m> {
+    m: &'m Module,
+    pairs: RefCell<HashMap<Value, Pair>>,
+    forwards: RefCell<HashMap<Value, Forward>>,
+    queue: RefCell<Vec<Value>>,
+}
+
+impl<'m> Callees<'m> {
+    /// No callees yet.
+    pub fn new(m: &'m Module) -> Callees<'m> {
+        Callees {
+            m,
+            pairs: RefCell::new(HashMap::new()),
+            forwards: RefCell::new(HashMap::new()),
+            queue: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// The pair of `h` for `pattern`, declared now and defined by `generate_all`.
+    pub fn reverse_pair(&self, h: Value, pattern: Pattern) -> Result<Pair> {
+        if let Some(p) = self.pairs.borrow().get(&h) {
+            if p.pattern != pattern {
+                return Err(different_patterns(h));
+            }
+            return Ok(p.clone());
+        }
+        let m = self.m;
+        let params: Vec<Type> = h.params().iter().map(|p| p.ty()).collect();
+        let shadows: Vec<Type> =
+            params.iter().zip(&pattern.shadowed).filter(|(_, s)| s.is_some()).map(|(t, _)| *t).collect();
+        let float_params: Vec<usize> = (0..params.len()).filter(|&k| params[k].is_floating()).collect();
+        let ret = h.return_type();
+        let ret_float = ret.is_floating();
+        let mut aug_params = params.clone();
+        aug_params.extend(&shadows);
+        aug_params.push(m.ptr());
+        let mut rev_params = params.clone();
+        rev_params.extend(&shadows);
+        if ret_float {
+            rev_params.push(ret);
+        }
+        rev_params.push(m.ptr());
+        let adjoints: Vec<Type> = float_params.iter().map(|&k| params[k]).collect();
+        let rev_ret = if adjoints.is_empty() { m.void() } else { m.struct_type(&adjoints) };
+        let base = h.name();
+        let aug = m.add_function(&format!("{base}.aug"), m.fn_type(ret, &aug_params));
+        let rev = m.add_function(&format!("{base}.rev"), m.fn_type(rev_ret, &rev_params));
+        aug.set_internal();
+        rev.set_internal();
+        let pair = Pair { aug, rev, pattern, float_params, ret_float };
+        self.pairs.borrow_mut().insert(h, pair.clone());
+        self.queue.borrow_mut().push(h);
+        Ok(pair)
+    }
+
+    /// The forward-mode function of `h` for `pattern`, declared now and defined by
+    /// `generate_all`.
+    pub fn forward_fn(&self, h: Value, pattern: Pattern) -> Result<Forward> {
+        if let Some(f) = self.forwards.borrow().get(&h) {
+            if f.pattern != pattern {
+                return Err(different_patterns(h));
+            }
+            return Ok(f.clone());
+        }
+        let m = self.m;
+        let params: Vec<Type> = h.params().iter().map(|p| p.ty()).collect();
+        let float_params: Vec<usize> = (0..params.len()).filter(|&k| params[k].is_floating()).collect();
+        let mut fwd_params = params.clone();
+        fwd_params.extend(float_params.iter().map(|&k| params[k]));
+        fwd_params.extend(params.iter().zip(&pattern.shadowed).filter(|(_, s)| s.is_some()).map(|(t, _)| *t));
+        let ret = h.return_type();
+        let ret_float = ret.is_floating();
+        let fwd_ret = if ret_float { m.struct_type(&[ret, ret]) } else { ret };
+        let f = m.add_function(&format!("{}.fwd", h.name()), m.fn_type(fwd_ret, &fwd_params));
+        f.set_internal();
+        let fwd = Forward { f, pattern, float_params, ret_float };
+        self.forwards.borrow_mut().insert(h, fwd.clone());
+        self.queue.borrow_mut().push(h);
+        Ok(fwd)
+    }
+
+    /// Defines every declared pair (and the pairs their bodies call); `h`'s body moves
+    /// into `h.aug`, and `h` is deleted.
+    pub fn generate_all(&self, analyze: &Analyze, callee_name: &dyn Fn(Value) -> Option<String>) -> Result<()> {
+        loop {
+            let Some(h) = self.queue.borrow_mut().pop() else { return Ok(()) };
+            let fwd = self.forwards.borrow().get(&h).cloned();
+            if let Some(fwd) = fwd {
+                let n = h.params().len();
+                let shadows = fwd.pattern.shadow_params_after(n + fwd.float_params.len());
+                let frame = Frame::build_callee(self.m, h, fwd.f, &shadows, None)?;
+                let pattern = Pair {
+                    aug: fwd.f,
+                    rev: fwd.f,
+                    pattern: fwd.pattern.clone(),
+                    float_params: fwd.float_params.clone(),
+                    ret_float: fwd.ret_float,
+                };
+                let (mem, act) = analyze(&frame, &pattern)?;
+                super::forward::differentiate_callee(self.m, &frame, &act, &mem, callee_name, &fwd, self)?;
+                continue;
+            }
+            let pair = self.pairs.borrow()[&h].clone();
+            let n = h.params().len();
+            let frame = Frame::build_callee(
+                self.m,
+                h,
+                pair.aug,
+                &pair.pattern.shadow_params(n),
+                Some(pair.aug.params().len() - 1),
+            )?;
+            let (mem, act) = analyze(&frame, &pair)?;
+            super::reverse::differentiate_callee(self.m, &frame, &act, &mem, callee_name, &pair, self)?;
+        }
+    }
+
+    /// Deletes the original callees, whose bodies moved and whose calls were rewritten.
+    pub fn finish(&self) -> Result<()> {
+        let originals: Vec<Value> = self.pairs.borrow().keys().chain(self.forwards.borrow().keys()).copied().collect();
+        for h in originals {
+            if !h.users().is_empty() {
+                return Err(Error::Internal(format!("`{}` is still called after differentiation", h.name())));
+            }
+            h.delete_function();
+        }
+        Ok(())
+    }
+}
+
+fn different_patterns(h: Value) -> Error {
+    Error::Unsupported(format!(
+        "`{}` is called with different arrays differentiated at different call sites",
+        crate::names::julia_name(&h.name())
+    ))
+}
