@@ -140,7 +140,10 @@ fn analyze(
 ) -> Result<(Memory, Activity)> {
     let mut allocations = std::collections::HashMap::new();
     loop {
-        let mem = Memory::compute(g, roots, &allocations, &callee_name, user_name)?;
+        let mut mem = Memory::compute(g, roots, &allocations, &callee_name, user_name)?;
+        if crate::analysis::memory::retype_bit_copies(m, g, &mem) {
+            mem = Memory::compute(g, roots, &allocations, &callee_name, user_name)?;
+        }
         let act = Activity::compute(m, g, active_params, ret_active, &mem, &callee_name, user_name)?;
         if act.wants_shadow.is_empty() {
             return Ok((mem, act));

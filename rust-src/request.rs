@@ -83,8 +83,11 @@ impl Request {
     /// Checks the request on its own (before looking at the IR).
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::InvalidRequest(m));
-        if self.width != 1 {
-            return bad(format!("width {} is not supported yet (batch mode comes with the arrays issue)", self.width));
+        if self.width == 0 || self.width > 64 {
+            return bad(format!("width {} (1 to 64 tangents per value)", self.width));
+        }
+        if self.width > 1 && self.mode == Mode::Reverse {
+            return bad("batch reverse mode (width > 1) is not supported yet".into());
         }
         for (i, a) in self.args.iter().enumerate() {
             match (self.mode, a.activity) {

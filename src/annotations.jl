@@ -64,8 +64,9 @@ end
 """
     BatchDuplicated(x, (∂x₁, ..., ∂xₙ))
 
-Like [`Duplicated`](@ref) with `N` shadows at once (vector forward mode).
-Not supported yet: `autodiff` raises a [`DifferentiationError`](@ref).
+Like [`Duplicated`](@ref) with `N` shadows at once (vector forward mode): every value
+carries `N` tangents, and a `BatchDuplicated` return gives them as a `NamedTuple`
+keyed `1`, ..., `N`. Forward mode only.
 """
 struct BatchDuplicated{T,N} <: Annotation{T}
     val::T
@@ -76,7 +77,6 @@ end
     BatchDuplicatedNoNeed(x, (∂x₁, ..., ∂xₙ))
 
 Like [`BatchDuplicated`](@ref) when the primal is not needed.
-Not supported yet: `autodiff` raises a [`DifferentiationError`](@ref).
 """
 struct BatchDuplicatedNoNeed{T,N} <: Annotation{T}
     val::T

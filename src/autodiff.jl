@@ -157,7 +157,12 @@ function compile_derivative(@nospecialize(mode::Mode), @nospecialize(fn), @nospe
     world = Base.get_world_counter()
     RT = return_type(fn, types, anns, name)
     ir = Extract.extract_bitcode(fn, types)
-    fptr = compile(ir.bitcode, ir.entry, mode_code(mode), 1, descs, ret_activity; name = name)
+    width = batch_width(anns)
+    if width > 1 && any(a -> a isa Union{Duplicated,DuplicatedNoNeed}, anns)
+        throw(ArgumentError("Oxidase: $name mixes Duplicated and BatchDuplicated arguments; " *
+                            "batch every differentiated argument with the same number of tangents"))
+    end
+    fptr = compile(ir.bitcode, ir.entry, mode_code(mode), width, descs, ret_activity; name = name)
     ci = ir.codeinst::Core.CodeInstance
     sig = Tuple{Core.Typeof(fn), types.parameters...}
     scratch = [Scratch(mode, RT, anns) for _ in 1:Threads.nthreads()]
@@ -174,9 +179,8 @@ end
 # --- validation: Enzyme's rules, and what the engine supports so far -----------------
 
 function return_activity(::ForwardMode, @nospecialize(RA::Type), name)
-    RA <: Union{BatchDuplicated,BatchDuplicatedNoNeed} && throw(batch_error(name))
     RA <: Const && return OX_CONST
-    RA <: Union{Duplicated,DuplicatedNoNeed} && return OX_DUPLICATED
+    RA <: Union{Duplicated,DuplicatedNoNeed,BatchDuplicated,BatchDuplicatedNoNeed} && return OX_DUPLICATED
     RA <: Active && throw(ArgumentError(
         "Oxidase: Active returns are not allowed in forward mode ($name); " *
         "use Duplicated, DuplicatedNoNeed or Const"))
@@ -195,7 +199,7 @@ end
 
 batch_error(name) =
     DifferentiationError("cannot differentiate $name: not yet supported: batch (vector) " *
-                         "mode, BatchDuplicated and BatchDuplicatedNoNeed")
+                         "reverse mode; BatchDuplicated works in forward mode")
 
 function function_desc(@nospecialize(fn), name)
     F = Core.Typeof(fn)
@@ -207,7 +211,7 @@ end
 
 function argument_desc(@nospecialize(mode::Mode), @nospecialize(a::Annotation), i::Int, name)
     T = Core.Typeof(a.val)
-    is_batch(a) && throw(batch_error(name))
+    is_batch(a) && mode isa ReverseMode && throw(batch_error(name))
     if a isa Active && mode isa ForwardMode
         throw(ArgumentError("Oxidase: Active arguments are not allowed in forward mode " *
                             "(argument $i of $name); use Duplicated(x, dx) or Const(x)"))
@@ -254,6 +258,13 @@ end
 # are ignored, so they reach the engine as constants.
 function argument_activity(@nospecialize(mode::Mode), @nospecialize(a::Annotation), @nospecialize(T), i, name)
     a isa Const && return OX_CONST
+    if is_batch(a)
+        for d in a.dval
+            is_boxed(T) && size(d) != size(a.val) && throw(DimensionMismatch(
+                "Oxidase: a shadow of argument $i of $name has size $(size(d)), the argument $(size(a.val))"))
+        end
+        return T === Float64 || T === Float32 || is_boxed(T) ? OX_DUPLICATED : OX_CONST
+    end
     differentiable = T === Float64 || T === Float32
     if a isa Active
         if !differentiable && !isprimitivetype(T)
@@ -325,9 +336,19 @@ end
 
 function forward_result(::Type{RA}, primal, tangent) where {RA}
     RA <: Const && return ()
-    RA <: DuplicatedNoNeed && return (tangent,)
+    RA <: Union{DuplicatedNoNeed,BatchDuplicatedNoNeed} && return (tangent,)
     return (primal, tangent)
 end
+
+# Batch tangents come back as a NamedTuple keyed 1, 2, ..., as in Enzyme.
+function forward_result(::Type{RA}, primal, tangents::NTuple{N,Any}) where {RA,N}
+    RA <: Const && return ()
+    named = NamedTuple{batch_names(Val(N))}(tangents)
+    RA <: Union{DuplicatedNoNeed,BatchDuplicatedNoNeed} && return (named,)
+    return (primal, named)
+end
+
+@generated batch_names(::Val{N}) where {N} = :($(ntuple(k -> Symbol(k), N)))
 
 function call_derivative(::ReverseMode{ReturnPrimal}, c::CompiledDerivative, ::Type{RA},
                          anns::Tuple) where {ReturnPrimal,RA}

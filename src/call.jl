@@ -17,21 +17,25 @@ struct Scratch
     dret::Ptr{Cvoid}
 end
 
-has_shadow(::ForwardMode, a::Annotation) = a isa Union{Duplicated,DuplicatedNoNeed}
+has_shadow(::ForwardMode, a::Annotation) =
+    a isa Union{Duplicated,DuplicatedNoNeed,BatchDuplicated,BatchDuplicatedNoNeed}
 has_shadow(::ReverseMode, a::Annotation) =
     a isa Active || a isa Union{Duplicated,DuplicatedNoNeed} && is_boxed(Core.Typeof(a.val))
 
 function Scratch(@nospecialize(mode::Mode), @nospecialize(RT::Type), @nospecialize(anns::Tuple))
     n = length(anns)
+    width = batch_width(anns)
     sizes = zeros(Int, n)            # 8-byte words per argument
-    shadow_sizes = zeros(Int, n)
+    shadow_sizes = zeros(Int, n)     # `width` tangents or shadow objects, contiguous
     for k in 1:n
         a = anns[k]
         T = Core.Typeof(a.val)
         sizes[k] = is_ghost(T) ? 0 : is_boxed(T) ? 1 : cld(sizeof(T), 8)
-        shadow_sizes[k] = has_shadow(mode, a) ? sizes[k] : 0
+        if has_shadow(mode, a) && sizes[k] > 0
+            shadow_sizes[k] = cld(is_boxed(T) ? 8 * width : width * sizeof(T), 8)
+        end
     end
-    ret_words = cld(sizeof(RT), 8)
+    ret_words = cld(width * sizeof(RT), 8)
     data = zeros(UInt64, sum(sizes) + sum(shadow_sizes) + 2 * ret_words + 1)
     argptrs = fill(C_NULL, n + 1)
     shadowptrs = fill(C_NULL, n + 1)
@@ -67,7 +71,21 @@ zero_adjoints!(s::Scratch, anns::Tuple) = (foreach_arg(zero_adjoint!, s.shadowpt
 load_adjoints(s::Scratch, anns::Tuple) = foreach_arg(load_adjoint, s.shadowptrs, anns)
 
 store_tangent!(p, a::Union{Duplicated,DuplicatedNoNeed}) = store!(p, a.dval)
+store_tangent!(p, a::Union{BatchDuplicated,BatchDuplicatedNoNeed}) = store_lanes!(p, a.dval)
 store_tangent!(p, a) = nothing
+
+# Lane k's tangent (or shadow object's address) at offset (k - 1) × its size.
+function store_lanes!(p::Ptr{Cvoid}, ds::NTuple{N,T}) where {N,T}
+    stride = isbitstype(T) ? sizeof(T) : sizeof(Ptr{Cvoid})
+    for k in 1:N
+        store!(p + (k - 1) * stride, ds[k])
+    end
+end
+
+# Tangents per value: the N of BatchDuplicated arguments, 1 without.
+batch_width(anns::Tuple) = max(1, map(lane_count, anns)...)
+lane_count(::Union{BatchDuplicated{T,N},BatchDuplicatedNoNeed{T,N}}) where {T,N} = N
+lane_count(::Annotation) = 1
 zero_adjoint!(p, a::Active) = store!(p, zero(a.val))
 zero_adjoint!(p, a) = nothing
 load_adjoint(p, ::Active{T}) where {T} = unsafe_load(Ptr{T}(p))
@@ -83,8 +101,12 @@ function call_forward(c, s::Scratch, ::Type{RT}, anns::Tuple) where {RT}
     store_primals!(s, anns)
     store_tangents!(s, anns)
     invoke_compiled(c, s, anns)
-    return unsafe_load(Ptr{RT}(s.ret)), unsafe_load(Ptr{RT}(s.dret))
+    return unsafe_load(Ptr{RT}(s.ret)), load_tangents(s, RT, Val(batch_width(anns)))
 end
+
+load_tangents(s::Scratch, ::Type{RT}, ::Val{1}) where {RT} = unsafe_load(Ptr{RT}(s.dret))
+load_tangents(s::Scratch, ::Type{RT}, ::Val{N}) where {RT,N} =
+    ntuple(k -> unsafe_load(Ptr{RT}(s.dret), k), Val(N))
 
 function call_reverse(c, s::Scratch, ::Type{RT}, seed, anns::Tuple) where {RT}
     store_primals!(s, anns)

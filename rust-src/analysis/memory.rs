@@ -17,6 +17,9 @@ pub struct Memory {
     /// Integers (and pointers rebuilt from them) holding the address of shadowed memory:
     /// Julia's `ccall`s into BLAS pass array data this way.
     escaped: std::collections::HashSet<Value>,
+    /// Shadowed pointers into an array's *data* (as opposed to the array object, whose
+    /// fields are its data pointer, length and sizes).
+    data: std::collections::HashSet<Value>,
 }
 
 /// Julia runtime calls that create arrays.
@@ -144,7 +147,14 @@ impl Memory {
             }
         }
         let escaped = escaped_addresses(&insts, &shadowed);
-        Ok(Memory { shadowed, origin, escaped })
+        let data = data_pointers(&insts, &shadowed);
+        Ok(Memory { shadowed, origin, escaped, data })
+    }
+
+    /// Whether shadowed pointer `p` points into array data (floats), not at an array
+    /// object's fields.
+    pub fn is_data(&self, p: Value) -> bool {
+        self.data.contains(&p)
     }
 
     /// Whether `v` is the address of shadowed memory turned into an integer (or a
@@ -258,4 +268,66 @@ fn at_offset_zero(p: Value) -> bool {
         }
         _ => true,
     }
+}
+
+/// LLVM copies floats as integers (`load i64` + `store i64` is what `instcombine` makes
+/// of `y[i] = r[i]`). In shadowed memory that would hide the derivative, so integer
+/// loads of a float's width from shadowed memory become float loads plus a bitcast, and
+/// stores of such bitcasts become float stores. Returns whether anything changed.
+pub fn retype_bit_copies(m: &crate::llvm::Module, f: Value, mem: &Memory) -> bool {
+    let b = m.builder();
+    let mut changed = false;
+    let insts: Vec<Value> = f.blocks().into_iter().flat_map(|bb| bb.instructions()).collect();
+    for i in insts {
+        let ty = i.ty();
+        if i.opcode() != Opcode::LLVMLoad || !ty.is_int() || !mem.is_data(i.operand(0)) {
+            continue;
+        }
+        let float = match (mem.leaf(i.operand(0)), ty.int_width()) {
+            (Some(Leaf::ArrayF64), 64) => m.f64(),
+            (Some(Leaf::ArrayF32), 32) => m.f32(),
+            _ => continue,
+        };
+        b.before(i);
+        let x = b.load(float, i.operand(0));
+        let bits = b.bitcast(x, ty);
+        for u in i.users() {
+            if u.opcode() == Opcode::LLVMStore && u.operand(0) == i && mem.is_data(u.operand(1)) {
+                b.before(u);
+                b.store(x, u.operand(1));
+                u.erase();
+            }
+        }
+        i.replace_all_uses_with(bits);
+        i.erase();
+        changed = true;
+    }
+    changed
+}
+
+/// Shadowed pointers into array data: pointers loaded from an array object (its data
+/// pointer) and what derives from them; a pointer loaded from data is an object again
+/// (arrays of arrays).
+fn data_pointers(insts: &[Value], shadowed: &HashMap<Value, Leaf>) -> std::collections::HashSet<Value> {
+    let mut data = std::collections::HashSet::new();
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for &i in insts {
+            if data.contains(&i) || !shadowed.contains_key(&i) {
+                continue;
+            }
+            let d = match pointer_op(i) {
+                Some(PointerOp::Derive) => data.contains(&i.operand(0)),
+                Some(PointerOp::Load) => !data.contains(&i.operand(0)),
+                Some(PointerOp::Merge) => merged(i).iter().any(|v| data.contains(v)),
+                None => false,
+            };
+            if d {
+                data.insert(i);
+                changed = true;
+            }
+        }
+    }
+    data
 }

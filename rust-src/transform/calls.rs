@@ -79,8 +79,10 @@ pub struct Forward {
     pub pattern: Pattern,
     /// Indices of the float parameters, in the order their tangents are passed.
     pub float_params: Vec<usize>,
-    /// Whether `h` returns a float (then `h.fwd` returns `{primal, tangent}`).
+    /// Whether `h` returns a float (then `h.fwd` returns `{primal, tangents...}`).
     pub ret_float: bool,
+    /// Tangents per value (batch lanes).
+    pub width: usize,
 }
 
 /// Memory and activity analysis of a callee's frame, given its pair's pattern.
@@ -144,7 +146,7 @@ impl<'m> Callees<'m> {
 
     /// The forward-mode function of `h` for `pattern`, declared now and defined by
     /// `generate_all`.
-    pub fn forward_fn(&self, h: Value, pattern: Pattern) -> Result<Forward> {
+    pub fn forward_fn(&self, h: Value, pattern: Pattern, width: usize) -> Result<Forward> {
         if let Some(f) = self.forwards.borrow().get(&h) {
             if f.pattern != pattern {
                 return Err(different_patterns(h));
@@ -154,15 +156,23 @@ impl<'m> Callees<'m> {
         let m = self.m;
         let params: Vec<Type> = h.params().iter().map(|p| p.ty()).collect();
         let float_params: Vec<usize> = (0..params.len()).filter(|&k| params[k].is_floating()).collect();
+        // h's parameters, `width` tangents per float parameter, `width` shadows per
+        // shadowed pointer parameter.
         let mut fwd_params = params.clone();
-        fwd_params.extend(float_params.iter().map(|&k| params[k]));
-        fwd_params.extend(params.iter().zip(&pattern.shadowed).filter(|(_, s)| s.is_some()).map(|(t, _)| *t));
+        for &k in &float_params {
+            fwd_params.extend(std::iter::repeat_n(params[k], width));
+        }
+        for (t, s) in params.iter().zip(&pattern.shadowed) {
+            if s.is_some() {
+                fwd_params.extend(std::iter::repeat_n(*t, width));
+            }
+        }
         let ret = h.return_type();
         let ret_float = ret.is_floating();
-        let fwd_ret = if ret_float { m.struct_type(&[ret, ret]) } else { ret };
+        let fwd_ret = if ret_float { m.struct_type(&vec![ret; 1 + width]) } else { ret };
         let f = m.add_function(&format!("{}.fwd", h.name()), m.fn_type(fwd_ret, &fwd_params));
         f.set_internal();
-        let fwd = Forward { f, pattern, float_params, ret_float };
+        let fwd = Forward { f, pattern, float_params, ret_float, width };
         self.forwards.borrow_mut().insert(h, fwd.clone());
         self.queue.borrow_mut().push(h);
         Ok(fwd)
@@ -176,8 +186,16 @@ impl<'m> Callees<'m> {
             let fwd = self.forwards.borrow().get(&h).cloned();
             if let Some(fwd) = fwd {
                 let n = h.params().len();
-                let shadows = fwd.pattern.shadow_params_after(n + fwd.float_params.len());
-                let frame = Frame::build_callee(self.m, h, fwd.f, &shadows, None)?;
+                // Shadow parameters: for each shadowed pointer parameter, one per lane.
+                let mut next = n + fwd.float_params.len() * fwd.width;
+                let mut lanes = vec![vec![None; n]; fwd.width];
+                for k in (0..n).filter(|&k| fwd.pattern.shadowed[k].is_some()) {
+                    for lane in lanes.iter_mut() {
+                        lane[k] = Some(next);
+                        next += 1;
+                    }
+                }
+                let frame = Frame::build_callee(self.m, h, fwd.f, &lanes, None)?;
                 let pattern = Pair {
                     aug: fwd.f,
                     rev: fwd.f,
@@ -195,7 +213,7 @@ impl<'m> Callees<'m> {
                 self.m,
                 h,
                 pair.aug,
-                &pair.pattern.shadow_params(n),
+                &[pair.pattern.shadow_params(n)],
                 Some(pair.aug.params().len() - 1),
             )?;
             let (mem, act) = analyze(&frame, &pair)?;

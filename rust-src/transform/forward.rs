@@ -1,6 +1,10 @@
-//! Forward mode: a tangent next to every active value, computed right after it from the
+//! Forward mode: tangents next to every active value, computed right after it from the
 //! tangents of its operands (`ż = Σ ∂z/∂xₖ · ẋₖ`). Tangents of phis are phis over the
 //! same edges, filled once every tangent exists (loops carry them around back edges).
+//!
+//! Batch (vector) mode carries `width` tangents per value, one *lane* each: the primal
+//! and the partial derivatives are computed once, then applied to every lane, and each
+//! differentiated array has one shadow per lane.
 
 use super::calls::{Callees, Forward, Pattern};
 use super::{convert, Frame};
@@ -13,7 +17,10 @@ use crate::request::{Activity as Act, Passing, Request};
 use crate::rules::{tangent_type, LaneOp, Need, Rule};
 use std::collections::HashMap;
 
-/// Adds tangents to the frame's body and makes every `ret` write the primal and tangent.
+/// One value per lane.
+type Lanes = Vec<Value>;
+
+/// Adds tangents to the frame's body and makes every `ret` write the primal and tangents.
 #[allow(clippy::too_many_arguments)]
 pub fn differentiate(
     m: &Module,
@@ -24,7 +31,9 @@ pub fn differentiate(
     callee_name: &dyn Fn(Value) -> Option<String>,
     callees: &Callees,
 ) -> Result<()> {
-    let mut seeds: HashMap<Value, Value> = HashMap::new();
+    let width = req.width as usize;
+    let i64t = m.int(64);
+    let mut seeds: HashMap<Value, Lanes> = HashMap::new();
     for (i, a) in req.args.iter().enumerate() {
         if a.passing != Passing::Value {
             continue;
@@ -32,12 +41,13 @@ pub fn differentiate(
         if let (Act::Duplicated, Some(v)) = (a.activity, frame.primal[i]) {
             if act.is_active(v) {
                 let p = frame.shadow_ptr(m, i);
-                let t = frame.entry_builder(m).load(v.ty(), p);
-                seeds.insert(v, t);
+                let eb = frame.entry_builder(m);
+                let lanes = (0..width).map(|k| eb.load(v.ty(), eb.gep(v.ty(), p, &[m.const_int(i64t, k as u64)])));
+                seeds.insert(v, lanes.collect());
             }
         }
     }
-    let (cfg, tangent) = add_tangents(m, frame, act, mem, callee_name, callees, seeds)?;
+    let (cfg, tangent) = add_tangents(m, frame, act, mem, callee_name, callees, seeds, width)?;
     let b = m.builder();
     for &r in &cfg.returns {
         let ret = cfg.blocks[r].terminator().expect("return block");
@@ -52,8 +62,10 @@ pub fn differentiate(
                         v.ty().print()
                     ))
                 })?;
-                let t = tangent.get(&v).copied().unwrap_or_else(|| m.const_null(tt));
-                b.store(t, frame.params[3]);
+                for k in 0..width {
+                    let t = tangent.get(&v).map(|l| l[k]).unwrap_or_else(|| m.const_null(tt));
+                    b.store(t, b.gep(tt, frame.params[3], &[m.const_int(i64t, k as u64)]));
+                }
             }
         }
         b.ret(m.const_int(m.int(32), 0));
@@ -62,8 +74,8 @@ pub fn differentiate(
     Ok(())
 }
 
-/// Fills `h.fwd` (the frame, holding the callee's body): tangents of the float
-/// parameters come as parameters, and each `ret` returns `{primal, tangent}` for a
+/// Fills `h.fwd` (the frame, holding the callee's body): `width` tangents per float
+/// parameter come as parameters, and each `ret` returns `{primal, tangents...}` for a
 /// float result.
 pub fn differentiate_callee(
     m: &Module,
@@ -76,18 +88,26 @@ pub fn differentiate_callee(
 ) -> Result<()> {
     let params = fwd.f.params();
     let n = frame.primal.len();
-    let seeds: HashMap<Value, Value> =
-        fwd.float_params.iter().enumerate().filter_map(|(j, &k)| Some((frame.primal[k]?, params[n + j]))).collect();
-    let (cfg, tangent) = add_tangents(m, frame, act, mem, callee_name, callees, seeds)?;
+    let w = fwd.width;
+    let seeds: HashMap<Value, Lanes> = fwd
+        .float_params
+        .iter()
+        .enumerate()
+        .filter_map(|(j, &k)| Some((frame.primal[k]?, (0..w).map(|l| params[n + j * w + l]).collect())))
+        .collect();
+    let (cfg, tangent) = add_tangents(m, frame, act, mem, callee_name, callees, seeds, w)?;
     let b = m.builder();
     for &r in &cfg.returns {
         let ret = cfg.blocks[r].terminator().expect("return block");
         if fwd.ret_float {
             b.before(ret);
             let v = ret.operand(0);
-            let t = tangent.get(&v).copied().unwrap_or_else(|| m.const_null(v.ty()));
-            let agg = b.insert_value(m.const_null(fwd.f.return_type()), v, 0);
-            b.ret(b.insert_value(agg, t, 1));
+            let mut agg = b.insert_value(m.const_null(fwd.f.return_type()), v, 0);
+            for l in 0..w {
+                let t = tangent.get(&v).map(|ts| ts[l]).unwrap_or_else(|| m.const_null(v.ty()));
+                agg = b.insert_value(agg, t, 1 + l as u32);
+            }
+            b.ret(agg);
             ret.erase();
         }
     }
@@ -97,6 +117,7 @@ pub fn differentiate_callee(
 /// Tangents of every active value of the frame's body, from the tangents `seeds` of its
 /// parameters; calls of callees differentiated call by call become calls of their
 /// `fwd` functions.
+#[allow(clippy::too_many_arguments)]
 fn add_tangents(
     m: &Module,
     frame: &Frame,
@@ -104,9 +125,12 @@ fn add_tangents(
     mem: &Memory,
     callee_name: &dyn Fn(Value) -> Option<String>,
     callees: &Callees,
-    seeds: HashMap<Value, Value>,
-) -> Result<(Cfg, HashMap<Value, Value>)> {
-    let shadow = super::shadow::build(m, frame, mem, callee_name, false);
+    seeds: HashMap<Value, Lanes>,
+    width: usize,
+) -> Result<(Cfg, HashMap<Value, Lanes>)> {
+    let shadows: Vec<HashMap<Value, Value>> = (0..width)
+        .map(|l| super::shadow::build_lane(m, frame, &frame.shadow_lanes[l], mem, callee_name, false))
+        .collect();
     let cfg = Cfg::compute(frame.g);
     let mut tangent = seeds;
     let b = m.builder();
@@ -119,8 +143,8 @@ fn add_tangents(
             }
             let tt = tangent_type(m, inst.ty()).expect("active values have a tangent type");
             b.before(inst);
-            let t = b.phi(tt, &format!("{}.tan", inst.name()));
-            tangent.insert(inst, t);
+            let lanes = (0..width).map(|l| b.phi(tt, &format!("{}.tan{l}", inst.name()))).collect();
+            tangent.insert(inst, lanes);
             phis.push(inst);
         }
     }
@@ -133,25 +157,31 @@ fn add_tangents(
             b.after(inst);
             b.set_debug_loc_from(inst);
             if act.rule(inst).is_memory_effect() {
-                memory_effect(&b, act, &tangent, &shadow, inst)?;
+                for (l, shadow) in shadows.iter().enumerate() {
+                    memory_effect(&b, act, &tangent, shadow, l, inst)?;
+                }
                 continue;
             }
             if *act.rule(inst) == Rule::Call {
                 let callee = inst.called_function().expect("Rule::Call is a direct call");
-                let fwd = callees.forward_fn(callee, Pattern::of_call(inst, mem))?;
+                let fwd = callees.forward_fn(callee, Pattern::of_call(inst, mem), width)?;
                 let k = inst.call_arg_count();
                 let mut args: Vec<Value> = (0..k).map(|j| inst.operand(j)).collect();
                 for &j in &fwd.float_params {
                     let a = inst.operand(j);
-                    args.push(tangent.get(&a).copied().unwrap_or_else(|| m.const_null(a.ty())));
+                    for l in 0..width {
+                        args.push(tangent.get(&a).map(|t| t[l]).unwrap_or_else(|| m.const_null(a.ty())));
+                    }
                 }
                 for j in (0..k).filter(|&j| fwd.pattern.shadowed[j].is_some()) {
-                    args.push(shadow_of(&shadow, inst, j)?);
+                    for shadow in &shadows {
+                        args.push(shadow_of(shadow, inst, j)?);
+                    }
                 }
                 let r = b.call(fwd.f, &args);
                 if fwd.ret_float {
                     let primal = b.extract_value(r, 0);
-                    tangent.insert(inst, b.extract_value(r, 1));
+                    tangent.insert(inst, (0..width).map(|l| b.extract_value(r, 1 + l as u32)).collect());
                     replaced.push((inst, primal));
                 } else {
                     replaced.push((inst, r));
@@ -161,18 +191,20 @@ fn add_tangents(
             if tangent_type(m, inst.ty()).is_none() {
                 continue;
             }
-            let t = tangent_of_instruction(&b, act, &tangent, &shadow, inst)?;
+            let t = tangent_of_instruction(&b, act, &tangent, &shadows, inst, width)?;
             tangent.insert(inst, t);
         }
     }
     for phi in phis {
-        let t = tangent[&phi];
-        let pairs: Vec<(Value, crate::llvm::Block)> = phi
-            .incoming()
-            .into_iter()
-            .map(|(v, bb)| (tangent.get(&v).copied().unwrap_or_else(|| m.const_null(t.ty())), bb))
-            .collect();
-        t.add_incoming(&pairs);
+        for l in 0..width {
+            let t = tangent[&phi][l];
+            let pairs: Vec<(Value, crate::llvm::Block)> = phi
+                .incoming()
+                .into_iter()
+                .map(|(v, bb)| (tangent.get(&v).map(|ts| ts[l]).unwrap_or_else(|| m.const_null(t.ty())), bb))
+                .collect();
+            t.add_incoming(&pairs);
+        }
     }
     // The original calls go last: tangents were built from them.
     for (old, new) in replaced {
@@ -185,12 +217,14 @@ fn add_tangents(
     Ok((cfg, tangent))
 }
 
-/// Writes into shadow memory what a store or memory intrinsic writes into primal memory.
+/// Writes into shadow memory (of lane `l`) what a store or memory intrinsic writes into
+/// primal memory.
 fn memory_effect(
     b: &Builder,
     act: &Activity,
-    tangent: &HashMap<Value, Value>,
+    tangent: &HashMap<Value, Lanes>,
     shadow: &HashMap<Value, Value>,
+    l: usize,
     inst: Value,
 ) -> Result<()> {
     let m = b.m;
@@ -198,7 +232,7 @@ fn memory_effect(
     match act.rule(inst) {
         Rule::Store => {
             let v = inst.operand(0);
-            let t = tangent.get(&v).copied().unwrap_or_else(|| m.const_null(v.ty()));
+            let t = tangent.get(&v).map(|ts| ts[l]).unwrap_or_else(|| m.const_null(v.ty()));
             b.store(t, sh(1)?);
         }
         Rule::MemCopy => {
@@ -226,60 +260,66 @@ pub(super) fn shadow_of(shadow: &HashMap<Value, Value>, inst: Value, k: usize) -
         .ok_or_else(|| Error::Internal(format!("no shadow for operand {k} of {}", inst.print())))
 }
 
+/// The tangents (one per lane) of `inst`; partial derivatives are built once.
 fn tangent_of_instruction(
     b: &Builder,
     act: &Activity,
-    tangent: &HashMap<Value, Value>,
-    shadow: &HashMap<Value, Value>,
+    tangent: &HashMap<Value, Lanes>,
+    shadows: &[HashMap<Value, Value>],
     inst: Value,
-) -> Result<Value> {
+    width: usize,
+) -> Result<Lanes> {
     let m = b.m;
     let tt = tangent_type(m, inst.ty()).expect("active values have a tangent type");
-    let tan = |v: Value| tangent.get(&v).copied();
+    let tan = |v: Value, l: usize| tangent.get(&v).map(|ts| ts[l]);
     let env = |n: Need| match n {
         Need::Op(k) => inst.operand(k),
         Need::Result => inst,
-        Need::Shadow(k) => shadow.get(&inst.operand(k)).copied().unwrap_or_else(|| inst.operand(k)),
-        Need::ResultShadow => shadow.get(&inst).copied().unwrap_or(inst),
+        Need::Shadow(k) => shadows[0].get(&inst.operand(k)).copied().unwrap_or_else(|| inst.operand(k)),
+        Need::ResultShadow => shadows[0].get(&inst).copied().unwrap_or(inst),
     };
-    Ok(match act.rule(inst) {
+    let lanes = |f: &dyn Fn(usize) -> Result<Value>| (0..width).map(f).collect::<Result<Lanes>>();
+    match act.rule(inst) {
         Rule::Scale { formula, ops } => {
-            let mut sum: Option<Value> = None;
+            let mut partials = Vec::new();
             for &k in ops {
-                let Some(t) = tan(inst.operand(k)) else {
-                    continue;
-                };
-                let p = formula.partial(k, b, &env).map_err(Error::Internal)?;
-                let term = b.fmul(p, t);
-                sum = Some(match sum {
-                    None => term,
-                    Some(s) => b.fadd(s, term),
-                });
+                if tangent.contains_key(&inst.operand(k)) {
+                    partials.push((k, formula.partial(k, b, &env).map_err(Error::Internal)?));
+                }
             }
-            sum.unwrap_or_else(|| m.const_null(tt))
+            lanes(&|l| {
+                let mut sum: Option<Value> = None;
+                for &(k, p) in &partials {
+                    let term = b.fmul(p, tan(inst.operand(k), l).expect("active operand"));
+                    sum = Some(match sum {
+                        None => term,
+                        Some(s) => b.fadd(s, term),
+                    });
+                }
+                Ok(sum.unwrap_or_else(|| m.const_null(tt)))
+            })
         }
-        Rule::Cast { op } => match tan(inst.operand(*op)) {
-            Some(t) => convert(b, t, tt),
-            None => m.const_null(tt),
-        },
-        Rule::Select => {
+        Rule::Cast { op } => lanes(&|l| {
+            Ok(match tan(inst.operand(*op), l) {
+                Some(t) => convert(b, t, tt),
+                None => m.const_null(tt),
+            })
+        }),
+        Rule::Select => lanes(&|l| {
             let zero = m.const_null(tt);
-            let a = tan(inst.operand(1)).unwrap_or(zero);
-            let c = tan(inst.operand(2)).unwrap_or(zero);
-            b.select(inst.operand(0), a, c)
-        }
-        Rule::Load => b.load(tt, shadow_of(shadow, inst, 0)?),
-        Rule::Lanes(op) => {
-            let zero_of = |v: Value| m.const_null(v.ty());
-            let t = |k: usize| tan(inst.operand(k)).unwrap_or_else(|| zero_of(inst.operand(k)));
-            match op {
+            let a = tan(inst.operand(1), l).unwrap_or(zero);
+            let c = tan(inst.operand(2), l).unwrap_or(zero);
+            Ok(b.select(inst.operand(0), a, c))
+        }),
+        Rule::Load => lanes(&|l| Ok(b.load(tt, shadow_of(&shadows[l], inst, 0)?))),
+        Rule::Lanes(op) => lanes(&|l| {
+            let t = |k: usize| tan(inst.operand(k), l).unwrap_or_else(|| m.const_null(inst.operand(k).ty()));
+            Ok(match op {
                 LaneOp::Insert => b.insert_element(t(0), t(1), inst.operand(2)),
                 LaneOp::Extract => b.extract_element(t(0), inst.operand(1)),
                 LaneOp::Shuffle => b.shuffle(t(0), t(1), &inst.shuffle_mask()),
-            }
-        }
-        other => {
-            return Err(Error::Internal(format!("forward mode: active value with rule {other:?}: {}", inst.print())))
-        }
-    })
+            })
+        }),
+        other => Err(Error::Internal(format!("forward mode: active value with rule {other:?}: {}", inst.print()))),
+    }
 }

@@ -26,6 +26,8 @@ pub struct Frame {
     pub primal: Vec<Option<Value>>,
     /// Per Julia argument, the shadow object of a differentiated boxed argument.
     pub shadow: Vec<Option<Value>>,
+    /// The same per batch lane (`shadow` is lane 0).
+    pub shadow_lanes: Vec<Vec<Option<Value>>>,
     /// The primal function's original first block, now in `g`.
     pub body_entry: Block,
     /// For the ABI entry: `g`'s parameters args, shadows, ret, dret.
@@ -49,7 +51,8 @@ impl Frame {
         let fparams = f.params();
         let mut next = 0usize;
         let mut primal = Vec::with_capacity(req.args.len());
-        let mut shadow = vec![None; req.args.len()];
+        let width = req.width.max(1) as usize;
+        let mut shadow_lanes = vec![vec![None; req.args.len()]; width];
         for (i, a) in req.args.iter().enumerate() {
             let index = m.const_int(m.int(64), i as u64);
             match a.passing {
@@ -68,15 +71,19 @@ impl Frame {
                             fp.ty().print()
                         )));
                     }
-                    let object = |array: Value, name: String| {
+                    // `array[i]` points at `lane`-th object pointer of the argument.
+                    let object = |array: Value, lane: usize, name: String| {
                         let slot = b.load(ptr, b.gep(ptr, array, &[index]));
-                        let v = b.addrspace_cast(b.load(ptr, slot), fp.ty());
+                        let at = b.gep(ptr, slot, &[m.const_int(m.int(64), lane as u64)]);
+                        let v = b.addrspace_cast(b.load(ptr, at), fp.ty());
                         v.set_name(&name);
                         v
                     };
-                    let v = object(params[0], format!("arg{i}"));
+                    let v = object(params[0], 0, format!("arg{i}"));
                     if a.activity == crate::request::Activity::Duplicated {
-                        shadow[i] = Some(object(params[1], format!("shadow{i}")));
+                        for (lane, shadows) in shadow_lanes.iter_mut().enumerate() {
+                            shadows[i] = Some(object(params[1], lane, format!("shadow{i}.{lane}")));
+                        }
                     }
                     fp.replace_all_uses_with(v);
                     primal.push(Some(v));
@@ -116,17 +123,18 @@ impl Frame {
             bb.move_to_end_of(g);
         }
         let entry_br = b.br(body_entry);
-        Ok(Frame { g, entry, entry_br, primal, shadow, body_entry, params, tape: None })
+        let shadow = shadow_lanes[0].clone();
+        Ok(Frame { g, entry, entry_br, primal, shadow, shadow_lanes, body_entry, params, tape: None })
     }
 
     /// Moves the body of callee `h` into `g`, whose first parameters are `h`'s;
-    /// `shadow_param[k]` is the index of the parameter holding the shadow of `h`'s
-    /// pointer parameter `k`, `tape_param` that of the tape.
+    /// `shadow_params[lane][k]` is the index of the parameter holding the shadow of `h`'s
+    /// pointer parameter `k` in batch lane `lane`, `tape_param` that of the tape.
     pub fn build_callee(
         m: &Module,
         h: Value,
         g: Value,
-        shadow_param: &[Option<usize>],
+        shadow_params: &[Vec<Option<usize>>],
         tape_param: Option<usize>,
     ) -> Result<Frame> {
         let hp = h.params();
@@ -139,7 +147,9 @@ impl Frame {
             p.replace_all_uses_with(gp[k]);
             primal.push(Some(gp[k]));
         }
-        let shadow = shadow_param.iter().map(|s| s.map(|i| gp[i])).collect();
+        let shadow_lanes: Vec<Vec<Option<Value>>> =
+            shadow_params.iter().map(|lane| lane.iter().map(|s| s.map(|i| gp[i])).collect()).collect();
+        let shadow = shadow_lanes[0].clone();
         let body_entry = h.entry_block().ok_or_else(|| Error::BadIr("callee has no body".into()))?;
         for bb in h.blocks() {
             bb.move_to_end_of(g);
@@ -147,7 +157,7 @@ impl Frame {
         let entry_br = b.br(body_entry);
         let undef = m.const_null(m.ptr());
         let tape = tape_param.map(|i| gp[i]);
-        Ok(Frame { g, entry, entry_br, primal, shadow, body_entry, params: [undef; 4], tape })
+        Ok(Frame { g, entry, entry_br, primal, shadow, shadow_lanes, body_entry, params: [undef; 4], tape })
     }
 
     /// A builder positioned in the entry block, before its branch.

@@ -21,8 +21,20 @@ pub fn build(
     callee_name: &dyn Fn(Value) -> Option<String>,
     zero_copies: bool,
 ) -> HashMap<Value, Value> {
+    build_lane(m, frame, &frame.shadow, mem, callee_name, zero_copies)
+}
+
+/// `build` from the root shadows `roots` (one batch lane's shadow objects).
+pub fn build_lane(
+    m: &Module,
+    frame: &Frame,
+    roots: &[Option<Value>],
+    mem: &Memory,
+    callee_name: &dyn Fn(Value) -> Option<String>,
+    zero_copies: bool,
+) -> HashMap<Value, Value> {
     let mut shadow: HashMap<Value, Value> = HashMap::new();
-    for (p, s) in frame.primal.iter().zip(&frame.shadow) {
+    for (p, s) in frame.primal.iter().zip(roots) {
         if let (Some(p), Some(s)) = (p, s) {
             shadow.insert(*p, *s);
         }
