@@ -10,6 +10,9 @@
 //!   constant chosen by an equality test on an active value has a derivative the IR
 //!   does not contain.
 //!
+//! - **calls without a rule reached with differentiated arrays**: BLAS behind `A * x`
+//!   (Julia takes generic code for 2×2 and 3×3 matrices, BLAS beyond).
+//!
 //! The pass inserts calls to the marker `ox.diagnostic(i1 cond, i32 code)`; `lower`
 //! turns them into updates of the derivative's status slot, which it returns.
 
@@ -151,6 +154,12 @@ pub fn insert(m: &Module, g: Value, act: &Activity, user: &str) -> usize {
         }
     }
     count += insert_special_points(m, &cfg, &live, act, user, marker);
+    for (call, message) in &act.unsupported_when_reached {
+        let code = register(message.clone());
+        b.before(*call);
+        b.call(marker, &[always, m.const_int(m.int(32), code as u64)]);
+        count += 1;
+    }
     count
 }
 

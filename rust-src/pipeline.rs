@@ -108,7 +108,12 @@ pub fn synthesize(m: &Module, req: &Request, name: &str, layout: &str, triple: &
                 pair.pattern.shadowed.iter().zip(&cf.primal).filter_map(|(leaf, v)| Some(((*v)?, (*leaf)?))).collect();
             let active: Vec<Value> = pair.float_params.iter().filter_map(|&k| cf.primal[k]).collect();
             let name = crate::names::julia_name(&pair.aug.name().replace(".aug", "").replace(".fwd", ""));
-            analyze(m, cf.g, &roots, &active, pair.ret_float, &name)
+            let (mem, act) = analyze(m, cf.g, &roots, &active, pair.ret_float, &name)?;
+            // Runtime diagnostics live in the entry's status; a callee reports at compile time.
+            if let Some((_, message)) = act.unsupported_when_reached.first() {
+                return Err(Error::Unsupported(message.clone()));
+            }
+            Ok((mem, act))
         },
         &callee_name,
     )?;

@@ -278,7 +278,10 @@ call_power(x, n) = power(x, n)
     end
 end
 
-@testset "BLAS calls are an error, not a lost derivative" begin
+matmat_weighted(A, B) = (C = A * B; C[1, 1] + 2C[2, 1] + 3C[1, 2] + 4C[2, 2])
+matvec_product(A, x) = (y = A * x; y[1] * y[2])
+
+@testset "BLAS calls are an error when reached, not a lost derivative" begin
     err = try
         autodiff(Reverse, x -> x' * x, Active, Duplicated([1.0, 2.0], [0.0, 0.0]))
     catch e
@@ -286,4 +289,21 @@ end
     end
     @test err isa Oxidase.DifferentiationError
     @test occursin("ddot", err.msg)
+    A = [1.0 2.0; 3.0 4.0]; x = [0.5, -1.0]
+    @test_throws Oxidase.DifferentiationError autodiff(Reverse, matvec_product, Active,
+                                                       Duplicated(A, zero(A)), Duplicated(x, zero(x)))
+    # 2×2 and 3×3 products take Julia's generic code, which differentiates.
+    B = [1.0 0.5; -1.0 2.0]
+    dA = zero(A); dB = zero(B)
+    autodiff(Reverse, matmat_weighted, Active, Duplicated(A, dA), Duplicated(B, dB))
+    W = [1.0 3.0; 2.0 4.0]
+    @test dA ≈ W * B' && dB ≈ A' * W
+    A3 = [1.0 2 3; 4 5 6; 7 8 10]; B3 = [0.5 1 -1; 2 0 1; 1 1 1]
+    dA3 = zero(A3)
+    autodiff(Reverse, (A, B) -> sum(A * B), Active, Duplicated(A3, dA3), Const(B3))
+    @test dA3 ≈ ones(3, 3) * B3'
+    # ...and a 4×4 product reaches BLAS: an error at run time.
+    A4 = rand(4, 4)
+    @test_throws Oxidase.DifferentiationError autodiff(Reverse, (A, B) -> sum(A * B), Active,
+                                                       Duplicated(A4, zero(A4)), Const(A4))
 end

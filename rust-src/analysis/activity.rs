@@ -78,6 +78,8 @@ pub struct Activity {
     /// Arrays allocated in the function that derivative data is written into: they need
     /// shadows, and the analysis must run again with them (`pipeline`).
     pub wants_shadow: HashMap<Value, crate::request::Leaf>,
+    /// Calls that would lose a derivative if executed, with the error message.
+    pub unsupported_when_reached: Vec<(Value, String)>,
 }
 
 impl Activity {
@@ -152,7 +154,13 @@ impl Activity {
             }
         }
         if !wants_shadow.is_empty() {
-            return Ok(Activity { rules, varied, useful: HashSet::new(), wants_shadow });
+            return Ok(Activity {
+                rules,
+                varied,
+                useful: HashSet::new(),
+                wants_shadow,
+                unsupported_when_reached: Vec::new(),
+            });
         }
 
         // Backward: useful values, from the returned values.
@@ -202,22 +210,24 @@ impl Activity {
             }
         }
 
-        let activity = Activity { rules, varied, useful, wants_shadow };
+        let mut activity = Activity { rules, varied, useful, wants_shadow, unsupported_when_reached: Vec::new() };
         for &i in &insts {
             if let Rule::Unsupported(what) = &activity.rules[&i] {
                 if activity.useful.contains(&i) {
                     return Err(Error::Unsupported(describe(user_name, i, what)));
                 }
                 // A differentiated array handed to code without a rule may be read or
-                // written there: its derivative would be lost silently.
+                // written there: its derivative would be lost silently. Such calls often
+                // sit on paths few inputs take (BLAS for large matrices, generic code
+                // for 2×2), so they are an error when reached (`diagnostics`).
                 let on_live_path = live[cfg.index(i.parent_block())];
                 let reaches_array = |o: &Value| mem.is_shadowed(*o) || mem.is_escaped(*o);
                 if on_live_path && i.opcode() == Opcode::LLVMCall && i.operands().iter().any(reaches_array) {
-                    return Err(Error::Unsupported(describe(
-                        user_name,
-                        i,
-                        &format!("{what}, which is passed a differentiated array"),
-                    )));
+                    let message = format!(
+                        "cannot differentiate `{user_name}` at this argument: {}",
+                        describe(user_name, i, &format!("{what}, which is passed a differentiated array"))
+                    );
+                    activity.unsupported_when_reached.push((i, message));
                 }
             }
         }
