@@ -2,8 +2,22 @@
 //! targets (openlibm's `expm1`, `exp2`...) before handing us the IR, so the engine sees
 //! only an address and asks the dynamic loader which symbol it is.
 
+/// C library functions Julia calls by name (`ccall(:memmove, ...)`), whose address is
+/// that of an optimised variant glibc picks at load time, which `dladdr` cannot name.
+const BY_DLSYM: &[&std::ffi::CStr] = &[c"memmove", c"memcpy", c"memset"];
+
 /// The exported symbol starting exactly at `addr`, if any.
 pub fn symbol_at(addr: u64) -> Option<String> {
+    named_at(addr).or_else(|| {
+        BY_DLSYM.iter().find_map(|name| {
+            // SAFETY: dlsym with a NUL-terminated name.
+            let p = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) } as usize as u64;
+            (p == addr).then(|| name.to_string_lossy().into_owned())
+        })
+    })
+}
+
+fn named_at(addr: u64) -> Option<String> {
     let mut info = libc::Dl_info {
         dli_fname: std::ptr::null(),
         dli_fbase: std::ptr::null_mut(),

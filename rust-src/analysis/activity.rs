@@ -42,6 +42,13 @@ fn memory_rule(i: Value, mem: &Memory, callee_name: &dyn Fn(Value) -> Option<Str
         {
             Some(Rule::ArrayCopy)
         }
+        // A reshape of a differentiated array is its shadow's reshape (`transform::shadow`).
+        Opcode::LLVMCall
+            if crate::analysis::memory::array_call(i, callee_name)
+                == Some(crate::analysis::memory::ArrayCall::Reshape) =>
+        {
+            Some(Rule::Zero)
+        }
         // Resizing a differentiated array resizes its shadow (`transform::shadow`).
         Opcode::LLVMCall
             if crate::analysis::memory::resize_call(i, callee_name).is_some() && mem.is_shadowed(i.operand(0)) =>
@@ -50,9 +57,21 @@ fn memory_rule(i: Value, mem: &Memory, callee_name: &dyn Fn(Value) -> Option<Str
         }
         Opcode::LLVMCall => {
             let name = callee_name(i.called_operand())?;
+            if let Some(op) = crate::runtime::blas::lookup(&name) {
+                let arrays = crate::runtime::blas::array_args(op);
+                let differentiated = |k: &usize| *k < i.call_arg_count() && mem.is_escaped(i.operand(*k));
+                return arrays.iter().any(differentiated).then_some(Rule::Blas(op));
+            }
             let (dst, src) = (i.operand(0), i.operand(1));
-            if name.starts_with("llvm.memcpy") || name.starts_with("llvm.memmove") {
-                match (mem.is_shadowed(dst), mem.is_shadowed(src)) {
+            // Addresses in shadowed memory, as pointers or as integers (a `ccall` to
+            // libc's memmove gets integers).
+            let differentiated = |p: Value| mem.is_shadowed(p) || mem.is_escaped(p);
+            let copy = name.starts_with("llvm.memcpy")
+                || name.starts_with("llvm.memmove")
+                || name == "memmove"
+                || name == "memcpy";
+            if copy {
+                match (differentiated(dst), differentiated(src)) {
                     (true, true) => Some(Rule::MemCopy),
                     (true, false) => Some(Rule::MemZero),
                     (false, true) => Some(Rule::Unsupported(
@@ -60,7 +79,7 @@ fn memory_rule(i: Value, mem: &Memory, callee_name: &dyn Fn(Value) -> Option<Str
                     )),
                     (false, false) => None,
                 }
-            } else if name.starts_with("llvm.memset") && mem.is_shadowed(dst) {
+            } else if (name.starts_with("llvm.memset") || name == "memset") && differentiated(dst) {
                 Some(Rule::MemZero)
             } else {
                 None
@@ -123,7 +142,7 @@ impl Activity {
                     Rule::Phi => differentiable && i.incoming().iter().any(|(v, _)| varied.contains(v)),
                     Rule::Unsupported(_) => i.operands().iter().any(|o| varied.contains(o)),
                     // Shadowed memory holds derivatives whatever is stored there.
-                    Rule::Load | Rule::Store | Rule::MemCopy | Rule::MemZero | Rule::ArrayCopy => true,
+                    Rule::Load | Rule::Store | Rule::MemCopy | Rule::MemZero | Rule::ArrayCopy | Rule::Blas(_) => true,
                     Rule::Call => call_args(i).any(|a| varied.contains(&a) || mem.is_shadowed(a)),
                     Rule::Zero | Rule::ErrorPath | Rule::Control => false,
                 };
@@ -138,6 +157,20 @@ impl Activity {
         // a shadow (found here, built on the next round of analysis).
         let mut wants_shadow = HashMap::new();
         for &i in &insts {
+            // The output array of a BLAS call on differentiated inputs.
+            if let Rule::Blas(op) = rules[&i] {
+                if let Some(out) = crate::runtime::blas::output_arg(op) {
+                    let y = i.operand(out);
+                    if !mem.is_escaped(y) {
+                        if let Some(a) = mem.origin(y) {
+                            let single = op & crate::runtime::blas::SINGLE != 0;
+                            wants_shadow.insert(a, if single { Leaf::ArrayF32 } else { Leaf::ArrayF64 });
+                        }
+                    }
+                }
+            }
+        }
+        for &i in &insts {
             let (value, addr) = match i.opcode() {
                 Opcode::LLVMStore => (i.operand(0), i.operand(1)),
                 Opcode::LLVMCall if matches!(rules[&i], Rule::Unsupported(_)) && i.num_operands() >= 3 => {
@@ -145,8 +178,8 @@ impl Activity {
                 }
                 _ => continue,
             };
-            let carries = varied.contains(&value) || mem.is_shadowed(value);
-            if carries && !mem.is_shadowed(addr) {
+            let carries = varied.contains(&value) || mem.is_shadowed(value) || mem.is_escaped(value);
+            if carries && !mem.is_shadowed(addr) && !mem.is_escaped(addr) {
                 if let Some(a) = mem.origin(addr) {
                     let leaf = if value.ty().float_bits() == 32 { Leaf::ArrayF32 } else { Leaf::ArrayF64 };
                     wants_shadow.insert(a, leaf);
@@ -184,6 +217,7 @@ impl Activity {
                 // Writes into shadowed memory are derivative outputs (a Duplicated
                 // argument's shadow) or feed later loads.
                 Rule::Store | Rule::MemCopy | Rule::MemZero | Rule::ArrayCopy => true,
+                Rule::Blas(op) => crate::runtime::blas::output_arg(op).is_some(),
                 // A callee given differentiated memory may write derivatives into it.
                 Rule::Call => varied.contains(&i) && call_args(i).any(|a| mem.is_shadowed(a)),
                 _ => false,
@@ -205,7 +239,7 @@ impl Activity {
                 Rule::Unsupported(_) => work.extend(v.operands()),
                 Rule::Store => work.push(v.operand(0)),
                 Rule::Call => work.extend(call_args(v).filter(|a| a.ty().is_floating())),
-                Rule::Load | Rule::MemCopy | Rule::MemZero | Rule::ArrayCopy => {}
+                Rule::Load | Rule::MemCopy | Rule::MemZero | Rule::ArrayCopy | Rule::Blas(_) => {}
                 Rule::Zero | Rule::ErrorPath | Rule::Control => {}
             }
         }

@@ -29,6 +29,8 @@ pub enum ArrayCall {
     Alloc,
     /// `jl_array_copy(a)`: a new array with `a`'s contents.
     Copy,
+    /// `jl_reshape_array(type, a, dims)`: a new array object sharing `a`'s data.
+    Reshape,
 }
 
 /// Julia runtime calls that resize an array in place (`push!`, `pop!`, `resize!`...);
@@ -64,6 +66,7 @@ pub fn array_call(i: Value, callee_name: &dyn Fn(Value) -> Option<String>) -> Op
     match callee_name(i.called_operand())?.as_str() {
         "jl_alloc_array_1d" | "jl_alloc_array_2d" | "jl_alloc_array_3d" => Some(ArrayCall::Alloc),
         "jl_array_copy" => Some(ArrayCall::Copy),
+        "jl_reshape_array" => Some(ArrayCall::Reshape),
         _ => None,
     }
 }
@@ -124,9 +127,12 @@ impl Memory {
                 let from = match pointer_op(i) {
                     Some(PointerOp::Derive) | Some(PointerOp::Load) => shadowed.get(&i.operand(0)).copied(),
                     Some(PointerOp::Merge) => merged(i).iter().find_map(|v| shadowed.get(v).copied()),
-                    // A copy of a differentiated array is differentiated.
-                    None if array_call(i, callee_name) == Some(ArrayCall::Copy) => shadowed.get(&i.operand(0)).copied(),
-                    None => None,
+                    // A copy or a reshape of a differentiated array is differentiated.
+                    None => match array_call(i, callee_name) {
+                        Some(ArrayCall::Copy) => shadowed.get(&i.operand(0)).copied(),
+                        Some(ArrayCall::Reshape) => shadowed.get(&i.operand(1)).copied(),
+                        _ => None,
+                    },
                 };
                 if let Some(leaf) = from {
                     shadowed.insert(i, leaf);
@@ -203,7 +209,16 @@ fn origins(insts: &[Value], callee_name: &dyn Fn(Value) -> Option<String>) -> Ha
                         let all: Vec<Option<Value>> = merged(i).iter().map(|v| origin.get(v).copied()).collect();
                         all[0].filter(|o| all.iter().all(|x| *x == Some(*o)))
                     }
-                    None => None,
+                    // Addresses as integers (the data pointer loaded as an Int for BLAS).
+                    None => match i.opcode() {
+                        Opcode::LLVMLoad | Opcode::LLVMPtrToInt if i.ty().is_int() => {
+                            origin.get(&i.operand(0)).copied()
+                        }
+                        Opcode::LLVMAdd | Opcode::LLVMSub => {
+                            origin.get(&i.operand(0)).or_else(|| origin.get(&i.operand(1))).copied()
+                        }
+                        _ => None,
+                    },
                 }
             };
             if let Some(o) = o {

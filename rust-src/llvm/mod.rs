@@ -698,6 +698,10 @@ impl Module {
         let mut ps: Vec<LLVMTypeRef> = params.iter().map(|t| t.0).collect();
         Type(unsafe { LLVMFunctionType(ret.0, ps.as_mut_ptr(), ps.len() as u32, 0) })
     }
+    /// `[n x ty]`.
+    pub fn array_type(&self, ty: Type, n: u32) -> Type {
+        Type(unsafe { LLVMArrayType2(ty.0, n as u64) })
+    }
     /// A literal struct type.
     pub fn struct_type(&self, fields: &[Type]) -> Type {
         let mut fs: Vec<LLVMTypeRef> = fields.iter().map(|t| t.0).collect();
@@ -878,8 +882,12 @@ impl Builder<'_> {
             std::cmp::Ordering::Greater => self.cast(Opcode::LLVMTrunc, v, ty),
         }
     }
-    /// A pointer in address space 0 (Julia's pointers live in 10-13).
+    /// A pointer in address space 0 (Julia's pointers live in 10-13; libc calls get
+    /// addresses as integers).
     pub fn to_generic_ptr(&self, p: Value) -> Value {
+        if p.ty().is_int() {
+            return self.cast(Opcode::LLVMIntToPtr, p, self.m.ptr());
+        }
         self.addrspace_cast(p, self.m.ptr())
     }
     /// Converts a float/int/pointer value to an `i64` bit pattern for the tape.

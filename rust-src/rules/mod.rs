@@ -49,7 +49,11 @@ impl Rule {
     /// Rules of instructions whose derivative is an effect on shadow memory rather than
     /// a tangent or adjoint of their own.
     pub fn is_memory_effect(&self) -> bool {
-        matches!(self, Rule::Store | Rule::MemCopy | Rule::MemZero | Rule::ArrayCopy)
+        match self {
+            Rule::Store | Rule::MemCopy | Rule::MemZero | Rule::ArrayCopy => true,
+            Rule::Blas(op) => crate::runtime::blas::output_arg(*op).is_some(),
+            _ => false,
+        }
     }
 }
 
@@ -119,6 +123,8 @@ pub enum Rule {
     /// `b = jl_array_copy(a)` of a differentiated array: `ḃ = copy(ȧ)`; reverse:
     /// `ā += b̄`, `b̄ = 0`.
     ArrayCopy,
+    /// A BLAS call on differentiated arrays (`crate::runtime::blas`, op code).
+    Blas(u32),
     /// A phi: derivative of the incoming value of the edge taken.
     Phi,
     /// A call that never returns (Julia error paths): no derivative needed.

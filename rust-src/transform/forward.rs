@@ -7,7 +7,7 @@
 //! differentiated array has one shadow per lane.
 
 use super::calls::{Callees, Forward, Pattern};
-use super::{convert, Frame};
+use super::{blas_call, convert, Frame};
 use crate::analysis::activity::Activity;
 use crate::analysis::cfg::Cfg;
 use crate::analysis::memory::Memory;
@@ -156,6 +156,23 @@ fn add_tangents(
             }
             b.after(inst);
             b.set_debug_loc_from(inst);
+            if let Rule::Blas(op) = *act.rule(inst) {
+                let eb = frame.entry_builder(m);
+                let args = blas_call::words(&b, &eb, &blas_call::args_of(inst));
+                let mut lanes = Vec::new();
+                for shadow in &shadows {
+                    let sh: Vec<Option<Value>> =
+                        (0..inst.call_arg_count()).map(|k| shadow.get(&inst.operand(k)).copied()).collect();
+                    let t = blas_call::tangent(&b, op, args, blas_call::words(&b, &eb, &sh));
+                    if inst.ty().is_floating() {
+                        lanes.push(convert(&b, t, inst.ty()));
+                    }
+                }
+                if inst.ty().is_floating() {
+                    tangent.insert(inst, lanes);
+                }
+                continue;
+            }
             if act.rule(inst).is_memory_effect() {
                 for (l, shadow) in shadows.iter().enumerate() {
                     memory_effect(&b, act, &tangent, shadow, l, inst)?;
@@ -236,8 +253,11 @@ fn memory_effect(
             b.store(t, sh(1)?);
         }
         Rule::MemCopy => {
-            let args: Vec<Value> = vec![sh(0)?, sh(1)?, inst.operand(2), inst.operand(3)];
-            b.call(inst.called_operand(), &args);
+            // The same copy between the shadows (the intrinsic or libc's memmove).
+            let mut args: Vec<Value> = (0..inst.call_arg_count()).map(|k| inst.operand(k)).collect();
+            args[0] = sh(0)?;
+            args[1] = sh(1)?;
+            b.call_typed(inst.called_function_type(), inst.called_operand(), &args);
         }
         Rule::MemZero => super::zero_memory(b, sh(0)?, inst.operand(2))?,
         // The shadow of the copy is the copy of the shadow, made with the shadows.

@@ -220,7 +220,61 @@ pub fn convert(b: &Builder, d: Value, to: crate::llvm::Type) -> Value {
 /// derivative.
 pub fn zero_memory(b: &Builder, p: Value, len: Value) -> Result<()> {
     let m = b.m;
+    let p = if p.ty().is_int() { b.cast(crate::llvm::Opcode::LLVMIntToPtr, p, m.ptr()) } else { p };
     let memset = m.intrinsic("llvm.memset", &[p.ty(), len.ty()]).map_err(Error::Internal)?;
     b.call(memset, &[p, m.const_int(m.int(8), 0), len, m.const_int(m.int(1), 0)]);
     Ok(())
+}
+
+/// Calls of the BLAS derivative helpers (`crate::runtime::blas`): the call's arguments
+/// and the shadows of its array arguments go as arrays of machine words.
+pub mod blas_call {
+    use crate::llvm::{Builder, Value};
+
+    /// An `[n x i64]` array in the function's entry (`entry`), filled at `b` with
+    /// `values` (pointers as addresses, integers zero-extended, `None` as 0).
+    pub fn words(b: &Builder, entry: &Builder, values: &[Option<Value>]) -> Value {
+        let m = b.m;
+        let i64t = m.int(64);
+        let arr = entry.alloca(m.array_type(i64t, values.len() as u32), "ox.blas.words");
+        for (k, v) in values.iter().enumerate() {
+            let word = match v {
+                Some(v) if v.ty().is_pointer() => b.cast(crate::llvm::Opcode::LLVMPtrToInt, *v, i64t),
+                Some(v) if v.ty().is_int() => b.cast_int(*v, i64t),
+                Some(v) => b.to_i64_bits(*v),
+                None => m.const_int(i64t, 0),
+            };
+            b.store(word, b.gep(i64t, arr, &[m.const_int(i64t, k as u64)]));
+        }
+        arr
+    }
+
+    /// `blas_tangent(op, args, shadows) -> double`.
+    pub fn tangent(b: &Builder, op: u32, args: Value, shadows: Value) -> Value {
+        let m = b.m;
+        let fty = m.fn_type(m.f64(), &[m.int(32), m.ptr(), m.ptr()]);
+        let f = crate::runtime::blas::blas_tangent as *const () as usize;
+        b.call_typed(fty, m.const_address(f), &[m.const_int(m.int(32), op as u64), args, shadows])
+    }
+
+    /// `blas_save(op, args) -> ptr`.
+    pub fn save(b: &Builder, op: u32, args: Value) -> Value {
+        let m = b.m;
+        let fty = m.fn_type(m.ptr(), &[m.int(32), m.ptr()]);
+        let f = crate::runtime::blas::blas_save as *const () as usize;
+        b.call_typed(fty, m.const_address(f), &[m.const_int(m.int(32), op as u64), args])
+    }
+
+    /// `blas_reverse(saved, shadows, d)`.
+    pub fn reverse(b: &Builder, saved: Value, shadows: Value, d: Value) {
+        let m = b.m;
+        let fty = m.fn_type(m.void(), &[m.ptr(), m.ptr(), m.f64()]);
+        let f = crate::runtime::blas::blas_reverse as *const () as usize;
+        b.call_typed(fty, m.const_address(f), &[saved, shadows, d]);
+    }
+
+    /// The call's arguments.
+    pub fn args_of(call: Value) -> Vec<Option<Value>> {
+        (0..call.call_arg_count()).map(|k| Some(call.operand(k))).collect()
+    }
 }

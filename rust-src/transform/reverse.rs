@@ -21,7 +21,7 @@
 
 use super::calls::{Callees, Pair, Pattern};
 use super::tape::Tape;
-use super::{accumulate, convert, Frame};
+use super::{accumulate, blas_call, convert, Frame};
 use crate::analysis::activity::Activity;
 use crate::analysis::cfg::Cfg;
 use crate::analysis::memory::Memory;
@@ -163,6 +163,19 @@ impl<'a> Reverse<'a> {
         Ok(())
     }
 
+    /// A builder in the entry block of the function holding the reverse sweep (for
+    /// allocas).
+    fn rev_entry_builder(&self) -> Builder<'a> {
+        match &self.sweep {
+            Sweep::Entry { .. } => self.frame.entry_builder(self.m),
+            Sweep::Callee { entry_br, .. } => {
+                let b = self.m.builder();
+                b.before(*entry_br);
+                b
+            }
+        }
+    }
+
     /// The function the reverse blocks go into.
     fn rev_fn(&self) -> Value {
         match &self.sweep {
@@ -242,6 +255,12 @@ impl<'a> Reverse<'a> {
                     Rule::MemCopy => needs.extend([Need::Shadow(0), Need::Shadow(1), Need::Op(2)]),
                     Rule::MemZero => needs.extend([Need::Shadow(0), Need::Op(2)]),
                     Rule::ArrayCopy => needs.extend([Need::Shadow(0), Need::ResultShadow]),
+                    Rule::Blas(op) => {
+                        let n = inst.call_arg_count();
+                        needs.extend(
+                            crate::runtime::blas::array_args(*op).iter().filter(|&&k| k < n).map(|&k| Need::Shadow(k)),
+                        )
+                    }
                     Rule::Call => {
                         let callee = inst.called_function().expect("Rule::Call is a direct call");
                         let pair = self.callees.reverse_pair(callee, Pattern::of_call(inst, self.mem))?;
@@ -296,13 +315,18 @@ impl<'a> Reverse<'a> {
                 let Some(needs) = self.needs.get(&inst) else {
                     continue;
                 };
-                if needs.iter().any(|(_, pushed)| *pushed) {
-                    b.after(inst);
-                    for (n, pushed) in needs {
-                        if *pushed {
-                            self.tape.push(&b, self.need_value(inst, *n));
-                        }
+                b.after(inst);
+                for (n, pushed) in needs {
+                    if *pushed {
+                        self.tape.push(&b, self.need_value(inst, *n));
                     }
+                }
+                // BLAS: a copy of what the reverse needs, made now, pushed last.
+                if let Rule::Blas(op) = *self.act.rule(inst) {
+                    let eb = self.frame.entry_builder(self.m);
+                    let args = blas_call::words(&b, &eb, &blas_call::args_of(inst));
+                    let saved = blas_call::save(&b, op, args);
+                    self.tape.push(&b, saved);
                 }
             }
         }
@@ -607,6 +631,7 @@ impl<'a> Reverse<'a> {
     fn reverse_instruction(&self, b: &Builder, inst: Value) -> Result<()> {
         let m = self.m;
         let mut env_vals: HashMap<Need, Value> = HashMap::new();
+        let blas_saved = matches!(self.act.rule(inst), Rule::Blas(_)).then(|| self.tape_rev.pop(b, m.ptr()));
         if let Some(needs) = self.needs.get(&inst) {
             for (n, pushed) in needs.iter().rev() {
                 let v = self.need_value(inst, *n);
@@ -615,6 +640,21 @@ impl<'a> Reverse<'a> {
             }
         }
         let env = |n: Need| env_vals.get(&n).copied().unwrap_or_else(|| self.remap(self.need_value(inst, n)));
+        if let (Rule::Blas(_), Some(saved)) = (self.act.rule(inst), blas_saved) {
+            let d = if self.adjoint.contains_key(&inst) {
+                convert(b, self.take_adjoint(b, inst), m.f64())
+            } else {
+                m.const_real(m.f64(), 0.0)
+            };
+            let n = inst.call_arg_count();
+            let shadows: Vec<Option<Value>> = (0..n)
+                .map(|k| self.needs[&inst].iter().any(|(nd, _)| *nd == Need::Shadow(k)).then(|| env(Need::Shadow(k))))
+                .collect();
+            let eb = self.rev_entry_builder();
+            let words = blas_call::words(b, &eb, &shadows);
+            blas_call::reverse(b, saved, words, d);
+            return Ok(());
+        }
         if self.act.rule(inst).is_memory_effect() {
             return self.reverse_memory_effect(b, inst, &env);
         }

@@ -57,6 +57,12 @@ pub fn build_lane(
             resize_shadow(m, i, kind, &shadow);
             continue;
         }
+        if mem.is_escaped(i) && !shadow.contains_key(&i) {
+            if let Some(s) = escaped_shadow(m, i, &shadow) {
+                shadow.insert(i, s);
+            }
+            continue;
+        }
         if !mem.is_shadowed(i) || shadow.contains_key(&i) {
             continue;
         }
@@ -69,8 +75,13 @@ pub fn build_lane(
             let s = match call {
                 ArrayCall::Alloc => b.call_typed(i.called_function_type(), i.called_operand(), &args),
                 ArrayCall::Copy => b.call_typed(i.called_function_type(), i.called_operand(), &[of(args[0])]),
+                ArrayCall::Reshape => {
+                    let mut a = args.clone();
+                    a[1] = of(args[1]);
+                    b.call_typed(i.called_function_type(), i.called_operand(), &a)
+                }
             };
-            if call == ArrayCall::Alloc || zero_copies {
+            if call == ArrayCall::Alloc || call == ArrayCall::Copy && zero_copies {
                 let fty = m.fn_type(m.void(), &[m.ptr()]);
                 let helper = crate::runtime::zero_array as *const () as usize;
                 b.call_typed(fty, m.const_address(helper), &[b.to_generic_ptr(s)]);
@@ -120,4 +131,35 @@ fn resize_shadow(m: &Module, i: Value, kind: Resize, shadow: &HashMap<Value, Val
     let helper = crate::runtime::zero_array_part as *const () as usize;
     let n = b.cast_int(args[1], i64t);
     b.call_typed(fty, m.const_address(helper), &[b.to_generic_ptr(s), n, m.const_int(i64t, at_end)]);
+}
+
+/// The shadow of an integer holding a shadowed address (`pointer(x)` as an `Int`): the
+/// same computation on the shadow's address. Built before `i`, like pointer shadows.
+fn escaped_shadow(m: &Module, i: Value, shadow: &HashMap<Value, Value>) -> Option<Value> {
+    let b = m.builder();
+    b.before(i);
+    let of = |v: Value| shadow.get(&v).copied();
+    let s = match i.opcode() {
+        Opcode::LLVMLoad => b.load(i.ty(), of(i.operand(0))?),
+        Opcode::LLVMPtrToInt
+        | Opcode::LLVMIntToPtr
+        | Opcode::LLVMBitCast
+        | Opcode::LLVMAddrSpaceCast
+        | Opcode::LLVMTrunc
+        | Opcode::LLVMZExt
+        | Opcode::LLVMSExt => b.cast(i.opcode(), of(i.operand(0))?, i.ty()),
+        Opcode::LLVMAdd | Opcode::LLVMSub => {
+            let (x, y) = (i.operand(0), i.operand(1));
+            let (sx, sy) = (of(x).unwrap_or(x), of(y).unwrap_or(y));
+            if i.opcode() == Opcode::LLVMAdd {
+                b.add(sx, sy)
+            } else {
+                b.sub(sx, sy)
+            }
+        }
+        Opcode::LLVMGetElementPtr => b.gep_like(i, of(i.operand(0))?),
+        _ => return None,
+    };
+    s.set_name(&format!("{}.shadow", i.name()));
+    Some(s)
 }

@@ -1,6 +1,8 @@
 //! Helpers the derivative code calls by address: work that is a loop in any language
 //! and clearer written once here than emitted as IR.
 
+pub mod blas;
+
 /// Reverse of `memcpy(dst, src, nbytes)` on Float64 data: `src' += dst'`, `dst' = 0`,
 /// element by element (correct for overlapping `memmove` too: `dst'` is read whole
 /// before anything is written).

@@ -1,0 +1,451 @@
+//! Derivatives of the BLAS calls behind Julia's `x' * y` (`dot`), `A * x` (`gemv`) and
+//! `A * B` (`gemm`) on Float64/Float32 arrays. Julia calls the Fortran interface
+//! (`ddot_64_(n::Ref, x::Ptr, incx::Ref, ...)`); the derivative code passes the call's
+//! arguments and the shadows of its array arguments as two arrays of machine words.
+//!
+//! - forward mode: `blas_tangent` returns `ṙ` (dot) or updates the output's shadow
+//!   (`ẏ ← α op(Ȧ) x + α op(A) ẋ + β ẏ`, likewise for gemm), after the primal call;
+//! - reverse mode: `blas_save` copies what the reverse needs (scalars and input arrays,
+//!   which later code may overwrite) right after the call, and `blas_reverse` applies the
+//!   adjoint at the same point of the reverse sweep, then frees the copy:
+//!   dot `x̄ += r̄ y, ȳ += r̄ x`; gemv `x̄ += α op(A)ᵀ ȳ, Ā += α (ȳ xᵀ or x ȳᵀ), ȳ ← β ȳ`;
+//!   gemm `Ā += α C̄ op(B)ᵀ` (transposed for op(A) = Aᵀ), `B̄ += α op(A)ᵀ C̄`, `C̄ ← β C̄`.
+//!
+//! Loops, not calls back into BLAS: correct for any strides, fast enough next to the
+//! primal call, and without a second BLAS to link.
+
+/// Which BLAS routine, and in which precision.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum BlasOp {
+    /// `ddot`.
+    Dot = 0,
+    /// `dgemv`.
+    Gemv = 1,
+    /// `dgemm`.
+    Gemm = 2,
+}
+
+/// Flag on the op code: single precision (`sdot`...).
+pub const SINGLE: u32 = 16;
+
+/// The routine and precision behind a Fortran BLAS symbol (`ddot_64_`, `sgemv_`...).
+pub fn lookup(name: &str) -> Option<u32> {
+    let base = name.trim_end_matches('_').trim_end_matches("_64");
+    let (prec, op) = base.split_at(1.min(base.len()));
+    let single = match prec {
+        "d" => 0,
+        "s" => SINGLE,
+        _ => return None,
+    };
+    let op = match op {
+        "dot" => BlasOp::Dot,
+        "gemv" => BlasOp::Gemv,
+        "gemm" => BlasOp::Gemm,
+        _ => return None,
+    };
+    Some(op as u32 | single)
+}
+
+/// Argument positions of the array operands (whose shadows are passed), per routine.
+pub fn array_args(op: u32) -> &'static [usize] {
+    match op & !SINGLE {
+        0 => &[1, 3],
+        1 => &[4, 6, 9],
+        _ => &[6, 8, 11],
+    }
+}
+
+/// The output array argument (written by the call), if any.
+pub fn output_arg(op: u32) -> Option<usize> {
+    match op & !SINGLE {
+        1 => Some(9),
+        2 => Some(11),
+        _ => None,
+    }
+}
+
+trait Float: Copy + Default + std::ops::Add<Output = Self> + std::ops::Mul<Output = Self> + std::ops::AddAssign {
+    fn from_f64(x: f64) -> Self;
+    fn to_f64(self) -> f64;
+}
+impl Float for f64 {
+    fn from_f64(x: f64) -> Self {
+        x
+    }
+    fn to_f64(self) -> f64 {
+        self
+    }
+}
+impl Float for f32 {
+    fn from_f64(x: f64) -> Self {
+        x as f32
+    }
+    fn to_f64(self) -> f64 {
+        self as f64
+    }
+}
+
+unsafe fn int(a: u64) -> i64 {
+    *(a as *const i64)
+}
+unsafe fn scalar<T: Float>(a: u64) -> T {
+    *(a as *const T)
+}
+unsafe fn transposed(a: u64) -> bool {
+    matches!(*(a as *const u8), b'T' | b't' | b'C' | b'c')
+}
+
+/// A strided vector or a column-major matrix in memory.
+#[derive(Clone, Copy)]
+struct Mat<T> {
+    p: *mut T,
+    rows: usize,
+    cols: usize,
+    ld: usize,
+    trans: bool,
+}
+
+impl<T: Float> Mat<T> {
+    /// Element (i, j) of op(M).
+    unsafe fn at(&self, i: usize, j: usize) -> *mut T {
+        let (r, c) = if self.trans { (j, i) } else { (i, j) };
+        self.p.add(r + c * self.ld)
+    }
+    unsafe fn get(&self, i: usize, j: usize) -> T {
+        *self.at(i, j)
+    }
+    /// Rows and columns of op(M).
+    fn shape(&self) -> (usize, usize) {
+        if self.trans {
+            (self.cols, self.rows)
+        } else {
+            (self.rows, self.cols)
+        }
+    }
+    /// A dense copy of the stored matrix (ld = rows).
+    unsafe fn copy(&self) -> (Vec<T>, Mat<T>) {
+        let mut v = Vec::with_capacity(self.rows * self.cols);
+        for c in 0..self.cols {
+            for r in 0..self.rows {
+                v.push(*self.p.add(r + c * self.ld));
+            }
+        }
+        let m = Mat { p: v.as_mut_ptr(), rows: self.rows, cols: self.cols, ld: self.rows.max(1), trans: self.trans };
+        (v, m)
+    }
+}
+
+/// A vector of `n` elements with stride `inc` as an n×1 matrix (positive strides).
+fn vector<T>(p: u64, n: usize, inc: i64) -> Mat<T> {
+    Mat { p: p as *mut T, rows: n, cols: 1, ld: inc.unsigned_abs() as usize, trans: false }.strided()
+}
+
+impl<T> Mat<T> {
+    /// A vector stored with stride `ld` is the `rows` elements p[0], p[ld], ...: viewed as
+    /// a 1×rows matrix transposed (element (i, 0) at p[i·ld]).
+    fn strided(self) -> Mat<T> {
+        Mat { p: self.p, rows: 1, cols: self.rows, ld: self.ld, trans: true }
+    }
+}
+
+/// What the reverse sweep needs of one call.
+pub struct Saved {
+    op: u32,
+    scalars: [f64; 2],
+    dims: [usize; 3],
+    trans: [bool; 2],
+    inc: [i64; 3],
+    data: [Vec<u8>; 2],
+}
+
+unsafe fn bytes<T: Float>(m: &Mat<T>) -> Vec<u8> {
+    let (v, _) = m.copy();
+    let mut out = vec![0u8; v.len() * std::mem::size_of::<T>()];
+    std::ptr::copy_nonoverlapping(v.as_ptr() as *const u8, out.as_mut_ptr(), out.len());
+    out
+}
+
+/// Forward mode. See the module documentation.
+///
+/// # Safety
+/// `args` and `shadows` hold the call's arguments and the shadows of its array
+/// arguments (0 where there is none), as Julia's BLAS `ccall` passes them.
+pub unsafe extern "C" fn blas_tangent(op: u32, args: *const u64, shadows: *const u64) -> f64 {
+    if op & SINGLE != 0 {
+        tangent::<f32>(op, args, shadows)
+    } else {
+        tangent::<f64>(op, args, shadows)
+    }
+}
+
+unsafe fn tangent<T: Float>(op: u32, args: *const u64, shadows: *const u64) -> f64 {
+    let a = |k: usize| *args.add(k);
+    let s = |k: usize| *shadows.add(k);
+    match op & !SINGLE {
+        0 => {
+            let n = int(a(0)).max(0) as usize;
+            let (x, y) = (vector::<T>(a(1), n, int(a(2))), vector::<T>(a(3), n, int(a(4))));
+            let mut t = T::default();
+            for i in 0..n {
+                if s(1) != 0 {
+                    t += *vector::<T>(s(1), n, int(a(2))).at(i, 0) * y.get(i, 0);
+                }
+                if s(3) != 0 {
+                    t += x.get(i, 0) * *vector::<T>(s(3), n, int(a(4))).at(i, 0);
+                }
+            }
+            t.to_f64()
+        }
+        1 => {
+            let g = Gemv::<T>::read(args);
+            if s(9) == 0 {
+                return 0.0;
+            }
+            let (rows, cols) = g.a.shape();
+            let dy = vector::<T>(s(9), rows, g.incy);
+            for i in 0..rows {
+                let mut acc = T::default();
+                for j in 0..cols {
+                    if s(4) != 0 {
+                        acc += Mat { p: s(4) as *mut T, ..g.a }.get(i, j) * g.x.get(j, 0);
+                    }
+                    if s(6) != 0 {
+                        acc += g.a.get(i, j) * *vector::<T>(s(6), cols, g.incx).at(j, 0);
+                    }
+                }
+                *dy.at(i, 0) = g.alpha * acc + g.beta * *dy.at(i, 0);
+            }
+            0.0
+        }
+        _ => {
+            let g = Gemm::<T>::read(args);
+            if s(11) == 0 {
+                return 0.0;
+            }
+            let (m, k) = g.a.shape();
+            let n = g.b.shape().1;
+            let dc = Mat { p: s(11) as *mut T, rows: g.c.rows, cols: g.c.cols, ld: g.c.ld, trans: false };
+            for i in 0..m {
+                for j in 0..n {
+                    let mut acc = T::default();
+                    for l in 0..k {
+                        if s(6) != 0 {
+                            acc += Mat { p: s(6) as *mut T, ..g.a }.get(i, l) * g.b.get(l, j);
+                        }
+                        if s(8) != 0 {
+                            acc += g.a.get(i, l) * Mat { p: s(8) as *mut T, ..g.b }.get(l, j);
+                        }
+                    }
+                    *dc.at(i, j) = g.alpha * acc + g.beta * *dc.at(i, j);
+                }
+            }
+            0.0
+        }
+    }
+}
+
+struct Gemv<T> {
+    a: Mat<T>,
+    x: Mat<T>,
+    alpha: T,
+    beta: T,
+    incx: i64,
+    incy: i64,
+}
+
+impl<T: Float> Gemv<T> {
+    unsafe fn read(args: *const u64) -> Gemv<T> {
+        let a = |k: usize| *args.add(k);
+        let trans = transposed(a(0));
+        let (m, n) = (int(a(1)).max(0) as usize, int(a(2)).max(0) as usize);
+        let amat = Mat { p: a(4) as *mut T, rows: m, cols: n, ld: int(a(5)).max(1) as usize, trans };
+        let xlen = if trans { m } else { n };
+        let (incx, incy) = (int(a(7)), int(a(10)));
+        Gemv { a: amat, x: vector(a(6), xlen, incx), alpha: scalar(a(3)), beta: scalar(a(8)), incx, incy }
+    }
+}
+
+struct Gemm<T> {
+    a: Mat<T>,
+    b: Mat<T>,
+    c: Mat<T>,
+    alpha: T,
+    beta: T,
+}
+
+impl<T: Float> Gemm<T> {
+    unsafe fn read(args: *const u64) -> Gemm<T> {
+        let a = |k: usize| *args.add(k);
+        let (ta, tb) = (transposed(a(0)), transposed(a(1)));
+        let (m, n, k) = (int(a(2)).max(0) as usize, int(a(3)).max(0) as usize, int(a(4)).max(0) as usize);
+        let (ar, ac) = if ta { (k, m) } else { (m, k) };
+        let (br, bc) = if tb { (n, k) } else { (k, n) };
+        Gemm {
+            a: Mat { p: a(6) as *mut T, rows: ar, cols: ac, ld: int(a(7)).max(1) as usize, trans: ta },
+            b: Mat { p: a(8) as *mut T, rows: br, cols: bc, ld: int(a(9)).max(1) as usize, trans: tb },
+            c: Mat { p: a(11) as *mut T, rows: m, cols: n, ld: int(a(12)).max(1) as usize, trans: false },
+            alpha: scalar(a(5)),
+            beta: scalar(a(10)),
+        }
+    }
+}
+
+/// Reverse mode, forward sweep: copies what `blas_reverse` needs.
+///
+/// # Safety
+/// As `blas_tangent`; the result must go to `blas_reverse` exactly once.
+pub unsafe extern "C" fn blas_save(op: u32, args: *const u64) -> *mut Saved {
+    let saved = if op & SINGLE != 0 { save::<f32>(op, args) } else { save::<f64>(op, args) };
+    Box::into_raw(Box::new(saved))
+}
+
+unsafe fn save<T: Float>(op: u32, args: *const u64) -> Saved {
+    let a = |k: usize| *args.add(k);
+    match op & !SINGLE {
+        0 => {
+            let n = int(a(0)).max(0) as usize;
+            let (x, y) = (vector::<T>(a(1), n, int(a(2))), vector::<T>(a(3), n, int(a(4))));
+            Saved {
+                op,
+                scalars: [0.0; 2],
+                dims: [n, 0, 0],
+                trans: [false; 2],
+                inc: [int(a(2)), int(a(4)), 0],
+                data: [bytes(&x), bytes(&y)],
+            }
+        }
+        1 => {
+            let g = Gemv::<T>::read(args);
+            Saved {
+                op,
+                scalars: [g.alpha.to_f64(), g.beta.to_f64()],
+                dims: [g.a.rows, g.a.cols, 0],
+                trans: [g.a.trans, false],
+                inc: [g.incx, g.incy, g.a.ld as i64],
+                data: [bytes(&Mat { trans: false, ..g.a }), bytes(&g.x)],
+            }
+        }
+        _ => {
+            let g = Gemm::<T>::read(args);
+            Saved {
+                op,
+                scalars: [g.alpha.to_f64(), g.beta.to_f64()],
+                dims: [g.c.rows, g.c.cols, g.a.shape().1],
+                trans: [g.a.trans, g.b.trans],
+                inc: [g.a.ld as i64, g.b.ld as i64, g.c.ld as i64],
+                data: [bytes(&Mat { trans: false, ..g.a }), bytes(&Mat { trans: false, ..g.b })],
+            }
+        }
+    }
+}
+
+/// Reverse mode, reverse sweep: accumulates the adjoints into the shadows (`d` is the
+/// adjoint of dot's result) and frees the saved copy.
+///
+/// # Safety
+/// `saved` comes from `blas_save` for the same call; `shadows` as in `blas_tangent`
+/// (the shadows have the leading dimensions of the primal arrays).
+pub unsafe extern "C" fn blas_reverse(saved: *mut Saved, shadows: *const u64, d: f64) {
+    let saved = Box::from_raw(saved);
+    if saved.op & SINGLE != 0 {
+        reverse::<f32>(&saved, shadows, d)
+    } else {
+        reverse::<f64>(&saved, shadows, d)
+    }
+}
+
+unsafe fn reverse<T: Float>(sv: &Saved, shadows: *const u64, d: f64) {
+    let s = |k: usize| *shadows.add(k);
+    let data = |i: usize| sv.data[i].as_ptr() as *mut T;
+    match sv.op & !SINGLE {
+        0 => {
+            let n = sv.dims[0];
+            let d = T::from_f64(d);
+            // Copies are dense (stride 1).
+            let (x, y) = (vector::<T>(data(0) as u64, n, 1), vector::<T>(data(1) as u64, n, 1));
+            for i in 0..n {
+                if s(1) != 0 {
+                    *vector::<T>(s(1), n, sv.inc[0]).at(i, 0) += d * y.get(i, 0);
+                }
+                if s(3) != 0 {
+                    *vector::<T>(s(3), n, sv.inc[1]).at(i, 0) += d * x.get(i, 0);
+                }
+            }
+        }
+        1 => {
+            let (rows, cols, trans) = (sv.dims[0], sv.dims[1], sv.trans[0]);
+            let (alpha, beta) = (T::from_f64(sv.scalars[0]), T::from_f64(sv.scalars[1]));
+            let amat = Mat { p: data(0), rows, cols, ld: rows.max(1), trans };
+            let (m, n) = amat.shape();
+            let x = vector::<T>(data(1) as u64, n, 1);
+            if s(9) == 0 {
+                return;
+            }
+            let dy = vector::<T>(s(9), m, sv.inc[1]);
+            let lda = sv.inc[2].max(1) as usize;
+            for i in 0..m {
+                let yb = *dy.at(i, 0);
+                for j in 0..n {
+                    if s(4) != 0 {
+                        *Mat { p: s(4) as *mut T, rows, cols, ld: lda, trans }.at(i, j) += alpha * yb * x.get(j, 0);
+                    }
+                    if s(6) != 0 {
+                        *vector::<T>(s(6), n, sv.inc[0]).at(j, 0) += alpha * amat.get(i, j) * yb;
+                    }
+                }
+            }
+            for i in 0..m {
+                *dy.at(i, 0) = beta * *dy.at(i, 0);
+            }
+        }
+        _ => {
+            let (m, n, k) = (sv.dims[0], sv.dims[1], sv.dims[2]);
+            let (ta, tb) = (sv.trans[0], sv.trans[1]);
+            let (alpha, beta) = (T::from_f64(sv.scalars[0]), T::from_f64(sv.scalars[1]));
+            let (ar, ac) = if ta { (k, m) } else { (m, k) };
+            let (br, bc) = if tb { (n, k) } else { (k, n) };
+            let amat = Mat { p: data(0), rows: ar, cols: ac, ld: ar.max(1), trans: ta };
+            let bmat = Mat { p: data(1), rows: br, cols: bc, ld: br.max(1), trans: tb };
+            if s(11) == 0 {
+                return;
+            }
+            let ld = |i: usize| sv.inc[i].max(1) as usize;
+            let dc = Mat { p: s(11) as *mut T, rows: m, cols: n, ld: ld(2), trans: false };
+            let da = Mat { p: s(6) as *mut T, rows: ar, cols: ac, ld: ld(0), trans: ta };
+            let db = Mat { p: s(8) as *mut T, rows: br, cols: bc, ld: ld(1), trans: tb };
+            for i in 0..m {
+                for j in 0..n {
+                    let cb = alpha * dc.get(i, j);
+                    for l in 0..k {
+                        if s(6) != 0 {
+                            *da.at(i, l) += cb * bmat.get(l, j);
+                        }
+                        if s(8) != 0 {
+                            *db.at(l, j) += amat.get(i, l) * cb;
+                        }
+                    }
+                }
+            }
+            for i in 0..m {
+                for j in 0..n {
+                    *dc.at(i, j) = beta * dc.get(i, j);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert_eq!(lookup("ddot_64_"), Some(BlasOp::Dot as u32));
+        assert_eq!(lookup("sgemv_"), Some(BlasOp::Gemv as u32 | SINGLE));
+        assert_eq!(lookup("dgemm_64_"), Some(BlasOp::Gemm as u32));
+        assert_eq!(lookup("daxpy_64_"), None);
+        assert_eq!(lookup("memcpy"), None);
+    }
+}
