@@ -23,6 +23,12 @@ function check_array(f, x; rtol = 1e-6, atol = 1e-8)
     (yf, t) = autodiff(Forward, f, Duplicated, Duplicated(copy(x), copy(v)))
     @test yf ≈ f(copy(x))
     @test t ≈ sum(dx .* v) rtol = 1e-10 atol = 1e-12
+    # Batch mode: two directions in one call.
+    w = [cos(2i) for i in eachindex(x)]
+    (yb, ts) = autodiff(Forward, f, BatchDuplicated, BatchDuplicated(copy(x), (copy(v), copy(w))))
+    @test yb ≈ yf
+    @test ts[1] ≈ t rtol = 1e-10 atol = 1e-12
+    @test ts[2] ≈ sum(dx .* w) rtol = 1e-10 atol = 1e-12
     return dx
 end
 
