@@ -15,6 +15,7 @@ using Test
     @testset "control flow" begin include("control_flow.jl") end
     @testset "arrays" begin include("arrays.jl") end
     @testset "batch" begin include("batch.jl") end
+    @testset "threads" begin include("threads.jl") end
     @testset "cache" begin include("cache.jl") end
     @testset "sugar" begin include("sugar.jl") end
     @testset "docs" begin include("docs.jl") end

@@ -1,0 +1,32 @@
+# Run with JULIA_NUM_THREADS=2 by test/threads.jl: autodiff from several threads at once,
+# on the same function and on different ones, including the first (compiling) call.
+using Oxidase, Test
+
+sq(x) = x^2 * sin(x)
+dsq(x) = 2x * sin(x) + x^2 * cos(x)
+poly(x) = 3x^3 - x
+dpoly(x) = 9x^2 - 1
+arr(x) = sum(abs2, x) * x[1]
+
+@test Threads.nthreads() >= 2
+results = Vector{Bool}(undef, 200)
+compiles_before = Oxidase.compile_count()
+@sync for k in 1:200
+    Threads.@spawn begin
+        x = 0.01 * k
+        ok = if k % 3 == 0
+            autodiff(Reverse, sq, Active, Active(x))[1][1] ≈ dsq(x)
+        elseif k % 3 == 1
+            autodiff(Forward, poly, Duplicated, Duplicated(x, 1.0))[2] ≈ dpoly(x)
+        else
+            v = [x, 1.0, 2.0]; dv = zeros(3)
+            autodiff(Reverse, arr, Active, Duplicated(v, dv))
+            dv ≈ [sum(abs2, v) + 2x^2, 2x, 4x]
+        end
+        results[k] = ok
+    end
+end
+@test all(results)
+# Each signature was compiled once, whatever the interleaving.
+@test Oxidase.compile_count() - compiles_before == 3
+println("threads: ", Threads.nthreads(), ", ", count(results), " passed, ", count(!, results), " failed")
