@@ -16,6 +16,7 @@ using Test
     @testset "arrays" begin include("arrays.jl") end
     @testset "batch" begin include("batch.jl") end
     @testset "threads" begin include("threads.jl") end
+    @testset "generated programs" begin include("property.jl") end
     @testset "cache" begin include("cache.jl") end
     @testset "sugar" begin include("sugar.jl") end
     @testset "docs" begin include("docs.jl") end

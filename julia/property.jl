@@ -1,0 +1,126 @@
+# Property tests over generated programs: random Julia functions of two scalars and a
+# 3-element array (expression trees over + - * / sin cos exp log sqrt ^ with guarded
+# domains, if/else and ifelse, loops with random trip counts, array reads and writes),
+# each differentiated in reverse, forward and batch-forward mode and checked against
+# the others and against central finite differences.
+#
+#   julia --project=. julia/property.jl [CASES] [SEED]
+#
+# A failure prints the seed and the program, so it can be reproduced.
+module Property
+
+using Oxidase, Random
+
+export run_properties
+
+const UNARY = ["sin(%)", "cos(%)", "tanh(%)", "exp(sin(%))", "log(1 + (%)^2)", "sqrt(1 + (%)^2)", "(%)^2", "(%)^3"]
+const BINARY = ["(%1 + %2)", "(%1 - %2)", "(%1 * %2)", "(%1 / (1 + (%2)^2))", "max(%1, %2)"]
+
+function expr(rng, depth, vars)
+    if depth == 0 || rand(rng) < 0.25
+        r = rand(rng)
+        r < 0.15 && return string(round(2rand(rng) - 1; digits = 2))
+        return rand(rng, vars)
+    end
+    if rand(rng) < 0.45
+        return replace(rand(rng, UNARY), "%" => expr(rng, depth - 1, vars))
+    elseif rand(rng) < 0.85
+        b = rand(rng, BINARY)
+        return replace(replace(b, "%1" => expr(rng, depth - 1, vars)), "%2" => expr(rng, depth - 1, vars))
+    else
+        return "ifelse($(expr(rng, depth - 1, vars)) > 0, $(expr(rng, depth - 1, vars)), $(expr(rng, depth - 1, vars)))"
+    end
+end
+
+"""
+    program(rng, name) -> String
+
+A random function `name(a, b, x)` of two scalars and a 3-element array.
+"""
+function program(rng, name)
+    vars = ["a", "b", "x[1]", "x[2]", "x[3]", "s"]
+    body = ["s = $(expr(rng, 2, vars[1:5]))"]
+    for _ in 1:rand(rng, 1:3)
+        r = rand(rng)
+        if r < 0.3
+            n = rand(rng, 0:4)
+            push!(body, "for i in 1:$n\n        s += $(expr(rng, 2, [vars; "x[mod1(i, 3)]"])) / (i + 1)\n    end")
+        elseif r < 0.55
+            push!(body, "if $(expr(rng, 1, vars)) > 0\n        s = $(expr(rng, 2, vars))\n    else\n        s = $(expr(rng, 2, vars))\n    end")
+        elseif r < 0.8
+            push!(body, "x[$(rand(rng, 1:3))] = $(expr(rng, 2, vars))")
+        else
+            push!(body, "k = 0\n    while s > 0.5 && k < 3\n        s = s / 2 + $(expr(rng, 1, vars)) / 10\n        k += 1\n    end")
+        end
+    end
+    push!(body, "return s + $(expr(rng, 1, vars))")
+    return "function $name(a, b, x)\n    " * join(body, "\n    ") * "\nend"
+end
+
+fd(f, v, i; h = 1e-6) = (f(v .+ h .* (1:length(v) .== i)) - f(v .- h .* (1:length(v) .== i))) / (2h)
+
+function check(f, v)
+    g(w) = f(w[1], w[2], w[3:5])             # copies x: f may write into it
+    a, b, x = v[1], v[2], v[3:5]
+    dx = zeros(3)
+    ((da, db, dnothing),) = autodiff(Reverse, f, Active, Active(a), Active(b), Duplicated(copy(x), dx))
+    rev = [da, db, dx...]
+    fwd = [autodiff(Forward, f, Duplicated, Duplicated(a, Float64(i == 1)), Duplicated(b, Float64(i == 2)),
+                    Duplicated(copy(x), Float64[i == 3, i == 4, i == 5]))[2] for i in 1:5]
+    e(i) = Float64[j == i for j in 1:5]
+    (_, ts) = autodiff(Forward, f, BatchDuplicated, BatchDuplicated(a, (1.0, 0.0)), BatchDuplicated(b, (0.0, 1.0)),
+                       BatchDuplicated(copy(x), (zeros(3), zeros(3))))
+    finite = [fd(g, v, i) for i in 1:5]
+    scale = max(1.0, maximum(abs, finite))
+    ok = isapprox(rev, fwd; rtol = 1e-9, atol = 1e-9 * scale) &&
+         isapprox([ts[1], ts[2]], rev[1:2]; rtol = 1e-9, atol = 1e-9 * scale) &&
+         isapprox(rev, finite; rtol = 1e-4, atol = 1e-5 * scale)
+    return ok, (rev = rev, fwd = fwd, batch = Tuple(ts), finite = finite)
+end
+
+"""
+    run_properties(cases, seed; io = stdout) -> (passed, failed, refused)
+
+Generates `cases` programs from `seed`, checks each at three random points. A point
+where Oxidase raises `DifferentiationError` (a construct or input without a
+derivative) is `refused`, neither passed nor failed.
+"""
+function run_properties(cases::Integer, seed::Integer; io::IO = stdout)
+    passed = failed = refused = 0
+    for c in 1:cases
+        rng = MersenneTwister(seed + c)
+        name = Symbol("prop_", seed + c)
+        src = program(rng, name)
+        f = Core.eval(Main, Meta.parse(src))
+        for _ in 1:3
+            v = 2 .* rand(rng, 5) .- 1
+            result = try
+                Base.invokelatest(check, f, v)
+            catch err
+                err isa Oxidase.DifferentiationError || rethrow()
+                refused += 1
+                println(io, "refused: seed $(seed + c): ", first(err.msg, 200))
+                continue
+            end
+            if result[1]
+                passed += 1
+            else
+                failed += 1
+                println(io, "FAILED: seed $(seed + c) at point $v\n$src\n$(result[2])\n")
+            end
+        end
+    end
+    return passed, failed, refused
+end
+
+end # module
+
+if abspath(PROGRAM_FILE) == @__FILE__
+    using .Property
+    cases = length(ARGS) >= 1 ? parse(Int, ARGS[1]) : 50
+    seed = length(ARGS) >= 2 ? parse(Int, ARGS[2]) : 1
+    passed, failed, refused = run_properties(cases, seed)
+    println("$refused refused")
+    println("$passed passed, $failed failed")
+    exit(failed == 0 ? 0 : 1)
+end
