@@ -22,6 +22,7 @@ include("abi.jl")
 include("call.jl")
 include("autodiff.jl")
 include("sugar.jl")
+include("check.jl")
 include("precompile.jl")
 
 end # module

@@ -17,6 +17,7 @@ using Test
     @testset "batch" begin include("batch.jl") end
     @testset "threads" begin include("threads.jl") end
     @testset "generated programs" begin include("property.jl") end
+    @testset "reliability" begin include("reliability.jl") end
     @testset "cache" begin include("cache.jl") end
     @testset "sugar" begin include("sugar.jl") end
     @testset "docs" begin include("docs.jl") end

@@ -1,0 +1,71 @@
+# Reliability: the derivative checker, exceptions through derivatives, memory over
+# many calls and many compiled derivatives.
+
+rss_mib() = parse(Int, split(read("/proc/self/statm", String))[2]) * 4096 / 2^20
+
+@testset "check_gradient" begin
+    @test Oxidase.check_gradient((x, y) -> x * sin(y[1]) + y[2]^2, 0.3, [1.0, 2.0]).ok
+    @test Oxidase.check_gradient(x -> sum(abs2, x) * prod(x), [0.5, 1.5, -2.0]).ok
+    r = Oxidase.check_gradient((a, b) -> a^b, 1.5f0, 2.5f0; rtol = 1e-3)
+    @test r.ok && length(r.reverse) == 2
+    # At a kink, finite differences disagree with any one-sided derivative: not ok.
+    @test !Oxidase.check_gradient(x -> abs(x), 0.0).ok
+    @test_throws ArgumentError Oxidase.check_gradient(x -> x, 1)
+end
+
+user_error(x) = x > 1 ? error("x too large: $x") : x^2
+bounds(x, i) = x[i] * 2.0
+
+@testset "exceptions through derivatives, then the process goes on" begin
+    for mode in (Reverse, Forward)
+        ann = mode === Reverse ? Active(2.0) : Duplicated(2.0, 1.0)
+        err = try
+            autodiff(mode, user_error, ann)
+        catch e
+            e
+        end
+        @test err isa ErrorException && occursin("x too large", err.msg)
+        @test_throws BoundsError autodiff(mode, bounds, Duplicated([1.0, 2.0], [0.0, 0.0]), Const(3))
+        @test_throws DomainError autodiff(mode, sqrt, mode === Reverse ? Active(-1.0) : Duplicated(-1.0, 1.0))
+    end
+    @test autodiff(Reverse, user_error, Active, Active(0.5)) == ((1.0,),)
+    @test autodiff(Reverse, bounds, Active, Duplicated([1.0, 2.0], zeros(2)), Const(2)) == ((nothing, nothing),)
+end
+
+cached_rosen(x, y) = (1.0 - x)^2 + 100.0 * (y - x^2)^2
+function many_calls(n)
+    s = 0.0
+    for i in 1:n
+        s += autodiff(Reverse, cached_rosen, Active, Active(1.0 + 1e-6i), Active(2.0))[1][1]
+        v = [1.0, 2.0 + 1e-6i]
+        dv = zeros(2)
+        autodiff(Reverse, x -> x[1] * x[2], Active, Duplicated(v, dv))
+        s += dv[1]
+    end
+    s
+end
+
+@testset "memory: 10^5 cached calls do not grow the process" begin
+    many_calls(1000)
+    GC.gc()
+    before = rss_mib()
+    many_calls(100_000)
+    GC.gc()
+    grown = rss_mib() - before
+    println("RSS growth over 10^5 cached calls: $(round(grown; digits = 1)) MiB")
+    @test grown < 20
+end
+
+@testset "memory: many compiled derivatives stay within budget" begin
+    # Budget (docs/limitations.md): under 1 MiB per small compiled derivative (about 0.5 measured).
+    GC.gc()
+    before = rss_mib()
+    for k in 1:100
+        f = Core.eval(Main, :(x -> sin($k * x) + x^$(k % 5 + 1)))
+        @test Base.invokelatest(autodiff, Reverse, f, Active, Active(0.5))[1][1] isa Float64
+    end
+    GC.gc()
+    per = (rss_mib() - before) / 100
+    println("memory per compiled derivative: $(round(per; digits = 3)) MiB")
+    @test per < 1.0
+end
