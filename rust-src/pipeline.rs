@@ -74,7 +74,8 @@ pub fn synthesize(m: &Module, req: &Request, name: &str, layout: &str, triple: &
     let f = crate::ingest::prepare(m, &req.entry)?;
     dump("prepared", m);
     let ret_ty = f.return_type();
-    if req.ret != Act::Const && crate::rules::tangent_type(m, ret_ty).is_none() {
+    let array_result = req.mode == Mode::Forward && ret_ty.is_pointer();
+    if req.ret != Act::Const && crate::rules::tangent_type(m, ret_ty).is_none() && !array_result {
         return Err(Error::Unsupported(format!(
             "the return value of `{}` has type {}; only Float64/Float32 returns can be differentiated yet",
             crate::names::julia_name(&req.entry),

@@ -155,7 +155,7 @@ function compile_derivative(@nospecialize(mode::Mode), @nospecialize(fn), @nospe
         push!(descs, argument_desc(mode, a, i, name))
     end
     world = Base.get_world_counter()
-    RT = return_type(fn, types, anns, name)
+    RT = return_type(fn, types, anns, name, mode, RA)
     ir = Extract.extract_bitcode(fn, types)
     width = batch_width(anns)
     if width > 1 && any(a -> a isa Union{Duplicated,DuplicatedNoNeed}, anns)
@@ -296,12 +296,17 @@ end
 
 # The engine returns Float64 or Float32 for now. A function inferred to never return
 # (Union{}) is run, so that it raises its own exception as it would without autodiff.
-function return_type(@nospecialize(fn), @nospecialize(types), @nospecialize(anns::Tuple), name)
+function return_type(@nospecialize(fn), @nospecialize(types), @nospecialize(anns::Tuple), name,
+                     @nospecialize(mode::Mode) = Reverse, @nospecialize(RA::Type) = Active)
     hasmethod(fn, types) || throw(MethodError(fn, map(a -> a.val, anns)))
     RT = inferred_return_type(fn, types)
     (RT === Float64 || RT === Float32) && return RT
     # Mutating functions (`f!(y, x)`) return nothing; their derivative goes into shadows.
     RT === Nothing && return RT
+    # Forward mode: an array result's tangent is an array of the same shape.
+    if mode isa ForwardMode && RT <: Union{Array{Float64},Array{Float32}}
+        RA <: Const || RA <: Union{Duplicated,DuplicatedNoNeed,BatchDuplicated,BatchDuplicatedNoNeed} && return RT
+    end
     if RT === Union{}
         Base.invokelatest(fn, map(a -> a.val, anns)...)
         throw(DifferentiationError("cannot differentiate $name: it is inferred never to return"))
@@ -329,8 +334,10 @@ function call_derivative(::ForwardMode, c::CompiledDerivative, ::Type{RA}, anns:
         return forward_result(RA, call_forward(c, s, Float64, anns)...)
     elseif c.rettype === Float32
         return forward_result(RA, call_forward(c, s, Float32, anns)...)
-    else
+    elseif c.rettype === Nothing
         return forward_result(RA, call_forward(c, s, Nothing, anns)...)
+    else
+        return forward_result(RA, call_forward_array(c, s, anns)...)
     end
 end
 

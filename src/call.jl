@@ -35,7 +35,7 @@ function Scratch(@nospecialize(mode::Mode), @nospecialize(RT::Type), @nospeciali
             shadow_sizes[k] = cld(is_boxed(T) ? 8 * width : width * sizeof(T), 8)
         end
     end
-    ret_words = cld(width * sizeof(RT), 8)
+    ret_words = is_boxed(RT) ? width : cld(width * sizeof(RT), 8)
     data = zeros(UInt64, sum(sizes) + sum(shadow_sizes) + 2 * ret_words + 1)
     argptrs = fill(C_NULL, n + 1)
     shadowptrs = fill(C_NULL, n + 1)
@@ -102,6 +102,24 @@ function call_forward(c, s::Scratch, ::Type{RT}, anns::Tuple) where {RT}
     store_tangents!(s, anns)
     invoke_compiled(c, s, anns)
     return unsafe_load(Ptr{RT}(s.ret)), load_tangents(s, RT, Val(batch_width(anns)))
+end
+
+# An array result (and its tangent arrays) were allocated by the derivative: they
+# become Julia references before the collector runs again.
+function call_forward_array(c, s::Scratch, anns::Tuple)
+    store_primals!(s, anns)
+    store_tangents!(s, anns)
+    width = batch_width(anns)
+    prev = GC.enable(false)
+    primal, tangents = try
+        status = GC.@preserve anns raw_call(c.fptr, s)
+        status == 0 || throw(DifferentiationError(status_message(status)))
+        object(p) = unsafe_pointer_to_objref(unsafe_load(Ptr{Ptr{Cvoid}}(p)))
+        object(s.ret), ntuple(k -> object(s.dret + 8(k - 1)), width)
+    finally
+        GC.enable(prev)
+    end
+    return primal, width == 1 ? tangents[1] : tangents
 end
 
 load_tangents(s::Scratch, ::Type{RT}, ::Val{1}) where {RT} = unsafe_load(Ptr{RT}(s.dret))

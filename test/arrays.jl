@@ -302,3 +302,19 @@ blas_cases = [
     g = check_array(f, x; rtol = 1e-5)
     @test collect(gradient(Forward, f, copy(x), Val(3))) ≈ g rtol = 1e-12
 end
+
+foo_pair(x) = [rosenbrock_inp(x), prod(x)]
+squares(x) = x .^ 2
+
+@testset "forward mode: functions returning arrays" begin
+    (y, dy) = autodiff(Forward, foo_pair, Duplicated, Duplicated([1.0, 2.0], [1.0, 0.0]))
+    @test y == [100.0, 2.0] && dy == [-400.0, 2.0]
+    @test autodiff(Forward, foo_pair, DuplicatedNoNeed, Duplicated([1.0, 2.0], [0.0, 1.0])) == ([200.0, 1.0],)
+    (y, dys) = autodiff(Forward, foo_pair, BatchDuplicated, BatchDuplicated([1.0, 2.0], ([1.0, 0.0], [0.0, 1.0])))
+    @test dys[1] == [-400.0, 2.0] && dys[2] == [200.0, 1.0]
+    x = [0.5, -1.0, 2.0]
+    @test autodiff(Forward, squares, Duplicated, Duplicated(x, [1.0, 1.0, 1.0]))[2] == 2 .* x
+    @test autodiff(Forward, identity, Duplicated, Duplicated(x, [5.0, 6.0, 7.0]))[2] == [5.0, 6.0, 7.0]
+    # Reverse mode needs a scalar result (or a mutating function, or jacobian).
+    @test_throws Oxidase.DifferentiationError autodiff(Reverse, squares, Active, Duplicated(x, zero(x)))
+end

@@ -157,6 +157,17 @@ impl Activity {
         // a shadow (found here, built on the next round of analysis).
         let mut wants_shadow = HashMap::new();
         for &i in &insts {
+            // An array the function returns, when its derivative is wanted.
+            if returned_active && i.opcode() == Opcode::LLVMRet && i.num_operands() == 1 {
+                let v = i.operand(0);
+                if v.ty().is_pointer() && !mem.is_shadowed(v) {
+                    if let Some(a) = mem.origin(v) {
+                        wants_shadow.insert(a, Leaf::ArrayF64);
+                    }
+                }
+            }
+        }
+        for &i in &insts {
             // The output array of a BLAS call on differentiated inputs.
             if let Rule::Blas(op) = rules[&i] {
                 if let Some(out) = crate::runtime::blas::output_arg(op) {

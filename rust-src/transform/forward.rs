@@ -47,7 +47,7 @@ pub fn differentiate(
             }
         }
     }
-    let (cfg, tangent) = add_tangents(m, frame, act, mem, callee_name, callees, seeds, width)?;
+    let (cfg, tangent, shadows) = add_tangents(m, frame, act, mem, callee_name, callees, seeds, width)?;
     let b = m.builder();
     for &r in &cfg.returns {
         let ret = cfg.blocks[r].terminator().expect("return block");
@@ -55,7 +55,16 @@ pub fn differentiate(
         if ret.num_operands() == 1 {
             let v = ret.operand(0);
             b.store(v, frame.params[2]);
-            if req.ret == Act::Duplicated {
+            if req.ret == Act::Duplicated && v.ty().is_pointer() {
+                // An array result: its tangent is its shadow array, one per lane.
+                for (k, lane) in shadows.iter().enumerate() {
+                    let s = lane
+                        .get(&v)
+                        .copied()
+                        .ok_or_else(|| Error::Unsupported("the returned array carries no derivative".to_string()))?;
+                    b.store(s, b.gep(m.ptr(), frame.params[3], &[m.const_int(i64t, k as u64)]));
+                }
+            } else if req.ret == Act::Duplicated {
                 let tt = tangent_type(m, v.ty()).ok_or_else(|| {
                     Error::Unsupported(format!(
                         "a Duplicated return needs a float return value, not {}",
@@ -95,7 +104,7 @@ pub fn differentiate_callee(
         .enumerate()
         .filter_map(|(j, &k)| Some((frame.primal[k]?, (0..w).map(|l| params[n + j * w + l]).collect())))
         .collect();
-    let (cfg, tangent) = add_tangents(m, frame, act, mem, callee_name, callees, seeds, w)?;
+    let (cfg, tangent, _) = add_tangents(m, frame, act, mem, callee_name, callees, seeds, w)?;
     let b = m.builder();
     for &r in &cfg.returns {
         let ret = cfg.blocks[r].terminator().expect("return block");
@@ -127,7 +136,7 @@ fn add_tangents(
     callees: &Callees,
     seeds: HashMap<Value, Lanes>,
     width: usize,
-) -> Result<(Cfg, HashMap<Value, Lanes>)> {
+) -> Result<(Cfg, HashMap<Value, Lanes>, Vec<HashMap<Value, Value>>)> {
     let shadows: Vec<HashMap<Value, Value>> = (0..width)
         .map(|l| super::shadow::build_lane(m, frame, &frame.shadow_lanes[l], mem, callee_name, false))
         .collect();
@@ -231,7 +240,7 @@ fn add_tangents(
         }
         old.erase();
     }
-    Ok((cfg, tangent))
+    Ok((cfg, tangent, shadows))
 }
 
 /// Writes into shadow memory (of lane `l`) what a store or memory intrinsic writes into
