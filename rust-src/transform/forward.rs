@@ -20,6 +20,9 @@ use std::collections::HashMap;
 /// One value per lane.
 type Lanes = Vec<Value>;
 
+/// What `add_tangents` built: the CFG, the tangents of values, the shadows per lane.
+type Tangents = (Cfg, HashMap<Value, Lanes>, Vec<HashMap<Value, Value>>);
+
 /// Adds tangents to the frame's body and makes every `ret` write the primal and tangents.
 #[allow(clippy::too_many_arguments)]
 pub fn differentiate(
@@ -136,7 +139,7 @@ fn add_tangents(
     callees: &Callees,
     seeds: HashMap<Value, Lanes>,
     width: usize,
-) -> Result<(Cfg, HashMap<Value, Lanes>, Vec<HashMap<Value, Value>>)> {
+) -> Result<Tangents> {
     let shadows: Vec<HashMap<Value, Value>> = (0..width)
         .map(|l| super::shadow::build_lane(m, frame, &frame.shadow_lanes[l], mem, callee_name, false))
         .collect();
