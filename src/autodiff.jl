@@ -45,6 +45,11 @@ function autodiff(mode::Mode, f::F, ::Type{RA}, args::Vararg{Any,N}) where {F,RA
     fn = function_value(f)
     anns = map(annotate, args)
     compiled = derivative(mode, fn, RA, anns)
+    # Array results take their own (allocating) path; deciding it from the inferred
+    # result type keeps the scalar path's result type concrete.
+    if mode isa ForwardMode && Core.Compiler.return_type(fn, primal_types(anns)) <: AbstractArray
+        return forward_result(RA, call_forward_array(compiled, @inbounds(compiled.scratch[Threads.threadid()]), anns)...)
+    end
     return call_derivative(mode, compiled, RA, anns)
 end
 
@@ -304,7 +309,7 @@ function return_type(@nospecialize(fn), @nospecialize(types), @nospecialize(anns
     # Mutating functions (`f!(y, x)`) return nothing; their derivative goes into shadows.
     RT === Nothing && return RT
     # Forward mode: an array result's tangent is an array of the same shape.
-    if mode isa ForwardMode && RT <: Union{Array{Float64},Array{Float32}}
+    if mode isa ForwardMode && RT !== Union{} && RT <: Union{Array{Float64},Array{Float32}}
         RA <: Const || RA <: Union{Duplicated,DuplicatedNoNeed,BatchDuplicated,BatchDuplicatedNoNeed} && return RT
     end
     if RT === Union{}
@@ -334,10 +339,8 @@ function call_derivative(::ForwardMode, c::CompiledDerivative, ::Type{RA}, anns:
         return forward_result(RA, call_forward(c, s, Float64, anns)...)
     elseif c.rettype === Float32
         return forward_result(RA, call_forward(c, s, Float32, anns)...)
-    elseif c.rettype === Nothing
-        return forward_result(RA, call_forward(c, s, Nothing, anns)...)
     else
-        return forward_result(RA, call_forward_array(c, s, anns)...)
+        return forward_result(RA, call_forward(c, s, Nothing, anns)...)
     end
 end
 
