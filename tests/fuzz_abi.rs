@@ -13,6 +13,20 @@ fn valid_bitcode() -> Vec<u8> {
     Module::parse_ir(include_str!("c/abi_test.ll")).unwrap().to_bitcode()
 }
 
+/// The seed corpus for mutations: the checked-in IR fixtures (captured from Julia, and
+/// the C-ABI test's own), as bitcode.
+fn corpus() -> &'static [(String, Vec<u8>)] {
+    static CORPUS: std::sync::OnceLock<Vec<(String, Vec<u8>)>> = std::sync::OnceLock::new();
+    CORPUS.get_or_init(|| {
+        let mut out = vec![("f".to_string(), valid_bitcode())];
+        for name in ["rosenbrock", "sinexplog", "series", "rosenbrock_inp", "sumsq"] {
+            let (text, entry) = fixture(name);
+            out.push((entry, Module::parse_ir(&text).unwrap().to_bitcode()));
+        }
+        out
+    })
+}
+
 fn activity() -> impl Strategy<Value = Activity> {
     prop_oneof![Just(Activity::Const), Just(Activity::Active), Just(Activity::Duplicated)]
 }
@@ -64,15 +78,51 @@ proptest! {
     }
 
     #[test]
-    fn mutated_bitcode_never_crashes(flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8),
-                                     cut in any::<usize>(), req in request()) {
-        let mut bc = valid_bitcode();
+    fn mutated_bitcode_never_crashes(which in any::<usize>(), flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8),
+                                     cut in any::<usize>(), mut req in request()) {
+        let (entry, seed) = &corpus()[which % corpus().len()];
+        req.entry = entry.clone();
+        let mut bc = seed.clone();
         for (at, byte) in flips {
             let n = bc.len();
             bc[at % n] ^= byte;
         }
         bc.truncate(cut % (bc.len() + 1));
         let _ = oxidase::pipeline::compile(&bc, &req);
+    }
+
+    /// Valid programs the fixtures do not contain: arithmetic opcodes swapped and
+    /// constants changed in the fixtures' text; they compile or are refused, in both modes.
+    #[test]
+    fn mutated_programs_compile_or_refuse(which in 0usize..6, swaps in proptest::collection::vec((any::<usize>(), 0usize..4), 1..6),
+                                          reverse in any::<bool>()) {
+        let names = ["rosenbrock", "sinexplog", "series", "rosenbrock_inp", "sumsq", "rosenbrock"];
+        let (text, entry) = fixture(names[which]);
+        let ops = ["fadd double", "fsub double", "fmul double", "fdiv double"];
+        let mut lines: Vec<String> = text.lines().map(String::from).collect();
+        let candidates: Vec<usize> = (0..lines.len()).filter(|&i| ops.iter().any(|o| lines[i].contains(o))).collect();
+        for (at, op) in swaps {
+            if candidates.is_empty() { break; }
+            let i = candidates[at % candidates.len()];
+            for o in ops {
+                if lines[i].contains(o) {
+                    lines[i] = lines[i].replacen(o, ops[op], 1);
+                    break;
+                }
+            }
+        }
+        let Ok(m) = Module::parse_ir(&lines.join("\n")) else { return Ok(()) };
+        let arg = |a| ArgSpec { passing: if names[which].ends_with("inp") || names[which] == "sumsq" { Passing::Boxed } else { Passing::Value }, activity: a, type_tree: vec![] };
+        let (act, ret, mode) = if reverse {
+            (if names[which].ends_with("inp") || names[which] == "sumsq" { Activity::Duplicated } else { Activity::Active }, Activity::Active, Mode::Reverse)
+        } else {
+            (Activity::Duplicated, Activity::Duplicated, Mode::Forward)
+        };
+        let nparams = m.function(&entry).map(|f| f.params().len()).unwrap_or(0);
+        let mut args = vec![ghost()];
+        args.extend((0..nparams).map(|k| if k == 0 { arg(act) } else { ArgSpec { passing: Passing::Value, activity: Activity::Const, type_tree: vec![] } }));
+        let req = Request { entry, mode, width: 1, args, ret };
+        let _ = oxidase::pipeline::compile(&m.to_bitcode(), &req);
     }
 
     #[test]
