@@ -21,18 +21,7 @@ end
 sumsin(x) = sum(sin, x)
 sumsin_grad!(g, x) = (g .= cos.(x); g)
 
-function min_mean_ns(f, reps, trials)
-    f()
-    best = Inf
-    for _ in 1:trials
-        t = time_ns()
-        for _ in 1:reps
-            f()
-        end
-        best = min(best, (time_ns() - t) / reps)
-    end
-    best
-end
+include("timing.jl")
 
 const SINK = Ref(0.0)
 

@@ -18,16 +18,9 @@ pub struct Tape {
 impl Tape {
     /// Emits the push/pop helpers and the tape's alloca (initialised empty) with `entry`.
     pub fn new(m: &Module, entry: &Builder) -> Tape {
-        let ptr = m.ptr();
-        let i64t = m.int(64);
-        let tape_ty = m.struct_type(&[ptr, i64t, i64t]);
-        let realloc = m.get_or_declare("realloc", m.fn_type(ptr, &[ptr, i64t]));
-        let free = m.get_or_declare("free", m.fn_type(m.void(), &[ptr]));
-        let push = m.function("ox.tape.push").unwrap_or_else(|| emit_push(m, tape_ty, realloc));
-        let pop = m.function("ox.tape.pop").unwrap_or_else(|| emit_pop(m, tape_ty));
-        let slot = entry.alloca(tape_ty, "ox.tape");
-        entry.store(m.const_null(tape_ty), slot);
-        Tape { slot, push, pop, free }
+        let slot = entry.alloca(slot_type(m), "ox.tape");
+        entry.store(m.const_null(slot_type(m)), slot);
+        Tape::on(m, slot)
     }
 
     /// The same tape operations on another tape pointer (a callee's tape parameter).
@@ -40,11 +33,10 @@ impl Tape {
     pub fn on(m: &Module, slot: Value) -> Tape {
         let ptr = m.ptr();
         let i64t = m.int(64);
-        let tape_ty = m.struct_type(&[ptr, i64t, i64t]);
         let realloc = m.get_or_declare("realloc", m.fn_type(ptr, &[ptr, i64t]));
         let free = m.get_or_declare("free", m.fn_type(m.void(), &[ptr]));
-        let push = m.function("ox.tape.push").unwrap_or_else(|| emit_push(m, tape_ty, realloc));
-        let pop = m.function("ox.tape.pop").unwrap_or_else(|| emit_pop(m, tape_ty));
+        let push = m.function("ox.tape.push").unwrap_or_else(|| emit_push(m, slot_type(m), realloc));
+        let pop = m.function("ox.tape.pop").unwrap_or_else(|| emit_pop(m, slot_type(m)));
         Tape { slot, push, pop, free }
     }
 
@@ -83,6 +75,11 @@ impl Tape {
         let data = b.load(b.m.ptr(), self.slot);
         b.call(self.free, &[data]);
     }
+}
+
+/// `{ptr data, i64 len, i64 cap}`.
+fn slot_type(m: &Module) -> Type {
+    m.struct_type(&[m.ptr(), m.int(64), m.int(64)])
 }
 
 fn field(b: &Builder, tape_ty: Type, tape: Value, i: u64) -> Value {
