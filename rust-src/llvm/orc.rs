@@ -18,6 +18,11 @@ pub struct LlJit {
 unsafe impl Send for LlJit {}
 unsafe impl Sync for LlJit {}
 
+extern "C" fn discard_error(_: *mut libc::c_void, err: LLVMErrorRef) {
+    // SAFETY: the session hands over ownership of `err`; consuming it is required.
+    unsafe { LLVMConsumeError(err) }
+}
+
 fn error_string(err: LLVMErrorRef) -> String {
     unsafe { take_message(LLVMGetErrorMessage(err)) }
 }
@@ -41,6 +46,13 @@ impl LlJit {
                 return Err(error_string(err));
             }
             LLVMOrcJITDylibAddGenerator(LLVMOrcLLJITGetMainJITDylib(jit), gen);
+            // Failures reach the engine through `lookup`'s result; the session's default
+            // reporter would also print them to stderr.
+            LLVMOrcExecutionSessionSetErrorReporter(
+                LLVMOrcLLJITGetExecutionSession(jit),
+                discard_error,
+                std::ptr::null_mut(),
+            );
             Ok(LlJit { jit })
         }
     }
