@@ -14,7 +14,7 @@ pub mod passes;
 use llvm_sys::core::*;
 use llvm_sys::debuginfo::LLVMInstructionGetDebugLoc;
 use llvm_sys::prelude::*;
-use llvm_sys::{LLVMIntPredicate, LLVMOpcode, LLVMRealPredicate, LLVMTypeKind};
+use llvm_sys::{LLVMIntPredicate, LLVMOpcode, LLVMTypeKind};
 use std::ffi::{CStr, CString};
 
 pub use llvm_sys::LLVMIntPredicate as IntPredicate;
@@ -272,10 +272,6 @@ impl Value {
     pub fn real_predicate(self) -> RealPredicate {
         unsafe { LLVMGetFCmpPredicate(self.0) }
     }
-    /// Predicate of an icmp.
-    pub fn int_predicate(self) -> IntPredicate {
-        unsafe { LLVMGetICmpPredicate(self.0) }
-    }
     /// Intrinsic ID of a function (0 when not an intrinsic).
     pub fn intrinsic_id(self) -> u32 {
         unsafe { LLVMGetIntrinsicID(self.0) }
@@ -383,11 +379,6 @@ impl Value {
     pub fn set_internal(self) {
         unsafe { LLVMSetLinkage(self.0, llvm_sys::LLVMLinkage::LLVMInternalLinkage) }
     }
-    /// Global: has a definition with non-local linkage.
-    pub fn is_external_definition(self) -> bool {
-        use llvm_sys::LLVMLinkage::*;
-        !self.is_declaration() && !matches!(unsafe { LLVMGetLinkage(self.0) }, LLVMInternalLinkage | LLVMPrivateLinkage)
-    }
     /// Instruction: its source location from `!dbg`, if any (the innermost frame when
     /// the instruction was inlined).
     pub fn source_loc(self) -> Option<SourceLoc> {
@@ -433,17 +424,6 @@ impl Value {
             Some(LLVMConstRealGetDouble(self.0, &mut lossy))
         }
     }
-    /// Instructions of a block are iterated via `Block::instructions`; this moves an
-    /// instruction to just before `before`.
-    pub fn move_before(self, before: Value) {
-        unsafe {
-            LLVMInstructionRemoveFromParent(self.0);
-            let b = LLVMCreateBuilderInContext(LLVMGetTypeContext(LLVMTypeOf(before.0)));
-            LLVMPositionBuilderBefore(b, before.0);
-            LLVMInsertIntoBuilder(b, self.0);
-            LLVMDisposeBuilder(b);
-        }
-    }
 }
 
 impl Block {
@@ -467,10 +447,6 @@ impl Block {
     /// First instruction that is not a phi.
     pub fn first_non_phi(self) -> Option<Value> {
         self.instructions().into_iter().find(|i| i.opcode() != Opcode::LLVMPHI)
-    }
-    /// The function containing the block.
-    pub fn parent(self) -> Value {
-        Value(unsafe { LLVMGetBasicBlockParent(self.0) })
     }
     /// Moves the block to the end of `f`.
     pub fn move_to_end_of(self, f: Value) {
@@ -1052,7 +1028,5 @@ pub fn const_bitcast(v: Value, ty: Type) -> Value {
     Value(unsafe { LLVMConstBitCast(v.0, ty.0) })
 }
 
-/// Conditions on floats that `fcmp` builds use.
-pub const FCMP_OLT: LLVMRealPredicate = LLVMRealPredicate::LLVMRealOLT;
 /// `icmp eq`.
 pub const ICMP_EQ: LLVMIntPredicate = LLVMIntPredicate::LLVMIntEQ;

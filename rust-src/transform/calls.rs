@@ -28,10 +28,10 @@ pub struct Pattern {
 }
 
 impl Pattern {
-    /// For each of `n` parameters, the index of its shadow among parameters that come
-    /// after the `first_shadow - n` extra parameters following the primal ones.
-    pub fn shadow_params_after(&self, first_shadow: usize) -> Vec<Option<usize>> {
-        let mut next = first_shadow;
+    /// For each of `n` parameters, the index of its shadow when the shadows directly
+    /// follow the `n` primal parameters.
+    pub fn shadow_params(&self, n: usize) -> Vec<Option<usize>> {
+        let mut next = n;
         self.shadowed
             .iter()
             .map(|s| {
@@ -41,11 +41,6 @@ impl Pattern {
                 })
             })
             .collect()
-    }
-
-    /// Shadow parameter indices when the shadows directly follow the `n` primal ones.
-    pub fn shadow_params(&self, n: usize) -> Vec<Option<usize>> {
-        self.shadow_params_after(n)
     }
 
     /// The pattern of call `call` in a function whose memory analysis is `mem`.
