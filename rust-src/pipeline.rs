@@ -130,6 +130,7 @@ pub fn synthesize(m: &Module, req: &Request, name: &str, layout: &str, triple: &
     m.verify().map_err(|e| Error::Internal(format!("generated IR does not verify: {e}")))?;
     let flags = m.functions().into_iter().filter(|g| !g.is_declaration()).map(runtime_flags).fold(0, |a, b| a | b);
     passes::run(m, "default<O2>").map_err(Error::Internal)?;
+    dump("optimized", m);
     Ok(flags)
 }
 

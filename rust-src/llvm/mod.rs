@@ -815,6 +815,15 @@ impl Builder<'_> {
     pub fn xor_true(&self, v: Value) -> Value {
         Value(unsafe { LLVMBuildXor(self.b, v.0, LLVMConstInt(LLVMTypeOf(v.0), 1, 0), NONAME.as_ptr()) })
     }
+    /// `fadd nsz`: an addition whose result's sign of zero does not matter (adjoint
+    /// accumulation), so `x + 0.0` folds away.
+    pub fn fadd_nsz(&self, a: Value, b: Value) -> Value {
+        let v = self.fadd(a, b);
+        if !v.is_constant() {
+            unsafe { LLVMSetFastMathFlags(v.0, llvm_sys::LLVMFastMathNoSignedZeros) };
+        }
+        v
+    }
     /// `fneg`.
     pub fn fneg(&self, a: Value) -> Value {
         Value(unsafe { LLVMBuildFNeg(self.b, a.0, NONAME.as_ptr()) })
