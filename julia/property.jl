@@ -1,6 +1,7 @@
 # Property tests over generated programs: random Julia functions of two scalars and a
 # 3-element array (expression trees over + - * / sin cos exp log sqrt ^ with guarded
-# domains, if/else and ifelse, loops with random trip counts, array reads and writes),
+# domains, if/else and ifelse, loops with random trip counts, array reads and writes,
+# reductions, broadcasts and copies),
 # each differentiated in reverse, forward and batch-forward mode and checked against
 # the others and against central finite differences.
 #
@@ -47,8 +48,17 @@ function program(rng, name)
             push!(body, "for i in 1:$n\n        s += $(expr(rng, 2, [vars; "x[mod1(i, 3)]"])) / (i + 1)\n    end")
         elseif r < 0.55
             push!(body, "if $(expr(rng, 1, vars)) > 0\n        s = $(expr(rng, 2, vars))\n    else\n        s = $(expr(rng, 2, vars))\n    end")
-        elseif r < 0.8
+        elseif r < 0.7
             push!(body, "x[$(rand(rng, 1:3))] = $(expr(rng, 2, vars))")
+        elseif r < 0.8
+            # Whole-array code: reductions, broadcasts (allocating and in place), copies.
+            push!(body, rand(rng, [
+                "s += sum(abs2, x) * $(expr(rng, 1, vars))",
+                "y = x .* $(expr(rng, 1, vars)); s += y[$(rand(rng, 1:3))]",
+                "x .= x .* 0.9 .+ $(expr(rng, 1, vars)) / 10",
+                "z = copy(x); z[1] = s; s = prod(z) + s",
+                "s += maximum(x) * $(expr(rng, 1, vars))",
+            ]))
         else
             push!(body, "k = 0\n    while s > 0.5 && k < 3\n        s = s / 2 + $(expr(rng, 1, vars)) / 10\n        k += 1\n    end")
         end

@@ -612,6 +612,11 @@ impl Module {
         }
     }
 
+    /// ABI size in bytes of `ty` under the module's data layout.
+    pub fn size_of(&self, ty: Type) -> u64 {
+        unsafe { llvm_sys::target::LLVMABISizeOfType(llvm_sys::target::LLVMGetModuleDataLayout(self.m), ty.0) }
+    }
+
     /// Sets the data layout string.
     pub fn set_data_layout(&self, layout: &str) {
         let l = cstr(layout);
