@@ -19,54 +19,6 @@ pub fn call_args(i: Value) -> impl Iterator<Item = Value> {
     (0..i.call_arg_count()).map(move |k| i.operand(k))
 }
 
-/// The alloca a pointer points into and the constant byte offset, through casts and
-/// single-index GEPs with constant indices.
-fn alloca_slot(m: &Module, p: Value) -> Option<(Value, u64)> {
-    if !p.is_instruction() {
-        return None;
-    }
-    match p.opcode() {
-        Opcode::LLVMAlloca => Some((p, 0)),
-        Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast => alloca_slot(m, p.operand(0)),
-        Opcode::LLVMGetElementPtr if p.num_operands() == 2 => {
-            let k = p.operand(1).const_uint()?;
-            let (a, off) = alloca_slot(m, p.operand(0))?;
-            Some((a, off + k * m.size_of(p.gep_source_type())))
-        }
-        _ => None,
-    }
-}
-
-/// Slots of allocas the function reads back with a load; `None` offset: read at an
-/// offset the analysis cannot tell (the whole alloca counts as read).
-fn loaded_slots(m: &Module, insts: &[Value]) -> HashSet<(Value, Option<u64>)> {
-    let mut out = HashSet::new();
-    for i in insts.iter().filter(|i| i.opcode() == Opcode::LLVMLoad) {
-        match alloca_slot(m, i.operand(0)) {
-            Some((a, off)) => {
-                out.insert((a, Some(off)));
-            }
-            None => {
-                if let Some(a) = alloca_base(i.operand(0)) {
-                    out.insert((a, None));
-                }
-            }
-        }
-    }
-    out
-}
-
-fn alloca_base(p: Value) -> Option<Value> {
-    if !p.is_instruction() {
-        return None;
-    }
-    match p.opcode() {
-        Opcode::LLVMAlloca => Some(p),
-        Opcode::LLVMGetElementPtr | Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast => alloca_base(p.operand(0)),
-        _ => None,
-    }
-}
-
 /// Rules for instructions that touch shadowed memory (loads, stores, memory
 /// intrinsics); `None` leaves the instruction to `rules::classify`.
 fn memory_rule(i: Value, mem: &Memory, callee_name: &dyn Fn(Value) -> Option<String>) -> Option<Rule> {
@@ -163,19 +115,12 @@ impl Activity {
         user_name: &str,
     ) -> Result<Activity> {
         let insts: Vec<Value> = f.blocks().into_iter().flat_map(|b| b.instructions()).collect();
-        let read_back = loaded_slots(m, &insts);
-        // A pointer stored into a stack slot nothing reads back (a GC frame slot rooting
-        // an array for the collector) carries no derivative.
-        let gc_root_store = |i: Value| {
-            i.opcode() == Opcode::LLVMStore
-                && i.operand(0).ty().is_pointer()
-                && alloca_slot(m, i.operand(1))
-                    .is_some_and(|(a, off)| !read_back.contains(&(a, Some(off))) && !read_back.contains(&(a, None)))
-        };
+        // A pointer stored into a GC frame slot carries no derivative.
+        let inert = crate::analysis::memory::inert_pointer_stores(m, &insts);
         let rules: HashMap<Value, Rule> = insts
             .iter()
             .map(|&i| {
-                let rule = if gc_root_store(i) { Some(Rule::Zero) } else { memory_rule(i, mem, callee_name) };
+                let rule = if inert.contains(&i) { Some(Rule::Zero) } else { memory_rule(i, mem, callee_name) };
                 (i, rule.unwrap_or_else(|| rules::classify(i, callee_name)))
             })
             .collect();

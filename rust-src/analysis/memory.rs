@@ -8,7 +8,7 @@
 use crate::error::{Error, Result};
 use crate::llvm::{Opcode, Value};
 use crate::request::Leaf;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// Shadowed pointers of one function, with the float type of the memory behind them.
 pub struct Memory {
@@ -16,10 +16,10 @@ pub struct Memory {
     origin: HashMap<Value, Value>,
     /// Integers (and pointers rebuilt from them) holding the address of shadowed memory:
     /// Julia's `ccall`s into BLAS pass array data this way.
-    escaped: std::collections::HashSet<Value>,
+    escaped: HashSet<Value>,
     /// Shadowed pointers into an array's *data* (as opposed to the array object, whose
     /// fields are its data pointer, length and sizes).
-    data: std::collections::HashSet<Value>,
+    data: HashSet<Value>,
 }
 
 /// Julia runtime calls that create arrays.
@@ -232,42 +232,29 @@ fn origins(insts: &[Value], callee_name: &dyn Fn(Value) -> Option<String>) -> Ha
 
 /// `ptrtoint` of shadowed pointers, and what integer arithmetic, merges and `inttoptr`
 /// make of them.
-fn escaped_addresses(insts: &[Value], shadowed: &HashMap<Value, Leaf>) -> std::collections::HashSet<Value> {
+fn escaped_addresses(insts: &[Value], shadowed: &HashMap<Value, Leaf>) -> HashSet<Value> {
     use Opcode::*;
-    let mut escaped = std::collections::HashSet::new();
-    let mut changed = true;
-    while changed {
-        changed = false;
-        for &i in insts {
-            if escaped.contains(&i) {
-                continue;
+    grow_to_fixpoint(insts, |i, escaped| {
+        let from_operands = || i.operands().iter().any(|o| escaped.contains(o));
+        match i.opcode() {
+            LLVMPtrToInt => shadowed.contains_key(&i.operand(0)) || escaped.contains(&i.operand(0)),
+            // An array's data pointer read as an integer (`pointer(x)`): a
+            // pointer-sized load at offset 0 of a shadowed object (the length, at
+            // offset 8, is just a number).
+            LLVMLoad => {
+                i.ty().is_int()
+                    && i.ty().int_width() == 64
+                    && shadowed.contains_key(&i.operand(0))
+                    && at_offset_zero(i.operand(0))
             }
-            let from_operands = || i.operands().iter().any(|o| escaped.contains(o));
-            let e = match i.opcode() {
-                LLVMPtrToInt => shadowed.contains_key(&i.operand(0)) || escaped.contains(&i.operand(0)),
-                // An array's data pointer read as an integer (`pointer(x)`): a
-                // pointer-sized load at offset 0 of a shadowed object (the length, at
-                // offset 8, is just a number).
-                LLVMLoad => {
-                    i.ty().is_int()
-                        && i.ty().int_width() == 64
-                        && shadowed.contains_key(&i.operand(0))
-                        && at_offset_zero(i.operand(0))
-                }
-                LLVMAdd | LLVMSub | LLVMMul | LLVMAnd | LLVMOr | LLVMXor | LLVMShl | LLVMLShr | LLVMAShr
-                | LLVMTrunc | LLVMZExt | LLVMSExt | LLVMIntToPtr | LLVMBitCast | LLVMAddrSpaceCast => from_operands(),
-                LLVMPHI => i.incoming().iter().any(|(v, _)| escaped.contains(v)),
-                LLVMSelect => escaped.contains(&i.operand(1)) || escaped.contains(&i.operand(2)),
-                LLVMGetElementPtr => escaped.contains(&i.operand(0)),
-                _ => false,
-            };
-            if e {
-                escaped.insert(i);
-                changed = true;
-            }
+            LLVMAdd | LLVMSub | LLVMMul | LLVMAnd | LLVMOr | LLVMXor | LLVMShl | LLVMLShr | LLVMAShr | LLVMTrunc
+            | LLVMZExt | LLVMSExt | LLVMIntToPtr | LLVMBitCast | LLVMAddrSpaceCast => from_operands(),
+            LLVMPHI => i.incoming().iter().any(|(v, _)| escaped.contains(v)),
+            LLVMSelect => escaped.contains(&i.operand(1)) || escaped.contains(&i.operand(2)),
+            LLVMGetElementPtr => escaped.contains(&i.operand(0)),
+            _ => false,
         }
-    }
-    escaped
+    })
 }
 
 /// Whether pointer `p` is its base object's own address: casts, and GEPs whose indices
@@ -323,26 +310,84 @@ pub fn retype_bit_copies(m: &crate::llvm::Module, f: Value, mem: &Memory) -> boo
 /// Shadowed pointers into array data: pointers loaded from an array object (its data
 /// pointer) and what derives from them; a pointer loaded from data is an object again
 /// (arrays of arrays).
-fn data_pointers(insts: &[Value], shadowed: &HashMap<Value, Leaf>) -> std::collections::HashSet<Value> {
-    let mut data = std::collections::HashSet::new();
-    let mut changed = true;
-    while changed {
-        changed = false;
-        for &i in insts {
-            if data.contains(&i) || !shadowed.contains_key(&i) {
-                continue;
-            }
-            let d = match pointer_op(i) {
+fn data_pointers(insts: &[Value], shadowed: &HashMap<Value, Leaf>) -> HashSet<Value> {
+    grow_to_fixpoint(insts, |i, data| {
+        shadowed.contains_key(&i)
+            && match pointer_op(i) {
                 Some(PointerOp::Derive) => data.contains(&i.operand(0)),
                 Some(PointerOp::Load) => !data.contains(&i.operand(0)),
                 Some(PointerOp::Merge) => merged(i).iter().any(|v| data.contains(v)),
                 None => false,
-            };
-            if d {
-                data.insert(i);
+            }
+    })
+}
+
+/// The smallest set of instructions closed under `member(i, set)`, by iteration (loops
+/// and phis make a member depend on later ones).
+fn grow_to_fixpoint(insts: &[Value], member: impl Fn(Value, &HashSet<Value>) -> bool) -> HashSet<Value> {
+    let mut set = HashSet::new();
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for &i in insts {
+            if !set.contains(&i) && member(i, &set) {
+                set.insert(i);
                 changed = true;
             }
         }
     }
-    data
+    set
+}
+
+/// Stores of pointers into stack slots that no load reads back: Julia's GC frame slots,
+/// which root arrays for the collector and carry no derivative. Slots are matched by
+/// alloca and constant byte offset; a load at an unknown offset counts for the whole
+/// alloca.
+pub fn inert_pointer_stores(m: &crate::llvm::Module, insts: &[Value]) -> HashSet<Value> {
+    let mut read = HashSet::new();
+    for i in insts.iter().filter(|i| i.opcode() == Opcode::LLVMLoad) {
+        match alloca_slot(m, i.operand(0)) {
+            Some((a, off)) => read.insert((a, Some(off))),
+            None => alloca_base(i.operand(0)).is_some_and(|a| read.insert((a, None))),
+        };
+    }
+    insts
+        .iter()
+        .filter(|i| i.opcode() == Opcode::LLVMStore && i.operand(0).ty().is_pointer())
+        .filter(|i| {
+            alloca_slot(m, i.operand(1))
+                .is_some_and(|(a, off)| !read.contains(&(a, Some(off))) && !read.contains(&(a, None)))
+        })
+        .copied()
+        .collect()
+}
+
+/// The alloca a pointer points into and the constant byte offset, through casts and
+/// single-index GEPs with constant indices.
+fn alloca_slot(m: &crate::llvm::Module, p: Value) -> Option<(Value, u64)> {
+    if !p.is_instruction() {
+        return None;
+    }
+    match p.opcode() {
+        Opcode::LLVMAlloca => Some((p, 0)),
+        Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast => alloca_slot(m, p.operand(0)),
+        Opcode::LLVMGetElementPtr if p.num_operands() == 2 => {
+            let k = p.operand(1).const_uint()?;
+            let (a, off) = alloca_slot(m, p.operand(0))?;
+            Some((a, off + k * m.size_of(p.gep_source_type())))
+        }
+        _ => None,
+    }
+}
+
+/// The alloca a pointer is derived from, at any offset.
+fn alloca_base(p: Value) -> Option<Value> {
+    if !p.is_instruction() {
+        return None;
+    }
+    match p.opcode() {
+        Opcode::LLVMAlloca => Some(p),
+        Opcode::LLVMGetElementPtr | Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast => alloca_base(p.operand(0)),
+        _ => None,
+    }
 }
