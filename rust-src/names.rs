@@ -11,7 +11,63 @@ pub fn julia_name(llvm: &str) -> String {
         }
         _ => stripped,
     };
-    base.replace("YY.", "#").replace("YY", "#")
+    unmangle(base)
+}
+
+/// Julia's object-file names spell ASCII punctuation as a token and a dot (`f!` is
+/// `fNOT.`, `a.b` is `aDOT.b`); no token is a suffix of another, so the token before
+/// each dot is unambiguous. Table measured on Julia 1.5 (`julia_f<c>g_N` for each `c`).
+const MANGLED: [(&str, char); 30] = [
+    ("NOT", '!'),
+    ("DQT", '"'),
+    ("YY", '#'),
+    ("REM", '%'),
+    ("AND", '&'),
+    ("SQT", '\''),
+    ("LPR", '('),
+    ("RPR", ')'),
+    ("MUL", '*'),
+    ("SUM", '+'),
+    ("2C", ','),
+    ("SUB", '-'),
+    ("DOT", '.'),
+    ("DIV", '/'),
+    ("COL", ':'),
+    ("3B", ';'),
+    ("LT", '<'),
+    ("EQ", '='),
+    ("GT", '>'),
+    ("QQ", '?'),
+    ("AT", '@'),
+    ("LBR", '['),
+    ("RDV", '\\'),
+    ("RBR", ']'),
+    ("POW", '^'),
+    ("TIC", '`'),
+    ("LCR", '{'),
+    ("OR", '|'),
+    ("RCR", '}'),
+    ("TLD", '~'),
+];
+
+fn unmangle(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut pieces = name.split('.').peekable();
+    while let Some(piece) = pieces.next() {
+        out.push_str(piece);
+        if pieces.peek().is_none() {
+            break;
+        }
+        match MANGLED.iter().find(|(token, _)| out.ends_with(token)) {
+            Some((token, c)) => {
+                out.truncate(out.len() - token.len());
+                out.push(*c);
+            }
+            None => out.push('.'),
+        }
+    }
+    // Older names spell `#` as a bare `YY`.
+    out.replace("YY", "#")
 }
 
 /// `" (at float.jl:454, inlined from special/exp.jl:112, from REPL[3]:1)"`: where an
@@ -35,5 +91,15 @@ mod tests {
         assert_eq!(julia_name("julia_f_45"), "f");
         assert_eq!(julia_name("julia_my_fun_2"), "my_fun");
         assert_eq!(julia_name("expm1"), "expm1");
+    }
+
+    #[test]
+    fn unmangles_punctuation() {
+        assert_eq!(julia_name("julia_cpNOT._31"), "cp!");
+        assert_eq!(julia_name("julia_aDOT.bSUB.c_39"), "a.b-c");
+        assert_eq!(julia_name("julia_YY.IOBufferYY.331_66"), "#IOBuffer#331");
+        assert_eq!(julia_name("julia_fSUM.g_55"), "f+g");
+        assert_eq!(julia_name("julia_fEQ.EQ._2"), "f==");
+        assert_eq!(julia_name("julia_∇f_33"), "∇f");
     }
 }

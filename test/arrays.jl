@@ -318,3 +318,33 @@ squares(x) = x .^ 2
     # Reverse mode needs a scalar result (or a mutating function, or jacobian).
     @test_throws Oxidase.DifferentiationError autodiff(Reverse, squares, Active, Duplicated(x, zero(x)))
 end
+
+# `z[1] = x[1]` into a fresh array is an integer load and store after instcombine; the
+# derivative through `z` used to be lost when something stood between the copy and its
+# use (the GradBench ODE's right-hand side). `rhs_copy!` is not inlined on purpose.
+@noinline function rhs_copy!(z, x)
+    z[1] = x[1]
+    for i in 2:length(x)
+        z[i] = x[i] * x[i-1]
+    end
+    z
+end
+copy_into_fresh(x) = (z = rhs_copy!(zeros(length(x)), x); z[1] * z[end])
+copy_into_const!(z, x) = (rhs_copy!(z, x); z[1] * z[end])
+
+@testset "float copied as an integer into a fresh array" begin
+    for x in ([0.7], [0.3, -0.2], [0.3, -0.2, 1.5, 0.9])
+        check_array(copy_into_fresh, x)
+    end
+    # Into a Const array: derivative data would vanish, so it is an error naming the function.
+    err = try
+        autodiff(Reverse, copy_into_const!, Active, Const(zeros(3)), Duplicated([0.3, -0.2, 0.5], zeros(3)))
+        nothing
+    catch e
+        e
+    end
+    @test err isa Oxidase.DifferentiationError
+    @test err !== nothing && occursin("`copy_into_const!`", err.msg)
+    @test err !== nothing && occursin("mark it `Duplicated`", err.msg)
+    @test err !== nothing && occursin("arrays.jl:", err.msg)
+end

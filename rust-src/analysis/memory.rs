@@ -275,7 +275,7 @@ fn at_offset_zero(p: Value) -> bool {
 /// LLVM copies floats as integers (`load i64` + `store i64` is what `instcombine` makes
 /// of `y[i] = r[i]`). In shadowed memory that would hide the derivative, so integer
 /// loads of a float's width from shadowed memory become float loads plus a bitcast, and
-/// stores of such bitcasts become float stores. Returns whether anything changed.
+/// stores of such bitcasts become float stores, wherever they store. Returns whether anything changed.
 pub fn retype_bit_copies(m: &crate::llvm::Module, f: Value, mem: &Memory) -> bool {
     let b = m.builder();
     let mut changed = false;
@@ -294,7 +294,9 @@ pub fn retype_bit_copies(m: &crate::llvm::Module, f: Value, mem: &Memory) -> boo
         let x = b.load(float, i.operand(0));
         let bits = b.bitcast(x, ty);
         for u in i.users() {
-            if u.opcode() == Opcode::LLVMStore && u.operand(0) == i && mem.is_data(u.operand(1)) {
+            // The float is stored wherever the bits went, shadowed memory or not (same
+            // bytes): a fresh array it lands in then asks for a shadow like any other.
+            if u.opcode() == Opcode::LLVMStore && u.operand(0) == i {
                 b.before(u);
                 b.store(x, u.operand(1));
                 u.erase();

@@ -167,7 +167,10 @@ pub fn classify(inst: Value, callee_name: &dyn Fn(Value) -> Option<String>) -> R
         LLVMCall => classify_call(inst, callee_name),
         LLVMRet | LLVMBr | LLVMSwitch | LLVMUnreachable => Rule::Control,
         LLVMStore => Rule::Unsupported(
-            "a differentiable value stored to memory (not supported yet: arrays, mutable data, boxing or printing a differentiated value)".into(),
+            "a differentiable value stored to memory that carries no derivative (a `Const` array: \
+             mark it `Duplicated`; or a mutable object, a global, a boxed or printed value: not \
+             supported yet)"
+                .into(),
         ),
         LLVMExtractElement if ty.is_float() => Rule::Lanes(LaneOp::Extract),
         LLVMInsertElement if ty.is_float_vector() => Rule::Lanes(LaneOp::Insert),
