@@ -21,4 +21,5 @@ using Test
     @testset "cache" begin include("cache.jl") end
     @testset "sugar" begin include("sugar.jl") end
     @testset "docs" begin include("docs.jl") end
+    @testset "gradbench tool" begin include("gradbench.jl") end
 end

@@ -1,0 +1,157 @@
+# The GradBench evals this tool implements (github.com/gradbench/gradbench, `evals/`):
+# lse, llsq and ode. Each primal is written the way a user would write it, with plain
+# loops over preallocated buffers, and each gradient is one reverse-mode `autodiff` call
+# on that same code: the point of the benchmark is what the engine makes of ordinary
+# Julia, not a hand-tuned formulation.
+#
+# `MODULES[module][function](input)` checks and converts the eval's input (a parsed
+# JSON object) and returns a function of no arguments that computes the output; the
+# tool times calls of that function only, not the input conversion.
+
+using Oxidase
+
+# A module whose input is malformed reports this, and the tool answers with an error.
+struct InputError <: Exception
+    msg::String
+end
+Base.showerror(io::IO, e::InputError) = print(io, "bad input: ", e.msg)
+
+function float_vector(input, key; nonempty = true)
+    v = get(input, key, nothing)
+    v isa AbstractVector || throw(InputError("`$key` must be an array of numbers"))
+    all(e -> e isa Real && !(e isa Bool), v) || throw(InputError("`$key` must contain numbers only"))
+    nonempty && isempty(v) && throw(InputError("`$key` must not be empty"))
+    return Float64[e for e in v]
+end
+
+function count_field(input, key)
+    v = get(input, key, nothing)
+    ok = (v isa Integer && !(v isa Bool)) || (v isa AbstractFloat && isinteger(v))
+    ok && v >= 0 || throw(InputError("`$key` must be a nonnegative integer"))
+    return Int(v)
+end
+
+# --- lse: log-sum-exp with the max shift, a + log(Σ exp(xᵢ - a)), a = max(x) ---
+
+function lse(x)
+    a = x[1]
+    for i in 2:length(x)
+        if x[i] > a
+            a = x[i]
+        end
+    end
+    s = 0.0
+    for i in 1:length(x)
+        s += exp(x[i] - a)
+    end
+    return a + log(s)
+end
+
+function lse_primal(input)
+    x = float_vector(input, "x")
+    return () -> lse(x)
+end
+
+function lse_gradient(input)
+    x = float_vector(input, "x")
+    dx = zero(x)
+    return () -> (fill!(dx, 0.0); autodiff(Reverse, lse, Active, Duplicated(x, dx)); dx)
+end
+
+# --- llsq: ½ Σᵢ (sᵢ - Σⱼ xⱼ tᵢʲ)², tᵢ = -1 + 2i/(n-1), sᵢ = sign(tᵢ), i = 0..n-1 ---
+
+function llsq(x, n)
+    total = 0.0
+    for i in 0:n-1
+        t = -1.0 + 2.0 * i / (n - 1)
+        r = sign(t)
+        tj = 1.0
+        for j in 1:length(x)
+            r -= x[j] * tj
+            tj *= t
+        end
+        total += r * r
+    end
+    return total / 2.0
+end
+
+function llsq_primal(input)
+    x = float_vector(input, "x")
+    n = count_field(input, "n")
+    return () -> llsq(x, n)
+end
+
+function llsq_gradient(input)
+    x = float_vector(input, "x")
+    n = count_field(input, "n")
+    dx = zero(x)
+    return () -> (fill!(dx, 0.0); autodiff(Reverse, llsq, Active, Duplicated(x, dx), Const(n)); dx)
+end
+
+# --- ode: s steps of classic RK4 on [0, 2] from y = 0 for y' = z(x, y), with
+# z₁ = x₁ and zᵢ = xᵢ yᵢ₋₁ (cmpad's an_ode); gradient of the last yₙ w.r.t. x ---
+
+function ode_rhs!(z, x, y)
+    z[1] = x[1]
+    for i in 2:length(x)
+        z[i] = x[i] * y[i-1]
+    end
+    return z
+end
+
+# Integrates into `y` using the four stage buffers and `tmp`, all of length(x).
+function ode_solve!(y, x, s, k1, k2, k3, k4, tmp)
+    n = length(x)
+    h = 2.0 / s
+    fill!(y, 0.0)
+    for _ in 1:s
+        ode_rhs!(k1, x, y)
+        for i in 1:n
+            tmp[i] = y[i] + h * k1[i] / 2.0
+        end
+        ode_rhs!(k2, x, tmp)
+        for i in 1:n
+            tmp[i] = y[i] + h * k2[i] / 2.0
+        end
+        ode_rhs!(k3, x, tmp)
+        for i in 1:n
+            tmp[i] = y[i] + h * k3[i]
+        end
+        ode_rhs!(k4, x, tmp)
+        for i in 1:n
+            y[i] += h * (k1[i] + 2.0 * k2[i] + 2.0 * k3[i] + k4[i]) / 6.0
+        end
+    end
+    return y
+end
+
+# The differentiated function: a scalar result, so its buffers are its own (an array
+# the function allocates gets a shadow from the engine; a buffer passed in would have to
+# be Duplicated too).
+function ode_last(x, s)
+    n = length(x)
+    y = zeros(n)
+    ode_solve!(y, x, s, zeros(n), zeros(n), zeros(n), zeros(n), zeros(n))
+    return y[n]
+end
+
+function ode_primal(input)
+    x = float_vector(input, "x")
+    s = count_field(input, "s")
+    n = length(x)
+    y, k1, k2, k3, k4, tmp = (zeros(n) for _ in 1:6)
+    return () -> ode_solve!(y, x, s, k1, k2, k3, k4, tmp)
+end
+
+function ode_gradient(input)
+    x = float_vector(input, "x")
+    s = count_field(input, "s")
+    dx = zero(x)
+    return () -> (fill!(dx, 0.0); autodiff(Reverse, ode_last, Active, Duplicated(x, dx), Const(s)); dx)
+end
+
+const MODULES = Dict{String,Dict{String,Function}}(
+    "lse" => Dict("primal" => lse_primal, "gradient" => lse_gradient),
+    "llsq" => Dict("primal" => llsq_primal, "gradient" => llsq_gradient),
+    "ode" => Dict("primal" => ode_primal, "gradient" => ode_gradient),
+)
