@@ -36,7 +36,8 @@ pub fn get_or_compile(bitcode: &[u8], req: &Request) -> Result<Compiled> {
     if let Some(&c) = ENTRIES.read().get(&key) {
         return Ok(c);
     }
-    let c = crate::pipeline::compile(bitcode, req)?;
+    let (owned, request) = (bitcode.to_vec(), req.clone());
+    let c = crate::isolate::run(move || crate::pipeline::compile(&owned, &request))??;
     COMPILED.fetch_add(1, Ordering::Relaxed);
     FLAGS.write().insert(c.addr, c.flags);
     ENTRIES.write().insert(key, c);

@@ -20,6 +20,7 @@ pub mod diagnostics;
 pub mod error;
 pub mod ffi;
 pub mod ingest;
+pub mod isolate;
 pub mod jit;
 pub mod llvm;
 pub mod names;

@@ -30,7 +30,12 @@ pub struct Compiled {
 }
 
 /// Compiles the derivative described by `req` from `bitcode`.
+/// With `OXIDASE_INJECT_PANIC` set, every compile panics: tests use it to show that an
+/// engine panic reaches Julia as an error and the session goes on (`isolate.rs`).
 pub fn compile(bitcode: &[u8], req: &Request) -> Result<Compiled> {
+    if std::env::var_os("OXIDASE_INJECT_PANIC").is_some() {
+        panic!("OXIDASE_INJECT_PANIC is set");
+    }
     req.validate()?;
     let jit = jit::global()?;
     let tsc = jit.new_context();

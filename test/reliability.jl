@@ -32,6 +32,24 @@ bounds(x, i) = x[i] * 2.0
     @test autodiff(Reverse, bounds, Active, Duplicated([1.0, 2.0], zeros(2)), Const(2)) == ((nothing, nothing),)
 end
 
+panicky(x) = x * sin(x)
+
+# An engine panic (injected) cannot unwind inside Julia (see rust-src/isolate.rs): it
+# must come back as a DifferentiationError, and the engine must go on compiling.
+@testset "an engine panic is an error, then the process goes on" begin
+    err = withenv("OXIDASE_INJECT_PANIC" => "1") do
+        try
+            autodiff(Reverse, panicky, Active, Active(2.0))
+            nothing
+        catch e
+            e
+        end
+    end
+    @test err isa Oxidase.DifferentiationError
+    @test err !== nothing && occursin("engine panicked", err.msg)
+    @test autodiff(Reverse, panicky, Active, Active(2.0))[1][1] ≈ sin(2.0) + 2.0 * cos(2.0)
+end
+
 cached_rosen(x, y) = (1.0 - x)^2 + 100.0 * (y - x^2)^2
 function many_calls(n)
     s = 0.0

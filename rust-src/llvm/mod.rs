@@ -1044,3 +1044,6 @@ pub fn const_bitcast(v: Value, ty: Type) -> Value {
 
 /// `icmp eq`.
 pub const ICMP_EQ: LLVMIntPredicate = LLVMIntPredicate::LLVMIntEQ;
+
+/// `icmp ugt`.
+pub const ICMP_UGT: LLVMIntPredicate = LLVMIntPredicate::LLVMIntUGT;

@@ -8,7 +8,12 @@
 //! - on entry into a block with several predecessors, which predecessor it came from;
 //! - right after an active instruction, each primal value its partials need that the
 //!   reverse sweep cannot see: a value is visible in every reverse block when its block
-//!   lies on no cycle and dominates every `ret` (straight-line code pushes nothing).
+//!   lies on no cycle and dominates every `ret` (straight-line code pushes nothing). A
+//!   value several instructions of a block need is pushed once, after the last of them
+//!   (the first the reverse block reaches), and reused from there.
+//!
+//! A block without call-by-call callees knows how many slots it pushes, so it reserves
+//! them all on entry and stores without further checks.
 //!
 //! Every `ret` stores the primal result and jumps into the reverse block of its own
 //! block, seeding the returned value's adjoint; the reverse block of the first block
@@ -29,7 +34,20 @@ use crate::error::{Error, Result};
 use crate::llvm::{Block, Builder, Module, Opcode, Value};
 use crate::request::{Activity as Act, Request};
 use crate::rules::{tangent_type, LaneOp, Need, Rule};
-use std::collections::HashMap;
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+
+/// Where the reverse sweep gets a value an instruction's partials need.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Source {
+    /// The primal value itself (it dominates the reverse block).
+    Visible,
+    /// Popped from the tape (pushed right after this instruction).
+    Pop,
+    /// Popped for a later instruction of the same block (a `Pop` the reverse block
+    /// reached first).
+    Reuse,
+}
 
 /// Where the reverse sweep goes, how it starts and how it ends.
 enum Sweep<'a> {
@@ -57,8 +75,10 @@ struct Reverse<'a> {
     replaced: Vec<(Value, Value)>,
     adjoint: HashMap<Value, Value>,
     rev: HashMap<usize, Block>,
-    /// Per active instruction: its needs and whether each was pushed.
-    needs: HashMap<Value, Vec<(Need, bool)>>,
+    /// Per active instruction: its needs and where the reverse sweep gets each.
+    needs: HashMap<Value, Vec<(Need, Source)>>,
+    /// Values popped so far in the reverse block being emitted (for `Source::Reuse`).
+    popped: RefCell<HashMap<Value, Value>>,
     /// Shadow pointers, built in the forward sweep.
     shadow: HashMap<Value, Value>,
     mem: &'a Memory,
@@ -143,6 +163,7 @@ impl<'a> Reverse<'a> {
             adjoint: HashMap::new(),
             rev: HashMap::new(),
             needs: HashMap::new(),
+            popped: RefCell::new(HashMap::new()),
             shadow,
             mem,
         }
@@ -271,12 +292,54 @@ impl<'a> Reverse<'a> {
                     }
                     _ => {}
                 }
-                let planned =
-                    needs.into_iter().map(|n| (n, !self.visible_in_reverse(self.need_value(inst, n)))).collect();
+                let planned = needs
+                    .into_iter()
+                    .map(|n| {
+                        (
+                            n,
+                            if self.visible_in_reverse(self.need_value(inst, n)) {
+                                Source::Visible
+                            } else {
+                                Source::Pop
+                            },
+                        )
+                    })
+                    .collect();
                 self.needs.insert(inst, planned);
+            }
+            // One push per value and block: the last need of it pushes it.
+            let mut pushed_later = HashSet::new();
+            for inst in bb.instructions().into_iter().rev() {
+                let Some(needs) = self.needs.get(&inst) else { continue };
+                let values: Vec<Value> = needs.iter().map(|(n, _)| self.need_value(inst, *n)).collect();
+                let needs = self.needs.get_mut(&inst).expect("present");
+                // In the order the reverse sweep pops: instructions and needs backwards.
+                for ((_, source), v) in needs.iter_mut().zip(values).rev() {
+                    if *source == Source::Pop && !pushed_later.insert(v) {
+                        *source = Source::Reuse;
+                    }
+                }
             }
         }
         Ok(())
+    }
+
+    /// How many slots block `bb`'s forward sweep pushes, if it can know (no call-by-call
+    /// callee pushes in between).
+    fn slots_pushed(&self, bb: Block, pred_pushed: bool) -> Option<u64> {
+        let mut n = u64::from(pred_pushed);
+        for inst in bb.instructions() {
+            if self.pairs.contains_key(&inst) {
+                return None;
+            }
+            for (need, source) in self.needs.get(&inst).into_iter().flatten() {
+                if *source == Source::Pop {
+                    n += Tape::slots(self.need_value(inst, *need));
+                }
+            }
+            n += u64::from(matches!(self.act.rule(inst), Rule::Blas(_)));
+        }
+        Some(n)
     }
 
     fn instrument_forward(&mut self) -> Result<()> {
@@ -287,9 +350,16 @@ impl<'a> Reverse<'a> {
                 continue;
             }
             let preds = &self.cfg.preds[bi];
-            if preds.len() >= 2 {
-                let first = bb.first_non_phi().expect("blocks end with a terminator");
-                b.before(first);
+            let reserved = self.slots_pushed(*bb, preds.len() >= 2).filter(|&n| n > 0);
+            let push = |b: &Builder, v: Value| {
+                if reserved.is_some() {
+                    self.tape.put(b, v)
+                } else {
+                    self.tape.push(b, v)
+                }
+            };
+            b.before(bb.first_non_phi().expect("blocks end with a terminator"));
+            let pred = (preds.len() >= 2).then(|| {
                 let phi = b.phi(i64t, "ox.pred");
                 let pairs: Vec<(Value, Block)> = preds
                     .iter()
@@ -297,7 +367,13 @@ impl<'a> Reverse<'a> {
                     .map(|(k, &p)| (self.m.const_int(i64t, k as u64), self.cfg.blocks[p]))
                     .collect();
                 phi.add_incoming(&pairs);
-                self.tape.push(&b, phi);
+                phi
+            });
+            if let Some(n) = reserved {
+                self.tape.reserve(&b, n);
+            }
+            if let Some(phi) = pred {
+                push(&b, phi);
             }
             for inst in bb.instructions() {
                 if let Some(pair) = self.pairs.get(&inst) {
@@ -316,9 +392,9 @@ impl<'a> Reverse<'a> {
                     continue;
                 };
                 b.after(inst);
-                for (n, pushed) in needs {
-                    if *pushed {
-                        self.tape.push(&b, self.need_value(inst, *n));
+                for (n, source) in needs {
+                    if *source == Source::Pop {
+                        push(&b, self.need_value(inst, *n));
                     }
                 }
                 // BLAS: a copy of what the reverse needs, made now, pushed last.
@@ -326,7 +402,7 @@ impl<'a> Reverse<'a> {
                     let eb = self.frame.entry_builder(self.m);
                     let args = blas_call::words(&b, &eb, &blas_call::args_of(inst));
                     let saved = blas_call::save(&b, op, args);
-                    self.tape.push(&b, saved);
+                    push(&b, saved);
                 }
             }
         }
@@ -433,6 +509,7 @@ impl<'a> Reverse<'a> {
             }
             let rb = self.rev_block(bi);
             b.at_end(rb);
+            self.popped.borrow_mut().clear();
             let insts = bb.instructions();
             for &inst in insts.iter().rev() {
                 if inst.opcode() == Opcode::LLVMPHI || !self.act.is_active(inst) {
@@ -633,9 +710,19 @@ impl<'a> Reverse<'a> {
         let mut env_vals: HashMap<Need, Value> = HashMap::new();
         let blas_saved = matches!(self.act.rule(inst), Rule::Blas(_)).then(|| self.tape_rev.pop(b, m.ptr()));
         if let Some(needs) = self.needs.get(&inst) {
-            for (n, pushed) in needs.iter().rev() {
+            for (n, source) in needs.iter().rev() {
                 let v = self.need_value(inst, *n);
-                let got = if *pushed { self.tape_rev.pop(b, v.ty()) } else { self.remap(v) };
+                let got = match source {
+                    Source::Visible => self.remap(v),
+                    Source::Pop => {
+                        let x = self.tape_rev.pop(b, v.ty());
+                        self.popped.borrow_mut().insert(v, x);
+                        x
+                    }
+                    Source::Reuse => self.popped.borrow().get(&v).copied().ok_or_else(|| {
+                        Error::Internal(format!("reverse mode: {} was not popped before {}", v.print(), inst.print()))
+                    })?,
+                };
                 env_vals.insert(*n, got);
             }
         }

@@ -1,0 +1,78 @@
+//! Panics without unwinding. Inside Julia 1.5 a Rust panic cannot unwind: the process
+//! loads `libunwind.so.8` before `libgcc_s`, its `_Unwind_*` functions interpose the
+//! ones libgcc's unwinder and Rust's personality routine call, and the unwinder aborts
+//! the process (with `LD_PRELOAD=libgcc_s.so.1` the same panic is caught; `RTLD_DEEPBIND`
+//! on our library does not help). So `catch_unwind` alone cannot keep an engine bug from
+//! killing the user's session.
+//!
+//! `run` therefore does the work on a thread of its own, and a panic hook stops a
+//! panicking worker *before* any unwinding starts: it hands the message to the waiting
+//! caller and parks the thread for good. The caller gets an error; the parked thread
+//! and what it owned are leaked (an engine bug, rare, and reported as one). Callers
+//! must not hold locks the worker needs, and the worker holds no global lock across
+//! code that may panic. The parked hook also keeps std's hook lock (shared) for good, so
+//! nothing may call `set_hook`/`take_hook` afterwards: the test is `tests/isolate.rs`,
+//! without libtest's harness, which replaces the hook when it finishes.
+
+use crate::error::{Error, Result};
+use std::cell::RefCell;
+use std::sync::mpsc::sync_channel;
+use std::sync::Once;
+
+type OnPanic = Box<dyn FnOnce(String)>;
+
+thread_local! {
+    /// Set on worker threads: where a panic's message goes.
+    static ON_PANIC: RefCell<Option<OnPanic>> = const { RefCell::new(None) };
+}
+
+/// Stack of a worker thread (LLVM's passes recurse; address space only).
+const WORKER_STACK: usize = 64 << 20;
+
+/// Runs `f` on a worker thread; a panic in it becomes `Error::Internal` with the panic's
+/// message and location.
+pub fn run<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    install_hook();
+    let (tx, rx) = sync_channel::<std::result::Result<T, String>>(1);
+    let on_panic = tx.clone();
+    std::thread::Builder::new()
+        .name("oxidase-compile".into())
+        .stack_size(WORKER_STACK)
+        .spawn(move || {
+            ON_PANIC.with(|p| *p.borrow_mut() = Some(Box::new(move |msg| drop(on_panic.send(Err(msg))))));
+            let out = f();
+            ON_PANIC.with(|p| p.borrow_mut().take());
+            drop(tx.send(Ok(out)));
+        })
+        .map_err(|e| Error::Internal(format!("cannot start a compile thread: {e}")))?;
+    match rx.recv() {
+        Ok(Ok(out)) => Ok(out),
+        Ok(Err(msg)) => Err(Error::Internal(format!("engine panicked: {msg}"))),
+        Err(_) => Err(Error::Internal("the compile thread ended without an answer".into())),
+    }
+}
+
+/// Chains a hook in front of the existing one: on a worker thread it reports and parks;
+/// elsewhere it defers to the previous hook.
+fn install_hook() {
+    static INSTALLED: Once = Once::new();
+    INSTALLED.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| match ON_PANIC.try_with(|p| p.borrow_mut().take()).ok().flatten() {
+            Some(report) => {
+                let what = info
+                    .payload()
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| info.payload().downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".into());
+                let at = info.location().map(|l| format!(" (at {}:{})", l.file(), l.line())).unwrap_or_default();
+                report(format!("{what}{at}"));
+                loop {
+                    std::thread::park();
+                }
+            }
+            None => previous(info),
+        }));
+    });
+}
