@@ -47,6 +47,11 @@ enum Source {
     /// Popped for a later instruction of the same block (a `Pop` the reverse block
     /// reached first).
     Reuse,
+    /// Kept in a stack slot: a value computed at most once per call (its block lies on
+    /// no cycle) that the reverse sweep cannot see everywhere, e.g. a loop-invariant
+    /// value before a loop that may run zero times. Stored once, loaded in any reverse
+    /// block its definition dominates, instead of pushed at every use in the loop.
+    Slot,
 }
 
 /// Where the reverse sweep goes, how it starts and how it ends.
@@ -79,6 +84,8 @@ struct Reverse<'a> {
     needs: HashMap<Value, Vec<(Need, Source)>>,
     /// Values popped so far in the reverse block being emitted (for `Source::Reuse`).
     popped: RefCell<HashMap<Value, Value>>,
+    /// Stack slots of `Source::Slot` values.
+    slots: HashMap<Value, Value>,
     /// Shadow pointers, built in the forward sweep.
     shadow: HashMap<Value, Value>,
     mem: &'a Memory,
@@ -164,6 +171,7 @@ impl<'a> Reverse<'a> {
             rev: HashMap::new(),
             needs: HashMap::new(),
             popped: RefCell::new(HashMap::new()),
+            slots: HashMap::new(),
             shadow,
             mem,
         }
@@ -175,6 +183,7 @@ impl<'a> Reverse<'a> {
         self.make_adjoint_slots(eb);
         self.plan_needs()?;
         self.instrument_forward()?;
+        self.fill_slots();
         self.emit_reverse()?;
         // Only now may calls change: the sweeps were built from the original calls.
         for (old, new) in std::mem::take(&mut self.replaced) {
@@ -237,6 +246,45 @@ impl<'a> Reverse<'a> {
         !self.cfg.in_cycle[bi] && self.cfg.returns.iter().all(|&r| self.cfg.dominates(bi, r))
     }
 
+    /// Where the reverse sweep gets primal value `v` (before deduplication).
+    fn source_of(&self, v: Value) -> Source {
+        if self.visible_in_reverse(v) {
+            Source::Visible
+        } else if matches!(self.sweep, Sweep::Entry { .. }) && !self.cfg.in_cycle[self.cfg.index(v.parent_block())] {
+            Source::Slot
+        } else {
+            Source::Pop
+        }
+    }
+
+    /// Stores each `Source::Slot` value into its slot right after it is computed (after
+    /// the phis for a phi). Runs after the forward sweep's other instrumentation, which
+    /// adds phis.
+    fn fill_slots(&mut self) {
+        let eb = self.frame.entry_builder(self.m);
+        let wanted: Vec<Value> = self
+            .needs
+            .iter()
+            .flat_map(|(inst, needs)| needs.iter().map(move |(n, src)| (*inst, *n, *src)))
+            .filter(|(_, _, src)| *src == Source::Slot)
+            .map(|(inst, n, _)| self.need_value(inst, n))
+            .collect();
+        let b = self.m.builder();
+        for v in wanted {
+            if self.slots.contains_key(&v) {
+                continue;
+            }
+            let slot = eb.alloca(v.ty(), &format!("{}.slot", v.name()));
+            if v.opcode() == Opcode::LLVMPHI {
+                b.before(v.parent_block().first_non_phi().expect("blocks end with a terminator"));
+            } else {
+                b.after(v);
+            }
+            b.store(v, slot);
+            self.slots.insert(v, slot);
+        }
+    }
+
     fn need_value(&self, inst: Value, n: Need) -> Value {
         match n {
             Need::Op(k) => inst.operand(k),
@@ -292,19 +340,7 @@ impl<'a> Reverse<'a> {
                     }
                     _ => {}
                 }
-                let planned = needs
-                    .into_iter()
-                    .map(|n| {
-                        (
-                            n,
-                            if self.visible_in_reverse(self.need_value(inst, n)) {
-                                Source::Visible
-                            } else {
-                                Source::Pop
-                            },
-                        )
-                    })
-                    .collect();
+                let planned = needs.into_iter().map(|n| (n, self.source_of(self.need_value(inst, n)))).collect();
                 self.needs.insert(inst, planned);
             }
             // One push per value and block: the last need of it pushes it.
@@ -714,6 +750,7 @@ impl<'a> Reverse<'a> {
                 let v = self.need_value(inst, *n);
                 let got = match source {
                     Source::Visible => self.remap(v),
+                    Source::Slot => b.load(v.ty(), self.slots[&v]),
                     Source::Pop => {
                         let x = self.tape_rev.pop(b, v.ty());
                         self.popped.borrow_mut().insert(v, x);
