@@ -58,6 +58,8 @@ function program(rng, name)
                 "x .= x .* 0.9 .+ $(expr(rng, 1, vars)) / 10",
                 "z = copy(x); z[1] = s; s = prod(z) + s",
                 "s += maximum(x) * $(expr(rng, 1, vars))",
+                # An element copied into a fresh array (an integer load/store in the IR).
+                "z = zeros(length(x)); z[1] = x[$(rand(rng, 1:3))]\n    for i in 2:length(x)\n        z[i] = x[i] * x[i-1]\n    end\n    s += z[1] * z[end] * $(expr(rng, 1, vars))",
             ]))
         else
             push!(body, "k = 0\n    while s > 0.5 && k < 3\n        s = s / 2 + $(expr(rng, 1, vars)) / 10\n        k += 1\n    end")
