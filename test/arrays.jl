@@ -4,13 +4,7 @@
 
 rosenbrock_inp(x) = (1.0 - x[1])^2 + 100.0 * (x[2] - x[1]^2)^2
 
-function fd_gradient(f, x; h = 1e-6)
-    map(eachindex(x)) do i
-        xp = copy(x); xm = copy(x)
-        xp[i] += h; xm[i] -= h
-        (f(xp) - f(xm)) / (2h)
-    end
-end
+include("finite_differences.jl")
 
 # Reverse gradient, forward directional derivative along v, and both checked.
 function check_array(f, x; rtol = 1e-6, atol = 1e-8)

@@ -72,13 +72,7 @@ function gb_rk4(x, s)
     end
     return y
 end
-function gb_central_differences(f, x; h = 1e-6)
-    map(eachindex(x)) do i
-        xp = copy(x); xm = copy(x)
-        xp[i] += h; xm[i] -= h
-        (f(xp) - f(xm)) / (2h)
-    end
-end
+include("finite_differences.jl")
 
 # --- the session ---
 
@@ -155,7 +149,7 @@ try
         for (x, s) in (([0.4, 0.9, -0.6, 1.1, 0.7], 20), ([0.8, 0.5], 3), ([1.3], 1))
             @test gb_output(gb_evaluate("ode", "primal", (x = x, s = s))) ≈ gb_rk4(x, s) rtol = 1e-12
             grad = gb_output(gb_evaluate("ode", "gradient", (x = x, s = s)))
-            @test grad ≈ gb_central_differences(z -> gb_rk4(z, s)[end], x) rtol = 1e-6 atol = 1e-9
+            @test grad ≈ fd_gradient(z -> gb_rk4(z, s)[end], x) rtol = 1e-6 atol = 1e-9
         end
     end
 
