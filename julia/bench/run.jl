@@ -1,0 +1,458 @@
+# The benchmark suite: every runtime, latency and allocation target of the project,
+# measured side by side in one process and printed as Markdown tables with the targets
+# met or missed; `--write` also writes them, with the machine and the method, into
+# docs/performance.md. `--quick` takes fewer and shorter trials (well under a minute).
+#
+#   julia --project=. julia/bench/run.jl [--quick] [--write]
+#
+# Every gradient is checked against the hand-written one before anything is timed: the
+# suite stops with an error rather than time a wrong gradient.
+using Oxidase
+
+include("timing.jl")
+include("workloads.jl")
+
+const QUICK = "--quick" in ARGS
+const WRITE = "--write" in ARGS
+const TRIALS = QUICK ? 3 : 15
+const BATCH_NS = QUICK ? 2e6 : 5e7      # the length of one timed batch of calls
+const SCALAR_CALLS = QUICK ? 10_000 : 100_000
+const FRESH_PROCESSES = QUICK ? 1 : 3
+const RTOL = 1e-8
+const ROOT = dirname(dirname(@__DIR__))
+const SINK = Ref(0.0)
+
+# --- targets and rows ---
+
+struct Target
+    what::String
+    value::Float64
+    op::String      # "≤" or "<"
+    limit::Float64
+end
+
+met(t::Target) = t.op == "≤" ? t.value <= t.limit : t.value < t.limit
+
+struct Row
+    workload::String
+    size::String
+    primal::Float64   # ns; NaN where there is no such column
+    ours::Float64
+    hand::Float64
+    targets::Vector{Target}
+end
+
+# A workload to verify and time: functions of no arguments computing the primal,
+# Oxidase's gradient and the hand-written gradient (both returned, for the check).
+struct Case
+    workload::String
+    size::String
+    primal::Function
+    ours::Function
+    hand::Function
+    ratio_limit::Union{Float64,Nothing}   # gradient / primal
+    hand_limit::Union{Float64,Nothing}    # ours / hand-written
+end
+
+# Primal and hand-written calls go through a call LLVM cannot see into, like the call
+# of the derivative's function pointer, so that no work is hoisted out of a batch.
+@noinline barrier(f, args...) = f(args...)
+
+# f(x, consts...) with x differentiated: Oxidase's gradient zeroes the shadow first
+# (reverse mode accumulates into it); `hand!(g, x, consts...)` overwrites g.
+function array_case(workload, label, f, hand!, x, consts...; ratio = nothing, vs_hand = nothing)
+    g, gh = zero(x), zero(x)
+    primal = () -> (SINK[] = barrier(f, x, consts...))
+    ours = () -> (fill!(g, 0.0); autodiff(Reverse, f, Active, Duplicated(x, g), map(Const, consts)...); g)
+    hand = () -> barrier(hand!, gh, x, consts...)
+    return Case(workload, label, primal, ours, hand, ratio, vs_hand)
+end
+
+size_label(n) = n == 10^6 ? "n = 10⁶" : n == 10^3 ? "n = 10³" : "n = $n"
+
+function array_cases()
+    cases = Case[]
+    xs = Dict(n => [sin(0.1i) for i in 1:n] for n in (10^3, 10^6))
+    for (name, f, hand!, ratio, vs_hand) in (("sum of squares loop", sumsq, twice!, 2.0, 1.2),
+                                             ("`sum(abs2, x)`", sumabs2, twice!, 2.0, 1.2),
+                                             ("`sum(sin, x)`", sumsin, sumsin_grad!, nothing, nothing),
+                                             ("logsumexp, loops (GradBench lse)", lse, lse_grad!, nothing, nothing))
+        for n in (10^3, 10^6)
+            push!(cases, array_case(name, size_label(n), f, hand!, xs[n]; ratio = ratio, vs_hand = vs_hand))
+        end
+    end
+    m, npts = 16, 1000
+    push!(cases, array_case("least squares (GradBench llsq)", "m = $m, n = $npts", llsq, llsq_grad!,
+                            [0.3 * cos(j) for j in 1:m], npts; ratio = 2.5))
+    s = 100
+    for n in (8, 100)
+        tape = OdeTape(n, s)
+        hand! = (g, x, s) -> ode_last_grad!(g, x, s, tape)
+        push!(cases, array_case("RK4 ODE, last element (GradBench ode)", "n = $n, s = $s", ode_last, hand!,
+                                [i * (1 + 0.1 * sin(i)) for i in 1:n], s; ratio = 2.5))
+    end
+    d, h, N = 8, 16, 64
+    X = [cos(0.37i + 0.11j) for i in 1:d, j in 1:N]
+    y = [sin(0.2k) for k in 1:N]
+    z = zeros(h)
+    mlp_hand! = (g, θ, X, y) -> mlp_grad!(g, θ, X, y, z)
+    push!(cases, array_case("MLP loss, tanh, loops", "d = $d, h = $h, N = $N", mlp_loss, mlp_hand!,
+                            [0.3 * sin(1.7i) for i in 1:h*(d+2)], X, y; ratio = 2.5))
+    return cases
+end
+
+# Forward mode on a function of 8 inputs: one batch call of chunk 8 against 8 calls of
+# one direction each; and the batch `autodiff` call inside `gradient`, without the
+# convenience function's work around it.
+function forward_cases()
+    n = 8
+    x = [0.1i for i in 1:n]
+    basis = [Float64.(1:n .== i) for i in 1:n]
+    seeds = Tuple(basis)
+    g, gh = zeros(n), zeros(n)
+    primal = () -> (SINK[] = barrier(rosenbrock_n, x))
+    hand = () -> barrier(rosenbrock_n_grad!, gh, x)
+    chunk = () -> collect(gradient(Forward, rosenbrock_n, x, Val(n)))
+    function separate()
+        for i in 1:n
+            g[i] = autodiff(Forward, rosenbrock_n, Duplicated, Duplicated(x, basis[i]))[2]
+        end
+        return g
+    end
+    function batch()
+        ts = autodiff(Forward, rosenbrock_n, BatchDuplicatedNoNeed, BatchDuplicated(x, seeds))[1]
+        for i in 1:n
+            g[i] = ts[i]
+        end
+        return g
+    end
+    sz = "n = $n"
+    return (Case("forward gradient, chunk 8: `gradient(Forward, f, x, Val(8))`", sz, primal, chunk, hand, nothing, nothing),
+            Case("forward gradient, 8 calls `autodiff(Forward, f, Duplicated, Duplicated(x, eᵢ))`", sz,
+                 primal, separate, hand, nothing, nothing),
+            Case("forward gradient, one batch call `autodiff(Forward, f, BatchDuplicatedNoNeed, BatchDuplicated(x, (e₁, …, e₈)))`",
+                 sz, primal, batch, hand, nothing, nothing))
+end
+
+function verify(c::Case)
+    ours, hand = c.ours(), c.hand()
+    if !isapprox(ours, hand; rtol = RTOL)
+        worst = maximum(abs.(ours .- hand) ./ max.(abs.(hand), floatmin()))
+        error("$(c.workload), $(c.size): Oxidase's gradient differs from the hand-written one " *
+              "(largest relative difference $worst); not timing a wrong gradient.\n" *
+              "Oxidase: $(ours[1:min(end, 8)])\nhand-written: $(hand[1:min(end, 8)])")
+    end
+end
+
+# Calls per batch so that a batch takes about BATCH_NS.
+function reps_for(f)
+    f()
+    t = time_ns()
+    f()
+    return clamp(round(Int, BATCH_NS / max(time_ns() - t, 1)), 1, 10^6)
+end
+
+# The times of the functions `fs`, in ns a call, measured side by side: the trials
+# take turns, so that a disturbance of the machine lasting a few seconds hits all of
+# them rather than one.
+function side_by_side(fs, reps)
+    best = fill(Inf, length(fs))
+    for _ in 1:TRIALS, k in eachindex(fs)
+        best[k] = min(best[k], min_mean_ns(fs[k], reps[k], 1))
+    end
+    return best
+end
+
+function measure(c::Case)
+    GC.gc()
+    fs = [c.primal, c.ours, c.hand]
+    primal, ours, hand = side_by_side(fs, map(reps_for, fs))
+    targets = Target[]
+    c.ratio_limit === nothing || push!(targets, Target("gradient / primal", ours / primal, "≤", c.ratio_limit))
+    c.hand_limit === nothing || push!(targets, Target("ours / hand-written", ours / hand, "≤", c.hand_limit))
+    return Row(c.workload, c.size, primal, ours, hand, targets)
+end
+
+# --- scalar calls: loops over varying inputs, so that no call is hoisted ---
+
+function primal_loop(n)
+    s = 0.0
+    for i in 1:n
+        s += rosenbrock(1.0 + 1e-9i, 2.0)
+    end
+    SINK[] = s
+end
+
+function hand_loop(n)
+    s = 0.0
+    for i in 1:n
+        s += rosenbrock_grad(1.0 + 1e-9i, 2.0)[1]
+    end
+    SINK[] = s
+end
+
+function reverse_loop(n)
+    s = 0.0
+    for i in 1:n
+        s += autodiff(Reverse, rosenbrock, Active, Active(1.0 + 1e-9i), Active(2.0))[1][1]
+    end
+    SINK[] = s
+end
+
+function forward_loop(n)
+    s = 0.0
+    for i in 1:n
+        s += autodiff(Forward, rosenbrock, Duplicated, Duplicated(1.0 + 1e-9i, 1.0), Const(2.0))[2]
+    end
+    SINK[] = s
+end
+
+function verify_scalar()
+    for (x, y) in ((1.0, 2.0), (-0.5, 0.3))
+        hand = rosenbrock_grad(x, y)
+        rev = autodiff(Reverse, rosenbrock, Active, Active(x), Active(y))[1]
+        fwd = autodiff(Forward, rosenbrock, Duplicated, Duplicated(x, 1.0), Const(y))[2]
+        isapprox(collect(rev), collect(hand); rtol = RTOL) && isapprox(fwd, hand[1]; rtol = RTOL) ||
+            error("rosenbrock($x, $y): Oxidase gives reverse $rev, forward $fwd; by hand $hand")
+    end
+end
+
+function scalar_rows()
+    loops = [() -> loop(SCALAR_CALLS) for loop in (primal_loop, hand_loop, reverse_loop, forward_loop)]
+    primal, hand, rev, fwd = side_by_side(loops, ones(Int, 4)) ./ SCALAR_CALLS
+    return [Row("rosenbrock(x, y), reverse: `autodiff(Reverse, f, Active, Active(x), Active(y))`", "scalar",
+                primal, rev, hand, [Target("gradient / primal", rev / primal, "≤", 3.0)]),
+            Row("rosenbrock(x, y), forward along x: `autodiff(Forward, f, Duplicated, …)`", "scalar",
+                primal, fwd, NaN, Target[])]
+end
+
+function warm_allocation(x, y)
+    autodiff(Reverse, rosenbrock, Active, Active(x), Active(y))
+    return @allocated autodiff(Reverse, rosenbrock, Active, Active(x), Active(y))
+end
+
+# --- latency: a fresh process, and the stages of a first gradient ---
+
+const FRESH = raw"""
+t0 = time_ns()
+using Oxidase
+t1 = time_ns()
+rosenbrock(x, y) = (1.0 - x)^2 + 100.0 * (y - x^2)^2
+r = autodiff(Reverse, rosenbrock, Active, Active(1.0), Active(2.0))
+t2 = time_ns()
+sinexp(x, y) = sin(x) * exp(y) + x * y
+r2 = autodiff(Reverse, sinexp, Active, Active(0.5), Active(0.25))
+t3 = time_ns()
+r == ((-400.0, 200.0),) || error("wrong gradient of rosenbrock: $r")
+all(isapprox.(r2[1], (cos(0.5) * exp(0.25) + 0.25, sin(0.5) * exp(0.25) + 0.5); rtol = 1e-12)) ||
+    error("wrong gradient of sinexp: $r2")
+println(t1 - t0, " ", t2 - t1, " ", t3 - t2)
+"""
+
+# Milliseconds for `using Oxidase`, the first gradient and the first gradient of a
+# second function, each the minimum over FRESH_PROCESSES processes.
+function fresh_process_ms()
+    julia = joinpath(Sys.BINDIR, Base.julia_exename())
+    best = fill(Inf, 3)
+    for _ in 1:FRESH_PROCESSES
+        out = read(`$julia --project=$ROOT --startup-file=no -e $FRESH`, String)
+        best .= min.(best, parse.(Float64, split(strip(out))) ./ 1e6)
+    end
+    return best
+end
+
+sinexp(x) = sin(x) * exp(x)
+
+# Extraction, then the engine's compile + JIT in each mode, for a function not seen yet.
+function stage_ms()
+    t = @elapsed ir = Oxidase.Extract.extract_bitcode(sinexp, Tuple{Float64})
+    ms = [1e3t]
+    for (code, act) in ((Oxidase.OX_MODE_REVERSE, Oxidase.OX_ACTIVE), (Oxidase.OX_MODE_FORWARD, Oxidase.OX_DUPLICATED))
+        descs = [Oxidase.arg_desc(typeof(sinexp), Oxidase.OX_CONST), Oxidase.arg_desc(Float64, act)]
+        push!(ms, 1e3 * @elapsed Oxidase.compile(ir.bitcode, ir.entry, code, 1, descs, act))
+    end
+    return ms
+end
+
+# (measurement, value, unit, target or nothing)
+function latency_rows()
+    load, first, second = fresh_process_ms()
+    warm_allocation(1.0, 2.0)
+    bytes = warm_allocation(1.1, 2.0)
+    extract, rev, fwd = stage_ms()
+    return [("`using Oxidase` in a fresh process", load, "ms", nothing),
+            ("first gradient in a fresh process (rosenbrock, after `using`)", first, "ms",
+             Target("first gradient", first, "≤", 300.0)),
+            ("first gradient of a second function in that process (sin·exp)", second, "ms",
+             Target("second function", second, "≤", 100.0)),
+            ("allocation of a warm scalar `autodiff(Reverse, …)` call", bytes, "bytes",
+             Target("allocation", bytes, "≤", 0.0)),
+            ("sin·exp call graph in a warm process: extraction", extract, "ms", nothing),
+            ("sin·exp call graph: engine compile + JIT, reverse", rev, "ms", nothing),
+            ("sin·exp call graph: engine compile + JIT, forward", fwd, "ms", nothing)]
+end
+
+# --- tables ---
+
+fmt_ns(t) = isnan(t) ? "—" : t < 100 ? string(round(t; digits = 1)) : string(round(Int, t))
+fmt_ratio(r) = isnan(r) ? "—" : string(round(r; digits = 2))
+fmt_limit(x) = isinteger(x) ? string(Int(x)) : string(x)
+verdict(t::Target) = met(t) ? "met" : "**missed**"
+
+function runtime_table(rows)
+    io = IOBuffer()
+    println(io, "| workload | size | primal (ns) | Oxidase gradient (ns) | hand-written gradient (ns) | gradient / primal | ours / hand-written | target | met |")
+    println(io, "|---|---|--:|--:|--:|--:|--:|---|---|")
+    for r in rows
+        target = isempty(r.targets) ? "—" : join(("$(t.what) $(t.op) $(fmt_limit(t.limit))" for t in r.targets), "; ")
+        verdicts = isempty(r.targets) ? "" : join(map(verdict, r.targets), "; ")
+        println(io, "| $(r.workload) | $(r.size) | $(fmt_ns(r.primal)) | $(fmt_ns(r.ours)) | $(fmt_ns(r.hand)) | ",
+                "$(fmt_ratio(r.ours / r.primal)) | $(fmt_ratio(r.ours / r.hand)) | $target | $verdicts |")
+    end
+    return String(take!(io))
+end
+
+function latency_table(rows)
+    io = IOBuffer()
+    println(io, "| measurement | value | target | met |")
+    println(io, "|---|--:|---|---|")
+    for (what, value, unit, t) in rows
+        v = unit == "bytes" ? "$(round(Int, value)) bytes" : "$(round(value; digits = 1)) ms"
+        target = t === nothing ? "—" : t.limit == 0 ? "0 $unit" : "$(t.op) $(fmt_limit(t.limit)) $unit"
+        println(io, "| $what | $v | $target | $(t === nothing ? "" : verdict(t)) |")
+    end
+    return String(take!(io))
+end
+
+# --- the document ---
+
+function machine()
+    cpuinfo = read("/proc/cpuinfo", String)
+    m = match(r"model name\s*:\s*(.*)", cpuinfo)
+    cpu = m === nothing ? "unknown CPU" : strip(m.captures[1])
+    cores = count(l -> startswith(l, "processor"), split(cpuinfo, '\n'))
+    # The numbers belong to the package and the engine library as they are on disk,
+    # which may differ from the last commit.
+    commit = try
+        c = strip(read(`git -C $ROOT rev-parse --short HEAD`, String))
+        dirty = !isempty(read(`git -C $ROOT status --porcelain --untracked-files=no -- src rust-src Cargo.toml Cargo.lock`, String))
+        dirty ? "$c, with uncommitted changes to src/ or rust-src/" : c
+    catch
+        "unknown"
+    end
+    return (date = strip(read(`date`, String)), cpu = cpu, cores = cores, commit = commit)
+end
+
+function document(runtime, latency, summary)
+    m = machine()
+    mode = QUICK ? " (quick mode: fewer and shorter trials)" : ""
+    return """
+    # Performance
+
+    Written by `julia --project=. julia/bench/run.jl --write`; run it again to update
+    this page rather than editing it. Without `--write` the suite prints the same
+    tables; `--quick` runs in well under a minute.
+
+    Measured on $(m.date): $(m.cpu), $(m.cores) cores, Julia $(VERSION), Oxidase at
+    commit $(m.commit)$mode.
+
+    ## Method
+
+    - Each time is the **minimum over $TRIALS trials of the mean over a batch** of calls
+      (a batch lasts about $(round(Int, BATCH_NS / 1e6)) ms, or one call when a call takes
+      longer). The mean over a batch is above the clock's resolution; the minimum over
+      trials is the measurement least disturbed by other work on the machine. The
+      trials of a row's primal, Oxidase gradient and hand-written gradient take turns.
+    - **Ratios are measured side by side, in one process**, because these machines are
+      noisy: absolute times move from one run to the next as other work comes and goes,
+      while the primal, Oxidase's gradient and the hand-written gradient of a row, timed
+      seconds apart on the same inputs in one process, mostly see the same conditions.
+      Compare ratios, not absolute times, across runs. Oxidase's gradient times vary
+      more from one process to the next than the primal and hand-written times (by up
+      to about 20% when this suite was written, e.g. least squares 33–42 µs, against 2%
+      for its primal), so a ratio within that margin of its target can land on either
+      side of it from one run to the next.
+    - Before anything is timed, every Oxidase gradient is checked against the
+      hand-written one (relative tolerance $RTOL, in norm); the suite stops with an error rather
+      than time a wrong gradient.
+    - An Oxidase gradient call includes zeroing the shadow, since reverse mode
+      accumulates into it. Hand-written gradients are plain loops that overwrite their
+      output and reuse preallocated buffers. Primal and hand-written calls go through a
+      non-inlined function, so no work is hoisted out of a batch; scalar calls are timed
+      in loops over varying inputs ($SCALAR_CALLS calls a trial) for the same reason.
+    - First gradients are timed in a fresh `julia --project` subprocess: the first
+      `autodiff` call after `using Oxidase`, then the first of a second function in the
+      same process (minimum over $FRESH_PROCESSES process$(FRESH_PROCESSES == 1 ? "" : "es")).
+    - Met and missed are computed from the numbers measured in this run.
+
+    ## Runtime
+
+    $runtime
+    ## Latency and allocation
+
+    $latency
+    $summary
+
+    ## Workloads
+
+    - Sum of squares: a loop `s += x[i]^2`; `sum(abs2, x)` and `sum(sin, x)` are Base's
+      reductions. Hand-written gradients: `g[i] = 2x[i]` and `g .= cos.(x)`.
+      `x[i] = sin(0.1i)`.
+    - logsumexp, least squares and the RK4 ODE are the primals of the GradBench tool
+      (`julia/gradbench/modules.jl`: `lse`, `llsq`, `ode_last`), plain loops. Hand-written
+      gradients: the softmax; the analytic least-squares gradient; and for the ODE a hand
+      adjoint of RK4 (`julia/bench/workloads.jl`) that stores each step's state and
+      stage points in its forward sweep and runs the stages backwards. The ODE's primal
+      is `ode_last`, the function differentiated (it allocates its six buffers);
+      `x[i] = i (1 + sin(i)/10)`, so that no value underflows.
+    - MLP loss: the mean over the N samples of (W2 ⋅ tanh.(W1 X[:, k] + b1) - y[k])²,
+      written with loops, with W1 (h×d), b1 (h) and W2 (h) packed in one parameter
+      vector θ (the engine does not differentiate structs yet), differentiated by
+      `autodiff(Reverse, loss, Active, Duplicated(θ, dθ), Const(X), Const(y))`.
+      Hand-written gradient: backpropagation in loops.
+    - Scalar: `rosenbrock(x, y) = (1 - x)^2 + 100 (y - x^2)^2`, non-inlined; the
+      hand-written gradient is its closed form. The forward row's hand-written column is
+      empty: one forward call gives one directional derivative, not the gradient.
+    - Forward gradient: the extended Rosenbrock function of 8 inputs (a loop), by
+      `gradient(Forward, f, x, Val(8))` (one batch call of 8 directions, through the
+      convenience function) and by 8 calls of `autodiff(Forward, …)` along the basis
+      vectors; the target is that the chunk is faster. A third row times the batch
+      `autodiff` call that `gradient` makes, without the convenience function's own work
+      (seed vectors, collecting the partials).
+    """
+end
+
+function main()
+    cases = array_cases()
+    forward = forward_cases()
+    append!(cases, forward)
+    println(stderr, "checking every gradient against the hand-written one")
+    verify_scalar()
+    foreach(verify, cases)
+
+    rows = Row[]
+    for c in cases
+        println(stderr, "timing $(c.workload), $(c.size)")
+        push!(rows, measure(c))
+    end
+    chunk_row, separate_row = rows[end-2], rows[end-1]
+    push!(chunk_row.targets, Target("time / 8 calls of one direction", chunk_row.ours / separate_row.ours, "<", 1.0))
+    println(stderr, "timing scalar calls")
+    append!(rows, scalar_rows())
+    println(stderr, "timing first gradients in $FRESH_PROCESSES fresh process(es)")
+    latency = latency_rows()
+
+    targets = vcat([r.targets for r in rows]..., [t for (_, _, _, t) in latency if t !== nothing])
+    summary = "$(count(met, targets)) of $(length(targets)) targets met."
+    runtime_md, latency_md = runtime_table(rows), latency_table(latency)
+    println(runtime_md)
+    println(latency_md)
+    println(summary)
+    if WRITE
+        path = joinpath(ROOT, "docs", "performance.md")
+        write(path, document(runtime_md, latency_md, summary))
+        println(stderr, "wrote $path")
+    end
+end
+
+main()
