@@ -26,7 +26,7 @@ end
 
 function gradient(::ForwardMode, f::F, x::AbstractArray, chunk::Val = Val(1)) where {F}
     check_chunk(chunk)
-    partials = Vector{Any}(undef, length(x))
+    partials = Vector{eltype(x)}(undef, length(x))
     for_chunks(length(x), chunk) do first, seeds
         if seeds === nothing
             partials[first] = autodiff(Forward, f, DuplicatedNoNeed, Duplicated(x, basis(x, first)))[1]
