@@ -382,6 +382,11 @@ fn alloca_slot(m: &crate::llvm::Module, p: Value) -> Option<(Value, u64)> {
     }
 }
 
+/// Whether `p` points into a stack slot (an alloca, at any offset).
+pub fn points_into_alloca(p: Value) -> bool {
+    alloca_base(p).is_some()
+}
+
 /// The alloca a pointer is derived from, at any offset.
 fn alloca_base(p: Value) -> Option<Value> {
     if !p.is_instruction() {

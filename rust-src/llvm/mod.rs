@@ -200,6 +200,10 @@ impl Value {
     pub fn operands(self) -> Vec<Value> {
         (0..self.num_operands()).map(|i| self.operand(i)).collect()
     }
+    /// Whether this load or store is volatile.
+    pub fn is_volatile(self) -> bool {
+        unsafe { LLVMGetVolatile(self.0) != 0 }
+    }
     /// Replaces operand `i`.
     pub fn set_operand(self, i: usize, v: Value) {
         unsafe { LLVMSetOperand(self.0, i as u32, v.0) }
@@ -927,6 +931,16 @@ impl Builder<'_> {
     /// `load`.
     pub fn load(&self, ty: Type, p: Value) -> Value {
         Value(unsafe { LLVMBuildLoad2(self.b, ty.0, p.0, NONAME.as_ptr()) })
+    }
+    /// A copy of instruction `inst` with operands `ops`, inserted here (recomputing a
+    /// pure value instead of keeping it).
+    pub fn clone_with(&self, inst: Value, ops: &[Value]) -> Value {
+        let c = Value(unsafe { LLVMInstructionClone(inst.0) });
+        for (k, &o) in ops.iter().enumerate() {
+            c.set_operand(k, o);
+        }
+        unsafe { LLVMInsertIntoBuilderWithName(self.b, c.0, NONAME.as_ptr()) };
+        c
     }
     /// `store`.
     pub fn store(&self, v: Value, p: Value) -> Value {

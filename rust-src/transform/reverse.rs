@@ -52,7 +52,38 @@ enum Source {
     /// value before a loop that may run zero times. Stored once, loaded in any reverse
     /// block its definition dominates, instead of pushed at every use in the loop.
     Slot,
+    /// Recomputed in the reverse block from the values listed before it (integer and
+    /// address arithmetic, and loads when the function writes no memory but its own
+    /// stack): an array element `x[i]` and its shadow address cost one push of `i`.
+    Remat,
 }
+
+/// Instructions `Source::Remat` may recompute: pure integer and address arithmetic.
+fn pure_arithmetic(v: Value) -> bool {
+    use Opcode::*;
+    matches!(
+        v.opcode(),
+        LLVMGetElementPtr
+            | LLVMBitCast
+            | LLVMAddrSpaceCast
+            | LLVMAdd
+            | LLVMSub
+            | LLVMMul
+            | LLVMShl
+            | LLVMLShr
+            | LLVMAShr
+            | LLVMAnd
+            | LLVMOr
+            | LLVMXor
+            | LLVMSExt
+            | LLVMZExt
+            | LLVMTrunc
+            | LLVMPtrToInt
+    )
+}
+
+/// How deep a recomputed value may nest.
+const REMAT_DEPTH: u32 = 6;
 
 /// Where the reverse sweep goes, how it starts and how it ends.
 enum Sweep<'a> {
@@ -80,8 +111,14 @@ struct Reverse<'a> {
     replaced: Vec<(Value, Value)>,
     adjoint: HashMap<Value, Value>,
     rev: HashMap<usize, Block>,
-    /// Per active instruction: its needs and where the reverse sweep gets each.
-    needs: HashMap<Value, Vec<(Need, Source)>>,
+    /// Per active instruction: the primal values its partials need...
+    needs: HashMap<Value, Vec<Need>>,
+    /// ...and the values the reverse sweep fetches for them, in forward order, with
+    /// where each comes from (a recomputed value after the values it is built from).
+    items: HashMap<Value, Vec<(Value, Source)>>,
+    /// Whether the function writes no memory except its own stack (so a load can be
+    /// repeated in the reverse sweep with the same result).
+    heap_readonly: bool,
     /// Values popped so far in the reverse block being emitted (for `Source::Reuse`).
     popped: RefCell<HashMap<Value, Value>>,
     /// Stack slots of `Source::Slot` values.
@@ -170,6 +207,8 @@ impl<'a> Reverse<'a> {
             adjoint: HashMap::new(),
             rev: HashMap::new(),
             needs: HashMap::new(),
+            items: HashMap::new(),
+            heap_readonly: false,
             popped: RefCell::new(HashMap::new()),
             slots: HashMap::new(),
             shadow,
@@ -181,6 +220,7 @@ impl<'a> Reverse<'a> {
     /// reverse sweep).
     fn run(mut self, eb: &Builder) -> Result<()> {
         self.make_adjoint_slots(eb);
+        self.heap_readonly = self.writes_only_stack();
         self.plan_needs()?;
         self.instrument_forward()?;
         self.fill_slots();
@@ -262,13 +302,8 @@ impl<'a> Reverse<'a> {
     /// adds phis.
     fn fill_slots(&mut self) {
         let eb = self.frame.entry_builder(self.m);
-        let wanted: Vec<Value> = self
-            .needs
-            .iter()
-            .flat_map(|(inst, needs)| needs.iter().map(move |(n, src)| (*inst, *n, *src)))
-            .filter(|(_, _, src)| *src == Source::Slot)
-            .map(|(inst, n, _)| self.need_value(inst, n))
-            .collect();
+        let wanted: Vec<Value> =
+            self.items.values().flatten().filter(|(_, src)| *src == Source::Slot).map(|(v, _)| *v).collect();
         let b = self.m.builder();
         for v in wanted {
             if self.slots.contains_key(&v) {
@@ -340,24 +375,81 @@ impl<'a> Reverse<'a> {
                     }
                     _ => {}
                 }
-                let planned = needs.into_iter().map(|n| (n, self.source_of(self.need_value(inst, n)))).collect();
-                self.needs.insert(inst, planned);
+                let mut items = Vec::new();
+                for &n in &needs {
+                    let v = self.need_value(inst, n);
+                    let source = self.source_of(v);
+                    if source == Source::Pop {
+                        let mut leaves = Vec::new();
+                        if self.remat_plan(v, REMAT_DEPTH, &mut leaves) {
+                            items.extend(leaves);
+                            items.push((v, Source::Remat));
+                            continue;
+                        }
+                    }
+                    items.push((v, source));
+                }
+                self.needs.insert(inst, needs);
+                self.items.insert(inst, items);
             }
-            // One push per value and block: the last need of it pushes it.
+            // One push per value and block: the last item of it pushes it.
             let mut pushed_later = HashSet::new();
             for inst in bb.instructions().into_iter().rev() {
-                let Some(needs) = self.needs.get(&inst) else { continue };
-                let values: Vec<Value> = needs.iter().map(|(n, _)| self.need_value(inst, *n)).collect();
-                let needs = self.needs.get_mut(&inst).expect("present");
-                // In the order the reverse sweep pops: instructions and needs backwards.
-                for ((_, source), v) in needs.iter_mut().zip(values).rev() {
-                    if *source == Source::Pop && !pushed_later.insert(v) {
+                // In the order the reverse sweep pops: instructions and items backwards.
+                for (v, source) in self.items.get_mut(&inst).into_iter().flatten().rev() {
+                    if *source == Source::Pop && !pushed_later.insert(*v) {
                         *source = Source::Reuse;
                     }
                 }
             }
         }
         Ok(())
+    }
+
+    /// Whether `v` can be recomputed in the reverse sweep from at most one pushed value,
+    /// adding what it is built from (`Visible` values aside) to `leaves`.
+    fn remat_plan(&self, v: Value, depth: u32, leaves: &mut Vec<(Value, Source)>) -> bool {
+        if !matches!(self.sweep, Sweep::Entry { .. }) || depth == 0 || !self.recomputable(v) {
+            return false;
+        }
+        let mut mine = Vec::new();
+        for op in v.operands() {
+            match self.source_of(op) {
+                Source::Visible => {}
+                Source::Pop if self.remat_plan(op, depth - 1, &mut mine) => {}
+                source => mine.push((op, source)),
+            }
+        }
+        let pushed: HashSet<Value> = mine.iter().filter(|(_, s)| *s == Source::Pop).map(|(v, _)| *v).collect();
+        if pushed.len() > 1 {
+            return false;
+        }
+        leaves.extend(mine);
+        true
+    }
+
+    fn recomputable(&self, v: Value) -> bool {
+        v.is_instruction()
+            && (pure_arithmetic(v) || self.heap_readonly && v.opcode() == Opcode::LLVMLoad && !v.is_volatile())
+    }
+
+    /// Whether the body writes no memory but allocas (paths that end in `unreachable`,
+    /// i.e. throw, aside).
+    fn writes_only_stack(&self) -> bool {
+        self.cfg.blocks.iter().enumerate().filter(|(bi, _)| self.cfg.reachable(*bi)).all(|(_, bb)| {
+            if bb.terminator().map(|t| t.opcode()) == Some(Opcode::LLVMUnreachable) {
+                return true;
+            }
+            bb.instructions().into_iter().all(|i| match i.opcode() {
+                Opcode::LLVMStore => crate::analysis::memory::points_into_alloca(i.operand(1)),
+                Opcode::LLVMCall => {
+                    let callee = i.called_operand();
+                    callee.is_function() && callee.intrinsic_id() != 0 && !callee.name().starts_with("llvm.mem")
+                }
+                Opcode::LLVMAtomicRMW | Opcode::LLVMAtomicCmpXchg | Opcode::LLVMFence => false,
+                _ => true,
+            })
+        })
     }
 
     /// How many slots block `bb`'s forward sweep pushes, if it can know (no call-by-call
@@ -368,9 +460,9 @@ impl<'a> Reverse<'a> {
             if self.pairs.contains_key(&inst) {
                 return None;
             }
-            for (need, source) in self.needs.get(&inst).into_iter().flatten() {
+            for (v, source) in self.items.get(&inst).into_iter().flatten() {
                 if *source == Source::Pop {
-                    n += Tape::slots(self.need_value(inst, *need));
+                    n += Tape::slots(*v);
                 }
             }
             n += u64::from(matches!(self.act.rule(inst), Rule::Blas(_)));
@@ -424,13 +516,13 @@ impl<'a> Reverse<'a> {
                     let new = b.call(pair.aug, &args);
                     self.replaced.push((inst, new));
                 }
-                let Some(needs) = self.needs.get(&inst) else {
+                let Some(items) = self.items.get(&inst) else {
                     continue;
                 };
                 b.after(inst);
-                for (n, source) in needs {
+                for (v, source) in items {
                     if *source == Source::Pop {
-                        push(&b, self.need_value(inst, *n));
+                        push(&b, *v);
                     }
                 }
                 // BLAS: a copy of what the reverse needs, made now, pushed last.
@@ -741,29 +833,57 @@ impl<'a> Reverse<'a> {
         }
     }
 
+    /// Recomputes `v` (a `Source::Remat` value, or part of one) at the builder from the
+    /// values this reverse block already has.
+    fn rebuild(&self, b: &Builder, v: Value) -> Value {
+        if let Some(&x) = self.popped.borrow().get(&v) {
+            return x;
+        }
+        if self.source_of(v) == Source::Visible || !self.recomputable(v) {
+            return self.remap(v);
+        }
+        let ops: Vec<Value> = v.operands().into_iter().map(|o| self.rebuild(b, o)).collect();
+        let x = b.clone_with(v, &ops);
+        self.popped.borrow_mut().insert(v, x);
+        x
+    }
+
     fn reverse_instruction(&self, b: &Builder, inst: Value) -> Result<()> {
         let m = self.m;
-        let mut env_vals: HashMap<Need, Value> = HashMap::new();
         let blas_saved = matches!(self.act.rule(inst), Rule::Blas(_)).then(|| self.tape_rev.pop(b, m.ptr()));
-        if let Some(needs) = self.needs.get(&inst) {
-            for (n, source) in needs.iter().rev() {
-                let v = self.need_value(inst, *n);
+        if let Some(items) = self.items.get(&inst) {
+            // Pops in reverse push order, then the recomputed values, from them.
+            for (v, source) in items.iter().rev() {
+                if self.popped.borrow().contains_key(v) && *source != Source::Pop {
+                    continue;
+                }
                 let got = match source {
-                    Source::Visible => self.remap(v),
-                    Source::Slot => b.load(v.ty(), self.slots[&v]),
-                    Source::Pop => {
-                        let x = self.tape_rev.pop(b, v.ty());
-                        self.popped.borrow_mut().insert(v, x);
-                        x
-                    }
-                    Source::Reuse => self.popped.borrow().get(&v).copied().ok_or_else(|| {
-                        Error::Internal(format!("reverse mode: {} was not popped before {}", v.print(), inst.print()))
-                    })?,
+                    Source::Pop => self.tape_rev.pop(b, v.ty()),
+                    Source::Slot => b.load(v.ty(), self.slots[v]),
+                    Source::Visible | Source::Reuse | Source::Remat => continue,
                 };
-                env_vals.insert(*n, got);
+                self.popped.borrow_mut().insert(*v, got);
+            }
+            for (v, source) in items {
+                match source {
+                    Source::Remat => {
+                        self.rebuild(b, *v);
+                    }
+                    Source::Reuse if !self.popped.borrow().contains_key(v) => {
+                        return Err(Error::Internal(format!(
+                            "reverse mode: {} was not popped before {}",
+                            v.print(),
+                            inst.print()
+                        )));
+                    }
+                    _ => {}
+                }
             }
         }
-        let env = |n: Need| env_vals.get(&n).copied().unwrap_or_else(|| self.remap(self.need_value(inst, n)));
+        let env = |n: Need| {
+            let v = self.need_value(inst, n);
+            self.popped.borrow().get(&v).copied().unwrap_or_else(|| self.remap(v))
+        };
         if let (Rule::Blas(_), Some(saved)) = (self.act.rule(inst), blas_saved) {
             let d = if self.adjoint.contains_key(&inst) {
                 convert(b, self.take_adjoint(b, inst), m.f64())
@@ -771,9 +891,8 @@ impl<'a> Reverse<'a> {
                 m.const_real(m.f64(), 0.0)
             };
             let n = inst.call_arg_count();
-            let shadows: Vec<Option<Value>> = (0..n)
-                .map(|k| self.needs[&inst].iter().any(|(nd, _)| *nd == Need::Shadow(k)).then(|| env(Need::Shadow(k))))
-                .collect();
+            let shadows: Vec<Option<Value>> =
+                (0..n).map(|k| self.needs[&inst].contains(&Need::Shadow(k)).then(|| env(Need::Shadow(k)))).collect();
             let eb = self.rev_entry_builder();
             let words = blas_call::words(b, &eb, &shadows);
             blas_call::reverse(b, saved, words, d);
