@@ -77,6 +77,10 @@ pub fn synthesize(m: &Module, req: &Request, name: &str, layout: &str, triple: &
     m.set_data_layout(layout);
     m.set_triple(triple);
     let f = crate::ingest::prepare(m, &req.entry)?;
+    // Loops in simplified form (one preheader, one latch, exits entered only from the
+    // loop): the reverse sweep then counts iterations instead of taping the header's
+    // predecessor per iteration (`Cfg::counted_loops`).
+    passes::run(m, "function(loop-simplify)").map_err(Error::Internal)?;
     dump("prepared", m);
     let ret_ty = f.return_type();
     let array_result = req.mode == Mode::Forward && ret_ty.is_pointer();

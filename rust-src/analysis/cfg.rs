@@ -95,6 +95,64 @@ impl Cfg {
     pub fn reachable(&self, b: usize) -> bool {
         self.idom[b].is_some()
     }
+
+    /// The loops whose iterations the reverse sweep can count (`CountedLoop`).
+    pub fn counted_loops(&self) -> Vec<CountedLoop> {
+        let ends_in_unreachable =
+            |b: usize| self.blocks[b].terminator().map(|t| t.opcode()) == Some(Opcode::LLVMUnreachable);
+        let mut out = Vec::new();
+        'headers: for header in (0..self.blocks.len()).filter(|&h| self.reachable(h) && self.preds[h].len() == 2) {
+            let [a, b] = [self.preds[header][0], self.preds[header][1]];
+            let (preheader, latch) = match (self.dominates(header, a), self.dominates(header, b)) {
+                (false, true) => (a, b),
+                (true, false) => (b, a),
+                _ => continue,
+            };
+            // The natural loop of the back edge: what reaches the latch without the header.
+            let mut body = HashSet::from([header]);
+            let mut stack = vec![latch];
+            while let Some(x) = stack.pop() {
+                if body.insert(x) {
+                    stack.extend(self.preds[x].iter().copied());
+                }
+            }
+            if body.iter().any(|&x| !self.dominates(header, x)) {
+                continue;
+            }
+            let mut exits = Vec::new();
+            for &x in &body {
+                for &o in &self.succs[x] {
+                    if body.contains(&o) || exits.contains(&o) || ends_in_unreachable(o) {
+                        continue;
+                    }
+                    if self.preds[o].iter().any(|p| !body.contains(p)) {
+                        continue 'headers;
+                    }
+                    exits.push(o);
+                }
+            }
+            exits.sort_unstable();
+            out.push(CountedLoop { header, preheader, latch, exits });
+        }
+        out
+    }
+}
+
+/// A loop whose header is entered once from outside (`preheader`), then only from its
+/// one `latch`, and whose exits (blocks outside it with a predecessor inside, paths that
+/// throw aside) have all their predecessors inside. The forward sweep counts how often
+/// the latch was taken and records the count once, on the way out; the reverse sweep
+/// counts back down instead of reading the header's predecessor from the tape on every
+/// iteration.
+pub struct CountedLoop {
+    /// The block the back edge enters.
+    pub header: usize,
+    /// The header's predecessor outside the loop.
+    pub preheader: usize,
+    /// The header's predecessor inside the loop.
+    pub latch: usize,
+    /// Exit blocks, where the count is recorded.
+    pub exits: Vec<usize>,
 }
 
 /// Whether `target` is reachable from any of `from`.

@@ -28,7 +28,7 @@ use super::calls::{Callees, Pair, Pattern};
 use super::tape::Tape;
 use super::{accumulate, blas_call, convert, Frame};
 use crate::analysis::activity::Activity;
-use crate::analysis::cfg::Cfg;
+use crate::analysis::cfg::{Cfg, CountedLoop};
 use crate::analysis::memory::Memory;
 use crate::error::{Error, Result};
 use crate::llvm::{Block, Builder, Module, Opcode, Value};
@@ -82,6 +82,21 @@ fn pure_arithmetic(v: Value) -> bool {
     )
 }
 
+/// Whether pointer `p` surely points outside the stack: derived (by address arithmetic)
+/// from an argument, a pointer loaded from memory or returned by a call.
+fn off_stack(p: Value, depth: u32) -> bool {
+    if !p.is_instruction() {
+        return p.is_argument();
+    }
+    match p.opcode() {
+        Opcode::LLVMLoad | Opcode::LLVMCall => true,
+        Opcode::LLVMGetElementPtr | Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast => {
+            depth > 0 && off_stack(p.operand(0), depth - 1)
+        }
+        _ => false,
+    }
+}
+
 /// How deep a recomputed value may nest.
 const REMAT_DEPTH: u32 = 6;
 
@@ -123,6 +138,9 @@ struct Reverse<'a> {
     popped: RefCell<HashMap<Value, Value>>,
     /// Stack slots of `Source::Slot` values.
     slots: HashMap<Value, Value>,
+    /// Loops whose iterations are counted (`Cfg::counted_loops`), with the forward
+    /// sweep's count (a phi in the header) and the reverse sweep's count (a stack slot).
+    loops: Vec<(CountedLoop, Value, Value)>,
     /// Shadow pointers, built in the forward sweep.
     shadow: HashMap<Value, Value>,
     mem: &'a Memory,
@@ -211,6 +229,7 @@ impl<'a> Reverse<'a> {
             heap_readonly: false,
             popped: RefCell::new(HashMap::new()),
             slots: HashMap::new(),
+            loops: Vec::new(),
             shadow,
             mem,
         }
@@ -222,6 +241,7 @@ impl<'a> Reverse<'a> {
         self.make_adjoint_slots(eb);
         self.heap_readonly = self.writes_only_stack();
         self.plan_needs()?;
+        self.count_loops();
         self.instrument_forward()?;
         self.fill_slots();
         self.emit_reverse()?;
@@ -428,9 +448,16 @@ impl<'a> Reverse<'a> {
         true
     }
 
+    /// Whether `v` may be recomputed: pure arithmetic, or a load from memory nothing
+    /// writes (heap memory of a function that writes only its stack; stack slots may be
+    /// rewritten, so loads from them are not recomputed).
     fn recomputable(&self, v: Value) -> bool {
         v.is_instruction()
-            && (pure_arithmetic(v) || self.heap_readonly && v.opcode() == Opcode::LLVMLoad && !v.is_volatile())
+            && (pure_arithmetic(v)
+                || self.heap_readonly
+                    && v.opcode() == Opcode::LLVMLoad
+                    && !v.is_volatile()
+                    && off_stack(v.operand(0), REMAT_DEPTH))
     }
 
     /// Whether the body writes no memory but allocas (paths that end in `unreachable`,
@@ -452,10 +479,40 @@ impl<'a> Reverse<'a> {
         })
     }
 
+    /// Counts the iterations of each counted loop: `c = phi [0, preheader], [c + 1,
+    /// latch]` in the header, and a slot for the reverse sweep's count.
+    fn count_loops(&mut self) {
+        let i64t = self.m.int(64);
+        let b = self.m.builder();
+        let rb = self.rev_entry_builder();
+        for l in self.cfg.counted_loops() {
+            let header = self.cfg.blocks[l.header];
+            b.before(header.first_non_phi().expect("blocks end with a terminator"));
+            let c = b.phi(i64t, "ox.count");
+            let next = b.add(c, self.m.const_int(i64t, 1));
+            c.add_incoming(&[
+                (self.m.const_int(i64t, 0), self.cfg.blocks[l.preheader]),
+                (next, self.cfg.blocks[l.latch]),
+            ]);
+            let slot = rb.alloca(i64t, "ox.count.rev");
+            self.loops.push((l, c, slot));
+        }
+    }
+
+    /// Whether block `bi` heads a counted loop (its predecessor is not recorded).
+    fn counted_header(&self, bi: usize) -> Option<&(CountedLoop, Value, Value)> {
+        self.loops.iter().find(|(l, _, _)| l.header == bi)
+    }
+
+    /// The counted loops block `bi` exits: it records their counts, in this order.
+    fn exited_loops(&self, bi: usize) -> Vec<&(CountedLoop, Value, Value)> {
+        self.loops.iter().filter(|(l, _, _)| l.exits.contains(&bi)).collect()
+    }
+
     /// How many slots block `bb`'s forward sweep pushes, if it can know (no call-by-call
     /// callee pushes in between).
     fn slots_pushed(&self, bb: Block, pred_pushed: bool) -> Option<u64> {
-        let mut n = u64::from(pred_pushed);
+        let mut n = u64::from(pred_pushed) + self.exited_loops(self.cfg.index(bb)).len() as u64;
         for inst in bb.instructions() {
             if self.pairs.contains_key(&inst) {
                 return None;
@@ -478,7 +535,8 @@ impl<'a> Reverse<'a> {
                 continue;
             }
             let preds = &self.cfg.preds[bi];
-            let reserved = self.slots_pushed(*bb, preds.len() >= 2).filter(|&n| n > 0);
+            let record_pred = preds.len() >= 2 && self.counted_header(bi).is_none();
+            let reserved = self.slots_pushed(*bb, record_pred).filter(|&n| n > 0);
             let push = |b: &Builder, v: Value| {
                 if reserved.is_some() {
                     self.tape.put(b, v)
@@ -487,7 +545,7 @@ impl<'a> Reverse<'a> {
                 }
             };
             b.before(bb.first_non_phi().expect("blocks end with a terminator"));
-            let pred = (preds.len() >= 2).then(|| {
+            let pred = record_pred.then(|| {
                 let phi = b.phi(i64t, "ox.pred");
                 let pairs: Vec<(Value, Block)> = preds
                     .iter()
@@ -502,6 +560,9 @@ impl<'a> Reverse<'a> {
             }
             if let Some(phi) = pred {
                 push(&b, phi);
+            }
+            for (_, count, _) in self.exited_loops(bi) {
+                push(&b, *count);
             }
             for inst in bb.instructions() {
                 if let Some(pair) = self.pairs.get(&inst) {
@@ -647,6 +708,11 @@ impl<'a> Reverse<'a> {
                 self.reverse_instruction(&b, inst)?;
             }
             b.clear_debug_loc();
+            // The counts of the loops this block exits, recorded after its predecessor.
+            let i64t = m.int(64);
+            for (_, _, slot) in self.exited_loops(bi).into_iter().rev() {
+                b.store(self.tape_rev.pop(&b, i64t), *slot);
+            }
             let phis: Vec<(Value, Value)> = insts
                 .iter()
                 .filter(|i| i.opcode() == Opcode::LLVMPHI && self.act.is_active(**i))
@@ -660,7 +726,19 @@ impl<'a> Reverse<'a> {
                 let target = self.rev_block(preds[0]);
                 b.br(target);
             } else {
-                let idx = self.tape_rev.pop(&b, m.int(64));
+                let idx = match self.counted_header(bi) {
+                    // Back to the latch while the count is positive (counting down),
+                    // then out to the preheader.
+                    Some((l, _, slot)) => {
+                        let count = b.load(i64t, *slot);
+                        let done = b.icmp(crate::llvm::ICMP_EQ, count, m.const_int(i64t, 0));
+                        b.store(b.sub(count, m.const_int(i64t, 1)), *slot);
+                        let index =
+                            |p: usize| m.const_int(i64t, preds.iter().position(|&q| q == p).expect("pred") as u64);
+                        b.select(done, index(l.preheader), index(l.latch))
+                    }
+                    None => self.tape_rev.pop(&b, i64t),
+                };
                 let mut edges = Vec::new();
                 for (k, &p) in preds.iter().enumerate() {
                     let edge = m.append_block(self.rev_fn(), &format!("rev.edge.{}.{}", bb.name(), k));
