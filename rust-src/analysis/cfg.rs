@@ -233,3 +233,48 @@ fn intersect(idom: &[Option<usize>], rpo: &[usize], mut a: usize, mut b: usize) 
     }
     a
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Cfg;
+    use crate::llvm::Module;
+
+    /// `for i in 0:n-1` with the zero-trip guard jumping straight to the exit (Julia's
+    /// shape), before and after `loop-simplify` gives the loop a dedicated exit.
+    const GUARDED_LOOP: &str = r#"
+define double @f(i64 %n) {
+top:
+  %skip = icmp sle i64 %n, 0
+  br i1 %skip, label %out, label %body
+body:
+  %i = phi i64 [ 0, %top ], [ %i1, %body ]
+  %s = phi double [ 0.0, %top ], [ %s1, %body ]
+  %s1 = fadd double %s, 1.0
+  %i1 = add i64 %i, 1
+  %done = icmp eq i64 %i1, %n
+  br i1 %done, label %out, label %body
+out:
+  %r = phi double [ 0.0, %top ], [ %s1, %body ]
+  ret double %r
+}
+"#;
+
+    #[test]
+    fn a_loop_is_counted_once_its_exit_is_dedicated() {
+        let m = Module::parse_ir(GUARDED_LOOP).unwrap();
+        let f = m.function("f").unwrap();
+        // `out` is also entered from `top`: the count would be recorded on the wrong path.
+        assert!(Cfg::compute(f).counted_loops().is_empty());
+        crate::llvm::passes::run(&m, "function(loop-simplify)").unwrap();
+        let cfg = Cfg::compute(f);
+        let loops = cfg.counted_loops();
+        assert_eq!(loops.len(), 1);
+        let l = &loops[0];
+        let name = |b: usize| cfg.blocks[b].name();
+        assert_eq!((name(l.header), name(l.latch)), ("body".to_string(), "body".to_string()));
+        assert_eq!(cfg.preds[l.header].len(), 2);
+        assert!(!cfg.in_cycle[l.preheader]);
+        assert_eq!(l.exits.len(), 1);
+        assert!(cfg.preds[l.exits[0]].iter().all(|&p| p == l.latch));
+    }
+}
