@@ -19,6 +19,11 @@ pub fn prepare(m: &Module, entry: &str) -> Result<Value> {
     if f.is_declaration() {
         return Err(Error::BadIr(format!("`{entry}` is only declared in the module")));
     }
+    // `autodiff(Reverse, exp, ...)` itself: differentiate a wrapper calling it.
+    let f = match base_math_function(f) {
+        Some(base) => wrap_call(m, f, base),
+        None => f,
+    };
     let callees = call_graph(m);
     let reachable = reachable_from(f, &callees);
     let recursive = recursive_functions(&reachable, &callees);
@@ -30,12 +35,19 @@ pub fn prepare(m: &Module, entry: &str) -> Result<Value> {
         )));
     }
     // Everything that returns is inlined, except functions on a recursive cycle: those
-    // are differentiated call by call (`transform::calls`).
+    // are differentiated call by call (`transform::calls`), and Base's elementary
+    // functions, which keep their calls and get their derivative from the math table.
     for g in m.functions() {
         if g == f || g.is_declaration() || !reachable.contains(&g) || g.has_fn_attr("noreturn") {
             continue;
         }
-        if recursive.contains(&g) {
+        if let Some(base) = base_math_function(g) {
+            g.set_name(&format!("{}{base}.{}", crate::rules::math::JULIA_MATH_PREFIX, g.name()));
+        }
+        if g.name().starts_with(crate::rules::math::JULIA_MATH_PREFIX) {
+            g.remove_fn_attr("alwaysinline");
+            g.add_fn_attr("noinline");
+        } else if recursive.contains(&g) {
             g.remove_fn_attr("alwaysinline");
             g.add_fn_attr("noinline");
             g.add_string_attr(RECURSIVE);
@@ -53,6 +65,44 @@ pub fn prepare(m: &Module, entry: &str) -> Result<Value> {
         }
     }
     Ok(f)
+}
+
+/// Base's elementary functions of one float (`exp`, `sin`, `tanh`...): their derivative
+/// is known (`rules::math`), so the call stays and the reverse sweep needs only its
+/// argument or result, not every intermediate of the polynomial inside. Recognised by
+/// name, signature, and by their code coming from Base's math files (a user's own
+/// `exp` lives in the user's file and is differentiated through its body).
+fn base_math_function(g: Value) -> Option<&'static str> {
+    const NAMES: [&str; 16] = [
+        "exp", "exp2", "exp10", "expm1", "log", "log1p", "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh",
+        "tanh", "cbrt",
+    ];
+    let name = julia_name(&g.name());
+    let base = *NAMES.iter().find(|n| **n == name)?;
+    let params = g.params();
+    let float = |t: crate::llvm::Type| t.is_float();
+    if params.len() != 1 || !float(params[0].ty()) || params[0].ty() != g.return_type() {
+        return None;
+    }
+    let own_file = g
+        .blocks()
+        .into_iter()
+        .flat_map(|b| b.instructions())
+        .find_map(|i| i.source_chain().last().map(|l| l.file.clone()))?;
+    (own_file == "math.jl" || own_file.starts_with("special/")).then_some(base)
+}
+
+/// A function under `f`'s name that calls `f`, renamed as one of Base's elementary
+/// functions.
+fn wrap_call(m: &Module, f: Value, base: &str) -> Value {
+    let name = f.name();
+    f.set_name(&format!("{}{base}.{name}", crate::rules::math::JULIA_MATH_PREFIX));
+    let w = m.add_function(&name, f.function_type());
+    let b = m.builder();
+    b.at_end(m.append_block(w, "top"));
+    let r = b.call(f, &w.params());
+    b.ret(r);
+    w
 }
 
 /// Functions on a call cycle (recursion, direct or mutual) among those that return.

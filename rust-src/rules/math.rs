@@ -58,7 +58,7 @@ pub enum MathFn {
     Asin,
     /// `z = acos(x)`: `∂x = -1 / sqrt((1 - x)(1 + x))`.
     Acos,
-    /// `z = cbrt(x)`: `∂x = z / (3x)`.
+    /// `z = cbrt(x)`: `∂x = 1 / (3z²)` (`+Inf` at 0, where `z / (3x)` is NaN).
     Cbrt,
     /// `z = hypot(x, y)`: `∂x = x / z`, `∂y = y / z`.
     Hypot,
@@ -122,8 +122,16 @@ pub enum Callee {
     NoDerivative,
 }
 
-/// Looks up an intrinsic (`llvm.sin.f64`) or C function (`sin`, `expm1f`) by name.
+/// Prefix `ingest` gives Base's elementary functions it keeps as calls:
+/// `ox.julia.exp.julia_exp_123`.
+pub const JULIA_MATH_PREFIX: &str = "ox.julia.";
+
+/// Looks up an intrinsic (`llvm.sin.f64`), C function (`sin`, `expm1f`) or one of Base's
+/// elementary functions (`JULIA_MATH_PREFIX`) by name.
 pub fn lookup(name: &str) -> Option<Callee> {
+    if let Some(rest) = name.strip_prefix(JULIA_MATH_PREFIX) {
+        return lookup_base(rest.split('.').next()?, false);
+    }
     if name.starts_with("ox.reinterpret.") {
         return Some(Callee::Math(MathFn::Reinterpret));
     }
@@ -228,7 +236,7 @@ impl MathFn {
             (Fma, 1) => &[Op(0)],
             (Fma, _) => &[],
             (Copysign | Min | Max, _) => &[Op(0), Op(1)],
-            (Cbrt, _) => &[Op(0), Result],
+            (Cbrt, _) => &[Result],
             (Hypot, 0) => &[Op(0), Result],
             (Hypot, _) => &[Op(1), Result],
             (Reinterpret, _) => &[Op(0), Op(1)],
@@ -308,7 +316,7 @@ impl MathFn {
                 let r = b.intrinsic("llvm.sqrt", &[b.fmul(b.fsub(c(1.0), xx), b.fadd(c(1.0), xx))])?;
                 b.fdiv(c(if self == Asin { 1.0 } else { -1.0 }), r)
             }
-            (Cbrt, _) => b.fdiv(z(), b.fmul(c(3.0), x())),
+            (Cbrt, _) => b.fdiv(c(1.0), b.fmul(c(3.0), b.fmul(z(), z()))),
             (Hypot, _) => b.fdiv(env(Op(k)), z()),
             (Reinterpret, _) => {
                 let (y, src) = (x(), env(Op(1)));
