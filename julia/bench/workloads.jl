@@ -31,12 +31,7 @@ sumsin_grad!(g, x) = (g .= cos.(x); g)
 # --- lse: the softmax, exp(xᵢ - a) / Σⱼ exp(xⱼ - a) with a = max(x) ---
 
 function lse_grad!(g, x)
-    a = x[1]
-    for i in 2:length(x)
-        if x[i] > a
-            a = x[i]
-        end
-    end
+    a = lse_shift(x)
     s = 0.0
     for i in 1:length(x)
         g[i] = exp(x[i] - a)

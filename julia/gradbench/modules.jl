@@ -33,13 +33,19 @@ end
 
 # --- lse: log-sum-exp with the max shift, a + log(Σ exp(xᵢ - a)), a = max(x) ---
 
-function lse(x)
+# The largest element, by a loop (the shift that keeps exp from overflowing).
+function lse_shift(x)
     a = x[1]
     for i in 2:length(x)
         if x[i] > a
             a = x[i]
         end
     end
+    return a
+end
+
+function lse(x)
+    a = lse_shift(x)
     s = 0.0
     for i in 1:length(x)
         s += exp(x[i] - a)
