@@ -132,7 +132,9 @@ impl Cfg {
                 }
             }
             exits.sort_unstable();
-            out.push(CountedLoop { header, preheader, latch, exits });
+            let mut body: Vec<usize> = body.into_iter().collect();
+            body.sort_unstable();
+            out.push(CountedLoop { header, preheader, latch, exits, body });
         }
         out
     }
@@ -153,6 +155,8 @@ pub struct CountedLoop {
     pub latch: usize,
     /// Exit blocks, where the count is recorded.
     pub exits: Vec<usize>,
+    /// The loop's blocks, header included.
+    pub body: Vec<usize>,
 }
 
 /// Whether `target` is reachable from any of `from`.

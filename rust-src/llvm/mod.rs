@@ -820,6 +820,10 @@ impl Builder<'_> {
         mul => LLVMBuildMul,
     }
 
+    /// An integer converted to `ty` (truncated or sign-extended; unchanged if equal).
+    pub fn int_cast(&self, v: Value, ty: Type) -> Value {
+        Value(unsafe { LLVMBuildIntCast2(self.b, v.0, ty.0, 1, NONAME.as_ptr()) })
+    }
     /// `xor i1 v, true`: logical not.
     pub fn xor_true(&self, v: Value) -> Value {
         Value(unsafe { LLVMBuildXor(self.b, v.0, LLVMConstInt(LLVMTypeOf(v.0), 1, 0), NONAME.as_ptr()) })

@@ -240,8 +240,8 @@ impl<'a> Reverse<'a> {
     fn run(mut self, eb: &Builder) -> Result<()> {
         self.make_adjoint_slots(eb);
         self.heap_readonly = self.writes_only_stack();
-        self.plan_needs()?;
         self.count_loops();
+        self.plan_needs()?;
         self.instrument_forward()?;
         self.fill_slots();
         self.emit_reverse()?;
@@ -354,7 +354,7 @@ impl<'a> Reverse<'a> {
     }
 
     fn plan_needs(&mut self) -> Result<()> {
-        for bb in &self.cfg.blocks {
+        for (bi, bb) in self.cfg.blocks.iter().enumerate() {
             for inst in bb.instructions() {
                 if !self.act.is_active(inst) {
                     continue;
@@ -401,7 +401,7 @@ impl<'a> Reverse<'a> {
                     let source = self.source_of(v);
                     if source == Source::Pop {
                         let mut leaves = Vec::new();
-                        if self.remat_plan(v, REMAT_DEPTH, &mut leaves) {
+                        if self.remat_plan(v, bi, REMAT_DEPTH, &mut leaves) {
                             items.extend(leaves);
                             items.push((v, Source::Remat));
                             continue;
@@ -428,15 +428,32 @@ impl<'a> Reverse<'a> {
 
     /// Whether `v` can be recomputed in the reverse sweep from at most one pushed value,
     /// adding what it is built from (`Visible` values aside) to `leaves`.
-    fn remat_plan(&self, v: Value, depth: u32, leaves: &mut Vec<(Value, Source)>) -> bool {
-        if !matches!(self.sweep, Sweep::Entry { .. }) || depth == 0 || !self.recomputable(v) {
+    /// `at` is the block whose reverse needs `v`.
+    fn remat_plan(&self, v: Value, at: usize, depth: u32, leaves: &mut Vec<(Value, Source)>) -> bool {
+        if !matches!(self.sweep, Sweep::Entry { .. }) || depth == 0 {
+            return false;
+        }
+        if let Some((k, start, _)) = self.induction(v) {
+            // `start + step · count`, with the count of the iteration being reversed:
+            // only inside the loop (its count is popped on the way back in).
+            if !self.loops[k].0.body.contains(&at) {
+                return false;
+            }
+            match self.source_of(start) {
+                Source::Visible => {}
+                Source::Slot => leaves.push((start, Source::Slot)),
+                _ => return false,
+            }
+            return true;
+        }
+        if !self.recomputable(v) {
             return false;
         }
         let mut mine = Vec::new();
         for op in v.operands() {
             match self.source_of(op) {
                 Source::Visible => {}
-                Source::Pop if self.remat_plan(op, depth - 1, &mut mine) => {}
+                Source::Pop if self.remat_plan(op, at, depth - 1, &mut mine) => {}
                 source => mine.push((op, source)),
             }
         }
@@ -446,6 +463,28 @@ impl<'a> Reverse<'a> {
         }
         leaves.extend(mine);
         true
+    }
+
+    /// `v = phi [start, preheader], [v + step, latch]` in a counted loop's header, step a
+    /// constant: `v = start + step · count`. Returns the loop's index, `start`, `step`.
+    fn induction(&self, v: Value) -> Option<(usize, Value, Value)> {
+        if !v.is_instruction() || v.opcode() != Opcode::LLVMPHI || !v.ty().is_int() {
+            return None;
+        }
+        let bi = self.cfg.index(v.parent_block());
+        let k = self.loops.iter().position(|(l, _, _)| l.header == bi)?;
+        let (l, _, _) = &self.loops[k];
+        let incoming = v.incoming();
+        let from = |b: usize| incoming.iter().find(|(_, bb)| *bb == self.cfg.blocks[b]).map(|(x, _)| *x);
+        let (start, next) = (from(l.preheader)?, from(l.latch)?);
+        if !next.is_instruction() || next.opcode() != Opcode::LLVMAdd {
+            return None;
+        }
+        let step = match (next.operand(0), next.operand(1)) {
+            (a, c) | (c, a) if a == v && c.const_uint().is_some() => c,
+            _ => return None,
+        };
+        Some((k, start, step))
     }
 
     /// Whether `v` may be recomputed: pure arithmetic, or a load from memory nothing
@@ -917,11 +956,16 @@ impl<'a> Reverse<'a> {
         if let Some(&x) = self.popped.borrow().get(&v) {
             return x;
         }
-        if self.source_of(v) == Source::Visible || !self.recomputable(v) {
+        let x = if let Some((k, start, step)) = self.induction(v) {
+            let count = b.load(self.m.int(64), self.loops[k].2);
+            let count = b.int_cast(count, v.ty());
+            b.add(self.rebuild(b, start), b.mul(step, count))
+        } else if self.source_of(v) == Source::Visible || !self.recomputable(v) {
             return self.remap(v);
-        }
-        let ops: Vec<Value> = v.operands().into_iter().map(|o| self.rebuild(b, o)).collect();
-        let x = b.clone_with(v, &ops);
+        } else {
+            let ops: Vec<Value> = v.operands().into_iter().map(|o| self.rebuild(b, o)).collect();
+            b.clone_with(v, &ops)
+        };
         self.popped.borrow_mut().insert(v, x);
         x
     }
