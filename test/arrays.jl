@@ -342,3 +342,60 @@ copy_into_const!(z, x) = (rhs_copy!(z, x); z[1] * z[end])
     @test err !== nothing && occursin("mark it `Duplicated`", err.msg)
     @test err !== nothing && occursin("arrays.jl:", err.msg)
 end
+
+# Loop shapes for the reverse sweep's loop counting and induction-variable
+# recomputation: strided, backwards, nested with the outer index used inside, a start
+# computed before the loop, an index that is not an induction variable, and each with
+# 0, 1 and many iterations.
+function strided(x)
+    s = 0.0
+    for i in 1:2:length(x)
+        s += x[i] * x[i]
+    end
+    s
+end
+function backwards(x)
+    s = 0.0
+    for i in length(x):-1:1
+        s = s * 0.5 + x[i] * i
+    end
+    s
+end
+function nested_outer_index(x)
+    s = 0.0
+    n = length(x)
+    for j in 1:n
+        for i in j:n
+            s += x[i] * x[j] / (i + j)
+        end
+    end
+    s
+end
+function start_before_loop(x)
+    k = length(x) ÷ 2 + 1
+    s = 0.0
+    for i in k:length(x)
+        s += sin(x[i]) * x[i - k + 1]
+    end
+    s
+end
+function doubling_index(x)
+    s = 0.0
+    i = 1
+    while i <= length(x)
+        s += x[i]^3
+        i *= 2
+    end
+    s
+end
+
+@testset "loop shapes: $(nameof(f)), n = $n" for f in (strided, backwards, nested_outer_index, start_before_loop, doubling_index),
+                                                    n in (0, 1, 2, 7)
+    x = [sin(1.7i) + 0.1 for i in 1:n]
+    if n == 0
+        dx = zeros(0)
+        @test autodiff(Reverse, f, Active, Duplicated(x, dx)) == ((nothing,),)
+    else
+        check_array(f, x)
+    end
+end
