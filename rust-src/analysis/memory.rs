@@ -382,6 +382,32 @@ fn alloca_slot(m: &crate::llvm::Module, p: Value) -> Option<(Value, u64)> {
     }
 }
 
+/// Whether function `g` writes no memory but its own stack slots, on paths that return
+/// (blocks ending in `unreachable` throw). Calls are to intrinsics other than the memory
+/// ones, to functions defined in the module (checked on their own), or to the engine's
+/// markers (`ox.*`).
+pub fn writes_only_stack(g: Value) -> bool {
+    g.blocks().into_iter().all(|bb| {
+        if bb.terminator().map(|t| t.opcode()) == Some(Opcode::LLVMUnreachable) {
+            return true;
+        }
+        bb.instructions().into_iter().all(|i| match i.opcode() {
+            Opcode::LLVMStore => points_into_alloca(i.operand(1)),
+            Opcode::LLVMCall => {
+                let callee = i.called_operand();
+                callee.is_function()
+                    && if callee.intrinsic_id() != 0 {
+                        !callee.name().starts_with("llvm.mem")
+                    } else {
+                        !callee.is_declaration() || callee.name().starts_with("ox.")
+                    }
+            }
+            Opcode::LLVMAtomicRMW | Opcode::LLVMAtomicCmpXchg | Opcode::LLVMFence => false,
+            _ => true,
+        })
+    })
+}
+
 /// Whether `p` points into a stack slot (an alloca, at any offset).
 pub fn points_into_alloca(p: Value) -> bool {
     alloca_base(p).is_some()

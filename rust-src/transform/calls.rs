@@ -86,16 +86,22 @@ pub type Analyze<'a> = dyn Fn(&Frame, &Pair) -> Result<(Memory, crate::analysis:
 /// The callees of one derivative, generated on demand.
 pub struct Callees<'m> {
     m: &'m Module,
+    /// Whether every function of the module, as it was before differentiation, writes
+    /// no memory but its own stack (`analysis::memory::writes_only_stack`).
+    pub heap_readonly: bool,
     pairs: RefCell<HashMap<Value, Pair>>,
     forwards: RefCell<HashMap<Value, Forward>>,
     queue: RefCell<Vec<Value>>,
 }
 
 impl<'m> Callees<'m> {
-    /// No callees yet.
+    /// No callees yet. Made before the module changes (it records `heap_readonly`).
     pub fn new(m: &'m Module) -> Callees<'m> {
+        let heap_readonly =
+            m.functions().into_iter().filter(|g| !g.is_declaration()).all(crate::analysis::memory::writes_only_stack);
         Callees {
             m,
+            heap_readonly,
             pairs: RefCell::new(HashMap::new()),
             forwards: RefCell::new(HashMap::new()),
             queue: RefCell::new(Vec::new()),

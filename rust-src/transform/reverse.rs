@@ -131,8 +131,8 @@ struct Reverse<'a> {
     /// ...and the values the reverse sweep fetches for them, in forward order, with
     /// where each comes from (a recomputed value after the values it is built from).
     items: HashMap<Value, Vec<(Value, Source)>>,
-    /// Whether the function writes no memory except its own stack (so a load can be
-    /// repeated in the reverse sweep with the same result).
+    /// Whether no function of the module writes memory except its own stack (so a load
+    /// can be repeated in the reverse sweep, even a callee's, with the same result).
     heap_readonly: bool,
     /// Values popped so far in the reverse block being emitted (for `Source::Reuse`).
     popped: RefCell<HashMap<Value, Value>>,
@@ -239,7 +239,7 @@ impl<'a> Reverse<'a> {
     /// reverse sweep).
     fn run(mut self, eb: &Builder) -> Result<()> {
         self.make_adjoint_slots(eb);
-        self.heap_readonly = self.writes_only_stack();
+        self.heap_readonly = self.callees.heap_readonly;
         self.count_loops();
         self.plan_needs()?;
         self.instrument_forward()?;
@@ -430,7 +430,7 @@ impl<'a> Reverse<'a> {
     /// adding what it is built from (`Visible` values aside) to `leaves`.
     /// `at` is the block whose reverse needs `v`.
     fn remat_plan(&self, v: Value, at: usize, depth: u32, leaves: &mut Vec<(Value, Source)>) -> bool {
-        if !matches!(self.sweep, Sweep::Entry { .. }) || depth == 0 {
+        if depth == 0 {
             return false;
         }
         if let Some((k, start, _)) = self.induction(v) {
@@ -497,25 +497,6 @@ impl<'a> Reverse<'a> {
                     && v.opcode() == Opcode::LLVMLoad
                     && !v.is_volatile()
                     && off_stack(v.operand(0), REMAT_DEPTH))
-    }
-
-    /// Whether the body writes no memory but allocas (paths that end in `unreachable`,
-    /// i.e. throw, aside).
-    fn writes_only_stack(&self) -> bool {
-        self.cfg.blocks.iter().enumerate().filter(|(bi, _)| self.cfg.reachable(*bi)).all(|(_, bb)| {
-            if bb.terminator().map(|t| t.opcode()) == Some(Opcode::LLVMUnreachable) {
-                return true;
-            }
-            bb.instructions().into_iter().all(|i| match i.opcode() {
-                Opcode::LLVMStore => crate::analysis::memory::points_into_alloca(i.operand(1)),
-                Opcode::LLVMCall => {
-                    let callee = i.called_operand();
-                    callee.is_function() && callee.intrinsic_id() != 0 && !callee.name().starts_with("llvm.mem")
-                }
-                Opcode::LLVMAtomicRMW | Opcode::LLVMAtomicCmpXchg | Opcode::LLVMFence => false,
-                _ => true,
-            })
-        })
     }
 
     /// Counts the iterations of each counted loop: `c = phi [0, preheader], [c + 1,
