@@ -399,3 +399,13 @@ end
         check_array(f, x)
     end
 end
+
+# A caller that overwrites memory a call-by-call callee (sum's pairwise recursion) read:
+# the callee's reverse sweep must not reload the overwritten values.
+overwrite_after_sum(x) = (s = sum(abs2, x); x[1] = 2.0; s * x[1] + sum(x))
+
+@testset "memory overwritten after a call-by-call callee read it" begin
+    for n in (1, 3, 40)
+        check_array(overwrite_after_sum, [cos(0.3i) for i in 1:n])
+    end
+end
