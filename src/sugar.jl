@@ -24,8 +24,14 @@ function gradient(::ReverseMode, f::F, x::AbstractArray) where {F}
     return dx
 end
 
-function gradient(::ForwardMode, f::F, x::AbstractArray, chunk::Val = Val(1)) where {F}
+function gradient(::ForwardMode, f::F, x::AbstractArray, chunk::Val{C} = Val(1)) where {F,C}
     check_chunk(chunk)
+    if C > 1 && length(x) == C
+        # One chunk covers x: its tangents already are the tuple (of a size the compiler
+        # knows), with no copies.
+        (ts,) = autodiff(Forward, f, BatchDuplicatedNoNeed, BatchDuplicated(x, ntuple(i -> basis(x, i), chunk)))
+        return values(ts)
+    end
     partials = Vector{eltype(x)}(undef, length(x))
     for_chunks(length(x), chunk) do first, seeds
         if seeds === nothing
