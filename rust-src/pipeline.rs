@@ -100,8 +100,15 @@ pub fn synthesize(m: &Module, req: &Request, name: &str, layout: &str, triple: &
         .args
         .iter()
         .zip(&frame.primal)
-        .filter(|(a, _)| a.passing == Passing::Boxed && a.activity == Act::Duplicated)
-        .filter_map(|(a, v)| Some(((*v)?, array_leaf(a))))
+        .filter_map(|(a, v)| {
+            let v = (*v)?;
+            if a.passing == Passing::Boxed && a.activity == Act::Duplicated {
+                Some((v, array_leaf(a)))
+            } else {
+                // A struct of floats by reference: the pointer is to its float data.
+                a.float_struct().filter(|_| v.ty().is_pointer()).map(|(leaf, _)| (v, leaf))
+            }
+        })
         .collect();
     let (mem, act) = analyze(m, frame.g, &roots, &active_params, ret_active, &user_name)?;
     crate::diagnostics::insert(m, frame.g, &act, &user_name);

@@ -64,6 +64,26 @@ pub struct ArgSpec {
     pub type_tree: Vec<(u64, Leaf)>,
 }
 
+impl ArgSpec {
+    /// For a differentiated struct or tuple of floats only (all `Float64` or all
+    /// `Float32`, no padding), which Julia passes as a pointer to its bytes: the float
+    /// type and the size in bytes. Its derivative lives in memory of the same layout
+    /// (the adjoint buffer in reverse mode, the tangent in forward mode).
+    pub fn float_struct(&self) -> Option<(Leaf, u64)> {
+        if self.passing != Passing::Value || self.activity == Activity::Const || self.type_tree.len() < 2 {
+            return None;
+        }
+        let leaf = self.type_tree[0].1;
+        let width = match leaf {
+            Leaf::F64 => 8,
+            Leaf::F32 => 4,
+            _ => return None,
+        };
+        let dense = self.type_tree.iter().enumerate().all(|(k, &(off, l))| l == leaf && off == k as u64 * width);
+        dense.then_some((leaf, width * self.type_tree.len() as u64))
+    }
+}
+
 /// A derivative request.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Request {

@@ -226,7 +226,8 @@ function argument_desc(@nospecialize(mode::Mode), @nospecialize(a::Annotation), 
 end
 
 # Constant isbits structs and tuples are passed as they are (the engine reads them
-# through the pointer Julia's calling convention uses); differentiating them comes later.
+# through the pointer Julia's calling convention uses); differentiated ones are structs
+# and tuples of Float64 (or of Float32) only, for now.
 function check_argument_type(@nospecialize(T), i, name, constant::Bool)
     (is_ghost(T) || T === Float64 || T === Float32) && return
     where_ = "argument $i has type $T"
@@ -236,12 +237,14 @@ function check_argument_type(@nospecialize(T), i, name, constant::Bool)
     isprimitivetype(T) && return
     if isbitstype(T)
         constant && has_float_tree(T) && return
+        !constant && is_float_struct(T) && return
         constant && throw(DifferentiationError(
             "cannot differentiate $name: not yet supported: $T, which holds floating-point " *
             "types other than Float64 and Float32 ($where_)"))
         throw(DifferentiationError(
             "cannot differentiate $name: not yet supported: differentiating structs and " *
-            "tuples; pass it as Const, or its fields as separate arguments ($where_)"))
+            "tuples other than those of Float64 (or of Float32) alone; pass it as Const, or " *
+            "its fields as separate arguments ($where_)"))
     end
     # Objects: constant ones of any type; differentiated ones are arrays of Float64 or
     # Float32 for now.
@@ -249,6 +252,18 @@ function check_argument_type(@nospecialize(T), i, name, constant::Bool)
     throw(DifferentiationError(
         "cannot differentiate $name: not yet supported: differentiating $T (arrays of " *
         "Float64 and Float32 are supported; pass it as Const if it needs no derivative) ($where_)"))
+end
+
+# An isbits struct or tuple of at least two fields, all Float64 or all Float32 (Julia
+# passes it by reference; its derivative has the same layout).
+function is_float_struct(@nospecialize(T))
+    (isbitstype(T) && !isprimitivetype(T) && fieldcount(T) >= 2) || return false
+    tree = type_tree(T)
+    F = fieldtype(T, 1)
+    F in (Float64, Float32) || return false
+    return all(k -> tree[k].kind == (F === Float64 ? OX_TT_FLOAT64 : OX_TT_FLOAT32) &&
+                    tree[k].offset == (k - 1) * sizeof(F), eachindex(tree)) &&
+           sizeof(T) == length(tree) * sizeof(F)
 end
 
 has_float_tree(@nospecialize(T)) = try
@@ -268,9 +283,9 @@ function argument_activity(@nospecialize(mode::Mode), @nospecialize(a::Annotatio
             is_boxed(T) && size(d) != size(a.val) && throw(DimensionMismatch(
                 "Oxidase: a shadow of argument $i of $name has size $(size(d)), the argument $(size(a.val))"))
         end
-        return T === Float64 || T === Float32 || is_boxed(T) ? OX_DUPLICATED : OX_CONST
+        return T === Float64 || T === Float32 || is_boxed(T) || is_float_struct(T) ? OX_DUPLICATED : OX_CONST
     end
-    differentiable = T === Float64 || T === Float32
+    differentiable = T === Float64 || T === Float32 || is_float_struct(T)
     if a isa Active
         if !differentiable && !isprimitivetype(T)
             throw(ArgumentError("Oxidase: Active needs a number, argument $i of $name has type $T"))

@@ -86,7 +86,13 @@ end
 batch_width(anns::Tuple) = max(1, map(lane_count, anns)...)
 lane_count(::Union{BatchDuplicated{T,N},BatchDuplicatedNoNeed{T,N}}) where {T,N} = N
 lane_count(::Annotation) = 1
-zero_adjoint!(p, a::Active) = store!(p, zero(a.val))
+zero_adjoint!(p, a::Active{<:Number}) = store!(p, zero(a.val))
+# A struct or tuple of floats: zero bits are zeros.
+function zero_adjoint!(p, a::Active{T}) where {T}
+    for k in 1:cld(sizeof(T), 8)
+        unsafe_store!(Ptr{UInt64}(p), UInt64(0), k)
+    end
+end
 zero_adjoint!(p, a) = nothing
 load_adjoint(p, ::Active{T}) where {T} = unsafe_load(Ptr{T}(p))
 load_adjoint(p, a) = nothing

@@ -15,6 +15,7 @@ using Test
     @testset "control flow" begin include("control_flow.jl") end
     @testset "arrays" begin include("arrays.jl") end
     @testset "batch" begin include("batch.jl") end
+    @testset "structs and tuples" begin include("structs.jl") end
     @testset "threads" begin include("threads.jl") end
     @testset "generated programs" begin include("property.jl") end
     @testset "reliability" begin include("reliability.jl") end

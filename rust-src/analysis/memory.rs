@@ -153,7 +153,7 @@ impl Memory {
             }
         }
         let escaped = escaped_addresses(&insts, &shadowed);
-        let data = data_pointers(&insts, &shadowed);
+        let data = data_pointers(&insts, &shadowed, roots);
         Ok(Memory { shadowed, origin, escaped, data })
     }
 
@@ -286,8 +286,8 @@ pub fn retype_bit_copies(m: &crate::llvm::Module, f: Value, mem: &Memory) -> boo
             continue;
         }
         let float = match (mem.leaf(i.operand(0)), ty.int_width()) {
-            (Some(Leaf::ArrayF64), 64) => m.f64(),
-            (Some(Leaf::ArrayF32), 32) => m.f32(),
+            (Some(Leaf::ArrayF64 | Leaf::F64), 64) => m.f64(),
+            (Some(Leaf::ArrayF32 | Leaf::F32), 32) => m.f32(),
             _ => continue,
         };
         b.before(i);
@@ -311,16 +311,20 @@ pub fn retype_bit_copies(m: &crate::llvm::Module, f: Value, mem: &Memory) -> boo
 
 /// Shadowed pointers into array data: pointers loaded from an array object (its data
 /// pointer) and what derives from them; a pointer loaded from data is an object again
-/// (arrays of arrays).
-fn data_pointers(insts: &[Value], shadowed: &HashMap<Value, Leaf>) -> HashSet<Value> {
+/// (arrays of arrays). A root that is a struct of floats (`Leaf::F64`/`F32`) is data
+/// itself.
+fn data_pointers(insts: &[Value], shadowed: &HashMap<Value, Leaf>, roots: &[(Value, Leaf)]) -> HashSet<Value> {
+    let plain: HashSet<Value> =
+        roots.iter().filter(|(_, l)| matches!(l, Leaf::F64 | Leaf::F32)).map(|(v, _)| *v).collect();
     grow_to_fixpoint(insts, |i, data| {
         shadowed.contains_key(&i)
-            && match pointer_op(i) {
-                Some(PointerOp::Derive) => data.contains(&i.operand(0)),
-                Some(PointerOp::Load) => !data.contains(&i.operand(0)),
-                Some(PointerOp::Merge) => merged(i).iter().any(|v| data.contains(v)),
-                None => false,
-            }
+            && (plain.contains(&i)
+                || match pointer_op(i) {
+                    Some(PointerOp::Derive) => data.contains(&i.operand(0)),
+                    Some(PointerOp::Load) => !data.contains(&i.operand(0)),
+                    Some(PointerOp::Merge) => merged(i).iter().any(|v| data.contains(v)),
+                    None => false,
+                })
     })
 }
 

@@ -42,7 +42,8 @@ pub fn differentiate(
             continue;
         }
         if let (Act::Duplicated, Some(v)) = (a.activity, frame.primal[i]) {
-            if act.is_active(v) {
+            // (A struct's tangent is memory, read through its shadow pointer.)
+            if act.is_active(v) && !v.ty().is_pointer() {
                 let p = frame.shadow_ptr(m, i);
                 let eb = frame.entry_builder(m);
                 let lanes = (0..width).map(|k| eb.load(v.ty(), eb.gep(v.ty(), p, &[m.const_int(i64t, k as u64)])));

@@ -106,6 +106,17 @@ impl Frame {
                         b.load(fp.ty(), slot)
                     };
                     v.set_name(&format!("arg{i}"));
+                    // A differentiated struct of floats: its derivative memory, lane by
+                    // lane (`shadows[i]` holds the lanes one after the other).
+                    if let Some((_, size)) = a.float_struct().filter(|_| fp.ty().is_pointer()) {
+                        let base = b.load(ptr, b.gep(ptr, params[1], &[index]));
+                        for (lane, shadows) in shadow_lanes.iter_mut().enumerate() {
+                            let at = b.gep(m.int(8), base, &[m.const_int(m.int(64), lane as u64 * size)]);
+                            let s = b.addrspace_cast(at, fp.ty());
+                            s.set_name(&format!("shadow{i}.{lane}"));
+                            shadows[i] = Some(s);
+                        }
+                    }
                     fp.replace_all_uses_with(v);
                     primal.push(Some(v));
                 }

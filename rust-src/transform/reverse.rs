@@ -804,6 +804,9 @@ impl<'a> Reverse<'a> {
         };
         for (i, a) in req.args.iter().enumerate() {
             if let (Act::Active, Some(v)) = (a.activity, self.frame.primal[i]) {
+                if v.ty().is_pointer() && a.float_struct().is_some() {
+                    continue; // its adjoints went straight into the adjoint buffer
+                }
                 let tt = tangent_type(m, v.ty()).ok_or_else(|| {
                     Error::Unsupported(format!("argument {i} of type {} cannot be Active", v.ty().print()))
                 })?;
@@ -871,7 +874,9 @@ impl<'a> Reverse<'a> {
             }
             Rule::MemCopy => {
                 let helper = match self.memory_leaf(inst) {
-                    crate::request::Leaf::ArrayF32 => crate::runtime::memcpy_adjoint_f32 as *const () as usize,
+                    crate::request::Leaf::ArrayF32 | crate::request::Leaf::F32 => {
+                        crate::runtime::memcpy_adjoint_f32 as *const () as usize
+                    }
                     _ => crate::runtime::memcpy_adjoint_f64 as *const () as usize,
                 };
                 let i64t = m.int(64);
