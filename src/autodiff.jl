@@ -33,7 +33,8 @@ autodiff(Forward, rosenbrock, Duplicated, Const(1.0), Duplicated(3.0, 1.0))  # (
 ```
 
 Currently supported: `Float64` and `Float32` results; arguments that are `Float64`,
-`Float32`, integers, `Bool` or singletons; `f` a function without captured variables.
+`Float32`, structs and tuples of them, integers, `Bool` or singletons; `f` any function
+(a closure's captured data is constant, as in Enzyme).
 Other cases raise a [`DifferentiationError`](@ref) (see `docs/limitations.md`);
 annotations that make no sense in the mode (an `Active` argument in forward mode) raise
 an `ArgumentError`. Exceptions thrown by `f` itself propagate unchanged.
@@ -45,12 +46,15 @@ function autodiff(mode::Mode, f::F, ::Type{RA}, args::Vararg{Any,N}) where {F,RA
     fn = function_value(f)
     anns = map(annotate, args)
     compiled = derivative(mode, fn, RA, anns)
-    # Array results take their own (allocating) path; deciding it from the inferred
-    # result type keeps the scalar path's result type concrete.
-    if mode isa ForwardMode && Core.Compiler.return_type(fn, primal_types(anns)) <: AbstractArray
-        return forward_result(RA, call_forward_array(compiled, @inbounds(compiled.scratch[Threads.threadid()]), anns)...)
+    store_function!(@inbounds(compiled.scratch[Threads.threadid()]), fn)
+    GC.@preserve fn begin
+        # Array results take their own (allocating) path; deciding it from the inferred
+        # result type keeps the scalar path's result type concrete.
+        if mode isa ForwardMode && Core.Compiler.return_type(fn, primal_types(anns)) <: AbstractArray
+            return forward_result(RA, call_forward_array(compiled, @inbounds(compiled.scratch[Threads.threadid()]), anns)...)
+        end
+        return call_derivative(mode, compiled, RA, anns)
     end
-    return call_derivative(mode, compiled, RA, anns)
 end
 
 function autodiff(mode::Mode, f::F, args::Vararg{Any,N}) where {F,N}
@@ -170,7 +174,7 @@ function compile_derivative(@nospecialize(mode::Mode), @nospecialize(fn), @nospe
     fptr = compile(ir.bitcode, ir.entry, mode_code(mode), width, descs, ret_activity; name = name)
     ci = ir.codeinst::Core.CodeInstance
     sig = Tuple{Core.Typeof(fn), types.parameters...}
-    scratch = [Scratch(mode, RT, anns) for _ in 1:Threads.nthreads()]
+    scratch = [Scratch(mode, RT, fn, anns) for _ in 1:Threads.nthreads()]
     pause_gc = derivative_flags(fptr) & OX_FLAG_PAUSE_GC != 0
     return CompiledDerivative(fptr, RT, ci, ci.def.def::Method, sig, world, scratch, pause_gc)
 end
@@ -206,12 +210,13 @@ batch_error(name) =
     DifferentiationError("cannot differentiate $name: not yet supported: batch (vector) " *
                          "reverse mode; BatchDuplicated works in forward mode")
 
+# The function is constant, as in Enzyme: a closure's captured data is passed to the
+# derivative (by value or by reference, like a Const argument) and gets no derivative.
 function function_desc(@nospecialize(fn), name)
     F = Core.Typeof(fn)
     is_ghost(F) && return arg_desc(F, OX_CONST)
-    throw(DifferentiationError(
-        "cannot differentiate $name: not yet supported: closures and callable objects " *
-        "that capture data (pass the captured values as arguments instead)"))
+    check_argument_type(F, 0, name, true)
+    return arg_desc(F, OX_CONST)
 end
 
 function argument_desc(@nospecialize(mode::Mode), @nospecialize(a::Annotation), i::Int, name)

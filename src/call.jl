@@ -2,12 +2,13 @@
 # stored in and results loaded back, the collector off for the duration of the call.
 
 """
-    Scratch(mode, RT, anns)
+    Scratch(mode, RT, fn, anns)
 
 Preallocated argument buffers of one compiled derivative for one thread: 8-byte-aligned
 slots for each argument's primal bytes and shadow (tangent or adjoint), the return and
 its derivative, and the two pointer arrays the derivative reads (slot 1 is the function
-itself, a ghost). Calls store into the slots and load results back: no allocation.
+itself: none for a function without data, the closure's bytes or address otherwise).
+Calls store into the slots and load results back: no allocation.
 """
 struct Scratch
     data::Vector{UInt64}
@@ -22,8 +23,10 @@ has_shadow(::ForwardMode, a::Annotation) =
 has_shadow(::ReverseMode, a::Annotation) =
     a isa Active || a isa Union{Duplicated,DuplicatedNoNeed} && is_boxed(Core.Typeof(a.val))
 
-function Scratch(@nospecialize(mode::Mode), @nospecialize(RT::Type), @nospecialize(anns::Tuple))
+function Scratch(@nospecialize(mode::Mode), @nospecialize(RT::Type), @nospecialize(fn), @nospecialize(anns::Tuple))
     n = length(anns)
+    F = Core.Typeof(fn)
+    fn_words = is_ghost(F) ? 0 : is_boxed(F) ? 1 : cld(sizeof(F), 8)
     width = batch_width(anns)
     sizes = zeros(Int, n)            # 8-byte words per argument
     shadow_sizes = zeros(Int, n)     # `width` tangents or shadow objects, contiguous
@@ -36,10 +39,11 @@ function Scratch(@nospecialize(mode::Mode), @nospecialize(RT::Type), @nospeciali
         end
     end
     ret_words = is_boxed(RT) ? width : cld(width * sizeof(RT), 8)
-    data = zeros(UInt64, sum(sizes) + sum(shadow_sizes) + 2 * ret_words + 1)
+    data = zeros(UInt64, fn_words + sum(sizes) + sum(shadow_sizes) + 2 * ret_words + 1)
     argptrs = fill(C_NULL, n + 1)
     shadowptrs = fill(C_NULL, n + 1)
-    next = 0
+    fn_words > 0 && (argptrs[1] = Ptr{Cvoid}(pointer(data)))
+    next = fn_words
     for (ptrs, words) in ((argptrs, sizes), (shadowptrs, shadow_sizes)), k in 1:n
         words[k] == 0 && continue
         ptrs[k+1] = Ptr{Cvoid}(pointer(data) + 8 * next)
@@ -56,8 +60,10 @@ function store!(p::Ptr{Cvoid}, x::T) where {T}
     p == C_NULL && return nothing
     if isbitstype(T)
         unsafe_store!(Ptr{T}(p), x)
-    elseif T.mutable
-        unsafe_store!(Ptr{Ptr{Cvoid}}(p), pointer_from_objref(x))
+    elseif !is_ghost(T)
+        # The object's address, mutable or not (an immutable object that is not isbits,
+        # such as a closure capturing an array, lives on the heap too).
+        unsafe_store!(Ptr{Ptr{Cvoid}}(p), ccall(:jl_value_ptr, Ptr{Cvoid}, (Any,), x))
     end
     return nothing
 end
@@ -65,6 +71,8 @@ end
 # The loops over the arguments recurse over the tuple (slot k + 1 holds argument k):
 # each store and load is typed, nothing is boxed, and the recursion inlines away.
 store_primals!(s::Scratch, anns::Tuple) = (foreach_arg((p, a) -> store!(p, a.val), s.argptrs, anns); nothing)
+# The function's own data (a closure's captured values): nothing for most functions.
+store_function!(s::Scratch, fn) = store!(@inbounds(s.argptrs[1]), fn)
 store_tangents!(s::Scratch, anns::Tuple) = (foreach_arg(store_tangent!, s.shadowptrs, anns); nothing)
 # Adjoints are accumulated into, so they start at zero.
 zero_adjoints!(s::Scratch, anns::Tuple) = (foreach_arg(zero_adjoint!, s.shadowptrs, anns); nothing)

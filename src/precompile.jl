@@ -2,7 +2,7 @@
 # new function) does not wait for Julia to compile the cold path.
 for mode in (ForwardMode, ReverseMode{false}, ReverseMode{true})
     precompile(compile_derivative, (mode, Any, Any, Type, Tuple))
-    precompile(Scratch, (mode, Type, Tuple))
+    precompile(Scratch, (mode, Type, Any, Tuple))
 end
 precompile(Extract.extract_bitcode, (Any, Type))
 precompile(Extract.inferred_codeinst, (Any, Type))
