@@ -86,6 +86,10 @@
 // Type tree (offset 0 of a boxed argument): a Julia `Array` of `Float32`.
 #define OX_TT_ARRAY_F32 5
 
+// Type tree (a boxed argument that is a struct): a field holding a Julia `Array` of
+// `Float64`, at this offset.
+#define OX_TT_FIELD_ARRAY_F64 6
+
 // What the bytes at an offset of an argument hold.
 typedef struct OxTypeEntry {
   // Byte offset in the argument.

@@ -66,6 +66,9 @@ pub const OX_TT_POINTER: u32 = 3;
 pub const OX_TT_ARRAY_F64: u32 = 4;
 /// Type tree (offset 0 of a boxed argument): a Julia `Array` of `Float32`.
 pub const OX_TT_ARRAY_F32: u32 = 5;
+/// Type tree (a boxed argument that is a struct): a field holding a Julia `Array` of
+/// `Float64`, at this offset.
+pub const OX_TT_FIELD_ARRAY_F64: u32 = 6;
 
 /// What the bytes at an offset of an argument hold.
 #[repr(C)]
@@ -185,6 +188,7 @@ unsafe fn decode(req: *const OxRequest) -> Result<Request, Error> {
                 OX_TT_POINTER => Leaf::Pointer,
                 OX_TT_ARRAY_F64 => Leaf::ArrayF64,
                 OX_TT_ARRAY_F32 => Leaf::ArrayF32,
+                OX_TT_FIELD_ARRAY_F64 => Leaf::ArrayFieldsF64,
                 c => return Err(bad(format!("argument {i}: unknown type tree kind {c}"))),
             };
             type_tree.push((e.offset, leaf));

@@ -191,6 +191,8 @@ fn dump(stage: &str, m: &Module) {
 fn array_leaf(a: &ArgSpec) -> Leaf {
     if a.type_tree.iter().any(|(_, l)| *l == Leaf::ArrayF32) {
         Leaf::ArrayF32
+    } else if a.type_tree.iter().any(|(_, l)| *l == Leaf::ArrayFieldsF64) {
+        Leaf::ArrayFieldsF64
     } else {
         Leaf::ArrayF64
     }

@@ -51,6 +51,9 @@ pub enum Leaf {
     ArrayF64,
     /// The argument is a Julia `Array` of `Float32`.
     ArrayF32,
+    /// The argument is a struct whose fields are Julia `Array`s of `Float64` (a model
+    /// with weight matrices and bias vectors): its shadow is a struct of shadow arrays.
+    ArrayFieldsF64,
 }
 
 /// One Julia argument.

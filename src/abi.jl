@@ -58,6 +58,7 @@ const OX_TT_INTEGER = UInt32(2)
 const OX_TT_POINTER = UInt32(3)
 const OX_TT_ARRAY_F64 = UInt32(4)
 const OX_TT_ARRAY_F32 = UInt32(5)
+const OX_TT_FIELD_ARRAY_F64 = UInt32(6)
 
 mode_code(::ForwardMode) = OX_MODE_FORWARD
 mode_code(::ReverseMode) = OX_MODE_REVERSE
@@ -178,12 +179,25 @@ mutable structs, anything not isbits.
 """
 is_boxed(@nospecialize(T)) = !is_ghost(T) && !isbitstype(T)
 
-# Arrays of Float64/Float32 say so; other objects carry no derivative yet.
+# Arrays of Float64/Float32 say so, and so do structs of Float64 arrays (one entry per
+# field); other objects carry no derivative yet.
 function object_tree(@nospecialize(T))
     T <: Array{Float64} && return [OxTypeEntry(0, OX_TT_ARRAY_F64)]
     T <: Array{Float32} && return [OxTypeEntry(0, OX_TT_ARRAY_F32)]
+    is_array_struct(T) && return [OxTypeEntry(fieldoffset(T, k), OX_TT_FIELD_ARRAY_F64) for k in 1:fieldcount(T)]
     return OxTypeEntry[]
 end
+
+"""
+    is_array_struct(T) -> Bool
+
+Whether `T` is a struct (mutable or not) whose fields are all `Array`s of `Float64`: a
+model with weight matrices and bias vectors, differentiated as `Duplicated(model,
+dmodel)` with `dmodel` of the same type holding the shadow arrays.
+"""
+is_array_struct(@nospecialize(T)) =
+    isconcretetype(T) && !(T <: Array) && !isbitstype(T) && T isa DataType && fieldcount(T) >= 1 &&
+    all(k -> fieldtype(T, k) <: Array{Float64}, 1:fieldcount(T))
 
 # --- entry points ---------------------------------------------------------------------
 

@@ -45,6 +45,7 @@ an `ArgumentError`. Exceptions thrown by `f` itself propagate unchanged.
 function autodiff(mode::Mode, f::F, ::Type{RA}, args::Vararg{Any,N}) where {F,RA<:Annotation,N}
     fn = function_value(f)
     anns = map(annotate, args)
+    check_shapes(anns)
     compiled = derivative(mode, fn, RA, anns)
     store_function!(@inbounds(compiled.scratch[Threads.threadid()]), fn)
     GC.@preserve fn begin
@@ -253,7 +254,7 @@ function check_argument_type(@nospecialize(T), i, name, constant::Bool)
     end
     # Objects: constant ones of any type; differentiated ones are arrays of Float64 or
     # Float32 for now.
-    (constant || T <: Union{Array{Float64},Array{Float32}}) && return
+    (constant || T <: Union{Array{Float64},Array{Float32}} || is_array_struct(T)) && return
     throw(DifferentiationError(
         "cannot differentiate $name: not yet supported: differentiating $T (arrays of " *
         "Float64 and Float32 are supported; pass it as Const if it needs no derivative) ($where_)"))
@@ -284,10 +285,6 @@ end
 function argument_activity(@nospecialize(mode::Mode), @nospecialize(a::Annotation), @nospecialize(T), i, name)
     a isa Const && return OX_CONST
     if is_batch(a)
-        for d in a.dval
-            is_boxed(T) && size(d) != size(a.val) && throw(DimensionMismatch(
-                "Oxidase: a shadow of argument $i of $name has size $(size(d)), the argument $(size(a.val))"))
-        end
         return T === Float64 || T === Float32 || is_boxed(T) || is_float_struct(T) ? OX_DUPLICATED : OX_CONST
     end
     differentiable = T === Float64 || T === Float32 || is_float_struct(T)
@@ -298,18 +295,47 @@ function argument_activity(@nospecialize(mode::Mode), @nospecialize(a::Annotatio
         return differentiable ? OX_ACTIVE : OX_CONST
     end
     # Duplicated, DuplicatedNoNeed
-    if is_boxed(T)
-        size(a.val) == size(a.dval) || throw(DimensionMismatch(
-            "Oxidase: the shadow of argument $i of $name has size $(size(a.dval)), " *
-            "the argument $(size(a.val))"))
-        return OX_DUPLICATED
-    end
+    is_boxed(T) && return OX_DUPLICATED   # (shapes: `check_shapes`, on every call)
     if mode isa ReverseMode
         throw(ArgumentError(
             "Oxidase: $(typeof(a).name.name) is for mutable data in reverse mode; argument " *
             "$i of $name has the immutable type $T: use Active(x) to get its derivative"))
     end
     return differentiable ? OX_DUPLICATED : OX_CONST
+end
+
+# Every shadow has its array's size (a shadow struct of arrays, field by field), checked
+# on every call: the compiled derivative indexes a shadow exactly as its array, so a
+# smaller one would be written out of bounds. A cached call never reaches the checks
+# made while compiling, hence here, before the cache. Costs a few comparisons.
+@inline check_shapes(anns::Tuple) = _check_shapes(1, anns...)
+@inline _check_shapes(i) = nothing
+@inline function _check_shapes(i, a, rest...)
+    check_shape(i, a)
+    _check_shapes(i + 1, rest...)
+end
+check_shape(i, a::Annotation) = nothing
+check_shape(i, a::Union{Duplicated,DuplicatedNoNeed}) = same_shape(a.val, a.dval) || shape_error(i, a.val, a.dval)
+function check_shape(i, a::Union{BatchDuplicated,BatchDuplicatedNoNeed})
+    for d in a.dval
+        same_shape(a.val, d) || shape_error(i, a.val, d)
+    end
+end
+
+@generated function same_shape(x::T, dx::T) where {T}
+    T <: AbstractArray && return :(size(x) == size(dx))
+    is_array_struct(T) || return true
+    return foldl((a, b) -> :($a && $b), (:(size(getfield(x, $k)) == size(getfield(dx, $k))) for k in 1:fieldcount(T)))
+end
+
+@noinline function shape_error(i, x, dx)
+    x isa AbstractArray && throw(DimensionMismatch(
+        "Oxidase: the shadow of argument $i has size $(size(dx)), the argument $(size(x))"))
+    for k in 1:fieldcount(typeof(x))
+        size(getfield(x, k)) == size(getfield(dx, k)) && continue
+        throw(DimensionMismatch("Oxidase: field $(fieldname(typeof(x), k)) of the shadow of argument $i " *
+                                "has size $(size(getfield(dx, k))), the argument's $(size(getfield(x, k)))"))
+    end
 end
 
 # Inference in the newest world, not the caller's: like the extraction, so that a

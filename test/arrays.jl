@@ -409,3 +409,17 @@ overwrite_after_sum(x) = (s = sum(abs2, x); x[1] = 2.0; s * x[1] + sum(x))
         check_array(overwrite_after_sum, [cos(0.3i) for i in 1:n])
     end
 end
+
+# A shadow of another size would be indexed like its array, out of bounds: checked on
+# every call, cached ones included (it used to be checked only while compiling).
+@testset "shadow sizes, checked on every call" begin
+    f = x -> sum(abs2, x)
+    x = [1.0, 2.0, 3.0]
+    dx = zeros(3)
+    autodiff(Reverse, f, Active, Duplicated(x, dx))
+    @test dx == 2 .* x
+    @test_throws DimensionMismatch autodiff(Reverse, f, Active, Duplicated(x, zeros(2)))
+    @test_throws DimensionMismatch autodiff(Forward, f, Duplicated, Duplicated(x, zeros(1)))
+    @test_throws DimensionMismatch autodiff(Forward, f, BatchDuplicated, BatchDuplicated(x, (zeros(3), zeros(4))))
+    @test autodiff(Forward, f, Duplicated, Duplicated(x, [1.0, 0.0, 0.0])) == (14.0, 2.0)
+end

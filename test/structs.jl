@@ -68,3 +68,66 @@ end
     @test err isa Oxidase.DifferentiationError
     @test err !== nothing && occursin("Float64 (or of Float32) alone", err.msg)
 end
+
+# A model: a struct of weight matrix and vectors, differentiated as Duplicated(model,
+# dmodel) with a shadow struct of the same type (immutable here, mutable below).
+struct TinyMLP
+    W1::Matrix{Float64}
+    b1::Vector{Float64}
+    w2::Vector{Float64}
+end
+mutable struct AffineMap
+    A::Matrix{Float64}
+    c::Vector{Float64}
+end
+
+function mlp_struct_loss(m, X, y)
+    d, N = size(X)
+    total = 0.0
+    for k in 1:N
+        pred = 0.0
+        for j in 1:length(m.b1)
+            a = m.b1[j]
+            for i in 1:d
+                a += m.W1[j, i] * X[i, k]
+            end
+            pred += m.w2[j] * tanh(a)
+        end
+        total += (pred - y[k])^2
+    end
+    return total / N
+end
+affine_norm(p, x) = sum(abs2, p.A * x .+ p.c)
+
+# Central differences of `f(model)` along every entry of every field.
+function fd_fields(f, m; h = 1e-6)
+    map(fieldnames(typeof(m))) do name
+        base = getfield(m, name)
+        map(eachindex(base)) do i
+            shifted(δ) = (c = deepcopy(m); getfield(c, name)[i] += δ; f(c))
+            (shifted(h) - shifted(-h)) / (2h)
+        end
+    end
+end
+
+@testset "a struct of arrays: $(typeof(m))" for (m, loss) in (
+        (TinyMLP([0.3sin(i + j) for j in 1:4, i in 1:3], [0.1i for i in 1:4], [0.2cos(i) for i in 1:4]),
+         mm -> mlp_struct_loss(mm, [sin(i * k) for i in 1:3, k in 1:6], [cos(k) for k in 1:6])),
+        (AffineMap([1.0 2.0; -0.5 0.25; 0.3 0.7], [0.1, -0.2, 0.3]), p -> affine_norm(p, [0.4, -1.1])))
+    zero_like(x) = typeof(x)(map(k -> zero(getfield(x, k)), 1:fieldcount(typeof(x)))...)
+    dm = zero_like(m)
+    f = mm -> loss(mm)
+    @test autodiff(Reverse, f, Active, Duplicated(m, dm)) == ((nothing,),)
+    expected = fd_fields(loss, m)
+    for (k, name) in enumerate(fieldnames(typeof(m)))
+        @test vec(getfield(dm, name)) ≈ vec(expected[k]) rtol = 1e-6 atol = 1e-9
+    end
+    # Forward: the directional derivative along a tangent model.
+    t = typeof(m)(map(k -> cos.(0.9 .* reshape(1:length(getfield(m, k)), size(getfield(m, k)))), 1:fieldcount(typeof(m)))...)
+    along = sum(sum(getfield(dm, k) .* getfield(t, k)) for k in 1:fieldcount(typeof(m)))
+    @test autodiff(Forward, f, Duplicated, Duplicated(m, t))[2] ≈ along rtol = 1e-10
+    # A shadow field of the wrong size is an error, not a crash.
+    bad = zero_like(m)
+    setfield_bad = typeof(m)(map(k -> k == 1 ? zeros(1, 1) : getfield(bad, k), 1:fieldcount(typeof(m)))...)
+    @test_throws DimensionMismatch autodiff(Reverse, f, Active, Duplicated(m, setfield_bad))
+end

@@ -286,7 +286,7 @@ pub fn retype_bit_copies(m: &crate::llvm::Module, f: Value, mem: &Memory) -> boo
             continue;
         }
         let float = match (mem.leaf(i.operand(0)), ty.int_width()) {
-            (Some(Leaf::ArrayF64 | Leaf::F64), 64) => m.f64(),
+            (Some(Leaf::ArrayF64 | Leaf::F64 | Leaf::ArrayFieldsF64), 64) => m.f64(),
             (Some(Leaf::ArrayF32 | Leaf::F32), 32) => m.f32(),
             _ => continue,
         };
@@ -314,8 +314,13 @@ pub fn retype_bit_copies(m: &crate::llvm::Module, f: Value, mem: &Memory) -> boo
 /// (arrays of arrays). A root that is a struct of floats (`Leaf::F64`/`F32`) is data
 /// itself.
 fn data_pointers(insts: &[Value], shadowed: &HashMap<Value, Leaf>, roots: &[(Value, Leaf)]) -> HashSet<Value> {
-    let plain: HashSet<Value> =
-        roots.iter().filter(|(_, l)| matches!(l, Leaf::F64 | Leaf::F32)).map(|(v, _)| *v).collect();
+    // Containers: a struct of floats holds data; a struct of arrays holds array objects
+    // (loaded from it like a data pointer from an array, one level up).
+    let plain: HashSet<Value> = roots
+        .iter()
+        .filter(|(_, l)| matches!(l, Leaf::F64 | Leaf::F32 | Leaf::ArrayFieldsF64))
+        .map(|(v, _)| *v)
+        .collect();
     grow_to_fixpoint(insts, |i, data| {
         shadowed.contains_key(&i)
             && (plain.contains(&i)
