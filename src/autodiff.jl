@@ -175,7 +175,10 @@ function compile_derivative(@nospecialize(mode::Mode), @nospecialize(fn), @nospe
     fptr = compile(ir.bitcode, ir.entry, mode_code(mode), width, descs, ret_activity; name = name)
     ci = ir.codeinst::Core.CodeInstance
     sig = Tuple{Core.Typeof(fn), types.parameters...}
-    scratch = [Scratch(mode, RT, fn, anns) for _ in 1:Threads.nthreads()]
+    scratch = Scratch[]
+    for _ in 1:Threads.nthreads()   # (a loop, not a comprehension: no closure to compile per signature)
+        push!(scratch, Scratch(mode, RT, fn, anns))
+    end
     pause_gc = derivative_flags(fptr) & OX_FLAG_PAUSE_GC != 0
     return CompiledDerivative(fptr, RT, ci, ci.def.def::Method, sig, world, scratch, pause_gc)
 end
