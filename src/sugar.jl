@@ -29,8 +29,8 @@ function gradient(::ForwardMode, f::F, x::AbstractArray, chunk::Val{C} = Val(1))
     if C > 1 && length(x) == C
         # One chunk covers x: its tangents already are the tuple (of a size the compiler
         # knows), with no copies.
-        (ts,) = autodiff(Forward, f, BatchDuplicatedNoNeed, BatchDuplicated(x, ntuple(i -> basis(x, i), chunk)))
-        return values(ts)
+        (lanes,) = autodiff(Forward, f, BatchDuplicatedNoNeed, BatchDuplicated(x, ntuple(i -> basis(x, i), chunk)))
+        return values(lanes)   # (not `ts`: the closure below has one, which would box both)
     end
     partials = Vector{eltype(x)}(undef, length(x))
     for_chunks(length(x), chunk) do first, seeds
