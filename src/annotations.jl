@@ -27,8 +27,8 @@ end
 """
     Active(x)
 
-Marks an immutable value (a `Float64` or `Float32`) whose derivative reverse mode
-returns. Not allowed in forward mode. As the return annotation in reverse mode, the
+Marks an immutable value (a `Float64` or `Float32`, or a struct, tuple or named tuple of
+them) whose derivative reverse mode returns, in the value's own type. Not allowed in forward mode. As the return annotation in reverse mode, the
 return value is seeded with `one` of its type. Integers are converted to floating
 point, as Enzyme does: `Active(1) == Active(1.0)`.
 """
