@@ -19,7 +19,7 @@ fn corpus() -> &'static [(String, Vec<u8>)] {
     static CORPUS: std::sync::OnceLock<Vec<(String, Vec<u8>)>> = std::sync::OnceLock::new();
     CORPUS.get_or_init(|| {
         let mut out = vec![("f".to_string(), valid_bitcode())];
-        for name in ["rosenbrock", "sinexplog", "series", "rosenbrock_inp", "sumsq"] {
+        for name in ["rosenbrock", "sinexplog", "series", "rosenbrock_inp", "sumsq", "special_one"] {
             let (text, entry) = fixture(name);
             out.push((entry, Module::parse_ir(&text).unwrap().to_bitcode()));
         }
@@ -33,8 +33,14 @@ fn activity() -> impl Strategy<Value = Activity> {
 
 fn arg() -> impl Strategy<Value = ArgSpec> {
     let passing = prop_oneof![Just(Passing::Ghost), Just(Passing::Value), Just(Passing::Boxed)];
-    let leaf =
-        prop_oneof![Just(Leaf::F64), Just(Leaf::F32), Just(Leaf::Integer), Just(Leaf::Pointer), Just(Leaf::ArrayF64)];
+    let leaf = prop_oneof![
+        Just(Leaf::F64),
+        Just(Leaf::F32),
+        Just(Leaf::Integer),
+        Just(Leaf::Pointer),
+        Just(Leaf::ArrayF64),
+        Just(Leaf::ArrayFieldsF64)
+    ];
     (passing, activity(), proptest::collection::vec((0u64..64, leaf), 0..3))
         .prop_map(|(passing, activity, type_tree)| ArgSpec { passing, activity, type_tree })
 }
