@@ -94,7 +94,8 @@ end
 batch_width(anns::Tuple) = max(1, map(lane_count, anns)...)
 lane_count(::Union{BatchDuplicated{T,N},BatchDuplicatedNoNeed{T,N}}) where {T,N} = N
 lane_count(::Annotation) = 1
-zero_adjoint!(p, a::Active{<:Number}) = store!(p, zero(a.val))
+# The derivative writes (does not add) the adjoint of an Active number.
+zero_adjoint!(p, a::Active{<:Number}) = nothing
 # A struct or tuple of floats: zero bits are zeros.
 function zero_adjoint!(p, a::Active{T}) where {T}
     for k in 1:cld(sizeof(T), 8)
