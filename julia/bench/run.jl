@@ -112,7 +112,7 @@ function forward_cases()
     g, gh = zeros(n), zeros(n)
     primal = () -> (SINK[] = barrier(rosenbrock_n, x))
     hand = () -> barrier(rosenbrock_n_grad!, gh, x)
-    chunk = () -> collect(gradient(Forward, rosenbrock_n, x, Val(n)))
+    chunk = () -> collect(gradient(Forward, rosenbrock_n, x, Val(8)))   # (a literal: Val(n) of a variable n would be a dynamic dispatch)
     chunk1 = () -> collect(gradient(Forward, rosenbrock_n, x))
     function separate()
         for i in 1:n
