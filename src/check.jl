@@ -32,7 +32,7 @@ function check_gradient(f, args...; rtol = 1e-6, atol = 1e-8, h = nothing)
     reverse = reduce(vcat, [a isa AbstractArray ? vec(collect(s)) : [d] for (a, s, d) in zip(args, shadows, adjoints)];
                     init = Float64[])
     # Forward: one call per input direction.
-    forward = [autodiff(Forward, f, DuplicatedNoNeed, direction(args, i)...)[1] for i in 1:n]
+    forward = [autodiff(Forward, f, DuplicatedNoNeed, direction(args, n, i)...)[1] for i in 1:n]
     # Batch forward: every direction at once.
     batch = n == 0 ? Float64[] : collect(Tuple(autodiff(Forward, f, BatchDuplicatedNoNeed, batch_directions(args, n)...)[1]))
     finite = [(f(unflatten(flat .+ h .* (1:n .== i))...) - f(unflatten(flat .- h .* (1:n .== i))...)) / (2h) for i in 1:n]
@@ -59,32 +59,17 @@ function unflatten_like(args, v)
     end
 end
 
-# Annotated arguments whose tangents are the i-th basis direction of the flat inputs.
-function direction(args, i)
-    k = 0
-    map(args) do a
-        if a isa AbstractArray
-            d = zero(a)
-            for j in eachindex(d)
-                (k += 1) == i && (d[j] = one(eltype(a)))
-            end
-            Duplicated(copy(a), d)
-        else
-            Duplicated(a, oftype(a, (k += 1) == i))
-        end
-    end
-end
+# The i-th basis direction of the n flat inputs, in the arguments' shapes and types.
+basis_tangents(args, n, i) = unflatten_like(args, [Float64(j == i) for j in 1:n])
+
+# A primal for one call: arrays copied (the derivative must not see another call's writes).
+primal_copy(a) = a isa AbstractArray ? copy(a) : a
+
+# Annotated arguments whose tangents are the i-th basis direction.
+direction(args, n, i) = map((a, d) -> Duplicated(primal_copy(a), d), args, basis_tangents(args, n, i))
 
 # BatchDuplicated arguments carrying all n basis directions.
 function batch_directions(args, n)
-    k0 = 0
-    map(args) do a
-        k = k0
-        k0 += length(a)
-        if a isa AbstractArray
-            BatchDuplicated(copy(a), ntuple(i -> (d = zero(a); for j in eachindex(d); k + j == i && (d[j] = 1); end; d), n))
-        else
-            BatchDuplicated(a, ntuple(i -> oftype(a, k + 1 == i), n))
-        end
-    end
+    ds = [basis_tangents(args, n, i) for i in 1:n]
+    return ntuple(k -> BatchDuplicated(primal_copy(args[k]), ntuple(i -> ds[i][k], n)), length(args))
 end

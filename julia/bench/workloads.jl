@@ -48,13 +48,7 @@ end
 function llsq_grad!(g, x, n)
     fill!(g, 0.0)
     for i in 0:n-1
-        t = -1.0 + 2.0 * i / (n - 1)
-        r = sign(t)
-        tj = 1.0
-        for j in 1:length(x)
-            r -= x[j] * tj
-            tj *= t
-        end
+        t, r = llsq_residual(x, n, i)
         tj = 1.0
         for j in 1:length(x)
             g[j] -= r * tj

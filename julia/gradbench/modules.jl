@@ -66,16 +66,22 @@ end
 
 # --- llsq: ½ Σᵢ (sᵢ - Σⱼ xⱼ tᵢʲ)², tᵢ = -1 + 2i/(n-1), sᵢ = sign(tᵢ), i = 0..n-1 ---
 
+# The i-th sample point tᵢ and residual rᵢ = sᵢ - Σⱼ xⱼ tᵢʲ.
+function llsq_residual(x, n, i)
+    t = -1.0 + 2.0 * i / (n - 1)
+    r = sign(t)
+    tj = 1.0
+    for j in 1:length(x)
+        r -= x[j] * tj
+        tj *= t
+    end
+    return t, r
+end
+
 function llsq(x, n)
     total = 0.0
     for i in 0:n-1
-        t = -1.0 + 2.0 * i / (n - 1)
-        r = sign(t)
-        tj = 1.0
-        for j in 1:length(x)
-            r -= x[j] * tj
-            tj *= t
-        end
+        _, r = llsq_residual(x, n, i)
         total += r * r
     end
     return total / 2.0

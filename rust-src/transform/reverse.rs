@@ -131,9 +131,6 @@ struct Reverse<'a> {
     /// ...and the values the reverse sweep fetches for them, in forward order, with
     /// where each comes from (a recomputed value after the values it is built from).
     items: HashMap<Value, Vec<(Value, Source)>>,
-    /// Whether no function of the module writes memory except its own stack (so a load
-    /// can be repeated in the reverse sweep, even a callee's, with the same result).
-    heap_readonly: bool,
     /// Values popped so far in the reverse block being emitted (for `Source::Reuse`).
     popped: RefCell<HashMap<Value, Value>>,
     /// Stack slots of `Source::Slot` values.
@@ -226,7 +223,6 @@ impl<'a> Reverse<'a> {
             rev: HashMap::new(),
             needs: HashMap::new(),
             items: HashMap::new(),
-            heap_readonly: false,
             popped: RefCell::new(HashMap::new()),
             slots: HashMap::new(),
             loops: Vec::new(),
@@ -239,7 +235,6 @@ impl<'a> Reverse<'a> {
     /// reverse sweep).
     fn run(mut self, eb: &Builder) -> Result<()> {
         self.make_adjoint_slots(eb);
-        self.heap_readonly = self.callees.heap_readonly;
         self.count_loops();
         self.plan_needs()?;
         self.instrument_forward()?;
@@ -493,7 +488,7 @@ impl<'a> Reverse<'a> {
     fn recomputable(&self, v: Value) -> bool {
         v.is_instruction()
             && (pure_arithmetic(v)
-                || self.heap_readonly
+                || self.callees.heap_readonly
                     && v.opcode() == Opcode::LLVMLoad
                     && !v.is_volatile()
                     && off_stack(v.operand(0), REMAT_DEPTH))
