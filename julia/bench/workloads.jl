@@ -166,6 +166,16 @@ end
 
 mlp_size(θ, X) = length(θ) ÷ (size(X, 1) + 2)
 
+# Hidden unit j's pre-activation for sample k: bias plus the weighted inputs.
+function mlp_preactivation(θ, X, h, j, k)
+    d = size(X, 1)
+    a = θ[h*d+j]
+    for i in 1:d
+        a += θ[(i-1)*h+j] * X[i, k]
+    end
+    return a
+end
+
 function mlp_loss(θ, X, y)
     d, N = size(X)
     h = mlp_size(θ, X)
@@ -173,11 +183,7 @@ function mlp_loss(θ, X, y)
     for k in 1:N
         pred = 0.0
         for j in 1:h
-            a = θ[h*d+j]
-            for i in 1:d
-                a += θ[(i-1)*h+j] * X[i, k]
-            end
-            pred += θ[h*d+h+j] * tanh(a)
+            pred += θ[h*d+h+j] * tanh(mlp_preactivation(θ, X, h, j, k))
         end
         e = pred - y[k]
         total += e * e
@@ -193,11 +199,7 @@ function mlp_grad!(g, θ, X, y, z)
     for k in 1:N
         pred = 0.0
         for j in 1:h
-            a = θ[h*d+j]
-            for i in 1:d
-                a += θ[(i-1)*h+j] * X[i, k]
-            end
-            z[j] = tanh(a)
+            z[j] = tanh(mlp_preactivation(θ, X, h, j, k))
             pred += θ[h*d+h+j] * z[j]
         end
         dpred = 2.0 * (pred - y[k]) / N
