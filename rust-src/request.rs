@@ -109,9 +109,6 @@ impl Request {
         if self.width == 0 || self.width > 64 {
             return bad(format!("width {} (1 to 64 tangents per value)", self.width));
         }
-        if self.width > 1 && self.mode == Mode::Reverse {
-            return bad("batch reverse mode (width > 1) is not supported yet".into());
-        }
         for (i, a) in self.args.iter().enumerate() {
             match (self.mode, a.activity) {
                 (Mode::Forward, Activity::Active) => {

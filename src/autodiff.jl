@@ -173,6 +173,12 @@ function compile_derivative(@nospecialize(mode::Mode), @nospecialize(fn), @nospe
         throw(ArgumentError("Oxidase: $name mixes Duplicated and BatchDuplicated arguments; " *
                             "batch every differentiated argument with the same number of tangents"))
     end
+    # Batch reverse mode gives one adjoint per lane, which only a shadow can hold.
+    if width > 1 && mode isa ReverseMode && any(a -> a isa Active, anns)
+        throw(ArgumentError("Oxidase: $name mixes Active and BatchDuplicated arguments in reverse " *
+                            "mode; batch reverse mode differentiates arrays (BatchDuplicated) only, " *
+                            "so pass numbers as Const or make them array elements"))
+    end
     fptr = compile(ir.bitcode, ir.entry, mode_code(mode), width, descs, ret_activity; name = name)
     ci = ir.codeinst::Core.CodeInstance
     sig = Tuple{Core.Typeof(fn), types.parameters...}
@@ -202,18 +208,13 @@ function return_activity(::ForwardMode, @nospecialize(RA::Type), name)
 end
 
 function return_activity(::ReverseMode, @nospecialize(RA::Type), name)
-    RA <: Union{BatchDuplicated,BatchDuplicatedNoNeed} && throw(batch_error(name))
     RA <: Active && return OX_ACTIVE
     RA <: Const && return OX_CONST
-    RA <: Union{Duplicated,DuplicatedNoNeed} && throw(ArgumentError(
+    RA <: Union{Duplicated,DuplicatedNoNeed,BatchDuplicated,BatchDuplicatedNoNeed} && throw(ArgumentError(
         "Oxidase: Duplicated returns are not allowed in reverse mode ($name); " *
         "a scalar return is Active or Const"))
     throw(ArgumentError("Oxidase: unknown return annotation $RA"))
 end
-
-batch_error(name) =
-    DifferentiationError("cannot differentiate $name: not yet supported: batch (vector) " *
-                         "reverse mode; BatchDuplicated works in forward mode")
 
 # The function is constant, as in Enzyme: a closure's captured data is passed to the
 # derivative (by value or by reference, like a Const argument) and gets no derivative.
@@ -226,7 +227,6 @@ end
 
 function argument_desc(@nospecialize(mode::Mode), @nospecialize(a::Annotation), i::Int, name)
     T = Core.Typeof(a.val)
-    is_batch(a) && mode isa ReverseMode && throw(batch_error(name))
     if a isa Active && mode isa ForwardMode
         throw(ArgumentError("Oxidase: Active arguments are not allowed in forward mode " *
                             "(argument $i of $name); use Duplicated(x, dx) or Const(x)"))
@@ -288,6 +288,11 @@ end
 # are ignored, so they reach the engine as constants.
 function argument_activity(@nospecialize(mode::Mode), @nospecialize(a::Annotation), @nospecialize(T), i, name)
     a isa Const && return OX_CONST
+    if is_batch(a) && mode isa ReverseMode && !is_boxed(T)
+        throw(ArgumentError(
+            "Oxidase: $(typeof(a).name.name) is for mutable data in reverse mode; argument " *
+            "$i of $name has the immutable type $T: batch reverse mode needs arrays"))
+    end
     if is_batch(a)
         return T === Float64 || T === Float32 || is_boxed(T) || is_float_struct(T) ? OX_DUPLICATED : OX_CONST
     end

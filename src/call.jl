@@ -21,7 +21,8 @@ end
 has_shadow(::ForwardMode, a::Annotation) =
     a isa Union{Duplicated,DuplicatedNoNeed,BatchDuplicated,BatchDuplicatedNoNeed}
 has_shadow(::ReverseMode, a::Annotation) =
-    a isa Active || a isa Union{Duplicated,DuplicatedNoNeed} && is_boxed(Core.Typeof(a.val))
+    a isa Active ||
+    a isa Union{Duplicated,DuplicatedNoNeed,BatchDuplicated,BatchDuplicatedNoNeed} && is_boxed(Core.Typeof(a.val))
 
 function Scratch(@nospecialize(mode::Mode), @nospecialize(RT::Type), @nospecialize(fn), @nospecialize(anns::Tuple))
     n = length(anns)
@@ -90,6 +91,13 @@ function store_lanes!(p::Ptr{Cvoid}, ds::NTuple{N,T}) where {N,T}
     end
 end
 
+# The result's cotangent in each batch lane.
+function store_seeds!(p::Ptr{T}, seed::T, ::Val{N}) where {T,N}
+    for k in 1:N
+        unsafe_store!(p, seed, k)
+    end
+end
+
 # Tangents per value: the N of BatchDuplicated arguments, 1 without.
 batch_width(anns::Tuple) = max(1, map(lane_count, anns)...)
 lane_count(::Union{BatchDuplicated{T,N},BatchDuplicatedNoNeed{T,N}}) where {T,N} = N
@@ -145,7 +153,7 @@ function call_reverse(c, s::Scratch, ::Type{RT}, seed, anns::Tuple) where {RT}
     store_primals!(s, anns)
     store_tangents!(s, anns)         # shadow objects of Duplicated arrays
     zero_adjoints!(s, anns)
-    RT === Nothing || unsafe_store!(Ptr{RT}(s.dret), RT(seed))
+    RT === Nothing || store_seeds!(Ptr{RT}(s.dret), RT(seed), Val(batch_width(anns)))
     invoke_compiled(c, s, anns)
     return load_adjoints(s, anns), unsafe_load(Ptr{RT}(s.ret))
 end

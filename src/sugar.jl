@@ -46,8 +46,8 @@ function gradient(::ForwardMode, f::F, x::AbstractArray, chunk::Val{C} = Val(1))
     return Tuple(partials)
 end
 
-# Calls `body(first, seeds)` per chunk of `C` of the `n` inputs: `seeds` holds the input
-# indices of the chunk's lanes (`nothing` for chunks of 1); a last, short chunk repeats
+# Calls `body(first, seeds)` per chunk of `C` of `n` inputs (or outputs): `seeds` holds
+# the indices of the chunk's lanes (`nothing` for chunks of 1); a last, short chunk repeats
 # earlier indices to fill its lanes, which the body skips (`i < first`).
 function for_chunks(body, n, ::Val{C}) where {C}
     for first in 1:C:n
@@ -110,17 +110,25 @@ function jacobian(::ForwardMode, f::F, x::AbstractArray, chunk::Val = Val(1)) wh
     return J
 end
 
+# Reverse mode seeds output rows: one per pass, or `chunk` of them per pass in batch
+# mode (one forward sweep, `chunk` reverse cotangents).
 function jacobian(::ReverseMode, f::F, x::AbstractArray, ::Val{n_out}, chunk::Val = Val(1)) where {F,n_out}
     check_chunk(chunk)
     J = zeros(eltype(x), n_out, length(x))
     into = Into(f)
-    for i in 1:n_out
-        y = zeros(eltype(x), n_out)
-        dy = zeros(eltype(x), n_out)
-        dy[i] = one(eltype(x))
-        dx = zero(x)
-        autodiff(Reverse, into, Const, Duplicated(y, dy), Duplicated(x, dx))
-        J[i, :] .= vec(dx)
+    y = zeros(eltype(x), n_out)
+    for_chunks(n_out, chunk) do first, rows
+        if rows === nothing
+            dx = zero(x)
+            autodiff(Reverse, into, Const, Duplicated(y, basis(y, first)), Duplicated(x, dx))
+            J[first, :] .= vec(dx)
+        else
+            dxs = map(_ -> zero(x), rows)
+            autodiff(Reverse, into, Const, BatchDuplicated(y, map(i -> basis(y, i), rows)), BatchDuplicated(x, dxs))
+            for (k, i) in enumerate(rows)
+                i >= first && (J[i, :] .= vec(dxs[k]))
+            end
+        end
     end
     return J
 end

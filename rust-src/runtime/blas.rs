@@ -294,7 +294,8 @@ impl<T: Float> Gemm<T> {
 /// Reverse mode, forward sweep: copies what `blas_reverse` needs.
 ///
 /// # Safety
-/// As `blas_tangent`; the result must go to `blas_reverse` exactly once.
+/// As `blas_tangent`; the result must go to `blas_reverse`, the last time with `last`
+/// set (once per batch lane).
 pub unsafe extern "C" fn blas_save(op: u32, args: *const u64) -> *mut Saved {
     let saved = if op & SINGLE != 0 { save::<f32>(op, args) } else { save::<f64>(op, args) };
     Box::into_raw(Box::new(saved))
@@ -341,17 +342,20 @@ unsafe fn save<T: Float>(op: u32, args: *const u64) -> Saved {
 }
 
 /// Reverse mode, reverse sweep: accumulates the adjoints into the shadows (`d` is the
-/// adjoint of dot's result) and frees the saved copy.
+/// adjoint of dot's result; one batch lane per call) and, when `last` is nonzero, frees
+/// the saved copy.
 ///
 /// # Safety
-/// `saved` comes from `blas_save` for the same call; `shadows` as in `blas_tangent`
-/// (the shadows have the leading dimensions of the primal arrays).
-pub unsafe extern "C" fn blas_reverse(saved: *mut Saved, shadows: *const u64, d: f64) {
-    let saved = Box::from_raw(saved);
-    if saved.op & SINGLE != 0 {
-        reverse::<f32>(&saved, shadows, d)
+/// `saved` comes from `blas_save` for the same call and was not freed; `shadows` as in
+/// `blas_tangent` (the shadows have the leading dimensions of the primal arrays).
+pub unsafe extern "C" fn blas_reverse(saved: *mut Saved, shadows: *const u64, d: f64, last: u32) {
+    if (*saved).op & SINGLE != 0 {
+        reverse::<f32>(&*saved, shadows, d)
     } else {
-        reverse::<f64>(&saved, shadows, d)
+        reverse::<f64>(&*saved, shadows, d)
+    }
+    if last != 0 {
+        drop(Box::from_raw(saved));
     }
 }
 

@@ -4,8 +4,12 @@
 //!
 //! - `h.aug(params..., shadows..., tape) -> ret`: `h`'s body as a forward sweep, pushing
 //!   what its reverse needs onto the tape;
-//! - `h.rev(params..., shadows..., seed, tape) -> {adjoints of float params}`: `h`'s
+//! - `h.rev(params..., shadows..., seeds..., tape) -> {adjoints of float params}`: `h`'s
 //!   reverse sweep, popping exactly what `h.aug` pushed.
+//!
+//! In batch mode (`width` lanes) each shadowed parameter has `width` shadows, one per
+//! lane, side by side; `h.rev` takes one seed per lane and returns, per float
+//! parameter, one adjoint per lane.
 //!
 //! Calls nest, so one LIFO tape serves the whole call tree: a call site runs `h.aug` in
 //! the caller's forward sweep and `h.rev` at the same point of its reverse sweep.
@@ -28,19 +32,19 @@ pub struct Pattern {
 }
 
 impl Pattern {
-    /// For each of `n` parameters, the index of its shadow when the shadows directly
-    /// follow the `n` primal parameters.
-    pub fn shadow_params(&self, n: usize) -> Vec<Option<usize>> {
-        let mut next = n;
-        self.shadowed
-            .iter()
-            .map(|s| {
-                s.map(|_| {
-                    next += 1;
-                    next - 1
-                })
-            })
-            .collect()
+    /// Per batch lane, per parameter, the index of the parameter holding its shadow in
+    /// that lane, when the shadows start at parameter `first`: each shadowed parameter's
+    /// `width` lanes side by side, in parameter order.
+    pub fn shadow_lanes(&self, first: usize, width: usize) -> Vec<Vec<Option<usize>>> {
+        let mut lanes = vec![vec![None; self.shadowed.len()]; width];
+        let mut next = first;
+        for k in (0..self.shadowed.len()).filter(|&k| self.shadowed[k].is_some()) {
+            for lane in lanes.iter_mut() {
+                lane[k] = Some(next);
+                next += 1;
+            }
+        }
+        lanes
     }
 
     /// The pattern of call `call` in a function whose memory analysis is `mem`.
@@ -62,6 +66,8 @@ pub struct Pair {
     pub float_params: Vec<usize>,
     /// Whether `h` returns a float (then `h.rev` takes its adjoint as the seed).
     pub ret_float: bool,
+    /// Batch lanes: shadows and seeds per value.
+    pub width: usize,
 }
 
 /// The forward-mode derivative function of one callee:
@@ -108,8 +114,9 @@ impl<'m> Callees<'m> {
         }
     }
 
-    /// The pair of `h` for `pattern`, declared now and defined by `generate_all`.
-    pub fn reverse_pair(&self, h: Value, pattern: Pattern) -> Result<Pair> {
+    /// The pair of `h` for `pattern` and `width` lanes, declared now and defined by
+    /// `generate_all`.
+    pub fn reverse_pair(&self, h: Value, pattern: Pattern, width: usize) -> Result<Pair> {
         if let Some(p) = self.pairs.borrow().get(&h) {
             if p.pattern != pattern {
                 return Err(different_patterns(h));
@@ -118,8 +125,12 @@ impl<'m> Callees<'m> {
         }
         let m = self.m;
         let params: Vec<Type> = h.params().iter().map(|p| p.ty()).collect();
-        let shadows: Vec<Type> =
-            params.iter().zip(&pattern.shadowed).filter(|(_, s)| s.is_some()).map(|(t, _)| *t).collect();
+        let shadows: Vec<Type> = params
+            .iter()
+            .zip(&pattern.shadowed)
+            .filter(|(_, s)| s.is_some())
+            .flat_map(|(t, _)| std::iter::repeat_n(*t, width))
+            .collect();
         let float_params: Vec<usize> = (0..params.len()).filter(|&k| params[k].is_floating()).collect();
         let ret = h.return_type();
         let ret_float = ret.is_floating();
@@ -129,17 +140,17 @@ impl<'m> Callees<'m> {
         let mut rev_params = params.clone();
         rev_params.extend(&shadows);
         if ret_float {
-            rev_params.push(ret);
+            rev_params.extend(std::iter::repeat_n(ret, width));
         }
         rev_params.push(m.ptr());
-        let adjoints: Vec<Type> = float_params.iter().map(|&k| params[k]).collect();
+        let adjoints: Vec<Type> = float_params.iter().flat_map(|&k| std::iter::repeat_n(params[k], width)).collect();
         let rev_ret = if adjoints.is_empty() { m.void() } else { m.struct_type(&adjoints) };
         let base = h.name();
         let aug = m.add_function(&format!("{base}.aug"), m.fn_type(ret, &aug_params));
         let rev = m.add_function(&format!("{base}.rev"), m.fn_type(rev_ret, &rev_params));
         aug.set_internal();
         rev.set_internal();
-        let pair = Pair { aug, rev, pattern, float_params, ret_float };
+        let pair = Pair { aug, rev, pattern, float_params, ret_float, width };
         self.pairs.borrow_mut().insert(h, pair.clone());
         self.queue.borrow_mut().push(h);
         Ok(pair)
@@ -187,15 +198,7 @@ impl<'m> Callees<'m> {
             let fwd = self.forwards.borrow().get(&h).cloned();
             if let Some(fwd) = fwd {
                 let n = h.params().len();
-                // Shadow parameters: for each shadowed pointer parameter, one per lane.
-                let mut next = n + fwd.float_params.len() * fwd.width;
-                let mut lanes = vec![vec![None; n]; fwd.width];
-                for k in (0..n).filter(|&k| fwd.pattern.shadowed[k].is_some()) {
-                    for lane in lanes.iter_mut() {
-                        lane[k] = Some(next);
-                        next += 1;
-                    }
-                }
+                let lanes = fwd.pattern.shadow_lanes(n + fwd.float_params.len() * fwd.width, fwd.width);
                 let frame = Frame::build_callee(self.m, h, fwd.f, &lanes, None)?;
                 let pattern = Pair {
                     aug: fwd.f,
@@ -203,6 +206,7 @@ impl<'m> Callees<'m> {
                     pattern: fwd.pattern.clone(),
                     float_params: fwd.float_params.clone(),
                     ret_float: fwd.ret_float,
+                    width: fwd.width,
                 };
                 let (mem, act) = analyze(&frame, &pattern)?;
                 super::forward::differentiate_callee(self.m, &frame, &act, &mem, callee_name, &fwd, self)?;
@@ -210,13 +214,8 @@ impl<'m> Callees<'m> {
             }
             let pair = self.pairs.borrow()[&h].clone();
             let n = h.params().len();
-            let frame = Frame::build_callee(
-                self.m,
-                h,
-                pair.aug,
-                &[pair.pattern.shadow_params(n)],
-                Some(pair.aug.params().len() - 1),
-            )?;
+            let lanes = pair.pattern.shadow_lanes(n, pair.width);
+            let frame = Frame::build_callee(self.m, h, pair.aug, &lanes, Some(pair.aug.params().len() - 1))?;
             let (mem, act) = analyze(&frame, &pair)?;
             super::reverse::differentiate_callee(self.m, &frame, &act, &mem, callee_name, &pair, self)?;
         }

@@ -277,12 +277,13 @@ pub mod blas_call {
         b.call_typed(fty, m.const_address(f), &[m.const_int(m.int(32), op as u64), args])
     }
 
-    /// `blas_reverse(saved, shadows, d)`.
-    pub fn reverse(b: &Builder, saved: Value, shadows: Value, d: Value) {
+    /// `blas_reverse(saved, shadows, d, last)`.
+    pub fn reverse(b: &Builder, saved: Value, shadows: Value, d: Value, last: bool) {
         let m = b.m;
-        let fty = m.fn_type(m.void(), &[m.ptr(), m.ptr(), m.f64()]);
+        let i32t = m.int(32);
+        let fty = m.fn_type(m.void(), &[m.ptr(), m.ptr(), m.f64(), i32t]);
         let f = crate::runtime::blas::blas_reverse as *const () as usize;
-        b.call_typed(fty, m.const_address(f), &[saved, shadows, d]);
+        b.call_typed(fty, m.const_address(f), &[saved, shadows, d, m.const_int(i32t, u64::from(last))]);
     }
 
     /// The call's arguments.

@@ -19,6 +19,10 @@
 //! block, seeding the returned value's adjoint; the reverse block of the first block
 //! jumps to the exit, which writes the adjoints of the active arguments.
 //!
+//! Batch mode (`width` lanes) runs one forward sweep for `width` cotangents: every
+//! active value has one adjoint slot per lane and every shadowed pointer one shadow per
+//! lane; a partial derivative is computed once and scales each lane's adjoint.
+//!
 //! A callee that is not inlined (`calls.rs`) goes through the same code with its sweeps
 //! in two functions: the forward sweep stays in `h.aug` (which pushes the index of the
 //! `ret` it takes), the reverse blocks go into `h.rev`, which sees only its parameters,
@@ -124,7 +128,10 @@ struct Reverse<'a> {
     pairs: HashMap<Value, Pair>,
     /// Calls to rewrite into calls of the callee's `aug`, once the sweeps are built.
     replaced: Vec<(Value, Value)>,
-    adjoint: HashMap<Value, Value>,
+    /// Batch lanes.
+    width: usize,
+    /// Per active value, its adjoint slot in each lane.
+    adjoint: HashMap<Value, Vec<Value>>,
     rev: HashMap<usize, Block>,
     /// Per active instruction: the primal values its partials need...
     needs: HashMap<Value, Vec<Need>>,
@@ -138,8 +145,8 @@ struct Reverse<'a> {
     /// Loops whose iterations are counted (`Cfg::counted_loops`), with the forward
     /// sweep's count (a phi in the header) and the reverse sweep's count (a stack slot).
     loops: Vec<(CountedLoop, Value, Value)>,
-    /// Shadow pointers, built in the forward sweep.
-    shadow: HashMap<Value, Value>,
+    /// Shadow pointers per lane, built in the forward sweep.
+    shadow: Vec<HashMap<Value, Value>>,
     mem: &'a Memory,
 }
 
@@ -154,9 +161,7 @@ pub fn differentiate<'a>(
     callee_name: &dyn Fn(Value) -> Option<String>,
     callees: &'a Callees<'a>,
 ) -> Result<()> {
-    // Copies of differentiated arrays start with a zero adjoint (their forward-mode
-    // tangent would be the copy of the shadow).
-    let shadow = super::shadow::build(m, frame, mem, callee_name, true);
+    let shadow = lane_shadows(m, frame, mem, callee_name);
     let eb = frame.entry_builder(m);
     let tape = Tape::new(m, &eb);
     let tape_rev = tape.with_slot(tape.slot);
@@ -174,7 +179,7 @@ pub fn differentiate_callee<'a>(
     pair: &'a Pair,
     callees: &'a Callees<'a>,
 ) -> Result<()> {
-    let shadow = super::shadow::build(m, frame, mem, callee_name, true);
+    let shadow = lane_shadows(m, frame, mem, callee_name);
     // h.rev's parameters mirror h.aug's: primal parameters and shadows, then the seed
     // (for a float return) and the tape.
     let (aug_params, rev_params) = (pair.aug.params(), pair.rev.params());
@@ -195,6 +200,17 @@ pub fn differentiate_callee<'a>(
     r.run(&eb)
 }
 
+/// The shadow pointers of each batch lane. Copies of differentiated arrays start with a
+/// zero adjoint (their forward-mode tangent would be the copy of the shadow).
+fn lane_shadows(
+    m: &Module,
+    frame: &Frame,
+    mem: &Memory,
+    callee_name: &dyn Fn(Value) -> Option<String>,
+) -> Vec<HashMap<Value, Value>> {
+    frame.shadow_lanes.iter().map(|roots| super::shadow::build_lane(m, frame, roots, mem, callee_name, true)).collect()
+}
+
 impl<'a> Reverse<'a> {
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -202,7 +218,7 @@ impl<'a> Reverse<'a> {
         frame: &'a Frame,
         act: &'a Activity,
         mem: &'a Memory,
-        shadow: HashMap<Value, Value>,
+        shadow: Vec<HashMap<Value, Value>>,
         sweep: Sweep<'a>,
         tape: Tape,
         tape_rev: Tape,
@@ -219,6 +235,7 @@ impl<'a> Reverse<'a> {
             callees,
             pairs: HashMap::new(),
             replaced: Vec::new(),
+            width: shadow.len(),
             adjoint: HashMap::new(),
             rev: HashMap::new(),
             needs: HashMap::new(),
@@ -283,9 +300,14 @@ impl<'a> Reverse<'a> {
             self.frame.primal.iter().flatten().copied().chain(self.cfg.blocks.iter().flat_map(|b| b.instructions()));
         for v in values.collect::<Vec<_>>() {
             let Some(tt) = tangent_type(self.m, v.ty()).filter(|_| self.act.is_active(v)) else { continue };
-            let slot = eb.alloca(tt, &format!("{}.adj", v.name()));
-            eb.store(self.m.const_null(tt), slot);
-            self.adjoint.insert(v, slot);
+            let slots = (0..self.width)
+                .map(|lane| {
+                    let slot = eb.alloca(tt, &format!("{}.adj{lane}", v.name()));
+                    eb.store(self.m.const_null(tt), slot);
+                    slot
+                })
+                .collect();
+            self.adjoint.insert(v, slots);
         }
     }
 
@@ -335,16 +357,26 @@ impl<'a> Reverse<'a> {
         }
     }
 
-    fn need_value(&self, inst: Value, n: Need) -> Value {
+    /// The value `n` of `inst` in batch lane `lane` (only shadows differ between lanes).
+    fn need_value(&self, inst: Value, n: Need, lane: usize) -> Value {
+        let shadow = &self.shadow[lane];
         match n {
             Need::Op(k) => inst.operand(k),
             Need::Result => inst,
             // Shadows exist for every shadowed pointer (memory analysis), so a missing
             // one is an engine bug caught by the verifier as a use of `undef`.
             Need::Shadow(k) => {
-                self.shadow.get(&inst.operand(k)).copied().unwrap_or_else(|| self.m.const_null(inst.operand(k).ty()))
+                shadow.get(&inst.operand(k)).copied().unwrap_or_else(|| self.m.const_null(inst.operand(k).ty()))
             }
-            Need::ResultShadow => self.shadow.get(&inst).copied().unwrap_or_else(|| self.m.const_null(inst.ty())),
+            Need::ResultShadow => shadow.get(&inst).copied().unwrap_or_else(|| self.m.const_null(inst.ty())),
+        }
+    }
+
+    /// The values of need `n` in every lane (one for a primal value).
+    fn need_values(&self, inst: Value, n: Need) -> Vec<Value> {
+        match n {
+            Need::Shadow(_) | Need::ResultShadow => (0..self.width).map(|l| self.need_value(inst, n, l)).collect(),
+            Need::Op(_) | Need::Result => vec![self.need_value(inst, n, 0)],
         }
     }
 
@@ -382,7 +414,7 @@ impl<'a> Reverse<'a> {
                     }
                     Rule::Call => {
                         let callee = inst.called_function().expect("Rule::Call is a direct call");
-                        let pair = self.callees.reverse_pair(callee, Pattern::of_call(inst, self.mem))?;
+                        let pair = self.callees.reverse_pair(callee, Pattern::of_call(inst, self.mem), self.width)?;
                         let n = inst.call_arg_count();
                         needs.extend((0..n).map(Need::Op));
                         needs.extend((0..n).filter(|&k| pair.pattern.shadowed[k].is_some()).map(Need::Shadow));
@@ -391,8 +423,7 @@ impl<'a> Reverse<'a> {
                     _ => {}
                 }
                 let mut items = Vec::new();
-                for &n in &needs {
-                    let v = self.need_value(inst, n);
+                for v in needs.iter().flat_map(|&n| self.need_values(inst, n)) {
                     let source = self.source_of(v);
                     if source == Source::Pop {
                         let mut leaves = Vec::new();
@@ -586,7 +617,7 @@ impl<'a> Reverse<'a> {
                     let n = inst.call_arg_count();
                     let mut args: Vec<Value> = (0..n).map(|k| inst.operand(k)).collect();
                     for k in (0..n).filter(|&k| pair.pattern.shadowed[k].is_some()) {
-                        args.push(self.need_value(inst, Need::Shadow(k)));
+                        args.extend(self.need_values(inst, Need::Shadow(k)));
                     }
                     args.push(self.tape.slot);
                     let new = b.call(pair.aug, &args);
@@ -623,16 +654,18 @@ impl<'a> Reverse<'a> {
         b
     }
 
-    fn add_adjoint(&self, b: &Builder, v: Value, delta: Value) {
-        if let Some(&slot) = self.adjoint.get(&v) {
+    /// Adds `delta` into the adjoint of `v` in lane `lane` (nothing for inactive `v`).
+    fn add_adjoint(&self, b: &Builder, v: Value, lane: usize, delta: Value) {
+        if let Some(slots) = self.adjoint.get(&v) {
             let tt = tangent_type(self.m, v.ty()).expect("active");
-            accumulate(b, slot, convert(b, delta, tt));
+            accumulate(b, slots[lane], convert(b, delta, tt));
         }
     }
 
-    /// Loads and clears the adjoint of `v` (each dynamic instance consumes its own).
-    fn take_adjoint(&self, b: &Builder, v: Value) -> Value {
-        let slot = self.adjoint[&v];
+    /// Loads and clears the adjoint of `v` in lane `lane` (each dynamic instance
+    /// consumes its own).
+    fn take_adjoint(&self, b: &Builder, v: Value, lane: usize) -> Value {
+        let slot = self.adjoint[&v][lane];
         let tt = tangent_type(self.m, v.ty()).expect("active");
         let d = b.load(tt, slot);
         b.store(self.m.const_null(tt), slot);
@@ -648,7 +681,8 @@ impl<'a> Reverse<'a> {
             let ret = self.cfg.blocks[r].terminator().expect("return block");
             let rb = self.rev_block(r);
             let returned = (ret.num_operands() == 1).then(|| ret.operand(0));
-            let seed = match &self.sweep {
+            // Per lane: the seed's address (the entry) or the seed itself (a callee).
+            let seeds: Vec<Value> = match &self.sweep {
                 Sweep::Entry { req } => {
                     // The entry returns into its own reverse sweep.
                     b.before(ret);
@@ -657,7 +691,11 @@ impl<'a> Reverse<'a> {
                     }
                     b.br(rb);
                     ret.erase();
-                    (req.ret == Act::Active).then_some(self.frame.params[3])
+                    if req.ret == Act::Active {
+                        vec![self.frame.params[3]; self.width]
+                    } else {
+                        vec![]
+                    }
                 }
                 Sweep::Callee { pair, .. } => {
                     // h.aug returns; h.rev must learn which return it took.
@@ -665,15 +703,25 @@ impl<'a> Reverse<'a> {
                         b.before(ret);
                         self.tape.push(&b, m.const_int(m.int(64), k as u64));
                     }
-                    pair.ret_float.then(|| *pair.rev.params().iter().rev().nth(1).expect("seed parameter"))
+                    let params = pair.rev.params();
+                    let first = params.len() - 1 - self.width;
+                    if pair.ret_float {
+                        params[first..params.len() - 1].to_vec()
+                    } else {
+                        vec![]
+                    }
                 }
             };
             b.at_end(rb);
-            if let (Some(v), Some(seed)) = (returned, seed) {
-                if self.act.is_active(v) {
-                    let tt = tangent_type(m, v.ty()).expect("active");
-                    let d = if seed.ty().is_pointer() { b.load(tt, seed) } else { seed };
-                    self.add_adjoint(&b, v, d);
+            if let Some(v) = returned.filter(|&v| self.act.is_active(v)) {
+                let tt = tangent_type(m, v.ty()).expect("active");
+                for (lane, &seed) in seeds.iter().enumerate() {
+                    let d = if seed.ty().is_pointer() {
+                        b.load(tt, b.gep(tt, seed, &[m.const_int(m.int(64), lane as u64)]))
+                    } else {
+                        seed
+                    };
+                    self.add_adjoint(&b, v, lane, d);
                 }
             }
         }
@@ -728,10 +776,10 @@ impl<'a> Reverse<'a> {
             for (_, _, slot) in self.exited_loops(bi).into_iter().rev() {
                 b.store(self.tape_rev.pop(&b, i64t), *slot);
             }
-            let phis: Vec<(Value, Value)> = insts
+            let phis: Vec<(Value, Vec<Value>)> = insts
                 .iter()
                 .filter(|i| i.opcode() == Opcode::LLVMPHI && self.act.is_active(**i))
-                .map(|&p| (p, self.take_adjoint(&b, p)))
+                .map(|&p| (p, (0..self.width).map(|l| self.take_adjoint(&b, p, l)).collect()))
                 .collect();
             let preds = self.cfg.preds[bi].clone();
             if bi == self.cfg.index(self.frame.body_entry) || preds.len() == 1 && preds[0] == 0 {
@@ -779,8 +827,8 @@ impl<'a> Reverse<'a> {
         let req = match &self.sweep {
             Sweep::Entry { req } => *req,
             Sweep::Callee { pair, .. } => {
-                let adjoint_of = |v: Value| match self.adjoint.get(&v) {
-                    Some(&slot) => b.load(v.ty(), slot),
+                let adjoint_of = |v: Value, lane: usize| match self.adjoint.get(&v) {
+                    Some(slots) => b.load(v.ty(), slots[lane]),
                     None => m.const_null(v.ty()),
                 };
                 let fty = pair.rev.return_type();
@@ -790,7 +838,9 @@ impl<'a> Reverse<'a> {
                     let mut agg = m.const_null(fty);
                     for (j, &k) in pair.float_params.iter().enumerate() {
                         let v = self.frame.primal[k].expect("callee parameters are values");
-                        agg = b.insert_value(agg, adjoint_of(v), j as u32);
+                        for lane in 0..self.width {
+                            agg = b.insert_value(agg, adjoint_of(v, lane), (j * self.width + lane) as u32);
+                        }
                     }
                     b.ret(agg);
                 }
@@ -805,12 +855,15 @@ impl<'a> Reverse<'a> {
                 let tt = tangent_type(m, v.ty()).ok_or_else(|| {
                     Error::Unsupported(format!("argument {i} of type {} cannot be Active", v.ty().print()))
                 })?;
-                let d = match self.adjoint.get(&v) {
-                    Some(&slot) => b.load(tt, slot),
-                    None => m.const_null(tt),
-                };
+                // Lane `l`'s adjoint at `shadows[i][l]`.
                 let out = self.frame.shadow_ptr(m, i);
-                b.store(d, out);
+                for lane in 0..self.width {
+                    let d = match self.adjoint.get(&v) {
+                        Some(slots) => b.load(tt, slots[lane]),
+                        None => m.const_null(tt),
+                    };
+                    b.store(d, b.gep(tt, out, &[m.const_int(m.int(64), lane as u64)]));
+                }
             }
         }
         self.tape.free(b);
@@ -818,18 +871,19 @@ impl<'a> Reverse<'a> {
         Ok(())
     }
 
-    fn reverse_lanes(&self, b: &Builder, inst: Value, op: LaneOp, d: Value, env: &dyn Fn(Need) -> Value) {
+    /// `d` is the result's adjoint in lane `lane`.
+    fn reverse_lanes(&self, b: &Builder, inst: Value, op: LaneOp, lane: usize, d: Value, env: &Env) {
         let m = self.m;
         match op {
             LaneOp::Insert => {
-                let idx = env(Need::Op(2));
+                let idx = env(Need::Op(2), lane);
                 let scalar_zero = m.const_null(inst.operand(1).ty());
-                self.add_adjoint(b, inst.operand(0), b.insert_element(d, scalar_zero, idx));
-                self.add_adjoint(b, inst.operand(1), b.extract_element(d, idx));
+                self.add_adjoint(b, inst.operand(0), lane, b.insert_element(d, scalar_zero, idx));
+                self.add_adjoint(b, inst.operand(1), lane, b.extract_element(d, idx));
             }
             LaneOp::Extract => {
                 let v = inst.operand(0);
-                self.add_adjoint(b, v, b.insert_element(m.const_null(v.ty()), d, env(Need::Op(1))));
+                self.add_adjoint(b, v, lane, b.insert_element(m.const_null(v.ty()), d, env(Need::Op(1), lane)));
             }
             LaneOp::Shuffle => {
                 let n = inst.operand(0).ty().vector_size();
@@ -844,20 +898,21 @@ impl<'a> Reverse<'a> {
                         if k < base || k >= base + n {
                             continue;
                         }
-                        let lane = m.const_int(i32t, (k - base) as u64);
+                        let at = m.const_int(i32t, (k - base) as u64);
                         let e = b.extract_element(d, m.const_int(i32t, j as u64));
-                        let sum = b.fadd(b.extract_element(delta, lane), e);
-                        delta = b.insert_element(delta, sum, lane);
+                        let sum = b.fadd(b.extract_element(delta, at), e);
+                        delta = b.insert_element(delta, sum, at);
                     }
-                    self.add_adjoint(b, src, delta);
+                    self.add_adjoint(b, src, lane, delta);
                 }
             }
         }
     }
 
-    /// Reverse of a store or memory intrinsic into shadowed memory.
-    fn reverse_memory_effect(&self, b: &Builder, inst: Value, env: &dyn Fn(Need) -> Value) -> Result<()> {
+    /// Reverse of a store or memory intrinsic into shadowed memory, in lane `lane`.
+    fn reverse_memory_effect(&self, b: &Builder, inst: Value, lane: usize, env: &Env) -> Result<()> {
         let m = self.m;
+        let env = |n: Need| env(n, lane);
         match self.act.rule(inst) {
             // *p = v: v̄ += p̄', p̄' = 0 (the overwritten value's adjoint is dropped).
             Rule::Store => {
@@ -865,7 +920,7 @@ impl<'a> Reverse<'a> {
                 let tt = tangent_type(m, v.ty()).expect("stores into shadowed memory are of floats");
                 let d = b.load(tt, p);
                 b.store(m.const_null(tt), p);
-                self.add_adjoint(b, v, d);
+                self.add_adjoint(b, v, lane, d);
             }
             Rule::MemCopy => {
                 let helper = match self.memory_leaf(inst) {
@@ -901,32 +956,47 @@ impl<'a> Reverse<'a> {
         self.mem.leaf(inst.operand(0)).unwrap_or(crate::request::Leaf::ArrayF64)
     }
 
-    /// `z = h(args...)`: `ā += h.rev(args..., z̄)`, in the reverse sweep at the call.
-    fn reverse_call(&self, b: &Builder, inst: Value, pair: &Pair, env: &dyn Fn(Need) -> Value) -> Result<()> {
+    /// `z = h(args...)`: `ā += h.rev(args..., z̄)`, in the reverse sweep at the call
+    /// (all lanes in one call).
+    fn reverse_call(&self, b: &Builder, inst: Value, pair: &Pair, env: &Env) -> Result<()> {
         let m = self.m;
         let n = inst.call_arg_count();
-        let mut args: Vec<Value> = (0..n).map(|k| env(Need::Op(k))).collect();
-        args.extend((0..n).filter(|&k| pair.pattern.shadowed[k].is_some()).map(|k| env(Need::Shadow(k))));
+        let w = self.width;
+        let mut args: Vec<Value> = (0..n).map(|k| env(Need::Op(k), 0)).collect();
+        for k in (0..n).filter(|&k| pair.pattern.shadowed[k].is_some()) {
+            args.extend((0..w).map(|lane| env(Need::Shadow(k), lane)));
+        }
         if pair.ret_float {
-            let seed =
-                if self.adjoint.contains_key(&inst) { self.take_adjoint(b, inst) } else { m.const_null(inst.ty()) };
-            args.push(seed);
+            for lane in 0..w {
+                let seed = if self.adjoint.contains_key(&inst) {
+                    self.take_adjoint(b, inst, lane)
+                } else {
+                    m.const_null(inst.ty())
+                };
+                args.push(seed);
+            }
         }
         args.push(self.tape_rev.slot);
         let adjoints = b.call(pair.rev, &args);
         for (j, &k) in pair.float_params.iter().enumerate() {
             if self.act.is_active(inst.operand(k)) {
-                self.add_adjoint(b, inst.operand(k), b.extract_value(adjoints, j as u32));
+                for lane in 0..w {
+                    let d = b.extract_value(adjoints, (j * w + lane) as u32);
+                    self.add_adjoint(b, inst.operand(k), lane, d);
+                }
             }
         }
         Ok(())
     }
 
-    fn accumulate_phis(&self, b: &Builder, phis: &[(Value, Value)], pred: usize) {
+    /// `phis` holds each active phi with its adjoint per lane.
+    fn accumulate_phis(&self, b: &Builder, phis: &[(Value, Vec<Value>)], pred: usize) {
         let pb = self.cfg.blocks[pred];
-        for &(phi, d) in phis {
+        for (phi, ds) in phis {
             if let Some((v, _)) = phi.incoming().into_iter().find(|(_, bb)| *bb == pb) {
-                self.add_adjoint(b, v, d);
+                for (lane, &d) in ds.iter().enumerate() {
+                    self.add_adjoint(b, v, lane, d);
+                }
             }
         }
     }
@@ -951,94 +1021,123 @@ impl<'a> Reverse<'a> {
         x
     }
 
-    fn reverse_instruction(&self, b: &Builder, inst: Value) -> Result<()> {
-        let m = self.m;
-        let blas_saved = matches!(self.act.rule(inst), Rule::Blas(_)).then(|| self.tape_rev.pop(b, m.ptr()));
-        if let Some(items) = self.items.get(&inst) {
-            // Pops in reverse push order, then the recomputed values, from them.
-            for (v, source) in items.iter().rev() {
-                if self.popped.borrow().contains_key(v) && *source != Source::Pop {
-                    continue;
-                }
-                let got = match source {
-                    Source::Pop => self.tape_rev.pop(b, v.ty()),
-                    Source::Slot => b.load(v.ty(), self.slots[v]),
-                    Source::Visible | Source::Reuse | Source::Remat => continue,
-                };
-                self.popped.borrow_mut().insert(*v, got);
+    /// Fetches the values `inst`'s partials need, in the reverse block at the builder.
+    fn fetch_items(&self, b: &Builder, inst: Value) -> Result<()> {
+        let Some(items) = self.items.get(&inst) else { return Ok(()) };
+        // Pops in reverse push order, then the recomputed values, from them.
+        for (v, source) in items.iter().rev() {
+            if self.popped.borrow().contains_key(v) && *source != Source::Pop {
+                continue;
             }
-            for (v, source) in items {
-                match source {
-                    Source::Remat => {
-                        self.rebuild(b, *v);
-                    }
-                    Source::Reuse if !self.popped.borrow().contains_key(v) => {
-                        return Err(Error::Internal(format!(
-                            "reverse mode: {} was not popped before {}",
-                            v.print(),
-                            inst.print()
-                        )));
-                    }
-                    _ => {}
+            let got = match source {
+                Source::Pop => self.tape_rev.pop(b, v.ty()),
+                Source::Slot => b.load(v.ty(), self.slots[v]),
+                Source::Visible | Source::Reuse | Source::Remat => continue,
+            };
+            self.popped.borrow_mut().insert(*v, got);
+        }
+        for (v, source) in items {
+            match source {
+                Source::Remat => {
+                    self.rebuild(b, *v);
                 }
+                Source::Reuse if !self.popped.borrow().contains_key(v) => {
+                    return Err(Error::Internal(format!(
+                        "reverse mode: {} was not popped before {}",
+                        v.print(),
+                        inst.print()
+                    )));
+                }
+                _ => {}
             }
         }
-        let env = |n: Need| {
-            let v = self.need_value(inst, n);
-            self.popped.borrow().get(&v).copied().unwrap_or_else(|| self.remap(v))
-        };
-        if let (Rule::Blas(_), Some(saved)) = (self.act.rule(inst), blas_saved) {
+        Ok(())
+    }
+
+    /// BLAS: `saved` (popped) holds the copy the forward sweep made; each lane reads it,
+    /// the last frees it.
+    fn reverse_blas(&self, b: &Builder, inst: Value, saved: Value, env: &Env) {
+        let m = self.m;
+        let n = inst.call_arg_count();
+        for lane in 0..self.width {
             let d = if self.adjoint.contains_key(&inst) {
-                convert(b, self.take_adjoint(b, inst), m.f64())
+                convert(b, self.take_adjoint(b, inst, lane), m.f64())
             } else {
                 m.const_real(m.f64(), 0.0)
             };
-            let n = inst.call_arg_count();
-            let shadows: Vec<Option<Value>> =
-                (0..n).map(|k| self.needs[&inst].contains(&Need::Shadow(k)).then(|| env(Need::Shadow(k)))).collect();
+            let shadows: Vec<Option<Value>> = (0..n)
+                .map(|k| self.needs[&inst].contains(&Need::Shadow(k)).then(|| env(Need::Shadow(k), lane)))
+                .collect();
             let eb = self.rev_entry_builder();
             let words = blas_call::words(b, &eb, &shadows);
-            blas_call::reverse(b, saved, words, d);
+            blas_call::reverse(b, saved, words, d, lane + 1 == self.width);
+        }
+    }
+
+    fn reverse_instruction(&self, b: &Builder, inst: Value) -> Result<()> {
+        let m = self.m;
+        let blas_saved = matches!(self.act.rule(inst), Rule::Blas(_)).then(|| self.tape_rev.pop(b, m.ptr()));
+        self.fetch_items(b, inst)?;
+        let env = |n: Need, lane: usize| {
+            let v = self.need_value(inst, n, lane);
+            self.popped.borrow().get(&v).copied().unwrap_or_else(|| self.remap(v))
+        };
+        if let Some(saved) = blas_saved {
+            self.reverse_blas(b, inst, saved, &env);
             return Ok(());
         }
         if self.act.rule(inst).is_memory_effect() {
-            return self.reverse_memory_effect(b, inst, &env);
+            for lane in 0..self.width {
+                self.reverse_memory_effect(b, inst, lane, &env)?;
+            }
+            return Ok(());
         }
         if let Some(pair) = self.pairs.get(&inst) {
             return self.reverse_call(b, inst, pair, &env);
         }
-        let d = self.take_adjoint(b, inst);
-        match self.act.rule(inst) {
-            // z = *p: p̄' += z̄ (adjoints of memory accumulate).
-            Rule::Load => {
-                let p = env(Need::Shadow(0));
-                let old = b.load(d.ty(), p);
-                b.store(b.fadd(old, d), p);
-            }
-            Rule::Scale { formula, ops } => {
-                for &k in ops {
-                    let x = inst.operand(k);
-                    if self.act.is_active(x) {
-                        let p = formula.partial(k, b, &env).map_err(Error::Internal)?;
-                        self.add_adjoint(b, x, b.fmul(d, p));
+        // Partials are the same in every lane: computed once, applied to each.
+        let primal = |n: Need| env(n, 0);
+        let partials: Vec<(Value, Value)> = match self.act.rule(inst) {
+            Rule::Scale { formula, ops } => ops
+                .iter()
+                .filter(|&&k| self.act.is_active(inst.operand(k)))
+                .map(|&k| Ok((inst.operand(k), formula.partial(k, b, &primal).map_err(Error::Internal)?)))
+                .collect::<Result<_>>()?,
+            _ => Vec::new(),
+        };
+        for lane in 0..self.width {
+            let d = self.take_adjoint(b, inst, lane);
+            match self.act.rule(inst) {
+                // z = *p: p̄' += z̄ (adjoints of memory accumulate).
+                Rule::Load => {
+                    let p = env(Need::Shadow(0), lane);
+                    let old = b.load(d.ty(), p);
+                    b.store(b.fadd(old, d), p);
+                }
+                Rule::Scale { .. } => {
+                    for &(x, p) in &partials {
+                        self.add_adjoint(b, x, lane, b.fmul(d, p));
                     }
                 }
-            }
-            Rule::Cast { op } => self.add_adjoint(b, inst.operand(*op), d),
-            Rule::Select => {
-                let c = env(Need::Op(0));
-                let zero = m.const_null(d.ty());
-                self.add_adjoint(b, inst.operand(1), b.select(c, d, zero));
-                self.add_adjoint(b, inst.operand(2), b.select(c, zero, d));
-            }
-            Rule::Lanes(op) => self.reverse_lanes(b, inst, *op, d, &env),
-            other => {
-                return Err(Error::Internal(format!(
-                    "reverse mode: active value with rule {other:?}: {}",
-                    inst.print()
-                )))
+                Rule::Cast { op } => self.add_adjoint(b, inst.operand(*op), lane, d),
+                Rule::Select => {
+                    let c = env(Need::Op(0), lane);
+                    let zero = m.const_null(d.ty());
+                    self.add_adjoint(b, inst.operand(1), lane, b.select(c, d, zero));
+                    self.add_adjoint(b, inst.operand(2), lane, b.select(c, zero, d));
+                }
+                Rule::Lanes(op) => self.reverse_lanes(b, inst, *op, lane, d, &env),
+                other => {
+                    return Err(Error::Internal(format!(
+                        "reverse mode: active value with rule {other:?}: {}",
+                        inst.print()
+                    )))
+                }
             }
         }
         Ok(())
     }
 }
+
+/// How the reverse sweep reaches need `n` of the instruction being reversed, in a lane.
+type Env<'e> = dyn Fn(Need, usize) -> Value + 'e;

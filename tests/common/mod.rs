@@ -76,9 +76,21 @@ pub fn compile_text(
     args: Vec<ArgSpec>,
     ret: Activity,
 ) -> Result<OxDerivativeFn, oxidase::error::Error> {
+    compile_batch(text, entry, mode, 1, args, ret)
+}
+
+/// `compile_text` with `width` tangents (forward) or cotangents (reverse) per value.
+pub fn compile_batch(
+    text: &str,
+    entry: &str,
+    mode: Mode,
+    width: u32,
+    args: Vec<ArgSpec>,
+    ret: Activity,
+) -> Result<OxDerivativeFn, oxidase::error::Error> {
     let m = Module::parse_ir(text).expect("fixture parses");
     define_runtime_stubs(&m);
-    let req = Request { entry: entry.into(), mode, width: 1, args, ret };
+    let req = Request { entry: entry.into(), mode, width, args, ret };
     let c = oxidase::cache::get_or_compile(&m.to_bitcode(), &req)?;
     Ok(unsafe { std::mem::transmute::<usize, OxDerivativeFn>(c.addr) })
 }
