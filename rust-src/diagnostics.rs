@@ -247,10 +247,11 @@ impl EqualityTest {
     }
 }
 
-/// A result chosen at a special point: a constant, or the tested value itself
-/// (`iszero(x) && return x`, as `cbrt` does).
-fn special_value(v: Value, test: &EqualityTest) -> bool {
-    v.is_constant() || v == test.tested()
+/// A result chosen at a special point: a constant, the tested value itself
+/// (`iszero(x) && return x`, as `cbrt` does), or any value that does not depend on the
+/// active inputs (`x == 1 && return atan(y)`, as `atan(y, x)` does).
+fn special_value(v: Value, test: &EqualityTest, act: &Activity) -> bool {
+    v.is_constant() || v == test.tested() || !act.is_varied(v)
 }
 
 fn insert_special_points(m: &Module, cfg: &Cfg, live: &[bool], act: &Activity, user: &str, marker: Value) -> usize {
@@ -279,14 +280,30 @@ fn insert_special_points(m: &Module, cfg: &Cfg, live: &[bool], act: &Activity, u
                 continue;
             }
             for (v, pred) in phi.incoming() {
-                let Some(t) = pred.terminator() else { continue };
+                // The conditional branch the value's path starts at: the predecessor's,
+                // or up a chain of blocks entered only from the one before (where
+                // `atan(y, x)` computes `atan(y)` when `x == 1`).
+                let (mut from, mut into) = (cfg.index(pred), *bb);
+                let mut t = pred.terminator();
+                for _ in 0..4 {
+                    match t {
+                        Some(tt) if tt.opcode() == Opcode::LLVMBr && tt.num_operands() == 1 => {
+                            let [p] = cfg.preds[from][..] else { break };
+                            into = cfg.blocks[from];
+                            from = p;
+                            t = cfg.blocks[p].terminator();
+                        }
+                        _ => break,
+                    }
+                }
+                let Some(t) = t else { continue };
                 if t.opcode() != Opcode::LLVMBr || t.num_operands() != 3 {
                     continue;
                 }
                 let Some(test) = equality_test(t.operand(0), act) else { continue };
                 // Operands of a conditional br: cond, false dest, true dest.
                 let dest = t.operand(if test.cond_true_when_equal { 2 } else { 1 });
-                if Block(crate::llvm::value_as_block(dest)) != *bb || !special_value(v, &test) {
+                if Block(crate::llvm::value_as_block(dest)) != into || !special_value(v, &test, act) {
                     continue;
                 }
                 mark(&b, t, &test);
@@ -299,7 +316,7 @@ fn insert_special_points(m: &Module, cfg: &Cfg, live: &[bool], act: &Activity, u
             }
             let Some(test) = equality_test(sel.operand(0), act) else { continue };
             let chosen_when_equal = sel.operand(if test.cond_true_when_equal { 1 } else { 2 });
-            if !special_value(chosen_when_equal, &test) {
+            if !special_value(chosen_when_equal, &test, act) {
                 continue;
             }
             mark(&b, sel, &test);

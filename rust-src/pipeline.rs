@@ -84,7 +84,11 @@ pub fn synthesize(m: &Module, req: &Request, name: &str, layout: &str, triple: &
     dump("prepared", m);
     let ret_ty = f.return_type();
     let array_result = req.mode == Mode::Forward && ret_ty.is_pointer();
-    if req.ret != Act::Const && crate::rules::tangent_type(m, ret_ty).is_none() && !array_result {
+    if req.ret != Act::Const
+        && crate::rules::tangent_type(m, ret_ty).is_none()
+        && !array_result
+        && f.sret_type().is_none()
+    {
         return Err(Error::Unsupported(format!(
             "the return value of `{}` has type {}; only Float64/Float32 returns can be differentiated yet",
             crate::names::julia_name(&req.entry),
@@ -110,6 +114,8 @@ pub fn synthesize(m: &Module, req: &Request, name: &str, layout: &str, triple: &
             }
         })
         .collect();
+    // A result in memory (forward mode): its tangent memory is shadowed like an argument's.
+    let roots: Vec<(Value, Leaf)> = roots.into_iter().chain(frame.result_memory).collect();
     let (mem, act) = analyze(m, frame.g, &roots, &active_params, ret_active, &user_name)?;
     crate::diagnostics::insert(m, frame.g, &act, &user_name);
     let callees = transform::calls::Callees::new(m);

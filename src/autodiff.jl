@@ -24,7 +24,8 @@ Results, as in Enzyme.jl 0.11:
 - `ReverseWithPrimal`: `(adjoints, primal)`.
 - `Forward`: `(primal, tangent)` for a `Duplicated` return, `(tangent,)` for
   `DuplicatedNoNeed`, `()` for `Const`. The tangent is the directional derivative along
-  the `dval`s of the `Duplicated` arguments.
+  the `dval`s of the `Duplicated` arguments, of the result's type (an array, or a
+  struct or tuple of floats, for such results).
 
 ```julia
 rosenbrock(x, y) = (1.0 - x)^2 + 100.0 * (y - x^2)^2
@@ -34,7 +35,8 @@ autodiff(Forward, rosenbrock, Duplicated, Const(1.0), Duplicated(3.0, 1.0))  # (
 
 Currently supported: `Float64` and `Float32` results; arguments that are `Float64`,
 `Float32`, structs and tuples of them, integers, `Bool` or singletons; `f` any function
-(a closure's captured data is constant, as in Enzyme).
+(a closure's captured data is constant, as in Enzyme, or differentiated when `f` is
+passed as `Duplicated(f, df)`).
 Other cases raise a [`DifferentiationError`](@ref) (see `docs/limitations.md`);
 annotations that make no sense in the mode (an `Active` argument in forward mode) raise
 an `ArgumentError`. Exceptions thrown by `f` itself propagate unchanged.
@@ -43,32 +45,45 @@ an `ArgumentError`. Exceptions thrown by `f` itself propagate unchanged.
 # passes along, and an unspecialized `f` costs a dynamic dispatch and an allocation on
 # every cached call.
 function autodiff(mode::Mode, f::F, ::Type{RA}, args::Vararg{Any,N}) where {F,RA<:Annotation,N}
-    fn = function_value(f)
+    fa = function_annotation(f)
+    fn = function_value(fa)
     anns = map(annotate, args)
     check_shapes(anns)
-    compiled = derivative(mode, fn, RA, anns)
+    check_shape(0, fa)
+    compiled = derivative(mode, fa, RA, anns)
     s = @inbounds compiled.scratch[Threads.threadid()]
-    store_function!(s, fn)
-    GC.@preserve fn begin
+    store_function!(s, fa)
+    GC.@preserve fa begin
         # Array results take their own (allocating) path; deciding it from the inferred
         # result type keeps the scalar path's result type concrete.
-        if mode isa ForwardMode && Core.Compiler.return_type(fn, primal_types(anns)) <: AbstractArray
+        RT = Core.Compiler.return_type(fn, primal_types(anns))
+        if mode isa ForwardMode && RT <: AbstractArray
             return forward_result(RA, call_forward_array(compiled, s, anns)...)
+        end
+        # A struct or tuple result, whose type inference knows here (the scalar path
+        # branches on Float64 and Float32 only).
+        if mode isa ForwardMode && RT !== Union{} && isbitstype(RT) && !(RT <: AbstractFloat) && !is_ghost(RT)
+            return forward_result(RA, call_forward(compiled, s, RT, anns)...)
         end
         return call_derivative(mode, compiled, s, RA, anns)
     end
 end
 
 function autodiff(mode::Mode, f::F, args::Vararg{Any,N}) where {F,N}
-    fn = function_value(f)
+    fa = function_annotation(f)
     anns = map(annotate, args)
-    return autodiff(mode, fn, default_return_activity(mode, fn, anns), anns...)
+    return autodiff(mode, fa, default_return_activity(mode, function_value(fa), anns), anns...)
 end
 
-function_value(f::Const) = f.val
-function_value(f::Annotation) =
-    throw(DifferentiationError("not yet supported: differentiating with respect to the " *
-                               "function itself ($(typeof(f).name.name) function annotation)"))
+# The function as the cache and the call see it: itself when it is constant (plain or
+# `Const`), `Duplicated(f, df)` when its captured data is differentiated.
+function_annotation(f::Const) = f.val
+function_annotation(f::Union{Duplicated,DuplicatedNoNeed}) = f
+function_annotation(f::Annotation) =
+    throw(ArgumentError("Oxidase: the function can be annotated Const or Duplicated, not " *
+                        "$(typeof(f).name.name)"))
+function_annotation(f) = f
+function_value(fa::Union{Duplicated,DuplicatedNoNeed}) = fa.val
 function_value(f) = f
 
 # Enzyme 0.11's guess: an active float return in reverse mode, otherwise constant; a
@@ -157,16 +172,20 @@ end
 # (`@nospecialize`) and precompiled with the package (src/precompile.jl): the first
 # gradient of each new function then pays for extraction and the engine, not for
 # compiling this code again.
-function compile_derivative(@nospecialize(mode::Mode), @nospecialize(fn), @nospecialize(types),
+function compile_derivative(@nospecialize(mode::Mode), @nospecialize(fa), @nospecialize(types),
                             @nospecialize(RA::Type), @nospecialize(anns::Tuple))
+    fn = function_value(fa)
     name = signature_string(fn, types)
     ret_activity = return_activity(mode, RA, name)
-    descs = ArgDesc[function_desc(fn, name)]
+    descs = ArgDesc[function_desc(mode, fa, name)]
     for (i, a) in enumerate(anns)
         push!(descs, argument_desc(mode, a, i, name))
     end
     world = Base.get_world_counter()
     RT = return_type(fn, types, anns, name, mode, RA)
+    # A struct result in forward mode is written through memory whose tangent the
+    # derivative writes too, even when it is not wanted (`dret` has room for it).
+    mode isa ForwardMode && is_float_struct(RT) && (ret_activity = OX_DUPLICATED)
     ir = Extract.extract_bitcode(fn, types)
     width = batch_width(anns)
     if width > 1 && any(a -> a isa Union{Duplicated,DuplicatedNoNeed}, anns)
@@ -184,7 +203,7 @@ function compile_derivative(@nospecialize(mode::Mode), @nospecialize(fn), @nospe
     sig = Tuple{Core.Typeof(fn), types.parameters...}
     scratch = Scratch[]
     for _ in 1:Threads.nthreads()   # (a loop, not a comprehension: no closure to compile per signature)
-        push!(scratch, Scratch(mode, RT, fn, anns))
+        push!(scratch, Scratch(mode, RT, fa, anns))
     end
     pause_gc = derivative_flags(fptr) & OX_FLAG_PAUSE_GC != 0
     return CompiledDerivative(fptr, RT, ci, ci.def.def::Method, sig, world, scratch, pause_gc)
@@ -216,10 +235,13 @@ function return_activity(::ReverseMode, @nospecialize(RA::Type), name)
     throw(ArgumentError("Oxidase: unknown return annotation $RA"))
 end
 
-# The function is constant, as in Enzyme: a closure's captured data is passed to the
-# derivative (by value or by reference, like a Const argument) and gets no derivative.
-function function_desc(@nospecialize(fn), name)
-    F = Core.Typeof(fn)
+# The function is constant by default, as in Enzyme: a closure's captured data is passed
+# to the derivative (by value or by reference, like a Const argument) and gets no
+# derivative. `Duplicated(f, df)` differentiates it like an argument: `df` is a closure
+# (or callable struct) of the same type holding the shadows.
+function function_desc(@nospecialize(mode::Mode), @nospecialize(fa), name)
+    fa isa Annotation && return argument_desc(mode, fa, 0, name)
+    F = Core.Typeof(fa)
     is_ghost(F) && return arg_desc(F, OX_CONST)
     check_argument_type(F, 0, name, true)
     return arg_desc(F, OX_CONST)
@@ -240,7 +262,7 @@ end
 # and tuples of Float64 (or of Float32) only, for now.
 function check_argument_type(@nospecialize(T), i, name, constant::Bool)
     (is_ghost(T) || T === Float64 || T === Float32) && return
-    where_ = "argument $i has type $T"
+    where_ = i == 0 ? "the function has type $T" : "argument $i has type $T"
     T <: AbstractFloat && throw(DifferentiationError(
         "cannot differentiate $name: not yet supported: floating-point types other than " *
         "Float64 and Float32 ($where_)"))
@@ -305,6 +327,12 @@ function argument_activity(@nospecialize(mode::Mode), @nospecialize(a::Annotatio
     end
     # Duplicated, DuplicatedNoNeed
     is_boxed(T) && return OX_DUPLICATED   # (shapes: `check_shapes`, on every call)
+    if mode isa ReverseMode && i == 0
+        throw(ArgumentError(
+            "Oxidase: Duplicated($name) in reverse mode differentiates data the function holds " *
+            "in arrays; its captured data has the immutable type $T (capture arrays, or pass " *
+            "the numbers as Active arguments)"))
+    end
     if mode isa ReverseMode
         throw(ArgumentError(
             "Oxidase: $(typeof(a).name.name) is for mutable data in reverse mode; argument " *
@@ -323,7 +351,7 @@ end
     check_shape(i, a)
     _check_shapes(i + 1, rest...)
 end
-check_shape(i, a::Annotation) = nothing
+check_shape(i, a) = nothing
 check_shape(i, a::Union{Duplicated,DuplicatedNoNeed}) = same_shape(a.val, a.dval) || shape_error(i, a.val, a.dval)
 function check_shape(i, a::Union{BatchDuplicated,BatchDuplicatedNoNeed})
     for d in a.dval
@@ -367,6 +395,8 @@ function return_type(@nospecialize(fn), @nospecialize(types), @nospecialize(anns
     if mode isa ForwardMode && RT !== Union{} && RT <: Union{Array{Float64},Array{Float32}}
         RA <: Const || RA <: Union{Duplicated,DuplicatedNoNeed,BatchDuplicated,BatchDuplicatedNoNeed} && return RT
     end
+    # Forward mode: a struct or tuple of floats has a tangent of its own type.
+    mode isa ForwardMode && RT !== Union{} && is_float_struct(RT) && return RT
     if RT === Union{}
         Base.invokelatest(fn, map(a -> a.val, anns)...)
         throw(DifferentiationError("cannot differentiate $name: it is inferred never to return"))
@@ -378,7 +408,8 @@ function return_type(@nospecialize(fn), @nospecialize(types), @nospecialize(anns
     end
     throw(DifferentiationError(
         "cannot differentiate $name: it returns $RT; not yet supported: results other " *
-        "than Float64 and Float32"))
+        "than Float64 and Float32 (and, in forward mode, structs and tuples of Float64 or " *
+        "of Float32 alone)"))
 end
 
 # --- the call ------------------------------------------------------------------------
@@ -405,9 +436,9 @@ function forward_result(::Type{RA}, primal, tangent) where {RA}
 end
 
 # Batch tangents come back as a NamedTuple keyed 1, 2, ..., as in Enzyme.
-function forward_result(::Type{RA}, primal, tangents::NTuple{N,Any}) where {RA,N}
+function forward_result(::Type{RA}, primal, lanes::Lanes{<:NTuple{N,Any}}) where {RA,N}
     RA <: Const && return ()
-    named = NamedTuple{batch_names(Val(N))}(tangents)
+    named = NamedTuple{batch_names(Val(N))}(lanes.tangents)
     RA <: Union{DuplicatedNoNeed,BatchDuplicatedNoNeed} && return (named,)
     return (primal, named)
 end

@@ -24,10 +24,12 @@ has_shadow(::ReverseMode, a::Annotation) =
     a isa Active ||
     a isa Union{Duplicated,DuplicatedNoNeed,BatchDuplicated,BatchDuplicatedNoNeed} && is_boxed(Core.Typeof(a.val))
 
-function Scratch(@nospecialize(mode::Mode), @nospecialize(RT::Type), @nospecialize(fn), @nospecialize(anns::Tuple))
+function Scratch(@nospecialize(mode::Mode), @nospecialize(RT::Type), @nospecialize(fa), @nospecialize(anns::Tuple))
     n = length(anns)
-    F = Core.Typeof(fn)
+    F = Core.Typeof(function_value(fa))
     fn_words = is_ghost(F) ? 0 : is_boxed(F) ? 1 : cld(sizeof(F), 8)
+    # The shadow of a Duplicated function: its address, or its bytes.
+    fn_shadow_words = fa isa Annotation && has_shadow(mode, fa) ? fn_words : 0
     width = batch_width(anns)
     sizes = zeros(Int, n)            # 8-byte words per argument
     shadow_sizes = zeros(Int, n)     # `width` tangents or shadow objects, contiguous
@@ -40,11 +42,12 @@ function Scratch(@nospecialize(mode::Mode), @nospecialize(RT::Type), @nospeciali
         end
     end
     ret_words = is_boxed(RT) ? width : cld(width * sizeof(RT), 8)
-    data = zeros(UInt64, fn_words + sum(sizes) + sum(shadow_sizes) + 2 * ret_words + 1)
+    data = zeros(UInt64, fn_words + fn_shadow_words + sum(sizes) + sum(shadow_sizes) + 2 * ret_words + 1)
     argptrs = fill(C_NULL, n + 1)
     shadowptrs = fill(C_NULL, n + 1)
     fn_words > 0 && (argptrs[1] = Ptr{Cvoid}(pointer(data)))
-    next = fn_words
+    fn_shadow_words > 0 && (shadowptrs[1] = Ptr{Cvoid}(pointer(data) + 8 * fn_words))
+    next = fn_words + fn_shadow_words
     for (ptrs, words) in ((argptrs, sizes), (shadowptrs, shadow_sizes)), k in 1:n
         words[k] == 0 && continue
         ptrs[k+1] = Ptr{Cvoid}(pointer(data) + 8 * next)
@@ -72,8 +75,13 @@ end
 # The loops over the arguments recurse over the tuple (slot k + 1 holds argument k):
 # each store and load is typed, nothing is boxed, and the recursion inlines away.
 store_primals!(s::Scratch, anns::Tuple) = (foreach_arg((p, a) -> store!(p, a.val), s.argptrs, anns); nothing)
-# The function's own data (a closure's captured values): nothing for most functions.
+# The function's own data (a closure's captured values): nothing for most functions;
+# and the shadow of a Duplicated function.
 store_function!(s::Scratch, fn) = store!(@inbounds(s.argptrs[1]), fn)
+function store_function!(s::Scratch, fa::Union{Duplicated,DuplicatedNoNeed})
+    store!(@inbounds(s.argptrs[1]), fa.val)
+    store!(@inbounds(s.shadowptrs[1]), fa.dval)
+end
 store_tangents!(s::Scratch, anns::Tuple) = (foreach_arg(store_tangent!, s.shadowptrs, anns); nothing)
 # Adjoints are accumulated into, so they start at zero.
 zero_adjoints!(s::Scratch, anns::Tuple) = (foreach_arg(zero_adjoint!, s.shadowptrs, anns); nothing)
@@ -88,6 +96,12 @@ function store_lanes!(p::Ptr{Cvoid}, ds::NTuple{N,T}) where {N,T}
     stride = isbitstype(T) ? sizeof(T) : sizeof(Ptr{Cvoid})
     for k in 1:N
         store!(p + (k - 1) * stride, ds[k])
+    end
+end
+
+function zero_words!(p::Ptr{Cvoid}, n)
+    for k in 1:n
+        unsafe_store!(Ptr{UInt64}(p), UInt64(0), k)
     end
 end
 
@@ -123,6 +137,8 @@ load_adjoint(p, a) = nothing
 function call_forward(c, s::Scratch, ::Type{RT}, anns::Tuple) where {RT}
     store_primals!(s, anns)
     store_tangents!(s, anns)
+    # A result in memory may leave parts of its tangent unwritten (a constant field).
+    isbitstype(RT) && !(RT <: AbstractFloat) && zero_words!(s.dret, cld(batch_width(anns) * sizeof(RT), 8))
     invoke_compiled(c, s, anns)
     return unsafe_load(Ptr{RT}(s.ret)), load_tangents(s, RT, Val(batch_width(anns)))
 end
@@ -142,12 +158,17 @@ function call_forward_array(c, s::Scratch, anns::Tuple)
     finally
         GC.enable(prev)
     end
-    return primal, width == 1 ? tangents[1] : tangents
+    return primal, width == 1 ? tangents[1] : Lanes(tangents)
 end
 
 load_tangents(s::Scratch, ::Type{RT}, ::Val{1}) where {RT} = unsafe_load(Ptr{RT}(s.dret))
 load_tangents(s::Scratch, ::Type{RT}, ::Val{N}) where {RT,N} =
-    ntuple(k -> unsafe_load(Ptr{RT}(s.dret), k), Val(N))
+    Lanes(ntuple(k -> unsafe_load(Ptr{RT}(s.dret), k), Val(N)))
+
+# The tangents of a batch, one per lane (unlike a tuple, which can be one tangent).
+struct Lanes{T<:Tuple}
+    tangents::T
+end
 
 function call_reverse(c, s::Scratch, ::Type{RT}, seed, anns::Tuple) where {RT}
     store_primals!(s, anns)

@@ -18,7 +18,7 @@ end
 precompile(argument_desc, (Mode, Annotation, Int, String))
 precompile(argument_activity, (Mode, Annotation, Any, Int, String))
 precompile(check_argument_type, (Any, Int, String, Bool))
-precompile(function_desc, (Any, String))
+precompile(function_desc, (Mode, Any, String))
 precompile(arg_desc, (Any, UInt32))
 precompile(signature_string, (Any, Any))
 precompile(Base.return_types, (Any, Any))

@@ -40,6 +40,20 @@ special_one(x) = x == 1.0 ? 2.0 : x * x + 1.0
         @test err !== nothing && occursin("special_one", err.msg)
     end
     @test autodiff(Reverse, special_one, Active, Active(2.0)) == ((4.0,),)
+    # `atan(y, x)` returns `atan(y)` when `x == 1`, computed in a block of its own before
+    # the merge: that value does not depend on `x`, so d/dx there is missing from the
+    # code (it came out 0, silently, before the check followed such chains).
+    for call in (() -> autodiff(Reverse, atan, Active, Const(2.0), Active(1.0)),
+                 () -> autodiff(Forward, atan, Duplicated, Const(2.0), Duplicated(1.0, 1.0)),
+                 () -> autodiff(Forward, (x, y) -> (atan(y, x), x), Duplicated, Duplicated(1.0, 1.0), Const(2.0)))
+        err = caught(call)
+        @test err isa Oxidase.DifferentiationError
+        @test err !== nothing && occursin("equals 1.0", err.msg)
+    end
+    for x in (0.5, -1.0, 1.5)   # elsewhere: -y / (x² + y²)
+        @test autodiff(Reverse, atan, Active, Const(2.0), Active(x))[1][2] ≈ -2 / (x^2 + 4) rtol = 1e-14
+        @test autodiff(Forward, atan, Duplicated, Const(2.0), Duplicated(x, 1.0))[2] ≈ -2 / (x^2 + 4) rtol = 1e-14
+    end
     # Base's elementary functions take their derivative from the math table, so the
     # inputs where their code has none (exp's constant at 1.0, Payne–Hanek reduction of
     # sin/cos beyond ~1.6e6, cbrt's special case at 0) differentiate too.

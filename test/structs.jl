@@ -131,3 +131,50 @@ end
     setfield_bad = typeof(m)(map(k -> k == 1 ? zeros(1, 1) : getfield(bad, k), 1:fieldcount(typeof(m)))...)
     @test_throws DimensionMismatch autodiff(Reverse, f, Active, Duplicated(m, setfield_bad))
 end
+
+# Forward mode on functions returning tuples, named tuples and structs of floats: the
+# tangent has the result's type (one per lane in batch mode), checked against the
+# analytic derivative and central differences, in both branches of an `if`.
+struct Polar
+    r::Float64
+    θ::Float64
+end
+to_polar(x, y) = Polar(sqrt(x^2 + y^2), atan(y, x))
+two_branch(x) = x > 0 ? (x, 2x) : (-x, x^2)
+stats(v) = (mean = sum(v) / length(v), sq = sum(abs2, v), first = v[1])
+fd(f, x; h = 1e-6) = (f(x + h) .- f(x - h)) ./ 2h
+warm_polar() = autodiff(Forward, to_polar, Duplicated, Duplicated(1.5, 1.0), Const(2.0))
+# (Measured in a function: at a testset's top level the result itself would be boxed.)
+polar_allocation() = (warm_polar(); @allocated warm_polar())
+
+@testset "forward mode: struct and tuple results" begin
+    for (x, y) in ((1.5, 2.0), (-0.5, 0.3), (2.0, -3.0))   # (atan(y, x) has no derivative in its code at x == 1)
+        (p, t) = autodiff(Forward, to_polar, Duplicated, Duplicated(x, 1.0), Const(y))
+        @test p == to_polar(x, y)
+        @test t isa Polar
+        @test t.r ≈ x / sqrt(x^2 + y^2) rtol = 1e-14
+        @test t.θ ≈ -y / (x^2 + y^2) rtol = 1e-14
+        (t2,) = autodiff(Forward, to_polar, DuplicatedNoNeed, Const(x), Duplicated(y, 1.0))
+        @test t2.r ≈ y / sqrt(x^2 + y^2) rtol = 1e-14
+        @test t2.θ ≈ x / (x^2 + y^2) rtol = 1e-14
+        (_, lanes) = autodiff(Forward, to_polar, BatchDuplicated, BatchDuplicated(x, (1.0, 0.0)),
+                              BatchDuplicated(y, (0.0, 1.0)))
+        @test lanes[1] == t && lanes[2] == t2
+    end
+    for x in (-3.0, -0.2, 0.4, 3.0)   # both branches
+        (p, t) = autodiff(Forward, two_branch, Duplicated, Duplicated(x, 1.0))
+        @test p == two_branch(x)
+        @test t isa Tuple{Float64,Float64}
+        @test collect(t) ≈ collect(fd(two_branch, x)) rtol = 1e-7
+    end
+    v = [0.5, -1.0, 2.0]
+    (p, t) = autodiff(Forward, stats, Duplicated, Duplicated(v, [1.0, 0.0, 0.0]))
+    @test p == stats(v)
+    @test t == (mean = 1 / 3, sq = 1.0, first = 1.0)
+    @test autodiff(Forward, to_polar, Const, Duplicated(1.5, 1.0), Const(2.0)) == ()
+    @test warm_polar() == autodiff(Forward, to_polar, Duplicated, Duplicated(1.5, 1.0), Const(2.0))
+    @test polar_allocation() == 0
+    # Not (yet): results mixing floats with other types, and struct results in reverse mode.
+    @test_throws Oxidase.DifferentiationError autodiff(Forward, x -> (x, 2), Duplicated, Duplicated(1.0, 1.0))
+    @test_throws Oxidase.DifferentiationError autodiff(Reverse, two_branch, Active, Active(1.0))
+end

@@ -94,6 +94,33 @@ impl Type {
     pub fn vector_size(self) -> u32 {
         unsafe { LLVMGetVectorSize(self.0) }
     }
+    /// An array or struct (nested or not) whose leaves are all the float type `leaf`:
+    /// `(leaf, number of leaves)`.
+    pub fn float_aggregate(self) -> Option<(Type, u64)> {
+        let parts: Vec<Type> = match self.kind() {
+            LLVMTypeKind::LLVMArrayTypeKind => {
+                let n = unsafe { LLVMGetArrayLength2(self.0) };
+                vec![self.element(); n as usize]
+            }
+            LLVMTypeKind::LLVMStructTypeKind => {
+                let n = unsafe { LLVMCountStructElementTypes(self.0) };
+                (0..n).map(|k| Type(unsafe { LLVMStructGetTypeAtIndex(self.0, k) })).collect()
+            }
+            _ if self.is_float() => return Some((self, 1)),
+            _ => return None,
+        };
+        let mut leaf = None;
+        let mut count = 0;
+        for p in parts {
+            let (l, c) = p.float_aggregate()?;
+            if leaf.is_some_and(|x| x != l) {
+                return None;
+            }
+            leaf = Some(l);
+            count += c;
+        }
+        Some((leaf?, count))
+    }
     /// Bits of a scalar float type (16, 32, 64), 0 otherwise.
     pub fn float_bits(self) -> u32 {
         match self.kind() {
@@ -324,6 +351,17 @@ impl Value {
     /// Function: its return type.
     pub fn return_type(self) -> Type {
         Type(unsafe { LLVMGetReturnType(LLVMGlobalGetValueType(self.0)) })
+    }
+    /// Function: the type its first parameter's `sret` attribute names (the memory the
+    /// function writes its result into), if it has one.
+    pub fn sret_type(self) -> Option<Type> {
+        let name = "sret";
+        // SAFETY: `self` is a function; attribute index 1 is its first parameter.
+        unsafe {
+            let kind = LLVMGetEnumAttributeKindForName(name.as_ptr() as *const _, name.len());
+            let attr = LLVMGetEnumAttributeAtIndex(self.0, 1, kind);
+            (!attr.is_null()).then(|| Type(LLVMGetTypeAttributeValue(attr)))
+        }
     }
     /// Function: its function type.
     pub fn function_type(self) -> Type {

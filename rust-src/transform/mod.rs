@@ -34,6 +34,11 @@ pub struct Frame {
     pub params: [Value; 4],
     /// For a callee's augmented forward function: its tape parameter.
     pub tape: Option<Value>,
+    /// A result returned through memory (an `sret` parameter, Julia's convention for
+    /// tuples and structs): the pointer, now `ret`, and its float type. It is the
+    /// extra last entry of `primal`, with the `dret` lanes as its shadows in forward
+    /// mode.
+    pub result_memory: Option<(Value, crate::request::Leaf)>,
 }
 
 impl Frame {
@@ -50,9 +55,44 @@ impl Frame {
 
         let fparams = f.params();
         let mut next = 0usize;
-        let mut primal = Vec::with_capacity(req.args.len());
+        let mut primal = Vec::with_capacity(req.args.len() + 1);
         let width = req.width.max(1) as usize;
         let mut shadow_lanes = vec![vec![None; req.args.len()]; width];
+        // A result in memory: the caller's `ret` buffer takes the place of the `sret`
+        // parameter; `dret` holds its tangent, lane after lane.
+        let mut result_memory = None;
+        let mut result_lanes = vec![None; width];
+        if let Some(ty) = f.sret_type() {
+            let (leaf, size) = match ty.float_aggregate() {
+                Some((l, n)) if l.float_bits() == 64 => (Leaf::F64, 8 * n),
+                Some((l, n)) if l.float_bits() == 32 => (Leaf::F32, 4 * n),
+                _ if req.ret == crate::request::Activity::Const => (Leaf::F64, 0),
+                _ => {
+                    return Err(Error::Unsupported(format!(
+                        "`{}` returns {}; a differentiated struct or tuple result must hold Float64 (or Float32) alone",
+                        crate::names::julia_name(&f.name()),
+                        ty.print()
+                    )))
+                }
+            };
+            let p = fparams[0];
+            next = 1;
+            let v = b.addrspace_cast(params[2], p.ty());
+            v.set_name("ret");
+            if req.ret == crate::request::Activity::Duplicated {
+                if req.mode != crate::request::Mode::Forward {
+                    return Err(Error::Unsupported(
+                        "a struct or tuple result can be differentiated in forward mode only".into(),
+                    ));
+                }
+                for (lane, slot) in result_lanes.iter_mut().enumerate() {
+                    let at = b.gep(m.int(8), params[3], &[m.const_int(m.int(64), lane as u64 * size)]);
+                    *slot = Some(b.addrspace_cast(at, p.ty()));
+                }
+                result_memory = Some((v, leaf));
+            }
+            p.replace_all_uses_with(v);
+        }
         for (i, a) in req.args.iter().enumerate() {
             let index = m.const_int(m.int(64), i as u64);
             match a.passing {
@@ -134,8 +174,14 @@ impl Frame {
             bb.move_to_end_of(g);
         }
         let entry_br = b.br(body_entry);
+        if let Some((v, _)) = result_memory {
+            primal.push(Some(v));
+            for (lanes, s) in shadow_lanes.iter_mut().zip(result_lanes) {
+                lanes.push(s);
+            }
+        }
         let shadow = shadow_lanes[0].clone();
-        Ok(Frame { g, entry, entry_br, primal, shadow, shadow_lanes, body_entry, params, tape: None })
+        Ok(Frame { g, entry, entry_br, primal, shadow, shadow_lanes, body_entry, params, tape: None, result_memory })
     }
 
     /// Moves the body of callee `h` into `g`, whose first parameters are `h`'s;
@@ -168,7 +214,8 @@ impl Frame {
         let entry_br = b.br(body_entry);
         let undef = m.const_null(m.ptr());
         let tape = tape_param.map(|i| gp[i]);
-        Ok(Frame { g, entry, entry_br, primal, shadow, shadow_lanes, body_entry, params: [undef; 4], tape })
+        let params = [undef; 4];
+        Ok(Frame { g, entry, entry_br, primal, shadow, shadow_lanes, body_entry, params, tape, result_memory: None })
     }
 
     /// A builder positioned in the entry block, before its branch.
