@@ -179,11 +179,15 @@ mutable structs, anything not isbits.
 """
 is_boxed(@nospecialize(T)) = !is_ghost(T) && !isbitstype(T)
 
-# Arrays of Float64/Float32 say so, and so do structs of Float64 arrays (one entry per
-# field); other objects carry no derivative yet.
+# Arrays of Float64/Float32 say so (an array of structs of Float64 alone is an array of
+# Float64 in memory), and so do structs of Float64 arrays (one entry per field); other
+# objects carry no derivative yet.
 function object_tree(@nospecialize(T))
     T <: Array{Float64} && return [OxTypeEntry(0, OX_TT_ARRAY_F64)]
     T <: Array{Float32} && return [OxTypeEntry(0, OX_TT_ARRAY_F32)]
+    if T <: Array && is_float_struct(eltype(T))
+        return [OxTypeEntry(0, fieldtype(eltype(T), 1) === Float64 ? OX_TT_ARRAY_F64 : OX_TT_ARRAY_F32)]
+    end
     is_array_struct(T) && return [OxTypeEntry(fieldoffset(T, k), OX_TT_FIELD_ARRAY_F64) for k in 1:fieldcount(T)]
     return OxTypeEntry[]
 end

@@ -281,6 +281,7 @@ function check_argument_type(@nospecialize(T), i, name, constant::Bool)
     # Objects: constant ones of any type; differentiated ones are arrays of Float64 or
     # Float32 for now.
     (constant || T <: Union{Array{Float64},Array{Float32}} || is_array_struct(T)) && return
+    T <: Array && is_float_struct(eltype(T)) && return
     throw(DifferentiationError(
         "cannot differentiate $name: not yet supported: differentiating $T (arrays of " *
         "Float64 and Float32 are supported; pass it as Const if it needs no derivative) ($where_)"))

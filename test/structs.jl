@@ -178,3 +178,55 @@ polar_allocation() = (warm_polar(); @allocated warm_polar())
     @test_throws Oxidase.DifferentiationError autodiff(Forward, x -> (x, 2), Duplicated, Duplicated(1.0, 1.0))
     @test_throws Oxidase.DifferentiationError autodiff(Reverse, two_branch, Active, Active(1.0))
 end
+
+# Arrays of isbits structs and tuples of Float64 (or Float32) alone: in memory they are
+# arrays of floats, so `Duplicated(ps, dps)` works in both modes, with `dps` of the same
+# element type; against central differences.
+struct Pt2
+    x::Float64
+    y::Float64
+end
+function coulomb(ps)
+    s = 0.0
+    for i in 1:length(ps)-1, j in i+1:length(ps)
+        s += 1 / sqrt((ps[i].x - ps[j].x)^2 + (ps[i].y - ps[j].y)^2)
+    end
+    return s
+end
+function shifted!(qs, ps, d)
+    for i in eachindex(ps)
+        qs[i] = Pt2(ps[i].x + d * ps[i].y, ps[i].y^2)
+    end
+    return nothing
+end
+products(v) = sum(p[1] * p[2] for p in v)
+
+@testset "arrays of isbits structs" begin
+    ps = [Pt2(0.0, 0.0), Pt2(1.0, 0.5), Pt2(-0.3, 2.0), Pt2(0.7, -1.1)]
+    dps = fill(Pt2(0.0, 0.0), 4)
+    autodiff(Reverse, coulomb, Active, Duplicated(ps, dps))
+    h = 1e-6
+    nudge(k, c, s) = (e = copy(ps); e[k] = Pt2(ps[k].x + s * (c == 1) * h, ps[k].y + s * (c == 2) * h); coulomb(e))
+    for k in 1:4, c in 1:2
+        fd = (nudge(k, c, 1) - nudge(k, c, -1)) / 2h
+        @test getfield(dps[k], c) ≈ fd rtol = 1e-7
+        seed = fill(Pt2(0.0, 0.0), 4)
+        seed[k] = Pt2(c == 1 ? 1.0 : 0.0, c == 2 ? 1.0 : 0.0)
+        @test autodiff(Forward, coulomb, Duplicated, Duplicated(ps, seed))[2] ≈ getfield(dps[k], c) rtol = 1e-12
+    end
+    # Written into a struct array: the pullback of a cotangent on qs.
+    qs, dqs = fill(Pt2(0.0, 0.0), 4), fill(Pt2(1.0, 2.0), 4)
+    dps = fill(Pt2(0.0, 0.0), 4)
+    autodiff(Reverse, shifted!, Const, Duplicated(qs, dqs), Duplicated(ps, dps), Const(0.5))
+    @test dps == [Pt2(1.0, 0.5 + 4 * p.y) for p in ps]
+    # Tuples, and Float32.
+    vs, dvs = [(1.0, 2.0), (3.0, 4.0)], [(0.0, 0.0), (0.0, 0.0)]
+    autodiff(Reverse, products, Active, Duplicated(vs, dvs))
+    @test dvs == [(2.0, 1.0), (4.0, 3.0)]
+    ws, dws = [(1.0f0, 2.0f0), (3.0f0, 4.0f0)], [(0.0f0, 0.0f0), (0.0f0, 0.0f0)]
+    autodiff(Reverse, products, Active, Duplicated(ws, dws))
+    @test dws == [(2.0f0, 1.0f0), (4.0f0, 3.0f0)]
+    # Still refused: elements mixing floats with integers.
+    @test_throws Oxidase.DifferentiationError autodiff(Reverse, v -> v[1][1] * v[1][2], Active,
+                                                        Duplicated([(1.0, 2)], [(0.0, 0)]))
+end
