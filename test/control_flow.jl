@@ -71,3 +71,33 @@ end
               dhalve_until_small(x) rtol = 1e-12
     end
 end
+
+# Keyword arguments, and calls on inactive data (an assertion, printing an integer):
+# allowed, with the derivative unchanged. The logging macros are not (yet): they raise
+# a DifferentiationError naming the function, never a wrong value.
+scaled_pow(x; p = 2, c = 1.0) = c * x^p
+with_keywords(x) = scaled_pow(x; p = 3, c = 2.0) + scaled_pow(x)
+function chatty(x, n)
+    @assert x > 0 "x must be positive"
+    n > 100 && println(devnull, "big n: ", n)
+    return x^2 * n
+end
+logged(x) = (@debug "step"; x^2)
+
+@testset "keyword arguments and calls on inactive data" begin
+    for x in (0.5, 1.5)
+        @test autodiff(Reverse, with_keywords, Active, Active(x))[1][1] ≈ 6x^2 + 2x rtol = 1e-14
+        @test autodiff(Forward, with_keywords, Duplicated, Duplicated(x, 1.0))[2] ≈ 6x^2 + 2x rtol = 1e-14
+    end
+    for n in (2, 200)   # both branches of the print
+        @test autodiff(Reverse, chatty, Active, Active(3.0), Const(n)) == ((6.0 * n, nothing),)
+        @test autodiff(Forward, chatty, Duplicated, Duplicated(3.0, 1.0), Const(n)) == (9.0 * n, 6.0 * n)
+    end
+    @test_throws AssertionError autodiff(Reverse, chatty, Active, Active(-3.0), Const(2))
+    err = try
+        autodiff(Reverse, logged, Active, Active(3.0))
+    catch e
+        e
+    end
+    @test err isa Oxidase.DifferentiationError && occursin("logged", err.msg)
+end
