@@ -186,7 +186,6 @@ function compile_derivative(@nospecialize(mode::Mode), @nospecialize(fa), @nospe
     # A struct result in forward mode is written through memory whose tangent the
     # derivative writes too, even when it is not wanted (`dret` has room for it).
     mode isa ForwardMode && is_float_struct(RT) && (ret_activity = OX_DUPLICATED)
-    ir = Extract.extract_bitcode(fn, types)
     width = batch_width(anns)
     if width > 1 && any(a -> a isa Union{Duplicated,DuplicatedNoNeed}, anns)
         throw(ArgumentError("Oxidase: $name mixes Duplicated and BatchDuplicated arguments; " *
@@ -198,6 +197,7 @@ function compile_derivative(@nospecialize(mode::Mode), @nospecialize(fa), @nospe
                             "mode; batch reverse mode differentiates arrays (BatchDuplicated) only, " *
                             "so pass numbers as Const or make them array elements"))
     end
+    ir = Extract.extract_bitcode(fn, types)
     fptr = compile(ir.bitcode, ir.entry, mode_code(mode), width, descs, ret_activity; name = name)
     ci = ir.codeinst::Core.CodeInstance
     sig = Tuple{Core.Typeof(fn), types.parameters...}

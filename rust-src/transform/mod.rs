@@ -24,9 +24,8 @@ pub struct Frame {
     pub entry_br: Value,
     /// Per Julia argument, the loaded primal value (`None` for ghosts).
     pub primal: Vec<Option<Value>>,
-    /// Per Julia argument, the shadow object of a differentiated boxed argument.
-    pub shadow: Vec<Option<Value>>,
-    /// The same per batch lane (`shadow` is lane 0).
+    /// Per batch lane, per Julia argument: the shadow object of a differentiated boxed
+    /// argument (or the derivative memory of a struct of floats passed by reference).
     pub shadow_lanes: Vec<Vec<Option<Value>>>,
     /// The primal function's original first block, now in `g`.
     pub body_entry: Block,
@@ -180,8 +179,7 @@ impl Frame {
                 lanes.push(s);
             }
         }
-        let shadow = shadow_lanes[0].clone();
-        Ok(Frame { g, entry, entry_br, primal, shadow, shadow_lanes, body_entry, params, tape: None, result_memory })
+        Ok(Frame { g, entry, entry_br, primal, shadow_lanes, body_entry, params, tape: None, result_memory })
     }
 
     /// Moves the body of callee `h` into `g`, whose first parameters are `h`'s;
@@ -206,7 +204,6 @@ impl Frame {
         }
         let shadow_lanes: Vec<Vec<Option<Value>>> =
             shadow_params.iter().map(|lane| lane.iter().map(|s| s.map(|i| gp[i])).collect()).collect();
-        let shadow = shadow_lanes[0].clone();
         let body_entry = h.entry_block().ok_or_else(|| Error::BadIr("callee has no body".into()))?;
         for bb in h.blocks() {
             bb.move_to_end_of(g);
@@ -215,7 +212,7 @@ impl Frame {
         let undef = m.const_null(m.ptr());
         let tape = tape_param.map(|i| gp[i]);
         let params = [undef; 4];
-        Ok(Frame { g, entry, entry_br, primal, shadow, shadow_lanes, body_entry, params, tape, result_memory: None })
+        Ok(Frame { g, entry, entry_br, primal, shadow_lanes, body_entry, params, tape, result_memory: None })
     }
 
     /// A builder positioned in the entry block, before its branch.

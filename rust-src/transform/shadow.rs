@@ -10,21 +10,11 @@ use crate::analysis::memory::{array_call, pointer_op, resize_call, ArrayCall, Me
 use crate::llvm::{Block, Module, Opcode, Value};
 use std::collections::HashMap;
 
-/// Builds the shadow of every shadowed pointer of the frame's body. Arrays the function
-/// allocates get a zeroed shadow array from the same allocation call; copies of
-/// differentiated arrays get the copy of the shadow (`zero_copies`: zeroed, for the
-/// reverse sweep, where a copy's adjoint starts at zero).
-pub fn build(
-    m: &Module,
-    frame: &Frame,
-    mem: &Memory,
-    callee_name: &dyn Fn(Value) -> Option<String>,
-    zero_copies: bool,
-) -> HashMap<Value, Value> {
-    build_lane(m, frame, &frame.shadow, mem, callee_name, zero_copies)
-}
-
-/// `build` from the root shadows `roots` (one batch lane's shadow objects).
+/// Builds the shadow of every shadowed pointer of the frame's body, from the root
+/// shadows `roots` (one batch lane's shadow objects). Arrays the function allocates get
+/// a zeroed shadow array from the same allocation call; copies of differentiated arrays
+/// get the copy of the shadow (`zero_copies`: zeroed, for the reverse sweep, where a
+/// copy's adjoint starts at zero).
 pub fn build_lane(
     m: &Module,
     frame: &Frame,
