@@ -99,6 +99,7 @@ function store_lanes!(p::Ptr{Cvoid}, ds::NTuple{N,T}) where {N,T}
     end
 end
 
+# `n` 8-byte words of zeros at `p`.
 function zero_words!(p::Ptr{Cvoid}, n)
     for k in 1:n
         unsafe_store!(Ptr{UInt64}(p), UInt64(0), k)
@@ -119,11 +120,7 @@ lane_count(::Annotation) = 1
 # The derivative writes (does not add) the adjoint of an Active number.
 zero_adjoint!(p, a::Active{<:Number}) = nothing
 # A struct or tuple of floats: zero bits are zeros.
-function zero_adjoint!(p, a::Active{T}) where {T}
-    for k in 1:cld(sizeof(T), 8)
-        unsafe_store!(Ptr{UInt64}(p), UInt64(0), k)
-    end
-end
+zero_adjoint!(p, a::Active{T}) where {T} = zero_words!(p, cld(sizeof(T), 8))
 zero_adjoint!(p, a) = nothing
 load_adjoint(p, ::Active{T}) where {T} = unsafe_load(Ptr{T}(p))
 load_adjoint(p, a) = nothing
