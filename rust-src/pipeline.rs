@@ -7,7 +7,7 @@ use crate::analysis::memory::Memory;
 use crate::error::{Error, Result};
 use crate::jit;
 use crate::llvm::{passes, Module, Value};
-use crate::request::{Activity as Act, ArgSpec, Leaf, Mode, Passing, Request};
+use crate::request::{Activity as Act, Leaf, Mode, Passing, Request};
 use crate::transform::{self, Frame};
 
 /// Name of the symbol resolving a call target: the function's name, or the symbol
@@ -107,7 +107,7 @@ pub fn synthesize(m: &Module, req: &Request, name: &str, layout: &str, triple: &
         .filter_map(|(a, v)| {
             let v = (*v)?;
             if a.passing == Passing::Boxed && a.activity == Act::Duplicated {
-                Some((v, array_leaf(a)))
+                Some((v, a.object_leaf()))
             } else {
                 // A struct of floats by reference: the pointer is to its float data.
                 a.float_struct().filter(|_| v.ty().is_pointer()).map(|(leaf, _)| (v, leaf))
@@ -189,17 +189,5 @@ fn analyze(
 fn dump(stage: &str, m: &Module) {
     if std::env::var_os("OXIDASE_DUMP_IR").is_some() {
         eprintln!("; ---- oxidase: {stage} ----\n{}", m.print());
-    }
-}
-
-/// The float type of a differentiated object argument's memory (Float64 unless its type
-/// tree says Float32).
-fn array_leaf(a: &ArgSpec) -> Leaf {
-    if a.type_tree.iter().any(|(_, l)| *l == Leaf::ArrayF32) {
-        Leaf::ArrayF32
-    } else if a.type_tree.iter().any(|(_, l)| *l == Leaf::ArrayFieldsF64) {
-        Leaf::ArrayFieldsF64
-    } else {
-        Leaf::ArrayF64
     }
 }

@@ -51,8 +51,8 @@ pub enum Leaf {
     ArrayF64,
     /// The argument is a Julia `Array` of `Float32`.
     ArrayF32,
-    /// The argument is a struct whose fields are Julia `Array`s of `Float64` (a model
-    /// with weight matrices and bias vectors): its shadow is a struct of shadow arrays.
+    /// A field of a struct object holding a Julia `Array` of `Float64` (a model with
+    /// weight matrices and bias vectors): the shadow struct holds shadow arrays there.
     ArrayFieldsF64,
 }
 
@@ -68,22 +68,36 @@ pub struct ArgSpec {
 }
 
 impl ArgSpec {
-    /// For a differentiated struct or tuple of floats only (all `Float64` or all
-    /// `Float32`, no padding), which Julia passes as a pointer to its bytes: the float
-    /// type and the size in bytes. Its derivative lives in memory of the same layout
-    /// (the adjoint buffer in reverse mode, the tangent in forward mode).
-    pub fn float_struct(&self) -> Option<(Leaf, u64)> {
+    /// For a differentiated struct or tuple passed by value (which Julia passes as a
+    /// pointer to its bytes) whose data is floats of one type, possibly with integers
+    /// beside them: the float type, and the size in bytes when the floats are all there
+    /// is (dense, no padding). Its derivative lives in memory of the same layout (the
+    /// adjoint buffer in reverse mode, the tangent in forward mode); an integer field's
+    /// part of it stays zero.
+    pub fn float_struct(&self) -> Option<(Leaf, Option<u64>)> {
         if self.passing != Passing::Value || self.activity == Activity::Const || self.type_tree.len() < 2 {
             return None;
         }
-        let leaf = self.type_tree[0].1;
-        let width = match leaf {
-            Leaf::F64 => 8,
-            Leaf::F32 => 4,
-            _ => return None,
-        };
+        let leaf = self.type_tree.iter().map(|&(_, l)| l).find(|l| matches!(l, Leaf::F64 | Leaf::F32))?;
+        let width = if leaf == Leaf::F64 { 8 } else { 4 };
+        if !self.type_tree.iter().all(|&(_, l)| l == leaf || l == Leaf::Integer) {
+            return None;
+        }
         let dense = self.type_tree.iter().enumerate().all(|(k, &(off, l))| l == leaf && off == k as u64 * width);
-        dense.then_some((leaf, width * self.type_tree.len() as u64))
+        Some((leaf, dense.then_some(width * self.type_tree.len() as u64)))
+    }
+
+    /// For a differentiated object argument, the float type of the memory behind it: an
+    /// array's elements, or (`ArrayFieldsF64`) a struct object whose fields are `Float64`
+    /// arrays, `Float64` numbers and integers.
+    pub fn object_leaf(&self) -> Leaf {
+        if self.type_tree.iter().any(|(_, l)| *l == Leaf::ArrayF32) {
+            Leaf::ArrayF32
+        } else if self.type_tree.iter().any(|(_, l)| matches!(l, Leaf::ArrayFieldsF64 | Leaf::F64)) {
+            Leaf::ArrayFieldsF64
+        } else {
+            Leaf::ArrayF64
+        }
     }
 }
 

@@ -179,29 +179,73 @@ mutable structs, anything not isbits.
 """
 is_boxed(@nospecialize(T)) = !is_ghost(T) && !isbitstype(T)
 
-# Arrays of Float64/Float32 say so (an array of structs of Float64 alone is an array of
-# Float64 in memory), and so do structs of Float64 arrays (one entry per field); other
-# objects carry no derivative yet.
+# Arrays of Float64/Float32 say so (an array of structs of Float64 is an array of
+# Float64 in memory, integers beside them carrying no derivative), and so do struct objects (one entry per array field, and the
+# inline fields' trees); other objects carry no derivative yet.
 function object_tree(@nospecialize(T))
     T <: Array{Float64} && return [OxTypeEntry(0, OX_TT_ARRAY_F64)]
     T <: Array{Float32} && return [OxTypeEntry(0, OX_TT_ARRAY_F32)]
-    if T <: Array && is_float_struct(eltype(T))
-        return [OxTypeEntry(0, fieldtype(eltype(T), 1) === Float64 ? OX_TT_ARRAY_F64 : OX_TT_ARRAY_F32)]
+    # Elements that are isbits structs: their floats (Float64 or Float32, with integers
+    # beside them or not) are the data.
+    if T <: Array && is_active_struct(eltype(T))
+        f64 = any(e -> e.kind == OX_TT_FLOAT64, type_tree(eltype(T)))
+        return [OxTypeEntry(0, f64 ? OX_TT_ARRAY_F64 : OX_TT_ARRAY_F32)]
     end
-    is_array_struct(T) && return [OxTypeEntry(fieldoffset(T, k), OX_TT_FIELD_ARRAY_F64) for k in 1:fieldcount(T)]
-    return OxTypeEntry[]
+    is_model_struct(T) || return OxTypeEntry[]
+    tree = OxTypeEntry[]
+    for k in 1:fieldcount(T)
+        F = fieldtype(T, k)
+        if F <: Array
+            push!(tree, OxTypeEntry(fieldoffset(T, k), OX_TT_FIELD_ARRAY_F64))
+        else
+            append!(tree, type_tree(F, fieldoffset(T, k)))
+        end
+    end
+    return tree
 end
 
 """
-    is_array_struct(T) -> Bool
+    is_model_struct(T) -> Bool
 
-Whether `T` is a struct (mutable or not) whose fields are all `Array`s of `Float64`: a
-model with weight matrices and bias vectors, differentiated as `Duplicated(model,
-dmodel)` with `dmodel` of the same type holding the shadow arrays.
+Whether `T` is a struct object (mutable, or immutable but not isbits) that can be
+`Duplicated(model, dmodel)`, with `dmodel` of the same type holding the shadows: its
+fields are `Array`s of `Float64` (weight matrices, bias vectors), `Float64` numbers
+(stored inline, their derivatives in `dmodel`'s fields), integers and other bits
+without floats (constant, e.g. sizes), and singletons. At least one field is
+differentiable.
 """
-is_array_struct(@nospecialize(T)) =
-    isconcretetype(T) && !(T <: Array) && !isbitstype(T) && T isa DataType && fieldcount(T) >= 1 &&
-    all(k -> fieldtype(T, k) <: Array{Float64}, 1:fieldcount(T))
+function is_model_struct(@nospecialize(T))
+    (isconcretetype(T) && T isa DataType && !(T <: Array) && !isbitstype(T) && fieldcount(T) >= 1) || return false
+    differentiable = false
+    for k in 1:fieldcount(T)
+        F = fieldtype(T, k)
+        if F <: Array{Float64}
+            isconcretetype(F) || return false
+            differentiable = true
+        elseif isbitstype(F)
+            # Inline bits: Float64 leaves (differentiated) and integers; Float32 and
+            # other floats are not supported inline yet.
+            has_float_tree(F) || return false
+            kinds = [e.kind for e in type_tree(F)]
+            all(in((OX_TT_FLOAT64, OX_TT_INTEGER)), kinds) || return false
+            differentiable |= OX_TT_FLOAT64 in kinds
+        else
+            return false
+        end
+    end
+    return differentiable
+end
+
+# Whether a struct object stores Float64 data inline (not in arrays).
+has_inline_float(@nospecialize(T)) = any(e -> e.kind == OX_TT_FLOAT64, object_tree(T))
+
+has_float_tree(@nospecialize(T)) = try
+    type_tree(T)
+    true
+catch e
+    e isa ArgumentError || rethrow()
+    false
+end
 
 # --- entry points ---------------------------------------------------------------------
 

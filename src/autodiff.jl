@@ -210,9 +210,12 @@ function compile_derivative(@nospecialize(mode::Mode), @nospecialize(fa), @nospe
 end
 
 # Unqualified names: messages read like the user's code, whatever module it lives in.
+# Types print as seen from the function's module (`Model`, not `Main.Mod.Model`).
 function signature_string(@nospecialize(fn), @nospecialize(types))
     fname = fn isa Function ? nameof(fn) : fn isa Type ? fn : nameof(typeof(fn))
-    return string(fname, "(", join(("::$T" for T in types.parameters), ", "), ")")
+    from = parentmodule(typeof(fn))
+    shown(@nospecialize(T)) = sprint(show, T; context = :module => from)
+    return string(fname, "(", join(("::" * shown(T) for T in types.parameters), ", "), ")")
 end
 
 # --- validation: Enzyme's rules, and what the engine supports so far -----------------
@@ -269,22 +272,23 @@ function check_argument_type(@nospecialize(T), i, name, constant::Bool)
     isprimitivetype(T) && return
     if isbitstype(T)
         constant && has_float_tree(T) && return
-        !constant && is_float_struct(T) && return
+        !constant && is_active_struct(T) && return
         constant && throw(DifferentiationError(
             "cannot differentiate $name: not yet supported: $T, which holds floating-point " *
             "types other than Float64 and Float32 ($where_)"))
         throw(DifferentiationError(
             "cannot differentiate $name: not yet supported: differentiating structs and " *
-            "tuples other than those of Float64 (or of Float32) alone; pass it as Const, or " *
-            "its fields as separate arguments ($where_)"))
+            "tuples whose fields are not Float64 (or Float32) and integers; pass it as Const, " *
+            "or its fields as separate arguments ($where_)"))
     end
     # Objects: constant ones of any type; differentiated ones are arrays of Float64 or
-    # Float32 for now.
-    (constant || T <: Union{Array{Float64},Array{Float32}} || is_array_struct(T)) && return
-    T <: Array && is_float_struct(eltype(T)) && return
+    # Float32, and struct objects of Float64 arrays and numbers (`is_model_struct`).
+    (constant || T <: Union{Array{Float64},Array{Float32}} || is_model_struct(T)) && return
+    T <: Array && is_active_struct(eltype(T)) && return
     throw(DifferentiationError(
         "cannot differentiate $name: not yet supported: differentiating $T (arrays of " *
-        "Float64 and Float32 are supported; pass it as Const if it needs no derivative) ($where_)"))
+        "Float64 and Float32 are supported, and structs whose fields are such arrays, Float64 " *
+        "numbers and integers; pass it as Const if it needs no derivative) ($where_)"))
 end
 
 # An isbits struct or tuple of at least two fields, all Float64 or all Float32 (Julia
@@ -299,12 +303,21 @@ function is_float_struct(@nospecialize(T))
            sizeof(T) == length(tree) * sizeof(F)
 end
 
-has_float_tree(@nospecialize(T)) = try
-    type_tree(T)
-    true
-catch e
-    e isa ArgumentError || rethrow()
-    false
+"""
+    is_active_struct(T) -> Bool
+
+Whether an isbits struct or tuple can be differentiated (`Active`, or `Duplicated` in
+forward mode): Julia passes it by reference, its data is floats of one type (Float64 or
+Float32), possibly with integers beside them, and its derivative has its type, with
+zero integers. Batches need floats alone (`is_float_struct`).
+"""
+function is_active_struct(@nospecialize(T))
+    is_float_struct(T) && return true
+    (isbitstype(T) && !isprimitivetype(T) && has_float_tree(T)) || return false
+    kinds = unique!([e.kind for e in type_tree(T)])
+    length(type_tree(T)) >= 2 || return false
+    return kinds in ([OX_TT_FLOAT64, OX_TT_INTEGER], [OX_TT_INTEGER, OX_TT_FLOAT64],
+                     [OX_TT_FLOAT32, OX_TT_INTEGER], [OX_TT_INTEGER, OX_TT_FLOAT32])
 end
 
 # Integers have no derivative: as in Enzyme, their adjoints are zero and their tangents
@@ -317,9 +330,14 @@ function argument_activity(@nospecialize(mode::Mode), @nospecialize(a::Annotatio
             "$i of $name has the immutable type $T: batch reverse mode needs arrays"))
     end
     if is_batch(a)
+        if is_active_struct(T) && !is_float_struct(T)
+            throw(DifferentiationError(
+                "cannot differentiate $name: not yet supported: batching a struct that mixes " *
+                "floats with integers (argument $i has type $T); use Duplicated per tangent"))
+        end
         return T === Float64 || T === Float32 || is_boxed(T) || is_float_struct(T) ? OX_DUPLICATED : OX_CONST
     end
-    differentiable = T === Float64 || T === Float32 || is_float_struct(T)
+    differentiable = T === Float64 || T === Float32 || is_active_struct(T)
     if a isa Active
         if !differentiable && !isprimitivetype(T)
             throw(ArgumentError("Oxidase: Active needs a number, argument $i of $name has type $T"))
@@ -327,6 +345,15 @@ function argument_activity(@nospecialize(mode::Mode), @nospecialize(a::Annotatio
         return differentiable ? OX_ACTIVE : OX_CONST
     end
     # Duplicated, DuplicatedNoNeed
+    if is_boxed(T) && mode isa ReverseMode && is_model_struct(T) && !T.mutable && has_inline_float(T)
+        # Julia 1.5 stores such a struct inline in the annotation and passes a copy of it,
+        # so adjoints written into the shadow's Float64 fields would be lost.
+        what = i == 0 ? "the function's captured data has" : "argument $i of $name has"
+        throw(ArgumentError(
+            "Oxidase: $what the immutable type $(nameof(T)) with Float64 fields, whose derivatives " *
+            "cannot be written into its shadow in reverse mode; make it a mutable struct, or " *
+            "hold those numbers in arrays"))
+    end
     is_boxed(T) && return OX_DUPLICATED   # (shapes: `check_shapes`, on every call)
     if mode isa ReverseMode && i == 0
         throw(ArgumentError(
@@ -362,14 +389,16 @@ end
 
 @generated function same_shape(x::T, dx::T) where {T}
     T <: AbstractArray && return :(size(x) == size(dx))
-    is_array_struct(T) || return true
-    return foldl((a, b) -> :($a && $b), (:(size(getfield(x, $k)) == size(getfield(dx, $k))) for k in 1:fieldcount(T)))
+    is_model_struct(T) || return true
+    arrays = filter(k -> fieldtype(T, k) <: Array, 1:fieldcount(T))
+    return foldl((a, b) -> :($a && $b), (:(size(getfield(x, $k)) == size(getfield(dx, $k))) for k in arrays); init = true)
 end
 
 @noinline function shape_error(i, x, dx)
     x isa AbstractArray && throw(DimensionMismatch(
         "Oxidase: the shadow of argument $i has size $(size(dx)), the argument $(size(x))"))
     for k in 1:fieldcount(typeof(x))
+        getfield(x, k) isa Array || continue
         size(getfield(x, k)) == size(getfield(dx, k)) && continue
         throw(DimensionMismatch("Oxidase: field $(fieldname(typeof(x), k)) of the shadow of argument $i " *
                                 "has size $(size(getfield(dx, k))), the argument's $(size(getfield(x, k)))"))

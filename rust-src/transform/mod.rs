@@ -148,6 +148,16 @@ impl Frame {
                     // A differentiated struct of floats: its derivative memory, lane by
                     // lane (`shadows[i]` holds the lanes one after the other).
                     if let Some((_, size)) = a.float_struct().filter(|_| fp.ty().is_pointer()) {
+                        // (Lanes need the struct's size, known when it is floats alone.)
+                        let size = match size {
+                            Some(size) => size,
+                            None if width == 1 => 0,
+                            None => {
+                                return Err(Error::Unsupported(format!(
+                                    "argument {i}: batching a struct that mixes floats with integers"
+                                )))
+                            }
+                        };
                         let base = b.load(ptr, b.gep(ptr, params[1], &[index]));
                         for (lane, shadows) in shadow_lanes.iter_mut().enumerate() {
                             let at = b.gep(m.int(8), base, &[m.const_int(m.int(64), lane as u64 * size)]);
