@@ -61,10 +61,55 @@ pub fn prepare(m: &Module, entry: &str) -> Result<Value> {
         .map_err(Error::Internal)?;
     for g in m.functions() {
         if g == f || recursive.contains(&g) {
+            forward_try_slots(g);
             crate::reinterpret::rewrite(m, g);
         }
     }
     Ok(f)
+}
+
+/// Julia keeps the values live across a `try` in volatile stack slots: stored on
+/// entering the `try`, loaded back in the `catch` path that `setjmp` returns to (the
+/// logging macros wrap their work in one). A float slot stored once, with a value whose
+/// definition dominates every load and runs at most once (an argument, or outside any
+/// loop), always holds that value: its loads become the value, so a differentiated
+/// value passed through the slot keeps its derivative.
+fn forward_try_slots(g: Value) {
+    use crate::llvm::Opcode;
+    let Some(entry) = g.entry_block() else { return };
+    let cfg = crate::analysis::cfg::Cfg::compute(g);
+    let slots: Vec<Value> = entry.instructions().into_iter().filter(|i| i.opcode() == Opcode::LLVMAlloca).collect();
+    for slot in slots {
+        let users = slot.users();
+        let stores: Vec<Value> =
+            users.iter().copied().filter(|u| u.opcode() == Opcode::LLVMStore && u.operand(1) == slot).collect();
+        let loads: Vec<Value> = users.iter().copied().filter(|u| u.opcode() == Opcode::LLVMLoad).collect();
+        let [store] = stores[..] else { continue };
+        let value = store.operand(0);
+        if !value.ty().is_floating() || stores.len() + loads.len() != users.len() {
+            continue;
+        }
+        if loads.iter().any(|l| l.ty() != value.ty()) {
+            continue;
+        }
+        let once = if value.is_argument() || value.is_constant() {
+            true
+        } else if value.is_instruction() {
+            let def = cfg.index(value.parent_block());
+            !cfg.in_cycle[def] && loads.iter().all(|l| cfg.dominates(def, cfg.index(l.parent_block())))
+        } else {
+            false
+        };
+        if !once {
+            continue;
+        }
+        for l in loads {
+            l.replace_all_uses_with(value);
+            l.erase();
+        }
+        store.erase();
+        slot.erase();
+    }
 }
 
 /// Base's elementary functions of one float (`exp`, `sin`, `tanh`...): their derivative

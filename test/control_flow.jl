@@ -72,9 +72,12 @@ end
     end
 end
 
-# Keyword arguments, and calls on inactive data (an assertion, printing an integer):
-# allowed, with the derivative unchanged. The logging macros are not (yet): they raise
-# a DifferentiationError naming the function, never a wrong value.
+# Keyword arguments, and calls on inactive data (an assertion, printing an integer,
+# the logging macros): allowed, with the derivative unchanged. Logging a differentiated
+# value is not (yet): it raises a DifferentiationError naming the function, never a
+# wrong value. The logging macros run their work in a `try`, whose live values Julia
+# keeps in stack slots (see `ingest::forward_try_slots`), and so does user code with
+# `try`/`catch`: both paths of `guarded` are checked.
 scaled_pow(x; p = 2, c = 1.0) = c * x^p
 with_keywords(x) = scaled_pow(x; p = 3, c = 2.0) + scaled_pow(x)
 function chatty(x, n)
@@ -82,7 +85,28 @@ function chatty(x, n)
     n > 100 && println(devnull, "big n: ", n)
     return x^2 * n
 end
-logged(x) = (@debug "step"; x^2)
+function logged(x, n)
+    if n > 1
+        @info "big n" n
+    end
+    @debug "step"
+    return x^2 * n
+end
+const logs_value_line = @__LINE__() + 3   # the @info line
+function logs_value(x)
+    y = x^2
+    @info "y is" y
+    return y
+end
+function guarded(x)
+    y = 0.0
+    try
+        y = sqrt(x)
+    catch
+        y = -1.0
+    end
+    return y * x
+end
 
 @testset "keyword arguments and calls on inactive data" begin
     for x in (0.5, 1.5)
@@ -94,10 +118,23 @@ logged(x) = (@debug "step"; x^2)
         @test autodiff(Forward, chatty, Duplicated, Duplicated(3.0, 1.0), Const(n)) == (9.0 * n, 6.0 * n)
     end
     @test_throws AssertionError autodiff(Reverse, chatty, Active, Active(-3.0), Const(2))
-    err = try
-        autodiff(Reverse, logged, Active, Active(3.0))
-    catch e
-        e
+    Base.CoreLogging.with_logger(Base.CoreLogging.NullLogger()) do
+        for n in (1, 3)   # with and without the @info
+            @test autodiff(Reverse, logged, Active, Active(1.5), Const(n)) == ((3.0 * n, nothing),)
+            @test autodiff(Forward, logged, Duplicated, Duplicated(1.5, 1.0), Const(n)) == (2.25 * n, 3.0 * n)
+        end
+        err = try
+            autodiff(Reverse, logs_value, Active, Active(3.0))
+        catch e
+            e
+        end
+        @test err isa Oxidase.DifferentiationError
+        @test err isa Oxidase.DifferentiationError && occursin("logs_value", err.msg)
+        @test err isa Oxidase.DifferentiationError && occursin("control_flow.jl:$logs_value_line", err.msg)
     end
-    @test err isa Oxidase.DifferentiationError && occursin("logged", err.msg)
+    for x in (4.0, 0.25, -1.0)   # the try, and the catch (sqrt throws a DomainError)
+        expected = x > 0 ? 1.5 * sqrt(x) : -1.0
+        @test autodiff(Reverse, guarded, Active, Active(x))[1][1] ≈ expected rtol = 1e-14
+        @test autodiff(Forward, guarded, Duplicated, Duplicated(x, 1.0))[2] ≈ expected rtol = 1e-14
+    end
 end

@@ -140,3 +140,17 @@ fn runtime_diagnostics_instead_of_wrong_derivatives() {
     }
     assert!(oxidase::ffi::oxidase_status_message(0).is_null());
 }
+
+/// A value kept in a `try`'s volatile stack slot (`ingest::forward_try_slots`): before,
+/// its store was "a differentiable value stored to memory that carries no derivative".
+#[test]
+fn value_kept_across_a_try() {
+    let rev = compile_fixture("try_slot", Mode::Reverse, &[Active], Active);
+    let fwd = compile_fixture("try_slot", Mode::Forward, &[Duplicated], Duplicated);
+    for x in [-1.5, 0.0, 3.0] {
+        let (p, g) = call_reverse(rev, &[x]);
+        assert_eq!(p, x * x);
+        assert_eq!(g, vec![2.0 * x]);
+        assert_eq!(call_forward(fwd, &[x], &[1.0]), (x * x, 2.0 * x));
+    }
+}
