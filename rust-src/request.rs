@@ -75,7 +75,7 @@ impl ArgSpec {
     /// adjoint buffer in reverse mode, the tangent in forward mode); an integer field's
     /// part of it stays zero.
     pub fn float_struct(&self) -> Option<(Leaf, Option<u64>)> {
-        if self.passing != Passing::Value || self.activity == Activity::Const || self.type_tree.len() < 2 {
+        if self.passing != Passing::Value || self.activity == Activity::Const || self.type_tree.is_empty() {
             return None;
         }
         let leaf = self.type_tree.iter().map(|&(_, l)| l).find(|l| matches!(l, Leaf::F64 | Leaf::F32))?;

@@ -291,10 +291,10 @@ function check_argument_type(@nospecialize(T), i, name, constant::Bool)
         "numbers and integers; pass it as Const if it needs no derivative) ($where_)"))
 end
 
-# An isbits struct or tuple of at least two fields, all Float64 or all Float32 (Julia
-# passes it by reference; its derivative has the same layout).
+# An isbits struct or tuple whose fields are all Float64 or all Float32 (Julia passes it
+# by reference, or a single float by value; its derivative has the same layout).
 function is_float_struct(@nospecialize(T))
-    (isbitstype(T) && !isprimitivetype(T) && fieldcount(T) >= 2) || return false
+    (isbitstype(T) && !isprimitivetype(T) && fieldcount(T) >= 1) || return false
     tree = type_tree(T)
     F = fieldtype(T, 1)
     F in (Float64, Float32) || return false
@@ -349,10 +349,11 @@ function argument_activity(@nospecialize(mode::Mode), @nospecialize(a::Annotatio
         # Julia 1.5 stores such a struct inline in the annotation and passes a copy of it,
         # so adjoints written into the shadow's Float64 fields would be lost.
         what = i == 0 ? "the function's captured data has" : "argument $i of $name has"
+        fix = i == 0 ? "capture those numbers in arrays, or pass them as Active arguments" :
+              "make it a mutable struct, or hold those numbers in arrays"
         throw(ArgumentError(
             "Oxidase: $what the immutable type $(nameof(T)) with Float64 fields, whose derivatives " *
-            "cannot be written into its shadow in reverse mode; make it a mutable struct, or " *
-            "hold those numbers in arrays"))
+            "cannot be written into its shadow in reverse mode; $fix"))
     end
     is_boxed(T) && return OX_DUPLICATED   # (shapes: `check_shapes`, on every call)
     if mode isa ReverseMode && i == 0
@@ -425,8 +426,9 @@ function return_type(@nospecialize(fn), @nospecialize(types), @nospecialize(anns
     if mode isa ForwardMode && RT !== Union{} && RT <: Union{Array{Float64},Array{Float32}}
         RA <: Const || RA <: Union{Duplicated,DuplicatedNoNeed,BatchDuplicated,BatchDuplicatedNoNeed} && return RT
     end
-    # Forward mode: a struct or tuple of floats has a tangent of its own type.
-    mode isa ForwardMode && RT !== Union{} && is_float_struct(RT) && return RT
+    # Forward mode: a struct or tuple of floats has a tangent of its own type (one of a
+    # single float comes back as an LLVM aggregate, not handled yet).
+    mode isa ForwardMode && RT !== Union{} && is_float_struct(RT) && fieldcount(RT) >= 2 && return RT
     if RT === Union{}
         Base.invokelatest(fn, map(a -> a.val, anns)...)
         throw(DifferentiationError("cannot differentiate $name: it is inferred never to return"))

@@ -82,12 +82,22 @@ end
     @test_throws DimensionMismatch autodiff(Reverse, Duplicated(f, weighted(zeros(2))), Active, Const(x))
 end
 
+scaled_square(c) = x -> c * x^2
+
 @testset "Duplicated(f, df): captured numbers in forward mode" begin
     f = linear_quadratic(2.0, 3.0)
     for x in (-1.5, 0.0, 3.0)
         @test autodiff(Forward, Duplicated(f, linear_quadratic(1.0, 0.0)), Duplicated, Const(x)) == (f(x), x)
         (_, t) = autodiff(Forward, Duplicated(f, linear_quadratic(0.0, 1.0)), Duplicated, Duplicated(x, 1.0))
         @test t ≈ x^2 + 2.0 + 6.0 * x
+    end
+    # A single captured number, which Julia passes by reference or as a plain double
+    # depending on the signature; against the analytic derivative in c and in x.
+    for (c, x) in ((2.0, 3.0), (-0.5, 1.25))
+        g = scaled_square(c)
+        @test autodiff(Forward, Duplicated(g, scaled_square(1.0)), Duplicated, Const(x)) == (c * x^2, x^2)
+        @test autodiff(Forward, Duplicated(g, scaled_square(1.0)), Duplicated, Duplicated(x, 1.0))[2] ≈ x^2 + 2c * x
+        @test autodiff(Forward, Duplicated(g, scaled_square(0.0)), DuplicatedNoNeed, Duplicated(x, 1.0)) == (2c * x,)
     end
     # Reverse mode would need Active(f), which Enzyme does not have either.
     err = try

@@ -58,6 +58,29 @@ end
     @test dv ≈ [fd(x -> scaled_sum(p, [v[1:i-1]; x; v[i+1:end]]), v[i]) for i in 1:3] rtol = 1e-7
 end
 
+# A struct of one float: Julia passes it as a plain double or by reference, depending
+# on the signature (through a @noinline callee here).
+struct Weight1
+    w::Float64
+end
+weigh(p, x) = p.w * sin(x)
+@noinline weigh_callee(p::Weight1, x) = p.w * x
+weigh_twice(p, x) = weigh_callee(p, x) + weigh_callee(p, 2x)
+
+@testset "single-field structs and 1-tuples" begin
+    for (w, x) in ((2.0, 0.5), (-1.0, 2.5))
+        @test autodiff(Reverse, weigh, Active, Active(Weight1(w)), Active(x)) == ((Weight1(sin(x)), w * cos(x)),)
+        @test autodiff(Forward, weigh, Duplicated, Duplicated(Weight1(w), Weight1(1.0)), Const(x)) == (w * sin(x), sin(x))
+        (_, lanes) = autodiff(Forward, weigh, BatchDuplicated, BatchDuplicated(Weight1(w), (Weight1(1.0), Weight1(3.0))), Const(x))
+        @test lanes[1] == sin(x) && lanes[2] == 3sin(x)
+        @test autodiff(Reverse, weigh_twice, Active, Active(Weight1(w)), Active(x)) == ((Weight1(3x), 3w),)
+        @test autodiff(Reverse, t -> t[1]^2, Active, Active((x,))) == (((2x,),),)
+        @test autodiff(Forward, t -> t[1]^2, Duplicated, Duplicated((x,), (1.0,))) == (x^2, 2x)
+    end
+    # Not yet: a result that is a struct of one float (an LLVM aggregate by value).
+    @test_throws Oxidase.DifferentiationError autodiff(Forward, x -> Weight1(x^2), Duplicated, Duplicated(3.0, 1.0))
+end
+
 # Integers beside the floats: they carry no derivative (zero in the result, ignored in
 # a tangent), as in Enzyme. `c.x^c.n` branches on n in Julia's code (n = -1, 0, 1, 2, 3
 # and the general case each take their own path).
