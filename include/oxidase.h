@@ -164,6 +164,11 @@ void oxidase_free_message(char *message);
 // pointer the engine did not return.
 uint32_t oxidase_derivative_flags(OxDerivativeFn derivative);
 
+// Verbose errors: when `on` is not 0, the message of a failed `oxidase_compile` ends
+// with the LLVM IR of the function as the engine received it (inlined and cleaned), for
+// bug reports. Returns the previous setting (0 or 1).
+uint32_t oxidase_set_verbose(uint32_t on);
+
 // Number of derivatives compiled so far (cache misses); for tests of the cache.
 uint64_t oxidase_compile_count(void);
 

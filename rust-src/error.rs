@@ -37,5 +37,20 @@ impl Error {
     }
 }
 
+impl Error {
+    /// The same error with `text` appended to its message (the function's IR, for
+    /// `oxidase_set_verbose`).
+    pub fn with_appendix(self, text: &str) -> Error {
+        let add = |m: String| format!("{m}\n{text}");
+        match self {
+            Error::InvalidRequest(m) => Error::InvalidRequest(add(m)),
+            Error::BadIr(m) => Error::BadIr(add(m)),
+            Error::Unsupported(m) => Error::Unsupported(add(m)),
+            Error::Internal(m) => Error::Internal(add(m)),
+            Error::Jit(m) => Error::Jit(add(m)),
+        }
+    }
+}
+
 /// Result with the engine's error.
 pub type Result<T> = std::result::Result<T, Error>;

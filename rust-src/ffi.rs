@@ -279,6 +279,14 @@ pub extern "C" fn oxidase_derivative_flags(derivative: OxDerivativeFn) -> u32 {
     catch_unwind(|| crate::cache::flags_of(derivative as usize).unwrap_or(u32::MAX)).unwrap_or(u32::MAX)
 }
 
+/// Verbose errors: when `on` is not 0, the message of a failed `oxidase_compile` ends
+/// with the LLVM IR of the function as the engine received it (inlined and cleaned), for
+/// bug reports. Returns the previous setting (0 or 1).
+#[no_mangle]
+pub extern "C" fn oxidase_set_verbose(on: u32) -> u32 {
+    u32::from(crate::pipeline::VERBOSE.swap(on != 0, std::sync::atomic::Ordering::Relaxed))
+}
+
 /// Number of derivatives compiled so far (cache misses); for tests of the cache.
 #[no_mangle]
 pub extern "C" fn oxidase_compile_count() -> u64 {

@@ -9,6 +9,7 @@ use crate::jit;
 use crate::llvm::{passes, Module, Value};
 use crate::request::{Activity as Act, Leaf, Mode, Passing, Request};
 use crate::transform::{self, Frame};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Name of the symbol resolving a call target: the function's name, or the symbol
 /// behind an absolute address (Julia's `ccall`s arrive as `inttoptr` constants).
@@ -77,6 +78,19 @@ pub fn synthesize(m: &Module, req: &Request, name: &str, layout: &str, triple: &
     m.set_data_layout(layout);
     m.set_triple(triple);
     let f = crate::ingest::prepare(m, &req.entry)?;
+    // In verbose mode an error carries the function as the engine received it (inlined
+    // and cleaned), for bug reports; by default messages hold no IR.
+    let ir = VERBOSE.load(Ordering::Relaxed).then(|| f.print());
+    synthesize_prepared(m, f, req, name).map_err(|e| match &ir {
+        Some(ir) => e.with_appendix(&format!("\n; ---- the function as the engine received it ----\n{ir}")),
+        None => e,
+    })
+}
+
+/// Whether errors carry the IR of the function (`oxidase_set_verbose`).
+pub static VERBOSE: AtomicBool = AtomicBool::new(false);
+
+fn synthesize_prepared(m: &Module, f: Value, req: &Request, name: &str) -> Result<u32> {
     // Loops in simplified form (one preheader, one latch, exits entered only from the
     // loop): the reverse sweep then counts iterations instead of taping the header's
     // predecessor per iteration (`Cfg::counted_loops`).
@@ -117,6 +131,9 @@ pub fn synthesize(m: &Module, req: &Request, name: &str, layout: &str, triple: &
     // A result in memory (forward mode): its tangent memory is shadowed like an argument's.
     let roots: Vec<(Value, Leaf)> = roots.into_iter().chain(frame.result_memory).collect();
     let (mem, act) = analyze(m, frame.g, &roots, &active_params, ret_active, &user_name)?;
+    if req.mode == Mode::Reverse {
+        refuse_moving_resizes(frame.g, &mem, &user_name)?;
+    }
     crate::diagnostics::insert(m, frame.g, &act, &user_name);
     let callees = transform::calls::Callees::new(m);
     match req.mode {
@@ -132,6 +149,9 @@ pub fn synthesize(m: &Module, req: &Request, name: &str, layout: &str, triple: &
             let active: Vec<Value> = pair.float_params.iter().filter_map(|&k| cf.primal[k]).collect();
             let name = crate::names::julia_name(&pair.aug.name().replace(".aug", "").replace(".fwd", ""));
             let (mem, act) = analyze(m, cf.g, &roots, &active, pair.ret_float, &name)?;
+            if req.mode == Mode::Reverse {
+                refuse_moving_resizes(cf.g, &mem, &name)?;
+            }
             // Runtime diagnostics live in the entry's status; a callee reports at compile time.
             if let Some((_, message)) = act.unsupported_when_reached.first() {
                 return Err(Error::Unsupported(message.clone()));
@@ -154,6 +174,26 @@ pub fn synthesize(m: &Module, req: &Request, name: &str, layout: &str, triple: &
     passes::run(m, "default<O2>").map_err(Error::Internal)?;
     dump("optimized", m);
     Ok(flags)
+}
+
+/// Reverse mode cannot resize an array holding derivatives yet (`push!`, `append!`,
+/// `resize!`, `pop!`...): resizing may move the shadow's data to a new buffer and free
+/// the old one, while the reverse sweep still holds addresses into it from before the
+/// move (measured: wrong adjoints once `push!` reallocates). Refused until the reverse
+/// sweep re-derives those addresses.
+fn refuse_moving_resizes(g: Value, mem: &Memory, user_name: &str) -> Result<()> {
+    for i in g.blocks().into_iter().flat_map(|b| b.instructions()) {
+        // (Shrinking moves the data too when the array shares it: it is copied first.)
+        if crate::analysis::memory::resize_call(i, &callee_name).is_some() && mem.is_shadowed(i.operand(0)) {
+            return Err(Error::Unsupported(format!(
+                "not yet supported in reverse mode: resizing an array that holds derivatives \
+                 (`push!`, `append!`, `resize!`, `pop!`...), in `{user_name}`{}; preallocate \
+                 it (`zeros(n)`, `similar(x)`) and assign its elements, or use forward mode",
+                crate::names::where_(i)
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Memory and activity analysis of `g`. Arrays the function allocates get shadows when

@@ -257,6 +257,17 @@ Version string of the loaded engine.
 engine_version() = unsafe_string(ccall((:oxidase_version, liboxidase), Cstring, ()))
 
 """
+    Oxidase.verbose(on::Bool) -> Bool
+
+Verbose errors, for bug reports: while on, the message of a
+[`DifferentiationError`](@ref) raised by the engine ends with the LLVM IR of the
+function as the engine received it (Julia's code with its callees inlined). Off by
+default, when messages name the function and the source line only. Returns the
+previous setting.
+"""
+verbose(on::Bool) = ccall((:oxidase_set_verbose, liboxidase), UInt32, (UInt32,), on) != 0
+
+"""
     compile_count() -> UInt64
 
 Number of derivatives the engine has compiled so far (its cache misses); used by the

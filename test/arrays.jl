@@ -217,8 +217,49 @@ pushed(x) = (y = Float64[]; for v in x; push!(y, v^2); end; y[1] * y[2])
         ("zeros", zeros_filled), ("similar", similar_filled), ("copy", copied),
         ("copy then overwrite", copy_then_overwrite), ("broadcast", broadcast_product),
         ("broadcast, fused", broadcast_affine), ("broadcast in place", broadcast_inplace),
-        ("array literal", literal), ("push!", pushed)]
+        ("array literal", literal)]
     check_array(f, [0.3, 1.7])
+end
+
+# `push!` onto an array holding derivatives: forward mode follows the array as it grows
+# and moves (100 pushes reallocate it several times), against the closed form
+# 2 Σ (x i)·i = 2x Σ i². Reverse mode refuses it: a move would leave the reverse sweep
+# with addresses into a freed buffer (it returned wrong adjoints before the check).
+function pushes(x, n)
+    v = Float64[]
+    for i in 1:n
+        push!(v, x * i)
+    end
+    s = 0.0
+    for i in 1:n
+        s += v[i]^2
+    end
+    return s
+end
+const pushes_line = @__LINE__() - 8   # the push! line
+
+@testset "push!: forward mode; refused in reverse mode" begin
+    for n in (0, 1, 3, 100)
+        @test autodiff(Forward, pushes, Duplicated, Duplicated(1.5, 1.0), Const(n))[2] ≈ 3.0 * n * (n + 1) * (2n + 1) / 6
+    end
+    @test autodiff(Forward, pushed, Duplicated, Duplicated([0.3, 1.7], [1.0, 0.0]))[2] ≈ 2 * 0.3 * 1.7^2
+    for f in (() -> autodiff(Reverse, pushes, Active, Active(1.5), Const(3)),
+              () -> autodiff(Reverse, pushed, Active, Duplicated([0.3, 1.7], zeros(2))))
+        err = try
+            f()
+            nothing
+        catch e
+            e
+        end
+        @test err isa Oxidase.DifferentiationError
+        @test err isa Oxidase.DifferentiationError && occursin("resizing an array that holds derivatives", err.msg)
+    end
+    err = try
+        autodiff(Reverse, pushes, Active, Active(1.5), Const(3))
+    catch e
+        e
+    end
+    @test err isa Oxidase.DifferentiationError && occursin("pushes", err.msg) && occursin("arrays.jl:$pushes_line", err.msg)
 end
 
 function churn(x)

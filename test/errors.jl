@@ -28,6 +28,25 @@ sample = Oxidase.DifferentiationError("cannot differentiate f(::Float64): not ye
 end
 
 special_one(x) = x == 1.0 ? 2.0 : x * x + 1.0
+erf_of_libm(x) = ccall((:erf, Base.Math.libm), Float64, (Float64,), x)   # a call without a rule
+
+@testset "Oxidase.verbose: the IR in messages, for bug reports" begin
+    plain = caught(() -> autodiff(Reverse, erf_of_libm, Active, Active(2.0)))
+    @test plain isa Oxidase.DifferentiationError
+    @test plain !== nothing && occursin("erf_of_libm", plain.msg)
+    @test plain !== nothing && !occursin("define ", plain.msg)
+    @test Oxidase.verbose(true) == false
+    try
+        loud = caught(() -> autodiff(Reverse, erf_of_libm, Active, Active(2.0)))
+        @test loud isa Oxidase.DifferentiationError
+        @test loud !== nothing && startswith(loud.msg, plain.msg)
+        @test loud !== nothing && occursin("the function as the engine received it", loud.msg)
+        @test loud !== nothing && occursin(r"define .*@julia_erf_of_libm", loud.msg)
+    finally
+        @test Oxidase.verbose(false) == true
+    end
+    @test caught(() -> autodiff(Reverse, erf_of_libm, Active, Active(2.0))).msg == plain.msg
+end
 
 @testset "inputs where the code has no derivative" begin
     # A constant returned from an equality test has no derivative in the code: an error
