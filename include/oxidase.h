@@ -40,6 +40,11 @@
 // the caller must keep the garbage collector from running during the call.
 #define OX_FLAG_PAUSE_GC 1
 
+// Request flag: the caller does not read the primal result, so the derivative need not
+// write `*ret` (a float result only), and the work computing it can be dropped when
+// nothing else needs it (`Reverse` without the primal, `DuplicatedNoNeed` returns).
+#define OX_REQ_PRIMAL_UNUSED 1
+
 // Forward mode: tangents flow with the primal.
 #define OX_MODE_FORWARD 0
 
@@ -124,6 +129,8 @@ typedef struct OxRequest {
   size_t nargs;
   // `OX_CONST`, `OX_ACTIVE` (reverse) or `OX_DUPLICATED` (forward).
   uint32_t ret_activity;
+  // `OX_REQ_*` bits.
+  uint32_t flags;
 } OxRequest;
 
 // The compiled derivative. For argument i (non-ghost):

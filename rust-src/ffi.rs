@@ -30,6 +30,11 @@ pub const OX_STATUS_DIAGNOSTIC: i32 = 100;
 /// the caller must keep the garbage collector from running during the call.
 pub const OX_FLAG_PAUSE_GC: u32 = 1;
 
+/// Request flag: the caller does not read the primal result, so the derivative need not
+/// write `*ret` (a float result only), and the work computing it can be dropped when
+/// nothing else needs it (`Reverse` without the primal, `DuplicatedNoNeed` returns).
+pub const OX_REQ_PRIMAL_UNUSED: u32 = 1;
+
 /// Forward mode: tangents flow with the primal.
 pub const OX_MODE_FORWARD: u32 = 0;
 /// Reverse mode: adjoints flow back from the return.
@@ -107,6 +112,8 @@ pub struct OxRequest {
     pub nargs: usize,
     /// `OX_CONST`, `OX_ACTIVE` (reverse) or `OX_DUPLICATED` (forward).
     pub ret_activity: u32,
+    /// `OX_REQ_*` bits.
+    pub flags: u32,
 }
 
 /// The compiled derivative. For argument i (non-ghost):
@@ -195,7 +202,17 @@ unsafe fn decode(req: *const OxRequest) -> Result<Request, Error> {
         }
         args.push(ArgSpec { passing, activity: activity(a.activity)?, type_tree });
     }
-    Ok(Request { entry, mode, width: r.width, args, ret: activity(r.ret_activity)? })
+    if r.flags & !OX_REQ_PRIMAL_UNUSED != 0 {
+        return Err(bad(format!("unknown request flags {:#x}", r.flags)));
+    }
+    Ok(Request {
+        entry,
+        mode,
+        width: r.width,
+        args,
+        ret: activity(r.ret_activity)?,
+        primal_unused: r.flags & OX_REQ_PRIMAL_UNUSED != 0,
+    })
 }
 
 fn message_out(out: *mut *mut c_char, msg: String) {

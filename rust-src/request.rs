@@ -114,6 +114,8 @@ pub struct Request {
     pub args: Vec<ArgSpec>,
     /// Activity of the return.
     pub ret: Activity,
+    /// The caller does not read a float primal result (`OX_REQ_PRIMAL_UNUSED`).
+    pub primal_unused: bool,
 }
 
 impl Request {

@@ -41,6 +41,8 @@ const OX_ERR_JIT = Int32(5)
 
 const OX_FLAG_PAUSE_GC = UInt32(1)
 
+const OX_REQ_PRIMAL_UNUSED = UInt32(1)
+
 const OX_MODE_FORWARD = UInt32(0)
 const OX_MODE_REVERSE = UInt32(1)
 
@@ -86,6 +88,7 @@ struct OxRequest
     args::Ptr{OxArg}
     nargs::Csize_t
     ret_activity::UInt32
+    flags::UInt32
 end
 
 """
@@ -335,12 +338,15 @@ end
 Asks the engine for the derivative of the function `entry` of the LLVM `bitcode`:
 `mode` is `OX_MODE_FORWARD` or `OX_MODE_REVERSE`, `width` the number of tangents per
 value, `args` one [`ArgDesc`](@ref) per Julia argument (the function itself first) and
-`ret_activity` the return's `OX_*` activity. Returns the compiled `OxDerivativeFn`.
+`ret_activity` the return's `OX_*` activity; with `primal_unused` the caller will not
+read a float result, so the derivative may skip computing it. Returns the compiled
+`OxDerivativeFn`.
 Failures throw (see [`engine_error`](@ref)); `name` is the Julia signature used in
 their messages.
 """
 function compile(bitcode::Vector{UInt8}, entry::String, mode::UInt32, width::Integer,
-                 args::Vector{ArgDesc}, ret_activity::UInt32; name::AbstractString = entry)
+                 args::Vector{ArgDesc}, ret_activity::UInt32; name::AbstractString = entry,
+                 primal_unused::Bool = false)
     width >= 1 || throw(ArgumentError("Oxidase: width must be at least 1, got $width"))
     oxargs = Vector{OxArg}(undef, length(args))
     out_fn = Ref{Ptr{Cvoid}}(C_NULL)
@@ -352,7 +358,8 @@ function compile(bitcode::Vector{UInt8}, entry::String, mode::UInt32, width::Int
         end
         req = Ref(OxRequest(Base.unsafe_convert(Cstring, entry), mode, UInt32(width),
                             isempty(oxargs) ? Ptr{OxArg}(C_NULL) : pointer(oxargs),
-                            length(oxargs), ret_activity))
+                            length(oxargs), ret_activity,
+                            primal_unused ? OX_REQ_PRIMAL_UNUSED : UInt32(0)))
         ccall((:oxidase_compile, liboxidase), Int32,
               (Ptr{UInt8}, Csize_t, Ref{OxRequest}, Ref{Ptr{Cvoid}}, Ref{Ptr{UInt8}}),
               bitcode, length(bitcode), req, out_fn, out_msg)

@@ -198,7 +198,12 @@ function compile_derivative(@nospecialize(mode::Mode), @nospecialize(fa), @nospe
                             "so pass numbers as Const or make them array elements"))
     end
     ir = Extract.extract_bitcode(fn, types)
-    fptr = compile(ir.bitcode, ir.entry, mode_code(mode), width, descs, ret_activity; name = name)
+    # `Reverse` returns no primal, nor do forward returns without one: the derivative
+    # may then drop the work that only the primal needed.
+    unused = mode isa ReverseMode{false} ||
+             mode isa ForwardMode && RA <: Union{Const,DuplicatedNoNeed,BatchDuplicatedNoNeed}
+    fptr = compile(ir.bitcode, ir.entry, mode_code(mode), width, descs, ret_activity; name = name,
+                   primal_unused = unused)
     ci = ir.codeinst::Core.CodeInstance
     sig = Tuple{Core.Typeof(fn), types.parameters...}
     scratch = Scratch[]

@@ -49,3 +49,31 @@ fn sum_of_squares_loop_of_zero_one_and_many_elements() {
         assert_close(t, dot, 1e-12, &format!("forward vs reverse n={n}"));
     }
 }
+
+/// `OX_REQ_PRIMAL_UNUSED`: the derivative leaves `*ret` unwritten (so LLVM can drop the
+/// forward loop that only summed the primal) and the gradient is unchanged, in both
+/// modes.
+#[test]
+fn unused_primal_is_not_computed() {
+    use oxidase::request::Request;
+    let (text, entry) = fixture("sumsq");
+    let x: Vec<f64> = (0..50).map(|i| (i as f64 * 0.37).sin()).collect();
+    for mode in [Mode::Reverse, Mode::Forward] {
+        let ret = if mode == Mode::Reverse { Active } else { Duplicated };
+        let req = |primal_unused| Request {
+            entry: entry.clone(),
+            mode,
+            width: 1,
+            args: vec![ghost(), array_arg(Duplicated)],
+            ret,
+            primal_unused,
+        };
+        let (full, lean) = (compile_request(&text, &req(false)).unwrap(), compile_request(&text, &req(true)).unwrap());
+        let seed = if mode == Mode::Reverse { vec![0.0; x.len()] } else { x.iter().map(|v| v.cos()).collect() };
+        let (p, t, g) = call_array(full, &x, &seed);
+        let (p_lean, t_lean, g_lean) = call_array(lean, &x, &seed);
+        assert_close(p, x.iter().map(|v| v * v).sum(), 1e-12, "primal");
+        assert_eq!(p_lean, 0.0, "the primal was not written");
+        assert_eq!((t_lean, g_lean), (t, g));
+    }
+}

@@ -48,8 +48,9 @@ fn arg() -> impl Strategy<Value = ArgSpec> {
 fn request() -> impl Strategy<Value = Request> {
     let mode = prop_oneof![Just(Mode::Forward), Just(Mode::Reverse)];
     let entry = prop_oneof![Just("f".to_string()), "[a-z]{0,8}"];
-    (entry, mode, 0u32..4, proptest::collection::vec(arg(), 0..5), activity())
-        .prop_map(|(entry, mode, width, args, ret)| Request { entry, mode, width, args, ret })
+    (entry, mode, 0u32..4, proptest::collection::vec(arg(), 0..5), activity(), any::<bool>()).prop_map(
+        |(entry, mode, width, args, ret, primal_unused)| Request { entry, mode, width, args, ret, primal_unused },
+    )
 }
 
 /// Two float parameters, as `f` in the fixture has, with random activities and trees:
@@ -60,12 +61,8 @@ fn plausible_request() -> impl Strategy<Value = Request> {
         (activity(), prop_oneof![Just(vec![(0, Leaf::F64)]), Just(vec![]), Just(vec![(0, Leaf::F32)])])
             .prop_map(|(activity, type_tree)| ArgSpec { passing: Passing::Value, activity, type_tree })
     };
-    (mode, 1u32..5, float(), float(), activity()).prop_map(|(mode, width, a, b, ret)| Request {
-        entry: "f".into(),
-        mode,
-        width,
-        args: vec![a, b],
-        ret,
+    (mode, 1u32..5, float(), float(), activity(), any::<bool>()).prop_map(|(mode, width, a, b, ret, primal_unused)| {
+        Request { entry: "f".into(), mode, width, args: vec![a, b], ret, primal_unused }
     })
 }
 
@@ -127,7 +124,7 @@ proptest! {
         let nparams = m.function(&entry).map(|f| f.params().len()).unwrap_or(0);
         let mut args = vec![ghost()];
         args.extend((0..nparams).map(|k| if k == 0 { arg(act) } else { ArgSpec { passing: Passing::Value, activity: Activity::Const, type_tree: vec![] } }));
-        let req = Request { entry, mode, width: 1, args, ret };
+        let req = Request { entry, mode, width: 1, args, ret, primal_unused: false };
         let _ = oxidase::pipeline::compile(&m.to_bitcode(), &req);
     }
 
@@ -155,6 +152,7 @@ fn bad_requests_through_the_c_abi_are_statuses() {
         args: &bad_kind,
         nargs: 1,
         ret_activity: OX_ACTIVE,
+        flags: 0,
     };
     let mut out: OxDerivativeFn = dummy;
     let mut msg = std::ptr::null_mut();

@@ -58,7 +58,10 @@ pub fn differentiate(
         b.before(ret);
         if ret.num_operands() == 1 {
             let v = ret.operand(0);
-            b.store(v, frame.params[2]);
+            // (An array result is read by the caller even when unwanted: it roots it.)
+            if !(req.primal_unused && v.ty().is_floating()) {
+                b.store(v, frame.params[2]);
+            }
             if req.ret == Act::Duplicated && v.ty().is_pointer() {
                 // An array result: its tangent is its shadow array, one per lane.
                 for (k, lane) in shadows.iter().enumerate() {

@@ -686,7 +686,8 @@ impl<'a> Reverse<'a> {
                 Sweep::Entry { req } => {
                     // The entry returns into its own reverse sweep.
                     b.before(ret);
-                    if let Some(v) = returned {
+                    // (Unread, a float result is left out, and with it whatever only it needed.)
+                    if let Some(v) = returned.filter(|v| !(req.primal_unused && v.ty().is_floating())) {
                         b.store(v, self.frame.params[2]);
                     }
                     b.br(rb);

@@ -88,10 +88,14 @@ pub fn compile_batch(
     args: Vec<ArgSpec>,
     ret: Activity,
 ) -> Result<OxDerivativeFn, oxidase::error::Error> {
+    compile_request(text, &Request { entry: entry.into(), mode, width, args, ret, primal_unused: false })
+}
+
+/// Compiles the derivative `req` asks for from IR text.
+pub fn compile_request(text: &str, req: &Request) -> Result<OxDerivativeFn, oxidase::error::Error> {
     let m = Module::parse_ir(text).expect("fixture parses");
     define_runtime_stubs(&m);
-    let req = Request { entry: entry.into(), mode, width, args, ret };
-    let c = oxidase::cache::get_or_compile(&m.to_bitcode(), &req)?;
+    let c = oxidase::cache::get_or_compile(&m.to_bitcode(), req)?;
     Ok(unsafe { std::mem::transmute::<usize, OxDerivativeFn>(c.addr) })
 }
 
