@@ -135,6 +135,17 @@ function derivative(mode::M, fn::F, ::Type{RA}, anns::A) where {M<:Mode,F,RA,A<:
     slot = signature_slot(Tuple{F,A,M,RA})
     compiled = slot[]
     compiled !== nothing && is_current(compiled) && return compiled::CompiledDerivative
+    # Julia 1.5 infers a call with its concrete argument types even when the callee is
+    # `@nospecialize`: without the barrier, each new function's first gradient spent
+    # 40-50 ms inferring the whole cold path again.
+    barrier = Base.inferencebarrier
+    return fill_slot!(slot, barrier(mode), barrier(fn), barrier(RA), barrier(anns))::CompiledDerivative
+end
+
+# The miss: compiled once for all signatures (`@nospecialize`, reached through an
+# inference barrier).
+@noinline function fill_slot!(slot::Base.RefValue{Union{Nothing,CompiledDerivative}}, @nospecialize(mode::Mode),
+                              @nospecialize(fn), @nospecialize(RA::Type), @nospecialize(anns::Tuple))
     lock(CACHE_LOCK)
     try
         compiled = slot[]

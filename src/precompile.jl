@@ -8,6 +8,7 @@ precompile(Extract.extract_bitcode, (Any, Type))
 precompile(Extract.inferred_codeinst, (Any, Type))
 precompile(compile, (Vector{UInt8}, String, UInt32, Int, Vector{ArgDesc}, UInt32))
 precompile(is_current, (CompiledDerivative,))
+precompile(fill_slot!, (Base.RefValue{Union{Nothing,CompiledDerivative}}, Mode, Any, Type, Tuple))
 precompile(status_message, (Int32,))
 # What `--trace-compile` showed compiled at the first gradient of a session (all but
 # what names the user's function or an anonymous closure).
