@@ -133,6 +133,7 @@ fn synthesize_prepared(m: &Module, f: Value, req: &Request, name: &str) -> Resul
     let (mem, act) = analyze(m, frame.g, &roots, &active_params, ret_active, &user_name)?;
     if req.mode == Mode::Reverse {
         refuse_moving_resizes(frame.g, &mem, &user_name)?;
+        refuse_active_try_bodies(frame.g, &act, &user_name)?;
     }
     crate::diagnostics::insert(m, frame.g, &act, &user_name);
     let callees = transform::calls::Callees::new(m);
@@ -151,6 +152,7 @@ fn synthesize_prepared(m: &Module, f: Value, req: &Request, name: &str) -> Resul
             let (mem, act) = analyze(m, cf.g, &roots, &active, pair.ret_float, &name)?;
             if req.mode == Mode::Reverse {
                 refuse_moving_resizes(cf.g, &mem, &name)?;
+                refuse_active_try_bodies(cf.g, &act, &name)?;
             }
             // Runtime diagnostics live in the entry's status; a callee reports at compile time.
             if let Some((_, message)) = act.unsupported_when_reached.first() {
@@ -189,6 +191,27 @@ fn refuse_moving_resizes(g: Value, mem: &Memory, user_name: &str) -> Result<()> 
                 "not yet supported in reverse mode: resizing an array that holds derivatives \
                  (`push!`, `append!`, `resize!`, `pop!`...), in `{user_name}`{}; preallocate \
                  it (`zeros(n)`, `similar(x)`) and assign its elements, or use forward mode",
+                crate::names::where_(i)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Reverse mode cannot differentiate computations inside a `try` body yet: when the body
+/// throws, execution resumes at the `catch` through `longjmp`, an edge the reverse sweep
+/// does not know, so it would skip the body's adjoints and misread the tape. Code on
+/// inactive data in a `try` (the logging macros) is fine.
+fn refuse_active_try_bodies(g: Value, act: &Activity, user_name: &str) -> Result<()> {
+    let cfg = crate::analysis::cfg::Cfg::compute(g);
+    for (b, in_try) in cfg.try_bodies(&callee_name).into_iter().enumerate() {
+        if !in_try {
+            continue;
+        }
+        if let Some(i) = cfg.blocks[b].instructions().into_iter().find(|&i| act.is_active(i)) {
+            return Err(Error::Unsupported(format!(
+                "not yet supported in reverse mode: a differentiated computation inside a `try`, \
+                 in `{user_name}`{}; move it out of the `try`, or use forward mode",
                 crate::names::where_(i)
             )));
         }

@@ -225,7 +225,10 @@ impl Activity {
         // Side effects reached by derivative data are useful by definition, except on
         // paths that end in an exception (they never reach the return).
         let cfg = crate::analysis::cfg::Cfg::compute(f);
-        let live = cfg.reaches_return();
+        let mut live = cfg.reaches_return();
+        for (l, t) in live.iter_mut().zip(cfg.try_bodies(callee_name)) {
+            *l |= t;
+        }
         for &i in &insts {
             let on_live_path = live[cfg.index(i.parent_block())];
             let sink = match rules[&i] {

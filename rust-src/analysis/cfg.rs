@@ -96,6 +96,34 @@ impl Cfg {
         self.idom[b].is_some()
     }
 
+    /// Blocks of `try` bodies: what `setjmp`'s first return leads to, up to the blocks
+    /// that leave the handler (`jl_pop_handler`). An exception thrown there resumes at
+    /// the `catch`, an edge the CFG does not show: a block of a try body that ends in
+    /// `unreachable` does not end the computation.
+    pub fn try_bodies(&self, callee_name: &dyn Fn(Value) -> Option<String>) -> Vec<bool> {
+        let calls = |b: usize, name: &str| {
+            self.blocks[b].instructions().into_iter().any(|i| {
+                i.opcode() == Opcode::LLVMCall && callee_name(i.called_operand()).is_some_and(|n| n.contains(name))
+            })
+        };
+        let mut body = vec![false; self.blocks.len()];
+        for b in (0..self.blocks.len()).filter(|&b| self.reachable(b) && calls(b, "sigsetjmp")) {
+            // `br (setjmp(...) == 0), try, catch`: the body is one successor (the
+            // `catch` starts by leaving the handler, so taking both costs nothing).
+            let mut stack = self.succs[b].clone();
+            while let Some(x) = stack.pop() {
+                if body[x] {
+                    continue;
+                }
+                body[x] = true;
+                if !calls(x, "jl_pop_handler") {
+                    stack.extend(self.succs[x].iter().copied());
+                }
+            }
+        }
+        body
+    }
+
     /// The loops whose iterations the reverse sweep can count (`CountedLoop`).
     pub fn counted_loops(&self) -> Vec<CountedLoop> {
         let ends_in_unreachable =

@@ -166,6 +166,11 @@ pub fn classify(inst: Value, callee_name: &dyn Fn(Value) -> Option<String>) -> R
         LLVMPHI => Rule::Phi,
         LLVMCall => classify_call(inst, callee_name),
         LLVMRet | LLVMBr | LLVMSwitch | LLVMUnreachable => Rule::Control,
+        LLVMStore if inst.is_volatile() => Rule::Unsupported(
+            "a differentiable value computed in a `try` and used after it (Julia keeps it in a \
+             volatile stack slot, which carries no derivative): compute it before the `try`"
+                .into(),
+        ),
         LLVMStore => Rule::Unsupported(
             "a differentiable value stored to memory that carries no derivative (a `Const` array: \
              mark it `Duplicated`; or a mutable object, a global, a boxed or printed value: not \

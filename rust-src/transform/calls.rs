@@ -103,8 +103,14 @@ pub struct Callees<'m> {
 impl<'m> Callees<'m> {
     /// No callees yet. Made before the module changes (it records `heap_readonly`).
     pub fn new(m: &'m Module) -> Callees<'m> {
-        let heap_readonly =
-            m.functions().into_iter().filter(|g| !g.is_declaration()).all(crate::analysis::memory::writes_only_stack);
+        // A function that never returns (the builder of an exception it throws) writes
+        // nothing the rest of the derivative reads, unless a `try` catches its exception.
+        let catches = m.function("jl_enter_handler").is_some_and(|h| !h.users().is_empty());
+        let heap_readonly = m
+            .functions()
+            .into_iter()
+            .filter(|g| !g.is_declaration() && (catches || !g.has_fn_attr("noreturn")))
+            .all(crate::analysis::memory::writes_only_stack);
         Callees {
             m,
             heap_readonly,
