@@ -231,6 +231,23 @@ impl Value {
     pub fn is_volatile(self) -> bool {
         unsafe { LLVMGetVolatile(self.0) != 0 }
     }
+    /// Gives this memory access the type-based alias class (`!tbaa`) of `from`, a
+    /// primal access whose shadow it is: shadow memory has the primal's layout (array
+    /// data where it reads array data, a data pointer where it reads one), and the tag
+    /// lets LLVM keep the data pointers out of loops that write shadow data.
+    pub fn copy_tbaa_from(self, from: Value) -> Value {
+        unsafe {
+            let ctx = LLVMGetTypeContext(LLVMTypeOf(from.0));
+            let kind = LLVMGetMDKindIDInContext(ctx, c"tbaa".as_ptr(), 4);
+            let md = LLVMGetMetadata(from.0, kind);
+            // A tag marking constant memory (Julia's `jtbaa_const`: the access tag's
+            // fourth operand is 1) would let LLVM assume the shadow is never written.
+            if !md.is_null() && !tbaa_constant(md) {
+                LLVMSetMetadata(self.0, kind, md);
+            }
+        }
+        self
+    }
     /// Replaces operand `i`.
     pub fn set_operand(self, i: usize, v: Value) {
         unsafe { LLVMSetOperand(self.0, i as u32, v.0) }
@@ -1103,3 +1120,53 @@ pub const ICMP_EQ: LLVMIntPredicate = LLVMIntPredicate::LLVMIntEQ;
 
 /// `icmp ugt`.
 pub const ICMP_UGT: LLVMIntPredicate = LLVMIntPredicate::LLVMIntUGT;
+
+/// Whether a `!tbaa` access tag (as returned by `LLVMGetMetadata`) says the memory is
+/// constant.
+///
+/// # Safety
+/// `md` must be a metadata-as-value of an `!tbaa` access tag.
+unsafe fn tbaa_constant(md: LLVMValueRef) -> bool {
+    let n = LLVMGetMDNodeNumOperands(md) as usize;
+    if n < 4 {
+        return false;
+    }
+    let mut ops: Vec<LLVMValueRef> = vec![std::ptr::null_mut(); n];
+    LLVMGetMDNodeOperands(md, ops.as_mut_ptr());
+    let flag = ops[3];
+    !flag.is_null() && !LLVMIsAConstantInt(flag).is_null() && LLVMConstIntGetZExtValue(flag) != 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Module, Opcode};
+
+    /// `copy_tbaa_from` copies an ordinary tag and refuses a constant one.
+    #[test]
+    fn tbaa_copied_unless_constant() {
+        let m = Module::parse_ir(
+            r#"
+define void @f(ptr %p, ptr %q) {
+  %a = load double, ptr %p, !tbaa !2
+  %b = load double, ptr %p, !tbaa !3
+  store double %a, ptr %q
+  store double %b, ptr %q
+  ret void
+}
+!0 = !{!"root"}
+!1 = !{!"jtbaa_arraybuf", !0, i64 0}
+!2 = !{!1, !1, i64 0}
+!3 = !{!1, !1, i64 0, i64 1}
+"#,
+        )
+        .unwrap();
+        let insts = m.function("f").unwrap().entry_block().unwrap().instructions();
+        let (plain, constant) = (insts[0], insts[1]);
+        let stores: Vec<_> = insts.iter().copied().filter(|i| i.opcode() == Opcode::LLVMStore).collect();
+        stores[0].copy_tbaa_from(plain);
+        stores[1].copy_tbaa_from(constant);
+        let text = m.print();
+        assert!(text.contains("store double %a, ptr %q, align 8, !tbaa"), "{text}");
+        assert!(!text.contains("store double %b, ptr %q, align 8, !tbaa"), "{text}");
+    }
+}

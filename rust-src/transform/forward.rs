@@ -266,7 +266,7 @@ fn memory_effect(
         Rule::Store => {
             let v = inst.operand(0);
             let t = tangent.get(&v).map(|ts| ts[l]).unwrap_or_else(|| m.const_null(v.ty()));
-            b.store(t, sh(1)?);
+            b.store(t, sh(1)?).copy_tbaa_from(inst);
         }
         Rule::MemCopy => {
             // The same copy between the shadows (the intrinsic or libc's memmove).
@@ -347,7 +347,7 @@ fn tangent_of_instruction(
             let c = tan(inst.operand(2), l).unwrap_or(zero);
             Ok(b.select(inst.operand(0), a, c))
         }),
-        Rule::Load => lanes(&|l| Ok(b.load(tt, shadow_of(&shadows[l], inst, 0)?))),
+        Rule::Load => lanes(&|l| Ok(b.load(tt, shadow_of(&shadows[l], inst, 0)?).copy_tbaa_from(inst))),
         Rule::Lanes(op) => lanes(&|l| {
             let t = |k: usize| tan(inst.operand(k), l).unwrap_or_else(|| m.const_null(inst.operand(k).ty()));
             Ok(match op {

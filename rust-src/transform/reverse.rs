@@ -919,8 +919,8 @@ impl<'a> Reverse<'a> {
             Rule::Store => {
                 let (v, p) = (inst.operand(0), env(Need::Shadow(1)));
                 let tt = tangent_type(m, v.ty()).expect("stores into shadowed memory are of floats");
-                let d = b.load(tt, p);
-                b.store(m.const_null(tt), p);
+                let d = b.load(tt, p).copy_tbaa_from(inst);
+                b.store(m.const_null(tt), p).copy_tbaa_from(inst);
                 self.add_adjoint(b, v, lane, d);
             }
             Rule::MemCopy => {
@@ -1112,8 +1112,8 @@ impl<'a> Reverse<'a> {
                 // z = *p: p̄' += z̄ (adjoints of memory accumulate).
                 Rule::Load => {
                     let p = env(Need::Shadow(0), lane);
-                    let old = b.load(d.ty(), p);
-                    b.store(b.fadd(old, d), p);
+                    let old = b.load(d.ty(), p).copy_tbaa_from(inst);
+                    b.store(b.fadd(old, d), p).copy_tbaa_from(inst);
                 }
                 Rule::Scale { .. } => {
                     for &(x, p) in &partials {

@@ -83,7 +83,7 @@ pub fn build_lane(
         let s = match pointer_op(i) {
             Some(PointerOp::Derive) if i.opcode() == Opcode::LLVMGetElementPtr => b.gep_like(i, of(i.operand(0))),
             Some(PointerOp::Derive) => b.cast(i.opcode(), of(i.operand(0)), i.ty()),
-            Some(PointerOp::Load) => b.load(i.ty(), of(i.operand(0))),
+            Some(PointerOp::Load) => b.load(i.ty(), of(i.operand(0))).copy_tbaa_from(i),
             Some(PointerOp::Merge) => b.select(i.operand(0), of(i.operand(1)), of(i.operand(2))),
             None => continue,
         };
