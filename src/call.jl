@@ -27,7 +27,7 @@ has_shadow(::ReverseMode, a::Annotation) =
 function Scratch(@nospecialize(mode::Mode), @nospecialize(RT::Type), @nospecialize(fa), @nospecialize(anns::Tuple))
     n = length(anns)
     F = Core.Typeof(function_value(fa))
-    fn_words = is_ghost(F) ? 0 : is_boxed(F) ? 1 : cld(sizeof(F), 8)
+    fn_words = is_ghost(F) ? 0 : is_boxed(F) ? object_words(F) : cld(sizeof(F), 8)
     # The shadow of a Duplicated function: its address, or its bytes.
     fn_shadow_words = fa isa Annotation && has_shadow(mode, fa) ? fn_words : 0
     width = batch_width(anns)
@@ -36,9 +36,9 @@ function Scratch(@nospecialize(mode::Mode), @nospecialize(RT::Type), @nospeciali
     for k in 1:n
         a = anns[k]
         T = Core.Typeof(a.val)
-        sizes[k] = is_ghost(T) ? 0 : is_boxed(T) ? 1 : cld(sizeof(T), 8)
+        sizes[k] = is_ghost(T) ? 0 : is_boxed(T) ? object_words(T) : cld(sizeof(T), 8)
         if has_shadow(mode, a) && sizes[k] > 0
-            shadow_sizes[k] = cld(is_boxed(T) ? 8 * width : width * sizeof(T), 8)
+            shadow_sizes[k] = is_boxed(T) ? width * object_words(T) : cld(width * sizeof(T), 8)
         end
     end
     ret_words = is_boxed(RT) ? width : cld(width * sizeof(RT), 8)
@@ -58,18 +58,52 @@ function Scratch(@nospecialize(mode::Mode), @nospecialize(RT::Type), @nospeciali
     return Scratch(data, argptrs, shadowptrs, ret, dret)
 end
 
-# Bits are stored as they are, objects as their address (the caller keeps them alive);
-# values of ghost types (and types passed as values, which are ghosts too) have no slot.
+# An immutable object that is not isbits (a struct holding arrays, a closure capturing
+# one) has no address of its own: Julia 1.5 stores it inline in the annotation, and
+# `jl_value_ptr` of it boxes a temporary copy, which optimized code may place on the
+# stack and drop before the derivative reads it (measured: zero tangents at -O2). Its
+# fields are copied into the scratch instead, after the pointer to that copy.
+needs_copy(@nospecialize(T)) = !is_ghost(T) && !isbitstype(T) && T isa DataType && !T.mutable
+# Scratch words of an object argument: its address, and the copy when it needs one.
+object_words(@nospecialize(T)) = needs_copy(T) ? 1 + cld(sizeof(T), 8) : 1
+
+# Bits are stored as they are, objects as their address (the caller keeps them alive),
+# or as the address of a copy of their fields (`needs_copy`); values of ghost types (and
+# types passed as values, which are ghosts too) have no slot.
 function store!(p::Ptr{Cvoid}, x::T) where {T}
     p == C_NULL && return nothing
     if isbitstype(T)
         unsafe_store!(Ptr{T}(p), x)
+    elseif needs_copy(T)
+        write_fields!(p + 8, x)
+        unsafe_store!(Ptr{Ptr{Cvoid}}(p), p + 8)
     elseif !is_ghost(T)
-        # The object's address, mutable or not (an immutable object that is not isbits,
-        # such as a closure capturing an array, lives on the heap too).
         unsafe_store!(Ptr{Ptr{Cvoid}}(p), ccall(:jl_value_ptr, Ptr{Cvoid}, (Any,), x))
     end
     return nothing
+end
+
+# `x`'s fields at `q` with the layout of a `T` object: bits as they are, inline
+# immutable fields field by field, references as addresses.
+@generated function write_fields!(q::Ptr{Cvoid}, x::T) where {T}
+    body = Expr(:block)
+    for k in 1:fieldcount(T)
+        FT, off = fieldtype(T, k), fieldoffset(T, k)
+        if is_ghost(FT)
+            continue
+        elseif isbitstype(FT)
+            push!(body.args, :(unsafe_store!(Ptr{$FT}(q + $off), getfield(x, $k))))
+        elseif FT isa DataType && Base.allocatedinline(FT)
+            push!(body.args, :(write_fields!(q + $off, getfield(x, $k))))
+        elseif Base.allocatedinline(FT)
+            return :(throw(ArgumentError("Oxidase: cannot pass a $T: its field $($k) is an inline union")))
+        else
+            push!(body.args, :(unsafe_store!(Ptr{Ptr{Cvoid}}(q + $off),
+                                             ccall(:jl_value_ptr, Ptr{Cvoid}, (Any,), getfield(x, $k)))))
+        end
+    end
+    push!(body.args, :(return nothing))
+    return body
 end
 
 # The loops over the arguments recurse over the tuple (slot k + 1 holds argument k):
@@ -91,11 +125,23 @@ store_tangent!(p, a::Union{Duplicated,DuplicatedNoNeed}) = store!(p, a.dval)
 store_tangent!(p, a::Union{BatchDuplicated,BatchDuplicatedNoNeed}) = store_lanes!(p, a.dval)
 store_tangent!(p, a) = nothing
 
-# Lane k's tangent (or shadow object's address) at offset (k - 1) × its size.
+# Lane k's tangent (or shadow object's address) at offset (k - 1) × its size; copies of
+# immutable objects (`needs_copy`) after the N addresses.
 function store_lanes!(p::Ptr{Cvoid}, ds::NTuple{N,T}) where {N,T}
-    stride = isbitstype(T) ? sizeof(T) : sizeof(Ptr{Cvoid})
-    for k in 1:N
-        store!(p + (k - 1) * stride, ds[k])
+    if isbitstype(T)
+        for k in 1:N
+            store!(p + (k - 1) * sizeof(T), ds[k])
+        end
+    elseif needs_copy(T)
+        for k in 1:N
+            q = p + 8N + 8 * (k - 1) * cld(sizeof(T), 8)
+            write_fields!(q, ds[k])
+            unsafe_store!(Ptr{Ptr{Cvoid}}(p + 8(k - 1)), q)
+        end
+    else
+        for k in 1:N
+            store!(p + 8(k - 1), ds[k])
+        end
     end
 end
 

@@ -373,3 +373,20 @@ products(v) = sum(p[1] * p[2] for p in v)
     autodiff(Reverse, (y, x) -> (y .= x; nothing), Const, Duplicated(ys, dys), Duplicated(xs, dxs))
     @test ys == xs && dxs == [(1.0, 0), (2.0, 0)] && dys == [(0.0, 0), (0.0, 0)]
 end
+
+# An immutable object holding arrays has no address of its own in Julia 1.5 (it is
+# stored inline in the annotation): the derivative gets the address of a copy of its
+# fields in the scratch, not of a temporary box that optimized code may drop before
+# the call (`Oxidase.needs_copy`).
+@testset "immutable objects reach the derivative as copies of their fields" begin
+    m = TinyMLP([1.0 2.0; 3.0 4.0], [0.5, -0.5], [1.0, 2.0])
+    along = TinyMLP(zeros(2, 2), [1.0, 0.0], zeros(2))
+    f = mm -> mm.w2[1] * tanh(mm.b1[1])
+    @test autodiff(Forward, f, Duplicated, Duplicated(m, along))[2] ≈ 1.0 * (1 - tanh(0.5)^2)
+    @test Oxidase.needs_copy(TinyMLP) && !Oxidase.needs_copy(AffineMap) && !Oxidase.needs_copy(Vector{Float64})
+    c = Oxidase.derivative(Forward, f, Duplicated, (Duplicated(m, along),))
+    s = c.scratch[Threads.threadid()]
+    at = unsafe_load(Ptr{Ptr{Cvoid}}(s.argptrs[2]))
+    @test pointer(s.data) < at < pointer(s.data) + sizeof(s.data)
+    @test unsafe_load(Ptr{Ptr{Cvoid}}(at)) == pointer_from_objref(m.W1)
+end
