@@ -464,3 +464,65 @@ end
     @test_throws DimensionMismatch autodiff(Forward, f, BatchDuplicated, BatchDuplicated(x, (zeros(3), zeros(4))))
     @test autodiff(Forward, f, Duplicated, Duplicated(x, [1.0, 0.0, 0.0])) == (14.0, 2.0)
 end
+
+# Reloading instead of taping: a function that writes only arrays it allocated leaves
+# its arguments' arrays unchanged, so the reverse sweep reads them again
+# (`memory::writes_only_fresh`); any other write turns this off. Each case against
+# central differences, including ones that write their argument or a buffer argument.
+function local_buffers(x)
+    n = length(x)
+    a, b = zeros(n), zeros(n)
+    for step in 1:3
+        for i in 1:n
+            a[i] = x[i] * (i == 1 ? 1.0 : b[i-1])
+        end
+        for i in 1:n
+            b[i] += 0.5 * a[i] + x[i]^2
+        end
+    end
+    return sum(b)
+end
+function writes_argument(x)
+    s = 0.0
+    for i in eachindex(x)
+        s += x[i]^2
+        x[i] = s * 0.1
+    end
+    return s + sum(x)
+end
+function writes_buffer(x, buf)
+    for i in eachindex(x)
+        buf[i] = sin(x[i])
+    end
+    s = 0.0
+    for i in eachindex(x)
+        s += buf[i] * x[i]
+    end
+    return s
+end
+function copies_then_writes(x)
+    y = copy(x)
+    for i in eachindex(y)
+        y[i] = y[i]^2 + x[i]
+    end
+    s = 0.0
+    for i in eachindex(x)
+        s += y[i] * x[i]
+    end
+    return s
+end
+
+@testset "reloading unwritten arguments" begin
+    x = [0.3, -0.8, 1.2, 0.5]
+    for f in (local_buffers, copies_then_writes)
+        dx = zero(x)
+        autodiff(Reverse, f, Active, Duplicated(copy(x), dx))
+        @test dx ≈ fd_gradient(f, x) rtol = 1e-6
+    end
+    dx = zero(x)
+    autodiff(Reverse, writes_argument, Active, Duplicated(copy(x), dx))
+    @test dx ≈ fd_gradient(v -> writes_argument(copy(v)), x) rtol = 1e-6
+    dx = zero(x)
+    autodiff(Reverse, writes_buffer, Active, Duplicated(copy(x), dx), Duplicated(zeros(4), zeros(4)))
+    @test dx ≈ fd_gradient(v -> writes_buffer(v, zeros(4)), x) rtol = 1e-6
+end

@@ -391,6 +391,83 @@ fn alloca_slot(m: &crate::llvm::Module, p: Value) -> Option<(Value, u64)> {
     }
 }
 
+/// Whether function `g`, as analysed (before differentiation), writes only memory that
+/// it allocated itself (arrays it creates, stack slots, the runtime's thread state), on
+/// paths that return. Then memory it did not allocate, such as its arguments' arrays,
+/// holds the same values all through the call, and the reverse sweep may load them
+/// again instead of taping them. Calls: those `writes_only_stack` allows, array
+/// creation, the GC allocator, and resizing arrays it created.
+pub fn writes_only_fresh(g: Value, callee_name: &dyn Fn(Value) -> Option<String>) -> bool {
+    let fresh = |p: Value| points_into_alloca(p) || allocated_here(p, 1, 12, callee_name) || thread_state(p, 8);
+    g.blocks().into_iter().all(|bb| {
+        if bb.terminator().map(|t| t.opcode()) == Some(Opcode::LLVMUnreachable) {
+            return true;
+        }
+        bb.instructions().into_iter().all(|i| match i.opcode() {
+            Opcode::LLVMStore => fresh(i.operand(1)),
+            Opcode::LLVMCall => {
+                let callee = i.called_operand();
+                // (Julia reads the thread pointer with an argument-less inline `asm`.)
+                if array_call(i, callee_name).is_some() || callee.is_inline_asm() && i.call_arg_count() == 0 {
+                    return true;
+                }
+                if resize_call(i, callee_name).is_some() {
+                    return fresh(i.operand(0));
+                }
+                if callee.is_function() && callee.intrinsic_id() != 0 {
+                    // memset, memcpy, memmove write their first operand.
+                    return !callee.name().starts_with("llvm.mem") || fresh(i.operand(0));
+                }
+                let name = callee_name(callee).unwrap_or_default();
+                i.has_fn_attr("noreturn")
+                    || callee.is_function() && callee.has_fn_attr("noreturn")
+                    || name.starts_with("ox.")
+                    || matches!(name.as_str(), "jl_gc_pool_alloc" | "jl_gc_big_alloc" | "jl_gc_alloc_typed")
+                    || callee.is_function() && !callee.is_declaration() && writes_only_stack(callee)
+            }
+            Opcode::LLVMAtomicRMW | Opcode::LLVMAtomicCmpXchg | Opcode::LLVMFence => false,
+            _ => true,
+        })
+    })
+}
+
+/// Whether `p` points into memory allocated in this call: an array it created (its
+/// object, or its data through the one load of the data pointer; a pointer loaded from
+/// the data is an element, which may be any array) or an object from the GC allocator.
+fn allocated_here(p: Value, loads: u32, depth: u32, callee_name: &dyn Fn(Value) -> Option<String>) -> bool {
+    if depth == 0 || !p.is_instruction() {
+        return false;
+    }
+    match p.opcode() {
+        Opcode::LLVMCall => {
+            array_call(p, callee_name).is_some()
+                || callee_name(p.called_operand())
+                    .is_some_and(|n| matches!(n.as_str(), "jl_gc_pool_alloc" | "jl_gc_big_alloc"))
+        }
+        Opcode::LLVMGetElementPtr | Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast => {
+            allocated_here(p.operand(0), loads, depth - 1, callee_name)
+        }
+        Opcode::LLVMLoad if loads > 0 => allocated_here(p.operand(0), loads - 1, depth - 1, callee_name),
+        _ => false,
+    }
+}
+
+/// Whether `p` points into the runtime's per-thread state (Julia's GC frame list hangs
+/// off the thread pointer, read with inline assembly), through address arithmetic and
+/// loads.
+fn thread_state(p: Value, depth: u32) -> bool {
+    if depth == 0 || !p.is_instruction() {
+        return false;
+    }
+    match p.opcode() {
+        Opcode::LLVMCall => !p.called_operand().is_function() && p.called_operand().is_inline_asm(),
+        Opcode::LLVMGetElementPtr | Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast | Opcode::LLVMLoad => {
+            thread_state(p.operand(0), depth - 1)
+        }
+        _ => false,
+    }
+}
+
 /// Whether function `g` writes no memory but its own stack slots, on paths that return
 /// (blocks ending in `unreachable` throw). Calls are to intrinsics other than the memory
 /// ones, to functions defined in the module (checked on their own), or to the engine's

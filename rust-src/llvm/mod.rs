@@ -299,6 +299,10 @@ impl Value {
     pub fn successors(self) -> Vec<Block> {
         unsafe { (0..LLVMGetNumSuccessors(self.0)).map(|i| Block(LLVMGetSuccessor(self.0, i))).collect() }
     }
+    /// Whether this value is an inline assembly expression.
+    pub fn is_inline_asm(self) -> bool {
+        unsafe { !llvm_sys::core::LLVMIsAInlineAsm(self.0).is_null() }
+    }
     /// The called operand of a call (last operand).
     pub fn called_operand(self) -> Value {
         Value(unsafe { LLVMGetCalledValue(self.0) })

@@ -101,6 +101,23 @@ fn off_stack(p: Value, depth: u32) -> bool {
     }
 }
 
+/// Whether `p` points at the start of an array object the function creates (its data
+/// pointer field): the field changes only when the array is resized, and
+/// `others_unwritten` holds only for functions that resize nothing.
+fn array_header(p: Value, depth: u32) -> bool {
+    if depth == 0 || !p.is_instruction() {
+        return false;
+    }
+    match p.opcode() {
+        Opcode::LLVMCall => crate::analysis::memory::array_call(p, &crate::pipeline::callee_name).is_some(),
+        Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast => array_header(p.operand(0), depth - 1),
+        Opcode::LLVMGetElementPtr => {
+            (1..p.num_operands()).all(|k| p.operand(k).const_uint() == Some(0)) && array_header(p.operand(0), depth - 1)
+        }
+        _ => false,
+    }
+}
+
 /// How deep a recomputed value may nest.
 const REMAT_DEPTH: u32 = 6;
 
@@ -148,6 +165,9 @@ struct Reverse<'a> {
     /// Shadow pointers per lane, built in the forward sweep.
     shadow: Vec<HashMap<Value, Value>>,
     mem: &'a Memory,
+    /// The entry writes only memory it allocated (`memory::writes_only_fresh`): loads
+    /// from other memory (its arguments' arrays) may be recomputed.
+    others_unwritten: bool,
 }
 
 /// Turns the frame's body into forward sweep + reverse sweep.
@@ -161,11 +181,21 @@ pub fn differentiate<'a>(
     callee_name: &dyn Fn(Value) -> Option<String>,
     callees: &'a Callees<'a>,
 ) -> Result<()> {
+    // (Decided on the primal code, before shadows and tapes add their own writes.)
+    // (Without resizing at all, array objects keep their data pointers: `array_header`.)
+    let resizes = frame
+        .g
+        .blocks()
+        .into_iter()
+        .flat_map(|b| b.instructions())
+        .any(|i| crate::analysis::memory::resize_call(i, callee_name).is_some());
+    let others_unwritten = !resizes && crate::analysis::memory::writes_only_fresh(frame.g, callee_name);
     let shadow = lane_shadows(m, frame, mem, callee_name);
     let eb = frame.entry_builder(m);
     let tape = Tape::new(m, &eb);
     let tape_rev = tape.with_slot(tape.slot);
-    let r = Reverse::new(m, frame, act, mem, shadow, Sweep::Entry { req }, tape, tape_rev, callees);
+    let mut r = Reverse::new(m, frame, act, mem, shadow, Sweep::Entry { req }, tape, tape_rev, callees);
+    r.others_unwritten = others_unwritten;
     r.run(&eb)
 }
 
@@ -245,6 +275,7 @@ impl<'a> Reverse<'a> {
             loops: Vec::new(),
             shadow,
             mem,
+            others_unwritten: false,
         }
     }
 
@@ -514,15 +545,41 @@ impl<'a> Reverse<'a> {
     }
 
     /// Whether `v` may be recomputed: pure arithmetic, or a load from memory nothing
-    /// writes (heap memory of a function that writes only its stack; stack slots may be
-    /// rewritten, so loads from them are not recomputed).
+    /// writes (heap memory of a function that writes only its stack, or memory the
+    /// function did not allocate when it writes only what it allocates; stack slots may
+    /// be rewritten, so loads from them are not recomputed).
     fn recomputable(&self, v: Value) -> bool {
+        let unwritten = |p: Value| {
+            self.callees.heap_readonly
+                || self.others_unwritten && (self.argument_memory(p, 12) || array_header(p, REMAT_DEPTH))
+        };
         v.is_instruction()
             && (pure_arithmetic(v)
-                || self.callees.heap_readonly
-                    && v.opcode() == Opcode::LLVMLoad
+                || v.opcode() == Opcode::LLVMLoad
                     && !v.is_volatile()
-                    && off_stack(v.operand(0), REMAT_DEPTH))
+                    && off_stack(v.operand(0), REMAT_DEPTH)
+                    && unwritten(v.operand(0)))
+    }
+
+    /// Whether pointer `p` reaches only memory the caller passed in: it derives, through
+    /// address arithmetic and loads from such memory, from an argument (loaded in the
+    /// entry block). Memory allocated in the call is never reached this way.
+    fn argument_memory(&self, p: Value, depth: u32) -> bool {
+        if p.is_argument() {
+            return true;
+        }
+        if depth == 0 || !p.is_instruction() {
+            return false;
+        }
+        if p.parent_block() == self.frame.entry {
+            return p.opcode() != Opcode::LLVMAlloca;
+        }
+        match p.opcode() {
+            Opcode::LLVMGetElementPtr | Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast | Opcode::LLVMLoad => {
+                self.argument_memory(p.operand(0), depth - 1)
+            }
+            _ => false,
+        }
     }
 
     /// Counts the iterations of each counted loop: `c = phi [0, preheader], [c + 1,
