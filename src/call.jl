@@ -10,9 +10,8 @@ module Hot
 
 Base.Experimental.@optlevel 2
 
-import ..Oxidase
 using ..Oxidase: Annotation, Active, Const, Duplicated, DuplicatedNoNeed, BatchDuplicated,
-                 BatchDuplicatedNoNeed, Mode, ForwardMode, ReverseMode, is_ghost, is_boxed,
+                 BatchDuplicatedNoNeed, ForwardMode, ReverseMode, is_ghost, is_boxed,
                  DifferentiationError, status_message
 
 """
