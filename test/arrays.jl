@@ -245,20 +245,11 @@ const pushes_line = @__LINE__() - 8   # the push! line
     @test autodiff(Forward, pushed, Duplicated, Duplicated([0.3, 1.7], [1.0, 0.0]))[2] ≈ 2 * 0.3 * 1.7^2
     for f in (() -> autodiff(Reverse, pushes, Active, Active(1.5), Const(3)),
               () -> autodiff(Reverse, pushed, Active, Duplicated([0.3, 1.7], zeros(2))))
-        err = try
-            f()
-            nothing
-        catch e
-            e
-        end
+        err = caught(f)   # (test/errors.jl)
         @test err isa Oxidase.DifferentiationError
         @test err isa Oxidase.DifferentiationError && occursin("resizing an array that holds derivatives", err.msg)
     end
-    err = try
-        autodiff(Reverse, pushes, Active, Active(1.5), Const(3))
-    catch e
-        e
-    end
+    err = caught(() -> autodiff(Reverse, pushes, Active, Active(1.5), Const(3)))
     @test err isa Oxidase.DifferentiationError && occursin("pushes", err.msg) && occursin("arrays.jl:$pushes_line", err.msg)
 end
 
@@ -494,20 +485,19 @@ function writes_buffer(x, buf)
     for i in eachindex(x)
         buf[i] = sin(x[i])
     end
-    s = 0.0
-    for i in eachindex(x)
-        s += buf[i] * x[i]
-    end
-    return s
+    return weighted_sum(buf, x)
 end
 function copies_then_writes(x)
     y = copy(x)
     for i in eachindex(y)
         y[i] = y[i]^2 + x[i]
     end
+    return weighted_sum(y, x)
+end
+function weighted_sum(w, x)
     s = 0.0
     for i in eachindex(x)
-        s += y[i] * x[i]
+        s += w[i] * x[i]
     end
     return s
 end

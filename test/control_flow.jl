@@ -151,12 +151,7 @@ end
     for call in (() -> autodiff(Reverse, guarded, Active, Active(4.0)),
                  () -> autodiff(Forward, kept_from_try, Duplicated, Duplicated(2.0, 1.0)),
                  () -> autodiff(Reverse, kept_from_try, Active, Active(2.0)))
-        err = try
-            call()
-            nothing
-        catch e
-            e
-        end
+        err = caught(call)   # (test/errors.jl)
         @test err isa Oxidase.DifferentiationError
         @test err isa Oxidase.DifferentiationError && occursin("try", err.msg)
     end

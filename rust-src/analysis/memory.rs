@@ -399,32 +399,39 @@ fn alloca_slot(m: &crate::llvm::Module, p: Value) -> Option<(Value, u64)> {
 /// creation, the GC allocator, and resizing arrays it created.
 pub fn writes_only_fresh(g: Value, callee_name: &dyn Fn(Value) -> Option<String>) -> bool {
     let fresh = |p: Value| points_into_alloca(p) || allocated_here(p, 1, 12, callee_name) || thread_state(p, 8);
+    writes_only(g, &fresh, &|i| {
+        let callee = i.called_operand();
+        // (Julia reads the thread pointer with an argument-less inline `asm`.)
+        if array_call(i, callee_name).is_some() || callee.is_inline_asm() && i.call_arg_count() == 0 {
+            return true;
+        }
+        if resize_call(i, callee_name).is_some() {
+            return fresh(i.operand(0));
+        }
+        if callee.is_function() && callee.intrinsic_id() != 0 {
+            // memset, memcpy, memmove write their first operand.
+            return !callee.name().starts_with("llvm.mem") || fresh(i.operand(0));
+        }
+        let name = callee_name(callee).unwrap_or_default();
+        i.has_fn_attr("noreturn")
+            || callee.is_function() && callee.has_fn_attr("noreturn")
+            || name.starts_with("ox.")
+            || matches!(name.as_str(), "jl_gc_pool_alloc" | "jl_gc_big_alloc" | "jl_gc_alloc_typed")
+            || callee.is_function() && !callee.is_declaration() && writes_only_stack(callee)
+    })
+}
+
+/// Whether every store of `g` on a path that returns (blocks ending in `unreachable`
+/// throw) has an address `store_ok` accepts, every call is one `call_ok` accepts, and
+/// nothing is atomic.
+fn writes_only(g: Value, store_ok: &dyn Fn(Value) -> bool, call_ok: &dyn Fn(Value) -> bool) -> bool {
     g.blocks().into_iter().all(|bb| {
         if bb.terminator().map(|t| t.opcode()) == Some(Opcode::LLVMUnreachable) {
             return true;
         }
         bb.instructions().into_iter().all(|i| match i.opcode() {
-            Opcode::LLVMStore => fresh(i.operand(1)),
-            Opcode::LLVMCall => {
-                let callee = i.called_operand();
-                // (Julia reads the thread pointer with an argument-less inline `asm`.)
-                if array_call(i, callee_name).is_some() || callee.is_inline_asm() && i.call_arg_count() == 0 {
-                    return true;
-                }
-                if resize_call(i, callee_name).is_some() {
-                    return fresh(i.operand(0));
-                }
-                if callee.is_function() && callee.intrinsic_id() != 0 {
-                    // memset, memcpy, memmove write their first operand.
-                    return !callee.name().starts_with("llvm.mem") || fresh(i.operand(0));
-                }
-                let name = callee_name(callee).unwrap_or_default();
-                i.has_fn_attr("noreturn")
-                    || callee.is_function() && callee.has_fn_attr("noreturn")
-                    || name.starts_with("ox.")
-                    || matches!(name.as_str(), "jl_gc_pool_alloc" | "jl_gc_big_alloc" | "jl_gc_alloc_typed")
-                    || callee.is_function() && !callee.is_declaration() && writes_only_stack(callee)
-            }
+            Opcode::LLVMStore => store_ok(i.operand(1)),
+            Opcode::LLVMCall => call_ok(i),
             Opcode::LLVMAtomicRMW | Opcode::LLVMAtomicCmpXchg | Opcode::LLVMFence => false,
             _ => true,
         })
@@ -473,24 +480,14 @@ fn thread_state(p: Value, depth: u32) -> bool {
 /// ones, to functions defined in the module (checked on their own), or to the engine's
 /// markers (`ox.*`).
 pub fn writes_only_stack(g: Value) -> bool {
-    g.blocks().into_iter().all(|bb| {
-        if bb.terminator().map(|t| t.opcode()) == Some(Opcode::LLVMUnreachable) {
-            return true;
-        }
-        bb.instructions().into_iter().all(|i| match i.opcode() {
-            Opcode::LLVMStore => points_into_alloca(i.operand(1)),
-            Opcode::LLVMCall => {
-                let callee = i.called_operand();
-                callee.is_function()
-                    && if callee.intrinsic_id() != 0 {
-                        !callee.name().starts_with("llvm.mem")
-                    } else {
-                        !callee.is_declaration() || callee.name().starts_with("ox.")
-                    }
+    writes_only(g, &points_into_alloca, &|i| {
+        let callee = i.called_operand();
+        callee.is_function()
+            && if callee.intrinsic_id() != 0 {
+                !callee.name().starts_with("llvm.mem")
+            } else {
+                !callee.is_declaration() || callee.name().starts_with("ox.")
             }
-            Opcode::LLVMAtomicRMW | Opcode::LLVMAtomicCmpXchg | Opcode::LLVMFence => false,
-            _ => true,
-        })
     })
 }
 
