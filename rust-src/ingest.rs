@@ -77,8 +77,18 @@ pub fn prepare(m: &Module, entry: &str) -> Result<Value> {
 fn forward_try_slots(g: Value) {
     use crate::llvm::Opcode;
     let Some(entry) = g.entry_block() else { return };
+    // (Only functions with such slots pay for the control-flow graph.)
+    let volatile_float = |i: Value| i.is_volatile() && i.operand(0).ty().is_floating();
+    let slots: Vec<Value> = entry
+        .instructions()
+        .into_iter()
+        .filter(|i| i.opcode() == Opcode::LLVMAlloca)
+        .filter(|a| a.users().into_iter().any(|u| u.opcode() == Opcode::LLVMStore && volatile_float(u)))
+        .collect();
+    if slots.is_empty() {
+        return;
+    }
     let cfg = crate::analysis::cfg::Cfg::compute(g);
-    let slots: Vec<Value> = entry.instructions().into_iter().filter(|i| i.opcode() == Opcode::LLVMAlloca).collect();
     for slot in slots {
         let users = slot.users();
         let stores: Vec<Value> =

@@ -203,6 +203,14 @@ fn refuse_moving_resizes(g: Value, mem: &Memory, user_name: &str) -> Result<()> 
 /// does not know, so it would skip the body's adjoints and misread the tape. Code on
 /// inactive data in a `try` (the logging macros) is fine.
 fn refuse_active_try_bodies(g: Value, act: &Activity, user_name: &str) -> Result<()> {
+    let insts = || g.blocks().into_iter().flat_map(|b| b.instructions());
+    let calls_setjmp = |i: Value| {
+        i.opcode() == crate::llvm::Opcode::LLVMCall
+            && callee_name(i.called_operand()).is_some_and(|n| n.contains("sigsetjmp"))
+    };
+    if !insts().any(calls_setjmp) {
+        return Ok(());
+    }
     let cfg = crate::analysis::cfg::Cfg::compute(g);
     for (b, in_try) in cfg.try_bodies(&callee_name).into_iter().enumerate() {
         if !in_try {

@@ -181,8 +181,9 @@ pub fn differentiate<'a>(
     callee_name: &dyn Fn(Value) -> Option<String>,
     callees: &'a Callees<'a>,
 ) -> Result<()> {
-    // (Decided on the primal code, before shadows and tapes add their own writes.)
-    // (Without resizing at all, array objects keep their data pointers: `array_header`.)
+    // Decided on the primal code, before shadows and tapes add their own writes; and
+    // only without any resizing, so that array objects keep their data pointers
+    // (`array_header`).
     let resizes = frame
         .g
         .blocks()
