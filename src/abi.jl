@@ -195,16 +195,7 @@ function object_tree(@nospecialize(T))
         return [OxTypeEntry(0, f64 ? OX_TT_ARRAY_F64 : OX_TT_ARRAY_F32)]
     end
     is_model_struct(T) || return OxTypeEntry[]
-    tree = OxTypeEntry[]
-    for k in 1:fieldcount(T)
-        F = fieldtype(T, k)
-        if F <: Array
-            push!(tree, OxTypeEntry(fieldoffset(T, k), OX_TT_FIELD_ARRAY_F64))
-        else
-            append!(tree, type_tree(F, fieldoffset(T, k)))
-        end
-    end
-    return tree
+    return model_tree(T, 0)
 end
 
 """
@@ -214,29 +205,55 @@ Whether `T` is a struct object (mutable, or immutable but not isbits) that can b
 `Duplicated(model, dmodel)`, with `dmodel` of the same type holding the shadows: its
 fields are `Array`s of `Float64` (weight matrices, bias vectors), `Float64` numbers
 (stored inline, their derivatives in `dmodel`'s fields), integers and other bits
-without floats (constant, e.g. sizes), and singletons. At least one field is
-differentiable.
+without floats (constant, e.g. sizes), singletons, and immutable structs of these
+(a network of layers: Julia stores them inline, so their fields are the outer
+struct's). At least one field is differentiable.
 """
 function is_model_struct(@nospecialize(T))
     (isconcretetype(T) && T isa DataType && !(T <: Array) && !isbitstype(T) && fieldcount(T) >= 1) || return false
-    differentiable = false
+    tree = model_tree(T, 0)
+    return tree !== nothing && any(e -> e.kind in (OX_TT_FIELD_ARRAY_F64, OX_TT_FLOAT64), tree)
+end
+
+# The fields of a struct object at `offset`, flattened: arrays of Float64, bits, and
+# inline immutable structs of these; `nothing` for anything else.
+function model_tree(@nospecialize(T), offset::Integer)
+    tree = OxTypeEntry[]
     for k in 1:fieldcount(T)
-        F = fieldtype(T, k)
+        F, at = fieldtype(T, k), offset + fieldoffset(T, k)
         if F <: Array{Float64}
-            isconcretetype(F) || return false
-            differentiable = true
+            isconcretetype(F) || return nothing
+            push!(tree, OxTypeEntry(at, OX_TT_FIELD_ARRAY_F64))
         elseif isbitstype(F)
             # Inline bits: Float64 leaves (differentiated) and integers; Float32 and
             # other floats are not supported inline yet.
-            has_float_tree(F) || return false
-            kinds = [e.kind for e in type_tree(F)]
-            all(in((OX_TT_FLOAT64, OX_TT_INTEGER)), kinds) || return false
-            differentiable |= OX_TT_FLOAT64 in kinds
+            has_float_tree(F) || return nothing
+            entries = type_tree(F, at)
+            all(e -> e.kind in (OX_TT_FLOAT64, OX_TT_INTEGER), entries) || return nothing
+            append!(tree, entries)
+        elseif F isa DataType && isconcretetype(F) && !F.mutable && Base.allocatedinline(F) && !(F <: Array)
+            inner = model_tree(F, at)
+            inner === nothing && return nothing
+            append!(tree, inner)
         else
-            return false
+            return nothing
         end
     end
-    return differentiable
+    return tree
+end
+
+# The paths (field indices) from a model struct to each of its arrays.
+function array_paths(@nospecialize(T), prefix::Tuple = ())
+    paths = Tuple[]
+    for k in 1:fieldcount(T)
+        F = fieldtype(T, k)
+        if F <: Array
+            push!(paths, (prefix..., k))
+        elseif !isbitstype(F) && F isa DataType && !F.mutable
+            append!(paths, array_paths(F, (prefix..., k)))
+        end
+    end
+    return paths
 end
 
 # Whether a struct object stores Float64 data inline (not in arrays).

@@ -407,18 +407,20 @@ end
 @generated function same_shape(x::T, dx::T) where {T}
     T <: AbstractArray && return :(size(x) == size(dx))
     is_model_struct(T) || return true
-    arrays = filter(k -> fieldtype(T, k) <: Array, 1:fieldcount(T))
-    return foldl((a, b) -> :($a && $b), (:(size(getfield(x, $k)) == size(getfield(dx, $k))) for k in arrays); init = true)
+    field(v, path) = foldl((e, k) -> :(getfield($e, $k)), path; init = v)
+    return foldl((a, b) -> :($a && $b), (:(size($(field(:x, p))) == size($(field(:dx, p)))) for p in array_paths(T));
+                 init = true)
 end
 
 @noinline function shape_error(i, x, dx)
     x isa AbstractArray && throw(DimensionMismatch(
         "Oxidase: the shadow of argument $i has size $(size(dx)), the argument $(size(x))"))
-    for k in 1:fieldcount(typeof(x))
-        getfield(x, k) isa Array || continue
-        size(getfield(x, k)) == size(getfield(dx, k)) && continue
-        throw(DimensionMismatch("Oxidase: field $(fieldname(typeof(x), k)) of the shadow of argument $i " *
-                                "has size $(size(getfield(dx, k))), the argument's $(size(getfield(x, k)))"))
+    for path in array_paths(typeof(x))
+        a, da = foldl(getfield, path; init = x), foldl(getfield, path; init = dx)
+        size(a) == size(da) && continue
+        name = join((fieldname(typeof(foldl(getfield, path[1:j-1]; init = x)), path[j]) for j in eachindex(path)), ".")
+        throw(DimensionMismatch("Oxidase: field $name of the shadow of argument $i has size $(size(da)), " *
+                                "the argument's $(size(a))"))
     end
 end
 

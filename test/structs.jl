@@ -390,3 +390,57 @@ end
     @test pointer(s.data) < at < pointer(s.data) + sizeof(s.data)
     @test unsafe_load(Ptr{Ptr{Cvoid}}(at)) == pointer_from_objref(m.W1)
 end
+
+# A network of layer structs: immutable structs holding arrays are stored inline in the
+# struct holding them, so their arrays are the outer struct's fields. Both modes against
+# central differences, a mutable outer struct with a Float64 field, and the shadow's
+# shape checked through the nesting.
+struct DenseLayer
+    W::Matrix{Float64}
+    b::Vector{Float64}
+end
+struct TwoLayerNet
+    l1::DenseLayer
+    l2::DenseLayer
+    batch::Int
+end
+mutable struct ScaledNet
+    net::TwoLayerNet
+    scale::Float64
+end
+function net_loss(n, x)
+    h = n.l1.W * x .+ n.l1.b
+    y = n.l2.W * tanh.(h) .+ n.l2.b
+    return sum(abs2, y) / n.batch
+end
+scaled_net_loss(m, x) = m.scale * net_loss(m.net, x)
+zero_net(n) = TwoLayerNet(DenseLayer(zero(n.l1.W), zero(n.l1.b)), DenseLayer(zero(n.l2.W), zero(n.l2.b)), 0)
+
+@testset "structs of structs of arrays" begin
+    n = TwoLayerNet(DenseLayer([1.0 2.0; 3.0 4.0; -1.0 0.5], [0.1, 0.2, -0.3]),
+                    DenseLayer([0.5 -1.0 0.2; 2.0 0.3 -0.4], [0.0, 1.0]), 2)
+    x = [0.3, -0.7]
+    dn = zero_net(n)
+    @test autodiff(Reverse, net_loss, Active, Duplicated(n, dn), Const(x)) == ((nothing, nothing),)
+    h = 1e-6
+    for (get, arr) in ((m -> m.l1.W, dn.l1.W), (m -> m.l1.b, dn.l1.b), (m -> m.l2.W, dn.l2.W), (m -> m.l2.b, dn.l2.b))
+        fd = map(eachindex(get(n))) do k
+            nudged(δ) = (c = deepcopy(n); get(c)[k] += δ; net_loss(c, x))
+            (nudged(h) - nudged(-h)) / 2h
+        end
+        @test vec(arr) ≈ fd rtol = 1e-6
+    end
+    # Forward: the tangent along l1.b[1] is that entry of the gradient.
+    t = zero_net(n)
+    t.l1.b[1] = 1.0
+    @test autodiff(Forward, net_loss, Duplicated, Duplicated(n, t), Const(x))[2] ≈ dn.l1.b[1] rtol = 1e-12
+    # A mutable outer struct: its Float64 field accumulates too.
+    m, dm = ScaledNet(n, 1.5), ScaledNet(zero_net(n), 0.0)
+    autodiff(Reverse, scaled_net_loss, Active, Duplicated(m, dm), Const(x))
+    @test dm.scale ≈ net_loss(n, x) rtol = 1e-14
+    @test dm.net.l2.b ≈ 1.5 .* dn.l2.b rtol = 1e-14
+    # A shadow whose nested array has the wrong size.
+    bad = TwoLayerNet(DenseLayer(zeros(3, 2), zeros(4)), DenseLayer(zeros(2, 3), zeros(2)), 0)
+    err = caught(() -> autodiff(Reverse, net_loss, Active, Duplicated(n, bad), Const(x)))
+    @test err isa DimensionMismatch && occursin("field l1.b of the shadow", err.msg)
+end
