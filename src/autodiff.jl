@@ -330,10 +330,9 @@ zero integers. Batches need floats alone (`is_float_struct`).
 function is_active_struct(@nospecialize(T))
     is_float_struct(T) && return true
     (isbitstype(T) && !isprimitivetype(T) && has_float_tree(T)) || return false
-    kinds = unique!([e.kind for e in type_tree(T)])
-    length(type_tree(T)) >= 2 || return false
-    return kinds in ([OX_TT_FLOAT64, OX_TT_INTEGER], [OX_TT_INTEGER, OX_TT_FLOAT64],
-                     [OX_TT_FLOAT32, OX_TT_INTEGER], [OX_TT_INTEGER, OX_TT_FLOAT32])
+    tree = type_tree(T)
+    floats = setdiff(Set(e.kind for e in tree), (OX_TT_INTEGER,))
+    return length(tree) >= 2 && floats in (Set([OX_TT_FLOAT64]), Set([OX_TT_FLOAT32]))
 end
 
 # Integers have no derivative: as in Enzyme, their adjoints are zero and their tangents
