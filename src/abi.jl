@@ -194,8 +194,21 @@ function object_tree(@nospecialize(T))
         f64 = any(e -> e.kind == OX_TT_FLOAT64, type_tree(eltype(T)))
         return [OxTypeEntry(0, f64 ? OX_TT_ARRAY_F64 : OX_TT_ARRAY_F32)]
     end
+    # Arrays of arrays, or of immutable structs holding arrays (stored inline): the
+    # elements point at arrays of Float64, whose data is the derivative's (the engine
+    # follows a pointer loaded from data as an array object).
+    T <: Array && is_nested_eltype(eltype(T)) && return [OxTypeEntry(0, OX_TT_ARRAY_F64)]
     is_model_struct(T) || return OxTypeEntry[]
     return model_tree(T, 0)
+end
+
+# Element types of differentiated arrays of arrays: concrete arrays of Float64, and
+# immutable structs stored inline whose fields are those, bits and such structs.
+function is_nested_eltype(@nospecialize(E))
+    E <: Array{Float64} && return isconcretetype(E)
+    (E isa DataType && isconcretetype(E) && !E.mutable && !isbitstype(E) && Base.allocatedinline(E)) || return false
+    tree = model_tree(E, 0)
+    return tree !== nothing && any(e -> e.kind == OX_TT_FIELD_ARRAY_F64, tree)
 end
 
 """

@@ -300,7 +300,7 @@ function check_argument_type(@nospecialize(T), i, name, constant::Bool)
     # Objects: constant ones of any type; differentiated ones are arrays of Float64 or
     # Float32, and struct objects of Float64 arrays and numbers (`is_model_struct`).
     (constant || T <: Union{Array{Float64},Array{Float32}} || is_model_struct(T)) && return
-    T <: Array && is_active_struct(eltype(T)) && return
+    T <: Array && (is_active_struct(eltype(T)) || is_nested_eltype(eltype(T))) && return
     throw(DifferentiationError(
         "cannot differentiate $name: not yet supported: differentiating $T (arrays of " *
         "Float64 and Float32 are supported, and structs whose fields are such arrays, Float64 " *
@@ -404,6 +404,8 @@ function check_shape(i, a::Union{BatchDuplicated,BatchDuplicatedNoNeed})
 end
 
 @generated function same_shape(x::T, dx::T) where {T}
+    # Arrays of arrays: every element's shadow too (a loop over the elements).
+    T <: Array && is_nested_eltype(eltype(T)) && return :(size(x) == size(dx) && same_elements(x, dx))
     T <: AbstractArray && return :(size(x) == size(dx))
     is_model_struct(T) || return true
     field(v, path) = foldl((e, k) -> :(getfield($e, $k)), path; init = v)
@@ -411,7 +413,19 @@ end
                  init = true)
 end
 
+function same_elements(x::Array, dx::Array)
+    for k in eachindex(x)
+        same_shape(x[k], dx[k]) || return false
+    end
+    return true
+end
+
 @noinline function shape_error(i, x, dx)
+    if x isa Array && size(x) == size(dx)   # an array of arrays: an element's shadow
+        k = findfirst(k -> !same_shape(x[k], dx[k]), eachindex(x))
+        throw(DimensionMismatch("Oxidase: element $k of the shadow of argument $i does not have the " *
+                                "shape of the argument's element $k"))
+    end
     x isa AbstractArray && throw(DimensionMismatch(
         "Oxidase: the shadow of argument $i has size $(size(dx)), the argument $(size(x))"))
     for path in array_paths(typeof(x))
