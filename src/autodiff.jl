@@ -34,7 +34,9 @@ autodiff(Forward, rosenbrock, Duplicated, Const(1.0), Duplicated(3.0, 1.0))  # (
 ```
 
 Currently supported: `Float64` and `Float32` results; arguments that are `Float64`,
-`Float32`, structs and tuples of them, integers, `Bool` or singletons; `f` any function
+`Float32`, structs and tuples of them (integers beside them allowed), arrays of these or
+of arrays, mutable structs, models (structs of `Float64` arrays, numbers, integers and
+such structs), integers, `Bool` or singletons; `f` any function
 (a closure's captured data is constant, as in Enzyme, or differentiated when `f` is
 passed as `Duplicated(f, df)`).
 Other cases raise a [`DifferentiationError`](@ref) (see `docs/limitations.md`);
