@@ -198,8 +198,8 @@ function object_tree(@nospecialize(T))
     # elements point at arrays of Float64, whose data is the derivative's (the engine
     # follows a pointer loaded from data as an array object).
     T <: Array && is_nested_eltype(eltype(T)) && return [OxTypeEntry(0, OX_TT_ARRAY_F64)]
-    is_model_struct(T) || return OxTypeEntry[]
-    return model_tree(T, 0)
+    tree = model_struct_tree(T)
+    return tree === nothing ? OxTypeEntry[] : tree
 end
 
 # Element types of differentiated arrays of arrays: concrete arrays of Float64, and
@@ -222,10 +222,14 @@ without floats (constant, e.g. sizes), singletons, and immutable structs of thes
 (a network of layers: Julia stores them inline, so their fields are the outer
 struct's). At least one field is differentiable.
 """
-function is_model_struct(@nospecialize(T))
-    (isconcretetype(T) && T isa DataType && !(T <: Array) && !isbitstype(T) && fieldcount(T) >= 1) || return false
+is_model_struct(@nospecialize(T)) = model_struct_tree(T) !== nothing
+
+# The type tree of a model struct (`is_model_struct`), `nothing` for other types.
+function model_struct_tree(@nospecialize(T))
+    (isconcretetype(T) && T isa DataType && !(T <: Array) && !isbitstype(T) && fieldcount(T) >= 1) || return nothing
     tree = model_tree(T, 0)
-    return tree !== nothing && any(e -> e.kind in (OX_TT_FIELD_ARRAY_F64, OX_TT_FLOAT64), tree)
+    tree === nothing && return nothing
+    return any(e -> e.kind in (OX_TT_FIELD_ARRAY_F64, OX_TT_FLOAT64), tree) ? tree : nothing
 end
 
 # The fields of a struct object at `offset`, flattened: arrays of Float64, bits, and

@@ -39,6 +39,8 @@ end
 needs_copy(@nospecialize(T)) = !is_ghost(T) && !isbitstype(T) && T isa DataType && !T.mutable
 # Scratch words of an object argument: its address, and the copy when it needs one.
 object_words(@nospecialize(T)) = needs_copy(T) ? 1 + cld(sizeof(T), 8) : 1
+# Scratch words of a value of type `T`: none for a ghost, its bytes or its object's.
+value_words(@nospecialize(T)) = is_ghost(T) ? 0 : is_boxed(T) ? object_words(T) : cld(sizeof(T), 8)
 
 # Bits are stored as they are, objects as their address (the caller keeps them alive),
 # or as the address of a copy of their fields (`needs_copy`); values of ghost types (and
@@ -48,13 +50,15 @@ function store!(p::Ptr{Cvoid}, x::T) where {T}
     if isbitstype(T)
         unsafe_store!(Ptr{T}(p), x)
     elseif needs_copy(T)
-        write_fields!(p + 8, x)
-        unsafe_store!(Ptr{Ptr{Cvoid}}(p), p + 8)
+        store_copy!(p, p + 8, x)
     elseif !is_ghost(T)
         unsafe_store!(Ptr{Ptr{Cvoid}}(p), ccall(:jl_value_ptr, Ptr{Cvoid}, (Any,), x))
     end
     return nothing
 end
+
+# A copy of `x`'s fields at `q`, and its address in `slot`.
+store_copy!(slot::Ptr{Cvoid}, q::Ptr{Cvoid}, x) = (write_fields!(q, x); unsafe_store!(Ptr{Ptr{Cvoid}}(slot), q); nothing)
 
 # `x`'s fields at `q` with the layout of a `T` object: bits as they are, inline
 # immutable fields field by field, references as addresses.
@@ -101,19 +105,13 @@ store_tangent!(p, a) = nothing
 # Lane k's tangent (or shadow object's address) at offset (k - 1) × its size; copies of
 # immutable objects (`needs_copy`) after the N addresses.
 function store_lanes!(p::Ptr{Cvoid}, ds::NTuple{N,T}) where {N,T}
-    if isbitstype(T)
-        for k in 1:N
-            store!(p + (k - 1) * sizeof(T), ds[k])
-        end
-    elseif needs_copy(T)
-        for k in 1:N
-            q = p + 8N + 8 * (k - 1) * cld(sizeof(T), 8)
-            write_fields!(q, ds[k])
-            unsafe_store!(Ptr{Ptr{Cvoid}}(p + 8(k - 1)), q)
-        end
-    else
-        for k in 1:N
-            store!(p + 8(k - 1), ds[k])
+    stride = isbitstype(T) ? sizeof(T) : sizeof(Ptr{Cvoid})
+    for k in 1:N
+        slot = p + (k - 1) * stride
+        if needs_copy(T)
+            store_copy!(slot, p + 8N + 8 * (k - 1) * cld(sizeof(T), 8), ds[k])
+        else
+            store!(slot, ds[k])
         end
     end
 end
@@ -270,7 +268,7 @@ end
 end # module Hot
 
 using .Hot: Scratch, store_function!, batch_width, call_forward, call_forward_array, call_reverse,
-            call_derivative, forward_result, Lanes, needs_copy, object_words
+            call_derivative, forward_result, Lanes, needs_copy, object_words, value_words
 
 # Building the buffers runs once per compiled derivative: it stays with the cold path, at
 # the package's optimization level.
@@ -283,7 +281,7 @@ has_shadow(::ReverseMode, a::Annotation) =
 function Hot.Scratch(@nospecialize(mode::Mode), @nospecialize(RT::Type), @nospecialize(fa), @nospecialize(anns::Tuple))
     n = length(anns)
     F = Core.Typeof(function_value(fa))
-    fn_words = is_ghost(F) ? 0 : is_boxed(F) ? object_words(F) : cld(sizeof(F), 8)
+    fn_words = value_words(F)
     # The shadow of a Duplicated function: its address, or its bytes.
     fn_shadow_words = fa isa Annotation && has_shadow(mode, fa) ? fn_words : 0
     width = batch_width(anns)
@@ -292,7 +290,7 @@ function Hot.Scratch(@nospecialize(mode::Mode), @nospecialize(RT::Type), @nospec
     for k in 1:n
         a = anns[k]
         T = Core.Typeof(a.val)
-        sizes[k] = is_ghost(T) ? 0 : is_boxed(T) ? object_words(T) : cld(sizeof(T), 8)
+        sizes[k] = value_words(T)
         if has_shadow(mode, a) && sizes[k] > 0
             shadow_sizes[k] = is_boxed(T) ? width * object_words(T) : cld(width * sizeof(T), 8)
         end

@@ -257,19 +257,25 @@ fn escaped_addresses(insts: &[Value], shadowed: &HashMap<Value, Leaf>) -> HashSe
     })
 }
 
-/// Whether pointer `p` is its base object's own address: casts, and GEPs whose indices
-/// are all constant zeros.
-fn at_offset_zero(p: Value) -> bool {
+/// `p` without the casts and the GEPs whose indices are all constant zeros that lead to
+/// it: the value it is the very address of (a GEP with an offset, when it is not one).
+pub fn zero_offset_base(p: Value) -> Value {
     if !p.is_instruction() {
-        return true;
+        return p;
     }
     match p.opcode() {
-        Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast => at_offset_zero(p.operand(0)),
-        Opcode::LLVMGetElementPtr => {
-            (1..p.num_operands()).all(|k| p.operand(k).const_uint() == Some(0)) && at_offset_zero(p.operand(0))
+        Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast => zero_offset_base(p.operand(0)),
+        Opcode::LLVMGetElementPtr if (1..p.num_operands()).all(|k| p.operand(k).const_uint() == Some(0)) => {
+            zero_offset_base(p.operand(0))
         }
-        _ => true,
+        _ => p,
     }
+}
+
+/// Whether pointer `p` is its base object's own address.
+fn at_offset_zero(p: Value) -> bool {
+    let base = zero_offset_base(p);
+    !base.is_instruction() || base.opcode() != Opcode::LLVMGetElementPtr
 }
 
 /// LLVM copies floats as integers (`load i64` + `store i64` is what `instcombine` makes

@@ -101,25 +101,11 @@ fn off_stack(p: Value, depth: u32) -> bool {
     }
 }
 
-/// Whether `p` points at the start of an array object the function creates (its data
-/// pointer field): the field changes only when the array is resized, and
-/// `others_unwritten` holds only for functions that resize nothing.
-fn array_header(p: Value, depth: u32) -> bool {
-    if depth == 0 || !p.is_instruction() {
-        return false;
-    }
-    match p.opcode() {
-        Opcode::LLVMCall => crate::analysis::memory::array_call(p, &crate::pipeline::callee_name).is_some(),
-        Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast => array_header(p.operand(0), depth - 1),
-        Opcode::LLVMGetElementPtr => {
-            (1..p.num_operands()).all(|k| p.operand(k).const_uint() == Some(0)) && array_header(p.operand(0), depth - 1)
-        }
-        _ => false,
-    }
-}
-
 /// How deep a recomputed value may nest.
 const REMAT_DEPTH: u32 = 6;
+
+/// How many address computations and loads `Reverse::argument_memory` follows back.
+const ADDRESS_DEPTH: u32 = 12;
 
 /// Where the reverse sweep goes, how it starts and how it ends.
 enum Sweep<'a> {
@@ -182,8 +168,7 @@ pub fn differentiate<'a>(
     callees: &'a Callees<'a>,
 ) -> Result<()> {
     // Decided on the primal code, before shadows and tapes add their own writes; and
-    // only without any resizing, so that array objects keep their data pointers
-    // (`array_header`).
+    // only without any resizing, so that array objects keep their data pointers.
     let resizes = frame
         .g
         .blocks()
@@ -550,9 +535,15 @@ impl<'a> Reverse<'a> {
     /// function did not allocate when it writes only what it allocates; stack slots may
     /// be rewritten, so loads from them are not recomputed).
     fn recomputable(&self, v: Value) -> bool {
+        // An array's data pointer field (the load at its object's own address) changes
+        // only when the array is resized, and `others_unwritten` excludes resizing.
+        let array_header = |p: Value| {
+            let base = crate::analysis::memory::zero_offset_base(p);
+            base.is_instruction() && crate::analysis::memory::array_call(base, &crate::pipeline::callee_name).is_some()
+        };
         let unwritten = |p: Value| {
             self.callees.heap_readonly
-                || self.others_unwritten && (self.argument_memory(p, 12) || array_header(p, REMAT_DEPTH))
+                || self.others_unwritten && (self.argument_memory(p, ADDRESS_DEPTH) || array_header(p))
         };
         v.is_instruction()
             && (pure_arithmetic(v)
