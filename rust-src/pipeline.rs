@@ -174,6 +174,7 @@ fn synthesize_prepared(m: &Module, f: Value, req: &Request, name: &str) -> Resul
     m.verify().map_err(|e| Error::Internal(format!("generated IR does not verify: {e}")))?;
     let flags = m.functions().into_iter().filter(|g| !g.is_declaration()).map(runtime_flags).fold(0, |a, b| a | b);
     passes::run(m, "default<O2>").map_err(Error::Internal)?;
+    transform::dead_results::run(m)?;
     dump("optimized", m);
     Ok(flags)
 }

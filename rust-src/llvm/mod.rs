@@ -15,6 +15,7 @@ use llvm_sys::core::*;
 use llvm_sys::debuginfo::LLVMInstructionGetDebugLoc;
 use llvm_sys::prelude::*;
 use llvm_sys::{LLVMIntPredicate, LLVMOpcode, LLVMTypeKind};
+use std::collections::HashMap;
 use std::ffi::{CStr, CString};
 
 pub use llvm_sys::LLVMIntPredicate as IntPredicate;
@@ -324,6 +325,16 @@ impl Value {
     pub fn real_predicate(self) -> RealPredicate {
         unsafe { LLVMGetFCmpPredicate(self.0) }
     }
+    /// A value that is a block (a branch's operand) as that block.
+    pub fn as_block(self) -> Block {
+        Block(unsafe { LLVMValueAsBasicBlock(self.0) })
+    }
+    /// Call: gives it the calling convention of the function it calls.
+    pub fn match_call_conv(self) {
+        if let Some(f) = self.called_function() {
+            unsafe { LLVMSetInstructionCallConv(self.0, LLVMGetFunctionCallConv(f.0)) }
+        }
+    }
     /// Intrinsic ID of a function (0 when not an intrinsic).
     pub fn intrinsic_id(self) -> u32 {
         unsafe { LLVMGetIntrinsicID(self.0) }
@@ -518,6 +529,14 @@ impl Block {
             LLVMAppendExistingBasicBlock(f.0, self.0);
         }
     }
+    /// The function containing the block.
+    pub fn parent_function(self) -> Value {
+        Value(unsafe { LLVMGetBasicBlockParent(self.0) })
+    }
+    /// The block as a value (the operand of a branch).
+    pub fn as_value(self) -> Value {
+        Value(unsafe { LLVMBasicBlockAsValue(self.0) })
+    }
     /// Block name.
     pub fn name(self) -> String {
         unsafe { CStr::from_ptr(LLVMGetBasicBlockName(self.0)).to_string_lossy().into_owned() }
@@ -656,6 +675,56 @@ impl Module {
     pub fn add_function(&self, name: &str, ty: Type) -> Value {
         let n = cstr(name);
         Value(unsafe { LLVMAddFunction(self.m, n.as_ptr(), ty.0) })
+    }
+
+    /// A copy of function `f` named `name`: internal, with `f`'s calling convention and
+    /// no attributes (the copy is about to be changed, e.g. to return poison).
+    pub fn clone_function(&self, f: Value, name: &str) -> Value {
+        let g = self.add_function(name, f.function_type());
+        g.set_internal();
+        unsafe { LLVMSetFunctionCallConv(g.0, LLVMGetFunctionCallConv(f.0)) };
+        // Old value (parameter, block, instruction) to new, blocks as values.
+        let mut map: HashMap<LLVMValueRef, LLVMValueRef> =
+            f.params().iter().zip(g.params()).map(|(a, b)| (a.0, b.0)).collect();
+        let blocks: Vec<(Block, Block)> =
+            f.blocks().into_iter().map(|bb| (bb, self.append_block(g, &bb.name()))).collect();
+        for &(old, new) in &blocks {
+            map.insert(old.as_value().0, new.as_value().0);
+        }
+        let b = self.builder();
+        let (mut copies, mut phis) = (Vec::new(), Vec::new());
+        for &(old, new) in &blocks {
+            b.at_end(new);
+            for i in old.instructions() {
+                let c = if i.opcode() == Opcode::LLVMPHI {
+                    let p = b.phi(i.ty(), "");
+                    phis.push((i, p));
+                    p
+                } else {
+                    let c = b.clone_with(i, &[]);
+                    copies.push(c);
+                    c
+                };
+                map.insert(i.0, c.0);
+            }
+        }
+        let mapped = |v: Value| Value(*map.get(&v.0).unwrap_or(&v.0));
+        for c in copies {
+            for k in 0..c.num_operands() {
+                c.set_operand(k, mapped(c.operand(k)));
+            }
+        }
+        for (old, new) in phis {
+            let pairs: Vec<(Value, Block)> =
+                old.incoming().into_iter().map(|(v, bb)| (mapped(v), mapped(bb.as_value()).as_block())).collect();
+            new.add_incoming(&pairs);
+        }
+        g
+    }
+
+    /// Poison of type `ty`: a value no one may read.
+    pub fn poison(&self, ty: Type) -> Value {
+        Value(unsafe { LLVMGetPoison(ty.0) })
     }
 
     /// Gets or declares an external function.

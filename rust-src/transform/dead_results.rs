@@ -1,0 +1,279 @@
+//! After optimization: calls whose results nobody reads. A reverse derivative's forward
+//! sweep often computes a value only to drop it, and LLVM keeps the work when it sits
+//! behind a call:
+//!
+//! - `sum(abs2, x)` reduces by pairwise recursion. The callee's augmented forward
+//!   function `h.aug` still adds up the partial sums, which the derivative never
+//!   returns: dead-argument elimination counts the recursive calls' results as used,
+//!   since they feed an `fadd`. A call of `h.aug` whose result is unused now calls
+//!   `h.aug.noret`, a copy of `h.aug` returning poison, in which dead-code elimination
+//!   deletes what only fed the result; the recursive calls inside it lose their uses
+//!   and call `h.aug.noret` in turn.
+//! - `sum(sin, x)` calls Base's `sin` in the forward sweep. LLVM keeps an unused call of
+//!   it because it may throw a `DomainError`. The derivative must still throw where
+//!   the primal does, so an unused call of one of Base's elementary functions becomes
+//!   the test of its argument: the function is called only outside the range where it
+//!   cannot throw (`sin` of a non-finite number, `log` of a negative one).
+//!
+//! The two repeat until nothing changes; a clean-up pipeline follows.
+
+use crate::error::{Error, Result};
+use crate::llvm::{passes, Module, Opcode, RealPredicate, Value};
+use crate::rules::math::{lookup, Callee, MathFn};
+use std::collections::HashMap;
+
+/// After the rewrite: inline the domain checks, delete what only fed dropped results
+/// (loops left empty included) and the functions no longer called.
+const CLEAN_UP: &str =
+    "always-inline,function(instcombine<no-verify-fixpoint>,simplifycfg,loop(loop-deletion),adce,simplifycfg),globaldce";
+
+/// Drops unused results in an optimized module, and cleans up after it.
+pub fn run(m: &Module) -> Result<()> {
+    if drop_unused_results(m)? {
+        passes::run(m, CLEAN_UP).map_err(Error::Internal)?;
+    }
+    Ok(())
+}
+
+/// Name prefix of the domain checks.
+const CHECK_PREFIX: &str = "ox.check.";
+
+/// Rewrites unused calls as above. Returns whether anything changed.
+fn drop_unused_results(m: &Module) -> Result<bool> {
+    let mut noret: HashMap<Value, Value> = HashMap::new();
+    let mut checks: HashMap<Value, Value> = HashMap::new();
+    let mut any = false;
+    loop {
+        let mut changed = false;
+        for f in m.functions() {
+            let name = f.name();
+            if name.ends_with(".aug") && !f.return_type().is_void() {
+                for call in unused_calls(f) {
+                    let copy = *noret.entry(f).or_insert_with(|| returning_poison(m, f, &format!("{name}.noret")));
+                    call.set_operand(call.num_operands() - 1, copy);
+                    changed = true;
+                }
+            } else if name.starts_with(crate::rules::math::JULIA_MATH_PREFIX) {
+                let Some(Callee::Math(math)) = lookup(&name) else { continue };
+                let Some(domain) = safe_domain(math) else { continue };
+                // (The check's own call of `f` is unused too, and stays.)
+                let in_check = |call: Value| call.parent_block().parent_function().name().starts_with(CHECK_PREFIX);
+                for call in unused_calls(f).into_iter().filter(|&c| !in_check(c)) {
+                    if domain == Domain::Everywhere {
+                        call.erase();
+                    } else {
+                        let check = *checks.entry(f).or_insert_with(|| emit_check(m, f, domain));
+                        let b = m.builder();
+                        b.before(call);
+                        b.call(check, &(0..call.call_arg_count()).map(|k| call.operand(k)).collect::<Vec<_>>());
+                        call.erase();
+                    }
+                    changed = true;
+                }
+            }
+        }
+        if !changed {
+            return Ok(any);
+        }
+        any = true;
+        passes::run(m, "function(adce)").map_err(Error::Internal)?;
+    }
+}
+
+/// Calls of `f` (as the callee) whose result has no use.
+fn unused_calls(f: Value) -> Vec<Value> {
+    f.users()
+        .into_iter()
+        .filter(|u| u.opcode() == Opcode::LLVMCall && u.called_operand() == f && u.users().is_empty())
+        .collect()
+}
+
+/// A copy of `f` returning poison.
+fn returning_poison(m: &Module, f: Value, name: &str) -> Value {
+    let g = m.clone_function(f, name);
+    let poison = m.poison(f.return_type());
+    for bb in g.blocks() {
+        if let Some(ret) = bb.terminator().filter(|t| t.opcode() == Opcode::LLVMRet) {
+            ret.set_operand(0, poison);
+        }
+    }
+    g
+}
+
+/// Where one of Base's elementary functions certainly returns rather than throws.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Domain {
+    /// It never throws.
+    Everywhere,
+    /// Finite arguments (`sin(Inf)` throws).
+    Finite,
+    /// `x ≥ 0` (`log(-1.0)` throws).
+    NonNegative,
+    /// `x ≥ -1` (`log1p`).
+    AboveMinusOne,
+    /// `|x| ≤ 1` (`asin`, `acos`).
+    UnitInterval,
+}
+
+/// The domain of `f`'s first argument on which it cannot throw; `None` keeps its calls.
+fn safe_domain(f: MathFn) -> Option<Domain> {
+    use MathFn::*;
+    Some(match f {
+        Exp | Exp2 | Exp10 | Expm1 | Sinh | Cosh | Tanh | Atan | Cbrt | Hypot | Fabs => Domain::Everywhere,
+        Sin | Cos | Tan => Domain::Finite,
+        // (`x^y` throws only for x < 0 and y not an integer.)
+        Log | Log2 | Log10 | Sqrt | Pow => Domain::NonNegative,
+        Log1p => Domain::AboveMinusOne,
+        Asin | Acos => Domain::UnitInterval,
+        _ => return None,
+    })
+}
+
+/// `void ox.check.f(args...)`: calls `f` when its first argument is outside `domain`
+/// (NaN included), inlined into its callers by the clean-up's `always-inline`.
+fn emit_check(m: &Module, f: Value, domain: Domain) -> Value {
+    let params: Vec<_> = f.params().iter().map(|p| p.ty()).collect();
+    let check = m.add_function(&format!("{CHECK_PREFIX}{}", f.name()), m.fn_type(m.void(), &params));
+    check.set_internal();
+    check.add_fn_attr("alwaysinline");
+    let (entry, slow, done) =
+        (m.append_block(check, "entry"), m.append_block(check, "outside"), m.append_block(check, "done"));
+    let b = m.builder();
+    b.at_end(entry);
+    let x = check.params()[0];
+    let ty = x.ty();
+    let c = |v: f64| m.const_real(ty, v);
+    let fabs = || b.intrinsic("llvm.fabs", &[x]).expect("llvm.fabs exists");
+    let inside = match domain {
+        Domain::Everywhere => m.const_int(m.int(1), 1),
+        Domain::Finite => b.fcmp(RealPredicate::LLVMRealOLT, fabs(), c(f64::INFINITY)),
+        Domain::NonNegative => b.fcmp(RealPredicate::LLVMRealOGE, x, c(0.0)),
+        Domain::AboveMinusOne => b.fcmp(RealPredicate::LLVMRealOGE, x, c(-1.0)),
+        Domain::UnitInterval => b.fcmp(RealPredicate::LLVMRealOLE, fabs(), c(1.0)),
+    };
+    b.cond_br(inside, done, slow);
+    b.at_end(slow);
+    b.call(f, &check.params()).match_call_conv();
+    b.br(done);
+    b.at_end(done);
+    b.ret_void();
+    check
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::llvm::Module;
+
+    /// A pairwise reduction of `sin` over an array, as the engine's `h.aug` computes it,
+    /// with a side effect (the tape) that must stay.
+    const REDUCTION: &str = r#"
+declare void @jl_throw(ptr) noreturn
+declare double @llvm.sin.f64(double)
+declare double @llvm.fabs.f64(double)
+
+define internal fastcc double @ox.julia.sin.julia_sin_1(double %x) noinline {
+  %a = call double @llvm.fabs.f64(double %x)
+  %inf = fcmp oeq double %a, 0x7FF0000000000000
+  br i1 %inf, label %throw, label %ok
+throw:
+  call void @jl_throw(ptr null)
+  unreachable
+ok:
+  %s = call double @llvm.sin.f64(double %x)
+  ret double %s
+}
+
+define internal fastcc double @h.aug(ptr %p, i64 %n, ptr %tape) {
+entry:
+  %small = icmp slt i64 %n, 2
+  br i1 %small, label %leaf, label %split
+leaf:
+  %v = load double, ptr %p
+  %s = call fastcc double @ox.julia.sin.julia_sin_1(double %v)
+  store i64 %n, ptr %tape
+  ret double %s
+split:
+  %h = ashr i64 %n, 1
+  %a = call fastcc double @h.aug(ptr %p, i64 %h, ptr %tape)
+  %q = getelementptr double, ptr %p, i64 %h
+  %r = sub i64 %n, %h
+  %b = call fastcc double @h.aug(ptr %q, i64 %r, ptr %tape)
+  %c = fadd double %a, %b
+  ret double %c
+}
+"#;
+
+    /// The printed definition of function `name`.
+    fn body(text: &str, name: &str) -> String {
+        let head = format!("@{name}(");
+        let start = text
+            .match_indices("define ")
+            .map(|(i, _)| i)
+            .find(|&i| text[i..].lines().next().is_some_and(|l| l.contains(&head)))
+            .unwrap_or_else(|| panic!("no {name} in\n{text}"));
+        text[start..].split("\n}").next().unwrap().to_string()
+    }
+
+    #[test]
+    fn unused_result_calls_a_copy_returning_poison() {
+        let ir = format!("{REDUCTION}\ndefine double @top(ptr %p, i64 %n, ptr %t) {{\n  %u = call fastcc double @h.aug(ptr %p, i64 %n, ptr %t)\n  ret double 0.0\n}}\n");
+        let m = Module::parse_ir(&ir).unwrap();
+        super::run(&m).unwrap();
+        m.verify().unwrap();
+        let text = m.print();
+        assert!(body(&text, "top").contains("@h.aug.noret("), "{text}");
+        let noret = body(&text, "h.aug.noret");
+        // The recursion now calls the copy, the partial sums are gone, the tape stays.
+        assert!(noret.contains("call fastcc double @h.aug.noret(") && !noret.contains("@h.aug("), "{noret}");
+        assert!(!noret.contains("fadd") && noret.contains("store i64"), "{noret}");
+        // `sin` is called only when its argument is not finite (it would throw).
+        assert!(noret.contains("@llvm.fabs.f64") && noret.contains("0x7FF0000000000000"), "{noret}");
+        assert!(noret.contains("call fastcc double @ox.julia.sin.julia_sin_1("), "{noret}");
+        // Nothing calls the original any more.
+        assert!(!text.contains("define internal fastcc double @h.aug("), "{text}");
+    }
+
+    #[test]
+    fn used_result_is_kept() {
+        let ir = format!("{REDUCTION}\ndefine double @top(ptr %p, i64 %n, ptr %t) {{\n  %u = call fastcc double @h.aug(ptr %p, i64 %n, ptr %t)\n  ret double %u\n}}\n");
+        let m = Module::parse_ir(&ir).unwrap();
+        super::run(&m).unwrap();
+        m.verify().unwrap();
+        let text = m.print();
+        assert!(
+            !text.contains("h.aug.noret") && !text.contains("ox.check") && body(&text, "h.aug").contains("fadd"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn unused_exp_is_deleted_and_log_checked() {
+        let m = Module::parse_ir(
+            r#"
+define internal fastcc double @ox.julia.exp.julia_exp_1(double %x) noinline {
+  call void @side()
+  ret double %x
+}
+define internal fastcc double @ox.julia.log.julia_log_2(double %x) noinline {
+  call void @side()
+  ret double %x
+}
+declare void @side()
+define void @top(double %x) {
+  %e = call fastcc double @ox.julia.exp.julia_exp_1(double %x)
+  %l = call fastcc double @ox.julia.log.julia_log_2(double %x)
+  ret void
+}
+"#,
+        )
+        .unwrap();
+        super::run(&m).unwrap();
+        m.verify().unwrap();
+        let top = body(&m.print(), "top");
+        assert!(!top.contains("julia_exp_1"), "{top}");
+        // `log` is called only outside x ≥ 0, in the check's block.
+        let outside = top.split("outside").nth(2).unwrap_or_else(|| panic!("no check in {top}"));
+        assert!(top.contains("fcmp ult double %x, 0.0"), "{top}");
+        assert!(outside.contains("call fastcc double @ox.julia.log.julia_log_2(double %x)"), "{top}");
+    }
+}
