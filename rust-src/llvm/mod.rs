@@ -249,6 +249,25 @@ impl Value {
         }
         self
     }
+    /// Tags a load or store with TBAA type `name`, a child of Julia's `jtbaa` node
+    /// beside `jtbaa_data` and `jtbaa_stack`: LLVM then knows it touches none of the
+    /// memory Julia's tagged accesses touch (a buffer only the engine reads and writes).
+    pub fn set_tbaa_type(self, name: &str) -> Value {
+        unsafe {
+            let ctx = LLVMGetTypeContext(LLVMTypeOf(self.0));
+            let string = |s: &str| LLVMMDStringInContext2(ctx, s.as_ptr() as *const _, s.len());
+            let node = |ops: &mut [LLVMMetadataRef]| LLVMMDNodeInContext2(ctx, ops.as_mut_ptr(), ops.len());
+            let zero = LLVMValueAsMetadata(LLVMConstInt(LLVMInt64TypeInContext(ctx), 0, 0));
+            // Julia's tree: `!{!"jtbaa"}` is the root, `!{!"jtbaa", root, 0}` its child.
+            let root = node(&mut [string("jtbaa")]);
+            let julia = node(&mut [string("jtbaa"), root, zero]);
+            let ty = node(&mut [string(name), julia, zero]);
+            let tag = node(&mut [ty, ty, zero]);
+            let kind = LLVMGetMDKindIDInContext(ctx, c"tbaa".as_ptr(), 4);
+            LLVMSetMetadata(self.0, kind, LLVMMetadataAsValue(ctx, tag));
+        }
+        self
+    }
     /// Replaces operand `i`.
     pub fn set_operand(self, i: usize, v: Value) {
         unsafe { LLVMSetOperand(self.0, i as u32, v.0) }
