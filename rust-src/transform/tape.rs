@@ -1,15 +1,17 @@
 //! The tape of the reverse mode: one LIFO stack of 8-byte slots holding, in execution
 //! order, the predecessor index of every entry into a join block and every primal value
 //! the reverse sweep needs but cannot see. The reverse sweep mirrors the forward sweep
-//! exactly, so pops need no bounds checks. The buffer grows by doubling with `realloc`
-//! and is freed when the derivative returns. A block whose pushes are known in number
-//! reserves room for all of them once (`reserve`) and then stores without checks (`put`).
+//! exactly, so pops need no bounds checks. The buffer starts on the derivative's stack
+//! (`STACK_SLOTS` slots: a small tape costs no `malloc` and `free`), moves to the heap
+//! when it outgrows it, grows there by doubling with `realloc` and is freed when the
+//! derivative returns. A block whose pushes are known in number reserves room for all
+//! of them once (`reserve`) and then stores without checks (`put`).
 
 use crate::llvm::{Builder, Module, Type, Value};
 
 /// Helper functions in the module plus the tape alloca in the derivative function.
 pub struct Tape {
-    /// `{ptr data, i64 len, i64 cap}`.
+    /// `{ptr data, i64 len, i64 cap, ptr stack}`.
     pub slot: Value,
     push: Value,
     reserve: Value,
@@ -19,10 +21,16 @@ pub struct Tape {
 }
 
 impl Tape {
-    /// Emits the push/pop helpers and the tape's alloca (initialised empty) with `entry`.
+    /// Emits the push/pop helpers and the tape's allocas with `entry`: the header,
+    /// holding an empty tape in the stack buffer.
     pub fn new(m: &Module, entry: &Builder) -> Tape {
-        let slot = entry.alloca(slot_type(m), "ox.tape");
-        store(entry, m.const_null(slot_type(m)), slot);
+        let (ty, i64t) = (slot_type(m), m.int(64));
+        let slot = entry.alloca(ty, "ox.tape");
+        let stack = entry.alloca(m.array_type(i64t, STACK_SLOTS as u32), "ox.tape.stack");
+        store(entry, stack, field(entry, ty, slot, DATA));
+        store(entry, m.const_int(i64t, 0), field(entry, ty, slot, LEN));
+        store(entry, m.const_int(i64t, STACK_SLOTS), field(entry, ty, slot, CAP));
+        store(entry, stack, field(entry, ty, slot, STACK));
         Tape::on(m, slot)
     }
 
@@ -35,10 +43,8 @@ impl Tape {
     /// (the tape itself belongs to the entry).
     pub fn on(m: &Module, slot: Value) -> Tape {
         let ptr = m.ptr();
-        let i64t = m.int(64);
-        let realloc = m.get_or_declare("realloc", m.fn_type(ptr, &[ptr, i64t]));
         let free = m.get_or_declare("free", m.fn_type(m.void(), &[ptr]));
-        let reserve = m.function("ox.tape.reserve").unwrap_or_else(|| emit_reserve(m, slot_type(m), realloc));
+        let reserve = m.function("ox.tape.reserve").unwrap_or_else(|| emit_reserve(m, slot_type(m)));
         let put = m.function("ox.tape.put").unwrap_or_else(|| emit_put(m, slot_type(m)));
         let push = m.function("ox.tape.push").unwrap_or_else(|| emit_push(m, reserve, put));
         let pop = m.function("ox.tape.pop").unwrap_or_else(|| emit_pop(m, slot_type(m)));
@@ -100,10 +106,13 @@ impl Tape {
         b.from_i64_bits(bits, ty)
     }
 
-    /// Frees the buffer.
+    /// Frees the buffer, unless it is still the stack buffer (`free(NULL)` then).
     pub fn free(&self, b: &Builder) {
-        let data = load(b, b.m.ptr(), self.slot);
-        b.call(self.free, &[data]);
+        let (m, ty) = (b.m, slot_type(b.m));
+        let data = load(b, m.ptr(), field(b, ty, self.slot, DATA));
+        let stack = load(b, m.ptr(), field(b, ty, self.slot, STACK));
+        let on_stack = b.icmp(crate::llvm::ICMP_EQ, data, stack);
+        b.call(self.free, &[b.select(on_stack, m.const_null(m.ptr()), data)]);
     }
 }
 
@@ -122,9 +131,18 @@ fn store(b: &Builder, v: Value, p: Value) {
     b.store(v, p).set_tbaa_type(TBAA);
 }
 
-/// `{ptr data, i64 len, i64 cap}`.
+/// Slots in the stack buffer a tape starts in (1 KiB).
+const STACK_SLOTS: u64 = 128;
+
+/// The header's fields: the buffer, slots used, slots available, the stack buffer.
+const DATA: u64 = 0;
+const LEN: u64 = 1;
+const CAP: u64 = 2;
+const STACK: u64 = 3;
+
+/// The header, `{ptr data, i64 len, i64 cap, ptr stack}`.
 fn slot_type(m: &Module) -> Type {
-    m.struct_type(&[m.ptr(), m.int(64), m.int(64)])
+    m.struct_type(&[m.ptr(), m.int(64), m.int(64), m.ptr()])
 }
 
 fn field(b: &Builder, tape_ty: Type, tape: Value, i: u64) -> Value {
@@ -132,35 +150,53 @@ fn field(b: &Builder, tape_ty: Type, tape: Value, i: u64) -> Value {
     b.gep(tape_ty, tape, &[m.const_int(m.int(32), 0), m.const_int(m.int(32), i)])
 }
 
-/// `reserve(tape, n)`: grows the buffer (doubling, at least 256 slots) unless `n` more
-/// slots fit.
-fn emit_reserve(m: &Module, tape_ty: Type, realloc: Value) -> Value {
+/// `reserve(tape, n)`: unless `n` more slots fit, moves the buffer to a bigger one:
+/// at least twice the size, from the stack to the heap (`malloc` and copy) the first
+/// time, on the heap with `realloc` afterwards.
+fn emit_reserve(m: &Module, tape_ty: Type) -> Value {
     let i64t = m.int(64);
     let ptr = m.ptr();
+    let malloc = m.get_or_declare("malloc", m.fn_type(ptr, &[i64t]));
+    let realloc = m.get_or_declare("realloc", m.fn_type(ptr, &[ptr, i64t]));
+    let memcpy = m.intrinsic("llvm.memcpy", &[ptr, ptr, i64t]).expect("llvm.memcpy exists");
     let f = m.add_function("ox.tape.reserve", m.fn_type(m.void(), &[ptr, i64t]));
     f.set_internal();
     f.add_fn_attr("alwaysinline");
     let [tape, n] = [f.params()[0], f.params()[1]];
-    let (top, grow, done) = (m.append_block(f, "top"), m.append_block(f, "grow"), m.append_block(f, "done"));
+    let block = |name| m.append_block(f, name);
+    let (top, grow, first, again, moved, done) =
+        (block("top"), block("grow"), block("first"), block("again"), block("moved"), block("done"));
     let b = m.builder();
     b.at_end(top);
-    let cap_p = field(&b, tape_ty, tape, 2);
-    let len = load(&b, i64t, field(&b, tape_ty, tape, 1));
+    let cap_p = field(&b, tape_ty, tape, CAP);
+    let len = load(&b, i64t, field(&b, tape_ty, tape, LEN));
     let cap = load(&b, i64t, cap_p);
     let need = b.add(len, n);
     let full = b.icmp(crate::llvm::ICMP_UGT, need, cap);
     b.cond_br(full, grow, done);
 
     b.at_end(grow);
-    let doubled = b.select(
-        b.icmp(crate::llvm::ICMP_EQ, cap, m.const_int(i64t, 0)),
-        m.const_int(i64t, 256),
-        b.mul(cap, m.const_int(i64t, 2)),
-    );
+    let doubled = b.mul(cap, m.const_int(i64t, 2));
     let newcap = b.select(b.icmp(crate::llvm::ICMP_UGT, need, doubled), need, doubled);
-    let data = load(&b, ptr, tape);
-    let new = b.call(realloc, &[data, b.mul(newcap, m.const_int(i64t, 8))]);
-    store(&b, new, tape);
+    let bytes = b.mul(newcap, m.const_int(i64t, 8));
+    let data_p = field(&b, tape_ty, tape, DATA);
+    let data = load(&b, ptr, data_p);
+    let stack = load(&b, ptr, field(&b, tape_ty, tape, STACK));
+    b.cond_br(b.icmp(crate::llvm::ICMP_EQ, data, stack), first, again);
+
+    b.at_end(first);
+    let heap = b.call(malloc, &[bytes]);
+    b.call(memcpy, &[heap, data, b.mul(len, m.const_int(i64t, 8)), m.const_int(m.int(1), 0)]);
+    b.br(moved);
+
+    b.at_end(again);
+    let grown = b.call(realloc, &[data, bytes]);
+    b.br(moved);
+
+    b.at_end(moved);
+    let new = b.phi(ptr, "data");
+    new.add_incoming(&[(heap, first), (grown, again)]);
+    store(&b, new, data_p);
     store(&b, newcap, cap_p);
     b.br(done);
 
@@ -179,7 +215,7 @@ fn emit_put(m: &Module, tape_ty: Type) -> Value {
     let [tape, v] = [f.params()[0], f.params()[1]];
     let b = m.builder();
     b.at_end(m.append_block(f, "top"));
-    let len_p = field(&b, tape_ty, tape, 1);
+    let len_p = field(&b, tape_ty, tape, LEN);
     let len = load(&b, i64t, len_p);
     let data = load(&b, ptr, tape);
     store(&b, v, b.gep(i64t, data, &[len]));
@@ -212,7 +248,7 @@ fn emit_pop(m: &Module, tape_ty: Type) -> Value {
     let tape = f.params()[0];
     let b = m.builder();
     b.at_end(m.append_block(f, "top"));
-    let len_p = field(&b, tape_ty, tape, 1);
+    let len_p = field(&b, tape_ty, tape, LEN);
     let len = b.sub(load(&b, i64t, len_p), m.const_int(i64t, 1));
     store(&b, len, len_p);
     let data = load(&b, ptr, tape);
