@@ -326,6 +326,35 @@ domain_reductions = [
     end
 end
 
+# The tape starts on the stack, moves to the heap when it outgrows it, and later calls
+# start with a heap buffer as large as the largest tape so far: calls of one derivative
+# with tapes larger, smaller and larger again than any before, each checked.
+running_max_sum(x) = (m = x[1]; s = 0.0; for v in x; m = max(m, v); s += m * exp(v - m); end; s)
+
+# Its gradient: each term mₖ e^(xₖ - mₖ) has ∂/∂xₖ = mₖ e^(xₖ - mₖ) and passes
+# e^(xₖ - mₖ)(1 - mₖ) to the element mₖ is (the running maximum).
+function running_max_sum_grad(x)
+    g = zero(x)
+    m, j = x[1], 1
+    for k in eachindex(x)
+        x[k] > m && ((m, j) = (x[k], k))
+        e = exp(x[k] - m)
+        g[k] += m * e
+        g[j] += e * (1 - m)
+    end
+    return g
+end
+
+@testset "tape sizes across calls of one derivative" begin
+    for n in (3, 3000, 10, 200, 5000, 1)
+        x = [sin(0.37i) for i in 1:n]
+        dx = zero(x)
+        autodiff(Reverse, running_max_sum, Active, Duplicated(x, dx))
+        @test dx ≈ running_max_sum_grad(x) rtol = 1e-12
+        n <= 200 && @test dx ≈ fd_gradient(running_max_sum, x) rtol = 1e-6 atol = 1e-8
+    end
+end
+
 @noinline power(x, n) = n == 0 ? 1.0 : x * power(x, n - 1)
 call_power(x, n) = power(x, n)
 

@@ -73,23 +73,25 @@ size_label(n) = n == 10^6 ? "n = 10⁶" : n == 10^3 ? "n = 10³" : "n = $n"
 function array_cases()
     cases = Case[]
     xs = Dict(n => [sin(0.1i) for i in 1:n] for n in (10^3, 10^6))
-    for (name, f, hand!, ratio, vs_hand) in (("sum of squares loop", sumsq, twice!, 2.0, 1.2),
-                                             ("`sum(abs2, x)`", sumabs2, twice!, 2.0, 1.2),
-                                             ("`sum(sin, x)`", sumsin, sumsin_grad!, nothing, nothing),
-                                             ("logsumexp, loops (GradBench lse)", lse, lse_grad!, nothing, nothing))
+    # The issue's targets: loops and reductions gradient / primal ≤ 2, the real-code
+    # workloads ≤ 2.5, and ours / hand-written ≤ 1.2 for every one of them.
+    for (name, f, hand!) in (("sum of squares loop", sumsq, twice!),
+                             ("`sum(abs2, x)`", sumabs2, twice!),
+                             ("`sum(sin, x)`", sumsin, sumsin_grad!),
+                             ("logsumexp, loops (GradBench lse)", lse, lse_grad!))
         for n in (10^3, 10^6)
-            push!(cases, array_case(name, size_label(n), f, hand!, xs[n]; ratio = ratio, vs_hand = vs_hand))
+            push!(cases, array_case(name, size_label(n), f, hand!, xs[n]; ratio = 2.0, vs_hand = 1.2))
         end
     end
     m, npts = 16, 1000
     push!(cases, array_case("least squares (GradBench llsq)", "m = $m, n = $npts", llsq, llsq_grad!,
-                            [0.3 * cos(j) for j in 1:m], npts; ratio = 2.5))
+                            [0.3 * cos(j) for j in 1:m], npts; ratio = 2.5, vs_hand = 1.2))
     s = 100
     for n in (8, 100)
         tape = OdeTape(n, s)
         hand! = (g, x, s) -> ode_last_grad!(g, x, s, tape)
         push!(cases, array_case("RK4 ODE, last element (GradBench ode)", "n = $n, s = $s", ode_last, hand!,
-                                [i * (1 + 0.1 * sin(i)) for i in 1:n], s; ratio = 2.5))
+                                [i * (1 + 0.1 * sin(i)) for i in 1:n], s; ratio = 2.5, vs_hand = 1.2))
     end
     d, h, N = 8, 16, 64
     X = [cos(0.37i + 0.11j) for i in 1:d, j in 1:N]
@@ -97,7 +99,7 @@ function array_cases()
     z = zeros(h)
     mlp_hand! = (g, θ, X, y) -> mlp_grad!(g, θ, X, y, z)
     push!(cases, array_case("MLP loss, tanh, loops", "d = $d, h = $h, N = $N", mlp_loss, mlp_hand!,
-                            [0.3 * sin(1.7i) for i in 1:h*(d+2)], X, y; ratio = 2.5))
+                            [0.3 * sin(1.7i) for i in 1:h*(d+2)], X, y; ratio = 2.5, vs_hand = 1.2))
     return cases
 end
 

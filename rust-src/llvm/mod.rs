@@ -268,6 +268,15 @@ impl Value {
         }
         self
     }
+    /// Load or store of 8 bytes: makes it atomic (`monotonic`), for a word that calls
+    /// on several threads read and write without other synchronization.
+    pub fn set_atomic_word(self) -> Value {
+        unsafe {
+            LLVMSetAlignment(self.0, 8);
+            LLVMSetOrdering(self.0, llvm_sys::LLVMAtomicOrdering::LLVMAtomicOrderingMonotonic);
+        }
+        self
+    }
     /// Replaces operand `i`.
     pub fn set_operand(self, i: usize, v: Value) {
         unsafe { LLVMSetOperand(self.0, i as u32, v.0) }
@@ -677,6 +686,13 @@ impl Module {
         out
     }
 
+    /// A global variable by name.
+    pub fn global(&self, name: &str) -> Option<Value> {
+        let n = cstr(name);
+        let g = unsafe { LLVMGetNamedGlobal(self.m, n.as_ptr()) };
+        (!g.is_null()).then_some(Value(g))
+    }
+
     /// All global variables.
     pub fn globals(&self) -> Vec<Value> {
         let mut out = Vec::new();
@@ -688,6 +704,15 @@ impl Module {
             }
         }
         out
+    }
+
+    /// Adds an internal global variable of type `ty` holding `init`.
+    pub fn add_global(&self, name: &str, ty: Type, init: Value) -> Value {
+        let n = cstr(name);
+        let g = Value(unsafe { LLVMAddGlobal(self.m, ty.0, n.as_ptr()) });
+        unsafe { LLVMSetInitializer(g.0, init.0) };
+        g.set_internal();
+        g
     }
 
     /// Adds a function.
