@@ -27,3 +27,12 @@ const SWEEP = [
         @test autodiff(Forward, f, Duplicated, Duplicated(x, 1.0))[2] ≈ df(x) rtol = 1e-9 atol = 1e-17
     end
 end
+
+# tanh's derivative switches formula at |x| = 2 ((1 - z)(1 + z) within, 1/cosh² beyond):
+# both sides, and far out where 1 - tanh(x)² would be 0, to a few ulps.
+@testset "tanh derivative on both sides of |x| = 2" begin
+    for x in (0.0, 1e-8, 0.5, -1.5, 1.999999, 2.0, -2.000001, 2.5, 7.0, -19.0, 30.0)
+        @test autodiff(Reverse, tanh, Active, Active(x))[1][1] ≈ sech(x)^2 rtol = 1e-14
+        @test autodiff(Forward, tanh, Duplicated, Duplicated(x, 1.0))[2] ≈ sech(x)^2 rtol = 1e-14
+    end
+end
