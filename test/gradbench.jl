@@ -1,7 +1,7 @@
 # The GradBench tool (julia/gradbench/run.jl) driven as a subprocess through a scripted
 # session, as an eval would drive it, with every output checked against values
 # computed here independently: closed forms for lse and llsq, a separately written RK4
-# and its finite differences for ode. Also the tool's JSON reader and writer.
+# and its finite differences for ode, elimination and cofactors for det. Also the tool's JSON reader and writer.
 
 const GB_REPO = dirname(@__DIR__)
 const GB_DIR = joinpath(GB_REPO, "julia", "gradbench")
@@ -74,6 +74,29 @@ function gb_rk4(x, s)
 end
 include("finite_differences.jl")
 
+# The determinant by Gaussian elimination with partial pivoting (not by minors), and its
+# gradient by cofactors: ∂det/∂Mᵢⱼ = (-1)^(i+j) det(M without row i and column j).
+function gb_det(M)
+    M = copy(M)
+    n = size(M, 1)
+    d = 1.0
+    for k in 1:n
+        p = k - 1 + argmax(abs.(M[k:n, k]))
+        if p != k
+            M[[k, p], :] = M[[p, k], :]
+            d = -d
+        end
+        d *= M[k, k]
+        M[k, k] == 0 && return 0.0
+        for i in k+1:n
+            M[i, k:n] .-= M[i, k] / M[k, k] .* M[k, k:n]
+        end
+    end
+    return d
+end
+gb_cofactors(M) = [(-1)^(i + j) * (size(M, 1) == 1 ? 1.0 : gb_det(M[1:end .!= i, 1:end .!= j]))
+                   for i in axes(M, 1), j in axes(M, 2)]
+
 # --- the session ---
 
 # (`@__DIR__` inside the backticks would not name this file's directory.)
@@ -121,7 +144,7 @@ end
 try
     @testset "start and define" begin
         @test gb_ask((kind = "start", eval = "test")) == Dict("id" => 1, "tool" => "oxidase")
-        for mod in ("lse", "llsq", "ode")
+        for mod in ("lse", "llsq", "ode", "det")
             @test gb_ask((kind = "define", var"module" = mod))["success"] === true
         end
         @test gb_ask((kind = "define", var"module" = "gmm"))["success"] === false
@@ -153,6 +176,21 @@ try
         end
     end
 
+    @testset "det" begin
+        for ell in (1, 2, 3, 4, 6)
+            a = [sin(1.3i) + (i % (ell + 1) == 1 ? 2.0 : 0.0) for i in 1:ell^2]   # A = M row by row
+            M = Matrix(transpose(reshape(a, ell, ell)))
+            @test gb_output(gb_evaluate("det", "primal", (A = a, ell = ell))) ≈ gb_det(M) rtol = 1e-12
+            grad = gb_output(gb_evaluate("det", "gradient", (A = a, ell = ell)))
+            @test grad ≈ vec(permutedims(gb_cofactors(M))) rtol = 1e-12 atol = 1e-14
+        end
+        # A singular matrix: determinant 0, gradient its cofactors.
+        a = Float64[1, 2, 3, 2, 4, 6, 1, 0, 1]
+        M = Matrix(transpose(reshape(a, 3, 3)))
+        @test gb_output(gb_evaluate("det", "primal", (A = a, ell = 3))) == 0.0
+        @test gb_output(gb_evaluate("det", "gradient", (A = a, ell = 3))) ≈ vec(permutedims(gb_cofactors(M))) atol = 1e-14
+    end
+
     @testset "runs and seconds" begin
         x = [sin(0.01i) for i in 1:1000]
         response = gb_evaluate("lse", "primal", (x = x,); min_runs = 1, min_seconds = 0.01)
@@ -168,6 +206,8 @@ try
         gb_failure(gb_evaluate("lse", "gradient", (x = Float64[],)))
         gb_failure(gb_evaluate("llsq", "primal", (x = [1.0],)))
         gb_failure(gb_evaluate("ode", "gradient", (x = [1.0, 2.0], s = -3)))
+        gb_failure(gb_evaluate("det", "primal", (A = [1.0, 2.0, 3.0], ell = 2)))
+        gb_failure(gb_evaluate("det", "gradient", (A = Float64[], ell = 0)))
         gb_failure(gb_ask((kind = "evaluate", var"module" = "lse", var"function" = "primal", input = [1, 2])))
         # A line that is not JSON has no id to echo.
         println(gb_tool, "{not json")

@@ -1,5 +1,5 @@
 # The GradBench evals this tool implements (github.com/gradbench/gradbench, `evals/`):
-# lse, llsq and ode. Each primal is written the way a user would write it, with plain
+# lse, llsq, ode and det. Each primal is written the way a user would write it, with plain
 # loops over preallocated buffers, and each gradient is one reverse-mode `autodiff` call
 # on that same code: the point of the benchmark is what the engine makes of ordinary
 # Julia, not a hand-tuned formulation.
@@ -162,8 +162,53 @@ function ode_gradient(input)
     return () -> (fill!(dx, 0.0); autodiff(Reverse, ode_last, Active, Duplicated(x, dx), Const(s)); dx)
 end
 
+# --- det: the determinant of an ℓ×ℓ matrix by expansion by minors (cmpad's det_by_minor),
+# A given row after row: A[(i-1)ℓ + j] is row i, column j; the gradient has that layout ---
+
+# The determinant of the minor made of rows `row`..ℓ and of the columns not in `used` (a
+# bit set), expanded along its first row. The recursion is a call-by-call callee for the
+# engine.
+function det_minor(a, ell, row, used)
+    if row == ell
+        return a[(row - 1) * ell + trailing_zeros(~used) + 1]
+    end
+    d = 0.0
+    sign = 1.0
+    for col in 1:ell
+        if used & (1 << (col - 1)) == 0
+            d += sign * a[(row - 1) * ell + col] * det_minor(a, ell, row + 1, used | (1 << (col - 1)))
+            sign = -sign
+        end
+    end
+    return d
+end
+
+det_by_minor(a, ell) = det_minor(a, ell, 1, 0)
+
+# A and ℓ, checked: ℓ² entries, and ℓ small enough for the bit set (expansion by minors
+# takes ℓ! products, so any ℓ that finishes is far below that).
+function det_input(input)
+    a = float_vector(input, "A")
+    ell = count_field(input, "ell")
+    1 <= ell <= 62 || throw(InputError("`ell` must be between 1 and 62"))
+    length(a) == ell^2 || throw(InputError("`A` must have ell² = $(ell^2) entries, not $(length(a))"))
+    return a, ell
+end
+
+function det_primal(input)
+    a, ell = det_input(input)
+    return () -> det_by_minor(a, ell)
+end
+
+function det_gradient(input)
+    a, ell = det_input(input)
+    da = zero(a)
+    return () -> (fill!(da, 0.0); autodiff(Reverse, det_by_minor, Active, Duplicated(a, da), Const(ell)); da)
+end
+
 const MODULES = Dict{String,Dict{String,Function}}(
     "lse" => Dict("primal" => lse_primal, "gradient" => lse_gradient),
     "llsq" => Dict("primal" => llsq_primal, "gradient" => llsq_gradient),
     "ode" => Dict("primal" => ode_primal, "gradient" => ode_gradient),
+    "det" => Dict("primal" => det_primal, "gradient" => det_gradient),
 )
