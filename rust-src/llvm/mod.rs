@@ -1000,12 +1000,16 @@ impl Builder<'_> {
     pub fn xor_true(&self, v: Value) -> Value {
         Value(unsafe { LLVMBuildXor(self.b, v.0, LLVMConstInt(LLVMTypeOf(v.0), 1, 0), NONAME.as_ptr()) })
     }
-    /// `fadd nsz`: an addition whose result's sign of zero does not matter (adjoint
-    /// accumulation), so `x + 0.0` folds away.
-    pub fn fadd_nsz(&self, a: Value, b: Value) -> Value {
+    /// `fadd nsz reassoc`, for adding up an adjoint's contributions: the sign of a zero
+    /// sum does not matter (`x + 0.0` folds away), nor the order of the terms, which the
+    /// sweep's own order fixes no more than any other (so a reverse loop summing into
+    /// a loop-invariant value's adjoint vectorizes as a reduction).
+    pub fn fadd_adjoint(&self, a: Value, b: Value) -> Value {
         let v = self.fadd(a, b);
         if !v.is_constant() {
-            unsafe { LLVMSetFastMathFlags(v.0, llvm_sys::LLVMFastMathNoSignedZeros) };
+            unsafe {
+                LLVMSetFastMathFlags(v.0, llvm_sys::LLVMFastMathNoSignedZeros | llvm_sys::LLVMFastMathAllowReassoc)
+            };
         }
         v
     }

@@ -266,7 +266,7 @@ fn check_type_tree(i: usize, param: Value, tree: &[(u64, Leaf)]) -> Result<()> {
 /// Adds `delta` into the adjoint slot `slot` (`*slot += delta`).
 pub fn accumulate(b: &Builder, slot: Value, delta: Value) {
     let old = b.load(delta.ty(), slot);
-    b.store(b.fadd_nsz(old, delta), slot);
+    b.store(b.fadd_adjoint(old, delta), slot);
 }
 
 /// Converts a derivative between the tangent types of a cast's operand and result
