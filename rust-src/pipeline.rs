@@ -174,10 +174,19 @@ fn synthesize_prepared(m: &Module, f: Value, req: &Request, name: &str) -> Resul
     m.verify().map_err(|e| Error::Internal(format!("generated IR does not verify: {e}")))?;
     let flags = m.functions().into_iter().filter(|g| !g.is_declaration()).map(runtime_flags).fold(0, |a, b| a | b);
     passes::run(m, "default<O2>").map_err(Error::Internal)?;
-    transform::dead_results::run(m)?;
+    let folded = transform::lane_order::fold_lane_reversals(m);
+    if transform::dead_results::drop_unused_results(m)? || folded {
+        passes::run(m, CLEAN_UP).map_err(Error::Internal)?;
+    }
     dump("optimized", m);
     Ok(flags)
 }
+
+/// After the rewrites that follow optimization (`lane_order`, `dead_results`): inline the
+/// domain checks, delete what only fed dropped results or reversed lanes (loops left
+/// empty included) and the functions no longer called.
+pub(crate) const CLEAN_UP: &str =
+    "always-inline,function(instcombine<no-verify-fixpoint>,simplifycfg,loop(loop-deletion),adce,simplifycfg),globaldce";
 
 /// Reverse mode cannot resize an array holding derivatives yet (`push!`, `append!`,
 /// `resize!`, `pop!`...): resizing may move the shadow's data to a new buffer and free

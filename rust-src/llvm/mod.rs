@@ -216,6 +216,24 @@ impl Value {
     pub fn opcode(self) -> Opcode {
         unsafe { LLVMGetInstructionOpcode(self.0) }
     }
+    /// The opcode when this is an instruction (`opcode` of anything else is not a
+    /// valid `Opcode`).
+    pub fn opcode_if_instruction(self) -> Option<Opcode> {
+        self.is_instruction().then(|| self.opcode())
+    }
+    /// `poison` or `undef`.
+    pub fn is_poison_or_undef(self) -> bool {
+        unsafe { LLVMIsUndef(self.0) != 0 || LLVMIsPoison(self.0) != 0 }
+    }
+    /// A constant vector whose elements are all the same constant.
+    pub fn constant_splat(self) -> bool {
+        let ty = self.ty();
+        if ty.kind() != LLVMTypeKind::LLVMVectorTypeKind || !self.is_constant() {
+            return false;
+        }
+        let first = unsafe { LLVMGetAggregateElement(self.0, 0) };
+        !first.is_null() && (1..ty.vector_size()).all(|k| unsafe { LLVMGetAggregateElement(self.0, k) } == first)
+    }
     /// Number of operands.
     pub fn num_operands(self) -> usize {
         unsafe { LLVMGetNumOperands(self.0).max(0) as usize }

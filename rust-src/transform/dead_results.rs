@@ -15,31 +15,20 @@
 //!   the test of its argument: the function is called only outside the range where it
 //!   cannot throw (`sin` of a non-finite number, `log` of a negative one).
 //!
-//! The two repeat until nothing changes; a clean-up pipeline follows.
+//! The two repeat until nothing changes.
 
 use crate::error::{Error, Result};
 use crate::llvm::{passes, Module, Opcode, RealPredicate, Value};
 use crate::rules::math::{lookup, Callee, MathFn};
 use std::collections::HashMap;
 
-/// After the rewrite: inline the domain checks, delete what only fed dropped results
-/// (loops left empty included) and the functions no longer called.
-const CLEAN_UP: &str =
-    "always-inline,function(instcombine<no-verify-fixpoint>,simplifycfg,loop(loop-deletion),adce,simplifycfg),globaldce";
-
-/// Drops unused results in an optimized module, and cleans up after it.
-pub fn run(m: &Module) -> Result<()> {
-    if drop_unused_results(m)? {
-        passes::run(m, CLEAN_UP).map_err(Error::Internal)?;
-    }
-    Ok(())
-}
-
 /// Name prefix of the domain checks.
 const CHECK_PREFIX: &str = "ox.check.";
 
-/// Rewrites unused calls as above. Returns whether anything changed.
-fn drop_unused_results(m: &Module) -> Result<bool> {
+/// Rewrites unused calls as above. Returns whether anything changed; then
+/// `pipeline::CLEAN_UP` inlines the domain checks and deletes what only fed the
+/// dropped results.
+pub fn drop_unused_results(m: &Module) -> Result<bool> {
     let mut noret: HashMap<Value, Value> = HashMap::new();
     let mut checks: HashMap<Value, Value> = HashMap::new();
     let mut any = false;
@@ -164,6 +153,13 @@ fn emit_check(m: &Module, f: Value, domain: Domain) -> Value {
 mod tests {
     use crate::llvm::Module;
 
+    /// The rewrite and the pipeline's clean-up after it.
+    fn run(m: &Module) {
+        if super::drop_unused_results(m).unwrap() {
+            crate::llvm::passes::run(m, crate::pipeline::CLEAN_UP).unwrap();
+        }
+    }
+
     /// A pairwise reduction of `sin` over an array, as the engine's `h.aug` computes it,
     /// with a side effect (the tape) that must stay.
     const REDUCTION: &str = r#"
@@ -218,7 +214,7 @@ split:
     fn unused_result_calls_a_copy_returning_poison() {
         let ir = format!("{REDUCTION}\ndefine double @top(ptr %p, i64 %n, ptr %t) {{\n  %u = call fastcc double @h.aug(ptr %p, i64 %n, ptr %t)\n  ret double 0.0\n}}\n");
         let m = Module::parse_ir(&ir).unwrap();
-        super::run(&m).unwrap();
+        run(&m);
         m.verify().unwrap();
         let text = m.print();
         assert!(body(&text, "top").contains("@h.aug.noret("), "{text}");
@@ -237,7 +233,7 @@ split:
     fn used_result_is_kept() {
         let ir = format!("{REDUCTION}\ndefine double @top(ptr %p, i64 %n, ptr %t) {{\n  %u = call fastcc double @h.aug(ptr %p, i64 %n, ptr %t)\n  ret double %u\n}}\n");
         let m = Module::parse_ir(&ir).unwrap();
-        super::run(&m).unwrap();
+        run(&m);
         m.verify().unwrap();
         let text = m.print();
         assert!(
@@ -267,7 +263,7 @@ define void @top(double %x) {
 "#,
         )
         .unwrap();
-        super::run(&m).unwrap();
+        run(&m);
         m.verify().unwrap();
         let top = body(&m.print(), "top");
         assert!(!top.contains("julia_exp_1"), "{top}");

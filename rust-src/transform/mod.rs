@@ -7,6 +7,7 @@
 pub mod calls;
 pub mod dead_results;
 pub mod forward;
+pub mod lane_order;
 pub mod reverse;
 pub mod shadow;
 pub mod tape;
