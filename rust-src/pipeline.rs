@@ -95,6 +95,7 @@ fn synthesize_prepared(m: &Module, f: Value, req: &Request, name: &str) -> Resul
     // loop): the reverse sweep then counts iterations instead of taping the header's
     // predecessor per iteration (`Cfg::counted_loops`).
     passes::run(m, "function(loop-simplify)").map_err(Error::Internal)?;
+    keep_primal_math_scalar(m);
     dump("prepared", m);
     let ret_ty = f.return_type();
     let array_result = req.mode == Mode::Forward && ret_ty.is_pointer();
@@ -180,6 +181,26 @@ fn synthesize_prepared(m: &Module, f: Value, req: &Request, name: &str) -> Resul
     }
     dump("optimized", m);
     Ok(flags)
+}
+
+/// Marks the primal's own calls of math functions by name (`llvm.pow`, `expm1`...)
+/// `nobuiltin`, so that the vectorizer does not replace them by glibc's vector versions
+/// (`passes::use_libmvec`), which may round differently: the primal a derivative
+/// computes stays bit for bit the primal Julia computes (tests/rules.rs `pow_powi`
+/// compares the two sweeps' primals bit for bit). Julia's `ccall`s of libm arrive as
+/// calls of an address, which no vectorizer maps. The calls derivative rules add (`cos`
+/// for `sin`) carry no mark and vectorize.
+fn keep_primal_math_scalar(m: &Module) {
+    for g in m.functions().into_iter().filter(|g| !g.is_declaration()) {
+        for i in g.blocks().into_iter().flat_map(|b| b.instructions()) {
+            let callee = (i.opcode() == crate::llvm::Opcode::LLVMCall).then(|| i.called_function()).flatten();
+            if let Some(h) = callee.filter(|h| h.is_declaration()) {
+                if matches!(crate::rules::math::lookup(&h.name()), Some(crate::rules::math::Callee::Math(_))) {
+                    i.add_call_fn_attr("nobuiltin");
+                }
+            }
+        }
+    }
 }
 
 /// After the rewrites that follow optimization (`lane_order`, `dead_results`): inline the

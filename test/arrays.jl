@@ -355,6 +355,42 @@ end
     end
 end
 
+# Derivative rules' math calls in loops vectorize with glibc's vector library (`cos` for
+# `sin`, `pow` for `^`), to the accuracy tested here, while the primal a derivative
+# returns stays bit for bit Julia's (the engine marks the primal's own math calls
+# `nobuiltin`; tests/rules.rs checks it on a direct `llvm.pow`, which Julia code reaches
+# through libm's address instead). The sum is a plain loop: `sum`'s `@simd` lets each
+# compiler choose its own order of additions.
+function pow_elements(x, y)
+    z = similar(x)
+    for i in eachindex(x)
+        z[i] = @fastmath x[i]^y[i]
+    end
+    for i in eachindex(x)
+        z[i] += sin(x[i])
+    end
+    s = 0.0
+    for v in z
+        s += v
+    end
+    return s
+end
+
+@testset "vectorized derivative math, scalar primal math" begin
+    for n in (1, 5, 1000)
+        x = [1.0 + 0.5 * sin(0.3i) for i in 1:n]
+        y = [0.5 + cos(0.7i)^2 for i in 1:n]
+        dx = zero(x)
+        (adj, primal) = autodiff(ReverseWithPrimal, pow_elements, Active, Duplicated(x, dx), Const(y))
+        @test primal === pow_elements(x, y)
+        @test dx ≈ y .* x .^ (y .- 1) .+ cos.(x) rtol = 1e-13
+        t = [sin(2.1i) for i in 1:n]
+        (p, d) = autodiff(Forward, pow_elements, Duplicated, Duplicated(x, t), Const(y))
+        @test p === pow_elements(x, y)
+        @test d ≈ sum(dx .* t) rtol = 1e-12
+    end
+end
+
 @noinline power(x, n) = n == 0 ? 1.0 : x * power(x, n - 1)
 call_power(x, n) = power(x, n)
 

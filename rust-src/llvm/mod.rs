@@ -468,6 +468,14 @@ impl Value {
             LLVMAddAttributeAtIndex(self.0, llvm_sys::LLVMAttributeFunctionIndex, attr);
         }
     }
+    /// Call: adds the enum function attribute `name` at this call site.
+    pub fn add_call_fn_attr(self, name: &str) {
+        unsafe {
+            let kind = LLVMGetEnumAttributeKindForName(name.as_ptr() as *const _, name.len());
+            let attr = LLVMCreateEnumAttribute(LLVMGetTypeContext(LLVMTypeOf(self.0)), kind, 0);
+            LLVMAddCallSiteAttribute(self.0, llvm_sys::LLVMAttributeFunctionIndex, attr);
+        }
+    }
     /// Function: removes the enum attribute `name`.
     pub fn remove_fn_attr(self, name: &str) {
         unsafe {
