@@ -2,14 +2,15 @@
 //! order, the predecessor index of every entry into a join block and every primal value
 //! the reverse sweep needs but cannot see. The reverse sweep mirrors the forward sweep
 //! exactly, so pops need no bounds checks. The buffer starts on the derivative's stack
-//! (`STACK_SLOTS` slots: a small tape costs no `malloc` and `free`), moves to the heap
-//! when it outgrows it, grows there by doubling with `realloc` and is freed when the
-//! derivative returns. The derivative remembers the largest size its tape reached
-//! (`HINT`), and later calls start with a heap buffer of that size: a call like the
-//! last one grows nothing (measured on the RK4 ODE: the growth's copies and page
-//! faults were a tenth of the gradient's time). A block whose pushes are known in
-//! number reserves room for all of them once (`reserve`) and then stores without
-//! checks (`put`).
+//! (`STACK_SLOTS` slots: a small tape costs no `malloc` and `free`, and a derivative that
+//! pushes nothing keeps no trace of the tape once optimized). It moves to the heap when
+//! it outgrows the stack, grows there by doubling with `realloc` and is freed when the
+//! derivative returns. The derivative remembers the largest size its heap tape reached
+//! (`HINT`), and a later call's first move to the heap takes that size at once: a call
+//! like the last one copies and reallocates nothing more (measured on the RK4 ODE: the
+//! growth's copies and page faults were a tenth of the gradient's time). A block whose
+//! pushes are known in number reserves room for all of them once (`reserve`) and then
+//! stores without checks (`put`).
 
 use crate::llvm::{Builder, Module, Type, Value};
 
@@ -21,6 +22,7 @@ pub struct Tape {
     reserve: Value,
     put: Value,
     pop: Value,
+    /// `ox.tape.release`.
     free: Value,
 }
 
@@ -31,8 +33,10 @@ impl Tape {
         let (ty, i64t) = (slot_type(m), m.int(64));
         let slot = entry.alloca(ty, "ox.tape");
         let stack = entry.alloca(m.array_type(i64t, STACK_SLOTS as u32), "ox.tape.stack");
-        let hint = m.add_global(HINT, i64t, m.const_int(i64t, 0));
-        entry.call(emit_init(m, ty, hint), &[slot, stack]);
+        store(entry, stack, field(entry, ty, slot, DATA));
+        store(entry, m.const_int(i64t, 0), field(entry, ty, slot, LEN));
+        store(entry, m.const_int(i64t, STACK_SLOTS), field(entry, ty, slot, CAP));
+        store(entry, stack, field(entry, ty, slot, STACK));
         Tape::on(m, slot)
     }
 
@@ -44,9 +48,10 @@ impl Tape {
     /// Tape operations on the tape pointer `slot`, for a callee's derivative functions
     /// (the tape itself belongs to the entry).
     pub fn on(m: &Module, slot: Value) -> Tape {
-        let ptr = m.ptr();
-        let free = m.get_or_declare("free", m.fn_type(m.void(), &[ptr]));
-        let reserve = m.function("ox.tape.reserve").unwrap_or_else(|| emit_reserve(m, slot_type(m)));
+        let i64t = m.int(64);
+        let hint = m.global(HINT).unwrap_or_else(|| m.add_global(HINT, i64t, m.const_int(i64t, 0)));
+        let free = m.function("ox.tape.release").unwrap_or_else(|| emit_release(m, slot_type(m), hint));
+        let reserve = m.function("ox.tape.reserve").unwrap_or_else(|| emit_reserve(m, slot_type(m), hint));
         let put = m.function("ox.tape.put").unwrap_or_else(|| emit_put(m, slot_type(m)));
         let push = m.function("ox.tape.push").unwrap_or_else(|| emit_push(m, reserve, put));
         let pop = m.function("ox.tape.pop").unwrap_or_else(|| emit_pop(m, slot_type(m)));
@@ -108,19 +113,9 @@ impl Tape {
         b.from_i64_bits(bits, ty)
     }
 
-    /// Frees the buffer, unless it is still the stack buffer (`free(NULL)` then), and
-    /// raises the size hint to the buffer's size.
+    /// Frees the buffer when it is on the heap, raising the size hint to its size.
     pub fn free(&self, b: &Builder) {
-        let (m, ty) = (b.m, slot_type(b.m));
-        let hint = m.global(HINT).expect("the entry's tape made the hint");
-        let cap = load(b, m.int(64), field(b, ty, self.slot, CAP));
-        let known = b.load(m.int(64), hint).set_atomic_word();
-        let more = b.icmp(crate::llvm::ICMP_UGT, cap, known);
-        b.store(b.select(more, cap, known), hint).set_atomic_word();
-        let data = load(b, m.ptr(), field(b, ty, self.slot, DATA));
-        let stack = load(b, m.ptr(), field(b, ty, self.slot, STACK));
-        let on_stack = b.icmp(crate::llvm::ICMP_EQ, data, stack);
-        b.call(self.free, &[b.select(on_stack, m.const_null(m.ptr()), data)]);
+        b.call(self.free, &[self.slot]);
     }
 }
 
@@ -161,41 +156,10 @@ fn field(b: &Builder, tape_ty: Type, tape: Value, i: u64) -> Value {
     b.gep(tape_ty, tape, &[m.const_int(m.int(32), 0), m.const_int(m.int(32), i)])
 }
 
-/// `init(tape, stack)`: an empty tape in a heap buffer of the hinted size when the
-/// hint exceeds the stack buffer, else in the stack buffer.
-fn emit_init(m: &Module, tape_ty: Type, hint: Value) -> Value {
-    let (i64t, ptr) = (m.int(64), m.ptr());
-    let malloc = m.get_or_declare("malloc", m.fn_type(ptr, &[i64t]));
-    let f = m.add_function("ox.tape.init", m.fn_type(m.void(), &[ptr, ptr]));
-    f.set_internal();
-    f.add_fn_attr("alwaysinline");
-    let [tape, stack] = [f.params()[0], f.params()[1]];
-    let (top, heap, done) = (m.append_block(f, "top"), m.append_block(f, "heap"), m.append_block(f, "done"));
-    let b = m.builder();
-    b.at_end(top);
-    let slots = b.load(i64t, hint).set_atomic_word();
-    let stack_slots = m.const_int(i64t, STACK_SLOTS);
-    b.cond_br(b.icmp(crate::llvm::ICMP_UGT, slots, stack_slots), heap, done);
-    b.at_end(heap);
-    let buffer = b.call(malloc, &[b.mul(slots, m.const_int(i64t, 8))]);
-    b.br(done);
-    b.at_end(done);
-    let data = b.phi(ptr, "data");
-    data.add_incoming(&[(stack, top), (buffer, heap)]);
-    let cap = b.phi(i64t, "cap");
-    cap.add_incoming(&[(stack_slots, top), (slots, heap)]);
-    store(&b, data, field(&b, tape_ty, tape, DATA));
-    store(&b, m.const_int(i64t, 0), field(&b, tape_ty, tape, LEN));
-    store(&b, cap, field(&b, tape_ty, tape, CAP));
-    store(&b, stack, field(&b, tape_ty, tape, STACK));
-    b.ret_void();
-    f
-}
-
 /// `reserve(tape, n)`: unless `n` more slots fit, moves the buffer to a bigger one:
 /// at least twice the size, from the stack to the heap (`malloc` and copy) the first
 /// time, on the heap with `realloc` afterwards.
-fn emit_reserve(m: &Module, tape_ty: Type) -> Value {
+fn emit_reserve(m: &Module, tape_ty: Type, hint: Value) -> Value {
     let i64t = m.int(64);
     let ptr = m.ptr();
     let malloc = m.get_or_declare("malloc", m.fn_type(ptr, &[i64t]));
@@ -227,7 +191,10 @@ fn emit_reserve(m: &Module, tape_ty: Type) -> Value {
     b.cond_br(b.icmp(crate::llvm::ICMP_EQ, data, stack), first, again);
 
     b.at_end(first);
-    let heap = b.call(malloc, &[bytes]);
+    // The first move to the heap takes at least the largest size a call reached.
+    let hinted = b.load(i64t, hint).set_atomic_word();
+    let firstcap = b.select(b.icmp(crate::llvm::ICMP_UGT, hinted, newcap), hinted, newcap);
+    let heap = b.call(malloc, &[b.mul(firstcap, m.const_int(i64t, 8))]);
     b.call(memcpy, &[heap, data, b.mul(len, m.const_int(i64t, 8)), m.const_int(m.int(1), 0)]);
     b.br(moved);
 
@@ -238,10 +205,39 @@ fn emit_reserve(m: &Module, tape_ty: Type) -> Value {
     b.at_end(moved);
     let new = b.phi(ptr, "data");
     new.add_incoming(&[(heap, first), (grown, again)]);
+    let cap = b.phi(i64t, "cap");
+    cap.add_incoming(&[(firstcap, first), (newcap, again)]);
     store(&b, new, data_p);
-    store(&b, newcap, cap_p);
+    store(&b, cap, cap_p);
     b.br(done);
 
+    b.at_end(done);
+    b.ret_void();
+    f
+}
+
+/// `release(tape)`: when the buffer is on the heap, raises the hint to its size and
+/// frees it. A derivative whose tape never leaves the stack folds all of it away.
+fn emit_release(m: &Module, tape_ty: Type, hint: Value) -> Value {
+    let (i64t, ptr) = (m.int(64), m.ptr());
+    let free = m.get_or_declare("free", m.fn_type(m.void(), &[ptr]));
+    let f = m.add_function("ox.tape.release", m.fn_type(m.void(), &[ptr]));
+    f.set_internal();
+    f.add_fn_attr("alwaysinline");
+    let tape = f.params()[0];
+    let (top, heap, done) = (m.append_block(f, "top"), m.append_block(f, "heap"), m.append_block(f, "done"));
+    let b = m.builder();
+    b.at_end(top);
+    let data = load(&b, ptr, field(&b, tape_ty, tape, DATA));
+    let stack = load(&b, ptr, field(&b, tape_ty, tape, STACK));
+    b.cond_br(b.icmp(crate::llvm::ICMP_EQ, data, stack), done, heap);
+    b.at_end(heap);
+    let cap = load(&b, i64t, field(&b, tape_ty, tape, CAP));
+    let known = b.load(i64t, hint).set_atomic_word();
+    let more = b.icmp(crate::llvm::ICMP_UGT, cap, known);
+    b.store(b.select(more, cap, known), hint).set_atomic_word();
+    b.call(free, &[data]);
+    b.br(done);
     b.at_end(done);
     b.ret_void();
     f
