@@ -210,13 +210,19 @@ split:
         text[start..].split("\n}").next().unwrap().to_string()
     }
 
-    #[test]
-    fn unused_result_calls_a_copy_returning_poison() {
-        let ir = format!("{REDUCTION}\ndefine double @top(ptr %p, i64 %n, ptr %t) {{\n  %u = call fastcc double @h.aug(ptr %p, i64 %n, ptr %t)\n  ret double 0.0\n}}\n");
+    /// The reduction called from `top`, which returns `returned` (`%u`, the call's
+    /// result, or a constant), after the rewrite: the module's text.
+    fn rewritten(returned: &str) -> String {
+        let ir = format!("{REDUCTION}\ndefine double @top(ptr %p, i64 %n, ptr %t) {{\n  %u = call fastcc double @h.aug(ptr %p, i64 %n, ptr %t)\n  ret double {returned}\n}}\n");
         let m = Module::parse_ir(&ir).unwrap();
         run(&m);
         m.verify().unwrap();
-        let text = m.print();
+        m.print()
+    }
+
+    #[test]
+    fn unused_result_calls_a_copy_returning_poison() {
+        let text = rewritten("0.0");
         assert!(body(&text, "top").contains("@h.aug.noret("), "{text}");
         let noret = body(&text, "h.aug.noret");
         // The recursion now calls the copy, the partial sums are gone, the tape stays.
@@ -231,11 +237,7 @@ split:
 
     #[test]
     fn used_result_is_kept() {
-        let ir = format!("{REDUCTION}\ndefine double @top(ptr %p, i64 %n, ptr %t) {{\n  %u = call fastcc double @h.aug(ptr %p, i64 %n, ptr %t)\n  ret double %u\n}}\n");
-        let m = Module::parse_ir(&ir).unwrap();
-        run(&m);
-        m.verify().unwrap();
-        let text = m.print();
+        let text = rewritten("%u");
         assert!(
             !text.contains("h.aug.noret") && !text.contains("ox.check") && body(&text, "h.aug").contains("fadd"),
             "{text}"
