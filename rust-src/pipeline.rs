@@ -175,8 +175,11 @@ fn synthesize_prepared(m: &Module, f: Value, req: &Request, name: &str) -> Resul
     m.verify().map_err(|e| Error::Internal(format!("generated IR does not verify: {e}")))?;
     let flags = m.functions().into_iter().filter(|g| !g.is_declaration()).map(runtime_flags).fold(0, |a, b| a | b);
     passes::run(m, "default<O2>").map_err(Error::Internal)?;
+    // The engine's own rewrites of the optimized module are verified like the
+    // synthesized one, before anything is JIT-compiled.
     let folded = transform::lane_order::fold_lane_reversals(m);
     if transform::dead_results::drop_unused_results(m)? || folded {
+        m.verify().map_err(|e| Error::Internal(format!("rewritten IR does not verify: {e}")))?;
         passes::run(m, CLEAN_UP).map_err(Error::Internal)?;
     }
     dump("optimized", m);
