@@ -176,10 +176,12 @@ fn synthesize_prepared(m: &Module, f: Value, req: &Request, name: &str) -> Resul
     let flags = m.functions().into_iter().filter(|g| !g.is_declaration()).map(runtime_flags).fold(0, |a, b| a | b);
     passes::run(m, "default<O2>").map_err(Error::Internal)?;
     // The engine's own rewrites of the optimized module are verified like the
-    // synthesized one, before anything is JIT-compiled.
+    // synthesized one, before any further pass or the JIT sees them.
     let folded = transform::lane_order::fold_lane_reversals(m);
+    if folded {
+        verify_rewritten(m)?;
+    }
     if transform::dead_results::drop_unused_results(m)? || folded {
-        m.verify().map_err(|e| Error::Internal(format!("rewritten IR does not verify: {e}")))?;
         passes::run(m, CLEAN_UP).map_err(Error::Internal)?;
     }
     dump("optimized", m);
@@ -204,6 +206,11 @@ fn keep_primal_math_scalar(m: &Module) {
             }
         }
     }
+}
+
+/// Verifies a module the engine rewrote after optimization.
+pub(crate) fn verify_rewritten(m: &Module) -> Result<()> {
+    m.verify().map_err(|e| Error::Internal(format!("rewritten IR does not verify: {e}")))
 }
 
 /// After the rewrites that follow optimization (`lane_order`, `dead_results`): inline the

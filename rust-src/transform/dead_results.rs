@@ -65,6 +65,7 @@ pub fn drop_unused_results(m: &Module) -> Result<bool> {
             return Ok(any);
         }
         any = true;
+        crate::pipeline::verify_rewritten(m)?;
         passes::run(m, "function(adce)").map_err(Error::Internal)?;
     }
 }
