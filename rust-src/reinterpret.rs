@@ -27,9 +27,7 @@ fn marker(m: &Module, ty: Type) -> Value {
     if let Some(f) = m.function(&name) {
         return f;
     }
-    let f = m.add_function(&name, m.fn_type(ty, &[ty, ty]));
-    f.set_internal();
-    f.add_fn_attr("alwaysinline");
+    let f = m.add_inline_helper(&name, m.fn_type(ty, &[ty, ty]));
     let b = m.builder();
     b.at_end(m.append_block(f, "top"));
     b.ret(f.params()[0]);
@@ -49,9 +47,7 @@ fn nograd(m: &Module, ty: Type) -> Value {
     if let Some(f) = m.function(&name) {
         return f;
     }
-    let f = m.add_function(&name, m.fn_type(ty, &[ty]));
-    f.set_internal();
-    f.add_fn_attr("alwaysinline");
+    let f = m.add_inline_helper(&name, m.fn_type(ty, &[ty]));
     let b = m.builder();
     b.at_end(m.append_block(f, "top"));
     b.ret(f.params()[0]);

@@ -460,21 +460,20 @@ impl Value {
             }
         }
     }
-    /// Function: adds the enum attribute `name`.
-    pub fn add_fn_attr(self, name: &str) {
+    /// The enum attribute `name` (no value) in this value's context.
+    fn enum_attr(self, name: &str) -> LLVMAttributeRef {
         unsafe {
             let kind = LLVMGetEnumAttributeKindForName(name.as_ptr() as *const _, name.len());
-            let attr = LLVMCreateEnumAttribute(LLVMGetTypeContext(LLVMTypeOf(self.0)), kind, 0);
-            LLVMAddAttributeAtIndex(self.0, llvm_sys::LLVMAttributeFunctionIndex, attr);
+            LLVMCreateEnumAttribute(LLVMGetTypeContext(LLVMTypeOf(self.0)), kind, 0)
         }
+    }
+    /// Function: adds the enum attribute `name`.
+    pub fn add_fn_attr(self, name: &str) {
+        unsafe { LLVMAddAttributeAtIndex(self.0, llvm_sys::LLVMAttributeFunctionIndex, self.enum_attr(name)) }
     }
     /// Call: adds the enum function attribute `name` at this call site.
     pub fn add_call_fn_attr(self, name: &str) {
-        unsafe {
-            let kind = LLVMGetEnumAttributeKindForName(name.as_ptr() as *const _, name.len());
-            let attr = LLVMCreateEnumAttribute(LLVMGetTypeContext(LLVMTypeOf(self.0)), kind, 0);
-            LLVMAddCallSiteAttribute(self.0, llvm_sys::LLVMAttributeFunctionIndex, attr);
-        }
+        unsafe { LLVMAddCallSiteAttribute(self.0, llvm_sys::LLVMAttributeFunctionIndex, self.enum_attr(name)) }
     }
     /// Function: removes the enum attribute `name`.
     pub fn remove_fn_attr(self, name: &str) {
@@ -745,6 +744,16 @@ impl Module {
     pub fn add_function(&self, name: &str, ty: Type) -> Value {
         let n = cstr(name);
         Value(unsafe { LLVMAddFunction(self.m, n.as_ptr(), ty.0) })
+    }
+
+    /// Adds an internal `alwaysinline` function: a helper the engine emits once and
+    /// calls where it needs it (tape operations, domain checks, derivative formulas with
+    /// branches), inlined by the optimizer.
+    pub fn add_inline_helper(&self, name: &str, ty: Type) -> Value {
+        let f = self.add_function(name, ty);
+        f.set_internal();
+        f.add_fn_attr("alwaysinline");
+        f
     }
 
     /// A copy of function `f` named `name`: internal, with `f`'s calling convention and

@@ -335,9 +335,7 @@ fn sech2(m: &crate::llvm::Module, ty: crate::llvm::Type) -> Result<Value, String
     if let Some(f) = m.function(&name) {
         return Ok(f);
     }
-    let f = m.add_function(&name, m.fn_type(ty, &[ty, ty]));
-    f.set_internal();
-    f.add_fn_attr("alwaysinline");
+    let f = m.add_inline_helper(&name, m.fn_type(ty, &[ty, ty]));
     let [x, z] = [f.params()[0], f.params()[1]];
     let c = |v: f64| m.const_real(ty, v);
     let (top, near, far) = (m.append_block(f, "top"), m.append_block(f, "near"), m.append_block(f, "far"));

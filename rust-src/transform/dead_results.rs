@@ -123,9 +123,7 @@ fn safe_domain(f: MathFn) -> Option<Domain> {
 /// (NaN included), inlined into its callers by the clean-up's `always-inline`.
 fn emit_check(m: &Module, f: Value, domain: Domain) -> Value {
     let params: Vec<_> = f.params().iter().map(|p| p.ty()).collect();
-    let check = m.add_function(&format!("{CHECK_PREFIX}{}", f.name()), m.fn_type(m.void(), &params));
-    check.set_internal();
-    check.add_fn_attr("alwaysinline");
+    let check = m.add_inline_helper(&format!("{CHECK_PREFIX}{}", f.name()), m.fn_type(m.void(), &params));
     let (entry, slow, done) =
         (m.append_block(check, "entry"), m.append_block(check, "outside"), m.append_block(check, "done"));
     let b = m.builder();

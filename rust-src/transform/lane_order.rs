@@ -99,21 +99,25 @@ fn unreversed(b: &Builder, v: Value, depth: u32, memo: &mut HashMap<Value, Optio
     if let Some(known) = memo.get(&v) {
         return *known;
     }
-    let lane_wise = match v.opcode() {
-        Opcode::LLVMFAdd | Opcode::LLVMFSub | Opcode::LLVMFMul | Opcode::LLVMFDiv | Opcode::LLVMFNeg => true,
-        Opcode::LLVMFCmp | Opcode::LLVMSelect => true,
-        Opcode::LLVMCall => v.called_function().is_some_and(|f| LANE_WISE.iter().any(|p| f.name().starts_with(p))),
-        _ => false,
+    // The operands a lane-wise instruction computes from (a call's callee aside).
+    let operands = match v.opcode() {
+        Opcode::LLVMFAdd | Opcode::LLVMFSub | Opcode::LLVMFMul | Opcode::LLVMFDiv | Opcode::LLVMFNeg => {
+            v.num_operands()
+        }
+        Opcode::LLVMFCmp | Opcode::LLVMSelect => v.num_operands(),
+        Opcode::LLVMCall if v.called_function().is_some_and(|f| LANE_WISE.iter().any(|p| f.name().starts_with(p))) => {
+            v.call_arg_count()
+        }
+        _ => 0,
     };
-    let n = if v.opcode() == Opcode::LLVMCall { v.call_arg_count() } else { v.num_operands() };
-    let result = if lane_wise {
-        let ops: Option<Vec<Value>> = (0..n).map(|k| unreversed(b, v.operand(k), depth - 1, memo)).collect();
+    let result = if operands == 0 {
+        None
+    } else {
+        let ops: Option<Vec<Value>> = (0..operands).map(|k| unreversed(b, v.operand(k), depth - 1, memo)).collect();
         ops.map(|ops| {
             b.after(v);
             b.clone_with(v, &ops)
         })
-    } else {
-        None
     };
     memo.insert(v, result);
     result

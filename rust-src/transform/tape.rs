@@ -165,9 +165,7 @@ fn emit_reserve(m: &Module, tape_ty: Type, hint: Value) -> Value {
     let malloc = m.get_or_declare("malloc", m.fn_type(ptr, &[i64t]));
     let realloc = m.get_or_declare("realloc", m.fn_type(ptr, &[ptr, i64t]));
     let memcpy = m.intrinsic("llvm.memcpy", &[ptr, ptr, i64t]).expect("llvm.memcpy exists");
-    let f = m.add_function("ox.tape.reserve", m.fn_type(m.void(), &[ptr, i64t]));
-    f.set_internal();
-    f.add_fn_attr("alwaysinline");
+    let f = m.add_inline_helper("ox.tape.reserve", m.fn_type(m.void(), &[ptr, i64t]));
     let [tape, n] = [f.params()[0], f.params()[1]];
     let block = |name| m.append_block(f, name);
     let (top, grow, first, again, moved, done) =
@@ -221,9 +219,7 @@ fn emit_reserve(m: &Module, tape_ty: Type, hint: Value) -> Value {
 fn emit_release(m: &Module, tape_ty: Type, hint: Value) -> Value {
     let (i64t, ptr) = (m.int(64), m.ptr());
     let free = m.get_or_declare("free", m.fn_type(m.void(), &[ptr]));
-    let f = m.add_function("ox.tape.release", m.fn_type(m.void(), &[ptr]));
-    f.set_internal();
-    f.add_fn_attr("alwaysinline");
+    let f = m.add_inline_helper("ox.tape.release", m.fn_type(m.void(), &[ptr]));
     let tape = f.params()[0];
     let (top, heap, done) = (m.append_block(f, "top"), m.append_block(f, "heap"), m.append_block(f, "done"));
     let b = m.builder();
@@ -247,9 +243,7 @@ fn emit_release(m: &Module, tape_ty: Type, hint: Value) -> Value {
 fn emit_put(m: &Module, tape_ty: Type) -> Value {
     let i64t = m.int(64);
     let ptr = m.ptr();
-    let f = m.add_function("ox.tape.put", m.fn_type(m.void(), &[ptr, i64t]));
-    f.set_internal();
-    f.add_fn_attr("alwaysinline");
+    let f = m.add_inline_helper("ox.tape.put", m.fn_type(m.void(), &[ptr, i64t]));
     let [tape, v] = [f.params()[0], f.params()[1]];
     let b = m.builder();
     b.at_end(m.append_block(f, "top"));
@@ -265,9 +259,7 @@ fn emit_put(m: &Module, tape_ty: Type) -> Value {
 /// `push(tape, v)`: `reserve(tape, 1)` then `put(tape, v)`.
 fn emit_push(m: &Module, reserve: Value, put: Value) -> Value {
     let i64t = m.int(64);
-    let f = m.add_function("ox.tape.push", m.fn_type(m.void(), &[m.ptr(), i64t]));
-    f.set_internal();
-    f.add_fn_attr("alwaysinline");
+    let f = m.add_inline_helper("ox.tape.push", m.fn_type(m.void(), &[m.ptr(), i64t]));
     let [tape, v] = [f.params()[0], f.params()[1]];
     let b = m.builder();
     b.at_end(m.append_block(f, "top"));
@@ -280,9 +272,7 @@ fn emit_push(m: &Module, reserve: Value, put: Value) -> Value {
 fn emit_pop(m: &Module, tape_ty: Type) -> Value {
     let i64t = m.int(64);
     let ptr = m.ptr();
-    let f = m.add_function("ox.tape.pop", m.fn_type(i64t, &[ptr]));
-    f.set_internal();
-    f.add_fn_attr("alwaysinline");
+    let f = m.add_inline_helper("ox.tape.pop", m.fn_type(i64t, &[ptr]));
     let tape = f.params()[0];
     let b = m.builder();
     b.at_end(m.append_block(f, "top"));
