@@ -2,7 +2,7 @@
 //! The verifier runs on the synthesized module before any optimization, so an engine
 //! bug is reported as an error and never reaches the JIT.
 
-use crate::analysis::activity::Activity;
+use crate::analysis::activity::{Activity, Subject};
 use crate::analysis::memory::Memory;
 use crate::error::{Error, Result};
 use crate::jit;
@@ -131,7 +131,16 @@ fn synthesize_prepared(m: &Module, f: Value, req: &Request, name: &str) -> Resul
         .collect();
     // A result in memory (forward mode): its tangent memory is shadowed like an argument's.
     let roots: Vec<(Value, Leaf)> = roots.into_iter().chain(frame.result_memory).collect();
-    let (mem, act) = analyze(m, frame.g, &roots, &active_params, ret_active, &user_name)?;
+    // The entry's `args` and `shadows` arrays.
+    let plumbing: Vec<Value> = frame.g.params().into_iter().take(2).collect();
+    let subject = Subject {
+        f: frame.g,
+        active_params: &active_params,
+        returned_active: ret_active,
+        plumbing: &plumbing,
+        user_name: &user_name,
+    };
+    let (mem, act) = analyze(m, &subject, &roots)?;
     if req.mode == Mode::Reverse {
         refuse_moving_resizes(frame.g, &mem, &user_name)?;
         refuse_active_try_bodies(frame.g, &act, &user_name)?;
@@ -150,7 +159,14 @@ fn synthesize_prepared(m: &Module, f: Value, req: &Request, name: &str) -> Resul
                 pair.pattern.shadowed.iter().zip(&cf.primal).filter_map(|(leaf, v)| Some(((*v)?, (*leaf)?))).collect();
             let active: Vec<Value> = pair.float_params.iter().filter_map(|&k| cf.primal[k]).collect();
             let name = crate::names::julia_name(&pair.aug.name().replace(".aug", "").replace(".fwd", ""));
-            let (mem, act) = analyze(m, cf.g, &roots, &active, pair.ret_float, &name)?;
+            let subject = Subject {
+                f: cf.g,
+                active_params: &active,
+                returned_active: pair.ret_float,
+                plumbing: &[],
+                user_name: &name,
+            };
+            let (mem, act) = analyze(m, &subject, &roots)?;
             if req.mode == Mode::Reverse {
                 refuse_moving_resizes(cf.g, &mem, &name)?;
                 refuse_active_try_bodies(cf.g, &act, &name)?;
@@ -271,21 +287,15 @@ fn refuse_active_try_bodies(g: Value, act: &Activity, user_name: &str) -> Result
 /// Memory and activity analysis of `g`. Arrays the function allocates get shadows when
 /// derivative data is written into them; each round of analysis may find more (bounded
 /// by the number of allocations).
-fn analyze(
-    m: &Module,
-    g: Value,
-    roots: &[(Value, Leaf)],
-    active_params: &[Value],
-    ret_active: bool,
-    user_name: &str,
-) -> Result<(Memory, Activity)> {
+fn analyze(m: &Module, subject: &Subject, roots: &[(Value, Leaf)]) -> Result<(Memory, Activity)> {
+    let (g, user_name) = (subject.f, subject.user_name);
     let mut allocations = std::collections::HashMap::new();
     loop {
         let mut mem = Memory::compute(g, roots, &allocations, &callee_name, user_name)?;
         if crate::analysis::memory::retype_bit_copies(m, g, &mem) {
             mem = Memory::compute(g, roots, &allocations, &callee_name, user_name)?;
         }
-        let act = Activity::compute(m, g, active_params, ret_active, &mem, &callee_name, user_name)?;
+        let act = Activity::compute(m, subject, &mem, &callee_name)?;
         if act.wants_shadow.is_empty() {
             return Ok((mem, act));
         }

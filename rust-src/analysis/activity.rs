@@ -8,6 +8,7 @@
 //! never a silently dropped derivative.
 
 use crate::analysis::memory::Memory;
+use crate::analysis::untracked;
 use crate::error::{Error, Result};
 use crate::llvm::{Module, Opcode, Value};
 use crate::request::Leaf;
@@ -89,6 +90,101 @@ fn memory_rule(i: Value, mem: &Memory, callee_name: &dyn Fn(Value) -> Option<Str
     }
 }
 
+/// Varied values: those that depend on an active parameter, to a fixed point (loops
+/// carry variation around). `forced` instructions touch untracked derivative data and
+/// count as varied whatever their operands.
+fn varied_values(
+    m: &Module,
+    insts: &[Value],
+    rules: &HashMap<Value, Rule>,
+    forced: &HashMap<Value, Value>,
+    active_params: &[Value],
+    mem: &Memory,
+) -> HashSet<Value> {
+    let mut varied: HashSet<Value> = active_params.iter().copied().collect();
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for &i in insts {
+            if varied.contains(&i) {
+                continue;
+            }
+            let differentiable = rules::tangent_type(m, i.ty()).is_some();
+            let v = match &rules[&i] {
+                Rule::Scale { ops, .. } => differentiable && ops.iter().any(|&k| varied.contains(&i.operand(k))),
+                Rule::Cast { op } => differentiable && varied.contains(&i.operand(*op)),
+                Rule::Select => differentiable && (varied.contains(&i.operand(1)) || varied.contains(&i.operand(2))),
+                Rule::Lanes(op) => differentiable && op.diff_operands().iter().any(|&k| varied.contains(&i.operand(k))),
+                Rule::Phi => differentiable && i.incoming().iter().any(|(v, _)| varied.contains(v)),
+                Rule::Unsupported(_) => forced.contains_key(&i) || i.operands().iter().any(|o| varied.contains(o)),
+                // Shadowed memory holds derivatives whatever is stored there.
+                Rule::Load | Rule::Store | Rule::MemCopy | Rule::MemZero | Rule::ArrayCopy | Rule::Blas(_) => true,
+                Rule::Call => call_args(i).any(|a| varied.contains(&a) || mem.is_shadowed(a)),
+                Rule::Zero | Rule::ErrorPath | Rule::Control => false,
+            };
+            if v {
+                varied.insert(i);
+                changed = true;
+            }
+        }
+    }
+    varied
+}
+
+/// The refusal of instruction `i`, which touches derivative data whose tracking was
+/// lost at instruction `at`.
+fn untracked_message(i: Value, at: Value) -> String {
+    let what = match i.opcode() {
+        Opcode::LLVMLoad => "reading a value",
+        Opcode::LLVMStore => "writing to memory",
+        Opcode::LLVMRet => "returning a value",
+        Opcode::LLVMCall => "a call",
+        _ => "an operation",
+    };
+    format!(
+        "{what} where derivative data the engine cannot follow may be (it went through {}{}; \
+         differentiated arrays splatted into calls, packed into tuples, structs, views or closures \
+         the function builds, or handed to runtime builtins are not followed yet)",
+        lost_construct(at),
+        crate::names::where_(at)
+    )
+}
+
+/// What instruction `at`, where derivative data left what the engine tracks, is, in
+/// the user's terms.
+fn lost_construct(at: Value) -> String {
+    match at.opcode() {
+        Opcode::LLVMCall => match crate::pipeline::callee_name(at.called_operand()) {
+            Some(n) if n == "jl_f__apply_iterate" || n == "jl_f__apply" => {
+                "splatting (`f(x...)`, Julia's `_apply_iterate` builtin)".into()
+            }
+            Some(n) if n.starts_with("jl_") => format!("the Julia runtime function `{n}`"),
+            Some(n) => format!("a call to `{}`", crate::names::julia_name(&n)),
+            None => "a call through an unknown function pointer".into(),
+        },
+        Opcode::LLVMInsertValue => "a tuple or struct value holding it".into(),
+        Opcode::LLVMStore => "a store into memory without a shadow (a tuple, struct, view or box)".into(),
+        Opcode::LLVMIntToPtr | Opcode::LLVMPtrToInt => "a pointer turned into an integer".into(),
+        _ => format!("`{}`", at.print().trim()),
+    }
+}
+
+/// What one activity analysis is about.
+#[derive(Clone, Copy)]
+pub struct Subject<'a> {
+    /// The function analysed.
+    pub f: Value,
+    /// Its parameters (or values standing for them) that carry derivatives.
+    pub active_params: &'a [Value],
+    /// Whether the derivative of the returned value is wanted.
+    pub returned_active: bool,
+    /// Parameters whose memory is the caller's argument plumbing (the derivative
+    /// entry's `args` and `shadows` arrays), which the differentiated code never writes.
+    pub plumbing: &'a [Value],
+    /// The Julia function named in error messages.
+    pub user_name: &'a str,
+}
+
 /// Activity of every value of one function.
 pub struct Activity {
     rules: HashMap<Value, Rule>,
@@ -102,59 +198,78 @@ pub struct Activity {
 }
 
 impl Activity {
-    /// Computes activity in `f` for the given active parameters. `returned_active`
-    /// says whether the return value's derivative is wanted; `user_name` is the Julia
-    /// function named in error messages.
+    /// Computes activity in `subject.f`; `callee_name` resolves call targets.
     pub fn compute(
         m: &Module,
-        f: Value,
-        active_params: &[Value],
-        returned_active: bool,
+        subject: &Subject,
         mem: &Memory,
         callee_name: &dyn Fn(Value) -> Option<String>,
-        user_name: &str,
     ) -> Result<Activity> {
+        let Subject { f, active_params, returned_active, plumbing, user_name } = *subject;
         let insts: Vec<Value> = f.blocks().into_iter().flat_map(|b| b.instructions()).collect();
-        // A pointer stored into a GC frame slot carries no derivative.
-        let inert = crate::analysis::memory::inert_pointer_stores(m, &insts);
-        let rules: HashMap<Value, Rule> = insts
+        // Paths that end in an exception never reach the return: what happens there
+        // changes no derivative (a `try` body excepted: its `catch` goes on).
+        let cfg = crate::analysis::cfg::Cfg::compute(f);
+        let mut live = cfg.reaches_return();
+        for (l, t) in live.iter_mut().zip(cfg.try_bodies(callee_name)) {
+            *l |= t;
+        }
+        let live_insts: Vec<Value> = insts.iter().copied().filter(|i| live[cfg.index(i.parent_block())]).collect();
+        let mut rules: HashMap<Value, Rule> = insts
             .iter()
-            .map(|&i| {
-                let rule = if inert.contains(&i) { Some(Rule::Zero) } else { memory_rule(i, mem, callee_name) };
-                (i, rule.unwrap_or_else(|| rules::classify(i, callee_name)))
-            })
+            .map(|&i| (i, memory_rule(i, mem, callee_name).unwrap_or_else(|| rules::classify(i, callee_name))))
             .collect();
-        let mut varied: HashSet<Value> = active_params.iter().copied().collect();
+        // A pointer stored into a GC frame slot carries no derivative, as long as the
+        // frame is read by nobody but the collector.
+        let candidates = crate::analysis::memory::inert_pointer_stores(m, &insts);
+        let no_varied = HashSet::new();
+        let inert = untracked::confirm_inert(&untracked::Inputs {
+            insts: &live_insts,
+            rules: &rules,
+            varied: &no_varied,
+            mem,
+            inert: &candidates,
+            plumbing,
+            callee_name,
+        });
+        for &i in &inert {
+            rules.insert(i, Rule::Zero);
+        }
 
-        // Forward: varied values, to a fixed point (loops carry variation around).
-        let mut changed = true;
-        while changed {
-            changed = false;
-            for &i in &insts {
-                if varied.contains(&i) {
-                    continue;
-                }
-                let differentiable = rules::tangent_type(m, i.ty()).is_some();
-                let v = match &rules[&i] {
-                    Rule::Scale { ops, .. } => differentiable && ops.iter().any(|&k| varied.contains(&i.operand(k))),
-                    Rule::Cast { op } => differentiable && varied.contains(&i.operand(*op)),
-                    Rule::Select => {
-                        differentiable && (varied.contains(&i.operand(1)) || varied.contains(&i.operand(2)))
+        // Varied values and untracked data, to a joint fixed point: an instruction that
+        // touches derivative data the engine does not track (`untracked`) gets a rule
+        // that refuses it, and is varied, so that its uses are checked like any other.
+        let mut forced: HashMap<Value, Value> = HashMap::new();
+        let mut varied;
+        loop {
+            varied = varied_values(m, &insts, &rules, &forced, active_params, mem);
+            let lost = untracked::Untracked::compute(&untracked::Inputs {
+                insts: &live_insts,
+                rules: &rules,
+                varied: &varied,
+                mem,
+                inert: &inert,
+                plumbing,
+                callee_name,
+            });
+            if std::env::var_os("OXIDASE_DUMP_IR").is_some() {
+                eprintln!("; ---- oxidase: untracked data in {} ----\n{}", f.name(), lost.print(f));
+            }
+            let mut changed = false;
+            for (i, at) in lost.unmodeled() {
+                if (returned_active || i.opcode() != Opcode::LLVMRet) && forced.insert(i, at).is_none() {
+                    // An instruction without a rule keeps the message naming it, but for
+                    // runtime builtins, which users do not call by name.
+                    let runtime = i.opcode() == Opcode::LLVMCall
+                        && crate::pipeline::callee_name(i.called_operand()).is_some_and(|n| n.starts_with("jl_"));
+                    if runtime || !matches!(rules[&i], Rule::Unsupported(_)) {
+                        rules.insert(i, Rule::Unsupported(untracked_message(i, at)));
                     }
-                    Rule::Lanes(op) => {
-                        differentiable && op.diff_operands().iter().any(|&k| varied.contains(&i.operand(k)))
-                    }
-                    Rule::Phi => differentiable && i.incoming().iter().any(|(v, _)| varied.contains(v)),
-                    Rule::Unsupported(_) => i.operands().iter().any(|o| varied.contains(o)),
-                    // Shadowed memory holds derivatives whatever is stored there.
-                    Rule::Load | Rule::Store | Rule::MemCopy | Rule::MemZero | Rule::ArrayCopy | Rule::Blas(_) => true,
-                    Rule::Call => call_args(i).any(|a| varied.contains(&a) || mem.is_shadowed(a)),
-                    Rule::Zero | Rule::ErrorPath | Rule::Control => false,
-                };
-                if v {
-                    varied.insert(i);
                     changed = true;
                 }
+            }
+            if !changed {
+                break;
             }
         }
 
@@ -224,15 +339,11 @@ impl Activity {
         }
         // Side effects reached by derivative data are useful by definition, except on
         // paths that end in an exception (they never reach the return).
-        let cfg = crate::analysis::cfg::Cfg::compute(f);
-        let mut live = cfg.reaches_return();
-        for (l, t) in live.iter_mut().zip(cfg.try_bodies(callee_name)) {
-            *l |= t;
-        }
         for &i in &insts {
             let on_live_path = live[cfg.index(i.parent_block())];
             let sink = match rules[&i] {
-                Rule::Unsupported(_) => i.ty().is_void() && varied.contains(&i),
+                // (Untracked effects are refused when reached, below.)
+                Rule::Unsupported(_) => i.ty().is_void() && varied.contains(&i) && !forced.contains_key(&i),
                 // Writes into shadowed memory are derivative outputs (a Duplicated
                 // argument's shadow) or feed later loads.
                 Rule::Store | Rule::MemCopy | Rule::MemZero | Rule::ArrayCopy => true,
@@ -274,6 +385,15 @@ impl Activity {
                 // sit on paths few inputs take (BLAS for large matrices, generic code
                 // for 2×2), so they are an error when reached (`diagnostics`).
                 let on_live_path = live[cfg.index(i.parent_block())];
+                let effect = !matches!(i.opcode(), Opcode::LLVMLoad) && !i.ty().is_floating();
+                if on_live_path && forced.contains_key(&i) && effect {
+                    let message = format!(
+                        "cannot differentiate `{user_name}` at this argument: {}",
+                        describe(user_name, i, what)
+                    );
+                    activity.unsupported_when_reached.push((i, message));
+                    continue;
+                }
                 let reaches_array = |o: &Value| mem.is_shadowed(*o) || mem.is_escaped(*o);
                 if on_live_path && i.opcode() == Opcode::LLVMCall && i.operands().iter().any(reaches_array) {
                     let message = format!(

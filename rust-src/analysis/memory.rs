@@ -465,6 +465,12 @@ fn allocated_here(p: Value, loads: u32, depth: u32, callee_name: &dyn Fn(Value) 
     }
 }
 
+/// Whether `p` is an address in the runtime's per-thread state (where Julia links its GC
+/// frames).
+pub fn thread_state_slot(p: Value) -> bool {
+    thread_state(p, 8)
+}
+
 /// Whether `p` points into the runtime's per-thread state (Julia's GC frame list hangs
 /// off the thread pointer, read with inline assembly), through address arithmetic and
 /// loads.
@@ -503,7 +509,7 @@ pub fn points_into_alloca(p: Value) -> bool {
 }
 
 /// The alloca a pointer is derived from, at any offset.
-fn alloca_base(p: Value) -> Option<Value> {
+pub fn alloca_base(p: Value) -> Option<Value> {
     if !p.is_instruction() {
         return None;
     }

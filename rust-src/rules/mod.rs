@@ -171,6 +171,9 @@ pub fn classify(inst: Value, callee_name: &dyn Fn(Value) -> Option<String>) -> R
              volatile stack slot, which carries no derivative): compute it before the `try`"
                 .into(),
         ),
+        // Pointers and integers stored into memory without a shadow: where they lead,
+        // `analysis::untracked` follows, and refuses what it cannot.
+        LLVMStore if inst.operand(0).ty().is_pointer() || inst.operand(0).ty().is_int() => Rule::Zero,
         LLVMStore => Rule::Unsupported(
             "a differentiable value stored to memory that carries no derivative (a `Const` array: \
              mark it `Duplicated`; or a mutable object, a global, a boxed or printed value: not \

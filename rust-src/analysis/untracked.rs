@@ -1,0 +1,625 @@
+//! Untracked derivative data: where values that carry derivatives go when they leave
+//! what the engine models, and which instructions then touch them.
+//!
+//! The engine follows derivative data in three tracked forms: *varied* floats (their
+//! tangent or adjoint is an SSA value, `activity`), pointers into *shadowed* memory
+//! (their shadow is the same pointer into the shadow, `memory`), and the addresses of
+//! shadowed memory as integers that BLAS calls take (`Memory::is_escaped`). A value of
+//! these forms that goes anywhere else — stored into a stack slot or heap object
+//! without a shadow, packed into a tuple or struct value (`insertvalue`), passed to a
+//! runtime builtin such as `jl_f__apply_iterate` (splatting) — becomes *lost*: the
+//! engine no longer knows where its derivative is. Lost values spread through every
+//! instruction that moves data (casts, address and integer arithmetic, merges,
+//! aggregates, loads from memory that holds lost data, results of calls given lost
+//! data).
+//!
+//! The invariant this analysis enforces: **an instruction that reads or writes
+//! derivative data the engine does not track is never differentiated as if it held
+//! none.** Each such instruction is *unmodeled* ([`Untracked::unmodeled`]): a float
+//! loaded through a lost pointer, a store through one, a call handed lost data or a
+//! pointer to memory that holds it, a callee differentiated call by call given a lost
+//! pointer. Activity analysis turns them into errors naming the instruction where
+//! tracking was lost and the user's source line. What *is* modeled is the explicit list
+//! in [`Untracked::compute`]; a construct missing from it can only make more values
+//! lost, never fewer, so a missing entry is an error, not a zero.
+//!
+//! Memory is modeled as objects: each stack slot (`alloca`), fresh array and GC
+//! allocation whose address does not escape is its own object, and everything else —
+//! memory reached through loaded pointers, arguments, call results, and local objects
+//! whose address escaped into memory or a call — is one *unknown* object. An object
+//! holds lost data once lost data (or a tracked value outside the forms above) is
+//! stored into it; a load from an object that holds lost data is lost.
+
+use crate::analysis::memory::{self, Memory};
+use crate::llvm::{Opcode, Value};
+use crate::rules::Rule;
+use std::collections::{HashMap, HashSet};
+
+/// A memory object: a local one (its root instruction), the caller's argument
+/// plumbing, or the unknown rest of memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Object {
+    Local(Value),
+    /// The derivative entry's `args`/`shadows` arrays and the slots they point to,
+    /// which hold the arguments' values and object references: read once on entry,
+    /// written by nobody the function calls.
+    Plumbing,
+    Unknown,
+}
+
+/// Where derivative data went untracked, and what touches it.
+pub struct Untracked {
+    /// Lost values, each with the instruction where tracking was lost.
+    lost: HashMap<Value, Value>,
+    /// Lost values that are only a tracked float's bits, worked on in registers
+    /// (`reinterpret` in Julia's math): turned back into a float they are left to
+    /// `reinterpret` and `diagnostics`, which model or flag that; stored into memory
+    /// they are lost like any other.
+    bits: HashSet<Value>,
+    /// Objects holding lost data, each with the instruction where tracking was lost.
+    holding: HashMap<Object, Value>,
+    /// Unmodeled instructions, with the instruction where tracking was lost.
+    unmodeled: HashMap<Value, Value>,
+}
+
+/// The facts about `f` that the analysis reads and does not change.
+#[derive(Clone, Copy)]
+pub struct Inputs<'a> {
+    /// Every instruction of the function, in block order.
+    pub insts: &'a [Value],
+    /// The rule of each instruction.
+    pub rules: &'a HashMap<Value, Rule>,
+    /// Values with a tangent or adjoint.
+    pub varied: &'a HashSet<Value>,
+    /// Shadowed pointers and escaped addresses.
+    pub mem: &'a Memory,
+    /// Pointer stores into stack slots nobody reads (GC frame slots).
+    pub inert: &'a HashSet<Value>,
+    /// Parameters pointing to the caller's argument plumbing (`Subject::plumbing`).
+    pub plumbing: &'a [Value],
+    /// Resolves a call's target.
+    pub callee_name: &'a dyn Fn(Value) -> Option<String>,
+}
+
+impl Untracked {
+    /// Follows lost data through the function to a fixed point.
+    pub fn compute(inp: &Inputs) -> Untracked {
+        let objects = Objects::compute(inp);
+        let mut u = Untracked {
+            lost: HashMap::new(),
+            bits: HashSet::new(),
+            holding: HashMap::new(),
+            unmodeled: HashMap::new(),
+        };
+        let mut changed = true;
+        while changed {
+            changed = false;
+            for &i in inp.insts {
+                changed |= u.visit(i, inp, &objects);
+            }
+        }
+        u
+    }
+
+    /// Whether `v` is a tracked carrier of derivative data: a varied value with a rule
+    /// (an instruction without one is varied so that its uses are checked, not
+    /// tracked), a shadowed pointer or an escaped address.
+    fn tracked(inp: &Inputs, v: Value) -> bool {
+        inp.mem.is_shadowed(v)
+            || inp.mem.is_escaped(v)
+            || inp.varied.contains(&v) && !matches!(inp.rules.get(&v), Some(Rule::Unsupported(_)))
+    }
+
+    /// Where tracking of `v`'s data was lost, if it was.
+    fn lost_at(&self, v: Value) -> Option<Value> {
+        self.lost.get(&v).copied()
+    }
+
+    /// Where tracking of the data in memory at `p` was lost, if memory there holds lost data.
+    fn held_at(&self, p: Value, objects: &Objects) -> Option<Value> {
+        objects.of(p).iter().find_map(|o| self.holding.get(o).copied())
+    }
+
+    fn mark_lost(&mut self, v: Value, at: Value) -> bool {
+        self.mark_lost_as(v, at, false)
+    }
+
+    /// Marks `v` lost at `at`; `bits` when it is only a float's bits (a value lost
+    /// both ways is plainly lost).
+    fn mark_lost_as(&mut self, v: Value, at: Value, bits: bool) -> bool {
+        match self.lost.get(&v) {
+            None => {
+                self.lost.insert(v, at);
+                if bits {
+                    self.bits.insert(v);
+                }
+                true
+            }
+            Some(_) if !bits => self.bits.remove(&v),
+            Some(_) => false,
+        }
+    }
+
+    fn mark_holding(&mut self, p: Value, at: Value, objects: &Objects) -> bool {
+        let mut changed = false;
+        for o in objects.of(p).iter().filter(|o| **o != Object::Plumbing) {
+            if !self.holding.contains_key(o) {
+                self.holding.insert(*o, at);
+                changed = true;
+            }
+        }
+        changed
+    }
+
+    fn mark_unmodeled(&mut self, i: Value, at: Value) -> bool {
+        if self.unmodeled.contains_key(&i) {
+            return false;
+        }
+        self.unmodeled.insert(i, at);
+        true
+    }
+
+    /// The instruction where tracking of operand `v` (data moved by `i`) was lost: `v`
+    /// was lost before, or `v` is tracked and `i` does not carry its tracking on.
+    fn loses(&self, inp: &Inputs, i: Value, v: Value) -> Option<Value> {
+        self.lost_at(v).or_else(|| (Self::tracked(inp, v) && !Self::tracked(inp, i)).then_some(i))
+    }
+
+    fn visit(&mut self, i: Value, inp: &Inputs, objects: &Objects) -> bool {
+        use Opcode::*;
+        let mut changed = false;
+        match i.opcode() {
+            LLVMStore => {
+                let (v, p) = (i.operand(0), i.operand(1));
+                if inp.inert.contains(&i) {
+                    return false;
+                }
+                if inp.mem.is_shadowed(p) {
+                    // Floats: `activity::memory_rule`. A pointer stored into shadowed
+                    // memory would need its shadow stored into the shadow memory, which
+                    // is not modeled; integers are lost when they carry lost data.
+                    let pointer = v.ty().is_pointer() && !is_null_like(v);
+                    if let Some(at) = self.lost_at(v).or_else(|| pointer.then_some(i)) {
+                        changed |= self.mark_unmodeled(i, at);
+                    }
+                    return changed;
+                }
+                // (A varied float stored there is refused by its own rule.)
+                if let Some(at) = self.loses(inp, i, v).filter(|_| !v.ty().is_floating() || self.lost_at(v).is_some()) {
+                    changed |= self.mark_holding(p, at, objects);
+                }
+                // A write through a lost pointer may land in memory that has a shadow.
+                if let Some(at) = self.lost_at(p) {
+                    changed |= self.mark_unmodeled(i, at);
+                }
+            }
+            LLVMLoad => {
+                let p = i.operand(0);
+                if inp.mem.is_shadowed(p) {
+                    return false;
+                }
+                if let Some(at) = self.lost_at(p).or_else(|| self.held_at(p, objects)) {
+                    changed |= self.mark_lost(i, at);
+                    if i.ty().is_floating() {
+                        changed |= self.mark_unmodeled(i, at);
+                    }
+                }
+            }
+            // Data moves unchanged (or as address or integer arithmetic on it).
+            LLVMGetElementPtr | LLVMBitCast | LLVMAddrSpaceCast | LLVMIntToPtr | LLVMPtrToInt | LLVMAdd | LLVMSub
+            | LLVMMul | LLVMAnd | LLVMOr | LLVMXor | LLVMShl | LLVMLShr | LLVMAShr | LLVMTrunc | LLVMZExt
+            | LLVMSExt | LLVMPHI | LLVMSelect | LLVMInsertValue | LLVMExtractValue | LLVMInsertElement
+            | LLVMExtractElement | LLVMShuffleVector | LLVMFreeze => {
+                let data: Vec<Value> = match i.opcode() {
+                    LLVMPHI => i.incoming().into_iter().map(|(v, _)| v).collect(),
+                    LLVMSelect => vec![i.operand(1), i.operand(2)],
+                    // The base pointer carries the data; indices are numbers.
+                    LLVMGetElementPtr => vec![i.operand(0)],
+                    LLVMExtractValue | LLVMExtractElement => vec![i.operand(0)],
+                    LLVMInsertElement => vec![i.operand(0), i.operand(1)],
+                    _ => i.operands(),
+                };
+                // A tracked result (a varied float, a shadowed pointer) has its own
+                // derivative: a lost operand is refused where it became a float.
+                if Self::tracked(inp, i) {
+                    return false;
+                }
+                let float_bits = i.opcode() == LLVMBitCast && i.operand(0).ty().is_floating() && !i.ty().is_floating();
+                let sources: Vec<(Value, bool)> = data
+                    .iter()
+                    .filter_map(|&v| match self.lost_at(v) {
+                        Some(at) => Some((at, self.bits.contains(&v))),
+                        None => (Self::tracked(inp, v) && !Self::tracked(inp, i)).then_some((i, float_bits)),
+                    })
+                    .collect();
+                if let Some(&(at, _)) = sources.first() {
+                    let bits = sources.iter().all(|(_, b)| *b);
+                    changed |= self.mark_lost_as(i, at, bits);
+                    // A float that comes out of lost data has no derivative the engine
+                    // knows: it is read like a load through a lost pointer.
+                    let rebuilt_from_bits = bits && i.opcode() == LLVMBitCast;
+                    if i.ty().is_floating() && !Self::tracked(inp, i) && !rebuilt_from_bits {
+                        changed |= self.mark_unmodeled(i, at);
+                    }
+                }
+            }
+            LLVMCall => changed |= self.visit_call(i, inp, objects),
+            LLVMRet if i.num_operands() == 1 && !self.bits.contains(&i.operand(0)) => {
+                if let Some(at) = self.lost_at(i.operand(0)) {
+                    changed |= self.mark_unmodeled(i, at);
+                }
+            }
+            // Atomic operations and the rest: unmodeled when they touch lost data.
+            LLVMAtomicRMW | LLVMAtomicCmpXchg => {
+                if let Some(at) = i.operands().iter().find_map(|&v| self.lost_at(v).or_else(|| self.loses(inp, i, v))) {
+                    changed |= self.mark_unmodeled(i, at);
+                }
+            }
+            _ => {}
+        }
+        changed
+    }
+
+    fn visit_call(&mut self, i: Value, inp: &Inputs, objects: &Objects) -> bool {
+        let mut changed = false;
+        let args: Vec<Value> = (0..i.call_arg_count()).map(|k| i.operand(k)).collect();
+        // Lost data an argument is, or points to.
+        let reaches = |u: &Untracked, a: Value| {
+            u.lost_at(a).or_else(|| if a.ty().is_pointer() { u.held_at(a, objects) } else { None })
+        };
+        match call_kind(i, inp) {
+            CallKind::Inert => {}
+            CallKind::Pure => {
+                // A lost float argument of elementary math is unmodeled where it was
+                // produced; the result inherits the loss.
+                if let Some(at) = args.iter().find_map(|&a| self.lost_at(a)) {
+                    let bits = args.iter().all(|a| self.lost_at(*a).is_none() || self.bits.contains(a));
+                    changed |= self.mark_lost_as(i, at, bits);
+                }
+            }
+            CallKind::MemoryIntrinsic { writes_first, copies_from } => {
+                let dst = args[0];
+                if inp.mem.is_shadowed(dst) || inp.mem.is_escaped(dst) {
+                    // `activity::memory_rule` models copies into shadowed memory; a
+                    // copy from lost memory into it has no rule.
+                    if let Some(at) = copies_from.and_then(|s| reaches(self, args[s])) {
+                        changed |= self.mark_unmodeled(i, at);
+                    }
+                    return changed;
+                }
+                if let Some(s) = copies_from {
+                    let src = args[s];
+                    let at = reaches(self, src)
+                        .or_else(|| (inp.mem.is_shadowed(src) || inp.mem.is_escaped(src)).then_some(i));
+                    if let Some(at) = at {
+                        changed |= self.mark_holding(dst, at, objects);
+                    }
+                }
+                if writes_first {
+                    if let Some(at) = self.lost_at(dst) {
+                        changed |= self.mark_unmodeled(i, at);
+                    }
+                }
+            }
+            CallKind::ArrayOf(k) => {
+                // A copy or reshape of a lost array is lost; of a shadowed one, shadowed.
+                if !inp.mem.is_shadowed(i) {
+                    if let Some(at) = reaches(self, args[k]) {
+                        changed |= self.mark_lost(i, at);
+                    }
+                }
+            }
+            CallKind::Resize => {
+                if !inp.mem.is_shadowed(args[0]) {
+                    if let Some(at) = self.lost_at(args[0]) {
+                        changed |= self.mark_unmodeled(i, at);
+                    }
+                }
+            }
+            CallKind::Modeled => {
+                // BLAS with a rule, memory intrinsics on shadowed memory: arguments
+                // that are lost (not shadowed) have no rule.
+                if let Some(at) = args.iter().find_map(|&a| self.lost_at(a)) {
+                    changed |= self.mark_unmodeled(i, at);
+                }
+            }
+            CallKind::CallByCall => {
+                // The callee's derivative gets shadows for shadowed pointers and
+                // tangents for floats, nothing for a lost pointer or memory holding
+                // lost data; a pointer it returns has no shadow.
+                if let Some(at) = args.iter().find_map(|&a| reaches(self, a)) {
+                    changed |= self.mark_unmodeled(i, at);
+                    changed |= self.mark_lost(i, at);
+                }
+                if i.ty().is_pointer() && args.iter().any(|&a| Self::tracked(inp, a)) {
+                    changed |= self.mark_lost(i, i);
+                }
+            }
+            CallKind::Unknown => {
+                // No model: anything it is handed it may read, keep or write anywhere.
+                // Named after the call itself: this is where the user's code hands
+                // derivative data to something the engine does not know.
+                let reached = args.iter().any(|&a| reaches(self, a).is_some() || Self::tracked(inp, a));
+                if let Some(at) = reached.then_some(i) {
+                    changed |= self.mark_unmodeled(i, at);
+                    if !i.ty().is_void() {
+                        changed |= self.mark_lost(i, at);
+                    }
+                    // Numbers passed by value cannot be kept where this function
+                    // reads; addresses (pointers, integers, aggregates holding them) can.
+                    let address =
+                        |a: &Value| !a.ty().is_floating() && (reaches(self, *a).is_some() || Self::tracked(inp, *a));
+                    if !args.iter().any(address) {
+                        return changed;
+                    }
+                    for &a in args.iter().filter(|a| a.ty().is_pointer()) {
+                        changed |= self.mark_holding(a, at, objects);
+                    }
+                    if let std::collections::hash_map::Entry::Vacant(e) = self.holding.entry(Object::Unknown) {
+                        e.insert(at);
+                        changed = true;
+                    }
+                }
+            }
+        }
+        changed
+    }
+
+    /// Unmodeled instructions, each with the instruction where tracking was lost.
+    pub fn unmodeled(&self) -> impl Iterator<Item = (Value, Value)> + '_ {
+        self.unmodeled.iter().map(|(i, at)| (*i, *at))
+    }
+
+    /// Whether `v` is lost.
+    pub fn is_lost(&self, v: Value) -> bool {
+        self.lost.contains_key(&v)
+    }
+
+    /// Text printer for tests and bug reports: the lost values and the unmodeled
+    /// instructions, each with where tracking was lost.
+    pub fn print(&self, f: Value) -> String {
+        let mut out = String::new();
+        for i in f.blocks().into_iter().flat_map(|b| b.instructions()) {
+            let tag = match (self.unmodeled.get(&i), self.lost.get(&i)) {
+                (Some(at), _) => format!("unmodeled (lost at {})", at.print().trim()),
+                (None, Some(at)) => format!("lost (at {})", at.print().trim()),
+                _ => continue,
+            };
+            out.push_str(&format!("{}  ; {tag}\n", i.print().trim()));
+        }
+        out
+    }
+}
+
+/// What the engine knows a call does to the data it is handed.
+enum CallKind {
+    /// Reads nothing a derivative depends on and keeps nothing: error paths (they never
+    /// return), lifetime markers, the GC write barrier, reading the thread pointer.
+    Inert,
+    /// Elementary math on numbers (a rule or a zero derivative).
+    Pure,
+    /// `memcpy`/`memmove`/`memset` and their libc forms.
+    MemoryIntrinsic { writes_first: bool, copies_from: Option<usize> },
+    /// An array allocation, copy or reshape of argument `k`.
+    ArrayOf(usize),
+    /// Resizing the array in argument 0.
+    Resize,
+    /// A call the activity rules model on tracked data (BLAS).
+    Modeled,
+    /// A callee differentiated call by call (`transform::calls`).
+    CallByCall,
+    /// Anything else: a runtime builtin, a `ccall`, dynamic dispatch.
+    Unknown,
+}
+
+fn call_kind(i: Value, inp: &Inputs) -> CallKind {
+    let callee = i.called_operand();
+    if callee.is_inline_asm() {
+        return CallKind::Inert;
+    }
+    match inp.rules.get(&i) {
+        Some(Rule::ErrorPath) => return CallKind::Inert,
+        Some(Rule::Scale { .. }) => return CallKind::Pure,
+        Some(Rule::Blas(_)) => return CallKind::Modeled,
+        Some(Rule::Call) => return CallKind::CallByCall,
+        _ => {}
+    }
+    let name = (inp.callee_name)(callee).unwrap_or_default();
+    if let Some(a) = memory::array_call(i, inp.callee_name) {
+        return match a {
+            memory::ArrayCall::Alloc => CallKind::Inert,
+            memory::ArrayCall::Copy => CallKind::ArrayOf(0),
+            memory::ArrayCall::Reshape => CallKind::ArrayOf(1),
+        };
+    }
+    if memory::resize_call(i, inp.callee_name).is_some() {
+        return CallKind::Resize;
+    }
+    let base = name.strip_prefix("llvm.").unwrap_or(&name);
+    if base.starts_with("memcpy") || base.starts_with("memmove") || name == "memcpy" || name == "memmove" {
+        return CallKind::MemoryIntrinsic { writes_first: true, copies_from: Some(1) };
+    }
+    if base.starts_with("memset") || name == "memset" {
+        return CallKind::MemoryIntrinsic { writes_first: true, copies_from: None };
+    }
+    if callee.is_function() && callee.intrinsic_id() != 0 {
+        // Other intrinsics (lifetime markers, `assume`, integer and float math): no
+        // memory effect on derivative data; a lost operand makes the result lost.
+        return if name.starts_with("llvm.lifetime") || name.starts_with("llvm.assume") {
+            CallKind::Inert
+        } else {
+            CallKind::Pure
+        };
+    }
+    match name.as_str() {
+        "jl_gc_queue_root" | "jl_gc_pool_alloc" | "jl_gc_big_alloc" | "jl_gc_alloc_typed" => CallKind::Inert,
+        _ if matches!(inp.rules.get(&i), Some(Rule::Zero)) && crate::rules::math::lookup(&name).is_some() => {
+            CallKind::Pure
+        }
+        _ => CallKind::Unknown,
+    }
+}
+
+/// The memory objects each pointer may point into.
+struct Objects {
+    of: HashMap<Value, Vec<Object>>,
+}
+
+impl Objects {
+    fn of(&self, p: Value) -> &[Object] {
+        self.of.get(&p).map(|v| v.as_slice()).unwrap_or(&[Object::Unknown])
+    }
+
+    fn compute(inp: &Inputs) -> Objects {
+        let roots: Vec<Value> = inp.insts.iter().copied().filter(|&i| is_local_root(i, inp)).collect();
+        let escaped = escaped_roots(&roots, inp);
+        let mut of: HashMap<Value, Vec<Object>> = HashMap::new();
+        for &r in &roots {
+            of.insert(r, vec![if escaped.contains(&r) { Object::Unknown } else { Object::Local(r) }]);
+        }
+        for &p in inp.plumbing {
+            of.insert(p, vec![Object::Plumbing]);
+        }
+        // A slot the plumbing points to (one load from it) is plumbing too; what is
+        // loaded from that slot is the argument itself (an object in unknown memory).
+        for &i in inp.insts {
+            if i.opcode() == Opcode::LLVMLoad && i.ty().is_pointer() && plumbing_address(i.operand(0), inp.plumbing) {
+                of.insert(i, vec![Object::Plumbing]);
+            }
+        }
+        // Derived pointers: through address arithmetic and merges, to a fixed point.
+        let mut changed = true;
+        while changed {
+            changed = false;
+            for &i in inp.insts {
+                if !i.ty().is_pointer() || roots.contains(&i) || of.get(&i) == Some(&vec![Object::Plumbing]) {
+                    continue;
+                }
+                let from: Vec<Value> = match i.opcode() {
+                    Opcode::LLVMGetElementPtr | Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast => vec![i.operand(0)],
+                    Opcode::LLVMPHI => i.incoming().into_iter().map(|(v, _)| v).collect(),
+                    Opcode::LLVMSelect => vec![i.operand(1), i.operand(2)],
+                    _ => match inp.mem.origin(i) {
+                        // An array's data pointer belongs to the array.
+                        Some(o) if o != i => vec![o],
+                        _ => continue,
+                    },
+                };
+                let mut objs: Vec<Object> = Vec::new();
+                for v in from {
+                    let add: Vec<Object> = match of.get(&v) {
+                        Some(os) => os.clone(),
+                        None if v.is_constant() && v.ty().is_pointer() && is_null_like(v) => vec![],
+                        None => vec![Object::Unknown],
+                    };
+                    for o in add {
+                        if !objs.contains(&o) {
+                            objs.push(o);
+                        }
+                    }
+                }
+                if of.get(&i) != Some(&objs) {
+                    of.insert(i, objs);
+                    changed = true;
+                }
+            }
+        }
+        Objects { of }
+    }
+}
+
+/// Whether `p` is a plumbing parameter, through address arithmetic.
+fn plumbing_address(p: Value, plumbing: &[Value]) -> bool {
+    if plumbing.contains(&p) {
+        return true;
+    }
+    p.is_instruction()
+        && matches!(p.opcode(), Opcode::LLVMGetElementPtr | Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast)
+        && plumbing_address(p.operand(0), plumbing)
+}
+
+fn is_null_like(v: Value) -> bool {
+    let t = v.print();
+    t.contains("null") || t.contains("undef") || t.contains("poison")
+}
+
+/// Stack slots, fresh arrays and GC allocations: memory only this call can name.
+fn is_local_root(i: Value, inp: &Inputs) -> bool {
+    match i.opcode() {
+        Opcode::LLVMAlloca => true,
+        Opcode::LLVMCall => {
+            memory::array_call(i, inp.callee_name) == Some(memory::ArrayCall::Alloc)
+                || (inp.callee_name)(i.called_operand())
+                    .is_some_and(|n| matches!(n.as_str(), "jl_gc_pool_alloc" | "jl_gc_big_alloc" | "jl_gc_alloc_typed"))
+        }
+        _ => false,
+    }
+}
+
+/// Local roots whose address leaves the function's sight: stored into memory (other
+/// than an inert GC frame slot or the GC frame list in the thread state), passed to a
+/// call other than the ones known to keep nothing, returned, or turned into an integer.
+fn escaped_roots(roots: &[Value], inp: &Inputs) -> HashSet<Value> {
+    let mut escaped = HashSet::new();
+    for &r in roots {
+        let mut seen: HashSet<Value> = HashSet::new();
+        let mut work = vec![r];
+        'walk: while let Some(p) = work.pop() {
+            if !seen.insert(p) {
+                continue;
+            }
+            for u in p.users() {
+                let ok = match u.opcode() {
+                    Opcode::LLVMGetElementPtr | Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast
+                        if u.operand(0) == p =>
+                    {
+                        work.push(u);
+                        true
+                    }
+                    Opcode::LLVMPHI | Opcode::LLVMSelect => {
+                        work.push(u);
+                        true
+                    }
+                    Opcode::LLVMLoad | Opcode::LLVMICmp => true,
+                    Opcode::LLVMStore => {
+                        u.operand(0) != p || inp.inert.contains(&u) || memory::thread_state_slot(u.operand(1))
+                    }
+                    Opcode::LLVMCall => {
+                        !u.operands().iter().take(u.call_arg_count()).any(|&a| a == p)
+                            || matches!(
+                                call_kind(u, inp),
+                                CallKind::Inert | CallKind::Pure | CallKind::MemoryIntrinsic { .. } | CallKind::Resize
+                            )
+                            || memory::array_call(u, inp.callee_name).is_some()
+                    }
+                    _ => false,
+                };
+                if !ok {
+                    escaped.insert(r);
+                    break 'walk;
+                }
+            }
+        }
+    }
+    escaped
+}
+
+/// The stores of `inp.inert` (pointer stores into stack slots nobody reads) whose stack
+/// slot does not escape either: only then does nobody but the collector read them.
+pub fn confirm_inert(inp: &Inputs) -> HashSet<Value> {
+    let mut inert = inp.inert.clone();
+    loop {
+        let view = Inputs { inert: &inert, ..*inp };
+        let roots: Vec<Value> = inp.insts.iter().copied().filter(|&i| is_local_root(i, &view)).collect();
+        let escaped = escaped_roots(&roots, &view);
+        let next: HashSet<Value> = inert
+            .iter()
+            .copied()
+            .filter(|s| memory::alloca_base(s.operand(1)).is_none_or(|a| !escaped.contains(&a)))
+            .collect();
+        if next.len() == inert.len() {
+            return next;
+        }
+        inert = next;
+    }
+}

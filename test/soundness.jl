@@ -1,0 +1,90 @@
+# Never a silently wrong derivative (issue 13): everyday programs whose derivative data
+# went where the engine could not follow it, and which once returned zeros or partial
+# gradients without an error. Each one, in reverse, forward and batch mode, either
+# matches the derivative computed here independently (analytically, or by central
+# differences) or raises `DifferentiationError`; the refusals expected today are
+# asserted as such, so that a change that makes one work updates this file.
+
+# Reverse-mode gradient, or the DifferentiationError it raised.
+function reverse_or_refusal(f, x)
+    dx = zero(x)
+    try
+        autodiff(Reverse, f, Active, Duplicated(copy(x), dx))
+        return dx
+    catch e
+        e isa Oxidase.DifferentiationError || rethrow()
+        return e
+    end
+end
+
+# Forward-mode directional derivative along v (single and as lane 2 of a batch).
+function forward_or_refusal(f, x, v)
+    try
+        (_, t) = autodiff(Forward, f, Duplicated, Duplicated(copy(x), copy(v)))
+        (_, lanes) = autodiff(Forward, f, BatchDuplicated, BatchDuplicated(copy(x), (zero(x), copy(v))))
+        @test lanes[2] ≈ t rtol = 1e-12
+        return t
+    catch e
+        e isa Oxidase.DifferentiationError || rethrow()
+        return e
+    end
+end
+
+central(f, x, v; h = 1e-6) = (f(x .+ h .* v) - f(x .- h .* v)) / 2h
+
+splat_sum(x) = +(x...)
+splat_max(x) = max(x...)
+splat_prod(x) = *(x...)
+diff_sq(x) = sum(abs2, diff(x))
+comprehension_of_built(x) = (y = x .* 2.0; sum([v for v in y]))
+map_of_built(x) = (y = x .* 2.0; sum(map(sin, y)))
+
+# (program, gradient, whether it is refused today)
+const CASES = [
+    (splat_sum, x -> ones(length(x)), true),
+    (splat_max, x -> Float64.(x .== maximum(x)), true),
+    (splat_prod, x -> [prod(x[[j for j in eachindex(x) if j != i]]) for i in eachindex(x)], true),
+    (diff_sq, x -> [2(x[1] - x[2]); [2(x[i] - x[i-1]) - 2(x[i+1] - x[i]) for i in 2:length(x)-1]; 2(x[end] - x[end-1])], true),
+    (comprehension_of_built, x -> fill(2.0, length(x)), true),
+    (map_of_built, x -> 2 .* cos.(2 .* x), true),
+]
+
+@testset "never silently wrong: $(nameof(f))" for (f, grad, refused_today) in CASES
+    for x in ([0.1, 0.2, 0.3], [0.1, 0.2, 0.4], [-1.5, 0.7, 0.3, 2.0])
+        expected = grad(x)
+        @test expected ≈ [central(f, x, Float64.(1:length(x) .== i)) for i in eachindex(x)] rtol = 1e-6 atol = 1e-8
+        r = reverse_or_refusal(f, x)
+        @test r isa Oxidase.DifferentiationError || r ≈ expected
+        @test (r isa Oxidase.DifferentiationError) == refused_today
+        v = collect(range(1.0, -0.5; length = length(x)))
+        t = forward_or_refusal(f, x, v)
+        @test t isa Oxidase.DifferentiationError || t ≈ expected' * v
+        @test (t isa Oxidase.DifferentiationError) == refused_today
+    end
+end
+
+@testset "refusals name what lost the derivative and the user's line" begin
+    e = reverse_or_refusal(splat_sum, [0.1, 0.2])
+    @test e isa Oxidase.DifferentiationError
+    @test occursin("splatting", e.msg) && occursin("soundness.jl", e.msg)
+    e = reverse_or_refusal(diff_sq, [0.1, 0.2, 0.4])
+    @test e isa Oxidase.DifferentiationError
+    @test occursin("tuple or struct", e.msg)
+end
+
+# The refusal does not catch what is modeled: a difference of slices (copies), and an
+# array the function builds element by element.
+slices(x) = sum(abs2, x[2:end] .- x[1:end-1])
+function built_by_loop(x)
+    y = similar(x)
+    for i in eachindex(x)
+        y[i] = 2x[i]
+    end
+    return sum(y)
+end
+@testset "modeled neighbours still differentiate" begin
+    for x in ([0.1, 0.2, 0.4], [-1.5, 0.7, 0.3, 2.0])
+        @test reverse_or_refusal(slices, x) ≈ CASES[4][2](x)
+        @test reverse_or_refusal(built_by_loop, x) ≈ fill(2.0, length(x))
+    end
+end

@@ -1,0 +1,166 @@
+//! Derivative data the engine cannot follow is refused, never dropped
+//! (`analysis::untracked`): pointers into differentiated arrays that go through
+//! runtime builtins (splatting), tuple or struct values, or memory without a shadow,
+//! and come back to be read or written. Each program here once gave a silent zero; the
+//! controls beside them (the same shapes on constant data) still differentiate.
+
+mod common;
+use common::*;
+use oxidase::analysis::activity::{Activity as Act, Subject};
+use oxidase::analysis::memory::Memory;
+use oxidase::error::Error;
+use oxidase::llvm::Module;
+use oxidase::request::{Activity::*, Leaf, Mode};
+
+const DECLS: &str = "
+declare nonnull ptr addrspace(10) @jl_f__apply_iterate(ptr addrspace(10), ptr, i32)
+declare void @opaque(ptr)
+";
+
+/// `+(x...)` as Julia 1.5 emits it: the array goes into an argument list for the
+/// `_apply_iterate` builtin, whose boxed result is read.
+const SPLAT: &str = "
+define double @splat(ptr addrspace(10) %x) {
+top:
+  %args = alloca [2 x ptr addrspace(10)], align 8
+  store ptr addrspace(10) null, ptr %args, align 8
+  %slot = getelementptr inbounds i8, ptr %args, i64 8
+  store ptr addrspace(10) %x, ptr %slot, align 8
+  %r = call ptr addrspace(10) @jl_f__apply_iterate(ptr addrspace(10) null, ptr %args, i32 2)
+  %v = load double, ptr addrspace(10) %r, align 8
+  ret double %v
+}
+";
+
+fn refused(text: &str, entry: &str, mode: Mode) -> String {
+    let ret = if mode == Mode::Reverse { Active } else { Duplicated };
+    match compile_text(&format!("{DECLS}{text}"), entry, mode, vec![ghost(), array_arg(Duplicated)], ret) {
+        Err(Error::Unsupported(m)) => m,
+        Err(e) => panic!("{entry}: refused, but not as unsupported: {e}"),
+        Ok(_) => panic!("{entry}: differentiated, but its derivative data goes where the engine cannot follow"),
+    }
+}
+
+#[test]
+fn splatting_a_differentiated_array_is_refused_in_both_modes() {
+    for mode in [Mode::Reverse, Mode::Forward] {
+        let m = refused(SPLAT, "splat", mode);
+        assert!(m.contains("splatting"), "{m}");
+    }
+}
+
+/// The analyses alone, on IR as written (no clean-up passes that would fold it away):
+/// the function's `Activity`, or the error it refuses with.
+fn analyse(text: &str, entry: &str) -> Result<Act, Error> {
+    let m = Module::parse_ir(&format!("{DECLS}{text}")).expect("parses");
+    let f = m.function(entry).expect("entry");
+    let x = f.params()[0];
+    let name = |v: oxidase::llvm::Value| v.is_function().then(|| v.name());
+    let mem = Memory::compute(f, &[(x, Leaf::ArrayF64)], &Default::default(), &name, entry)?;
+    let subject = Subject { f, active_params: &[x], returned_active: true, plumbing: &[], user_name: entry };
+    Act::compute(&m, &subject, &mem, &name)
+}
+
+/// The data pointer of the array object `%p`, and its first element.
+fn first_element(p: &str) -> String {
+    format!(
+        "  %o = addrspacecast ptr addrspace(10) {p} to ptr addrspace(11)
+  %d = load ptr addrspace(13), ptr addrspace(11) %o, align 8
+  %v = load double, ptr addrspace(13) %d, align 8"
+    )
+}
+
+#[test]
+fn an_array_packed_into_a_struct_value_is_refused_when_read_back() {
+    // A view's parent, as `diff(x)` builds it: a struct value through a phi.
+    let text = format!(
+        "
+define double @view(ptr addrspace(10) %x, i1 %c) {{
+top:
+  %a = insertvalue {{ ptr addrspace(10), i64 }} undef, ptr addrspace(10) %x, 0
+  br i1 %c, label %l, label %r
+l:
+  %b = insertvalue {{ ptr addrspace(10), i64 }} %a, i64 1, 1
+  br label %j
+r:
+  %e = insertvalue {{ ptr addrspace(10), i64 }} %a, i64 2, 1
+  br label %j
+j:
+  %s = phi {{ ptr addrspace(10), i64 }} [ %b, %l ], [ %e, %r ]
+  %p = extractvalue {{ ptr addrspace(10), i64 }} %s, 0
+{}
+  ret double %v
+}}",
+        first_element("%p")
+    );
+    match analyse(&text, "view") {
+        Err(Error::Unsupported(m)) => assert!(m.contains("tuple or struct"), "{m}"),
+        Err(e) => panic!("wrong error: {e}"),
+        Ok(a) => panic!(
+            "not refused; active values:\n{}",
+            a.print(Module::parse_ir(&text).unwrap().function("view").unwrap())
+        ),
+    }
+}
+
+#[test]
+fn an_array_stored_into_a_stack_slot_and_loaded_back_is_refused() {
+    let text = format!(
+        "
+define double @slot(ptr addrspace(10) %x) {{
+top:
+  %s = alloca ptr addrspace(10), align 8
+  store ptr addrspace(10) %x, ptr %s, align 8
+  %p = load ptr addrspace(10), ptr %s, align 8
+{}
+  ret double %v
+}}",
+        first_element("%p")
+    );
+    assert!(matches!(analyse(&text, "slot"), Err(Error::Unsupported(_))));
+}
+
+#[test]
+fn an_array_handed_to_unknown_code_is_refused_when_reached() {
+    // The unknown function may write into the array: its derivative would be lost.
+    let text = format!(
+        "
+define double @handed(ptr addrspace(10) %x) {{
+top:
+  %s = alloca ptr addrspace(10), align 8
+  store ptr addrspace(10) %x, ptr %s, align 8
+  call void @opaque(ptr %s)
+{}
+  ret double %v
+}}",
+        first_element("%x")
+    );
+    let a = analyse(&text, "handed").expect("refused only when reached");
+    assert_eq!(a.unsupported_when_reached.len(), 1, "the call to `opaque` is flagged");
+}
+
+#[test]
+fn the_same_shapes_on_constant_data_and_gc_frame_slots_differentiate() {
+    // A stack slot nobody reads (a GC frame slot) holding the array, and a struct value
+    // holding a constant number: nothing lost.
+    let text = format!(
+        "
+define double @fine(ptr addrspace(10) %x) {{
+top:
+  %gc = alloca [3 x ptr addrspace(10)], align 16
+  %g2 = getelementptr inbounds i8, ptr %gc, i64 16
+  store ptr addrspace(10) %x, ptr %g2, align 8
+  %a = insertvalue {{ double, i64 }} undef, double 2.0, 0
+  %k = extractvalue {{ double, i64 }} %a, 0
+{}
+  %w = fmul double %v, %k
+  ret double %w
+}}",
+        first_element("%x")
+    );
+    let d =
+        compile_text(&format!("{DECLS}{text}"), "fine", Mode::Reverse, vec![ghost(), array_arg(Duplicated)], Active)
+            .expect("differentiates");
+    let (p, _, g) = call_array(d, &[0.5, 3.0], &[0.0, 0.0]);
+    assert_eq!((p, g), (1.0, vec![2.0, 0.0]));
+}
