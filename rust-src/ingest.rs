@@ -62,6 +62,7 @@ pub fn prepare(m: &Module, entry: &str) -> Result<Value> {
     for g in m.functions() {
         if g == f || recursive.contains(&g) {
             forward_try_slots(g);
+            forward_gc_frame_slots(m, g);
             crate::reinterpret::rewrite(m, g);
         }
     }
@@ -120,6 +121,116 @@ fn forward_try_slots(g: Value) {
         store.erase();
         slot.erase();
     }
+}
+
+/// Julia roots an object for the collector by storing it into a slot of the function's
+/// GC frame, and sometimes reads it back from there (an object passed by reference to
+/// code inlined since, such as the generator `collect` iterates or the array `map`
+/// fills). The collector reads frame slots and never writes them (it does not move
+/// objects), and LLVM cannot forward these loads only because the frame is linked into
+/// the thread's frame list. So a load from a frame slot that exactly one store writes,
+/// which dominates the load, is the stored value: the engine then sees the array itself
+/// with its shadow, where the reload had none (`analysis::untracked` refused it).
+fn forward_gc_frame_slots(m: &Module, g: Value) {
+    use crate::llvm::Opcode;
+    let Some(entry) = g.entry_block() else { return };
+    let frames: Vec<Value> =
+        entry.instructions().into_iter().filter(|&a| a.opcode() == Opcode::LLVMAlloca && is_gc_frame(a)).collect();
+    let mut cfg = None;
+    for frame in frames {
+        // Accesses by byte offset; a frame accessed at an unknown offset is left alone.
+        let mut stores: HashMap<u64, Vec<Value>> = HashMap::new();
+        let mut loads: Vec<(u64, Value)> = Vec::new();
+        let mut clears: Vec<Value> = Vec::new();
+        let mut known = true;
+        let mut work = vec![(frame, 0u64)];
+        while let Some((p, off)) = work.pop() {
+            for u in p.users() {
+                match u.opcode() {
+                    Opcode::LLVMGetElementPtr if u.operand(0) == p => match gep_offset(m, u) {
+                        Some(d) => work.push((u, off + d)),
+                        None => known = false,
+                    },
+                    Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast => work.push((u, off)),
+                    Opcode::LLVMLoad => loads.push((off, u)),
+                    Opcode::LLVMStore if u.operand(1) == p => stores.entry(off).or_default().push(u),
+                    Opcode::LLVMCall if u.called_operand().name().starts_with("llvm.memset") => clears.push(u),
+                    _ => {}
+                }
+            }
+        }
+        if !known {
+            continue;
+        }
+        let cfg = cfg.get_or_insert_with(|| crate::analysis::cfg::Cfg::compute(g));
+        let before = |a: Value, b: Value| {
+            let (ba, bb) = (cfg.index(a.parent_block()), cfg.index(b.parent_block()));
+            if ba != bb {
+                return cfg.dominates(ba, bb);
+            }
+            let mut next = a.next_instruction();
+            while let Some(i) = next {
+                if i == b {
+                    return true;
+                }
+                next = i.next_instruction();
+            }
+            false
+        };
+        for (off, load) in loads {
+            let Some([store]) = stores.get(&off).map(|v| v.as_slice()) else { continue };
+            let value = store.operand(0);
+            if value.ty() != load.ty() || !value.ty().is_pointer() || !before(*store, load) {
+                continue;
+            }
+            // The frame is zeroed once, before anything is stored into it.
+            if !clears.iter().all(|c| before(*c, *store)) {
+                continue;
+            }
+            load.replace_all_uses_with(value);
+            load.erase();
+        }
+    }
+}
+
+/// Whether alloca `a` is a GC frame: it is linked into the thread's frame list (its
+/// address stored into the thread state) and otherwise only loaded from, stored into,
+/// cleared and addressed, never handed to a call or stored elsewhere.
+fn is_gc_frame(a: Value) -> bool {
+    use crate::llvm::Opcode;
+    let mut linked = false;
+    let mut work = vec![a];
+    while let Some(p) = work.pop() {
+        for u in p.users() {
+            match u.opcode() {
+                Opcode::LLVMGetElementPtr | Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast if u.operand(0) == p => {
+                    work.push(u)
+                }
+                Opcode::LLVMLoad => {}
+                Opcode::LLVMStore if u.operand(1) == p => {}
+                Opcode::LLVMStore if p == a && crate::analysis::memory::thread_state_slot(u.operand(1)) => {
+                    linked = true
+                }
+                Opcode::LLVMCall => {
+                    let name = u.called_operand().name();
+                    if !(name.starts_with("llvm.memset") || name.starts_with("llvm.lifetime")) {
+                        return false;
+                    }
+                }
+                _ => return false,
+            }
+        }
+    }
+    linked
+}
+
+/// The constant byte offset of a GEP, if all its indices are constants.
+fn gep_offset(m: &Module, gep: Value) -> Option<u64> {
+    if gep.num_operands() != 2 {
+        return None;
+    }
+    let k = gep.operand(1).const_int()?;
+    u64::try_from(k).ok().map(|k| k * m.size_of(gep.gep_source_type()))
 }
 
 /// Base's elementary functions of one float (`exp`, `sin`, `tanh`...): their derivative

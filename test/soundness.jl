@@ -45,8 +45,8 @@ const CASES = [
     (splat_max, x -> Float64.(x .== maximum(x)), true),
     (splat_prod, x -> [prod(x[[j for j in eachindex(x) if j != i]]) for i in eachindex(x)], true),
     (diff_sq, x -> [2(x[1] - x[2]); [2(x[i] - x[i-1]) - 2(x[i+1] - x[i]) for i in 2:length(x)-1]; 2(x[end] - x[end-1])], true),
-    (comprehension_of_built, x -> fill(2.0, length(x)), true),
-    (map_of_built, x -> 2 .* cos.(2 .* x), true),
+    (comprehension_of_built, x -> fill(2.0, length(x)), false),
+    (map_of_built, x -> 2 .* cos.(2 .* x), false),
 ]
 
 @testset "never silently wrong: $(nameof(f))" for (f, grad, refused_today) in CASES

@@ -164,3 +164,46 @@ top:
     let (p, _, g) = call_array(d, &[0.5, 3.0], &[0.0, 0.0]);
     assert_eq!((p, g), (1.0, vec![2.0, 0.0]));
 }
+
+/// Julia reloads an object from its GC frame slot (the generator `collect` iterates,
+/// the array `map` fills): ingestion forwards the stored value, so the engine sees the
+/// array and its shadow, not a reload from memory without one.
+#[test]
+fn a_gc_frame_slot_reload_is_the_stored_object() {
+    let text = "
+declare ptr @thread_pointer()
+define double @reload(ptr addrspace(10) %x) {
+top:
+  %gcframe = alloca [3 x ptr addrspace(10)], align 16
+  call void @llvm.memset.p0.i32(ptr %gcframe, i8 0, i32 24, i1 false)
+  %tp = call ptr asm \"movq %fs:0, $0\", \"=r\"()
+  %ptls = getelementptr i8, ptr %tp, i64 -15720
+  store ptr %gcframe, ptr %ptls, align 8
+  %slot = getelementptr inbounds i8, ptr %gcframe, i64 16
+  store ptr addrspace(10) %x, ptr %slot, align 8
+  %again = load ptr addrspace(10), ptr %slot, align 8
+  %o = addrspacecast ptr addrspace(10) %again to ptr addrspace(11)
+  %d = load ptr addrspace(13), ptr addrspace(11) %o, align 8
+  %v = load double, ptr addrspace(13) %d, align 8
+  ret double %v
+}
+declare void @llvm.memset.p0.i32(ptr, i8, i32, i1)
+";
+    let m = Module::parse_ir(text).expect("parses");
+    let f = oxidase::ingest::prepare(&m, "reload").expect("prepares");
+    let reloads = f
+        .blocks()
+        .into_iter()
+        .flat_map(|b| b.instructions())
+        .filter(|i| {
+            i.opcode() == oxidase::llvm::Opcode::LLVMLoad && i.ty().is_pointer() && i.print().contains("addrspace(10)")
+        })
+        .count();
+    assert_eq!(reloads, 0, "the reload is forwarded:\n{}", f.print());
+    let x = f.params()[0];
+    let name = |v: oxidase::llvm::Value| v.is_function().then(|| v.name());
+    let mem = Memory::compute(f, &[(x, Leaf::ArrayF64)], &Default::default(), &name, "reload").unwrap();
+    let subject = Subject { f, active_params: &[x], returned_active: true, plumbing: &[], user_name: "reload" };
+    let a = Act::compute(&m, &subject, &mem, &name).expect("differentiable");
+    assert!(a.print(f).contains("load double"), "the element read is active:\n{}", a.print(f));
+}

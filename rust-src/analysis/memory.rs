@@ -138,6 +138,18 @@ impl Memory {
                     shadowed.insert(i, leaf);
                     changed = true;
                 }
+                // An array allocated here that merges with shadowed memory (an empty
+                // result on one path, a filled one on the other) may hold derivative
+                // data too: it gets a shadow of its own.
+                if let (Some(leaf), Some(PointerOp::Merge)) = (shadowed.get(&i).copied(), pointer_op(i)) {
+                    for v in merged(i) {
+                        let base = zero_offset_base(v);
+                        if !shadowed.contains_key(&base) && array_call(base, callee_name) == Some(ArrayCall::Alloc) {
+                            shadowed.insert(base, leaf);
+                            changed = true;
+                        }
+                    }
+                }
             }
         }
         // A merge of shadowed and other memory has no shadow for the other side.
