@@ -49,13 +49,19 @@ pub fn compile(bitcode: &[u8], req: &Request) -> Result<Compiled> {
 /// `OX_FLAG_PAUSE_GC` when the derivative calls into the Julia runtime on a path that
 /// returns (it may allocate, so a collection could run while the derivative holds Julia
 /// objects in registers); calls on paths that end in a throw never come back.
+/// The engine's own runtime functions (`crate::runtime`), called by address, never
+/// enter Julia.
 fn runtime_flags(g: Value) -> u32 {
     let cfg = crate::analysis::cfg::Cfg::compute(g);
     let live = cfg.reaches_return();
+    let engine = crate::runtime::addresses();
     let calls_runtime = cfg.blocks.iter().enumerate().filter(|(i, _)| live[*i]).any(|(_, b)| {
         b.instructions().into_iter().filter(|i| i.opcode() == crate::llvm::Opcode::LLVMCall).any(|c| {
             let callee = c.called_operand();
             if callee.is_function() && (callee.intrinsic_id() != 0 || !callee.is_declaration()) {
+                return false;
+            }
+            if crate::llvm::const_address(callee).is_some_and(|a| engine.contains(&(a as usize))) {
                 return false;
             }
             match callee_name(callee) {
