@@ -49,13 +49,19 @@ pub fn compile(bitcode: &[u8], req: &Request) -> Result<Compiled> {
 /// `OX_FLAG_PAUSE_GC` when the derivative calls into the Julia runtime on a path that
 /// returns (it may allocate, so a collection could run while the derivative holds Julia
 /// objects in registers); calls on paths that end in a throw never come back.
+/// The engine's own runtime functions (`crate::runtime`), called by address, never
+/// enter Julia.
 fn runtime_flags(g: Value) -> u32 {
     let cfg = crate::analysis::cfg::Cfg::compute(g);
     let live = cfg.reaches_return();
+    let engine = crate::runtime::addresses();
     let calls_runtime = cfg.blocks.iter().enumerate().filter(|(i, _)| live[*i]).any(|(_, b)| {
         b.instructions().into_iter().filter(|i| i.opcode() == crate::llvm::Opcode::LLVMCall).any(|c| {
             let callee = c.called_operand();
             if callee.is_function() && (callee.intrinsic_id() != 0 || !callee.is_declaration()) {
+                return false;
+            }
+            if crate::llvm::const_address(callee).is_some_and(|a| engine.contains(&(a as usize))) {
                 return false;
             }
             match callee_name(callee) {
@@ -201,7 +207,47 @@ fn synthesize_prepared(m: &Module, f: Value, req: &Request, name: &str) -> Resul
         passes::run(m, CLEAN_UP).map_err(Error::Internal)?;
     }
     dump("optimized", m);
-    Ok(flags)
+    Ok(flags | release_flag(m))
+}
+
+/// `OX_FLAG_RELEASE_ON_THROW` when a call of the derivative may take a heap buffer
+/// (`transform::tape::takes_heap_buffers`) and may be left by a throw: the caller then
+/// marks the buffer record before the call and releases it when the call throws
+/// (`runtime::buffers`). Read from the optimized module, so that a tape LLVM proved
+/// to fit on the stack costs the call nothing.
+fn release_flag(m: &Module) -> u32 {
+    let defined: Vec<Value> = m.functions().into_iter().filter(|g| !g.is_declaration()).collect();
+    if !defined.iter().any(|&g| transform::tape::takes_heap_buffers(g)) {
+        return 0;
+    }
+    let engine = crate::runtime::addresses();
+    let may_throw = defined.iter().flat_map(|g| g.blocks()).flat_map(|b| b.instructions()).any(|c| {
+        if c.opcode() != crate::llvm::Opcode::LLVMCall {
+            return false;
+        }
+        let callee = c.called_operand();
+        if callee.is_function() {
+            // Defined functions are scanned themselves; of the declared ones, Julia's
+            // runtime throws (`jl_throw`, `jl_bounds_error_ints`...) and may allocate.
+            return callee.is_declaration()
+                && callee.intrinsic_id() == 0
+                && (callee.has_fn_attr("noreturn") || is_julia_runtime(&callee.name()));
+        }
+        match crate::llvm::const_address(callee) {
+            Some(a) if engine.contains(&(a as usize)) => false,
+            Some(a) => crate::symbols::symbol_at(a).is_none_or(|n| is_julia_runtime(&n)),
+            None => true,
+        }
+    });
+    if may_throw {
+        crate::runtime::buffers::OX_FLAG_RELEASE_ON_THROW
+    } else {
+        0
+    }
+}
+
+fn is_julia_runtime(name: &str) -> bool {
+    name.starts_with("jl_") || name.starts_with("ijl_") || name.starts_with("julia.")
 }
 
 /// Marks the primal's own calls of math functions by name (`llvm.pow`, `expm1`...)

@@ -40,6 +40,8 @@ const OX_ERR_INTERNAL = Int32(4)
 const OX_ERR_JIT = Int32(5)
 
 const OX_FLAG_PAUSE_GC = UInt32(1)
+# The call may leave heap buffers behind when the primal throws (rust-src/runtime/buffers.rs).
+const OX_FLAG_RELEASE_ON_THROW = UInt32(2)
 
 const OX_REQ_PRIMAL_UNUSED = UInt32(1)
 
@@ -316,9 +318,27 @@ compile_count() = ccall((:oxidase_compile_count, liboxidase), UInt64, ())
     derivative_flags(fptr) -> UInt32
 
 The `OX_FLAG_*` flags of a compiled derivative (`OX_FLAG_PAUSE_GC`: it calls into the
-Julia runtime, so the collector must not run during the call).
+Julia runtime, so the collector must not run during the call; `OX_FLAG_RELEASE_ON_THROW`:
+a call that throws may leave heap buffers, which `buffers_release` frees).
 """
 derivative_flags(fptr::Ptr{Cvoid}) = ccall((:oxidase_derivative_flags, liboxidase), UInt32, (Ptr{Cvoid},), fptr)
+
+"""
+    buffers_mark() -> UInt
+
+How many heap buffers (tapes, BLAS saves) the derivatives running on this thread hold:
+taken before a call of a derivative with `OX_FLAG_RELEASE_ON_THROW`, and given to
+`buffers_release` when the call throws.
+"""
+buffers_mark() = ccall((:oxidase_buffers_mark, liboxidase), UInt, ())
+
+"""
+    buffers_release(mark) -> Int
+
+Frees the heap buffers this thread's derivatives took since `mark` and did not give
+back (a call left by a throw); returns how many.
+"""
+buffers_release(mark::UInt) = Int(ccall((:oxidase_buffers_release, liboxidase), UInt, (UInt,), mark))
 
 """
     status_message(status) -> String

@@ -121,6 +121,7 @@ mutable struct CompiledDerivative
     world::UInt
     scratch::Vector{Scratch}   # one per thread
     pause_gc::Bool             # the derivative may allocate: no collection during the call
+    release_on_throw::Bool     # a throwing call may leave heap buffers (tape) to free
 end
 
 const CACHE_LOCK = ReentrantLock()
@@ -227,8 +228,11 @@ function compile_derivative(@nospecialize(mode::Mode), @nospecialize(fa), @nospe
     for _ in 1:Threads.nthreads()   # (a loop, not a comprehension: no closure to compile per signature)
         push!(scratch, Scratch(mode, RT, fa, anns))
     end
-    pause_gc = derivative_flags(fptr) & OX_FLAG_PAUSE_GC != 0
-    return CompiledDerivative(fptr, RT, ci, ci.def.def::Method, sig, world, scratch, pause_gc)
+    flags = derivative_flags(fptr)
+    pause_gc = flags & OX_FLAG_PAUSE_GC != 0
+    release_on_throw = flags & OX_FLAG_RELEASE_ON_THROW != 0
+    return CompiledDerivative(fptr, RT, ci, ci.def.def::Method, sig, world, scratch, pause_gc,
+                              release_on_throw)
 end
 
 # Unqualified names: messages read like the user's code, whatever module it lives in.

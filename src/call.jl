@@ -12,7 +12,7 @@ Base.Experimental.@optlevel 2
 
 using ..Oxidase: Annotation, Active, Const, Duplicated, DuplicatedNoNeed, BatchDuplicated,
                  BatchDuplicatedNoNeed, ForwardMode, ReverseMode, is_ghost, is_boxed,
-                 DifferentiationError, status_message
+                 DifferentiationError, status_message, buffers_mark, buffers_release
 
 """
     Scratch(mode, RT, fn, anns)
@@ -198,19 +198,36 @@ end
 # is off for the call and `finally` turns it back on when `f` throws. A derivative that
 # never calls the runtime cannot trigger a collection, and skips both. The scratch
 # buffers are rooted by the CompiledDerivative.
+#
+# A throw leaves the derivative by a longjmp, past the code that frees its heap tape:
+# when the engine says a call may leave buffers behind (`release_on_throw`, whether or
+# not it pauses the collector: a throw's own runtime call lies on a path that never
+# returns, which `pause_gc` ignores), the call is bracketed by a mark of the thread's
+# buffer record and, on a throw, the release of what the call left. Derivatives whose
+# tape stays on the stack (every warm scalar call) pay for neither.
 function invoke_compiled(c, s::Scratch, anns::Tuple)
-    status = GC.@preserve anns if c.pause_gc
-        prev = GC.enable(false)
-        try
-            raw_call(c.fptr, s)
-        finally
-            GC.enable(prev)
-        end
+    status = GC.@preserve anns if c.pause_gc || c.release_on_throw
+        guarded_call(c, s)
     else
         raw_call(c.fptr, s)
     end
     status == 0 || throw(DifferentiationError(status_message(status)))
     return nothing
+end
+
+# One handler for both duties (a `catch` beside the `finally` would be a second one).
+@inline function guarded_call(c, s::Scratch)
+    mark = c.release_on_throw ? buffers_mark() : UInt(0)
+    prev = c.pause_gc && GC.enable(false)
+    returned = false
+    try
+        status = raw_call(c.fptr, s)
+        returned = true
+        return status
+    finally
+        returned || !c.release_on_throw || buffers_release(mark)
+        c.pause_gc && GC.enable(prev)
+    end
 end
 
 raw_call(fptr::Ptr{Cvoid}, s::Scratch) =

@@ -273,8 +273,10 @@ end
         garbage = [rand(100) for _ in 1:50]      # give the collector work between calls
         @test dx ≈ expected rtol = 1e-6
     end
+    # The collector is paused for its calls (its heap tape also makes it release its
+    # buffers when it throws: OX_FLAG_RELEASE_ON_THROW).
     @test Oxidase.derivative_flags(Oxidase.derivative(Reverse, churn, Active,
-                                                      (Duplicated(x, zero(x)),)).fptr) == Oxidase.OX_FLAG_PAUSE_GC
+                                                      (Duplicated(x, zero(x)),)).fptr) & Oxidase.OX_FLAG_PAUSE_GC != 0
 end
 
 # Base's reductions recurse (pairwise summation): the recursive helper is differentiated

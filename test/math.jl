@@ -72,6 +72,38 @@ end
     end
 end
 
+# Where y·x^(y-1) or x^y·log(x) is 0·∞ (ChainRules' conventions, docs/limitations.md):
+# x^0 is constant in x everywhere; 0^y = 0 for y > 0 and ∞^y = 0 for y < 0 are constant
+# in y; 0^y jumps at y = 0 and is infinite for y < 0, so ∂y is NaN there. The expected
+# values are the limits, written out; `isequal` tells NaN and the sign of zero apart.
+@testset "x^y at its special points" begin
+    for (x, y, dx, dy) in [(0.0, 0.0, 0.0, NaN), (0.0, 2.0, 0.0, 0.0), (0.0, 1.0, 1.0, 0.0),
+                           (0.0, 0.5, Inf, 0.0), (0.0, -1.0, -Inf, NaN), (3.0, 0.0, 0.0, log(3.0)),
+                           (Inf, -1.0, -0.0, 0.0)]
+        ((gx, gy),) = autodiff(Reverse, power, Active, Active(x), Active(y))
+        @test isequal(gx, dx)
+        @test isequal(gy, dy)
+        # Forward mode, one direction at a time (a zero tangent times an infinite
+        # partial would be NaN), and a batch of two tangents along x.
+        @test isequal(autodiff(Forward, power, DuplicatedNoNeed, Duplicated(x, 1.0), Const(y))[1], dx)
+        @test isequal(autodiff(Forward, power, DuplicatedNoNeed, Const(x), Duplicated(y, 1.0))[1], dy)
+        lanes = autodiff(Forward, power, BatchDuplicatedNoNeed, BatchDuplicated(x, (1.0, 2.0)), Const(y))[1]
+        @test isequal(values(lanes), (dx, 2dx))
+        ((gx32, gy32),) = autodiff(Reverse, power, Active, Active(Float32(x)), Active(Float32(y)))
+        @test isequal(gx32, Float32(dx)) && isequal(gy32, Float32(dy))
+    end
+    # Near the special points, finite differences agree.
+    for (x, y) in [(1e-3, 2.0), (0.5, 1e-3)]
+        ((gx, gy),) = autodiff(Reverse, power, Active, Active(x), Active(y))
+        h = 1e-5
+        @test gx ≈ (power(x + h, y) - power(x - h, y)) / 2h rtol = 1e-6
+        @test gy ≈ (power(x, y + h) - power(x, y - h)) / 2h rtol = 1e-6
+    end
+    # x^n with an Int n that is 0 at run time.
+    @test autodiff(Reverse, power_int, Active, Active(0.0), Const(0)) == ((0.0, nothing),)
+    @test autodiff(Forward, power_int, DuplicatedNoNeed, Duplicated(0.0, 1.0), Const(0))[1] === 0.0
+end
+
 @testset "x^n, n a constant Int" begin
     # Base's x^n branches on n (-1, 0, 1, 2, 3 are special cases): all paths.
     for n in [-2, -1, 0, 1, 2, 3, 5, 7], x in [-1.3, 0.6, 2.0]

@@ -323,3 +323,96 @@ fn fptrunc_fpext() {
         assert_eq!(call_forward(fwd, &[x, y], &[0.0, 1.0]).1, (x as f32) as f64);
     }
 }
+
+/// Whether `got` is `expected` exactly (both NaN counts as equal; the sign of zero not).
+fn same(got: f64, expected: f64) -> bool {
+    got == expected || got.is_nan() && expected.is_nan()
+}
+
+/// `x^y` at the points where `y x^(y-1)` or `x^y log(x)` is `0·∞` (ChainRules'
+/// conventions, docs/limitations.md): exact values in both modes. Away from them the
+/// rule is checked against finite differences by `pow_powi`.
+#[test]
+fn pow_special_points() {
+    let c = Case {
+        name: "pow_special",
+        body: "  %a = call double @llvm.pow.f64(double %x, double %y)\n  ret double %a",
+        decls: "declare double @llvm.pow.f64(double, double)",
+        f: f64::powf,
+        points: &[],
+        fd_tol: 0.0,
+    };
+    let (rev, fwd) = derivatives(&c);
+    let (inf, nan) = (f64::INFINITY, f64::NAN);
+    // (x, y, ∂x, ∂y)
+    let cases = [
+        (0.0, 0.0, 0.0, nan),       // x^0 is constant: ∂x = 0; 0^y jumps at y = 0
+        (0.0, 2.0, 0.0, 0.0),       // 0^y = 0 for y > 0
+        (0.0, 1.0, 1.0, 0.0),       // x^1 = x
+        (0.0, 0.5, inf, 0.0),       // √x at 0
+        (0.0, -1.0, -inf, nan),     // 1/x at 0⁺; 0^y = ∞ for y < 0
+        (-0.0, 2.0, -0.0, 0.0),     // negative zero like zero
+        (3.0, 0.0, 0.0, 3f64.ln()), // x^0 constant away from 0 too
+        (inf, -1.0, -0.0, 0.0),     // ∞^y = 0 for y < 0
+        (nan, 0.0, 0.0, nan),       // NaN^0 = 1 is constant in x
+    ];
+    for (x, y, dx, dy) in cases {
+        let (p, g) = call_reverse(rev, &[x, y]);
+        assert_eq!(p.to_bits(), x.powf(y).to_bits(), "primal at ({x}, {y})");
+        assert!(same(g[0], dx) && same(g[1], dy), "reverse at ({x}, {y}): got {g:?}, expected [{dx}, {dy}]");
+        let tx = call_forward(fwd, &[x, y], &[1.0, 0.0]).1;
+        let ty = call_forward(fwd, &[x, y], &[0.0, 1.0]).1;
+        // A zero tangent times an infinite partial is NaN (docs/limitations.md): only
+        // the direction with a finite partial is exact.
+        assert!(same(tx, dx) || !dy.is_finite(), "forward ∂x at ({x}, {y}): got {tx}, expected {dx}");
+        assert!(same(ty, dy) || !dx.is_finite(), "forward ∂y at ({x}, {y}): got {ty}, expected {dy}");
+    }
+    // Finite differences where x^y is differentiable near the special points.
+    for (x, y) in [(1e-3, 2.0), (0.5, 1e-9), (2.0, -1e-9)] {
+        let (_, g) = call_reverse(rev, &[x, y]);
+        for (i, &gi) in g.iter().enumerate() {
+            let fd = central_difference(&|v: &[f64]| v[0].powf(v[1]), &[x, y], i);
+            assert_close(gi, fd, 1e-6, &format!("∂{i} at ({x}, {y}) vs finite differences"));
+        }
+    }
+}
+
+/// `powi(x, n)` with `n = 0` at `x = 0`: `n x^(n-1)` is `0·∞`, the derivative 0 (`n`
+/// comes from `y` so that LLVM cannot fold the call away).
+#[test]
+fn powi_zero_exponent() {
+    let c = Case {
+        name: "powi_zero",
+        body:
+            "  %n = fptosi double %y to i32\n  %a = call double @llvm.powi.f64.i32(double %x, i32 %n)\n  ret double %a",
+        decls: "declare double @llvm.powi.f64.i32(double, i32)",
+        f: |x, y| x.powi(y as i32),
+        points: &[],
+        fd_tol: 0.0,
+    };
+    let (rev, fwd) = derivatives(&c);
+    for (x, n, dx) in [(0.0, 0.0, 0.0), (5.0, 0.0, 0.0), (0.0, 1.0, 1.0), (0.0, 3.0, 0.0), (2.0, 3.0, 12.0)] {
+        let (p, g) = call_reverse(rev, &[x, n]);
+        assert_eq!(p, x.powi(n as i32));
+        assert!(same(g[0], dx) && g[1] == 0.0, "powi at ({x}, {n}): got {g:?}, expected [{dx}, 0]");
+        assert!(same(call_forward(fwd, &[x, n], &[1.0, 0.0]).1, dx), "forward powi at ({x}, {n})");
+    }
+}
+
+/// `hypot` at the origin: `x / z` is `0/0`; the rule gives 0, the norm's subgradient
+/// nearest zero (ChainRules).
+#[test]
+fn hypot_at_origin() {
+    let c = Case {
+        name: "hypot_origin",
+        body: "  %a = call double @hypot(double %x, double %y)\n  ret double %a",
+        decls: "declare double @hypot(double, double)",
+        f: f64::hypot,
+        points: &[],
+        fd_tol: 0.0,
+    };
+    let (rev, fwd) = derivatives(&c);
+    assert_eq!(call_reverse(rev, &[0.0, 0.0]).1, vec![0.0, 0.0]);
+    assert_eq!(call_forward(fwd, &[0.0, 0.0], &[1.0, 1.0]).1, 0.0);
+    assert_eq!(call_reverse(rev, &[3.0, 4.0]).1, vec![0.6, 0.8]);
+}

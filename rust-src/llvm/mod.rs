@@ -475,6 +475,16 @@ impl Value {
     pub fn add_call_fn_attr(self, name: &str) {
         unsafe { LLVMAddCallSiteAttribute(self.0, llvm_sys::LLVMAttributeFunctionIndex, self.enum_attr(name)) }
     }
+    /// Call: adds the enum attribute `name` with integer `value` at `index` (0 the
+    /// result, `LLVMAttributeFunctionIndex` the call itself): what LLVM would know of a
+    /// called address if it could see the function.
+    pub fn add_call_attr(self, index: u32, name: &str, value: u64) {
+        unsafe {
+            let kind = LLVMGetEnumAttributeKindForName(name.as_ptr() as *const _, name.len());
+            let attr = LLVMCreateEnumAttribute(LLVMGetTypeContext(LLVMTypeOf(self.0)), kind, value);
+            LLVMAddCallSiteAttribute(self.0, index, attr)
+        }
+    }
     /// Function: removes the enum attribute `name`.
     pub fn remove_fn_attr(self, name: &str) {
         unsafe {

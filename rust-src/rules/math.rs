@@ -34,9 +34,13 @@ pub enum MathFn {
     Cos,
     /// `z = tan(x)`: `∂x = 1 + z²`.
     Tan,
-    /// `z = x^y`: `∂x = y x^(y-1)`, `∂y = z log(x)`.
+    /// `z = x^y`: `∂x = y x^(y-1)`, `∂y = z log(x)`, with ChainRules' values where
+    /// these are 0·∞: `∂x = 0` when `y = 0` (`x^0` is constant, even at `x = 0`, where
+    /// `y x^(y-1)` is `0·∞`); `∂y = 0` when `z = 0` (`0^y` for `y > 0`, `∞^y` for
+    /// `y < 0`: `z log(x)` is `0·∓∞` there); `∂y = NaN` at `x = 0` for `y ≤ 0`, where
+    /// `0^y` jumps (docs/limitations.md).
     Pow,
-    /// `z = x^n`, integer `n`: `∂x = n x^(n-1)`.
+    /// `z = x^n`, integer `n`: `∂x = n x^(n-1)`, and 0 for `n = 0` (`0·∞` at `x = 0`).
     Powi,
     /// `z = a b + c` (fma, fmuladd): `∂a = b`, `∂b = a`, `∂c = 1`.
     Fma,
@@ -61,7 +65,8 @@ pub enum MathFn {
     Acos,
     /// `z = cbrt(x)`: `∂x = 1 / (3z²)` (`+Inf` at 0, where `z / (3x)` is NaN).
     Cbrt,
-    /// `z = hypot(x, y)`: `∂x = x / z`, `∂y = y / z`.
+    /// `z = hypot(x, y)`: `∂x = x / z`, `∂y = y / z`; 0 at the origin, where they are
+    /// `0/0` (ChainRules' subgradient of the norm).
     Hypot,
     /// `z = reinterpret(y, x)` = `y`, where `y = ±x·2ᵏ` was built from `x`'s bits
     /// (`crate::reinterpret`): `∂x = y / x` (`±1` at `x = 0`), `∂y = 0`.
@@ -245,6 +250,7 @@ impl MathFn {
 
     /// Builds `∂z/∂(operand k)` from the primal values `env` supplies.
     pub fn partial(self, k: usize, b: &Builder, env: &dyn Fn(Need) -> Value) -> Result<Value, String> {
+        use crate::llvm::RealPredicate::LLVMRealOEQ;
         use MathFn::*;
         use Need::*;
         let m = b.m;
@@ -272,14 +278,21 @@ impl MathFn {
             (Pow, 0) => {
                 let y = env(Op(1));
                 let ym1 = b.fsub(y, c(1.0));
-                b.fmul(y, b.intrinsic("llvm.pow", &[x(), ym1])?)
+                let d = b.fmul(y, b.intrinsic("llvm.pow", &[x(), ym1])?);
+                b.select(b.fcmp(LLVMRealOEQ, y, c(0.0)), c(0.0), d)
             }
-            (Pow, _) => b.fmul(z(), b.intrinsic("llvm.log", &[x()])?),
+            (Pow, _) => {
+                let (xx, zz) = (x(), z());
+                let d = b.fmul(zz, b.intrinsic("llvm.log", &[xx])?);
+                let at_zero = b.select(b.fcmp(LLVMRealOEQ, xx, c(0.0)), c(f64::NAN), d);
+                b.select(b.fcmp(LLVMRealOEQ, zz, c(0.0)), c(0.0), at_zero)
+            }
             (Powi, _) => {
                 let n = env(Op(1));
                 let nm1 = b.sub(n, m.const_int(n.ty(), 1));
                 let p = b.call(m.intrinsic("llvm.powi", &[x().ty(), n.ty()])?, &[x(), nm1]);
-                b.fmul(b.cast(crate::llvm::Opcode::LLVMSIToFP, n, x().ty()), p)
+                let d = b.fmul(b.cast(crate::llvm::Opcode::LLVMSIToFP, n, x().ty()), p);
+                b.select(b.icmp(crate::llvm::ICMP_EQ, n, m.const_int(n.ty(), 0)), c(0.0), d)
             }
             (Fma, 0) => env(Op(1)),
             (Fma, 1) => env(Op(0)),
@@ -314,7 +327,10 @@ impl MathFn {
                 b.fdiv(c(if self == Asin { 1.0 } else { -1.0 }), r)
             }
             (Cbrt, _) => b.fdiv(c(1.0), b.fmul(c(3.0), b.fmul(z(), z()))),
-            (Hypot, _) => b.fdiv(env(Op(k)), z()),
+            (Hypot, _) => {
+                let zz = z();
+                b.select(b.fcmp(LLVMRealOEQ, zz, c(0.0)), c(0.0), b.fdiv(env(Op(k)), zz))
+            }
             (Reinterpret, _) => {
                 let (y, src) = (x(), env(Op(1)));
                 let signs =

@@ -298,7 +298,10 @@ impl<T: Float> Gemm<T> {
 /// set (once per batch lane).
 pub unsafe extern "C" fn blas_save(op: u32, args: *const u64) -> *mut Saved {
     let saved = if op & SINGLE != 0 { save::<f32>(op, args) } else { save::<f64>(op, args) };
-    Box::into_raw(Box::new(saved))
+    let p = Box::into_raw(Box::new(saved));
+    // Recorded, so that a call whose primal throws before the reverse sweep frees it.
+    crate::runtime::buffers::own_saved(p);
+    p
 }
 
 unsafe fn save<T: Float>(op: u32, args: *const u64) -> Saved {
@@ -355,6 +358,7 @@ pub unsafe extern "C" fn blas_reverse(saved: *mut Saved, shadows: *const u64, d:
         reverse::<f64>(&*saved, shadows, d)
     }
     if last != 0 {
+        crate::runtime::buffers::disown_saved(saved);
         drop(Box::from_raw(saved));
     }
 }

@@ -5,7 +5,9 @@
 //! (`STACK_SLOTS` slots: a small tape costs no `malloc` and `free`, and a derivative that
 //! pushes nothing keeps no trace of the tape once optimized). It moves to the heap when
 //! it outgrows the stack, grows there by doubling with `realloc` and is freed when the
-//! derivative returns. The derivative remembers the largest size its heap tape reached
+//! derivative returns. The heap buffer is taken and given back through
+//! `runtime::buffers`, which records it per thread: when the primal throws, the longjmp
+//! skips the free, and the caller releases what the call left (`buffers_release`). The derivative remembers the largest size its heap tape reached
 //! (`HINT`), and a later call's first move to the heap takes that size at once: a call
 //! like the last one copies and reallocates nothing more (measured on the RK4 ODE: the
 //! growth's copies and page faults were a tenth of the gradient's time). A block whose
@@ -162,8 +164,8 @@ fn field(b: &Builder, tape_ty: Type, tape: Value, i: u64) -> Value {
 fn emit_reserve(m: &Module, tape_ty: Type, hint: Value) -> Value {
     let i64t = m.int(64);
     let ptr = m.ptr();
-    let malloc = m.get_or_declare("malloc", m.fn_type(ptr, &[i64t]));
-    let realloc = m.get_or_declare("realloc", m.fn_type(ptr, &[ptr, i64t]));
+    let malloc = |b: &Builder, bytes| runtime_call(b, Runtime::Alloc, &[bytes]);
+    let realloc = |b: &Builder, data, bytes| runtime_call(b, Runtime::Realloc, &[data, bytes]);
     let memcpy = m.intrinsic("llvm.memcpy", &[ptr, ptr, i64t]).expect("llvm.memcpy exists");
     let f = m.add_inline_helper("ox.tape.reserve", m.fn_type(m.void(), &[ptr, i64t]));
     let [tape, n] = [f.params()[0], f.params()[1]];
@@ -192,12 +194,12 @@ fn emit_reserve(m: &Module, tape_ty: Type, hint: Value) -> Value {
     // The first move to the heap takes at least the largest size a call reached.
     let hinted = b.load(i64t, hint).set_atomic_word();
     let firstcap = b.select(b.icmp(crate::llvm::ICMP_UGT, hinted, newcap), hinted, newcap);
-    let heap = b.call(malloc, &[b.mul(firstcap, m.const_int(i64t, 8))]);
+    let heap = malloc(&b, b.mul(firstcap, m.const_int(i64t, 8)));
     b.call(memcpy, &[heap, data, b.mul(len, m.const_int(i64t, 8)), m.const_int(m.int(1), 0)]);
     b.br(moved);
 
     b.at_end(again);
-    let grown = b.call(realloc, &[data, bytes]);
+    let grown = realloc(&b, data, bytes);
     b.br(moved);
 
     b.at_end(moved);
@@ -218,7 +220,6 @@ fn emit_reserve(m: &Module, tape_ty: Type, hint: Value) -> Value {
 /// frees it. A derivative whose tape never leaves the stack folds all of it away.
 fn emit_release(m: &Module, tape_ty: Type, hint: Value) -> Value {
     let (i64t, ptr) = (m.int(64), m.ptr());
-    let free = m.get_or_declare("free", m.fn_type(m.void(), &[ptr]));
     let f = m.add_inline_helper("ox.tape.release", m.fn_type(m.void(), &[ptr]));
     let tape = f.params()[0];
     let (top, heap, done) = (m.append_block(f, "top"), m.append_block(f, "heap"), m.append_block(f, "done"));
@@ -232,11 +233,65 @@ fn emit_release(m: &Module, tape_ty: Type, hint: Value) -> Value {
     let known = b.load(i64t, hint).set_atomic_word();
     let more = b.icmp(crate::llvm::ICMP_UGT, cap, known);
     b.store(b.select(more, cap, known), hint).set_atomic_word();
-    b.call(free, &[data]);
+    runtime_call(&b, Runtime::Free, &[data]);
     b.br(done);
     b.at_end(done);
     b.ret_void();
     f
+}
+
+/// The engine's runtime functions that take and give back a tape's heap buffer.
+#[derive(Clone, Copy)]
+enum Runtime {
+    Alloc,
+    Realloc,
+    Free,
+}
+
+/// `LLVMAttributeFunctionIndex` and `LLVMAttributeReturnIndex`.
+const CALL_INDEX: u32 = u32::MAX;
+const RESULT_INDEX: u32 = 0;
+
+/// `memory(...)` values: two bits (read, write) per location, argument memory first,
+/// then memory the module cannot reach (malloc's heap and the record of live buffers).
+const MEM_INACCESSIBLE: u64 = 3 << 2;
+const MEM_ARG_AND_INACCESSIBLE: u64 = 3 | MEM_INACCESSIBLE;
+
+/// A call of `which` by address, carrying the attributes LLVM gives `malloc`, `realloc`
+/// and `free`: without them the call would be opaque, and loads of Julia arrays in a
+/// loop that pushes could no longer be kept in registers or vectorized across it.
+fn runtime_call(b: &Builder, which: Runtime, args: &[Value]) -> Value {
+    use crate::runtime::buffers;
+    let m = b.m;
+    let (i64t, ptr) = (m.int(64), m.ptr());
+    let (fty, addr, memory) = match which {
+        Runtime::Alloc => (m.fn_type(ptr, &[i64t]), buffers::tape_alloc as *const () as usize, MEM_INACCESSIBLE),
+        Runtime::Realloc => {
+            (m.fn_type(ptr, &[ptr, i64t]), buffers::tape_realloc as *const () as usize, MEM_ARG_AND_INACCESSIBLE)
+        }
+        Runtime::Free => {
+            (m.fn_type(m.void(), &[ptr]), buffers::tape_free as *const () as usize, MEM_ARG_AND_INACCESSIBLE)
+        }
+    };
+    let call = b.call_typed(fty, m.const_address(addr), args);
+    call.add_call_attr(CALL_INDEX, "memory", memory);
+    call.add_call_fn_attr("nounwind");
+    call.add_call_fn_attr("willreturn");
+    if !matches!(which, Runtime::Free) {
+        call.add_call_attr(RESULT_INDEX, "noalias", 0);
+    }
+    call
+}
+
+/// Whether `f` calls the runtime function that moves a tape to the heap: its calls may
+/// leave a heap buffer behind when the primal throws (`OX_FLAG_RELEASE_ON_THROW`).
+pub fn takes_heap_buffers(f: Value) -> bool {
+    let alloc = crate::runtime::buffers::tape_alloc as *const () as usize as u64;
+    let save = crate::runtime::blas::blas_save as *const () as usize as u64;
+    f.blocks().into_iter().flat_map(|b| b.instructions()).any(|i| {
+        i.opcode() == crate::llvm::Opcode::LLVMCall
+            && crate::llvm::const_address(i.called_operand()).is_some_and(|a| a == alloc || a == save)
+    })
 }
 
 /// `put(tape, v)`: stores `v` in the next slot, which `reserve` made room for.
