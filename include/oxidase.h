@@ -1,7 +1,7 @@
 /* Oxidase engine C ABI. Generated from rust-src/ffi.rs by cbindgen; do not edit.
  *
- * Every entry point catches panics; failures return a non-zero status and, where an
- * out_message is given, a message to free with oxidase_free_message. */
+ * Every entry point catches panics; failures return a non-zero status and, from
+ * oxidase_compile, a message to free with oxidase_free_message. */
 
 #ifndef OXIDASE_H
 #define OXIDASE_H
@@ -17,7 +17,8 @@
 // Success.
 #define OX_OK 0
 
-// The request is malformed or inconsistent with the IR.
+// The request is malformed or inconsistent with the IR, or a required pointer
+// argument is NULL.
 #define OX_ERR_INVALID_REQUEST 1
 
 // The bitcode does not parse, or the entry function is missing.
@@ -153,12 +154,14 @@ const char *oxidase_version(void);
 
 // Compiles (or finds in the cache) the derivative of `req->entry` in the given LLVM
 // bitcode. On success stores the function pointer in `*out_fn` and returns `OX_OK`. On
-// failure returns a status and, if `out_message` is not NULL, a message to free with
-// `oxidase_free_message`.
+// failure returns a status and stores in `*out_message` a message to free with
+// `oxidase_free_message`. Every pointer is required: with `out_message` NULL nothing is
+// compiled and the status is `OX_ERR_INVALID_REQUEST` (a failure's reason would be lost);
+// with another one NULL, the status is the same and the message says which.
 //
 // # Safety
 // `bitcode` must be valid for `bitcode_len` bytes, `req` must point to a valid request
-// whose arrays are valid for their lengths, `out_fn` must be writable.
+// whose arrays are valid for their lengths, `out_fn` and `out_message` must be writable.
 int32_t oxidase_compile(const uint8_t *bitcode, size_t bitcode_len, const struct OxRequest *req, OxDerivativeFn *out_fn, char **out_message);
 
 // Frees a message returned by the engine. NULL is ignored.
@@ -180,8 +183,10 @@ uint32_t oxidase_set_verbose(uint32_t on);
 uint64_t oxidase_compile_count(void);
 
 // The message of a status code returned by a compiled derivative (codes from 100 on:
-// the derivative was not available at that input); null for other codes. The string
-// lives as long as the process: do not free it.
+// the derivative was not available at that input); a code from 100 on that this
+// process's engine never issued gets a message saying so. Null for codes below 100,
+// which compiled derivatives do not return. The string lives as long as the process:
+// do not free it.
 const char *oxidase_status_message(int32_t status);
 
 #endif  /* OXIDASE_H */

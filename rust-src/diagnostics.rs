@@ -35,14 +35,22 @@ fn register(msg: String) -> i32 {
     FIRST_CODE + all.len() as i32 - 1
 }
 
-/// The message of a diagnostic status code; null for other codes. The string lives as
-/// long as the process.
+/// What a diagnostic code this process never issued means: the header promises every
+/// code from `FIRST_CODE` on a message, and a caller that gets NULL cannot tell an
+/// unknown code from an engine failure.
+const UNRECORDED: &std::ffi::CStr = c"the derivative was not available at its input, but no message was recorded for this diagnostic code: the engine in this process never issued it (a status from another process, or an overwritten one)";
+
+/// The message of a diagnostic status code (`UNRECORDED` for one never issued); null for
+/// codes below `FIRST_CODE`, which are not diagnostics. The string lives as long as the
+/// process.
 pub fn message(code: i32) -> *const libc::c_char {
-    let all = MESSAGES.lock();
-    match usize::try_from(code - FIRST_CODE).ok().and_then(|i| all.get(i)) {
+    let Some(index) = code.checked_sub(FIRST_CODE).and_then(|i| usize::try_from(i).ok()) else {
+        return std::ptr::null();
+    };
+    match MESSAGES.lock().get(index) {
         // The CString's heap buffer never moves or drops: entries are only appended.
         Some(c) => c.as_ptr(),
-        None => std::ptr::null(),
+        None => UNRECORDED.as_ptr(),
     }
 }
 

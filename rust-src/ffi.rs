@@ -12,7 +12,8 @@ pub const OXIDASE_ABI_VERSION: u32 = 1;
 
 /// Success.
 pub const OX_OK: i32 = 0;
-/// The request is malformed or inconsistent with the IR.
+/// The request is malformed or inconsistent with the IR, or a required pointer
+/// argument is NULL.
 pub const OX_ERR_INVALID_REQUEST: i32 = 1;
 /// The bitcode does not parse, or the entry function is missing.
 pub const OX_ERR_BAD_IR: i32 = 2;
@@ -240,12 +241,14 @@ pub extern "C" fn oxidase_version() -> *const c_char {
 
 /// Compiles (or finds in the cache) the derivative of `req->entry` in the given LLVM
 /// bitcode. On success stores the function pointer in `*out_fn` and returns `OX_OK`. On
-/// failure returns a status and, if `out_message` is not NULL, a message to free with
-/// `oxidase_free_message`.
+/// failure returns a status and stores in `*out_message` a message to free with
+/// `oxidase_free_message`. Every pointer is required: with `out_message` NULL nothing is
+/// compiled and the status is `OX_ERR_INVALID_REQUEST` (a failure's reason would be lost);
+/// with another one NULL, the status is the same and the message says which.
 ///
 /// # Safety
 /// `bitcode` must be valid for `bitcode_len` bytes, `req` must point to a valid request
-/// whose arrays are valid for their lengths, `out_fn` must be writable.
+/// whose arrays are valid for their lengths, `out_fn` and `out_message` must be writable.
 #[no_mangle]
 pub unsafe extern "C" fn oxidase_compile(
     bitcode: *const u8,
@@ -254,6 +257,9 @@ pub unsafe extern "C" fn oxidase_compile(
     out_fn: *mut OxDerivativeFn,
     out_message: *mut *mut c_char,
 ) -> i32 {
+    if out_message.is_null() {
+        return OX_ERR_INVALID_REQUEST;
+    }
     let result = catch_unwind(AssertUnwindSafe(|| -> Result<crate::pipeline::Compiled, Error> {
         if bitcode.is_null() || out_fn.is_null() {
             return Err(bad("null bitcode or output pointer"));
@@ -311,8 +317,10 @@ pub extern "C" fn oxidase_compile_count() -> u64 {
 }
 
 /// The message of a status code returned by a compiled derivative (codes from 100 on:
-/// the derivative was not available at that input); null for other codes. The string
-/// lives as long as the process: do not free it.
+/// the derivative was not available at that input); a code from 100 on that this
+/// process's engine never issued gets a message saying so. Null for codes below 100,
+/// which compiled derivatives do not return. The string lives as long as the process:
+/// do not free it.
 #[no_mangle]
 pub extern "C" fn oxidase_status_message(status: i32) -> *const c_char {
     catch_unwind(|| crate::diagnostics::message(status)).unwrap_or(std::ptr::null())

@@ -66,11 +66,13 @@ end
 
 Like [`Duplicated`](@ref) with `N` shadows at once (vector forward mode): every value
 carries `N` tangents, and a `BatchDuplicated` return gives them as a `NamedTuple`
-keyed `1`, ..., `N`. Forward mode only.
+keyed `1`, ..., `N`. Forward mode only. `N` is at least 1: an empty tuple of shadows is
+an `ArgumentError`.
 """
 struct BatchDuplicated{T,N} <: Annotation{T}
     val::T
     dval::NTuple{N,T}
+    BatchDuplicated{T,N}(val, dval) where {T,N} = new{T,N}(val, check_lanes(BatchDuplicated, dval))
 end
 
 """
@@ -81,6 +83,20 @@ Like [`BatchDuplicated`](@ref) when the primal is not needed.
 struct BatchDuplicatedNoNeed{T,N} <: Annotation{T}
     val::T
     dval::NTuple{N,T}
+    BatchDuplicatedNoNeed{T,N}(val, dval) where {T,N} = new{T,N}(val, check_lanes(BatchDuplicatedNoNeed, dval))
+end
+
+# The inner constructors replace the default outer ones: `T` and `N` come from the
+# arguments, as before.
+BatchDuplicated(val::T, dval::NTuple{N,T}) where {T,N} = BatchDuplicated{T,N}(val, dval)
+BatchDuplicatedNoNeed(val::T, dval::NTuple{N,T}) where {T,N} = BatchDuplicatedNoNeed{T,N}(val, dval)
+
+# Zero lanes would reach the derivative call with no tangent to give it (and fail there
+# with an unrelated error): refuse them where the annotation is made.
+function check_lanes(A, dval::Tuple)
+    isempty(dval) && throw(ArgumentError("$A needs at least one shadow; got an empty tuple " *
+                                         "(use Const for an argument that is not differentiated)"))
+    return dval
 end
 
 # Enzyme's rule: an argument without annotation is constant.

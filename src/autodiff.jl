@@ -146,7 +146,9 @@ function derivative(mode::M, fn::F, ::Type{RA}, anns::A) where {M<:Mode,F,RA,A<:
 end
 
 # The miss: compiled once for all signatures (`@nospecialize`, reached through an
-# inference barrier).
+# inference barrier). Extraction takes Julia's codegen lock inside `CACHE_LOCK`
+# (src/extract.jl), never the other way round: Julia never waits for `CACHE_LOCK` while
+# it holds its own.
 @noinline function fill_slot!(slot::Base.RefValue{Union{Nothing,CompiledDerivative}}, @nospecialize(mode::Mode),
                               @nospecialize(fn), @nospecialize(RA::Type), @nospecialize(anns::Tuple))
     lock(CACHE_LOCK)

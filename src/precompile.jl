@@ -6,6 +6,7 @@ for mode in (ForwardMode, ReverseMode{false}, ReverseMode{true})
 end
 precompile(Extract.extract_bitcode, (Any, Type))
 precompile(Extract.inferred_codeinst, (Any, Type))
+precompile(Extract.emit_bitcode, (Any, Any, Core.MethodInstance, Any, Base.CodegenParams))
 precompile(compile, (Vector{UInt8}, String, UInt32, Int, Vector{ArgDesc}, UInt32))
 precompile(is_current, (CompiledDerivative,))
 precompile(fill_slot!, (Base.RefValue{Union{Nothing,CompiledDerivative}}, Mode, Any, Type, Tuple))

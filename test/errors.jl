@@ -103,3 +103,26 @@ shout(x) = (print(devnull, "x = ", x); x^2)
     # The process is still usable after errors.
     @test autodiff(Reverse, x -> x^2, Active, Active(3.0)) == ((6.0,),)
 end
+
+@testset "zero lanes are an ArgumentError where the annotation is made" begin
+    # Before: the constructor accepted them and autodiff failed later with
+    # `UndefVarError: T not defined` (a width-1 derivative was compiled for no lane).
+    for A in (BatchDuplicated, BatchDuplicatedNoNeed)
+        err = caught(() -> A(1.0, ()))
+        @test err isa ArgumentError
+        @test err !== nothing && occursin("at least one shadow", err.msg)
+        @test caught(() -> A([1.0], ())) isa ArgumentError
+        @test caught(() -> A{Float64,0}(1.0, ())) isa ArgumentError
+        @test A(1.0, (2.0,)).dval === (2.0,)       # one lane and more still build
+        @test A{Float64,2}(1.0, (2.0, 3.0)) isa A{Float64,2}
+    end
+    @test values(autodiff(Forward, x -> x^2, BatchDuplicated, BatchDuplicated(3.0, (1.0, 2.0)))[2]) == (6.0, 12.0)
+end
+
+@testset "a diagnostic code without a recorded message still has a message" begin
+    # Codes from 100 on are diagnostics; one the engine never issued (here the largest
+    # Int32) must say so rather than come back as NULL ("engine bug").
+    msg = Oxidase.status_message(typemax(Int32))
+    @test occursin("no message was recorded", msg)
+    @test !occursin("engine bug", msg)
+end

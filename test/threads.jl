@@ -1,6 +1,16 @@
-# autodiff from several Julia threads at once, in a process started with two threads
+# autodiff from several Julia threads at once, in processes started with two threads
 # (the thread count is fixed at startup).
-script = joinpath(@__DIR__, "threads", "run.jl")
 project = dirname(@__DIR__)
-cmd = `$(Base.julia_cmd()) --startup-file=no --project=$project $script`
-@test success(pipeline(setenv(cmd, merge(ENV, Dict("JULIA_NUM_THREADS" => "2"))); stdout = stdout, stderr = stderr))
+two_threads(script, args...) =
+    setenv(`$(Base.julia_cmd()) --startup-file=no --project=$project $script $args`,
+           merge(ENV, Dict("JULIA_NUM_THREADS" => "2")))
+
+@test success(pipeline(two_threads(joinpath(@__DIR__, "threads", "run.jl")); stdout = stdout, stderr = stderr))
+
+# Concurrent compilation of new functions (test/threads/stress.jl): a race on Julia's
+# LLVM context kills the process, so each run is a process of its own. A few small runs
+# here; julia/stress_threads.jl is the long run (20 processes of 100 functions).
+@testset "concurrent compilation, process $seed" for seed in 1:3
+    @test success(pipeline(two_threads(joinpath(@__DIR__, "threads", "stress.jl"), 20, seed);
+                           stdout = stdout, stderr = stderr))
+end

@@ -160,11 +160,32 @@ fn bad_requests_through_the_c_abi_are_statuses() {
     assert_eq!(status, OX_ERR_INVALID_REQUEST);
     assert!(!msg.is_null());
     unsafe { oxidase_free_message(msg) };
-    // Null pointers are an error too.
-    let status = unsafe { oxidase_compile(std::ptr::null(), 0, &req, &mut out, std::ptr::null_mut()) };
+    // Null pointers are an error too, with a message naming them.
+    for (bitcode, request) in [(std::ptr::null(), &req as *const OxRequest), (bc.as_ptr(), std::ptr::null())] {
+        let mut msg = std::ptr::null_mut();
+        let status = unsafe { oxidase_compile(bitcode, bc.len(), request, &mut out, &mut msg) };
+        assert_eq!(status, OX_ERR_INVALID_REQUEST);
+        assert!(!msg.is_null());
+        let text = unsafe { std::ffi::CStr::from_ptr(msg) }.to_string_lossy().into_owned();
+        assert!(text.contains("null"), "{text}");
+        unsafe { oxidase_free_message(msg) };
+    }
+    // Without somewhere to put a failure's reason the call is refused, even for a request
+    // that would compile (it used to succeed), and `*out_fn` is left alone.
+    let f64_arg = || OxArg { passing: OX_PASS_VALUE, activity: OX_ACTIVE, type_tree: &f64_tree, type_tree_len: 1 };
+    let xy = [f64_arg(), f64_arg()]; // f(x, y) of abi_test.ll
+    let good = OxRequest { args: xy.as_ptr(), nargs: 2, ..req };
+    let mut msg = std::ptr::null_mut();
+    assert_eq!(
+        unsafe { oxidase_compile(bc.as_ptr(), bc.len(), &good, &mut out, &mut msg) },
+        OX_OK,
+        "the request is valid"
+    );
+    let sentinel: OxDerivativeFn = dummy;
+    let mut untouched = sentinel;
+    let status = unsafe { oxidase_compile(bc.as_ptr(), bc.len(), &good, &mut untouched, std::ptr::null_mut()) };
     assert_eq!(status, OX_ERR_INVALID_REQUEST);
-    let status = unsafe { oxidase_compile(bc.as_ptr(), bc.len(), std::ptr::null(), &mut out, std::ptr::null_mut()) };
-    assert_eq!(status, OX_ERR_INVALID_REQUEST);
+    assert_eq!(untouched as usize, sentinel as usize);
     let _ = ghost();
 }
 

@@ -139,6 +139,10 @@ fn runtime_diagnostics_instead_of_wrong_derivatives() {
         assert!(message(one).contains("equals 1.0"), "{}", message(one));
     }
     assert!(oxidase::ffi::oxidase_status_message(0).is_null());
+    // A diagnostic code never issued still has a message (it was NULL); codes below 100,
+    // down to the most negative, have none.
+    assert!(message(i32::MAX).contains("no message was recorded"), "{}", message(i32::MAX));
+    assert!(oxidase::ffi::oxidase_status_message(i32::MIN).is_null());
 }
 
 /// A value kept in a `try`'s volatile stack slot (`ingest::forward_try_slots`): before,

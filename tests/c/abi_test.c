@@ -1,11 +1,13 @@
 /* Uses the engine through its C ABI alone, without Julia: reads bitcode produced by
  * llvm-as-19 from abi_test.ll, compiles the reverse and forward derivatives of
  * f(x, y) = x sin(y) + exp(x) / y, and checks them against the analytic gradient.
- * Also checks that garbage bitcode is an error, not a crash. */
+ * Also checks that garbage bitcode is an error, not a crash, that a missing out_message
+ * is refused, and that diagnostic codes have messages. */
 #include "oxidase.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static int failures = 0;
 static void check(const char *what, double got, double want) {
@@ -20,8 +22,18 @@ int main(int argc, char **argv) {
     FILE *fp = fopen(argv[1], "rb");
     if (!fp) { perror(argv[1]); return 2; }
     static uint8_t bc[1 << 20];
+    int status;
     size_t n = fread(bc, 1, sizeof bc, fp);
     fclose(fp);
+
+    /* Diagnostic codes (100 on) always have a message, even one this process never
+     * issued (none yet: nothing is compiled). Codes below 100 have none. */
+    const char *unrecorded = oxidase_status_message(OX_STATUS_DIAGNOSTIC);
+    if (unrecorded == NULL || strstr(unrecorded, "no message was recorded") == NULL) {
+        printf("FAIL status message of %d: %s\n", OX_STATUS_DIAGNOSTIC, unrecorded ? unrecorded : "NULL");
+        failures++;
+    }
+    if (oxidase_status_message(OX_ERR_BAD_IR) != NULL) { printf("FAIL status %d has a message\n", OX_ERR_BAD_IR); failures++; }
 
     OxTypeEntry f64 = {0, OX_TT_FLOAT64};
     OxArg rargs[2] = {{OX_PASS_VALUE, OX_ACTIVE, &f64, 1}, {OX_PASS_VALUE, OX_ACTIVE, &f64, 1}};
@@ -45,9 +57,14 @@ int main(int argc, char **argv) {
     d(args, fshadows, &ret, &tret);
     check("forward df/dx", tret, sin(y) + exp(x) / y);
 
+    /* out_message is required: without it the call is refused, *out_fn left alone. */
+    OxDerivativeFn before = d;
+    status = oxidase_compile(bc, n, &req, &d, NULL);
+    if (status != OX_ERR_INVALID_REQUEST || d != before) { printf("FAIL out_message NULL gave status %d\n", status); failures++; }
+
     uint8_t junk[64];
     for (int i = 0; i < 64; i++) junk[i] = (uint8_t)(i * 37 + 11);
-    int status = oxidase_compile(junk, sizeof junk, &req, &d, &msg);
+    status = oxidase_compile(junk, sizeof junk, &req, &d, &msg);
     if (status != OX_ERR_BAD_IR) { printf("FAIL junk bitcode gave status %d\n", status); failures++; }
     oxidase_free_message(msg);
 
