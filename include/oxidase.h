@@ -1,7 +1,8 @@
 /* Oxidase engine C ABI. Generated from rust-src/ffi.rs by cbindgen; do not edit.
  *
  * Every entry point catches panics; failures return a non-zero status and, where an
- * out_message is given, a message to free with oxidase_free_message. */
+ * out_message is given, a message to free with oxidase_free_message. No bitcode passed
+ * to oxidase_compile can crash or abort the caller: see oxidase_compile. */
 
 #ifndef OXIDASE_H
 #define OXIDASE_H
@@ -20,13 +21,15 @@
 // The request is malformed or inconsistent with the IR.
 #define OX_ERR_INVALID_REQUEST 1
 
-// The bitcode does not parse, or the entry function is missing.
+// The bitcode does not parse or verify (or LLVM's reader crashed on it, in the separate
+// process that reads it first), or the entry function is missing.
 #define OX_ERR_BAD_IR 2
 
 // A construct the engine cannot differentiate.
 #define OX_ERR_UNSUPPORTED 3
 
-// An engine bug: verifier failure, panic.
+// An engine bug: verifier failure, panic, LLVM fatal error (after which new compiles
+// are refused with this status: LLVM's state is unknown).
 #define OX_ERR_INTERNAL 4
 
 // JIT compilation or symbol resolution failed.
@@ -155,6 +158,21 @@ const char *oxidase_version(void);
 // bitcode. On success stores the function pointer in `*out_fn` and returns `OX_OK`. On
 // failure returns a status and, if `out_message` is not NULL, a message to free with
 // `oxidase_free_message`.
+//
+// Whatever the bytes, the call returns. LLVM's bitcode reader is not hardened against
+// corrupt input (it can crash, abort or exhaust memory), so the bytes are first read
+// and verified by LLVM 19 in a child process (`fork`, with a timeout: 10 s plus 1 s per
+// MB, and a memory cap); only bytes that read and verify there are parsed in the
+// caller's process, so the reader cannot fault here. A child that crashes, hits an
+// LLVM fatal error or runs out of time or memory makes this call return
+// `OX_ERR_BAD_IR`. Cost: one fork plus one extra read per cache miss (proportional to
+// the caller's memory; see docs/how-it-works.md). An LLVM fatal error later in the
+// compile returns `OX_ERR_INTERNAL`; the thread that hit it is parked and leaked, and
+// every later cache miss returns `OX_ERR_INTERNAL` (cached derivatives keep working).
+// Not covered: a signal raised by the engine or LLVM after the bytes are read (an
+// engine bug on valid IR), or a fork the system refuses (`OX_ERR_INTERNAL`).
+// `OXIDASE_UNCHECKED_BITCODE=1` in the environment skips the child, and with it this
+// guarantee.
 //
 // # Safety
 // `bitcode` must be valid for `bitcode_len` bytes, `req` must point to a valid request

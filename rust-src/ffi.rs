@@ -1,6 +1,8 @@
 //! The C ABI (`include/oxidase.h`): the only place with `#[no_mangle]`. Every entry
 //! point catches panics, so no unwinding crosses into Julia; failures are a status
-//! code plus a message the caller frees with `oxidase_free_message`.
+//! code plus a message the caller frees with `oxidase_free_message`. What no input can
+//! do to the caller is stated on `oxidase_compile` (the mechanisms: `isolate`,
+//! `llvm::sandbox`, `llvm::fatal`).
 
 use crate::error::Error;
 use crate::request::{Activity, ArgSpec, Leaf, Mode, Passing, Request};
@@ -14,11 +16,13 @@ pub const OXIDASE_ABI_VERSION: u32 = 1;
 pub const OX_OK: i32 = 0;
 /// The request is malformed or inconsistent with the IR.
 pub const OX_ERR_INVALID_REQUEST: i32 = 1;
-/// The bitcode does not parse, or the entry function is missing.
+/// The bitcode does not parse or verify (or LLVM's reader crashed on it, in the separate
+/// process that reads it first), or the entry function is missing.
 pub const OX_ERR_BAD_IR: i32 = 2;
 /// A construct the engine cannot differentiate.
 pub const OX_ERR_UNSUPPORTED: i32 = 3;
-/// An engine bug: verifier failure, panic.
+/// An engine bug: verifier failure, panic, LLVM fatal error (after which new compiles
+/// are refused with this status: LLVM's state is unknown).
 pub const OX_ERR_INTERNAL: i32 = 4;
 /// JIT compilation or symbol resolution failed.
 pub const OX_ERR_JIT: i32 = 5;
@@ -242,6 +246,21 @@ pub extern "C" fn oxidase_version() -> *const c_char {
 /// bitcode. On success stores the function pointer in `*out_fn` and returns `OX_OK`. On
 /// failure returns a status and, if `out_message` is not NULL, a message to free with
 /// `oxidase_free_message`.
+///
+/// Whatever the bytes, the call returns. LLVM's bitcode reader is not hardened against
+/// corrupt input (it can crash, abort or exhaust memory), so the bytes are first read
+/// and verified by LLVM 19 in a child process (`fork`, with a timeout: 10 s plus 1 s per
+/// MB, and a memory cap); only bytes that read and verify there are parsed in the
+/// caller's process, so the reader cannot fault here. A child that crashes, hits an
+/// LLVM fatal error or runs out of time or memory makes this call return
+/// `OX_ERR_BAD_IR`. Cost: one fork plus one extra read per cache miss (proportional to
+/// the caller's memory; see docs/how-it-works.md). An LLVM fatal error later in the
+/// compile returns `OX_ERR_INTERNAL`; the thread that hit it is parked and leaked, and
+/// every later cache miss returns `OX_ERR_INTERNAL` (cached derivatives keep working).
+/// Not covered: a signal raised by the engine or LLVM after the bytes are read (an
+/// engine bug on valid IR), or a fork the system refuses (`OX_ERR_INTERNAL`).
+/// `OXIDASE_UNCHECKED_BITCODE=1` in the environment skips the child, and with it this
+/// guarantee.
 ///
 /// # Safety
 /// `bitcode` must be valid for `bitcode_len` bytes, `req` must point to a valid request

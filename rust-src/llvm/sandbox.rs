@@ -170,7 +170,7 @@ unsafe fn wait(pid: libc::pid_t, rd: c_int, deadline: Instant) -> Option<(Option
         if !eof {
             let left = deadline.saturating_duration_since(Instant::now());
             let mut p = libc::pollfd { fd: rd, events: libc::POLLIN, revents: 0 };
-            libc::poll(&mut p, 1, left.as_millis().clamp(1, 50) as c_int);
+            libc::poll(&mut p, 1, left.as_millis().clamp(1, 10) as c_int);
             loop {
                 let n = libc::read(rd, buf.as_mut_ptr().cast(), buf.len());
                 if n > 0 {
@@ -289,6 +289,10 @@ pub(crate) fn child_exit_on_fatal(msg: &str) {
 /// The child: read, verify, report, `_exit`. Never returns.
 unsafe fn child(bytes: &[u8], wr: c_int, address_space: Option<u64>, alarm_secs: u32, inject: Inject) -> ! {
     CHILD_FD.store(wr, Ordering::Relaxed);
+    // Close every other descriptor: a check forked at the same time by another thread
+    // holds a copy of our parent's pipe otherwise, and delays the EOF it waits for.
+    libc::syscall(libc::SYS_close_range, 3u32, (wr - 1) as u32, 0u32);
+    libc::syscall(libc::SYS_close_range, (wr + 1) as u32, u32::MAX, 0u32);
     // Default actions for the signals a fault raises (Julia's handlers assume a Julia
     // thread), unblocked; SIGALRM ends a child whose parent is gone.
     let mut set: libc::sigset_t = std::mem::zeroed();
