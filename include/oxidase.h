@@ -1,7 +1,8 @@
 /* Oxidase engine C ABI. Generated from rust-src/ffi.rs by cbindgen; do not edit.
  *
  * Every entry point catches panics; failures return a non-zero status and, from
- * oxidase_compile, a message to free with oxidase_free_message. */
+ * oxidase_compile, a message to free with oxidase_free_message. No bitcode passed
+ * to oxidase_compile can crash or abort the caller: see oxidase_compile. */
 
 #ifndef OXIDASE_H
 #define OXIDASE_H
@@ -21,13 +22,15 @@
 // argument is NULL.
 #define OX_ERR_INVALID_REQUEST 1
 
-// The bitcode does not parse, or the entry function is missing.
+// The bitcode does not parse or verify (or LLVM's reader crashed on it, in the separate
+// process that reads it first), or the entry function is missing.
 #define OX_ERR_BAD_IR 2
 
 // A construct the engine cannot differentiate.
 #define OX_ERR_UNSUPPORTED 3
 
-// An engine bug: verifier failure, panic.
+// An engine bug: verifier failure, panic, LLVM fatal error (after which new compiles
+// are refused with this status: LLVM's state is unknown).
 #define OX_ERR_INTERNAL 4
 
 // JIT compilation or symbol resolution failed.
@@ -40,6 +43,12 @@
 // Derivative flag: the derivative calls into the Julia runtime and may allocate, so
 // the caller must keep the garbage collector from running during the call.
 #define OX_FLAG_PAUSE_GC 1
+
+// Derivative flag: a call may take heap buffers and be left by a throw (a `longjmp` out
+// of a function its bitcode calls, such as Julia's `jl_throw`), so the caller brackets
+// it with `oxidase_buffers_mark` and, when it does not return,
+// `oxidase_buffers_release`. A derivative that returns has freed everything it took.
+#define OX_FLAG_RELEASE_ON_THROW 2
 
 // Request flag: the caller does not read the primal result, so the derivative need not
 // write `*ret` (a float result only), and the work computing it can be dropped when
@@ -159,6 +168,21 @@ const char *oxidase_version(void);
 // compiled and the status is `OX_ERR_INVALID_REQUEST` (a failure's reason would be lost);
 // with another one NULL, the status is the same and the message says which.
 //
+// Whatever the bytes, the call returns. LLVM's bitcode reader is not hardened against
+// corrupt input (it can crash, abort or exhaust memory), so the bytes are first read
+// and verified by LLVM 19 in a child process (`fork`, with a timeout: 10 s plus 1 s per
+// MB, and a memory cap); only bytes that read and verify there are parsed in the
+// caller's process, so the reader cannot fault here. A child that crashes, hits an
+// LLVM fatal error or runs out of time or memory makes this call return
+// `OX_ERR_BAD_IR`. Cost: one fork plus one extra read per cache miss (proportional to
+// the caller's memory; see docs/how-it-works.md). An LLVM fatal error later in the
+// compile returns `OX_ERR_INTERNAL`; the thread that hit it is parked and leaked, and
+// every later cache miss returns `OX_ERR_INTERNAL` (cached derivatives keep working).
+// Not covered: a signal raised by the engine or LLVM after the bytes are read (an
+// engine bug on valid IR), or a fork the system refuses (`OX_ERR_INTERNAL`).
+// `OXIDASE_UNCHECKED_BITCODE=1` in the environment skips the child, and with it this
+// guarantee.
+//
 // # Safety
 // `bitcode` must be valid for `bitcode_len` bytes, `req` must point to a valid request
 // whose arrays are valid for their lengths, `out_fn` and `out_message` must be writable.
@@ -188,5 +212,15 @@ uint64_t oxidase_compile_count(void);
 // which compiled derivatives do not return. The string lives as long as the process:
 // do not free it.
 const char *oxidase_status_message(int32_t status);
+
+// This thread's mark of the heap buffers live derivatives hold, taken before calling a
+// derivative flagged `OX_FLAG_RELEASE_ON_THROW`.
+size_t oxidase_buffers_mark(void);
+
+// Frees the buffers this thread's derivatives took since `mark` (from
+// `oxidase_buffers_mark` before a call that was left by a non-local exit). Returns how
+// many it freed. Must not be called while a derivative started after the mark is still
+// running on this thread.
+size_t oxidase_buffers_release(size_t mark);
 
 #endif  /* OXIDASE_H */

@@ -1,6 +1,8 @@
 //! The C ABI (`include/oxidase.h`): the only place with `#[no_mangle]`. Every entry
 //! point catches panics, so no unwinding crosses into Julia; failures are a status
-//! code plus a message the caller frees with `oxidase_free_message`.
+//! code plus a message the caller frees with `oxidase_free_message`. What no input can
+//! do to the caller is stated on `oxidase_compile` (the mechanisms: `isolate`,
+//! `llvm::sandbox`, `llvm::fatal`).
 
 use crate::error::Error;
 use crate::request::{Activity, ArgSpec, Leaf, Mode, Passing, Request};
@@ -15,11 +17,13 @@ pub const OX_OK: i32 = 0;
 /// The request is malformed or inconsistent with the IR, or a required pointer
 /// argument is NULL.
 pub const OX_ERR_INVALID_REQUEST: i32 = 1;
-/// The bitcode does not parse, or the entry function is missing.
+/// The bitcode does not parse or verify (or LLVM's reader crashed on it, in the separate
+/// process that reads it first), or the entry function is missing.
 pub const OX_ERR_BAD_IR: i32 = 2;
 /// A construct the engine cannot differentiate.
 pub const OX_ERR_UNSUPPORTED: i32 = 3;
-/// An engine bug: verifier failure, panic.
+/// An engine bug: verifier failure, panic, LLVM fatal error (after which new compiles
+/// are refused with this status: LLVM's state is unknown).
 pub const OX_ERR_INTERNAL: i32 = 4;
 /// JIT compilation or symbol resolution failed.
 pub const OX_ERR_JIT: i32 = 5;
@@ -30,6 +34,12 @@ pub const OX_STATUS_DIAGNOSTIC: i32 = 100;
 /// Derivative flag: the derivative calls into the Julia runtime and may allocate, so
 /// the caller must keep the garbage collector from running during the call.
 pub const OX_FLAG_PAUSE_GC: u32 = 1;
+
+/// Derivative flag: a call may take heap buffers and be left by a throw (a `longjmp` out
+/// of a function its bitcode calls, such as Julia's `jl_throw`), so the caller brackets
+/// it with `oxidase_buffers_mark` and, when it does not return,
+/// `oxidase_buffers_release`. A derivative that returns has freed everything it took.
+pub const OX_FLAG_RELEASE_ON_THROW: u32 = 2;
 
 /// Request flag: the caller does not read the primal result, so the derivative need not
 /// write `*ret` (a float result only), and the work computing it can be dropped when
@@ -246,6 +256,21 @@ pub extern "C" fn oxidase_version() -> *const c_char {
 /// compiled and the status is `OX_ERR_INVALID_REQUEST` (a failure's reason would be lost);
 /// with another one NULL, the status is the same and the message says which.
 ///
+/// Whatever the bytes, the call returns. LLVM's bitcode reader is not hardened against
+/// corrupt input (it can crash, abort or exhaust memory), so the bytes are first read
+/// and verified by LLVM 19 in a child process (`fork`, with a timeout: 10 s plus 1 s per
+/// MB, and a memory cap); only bytes that read and verify there are parsed in the
+/// caller's process, so the reader cannot fault here. A child that crashes, hits an
+/// LLVM fatal error or runs out of time or memory makes this call return
+/// `OX_ERR_BAD_IR`. Cost: one fork plus one extra read per cache miss (proportional to
+/// the caller's memory; see docs/how-it-works.md). An LLVM fatal error later in the
+/// compile returns `OX_ERR_INTERNAL`; the thread that hit it is parked and leaked, and
+/// every later cache miss returns `OX_ERR_INTERNAL` (cached derivatives keep working).
+/// Not covered: a signal raised by the engine or LLVM after the bytes are read (an
+/// engine bug on valid IR), or a fork the system refuses (`OX_ERR_INTERNAL`).
+/// `OXIDASE_UNCHECKED_BITCODE=1` in the environment skips the child, and with it this
+/// guarantee.
+///
 /// # Safety
 /// `bitcode` must be valid for `bitcode_len` bytes, `req` must point to a valid request
 /// whose arrays are valid for their lengths, `out_fn` and `out_message` must be writable.
@@ -324,4 +349,20 @@ pub extern "C" fn oxidase_compile_count() -> u64 {
 #[no_mangle]
 pub extern "C" fn oxidase_status_message(status: i32) -> *const c_char {
     catch_unwind(|| crate::diagnostics::message(status)).unwrap_or(std::ptr::null())
+}
+
+/// This thread's mark of the heap buffers live derivatives hold, taken before calling a
+/// derivative flagged `OX_FLAG_RELEASE_ON_THROW`.
+#[no_mangle]
+pub extern "C" fn oxidase_buffers_mark() -> usize {
+    crate::runtime::buffers::mark()
+}
+
+/// Frees the buffers this thread's derivatives took since `mark` (from
+/// `oxidase_buffers_mark` before a call that was left by a non-local exit). Returns how
+/// many it freed. Must not be called while a derivative started after the mark is still
+/// running on this thread.
+#[no_mangle]
+pub extern "C" fn oxidase_buffers_release(mark: usize) -> usize {
+    catch_unwind(|| crate::runtime::buffers::release(mark)).unwrap_or(0)
 }

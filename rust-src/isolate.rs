@@ -13,13 +13,17 @@
 //! code that may panic. The parked hook also keeps std's hook lock (shared) for good, so
 //! nothing may call `set_hook`/`take_hook` afterwards: the test is `tests/isolate.rs`,
 //! without libtest's harness, which replaces the hook when it finishes.
+//!
+//! LLVM's fatal errors take the same way out (`stop_worker`, called by
+//! `llvm::fatal`); in the child process that checks bitcode (`llvm::sandbox`), a copy
+//! of a worker, a panic ends the child instead, whose parent reports it.
 
 use crate::error::{Error, Result};
 use std::cell::RefCell;
 use std::sync::mpsc::sync_channel;
 use std::sync::Once;
 
-type OnPanic = Box<dyn FnOnce(String)>;
+type OnPanic = Box<dyn FnOnce(Error)>;
 
 thread_local! {
     /// Set on worker threads: where a panic's message goes.
@@ -30,16 +34,16 @@ thread_local! {
 const WORKER_STACK: usize = 64 << 20;
 
 /// Runs `f` on a worker thread; a panic in it becomes `Error::Internal` with the panic's
-/// message and location.
+/// message and location, an LLVM fatal error `Error::Internal` with LLVM's reason.
 pub fn run<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
     install_hook();
-    let (tx, rx) = sync_channel::<std::result::Result<T, String>>(1);
+    let (tx, rx) = sync_channel::<std::result::Result<T, Error>>(1);
     let on_panic = tx.clone();
     std::thread::Builder::new()
         .name("oxidase-compile".into())
         .stack_size(WORKER_STACK)
         .spawn(move || {
-            ON_PANIC.with(|p| *p.borrow_mut() = Some(Box::new(move |msg| drop(on_panic.send(Err(msg))))));
+            ON_PANIC.with(|p| *p.borrow_mut() = Some(Box::new(move |e| drop(on_panic.send(Err(e))))));
             let out = f();
             ON_PANIC.with(|p| p.borrow_mut().take());
             drop(tx.send(Ok(out)));
@@ -47,8 +51,19 @@ pub fn run<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<
         .map_err(|e| Error::Internal(format!("cannot start a compile thread: {e}")))?;
     match rx.recv() {
         Ok(Ok(out)) => Ok(out),
-        Ok(Err(msg)) => Err(Error::Internal(format!("engine panicked: {msg}"))),
+        Ok(Err(e)) => Err(e),
         Err(_) => Err(Error::Internal("the compile thread ended without an answer".into())),
+    }
+}
+
+/// On a worker thread: hands `error` to the waiting caller and parks the thread for
+/// good (never returns). Elsewhere: returns, and the caller must end some other way.
+pub(crate) fn stop_worker(error: Error) {
+    if let Some(report) = ON_PANIC.try_with(|p| p.borrow_mut().take()).ok().flatten() {
+        report(error);
+        loop {
+            std::thread::park();
+        }
     }
 }
 
@@ -58,8 +73,8 @@ fn install_hook() {
     static INSTALLED: Once = Once::new();
     INSTALLED.call_once(|| {
         let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| match ON_PANIC.try_with(|p| p.borrow_mut().take()).ok().flatten() {
-            Some(report) => {
+        std::panic::set_hook(Box::new(move |info| {
+            let what = || {
                 let what = info
                     .payload()
                     .downcast_ref::<&str>()
@@ -67,12 +82,18 @@ fn install_hook() {
                     .or_else(|| info.payload().downcast_ref::<String>().cloned())
                     .unwrap_or_else(|| "unknown panic".into());
                 let at = info.location().map(|l| format!(" (at {}:{})", l.file(), l.line())).unwrap_or_default();
-                report(format!("{what}{at}"));
-                loop {
-                    std::thread::park();
+                format!("engine panicked: {what}{at}")
+            };
+            crate::llvm::sandbox::child_exit_on_fatal(&what());
+            match ON_PANIC.try_with(|p| p.borrow_mut().take()).ok().flatten() {
+                Some(report) => {
+                    report(Error::Internal(what()));
+                    loop {
+                        std::thread::park();
+                    }
                 }
+                None => previous(info),
             }
-            None => previous(info),
         }));
     });
 }

@@ -31,18 +31,35 @@ pub struct Compiled {
 }
 
 /// Compiles the derivative described by `req` from `bitcode`.
-/// With `OXIDASE_INJECT_PANIC` set, every compile panics: tests use it to show that an
-/// engine panic reaches Julia as an error and the session goes on (`isolate.rs`).
+/// With `OXIDASE_INJECT_PANIC` set, every compile panics, and with `OXIDASE_INJECT_FATAL`
+/// LLVM reports a fatal error: tests use them to show that an engine panic or an LLVM
+/// fatal error reaches Julia as an error and the session goes on (`isolate.rs`,
+/// `llvm::fatal`). After an LLVM fatal error LLVM's state is unknown, so every later
+/// compile is refused.
 pub fn compile(bitcode: &[u8], req: &Request) -> Result<Compiled> {
+    crate::llvm::fatal::install();
+    if let Some(e) = crate::llvm::fatal::earlier() {
+        return Err(Error::Internal(format!(
+            "an earlier compile stopped LLVM ({e}); derivatives compiled before it keep working, \
+             new ones need a new process"
+        )));
+    }
     if std::env::var_os("OXIDASE_INJECT_PANIC").is_some() {
         panic!("OXIDASE_INJECT_PANIC is set");
+    }
+    if std::env::var_os("OXIDASE_INJECT_FATAL").is_some() {
+        crate::llvm::fatal::inject(c"OXIDASE_INJECT_FATAL is set");
     }
     req.validate()?;
     let jit = jit::global()?;
     let tsc = jit.new_context();
-    let m = Module::parse_bitcode(&tsc, bitcode).map_err(Error::BadIr)?;
+    let m = Module::parse_bitcode(&tsc, bitcode)?;
     let name = jit::fresh_symbol();
     let flags = synthesize(&m, req, &name, &jit.data_layout(), &jit.triple())?;
+    // Debug info has served (source lines in messages); the JIT's DWARF would reach no
+    // debugger, and the verifier checks debug metadata too loosely for code generation:
+    // a flipped bit in a subprogram's fields that verifies still crashes DWARF emission.
+    m.strip_debug_info();
     Ok(Compiled { addr: jit.add(&tsc, m, &name)?, flags })
 }
 
@@ -240,7 +257,7 @@ fn release_flag(m: &Module) -> u32 {
         }
     });
     if may_throw {
-        crate::runtime::buffers::OX_FLAG_RELEASE_ON_THROW
+        crate::ffi::OX_FLAG_RELEASE_ON_THROW
     } else {
         0
     }

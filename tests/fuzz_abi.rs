@@ -2,6 +2,12 @@
 //! descriptions. Whatever it gets, `pipeline::compile` returns a value (a derivative or
 //! an error) and never panics or crashes; the C ABI turns an error into a status.
 //! (A longer run: `PROPTEST_CASES=5000 cargo test --test fuzz_abi`.)
+//!
+//! Single-bit flips of the seed corpus are the mutations that found LLVM's bitcode
+//! reader crashing (SIGSEGV, "out of memory" aborts) on a 1,480-byte module; the reader
+//! now runs in a child process first (`llvm::sandbox`). CI flips a fixed sample of bit
+//! positions of every seed; the long run flips every bit of three of them:
+//! `cargo test --release --test fuzz_abi -- --ignored --nocapture every_bit`.
 
 mod common;
 use common::*;
@@ -19,7 +25,7 @@ fn corpus() -> &'static [(String, Vec<u8>)] {
     static CORPUS: std::sync::OnceLock<Vec<(String, Vec<u8>)>> = std::sync::OnceLock::new();
     CORPUS.get_or_init(|| {
         let mut out = vec![("f".to_string(), valid_bitcode())];
-        for name in ["rosenbrock", "sinexplog", "series", "rosenbrock_inp", "sumsq", "special_one"] {
+        for name in SEEDS {
             let (text, entry) = fixture(name);
             out.push((entry, Module::parse_ir(&text).unwrap().to_bitcode()));
         }
@@ -64,6 +70,192 @@ fn plausible_request() -> impl Strategy<Value = Request> {
     (mode, 1u32..5, float(), float(), activity(), any::<bool>()).prop_map(|(mode, width, a, b, ret, primal_unused)| {
         Request { entry: "f".into(), mode, width, args: vec![a, b], ret, primal_unused }
     })
+}
+
+/// The request each seed is compiled with: reverse mode, every float parameter active,
+/// every pointer parameter a duplicated `Vector{Float64}`, others constant; a ghost
+/// first for the Julia fixtures (the function itself).
+fn seed_request(index: usize, entry: &str, bitcode: &[u8]) -> Request {
+    let m = oxidase::llvm::Module::parse_ir(&corpus_text(index)).unwrap();
+    assert_eq!(m.to_bitcode(), bitcode, "bitcode writing is deterministic");
+    let f = m.function(entry).unwrap();
+    let mut args = if index == 0 { vec![] } else { vec![ghost()] };
+    for p in f.params() {
+        args.push(if p.ty().is_float() {
+            float_arg(Activity::Active)
+        } else if p.ty().is_pointer() {
+            array_arg(Activity::Duplicated)
+        } else {
+            ArgSpec { passing: Passing::Value, activity: Activity::Const, type_tree: vec![(0, Leaf::Integer)] }
+        });
+    }
+    Request { entry: entry.into(), mode: Mode::Reverse, width: 1, args, ret: Activity::Active, primal_unused: false }
+}
+
+fn corpus_text(index: usize) -> String {
+    match index {
+        0 => include_str!("c/abi_test.ll").to_string(),
+        i => fixture(SEEDS[i - 1]).0,
+    }
+}
+
+/// The captured fixtures in the corpus, after the C test's module (index 0).
+const SEEDS: [&str; 7] = ["rosenbrock", "sinexplog", "series", "rosenbrock_inp", "sumsq", "special_one", "try_slot"];
+
+/// How the compiles of mutated bitcode ended.
+#[derive(Default, Debug)]
+struct Tally {
+    inputs: usize,
+    compiled: usize,
+    /// The reader reported an error.
+    unreadable: usize,
+    /// Read, but the verifier rejected the module.
+    invalid: usize,
+    /// The reader crashed or hit an LLVM fatal error (or out of memory) in the child:
+    /// each of these would have ended the process before the check existed.
+    reader_died: usize,
+    /// Any other error (entry missing, unsupported construct, JIT...).
+    refused: usize,
+}
+
+impl Tally {
+    fn add(&mut self, r: &Result<oxidase::pipeline::Compiled, oxidase::error::Error>) {
+        use oxidase::error::Error;
+        self.inputs += 1;
+        match r {
+            Ok(_) => self.compiled += 1,
+            Err(Error::BadIr(m))
+                if m.contains("reader crashed") || m.contains("stopped LLVM") || m.contains("without a verdict") =>
+            {
+                self.reader_died += 1
+            }
+            Err(Error::BadIr(m)) if m.contains("does not verify") => self.invalid += 1,
+            Err(Error::BadIr(m)) if m.contains("did not finish") => panic!("the check timed out: {m}"),
+            Err(Error::BadIr(_)) => self.unreadable += 1,
+            Err(Error::Internal(m)) if m.contains("process that checks") => panic!("{m}"),
+            Err(_) => self.refused += 1,
+        }
+    }
+}
+
+/// Compiles seed `index` with bit `bit` flipped (bit 0 = the lowest bit of byte 0).
+fn compile_flipped(
+    index: usize,
+    bit: usize,
+    req: &Request,
+) -> Result<oxidase::pipeline::Compiled, oxidase::error::Error> {
+    let mut bc = corpus()[index].1.clone();
+    bc[bit / 8] ^= 1 << (bit % 8);
+    oxidase::pipeline::compile(&bc, req)
+}
+
+/// The seed compiles with its request (so flips that leave a valid module reach the
+/// whole pipeline); the Julia runtime symbols are defined first for the JIT.
+fn prepared_request(index: usize) -> Request {
+    let (entry, bc) = &corpus()[index];
+    define_runtime_stubs(&Module::parse_ir(&corpus_text(index)).unwrap());
+    let req = seed_request(index, entry, bc);
+    oxidase::pipeline::compile(bc, &req).unwrap_or_else(|e| panic!("seed {index} ({entry}): {e}"));
+    req
+}
+
+/// Flips that killed LLVM's reader before it ran in a child (seed index, bit): SIGSEGV,
+/// and a fatal error ("Broken module found") raised by the reader itself. CI replays them.
+const READER_KILLERS: &[(usize, usize)] = &[(2, 204761), (2, 251752), (2, 179454), (4, 47034)];
+
+#[test]
+fn single_bit_flips_are_errors_or_derivatives() {
+    // A fixed sample: 24 positions per seed from a xorshift sequence (about 8 s in a
+    // release build), then the flips known to kill the reader.
+    let trace = std::env::var_os("OXIDASE_FUZZ_TRACE").is_some();
+    let mut tally = Tally::default();
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    for index in 0..corpus().len() {
+        let req = prepared_request(index);
+        let bits = corpus()[index].1.len() * 8;
+        for _ in 0..24 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let bit = (state % bits as u64) as usize;
+            let r = compile_flipped(index, bit, &req);
+            if trace {
+                eprintln!("seed {index} bit {bit}: {:?}", r.as_ref().map(|_| ()).map_err(|e| e.to_string()));
+            }
+            tally.add(&r);
+        }
+    }
+    eprintln!("single-bit flips (sample): {tally:?}");
+    assert_eq!(tally.inputs, 24 * corpus().len());
+    // Some sampled flips leave a valid module, which must compile like the seed.
+    assert!(tally.compiled > 0 && tally.unreadable > 0, "{tally:?}");
+    for &(index, bit) in READER_KILLERS {
+        let req = prepared_request(index);
+        let mut one = Tally::default();
+        one.add(&compile_flipped(index, bit, &req));
+        assert_eq!(one.reader_died, 1, "seed {index} bit {bit}: {one:?}");
+    }
+}
+
+/// The long run: every bit of the seeds named in `OXIDASE_FUZZ_SEEDS` (indices into the
+/// corpus; default 0,7,1: the C test's module, try_slot, rosenbrock), on two threads. Prints the tallies and the flips that killed the reader.
+#[test]
+#[ignore]
+fn every_bit_of_three_fixtures_or_more() {
+    let seeds: Vec<usize> = std::env::var("OXIDASE_FUZZ_SEEDS")
+        .unwrap_or_else(|_| "0,7,1".into())
+        .split(',')
+        .map(|s| s.trim().parse().unwrap())
+        .collect();
+    let threads = 2;
+    for index in seeds {
+        let req = prepared_request(index);
+        let bits = corpus()[index].1.len() * 8;
+        let start = std::time::Instant::now();
+        let results: Vec<(Tally, Vec<usize>)> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..threads)
+                .map(|t| {
+                    let req = &req;
+                    s.spawn(move || {
+                        let mut tally = Tally::default();
+                        let mut killers = vec![];
+                        for bit in (t..bits).step_by(threads) {
+                            let r = compile_flipped(index, bit, req);
+                            let before = tally.reader_died;
+                            tally.add(&r);
+                            if tally.reader_died > before {
+                                killers.push(bit);
+                            }
+                            if tally.inputs % 2000 == 0 {
+                                println!("seed {index} thread {t}: {tally:?}, killers {killers:?}");
+                            }
+                        }
+                        (tally, killers)
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let mut total = Tally::default();
+        let mut killers = vec![];
+        for (t, k) in results {
+            total.inputs += t.inputs;
+            total.compiled += t.compiled;
+            total.unreadable += t.unreadable;
+            total.invalid += t.invalid;
+            total.reader_died += t.reader_died;
+            total.refused += t.refused;
+            killers.extend(k);
+        }
+        killers.sort();
+        println!(
+            "seed {index} ({}, {} bytes): {total:?} in {:.1} s; flips that killed the reader: {killers:?}",
+            corpus()[index].0,
+            corpus()[index].1.len(),
+            start.elapsed().as_secs_f64()
+        );
+        assert_eq!(total.inputs, bits);
+    }
 }
 
 /// 64 cases per property by default; `PROPTEST_CASES` for a longer run.
@@ -196,4 +388,16 @@ unsafe extern "C" fn dummy(
     _: *mut std::ffi::c_void,
 ) -> i32 {
     0
+}
+
+/// Replays one flip, for debugging: `OXIDASE_FUZZ_ONE=seed,bit cargo test --test fuzz_abi
+/// -- --ignored --nocapture one_flip`.
+#[test]
+#[ignore]
+fn one_flip() {
+    let spec = std::env::var("OXIDASE_FUZZ_ONE").expect("OXIDASE_FUZZ_ONE=seed,bit");
+    let (index, bit) = spec.split_once(',').unwrap();
+    let (index, bit): (usize, usize) = (index.parse().unwrap(), bit.parse().unwrap());
+    let req = prepared_request(index);
+    println!("{:?}", compile_flipped(index, bit, &req).map(|_| ()));
 }

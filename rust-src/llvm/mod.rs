@@ -8,8 +8,10 @@
 //! lifetime encloses every use. That single invariant is what makes the wrappers below
 //! sound, so no other module of the crate touches `llvm_sys` directly.
 
+pub mod fatal;
 pub mod orc;
 pub mod passes;
+pub mod sandbox;
 
 use llvm_sys::core::*;
 use llvm_sys::debuginfo::LLVMInstructionGetDebugLoc;
@@ -632,33 +634,25 @@ impl Drop for Module {
 
 impl Module {
     /// Parses bitcode into a module in `tsc`'s context (which outlives the module: the
-    /// JIT takes both).
-    pub fn parse_bitcode(tsc: &orc::ThreadSafeContext, bytes: &[u8]) -> Result<Module, String> {
+    /// JIT takes both). The bytes reach LLVM's reader in this process only after a child
+    /// process has read and verified them (`sandbox`): corrupt bitcode is an error here,
+    /// never a crash.
+    pub fn parse_bitcode(tsc: &orc::ThreadSafeContext, bytes: &[u8]) -> crate::error::Result<Module> {
+        use crate::error::Error;
         if bytes.is_empty() {
-            return Err("empty bitcode".into());
+            return Err(Error::BadIr("empty bitcode".into()));
         }
-        let ctx = tsc.context();
-        unsafe {
-            let name = cstr("oxidase.input");
-            let buf = llvm_sys::core::LLVMCreateMemoryBufferWithMemoryRangeCopy(
-                bytes.as_ptr() as *const _,
-                bytes.len(),
-                name.as_ptr(),
-            );
-            let mut m = std::ptr::null_mut();
-            // The bitcode reader reports errors through the context's diagnostic
-            // handler, which by default prints and exits; install one that records.
-            let diag = Box::into_raw(Box::new(String::new()));
-            llvm_sys::core::LLVMContextSetDiagnosticHandler(ctx, Some(record_diagnostic), diag as *mut _);
-            let failed = llvm_sys::bit_reader::LLVMParseBitcodeInContext2(ctx, buf, &mut m) != 0;
-            llvm_sys::core::LLVMContextSetDiagnosticHandler(ctx, None, std::ptr::null_mut());
-            let msg = *Box::from_raw(diag);
-            LLVMDisposeMemoryBuffer(buf);
-            if failed || m.is_null() {
-                return Err(if msg.is_empty() { "invalid bitcode".into() } else { msg });
-            }
-            Ok(Module { ctx, m, owns_context: false })
+        if !sandbox::disabled() {
+            sandbox::check(bytes).map_err(|r| match r {
+                sandbox::Refusal::Bad(msg) => Error::BadIr(msg),
+                sandbox::Refusal::Unavailable(msg) => {
+                    Error::Internal(format!("cannot start the process that checks bitcode: {msg}"))
+                }
+            })?;
         }
+        // SAFETY: the context is alive (the ThreadSafeContext owns it).
+        let (m, _) = unsafe { parse_bitcode_in(tsc.context(), bytes) }.map_err(Error::BadIr)?;
+        Ok(Module { ctx: tsc.context(), m, owns_context: false })
     }
 
     /// Parses LLVM 19 textual IR (tests and fixtures) into a module with its own context.
@@ -850,6 +844,11 @@ impl Module {
         unsafe { LLVMSetTarget(self.m, t.as_ptr()) }
     }
 
+    /// Drops every debug-info record and location (`LLVMStripModuleDebugInfo`).
+    pub fn strip_debug_info(&self) {
+        unsafe { llvm_sys::debuginfo::LLVMStripModuleDebugInfo(self.m) };
+    }
+
     /// Runs the verifier; `Err` carries its report.
     pub fn verify(&self) -> Result<(), String> {
         let mut msg = std::ptr::null_mut();
@@ -954,6 +953,34 @@ impl Module {
     pub fn builder(&self) -> Builder<'_> {
         Builder { b: unsafe { LLVMCreateBuilderInContext(self.ctx) }, m: self }
     }
+}
+
+/// LLVM's bitcode reader on `bytes`, into `ctx`: the module and the warnings the reader
+/// reported (usually none), or the reader's message.
+/// Unchecked: the caller has made sure a fault cannot take the process down (`sandbox`).
+///
+/// # Safety
+/// `ctx` must be a live context no other thread uses during the call.
+pub(crate) unsafe fn parse_bitcode_in(ctx: LLVMContextRef, bytes: &[u8]) -> Result<(LLVMModuleRef, String), String> {
+    let name = cstr("oxidase.input");
+    let buf = llvm_sys::core::LLVMCreateMemoryBufferWithMemoryRangeCopy(
+        bytes.as_ptr() as *const _,
+        bytes.len(),
+        name.as_ptr(),
+    );
+    let mut m = std::ptr::null_mut();
+    // The bitcode reader reports errors through the context's diagnostic handler, which
+    // by default prints and exits; install one that records.
+    let diag = Box::into_raw(Box::new(String::new()));
+    llvm_sys::core::LLVMContextSetDiagnosticHandler(ctx, Some(record_diagnostic), diag as *mut _);
+    let failed = llvm_sys::bit_reader::LLVMParseBitcodeInContext2(ctx, buf, &mut m) != 0;
+    llvm_sys::core::LLVMContextSetDiagnosticHandler(ctx, None, std::ptr::null_mut());
+    let msg = *Box::from_raw(diag);
+    LLVMDisposeMemoryBuffer(buf);
+    if failed || m.is_null() {
+        return Err(if msg.is_empty() { "invalid bitcode".into() } else { msg });
+    }
+    Ok((m, msg))
 }
 
 extern "C" fn record_diagnostic(info: llvm_sys::prelude::LLVMDiagnosticInfoRef, ctx: *mut libc::c_void) {

@@ -32,11 +32,13 @@ pub const SINGLE: u32 = 16;
 /// The routine and precision behind a Fortran BLAS symbol (`ddot_64_`, `sgemv_`...).
 pub fn lookup(name: &str) -> Option<u32> {
     let base = name.trim_end_matches('_').trim_end_matches("_64");
-    let (prec, op) = base.split_at(1.min(base.len()));
-    let single = match prec {
-        "d" => 0,
-        "s" => SINGLE,
-        _ => return None,
+    // (By prefix, not by byte offset: a name need not start with an ASCII character.)
+    let (single, op) = if let Some(op) = base.strip_prefix('d') {
+        (0, op)
+    } else if let Some(op) = base.strip_prefix('s') {
+        (SINGLE, op)
+    } else {
+        return None;
     };
     let op = match op {
         "dot" => BlasOp::Dot,
@@ -455,5 +457,8 @@ mod tests {
         assert_eq!(lookup("dgemm_64_"), Some(BlasOp::Gemm as u32));
         assert_eq!(lookup("daxpy_64_"), None);
         assert_eq!(lookup("memcpy"), None);
+        // A multi-byte first character (the bit-flip fuzzer found it panicking).
+        assert_eq!(lookup("\u{ec}lvm.sin.f64"), None);
+        assert_eq!(lookup(""), None);
     }
 }

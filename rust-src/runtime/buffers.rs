@@ -21,11 +21,6 @@
 
 use std::cell::{Cell, RefCell};
 
-/// Derivative flag: a call may take heap buffers and be left by a throw, so the caller
-/// brackets it with `oxidase_buffers_mark` and, when it throws,
-/// `oxidase_buffers_release` (alongside `OX_FLAG_PAUSE_GC` in `ffi.rs`).
-pub const OX_FLAG_RELEASE_ON_THROW: u32 = 2;
-
 use crate::runtime::blas::Saved;
 
 /// One live buffer.
@@ -127,8 +122,7 @@ pub(crate) fn disown_saved(p: *mut Saved) {
 
 /// How many buffers this thread's derivatives hold now: the mark to give
 /// `oxidase_buffers_release` if the call about to start does not return.
-#[no_mangle]
-pub extern "C" fn oxidase_buffers_mark() -> usize {
+pub fn mark() -> usize {
     COUNT.get()
 }
 
@@ -136,8 +130,7 @@ pub extern "C" fn oxidase_buffers_mark() -> usize {
 /// `oxidase_buffers_mark` before a call that was left by a non-local exit, such as
 /// Julia's `jl_throw`). Returns how many it freed. Must not be called while a
 /// derivative started after the mark is still running on this thread.
-#[no_mangle]
-pub extern "C" fn oxidase_buffers_release(mark: usize) -> usize {
+pub fn release(mark: usize) -> usize {
     let left = with_live(|l| l.split_off(mark.min(l.len()))).unwrap_or_default();
     let n = left.len();
     for o in left.into_iter().rev() {
@@ -158,25 +151,25 @@ mod tests {
     fn release_frees_what_was_taken_after_the_mark_only() {
         unsafe {
             let outer = tape_alloc(64);
-            let mark = oxidase_buffers_mark();
+            let m0 = mark();
             let a = tape_alloc(64);
             let a = tape_realloc(a, 4096);
             let _b = tape_alloc(128);
-            assert_eq!(oxidase_buffers_mark(), mark + 2);
-            assert_eq!(oxidase_buffers_release(mark), 2);
-            assert_eq!(oxidase_buffers_mark(), mark);
+            assert_eq!(mark(), m0 + 2);
+            assert_eq!(release(m0), 2);
+            assert_eq!(mark(), m0);
             // A call that returns gives back what it took: the stack is as before.
             let c = tape_alloc(64);
             tape_free(c);
-            assert_eq!(oxidase_buffers_mark(), mark);
+            assert_eq!(mark(), m0);
             let _ = a;
             tape_free(outer);
-            assert_eq!(oxidase_buffers_mark(), mark - 1);
+            assert_eq!(mark(), m0 - 1);
         }
     }
 
     #[test]
     fn a_mark_beyond_the_record_releases_nothing() {
-        assert_eq!(oxidase_buffers_release(usize::MAX), 0);
+        assert_eq!(release(usize::MAX), 0);
     }
 }

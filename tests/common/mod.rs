@@ -35,7 +35,7 @@ static STUB_DATA: [u64; 64] = [0; 64];
 
 /// Without Julia in the process, Julia runtime symbols the fixtures refer to (on error
 /// paths) are defined as stubs that abort, so the JIT can link the module.
-fn define_runtime_stubs(m: &Module) {
+pub fn define_runtime_stubs(m: &Module) {
     static DEFINED: Mutex<Option<HashSet<String>>> = Mutex::new(None);
     let mut guard = DEFINED.lock().unwrap();
     let defined = guard.get_or_insert_with(HashSet::new);
