@@ -1,7 +1,8 @@
 # Property tests over generated programs: random Julia functions of two scalars and a
 # 3-element array (expression trees over + - * / sin cos exp log sqrt ^ with guarded
-# domains, if/else and ifelse, loops with random trip counts, array reads and writes,
-# reductions, broadcasts and copies),
+# domains and special exponents, if/else and ifelse, loops with random trip counts,
+# array reads and writes, reductions, broadcasts and copies, splatting, views,
+# comprehensions, map/filter/reduce/accumulate over built arrays, vcat, reverse),
 # each differentiated in reverse, forward and batch-forward mode and checked against
 # the others and against central finite differences.
 #
@@ -14,8 +15,12 @@ using Oxidase, Random
 
 export run_properties
 
-const UNARY = ["sin(%)", "cos(%)", "tanh(%)", "exp(sin(%))", "log(1 + (%)^2)", "sqrt(1 + (%)^2)", "(%)^2", "(%)^3"]
-const BINARY = ["(%1 + %2)", "(%1 - %2)", "(%1 * %2)", "(%1 / (1 + (%2)^2))", "max(%1, %2)"]
+# `^` with special exponents (floats that are integers, 0 and 1) and a zero base: their
+# derivatives have 0·∞ and 0·log 0 traps (issue 13).
+const UNARY = ["sin(%)", "cos(%)", "tanh(%)", "exp(sin(%))", "log(1 + (%)^2)", "sqrt(1 + (%)^2)", "(%)^2", "(%)^3",
+               "(%)^0.0", "(%)^1.0", "(%)^3.0", "abs(%)^1.5"]
+const BINARY = ["(%1 + %2)", "(%1 - %2)", "(%1 * %2)", "(%1 / (1 + (%2)^2))", "max(%1, %2)",
+                "(1 + (%1)^2)^(%2)", "(0.0 * (%1))^(1 + (%2)^2)"]
 
 function expr(rng, depth, vars)
     if depth == 0 || rand(rng) < 0.25
@@ -46,11 +51,11 @@ function program(rng, name)
         if r < 0.3
             n = rand(rng, 0:4)
             push!(body, "for i in 1:$n\n        s += $(expr(rng, 2, [vars; "x[mod1(i, 3)]"])) / (i + 1)\n    end")
-        elseif r < 0.55
+        elseif r < 0.5
             push!(body, "if $(expr(rng, 1, vars)) > 0\n        s = $(expr(rng, 2, vars))\n    else\n        s = $(expr(rng, 2, vars))\n    end")
-        elseif r < 0.7
+        elseif r < 0.6
             push!(body, "x[$(rand(rng, 1:3))] = $(expr(rng, 2, vars))")
-        elseif r < 0.8
+        elseif r < 0.85
             # Whole-array code: reductions, broadcasts (allocating and in place), copies.
             push!(body, rand(rng, [
                 "s += sum(abs2, x) * $(expr(rng, 1, vars))",
@@ -60,6 +65,21 @@ function program(rng, name)
                 "s += maximum(x) * $(expr(rng, 1, vars))",
                 # An element copied into a fresh array (an integer load/store in the IR).
                 "z = zeros(length(x)); z[1] = x[$(rand(rng, 1:3))]\n    for i in 2:length(x)\n        z[i] = x[i] * x[i-1]\n    end\n    s += z[1] * z[end] * $(expr(rng, 1, vars))",
+                # Idioms that once lost derivatives silently (issue 13): splatting,
+                # views, and comprehensions, map, filter, reduce and accumulate over
+                # arrays the function built. Each must be right or refused.
+                "s += +(x...) * $(expr(rng, 1, vars))",
+                "s += max(x...) + *(x...) * $(expr(rng, 1, vars))",
+                "s += sum(abs2, diff(x)) * $(expr(rng, 1, vars))",
+                "y = x .* $(expr(rng, 1, vars)); s += sum([v^2 for v in y])",
+                "s += sum([v * $(expr(rng, 1, vars)) for v in x])",
+                "y = x .+ $(expr(rng, 1, vars)); s += sum(map(sin, y))",
+                "y = x .* $(expr(rng, 1, vars)); s += sum(filter(v -> v > 0, y))",
+                "y = x .* $(expr(rng, 1, vars)); s += reduce(+, y)",
+                "y = accumulate(+, x); s += y[end] * $(expr(rng, 1, vars))",
+                "s += sum(vcat(x, x .* $(expr(rng, 1, vars))))",
+                "s += sum(abs2, view(x, 2:3)) * $(expr(rng, 1, vars))",
+                "s += sum(reverse(x) .* [1.0, 2.0, 3.0]) * $(expr(rng, 1, vars))",
             ]))
         else
             push!(body, "k = 0\n    while s > 0.5 && k < 3\n        s = s / 2 + $(expr(rng, 1, vars)) / 10\n        k += 1\n    end")

@@ -53,7 +53,7 @@ pub fn compile(bitcode: &[u8], req: &Request) -> Result<Compiled> {
     req.validate()?;
     let jit = jit::global()?;
     let tsc = jit.new_context();
-    let m = Module::parse_bitcode(&tsc, bitcode)?;
+    let m = Module::parse_bitcode(&tsc, bitcode, !req.writer_bitcode)?;
     let name = jit::fresh_symbol();
     let flags = synthesize(&m, req, &name, &jit.data_layout(), &jit.triple())?;
     // Debug info has served (source lines in messages); the JIT's DWARF would reach no

@@ -116,6 +116,9 @@ pub struct Request {
     pub ret: Activity,
     /// The caller does not read a float primal result (`OX_REQ_PRIMAL_UNUSED`).
     pub primal_unused: bool,
+    /// The bitcode comes from LLVM's own writer in this process
+    /// (`OX_REQ_WRITER_BITCODE`): read without the child-process check.
+    pub writer_bitcode: bool,
 }
 
 impl Request {

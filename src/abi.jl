@@ -44,6 +44,7 @@ const OX_FLAG_PAUSE_GC = UInt32(1)
 const OX_FLAG_RELEASE_ON_THROW = UInt32(2)
 
 const OX_REQ_PRIMAL_UNUSED = UInt32(1)
+const OX_REQ_WRITER_BITCODE = UInt32(2)
 
 const OX_MODE_FORWARD = UInt32(0)
 const OX_MODE_REVERSE = UInt32(1)
@@ -393,14 +394,17 @@ Asks the engine for the derivative of the function `entry` of the LLVM `bitcode`
 `mode` is `OX_MODE_FORWARD` or `OX_MODE_REVERSE`, `width` the number of tangents per
 value, `args` one [`ArgDesc`](@ref) per Julia argument (the function itself first) and
 `ret_activity` the return's `OX_*` activity; with `primal_unused` the caller will not
-read a float result, so the derivative may skip computing it. Returns the compiled
+read a float result, so the derivative may skip computing it; with `writer_bitcode`
+the bytes come straight from LLVM's bitcode writer in this process (extraction), and
+the engine reads them without its child-process check (`OX_REQ_WRITER_BITCODE`).
+Returns the compiled
 `OxDerivativeFn`.
 Failures throw (see [`engine_error`](@ref)); `name` is the Julia signature used in
 their messages.
 """
 function compile(bitcode::Vector{UInt8}, entry::String, mode::UInt32, width::Integer,
                  args::Vector{ArgDesc}, ret_activity::UInt32; name::AbstractString = entry,
-                 primal_unused::Bool = false)
+                 primal_unused::Bool = false, writer_bitcode::Bool = false)
     width >= 1 || throw(ArgumentError("Oxidase: width must be at least 1, got $width"))
     oxargs = Vector{OxArg}(undef, length(args))
     out_fn = Ref{Ptr{Cvoid}}(C_NULL)
@@ -413,7 +417,8 @@ function compile(bitcode::Vector{UInt8}, entry::String, mode::UInt32, width::Int
         req = Ref(OxRequest(Base.unsafe_convert(Cstring, entry), mode, UInt32(width),
                             isempty(oxargs) ? Ptr{OxArg}(C_NULL) : pointer(oxargs),
                             length(oxargs), ret_activity,
-                            primal_unused ? OX_REQ_PRIMAL_UNUSED : UInt32(0)))
+                            (primal_unused ? OX_REQ_PRIMAL_UNUSED : UInt32(0)) |
+                            (writer_bitcode ? OX_REQ_WRITER_BITCODE : UInt32(0))))
         ccall((:oxidase_compile, liboxidase), Int32,
               (Ptr{UInt8}, Csize_t, Ref{OxRequest}, Ref{Ptr{Cvoid}}, Ref{Ptr{UInt8}}),
               bitcode, length(bitcode), req, out_fn, out_msg)

@@ -222,8 +222,10 @@ function compile_derivative(@nospecialize(mode::Mode), @nospecialize(fa), @nospe
     # may then drop the work that only the primal needed.
     unused = mode isa ReverseMode{false} ||
              mode isa ForwardMode && RA <: Union{Const,DuplicatedNoNeed,BatchDuplicatedNoNeed}
+    # (The bytes are Julia's LLVM writer's, just made: no child-process check, which costs a
+    # fork of this whole process per compile; see OX_REQ_WRITER_BITCODE.)
     fptr = compile(ir.bitcode, ir.entry, mode_code(mode), width, descs, ret_activity; name = name,
-                   primal_unused = unused)
+                   primal_unused = unused, writer_bitcode = true)
     ci = ir.codeinst::Core.CodeInstance
     sig = Tuple{Core.Typeof(fn), types.parameters...}
     scratch = Scratch[]

@@ -40,9 +40,9 @@ function inferred_codeinst(@nospecialize(f), @nospecialize(types::Type{<:Tuple})
 end
 
 """
-    with_codegen_lock(f)
+    with_codegen_lock(f, args...)
 
-Calls `f()` holding Julia's codegen lock, the lock Julia itself holds while it compiles
+Calls `f(args...)` holding Julia's codegen lock, the lock Julia itself holds while it compiles
 (type inference, codegen, its own passes) and while `code_llvm` optimizes and prints a
 module. Without it, the passes, value names and bitcode writer below touched Julia's
 LLVM context while another thread compiled into it: 7 of 17 processes of the concurrent
@@ -60,10 +60,10 @@ it only inside its own cache lock, never the other way round.
 The lock is taken *before* the `try`: a `JL_LOCK` taken inside a handler is released by
 Julia when the handler catches, and the `finally` would release it a second time.
 """
-function with_codegen_lock(f)
+function with_codegen_lock(f, @nospecialize(args...))
     ccall(:jl_typeinf_begin, Cvoid, ())
     try
-        return f()
+        return f(args...)
     finally
         ccall(:jl_typeinf_end, Cvoid, ())
     end
@@ -86,7 +86,9 @@ function extract_bitcode(@nospecialize(f), @nospecialize(types::Type{<:Tuple}))
     mi, ci = inferred_codeinst(f, types)
     params = Base.CodegenParams(track_allocations = false, code_coverage = false,
                                 prefer_specsig = true)
-    bitcode, entry = with_codegen_lock(() -> emit_bitcode(f, types, mi, ci, params))
+    # (Arguments, not a closure capturing `f`: a closure's type follows the types it
+    # captures, and each new function would compile `with_codegen_lock` anew, 20 ms.)
+    bitcode, entry = with_codegen_lock(emit_bitcode, f, types, mi, ci, params)
     return ExtractedIR(bitcode, entry, ci)
 end
 

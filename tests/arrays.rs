@@ -67,6 +67,7 @@ fn unused_primal_is_not_computed() {
             args: vec![ghost(), array_arg(Duplicated)],
             ret,
             primal_unused,
+            writer_bitcode: false,
         };
         let (full, lean) = (compile_request(&text, &req(false)).unwrap(), compile_request(&text, &req(true)).unwrap());
         let seed = if mode == Mode::Reverse { vec![0.0; x.len()] } else { x.iter().map(|v| v.cos()).collect() };

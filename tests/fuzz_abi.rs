@@ -55,7 +55,15 @@ fn request() -> impl Strategy<Value = Request> {
     let mode = prop_oneof![Just(Mode::Forward), Just(Mode::Reverse)];
     let entry = prop_oneof![Just("f".to_string()), "[a-z]{0,8}"];
     (entry, mode, 0u32..4, proptest::collection::vec(arg(), 0..5), activity(), any::<bool>()).prop_map(
-        |(entry, mode, width, args, ret, primal_unused)| Request { entry, mode, width, args, ret, primal_unused },
+        |(entry, mode, width, args, ret, primal_unused)| Request {
+            entry,
+            mode,
+            width,
+            args,
+            ret,
+            primal_unused,
+            writer_bitcode: false,
+        },
     )
 }
 
@@ -68,7 +76,7 @@ fn plausible_request() -> impl Strategy<Value = Request> {
             .prop_map(|(activity, type_tree)| ArgSpec { passing: Passing::Value, activity, type_tree })
     };
     (mode, 1u32..5, float(), float(), activity(), any::<bool>()).prop_map(|(mode, width, a, b, ret, primal_unused)| {
-        Request { entry: "f".into(), mode, width, args: vec![a, b], ret, primal_unused }
+        Request { entry: "f".into(), mode, width, args: vec![a, b], ret, primal_unused, writer_bitcode: false }
     })
 }
 
@@ -89,7 +97,15 @@ fn seed_request(index: usize, entry: &str, bitcode: &[u8]) -> Request {
             ArgSpec { passing: Passing::Value, activity: Activity::Const, type_tree: vec![(0, Leaf::Integer)] }
         });
     }
-    Request { entry: entry.into(), mode: Mode::Reverse, width: 1, args, ret: Activity::Active, primal_unused: false }
+    Request {
+        entry: entry.into(),
+        mode: Mode::Reverse,
+        width: 1,
+        args,
+        ret: Activity::Active,
+        primal_unused: false,
+        writer_bitcode: false,
+    }
 }
 
 fn corpus_text(index: usize) -> String {
@@ -316,7 +332,7 @@ proptest! {
         let nparams = m.function(&entry).map(|f| f.params().len()).unwrap_or(0);
         let mut args = vec![ghost()];
         args.extend((0..nparams).map(|k| if k == 0 { arg(act) } else { ArgSpec { passing: Passing::Value, activity: Activity::Const, type_tree: vec![] } }));
-        let req = Request { entry, mode, width: 1, args, ret, primal_unused: false };
+        let req = Request { entry, mode, width: 1, args, ret, primal_unused: false, writer_bitcode: false };
         let _ = oxidase::pipeline::compile(&m.to_bitcode(), &req);
     }
 

@@ -20,7 +20,15 @@ fn request(mode: Mode) -> Request {
         Mode::Reverse => (Activity::Active, Activity::Active),
         Mode::Forward => (Activity::Duplicated, Activity::Duplicated),
     };
-    Request { entry: "f".into(), mode, width: 1, args: vec![float(act), float(act)], ret, primal_unused: false }
+    Request {
+        entry: "f".into(),
+        mode,
+        width: 1,
+        args: vec![float(act), float(act)],
+        ret,
+        primal_unused: false,
+        writer_bitcode: false,
+    }
 }
 
 /// Compiles through the C ABI: the status and the message.

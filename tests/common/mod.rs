@@ -97,7 +97,10 @@ pub fn compile_batch(
     args: Vec<ArgSpec>,
     ret: Activity,
 ) -> Result<OxDerivativeFn, oxidase::error::Error> {
-    compile_request(text, &Request { entry: entry.into(), mode, width, args, ret, primal_unused: false })
+    compile_request(
+        text,
+        &Request { entry: entry.into(), mode, width, args, ret, primal_unused: false, writer_bitcode: false },
+    )
 }
 
 /// Compiles the derivative `req` asks for from IR text.
