@@ -224,6 +224,7 @@ impl Activity {
         let candidates = crate::analysis::memory::inert_pointer_stores(m, &insts);
         let no_varied = HashSet::new();
         let inert = untracked::confirm_inert(&untracked::Inputs {
+            m,
             insts: &live_insts,
             rules: &rules,
             varied: &no_varied,
@@ -244,6 +245,7 @@ impl Activity {
         loop {
             varied = varied_values(m, &insts, &rules, &forced, active_params, mem);
             let lost = untracked::Untracked::compute(&untracked::Inputs {
+                m,
                 insts: &live_insts,
                 rules: &rules,
                 varied: &varied,
@@ -375,6 +377,12 @@ impl Activity {
         }
 
         let mut activity = Activity { rules, varied, useful, wants_shadow, unsupported_when_reached: Vec::new() };
+        for (_, pred, message) in mem.cut_edges() {
+            if let Some(t) = pred.terminator().filter(|_| live[cfg.index(*pred)]) {
+                let message = format!("cannot differentiate `{user_name}` at this argument: {message}");
+                activity.unsupported_when_reached.push((t, message));
+            }
+        }
         for &i in &insts {
             if let Rule::Unsupported(what) = &activity.rules[&i] {
                 if activity.useful.contains(&i) {
@@ -385,7 +393,16 @@ impl Activity {
                 // sit on paths few inputs take (BLAS for large matrices, generic code
                 // for 2×2), so they are an error when reached (`diagnostics`).
                 let on_live_path = live[cfg.index(i.parent_block())];
-                let effect = !matches!(i.opcode(), Opcode::LLVMLoad) && !i.ty().is_floating();
+                // Effects (writes, calls, returns) are refused when reached; a value read
+                // through lost data is refused above when it reaches the result.
+                let effect = matches!(
+                    i.opcode(),
+                    Opcode::LLVMStore
+                        | Opcode::LLVMCall
+                        | Opcode::LLVMRet
+                        | Opcode::LLVMAtomicRMW
+                        | Opcode::LLVMAtomicCmpXchg
+                );
                 if on_live_path && forced.contains_key(&i) && effect {
                     let message = format!(
                         "cannot differentiate `{user_name}` at this argument: {}",

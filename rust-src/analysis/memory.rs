@@ -20,6 +20,111 @@ pub struct Memory {
     /// Shadowed pointers into an array's *data* (as opposed to the array object, whose
     /// fields are its data pointer, length and sizes).
     data: HashSet<Value>,
+    /// Aggregate values (tuples and structs as SSA values, such as the fields of a view
+    /// `diff` builds) holding shadowed pointers: where, and what they point to.
+    aggregates: HashMap<Value, Paths>,
+    /// Edges into a merge of aggregates along which a path holds a pointer without a
+    /// shadow where the other edges hold a shadowed one: `(phi, predecessor block,
+    /// message)`. The derivative stops with the message when it takes such an edge (a
+    /// view of an unaliased copy, on the path where a broadcast's arguments alias).
+    cut_edges: Vec<(Value, crate::llvm::Block, String)>,
+}
+
+/// The shadowed pointers an aggregate value holds: per index path, the memory type and
+/// the pointers that may have been inserted there.
+pub type Paths = Vec<Path>;
+
+/// One index path of an aggregate that holds a shadowed pointer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Path {
+    /// `insertvalue`/`extractvalue` indices.
+    pub index: Vec<u32>,
+    /// The memory type behind the pointer.
+    pub leaf: Leaf,
+    /// The shadowed pointers inserted there (for whether it points at data).
+    pub sources: Vec<Value>,
+}
+
+/// The paths of aggregate `agg` under `prefix`, with the prefix taken off.
+fn paths_under(paths: &Paths, prefix: &[u32]) -> Paths {
+    paths
+        .iter()
+        .filter(|p| p.index.starts_with(prefix) && p.index.len() > prefix.len())
+        .map(|p| Path { index: p.index[prefix.len()..].to_vec(), ..p.clone() })
+        .collect()
+}
+
+/// `paths` with `other`'s merged in (same path: sources united).
+fn merge_paths(paths: &mut Paths, other: &Paths) {
+    for o in other {
+        match paths.iter_mut().find(|p| p.index == o.index) {
+            Some(p) => {
+                for s in &o.sources {
+                    if !p.sources.contains(s) {
+                        p.sources.push(*s);
+                    }
+                }
+            }
+            None => paths.push(o.clone()),
+        }
+    }
+}
+
+/// What aggregate instruction `i` holds, from what its operands hold (`None`: not an
+/// aggregate operation, or nothing shadowed).
+fn aggregate_step(i: Value, shadowed: &HashMap<Value, Leaf>, aggregates: &HashMap<Value, Paths>) -> Option<Paths> {
+    let of = |v: Value| aggregates.get(&v).cloned().unwrap_or_default();
+    let paths = match i.opcode() {
+        Opcode::LLVMInsertValue => {
+            let index = i.indices();
+            let mut paths: Paths = of(i.operand(0)).into_iter().filter(|p| !p.index.starts_with(&index)).collect();
+            let v = i.operand(1);
+            if let Some(&leaf) = shadowed.get(&v) {
+                paths.push(Path { index: index.clone(), leaf, sources: vec![v] });
+            }
+            for p in of(v) {
+                paths.push(Path { index: [index.clone(), p.index].concat(), ..p });
+            }
+            paths
+        }
+        Opcode::LLVMExtractValue if i.ty().is_aggregate() => paths_under(&of(i.operand(0)), &i.indices()),
+        Opcode::LLVMPHI | Opcode::LLVMSelect if i.ty().is_aggregate() => {
+            let mut paths = Paths::new();
+            for v in merged(i) {
+                merge_paths(&mut paths, &of(v));
+            }
+            paths
+        }
+        _ => return None,
+    };
+    (!paths.is_empty()).then_some(paths)
+}
+
+/// The value inserted at `path` of aggregate `agg`, through a chain of `insertvalue`s:
+/// `Some(constant)` when the chain starts from a constant that holds it, `None` when
+/// it cannot be told.
+fn value_at(agg: Value, path: &[u32]) -> Option<Value> {
+    let mut agg = agg;
+    let mut path = path.to_vec();
+    for _ in 0..64 {
+        if agg.is_constant() {
+            return Some(agg);
+        }
+        if !agg.is_instruction() || agg.opcode() != Opcode::LLVMInsertValue {
+            return None;
+        }
+        let index = agg.indices();
+        if path.starts_with(&index) {
+            agg = agg.operand(1);
+            path = path[index.len()..].to_vec();
+            if path.is_empty() {
+                return Some(agg);
+            }
+        } else {
+            agg = agg.operand(0);
+        }
+    }
+    None
 }
 
 /// Julia runtime calls that create arrays.
@@ -117,11 +222,29 @@ impl Memory {
         shadowed.extend(allocations.iter().map(|(k, v)| (*k, *v)));
         let insts: Vec<Value> = f.blocks().into_iter().flat_map(|b| b.instructions()).collect();
         let origin = origins(&insts, callee_name);
+        let mut aggregates: HashMap<Value, Paths> = HashMap::new();
         let mut changed = true;
         while changed {
             changed = false;
             for &i in &insts {
                 if shadowed.contains_key(&i) {
+                    continue;
+                }
+                // Aggregates: which paths hold shadowed pointers; a pointer taken out of
+                // one of those paths is shadowed.
+                if let Some(paths) = aggregate_step(i, &shadowed, &aggregates) {
+                    if aggregates.get(&i) != Some(&paths) {
+                        aggregates.insert(i, paths);
+                        changed = true;
+                    }
+                }
+                if i.opcode() == Opcode::LLVMExtractValue && i.ty().is_pointer() {
+                    let index = i.indices();
+                    let leaf = aggregates.get(&i.operand(0)).and_then(|ps| ps.iter().find(|p| p.index == index));
+                    if let Some(p) = leaf {
+                        shadowed.insert(i, p.leaf);
+                        changed = true;
+                    }
                     continue;
                 }
                 let from = match pointer_op(i) {
@@ -164,9 +287,38 @@ impl Memory {
                 }
             }
         }
+        // A merge of aggregates must agree on what each path holds: a shadowed pointer on
+        // one side and another pointer on the other has no shadow for the other side.
+        let mut cut_edges = Vec::new();
+        for &i in &insts {
+            let Some(paths) = aggregates.get(&i).filter(|_| matches!(i.opcode(), Opcode::LLVMPHI | Opcode::LLVMSelect))
+            else {
+                continue;
+            };
+            let incoming: Vec<(Value, Option<crate::llvm::Block>)> = match i.opcode() {
+                Opcode::LLVMPHI => i.incoming().into_iter().map(|(v, b)| (v, Some(b))).collect(),
+                _ => merged(i).into_iter().map(|v| (v, None)).collect(),
+            };
+            for (v, from) in incoming {
+                let has = |p: &Path| aggregates.get(&v).is_some_and(|ps| ps.iter().any(|q| q.index == p.index));
+                let constant = |p: &Path| value_at(v, &p.index).is_some_and(|x| x.is_constant());
+                if let Some(p) = paths.iter().find(|p| !has(p) && !constant(p)) {
+                    let message = format!(
+                        "a tuple or struct (a view, say) that holds a differentiated array on one path and other \
+                         memory on this one (field {:?}), in `{user}`{}",
+                        p.index,
+                        crate::names::where_(i)
+                    );
+                    match from {
+                        Some(b) => cut_edges.push((i, b, message)),
+                        None => return Err(Error::Unsupported(message)),
+                    }
+                }
+            }
+        }
         let escaped = escaped_addresses(&insts, &shadowed);
-        let data = data_pointers(&insts, &shadowed, roots);
-        Ok(Memory { shadowed, origin, escaped, data })
+        let data = data_pointers(&insts, &shadowed, roots, &aggregates);
+        Ok(Memory { shadowed, origin, escaped, data, aggregates, cut_edges })
     }
 
     /// Whether shadowed pointer `p` points into array data (floats), not at an array
@@ -189,6 +341,21 @@ impl Memory {
     /// Whether pointer `p` has a shadow.
     pub fn is_shadowed(&self, p: Value) -> bool {
         self.shadowed.contains_key(&p)
+    }
+
+    /// Edges the derivative must not take (`cut_edges`): `(phi, predecessor, message)`.
+    pub fn cut_edges(&self) -> &[(Value, crate::llvm::Block, String)] {
+        &self.cut_edges
+    }
+
+    /// Whether the edge from `pred` into `phi` is cut.
+    pub fn is_cut(&self, phi: Value, pred: crate::llvm::Block) -> bool {
+        self.cut_edges.iter().any(|(p, b, _)| *p == phi && *b == pred)
+    }
+
+    /// The shadowed pointers aggregate value `v` holds, if any.
+    pub fn aggregate_paths(&self, v: Value) -> Option<&Paths> {
+        self.aggregates.get(&v)
     }
 
     /// The float type of the memory behind a shadowed pointer.
@@ -331,7 +498,12 @@ pub fn retype_bit_copies(m: &crate::llvm::Module, f: Value, mem: &Memory) -> boo
 /// pointer) and what derives from them; a pointer loaded from data is an object again
 /// (arrays of arrays). A root that is a struct of floats (`Leaf::F64`/`F32`) is data
 /// itself.
-fn data_pointers(insts: &[Value], shadowed: &HashMap<Value, Leaf>, roots: &[(Value, Leaf)]) -> HashSet<Value> {
+fn data_pointers(
+    insts: &[Value],
+    shadowed: &HashMap<Value, Leaf>,
+    roots: &[(Value, Leaf)],
+    aggregates: &HashMap<Value, Paths>,
+) -> HashSet<Value> {
     // Containers: a struct of floats holds data; a struct of arrays holds array objects
     // (loaded from it like a data pointer from an array, one level up).
     let plain: HashSet<Value> = roots
@@ -346,6 +518,14 @@ fn data_pointers(insts: &[Value], shadowed: &HashMap<Value, Leaf>, roots: &[(Val
                     Some(PointerOp::Derive) => data.contains(&i.operand(0)),
                     Some(PointerOp::Load) => !data.contains(&i.operand(0)),
                     Some(PointerOp::Merge) => merged(i).iter().any(|v| data.contains(v)),
+                    // Out of an aggregate: what was put in at that path.
+                    None if i.opcode() == Opcode::LLVMExtractValue => {
+                        let index = i.indices();
+                        aggregates
+                            .get(&i.operand(0))
+                            .and_then(|ps| ps.iter().find(|p| p.index == index))
+                            .is_some_and(|p| p.sources.iter().any(|s| data.contains(s)))
+                    }
                     None => false,
                 })
     })
@@ -393,7 +573,7 @@ pub fn inert_pointer_stores(m: &crate::llvm::Module, insts: &[Value]) -> HashSet
 
 /// The alloca a pointer points into and the constant byte offset, through casts and
 /// single-index GEPs with constant indices.
-fn alloca_slot(m: &crate::llvm::Module, p: Value) -> Option<(Value, u64)> {
+pub fn alloca_slot(m: &crate::llvm::Module, p: Value) -> Option<(Value, u64)> {
     if !p.is_instruction() {
         return None;
     }

@@ -44,6 +44,9 @@ enum Object {
     /// which hold the arguments' values and object references: read once on entry,
     /// written by nobody the function calls.
     Plumbing,
+    /// One slot of a local stack object, at a constant byte offset: a GC frame's slots
+    /// hold unrelated objects (the previous frame's address among them).
+    Slot(Value, u64),
     Unknown,
 }
 
@@ -65,6 +68,8 @@ pub struct Untracked {
 /// The facts about `f` that the analysis reads and does not change.
 #[derive(Clone, Copy)]
 pub struct Inputs<'a> {
+    /// The module (for the data layout).
+    pub m: &'a crate::llvm::Module,
     /// Every instruction of the function, in block order.
     pub insts: &'a [Value],
     /// The rule of each instruction.
@@ -84,7 +89,36 @@ pub struct Inputs<'a> {
 impl Untracked {
     /// Follows lost data through the function to a fixed point.
     pub fn compute(inp: &Inputs) -> Untracked {
-        let objects = Objects::compute(inp);
+        // An unmodeled call is refused when reached: no run of the derivative goes past
+        // it, so an object whose address only such calls take does not escape. Start by
+        // excluding every call the plain analysis finds unmodeled, and keep, round after
+        // round, those still unmodeled with the others' escapes back in: the set shrinks
+        // to one where every excluded call is refused by the analysis that excluded it.
+        let first = Self::compute_excluding(inp, &HashSet::new());
+        let mut refused = first.refused_calls(&HashSet::new());
+        if refused.is_empty() {
+            return first;
+        }
+        loop {
+            let next = Self::compute_excluding(inp, &refused);
+            let kept: HashSet<Value> = refused.iter().copied().filter(|c| next.unmodeled.contains_key(c)).collect();
+            if kept.len() == refused.len() {
+                return next;
+            }
+            if kept.is_empty() {
+                return Self::compute_excluding(inp, &kept);
+            }
+            refused = kept;
+        }
+    }
+
+    /// Unmodeled calls not in `known`.
+    fn refused_calls(&self, known: &HashSet<Value>) -> HashSet<Value> {
+        self.unmodeled.keys().copied().filter(|i| i.opcode() == Opcode::LLVMCall && !known.contains(i)).collect()
+    }
+
+    fn compute_excluding(inp: &Inputs, refused: &HashSet<Value>) -> Untracked {
+        let objects = Objects::compute(inp, refused);
         let mut u = Untracked {
             lost: HashMap::new(),
             bits: HashSet::new(),
@@ -107,6 +141,7 @@ impl Untracked {
     fn tracked(inp: &Inputs, v: Value) -> bool {
         inp.mem.is_shadowed(v)
             || inp.mem.is_escaped(v)
+            || inp.mem.aggregate_paths(v).is_some()
             || inp.varied.contains(&v) && !matches!(inp.rules.get(&v), Some(Rule::Unsupported(_)))
     }
 
@@ -117,7 +152,18 @@ impl Untracked {
 
     /// Where tracking of the data in memory at `p` was lost, if memory there holds lost data.
     fn held_at(&self, p: Value, objects: &Objects) -> Option<Value> {
-        objects.of(p).iter().find_map(|o| self.holding.get(o).copied())
+        if let Some(&(a, off)) = objects.slot.get(&p) {
+            return self.holding.get(&Object::Slot(a, off)).or_else(|| self.holding.get(&Object::Local(a))).copied();
+        }
+        objects.of(p).iter().find_map(|o| {
+            self.holding.get(o).copied().or_else(|| match o {
+                // At an unknown offset: any slot.
+                Object::Local(a) => {
+                    self.holding.iter().find(|(k, _)| matches!(k, Object::Slot(b, _) if b == a)).map(|(_, v)| *v)
+                }
+                _ => None,
+            })
+        })
     }
 
     fn mark_lost(&mut self, v: Value, at: Value) -> bool {
@@ -141,6 +187,14 @@ impl Untracked {
     }
 
     fn mark_holding(&mut self, p: Value, at: Value, objects: &Objects) -> bool {
+        if let Some(&(a, off)) = objects.slot.get(&p) {
+            let key = Object::Slot(a, off);
+            if self.holding.contains_key(&key) {
+                return false;
+            }
+            self.holding.insert(key, at);
+            return true;
+        }
         let mut changed = false;
         for o in objects.of(p).iter().filter(|o| **o != Object::Plumbing) {
             if !self.holding.contains_key(o) {
@@ -178,19 +232,20 @@ impl Untracked {
                     // Floats: `activity::memory_rule`. A pointer stored into shadowed
                     // memory would need its shadow stored into the shadow memory, which
                     // is not modeled; integers are lost when they carry lost data.
-                    let pointer = v.ty().is_pointer() && !is_null_like(v);
+                    let pointer = v.ty().is_pointer() && !is_null_like(v) || inp.mem.aggregate_paths(v).is_some();
                     if let Some(at) = self.lost_at(v).or_else(|| pointer.then_some(i)) {
                         changed |= self.mark_unmodeled(i, at);
                     }
                     return changed;
                 }
+                // A write through a lost pointer may land in memory that has a shadow: it
+                // is refused when reached (and then writes nothing a run goes on with).
+                if let Some(at) = self.lost_at(p) {
+                    return self.mark_unmodeled(i, at);
+                }
                 // (A varied float stored there is refused by its own rule.)
                 if let Some(at) = self.loses(inp, i, v).filter(|_| !v.ty().is_floating() || self.lost_at(v).is_some()) {
                     changed |= self.mark_holding(p, at, objects);
-                }
-                // A write through a lost pointer may land in memory that has a shadow.
-                if let Some(at) = self.lost_at(p) {
-                    changed |= self.mark_unmodeled(i, at);
                 }
             }
             LLVMLoad => {
@@ -219,6 +274,12 @@ impl Untracked {
                     LLVMInsertElement => vec![i.operand(0), i.operand(1)],
                     _ => i.operands(),
                 };
+                // An aggregate carries the shadowed pointers `memory` found in it, and
+                // nothing else: a float or any other tracked value put in is lost, and
+                // what is taken out of a tracked aggregate is lost only if it was.
+                if i.ty().is_aggregate() || i.opcode() == LLVMExtractValue {
+                    return changed | self.visit_aggregate(i, inp);
+                }
                 // A tracked result (a varied float, a shadowed pointer) has its own
                 // derivative: a lost operand is refused where it became a float.
                 if Self::tracked(inp, i) {
@@ -256,6 +317,43 @@ impl Untracked {
                 }
             }
             _ => {}
+        }
+        changed
+    }
+
+    /// `insertvalue`, `extractvalue`, and merges of aggregates.
+    fn visit_aggregate(&mut self, i: Value, inp: &Inputs) -> bool {
+        use Opcode::*;
+        let paths = inp.mem.aggregate_paths(i);
+        let carried = |v: Value| -> bool {
+            // The inserted value is carried when `memory` put its path in the result.
+            let index = i.indices();
+            let has = |ix: &[u32]| paths.is_some_and(|ps| ps.iter().any(|p| p.index == ix));
+            if inp.mem.is_shadowed(v) {
+                return has(&index);
+            }
+            match inp.mem.aggregate_paths(v) {
+                Some(sub) => sub.iter().all(|p| has(&[index.clone(), p.index.clone()].concat())),
+                None => false,
+            }
+        };
+        let at = match i.opcode() {
+            LLVMInsertValue => {
+                let (agg, v) = (i.operand(0), i.operand(1));
+                self.lost_at(agg)
+                    .or_else(|| self.lost_at(v))
+                    .or_else(|| (Self::tracked(inp, v) && !carried(v)).then_some(i))
+            }
+            LLVMExtractValue => self.lost_at(i.operand(0)),
+            // (An edge `memory` cut stops the derivative before it reaches the merge.)
+            LLVMPHI => i.incoming().iter().filter(|(_, b)| !inp.mem.is_cut(i, *b)).find_map(|(v, _)| self.lost_at(*v)),
+            LLVMSelect => self.lost_at(i.operand(1)).or_else(|| self.lost_at(i.operand(2))),
+            _ => i.operands().iter().find_map(|&v| self.lost_at(v).or_else(|| Self::tracked(inp, v).then_some(i))),
+        };
+        let Some(at) = at else { return false };
+        let mut changed = self.mark_lost(i, at);
+        if i.ty().is_floating() {
+            changed |= self.mark_unmodeled(i, at);
         }
         changed
     }
@@ -327,11 +425,13 @@ impl Untracked {
                 // The callee's derivative gets shadows for shadowed pointers and
                 // tangents for floats, nothing for a lost pointer or memory holding
                 // lost data; a pointer it returns has no shadow.
-                if let Some(at) = args.iter().find_map(|&a| reaches(self, a)) {
+                // (A tuple or struct holding shadowed pointers has no shadow parameter.)
+                let held = |a: Value| inp.mem.aggregate_paths(a).is_some().then_some(i);
+                if let Some(at) = args.iter().find_map(|&a| reaches(self, a).or_else(|| held(a))) {
                     changed |= self.mark_unmodeled(i, at);
                     changed |= self.mark_lost(i, at);
                 }
-                if i.ty().is_pointer() && args.iter().any(|&a| Self::tracked(inp, a)) {
+                if (i.ty().is_pointer() || i.ty().is_aggregate()) && args.iter().any(|&a| Self::tracked(inp, a)) {
                     changed |= self.mark_lost(i, i);
                 }
             }
@@ -340,24 +440,13 @@ impl Untracked {
                 // Named after the call itself: this is where the user's code hands
                 // derivative data to something the engine does not know.
                 let reached = args.iter().any(|&a| reaches(self, a).is_some() || Self::tracked(inp, a));
+                // It is refused when reached, so what it may write into memory is never
+                // read by a run that goes on; its result is lost, so that a use of it
+                // is refused where the derivative is compiled, with this call named.
                 if let Some(at) = reached.then_some(i) {
                     changed |= self.mark_unmodeled(i, at);
                     if !i.ty().is_void() {
                         changed |= self.mark_lost(i, at);
-                    }
-                    // Numbers passed by value cannot be kept where this function
-                    // reads; addresses (pointers, integers, aggregates holding them) can.
-                    let address =
-                        |a: &Value| !a.ty().is_floating() && (reaches(self, *a).is_some() || Self::tracked(inp, *a));
-                    if !args.iter().any(address) {
-                        return changed;
-                    }
-                    for &a in args.iter().filter(|a| a.ty().is_pointer()) {
-                        changed |= self.mark_holding(a, at, objects);
-                    }
-                    if let std::collections::hash_map::Entry::Vacant(e) = self.holding.entry(Object::Unknown) {
-                        e.insert(at);
-                        changed = true;
                     }
                 }
             }
@@ -463,6 +552,8 @@ fn call_kind(i: Value, inp: &Inputs) -> CallKind {
 /// The memory objects each pointer may point into.
 struct Objects {
     of: HashMap<Value, Vec<Object>>,
+    /// Pointers at a constant offset into a local stack object: `(alloca, offset)`.
+    slot: HashMap<Value, (Value, u64)>,
 }
 
 impl Objects {
@@ -470,9 +561,9 @@ impl Objects {
         self.of.get(&p).map(|v| v.as_slice()).unwrap_or(&[Object::Unknown])
     }
 
-    fn compute(inp: &Inputs) -> Objects {
+    fn compute(inp: &Inputs, refused: &HashSet<Value>) -> Objects {
         let roots: Vec<Value> = inp.insts.iter().copied().filter(|&i| is_local_root(i, inp)).collect();
-        let escaped = escaped_roots(&roots, inp);
+        let escaped = escaped_roots(&roots, inp, refused);
         let mut of: HashMap<Value, Vec<Object>> = HashMap::new();
         for &r in &roots {
             of.insert(r, vec![if escaped.contains(&r) { Object::Unknown } else { Object::Local(r) }]);
@@ -524,7 +615,20 @@ impl Objects {
                 }
             }
         }
-        Objects { of }
+        let mut slot = HashMap::new();
+        for &i in inp.insts {
+            for p in std::iter::once(i).chain(i.operands()) {
+                if !p.ty().is_pointer() || slot.contains_key(&p) {
+                    continue;
+                }
+                if let Some((a, off)) = memory::alloca_slot(inp.m, p) {
+                    if of.get(&a) == Some(&vec![Object::Local(a)]) {
+                        slot.insert(p, (a, off));
+                    }
+                }
+            }
+        }
+        Objects { of, slot }
     }
 }
 
@@ -559,7 +663,9 @@ fn is_local_root(i: Value, inp: &Inputs) -> bool {
 /// Local roots whose address leaves the function's sight: stored into memory (other
 /// than an inert GC frame slot or the GC frame list in the thread state), passed to a
 /// call other than the ones known to keep nothing, returned, or turned into an integer.
-fn escaped_roots(roots: &[Value], inp: &Inputs) -> HashSet<Value> {
+fn escaped_roots(roots: &[Value], inp: &Inputs, refused: &HashSet<Value>) -> HashSet<Value> {
+    // (Uses on paths that end in an exception never come back to the derivative.)
+    let live: HashSet<Value> = inp.insts.iter().copied().collect();
     let mut escaped = HashSet::new();
     for &r in roots {
         let mut seen: HashSet<Value> = HashSet::new();
@@ -568,7 +674,7 @@ fn escaped_roots(roots: &[Value], inp: &Inputs) -> HashSet<Value> {
             if !seen.insert(p) {
                 continue;
             }
-            for u in p.users() {
+            for u in p.users().into_iter().filter(|u| live.contains(u)) {
                 let ok = match u.opcode() {
                     Opcode::LLVMGetElementPtr | Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast
                         if u.operand(0) == p =>
@@ -585,7 +691,8 @@ fn escaped_roots(roots: &[Value], inp: &Inputs) -> HashSet<Value> {
                         u.operand(0) != p || inp.inert.contains(&u) || memory::thread_state_slot(u.operand(1))
                     }
                     Opcode::LLVMCall => {
-                        !u.operands().iter().take(u.call_arg_count()).any(|&a| a == p)
+                        refused.contains(&u)
+                            || !u.operands().iter().take(u.call_arg_count()).any(|&a| a == p)
                             || matches!(
                                 call_kind(u, inp),
                                 CallKind::Inert | CallKind::Pure | CallKind::MemoryIntrinsic { .. } | CallKind::Resize
@@ -611,7 +718,7 @@ pub fn confirm_inert(inp: &Inputs) -> HashSet<Value> {
     loop {
         let view = Inputs { inert: &inert, ..*inp };
         let roots: Vec<Value> = inp.insts.iter().copied().filter(|&i| is_local_root(i, &view)).collect();
-        let escaped = escaped_roots(&roots, &view);
+        let escaped = escaped_roots(&roots, &view, &HashSet::new());
         let next: HashSet<Value> = inert
             .iter()
             .copied()

@@ -93,6 +93,10 @@ impl Type {
     pub fn element(self) -> Type {
         Type(unsafe { LLVMGetElementType(self.0) })
     }
+    /// A struct or array type (a first-class aggregate).
+    pub fn is_aggregate(self) -> bool {
+        matches!(self.kind(), LLVMTypeKind::LLVMArrayTypeKind | LLVMTypeKind::LLVMStructTypeKind)
+    }
     /// Number of lanes of a vector type.
     pub fn vector_size(self) -> u32 {
         unsafe { LLVMGetVectorSize(self.0) }
@@ -411,6 +415,13 @@ impl Value {
     /// GEP: the source element type.
     pub fn gep_source_type(self) -> Type {
         Type(unsafe { LLVMGetGEPSourceElementType(self.0) })
+    }
+    /// `insertvalue`/`extractvalue`: the index path into the aggregate.
+    pub fn indices(self) -> Vec<u32> {
+        unsafe {
+            let n = LLVMGetNumIndices(self.0) as usize;
+            std::slice::from_raw_parts(LLVMGetIndices(self.0), n).to_vec()
+        }
     }
     /// Shufflevector: the mask, `None` for undefined lanes.
     pub fn shuffle_mask(self) -> Vec<Option<u32>> {

@@ -183,6 +183,10 @@ pub fn classify(inst: Value, callee_name: &dyn Fn(Value) -> Option<String>) -> R
         LLVMExtractElement if ty.is_float() => Rule::Lanes(LaneOp::Extract),
         LLVMInsertElement if ty.is_float_vector() => Rule::Lanes(LaneOp::Insert),
         LLVMShuffleVector if ty.is_float_vector() => Rule::Lanes(LaneOp::Shuffle),
+        // Aggregates of pointers and integers (a view's fields): `analysis::memory` follows
+        // the pointers, `analysis::untracked` refuses what it cannot follow.
+        LLVMExtractValue if !ty.is_floating() => Rule::Zero,
+        LLVMInsertValue if !inst.operand(1).ty().is_floating() => Rule::Zero,
         LLVMExtractValue | LLVMInsertValue => Rule::Unsupported(
             format!("{:?} on differentiable data (tuples and structs come later)", inst.opcode()).replace("LLVM", ""),
         ),

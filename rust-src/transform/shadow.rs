@@ -34,8 +34,9 @@ pub fn build_lane(
     let insts: Vec<Value> = order.iter().flat_map(|&b| cfg.blocks[b].instructions()).collect();
     let b = m.builder();
     let mut phis = Vec::new();
+    let holds_shadow = |i: Value| mem.is_shadowed(i) || mem.aggregate_paths(i).is_some();
     for &i in &insts {
-        if mem.is_shadowed(i) && !shadow.contains_key(&i) && i.opcode() == Opcode::LLVMPHI {
+        if holds_shadow(i) && !shadow.contains_key(&i) && i.opcode() == Opcode::LLVMPHI {
             b.before(i);
             let s = b.phi(i.ty(), &format!("{}.shadow", i.name()));
             shadow.insert(i, s);
@@ -53,10 +54,33 @@ pub fn build_lane(
             }
             continue;
         }
+        // An aggregate holding shadowed pointers: the same aggregate with their shadows
+        // in place (its other fields, numbers or pointers without a shadow, are copied
+        // from the primal and never read as shadows).
+        if mem.aggregate_paths(i).is_some() && !shadow.contains_key(&i) {
+            let same = |v: Value| shadow.get(&v).copied().unwrap_or(v);
+            b.before(i);
+            let s = match i.opcode() {
+                Opcode::LLVMInsertValue => b.clone_with(i, &[same(i.operand(0)), same(i.operand(1))]),
+                Opcode::LLVMExtractValue => b.clone_with(i, &[same(i.operand(0))]),
+                Opcode::LLVMSelect => b.select(i.operand(0), same(i.operand(1)), same(i.operand(2))),
+                _ => continue,
+            };
+            s.set_name(&format!("{}.shadow", i.name()));
+            shadow.insert(i, s);
+            continue;
+        }
         if !mem.is_shadowed(i) || shadow.contains_key(&i) {
             continue;
         }
         let of = |v: Value| shadow.get(&v).copied().unwrap_or_else(|| m.const_null(v.ty()));
+        if i.opcode() == Opcode::LLVMExtractValue {
+            b.before(i);
+            let s = b.clone_with(i, &[shadow.get(&i.operand(0)).copied().unwrap_or(i.operand(0))]);
+            s.set_name(&format!("{}.shadow", i.name()));
+            shadow.insert(i, s);
+            continue;
+        }
         // Before `i`: a shadow needs only the shadows of `i`'s operands, and code the
         // transforms later add right after `i` (tape pushes) can then use it.
         b.before(i);
@@ -95,7 +119,11 @@ pub fn build_lane(
         let pairs: Vec<(Value, Block)> = phi
             .incoming()
             .into_iter()
-            .map(|(v, bb)| (shadow.get(&v).copied().unwrap_or_else(|| m.const_null(v.ty())), bb))
+            .map(|(v, bb)| {
+                // (An aggregate's other incoming values are constants: copied as they are.)
+                let missing = if v.ty().is_aggregate() { v } else { m.const_null(v.ty()) };
+                (shadow.get(&v).copied().unwrap_or(missing), bb)
+            })
             .collect();
         s.add_incoming(&pairs);
     }
