@@ -52,13 +52,17 @@ fn splatting_a_differentiated_array_is_refused_in_both_modes() {
 /// The analyses alone, on IR as written (no clean-up passes that would fold it away):
 /// the function's `Activity`, or the error it refuses with.
 fn analyse(text: &str, entry: &str) -> Result<Act, Error> {
-    let m = Module::parse_ir(&format!("{DECLS}{text}")).expect("parses");
+    analyse_in(&Module::parse_ir(&format!("{DECLS}{text}")).expect("parses"), entry)
+}
+
+/// `analyse` on function `entry` of `m`, whose first parameter is a differentiated array.
+fn analyse_in(m: &Module, entry: &str) -> Result<Act, Error> {
     let f = m.function(entry).expect("entry");
     let x = f.params()[0];
     let name = |v: oxidase::llvm::Value| v.is_function().then(|| v.name());
     let mem = Memory::compute(f, &[(x, Leaf::ArrayF64)], &Default::default(), &name, entry)?;
     let subject = Subject { f, active_params: &[x], returned_active: true, plumbing: &[], user_name: entry };
-    Act::compute(&m, &subject, &mem, &name)
+    Act::compute(m, &subject, &mem, &name)
 }
 
 /// The data pointer of the array object `%p`, and its first element.
@@ -110,11 +114,7 @@ fn an_array_inside_a_struct_value_keeps_its_derivative() {
     // The analyses on the IR as written (ingestion's clean-up may fold the struct away).
     let m = Module::parse_ir(&format!("{DECLS}{}", view_ir("%x"))).unwrap();
     let f = m.function("view").unwrap();
-    let x = f.params()[0];
-    let name = |v: oxidase::llvm::Value| v.is_function().then(|| v.name());
-    let mem = Memory::compute(f, &[(x, Leaf::ArrayF64)], &Default::default(), &name, "view").unwrap();
-    let subject = Subject { f, active_params: &[x], returned_active: true, plumbing: &[], user_name: "view" };
-    let a = Act::compute(&m, &subject, &mem, &name).expect("differentiable");
+    let a = analyse_in(&m, "view").expect("differentiable");
     assert!(a.unsupported_when_reached.is_empty());
     assert!(a.print(f).contains("%v = load double"), "the element read through the struct is active:\n{}", a.print(f));
     let text = format!("{DECLS}{}", view_ir("%x"));
@@ -238,10 +238,6 @@ declare void @llvm.memset.p0.i32(ptr, i8, i32, i1)
         })
         .count();
     assert_eq!(reloads, 0, "the reload is forwarded:\n{}", f.print());
-    let x = f.params()[0];
-    let name = |v: oxidase::llvm::Value| v.is_function().then(|| v.name());
-    let mem = Memory::compute(f, &[(x, Leaf::ArrayF64)], &Default::default(), &name, "reload").unwrap();
-    let subject = Subject { f, active_params: &[x], returned_active: true, plumbing: &[], user_name: "reload" };
-    let a = Act::compute(&m, &subject, &mem, &name).expect("differentiable");
+    let a = analyse_in(&m, "reload").expect("differentiable");
     assert!(a.print(f).contains("load double"), "the element read is active:\n{}", a.print(f));
 }
