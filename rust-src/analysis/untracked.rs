@@ -19,16 +19,20 @@
 //! loaded through a lost pointer, a store through one, a call handed lost data or a
 //! pointer to memory that holds it, a callee differentiated call by call given a lost
 //! pointer. Activity analysis turns them into errors naming the instruction where
-//! tracking was lost and the user's source line. What *is* modeled is the explicit list
-//! in [`Untracked::compute`]; a construct missing from it can only make more values
-//! lost, never fewer, so a missing entry is an error, not a zero.
+//! tracking was lost and the user's source line: a value read, when it reaches the
+//! result; an effect (a write, a call), when the derivative reaches it. What *is*
+//! modeled is the explicit list in `call_kind` and the opcode `match` of
+//! `Untracked::visit`; a construct missing from it can only make more values lost,
+//! never fewer, so a missing entry is an error, not a zero.
 //!
-//! Memory is modeled as objects: each stack slot (`alloca`), fresh array and GC
-//! allocation whose address does not escape is its own object, and everything else —
-//! memory reached through loaded pointers, arguments, call results, and local objects
-//! whose address escaped into memory or a call — is one *unknown* object. An object
-//! holds lost data once lost data (or a tracked value outside the forms above) is
-//! stored into it; a load from an object that holds lost data is lost.
+//! Memory is modeled as objects: each stack slot (`alloca`, followed slot by slot at
+//! constant offsets), fresh array and GC allocation whose address does not escape is
+//! its own object, and everything else — memory reached through loaded pointers,
+//! arguments, call results, and local objects whose address escaped into memory or a
+//! call — is one *unknown* object. An object holds lost data once lost data (or a
+//! tracked value outside the forms above) is stored into it; a load from an object that
+//! holds lost data is lost. An effect refused when reached stops every run that reaches
+//! it, so what it would write is not followed, and a call so refused is no escape.
 
 use crate::analysis::memory::{self, Memory};
 use crate::llvm::{Opcode, Value};
