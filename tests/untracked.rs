@@ -141,39 +141,34 @@ fn a_struct_value_holding_the_array_on_one_path_only_is_refused_on_that_path() {
     assert!(a.unsupported_when_reached[0].1.contains("one path"), "{}", a.unsupported_when_reached[0].1);
 }
 
-#[test]
-fn an_array_stored_into_a_stack_slot_and_loaded_back_is_refused() {
-    let text = format!(
+/// `@name(x)`: the array stored into a stack slot, then `then`, then the first element
+/// read through `%read`.
+fn slot_ir(name: &str, then: &str, read: &str) -> String {
+    format!(
         "
-define double @slot(ptr addrspace(10) %x) {{
+define double @{name}(ptr addrspace(10) %x) {{
 top:
   %s = alloca ptr addrspace(10), align 8
   store ptr addrspace(10) %x, ptr %s, align 8
-  %p = load ptr addrspace(10), ptr %s, align 8
+  {then}
 {}
   ret double %v
 }}",
-        first_element("%p")
-    );
+        first_element(read)
+    )
+}
+
+#[test]
+fn an_array_stored_into_a_stack_slot_and_loaded_back_is_refused() {
+    let text = slot_ir("slot", "%p = load ptr addrspace(10), ptr %s, align 8", "%p");
     assert!(matches!(analyse(&text, "slot"), Err(Error::Unsupported(_))));
 }
 
 #[test]
 fn an_array_handed_to_unknown_code_is_refused_when_reached() {
     // The unknown function may write into the array: its derivative would be lost.
-    let text = format!(
-        "
-define double @handed(ptr addrspace(10) %x) {{
-top:
-  %s = alloca ptr addrspace(10), align 8
-  store ptr addrspace(10) %x, ptr %s, align 8
-  call void @opaque(ptr %s)
-{}
-  ret double %v
-}}",
-        first_element("%x")
-    );
-    let a = analyse(&text, "handed").expect("refused only when reached");
+    let a =
+        analyse(&slot_ir("handed", "call void @opaque(ptr %s)", "%x"), "handed").expect("refused only when reached");
     assert_eq!(a.unsupported_when_reached.len(), 1, "the call to `opaque` is flagged");
 }
 
