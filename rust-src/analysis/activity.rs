@@ -143,8 +143,9 @@ fn untracked_message(i: Value, at: Value) -> String {
     };
     format!(
         "{what} where derivative data the engine cannot follow may be (it went through {}{}; \
-         differentiated arrays splatted into calls, packed into tuples, structs, views or closures \
-         the function builds, or handed to runtime builtins are not followed yet)",
+         differentiated arrays splatted into calls, stored into memory the engine does not shadow \
+         (a tuple of arrays, a box, a mutable struct the function builds) or handed to runtime \
+         builtins are not followed yet)",
         lost_construct(at),
         crate::names::where_(at)
     )
