@@ -4,6 +4,7 @@
 //! module is dropped, and LLVM cleans up what inlining exposed (SROA turns the `sret`
 //! tuples of `sin`'s helpers into SSA values).
 
+use crate::analysis::memory;
 use crate::error::{Error, Result};
 use crate::llvm::{passes, Module, Value};
 use crate::names::julia_name;
@@ -143,20 +144,21 @@ fn forward_gc_frame_slots(m: &Module, g: Value) {
         let mut loads: Vec<(u64, Value)> = Vec::new();
         let mut clears: Vec<Value> = Vec::new();
         let mut known = true;
-        let mut work = vec![(frame, 0u64)];
-        while let Some((p, off)) = work.pop() {
-            for u in p.users() {
-                match u.opcode() {
-                    Opcode::LLVMGetElementPtr if u.operand(0) == p => match gep_offset(m, u) {
-                        Some(d) => work.push((u, off + d)),
-                        None => known = false,
-                    },
-                    Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast => work.push((u, off)),
-                    Opcode::LLVMLoad => loads.push((off, u)),
-                    Opcode::LLVMStore if u.operand(1) == p => stores.entry(off).or_default().push(u),
-                    Opcode::LLVMCall if u.called_operand().name().starts_with("llvm.memset") => clears.push(u),
-                    _ => {}
-                }
+        for i in g.blocks().into_iter().flat_map(|b| b.instructions()) {
+            let address = match i.opcode() {
+                Opcode::LLVMLoad => i.operand(0),
+                Opcode::LLVMStore => i.operand(1),
+                Opcode::LLVMCall if i.called_operand().name().starts_with("llvm.memset") => i.operand(0),
+                _ => continue,
+            };
+            if memory::alloca_base(address) != Some(frame) {
+                continue;
+            }
+            match (i.opcode(), memory::alloca_slot(m, address)) {
+                (Opcode::LLVMCall, _) => clears.push(i),
+                (_, None) => known = false,
+                (Opcode::LLVMLoad, Some((_, off))) => loads.push((off, i)),
+                (_, Some((_, off))) => stores.entry(off).or_default().push(i),
             }
         }
         if !known {
@@ -208,9 +210,7 @@ fn is_gc_frame(a: Value) -> bool {
                 }
                 Opcode::LLVMLoad => {}
                 Opcode::LLVMStore if u.operand(1) == p => {}
-                Opcode::LLVMStore if p == a && crate::analysis::memory::thread_state_slot(u.operand(1)) => {
-                    linked = true
-                }
+                Opcode::LLVMStore if p == a && memory::thread_state_slot(u.operand(1)) => linked = true,
                 Opcode::LLVMCall => {
                     let name = u.called_operand().name();
                     if !(name.starts_with("llvm.memset") || name.starts_with("llvm.lifetime")) {
@@ -222,15 +222,6 @@ fn is_gc_frame(a: Value) -> bool {
         }
     }
     linked
-}
-
-/// The constant byte offset of a GEP, if all its indices are constants.
-fn gep_offset(m: &Module, gep: Value) -> Option<u64> {
-    if gep.num_operands() != 2 {
-        return None;
-    }
-    let k = gep.operand(1).const_int()?;
-    u64::try_from(k).ok().map(|k| k * m.size_of(gep.gep_source_type()))
 }
 
 /// Base's elementary functions of one float (`exp`, `sin`, `tanh`...): their derivative

@@ -101,34 +101,21 @@ fn varied_values(
     active_params: &[Value],
     mem: &Memory,
 ) -> HashSet<Value> {
-    let mut varied: HashSet<Value> = active_params.iter().copied().collect();
-    let mut changed = true;
-    while changed {
-        changed = false;
-        for &i in insts {
-            if varied.contains(&i) {
-                continue;
-            }
-            let differentiable = rules::tangent_type(m, i.ty()).is_some();
-            let v = match &rules[&i] {
-                Rule::Scale { ops, .. } => differentiable && ops.iter().any(|&k| varied.contains(&i.operand(k))),
-                Rule::Cast { op } => differentiable && varied.contains(&i.operand(*op)),
-                Rule::Select => differentiable && (varied.contains(&i.operand(1)) || varied.contains(&i.operand(2))),
-                Rule::Lanes(op) => differentiable && op.diff_operands().iter().any(|&k| varied.contains(&i.operand(k))),
-                Rule::Phi => differentiable && i.incoming().iter().any(|(v, _)| varied.contains(v)),
-                Rule::Unsupported(_) => forced.contains_key(&i) || i.operands().iter().any(|o| varied.contains(o)),
-                // Shadowed memory holds derivatives whatever is stored there.
-                Rule::Load | Rule::Store | Rule::MemCopy | Rule::MemZero | Rule::ArrayCopy | Rule::Blas(_) => true,
-                Rule::Call => call_args(i).any(|a| varied.contains(&a) || mem.is_shadowed(a)),
-                Rule::Zero | Rule::ErrorPath | Rule::Control => false,
-            };
-            if v {
-                varied.insert(i);
-                changed = true;
-            }
+    crate::analysis::memory::grow_to_fixpoint(insts, active_params.iter().copied().collect(), |i, varied| {
+        let differentiable = rules::tangent_type(m, i.ty()).is_some();
+        match &rules[&i] {
+            Rule::Scale { ops, .. } => differentiable && ops.iter().any(|&k| varied.contains(&i.operand(k))),
+            Rule::Cast { op } => differentiable && varied.contains(&i.operand(*op)),
+            Rule::Select => differentiable && (varied.contains(&i.operand(1)) || varied.contains(&i.operand(2))),
+            Rule::Lanes(op) => differentiable && op.diff_operands().iter().any(|&k| varied.contains(&i.operand(k))),
+            Rule::Phi => differentiable && i.incoming().iter().any(|(v, _)| varied.contains(v)),
+            Rule::Unsupported(_) => forced.contains_key(&i) || i.operands().iter().any(|o| varied.contains(o)),
+            // Shadowed memory holds derivatives whatever is stored there.
+            Rule::Load | Rule::Store | Rule::MemCopy | Rule::MemZero | Rule::ArrayCopy | Rule::Blas(_) => true,
+            Rule::Call => call_args(i).any(|a| varied.contains(&a) || mem.is_shadowed(a)),
+            Rule::Zero | Rule::ErrorPath | Rule::Control => false,
         }
-    }
-    varied
+    })
 }
 
 /// The refusal of instruction `i`, which touches derivative data whose tracking was

@@ -364,7 +364,8 @@ impl Memory {
     }
 }
 
-fn is_null(v: Value) -> bool {
+/// Whether `v` is a null, undefined or poison constant.
+pub fn is_null(v: Value) -> bool {
     v.is_constant() && (v.print().contains("null") || v.print().contains("undef") || v.print().contains("poison"))
 }
 
@@ -413,7 +414,7 @@ fn origins(insts: &[Value], callee_name: &dyn Fn(Value) -> Option<String>) -> Ha
 /// make of them.
 fn escaped_addresses(insts: &[Value], shadowed: &HashMap<Value, Leaf>) -> HashSet<Value> {
     use Opcode::*;
-    grow_to_fixpoint(insts, |i, escaped| {
+    grow_to_fixpoint(insts, HashSet::new(), |i, escaped| {
         let from_operands = || i.operands().iter().any(|o| escaped.contains(o));
         match i.opcode() {
             LLVMPtrToInt => shadowed.contains_key(&i.operand(0)) || escaped.contains(&i.operand(0)),
@@ -511,7 +512,7 @@ fn data_pointers(
         .filter(|(_, l)| matches!(l, Leaf::F64 | Leaf::F32 | Leaf::ArrayFieldsF64))
         .map(|(v, _)| *v)
         .collect();
-    grow_to_fixpoint(insts, |i, data| {
+    grow_to_fixpoint(insts, HashSet::new(), |i, data| {
         shadowed.contains_key(&i)
             && (plain.contains(&i)
                 || match pointer_op(i) {
@@ -531,10 +532,14 @@ fn data_pointers(
     })
 }
 
-/// The smallest set of instructions closed under `member(i, set)`, by iteration (loops
-/// and phis make a member depend on later ones).
-fn grow_to_fixpoint(insts: &[Value], member: impl Fn(Value, &HashSet<Value>) -> bool) -> HashSet<Value> {
-    let mut set = HashSet::new();
+/// The smallest set holding `seed` and the instructions closed under `member(i, set)`,
+/// by iteration (loops and phis make a member depend on later ones).
+pub fn grow_to_fixpoint(
+    insts: &[Value],
+    seed: HashSet<Value>,
+    member: impl Fn(Value, &HashSet<Value>) -> bool,
+) -> HashSet<Value> {
+    let mut set = seed;
     let mut changed = true;
     while changed {
         changed = false;

@@ -236,7 +236,7 @@ impl Untracked {
                     // Floats: `activity::memory_rule`. A pointer stored into shadowed
                     // memory would need its shadow stored into the shadow memory, which
                     // is not modeled; integers are lost when they carry lost data.
-                    let pointer = v.ty().is_pointer() && !is_null_like(v) || inp.mem.aggregate_paths(v).is_some();
+                    let pointer = v.ty().is_pointer() && !memory::is_null(v) || inp.mem.aggregate_paths(v).is_some();
                     if let Some(at) = self.lost_at(v).or_else(|| pointer.then_some(i)) {
                         changed |= self.mark_unmodeled(i, at);
                     }
@@ -604,7 +604,7 @@ impl Objects {
                 for v in from {
                     let add: Vec<Object> = match of.get(&v) {
                         Some(os) => os.clone(),
-                        None if v.is_constant() && v.ty().is_pointer() && is_null_like(v) => vec![],
+                        None if v.is_constant() && v.ty().is_pointer() && memory::is_null(v) => vec![],
                         None => vec![Object::Unknown],
                     };
                     for o in add {
@@ -644,11 +644,6 @@ fn plumbing_address(p: Value, plumbing: &[Value]) -> bool {
     p.is_instruction()
         && matches!(p.opcode(), Opcode::LLVMGetElementPtr | Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast)
         && plumbing_address(p.operand(0), plumbing)
-}
-
-fn is_null_like(v: Value) -> bool {
-    let t = v.print();
-    t.contains("null") || t.contains("undef") || t.contains("poison")
 }
 
 /// Stack slots, fresh arrays and GC allocations: memory only this call can name.
