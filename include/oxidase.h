@@ -50,6 +50,12 @@
 // `oxidase_buffers_release`. A derivative that returns has freed everything it took.
 #define OX_FLAG_RELEASE_ON_THROW 2
 
+// Derivative flag: the derivative calls the runtime hooks registered with
+// `oxidase_set_runtime_hooks` (splatting a differentiated array into a call), which
+// keep per-call records: the caller opens a record frame for the hooks around the call
+// and closes it after, whether the call returns or throws.
+#define OX_FLAG_RUNTIME_HOOKS 4
+
 // Request flag: the caller does not read the primal result, so the derivative need not
 // write `*ret` (a float result only), and the work computing it can be dropped when
 // nothing else needs it (`Reverse` without the primal, `DuplicatedNoNeed` returns).
@@ -205,6 +211,15 @@ void oxidase_free_message(char *message);
 // The `OX_FLAG_*` flags of a derivative returned by `oxidase_compile`; `u32::MAX` for a
 // pointer the engine did not return.
 uint32_t oxidase_derivative_flags(OxDerivativeFn derivative);
+
+// Registers the caller's runtime hooks (NULL: none), which derivatives of code that
+// splats differentiated arrays into calls (`f(x...)`) call back; see
+// `OX_FLAG_RUNTIME_HOOKS`. Without them such code is refused. `splat_call`:
+// `void *(int32_t mode, void **args, void **shadows, int32_t n, int32_t width,
+// void **out, int64_t *handle)`; `splat_reverse`: `void (int64_t handle)`. Their
+// contract is in the engine's `runtime::hooks`. Derivatives compiled before a change
+// keep calling the hooks they were compiled with.
+void oxidase_set_runtime_hooks(const void *splat_call, const void *splat_reverse);
 
 // Verbose errors: when `on` is not 0, the message of a failed `oxidase_compile` ends
 // with the LLVM IR of the function as the engine received it (inlined and cleaned), for

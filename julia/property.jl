@@ -70,6 +70,11 @@ function program(rng, name)
                 # arrays the function built. Each must be right or refused.
                 "s += +(x...) * $(expr(rng, 1, vars))",
                 "s += max(x...) + *(x...) * $(expr(rng, 1, vars))",
+                # Splatting an array the function built, with a constant before it, and
+                # a slice (a fresh copy) into a function of fixed arity.
+                "y = x .* $(expr(rng, 1, vars)); s += +(y...)",
+                "s += max(0.5, x...) * $(expr(rng, 1, vars))",
+                "s += atan(x[2:3]...) * $(expr(rng, 1, vars))",
                 "s += sum(abs2, diff(x)) * $(expr(rng, 1, vars))",
                 "y = x .* $(expr(rng, 1, vars)); s += sum([v^2 for v in y])",
                 "s += sum([v * $(expr(rng, 1, vars)) for v in x])",

@@ -41,6 +41,12 @@ pub const OX_FLAG_PAUSE_GC: u32 = 1;
 /// `oxidase_buffers_release`. A derivative that returns has freed everything it took.
 pub const OX_FLAG_RELEASE_ON_THROW: u32 = 2;
 
+/// Derivative flag: the derivative calls the runtime hooks registered with
+/// `oxidase_set_runtime_hooks` (splatting a differentiated array into a call), which
+/// keep per-call records: the caller opens a record frame for the hooks around the call
+/// and closes it after, whether the call returns or throws.
+pub const OX_FLAG_RUNTIME_HOOKS: u32 = 4;
+
 /// Request flag: the caller does not read the primal result, so the derivative need not
 /// write `*ret` (a float result only), and the work computing it can be dropped when
 /// nothing else needs it (`Reverse` without the primal, `DuplicatedNoNeed` returns).
@@ -334,6 +340,18 @@ pub unsafe extern "C" fn oxidase_free_message(message: *mut c_char) {
 #[no_mangle]
 pub extern "C" fn oxidase_derivative_flags(derivative: OxDerivativeFn) -> u32 {
     catch_unwind(|| crate::cache::flags_of(derivative as usize).unwrap_or(u32::MAX)).unwrap_or(u32::MAX)
+}
+
+/// Registers the caller's runtime hooks (NULL: none), which derivatives of code that
+/// splats differentiated arrays into calls (`f(x...)`) call back; see
+/// `OX_FLAG_RUNTIME_HOOKS`. Without them such code is refused. `splat_call`:
+/// `void *(int32_t mode, void **args, void **shadows, int32_t n, int32_t width,
+/// void **out, int64_t *handle)`; `splat_reverse`: `void (int64_t handle)`. Their
+/// contract is in the engine's `runtime::hooks`. Derivatives compiled before a change
+/// keep calling the hooks they were compiled with.
+#[no_mangle]
+pub extern "C" fn oxidase_set_runtime_hooks(splat_call: *const c_void, splat_reverse: *const c_void) {
+    crate::runtime::hooks::set_splat(splat_call as usize, splat_reverse as usize);
 }
 
 /// Verbose errors: when `on` is not 0, the message of a failed `oxidase_compile` ends

@@ -64,6 +64,7 @@ pub fn prepare(m: &Module, entry: &str) -> Result<Value> {
         if g == f || recursive.contains(&g) {
             forward_try_slots(g);
             forward_gc_frame_slots(m, g);
+            splat_calls(m, g);
             crate::reinterpret::rewrite(m, g);
         }
     }
@@ -191,6 +192,130 @@ fn forward_gc_frame_slots(m: &Module, g: Value) {
             }
             load.replace_all_uses_with(value);
             load.erase();
+        }
+    }
+}
+
+/// The name prefix of the functions `splat_calls` makes: `oxidase.splat.<n>`.
+pub const SPLAT_PREFIX: &str = "oxidase.splat.";
+
+/// Splatting (`f(x...)`) compiles to Julia's builtin `jl_f__apply_iterate(F, args, n)`,
+/// handed its arguments (`iterate`, `f`, then the collections) in a stack array. When
+/// every slot of that array is written, in the call's block and before it, by a store of
+/// a value the engine sees, the call becomes a call of a new function
+/// `oxidase.splat.<n>(F, value₁, …, valueₙ)` that does the same: the values are then
+/// operands, which the analyses follow like any call's (`rules::Rule::Splat` names the
+/// derivative), instead of data hidden in memory. An array whose stores are all
+/// forwarded is deleted; any other call is left as it was (`analysis::untracked` refuses
+/// it if derivative data reaches it).
+fn splat_calls(m: &Module, g: Value) {
+    use crate::llvm::Opcode;
+    let calls: Vec<Value> = g
+        .blocks()
+        .into_iter()
+        .flat_map(|b| b.instructions())
+        .filter(|i| {
+            i.opcode() == Opcode::LLVMCall
+                && i.call_arg_count() == 3
+                && crate::pipeline::callee_name(i.called_operand()).as_deref() == Some("jl_f__apply_iterate")
+        })
+        .collect();
+    let mut arrays = Vec::new();
+    for call in calls {
+        let Some(values) = splat_values(m, call) else { continue };
+        let array = memory::alloca_base(call.operand(1)).expect("splat_values found the array");
+        let fty = m.fn_type(
+            call.ty(),
+            &[call.operand(0).ty()].into_iter().chain(values.iter().map(|v| v.ty())).collect::<Vec<_>>(),
+        );
+        let helper = m.add_function(&format!("{SPLAT_PREFIX}{}", values.len()), fty);
+        let b = m.builder();
+        b.at_end(m.append_block(helper, "top"));
+        let params = helper.params();
+        let ptr_ty = params[1].ty();
+        let slots = b.alloca(m.array_type(ptr_ty, values.len() as u32), "args");
+        for (k, p) in params[1..].iter().enumerate() {
+            let i8t = m.int(8);
+            b.store(*p, b.gep(i8t, slots, &[m.const_int(m.int(64), 8 * k as u64)]));
+        }
+        let n = m.const_int(m.int(32), values.len() as u64);
+        let r = b.call_typed(call.called_function_type(), call.called_operand(), &[params[0], slots, n]);
+        b.ret(r);
+        b.before(call);
+        b.set_debug_loc_from(call);
+        let new = b.call(helper, &[call.operand(0)].into_iter().chain(values).collect::<Vec<_>>());
+        call.replace_all_uses_with(new);
+        call.erase();
+        if !arrays.contains(&array) {
+            arrays.push(array);
+        }
+    }
+    for array in arrays {
+        delete_if_only_stored(array);
+    }
+}
+
+/// The values in the argument array of splat call `call` (`jl_f__apply_iterate(F, args,
+/// n)` with a constant `n`): per slot, the last store into it before the call in its
+/// block, when nothing else touches the array in between.
+fn splat_values(m: &Module, call: Value) -> Option<Vec<Value>> {
+    use crate::llvm::Opcode;
+    let n = usize::try_from(call.operand(2).const_uint()?).ok().filter(|&n| (1..=64).contains(&n))?;
+    let (array, 0) = memory::alloca_slot(m, call.operand(1))? else { return None };
+    let block = call.parent_block().instructions();
+    let here = block.iter().position(|&i| i == call)?;
+    let mut values: Vec<Option<Value>> = vec![None; n];
+    for &at in block[..here].iter().rev() {
+        if values.iter().all(Option::is_some) {
+            break;
+        }
+        match at.opcode() {
+            Opcode::LLVMStore if memory::alloca_base(at.operand(1)) == Some(array) => {
+                let (_, off) = memory::alloca_slot(m, at.operand(1))?;
+                let k = usize::try_from(off / 8).ok()?;
+                if off % 8 != 0 || k >= n || !at.operand(0).ty().is_pointer() {
+                    return None;
+                }
+                values[k].get_or_insert(at.operand(0));
+            }
+            // Address arithmetic on the array is harmless; anything else reading or
+            // handing on the array makes it more than a plain argument array.
+            Opcode::LLVMGetElementPtr | Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast => {}
+            _ if at.operands().iter().any(|&o| o.ty().is_pointer() && memory::alloca_base(o) == Some(array)) => {
+                return None
+            }
+            _ => {}
+        }
+    }
+    values.into_iter().collect()
+}
+
+/// Deletes alloca `a` when it is only stored into (through address arithmetic), with
+/// those stores.
+fn delete_if_only_stored(a: Value) {
+    use crate::llvm::Opcode;
+    let mut addresses = vec![a];
+    let mut stores = Vec::new();
+    let mut k = 0;
+    while k < addresses.len() {
+        let p = addresses[k];
+        k += 1;
+        for u in p.users() {
+            match u.opcode() {
+                Opcode::LLVMGetElementPtr | Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast if u.operand(0) == p => {
+                    addresses.push(u)
+                }
+                Opcode::LLVMStore if u.operand(1) == p && u.operand(0) != p => stores.push(u),
+                _ => return,
+            }
+        }
+    }
+    for s in stores {
+        s.erase();
+    }
+    for p in addresses.into_iter().rev() {
+        if p.users().is_empty() {
+            p.erase();
         }
     }
 }

@@ -224,7 +224,22 @@ fn synthesize_prepared(m: &Module, f: Value, req: &Request, name: &str) -> Resul
         passes::run(m, CLEAN_UP).map_err(Error::Internal)?;
     }
     dump("optimized", m);
-    Ok(flags | release_flag(m))
+    Ok(flags | release_flag(m) | hooks_flag(m))
+}
+
+/// `OX_FLAG_RUNTIME_HOOKS` when the derivative calls a runtime hook
+/// (`runtime::hooks`): the caller opens the hooks' record frame around each call.
+fn hooks_flag(m: &Module) -> u32 {
+    let calls_hook = m.functions().into_iter().flat_map(|g| g.blocks()).flat_map(|b| b.instructions()).any(|c| {
+        c.opcode() == crate::llvm::Opcode::LLVMCall
+            && crate::llvm::const_address(c.called_operand())
+                .is_some_and(|a| crate::runtime::hooks::is_hook(a as usize))
+    });
+    if calls_hook {
+        crate::ffi::OX_FLAG_RUNTIME_HOOKS
+    } else {
+        0
+    }
 }
 
 /// `OX_FLAG_RELEASE_ON_THROW` when a call of the derivative may take a heap buffer

@@ -27,6 +27,7 @@ function __init__()
         error("Oxidase: the engine library $liboxidase named in deps/deps.jl does not exist; $BUILD_HINT")
     end
     Libdl.dlopen(liboxidase)
+    register_hooks()   # (src/hooks.jl)
     return nothing
 end
 
@@ -42,6 +43,8 @@ const OX_ERR_JIT = Int32(5)
 const OX_FLAG_PAUSE_GC = UInt32(1)
 # The call may leave heap buffers behind when the primal throws (rust-src/runtime/buffers.rs).
 const OX_FLAG_RELEASE_ON_THROW = UInt32(2)
+# The derivative calls the runtime hooks: open their record frame around the call.
+const OX_FLAG_RUNTIME_HOOKS = UInt32(4)
 
 const OX_REQ_PRIMAL_UNUSED = UInt32(1)
 const OX_REQ_WRITER_BITCODE = UInt32(2)

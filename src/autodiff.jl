@@ -122,6 +122,7 @@ mutable struct CompiledDerivative
     scratch::Vector{Scratch}   # one per thread
     pause_gc::Bool             # the derivative may allocate: no collection during the call
     release_on_throw::Bool     # a throwing call may leave heap buffers (tape) to free
+    hooks::Bool                # the derivative calls the runtime hooks (src/hooks.jl)
 end
 
 const CACHE_LOCK = ReentrantLock()
@@ -235,8 +236,9 @@ function compile_derivative(@nospecialize(mode::Mode), @nospecialize(fa), @nospe
     flags = derivative_flags(fptr)
     pause_gc = flags & OX_FLAG_PAUSE_GC != 0
     release_on_throw = flags & OX_FLAG_RELEASE_ON_THROW != 0
+    hooks = flags & OX_FLAG_RUNTIME_HOOKS != 0
     return CompiledDerivative(fptr, RT, ci, ci.def.def::Method, sig, world, scratch, pause_gc,
-                              release_on_throw)
+                              release_on_throw, hooks)
 end
 
 # Unqualified names: messages read like the user's code, whatever module it lives in.

@@ -206,7 +206,7 @@ end
 # buffer record and, on a throw, the release of what the call left. Derivatives whose
 # tape stays on the stack (every warm scalar call) pay for neither.
 function invoke_compiled(c, s::Scratch, anns::Tuple)
-    status = GC.@preserve anns if c.pause_gc || c.release_on_throw
+    status = GC.@preserve anns if c.pause_gc || c.release_on_throw || c.hooks
         guarded_call(c, s)
     else
         raw_call(c.fptr, s)
@@ -215,9 +215,12 @@ function invoke_compiled(c, s::Scratch, anns::Tuple)
     return nothing
 end
 
-# One handler for both duties (a `catch` beside the `finally` would be a second one).
+# One handler for all duties (a `catch` beside the `finally` would be a second one).
+# A derivative that calls the runtime hooks (src/hooks.jl) gets a frame for their
+# records, closed however the call ends.
 @inline function guarded_call(c, s::Scratch)
     mark = c.release_on_throw ? buffers_mark() : UInt(0)
+    c.hooks && open_hook_frame()
     prev = c.pause_gc && GC.enable(false)
     returned = false
     try
@@ -227,8 +230,17 @@ end
     finally
         returned || !c.release_on_throw || buffers_release(mark)
         c.pause_gc && GC.enable(prev)
+        c.hooks && close_hook_frame()
     end
 end
+
+# The record frames of the runtime hooks of the derivatives running on this task
+# (src/hooks.jl): task-local, so that the hooks' own `autodiff` calls nest.
+const HOOK_FRAMES = :oxidase_hook_frames
+
+hook_frames() = get!(() -> Vector{Any}[], task_local_storage(), HOOK_FRAMES)::Vector{Vector{Any}}
+open_hook_frame() = (push!(hook_frames(), Any[]); nothing)
+close_hook_frame() = (pop!(hook_frames()); nothing)
 
 raw_call(fptr::Ptr{Cvoid}, s::Scratch) =
     ccall(fptr, Int32, (Ptr{Ptr{Cvoid}}, Ptr{Ptr{Cvoid}}, Ptr{Cvoid}, Ptr{Cvoid}),

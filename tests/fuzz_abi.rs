@@ -224,6 +224,9 @@ fn every_bit_of_three_fixtures_or_more() {
         .map(|s| s.trim().parse().unwrap())
         .collect();
     let threads = 2;
+    // (`OXIDASE_FUZZ_TRACE`: each flip is named before it is tried, so that one that
+    // takes the process down is the last one printed by its thread.)
+    let trace = std::env::var_os("OXIDASE_FUZZ_TRACE").is_some();
     for index in seeds {
         let req = prepared_request(index);
         let bits = corpus()[index].1.len() * 8;
@@ -236,6 +239,9 @@ fn every_bit_of_three_fixtures_or_more() {
                         let mut tally = Tally::default();
                         let mut killers = vec![];
                         for bit in (t..bits).step_by(threads) {
+                            if trace {
+                                eprintln!("seed {index} thread {t} bit {bit}");
+                            }
                             let r = compile_flipped(index, bit, req);
                             let before = tally.reader_died;
                             tally.add(&r);

@@ -56,6 +56,9 @@ fn memory_rule(i: Value, mem: &Memory, callee_name: &dyn Fn(Value) -> Option<Str
         {
             Some(Rule::Zero)
         }
+        Opcode::LLVMCall if crate::analysis::memory::is_splat(i) => {
+            call_args(i).any(|a| mem.is_shadowed(a)).then_some(Rule::Splat)
+        }
         Opcode::LLVMCall => {
             let name = callee_name(i.called_operand())?;
             if let Some(op) = crate::runtime::blas::lookup(&name) {
@@ -111,7 +114,13 @@ fn varied_values(
             Rule::Phi => differentiable && i.incoming().iter().any(|(v, _)| varied.contains(v)),
             Rule::Unsupported(_) => forced.contains_key(&i) || i.operands().iter().any(|o| varied.contains(o)),
             // Shadowed memory holds derivatives whatever is stored there.
-            Rule::Load | Rule::Store | Rule::MemCopy | Rule::MemZero | Rule::ArrayCopy | Rule::Blas(_) => true,
+            Rule::Load
+            | Rule::Store
+            | Rule::MemCopy
+            | Rule::MemZero
+            | Rule::ArrayCopy
+            | Rule::Blas(_)
+            | Rule::Splat => true,
             Rule::Call => call_args(i).any(|a| varied.contains(&a) || mem.is_shadowed(a)),
             Rule::Zero | Rule::ErrorPath | Rule::Control => false,
         }
@@ -130,9 +139,9 @@ fn untracked_message(i: Value, at: Value) -> String {
     };
     format!(
         "{what} where derivative data the engine cannot follow may be (it went through {}{}; \
-         differentiated arrays splatted into calls, stored into memory the engine does not shadow \
-         (a tuple of arrays, a box, a mutable struct the function builds) or handed to runtime \
-         builtins are not followed yet)",
+         differentiated arrays stored into memory the engine does not shadow (a tuple of arrays, a \
+         box, a mutable struct or closure the function builds) or handed to runtime builtins are not \
+         followed yet)",
         lost_construct(at),
         crate::names::where_(at)
     )
@@ -144,7 +153,12 @@ fn lost_construct(at: Value) -> String {
     match at.opcode() {
         Opcode::LLVMCall => match crate::pipeline::callee_name(at.called_operand()) {
             Some(n) if n == "jl_f__apply_iterate" || n == "jl_f__apply" => {
-                "splatting (`f(x...)`, Julia's `_apply_iterate` builtin)".into()
+                "splatting (`f(x...)`, Julia's `_apply_iterate` builtin) whose arguments the engine cannot see".into()
+            }
+            Some(n) if n.starts_with(crate::ingest::SPLAT_PREFIX) => {
+                "splatting (`f(x...)`) something other than a differentiated `Array` (a view, a tuple, or a \
+                 closure or struct holding differentiated data)"
+                    .into()
             }
             Some(n) if n.starts_with("jl_") => format!("the Julia runtime function `{n}`"),
             Some(n) => format!("a call to `{}`", crate::names::julia_name(&n)),
@@ -338,6 +352,9 @@ impl Activity {
                 // argument's shadow) or feed later loads.
                 Rule::Store | Rule::MemCopy | Rule::MemZero | Rule::ArrayCopy => true,
                 Rule::Blas(op) => crate::runtime::blas::output_arg(op).is_some(),
+                // The result's shadow is written by the call (forward mode) and its
+                // adjoint goes back into the collections' shadows (reverse mode).
+                Rule::Splat => true,
                 // A callee given differentiated memory may write derivatives into it.
                 Rule::Call => varied.contains(&i) && call_args(i).any(|a| mem.is_shadowed(a)),
                 _ => false,
@@ -359,7 +376,7 @@ impl Activity {
                 Rule::Unsupported(_) => work.extend(v.operands()),
                 Rule::Store => work.push(v.operand(0)),
                 Rule::Call => work.extend(call_args(v).filter(|a| a.ty().is_floating())),
-                Rule::Load | Rule::MemCopy | Rule::MemZero | Rule::ArrayCopy | Rule::Blas(_) => {}
+                Rule::Load | Rule::MemCopy | Rule::MemZero | Rule::ArrayCopy | Rule::Blas(_) | Rule::Splat => {}
                 Rule::Zero | Rule::ErrorPath | Rule::Control => {}
             }
         }

@@ -176,6 +176,28 @@ pub fn array_call(i: Value, callee_name: &dyn Fn(Value) -> Option<String>) -> Op
     }
 }
 
+/// Whether `i` is a splat call (`ingest::splat_calls`).
+pub fn is_splat(i: Value) -> bool {
+    i.opcode() == Opcode::LLVMCall
+        && i.called_function().is_some_and(|f| f.name().starts_with(crate::ingest::SPLAT_PREFIX))
+}
+
+/// The float type a splat call's boxed result is read as: Float32 when a load reads it
+/// so, Float64 otherwise.
+fn box_leaf(call: Value) -> Leaf {
+    let mut work = vec![call];
+    while let Some(p) = work.pop() {
+        for u in p.users() {
+            match u.opcode() {
+                Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast | Opcode::LLVMGetElementPtr => work.push(u),
+                Opcode::LLVMLoad if u.ty().float_bits() == 32 => return Leaf::F32,
+                _ => {}
+            }
+        }
+    }
+    Leaf::F64
+}
+
 /// How a pointer-typed instruction derives from its operands, for shadowing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PointerOp {
@@ -254,6 +276,11 @@ impl Memory {
                     None => match array_call(i, callee_name) {
                         Some(ArrayCall::Copy) => shadowed.get(&i.operand(0)).copied(),
                         Some(ArrayCall::Reshape) => shadowed.get(&i.operand(1)).copied(),
+                        // Splatting differentiated collections: the result, a boxed
+                        // float, has a shadow box (`rules::Rule::Splat`).
+                        _ if is_splat(i) && (0..i.call_arg_count()).any(|k| shadowed.contains_key(&i.operand(k))) => {
+                            Some(box_leaf(i))
+                        }
                         _ => None,
                     },
                 };

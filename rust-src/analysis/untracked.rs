@@ -425,6 +425,14 @@ impl Untracked {
                     changed |= self.mark_unmodeled(i, at);
                 }
             }
+            CallKind::Splat => {
+                let unmodeled = |u: &Untracked, a: Value| {
+                    reaches(u, a).or_else(|| (Self::tracked(inp, a) && !inp.mem.is_shadowed(a)).then_some(i))
+                };
+                if let Some(at) = args.iter().find_map(|&a| unmodeled(self, a)) {
+                    changed |= self.mark_unmodeled(i, at);
+                }
+            }
             CallKind::CallByCall => {
                 // The callee's derivative gets shadows for shadowed pointers and
                 // tangents for floats, nothing for a lost pointer or memory holding
@@ -499,6 +507,10 @@ enum CallKind {
     Resize,
     /// A call the activity rules model on tracked data (BLAS).
     Modeled,
+    /// Splatting (`rules::Rule::Splat`): the runtime hook reads the shadowed collections'
+    /// shadows and nothing else, so a collection holding lost data, or tracked data
+    /// other than through its own shadow, has no model.
+    Splat,
     /// A callee differentiated call by call (`transform::calls`).
     CallByCall,
     /// Anything else: a runtime builtin, a `ccall`, dynamic dispatch.
@@ -514,6 +526,7 @@ fn call_kind(i: Value, inp: &Inputs) -> CallKind {
         Some(Rule::ErrorPath) => return CallKind::Inert,
         Some(Rule::Scale { .. }) => return CallKind::Pure,
         Some(Rule::Blas(_)) => return CallKind::Modeled,
+        Some(Rule::Splat) => return CallKind::Splat,
         Some(Rule::Call) => return CallKind::CallByCall,
         _ => {}
     }

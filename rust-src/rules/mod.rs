@@ -125,6 +125,13 @@ pub enum Rule {
     ArrayCopy,
     /// A BLAS call on differentiated arrays (`crate::runtime::blas`, op code).
     Blas(u32),
+    /// Splatting differentiated arrays into a call, `f(x...)` (`ingest::splat_calls`
+    /// makes the call `oxidase.splat.<n>(F, iterate, f, collections...)`). Julia's
+    /// dynamic dispatch picks `f`'s method only when the call runs, so the derivative is
+    /// taken then, by the Julia package's runtime hook (`crate::runtime::hooks`), which
+    /// writes the result's shadow (a boxed float) and, in reverse mode, keeps a record
+    /// whose handle goes on the tape for the hook's reverse half.
+    Splat,
     /// A phi: derivative of the incoming value of the edge taken.
     Phi,
     /// A call that never returns (Julia error paths): no derivative needed.
@@ -205,6 +212,11 @@ fn classify_call(inst: Value, callee_name: &dyn Fn(Value) -> Option<String>) -> 
         return Rule::ErrorPath;
     }
     let name = callee_name(callee);
+    // Splatting constant collections: the call as it is (`activity` gives a call handed
+    // shadowed collections `Rule::Splat`).
+    if name.as_deref().is_some_and(|n| n.starts_with(crate::ingest::SPLAT_PREFIX)) {
+        return Rule::Zero;
+    }
     match name.as_deref().and_then(math::lookup) {
         Some(Callee::Math(f)) => Rule::Scale { formula: Formula::Math(f), ops: f.diff_operands().to_vec() },
         Some(Callee::ZeroDerivative) | Some(Callee::NoDerivative) => Rule::Zero,

@@ -3,6 +3,7 @@
 
 pub mod blas;
 pub mod buffers;
+pub mod hooks;
 
 /// The addresses of every function here the derivative code calls: none of them throws.
 pub fn addresses() -> [usize; 11] {

@@ -189,6 +189,18 @@ fn add_tangents(
                 }
                 continue;
             }
+            if *act.rule(inst) == Rule::Splat {
+                b.before(inst);
+                let lanes: Vec<Vec<Option<Value>>> = shadows
+                    .iter()
+                    .map(|s| (1..=inst.call_arg_count() - 1).map(|k| s.get(&inst.operand(k)).copied()).collect())
+                    .collect();
+                let slots = shadows.iter().map(|s| super::splat::slot(s, inst)).collect::<Result<Vec<_>>>()?;
+                let eb = frame.entry_builder(m);
+                let (r, _) = super::splat::call(&b, &eb, inst, super::splat::FORWARD, &lanes, &slots)?;
+                replaced.push((inst, r));
+                continue;
+            }
             if act.rule(inst).is_memory_effect() {
                 for (l, shadow) in shadows.iter().enumerate() {
                     memory_effect(&b, act, &tangent, shadow, l, inst)?;

@@ -10,6 +10,7 @@ pub mod forward;
 pub mod lane_order;
 pub mod reverse;
 pub mod shadow;
+pub mod splat;
 pub mod tape;
 
 use crate::error::{Error, Result};

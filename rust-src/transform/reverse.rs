@@ -617,7 +617,7 @@ impl<'a> Reverse<'a> {
                     n += Tape::slots(*v);
                 }
             }
-            n += u64::from(matches!(self.act.rule(inst), Rule::Blas(_)));
+            n += u64::from(matches!(self.act.rule(inst), Rule::Blas(_) | Rule::Splat));
         }
         Some(n)
     }
@@ -680,6 +680,22 @@ impl<'a> Reverse<'a> {
                     if *source == Source::Pop {
                         push(&b, *v);
                     }
+                }
+                // Splatting: the hook's call in place of the call, its record's handle
+                // pushed last.
+                if *self.act.rule(inst) == Rule::Splat {
+                    b.before(inst);
+                    let lanes: Vec<Vec<Option<Value>>> = self
+                        .shadow
+                        .iter()
+                        .map(|s| (1..=inst.call_arg_count() - 1).map(|k| s.get(&inst.operand(k)).copied()).collect())
+                        .collect();
+                    let slots = self.shadow.iter().map(|s| super::splat::slot(s, inst)).collect::<Result<Vec<_>>>()?;
+                    let eb = self.frame.entry_builder(self.m);
+                    let (r, handle) = super::splat::call(&b, &eb, inst, super::splat::AUGMENTED, &lanes, &slots)?;
+                    self.replaced.push((inst, r));
+                    b.after(inst);
+                    push(&b, handle.expect("the augmented call gives a handle"));
                 }
                 // BLAS: a copy of what the reverse needs, made now, pushed last.
                 if let Rule::Blas(op) = *self.act.rule(inst) {
@@ -1126,6 +1142,11 @@ impl<'a> Reverse<'a> {
 
     fn reverse_instruction(&self, b: &Builder, inst: Value) -> Result<()> {
         let m = self.m;
+        if *self.act.rule(inst) == Rule::Splat {
+            let handle = self.tape_rev.pop(b, m.int(64));
+            self.fetch_items(b, inst)?;
+            return super::splat::reverse(b, inst, handle);
+        }
         let blas_saved = matches!(self.act.rule(inst), Rule::Blas(_)).then(|| self.tape_rev.pop(b, m.ptr()));
         self.fetch_items(b, inst)?;
         let env = |n: Need, lane: usize| {

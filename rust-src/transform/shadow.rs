@@ -81,6 +81,24 @@ pub fn build_lane(
             shadow.insert(i, s);
             continue;
         }
+        // A splat call's shadow box comes from the runtime hook the transforms call in
+        // its place, which writes its address into a slot of the entry block: read
+        // right after the call (`transform::splat`). Until the hook writes it, the slot
+        // holds a zeroed box of its own: a call refused when reached (a closure over
+        // differentiated data, say) is still followed by the derivative's code, which
+        // must not touch memory at random before the status reports the refusal.
+        if crate::analysis::memory::is_splat(i) {
+            let eb = frame.entry_builder(m);
+            let slot = eb.alloca(i.ty(), &format!("{}.shadow.slot", i.name()));
+            let spare = eb.alloca(m.array_type(m.int(64), 2), &format!("{}.shadow.spare", i.name()));
+            eb.store(m.const_null(m.array_type(m.int(64), 2)), spare);
+            eb.store(eb.addrspace_cast(spare, i.ty()), slot);
+            b.after(i);
+            let s = b.load(i.ty(), slot);
+            s.set_name(&format!("{}.shadow", i.name()));
+            shadow.insert(i, s);
+            continue;
+        }
         // Before `i`: a shadow needs only the shadows of `i`'s operands, and code the
         // transforms later add right after `i` (tape pushes) can then use it.
         b.before(i);

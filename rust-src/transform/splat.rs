@@ -1,0 +1,83 @@
+//! Splatting (`rules::Rule::Splat`) in the derivative: the call becomes a call of the
+//! runtime hook `splat_call` (`crate::runtime::hooks`), handed the call's values, each
+//! lane's shadows of them and the slots where `transform::shadow` reads each lane's
+//! result shadow; the reverse sweep calls `splat_reverse` with the handle the forward
+//! sweep taped.
+
+use crate::error::{Error, Result};
+use crate::llvm::{Builder, Value};
+
+/// `splat_call` mode: forward mode (tangents).
+pub const FORWARD: u64 = 0;
+/// `splat_call` mode: the reverse sweep's forward half (a record for `splat_reverse`).
+pub const AUGMENTED: u64 = 1;
+
+fn hooks(inst: Value) -> Result<(usize, usize)> {
+    crate::runtime::hooks::splat().ok_or_else(|| {
+        Error::Unsupported(format!(
+            "splatting a differentiated array into a call (`f(x...)`){} needs the Julia package's runtime \
+             hooks, which this caller has not registered (`oxidase_set_runtime_hooks`)",
+            crate::names::where_(inst)
+        ))
+    })
+}
+
+/// Emits, at `b`, the hook call replacing splat call `inst`; returns the primal result
+/// and, in mode `AUGMENTED`, the record's handle. `shadows[l][k]`: lane `l`'s shadow of
+/// the call's value `k` (operand `k + 1`); `slots[l]`: where lane `l`'s result shadow
+/// goes. The arrays live in the entry block (`entry`).
+pub fn call(
+    b: &Builder,
+    entry: &Builder,
+    inst: Value,
+    mode: u64,
+    shadows: &[Vec<Option<Value>>],
+    slots: &[Value],
+) -> Result<(Value, Option<Value>)> {
+    let m = b.m;
+    let (hook, _) = hooks(inst)?;
+    let (i32t, i64t, i8t, ptr) = (m.int(32), m.int(64), m.int(8), m.ptr());
+    let n = inst.call_arg_count() - 1;
+    let width = slots.len();
+    let at = |arr: Value, k: usize| b.gep(i8t, arr, &[m.const_int(i64t, 8 * k as u64)]);
+    let args = entry.alloca(m.array_type(ptr, n as u32), "ox.splat.args");
+    let sh = entry.alloca(m.array_type(ptr, (n * width) as u32), "ox.splat.shadows");
+    let out = entry.alloca(m.array_type(ptr, width as u32), "ox.splat.out");
+    let handle = entry.alloca(i64t, "ox.splat.handle");
+    for k in 0..n {
+        let v = inst.operand(k + 1);
+        b.store(v, at(args, k));
+        for (l, lane) in shadows.iter().enumerate() {
+            b.store(lane[k].unwrap_or_else(|| m.const_null(v.ty())), at(sh, l * n + k));
+        }
+    }
+    for (l, slot) in slots.iter().enumerate() {
+        b.store(*slot, at(out, l));
+    }
+    let fty = m.fn_type(inst.ty(), &[i32t, ptr, ptr, i32t, i32t, ptr, ptr]);
+    let r = b.call_typed(
+        fty,
+        m.const_address(hook),
+        &[m.const_int(i32t, mode), args, sh, m.const_int(i32t, n as u64), m.const_int(i32t, width as u64), out, handle],
+    );
+    let h = (mode == AUGMENTED).then(|| b.load(i64t, handle));
+    Ok((r, h))
+}
+
+/// Emits, at `b`, the reverse half of a splat call: `splat_reverse(handle)`.
+pub fn reverse(b: &Builder, inst: Value, handle: Value) -> Result<()> {
+    let m = b.m;
+    let (_, hook) = hooks(inst)?;
+    let fty = m.fn_type(m.void(), &[m.int(64)]);
+    b.call_typed(fty, m.const_address(hook), &[handle]);
+    Ok(())
+}
+
+/// The slot lane `shadow`'s result shadow of splat call `inst` is read from
+/// (`transform::shadow`).
+pub fn slot(shadow: &std::collections::HashMap<Value, Value>, inst: Value) -> Result<Value> {
+    shadow
+        .get(&inst)
+        .map(|s| s.operand(0))
+        .ok_or_else(|| Error::Internal(format!("a splat call without a shadow slot: {}", inst.print())))
+}
