@@ -21,7 +21,9 @@ function main(args)
         write(bc, ir.bitcode)
         text = read(`llvm-dis-19 $bc -o -`, String)
         rm(bc)
-        write(out, "; entry: $(ir.entry)\n; captured by julia/capture_ir.jl from: $defn\n" * text)
+        # (Every line of a definition that spans several is a comment.)
+        source = replace(defn, "\n" => "\n; ")
+        write(out, "; entry: $(ir.entry)\n; captured by julia/capture_ir.jl from: $source\n" * text)
     else
         write(out, ir.bitcode)
     end

@@ -41,6 +41,44 @@ use crate::rules::{tangent_type, LaneOp, Need, Rule};
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 
+/// The uses plans of the reverse sweeps being built: printed to stderr with
+/// `OXIDASE_PRINT=uses`, and collected by tests (`collect`, golden tests of what loops
+/// push).
+pub mod plans {
+    use std::cell::RefCell;
+
+    thread_local! {
+        static COLLECTED: RefCell<Option<Vec<String>>> = const { RefCell::new(None) };
+    }
+
+    /// Hands the plan `text` makes to whoever wants it.
+    pub(super) fn emit(text: impl FnOnce() -> String) {
+        let print = std::env::var("OXIDASE_PRINT").is_ok_and(|v| v.split(',').any(|w| w.trim() == "uses"));
+        let collecting = COLLECTED.with(|c| c.borrow().is_some());
+        if !print && !collecting {
+            return;
+        }
+        let text = text();
+        if print {
+            eprint!("{text}");
+        }
+        COLLECTED.with(|c| {
+            if let Some(v) = c.borrow_mut().as_mut() {
+                v.push(text);
+            }
+        });
+    }
+
+    /// Runs `f` and returns, with its result, the plans of the reverse sweeps built on
+    /// this thread meanwhile (the entry's, then its callees').
+    pub fn collect<T>(f: impl FnOnce() -> T) -> (T, Vec<String>) {
+        COLLECTED.with(|c| *c.borrow_mut() = Some(Vec::new()));
+        let r = f();
+        let plans = COLLECTED.with(|c| c.borrow_mut().take()).unwrap_or_default();
+        (r, plans)
+    }
+}
+
 /// Where the reverse sweep gets a value an instruction's partials need.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Source {
@@ -271,6 +309,7 @@ impl<'a> Reverse<'a> {
         self.make_adjoint_slots(eb);
         self.count_loops();
         self.plan_needs()?;
+        plans::emit(|| self.print_plan());
         self.instrument_forward()?;
         self.fill_slots();
         self.emit_reverse()?;
@@ -280,6 +319,65 @@ impl<'a> Reverse<'a> {
             old.erase();
         }
         Ok(())
+    }
+
+    /// The uses plan, as text: per block of the forward sweep, what it pushes on the tape
+    /// each time it runs (the predecessor it came from, the counts of the loops it
+    /// exits, the values the reverse sweep cannot see), and per active instruction where
+    /// the reverse sweep gets each primal value its partials need (`Source`). A value
+    /// pushed in a block on a cycle is pushed once per iteration: the plan shows what a
+    /// loop costs in tape.
+    fn print_plan(&self) -> String {
+        let name = |v: Value| {
+            let n = v.name();
+            if n.is_empty() {
+                v.print().trim().split(" = ").next().unwrap_or("?").to_string()
+            } else {
+                format!("%{n}")
+            }
+        };
+        let mut out = format!("; uses plan of {} (reverse, {} lane(s))\n", self.frame.g.name(), self.width);
+        for (bi, bb) in self.cfg.blocks.iter().enumerate() {
+            if !self.cfg.reachable(bi) {
+                continue;
+            }
+            let preds = &self.cfg.preds[bi];
+            let mut pushes: Vec<String> = Vec::new();
+            if bi != 0 && preds.len() >= 2 && self.counted_header(bi).is_none() {
+                pushes.push("predecessor".into());
+            }
+            for (l, _, _) in self.exited_loops(bi) {
+                pushes.push(format!("count of loop {}", self.cfg.blocks[l.header].name()));
+            }
+            let mut lines = Vec::new();
+            for inst in bb.instructions() {
+                let Some(items) = self.items.get(&inst) else { continue };
+                if self.pairs.contains_key(&inst) {
+                    pushes.push(format!("the tape of callee {}", inst.called_operand().name()));
+                }
+                if matches!(self.act.rule(inst), Rule::Blas(_) | Rule::Splat) {
+                    pushes.push(format!("the record of {}", name(inst)));
+                }
+                let mut uses = Vec::new();
+                for (v, source) in items {
+                    if *source == Source::Pop {
+                        pushes.push(name(*v));
+                    }
+                    uses.push(format!("{} {}", name(*v), format!("{source:?}").to_lowercase()));
+                }
+                if !uses.is_empty() {
+                    lines.push(format!("  {}: {}", name(inst), uses.join(", ")));
+                }
+            }
+            let cycle = if self.cfg.in_cycle[bi] { " (in a loop)" } else { "" };
+            let pushed = if pushes.is_empty() { "nothing".to_string() } else { pushes.join(", ") };
+            out.push_str(&format!("{}{cycle}: pushes {pushed}\n", bb.name()));
+            for l in lines {
+                out.push_str(&l);
+                out.push('\n');
+            }
+        }
+        out
     }
 
     /// A builder in the entry block of the function holding the reverse sweep (for

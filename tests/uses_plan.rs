@@ -1,0 +1,128 @@
+//! Golden tests of the reverse sweep's uses plan (`transform::reverse::plans`): what each
+//! block of the forward sweep pushes on the tape, and where the reverse sweep gets each
+//! value a partial needs. A change that makes a loop push a value every iteration shows
+//! here as a diff, before any benchmark sees it. `OXIDASE_BLESS=1 cargo test --test
+//! uses_plan` rewrites the golden files after a deliberate change; read the diff.
+//!
+//! The fixtures: the sum of squares loop, and an RK4 integration of
+//! `y' = z(x, y)`, `z₁ = x₁`, `zᵢ = xᵢ yᵢ₋₁` (GradBench's ode, written as loops over
+//! stages the caller preallocates, so it runs without Julia's allocator), whose
+//! derivative is also checked against finite differences.
+
+mod common;
+use common::*;
+use oxidase::llvm::Module;
+use oxidase::request::{Activity::*, Mode, Request};
+
+/// The arguments of the fixtures: the function, then `arrays` arrays, all `Duplicated`.
+fn arrays(n: usize) -> Vec<oxidase::request::ArgSpec> {
+    std::iter::once(ghost()).chain((0..n).map(|_| array_arg(Duplicated))).collect()
+}
+
+/// The plans of the reverse derivative of fixture `name` (`Duplicated` arrays, an
+/// active Float64 result).
+fn plans_of(name: &str) -> String {
+    let count = if name == "rk4" { 7 } else { 1 };
+    let (text, entry) = fixture(name);
+    let m = Module::parse_ir(&text).expect("fixture parses");
+    let req = Request {
+        entry,
+        mode: Mode::Reverse,
+        width: 1,
+        args: arrays(count),
+        ret: Active,
+        primal_unused: false,
+        writer_bitcode: false,
+    };
+    let jit = oxidase::jit::global().expect("jit");
+    let (r, plans) = oxidase::transform::reverse::plans::collect(|| {
+        oxidase::pipeline::synthesize(&m, &req, "d", &jit.data_layout(), &jit.triple())
+    });
+    r.unwrap_or_else(|e| panic!("{name}: {e}"));
+    plans.concat()
+}
+
+fn golden(name: &str) {
+    let text = plans_of(name);
+    let path = format!("{}/tests/golden/uses_{name}.txt", env!("CARGO_MANIFEST_DIR"));
+    if std::env::var_os("OXIDASE_BLESS").is_some() {
+        std::fs::write(&path, &text).unwrap();
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        text == expected,
+        "the uses plan of {name} changed: rerun with OXIDASE_BLESS=1 if that is intended\n--- now ---\n{text}"
+    );
+}
+
+#[test]
+fn sum_of_squares_pushes_nothing_per_iteration() {
+    golden("sumsq");
+    // The loop's blocks push nothing: the reverse sweep reloads x[i] (the function
+    // writes no memory) and counts the iterations once, on the loop's exit.
+    for line in plans_of("sumsq").lines().filter(|l| l.contains("(in a loop)")) {
+        assert!(line.ends_with("pushes nothing"), "{line}");
+    }
+}
+
+#[test]
+fn rk4_uses_plan() {
+    golden("rk4");
+}
+
+/// `rk4_last!` of the fixture, in Rust: the last element of `y` after ten RK4 steps.
+fn rk4_last(x: &[f64]) -> f64 {
+    let n = x.len();
+    let h = 0.1;
+    let z = |i: usize, v: &[f64]| if i == 0 { x[0] } else { x[i] * v[i - 1] };
+    let mut y = vec![0.0; n];
+    for _ in 0..10 {
+        let k1: Vec<f64> = (0..n).map(|i| z(i, &y)).collect();
+        let t: Vec<f64> = (0..n).map(|i| y[i] + h / 2.0 * k1[i]).collect();
+        let k2: Vec<f64> = (0..n).map(|i| z(i, &t)).collect();
+        let t: Vec<f64> = (0..n).map(|i| y[i] + h / 2.0 * k2[i]).collect();
+        let k3: Vec<f64> = (0..n).map(|i| z(i, &t)).collect();
+        let t: Vec<f64> = (0..n).map(|i| y[i] + h * k3[i]).collect();
+        let k4: Vec<f64> = (0..n).map(|i| z(i, &t)).collect();
+        for i in 0..n {
+            y[i] += h / 6.0 * (k1[i] + 2.0 * k2[i] + 2.0 * k3[i] + k4[i]);
+        }
+    }
+    y[n - 1]
+}
+
+/// Calls a derivative of the fixture with `x` (direction or gradient `dx`) and six
+/// scratch arrays with zero shadows: (primal, return tangent, dx afterwards).
+fn call_rk4(d: oxidase::ffi::OxDerivativeFn, x: &[f64], dx: &[f64]) -> (f64, f64, Vec<f64>) {
+    let n = x.len();
+    let primal: Vec<Box<FakeArray>> =
+        std::iter::once(FakeArray::new(x)).chain((0..6).map(|_| FakeArray::new(&vec![0.0; n]))).collect();
+    let shadow: Vec<Box<FakeArray>> =
+        std::iter::once(FakeArray::new(dx)).chain((0..6).map(|_| FakeArray::new(&vec![0.0; n]))).collect();
+    let mut pp: Vec<*mut std::ffi::c_void> = primal.iter().map(|a| &**a as *const FakeArray as *mut _).collect();
+    let mut sp: Vec<*mut std::ffi::c_void> = shadow.iter().map(|a| &**a as *const FakeArray as *mut _).collect();
+    let args: Vec<*mut std::ffi::c_void> = std::iter::once(NONE).chain(pp.iter_mut().map(ptr)).collect();
+    let shadows: Vec<*mut std::ffi::c_void> = std::iter::once(NONE).chain(sp.iter_mut().map(ptr)).collect();
+    let (mut ret, mut dret) = (0.0, 1.0);
+    assert_eq!(invoke(d, &args, &shadows, &mut ret, &mut dret), 0);
+    (ret, dret, shadow[0].values())
+}
+
+#[test]
+fn rk4_gradient_matches_finite_differences() {
+    let (text, entry) = fixture("rk4");
+    let rev = compile_text(&text, &entry, Mode::Reverse, arrays(7), Active).expect("reverse");
+    let fwd = compile_text(&text, &entry, Mode::Forward, arrays(7), Duplicated).expect("forward");
+    for x in [vec![0.5, 1.0, 2.0], vec![1.5, -0.5, 0.25, 3.0], vec![2.0]] {
+        let (y, _, grad) = call_rk4(rev, &x, &vec![0.0; x.len()]);
+        assert_close(y, rk4_last(&x), 1e-12, "primal");
+        for i in 0..x.len() {
+            let fd = central_difference(&rk4_last, &x, i);
+            assert_close(grad[i], fd, 1e-6, &format!("reverse, x{i}"));
+            let mut e = vec![0.0; x.len()];
+            e[i] = 1.0;
+            let (_, t, _) = call_rk4(fwd, &x, &e);
+            assert_close(t, fd, 1e-6, &format!("forward, x{i}"));
+        }
+    }
+}
