@@ -129,10 +129,19 @@ function inner_derivative(f, run)
     end
 end
 
+# The C entry points are trampolines into the hooks: `@cfunction` compiles its target
+# when the package loads, and the hooks themselves (with the `autodiff` calls they make)
+# would add about 50 ms to `using Oxidase`; a trampoline costs little, and the hook is
+# compiled when a derivative first calls it.
+splat_call_c(mode::Int32, args::Ptr{Ptr{Cvoid}}, shadows::Ptr{Ptr{Cvoid}}, n::Int32, width::Int32,
+             out::Ptr{Ptr{Ptr{Cvoid}}}, handle::Ptr{Int64}) =
+    Base.invokelatest(splat_call, mode, args, shadows, n, width, out, handle)::Union{Float64,Float32}
+splat_reverse_c(handle::Int64) = (Base.invokelatest(splat_reverse, handle); nothing)
+
 function register_hooks()
-    call = @cfunction(splat_call, Any, (Int32, Ptr{Ptr{Cvoid}}, Ptr{Ptr{Cvoid}}, Int32, Int32,
-                                        Ptr{Ptr{Ptr{Cvoid}}}, Ptr{Int64}))
-    rev = @cfunction(splat_reverse, Cvoid, (Int64,))
+    call = @cfunction(splat_call_c, Any, (Int32, Ptr{Ptr{Cvoid}}, Ptr{Ptr{Cvoid}}, Int32, Int32,
+                                          Ptr{Ptr{Ptr{Cvoid}}}, Ptr{Int64}))
+    rev = @cfunction(splat_reverse_c, Cvoid, (Int64,))
     ccall((:oxidase_set_runtime_hooks, liboxidase), Cvoid, (Ptr{Cvoid}, Ptr{Cvoid}), call, rev)
     return nothing
 end
