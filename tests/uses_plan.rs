@@ -1,4 +1,4 @@
-//! Golden tests of the reverse sweep's uses plan (`transform::reverse::plans`): what each
+//! Golden tests of the reverse sweep's uses plan (`analysis::uses`): what each
 //! block of the forward sweep pushes on the tape, and where the reverse sweep gets each
 //! value a partial needs. A change that makes a loop push a value every iteration shows
 //! here as a diff, before any benchmark sees it. `OXIDASE_BLESS=1 cargo test --test
@@ -35,7 +35,7 @@ fn plans_of(name: &str) -> String {
         writer_bitcode: false,
     };
     let jit = oxidase::jit::global().expect("jit");
-    let (r, plans) = oxidase::transform::reverse::plans::collect(|| {
+    let (r, plans) = oxidase::analysis::uses::plans::collect(|| {
         oxidase::pipeline::synthesize(&m, &req, "d", &jit.data_layout(), &jit.triple())
     });
     r.unwrap_or_else(|e| panic!("{name}: {e}"));

@@ -5,6 +5,7 @@ use crate::llvm::{Block, Opcode, Value};
 use std::collections::{HashMap, HashSet};
 
 /// The control-flow graph of one function.
+#[derive(Clone)]
 pub struct Cfg {
     /// Blocks in layout order; index 0 is the entry.
     pub blocks: Vec<Block>,
@@ -174,6 +175,7 @@ impl Cfg {
 /// the latch was taken and records the count once, on the way out; the reverse sweep
 /// counts back down instead of reading the header's predecessor from the tape on every
 /// iteration.
+#[derive(Clone)]
 pub struct CountedLoop {
     /// The block the back edge enters.
     pub header: usize,

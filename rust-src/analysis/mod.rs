@@ -1,7 +1,10 @@
 //! Analyses of the function being differentiated. Each one is computed from the IR
-//! once, before any transform changes it, and answers queries afterwards.
+//! once, before any transform changes it (the uses plan: once the reverse transform
+//! has built shadows and loop counters, before it emits either sweep), and answers
+//! queries afterwards.
 
 pub mod activity;
 pub mod cfg;
 pub mod memory;
 pub mod untracked;
+pub mod uses;

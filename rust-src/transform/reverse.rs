@@ -34,116 +34,13 @@ use super::{accumulate, blas_call, convert, Frame};
 use crate::analysis::activity::Activity;
 use crate::analysis::cfg::{Cfg, CountedLoop};
 use crate::analysis::memory::Memory;
+use crate::analysis::uses::{self, Source, Uses};
 use crate::error::{Error, Result};
 use crate::llvm::{Block, Builder, Module, Opcode, Value};
 use crate::request::{Activity as Act, Request};
 use crate::rules::{tangent_type, LaneOp, Need, Rule};
 use std::cell::RefCell;
-use std::collections::{HashMap, HashSet};
-
-/// The uses plans of the reverse sweeps being built: printed to stderr with
-/// `OXIDASE_PRINT=uses`, and collected by tests (`collect`, golden tests of what loops
-/// push).
-pub mod plans {
-    use std::cell::RefCell;
-
-    thread_local! {
-        static COLLECTED: RefCell<Option<Vec<String>>> = const { RefCell::new(None) };
-    }
-
-    /// Hands the plan `text` makes to whoever wants it.
-    pub(super) fn emit(text: impl FnOnce() -> String) {
-        let print = std::env::var("OXIDASE_PRINT").is_ok_and(|v| v.split(',').any(|w| w.trim() == "uses"));
-        let collecting = COLLECTED.with(|c| c.borrow().is_some());
-        if !print && !collecting {
-            return;
-        }
-        let text = text();
-        if print {
-            eprint!("{text}");
-        }
-        COLLECTED.with(|c| {
-            if let Some(v) = c.borrow_mut().as_mut() {
-                v.push(text);
-            }
-        });
-    }
-
-    /// Runs `f` and returns, with its result, the plans of the reverse sweeps built on
-    /// this thread meanwhile (the entry's, then its callees').
-    pub fn collect<T>(f: impl FnOnce() -> T) -> (T, Vec<String>) {
-        COLLECTED.with(|c| *c.borrow_mut() = Some(Vec::new()));
-        let r = f();
-        let plans = COLLECTED.with(|c| c.borrow_mut().take()).unwrap_or_default();
-        (r, plans)
-    }
-}
-
-/// Where the reverse sweep gets a value an instruction's partials need.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Source {
-    /// The primal value itself (it dominates the reverse block).
-    Visible,
-    /// Popped from the tape (pushed right after this instruction).
-    Pop,
-    /// Popped for a later instruction of the same block (a `Pop` the reverse block
-    /// reached first).
-    Reuse,
-    /// Kept in a stack slot: a value computed at most once per call (its block lies on
-    /// no cycle) that the reverse sweep cannot see everywhere, e.g. a loop-invariant
-    /// value before a loop that may run zero times. Stored once, loaded in any reverse
-    /// block its definition dominates, instead of pushed at every use in the loop.
-    Slot,
-    /// Recomputed in the reverse block from the values listed before it (integer and
-    /// address arithmetic, and loads when the function writes no memory but its own
-    /// stack): an array element `x[i]` and its shadow address cost one push of `i`.
-    Remat,
-}
-
-/// Instructions `Source::Remat` may recompute: pure integer and address arithmetic.
-fn pure_arithmetic(v: Value) -> bool {
-    use Opcode::*;
-    matches!(
-        v.opcode(),
-        LLVMGetElementPtr
-            | LLVMBitCast
-            | LLVMAddrSpaceCast
-            | LLVMAdd
-            | LLVMSub
-            | LLVMMul
-            | LLVMShl
-            | LLVMLShr
-            | LLVMAShr
-            | LLVMAnd
-            | LLVMOr
-            | LLVMXor
-            | LLVMSExt
-            | LLVMZExt
-            | LLVMTrunc
-            | LLVMPtrToInt
-    )
-}
-
-/// Whether pointer `p` surely points outside the stack: derived (by address arithmetic)
-/// from an argument, a pointer loaded from memory or returned by a call.
-fn off_stack(p: Value, depth: u32) -> bool {
-    if !p.is_instruction() {
-        return p.is_argument();
-    }
-    match p.opcode() {
-        Opcode::LLVMLoad | Opcode::LLVMCall => true,
-        Opcode::LLVMGetElementPtr | Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast => {
-            depth > 0 && off_stack(p.operand(0), depth - 1)
-        }
-        _ => false,
-    }
-}
-
-/// How deep a recomputed value may nest.
-const REMAT_DEPTH: u32 = 6;
-
-/// How many address computations and loads `Reverse::argument_memory` follows back.
-const ADDRESS_DEPTH: u32 = 12;
+use std::collections::HashMap;
 
 /// Where the reverse sweep goes, how it starts and how it ends.
 enum Sweep<'a> {
@@ -174,11 +71,8 @@ struct Reverse<'a> {
     /// Per active value, its adjoint slot in each lane.
     adjoint: HashMap<Value, Vec<Value>>,
     rev: HashMap<usize, Block>,
-    /// Per active instruction: the primal values its partials need...
-    needs: HashMap<Value, Vec<Need>>,
-    /// ...and the values the reverse sweep fetches for them, in forward order, with
-    /// where each comes from (a recomputed value after the values it is built from).
-    items: HashMap<Value, Vec<(Value, Source)>>,
+    /// Where the reverse sweep gets what each active instruction's partials need.
+    uses: Option<Uses>,
     /// Values popped so far in the reverse block being emitted (for `Source::Reuse`).
     popped: RefCell<HashMap<Value, Value>>,
     /// Stack slots of `Source::Slot` values.
@@ -292,8 +186,7 @@ impl<'a> Reverse<'a> {
             width: shadow.len(),
             adjoint: HashMap::new(),
             rev: HashMap::new(),
-            needs: HashMap::new(),
-            items: HashMap::new(),
+            uses: None,
             popped: RefCell::new(HashMap::new()),
             slots: HashMap::new(),
             loops: Vec::new(),
@@ -308,8 +201,7 @@ impl<'a> Reverse<'a> {
     fn run(mut self, eb: &Builder) -> Result<()> {
         self.make_adjoint_slots(eb);
         self.count_loops();
-        self.plan_needs()?;
-        plans::emit(|| self.print_plan());
+        self.plan()?;
         self.instrument_forward()?;
         self.fill_slots();
         self.emit_reverse()?;
@@ -319,65 +211,6 @@ impl<'a> Reverse<'a> {
             old.erase();
         }
         Ok(())
-    }
-
-    /// The uses plan, as text: per block of the forward sweep, what it pushes on the tape
-    /// each time it runs (the predecessor it came from, the counts of the loops it
-    /// exits, the values the reverse sweep cannot see), and per active instruction where
-    /// the reverse sweep gets each primal value its partials need (`Source`). A value
-    /// pushed in a block on a cycle is pushed once per iteration: the plan shows what a
-    /// loop costs in tape.
-    fn print_plan(&self) -> String {
-        let name = |v: Value| {
-            let n = v.name();
-            if n.is_empty() {
-                v.print().trim().split(" = ").next().unwrap_or("?").to_string()
-            } else {
-                format!("%{n}")
-            }
-        };
-        let mut out = format!("; uses plan of {} (reverse, {} lane(s))\n", self.frame.g.name(), self.width);
-        for (bi, bb) in self.cfg.blocks.iter().enumerate() {
-            if !self.cfg.reachable(bi) {
-                continue;
-            }
-            let preds = &self.cfg.preds[bi];
-            let mut pushes: Vec<String> = Vec::new();
-            if bi != 0 && preds.len() >= 2 && self.counted_header(bi).is_none() {
-                pushes.push("predecessor".into());
-            }
-            for (l, _, _) in self.exited_loops(bi) {
-                pushes.push(format!("count of loop {}", self.cfg.blocks[l.header].name()));
-            }
-            let mut lines = Vec::new();
-            for inst in bb.instructions() {
-                let Some(items) = self.items.get(&inst) else { continue };
-                if self.pairs.contains_key(&inst) {
-                    pushes.push(format!("the tape of callee {}", inst.called_operand().name()));
-                }
-                if matches!(self.act.rule(inst), Rule::Blas(_) | Rule::Splat) {
-                    pushes.push(format!("the record of {}", name(inst)));
-                }
-                let mut uses = Vec::new();
-                for (v, source) in items {
-                    if *source == Source::Pop {
-                        pushes.push(name(*v));
-                    }
-                    uses.push(format!("{} {}", name(*v), format!("{source:?}").to_lowercase()));
-                }
-                if !uses.is_empty() {
-                    lines.push(format!("  {}: {}", name(inst), uses.join(", ")));
-                }
-            }
-            let cycle = if self.cfg.in_cycle[bi] { " (in a loop)" } else { "" };
-            let pushed = if pushes.is_empty() { "nothing".to_string() } else { pushes.join(", ") };
-            out.push_str(&format!("{}{cycle}: pushes {pushed}\n", bb.name()));
-            for l in lines {
-                out.push_str(&l);
-                out.push('\n');
-            }
-        }
-        out
     }
 
     /// A builder in the entry block of the function holding the reverse sweep (for
@@ -426,36 +259,12 @@ impl<'a> Reverse<'a> {
         }
     }
 
-    /// Whether the reverse sweep can use `v` directly instead of popping it.
-    fn visible_in_reverse(&self, v: Value) -> bool {
-        if !v.is_instruction() {
-            return true;
-        }
-        if matches!(self.sweep, Sweep::Callee { .. }) {
-            return false;
-        }
-        let bi = self.cfg.index(v.parent_block());
-        !self.cfg.in_cycle[bi] && self.cfg.returns.iter().all(|&r| self.cfg.dominates(bi, r))
-    }
-
-    /// Where the reverse sweep gets primal value `v` (before deduplication).
-    fn source_of(&self, v: Value) -> Source {
-        if self.visible_in_reverse(v) {
-            Source::Visible
-        } else if matches!(self.sweep, Sweep::Entry { .. }) && !self.cfg.in_cycle[self.cfg.index(v.parent_block())] {
-            Source::Slot
-        } else {
-            Source::Pop
-        }
-    }
-
     /// Stores each `Source::Slot` value into its slot right after it is computed (after
     /// the phis for a phi). Runs after the forward sweep's other instrumentation, which
     /// adds phis.
     fn fill_slots(&mut self) {
         let eb = self.frame.entry_builder(self.m);
-        let wanted: Vec<Value> =
-            self.items.values().flatten().filter(|(_, src)| *src == Source::Slot).map(|(v, _)| *v).collect();
+        let wanted: Vec<Value> = self.uses().slot_values();
         let b = self.m.builder();
         for v in wanted {
             if self.slots.contains_key(&v) {
@@ -495,35 +304,38 @@ impl<'a> Reverse<'a> {
         }
     }
 
-    fn plan_needs(&mut self) -> Result<()> {
-        for (bi, bb) in self.cfg.blocks.iter().enumerate() {
+    /// The needs of every active instruction's rule (creating the callee pairs of calls
+    /// differentiated call by call), then the uses plan for them.
+    fn plan(&mut self) -> Result<()> {
+        let mut needs: HashMap<Value, Vec<Need>> = HashMap::new();
+        for bb in self.cfg.blocks.clone() {
             for inst in bb.instructions() {
                 if !self.act.is_active(inst) {
                     continue;
                 }
-                let mut needs: Vec<Need> = Vec::new();
+                let mut ns: Vec<Need> = Vec::new();
                 match self.act.rule(inst) {
                     Rule::Scale { formula, ops } => {
                         for &k in ops {
                             if self.act.is_active(inst.operand(k)) {
                                 for n in formula.needs(k) {
-                                    if !needs.contains(&n) {
-                                        needs.push(n);
+                                    if !ns.contains(&n) {
+                                        ns.push(n);
                                     }
                                 }
                             }
                         }
                     }
-                    Rule::Select => needs.push(Need::Op(0)),
-                    Rule::Lanes(op) => needs.extend(op.index_operand().map(Need::Op)),
-                    Rule::Load => needs.push(Need::Shadow(0)),
-                    Rule::Store => needs.push(Need::Shadow(1)),
-                    Rule::MemCopy => needs.extend([Need::Shadow(0), Need::Shadow(1), Need::Op(2)]),
-                    Rule::MemZero => needs.extend([Need::Shadow(0), Need::Op(2)]),
-                    Rule::ArrayCopy => needs.extend([Need::Shadow(0), Need::ResultShadow]),
+                    Rule::Select => ns.push(Need::Op(0)),
+                    Rule::Lanes(op) => ns.extend(op.index_operand().map(Need::Op)),
+                    Rule::Load => ns.push(Need::Shadow(0)),
+                    Rule::Store => ns.push(Need::Shadow(1)),
+                    Rule::MemCopy => ns.extend([Need::Shadow(0), Need::Shadow(1), Need::Op(2)]),
+                    Rule::MemZero => ns.extend([Need::Shadow(0), Need::Op(2)]),
+                    Rule::ArrayCopy => ns.extend([Need::Shadow(0), Need::ResultShadow]),
                     Rule::Blas(op) => {
                         let n = inst.call_arg_count();
-                        needs.extend(
+                        ns.extend(
                             crate::runtime::blas::array_args(*op).iter().filter(|&&k| k < n).map(|&k| Need::Shadow(k)),
                         )
                     }
@@ -531,145 +343,33 @@ impl<'a> Reverse<'a> {
                         let callee = inst.called_function().expect("Rule::Call is a direct call");
                         let pair = self.callees.reverse_pair(callee, Pattern::of_call(inst, self.mem), self.width)?;
                         let n = inst.call_arg_count();
-                        needs.extend((0..n).map(Need::Op));
-                        needs.extend((0..n).filter(|&k| pair.pattern.shadowed[k].is_some()).map(Need::Shadow));
+                        ns.extend((0..n).map(Need::Op));
+                        ns.extend((0..n).filter(|&k| pair.pattern.shadowed[k].is_some()).map(Need::Shadow));
                         self.pairs.insert(inst, pair);
                     }
                     _ => {}
                 }
-                let mut items = Vec::new();
-                for v in needs.iter().flat_map(|&n| self.need_values(inst, n)) {
-                    let source = self.source_of(v);
-                    if source == Source::Pop {
-                        let mut leaves = Vec::new();
-                        if self.remat_plan(v, bi, REMAT_DEPTH, &mut leaves) {
-                            items.extend(leaves);
-                            items.push((v, Source::Remat));
-                            continue;
-                        }
-                    }
-                    items.push((v, source));
-                }
-                self.needs.insert(inst, needs);
-                self.items.insert(inst, items);
-            }
-            // One push per value and block: the last item of it pushes it.
-            let mut pushed_later = HashSet::new();
-            for inst in bb.instructions().into_iter().rev() {
-                // In the order the reverse sweep pops: instructions and items backwards.
-                for (v, source) in self.items.get_mut(&inst).into_iter().flatten().rev() {
-                    if *source == Source::Pop && !pushed_later.insert(*v) {
-                        *source = Source::Reuse;
-                    }
-                }
+                needs.insert(inst, ns);
             }
         }
+        let loops: Vec<CountedLoop> = self.loops.iter().map(|(l, _, _)| l.clone()).collect();
+        let inputs = uses::Inputs {
+            cfg: &self.cfg,
+            loops: &loops,
+            entry: self.frame.entry,
+            separate: matches!(self.sweep, Sweep::Callee { .. }),
+            heap_readonly: self.callees.heap_readonly,
+            others_unwritten: self.others_unwritten,
+        };
+        let plan = Uses::compute(&inputs, needs, &|inst, n| self.need_values(inst, n));
+        uses::plans::emit(|| plan.print(&self.frame.g.name(), self.width, self.act));
+        self.uses = Some(plan);
         Ok(())
     }
 
-    /// Whether `v` can be recomputed in the reverse sweep from at most one pushed value,
-    /// adding what it is built from (`Visible` values aside) to `leaves`.
-    /// `at` is the block whose reverse needs `v`.
-    fn remat_plan(&self, v: Value, at: usize, depth: u32, leaves: &mut Vec<(Value, Source)>) -> bool {
-        if depth == 0 {
-            return false;
-        }
-        if let Some((k, start, _)) = self.induction(v) {
-            // `start + step · count`, with the count of the iteration being reversed:
-            // only inside the loop (its count is popped on the way back in).
-            if !self.loops[k].0.body.contains(&at) {
-                return false;
-            }
-            match self.source_of(start) {
-                Source::Visible => {}
-                Source::Slot => leaves.push((start, Source::Slot)),
-                _ => return false,
-            }
-            return true;
-        }
-        if !self.recomputable(v) {
-            return false;
-        }
-        let mut mine = Vec::new();
-        for op in v.operands() {
-            match self.source_of(op) {
-                Source::Visible => {}
-                Source::Pop if self.remat_plan(op, at, depth - 1, &mut mine) => {}
-                source => mine.push((op, source)),
-            }
-        }
-        let pushed: HashSet<Value> = mine.iter().filter(|(_, s)| *s == Source::Pop).map(|(v, _)| *v).collect();
-        if pushed.len() > 1 {
-            return false;
-        }
-        leaves.extend(mine);
-        true
-    }
-
-    /// `v = phi [start, preheader], [v + step, latch]` in a counted loop's header, step a
-    /// constant: `v = start + step · count`. Returns the loop's index, `start`, `step`.
-    fn induction(&self, v: Value) -> Option<(usize, Value, Value)> {
-        if !v.is_instruction() || v.opcode() != Opcode::LLVMPHI || !v.ty().is_int() {
-            return None;
-        }
-        let bi = self.cfg.index(v.parent_block());
-        let k = self.loops.iter().position(|(l, _, _)| l.header == bi)?;
-        let (l, _, _) = &self.loops[k];
-        let incoming = v.incoming();
-        let from = |b: usize| incoming.iter().find(|(_, bb)| *bb == self.cfg.blocks[b]).map(|(x, _)| *x);
-        let (start, next) = (from(l.preheader)?, from(l.latch)?);
-        if !next.is_instruction() || next.opcode() != Opcode::LLVMAdd {
-            return None;
-        }
-        let step = match (next.operand(0), next.operand(1)) {
-            (a, c) | (c, a) if a == v && c.const_uint().is_some() => c,
-            _ => return None,
-        };
-        Some((k, start, step))
-    }
-
-    /// Whether `v` may be recomputed: pure arithmetic, or a load from memory nothing
-    /// writes (heap memory of a function that writes only its stack, or memory the
-    /// function did not allocate when it writes only what it allocates; stack slots may
-    /// be rewritten, so loads from them are not recomputed).
-    fn recomputable(&self, v: Value) -> bool {
-        // An array's data pointer field (the load at its object's own address) changes
-        // only when the array is resized, and `others_unwritten` excludes resizing.
-        let array_header = |p: Value| {
-            let base = crate::analysis::memory::zero_offset_base(p);
-            base.is_instruction() && crate::analysis::memory::array_call(base, &crate::pipeline::callee_name).is_some()
-        };
-        let unwritten = |p: Value| {
-            self.callees.heap_readonly
-                || self.others_unwritten && (self.argument_memory(p, ADDRESS_DEPTH) || array_header(p))
-        };
-        v.is_instruction()
-            && (pure_arithmetic(v)
-                || v.opcode() == Opcode::LLVMLoad
-                    && !v.is_volatile()
-                    && off_stack(v.operand(0), REMAT_DEPTH)
-                    && unwritten(v.operand(0)))
-    }
-
-    /// Whether pointer `p` reaches only memory the caller passed in: it derives, through
-    /// address arithmetic and loads from such memory, from an argument (loaded in the
-    /// entry block). Memory allocated in the call is never reached this way.
-    fn argument_memory(&self, p: Value, depth: u32) -> bool {
-        if p.is_argument() {
-            return true;
-        }
-        if depth == 0 || !p.is_instruction() {
-            return false;
-        }
-        if p.parent_block() == self.frame.entry {
-            return p.opcode() != Opcode::LLVMAlloca;
-        }
-        match p.opcode() {
-            Opcode::LLVMGetElementPtr | Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast | Opcode::LLVMLoad => {
-                self.argument_memory(p.operand(0), depth - 1)
-            }
-            _ => false,
-        }
+    /// The uses plan (computed before the sweeps are emitted).
+    fn uses(&self) -> &Uses {
+        self.uses.as_ref().expect("the plan precedes the sweeps")
     }
 
     /// Counts the iterations of each counted loop: `c = phi [0, preheader], [c + 1,
@@ -710,7 +410,7 @@ impl<'a> Reverse<'a> {
             if self.pairs.contains_key(&inst) {
                 return None;
             }
-            for (v, source) in self.items.get(&inst).into_iter().flatten() {
+            for (v, source) in self.uses().items(inst).into_iter().flatten() {
                 if *source == Source::Pop {
                     n += Tape::slots(*v);
                 }
@@ -770,7 +470,7 @@ impl<'a> Reverse<'a> {
                     let new = b.call(pair.aug, &args);
                     self.replaced.push((inst, new));
                 }
-                let Some(items) = self.items.get(&inst) else {
+                let Some(items) = self.uses().items(inst) else {
                     continue;
                 };
                 b.after(inst);
@@ -1171,11 +871,11 @@ impl<'a> Reverse<'a> {
         if let Some(&x) = self.popped.borrow().get(&v) {
             return x;
         }
-        let x = if let Some((k, start, step)) = self.induction(v) {
+        let x = if let Some((k, start, step)) = self.uses().induction(v) {
             let count = b.load(self.m.int(64), self.loops[k].2);
             let count = b.int_cast(count, v.ty());
             b.add(self.rebuild(b, start), b.mul(step, count))
-        } else if self.source_of(v) == Source::Visible || !self.recomputable(v) {
+        } else if self.uses().source_of(v) == Source::Visible || !self.uses().recomputable(v) {
             return self.remap(v);
         } else {
             let ops: Vec<Value> = v.operands().into_iter().map(|o| self.rebuild(b, o)).collect();
@@ -1187,7 +887,7 @@ impl<'a> Reverse<'a> {
 
     /// Fetches the values `inst`'s partials need, in the reverse block at the builder.
     fn fetch_items(&self, b: &Builder, inst: Value) -> Result<()> {
-        let Some(items) = self.items.get(&inst) else { return Ok(()) };
+        let Some(items) = self.uses().items(inst) else { return Ok(()) };
         // Pops in reverse push order, then the recomputed values, from them.
         for (v, source) in items.iter().rev() {
             if self.popped.borrow().contains_key(v) && *source != Source::Pop {
@@ -1230,7 +930,7 @@ impl<'a> Reverse<'a> {
                 m.const_real(m.f64(), 0.0)
             };
             let shadows: Vec<Option<Value>> = (0..n)
-                .map(|k| self.needs[&inst].contains(&Need::Shadow(k)).then(|| env(Need::Shadow(k), lane)))
+                .map(|k| self.uses().needs(inst).contains(&Need::Shadow(k)).then(|| env(Need::Shadow(k), lane)))
                 .collect();
             let eb = self.rev_entry_builder();
             let words = blas_call::words(b, &eb, &shadows);

@@ -1,0 +1,420 @@
+//! The uses plan of a reverse sweep: for every active instruction, the primal values its
+//! partials need (its rule's `Need`s, one value per batch lane for shadows), and where
+//! the reverse sweep gets each of them (`Source`): the value itself when it is visible
+//! there, a pop of what the forward sweep pushed, a stack slot for a value computed at
+//! most once, or a recomputation from other values (an array element `x[i]` and its
+//! shadow address cost one push of `i`, or none when `i` is a counted loop's induction
+//! variable). This is what decides what a loop costs on the tape; `print` shows it
+//! (`OXIDASE_PRINT=uses`, and the golden tests in `tests/uses_plan.rs`).
+//!
+//! The plan is computed from the function as the reverse transform sees it (shadows
+//! built, loop counters added) and changes nothing; `transform::reverse` emits the
+//! pushes, pops and recomputations it describes, and asks it the same questions while
+//! rebuilding values (`source_of`, `recomputable`, `induction`).
+
+use crate::analysis::activity::Activity;
+use crate::analysis::cfg::{Cfg, CountedLoop};
+use crate::llvm::{Block, Opcode, Value};
+use crate::rules::{Need, Rule};
+use std::collections::{HashMap, HashSet};
+
+/// Where the reverse sweep gets a value an instruction's partials need.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// The primal value itself (it dominates the reverse block).
+    Visible,
+    /// Popped from the tape (pushed right after this instruction).
+    Pop,
+    /// Popped for a later instruction of the same block (a `Pop` the reverse block
+    /// reached first).
+    Reuse,
+    /// Kept in a stack slot: a value computed at most once per call (its block lies on
+    /// no cycle) that the reverse sweep cannot see everywhere, e.g. a loop-invariant
+    /// value before a loop that may run zero times. Stored once, loaded in any reverse
+    /// block its definition dominates, instead of pushed at every use in the loop.
+    Slot,
+    /// Recomputed in the reverse block from the values listed before it (integer and
+    /// address arithmetic, and loads when the function writes no memory but its own
+    /// stack): an array element `x[i]` and its shadow address cost one push of `i`.
+    Remat,
+}
+
+/// How deep a recomputed value may nest.
+const REMAT_DEPTH: u32 = 6;
+
+/// How many address computations and loads `argument_memory` follows back.
+const ADDRESS_DEPTH: u32 = 12;
+
+/// What the plan is computed from.
+pub struct Inputs<'a> {
+    /// The function's control flow.
+    pub cfg: &'a Cfg,
+    /// Its counted loops (`Cfg::counted_loops`), whose iterations the sweeps count.
+    pub loops: &'a [CountedLoop],
+    /// The block that loads the arguments (the frame's entry).
+    pub entry: Block,
+    /// The reverse sweep runs in a function of its own (a callee's `h.rev`), which sees
+    /// only its parameters: everything else it needs is pushed.
+    pub separate: bool,
+    /// No heap memory is written during the call (`Callees::heap_readonly`).
+    pub heap_readonly: bool,
+    /// Only memory the function allocated is written (`memory::writes_only_fresh`):
+    /// loads from its arguments' arrays may be repeated.
+    pub others_unwritten: bool,
+}
+
+/// The plan.
+pub struct Uses {
+    cfg: Cfg,
+    loops: Vec<CountedLoop>,
+    entry: Block,
+    separate: bool,
+    heap_readonly: bool,
+    others_unwritten: bool,
+    /// Per active instruction: the primal values its partials need...
+    needs: HashMap<Value, Vec<Need>>,
+    /// ...and the values the reverse sweep fetches for them, in forward order, with
+    /// where each comes from (a recomputed value after the values it is built from).
+    items: HashMap<Value, Vec<(Value, Source)>>,
+}
+
+impl Uses {
+    /// The plan for `needs` (per active instruction, its rule's needs); `values(inst,
+    /// need)` are the values of a need (one per batch lane for a shadow).
+    pub fn compute(inp: &Inputs, needs: HashMap<Value, Vec<Need>>, values: &dyn Fn(Value, Need) -> Vec<Value>) -> Uses {
+        let mut uses = Uses {
+            cfg: inp.cfg.clone(),
+            loops: inp.loops.to_vec(),
+            entry: inp.entry,
+            separate: inp.separate,
+            heap_readonly: inp.heap_readonly,
+            others_unwritten: inp.others_unwritten,
+            needs: HashMap::new(),
+            items: HashMap::new(),
+        };
+        let mut items_of: HashMap<Value, Vec<(Value, Source)>> = HashMap::new();
+        for (bi, bb) in uses.cfg.blocks.iter().enumerate() {
+            for inst in bb.instructions() {
+                let Some(ns) = needs.get(&inst) else { continue };
+                let mut items = Vec::new();
+                for v in ns.iter().flat_map(|&n| values(inst, n)) {
+                    let source = uses.source_of(v);
+                    if source == Source::Pop {
+                        let mut leaves = Vec::new();
+                        if uses.remat_plan(v, bi, REMAT_DEPTH, &mut leaves) {
+                            items.extend(leaves);
+                            items.push((v, Source::Remat));
+                            continue;
+                        }
+                    }
+                    items.push((v, source));
+                }
+                items_of.insert(inst, items);
+            }
+            // One push per value and block: the last item of it pushes it.
+            let mut pushed_later = HashSet::new();
+            for inst in bb.instructions().into_iter().rev() {
+                // In the order the reverse sweep pops: instructions and items backwards.
+                for (v, source) in items_of.get_mut(&inst).into_iter().flatten().rev() {
+                    if *source == Source::Pop && !pushed_later.insert(*v) {
+                        *source = Source::Reuse;
+                    }
+                }
+            }
+        }
+        uses.needs = needs;
+        uses.items = items_of;
+        uses
+    }
+
+    /// The needs of active instruction `inst` (none for another).
+    pub fn needs(&self, inst: Value) -> &[Need] {
+        self.needs.get(&inst).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// The values fetched for `inst`'s partials, with their sources, if `inst` is
+    /// active.
+    pub fn items(&self, inst: Value) -> Option<&[(Value, Source)]> {
+        self.items.get(&inst).map(Vec::as_slice)
+    }
+
+    /// Every value the plan keeps in a stack slot.
+    pub fn slot_values(&self) -> Vec<Value> {
+        self.items.values().flatten().filter(|(_, s)| *s == Source::Slot).map(|(v, _)| *v).collect()
+    }
+
+    /// Whether the reverse sweep can use `v` directly instead of popping it.
+    fn visible_in_reverse(&self, v: Value) -> bool {
+        if !v.is_instruction() {
+            return true;
+        }
+        if self.separate {
+            return false;
+        }
+        let bi = self.cfg.index(v.parent_block());
+        !self.cfg.in_cycle[bi] && self.cfg.returns.iter().all(|&r| self.cfg.dominates(bi, r))
+    }
+
+    /// Where the reverse sweep gets primal value `v` (before deduplication).
+    pub fn source_of(&self, v: Value) -> Source {
+        if self.visible_in_reverse(v) {
+            Source::Visible
+        } else if !self.separate && !self.cfg.in_cycle[self.cfg.index(v.parent_block())] {
+            Source::Slot
+        } else {
+            Source::Pop
+        }
+    }
+
+    /// Whether `v` can be recomputed in the reverse sweep from at most one pushed value,
+    /// adding what it is built from (`Visible` values aside) to `leaves`.
+    /// `at` is the block whose reverse needs `v`.
+    fn remat_plan(&self, v: Value, at: usize, depth: u32, leaves: &mut Vec<(Value, Source)>) -> bool {
+        if depth == 0 {
+            return false;
+        }
+        if let Some((k, start, _)) = self.induction(v) {
+            // `start + step · count`, with the count of the iteration being reversed:
+            // only inside the loop (its count is popped on the way back in).
+            if !self.loops[k].body.contains(&at) {
+                return false;
+            }
+            match self.source_of(start) {
+                Source::Visible => {}
+                Source::Slot => leaves.push((start, Source::Slot)),
+                _ => return false,
+            }
+            return true;
+        }
+        if !self.recomputable(v) {
+            return false;
+        }
+        let mut mine = Vec::new();
+        for op in v.operands() {
+            match self.source_of(op) {
+                Source::Visible => {}
+                Source::Pop if self.remat_plan(op, at, depth - 1, &mut mine) => {}
+                source => mine.push((op, source)),
+            }
+        }
+        let pushed: HashSet<Value> = mine.iter().filter(|(_, s)| *s == Source::Pop).map(|(v, _)| *v).collect();
+        if pushed.len() > 1 {
+            return false;
+        }
+        leaves.extend(mine);
+        true
+    }
+
+    /// `v = phi [start, preheader], [v + step, latch]` in a counted loop's header, step a
+    /// constant: `v = start + step · count`. Returns the loop's index (in `loops`),
+    /// `start`, `step`.
+    pub fn induction(&self, v: Value) -> Option<(usize, Value, Value)> {
+        if !v.is_instruction() || v.opcode() != Opcode::LLVMPHI || !v.ty().is_int() {
+            return None;
+        }
+        let bi = self.cfg.index(v.parent_block());
+        let k = self.loops.iter().position(|l| l.header == bi)?;
+        let l = &self.loops[k];
+        let incoming = v.incoming();
+        let from = |b: usize| incoming.iter().find(|(_, bb)| *bb == self.cfg.blocks[b]).map(|(x, _)| *x);
+        let (start, next) = (from(l.preheader)?, from(l.latch)?);
+        if !next.is_instruction() || next.opcode() != Opcode::LLVMAdd {
+            return None;
+        }
+        let step = match (next.operand(0), next.operand(1)) {
+            (a, c) | (c, a) if a == v && c.const_uint().is_some() => c,
+            _ => return None,
+        };
+        Some((k, start, step))
+    }
+
+    /// Whether `v` may be recomputed: pure arithmetic, or a load from memory nothing
+    /// writes (heap memory of a function that writes only its stack, or memory the
+    /// function did not allocate when it writes only what it allocates; stack slots may
+    /// be rewritten, so loads from them are not recomputed).
+    pub fn recomputable(&self, v: Value) -> bool {
+        // An array's data pointer field (the load at its object's own address) changes
+        // only when the array is resized, and `others_unwritten` excludes resizing.
+        let array_header = |p: Value| {
+            let base = crate::analysis::memory::zero_offset_base(p);
+            base.is_instruction() && crate::analysis::memory::array_call(base, &crate::pipeline::callee_name).is_some()
+        };
+        let unwritten = |p: Value| {
+            self.heap_readonly || self.others_unwritten && (self.argument_memory(p, ADDRESS_DEPTH) || array_header(p))
+        };
+        v.is_instruction()
+            && (pure_arithmetic(v)
+                || v.opcode() == Opcode::LLVMLoad
+                    && !v.is_volatile()
+                    && off_stack(v.operand(0), REMAT_DEPTH)
+                    && unwritten(v.operand(0)))
+    }
+
+    /// Whether pointer `p` reaches only memory the caller passed in: it derives, through
+    /// address arithmetic and loads from such memory, from an argument (loaded in the
+    /// entry block). Memory allocated in the call is never reached this way.
+    fn argument_memory(&self, p: Value, depth: u32) -> bool {
+        if p.is_argument() {
+            return true;
+        }
+        if depth == 0 || !p.is_instruction() {
+            return false;
+        }
+        if p.parent_block() == self.entry {
+            return p.opcode() != Opcode::LLVMAlloca;
+        }
+        match p.opcode() {
+            Opcode::LLVMGetElementPtr | Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast | Opcode::LLVMLoad => {
+                self.argument_memory(p.operand(0), depth - 1)
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether the forward sweep records, on entering block `bi`, which predecessor it
+    /// came from (several predecessors, and not a counted loop's header, whose reverse
+    /// counts down instead).
+    pub fn records_predecessor(&self, bi: usize) -> bool {
+        bi != 0 && self.cfg.preds[bi].len() >= 2 && !self.loops.iter().any(|l| l.header == bi)
+    }
+
+    /// The counted loops (indices into `loops`) block `bi` exits: it records their
+    /// counts, in this order.
+    pub fn exited_loops(&self, bi: usize) -> Vec<usize> {
+        (0..self.loops.len()).filter(|&k| self.loops[k].exits.contains(&bi)).collect()
+    }
+
+    /// The plan as text: per block of the forward sweep, what it pushes on the tape each
+    /// time it runs (the predecessor it came from, the counts of the loops it exits, the
+    /// records of calls, the values the reverse sweep cannot see), and per active
+    /// instruction where the reverse sweep gets each value its partials need. A value
+    /// pushed in a block on a cycle is pushed once per iteration: the plan shows what a
+    /// loop costs in tape.
+    pub fn print(&self, function: &str, width: usize, act: &Activity) -> String {
+        let name = |v: Value| {
+            let n = v.name();
+            if n.is_empty() {
+                v.print().trim().split(" = ").next().unwrap_or("?").to_string()
+            } else {
+                format!("%{n}")
+            }
+        };
+        let mut out = format!("; uses plan of {function} (reverse, {width} lane(s))\n");
+        for (bi, bb) in self.cfg.blocks.iter().enumerate() {
+            if !self.cfg.reachable(bi) {
+                continue;
+            }
+            let mut pushes: Vec<String> = Vec::new();
+            if self.records_predecessor(bi) {
+                pushes.push("predecessor".into());
+            }
+            for k in self.exited_loops(bi) {
+                pushes.push(format!("count of loop {}", self.cfg.blocks[self.loops[k].header].name()));
+            }
+            let mut lines = Vec::new();
+            for inst in bb.instructions() {
+                let Some(items) = self.items.get(&inst) else { continue };
+                match act.rule(inst) {
+                    Rule::Call => pushes.push(format!("the tape of callee {}", inst.called_operand().name())),
+                    Rule::Blas(_) | Rule::Splat => pushes.push(format!("the record of {}", name(inst))),
+                    _ => {}
+                }
+                let mut uses = Vec::new();
+                for (v, source) in items {
+                    if *source == Source::Pop {
+                        pushes.push(name(*v));
+                    }
+                    uses.push(format!("{} {}", name(*v), format!("{source:?}").to_lowercase()));
+                }
+                if !uses.is_empty() {
+                    lines.push(format!("  {}: {}", name(inst), uses.join(", ")));
+                }
+            }
+            let cycle = if self.cfg.in_cycle[bi] { " (in a loop)" } else { "" };
+            let pushed = if pushes.is_empty() { "nothing".to_string() } else { pushes.join(", ") };
+            out.push_str(&format!("{}{cycle}: pushes {pushed}\n", bb.name()));
+            for l in lines {
+                out.push_str(&l);
+                out.push('\n');
+            }
+        }
+        out
+    }
+}
+
+/// Instructions `Source::Remat` may recompute: pure integer and address arithmetic.
+fn pure_arithmetic(v: Value) -> bool {
+    use Opcode::*;
+    matches!(
+        v.opcode(),
+        LLVMGetElementPtr
+            | LLVMBitCast
+            | LLVMAddrSpaceCast
+            | LLVMAdd
+            | LLVMSub
+            | LLVMMul
+            | LLVMShl
+            | LLVMLShr
+            | LLVMAShr
+            | LLVMAnd
+            | LLVMOr
+            | LLVMXor
+            | LLVMSExt
+            | LLVMZExt
+            | LLVMTrunc
+            | LLVMPtrToInt
+    )
+}
+
+/// Whether pointer `p` surely points outside the stack: derived (by address arithmetic)
+/// from an argument, a pointer loaded from memory or returned by a call.
+fn off_stack(p: Value, depth: u32) -> bool {
+    if !p.is_instruction() {
+        return p.is_argument();
+    }
+    match p.opcode() {
+        Opcode::LLVMLoad | Opcode::LLVMCall => true,
+        Opcode::LLVMGetElementPtr | Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast => {
+            depth > 0 && off_stack(p.operand(0), depth - 1)
+        }
+        _ => false,
+    }
+}
+
+/// The uses plans of the reverse sweeps being built: printed to stderr with
+/// `OXIDASE_PRINT=uses`, and collected by tests (`collect`, golden tests of what loops
+/// push).
+pub mod plans {
+    use std::cell::RefCell;
+
+    thread_local! {
+        static COLLECTED: RefCell<Option<Vec<String>>> = const { RefCell::new(None) };
+    }
+
+    /// Hands the plan `text` makes to whoever wants it.
+    pub fn emit(text: impl FnOnce() -> String) {
+        let print = std::env::var("OXIDASE_PRINT").is_ok_and(|v| v.split(',').any(|w| w.trim() == "uses"));
+        let collecting = COLLECTED.with(|c| c.borrow().is_some());
+        if !print && !collecting {
+            return;
+        }
+        let text = text();
+        if print {
+            eprint!("{text}");
+        }
+        COLLECTED.with(|c| {
+            if let Some(v) = c.borrow_mut().as_mut() {
+                v.push(text);
+            }
+        });
+    }
+
+    /// Runs `f` and returns, with its result, the plans of the reverse sweeps built on
+    /// this thread meanwhile (the entry's, then its callees').
+    pub fn collect<T>(f: impl FnOnce() -> T) -> (T, Vec<String>) {
+        COLLECTED.with(|c| *c.borrow_mut() = Some(Vec::new()));
+        let r = f();
+        let plans = COLLECTED.with(|c| c.borrow_mut().take()).unwrap_or_default();
+        (r, plans)
+    }
+}
