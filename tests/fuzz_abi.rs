@@ -179,6 +179,11 @@ fn prepared_request(index: usize) -> Request {
 /// and a fatal error ("Broken module found") raised by the reader itself. CI replays them.
 const READER_KILLERS: &[(usize, usize)] = &[(2, 204761), (2, 251752), (2, 179454), (4, 47034)];
 
+/// Flips that once took the engine's own process down, found by the long run: (1, 6447)
+/// leaves a module that verifies but that the JIT refuses to add, and the engine freed
+/// the refused module a second time. CI replays them; each must return.
+const ENGINE_KILLERS: &[(usize, usize)] = &[(1, 6447)];
+
 #[test]
 fn single_bit_flips_are_errors_or_derivatives() {
     // A fixed sample: 24 positions per seed from a xorshift sequence (about 8 s in a
@@ -205,6 +210,11 @@ fn single_bit_flips_are_errors_or_derivatives() {
     assert_eq!(tally.inputs, 24 * corpus().len());
     // Some sampled flips leave a valid module, which must compile like the seed.
     assert!(tally.compiled > 0 && tally.unreadable > 0, "{tally:?}");
+    for &(index, bit) in ENGINE_KILLERS {
+        let req = prepared_request(index);
+        let r = compile_flipped(index, bit, &req);
+        eprintln!("seed {index} bit {bit} (once killed the engine): {:?}", r.map(|_| ()).map_err(|e| e.to_string()));
+    }
     for &(index, bit) in READER_KILLERS {
         let req = prepared_request(index);
         let mut one = Tally::default();

@@ -72,16 +72,20 @@ impl LlJit {
         ThreadSafeContext(unsafe { LLVMOrcCreateNewThreadSafeContext() })
     }
 
-    /// Adds `m` (whose context is `tsc`'s) to the main dylib; the JIT owns it afterwards.
+    /// Adds `m` (whose context is `tsc`'s) to the main dylib; the JIT owns it afterwards,
+    /// whether or not it is added (LLJIT.h: the module "should not be disposed of or
+    /// referenced once this function returns"; disposing of it after an error, such as
+    /// a symbol defined twice, freed it twice: a bit flip found that).
     pub fn add_module(&self, tsc: &ThreadSafeContext, m: Module) -> Result<(), String> {
         let (_, raw) = m.into_raw();
-        unsafe {
+        // SAFETY: `raw` is a module of `tsc`'s context that nothing else owns any more
+        // (`into_raw`); the thread-safe module and its ownership pass to the JIT.
+        let err = unsafe {
             let tsm = LLVMOrcCreateNewThreadSafeModule(raw, tsc.0);
-            let err = LLVMOrcLLJITAddLLVMIRModule(self.jit, LLVMOrcLLJITGetMainJITDylib(self.jit), tsm);
-            if !err.is_null() {
-                LLVMOrcDisposeThreadSafeModule(tsm);
-                return Err(error_string(err));
-            }
+            LLVMOrcLLJITAddLLVMIRModule(self.jit, LLVMOrcLLJITGetMainJITDylib(self.jit), tsm)
+        };
+        if !err.is_null() {
+            return Err(error_string(err));
         }
         Ok(())
     }
