@@ -227,8 +227,8 @@ fn single_bit_flips_are_errors_or_derivatives() {
 /// corpus; default 0,7,1: the C test's module, try_slot, rosenbrock). Prints the tallies
 /// and the flips that killed the reader. One compile at a time, as the C ABI compiles
 /// (`cache::get_or_compile` serialises them; `pipeline::compile` itself is not meant to
-/// run twice at once: a first version of this run, with two threads compiling
-/// concurrently, took its own process down once, in libc).
+/// run twice at once). The crash the long run found, in libc, was the engine's own: see
+/// `ENGINE_KILLERS`.
 #[test]
 #[ignore]
 fn every_bit_of_three_fixtures_or_more() {
