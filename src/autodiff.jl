@@ -5,6 +5,10 @@
 # inferred return type) happens on a cache miss; a hit only builds the argument buffers
 # and calls.
 
+# `f::F` and `Vararg{Any,N}`: Julia does not specialize on a function argument it only
+# passes along, and an unspecialized `f` costs a dynamic dispatch and an allocation on
+# every cached call. (The docstring comes right before the `function`: in Julia 1.5 a
+# comment between them detaches it.)
 """
     autodiff(mode, f, ReturnActivity, args...)
     autodiff(mode, f, args...)
@@ -43,9 +47,6 @@ Other cases raise a [`DifferentiationError`](@ref) (see `docs/limitations.md`);
 annotations that make no sense in the mode (an `Active` argument in forward mode) raise
 an `ArgumentError`. Exceptions thrown by `f` itself propagate unchanged.
 """
-# `f::F` and `Vararg{Any,N}`: Julia does not specialize on a function argument it only
-# passes along, and an unspecialized `f` costs a dynamic dispatch and an allocation on
-# every cached call.
 function autodiff(mode::Mode, f::F, ::Type{RA}, args::Vararg{Any,N}) where {F,RA<:Annotation,N}
     fa = function_annotation(f)
     fn = function_value(fa)
