@@ -17,9 +17,9 @@ using Libdl
 # registers, and a warm scalar reverse call took 12.5 ns instead of 10.5.
 Base.Experimental.@optlevel 1
 
-export autodiff, Forward, Reverse, ReverseWithPrimal
+export autodiff, Forward, ForwardWithPrimal, Reverse, ReverseWithPrimal
 export Const, Active, Duplicated, DuplicatedNoNeed, BatchDuplicated, BatchDuplicatedNoNeed
-export gradient, gradient!, jacobian
+export gradient, gradient!, jacobian, make_zero, make_zero!
 
 include("errors.jl")
 include("annotations.jl")

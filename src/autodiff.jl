@@ -96,8 +96,17 @@ function default_return_activity(::ReverseMode, fn, anns::Tuple)
     return rt !== Union{} && isconcretetype(rt) && rt <: AbstractFloat ? Active : Const
 end
 
-default_return_activity(::ForwardMode, fn, anns::Tuple) =
+default_return_activity(::Union{ForwardMode,ForwardWithPrimalMode}, fn, anns::Tuple) =
     any(is_batch, anns) ? BatchDuplicated : Duplicated
+
+# Enzyme 0.13's `ForwardWithPrimal`: forward mode with the derivative first.
+function autodiff(::ForwardWithPrimalMode, f::F, ::Type{RA}, args::Vararg{Any,N}) where {F,RA<:Annotation,N}
+    RA <: Union{Duplicated,BatchDuplicated} ||
+        throw(ArgumentError("Oxidase: ForwardWithPrimal returns the primal and the derivative: the " *
+                            "return annotation is Duplicated or BatchDuplicated, not $RA"))
+    primal, tangent = autodiff(Forward, f, RA, args...)
+    return (tangent, primal)
+end
 
 # Core.Typeof, not typeof: a type passed as a value (`Const(Float64)`) specializes as
 # `Type{Float64}`, as Julia's own dispatch does.

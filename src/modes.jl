@@ -49,3 +49,26 @@ Reverse mode that also returns the primal result: `autodiff` returns
 `(adjoints, primal)`.
 """
 const ReverseWithPrimal = ReverseMode{true}()
+
+"""
+    ForwardWithPrimalMode
+
+Type of [`ForwardWithPrimal`](@ref).
+"""
+struct ForwardWithPrimalMode <: Mode end
+
+"""
+    ForwardWithPrimal
+
+Forward mode that returns the derivative and the primal result, in that order, as in
+Enzyme.jl 0.13: `autodiff(ForwardWithPrimal, f, Duplicated, args...)` returns
+`(tangent, primal)` (`(tangents, primal)` with a `BatchDuplicated` return, `tangents`
+keyed 1, 2, ...). Without a return annotation the return is `Duplicated`, or
+`BatchDuplicated` when an argument is. (`Forward` keeps Enzyme 0.11's `(primal,
+tangent)`.)
+
+```julia
+autodiff(ForwardWithPrimal, x -> x^2, Duplicated(3.0, 1.0))   # (6.0, 9.0)
+```
+"""
+const ForwardWithPrimal = ForwardWithPrimalMode()

@@ -6,25 +6,75 @@
 
 """
     gradient(Reverse, f, x)
-    gradient(Forward, f, x[, chunk_size::Val])
+    gradient(Forward, f, x[, chunk_size::Val]; chunk = chunk_size)
+    gradient(Reverse, f, x, y, ...)
+    gradient(ReverseWithPrimal, f, xs...)
 
 The gradient of `f` at the array `x`, for `f` with array input and scalar result: an
 array like `x` in reverse mode, a tuple of partial derivatives (in `x`'s linear order)
-in forward mode.
+in forward mode. The chunk size (tangents per call) may also be given as Enzyme 0.13's
+keyword `chunk`.
+
+With several arguments (Enzyme 0.13), reverse mode returns a tuple with one entry per
+argument: the gradient for an array, the derivative for a number, `nothing` for an
+argument wrapped in `Const`. `ReverseWithPrimal` returns `(derivs = (...), val = f(xs...))`,
+`derivs` such a tuple for any number of arguments.
 
 ```julia
 rosenbrock_inp(x) = (1.0 - x[1])^2 + 100.0 * (x[2] - x[1]^2)^2
 gradient(Reverse, rosenbrock_inp, [1.0, 2.0])          # [-400.0, 200.0]
 gradient(Forward, rosenbrock_inp, [1.0, 2.0], Val(2))  # (-400.0, 200.0)
+gradient(Reverse, (x, a) -> a * sum(x), [1.0, 2.0], 3.0)         # ([3.0, 3.0], 3.0)
+gradient(ReverseWithPrimal, (x, a) -> a * sum(x), [1.0, 2.0], Const(3.0))
+# (derivs = ([3.0, 3.0], nothing), val = 9.0)
 ```
 """
-function gradient(::ReverseMode, f::F, x::AbstractArray) where {F}
+function gradient(::ReverseMode{false}, f::F, x::AbstractArray) where {F}
     dx = zero(x)
     autodiff(Reverse, f, Active, Duplicated(x, dx))
     return dx
 end
 
-function gradient(::ForwardMode, f::F, x::AbstractArray, chunk::Val{C} = Val(1)) where {F,C}
+function gradient(::ReverseMode{false}, f::F, x, y, zs...) where {F}
+    anns, shadows = gradient_arguments((x, y, zs...))
+    (adjoints,) = autodiff(Reverse, f, Active, anns...)
+    return gradient_result(anns, shadows, adjoints)
+end
+
+function gradient(::ReverseMode{false}, f::F, x::Real) where {F}
+    anns, shadows = gradient_arguments((x,))
+    (adjoints,) = autodiff(Reverse, f, Active, anns...)
+    return gradient_result(anns, shadows, adjoints)
+end
+
+function gradient(::ReverseMode{true}, f::F, x, ys...) where {F}
+    xs = (x, ys...)
+    anns, shadows = gradient_arguments(xs)
+    adjoints, primal = autodiff(ReverseWithPrimal, f, Active, anns...)
+    return (derivs = gradient_result(anns, shadows, adjoints), val = primal)
+end
+
+# Each argument's annotation (an array `Duplicated` with a zero shadow, a number
+# `Active`, a `Const` as it is) and shadow.
+function gradient_arguments(xs::Tuple)
+    anns = map(xs) do x
+        x isa Const && return x
+        x isa AbstractArray && return Duplicated(x, make_zero(x))
+        x isa Real && return Active(x)
+        throw(ArgumentError("gradient: an argument of type $(typeof(x)) is neither an array nor a " *
+                            "number (wrap it in Const to hold it constant)"))
+    end
+    return anns, map(a -> a isa Duplicated ? a.dval : nothing, anns)
+end
+
+gradient_result(anns, shadows, adjoints) =
+    map((a, s, d) -> a isa Duplicated ? s : a isa Active ? d : nothing, anns, shadows, adjoints)
+
+function gradient(mode::ForwardMode, f::F, x::AbstractArray, chunk_size::Val = Val(1); chunk::Val = chunk_size) where {F}
+    return forward_gradient(f, x, chunk)
+end
+
+function forward_gradient(f::F, x::AbstractArray, chunk::Val{C}) where {F,C}
     check_chunk(chunk)
     if C > 1 && length(x) == C
         # One chunk covers x: its tangents already are the tuple (of a size the compiler
@@ -73,21 +123,25 @@ function gradient!(::ReverseMode, dx::AbstractArray, f::F, x::AbstractArray) whe
 end
 
 """
-    jacobian(Forward, f, x[, chunk_size::Val])
-    jacobian(Reverse, f, x, output_size::Val[, chunk_size::Val])
+    jacobian(Forward, f, x[, chunk_size::Val]; chunk = chunk_size)
+    jacobian(Reverse, f, x[, output_size::Val[, chunk_size::Val]]; chunk = chunk_size)
 
 The Jacobian matrix of `f` (array input, array result) at `x`: row `i` is the gradient
 of `f(x)[i]`, column `j` the derivative along `x[j]`. Forward mode needs one call per
-input, reverse mode one per output; reverse mode needs the output size, since it seeds
-the output before running `f`.
+input, reverse mode one per output; reverse mode seeds the output before running `f`,
+so without `output_size` it calls `f(x)` once first to learn it.
 
 ```julia
 foo(x) = [rosenbrock_inp(x), prod(x)]
 jacobian(Forward, foo, [1.0, 2.0])            # [-400.0 200.0; 2.0 1.0]
 jacobian(Reverse, foo, [1.0, 2.0], Val(2))    # the same
+jacobian(Reverse, foo, [1.0, 2.0])            # the same
 ```
 """
-function jacobian(::ForwardMode, f::F, x::AbstractArray, chunk::Val = Val(1)) where {F}
+jacobian(::ForwardMode, f::F, x::AbstractArray, chunk_size::Val = Val(1); chunk::Val = chunk_size) where {F} =
+    forward_jacobian(f, x, chunk)
+
+function forward_jacobian(f::F, x::AbstractArray, chunk::Val) where {F}
     check_chunk(chunk)
     y = f(x)
     y isa AbstractArray || throw(ArgumentError("jacobian: $f returns a $(typeof(y)), not an array"))
@@ -112,7 +166,16 @@ end
 
 # Reverse mode seeds output rows: one per pass, or `chunk` of them per pass in batch
 # mode (one forward sweep, `chunk` reverse cotangents).
-function jacobian(::ReverseMode, f::F, x::AbstractArray, ::Val{n_out}, chunk::Val = Val(1)) where {F,n_out}
+jacobian(::ReverseMode, f::F, x::AbstractArray, n_out::Val, chunk_size::Val = Val(1); chunk::Val = chunk_size) where {F} =
+    reverse_jacobian(f, x, n_out, chunk)
+
+function jacobian(::ReverseMode, f::F, x::AbstractArray; chunk::Val = Val(1)) where {F}
+    y = f(x)
+    y isa AbstractArray || throw(ArgumentError("jacobian: $f returns a $(typeof(y)), not an array"))
+    return reverse_jacobian(f, x, Val(length(y)), chunk)
+end
+
+function reverse_jacobian(f::F, x::AbstractArray, ::Val{n_out}, chunk::Val) where {F,n_out}
     check_chunk(chunk)
     J = zeros(eltype(x), n_out, length(x))
     into = Into(f)
@@ -158,3 +221,101 @@ end
 
 check_chunk(::Val{n}) where {n} =
     n isa Integer && n >= 1 || throw(ArgumentError("chunk size must be a positive integer, got $n"))
+
+"""
+    make_zero(x)
+
+A copy of `x` with every number zeroed, to hold a derivative of the same shape: arrays
+(of numbers, or of arrays and structs, recursively), tuples, named tuples, structs and
+mutable structs. Objects that appear several times in `x` appear as one zeroed copy as
+often (aliasing is kept). As in Enzyme.
+
+```julia
+make_zero([1.0, 2.0])            # [0.0, 0.0]
+make_zero((a = 1.0, b = [2.0]))  # (a = 0.0, b = [0.0])
+```
+"""
+make_zero(x) = make_zero(x, IdDict{Any,Any}())
+
+make_zero(x::Number, seen) = zero(x)
+make_zero(x::Union{Symbol,AbstractString,Nothing,Function,Type,Char}, seen) = x
+make_zero(x::Tuple, seen) = map(v -> make_zero(v, seen), x)
+make_zero(x::NamedTuple, seen) = map(v -> make_zero(v, seen), x)
+
+function make_zero(x::AbstractArray{T}, seen) where {T}
+    haskey(seen, x) && return seen[x]
+    isbitstype(T) && T <: Number && return (seen[x] = zero(x))
+    z = similar(x)
+    seen[x] = z
+    for i in eachindex(x)
+        isassigned(x, i) && (z[i] = make_zero(x[i], seen))
+    end
+    return z
+end
+
+function make_zero(x::T, seen) where {T}
+    fieldcount(T) == 0 && return x
+    ismutable(x) && haskey(seen, x) && return seen[x]
+    fields = Any[make_zero(getfield(x, i), seen) for i in 1:fieldcount(T) if isdefined(x, i)]
+    length(fields) == fieldcount(T) ||
+        throw(ArgumentError("make_zero: $T has undefined fields"))
+    z = ccall(:jl_new_structv, Any, (Any, Ptr{Any}, UInt32), T, fields, length(fields))::T
+    ismutable(x) && (seen[x] = z)
+    return z
+end
+
+"""
+    make_zero!(x)
+
+Zeroes the numbers of `x` in place: the elements of arrays and the fields of mutable
+structs, recursively through arrays, structs and tuples. A number held by an immutable
+object cannot change and is left as it is (it holds no accumulated derivative: a
+shadow's derivatives live in its mutable parts); `x` itself a number, or a tuple, is
+an `ArgumentError`. Returns `nothing`.
+
+```julia
+dx = [1.0, 2.0]; make_zero!(dx); dx   # [0.0, 0.0]
+```
+"""
+function make_zero!(x)
+    (x isa Number || x isa Tuple || x isa NamedTuple) &&
+        throw(ArgumentError("make_zero!: a $(typeof(x)) cannot be zeroed in place (use make_zero)"))
+    zero_in_place!(x, IdDict{Any,Nothing}())
+    return nothing
+end
+
+zero_in_place!(x::Union{Number,Symbol,AbstractString,Nothing,Function,Type,Char}, seen) = nothing
+zero_in_place!(x::Union{Tuple,NamedTuple}, seen) = (foreach(v -> zero_in_place!(v, seen), x); nothing)
+
+function zero_in_place!(x::AbstractArray{T}, seen) where {T}
+    haskey(seen, x) && return nothing
+    seen[x] = nothing
+    if isbitstype(T) && T <: Number
+        fill!(x, zero(T))
+    else
+        for i in eachindex(x)
+            if !isassigned(x, i)
+                continue
+            elseif x[i] isa Number
+                x[i] = zero(x[i])
+            else
+                zero_in_place!(x[i], seen)
+            end
+        end
+    end
+    return nothing
+end
+
+function zero_in_place!(x::T, seen) where {T}
+    ismutable(x) && (haskey(seen, x) ? (return nothing) : (seen[x] = nothing))
+    for i in 1:fieldcount(T)
+        isdefined(x, i) || continue
+        v = getfield(x, i)
+        if v isa Number && ismutable(x)
+            setfield!(x, i, zero(v))
+        else
+            zero_in_place!(v, seen)
+        end
+    end
+    return nothing
+end

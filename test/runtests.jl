@@ -19,6 +19,7 @@ using Test
     @testset "closures" begin include("closures.jl") end
     @testset "workloads" begin include("workloads.jl") end
     @testset "threads" begin include("threads.jl") end
+    @testset "distributed" begin include("distributed.jl") end
     @testset "never silently wrong" begin include("soundness.jl") end
     @testset "generated programs" begin include("property.jl") end
     @testset "reliability" begin include("reliability.jl") end

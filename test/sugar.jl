@@ -43,3 +43,80 @@ end
     @test_throws DimensionMismatch jacobian(Reverse, stretch, x, Val(3))
     @test_throws ArgumentError jacobian(Forward, rosenbrock_inp, x)
 end
+
+# Enzyme 0.13's additions (issue 16), beside the tutorial's 0.11 shapes, which stay.
+weighted(x, a) = a * sum(sin, x) + a^2
+fd(f, x::Real; h = 1e-6) = (f(x + h) - f(x - h)) / 2h
+fd_grad(f, x::AbstractArray) = [fd(t -> f([j == i ? t : x[j] for j in eachindex(x)]), x[i]) for i in eachindex(x)]
+
+@testset "gradient of several arguments, ReverseWithPrimal, numbers" begin
+    for (x, a) in (([0.3, -1.2, 2.5], 1.5), ([0.1], -0.4))
+        gx, ga = gradient(Reverse, weighted, x, a)
+        @test gx ≈ fd_grad(v -> weighted(v, a), x) rtol = 1e-6
+        @test ga ≈ fd(b -> weighted(x, b), a) rtol = 1e-6
+        @test gradient(Reverse, weighted, x, Const(a)) == (gx, nothing)
+        @test gradient(Reverse, weighted, Const(x), a) == (nothing, ga)
+        r = gradient(ReverseWithPrimal, weighted, x, a)
+        @test r.derivs == (gx, ga) && r.val == weighted(x, a)
+        r1 = gradient(ReverseWithPrimal, sum_sin_sq, x)
+        @test r1.derivs[1] ≈ sin.(2 .* x) && r1.val ≈ sum_sin_sq(x)
+    end
+    @test gradient(Reverse, t -> t^3 - 2t, 2.0) == (10.0,)
+    @test_throws ArgumentError gradient(Reverse, (x, s) -> sum(x), [1.0], "s")
+end
+
+@testset "jacobian without the output size; chunk as a keyword" begin
+    x = [0.4, 1.3, -0.6]
+    J = fd_jacobian(stretch, x)
+    @test jacobian(Reverse, stretch, x) ≈ J rtol = 1e-6 atol = 1e-8
+    @test jacobian(Reverse, stretch, x; chunk = Val(2)) ≈ J rtol = 1e-6 atol = 1e-8
+    @test jacobian(Reverse, stretch, x, Val(4); chunk = Val(3)) ≈ J rtol = 1e-6 atol = 1e-8
+    @test jacobian(Forward, stretch, x; chunk = Val(2)) ≈ J rtol = 1e-6 atol = 1e-8
+    @test collect(gradient(Forward, sum_sin_sq, x; chunk = Val(2))) ≈ sin.(2 .* x) rtol = 1e-12
+    @test_throws ArgumentError jacobian(Reverse, rosenbrock_inp, x)
+    @test_throws ArgumentError gradient(Forward, sum_sin_sq, x; chunk = Val(0))
+end
+
+@testset "ForwardWithPrimal: (derivative, primal)" begin
+    for x in (0.3, -2.0)
+        f = t -> t * sin(t)
+        d, p = autodiff(ForwardWithPrimal, f, Duplicated(x, 1.0))
+        @test p == f(x)
+        @test d ≈ fd(f, x) rtol = 1e-6
+        @test autodiff(ForwardWithPrimal, f, Duplicated, Duplicated(x, 1.0)) == (d, p)
+        (ds, p2) = autodiff(ForwardWithPrimal, f, BatchDuplicated(x, (1.0, 2.0)))
+        @test p2 == p && ds[1] == d && ds[2] ≈ 2d
+    end
+    @test_throws ArgumentError autodiff(ForwardWithPrimal, sin, Const, Duplicated(1.0, 1.0))
+end
+
+mutable struct Layer
+    w::Vector{Float64}
+    b::Float64
+end
+struct Model
+    layers::Vector{Layer}
+    scale::Float64
+    name::Symbol
+end
+
+@testset "make_zero, make_zero!" begin
+    @test make_zero([1.0, -2.0]) == [0.0, 0.0]
+    @test make_zero(3.5) === 0.0 && make_zero(2.0f0) === 0.0f0
+    @test make_zero((1.0, [2.0], (a = 3.0,))) == (0.0, [0.0], (a = 0.0,))
+    l = Layer([1.0, 2.0], 3.0)
+    m = Model([l, l], 2.0, :net)
+    z = make_zero(m)
+    @test z.layers[1].w == [0.0, 0.0] && z.layers[1].b == 0.0 && z.scale == 0.0 && z.name == :net
+    @test z.layers[1] === z.layers[2]            # aliasing kept
+    @test z.layers[1] !== l && l.w == [1.0, 2.0]  # the original untouched
+    make_zero!(m)
+    @test l.w == [0.0, 0.0] && l.b == 0.0 && m.scale == 2.0   # (an immutable's number stays)
+    @test_throws ArgumentError make_zero!(1.0)
+    @test_throws ArgumentError make_zero!((1.0, 2.0))
+    # The shadow make_zero builds is one autodiff accepts.
+    x = [0.5, 1.5]
+    dx = make_zero(x)
+    autodiff(Reverse, sum_sin_sq, Active, Duplicated(x, dx))
+    @test dx ≈ sin.(2 .* x)
+end
