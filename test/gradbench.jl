@@ -144,10 +144,23 @@ end
 try
     @testset "start and define" begin
         @test gb_ask((kind = "start", eval = "test")) == Dict("id" => 1, "tool" => "oxidase")
-        for mod in ("lse", "llsq", "ode", "det")
+        for mod in ("hello", "lse", "llsq", "ode", "det")
             @test gb_ask((kind = "define", var"module" = mod))["success"] === true
         end
         @test gb_ask((kind = "define", var"module" = "gmm"))["success"] === false
+    end
+
+    @testset "hello" begin
+        # The eval's own sequence: square, then the derivative at the square, four times.
+        x = 1.5
+        for _ in 1:4
+            r = gb_ask((kind = "evaluate", var"module" = "hello", var"function" = "square", input = x))
+            y = gb_output(r; min_runs = 1)
+            @test y == x * x
+            x = gb_output(gb_ask((kind = "evaluate", var"module" = "hello", var"function" = "double", input = y)); min_runs = 1)
+            @test x == 2y
+        end
+        gb_failure(gb_ask((kind = "evaluate", var"module" = "hello", var"function" = "square", input = "two")))
     end
 
     @testset "lse" begin

@@ -1,5 +1,5 @@
 # The GradBench evals this tool implements (github.com/gradbench/gradbench, `evals/`):
-# lse, llsq, ode and det. Each primal is written the way a user would write it, with plain
+# hello, lse, llsq, ode and det. Each primal is written the way a user would write it, with plain
 # loops over preallocated buffers, and each gradient is one reverse-mode `autodiff` call
 # on that same code: the point of the benchmark is what the engine makes of ordinary
 # Julia, not a hand-tuned formulation.
@@ -206,7 +206,20 @@ function det_gradient(input)
     return () -> (fill!(da, 0.0); autodiff(Reverse, det_by_minor, Active, Duplicated(a, da), Const(ell)); da)
 end
 
+# --- hello: the square and its derivative, the protocol's smoke test ---
+
+hello_square(x) = x * x
+
+function hello_number(input)
+    input isa Real && !(input isa Bool) || throw(InputError("hello's input must be a number"))
+    return Float64(input)
+end
+
+hello_primal(input) = (x = hello_number(input); () -> hello_square(x))
+hello_double(input) = (x = hello_number(input); () -> gradient(Reverse, hello_square, x)[1])
+
 const MODULES = Dict{String,Dict{String,Function}}(
+    "hello" => Dict("square" => hello_primal, "double" => hello_double),
     "lse" => Dict("primal" => lse_primal, "gradient" => lse_gradient),
     "llsq" => Dict("primal" => llsq_primal, "gradient" => llsq_gradient),
     "ode" => Dict("primal" => ode_primal, "gradient" => ode_gradient),
