@@ -16,6 +16,7 @@
 
 pub mod analysis;
 pub mod cache;
+pub mod codes;
 pub mod diagnostics;
 pub mod error;
 pub mod ffi;

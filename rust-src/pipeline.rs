@@ -88,7 +88,7 @@ fn runtime_flags(g: Value) -> u32 {
         })
     });
     if calls_runtime {
-        crate::ffi::OX_FLAG_PAUSE_GC
+        crate::codes::OX_FLAG_PAUSE_GC
     } else {
         0
     }
@@ -236,7 +236,7 @@ fn hooks_flag(m: &Module) -> u32 {
                 .is_some_and(|a| crate::runtime::hooks::is_hook(a as usize))
     });
     if calls_hook {
-        crate::ffi::OX_FLAG_RUNTIME_HOOKS
+        crate::codes::OX_FLAG_RUNTIME_HOOKS
     } else {
         0
     }
@@ -272,7 +272,7 @@ fn release_flag(m: &Module) -> u32 {
         }
     });
     if may_throw {
-        crate::ffi::OX_FLAG_RELEASE_ON_THROW
+        crate::codes::OX_FLAG_RELEASE_ON_THROW
     } else {
         0
     }
