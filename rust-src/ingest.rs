@@ -7,12 +7,8 @@
 use crate::analysis::memory;
 use crate::error::{Error, Result};
 use crate::llvm::{passes, Module, Value};
-use crate::names::julia_name;
+use crate::names::{julia_name, JULIA_MATH_PREFIX, RECURSIVE, SPLAT_PREFIX};
 use std::collections::{HashMap, HashSet};
-
-/// The string attribute marking functions differentiated call by call (their body
-/// moves into derivative functions later, so "has a body" cannot tell them apart).
-pub const RECURSIVE: &str = "oxidase-recursive";
 
 /// Prepares `entry` in `m` for differentiation and returns it.
 pub fn prepare(m: &Module, entry: &str) -> Result<Value> {
@@ -43,9 +39,9 @@ pub fn prepare(m: &Module, entry: &str) -> Result<Value> {
             continue;
         }
         if let Some(base) = base_math_function(g) {
-            g.set_name(&format!("{}{base}.{}", crate::rules::math::JULIA_MATH_PREFIX, g.name()));
+            g.set_name(&format!("{JULIA_MATH_PREFIX}{base}.{}", g.name()));
         }
-        if g.name().starts_with(crate::rules::math::JULIA_MATH_PREFIX) {
+        if g.name().starts_with(JULIA_MATH_PREFIX) {
             g.remove_fn_attr("alwaysinline");
             g.add_fn_attr("noinline");
         } else if recursive.contains(&g) {
@@ -196,9 +192,6 @@ fn forward_gc_frame_slots(m: &Module, g: Value) {
     }
 }
 
-/// The name prefix of the functions `splat_calls` makes: `oxidase.splat.<n>`.
-pub const SPLAT_PREFIX: &str = "oxidase.splat.";
-
 /// Splatting (`f(x...)`) compiles to Julia's builtin `jl_f__apply_iterate(F, args, n)`,
 /// handed its arguments (`iterate`, `f`, then the collections) in a stack array. When
 /// every slot of that array is written, in the call's block and before it, by a store of
@@ -217,7 +210,7 @@ fn splat_calls(m: &Module, g: Value) {
         .filter(|i| {
             i.opcode() == Opcode::LLVMCall
                 && i.call_arg_count() == 3
-                && crate::pipeline::callee_name(i.called_operand()).as_deref() == Some("jl_f__apply_iterate")
+                && crate::symbols::callee_name(i.called_operand()).as_deref() == Some("jl_f__apply_iterate")
         })
         .collect();
     let mut arrays = Vec::new();
@@ -378,7 +371,7 @@ fn base_math_function(g: Value) -> Option<&'static str> {
 /// functions.
 fn wrap_call(m: &Module, f: Value, base: &str) -> Value {
     let name = f.name();
-    f.set_name(&format!("{}{base}.{name}", crate::rules::math::JULIA_MATH_PREFIX));
+    f.set_name(&format!("{JULIA_MATH_PREFIX}{base}.{name}"));
     let w = m.add_function(&name, f.function_type());
     let b = m.builder();
     b.at_end(m.append_block(w, "top"));

@@ -8,18 +8,9 @@ use crate::error::{Error, Result};
 use crate::jit;
 use crate::llvm::{passes, Module, Value};
 use crate::request::{Activity as Act, Leaf, Mode, Passing, Request};
+use crate::symbols::callee_name;
 use crate::transform::{self, Frame};
 use std::sync::atomic::{AtomicBool, Ordering};
-
-/// Name of the symbol resolving a call target: the function's name, or the symbol
-/// behind an absolute address (Julia's `ccall`s arrive as `inttoptr` constants).
-pub fn callee_name(callee: Value) -> Option<String> {
-    if callee.is_function() {
-        return Some(callee.name());
-    }
-    let addr = crate::llvm::const_address(callee)?;
-    crate::symbols::symbol_at(addr)
-}
 
 /// A compiled derivative: its address and its `OX_FLAG_*` flags.
 #[derive(Clone, Copy, Debug)]

@@ -42,7 +42,7 @@ pub fn drop_unused_results(m: &Module) -> Result<bool> {
                     call.set_operand(call.num_operands() - 1, copy);
                     changed = true;
                 }
-            } else if name.starts_with(crate::rules::math::JULIA_MATH_PREFIX) {
+            } else if name.starts_with(crate::names::JULIA_MATH_PREFIX) {
                 let Some(Callee::Math(math)) = lookup(&name) else { continue };
                 let Some(domain) = safe_domain(math) else { continue };
                 // (The check's own call of `f` is unused too, and stays.)

@@ -539,7 +539,7 @@ impl<'a> Reverse<'a> {
         // only when the array is resized, and `others_unwritten` excludes resizing.
         let array_header = |p: Value| {
             let base = crate::analysis::memory::zero_offset_base(p);
-            base.is_instruction() && crate::analysis::memory::array_call(base, &crate::pipeline::callee_name).is_some()
+            base.is_instruction() && crate::analysis::memory::array_call(base, &crate::symbols::callee_name).is_some()
         };
         let unwritten = |p: Value| {
             self.callees.heap_readonly
