@@ -10,8 +10,26 @@ use crate::llvm::{passes, Module, Value};
 use crate::names::{julia_name, JULIA_MATH_PREFIX, RECURSIVE, SPLAT_PREFIX};
 use std::collections::{HashMap, HashSet};
 
-/// Prepares `entry` in `m` for differentiation and returns it.
+/// Prepares `entry` in `m` for differentiation and returns it: `inline`, then
+/// `Inlined::rewrite` (the pipeline runs the two as stages of their own).
 pub fn prepare(m: &Module, entry: &str) -> Result<Value> {
+    let inlined = inline(m, entry)?;
+    inlined.rewrite(m);
+    Ok(inlined.entry)
+}
+
+/// What `inline` leaves: the function to differentiate, and the functions on a
+/// recursive cycle, differentiated call by call.
+pub struct Inlined {
+    /// The function to differentiate (a wrapper when the entry is one of Base's
+    /// elementary functions).
+    pub entry: Value,
+    recursive: HashSet<Value>,
+}
+
+/// Inlines the call graph of `entry` in `m` into it, drops the rest of the module and
+/// cleans up.
+pub fn inline(m: &Module, entry: &str) -> Result<Inlined> {
     let f = m.function(entry).ok_or_else(|| Error::BadIr(format!("no function named `{entry}` in the module")))?;
     if f.is_declaration() {
         return Err(Error::BadIr(format!("`{entry}` is only declared in the module")));
@@ -56,15 +74,23 @@ pub fn prepare(m: &Module, entry: &str) -> Result<Value> {
     drop_unreachable_functions(m, &reachable);
     passes::run(m, "always-inline,sroa,early-cse,simplifycfg,instcombine<no-verify-fixpoint>,sroa,simplifycfg")
         .map_err(Error::Internal)?;
-    for g in m.functions() {
-        if g == f || recursive.contains(&g) {
-            forward_try_slots(g);
-            forward_gc_frame_slots(m, g);
-            splat_calls(m, g);
-            crate::reinterpret::rewrite(m, g);
+    Ok(Inlined { entry: f, recursive })
+}
+
+impl Inlined {
+    /// Rewrites the functions to differentiate into what the analyses model: values
+    /// kept in `try` and GC-frame slots forwarded, splat calls made explicit, float
+    /// data moved as integers reinterpreted (`reinterpret`).
+    pub fn rewrite(&self, m: &Module) {
+        for g in m.functions() {
+            if g == self.entry || self.recursive.contains(&g) {
+                forward_try_slots(g);
+                forward_gc_frame_slots(m, g);
+                splat_calls(m, g);
+                crate::reinterpret::rewrite(m, g);
+            }
         }
     }
-    Ok(f)
 }
 
 /// Julia keeps the values live across a `try` in volatile stack slots: stored on

@@ -30,5 +30,6 @@ pub mod reinterpret;
 pub mod request;
 pub mod rules;
 pub mod runtime;
+pub mod stage;
 pub mod symbols;
 pub mod transform;

@@ -256,9 +256,7 @@ impl Activity {
                 plumbing,
                 callee_name,
             });
-            if std::env::var_os("OXIDASE_DUMP_IR").is_some() {
-                eprintln!("; ---- oxidase: untracked data in {} ----\n{}", f.name(), lost.print(f));
-            }
+            crate::stage::Printed::Untracked.print(&f.name(), || lost.print(f));
             let mut changed = false;
             for (i, at) in lost.unmodeled() {
                 if (returned_active || i.opcode() != Opcode::LLVMRet) && forced.insert(i, at).is_none() {
