@@ -25,7 +25,7 @@ use std::ffi::CString;
 
 const MARKER: &str = "ox.diagnostic";
 /// Status codes of diagnostics start here (lower codes are the ABI's own).
-pub const FIRST_CODE: i32 = crate::ffi::OX_STATUS_DIAGNOSTIC;
+pub const FIRST_CODE: i32 = crate::codes::OX_STATUS_DIAGNOSTIC;
 
 static MESSAGES: Mutex<Vec<CString>> = Mutex::new(Vec::new());
 

@@ -26,7 +26,7 @@ pub enum Error {
 impl Error {
     /// Status code of the C ABI (see `include/oxidase.h`).
     pub fn status(&self) -> i32 {
-        use crate::ffi::*;
+        use crate::codes::*;
         match self {
             Error::InvalidRequest(_) => OX_ERR_INVALID_REQUEST,
             Error::BadIr(_) => OX_ERR_BAD_IR,

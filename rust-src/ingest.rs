@@ -7,15 +7,29 @@
 use crate::analysis::memory;
 use crate::error::{Error, Result};
 use crate::llvm::{passes, Module, Value};
-use crate::names::julia_name;
+use crate::names::{julia_name, JULIA_MATH_PREFIX, RECURSIVE, SPLAT_PREFIX};
 use std::collections::{HashMap, HashSet};
 
-/// The string attribute marking functions differentiated call by call (their body
-/// moves into derivative functions later, so "has a body" cannot tell them apart).
-pub const RECURSIVE: &str = "oxidase-recursive";
-
-/// Prepares `entry` in `m` for differentiation and returns it.
+/// Prepares `entry` in `m` for differentiation and returns it: `inline`, then
+/// `Inlined::rewrite` (the pipeline runs the two as stages of their own).
 pub fn prepare(m: &Module, entry: &str) -> Result<Value> {
+    let inlined = inline(m, entry)?;
+    inlined.rewrite(m);
+    Ok(inlined.entry)
+}
+
+/// What `inline` leaves: the function to differentiate, and the functions on a
+/// recursive cycle, differentiated call by call.
+pub struct Inlined {
+    /// The function to differentiate (a wrapper when the entry is one of Base's
+    /// elementary functions).
+    pub entry: Value,
+    recursive: HashSet<Value>,
+}
+
+/// Inlines the call graph of `entry` in `m` into it, drops the rest of the module and
+/// cleans up.
+pub fn inline(m: &Module, entry: &str) -> Result<Inlined> {
     let f = m.function(entry).ok_or_else(|| Error::BadIr(format!("no function named `{entry}` in the module")))?;
     if f.is_declaration() {
         return Err(Error::BadIr(format!("`{entry}` is only declared in the module")));
@@ -43,9 +57,9 @@ pub fn prepare(m: &Module, entry: &str) -> Result<Value> {
             continue;
         }
         if let Some(base) = base_math_function(g) {
-            g.set_name(&format!("{}{base}.{}", crate::rules::math::JULIA_MATH_PREFIX, g.name()));
+            g.set_name(&format!("{JULIA_MATH_PREFIX}{base}.{}", g.name()));
         }
-        if g.name().starts_with(crate::rules::math::JULIA_MATH_PREFIX) {
+        if g.name().starts_with(JULIA_MATH_PREFIX) {
             g.remove_fn_attr("alwaysinline");
             g.add_fn_attr("noinline");
         } else if recursive.contains(&g) {
@@ -60,15 +74,23 @@ pub fn prepare(m: &Module, entry: &str) -> Result<Value> {
     drop_unreachable_functions(m, &reachable);
     passes::run(m, "always-inline,sroa,early-cse,simplifycfg,instcombine<no-verify-fixpoint>,sroa,simplifycfg")
         .map_err(Error::Internal)?;
-    for g in m.functions() {
-        if g == f || recursive.contains(&g) {
-            forward_try_slots(g);
-            forward_gc_frame_slots(m, g);
-            splat_calls(m, g);
-            crate::reinterpret::rewrite(m, g);
+    Ok(Inlined { entry: f, recursive })
+}
+
+impl Inlined {
+    /// Rewrites the functions to differentiate into what the analyses model: values
+    /// kept in `try` and GC-frame slots forwarded, splat calls made explicit, float
+    /// data moved as integers reinterpreted (`reinterpret`).
+    pub fn rewrite(&self, m: &Module) {
+        for g in m.functions() {
+            if g == self.entry || self.recursive.contains(&g) {
+                forward_try_slots(g);
+                forward_gc_frame_slots(m, g);
+                splat_calls(m, g);
+                crate::reinterpret::rewrite(m, g);
+            }
         }
     }
-    Ok(f)
 }
 
 /// Julia keeps the values live across a `try` in volatile stack slots: stored on
@@ -196,9 +218,6 @@ fn forward_gc_frame_slots(m: &Module, g: Value) {
     }
 }
 
-/// The name prefix of the functions `splat_calls` makes: `oxidase.splat.<n>`.
-pub const SPLAT_PREFIX: &str = "oxidase.splat.";
-
 /// Splatting (`f(x...)`) compiles to Julia's builtin `jl_f__apply_iterate(F, args, n)`,
 /// handed its arguments (`iterate`, `f`, then the collections) in a stack array. When
 /// every slot of that array is written, in the call's block and before it, by a store of
@@ -217,7 +236,7 @@ fn splat_calls(m: &Module, g: Value) {
         .filter(|i| {
             i.opcode() == Opcode::LLVMCall
                 && i.call_arg_count() == 3
-                && crate::pipeline::callee_name(i.called_operand()).as_deref() == Some("jl_f__apply_iterate")
+                && crate::symbols::callee_name(i.called_operand()).as_deref() == Some("jl_f__apply_iterate")
         })
         .collect();
     let mut arrays = Vec::new();
@@ -378,7 +397,7 @@ fn base_math_function(g: Value) -> Option<&'static str> {
 /// functions.
 fn wrap_call(m: &Module, f: Value, base: &str) -> Value {
     let name = f.name();
-    f.set_name(&format!("{}{base}.{name}", crate::rules::math::JULIA_MATH_PREFIX));
+    f.set_name(&format!("{JULIA_MATH_PREFIX}{base}.{name}"));
     let w = m.add_function(&name, f.function_type());
     let b = m.builder();
     b.at_end(m.append_block(w, "top"));

@@ -16,18 +16,29 @@
 //!
 //! LLVM's fatal errors take the same way out (`stop_worker`, called by
 //! `llvm::fatal`); in the child process that checks bitcode (`llvm::sandbox`), a copy
-//! of a worker, a panic ends the child instead, whose parent reports it.
+//! of a worker, a panic ends the child instead, whose parent reports it: the sandbox
+//! registers how (`on_panic_in_child`), so that this module stays below `llvm`.
 
 use crate::error::{Error, Result};
 use std::cell::RefCell;
 use std::sync::mpsc::sync_channel;
-use std::sync::Once;
+use std::sync::{Once, OnceLock};
 
 type OnPanic = Box<dyn FnOnce(Error)>;
 
 thread_local! {
     /// Set on worker threads: where a panic's message goes.
     static ON_PANIC: RefCell<Option<OnPanic>> = const { RefCell::new(None) };
+}
+
+/// Registered by `llvm::sandbox` before it first forks: in the child that checks
+/// bitcode, reports a panic's message to the parent and exits; elsewhere, nothing.
+static IN_CHILD: OnceLock<fn(&str)> = OnceLock::new();
+
+/// Makes the panic hook call `exit_child` first with the panic's message (the first
+/// registration stays).
+pub(crate) fn on_panic_in_child(exit_child: fn(&str)) {
+    let _ = IN_CHILD.set(exit_child);
 }
 
 /// Stack of a worker thread (LLVM's passes recurse; address space only).
@@ -84,7 +95,9 @@ fn install_hook() {
                 let at = info.location().map(|l| format!(" (at {}:{})", l.file(), l.line())).unwrap_or_default();
                 format!("engine panicked: {what}{at}")
             };
-            crate::llvm::sandbox::child_exit_on_fatal(&what());
+            if let Some(exit_child) = IN_CHILD.get() {
+                exit_child(&what());
+            }
             match ON_PANIC.try_with(|p| p.borrow_mut().take()).ok().flatten() {
                 Some(report) => {
                     report(Error::Internal(what()));

@@ -16,6 +16,7 @@
 
 pub mod analysis;
 pub mod cache;
+pub mod codes;
 pub mod diagnostics;
 pub mod error;
 pub mod ffi;
@@ -29,5 +30,6 @@ pub mod reinterpret;
 pub mod request;
 pub mod rules;
 pub mod runtime;
+pub mod stage;
 pub mod symbols;
 pub mod transform;

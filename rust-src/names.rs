@@ -1,5 +1,18 @@
 //! Julia names from LLVM names: `julia_rosenbrock_36` → `rosenbrock`,
-//! `julia_YY.IOBufferYY.331_66` → `#IOBuffer#331`.
+//! `julia_YY.IOBufferYY.331_66` → `#IOBuffer#331`; and the names and the attribute
+//! `ingest` gives the functions it marks, which the layers below it (`rules`,
+//! `analysis`, `transform`) recognise.
+
+/// The string attribute marking functions differentiated call by call (their body
+/// moves into derivative functions later, so "has a body" cannot tell them apart).
+pub const RECURSIVE: &str = "oxidase-recursive";
+
+/// The name prefix of the functions `ingest::splat_calls` makes: `oxidase.splat.<n>`.
+pub const SPLAT_PREFIX: &str = "oxidase.splat.";
+
+/// Prefix `ingest` gives Base's elementary functions it keeps as calls:
+/// `ox.julia.exp.julia_exp_123`.
+pub const JULIA_MATH_PREFIX: &str = "ox.julia.";
 
 /// The Julia function name behind an LLVM function name.
 pub fn julia_name(llvm: &str) -> String {

@@ -1,6 +1,9 @@
-//! The order of things: parse, prepare, analyse, differentiate, verify, optimize, JIT.
-//! The verifier runs on the synthesized module before any optimization, so an engine
-//! bug is reported as an error and never reaches the JIT.
+//! The order of things: parse, then the `Stage`s (ingest, rewrite, prepare, frame,
+//! analyze, diagnostics, forward or reverse, callees, finish, optimize, lane-order,
+//! dead-results, clean-up), then JIT. Each stage is verified after it runs in debug
+//! builds and with `OXIDASE_VERIFY=1` (`stage`); the synthesized module is verified in
+//! every build before any optimization, so an engine bug is reported as an error and
+//! never reaches the JIT.
 
 use crate::analysis::activity::{Activity, Subject};
 use crate::analysis::memory::Memory;
@@ -8,18 +11,10 @@ use crate::error::{Error, Result};
 use crate::jit;
 use crate::llvm::{passes, Module, Value};
 use crate::request::{Activity as Act, Leaf, Mode, Passing, Request};
+use crate::stage::{self, Printed, Stage};
+use crate::symbols::callee_name;
 use crate::transform::{self, Frame};
 use std::sync::atomic::{AtomicBool, Ordering};
-
-/// Name of the symbol resolving a call target: the function's name, or the symbol
-/// behind an absolute address (Julia's `ccall`s arrive as `inttoptr` constants).
-pub fn callee_name(callee: Value) -> Option<String> {
-    if callee.is_function() {
-        return Some(callee.name());
-    }
-    let addr = crate::llvm::const_address(callee)?;
-    crate::symbols::symbol_at(addr)
-}
 
 /// A compiled derivative: its address and its `OX_FLAG_*` flags.
 #[derive(Clone, Copy, Debug)]
@@ -88,7 +83,7 @@ fn runtime_flags(g: Value) -> u32 {
         })
     });
     if calls_runtime {
-        crate::ffi::OX_FLAG_PAUSE_GC
+        crate::codes::OX_FLAG_PAUSE_GC
     } else {
         0
     }
@@ -100,7 +95,12 @@ fn runtime_flags(g: Value) -> u32 {
 pub fn synthesize(m: &Module, req: &Request, name: &str, layout: &str, triple: &str) -> Result<u32> {
     m.set_data_layout(layout);
     m.set_triple(triple);
-    let f = crate::ingest::prepare(m, &req.entry)?;
+    let inlined = Stage::Ingest.run(m, || crate::ingest::inline(m, &req.entry))?;
+    Stage::Rewrite.run(m, || {
+        inlined.rewrite(m);
+        Ok(())
+    })?;
+    let f = inlined.entry;
     // In verbose mode an error carries the function as the engine received it (inlined
     // and cleaned), for bug reports; by default messages hold no IR.
     let ir = VERBOSE.load(Ordering::Relaxed).then(|| f.print());
@@ -117,9 +117,12 @@ fn synthesize_prepared(m: &Module, f: Value, req: &Request, name: &str) -> Resul
     // Loops in simplified form (one preheader, one latch, exits entered only from the
     // loop): the reverse sweep then counts iterations instead of taping the header's
     // predecessor per iteration (`Cfg::counted_loops`).
-    passes::run(m, "function(loop-simplify)").map_err(Error::Internal)?;
-    keep_primal_math_scalar(m);
-    dump("prepared", m);
+    Stage::Prepare.run(m, || {
+        passes::run(m, "function(loop-simplify)").map_err(Error::Internal)?;
+        keep_primal_math_scalar(m);
+        Ok(())
+    })?;
+    stage::dump("prepared", m);
     let ret_ty = f.return_type();
     let array_result = req.mode == Mode::Forward && ret_ty.is_pointer();
     if req.ret != Act::Const
@@ -133,11 +136,16 @@ fn synthesize_prepared(m: &Module, f: Value, req: &Request, name: &str) -> Resul
             ret_ty.print()
         )));
     }
-    let frame = Frame::build(m, f, req, name)?;
+    let user_name = crate::names::julia_name(&f.name());
+    let frame = Stage::Frame.run(m, || {
+        let frame = Frame::build(m, f, req, name)?;
+        // Its body is the derivative's now; nothing calls the emptied primal.
+        f.delete_function();
+        Ok(frame)
+    })?;
     let active_params: Vec<Value> =
         req.args.iter().zip(&frame.primal).filter(|(a, _)| a.activity != Act::Const).filter_map(|(_, v)| *v).collect();
     let ret_active = req.ret != Act::Const && !active_params.is_empty();
-    let user_name = crate::names::julia_name(&f.name());
     let roots: Vec<(Value, Leaf)> = req
         .args
         .iter()
@@ -163,19 +171,49 @@ fn synthesize_prepared(m: &Module, f: Value, req: &Request, name: &str) -> Resul
         plumbing: &plumbing,
         user_name: &user_name,
     };
-    let (mem, act) = analyze(m, &subject, &roots)?;
+    let (mem, act) = Stage::Analyze.run(m, || analyze(m, &subject, &roots))?;
     if req.mode == Mode::Reverse {
         refuse_moving_resizes(frame.g, &mem, &user_name)?;
         refuse_active_try_bodies(frame.g, &act, &user_name)?;
     }
-    crate::diagnostics::insert(m, frame.g, &act, &user_name);
+    Stage::Diagnostics.run(m, || {
+        crate::diagnostics::insert(m, frame.g, &act, &user_name);
+        Ok(())
+    })?;
     let callees = transform::calls::Callees::new(m);
     match req.mode {
-        Mode::Forward => transform::forward::differentiate(m, &frame, req, &act, &mem, &callee_name, &callees)?,
-        Mode::Reverse => transform::reverse::differentiate(m, &frame, req, &act, &mem, &callee_name, &callees)?,
+        Mode::Forward => Stage::Forward
+            .run(m, || transform::forward::differentiate(m, &frame, req, &act, &mem, &callee_name, &callees))?,
+        Mode::Reverse => Stage::Reverse
+            .run(m, || transform::reverse::differentiate(m, &frame, req, &act, &mem, &callee_name, &callees))?,
     }
-    // The callees' derivative functions, analysed with every float parameter active
-    // and the shadowed pointer parameters as roots.
+    Stage::Callees.run(m, || generate_callees(m, req, &callees))?;
+    crate::diagnostics::lower(m, frame.g, &frame.entry_builder(m));
+    for g in m.functions() {
+        if g != frame.g && !g.is_declaration() {
+            g.set_internal();
+        }
+    }
+    stage::dump("synthesized", m);
+    Stage::Finish.verify(m)?;
+    let flags = m.functions().into_iter().filter(|g| !g.is_declaration()).map(runtime_flags).fold(0, |a, b| a | b);
+    Stage::Optimize.run(m, || passes::run(m, "default<O2>").map_err(Error::Internal))?;
+    // The engine's own rewrites of the optimized module are verified like the
+    // synthesized one, before any further pass or the JIT sees them.
+    let folded = transform::lane_order::fold_lane_reversals(m);
+    if folded {
+        Stage::LaneOrder.verify(m)?;
+    }
+    if transform::dead_results::drop_unused_results(m)? || folded {
+        Stage::CleanUp.run(m, || passes::run(m, passes::CLEAN_UP).map_err(Error::Internal))?;
+    }
+    stage::dump("optimized", m);
+    Ok(flags | release_flag(m) | hooks_flag(m))
+}
+
+/// The callees' derivative functions (`transform::calls`), each analysed with every
+/// float parameter active and the shadowed pointer parameters as roots.
+fn generate_callees(m: &Module, req: &Request, callees: &transform::calls::Callees) -> Result<()> {
     callees.generate_all(
         &|cf, pair| {
             let roots: Vec<(Value, Leaf)> =
@@ -202,29 +240,7 @@ fn synthesize_prepared(m: &Module, f: Value, req: &Request, name: &str) -> Resul
         },
         &callee_name,
     )?;
-    callees.finish()?;
-    crate::diagnostics::lower(m, frame.g, &frame.entry_builder(m));
-    f.delete_function();
-    for g in m.functions() {
-        if g != frame.g && !g.is_declaration() {
-            g.set_internal();
-        }
-    }
-    dump("synthesized", m);
-    m.verify().map_err(|e| Error::Internal(format!("generated IR does not verify: {e}")))?;
-    let flags = m.functions().into_iter().filter(|g| !g.is_declaration()).map(runtime_flags).fold(0, |a, b| a | b);
-    passes::run(m, "default<O2>").map_err(Error::Internal)?;
-    // The engine's own rewrites of the optimized module are verified like the
-    // synthesized one, before any further pass or the JIT sees them.
-    let folded = transform::lane_order::fold_lane_reversals(m);
-    if folded {
-        verify_rewritten(m)?;
-    }
-    if transform::dead_results::drop_unused_results(m)? || folded {
-        passes::run(m, CLEAN_UP).map_err(Error::Internal)?;
-    }
-    dump("optimized", m);
-    Ok(flags | release_flag(m) | hooks_flag(m))
+    callees.finish()
 }
 
 /// `OX_FLAG_RUNTIME_HOOKS` when the derivative calls a runtime hook
@@ -236,7 +252,7 @@ fn hooks_flag(m: &Module) -> u32 {
                 .is_some_and(|a| crate::runtime::hooks::is_hook(a as usize))
     });
     if calls_hook {
-        crate::ffi::OX_FLAG_RUNTIME_HOOKS
+        crate::codes::OX_FLAG_RUNTIME_HOOKS
     } else {
         0
     }
@@ -272,7 +288,7 @@ fn release_flag(m: &Module) -> u32 {
         }
     });
     if may_throw {
-        crate::ffi::OX_FLAG_RELEASE_ON_THROW
+        crate::codes::OX_FLAG_RELEASE_ON_THROW
     } else {
         0
     }
@@ -301,17 +317,6 @@ fn keep_primal_math_scalar(m: &Module) {
         }
     }
 }
-
-/// Verifies a module the engine rewrote after optimization.
-pub(crate) fn verify_rewritten(m: &Module) -> Result<()> {
-    m.verify().map_err(|e| Error::Internal(format!("rewritten IR does not verify: {e}")))
-}
-
-/// After the rewrites that follow optimization (`lane_order`, `dead_results`): inline the
-/// domain checks, delete what only fed dropped results or reversed lanes (loops left
-/// empty included) and the functions no longer called.
-pub(crate) const CLEAN_UP: &str =
-    "always-inline,function(instcombine<no-verify-fixpoint>,simplifycfg,loop(loop-deletion),adce,simplifycfg),globaldce";
 
 /// Reverse mode cannot resize an array holding derivatives yet (`push!`, `append!`,
 /// `resize!`, `pop!`...): resizing may move the shadow's data to a new buffer and free
@@ -375,6 +380,7 @@ fn analyze(m: &Module, subject: &Subject, roots: &[(Value, Leaf)]) -> Result<(Me
         }
         let act = Activity::compute(m, subject, &mem, &callee_name)?;
         if act.wants_shadow.is_empty() {
+            Printed::Activity.print(&g.name(), || act.print(g));
             return Ok((mem, act));
         }
         let before = allocations.len();
@@ -382,12 +388,5 @@ fn analyze(m: &Module, subject: &Subject, roots: &[(Value, Leaf)]) -> Result<(Me
         if allocations.len() == before {
             return Err(Error::Internal("shadow analysis of allocations does not converge".into()));
         }
-    }
-}
-
-/// With `OXIDASE_DUMP_IR` set, prints the module at each stage (for bug reports).
-fn dump(stage: &str, m: &Module) {
-    if std::env::var_os("OXIDASE_DUMP_IR").is_some() {
-        eprintln!("; ---- oxidase: {stage} ----\n{}", m.print());
     }
 }

@@ -1,10 +1,23 @@
 //! Names of code addresses in this process, via `dladdr`: Julia resolves `ccall`
 //! targets (openlibm's `expm1`, `exp2`...) before handing us the IR, so the engine sees
-//! only an address and asks the dynamic loader which symbol it is.
+//! only an address and asks the dynamic loader which symbol it is. `callee_name` names
+//! any call target this way, for every layer that classifies calls.
+
+use crate::llvm::Value;
 
 /// C library functions Julia calls by name (`ccall(:memmove, ...)`), whose address is
 /// that of an optimised variant glibc picks at load time, which `dladdr` cannot name.
 const BY_DLSYM: &[&std::ffi::CStr] = &[c"memmove", c"memcpy", c"memset"];
+
+/// Name of the symbol resolving a call target: the function's name, or the symbol
+/// behind an absolute address (Julia's `ccall`s arrive as `inttoptr` constants).
+pub fn callee_name(callee: Value) -> Option<String> {
+    if callee.is_function() {
+        return Some(callee.name());
+    }
+    let addr = crate::llvm::const_address(callee)?;
+    symbol_at(addr)
+}
 
 /// The exported symbol starting exactly at `addr`, if any.
 pub fn symbol_at(addr: u64) -> Option<String> {

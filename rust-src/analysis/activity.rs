@@ -151,11 +151,11 @@ fn untracked_message(i: Value, at: Value) -> String {
 /// the user's terms.
 fn lost_construct(at: Value) -> String {
     match at.opcode() {
-        Opcode::LLVMCall => match crate::pipeline::callee_name(at.called_operand()) {
+        Opcode::LLVMCall => match crate::symbols::callee_name(at.called_operand()) {
             Some(n) if n == "jl_f__apply_iterate" || n == "jl_f__apply" => {
                 "splatting (`f(x...)`, Julia's `_apply_iterate` builtin) whose arguments the engine cannot see".into()
             }
-            Some(n) if n.starts_with(crate::ingest::SPLAT_PREFIX) => {
+            Some(n) if n.starts_with(crate::names::SPLAT_PREFIX) => {
                 "splatting (`f(x...)`) something other than a differentiated `Array` (a view, a tuple, or a \
                  closure or struct holding differentiated data)"
                     .into()
@@ -256,16 +256,14 @@ impl Activity {
                 plumbing,
                 callee_name,
             });
-            if std::env::var_os("OXIDASE_DUMP_IR").is_some() {
-                eprintln!("; ---- oxidase: untracked data in {} ----\n{}", f.name(), lost.print(f));
-            }
+            crate::stage::Printed::Untracked.print(&f.name(), || lost.print(f));
             let mut changed = false;
             for (i, at) in lost.unmodeled() {
                 if (returned_active || i.opcode() != Opcode::LLVMRet) && forced.insert(i, at).is_none() {
                     // An instruction without a rule keeps the message naming it, but for
                     // runtime builtins, which users do not call by name.
                     let runtime = i.opcode() == Opcode::LLVMCall
-                        && crate::pipeline::callee_name(i.called_operand()).is_some_and(|n| n.starts_with("jl_"));
+                        && crate::symbols::callee_name(i.called_operand()).is_some_and(|n| n.starts_with("jl_"));
                     if runtime || !matches!(rules[&i], Rule::Unsupported(_)) {
                         rules.insert(i, Rule::Unsupported(untracked_message(i, at)));
                     }

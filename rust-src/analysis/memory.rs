@@ -179,7 +179,7 @@ pub fn array_call(i: Value, callee_name: &dyn Fn(Value) -> Option<String>) -> Op
 /// Whether `i` is a splat call (`ingest::splat_calls`).
 pub fn is_splat(i: Value) -> bool {
     i.opcode() == Opcode::LLVMCall
-        && i.called_function().is_some_and(|f| f.name().starts_with(crate::ingest::SPLAT_PREFIX))
+        && i.called_function().is_some_and(|f| f.name().starts_with(crate::names::SPLAT_PREFIX))
 }
 
 /// The float type a splat call's boxed result is read as: Float32 when a load reads it

@@ -237,7 +237,7 @@ impl Uses {
         // only when the array is resized, and `others_unwritten` excludes resizing.
         let array_header = |p: Value| {
             let base = crate::analysis::memory::zero_offset_base(p);
-            base.is_instruction() && crate::analysis::memory::array_call(base, &crate::pipeline::callee_name).is_some()
+            base.is_instruction() && crate::analysis::memory::array_call(base, &crate::symbols::callee_name).is_some()
         };
         let unwritten = |p: Value| {
             self.heap_readonly || self.others_unwritten && (self.argument_memory(p, ADDRESS_DEPTH) || array_header(p))
@@ -391,16 +391,16 @@ pub mod plans {
         static COLLECTED: RefCell<Option<Vec<String>>> = const { RefCell::new(None) };
     }
 
-    /// Hands the plan `text` makes to whoever wants it.
-    pub fn emit(text: impl FnOnce() -> String) {
-        let print = std::env::var("OXIDASE_PRINT").is_ok_and(|v| v.split(',').any(|w| w.trim() == "uses"));
+    /// Hands the plan of `function` that `text` makes to whoever wants it.
+    pub fn emit(function: &str, text: impl FnOnce() -> String) {
+        let print = crate::stage::Printed::Uses.wanted();
         let collecting = COLLECTED.with(|c| c.borrow().is_some());
         if !print && !collecting {
             return;
         }
         let text = text();
         if print {
-            eprint!("{text}");
+            crate::stage::Printed::Uses.print(function, || text.clone());
         }
         COLLECTED.with(|c| {
             if let Some(v) = c.borrow_mut().as_mut() {

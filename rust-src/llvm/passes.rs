@@ -47,6 +47,13 @@ fn use_libmvec() {
     }
 }
 
+/// After the engine's rewrites of the optimized module (`transform::lane_order`,
+/// `transform::dead_results`): inline the domain checks, delete what only fed dropped
+/// results or reversed lanes (loops left empty included) and the functions no longer
+/// called.
+pub const CLEAN_UP: &str =
+    "always-inline,function(instcombine<no-verify-fixpoint>,simplifycfg,loop(loop-deletion),adce,simplifycfg),globaldce";
+
 fn host_machine() -> Result<LLVMTargetMachineRef, String> {
     static TM: OnceLock<Result<HostMachine, String>> = OnceLock::new();
     init_native_target();

@@ -99,6 +99,7 @@ fn timeout(len: usize) -> Duration {
 /// error, fault or fatal error and the module verifies.
 pub fn check(bytes: &[u8]) -> Result<(), Refusal> {
     super::fatal::install();
+    crate::isolate::on_panic_in_child(child_exit_on_fatal);
     let inject = inject_from_env();
     let limit = timeout(bytes.len());
     match check_once(bytes, inject, limit)? {

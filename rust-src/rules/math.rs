@@ -4,6 +4,7 @@
 
 use super::Need;
 use crate::llvm::{Builder, Value};
+use crate::names::JULIA_MATH_PREFIX;
 
 /// An elementary function with a known derivative.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -127,10 +128,6 @@ pub enum Callee {
     /// No derivative and no value effect (markers, integer intrinsics, mem intrinsics).
     NoDerivative,
 }
-
-/// Prefix `ingest` gives Base's elementary functions it keeps as calls:
-/// `ox.julia.exp.julia_exp_123`.
-pub const JULIA_MATH_PREFIX: &str = "ox.julia.";
 
 /// Looks up an intrinsic (`llvm.sin.f64`), C function (`sin`, `expm1f`) or one of Base's
 /// elementary functions (`JULIA_MATH_PREFIX`) by name.

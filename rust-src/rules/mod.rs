@@ -214,13 +214,13 @@ fn classify_call(inst: Value, callee_name: &dyn Fn(Value) -> Option<String>) -> 
     let name = callee_name(callee);
     // Splatting constant collections: the call as it is (`activity` gives a call handed
     // shadowed collections `Rule::Splat`).
-    if name.as_deref().is_some_and(|n| n.starts_with(crate::ingest::SPLAT_PREFIX)) {
+    if name.as_deref().is_some_and(|n| n.starts_with(crate::names::SPLAT_PREFIX)) {
         return Rule::Zero;
     }
     match name.as_deref().and_then(math::lookup) {
         Some(Callee::Math(f)) => Rule::Scale { formula: Formula::Math(f), ops: f.diff_operands().to_vec() },
         Some(Callee::ZeroDerivative) | Some(Callee::NoDerivative) => Rule::Zero,
-        None if callee.is_function() && callee.has_string_attr(crate::ingest::RECURSIVE) => Rule::Call,
+        None if callee.is_function() && callee.has_string_attr(crate::names::RECURSIVE) => Rule::Call,
         None => Rule::Unsupported(match name {
             Some(n) => format!(
                 "a call to `{}`, which has no derivative rule (if the value passed to it needs no derivative, make it Const)",

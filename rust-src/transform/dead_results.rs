@@ -26,7 +26,7 @@ use std::collections::HashMap;
 const CHECK_PREFIX: &str = "ox.check.";
 
 /// Rewrites unused calls as above. Returns whether anything changed; then
-/// `pipeline::CLEAN_UP` inlines the domain checks and deletes what only fed the
+/// `passes::CLEAN_UP` inlines the domain checks and deletes what only fed the
 /// dropped results.
 pub fn drop_unused_results(m: &Module) -> Result<bool> {
     let mut noret: HashMap<Value, Value> = HashMap::new();
@@ -42,7 +42,7 @@ pub fn drop_unused_results(m: &Module) -> Result<bool> {
                     call.set_operand(call.num_operands() - 1, copy);
                     changed = true;
                 }
-            } else if name.starts_with(crate::rules::math::JULIA_MATH_PREFIX) {
+            } else if name.starts_with(crate::names::JULIA_MATH_PREFIX) {
                 let Some(Callee::Math(math)) = lookup(&name) else { continue };
                 let Some(domain) = safe_domain(math) else { continue };
                 // (The check's own call of `f` is unused too, and stays.)
@@ -65,7 +65,7 @@ pub fn drop_unused_results(m: &Module) -> Result<bool> {
             return Ok(any);
         }
         any = true;
-        crate::pipeline::verify_rewritten(m)?;
+        crate::stage::Stage::DeadResults.verify(m)?;
         passes::run(m, "function(adce)").map_err(Error::Internal)?;
     }
 }
@@ -155,7 +155,7 @@ mod tests {
     /// The rewrite and the pipeline's clean-up after it.
     fn run(m: &Module) {
         if super::drop_unused_results(m).unwrap() {
-            crate::llvm::passes::run(m, crate::pipeline::CLEAN_UP).unwrap();
+            crate::llvm::passes::run(m, crate::llvm::passes::CLEAN_UP).unwrap();
         }
     }
 

@@ -362,7 +362,7 @@ impl<'a> Reverse<'a> {
             others_unwritten: self.others_unwritten,
         };
         let plan = Uses::compute(&inputs, needs, &|inst, n| self.need_values(inst, n));
-        uses::plans::emit(|| plan.print(&self.frame.g.name(), self.width, self.act));
+        uses::plans::emit(&self.frame.g.name(), || plan.print(&self.frame.g.name(), self.width, self.act));
         self.uses = Some(plan);
         Ok(())
     }
