@@ -283,3 +283,26 @@ impl Formula {
         self.partial_expr(k).build(ty, b, env)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Formula, Need::*};
+
+    /// The primal values the reverse sweep keeps for a partial are its expression's free
+    /// variables, operands first: `fdiv`'s `∂b = -(z / b)` keeps `b` and `z`, `copysign`'s
+    /// `∂b = 0` nothing.
+    #[test]
+    fn needs_are_free_variables() {
+        let math = |name: &str| Formula::Math(super::math::TABLE.iter().find(|f| f.name == name).unwrap());
+        assert_eq!(Formula::FAdd.needs(1), vec![]);
+        assert_eq!(Formula::FMul.needs(0), vec![Op(1)]);
+        assert_eq!(Formula::FDiv.needs(1), vec![Op(1), Result]);
+        assert_eq!(Formula::FRem.needs(1), vec![Op(0), Op(1)]);
+        assert_eq!(Formula::Reinterpret.needs(1), vec![Op(0), Op(1)]);
+        assert_eq!(math("pow").needs(0), vec![Op(0), Op(1)]);
+        assert_eq!(math("pow").needs(1), vec![Op(0), Result]);
+        assert_eq!(math("tanh").needs(0), vec![Op(0), Result]);
+        assert_eq!(math("hypot").needs(1), vec![Op(1), Result]);
+        assert_eq!(math("copysign").needs(1), vec![]);
+    }
+}
