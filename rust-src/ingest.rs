@@ -368,21 +368,21 @@ fn is_gc_frame(a: Value) -> bool {
     linked
 }
 
-/// Base's elementary functions of one float (`exp`, `sin`, `tanh`...): their derivative
-/// is known (`rules::math`), so the call stays and the reverse sweep needs only its
-/// argument or result, not every intermediate of the polynomial inside. Recognised by
-/// name, signature, and by their code coming from Base's math files (a user's own
-/// `exp` lives in the user's file and is differentiated through its body).
+/// Base's elementary functions the math table marks `base` (`exp`, `sin`, `tanh`...):
+/// their derivative is known (`rules::math`), so the call stays and the reverse sweep
+/// needs only its argument or result, not every intermediate of the polynomial inside.
+/// Recognised by name, by a signature matching the row's operands, and by their code
+/// coming from Base's math files (a user's own `exp` lives in the user's file and is
+/// differentiated through its body).
 fn base_math_function(g: Value) -> Option<&'static str> {
-    const NAMES: [&str; 16] = [
-        "exp", "exp2", "exp10", "expm1", "log", "log1p", "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh",
-        "tanh", "cbrt",
-    ];
-    let name = julia_name(&g.name());
-    let base = *NAMES.iter().find(|n| **n == name)?;
-    let params = g.params();
-    let float = |t: crate::llvm::Type| t.is_float();
-    if params.len() != 1 || !float(params[0].ty()) || params[0].ty() != g.return_type() {
+    use crate::rules::math::{base_function, Operand};
+    let math = base_function(&julia_name(&g.name()))?;
+    let (params, real) = (g.params(), g.return_type());
+    let matches = |(p, o): (&Value, &Operand)| match o {
+        Operand::Real => p.ty() == real,
+        Operand::Int => p.ty().is_int(),
+    };
+    if !real.is_float() || params.len() != math.operands.len() || !params.iter().zip(math.operands).all(matches) {
         return None;
     }
     let own_file = g
@@ -390,7 +390,7 @@ fn base_math_function(g: Value) -> Option<&'static str> {
         .into_iter()
         .flat_map(|b| b.instructions())
         .find_map(|i| i.source_chain().last().map(|l| l.file.clone()))?;
-    (own_file == "math.jl" || own_file.starts_with("special/")).then_some(base)
+    (own_file == "math.jl" || own_file.starts_with("special/")).then_some(math.name)
 }
 
 /// A function under `f`'s name that calls `f`, renamed as one of Base's elementary

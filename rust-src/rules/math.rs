@@ -1,78 +1,476 @@
-//! The math table: partial derivatives of elementary functions, whether they arrive as
-//! LLVM intrinsics (`llvm.sin.f64`) or as C functions (`expm1`, reached through a Julia
-//! `ccall` into openlibm). Each entry states its math; `partial` builds it.
+//! The math table: elementary functions and their partial derivatives, one row each,
+//! whether they arrive as LLVM intrinsics (`llvm.sin.f64`), as C functions (`expm1`,
+//! reached through a Julia `ccall` into openlibm) or as calls of Base's own Julia code,
+//! which `ingest` keeps as calls (`ox.julia.sin.julia_sin_12`).
+//!
+//! A row, [`MathFn`], is everything the engine knows about one function:
+//!
+//! - its names: LLVM intrinsics, C functions, and whether Base's Julia function of the
+//!   row's name is kept as a call (`ingest` takes that list from here);
+//! - its operands, and for each differentiable one the partial `∂z/∂xₖ` as an [`Expr`]
+//!   over the operands `xₖ` and the result `z` (`rules::expr`). What the reverse sweep
+//!   keeps for it is read off the expression ([`Expr::needs`]); forward and reverse mode
+//!   build it with the same interpreter ([`Expr::build`]), through `rules::Formula`;
+//! - its [`Domain`], where its first operand may lie: for one of Base's functions, where it
+//!   cannot throw, so that an unused call becomes a test of its argument
+//!   (`transform::dead_results`); tests/math_table.rs draws its points from it;
+//! - its special points ([`Special`]): the values the partials take by convention where
+//!   the formula is `0·∞` or `0/0` (`x^0` at `x = 0`), or where the formula was chosen
+//!   for accuracy (`expm1` far left, `tanh` far out), stated as data so that the test
+//!   checks exactly what the row promises.
+//!
+//! Adding a derivative is adding a row. tests/math_table.rs walks [`TABLE`] and checks
+//! every row through every name it has — finite differences, the forward/reverse
+//! dot-product identity, the special points — so a row cannot go untested.
+//!
+//! Functions whose derivative is zero (rounding) and intrinsics that carry none (markers,
+//! integer intrinsics) are name lists after the table.
 
-use super::Need;
-use crate::llvm::{Builder, Value};
+use super::expr::{Cmp::*, Expr, Expr::*};
 use crate::names::JULIA_MATH_PREFIX;
+use std::f64::consts::{LN_10, LN_2};
 
-/// An elementary function with a known derivative.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MathFn {
-    /// `z = sqrt(x)`: `∂x = 0.5 / z`.
-    Sqrt,
-    /// `z = |x|`: `∂x = copysign(1, x)`.
-    Fabs,
-    /// `z = exp(x)`: `∂x = z`.
-    Exp,
-    /// `z = 2^x`: `∂x = z ln 2`.
-    Exp2,
-    /// `z = 10^x`: `∂x = z ln 10`.
-    Exp10,
-    /// `z = exp(x) - 1`: `∂x = exp(x)` (not `z + 1`, which cancels for x ≪ 0).
-    Expm1,
-    /// `z = log(x)`: `∂x = 1 / x`.
-    Log,
-    /// `z = log2(x)`: `∂x = 1 / (x ln 2)`.
-    Log2,
-    /// `z = log10(x)`: `∂x = 1 / (x ln 10)`.
-    Log10,
-    /// `z = log(1 + x)`: `∂x = 1 / (1 + x)`.
-    Log1p,
-    /// `z = sin(x)`: `∂x = cos(x)`.
-    Sin,
-    /// `z = cos(x)`: `∂x = -sin(x)`.
-    Cos,
-    /// `z = tan(x)`: `∂x = 1 + z²`.
-    Tan,
-    /// `z = x^y`: `∂x = y x^(y-1)`, `∂y = z log(x)`, with ChainRules' values where
-    /// these are 0·∞: `∂x = 0` when `y = 0` (`x^0` is constant, even at `x = 0`, where
-    /// `y x^(y-1)` is `0·∞`); `∂y = 0` when `z = 0` (`0^y` for `y > 0`, `∞^y` for
-    /// `y < 0`: `z log(x)` is `0·∓∞` there); `∂y = NaN` at `x = 0` for `y ≤ 0`, where
-    /// `0^y` jumps (docs/limitations.md).
-    Pow,
-    /// `z = x^n`, integer `n`: `∂x = n x^(n-1)`, and 0 for `n = 0` (`0·∞` at `x = 0`).
-    Powi,
-    /// `z = a b + c` (fma, fmuladd): `∂a = b`, `∂b = a`, `∂c = 1`.
-    Fma,
-    /// `z = copysign(a, b)`: `∂a = sign(a) sign(b)`, `∂b = 0`.
-    Copysign,
-    /// `z = min(a, b)`: `∂a = [a <= b]`, `∂b = [a > b]`.
-    Min,
-    /// `z = max(a, b)`: `∂a = [a >= b]`, `∂b = [a < b]`.
-    Max,
-    /// `z = sinh(x)`: `∂x = cosh(x)`.
-    Sinh,
-    /// `z = cosh(x)`: `∂x = sinh(x)`.
-    Cosh,
-    /// `z = tanh(x)`: `∂x = (1 - z)(1 + z)` for |x| < 2, `1 / cosh(x)²` beyond, where
-    /// `1 - z²` cancels (`sech2`).
-    Tanh,
-    /// `z = atan(x)`: `∂x = 1 / (1 + x²)`.
-    Atan,
-    /// `z = asin(x)`: `∂x = 1 / sqrt((1 - x)(1 + x))`.
-    Asin,
-    /// `z = acos(x)`: `∂x = -1 / sqrt((1 - x)(1 + x))`.
-    Acos,
-    /// `z = cbrt(x)`: `∂x = 1 / (3z²)` (`+Inf` at 0, where `z / (3x)` is NaN).
-    Cbrt,
-    /// `z = hypot(x, y)`: `∂x = x / z`, `∂y = y / z`; 0 at the origin, where they are
-    /// `0/0` (ChainRules' subgradient of the norm).
-    Hypot,
-    /// `z = reinterpret(y, x)` = `y`, where `y = ±x·2ᵏ` was built from `x`'s bits
-    /// (`crate::reinterpret`): `∂x = y / x` (`±1` at `x = 0`), `∂y = 0`.
-    Reinterpret,
+/// `∞`, for the special points.
+const INF: f64 = f64::INFINITY;
+/// NaN, for the special points.
+const NAN: f64 = f64::NAN;
+
+/// An elementary function with a known derivative: a row of [`TABLE`].
+pub struct MathFn {
+    /// Its name: in messages and tests, and Base's Julia function when `base`.
+    pub name: &'static str,
+    /// Its LLVM intrinsics, without `llvm.` and the type suffixes (`fmuladd` for
+    /// `llvm.fmuladd.f64`).
+    pub llvm: &'static [&'static str],
+    /// Its C functions (openlibm, glibc), without the `f` of the `float` version.
+    pub libm: &'static [&'static str],
+    /// Whether `ingest` keeps calls of Base's Julia function `name` (one whose code comes
+    /// from Base's math files and whose signature matches `operands`) instead of inlining
+    /// it: its derivative comes from this row, and the reverse sweep does not tape every
+    /// intermediate of its polynomial.
+    pub base: bool,
+    /// Its operands.
+    pub operands: &'static [Operand],
+    /// Where its first operand may lie.
+    pub domain: Domain,
+    /// `∂z/∂xₖ` for each differentiable operand `k`, in operand order.
+    pub partials: &'static [(usize, Expr)],
+    /// Points where the partials take a value by convention, or where the formula was
+    /// chosen for accuracy.
+    pub special: &'static [Special],
 }
+
+/// An operand of a [`MathFn`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Operand {
+    /// A float of the result's type.
+    Real,
+    /// An integer (`powi`'s exponent).
+    Int,
+}
+
+/// Where the first operand of a [`MathFn`] may lie; for one of Base's functions, where it
+/// certainly returns rather than throws.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Domain {
+    /// Anywhere.
+    Everywhere,
+    /// Finite numbers (`sin(Inf)` throws).
+    Finite,
+    /// `x ≥ 0` (`log(-1.0)` throws; `x^y` for `x < 0` does unless `y` is an integer).
+    NonNegative,
+    /// `x ≥ -1` (`log1p`).
+    AboveMinusOne,
+    /// `|x| ≤ 1` (`asin`, `acos`).
+    UnitInterval,
+}
+
+/// A point and the partials there. tests/math_table.rs checks them in both modes:
+/// infinities, NaN and zeros exactly, other values to 10⁻¹⁴ (libm's rounding).
+pub struct Special {
+    /// The operands (an integer operand as a float).
+    pub at: &'static [f64],
+    /// `∂z/∂xₖ` for every operand `k` (0 for one without a partial).
+    pub d: &'static [f64],
+}
+
+/// Rows are told apart by name (unique in the table).
+impl PartialEq for MathFn {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+impl std::cmp::Eq for MathFn {}
+
+impl std::fmt::Debug for MathFn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "MathFn({})", self.name)
+    }
+}
+
+/// A function of one float (the common case; rows override what differs).
+const UNARY: MathFn = MathFn {
+    name: "",
+    llvm: &[],
+    libm: &[],
+    base: false,
+    operands: &[Operand::Real],
+    domain: Domain::Everywhere,
+    partials: &[],
+    special: &[],
+};
+
+/// A function of two floats.
+const BINARY: MathFn = MathFn { operands: &[Operand::Real, Operand::Real], ..UNARY };
+
+/// `copysign(1, x₀)`: ±1.
+const SIGN_X0: Expr = Intrinsic("copysign", &[C(1.0), X(0)]);
+/// `copysign(1, x₁)`.
+const SIGN_X1: Expr = Intrinsic("copysign", &[C(1.0), X(1)]);
+/// `√((1 - x)(1 + x))`, the denominator of `asin`' and `acos`', without the
+/// cancellation of `1 - x²` near `|x| = 1`.
+const SQRT_ONE_MINUS_X2: Expr = Intrinsic("sqrt", &[Mul(&Sub(&C(1.0), &X(0)), &Add(&C(1.0), &X(0)))]);
+
+/// The elementary functions with a derivative.
+pub static TABLE: &[MathFn] = &[
+    // z = √x: ∂x = 0.5 / z.
+    MathFn {
+        name: "sqrt",
+        llvm: &["sqrt"],
+        libm: &["sqrt"],
+        domain: Domain::NonNegative,
+        partials: &[(0, Div(&C(0.5), &Z))],
+        special: &[Special { at: &[0.0], d: &[INF] }, Special { at: &[4.0], d: &[0.25] }],
+        ..UNARY
+    },
+    // z = |x|: ∂x = copysign(1, x), ±1 at ±0.
+    MathFn {
+        name: "fabs",
+        llvm: &["fabs"],
+        libm: &["fabs"],
+        partials: &[(0, SIGN_X0)],
+        special: &[Special { at: &[0.0], d: &[1.0] }, Special { at: &[-0.0], d: &[-1.0] }],
+        ..UNARY
+    },
+    // z = eˣ: ∂x = z.
+    MathFn {
+        name: "exp",
+        llvm: &["exp"],
+        libm: &["exp"],
+        base: true,
+        partials: &[(0, Z)],
+        special: &[Special { at: &[-INF], d: &[0.0] }, Special { at: &[0.0], d: &[1.0] }],
+        ..UNARY
+    },
+    // z = 2ˣ: ∂x = z ln 2.
+    MathFn {
+        name: "exp2",
+        llvm: &["exp2"],
+        libm: &["exp2"],
+        base: true,
+        partials: &[(0, Mul(&Z, &C(LN_2)))],
+        special: &[Special { at: &[0.0], d: &[LN_2] }],
+        ..UNARY
+    },
+    // z = 10ˣ: ∂x = z ln 10.
+    MathFn {
+        name: "exp10",
+        llvm: &["exp10"],
+        libm: &["exp10"],
+        base: true,
+        partials: &[(0, Mul(&Z, &C(LN_10)))],
+        special: &[Special { at: &[0.0], d: &[LN_10] }],
+        ..UNARY
+    },
+    // z = eˣ - 1: ∂x = eˣ, not z + 1, which cancels for x ≪ 0.
+    MathFn {
+        name: "expm1",
+        libm: &["expm1"],
+        base: true,
+        partials: &[(0, Intrinsic("exp", &[X(0)]))],
+        special: &[Special { at: &[-40.0], d: &[4.248354255291589e-18] }],
+        ..UNARY
+    },
+    // z = log x: ∂x = 1 / x.
+    MathFn {
+        name: "log",
+        llvm: &["log"],
+        libm: &["log"],
+        base: true,
+        domain: Domain::NonNegative,
+        partials: &[(0, Div(&C(1.0), &X(0)))],
+        special: &[Special { at: &[0.0], d: &[INF] }, Special { at: &[1.0], d: &[1.0] }],
+        ..UNARY
+    },
+    // z = log₂ x: ∂x = 1 / (x ln 2).
+    MathFn {
+        name: "log2",
+        llvm: &["log2"],
+        libm: &["log2"],
+        domain: Domain::NonNegative,
+        partials: &[(0, Div(&C(1.0), &Mul(&X(0), &C(LN_2))))],
+        special: &[Special { at: &[0.0], d: &[INF] }],
+        ..UNARY
+    },
+    // z = log₁₀ x: ∂x = 1 / (x ln 10).
+    MathFn {
+        name: "log10",
+        llvm: &["log10"],
+        libm: &["log10"],
+        domain: Domain::NonNegative,
+        partials: &[(0, Div(&C(1.0), &Mul(&X(0), &C(LN_10))))],
+        special: &[Special { at: &[0.0], d: &[INF] }],
+        ..UNARY
+    },
+    // z = log(1 + x): ∂x = 1 / (1 + x).
+    MathFn {
+        name: "log1p",
+        libm: &["log1p"],
+        base: true,
+        domain: Domain::AboveMinusOne,
+        partials: &[(0, Div(&C(1.0), &Add(&C(1.0), &X(0))))],
+        special: &[Special { at: &[-1.0], d: &[INF] }],
+        ..UNARY
+    },
+    // z = sin x: ∂x = cos x.
+    MathFn {
+        name: "sin",
+        llvm: &["sin"],
+        libm: &["sin"],
+        base: true,
+        domain: Domain::Finite,
+        partials: &[(0, Intrinsic("cos", &[X(0)]))],
+        special: &[Special { at: &[0.0], d: &[1.0] }],
+        ..UNARY
+    },
+    // z = cos x: ∂x = -sin x.
+    MathFn {
+        name: "cos",
+        llvm: &["cos"],
+        libm: &["cos"],
+        base: true,
+        domain: Domain::Finite,
+        partials: &[(0, Neg(&Intrinsic("sin", &[X(0)])))],
+        special: &[Special { at: &[0.0], d: &[0.0] }],
+        ..UNARY
+    },
+    // z = tan x: ∂x = 1 + z².
+    MathFn {
+        name: "tan",
+        llvm: &["tan"],
+        libm: &["tan"],
+        base: true,
+        domain: Domain::Finite,
+        partials: &[(0, Add(&C(1.0), &Sq(&Z)))],
+        special: &[Special { at: &[0.0], d: &[1.0] }],
+        ..UNARY
+    },
+    // z = x^y: ∂x = y x^(y-1), ∂y = z log x, with ChainRules' values where these are
+    // 0·∞: ∂x = 0 when y = 0 (x^0 is constant, even at x = 0, where y x^(y-1) is 0·∞);
+    // ∂y = 0 when z = 0 (0^y for y > 0, ∞^y for y < 0: z log x is 0·∓∞ there); ∂y = NaN
+    // at x = 0 for y ≤ 0, where 0^y jumps (docs/limitations.md).
+    MathFn {
+        name: "pow",
+        llvm: &["pow"],
+        libm: &["pow"],
+        domain: Domain::NonNegative,
+        partials: &[
+            (0, Select(&Is(Eq, &X(1), &C(0.0)), &C(0.0), &Mul(&X(1), &Intrinsic("pow", &[X(0), Sub(&X(1), &C(1.0))])))),
+            (
+                1,
+                Select(
+                    &Is(Eq, &Z, &C(0.0)),
+                    &C(0.0),
+                    &Select(&Is(Eq, &X(0), &C(0.0)), &C(NAN), &Mul(&Z, &Intrinsic("log", &[X(0)]))),
+                ),
+            ),
+        ],
+        special: &[
+            // x^0 is constant; 0^y jumps at y = 0
+            Special { at: &[0.0, 0.0], d: &[0.0, NAN] },
+            // 0^y = 0 for y > 0
+            Special { at: &[0.0, 2.0], d: &[0.0, 0.0] },
+            // x^1 = x
+            Special { at: &[0.0, 1.0], d: &[1.0, 0.0] },
+            // √x at 0
+            Special { at: &[0.0, 0.5], d: &[INF, 0.0] },
+            // 1/x at 0⁺; 0^y = ∞ for y < 0
+            Special { at: &[0.0, -1.0], d: &[-INF, NAN] },
+            // negative zero like zero
+            Special { at: &[-0.0, 2.0], d: &[-0.0, 0.0] },
+            // x^0 constant away from 0 too
+            Special { at: &[3.0, 0.0], d: &[0.0, 1.0986122886681098] },
+            // ∞^y = 0 for y < 0
+            Special { at: &[INF, -1.0], d: &[-0.0, 0.0] },
+            // NaN^0 = 1 is constant in x
+            Special { at: &[NAN, 0.0], d: &[0.0, NAN] },
+        ],
+        ..BINARY
+    },
+    // z = x^n, integer n: ∂x = n x^(n-1), and 0 for n = 0 (0·∞ at x = 0).
+    MathFn {
+        name: "powi",
+        llvm: &["powi"],
+        operands: &[Operand::Real, Operand::Int],
+        partials: &[(
+            0,
+            Select(
+                &Is(Eq, &X(1), &C(0.0)),
+                &C(0.0),
+                &Mul(&Float(&X(1)), &Intrinsic("powi", &[X(0), Sub(&X(1), &C(1.0))])),
+            ),
+        )],
+        special: &[
+            Special { at: &[0.0, 0.0], d: &[0.0, 0.0] },
+            Special { at: &[5.0, 0.0], d: &[0.0, 0.0] },
+            Special { at: &[0.0, 1.0], d: &[1.0, 0.0] },
+            Special { at: &[0.0, 3.0], d: &[0.0, 0.0] },
+            Special { at: &[2.0, 3.0], d: &[12.0, 0.0] },
+        ],
+        ..UNARY
+    },
+    // z = a b + c (fma, fmuladd): ∂a = b, ∂b = a, ∂c = 1.
+    MathFn {
+        name: "fma",
+        llvm: &["fma", "fmuladd"],
+        libm: &["fma"],
+        operands: &[Operand::Real, Operand::Real, Operand::Real],
+        partials: &[(0, X(1)), (1, X(0)), (2, C(1.0))],
+        ..UNARY
+    },
+    // z = copysign(a, b): ∂a = sign(a) sign(b), ∂b = 0.
+    MathFn {
+        name: "copysign",
+        llvm: &["copysign"],
+        libm: &["copysign"],
+        partials: &[(0, Mul(&SIGN_X0, &SIGN_X1)), (1, C(0.0))],
+        special: &[Special { at: &[-2.0, 3.0], d: &[-1.0, 0.0] }, Special { at: &[2.0, -3.0], d: &[-1.0, 0.0] }],
+        ..BINARY
+    },
+    // z = min(a, b): ∂a = [a ≤ b], ∂b = [a > b]; a tie goes to a.
+    MathFn {
+        name: "fmin",
+        llvm: &["minnum", "minimum"],
+        libm: &["fmin"],
+        partials: &[
+            (0, Select(&Is(Le, &X(0), &X(1)), &C(1.0), &C(0.0))),
+            (1, Select(&Is(Gt, &X(0), &X(1)), &C(1.0), &C(0.0))),
+        ],
+        special: &[Special { at: &[1.0, 1.0], d: &[1.0, 0.0] }],
+        ..BINARY
+    },
+    // z = max(a, b): ∂a = [a ≥ b], ∂b = [a < b]; a tie goes to a.
+    MathFn {
+        name: "fmax",
+        llvm: &["maxnum", "maximum"],
+        libm: &["fmax"],
+        partials: &[
+            (0, Select(&Is(Ge, &X(0), &X(1)), &C(1.0), &C(0.0))),
+            (1, Select(&Is(Lt, &X(0), &X(1)), &C(1.0), &C(0.0))),
+        ],
+        special: &[Special { at: &[1.0, 1.0], d: &[1.0, 0.0] }],
+        ..BINARY
+    },
+    // z = sinh x: ∂x = cosh x.
+    MathFn {
+        name: "sinh",
+        llvm: &["sinh"],
+        libm: &["sinh"],
+        base: true,
+        partials: &[(0, Libm("cosh", &X(0)))],
+        special: &[Special { at: &[0.0], d: &[1.0] }],
+        ..UNARY
+    },
+    // z = cosh x: ∂x = sinh x.
+    MathFn {
+        name: "cosh",
+        llvm: &["cosh"],
+        libm: &["cosh"],
+        base: true,
+        partials: &[(0, Libm("sinh", &X(0)))],
+        special: &[Special { at: &[0.0], d: &[0.0] }],
+        ..UNARY
+    },
+    // z = tanh x: ∂x = 1 - z², written (1 - z)(1 + z), accurate to a few ulps while
+    // 1 - |z| ≥ 0.03 (|x| < 2); beyond, where z rounds towards ±1, 1 / cosh(x)². The
+    // branch spares the cosh call where it is not needed: a network's activations mostly
+    // lie within ±2.
+    MathFn {
+        name: "tanh",
+        llvm: &["tanh"],
+        libm: &["tanh"],
+        base: true,
+        partials: &[(
+            0,
+            Branch(
+                "sech2",
+                &Is(Lt, &Intrinsic("fabs", &[X(0)]), &C(2.0)),
+                &Mul(&Sub(&C(1.0), &Z), &Add(&C(1.0), &Z)),
+                &Div(&C(1.0), &Sq(&Libm("cosh", &X(0)))),
+            ),
+        )],
+        special: &[
+            Special { at: &[0.0], d: &[1.0] },
+            Special { at: &[15.0], d: &[3.743049187535369e-13] },
+            Special { at: &[INF], d: &[0.0] },
+        ],
+        ..UNARY
+    },
+    // z = atan x: ∂x = 1 / (1 + x²).
+    MathFn {
+        name: "atan",
+        llvm: &["atan"],
+        libm: &["atan"],
+        base: true,
+        partials: &[(0, Div(&C(1.0), &Add(&C(1.0), &Sq(&X(0)))))],
+        special: &[Special { at: &[0.0], d: &[1.0] }, Special { at: &[INF], d: &[0.0] }],
+        ..UNARY
+    },
+    // z = asin x: ∂x = 1 / √((1 - x)(1 + x)).
+    MathFn {
+        name: "asin",
+        llvm: &["asin"],
+        libm: &["asin"],
+        base: true,
+        domain: Domain::UnitInterval,
+        partials: &[(0, Div(&C(1.0), &SQRT_ONE_MINUS_X2))],
+        special: &[Special { at: &[0.0], d: &[1.0] }, Special { at: &[1.0], d: &[INF] }],
+        ..UNARY
+    },
+    // z = acos x: ∂x = -1 / √((1 - x)(1 + x)).
+    MathFn {
+        name: "acos",
+        llvm: &["acos"],
+        libm: &["acos"],
+        base: true,
+        domain: Domain::UnitInterval,
+        partials: &[(0, Div(&C(-1.0), &SQRT_ONE_MINUS_X2))],
+        special: &[Special { at: &[0.0], d: &[-1.0] }, Special { at: &[1.0], d: &[-INF] }],
+        ..UNARY
+    },
+    // z = ∛x: ∂x = 1 / (3z²), +∞ at 0, where z / (3x) would be NaN.
+    MathFn {
+        name: "cbrt",
+        libm: &["cbrt"],
+        base: true,
+        partials: &[(0, Div(&C(1.0), &Mul(&C(3.0), &Sq(&Z))))],
+        special: &[Special { at: &[0.0], d: &[INF] }, Special { at: &[8.0], d: &[1.0 / 12.0] }],
+        ..UNARY
+    },
+    // z = hypot(x, y): ∂x = x / z, ∂y = y / z; 0 at the origin, where they are 0/0
+    // (ChainRules' subgradient of the norm).
+    MathFn {
+        name: "hypot",
+        libm: &["hypot"],
+        partials: &[
+            (0, Select(&Is(Eq, &Z, &C(0.0)), &C(0.0), &Div(&X(0), &Z))),
+            (1, Select(&Is(Eq, &Z, &C(0.0)), &C(0.0), &Div(&X(1), &Z))),
+        ],
+        special: &[Special { at: &[0.0, 0.0], d: &[0.0, 0.0] }, Special { at: &[3.0, 4.0], d: &[0.6, 0.8] }],
+        ..BINARY
+    },
+];
 
 /// Rounding and similar functions: piecewise constant, derivative zero.
 const ZERO_DERIVATIVE: &[&str] =
@@ -121,8 +519,11 @@ const NO_DERIVATIVE: &[&str] = &[
 /// What a callee name means for differentiation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Callee {
-    /// A function with a derivative rule.
-    Math(MathFn),
+    /// A function of the math table.
+    Math(&'static MathFn),
+    /// The engine's marker `ox.reinterpret` (`crate::reinterpret`), whose rule is
+    /// `rules::Formula::Reinterpret`.
+    Reinterpret,
     /// Piecewise constant (rounding).
     ZeroDerivative,
     /// No derivative and no value effect (markers, integer intrinsics, mem intrinsics).
@@ -133,29 +534,43 @@ pub enum Callee {
 /// elementary functions (`JULIA_MATH_PREFIX`) by name.
 pub fn lookup(name: &str) -> Option<Callee> {
     if let Some(rest) = name.strip_prefix(JULIA_MATH_PREFIX) {
-        return lookup_base(rest.split('.').next()?, false);
+        return base_function(rest.split('.').next()?).map(Callee::Math);
     }
     if name.starts_with("ox.reinterpret.") {
-        return Some(Callee::Math(MathFn::Reinterpret));
+        return Some(Callee::Reinterpret);
     }
     if name.starts_with("ox.nograd.") || name == "ox.diagnostic" {
         return Some(Callee::ZeroDerivative);
     }
-    let base = if let Some(rest) = name.strip_prefix("llvm.") {
+    if let Some(rest) = name.strip_prefix("llvm.") {
         // Drop overload suffixes: `sin.f64`, `powi.f64.i32`, `memcpy.p0.p0.i64`.
         let mut parts: Vec<&str> = rest.split('.').collect();
         while parts.len() > 1 && is_type_suffix(parts[parts.len() - 1]) {
             parts.pop();
         }
-        let joined = parts.join(".");
-        if let Some(c) = lookup_base(&joined, true) {
-            return Some(c);
-        }
-        return None;
-    } else {
-        c_base_name(name)
-    };
-    lookup_base(base, false).or_else(|| base.strip_suffix('f').and_then(|b| lookup_base(b, false)))
+        let base = parts.join(".");
+        return match TABLE.iter().find(|f| f.llvm.contains(&base.as_str())) {
+            Some(f) => Some(Callee::Math(f)),
+            None if ZERO_DERIVATIVE.contains(&base.as_str()) => Some(Callee::ZeroDerivative),
+            None if NO_DERIVATIVE.contains(&base.as_str()) => Some(Callee::NoDerivative),
+            None => None,
+        };
+    }
+    let base = c_base_name(name);
+    lookup_c(base).or_else(|| base.strip_suffix('f').and_then(lookup_c))
+}
+
+/// The row of Base's Julia function `name`, if `ingest` keeps its calls.
+pub fn base_function(name: &str) -> Option<&'static MathFn> {
+    TABLE.iter().find(|f| f.base && f.name == name)
+}
+
+/// A C function by its plain name (`expm1`, no `f`).
+fn lookup_c(name: &str) -> Option<Callee> {
+    match TABLE.iter().find(|f| f.libm.contains(&name)) {
+        Some(f) => Some(Callee::Math(f)),
+        None => ZERO_DERIVATIVE.contains(&name).then_some(Callee::ZeroDerivative),
+    }
 }
 
 /// A C math function's name without glibc's aliases and variants: `__expm1`,
@@ -175,225 +590,63 @@ fn is_type_suffix(s: &str) -> bool {
         || (s.starts_with('i') && s[1..].chars().all(|c| c.is_ascii_digit()) && s.len() > 1)
 }
 
-fn lookup_base(base: &str, intrinsic: bool) -> Option<Callee> {
-    use MathFn::*;
-    let m = match base {
-        "sqrt" => Sqrt,
-        "fabs" => Fabs,
-        "exp" => Exp,
-        "exp2" => Exp2,
-        "exp10" => Exp10,
-        "expm1" => Expm1,
-        "log" => Log,
-        "log2" => Log2,
-        "log10" => Log10,
-        "log1p" => Log1p,
-        "sin" => Sin,
-        "cos" => Cos,
-        "tan" => Tan,
-        "pow" => Pow,
-        "powi" => Powi,
-        "fma" | "fmuladd" => Fma,
-        "copysign" => Copysign,
-        "minnum" | "minimum" | "fmin" => Min,
-        "maxnum" | "maximum" | "fmax" => Max,
-        "sinh" => Sinh,
-        "cosh" => Cosh,
-        "tanh" => Tanh,
-        "atan" => Atan,
-        "asin" => Asin,
-        "acos" => Acos,
-        "cbrt" => Cbrt,
-        "hypot" => Hypot,
-        _ if ZERO_DERIVATIVE.contains(&base) => return Some(Callee::ZeroDerivative),
-        _ if intrinsic && NO_DERIVATIVE.contains(&base) => return Some(Callee::NoDerivative),
-        _ => return None,
-    };
-    Some(Callee::Math(m))
-}
-
-impl MathFn {
-    /// Operands that carry a derivative (the others, e.g. `powi`'s exponent, do not).
-    pub fn diff_operands(self) -> &'static [usize] {
-        match self {
-            MathFn::Pow | MathFn::Copysign | MathFn::Min | MathFn::Max | MathFn::Hypot => &[0, 1],
-            MathFn::Fma => &[0, 1, 2],
-            MathFn::Reinterpret => &[1],
-            _ => &[0],
-        }
-    }
-
-    /// Primal values the partial with respect to operand `k` uses.
-    pub fn needs(self, k: usize) -> &'static [Need] {
-        use MathFn::*;
-        use Need::*;
-        match (self, k) {
-            (Sqrt | Exp | Exp2 | Exp10 | Tan, _) => &[Result],
-            (Fabs | Log | Log2 | Log10 | Log1p | Sin | Cos | Sinh | Cosh | Atan | Asin | Acos | Expm1, _) => &[Op(0)],
-            (Tanh, _) => &[Op(0), Result],
-            (Pow, 0) => &[Op(0), Op(1)],
-            (Pow, _) => &[Op(0), Result],
-            (Powi, _) => &[Op(0), Op(1)],
-            (Fma, 0) => &[Op(1)],
-            (Fma, 1) => &[Op(0)],
-            (Fma, _) => &[],
-            (Copysign | Min | Max, _) => &[Op(0), Op(1)],
-            (Cbrt, _) => &[Result],
-            (Hypot, 0) => &[Op(0), Result],
-            (Hypot, _) => &[Op(1), Result],
-            (Reinterpret, _) => &[Op(0), Op(1)],
-        }
-    }
-
-    /// Builds `∂z/∂(operand k)` from the primal values `env` supplies.
-    pub fn partial(self, k: usize, b: &Builder, env: &dyn Fn(Need) -> Value) -> Result<Value, String> {
-        use crate::llvm::RealPredicate::LLVMRealOEQ;
-        use MathFn::*;
-        use Need::*;
-        let m = b.m;
-        let x = || env(Op(0));
-        let z = || env(Result);
-        let ty = if k < 3 { env(Op(k)).ty() } else { x().ty() };
-        let c = |v: f64| m.const_real(ty, v);
-        Ok(match (self, k) {
-            (Sqrt, _) => b.fdiv(c(0.5), z()),
-            (Fabs, _) => b.intrinsic("llvm.copysign", &[c(1.0), x()])?,
-            (Exp, _) => z(),
-            (Exp2, _) => b.fmul(z(), c(std::f64::consts::LN_2)),
-            (Exp10, _) => b.fmul(z(), c(std::f64::consts::LN_10)),
-            (Expm1, _) => b.intrinsic("llvm.exp", &[x()])?,
-            (Log, _) => b.fdiv(c(1.0), x()),
-            (Log2, _) => b.fdiv(c(1.0), b.fmul(x(), c(std::f64::consts::LN_2))),
-            (Log10, _) => b.fdiv(c(1.0), b.fmul(x(), c(std::f64::consts::LN_10))),
-            (Log1p, _) => b.fdiv(c(1.0), b.fadd(c(1.0), x())),
-            (Sin, _) => b.intrinsic("llvm.cos", &[x()])?,
-            (Cos, _) => b.fneg(b.intrinsic("llvm.sin", &[x()])?),
-            (Tan, _) => {
-                let zz = z();
-                b.fadd(c(1.0), b.fmul(zz, zz))
-            }
-            (Pow, 0) => {
-                let y = env(Op(1));
-                let ym1 = b.fsub(y, c(1.0));
-                let d = b.fmul(y, b.intrinsic("llvm.pow", &[x(), ym1])?);
-                b.select(b.fcmp(LLVMRealOEQ, y, c(0.0)), c(0.0), d)
-            }
-            (Pow, _) => {
-                let (xx, zz) = (x(), z());
-                let d = b.fmul(zz, b.intrinsic("llvm.log", &[xx])?);
-                let at_zero = b.select(b.fcmp(LLVMRealOEQ, xx, c(0.0)), c(f64::NAN), d);
-                b.select(b.fcmp(LLVMRealOEQ, zz, c(0.0)), c(0.0), at_zero)
-            }
-            (Powi, _) => {
-                let n = env(Op(1));
-                let nm1 = b.sub(n, m.const_int(n.ty(), 1));
-                let p = b.call(m.intrinsic("llvm.powi", &[x().ty(), n.ty()])?, &[x(), nm1]);
-                let d = b.fmul(b.cast(crate::llvm::Opcode::LLVMSIToFP, n, x().ty()), p);
-                b.select(b.icmp(crate::llvm::ICMP_EQ, n, m.const_int(n.ty(), 0)), c(0.0), d)
-            }
-            (Fma, 0) => env(Op(1)),
-            (Fma, 1) => env(Op(0)),
-            (Fma, _) => c(1.0),
-            (Copysign, 0) => {
-                let sa = b.intrinsic("llvm.copysign", &[c(1.0), x()])?;
-                let sb = b.intrinsic("llvm.copysign", &[c(1.0), env(Op(1))])?;
-                b.fmul(sa, sb)
-            }
-            (Copysign, _) => c(0.0),
-            (Min | Max, _) => {
-                use crate::llvm::RealPredicate::*;
-                let (a, bb) = (x(), env(Op(1)));
-                let pred = match (self, k) {
-                    (Min, 0) => LLVMRealOLE,
-                    (Min, _) => LLVMRealOGT,
-                    (_, 0) => LLVMRealOGE,
-                    _ => LLVMRealOLT,
-                };
-                b.select(b.fcmp(pred, a, bb), c(1.0), c(0.0))
-            }
-            (Sinh, _) => call_libm(b, "cosh", x())?,
-            (Cosh, _) => call_libm(b, "sinh", x())?,
-            (Tanh, _) => b.call(sech2(m, ty)?, &[x(), z()]),
-            (Atan, _) => {
-                let xx = x();
-                b.fdiv(c(1.0), b.fadd(c(1.0), b.fmul(xx, xx)))
-            }
-            (Asin | Acos, _) => {
-                let xx = x();
-                let r = b.intrinsic("llvm.sqrt", &[b.fmul(b.fsub(c(1.0), xx), b.fadd(c(1.0), xx))])?;
-                b.fdiv(c(if self == Asin { 1.0 } else { -1.0 }), r)
-            }
-            (Cbrt, _) => b.fdiv(c(1.0), b.fmul(c(3.0), b.fmul(z(), z()))),
-            (Hypot, _) => {
-                let zz = z();
-                b.select(b.fcmp(LLVMRealOEQ, zz, c(0.0)), c(0.0), b.fdiv(env(Op(k)), zz))
-            }
-            (Reinterpret, _) => {
-                let (y, src) = (x(), env(Op(1)));
-                let signs =
-                    b.fmul(b.intrinsic("llvm.copysign", &[c(1.0), y])?, b.intrinsic("llvm.copysign", &[c(1.0), src])?);
-                let is_zero = b.fcmp(crate::llvm::RealPredicate::LLVMRealOEQ, src, c(0.0));
-                b.select(is_zero, signs, b.fdiv(y, src))
-            }
-        })
-    }
-}
-
-/// `sech2(x, z)`, `z = tanh(x)`: the derivative of `tanh`, `1 - z²`. Written
-/// `(1 - z)(1 + z)` it is accurate to a few ulps while `1 - |z|` ≥ 0.03 (|x| < 2); beyond,
-/// where `z` rounds towards ±1, it is `1 / cosh(x)²`. The branch (inlined) spares the
-/// `cosh` call where it is not needed: a network's activations mostly lie within ±2.
-fn sech2(m: &crate::llvm::Module, ty: crate::llvm::Type) -> Result<Value, String> {
-    let name = format!("ox.sech2.f{}", ty.float_bits());
-    if let Some(f) = m.function(&name) {
-        return Ok(f);
-    }
-    let f = m.add_inline_helper(&name, m.fn_type(ty, &[ty, ty]));
-    let [x, z] = [f.params()[0], f.params()[1]];
-    let c = |v: f64| m.const_real(ty, v);
-    let (top, near, far) = (m.append_block(f, "top"), m.append_block(f, "near"), m.append_block(f, "far"));
-    let b = m.builder();
-    b.at_end(top);
-    let small = b.fcmp(crate::llvm::RealPredicate::LLVMRealOLT, b.intrinsic("llvm.fabs", &[x])?, c(2.0));
-    b.cond_br(small, near, far);
-    b.at_end(near);
-    b.ret(b.fmul(b.fsub(c(1.0), z), b.fadd(c(1.0), z)));
-    b.at_end(far);
-    let ch = call_libm(&b, "cosh", x)?;
-    b.ret(b.fdiv(c(1.0), b.fmul(ch, ch)));
-    Ok(f)
-}
-
-/// A call of the C math function `name` (`name` + `f` for `float`), resolved from the
-/// process by the JIT.
-fn call_libm(b: &Builder, name: &str, x: Value) -> Result<Value, String> {
-    let ty = x.ty();
-    let full = match ty.float_bits() {
-        64 => name.to_string(),
-        32 => format!("{name}f"),
-        _ => return Err(format!("{name} on {}", ty.print())),
-    };
-    let f = b.m.get_or_declare(&full, b.m.fn_type(ty, &[ty]));
-    Ok(b.call(f, &[x]))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// The row named `name`, as `lookup` returns it.
+    fn math(name: &str) -> Option<Callee> {
+        Some(Callee::Math(TABLE.iter().find(|f| f.name == name).unwrap()))
+    }
+
     #[test]
     fn names_resolve() {
-        assert_eq!(lookup("llvm.sin.f64"), Some(Callee::Math(MathFn::Sin)));
-        assert_eq!(lookup("llvm.powi.f64.i32"), Some(Callee::Math(MathFn::Powi)));
-        assert_eq!(lookup("llvm.fmuladd.v4f64"), Some(Callee::Math(MathFn::Fma)));
-        assert_eq!(lookup("expm1f"), Some(Callee::Math(MathFn::Expm1)));
-        assert_eq!(lookup("log10"), Some(Callee::Math(MathFn::Log10)));
+        assert_eq!(lookup("llvm.sin.f64"), math("sin"));
+        assert_eq!(lookup("llvm.powi.f64.i32"), math("powi"));
+        assert_eq!(lookup("llvm.fmuladd.v4f64"), math("fma"));
+        assert_eq!(lookup("expm1f"), math("expm1"));
+        assert_eq!(lookup("log10"), math("log10"));
         assert_eq!(lookup("llvm.floor.f32"), Some(Callee::ZeroDerivative));
         assert_eq!(lookup("llvm.memcpy.p0.p0.i64"), Some(Callee::NoDerivative));
         assert_eq!(lookup("jl_gc_pool_alloc"), None);
         assert_eq!(lookup("memcpy"), None);
-        assert_eq!(lookup("__exp_fma"), Some(Callee::Math(MathFn::Exp)));
-        assert_eq!(lookup("expm1f64"), Some(Callee::Math(MathFn::Expm1)));
-        assert_eq!(lookup("__log_finite"), Some(Callee::Math(MathFn::Log)));
+        assert_eq!(lookup("__exp_fma"), math("exp"));
+        assert_eq!(lookup("expm1f64"), math("expm1"));
+        assert_eq!(lookup("__log_finite"), math("log"));
+    }
+
+    /// Every name of every row finds that row; Base's functions by their prefixed name.
+    #[test]
+    fn every_name_finds_its_row() {
+        for f in TABLE {
+            let found = Some(Callee::Math(f));
+            for n in f.llvm {
+                assert_eq!(lookup(&format!("llvm.{n}.f64")), found, "llvm.{n}");
+            }
+            for n in f.libm {
+                assert_eq!(lookup(n), found, "{n}");
+                assert_eq!(lookup(&format!("{n}f")), found, "{n}f");
+            }
+            let kept = lookup(&format!("{JULIA_MATH_PREFIX}{}.julia_{}_1", f.name, f.name));
+            assert_eq!(kept, if f.base { found } else { None }, "Base's {}", f.name);
+        }
+    }
+
+    /// Names are unique, each row has a way to be called, a partial for differentiable
+    /// operands only, and special points of the right size.
+    #[test]
+    fn rows_are_well_formed() {
+        for (i, f) in TABLE.iter().enumerate() {
+            assert!(TABLE[..i].iter().all(|g| g.name != f.name), "{} twice", f.name);
+            assert!(!f.llvm.is_empty() || !f.libm.is_empty(), "{} has no name to call it by", f.name);
+            assert!(!f.partials.is_empty(), "{} has no partial", f.name);
+            for (k, _) in f.partials {
+                assert_eq!(f.operands.get(*k), Some(&Operand::Real), "{}: partial for operand {k}", f.name);
+            }
+            assert!(f.partials.windows(2).all(|w| w[0].0 < w[1].0), "{}: partials out of order", f.name);
+            for s in f.special {
+                assert!(s.at.len() == f.operands.len() && s.d.len() == f.operands.len(), "{}: special", f.name);
+            }
+        }
     }
 }

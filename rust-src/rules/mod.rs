@@ -1,16 +1,20 @@
 //! Derivative rules, one per instruction family, shared by forward and reverse mode.
 //!
-//! A rule linearises an instruction: `classify` says which operands carry a derivative
-//! and which primal values the partials need; `partial` builds `∂result/∂operand`. The
-//! forward transform then emits `ṫ = Σ ∂z/∂xₖ · ẋₖ`, the reverse transform
-//! `x̄ₖ += ∂z/∂xₖ · z̄`. Selects, phis and casts move derivatives without scaling and
-//! are handled by the transforms directly.
+//! A rule linearises an instruction: `classify` says which operands carry a derivative;
+//! a scaling rule's `Formula` gives the partial `∂result/∂operand` of each as an
+//! expression (`expr`), from which the primal values it needs are read and the IR is
+//! built. The forward transform then emits `ṫ = Σ ∂z/∂xₖ · ẋₖ`, the reverse transform
+//! `x̄ₖ += ∂z/∂xₖ · z̄`. Arithmetic's partials are here; elementary functions' are the
+//! rows of the math table (`math`). Selects, phis and casts move derivatives without
+//! scaling and are handled by the transforms directly.
 //!
 //! Integer operations on float bits are handled before analysis, see `crate::reinterpret`.
 
+pub mod expr;
 pub mod math;
 
 use crate::llvm::{Builder, Opcode, Type, Value};
+use expr::{Cmp, Expr, Expr::*};
 pub use math::{Callee, MathFn};
 
 /// A primal value a partial derivative needs.
@@ -26,7 +30,7 @@ pub enum Need {
     ResultShadow,
 }
 
-/// Formula of a scaling rule.
+/// Formula of a scaling rule: its partials (`Formula::partials`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Formula {
     /// `z = a + b`: `∂a = 1`, `∂b = 1`.
@@ -41,8 +45,11 @@ pub enum Formula {
     FNeg,
     /// `z = a - b·trunc(a/b)`: `∂a = 1`, `∂b = -trunc(a/b)`.
     FRem,
-    /// An elementary function.
-    Math(MathFn),
+    /// `z = reinterpret(y, x)` = `y`, where `y = ±x·2ᵏ` was built from `x`'s bits
+    /// (`crate::reinterpret`): `∂x = y / x` (`±1` at `x = 0`); `y` carries none.
+    Reinterpret,
+    /// An elementary function: a row of the math table.
+    Math(&'static MathFn),
 }
 
 impl Rule {
@@ -157,14 +164,13 @@ pub fn tangent_type(_m: &crate::llvm::Module, ty: Type) -> Option<Type> {
 pub fn classify(inst: Value, callee_name: &dyn Fn(Value) -> Option<String>) -> Rule {
     use Opcode::*;
     let ty = inst.ty();
-    let scale = |formula, ops: &[usize]| Rule::Scale { formula, ops: ops.to_vec() };
     match inst.opcode() {
-        LLVMFAdd => scale(Formula::FAdd, &[0, 1]),
-        LLVMFSub => scale(Formula::FSub, &[0, 1]),
-        LLVMFMul => scale(Formula::FMul, &[0, 1]),
-        LLVMFDiv => scale(Formula::FDiv, &[0, 1]),
-        LLVMFRem => scale(Formula::FRem, &[0, 1]),
-        LLVMFNeg => scale(Formula::FNeg, &[0]),
+        LLVMFAdd => Formula::FAdd.rule(),
+        LLVMFSub => Formula::FSub.rule(),
+        LLVMFMul => Formula::FMul.rule(),
+        LLVMFDiv => Formula::FDiv.rule(),
+        LLVMFRem => Formula::FRem.rule(),
+        LLVMFNeg => Formula::FNeg.rule(),
         LLVMFPExt | LLVMFPTrunc => Rule::Cast { op: 0 },
         LLVMBitCast if ty.is_floating() && inst.operand(0).ty() == ty => Rule::Cast { op: 0 },
         // Float <-> integer bitcasts: see `crate::reinterpret`.
@@ -218,7 +224,8 @@ fn classify_call(inst: Value, callee_name: &dyn Fn(Value) -> Option<String>) -> 
         return Rule::Zero;
     }
     match name.as_deref().and_then(math::lookup) {
-        Some(Callee::Math(f)) => Rule::Scale { formula: Formula::Math(f), ops: f.diff_operands().to_vec() },
+        Some(Callee::Math(f)) => Formula::Math(f).rule(),
+        Some(Callee::Reinterpret) => Formula::Reinterpret.rule(),
         Some(Callee::ZeroDerivative) | Some(Callee::NoDerivative) => Rule::Zero,
         None if callee.is_function() && callee.has_string_attr(crate::names::RECURSIVE) => Rule::Call,
         None => Rule::Unsupported(match name {
@@ -232,40 +239,70 @@ fn classify_call(inst: Value, callee_name: &dyn Fn(Value) -> Option<String>) -> 
 }
 
 impl Formula {
-    /// Primal values the partial with respect to operand `k` uses.
-    pub fn needs(self, k: usize) -> Vec<Need> {
-        use Need::*;
-        match (self, k) {
-            (Formula::FAdd | Formula::FSub | Formula::FNeg, _) => vec![],
-            (Formula::FMul, 0) => vec![Op(1)],
-            (Formula::FMul, _) => vec![Op(0)],
-            (Formula::FDiv, 0) => vec![Op(1)],
-            (Formula::FDiv, _) => vec![Op(1), Result],
-            (Formula::FRem, 0) => vec![],
-            (Formula::FRem, _) => vec![Op(0), Op(1)],
-            (Formula::Math(f), _) => f.needs(k).to_vec(),
+    /// `∂z/∂xₖ` for each operand `k` that carries a derivative, in operand order.
+    pub fn partials(self) -> &'static [(usize, Expr)] {
+        match self {
+            Formula::FAdd => &[(0, C(1.0)), (1, C(1.0))],
+            Formula::FSub => &[(0, C(1.0)), (1, C(-1.0))],
+            Formula::FMul => &[(0, X(1)), (1, X(0))],
+            Formula::FDiv => &[(0, Div(&C(1.0), &X(1))), (1, Neg(&Div(&Z, &X(1))))],
+            Formula::FNeg => &[(0, C(-1.0))],
+            Formula::FRem => &[(0, C(1.0)), (1, Neg(&Intrinsic("trunc", &[Div(&X(0), &X(1))])))],
+            Formula::Reinterpret => &[(
+                1,
+                Select(
+                    &Is(Cmp::Eq, &X(1), &C(0.0)),
+                    &Mul(&Intrinsic("copysign", &[C(1.0), X(0)]), &Intrinsic("copysign", &[C(1.0), X(1)])),
+                    &Div(&X(0), &X(1)),
+                ),
+            )],
+            Formula::Math(f) => f.partials,
         }
     }
 
-    /// Builds `∂z/∂(operand k)` from the primal values `env` supplies.
-    pub fn partial(self, k: usize, b: &Builder, env: &dyn Fn(Need) -> Value) -> Result<Value, String> {
-        let m = b.m;
-        let ty_of = |v: Value| crate::rules::tangent_type(m, v.ty()).unwrap_or(v.ty());
-        Ok(match (self, k) {
-            (Formula::FAdd, _) | (Formula::FSub, 0) | (Formula::FRem, 0) => m.const_real(ty_of(env(Need::Op(k))), 1.0),
-            (Formula::FSub, _) | (Formula::FNeg, _) => m.const_real(ty_of(env(Need::Op(k))), -1.0),
-            (Formula::FMul, 0) => env(Need::Op(1)),
-            (Formula::FMul, _) => env(Need::Op(0)),
-            (Formula::FDiv, 0) => {
-                let y = env(Need::Op(1));
-                b.fdiv(m.const_real(y.ty(), 1.0), y)
-            }
-            (Formula::FDiv, _) => b.fneg(b.fdiv(env(Need::Result), env(Need::Op(1)))),
-            (Formula::FRem, _) => {
-                let q = b.fdiv(env(Need::Op(0)), env(Need::Op(1)));
-                b.fneg(b.intrinsic("llvm.trunc", &[q])?)
-            }
-            (Formula::Math(f), _) => f.partial(k, b, env)?,
-        })
+    /// The scaling rule: the formula, and the operands with a partial.
+    fn rule(self) -> Rule {
+        Rule::Scale { formula: self, ops: self.partials().iter().map(|&(k, _)| k).collect() }
+    }
+
+    /// The partial with respect to operand `k`, one of the rule's `ops`.
+    fn partial_expr(self, k: usize) -> &'static Expr {
+        let found = self.partials().iter().find(|&&(j, _)| j == k);
+        &found.unwrap_or_else(|| panic!("{self:?} has no partial for operand {k}")).1
+    }
+
+    /// Primal values the partial with respect to operand `k` uses: the free variables of
+    /// its expression.
+    pub fn needs(self, k: usize) -> Vec<Need> {
+        self.partial_expr(k).needs()
+    }
+
+    /// Builds `∂z/∂(operand k)` at type `ty` (the instruction's result type) from the
+    /// primal values `env` supplies, which are `needs(k)`.
+    pub fn partial(self, k: usize, ty: Type, b: &Builder, env: &dyn Fn(Need) -> Value) -> Result<Value, String> {
+        self.partial_expr(k).build(ty, b, env)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Formula, Need::*};
+
+    /// The primal values the reverse sweep keeps for a partial are its expression's free
+    /// variables, operands first: `fdiv`'s `∂b = -(z / b)` keeps `b` and `z`, `copysign`'s
+    /// `∂b = 0` nothing.
+    #[test]
+    fn needs_are_free_variables() {
+        let math = |name: &str| Formula::Math(super::math::TABLE.iter().find(|f| f.name == name).unwrap());
+        assert_eq!(Formula::FAdd.needs(1), vec![]);
+        assert_eq!(Formula::FMul.needs(0), vec![Op(1)]);
+        assert_eq!(Formula::FDiv.needs(1), vec![Op(1), Result]);
+        assert_eq!(Formula::FRem.needs(1), vec![Op(0), Op(1)]);
+        assert_eq!(Formula::Reinterpret.needs(1), vec![Op(0), Op(1)]);
+        assert_eq!(math("pow").needs(0), vec![Op(0), Op(1)]);
+        assert_eq!(math("pow").needs(1), vec![Op(0), Result]);
+        assert_eq!(math("tanh").needs(0), vec![Op(0), Result]);
+        assert_eq!(math("hypot").needs(1), vec![Op(1), Result]);
+        assert_eq!(math("copysign").needs(1), vec![]);
     }
 }

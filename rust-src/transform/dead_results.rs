@@ -13,13 +13,14 @@
 //!   it because it may throw a `DomainError`. The derivative must still throw where
 //!   the primal does, so an unused call of one of Base's elementary functions becomes
 //!   the test of its argument: the function is called only outside the range where it
-//!   cannot throw (`sin` of a non-finite number, `log` of a negative one).
+//!   cannot throw (`sin` of a non-finite number, `log` of a negative one), which is the
+//!   `Domain` of its row in the math table (`rules::math`).
 //!
 //! The two repeat until nothing changes.
 
 use crate::error::{Error, Result};
 use crate::llvm::{passes, Module, Opcode, RealPredicate, Value};
-use crate::rules::math::{lookup, Callee, MathFn};
+use crate::rules::math::{lookup, Callee, Domain};
 use std::collections::HashMap;
 
 /// Name prefix of the domain checks.
@@ -44,7 +45,7 @@ pub fn drop_unused_results(m: &Module) -> Result<bool> {
                 }
             } else if name.starts_with(crate::names::JULIA_MATH_PREFIX) {
                 let Some(Callee::Math(math)) = lookup(&name) else { continue };
-                let Some(domain) = safe_domain(math) else { continue };
+                let domain = math.domain;
                 // (The check's own call of `f` is unused too, and stays.)
                 let in_check = |call: Value| call.parent_block().parent_function().name().starts_with(CHECK_PREFIX);
                 for call in unused_calls(f).into_iter().filter(|&c| !in_check(c)) {
@@ -88,35 +89,6 @@ fn returning_poison(m: &Module, f: Value, name: &str) -> Value {
         }
     }
     g
-}
-
-/// Where one of Base's elementary functions certainly returns rather than throws.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Domain {
-    /// It never throws.
-    Everywhere,
-    /// Finite arguments (`sin(Inf)` throws).
-    Finite,
-    /// `x ≥ 0` (`log(-1.0)` throws).
-    NonNegative,
-    /// `x ≥ -1` (`log1p`).
-    AboveMinusOne,
-    /// `|x| ≤ 1` (`asin`, `acos`).
-    UnitInterval,
-}
-
-/// The domain of `f`'s first argument on which it cannot throw; `None` keeps its calls.
-fn safe_domain(f: MathFn) -> Option<Domain> {
-    use MathFn::*;
-    Some(match f {
-        Exp | Exp2 | Exp10 | Expm1 | Sinh | Cosh | Tanh | Atan | Cbrt | Hypot | Fabs => Domain::Everywhere,
-        Sin | Cos | Tan => Domain::Finite,
-        // (`x^y` throws only for x < 0 and y not an integer.)
-        Log | Log2 | Log10 | Sqrt | Pow => Domain::NonNegative,
-        Log1p => Domain::AboveMinusOne,
-        Asin | Acos => Domain::UnitInterval,
-        _ => return None,
-    })
 }
 
 /// `void ox.check.f(args...)`: calls `f` when its first argument is outside `domain`

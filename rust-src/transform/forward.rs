@@ -332,7 +332,7 @@ fn tangent_of_instruction(
             let mut partials = Vec::new();
             for &k in ops {
                 if tangent.contains_key(&inst.operand(k)) {
-                    partials.push((k, formula.partial(k, b, &env).map_err(Error::Internal)?));
+                    partials.push((k, formula.partial(k, inst.ty(), b, &env).map_err(Error::Internal)?));
                 }
             }
             lanes(&|l| {

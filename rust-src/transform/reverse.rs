@@ -970,7 +970,7 @@ impl<'a> Reverse<'a> {
             Rule::Scale { formula, ops } => ops
                 .iter()
                 .filter(|&&k| self.act.is_active(inst.operand(k)))
-                .map(|&k| Ok((inst.operand(k), formula.partial(k, b, &primal).map_err(Error::Internal)?)))
+                .map(|&k| Ok((inst.operand(k), formula.partial(k, inst.ty(), b, &primal).map_err(Error::Internal)?)))
                 .collect::<Result<_>>()?,
             _ => Vec::new(),
         };
