@@ -10,8 +10,9 @@
 mod common;
 use common::*;
 use oxidase::ffi::OxDerivativeFn;
+use oxidase::names::JULIA_MATH_PREFIX;
 use oxidase::request::{Activity::*, Mode};
-use oxidase::rules::math::{Domain, MathFn, Operand, JULIA_MATH_PREFIX, TABLE};
+use oxidase::rules::math::{Domain, MathFn, Operand, TABLE};
 
 /// How the test function calls the row's function.
 #[derive(Clone, Copy, Debug)]
