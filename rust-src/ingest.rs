@@ -236,7 +236,8 @@ fn splat_calls(m: &Module, g: Value) {
         .filter(|i| {
             i.opcode() == Opcode::LLVMCall
                 && i.call_arg_count() == 3
-                && crate::symbols::callee_name(i.called_operand()).as_deref() == Some("jl_f__apply_iterate")
+                && crate::symbols::callee_name(i.called_operand()).as_deref()
+                    == Some(crate::julia::current().apply_iterate)
         })
         .collect();
     let mut arrays = Vec::new();
@@ -390,7 +391,7 @@ fn base_math_function(g: Value) -> Option<&'static str> {
         .into_iter()
         .flat_map(|b| b.instructions())
         .find_map(|i| i.source_chain().last().map(|l| l.file.clone()))?;
-    (own_file == "math.jl" || own_file.starts_with("special/")).then_some(math.name)
+    crate::julia::current().is_base_math_file(&own_file).then_some(math.name)
 }
 
 /// A function under `f`'s name that calls `f`, renamed as one of Base's elementary

@@ -23,6 +23,7 @@ pub mod ffi;
 pub mod ingest;
 pub mod isolate;
 pub mod jit;
+pub mod julia;
 pub mod llvm;
 pub mod names;
 pub mod pipeline;

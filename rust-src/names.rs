@@ -16,8 +16,7 @@ pub const JULIA_MATH_PREFIX: &str = "ox.julia.";
 
 /// The Julia function name behind an LLVM function name.
 pub fn julia_name(llvm: &str) -> String {
-    let stripped =
-        ["julia_", "japi1_", "japi3_", "jlcall_", "jfptr_"].iter().find_map(|p| llvm.strip_prefix(p)).unwrap_or(llvm);
+    let stripped = crate::julia::current().strip_method_prefix(llvm);
     let base = match stripped.rfind('_') {
         Some(i) if i > 0 && stripped[i + 1..].chars().all(|c| c.is_ascii_digit()) && i + 1 < stripped.len() => {
             &stripped[..i]

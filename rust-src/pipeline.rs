@@ -77,7 +77,7 @@ fn runtime_flags(g: Value) -> u32 {
                 return false;
             }
             match callee_name(callee) {
-                Some(n) => n.starts_with("jl_") || n.starts_with("ijl_") || n.starts_with("julia."),
+                Some(n) => crate::julia::current().is_runtime(&n),
                 None => true,
             }
         })
@@ -295,7 +295,7 @@ fn release_flag(m: &Module) -> u32 {
 }
 
 fn is_julia_runtime(name: &str) -> bool {
-    name.starts_with("jl_") || name.starts_with("ijl_") || name.starts_with("julia.")
+    crate::julia::current().is_runtime(name)
 }
 
 /// Marks the primal's own calls of math functions by name (`llvm.pow`, `expm1`...)
@@ -346,7 +346,7 @@ fn refuse_active_try_bodies(g: Value, act: &Activity, user_name: &str) -> Result
     let insts = || g.blocks().into_iter().flat_map(|b| b.instructions());
     let calls_setjmp = |i: Value| {
         i.opcode() == crate::llvm::Opcode::LLVMCall
-            && callee_name(i.called_operand()).is_some_and(|n| n.contains("sigsetjmp"))
+            && callee_name(i.called_operand()).is_some_and(|n| n.contains(crate::julia::current().setjmp))
     };
     if !insts().any(calls_setjmp) {
         return Ok(());

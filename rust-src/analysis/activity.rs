@@ -152,7 +152,7 @@ fn untracked_message(i: Value, at: Value) -> String {
 fn lost_construct(at: Value) -> String {
     match at.opcode() {
         Opcode::LLVMCall => match crate::symbols::callee_name(at.called_operand()) {
-            Some(n) if n == "jl_f__apply_iterate" || n == "jl_f__apply" => {
+            Some(n) if crate::julia::current().splat_builtins.contains(&n.as_str()) => {
                 "splatting (`f(x...)`, Julia's `_apply_iterate` builtin) whose arguments the engine cannot see".into()
             }
             Some(n) if n.starts_with(crate::names::SPLAT_PREFIX) => {
@@ -160,7 +160,7 @@ fn lost_construct(at: Value) -> String {
                  closure or struct holding differentiated data)"
                     .into()
             }
-            Some(n) if n.starts_with("jl_") => format!("the Julia runtime function `{n}`"),
+            Some(n) if crate::julia::current().is_runtime(&n) => format!("the Julia runtime function `{n}`"),
             Some(n) => format!("a call to `{}`", crate::names::julia_name(&n)),
             None => "a call through an unknown function pointer".into(),
         },
@@ -263,7 +263,8 @@ impl Activity {
                     // An instruction without a rule keeps the message naming it, but for
                     // runtime builtins, which users do not call by name.
                     let runtime = i.opcode() == Opcode::LLVMCall
-                        && crate::symbols::callee_name(i.called_operand()).is_some_and(|n| n.starts_with("jl_"));
+                        && crate::symbols::callee_name(i.called_operand())
+                            .is_some_and(|n| crate::julia::current().is_runtime(&n));
                     if runtime || !matches!(rules[&i], Rule::Unsupported(_)) {
                         rules.insert(i, Rule::Unsupported(untracked_message(i, at)));
                     }

@@ -108,7 +108,8 @@ impl Cfg {
             })
         };
         let mut body = vec![false; self.blocks.len()];
-        for b in (0..self.blocks.len()).filter(|&b| self.reachable(b) && calls(b, "sigsetjmp")) {
+        let julia = crate::julia::current();
+        for b in (0..self.blocks.len()).filter(|&b| self.reachable(b) && calls(b, julia.setjmp)) {
             // `br (setjmp(...) == 0), try, catch`: the body is one successor (the
             // `catch` starts by leaving the handler, so taking both costs nothing).
             let mut stack = self.succs[b].clone();
@@ -117,7 +118,7 @@ impl Cfg {
                     continue;
                 }
                 body[x] = true;
-                if !calls(x, "jl_pop_handler") {
+                if !calls(x, julia.pop_handler) {
                     stack.extend(self.succs[x].iter().copied());
                 }
             }

@@ -127,40 +127,14 @@ fn value_at(agg: Value, path: &[u32]) -> Option<Value> {
     None
 }
 
-/// Julia runtime calls that create arrays.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ArrayCall {
-    /// `jl_alloc_array_1d/2d/3d`: a new array, contents undefined.
-    Alloc,
-    /// `jl_array_copy(a)`: a new array with `a`'s contents.
-    Copy,
-    /// `jl_reshape_array(type, a, dims)`: a new array object sharing `a`'s data.
-    Reshape,
-}
-
-/// Julia runtime calls that resize an array in place (`push!`, `pop!`, `resize!`...);
-/// the shadow array is resized alike, and new elements of the shadow start at zero.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Resize {
-    /// `jl_array_grow_end(a, n)`: n elements appended.
-    GrowEnd,
-    /// `jl_array_grow_beg(a, n)`: n elements prepended.
-    GrowBeg,
-    /// `jl_array_del_end`, `jl_array_del_beg`, `jl_array_sizehint`: nothing new to zero.
-    Other,
-}
+pub use crate::julia::{ArrayCall, Resize};
 
 /// Which resizing runtime call `i` is, if any.
 pub fn resize_call(i: Value, callee_name: &dyn Fn(Value) -> Option<String>) -> Option<Resize> {
     if i.opcode() != Opcode::LLVMCall {
         return None;
     }
-    match callee_name(i.called_operand())?.as_str() {
-        "jl_array_grow_end" => Some(Resize::GrowEnd),
-        "jl_array_grow_beg" => Some(Resize::GrowBeg),
-        "jl_array_del_end" | "jl_array_del_beg" | "jl_array_sizehint" => Some(Resize::Other),
-        _ => None,
-    }
+    crate::julia::current().resize_call(&callee_name(i.called_operand())?)
 }
 
 /// Which array-creating runtime call `i` is, if any.
@@ -168,12 +142,7 @@ pub fn array_call(i: Value, callee_name: &dyn Fn(Value) -> Option<String>) -> Op
     if i.opcode() != Opcode::LLVMCall || !i.ty().is_pointer() {
         return None;
     }
-    match callee_name(i.called_operand())?.as_str() {
-        "jl_alloc_array_1d" | "jl_alloc_array_2d" | "jl_alloc_array_3d" => Some(ArrayCall::Alloc),
-        "jl_array_copy" => Some(ArrayCall::Copy),
-        "jl_reshape_array" => Some(ArrayCall::Reshape),
-        _ => None,
-    }
+    crate::julia::current().array_call(&callee_name(i.called_operand())?)
 }
 
 /// Whether `i` is a splat call (`ingest::splat_calls`).
@@ -646,7 +615,7 @@ pub fn writes_only_fresh(g: Value, callee_name: &dyn Fn(Value) -> Option<String>
         i.has_fn_attr("noreturn")
             || callee.is_function() && callee.has_fn_attr("noreturn")
             || name.starts_with("ox.")
-            || matches!(name.as_str(), "jl_gc_pool_alloc" | "jl_gc_big_alloc" | "jl_gc_alloc_typed")
+            || crate::julia::current().is_gc_alloc(&name)
             || callee.is_function() && !callee.is_declaration() && writes_only_stack(callee)
     })
 }
@@ -678,8 +647,7 @@ fn allocated_here(p: Value, loads: u32, depth: u32, callee_name: &dyn Fn(Value) 
     match p.opcode() {
         Opcode::LLVMCall => {
             array_call(p, callee_name).is_some()
-                || callee_name(p.called_operand())
-                    .is_some_and(|n| matches!(n.as_str(), "jl_gc_pool_alloc" | "jl_gc_big_alloc"))
+                || callee_name(p.called_operand()).is_some_and(|n| crate::julia::current().is_gc_alloc(&n))
         }
         Opcode::LLVMGetElementPtr | Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast => {
             allocated_here(p.operand(0), loads, depth - 1, callee_name)

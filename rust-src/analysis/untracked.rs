@@ -558,7 +558,7 @@ fn call_kind(i: Value, inp: &Inputs) -> CallKind {
         };
     }
     match name.as_str() {
-        "jl_gc_queue_root" | "jl_gc_pool_alloc" | "jl_gc_big_alloc" | "jl_gc_alloc_typed" => CallKind::Inert,
+        n if crate::julia::current().is_gc_alloc(n) || n == crate::julia::current().write_barrier => CallKind::Inert,
         _ if matches!(inp.rules.get(&i), Some(Rule::Zero)) && crate::rules::math::lookup(&name).is_some() => {
             CallKind::Pure
         }
@@ -665,8 +665,7 @@ fn is_local_root(i: Value, inp: &Inputs) -> bool {
         Opcode::LLVMAlloca => true,
         Opcode::LLVMCall => {
             memory::array_call(i, inp.callee_name) == Some(memory::ArrayCall::Alloc)
-                || (inp.callee_name)(i.called_operand())
-                    .is_some_and(|n| matches!(n.as_str(), "jl_gc_pool_alloc" | "jl_gc_big_alloc" | "jl_gc_alloc_typed"))
+                || (inp.callee_name)(i.called_operand()).is_some_and(|n| crate::julia::current().is_gc_alloc(&n))
         }
         _ => false,
     }

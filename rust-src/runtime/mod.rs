@@ -5,6 +5,8 @@ pub mod blas;
 pub mod buffers;
 pub mod hooks;
 
+use crate::julia::ArrayHeader as JlArray;
+
 /// The addresses of every function here the derivative code calls: none of them throws.
 pub fn addresses() -> [usize; 11] {
     [
@@ -53,15 +55,6 @@ unsafe fn memcpy_adjoint<T: Copy + Default + std::ops::AddAssign>(dst: *mut T, s
         s += d;
         src.add(i).write_unaligned(s);
     }
-}
-
-/// The fields of Julia 1.5's `jl_array_t` these helpers use.
-#[repr(C)]
-pub struct JlArray {
-    data: *mut u8,
-    length: usize,
-    flags: u16,
-    elsize: u16,
 }
 
 /// Zeroes an array's data: a fresh shadow starts with derivative zero.

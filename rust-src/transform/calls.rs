@@ -105,7 +105,7 @@ impl<'m> Callees<'m> {
     pub fn new(m: &'m Module) -> Callees<'m> {
         // A function that never returns (the builder of an exception it throws) writes
         // nothing the rest of the derivative reads, unless a `try` catches its exception.
-        let catches = m.function("jl_enter_handler").is_some_and(|h| !h.users().is_empty());
+        let catches = m.function(crate::julia::current().enter_handler).is_some_and(|h| !h.users().is_empty());
         let heap_readonly = m
             .functions()
             .into_iter()

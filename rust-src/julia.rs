@@ -1,0 +1,172 @@
+//! What the engine knows about the Julia that produced its IR, in one place and as data:
+//! the runtime's functions and what each does to memory, the names Julia's code
+//! generation gives methods, the files Base's elementary functions come from, and the
+//! layout of an array object. The engine reads Julia 1.5's (`V1_5`, through `current`).
+//!
+//! Another Julia version is one more `Runtime` value here, chosen by `current`, plus the
+//! array layout the engine's runtime helpers read (`ArrayHeader`): its runtime's
+//! function names and what they do, its code generation's prefixes, its Base math
+//! files. (Later versions export the runtime's functions as `ijl_*`, which the prefixes
+//! below already accept; from 1.11 an array is built on a `Memory` object, a different
+//! layout with different allocation functions.) The Julia side keeps its own
+//! version-specific code in `src/extract.jl`.
+
+/// What the runtime's array functions do (`Runtime::array_call`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArrayCall {
+    /// A new array, contents undefined (`jl_alloc_array_1d/2d/3d`).
+    Alloc,
+    /// A new array with argument 0's contents (`jl_array_copy`).
+    Copy,
+    /// A new array object sharing argument 1's data (`jl_reshape_array`).
+    Reshape,
+}
+
+/// What the runtime's functions that resize the array in argument 0 in place do
+/// (`push!`, `pop!`, `resize!`...; `Runtime::resize_call`). The shadow array is resized
+/// alike, and new elements of the shadow start at zero.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Resize {
+    /// `n` elements appended (`jl_array_grow_end(a, n)`).
+    GrowEnd,
+    /// `n` elements prepended (`jl_array_grow_beg(a, n)`).
+    GrowBeg,
+    /// Nothing new to zero (`jl_array_del_end`, `jl_array_del_beg`, `jl_array_sizehint`).
+    Other,
+}
+
+/// One Julia version's runtime and code generation, as the engine needs them.
+pub struct Runtime {
+    /// The version, for messages and documentation.
+    pub version: &'static str,
+    /// Prefixes of the runtime's own symbols (the C runtime and the intrinsics Julia's
+    /// code generation leaves for its own passes).
+    pub runtime_prefixes: &'static [&'static str],
+    /// Prefixes code generation gives compiled methods and their entry points
+    /// (`julia_f_12`, `jfptr_f_13`), before the method's name and a counter.
+    pub method_prefixes: &'static [&'static str],
+    /// Functions that create arrays, and how.
+    pub array_functions: &'static [(&'static str, ArrayCall)],
+    /// Functions that resize an array in place, and how.
+    pub resize_functions: &'static [(&'static str, Resize)],
+    /// Functions that allocate garbage-collected objects (structs, boxes, closures).
+    pub gc_alloc_functions: &'static [&'static str],
+    /// The garbage collector's write barrier (no effect on values).
+    pub write_barrier: &'static str,
+    /// The builtin behind splatting, `f(x...)`: `(F, args, nargs)` with `iterate`, `f`
+    /// and the collections in `args`.
+    pub apply_iterate: &'static str,
+    /// Every builtin that splats (`apply_iterate` and older forms), for messages.
+    pub splat_builtins: &'static [&'static str],
+    /// Entering an exception handler (`try`), and leaving it.
+    pub enter_handler: &'static str,
+    /// Leaving an exception handler.
+    pub pop_handler: &'static str,
+    /// The `setjmp` a `try` calls (a substring of its symbol).
+    pub setjmp: &'static str,
+    /// Base's source files of elementary functions, by path relative to `base/` (a
+    /// trailing `/` names a directory): functions there are kept as calls and
+    /// differentiated by their rule.
+    pub base_math_files: &'static [&'static str],
+}
+
+/// Julia 1.5.
+pub const V1_5: Runtime = Runtime {
+    version: "1.5",
+    runtime_prefixes: &["jl_", "ijl_", "julia."],
+    method_prefixes: &["julia_", "japi1_", "japi3_", "jlcall_", "jfptr_"],
+    array_functions: &[
+        ("jl_alloc_array_1d", ArrayCall::Alloc),
+        ("jl_alloc_array_2d", ArrayCall::Alloc),
+        ("jl_alloc_array_3d", ArrayCall::Alloc),
+        ("jl_array_copy", ArrayCall::Copy),
+        ("jl_reshape_array", ArrayCall::Reshape),
+    ],
+    resize_functions: &[
+        ("jl_array_grow_end", Resize::GrowEnd),
+        ("jl_array_grow_beg", Resize::GrowBeg),
+        ("jl_array_del_end", Resize::Other),
+        ("jl_array_del_beg", Resize::Other),
+        ("jl_array_sizehint", Resize::Other),
+    ],
+    gc_alloc_functions: &["jl_gc_pool_alloc", "jl_gc_big_alloc", "jl_gc_alloc_typed"],
+    write_barrier: "jl_gc_queue_root",
+    apply_iterate: "jl_f__apply_iterate",
+    splat_builtins: &["jl_f__apply_iterate", "jl_f__apply"],
+    enter_handler: "jl_enter_handler",
+    pop_handler: "jl_pop_handler",
+    setjmp: "sigsetjmp",
+    base_math_files: &["math.jl", "special/"],
+};
+
+/// The runtime of the Julia the engine serves.
+pub fn current() -> &'static Runtime {
+    &V1_5
+}
+
+impl Runtime {
+    /// Whether `name` is one of the runtime's symbols.
+    pub fn is_runtime(&self, name: &str) -> bool {
+        self.runtime_prefixes.iter().any(|p| name.starts_with(p))
+    }
+
+    /// What array-creating function `name` does, if it is one.
+    pub fn array_call(&self, name: &str) -> Option<ArrayCall> {
+        self.array_functions.iter().find(|(n, _)| *n == name).map(|(_, k)| *k)
+    }
+
+    /// What resizing function `name` does, if it is one.
+    pub fn resize_call(&self, name: &str) -> Option<Resize> {
+        self.resize_functions.iter().find(|(n, _)| *n == name).map(|(_, k)| *k)
+    }
+
+    /// Whether `name` allocates a garbage-collected object.
+    pub fn is_gc_alloc(&self, name: &str) -> bool {
+        self.gc_alloc_functions.contains(&name)
+    }
+
+    /// Whether the source file `file` (relative to `base/`) holds Base's elementary
+    /// functions.
+    pub fn is_base_math_file(&self, file: &str) -> bool {
+        self.base_math_files.iter().any(|f| if f.ends_with('/') { file.starts_with(f) } else { file == *f })
+    }
+
+    /// `llvm` without the prefix code generation gives a compiled method, if it has one.
+    pub fn strip_method_prefix<'a>(&self, llvm: &'a str) -> &'a str {
+        self.method_prefixes.iter().find_map(|p| llvm.strip_prefix(p)).unwrap_or(llvm)
+    }
+}
+
+/// The fields of the runtime's array object (`jl_array_t` in Julia 1.5) that the
+/// engine's runtime helpers read: data pointer, length, flags and element size.
+#[repr(C)]
+pub struct ArrayHeader {
+    /// The first element.
+    pub data: *mut u8,
+    /// The number of elements.
+    pub length: usize,
+    /// How the data is allocated and shared.
+    pub flags: u16,
+    /// Bytes per element.
+    pub elsize: u16,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn julia_1_5_names() {
+        let rt = current();
+        assert_eq!(rt.array_call("jl_alloc_array_2d"), Some(ArrayCall::Alloc));
+        assert_eq!(rt.array_call("jl_array_copy"), Some(ArrayCall::Copy));
+        assert_eq!(rt.array_call("jl_array_grow_end"), None);
+        assert_eq!(rt.resize_call("jl_array_grow_beg"), Some(Resize::GrowBeg));
+        assert!(rt.is_runtime("jl_throw") && rt.is_runtime("ijl_throw") && !rt.is_runtime("sin"));
+        assert!(rt.is_base_math_file("math.jl") && rt.is_base_math_file("special/log.jl"));
+        assert!(!rt.is_base_math_file("mymath.jl"));
+        assert_eq!(rt.strip_method_prefix("julia_f_1"), "f_1");
+        // The runtime helpers' view of an array object: data, then length.
+        assert_eq!(std::mem::offset_of!(ArrayHeader, length), 8);
+    }
+}
