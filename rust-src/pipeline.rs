@@ -182,10 +182,12 @@ fn synthesize_prepared(m: &Module, f: Value, req: &Request, name: &str) -> Resul
     })?;
     let callees = transform::calls::Callees::new(m);
     match req.mode {
-        Mode::Forward => Stage::Forward
-            .run(m, || transform::forward::differentiate(m, &frame, req, &act, &mem, &callee_name, &callees))?,
-        Mode::Reverse => Stage::Reverse
-            .run(m, || transform::reverse::differentiate(m, &frame, req, &act, &mem, &callee_name, &callees))?,
+        Mode::Forward => {
+            Stage::Forward.run(m, || transform::forward::differentiate(m, &frame, req, &act, &mem, &callees))?
+        }
+        Mode::Reverse => {
+            Stage::Reverse.run(m, || transform::reverse::differentiate(m, &frame, req, &act, &mem, &callees))?
+        }
     }
     Stage::Callees.run(m, || generate_callees(m, req, &callees))?;
     crate::diagnostics::lower(m, frame.g, &frame.entry_builder(m));
@@ -214,32 +216,29 @@ fn synthesize_prepared(m: &Module, f: Value, req: &Request, name: &str) -> Resul
 /// The callees' derivative functions (`transform::calls`), each analysed with every
 /// float parameter active and the shadowed pointer parameters as roots.
 fn generate_callees(m: &Module, req: &Request, callees: &transform::calls::Callees) -> Result<()> {
-    callees.generate_all(
-        &|cf, pair| {
-            let roots: Vec<(Value, Leaf)> =
-                pair.pattern.shadowed.iter().zip(&cf.primal).filter_map(|(leaf, v)| Some(((*v)?, (*leaf)?))).collect();
-            let active: Vec<Value> = pair.float_params.iter().filter_map(|&k| cf.primal[k]).collect();
-            let name = crate::names::julia_name(&pair.aug.name().replace(".aug", "").replace(".fwd", ""));
-            let subject = Subject {
-                f: cf.g,
-                active_params: &active,
-                returned_active: pair.ret_float,
-                plumbing: &[],
-                user_name: &name,
-            };
-            let (mem, act) = analyze(m, &subject, &roots)?;
-            if req.mode == Mode::Reverse {
-                refuse_moving_resizes(cf.g, &mem, &name)?;
-                refuse_active_try_bodies(cf.g, &act, &name)?;
-            }
-            // Runtime diagnostics live in the entry's status; a callee reports at compile time.
-            if let Some((_, message)) = act.unsupported_when_reached.first() {
-                return Err(Error::Unsupported(message.clone()));
-            }
-            Ok((mem, act))
-        },
-        &callee_name,
-    )?;
+    callees.generate_all(&|cf, pair| {
+        let roots: Vec<(Value, Leaf)> =
+            pair.pattern.shadowed.iter().zip(&cf.primal).filter_map(|(leaf, v)| Some(((*v)?, (*leaf)?))).collect();
+        let active: Vec<Value> = pair.float_params.iter().filter_map(|&k| cf.primal[k]).collect();
+        let name = crate::names::julia_name(&pair.aug.name().replace(".aug", "").replace(".fwd", ""));
+        let subject = Subject {
+            f: cf.g,
+            active_params: &active,
+            returned_active: pair.ret_float,
+            plumbing: &[],
+            user_name: &name,
+        };
+        let (mem, act) = analyze(m, &subject, &roots)?;
+        if req.mode == Mode::Reverse {
+            refuse_moving_resizes(cf.g, &mem, &name)?;
+            refuse_active_try_bodies(cf.g, &act, &name)?;
+        }
+        // Runtime diagnostics live in the entry's status; a callee reports at compile time.
+        if let Some((_, message)) = act.unsupported_when_reached.first() {
+            return Err(Error::Unsupported(message.clone()));
+        }
+        Ok((mem, act))
+    })?;
     callees.finish()
 }
 
@@ -326,7 +325,7 @@ fn keep_primal_math_scalar(m: &Module) {
 fn refuse_moving_resizes(g: Value, mem: &Memory, user_name: &str) -> Result<()> {
     for i in g.blocks().into_iter().flat_map(|b| b.instructions()) {
         // (Shrinking moves the data too when the array shares it: it is copied first.)
-        if crate::analysis::memory::resize_call(i, &callee_name).is_some() && mem.is_shadowed(i.operand(0)) {
+        if crate::analysis::memory::resize_call(i).is_some() && mem.is_shadowed(i.operand(0)) {
             return Err(Error::Unsupported(format!(
                 "not yet supported in reverse mode: resizing an array that holds derivatives \
                  (`push!`, `append!`, `resize!`, `pop!`...), in `{user_name}`{}; preallocate \
@@ -352,7 +351,7 @@ fn refuse_active_try_bodies(g: Value, act: &Activity, user_name: &str) -> Result
         return Ok(());
     }
     let cfg = crate::analysis::cfg::Cfg::compute(g);
-    for (b, in_try) in cfg.try_bodies(&callee_name).into_iter().enumerate() {
+    for (b, in_try) in cfg.try_bodies().into_iter().enumerate() {
         if !in_try {
             continue;
         }
@@ -374,11 +373,11 @@ fn analyze(m: &Module, subject: &Subject, roots: &[(Value, Leaf)]) -> Result<(Me
     let (g, user_name) = (subject.f, subject.user_name);
     let mut allocations = std::collections::HashMap::new();
     loop {
-        let mut mem = Memory::compute(g, roots, &allocations, &callee_name, user_name)?;
+        let mut mem = Memory::compute(g, roots, &allocations, user_name)?;
         if crate::analysis::memory::retype_bit_copies(m, g, &mem) {
-            mem = Memory::compute(g, roots, &allocations, &callee_name, user_name)?;
+            mem = Memory::compute(g, roots, &allocations, user_name)?;
         }
-        let act = Activity::compute(m, subject, &mem, &callee_name)?;
+        let act = Activity::compute(m, subject, &mem)?;
         if act.wants_shadow.is_empty() {
             Printed::Activity.print(&g.name(), || act.print(g));
             return Ok((mem, act));

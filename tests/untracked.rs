@@ -72,10 +72,9 @@ fn analyse(text: &str, entry: &str) -> Result<Act, Error> {
 fn analyse_in(m: &Module, entry: &str) -> Result<Act, Error> {
     let f = m.function(entry).expect("entry");
     let x = f.params()[0];
-    let name = |v: oxidase::llvm::Value| v.is_function().then(|| v.name());
-    let mem = Memory::compute(f, &[(x, Leaf::ArrayF64)], &Default::default(), &name, entry)?;
+    let mem = Memory::compute(f, &[(x, Leaf::ArrayF64)], &Default::default(), entry)?;
     let subject = Subject { f, active_params: &[x], returned_active: true, plumbing: &[], user_name: entry };
-    Act::compute(m, &subject, &mem, &name)
+    Act::compute(m, &subject, &mem)
 }
 
 /// The data pointer of the array object `%p`, and its first element.

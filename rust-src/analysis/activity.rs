@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::llvm::{Module, Opcode, Value};
 use crate::request::Leaf;
 use crate::rules::{self, Rule};
+use crate::symbols::callee_name;
 use std::collections::{HashMap, HashSet};
 
 /// The arguments of a call (its operands but the callee).
@@ -22,7 +23,7 @@ pub fn call_args(i: Value) -> impl Iterator<Item = Value> {
 
 /// Rules for instructions that touch shadowed memory (loads, stores, memory
 /// intrinsics); `None` leaves the instruction to `rules::classify`.
-fn memory_rule(i: Value, mem: &Memory, callee_name: &dyn Fn(Value) -> Option<String>) -> Option<Rule> {
+fn memory_rule(i: Value, mem: &Memory) -> Option<Rule> {
     match i.opcode() {
         Opcode::LLVMLoad if i.ty().is_floating() && mem.is_shadowed(i.operand(0)) => Some(Rule::Load),
         Opcode::LLVMStore if mem.is_shadowed(i.operand(1)) => {
@@ -37,23 +38,19 @@ fn memory_rule(i: Value, mem: &Memory, callee_name: &dyn Fn(Value) -> Option<Str
             }
         }
         Opcode::LLVMCall
-            if crate::analysis::memory::array_call(i, callee_name)
-                == Some(crate::analysis::memory::ArrayCall::Copy)
+            if crate::analysis::memory::array_call(i) == Some(crate::analysis::memory::ArrayCall::Copy)
                 && mem.is_shadowed(i) =>
         {
             Some(Rule::ArrayCopy)
         }
         // A reshape of a differentiated array is its shadow's reshape (`transform::shadow`).
         Opcode::LLVMCall
-            if crate::analysis::memory::array_call(i, callee_name)
-                == Some(crate::analysis::memory::ArrayCall::Reshape) =>
+            if crate::analysis::memory::array_call(i) == Some(crate::analysis::memory::ArrayCall::Reshape) =>
         {
             Some(Rule::Zero)
         }
         // Resizing a differentiated array resizes its shadow (`transform::shadow`).
-        Opcode::LLVMCall
-            if crate::analysis::memory::resize_call(i, callee_name).is_some() && mem.is_shadowed(i.operand(0)) =>
-        {
+        Opcode::LLVMCall if crate::analysis::memory::resize_call(i).is_some() && mem.is_shadowed(i.operand(0)) => {
             Some(Rule::Zero)
         }
         Opcode::LLVMCall if crate::analysis::memory::is_splat(i) => {
@@ -200,27 +197,20 @@ pub struct Activity {
 }
 
 impl Activity {
-    /// Computes activity in `subject.f`; `callee_name` resolves call targets.
-    pub fn compute(
-        m: &Module,
-        subject: &Subject,
-        mem: &Memory,
-        callee_name: &dyn Fn(Value) -> Option<String>,
-    ) -> Result<Activity> {
+    /// Computes activity in `subject.f`.
+    pub fn compute(m: &Module, subject: &Subject, mem: &Memory) -> Result<Activity> {
         let Subject { f, active_params, returned_active, plumbing, user_name } = *subject;
         let insts: Vec<Value> = f.blocks().into_iter().flat_map(|b| b.instructions()).collect();
         // Paths that end in an exception never reach the return: what happens there
         // changes no derivative (a `try` body excepted: its `catch` goes on).
         let cfg = crate::analysis::cfg::Cfg::compute(f);
         let mut live = cfg.reaches_return();
-        for (l, t) in live.iter_mut().zip(cfg.try_bodies(callee_name)) {
+        for (l, t) in live.iter_mut().zip(cfg.try_bodies()) {
             *l |= t;
         }
         let live_insts: Vec<Value> = insts.iter().copied().filter(|i| live[cfg.index(i.parent_block())]).collect();
-        let mut rules: HashMap<Value, Rule> = insts
-            .iter()
-            .map(|&i| (i, memory_rule(i, mem, callee_name).unwrap_or_else(|| rules::classify(i, callee_name))))
-            .collect();
+        let mut rules: HashMap<Value, Rule> =
+            insts.iter().map(|&i| (i, memory_rule(i, mem).unwrap_or_else(|| rules::classify(i)))).collect();
         // A pointer stored into a GC frame slot carries no derivative, as long as the
         // frame is read by nobody but the collector.
         let candidates = crate::analysis::memory::inert_pointer_stores(m, &insts);
@@ -233,7 +223,6 @@ impl Activity {
             mem,
             inert: &candidates,
             plumbing,
-            callee_name,
         });
         for &i in &inert {
             rules.insert(i, Rule::Zero);
@@ -254,7 +243,6 @@ impl Activity {
                 mem,
                 inert: &inert,
                 plumbing,
-                callee_name,
             });
             crate::stage::Printed::Untracked.print(&f.name(), || lost.print(f));
             let mut changed = false;

@@ -2,6 +2,7 @@
 //! blocks lie on a cycle, which blocks return.
 
 use crate::llvm::{Block, Opcode, Value};
+use crate::symbols::callee_name;
 use std::collections::{HashMap, HashSet};
 
 /// The control-flow graph of one function.
@@ -101,7 +102,7 @@ impl Cfg {
     /// that leave the handler (`jl_pop_handler`). An exception thrown there resumes at
     /// the `catch`, an edge the CFG does not show: a block of a try body that ends in
     /// `unreachable` does not end the computation.
-    pub fn try_bodies(&self, callee_name: &dyn Fn(Value) -> Option<String>) -> Vec<bool> {
+    pub fn try_bodies(&self) -> Vec<bool> {
         let calls = |b: usize, name: &str| {
             self.blocks[b].instructions().into_iter().any(|i| {
                 i.opcode() == Opcode::LLVMCall && callee_name(i.called_operand()).is_some_and(|n| n.contains(name))

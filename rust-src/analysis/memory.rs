@@ -8,6 +8,7 @@
 use crate::error::{Error, Result};
 use crate::llvm::{Opcode, Value};
 use crate::request::Leaf;
+use crate::symbols::callee_name;
 use std::collections::{HashMap, HashSet};
 
 /// Shadowed pointers of one function, with the float type of the memory behind them.
@@ -130,7 +131,7 @@ fn value_at(agg: Value, path: &[u32]) -> Option<Value> {
 pub use crate::julia::{ArrayCall, Resize};
 
 /// Which resizing runtime call `i` is, if any.
-pub fn resize_call(i: Value, callee_name: &dyn Fn(Value) -> Option<String>) -> Option<Resize> {
+pub fn resize_call(i: Value) -> Option<Resize> {
     if i.opcode() != Opcode::LLVMCall {
         return None;
     }
@@ -138,7 +139,7 @@ pub fn resize_call(i: Value, callee_name: &dyn Fn(Value) -> Option<String>) -> O
 }
 
 /// Which array-creating runtime call `i` is, if any.
-pub fn array_call(i: Value, callee_name: &dyn Fn(Value) -> Option<String>) -> Option<ArrayCall> {
+pub fn array_call(i: Value) -> Option<ArrayCall> {
     if i.opcode() != Opcode::LLVMCall || !i.ty().is_pointer() {
         return None;
     }
@@ -206,13 +207,12 @@ impl Memory {
         f: Value,
         roots: &[(Value, Leaf)],
         allocations: &HashMap<Value, Leaf>,
-        callee_name: &dyn Fn(Value) -> Option<String>,
         user: &str,
     ) -> Result<Memory> {
         let mut shadowed: HashMap<Value, Leaf> = roots.iter().copied().collect();
         shadowed.extend(allocations.iter().map(|(k, v)| (*k, *v)));
         let insts: Vec<Value> = f.blocks().into_iter().flat_map(|b| b.instructions()).collect();
-        let origin = origins(&insts, callee_name);
+        let origin = origins(&insts);
         let mut aggregates: HashMap<Value, Paths> = HashMap::new();
         let mut changed = true;
         while changed {
@@ -242,7 +242,7 @@ impl Memory {
                     Some(PointerOp::Derive) | Some(PointerOp::Load) => shadowed.get(&i.operand(0)).copied(),
                     Some(PointerOp::Merge) => merged(i).iter().find_map(|v| shadowed.get(v).copied()),
                     // A copy or a reshape of a differentiated array is differentiated.
-                    None => match array_call(i, callee_name) {
+                    None => match array_call(i) {
                         Some(ArrayCall::Copy) => shadowed.get(&i.operand(0)).copied(),
                         Some(ArrayCall::Reshape) => shadowed.get(&i.operand(1)).copied(),
                         // Splatting differentiated collections: the result, a boxed
@@ -263,7 +263,7 @@ impl Memory {
                 if let (Some(leaf), Some(PointerOp::Merge)) = (shadowed.get(&i).copied(), pointer_op(i)) {
                     for v in merged(i) {
                         let base = zero_offset_base(v);
-                        if !shadowed.contains_key(&base) && array_call(base, callee_name) == Some(ArrayCall::Alloc) {
+                        if !shadowed.contains_key(&base) && array_call(base) == Some(ArrayCall::Alloc) {
                             shadowed.insert(base, leaf);
                             changed = true;
                         }
@@ -367,7 +367,7 @@ pub fn is_null(v: Value) -> bool {
 
 /// For each pointer, the allocation (`jl_alloc_array_*`, `jl_array_copy`) it derives
 /// from: the allocation itself, pointers derived from it, and its data pointer.
-fn origins(insts: &[Value], callee_name: &dyn Fn(Value) -> Option<String>) -> HashMap<Value, Value> {
+fn origins(insts: &[Value]) -> HashMap<Value, Value> {
     let mut origin: HashMap<Value, Value> = HashMap::new();
     let mut changed = true;
     while changed {
@@ -376,7 +376,7 @@ fn origins(insts: &[Value], callee_name: &dyn Fn(Value) -> Option<String>) -> Ha
             if origin.contains_key(&i) {
                 continue;
             }
-            let o = if array_call(i, callee_name).is_some() {
+            let o = if array_call(i).is_some() {
                 Some(i)
             } else {
                 match pointer_op(i) {
@@ -596,15 +596,15 @@ pub fn alloca_slot(m: &crate::llvm::Module, p: Value) -> Option<(Value, u64)> {
 /// holds the same values all through the call, and the reverse sweep may load them
 /// again instead of taping them. Calls: those `writes_only_stack` allows, array
 /// creation, the GC allocator, and resizing arrays it created.
-pub fn writes_only_fresh(g: Value, callee_name: &dyn Fn(Value) -> Option<String>) -> bool {
-    let fresh = |p: Value| points_into_alloca(p) || allocated_here(p, 1, 12, callee_name) || thread_state(p, 8);
+pub fn writes_only_fresh(g: Value) -> bool {
+    let fresh = |p: Value| points_into_alloca(p) || allocated_here(p, 1, 12) || thread_state(p, 8);
     writes_only(g, &fresh, &|i| {
         let callee = i.called_operand();
         // (Julia reads the thread pointer with an argument-less inline `asm`.)
-        if array_call(i, callee_name).is_some() || callee.is_inline_asm() && i.call_arg_count() == 0 {
+        if array_call(i).is_some() || callee.is_inline_asm() && i.call_arg_count() == 0 {
             return true;
         }
-        if resize_call(i, callee_name).is_some() {
+        if resize_call(i).is_some() {
             return fresh(i.operand(0));
         }
         if callee.is_function() && callee.intrinsic_id() != 0 {
@@ -640,19 +640,19 @@ fn writes_only(g: Value, store_ok: &dyn Fn(Value) -> bool, call_ok: &dyn Fn(Valu
 /// Whether `p` points into memory allocated in this call: an array it created (its
 /// object, or its data through the one load of the data pointer; a pointer loaded from
 /// the data is an element, which may be any array) or an object from the GC allocator.
-fn allocated_here(p: Value, loads: u32, depth: u32, callee_name: &dyn Fn(Value) -> Option<String>) -> bool {
+fn allocated_here(p: Value, loads: u32, depth: u32) -> bool {
     if depth == 0 || !p.is_instruction() {
         return false;
     }
     match p.opcode() {
         Opcode::LLVMCall => {
-            array_call(p, callee_name).is_some()
+            array_call(p).is_some()
                 || callee_name(p.called_operand()).is_some_and(|n| crate::julia::current().is_gc_alloc(&n))
         }
         Opcode::LLVMGetElementPtr | Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast => {
-            allocated_here(p.operand(0), loads, depth - 1, callee_name)
+            allocated_here(p.operand(0), loads, depth - 1)
         }
-        Opcode::LLVMLoad if loads > 0 => allocated_here(p.operand(0), loads - 1, depth - 1, callee_name),
+        Opcode::LLVMLoad if loads > 0 => allocated_here(p.operand(0), loads - 1, depth - 1),
         _ => false,
     }
 }

@@ -37,6 +37,7 @@
 use crate::analysis::memory::{self, Memory};
 use crate::llvm::{Opcode, Value};
 use crate::rules::Rule;
+use crate::symbols::callee_name;
 use std::collections::{HashMap, HashSet};
 
 /// A memory object: a local one (its root instruction), the caller's argument
@@ -86,8 +87,6 @@ pub struct Inputs<'a> {
     pub inert: &'a HashSet<Value>,
     /// Parameters pointing to the caller's argument plumbing (`Subject::plumbing`).
     pub plumbing: &'a [Value],
-    /// Resolves a call's target.
-    pub callee_name: &'a dyn Fn(Value) -> Option<String>,
 }
 
 impl Untracked {
@@ -530,15 +529,15 @@ fn call_kind(i: Value, inp: &Inputs) -> CallKind {
         Some(Rule::Call) => return CallKind::CallByCall,
         _ => {}
     }
-    let name = (inp.callee_name)(callee).unwrap_or_default();
-    if let Some(a) = memory::array_call(i, inp.callee_name) {
+    let name = callee_name(callee).unwrap_or_default();
+    if let Some(a) = memory::array_call(i) {
         return match a {
             memory::ArrayCall::Alloc => CallKind::Inert,
             memory::ArrayCall::Copy => CallKind::ArrayOf(0),
             memory::ArrayCall::Reshape => CallKind::ArrayOf(1),
         };
     }
-    if memory::resize_call(i, inp.callee_name).is_some() {
+    if memory::resize_call(i).is_some() {
         return CallKind::Resize;
     }
     let base = name.strip_prefix("llvm.").unwrap_or(&name);
@@ -579,7 +578,7 @@ impl Objects {
     }
 
     fn compute(inp: &Inputs, refused: &HashSet<Value>) -> Objects {
-        let roots: Vec<Value> = inp.insts.iter().copied().filter(|&i| is_local_root(i, inp)).collect();
+        let roots: Vec<Value> = inp.insts.iter().copied().filter(|&i| is_local_root(i)).collect();
         let escaped = escaped_roots(&roots, inp, refused);
         let mut of: HashMap<Value, Vec<Object>> = HashMap::new();
         for &r in &roots {
@@ -660,12 +659,12 @@ fn plumbing_address(p: Value, plumbing: &[Value]) -> bool {
 }
 
 /// Stack slots, fresh arrays and GC allocations: memory only this call can name.
-fn is_local_root(i: Value, inp: &Inputs) -> bool {
+fn is_local_root(i: Value) -> bool {
     match i.opcode() {
         Opcode::LLVMAlloca => true,
         Opcode::LLVMCall => {
-            memory::array_call(i, inp.callee_name) == Some(memory::ArrayCall::Alloc)
-                || (inp.callee_name)(i.called_operand()).is_some_and(|n| crate::julia::current().is_gc_alloc(&n))
+            memory::array_call(i) == Some(memory::ArrayCall::Alloc)
+                || callee_name(i.called_operand()).is_some_and(|n| crate::julia::current().is_gc_alloc(&n))
         }
         _ => false,
     }
@@ -708,7 +707,7 @@ fn escaped_roots(roots: &[Value], inp: &Inputs, refused: &HashSet<Value>) -> Has
                                 call_kind(u, inp),
                                 CallKind::Inert | CallKind::Pure | CallKind::MemoryIntrinsic { .. } | CallKind::Resize
                             )
-                            || memory::array_call(u, inp.callee_name).is_some()
+                            || memory::array_call(u).is_some()
                     }
                     _ => false,
                 };
@@ -728,7 +727,7 @@ pub fn confirm_inert(inp: &Inputs) -> HashSet<Value> {
     let mut inert = inp.inert.clone();
     loop {
         let view = Inputs { inert: &inert, ..*inp };
-        let roots: Vec<Value> = inp.insts.iter().copied().filter(|&i| is_local_root(i, &view)).collect();
+        let roots: Vec<Value> = inp.insts.iter().copied().filter(|&i| is_local_root(i)).collect();
         let escaped = escaped_roots(&roots, &view, &HashSet::new());
         let next: HashSet<Value> = inert
             .iter()

@@ -237,7 +237,7 @@ impl Uses {
         // only when the array is resized, and `others_unwritten` excludes resizing.
         let array_header = |p: Value| {
             let base = crate::analysis::memory::zero_offset_base(p);
-            base.is_instruction() && crate::analysis::memory::array_call(base, &crate::symbols::callee_name).is_some()
+            base.is_instruction() && crate::analysis::memory::array_call(base).is_some()
         };
         let unwritten = |p: Value| {
             self.heap_readonly || self.others_unwritten && (self.argument_memory(p, ADDRESS_DEPTH) || array_header(p))

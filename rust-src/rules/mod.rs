@@ -14,6 +14,7 @@ pub mod expr;
 pub mod math;
 
 use crate::llvm::{Builder, Opcode, Type, Value};
+use crate::symbols::callee_name;
 use expr::{Cmp, Expr, Expr::*};
 pub use math::{Callee, MathFn};
 
@@ -159,9 +160,9 @@ pub fn tangent_type(_m: &crate::llvm::Module, ty: Type) -> Option<Type> {
     ty.is_floating().then_some(ty)
 }
 
-/// Classifies `inst`. `callee_name` resolves the target of a call (function name, or
-/// the symbol behind an `inttoptr` address).
-pub fn classify(inst: Value, callee_name: &dyn Fn(Value) -> Option<String>) -> Rule {
+/// Classifies `inst` (a call's target resolved by `symbols::callee_name`: the function's
+/// name, or the symbol behind an `inttoptr` address).
+pub fn classify(inst: Value) -> Rule {
     use Opcode::*;
     let ty = inst.ty();
     match inst.opcode() {
@@ -177,7 +178,7 @@ pub fn classify(inst: Value, callee_name: &dyn Fn(Value) -> Option<String>) -> R
         LLVMBitCast => Rule::Zero,
         LLVMSelect => Rule::Select,
         LLVMPHI => Rule::Phi,
-        LLVMCall => classify_call(inst, callee_name),
+        LLVMCall => classify_call(inst),
         LLVMRet | LLVMBr | LLVMSwitch | LLVMUnreachable => Rule::Control,
         LLVMStore if inst.is_volatile() => Rule::Unsupported(
             "a differentiable value computed in a `try` and used after it (Julia keeps it in a \
@@ -211,7 +212,7 @@ pub fn classify(inst: Value, callee_name: &dyn Fn(Value) -> Option<String>) -> R
     }
 }
 
-fn classify_call(inst: Value, callee_name: &dyn Fn(Value) -> Option<String>) -> Rule {
+fn classify_call(inst: Value) -> Rule {
     let callee = inst.called_operand();
     let noreturn = inst.has_fn_attr("noreturn") || (callee.is_function() && callee.has_fn_attr("noreturn"));
     if noreturn {

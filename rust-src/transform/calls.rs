@@ -198,7 +198,7 @@ impl<'m> Callees<'m> {
 
     /// Defines every declared pair (and the pairs their bodies call); `h`'s body moves
     /// into `h.aug`, and `h` is deleted.
-    pub fn generate_all(&self, analyze: &Analyze, callee_name: &dyn Fn(Value) -> Option<String>) -> Result<()> {
+    pub fn generate_all(&self, analyze: &Analyze) -> Result<()> {
         loop {
             let Some(h) = self.queue.borrow_mut().pop() else { return Ok(()) };
             let fwd = self.forwards.borrow().get(&h).cloned();
@@ -215,7 +215,7 @@ impl<'m> Callees<'m> {
                     width: fwd.width,
                 };
                 let (mem, act) = analyze(&frame, &pattern)?;
-                super::forward::differentiate_callee(self.m, &frame, &act, &mem, callee_name, &fwd, self)?;
+                super::forward::differentiate_callee(self.m, &frame, &act, &mem, &fwd, self)?;
                 continue;
             }
             let pair = self.pairs.borrow()[&h].clone();
@@ -223,7 +223,7 @@ impl<'m> Callees<'m> {
             let lanes = pair.pattern.shadow_lanes(n, pair.width);
             let frame = Frame::build_callee(self.m, h, pair.aug, &lanes, Some(pair.aug.params().len() - 1))?;
             let (mem, act) = analyze(&frame, &pair)?;
-            super::reverse::differentiate_callee(self.m, &frame, &act, &mem, callee_name, &pair, self)?;
+            super::reverse::differentiate_callee(self.m, &frame, &act, &mem, &pair, self)?;
         }
     }
 

@@ -24,14 +24,12 @@ type Lanes = Vec<Value>;
 type Tangents = (Cfg, HashMap<Value, Lanes>, Vec<HashMap<Value, Value>>);
 
 /// Adds tangents to the frame's body and makes every `ret` write the primal and tangents.
-#[allow(clippy::too_many_arguments)]
 pub fn differentiate(
     m: &Module,
     frame: &Frame,
     req: &Request,
     act: &Activity,
     mem: &Memory,
-    callee_name: &dyn Fn(Value) -> Option<String>,
     callees: &Callees,
 ) -> Result<()> {
     let width = req.width as usize;
@@ -51,7 +49,7 @@ pub fn differentiate(
             }
         }
     }
-    let (cfg, tangent, shadows) = add_tangents(m, frame, act, mem, callee_name, callees, seeds, width)?;
+    let (cfg, tangent, shadows) = add_tangents(m, frame, act, mem, callees, seeds, width)?;
     let b = m.builder();
     for &r in &cfg.returns {
         let ret = cfg.blocks[r].terminator().expect("return block");
@@ -98,7 +96,6 @@ pub fn differentiate_callee(
     frame: &Frame,
     act: &Activity,
     mem: &Memory,
-    callee_name: &dyn Fn(Value) -> Option<String>,
     fwd: &Forward,
     callees: &Callees,
 ) -> Result<()> {
@@ -111,7 +108,7 @@ pub fn differentiate_callee(
         .enumerate()
         .filter_map(|(j, &k)| Some((frame.primal[k]?, (0..w).map(|l| params[n + j * w + l]).collect())))
         .collect();
-    let (cfg, tangent, _) = add_tangents(m, frame, act, mem, callee_name, callees, seeds, w)?;
+    let (cfg, tangent, _) = add_tangents(m, frame, act, mem, callees, seeds, w)?;
     let b = m.builder();
     for &r in &cfg.returns {
         let ret = cfg.blocks[r].terminator().expect("return block");
@@ -133,20 +130,17 @@ pub fn differentiate_callee(
 /// Tangents of every active value of the frame's body, from the tangents `seeds` of its
 /// parameters; calls of callees differentiated call by call become calls of their
 /// `fwd` functions.
-#[allow(clippy::too_many_arguments)]
 fn add_tangents(
     m: &Module,
     frame: &Frame,
     act: &Activity,
     mem: &Memory,
-    callee_name: &dyn Fn(Value) -> Option<String>,
     callees: &Callees,
     seeds: HashMap<Value, Lanes>,
     width: usize,
 ) -> Result<Tangents> {
-    let shadows: Vec<HashMap<Value, Value>> = (0..width)
-        .map(|l| super::shadow::build_lane(m, frame, &frame.shadow_lanes[l], mem, callee_name, false))
-        .collect();
+    let shadows: Vec<HashMap<Value, Value>> =
+        (0..width).map(|l| super::shadow::build_lane(m, frame, &frame.shadow_lanes[l], mem, false)).collect();
     let cfg = Cfg::compute(frame.g);
     let mut tangent = seeds;
     let b = m.builder();

@@ -88,15 +88,22 @@ struct Reverse<'a> {
     others_unwritten: bool,
 }
 
+/// What a reverse sweep is built from, whichever function it goes into.
+struct Inputs<'a> {
+    m: &'a Module,
+    frame: &'a Frame,
+    act: &'a Activity,
+    mem: &'a Memory,
+    callees: &'a Callees<'a>,
+}
+
 /// Turns the frame's body into forward sweep + reverse sweep.
-#[allow(clippy::too_many_arguments)]
 pub fn differentiate<'a>(
     m: &'a Module,
     frame: &'a Frame,
     req: &'a Request,
     act: &'a Activity,
     mem: &'a Memory,
-    callee_name: &dyn Fn(Value) -> Option<String>,
     callees: &'a Callees<'a>,
 ) -> Result<()> {
     // Decided on the primal code, before shadows and tapes add their own writes; and
@@ -106,13 +113,14 @@ pub fn differentiate<'a>(
         .blocks()
         .into_iter()
         .flat_map(|b| b.instructions())
-        .any(|i| crate::analysis::memory::resize_call(i, callee_name).is_some());
-    let others_unwritten = !resizes && crate::analysis::memory::writes_only_fresh(frame.g, callee_name);
-    let shadow = lane_shadows(m, frame, mem, callee_name);
+        .any(|i| crate::analysis::memory::resize_call(i).is_some());
+    let others_unwritten = !resizes && crate::analysis::memory::writes_only_fresh(frame.g);
+    let shadow = lane_shadows(m, frame, mem);
     let eb = frame.entry_builder(m);
     let tape = Tape::new(m, &eb);
     let tape_rev = tape.with_slot(tape.slot);
-    let mut r = Reverse::new(m, frame, act, mem, shadow, Sweep::Entry { req }, tape, tape_rev, callees);
+    let inputs = Inputs { m, frame, act, mem, callees };
+    let mut r = Reverse::new(inputs, shadow, Sweep::Entry { req }, (tape, tape_rev));
     r.others_unwritten = others_unwritten;
     r.run(&eb)
 }
@@ -123,11 +131,10 @@ pub fn differentiate_callee<'a>(
     frame: &'a Frame,
     act: &'a Activity,
     mem: &'a Memory,
-    callee_name: &dyn Fn(Value) -> Option<String>,
     pair: &'a Pair,
     callees: &'a Callees<'a>,
 ) -> Result<()> {
-    let shadow = lane_shadows(m, frame, mem, callee_name);
+    let shadow = lane_shadows(m, frame, mem);
     // h.rev's parameters mirror h.aug's: primal parameters and shadows, then the seed
     // (for a float return) and the tape.
     let (aug_params, rev_params) = (pair.aug.params(), pair.rev.params());
@@ -144,34 +151,21 @@ pub fn differentiate_callee<'a>(
     let tape = Tape::on(m, frame.tape.expect("callee frames have a tape"));
     let tape_rev = tape.with_slot(*rev_params.last().expect("h.rev takes the tape"));
     let sweep = Sweep::Callee { pair, entry_br, remap };
-    let r = Reverse::new(m, frame, act, mem, shadow, sweep, tape, tape_rev, callees);
+    let r = Reverse::new(Inputs { m, frame, act, mem, callees }, shadow, sweep, (tape, tape_rev));
     r.run(&eb)
 }
 
 /// The shadow pointers of each batch lane. Copies of differentiated arrays start with a
 /// zero adjoint (their forward-mode tangent would be the copy of the shadow).
-fn lane_shadows(
-    m: &Module,
-    frame: &Frame,
-    mem: &Memory,
-    callee_name: &dyn Fn(Value) -> Option<String>,
-) -> Vec<HashMap<Value, Value>> {
-    frame.shadow_lanes.iter().map(|roots| super::shadow::build_lane(m, frame, roots, mem, callee_name, true)).collect()
+fn lane_shadows(m: &Module, frame: &Frame, mem: &Memory) -> Vec<HashMap<Value, Value>> {
+    frame.shadow_lanes.iter().map(|roots| super::shadow::build_lane(m, frame, roots, mem, true)).collect()
 }
 
 impl<'a> Reverse<'a> {
-    #[allow(clippy::too_many_arguments)]
-    fn new(
-        m: &'a Module,
-        frame: &'a Frame,
-        act: &'a Activity,
-        mem: &'a Memory,
-        shadow: Vec<HashMap<Value, Value>>,
-        sweep: Sweep<'a>,
-        tape: Tape,
-        tape_rev: Tape,
-        callees: &'a Callees<'a>,
-    ) -> Reverse<'a> {
+    /// `tapes`: the tape as the forward sweep pushes it and as the reverse sweep pops it.
+    fn new(inp: Inputs<'a>, shadow: Vec<HashMap<Value, Value>>, sweep: Sweep<'a>, tapes: (Tape, Tape)) -> Reverse<'a> {
+        let Inputs { m, frame, act, mem, callees } = inp;
+        let (tape, tape_rev) = tapes;
         Reverse {
             m,
             act,

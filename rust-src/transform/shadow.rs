@@ -20,7 +20,6 @@ pub fn build_lane(
     frame: &Frame,
     roots: &[Option<Value>],
     mem: &Memory,
-    callee_name: &dyn Fn(Value) -> Option<String>,
     zero_copies: bool,
 ) -> HashMap<Value, Value> {
     let mut shadow: HashMap<Value, Value> = HashMap::new();
@@ -44,7 +43,7 @@ pub fn build_lane(
         }
     }
     for &i in &insts {
-        if let Some(kind) = resize_call(i, callee_name).filter(|_| mem.is_shadowed(i.operand(0))) {
+        if let Some(kind) = resize_call(i).filter(|_| mem.is_shadowed(i.operand(0))) {
             resize_shadow(m, i, kind, &shadow);
             continue;
         }
@@ -102,7 +101,7 @@ pub fn build_lane(
         // Before `i`: a shadow needs only the shadows of `i`'s operands, and code the
         // transforms later add right after `i` (tape pushes) can then use it.
         b.before(i);
-        if let Some(call) = array_call(i, callee_name) {
+        if let Some(call) = array_call(i) {
             let args: Vec<Value> = (0..i.call_arg_count()).map(|k| i.operand(k)).collect();
             let s = match call {
                 ArrayCall::Alloc => b.call_typed(i.called_function_type(), i.called_operand(), &args),
