@@ -163,6 +163,7 @@ function call_forward_array(c, s::Scratch, anns::Tuple)
     store_primals!(s, anns)
     store_tangents!(s, anns)
     width = batch_width(anns)
+    c.hooks && open_hook_frame()
     prev = GC.enable(false)
     primal, tangents = try
         status = GC.@preserve anns raw_call(c.fptr, s)
@@ -171,6 +172,7 @@ function call_forward_array(c, s::Scratch, anns::Tuple)
         object(s.ret), ntuple(k -> object(s.dret + 8(k - 1)), width)
     finally
         GC.enable(prev)
+        c.hooks && close_hook_frame()
     end
     return primal, width == 1 ? tangents[1] : Lanes(tangents)
 end

@@ -99,6 +99,15 @@ splat_log(x) = splat_logf(x...)
     # A result other than a float: refused when the call runs.
     e = reverse_or_refusal(splat_tuple, x)
     @test e isa Oxidase.DifferentiationError && occursin("returned a Tuple", e.msg)
+    # The splat's result copied into an array the function returns (LLVM copies the
+    # boxed float as integer bits): forward mode and both Jacobians.
+    splat_vec(x) = [+(x...), 2.0 * max(x...), 1.0]
+    J = [1.0 1.0 1.0; 0.0 0.0 2.0; 0.0 0.0 0.0]
+    @test jacobian(Forward, splat_vec, x) == J
+    @test jacobian(Reverse, splat_vec, x) == J
+    @test autodiff(Forward, splat_vec, Duplicated, Duplicated(x, [1.0, 2.0, 3.0]))[2] == J * [1.0, 2.0, 3.0]
+    splat_vec32(x) = Float32[+(Float32.(x)...), 1.0f0]
+    @test autodiff(Forward, splat_vec32, Duplicated, Duplicated(x, [1.0, 2.0, 3.0]))[2] == Float32[6.0, 0.0]
     # A throw inside the splatted call leaves no record behind, and the next call works.
     for _ in 1:3
         @test_throws DomainError autodiff(Reverse, splat_log, Active, Duplicated([0.1, -0.2, 0.3], zeros(3)))

@@ -126,6 +126,54 @@ done:
 }
 ";
 
+/// `y[1] = +(x...)` copied as Julia's optimizer copies a boxed float: as integer bits
+/// (`load i64` + `store i64`), then `y[1]` read back as a float.
+const BIT_COPY: &str = "
+define double @bit_copy(ptr addrspace(10) %x, ptr addrspace(10) %y) {
+top:
+  %args = alloca [3 x ptr addrspace(10)], align 8
+  store ptr addrspace(10) null, ptr %args, align 8
+  %f = getelementptr inbounds i8, ptr %args, i64 8
+  store ptr addrspace(10) null, ptr %f, align 8
+  %c = getelementptr inbounds i8, ptr %args, i64 16
+  store ptr addrspace(10) %x, ptr %c, align 8
+  %r = call ptr addrspace(10) @jl_f__apply_iterate(ptr addrspace(10) null, ptr %args, i32 3)
+  %bits = load i64, ptr addrspace(10) %r, align 8
+  %yo = addrspacecast ptr addrspace(10) %y to ptr addrspace(11)
+  %yd = load ptr addrspace(13), ptr addrspace(11) %yo, align 8
+  store i64 %bits, ptr addrspace(13) %yd, align 8
+  %v = load double, ptr addrspace(13) %yd, align 8
+  ret double %v
+}
+";
+
+/// The bits of the splat's boxed result are the float: copied as an integer into a
+/// differentiated array, the derivative follows (`memory::retype_bit_copies`).
+#[test]
+fn a_splat_result_copied_as_bits_keeps_its_derivative() {
+    oxidase::runtime::hooks::set_splat(splat_call as *const () as usize, splat_reverse as *const () as usize);
+    let args = vec![ghost(), array_arg(Duplicated), array_arg(Duplicated)];
+    let fwd = compile_text(&format!("{DECLS}{BIT_COPY}"), "bit_copy", Mode::Forward, args, Duplicated)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let x = FakeArray::new(&[0.5, 1.5, 2.0]);
+    let dx = FakeArray::new(&[1.0, 2.0, 3.0]);
+    let (y, dy) = (FakeArray::new(&[0.0]), FakeArray::new(&[0.0]));
+    let mut p: Vec<*mut c_void> = [&x, &y].iter().map(|a| &***a as *const FakeArray as *mut c_void).collect();
+    let mut s: Vec<*mut c_void> = [&dx, &dy].iter().map(|a| &***a as *const FakeArray as *mut c_void).collect();
+    let (mut ret, mut dret) = (0.0, 0.0);
+    let status = invoke(
+        fwd,
+        &[NONE, ptr(&mut p[0]), ptr(&mut p[1])],
+        &[NONE, ptr(&mut s[0]), ptr(&mut s[1])],
+        &mut ret,
+        &mut dret,
+    );
+    assert_eq!(status, 0);
+    assert_close(ret, 4.0, 1e-12, "primal");
+    assert_close(dret, 6.0, 1e-12, "tangent: the sum of the directions");
+    assert_close(dy.values()[0], 6.0, 1e-12, "the copy's tangent in y's shadow");
+}
+
 fn compile(mode: Mode) -> oxidase::ffi::OxDerivativeFn {
     oxidase::runtime::hooks::set_splat(splat_call as *const () as usize, splat_reverse as *const () as usize);
     let int = oxidase::request::ArgSpec {

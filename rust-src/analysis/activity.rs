@@ -31,6 +31,16 @@ fn memory_rule(i: Value, mem: &Memory) -> Option<Rule> {
                 Some(Rule::Store)
             } else if i.operand(0).ty().is_pointer() && mem.is_shadowed(i.operand(0)) {
                 Some(Rule::Unsupported("storing a pointer to a differentiated array into differentiated memory".into()))
+            } else if float_bits_into_float_array(i, mem) {
+                // An integer of an element's width stored into a differentiated float
+                // array is a float copied as bits; copies from memory the engine knows
+                // holds floats were retyped (`memory::retype_bit_copies`), so this one
+                // came from memory it does not, and would leave a zero derivative.
+                Some(Rule::Unsupported(
+                    "a float copied as integer bits into a differentiated array from memory whose floats the \
+                     engine does not follow"
+                        .into(),
+                ))
             } else {
                 // Integers, pointers and other bits stored into shadowed memory (an
                 // array's length, say) carry no derivative.
@@ -88,6 +98,16 @@ fn memory_rule(i: Value, mem: &Memory) -> Option<Rule> {
         }
         _ => None,
     }
+}
+
+/// Whether store `i` writes an integer as wide as the elements into the data of a
+/// differentiated array of floats.
+fn float_bits_into_float_array(i: Value, mem: &Memory) -> bool {
+    let (v, p) = (i.operand(0), i.operand(1));
+    if !v.ty().is_int() || !mem.is_data(p) {
+        return false;
+    }
+    matches!((mem.leaf(p), v.ty().int_width()), (Some(Leaf::ArrayF64), 64) | (Some(Leaf::ArrayF32), 32))
 }
 
 /// Varied values: those that depend on an active parameter, to a fixed point (loops
@@ -232,6 +252,14 @@ impl Activity {
         // touches derivative data the engine does not track (`untracked`) gets a rule
         // that refuses it, and is varied, so that its uses are checked like any other.
         let mut forced: HashMap<Value, Value> = HashMap::new();
+        // A float copied as bits into a differentiated array from memory whose floats
+        // are not followed carries derivative data whatever its operands: refused when
+        // reached.
+        for &i in &insts {
+            if i.opcode() == Opcode::LLVMStore && mem.is_shadowed(i.operand(1)) && float_bits_into_float_array(i, mem) {
+                forced.insert(i, i);
+            }
+        }
         let mut varied;
         loop {
             varied = varied_values(m, &insts, &rules, &forced, active_params, mem);

@@ -152,15 +152,17 @@ pub fn is_splat(i: Value) -> bool {
         && i.called_function().is_some_and(|f| f.name().starts_with(crate::names::SPLAT_PREFIX))
 }
 
-/// The float type a splat call's boxed result is read as: Float32 when a load reads it
-/// so, Float64 otherwise.
+/// The float type a splat call's boxed result is read as: Float32 when a load reads 32
+/// bits of it (as a float, or as an integer copying the float's bits), Float64 otherwise.
 fn box_leaf(call: Value) -> Leaf {
     let mut work = vec![call];
     while let Some(p) = work.pop() {
         for u in p.users() {
             match u.opcode() {
                 Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast | Opcode::LLVMGetElementPtr => work.push(u),
-                Opcode::LLVMLoad if u.ty().float_bits() == 32 => return Leaf::F32,
+                Opcode::LLVMLoad if u.ty().float_bits() == 32 || u.ty().is_int() && u.ty().int_width() == 32 => {
+                    return Leaf::F32
+                }
                 _ => {}
             }
         }
@@ -476,6 +478,14 @@ pub fn retype_bit_copies(m: &crate::llvm::Module, f: Value, mem: &Memory) -> boo
         let x = b.load(float, i.operand(0));
         let bits = b.bitcast(x, ty);
         for u in i.users() {
+            // The bits read back as the float (a store to memory and a load from it,
+            // which LLVM forwarded): the float itself, whose derivative the round trip
+            // through an integer would drop.
+            if u.opcode() == Opcode::LLVMBitCast && u.ty() == float {
+                u.replace_all_uses_with(x);
+                u.erase();
+                continue;
+            }
             // The float is stored wherever the bits went, shadowed memory or not (same
             // bytes): a fresh array it lands in then asks for a shadow like any other.
             if u.opcode() == Opcode::LLVMStore && u.operand(0) == i {
@@ -523,6 +533,8 @@ fn data_pointers(
                             .and_then(|ps| ps.iter().find(|p| p.index == index))
                             .is_some_and(|p| p.sources.iter().any(|s| data.contains(s)))
                     }
+                    // A splat call's result is a boxed float: its memory is the float.
+                    None if is_splat(i) => true,
                     None => false,
                 })
     })
