@@ -152,12 +152,18 @@ unsafe fn decode(req: *const OxRequest) -> Result<Request, Error> {
     })
 }
 
-fn message_out(out: *mut *mut c_char, msg: String) {
+/// Hands `msg` to the C caller through `out` (freed by `oxidase_free_message`).
+///
+/// # Safety
+/// `out` must be null or valid for writing one pointer (`oxidase_compile`'s contract
+/// for its `out_message`).
+unsafe fn message_out(out: *mut *mut c_char, msg: String) {
     if out.is_null() {
         return;
     }
     let c = CString::new(msg.replace('\0', " ")).expect("NUL removed");
-    // SAFETY: the caller passed a valid out-pointer (checked non-null).
+    // SAFETY: `out` is non-null (checked above) and so, by this function's contract,
+    // valid for writing one pointer; the string's ownership passes to the C caller.
     unsafe { *out = c.into_raw() };
 }
 

@@ -13,6 +13,7 @@
 //! derivative of the output with respect to a value; *shadow* — memory holding the
 //! derivatives of primal memory.
 #![deny(missing_docs)]
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod analysis;
 pub mod cache;

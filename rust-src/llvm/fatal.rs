@@ -41,6 +41,9 @@ static EARLIER: OnceLock<String> = OnceLock::new();
 /// Installs the handlers (once per process; before the first LLVM call of a compile).
 pub fn install() {
     static ONCE: Once = Once::new();
+    // SAFETY: both handlers are `extern "C"` functions of the signatures LLVM 19 declares
+    // (the C++ one by its mangled name, checked at link time) and never return, as LLVM
+    // requires (`stop`); no user data is needed.
     ONCE.call_once(|| unsafe {
         llvm_sys::error_handling::LLVMInstallFatalErrorHandler(Some(on_fatal_error));
         llvm_install_bad_alloc_error_handler(on_bad_alloc, std::ptr::null_mut());
@@ -55,6 +58,8 @@ pub fn earlier() -> Option<&'static str> {
 /// Raises an LLVM fatal error through LLVM itself (`OXIDASE_INJECT_FATAL`, for tests).
 pub fn inject(reason: &CStr) {
     install();
+    // SAFETY: `reason` is NUL-terminated and alive during the call; the handler installed
+    // above takes over (it never returns to LLVM).
     unsafe { llvm_report_fatal_error(reason.as_ptr(), false) }
 }
 

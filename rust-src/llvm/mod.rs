@@ -7,6 +7,16 @@
 //! erased; the engine only creates, reads and erases IR inside one `Module` whose
 //! lifetime encloses every use. That single invariant is what makes the wrappers below
 //! sound, so no other module of the crate touches `llvm_sys` directly.
+//!
+//! Each handle type states its invariant on its own doc (`Type`, `Value`, `Block`,
+//! `Module`, `Builder`); every `unsafe` block names the invariant it relies on and any
+//! further precondition in a `// SAFETY:` note (`clippy::undocumented_unsafe_blocks`).
+//! The invariant is not enforced by the type system (the handles are `Copy` and carry
+//! no lifetime), and many methods only make sense on one kind of value (`incoming` on a
+//! phi, `called_operand` on a call): LLVM's C API casts such arguments unchecked, so
+//! calling one on the wrong kind is undefined behaviour. Those preconditions are the
+//! caller's; the methods say so in their notes, and the cheap ones are checked by
+//! `debug_assert!` (debug builds only, release behaviour is unchanged).
 
 pub mod fatal;
 pub mod orc;
@@ -42,20 +52,30 @@ pub(crate) fn take_message(msg: *mut libc::c_char) -> String {
 }
 
 /// An LLVM type.
+///
+/// Invariant: `self.0` is a type of an LLVM context that is still alive (types are
+/// owned by their context and freed only with it).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub struct Type(pub(crate) LLVMTypeRef);
 
 /// An LLVM value: constant, argument, instruction or function.
+///
+/// Invariant: `self.0` is a value of a live context that has not been erased or
+/// deleted (`erase`, `delete_function` end a handle's life). Methods documented for one
+/// kind ("Function:", "Call:", a phi, an instruction) require that kind as well.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub struct Value(pub(crate) LLVMValueRef);
 
 /// An LLVM basic block.
+///
+/// Invariant: `self.0` is a block of a live context that has not been deleted.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub struct Block(pub(crate) LLVMBasicBlockRef);
 
 impl Type {
     /// The type's kind.
     pub fn kind(self) -> LLVMTypeKind {
+        // SAFETY: `self.0` is a live type (the `Type` invariant); every type has a kind.
         unsafe { LLVMGetTypeKind(self.0) }
     }
     /// `double` or `float` (or half).
@@ -87,10 +107,14 @@ impl Type {
     }
     /// Bit width of an integer type.
     pub fn int_width(self) -> u32 {
+        // SAFETY: `self.0` is a live type (the `Type` invariant); it must be an integer type, a precondition
+        // of this method that LLVM does not check.
         unsafe { LLVMGetIntTypeWidth(self.0) }
     }
     /// Element type of a vector or array.
     pub fn element(self) -> Type {
+        // SAFETY: `self.0` is a live type (the `Type` invariant); it must be an array or vector type, a
+        // precondition of this method that LLVM does not check (callers test `kind` first).
         Type(unsafe { LLVMGetElementType(self.0) })
     }
     /// A struct or array type (a first-class aggregate).
@@ -99,6 +123,8 @@ impl Type {
     }
     /// Number of lanes of a vector type.
     pub fn vector_size(self) -> u32 {
+        // SAFETY: `self.0` is a live type (the `Type` invariant); it must be a vector type, a precondition of
+        // this method that LLVM does not check.
         unsafe { LLVMGetVectorSize(self.0) }
     }
     /// An array or struct (nested or not) whose leaves are all the float type `leaf`:
@@ -106,11 +132,17 @@ impl Type {
     pub fn float_aggregate(self) -> Option<(Type, u64)> {
         let parts: Vec<Type> = match self.kind() {
             LLVMTypeKind::LLVMArrayTypeKind => {
+                // SAFETY: `self.0` is a live type (the `Type` invariant); the match arm has checked it is an
+                // array type.
                 let n = unsafe { LLVMGetArrayLength2(self.0) };
                 vec![self.element(); n as usize]
             }
             LLVMTypeKind::LLVMStructTypeKind => {
+                // SAFETY: `self.0` is a live type (the `Type` invariant); the match arm has checked it is a
+                // struct type.
                 let n = unsafe { LLVMCountStructElementTypes(self.0) };
+                // SAFETY: `self.0` is a live type (the `Type` invariant) and a struct (the match arm
+                // checked); `k` ranges below `LLVMCountStructElementTypes`.
                 (0..n).map(|k| Type(unsafe { LLVMStructGetTypeAtIndex(self.0, k) })).collect()
             }
             _ if self.is_float() => return Some((self, 1)),
@@ -139,6 +171,8 @@ impl Type {
     }
     /// Printable form, for messages.
     pub fn print(self) -> String {
+        // SAFETY: `self.0` is a live type (the `Type` invariant); `take_message` disposes of the returned
+        // string.
         take_message(unsafe { LLVMPrintTypeToString(self.0) })
     }
 }
@@ -161,11 +195,14 @@ impl std::fmt::Display for SourceLoc {
 impl Value {
     /// The value's type.
     pub fn ty(self) -> Type {
+        // SAFETY: `self.0` is a live value (the `Value` invariant); every value has a type.
         Type(unsafe { LLVMTypeOf(self.0) })
     }
     /// The value's name (may be empty).
     pub fn name(self) -> String {
         let mut len = 0usize;
+        // SAFETY: `self.0` is a live value (the `Value` invariant); LLVM returns its name's bytes and their
+        // length (or null), which stay valid until the name changes, after the copy here.
         unsafe {
             let p = LLVMGetValueName2(self.0, &mut len);
             if p.is_null() {
@@ -176,30 +213,44 @@ impl Value {
     }
     /// Sets the value's name.
     pub fn set_name(self, name: &str) {
+        // SAFETY: `self.0` is a live value (the `Value` invariant); LLVM copies `len` bytes from `name`'s
+        // pointer, which need not be NUL-terminated.
         unsafe { LLVMSetValueName2(self.0, name.as_ptr() as *const _, name.len()) }
     }
     /// Printable form, for messages and debugging.
     pub fn print(self) -> String {
+        // SAFETY: `self.0` is a live value (the `Value` invariant); `take_message` disposes of the returned
+        // string.
         take_message(unsafe { LLVMPrintValueToString(self.0) })
     }
     /// An instruction (as opposed to constant, argument, function).
     pub fn is_instruction(self) -> bool {
+        // SAFETY: `self.0` is a live value (the `Value` invariant); `LLVMIsA*` is a checked cast, defined on
+        // any value.
         unsafe { !LLVMIsAInstruction(self.0).is_null() }
     }
     /// A constant (including functions and globals).
     pub fn is_constant(self) -> bool {
+        // SAFETY: `self.0` is a live value (the `Value` invariant); `LLVMIsA*` is a checked cast, defined on
+        // any value.
         unsafe { !LLVMIsAConstant(self.0).is_null() }
     }
     /// A function argument.
     pub fn is_argument(self) -> bool {
+        // SAFETY: `self.0` is a live value (the `Value` invariant); `LLVMIsA*` is a checked cast, defined on
+        // any value.
         unsafe { !LLVMIsAArgument(self.0).is_null() }
     }
     /// A function.
     pub fn is_function(self) -> bool {
+        // SAFETY: `self.0` is a live value (the `Value` invariant); `LLVMIsA*` is a checked cast, defined on
+        // any value.
         unsafe { !LLVMIsAFunction(self.0).is_null() }
     }
     /// `ConstantInt` value (sign-extended), if this is one.
     pub fn const_int(self) -> Option<i64> {
+        // SAFETY: `self.0` is a live value (the `Value` invariant); the `ConstantInt` read happens only after
+        // the checked cast succeeded.
         unsafe {
             if LLVMIsAConstantInt(self.0).is_null() {
                 None
@@ -210,6 +261,8 @@ impl Value {
     }
     /// `ConstantInt` value (zero-extended), if this is one.
     pub fn const_uint(self) -> Option<u64> {
+        // SAFETY: `self.0` is a live value (the `Value` invariant); the `ConstantInt` read happens only after
+        // the checked cast succeeded.
         unsafe {
             if LLVMIsAConstantInt(self.0).is_null() {
                 None
@@ -220,6 +273,11 @@ impl Value {
     }
     /// The instruction's opcode.
     pub fn opcode(self) -> Opcode {
+        debug_assert!(self.is_instruction(), "opcode of a non-instruction: {}", self.print());
+        // SAFETY: `self.0` is a live value (the `Value` invariant); it must be an instruction: on anything
+        // else LLVM returns 0, which is no `LLVMOpcode` variant (use `opcode_if_instruction`); checked by the
+        // debug assertion above, a precondition of this method that LLVM does not check (its C API casts
+        // unchecked).
         unsafe { LLVMGetInstructionOpcode(self.0) }
     }
     /// The opcode when this is an instruction (`opcode` of anything else is not a
@@ -229,6 +287,8 @@ impl Value {
     }
     /// `poison` or `undef`.
     pub fn is_poison_or_undef(self) -> bool {
+        // SAFETY: `self.0` is a live value (the `Value` invariant); both predicates are checked casts,
+        // defined on any value.
         unsafe { LLVMIsUndef(self.0) != 0 || LLVMIsPoison(self.0) != 0 }
     }
     /// A constant vector whose elements are all the same constant.
@@ -237,15 +297,26 @@ impl Value {
         if ty.kind() != LLVMTypeKind::LLVMVectorTypeKind || !self.is_constant() {
             return false;
         }
+        // SAFETY: `self.0` is a live value (the `Value` invariant) and a constant vector (checked above);
+        // lane 0 exists in a vector.
         let first = unsafe { LLVMGetAggregateElement(self.0, 0) };
+        // SAFETY: `self.0` is a live value (the `Value` invariant) and a constant vector (checked above); `k`
+        // is below its lane count.
         !first.is_null() && (1..ty.vector_size()).all(|k| unsafe { LLVMGetAggregateElement(self.0, k) } == first)
     }
     /// Number of operands.
     pub fn num_operands(self) -> usize {
+        // SAFETY: `self.0` is a live value (the `Value` invariant); it must be a `User` (an instruction or
+        // constant; not an argument or block), a precondition of this method that LLVM does not check (its C
+        // API casts unchecked).
         unsafe { LLVMGetNumOperands(self.0).max(0) as usize }
     }
     /// Operand `i`.
     pub fn operand(self, i: usize) -> Value {
+        debug_assert!(i < self.num_operands(), "operand {i} of {}", self.print());
+        // SAFETY: `self.0` is a live value (the `Value` invariant); it must be a `User`, a precondition of
+        // this method that LLVM does not check (its C API casts unchecked); `i` must be below `num_operands`,
+        // which LLVM does not check either: the debug assertion above does.
         Value(unsafe { LLVMGetOperand(self.0, i as u32) })
     }
     /// All operands.
@@ -254,6 +325,8 @@ impl Value {
     }
     /// Whether this load or store is volatile.
     pub fn is_volatile(self) -> bool {
+        // SAFETY: `self.0` is a live value (the `Value` invariant); it must be a load, store, atomicrmw or
+        // cmpxchg, a precondition of this method that LLVM does not check (its C API casts unchecked).
         unsafe { LLVMGetVolatile(self.0) != 0 }
     }
     /// Gives this memory access the type-based alias class (`!tbaa`) of `from`, a
@@ -261,6 +334,9 @@ impl Value {
     /// data where it reads array data, a data pointer where it reads one), and the tag
     /// lets LLVM keep the data pointers out of loops that write shadow data.
     pub fn copy_tbaa_from(self, from: Value) -> Value {
+        // SAFETY: `self` and `from` are live instructions (the `Value` invariant; metadata attaches only to
+        // instructions, a precondition of this method); the kind name is a NUL-terminated literal of the
+        // length given; `md` is `from`'s `!tbaa` tag when not null, as `tbaa_constant` requires.
         unsafe {
             let ctx = LLVMGetTypeContext(LLVMTypeOf(from.0));
             let kind = LLVMGetMDKindIDInContext(ctx, c"tbaa".as_ptr(), 4);
@@ -277,6 +353,9 @@ impl Value {
     /// beside `jtbaa_data` and `jtbaa_stack`: LLVM then knows it touches none of the
     /// memory Julia's tagged accesses touch (a buffer only the engine reads and writes).
     pub fn set_tbaa_type(self, name: &str) -> Value {
+        // SAFETY: `self.0` is a live value (the `Value` invariant) and must be a load or store (this method's
+        // precondition); every metadata node is built in its context from byte strings passed with their
+        // lengths, and the kind name is a NUL-terminated literal of the length given.
         unsafe {
             let ctx = LLVMGetTypeContext(LLVMTypeOf(self.0));
             let string = |s: &str| LLVMMDStringInContext2(ctx, s.as_ptr() as *const _, s.len());
@@ -295,6 +374,9 @@ impl Value {
     /// Load or store of 8 bytes: makes it atomic (`monotonic`), for a word that calls
     /// on several threads read and write without other synchronization.
     pub fn set_atomic_word(self) -> Value {
+        // SAFETY: `self.0` is a live value (the `Value` invariant); it must be a load or store
+        // (`LLVMSetOrdering` casts to one), a precondition of this method that LLVM does not check (its C API
+        // casts unchecked).
         unsafe {
             LLVMSetAlignment(self.0, 8);
             LLVMSetOrdering(self.0, llvm_sys::LLVMAtomicOrdering::LLVMAtomicOrderingMonotonic);
@@ -303,20 +385,31 @@ impl Value {
     }
     /// Replaces operand `i`.
     pub fn set_operand(self, i: usize, v: Value) {
+        debug_assert!(i < self.num_operands(), "operand {i} of {}", self.print());
+        // SAFETY: `self.0` is a live value (the `Value` invariant); it must be a `User`, a precondition of
+        // this method that LLVM does not check (its C API casts unchecked) and `v` live in the same context;
+        // `i` must be below `num_operands`, which LLVM does not check: the debug assertion above does.
         unsafe { LLVMSetOperand(self.0, i as u32, v.0) }
     }
     /// Block containing this instruction.
     pub fn parent_block(self) -> Block {
+        // SAFETY: `self.0` is a live value (the `Value` invariant); it must be an instruction, a precondition
+        // of this method that LLVM does not check (its C API casts unchecked).
         Block(unsafe { LLVMGetInstructionParent(self.0) })
     }
     /// Next instruction in the block.
     pub fn next_instruction(self) -> Option<Value> {
+        // SAFETY: `self.0` is a live value (the `Value` invariant); it must be an instruction, a precondition
+        // of this method that LLVM does not check (its C API casts unchecked); LLVM returns null after the
+        // last one.
         let v = unsafe { LLVMGetNextInstruction(self.0) };
         (!v.is_null()).then_some(Value(v))
     }
     /// Users of this value.
     pub fn users(self) -> Vec<Value> {
         let mut out = Vec::new();
+        // SAFETY: `self.0` is a live value (the `Value` invariant); the use list is walked with LLVM's own
+        // iterators and not changed during the walk.
         unsafe {
             let mut u = LLVMGetFirstUse(self.0);
             while !u.is_null() {
@@ -328,14 +421,23 @@ impl Value {
     }
     /// Replaces all uses of this value with `new`.
     pub fn replace_all_uses_with(self, new: Value) {
+        // SAFETY: `self.0` is a live value (the `Value` invariant) and `new` live in the same context; a type
+        // mismatch is the caller's error, checked by LLVM only by assertion.
         unsafe { LLVMReplaceAllUsesWith(self.0, new.0) }
     }
     /// Removes an instruction from its block and deletes it.
     pub fn erase(self) {
+        // SAFETY: `self.0` is a live value (the `Value` invariant); it must be an instruction in a block, a
+        // precondition of this method that LLVM does not check (its C API casts unchecked); after this the
+        // handle dangles and the caller no longer uses it.
         unsafe { LLVMInstructionEraseFromParent(self.0) }
     }
     /// Incoming (value, block) pairs of a phi.
     pub fn incoming(self) -> Vec<(Value, Block)> {
+        debug_assert!(self.opcode_if_instruction() == Some(Opcode::LLVMPHI), "incoming of a non-phi: {}", self.print());
+        // SAFETY: `self.0` is a live value (the `Value` invariant); it must be a phi (the method's
+        // precondition, checked by the debug assertion above), a precondition of this method that LLVM does
+        // not check (its C API casts unchecked); `i` ranges below `LLVMCountIncoming`.
         unsafe {
             (0..LLVMCountIncoming(self.0))
                 .map(|i| (Value(LLVMGetIncomingValue(self.0, i)), Block(LLVMGetIncomingBlock(self.0, i))))
@@ -346,18 +448,34 @@ impl Value {
     pub fn add_incoming(self, pairs: &[(Value, Block)]) {
         let mut vs: Vec<LLVMValueRef> = pairs.iter().map(|p| p.0 .0).collect();
         let mut bs: Vec<LLVMBasicBlockRef> = pairs.iter().map(|p| p.1 .0).collect();
+        // SAFETY: `self.0` is a live value (the `Value` invariant); it must be a phi, a precondition of this
+        // method that LLVM does not check (its C API casts unchecked); `vs` and `bs` both hold `pairs.len()`
+        // live handles and outlive the call, which copies them.
         unsafe { LLVMAddIncoming(self.0, vs.as_mut_ptr(), bs.as_mut_ptr(), pairs.len() as u32) }
     }
     /// Successor blocks of a terminator.
     pub fn successors(self) -> Vec<Block> {
+        // SAFETY: `self.0` is a live value (the `Value` invariant); it must be a terminator (LLVM's
+        // `getNumSuccessors` is unreachable on other instructions), a precondition of this method that LLVM
+        // does not check (its C API casts unchecked); `i` ranges below `LLVMGetNumSuccessors`.
         unsafe { (0..LLVMGetNumSuccessors(self.0)).map(|i| Block(LLVMGetSuccessor(self.0, i))).collect() }
     }
     /// Whether this value is an inline assembly expression.
     pub fn is_inline_asm(self) -> bool {
+        // SAFETY: `self.0` is a live value (the `Value` invariant); `LLVMIsA*` is a checked cast, defined on
+        // any value.
         unsafe { !llvm_sys::core::LLVMIsAInlineAsm(self.0).is_null() }
     }
     /// The called operand of a call (last operand).
     pub fn called_operand(self) -> Value {
+        debug_assert!(
+            matches!(self.opcode_if_instruction(), Some(Opcode::LLVMCall | Opcode::LLVMInvoke | Opcode::LLVMCallBr)),
+            "called operand of a non-call: {}",
+            self.print()
+        );
+        // SAFETY: `self.0` is a live value (the `Value` invariant); it must be a call (`CallBase`), checked
+        // by the debug assertion above, a precondition of this method that LLVM does not check (its C API
+        // casts unchecked).
         Value(unsafe { LLVMGetCalledValue(self.0) })
     }
     /// The called function, when the callee is a function (not a pointer).
@@ -367,38 +485,58 @@ impl Value {
     }
     /// Call: the function type it calls through.
     pub fn called_function_type(self) -> Type {
+        // SAFETY: `self.0` is a live value (the `Value` invariant); it must be a call (`CallBase`), a
+        // precondition of this method that LLVM does not check (its C API casts unchecked).
         Type(unsafe { LLVMGetCalledFunctionType(self.0) })
     }
     /// Number of call arguments.
     pub fn call_arg_count(self) -> usize {
+        // SAFETY: `self.0` is a live value (the `Value` invariant); it must be a call (`CallBase`) or funclet
+        // pad, a precondition of this method that LLVM does not check (its C API casts unchecked).
         unsafe { LLVMGetNumArgOperands(self.0) as usize }
     }
     /// Predicate of an fcmp.
     pub fn real_predicate(self) -> RealPredicate {
+        // SAFETY: `self.0` is a live value (the `Value` invariant); LLVM returns 0 (`LLVMRealPredicateFalse`,
+        // a valid variant) for anything but an fcmp.
         unsafe { LLVMGetFCmpPredicate(self.0) }
     }
     /// A value that is a block (a branch's operand) as that block.
     pub fn as_block(self) -> Block {
+        // SAFETY: `self.0` is a live value (the `Value` invariant); it must be a block used as a value (a
+        // branch's block operand), a precondition of this method that LLVM does not check (its C API casts
+        // unchecked).
         Block(unsafe { LLVMValueAsBasicBlock(self.0) })
     }
     /// Call: gives it the calling convention of the function it calls.
     pub fn match_call_conv(self) {
         if let Some(f) = self.called_function() {
+            // SAFETY: `self.0` is a live value (the `Value` invariant); it must be a call (`CallBase`), a
+            // precondition of this method that LLVM does not check (its C API casts unchecked); `f` is a
+            // function, checked by `called_function`.
             unsafe { LLVMSetInstructionCallConv(self.0, LLVMGetFunctionCallConv(f.0)) }
         }
     }
     /// Intrinsic ID of a function (0 when not an intrinsic).
     pub fn intrinsic_id(self) -> u32 {
+        // SAFETY: `self.0` is a live value (the `Value` invariant); LLVM returns 0 for anything but a
+        // function.
         unsafe { LLVMGetIntrinsicID(self.0) }
     }
     /// Function: the first basic block.
     pub fn entry_block(self) -> Option<Block> {
+        // SAFETY: `self.0` is a live value (the `Value` invariant); it must be a function, a precondition of
+        // this method that LLVM does not check (its C API casts unchecked); LLVM returns null for a
+        // declaration.
         let b = unsafe { LLVMGetFirstBasicBlock(self.0) };
         (!b.is_null()).then_some(Block(b))
     }
     /// Function: its blocks in layout order.
     pub fn blocks(self) -> Vec<Block> {
         let mut out = Vec::new();
+        // SAFETY: `self.0` is a live value (the `Value` invariant); it must be a function, a precondition of
+        // this method that LLVM does not check (its C API casts unchecked); its block list is walked with
+        // LLVM's iterators and not changed during the walk.
         unsafe {
             let mut b = LLVMGetFirstBasicBlock(self.0);
             while !b.is_null() {
@@ -410,14 +548,24 @@ impl Value {
     }
     /// Function: parameters.
     pub fn params(self) -> Vec<Value> {
+        // SAFETY: `self.0` is a live value (the `Value` invariant); it must be a function, a precondition of
+        // this method that LLVM does not check (its C API casts unchecked); `i` ranges below
+        // `LLVMCountParams`.
         unsafe { (0..LLVMCountParams(self.0)).map(|i| Value(LLVMGetParam(self.0, i))).collect() }
     }
     /// GEP: the source element type.
     pub fn gep_source_type(self) -> Type {
+        // SAFETY: `self.0` is a live value (the `Value` invariant); it must be a getelementptr (instruction
+        // or constant expression), a precondition of this method that LLVM does not check (its C API casts
+        // unchecked).
         Type(unsafe { LLVMGetGEPSourceElementType(self.0) })
     }
     /// `insertvalue`/`extractvalue`: the index path into the aggregate.
     pub fn indices(self) -> Vec<u32> {
+        // SAFETY: `self.0` is a live value (the `Value` invariant); it must be an `insertvalue` or
+        // `extractvalue`, a precondition of this method that LLVM does not check (its C API casts unchecked);
+        // LLVM returns a pointer to its `n` indices (never null: such an instruction has at least one), alive
+        // while the instruction is, and they are copied here.
         unsafe {
             let n = LLVMGetNumIndices(self.0) as usize;
             std::slice::from_raw_parts(LLVMGetIndices(self.0), n).to_vec()
@@ -425,6 +573,9 @@ impl Value {
     }
     /// Shufflevector: the mask, `None` for undefined lanes.
     pub fn shuffle_mask(self) -> Vec<Option<u32>> {
+        // SAFETY: `self.0` is a live value (the `Value` invariant); it must be a `shufflevector`, a
+        // precondition of this method that LLVM does not check (its C API casts unchecked); `i` ranges below
+        // `LLVMGetNumMaskElements`.
         unsafe {
             let undef = LLVMGetUndefMaskElem();
             (0..LLVMGetNumMaskElements(self.0))
@@ -437,10 +588,16 @@ impl Value {
     }
     /// Function: has a body.
     pub fn is_declaration(self) -> bool {
+        // SAFETY: `self.0` is a live value (the `Value` invariant); it must be a global value (function or
+        // global variable), a precondition of this method that LLVM does not check (its C API casts
+        // unchecked).
         unsafe { LLVMIsDeclaration(self.0) != 0 }
     }
     /// Function: its return type.
     pub fn return_type(self) -> Type {
+        // SAFETY: `self.0` is a live value (the `Value` invariant); it must be a function
+        // (`LLVMGlobalGetValueType` casts to a global, and its value type is then a function type), a
+        // precondition of this method that LLVM does not check (its C API casts unchecked).
         Type(unsafe { LLVMGetReturnType(LLVMGlobalGetValueType(self.0)) })
     }
     /// Function: the type its first parameter's `sret` attribute names (the memory the
@@ -456,14 +613,22 @@ impl Value {
     }
     /// Function: its function type.
     pub fn function_type(self) -> Type {
+        // SAFETY: `self.0` is a live value (the `Value` invariant); it must be a function or other global
+        // value, a precondition of this method that LLVM does not check (its C API casts unchecked).
         Type(unsafe { LLVMGlobalGetValueType(self.0) })
     }
     /// Function: removes it from its module.
     pub fn delete_function(self) {
+        // SAFETY: `self.0` is a live value (the `Value` invariant); it must be a function, a precondition of
+        // this method that LLVM does not check (its C API casts unchecked); after this the handle dangles,
+        // and the caller must have removed its uses and no longer use it.
         unsafe { LLVMDeleteFunction(self.0) }
     }
     /// Function or call: has the enum attribute `name` on the function itself.
     pub fn has_fn_attr(self, name: &str) -> bool {
+        // SAFETY: `self.0` is a live value (the `Value` invariant), a function or else (this method's
+        // precondition, unchecked) a call; the checked `is_function` picks the matching API; the attribute
+        // name is passed with its length.
         unsafe {
             let kind = LLVMGetEnumAttributeKindForName(name.as_ptr() as *const _, name.len());
             if self.is_function() {
@@ -475,6 +640,8 @@ impl Value {
     }
     /// The enum attribute `name` (no value) in this value's context.
     fn enum_attr(self, name: &str) -> LLVMAttributeRef {
+        // SAFETY: `self.0` is a live value (the `Value` invariant); the attribute name is passed with its
+        // length (no NUL needed) and the attribute is created in the value's own context.
         unsafe {
             let kind = LLVMGetEnumAttributeKindForName(name.as_ptr() as *const _, name.len());
             LLVMCreateEnumAttribute(LLVMGetTypeContext(LLVMTypeOf(self.0)), kind, 0)
@@ -482,16 +649,26 @@ impl Value {
     }
     /// Function: adds the enum attribute `name`.
     pub fn add_fn_attr(self, name: &str) {
+        // SAFETY: `self.0` is a live value (the `Value` invariant); it must be a function, a precondition of
+        // this method that LLVM does not check (its C API casts unchecked); the attribute comes from its own
+        // context (`enum_attr`).
         unsafe { LLVMAddAttributeAtIndex(self.0, llvm_sys::LLVMAttributeFunctionIndex, self.enum_attr(name)) }
     }
     /// Call: adds the enum function attribute `name` at this call site.
     pub fn add_call_fn_attr(self, name: &str) {
+        // SAFETY: `self.0` is a live value (the `Value` invariant); it must be a call (`CallBase`), a
+        // precondition of this method that LLVM does not check (its C API casts unchecked); the attribute
+        // comes from its own context (`enum_attr`).
         unsafe { LLVMAddCallSiteAttribute(self.0, llvm_sys::LLVMAttributeFunctionIndex, self.enum_attr(name)) }
     }
     /// Call: adds the enum attribute `name` with integer `value` at `index` (0 the
     /// result, `LLVMAttributeFunctionIndex` the call itself): what LLVM would know of a
     /// called address if it could see the function.
     pub fn add_call_attr(self, index: u32, name: &str, value: u64) {
+        // SAFETY: `self.0` is a live value (the `Value` invariant); it must be a call (`CallBase`), a
+        // precondition of this method that LLVM does not check (its C API casts unchecked); the attribute
+        // name is passed with its length and the attribute is created in the call's own context; LLVM accepts
+        // any index (an attribute on a missing argument is an error of the verifier, not of memory).
         unsafe {
             let kind = LLVMGetEnumAttributeKindForName(name.as_ptr() as *const _, name.len());
             let attr = LLVMCreateEnumAttribute(LLVMGetTypeContext(LLVMTypeOf(self.0)), kind, value);
@@ -500,6 +677,9 @@ impl Value {
     }
     /// Function: removes the enum attribute `name`.
     pub fn remove_fn_attr(self, name: &str) {
+        // SAFETY: `self.0` is a live value (the `Value` invariant); it must be a function, a precondition of
+        // this method that LLVM does not check (its C API casts unchecked); the attribute name is passed with
+        // its length.
         unsafe {
             let kind = LLVMGetEnumAttributeKindForName(name.as_ptr() as *const _, name.len());
             LLVMRemoveEnumAttributeAtIndex(self.0, llvm_sys::LLVMAttributeFunctionIndex, kind);
@@ -507,6 +687,10 @@ impl Value {
     }
     /// Function: adds the string attribute `name` (with an empty value).
     pub fn add_string_attr(self, name: &str) {
+        // SAFETY: `self.0` is a live value (the `Value` invariant); it must be a function, a precondition of
+        // this method that LLVM does not check (its C API casts unchecked); the name is passed with its
+        // length, the value is an empty NUL-terminated literal, and the attribute is created in the
+        // function's own context.
         unsafe {
             let ctx = LLVMGetTypeContext(LLVMTypeOf(self.0));
             let attr = LLVMCreateStringAttribute(ctx, name.as_ptr() as *const _, name.len() as u32, c"".as_ptr(), 0);
@@ -515,6 +699,9 @@ impl Value {
     }
     /// Function: has the string attribute `name`.
     pub fn has_string_attr(self, name: &str) -> bool {
+        // SAFETY: `self.0` is a live value (the `Value` invariant); it must be a function, a precondition of
+        // this method that LLVM does not check (its C API casts unchecked); the name is passed with its
+        // length (no NUL needed).
         unsafe {
             !LLVMGetStringAttributeAtIndex(
                 self.0,
@@ -527,6 +714,9 @@ impl Value {
     }
     /// Global: sets internal linkage.
     pub fn set_internal(self) {
+        // SAFETY: `self.0` is a live value (the `Value` invariant); it must be a global value (function or
+        // global variable), a precondition of this method that LLVM does not check (its C API casts
+        // unchecked).
         unsafe { LLVMSetLinkage(self.0, llvm_sys::LLVMLinkage::LLVMInternalLinkage) }
     }
     /// Instruction: its source location from `!dbg`, if any (the innermost frame when
@@ -540,6 +730,10 @@ impl Value {
     pub fn source_chain(self) -> Vec<SourceLoc> {
         use llvm_sys::debuginfo::*;
         let mut out = Vec::new();
+        // SAFETY: `self.0` is a live value (the `Value` invariant); it must be an instruction, a precondition
+        // of this method that LLVM does not check (its C API casts unchecked); every debug-info handle is
+        // tested for null before use, and the file name is read as the (pointer, length) pair LLVM returns,
+        // alive while the module is, and copied here.
         unsafe {
             let mut loc = LLVMInstructionGetDebugLoc(self.0);
             while !loc.is_null() && out.len() < 32 {
@@ -566,6 +760,8 @@ impl Value {
 
     /// Constant float value, if this is a `ConstantFP`.
     pub fn const_real(self) -> Option<f64> {
+        // SAFETY: `self.0` is a live value (the `Value` invariant); the `ConstantFP` read happens only after
+        // the checked cast succeeded.
         unsafe {
             if LLVMIsAConstantFP(self.0).is_null() {
                 return None;
@@ -580,6 +776,8 @@ impl Block {
     /// Instructions in order.
     pub fn instructions(self) -> Vec<Value> {
         let mut out = Vec::new();
+        // SAFETY: `self.0` is a live block (the `Block` invariant); its instruction list is walked with
+        // LLVM's iterators and not changed during the walk.
         unsafe {
             let mut i = LLVMGetFirstInstruction(self.0);
             while !i.is_null() {
@@ -591,6 +789,8 @@ impl Block {
     }
     /// The terminator, if the block has one.
     pub fn terminator(self) -> Option<Value> {
+        // SAFETY: `self.0` is a live block (the `Block` invariant); LLVM returns null when the block has no
+        // terminator yet.
         let t = unsafe { LLVMGetBasicBlockTerminator(self.0) };
         (!t.is_null()).then_some(Value(t))
     }
@@ -600,6 +800,9 @@ impl Block {
     }
     /// Moves the block to the end of `f`.
     pub fn move_to_end_of(self, f: Value) {
+        // SAFETY: `self.0` is a live block (the `Block` invariant) inside a function, and `f` is a live
+        // function of the same context (this method's precondition); the block is unlinked and then appended,
+        // owned by a function again at the end.
         unsafe {
             LLVMRemoveBasicBlockFromParent(self.0);
             LLVMAppendExistingBasicBlock(f.0, self.0);
@@ -607,19 +810,29 @@ impl Block {
     }
     /// The function containing the block.
     pub fn parent_function(self) -> Value {
+        // SAFETY: `self.0` is a live block (the `Block` invariant); LLVM returns the function it is in.
         Value(unsafe { LLVMGetBasicBlockParent(self.0) })
     }
     /// The block as a value (the operand of a branch).
     pub fn as_value(self) -> Value {
+        // SAFETY: `self.0` is a live block (the `Block` invariant); every block is a value.
         Value(unsafe { LLVMBasicBlockAsValue(self.0) })
     }
     /// Block name.
     pub fn name(self) -> String {
+        // SAFETY: `self.0` is a live block (the `Block` invariant); LLVM returns its name's NUL-terminated
+        // bytes (a value name is stored with a trailing NUL, `""` when unnamed), alive until the name
+        // changes, after the copy here.
         unsafe { CStr::from_ptr(LLVMGetBasicBlockName(self.0)).to_string_lossy().into_owned() }
     }
 }
 
 /// An LLVM module with its own context, owned.
+///
+/// Invariant: `m` is a live module of the live context `ctx`, owned by this value
+/// (and `ctx` too when `owns_context`) until `Drop` disposes of them or `into_raw`
+/// hands them over; every `Value`, `Type` and `Block` the engine makes from it belongs
+/// to `ctx`.
 pub struct Module {
     pub(crate) ctx: LLVMContextRef,
     pub(crate) m: LLVMModuleRef,
@@ -627,11 +840,13 @@ pub struct Module {
 }
 
 // SAFETY: a Module and its context are only ever used by one thread at a time (moved,
-// never shared); LLVM contexts are not thread-affine.
+// never shared: `Module` is not `Sync`); LLVM contexts are not thread-affine.
 unsafe impl Send for Module {}
 
 impl Drop for Module {
     fn drop(&mut self) {
+        // SAFETY: the module and the context it owns (`owns_context`) are live and disposed of exactly once,
+        // here; `into_raw` nulls both when it hands them over; the module is disposed of before its context.
         unsafe {
             if !self.m.is_null() {
                 LLVMDisposeModule(self.m);
@@ -669,6 +884,10 @@ impl Module {
 
     /// Parses LLVM 19 textual IR (tests and fixtures) into a module with its own context.
     pub fn parse_ir(text: &str) -> Result<Module, String> {
+        // SAFETY: the new context is owned by the returned `Module` or disposed of on error; LLVM copies
+        // `text` (pointer and length) into a buffer that `LLVMParseIRInContext` takes over; `name` is a NUL-
+        // terminated `CString` alive during the call; on error `err` is an LLVM message that `take_message`
+        // disposes of.
         unsafe {
             let ctx = LLVMContextCreate();
             let name = cstr("oxidase.text");
@@ -689,6 +908,8 @@ impl Module {
 
     /// The module as bitcode.
     pub fn to_bitcode(&self) -> Vec<u8> {
+        // SAFETY: `self.m` and `self.ctx` are live (the `Module` invariant); the memory buffer LLVM writes
+        // holds `len` bytes from `start`, copied here before the buffer is disposed of, once.
         unsafe {
             let buf = llvm_sys::bit_writer::LLVMWriteBitcodeToMemoryBuffer(self.m);
             let start = llvm_sys::core::LLVMGetBufferStart(buf) as *const u8;
@@ -710,6 +931,8 @@ impl Module {
     /// A function by name.
     pub fn function(&self, name: &str) -> Option<Value> {
         let n = cstr(name);
+        // SAFETY: `self.m` and `self.ctx` are live (the `Module` invariant); `n` is a NUL-terminated
+        // `CString` alive during the call.
         let f = unsafe { LLVMGetNamedFunction(self.m, n.as_ptr()) };
         (!f.is_null()).then_some(Value(f))
     }
@@ -717,6 +940,8 @@ impl Module {
     /// All functions.
     pub fn functions(&self) -> Vec<Value> {
         let mut out = Vec::new();
+        // SAFETY: `self.m` and `self.ctx` are live (the `Module` invariant); its function list is walked with
+        // LLVM's iterators and not changed during the walk.
         unsafe {
             let mut f = LLVMGetFirstFunction(self.m);
             while !f.is_null() {
@@ -730,6 +955,8 @@ impl Module {
     /// A global variable by name.
     pub fn global(&self, name: &str) -> Option<Value> {
         let n = cstr(name);
+        // SAFETY: `self.m` and `self.ctx` are live (the `Module` invariant); `n` is a NUL-terminated
+        // `CString` alive during the call.
         let g = unsafe { LLVMGetNamedGlobal(self.m, n.as_ptr()) };
         (!g.is_null()).then_some(Value(g))
     }
@@ -737,6 +964,8 @@ impl Module {
     /// All global variables.
     pub fn globals(&self) -> Vec<Value> {
         let mut out = Vec::new();
+        // SAFETY: `self.m` and `self.ctx` are live (the `Module` invariant); its global list is walked with
+        // LLVM's iterators and not changed during the walk.
         unsafe {
             let mut g = LLVMGetFirstGlobal(self.m);
             while !g.is_null() {
@@ -750,7 +979,11 @@ impl Module {
     /// Adds an internal global variable of type `ty` holding `init`.
     pub fn add_global(&self, name: &str, ty: Type, init: Value) -> Value {
         let n = cstr(name);
+        // SAFETY: `self.m` and `self.ctx` are live (the `Module` invariant), `ty` is a type of its context,
+        // and `n` is a NUL-terminated `CString` alive during the call.
         let g = Value(unsafe { LLVMAddGlobal(self.m, ty.0, n.as_ptr()) });
+        // SAFETY: `g` is the global variable just added and `init` a live constant of the same context; that
+        // its type is `ty` is the caller's precondition (LLVM checks it only by assertion).
         unsafe { LLVMSetInitializer(g.0, init.0) };
         g.set_internal();
         g
@@ -759,6 +992,9 @@ impl Module {
     /// Adds a function.
     pub fn add_function(&self, name: &str, ty: Type) -> Value {
         let n = cstr(name);
+        // SAFETY: `self.m` and `self.ctx` are live (the `Module` invariant), `ty` is a function type of its
+        // context (the caller's precondition, unchecked), and `n` is a NUL-terminated `CString` alive during
+        // the call.
         Value(unsafe { LLVMAddFunction(self.m, n.as_ptr(), ty.0) })
     }
 
@@ -777,6 +1013,8 @@ impl Module {
     pub fn clone_function(&self, f: Value, name: &str) -> Value {
         let g = self.add_function(name, f.function_type());
         g.set_internal();
+        // SAFETY: `g` is the function just added and `f` a live function (this method's precondition); both
+        // are functions, as the calling-convention calls require.
         unsafe { LLVMSetFunctionCallConv(g.0, LLVMGetFunctionCallConv(f.0)) };
         // Old value (parameter, block, instruction) to new, blocks as values.
         let mut map: HashMap<LLVMValueRef, LLVMValueRef> =
@@ -819,6 +1057,7 @@ impl Module {
 
     /// Poison of type `ty`: a value no one may read.
     pub fn poison(&self, ty: Type) -> Value {
+        // SAFETY: `ty` is a live type (the `Type` invariant); poison exists for every first-class type.
         Value(unsafe { LLVMGetPoison(ty.0) })
     }
 
@@ -829,6 +1068,10 @@ impl Module {
 
     /// The declaration of intrinsic `name` overloaded on `tys`.
     pub fn intrinsic(&self, name: &str, tys: &[Type]) -> Result<Value, String> {
+        // SAFETY: `self.m` and `self.ctx` are live (the `Module` invariant); the name is passed with its
+        // length; `id` is a known intrinsic (checked not 0) and `raw` holds `raw.len()` live types of the
+        // module's context, as many as the intrinsic's overloads need (the caller's precondition: LLVM checks
+        // that only by assertion).
         unsafe {
             let id = llvm_sys::core::LLVMLookupIntrinsicID(name.as_ptr() as *const _, name.len());
             if id == 0 {
@@ -841,29 +1084,38 @@ impl Module {
 
     /// ABI size in bytes of `ty` under the module's data layout.
     pub fn size_of(&self, ty: Type) -> u64 {
+        // SAFETY: `self.m` and `self.ctx` are live (the `Module` invariant) and its data layout lives as long
+        // as it; `ty` is a sized type of its context (the caller's precondition).
         unsafe { llvm_sys::target::LLVMABISizeOfType(llvm_sys::target::LLVMGetModuleDataLayout(self.m), ty.0) }
     }
 
     /// Sets the data layout string.
     pub fn set_data_layout(&self, layout: &str) {
         let l = cstr(layout);
+        // SAFETY: `self.m` and `self.ctx` are live (the `Module` invariant); `l` is a NUL-terminated
+        // `CString` alive during the call (LLVM copies it).
         unsafe { LLVMSetDataLayout(self.m, l.as_ptr()) }
     }
 
     /// Sets the target triple.
     pub fn set_triple(&self, triple: &str) {
         let t = cstr(triple);
+        // SAFETY: `self.m` and `self.ctx` are live (the `Module` invariant); `t` is a NUL-terminated
+        // `CString` alive during the call (LLVM copies it).
         unsafe { LLVMSetTarget(self.m, t.as_ptr()) }
     }
 
     /// Drops every debug-info record and location (`LLVMStripModuleDebugInfo`).
     pub fn strip_debug_info(&self) {
+        // SAFETY: `self.m` and `self.ctx` are live (the `Module` invariant).
         unsafe { llvm_sys::debuginfo::LLVMStripModuleDebugInfo(self.m) };
     }
 
     /// Runs the verifier; `Err` carries its report.
     pub fn verify(&self) -> Result<(), String> {
         let mut msg = std::ptr::null_mut();
+        // SAFETY: `self.m` and `self.ctx` are live (the `Module` invariant); `msg` receives an LLVM message
+        // (or null), which `take_message` disposes of.
         let bad = unsafe {
             llvm_sys::analysis::LLVMVerifyModule(
                 self.m,
@@ -881,6 +1133,8 @@ impl Module {
 
     /// Textual IR.
     pub fn print(&self) -> String {
+        // SAFETY: `self.m` and `self.ctx` are live (the `Module` invariant); `take_message` disposes of the
+        // returned string.
         take_message(unsafe { LLVMPrintModuleToString(self.m) })
     }
 
@@ -888,36 +1142,48 @@ impl Module {
 
     /// `double`.
     pub fn f64(&self) -> Type {
+        // SAFETY: `self.m` and `self.ctx` are live (the `Module` invariant).
         Type(unsafe { LLVMDoubleTypeInContext(self.ctx) })
     }
     /// `float`.
     pub fn f32(&self) -> Type {
+        // SAFETY: `self.m` and `self.ctx` are live (the `Module` invariant).
         Type(unsafe { LLVMFloatTypeInContext(self.ctx) })
     }
     /// `iN`.
     pub fn int(&self, bits: u32) -> Type {
+        // SAFETY: `self.m` and `self.ctx` are live (the `Module` invariant); LLVM accepts any width from 1 to
+        // 2^23 - 1 (a larger one is the caller's error).
         Type(unsafe { LLVMIntTypeInContext(self.ctx, bits) })
     }
     /// `ptr` (address space 0).
     pub fn ptr(&self) -> Type {
+        // SAFETY: `self.m` and `self.ctx` are live (the `Module` invariant).
         Type(unsafe { LLVMPointerTypeInContext(self.ctx, 0) })
     }
     /// `void`.
     pub fn void(&self) -> Type {
+        // SAFETY: `self.m` and `self.ctx` are live (the `Module` invariant).
         Type(unsafe { LLVMVoidTypeInContext(self.ctx) })
     }
     /// A function type.
     pub fn fn_type(&self, ret: Type, params: &[Type]) -> Type {
         let mut ps: Vec<LLVMTypeRef> = params.iter().map(|t| t.0).collect();
+        // SAFETY: `ret` and `params` are live types (the `Type` invariant); `ps` holds `ps.len()` of them and
+        // outlives the call, which copies them.
         Type(unsafe { LLVMFunctionType(ret.0, ps.as_mut_ptr(), ps.len() as u32, 0) })
     }
     /// `[n x ty]`.
     pub fn array_type(&self, ty: Type, n: u32) -> Type {
+        // SAFETY: `ty` is a live type (the `Type` invariant) that may be an array element (the caller's
+        // precondition).
         Type(unsafe { LLVMArrayType2(ty.0, n as u64) })
     }
     /// A literal struct type.
     pub fn struct_type(&self, fields: &[Type]) -> Type {
         let mut fs: Vec<LLVMTypeRef> = fields.iter().map(|t| t.0).collect();
+        // SAFETY: `self.m` and `self.ctx` are live (the `Module` invariant); `fs` holds `fs.len()` live types
+        // of its context and outlives the call, which copies them.
         Type(unsafe { LLVMStructTypeInContext(self.ctx, fs.as_mut_ptr(), fs.len() as u32, 0) })
     }
     /// A float type of `bits` bits.
@@ -925,12 +1191,15 @@ impl Module {
         match bits {
             64 => Some(self.f64()),
             32 => Some(self.f32()),
+            // SAFETY: `self.m` and `self.ctx` are live (the `Module` invariant).
             16 => Some(Type(unsafe { LLVMHalfTypeInContext(self.ctx) })),
             _ => None,
         }
     }
     /// A float constant of type `ty` (scalar or vector, splatted).
     pub fn const_real(&self, ty: Type, v: f64) -> Value {
+        // SAFETY: `ty` is a live float or float-vector type (the caller's precondition); in the vector case
+        // `elems` holds `n` constants of its element type and outlives the call.
         unsafe {
             if ty.kind() == LLVMTypeKind::LLVMVectorTypeKind {
                 let e = LLVMConstReal(ty.element().0, v);
@@ -944,25 +1213,33 @@ impl Module {
     }
     /// An integer constant.
     pub fn const_int(&self, ty: Type, v: u64) -> Value {
+        // SAFETY: `ty` is a live integer type (the caller's precondition, `LLVMConstInt` casts unchecked).
         Value(unsafe { LLVMConstInt(ty.0, v, 0) })
     }
     /// The zero value of any type.
     pub fn const_null(&self, ty: Type) -> Value {
+        // SAFETY: `ty` is a live type (the `Type` invariant); every type has a zero value.
         Value(unsafe { LLVMConstNull(ty.0) })
     }
     /// A pointer constant holding an absolute address.
     pub fn const_address(&self, addr: usize) -> Value {
+        // SAFETY: `self.m` and `self.ctx` are live (the `Module` invariant); an `i64` constant converted to
+        // `ptr`, both types of this context.
         unsafe { Value(LLVMConstIntToPtr(LLVMConstInt(self.int(64).0, addr as u64, 0), self.ptr().0)) }
     }
 
     /// A new block appended to `f`.
     pub fn append_block(&self, f: Value, name: &str) -> Block {
         let n = cstr(name);
+        // SAFETY: `self.m` and `self.ctx` are live (the `Module` invariant), `f` is a live function of its
+        // context (the caller's precondition), and `n` is a NUL-terminated `CString` alive during the call.
         Block(unsafe { LLVMAppendBasicBlockInContext(self.ctx, f.0, n.as_ptr()) })
     }
 
     /// A builder in this module's context.
     pub fn builder(&self) -> Builder<'_> {
+        // SAFETY: `self.m` and `self.ctx` are live (the `Module` invariant); the builder is disposed of by
+        // `Builder::drop`, and its borrow of the module keeps the context alive until then.
         Builder { b: unsafe { LLVMCreateBuilderInContext(self.ctx) }, m: self }
     }
 }
@@ -1008,6 +1285,12 @@ extern "C" fn record_diagnostic(info: llvm_sys::prelude::LLVMDiagnosticInfoRef, 
 }
 
 /// An IR builder positioned somewhere in a module.
+///
+/// Invariant: `b` is a live builder created in `m`'s context by `Module::builder` and
+/// disposed of only by `Drop`; the borrow of `m` keeps that context alive meanwhile.
+/// The values it is given must be live values of the same context, of the types the
+/// instruction requires (LLVM checks types only by assertion; the verifier reports a
+/// mismatch).
 pub struct Builder<'m> {
     b: LLVMBuilderRef,
     /// The module the builder inserts into.
@@ -1016,6 +1299,7 @@ pub struct Builder<'m> {
 
 impl Drop for Builder<'_> {
     fn drop(&mut self) {
+        // SAFETY: `self.b` was created by `Module::builder` and is disposed of once, here.
         unsafe { LLVMDisposeBuilder(self.b) }
     }
 }
@@ -1025,6 +1309,11 @@ const NONAME: &CStr = c"";
 macro_rules! binop {
     ($(#[$doc:meta] $name:ident => $f:ident),* $(,)?) => {
         $(#[$doc] pub fn $name(&self, a: Value, b: Value) -> Value {
+            // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder`
+            // invariant) and `a`, `b` are live values of that context; that their types
+            // suit the instruction is the caller's precondition, which LLVM checks only by
+            // assertion (the verifier reports a mismatch); `NONAME` is a NUL-terminated
+            // static string.
             Value(unsafe { $f(self.b, a.0, b.0, NONAME.as_ptr()) })
         })*
     };
@@ -1033,10 +1322,15 @@ macro_rules! binop {
 impl Builder<'_> {
     /// Positions at the end of `bb`.
     pub fn at_end(&self, bb: Block) {
+        // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and the operands
+        // are live values of that context; `bb` is a live block (the `Block` invariant).
         unsafe { LLVMPositionBuilderAtEnd(self.b, bb.0) }
     }
     /// Positions before `inst`.
     pub fn before(&self, inst: Value) {
+        // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and the operands
+        // are live values of that context; `inst` must be an instruction in a block (the caller's
+        // precondition, unchecked).
         unsafe { LLVMPositionBuilderBefore(self.b, inst.0) }
     }
     /// Positions after `inst` (before the next instruction, or at the block's end).
@@ -1048,14 +1342,20 @@ impl Builder<'_> {
     }
     /// The block the builder is in.
     pub fn block(&self) -> Block {
+        // SAFETY: `self.b` is a live builder (the `Builder` invariant); LLVM returns null when it has no
+        // insertion point.
         Block(unsafe { LLVMGetInsertBlock(self.b) })
     }
     /// Copies the debug location of `inst` onto what is built next.
     pub fn set_debug_loc_from(&self, inst: Value) {
+        // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and the operands
+        // are live values of that context; `inst` must be an instruction (the caller's precondition); its
+        // location, possibly null, is what the builder stores.
         unsafe { LLVMSetCurrentDebugLocation2(self.b, LLVMInstructionGetDebugLoc(inst.0)) }
     }
     /// Clears the current debug location.
     pub fn clear_debug_loc(&self) {
+        // SAFETY: `self.b` is a live builder (the `Builder` invariant); a null location clears it.
         unsafe { LLVMSetCurrentDebugLocation2(self.b, std::ptr::null_mut()) }
     }
 
@@ -1078,10 +1378,16 @@ impl Builder<'_> {
 
     /// An integer converted to `ty` (truncated or sign-extended; unchanged if equal).
     pub fn int_cast(&self, v: Value, ty: Type) -> Value {
+        // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and the operands
+        // are live values of that context; `v` and `ty` must be integer typed (the caller's precondition);
+        // `NONAME` is a NUL-terminated static string.
         Value(unsafe { LLVMBuildIntCast2(self.b, v.0, ty.0, 1, NONAME.as_ptr()) })
     }
     /// `xor i1 v, true`: logical not.
     pub fn xor_true(&self, v: Value) -> Value {
+        // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and the operands
+        // are live values of that context; `v` must be an integer (the caller's precondition, as
+        // `LLVMConstInt` requires of its type); `NONAME` is a NUL-terminated static string.
         Value(unsafe { LLVMBuildXor(self.b, v.0, LLVMConstInt(LLVMTypeOf(v.0), 1, 0), NONAME.as_ptr()) })
     }
     /// `fadd nsz reassoc`, for adding up an adjoint's contributions: the sign of a zero
@@ -1091,6 +1397,8 @@ impl Builder<'_> {
     pub fn fadd_adjoint(&self, a: Value, b: Value) -> Value {
         let v = self.fadd(a, b);
         if !v.is_constant() {
+            // SAFETY: `v` is not a constant, so it is the `fadd` instruction just built, on which fast-math
+            // flags are allowed.
             unsafe {
                 LLVMSetFastMathFlags(v.0, llvm_sys::LLVMFastMathNoSignedZeros | llvm_sys::LLVMFastMathAllowReassoc)
             };
@@ -1099,22 +1407,42 @@ impl Builder<'_> {
     }
     /// `fneg`.
     pub fn fneg(&self, a: Value) -> Value {
+        // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and the operands
+        // are live values of that context; that their types suit the instruction is the caller's
+        // precondition, which LLVM checks only by assertion (the verifier reports a mismatch); `NONAME` is a
+        // NUL-terminated static string.
         Value(unsafe { LLVMBuildFNeg(self.b, a.0, NONAME.as_ptr()) })
     }
     /// `fcmp`.
     pub fn fcmp(&self, p: RealPredicate, a: Value, b: Value) -> Value {
+        // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and the operands
+        // are live values of that context; that their types suit the instruction is the caller's
+        // precondition, which LLVM checks only by assertion (the verifier reports a mismatch); `NONAME` is a
+        // NUL-terminated static string.
         Value(unsafe { LLVMBuildFCmp(self.b, p, a.0, b.0, NONAME.as_ptr()) })
     }
     /// `icmp`.
     pub fn icmp(&self, p: IntPredicate, a: Value, b: Value) -> Value {
+        // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and the operands
+        // are live values of that context; that their types suit the instruction is the caller's
+        // precondition, which LLVM checks only by assertion (the verifier reports a mismatch); `NONAME` is a
+        // NUL-terminated static string.
         Value(unsafe { LLVMBuildICmp(self.b, p, a.0, b.0, NONAME.as_ptr()) })
     }
     /// `select`.
     pub fn select(&self, c: Value, a: Value, b: Value) -> Value {
+        // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and the operands
+        // are live values of that context; that their types suit the instruction is the caller's
+        // precondition, which LLVM checks only by assertion (the verifier reports a mismatch); `NONAME` is a
+        // NUL-terminated static string.
         Value(unsafe { LLVMBuildSelect(self.b, c.0, a.0, b.0, NONAME.as_ptr()) })
     }
     /// A cast with the given opcode.
     pub fn cast(&self, op: Opcode, v: Value, ty: Type) -> Value {
+        // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and the operands
+        // are live values of that context and `ty` a live type; that their types suit the instruction is the
+        // caller's precondition, which LLVM checks only by assertion (the verifier reports a mismatch);
+        // `NONAME` is a NUL-terminated static string.
         Value(unsafe { LLVMBuildCast(self.b, op, v.0, ty.0, NONAME.as_ptr()) })
     }
     /// `bitcast`.
@@ -1185,34 +1513,53 @@ impl Builder<'_> {
     /// `phi`.
     pub fn phi(&self, ty: Type, name: &str) -> Value {
         let n = cstr(name);
+        // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and the operands
+        // are live values of that context and `ty` a live type; `n` is a NUL-terminated `CString` alive
+        // during the call.
         Value(unsafe { LLVMBuildPhi(self.b, ty.0, n.as_ptr()) })
     }
     /// `alloca`.
     pub fn alloca(&self, ty: Type, name: &str) -> Value {
         let n = cstr(name);
+        // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and the operands
+        // are live values of that context and `ty` a live sized type; `n` is a NUL-terminated `CString` alive
+        // during the call.
         Value(unsafe { LLVMBuildAlloca(self.b, ty.0, n.as_ptr()) })
     }
     /// `load`.
     pub fn load(&self, ty: Type, p: Value) -> Value {
+        // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and the operands
+        // are live values of that context and `ty` a live type; `p` must be a pointer (the caller's
+        // precondition); `NONAME` is a NUL-terminated static string.
         Value(unsafe { LLVMBuildLoad2(self.b, ty.0, p.0, NONAME.as_ptr()) })
     }
     /// A copy of instruction `inst` with operands `ops`, inserted here (recomputing a
     /// pure value instead of keeping it).
     pub fn clone_with(&self, inst: Value, ops: &[Value]) -> Value {
+        // SAFETY: `inst` must be a live instruction (the caller's precondition); the clone is a new
+        // instruction in no block, owned by the builder's block below.
         let c = Value(unsafe { LLVMInstructionClone(inst.0) });
         for (k, &o) in ops.iter().enumerate() {
             c.set_operand(k, o);
         }
+        // SAFETY: `self.b` is a live builder (the `Builder` invariant) and `c` a new instruction in no block;
+        // `NONAME` is a NUL-terminated static string.
         unsafe { LLVMInsertIntoBuilderWithName(self.b, c.0, NONAME.as_ptr()) };
         c
     }
     /// `store`.
     pub fn store(&self, v: Value, p: Value) -> Value {
+        // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and the operands
+        // are live values of that context; `p` must be a pointer (the caller's precondition).
         Value(unsafe { LLVMBuildStore(self.b, v.0, p.0) })
     }
     /// `getelementptr inbounds ty, p, idx...`.
     pub fn gep(&self, ty: Type, p: Value, idx: &[Value]) -> Value {
         let mut is: Vec<LLVMValueRef> = idx.iter().map(|v| v.0).collect();
+        // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and the operands
+        // are live values of that context; that their types suit the instruction is the caller's
+        // precondition, which LLVM checks only by assertion (the verifier reports a mismatch); `is` holds
+        // `is.len()` live indices and outlives the call; `NONAME` is a NUL-terminated static string.
         Value(unsafe { LLVMBuildInBoundsGEP2(self.b, ty.0, p.0, is.as_mut_ptr(), is.len() as u32, NONAME.as_ptr()) })
     }
     /// `getelementptr` like `gep_inst` (same source type and indices) on base `p`.
@@ -1227,6 +1574,10 @@ impl Builder<'_> {
     /// A call through `callee` with function type `fty`.
     pub fn call_typed(&self, fty: Type, callee: Value, args: &[Value]) -> Value {
         let mut a: Vec<LLVMValueRef> = args.iter().map(|v| v.0).collect();
+        // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and the operands
+        // are live values of that context; `fty` must be `callee`'s function type and the arguments match it
+        // (the caller's precondition, checked by LLVM only by assertion); `a` holds `a.len()` live values and
+        // outlives the call; `NONAME` is a NUL-terminated static string.
         Value(unsafe { LLVMBuildCall2(self.b, fty.0, callee.0, a.as_mut_ptr(), a.len() as u32, NONAME.as_ptr()) })
     }
     /// A call of intrinsic `name` overloaded on the type of the first argument.
@@ -1236,14 +1587,22 @@ impl Builder<'_> {
     }
     /// `br`.
     pub fn br(&self, to: Block) -> Value {
+        // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and the operands
+        // are live values of that context; `to` is a live block of that context.
         Value(unsafe { LLVMBuildBr(self.b, to.0) })
     }
     /// `br i1 c, t, f`.
     pub fn cond_br(&self, c: Value, t: Block, f: Block) -> Value {
+        // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and the operands
+        // are live values of that context; `c` must be an `i1` (the caller's precondition), `t` and `f` live
+        // blocks.
         Value(unsafe { LLVMBuildCondBr(self.b, c.0, t.0, f.0) })
     }
     /// `switch v, default [cases]`.
     pub fn switch(&self, v: Value, default: Block, cases: &[(Value, Block)]) -> Value {
+        // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and the operands
+        // are live values of that context; `s` is the switch just built, and each case is an integer constant
+        // of `v`'s type (the caller's precondition) with a live block.
         unsafe {
             let s = LLVMBuildSwitch(self.b, v.0, default.0, cases.len() as u32);
             for (c, b) in cases {
@@ -1254,22 +1613,35 @@ impl Builder<'_> {
     }
     /// `ret v`.
     pub fn ret(&self, v: Value) -> Value {
+        // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and the operands
+        // are live values of that context; `v` must have the function's return type (the caller's
+        // precondition; the verifier reports a mismatch).
         Value(unsafe { LLVMBuildRet(self.b, v.0) })
     }
     /// `ret void`.
     pub fn ret_void(&self) -> Value {
+        // SAFETY: `self.b` is a live builder (the `Builder` invariant).
         Value(unsafe { LLVMBuildRetVoid(self.b) })
     }
     /// `unreachable`.
     pub fn unreachable(&self) -> Value {
+        // SAFETY: `self.b` is a live builder (the `Builder` invariant).
         Value(unsafe { LLVMBuildUnreachable(self.b) })
     }
     /// `extractelement`.
     pub fn extract_element(&self, v: Value, idx: Value) -> Value {
+        // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and the operands
+        // are live values of that context; that their types suit the instruction is the caller's
+        // precondition, which LLVM checks only by assertion (the verifier reports a mismatch); `NONAME` is a
+        // NUL-terminated static string.
         Value(unsafe { LLVMBuildExtractElement(self.b, v.0, idx.0, NONAME.as_ptr()) })
     }
     /// `insertelement`.
     pub fn insert_element(&self, v: Value, x: Value, idx: Value) -> Value {
+        // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and the operands
+        // are live values of that context; that their types suit the instruction is the caller's
+        // precondition, which LLVM checks only by assertion (the verifier reports a mismatch); `NONAME` is a
+        // NUL-terminated static string.
         Value(unsafe { LLVMBuildInsertElement(self.b, v.0, x.0, idx.0, NONAME.as_ptr()) })
     }
     /// `shufflevector a, b, mask` with `None` lanes poison.
@@ -1279,18 +1651,31 @@ impl Builder<'_> {
             .iter()
             .map(|k| match k {
                 Some(k) => self.m.const_int(i32t, *k as u64).0,
+                // SAFETY: `i32t` is a live type of the builder's module.
                 None => unsafe { LLVMGetPoison(i32t.0) },
             })
             .collect();
+        // SAFETY: `lanes` holds `lanes.len()` live `i32` constants and outlives the call.
         let mask_v = unsafe { LLVMConstVector(lanes.as_mut_ptr(), lanes.len() as u32) };
+        // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and the operands
+        // are live values of that context and `mask_v` a constant vector of `i32`; that their types suit the
+        // instruction is the caller's precondition, which LLVM checks only by assertion (the verifier reports
+        // a mismatch); `NONAME` is a NUL-terminated static string.
         Value(unsafe { LLVMBuildShuffleVector(self.b, a.0, c.0, mask_v, NONAME.as_ptr()) })
     }
     /// `extractvalue`.
     pub fn extract_value(&self, agg: Value, idx: u32) -> Value {
+        // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and the operands
+        // are live values of that context; `idx` must index `agg`'s aggregate type (the caller's
+        // precondition: LLVM checks it only by assertion); `NONAME` is a NUL-terminated static string.
         Value(unsafe { LLVMBuildExtractValue(self.b, agg.0, idx, NONAME.as_ptr()) })
     }
     /// `insertvalue`.
     pub fn insert_value(&self, agg: Value, v: Value, idx: u32) -> Value {
+        // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and the operands
+        // are live values of that context; `idx` must index `agg`'s aggregate type and `v` have that field's
+        // type (the caller's precondition: LLVM checks it only by assertion); `NONAME` is a NUL-terminated
+        // static string.
         Value(unsafe { LLVMBuildInsertValue(self.b, agg.0, v.0, idx, NONAME.as_ptr()) })
     }
 }
@@ -1298,6 +1683,9 @@ impl Builder<'_> {
 /// The absolute address behind `inttoptr (i64 A to ptr)`, possibly wrapped in an
 /// `addrspacecast` (how Julia embeds resolved `ccall` targets and object addresses).
 pub fn const_address(v: Value) -> Option<u64> {
+    // SAFETY: `v` is a live value (the `Value` invariant); the constant expression's opcode and operand 0 are
+    // read only after the checked cast to a constant expression succeeded, and the cast expressions matched
+    // have exactly one operand.
     unsafe {
         if LLVMIsAConstantExpr(v.0).is_null() {
             return None;
@@ -1312,11 +1700,15 @@ pub fn const_address(v: Value) -> Option<u64> {
 
 /// The basic block behind a block operand of a terminator (`br`'s destinations).
 pub fn value_as_block(v: Value) -> LLVMBasicBlockRef {
+    // SAFETY: `v` is a live value (the `Value` invariant) and must be a block operand (this function's
+    // precondition, unchecked: `LLVMValueAsBasicBlock` casts).
     unsafe { LLVMValueAsBasicBlock(v.0) }
 }
 
 /// A constant bitcast (`bitcast (i64 C to double)`), folded.
 pub fn const_bitcast(v: Value, ty: Type) -> Value {
+    // SAFETY: `v` is a live constant and `ty` a live type of its context of the same size (the caller's
+    // precondition; LLVM checks the cast only by assertion).
     Value(unsafe { LLVMConstBitCast(v.0, ty.0) })
 }
 

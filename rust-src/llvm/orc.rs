@@ -16,6 +16,7 @@ pub struct LlJit {
 // SAFETY: LLJIT is internally synchronised; the engine still serialises additions and
 // lookups behind a lock in `crate::jit`.
 unsafe impl Send for LlJit {}
+// SAFETY: as for `Send`: LLJIT's methods may be called from several threads at once.
 unsafe impl Sync for LlJit {}
 
 extern "C" fn discard_error(_: *mut libc::c_void, err: LLVMErrorRef) {
@@ -23,7 +24,11 @@ extern "C" fn discard_error(_: *mut libc::c_void, err: LLVMErrorRef) {
     unsafe { LLVMConsumeError(err) }
 }
 
+/// The message of `err`, which must be a live, not yet consumed error: this consumes it.
 fn error_string(err: LLVMErrorRef) -> String {
+    // SAFETY: every caller passes a non-null error just returned by LLVM and never uses
+    // it again; `LLVMGetErrorMessage` consumes it and its message is disposed of by
+    // `take_message`.
     unsafe { take_message(LLVMGetErrorMessage(err)) }
 }
 
@@ -31,6 +36,12 @@ impl LlJit {
     /// Creates the JIT with a process symbol search generator on its main dylib.
     pub fn new() -> Result<LlJit, String> {
         super::passes::init_native_target();
+        // SAFETY: the native target is initialised (above); every out-pointer is a local;
+        // each error is checked for null before use and consumed by `error_string`; the
+        // builder is consumed by `LLVMOrcCreateLLJIT`, the generator by the dylib it is
+        // added to; `prefix` is the global prefix of the JIT just created; the reporter
+        // is a function that takes ownership of every error it is given. (On the error
+        // returns, a created `jit` is leaked, not disposed of: a leak, not a fault.)
         unsafe {
             let builder = LLVMOrcCreateLLJITBuilder();
             let mut jit = std::ptr::null_mut();
@@ -59,16 +70,22 @@ impl LlJit {
 
     /// The data layout the JIT compiles for.
     pub fn data_layout(&self) -> String {
+        // SAFETY: `self.jit` is live for the process (never disposed of); LLVM returns a
+        // NUL-terminated string it owns, alive as long as the JIT, copied here.
         unsafe { CStr::from_ptr(LLVMOrcLLJITGetDataLayoutStr(self.jit)).to_string_lossy().into_owned() }
     }
 
     /// The triple the JIT compiles for.
     pub fn triple(&self) -> String {
+        // SAFETY: `self.jit` is live for the process (never disposed of); LLVM returns a
+        // NUL-terminated string it owns, alive as long as the JIT, copied here.
         unsafe { CStr::from_ptr(LLVMOrcLLJITGetTripleString(self.jit)).to_string_lossy().into_owned() }
     }
 
     /// A fresh context for one module to be added later with `add_module`.
     pub fn new_context(&self) -> ThreadSafeContext {
+        // SAFETY: no preconditions; the context is owned by the returned value, which
+        // disposes of it on drop.
         ThreadSafeContext(unsafe { LLVMOrcCreateNewThreadSafeContext() })
     }
 
@@ -94,6 +111,8 @@ impl LlJit {
     pub fn lookup(&self, name: &str) -> Result<usize, String> {
         let n = CString::new(name).map_err(|e| e.to_string())?;
         let mut addr: LLVMOrcExecutorAddress = 0;
+        // SAFETY: `self.jit` is live for the process; `n` is a NUL-terminated `CString`
+        // alive during the call and `addr` a local; the error is handled below.
         let err = unsafe { LLVMOrcLLJITLookup(self.jit, &mut addr, n.as_ptr()) };
         if !err.is_null() {
             return Err(error_string(err));
@@ -104,6 +123,11 @@ impl LlJit {
     /// Defines absolute symbols in the main dylib (e.g. stand-ins for Julia runtime
     /// functions when the engine runs without Julia, in tests).
     pub fn define_absolute(&self, symbols: &[(&str, usize)]) -> Result<(), String> {
+        // SAFETY: `self.jit` is live for the process; each name is a NUL-terminated
+        // `CString` alive while it is interned (the pool copies it); `pairs` holds
+        // `pairs.len()` entries and outlives `LLVMOrcAbsoluteSymbols`, which takes over
+        // the interned names; the materialization unit passes to the dylib, and the
+        // error is checked and consumed.
         unsafe {
             let mut pairs: Vec<LLVMOrcCSymbolMapPair> = symbols
                 .iter()
@@ -138,6 +162,7 @@ pub struct ThreadSafeContext(LLVMOrcThreadSafeContextRef);
 impl ThreadSafeContext {
     /// The underlying LLVM context.
     pub fn context(&self) -> llvm_sys::prelude::LLVMContextRef {
+        // SAFETY: `self.0` is a live thread-safe context (owned until `drop`).
         unsafe { LLVMOrcThreadSafeContextGetContext(self.0) }
     }
 }
@@ -145,6 +170,7 @@ impl ThreadSafeContext {
 impl Drop for ThreadSafeContext {
     fn drop(&mut self) {
         // Modules added to the JIT hold their own reference; this drops ours.
+        // SAFETY: `self.0` was created by `new_context` and is disposed of once, here.
         unsafe { LLVMOrcDisposeThreadSafeContext(self.0) }
     }
 }

@@ -11,11 +11,14 @@ struct HostMachine(LLVMTargetMachineRef);
 // SAFETY: the target machine is created once and only read afterwards (LLVMRunPasses
 // takes it as a const configuration); LLVM's TargetMachine is safe to share that way.
 unsafe impl Send for HostMachine {}
+// SAFETY: as for `Send`: the machine is only read after it is created.
 unsafe impl Sync for HostMachine {}
 
 /// Initialises LLVM's native target once per process, and its vector math library.
 pub fn init_native_target() {
     static INIT: OnceLock<()> = OnceLock::new();
+    // SAFETY: LLVM's target initialisers have no preconditions; `OnceLock` runs them once,
+    // before any target lookup.
     INIT.get_or_init(|| unsafe {
         llvm_sys::target::LLVM_InitializeNativeTarget();
         llvm_sys::target::LLVM_InitializeNativeAsmPrinter();
@@ -57,6 +60,10 @@ pub const CLEAN_UP: &str =
 fn host_machine() -> Result<LLVMTargetMachineRef, String> {
     static TM: OnceLock<Result<HostMachine, String>> = OnceLock::new();
     init_native_target();
+    // SAFETY: the native target is initialised (above); every out-pointer is a local;
+    // `triple`, `cpu` and `features` are LLVM messages, each disposed of once after the
+    // target machine (which copies them) is created; `err` is disposed of by
+    // `take_message`. The machine lives for the process (never disposed of).
     let tm = TM.get_or_init(|| unsafe {
         let triple = LLVMGetDefaultTargetTriple();
         let mut target = std::ptr::null_mut();
@@ -85,6 +92,7 @@ fn host_machine() -> Result<LLVMTargetMachineRef, String> {
 
 /// Host triple, e.g. `x86_64-pc-linux-gnu`.
 pub fn host_triple() -> String {
+    // SAFETY: no preconditions; `take_message` disposes of the returned string.
     take_message(unsafe { LLVMGetDefaultTargetTriple() })
 }
 
@@ -92,6 +100,10 @@ pub fn host_triple() -> String {
 pub fn run(m: &Module, pipeline: &str) -> Result<(), String> {
     let tm = host_machine()?;
     let p = CString::new(pipeline).map_err(|e| e.to_string())?;
+    // SAFETY: `m.m` is a live module (the `Module` invariant) that the caller's borrow
+    // keeps from other use; `p` is a NUL-terminated `CString` alive during the call; `tm`
+    // lives for the process; the options are disposed of once, after the run; a non-null
+    // error is consumed by `LLVMGetErrorMessage`.
     unsafe {
         let opts = LLVMCreatePassBuilderOptions();
         let err = LLVMRunPasses(m.m, p.as_ptr(), tm, opts);

@@ -125,7 +125,15 @@ fn check_once(bytes: &[u8], inject: Inject, limit: Duration) -> Result<Option<Re
     let address_space = address_space_budget(bytes.len());
     let alarm_secs = limit.as_secs() as u32 + 2;
     let mut fds = [0 as c_int; 2];
-    // SAFETY: plain system calls on locals; the child only runs `child`.
+    // SAFETY: `pipe2`, `fork`, `close`, `fcntl` are system calls on locals and the
+    // descriptors just opened, each closed once. After `fork` in this multithreaded
+    // process the child runs only `child` and `report`, which end in `_exit`: what they
+    // call besides system calls (LLVM's reader, allocation) must not wait on a lock
+    // another parent thread held at the fork: glibc resets `malloc`'s locks in the
+    // child, and that LLVM's reader takes no lock an LLVM call on another thread may
+    // hold is assumed, not checked (the child's alarm ends it if it hangs). Everything
+    // else the child needs is computed before the fork.
+    // `wait` is given the child's pid and the read end it owns.
     unsafe {
         if libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) != 0 {
             return Err(Refusal::Unavailable(format!("pipe: {}", std::io::Error::last_os_error())));

@@ -135,8 +135,16 @@ pub fn release(mark: usize) -> usize {
     let n = left.len();
     for o in left.into_iter().rev() {
         match o {
-            // SAFETY: the record holds only buffers taken and not yet given back.
+            // SAFETY: the record holds only buffers taken (`tape_alloc`/`tape_realloc`:
+            // `malloc`ed) and not yet given back (`tape_free` forgets a buffer before
+            // freeing it), each once, and `split_off` removed these from it. That no
+            // derivative still running uses them is this function's documented
+            // precondition, which it cannot check: `release` is safe to call but frees
+            // live buffers when given a mark taken before a call still in progress.
             Owned::Tape(p) => unsafe { libc::free(p as *mut libc::c_void) },
+            // SAFETY: as above; a `Blas` record is the `Box::into_raw` of `blas_save`,
+            // recorded by `own_saved` and forgotten by `disown_saved` before
+            // `blas_reverse` frees it, so it is freed here only if still owned.
             Owned::Blas(p) => drop(unsafe { Box::from_raw(p) }),
         }
     }
@@ -149,6 +157,9 @@ mod tests {
 
     #[test]
     fn release_frees_what_was_taken_after_the_mark_only() {
+        // SAFETY: every buffer passed to `tape_realloc`/`tape_free` comes from
+        // `tape_alloc`/`tape_realloc` and is given back at most once (`a`'s old address
+        // is not reused after the realloc; `_b` is freed by `release`, not again).
         unsafe {
             let outer = tape_alloc(64);
             let m0 = mark();

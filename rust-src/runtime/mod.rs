@@ -99,6 +99,8 @@ mod tests {
     fn memmove_adjoint_with_overlap() {
         // memmove(a + 1, a, 2 elements): reverse moves a'[1..3] back onto a'[0..2].
         let mut a = [1.0f64, 10.0, 100.0, 1000.0];
+        // SAFETY: `a` holds 4 doubles; `a + 1` and `a` are both valid for the 16 bytes
+        // (2 doubles) the call reads and writes.
         unsafe { super::memcpy_adjoint_f64(a.as_mut_ptr().add(1), a.as_mut_ptr(), 16) };
         assert_eq!(a, [11.0, 100.0, 0.0, 1000.0]);
     }
