@@ -12,9 +12,9 @@
 #   gradient at the recorded values and adds `adjoint × partial` into the shadows.
 #
 # Records live in a frame the caller of a derivative flagged `OX_FLAG_RUNTIME_HOOKS`
-# opens and closes around the call (`Hot.guarded_call`, `Hot.hook_frames`), in the task's
-# local storage, so
-# nested `autodiff` calls (the hook's own) and throws leave nothing behind.
+# opens and closes around the call (`Hot.guarded_call`, `Hot.hook_frames`), in the
+# task's local storage, so nested `autodiff` calls (the hook's own) and throws leave
+# nothing behind.
 
 using .Hot: hook_frames
 
@@ -61,7 +61,8 @@ function splat_arguments(args::Ptr{Ptr{Cvoid}}, shadows::Ptr{Ptr{Cvoid}}, n::Int
     return f, vals, from, owners
 end
 
-# The element type of the differentiated array whose shadow is `s`, from its value.
+# The elements of shadow array `s` (an array object: its data pointer comes first), as
+# `T`s.
 shadow_data(::Type{T}, s::Ptr{Cvoid}) where {T} = unsafe_load(Ptr{Ptr{T}}(s))
 
 function float_result(f, y)
@@ -104,6 +105,8 @@ end
 function splat_reverse(handle::Int64)
     rec = last(hook_frames())[handle]::SplatRecord
     ds = Float64[Float64(b[]) for b in rec.adjoints]
+    # (A zero adjoint adds nothing, even where a partial is infinite: the call's
+    # derivative is not taken at all then.)
     (all(iszero, ds) || all(==(0), rec.from)) && return nothing
     annotated = map(j -> rec.from[j] == 0 ? Const(rec.vals[j]) : Active(rec.vals[j]), eachindex(rec.vals))
     grads = inner_derivative(rec.f, () -> autodiff(Reverse, rec.f, Active, annotated...)[1])
