@@ -242,8 +242,11 @@ size_t oxidase_buffers_mark(void);
 
 // Frees the buffers this thread's derivatives took since `mark` (from
 // `oxidase_buffers_mark` before a call that was left by a non-local exit). Returns how
-// many it freed. Must not be called while a derivative started after the mark is still
-// running on this thread.
+// many it freed.
+//
+// # Safety
+// Must not be called while a derivative started after the mark is still running on
+// this thread.
 size_t oxidase_buffers_release(size_t mark);
 
 #endif  /* OXIDASE_H */

@@ -304,9 +304,13 @@ pub extern "C" fn oxidase_buffers_mark() -> usize {
 
 /// Frees the buffers this thread's derivatives took since `mark` (from
 /// `oxidase_buffers_mark` before a call that was left by a non-local exit). Returns how
-/// many it freed. Must not be called while a derivative started after the mark is still
-/// running on this thread.
+/// many it freed.
+///
+/// # Safety
+/// Must not be called while a derivative started after the mark is still running on
+/// this thread.
 #[no_mangle]
-pub extern "C" fn oxidase_buffers_release(mark: usize) -> usize {
-    catch_unwind(|| crate::runtime::buffers::release(mark)).unwrap_or(0)
+pub unsafe extern "C" fn oxidase_buffers_release(mark: usize) -> usize {
+    // SAFETY: the caller's promise above is `release`'s precondition.
+    catch_unwind(|| unsafe { crate::runtime::buffers::release(mark) }).unwrap_or(0)
 }

@@ -128,9 +128,12 @@ pub fn mark() -> usize {
 
 /// Frees the buffers this thread's derivatives took since `mark` (from
 /// `oxidase_buffers_mark` before a call that was left by a non-local exit, such as
-/// Julia's `jl_throw`). Returns how many it freed. Must not be called while a
-/// derivative started after the mark is still running on this thread.
-pub fn release(mark: usize) -> usize {
+/// Julia's `jl_throw`). Returns how many it freed.
+///
+/// # Safety
+/// No derivative started on this thread after `mark` was taken may still be running:
+/// it would go on using buffers freed here.
+pub unsafe fn release(mark: usize) -> usize {
     let left = with_live(|l| l.split_off(mark.min(l.len()))).unwrap_or_default();
     let n = left.len();
     for o in left.into_iter().rev() {
@@ -167,7 +170,7 @@ mod tests {
             let a = tape_realloc(a, 4096);
             let _b = tape_alloc(128);
             assert_eq!(mark(), m0 + 2);
-            assert_eq!(release(m0), 2);
+            assert_eq!(release(m0), 2); // (no derivative is running)
             assert_eq!(mark(), m0);
             // A call that returns gives back what it took: the stack is as before.
             let c = tape_alloc(64);
@@ -181,6 +184,7 @@ mod tests {
 
     #[test]
     fn a_mark_beyond_the_record_releases_nothing() {
-        assert_eq!(release(usize::MAX), 0);
+        // SAFETY: no derivative is running on this thread.
+        assert_eq!(unsafe { release(usize::MAX) }, 0);
     }
 }
