@@ -280,7 +280,7 @@ fn every_bit_of_three_fixtures_or_more() {
                             if tally.reader_died > before {
                                 killers.push(bit);
                             }
-                            if tally.inputs % 2000 == 0 {
+                            if tally.inputs.is_multiple_of(2000) {
                                 println!("seed {index} thread {t}: {tally:?}, killers {killers:?}");
                             }
                         }
