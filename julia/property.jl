@@ -75,6 +75,8 @@ function program(rng, name)
                 "y = x .* $(expr(rng, 1, vars)); s += +(y...)",
                 "s += max(0.5, x...) * $(expr(rng, 1, vars))",
                 "s += atan(x[2:3]...) * $(expr(rng, 1, vars))",
+                # A splat's result copied into an array (as integer bits, by LLVM).
+                "y = [+(x...), $(expr(rng, 1, vars))]; s += y[1] * y[2]",
                 "s += sum(abs2, diff(x)) * $(expr(rng, 1, vars))",
                 "y = x .* $(expr(rng, 1, vars)); s += sum([v^2 for v in y])",
                 "s += sum([v * $(expr(rng, 1, vars)) for v in x])",
