@@ -92,6 +92,21 @@ unsafe extern "C" fn splat_reverse(handle: i64) {
     });
 }
 
+/// `%r = +(x...)` as Julia 1.5 emits it (in place of `SPLAT_X` in the programs below):
+/// `iterate`, the function and `%x` go into the argument array `%args` for the builtin.
+const SPLAT_X: &str = "  store ptr addrspace(10) null, ptr %args, align 8
+  %f = getelementptr inbounds i8, ptr %args, i64 8
+  store ptr addrspace(10) null, ptr %f, align 8
+  %c = getelementptr inbounds i8, ptr %args, i64 16
+  store ptr addrspace(10) %x, ptr %c, align 8
+  %r = call ptr addrspace(10) @jl_f__apply_iterate(ptr addrspace(10) null, ptr %args, i32 3)
+";
+
+/// A program with its splat written out.
+fn program(text: &str) -> String {
+    format!("{DECLS}{}", text.replace("  SPLAT_X\n", SPLAT_X))
+}
+
 const DECLS: &str = "
 declare nonnull ptr addrspace(10) @jl_f__apply_iterate(ptr addrspace(10), ptr, i32)
 ";
@@ -109,12 +124,7 @@ loop:
   %more = icmp slt i64 %k, %n
   br i1 %more, label %body, label %done
 body:
-  store ptr addrspace(10) null, ptr %args, align 8
-  %f = getelementptr inbounds i8, ptr %args, i64 8
-  store ptr addrspace(10) null, ptr %f, align 8
-  %c = getelementptr inbounds i8, ptr %args, i64 16
-  store ptr addrspace(10) %x, ptr %c, align 8
-  %r = call ptr addrspace(10) @jl_f__apply_iterate(ptr addrspace(10) null, ptr %args, i32 3)
+  SPLAT_X
   %v = load double, ptr addrspace(10) %r, align 8
   %w = load double, ptr addrspace(10) %r, align 8
   %sq = fmul double %v, %w
@@ -132,12 +142,7 @@ const BIT_COPY: &str = "
 define double @bit_copy(ptr addrspace(10) %x, ptr addrspace(10) %y) {
 top:
   %args = alloca [3 x ptr addrspace(10)], align 8
-  store ptr addrspace(10) null, ptr %args, align 8
-  %f = getelementptr inbounds i8, ptr %args, i64 8
-  store ptr addrspace(10) null, ptr %f, align 8
-  %c = getelementptr inbounds i8, ptr %args, i64 16
-  store ptr addrspace(10) %x, ptr %c, align 8
-  %r = call ptr addrspace(10) @jl_f__apply_iterate(ptr addrspace(10) null, ptr %args, i32 3)
+  SPLAT_X
   %bits = load i64, ptr addrspace(10) %r, align 8
   %yo = addrspacecast ptr addrspace(10) %y to ptr addrspace(11)
   %yd = load ptr addrspace(13), ptr addrspace(11) %yo, align 8
@@ -153,8 +158,8 @@ top:
 fn a_splat_result_copied_as_bits_keeps_its_derivative() {
     oxidase::runtime::hooks::set_splat(splat_call as *const () as usize, splat_reverse as *const () as usize);
     let args = vec![ghost(), array_arg(Duplicated), array_arg(Duplicated)];
-    let fwd = compile_text(&format!("{DECLS}{BIT_COPY}"), "bit_copy", Mode::Forward, args, Duplicated)
-        .unwrap_or_else(|e| panic!("{e}"));
+    let fwd =
+        compile_text(&program(BIT_COPY), "bit_copy", Mode::Forward, args, Duplicated).unwrap_or_else(|e| panic!("{e}"));
     let x = FakeArray::new(&[0.5, 1.5, 2.0]);
     let dx = FakeArray::new(&[1.0, 2.0, 3.0]);
     let (y, dy) = (FakeArray::new(&[0.0]), FakeArray::new(&[0.0]));
@@ -182,14 +187,8 @@ fn compile(mode: Mode) -> oxidase::ffi::OxDerivativeFn {
         type_tree: vec![(0, oxidase::request::Leaf::Integer)],
     };
     let ret = if mode == Mode::Reverse { Active } else { Duplicated };
-    compile_text(
-        &format!("{DECLS}{SQUARED_SUMS}"),
-        "squared_sums",
-        mode,
-        vec![ghost(), array_arg(Duplicated), int],
-        ret,
-    )
-    .unwrap_or_else(|e| panic!("{mode:?}: {e}"))
+    compile_text(&program(SQUARED_SUMS), "squared_sums", mode, vec![ghost(), array_arg(Duplicated), int], ret)
+        .unwrap_or_else(|e| panic!("{mode:?}: {e}"))
 }
 
 /// Calls the derivative with `Duplicated(x, dx)` and the loop count `n`.
