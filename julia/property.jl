@@ -87,6 +87,18 @@ function program(rng, name)
                 "s += sum(vcat(x, x .* $(expr(rng, 1, vars))))",
                 "s += sum(abs2, view(x, 2:3)) * $(expr(rng, 1, vars))",
                 "s += sum(reverse(x) .* [1.0, 2.0, 3.0]) * $(expr(rng, 1, vars))",
+                # Stack objects holding the array (issue 15): a closure passed to the
+                # pairwise reduction, views in loops, tuples of arrays; a closure over a
+                # number or a constant array beside it (refused).
+                "s += sum(i -> x[i] * x[mod1(i + 1, 3)], 1:3) * $(expr(rng, 1, vars))",
+                "s += sum(v -> v^2, view(x, 1:2)) + sum(x[i] * i for i in 1:3)",
+                "for k in 1:$(rand(rng, 0:3))
+        s += sum(view(x, k:3)) * $(expr(rng, 1, vars))
+    end",
+                "s += sum(abs2, [x; x .* $(expr(rng, 1, vars)); x])",
+                "s += sum(hcat(x, x) * [1.0, $(expr(rng, 1, vars))])",
+                "c = $(expr(rng, 1, vars)); s += sum(i -> c * x[i], 1:3)",
+                "s += sum(abs2, vcat(x, [1.0, 2.0]))",
             ]))
         else
             push!(body, "k = 0\n    while s > 0.5 && k < 3\n        s = s / 2 + $(expr(rng, 1, vars)) / 10\n        k += 1\n    end")

@@ -68,6 +68,12 @@ pub struct Runtime {
     /// trailing `/` names a directory): functions there are kept as calls and
     /// differentiated by their rule.
     pub base_math_files: &'static [&'static str],
+    /// Bytes before the first root slot of a GC frame (a stack array linked into the
+    /// thread's state: the number of roots, the previous frame, then the roots). Code
+    /// generation also uses root slots as objects: a closure over one array is passed
+    /// as the address of the slot rooting the array, a tuple of arrays as consecutive
+    /// slots.
+    pub gc_frame_header: u64,
 }
 
 /// Julia 1.5.
@@ -97,6 +103,7 @@ pub const V1_5: Runtime = Runtime {
     pop_handler: "jl_pop_handler",
     setjmp: "sigsetjmp",
     base_math_files: &["math.jl", "special/"],
+    gc_frame_header: 16,
 };
 
 /// The runtime of the Julia the engine serves.

@@ -369,7 +369,7 @@ fn refuse_active_try_bodies(g: Value, act: &Activity, user_name: &str) -> Result
 /// Memory and activity analysis of `g`. Arrays the function allocates get shadows when
 /// derivative data is written into them; each round of analysis may find more (bounded
 /// by the number of allocations).
-fn analyze(m: &Module, subject: &Subject, roots: &[(Value, Leaf)]) -> Result<(Memory, Activity)> {
+pub fn analyze(m: &Module, subject: &Subject, roots: &[(Value, Leaf)]) -> Result<(Memory, Activity)> {
     let (g, user_name) = (subject.f, subject.user_name);
     let mut allocations = std::collections::HashMap::new();
     loop {

@@ -54,6 +54,12 @@ pub enum Leaf {
     /// A field of a struct object holding a Julia `Array` of `Float64` (a model with
     /// weight matrices and bias vectors): the shadow struct holds shadow arrays there.
     ArrayFieldsF64,
+    /// A stack object the function builds (a view, a closure, a tuple passed by
+    /// reference) holding `Float64` array objects that carry derivatives, beside
+    /// integers and pointers without: its shadow is a zeroed stack object of the same
+    /// type holding the arrays' shadows at the same offsets (`transform::shadow`). It
+    /// holds no differentiated float of its own (a store of one is refused).
+    StackArraysF64,
 }
 
 /// One Julia argument.

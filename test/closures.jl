@@ -108,3 +108,17 @@ scaled_square(c) = x -> c * x^2
     @test err isa ArgumentError && occursin("immutable", err.msg)
     @test_throws ArgumentError autodiff(Reverse, Active(f), Active, Active(0.5))
 end
+
+# A closure capturing one integer (a loop count, say): Julia passes it by reference,
+# like a struct of one number, and it once was refused as an invalid request.
+times_count(n) = x -> sum(abs2, x) * n
+power_sum(n) = x -> (s = 0.0; for _ in 1:n; s += x[1] * x[2]; end; s)
+@testset "a closure capturing an integer" begin
+    for n in (0, 1, 3), x in ([0.5, -1.5], [2.0, 0.25])
+        dx = zero(x)
+        autodiff(Reverse, times_count(n), Active, Duplicated(copy(x), dx))
+        @test dx ≈ 2n .* x
+        @test autodiff(Forward, times_count(n), Duplicated, Duplicated(copy(x), [1.0, 2.0]))[2] ≈ 2n * (x[1] + 2x[2])
+        @test gradient(Reverse, power_sum(n), x) ≈ n .* [x[2], x[1]]
+    end
+end

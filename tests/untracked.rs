@@ -7,7 +7,6 @@
 mod common;
 use common::*;
 use oxidase::analysis::activity::{Activity as Act, Subject};
-use oxidase::analysis::memory::Memory;
 use oxidase::error::Error;
 use oxidase::llvm::Module;
 use oxidase::request::{Activity::*, Leaf, Mode};
@@ -72,9 +71,8 @@ fn analyse(text: &str, entry: &str) -> Result<Act, Error> {
 fn analyse_in(m: &Module, entry: &str) -> Result<Act, Error> {
     let f = m.function(entry).expect("entry");
     let x = f.params()[0];
-    let mem = Memory::compute(f, &[(x, Leaf::ArrayF64)], &Default::default(), entry)?;
     let subject = Subject { f, active_params: &[x], returned_active: true, plumbing: &[], user_name: entry };
-    Act::compute(m, &subject, &mem)
+    oxidase::pipeline::analyze(m, &subject, &[(x, Leaf::ArrayF64)]).map(|(_, act)| act)
 }
 
 /// The data pointer of the array object `%p`, and its first element.
@@ -171,9 +169,33 @@ top:
 }
 
 #[test]
-fn an_array_stored_into_a_stack_slot_and_loaded_back_is_refused() {
-    let text = slot_ir("slot", "%p = load ptr addrspace(10), ptr %s, align 8", "%p");
-    assert!(matches!(analyse(&text, "slot"), Err(Error::Unsupported(_))));
+fn an_array_stored_into_a_stack_slot_and_loaded_back_keeps_its_derivative() {
+    // The slot gets a shadow slot holding the array's shadow (`Leaf::StackArraysF64`):
+    // f(x) = x[1]^2 read through the slot, in both modes.
+    let then = "%p = load ptr addrspace(10), ptr %s, align 8";
+    let squared = "%w = fmul double %v, %v\n  ret double %w";
+    let text = format!("{DECLS}{}", slot_ir("slot", then, "%p").replace("ret double %v", squared));
+    for x in [[0.5, 3.0], [-1.5, 2.0]] {
+        let rev = compile_text(&text, "slot", Mode::Reverse, vec![ghost(), array_arg(Duplicated)], Active).unwrap();
+        let (y, _, dx) = call_array(rev, &x, &[0.0, 0.0]);
+        assert_eq!((y, dx), (x[0] * x[0], vec![2.0 * x[0], 0.0]), "reverse at {x:?}");
+        let fwd = compile_text(&text, "slot", Mode::Forward, vec![ghost(), array_arg(Duplicated)], Duplicated).unwrap();
+        let (_, t, _) = call_array(fwd, &x, &[1.0, 5.0]);
+        assert_eq!(t, 2.0 * x[0], "forward at {x:?}");
+    }
+}
+
+#[test]
+fn a_stack_slot_holding_a_differentiated_then_a_constant_array_is_refused() {
+    // The shadow slot would hold nothing a load of the constant array could follow.
+    let then = "store ptr addrspace(10) %y, ptr %s, align 8
+  %p = load ptr addrspace(10), ptr %s, align 8";
+    let text =
+        slot_ir("mixed", then, "%p").replace("(ptr addrspace(10) %x)", "(ptr addrspace(10) %x, ptr addrspace(10) %y)");
+    match analyse(&text, "mixed") {
+        Err(Error::Unsupported(m)) => assert!(m.contains("without a derivative"), "{m}"),
+        other => panic!("not refused: {:?}", other.map(|_| ())),
+    }
 }
 
 #[test]

@@ -25,6 +25,23 @@ pub fn call_args(i: Value) -> impl Iterator<Item = Value> {
 /// intrinsics); `None` leaves the instruction to `rules::classify`.
 fn memory_rule(i: Value, mem: &Memory) -> Option<Rule> {
     match i.opcode() {
+        // A stack object holding differentiated arrays holds no differentiated float:
+        // its floats are constants, and one stored there would be lost.
+        Opcode::LLVMLoad if mem.leaf(i.operand(0)) == Some(Leaf::StackArraysF64) => None,
+        Opcode::LLVMStore if mem.leaf(i.operand(1)) == Some(Leaf::StackArraysF64) => {
+            let v = i.operand(0);
+            Some(if v.ty().is_floating() {
+                Rule::Unsupported(
+                    "a differentiated number stored into a struct, tuple or closure that also holds differentiated \
+                     arrays"
+                        .into(),
+                )
+            } else {
+                // A differentiated array's shadow is stored into the shadow object
+                // (`transform::shadow`); integers carry nothing.
+                Rule::Zero
+            })
+        }
         Opcode::LLVMLoad if i.ty().is_floating() && mem.is_shadowed(i.operand(0)) => Some(Rule::Load),
         Opcode::LLVMStore if mem.is_shadowed(i.operand(1)) => {
             if i.operand(0).ty().is_floating() {
@@ -81,6 +98,16 @@ fn memory_rule(i: Value, mem: &Memory) -> Option<Rule> {
                 || name.starts_with("llvm.memmove")
                 || name == "memmove"
                 || name == "memcpy";
+            // Copying or clearing a stack object that holds differentiated arrays would
+            // treat the arrays' shadows as numbers (the reverse of a copy adds).
+            let stack_object = |p: Value| mem.leaf(p) == Some(Leaf::StackArraysF64);
+            if (copy || name.starts_with("llvm.memset") || name == "memset")
+                && (stack_object(dst) || copy && stack_object(src))
+            {
+                return Some(Rule::Unsupported(
+                    "copying a struct, tuple or closure that holds differentiated arrays".into(),
+                ));
+            }
             if copy {
                 match (differentiated(dst), differentiated(src)) {
                     (true, true) => Some(Rule::MemCopy),
@@ -328,6 +355,19 @@ impl Activity {
                 }
                 _ => continue,
             };
+            // A differentiated array stored into a stack object (a view's parent, a
+            // closure's capture, a tuple of arrays passed by reference): that object
+            // gets a shadow holding the array's shadow. (A GC frame slot is not read.)
+            let array_object = mem.leaf(value) == Some(Leaf::ArrayF64) && !mem.is_data(value);
+            // (A GC frame whose root slots are used as objects gets a shadow frame whose
+            // root slots hold the shadows: `Memory::compute`.)
+            if i.opcode() == Opcode::LLVMStore && array_object && !mem.is_shadowed(addr) && !inert.contains(&i) {
+                let object = crate::analysis::memory::alloca_base(addr);
+                if let Some(a) = object.filter(|&a| crate::analysis::memory::shadowable_stack_object(a)) {
+                    wants_shadow.insert(a, Leaf::StackArraysF64);
+                    continue;
+                }
+            }
             let carries = varied.contains(&value) || mem.is_shadowed(value) || mem.is_escaped(value);
             if carries && !mem.is_shadowed(addr) && !mem.is_escaped(addr) {
                 if let Some(a) = mem.origin(addr) {
@@ -423,6 +463,21 @@ impl Activity {
                         | Opcode::LLVMAtomicRMW
                         | Opcode::LLVMAtomicCmpXchg
                 );
+                // Code after a pointer stored into a stack object with a shadow (a
+                // closure over a differentiated and a constant array) would read the
+                // constant's shadow, which does not exist: refused before it runs.
+                let into_stack_object = i.opcode() == Opcode::LLVMStore
+                    && mem.leaf(i.operand(1)) == Some(Leaf::StackArraysF64)
+                    && i.operand(0).ty().is_pointer();
+                if on_live_path && forced.contains_key(&i) && into_stack_object {
+                    return Err(Error::Unsupported(describe(
+                        user_name,
+                        i,
+                        "a struct, tuple or closure that holds a differentiated array beside an array (or other \
+                         object) without a derivative; make both differentiated (Duplicated, with a zero shadow \
+                         for the constant one)",
+                    )));
+                }
                 if on_live_path && forced.contains_key(&i) && effect {
                     let message = format!(
                         "cannot differentiate `{user_name}` at this argument: {}",

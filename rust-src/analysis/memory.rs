@@ -24,6 +24,10 @@ pub struct Memory {
     /// Aggregate values (tuples and structs as SSA values, such as the fields of a view
     /// `diff` builds) holding shadowed pointers: where, and what they point to.
     aggregates: HashMap<Value, Paths>,
+    /// GC frames whose root slots hold differentiated arrays as objects (a closure, a
+    /// tuple of arrays): each has a shadow frame, and addresses of its root slots are
+    /// shadowed (not the frame itself, whose header links the thread's frames).
+    frames: HashSet<Value>,
     /// Edges into a merge of aggregates along which a path holds a pointer without a
     /// shadow where the other edges hold a shadowed one: `(phi, predecessor block,
     /// message)`. The derivative stops with the message when it takes such an edge (a
@@ -212,7 +216,10 @@ impl Memory {
         user: &str,
     ) -> Result<Memory> {
         let mut shadowed: HashMap<Value, Leaf> = roots.iter().copied().collect();
-        shadowed.extend(allocations.iter().map(|(k, v)| (*k, *v)));
+        let is_frame = |a: Value| a.opcode() == Opcode::LLVMAlloca && is_gc_frame(a);
+        let mut frames: HashSet<Value> = allocations.keys().copied().filter(|&a| is_frame(a)).collect();
+        frames.retain(|&a| shadowable_stack_object(a));
+        shadowed.extend(allocations.iter().filter(|(&k, _)| !is_frame(k)).map(|(k, v)| (*k, *v)));
         let insts: Vec<Value> = f.blocks().into_iter().flat_map(|b| b.instructions()).collect();
         let origin = origins(&insts);
         let mut aggregates: HashMap<Value, Paths> = HashMap::new();
@@ -241,7 +248,13 @@ impl Memory {
                     continue;
                 }
                 let from = match pointer_op(i) {
-                    Some(PointerOp::Derive) | Some(PointerOp::Load) => shadowed.get(&i.operand(0)).copied(),
+                    Some(PointerOp::Derive) if root_slot_of(i, &frames) => Some(Leaf::StackArraysF64),
+                    Some(PointerOp::Derive) => shadowed.get(&i.operand(0)).copied(),
+                    // What a stack object holds are array objects.
+                    Some(PointerOp::Load) => shadowed.get(&i.operand(0)).map(|&l| match l {
+                        Leaf::StackArraysF64 => Leaf::ArrayF64,
+                        l => l,
+                    }),
                     Some(PointerOp::Merge) => merged(i).iter().find_map(|v| shadowed.get(v).copied()),
                     // A copy or a reshape of a differentiated array is differentiated.
                     None => match array_call(i) {
@@ -268,6 +281,18 @@ impl Memory {
                         if !shadowed.contains_key(&base) && array_call(base) == Some(ArrayCall::Alloc) {
                             shadowed.insert(base, leaf);
                             changed = true;
+                        }
+                        // Likewise a GC frame an array is loaded from (the tuple of arrays
+                        // `vcat` reads at a variable index): its root slots hold
+                        // differentiated arrays (a store of another pointer into one is
+                        // refused, `untracked`). Other stack objects stay without shadow
+                        // here (a view written into a result slot on the path where a
+                        // broadcast's arguments alias: refused when reached, `cut_edges`).
+                        if v.opcode_if_instruction() == Some(Opcode::LLVMLoad) && !shadowed.contains_key(&v) {
+                            let frame = |a: &Value| is_gc_frame(*a) && shadowable_stack_object(*a);
+                            if let Some(a) = alloca_base(v.operand(0)).filter(frame) {
+                                changed |= frames.insert(a);
+                            }
                         }
                     }
                 }
@@ -315,8 +340,16 @@ impl Memory {
             }
         }
         let escaped = escaped_addresses(&insts, &shadowed);
-        let data = data_pointers(&insts, &shadowed, roots, &aggregates);
-        Ok(Memory { shadowed, origin, escaped, data, aggregates, cut_edges })
+        let containers: Vec<(Value, Leaf)> =
+            roots.iter().copied().chain(allocations.iter().map(|(k, v)| (*k, *v))).collect();
+        let data = data_pointers(&insts, &shadowed, &containers, &aggregates);
+        Ok(Memory { shadowed, origin, escaped, data, aggregates, frames, cut_edges })
+    }
+
+    /// Whether `a` is a GC frame with a shadow frame (whose root slots hold the
+    /// shadows of the differentiated arrays its root slots hold).
+    pub fn is_shadow_frame(&self, a: Value) -> bool {
+        self.frames.contains(&a)
     }
 
     /// Whether shadowed pointer `p` points into array data (floats), not at an array
@@ -504,7 +537,8 @@ pub fn retype_bit_copies(m: &crate::llvm::Module, f: Value, mem: &Memory) -> boo
 /// Shadowed pointers into array data: pointers loaded from an array object (its data
 /// pointer) and what derives from them; a pointer loaded from data is an object again
 /// (arrays of arrays). A root that is a struct of floats (`Leaf::F64`/`F32`) is data
-/// itself.
+/// itself, and so is a struct or stack object of arrays (what is loaded from it is an
+/// array object).
 fn data_pointers(
     insts: &[Value],
     shadowed: &HashMap<Value, Leaf>,
@@ -515,12 +549,13 @@ fn data_pointers(
     // (loaded from it like a data pointer from an array, one level up).
     let plain: HashSet<Value> = roots
         .iter()
-        .filter(|(_, l)| matches!(l, Leaf::F64 | Leaf::F32 | Leaf::ArrayFieldsF64))
+        .filter(|(_, l)| matches!(l, Leaf::F64 | Leaf::F32 | Leaf::ArrayFieldsF64 | Leaf::StackArraysF64))
         .map(|(v, _)| *v)
         .collect();
     grow_to_fixpoint(insts, HashSet::new(), |i, data| {
         shadowed.contains_key(&i)
             && (plain.contains(&i)
+                || shadowed[&i] == Leaf::StackArraysF64
                 || match pointer_op(i) {
                     Some(PointerOp::Derive) => data.contains(&i.operand(0)),
                     Some(PointerOp::Load) => !data.contains(&i.operand(0)),
@@ -667,6 +702,71 @@ fn allocated_here(p: Value, loads: u32, depth: u32) -> bool {
         Opcode::LLVMLoad if loads > 0 => allocated_here(p.operand(0), loads - 1, depth - 1),
         _ => false,
     }
+}
+
+/// Whether `i` is the address of a root slot of one of `frames` (past the header, at a
+/// constant offset; derived from the frame by casts and constant offsets).
+fn root_slot_of(i: Value, frames: &HashSet<Value>) -> bool {
+    let mut p = i;
+    let mut offset = 0u64;
+    for _ in 0..8 {
+        match p.opcode_if_instruction() {
+            Some(Opcode::LLVMAlloca) => {
+                return frames.contains(&p) && offset >= crate::julia::current().gc_frame_header
+            }
+            Some(Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast) => p = p.operand(0),
+            // (Julia's frame addressing: `getelementptr i8, frame, k`.)
+            Some(Opcode::LLVMGetElementPtr)
+                if p.num_operands() == 2 && p.gep_source_type().is_int() && p.gep_source_type().int_width() == 8 =>
+            {
+                let Some(k) = p.operand(1).const_uint() else { return false };
+                offset += k;
+                p = p.operand(0);
+            }
+            _ => return false,
+        }
+    }
+    false
+}
+
+/// Whether stack slot `a`'s address goes to a call that returns a struct through memory
+/// (`sret`). Such a callee is handed root slots of a GC frame, where it stores the
+/// struct's object references for the collector: the callee's output, with no shadow it
+/// could mirror. And a struct it returns holding a differentiated array (a view that
+/// `unaliascopy` copies) would need the callee to build the result's shadow, which it
+/// does not yet: the stack object keeps no shadow, and what reads it is refused when
+/// reached, as before stack objects had shadows.
+fn lends_roots_to_sret_call(a: Value) -> bool {
+    let mut work = vec![a];
+    let mut seen = HashSet::new();
+    while let Some(p) = work.pop() {
+        if !seen.insert(p) {
+            continue;
+        }
+        for u in p.users() {
+            match u.opcode() {
+                Opcode::LLVMGetElementPtr | Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast if u.operand(0) == p => {
+                    work.push(u)
+                }
+                Opcode::LLVMCall if u.called_function().is_some_and(|f| f.sret_type().is_some()) => return true,
+                _ => {}
+            }
+        }
+    }
+    false
+}
+
+/// Whether stack slot `a` can have a shadow object: not one whose address goes to a
+/// call returning a struct through memory (below).
+pub fn shadowable_stack_object(a: Value) -> bool {
+    !lends_roots_to_sret_call(a)
+}
+
+/// Whether stack slot `a` is a GC frame: Julia links it into the runtime's per-thread
+/// state (its first slots hold the number of roots and the previous frame, the others
+/// root objects for the collector).
+pub fn is_gc_frame(a: Value) -> bool {
+    a.users().into_iter().any(|u| u.opcode() == Opcode::LLVMStore && u.operand(0) == a && thread_state(u.operand(1), 8))
 }
 
 /// Whether `p` is an address in the runtime's per-thread state (where Julia links its GC

@@ -233,9 +233,15 @@ impl Untracked {
                 }
                 if inp.mem.is_shadowed(p) {
                     // Floats: `activity::memory_rule`. A pointer stored into shadowed
-                    // memory would need its shadow stored into the shadow memory, which
-                    // is not modeled; integers are lost when they carry lost data.
-                    let pointer = v.ty().is_pointer() && !memory::is_null(v) || inp.mem.aggregate_paths(v).is_some();
+                    // memory needs its shadow stored into the shadow memory, which is
+                    // modeled for a differentiated array's object stored into a stack
+                    // object (`transform::shadow`) and nothing else; integers are lost
+                    // when they carry lost data.
+                    let mirrored = inp.mem.leaf(p) == Some(crate::request::Leaf::StackArraysF64)
+                        && inp.mem.leaf(v) == Some(crate::request::Leaf::ArrayF64)
+                        && !inp.mem.is_data(v);
+                    let pointer =
+                        v.ty().is_pointer() && !memory::is_null(v) && !mirrored || inp.mem.aggregate_paths(v).is_some();
                     if let Some(at) = self.lost_at(v).or_else(|| pointer.then_some(i)) {
                         changed |= self.mark_unmodeled(i, at);
                     }

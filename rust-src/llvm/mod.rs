@@ -560,6 +560,13 @@ impl Value {
         // unchecked).
         Type(unsafe { LLVMGetGEPSourceElementType(self.0) })
     }
+    /// `alloca`: the type allocated.
+    pub fn allocated_type(self) -> Type {
+        assert_eq!(self.opcode(), Opcode::LLVMAlloca, "allocated_type of a non-alloca");
+        // SAFETY: `self.0` is a live `alloca` instruction (the `Value` invariant and the
+        // assertion above).
+        Type(unsafe { LLVMGetAllocatedType(self.0) })
+    }
     /// `insertvalue`/`extractvalue`: the index path into the aggregate.
     pub fn indices(self) -> Vec<u32> {
         // SAFETY: `self.0` is a live value (the `Value` invariant); it must be an `insertvalue` or

@@ -247,10 +247,10 @@ fn check_type_tree(i: usize, param: Value, tree: &[(u64, Leaf)]) -> Result<()> {
     let ty = param.ty();
     let ok = match tree {
         [] => true,
-        // (A struct of one float, such as a closure capturing one, comes by reference.)
+        // (A struct of one number, such as a closure capturing one, comes by reference.)
         [(0, Leaf::F64)] => ty.float_bits() == 64 || ty.is_pointer(),
         [(0, Leaf::F32)] => ty.float_bits() == 32 || ty.is_pointer(),
-        [(0, Leaf::Integer)] => ty.is_int(),
+        [(0, Leaf::Integer)] => ty.is_int() || ty.is_pointer(),
         [(0, Leaf::Pointer)] => ty.is_pointer(),
         // A struct or tuple: by reference (a pointer) or as an LLVM aggregate.
         _ => ty.is_pointer() || !ty.is_floating() && !ty.is_int(),

@@ -8,6 +8,7 @@ use super::Frame;
 use crate::analysis::cfg::Cfg;
 use crate::analysis::memory::{array_call, pointer_op, resize_call, ArrayCall, Memory, PointerOp, Resize};
 use crate::llvm::{Block, Module, Opcode, Value};
+use crate::request::Leaf;
 use std::collections::HashMap;
 
 /// Builds the shadow of every shadowed pointer of the frame's body, from the root
@@ -43,6 +44,16 @@ pub fn build_lane(
         }
     }
     for &i in &insts {
+        // A stack object holding differentiated arrays: a zeroed stack object of the
+        // same type, in the entry block, whose fields get the arrays' shadows where the
+        // primal's get the arrays (below).
+        if i.opcode() == Opcode::LLVMAlloca && (mem.is_shadowed(i) || mem.is_shadow_frame(i)) {
+            let eb = frame.entry_builder(m);
+            let s = eb.alloca(i.allocated_type(), &format!("{}.shadow", i.name()));
+            eb.store(m.const_null(i.allocated_type()), s);
+            shadow.insert(i, s);
+            continue;
+        }
         if let Some(kind) = resize_call(i).filter(|_| mem.is_shadowed(i.operand(0))) {
             resize_shadow(m, i, kind, &shadow);
             continue;
@@ -130,6 +141,16 @@ pub fn build_lane(
         };
         s.set_name(&format!("{}.shadow", i.name()));
         shadow.insert(i, s);
+    }
+    // A differentiated array stored into a stack object: its shadow into the shadow
+    // object, right after (`untracked` refuses every other pointer stored there).
+    for &i in &insts {
+        if i.opcode() == Opcode::LLVMStore && mem.leaf(i.operand(1)) == Some(Leaf::StackArraysF64) {
+            if let (Some(&v), Some(&p)) = (shadow.get(&i.operand(0)), shadow.get(&i.operand(1))) {
+                b.after(i);
+                b.store(v, p);
+            }
+        }
     }
     for phi in phis {
         let s = shadow[&phi];

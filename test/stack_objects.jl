@@ -1,0 +1,83 @@
+# Differentiated arrays held by objects the function builds on its stack (issue 15): a
+# view's parent, a closure's capture, the tuple of arrays `vcat` reads at a variable
+# index. Julia passes these objects by address to the functions it does not inline (the
+# pairwise reduction behind `sum`), so they need shadows of their own: a zeroed stack
+# object holding the arrays' shadows where the primal holds the arrays
+# (`Leaf::StackArraysF64`, docs/how-it-works.md). Each program is checked in reverse,
+# forward and batch mode against central differences computed here, on several inputs,
+# both sides of a branch, and loops of 0, 1 and many iterations.
+
+so_central(f, x, v; h = 1e-6) = (f(x .+ h .* v) - f(x .- h .* v)) / 2h
+so_gradient(f, x) = [so_central(f, x, Float64.(1:length(x) .== i)) for i in eachindex(x)]
+
+function so_check(f, x; rtol = 1e-6, atol = 1e-8)
+    g = so_gradient(f, x)
+    dx = zero(x)
+    autodiff(Reverse, f, Active, Duplicated(copy(x), dx))
+    @test dx ≈ g rtol = rtol atol = atol
+    d1, d2 = zero(x), zero(x)
+    autodiff(Reverse, f, Active, BatchDuplicated(copy(x), (d1, d2)))
+    @test d1 ≈ g rtol = rtol atol = atol
+    @test d2 == d1
+    v = collect(range(1.0, -0.5; length = length(x)))
+    (_, t) = autodiff(Forward, f, Duplicated, Duplicated(copy(x), copy(v)))
+    @test t ≈ g' * v rtol = rtol atol = atol
+    (_, lanes) = autodiff(Forward, f, BatchDuplicated, BatchDuplicated(copy(x), (copy(v), zero(x))))
+    @test lanes[1] ≈ t rtol = 1e-12
+    @test lanes[2] == 0
+end
+
+so_view_sumsq(x) = sum(abs2, @view x[2:end])
+so_view_loop(x, n) = (s = 0.0; for k in 1:n; s += sum(@view x[k:end])^2; end; s + x[1])
+so_view_branch(x) = x[1] > 0 ? sum(@view x[2:end]) : prod(@view x[1:2])
+so_view_matrix(x) = (A = reshape(x, 2, 2); sum(abs2, @view A[:, 2]))
+so_view_closure(x) = sum(v -> v^3, @view x[1:2])
+so_maximum_view(x) = maximum(@view x[2:end])
+so_closure_sum(x) = sum(i -> x[i]^2, 1:length(x))
+so_closure_two(x) = (y = 2 .* x; sum(i -> x[i] * y[i], 1:length(x)))
+so_generator(x) = sum(x[i] * i for i in 1:length(x))
+so_vcat(x) = sum(vcat(x, 2 .* x) .^ 2)
+so_vcat3(x) = sum(abs2, [x; x; x])
+so_hcat(x) = sum(hcat(x, x) * [1.0, 2.0])
+@noinline so_inner_view(x, k) = sum(abs2, @view x[k:end])
+so_callee_view(x) = so_inner_view(x, 1) + so_inner_view(x, 2) * x[1]
+so_recursive(x, n) = n == 0 ? sum(abs2, @view x[1:2]) : so_recursive(x, n - 1) * 0.5 + sum(@view x[n:end])
+
+@testset "stack objects holding differentiated arrays: $(nameof(f))" for f in (
+    so_view_sumsq, so_view_branch, so_view_matrix, so_view_closure, so_maximum_view, so_closure_sum,
+    so_closure_two, so_generator, so_vcat, so_vcat3, so_hcat, so_callee_view,
+)
+    for x in ([0.1, 0.2, 0.3, 0.5], [-1.5, 0.7, 0.3, 2.0], [2.0, -0.25, 1.5, 0.75])
+        so_check(f, x)
+    end
+end
+
+@testset "views made in loops of 0, 1 and many iterations, and in recursion" begin
+    for n in (0, 1, 4), x in ([0.1, 0.2, 0.3, 0.5], [-1.5, 0.7, 0.3, 2.0])
+        so_check(x -> so_view_loop(x, n), x)
+        so_check(x -> so_recursive(x, min(n, 3)), x)
+    end
+end
+
+# An object holding a differentiated array beside one without a derivative, or beside a
+# differentiated number, is refused (its shadow would hold nothing for the other one),
+# in every mode, never a wrong value.
+so_closure_constant(x) = (c = [1.0, 2.0, 3.0, 4.0]; sum(i -> x[i] * c[i], 1:length(x)))
+so_closure_number(x) = (a = x[1]; sum(i -> a * x[i], 1:length(x)))
+so_vcat_constant(x) = sum(vcat(x, [1.0, 2.0]) .^ 2)
+@testset "refused, with a message: $(nameof(f))" for (f, what) in (
+    (so_closure_constant, "without a derivative"),
+    (so_closure_number, "differentiated number stored into"),
+    (so_vcat_constant, "without a derivative"),
+)
+    x = [0.1, 0.2, 0.3, 0.5]
+    e = try
+        autodiff(Reverse, f, Active, Duplicated(copy(x), zero(x)))
+        nothing
+    catch err
+        err
+    end
+    @test e isa Oxidase.DifferentiationError && occursin(what, e.msg)
+    @test_throws Oxidase.DifferentiationError autodiff(Forward, f, Duplicated, Duplicated(copy(x), ones(4)))
+    @test_throws Oxidase.DifferentiationError autodiff(Reverse, f, Active, BatchDuplicated(copy(x), (zero(x), zero(x))))
+end
