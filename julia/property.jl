@@ -99,6 +99,8 @@ function program(rng, name)
                 "s += sum(hcat(x, x) * [1.0, $(expr(rng, 1, vars))])",
                 "c = $(expr(rng, 1, vars)); s += sum(i -> c * x[i], 1:3)",
                 "s += sum(abs2, vcat(x, [1.0, 2.0]))",
+                # `try`/`catch` (the body throws for some inputs).
+                "s += (try; log(x[1] + 0.5) * $(expr(rng, 1, vars)); catch; x[2] * x[3]; end)",
             ]))
         else
             push!(body, "k = 0\n    while s > 0.5 && k < 3\n        s = s / 2 + $(expr(rng, 1, vars)) / 10\n        k += 1\n    end")

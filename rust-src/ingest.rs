@@ -1,6 +1,7 @@
 //! Ingestion: from Julia's optimized module to the functions to differentiate. Julia
 //! callees are inlined into the entry (error paths that never return stay calls, and so
-//! do recursive functions, which are differentiated call by call), the rest of the
+//! do recursive functions and functions with a `try`, which are differentiated call by
+//! call), the rest of the
 //! module is dropped, and LLVM cleans up what inlining exposed (SROA turns the `sret`
 //! tuples of `sin`'s helpers into SSA values).
 
@@ -18,8 +19,8 @@ pub fn prepare(m: &Module, entry: &str) -> Result<Value> {
     Ok(inlined.entry)
 }
 
-/// What `inline` leaves: the function to differentiate, and the functions on a
-/// recursive cycle, differentiated call by call.
+/// What `inline` leaves: the function to differentiate, and the functions
+/// differentiated call by call (on a recursive cycle, or with a `try`).
 pub struct Inlined {
     /// The function to differentiate (a wrapper when the entry is one of Base's
     /// elementary functions).
@@ -49,9 +50,12 @@ pub fn inline(m: &Module, entry: &str) -> Result<Inlined> {
             julia_name(&f.name())
         )));
     }
-    // Everything that returns is inlined, except functions on a recursive cycle: those
-    // are differentiated call by call (`transform::calls`), and Base's elementary
+    // Everything that returns is inlined, except functions on a recursive cycle and
+    // functions with a `try` (LLVM does not inline a function that calls `setjmp`):
+    // those are differentiated call by call (`transform::calls`); and Base's elementary
     // functions, which keep their calls and get their derivative from the math table.
+    let mut recursive = recursive;
+    recursive.extend(reachable.iter().copied().filter(|&g| g != f && !g.has_fn_attr("noreturn") && calls_setjmp(g)));
     for g in m.functions() {
         if g == f || g.is_declaration() || !reachable.contains(&g) || g.has_fn_attr("noreturn") {
             continue;
@@ -477,4 +481,9 @@ fn drop_unreachable_functions(m: &Module, reachable: &HashSet<Value>) {
             break;
         }
     }
+}
+
+/// Whether `g` calls `setjmp` (it has a `try`).
+fn calls_setjmp(g: Value) -> bool {
+    g.blocks().into_iter().flat_map(|b| b.instructions()).any(crate::analysis::cfg::is_setjmp_call)
 }

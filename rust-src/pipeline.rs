@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::jit;
 use crate::llvm::{passes, Module, Value};
 use crate::request::{Activity as Act, Leaf, Mode, Passing, Request};
+use crate::rules::Rule;
 use crate::stage::{self, Printed, Stage};
 use crate::symbols::callee_name;
 use crate::transform::{self, Frame};
@@ -174,7 +175,7 @@ fn synthesize_prepared(m: &Module, f: Value, req: &Request, name: &str) -> Resul
     let (mem, act) = Stage::Analyze.run(m, || analyze(m, &subject, &roots))?;
     if req.mode == Mode::Reverse {
         refuse_moving_resizes(frame.g, &mem, &user_name)?;
-        refuse_active_try_bodies(frame.g, &act, &user_name)?;
+        refuse_active_try_effects(frame.g, &act, &user_name)?;
     }
     Stage::Diagnostics.run(m, || {
         crate::diagnostics::insert(m, frame.g, &act, &user_name);
@@ -231,7 +232,7 @@ fn generate_callees(m: &Module, req: &Request, callees: &transform::calls::Calle
         let (mem, act) = analyze(m, &subject, &roots)?;
         if req.mode == Mode::Reverse {
             refuse_moving_resizes(cf.g, &mem, &name)?;
-            refuse_active_try_bodies(cf.g, &act, &name)?;
+            refuse_active_try_effects(cf.g, &act, &name)?;
         }
         // Runtime diagnostics live in the entry's status; a callee reports at compile time.
         if let Some((_, message)) = act.unsupported_when_reached.first() {
@@ -341,24 +342,33 @@ fn refuse_moving_resizes(g: Value, mem: &Memory, user_name: &str) -> Result<()> 
 /// throws, execution resumes at the `catch` through `longjmp`, an edge the reverse sweep
 /// does not know, so it would skip the body's adjoints and misread the tape. Code on
 /// inactive data in a `try` (the logging macros) is fine.
-fn refuse_active_try_bodies(g: Value, act: &Activity, user_name: &str) -> Result<()> {
-    let insts = || g.blocks().into_iter().flat_map(|b| b.instructions());
-    let calls_setjmp = |i: Value| {
-        i.opcode() == crate::llvm::Opcode::LLVMCall
-            && callee_name(i.called_operand()).is_some_and(|n| n.contains(crate::julia::current().setjmp))
-    };
-    if !insts().any(calls_setjmp) {
+fn refuse_active_try_effects(g: Value, act: &Activity, user_name: &str) -> Result<()> {
+    if !g.blocks().into_iter().flat_map(|b| b.instructions()).any(crate::analysis::cfg::is_setjmp_call) {
         return Ok(());
     }
+    // A throw inside the body makes the reverse sweep retrace the `catch` alone: what
+    // the body computed is dropped with the tape it pushed (`reverse::rewind_tape_at_
+    // catches`), which is right for values, but not for what it wrote to memory a later
+    // read may see (its derivative would be lost), nor for the records splatting and
+    // BLAS calls keep outside the tape.
     let cfg = crate::analysis::cfg::Cfg::compute(g);
     for (b, in_try) in cfg.try_bodies().into_iter().enumerate() {
         if !in_try {
             continue;
         }
-        if let Some(i) = cfg.blocks[b].instructions().into_iter().find(|&i| act.is_active(i)) {
+        let effect = |i: Value| {
+            act.is_active(i)
+                && match act.rule(i) {
+                    Rule::Store | Rule::MemCopy | Rule::MemZero | Rule::ArrayCopy | Rule::Blas(_) | Rule::Splat => true,
+                    // A callee may write its differentiated arguments.
+                    Rule::Call => (0..i.call_arg_count()).any(|k| !i.operand(k).ty().is_floating()),
+                    _ => false,
+                }
+        };
+        if let Some(i) = cfg.blocks[b].instructions().into_iter().find(|&i| effect(i)) {
             return Err(Error::Unsupported(format!(
-                "not yet supported in reverse mode: a differentiated computation inside a `try`, \
-                 in `{user_name}`{}; move it out of the `try`, or use forward mode",
+                "not yet supported in reverse mode: inside a `try`, writing a differentiated value to memory \
+                 (or a call that may), in `{user_name}`{}; move it out of the `try`, or use forward mode",
                 crate::names::where_(i)
             )));
         }

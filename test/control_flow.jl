@@ -144,15 +144,78 @@ end
     for x in (4.0, 0.25, -1.0)   # the try, and the catch (sqrt throws a DomainError)
         expected = x > 0 ? 1.5 * sqrt(x) : -1.0
         @test autodiff(Forward, guarded, Duplicated, Duplicated(x, 1.0))[2] ≈ expected rtol = 1e-14
+        @test autodiff(Reverse, guarded, Active, Active(x))[1][1] ≈ expected rtol = 1e-14
     end
-    # Not yet: reverse mode through a differentiated `try` body (an exception resumes at
-    # the `catch`, an edge the reverse sweep does not know), and a value computed in a
-    # `try` and read after its `catch` (it came out with a zero derivative before).
-    for call in (() -> autodiff(Reverse, guarded, Active, Active(4.0)),
-                 () -> autodiff(Forward, kept_from_try, Duplicated, Duplicated(2.0, 1.0)),
+    # Not yet: a value computed before a `try` and read after its `catch` (Julia keeps it
+    # in a stack slot; it came out with a zero derivative before).
+    for call in (() -> autodiff(Forward, kept_from_try, Duplicated, Duplicated(2.0, 1.0)),
                  () -> autodiff(Reverse, kept_from_try, Active, Active(2.0)))
         err = caught(call)   # (test/errors.jl)
         @test err isa Oxidase.DifferentiationError
         @test err isa Oxidase.DifferentiationError && occursin("try", err.msg)
     end
+end
+
+# `try`/`catch` in reverse mode: a throw inside the body resumes at the `catch` with what
+# the body pushed still on the tape; the `catch` starts from the tape as the body found
+# it, so the reverse sweep retraces the path taken. Each program on inputs that take the
+# body and inputs that throw (early, or after the tape moved to the heap), against
+# central differences, in reverse, batch reverse and forward mode.
+function try_sqrt(x)
+    s = 0.0
+    try
+        s = sqrt(x[1]) * x[2]
+    catch
+        s = x[2] * 3.0
+    end
+    s * x[1]
+end
+try_value(x) = (try; log(x[1]) * x[2]; catch; x[2]^2; end) + x[1]
+function try_long_body(x)   # 150 iterations push past the tape's stack buffer, then throw
+    y = try
+        acc = 0.0
+        for i in 1:300
+            acc += sin(x[1] * i) * x[2]
+            i == 150 && x[2] < 0 && throw(DomainError(-1.0))
+        end
+        acc
+    catch
+        cos(x[1]) * x[2]
+    end
+    s = 0.0
+    for i in 1:50
+        s += y * x[1] / i
+    end
+    s
+end
+@noinline try_callee(a, b) = (try; a > 0 ? sqrt(a) * b : error("negative"); catch; 0.5 * b; end)
+try_in_callee(x) = try_callee(x[1], x[2]) * x[2] + try_callee(x[2], x[1])
+try_in_loop(x) = (s = 0.0; for k in 1:4; s += (try; log(x[1] - k / 4 + 0.01) * x[2]; catch; x[2]; end); end; s)
+function try_writes(x)   # an active write inside the body: refused in reverse mode
+    y = zeros(2)
+    try
+        y[1] = x[1]^2
+        x[2] < 0 && error("negative")
+    catch
+    end
+    y[1] * x[2]
+end
+try_fd(f, x) = [((xp = copy(x); xp[i] += 1e-6; f(xp)) - (xm = copy(x); xm[i] -= 1e-6; f(xm))) / 2e-6 for i in eachindex(x)]
+@testset "try/catch in reverse mode: $(nameof(f))" for f in (try_sqrt, try_value, try_long_body, try_in_callee, try_in_loop)
+    for x in ([0.25, 2.0], [-0.25, 2.0], [0.7, -1.5], [1.6, 0.3], [-0.3, -0.5])
+        g = try_fd(f, x)
+        dx = zero(x)
+        autodiff(Reverse, f, Active, Duplicated(copy(x), dx))
+        @test dx ≈ g rtol = 1e-6 atol = 1e-8
+        d1, d2 = zero(x), zero(x)
+        autodiff(Reverse, f, Active, BatchDuplicated(copy(x), (d1, d2)))
+        @test d1 ≈ g rtol = 1e-6 atol = 1e-8
+        @test d2 == d1
+        @test autodiff(Forward, f, Duplicated, Duplicated(copy(x), [1.0, -0.5]))[2] ≈ g' * [1.0, -0.5] rtol = 1e-6 atol = 1e-8
+    end
+end
+@testset "try/catch in reverse mode: an active write in the body is refused" begin
+    err = caught(() -> autodiff(Reverse, try_writes, Active, Duplicated([0.5, -1.0], zeros(2))))
+    @test err isa Oxidase.DifferentiationError && occursin("inside a `try`", err.msg)
+    @test autodiff(Forward, try_writes, Duplicated, Duplicated([0.5, 2.0], [1.0, 0.0]))[2] ≈ 2.0
 end

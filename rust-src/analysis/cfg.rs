@@ -270,6 +270,12 @@ fn intersect(idom: &[Option<usize>], rpo: &[usize], mut a: usize, mut b: usize) 
     a
 }
 
+/// Whether instruction `i` calls the `setjmp` of a `try`.
+pub fn is_setjmp_call(i: Value) -> bool {
+    i.opcode() == Opcode::LLVMCall
+        && callee_name(i.called_operand()).is_some_and(|n| n.contains(crate::julia::current().setjmp))
+}
+
 #[cfg(test)]
 mod tests {
     use super::Cfg;

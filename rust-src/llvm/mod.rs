@@ -329,6 +329,19 @@ impl Value {
         // cmpxchg, a precondition of this method that LLVM does not check (its C API casts unchecked).
         unsafe { LLVMGetVolatile(self.0) != 0 }
     }
+    /// `icmp`: its predicate.
+    pub fn icmp_predicate(self) -> IntPredicate {
+        assert_eq!(self.opcode(), Opcode::LLVMICmp, "icmp_predicate of a non-icmp");
+        // SAFETY: `self.0` is a live `icmp` (the `Value` invariant and the assertion above).
+        unsafe { LLVMGetICmpPredicate(self.0) }
+    }
+    /// Makes this load or store volatile; returns it.
+    pub fn set_volatile(self) -> Value {
+        assert!(matches!(self.opcode(), Opcode::LLVMLoad | Opcode::LLVMStore), "set_volatile of a non-memory access");
+        // SAFETY: `self.0` is a live load or store (the `Value` invariant and the assertion above).
+        unsafe { LLVMSetVolatile(self.0, 1) };
+        self
+    }
     /// Gives this memory access the type-based alias class (`!tbaa`) of `from`, a
     /// primal access whose shadow it is: shadow memory has the primal's layout (array
     /// data where it reads array data, a data pointer where it reads one), and the tag
@@ -1553,6 +1566,29 @@ impl Builder<'_> {
         // `NONAME` is a NUL-terminated static string.
         unsafe { LLVMInsertIntoBuilderWithName(self.b, c.0, NONAME.as_ptr()) };
         c
+    }
+    /// An empty inline `asm` handed pointer `p`, with a memory clobber: `p`'s memory
+    /// escapes, so LLVM keeps it in memory (no promotion to registers, every access
+    /// done), as code that a `longjmp` may re-enter needs.
+    pub fn escape(&self, p: Value) -> Value {
+        let fty = self.m.fn_type(self.m.void(), &[p.ty()]);
+        let (code, constraints) = ("", "r,~{memory}");
+        // SAFETY: `fty` is a live function type of this context; the strings are passed with their
+        // lengths (no NUL needed) and outlive the call; `p` is a live value of the context.
+        let asm = Value(unsafe {
+            LLVMGetInlineAsm(
+                fty.0,
+                code.as_ptr().cast(),
+                code.len(),
+                constraints.as_ptr().cast(),
+                constraints.len(),
+                1,
+                0,
+                llvm_sys::LLVMInlineAsmDialect::LLVMInlineAsmDialectATT,
+                0,
+            )
+        });
+        self.call_typed(fty, asm, &[p])
     }
     /// `store`.
     pub fn store(&self, v: Value, p: Value) -> Value {

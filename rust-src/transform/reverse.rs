@@ -197,6 +197,7 @@ impl<'a> Reverse<'a> {
         self.count_loops();
         self.plan()?;
         self.instrument_forward()?;
+        self.rewind_tape_at_catches()?;
         self.fill_slots();
         self.emit_reverse()?;
         // Only now may calls change: the sweeps were built from the original calls.
@@ -497,6 +498,49 @@ impl<'a> Reverse<'a> {
                     push(&b, saved);
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// `try`: a throw in the body returns to the `setjmp` of its `try` a second time,
+    /// with whatever the body pushed before it threw still on the tape; the `catch` then
+    /// runs, and the reverse sweep retraces that path, which pushed none of it. So the
+    /// block of the `setjmp` saves the tape's length when the `setjmp` returns the first
+    /// time (after the block's own pushes, which its second return repeats), and the
+    /// `catch` starts from that length. The tape's header is kept in memory (`escape`):
+    /// promoted to registers, the `catch` would see it as it was at the `setjmp`, with a
+    /// buffer the body may have reallocated. (The body's active effects on memory are
+    /// refused: `pipeline::refuse_active_try_effects`.)
+    fn rewind_tape_at_catches(&self) -> Result<()> {
+        let m = self.m;
+        let mut escaped = false;
+        for bb in self.cfg.blocks.clone() {
+            let Some(call) = bb.instructions().into_iter().find(|&i| crate::analysis::cfg::is_setjmp_call(i)) else {
+                continue;
+            };
+            let Some(catch) = catch_block(bb, call) else {
+                return Err(Error::Unsupported(format!(
+                    "not yet supported in reverse mode: a `try` whose handler the engine does not recognize{}",
+                    crate::names::where_(call)
+                )));
+            };
+            let eb = self.frame.entry_builder(m);
+            if !escaped {
+                eb.escape(self.tape.slot);
+                escaped = true;
+            }
+            let i64t = m.int(64);
+            let saved = eb.alloca(i64t, "ox.try.tape_len");
+            eb.store(m.const_int(i64t, 0), saved).set_volatile();
+            let b = m.builder();
+            b.before(bb.terminator().expect("blocks end with a terminator"));
+            let first = b.icmp(crate::llvm::IntPredicate::LLVMIntEQ, call, m.const_int(call.ty(), 0));
+            let len = self.tape.len(&b);
+            let old = b.load(i64t, saved).set_volatile();
+            b.store(b.select(first, len, old), saved).set_volatile();
+            b.before(catch.first_non_phi().expect("blocks end with a terminator"));
+            let len = b.load(i64t, saved).set_volatile();
+            self.tape.set_len(&b, len);
         }
         Ok(())
     }
@@ -1004,3 +1048,26 @@ impl<'a> Reverse<'a> {
 
 /// How the reverse sweep reaches need `n` of the instruction being reversed, in a lane.
 type Env<'e> = dyn Fn(Need, usize) -> Value + 'e;
+
+/// The `catch` of the `try` whose `setjmp` is `call` in block `bb`: the successor `bb`'s
+/// branch takes when the `setjmp` returns non-zero (`br (setjmp(...) == 0), try,
+/// catch`), when the branch has that shape.
+fn catch_block(bb: Block, call: Value) -> Option<Block> {
+    let t = bb.terminator()?;
+    if t.opcode() != Opcode::LLVMBr || t.num_operands() != 3 {
+        return None;
+    }
+    let c = t.operand(0);
+    if c.opcode_if_instruction() != Some(Opcode::LLVMICmp)
+        || c.operand(0) != call
+        || c.operand(1).const_uint() != Some(0)
+    {
+        return None;
+    }
+    let succ = t.successors();
+    match c.icmp_predicate() {
+        crate::llvm::IntPredicate::LLVMIntEQ => succ.get(1).copied(),
+        crate::llvm::IntPredicate::LLVMIntNE => succ.first().copied(),
+        _ => None,
+    }
+}

@@ -135,6 +135,9 @@ pub fn build_lane(
         let s = match pointer_op(i) {
             Some(PointerOp::Derive) if i.opcode() == Opcode::LLVMGetElementPtr => b.gep_like(i, of(i.operand(0))),
             Some(PointerOp::Derive) => b.cast(i.opcode(), of(i.operand(0)), i.ty()),
+            // (Volatile like the primal: Julia reads a `try`'s variables in its `catch`
+            // through volatile slots, which a `longjmp` reaches past LLVM's sight.)
+            Some(PointerOp::Load) if i.is_volatile() => b.load(i.ty(), of(i.operand(0))).set_volatile(),
             Some(PointerOp::Load) => b.load(i.ty(), of(i.operand(0))).copy_tbaa_from(i),
             Some(PointerOp::Merge) => b.select(i.operand(0), of(i.operand(1)), of(i.operand(2))),
             None => continue,
@@ -148,7 +151,10 @@ pub fn build_lane(
         if i.opcode() == Opcode::LLVMStore && mem.leaf(i.operand(1)) == Some(Leaf::StackArraysF64) {
             if let (Some(&v), Some(&p)) = (shadow.get(&i.operand(0)), shadow.get(&i.operand(1))) {
                 b.after(i);
-                b.store(v, p);
+                let mirror = b.store(v, p);
+                if i.is_volatile() {
+                    mirror.set_volatile();
+                }
             }
         }
     }

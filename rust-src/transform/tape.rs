@@ -115,6 +115,18 @@ impl Tape {
         b.from_i64_bits(bits, ty)
     }
 
+    /// The number of slots in use (volatile: read where a `longjmp` may come back).
+    pub fn len(&self, b: &Builder) -> Value {
+        let ty = slot_type(b.m);
+        load(b, b.m.int(64), field(b, ty, self.slot, LEN)).set_volatile()
+    }
+
+    /// Sets the number of slots in use (drops what was pushed since `len` was read).
+    pub fn set_len(&self, b: &Builder, len: Value) {
+        let ty = slot_type(b.m);
+        b.store(len, field(b, ty, self.slot, LEN)).set_tbaa_type(TBAA).set_volatile();
+    }
+
     /// Frees the buffer when it is on the heap, raising the size hint to its size.
     pub fn free(&self, b: &Builder) {
         b.call(self.free, &[self.slot]);
