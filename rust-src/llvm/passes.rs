@@ -34,16 +34,24 @@ pub fn init_native_target() {
 /// the JIT's symbol search finds it; without it (not glibc, not x86-64) nothing changes.
 /// The option is LLVM 19's own (this library's), not Julia's LLVM's.
 fn use_libmvec() {
+    use libloading::os::unix::{Library, RTLD_GLOBAL, RTLD_NOW};
+    /// The library stays loaded for the process's life: code the JIT compiled calls it.
+    static LIBMVEC: OnceLock<Library> = OnceLock::new();
     if !cfg!(all(target_os = "linux", target_arch = "x86_64")) {
         return;
     }
-    // SAFETY: dlopen/dlsym with NUL-terminated names; the handle is kept for the
-    // process's lifetime (the JIT's code calls into the library).
-    let found = unsafe {
-        let handle = libc::dlopen(c"libmvec.so.1".as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL);
-        !handle.is_null() && !libc::dlsym(handle, c"_ZGVdN4v_cos".as_ptr()).is_null()
+    // SAFETY: libmvec is part of glibc; loading it runs no initialiser beyond glibc's own,
+    // and it is never unloaded (`LIBMVEC` keeps it), so no termination routine runs early.
+    // `RTLD_GLOBAL` puts its symbols in the process's global scope, where the JIT's symbol
+    // search looks.
+    let Ok(library) = (unsafe { Library::open(Some("libmvec.so.1"), RTLD_NOW | RTLD_GLOBAL) }) else {
+        return;
     };
-    if found {
+    // SAFETY: the symbol is only tested for presence (read as an opaque pointer, never
+    // called or dereferenced here).
+    let has_avx2_cos = unsafe { library.get::<*const libc::c_void>(c"_ZGVdN4v_cos") }.is_ok_and(|s| !s.is_null());
+    let _ = LIBMVEC.set(library);
+    if has_avx2_cos {
         let args = [c"oxidase".as_ptr(), c"-vector-library=LIBMVEC-X86".as_ptr()];
         // SAFETY: two NUL-terminated arguments that outlive the call; no overview text.
         unsafe { llvm_sys::support::LLVMParseCommandLineOptions(2, args.as_ptr(), std::ptr::null()) };
