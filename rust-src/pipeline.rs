@@ -9,7 +9,7 @@ use crate::analysis::activity::{Activity, Subject};
 use crate::analysis::memory::Memory;
 use crate::error::{Error, Result};
 use crate::jit;
-use crate::llvm::{passes, Module, Value};
+use crate::llvm::{passes, Module, OwnedModule, Value};
 use crate::request::{Activity as Act, Leaf, Mode, Passing, Request};
 use crate::stage::{self, Printed, Stage};
 use crate::symbols::callee_name;
@@ -48,7 +48,7 @@ pub fn compile(bitcode: &[u8], req: &Request) -> Result<Compiled> {
     req.validate()?;
     let jit = jit::global()?;
     let tsc = jit.new_context();
-    let m = Module::parse_bitcode(&tsc, bitcode, !req.writer_bitcode)?;
+    let m = OwnedModule::parse_bitcode(&tsc, bitcode, !req.writer_bitcode)?;
     let name = jit::fresh_symbol();
     let flags = synthesize(&m, req, &name, &jit.data_layout(), &jit.triple())?;
     // Debug info has served (source lines in messages); the JIT's DWARF would reach no

@@ -1,10 +1,21 @@
 //! Thin safe handles over LLVM's C API. Every `unsafe` LLVM call of the engine lives
 //! in this module and its children.
 //!
+//! # Two layers
+//! What owns LLVM objects goes through inkwell: contexts, modules, memory buffers,
+//! bitcode reading and writing (`owner`), target initialisation, the target machine and
+//! the pass pipeline (`passes`). There the type system keeps a module inside its
+//! context's life (`OwnedModule<'ctx>`). The per-instruction handles the whole engine
+//! uses (`Value`, `Type`, `Block`, and the `Module` view and `Builder` that make them)
+//! are this module's own, over `llvm_sys`; so are the ORC JIT (`orc`: inkwell has no
+//! LLJIT), the child process that reads untrusted bitcode (`sandbox`) and the fatal-error
+//! hooks (`fatal`). docs/how-it-works.md ("LLVM handles") says how the handles would
+//! move onto inkwell's lifetime-carrying types.
+//!
 //! # Safety model
 //! Handles (`Value`, `Type`, `Block`) are copyable raw references. They are valid while
-//! the `Module` (and its context) that owns them is alive and the entity has not been
-//! erased; the engine only creates, reads and erases IR inside one `Module` whose
+//! the `OwnedModule` (and so its context) that owns them is alive and the entity has not
+//! been erased; the engine only creates, reads and erases IR inside one module whose
 //! lifetime encloses every use. That single invariant is what makes the wrappers below
 //! sound, so no other module of the crate touches `llvm_sys` directly.
 //!
@@ -20,8 +31,11 @@
 
 pub mod fatal;
 pub mod orc;
+mod owner;
 pub mod passes;
 pub mod sandbox;
+
+pub use owner::{Context, OwnedModule};
 
 use llvm_sys::core::*;
 use llvm_sys::debuginfo::LLVMInstructionGetDebugLoc;
@@ -827,107 +841,19 @@ impl Block {
     }
 }
 
-/// An LLVM module with its own context, owned.
+/// An LLVM module as the engine reads and edits it: a view of an `OwnedModule`, reached
+/// only through a borrow of it (`Deref`), which owns the module and borrows its context.
 ///
-/// Invariant: `m` is a live module of the live context `ctx`, owned by this value
-/// (and `ctx` too when `owns_context`) until `Drop` disposes of them or `into_raw`
-/// hands them over; every `Value`, `Type` and `Block` the engine makes from it belongs
-/// to `ctx`.
+/// Invariant: `m` is a live module of the live context `ctx`, both kept alive by the
+/// `OwnedModule` this is borrowed from (fields private to `llvm`: no other code makes a
+/// `Module`); every `Value`, `Type` and `Block` the engine makes from it belongs to
+/// `ctx`.
 pub struct Module {
-    pub(crate) ctx: LLVMContextRef,
-    pub(crate) m: LLVMModuleRef,
-    owns_context: bool,
-}
-
-// SAFETY: a Module and its context are only ever used by one thread at a time (moved,
-// never shared: `Module` is not `Sync`); LLVM contexts are not thread-affine.
-unsafe impl Send for Module {}
-
-impl Drop for Module {
-    fn drop(&mut self) {
-        // SAFETY: the module and the context it owns (`owns_context`) are live and disposed of exactly once,
-        // here; `into_raw` nulls both when it hands them over; the module is disposed of before its context.
-        unsafe {
-            if !self.m.is_null() {
-                LLVMDisposeModule(self.m);
-            }
-            if self.owns_context && !self.ctx.is_null() {
-                LLVMContextDispose(self.ctx);
-            }
-        }
-    }
+    ctx: LLVMContextRef,
+    m: LLVMModuleRef,
 }
 
 impl Module {
-    /// Parses bitcode into a module in `tsc`'s context (which outlives the module: the
-    /// JIT takes both). The bytes reach LLVM's reader in this process only after a child
-    /// process has read and verified them (`sandbox`): corrupt bitcode is an error here,
-    /// never a crash. Unless `checked` is false: the caller vouches for the bytes
-    /// (`OX_REQ_WRITER_BITCODE`).
-    pub fn parse_bitcode(tsc: &orc::ThreadSafeContext, bytes: &[u8], checked: bool) -> crate::error::Result<Module> {
-        use crate::error::Error;
-        if bytes.is_empty() {
-            return Err(Error::BadIr("empty bitcode".into()));
-        }
-        if checked && !sandbox::disabled() {
-            sandbox::check(bytes).map_err(|r| match r {
-                sandbox::Refusal::Bad(msg) => Error::BadIr(msg),
-                sandbox::Refusal::Unavailable(msg) => {
-                    Error::Internal(format!("cannot start the process that checks bitcode: {msg}"))
-                }
-            })?;
-        }
-        // SAFETY: the context is alive (the ThreadSafeContext owns it).
-        let (m, _) = unsafe { parse_bitcode_in(tsc.context(), bytes) }.map_err(Error::BadIr)?;
-        Ok(Module { ctx: tsc.context(), m, owns_context: false })
-    }
-
-    /// Parses LLVM 19 textual IR (tests and fixtures) into a module with its own context.
-    pub fn parse_ir(text: &str) -> Result<Module, String> {
-        // SAFETY: the new context is owned by the returned `Module` or disposed of on error; LLVM copies
-        // `text` (pointer and length) into a buffer that `LLVMParseIRInContext` takes over; `name` is a NUL-
-        // terminated `CString` alive during the call; on error `err` is an LLVM message that `take_message`
-        // disposes of.
-        unsafe {
-            let ctx = LLVMContextCreate();
-            let name = cstr("oxidase.text");
-            let buf = llvm_sys::core::LLVMCreateMemoryBufferWithMemoryRangeCopy(
-                text.as_ptr() as *const _,
-                text.len(),
-                name.as_ptr(),
-            );
-            let mut m = std::ptr::null_mut();
-            let mut err = std::ptr::null_mut();
-            if llvm_sys::ir_reader::LLVMParseIRInContext(ctx, buf, &mut m, &mut err) != 0 {
-                LLVMContextDispose(ctx);
-                return Err(take_message(err));
-            }
-            Ok(Module { ctx, m, owns_context: true })
-        }
-    }
-
-    /// The module as bitcode.
-    pub fn to_bitcode(&self) -> Vec<u8> {
-        // SAFETY: `self.m` and `self.ctx` are live (the `Module` invariant); the memory buffer LLVM writes
-        // holds `len` bytes from `start`, copied here before the buffer is disposed of, once.
-        unsafe {
-            let buf = llvm_sys::bit_writer::LLVMWriteBitcodeToMemoryBuffer(self.m);
-            let start = llvm_sys::core::LLVMGetBufferStart(buf) as *const u8;
-            let len = llvm_sys::core::LLVMGetBufferSize(buf);
-            let out = std::slice::from_raw_parts(start, len).to_vec();
-            LLVMDisposeMemoryBuffer(buf);
-            out
-        }
-    }
-
-    /// Gives up ownership of the module (and context if owned), e.g. to hand it to the JIT.
-    pub fn into_raw(mut self) -> (LLVMContextRef, LLVMModuleRef) {
-        let r = (self.ctx, self.m);
-        self.m = std::ptr::null_mut();
-        self.ctx = std::ptr::null_mut();
-        r
-    }
-
     /// A function by name.
     pub fn function(&self, name: &str) -> Option<Value> {
         let n = cstr(name);
@@ -1241,46 +1167,6 @@ impl Module {
         // SAFETY: `self.m` and `self.ctx` are live (the `Module` invariant); the builder is disposed of by
         // `Builder::drop`, and its borrow of the module keeps the context alive until then.
         Builder { b: unsafe { LLVMCreateBuilderInContext(self.ctx) }, m: self }
-    }
-}
-
-/// LLVM's bitcode reader on `bytes`, into `ctx`: the module and the warnings the reader
-/// reported (usually none), or the reader's message.
-/// Unchecked: the caller has made sure a fault cannot take the process down (`sandbox`).
-///
-/// # Safety
-/// `ctx` must be a live context no other thread uses during the call.
-pub(crate) unsafe fn parse_bitcode_in(ctx: LLVMContextRef, bytes: &[u8]) -> Result<(LLVMModuleRef, String), String> {
-    let name = cstr("oxidase.input");
-    let buf = llvm_sys::core::LLVMCreateMemoryBufferWithMemoryRangeCopy(
-        bytes.as_ptr() as *const _,
-        bytes.len(),
-        name.as_ptr(),
-    );
-    let mut m = std::ptr::null_mut();
-    // The bitcode reader reports errors through the context's diagnostic handler, which
-    // by default prints and exits; install one that records.
-    let diag = Box::into_raw(Box::new(String::new()));
-    llvm_sys::core::LLVMContextSetDiagnosticHandler(ctx, Some(record_diagnostic), diag as *mut _);
-    let failed = llvm_sys::bit_reader::LLVMParseBitcodeInContext2(ctx, buf, &mut m) != 0;
-    llvm_sys::core::LLVMContextSetDiagnosticHandler(ctx, None, std::ptr::null_mut());
-    let msg = *Box::from_raw(diag);
-    LLVMDisposeMemoryBuffer(buf);
-    if failed || m.is_null() {
-        return Err(if msg.is_empty() { "invalid bitcode".into() } else { msg });
-    }
-    Ok((m, msg))
-}
-
-extern "C" fn record_diagnostic(info: llvm_sys::prelude::LLVMDiagnosticInfoRef, ctx: *mut libc::c_void) {
-    // SAFETY: ctx is the `Box<String>` installed by `parse_bitcode_in` for this call.
-    unsafe {
-        let s = &mut *(ctx as *mut String);
-        let d = take_message(llvm_sys::core::LLVMGetDiagInfoDescription(info));
-        if !s.is_empty() {
-            s.push('\n');
-        }
-        s.push_str(&d);
     }
 }
 
@@ -1736,12 +1622,14 @@ unsafe fn tbaa_constant(md: LLVMValueRef) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{Module, Opcode};
+    use super::{Context, Opcode, OwnedModule};
 
     /// `copy_tbaa_from` copies an ordinary tag and refuses a constant one.
     #[test]
     fn tbaa_copied_unless_constant() {
-        let m = Module::parse_ir(
+        let ctx = Context::create();
+        let m = OwnedModule::parse_ir(
+            &ctx,
             r#"
 define void @f(ptr %p, ptr %q) {
   %a = load double, ptr %p, !tbaa !2
