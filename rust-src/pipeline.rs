@@ -68,8 +68,7 @@ fn runtime_flags(g: Value) -> u32 {
     let live = cfg.reaches_return();
     let engine = crate::runtime::addresses();
     let calls_runtime = cfg.blocks.iter().enumerate().filter(|(i, _)| live[*i]).any(|(_, b)| {
-        b.instructions().into_iter().filter(|i| i.opcode() == crate::llvm::Opcode::LLVMCall).any(|c| {
-            let callee = c.called_operand();
+        b.instructions().into_iter().filter_map(|i| i.called_operand_if_call()).any(|callee| {
             if callee.is_function() && (callee.intrinsic_id() != 0 || !callee.is_declaration()) {
                 return false;
             }
@@ -246,9 +245,9 @@ fn generate_callees(m: &Module, req: &Request, callees: &transform::calls::Calle
 /// (`runtime::hooks`): the caller opens the hooks' record frame around each call.
 fn hooks_flag(m: &Module) -> u32 {
     let calls_hook = m.functions().into_iter().flat_map(|g| g.blocks()).flat_map(|b| b.instructions()).any(|c| {
-        c.opcode() == crate::llvm::Opcode::LLVMCall
-            && crate::llvm::const_address(c.called_operand())
-                .is_some_and(|a| crate::runtime::hooks::is_hook(a as usize))
+        c.called_operand_if_call()
+            .and_then(crate::llvm::const_address)
+            .is_some_and(|a| crate::runtime::hooks::is_hook(a as usize))
     });
     if calls_hook {
         crate::codes::OX_FLAG_RUNTIME_HOOKS
@@ -269,10 +268,9 @@ fn release_flag(m: &Module) -> u32 {
     }
     let engine = crate::runtime::addresses();
     let may_throw = defined.iter().flat_map(|g| g.blocks()).flat_map(|b| b.instructions()).any(|c| {
-        if c.opcode() != crate::llvm::Opcode::LLVMCall {
+        let Some(callee) = c.called_operand_if_call() else {
             return false;
-        }
-        let callee = c.called_operand();
+        };
         if callee.is_function() {
             // Defined functions are scanned themselves; of the declared ones, Julia's
             // runtime throws (`jl_throw`, `jl_bounds_error_ints`...) and may allocate.
@@ -307,7 +305,7 @@ fn is_julia_runtime(name: &str) -> bool {
 fn keep_primal_math_scalar(m: &Module) {
     for g in m.functions().into_iter().filter(|g| !g.is_declaration()) {
         for i in g.blocks().into_iter().flat_map(|b| b.instructions()) {
-            let callee = (i.opcode() == crate::llvm::Opcode::LLVMCall).then(|| i.called_function()).flatten();
+            let callee = i.called_operand_if_call().filter(|c| c.is_function());
             if let Some(h) = callee.filter(|h| h.is_declaration()) {
                 if matches!(crate::rules::math::lookup(&h.name()), Some(crate::rules::math::Callee::Math(_))) {
                     i.add_call_fn_attr("nobuiltin");
@@ -344,8 +342,7 @@ fn refuse_moving_resizes(g: Value, mem: &Memory, user_name: &str) -> Result<()> 
 fn refuse_active_try_bodies(g: Value, act: &Activity, user_name: &str) -> Result<()> {
     let insts = || g.blocks().into_iter().flat_map(|b| b.instructions());
     let calls_setjmp = |i: Value| {
-        i.opcode() == crate::llvm::Opcode::LLVMCall
-            && callee_name(i.called_operand()).is_some_and(|n| n.contains(crate::julia::current().setjmp))
+        i.called_operand_if_call().and_then(callee_name).is_some_and(|n| n.contains(crate::julia::current().setjmp))
     };
     if !insts().any(calls_setjmp) {
         return Ok(());

@@ -637,6 +637,15 @@ impl Value {
         // SAFETY: `self.0` is a live `CallBase` (the `Value` invariant; checked above).
         Value(unsafe { LLVMGetCalledValue(self.0) })
     }
+    /// The called operand when this is a `call` instruction (`called_operand` of anything
+    /// else panics): for the many scans that look at calls among other instructions.
+    pub fn called_operand_if_call(self) -> Option<Value> {
+        // SAFETY: `self.0` is a live value (the `Value` invariant); `LLVMIsA*` is a checked cast, defined on
+        // any value.
+        let call = unsafe { !LLVMIsACallInst(self.0).is_null() };
+        // SAFETY: `self.0` is a live call (tested first), a `CallBase`.
+        call.then(|| Value(unsafe { LLVMGetCalledValue(self.0) }))
+    }
     /// The called function, when the callee is a function (not a pointer).
     #[track_caller]
     pub fn called_function(self) -> Option<Value> {
