@@ -146,12 +146,14 @@ impl Type {
         self.kind() == LLVMTypeKind::LLVMVoidTypeKind
     }
     /// Bit width of an integer type.
+    #[track_caller]
     pub fn int_width(self) -> u32 {
         self.require(self.is_int(), "int_width", "an integer type");
         // SAFETY: `self.0` is a live type (the `Type` invariant) and an integer type (checked above).
         unsafe { LLVMGetIntTypeWidth(self.0) }
     }
     /// Element type of a vector or array.
+    #[track_caller]
     pub fn element(self) -> Type {
         let kind = self.kind();
         self.require(
@@ -173,6 +175,7 @@ impl Type {
         matches!(self.kind(), LLVMTypeKind::LLVMArrayTypeKind | LLVMTypeKind::LLVMStructTypeKind)
     }
     /// Number of lanes of a vector type.
+    #[track_caller]
     pub fn vector_size(self) -> u32 {
         let kind = self.kind();
         self.require(
