@@ -18,7 +18,7 @@
 
 use crate::analysis::activity::Activity;
 use crate::analysis::cfg::Cfg;
-use crate::llvm::{Block, Module, Opcode, RealPredicate, Value};
+use crate::llvm::{Block, Module, Opcode, RealPredicate, Type, Value};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::ffi::CString;
@@ -75,6 +75,16 @@ fn mantissa_mask(width: u32) -> u64 {
     }
 }
 
+/// Bit width of a scalar integer type; 0 for a vector, whose lanes are no one float's
+/// bits (`mantissa_mask` is then all bits, the conservative answer).
+fn scalar_int_width(ty: Type) -> u32 {
+    if ty.is_int() {
+        ty.int_width()
+    } else {
+        0
+    }
+}
+
 fn classify(i: Value, act: &Activity, class: &HashMap<Value, Bits>) -> Bits {
     use Opcode::*;
     let of = |v: Value| class.get(&v).copied().unwrap_or(Bits::Constantish);
@@ -84,7 +94,7 @@ fn classify(i: Value, act: &Activity, class: &HashMap<Value, Bits>) -> Bits {
         LLVMFPToSI | LLVMFPToUI => Bits::Constantish,
         LLVMICmp => Bits::Constantish,
         LLVMLShr | LLVMAShr => {
-            let width = i.ty().int_width();
+            let width = scalar_int_width(i.ty());
             let shift = i.operand(1).const_uint().unwrap_or(0);
             let mant_bits = 64 - mantissa_mask(width).leading_zeros() as u64;
             match of(i.operand(0)) {
@@ -94,7 +104,7 @@ fn classify(i: Value, act: &Activity, class: &HashMap<Value, Bits>) -> Bits {
             }
         }
         LLVMAnd | LLVMOr | LLVMXor => {
-            let width = i.ty().int_width();
+            let width = scalar_int_width(i.ty());
             let mask = i.operand(1).const_uint().or_else(|| i.operand(0).const_uint());
             match (i.opcode(), mask) {
                 (LLVMAnd, Some(m)) if m & mantissa_mask(width) == 0 => Bits::Constantish,

@@ -441,11 +441,9 @@ fn call_graph(m: &Module) -> HashMap<Value, Vec<Value>> {
         let mut cs = Vec::new();
         for b in g.blocks() {
             for i in b.instructions() {
-                if i.opcode() == crate::llvm::Opcode::LLVMCall {
-                    if let Some(c) = i.called_function() {
-                        if !c.is_declaration() && !cs.contains(&c) {
-                            cs.push(c);
-                        }
+                if let Some(c) = i.called_operand_if_call().filter(|c| c.is_function()) {
+                    if !c.is_declaration() && !cs.contains(&c) {
+                        cs.push(c);
                     }
                 }
             }

@@ -3,7 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::llvm::orc::{LlJit, ThreadSafeContext};
-use crate::llvm::Module;
+use crate::llvm::OwnedModule;
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
@@ -50,7 +50,7 @@ impl Jit {
         self.inner.new_context()
     }
     /// Adds `m` and returns the address of its symbol `name`.
-    pub fn add(&self, tsc: &ThreadSafeContext, m: Module, name: &str) -> Result<usize> {
+    pub fn add<'ctx>(&self, tsc: &'ctx ThreadSafeContext, m: OwnedModule<'ctx>, name: &str) -> Result<usize> {
         let _g = self.lock.lock();
         self.inner.add_module(tsc, m).map_err(Error::Jit)?;
         self.inner.lookup(name).map_err(Error::Jit)

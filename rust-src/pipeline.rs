@@ -9,7 +9,7 @@ use crate::analysis::activity::{Activity, Subject};
 use crate::analysis::memory::Memory;
 use crate::error::{Error, Result};
 use crate::jit;
-use crate::llvm::{passes, Module, Value};
+use crate::llvm::{passes, Module, OwnedModule, Value};
 use crate::request::{Activity as Act, Leaf, Mode, Passing, Request};
 use crate::rules::Rule;
 use crate::stage::{self, Printed, Stage};
@@ -49,7 +49,7 @@ pub fn compile(bitcode: &[u8], req: &Request) -> Result<Compiled> {
     req.validate()?;
     let jit = jit::global()?;
     let tsc = jit.new_context();
-    let m = Module::parse_bitcode(&tsc, bitcode, !req.writer_bitcode)?;
+    let m = OwnedModule::parse_bitcode(&tsc, bitcode, !req.writer_bitcode)?;
     let name = jit::fresh_symbol();
     let flags = synthesize(&m, req, &name, &jit.data_layout(), &jit.triple())?;
     // Debug info has served (source lines in messages); the JIT's DWARF would reach no
@@ -69,8 +69,7 @@ fn runtime_flags(g: Value) -> u32 {
     let live = cfg.reaches_return();
     let engine = crate::runtime::addresses();
     let calls_runtime = cfg.blocks.iter().enumerate().filter(|(i, _)| live[*i]).any(|(_, b)| {
-        b.instructions().into_iter().filter(|i| i.opcode() == crate::llvm::Opcode::LLVMCall).any(|c| {
-            let callee = c.called_operand();
+        b.instructions().into_iter().filter_map(|i| i.called_operand_if_call()).any(|callee| {
             if callee.is_function() && (callee.intrinsic_id() != 0 || !callee.is_declaration()) {
                 return false;
             }
@@ -247,9 +246,9 @@ fn generate_callees(m: &Module, req: &Request, callees: &transform::calls::Calle
 /// (`runtime::hooks`): the caller opens the hooks' record frame around each call.
 fn hooks_flag(m: &Module) -> u32 {
     let calls_hook = m.functions().into_iter().flat_map(|g| g.blocks()).flat_map(|b| b.instructions()).any(|c| {
-        c.opcode() == crate::llvm::Opcode::LLVMCall
-            && crate::llvm::const_address(c.called_operand())
-                .is_some_and(|a| crate::runtime::hooks::is_hook(a as usize))
+        c.called_operand_if_call()
+            .and_then(crate::llvm::const_address)
+            .is_some_and(|a| crate::runtime::hooks::is_hook(a as usize))
     });
     if calls_hook {
         crate::codes::OX_FLAG_RUNTIME_HOOKS
@@ -270,10 +269,9 @@ fn release_flag(m: &Module) -> u32 {
     }
     let engine = crate::runtime::addresses();
     let may_throw = defined.iter().flat_map(|g| g.blocks()).flat_map(|b| b.instructions()).any(|c| {
-        if c.opcode() != crate::llvm::Opcode::LLVMCall {
+        let Some(callee) = c.called_operand_if_call() else {
             return false;
-        }
-        let callee = c.called_operand();
+        };
         if callee.is_function() {
             // Defined functions are scanned themselves; of the declared ones, Julia's
             // runtime throws (`jl_throw`, `jl_bounds_error_ints`...) and may allocate.
@@ -308,7 +306,7 @@ fn is_julia_runtime(name: &str) -> bool {
 fn keep_primal_math_scalar(m: &Module) {
     for g in m.functions().into_iter().filter(|g| !g.is_declaration()) {
         for i in g.blocks().into_iter().flat_map(|b| b.instructions()) {
-            let callee = (i.opcode() == crate::llvm::Opcode::LLVMCall).then(|| i.called_function()).flatten();
+            let callee = i.called_operand_if_call().filter(|c| c.is_function());
             if let Some(h) = callee.filter(|h| h.is_declaration()) {
                 if matches!(crate::rules::math::lookup(&h.name()), Some(crate::rules::math::Callee::Math(_))) {
                     i.add_call_fn_attr("nobuiltin");

@@ -187,13 +187,17 @@ impl Printed {
 mod tests {
     use super::Stage;
     use crate::error::Error;
-    use crate::llvm::Module;
+    use crate::llvm::{Context, OwnedModule};
 
     /// A stage that leaves a terminator in the middle of a block is named in the error.
     #[test]
     fn a_broken_stage_names_itself() {
-        let m = Module::parse_ir("define double @f(double %x) {\n  %y = fadd double %x, %x\n  ret double %y\n}\n")
-            .expect("parses");
+        let ctx = Context::create();
+        let m = OwnedModule::parse_ir(
+            &ctx,
+            "define double @f(double %x) {\n  %y = fadd double %x, %x\n  ret double %y\n}\n",
+        )
+        .expect("parses");
         assert!(Stage::Rewrite.after(&m).is_ok(), "the module verifies before the stage");
         let broken = Stage::Rewrite.run(&m, || {
             let f = m.function("f").unwrap();

@@ -11,12 +11,12 @@
 
 mod common;
 use common::*;
-use oxidase::llvm::Module;
+use oxidase::llvm::{Context, OwnedModule};
 use oxidase::request::{Activity, ArgSpec, Leaf, Mode, Passing, Request};
 use proptest::prelude::*;
 
 fn valid_bitcode() -> Vec<u8> {
-    Module::parse_ir(include_str!("c/abi_test.ll")).unwrap().to_bitcode()
+    OwnedModule::parse_ir(&Context::create(), include_str!("c/abi_test.ll")).unwrap().to_bitcode()
 }
 
 /// The seed corpus for mutations: the checked-in IR fixtures (captured from Julia, and
@@ -27,7 +27,7 @@ fn corpus() -> &'static [(String, Vec<u8>)] {
         let mut out = vec![("f".to_string(), valid_bitcode())];
         for name in SEEDS {
             let (text, entry) = fixture(name);
-            out.push((entry, Module::parse_ir(&text).unwrap().to_bitcode()));
+            out.push((entry, OwnedModule::parse_ir(&Context::create(), &text).unwrap().to_bitcode()));
         }
         out
     })
@@ -84,7 +84,8 @@ fn plausible_request() -> impl Strategy<Value = Request> {
 /// every pointer parameter a duplicated `Vector{Float64}`, others constant; a ghost
 /// first for the Julia fixtures (the function itself).
 fn seed_request(index: usize, entry: &str, bitcode: &[u8]) -> Request {
-    let m = oxidase::llvm::Module::parse_ir(&corpus_text(index)).unwrap();
+    let ctx = Context::create();
+    let m = OwnedModule::parse_ir(&ctx, &corpus_text(index)).unwrap();
     assert_eq!(m.to_bitcode(), bitcode, "bitcode writing is deterministic");
     let f = m.function(entry).unwrap();
     let mut args = if index == 0 { vec![] } else { vec![ghost()] };
@@ -176,7 +177,7 @@ fn compile_flipped(
 /// whole pipeline); the Julia runtime symbols are defined first for the JIT.
 fn prepared_request(index: usize) -> Request {
     let (entry, bc) = &corpus()[index];
-    define_runtime_stubs(&Module::parse_ir(&corpus_text(index)).unwrap());
+    define_runtime_stubs(&OwnedModule::parse_ir(&Context::create(), &corpus_text(index)).unwrap());
     let req = seed_request(index, entry, bc);
     oxidase::pipeline::compile(bc, &req).unwrap_or_else(|e| panic!("seed {index} ({entry}): {e}"));
     req
@@ -361,7 +362,8 @@ proptest! {
                 }
             }
         }
-        let Ok(m) = Module::parse_ir(&lines.join("\n")) else { return Ok(()) };
+        let ctx = Context::create();
+        let Ok(m) = OwnedModule::parse_ir(&ctx, &lines.join("\n")) else { return Ok(()) };
         let arg = |a| ArgSpec { passing: if names[which].ends_with("inp") || names[which] == "sumsq" { Passing::Boxed } else { Passing::Value }, activity: a, type_tree: vec![] };
         let (act, ret, mode) = if reverse {
             (if names[which].ends_with("inp") || names[which] == "sumsq" { Activity::Duplicated } else { Activity::Active }, Activity::Active, Mode::Reverse)

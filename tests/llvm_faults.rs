@@ -7,7 +7,7 @@
 
 use oxidase::error::Error;
 use oxidase::ffi::*;
-use oxidase::llvm::Module;
+use oxidase::llvm::{Context, OwnedModule};
 use oxidase::request::{Activity, ArgSpec, Leaf, Mode, Passing, Request};
 use std::ffi::CStr;
 
@@ -50,7 +50,8 @@ fn c_compile(bc: &[u8], mode: u32, act: u32) -> (i32, String, Option<OxDerivativ
 
 #[test]
 fn llvm_faults_are_errors_and_the_process_goes_on() {
-    let bc = Module::parse_ir(include_str!("c/abi_test.ll")).unwrap().to_bitcode();
+    let ctx = Context::create();
+    let bc = OwnedModule::parse_ir(&ctx, include_str!("c/abi_test.ll")).unwrap().to_bitcode();
     let req = request(Mode::Reverse);
     for (inject, expected) in [
         ("segv", "signal 11, SIGSEGV"),

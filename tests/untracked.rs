@@ -8,7 +8,7 @@ mod common;
 use common::*;
 use oxidase::analysis::activity::{Activity as Act, Subject};
 use oxidase::error::Error;
-use oxidase::llvm::Module;
+use oxidase::llvm::{Context, Module, OwnedModule};
 use oxidase::request::{Activity::*, Leaf, Mode};
 
 const DECLS: &str = "
@@ -64,7 +64,7 @@ fn a_splat_whose_arguments_the_engine_cannot_see_is_refused() {
 /// The analyses alone, on IR as written (no clean-up passes that would fold it away):
 /// the function's `Activity`, or the error it refuses with.
 fn analyse(text: &str, entry: &str) -> Result<Act, Error> {
-    analyse_in(&Module::parse_ir(&format!("{DECLS}{text}")).expect("parses"), entry)
+    analyse_in(&OwnedModule::parse_ir(&Context::create(), &format!("{DECLS}{text}")).expect("parses"), entry)
 }
 
 /// `analyse` on function `entry` of `m`, whose first parameter is a differentiated array.
@@ -122,7 +122,8 @@ j:
 fn an_array_inside_a_struct_value_keeps_its_derivative() {
     // Both sides hold x: the struct's shadow holds x's shadow, in both modes.
     // The analyses on the IR as written (ingestion's clean-up may fold the struct away).
-    let m = Module::parse_ir(&format!("{DECLS}{}", view_ir("%x"))).unwrap();
+    let ctx = Context::create();
+    let m = OwnedModule::parse_ir(&ctx, &format!("{DECLS}{}", view_ir("%x"))).unwrap();
     let f = m.function("view").unwrap();
     let a = analyse_in(&m, "view").expect("differentiable");
     assert!(a.unsupported_when_reached.is_empty());
@@ -256,7 +257,8 @@ top:
 }
 declare void @llvm.memset.p0.i32(ptr, i8, i32, i1)
 ";
-    let m = Module::parse_ir(text).expect("parses");
+    let ctx = Context::create();
+    let m = OwnedModule::parse_ir(&ctx, text).expect("parses");
     let f = oxidase::ingest::prepare(&m, "reload").expect("prepares");
     let reloads = f
         .blocks()

@@ -11,7 +11,7 @@
 
 mod common;
 use common::*;
-use oxidase::llvm::Module;
+use oxidase::llvm::{Context, OwnedModule};
 use oxidase::request::{Activity::*, Mode, Request};
 
 /// The arguments of the fixtures: the function, then `arrays` arrays, all `Duplicated`.
@@ -24,7 +24,8 @@ fn arrays(n: usize) -> Vec<oxidase::request::ArgSpec> {
 fn plans_of(name: &str) -> String {
     let count = if name == "rk4" { 7 } else { 1 };
     let (text, entry) = fixture(name);
-    let m = Module::parse_ir(&text).expect("fixture parses");
+    let ctx = Context::create();
+    let m = OwnedModule::parse_ir(&ctx, &text).expect("fixture parses");
     let req = Request {
         entry,
         mode: Mode::Reverse,

@@ -90,6 +90,11 @@ fn memory_rule(i: Value, mem: &Memory) -> Option<Rule> {
                 let differentiated = |k: &usize| *k < i.call_arg_count() && mem.is_escaped(i.operand(*k));
                 return arrays.iter().any(differentiated).then_some(Rule::Blas(op));
             }
+            // Copies and fills take three or more arguments; a call of fewer (`llvm.trap`)
+            // has no operand 1 to read.
+            if i.call_arg_count() < 2 {
+                return None;
+            }
             let (dst, src) = (i.operand(0), i.operand(1));
             // Addresses in shadowed memory, as pointers or as integers (a `ccall` to
             // libc's memmove gets integers).

@@ -279,7 +279,7 @@ pub fn is_setjmp_call(i: Value) -> bool {
 #[cfg(test)]
 mod tests {
     use super::Cfg;
-    use crate::llvm::Module;
+    use crate::llvm::{Context, OwnedModule};
 
     /// `for i in 0:n-1` with the zero-trip guard jumping straight to the exit (Julia's
     /// shape), before and after `loop-simplify` gives the loop a dedicated exit.
@@ -303,7 +303,8 @@ out:
 
     #[test]
     fn a_loop_is_counted_once_its_exit_is_dedicated() {
-        let m = Module::parse_ir(GUARDED_LOOP).unwrap();
+        let ctx = Context::create();
+        let m = OwnedModule::parse_ir(&ctx, GUARDED_LOOP).unwrap();
         let f = m.function("f").unwrap();
         // `out` is also entered from `top`: the count would be recorded on the wrong path.
         assert!(Cfg::compute(f).counted_loops().is_empty());

@@ -1,10 +1,21 @@
 //! Thin safe handles over LLVM's C API. Every `unsafe` LLVM call of the engine lives
 //! in this module and its children.
 //!
+//! # Two layers
+//! What owns LLVM objects goes through inkwell: contexts, modules, memory buffers,
+//! bitcode reading and writing (`owner`), target initialisation, the target machine and
+//! the pass pipeline (`passes`). There the type system keeps a module inside its
+//! context's life (`OwnedModule<'ctx>`). The per-instruction handles the whole engine
+//! uses (`Value`, `Type`, `Block`, and the `Module` view and `Builder` that make them)
+//! are this module's own, over `llvm_sys`; so are the ORC JIT (`orc`: inkwell has no
+//! LLJIT), the child process that reads untrusted bitcode (`sandbox`) and the fatal-error
+//! hooks (`fatal`). docs/how-it-works.md ("LLVM handles") says how the handles would
+//! move onto inkwell's lifetime-carrying types.
+//!
 //! # Safety model
 //! Handles (`Value`, `Type`, `Block`) are copyable raw references. They are valid while
-//! the `Module` (and its context) that owns them is alive and the entity has not been
-//! erased; the engine only creates, reads and erases IR inside one `Module` whose
+//! the `OwnedModule` (and so its context) that owns them is alive and the entity has not
+//! been erased; the engine only creates, reads and erases IR inside one module whose
 //! lifetime encloses every use. That single invariant is what makes the wrappers below
 //! sound, so no other module of the crate touches `llvm_sys` directly.
 //!
@@ -12,16 +23,21 @@
 //! `Module`, `Builder`); every `unsafe` block names the invariant it relies on and any
 //! further precondition in a `// SAFETY:` note (`clippy::undocumented_unsafe_blocks`).
 //! The invariant is not enforced by the type system (the handles are `Copy` and carry
-//! no lifetime), and many methods only make sense on one kind of value (`incoming` on a
-//! phi, `called_operand` on a call): LLVM's C API casts such arguments unchecked, so
-//! calling one on the wrong kind is undefined behaviour. Those preconditions are the
-//! caller's; the methods say so in their notes, and the cheap ones are checked by
-//! `debug_assert!` (debug builds only, release behaviour is unchanged).
+//! no lifetime). Many methods only make sense on one kind of value (`incoming` on a
+//! phi, `called_operand` on a call, `operand(i)` below the operand count): LLVM's C API
+//! casts such arguments unchecked, so the methods check the kind themselves, in release
+//! builds too, and panic with the method and the value (`wrong_kind`) instead of handing
+//! LLVM the wrong class. What remains the caller's is liveness (the invariant above)
+//! and the types of the operands an instruction is built from, which LLVM checks only
+//! by assertion and the verifier reports.
 
 pub mod fatal;
 pub mod orc;
+mod owner;
 pub mod passes;
 pub mod sandbox;
+
+pub use owner::{Context, OwnedModule};
 
 use llvm_sys::core::*;
 use llvm_sys::debuginfo::LLVMInstructionGetDebugLoc;
@@ -62,7 +78,7 @@ pub struct Type(pub(crate) LLVMTypeRef);
 ///
 /// Invariant: `self.0` is a value of a live context that has not been erased or
 /// deleted (`erase`, `delete_function` end a handle's life). Methods documented for one
-/// kind ("Function:", "Call:", a phi, an instruction) require that kind as well.
+/// kind ("Function:", "Call:", a phi, an instruction) panic on any other.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub struct Value(pub(crate) LLVMValueRef);
 
@@ -73,6 +89,30 @@ pub struct Value(pub(crate) LLVMValueRef);
 pub struct Block(pub(crate) LLVMBasicBlockRef);
 
 impl Type {
+    /// A vector type (fixed or scalable).
+    fn is_vector(self) -> bool {
+        matches!(self.kind(), LLVMTypeKind::LLVMVectorTypeKind | LLVMTypeKind::LLVMScalableVectorTypeKind)
+    }
+    /// Number of fields of a struct or elements of an array type, `None` for other types.
+    fn aggregate_len(self) -> Option<u64> {
+        match self.kind() {
+            // SAFETY: `self.0` is a live type (the `Type` invariant); the match arm has checked it is an
+            // array type.
+            LLVMTypeKind::LLVMArrayTypeKind => Some(unsafe { LLVMGetArrayLength2(self.0) }),
+            // SAFETY: `self.0` is a live type (the `Type` invariant); the match arm has checked it is a struct
+            // type.
+            LLVMTypeKind::LLVMStructTypeKind => Some(unsafe { LLVMCountStructElementTypes(self.0) }.into()),
+            _ => None,
+        }
+    }
+    /// Panics unless `ok`: `method` was called on a type that is not `wants` (a bug of
+    /// the caller: LLVM's C API would read it as the wrong class, undefined behaviour).
+    #[track_caller]
+    fn require(self, ok: bool, method: &str, wants: &str) {
+        if !ok {
+            wrong_kind("Type", method, wants, &self.print());
+        }
+    }
     /// The type's kind.
     pub fn kind(self) -> LLVMTypeKind {
         // SAFETY: `self.0` is a live type (the `Type` invariant); every type has a kind.
@@ -106,15 +146,28 @@ impl Type {
         self.kind() == LLVMTypeKind::LLVMVoidTypeKind
     }
     /// Bit width of an integer type.
+    #[track_caller]
     pub fn int_width(self) -> u32 {
-        // SAFETY: `self.0` is a live type (the `Type` invariant); it must be an integer type, a precondition
-        // of this method that LLVM does not check.
+        self.require(self.is_int(), "int_width", "an integer type");
+        // SAFETY: `self.0` is a live type (the `Type` invariant) and an integer type (checked above).
         unsafe { LLVMGetIntTypeWidth(self.0) }
     }
     /// Element type of a vector or array.
+    #[track_caller]
     pub fn element(self) -> Type {
-        // SAFETY: `self.0` is a live type (the `Type` invariant); it must be an array or vector type, a
-        // precondition of this method that LLVM does not check (callers test `kind` first).
+        let kind = self.kind();
+        self.require(
+            matches!(
+                kind,
+                LLVMTypeKind::LLVMArrayTypeKind
+                    | LLVMTypeKind::LLVMVectorTypeKind
+                    | LLVMTypeKind::LLVMScalableVectorTypeKind
+            ),
+            "element",
+            "an array or vector type",
+        );
+        // SAFETY: `self.0` is a live type (the `Type` invariant) and an array or vector type (checked
+        // above), the two kinds LLVM's `LLVMGetElementType` reads.
         Type(unsafe { LLVMGetElementType(self.0) })
     }
     /// A struct or array type (a first-class aggregate).
@@ -122,9 +175,15 @@ impl Type {
         matches!(self.kind(), LLVMTypeKind::LLVMArrayTypeKind | LLVMTypeKind::LLVMStructTypeKind)
     }
     /// Number of lanes of a vector type.
+    #[track_caller]
     pub fn vector_size(self) -> u32 {
-        // SAFETY: `self.0` is a live type (the `Type` invariant); it must be a vector type, a precondition of
-        // this method that LLVM does not check.
+        let kind = self.kind();
+        self.require(
+            matches!(kind, LLVMTypeKind::LLVMVectorTypeKind | LLVMTypeKind::LLVMScalableVectorTypeKind),
+            "vector_size",
+            "a vector type",
+        );
+        // SAFETY: `self.0` is a live type (the `Type` invariant) and a vector type (checked above).
         unsafe { LLVMGetVectorSize(self.0) }
     }
     /// An array or struct (nested or not) whose leaves are all the float type `leaf`:
@@ -193,6 +252,54 @@ impl std::fmt::Display for SourceLoc {
 }
 
 impl Value {
+    /// Panics unless this is an aggregate with a field `idx` (what `extractvalue` and
+    /// `insertvalue` index: LLVM builds them with a null type otherwise).
+    #[track_caller]
+    fn require_field(self, idx: u32, method: &str) {
+        let has_field = self.ty().aggregate_len().is_some_and(|n| u64::from(idx) < n);
+        if !has_field {
+            wrong_kind("Value", method, &format!("a struct or array with a field {idx}"), &self.print());
+        }
+    }
+    /// Panics unless `ok`: `method` was called on a value that is not `wants` (a bug of
+    /// the caller: LLVM's C API would cast it unchecked, undefined behaviour).
+    #[track_caller]
+    fn require(self, ok: bool, method: &str, wants: &str) {
+        if !ok {
+            wrong_kind("Value", method, wants, &self.print());
+        }
+    }
+    /// A `User` (instruction or constant), or metadata wrapped as a value (an `MDNode`
+    /// or a value as metadata): what `LLVMGetNumOperands` and `LLVMGetOperand` read.
+    fn has_operands(self) -> bool {
+        // SAFETY: `self.0` is a live value (the `Value` invariant); `LLVMIsA*` are checked casts, defined
+        // on any value.
+        unsafe {
+            !LLVMIsAUser(self.0).is_null()
+                || !LLVMIsAMDNode(self.0).is_null()
+                || !LLVMIsAValueAsMetadata(self.0).is_null()
+        }
+    }
+    /// A call, `invoke` or `callbr` (LLVM's `CallBase`).
+    fn is_call_base(self) -> bool {
+        // SAFETY: `self.0` is a live value (the `Value` invariant); `LLVMIsA*` are checked casts, defined
+        // on any value.
+        unsafe {
+            !LLVMIsACallInst(self.0).is_null()
+                || !LLVMIsAInvokeInst(self.0).is_null()
+                || !LLVMIsACallBrInst(self.0).is_null()
+        }
+    }
+    /// A global value: function, global variable or alias.
+    fn is_global_value(self) -> bool {
+        // SAFETY: `self.0` is a live value (the `Value` invariant); `LLVMIsA*` is a checked cast, defined on
+        // any value.
+        unsafe { !LLVMIsAGlobalValue(self.0).is_null() }
+    }
+    /// A value nothing but itself uses (a phi may be its own incoming value).
+    fn unused_but_by_itself(self) -> bool {
+        self.users().iter().all(|&u| u == self)
+    }
     /// The value's type.
     pub fn ty(self) -> Type {
         // SAFETY: `self.0` is a live value (the `Value` invariant); every value has a type.
@@ -272,18 +379,16 @@ impl Value {
         }
     }
     /// The instruction's opcode.
+    #[track_caller]
     pub fn opcode(self) -> Opcode {
-        debug_assert!(self.is_instruction(), "opcode of a non-instruction: {}", self.print());
-        // SAFETY: `self.0` is a live value (the `Value` invariant); it must be an instruction: on anything
-        // else LLVM returns 0, which is no `LLVMOpcode` variant (use `opcode_if_instruction`); checked by the
-        // debug assertion above, a precondition of this method that LLVM does not check (its C API casts
-        // unchecked).
-        unsafe { LLVMGetInstructionOpcode(self.0) }
+        self.opcode_if_instruction().unwrap_or_else(|| wrong_kind("Value", "opcode", "an instruction", &self.print()))
     }
     /// The opcode when this is an instruction (`opcode` of anything else is not a
     /// valid `Opcode`).
     pub fn opcode_if_instruction(self) -> Option<Opcode> {
-        self.is_instruction().then(|| self.opcode())
+        // SAFETY: `self.0` is a live value (the `Value` invariant) and an instruction (tested first), for
+        // which LLVM returns a valid `LLVMOpcode` (on anything else it returns 0, which is no variant).
+        self.is_instruction().then(|| unsafe { LLVMGetInstructionOpcode(self.0) })
     }
     /// `poison` or `undef`.
     pub fn is_poison_or_undef(self) -> bool {
@@ -305,40 +410,57 @@ impl Value {
         !first.is_null() && (1..ty.vector_size()).all(|k| unsafe { LLVMGetAggregateElement(self.0, k) } == first)
     }
     /// Number of operands.
+    #[track_caller]
     pub fn num_operands(self) -> usize {
-        // SAFETY: `self.0` is a live value (the `Value` invariant); it must be a `User` (an instruction or
-        // constant; not an argument or block), a precondition of this method that LLVM does not check (its C
-        // API casts unchecked).
+        self.require(self.has_operands(), "num_operands", "an instruction, constant or metadata");
+        // SAFETY: `self.0` is a live value (the `Value` invariant) with operands (checked above).
         unsafe { LLVMGetNumOperands(self.0).max(0) as usize }
     }
     /// Operand `i`.
+    #[track_caller]
     pub fn operand(self, i: usize) -> Value {
-        debug_assert!(i < self.num_operands(), "operand {i} of {}", self.print());
-        // SAFETY: `self.0` is a live value (the `Value` invariant); it must be a `User`, a precondition of
-        // this method that LLVM does not check (its C API casts unchecked); `i` must be below `num_operands`,
-        // which LLVM does not check either: the debug assertion above does.
+        let n = self.num_operands();
+        if i >= n {
+            wrong_kind("Value", "operand", &format!("a value with more than {i} operands (it has {n})"), &self.print());
+        }
+        // SAFETY: `self.0` is a live value (the `Value` invariant) with operands (checked by
+        // `num_operands`), and `i` is below their number (checked above).
         Value(unsafe { LLVMGetOperand(self.0, i as u32) })
     }
     /// All operands.
+    #[track_caller]
     pub fn operands(self) -> Vec<Value> {
-        (0..self.num_operands()).map(|i| self.operand(i)).collect()
+        // SAFETY: `self.0` is a live value (the `Value` invariant) with operands (checked by
+        // `num_operands`), and `i` ranges below their number.
+        (0..self.num_operands()).map(|i| Value(unsafe { LLVMGetOperand(self.0, i as u32) })).collect()
     }
     /// Whether this load or store is volatile.
+    #[track_caller]
     pub fn is_volatile(self) -> bool {
-        // SAFETY: `self.0` is a live value (the `Value` invariant); it must be a load, store, atomicrmw or
-        // cmpxchg, a precondition of this method that LLVM does not check (its C API casts unchecked).
+        // SAFETY: `self.0` is a live value (the `Value` invariant); `LLVMIsA*` are checked casts, defined
+        // on any value.
+        let memory_access = unsafe {
+            !LLVMIsALoadInst(self.0).is_null()
+                || !LLVMIsAStoreInst(self.0).is_null()
+                || !LLVMIsAAtomicRMWInst(self.0).is_null()
+                || !LLVMIsAAtomicCmpXchgInst(self.0).is_null()
+        };
+        self.require(memory_access, "is_volatile", "a load, store, atomicrmw or cmpxchg");
+        // SAFETY: `self.0` is a live value (the `Value` invariant) and one of the four kinds LLVM reads
+        // (checked above).
         unsafe { LLVMGetVolatile(self.0) != 0 }
     }
     /// `icmp`: its predicate.
     pub fn icmp_predicate(self) -> IntPredicate {
-        assert_eq!(self.opcode(), Opcode::LLVMICmp, "icmp_predicate of a non-icmp");
-        // SAFETY: `self.0` is a live `icmp` (the `Value` invariant and the assertion above).
+        self.require(self.opcode_if_instruction() == Some(Opcode::LLVMICmp), "icmp_predicate", "an icmp");
+        // SAFETY: `self.0` is a live `icmp` (the `Value` invariant and the check above).
         unsafe { LLVMGetICmpPredicate(self.0) }
     }
     /// Makes this load or store volatile; returns it.
     pub fn set_volatile(self) -> Value {
-        assert!(matches!(self.opcode(), Opcode::LLVMLoad | Opcode::LLVMStore), "set_volatile of a non-memory access");
-        // SAFETY: `self.0` is a live load or store (the `Value` invariant and the assertion above).
+        let access = matches!(self.opcode_if_instruction(), Some(Opcode::LLVMLoad | Opcode::LLVMStore));
+        self.require(access, "set_volatile", "a load or store");
+        // SAFETY: `self.0` is a live load or store (the `Value` invariant and the check above).
         unsafe { LLVMSetVolatile(self.0, 1) };
         self
     }
@@ -346,10 +468,13 @@ impl Value {
     /// primal access whose shadow it is: shadow memory has the primal's layout (array
     /// data where it reads array data, a data pointer where it reads one), and the tag
     /// lets LLVM keep the data pointers out of loops that write shadow data.
+    #[track_caller]
     pub fn copy_tbaa_from(self, from: Value) -> Value {
-        // SAFETY: `self` and `from` are live instructions (the `Value` invariant; metadata attaches only to
-        // instructions, a precondition of this method); the kind name is a NUL-terminated literal of the
-        // length given; `md` is `from`'s `!tbaa` tag when not null, as `tbaa_constant` requires.
+        self.require(self.is_instruction(), "copy_tbaa_from", "an instruction");
+        from.require(from.is_instruction(), "copy_tbaa_from", "an instruction (the access copied from)");
+        // SAFETY: `self` and `from` are live instructions (the `Value` invariant; checked above: metadata
+        // attaches only to instructions); the kind name is a NUL-terminated literal of the length given;
+        // `md` is `from`'s `!tbaa` tag when not null, as `tbaa_constant` requires.
         unsafe {
             let ctx = LLVMGetTypeContext(LLVMTypeOf(from.0));
             let kind = LLVMGetMDKindIDInContext(ctx, c"tbaa".as_ptr(), 4);
@@ -365,10 +490,12 @@ impl Value {
     /// Tags a load or store with TBAA type `name`, a child of Julia's `jtbaa` node
     /// beside `jtbaa_data` and `jtbaa_stack`: LLVM then knows it touches none of the
     /// memory Julia's tagged accesses touch (a buffer only the engine reads and writes).
+    #[track_caller]
     pub fn set_tbaa_type(self, name: &str) -> Value {
-        // SAFETY: `self.0` is a live value (the `Value` invariant) and must be a load or store (this method's
-        // precondition); every metadata node is built in its context from byte strings passed with their
-        // lengths, and the kind name is a NUL-terminated literal of the length given.
+        self.require(self.is_instruction(), "set_tbaa_type", "an instruction");
+        // SAFETY: `self.0` is a live instruction (the `Value` invariant; checked above); every metadata node
+        // is built in its context from byte strings passed with their lengths, and the kind name is a
+        // NUL-terminated literal of the length given.
         unsafe {
             let ctx = LLVMGetTypeContext(LLVMTypeOf(self.0));
             let string = |s: &str| LLVMMDStringInContext2(ctx, s.as_ptr() as *const _, s.len());
@@ -386,10 +513,13 @@ impl Value {
     }
     /// Load or store of 8 bytes: makes it atomic (`monotonic`), for a word that calls
     /// on several threads read and write without other synchronization.
+    #[track_caller]
     pub fn set_atomic_word(self) -> Value {
-        // SAFETY: `self.0` is a live value (the `Value` invariant); it must be a load or store
-        // (`LLVMSetOrdering` casts to one), a precondition of this method that LLVM does not check (its C API
-        // casts unchecked).
+        // SAFETY: `self.0` is a live value (the `Value` invariant); `LLVMIsA*` are checked casts, defined
+        // on any value.
+        let load_or_store = unsafe { !LLVMIsALoadInst(self.0).is_null() || !LLVMIsAStoreInst(self.0).is_null() };
+        self.require(load_or_store, "set_atomic_word", "a load or store");
+        // SAFETY: `self.0` is a live load or store (checked above), which both calls accept.
         unsafe {
             LLVMSetAlignment(self.0, 8);
             LLVMSetOrdering(self.0, llvm_sys::LLVMAtomicOrdering::LLVMAtomicOrderingMonotonic);
@@ -397,24 +527,40 @@ impl Value {
         self
     }
     /// Replaces operand `i`.
+    #[track_caller]
     pub fn set_operand(self, i: usize, v: Value) {
-        debug_assert!(i < self.num_operands(), "operand {i} of {}", self.print());
-        // SAFETY: `self.0` is a live value (the `Value` invariant); it must be a `User`, a precondition of
-        // this method that LLVM does not check (its C API casts unchecked) and `v` live in the same context;
-        // `i` must be below `num_operands`, which LLVM does not check: the debug assertion above does.
+        // SAFETY: `self.0` is a live value (the `Value` invariant); `LLVMIsA*` is a checked cast, defined on
+        // any value.
+        self.require(unsafe { !LLVMIsAUser(self.0).is_null() }, "set_operand", "an instruction or constant");
+        let n = self.num_operands();
+        if i >= n {
+            wrong_kind(
+                "Value",
+                "set_operand",
+                &format!("a value with more than {i} operands (it has {n})"),
+                &self.print(),
+            );
+        }
+        // SAFETY: `self.0` is a live `User` (the `Value` invariant; checked above), `i` is below its number
+        // of operands (checked above), and `v` is live in the same context; a type mismatch is the caller's
+        // error, which the verifier reports.
         unsafe { LLVMSetOperand(self.0, i as u32, v.0) }
     }
     /// Block containing this instruction.
+    #[track_caller]
     pub fn parent_block(self) -> Block {
-        // SAFETY: `self.0` is a live value (the `Value` invariant); it must be an instruction, a precondition
-        // of this method that LLVM does not check (its C API casts unchecked).
-        Block(unsafe { LLVMGetInstructionParent(self.0) })
+        self.require(self.is_instruction(), "parent_block", "an instruction");
+        // SAFETY: `self.0` is a live instruction (the `Value` invariant; checked above).
+        let b = unsafe { LLVMGetInstructionParent(self.0) };
+        self.require(!b.is_null(), "parent_block", "an instruction in a block");
+        Block(b)
     }
     /// Next instruction in the block.
+    #[track_caller]
     pub fn next_instruction(self) -> Option<Value> {
-        // SAFETY: `self.0` is a live value (the `Value` invariant); it must be an instruction, a precondition
-        // of this method that LLVM does not check (its C API casts unchecked); LLVM returns null after the
-        // last one.
+        self.require(self.is_instruction(), "next_instruction", "an instruction");
+        // SAFETY: `self.0` is a live instruction (the `Value` invariant; checked above); LLVM returns null
+        // after the last one (or for an instruction in no block).
         let v = unsafe { LLVMGetNextInstruction(self.0) };
         (!v.is_null()).then_some(Value(v))
     }
@@ -433,24 +579,40 @@ impl Value {
         out
     }
     /// Replaces all uses of this value with `new`.
+    #[track_caller]
     pub fn replace_all_uses_with(self, new: Value) {
-        // SAFETY: `self.0` is a live value (the `Value` invariant) and `new` live in the same context; a type
-        // mismatch is the caller's error, checked by LLVM only by assertion.
+        if self.ty() != new.ty() {
+            wrong_kind(
+                "Value",
+                "replace_all_uses_with",
+                &format!("a value of type {}", new.ty().print()),
+                &self.print(),
+            );
+        }
+        // SAFETY: `self.0` is a live value (the `Value` invariant) and `new` a live value of the same context
+        // and type (checked above: LLVM checks it only by assertion).
         unsafe { LLVMReplaceAllUsesWith(self.0, new.0) }
     }
     /// Removes an instruction from its block and deletes it.
+    #[track_caller]
     pub fn erase(self) {
-        // SAFETY: `self.0` is a live value (the `Value` invariant); it must be an instruction in a block, a
-        // precondition of this method that LLVM does not check (its C API casts unchecked); after this the
-        // handle dangles and the caller no longer uses it.
+        self.require(self.is_instruction(), "erase", "an instruction");
+        // SAFETY: `self.0` is a live instruction (the `Value` invariant; checked above).
+        let in_block = unsafe { !LLVMGetInstructionParent(self.0).is_null() };
+        self.require(in_block, "erase", "an instruction in a block");
+        // A use left behind would point at freed memory (LLVM checks only by assertion).
+        self.require(self.unused_but_by_itself(), "erase", "an instruction nothing else uses");
+        // SAFETY: `self.0` is a live instruction in a block that nothing else uses (checked above); after
+        // this the handle dangles and the caller no longer uses it.
         unsafe { LLVMInstructionEraseFromParent(self.0) }
     }
     /// Incoming (value, block) pairs of a phi.
+    #[track_caller]
     pub fn incoming(self) -> Vec<(Value, Block)> {
-        debug_assert!(self.opcode_if_instruction() == Some(Opcode::LLVMPHI), "incoming of a non-phi: {}", self.print());
-        // SAFETY: `self.0` is a live value (the `Value` invariant); it must be a phi (the method's
-        // precondition, checked by the debug assertion above), a precondition of this method that LLVM does
-        // not check (its C API casts unchecked); `i` ranges below `LLVMCountIncoming`.
+        // SAFETY: `self.0` is a live value (the `Value` invariant); `LLVMIsA*` is a checked cast, defined on
+        // any value.
+        self.require(unsafe { !LLVMIsAPHINode(self.0).is_null() }, "incoming", "a phi");
+        // SAFETY: `self.0` is a live phi (checked above); `i` ranges below `LLVMCountIncoming`.
         unsafe {
             (0..LLVMCountIncoming(self.0))
                 .map(|i| (Value(LLVMGetIncomingValue(self.0, i)), Block(LLVMGetIncomingBlock(self.0, i))))
@@ -458,19 +620,25 @@ impl Value {
         }
     }
     /// Adds incoming pairs to a phi.
+    #[track_caller]
     pub fn add_incoming(self, pairs: &[(Value, Block)]) {
+        // SAFETY: `self.0` is a live value (the `Value` invariant); `LLVMIsA*` is a checked cast, defined on
+        // any value.
+        self.require(unsafe { !LLVMIsAPHINode(self.0).is_null() }, "add_incoming", "a phi");
         let mut vs: Vec<LLVMValueRef> = pairs.iter().map(|p| p.0 .0).collect();
         let mut bs: Vec<LLVMBasicBlockRef> = pairs.iter().map(|p| p.1 .0).collect();
-        // SAFETY: `self.0` is a live value (the `Value` invariant); it must be a phi, a precondition of this
-        // method that LLVM does not check (its C API casts unchecked); `vs` and `bs` both hold `pairs.len()`
-        // live handles and outlive the call, which copies them.
+        // SAFETY: `self.0` is a live phi (checked above); `vs` and `bs` both hold `pairs.len()` live handles
+        // and outlive the call, which copies them.
         unsafe { LLVMAddIncoming(self.0, vs.as_mut_ptr(), bs.as_mut_ptr(), pairs.len() as u32) }
     }
     /// Successor blocks of a terminator.
+    #[track_caller]
     pub fn successors(self) -> Vec<Block> {
-        // SAFETY: `self.0` is a live value (the `Value` invariant); it must be a terminator (LLVM's
-        // `getNumSuccessors` is unreachable on other instructions), a precondition of this method that LLVM
-        // does not check (its C API casts unchecked); `i` ranges below `LLVMGetNumSuccessors`.
+        // SAFETY: `self.0` is a live value (the `Value` invariant); `LLVMIsA*` is a checked cast, defined on
+        // any value.
+        self.require(unsafe { !LLVMIsATerminatorInst(self.0).is_null() }, "successors", "a terminator");
+        // SAFETY: `self.0` is a live terminator (checked above: LLVM's `getNumSuccessors` is unreachable on
+        // other instructions); `i` ranges below `LLVMGetNumSuccessors`.
         unsafe { (0..LLVMGetNumSuccessors(self.0)).map(|i| Block(LLVMGetSuccessor(self.0, i))).collect() }
     }
     /// Whether this value is an inline assembly expression.
@@ -480,32 +648,39 @@ impl Value {
         unsafe { !llvm_sys::core::LLVMIsAInlineAsm(self.0).is_null() }
     }
     /// The called operand of a call (last operand).
+    #[track_caller]
     pub fn called_operand(self) -> Value {
-        debug_assert!(
-            matches!(self.opcode_if_instruction(), Some(Opcode::LLVMCall | Opcode::LLVMInvoke | Opcode::LLVMCallBr)),
-            "called operand of a non-call: {}",
-            self.print()
-        );
-        // SAFETY: `self.0` is a live value (the `Value` invariant); it must be a call (`CallBase`), checked
-        // by the debug assertion above, a precondition of this method that LLVM does not check (its C API
-        // casts unchecked).
+        self.require(self.is_call_base(), "called_operand", "a call, invoke or callbr");
+        // SAFETY: `self.0` is a live `CallBase` (the `Value` invariant; checked above).
         Value(unsafe { LLVMGetCalledValue(self.0) })
     }
+    /// The called operand when this is a `call` instruction (`called_operand` of anything
+    /// else panics): for the many scans that look at calls among other instructions.
+    pub fn called_operand_if_call(self) -> Option<Value> {
+        // SAFETY: `self.0` is a live value (the `Value` invariant); `LLVMIsA*` is a checked cast, defined on
+        // any value.
+        let call = unsafe { !LLVMIsACallInst(self.0).is_null() };
+        // SAFETY: `self.0` is a live call (tested first), a `CallBase`.
+        call.then(|| Value(unsafe { LLVMGetCalledValue(self.0) }))
+    }
     /// The called function, when the callee is a function (not a pointer).
+    #[track_caller]
     pub fn called_function(self) -> Option<Value> {
         let c = self.called_operand();
         c.is_function().then_some(c)
     }
     /// Call: the function type it calls through.
+    #[track_caller]
     pub fn called_function_type(self) -> Type {
-        // SAFETY: `self.0` is a live value (the `Value` invariant); it must be a call (`CallBase`), a
-        // precondition of this method that LLVM does not check (its C API casts unchecked).
+        self.require(self.is_call_base(), "called_function_type", "a call, invoke or callbr");
+        // SAFETY: `self.0` is a live `CallBase` (the `Value` invariant; checked above).
         Type(unsafe { LLVMGetCalledFunctionType(self.0) })
     }
     /// Number of call arguments.
+    #[track_caller]
     pub fn call_arg_count(self) -> usize {
-        // SAFETY: `self.0` is a live value (the `Value` invariant); it must be a call (`CallBase`) or funclet
-        // pad, a precondition of this method that LLVM does not check (its C API casts unchecked).
+        self.require(self.is_call_base(), "call_arg_count", "a call, invoke or callbr");
+        // SAFETY: `self.0` is a live `CallBase` (the `Value` invariant; checked above).
         unsafe { LLVMGetNumArgOperands(self.0) as usize }
     }
     /// Predicate of an fcmp.
@@ -515,18 +690,16 @@ impl Value {
         unsafe { LLVMGetFCmpPredicate(self.0) }
     }
     /// A value that is a block (a branch's operand) as that block.
+    #[track_caller]
     pub fn as_block(self) -> Block {
-        // SAFETY: `self.0` is a live value (the `Value` invariant); it must be a block used as a value (a
-        // branch's block operand), a precondition of this method that LLVM does not check (its C API casts
-        // unchecked).
-        Block(unsafe { LLVMValueAsBasicBlock(self.0) })
+        Block(value_as_block(self))
     }
     /// Call: gives it the calling convention of the function it calls.
+    #[track_caller]
     pub fn match_call_conv(self) {
         if let Some(f) = self.called_function() {
-            // SAFETY: `self.0` is a live value (the `Value` invariant); it must be a call (`CallBase`), a
-            // precondition of this method that LLVM does not check (its C API casts unchecked); `f` is a
-            // function, checked by `called_function`.
+            // SAFETY: `self.0` is a live `CallBase` (the `Value` invariant; checked by `called_operand`) and
+            // `f` a function (checked by `called_function`).
             unsafe { LLVMSetInstructionCallConv(self.0, LLVMGetFunctionCallConv(f.0)) }
         }
     }
@@ -537,19 +710,21 @@ impl Value {
         unsafe { LLVMGetIntrinsicID(self.0) }
     }
     /// Function: the first basic block.
+    #[track_caller]
     pub fn entry_block(self) -> Option<Block> {
-        // SAFETY: `self.0` is a live value (the `Value` invariant); it must be a function, a precondition of
-        // this method that LLVM does not check (its C API casts unchecked); LLVM returns null for a
+        self.require(self.is_function(), "entry_block", "a function");
+        // SAFETY: `self.0` is a live function (the `Value` invariant; checked above); LLVM returns null for a
         // declaration.
         let b = unsafe { LLVMGetFirstBasicBlock(self.0) };
         (!b.is_null()).then_some(Block(b))
     }
     /// Function: its blocks in layout order.
+    #[track_caller]
     pub fn blocks(self) -> Vec<Block> {
+        self.require(self.is_function(), "blocks", "a function");
         let mut out = Vec::new();
-        // SAFETY: `self.0` is a live value (the `Value` invariant); it must be a function, a precondition of
-        // this method that LLVM does not check (its C API casts unchecked); its block list is walked with
-        // LLVM's iterators and not changed during the walk.
+        // SAFETY: `self.0` is a live function (the `Value` invariant; checked above); its block list is
+        // walked with LLVM's iterators and not changed during the walk.
         unsafe {
             let mut b = LLVMGetFirstBasicBlock(self.0);
             while !b.is_null() {
@@ -560,41 +735,56 @@ impl Value {
         out
     }
     /// Function: parameters.
+    #[track_caller]
     pub fn params(self) -> Vec<Value> {
-        // SAFETY: `self.0` is a live value (the `Value` invariant); it must be a function, a precondition of
-        // this method that LLVM does not check (its C API casts unchecked); `i` ranges below
+        self.require(self.is_function(), "params", "a function");
+        // SAFETY: `self.0` is a live function (the `Value` invariant; checked above); `i` ranges below
         // `LLVMCountParams`.
         unsafe { (0..LLVMCountParams(self.0)).map(|i| Value(LLVMGetParam(self.0, i))).collect() }
     }
     /// GEP: the source element type.
+    #[track_caller]
     pub fn gep_source_type(self) -> Type {
-        // SAFETY: `self.0` is a live value (the `Value` invariant); it must be a getelementptr (instruction
-        // or constant expression), a precondition of this method that LLVM does not check (its C API casts
-        // unchecked).
+        // SAFETY: `self.0` is a live value (the `Value` invariant); `LLVMIsA*` are checked casts, defined on
+        // any value, and the constant expression's opcode is read only after its cast succeeded.
+        let gep = unsafe {
+            !LLVMIsAGetElementPtrInst(self.0).is_null()
+                || (!LLVMIsAConstantExpr(self.0).is_null() && LLVMGetConstOpcode(self.0) == Opcode::LLVMGetElementPtr)
+        };
+        self.require(gep, "gep_source_type", "a getelementptr");
+        // SAFETY: `self.0` is a live getelementptr, instruction or constant expression (checked above).
         Type(unsafe { LLVMGetGEPSourceElementType(self.0) })
     }
     /// `alloca`: the type allocated.
     pub fn allocated_type(self) -> Type {
-        assert_eq!(self.opcode(), Opcode::LLVMAlloca, "allocated_type of a non-alloca");
+        self.require(self.opcode_if_instruction() == Some(Opcode::LLVMAlloca), "allocated_type", "an alloca");
         // SAFETY: `self.0` is a live `alloca` instruction (the `Value` invariant and the
-        // assertion above).
+        // check above).
         Type(unsafe { LLVMGetAllocatedType(self.0) })
     }
     /// `insertvalue`/`extractvalue`: the index path into the aggregate.
+    #[track_caller]
     pub fn indices(self) -> Vec<u32> {
-        // SAFETY: `self.0` is a live value (the `Value` invariant); it must be an `insertvalue` or
-        // `extractvalue`, a precondition of this method that LLVM does not check (its C API casts unchecked);
-        // LLVM returns a pointer to its `n` indices (never null: such an instruction has at least one), alive
-        // while the instruction is, and they are copied here.
+        // SAFETY: `self.0` is a live value (the `Value` invariant); `LLVMIsA*` are checked casts, defined on
+        // any value.
+        let aggregate_access =
+            unsafe { !LLVMIsAExtractValueInst(self.0).is_null() || !LLVMIsAInsertValueInst(self.0).is_null() };
+        self.require(aggregate_access, "indices", "an insertvalue or extractvalue");
+        // SAFETY: `self.0` is a live `insertvalue` or `extractvalue` (checked above); LLVM returns a pointer
+        // to its `n` indices (never null: such an instruction has at least one), alive while the instruction
+        // is, and they are copied here.
         unsafe {
             let n = LLVMGetNumIndices(self.0) as usize;
             std::slice::from_raw_parts(LLVMGetIndices(self.0), n).to_vec()
         }
     }
     /// Shufflevector: the mask, `None` for undefined lanes.
+    #[track_caller]
     pub fn shuffle_mask(self) -> Vec<Option<u32>> {
-        // SAFETY: `self.0` is a live value (the `Value` invariant); it must be a `shufflevector`, a
-        // precondition of this method that LLVM does not check (its C API casts unchecked); `i` ranges below
+        // SAFETY: `self.0` is a live value (the `Value` invariant); `LLVMIsA*` is a checked cast, defined on
+        // any value.
+        self.require(unsafe { !LLVMIsAShuffleVectorInst(self.0).is_null() }, "shuffle_mask", "a shufflevector");
+        // SAFETY: `self.0` is a live `shufflevector` (checked above); `i` ranges below
         // `LLVMGetNumMaskElements`.
         unsafe {
             let undef = LLVMGetUndefMaskElem();
@@ -607,24 +797,28 @@ impl Value {
         }
     }
     /// Function: has a body.
+    #[track_caller]
     pub fn is_declaration(self) -> bool {
-        // SAFETY: `self.0` is a live value (the `Value` invariant); it must be a global value (function or
-        // global variable), a precondition of this method that LLVM does not check (its C API casts
-        // unchecked).
+        self.require(self.is_global_value(), "is_declaration", "a global value");
+        // SAFETY: `self.0` is a live global value (the `Value` invariant; checked above).
         unsafe { LLVMIsDeclaration(self.0) != 0 }
     }
     /// Function: its return type.
+    #[track_caller]
     pub fn return_type(self) -> Type {
-        // SAFETY: `self.0` is a live value (the `Value` invariant); it must be a function
-        // (`LLVMGlobalGetValueType` casts to a global, and its value type is then a function type), a
-        // precondition of this method that LLVM does not check (its C API casts unchecked).
+        self.require(self.is_function(), "return_type", "a function");
+        // SAFETY: `self.0` is a live function (the `Value` invariant; checked above), whose value type is a
+        // function type.
         Type(unsafe { LLVMGetReturnType(LLVMGlobalGetValueType(self.0)) })
     }
     /// Function: the type its first parameter's `sret` attribute names (the memory the
     /// function writes its result into), if it has one.
+    #[track_caller]
     pub fn sret_type(self) -> Option<Type> {
+        self.require(self.is_function(), "sret_type", "a function");
         let name = "sret";
-        // SAFETY: `self` is a function; attribute index 1 is its first parameter.
+        // SAFETY: `self.0` is a live function (the `Value` invariant; checked above); attribute index 1 is its
+        // first parameter (LLVM answers null for a missing one); the name is passed with its length.
         unsafe {
             let kind = LLVMGetEnumAttributeKindForName(name.as_ptr() as *const _, name.len());
             let attr = LLVMGetEnumAttributeAtIndex(self.0, 1, kind);
@@ -632,26 +826,34 @@ impl Value {
         }
     }
     /// Function: its function type.
+    #[track_caller]
     pub fn function_type(self) -> Type {
-        // SAFETY: `self.0` is a live value (the `Value` invariant); it must be a function or other global
-        // value, a precondition of this method that LLVM does not check (its C API casts unchecked).
+        self.require(self.is_global_value(), "function_type", "a function or other global value");
+        // SAFETY: `self.0` is a live global value (the `Value` invariant; checked above).
         Type(unsafe { LLVMGlobalGetValueType(self.0) })
     }
     /// Function: removes it from its module.
+    #[track_caller]
     pub fn delete_function(self) {
-        // SAFETY: `self.0` is a live value (the `Value` invariant); it must be a function, a precondition of
-        // this method that LLVM does not check (its C API casts unchecked); after this the handle dangles,
-        // and the caller must have removed its uses and no longer use it.
+        self.require(self.is_function(), "delete_function", "a function");
+        // Calls from its own body go with it; any other use would point at freed memory.
+        let only_own_uses =
+            self.users().iter().all(|u| u.is_instruction() && u.parent_block().parent_function() == self);
+        self.require(only_own_uses, "delete_function", "a function nothing else uses");
+        // SAFETY: `self.0` is a live function (the `Value` invariant) that only its own body uses (checked
+        // above); after this the handle dangles and the caller no longer uses it.
         unsafe { LLVMDeleteFunction(self.0) }
     }
     /// Function or call: has the enum attribute `name` on the function itself.
+    #[track_caller]
     pub fn has_fn_attr(self, name: &str) -> bool {
-        // SAFETY: `self.0` is a live value (the `Value` invariant), a function or else (this method's
-        // precondition, unchecked) a call; the checked `is_function` picks the matching API; the attribute
-        // name is passed with its length.
+        let function = self.is_function();
+        self.require(function || self.is_call_base(), "has_fn_attr", "a function or call");
+        // SAFETY: `self.0` is a live function or call (the `Value` invariant; checked above), and `function`
+        // picks the matching API; the attribute name is passed with its length.
         unsafe {
             let kind = LLVMGetEnumAttributeKindForName(name.as_ptr() as *const _, name.len());
-            if self.is_function() {
+            if function {
                 !LLVMGetEnumAttributeAtIndex(self.0, llvm_sys::LLVMAttributeFunctionIndex, kind).is_null()
             } else {
                 !LLVMGetCallSiteEnumAttribute(self.0, llvm_sys::LLVMAttributeFunctionIndex, kind).is_null()
@@ -668,27 +870,30 @@ impl Value {
         }
     }
     /// Function: adds the enum attribute `name`.
+    #[track_caller]
     pub fn add_fn_attr(self, name: &str) {
-        // SAFETY: `self.0` is a live value (the `Value` invariant); it must be a function, a precondition of
-        // this method that LLVM does not check (its C API casts unchecked); the attribute comes from its own
-        // context (`enum_attr`).
+        self.require(self.is_function(), "add_fn_attr", "a function");
+        // SAFETY: `self.0` is a live function (the `Value` invariant; checked above); the attribute comes from
+        // its own context (`enum_attr`).
         unsafe { LLVMAddAttributeAtIndex(self.0, llvm_sys::LLVMAttributeFunctionIndex, self.enum_attr(name)) }
     }
     /// Call: adds the enum function attribute `name` at this call site.
+    #[track_caller]
     pub fn add_call_fn_attr(self, name: &str) {
-        // SAFETY: `self.0` is a live value (the `Value` invariant); it must be a call (`CallBase`), a
-        // precondition of this method that LLVM does not check (its C API casts unchecked); the attribute
-        // comes from its own context (`enum_attr`).
+        self.require(self.is_call_base(), "add_call_fn_attr", "a call, invoke or callbr");
+        // SAFETY: `self.0` is a live `CallBase` (the `Value` invariant; checked above); the attribute comes
+        // from its own context (`enum_attr`).
         unsafe { LLVMAddCallSiteAttribute(self.0, llvm_sys::LLVMAttributeFunctionIndex, self.enum_attr(name)) }
     }
     /// Call: adds the enum attribute `name` with integer `value` at `index` (0 the
     /// result, `LLVMAttributeFunctionIndex` the call itself): what LLVM would know of a
     /// called address if it could see the function.
+    #[track_caller]
     pub fn add_call_attr(self, index: u32, name: &str, value: u64) {
-        // SAFETY: `self.0` is a live value (the `Value` invariant); it must be a call (`CallBase`), a
-        // precondition of this method that LLVM does not check (its C API casts unchecked); the attribute
-        // name is passed with its length and the attribute is created in the call's own context; LLVM accepts
-        // any index (an attribute on a missing argument is an error of the verifier, not of memory).
+        self.require(self.is_call_base(), "add_call_attr", "a call, invoke or callbr");
+        // SAFETY: `self.0` is a live `CallBase` (the `Value` invariant; checked above); the attribute name is
+        // passed with its length and the attribute is created in the call's own context; LLVM accepts any
+        // index (an attribute on a missing argument is an error of the verifier, not of memory).
         unsafe {
             let kind = LLVMGetEnumAttributeKindForName(name.as_ptr() as *const _, name.len());
             let attr = LLVMCreateEnumAttribute(LLVMGetTypeContext(LLVMTypeOf(self.0)), kind, value);
@@ -696,20 +901,22 @@ impl Value {
         }
     }
     /// Function: removes the enum attribute `name`.
+    #[track_caller]
     pub fn remove_fn_attr(self, name: &str) {
-        // SAFETY: `self.0` is a live value (the `Value` invariant); it must be a function, a precondition of
-        // this method that LLVM does not check (its C API casts unchecked); the attribute name is passed with
-        // its length.
+        self.require(self.is_function(), "remove_fn_attr", "a function");
+        // SAFETY: `self.0` is a live function (the `Value` invariant; checked above); the attribute name is
+        // passed with its length.
         unsafe {
             let kind = LLVMGetEnumAttributeKindForName(name.as_ptr() as *const _, name.len());
             LLVMRemoveEnumAttributeAtIndex(self.0, llvm_sys::LLVMAttributeFunctionIndex, kind);
         }
     }
     /// Function: adds the string attribute `name` (with an empty value).
+    #[track_caller]
     pub fn add_string_attr(self, name: &str) {
-        // SAFETY: `self.0` is a live value (the `Value` invariant); it must be a function, a precondition of
-        // this method that LLVM does not check (its C API casts unchecked); the name is passed with its
-        // length, the value is an empty NUL-terminated literal, and the attribute is created in the
+        self.require(self.is_function(), "add_string_attr", "a function");
+        // SAFETY: `self.0` is a live function (the `Value` invariant; checked above); the name is passed with
+        // its length, the value is an empty NUL-terminated literal, and the attribute is created in the
         // function's own context.
         unsafe {
             let ctx = LLVMGetTypeContext(LLVMTypeOf(self.0));
@@ -718,10 +925,11 @@ impl Value {
         }
     }
     /// Function: has the string attribute `name`.
+    #[track_caller]
     pub fn has_string_attr(self, name: &str) -> bool {
-        // SAFETY: `self.0` is a live value (the `Value` invariant); it must be a function, a precondition of
-        // this method that LLVM does not check (its C API casts unchecked); the name is passed with its
-        // length (no NUL needed).
+        self.require(self.is_function(), "has_string_attr", "a function");
+        // SAFETY: `self.0` is a live function (the `Value` invariant; checked above); the name is passed with
+        // its length (no NUL needed).
         unsafe {
             !LLVMGetStringAttributeAtIndex(
                 self.0,
@@ -733,10 +941,10 @@ impl Value {
         }
     }
     /// Global: sets internal linkage.
+    #[track_caller]
     pub fn set_internal(self) {
-        // SAFETY: `self.0` is a live value (the `Value` invariant); it must be a global value (function or
-        // global variable), a precondition of this method that LLVM does not check (its C API casts
-        // unchecked).
+        self.require(self.is_global_value(), "set_internal", "a global value");
+        // SAFETY: `self.0` is a live global value (the `Value` invariant; checked above).
         unsafe { LLVMSetLinkage(self.0, llvm_sys::LLVMLinkage::LLVMInternalLinkage) }
     }
     /// Instruction: its source location from `!dbg`, if any (the innermost frame when
@@ -746,14 +954,17 @@ impl Value {
     }
 
     /// Instruction: its source locations from the innermost inlined frame out to the
-    /// function the user asked for (LLVM's `inlinedAt` chain).
+    /// function the user asked for (LLVM's `inlinedAt` chain); none for anything but an
+    /// instruction (only instructions carry `!dbg`).
     pub fn source_chain(self) -> Vec<SourceLoc> {
         use llvm_sys::debuginfo::*;
         let mut out = Vec::new();
-        // SAFETY: `self.0` is a live value (the `Value` invariant); it must be an instruction, a precondition
-        // of this method that LLVM does not check (its C API casts unchecked); every debug-info handle is
-        // tested for null before use, and the file name is read as the (pointer, length) pair LLVM returns,
-        // alive while the module is, and copied here.
+        if !self.is_instruction() {
+            return out;
+        }
+        // SAFETY: `self.0` is a live instruction (the `Value` invariant; tested above); every debug-info
+        // handle is tested for null before use, and the file name is read as the (pointer, length) pair LLVM
+        // returns, alive while the module is, and copied here.
         unsafe {
             let mut loc = LLVMInstructionGetDebugLoc(self.0);
             while !loc.is_null() && out.len() < 32 {
@@ -819,19 +1030,28 @@ impl Block {
         self.instructions().into_iter().find(|i| i.opcode() != Opcode::LLVMPHI)
     }
     /// Moves the block to the end of `f`.
+    #[track_caller]
     pub fn move_to_end_of(self, f: Value) {
-        // SAFETY: `self.0` is a live block (the `Block` invariant) inside a function, and `f` is a live
-        // function of the same context (this method's precondition); the block is unlinked and then appended,
-        // owned by a function again at the end.
+        self.parent_function();
+        f.require(f.is_function(), "Block::move_to_end_of", "a function");
+        // SAFETY: `self.0` is a live block (the `Block` invariant) inside a function (checked by
+        // `parent_function`), and `f` is a live function (checked above) of the same context; the block is
+        // unlinked and then appended, owned by a function again at the end.
         unsafe {
             LLVMRemoveBasicBlockFromParent(self.0);
             LLVMAppendExistingBasicBlock(f.0, self.0);
         }
     }
     /// The function containing the block.
+    #[track_caller]
     pub fn parent_function(self) -> Value {
-        // SAFETY: `self.0` is a live block (the `Block` invariant); LLVM returns the function it is in.
-        Value(unsafe { LLVMGetBasicBlockParent(self.0) })
+        // SAFETY: `self.0` is a live block (the `Block` invariant); LLVM returns the function it is in, null
+        // when in none.
+        let f = unsafe { LLVMGetBasicBlockParent(self.0) };
+        if f.is_null() {
+            wrong_kind("Block", "parent_function", "a block in a function", &self.name());
+        }
+        Value(f)
     }
     /// The block as a value (the operand of a branch).
     pub fn as_value(self) -> Value {
@@ -847,107 +1067,19 @@ impl Block {
     }
 }
 
-/// An LLVM module with its own context, owned.
+/// An LLVM module as the engine reads and edits it: a view of an `OwnedModule`, reached
+/// only through a borrow of it (`Deref`), which owns the module and borrows its context.
 ///
-/// Invariant: `m` is a live module of the live context `ctx`, owned by this value
-/// (and `ctx` too when `owns_context`) until `Drop` disposes of them or `into_raw`
-/// hands them over; every `Value`, `Type` and `Block` the engine makes from it belongs
-/// to `ctx`.
+/// Invariant: `m` is a live module of the live context `ctx`, both kept alive by the
+/// `OwnedModule` this is borrowed from (fields private to `llvm`: no other code makes a
+/// `Module`); every `Value`, `Type` and `Block` the engine makes from it belongs to
+/// `ctx`.
 pub struct Module {
-    pub(crate) ctx: LLVMContextRef,
-    pub(crate) m: LLVMModuleRef,
-    owns_context: bool,
-}
-
-// SAFETY: a Module and its context are only ever used by one thread at a time (moved,
-// never shared: `Module` is not `Sync`); LLVM contexts are not thread-affine.
-unsafe impl Send for Module {}
-
-impl Drop for Module {
-    fn drop(&mut self) {
-        // SAFETY: the module and the context it owns (`owns_context`) are live and disposed of exactly once,
-        // here; `into_raw` nulls both when it hands them over; the module is disposed of before its context.
-        unsafe {
-            if !self.m.is_null() {
-                LLVMDisposeModule(self.m);
-            }
-            if self.owns_context && !self.ctx.is_null() {
-                LLVMContextDispose(self.ctx);
-            }
-        }
-    }
+    ctx: LLVMContextRef,
+    m: LLVMModuleRef,
 }
 
 impl Module {
-    /// Parses bitcode into a module in `tsc`'s context (which outlives the module: the
-    /// JIT takes both). The bytes reach LLVM's reader in this process only after a child
-    /// process has read and verified them (`sandbox`): corrupt bitcode is an error here,
-    /// never a crash. Unless `checked` is false: the caller vouches for the bytes
-    /// (`OX_REQ_WRITER_BITCODE`).
-    pub fn parse_bitcode(tsc: &orc::ThreadSafeContext, bytes: &[u8], checked: bool) -> crate::error::Result<Module> {
-        use crate::error::Error;
-        if bytes.is_empty() {
-            return Err(Error::BadIr("empty bitcode".into()));
-        }
-        if checked && !sandbox::disabled() {
-            sandbox::check(bytes).map_err(|r| match r {
-                sandbox::Refusal::Bad(msg) => Error::BadIr(msg),
-                sandbox::Refusal::Unavailable(msg) => {
-                    Error::Internal(format!("cannot start the process that checks bitcode: {msg}"))
-                }
-            })?;
-        }
-        // SAFETY: the context is alive (the ThreadSafeContext owns it).
-        let (m, _) = unsafe { parse_bitcode_in(tsc.context(), bytes) }.map_err(Error::BadIr)?;
-        Ok(Module { ctx: tsc.context(), m, owns_context: false })
-    }
-
-    /// Parses LLVM 19 textual IR (tests and fixtures) into a module with its own context.
-    pub fn parse_ir(text: &str) -> Result<Module, String> {
-        // SAFETY: the new context is owned by the returned `Module` or disposed of on error; LLVM copies
-        // `text` (pointer and length) into a buffer that `LLVMParseIRInContext` takes over; `name` is a NUL-
-        // terminated `CString` alive during the call; on error `err` is an LLVM message that `take_message`
-        // disposes of.
-        unsafe {
-            let ctx = LLVMContextCreate();
-            let name = cstr("oxidase.text");
-            let buf = llvm_sys::core::LLVMCreateMemoryBufferWithMemoryRangeCopy(
-                text.as_ptr() as *const _,
-                text.len(),
-                name.as_ptr(),
-            );
-            let mut m = std::ptr::null_mut();
-            let mut err = std::ptr::null_mut();
-            if llvm_sys::ir_reader::LLVMParseIRInContext(ctx, buf, &mut m, &mut err) != 0 {
-                LLVMContextDispose(ctx);
-                return Err(take_message(err));
-            }
-            Ok(Module { ctx, m, owns_context: true })
-        }
-    }
-
-    /// The module as bitcode.
-    pub fn to_bitcode(&self) -> Vec<u8> {
-        // SAFETY: `self.m` and `self.ctx` are live (the `Module` invariant); the memory buffer LLVM writes
-        // holds `len` bytes from `start`, copied here before the buffer is disposed of, once.
-        unsafe {
-            let buf = llvm_sys::bit_writer::LLVMWriteBitcodeToMemoryBuffer(self.m);
-            let start = llvm_sys::core::LLVMGetBufferStart(buf) as *const u8;
-            let len = llvm_sys::core::LLVMGetBufferSize(buf);
-            let out = std::slice::from_raw_parts(start, len).to_vec();
-            LLVMDisposeMemoryBuffer(buf);
-            out
-        }
-    }
-
-    /// Gives up ownership of the module (and context if owned), e.g. to hand it to the JIT.
-    pub fn into_raw(mut self) -> (LLVMContextRef, LLVMModuleRef) {
-        let r = (self.ctx, self.m);
-        self.m = std::ptr::null_mut();
-        self.ctx = std::ptr::null_mut();
-        r
-    }
-
     /// A function by name.
     pub fn function(&self, name: &str) -> Option<Value> {
         let n = cstr(name);
@@ -997,23 +1129,31 @@ impl Module {
     }
 
     /// Adds an internal global variable of type `ty` holding `init`.
+    #[track_caller]
     pub fn add_global(&self, name: &str, ty: Type, init: Value) -> Value {
+        init.require(
+            init.is_constant() && init.ty() == ty,
+            "Module::add_global",
+            &format!("a constant of type {}", ty.print()),
+        );
         let n = cstr(name);
         // SAFETY: `self.m` and `self.ctx` are live (the `Module` invariant), `ty` is a type of its context,
         // and `n` is a NUL-terminated `CString` alive during the call.
         let g = Value(unsafe { LLVMAddGlobal(self.m, ty.0, n.as_ptr()) });
-        // SAFETY: `g` is the global variable just added and `init` a live constant of the same context; that
-        // its type is `ty` is the caller's precondition (LLVM checks it only by assertion).
+        // SAFETY: `g` is the global variable just added and `init` a live constant of type `ty` (checked
+        // above: LLVM checks it only by assertion).
         unsafe { LLVMSetInitializer(g.0, init.0) };
         g.set_internal();
         g
     }
 
     /// Adds a function.
+    #[track_caller]
     pub fn add_function(&self, name: &str, ty: Type) -> Value {
+        ty.require(ty.kind() == LLVMTypeKind::LLVMFunctionTypeKind, "Module::add_function", "a function type");
         let n = cstr(name);
-        // SAFETY: `self.m` and `self.ctx` are live (the `Module` invariant), `ty` is a function type of its
-        // context (the caller's precondition, unchecked), and `n` is a NUL-terminated `CString` alive during
+        // SAFETY: `self.m` and `self.ctx` are live (the `Module` invariant), `ty` is a function type (checked
+        // above) of its context, and `n` is a NUL-terminated `CString` alive during
         // the call.
         Value(unsafe { LLVMAddFunction(self.m, n.as_ptr(), ty.0) })
     }
@@ -1030,11 +1170,13 @@ impl Module {
 
     /// A copy of function `f` named `name`: internal, with `f`'s calling convention and
     /// no attributes (the copy is about to be changed, e.g. to return poison).
+    #[track_caller]
     pub fn clone_function(&self, f: Value, name: &str) -> Value {
+        f.require(f.is_function(), "Module::clone_function", "a function");
         let g = self.add_function(name, f.function_type());
         g.set_internal();
-        // SAFETY: `g` is the function just added and `f` a live function (this method's precondition); both
-        // are functions, as the calling-convention calls require.
+        // SAFETY: `g` is the function just added and `f` a live function (checked above); both are
+        // functions, as the calling-convention calls require.
         unsafe { LLVMSetFunctionCallConv(g.0, LLVMGetFunctionCallConv(f.0)) };
         // Old value (parameter, block, instruction) to new, blocks as values.
         let mut map: HashMap<LLVMValueRef, LLVMValueRef> =
@@ -1103,9 +1245,12 @@ impl Module {
     }
 
     /// ABI size in bytes of `ty` under the module's data layout.
+    #[track_caller]
     pub fn size_of(&self, ty: Type) -> u64 {
+        // SAFETY: `ty` is a live type (the `Type` invariant); any type may be asked.
+        ty.require(unsafe { LLVMTypeIsSized(ty.0) } != 0, "Module::size_of", "a sized type");
         // SAFETY: `self.m` and `self.ctx` are live (the `Module` invariant) and its data layout lives as long
-        // as it; `ty` is a sized type of its context (the caller's precondition).
+        // as it; `ty` is a sized type (checked above) of its context.
         unsafe { llvm_sys::target::LLVMABISizeOfType(llvm_sys::target::LLVMGetModuleDataLayout(self.m), ty.0) }
     }
 
@@ -1217,9 +1362,11 @@ impl Module {
         }
     }
     /// A float constant of type `ty` (scalar or vector, splatted).
+    #[track_caller]
     pub fn const_real(&self, ty: Type, v: f64) -> Value {
-        // SAFETY: `ty` is a live float or float-vector type (the caller's precondition); in the vector case
-        // `elems` holds `n` constants of its element type and outlives the call.
+        ty.require(ty.is_floating(), "Module::const_real", "a float or float vector type");
+        // SAFETY: `ty` is a live float or float-vector type (checked above); in the vector case `elems` holds
+        // `n` constants of its element type and outlives the call.
         unsafe {
             if ty.kind() == LLVMTypeKind::LLVMVectorTypeKind {
                 let e = LLVMConstReal(ty.element().0, v);
@@ -1232,8 +1379,10 @@ impl Module {
         }
     }
     /// An integer constant.
+    #[track_caller]
     pub fn const_int(&self, ty: Type, v: u64) -> Value {
-        // SAFETY: `ty` is a live integer type (the caller's precondition, `LLVMConstInt` casts unchecked).
+        ty.require(ty.is_int(), "Module::const_int", "an integer type");
+        // SAFETY: `ty` is a live integer type (checked above: `LLVMConstInt` casts unchecked).
         Value(unsafe { LLVMConstInt(ty.0, v, 0) })
     }
     /// The zero value of any type.
@@ -1249,10 +1398,12 @@ impl Module {
     }
 
     /// A new block appended to `f`.
+    #[track_caller]
     pub fn append_block(&self, f: Value, name: &str) -> Block {
+        f.require(f.is_function(), "Module::append_block", "a function");
         let n = cstr(name);
-        // SAFETY: `self.m` and `self.ctx` are live (the `Module` invariant), `f` is a live function of its
-        // context (the caller's precondition), and `n` is a NUL-terminated `CString` alive during the call.
+        // SAFETY: `self.m` and `self.ctx` are live (the `Module` invariant), `f` is a live function (checked
+        // above) of its context, and `n` is a NUL-terminated `CString` alive during the call.
         Block(unsafe { LLVMAppendBasicBlockInContext(self.ctx, f.0, n.as_ptr()) })
     }
 
@@ -1261,46 +1412,6 @@ impl Module {
         // SAFETY: `self.m` and `self.ctx` are live (the `Module` invariant); the builder is disposed of by
         // `Builder::drop`, and its borrow of the module keeps the context alive until then.
         Builder { b: unsafe { LLVMCreateBuilderInContext(self.ctx) }, m: self }
-    }
-}
-
-/// LLVM's bitcode reader on `bytes`, into `ctx`: the module and the warnings the reader
-/// reported (usually none), or the reader's message.
-/// Unchecked: the caller has made sure a fault cannot take the process down (`sandbox`).
-///
-/// # Safety
-/// `ctx` must be a live context no other thread uses during the call.
-pub(crate) unsafe fn parse_bitcode_in(ctx: LLVMContextRef, bytes: &[u8]) -> Result<(LLVMModuleRef, String), String> {
-    let name = cstr("oxidase.input");
-    let buf = llvm_sys::core::LLVMCreateMemoryBufferWithMemoryRangeCopy(
-        bytes.as_ptr() as *const _,
-        bytes.len(),
-        name.as_ptr(),
-    );
-    let mut m = std::ptr::null_mut();
-    // The bitcode reader reports errors through the context's diagnostic handler, which
-    // by default prints and exits; install one that records.
-    let diag = Box::into_raw(Box::new(String::new()));
-    llvm_sys::core::LLVMContextSetDiagnosticHandler(ctx, Some(record_diagnostic), diag as *mut _);
-    let failed = llvm_sys::bit_reader::LLVMParseBitcodeInContext2(ctx, buf, &mut m) != 0;
-    llvm_sys::core::LLVMContextSetDiagnosticHandler(ctx, None, std::ptr::null_mut());
-    let msg = *Box::from_raw(diag);
-    LLVMDisposeMemoryBuffer(buf);
-    if failed || m.is_null() {
-        return Err(if msg.is_empty() { "invalid bitcode".into() } else { msg });
-    }
-    Ok((m, msg))
-}
-
-extern "C" fn record_diagnostic(info: llvm_sys::prelude::LLVMDiagnosticInfoRef, ctx: *mut libc::c_void) {
-    // SAFETY: ctx is the `Box<String>` installed by `parse_bitcode_in` for this call.
-    unsafe {
-        let s = &mut *(ctx as *mut String);
-        let d = take_message(llvm_sys::core::LLVMGetDiagInfoDescription(info));
-        if !s.is_empty() {
-            s.push('\n');
-        }
-        s.push_str(&d);
     }
 }
 
@@ -1347,10 +1458,11 @@ impl Builder<'_> {
         unsafe { LLVMPositionBuilderAtEnd(self.b, bb.0) }
     }
     /// Positions before `inst`.
+    #[track_caller]
     pub fn before(&self, inst: Value) {
-        // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and the operands
-        // are live values of that context; `inst` must be an instruction in a block (the caller's
-        // precondition, unchecked).
+        inst.parent_block();
+        // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and `inst` a live
+        // instruction in a block (checked by `parent_block`).
         unsafe { LLVMPositionBuilderBefore(self.b, inst.0) }
     }
     /// Positions after `inst` (before the next instruction, or at the block's end).
@@ -1361,16 +1473,22 @@ impl Builder<'_> {
         }
     }
     /// The block the builder is in.
+    #[track_caller]
     pub fn block(&self) -> Block {
         // SAFETY: `self.b` is a live builder (the `Builder` invariant); LLVM returns null when it has no
         // insertion point.
-        Block(unsafe { LLVMGetInsertBlock(self.b) })
+        let b = unsafe { LLVMGetInsertBlock(self.b) };
+        if b.is_null() {
+            wrong_kind("Builder", "block", "a builder with an insertion point", "a builder with none");
+        }
+        Block(b)
     }
     /// Copies the debug location of `inst` onto what is built next.
+    #[track_caller]
     pub fn set_debug_loc_from(&self, inst: Value) {
-        // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and the operands
-        // are live values of that context; `inst` must be an instruction (the caller's precondition); its
-        // location, possibly null, is what the builder stores.
+        inst.require(inst.is_instruction(), "Builder::set_debug_loc_from", "an instruction");
+        // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and `inst` a live
+        // instruction (checked above); its location, possibly null, is what the builder stores.
         unsafe { LLVMSetCurrentDebugLocation2(self.b, LLVMInstructionGetDebugLoc(inst.0)) }
     }
     /// Clears the current debug location.
@@ -1397,17 +1515,22 @@ impl Builder<'_> {
     }
 
     /// An integer converted to `ty` (truncated or sign-extended; unchanged if equal).
+    #[track_caller]
     pub fn int_cast(&self, v: Value, ty: Type) -> Value {
+        v.require(v.ty().is_int(), "Builder::int_cast", "an integer");
+        ty.require(ty.is_int(), "Builder::int_cast", "an integer type");
         // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and the operands
-        // are live values of that context; `v` and `ty` must be integer typed (the caller's precondition);
-        // `NONAME` is a NUL-terminated static string.
+        // are live values of that context; `v` and `ty` are integer typed (checked above); `NONAME` is a
+        // NUL-terminated static string.
         Value(unsafe { LLVMBuildIntCast2(self.b, v.0, ty.0, 1, NONAME.as_ptr()) })
     }
     /// `xor i1 v, true`: logical not.
+    #[track_caller]
     pub fn xor_true(&self, v: Value) -> Value {
+        v.require(v.ty().is_int(), "Builder::xor_true", "an integer");
         // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and the operands
-        // are live values of that context; `v` must be an integer (the caller's precondition, as
-        // `LLVMConstInt` requires of its type); `NONAME` is a NUL-terminated static string.
+        // are live values of that context; `v` is an integer (checked above, as `LLVMConstInt` requires of its
+        // type); `NONAME` is a NUL-terminated static string.
         Value(unsafe { LLVMBuildXor(self.b, v.0, LLVMConstInt(LLVMTypeOf(v.0), 1, 0), NONAME.as_ptr()) })
     }
     /// `fadd nsz reassoc`, for adding up an adjoint's contributions: the sign of a zero
@@ -1555,9 +1678,11 @@ impl Builder<'_> {
     }
     /// A copy of instruction `inst` with operands `ops`, inserted here (recomputing a
     /// pure value instead of keeping it).
+    #[track_caller]
     pub fn clone_with(&self, inst: Value, ops: &[Value]) -> Value {
-        // SAFETY: `inst` must be a live instruction (the caller's precondition); the clone is a new
-        // instruction in no block, owned by the builder's block below.
+        inst.require(inst.is_instruction(), "Builder::clone_with", "an instruction");
+        // SAFETY: `inst` is a live instruction (checked above); the clone is a new instruction in no block,
+        // owned by the builder's block below.
         let c = Value(unsafe { LLVMInstructionClone(inst.0) });
         for (k, &o) in ops.iter().enumerate() {
             c.set_operand(k, o);
@@ -1611,16 +1736,21 @@ impl Builder<'_> {
         self.gep(gep_inst.gep_source_type(), p, &idx)
     }
     /// A call of `f` (a function value).
+    #[track_caller]
     pub fn call(&self, f: Value, args: &[Value]) -> Value {
+        f.require(f.is_function(), "Builder::call", "a function (`call_typed` calls through a pointer)");
         self.call_typed(f.function_type(), f, args)
     }
     /// A call through `callee` with function type `fty`.
+    #[track_caller]
     pub fn call_typed(&self, fty: Type, callee: Value, args: &[Value]) -> Value {
+        fty.require(fty.kind() == LLVMTypeKind::LLVMFunctionTypeKind, "Builder::call_typed", "a function type");
         let mut a: Vec<LLVMValueRef> = args.iter().map(|v| v.0).collect();
         // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and the operands
-        // are live values of that context; `fty` must be `callee`'s function type and the arguments match it
-        // (the caller's precondition, checked by LLVM only by assertion); `a` holds `a.len()` live values and
-        // outlives the call; `NONAME` is a NUL-terminated static string.
+        // are live values of that context; `fty` is a function type (checked above: LLVM casts it unchecked);
+        // that the arguments match it is the caller's precondition, checked by LLVM only by assertion (the
+        // verifier reports a mismatch); `a` holds `a.len()` live values and outlives the call; `NONAME` is a
+        // NUL-terminated static string.
         Value(unsafe { LLVMBuildCall2(self.b, fty.0, callee.0, a.as_mut_ptr(), a.len() as u32, NONAME.as_ptr()) })
     }
     /// A call of intrinsic `name` overloaded on the type of the first argument.
@@ -1642,10 +1772,15 @@ impl Builder<'_> {
         Value(unsafe { LLVMBuildCondBr(self.b, c.0, t.0, f.0) })
     }
     /// `switch v, default [cases]`.
+    #[track_caller]
     pub fn switch(&self, v: Value, default: Block, cases: &[(Value, Block)]) -> Value {
+        for (c, _) in cases {
+            c.require(c.const_int().is_some(), "Builder::switch", "an integer constant (a case)");
+        }
         // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and the operands
         // are live values of that context; `s` is the switch just built, and each case is an integer constant
-        // of `v`'s type (the caller's precondition) with a live block.
+        // (checked above: `LLVMAddCase` casts unchecked) with a live block; that its type is `v`'s is the
+        // caller's precondition (the verifier reports a mismatch).
         unsafe {
             let s = LLVMBuildSwitch(self.b, v.0, default.0, cases.len() as u32);
             for (c, b) in cases {
@@ -1672,11 +1807,13 @@ impl Builder<'_> {
         Value(unsafe { LLVMBuildUnreachable(self.b) })
     }
     /// `extractelement`.
+    #[track_caller]
     pub fn extract_element(&self, v: Value, idx: Value) -> Value {
+        v.require(v.ty().is_vector(), "Builder::extract_element", "a vector");
         // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and the operands
-        // are live values of that context; that their types suit the instruction is the caller's
-        // precondition, which LLVM checks only by assertion (the verifier reports a mismatch); `NONAME` is a
-        // NUL-terminated static string.
+        // are live values of that context; `v` is a vector (checked above: LLVM casts its type unchecked);
+        // that `idx` is an integer is the caller's precondition, which LLVM checks only by assertion (the
+        // verifier reports a mismatch); `NONAME` is a NUL-terminated static string.
         Value(unsafe { LLVMBuildExtractElement(self.b, v.0, idx.0, NONAME.as_ptr()) })
     }
     /// `insertelement`.
@@ -1688,7 +1825,9 @@ impl Builder<'_> {
         Value(unsafe { LLVMBuildInsertElement(self.b, v.0, x.0, idx.0, NONAME.as_ptr()) })
     }
     /// `shufflevector a, b, mask` with `None` lanes poison.
+    #[track_caller]
     pub fn shuffle(&self, a: Value, c: Value, mask: &[Option<u32>]) -> Value {
+        a.require(a.ty().is_vector(), "Builder::shuffle", "a vector");
         let i32t = self.m.int(32);
         let mut lanes: Vec<LLVMValueRef> = mask
             .iter()
@@ -1707,18 +1846,22 @@ impl Builder<'_> {
         Value(unsafe { LLVMBuildShuffleVector(self.b, a.0, c.0, mask_v, NONAME.as_ptr()) })
     }
     /// `extractvalue`.
+    #[track_caller]
     pub fn extract_value(&self, agg: Value, idx: u32) -> Value {
+        agg.require_field(idx, "Builder::extract_value");
         // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and the operands
-        // are live values of that context; `idx` must index `agg`'s aggregate type (the caller's
-        // precondition: LLVM checks it only by assertion); `NONAME` is a NUL-terminated static string.
+        // are live values of that context; `idx` indexes `agg`'s aggregate type (checked above: LLVM checks it
+        // only by assertion); `NONAME` is a NUL-terminated static string.
         Value(unsafe { LLVMBuildExtractValue(self.b, agg.0, idx, NONAME.as_ptr()) })
     }
     /// `insertvalue`.
+    #[track_caller]
     pub fn insert_value(&self, agg: Value, v: Value, idx: u32) -> Value {
+        agg.require_field(idx, "Builder::insert_value");
         // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and the operands
-        // are live values of that context; `idx` must index `agg`'s aggregate type and `v` have that field's
-        // type (the caller's precondition: LLVM checks it only by assertion); `NONAME` is a NUL-terminated
-        // static string.
+        // are live values of that context; `idx` indexes `agg`'s aggregate type (checked above: LLVM checks
+        // it only by assertion); that `v` has that field's type is the caller's precondition (the verifier
+        // reports a mismatch); `NONAME` is a NUL-terminated static string.
         Value(unsafe { LLVMBuildInsertValue(self.b, agg.0, v.0, idx, NONAME.as_ptr()) })
     }
 }
@@ -1742,17 +1885,37 @@ pub fn const_address(v: Value) -> Option<u64> {
 }
 
 /// The basic block behind a block operand of a terminator (`br`'s destinations).
+#[track_caller]
 pub fn value_as_block(v: Value) -> LLVMBasicBlockRef {
-    // SAFETY: `v` is a live value (the `Value` invariant) and must be a block operand (this function's
-    // precondition, unchecked: `LLVMValueAsBasicBlock` casts).
+    // SAFETY: `v` is a live value (the `Value` invariant); the test is defined on any value.
+    v.require(unsafe { LLVMValueIsBasicBlock(v.0) } != 0, "as_block", "a block used as a value");
+    // SAFETY: `v` is a live block used as a value (checked above).
     unsafe { LLVMValueAsBasicBlock(v.0) }
 }
 
 /// A constant bitcast (`bitcast (i64 C to double)`), folded.
+#[track_caller]
 pub fn const_bitcast(v: Value, ty: Type) -> Value {
-    // SAFETY: `v` is a live constant and `ty` a live type of its context of the same size (the caller's
-    // precondition; LLVM checks the cast only by assertion).
+    v.require(v.is_constant(), "const_bitcast", "a constant");
+    // SAFETY: `v` is a live constant (checked above) and `ty` a live type of its context; a size mismatch
+    // is the caller's error (LLVM checks it only by assertion; the verifier reports the constant).
     Value(unsafe { LLVMConstBitCast(v.0, ty.0) })
+}
+
+/// Panics: `class::method` was called on `got`, which is not `wants`. LLVM's C API would
+/// cast such an argument unchecked (undefined behaviour in a release build of LLVM): a
+/// bug of the engine, never of the input, reported like any engine panic (`isolate`).
+/// Cold and out of line, so a check costs a test and a branch where it is inlined.
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn wrong_kind(class: &str, method: &str, wants: &str, got: &str) -> ! {
+    const SHOWN: usize = 300;
+    let got = match got.char_indices().nth(SHOWN) {
+        Some((end, _)) => format!("{}…", &got[..end]),
+        None => got.to_string(),
+    };
+    panic!("llvm::{class}::{method} needs {wants}, got: {got}")
 }
 
 /// `icmp eq`.
@@ -1779,12 +1942,14 @@ unsafe fn tbaa_constant(md: LLVMValueRef) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{Module, Opcode};
+    use super::{Context, Opcode, OwnedModule};
 
     /// `copy_tbaa_from` copies an ordinary tag and refuses a constant one.
     #[test]
     fn tbaa_copied_unless_constant() {
-        let m = Module::parse_ir(
+        let ctx = Context::create();
+        let m = OwnedModule::parse_ir(
+            &ctx,
             r#"
 define void @f(ptr %p, ptr %q) {
   %a = load double, ptr %p, !tbaa !2
@@ -1808,5 +1973,59 @@ define void @f(ptr %p, ptr %q) {
         let text = m.print();
         assert!(text.contains("store double %a, ptr %q, align 8, !tbaa"), "{text}");
         assert!(!text.contains("store double %b, ptr %q, align 8, !tbaa"), "{text}");
+    }
+
+    const CALL_AND_PHI: &str = r#"
+define double @f(double %x, i1 %c) {
+top:
+  br i1 %c, label %a, label %b
+a:
+  %s = call double @llvm.sin.f64(double %x)
+  br label %b
+b:
+  %p = phi double [ %s, %a ], [ %x, %top ]
+  %agg = insertvalue { double, double } poison, double %p, 0
+  ret double %p
+}
+declare double @llvm.sin.f64(double)
+"#;
+
+    /// Runs `f` and returns its panic message.
+    fn panic_message<T: std::fmt::Debug>(f: impl FnOnce() -> T) -> String {
+        let payload = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).expect_err("panics");
+        payload.downcast_ref::<String>().cloned().unwrap_or_default()
+    }
+
+    /// Accessors called on the wrong kind of value panic, naming the method and the
+    /// value, in release builds too, instead of handing LLVM the wrong class.
+    #[test]
+    fn accessors_on_the_wrong_kind_panic() {
+        let ctx = Context::create();
+        let m = OwnedModule::parse_ir(&ctx, CALL_AND_PHI).unwrap();
+        let f = m.function("f").unwrap();
+        let x = f.params()[0];
+        let blocks = f.blocks();
+        let call = blocks[1].instructions()[0];
+        let phi = blocks[2].instructions()[0];
+        let insert = blocks[2].instructions()[1];
+        assert_eq!(call.operand(0), x);
+        assert_eq!(phi.incoming().len(), 2);
+        assert_eq!(insert.indices(), [0]);
+        let message = panic_message(|| call.operand(2));
+        assert!(message.contains("Value::operand needs a value with more than 2 operands (it has 2)"), "{message}");
+        let message = panic_message(|| phi.called_operand());
+        assert!(message.contains("called_operand needs a call, invoke or callbr, got:   %p = phi"), "{message}");
+        assert!(panic_message(|| call.incoming()).contains("incoming needs a phi"));
+        assert!(panic_message(|| phi.indices()).contains("indices needs an insertvalue or extractvalue"));
+        assert!(panic_message(|| x.opcode()).contains("opcode needs an instruction"));
+        assert!(panic_message(|| x.parent_block()).contains("parent_block needs an instruction"));
+        assert!(panic_message(|| phi.successors()).contains("successors needs a terminator"));
+        assert!(panic_message(|| x.num_operands()).contains("num_operands needs"));
+        assert!(panic_message(|| x.ty().element()).contains("Type::element needs an array or vector type"));
+        assert!(panic_message(|| x.ty().int_width()).contains("Type::int_width needs an integer type"));
+        assert!(panic_message(|| x.entry_block()).contains("entry_block needs a function"));
+        assert!(panic_message(|| call.erase()).contains("erase needs an instruction nothing else uses"));
+        assert!(x.source_chain().is_empty(), "an argument has no source location");
+        m.verify().unwrap();
     }
 }

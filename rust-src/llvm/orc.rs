@@ -2,7 +2,8 @@
 //! thin). Symbols the module does not define resolve from the process, so `jl_*`
 //! runtime functions come from the libjulia already loaded.
 
-use super::{take_message, Module};
+use super::{take_message, OwnedModule};
+use inkwell::context::ContextRef;
 use llvm_sys::error::*;
 use llvm_sys::orc2::lljit::*;
 use llvm_sys::orc2::*;
@@ -35,7 +36,7 @@ fn error_string(err: LLVMErrorRef) -> String {
 impl LlJit {
     /// Creates the JIT with a process symbol search generator on its main dylib.
     pub fn new() -> Result<LlJit, String> {
-        super::passes::init_native_target();
+        super::passes::init_native_target()?;
         // SAFETY: the native target is initialised (above); every out-pointer is a local;
         // each error is checked for null before use and consumed by `error_string`; the
         // builder is consumed by `LLVMOrcCreateLLJIT`, the generator by the dylib it is
@@ -89,12 +90,12 @@ impl LlJit {
         ThreadSafeContext(unsafe { LLVMOrcCreateNewThreadSafeContext() })
     }
 
-    /// Adds `m` (whose context is `tsc`'s) to the main dylib; the JIT owns it afterwards,
-    /// whether or not it is added (LLJIT.h: the module "should not be disposed of or
-    /// referenced once this function returns"; disposing of it after an error, such as
-    /// a symbol defined twice, freed it twice: a bit flip found that).
-    pub fn add_module(&self, tsc: &ThreadSafeContext, m: Module) -> Result<(), String> {
-        let (_, raw) = m.into_raw();
+    /// Adds `m` (in `tsc`'s context, as its type says) to the main dylib; the JIT owns
+    /// it afterwards, whether or not it is added (LLJIT.h: the module "should not be
+    /// disposed of or referenced once this function returns"; disposing of it after an
+    /// error, such as a symbol defined twice, freed it twice: a bit flip found that).
+    pub fn add_module<'ctx>(&self, tsc: &'ctx ThreadSafeContext, m: OwnedModule<'ctx>) -> Result<(), String> {
+        let raw = m.into_raw();
         // SAFETY: `raw` is a module of `tsc`'s context that nothing else owns any more
         // (`into_raw`); the thread-safe module and its ownership pass to the JIT.
         let err = unsafe {
@@ -160,10 +161,12 @@ impl LlJit {
 pub struct ThreadSafeContext(LLVMOrcThreadSafeContextRef);
 
 impl ThreadSafeContext {
-    /// The underlying LLVM context.
-    pub fn context(&self) -> llvm_sys::prelude::LLVMContextRef {
-        // SAFETY: `self.0` is a live thread-safe context (owned until `drop`).
-        unsafe { LLVMOrcThreadSafeContextGetContext(self.0) }
+    /// The underlying LLVM context, borrowed for as long as this value is.
+    pub fn context(&self) -> ContextRef<'_> {
+        // SAFETY: `self.0` is a live thread-safe context (owned until `drop`), whose LLVM
+        // context lives as long as it; the `ContextRef` borrows `self`, so it cannot
+        // outlive either.
+        unsafe { ContextRef::new(LLVMOrcThreadSafeContextGetContext(self.0)) }
     }
 }
 

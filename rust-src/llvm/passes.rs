@@ -1,30 +1,40 @@
-//! LLVM 19's new pass manager, driven through `LLVMRunPasses`, and the host target
-//! machine it needs for target-aware optimization.
+//! LLVM 19's new pass manager and the host target machine it needs for target-aware
+//! optimization, through inkwell (`Module::run_passes`, `TargetMachine`): it expresses
+//! everything this file does, so no `llvm_sys` call is left here but the one command-line
+//! option LLVM has no other interface for (`use_libmvec`).
 
-use super::{take_message, Module};
-use llvm_sys::target_machine::*;
-use llvm_sys::transforms::pass_builder::*;
-use std::ffi::CString;
+use super::Module;
+use inkwell::passes::PassBuilderOptions;
+use inkwell::targets::{CodeModel, InitializationConfig, RelocMode, Target, TargetMachine};
+use inkwell::OptimizationLevel;
+use std::mem::ManuallyDrop;
 use std::sync::OnceLock;
 
-struct HostMachine(LLVMTargetMachineRef);
+struct HostMachine(TargetMachine);
 // SAFETY: the target machine is created once and only read afterwards (LLVMRunPasses
 // takes it as a const configuration); LLVM's TargetMachine is safe to share that way.
 unsafe impl Send for HostMachine {}
 // SAFETY: as for `Send`: the machine is only read after it is created.
 unsafe impl Sync for HostMachine {}
 
-/// Initialises LLVM's native target once per process, and its vector math library.
-pub fn init_native_target() {
-    static INIT: OnceLock<()> = OnceLock::new();
-    // SAFETY: LLVM's target initialisers have no preconditions; `OnceLock` runs them once,
-    // before any target lookup.
-    INIT.get_or_init(|| unsafe {
-        llvm_sys::target::LLVM_InitializeNativeTarget();
-        llvm_sys::target::LLVM_InitializeNativeAsmPrinter();
-        llvm_sys::target::LLVM_InitializeNativeAsmParser();
+/// Initialises LLVM's native target (its code generator, assembly printer and parser)
+/// once per process, and its vector math library; `Err` when LLVM has no native target.
+pub fn init_native_target() -> Result<(), String> {
+    static INIT: OnceLock<Result<(), String>> = OnceLock::new();
+    INIT.get_or_init(|| {
+        let config = InitializationConfig {
+            base: true,
+            asm_printer: true,
+            asm_parser: true,
+            disassembler: false,
+            info: false,
+            machine_code: false,
+        };
+        Target::initialize_native(&config)?;
         use_libmvec();
-    });
+        Ok(())
+    })
+    .clone()
 }
 
 /// Lets the loop vectorizer call glibc's vector math functions (libmvec: `cos` of four
@@ -34,16 +44,24 @@ pub fn init_native_target() {
 /// the JIT's symbol search finds it; without it (not glibc, not x86-64) nothing changes.
 /// The option is LLVM 19's own (this library's), not Julia's LLVM's.
 fn use_libmvec() {
+    use libloading::os::unix::{Library, RTLD_GLOBAL, RTLD_NOW};
+    /// The library stays loaded for the process's life: code the JIT compiled calls it.
+    static LIBMVEC: OnceLock<Library> = OnceLock::new();
     if !cfg!(all(target_os = "linux", target_arch = "x86_64")) {
         return;
     }
-    // SAFETY: dlopen/dlsym with NUL-terminated names; the handle is kept for the
-    // process's lifetime (the JIT's code calls into the library).
-    let found = unsafe {
-        let handle = libc::dlopen(c"libmvec.so.1".as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL);
-        !handle.is_null() && !libc::dlsym(handle, c"_ZGVdN4v_cos".as_ptr()).is_null()
+    // SAFETY: libmvec is part of glibc; loading it runs no initialiser beyond glibc's own,
+    // and it is never unloaded (`LIBMVEC` keeps it), so no termination routine runs early.
+    // `RTLD_GLOBAL` puts its symbols in the process's global scope, where the JIT's symbol
+    // search looks.
+    let Ok(library) = (unsafe { Library::open(Some("libmvec.so.1"), RTLD_NOW | RTLD_GLOBAL) }) else {
+        return;
     };
-    if found {
+    // SAFETY: the symbol is only tested for presence (read as an opaque pointer, never
+    // called or dereferenced here).
+    let has_avx2_cos = unsafe { library.get::<*const libc::c_void>(c"_ZGVdN4v_cos") }.is_ok_and(|s| !s.is_null());
+    let _ = LIBMVEC.set(library);
+    if has_avx2_cos {
         let args = [c"oxidase".as_ptr(), c"-vector-library=LIBMVEC-X86".as_ptr()];
         // SAFETY: two NUL-terminated arguments that outlive the call; no overview text.
         unsafe { llvm_sys::support::LLVMParseCommandLineOptions(2, args.as_ptr(), std::ptr::null()) };
@@ -57,61 +75,38 @@ fn use_libmvec() {
 pub const CLEAN_UP: &str =
     "always-inline,function(instcombine<no-verify-fixpoint>,simplifycfg,loop(loop-deletion),adce,simplifycfg),globaldce";
 
-fn host_machine() -> Result<LLVMTargetMachineRef, String> {
+fn host_machine() -> Result<&'static TargetMachine, String> {
     static TM: OnceLock<Result<HostMachine, String>> = OnceLock::new();
-    init_native_target();
-    // SAFETY: the native target is initialised (above); every out-pointer is a local;
-    // `triple`, `cpu` and `features` are LLVM messages, each disposed of once after the
-    // target machine (which copies them) is created; `err` is disposed of by
-    // `take_message`. The machine lives for the process (never disposed of).
-    let tm = TM.get_or_init(|| unsafe {
-        let triple = LLVMGetDefaultTargetTriple();
-        let mut target = std::ptr::null_mut();
-        let mut err = std::ptr::null_mut();
-        if LLVMGetTargetFromTriple(triple, &mut target, &mut err) != 0 {
-            return Err(take_message(err));
-        }
-        let cpu = LLVMGetHostCPUName();
-        let features = LLVMGetHostCPUFeatures();
-        let tm = LLVMCreateTargetMachine(
-            target,
-            triple,
-            cpu,
-            features,
-            LLVMCodeGenOptLevel::LLVMCodeGenLevelDefault,
-            LLVMRelocMode::LLVMRelocDefault,
-            LLVMCodeModel::LLVMCodeModelJITDefault,
-        );
-        llvm_sys::core::LLVMDisposeMessage(triple);
-        llvm_sys::core::LLVMDisposeMessage(cpu);
-        llvm_sys::core::LLVMDisposeMessage(features);
-        Ok(HostMachine(tm))
+    init_native_target()?;
+    let tm = TM.get_or_init(|| {
+        let triple = TargetMachine::get_default_triple();
+        let target = Target::from_triple(&triple).map_err(|e| e.to_string())?;
+        target
+            .create_target_machine(
+                &triple,
+                &TargetMachine::get_host_cpu_name().to_string(),
+                &TargetMachine::get_host_cpu_features().to_string(),
+                OptimizationLevel::Default,
+                RelocMode::Default,
+                CodeModel::JITDefault,
+            )
+            .map(HostMachine)
+            .ok_or_else(|| format!("LLVM made no target machine for {}", triple.as_str().to_string_lossy()))
     });
-    tm.as_ref().map(|h| h.0).map_err(Clone::clone)
+    tm.as_ref().map(|h| &h.0).map_err(Clone::clone)
 }
 
 /// Host triple, e.g. `x86_64-pc-linux-gnu`.
 pub fn host_triple() -> String {
-    // SAFETY: no preconditions; `take_message` disposes of the returned string.
-    take_message(unsafe { LLVMGetDefaultTargetTriple() })
+    TargetMachine::get_default_triple().as_str().to_string_lossy().into_owned()
 }
 
 /// Runs a textual pass pipeline (`"default<O2>"`, `"always-inline,sroa"`...) on `m`.
 pub fn run(m: &Module, pipeline: &str) -> Result<(), String> {
     let tm = host_machine()?;
-    let p = CString::new(pipeline).map_err(|e| e.to_string())?;
     // SAFETY: `m.m` is a live module (the `Module` invariant) that the caller's borrow
-    // keeps from other use; `p` is a NUL-terminated `CString` alive during the call; `tm`
-    // lives for the process; the options are disposed of once, after the run; a non-null
-    // error is consumed by `LLVMGetErrorMessage`.
-    unsafe {
-        let opts = LLVMCreatePassBuilderOptions();
-        let err = LLVMRunPasses(m.m, p.as_ptr(), tm, opts);
-        LLVMDisposePassBuilderOptions(opts);
-        if err.is_null() {
-            Ok(())
-        } else {
-            Err(take_message(llvm_sys::error::LLVMGetErrorMessage(err)))
-        }
-    }
+    // keeps from other use for the call; `ManuallyDrop` keeps this second inkwell handle
+    // from disposing of it: its `OwnedModule` does.
+    let module = ManuallyDrop::new(unsafe { inkwell::module::Module::new(m.m) });
+    module.run_passes(pipeline, tm, PassBuilderOptions::create()).map_err(|e| e.to_string())
 }

@@ -351,8 +351,10 @@ unsafe fn child(bytes: &[u8], wr: c_int, address_space: Option<u64>, alarm_secs:
         },
         Inject::Panic => panic!("injected panic in the bitcode check"),
     }
-    let ctx = llvm_sys::core::LLVMContextCreate();
-    match super::parse_bitcode_in(ctx, bytes) {
+    // Never disposed of: the child leaves by `_exit` in `report`.
+    let ctx = super::Context::create();
+    let parsed = super::owner::parse_bitcode_in(&ctx, bytes);
+    match parsed {
         Err(msg) => report(PARSE_FAILED, msg.as_bytes()),
         // The reader drops debug info the verifier rejects, and prints the verifier's
         // report to stderr: in the parent that would be noise on the user's terminal,
@@ -361,14 +363,8 @@ unsafe fn child(bytes: &[u8], wr: c_int, address_space: Option<u64>, alarm_secs:
             report(PARSE_FAILED, b"the bitcode has invalid debug info")
         }
         Ok((m, _)) => {
-            let mut msg = std::ptr::null_mut();
-            let bad = llvm_sys::analysis::LLVMVerifyModule(
-                m,
-                llvm_sys::analysis::LLVMVerifierFailureAction::LLVMReturnStatusAction,
-                &mut msg,
-            );
-            if bad != 0 {
-                report(VERIFY_FAILED, super::take_message(msg).as_bytes())
+            if let Err(msg) = m.verify() {
+                report(VERIFY_FAILED, msg.to_bytes())
             }
             report(READ_OK, b"")
         }

@@ -122,7 +122,7 @@ fn emit_check(m: &Module, f: Value, domain: Domain) -> Value {
 
 #[cfg(test)]
 mod tests {
-    use crate::llvm::Module;
+    use crate::llvm::{Context, Module, OwnedModule};
 
     /// The rewrite and the pipeline's clean-up after it.
     fn run(m: &Module) {
@@ -185,7 +185,8 @@ split:
     /// result, or a constant), after the rewrite: the module's text.
     fn rewritten(returned: &str) -> String {
         let ir = format!("{REDUCTION}\ndefine double @top(ptr %p, i64 %n, ptr %t) {{\n  %u = call fastcc double @h.aug(ptr %p, i64 %n, ptr %t)\n  ret double {returned}\n}}\n");
-        let m = Module::parse_ir(&ir).unwrap();
+        let ctx = Context::create();
+        let m = OwnedModule::parse_ir(&ctx, &ir).unwrap();
         run(&m);
         m.verify().unwrap();
         m.print()
@@ -217,7 +218,9 @@ split:
 
     #[test]
     fn unused_exp_is_deleted_and_log_checked() {
-        let m = Module::parse_ir(
+        let ctx = Context::create();
+        let m = OwnedModule::parse_ir(
+            &ctx,
             r#"
 define internal fastcc double @ox.julia.exp.julia_exp_1(double %x) noinline {
   call void @side()

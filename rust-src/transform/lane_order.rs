@@ -125,11 +125,13 @@ fn unreversed(b: &Builder, v: Value, depth: u32, memo: &mut HashMap<Value, Optio
 
 #[cfg(test)]
 mod tests {
-    use crate::llvm::Module;
+    use crate::llvm::{Context, OwnedModule};
 
     #[test]
     fn reversals_around_lane_wise_code_are_dropped() {
-        let m = Module::parse_ir(
+        let ctx = Context::create();
+        let m = OwnedModule::parse_ir(
+            &ctx,
             r#"
 define void @f(ptr %x, ptr %dx, double %seed) {
   %a = load <4 x double>, ptr %x
@@ -161,7 +163,9 @@ declare <4 x double> @llvm.cos.v4f64(<4 x double>)
     #[test]
     fn other_shuffles_are_kept() {
         // Lanes moved, not only reversed: the reversal cannot be undone.
-        let m = Module::parse_ir(
+        let ctx = Context::create();
+        let m = OwnedModule::parse_ir(
+            &ctx,
             r#"
 define void @f(ptr %x) {
   %a = load <4 x double>, ptr %x

@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use oxidase::ffi::OxDerivativeFn;
-use oxidase::llvm::Module;
+use oxidase::llvm::{Context, Module, OwnedModule};
 use oxidase::request::{Activity, ArgSpec, Leaf, Mode, Passing, Request};
 use std::collections::HashSet;
 use std::ffi::c_void;
@@ -105,7 +105,8 @@ pub fn compile_batch(
 
 /// Compiles the derivative `req` asks for from IR text.
 pub fn compile_request(text: &str, req: &Request) -> Result<OxDerivativeFn, oxidase::error::Error> {
-    let m = Module::parse_ir(text).expect("fixture parses");
+    let ctx = Context::create();
+    let m = OwnedModule::parse_ir(&ctx, text).expect("fixture parses");
     define_runtime_stubs(&m);
     let c = oxidase::cache::get_or_compile(&m.to_bitcode(), req)?;
     Ok(unsafe { std::mem::transmute::<usize, OxDerivativeFn>(c.addr) })
