@@ -99,6 +99,8 @@ function program(rng, name)
                 "s += sum(hcat(x, x) * [1.0, $(expr(rng, 1, vars))])",
                 "c = $(expr(rng, 1, vars)); s += sum(i -> c * x[i], 1:3)",
                 "s += sum(abs2, vcat(x, [1.0, 2.0]))",
+                # `push!` in a loop, the element read back after later pushes.
+                "y = [x[1]]\n    for k in 2:3\n        push!(y, y[k-1] * x[k] + $(expr(rng, 1, vars)))\n    end\n    s += y[end]",
                 # `try`/`catch` (the body throws for some inputs).
                 "s += (try; log(x[1] + 0.5) * $(expr(rng, 1, vars)); catch; x[2] * x[3]; end)",
             ]))

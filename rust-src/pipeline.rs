@@ -323,12 +323,16 @@ fn keep_primal_math_scalar(m: &Module) {
 /// sweep re-derives those addresses.
 fn refuse_moving_resizes(g: Value, mem: &Memory, user_name: &str) -> Result<()> {
     for i in g.blocks().into_iter().flat_map(|b| b.instructions()) {
-        // (Shrinking moves the data too when the array shares it: it is copied first.)
-        if crate::analysis::memory::resize_call(i).is_some() && mem.is_shadowed(i.operand(0)) {
+        // Growing at the end keeps the elements' indices: the reverse sweep loads the
+        // shadow's data pointer again (`reverse::shadow_data_to_reload`). Shrinking, or
+        // growing at the front, is refused (an element read before would move or vanish;
+        // shrinking a shared array copies it first).
+        let kind = crate::analysis::memory::resize_call(i);
+        if kind.is_some_and(|k| k != crate::analysis::memory::Resize::GrowEnd) && mem.is_shadowed(i.operand(0)) {
             return Err(Error::Unsupported(format!(
-                "not yet supported in reverse mode: resizing an array that holds derivatives \
-                 (`push!`, `append!`, `resize!`, `pop!`...), in `{user_name}`{}; preallocate \
-                 it (`zeros(n)`, `similar(x)`) and assign its elements, or use forward mode",
+                "not yet supported in reverse mode: shrinking an array that holds derivatives, or growing it at \
+                 the front (`pop!`, `resize!` to a smaller size, `filter`, `pushfirst!`...), in `{user_name}`{}; \
+                 preallocate it (`zeros(n)`, `similar(x)`) and assign its elements, or use forward mode",
                 crate::names::where_(i)
             )));
         }
@@ -336,10 +340,8 @@ fn refuse_moving_resizes(g: Value, mem: &Memory, user_name: &str) -> Result<()> 
     Ok(())
 }
 
-/// Reverse mode cannot differentiate computations inside a `try` body yet: when the body
-/// throws, execution resumes at the `catch` through `longjmp`, an edge the reverse sweep
-/// does not know, so it would skip the body's adjoints and misread the tape. Code on
-/// inactive data in a `try` (the logging macros) is fine.
+/// Reverse mode refuses differentiated writes to memory inside a `try` body: when the
+/// body throws, the reverse sweep retraces the `catch` alone (below).
 fn refuse_active_try_effects(g: Value, act: &Activity, user_name: &str) -> Result<()> {
     if !g.blocks().into_iter().flat_map(|b| b.instructions()).any(crate::analysis::cfg::is_setjmp_call) {
         return Ok(());
@@ -390,9 +392,10 @@ pub fn analyze(m: &Module, subject: &Subject, roots: &[(Value, Leaf)]) -> Result
             Printed::Activity.print(&g.name(), || act.print(g));
             return Ok((mem, act));
         }
-        let before = allocations.len();
+        let before = allocations.clone();
         allocations.extend(act.wants_shadow.iter().map(|(k, v)| (*k, *v)));
-        if allocations.len() == before {
+        // (A leaf may change once: a stack object holding arrays, then numbers too.)
+        if allocations == before {
             return Err(Error::Internal("shadow analysis of allocations does not converge".into()));
         }
     }

@@ -60,6 +60,19 @@ pub enum Leaf {
     /// type holding the arrays' shadows at the same offsets (`transform::shadow`). It
     /// holds no differentiated float of its own (a store of one is refused).
     StackArraysF64,
+    /// A stack object like `StackArraysF64` that also holds differentiated `Float64`
+    /// numbers (a closure capturing `a = x[1]` beside `x`): its shadow holds their
+    /// tangents or adjoints at the same offsets. Its integer fields must not be copied
+    /// as bits (they might be a float's), and only the derivative function's own frame
+    /// may hold one in reverse mode (a callee's frame is gone when its reverse runs).
+    StackMixedF64,
+}
+
+impl Leaf {
+    /// Whether this is a stack object holding differentiated arrays (and numbers).
+    pub fn is_stack_object(self) -> bool {
+        matches!(self, Leaf::StackArraysF64 | Leaf::StackMixedF64)
+    }
 }
 
 /// One Julia argument.

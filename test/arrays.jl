@@ -223,8 +223,9 @@ end
 
 # `push!` onto an array holding derivatives: forward mode follows the array as it grows
 # and moves (100 pushes reallocate it several times), against the closed form
-# 2 Σ (x i)·i = 2x Σ i². Reverse mode refuses it: a move would leave the reverse sweep
-# with addresses into a freed buffer (it returned wrong adjoints before the check).
+# 2 Σ (x i)·i = 2x Σ i². Reverse mode loads the grown shadow's data pointer again in the
+# reverse sweep (a move would leave it addresses into a freed buffer: wrong adjoints,
+# before reverse mode refused it); shrinking and growing at the front stay refused.
 function pushes(x, n)
     v = Float64[]
     for i in 1:n
@@ -238,19 +239,43 @@ function pushes(x, n)
 end
 const pushes_line = @__LINE__() - 8   # the push! line
 
-@testset "push!: forward mode; refused in reverse mode" begin
+push_chain(x) = (a = [x[1]]; for k in 2:length(x); push!(a, a[k-1] * x[k]); end; a[end])
+push_then_read(x) = (a = Float64[]; s = 0.0; for v in x; push!(a, v * 2); s += a[end] * a[1]; end; s)
+appended(x) = (a = copy(x); append!(a, x .* 2); sum(abs2, a))
+popped(x) = (a = copy(x); pop!(a); sum(abs2, a))
+filtered(x) = sum(filter(v -> v > 0.15, x))
+@testset "push!: both modes, shrinking refused in reverse mode" begin
     for n in (0, 1, 3, 100)
-        @test autodiff(Forward, pushes, Duplicated, Duplicated(1.5, 1.0), Const(n))[2] ≈ 3.0 * n * (n + 1) * (2n + 1) / 6
+        d = 3.0 * n * (n + 1) * (2n + 1) / 6
+        @test autodiff(Forward, pushes, Duplicated, Duplicated(1.5, 1.0), Const(n))[2] ≈ d
+        @test autodiff(Reverse, pushes, Active, Active(1.5), Const(n))[1][1] ≈ d
     end
-    @test autodiff(Forward, pushed, Duplicated, Duplicated([0.3, 1.7], [1.0, 0.0]))[2] ≈ 2 * 0.3 * 1.7^2
-    for f in (() -> autodiff(Reverse, pushes, Active, Active(1.5), Const(3)),
-              () -> autodiff(Reverse, pushed, Active, Duplicated([0.3, 1.7], zeros(2))))
-        err = caught(f)   # (test/errors.jl)
-        @test err isa Oxidase.DifferentiationError
-        @test err isa Oxidase.DifferentiationError && occursin("resizing an array that holds derivatives", err.msg)
+    for x in ([0.3, 1.7], [-1.2, 0.4])
+        @test autodiff(Forward, pushed, Duplicated, Duplicated(x, [1.0, 0.0]))[2] ≈ 2 * x[1] * x[2]^2
+        dx = zeros(2)
+        autodiff(Reverse, pushed, Active, Duplicated(copy(x), dx))
+        @test dx ≈ [2 * x[1] * x[2]^2, 2 * x[1]^2 * x[2]]
     end
-    err = caught(() -> autodiff(Reverse, pushes, Active, Active(1.5), Const(3)))
-    @test err isa Oxidase.DifferentiationError && occursin("pushes", err.msg) && occursin("arrays.jl:$pushes_line", err.msg)
+    # An element read back after later pushes moved the buffer (the product chain), a
+    # read of the last and first elements, `append!`: reverse, batch and forward mode
+    # against central differences.
+    for f in (push_chain, push_then_read, appended), x in ([0.1, 0.2, 0.3, 0.5], [-1.5, 0.7, 0.3, 2.0])
+        g = fd_gradient(f, x)
+        dx = zero(x)
+        autodiff(Reverse, f, Active, Duplicated(copy(x), dx))
+        @test dx ≈ g rtol = 1e-6 atol = 1e-8
+        d1, d2 = zero(x), zero(x)
+        autodiff(Reverse, f, Active, BatchDuplicated(copy(x), (d1, d2)))
+        @test d1 ≈ g rtol = 1e-6 atol = 1e-8
+        @test d2 == d1
+        @test autodiff(Forward, f, Duplicated, Duplicated(copy(x), [1.0, 0.5, -1.0, 2.0]))[2] ≈ g' * [1.0, 0.5, -1.0, 2.0] rtol = 1e-6
+    end
+    for f in (popped, filtered)
+        err = caught(() -> autodiff(Reverse, f, Active, Duplicated([0.1, 0.2, 0.3], zeros(3))))   # (test/errors.jl)
+        @test err isa Oxidase.DifferentiationError && occursin("shrinking an array that holds derivatives", err.msg)
+        @test autodiff(Forward, f, Duplicated, Duplicated([0.1, 0.2, 0.3], [1.0, 2.0, 3.0]))[2] ≈
+              fd_gradient(f, [0.1, 0.2, 0.3])' * [1.0, 2.0, 3.0] rtol = 1e-6
+    end
 end
 
 function churn(x)

@@ -42,10 +42,19 @@ so_hcat(x) = sum(hcat(x, x) * [1.0, 2.0])
 @noinline so_inner_view(x, k) = sum(abs2, @view x[k:end])
 so_callee_view(x) = so_inner_view(x, 1) + so_inner_view(x, 2) * x[1]
 so_recursive(x, n) = n == 0 ? sum(abs2, @view x[1:2]) : so_recursive(x, n - 1) * 0.5 + sum(@view x[n:end])
+# Closures capturing differentiated numbers beside the array (`Leaf::StackMixedF64`).
+so_closure_number(x) = (a = x[1]; sum(i -> a * x[i], 1:length(x)))
+so_closure_numbers(x) = (a = x[1]; b = sin(x[2]); sum(i -> a * x[i] + b, 1:length(x)))
+so_closure_number_only(x) = (a = x[1] * 2; sum(i -> a * i, 1:3))
+so_closure_number_loop(x) = (s = 0.0; for k in 1:3; c = x[k]; s += sum(i -> c * x[i], 1:length(x)); end; s)
+so_closure_number_view(x) = (a = x[1]; sum(v -> a * v^2, @view x[2:end]))
+so_closure_number_branch(x) = (a = x[1] > 0 ? x[2] : x[3]; sum(i -> a * x[i], 1:length(x)))
 
 @testset "stack objects holding differentiated arrays: $(nameof(f))" for f in (
     so_view_sumsq, so_view_branch, so_view_matrix, so_view_closure, so_maximum_view, so_closure_sum,
-    so_closure_two, so_generator, so_vcat, so_vcat3, so_hcat, so_callee_view,
+    so_closure_two, so_generator, so_vcat, so_vcat3, so_hcat, so_callee_view, so_closure_number,
+    so_closure_numbers, so_closure_number_only, so_closure_number_loop, so_closure_number_view,
+    so_closure_number_branch,
 )
     for x in ([0.1, 0.2, 0.3, 0.5], [-1.5, 0.7, 0.3, 2.0], [2.0, -0.25, 1.5, 0.75])
         so_check(f, x)
@@ -59,15 +68,12 @@ end
     end
 end
 
-# An object holding a differentiated array beside one without a derivative, or beside a
-# differentiated number, is refused (its shadow would hold nothing for the other one),
-# in every mode, never a wrong value.
+# An object holding a differentiated array beside one without a derivative is refused
+# (its shadow would hold nothing for the other one), in every mode, never a wrong value.
 so_closure_constant(x) = (c = [1.0, 2.0, 3.0, 4.0]; sum(i -> x[i] * c[i], 1:length(x)))
-so_closure_number(x) = (a = x[1]; sum(i -> a * x[i], 1:length(x)))
 so_vcat_constant(x) = sum(vcat(x, [1.0, 2.0]) .^ 2)
 @testset "refused, with a message: $(nameof(f))" for (f, what) in (
     (so_closure_constant, "without a derivative"),
-    (so_closure_number, "differentiated number stored into"),
     (so_vcat_constant, "without a derivative"),
 )
     x = [0.1, 0.2, 0.3, 0.5]
@@ -80,4 +86,22 @@ so_vcat_constant(x) = sum(vcat(x, [1.0, 2.0]) .^ 2)
     @test e isa Oxidase.DifferentiationError && occursin(what, e.msg)
     @test_throws Oxidase.DifferentiationError autodiff(Forward, f, Duplicated, Duplicated(copy(x), ones(4)))
     @test_throws Oxidase.DifferentiationError autodiff(Reverse, f, Active, BatchDuplicated(copy(x), (zero(x), zero(x))))
+end
+
+# A closure holding a differentiated number built in a function differentiated call by
+# call (recursive): its shadow would be gone when that function's reverse sweep runs.
+# Refused in reverse mode; forward mode (one function) differentiates it.
+so_rec_number(x, n) = n == 0 ? (a = x[1]; sum(i -> a * x[i], 1:length(x))) : so_rec_number(x, n - 1) * x[2]
+@testset "a closure over a number in a function differentiated call by call" begin
+    x = collect(range(0.1, 2.0; length = 20))
+    f = x -> so_rec_number(x, 2)
+    e = try
+        autodiff(Reverse, f, Active, Duplicated(copy(x), zero(x)))
+        nothing
+    catch err
+        err
+    end
+    @test e isa Oxidase.DifferentiationError && occursin("differentiated call by call", e.msg)
+    v = collect(range(1.0, -0.5; length = 20))
+    @test autodiff(Forward, f, Duplicated, Duplicated(copy(x), v))[2] ≈ so_gradient(f, x)' * v rtol = 1e-6
 end

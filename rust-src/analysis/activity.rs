@@ -28,7 +28,10 @@ fn memory_rule(i: Value, mem: &Memory) -> Option<Rule> {
         // A stack object holding differentiated arrays holds no differentiated float:
         // its floats are constants, and one stored there would be lost.
         Opcode::LLVMLoad if mem.leaf(i.operand(0)) == Some(Leaf::StackArraysF64) => None,
-        Opcode::LLVMStore if mem.leaf(i.operand(1)) == Some(Leaf::StackArraysF64) => {
+        Opcode::LLVMStore
+            if mem.leaf(i.operand(1)).is_some_and(Leaf::is_stack_object)
+                && !(mem.leaf(i.operand(1)) == Some(Leaf::StackMixedF64) && i.operand(0).ty().is_float()) =>
+        {
             let v = i.operand(0);
             Some(if v.ty().is_floating() {
                 Rule::Unsupported(
@@ -105,7 +108,7 @@ fn memory_rule(i: Value, mem: &Memory) -> Option<Rule> {
                 || name == "memcpy";
             // Copying or clearing a stack object that holds differentiated arrays would
             // treat the arrays' shadows as numbers (the reverse of a copy adds).
-            let stack_object = |p: Value| mem.leaf(p) == Some(Leaf::StackArraysF64);
+            let stack_object = |p: Value| mem.leaf(p).is_some_and(Leaf::is_stack_object);
             if (copy || name.starts_with("llvm.memset") || name == "memset")
                 && (stack_object(dst) || copy && stack_object(src))
             {
@@ -369,7 +372,22 @@ impl Activity {
             if i.opcode() == Opcode::LLVMStore && array_object && !mem.is_shadowed(addr) && !inert.contains(&i) {
                 let object = crate::analysis::memory::alloca_base(addr);
                 if let Some(a) = object.filter(|&a| crate::analysis::memory::shadowable_stack_object(a)) {
-                    wants_shadow.insert(a, Leaf::StackArraysF64);
+                    wants_shadow.entry(a).or_insert(Leaf::StackArraysF64);
+                    continue;
+                }
+            }
+            // A differentiated number stored into a stack object (a closure capturing it
+            // beside an array) that is not a GC frame: the object's shadow holds its
+            // derivative too.
+            let number = varied.contains(&value) && value.ty().float_bits() == 64 && i.opcode() == Opcode::LLVMStore;
+            let upgradable = !mem.is_shadowed(addr) || mem.leaf(addr) == Some(Leaf::StackArraysF64);
+            if number && upgradable && !inert.contains(&i) {
+                let object = crate::analysis::memory::alloca_base(addr);
+                let shadowable = |a: &Value| {
+                    crate::analysis::memory::shadowable_stack_object(*a) && !crate::analysis::memory::is_gc_frame(*a)
+                };
+                if let Some(a) = object.filter(shadowable) {
+                    wants_shadow.insert(a, Leaf::StackMixedF64);
                     continue;
                 }
             }
@@ -441,6 +459,37 @@ impl Activity {
             }
         }
 
+        // The integers of a stack object holding differentiated numbers may be a float's
+        // bits (LLVM copies a float field as an `i64`): one copied on, stored or passed,
+        // would carry that float's derivative where the engine cannot see it.
+        for &i in &live_insts {
+            let number_object = |p: Value| mem.leaf(p) == Some(Leaf::StackMixedF64);
+            if i.opcode() == Opcode::LLVMLoad
+                && i.ty().is_int()
+                && i.ty().int_width() >= 32
+                && number_object(i.operand(0))
+            {
+                let copied = i.users().into_iter().any(|u| {
+                    matches!(
+                        u.opcode_if_instruction(),
+                        Some(
+                            Opcode::LLVMStore
+                                | Opcode::LLVMCall
+                                | Opcode::LLVMRet
+                                | Opcode::LLVMBitCast
+                                | Opcode::LLVMInsertValue
+                        )
+                    )
+                });
+                if copied {
+                    return Err(Error::Unsupported(describe(
+                        user_name,
+                        i,
+                        "copying a field of a struct or closure that holds differentiated numbers as integer bits",
+                    )));
+                }
+            }
+        }
         let mut activity = Activity { rules, varied, useful, wants_shadow, unsupported_when_reached: Vec::new() };
         for (_, pred, message) in mem.cut_edges() {
             if let Some(t) = pred.terminator().filter(|_| live[cfg.index(*pred)]) {
@@ -472,7 +521,7 @@ impl Activity {
                 // closure over a differentiated and a constant array) would read the
                 // constant's shadow, which does not exist: refused before it runs.
                 let into_stack_object = i.opcode() == Opcode::LLVMStore
-                    && mem.leaf(i.operand(1)) == Some(Leaf::StackArraysF64)
+                    && mem.leaf(i.operand(1)).is_some_and(Leaf::is_stack_object)
                     && i.operand(0).ty().is_pointer();
                 if on_live_path && forced.contains_key(&i) && into_stack_object {
                     return Err(Error::Unsupported(describe(

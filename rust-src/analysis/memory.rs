@@ -28,6 +28,8 @@ pub struct Memory {
     /// tuple of arrays): each has a shadow frame, and addresses of its root slots are
     /// shadowed (not the frame itself, whose header links the thread's frames).
     frames: HashSet<Value>,
+    /// The differentiated object arguments (as the function sees them).
+    roots: Vec<Value>,
     /// Edges into a merge of aggregates along which a path holds a pointer without a
     /// shadow where the other edges hold a shadowed one: `(phi, predecessor block,
     /// message)`. The derivative stops with the message when it takes such an edge (a
@@ -252,7 +254,7 @@ impl Memory {
                     Some(PointerOp::Derive) => shadowed.get(&i.operand(0)).copied(),
                     // What a stack object holds are array objects.
                     Some(PointerOp::Load) => shadowed.get(&i.operand(0)).map(|&l| match l {
-                        Leaf::StackArraysF64 => Leaf::ArrayF64,
+                        Leaf::StackArraysF64 | Leaf::StackMixedF64 => Leaf::ArrayF64,
                         l => l,
                     }),
                     Some(PointerOp::Merge) => merged(i).iter().find_map(|v| shadowed.get(v).copied()),
@@ -343,7 +345,58 @@ impl Memory {
         let containers: Vec<(Value, Leaf)> =
             roots.iter().copied().chain(allocations.iter().map(|(k, v)| (*k, *v))).collect();
         let data = data_pointers(&insts, &shadowed, &containers, &aggregates);
-        Ok(Memory { shadowed, origin, escaped, data, aggregates, frames, cut_edges })
+        let roots = roots.iter().map(|(v, _)| *v).collect();
+        Ok(Memory { shadowed, origin, escaped, data, aggregates, frames, roots, cut_edges })
+    }
+
+    /// The array object whose data pointer `v` is: a load of the pointer from the object,
+    /// or a merge of such loads from one object (the data pointer before and after a
+    /// `push!`). `None` for anything else.
+    pub fn data_pointer_of(&self, v: Value) -> Option<Value> {
+        self.data_pointer_in(v, 8)
+    }
+
+    /// `data_pointer_of(v)`, when that array may be one a resize in `f` grows: the
+    /// same object as one of those resized, or one that may alias it (only an array
+    /// allocated here is surely distinct from another array allocated here or from an
+    /// argument).
+    pub fn resized_data_pointer(&self, f: Value, v: Value) -> Option<Value> {
+        let o = self.data_pointer_of(v)?;
+        let fresh = |a: Value| a.is_instruction() && array_call(a).is_some();
+        let argument = |a: Value| a.is_argument() || self.roots.iter().any(|&r| zero_offset_base(r) == a);
+        let distinct = |a: Value, b: Value| fresh(a) && (fresh(b) || argument(b)) || fresh(b) && argument(a);
+        let resized: Vec<Value> = f
+            .blocks()
+            .into_iter()
+            .flat_map(|b| b.instructions())
+            .filter(|&i| resize_call(i).is_some() && self.is_shadowed(i.operand(0)))
+            .map(|i| zero_offset_base(i.operand(0)))
+            .collect();
+        resized.iter().any(|&r| r == o || !distinct(o, r)).then_some(o)
+    }
+
+    fn data_pointer_in(&self, v: Value, depth: u32) -> Option<Value> {
+        if depth == 0 || !v.is_instruction() || !self.is_shadowed(v) {
+            return None;
+        }
+        match pointer_op(v)? {
+            PointerOp::Load if self.is_data(v) && !self.is_data(v.operand(0)) => Some(zero_offset_base(v.operand(0))),
+            PointerOp::Merge => {
+                let objects: Vec<Option<Value>> =
+                    merged(v).into_iter().filter(|&x| x != v).map(|x| self.data_pointer_in(x, depth - 1)).collect();
+                let first = (*objects.first()?)?;
+                objects.iter().all(|o| *o == Some(first)).then_some(first)
+            }
+            _ => None,
+        }
+    }
+
+    /// A stack slot holding differentiated numbers (`Leaf::StackMixedF64`), if any.
+    pub fn number_object(&self) -> Option<Value> {
+        self.shadowed
+            .iter()
+            .find(|(v, l)| **l == Leaf::StackMixedF64 && v.opcode_if_instruction() == Some(Opcode::LLVMAlloca))
+            .map(|(v, _)| *v)
     }
 
     /// Whether `a` is a GC frame with a shadow frame (whose root slots hold the
@@ -549,13 +602,13 @@ fn data_pointers(
     // (loaded from it like a data pointer from an array, one level up).
     let plain: HashSet<Value> = roots
         .iter()
-        .filter(|(_, l)| matches!(l, Leaf::F64 | Leaf::F32 | Leaf::ArrayFieldsF64 | Leaf::StackArraysF64))
+        .filter(|(_, l)| matches!(l, Leaf::F64 | Leaf::F32 | Leaf::ArrayFieldsF64) || l.is_stack_object())
         .map(|(v, _)| *v)
         .collect();
     grow_to_fixpoint(insts, HashSet::new(), |i, data| {
         shadowed.contains_key(&i)
             && (plain.contains(&i)
-                || shadowed[&i] == Leaf::StackArraysF64
+                || shadowed[&i].is_stack_object()
                 || match pointer_op(i) {
                     Some(PointerOp::Derive) => data.contains(&i.operand(0)),
                     Some(PointerOp::Load) => !data.contains(&i.operand(0)),

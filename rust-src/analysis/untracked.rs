@@ -237,7 +237,7 @@ impl Untracked {
                     // modeled for a differentiated array's object stored into a stack
                     // object (`transform::shadow`) and nothing else; integers are lost
                     // when they carry lost data.
-                    let mirrored = inp.mem.leaf(p) == Some(crate::request::Leaf::StackArraysF64)
+                    let mirrored = inp.mem.leaf(p).is_some_and(crate::request::Leaf::is_stack_object)
                         && inp.mem.leaf(v) == Some(crate::request::Leaf::ArrayF64)
                         && !inp.mem.is_data(v);
                     let pointer =

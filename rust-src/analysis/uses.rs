@@ -61,6 +61,11 @@ pub struct Inputs<'a> {
     /// Only memory the function allocated is written (`memory::writes_only_fresh`):
     /// loads from its arguments' arrays may be repeated.
     pub others_unwritten: bool,
+    /// Shadow data pointers the reverse sweep must load again (`push!` may have moved
+    /// the shadow's buffer since the forward sweep read them): their loads, and the
+    /// addresses derived from them, are recomputed in the reverse block, never popped or
+    /// used as they were.
+    pub reload: &'a HashSet<Value>,
 }
 
 /// The plan.
@@ -71,6 +76,10 @@ pub struct Uses {
     separate: bool,
     heap_readonly: bool,
     others_unwritten: bool,
+    reload: HashSet<Value>,
+    /// Values `reload` makes stale that could not be recomputed (the plan is then
+    /// refused: `stale_kept`).
+    stale_kept: Vec<Value>,
     /// Per active instruction: the primal values its partials need...
     needs: HashMap<Value, Vec<Need>>,
     /// ...and the values the reverse sweep fetches for them, in forward order, with
@@ -89,6 +98,8 @@ impl Uses {
             separate: inp.separate,
             heap_readonly: inp.heap_readonly,
             others_unwritten: inp.others_unwritten,
+            reload: inp.reload.clone(),
+            stale_kept: Vec::new(),
             needs: HashMap::new(),
             items: HashMap::new(),
         };
@@ -98,13 +109,16 @@ impl Uses {
                 let Some(ns) = needs.get(&inst) else { continue };
                 let mut items = Vec::new();
                 for v in ns.iter().flat_map(|&n| values(inst, n)) {
-                    let source = uses.source_of(v);
+                    let source = uses.fetched_from(v);
                     if source == Source::Pop {
                         let mut leaves = Vec::new();
                         if uses.remat_plan(v, bi, REMAT_DEPTH, &mut leaves) {
                             items.extend(leaves);
                             items.push((v, Source::Remat));
                             continue;
+                        }
+                        if uses.stale(v, REMAT_DEPTH) {
+                            uses.stale_kept.push(v);
                         }
                     }
                     items.push((v, source));
@@ -141,6 +155,41 @@ impl Uses {
     /// Every value the plan keeps in a stack slot.
     pub fn slot_values(&self) -> Vec<Value> {
         self.items.values().flatten().filter(|(_, s)| *s == Source::Slot).map(|(v, _)| *v).collect()
+    }
+
+    /// Where the reverse sweep gets `v`: `source_of`, but a stale value is recomputed.
+    pub fn fetched_from(&self, v: Value) -> Source {
+        if self.stale(v, REMAT_DEPTH) {
+            Source::Pop
+        } else {
+            self.source_of(v)
+        }
+    }
+
+    /// Whether `v` is a shadow data pointer to load again (`Inputs::reload`) or an
+    /// address derived from one (through address arithmetic and merges: a merge cannot
+    /// be recomputed, so a stale one refuses the plan).
+    pub fn stale(&self, v: Value, depth: u32) -> bool {
+        if self.reload.contains(&v) {
+            return true;
+        }
+        if depth == 0 || !v.is_instruction() {
+            return false;
+        }
+        match v.opcode() {
+            Opcode::LLVMGetElementPtr | Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast => {
+                self.stale(v.operand(0), depth - 1)
+            }
+            Opcode::LLVMPHI => v.incoming().iter().any(|&(x, _)| x != v && self.stale(x, depth - 1)),
+            Opcode::LLVMSelect => self.stale(v.operand(1), depth - 1) || self.stale(v.operand(2), depth - 1),
+            _ => false,
+        }
+    }
+
+    /// Stale values the plan could not recompute: a derivative built from it would
+    /// write adjoints through a buffer `push!` may have freed.
+    pub fn stale_kept(&self) -> &[Value] {
+        &self.stale_kept
     }
 
     /// Whether the reverse sweep can use `v` directly instead of popping it.
@@ -191,9 +240,11 @@ impl Uses {
         }
         let mut mine = Vec::new();
         for op in v.operands() {
-            match self.source_of(op) {
+            match self.fetched_from(op) {
                 Source::Visible => {}
                 Source::Pop if self.remat_plan(op, at, depth - 1, &mut mine) => {}
+                // (A stale address popped as it was would be stale still.)
+                Source::Pop if self.stale(op, REMAT_DEPTH) => return false,
                 source => mine.push((op, source)),
             }
         }
@@ -243,7 +294,8 @@ impl Uses {
             self.heap_readonly || self.others_unwritten && (self.argument_memory(p, ADDRESS_DEPTH) || array_header(p))
         };
         v.is_instruction()
-            && (pure_arithmetic(v)
+            && (self.reload.contains(&v)
+                || pure_arithmetic(v)
                 || v.opcode() == Opcode::LLVMLoad
                     && !v.is_volatile()
                     && off_stack(v.operand(0), REMAT_DEPTH)

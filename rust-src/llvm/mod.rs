@@ -456,6 +456,18 @@ impl Value {
         // SAFETY: `self.0` is a live `icmp` (the `Value` invariant and the check above).
         unsafe { LLVMGetICmpPredicate(self.0) }
     }
+    /// Makes this shadow load or store access memory as the primal access `primal`
+    /// does: volatile when it is (Julia reads a `try`'s variables in its `catch` through
+    /// volatile slots, which a `longjmp` reaches past LLVM's sight: a plain shadow
+    /// access there would be folded to what the CFG shows, the zeroed shadow), with
+    /// its type-based alias class otherwise (`copy_tbaa_from`). Returns it.
+    pub fn mirror_access_of(self, primal: Value) -> Value {
+        if primal.is_volatile() {
+            self.set_volatile()
+        } else {
+            self.copy_tbaa_from(primal)
+        }
+    }
     /// Makes this load or store volatile; returns it.
     pub fn set_volatile(self) -> Value {
         let access = matches!(self.opcode_if_instruction(), Some(Opcode::LLVMLoad | Opcode::LLVMStore));

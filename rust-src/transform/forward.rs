@@ -139,8 +139,9 @@ fn add_tangents(
     seeds: HashMap<Value, Lanes>,
     width: usize,
 ) -> Result<Tangents> {
-    let shadows: Vec<HashMap<Value, Value>> =
-        (0..width).map(|l| super::shadow::build_lane(m, frame, &frame.shadow_lanes[l], mem, false)).collect();
+    let shadows: Vec<HashMap<Value, Value>> = (0..width)
+        .map(|l| super::shadow::build_lane(m, frame, &frame.shadow_lanes[l], mem, super::shadow::Mode::default()))
+        .collect();
     let cfg = Cfg::compute(frame.g);
     let mut tangent = seeds;
     let b = m.builder();
@@ -272,7 +273,7 @@ fn memory_effect(
         Rule::Store => {
             let v = inst.operand(0);
             let t = tangent.get(&v).map(|ts| ts[l]).unwrap_or_else(|| m.const_null(v.ty()));
-            b.store(t, sh(1)?).copy_tbaa_from(inst);
+            b.store(t, sh(1)?).mirror_access_of(inst);
         }
         Rule::MemCopy => {
             // The same copy between the shadows (the intrinsic or libc's memmove).
@@ -353,7 +354,7 @@ fn tangent_of_instruction(
             let c = tan(inst.operand(2), l).unwrap_or(zero);
             Ok(b.select(inst.operand(0), a, c))
         }),
-        Rule::Load => lanes(&|l| Ok(b.load(tt, shadow_of(&shadows[l], inst, 0)?).copy_tbaa_from(inst))),
+        Rule::Load => lanes(&|l| Ok(b.load(tt, shadow_of(&shadows[l], inst, 0)?).mirror_access_of(inst))),
         Rule::Lanes(op) => lanes(&|l| {
             let t = |k: usize| tan(inst.operand(k), l).unwrap_or_else(|| m.const_null(inst.operand(k).ty()));
             Ok(match op {

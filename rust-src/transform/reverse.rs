@@ -134,6 +134,16 @@ pub fn differentiate_callee<'a>(
     pair: &'a Pair,
     callees: &'a Callees<'a>,
 ) -> Result<()> {
+    // A stack object's shadow lives in `h.aug`'s frame, gone when `h.rev` would add the
+    // adjoints of the numbers it holds.
+    if let Some(a) = mem.number_object() {
+        return Err(Error::Unsupported(format!(
+            "not yet supported in reverse mode: a struct or closure holding a differentiated number built inside \
+             `{}`, a function differentiated call by call{}; build it in the function you differentiate",
+            crate::names::julia_name(&pair.aug.name().replace(".aug", "")),
+            crate::names::where_(a)
+        )));
+    }
     let shadow = lane_shadows(m, frame, mem);
     // h.rev's parameters mirror h.aug's: primal parameters and shadows, then the seed
     // (for a float return) and the tape.
@@ -158,7 +168,14 @@ pub fn differentiate_callee<'a>(
 /// The shadow pointers of each batch lane. Copies of differentiated arrays start with a
 /// zero adjoint (their forward-mode tangent would be the copy of the shadow).
 fn lane_shadows(m: &Module, frame: &Frame, mem: &Memory) -> Vec<HashMap<Value, Value>> {
-    frame.shadow_lanes.iter().map(|roots| super::shadow::build_lane(m, frame, roots, mem, true)).collect()
+    let grows = frame
+        .g
+        .blocks()
+        .into_iter()
+        .flat_map(|b| b.instructions())
+        .any(|i| crate::analysis::memory::resize_call(i).is_some() && mem.is_shadowed(i.operand(0)));
+    let mode = super::shadow::Mode { zero_copies: true, reload_merged_data: grows };
+    frame.shadow_lanes.iter().map(|roots| super::shadow::build_lane(m, frame, roots, mem, mode)).collect()
 }
 
 impl<'a> Reverse<'a> {
@@ -348,6 +365,7 @@ impl<'a> Reverse<'a> {
             }
         }
         let loops: Vec<CountedLoop> = self.loops.iter().map(|(l, _, _)| l.clone()).collect();
+        let reload = self.shadow_data_to_reload();
         let inputs = uses::Inputs {
             cfg: &self.cfg,
             loops: &loops,
@@ -355,11 +373,44 @@ impl<'a> Reverse<'a> {
             separate: matches!(self.sweep, Sweep::Callee { .. }),
             heap_readonly: self.callees.heap_readonly,
             others_unwritten: self.others_unwritten,
+            reload: &reload,
         };
         let plan = Uses::compute(&inputs, needs, &|inst, n| self.need_values(inst, n));
+        if let Some(&v) = plan.stale_kept().first() {
+            return Err(Error::Unsupported(format!(
+                "not yet supported in reverse mode: an element address of an array that `push!` grows, which the \
+                 reverse sweep cannot compute again ({}), in `{}`",
+                v.print().trim(),
+                crate::names::julia_name(&self.frame.g.name())
+            )));
+        }
         uses::plans::emit(&self.frame.g.name(), || plan.print(&self.frame.g.name(), self.width, self.act));
         self.uses = Some(plan);
         Ok(())
+    }
+
+    /// When the function grows a differentiated array (`push!`, `append!`), the shadow
+    /// data pointers the reverse sweep uses: growing may move the shadow's buffer (and
+    /// free the old one) after the forward sweep read its address, so the reverse sweep
+    /// loads it again from the shadow array, whose elements keep their indices when it
+    /// grows at the end (`pipeline::refuse_moving_resizes` refuses other resizes).
+    fn shadow_data_to_reload(&self) -> std::collections::HashSet<Value> {
+        use crate::analysis::memory::{pointer_op, resize_call, PointerOp};
+        let insts: Vec<Value> = self.cfg.blocks.iter().flat_map(|b| b.instructions()).collect();
+        if !insts.iter().any(|&i| resize_call(i).is_some() && self.mem.is_shadowed(i.operand(0))) {
+            return Default::default();
+        }
+        // (A merge of one array's data pointers has its shadow loaded from the shadow
+        // array too: `shadow::build_lane`.)
+        let data_pointer = |i: Value| {
+            matches!(pointer_op(i), Some(PointerOp::Load | PointerOp::Merge))
+                && self.mem.resized_data_pointer(self.frame.g, i).is_some()
+        };
+        insts
+            .into_iter()
+            .filter(|&i| data_pointer(i))
+            .flat_map(|i| self.shadow.iter().filter_map(move |s| s.get(&i).copied()))
+            .collect()
     }
 
     /// The uses plan (computed before the sweeps are emitted).
@@ -913,7 +964,7 @@ impl<'a> Reverse<'a> {
             let count = b.load(self.m.int(64), self.loops[k].2);
             let count = b.int_cast(count, v.ty());
             b.add(self.rebuild(b, start), b.mul(step, count))
-        } else if self.uses().source_of(v) == Source::Visible || !self.uses().recomputable(v) {
+        } else if self.uses().fetched_from(v) == Source::Visible || !self.uses().recomputable(v) {
             return self.remap(v);
         } else {
             let ops: Vec<Value> = v.operands().into_iter().map(|o| self.rebuild(b, o)).collect();

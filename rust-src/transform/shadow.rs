@@ -11,18 +11,30 @@ use crate::llvm::{Block, Module, Opcode, Value};
 use crate::request::Leaf;
 use std::collections::HashMap;
 
+/// How shadows are built for a sweep.
+#[derive(Clone, Copy, Default)]
+pub struct Mode {
+    /// Copies of differentiated arrays get a zeroed shadow (the reverse sweep, where a
+    /// copy's adjoint starts at zero), not the copy of the shadow.
+    pub zero_copies: bool,
+    /// A merge of one array's data pointers (before and after a `push!`) gets its shadow
+    /// loaded from the shadow array at the merge, not merged: the reverse sweep loads it
+    /// again there (`reverse::shadow_data_to_reload`), which a merge would not allow.
+    pub reload_merged_data: bool,
+}
+
 /// Builds the shadow of every shadowed pointer of the frame's body, from the root
 /// shadows `roots` (one batch lane's shadow objects). Arrays the function allocates get
 /// a zeroed shadow array from the same allocation call; copies of differentiated arrays
-/// get the copy of the shadow (`zero_copies`: zeroed, for the reverse sweep, where a
-/// copy's adjoint starts at zero).
+/// get the copy of the shadow, or a zeroed one (`Mode`).
 pub fn build_lane(
     m: &Module,
     frame: &Frame,
     roots: &[Option<Value>],
     mem: &Memory,
-    zero_copies: bool,
+    mode: Mode,
 ) -> HashMap<Value, Value> {
+    let zero_copies = mode.zero_copies;
     let mut shadow: HashMap<Value, Value> = HashMap::new();
     for (p, s) in frame.primal.iter().zip(roots) {
         if let (Some(p), Some(s)) = (p, s) {
@@ -35,8 +47,9 @@ pub fn build_lane(
     let b = m.builder();
     let mut phis = Vec::new();
     let holds_shadow = |i: Value| mem.is_shadowed(i) || mem.aggregate_paths(i).is_some();
+    let reloaded = |i: Value| mode.reload_merged_data && mem.resized_data_pointer(frame.g, i).is_some();
     for &i in &insts {
-        if holds_shadow(i) && !shadow.contains_key(&i) && i.opcode() == Opcode::LLVMPHI {
+        if holds_shadow(i) && !shadow.contains_key(&i) && i.opcode() == Opcode::LLVMPHI && !reloaded(i) {
             b.before(i);
             let s = b.phi(i.ty(), &format!("{}.shadow", i.name()));
             shadow.insert(i, s);
@@ -132,13 +145,22 @@ pub fn build_lane(
             shadow.insert(i, s);
             continue;
         }
+        if pointer_op(i) == Some(PointerOp::Merge) && reloaded(i) {
+            // The shadow array's data pointer, loaded where the merge is (the array
+            // object dominates every load the merge takes, so it dominates the merge).
+            let object = mem.data_pointer_of(i).expect("reloaded");
+            if i.opcode() == Opcode::LLVMPHI {
+                b.before(i.parent_block().first_non_phi().expect("blocks end with a terminator"));
+            }
+            let s = b.load(i.ty(), of(object));
+            s.set_name(&format!("{}.shadow", i.name()));
+            shadow.insert(i, s);
+            continue;
+        }
         let s = match pointer_op(i) {
             Some(PointerOp::Derive) if i.opcode() == Opcode::LLVMGetElementPtr => b.gep_like(i, of(i.operand(0))),
             Some(PointerOp::Derive) => b.cast(i.opcode(), of(i.operand(0)), i.ty()),
-            // (Volatile like the primal: Julia reads a `try`'s variables in its `catch`
-            // through volatile slots, which a `longjmp` reaches past LLVM's sight.)
-            Some(PointerOp::Load) if i.is_volatile() => b.load(i.ty(), of(i.operand(0))).set_volatile(),
-            Some(PointerOp::Load) => b.load(i.ty(), of(i.operand(0))).copy_tbaa_from(i),
+            Some(PointerOp::Load) => b.load(i.ty(), of(i.operand(0))).mirror_access_of(i),
             Some(PointerOp::Merge) => b.select(i.operand(0), of(i.operand(1)), of(i.operand(2))),
             None => continue,
         };
@@ -148,13 +170,10 @@ pub fn build_lane(
     // A differentiated array stored into a stack object: its shadow into the shadow
     // object, right after (`untracked` refuses every other pointer stored there).
     for &i in &insts {
-        if i.opcode() == Opcode::LLVMStore && mem.leaf(i.operand(1)) == Some(Leaf::StackArraysF64) {
+        if i.opcode() == Opcode::LLVMStore && mem.leaf(i.operand(1)).is_some_and(Leaf::is_stack_object) {
             if let (Some(&v), Some(&p)) = (shadow.get(&i.operand(0)), shadow.get(&i.operand(1))) {
                 b.after(i);
-                let mirror = b.store(v, p);
-                if i.is_volatile() {
-                    mirror.set_volatile();
-                }
+                b.store(v, p).mirror_access_of(i);
             }
         }
     }
