@@ -10,7 +10,11 @@
 #   - Julia has one LLVM context for the whole process, and its codegen lock is what
 #     serialises every use of it: the module `jl_create_native` returns lives in that
 #     context, so running passes on it, reading its names and writing its bitcode must
-#     hold the same lock (`with_codegen_lock`).
+#     hold the same lock (`with_codegen_lock`);
+#   - inlining is decided in type inference, from the callee's lowered source, so a
+#     method with a custom rule is redefined `@noinline` (`make_noinline!`), and its
+#     compiled specializations are found by CodeInstance in the native module
+#     (`name_ruled_calls`).
 module Extract
 
 import ..Oxidase
@@ -108,7 +112,7 @@ function emit_bitcode(@nospecialize(f), @nospecialize(types), mi::Core.MethodIns
     sidx[] > 0 || error("Oxidase: $f$types has no specialised signature to differentiate")
     llvmf = ccall(:jl_get_llvm_function, Ptr{Cvoid}, (Ptr{Cvoid}, UInt32), native, sidx[] - 1)
     entry = llvm_value_name(llvmf)
-    name_ruled_calls(native, mod, Base.get_world_counter())
+    name_ruled_calls(native, mod, Base.get_world_counter(), ci)
 
     pm = ccall((:LLVMCreatePassManager, LIBLLVM), Ptr{Cvoid}, ())
     try
@@ -152,9 +156,11 @@ end
 Renames, in the module `jl_create_native` made, the function of every specialization of
 a method with a custom rule `oxidase.rule.<site>.<name>` (`<site>` from
 `rule_site_id`) and of an `inactive` one `oxidase.inactive.<name>`, and marks both
-`noinline`, so that the engine finds the calls. The caller holds the codegen lock.
+`noinline`, so that the engine finds the calls. The function being differentiated
+(`root`) keeps its name: its own rule does not apply (its body is differentiated). The
+caller holds the codegen lock.
 """
-function name_ruled_calls(native::Ptr{Cvoid}, mod::Ptr{Cvoid}, world::UInt)
+function name_ruled_calls(native::Ptr{Cvoid}, mod::Ptr{Cvoid}, world::UInt, @nospecialize(root))
     isempty(Oxidase.RULED_METHODS) && return nothing
     ctx = ccall((:LLVMGetModuleContext, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), mod)
     kind = ccall((:LLVMGetEnumAttributeKindForName, LIBLLVM), Cuint, (Cstring, Csize_t), "noinline", 8)
@@ -162,6 +168,7 @@ function name_ruled_calls(native::Ptr{Cvoid}, mod::Ptr{Cvoid}, world::UInt)
     fidx = Ref{Int32}(0)
     sidx = Ref{Int32}(0)
     for (m, what) in Oxidase.RULED_METHODS, (mi, ci) in codeinsts_of(m, world)
+        ci === root && continue
         fidx[] = 0
         sidx[] = 0
         ccall(:jl_get_function_id, Cvoid, (Ptr{Cvoid}, Any, Ref{Int32}, Ref{Int32}), native, ci, fidx, sidx)

@@ -1,9 +1,8 @@
 # Runtime hooks: Julia functions the engine's derivatives call back while they run
 # (`oxidase_set_runtime_hooks`, `oxidase_set_rule_hooks`, the engine's `runtime::hooks`):
-# custom rules (below) and splatting. In
-# `f(x...)` Julia picks `f`'s method only when the call runs (the builtin
-# `Core._apply_iterate`), so the derivative of that call is taken then, by `autodiff`
-# itself, on the splatted values.
+# splatting, and custom rules (below). In `f(x...)` Julia picks `f`'s method only when the
+# call runs (the builtin `Core._apply_iterate`), so the derivative of that call is taken
+# then, by `autodiff` itself, on the splatted values.
 #
 # - forward mode: each lane's tangent of the result is `autodiff(Forward, f, ...)` with
 #   the elements of the differentiated arrays `Duplicated` (their tangents read from the

@@ -63,6 +63,11 @@ d_sin_loop(x, n) = n == 0 ? zero(x) : sum(i * wrong_sin_derivative(x * i) for i 
     end
 end
 
+@testset "the function differentiated has a rule: its body is differentiated" begin
+    @test autodiff(Reverse, rule_sin, Active, Active(0.5))[1][1] ≈ cos(0.5)
+    @test autodiff(Reverse, squared_sin, Active, Active(0.5))[1][1] ≈ d_squared_sin(0.5)
+end
+
 @testset "scalar rule: Float32" begin
     x = 0.7f0
     r = autodiff(Reverse, squared_sin, Active, Active(x))[1][1]
