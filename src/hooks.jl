@@ -282,6 +282,9 @@ function rule_reverse(handle::Int64, dret::Ptr{Ptr{Cvoid}}, dargs::Ptr{Ptr{Cvoid
     rec = last(hook_frames())[handle]::RuleRecord
     site = rec.site
     d = rec.RT <: Active ? rec.RT(unsafe_load(Ptr{rec.RT.parameters[1]}(unsafe_load(dret, 1)))) : rec.RT
+    found = Base.invokelatest(applicable, EnzymeRules.reverse, rec.config, rec.func, d, rec.tape, rec.anns...)
+    found || throw(rule_error(site, "reverse", "has no method for $(typeof(rec.config)), $(typeof(rec.func)), " *
+                              "$(d isa Type ? d : typeof(d)), $(typeof(rec.tape)), " * join(map(a -> string(typeof(a)), rec.anns), ", ")))
     grads = Base.invokelatest(EnzymeRules.reverse, rec.config, rec.func, d, rec.tape, rec.anns...)
     expected = Tuple{(a isa Active ? typeof(a.val) : Nothing for a in rec.anns)...}
     shape_ok = grads isa Tuple && length(grads) == length(rec.anns) &&

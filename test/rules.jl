@@ -189,10 +189,15 @@ constant_sin(x) = sin(x)
 EnzymeRules.inactive(::typeof(constant_sin), args...) = nothing
 uses_constant(x) = x * constant_sin(x)
 
+@noinline constant_cos(x) = cos(x)
+EnzymeRules.inactive_noinl(::typeof(constant_cos), args...) = nothing
+uses_constant_cos(x) = x * constant_cos(x)
+
 @testset "inactive" begin
     x = 0.8
     @test autodiff(Reverse, uses_constant, Active, Active(x))[1][1] ≈ sin(x)
     @test autodiff(Forward, uses_constant, Duplicated, Duplicated(x, 1.0)) == (x * sin(x), sin(x))
+    @test autodiff(Reverse, uses_constant_cos, Active, Active(x))[1][1] ≈ cos(x)
 end
 
 # --- errors and redefinition ---
@@ -209,6 +214,11 @@ EnzymeRules.augmented_primal(config, ::Const{typeof(rule_redefined)}, RT, x::Act
     AugmentedReturn(x.val^2, nothing, nothing)
 EnzymeRules.reverse(config, ::Const{typeof(rule_redefined)}, dret::Active, tape, x::Active) = (10.0 * dret.val,)
 uses_redefined(x) = 3 * rule_redefined(x)
+
+forward_only(x) = exp(x)
+EnzymeRules.augmented_primal(config, ::Const{typeof(forward_only)}, RT, x::Active) =
+    AugmentedReturn(exp(x.val), nothing, nothing)
+uses_forward_only(x) = 2 * forward_only(x)
 
 @testset "a rule returning the wrong shape is named" begin
     e = try
@@ -236,6 +246,14 @@ uses_redefined(x) = 3 * rule_redefined(x)
     end
     @test e isa DifferentiationError
     @test occursin("EnzymeRules.forward", e.msg) && occursin("rule_redefined", e.msg) && occursin("no method", e.msg)
+    e = try
+        autodiff(Reverse, uses_forward_only, Active, Active(1.0))
+        nothing
+    catch err
+        err
+    end
+    @test e isa DifferentiationError
+    @test occursin("EnzymeRules.reverse", e.msg) && occursin("forward_only", e.msg) && occursin("no method", e.msg)
 end
 
 @testset "redefining a rule" begin
