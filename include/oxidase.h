@@ -221,6 +221,15 @@ uint32_t oxidase_derivative_flags(OxDerivativeFn derivative);
 // keep calling the hooks they were compiled with.
 void oxidase_set_runtime_hooks(const void *splat_call, const void *splat_reverse);
 
+// Registers the caller's custom-rule hooks (NULL: none), which derivatives of code
+// calling functions with a user-defined rule (named `oxidase.rule.<site>.…` in the
+// bitcode) call back; see `OX_FLAG_RUNTIME_HOOKS`. Without them such calls are refused.
+// `rule_call`: `void (int32_t mode, int64_t site, void **args, void **shadows, int32_t
+// n, int32_t width, int32_t flags, void *ret, void **tangents, int64_t *handle)`;
+// `rule_reverse`: `void (int64_t handle, void **dret, void **dargs)`. Their contract is
+// in the engine's `runtime::hooks`.
+void oxidase_set_rule_hooks(const void *rule_call, const void *rule_reverse);
+
 // Verbose errors: when `on` is not 0, the message of a failed `oxidase_compile` ends
 // with the LLVM IR of the function as the engine received it (inlined and cleaned), for
 // bug reports. Returns the previous setting (0 or 1).

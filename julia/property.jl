@@ -12,6 +12,7 @@
 module Property
 
 using Oxidase, Random
+using Oxidase: Annotation, EnzymeRules
 
 export run_properties
 
@@ -43,6 +44,23 @@ end
 
 A random function `name(a, b, x)` of two scalars and a 3-element array.
 """
+# A function with a custom rule (`EnzymeRules`), correct: through the rule, its
+# derivative must agree with the other modes and with finite differences.
+ruled_smooth(v) = sqrt(1 + v^2)
+ruled_slope(v) = v / sqrt(1 + v^2)
+function Oxidase.EnzymeRules.forward(config, ::Const{typeof(ruled_smooth)}, RT, v::Annotation)
+    W = EnzymeRules.width(config)
+    y = ruled_smooth(v.val)
+    ts = v isa Const ? ntuple(_ -> zero(y), W) : W == 1 ? (ruled_slope(v.val) * v.dval,) : map(d -> ruled_slope(v.val) * d, v.dval)
+    EnzymeRules.needs_shadow(config) || return EnzymeRules.needs_primal(config) ? y : nothing
+    EnzymeRules.needs_primal(config) || return W == 1 ? ts[1] : ts
+    return W == 1 ? Duplicated(y, ts[1]) : BatchDuplicated(y, ts)
+end
+Oxidase.EnzymeRules.augmented_primal(config, ::Const{typeof(ruled_smooth)}, RT, v::Annotation) =
+    EnzymeRules.AugmentedReturn(ruled_smooth(v.val), nothing, nothing)
+Oxidase.EnzymeRules.reverse(config, ::Const{typeof(ruled_smooth)}, dret::Active, tape, v::Annotation) =
+    (v isa Active ? dret.val * ruled_slope(v.val) : nothing,)
+
 function program(rng, name)
     vars = ["a", "b", "x[1]", "x[2]", "x[3]", "s"]
     body = ["s = $(expr(rng, 2, vars[1:5]))"]
@@ -103,6 +121,8 @@ function program(rng, name)
                 "y = [x[1]]\n    for k in 2:3\n        push!(y, y[k-1] * x[k] + $(expr(rng, 1, vars)))\n    end\n    s += y[end]",
                 # `try`/`catch` (the body throws for some inputs).
                 "s += (try; log(x[1] + 0.5) * $(expr(rng, 1, vars)); catch; x[2] * x[3]; end)",
+                # A function with a custom rule (src/rules.jl), in any mode.
+                "s += Property.ruled_smooth($(expr(rng, 1, vars))) * x[$(rand(rng, 1:3))]",
             ]))
         else
             push!(body, "k = 0\n    while s > 0.5 && k < 3\n        s = s / 2 + $(expr(rng, 1, vars)) / 10\n        k += 1\n    end")

@@ -1,14 +1,14 @@
 //! Ingestion: from Julia's optimized module to the functions to differentiate. Julia
 //! callees are inlined into the entry (error paths that never return stay calls, and so
 //! do recursive functions and functions with a `try`, which are differentiated call by
-//! call), the rest of the
+//! call, and functions with a user-defined rule or declared inactive), the rest of the
 //! module is dropped, and LLVM cleans up what inlining exposed (SROA turns the `sret`
 //! tuples of `sin`'s helpers into SSA values).
 
 use crate::analysis::memory;
 use crate::error::{Error, Result};
 use crate::llvm::{passes, Module, Value};
-use crate::names::{julia_name, JULIA_MATH_PREFIX, RECURSIVE, SPLAT_PREFIX};
+use crate::names::{julia_name, INACTIVE_PREFIX, JULIA_MATH_PREFIX, RECURSIVE, RULE_PREFIX, SPLAT_PREFIX};
 use std::collections::{HashMap, HashSet};
 
 /// Prepares `entry` in `m` for differentiation and returns it: `inline`, then
@@ -63,7 +63,12 @@ pub fn inline(m: &Module, entry: &str) -> Result<Inlined> {
         if let Some(base) = base_math_function(g) {
             g.set_name(&format!("{JULIA_MATH_PREFIX}{base}.{}", g.name()));
         }
-        if g.name().starts_with(JULIA_MATH_PREFIX) {
+        // Functions with a user-defined rule (the rule's hook replaces an active call)
+        // and functions declared inactive stay calls too.
+        if g.name().starts_with(JULIA_MATH_PREFIX)
+            || g.name().starts_with(RULE_PREFIX)
+            || g.name().starts_with(INACTIVE_PREFIX)
+        {
             g.remove_fn_attr("alwaysinline");
             g.add_fn_attr("noinline");
         } else if recursive.contains(&g) {

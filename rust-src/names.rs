@@ -10,13 +10,38 @@ pub const RECURSIVE: &str = "oxidase-recursive";
 /// The name prefix of the functions `ingest::splat_calls` makes: `oxidase.splat.<n>`.
 pub const SPLAT_PREFIX: &str = "oxidase.splat.";
 
+/// The name prefix the Julia package gives the functions with a user-defined rule
+/// (`EnzymeRules`): `oxidase.rule.<site>.julia_f_12`, where `<site>` names the
+/// specialization for the package's runtime hook (`transform::custom`).
+pub const RULE_PREFIX: &str = "oxidase.rule.";
+
+/// The name prefix the Julia package gives the functions declared without derivative
+/// (`EnzymeRules.inactive`): `oxidase.inactive.julia_f_12`.
+pub const INACTIVE_PREFIX: &str = "oxidase.inactive.";
+
+/// The site of a function with a user-defined rule, from its name
+/// (`oxidase.rule.<site>.…`).
+pub fn rule_site(name: &str) -> Option<u64> {
+    let rest = name.strip_prefix(RULE_PREFIX)?;
+    rest.split('.').next()?.parse().ok()
+}
+
+/// The LLVM name a function had before the Julia package marked it (`RULE_PREFIX`,
+/// `INACTIVE_PREFIX`).
+fn unmarked(llvm: &str) -> &str {
+    if let Some(rest) = llvm.strip_prefix(RULE_PREFIX) {
+        return rest.split_once('.').map_or(rest, |(_, name)| name);
+    }
+    llvm.strip_prefix(INACTIVE_PREFIX).unwrap_or(llvm)
+}
+
 /// Prefix `ingest` gives Base's elementary functions it keeps as calls:
 /// `ox.julia.exp.julia_exp_123`.
 pub const JULIA_MATH_PREFIX: &str = "ox.julia.";
 
 /// The Julia function name behind an LLVM function name.
 pub fn julia_name(llvm: &str) -> String {
-    let stripped = crate::julia::current().strip_method_prefix(llvm);
+    let stripped = crate::julia::current().strip_method_prefix(unmarked(llvm));
     let base = match stripped.rfind('_') {
         Some(i) if i > 0 && stripped[i + 1..].chars().all(|c| c.is_ascii_digit()) && i + 1 < stripped.len() => {
             &stripped[..i]
@@ -103,6 +128,14 @@ mod tests {
         assert_eq!(julia_name("julia_f_45"), "f");
         assert_eq!(julia_name("julia_my_fun_2"), "my_fun");
         assert_eq!(julia_name("expm1"), "expm1");
+        assert_eq!(julia_name("oxidase.rule.12.julia_myf_3"), "myf");
+        assert_eq!(julia_name("oxidase.inactive.julia_logNOT._8"), "log!");
+    }
+
+    #[test]
+    fn rule_sites() {
+        assert_eq!(super::rule_site("oxidase.rule.12.julia_myf_3"), Some(12));
+        assert_eq!(super::rule_site("julia_myf_3"), None);
     }
 
     #[test]

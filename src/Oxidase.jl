@@ -20,11 +20,13 @@ Base.Experimental.@optlevel 1
 export autodiff, Forward, ForwardWithPrimal, Reverse, ReverseWithPrimal
 export Const, Active, Duplicated, DuplicatedNoNeed, BatchDuplicated, BatchDuplicatedNoNeed
 export gradient, gradient!, jacobian, make_zero, make_zero!
+export EnzymeRules
 
 include("errors.jl")
 include("annotations.jl")
 include("modes.jl")
 include("extract.jl")
+include("rules.jl")
 include("abi.jl")
 include("call.jl")
 include("autodiff.jl")

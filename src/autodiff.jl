@@ -133,6 +133,7 @@ mutable struct CompiledDerivative
     pause_gc::Bool             # the derivative may allocate: no collection during the call
     release_on_throw::Bool     # a throwing call may leave heap buffers (tape) to free
     hooks::Bool                # the derivative calls the runtime hooks (src/hooks.jl)
+    rules::Tuple{Int,UInt}     # the rule tables it was compiled with (`rules_stamp`, src/rules.jl)
 end
 
 const CACHE_LOCK = ReentrantLock()
@@ -179,13 +180,15 @@ end
 # Julia 1.5 invalidates the root CodeInstance (max_world) when a *callee* is redefined,
 # through backedges, but not when the root method itself is overwritten or shadowed by
 # a more specific method (verified on 1.5.3): that case is caught by asking dispatch
-# which method it selects now. Both checks are skipped while the world age is unchanged,
-# since no method can have been defined in between.
+# which method it selects now. A rule defined, redefined or deleted since (src/rules.jl)
+# may change any call's derivative. The checks are skipped while the world age is
+# unchanged, since no method can have been defined in between.
 function is_current(c::CompiledDerivative)
     world = world_counter()
     c.world == world && return true
     c.codeinst.max_world == typemax(UInt) || return false
     dispatched_method(c.sig, world) === c.method || return false
+    c.rules == rules_stamp() || return false
     c.world = world
     return true
 end
@@ -228,6 +231,8 @@ function compile_derivative(@nospecialize(mode::Mode), @nospecialize(fa), @nospe
                             "mode; batch reverse mode differentiates arrays (BatchDuplicated) only, " *
                             "so pass numbers as Const or make them array elements"))
     end
+    rules = rules_stamp()
+    scan_rules!()
     ir = Extract.extract_bitcode(fn, types)
     # `Reverse` returns no primal, nor do forward returns without one: the derivative
     # may then drop the work that only the primal needed.
@@ -248,7 +253,7 @@ function compile_derivative(@nospecialize(mode::Mode), @nospecialize(fa), @nospe
     release_on_throw = flags & OX_FLAG_RELEASE_ON_THROW != 0
     hooks = flags & OX_FLAG_RUNTIME_HOOKS != 0
     return CompiledDerivative(fptr, RT, ci, ci.def.def::Method, sig, world, scratch, pause_gc,
-                              release_on_throw, hooks)
+                              release_on_throw, hooks, rules)
 end
 
 # Unqualified names: messages read like the user's code, whatever module it lives in.

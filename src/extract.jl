@@ -10,8 +10,14 @@
 #   - Julia has one LLVM context for the whole process, and its codegen lock is what
 #     serialises every use of it: the module `jl_create_native` returns lives in that
 #     context, so running passes on it, reading its names and writing its bitcode must
-#     hold the same lock (`with_codegen_lock`).
+#     hold the same lock (`with_codegen_lock`);
+#   - inlining is decided in type inference, from the callee's lowered source, so a
+#     method with a custom rule is redefined `@noinline` (`make_noinline!`), and its
+#     compiled specializations are found by CodeInstance in the native module
+#     (`name_ruled_calls`).
 module Extract
+
+import ..Oxidase
 
 const LIBLLVM = "libLLVM-9.so.1"
 
@@ -106,6 +112,7 @@ function emit_bitcode(@nospecialize(f), @nospecialize(types), mi::Core.MethodIns
     sidx[] > 0 || error("Oxidase: $f$types has no specialised signature to differentiate")
     llvmf = ccall(:jl_get_llvm_function, Ptr{Cvoid}, (Ptr{Cvoid}, UInt32), native, sidx[] - 1)
     entry = llvm_value_name(llvmf)
+    name_ruled_calls(native, mod, Base.get_world_counter(), ci)
 
     pm = ccall((:LLVMCreatePassManager, LIBLLVM), Ptr{Cvoid}, ())
     try
@@ -120,6 +127,133 @@ function emit_bitcode(@nospecialize(f), @nospecialize(types), mi::Core.MethodIns
     bitcode = unsafe_wrap(Array, start, len) |> copy
     ccall((:LLVMDisposeMemoryBuffer, LIBLLVM), Cvoid, (Ptr{Cvoid},), buf)
     return bitcode, entry
+end
+
+# --- custom rules (src/rules.jl) -----------------------------------------------------
+
+# The CodeInstances of `m`'s specializations valid in `world`. (1.5 keeps the
+# specializations in a `SimpleVector` with unassigned holes.)
+function codeinsts_of(m::Method, world::UInt)
+    found = Tuple{Core.MethodInstance,Core.CodeInstance}[]
+    specs = m.specializations
+    specs isa Core.SimpleVector || return found
+    for i in 1:length(specs)
+        isassigned(specs, i) || continue
+        mi = specs[i]
+        mi isa Core.MethodInstance || continue
+        ci = isdefined(mi, :cache) ? mi.cache : nothing
+        while ci isa Core.CodeInstance
+            ci.min_world <= world <= ci.max_world && push!(found, (mi, ci))
+            ci = isdefined(ci, :next) ? ci.next : nothing
+        end
+    end
+    return found
+end
+
+"""
+    name_ruled_calls(native, mod, world)
+
+Renames, in the module `jl_create_native` made, the function of every specialization of
+a method with a custom rule `oxidase.rule.<site>.<name>` (`<site>` from
+`rule_site_id`) and of an `inactive` one `oxidase.inactive.<name>`, and marks both
+`noinline`, so that the engine finds the calls. The function being differentiated
+(`root`) keeps its name: its own rule does not apply (its body is differentiated). The
+caller holds the codegen lock.
+"""
+function name_ruled_calls(native::Ptr{Cvoid}, mod::Ptr{Cvoid}, world::UInt, @nospecialize(root))
+    isempty(Oxidase.RULED_METHODS) && return nothing
+    ctx = ccall((:LLVMGetModuleContext, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), mod)
+    kind = ccall((:LLVMGetEnumAttributeKindForName, LIBLLVM), Cuint, (Cstring, Csize_t), "noinline", 8)
+    noinline = ccall((:LLVMCreateEnumAttribute, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid}, Cuint, UInt64), ctx, kind, 0)
+    fidx = Ref{Int32}(0)
+    sidx = Ref{Int32}(0)
+    for (m, what) in Oxidase.RULED_METHODS, (mi, ci) in codeinsts_of(m, world)
+        ci === root && continue
+        fidx[] = 0
+        sidx[] = 0
+        ccall(:jl_get_function_id, Cvoid, (Ptr{Cvoid}, Any, Ref{Int32}, Ref{Int32}), native, ci, fidx, sidx)
+        if sidx[] == 0
+            # In the module only through its generic entry (varargs, `::Any`
+            # arguments): called with boxed arguments, which rules do not support yet.
+            fidx[] > 0 && what === :rule &&
+                throw(Oxidase.DifferentiationError("the custom rule for $(mi.specTypes) cannot be applied: " *
+                      "Julia calls this method with boxed arguments (varargs or untyped arguments); " *
+                      "give the ruled method concrete, non-varargs arguments"))
+            continue
+        end
+        llvmf = ccall(:jl_get_llvm_function, Ptr{Cvoid}, (Ptr{Cvoid}, UInt32), native, sidx[] - 1)
+        name = llvm_value_name(llvmf)
+        startswith(name, "oxidase.") && continue
+        prefix = what === :rule ? "oxidase.rule.$(Oxidase.rule_site_id(mi.specTypes, ci.rettype))." :
+                 "oxidase.inactive."
+        new = prefix * name
+        ccall((:LLVMSetValueName2, LIBLLVM), Cvoid, (Ptr{Cvoid}, Cstring, Csize_t), llvmf, new, sizeof(new))
+        ccall((:LLVMAddAttributeAtIndex, LIBLLVM), Cvoid, (Ptr{Cvoid}, Cuint, Ptr{Cvoid}),
+              llvmf, typemax(Cuint), noinline)
+    end
+    return nothing
+end
+
+# Inserts `stmt` before the first statement of lowered code, renumbering SSA values and
+# jump targets.
+function prepend_statement(src::Core.CodeInfo, @nospecialize(stmt))
+    src = copy(src)
+    shift(@nospecialize(x)) = x
+    shift(x::Core.SSAValue) = Core.SSAValue(x.id + 1)
+    shift(x::Core.GotoNode) = Core.GotoNode(x.label + 1)
+    function shift(x::Expr)
+        args = Any[shift(a) for a in x.args]
+        x.head === :gotoifnot && (args[2] = x.args[2] + 1)
+        x.head === :enter && (args[1] = x.args[1] + 1)
+        return Expr(x.head, args...)
+    end
+    src.code = Any[stmt; Any[shift(s) for s in src.code]]
+    src.codelocs = Int32[src.codelocs[1]; src.codelocs]
+    isempty(src.ssaflags) || (src.ssaflags = UInt8[0x00; src.ssaflags])
+    src.ssavaluetypes isa Int && (src.ssavaluetypes += 1)
+    return src
+end
+
+is_noinline(src::Core.CodeInfo) =
+    any(s -> Meta.isexpr(s, :meta) && !isempty(s.args) && s.args[1] === :noinline, src.code)
+
+"""
+    make_noinline!(m::Method) -> Method
+
+Redefines `m` in its own module with the same signature, body and source location,
+marked `@noinline`, and returns the new method. Julia 1.5 decides inlining in type
+inference from the callee's source (no per-call control), and overwriting a method
+invalidates every caller compiled with it inlined: they are inferred again, with the
+call kept.
+"""
+function make_noinline!(m::Method)
+    isdefined(m, :generator) &&
+        throw(Oxidase.DifferentiationError("a custom rule for the generated function $(m.name) is not supported"))
+    src = Base.uncompressed_ast(m)
+    is_noinline(src) && return m
+    src = prepend_statement(src, Expr(:meta, :noinline))
+    sig = m.sig
+    tvars = Any[]
+    while sig isa UnionAll
+        push!(tvars, sig.var)
+        sig = sig.body
+    end
+    # What lowering hands `jl_method_def` for a `function`: the argument types (the
+    # function's first), the static parameters and the location.
+    argdata = Core.svec(Core.svec(sig.parameters...), Core.svec(tvars...), LineNumberNode(Int(m.line), m.file))
+    ccall(:jl_method_def, Cvoid, (Any, Any, Any), argdata, src, m.module)
+    return ccall(:jl_gf_invoke_lookup, Any, (Any, UInt), m.sig, Base.get_world_counter()).func::Method
+end
+
+"""
+    matching_methods(sig, world) -> Vector{Method}
+
+The methods a call of signature `sig` may dispatch to.
+"""
+function matching_methods(@nospecialize(sig), world::UInt)
+    matches = Base._methods_by_ftype(sig, -1, world)
+    matches === false && return Method[]
+    return Method[match[3] for match in matches]
 end
 
 end # module

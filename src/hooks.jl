@@ -1,8 +1,8 @@
 # Runtime hooks: Julia functions the engine's derivatives call back while they run
-# (`oxidase_set_runtime_hooks`, the engine's `runtime::hooks`). Today, splatting: in
-# `f(x...)` Julia picks `f`'s method only when the call runs (the builtin
-# `Core._apply_iterate`), so the derivative of that call is taken then, by `autodiff`
-# itself, on the splatted values.
+# (`oxidase_set_runtime_hooks`, `oxidase_set_rule_hooks`, the engine's `runtime::hooks`):
+# splatting, and custom rules (below). In `f(x...)` Julia picks `f`'s method only when the
+# call runs (the builtin `Core._apply_iterate`), so the derivative of that call is taken
+# then, by `autodiff` itself, on the splatted values.
 #
 # - forward mode: each lane's tangent of the result is `autodiff(Forward, f, ...)` with
 #   the elements of the differentiated arrays `Duplicated` (their tangents read from the
@@ -132,6 +132,175 @@ function inner_derivative(f, run)
     end
 end
 
+# --- custom rules (src/rules.jl) -----------------------------------------------------
+#
+# A call of a function with a rule becomes a call of `rule_call`: in forward mode it runs
+# the user's `EnzymeRules.forward`; in reverse mode's forward sweep `augmented_primal`,
+# keeping a record (annotations, config, tape) in the hook frame whose handle the engine
+# tapes; the reverse sweep hands that handle to `rule_reverse`, which runs
+# `EnzymeRules.reverse`. The engine passes each argument of the call as the address of
+# its value (a slot it spilled a number into, or the object itself), and per lane its
+# shadow the same way: the tangent's slot (forward), any non-NULL address for an active
+# number (reverse), the shadow object of an array; NULL when it has none.
+
+# How the compiled specialization takes an argument (codegen's specsig convention).
+@enum ArgPassing GHOST BY_VALUE BY_REFERENCE BOXED
+
+function arg_passing(@nospecialize(T))
+    (isdefined(T, :instance) || (isbitstype(T) && sizeof(T) == 0)) && return GHOST
+    isprimitivetype(T) && return BY_VALUE
+    Base.allocatedinline(T) && return BY_REFERENCE   # a pointer to an immutable copy
+    return BOXED
+end
+
+# The value an argument's address stands for.
+load_argument(p::Ptr{Cvoid}, @nospecialize(T), how::ArgPassing) =
+    how === BOXED ? unsafe_pointer_to_objref(p) : unsafe_load(Ptr{T}(p))
+
+is_float_type(@nospecialize(R)) = R === Float64 || R === Float32
+
+rule_name(site::RuleSite) = string("`", site.sig.parameters[1].instance, "`",
+                                   "(", join(("::" * string(T) for T in site.sig.parameters[2:end]), ", "), ")")
+rule_name(site::RuleSite, rule) = string("the custom rule `EnzymeRules.", rule, "` for ", rule_name(site))
+rule_error(site::RuleSite, rule, msg) = DifferentiationError(rule_name(site, rule) * " " * msg)
+
+# One call's arguments: per parameter of the specialization (the function first), its
+# type, how it is passed and its operand index in the call (0 for a ghost).
+function rule_operands(site::RuleSite, n::Int)
+    params = collect(Any, site.sig.parameters)
+    passing = ArgPassing[arg_passing(T) for T in params]
+    operand = zeros(Int, length(params))
+    k = 0
+    for j in eachindex(params)
+        passing[j] === GHOST && continue
+        operand[j] = (k += 1)
+    end
+    k == n || throw(DifferentiationError("$(rule_name(site)): the call passes $n arguments where its " *
+                                         "signature has $k (an argument passing convention Oxidase's rules do not support)"))
+    return params, passing, operand
+end
+
+# The record of an `augmented_primal` call, for `rule_reverse`.
+struct RuleRecord
+    site::RuleSite
+    config::Any
+    RT::Any
+    func::Any
+    anns::Vector{Any}
+    operand::Vector{Int}      # per argument (without the function): its operand index
+    tape::Any
+end
+
+function rule_call(mode::Int32, site_id::Int64, args::Ptr{Ptr{Cvoid}}, shadows::Ptr{Ptr{Cvoid}}, n::Int32,
+                   width::Int32, flags::Int32, ret::Ptr{Cvoid}, tangents::Ptr{Ptr{Cvoid}}, handle::Ptr{Int64})
+    site = rule_site(site_id)
+    params, passing, operand = rule_operands(site, Int(n))
+    W = Int(width)
+    shadow(l, k) = unsafe_load(shadows, (l - 1) * Int(n) + k)
+    function annotate_argument(j)
+        T, how, k = params[j], passing[j], operand[j]
+        how === GHOST && return Const(T.instance)
+        v = load_argument(unsafe_load(args, k), T, how)
+        lanes = Ptr{Cvoid}[shadow(l, k) for l in 1:W]
+        all(==(C_NULL), lanes) && return Const(v)
+        (how === BY_REFERENCE || j == 1) &&
+            throw(rule_error(site, mode == 0 ? "forward" : "augmented_primal",
+                             "cannot be applied: argument $(j - 1) (a $T) carries a derivative the engine cannot pass to a rule yet"))
+        mode == 1 && how === BY_VALUE && return Active(v)
+        ds = ntuple(l -> load_argument(lanes[l], T, how), W)
+        return W == 1 ? Duplicated(v, ds[1]) : BatchDuplicated(v, ds)
+    end
+    func = annotate_argument(1)
+    anns = Any[annotate_argument(j) for j in 2:length(params)]
+    R = site.rettype
+    (is_float_type(R) || R === Nothing) ||
+        throw(rule_error(site, mode == 0 ? "forward" : "augmented_primal",
+                         "cannot be applied: the function returns a $R (rules for functions returning Float64, Float32 or nothing are supported)"))
+    needs_primal = flags & 1 != 0 && R !== Nothing
+    active = flags & 2 != 0 && R !== Nothing
+    if mode == 0
+        forward_rule(site, func, anns, R, W, needs_primal, active, ret, tangents)
+    else
+        W == 1 || throw(rule_error(site, "augmented_primal", "is called in batch reverse mode, which Oxidase's rules do not support yet"))
+        RT = active ? Active{R} : Const{R}
+        overwritten = (false, (p === BOXED for p in passing[2:end])...)
+        config = RevConfig{needs_primal,false,1,overwritten,false}()
+        found = Base.invokelatest(applicable, EnzymeRules.augmented_primal, config, func, RT, anns...)
+        found || throw(rule_error(site, "augmented_primal", "has no method for $(typeof(config)), $(typeof(func)), $RT, " *
+                                  join(map(a -> string(typeof(a)), anns), ", ")))
+        ar = Base.invokelatest(EnzymeRules.augmented_primal, config, func, RT, anns...)
+        ar isa AugmentedReturn ||
+            throw(rule_error(site, "augmented_primal", "must return an `AugmentedReturn(primal, shadow, tape)`, got a $(typeof(ar))"))
+        needs_primal && store_float(site, "augmented_primal", "primal", ret, R, ar.primal)
+        frame = last(hook_frames())
+        push!(frame, RuleRecord(site, config, RT, func, anns, operand[2:end], ar.tape))
+        unsafe_store!(handle, length(frame))
+    end
+    return nothing
+end
+
+function store_float(site, rule, what, p::Ptr{Cvoid}, R, x)
+    x isa Real || throw(rule_error(site, rule, "returned a $(typeof(x)) as the $what, where a $R is expected"))
+    unsafe_store!(Ptr{R}(p), convert(R, x))
+    return nothing
+end
+
+# Forward mode: the rule's result, by Enzyme 0.13's shapes, into the primal's slot and
+# each lane's tangent slot.
+function forward_rule(site, func, anns, R, W, needs_primal, active, ret, tangents)
+    RT = !active ? Const{R} :
+         W == 1 ? (needs_primal ? Duplicated{R} : DuplicatedNoNeed{R}) :
+         (needs_primal ? BatchDuplicated{R,W} : BatchDuplicatedNoNeed{R,W})
+    config = FwdConfig{needs_primal,active,W,false}()
+    found = Base.invokelatest(applicable, EnzymeRules.forward, config, func, RT, anns...)
+    found || throw(rule_error(site, "forward", "has no method for $(typeof(config)), $(typeof(func)), $RT, " *
+                              join(map(a -> string(typeof(a)), anns), ", ")))
+    res = Base.invokelatest(EnzymeRules.forward, config, func, RT, anns...)
+    shape(expected) = rule_error(site, "forward", "must return $expected (needs_primal = $needs_primal, " *
+                                 "needs_shadow = $active, width = $W), got a $(typeof(res))")
+    if active && needs_primal
+        W == 1 ? (res isa Duplicated || throw(shape("a Duplicated(primal, tangent)"))) :
+                 (res isa BatchDuplicated && length(res.dval) == W || throw(shape("a BatchDuplicated(primal, ($W tangents))")))
+        primal, ts = res.val, W == 1 ? (res.dval,) : res.dval
+    elseif active
+        W == 1 ? (res isa Real || throw(shape("the tangent"))) :
+                 (res isa Tuple && length(res) == W || throw(shape("a tuple of $W tangents")))
+        primal, ts = nothing, W == 1 ? (res,) : res
+    else
+        primal, ts = res, ()
+    end
+    needs_primal && store_float(site, "forward", "primal", ret, R, primal)
+    for l in eachindex(ts)
+        store_float(site, "forward", "tangent", unsafe_load(tangents, l), R, ts[l])
+    end
+    return nothing
+end
+
+# The reverse sweep: `dret[1]`, the result's adjoint (when it is active); `dargs[k]`,
+# where the adjoint of the number in operand `k` goes (NULL when it has none).
+function rule_reverse(handle::Int64, dret::Ptr{Ptr{Cvoid}}, dargs::Ptr{Ptr{Cvoid}})
+    rec = last(hook_frames())[handle]::RuleRecord
+    site = rec.site
+    d = rec.RT <: Active ? rec.RT(unsafe_load(Ptr{rec.RT.parameters[1]}(unsafe_load(dret, 1)))) : rec.RT
+    found = Base.invokelatest(applicable, EnzymeRules.reverse, rec.config, rec.func, d, rec.tape, rec.anns...)
+    found || throw(rule_error(site, "reverse", "has no method for $(typeof(rec.config)), $(typeof(rec.func)), " *
+                              "$(d isa Type ? d : typeof(d)), $(typeof(rec.tape)), " * join(map(a -> string(typeof(a)), rec.anns), ", ")))
+    grads = Base.invokelatest(EnzymeRules.reverse, rec.config, rec.func, d, rec.tape, rec.anns...)
+    expected = Tuple{(a isa Active ? typeof(a.val) : Nothing for a in rec.anns)...}
+    shape_ok = grads isa Tuple && length(grads) == length(rec.anns) &&
+               all(j -> rec.anns[j] isa Active ? grads[j] isa Real : grads[j] === nothing, eachindex(rec.anns))
+    shape_ok || throw(rule_error(site, "reverse", "must return a $expected (one entry per argument: the " *
+                                 "adjoint of an Active one, nothing for the others), got a $(typeof(grads))"))
+    for (j, a) in enumerate(rec.anns)
+        a isa Active || continue
+        p = unsafe_load(dargs, rec.operand[j])
+        p == C_NULL && continue
+        T = typeof(a.val)
+        unsafe_store!(Ptr{T}(p), convert(T, grads[j]))
+    end
+    return nothing
+end
+
 # The C entry points are trampolines into the hooks: `@cfunction` compiles its target
 # when the package loads, and the hooks themselves (with the `autodiff` calls they make)
 # would add about 50 ms to `using Oxidase`; a trampoline costs little, and the hook is
@@ -140,11 +309,20 @@ splat_call_c(mode::Int32, args::Ptr{Ptr{Cvoid}}, shadows::Ptr{Ptr{Cvoid}}, n::In
              out::Ptr{Ptr{Ptr{Cvoid}}}, handle::Ptr{Int64}) =
     Base.invokelatest(splat_call, mode, args, shadows, n, width, out, handle)::Union{Float64,Float32}
 splat_reverse_c(handle::Int64) = (Base.invokelatest(splat_reverse, handle); nothing)
+rule_call_c(mode::Int32, site::Int64, args::Ptr{Ptr{Cvoid}}, shadows::Ptr{Ptr{Cvoid}}, n::Int32, width::Int32,
+            flags::Int32, ret::Ptr{Cvoid}, tangents::Ptr{Ptr{Cvoid}}, handle::Ptr{Int64}) =
+    (Base.invokelatest(rule_call, mode, site, args, shadows, n, width, flags, ret, tangents, handle); nothing)
+rule_reverse_c(handle::Int64, dret::Ptr{Ptr{Cvoid}}, dargs::Ptr{Ptr{Cvoid}}) =
+    (Base.invokelatest(rule_reverse, handle, dret, dargs); nothing)
 
 function register_hooks()
     call = @cfunction(splat_call_c, Any, (Int32, Ptr{Ptr{Cvoid}}, Ptr{Ptr{Cvoid}}, Int32, Int32,
                                           Ptr{Ptr{Ptr{Cvoid}}}, Ptr{Int64}))
     rev = @cfunction(splat_reverse_c, Cvoid, (Int64,))
     ccall((:oxidase_set_runtime_hooks, liboxidase), Cvoid, (Ptr{Cvoid}, Ptr{Cvoid}), call, rev)
+    rule = @cfunction(rule_call_c, Cvoid, (Int32, Int64, Ptr{Ptr{Cvoid}}, Ptr{Ptr{Cvoid}}, Int32, Int32, Int32,
+                                           Ptr{Cvoid}, Ptr{Ptr{Cvoid}}, Ptr{Int64}))
+    rule_rev = @cfunction(rule_reverse_c, Cvoid, (Int64, Ptr{Ptr{Cvoid}}, Ptr{Ptr{Cvoid}}))
+    ccall((:oxidase_set_rule_hooks, liboxidase), Cvoid, (Ptr{Cvoid}, Ptr{Cvoid}), rule, rule_rev)
     return nothing
 end

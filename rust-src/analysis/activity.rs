@@ -173,7 +173,7 @@ fn varied_values(
             | Rule::ArrayCopy
             | Rule::Blas(_)
             | Rule::Splat => true,
-            Rule::Call => call_args(i).any(|a| varied.contains(&a) || mem.is_shadowed(a)),
+            Rule::Call | Rule::Custom => call_args(i).any(|a| varied.contains(&a) || mem.is_shadowed(a)),
             Rule::Zero | Rule::ErrorPath | Rule::Control => false,
         }
     })
@@ -434,7 +434,7 @@ impl Activity {
                 // adjoint goes back into the collections' shadows (reverse mode).
                 Rule::Splat => true,
                 // A callee given differentiated memory may write derivatives into it.
-                Rule::Call => varied.contains(&i) && call_args(i).any(|a| mem.is_shadowed(a)),
+                Rule::Call | Rule::Custom => varied.contains(&i) && call_args(i).any(|a| mem.is_shadowed(a)),
                 _ => false,
             };
             if on_live_path && sink {
@@ -453,7 +453,7 @@ impl Activity {
                 Rule::Phi => work.extend(v.incoming().into_iter().map(|(x, _)| x)),
                 Rule::Unsupported(_) => work.extend(v.operands()),
                 Rule::Store => work.push(v.operand(0)),
-                Rule::Call => work.extend(call_args(v).filter(|a| a.ty().is_floating())),
+                Rule::Call | Rule::Custom => work.extend(call_args(v).filter(|a| a.ty().is_floating())),
                 Rule::Load | Rule::MemCopy | Rule::MemZero | Rule::ArrayCopy | Rule::Blas(_) | Rule::Splat => {}
                 Rule::Zero | Rule::ErrorPath | Rule::Control => {}
             }

@@ -438,6 +438,22 @@ impl Untracked {
                     changed |= self.mark_unmodeled(i, at);
                 }
             }
+            CallKind::Custom => {
+                // The rule's hook gets tangents or adjoints for floats and shadows for
+                // shadowed pointers: anything else holding derivative data (a lost
+                // pointer, an aggregate, an integer address) has no model; a pointer it
+                // returns has no shadow.
+                let unmodeled = |u: &Untracked, a: Value| {
+                    let modeled = a.ty().is_floating() || inp.mem.is_shadowed(a);
+                    reaches(u, a).or_else(|| (Self::tracked(inp, a) && !modeled).then_some(i))
+                };
+                if let Some(at) = args.iter().find_map(|&a| unmodeled(self, a)) {
+                    changed |= self.mark_unmodeled(i, at);
+                }
+                if (i.ty().is_pointer() || i.ty().is_aggregate()) && args.iter().any(|&a| Self::tracked(inp, a)) {
+                    changed |= self.mark_lost(i, i);
+                }
+            }
             CallKind::CallByCall => {
                 // The callee's derivative gets shadows for shadowed pointers and
                 // tangents for floats, nothing for a lost pointer or memory holding
@@ -516,6 +532,8 @@ enum CallKind {
     /// shadows and nothing else, so a collection holding lost data, or tracked data
     /// other than through its own shadow, has no model.
     Splat,
+    /// A call of a function with a user-defined rule (`rules::Rule::Custom`).
+    Custom,
     /// A callee differentiated call by call (`transform::calls`).
     CallByCall,
     /// Anything else: a runtime builtin, a `ccall`, dynamic dispatch.
@@ -533,6 +551,7 @@ fn call_kind(i: Value, inp: &Inputs) -> CallKind {
         Some(Rule::Blas(_)) => return CallKind::Modeled,
         Some(Rule::Splat) => return CallKind::Splat,
         Some(Rule::Call) => return CallKind::CallByCall,
+        Some(Rule::Custom) => return CallKind::Custom,
         _ => {}
     }
     let name = callee_name(callee).unwrap_or_default();
@@ -564,6 +583,8 @@ fn call_kind(i: Value, inp: &Inputs) -> CallKind {
     }
     match name.as_str() {
         n if crate::julia::current().is_gc_alloc(n) || n == crate::julia::current().write_barrier => CallKind::Inert,
+        // Declared without derivative by the user (`EnzymeRules.inactive`).
+        n if n.starts_with(crate::names::INACTIVE_PREFIX) => CallKind::Inert,
         _ if matches!(inp.rules.get(&i), Some(Rule::Zero)) && crate::rules::math::lookup(&name).is_some() => {
             CallKind::Pure
         }

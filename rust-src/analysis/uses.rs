@@ -368,7 +368,7 @@ impl Uses {
                 let Some(items) = self.items.get(&inst) else { continue };
                 match act.rule(inst) {
                     Rule::Call => pushes.push(format!("the tape of callee {}", inst.called_operand().name())),
-                    Rule::Blas(_) | Rule::Splat => pushes.push(format!("the record of {}", name(inst))),
+                    Rule::Blas(_) | Rule::Splat | Rule::Custom => pushes.push(format!("the record of {}", name(inst))),
                     _ => {}
                 }
                 let mut uses = Vec::new();

@@ -140,6 +140,11 @@ pub enum Rule {
     /// writes the result's shadow (a boxed float) and, in reverse mode, keeps a record
     /// whose handle goes on the tape for the hook's reverse half.
     Splat,
+    /// A call of a function with a user-defined rule (`EnzymeRules` in the Julia
+    /// package; `names::RULE_PREFIX`): the derivative calls the package's runtime hook,
+    /// which runs the rule (`transform::custom`). Floats among the arguments carry
+    /// tangents or adjoints, pointers their shadows.
+    Custom,
     /// A phi: derivative of the incoming value of the edge taken.
     Phi,
     /// A call that never returns (Julia error paths): no derivative needed.
@@ -222,6 +227,13 @@ fn classify_call(inst: Value) -> Rule {
     // Splatting constant collections: the call as it is (`activity` gives a call handed
     // shadowed collections `Rule::Splat`).
     if name.as_deref().is_some_and(|n| n.starts_with(crate::names::SPLAT_PREFIX)) {
+        return Rule::Zero;
+    }
+    if name.as_deref().is_some_and(|n| n.starts_with(crate::names::RULE_PREFIX)) {
+        return Rule::Custom;
+    }
+    // Declared without derivative (`EnzymeRules.inactive`).
+    if name.as_deref().is_some_and(|n| n.starts_with(crate::names::INACTIVE_PREFIX)) {
         return Rule::Zero;
     }
     match name.as_deref().and_then(math::lookup) {

@@ -7,6 +7,7 @@
 //! differentiated array has one shadow per lane.
 
 use super::calls::{Callees, Forward, Pattern};
+use super::custom;
 use super::{blas_call, convert, Frame};
 use crate::analysis::activity::Activity;
 use crate::analysis::cfg::Cfg;
@@ -194,6 +195,33 @@ fn add_tangents(
                 let eb = frame.entry_builder(m);
                 let (r, _) = super::splat::call(&b, &eb, inst, super::splat::FORWARD, &lanes, &slots)?;
                 replaced.push((inst, r));
+                continue;
+            }
+            if *act.rule(inst) == Rule::Custom {
+                b.before(inst);
+                let lanes: Vec<Vec<Option<Value>>> = shadows
+                    .iter()
+                    .enumerate()
+                    .map(|(l, shadow)| {
+                        (0..inst.call_arg_count())
+                            .map(|k| {
+                                let a = inst.operand(k);
+                                if a.ty().is_floating() {
+                                    tangent.get(&a).map(|t| t[l])
+                                } else {
+                                    shadow.get(&a).copied()
+                                }
+                            })
+                            .collect()
+                    })
+                    .collect();
+                let eb = frame.entry_builder(m);
+                let wanted = custom::Wanted { primal: !inst.users().is_empty(), derivative: true };
+                let called = custom::call(&b, &eb, inst, custom::FORWARD, &lanes, wanted)?;
+                if !called.tangents.is_empty() {
+                    tangent.insert(inst, called.tangents);
+                }
+                replaced.push((inst, called.primal));
                 continue;
             }
             if act.rule(inst).is_memory_effect() {

@@ -5,6 +5,7 @@
 //! appends the reverse sweep.
 
 pub mod calls;
+pub mod custom;
 pub mod dead_results;
 pub mod forward;
 pub mod lane_order;

@@ -29,6 +29,7 @@
 //! so everything else it needs is pushed.
 
 use super::calls::{Callees, Pair, Pattern};
+use super::custom;
 use super::tape::Tape;
 use super::{accumulate, blas_call, convert, Frame};
 use crate::analysis::activity::Activity;
@@ -461,7 +462,7 @@ impl<'a> Reverse<'a> {
                     n += Tape::slots(*v);
                 }
             }
-            n += u64::from(matches!(self.act.rule(inst), Rule::Blas(_) | Rule::Splat));
+            n += u64::from(matches!(self.act.rule(inst), Rule::Blas(_) | Rule::Splat | Rule::Custom));
         }
         Some(n)
     }
@@ -540,6 +541,36 @@ impl<'a> Reverse<'a> {
                     self.replaced.push((inst, r));
                     b.after(inst);
                     push(&b, handle.expect("the augmented call gives a handle"));
+                }
+                // A custom rule: the hook's call in place of the call, its record's
+                // handle pushed last.
+                if *self.act.rule(inst) == Rule::Custom {
+                    b.before(inst);
+                    let lanes: Vec<Vec<Option<Value>>> = self
+                        .shadow
+                        .iter()
+                        .map(|shadow| {
+                            (0..inst.call_arg_count())
+                                .map(|k| {
+                                    let a = inst.operand(k);
+                                    if a.ty().is_floating() {
+                                        self.act.is_active(a).then_some(a)
+                                    } else {
+                                        shadow.get(&a).copied()
+                                    }
+                                })
+                                .collect()
+                        })
+                        .collect();
+                    let eb = self.frame.entry_builder(self.m);
+                    let wanted = custom::Wanted {
+                        primal: !inst.users().is_empty(),
+                        derivative: self.adjoint.contains_key(&inst),
+                    };
+                    let called = custom::call(&b, &eb, inst, custom::AUGMENTED, &lanes, wanted)?;
+                    self.replaced.push((inst, called.primal));
+                    b.after(inst);
+                    push(&b, called.handle.expect("the augmented call gives a handle"));
                 }
                 // BLAS: a copy of what the reverse needs, made now, pushed last.
                 if let Rule::Blas(op) = *self.act.rule(inst) {
@@ -1033,6 +1064,23 @@ impl<'a> Reverse<'a> {
             let handle = self.tape_rev.pop(b, m.int(64));
             self.fetch_items(b, inst)?;
             return super::splat::reverse(b, inst, handle);
+        }
+        if *self.act.rule(inst) == Rule::Custom {
+            let handle = self.tape_rev.pop(b, m.int(64));
+            self.fetch_items(b, inst)?;
+            let dret: Vec<Option<Value>> = (0..self.width)
+                .map(|lane| self.adjoint.contains_key(&inst).then(|| self.take_adjoint(b, inst, lane)))
+                .collect();
+            let active: Vec<usize> = (0..inst.call_arg_count())
+                .filter(|&k| inst.operand(k).ty().is_floating() && self.act.is_active(inst.operand(k)))
+                .collect();
+            let eb = self.rev_entry_builder();
+            for (k, lanes) in custom::reverse(b, &eb, inst, handle, &dret, &active)? {
+                for (lane, d) in lanes.into_iter().enumerate() {
+                    self.add_adjoint(b, inst.operand(k), lane, d);
+                }
+            }
+            return Ok(());
         }
         let blas_saved = matches!(self.act.rule(inst), Rule::Blas(_)).then(|| self.tape_rev.pop(b, m.ptr()));
         self.fetch_items(b, inst)?;

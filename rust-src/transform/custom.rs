@@ -1,0 +1,205 @@
+//! User-defined rules (`rules::Rule::Custom`) in the derivative: the call of a function
+//! with a rule becomes a call of the runtime hook `rule_call` (`crate::runtime::hooks`),
+//! which runs the rule in the Julia package; the reverse sweep calls `rule_reverse` with
+//! the handle the forward sweep taped.
+//!
+//! Every value crosses as an address: a float operand is spilled into a stack slot of
+//! the entry block, a pointer operand (an array, a boxed object, a struct passed by
+//! reference) is its own address. Each lane's shadow of an operand likewise: the slot of
+//! its tangent (forward mode), any non-null address for an active float (reverse mode:
+//! the rule returns its adjoint), the shadow of a shadowed pointer; null for none. The
+//! primal result and each lane's tangent come back through slots.
+
+use crate::error::{Error, Result};
+use crate::llvm::{Builder, Value};
+
+/// `rule_call` mode: forward mode (`EnzymeRules.forward`).
+pub const FORWARD: u64 = 0;
+/// `rule_call` mode: the reverse sweep's forward half (`EnzymeRules.augmented_primal`,
+/// keeping a record for `rule_reverse`).
+pub const AUGMENTED: u64 = 1;
+
+/// `rule_call` flag: the primal result is used.
+const NEEDS_PRIMAL: u64 = 1;
+/// `rule_call` flag: the result's derivative is wanted.
+const RESULT_ACTIVE: u64 = 2;
+
+/// What the derivative wants of a rule call's result.
+#[derive(Clone, Copy)]
+pub struct Wanted {
+    /// The primal result (it has uses).
+    pub primal: bool,
+    /// The derivative of a float result.
+    pub derivative: bool,
+}
+
+/// What the hook call emitted by `call` gives back.
+pub struct Called {
+    /// The value standing for the call's result from now on (the hook call itself for a
+    /// `void` call).
+    pub primal: Value,
+    /// Forward mode, a float result: its tangent in each lane.
+    pub tangents: Vec<Value>,
+    /// Mode `AUGMENTED`: the record's handle, for the tape.
+    pub handle: Option<Value>,
+}
+
+fn hooks(inst: Value) -> Result<(usize, usize)> {
+    crate::runtime::hooks::rules().ok_or_else(|| {
+        Error::Unsupported(format!(
+            "a call of `{}`, which has a custom rule{}, needs the Julia package's runtime hooks, which this \
+             caller has not registered (`oxidase_set_rule_hooks`)",
+            callee(inst),
+            crate::names::where_(inst)
+        ))
+    })
+}
+
+fn callee(inst: Value) -> String {
+    crate::symbols::callee_name(inst.called_operand()).map(|n| crate::names::julia_name(&n)).unwrap_or_default()
+}
+
+fn site(inst: Value) -> Result<u64> {
+    crate::symbols::callee_name(inst.called_operand())
+        .and_then(|n| crate::names::rule_site(&n))
+        .ok_or_else(|| Error::Internal(format!("a rule call without a site: {}", inst.print())))
+}
+
+/// Emits, at `b`, the hook call replacing rule call `inst`. `lanes[l][k]`: lane `l`'s
+/// tangent (a float operand `k`, forward mode), activity marker (a float, `AUGMENTED`)
+/// or shadow (a pointer) of operand `k`. `wanted`: the call's result is used
+/// (`primal`) and a float result's derivative is wanted (`derivative`). Slots go into
+/// the entry block (`entry`).
+pub fn call(
+    b: &Builder,
+    entry: &Builder,
+    inst: Value,
+    mode: u64,
+    lanes: &[Vec<Option<Value>>],
+    wanted: Wanted,
+) -> Result<Called> {
+    let m = b.m;
+    let (hook, _) = hooks(inst)?;
+    let (i32t, i64t, i8t, ptr) = (m.int(32), m.int(64), m.int(8), m.ptr());
+    let n = inst.call_arg_count();
+    let width = lanes.len();
+    let at = |arr: Value, k: usize| b.gep(i8t, arr, &[m.const_int(i64t, 8 * k as u64)]);
+    // A value's address: a pointer is its own, anything else is spilled into a slot.
+    let address = |v: Value| {
+        if v.ty().is_pointer() {
+            v
+        } else {
+            let slot = entry.alloca(v.ty(), "ox.rule.slot");
+            b.store(v, slot);
+            slot
+        }
+    };
+    let args = entry.alloca(m.array_type(ptr, n.max(1) as u32), "ox.rule.args");
+    let shadows = entry.alloca(m.array_type(ptr, (n * width).max(1) as u32), "ox.rule.shadows");
+    let out = entry.alloca(m.array_type(ptr, width as u32), "ox.rule.tangents");
+    let handle = entry.alloca(i64t, "ox.rule.handle");
+    for k in 0..n {
+        b.store(address(inst.operand(k)), at(args, k));
+        for (l, lane) in lanes.iter().enumerate() {
+            let s = lane[k].map(address).unwrap_or_else(|| m.const_null(ptr));
+            b.store(s, at(shadows, l * n + k));
+        }
+    }
+    let ty = inst.ty();
+    if !ty.is_floating() && !ty.is_void() {
+        return Err(Error::Unsupported(format!(
+            "the custom rule for `{}`{}: the function returns a {}; rules for functions returning Float64, \
+             Float32 or nothing are supported yet",
+            callee(inst),
+            crate::names::where_(inst),
+            ty.print()
+        )));
+    }
+    let float = ty.is_floating();
+    let active = float && wanted.derivative;
+    let ret = if float { entry.alloca(ty, "ox.rule.ret") } else { m.const_null(ptr) };
+    let tangent_slots: Vec<Value> = (0..width)
+        .map(|_| if active && mode == FORWARD { entry.alloca(ty, "ox.rule.tangent") } else { m.const_null(ptr) })
+        .collect();
+    for (l, slot) in tangent_slots.iter().enumerate() {
+        b.store(*slot, at(out, l));
+    }
+    let flags = if wanted.primal { NEEDS_PRIMAL } else { 0 } | if active { RESULT_ACTIVE } else { 0 };
+    let fty = m.fn_type(m.void(), &[i32t, i64t, ptr, ptr, i32t, i32t, i32t, ptr, ptr, ptr]);
+    let hook_call = b.call_typed(
+        fty,
+        m.const_address(hook),
+        &[
+            m.const_int(i32t, mode),
+            m.const_int(i64t, site(inst)?),
+            args,
+            shadows,
+            m.const_int(i32t, n as u64),
+            m.const_int(i32t, width as u64),
+            m.const_int(i32t, flags),
+            ret,
+            out,
+            handle,
+        ],
+    );
+    let primal = if float { b.load(ty, ret) } else { hook_call };
+    let tangents =
+        if active && mode == FORWARD { tangent_slots.iter().map(|&s| b.load(ty, s)).collect() } else { vec![] };
+    let handle = (mode == AUGMENTED).then(|| b.load(i64t, handle));
+    Ok(Called { primal, tangents, handle })
+}
+
+/// Emits, at `b`, the reverse half of rule call `inst`: `rule_reverse(handle, dret,
+/// dargs)`, handed the result's adjoint in each lane (`dret`, `None` when the result has
+/// none). Returns the adjoint of each float operand in `active` (per lane), which the
+/// rule wrote into slots of the reverse sweep's entry block (`entry`).
+pub fn reverse(
+    b: &Builder,
+    entry: &Builder,
+    inst: Value,
+    handle: Value,
+    dret: &[Option<Value>],
+    active: &[usize],
+) -> Result<Vec<(usize, Vec<Value>)>> {
+    let m = b.m;
+    let (_, hook) = hooks(inst)?;
+    let (i64t, i8t, ptr) = (m.int(64), m.int(8), m.ptr());
+    let n = inst.call_arg_count();
+    let width = dret.len();
+    let at = |arr: Value, k: usize| b.gep(i8t, arr, &[m.const_int(i64t, 8 * k as u64)]);
+    let dret_arr = entry.alloca(m.array_type(ptr, width as u32), "ox.rule.dret");
+    for (l, d) in dret.iter().enumerate() {
+        let p = match d {
+            Some(d) => {
+                let slot = entry.alloca(d.ty(), "ox.rule.dret.slot");
+                b.store(*d, slot);
+                slot
+            }
+            None => m.const_null(ptr),
+        };
+        b.store(p, at(dret_arr, l));
+    }
+    let dargs = entry.alloca(m.array_type(ptr, (n * width).max(1) as u32), "ox.rule.dargs");
+    let mut slots: Vec<(usize, Vec<Value>)> = Vec::new();
+    for k in 0..n {
+        let ty = inst.operand(k).ty();
+        let lanes: Option<Vec<Value>> =
+            active.contains(&k).then(|| (0..width).map(|_| entry.alloca(ty, "ox.rule.darg")).collect());
+        for l in 0..width {
+            let p = match &lanes {
+                Some(s) => {
+                    b.store(m.const_null(ty), s[l]);
+                    s[l]
+                }
+                None => m.const_null(ptr),
+            };
+            b.store(p, at(dargs, l * n + k));
+        }
+        if let Some(s) = lanes {
+            slots.push((k, s));
+        }
+    }
+    let fty = m.fn_type(m.void(), &[i64t, ptr, ptr]);
+    b.call_typed(fty, m.const_address(hook), &[handle, dret_arr, dargs]);
+    Ok(slots.into_iter().map(|(k, s)| (k, s.iter().map(|&p| b.load(inst.operand(k).ty(), p)).collect())).collect())
+}

@@ -1,0 +1,313 @@
+# User-defined derivative rules: Enzyme.jl 0.13's `EnzymeRules` interface.
+#
+# A rule is a method of `EnzymeRules.forward` or `augmented_primal`/`reverse` for a
+# function `f`; wherever a differentiated function calls `f`, the derivative calls the
+# rule instead of differentiating `f`'s body. How a rule reaches the derivative:
+#
+# 1. The call must survive Julia's inliner, which runs in type inference, long before the
+#    engine sees any IR, and which Julia 1.5 cannot switch off per call. So, before each
+#    extraction, `scan_rules!` finds the methods of every function that has a rule and
+#    redefines each once, unchanged but marked `@noinline` (`Extract.make_noinline!`).
+#    Redefining a method invalidates every caller compiled with it inlined, so callers
+#    compiled before the rule existed are inferred again with the call kept. The mark is
+#    global: `f` is no longer inlined anywhere, differentiated or not.
+# 2. Extraction names each compiled specialization of such a method
+#    `oxidase.rule.<site>.<name>` (`inactive` ones `oxidase.inactive.<name>`), where
+#    `<site>` indexes `RULE_SITES`, which says the Julia types behind the call. The engine
+#    keeps these calls; in the derivative they become calls of the runtime hooks
+#    (`src/hooks.jl`), which run the user's rule with the annotations the engine's
+#    activity analysis chose.
+# 3. A cached derivative records the state of the rule tables (`rules_stamp`): defining,
+#    redefining or deleting any rule makes every cached derivative recompile on its next
+#    use (`is_current` in src/autodiff.jl).
+
+"""
+    EnzymeRules
+
+Custom derivative rules, with Enzyme.jl 0.13's interface: define methods of
+[`EnzymeRules.forward`](@ref) (forward mode) or of [`EnzymeRules.augmented_primal`](@ref)
+and [`EnzymeRules.reverse`](@ref) (reverse mode) for your function, and every
+differentiated call of it uses them. [`EnzymeRules.inactive`](@ref) declares a function
+without derivative.
+
+```julia
+using Oxidase
+using Oxidase.EnzymeRules
+
+mysin(x) = sin(x)
+function EnzymeRules.forward(config, func::Const{typeof(mysin)}, RT, x::Duplicated)
+    y, dy = sin(x.val), cos(x.val) * x.dval
+    needs_primal(config) ? Duplicated(y, dy) : dy
+end
+```
+"""
+module EnzymeRules
+
+using ..Oxidase: Annotation, Const, Active, Duplicated, DuplicatedNoNeed, BatchDuplicated,
+                 BatchDuplicatedNoNeed
+
+export Annotation, Const, Active, Duplicated, DuplicatedNoNeed, BatchDuplicated, BatchDuplicatedNoNeed
+export FwdConfig, FwdConfigWidth, RevConfig, RevConfigWidth, AugmentedReturn
+export needs_primal, needs_shadow, width, overwritten, runtime_activity
+
+"""
+    FwdConfig{NeedsPrimal, NeedsShadow, Width, RuntimeActivity}
+
+The configuration a forward rule is called with: whether the caller uses the primal
+result ([`needs_primal`](@ref)), whether it wants the result's tangent
+([`needs_shadow`](@ref)), and the number of tangents per value ([`width`](@ref)).
+`RuntimeActivity` is always `false` in Oxidase.
+"""
+struct FwdConfig{NeedsPrimal,NeedsShadow,Width,RuntimeActivity} end
+
+"""
+    FwdConfigWidth{Width}
+
+A [`FwdConfig`](@ref) with `Width` tangents per value: `config::FwdConfigWidth{1}` in a
+rule's signature restricts it to scalar forward mode.
+"""
+const FwdConfigWidth{Width} = FwdConfig{<:Any,<:Any,Width}
+
+"""
+    RevConfig{NeedsPrimal, NeedsShadow, Width, Overwritten, RuntimeActivity}
+
+The configuration `augmented_primal` and `reverse` are called with: whether the caller
+uses the primal result, whether it wants a shadow of a non-`Active` result, the width,
+and which arguments (the function first) the code after the call may overwrite before
+the reverse sweep ([`overwritten`](@ref)).
+"""
+struct RevConfig{NeedsPrimal,NeedsShadow,Width,Overwritten,RuntimeActivity} end
+
+"""
+    RevConfigWidth{Width}
+
+A [`RevConfig`](@ref) with `Width` adjoints per value.
+"""
+const RevConfigWidth{Width} = RevConfig{<:Any,<:Any,Width}
+
+"""
+    needs_primal(config)
+
+Whether the rule must return the primal result.
+"""
+needs_primal(::FwdConfig{P}) where {P} = P
+needs_primal(::RevConfig{P}) where {P} = P
+
+"""
+    needs_shadow(config)
+
+Whether the rule must return the result's tangent (forward) or shadow (reverse, a
+`Duplicated` result; an `Active` result never needs one).
+"""
+needs_shadow(::FwdConfig{<:Any,S}) where {S} = S
+needs_shadow(::RevConfig{<:Any,S}) where {S} = S
+
+"""
+    width(config)
+
+The number of tangents (or adjoints) per value: 1, or the `N` of `BatchDuplicated`.
+"""
+width(::FwdConfig{<:Any,<:Any,W}) where {W} = W
+width(::RevConfig{<:Any,<:Any,W}) where {W} = W
+
+"""
+    overwritten(config)
+
+A tuple of `Bool`s, one per argument with the function first: whether the code after the
+call may change it before the reverse sweep. A rule whose `reverse` needs the value of
+an overwritten argument keeps a copy on its tape. Numbers are never overwritten.
+"""
+overwritten(::RevConfig{<:Any,<:Any,<:Any,O}) where {O} = O
+
+"""
+    runtime_activity(config)
+
+Enzyme's runtime-activity mode; always `false` in Oxidase.
+"""
+runtime_activity(::FwdConfig{<:Any,<:Any,<:Any,R}) where {R} = R
+runtime_activity(::RevConfig{<:Any,<:Any,<:Any,<:Any,R}) where {R} = R
+
+"""
+    AugmentedReturn(primal, shadow, tape)
+
+What [`augmented_primal`](@ref) returns: the primal result (`nothing` unless
+`needs_primal(config)`), the result's shadow (`nothing` unless `needs_shadow(config)`),
+and any value the rule's [`reverse`](@ref) needs, handed to it as `tape`.
+"""
+struct AugmentedReturn{PrimalType,ShadowType,TapeType}
+    primal::PrimalType
+    shadow::ShadowType
+    tape::TapeType
+end
+
+"""
+    forward(config::FwdConfig, func::Const{typeof(f)}, RT::Type{<:Annotation}, args::Annotation...)
+
+A forward-mode rule for `f`. The arguments come annotated `Const`, `Duplicated` (the
+tangent in `dval`) or, in batch mode, `BatchDuplicated` (a tuple of `width(config)`
+tangents). `RT` is the result's annotation type. Return, by `needs_primal(config)` and
+`needs_shadow(config)`: both, `Duplicated(y, dy)` (`BatchDuplicated(y, (dy₁, …))`);
+the shadow only, `dy` (a tuple of them in batch mode); the primal only, `y`; neither,
+`nothing`.
+"""
+function forward end
+
+"""
+    augmented_primal(config::RevConfig, func::Const{typeof(f)}, RT::Type{<:Annotation}, args::Annotation...)
+
+The forward half of a reverse-mode rule for `f`: runs `f` (its side effects too) and
+returns an [`AugmentedReturn`](@ref). Numbers arrive `Active` or `Const`, arrays
+`Duplicated` or `Const`; `RT` is `Active{R}` when the result's adjoint is wanted,
+`Const{R}` otherwise.
+"""
+function augmented_primal end
+
+"""
+    reverse(config::RevConfig, func::Const{typeof(f)}, dret, tape, args::Annotation...)
+
+The reverse half of a reverse-mode rule: `dret` is `Active(ȳ)` holding the result's
+adjoint for an `Active` result, the return annotation type otherwise; `tape` is what
+`augmented_primal` returned as tape. Returns a tuple with one entry per argument: the
+adjoint of an `Active` argument, `nothing` for the others. Adjoints of `Duplicated`
+arguments are added (`.+=`) into their `dval`.
+"""
+function reverse end
+
+"""
+    inactive(::typeof(f), args...)
+
+Any method declares the calls of `f` it matches without derivative: the call runs, and
+its result carries none. The method's body is never called.
+"""
+function inactive end
+
+"""
+    inactive_noinl(::typeof(f), args...)
+
+Like [`inactive`](@ref), but `f` stays inlinable: only the calls Julia does not inline
+are constant.
+"""
+function inactive_noinl end
+
+end # module EnzymeRules
+
+using .EnzymeRules: FwdConfig, RevConfig, AugmentedReturn
+
+# --- the scan ------------------------------------------------------------------------
+
+# The tables whose methods name functions with rules, and what each makes of a call:
+# the position of the function in a method's signature (an annotation for rules, the
+# function type itself for `inactive`), and whether its methods are made non-inlinable.
+const RULE_TABLES = ((EnzymeRules.forward, :rule, 3, true),
+                     (EnzymeRules.augmented_primal, :rule, 3, true),
+                     (EnzymeRules.inactive, :inactive, 2, true),
+                     (EnzymeRules.inactive_noinl, :inactive, 2, false))
+
+# The methods `scan_rules!` has handled (after `make_noinline!`), with what extraction
+# makes of their calls, `:rule` or `:inactive`.
+const RULED_METHODS = IdDict{Method,Symbol}()
+
+# The primal type an argument annotation in a rule's signature stands for: `T` for
+# `Duplicated{T}`, `Any` when it does not say.
+function annotated_type(@nospecialize(A))
+    A isa TypeVar && (A = A.ub)
+    body = Base.unwrap_unionall(A)
+    (body isa DataType && body <: Annotation && !isempty(body.parameters)) || return Any
+    T = body.parameters[1]
+    T isa TypeVar && (T = T.ub)
+    return T isa Type && !Base.has_free_typevars(T) ? T : Any
+end
+
+# The call signature `Tuple{F, args...}` a rule method covers, or `nothing` when its
+# function is not a concrete type.
+function covered_signature(@nospecialize(rule_sig), position::Int, is_rule::Bool)
+    params = Base.unwrap_unionall(rule_sig).parameters
+    length(params) >= position || return nothing
+    F = is_rule ? annotated_type(params[position]) : params[position]
+    F isa TypeVar && (F = F.ub)
+    (F isa DataType && isconcretetype(F)) || return nothing
+    args = Any[]
+    for P in params[(is_rule ? position + 2 : position + 1):end]
+        if Base.isvarargtype(P)
+            push!(args, Vararg{Any})
+        else
+            push!(args, is_rule ? annotated_type(P) : (P isa TypeVar ? P.ub : P))
+        end
+    end
+    return Tuple{F,args...}
+end
+
+"""
+    scan_rules!()
+
+Makes every method a rule or `inactive` declaration covers non-inlinable, once per
+method (a method redefined later, by the user or Revise, is a new `Method` and is
+handled again). Runs before each extraction; does nothing while a package is being
+precompiled (its modules are closed to new methods then).
+"""
+function scan_rules!()
+    ccall(:jl_generating_output, Cint, ()) == 1 && return nothing
+    for (table, kind, position, redefine) in RULE_TABLES
+        for rule in methods(table)
+            sig = covered_signature(rule.sig, position, kind === :rule)
+            sig === nothing && continue
+            for m in Extract.matching_methods(sig, Base.get_world_counter())
+                haskey(RULED_METHODS, m) && continue
+                m = redefine ? Extract.make_noinline!(m) : m
+                RULED_METHODS[m] = kind
+            end
+        end
+    end
+    return nothing
+end
+
+"""
+    rules_stamp() -> (count, newest)
+
+The state of the rule tables: how many rule methods there are, and the world age of the
+newest. Defining, redefining or deleting a rule changes it.
+"""
+function rules_stamp()
+    count = 0
+    newest = UInt(0)
+    for (table, _, _, _) in RULE_TABLES
+        for m in methods(table)
+            count += 1
+            newest = max(newest, m.primary_world)
+        end
+    end
+    return (count, newest)
+end
+
+# --- call sites ------------------------------------------------------------------------
+
+"""
+    RuleSite
+
+The specialization behind `oxidase.rule.<id>.*` calls: its signature `Tuple{F, args...}`
+and its inferred result type.
+"""
+struct RuleSite
+    sig::Any
+    rettype::Any
+end
+
+const RULE_SITES = RuleSite[]
+const RULE_SITE_IDS = Dict{Any,Int}()
+const RULE_SITES_LOCK = ReentrantLock()
+
+"""
+    rule_site_id(sig, rettype) -> Int
+
+The id the engine sees for calls of the specialization `sig`, stable for the session.
+"""
+function rule_site_id(@nospecialize(sig), @nospecialize(rettype))
+    lock(RULE_SITES_LOCK) do
+        get!(RULE_SITE_IDS, sig) do
+            push!(RULE_SITES, RuleSite(sig, rettype))
+            length(RULE_SITES)
+        end
+    end
+end
+
+rule_site(id::Integer) = lock(() -> RULE_SITES[id], RULE_SITES_LOCK)

@@ -1,0 +1,271 @@
+# User-defined rules (src/rules.jl, the rule hooks in src/hooks.jl): a rule is used
+# wherever its function is called in differentiated code, in every mode, at any depth
+# and in loops. Most rules here deliberately give a derivative the function does not
+# have (2cos for sin), so a result matching it proves the rule ran; the correct rules
+# are checked against central differences.
+using Oxidase
+using Oxidase.EnzymeRules
+using Test
+
+using Oxidase: DifferentiationError
+
+central_difference(f, x; h = 1e-6) = (f(x + h) - f(x - h)) / (2h)
+
+# --- a scalar function with a deliberately wrong rule: d/dx rule_sin(x) := 2cos(x) ---
+
+rule_sin(x) = sin(x)
+wrong_sin_derivative(x) = 2cos(x)
+
+function EnzymeRules.forward(config, ::Const{typeof(rule_sin)}, RT, x::Duplicated)
+    y, dy = sin(x.val), wrong_sin_derivative(x.val) * x.dval
+    return needs_primal(config) ? Duplicated(y, dy) : dy
+end
+function EnzymeRules.forward(config, ::Const{typeof(rule_sin)}, RT, x::BatchDuplicated)
+    y, dys = sin(x.val), map(d -> wrong_sin_derivative(x.val) * d, x.dval)
+    return needs_primal(config) ? BatchDuplicated(y, dys) : dys
+end
+function EnzymeRules.forward(config, ::Const{typeof(rule_sin)}, RT, x::Const)
+    return needs_primal(config) ? sin(x.val) : nothing
+end
+function EnzymeRules.augmented_primal(config, ::Const{typeof(rule_sin)}, RT, x::Annotation)
+    return AugmentedReturn(needs_primal(config) ? sin(x.val) : nothing, nothing, x.val)
+end
+EnzymeRules.reverse(config, ::Const{typeof(rule_sin)}, dret::Active, tape, x::Active) =
+    (dret.val * wrong_sin_derivative(tape),)
+
+squared_sin(x) = rule_sin(x)^2
+d_squared_sin(x) = 2sin(x) * wrong_sin_derivative(x)
+
+@noinline inner_product(x) = x * rule_sin(x)
+nested(x) = inner_product(x) + rule_sin(2x)
+d_nested(x) = sin(x) + x * wrong_sin_derivative(x) + 2wrong_sin_derivative(2x)
+
+function sin_loop(x, n)
+    s = zero(x)
+    for i in 1:n
+        s += rule_sin(x * i)
+    end
+    return s
+end
+d_sin_loop(x, n) = n == 0 ? zero(x) : sum(i * wrong_sin_derivative(x * i) for i in 1:n)
+
+@testset "scalar rule: reverse, forward, batch" begin
+    for x in (0.3, 1.0, -2.5)
+        d = d_squared_sin(x)
+        @test autodiff(Reverse, squared_sin, Active, Active(x))[1][1] ≈ d
+        @test autodiff(Forward, squared_sin, Duplicated, Duplicated(x, 1.0)) == (sin(x)^2, d)
+        @test autodiff(Forward, squared_sin, DuplicatedNoNeed, Duplicated(x, 1.0))[1] ≈ d
+        @test autodiff(Forward, squared_sin, Const, Duplicated(x, 1.0)) == ()
+        y, ts = autodiff(Forward, squared_sin, BatchDuplicated, BatchDuplicated(x, (1.0, 3.0)))
+        @test y ≈ sin(x)^2
+        @test ts[1] ≈ d && ts[2] ≈ 3d
+        @test autodiff(ReverseWithPrimal, squared_sin, Active, Active(x)) == ((d,), sin(x)^2)
+    end
+end
+
+@testset "the function differentiated has a rule: its body is differentiated" begin
+    @test autodiff(Reverse, rule_sin, Active, Active(0.5))[1][1] ≈ cos(0.5)
+    @test autodiff(Reverse, squared_sin, Active, Active(0.5))[1][1] ≈ d_squared_sin(0.5)
+end
+
+@testset "scalar rule: Float32" begin
+    x = 0.7f0
+    r = autodiff(Reverse, squared_sin, Active, Active(x))[1][1]
+    @test r isa Float32 && r ≈ d_squared_sin(x)
+    y, t = autodiff(Forward, squared_sin, Duplicated, Duplicated(x, 1.0f0))
+    @test t isa Float32 && t ≈ d_squared_sin(x)
+end
+
+@testset "scalar rule: from a non-inlined callee and in loops" begin
+    x = 0.4
+    @test autodiff(Reverse, nested, Active, Active(x))[1][1] ≈ d_nested(x)
+    @test autodiff(Forward, nested, Duplicated, Duplicated(x, 1.0))[2] ≈ d_nested(x)
+    @test autodiff(Forward, nested, BatchDuplicated, BatchDuplicated(x, (1.0, -1.0)))[2][2] ≈ -d_nested(x)
+    for n in (0, 1, 7)
+        @test autodiff(Reverse, sin_loop, Active, Active(x), Const(n))[1][1] ≈ d_sin_loop(x, n) atol = 1e-14
+        @test autodiff(Forward, sin_loop, Duplicated, Duplicated(x, 1.0), Const(n))[2] ≈ d_sin_loop(x, n) atol = 1e-14
+        y, ts = autodiff(Forward, sin_loop, BatchDuplicated, BatchDuplicated(x, (1.0, 2.0)), Const(n))
+        @test ts[2] ≈ 2d_sin_loop(x, n) atol = 1e-14
+    end
+end
+
+# --- two arguments, each Active, Duplicated or Const: a rule for c·sin(x) ---
+
+rule_scaled(x, c) = c * sin(x)
+function EnzymeRules.forward(config, ::Const{typeof(rule_scaled)}, RT, x::Annotation, c::Annotation)
+    dx = x isa Const ? 0.0 : x.dval
+    dc = c isa Const ? 0.0 : c.dval
+    y, dy = c.val * sin(x.val), c.val * wrong_sin_derivative(x.val) * dx + sin(x.val) * dc
+    return needs_primal(config) ? Duplicated(y, dy) : dy
+end
+function EnzymeRules.augmented_primal(config, ::Const{typeof(rule_scaled)}, RT, x::Annotation, c::Annotation)
+    return AugmentedReturn(c.val * sin(x.val), nothing, nothing)
+end
+function EnzymeRules.reverse(config, ::Const{typeof(rule_scaled)}, dret::Active, tape, x::Annotation, c::Annotation)
+    return (x isa Active ? dret.val * c.val * wrong_sin_derivative(x.val) : nothing,
+            c isa Active ? dret.val * sin(x.val) : nothing)
+end
+scaled_twice(x, c) = 2 * rule_scaled(x, c)
+
+@testset "scalar rule: Active, Duplicated and Const arguments" begin
+    x, c = 0.9, 1.5
+    @test autodiff(Reverse, scaled_twice, Active, Active(x), Active(c))[1] == (2c * wrong_sin_derivative(x), 2sin(x))
+    @test autodiff(Reverse, scaled_twice, Active, Active(x), Const(c))[1][1] ≈ 2c * wrong_sin_derivative(x)
+    @test autodiff(Reverse, scaled_twice, Active, Const(x), Active(c))[1][2] ≈ 2sin(x)
+    @test autodiff(Forward, scaled_twice, Duplicated, Duplicated(x, 1.0), Const(c))[2] ≈ 2c * wrong_sin_derivative(x)
+    @test autodiff(Forward, scaled_twice, Duplicated, Const(x), Duplicated(c, 1.0))[2] ≈ 2sin(x)
+end
+
+# --- a correct rule, against central differences ---
+
+softplus(x) = log1p(exp(x))
+logistic(x) = 1 / (1 + exp(-x))
+function EnzymeRules.forward(config, ::Const{typeof(softplus)}, RT, x::Duplicated)
+    return needs_primal(config) ? Duplicated(softplus(x.val), logistic(x.val) * x.dval) : logistic(x.val) * x.dval
+end
+EnzymeRules.augmented_primal(config, ::Const{typeof(softplus)}, RT, x::Active) =
+    AugmentedReturn(softplus(x.val), nothing, nothing)
+EnzymeRules.reverse(config, ::Const{typeof(softplus)}, dret::Active, tape, x::Active) = (dret.val * logistic(x.val),)
+softplus_model(x) = softplus(3x) * x + softplus(-x)
+
+@testset "correct rule against central differences" begin
+    for x in (-1.3, 0.2, 2.0)
+        fd = central_difference(softplus_model, x)
+        @test autodiff(Reverse, softplus_model, Active, Active(x))[1][1] ≈ fd rtol = 1e-7
+        @test autodiff(Forward, softplus_model, Duplicated, Duplicated(x, 1.0))[2] ≈ fd rtol = 1e-7
+    end
+end
+
+# --- arrays: the rule gets Duplicated(v, dv) and adds into dv in reverse ---
+
+rule_sumsq(v::Vector{Float64}) = sum(abs2, v)
+function EnzymeRules.forward(config, ::Const{typeof(rule_sumsq)}, RT, v::Duplicated)
+    y, dy = rule_sumsq(v.val), 2 * sum(v.val .* v.dval)
+    return needs_primal(config) ? Duplicated(y, dy) : dy
+end
+function EnzymeRules.forward(config, ::Const{typeof(rule_sumsq)}, RT, v::BatchDuplicated)
+    y, dys = rule_sumsq(v.val), map(d -> 2 * sum(v.val .* d), v.dval)
+    return needs_primal(config) ? BatchDuplicated(y, dys) : dys
+end
+function EnzymeRules.augmented_primal(config, ::Const{typeof(rule_sumsq)}, RT, v::Duplicated)
+    tape = overwritten(config)[2] ? copy(v.val) : nothing
+    return AugmentedReturn(needs_primal(config) ? rule_sumsq(v.val) : nothing, nothing, tape)
+end
+function EnzymeRules.reverse(config, ::Const{typeof(rule_sumsq)}, dret::Active, tape, v::Duplicated)
+    vals = tape === nothing ? v.val : tape
+    v.dval .+= 2 .* dret.val .* vals
+    return (nothing,)
+end
+norm_then_scale(v) = sqrt(rule_sumsq(v)) * v[1]
+function sumsq_loop(v, n)
+    s = 0.0
+    for i in 1:n
+        s += i * rule_sumsq(v)
+    end
+    return s
+end
+
+@testset "array arguments" begin
+    v = [0.5, -1.0, 2.0]
+    fd = [central_difference(t -> norm_then_scale([v[1:i-1]; t; v[i+1:end]]), v[i]) for i in eachindex(v)]
+    dv = zero(v)
+    autodiff(Reverse, norm_then_scale, Active, Duplicated(v, dv))
+    @test dv ≈ fd rtol = 1e-7
+    @test autodiff(Forward, norm_then_scale, Duplicated, Duplicated(v, [0.0, 1.0, 0.0]))[2] ≈ fd[2] rtol = 1e-7
+    y, ts = autodiff(Forward, norm_then_scale, BatchDuplicated,
+                     BatchDuplicated(v, ([1.0, 0.0, 0.0], [0.0, 0.0, 1.0])))
+    @test ts[1] ≈ fd[1] rtol = 1e-7
+    @test ts[2] ≈ fd[3] rtol = 1e-7
+    for n in (0, 1, 4)
+        dv = zero(v)
+        autodiff(Reverse, sumsq_loop, Active, Duplicated(v, dv), Const(n))
+        @test dv ≈ (n * (n + 1) ÷ 2) .* 2 .* v
+    end
+end
+
+# --- inactive: the call runs, its result carries no derivative ---
+
+constant_sin(x) = sin(x)
+EnzymeRules.inactive(::typeof(constant_sin), args...) = nothing
+uses_constant(x) = x * constant_sin(x)
+
+@noinline constant_cos(x) = cos(x)
+EnzymeRules.inactive_noinl(::typeof(constant_cos), args...) = nothing
+uses_constant_cos(x) = x * constant_cos(x)
+
+@testset "inactive" begin
+    x = 0.8
+    @test autodiff(Reverse, uses_constant, Active, Active(x))[1][1] ≈ sin(x)
+    @test autodiff(Forward, uses_constant, Duplicated, Duplicated(x, 1.0)) == (x * sin(x), sin(x))
+    @test autodiff(Reverse, uses_constant_cos, Active, Active(x))[1][1] ≈ cos(x)
+end
+
+# --- errors and redefinition ---
+
+rule_bad(x) = exp(x)
+EnzymeRules.augmented_primal(config, ::Const{typeof(rule_bad)}, RT, x::Active) =
+    AugmentedReturn(exp(x.val), nothing, nothing)
+EnzymeRules.reverse(config, ::Const{typeof(rule_bad)}, dret::Active, tape, x::Active) = dret.val
+EnzymeRules.forward(config, ::Const{typeof(rule_bad)}, RT, x::Duplicated) = (exp(x.val), x.dval)
+uses_bad(x) = 2 * rule_bad(x)
+
+rule_redefined(x) = x^2
+EnzymeRules.augmented_primal(config, ::Const{typeof(rule_redefined)}, RT, x::Active) =
+    AugmentedReturn(x.val^2, nothing, nothing)
+EnzymeRules.reverse(config, ::Const{typeof(rule_redefined)}, dret::Active, tape, x::Active) = (10.0 * dret.val,)
+uses_redefined(x) = 3 * rule_redefined(x)
+
+forward_only(x) = exp(x)
+EnzymeRules.augmented_primal(config, ::Const{typeof(forward_only)}, RT, x::Active) =
+    AugmentedReturn(exp(x.val), nothing, nothing)
+uses_forward_only(x) = 2 * forward_only(x)
+
+@testset "a rule returning the wrong shape is named" begin
+    e = try
+        autodiff(Reverse, uses_bad, Active, Active(1.0))
+        nothing
+    catch err
+        err
+    end
+    @test e isa DifferentiationError
+    @test occursin("EnzymeRules.reverse", e.msg) && occursin("rule_bad", e.msg) && occursin("Tuple{Float64}", e.msg)
+    e = try
+        autodiff(Forward, uses_bad, Duplicated, Duplicated(1.0, 1.0))
+        nothing
+    catch err
+        err
+    end
+    @test e isa DifferentiationError
+    @test occursin("EnzymeRules.forward", e.msg) && occursin("rule_bad", e.msg) && occursin("Duplicated", e.msg)
+    # A function with a rule, but none for the mode: named too.
+    e = try
+        autodiff(Forward, uses_redefined, Duplicated, Duplicated(1.0, 1.0))
+        nothing
+    catch err
+        err
+    end
+    @test e isa DifferentiationError
+    @test occursin("EnzymeRules.forward", e.msg) && occursin("rule_redefined", e.msg) && occursin("no method", e.msg)
+    e = try
+        autodiff(Reverse, uses_forward_only, Active, Active(1.0))
+        nothing
+    catch err
+        err
+    end
+    @test e isa DifferentiationError
+    @test occursin("EnzymeRules.reverse", e.msg) && occursin("forward_only", e.msg) && occursin("no method", e.msg)
+end
+
+@testset "redefining a rule" begin
+    @test autodiff(Reverse, uses_redefined, Active, Active(2.0))[1][1] == 30.0
+    @eval EnzymeRules.reverse(config, ::Const{typeof(rule_redefined)}, dret::Active, tape, x::Active) = (20.0 * dret.val,)
+    @test autodiff(Reverse, uses_redefined, Active, Active(2.0))[1][1] == 60.0
+    # A rule for a function whose callers were compiled (and cached) before the rule.
+    @eval late_rule(x) = x^3
+    @eval uses_late(x) = 2 * late_rule(x)
+    @test autodiff(Reverse, uses_late, Active, Active(2.0))[1][1] == 24.0
+    @eval EnzymeRules.augmented_primal(config, ::Const{typeof(late_rule)}, RT, x::Active) =
+        AugmentedReturn(x.val^3, nothing, nothing)
+    @eval EnzymeRules.reverse(config, ::Const{typeof(late_rule)}, dret::Active, tape, x::Active) = (-1.0 * dret.val,)
+    @test autodiff(Reverse, uses_late, Active, Active(2.0))[1][1] == -2.0
+end
