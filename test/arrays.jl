@@ -260,15 +260,7 @@ filtered(x) = sum(filter(v -> v > 0.15, x))
     # read of the last and first elements, `append!`: reverse, batch and forward mode
     # against central differences.
     for f in (push_chain, push_then_read, appended), x in ([0.1, 0.2, 0.3, 0.5], [-1.5, 0.7, 0.3, 2.0])
-        g = fd_gradient(f, x)
-        dx = zero(x)
-        autodiff(Reverse, f, Active, Duplicated(copy(x), dx))
-        @test dx ≈ g rtol = 1e-6 atol = 1e-8
-        d1, d2 = zero(x), zero(x)
-        autodiff(Reverse, f, Active, BatchDuplicated(copy(x), (d1, d2)))
-        @test d1 ≈ g rtol = 1e-6 atol = 1e-8
-        @test d2 == d1
-        @test autodiff(Forward, f, Duplicated, Duplicated(copy(x), [1.0, 0.5, -1.0, 2.0]))[2] ≈ g' * [1.0, 0.5, -1.0, 2.0] rtol = 1e-6
+        check_all_modes(f, x)   # (test/finite_differences.jl)
     end
     for f in (popped, filtered)
         err = caught(() -> autodiff(Reverse, f, Active, Duplicated([0.1, 0.2, 0.3], zeros(3))))   # (test/errors.jl)

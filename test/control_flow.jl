@@ -211,18 +211,10 @@ function try_writes(x)   # an active write inside the body: refused in reverse m
     end
     y[1] * x[2]
 end
-try_fd(f, x) = [((xp = copy(x); xp[i] += 1e-6; f(xp)) - (xm = copy(x); xm[i] -= 1e-6; f(xm))) / 2e-6 for i in eachindex(x)]
+include("finite_differences.jl")   # fd_gradient, check_all_modes
 @testset "try/catch in reverse mode: $(nameof(f))" for f in (try_sqrt, try_value, try_long_body, try_in_callee, try_in_loop)
     for x in ([0.25, 2.0], [-0.25, 2.0], [0.7, -1.5], [1.6, 0.3], [-0.3, -0.5])
-        g = try_fd(f, x)
-        dx = zero(x)
-        autodiff(Reverse, f, Active, Duplicated(copy(x), dx))
-        @test dx ≈ g rtol = 1e-6 atol = 1e-8
-        d1, d2 = zero(x), zero(x)
-        autodiff(Reverse, f, Active, BatchDuplicated(copy(x), (d1, d2)))
-        @test d1 ≈ g rtol = 1e-6 atol = 1e-8
-        @test d2 == d1
-        @test autodiff(Forward, f, Duplicated, Duplicated(copy(x), [1.0, -0.5]))[2] ≈ g' * [1.0, -0.5] rtol = 1e-6 atol = 1e-8
+        check_all_modes(f, x)
     end
 end
 @testset "try/catch in reverse mode: an active write in the body is refused" begin

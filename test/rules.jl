@@ -221,37 +221,17 @@ EnzymeRules.augmented_primal(config, ::Const{typeof(forward_only)}, RT, x::Activ
 uses_forward_only(x) = 2 * forward_only(x)
 
 @testset "a rule returning the wrong shape is named" begin
-    e = try
-        autodiff(Reverse, uses_bad, Active, Active(1.0))
-        nothing
-    catch err
-        err
-    end
+    e = caught(() -> autodiff(Reverse, uses_bad, Active, Active(1.0)))   # (test/errors.jl)
     @test e isa DifferentiationError
     @test occursin("EnzymeRules.reverse", e.msg) && occursin("rule_bad", e.msg) && occursin("Tuple{Float64}", e.msg)
-    e = try
-        autodiff(Forward, uses_bad, Duplicated, Duplicated(1.0, 1.0))
-        nothing
-    catch err
-        err
-    end
+    e = caught(() -> autodiff(Forward, uses_bad, Duplicated, Duplicated(1.0, 1.0)))   # (test/errors.jl)
     @test e isa DifferentiationError
     @test occursin("EnzymeRules.forward", e.msg) && occursin("rule_bad", e.msg) && occursin("Duplicated", e.msg)
     # A function with a rule, but none for the mode: named too.
-    e = try
-        autodiff(Forward, uses_redefined, Duplicated, Duplicated(1.0, 1.0))
-        nothing
-    catch err
-        err
-    end
+    e = caught(() -> autodiff(Forward, uses_redefined, Duplicated, Duplicated(1.0, 1.0)))   # (test/errors.jl)
     @test e isa DifferentiationError
     @test occursin("EnzymeRules.forward", e.msg) && occursin("rule_redefined", e.msg) && occursin("no method", e.msg)
-    e = try
-        autodiff(Reverse, uses_forward_only, Active, Active(1.0))
-        nothing
-    catch err
-        err
-    end
+    e = caught(() -> autodiff(Reverse, uses_forward_only, Active, Active(1.0)))   # (test/errors.jl)
     @test e isa DifferentiationError
     @test occursin("EnzymeRules.reverse", e.msg) && occursin("forward_only", e.msg) && occursin("no method", e.msg)
 end

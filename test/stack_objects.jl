@@ -7,25 +7,7 @@
 # forward and batch mode against central differences computed here, on several inputs,
 # both sides of a branch, and loops of 0, 1 and many iterations.
 
-so_central(f, x, v; h = 1e-6) = (f(x .+ h .* v) - f(x .- h .* v)) / 2h
-so_gradient(f, x) = [so_central(f, x, Float64.(1:length(x) .== i)) for i in eachindex(x)]
-
-function so_check(f, x; rtol = 1e-6, atol = 1e-8)
-    g = so_gradient(f, x)
-    dx = zero(x)
-    autodiff(Reverse, f, Active, Duplicated(copy(x), dx))
-    @test dx ≈ g rtol = rtol atol = atol
-    d1, d2 = zero(x), zero(x)
-    autodiff(Reverse, f, Active, BatchDuplicated(copy(x), (d1, d2)))
-    @test d1 ≈ g rtol = rtol atol = atol
-    @test d2 == d1
-    v = collect(range(1.0, -0.5; length = length(x)))
-    (_, t) = autodiff(Forward, f, Duplicated, Duplicated(copy(x), copy(v)))
-    @test t ≈ g' * v rtol = rtol atol = atol
-    (_, lanes) = autodiff(Forward, f, BatchDuplicated, BatchDuplicated(copy(x), (copy(v), zero(x))))
-    @test lanes[1] ≈ t rtol = 1e-12
-    @test lanes[2] == 0
-end
+include("finite_differences.jl")   # fd_gradient, check_all_modes
 
 so_view_sumsq(x) = sum(abs2, @view x[2:end])
 so_view_loop(x, n) = (s = 0.0; for k in 1:n; s += sum(@view x[k:end])^2; end; s + x[1])
@@ -57,14 +39,14 @@ so_closure_number_branch(x) = (a = x[1] > 0 ? x[2] : x[3]; sum(i -> a * x[i], 1:
     so_closure_number_branch,
 )
     for x in ([0.1, 0.2, 0.3, 0.5], [-1.5, 0.7, 0.3, 2.0], [2.0, -0.25, 1.5, 0.75])
-        so_check(f, x)
+        check_all_modes(f, x)
     end
 end
 
 @testset "views made in loops of 0, 1 and many iterations, and in recursion" begin
     for n in (0, 1, 4), x in ([0.1, 0.2, 0.3, 0.5], [-1.5, 0.7, 0.3, 2.0])
-        so_check(x -> so_view_loop(x, n), x)
-        so_check(x -> so_recursive(x, min(n, 3)), x)
+        check_all_modes(x -> so_view_loop(x, n), x)
+        check_all_modes(x -> so_recursive(x, min(n, 3)), x)
     end
 end
 
@@ -77,12 +59,7 @@ so_vcat_constant(x) = sum(vcat(x, [1.0, 2.0]) .^ 2)
     (so_vcat_constant, "without a derivative"),
 )
     x = [0.1, 0.2, 0.3, 0.5]
-    e = try
-        autodiff(Reverse, f, Active, Duplicated(copy(x), zero(x)))
-        nothing
-    catch err
-        err
-    end
+    e = caught(() -> autodiff(Reverse, f, Active, Duplicated(copy(x), zero(x))))   # (test/errors.jl)
     @test e isa Oxidase.DifferentiationError && occursin(what, e.msg)
     @test_throws Oxidase.DifferentiationError autodiff(Forward, f, Duplicated, Duplicated(copy(x), ones(4)))
     @test_throws Oxidase.DifferentiationError autodiff(Reverse, f, Active, BatchDuplicated(copy(x), (zero(x), zero(x))))
@@ -95,13 +72,8 @@ so_rec_number(x, n) = n == 0 ? (a = x[1]; sum(i -> a * x[i], 1:length(x))) : so_
 @testset "a closure over a number in a function differentiated call by call" begin
     x = collect(range(0.1, 2.0; length = 20))
     f = x -> so_rec_number(x, 2)
-    e = try
-        autodiff(Reverse, f, Active, Duplicated(copy(x), zero(x)))
-        nothing
-    catch err
-        err
-    end
+    e = caught(() -> autodiff(Reverse, f, Active, Duplicated(copy(x), zero(x))))
     @test e isa Oxidase.DifferentiationError && occursin("differentiated call by call", e.msg)
     v = collect(range(1.0, -0.5; length = 20))
-    @test autodiff(Forward, f, Duplicated, Duplicated(copy(x), v))[2] ≈ so_gradient(f, x)' * v rtol = 1e-6
+    @test autodiff(Forward, f, Duplicated, Duplicated(copy(x), v))[2] ≈ fd_gradient(f, x)' * v rtol = 1e-6
 end
