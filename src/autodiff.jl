@@ -188,7 +188,7 @@ function is_current(c::CompiledDerivative)
     c.world == world && return true
     c.codeinst.max_world == typemax(UInt) || return false
     dispatched_method(c.sig, world) === c.method || return false
-    c.rules == rules_stamp() || return false
+    c.rules == current_rules() || return false
     c.world = world
     return true
 end
@@ -231,8 +231,8 @@ function compile_derivative(@nospecialize(mode::Mode), @nospecialize(fa), @nospe
                             "mode; batch reverse mode differentiates arrays (BatchDuplicated) only, " *
                             "so pass numbers as Const or make them array elements"))
     end
-    rules = rules_stamp()
-    scan_rules!()
+    rules = current_rules()
+    rules[1] == BUILTIN_RULE_METHODS || scan_rules!(rules)
     ir = Extract.extract_bitcode(fn, types)
     # `Reverse` returns no primal, nor do forward returns without one: the derivative
     # may then drop the work that only the primal needed.
