@@ -320,9 +320,21 @@ function register_hooks()
                                           Ptr{Ptr{Ptr{Cvoid}}}, Ptr{Int64}))
     rev = @cfunction(splat_reverse_c, Cvoid, (Int64,))
     ccall((:oxidase_set_runtime_hooks, liboxidase), Cvoid, (Ptr{Cvoid}, Ptr{Cvoid}), call, rev)
+    RULE_HOOKS_REGISTERED[] = false
+    return nothing
+end
+
+# The rule hooks are registered when the first rule is found (`scan_rules!`): each
+# `@cfunction` compiles its trampoline, which every session's `using` would pay (8 ms of
+# 100) for rules most sessions never define.
+const RULE_HOOKS_REGISTERED = Ref(false)
+
+function register_rule_hooks()
+    RULE_HOOKS_REGISTERED[] && return nothing
     rule = @cfunction(rule_call_c, Cvoid, (Int32, Int64, Ptr{Ptr{Cvoid}}, Ptr{Ptr{Cvoid}}, Int32, Int32, Int32,
                                            Ptr{Cvoid}, Ptr{Ptr{Cvoid}}, Ptr{Int64}))
     rule_rev = @cfunction(rule_reverse_c, Cvoid, (Int64, Ptr{Ptr{Cvoid}}, Ptr{Ptr{Cvoid}}))
     ccall((:oxidase_set_rule_hooks, liboxidase), Cvoid, (Ptr{Cvoid}, Ptr{Cvoid}), rule, rule_rev)
+    RULE_HOOKS_REGISTERED[] = true
     return nothing
 end

@@ -248,6 +248,7 @@ precompiled (its modules are closed to new methods then).
 function scan_rules!(stamp = rules_stamp())
     ccall(:jl_generating_output, Cint, ()) == 1 && return nothing
     stamp[1] == BUILTIN_RULE_METHODS && return nothing
+    register_rule_hooks()   # (src/hooks.jl)
     for (table, kind, position, redefine) in RULE_TABLES
         for rule in methods(table)
             sig = covered_signature(rule.sig, position, kind === :rule)
