@@ -360,8 +360,8 @@ fn refuse_active_try_effects(g: Value, act: &Activity, user_name: &str) -> Resul
             act.is_active(i)
                 && match act.rule(i) {
                     Rule::Store | Rule::MemCopy | Rule::MemZero | Rule::ArrayCopy | Rule::Blas(_) | Rule::Splat => true,
-                    // A callee may write its differentiated arguments.
-                    Rule::Call => (0..i.call_arg_count()).any(|k| !i.operand(k).ty().is_floating()),
+                    // A callee, or a user's rule, may write its differentiated arguments.
+                    Rule::Call | Rule::Custom => (0..i.call_arg_count()).any(|k| !i.operand(k).ty().is_floating()),
                     _ => false,
                 }
         };

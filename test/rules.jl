@@ -157,6 +157,7 @@ function EnzymeRules.reverse(config, ::Const{typeof(rule_sumsq)}, dret::Active, 
     return (nothing,)
 end
 norm_then_scale(v) = sqrt(rule_sumsq(v)) * v[1]
+sumsq_in_try(v) = (s = 0.0; try; s = rule_sumsq(v); v[1] > 10 && error("large"); catch; end; s)
 function sumsq_loop(v, n)
     s = 0.0
     for i in 1:n
@@ -181,6 +182,11 @@ end
         autodiff(Reverse, sumsq_loop, Active, Duplicated(v, dv), Const(n))
         @test dv ≈ (n * (n + 1) ÷ 2) .* 2 .* v
     end
+    # Inside a `try`, in reverse mode: a throw after the call would skip the rule's
+    # reverse, and the adjoint it adds into dv; refused (forward mode differentiates it).
+    e = caught(() -> autodiff(Reverse, sumsq_in_try, Active, Duplicated(copy(v), zero(v))))   # (test/errors.jl)
+    @test e isa DifferentiationError && occursin("inside a `try`", e.msg)
+    @test autodiff(Forward, sumsq_in_try, Duplicated, Duplicated(copy(v), [1.0, 0.0, 0.0]))[2] ≈ 2 * v[1] rtol = 1e-12
 end
 
 # --- inactive: the call runs, its result carries no derivative ---
