@@ -180,6 +180,11 @@ impl Uses {
             Opcode::LLVMGetElementPtr | Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast => {
                 self.stale(v.operand(0), depth - 1)
             }
+            // An address as an integer (what BLAS calls are handed).
+            Opcode::LLVMPtrToInt | Opcode::LLVMIntToPtr => self.stale(v.operand(0), depth - 1),
+            Opcode::LLVMAdd | Opcode::LLVMSub => {
+                self.stale(v.operand(0), depth - 1) || self.stale(v.operand(1), depth - 1)
+            }
             Opcode::LLVMPHI => v.incoming().iter().any(|&(x, _)| x != v && self.stale(x, depth - 1)),
             Opcode::LLVMSelect => self.stale(v.operand(1), depth - 1) || self.stale(v.operand(2), depth - 1),
             _ => false,
