@@ -232,7 +232,8 @@ function compile_derivative(@nospecialize(mode::Mode), @nospecialize(fa), @nospe
                             "so pass numbers as Const or make them array elements"))
     end
     rules = current_rules()
-    rules[1] == BUILTIN_RULE_METHODS || scan_rules!(rules)
+    # (Dynamic: a static call would generate the scan's code with this function's.)
+    rules[1] == BUILTIN_RULE_METHODS || Base.invokelatest(scan_rules!, rules)
     ir = Extract.extract_bitcode(fn, types)
     # `Reverse` returns no primal, nor do forward returns without one: the derivative
     # may then drop the work that only the primal needed.

@@ -112,9 +112,11 @@ function emit_bitcode(@nospecialize(f), @nospecialize(types), mi::Core.MethodIns
     sidx[] > 0 || error("Oxidase: $f$types has no specialised signature to differentiate")
     llvmf = ccall(:jl_get_llvm_function, Ptr{Cvoid}, (Ptr{Cvoid}, UInt32), native, sidx[] - 1)
     entry = llvm_value_name(llvmf)
-    # (Tested here, not in the callee: calling it would compile it, some 20 ms of every
-    # session's first gradient, when no rule exists.)
-    isempty(Oxidase.RULED_METHODS) || name_ruled_calls(native, mod, Base.get_world_counter(), ci)
+    # (A dynamic call: Julia 1.5 generates code for a function's statically resolved
+    # callees with it, taken or not, and this one cost every session's first gradient
+    # 20 ms when no rule exists.)
+    isempty(Oxidase.RULED_METHODS) ||
+        Base.invokelatest(name_ruled_calls, native, mod, Base.get_world_counter(), ci)
 
     pm = ccall((:LLVMCreatePassManager, LIBLLVM), Ptr{Cvoid}, ())
     try

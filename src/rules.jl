@@ -307,16 +307,17 @@ end
 const BUILTIN_RULE_METHODS = rules_stamp()[1]
 
 # `rules_stamp()`, answered without calling it while no rule table has any method (as
-# the package leaves them): inlined into its callers, the check compiles with them,
-# where calling `rules_stamp` would cost every session's first gradient its
-# compilation (measured: 15–35 ms of a 400 ms first gradient).
+# the package leaves them): inlined into its callers, the check compiles with them.
+# The call is dynamic: Julia 1.5 generates the code of a function's statically resolved
+# callees with it, taken or not, which cost every session's first gradient its share
+# of 50 ms.
 @inline function current_rules()
     empty(f) = typeof(f).name.mt.defs === nothing
     if empty(EnzymeRules.forward) && empty(EnzymeRules.augmented_primal) && empty(EnzymeRules.inactive) &&
        empty(EnzymeRules.inactive_noinl)
         return (0, UInt(0))
     end
-    return rules_stamp()
+    return Base.invokelatest(rules_stamp)::Tuple{Int,UInt}
 end
 
 # --- call sites ------------------------------------------------------------------------
