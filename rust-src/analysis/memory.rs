@@ -30,6 +30,8 @@ pub struct Memory {
     frames: HashSet<Value>,
     /// The differentiated object arguments (as the function sees them).
     roots: Vec<Value>,
+    /// The differentiated arrays a resize call grows or shrinks (their objects).
+    resized: Vec<Value>,
     /// Edges into a merge of aggregates along which a path holds a pointer without a
     /// shadow where the other edges hold a shadowed one: `(phi, predecessor block,
     /// message)`. The derivative stops with the message when it takes such an edge (a
@@ -346,7 +348,12 @@ impl Memory {
             roots.iter().copied().chain(allocations.iter().map(|(k, v)| (*k, *v))).collect();
         let data = data_pointers(&insts, &shadowed, &containers, &aggregates);
         let roots = roots.iter().map(|(v, _)| *v).collect();
-        Ok(Memory { shadowed, origin, escaped, data, aggregates, frames, roots, cut_edges })
+        let resized = insts
+            .iter()
+            .filter(|&&i| resize_call(i).is_some() && shadowed.contains_key(&i.operand(0)))
+            .map(|&i| zero_offset_base(i.operand(0)))
+            .collect();
+        Ok(Memory { shadowed, origin, escaped, data, aggregates, frames, roots, resized, cut_edges })
     }
 
     /// The array object whose data pointer `v` is: a load of the pointer from the object,
@@ -356,23 +363,20 @@ impl Memory {
         self.data_pointer_in(v, 8)
     }
 
-    /// `data_pointer_of(v)`, when that array may be one a resize in `f` grows: the
-    /// same object as one of those resized, or one that may alias it (only an array
-    /// allocated here is surely distinct from another array allocated here or from an
-    /// argument).
-    pub fn resized_data_pointer(&self, f: Value, v: Value) -> Option<Value> {
+    /// Whether the function resizes a differentiated array.
+    pub fn resizes(&self) -> bool {
+        !self.resized.is_empty()
+    }
+
+    /// `data_pointer_of(v)`, when that array may be one the function resizes: the same
+    /// object as one of those resized, or one that may alias it (only an array allocated
+    /// here is surely distinct from another array allocated here or from an argument).
+    pub fn resized_data_pointer(&self, v: Value) -> Option<Value> {
         let o = self.data_pointer_of(v)?;
         let fresh = |a: Value| a.is_instruction() && array_call(a).is_some();
         let argument = |a: Value| a.is_argument() || self.roots.iter().any(|&r| zero_offset_base(r) == a);
         let distinct = |a: Value, b: Value| fresh(a) && (fresh(b) || argument(b)) || fresh(b) && argument(a);
-        let resized: Vec<Value> = f
-            .blocks()
-            .into_iter()
-            .flat_map(|b| b.instructions())
-            .filter(|&i| resize_call(i).is_some() && self.is_shadowed(i.operand(0)))
-            .map(|i| zero_offset_base(i.operand(0)))
-            .collect();
-        resized.iter().any(|&r| r == o || !distinct(o, r)).then_some(o)
+        self.resized.iter().any(|&r| r == o || !distinct(o, r)).then_some(o)
     }
 
     fn data_pointer_in(&self, v: Value, depth: u32) -> Option<Value> {

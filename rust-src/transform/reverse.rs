@@ -169,13 +169,7 @@ pub fn differentiate_callee<'a>(
 /// The shadow pointers of each batch lane. Copies of differentiated arrays start with a
 /// zero adjoint (their forward-mode tangent would be the copy of the shadow).
 fn lane_shadows(m: &Module, frame: &Frame, mem: &Memory) -> Vec<HashMap<Value, Value>> {
-    let grows = frame
-        .g
-        .blocks()
-        .into_iter()
-        .flat_map(|b| b.instructions())
-        .any(|i| crate::analysis::memory::resize_call(i).is_some() && mem.is_shadowed(i.operand(0)));
-    let mode = super::shadow::Mode { zero_copies: true, reload_merged_data: grows };
+    let mode = super::shadow::Mode { zero_copies: true, reload_merged_data: mem.resizes() };
     frame.shadow_lanes.iter().map(|roots| super::shadow::build_lane(m, frame, roots, mem, mode)).collect()
 }
 
@@ -396,16 +390,16 @@ impl<'a> Reverse<'a> {
     /// loads it again from the shadow array, whose elements keep their indices when it
     /// grows at the end (`pipeline::refuse_moving_resizes` refuses other resizes).
     fn shadow_data_to_reload(&self) -> std::collections::HashSet<Value> {
-        use crate::analysis::memory::{pointer_op, resize_call, PointerOp};
-        let insts: Vec<Value> = self.cfg.blocks.iter().flat_map(|b| b.instructions()).collect();
-        if !insts.iter().any(|&i| resize_call(i).is_some() && self.mem.is_shadowed(i.operand(0))) {
+        use crate::analysis::memory::{pointer_op, PointerOp};
+        if !self.mem.resizes() {
             return Default::default();
         }
+        let insts: Vec<Value> = self.cfg.blocks.iter().flat_map(|b| b.instructions()).collect();
         // (A merge of one array's data pointers has its shadow loaded from the shadow
         // array too: `shadow::build_lane`.)
         let data_pointer = |i: Value| {
             matches!(pointer_op(i), Some(PointerOp::Load | PointerOp::Merge))
-                && self.mem.resized_data_pointer(self.frame.g, i).is_some()
+                && self.mem.resized_data_pointer(i).is_some()
         };
         insts
             .into_iter()

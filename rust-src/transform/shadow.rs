@@ -47,7 +47,7 @@ pub fn build_lane(
     let b = m.builder();
     let mut phis = Vec::new();
     let holds_shadow = |i: Value| mem.is_shadowed(i) || mem.aggregate_paths(i).is_some();
-    let reloaded = |i: Value| mode.reload_merged_data && mem.resized_data_pointer(frame.g, i).is_some();
+    let reloaded = |i: Value| mode.reload_merged_data && mem.resized_data_pointer(i).is_some();
     for &i in &insts {
         if holds_shadow(i) && !shadow.contains_key(&i) && i.opcode() == Opcode::LLVMPHI && !reloaded(i) {
             b.before(i);
