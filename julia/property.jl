@@ -2,7 +2,8 @@
 # 3-element array (expression trees over + - * / sin cos exp log sqrt ^ with guarded
 # domains and special exponents, if/else and ifelse, loops with random trip counts,
 # array reads and writes, reductions, broadcasts and copies, splatting, views,
-# comprehensions, map/filter/reduce/accumulate over built arrays, vcat, reverse),
+# comprehensions, map/filter/reduce/accumulate over built arrays, vcat, reverse,
+# closures, push!, try, mutable structs and `Ref`s, custom rules),
 # each differentiated in reverse, forward and batch-forward mode and checked against
 # the others and against central finite differences.
 #
@@ -46,6 +47,14 @@ A random function `name(a, b, x)` of two scalars and a 3-element array.
 """
 # A function with a custom rule (`EnzymeRules`), correct: through the rule, its
 # derivative must agree with the other modes and with finite differences.
+# A mutable struct handed to a recursive function, which keeps it a heap object (issue
+# 15: its shadow comes from the collector's allocator).
+mutable struct Cell
+    w::Vector{Float64}
+    v::Float64
+end
+cell_walk(c::Cell, k) = k == 0 ? c.v : (c.v += c.w[k] * c.v / 2; cell_walk(c, k - 1))
+
 ruled_smooth(v) = sqrt(1 + v^2)
 ruled_slope(v) = v / sqrt(1 + v^2)
 function Oxidase.EnzymeRules.forward(config, ::Const{typeof(ruled_smooth)}, RT, v::Annotation)
@@ -121,6 +130,10 @@ function program(rng, name)
                 "y = [x[1]]\n    for k in 2:3\n        push!(y, y[k-1] * x[k] + $(expr(rng, 1, vars)))\n    end\n    s += y[end]",
                 # `try`/`catch` (the body throws for some inputs).
                 "s += (try; log(x[1] + 0.5) * $(expr(rng, 1, vars)); catch; x[2] * x[3]; end)",
+                # Heap objects: a mutable struct around the array and a number, walked
+                # by a recursive function; a `Ref` accumulated in a loop.
+                "s += Property.cell_walk(Property.Cell(x, $(expr(rng, 1, vars))), $(rand(rng, 0:3)))",
+                "r = Ref($(expr(rng, 1, vars)))\n    for k in 1:$(rand(rng, 0:3))\n        r[] += x[k] * r[]\n    end\n    s += r[]",
                 # A function with a custom rule (src/rules.jl), in any mode.
                 "s += Property.ruled_smooth($(expr(rng, 1, vars))) * x[$(rand(rng, 1:3))]",
             ]))

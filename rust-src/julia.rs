@@ -35,6 +35,19 @@ pub enum Resize {
     Other,
 }
 
+/// A runtime function that allocates a garbage-collected object (a mutable struct, a
+/// box, a closure that escapes): where its size is, and whether it writes the type tag.
+/// A shadow object is made by the same call, zeroed, and given the primal's tag.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GcAlloc {
+    /// The function's symbol.
+    pub name: &'static str,
+    /// The argument holding the object's size in bytes.
+    pub size_arg: usize,
+    /// Whether that size counts the tag word before the object (`Runtime::object_tag`).
+    pub size_includes_tag: bool,
+}
+
 /// One Julia version's runtime and code generation, as the engine needs them.
 pub struct Runtime {
     /// The version, for messages and documentation.
@@ -50,7 +63,13 @@ pub struct Runtime {
     /// Functions that resize an array in place, and how.
     pub resize_functions: &'static [(&'static str, Resize)],
     /// Functions that allocate garbage-collected objects (structs, boxes, closures).
-    pub gc_alloc_functions: &'static [&'static str],
+    pub gc_alloc_functions: &'static [GcAlloc],
+    /// Bytes of the header before a garbage-collected object: its type tag, which code
+    /// generation writes after the allocation (at offset `-object_tag`).
+    pub object_tag: u64,
+    /// Calls dispatched when they run (the method is looked up then): code whose types
+    /// inference could not settle, and printing, which boxes the value it prints.
+    pub dynamic_calls: &'static [&'static str],
     /// The garbage collector's write barrier (no effect on values).
     pub write_barrier: &'static str,
     /// The builtin behind splatting, `f(x...)`: `(F, args, nargs)` with `iterate`, `f`
@@ -95,7 +114,15 @@ pub const V1_5: Runtime = Runtime {
         ("jl_array_del_beg", Resize::Other),
         ("jl_array_sizehint", Resize::Other),
     ],
-    gc_alloc_functions: &["jl_gc_pool_alloc", "jl_gc_big_alloc", "jl_gc_alloc_typed"],
+    // (`jl_gc_pool_alloc(ptls, pool offset, size)`, `jl_gc_big_alloc(ptls, size)`, as
+    // the final GC lowering emits them; `jl_gc_alloc_typed(ptls, size, type)`.)
+    gc_alloc_functions: &[
+        GcAlloc { name: "jl_gc_pool_alloc", size_arg: 2, size_includes_tag: true },
+        GcAlloc { name: "jl_gc_big_alloc", size_arg: 1, size_includes_tag: true },
+        GcAlloc { name: "jl_gc_alloc_typed", size_arg: 1, size_includes_tag: false },
+    ],
+    object_tag: 8,
+    dynamic_calls: &["jl_apply_generic", "jl_invoke"],
     write_barrier: "jl_gc_queue_root",
     apply_iterate: "jl_f__apply_iterate",
     splat_builtins: &["jl_f__apply_iterate", "jl_f__apply"],
@@ -129,7 +156,12 @@ impl Runtime {
 
     /// Whether `name` allocates a garbage-collected object.
     pub fn is_gc_alloc(&self, name: &str) -> bool {
-        self.gc_alloc_functions.contains(&name)
+        self.gc_alloc(name).is_some()
+    }
+
+    /// The garbage-collected allocation function `name`, if it is one.
+    pub fn gc_alloc(&self, name: &str) -> Option<&'static GcAlloc> {
+        self.gc_alloc_functions.iter().find(|g| g.name == name)
     }
 
     /// Whether the source file `file` (relative to `base/`) holds Base's elementary
@@ -169,6 +201,8 @@ mod tests {
         assert_eq!(rt.array_call("jl_array_copy"), Some(ArrayCall::Copy));
         assert_eq!(rt.array_call("jl_array_grow_end"), None);
         assert_eq!(rt.resize_call("jl_array_grow_beg"), Some(Resize::GrowBeg));
+        assert!(rt.is_gc_alloc("jl_gc_pool_alloc") && !rt.is_gc_alloc("jl_alloc_array_1d"));
+        assert_eq!(rt.gc_alloc("jl_gc_big_alloc").map(|g| g.size_arg), Some(1));
         assert!(rt.is_runtime("jl_throw") && rt.is_runtime("ijl_throw") && !rt.is_runtime("sin"));
         assert!(rt.is_base_math_file("math.jl") && rt.is_base_math_file("special/log.jl"));
         assert!(!rt.is_base_math_file("mymath.jl"));

@@ -191,9 +191,9 @@ fn untracked_message(i: Value, at: Value) -> String {
     };
     format!(
         "{what} where derivative data the engine cannot follow may be (it went through {}{}; \
-         differentiated arrays stored into memory the engine does not shadow (a tuple of arrays, a \
-         box, a mutable struct or closure the function builds) or handed to runtime builtins are not \
-         followed yet)",
+         derivative data in memory the engine does not shadow (an object held by another object, \
+         an array without a derivative beside a differentiated one, a global) or handed to runtime \
+         builtins is not followed yet)",
         lost_construct(at),
         crate::names::where_(at)
     )
@@ -212,6 +212,10 @@ fn lost_construct(at: Value) -> String {
                  closure or struct holding differentiated data)"
                     .into()
             }
+            Some(n) if crate::julia::current().dynamic_calls.contains(&n.as_str()) => format!(
+                "a call Julia dispatches when it runs (`{n}`: a printed value, which `println` boxes, or code \
+                 whose types Julia cannot infer)"
+            ),
             Some(n) if crate::julia::current().is_runtime(&n) => format!("the Julia runtime function `{n}`"),
             Some(n) => format!("a call to `{}`", crate::names::julia_name(&n)),
             None => "a call through an unknown function pointer".into(),
@@ -370,8 +374,10 @@ impl Activity {
             // (A GC frame whose root slots are used as objects gets a shadow frame whose
             // root slots hold the shadows: `Memory::compute`.)
             if i.opcode() == Opcode::LLVMStore && array_object && !mem.is_shadowed(addr) && !inert.contains(&i) {
-                let object = crate::analysis::memory::alloca_base(addr);
-                if let Some(a) = object.filter(|&a| crate::analysis::memory::shadowable_stack_object(a)) {
+                let object = crate::analysis::memory::object_base(addr);
+                if let Some(a) =
+                    object.filter(|&a| crate::analysis::memory::shadowable_object(a) && mem.can_mirror(a, &inert))
+                {
                     wants_shadow.entry(a).or_insert(Leaf::StackArraysF64);
                     continue;
                 }
@@ -382,16 +388,21 @@ impl Activity {
             let number = varied.contains(&value) && value.ty().float_bits() == 64 && i.opcode() == Opcode::LLVMStore;
             let upgradable = !mem.is_shadowed(addr) || mem.leaf(addr) == Some(Leaf::StackArraysF64);
             if number && upgradable && !inert.contains(&i) {
-                let object = crate::analysis::memory::alloca_base(addr);
+                let object = crate::analysis::memory::object_base(addr);
                 let shadowable = |a: &Value| {
-                    crate::analysis::memory::shadowable_stack_object(*a) && !crate::analysis::memory::is_gc_frame(*a)
+                    crate::analysis::memory::shadowable_object(*a)
+                        && !crate::analysis::memory::is_gc_frame(*a)
+                        && mem.can_mirror(*a, &inert)
                 };
                 if let Some(a) = object.filter(shadowable) {
                     wants_shadow.insert(a, Leaf::StackMixedF64);
                     continue;
                 }
             }
-            let carries = varied.contains(&value) || mem.is_shadowed(value) || mem.is_escaped(value);
+            // (An object holding derivative data, stored into an array, makes no array
+            // of floats or arrays: its pointer stays untracked there, refused when reached.)
+            let object = mem.leaf(value).is_some_and(Leaf::is_stack_object);
+            let carries = varied.contains(&value) || mem.is_shadowed(value) && !object || mem.is_escaped(value);
             if carries && !mem.is_shadowed(addr) && !mem.is_escaped(addr) {
                 if let Some(a) = mem.origin(addr) {
                     let leaf = if value.ty().float_bits() == 32 { Leaf::ArrayF32 } else { Leaf::ArrayF64 };

@@ -140,7 +140,7 @@ pub use crate::julia::{ArrayCall, Resize};
 
 /// Which resizing runtime call `i` is, if any.
 pub fn resize_call(i: Value) -> Option<Resize> {
-    if i.opcode() != Opcode::LLVMCall {
+    if i.opcode_if_instruction() != Some(Opcode::LLVMCall) {
         return None;
     }
     crate::julia::current().resize_call(&callee_name(i.called_operand())?)
@@ -148,7 +148,7 @@ pub fn resize_call(i: Value) -> Option<Resize> {
 
 /// Which array-creating runtime call `i` is, if any.
 pub fn array_call(i: Value) -> Option<ArrayCall> {
-    if i.opcode() != Opcode::LLVMCall || !i.ty().is_pointer() {
+    if i.opcode_if_instruction() != Some(Opcode::LLVMCall) || !i.ty().is_pointer() {
         return None;
     }
     crate::julia::current().array_call(&callee_name(i.called_operand())?)
@@ -156,7 +156,7 @@ pub fn array_call(i: Value) -> Option<ArrayCall> {
 
 /// Whether `i` is a splat call (`ingest::splat_calls`).
 pub fn is_splat(i: Value) -> bool {
-    i.opcode() == Opcode::LLVMCall
+    i.opcode_if_instruction() == Some(Opcode::LLVMCall)
         && i.called_function().is_some_and(|f| f.name().starts_with(crate::names::SPLAT_PREFIX))
 }
 
@@ -253,6 +253,8 @@ impl Memory {
                 }
                 let from = match pointer_op(i) {
                     Some(PointerOp::Derive) if root_slot_of(i, &frames) => Some(Leaf::StackArraysF64),
+                    // An object's type tag is no field of it.
+                    Some(PointerOp::Derive) if is_object_header(i) => None,
                     Some(PointerOp::Derive) => shadowed.get(&i.operand(0)).copied(),
                     // What a stack object holds are array objects.
                     Some(PointerOp::Load) => shadowed.get(&i.operand(0)).map(|&l| match l {
@@ -393,6 +395,61 @@ impl Memory {
             }
             _ => None,
         }
+    }
+
+    /// Whether a shadow of object `a` could mirror it. A pointer loaded from a shadowed
+    /// object is read as an array with a shadow, so a heap object is shadowed only when
+    /// everything that touches it is in sight and keeps that true: stores of numbers, of
+    /// differentiated arrays and of its type tag, loads, its address stored into GC frame
+    /// slots (`inert`), and calls of functions differentiated call by call (whose own
+    /// stores are checked alike, by `untracked`). Not one stored elsewhere, merged with
+    /// other pointers, handed to the runtime or turned into an integer: Julia's logging
+    /// and printing box a value and put the box in arrays and tuples of anything. Such an object keeps no shadow, and the derivative data
+    /// stored into it is refused when the code using it is reached. (Stack objects keep
+    /// the check `untracked` makes on each store.)
+    pub fn can_mirror(&self, a: Value, inert: &HashSet<Value>) -> bool {
+        if gc_allocation(a).is_none() {
+            return true;
+        }
+        let mut work = vec![a];
+        let mut seen = HashSet::new();
+        while let Some(p) = work.pop() {
+            if !seen.insert(p) {
+                continue;
+            }
+            for u in p.users() {
+                let ok = match u.opcode_if_instruction() {
+                    Some(Opcode::LLVMGetElementPtr | Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast)
+                        if u.operand(0) == p =>
+                    {
+                        if !is_object_header(u) {
+                            work.push(u);
+                        }
+                        true
+                    }
+                    Some(Opcode::LLVMStore) if u.operand(1) == p => {
+                        let v = u.operand(0);
+                        let array = self.leaf(v) == Some(Leaf::ArrayF64) && !self.is_data(v);
+                        !v.ty().is_pointer() || is_null(v) || array
+                    }
+                    // Stored as a value only into a GC frame slot nobody reads (`inert`):
+                    // anywhere else, a pointer loaded back would be read as an array.
+                    Some(Opcode::LLVMStore) => inert.contains(&u),
+                    Some(Opcode::LLVMLoad | Opcode::LLVMICmp) => true,
+                    Some(Opcode::LLVMCall) => {
+                        let callee = u.called_operand();
+                        let name = callee_name(callee).unwrap_or_default();
+                        callee.is_function() && (!callee.is_declaration() || callee.intrinsic_id() != 0)
+                            || name == crate::julia::current().write_barrier
+                    }
+                    _ => false,
+                };
+                if !ok {
+                    return false;
+                }
+            }
+        }
+        true
     }
 
     /// A stack slot holding differentiated numbers (`Leaf::StackMixedF64`), if any.
@@ -867,6 +924,43 @@ pub fn writes_only_stack(g: Value) -> bool {
 /// Whether `p` points into a stack slot (an alloca, at any offset).
 pub fn points_into_alloca(p: Value) -> bool {
     alloca_base(p).is_some()
+}
+
+/// The garbage-collected allocation call `i` is, if it is one (`julia::GcAlloc`).
+pub fn gc_allocation(i: Value) -> Option<&'static crate::julia::GcAlloc> {
+    if i.opcode_if_instruction() != Some(Opcode::LLVMCall) {
+        return None;
+    }
+    crate::julia::current().gc_alloc(&callee_name(i.called_operand())?)
+}
+
+/// The object a pointer is derived from, at any offset: a stack slot (`alloca`) or an
+/// object from the garbage-collected allocator (a mutable struct, a box).
+pub fn object_base(p: Value) -> Option<Value> {
+    if !p.is_instruction() {
+        return None;
+    }
+    match p.opcode() {
+        Opcode::LLVMAlloca => Some(p),
+        Opcode::LLVMCall => gc_allocation(p).map(|_| p),
+        Opcode::LLVMGetElementPtr | Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast => object_base(p.operand(0)),
+        _ => None,
+    }
+}
+
+/// Whether object `a` (`object_base`) can have a shadow object: not one whose address
+/// goes to a call returning a struct through memory (`lends_roots_to_sret_call`).
+pub fn shadowable_object(a: Value) -> bool {
+    !lends_roots_to_sret_call(a)
+}
+
+/// Whether `i` addresses the header of a garbage-collected object (its type tag, at a
+/// negative constant offset): not a field, and never shadowed.
+pub fn is_object_header(i: Value) -> bool {
+    i.opcode_if_instruction() == Some(Opcode::LLVMGetElementPtr)
+        && i.num_operands() == 2
+        && i.operand(1).const_int().is_some_and(|k| k < 0)
+        && object_base(i.operand(0)).is_some_and(|a| gc_allocation(a).is_some())
 }
 
 /// The alloca a pointer is derived from, at any offset.

@@ -290,8 +290,10 @@ impl Untracked {
                     return changed | self.visit_aggregate(i, inp);
                 }
                 // A tracked result (a varied float, a shadowed pointer) has its own
-                // derivative: a lost operand is refused where it became a float.
-                if Self::tracked(inp, i) {
+                // derivative: a lost operand is refused where it became a float. A heap
+                // object's header holds its type tag, which carries no derivative (the
+                // shadow object gets the same tag, `transform::shadow`).
+                if Self::tracked(inp, i) || memory::is_object_header(i) && self.lost_at(i.operand(0)).is_none() {
                     return false;
                 }
                 let float_bits = i.opcode() == LLVMBitCast && i.operand(0).ty().is_floating() && !i.ty().is_floating();

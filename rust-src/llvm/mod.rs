@@ -381,7 +381,11 @@ impl Value {
     /// The instruction's opcode.
     #[track_caller]
     pub fn opcode(self) -> Opcode {
-        self.opcode_if_instruction().unwrap_or_else(|| wrong_kind("Value", "opcode", "an instruction", &self.print()))
+        // (A `match`, not a closure: `track_caller` names the caller only through calls.)
+        match self.opcode_if_instruction() {
+            Some(op) => op,
+            None => wrong_kind("Value", "opcode", "an instruction", &self.print()),
+        }
     }
     /// The opcode when this is an instruction (`opcode` of anything else is not a
     /// valid `Opcode`).

@@ -195,8 +195,8 @@ pub fn classify(inst: Value) -> Rule {
         LLVMStore if inst.operand(0).ty().is_pointer() || inst.operand(0).ty().is_int() => Rule::Zero,
         LLVMStore => Rule::Unsupported(
             "a differentiable value stored to memory that carries no derivative (a `Const` array: \
-             mark it `Duplicated`; or a mutable object, a global, a boxed or printed value: not \
-             supported yet)"
+             mark it `Duplicated`; or a mutable struct that also holds an object or array without \
+             a derivative, a global, a boxed or printed value: not supported yet)"
                 .into(),
         ),
         LLVMExtractElement if ty.is_float() => Rule::Lanes(LaneOp::Extract),

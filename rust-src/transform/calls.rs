@@ -98,6 +98,9 @@ pub struct Callees<'m> {
     pairs: RefCell<HashMap<Value, Pair>>,
     forwards: RefCell<HashMap<Value, Forward>>,
     queue: RefCell<Vec<Value>>,
+    /// Copies of callees that are also called without a derivative (`sum(x)` beside
+    /// `sum([1.0, 2.0])`), made before their bodies move into their derivative functions.
+    primal_copies: RefCell<HashMap<Value, Value>>,
 }
 
 impl<'m> Callees<'m> {
@@ -117,6 +120,7 @@ impl<'m> Callees<'m> {
             pairs: RefCell::new(HashMap::new()),
             forwards: RefCell::new(HashMap::new()),
             queue: RefCell::new(Vec::new()),
+            primal_copies: RefCell::new(HashMap::new()),
         }
     }
 
@@ -201,6 +205,7 @@ impl<'m> Callees<'m> {
     pub fn generate_all(&self, analyze: &Analyze) -> Result<()> {
         loop {
             let Some(h) = self.queue.borrow_mut().pop() else { return Ok(()) };
+            self.keep_primal(h);
             let fwd = self.forwards.borrow().get(&h).cloned();
             if let Some(fwd) = fwd {
                 let n = h.params().len();
@@ -227,12 +232,28 @@ impl<'m> Callees<'m> {
         }
     }
 
-    /// Deletes the original callees, whose bodies moved and whose calls were rewritten.
+    /// Before `h`'s body moves into its derivative function: a copy of `h` when other
+    /// functions call it, for the calls that stay primal calls (their arguments carry no
+    /// derivative). Calls that are differentiated later leave the copy unused, and the
+    /// optimizer drops it.
+    fn keep_primal(&self, h: Value) {
+        let elsewhere = h.users().into_iter().any(|u| !u.is_instruction() || u.parent_block().parent_function() != h);
+        if elsewhere && !self.primal_copies.borrow().contains_key(&h) {
+            let copy = self.m.clone_function(h, &format!("{}.primal", h.name()));
+            self.primal_copies.borrow_mut().insert(h, copy);
+        }
+    }
+
+    /// Deletes the original callees, whose bodies moved: their calls were rewritten to
+    /// their derivative functions, or go to the copy `keep_primal` made.
     pub fn finish(&self) -> Result<()> {
         let originals: Vec<Value> = self.pairs.borrow().keys().chain(self.forwards.borrow().keys()).copied().collect();
         for h in originals {
             if !h.users().is_empty() {
-                return Err(Error::Internal(format!("`{}` is still called after differentiation", h.name())));
+                let Some(&copy) = self.primal_copies.borrow().get(&h) else {
+                    return Err(Error::Internal(format!("`{}` is still called after differentiation", h.name())));
+                };
+                h.replace_all_uses_with(copy);
             }
             h.delete_function();
         }

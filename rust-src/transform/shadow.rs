@@ -6,7 +6,9 @@
 
 use super::Frame;
 use crate::analysis::cfg::Cfg;
-use crate::analysis::memory::{array_call, pointer_op, resize_call, ArrayCall, Memory, PointerOp, Resize};
+use crate::analysis::memory::{
+    array_call, gc_allocation, is_object_header, pointer_op, resize_call, ArrayCall, Memory, PointerOp, Resize,
+};
 use crate::llvm::{Block, Module, Opcode, Value};
 use crate::request::Leaf;
 use std::collections::HashMap;
@@ -64,6 +66,23 @@ pub fn build_lane(
             let eb = frame.entry_builder(m);
             let s = eb.alloca(i.allocated_type(), &format!("{}.shadow", i.name()));
             eb.store(m.const_null(i.allocated_type()), s);
+            shadow.insert(i, s);
+            continue;
+        }
+        // An object from the garbage collector's allocator (a mutable struct, a box)
+        // holding derivative data: a zeroed object from the same call, which gets the
+        // primal's type tag below. It needs no root: the collector is paused while a
+        // derivative that calls the runtime runs (`pipeline::runtime_flags`), and the
+        // shadow is garbage when the call returns.
+        if let Some(alloc) = gc_allocation(i).filter(|_| mem.is_shadowed(i)) {
+            b.before(i);
+            let args: Vec<Value> = (0..i.call_arg_count()).map(|k| i.operand(k)).collect();
+            let s = b.call_typed(i.called_function_type(), i.called_operand(), &args);
+            let size = args[alloc.size_arg];
+            let tag = crate::julia::current().object_tag;
+            let len = if alloc.size_includes_tag { b.sub(size, m.const_int(size.ty(), tag)) } else { size };
+            super::zero_memory(&b, s, len).expect("llvm.memset exists");
+            s.set_name(&format!("{}.shadow", i.name()));
             shadow.insert(i, s);
             continue;
         }
@@ -170,6 +189,17 @@ pub fn build_lane(
     // A differentiated array stored into a stack object: its shadow into the shadow
     // object, right after (`untracked` refuses every other pointer stored there).
     for &i in &insts {
+        // A shadowed heap object's type tag: the same tag in the shadow object's header
+        // (so that the shadow is a Julia object of the same type, to the runtime hooks).
+        if i.opcode() == Opcode::LLVMStore && is_object_header(i.operand(1)) {
+            let header = i.operand(1);
+            if let Some(&base) = shadow.get(&header.operand(0)) {
+                b.after(i);
+                let at = b.gep_like(header, base);
+                b.store(i.operand(0), at).mirror_access_of(i);
+            }
+            continue;
+        }
         if i.opcode() == Opcode::LLVMStore && mem.leaf(i.operand(1)).is_some_and(Leaf::is_stack_object) {
             if let (Some(&v), Some(&p)) = (shadow.get(&i.operand(0)), shadow.get(&i.operand(1))) {
                 b.after(i);

@@ -1,0 +1,114 @@
+# Derivative data in objects the function allocates on the heap (issue 15): a mutable
+# struct holding a differentiated number or array, a `Ref`, objects made in a loop or
+# in a recursive function. Julia allocates these with the collector's allocator
+# (`jl_gc_pool_alloc`) when they outlive the code that can see through them (here:
+# handed to a recursive function, which is not inlined). Each gets a shadow object from
+# the same allocator, zeroed and of the same type, holding the tangents or adjoints of
+# its floats and the shadows of its arrays at the same offsets (docs/how-it-works.md,
+# "Heap objects"). Checked in reverse, forward and batch mode against central
+# differences computed here, on several inputs, both sides of a branch, and loops of 0,
+# 1 and many iterations.
+
+include("finite_differences.jl")   # fd_gradient, check_all_modes
+
+mutable struct HoAcc
+    s::Float64
+end
+mutable struct HoCount
+    s::Float64
+    n::Int
+end
+mutable struct HoModel
+    w::Vector{Float64}
+    b::Float64
+end
+mutable struct HoTwo
+    w::Vector{Float64}
+    c::Vector{Float64}
+    b::Float64
+end
+mutable struct HoNest
+    m::HoModel
+    s::Float64
+end
+
+ho_rec_acc(a, x, k) = k == 0 ? a.s : (a.s += x[k]^2; ho_rec_acc(a, x, k - 1))
+ho_acc(x) = ho_rec_acc(HoAcc(0.0), x, length(x))
+ho_ref(x) = (r = Ref(0.0); for v in x; r[] += v^2; end; r[])
+ho_rec_model(m, k) = k == 0 ? m.b : m.w[k]^2 * m.b + ho_rec_model(m, k - 1)
+ho_model(x) = ho_rec_model(HoModel(x .* 2, x[1]), length(x))
+ho_model_argument(x) = ho_rec_model(HoModel(x, x[2] * x[3]), length(x))
+ho_model_branch(x) = ho_rec_model(HoModel(x, x[1] > 0 ? x[2]^2 : sin(x[3])), length(x))
+function ho_rec_mutate(m, k)    # a recursive callee writes the object's float
+    k == 0 && return m.b
+    m.b += m.w[k] * 0.5
+    return ho_rec_mutate(m, k - 1) * 1.1
+end
+ho_mutate(x) = ho_rec_mutate(HoModel(x, 0.0), length(x))
+function ho_count_rec(c, x, k)   # an integer field beside the float, both sides of a branch
+    k == 0 && return c.s * c.n
+    if x[k] > 0.25
+        c.s += x[k]^2
+        c.n += 1
+    else
+        c.s -= x[k]
+    end
+    return ho_count_rec(c, x, k - 1)
+end
+ho_count(x) = ho_count_rec(HoCount(0.0, 0), x, length(x))
+function ho_rec_level(x, k)      # each level of a recursion makes its own object
+    k == 0 && return 0.0
+    a = HoAcc(x[k])
+    a.s *= a.s
+    return a.s + ho_rec_level(x, k - 1)
+end
+ho_levels(x) = ho_rec_level(x, length(x))
+function ho_per_iteration(x, n)  # a fresh object every iteration
+    t = 0.0
+    for k in 1:n
+        a = HoModel(x, x[k])
+        t += ho_rec_model(a, 2) * x[k]
+    end
+    return t
+end
+
+@testset "heap objects holding derivative data: $(nameof(f))" for f in (
+    ho_acc, ho_ref, ho_model, ho_model_argument, ho_model_branch, ho_mutate, ho_count, ho_levels,
+)
+    for x in ([0.1, 0.2, 0.3, 0.5], [-1.5, 0.7, 0.3, 2.0], [2.0, -0.25, 1.5, 0.75])
+        check_all_modes(f, x)
+    end
+end
+
+@testset "a heap object made in loops of 0, 1 and many iterations" begin
+    for n in (0, 1, 4), x in ([0.1, 0.2, 0.3, 0.5], [-1.5, 0.7, 0.3, 2.0])
+        check_all_modes(x -> ho_per_iteration(x, n), x)
+    end
+end
+
+# What the shadow object cannot hold yet is refused, in every mode: an array without a
+# derivative beside a differentiated one (its shadow field would be read as one), and an
+# object held by another (a pointer loaded from a shadowed object is read as an array):
+# such an object keeps no shadow, and the number stored into it is refused.
+ho_rec_two(m, k) = k == 0 ? 0.0 : m.w[k] * m.c[k] * m.b + ho_rec_two(m, k - 1)
+ho_two(x) = ho_rec_two(HoTwo(x .* 2, [1.0, 2.0, 3.0, 4.0], x[1]), length(x))
+ho_rec_nest(n, k) = k == 0 ? n.s : n.m.w[k] * n.s + ho_rec_nest(n, k - 1)
+ho_nest(x) = ho_rec_nest(HoNest(HoModel(x, 1.0), x[1]), length(x))
+@testset "refused, with a message: $(nameof(f))" for f in (ho_two, ho_nest)
+    x = [0.1, 0.2, 0.3, 0.5]
+    e = caught(() -> autodiff(Reverse, f, Active, Duplicated(copy(x), zero(x))))   # (test/errors.jl)
+    @test e isa Oxidase.DifferentiationError && occursin("holds an object or array without a derivative", e.msg)
+    @test_throws Oxidase.DifferentiationError autodiff(Forward, f, Duplicated, Duplicated(copy(x), ones(4)))
+    @test_throws Oxidase.DifferentiationError autodiff(Reverse, f, Active, BatchDuplicated(copy(x), (zero(x), zero(x))))
+end
+
+# A function that is not inlined, called once with a differentiated array and once with
+# a constant one: the second call keeps a copy of the original (it once failed with an
+# internal error, the original's body having moved into its derivative).
+ho_sums(x) = sum(x) * x[1] + sum([1.0, 2.0, 3.0])
+ho_sums_broadcast(x) = sum(x .* 2) * x[1] + sum([1.0, 2.0] .* x[2])
+@testset "one callee, called with and without a derivative: $(nameof(f))" for f in (ho_sums, ho_sums_broadcast)
+    for n in (3, 40)   # (Base's pairwise `sum` recurses from 16 elements)
+        check_all_modes(f, collect(range(-0.5, 1.5; length = n)))
+    end
+end
