@@ -71,7 +71,7 @@ pub fn differentiate(
                     b.store(s, b.gep(m.ptr(), frame.params[3], &[m.const_int(i64t, k as u64)]));
                 }
             } else if req.ret == Act::Duplicated {
-                let tt = tangent_type(m, v.ty()).ok_or_else(|| {
+                let tt = tangent_type(v.ty()).ok_or_else(|| {
                     Error::Unsupported(format!(
                         "a Duplicated return needs a float return value, not {}",
                         v.ty().print()
@@ -153,7 +153,7 @@ fn add_tangents(
             if !act.is_active(inst) || inst.opcode() != Opcode::LLVMPHI {
                 continue;
             }
-            let tt = tangent_type(m, inst.ty()).expect("active values have a tangent type");
+            let tt = tangent_type(inst.ty()).expect("active values have a tangent type");
             b.before(inst);
             let lanes = (0..width).map(|l| b.phi(tt, &format!("{}.tan{l}", inst.name()))).collect();
             tangent.insert(inst, lanes);
@@ -256,7 +256,7 @@ fn add_tangents(
                 }
                 continue;
             }
-            if tangent_type(m, inst.ty()).is_none() {
+            if tangent_type(inst.ty()).is_none() {
                 continue;
             }
             let t = tangent_of_instruction(&b, act, &tangent, &shadows, inst, width)?;
@@ -341,7 +341,7 @@ fn tangent_of_instruction(
     width: usize,
 ) -> Result<Lanes> {
     let m = b.m;
-    let tt = tangent_type(m, inst.ty()).expect("active values have a tangent type");
+    let tt = tangent_type(inst.ty()).expect("active values have a tangent type");
     let tan = |v: Value, l: usize| tangent.get(&v).map(|ts| ts[l]);
     let env = |n: Need| match n {
         Need::Op(k) => inst.operand(k),

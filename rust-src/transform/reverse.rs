@@ -254,7 +254,7 @@ impl<'a> Reverse<'a> {
         let values =
             self.frame.primal.iter().flatten().copied().chain(self.cfg.blocks.iter().flat_map(|b| b.instructions()));
         for v in values.collect::<Vec<_>>() {
-            let Some(tt) = tangent_type(self.m, v.ty()).filter(|_| self.act.is_active(v)) else { continue };
+            let Some(tt) = tangent_type(v.ty()).filter(|_| self.act.is_active(v)) else { continue };
             let slots = (0..self.width)
                 .map(|lane| {
                     let slot = eb.alloca(tt, &format!("{}.adj{lane}", v.name()));
@@ -634,7 +634,7 @@ impl<'a> Reverse<'a> {
     /// Adds `delta` into the adjoint of `v` in lane `lane` (nothing for inactive `v`).
     fn add_adjoint(&self, b: &Builder, v: Value, lane: usize, delta: Value) {
         if let Some(slots) = self.adjoint.get(&v) {
-            let tt = tangent_type(self.m, v.ty()).expect("active");
+            let tt = tangent_type(v.ty()).expect("active");
             accumulate(b, slots[lane], convert(b, delta, tt));
         }
     }
@@ -643,7 +643,7 @@ impl<'a> Reverse<'a> {
     /// consumes its own).
     fn take_adjoint(&self, b: &Builder, v: Value, lane: usize) -> Value {
         let slot = self.adjoint[&v][lane];
-        let tt = tangent_type(self.m, v.ty()).expect("active");
+        let tt = tangent_type(v.ty()).expect("active");
         let d = b.load(tt, slot);
         b.store(self.m.const_null(tt), slot);
         d
@@ -692,7 +692,7 @@ impl<'a> Reverse<'a> {
             };
             b.at_end(rb);
             if let Some(v) = returned.filter(|&v| self.act.is_active(v)) {
-                let tt = tangent_type(m, v.ty()).expect("active");
+                let tt = tangent_type(v.ty()).expect("active");
                 for (lane, &seed) in seeds.iter().enumerate() {
                     let d = if seed.ty().is_pointer() {
                         b.load(tt, b.gep(tt, seed, &[m.const_int(m.int(64), lane as u64)]))
@@ -830,7 +830,7 @@ impl<'a> Reverse<'a> {
                 if v.ty().is_pointer() && a.float_struct().is_some() {
                     continue; // its adjoints went straight into the adjoint buffer
                 }
-                let tt = tangent_type(m, v.ty()).ok_or_else(|| {
+                let tt = tangent_type(v.ty()).ok_or_else(|| {
                     Error::Unsupported(format!("argument {i} of type {} cannot be Active", v.ty().print()))
                 })?;
                 // Lane `l`'s adjoint at `shadows[i][l]`.
@@ -895,7 +895,7 @@ impl<'a> Reverse<'a> {
             // *p = v: v̄ += p̄', p̄' = 0 (the overwritten value's adjoint is dropped).
             Rule::Store => {
                 let (v, p) = (inst.operand(0), env(Need::Shadow(1)));
-                let tt = tangent_type(m, v.ty()).expect("stores into shadowed memory are of floats");
+                let tt = tangent_type(v.ty()).expect("stores into shadowed memory are of floats");
                 let d = b.load(tt, p).copy_tbaa_from(inst);
                 b.store(m.const_null(tt), p).copy_tbaa_from(inst);
                 self.add_adjoint(b, v, lane, d);
