@@ -9,8 +9,9 @@
 //! math table (`rules::math`).
 
 use super::expr::{Cmp, Expr, Expr::*};
-use super::{Family, MathFn, Need, Rule};
-use crate::llvm::{Builder, Type, Value};
+use super::{each_lane, need, Adjoints, Family, MathFn, Need, Plan, Rule, Tangents, Values};
+use crate::error::{Error, Result};
+use crate::llvm::{Builder, Opcode, Type, Value};
 
 /// Formula of a scaling rule: its partials (`Formula::partials`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,9 +43,60 @@ pub struct Scale<'r> {
     pub ops: &'r [usize],
 }
 
+impl Scale<'_> {
+    /// `(k, ∂z/∂xₖ)` for each operand `k` that carries a derivative, built once at the
+    /// builder from the primal values `cx` sees: the same in every lane.
+    fn partials(&self, i: Value, cx: &(impl Values + ?Sized)) -> Result<Vec<(usize, Value)>> {
+        let env = |n: Need| need(cx, i, n, 0);
+        let active = self.ops.iter().filter(|&&k| cx.has_derivative(i.operand(k)));
+        active
+            .map(|&k| Ok((k, self.formula.partial(k, i.ty(), cx.builder(), &env).map_err(Error::Internal)?)))
+            .collect()
+    }
+}
+
 impl Family for Scale<'_> {
     fn sources(&self, i: Value) -> Vec<Value> {
         self.ops.iter().map(|&k| i.operand(k)).collect()
+    }
+
+    /// The free variables of the partials of the operands with an adjoint.
+    fn needs(&self, i: Value, cx: &mut dyn Plan) -> Result<Vec<Need>> {
+        let mut needs = Vec::new();
+        for &k in self.ops.iter().filter(|&&k| cx.is_active(i.operand(k))) {
+            for n in self.formula.needs(k) {
+                if !needs.contains(&n) {
+                    needs.push(n);
+                }
+            }
+        }
+        Ok(needs)
+    }
+
+    /// `ż = Σₖ ∂z/∂xₖ · ẋₖ` (zero when no operand has a tangent).
+    fn tangent(&self, i: Value, cx: &dyn Tangents) -> Result<Option<Vec<Value>>> {
+        let partials = self.partials(i, cx)?;
+        let b = cx.builder();
+        let zero = b.m.const_null(i.ty());
+        let lanes = each_lane(cx, |lane| {
+            let terms = partials.iter().filter_map(|&(k, p)| Some(b.fmul(p, cx.tangent(i.operand(k), lane)?)));
+            Ok(terms.reduce(|sum, term| b.fadd(sum, term)).unwrap_or(zero))
+        })?;
+        Ok(Some(lanes))
+    }
+
+    /// `x̄ₖ += ∂z/∂xₖ · z̄` for each operand `k` with an adjoint.
+    fn adjoint(&self, i: Value, cx: &dyn Adjoints) -> Result<()> {
+        let partials = self.partials(i, cx)?;
+        let b = cx.builder();
+        each_lane(cx, |lane| {
+            let Some(d) = cx.take_adjoint(i, lane) else { return Ok(()) };
+            for &(k, p) in &partials {
+                cx.add_adjoint(i.operand(k), lane, b.fmul(d, p));
+            }
+            Ok(())
+        })?;
+        Ok(())
     }
 }
 
@@ -58,6 +110,41 @@ pub struct Cast {
 impl Family for Cast {
     fn sources(&self, i: Value) -> Vec<Value> {
         vec![i.operand(self.op)]
+    }
+
+    fn tangent(&self, i: Value, cx: &dyn Tangents) -> Result<Option<Vec<Value>>> {
+        let b = cx.builder();
+        let lanes = each_lane(cx, |lane| {
+            Ok(match cx.tangent(i.operand(self.op), lane) {
+                Some(t) => convert(b, t, i.ty()),
+                None => b.m.const_null(i.ty()),
+            })
+        })?;
+        Ok(Some(lanes))
+    }
+
+    /// (`add_adjoint` converts to the operand's type.)
+    fn adjoint(&self, i: Value, cx: &dyn Adjoints) -> Result<()> {
+        each_lane(cx, |lane| {
+            if let Some(d) = cx.take_adjoint(i, lane) {
+                cx.add_adjoint(i.operand(self.op), lane, d);
+            }
+            Ok(())
+        })?;
+        Ok(())
+    }
+}
+
+/// Converts a derivative between the tangent types of a cast's operand and result
+/// (`fpext`/`fptrunc`; identity for float↔float-bits bitcasts).
+pub fn convert(b: &Builder, d: Value, to: Type) -> Value {
+    let from = d.ty();
+    if from == to {
+        d
+    } else if from.float_bits() < to.float_bits() {
+        b.cast(Opcode::LLVMFPExt, d, to)
+    } else {
+        b.cast(Opcode::LLVMFPTrunc, d, to)
     }
 }
 
@@ -102,7 +189,13 @@ impl Formula {
 
     /// Builds `∂z/∂(operand k)` at type `ty` (the instruction's result type) from the
     /// primal values `env` supplies, which are `needs(k)`.
-    pub fn partial(self, k: usize, ty: Type, b: &Builder, env: &dyn Fn(Need) -> Value) -> Result<Value, String> {
+    pub fn partial(
+        self,
+        k: usize,
+        ty: Type,
+        b: &Builder,
+        env: &dyn Fn(Need) -> Option<Value>,
+    ) -> std::result::Result<Value, String> {
         self.partial_expr(k).build(ty, b, env)
     }
 }

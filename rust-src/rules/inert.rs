@@ -3,8 +3,18 @@
 //! which the transforms handle as control flow), and those that have none at all
 //! (`Rule::Unsupported`), which are an error when derivative data reaches them.
 
-use super::{Family, Flow};
+use super::{no_rule, tangent_type, Adjoints, Family, Flow, Tangents};
+use crate::error::Result;
 use crate::llvm::Value;
+
+/// Forward mode: an active instruction without a tangent type (a `void` one) gets
+/// nothing; one with a tangent type would lose its derivative, an engine bug.
+fn no_tangent(i: Value) -> Result<Option<Vec<Value>>> {
+    match tangent_type(i.ty()) {
+        None => Ok(None),
+        Some(_) => Err(no_rule("forward", i)),
+    }
+}
 
 /// Derivative zero: nothing flows through, nothing is emitted.
 pub struct NoDerivative;
@@ -15,6 +25,12 @@ impl Family for NoDerivative {
     }
     fn varied(&self, _: Value, _: &Flow) -> bool {
         false
+    }
+    fn tangent(&self, i: Value, _: &dyn Tangents) -> Result<Option<Vec<Value>>> {
+        no_tangent(i)
+    }
+    fn adjoint(&self, i: Value, _: &dyn Adjoints) -> Result<()> {
+        Err(no_rule("reverse", i))
     }
 }
 
@@ -34,5 +50,11 @@ impl Family for Refused {
     /// lost track of that data (those are refused when reached instead).
     fn is_sink(&self, i: Value, flow: &Flow) -> bool {
         i.ty().is_void() && (flow.varied)(i) && !(flow.forced)(i)
+    }
+    fn tangent(&self, i: Value, _: &dyn Tangents) -> Result<Option<Vec<Value>>> {
+        no_tangent(i)
+    }
+    fn adjoint(&self, i: Value, _: &dyn Adjoints) -> Result<()> {
+        Err(no_rule("reverse", i))
     }
 }

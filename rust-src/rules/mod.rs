@@ -30,7 +30,8 @@ pub mod memory;
 pub mod select;
 pub mod vector;
 
-use crate::llvm::{Opcode, Type, Value};
+use crate::error::{Error, Result};
+use crate::llvm::{Builder, Module, Opcode, Type, Value};
 use crate::symbols::callee_name;
 pub use arith::Formula;
 pub use math::{Callee, MathFn};
@@ -77,6 +78,132 @@ pub trait Family {
     fn writes_memory(&self, _i: Value) -> bool {
         false
     }
+
+    /// Reverse mode: the primal values and shadows the adjoint of `i` reads, which the
+    /// uses plan keeps for the reverse sweep (`analysis::uses`).
+    fn needs(&self, _i: Value, _cx: &mut dyn Plan) -> Result<Vec<Need>> {
+        Ok(Vec::new())
+    }
+
+    /// Forward mode: emits the derivative of `i` at the builder (right after `i`) and
+    /// returns the tangent of its result, one per lane, or `None` when its derivative
+    /// is an effect on shadow memory.
+    fn tangent(&self, i: Value, cx: &dyn Tangents) -> Result<Option<Vec<Value>>>;
+
+    /// Reverse mode, forward sweep: emits what the sweep does at `i` besides pushing its
+    /// needs (at the builder, after those pushes), and returns the record the adjoint
+    /// reads, which is pushed last and popped first.
+    fn augment(&self, _i: Value, _cx: &dyn Augment) -> Result<Option<Value>> {
+        Ok(None)
+    }
+
+    /// The type of the record `augment` returns, if it returns one.
+    fn record_type(&self, _m: &Module) -> Option<Type> {
+        None
+    }
+
+    /// Reverse mode: emits the adjoint of `i` at the builder (in the reverse block, where
+    /// `i`'s needs were fetched).
+    fn adjoint(&self, i: Value, cx: &dyn Adjoints) -> Result<()>;
+}
+
+/// The code a rule's derivative is emitted into: where, for how many batch lanes, and
+/// how it reaches primal values and shadows there. Implemented by the transforms
+/// (`transform::forward`, `transform::reverse`).
+pub trait Values {
+    /// The builder, positioned where the derivative goes.
+    fn builder(&self) -> &Builder<'_>;
+    /// A builder in the entry block of the function being built (for stack slots).
+    fn entry_builder(&self) -> Builder<'_>;
+    /// The batch width: how many tangents or adjoints each value carries.
+    fn width(&self) -> usize;
+    /// Primal value `v` as the code at the builder sees it (the reverse sweep's copy of
+    /// a value taped, kept or recomputed for it; `v` itself in forward mode).
+    fn primal(&self, v: Value) -> Value;
+    /// The shadow of pointer `p` in batch lane `lane`, as the code at the builder sees
+    /// it. `None` means `p` has no shadow: memory that holds no derivative.
+    fn shadow(&self, p: Value, lane: usize) -> Option<Value>;
+    /// Whether `v` carries a derivative here (a tangent in forward mode, an adjoint in
+    /// reverse mode); one that does not contributes zero.
+    fn has_derivative(&self, v: Value) -> bool;
+    /// The layout of the shadowed memory `p` points into, when the memory analysis
+    /// knows it.
+    fn leaf(&self, p: Value) -> Option<crate::request::Leaf>;
+}
+
+/// Forward mode's view of the tangents built so far.
+pub trait Tangents: Values {
+    /// The tangent of `v` in lane `lane`; `None` for a symbolic zero.
+    fn tangent(&self, v: Value, lane: usize) -> Option<Value>;
+    /// The callee's forward derivative function for call `call` (`transform::calls`).
+    fn forward_callee(&self, call: Value) -> Result<calls::Callee>;
+    /// From now on `new` stands for call `old`, which is erased once every tangent is
+    /// built (tangents were built from it).
+    fn replace(&self, old: Value, new: Value);
+}
+
+/// What the reverse planner offers a rule working out its needs.
+pub trait Plan {
+    /// Whether `v` has an adjoint.
+    fn is_active(&self, v: Value) -> bool;
+    /// The pointer arguments of call `call` whose shadows the callee's derivative
+    /// functions take (building those functions, `transform::calls`).
+    fn callee_shadowed(&mut self, call: Value) -> Result<Vec<bool>>;
+}
+
+/// The forward sweep of reverse mode at an active instruction.
+pub trait Augment: Values {
+    /// Whether `v` has an adjoint slot.
+    fn has_adjoint(&self, v: Value) -> bool;
+    /// The callee's augmented forward function for call `call`, and the tape it pushes
+    /// onto.
+    fn augmented_callee(&self, call: Value) -> Option<(calls::Callee, Value)>;
+    /// From now on `new` stands for call `old`, which is erased once both sweeps are
+    /// built.
+    fn replace(&self, old: Value, new: Value);
+}
+
+/// The reverse sweep at an active instruction.
+pub trait Adjoints: Values {
+    /// Adds `d` into the adjoint of `v` in lane `lane` (nothing when `v` has none).
+    fn add_adjoint(&self, v: Value, lane: usize, d: Value);
+    /// Loads and clears the adjoint of `v` in lane `lane`; `None` when `v` has no
+    /// adjoint slot.
+    fn take_adjoint(&self, v: Value, lane: usize) -> Option<Value>;
+    /// The record `Family::augment` returned for this instruction, popped.
+    fn record(&self) -> Option<Value>;
+    /// The callee's reverse function for call `call`, and the tape it pops from.
+    fn reverse_callee(&self, call: Value) -> Option<(calls::Callee, Value)>;
+}
+
+/// The value of need `n` of instruction `i` in lane `lane`, as `cx` sees it; `None` for
+/// a shadow that does not exist.
+pub fn need(cx: &(impl Values + ?Sized), i: Value, n: Need, lane: usize) -> Option<Value> {
+    match n {
+        Need::Op(k) => Some(cx.primal(i.operand(k))),
+        Need::Result => Some(cx.primal(i)),
+        Need::Shadow(k) => cx.shadow(i.operand(k), lane),
+        Need::ResultShadow => cx.shadow(i, lane),
+    }
+}
+
+/// Need `n` of `i` in lane `lane` where the rule cannot do without it. The memory
+/// analysis gives every pointer into shadowed memory a shadow, so a missing one is an
+/// engine bug, reported as such.
+pub fn required(cx: &(impl Values + ?Sized), i: Value, n: Need, lane: usize) -> Result<Value> {
+    need(cx, i, n, lane).ok_or_else(|| Error::Internal(format!("no shadow for {n:?} of {}", i.print().trim())))
+}
+
+/// Runs `f` for every batch lane, collecting what it builds: the one place a rule
+/// meets the batch width.
+pub fn each_lane<T>(cx: &(impl Values + ?Sized), f: impl FnMut(usize) -> Result<T>) -> Result<Vec<T>> {
+    (0..cx.width()).map(f).collect()
+}
+
+/// The derivative of an instruction the transforms reach only when the analysis let
+/// through derivative data it should have refused or had no rule for.
+fn no_rule(mode: &str, i: Value) -> Error {
+    Error::Internal(format!("{mode} mode: active value without a derivative rule: {}", i.print()))
 }
 
 impl Rule {
@@ -103,7 +230,7 @@ impl Rule {
     }
 }
 
-/// A primal value a partial derivative needs.
+/// A primal value or shadow a rule's adjoint needs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Need {
     /// Operand `k` of the instruction.
@@ -114,18 +241,6 @@ pub enum Need {
     Shadow(usize),
     /// The shadow of the instruction's own (pointer) result.
     ResultShadow,
-}
-
-impl Rule {
-    /// Rules of instructions whose derivative is an effect on shadow memory rather than
-    /// a tangent or adjoint of their own.
-    pub fn is_memory_effect(&self) -> bool {
-        match self {
-            Rule::Store | Rule::MemCopy | Rule::MemZero | Rule::ArrayCopy => true,
-            Rule::Blas(op) => crate::runtime::blas::output_arg(*op).is_some(),
-            _ => false,
-        }
-    }
 }
 
 /// How an instruction is differentiated: the tag the analyses store; what it means is

@@ -3,7 +3,8 @@
 //! element's adjoint back to the element it came from. (A *batch lane* is something
 //! else: one of the `width` derivatives carried per value, `rules::each_lane`.)
 
-use super::Family;
+use super::{each_lane, Adjoints, Family, Need, Plan, Tangents};
+use crate::error::Result;
 use crate::llvm::Value;
 
 /// A vector lane operation.
@@ -39,5 +40,65 @@ impl LaneOp {
 impl Family for LaneOp {
     fn sources(&self, i: Value) -> Vec<Value> {
         self.diff_operands().iter().map(|&k| i.operand(k)).collect()
+    }
+
+    fn needs(&self, _: Value, _: &mut dyn Plan) -> Result<Vec<Need>> {
+        Ok(self.index_operand().map(Need::Op).into_iter().collect())
+    }
+
+    fn tangent(&self, i: Value, cx: &dyn Tangents) -> Result<Option<Vec<Value>>> {
+        let b = cx.builder();
+        let lanes = each_lane(cx, |lane| {
+            let t = |k: usize| cx.tangent(i.operand(k), lane).unwrap_or_else(|| b.m.const_null(i.operand(k).ty()));
+            Ok(match self {
+                LaneOp::Insert => b.insert_element(t(0), t(1), cx.primal(i.operand(2))),
+                LaneOp::Extract => b.extract_element(t(0), cx.primal(i.operand(1))),
+                LaneOp::Shuffle => b.shuffle(t(0), t(1), &i.shuffle_mask()),
+            })
+        })?;
+        Ok(Some(lanes))
+    }
+
+    fn adjoint(&self, i: Value, cx: &dyn Adjoints) -> Result<()> {
+        let (b, m) = (cx.builder(), cx.builder().m);
+        each_lane(cx, |lane| {
+            let Some(d) = cx.take_adjoint(i, lane) else { return Ok(()) };
+            match self {
+                LaneOp::Insert => {
+                    let idx = cx.primal(i.operand(2));
+                    let scalar_zero = m.const_null(i.operand(1).ty());
+                    cx.add_adjoint(i.operand(0), lane, b.insert_element(d, scalar_zero, idx));
+                    cx.add_adjoint(i.operand(1), lane, b.extract_element(d, idx));
+                }
+                LaneOp::Extract => {
+                    let v = i.operand(0);
+                    let idx = cx.primal(i.operand(1));
+                    cx.add_adjoint(v, lane, b.insert_element(m.const_null(v.ty()), d, idx));
+                }
+                LaneOp::Shuffle => {
+                    let n = i.operand(0).ty().vector_size();
+                    let i32t = m.int(32);
+                    for (src, base) in [(i.operand(0), 0u32), (i.operand(1), n)] {
+                        if !cx.has_derivative(src) {
+                            continue;
+                        }
+                        let mut delta = m.const_null(src.ty());
+                        for (j, k) in i.shuffle_mask().iter().enumerate() {
+                            let Some(k) = *k else { continue };
+                            if k < base || k >= base + n {
+                                continue;
+                            }
+                            let at = m.const_int(i32t, (k - base) as u64);
+                            let e = b.extract_element(d, m.const_int(i32t, j as u64));
+                            let sum = b.fadd(b.extract_element(delta, at), e);
+                            delta = b.insert_element(delta, sum, at);
+                        }
+                        cx.add_adjoint(src, lane, delta);
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        Ok(())
     }
 }
