@@ -12,7 +12,7 @@ pub const SPLAT_PREFIX: &str = "oxidase.splat.";
 
 /// The name prefix the Julia package gives the functions with a user-defined rule
 /// (`EnzymeRules`): `oxidase.rule.<site>.julia_f_12`, where `<site>` names the
-/// specialization for the package's runtime hook (`transform::custom`).
+/// specialization for the package's runtime hook (`rules::calls::custom`).
 pub const RULE_PREFIX: &str = "oxidase.rule.";
 
 /// The name prefix the Julia package gives the functions declared without derivative

@@ -11,7 +11,6 @@ use crate::error::{Error, Result};
 use crate::jit;
 use crate::llvm::{passes, Module, OwnedModule, Value};
 use crate::request::{Activity as Act, Leaf, Mode, Passing, Request};
-use crate::rules::Rule;
 use crate::stage::{self, Printed, Stage};
 use crate::symbols::callee_name;
 use crate::transform::{self, Frame};
@@ -125,10 +124,7 @@ fn synthesize_prepared(m: &Module, f: Value, req: &Request, name: &str) -> Resul
     stage::dump("prepared", m);
     let ret_ty = f.return_type();
     let array_result = req.mode == Mode::Forward && ret_ty.is_pointer();
-    if req.ret != Act::Const
-        && crate::rules::tangent_type(m, ret_ty).is_none()
-        && !array_result
-        && f.sret_type().is_none()
+    if req.ret != Act::Const && crate::rules::tangent_type(ret_ty).is_none() && !array_result && f.sret_type().is_none()
     {
         return Err(Error::Unsupported(format!(
             "the return value of `{}` has type {}; only Float64/Float32 returns can be differentiated yet",
@@ -356,15 +352,7 @@ fn refuse_active_try_effects(g: Value, act: &Activity, user_name: &str) -> Resul
         if !in_try {
             continue;
         }
-        let effect = |i: Value| {
-            act.is_active(i)
-                && match act.rule(i) {
-                    Rule::Store | Rule::MemCopy | Rule::MemZero | Rule::ArrayCopy | Rule::Blas(_) | Rule::Splat => true,
-                    // A callee, or a user's rule, may write its differentiated arguments.
-                    Rule::Call | Rule::Custom => (0..i.call_arg_count()).any(|k| !i.operand(k).ty().is_floating()),
-                    _ => false,
-                }
-        };
+        let effect = |i: Value| act.is_active(i) && act.rule(i).family().writes_memory(i);
         if let Some(i) = cfg.blocks[b].instructions().into_iter().find(|&i| effect(i)) {
             return Err(Error::Unsupported(format!(
                 "not yet supported in reverse mode: inside a `try`, writing a differentiated value to memory \

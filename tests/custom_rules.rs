@@ -1,5 +1,5 @@
 //! User-defined rules (`rules::Rule::Custom`) without Julia: the engine's side of the
-//! rule-hook protocol (`runtime::hooks`, `transform::custom`), with hooks written here
+//! rule-hook protocol (`runtime::hooks`, `rules::calls::custom`), with hooks written here
 //! that stand for the Julia package's. The ruled function is `sin`, and the hooks give
 //! it the derivative `2cos` on purpose, so a result matching `2cos` proves the hook ran
 //! (the engine differentiating the body would give `cos`). Checked in forward, batch

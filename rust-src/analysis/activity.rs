@@ -12,14 +12,9 @@ use crate::analysis::untracked;
 use crate::error::{Error, Result};
 use crate::llvm::{Module, Opcode, Value};
 use crate::request::Leaf;
-use crate::rules::{self, Rule};
+use crate::rules::{self, call_args, Flow, Rule};
 use crate::symbols::callee_name;
 use std::collections::{HashMap, HashSet};
-
-/// The arguments of a call (its operands but the callee).
-pub fn call_args(i: Value) -> impl Iterator<Item = Value> {
-    (0..i.call_arg_count()).map(move |k| i.operand(k))
-}
 
 /// Rules for instructions that touch shadowed memory (loads, stores, memory
 /// intrinsics); `None` leaves the instruction to `rules::classify`.
@@ -149,7 +144,6 @@ fn float_bits_into_float_array(i: Value, mem: &Memory) -> bool {
 /// carry variation around). `forced` instructions touch untracked derivative data and
 /// count as varied whatever their operands.
 fn varied_values(
-    m: &Module,
     insts: &[Value],
     rules: &HashMap<Value, Rule>,
     forced: &HashMap<Value, Value>,
@@ -157,25 +151,12 @@ fn varied_values(
     mem: &Memory,
 ) -> HashSet<Value> {
     crate::analysis::memory::grow_to_fixpoint(insts, active_params.iter().copied().collect(), |i, varied| {
-        let differentiable = rules::tangent_type(m, i.ty()).is_some();
-        match &rules[&i] {
-            Rule::Scale { ops, .. } => differentiable && ops.iter().any(|&k| varied.contains(&i.operand(k))),
-            Rule::Cast { op } => differentiable && varied.contains(&i.operand(*op)),
-            Rule::Select => differentiable && (varied.contains(&i.operand(1)) || varied.contains(&i.operand(2))),
-            Rule::Lanes(op) => differentiable && op.diff_operands().iter().any(|&k| varied.contains(&i.operand(k))),
-            Rule::Phi => differentiable && i.incoming().iter().any(|(v, _)| varied.contains(v)),
-            Rule::Unsupported(_) => forced.contains_key(&i) || i.operands().iter().any(|o| varied.contains(o)),
-            // Shadowed memory holds derivatives whatever is stored there.
-            Rule::Load
-            | Rule::Store
-            | Rule::MemCopy
-            | Rule::MemZero
-            | Rule::ArrayCopy
-            | Rule::Blas(_)
-            | Rule::Splat => true,
-            Rule::Call | Rule::Custom => call_args(i).any(|a| varied.contains(&a) || mem.is_shadowed(a)),
-            Rule::Zero | Rule::ErrorPath | Rule::Control => false,
-        }
+        let flow = Flow {
+            varied: &|v| varied.contains(&v),
+            shadowed: &|p| mem.is_shadowed(p),
+            forced: &|v| forced.contains_key(&v),
+        };
+        rules[&i].family().varied(i, &flow)
     })
 }
 
@@ -301,7 +282,7 @@ impl Activity {
         }
         let mut varied;
         loop {
-            varied = varied_values(m, &insts, &rules, &forced, active_params, mem);
+            varied = varied_values(&insts, &rules, &forced, active_params, mem);
             let lost = untracked::Untracked::compute(&untracked::Inputs {
                 m,
                 insts: &live_insts,
@@ -432,22 +413,14 @@ impl Activity {
         }
         // Side effects reached by derivative data are useful by definition, except on
         // paths that end in an exception (they never reach the return).
+        let flow = Flow {
+            varied: &|v| varied.contains(&v),
+            shadowed: &|p| mem.is_shadowed(p),
+            forced: &|v| forced.contains_key(&v),
+        };
         for &i in &insts {
             let on_live_path = live[cfg.index(i.parent_block())];
-            let sink = match rules[&i] {
-                // (Untracked effects are refused when reached, below.)
-                Rule::Unsupported(_) => i.ty().is_void() && varied.contains(&i) && !forced.contains_key(&i),
-                // Writes into shadowed memory are derivative outputs (a Duplicated
-                // argument's shadow) or feed later loads.
-                Rule::Store | Rule::MemCopy | Rule::MemZero | Rule::ArrayCopy => true,
-                Rule::Blas(op) => crate::runtime::blas::output_arg(op).is_some(),
-                // The result's shadow is written by the call (forward mode) and its
-                // adjoint goes back into the collections' shadows (reverse mode).
-                Rule::Splat => true,
-                // A callee given differentiated memory may write derivatives into it.
-                Rule::Call | Rule::Custom => varied.contains(&i) && call_args(i).any(|a| mem.is_shadowed(a)),
-                _ => false,
-            };
+            let sink = rules[&i].family().is_sink(i, &flow);
             if on_live_path && sink {
                 work.push(i);
             }
@@ -456,18 +429,7 @@ impl Activity {
             if !varied.contains(&v) || !useful.insert(v) || !v.is_instruction() {
                 continue;
             }
-            match &rules[&v] {
-                Rule::Scale { ops, .. } => work.extend(ops.iter().map(|&k| v.operand(k))),
-                Rule::Cast { op } => work.push(v.operand(*op)),
-                Rule::Select => work.extend([v.operand(1), v.operand(2)]),
-                Rule::Lanes(op) => work.extend(op.diff_operands().iter().map(|&k| v.operand(k))),
-                Rule::Phi => work.extend(v.incoming().into_iter().map(|(x, _)| x)),
-                Rule::Unsupported(_) => work.extend(v.operands()),
-                Rule::Store => work.push(v.operand(0)),
-                Rule::Call | Rule::Custom => work.extend(call_args(v).filter(|a| a.ty().is_floating())),
-                Rule::Load | Rule::MemCopy | Rule::MemZero | Rule::ArrayCopy | Rule::Blas(_) | Rule::Splat => {}
-                Rule::Zero | Rule::ErrorPath | Rule::Control => {}
-            }
+            work.extend(rules[&v].family().sources(v));
         }
 
         // The integers of a stack object holding differentiated numbers may be a float's

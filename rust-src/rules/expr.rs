@@ -112,8 +112,9 @@ impl Expr {
     }
 
     /// Builds the expression at type `ty` (module paragraph) where `b` stands, reading
-    /// each free variable once from `env`.
-    pub fn build(&self, ty: Type, b: &Builder, env: &dyn Fn(Need) -> Value) -> Result<Value, String> {
+    /// each free variable once from `env` (`None`: the value does not exist, an error
+    /// naming it).
+    pub fn build(&self, ty: Type, b: &Builder, env: &dyn Fn(Need) -> Option<Value>) -> Result<Value, String> {
         Interpreter { b, env, seen: RefCell::new(HashMap::new()) }.eval(self, ty)
     }
 }
@@ -121,21 +122,26 @@ impl Expr {
 /// Builds expressions at one place; `seen` keeps the primal values already read.
 struct Interpreter<'a, 'm> {
     b: &'a Builder<'m>,
-    env: &'a dyn Fn(Need) -> Value,
+    env: &'a dyn Fn(Need) -> Option<Value>,
     seen: RefCell<HashMap<Need, Value>>,
 }
 
 impl Interpreter<'_, '_> {
-    fn var(&self, n: Need) -> Value {
-        *self.seen.borrow_mut().entry(n).or_insert_with(|| (self.env)(n))
+    fn var(&self, n: Need) -> Result<Value, String> {
+        if let Some(&v) = self.seen.borrow().get(&n) {
+            return Ok(v);
+        }
+        let v = (self.env)(n).ok_or_else(|| format!("a partial derivative reads {n:?}, which has no value"))?;
+        self.seen.borrow_mut().insert(n, v);
+        Ok(v)
     }
 
     fn eval(&self, e: &Expr, ty: Type) -> Result<Value, String> {
         use Expr::*;
         let (b, m) = (self.b, self.b.m);
         Ok(match e {
-            X(k) => self.var(Need::Op(*k)),
-            Z => self.var(Need::Result),
+            X(k) => self.var(Need::Op(*k))?,
+            Z => self.var(Need::Result)?,
             C(v) => constant(m, ty, *v),
             Add(x, y) | Sub(x, y) | Mul(x, y) | Div(x, y) => {
                 let [x, y] = self.peers([x, y], ty)?;
@@ -230,7 +236,7 @@ impl Interpreter<'_, '_> {
         let Expr::Branch(_, c, then, other) = e else { unreachable!("a branch") };
         let (b, m) = (self.b, self.b.m);
         let vars = e.needs();
-        let args: Vec<Value> = vars.iter().map(|&n| self.var(n)).collect();
+        let args: Vec<Value> = vars.iter().map(|&n| self.var(n)).collect::<Result<_, _>>()?;
         let full = format!("ox.{name}.{}", type_suffix(ty));
         if let Some(f) = m.function(&full) {
             return Ok(b.call(f, &args));
@@ -241,7 +247,7 @@ impl Interpreter<'_, '_> {
             let fb = m.builder();
             let (top, yes, no) = (m.append_block(f, "top"), m.append_block(f, "then"), m.append_block(f, "else"));
             let ps = f.params();
-            let env = |n: Need| ps[vars.iter().position(|&v| v == n).expect("a free variable")];
+            let env = |n: Need| vars.iter().position(|&v| v == n).map(|k| ps[k]);
             let inner = Interpreter { b: &fb, env: &env, seen: RefCell::new(HashMap::new()) };
             fb.at_end(top);
             fb.cond_br(inner.eval(c, ty)?, yes, no);

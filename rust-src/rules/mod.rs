@@ -1,24 +1,236 @@
-//! Derivative rules, one per instruction family, shared by forward and reverse mode.
+//! Derivative rules, one unit per instruction family, shared by forward and reverse mode.
 //!
-//! A rule linearises an instruction: `classify` says which operands carry a derivative;
-//! a scaling rule's `Formula` gives the partial `∂result/∂operand` of each as an
-//! expression (`expr`), from which the primal values it needs are read and the IR is
-//! built. The forward transform then emits `ṫ = Σ ∂z/∂xₖ · ẋₖ`, the reverse transform
-//! `x̄ₖ += ∂z/∂xₖ · z̄`. Arithmetic's partials are here; elementary functions' are the
-//! rows of the math table (`math`). Selects, phis and casts move derivatives without
-//! scaling and are handled by the transforms directly.
+//! `classify` (with `analysis::activity` for memory accesses) gives every instruction a
+//! `Rule`, the tag analyses store; `Rule::family` hands out the `Family` that
+//! differentiates it, and everything a family knows is in its own file:
+//!
+//! - `arith`: scaling by partial derivatives (`fadd` … `frem`, the math table's
+//!   elementary functions) and value-preserving casts;
+//! - `select`: `select` and phi, which choose a derivative;
+//! - `vector`: vector element moves (`insertelement`, `extractelement`, `shufflevector`);
+//! - `memory`: loads, stores, copies, fills and array copies on shadowed memory;
+//! - `blas`: BLAS calls on differentiated arrays;
+//! - `calls`: calls differentiated elsewhere (not inlined, splatted, user rules);
+//! - `inert`: no derivative (zero, or refused when derivative data reaches it).
+//!
+//! A family answers four questions: which values its derivative reads (activity
+//! analysis: `sources`, `varied`, `is_sink`), which primal values and shadows the
+//! reverse sweep must keep for it (`needs`), its tangent (forward mode) and its
+//! adjoint (reverse mode).
 //!
 //! Integer operations on float bits are handled before analysis, see `crate::reinterpret`.
 
+pub mod arith;
+pub mod blas;
+pub mod calls;
 pub mod expr;
+pub mod inert;
 pub mod math;
+pub mod memory;
+pub mod select;
+pub mod vector;
 
-use crate::llvm::{Builder, Opcode, Type, Value};
+use crate::error::{Error, Result};
+use crate::llvm::{Builder, Module, Opcode, Type, Value};
 use crate::symbols::callee_name;
-use expr::{Cmp, Expr, Expr::*};
+pub use arith::Formula;
 pub use math::{Callee, MathFn};
+pub use vector::LaneOp;
 
-/// A primal value a partial derivative needs.
+/// The arguments of a call (its operands but the callee).
+pub fn call_args(i: Value) -> impl Iterator<Item = Value> {
+    (0..i.call_arg_count()).map(move |k| i.operand(k))
+}
+
+/// What the activity analysis knows while it asks families which values carry
+/// derivative data (`analysis::activity`, which owns these sets).
+pub struct Flow<'a> {
+    /// Whether a value depends on an active input (so far, during the fixed point).
+    pub varied: &'a dyn Fn(Value) -> bool,
+    /// Whether a pointer leads to shadowed memory.
+    pub shadowed: &'a dyn Fn(Value) -> bool,
+    /// Whether an instruction touches derivative data the engine lost track of
+    /// (`analysis::untracked`).
+    pub forced: &'a dyn Fn(Value) -> bool,
+}
+
+/// How one family of instructions is differentiated.
+pub trait Family {
+    /// Activity, backward: the values whose derivatives this instruction's derivative
+    /// reads; they are useful when the instruction is.
+    fn sources(&self, i: Value) -> Vec<Value>;
+
+    /// Activity, forward: whether `i` carries derivative data. By default: it has a
+    /// tangent type and one of its sources carries derivative data.
+    fn varied(&self, i: Value, flow: &Flow) -> bool {
+        tangent_type(i.ty()).is_some() && self.sources(i).into_iter().any(|v| (flow.varied)(v))
+    }
+
+    /// Whether derivative data reaching `i` is wanted for itself, whether or not its
+    /// result reaches the return: a write into shadowed memory (a differentiated
+    /// argument's shadow is an output; later loads read it).
+    fn is_sink(&self, _i: Value, _flow: &Flow) -> bool {
+        false
+    }
+
+    /// Whether, active, its derivative writes memory or keeps a record off the tape
+    /// (which a `try` body that throws would leave behind: `pipeline`).
+    fn writes_memory(&self, _i: Value) -> bool {
+        false
+    }
+
+    /// Reverse mode: the primal values and shadows the adjoint of `i` reads, which the
+    /// uses plan keeps for the reverse sweep (`analysis::uses`).
+    fn needs(&self, _i: Value, _cx: &mut dyn Plan) -> Result<Vec<Need>> {
+        Ok(Vec::new())
+    }
+
+    /// Forward mode: emits the derivative of `i` at the builder (right after `i`) and
+    /// returns the tangent of its result, one per lane, or `None` when its derivative
+    /// is an effect on shadow memory.
+    fn tangent(&self, i: Value, cx: &dyn Tangents) -> Result<Option<Vec<Value>>>;
+
+    /// Reverse mode, forward sweep: emits what the sweep does at `i` besides pushing its
+    /// needs (at the builder, after those pushes), and returns the record the adjoint
+    /// reads, which is pushed last and popped first.
+    fn augment(&self, _i: Value, _cx: &dyn Augment) -> Result<Option<Value>> {
+        Ok(None)
+    }
+
+    /// The type of the record `augment` returns, if it returns one.
+    fn record_type(&self, _m: &Module) -> Option<Type> {
+        None
+    }
+
+    /// Reverse mode: emits the adjoint of `i` at the builder (in the reverse block, where
+    /// `i`'s needs were fetched).
+    fn adjoint(&self, i: Value, cx: &dyn Adjoints) -> Result<()>;
+}
+
+/// The code a rule's derivative is emitted into: where, for how many batch lanes, and
+/// how it reaches primal values and shadows there. Implemented by the transforms
+/// (`transform::forward`, `transform::reverse`).
+pub trait Values {
+    /// The builder, positioned where the derivative goes.
+    fn builder(&self) -> &Builder<'_>;
+    /// A builder in the entry block of the function being built (for stack slots).
+    fn entry_builder(&self) -> Builder<'_>;
+    /// The batch width: how many tangents or adjoints each value carries.
+    fn width(&self) -> usize;
+    /// Primal value `v` as the code at the builder sees it (the reverse sweep's copy of
+    /// a value taped, kept or recomputed for it; `v` itself in forward mode).
+    fn primal(&self, v: Value) -> Value;
+    /// The shadow of pointer `p` in batch lane `lane`, as the code at the builder sees
+    /// it. `None` means `p` has no shadow: memory that holds no derivative.
+    fn shadow(&self, p: Value, lane: usize) -> Option<Value>;
+    /// Whether `v` carries a derivative here (a tangent in forward mode, an adjoint in
+    /// reverse mode); one that does not contributes zero.
+    fn has_derivative(&self, v: Value) -> bool;
+    /// The layout of the shadowed memory `p` points into, when the memory analysis
+    /// knows it.
+    fn leaf(&self, p: Value) -> Option<crate::request::Leaf>;
+}
+
+/// Forward mode's view of the tangents built so far.
+pub trait Tangents: Values {
+    /// The tangent of `v` in lane `lane`; `None` for a symbolic zero.
+    fn tangent(&self, v: Value, lane: usize) -> Option<Value>;
+    /// The callee's forward derivative function for call `call` (`transform::calls`).
+    fn forward_callee(&self, call: Value) -> Result<calls::Callee>;
+    /// From now on `new` stands for call `old`, which is erased once every tangent is
+    /// built (tangents were built from it).
+    fn replace(&self, old: Value, new: Value);
+}
+
+/// What the reverse planner offers a rule working out its needs.
+pub trait Plan {
+    /// Whether `v` has an adjoint.
+    fn is_active(&self, v: Value) -> bool;
+    /// The pointer arguments of call `call` whose shadows the callee's derivative
+    /// functions take (building those functions, `transform::calls`).
+    fn callee_shadowed(&mut self, call: Value) -> Result<Vec<bool>>;
+}
+
+/// The forward sweep of reverse mode at an active instruction.
+pub trait Augment: Values {
+    /// Whether `v` has an adjoint slot.
+    fn has_adjoint(&self, v: Value) -> bool;
+    /// The callee's augmented forward function for call `call`, and the tape it pushes
+    /// onto.
+    fn augmented_callee(&self, call: Value) -> Option<(calls::Callee, Value)>;
+    /// From now on `new` stands for call `old`, which is erased once both sweeps are
+    /// built.
+    fn replace(&self, old: Value, new: Value);
+}
+
+/// The reverse sweep at an active instruction.
+pub trait Adjoints: Values {
+    /// Adds `d` into the adjoint of `v` in lane `lane` (nothing when `v` has none).
+    fn add_adjoint(&self, v: Value, lane: usize, d: Value);
+    /// Loads and clears the adjoint of `v` in lane `lane`; `None` when `v` has no
+    /// adjoint slot.
+    fn take_adjoint(&self, v: Value, lane: usize) -> Option<Value>;
+    /// The record `Family::augment` returned for this instruction, popped.
+    fn record(&self) -> Option<Value>;
+    /// The callee's reverse function for call `call`, and the tape it pops from.
+    fn reverse_callee(&self, call: Value) -> Option<(calls::Callee, Value)>;
+}
+
+/// The value of need `n` of instruction `i` in lane `lane`, as `cx` sees it; `None` for
+/// a shadow that does not exist.
+pub fn need(cx: &(impl Values + ?Sized), i: Value, n: Need, lane: usize) -> Option<Value> {
+    match n {
+        Need::Op(k) => Some(cx.primal(i.operand(k))),
+        Need::Result => Some(cx.primal(i)),
+        Need::Shadow(k) => cx.shadow(i.operand(k), lane),
+        Need::ResultShadow => cx.shadow(i, lane),
+    }
+}
+
+/// Need `n` of `i` in lane `lane` where the rule cannot do without it. The memory
+/// analysis gives every pointer into shadowed memory a shadow, so a missing one is an
+/// engine bug, reported as such.
+pub fn required(cx: &(impl Values + ?Sized), i: Value, n: Need, lane: usize) -> Result<Value> {
+    need(cx, i, n, lane).ok_or_else(|| Error::Internal(format!("no shadow for {n:?} of {}", i.print().trim())))
+}
+
+/// Runs `f` for every batch lane, collecting what it builds: the one place a rule
+/// meets the batch width.
+pub fn each_lane<T>(cx: &(impl Values + ?Sized), f: impl FnMut(usize) -> Result<T>) -> Result<Vec<T>> {
+    (0..cx.width()).map(f).collect()
+}
+
+/// The derivative of an instruction the transforms reach only when the analysis let
+/// through derivative data it should have refused or had no rule for.
+fn no_rule(mode: &str, i: Value) -> Error {
+    Error::Internal(format!("{mode} mode: active value without a derivative rule: {}", i.print()))
+}
+
+impl Rule {
+    /// The family that differentiates instructions of this rule.
+    pub fn family(&self) -> Box<dyn Family + '_> {
+        match self {
+            Rule::Scale { formula, ops } => Box::new(arith::Scale { formula: *formula, ops }),
+            Rule::Cast { op } => Box::new(arith::Cast { op: *op }),
+            Rule::Select => Box::new(select::Select),
+            Rule::Phi => Box::new(select::Phi),
+            Rule::Lanes(op) => Box::new(*op),
+            Rule::Load => Box::new(memory::Load),
+            Rule::Store => Box::new(memory::Store),
+            Rule::MemCopy => Box::new(memory::MemCopy),
+            Rule::MemZero => Box::new(memory::MemZero),
+            Rule::ArrayCopy => Box::new(memory::ArrayCopy),
+            Rule::Blas(op) => Box::new(blas::Blas(*op)),
+            Rule::Splat => Box::new(calls::Splat),
+            Rule::Custom => Box::new(calls::Custom),
+            Rule::Call => Box::new(calls::Call),
+            Rule::Zero | Rule::ErrorPath | Rule::Control => Box::new(inert::NoDerivative),
+            Rule::Unsupported(_) => Box::new(inert::Refused),
+        }
+    }
+}
+
+/// A primal value or shadow a rule's adjoint needs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Need {
     /// Operand `k` of the instruction.
@@ -31,77 +243,15 @@ pub enum Need {
     ResultShadow,
 }
 
-/// Formula of a scaling rule: its partials (`Formula::partials`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Formula {
-    /// `z = a + b`: `∂a = 1`, `∂b = 1`.
-    FAdd,
-    /// `z = a - b`: `∂a = 1`, `∂b = -1`.
-    FSub,
-    /// `z = a · b`: `∂a = b`, `∂b = a`.
-    FMul,
-    /// `z = a / b`: `∂a = 1 / b`, `∂b = -z / b`.
-    FDiv,
-    /// `z = -a`: `∂a = -1`.
-    FNeg,
-    /// `z = a - b·trunc(a/b)`: `∂a = 1`, `∂b = -trunc(a/b)`.
-    FRem,
-    /// `z = reinterpret(y, x)` = `y`, where `y = ±x·2ᵏ` was built from `x`'s bits
-    /// (`crate::reinterpret`): `∂x = y / x` (`±1` at `x = 0`); `y` carries none.
-    Reinterpret,
-    /// An elementary function: a row of the math table.
-    Math(&'static MathFn),
-}
-
-impl Rule {
-    /// Rules of instructions whose derivative is an effect on shadow memory rather than
-    /// a tangent or adjoint of their own.
-    pub fn is_memory_effect(&self) -> bool {
-        match self {
-            Rule::Store | Rule::MemCopy | Rule::MemZero | Rule::ArrayCopy => true,
-            Rule::Blas(op) => crate::runtime::blas::output_arg(*op).is_some(),
-            _ => false,
-        }
-    }
-}
-
-/// A vector lane operation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LaneOp {
-    /// `insertelement v, x, i`: `v̇' = insert(v̇, ẋ, i)`; `v̄ += insert(z̄, 0, i)`, `x̄ += z̄[i]`.
-    Insert,
-    /// `extractelement v, i`: `ż = v̇[i]`; `v̄ += insert(0, z̄, i)`.
-    Extract,
-    /// `shufflevector a, b, mask`: tangents shuffle alike; each output lane's adjoint
-    /// goes back to the input lane it came from.
-    Shuffle,
-}
-
-impl LaneOp {
-    /// Operands that carry a derivative.
-    pub fn diff_operands(self) -> &'static [usize] {
-        match self {
-            LaneOp::Insert | LaneOp::Shuffle => &[0, 1],
-            LaneOp::Extract => &[0],
-        }
-    }
-    /// The lane index operand, whose primal value the reverse sweep needs.
-    pub fn index_operand(self) -> Option<usize> {
-        match self {
-            LaneOp::Insert => Some(2),
-            LaneOp::Extract => Some(1),
-            LaneOp::Shuffle => None,
-        }
-    }
-}
-
-/// How an instruction is differentiated.
+/// How an instruction is differentiated: the tag the analyses store; what it means is
+/// its family's (`Rule::family`).
 #[derive(Clone, Debug, PartialEq)]
 pub enum Rule {
     /// Derivative zero whatever the inputs: comparisons, rounding, integer arithmetic,
-    /// conversions to integers, loads from memory that holds no derivative.
+    /// conversions to integers, loads from memory that holds no derivative
+    /// (`inert::NoDerivative`).
     Zero,
-    /// `z = f(x…)`: derivative flows from `ops` scaled by their partials.
+    /// `z = f(x…)`: derivative flows from `ops` scaled by their partials (`arith::Scale`).
     Scale {
         /// The formula.
         formula: Formula,
@@ -109,59 +259,49 @@ pub enum Rule {
         ops: Vec<usize>,
     },
     /// The derivative of operand `op` passes through a value-preserving cast
-    /// (`fpext`, `fptrunc`, float↔float-bits `bitcast`).
+    /// (`arith::Cast`).
     Cast {
         /// The cast operand.
         op: usize,
     },
-    /// `select c, a, b`: derivative of `a` or `b`.
+    /// `select c, a, b`: derivative of `a` or `b` (`select::Select`).
     Select,
-    /// Vector lane moves: derivatives move with the lanes.
+    /// Vector element moves: derivatives move with the elements (`vector`).
     Lanes(LaneOp),
-    /// A float load from shadowed memory: `ż = *p'`; `*p' += z̄`.
+    /// A float load from shadowed memory (`memory::Load`).
     Load,
-    /// A float store into shadowed memory: `*p' = v̇`; `v̄ += *p'`, `*p' = 0`.
+    /// A float store into shadowed memory (`memory::Store`).
     Store,
-    /// `memcpy`/`memmove` between shadowed memories: the shadows are copied alike;
-    /// reverse: `src' += dst'`, `dst' = 0`.
+    /// `memcpy`/`memmove` between shadowed memories (`memory::MemCopy`).
     MemCopy,
-    /// `memset` (or a copy from memory without derivative) into shadowed memory: the
-    /// shadow is zeroed, in both sweeps.
+    /// `memset` (or a copy from memory without derivative) into shadowed memory
+    /// (`memory::MemZero`).
     MemZero,
-    /// `b = jl_array_copy(a)` of a differentiated array: `ḃ = copy(ȧ)`; reverse:
-    /// `ā += b̄`, `b̄ = 0`.
+    /// `b = jl_array_copy(a)` of a differentiated array (`memory::ArrayCopy`).
     ArrayCopy,
-    /// A BLAS call on differentiated arrays (`crate::runtime::blas`, op code).
+    /// A BLAS call on differentiated arrays, by op code (`blas::Blas`).
     Blas(u32),
-    /// Splatting differentiated arrays into a call, `f(x...)` (`ingest::splat_calls`
-    /// makes the call `oxidase.splat.<n>(F, iterate, f, collections...)`). Julia's
-    /// dynamic dispatch picks `f`'s method only when the call runs, so the derivative is
-    /// taken then, by the Julia package's runtime hook (`crate::runtime::hooks`), which
-    /// writes the result's shadow (a boxed float) and, in reverse mode, keeps a record
-    /// whose handle goes on the tape for the hook's reverse half.
+    /// Splatting differentiated arrays into a call, `f(x...)` (`calls::Splat`).
     Splat,
-    /// A call of a function with a user-defined rule (`EnzymeRules` in the Julia
-    /// package; `names::RULE_PREFIX`): the derivative calls the package's runtime hook,
-    /// which runs the rule (`transform::custom`). Floats among the arguments carry
-    /// tangents or adjoints, pointers their shadows.
+    /// A call of a function with a user-defined rule (`calls::Custom`).
     Custom,
-    /// A phi: derivative of the incoming value of the edge taken.
+    /// A phi: derivative of the incoming value of the edge taken (`select::Phi`).
     Phi,
     /// A call that never returns (Julia error paths): no derivative needed.
     ErrorPath,
     /// A call of a Julia function that is not inlined (recursion): differentiated by
-    /// the callee's own derivative functions (`transform::calls`).
+    /// the callee's own derivative functions (`calls::Call`).
     Call,
     /// Terminators: handled by the transforms.
     Control,
     /// Not differentiable; the text names the construct. An error only when derivative
-    /// data reaches it.
+    /// data reaches it (`inert::Refused`).
     Unsupported(String),
 }
 
 /// The tangent/adjoint type of values of type `ty`: floats and vectors of floats carry
 /// their own type; nothing else carries a derivative.
-pub fn tangent_type(_m: &crate::llvm::Module, ty: Type) -> Option<Type> {
+pub fn tangent_type(ty: Type) -> Option<Type> {
     ty.is_floating().then_some(ty)
 }
 
@@ -248,74 +388,5 @@ fn classify_call(inst: Value) -> Rule {
             ),
             None => "a call through an unknown function pointer (dynamic dispatch or an unresolved ccall: make the code type-stable)".into(),
         }),
-    }
-}
-
-impl Formula {
-    /// `∂z/∂xₖ` for each operand `k` that carries a derivative, in operand order.
-    pub fn partials(self) -> &'static [(usize, Expr)] {
-        match self {
-            Formula::FAdd => &[(0, C(1.0)), (1, C(1.0))],
-            Formula::FSub => &[(0, C(1.0)), (1, C(-1.0))],
-            Formula::FMul => &[(0, X(1)), (1, X(0))],
-            Formula::FDiv => &[(0, Div(&C(1.0), &X(1))), (1, Neg(&Div(&Z, &X(1))))],
-            Formula::FNeg => &[(0, C(-1.0))],
-            Formula::FRem => &[(0, C(1.0)), (1, Neg(&Intrinsic("trunc", &[Div(&X(0), &X(1))])))],
-            Formula::Reinterpret => &[(
-                1,
-                Select(
-                    &Is(Cmp::Eq, &X(1), &C(0.0)),
-                    &Mul(&Intrinsic("copysign", &[C(1.0), X(0)]), &Intrinsic("copysign", &[C(1.0), X(1)])),
-                    &Div(&X(0), &X(1)),
-                ),
-            )],
-            Formula::Math(f) => f.partials,
-        }
-    }
-
-    /// The scaling rule: the formula, and the operands with a partial.
-    fn rule(self) -> Rule {
-        Rule::Scale { formula: self, ops: self.partials().iter().map(|&(k, _)| k).collect() }
-    }
-
-    /// The partial with respect to operand `k`, one of the rule's `ops`.
-    fn partial_expr(self, k: usize) -> &'static Expr {
-        let found = self.partials().iter().find(|&&(j, _)| j == k);
-        &found.unwrap_or_else(|| panic!("{self:?} has no partial for operand {k}")).1
-    }
-
-    /// Primal values the partial with respect to operand `k` uses: the free variables of
-    /// its expression.
-    pub fn needs(self, k: usize) -> Vec<Need> {
-        self.partial_expr(k).needs()
-    }
-
-    /// Builds `∂z/∂(operand k)` at type `ty` (the instruction's result type) from the
-    /// primal values `env` supplies, which are `needs(k)`.
-    pub fn partial(self, k: usize, ty: Type, b: &Builder, env: &dyn Fn(Need) -> Value) -> Result<Value, String> {
-        self.partial_expr(k).build(ty, b, env)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{Formula, Need::*};
-
-    /// The primal values the reverse sweep keeps for a partial are its expression's free
-    /// variables, operands first: `fdiv`'s `∂b = -(z / b)` keeps `b` and `z`, `copysign`'s
-    /// `∂b = 0` nothing.
-    #[test]
-    fn needs_are_free_variables() {
-        let math = |name: &str| Formula::Math(super::math::TABLE.iter().find(|f| f.name == name).unwrap());
-        assert_eq!(Formula::FAdd.needs(1), vec![]);
-        assert_eq!(Formula::FMul.needs(0), vec![Op(1)]);
-        assert_eq!(Formula::FDiv.needs(1), vec![Op(1), Result]);
-        assert_eq!(Formula::FRem.needs(1), vec![Op(0), Op(1)]);
-        assert_eq!(Formula::Reinterpret.needs(1), vec![Op(0), Op(1)]);
-        assert_eq!(math("pow").needs(0), vec![Op(0), Op(1)]);
-        assert_eq!(math("pow").needs(1), vec![Op(0), Result]);
-        assert_eq!(math("tanh").needs(0), vec![Op(0), Result]);
-        assert_eq!(math("hypot").needs(1), vec![Op(1), Result]);
-        assert_eq!(math("copysign").needs(1), vec![]);
     }
 }

@@ -16,7 +16,7 @@
 //! - `rule_call(mode, site, args, shadows, n, width, flags, ret, tangents, handle)`: runs
 //!   the rule for the specialization `site` names (`names::rule_site`) on the call's `n`
 //!   operands, `args[k]` the address of operand `k`'s value and `shadows[l·n + k]` that
-//!   of lane `l`'s tangent or shadow (NULL: none; `transform::custom`). Mode 0
+//!   of lane `l`'s tangent or shadow (NULL: none; `rules::calls::custom`). Mode 0
 //!   (`EnzymeRules.forward`) writes the primal result into `*ret` and lane `l`'s tangent
 //!   into `*tangents[l]`; mode 1 (`augmented_primal`) writes the primal and names its
 //!   record in `*handle`. `flags`: 1, the primal is used; 2, the result's derivative is

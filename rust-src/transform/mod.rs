@@ -5,13 +5,11 @@
 //! appends the reverse sweep.
 
 pub mod calls;
-pub mod custom;
 pub mod dead_results;
 pub mod forward;
 pub mod lane_order;
 pub mod reverse;
 pub mod shadow;
-pub mod splat;
 pub mod tape;
 
 use crate::error::{Error, Result};
@@ -270,82 +268,4 @@ fn check_type_tree(i: usize, param: Value, tree: &[(u64, Leaf)]) -> Result<()> {
 pub fn accumulate(b: &Builder, slot: Value, delta: Value) {
     let old = b.load(delta.ty(), slot);
     b.store(b.fadd_adjoint(old, delta), slot);
-}
-
-/// Converts a derivative between the tangent types of a cast's operand and result
-/// (`fpext`/`fptrunc`; identity for float↔float-bits bitcasts).
-pub fn convert(b: &Builder, d: Value, to: crate::llvm::Type) -> Value {
-    use crate::llvm::Opcode;
-    let from = d.ty();
-    if from == to {
-        d
-    } else if from.float_bits() < to.float_bits() {
-        b.cast(Opcode::LLVMFPExt, d, to)
-    } else {
-        b.cast(Opcode::LLVMFPTrunc, d, to)
-    }
-}
-
-/// `memset(p, 0, len)`: shadow memory whose primal was overwritten by data without
-/// derivative.
-pub fn zero_memory(b: &Builder, p: Value, len: Value) -> Result<()> {
-    let m = b.m;
-    let p = if p.ty().is_int() { b.cast(crate::llvm::Opcode::LLVMIntToPtr, p, m.ptr()) } else { p };
-    let memset = m.intrinsic("llvm.memset", &[p.ty(), len.ty()]).map_err(Error::Internal)?;
-    b.call(memset, &[p, m.const_int(m.int(8), 0), len, m.const_int(m.int(1), 0)]);
-    Ok(())
-}
-
-/// Calls of the BLAS derivative helpers (`crate::runtime::blas`): the call's arguments
-/// and the shadows of its array arguments go as arrays of machine words.
-pub mod blas_call {
-    use crate::llvm::{Builder, Value};
-
-    /// An `[n x i64]` array in the function's entry (`entry`), filled at `b` with
-    /// `values` (pointers as addresses, integers zero-extended, `None` as 0).
-    pub fn words(b: &Builder, entry: &Builder, values: &[Option<Value>]) -> Value {
-        let m = b.m;
-        let i64t = m.int(64);
-        let arr = entry.alloca(m.array_type(i64t, values.len() as u32), "ox.blas.words");
-        for (k, v) in values.iter().enumerate() {
-            let word = match v {
-                Some(v) if v.ty().is_pointer() => b.cast(crate::llvm::Opcode::LLVMPtrToInt, *v, i64t),
-                Some(v) if v.ty().is_int() => b.cast_int(*v, i64t),
-                Some(v) => b.to_i64_bits(*v),
-                None => m.const_int(i64t, 0),
-            };
-            b.store(word, b.gep(i64t, arr, &[m.const_int(i64t, k as u64)]));
-        }
-        arr
-    }
-
-    /// `blas_tangent(op, args, shadows) -> double`.
-    pub fn tangent(b: &Builder, op: u32, args: Value, shadows: Value) -> Value {
-        let m = b.m;
-        let fty = m.fn_type(m.f64(), &[m.int(32), m.ptr(), m.ptr()]);
-        let f = crate::runtime::blas::blas_tangent as *const () as usize;
-        b.call_typed(fty, m.const_address(f), &[m.const_int(m.int(32), op as u64), args, shadows])
-    }
-
-    /// `blas_save(op, args) -> ptr`.
-    pub fn save(b: &Builder, op: u32, args: Value) -> Value {
-        let m = b.m;
-        let fty = m.fn_type(m.ptr(), &[m.int(32), m.ptr()]);
-        let f = crate::runtime::blas::blas_save as *const () as usize;
-        b.call_typed(fty, m.const_address(f), &[m.const_int(m.int(32), op as u64), args])
-    }
-
-    /// `blas_reverse(saved, shadows, d, last)`.
-    pub fn reverse(b: &Builder, saved: Value, shadows: Value, d: Value, last: bool) {
-        let m = b.m;
-        let i32t = m.int(32);
-        let fty = m.fn_type(m.void(), &[m.ptr(), m.ptr(), m.f64(), i32t]);
-        let f = crate::runtime::blas::blas_reverse as *const () as usize;
-        b.call_typed(fty, m.const_address(f), &[saved, shadows, d, m.const_int(i32t, u64::from(last))]);
-    }
-
-    /// The call's arguments.
-    pub fn args_of(call: Value) -> Vec<Option<Value>> {
-        (0..call.call_arg_count()).map(|k| Some(call.operand(k))).collect()
-    }
 }

@@ -15,6 +15,12 @@
 //! A block without call-by-call callees knows how many slots it pushes, so it reserves
 //! them all on entry and stores without further checks.
 //!
+//! What happens at each active instruction is its rule family's (`rules::Family`):
+//! its `needs` feed the uses plan, its `augment` runs in the forward sweep (after the
+//! pushes of its needs; a record it returns is pushed last), its `adjoint` in the
+//! reverse block, reached through `Augmenting` and `Reversing`, which give it the
+//! values the code at that point sees.
+//!
 //! Every `ret` stores the primal result and jumps into the reverse block of its own
 //! block, seeding the returned value's adjoint; the reverse block of the first block
 //! jumps to the exit, which writes the adjoints of the active arguments.
@@ -29,9 +35,8 @@
 //! so everything else it needs is pushed.
 
 use super::calls::{Callees, Pair, Pattern};
-use super::custom;
 use super::tape::Tape;
-use super::{accumulate, blas_call, convert, Frame};
+use super::{accumulate, Frame};
 use crate::analysis::activity::Activity;
 use crate::analysis::cfg::{Cfg, CountedLoop};
 use crate::analysis::memory::Memory;
@@ -39,7 +44,9 @@ use crate::analysis::uses::{self, Source, Uses};
 use crate::error::{Error, Result};
 use crate::llvm::{Block, Builder, Module, Opcode, Value};
 use crate::request::{Activity as Act, Request};
-use crate::rules::{tangent_type, LaneOp, Need, Rule};
+use crate::rules::arith::convert;
+use crate::rules::calls::Callee;
+use crate::rules::{self, tangent_type, Need, Values};
 use std::cell::RefCell;
 use std::collections::HashMap;
 
@@ -65,8 +72,9 @@ struct Reverse<'a> {
     callees: &'a Callees<'a>,
     /// Callee pair of each call differentiated call by call.
     pairs: HashMap<Value, Pair>,
-    /// Calls to rewrite into calls of the callee's `aug`, once the sweeps are built.
-    replaced: Vec<(Value, Value)>,
+    /// Calls to rewrite into calls of the callee's `aug` (or a runtime hook's), once
+    /// the sweeps are built.
+    replaced: RefCell<Vec<(Value, Value)>>,
     /// Batch lanes.
     width: usize,
     /// Per active value, its adjoint slot in each lane.
@@ -188,7 +196,7 @@ impl<'a> Reverse<'a> {
             tape_rev,
             callees,
             pairs: HashMap::new(),
-            replaced: Vec::new(),
+            replaced: RefCell::new(Vec::new()),
             width: shadow.len(),
             adjoint: HashMap::new(),
             rev: HashMap::new(),
@@ -213,7 +221,7 @@ impl<'a> Reverse<'a> {
         self.fill_slots();
         self.emit_reverse()?;
         // Only now may calls change: the sweeps were built from the original calls.
-        for (old, new) in std::mem::take(&mut self.replaced) {
+        for (old, new) in self.replaced.take() {
             old.replace_all_uses_with(new);
             old.erase();
         }
@@ -254,7 +262,7 @@ impl<'a> Reverse<'a> {
         let values =
             self.frame.primal.iter().flatten().copied().chain(self.cfg.blocks.iter().flat_map(|b| b.instructions()));
         for v in values.collect::<Vec<_>>() {
-            let Some(tt) = tangent_type(self.m, v.ty()).filter(|_| self.act.is_active(v)) else { continue };
+            let Some(tt) = tangent_type(v.ty()).filter(|_| self.act.is_active(v)) else { continue };
             let slots = (0..self.width)
                 .map(|lane| {
                     let slot = eb.alloca(tt, &format!("{}.adj{lane}", v.name()));
@@ -288,26 +296,26 @@ impl<'a> Reverse<'a> {
         }
     }
 
-    /// The value `n` of `inst` in batch lane `lane` (only shadows differ between lanes).
-    fn need_value(&self, inst: Value, n: Need, lane: usize) -> Value {
-        let shadow = &self.shadow[lane];
+    /// The value of need `n` of `inst` in batch lane `lane` (only shadows differ
+    /// between lanes), as the forward sweep has it; `None` for a shadow that does not
+    /// exist (a rule that needs it reports it: `rules::required`).
+    fn need_value(&self, inst: Value, n: Need, lane: usize) -> Option<Value> {
         match n {
-            Need::Op(k) => inst.operand(k),
-            Need::Result => inst,
-            // Shadows exist for every shadowed pointer (memory analysis), so a missing
-            // one is an engine bug caught by the verifier as a use of `undef`.
-            Need::Shadow(k) => {
-                shadow.get(&inst.operand(k)).copied().unwrap_or_else(|| self.m.const_null(inst.operand(k).ty()))
-            }
-            Need::ResultShadow => shadow.get(&inst).copied().unwrap_or_else(|| self.m.const_null(inst.ty())),
+            Need::Op(k) => Some(inst.operand(k)),
+            Need::Result => Some(inst),
+            Need::Shadow(k) => self.shadow[lane].get(&inst.operand(k)).copied(),
+            Need::ResultShadow => self.shadow[lane].get(&inst).copied(),
         }
     }
 
-    /// The values of need `n` in every lane (one for a primal value).
+    /// The values of need `n` in every lane (one for a primal value; none for a shadow
+    /// that does not exist).
     fn need_values(&self, inst: Value, n: Need) -> Vec<Value> {
         match n {
-            Need::Shadow(_) | Need::ResultShadow => (0..self.width).map(|l| self.need_value(inst, n, l)).collect(),
-            Need::Op(_) | Need::Result => vec![self.need_value(inst, n, 0)],
+            Need::Shadow(_) | Need::ResultShadow => {
+                (0..self.width).filter_map(|l| self.need_value(inst, n, l)).collect()
+            }
+            Need::Op(_) | Need::Result => self.need_value(inst, n, 0).into_iter().collect(),
         }
     }
 
@@ -320,42 +328,7 @@ impl<'a> Reverse<'a> {
                 if !self.act.is_active(inst) {
                     continue;
                 }
-                let mut ns: Vec<Need> = Vec::new();
-                match self.act.rule(inst) {
-                    Rule::Scale { formula, ops } => {
-                        for &k in ops {
-                            if self.act.is_active(inst.operand(k)) {
-                                for n in formula.needs(k) {
-                                    if !ns.contains(&n) {
-                                        ns.push(n);
-                                    }
-                                }
-                            }
-                        }
-                    }
-                    Rule::Select => ns.push(Need::Op(0)),
-                    Rule::Lanes(op) => ns.extend(op.index_operand().map(Need::Op)),
-                    Rule::Load => ns.push(Need::Shadow(0)),
-                    Rule::Store => ns.push(Need::Shadow(1)),
-                    Rule::MemCopy => ns.extend([Need::Shadow(0), Need::Shadow(1), Need::Op(2)]),
-                    Rule::MemZero => ns.extend([Need::Shadow(0), Need::Op(2)]),
-                    Rule::ArrayCopy => ns.extend([Need::Shadow(0), Need::ResultShadow]),
-                    Rule::Blas(op) => {
-                        let n = inst.call_arg_count();
-                        ns.extend(
-                            crate::runtime::blas::array_args(*op).iter().filter(|&&k| k < n).map(|&k| Need::Shadow(k)),
-                        )
-                    }
-                    Rule::Call => {
-                        let callee = inst.called_function().expect("Rule::Call is a direct call");
-                        let pair = self.callees.reverse_pair(callee, Pattern::of_call(inst, self.mem), self.width)?;
-                        let n = inst.call_arg_count();
-                        ns.extend((0..n).map(Need::Op));
-                        ns.extend((0..n).filter(|&k| pair.pattern.shadowed[k].is_some()).map(Need::Shadow));
-                        self.pairs.insert(inst, pair);
-                    }
-                    _ => {}
-                }
+                let ns = self.act.rule(inst).family().needs(inst, self)?;
                 needs.insert(inst, ns);
             }
         }
@@ -456,7 +429,7 @@ impl<'a> Reverse<'a> {
                     n += Tape::slots(*v);
                 }
             }
-            n += u64::from(matches!(self.act.rule(inst), Rule::Blas(_) | Rule::Splat | Rule::Custom));
+            n += u64::from(self.act.rule(inst).family().record_type(self.m).is_some());
         }
         Some(n)
     }
@@ -499,18 +472,6 @@ impl<'a> Reverse<'a> {
                 push(&b, *count);
             }
             for inst in bb.instructions() {
-                if let Some(pair) = self.pairs.get(&inst) {
-                    // The callee's forward sweep, on the same tape.
-                    b.before(inst);
-                    let n = inst.call_arg_count();
-                    let mut args: Vec<Value> = (0..n).map(|k| inst.operand(k)).collect();
-                    for k in (0..n).filter(|&k| pair.pattern.shadowed[k].is_some()) {
-                        args.extend(self.need_values(inst, Need::Shadow(k)));
-                    }
-                    args.push(self.tape.slot);
-                    let new = b.call(pair.aug, &args);
-                    self.replaced.push((inst, new));
-                }
                 let Some(items) = self.uses().items(inst) else {
                     continue;
                 };
@@ -520,58 +481,9 @@ impl<'a> Reverse<'a> {
                         push(&b, *v);
                     }
                 }
-                // Splatting: the hook's call in place of the call, its record's handle
-                // pushed last.
-                if *self.act.rule(inst) == Rule::Splat {
-                    b.before(inst);
-                    let lanes: Vec<Vec<Option<Value>>> = self
-                        .shadow
-                        .iter()
-                        .map(|s| (1..=inst.call_arg_count() - 1).map(|k| s.get(&inst.operand(k)).copied()).collect())
-                        .collect();
-                    let slots = self.shadow.iter().map(|s| super::splat::slot(s, inst)).collect::<Result<Vec<_>>>()?;
-                    let eb = self.frame.entry_builder(self.m);
-                    let (r, handle) = super::splat::call(&b, &eb, inst, super::splat::AUGMENTED, &lanes, &slots)?;
-                    self.replaced.push((inst, r));
-                    b.after(inst);
-                    push(&b, handle.expect("the augmented call gives a handle"));
-                }
-                // A custom rule: the hook's call in place of the call, its record's
-                // handle pushed last.
-                if *self.act.rule(inst) == Rule::Custom {
-                    b.before(inst);
-                    let lanes: Vec<Vec<Option<Value>>> = self
-                        .shadow
-                        .iter()
-                        .map(|shadow| {
-                            (0..inst.call_arg_count())
-                                .map(|k| {
-                                    let a = inst.operand(k);
-                                    if a.ty().is_floating() {
-                                        self.act.is_active(a).then_some(a)
-                                    } else {
-                                        shadow.get(&a).copied()
-                                    }
-                                })
-                                .collect()
-                        })
-                        .collect();
-                    let eb = self.frame.entry_builder(self.m);
-                    let wanted = custom::Wanted {
-                        primal: !inst.users().is_empty(),
-                        derivative: self.adjoint.contains_key(&inst),
-                    };
-                    let called = custom::call(&b, &eb, inst, custom::AUGMENTED, &lanes, wanted)?;
-                    self.replaced.push((inst, called.primal));
-                    b.after(inst);
-                    push(&b, called.handle.expect("the augmented call gives a handle"));
-                }
-                // BLAS: a copy of what the reverse needs, made now, pushed last.
-                if let Rule::Blas(op) = *self.act.rule(inst) {
-                    let eb = self.frame.entry_builder(self.m);
-                    let args = blas_call::words(&b, &eb, &blas_call::args_of(inst));
-                    let saved = blas_call::save(&b, op, args);
-                    push(&b, saved);
+                let cx = Augmenting { r: self, b: &b };
+                if let Some(record) = self.act.rule(inst).family().augment(inst, &cx)? {
+                    push(&b, record);
                 }
             }
         }
@@ -634,7 +546,7 @@ impl<'a> Reverse<'a> {
     /// Adds `delta` into the adjoint of `v` in lane `lane` (nothing for inactive `v`).
     fn add_adjoint(&self, b: &Builder, v: Value, lane: usize, delta: Value) {
         if let Some(slots) = self.adjoint.get(&v) {
-            let tt = tangent_type(self.m, v.ty()).expect("active");
+            let tt = tangent_type(v.ty()).expect("active");
             accumulate(b, slots[lane], convert(b, delta, tt));
         }
     }
@@ -643,7 +555,7 @@ impl<'a> Reverse<'a> {
     /// consumes its own).
     fn take_adjoint(&self, b: &Builder, v: Value, lane: usize) -> Value {
         let slot = self.adjoint[&v][lane];
-        let tt = tangent_type(self.m, v.ty()).expect("active");
+        let tt = tangent_type(v.ty()).expect("active");
         let d = b.load(tt, slot);
         b.store(self.m.const_null(tt), slot);
         d
@@ -692,7 +604,7 @@ impl<'a> Reverse<'a> {
             };
             b.at_end(rb);
             if let Some(v) = returned.filter(|&v| self.act.is_active(v)) {
-                let tt = tangent_type(m, v.ty()).expect("active");
+                let tt = tangent_type(v.ty()).expect("active");
                 for (lane, &seed) in seeds.iter().enumerate() {
                     let d = if seed.ty().is_pointer() {
                         b.load(tt, b.gep(tt, seed, &[m.const_int(m.int(64), lane as u64)]))
@@ -830,7 +742,7 @@ impl<'a> Reverse<'a> {
                 if v.ty().is_pointer() && a.float_struct().is_some() {
                     continue; // its adjoints went straight into the adjoint buffer
                 }
-                let tt = tangent_type(m, v.ty()).ok_or_else(|| {
+                let tt = tangent_type(v.ty()).ok_or_else(|| {
                     Error::Unsupported(format!("argument {i} of type {} cannot be Active", v.ty().print()))
                 })?;
                 // Lane `l`'s adjoint at `shadows[i][l]`.
@@ -846,124 +758,6 @@ impl<'a> Reverse<'a> {
         }
         self.tape.free(b);
         b.ret(m.const_int(m.int(32), 0));
-        Ok(())
-    }
-
-    /// `d` is the result's adjoint in lane `lane`.
-    fn reverse_lanes(&self, b: &Builder, inst: Value, op: LaneOp, lane: usize, d: Value, env: &Env) {
-        let m = self.m;
-        match op {
-            LaneOp::Insert => {
-                let idx = env(Need::Op(2), lane);
-                let scalar_zero = m.const_null(inst.operand(1).ty());
-                self.add_adjoint(b, inst.operand(0), lane, b.insert_element(d, scalar_zero, idx));
-                self.add_adjoint(b, inst.operand(1), lane, b.extract_element(d, idx));
-            }
-            LaneOp::Extract => {
-                let v = inst.operand(0);
-                self.add_adjoint(b, v, lane, b.insert_element(m.const_null(v.ty()), d, env(Need::Op(1), lane)));
-            }
-            LaneOp::Shuffle => {
-                let n = inst.operand(0).ty().vector_size();
-                let i32t = m.int(32);
-                for (src, base) in [(inst.operand(0), 0u32), (inst.operand(1), n)] {
-                    if !self.act.is_active(src) {
-                        continue;
-                    }
-                    let mut delta = m.const_null(src.ty());
-                    for (j, k) in inst.shuffle_mask().iter().enumerate() {
-                        let Some(k) = *k else { continue };
-                        if k < base || k >= base + n {
-                            continue;
-                        }
-                        let at = m.const_int(i32t, (k - base) as u64);
-                        let e = b.extract_element(d, m.const_int(i32t, j as u64));
-                        let sum = b.fadd(b.extract_element(delta, at), e);
-                        delta = b.insert_element(delta, sum, at);
-                    }
-                    self.add_adjoint(b, src, lane, delta);
-                }
-            }
-        }
-    }
-
-    /// Reverse of a store or memory intrinsic into shadowed memory, in lane `lane`.
-    fn reverse_memory_effect(&self, b: &Builder, inst: Value, lane: usize, env: &Env) -> Result<()> {
-        let m = self.m;
-        let env = |n: Need| env(n, lane);
-        match self.act.rule(inst) {
-            // *p = v: v̄ += p̄', p̄' = 0 (the overwritten value's adjoint is dropped).
-            Rule::Store => {
-                let (v, p) = (inst.operand(0), env(Need::Shadow(1)));
-                let tt = tangent_type(m, v.ty()).expect("stores into shadowed memory are of floats");
-                let d = b.load(tt, p).copy_tbaa_from(inst);
-                b.store(m.const_null(tt), p).copy_tbaa_from(inst);
-                self.add_adjoint(b, v, lane, d);
-            }
-            Rule::MemCopy => {
-                let helper = match self.memory_leaf(inst) {
-                    crate::request::Leaf::ArrayF32 | crate::request::Leaf::F32 => {
-                        crate::runtime::memcpy_adjoint_f32 as *const () as usize
-                    }
-                    _ => crate::runtime::memcpy_adjoint_f64 as *const () as usize,
-                };
-                let i64t = m.int(64);
-                let len = b.cast_int(env(Need::Op(2)), i64t);
-                let fty = m.fn_type(m.void(), &[m.ptr(), m.ptr(), i64t]);
-                let (dst, src) = (b.to_generic_ptr(env(Need::Shadow(0))), b.to_generic_ptr(env(Need::Shadow(1))));
-                b.call_typed(fty, m.const_address(helper), &[dst, src, len]);
-            }
-            Rule::MemZero => super::zero_memory(b, env(Need::Shadow(0)), env(Need::Op(2)))?,
-            Rule::ArrayCopy => {
-                let (src, copy) = (b.to_generic_ptr(env(Need::Shadow(0))), b.to_generic_ptr(env(Need::ResultShadow)));
-                let fty = m.fn_type(m.void(), &[m.ptr(), m.ptr()]);
-                let helper = crate::runtime::array_accumulate as *const () as usize;
-                b.call_typed(fty, m.const_address(helper), &[src, copy]);
-            }
-            other => {
-                return Err(Error::Internal(format!(
-                    "reverse mode: active side effect with rule {other:?}: {}",
-                    inst.print()
-                )))
-            }
-        }
-        Ok(())
-    }
-
-    fn memory_leaf(&self, inst: Value) -> crate::request::Leaf {
-        self.mem.leaf(inst.operand(0)).unwrap_or(crate::request::Leaf::ArrayF64)
-    }
-
-    /// `z = h(args...)`: `ā += h.rev(args..., z̄)`, in the reverse sweep at the call
-    /// (all lanes in one call).
-    fn reverse_call(&self, b: &Builder, inst: Value, pair: &Pair, env: &Env) -> Result<()> {
-        let m = self.m;
-        let n = inst.call_arg_count();
-        let w = self.width;
-        let mut args: Vec<Value> = (0..n).map(|k| env(Need::Op(k), 0)).collect();
-        for k in (0..n).filter(|&k| pair.pattern.shadowed[k].is_some()) {
-            args.extend((0..w).map(|lane| env(Need::Shadow(k), lane)));
-        }
-        if pair.ret_float {
-            for lane in 0..w {
-                let seed = if self.adjoint.contains_key(&inst) {
-                    self.take_adjoint(b, inst, lane)
-                } else {
-                    m.const_null(inst.ty())
-                };
-                args.push(seed);
-            }
-        }
-        args.push(self.tape_rev.slot);
-        let adjoints = b.call(pair.rev, &args);
-        for (j, &k) in pair.float_params.iter().enumerate() {
-            if self.act.is_active(inst.operand(k)) {
-                for lane in 0..w {
-                    let d = b.extract_value(adjoints, (j * w + lane) as u32);
-                    self.add_adjoint(b, inst.operand(k), lane, d);
-                }
-            }
-        }
         Ok(())
     }
 
@@ -1032,115 +826,136 @@ impl<'a> Reverse<'a> {
         Ok(())
     }
 
-    /// BLAS: `saved` (popped) holds the copy the forward sweep made; each lane reads it,
-    /// the last frees it.
-    fn reverse_blas(&self, b: &Builder, inst: Value, saved: Value, env: &Env) {
-        let m = self.m;
-        let n = inst.call_arg_count();
-        for lane in 0..self.width {
-            let d = if self.adjoint.contains_key(&inst) {
-                convert(b, self.take_adjoint(b, inst, lane), m.f64())
-            } else {
-                m.const_real(m.f64(), 0.0)
-            };
-            let shadows: Vec<Option<Value>> = (0..n)
-                .map(|k| self.uses().needs(inst).contains(&Need::Shadow(k)).then(|| env(Need::Shadow(k), lane)))
-                .collect();
-            let eb = self.rev_entry_builder();
-            let words = blas_call::words(b, &eb, &shadows);
-            blas_call::reverse(b, saved, words, d, lane + 1 == self.width);
-        }
+    /// The adjoint of active instruction `inst`, by its family, in the reverse block at
+    /// the builder: its record popped (pushed last), then its needs fetched.
+    fn reverse_instruction(&self, b: &Builder, inst: Value) -> Result<()> {
+        let family = self.act.rule(inst).family();
+        let record = family.record_type(self.m).map(|ty| self.tape_rev.pop(b, ty));
+        self.fetch_items(b, inst)?;
+        family.adjoint(inst, &Reversing { r: self, b, record })
     }
 
-    fn reverse_instruction(&self, b: &Builder, inst: Value) -> Result<()> {
-        let m = self.m;
-        if *self.act.rule(inst) == Rule::Splat {
-            let handle = self.tape_rev.pop(b, m.int(64));
-            self.fetch_items(b, inst)?;
-            return super::splat::reverse(b, inst, handle);
-        }
-        if *self.act.rule(inst) == Rule::Custom {
-            let handle = self.tape_rev.pop(b, m.int(64));
-            self.fetch_items(b, inst)?;
-            let dret: Vec<Option<Value>> = (0..self.width)
-                .map(|lane| self.adjoint.contains_key(&inst).then(|| self.take_adjoint(b, inst, lane)))
-                .collect();
-            let active: Vec<usize> = (0..inst.call_arg_count())
-                .filter(|&k| inst.operand(k).ty().is_floating() && self.act.is_active(inst.operand(k)))
-                .collect();
-            let eb = self.rev_entry_builder();
-            for (k, lanes) in custom::reverse(b, &eb, inst, handle, &dret, &active)? {
-                for (lane, d) in lanes.into_iter().enumerate() {
-                    self.add_adjoint(b, inst.operand(k), lane, d);
-                }
-            }
-            return Ok(());
-        }
-        let blas_saved = matches!(self.act.rule(inst), Rule::Blas(_)).then(|| self.tape_rev.pop(b, m.ptr()));
-        self.fetch_items(b, inst)?;
-        let env = |n: Need, lane: usize| {
-            let v = self.need_value(inst, n, lane);
-            self.popped.borrow().get(&v).copied().unwrap_or_else(|| self.remap(v))
-        };
-        if let Some(saved) = blas_saved {
-            self.reverse_blas(b, inst, saved, &env);
-            return Ok(());
-        }
-        if self.act.rule(inst).is_memory_effect() {
-            for lane in 0..self.width {
-                self.reverse_memory_effect(b, inst, lane, &env)?;
-            }
-            return Ok(());
-        }
-        if let Some(pair) = self.pairs.get(&inst) {
-            return self.reverse_call(b, inst, pair, &env);
-        }
-        // Partials are the same in every lane: computed once, applied to each.
-        let primal = |n: Need| env(n, 0);
-        let partials: Vec<(Value, Value)> = match self.act.rule(inst) {
-            Rule::Scale { formula, ops } => ops
-                .iter()
-                .filter(|&&k| self.act.is_active(inst.operand(k)))
-                .map(|&k| Ok((inst.operand(k), formula.partial(k, inst.ty(), b, &primal).map_err(Error::Internal)?)))
-                .collect::<Result<_>>()?,
-            _ => Vec::new(),
-        };
-        for lane in 0..self.width {
-            let d = self.take_adjoint(b, inst, lane);
-            match self.act.rule(inst) {
-                // z = *p: p̄' += z̄ (adjoints of memory accumulate).
-                Rule::Load => {
-                    let p = env(Need::Shadow(0), lane);
-                    let old = b.load(d.ty(), p).copy_tbaa_from(inst);
-                    b.store(b.fadd(old, d), p).copy_tbaa_from(inst);
-                }
-                Rule::Scale { .. } => {
-                    for &(x, p) in &partials {
-                        self.add_adjoint(b, x, lane, b.fmul(d, p));
-                    }
-                }
-                Rule::Cast { op } => self.add_adjoint(b, inst.operand(*op), lane, d),
-                Rule::Select => {
-                    let c = env(Need::Op(0), lane);
-                    let zero = m.const_null(d.ty());
-                    self.add_adjoint(b, inst.operand(1), lane, b.select(c, d, zero));
-                    self.add_adjoint(b, inst.operand(2), lane, b.select(c, zero, d));
-                }
-                Rule::Lanes(op) => self.reverse_lanes(b, inst, *op, lane, d, &env),
-                other => {
-                    return Err(Error::Internal(format!(
-                        "reverse mode: active value with rule {other:?}: {}",
-                        inst.print()
-                    )))
-                }
-            }
-        }
-        Ok(())
+    /// Primal value `v` in the reverse block being emitted: popped or recomputed there,
+    /// or `v` itself (`h.rev`'s parameter for one of `h.aug`'s).
+    fn fetched(&self, v: Value) -> Value {
+        self.popped.borrow().get(&v).copied().unwrap_or_else(|| self.remap(v))
     }
 }
 
-/// How the reverse sweep reaches need `n` of the instruction being reversed, in a lane.
-type Env<'e> = dyn Fn(Need, usize) -> Value + 'e;
+/// The forward sweep of reverse mode as a rule sees it, at one active instruction.
+struct Augmenting<'r, 'a> {
+    r: &'r Reverse<'a>,
+    b: &'r Builder<'r>,
+}
+
+impl Values for Augmenting<'_, '_> {
+    fn builder(&self) -> &Builder<'_> {
+        self.b
+    }
+    fn entry_builder(&self) -> Builder<'_> {
+        self.r.frame.entry_builder(self.r.m)
+    }
+    fn width(&self) -> usize {
+        self.r.width
+    }
+    fn primal(&self, v: Value) -> Value {
+        v
+    }
+    fn shadow(&self, p: Value, lane: usize) -> Option<Value> {
+        self.r.shadow[lane].get(&p).copied()
+    }
+    fn has_derivative(&self, v: Value) -> bool {
+        self.r.act.is_active(v)
+    }
+    fn leaf(&self, p: Value) -> Option<crate::request::Leaf> {
+        self.r.mem.leaf(p)
+    }
+}
+
+impl rules::Augment for Augmenting<'_, '_> {
+    fn has_adjoint(&self, v: Value) -> bool {
+        self.r.adjoint.contains_key(&v)
+    }
+    fn augmented_callee(&self, call: Value) -> Option<(Callee, Value)> {
+        let pair = self.r.pairs.get(&call)?;
+        Some((callee(pair, pair.aug), self.r.tape.slot))
+    }
+    fn replace(&self, old: Value, new: Value) {
+        self.r.replaced.borrow_mut().push((old, new));
+    }
+}
+
+/// The reverse sweep as a rule sees it, at one active instruction: `record` is what its
+/// forward half pushed last.
+struct Reversing<'r, 'a> {
+    r: &'r Reverse<'a>,
+    b: &'r Builder<'r>,
+    record: Option<Value>,
+}
+
+impl Values for Reversing<'_, '_> {
+    fn builder(&self) -> &Builder<'_> {
+        self.b
+    }
+    fn entry_builder(&self) -> Builder<'_> {
+        self.r.rev_entry_builder()
+    }
+    fn width(&self) -> usize {
+        self.r.width
+    }
+    fn primal(&self, v: Value) -> Value {
+        self.r.fetched(v)
+    }
+    fn shadow(&self, p: Value, lane: usize) -> Option<Value> {
+        self.r.shadow[lane].get(&p).map(|&s| self.r.fetched(s))
+    }
+    fn has_derivative(&self, v: Value) -> bool {
+        self.r.act.is_active(v)
+    }
+    fn leaf(&self, p: Value) -> Option<crate::request::Leaf> {
+        self.r.mem.leaf(p)
+    }
+}
+
+impl rules::Adjoints for Reversing<'_, '_> {
+    fn add_adjoint(&self, v: Value, lane: usize, d: Value) {
+        self.r.add_adjoint(self.b, v, lane, d);
+    }
+    fn take_adjoint(&self, v: Value, lane: usize) -> Option<Value> {
+        self.r.adjoint.contains_key(&v).then(|| self.r.take_adjoint(self.b, v, lane))
+    }
+    fn record(&self) -> Option<Value> {
+        self.record
+    }
+    fn reverse_callee(&self, call: Value) -> Option<(Callee, Value)> {
+        let pair = self.r.pairs.get(&call)?;
+        Some((callee(pair, pair.rev), self.r.tape_rev.slot))
+    }
+}
+
+impl rules::Plan for Reverse<'_> {
+    fn is_active(&self, v: Value) -> bool {
+        self.act.is_active(v)
+    }
+    fn callee_shadowed(&mut self, call: Value) -> Result<Vec<bool>> {
+        let h =
+            call.called_function().ok_or_else(|| Error::Internal(format!("not a direct call: {}", call.print())))?;
+        let pair = self.callees.reverse_pair(h, Pattern::of_call(call, self.mem), self.width)?;
+        let shadowed = pair.pattern.shadowed.iter().map(Option::is_some).collect();
+        self.pairs.insert(call, pair);
+        Ok(shadowed)
+    }
+}
+
+/// `f`, one of `pair`'s functions, as a call site calls it.
+fn callee(pair: &Pair, f: Value) -> Callee {
+    Callee {
+        f,
+        float_params: pair.float_params.clone(),
+        shadowed: pair.pattern.shadowed.iter().map(Option::is_some).collect(),
+        ret_float: pair.ret_float,
+    }
+}
 
 /// The `catch` of the `try` whose `setjmp` is `call` in block `bb`: the successor `bb`'s
 /// branch takes when the `setjmp` returns non-zero (`br (setjmp(...) == 0), try,

@@ -81,7 +81,7 @@ pub fn build_lane(
             let size = args[alloc.size_arg];
             let tag = crate::julia::current().object_tag;
             let len = if alloc.size_includes_tag { b.sub(size, m.const_int(size.ty(), tag)) } else { size };
-            super::zero_memory(&b, s, len).expect("llvm.memset exists");
+            crate::rules::memory::zero_memory(&b, s, len).expect("llvm.memset exists");
             s.set_name(&format!("{}.shadow", i.name()));
             shadow.insert(i, s);
             continue;
@@ -125,7 +125,7 @@ pub fn build_lane(
         }
         // A splat call's shadow box comes from the runtime hook the transforms call in
         // its place, which writes its address into a slot of the entry block: read
-        // right after the call (`transform::splat`). Until the hook writes it, the slot
+        // right after the call (`rules::calls::splat`). Until the hook writes it, the slot
         // holds a zeroed box of its own: a call refused when reached (a closure over
         // differentiated data, say) is still followed by the derivative's code, which
         // must not touch memory at random before the status reports the refusal.

@@ -1,4 +1,4 @@
-//! Splatting (`rules::Rule::Splat`) in the derivative: the call becomes a call of the
+//! Splatting (`Rule::Splat`) in the derivative: the call becomes a call of the
 //! runtime hook `splat_call` (`crate::runtime::hooks`), handed the call's values, each
 //! lane's shadows of them and the slots where `transform::shadow` reads each lane's
 //! result shadow; the reverse sweep calls `splat_reverse` with the handle the forward
@@ -6,6 +6,7 @@
 
 use crate::error::{Error, Result};
 use crate::llvm::{Builder, Value};
+use crate::rules::Values;
 
 /// `splat_call` mode: forward mode (tangents).
 pub const FORWARD: u64 = 0;
@@ -73,11 +74,10 @@ pub fn reverse(b: &Builder, inst: Value, handle: Value) -> Result<()> {
     Ok(())
 }
 
-/// The slot lane `shadow`'s result shadow of splat call `inst` is read from
-/// (`transform::shadow`).
-pub fn slot(shadow: &std::collections::HashMap<Value, Value>, inst: Value) -> Result<Value> {
-    shadow
-        .get(&inst)
+/// The slot lane `lane`'s result shadow of splat call `inst` is read from
+/// (`transform::shadow` makes that shadow a load from the slot).
+pub fn slot(cx: &(impl Values + ?Sized), inst: Value, lane: usize) -> Result<Value> {
+    cx.shadow(inst, lane)
         .map(|s| s.operand(0))
         .ok_or_else(|| Error::Internal(format!("a splat call without a shadow slot: {}", inst.print())))
 }

@@ -1,4 +1,4 @@
-//! User-defined rules (`rules::Rule::Custom`) in the derivative: the call of a function
+//! User-defined rules (`Rule::Custom`) in the derivative: the call of a function
 //! with a rule becomes a call of the runtime hook `rule_call` (`crate::runtime::hooks`),
 //! which runs the rule in the Julia package; the reverse sweep calls `rule_reverse` with
 //! the handle the forward sweep taped.

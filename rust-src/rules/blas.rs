@@ -1,0 +1,143 @@
+//! BLAS calls on differentiated arrays (`dot`, `gemv`, `gemm`; `crate::runtime::blas`
+//! holds their derivatives, by op code): forward mode calls `blas_tangent` per batch
+//! lane; reverse mode saves copies of the inputs right after the call (a record pushed
+//! on the tape) and calls `blas_reverse` with each lane's shadows at the call's place in
+//! the reverse sweep. The helpers take the call's arguments and the shadows of its
+//! array arguments as arrays of machine words; an array without a shadow (a `Const`
+//! one) is word 0, which the helpers skip.
+
+use super::arith::convert;
+use super::{call_args, each_lane, Adjoints, Augment, Family, Flow, Need, Plan, Tangents, Values};
+use crate::error::{Error, Result};
+use crate::llvm::{Builder, Module, Type, Value};
+
+/// A BLAS call of op code `.0` (`crate::runtime::blas`).
+pub struct Blas(pub u32);
+
+impl Blas {
+    /// The array arguments the call has (of those the op code names).
+    fn arrays(&self, i: Value) -> impl Iterator<Item = usize> {
+        let n = i.call_arg_count();
+        crate::runtime::blas::array_args(self.0).iter().copied().filter(move |&k| k < n)
+    }
+
+    /// The words of lane `lane`'s shadows of the call's arguments: the array
+    /// arguments' (0 for one without a shadow), 0 for the others.
+    fn shadow_words(&self, i: Value, cx: &(impl Values + ?Sized), lane: usize, arrays_only: bool) -> Value {
+        let shadows: Vec<Option<Value>> = (0..i.call_arg_count())
+            .map(|k| {
+                let wanted = !arrays_only || self.arrays(i).any(|a| a == k);
+                wanted.then(|| cx.shadow(i.operand(k), lane)).flatten()
+            })
+            .collect();
+        words(cx.builder(), &cx.entry_builder(), &shadows)
+    }
+}
+
+impl Family for Blas {
+    fn sources(&self, _: Value) -> Vec<Value> {
+        Vec::new()
+    }
+    fn varied(&self, _: Value, _: &Flow) -> bool {
+        true
+    }
+    /// A call writing an output array writes derivatives into its shadow.
+    fn is_sink(&self, _: Value, _: &Flow) -> bool {
+        crate::runtime::blas::output_arg(self.0).is_some()
+    }
+    fn writes_memory(&self, _: Value) -> bool {
+        true
+    }
+
+    fn needs(&self, i: Value, _: &mut dyn Plan) -> Result<Vec<Need>> {
+        Ok(self.arrays(i).map(Need::Shadow).collect())
+    }
+
+    /// `ż = blas_tangent(op, args, shadows)` in each lane (a call writing an output
+    /// array writes its tangent into the output's shadow instead).
+    fn tangent(&self, i: Value, cx: &dyn Tangents) -> Result<Option<Vec<Value>>> {
+        let b = cx.builder();
+        let args = words(b, &cx.entry_builder(), &args_of(i));
+        let float = i.ty().is_floating();
+        let lanes = each_lane(cx, |lane| {
+            let t = tangent(b, self.0, args, self.shadow_words(i, cx, lane, false));
+            Ok(if float { convert(b, t, i.ty()) } else { t })
+        })?;
+        Ok(float.then_some(lanes))
+    }
+
+    /// A copy of what the reverse needs, made now (`blas_save`).
+    fn augment(&self, i: Value, cx: &dyn Augment) -> Result<Option<Value>> {
+        let b = cx.builder();
+        let args = words(b, &cx.entry_builder(), &args_of(i));
+        Ok(Some(save(b, self.0, args)))
+    }
+
+    fn record_type(&self, m: &Module) -> Option<Type> {
+        Some(m.ptr())
+    }
+
+    /// `blas_reverse(saved, shadows, z̄)` in each lane; the last frees the copy.
+    fn adjoint(&self, i: Value, cx: &dyn Adjoints) -> Result<()> {
+        let (b, m) = (cx.builder(), cx.builder().m);
+        let saved = cx.record().ok_or_else(|| Error::Internal(format!("no saved inputs for {}", i.print())))?;
+        let width = cx.width();
+        each_lane(cx, |lane| {
+            let d = match cx.take_adjoint(i, lane) {
+                Some(d) => convert(b, d, m.f64()),
+                None => m.const_real(m.f64(), 0.0),
+            };
+            reverse(b, saved, self.shadow_words(i, cx, lane, true), d, lane + 1 == width);
+            Ok(())
+        })?;
+        Ok(())
+    }
+}
+
+/// An `[n x i64]` array in the function's entry (`entry`), filled at `b` with `values`
+/// (pointers as addresses, integers zero-extended, `None` as 0).
+fn words(b: &Builder, entry: &Builder, values: &[Option<Value>]) -> Value {
+    let m = b.m;
+    let i64t = m.int(64);
+    let arr = entry.alloca(m.array_type(i64t, values.len() as u32), "ox.blas.words");
+    for (k, v) in values.iter().enumerate() {
+        let word = match v {
+            Some(v) if v.ty().is_pointer() => b.cast(crate::llvm::Opcode::LLVMPtrToInt, *v, i64t),
+            Some(v) if v.ty().is_int() => b.cast_int(*v, i64t),
+            Some(v) => b.to_i64_bits(*v),
+            None => m.const_int(i64t, 0),
+        };
+        b.store(word, b.gep(i64t, arr, &[m.const_int(i64t, k as u64)]));
+    }
+    arr
+}
+
+/// `blas_tangent(op, args, shadows) -> double`.
+fn tangent(b: &Builder, op: u32, args: Value, shadows: Value) -> Value {
+    let m = b.m;
+    let fty = m.fn_type(m.f64(), &[m.int(32), m.ptr(), m.ptr()]);
+    let f = crate::runtime::blas::blas_tangent as *const () as usize;
+    b.call_typed(fty, m.const_address(f), &[m.const_int(m.int(32), op as u64), args, shadows])
+}
+
+/// `blas_save(op, args) -> ptr`.
+fn save(b: &Builder, op: u32, args: Value) -> Value {
+    let m = b.m;
+    let fty = m.fn_type(m.ptr(), &[m.int(32), m.ptr()]);
+    let f = crate::runtime::blas::blas_save as *const () as usize;
+    b.call_typed(fty, m.const_address(f), &[m.const_int(m.int(32), op as u64), args])
+}
+
+/// `blas_reverse(saved, shadows, d, last)`.
+fn reverse(b: &Builder, saved: Value, shadows: Value, d: Value, last: bool) {
+    let m = b.m;
+    let i32t = m.int(32);
+    let fty = m.fn_type(m.void(), &[m.ptr(), m.ptr(), m.f64(), i32t]);
+    let f = crate::runtime::blas::blas_reverse as *const () as usize;
+    b.call_typed(fty, m.const_address(f), &[saved, shadows, d, m.const_int(i32t, u64::from(last))]);
+}
+
+/// The call's arguments.
+fn args_of(call: Value) -> Vec<Option<Value>> {
+    call_args(call).map(Some).collect()
+}

@@ -1,0 +1,288 @@
+//! Calls whose derivative is code that runs elsewhere: a Julia function that is not
+//! inlined (recursion, a `try`), differentiated by the callee's own derivative functions
+//! (`transform::calls`); splatting differentiated arrays into a call, `f(x...)`, whose
+//! method Julia picks only when it runs; and a function with a user-defined rule. The
+//! last two call the Julia package's runtime hooks (`crate::runtime::hooks`).
+//!
+//! Floats among the arguments carry tangents or adjoints; pointers their shadows, into
+//! which the callee may write derivatives. The calls of the hooks are built in `splat`
+//! and `custom`; the callee's derivative functions by `transform::calls`, which the
+//! transforms hand over through their contexts (`Tangents::forward_callee`, ...).
+
+pub mod custom;
+pub mod splat;
+
+use super::{call_args, each_lane, required, Adjoints, Augment, Family, Flow, Need, Plan, Tangents, Values};
+use crate::error::{Error, Result};
+use crate::llvm::{Module, Type, Value};
+
+/// A callee's derivative function as a call site calls it: `h.fwd`, `h.aug` or `h.rev`
+/// (`transform::calls`). Its parameters are the call's arguments, then what the
+/// function adds for derivatives: tangents of float parameters (`h.fwd`), each shadowed
+/// parameter's shadows, seeds (`h.rev`), the tape (`h.aug`, `h.rev`), all lane by lane.
+pub struct Callee {
+    /// The function.
+    pub f: Value,
+    /// Indices of the float parameters, in the order their tangents are passed or their
+    /// adjoints returned.
+    pub float_params: Vec<usize>,
+    /// Per parameter: whether its shadows are passed.
+    pub shadowed: Vec<bool>,
+    /// Whether `h` returns a float (with its tangents, or taking its adjoint as seed).
+    pub ret_float: bool,
+}
+
+impl Callee {
+    /// The shadowed parameters.
+    fn shadowed_params(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.shadowed.len()).filter(|&k| self.shadowed[k])
+    }
+}
+
+/// The shadows of the shadowed arguments of call `i`, lane by lane within each.
+fn shadow_args(i: Value, callee: &Callee, cx: &(impl Values + ?Sized)) -> Result<Vec<Value>> {
+    let mut args = Vec::new();
+    for k in callee.shadowed_params() {
+        args.extend(each_lane(cx, |lane| required(cx, i, Need::Shadow(k), lane))?);
+    }
+    Ok(args)
+}
+
+/// A record the hook's forward half returned, which its reverse half reads.
+fn hook_record(handle: Option<Value>, i: Value) -> Result<Option<Value>> {
+    handle.map(Some).ok_or_else(|| Error::Internal(format!("an augmented hook call without a handle: {}", i.print())))
+}
+
+/// A call of a Julia function that is not inlined: `z = h(x…)`, forward `ż = h.fwd(x…,
+/// ẋ…)`, reverse `h.aug` in the forward sweep and `x̄… += h.rev(x…, z̄)` in the reverse.
+pub struct Call;
+
+/// Splatting differentiated arrays into a call, `f(x...)` (`ingest::splat_calls` makes
+/// the call `oxidase.splat.<n>(F, iterate, f, collections...)`). Julia's dynamic
+/// dispatch picks `f`'s method only when the call runs, so the derivative is taken then,
+/// by the runtime hook, which writes the result's shadow (a boxed float) and, in reverse
+/// mode, keeps a record whose handle goes on the tape for the hook's reverse half.
+pub struct Splat;
+
+/// A call of a function with a user-defined rule (`EnzymeRules` in the Julia package;
+/// `names::RULE_PREFIX`): the derivative calls the runtime hook, which runs the rule.
+pub struct Custom;
+
+/// Calls and rules: derivative flows in from the float arguments, and from memory the
+/// pointer arguments' shadows hold.
+fn call_varied(i: Value, flow: &Flow) -> bool {
+    call_args(i).any(|a| (flow.varied)(a) || (flow.shadowed)(a))
+}
+
+/// The float arguments, whose tangents or adjoints the call's derivative reads.
+fn float_args(i: Value) -> Vec<Value> {
+    call_args(i).filter(|a| a.ty().is_floating()).collect()
+}
+
+/// A callee given differentiated memory may write derivatives into it.
+fn call_is_sink(i: Value, flow: &Flow) -> bool {
+    (flow.varied)(i) && call_args(i).any(|a| (flow.shadowed)(a))
+}
+
+/// A callee, or a user's rule, may write its differentiated (pointer) arguments.
+fn call_writes_memory(i: Value) -> bool {
+    call_args(i).any(|a| !a.ty().is_floating())
+}
+
+impl Family for Call {
+    fn sources(&self, i: Value) -> Vec<Value> {
+        float_args(i)
+    }
+    fn varied(&self, i: Value, flow: &Flow) -> bool {
+        call_varied(i, flow)
+    }
+    fn is_sink(&self, i: Value, flow: &Flow) -> bool {
+        call_is_sink(i, flow)
+    }
+    fn writes_memory(&self, i: Value) -> bool {
+        call_writes_memory(i)
+    }
+
+    /// Every argument, and the shadows of the shadowed ones: `h.rev` takes them all.
+    fn needs(&self, i: Value, cx: &mut dyn Plan) -> Result<Vec<Need>> {
+        let shadowed = cx.callee_shadowed(i)?;
+        let n = i.call_arg_count();
+        let shadows = (0..n).filter(|&k| shadowed[k]).map(Need::Shadow);
+        Ok((0..n).map(Need::Op).chain(shadows).collect())
+    }
+
+    /// `{z, ż…} = h.fwd(x…, ẋ…, shadows…)`, which takes the call's place.
+    fn tangent(&self, i: Value, cx: &dyn Tangents) -> Result<Option<Vec<Value>>> {
+        let fwd = cx.forward_callee(i)?;
+        let b = cx.builder();
+        let mut args: Vec<Value> = call_args(i).collect();
+        for &j in &fwd.float_params {
+            let a = i.operand(j);
+            args.extend(each_lane(cx, |lane| Ok(cx.tangent(a, lane).unwrap_or_else(|| b.m.const_null(a.ty()))))?);
+        }
+        args.extend(shadow_args(i, &fwd, cx)?);
+        let r = b.call(fwd.f, &args);
+        if !fwd.ret_float {
+            cx.replace(i, r);
+            return Ok(None);
+        }
+        cx.replace(i, b.extract_value(r, 0));
+        Ok(Some(each_lane(cx, |lane| Ok(b.extract_value(r, 1 + lane as u32)))?))
+    }
+
+    /// `h.aug(x…, shadows…, tape)` in the call's place: the callee's forward sweep, on
+    /// the same tape.
+    fn augment(&self, i: Value, cx: &dyn Augment) -> Result<Option<Value>> {
+        let (aug, tape) =
+            cx.augmented_callee(i).ok_or_else(|| Error::Internal(format!("no h.aug for {}", i.print())))?;
+        let b = cx.builder();
+        b.before(i);
+        let mut args: Vec<Value> = call_args(i).collect();
+        args.extend(shadow_args(i, &aug, cx)?);
+        args.push(tape);
+        cx.replace(i, b.call(aug.f, &args));
+        Ok(None)
+    }
+
+    /// `x̄… += h.rev(x…, shadows…, z̄…, tape)`, all lanes in one call.
+    fn adjoint(&self, i: Value, cx: &dyn Adjoints) -> Result<()> {
+        let (rev, tape) = cx.reverse_callee(i).ok_or_else(|| Error::Internal(format!("no h.rev for {}", i.print())))?;
+        let (b, m) = (cx.builder(), cx.builder().m);
+        let mut args: Vec<Value> = call_args(i).map(|a| cx.primal(a)).collect();
+        args.extend(shadow_args(i, &rev, cx)?);
+        if rev.ret_float {
+            args.extend(each_lane(cx, |lane| Ok(cx.take_adjoint(i, lane).unwrap_or_else(|| m.const_null(i.ty()))))?);
+        }
+        args.push(tape);
+        let adjoints = b.call(rev.f, &args);
+        let w = cx.width();
+        for (j, &k) in rev.float_params.iter().enumerate() {
+            if cx.has_derivative(i.operand(k)) {
+                each_lane(cx, |lane| {
+                    cx.add_adjoint(i.operand(k), lane, b.extract_value(adjoints, (j * w + lane) as u32));
+                    Ok(())
+                })?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Family for Custom {
+    fn sources(&self, i: Value) -> Vec<Value> {
+        float_args(i)
+    }
+    fn varied(&self, i: Value, flow: &Flow) -> bool {
+        call_varied(i, flow)
+    }
+    fn is_sink(&self, i: Value, flow: &Flow) -> bool {
+        call_is_sink(i, flow)
+    }
+    fn writes_memory(&self, i: Value) -> bool {
+        call_writes_memory(i)
+    }
+
+    /// The hook's call in place of the call (`EnzymeRules.forward`), handed each
+    /// lane's tangents of float arguments and shadows of pointer arguments.
+    fn tangent(&self, i: Value, cx: &dyn Tangents) -> Result<Option<Vec<Value>>> {
+        let b = cx.builder();
+        b.before(i);
+        let lanes = each_lane(cx, |lane| {
+            Ok(call_args(i)
+                .map(|a| if a.ty().is_floating() { cx.tangent(a, lane) } else { cx.shadow(a, lane) })
+                .collect())
+        })?;
+        let wanted = custom::Wanted { primal: !i.users().is_empty(), derivative: true };
+        let called = custom::call(b, &cx.entry_builder(), i, custom::FORWARD, &lanes, wanted)?;
+        cx.replace(i, called.primal);
+        Ok((!called.tangents.is_empty()).then_some(called.tangents))
+    }
+
+    /// The hook's call in place of the call (`EnzymeRules.augmented_primal`); its
+    /// record's handle is pushed last.
+    fn augment(&self, i: Value, cx: &dyn Augment) -> Result<Option<Value>> {
+        let b = cx.builder();
+        b.before(i);
+        let lanes = each_lane(cx, |lane| {
+            Ok(call_args(i)
+                .map(|a| if a.ty().is_floating() { cx.has_derivative(a).then_some(a) } else { cx.shadow(a, lane) })
+                .collect())
+        })?;
+        let wanted = custom::Wanted { primal: !i.users().is_empty(), derivative: cx.has_adjoint(i) };
+        let called = custom::call(b, &cx.entry_builder(), i, custom::AUGMENTED, &lanes, wanted)?;
+        cx.replace(i, called.primal);
+        b.after(i);
+        hook_record(called.handle, i)
+    }
+
+    fn record_type(&self, m: &Module) -> Option<Type> {
+        Some(m.int(64))
+    }
+
+    /// `rule_reverse(handle, z̄…)`, whose adjoints of the float arguments are added.
+    fn adjoint(&self, i: Value, cx: &dyn Adjoints) -> Result<()> {
+        let handle = cx.record().ok_or_else(|| Error::Internal(format!("no record for {}", i.print())))?;
+        let dret = each_lane(cx, |lane| Ok(cx.take_adjoint(i, lane)))?;
+        let active: Vec<usize> = (0..i.call_arg_count())
+            .filter(|&k| i.operand(k).ty().is_floating() && cx.has_derivative(i.operand(k)))
+            .collect();
+        for (k, lanes) in custom::reverse(cx.builder(), &cx.entry_builder(), i, handle, &dret, &active)? {
+            for (lane, d) in lanes.into_iter().enumerate() {
+                cx.add_adjoint(i.operand(k), lane, d);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Family for Splat {
+    fn sources(&self, _: Value) -> Vec<Value> {
+        Vec::new()
+    }
+    fn varied(&self, _: Value, _: &Flow) -> bool {
+        true
+    }
+    /// The result's shadow is written by the call (forward mode) and its adjoint goes
+    /// back into the collections' shadows (reverse mode).
+    fn is_sink(&self, _: Value, _: &Flow) -> bool {
+        true
+    }
+    fn writes_memory(&self, _: Value) -> bool {
+        true
+    }
+
+    /// The hook's call in place of the call; it writes each lane's result shadow.
+    fn tangent(&self, i: Value, cx: &dyn Tangents) -> Result<Option<Vec<Value>>> {
+        let (r, _) = splat_call(i, cx, splat::FORWARD)?;
+        cx.replace(i, r);
+        Ok(None)
+    }
+
+    /// The hook's call in place of the call; its record's handle is pushed last.
+    fn augment(&self, i: Value, cx: &dyn Augment) -> Result<Option<Value>> {
+        let (r, handle) = splat_call(i, cx, splat::AUGMENTED)?;
+        cx.replace(i, r);
+        cx.builder().after(i);
+        hook_record(handle, i)
+    }
+
+    fn record_type(&self, m: &Module) -> Option<Type> {
+        Some(m.int(64))
+    }
+
+    /// `splat_reverse(handle)`: the hook adds the adjoints into the collections' shadows.
+    fn adjoint(&self, i: Value, cx: &dyn Adjoints) -> Result<()> {
+        let handle = cx.record().ok_or_else(|| Error::Internal(format!("no record for {}", i.print())))?;
+        splat::reverse(cx.builder(), i, handle)
+    }
+}
+
+/// The hook call replacing splat call `i`, before it, in `mode`: the primal result and
+/// (`AUGMENTED`) the record's handle.
+fn splat_call(i: Value, cx: &(impl Values + ?Sized), mode: u64) -> Result<(Value, Option<Value>)> {
+    let b = cx.builder();
+    b.before(i);
+    let lanes = each_lane(cx, |lane| Ok(call_args(i).skip(1).map(|a| cx.shadow(a, lane)).collect()))?;
+    let slots = each_lane(cx, |lane| splat::slot(cx, i, lane))?;
+    splat::call(b, &cx.entry_builder(), i, mode, &lanes, &slots)
+}
