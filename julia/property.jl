@@ -3,7 +3,7 @@
 # domains and special exponents, if/else and ifelse, loops with random trip counts,
 # array reads and writes, reductions, broadcasts and copies, splatting, views,
 # comprehensions, map/filter/reduce/accumulate over built arrays, vcat, reverse,
-# closures, push!, try, mutable structs and `Ref`s, custom rules),
+# closures, push!, try, mutable structs and `Ref`s, runtime activity, custom rules),
 # each differentiated in reverse, forward and batch-forward mode and checked against
 # the others and against central finite differences.
 #
@@ -54,6 +54,10 @@ mutable struct Cell
     v::Float64
 end
 cell_walk(c::Cell, k) = k == 0 ? c.v : (c.v += c.w[k] * c.v / 2; cell_walk(c, k - 1))
+
+# A constant row that a branch may pick instead of the differentiated array (runtime
+# activity, issue 15).
+const ROW = [0.5, -1.0, 2.0]
 
 ruled_smooth(v) = sqrt(1 + v^2)
 ruled_slope(v) = v / sqrt(1 + v^2)
@@ -134,6 +138,8 @@ function program(rng, name)
                 # by a recursive function; a `Ref` accumulated in a loop.
                 "s += Property.cell_walk(Property.Cell(x, $(expr(rng, 1, vars))), $(rand(rng, 0:3)))",
                 "r = Ref($(expr(rng, 1, vars)))\n    for k in 1:$(rand(rng, 0:3))\n        r[] += x[k] * r[]\n    end\n    s += r[]",
+                # Runtime activity: a branch picks the differentiated array or a constant.
+                "y = $(expr(rng, 1, vars)) > 0 ? x : Property.ROW\n    s += y[1] * y[3] + sum(abs2, y)",
                 # A function with a custom rule (src/rules.jl), in any mode.
                 "s += Property.ruled_smooth($(expr(rng, 1, vars))) * x[$(rand(rng, 1:3))]",
             ]))

@@ -18,6 +18,7 @@
 
 use crate::analysis::activity::Activity;
 use crate::analysis::cfg::Cfg;
+use crate::error::{Error, Result};
 use crate::llvm::{Block, Module, Opcode, RealPredicate, Type, Value};
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -342,6 +343,21 @@ fn insert_special_points(m: &Module, cfg: &Cfg, live: &[bool], act: &Activity, u
         }
     }
     count
+}
+
+/// At `b`: the derivative reports `message` when `cond` holds as it runs (a marker,
+/// which `lower` turns into the entry's status). A callee's derivative function
+/// (`in_entry` false) has no status to report through, so there the construct is
+/// refused at compile time.
+pub fn refuse_when(b: &crate::llvm::Builder, in_entry: bool, cond: Value, message: &str) -> Result<()> {
+    if !in_entry {
+        return Err(Error::Unsupported(message.to_string()));
+    }
+    let m = b.m;
+    let marker = m.get_or_declare(MARKER, m.fn_type(m.void(), &[m.int(1), m.int(32)]));
+    let code = register(message.to_string());
+    b.call(marker, &[cond, m.const_int(m.int(32), code as u64)]);
+    Ok(())
 }
 
 /// Replaces the markers in `g` by updates of a status slot and makes every `ret` of `g`

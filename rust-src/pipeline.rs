@@ -167,7 +167,7 @@ fn synthesize_prepared(m: &Module, f: Value, req: &Request, name: &str) -> Resul
         plumbing: &plumbing,
         user_name: &user_name,
     };
-    let (mem, act) = Stage::Analyze.run(m, || analyze(m, &subject, &roots))?;
+    let (mem, act) = Stage::Analyze.run(m, || analyze(m, &subject, &roots, &[]))?;
     if req.mode == Mode::Reverse {
         refuse_moving_resizes(frame.g, &mem, &user_name)?;
         refuse_active_try_effects(frame.g, &act, &user_name)?;
@@ -215,6 +215,8 @@ fn generate_callees(m: &Module, req: &Request, callees: &transform::calls::Calle
     callees.generate_all(&|cf, pair| {
         let roots: Vec<(Value, Leaf)> =
             pair.pattern.shadowed.iter().zip(&cf.primal).filter_map(|(leaf, v)| Some(((*v)?, (*leaf)?))).collect();
+        let maybe_constant: Vec<Value> =
+            pair.pattern.maybe_constant.iter().zip(&cf.primal).filter(|(c, _)| **c).filter_map(|(_, v)| *v).collect();
         let active: Vec<Value> = pair.float_params.iter().filter_map(|&k| cf.primal[k]).collect();
         let name = crate::names::julia_name(&pair.aug.name().replace(".aug", "").replace(".fwd", ""));
         let subject = Subject {
@@ -224,7 +226,7 @@ fn generate_callees(m: &Module, req: &Request, callees: &transform::calls::Calle
             plumbing: &[],
             user_name: &name,
         };
-        let (mem, act) = analyze(m, &subject, &roots)?;
+        let (mem, act) = analyze(m, &subject, &roots, &maybe_constant)?;
         if req.mode == Mode::Reverse {
             refuse_moving_resizes(cf.g, &mem, &name)?;
             refuse_active_try_effects(cf.g, &act, &name)?;
@@ -367,13 +369,18 @@ fn refuse_active_try_effects(g: Value, act: &Activity, user_name: &str) -> Resul
 /// Memory and activity analysis of `g`. Arrays the function allocates get shadows when
 /// derivative data is written into them; each round of analysis may find more (bounded
 /// by the number of allocations).
-pub fn analyze(m: &Module, subject: &Subject, roots: &[(Value, Leaf)]) -> Result<(Memory, Activity)> {
+pub fn analyze(
+    m: &Module,
+    subject: &Subject,
+    roots: &[(Value, Leaf)],
+    maybe_constant: &[Value],
+) -> Result<(Memory, Activity)> {
     let (g, user_name) = (subject.f, subject.user_name);
     let mut allocations = std::collections::HashMap::new();
     loop {
-        let mut mem = Memory::compute(g, roots, &allocations, user_name)?;
+        let mut mem = Memory::compute(g, roots, maybe_constant, &allocations, user_name)?;
         if crate::analysis::memory::retype_bit_copies(m, g, &mem) {
-            mem = Memory::compute(g, roots, &allocations, user_name)?;
+            mem = Memory::compute(g, roots, maybe_constant, &allocations, user_name)?;
         }
         let act = Activity::compute(m, subject, &mem)?;
         if act.wants_shadow.is_empty() {

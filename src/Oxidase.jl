@@ -19,7 +19,7 @@ Base.Experimental.@optlevel 1
 
 export autodiff, Forward, ForwardWithPrimal, Reverse, ReverseWithPrimal
 export Const, Active, Duplicated, DuplicatedNoNeed, BatchDuplicated, BatchDuplicatedNoNeed
-export gradient, gradient!, jacobian, make_zero, make_zero!
+export gradient, gradient!, jacobian, make_zero, make_zero!, set_runtime_activity
 export EnzymeRules
 
 include("errors.jl")

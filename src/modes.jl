@@ -72,3 +72,21 @@ autodiff(ForwardWithPrimal, x -> x^2, Duplicated(3.0, 1.0))   # (6.0, 9.0)
 ```
 """
 const ForwardWithPrimal = ForwardWithPrimalMode()
+
+"""
+    set_runtime_activity(mode)
+    set_runtime_activity(mode, on::Bool)
+
+`mode`, as Enzyme.jl 0.13's runtime-activity switch is written
+(`autodiff(set_runtime_activity(Reverse), f, ...)`), so that code written for Enzyme
+runs unchanged. Oxidase decides runtime activity itself, always: where a `phi` or
+`select` may choose either a differentiated array or memory without a derivative (a
+`Const` argument), the derivative tests which one it got when it runs (the shadow of
+constant memory is the memory itself), reads a zero derivative from constant memory
+and writes none into it. Storing a differentiated value into constant memory that way
+raises a `DifferentiationError` (reading it back would lose its derivative), as do
+other uses of such a pointer than loads and stores (handing it to a function Oxidase
+differentiates call by call, copying it): see docs/limitations.md, "Runtime activity".
+"""
+set_runtime_activity(mode::Mode) = mode
+set_runtime_activity(mode::Mode, on::Bool) = mode

@@ -19,6 +19,7 @@ using Test
     @testset "closures" begin include("closures.jl") end
     @testset "stack objects" begin include("stack_objects.jl") end
     @testset "heap objects" begin include("heap_objects.jl") end
+    @testset "runtime activity" begin include("runtime_activity.jl") end
     @testset "custom rules" begin include("rules.jl") end
     @testset "workloads" begin include("workloads.jl") end
     @testset "threads" begin include("threads.jl") end

@@ -72,7 +72,7 @@ fn analyse_in(m: &Module, entry: &str) -> Result<Act, Error> {
     let f = m.function(entry).expect("entry");
     let x = f.params()[0];
     let subject = Subject { f, active_params: &[x], returned_active: true, plumbing: &[], user_name: entry };
-    oxidase::pipeline::analyze(m, &subject, &[(x, Leaf::ArrayF64)]).map(|(_, act)| act)
+    oxidase::pipeline::analyze(m, &subject, &[(x, Leaf::ArrayF64)], &[]).map(|(_, act)| act)
 }
 
 /// The data pointer of the array object `%p`, and its first element.

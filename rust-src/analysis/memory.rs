@@ -32,6 +32,15 @@ pub struct Memory {
     roots: Vec<Value>,
     /// The differentiated arrays a resize call grows or shrinks (their objects).
     resized: Vec<Value>,
+    /// Runtime activity: pointers to memory without a derivative (a `Const` argument's,
+    /// a global's) that meet shadowed pointers at a `phi` or `select`. At the merge their
+    /// shadow is the pointer itself, so that which memory the merge points into is known
+    /// only when it runs: a shadow equal to its primal means "no derivative" (Enzyme's
+    /// runtime activity). They stay unshadowed everywhere else.
+    inactive: HashSet<Value>,
+    /// Those merges and everything derived from them (pointers, and addresses as
+    /// integers): their accesses test, when they run, whether the shadow is the primal.
+    maybe_constant: HashSet<Value>,
     /// Edges into a merge of aggregates along which a path holds a pointer without a
     /// shadow where the other edges hold a shadowed one: `(phi, predecessor block,
     /// message)`. The derivative stops with the message when it takes such an edge (a
@@ -216,6 +225,7 @@ impl Memory {
     pub fn compute(
         f: Value,
         roots: &[(Value, Leaf)],
+        maybe_constant_roots: &[Value],
         allocations: &HashMap<Value, Leaf>,
         user: &str,
     ) -> Result<Memory> {
@@ -304,10 +314,23 @@ impl Memory {
                 }
             }
         }
-        // A merge of shadowed and other memory has no shadow for the other side.
+        // A merge of shadowed memory and memory without a derivative that `Const` data
+        // leads to: runtime activity, the other side being its own shadow (`inactive`).
+        // Other memory has no shadow for the other side.
+        let mut inactive: HashSet<Value> = HashSet::new();
+        // (A callee's parameter that a caller may pass such a merge in, with the
+        // pointer itself as shadow, is tested alike: `transform::calls::Pattern`.)
+        let mut chooses: HashSet<Value> = maybe_constant_roots.iter().copied().collect();
         for &i in &insts {
             if pointer_op(i) == Some(PointerOp::Merge) && shadowed.contains_key(&i) {
-                if let Some(other) = merged(i).into_iter().find(|v| !shadowed.contains_key(v) && !is_null(*v)) {
+                for v in merged(i) {
+                    if !shadowed.contains_key(&v) && !is_null(v) && constant_data(v, &shadowed) {
+                        inactive.insert(v);
+                        chooses.insert(i);
+                    }
+                }
+                let other = |v: &Value| !shadowed.contains_key(v) && !is_null(*v) && !inactive.contains(v);
+                if let Some(other) = merged(i).into_iter().find(other) {
                     return Err(Error::Unsupported(format!(
                         "a pointer that may point into a differentiated array or into other memory ({}), in `{user}`{}",
                         other.print().trim(),
@@ -346,6 +369,8 @@ impl Memory {
             }
         }
         let escaped = escaped_addresses(&insts, &shadowed);
+        let maybe_constant = derived_from(&insts, &chooses);
+        refuse_runtime_activity_escapes(&insts, &maybe_constant, &frames, user)?;
         let containers: Vec<(Value, Leaf)> =
             roots.iter().copied().chain(allocations.iter().map(|(k, v)| (*k, *v))).collect();
         let data = data_pointers(&insts, &shadowed, &containers, &aggregates);
@@ -355,7 +380,19 @@ impl Memory {
             .filter(|&&i| resize_call(i).is_some() && shadowed.contains_key(&i.operand(0)))
             .map(|&i| zero_offset_base(i.operand(0)))
             .collect();
-        Ok(Memory { shadowed, origin, escaped, data, aggregates, frames, roots, resized, cut_edges })
+        Ok(Memory {
+            shadowed,
+            origin,
+            escaped,
+            data,
+            aggregates,
+            frames,
+            roots,
+            resized,
+            inactive,
+            maybe_constant,
+            cut_edges,
+        })
     }
 
     /// The array object whose data pointer `v` is: a load of the pointer from the object,
@@ -464,6 +501,18 @@ impl Memory {
     /// shadows of the differentiated arrays its root slots hold).
     pub fn is_shadow_frame(&self, a: Value) -> bool {
         self.frames.contains(&a)
+    }
+
+    /// Whether `v` is a pointer to memory without a derivative that a merge of shadowed
+    /// pointers may choose (runtime activity): its shadow there is `v` itself.
+    pub fn is_inactive_side(&self, v: Value) -> bool {
+        self.inactive.contains(&v)
+    }
+
+    /// Whether shadowed pointer `p` may point into memory without a derivative, which the
+    /// derivative learns when it runs (the shadow equals the primal: runtime activity).
+    pub fn maybe_constant(&self, p: Value) -> bool {
+        self.maybe_constant.contains(&p)
     }
 
     /// Whether shadowed pointer `p` points into array data (floats), not at an array
@@ -924,6 +973,100 @@ pub fn writes_only_stack(g: Value) -> bool {
 /// Whether `p` points into a stack slot (an alloca, at any offset).
 pub fn points_into_alloca(p: Value) -> bool {
     alloca_base(p).is_some()
+}
+
+/// Whether pointer `v` leads to data that carries no derivative by declaration: a
+/// parameter without a shadow (a `Const` argument), a global, or what is loaded from or
+/// derived from those. (Runtime activity treats such memory as constant when a merge
+/// chooses it; memory the engine merely lost track of is not such data.)
+fn constant_data(v: Value, shadowed: &HashMap<Value, Leaf>) -> bool {
+    let mut p = v;
+    for _ in 0..12 {
+        if shadowed.contains_key(&p) {
+            return false;
+        }
+        if p.is_argument() || p.is_constant() {
+            return true;
+        }
+        match pointer_op(p) {
+            Some(PointerOp::Derive | PointerOp::Load) => p = p.operand(0),
+            _ => return false,
+        }
+    }
+    false
+}
+
+/// Everything computed from `seeds`: pointers derived, loaded or merged from them,
+/// aggregates holding them, and their addresses as integers (as `escaped_addresses`
+/// follows them).
+fn derived_from(insts: &[Value], seeds: &HashSet<Value>) -> HashSet<Value> {
+    use Opcode::*;
+    grow_to_fixpoint(insts, seeds.clone(), |i, set| {
+        let from = |v: Value| set.contains(&v);
+        match i.opcode() {
+            LLVMGetElementPtr | LLVMExtractValue => from(i.operand(0)),
+            // Pointers loaded, and an array's data pointer read as an integer.
+            LLVMLoad => {
+                from(i.operand(0))
+                    && (i.ty().is_pointer()
+                        || i.ty().is_int() && i.ty().int_width() == 64 && at_offset_zero(i.operand(0)))
+            }
+            LLVMPHI => i.incoming().iter().any(|(v, _)| from(*v)),
+            LLVMSelect => from(i.operand(1)) || from(i.operand(2)),
+            LLVMInsertValue => from(i.operand(0)) || from(i.operand(1)),
+            LLVMPtrToInt | LLVMIntToPtr | LLVMBitCast | LLVMAddrSpaceCast | LLVMAdd | LLVMSub | LLVMTrunc
+            | LLVMZExt | LLVMSExt => i.operands().iter().any(|&o| from(o)),
+            _ => false,
+        }
+    })
+}
+
+/// Runtime activity covers loads and stores through a pointer that may point into
+/// memory without a derivative (each tests, when it runs, whether its shadow is its
+/// primal), and so do the functions differentiated call by call it is handed to.
+/// Anything else such a pointer reaches would treat the primal as the shadow or hand it
+/// on where that test is not made, and is refused: a call of a runtime or C function
+/// (an array copy, a resize, a BLAS call, `memcpy`, a custom rule, a splat) that is not
+/// an error path, and a store of the pointer into memory other than a GC frame root
+/// slot (a load of it from there would not be tested).
+fn refuse_runtime_activity_escapes(
+    insts: &[Value],
+    maybe_constant: &HashSet<Value>,
+    frames: &HashSet<Value>,
+    user: &str,
+) -> Result<()> {
+    let refuse = |i: Value, what: &str| {
+        Err(Error::Unsupported(format!(
+            "a pointer that may point into a differentiated array or into memory without a derivative (a \
+             `Const` argument), as chosen when the code runs, {what}, in `{user}`{}",
+            crate::names::where_(i)
+        )))
+    };
+    for &i in insts {
+        match i.opcode() {
+            Opcode::LLVMStore if maybe_constant.contains(&i.operand(0)) => {
+                let frame_slot = alloca_base(i.operand(1)).is_some_and(|a| is_gc_frame(a) && !frames.contains(&a));
+                if !frame_slot {
+                    return refuse(i, "stored into memory");
+                }
+            }
+            Opcode::LLVMCall if (0..i.call_arg_count()).any(|k| maybe_constant.contains(&i.operand(k))) => {
+                let callee = i.called_operand();
+                let name = callee_name(callee).unwrap_or_default();
+                let intrinsic = callee.is_function() && callee.intrinsic_id() != 0 && !name.starts_with("llvm.mem");
+                let inert = name == crate::julia::current().write_barrier || name.starts_with("julia.");
+                let error_path = i.has_fn_attr("noreturn") || callee.is_function() && callee.has_fn_attr("noreturn");
+                // A function differentiated call by call tests the pointer too (its
+                // pattern says so: `transform::calls::Pattern::maybe_constant`).
+                let differentiated = callee.is_function() && callee.has_string_attr(crate::names::RECURSIVE);
+                if !(intrinsic || inert || error_path || differentiated) {
+                    return refuse(i, &format!("handed to `{}`", crate::names::julia_name(&name)));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// The garbage-collected allocation call `i` is, if it is one (`julia::GcAlloc`).

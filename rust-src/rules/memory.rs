@@ -31,6 +31,50 @@ pub struct MemZero;
 /// shadow, made with the shadows); reverse: `ā += b̄`, `b̄ = 0`.
 pub struct ArrayCopy;
 
+/// Runtime activity (`Values::maybe_constant`): when pointer operand `k` of `i` may
+/// point into memory without a derivative, whether it does as the code runs (its
+/// shadow is its primal); `None` when it surely has a derivative.
+fn inactive_at(cx: &(impl super::Values + ?Sized), i: Value, k: usize, lane: usize) -> Result<Option<Value>> {
+    if !cx.maybe_constant(i.operand(k)) {
+        return Ok(None);
+    }
+    let s = required(cx, i, Need::Shadow(k), lane)?;
+    let p = required(cx, i, Need::Op(k), lane)?;
+    Ok(Some(cx.builder().icmp(crate::llvm::ICMP_EQ, s, p)))
+}
+
+/// The address a derivative write through shadow `s` goes to: a scratch slot of type
+/// `ty` when the memory has no derivative (`inactive`), so that constant data is never
+/// written.
+fn write_target(cx: &(impl super::Values + ?Sized), s: Value, ty: crate::llvm::Type, inactive: Option<Value>) -> Value {
+    let Some(c) = inactive else { return s };
+    let b = cx.builder();
+    let sink = cx.entry_builder().alloca(ty, "ox.inactive.sink");
+    let sink = if sink.ty() == s.ty() { sink } else { b.addrspace_cast(sink, s.ty()) };
+    b.select(c, sink, s)
+}
+
+/// The needs of a memory access through pointer operand `k`: its shadow, and under
+/// runtime activity the primal pointer it is compared with.
+fn access_needs(i: Value, k: usize, cx: &dyn Plan) -> Vec<Need> {
+    let mut needs = vec![Need::Shadow(k)];
+    if cx.maybe_constant(i.operand(k)) {
+        needs.push(Need::Op(k));
+    }
+    needs
+}
+
+/// What a derivative stops with when store `i` would write a differentiated value into
+/// memory without a derivative (runtime activity): reading it back would lose it.
+fn store_into_constant(i: Value) -> String {
+    format!(
+        "a differentiated value stored, as the code ran, into memory without a derivative (a `Const` argument \
+         that a `phi` or `select` chose instead of a differentiated array): reading it back would lose its \
+         derivative; mark that argument `Duplicated`{}",
+        crate::names::where_(i)
+    )
+}
+
 impl Family for Load {
     fn sources(&self, _: Value) -> Vec<Value> {
         Vec::new()
@@ -39,23 +83,30 @@ impl Family for Load {
         true
     }
 
-    fn needs(&self, _: Value, _: &mut dyn Plan) -> Result<Vec<Need>> {
-        Ok(vec![Need::Shadow(0)])
+    fn needs(&self, i: Value, cx: &mut dyn Plan) -> Result<Vec<Need>> {
+        Ok(access_needs(i, 0, cx))
     }
 
+    /// `ż = *p'`, or zero where `p` has no derivative (runtime activity).
     fn tangent(&self, i: Value, cx: &dyn Tangents) -> Result<Option<Vec<Value>>> {
         let b = cx.builder();
-        let lanes =
-            each_lane(cx, |lane| Ok(b.load(i.ty(), required(cx, i, Need::Shadow(0), lane)?).mirror_access_of(i)))?;
+        let lanes = each_lane(cx, |lane| {
+            let t = b.load(i.ty(), required(cx, i, Need::Shadow(0), lane)?).mirror_access_of(i);
+            Ok(match inactive_at(cx, i, 0, lane)? {
+                Some(c) => b.select(c, b.m.const_null(i.ty()), t),
+                None => t,
+            })
+        })?;
         Ok(Some(lanes))
     }
 
-    /// (Adjoints of memory accumulate.)
+    /// (Adjoints of memory accumulate; memory without a derivative takes none.)
     fn adjoint(&self, i: Value, cx: &dyn Adjoints) -> Result<()> {
         let b = cx.builder();
         each_lane(cx, |lane| {
             let Some(d) = cx.take_adjoint(i, lane) else { return Ok(()) };
-            let p = required(cx, i, Need::Shadow(0), lane)?;
+            let s = required(cx, i, Need::Shadow(0), lane)?;
+            let p = write_target(cx, s, d.ty(), inactive_at(cx, i, 0, lane)?);
             let old = b.load(d.ty(), p).copy_tbaa_from(i);
             b.store(b.fadd(old, d), p).copy_tbaa_from(i);
             Ok(())
@@ -78,28 +129,44 @@ impl Family for Store {
         true
     }
 
-    fn needs(&self, _: Value, _: &mut dyn Plan) -> Result<Vec<Need>> {
-        Ok(vec![Need::Shadow(1)])
+    fn needs(&self, i: Value, cx: &mut dyn Plan) -> Result<Vec<Need>> {
+        Ok(access_needs(i, 1, cx))
     }
 
+    /// `*p' = v̇`; where `p` has no derivative (runtime activity) nothing is written, and
+    /// a differentiated `v` stops the derivative (`store_into_constant`).
     fn tangent(&self, i: Value, cx: &dyn Tangents) -> Result<Option<Vec<Value>>> {
         let b = cx.builder();
         let v = i.operand(0);
         each_lane(cx, |lane| {
             let t = cx.tangent(v, lane).unwrap_or_else(|| b.m.const_null(v.ty()));
-            b.store(t, required(cx, i, Need::Shadow(1), lane)?).mirror_access_of(i);
+            let inactive = inactive_at(cx, i, 1, lane)?;
+            if let (Some(c), true) = (inactive, cx.has_derivative(v)) {
+                cx.refuse_when(c, &store_into_constant(i))?;
+            }
+            let s = required(cx, i, Need::Shadow(1), lane)?;
+            b.store(t, write_target(cx, s, v.ty(), inactive)).mirror_access_of(i);
             Ok(())
         })?;
         Ok(None)
     }
 
+    /// `v̄ += *p'`, `*p' = 0`; memory without a derivative (runtime activity) holds no
+    /// adjoint, and a differentiated `v` stops the derivative (`store_into_constant`).
     fn adjoint(&self, i: Value, cx: &dyn Adjoints) -> Result<()> {
         let b = cx.builder();
         let v = i.operand(0);
         each_lane(cx, |lane| {
-            let p = required(cx, i, Need::Shadow(1), lane)?;
-            let d = b.load(v.ty(), p).copy_tbaa_from(i);
-            b.store(b.m.const_null(v.ty()), p).copy_tbaa_from(i);
+            let s = required(cx, i, Need::Shadow(1), lane)?;
+            let inactive = inactive_at(cx, i, 1, lane)?;
+            let mut d = b.load(v.ty(), s).copy_tbaa_from(i);
+            if let Some(c) = inactive {
+                if cx.has_derivative(v) {
+                    cx.refuse_when(c, &store_into_constant(i))?;
+                }
+                d = b.select(c, b.m.const_null(v.ty()), d);
+            }
+            b.store(b.m.const_null(v.ty()), write_target(cx, s, v.ty(), inactive)).copy_tbaa_from(i);
             cx.add_adjoint(v, lane, d);
             Ok(())
         })?;

@@ -129,6 +129,14 @@ pub trait Values {
     /// The layout of the shadowed memory `p` points into, when the memory analysis
     /// knows it.
     fn leaf(&self, p: Value) -> Option<crate::request::Leaf>;
+    /// Runtime activity: whether shadowed pointer `p` may point into memory without a
+    /// derivative, which the code learns when it runs (its shadow is then `p` itself:
+    /// `analysis::memory::Memory::maybe_constant`).
+    fn maybe_constant(&self, p: Value) -> bool;
+    /// Makes the derivative stop with `message` when `cond` holds as it runs (the entry's
+    /// status, `crate::diagnostics`). A callee's derivative function, which reports
+    /// nothing when it runs, refuses with the message now.
+    fn refuse_when(&self, cond: Value, message: &str) -> Result<()>;
 }
 
 /// Forward mode's view of the tangents built so far.
@@ -146,6 +154,8 @@ pub trait Tangents: Values {
 pub trait Plan {
     /// Whether `v` has an adjoint.
     fn is_active(&self, v: Value) -> bool;
+    /// As `Values::maybe_constant`.
+    fn maybe_constant(&self, p: Value) -> bool;
     /// The pointer arguments of call `call` whose shadows the callee's derivative
     /// functions take (building those functions, `transform::calls`).
     fn callee_shadowed(&mut self, call: Value) -> Result<Vec<bool>>;

@@ -29,6 +29,11 @@ use std::collections::HashMap;
 pub struct Pattern {
     /// Per parameter: the memory type behind a shadowed pointer parameter.
     pub shadowed: Vec<Option<Leaf>>,
+    /// Per parameter: whether a call site may pass memory without a derivative there,
+    /// with the pointer itself as its shadow (runtime activity,
+    /// `analysis::memory::Memory::maybe_constant`): the callee tests it where it loads
+    /// and stores through it.
+    pub maybe_constant: Vec<bool>,
 }
 
 impl Pattern {
@@ -49,7 +54,22 @@ impl Pattern {
 
     /// The pattern of call `call` in a function whose memory analysis is `mem`.
     pub fn of_call(call: Value, mem: &Memory) -> Pattern {
-        Pattern { shadowed: (0..call.call_arg_count()).map(|k| mem.leaf(call.operand(k))).collect() }
+        let args = 0..call.call_arg_count();
+        Pattern {
+            shadowed: args.clone().map(|k| mem.leaf(call.operand(k))).collect(),
+            maybe_constant: args.map(|k| mem.maybe_constant(call.operand(k))).collect(),
+        }
+    }
+
+    /// The pattern serving call sites of both `self` and `other`, if one can: the same
+    /// shadowed parameters, each tested at run time where either may pass memory
+    /// without a derivative (a test that a shadowed pointer always passes costs a
+    /// comparison).
+    fn join(&self, other: &Pattern) -> Option<Pattern> {
+        (self.shadowed == other.shadowed).then(|| Pattern {
+            shadowed: self.shadowed.clone(),
+            maybe_constant: self.maybe_constant.iter().zip(&other.maybe_constant).map(|(a, b)| *a || *b).collect(),
+        })
     }
 }
 
@@ -101,6 +121,9 @@ pub struct Callees<'m> {
     /// Copies of callees that are also called without a derivative (`sum(x)` beside
     /// `sum([1.0, 2.0])`), made before their bodies move into their derivative functions.
     primal_copies: RefCell<HashMap<Value, Value>>,
+    /// Callees whose derivative functions are built (or being built): their patterns
+    /// are final.
+    generated: RefCell<std::collections::HashSet<Value>>,
 }
 
 impl<'m> Callees<'m> {
@@ -121,16 +144,15 @@ impl<'m> Callees<'m> {
             forwards: RefCell::new(HashMap::new()),
             queue: RefCell::new(Vec::new()),
             primal_copies: RefCell::new(HashMap::new()),
+            generated: RefCell::new(std::collections::HashSet::new()),
         }
     }
 
     /// The pair of `h` for `pattern` and `width` lanes, declared now and defined by
     /// `generate_all`.
     pub fn reverse_pair(&self, h: Value, pattern: Pattern, width: usize) -> Result<Pair> {
-        if let Some(p) = self.pairs.borrow().get(&h) {
-            if p.pattern != pattern {
-                return Err(different_patterns(h));
-            }
+        if let Some(p) = self.pairs.borrow_mut().get_mut(&h) {
+            p.pattern = self.joined(h, &p.pattern, &pattern)?;
             return Ok(p.clone());
         }
         let m = self.m;
@@ -169,10 +191,8 @@ impl<'m> Callees<'m> {
     /// The forward-mode function of `h` for `pattern`, declared now and defined by
     /// `generate_all`.
     pub fn forward_fn(&self, h: Value, pattern: Pattern, width: usize) -> Result<Forward> {
-        if let Some(f) = self.forwards.borrow().get(&h) {
-            if f.pattern != pattern {
-                return Err(different_patterns(h));
-            }
+        if let Some(f) = self.forwards.borrow_mut().get_mut(&h) {
+            f.pattern = self.joined(h, &f.pattern, &pattern)?;
             return Ok(f.clone());
         }
         let m = self.m;
@@ -205,6 +225,7 @@ impl<'m> Callees<'m> {
     pub fn generate_all(&self, analyze: &Analyze) -> Result<()> {
         loop {
             let Some(h) = self.queue.borrow_mut().pop() else { return Ok(()) };
+            self.generated.borrow_mut().insert(h);
             self.keep_primal(h);
             let fwd = self.forwards.borrow().get(&h).cloned();
             if let Some(fwd) = fwd {
@@ -229,6 +250,18 @@ impl<'m> Callees<'m> {
             let frame = Frame::build_callee(self.m, h, pair.aug, &lanes, Some(pair.aug.params().len() - 1))?;
             let (mem, act) = analyze(&frame, &pair)?;
             super::reverse::differentiate_callee(self.m, &frame, &act, &mem, &pair, self)?;
+        }
+    }
+
+    /// The pattern of `h` serving a call site of `pattern` too (`Pattern::join`), while
+    /// `h`'s derivative functions are not built yet.
+    fn joined(&self, h: Value, declared: &Pattern, pattern: &Pattern) -> Result<Pattern> {
+        if declared == pattern {
+            return Ok(declared.clone());
+        }
+        match declared.join(pattern) {
+            Some(joined) if joined == *declared || !self.generated.borrow().contains(&h) => Ok(joined),
+            _ => Err(different_patterns(h)),
         }
     }
 

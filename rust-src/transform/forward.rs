@@ -254,6 +254,12 @@ impl Values for Context<'_> {
     fn leaf(&self, p: Value) -> Option<crate::request::Leaf> {
         self.mem.leaf(p)
     }
+    fn maybe_constant(&self, p: Value) -> bool {
+        self.mem.maybe_constant(p)
+    }
+    fn refuse_when(&self, cond: Value, message: &str) -> Result<()> {
+        crate::diagnostics::refuse_when(self.b, self.frame.is_entry(), cond, message)
+    }
 }
 
 impl rules::Tangents for Context<'_> {

@@ -227,6 +227,13 @@ impl Frame {
         Ok(Frame { g, entry, entry_br, primal, shadow_lanes, body_entry, params, tape, result_memory: None })
     }
 
+    /// Whether this is the ABI entry, whose status reports what the derivative found
+    /// when it ran (`diagnostics::lower`), rather than a callee's derivative function (whose
+    /// ABI parameters are placeholders).
+    pub fn is_entry(&self) -> bool {
+        !self.params[0].is_constant()
+    }
+
     /// A builder positioned in the entry block, before its branch.
     pub fn entry_builder<'m>(&self, m: &'m Module) -> Builder<'m> {
         let b = m.builder();

@@ -870,6 +870,12 @@ impl Values for Augmenting<'_, '_> {
     fn leaf(&self, p: Value) -> Option<crate::request::Leaf> {
         self.r.mem.leaf(p)
     }
+    fn maybe_constant(&self, p: Value) -> bool {
+        self.r.mem.maybe_constant(p)
+    }
+    fn refuse_when(&self, cond: Value, message: &str) -> Result<()> {
+        crate::diagnostics::refuse_when(self.b, self.r.frame.is_entry(), cond, message)
+    }
 }
 
 impl rules::Augment for Augmenting<'_, '_> {
@@ -915,6 +921,12 @@ impl Values for Reversing<'_, '_> {
     fn leaf(&self, p: Value) -> Option<crate::request::Leaf> {
         self.r.mem.leaf(p)
     }
+    fn maybe_constant(&self, p: Value) -> bool {
+        self.r.mem.maybe_constant(p)
+    }
+    fn refuse_when(&self, cond: Value, message: &str) -> Result<()> {
+        crate::diagnostics::refuse_when(self.b, self.r.frame.is_entry(), cond, message)
+    }
 }
 
 impl rules::Adjoints for Reversing<'_, '_> {
@@ -936,6 +948,9 @@ impl rules::Adjoints for Reversing<'_, '_> {
 impl rules::Plan for Reverse<'_> {
     fn is_active(&self, v: Value) -> bool {
         self.act.is_active(v)
+    }
+    fn maybe_constant(&self, p: Value) -> bool {
+        self.mem.maybe_constant(p)
     }
     fn callee_shadowed(&mut self, call: Value) -> Result<Vec<bool>> {
         let h =

@@ -115,7 +115,12 @@ pub fn build_lane(
         if !mem.is_shadowed(i) || shadow.contains_key(&i) {
             continue;
         }
-        let of = |v: Value| shadow.get(&v).copied().unwrap_or_else(|| m.const_null(v.ty()));
+        // (Memory without a derivative that a merge may choose is its own shadow there:
+        // runtime activity, `Memory::maybe_constant`.)
+        let of = |v: Value| {
+            let own = mem.is_inactive_side(v).then_some(v);
+            shadow.get(&v).copied().or(own).unwrap_or_else(|| m.const_null(v.ty()))
+        };
         if i.opcode() == Opcode::LLVMExtractValue {
             b.before(i);
             let s = b.clone_with(i, &[shadow.get(&i.operand(0)).copied().unwrap_or(i.operand(0))]);
@@ -213,8 +218,9 @@ pub fn build_lane(
             .incoming()
             .into_iter()
             .map(|(v, bb)| {
-                // (An aggregate's other incoming values are constants: copied as they are.)
-                let missing = if v.ty().is_aggregate() { v } else { m.const_null(v.ty()) };
+                // (An aggregate's other incoming values are constants: copied as they are;
+                // memory without a derivative is its own shadow: runtime activity.)
+                let missing = if v.ty().is_aggregate() || mem.is_inactive_side(v) { v } else { m.const_null(v.ty()) };
                 (shadow.get(&v).copied().unwrap_or(missing), bb)
             })
             .collect();

@@ -1,0 +1,94 @@
+# Runtime activity (issue 15): a `phi` or `select` that chooses, when the code runs,
+# either a differentiated array or memory without a derivative (a `Const` argument).
+# The shadow of the constant memory is the memory itself, and each load and store
+# through the merged pointer tests which one it got (docs/how-it-works.md, "Runtime
+# activity"). Checked in reverse, forward and batch mode against central differences
+# computed here, for both choices of the branch, with the constant and the
+# differentiated array in either role, and over loops of 0, 1 and many iterations.
+
+include("finite_differences.jl")   # fd_gradient
+
+ra_pick(x, c, flag) = (a = flag ? x : c; s = 0.0; for v in a; s += v^2; end; s * x[1])
+ra_index(x, c, flag) = (a = flag ? c : x; a[2] * x[1] + sum(a[k] * k for k in 1:3))
+ra_loop(x, c, flag, n) = (a = flag ? x : c; s = 0.0; for k in 1:n; s += a[mod1(k, 3)] * x[k % 3 + 1]; end; s)
+ra_write(x, c, flag) = (a = flag ? x : c; a[1] = 2 * x[2] + a[1]; sum(abs2, x) + a[1] * a[3])
+ra_write_constant(x, c, flag) = (a = flag ? x : c; a[2] = 3.0; sum(abs2, x) * a[2] + a[1] * x[3])
+
+# Reverse, forward and both batch modes of `f(x, c)` with `x` differentiated.
+function check_runtime_activity(f, x, c)
+    g = fd_gradient(x -> f(x, copy(c)), x)
+    dx = zero(x)
+    autodiff(Reverse, f, Active, Duplicated(copy(x), dx), Const(copy(c)))
+    @test dx ≈ g rtol = 1e-6 atol = 1e-8
+    d1, d2 = zero(x), zero(x)
+    autodiff(Reverse, f, Active, BatchDuplicated(copy(x), (d1, d2)), Const(copy(c)))
+    @test d1 ≈ g rtol = 1e-6 atol = 1e-8
+    @test d2 == d1
+    v = [1.0, 0.5, -0.5]
+    (_, t) = autodiff(Forward, f, Duplicated, Duplicated(copy(x), copy(v)), Const(copy(c)))
+    @test t ≈ g' * v rtol = 1e-6 atol = 1e-8
+    (_, lanes) = autodiff(Forward, f, BatchDuplicated, BatchDuplicated(copy(x), (copy(v), zero(x))), Const(copy(c)))
+    @test lanes[1] ≈ t rtol = 1e-12
+    @test lanes[2] == 0
+end
+
+@testset "a Const array or a Duplicated one, chosen at run time: $(nameof(f))" for f in
+        (ra_pick, ra_index, ra_write, ra_write_constant)
+    for flag in (true, false), (x, c) in (([0.3, 0.7, -0.2], [0.5, -1.0, 2.0]), ([-1.5, 0.25, 1.0], [2.0, 0.0, -0.5]))
+        # (`ra_write` writes a differentiated value into the array chosen: refused when
+        # that is the constant one, below.)
+        (f !== ra_write || flag) && check_runtime_activity((x, c) -> f(x, c, flag), x, c)
+        # The same with the roles swapped: `c` differentiated, `x` constant.
+        (f !== ra_write || !flag) && check_runtime_activity((c, x) -> f(x, c, flag), c, x)
+    end
+end
+
+@testset "runtime activity in loops of 0, 1 and many iterations" begin
+    for n in (0, 1, 7), flag in (true, false)
+        check_runtime_activity((x, c) -> ra_loop(x, c, flag, n), [0.3, 0.7, -0.2], [0.5, -1.0, 2.0])
+    end
+end
+
+@testset "set_runtime_activity is accepted and changes nothing" begin
+    x, c = [0.3, 0.7, -0.2], [0.5, -1.0, 2.0]
+    for flag in (true, false)
+        dx, dy = zero(x), zero(x)
+        autodiff(Reverse, ra_pick, Active, Duplicated(copy(x), dx), Const(c), Const(flag))
+        autodiff(set_runtime_activity(Reverse), ra_pick, Active, Duplicated(copy(x), dy), Const(c), Const(flag))
+        @test dx == dy
+        @test set_runtime_activity(Forward, true) === Forward
+    end
+end
+
+# The merged pointer handed to a function differentiated call by call (Base's pairwise
+# `sum` from 16 elements): the callee tests it too, also when another call site passes
+# it a differentiated array.
+ra_sum(x, c, flag) = (a = flag ? x : c; sum(a) * x[1] + sum(abs2, a))
+ra_two_sums(x, c, flag) = (a = flag ? x : c; sum(x) * sum(a))
+@testset "runtime activity through a function differentiated call by call: $(nameof(f))" for f in
+        (ra_sum, ra_two_sums)
+    for flag in (true, false)
+        x, c = collect(range(0.1, 2.0; length = 20)), collect(range(-1.0, 1.5; length = 20))
+        g = fd_gradient(x -> f(x, c, flag), x)
+        dx = zero(x)
+        autodiff(Reverse, f, Active, Duplicated(copy(x), dx), Const(c), Const(flag))
+        @test dx ≈ g rtol = 1e-6 atol = 1e-8
+        v = collect(range(1.0, -0.5; length = 20))
+        @test autodiff(Forward, f, Duplicated, Duplicated(copy(x), v), Const(c), Const(flag))[2] ≈ g' * v rtol = 1e-6
+    end
+end
+
+# Writing a differentiated value into the constant memory a merge chose would lose its
+# derivative when read back: refused as the code runs, never a wrong value; the other
+# choice differentiates (above). Copying the merged array (`jl_array_copy`, which has no
+# such test) is refused when compiled.
+ra_copy(x, c, flag) = (a = flag ? x : c; b = copy(a); b[1] * x[2])
+@testset "runtime activity: what is refused" begin
+    x, c = [0.3, 0.7, -0.2], [0.5, -1.0, 2.0]
+    e = caught(() -> autodiff(Reverse, ra_write, Active, Duplicated(copy(x), zero(x)), Const(copy(c)), Const(false)))
+    @test e isa Oxidase.DifferentiationError && occursin("into memory without a derivative", e.msg)
+    e = caught(() -> autodiff(Forward, ra_write, Duplicated, Duplicated(copy(x), ones(3)), Const(copy(c)), Const(false)))
+    @test e isa Oxidase.DifferentiationError && occursin("into memory without a derivative", e.msg)
+    e = caught(() -> autodiff(Reverse, ra_copy, Active, Duplicated(copy(x), zero(x)), Const(copy(c)), Const(true)))
+    @test e isa Oxidase.DifferentiationError && occursin("as chosen when the code runs", e.msg)
+end
