@@ -1,7 +1,8 @@
 # The GradBench tool (julia/gradbench/run.jl) driven as a subprocess through a scripted
 # session, as an eval would drive it, with every output checked against values
 # computed here independently: closed forms for lse and llsq, a separately written RK4
-# and its finite differences for ode, elimination and cofactors for det. Also the tool's JSON reader and writer.
+# and its finite differences for ode, elimination and cofactors for det, and for gmm,
+# lstm, ba and ht the references in gradbench_evals.jl. Also the tool's JSON reader and writer.
 
 const GB_REPO = dirname(@__DIR__)
 const GB_DIR = joinpath(GB_REPO, "julia", "gradbench")
@@ -144,10 +145,13 @@ end
 try
     @testset "start and define" begin
         @test gb_ask((kind = "start", eval = "test")) == Dict("id" => 1, "tool" => "oxidase")
-        for mod in ("hello", "lse", "llsq", "ode", "det")
+        for mod in ("hello", "lse", "llsq", "ode", "det", "gmm", "lstm", "ba", "ht")
             @test gb_ask((kind = "define", var"module" = mod))["success"] === true
         end
-        @test gb_ask((kind = "define", var"module" = "gmm"))["success"] === false
+        # (These need nested differentiation.)
+        for mod in ("kmeans", "particle", "saddle")
+            @test gb_ask((kind = "define", var"module" = mod))["success"] === false
+        end
     end
 
     @testset "hello" begin
@@ -204,6 +208,8 @@ try
         @test gb_output(gb_evaluate("det", "gradient", (A = a, ell = 3))) ≈ vec(permutedims(gb_cofactors(M))) atol = 1e-14
     end
 
+    include("gradbench_evals.jl")
+
     @testset "runs and seconds" begin
         x = [sin(0.01i) for i in 1:1000]
         response = gb_evaluate("lse", "primal", (x = x,); min_runs = 1, min_seconds = 0.01)
@@ -214,7 +220,7 @@ try
 
     @testset "failures leave the tool running" begin
         gb_failure(gb_evaluate("lse", "hessian", (x = [1.0],)))
-        gb_failure(gb_evaluate("gmm", "objective", (x = [1.0],)))
+        gb_failure(gb_evaluate("kmeans", "cost", (points = [[1.0]], centroids = [[1.0]])))
         gb_failure(gb_evaluate("lse", "primal", (x = "abc",)))
         gb_failure(gb_evaluate("lse", "gradient", (x = Float64[],)))
         gb_failure(gb_evaluate("llsq", "primal", (x = [1.0],)))

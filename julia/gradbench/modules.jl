@@ -1,8 +1,11 @@
 # The GradBench evals this tool implements (github.com/gradbench/gradbench, `evals/`):
-# hello, lse, llsq, ode and det. Each primal is written the way a user would write it, with plain
-# loops over preallocated buffers, and each gradient is one reverse-mode `autodiff` call
-# on that same code: the point of the benchmark is what the engine makes of ordinary
-# Julia, not a hand-tuned formulation.
+# hello, lse, llsq, ode and det here, gmm, lstm, ba and ht in their own files. Each primal
+# is written the way a user would write it, with plain loops over preallocated buffers,
+# and each derivative is `autodiff` on that same code (reverse mode for gradients and
+# ba's 2 × 15 blocks, forward mode column by column for ht's Jacobian): the point of the
+# benchmark is what the engine makes of ordinary Julia, not a hand-tuned formulation.
+# kmeans (a Hessian), particle and saddle (gradients inside gradients) need nested
+# differentiation, which Oxidase does not have: `define` answers false for them.
 #
 # `MODULES[module][function](input)` checks and converts the eval's input (a parsed
 # JSON object) and returns a function of no arguments that computes the output; the
@@ -23,6 +26,24 @@ function float_vector(input, key; nonempty = true)
     nonempty && isempty(v) && throw(InputError("`$key` must not be empty"))
     return Float64[e for e in v]
 end
+
+# A JSON array of `count` arrays of `len` numbers each, as a len×count matrix: one
+# column per inner array (the row-major matrix of the JSON, stored column-major).
+function float_columns(input, key, count, len)
+    rows = get(input, key, nothing)
+    rows isa AbstractVector && length(rows) == count ||
+        throw(InputError("`$key` must be an array of $count arrays"))
+    out = Matrix{Float64}(undef, len, count)
+    for (j, row) in enumerate(rows)
+        row isa AbstractVector && length(row) == len && all(e -> e isa Real && !(e isa Bool), row) ||
+            throw(InputError("each array in `$key` must hold $len numbers"))
+        out[:, j] = row
+    end
+    return out
+end
+
+# The columns of a matrix as vectors: a JSON array of arrays.
+columns(m::AbstractMatrix) = [m[:, j] for j in axes(m, 2)]
 
 function count_field(input, key)
     v = get(input, key, nothing)
@@ -218,10 +239,20 @@ end
 hello_primal(input) = (x = hello_number(input); () -> hello_square(x))
 hello_double(input) = (x = hello_number(input); () -> gradient(Reverse, hello_square, x)[1])
 
+# The ADBench-derived evals, one file each (gmm reuses `lse` above).
+include(joinpath(@__DIR__, "gmm.jl"))
+include(joinpath(@__DIR__, "lstm.jl"))
+include(joinpath(@__DIR__, "ba.jl"))
+include(joinpath(@__DIR__, "ht.jl"))
+
 const MODULES = Dict{String,Dict{String,Function}}(
     "hello" => Dict("square" => hello_primal, "double" => hello_double),
     "lse" => Dict("primal" => lse_primal, "gradient" => lse_gradient),
     "llsq" => Dict("primal" => llsq_primal, "gradient" => llsq_gradient),
     "ode" => Dict("primal" => ode_primal, "gradient" => ode_gradient),
     "det" => Dict("primal" => det_primal, "gradient" => det_gradient),
+    "gmm" => Dict("objective" => gmm_primal, "jacobian" => gmm_gradient),
+    "lstm" => Dict("objective" => lstm_primal, "jacobian" => lstm_gradient),
+    "ba" => Dict("objective" => ba_primal, "jacobian" => ba_gradient),
+    "ht" => Dict("objective" => ht_primal, "jacobian" => ht_gradient),
 )
