@@ -230,6 +230,13 @@ void oxidase_set_runtime_hooks(const void *splat_call, const void *splat_reverse
 // in the engine's `runtime::hooks`.
 void oxidase_set_rule_hooks(const void *rule_call, const void *rule_reverse);
 
+// Declares the Julia function object at `function` inactive when called through
+// dynamic dispatch (`jl_apply_generic`): printing and logging functions, whose calls
+// show what they are handed and return nothing a result depends on. A derivative then
+// treats such a call, and a value boxed only for it, as having no derivative. Applies
+// to derivatives compiled afterwards; NULL is ignored.
+void oxidase_declare_inactive_function(const void *function);
+
 // Verbose errors: when `on` is not 0, the message of a failed `oxidase_compile` ends
 // with the LLVM IR of the function as the engine received it (inlined and cleaned), for
 // bug reports. Returns the previous setting (0 or 1).

@@ -3,7 +3,8 @@
 # domains and special exponents, if/else and ifelse, loops with random trip counts,
 # array reads and writes, reductions, broadcasts and copies, splatting, views,
 # comprehensions, map/filter/reduce/accumulate over built arrays, vcat, reverse,
-# closures, push!, try, mutable structs and `Ref`s, runtime activity, custom rules),
+# closures, push!, try, mutable structs and `Ref`s, runtime activity, printing, custom
+# rules),
 # each differentiated in reverse, forward and batch-forward mode and checked against
 # the others and against central finite differences.
 #
@@ -54,6 +55,10 @@ mutable struct Cell
     v::Float64
 end
 cell_walk(c::Cell, k) = k == 0 ? c.v : (c.v += c.w[k] * c.v / 2; cell_walk(c, k - 1))
+
+# A stream that is not a constant, so printing to it dispatches at run time, like
+# `println(x)` to `stdout` (the printing functions are inactive: issue 15).
+SINK = IOBuffer()
 
 # A constant row that a branch may pick instead of the differentiated array (runtime
 # activity, issue 15).
@@ -140,6 +145,8 @@ function program(rng, name)
                 "r = Ref($(expr(rng, 1, vars)))\n    for k in 1:$(rand(rng, 0:3))\n        r[] += x[k] * r[]\n    end\n    s += r[]",
                 # Runtime activity: a branch picks the differentiated array or a constant.
                 "y = $(expr(rng, 1, vars)) > 0 ? x : Property.ROW\n    s += y[1] * y[3] + sum(abs2, y)",
+                # Printing a differentiated value (dynamic dispatch: a boxed value).
+                "println(Property.SINK, \"s = \", s, \" \", $(expr(rng, 1, vars)))",
                 # A function with a custom rule (src/rules.jl), in any mode.
                 "s += Property.ruled_smooth($(expr(rng, 1, vars))) * x[$(rand(rng, 1:3))]",
             ]))

@@ -283,6 +283,18 @@ pub extern "C" fn oxidase_set_rule_hooks(rule_call: *const c_void, rule_reverse:
     crate::runtime::hooks::set_rules(rule_call as usize, rule_reverse as usize);
 }
 
+/// Declares the Julia function object at `function` inactive when called through
+/// dynamic dispatch (`jl_apply_generic`): printing and logging functions, whose calls
+/// show what they are handed and return nothing a result depends on. A derivative then
+/// treats such a call, and a value boxed only for it, as having no derivative. Applies
+/// to derivatives compiled afterwards; NULL is ignored.
+#[no_mangle]
+pub extern "C" fn oxidase_declare_inactive_function(function: *const c_void) {
+    if !function.is_null() {
+        crate::inactive::declare(function as usize);
+    }
+}
+
 /// Verbose errors: when `on` is not 0, the message of a failed `oxidase_compile` ends
 /// with the LLVM IR of the function as the engine received it (inlined and cleaned), for
 /// bug reports. Returns the previous setting (0 or 1).

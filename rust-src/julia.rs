@@ -70,6 +70,8 @@ pub struct Runtime {
     /// Calls dispatched when they run (the method is looked up then): code whose types
     /// inference could not settle, and printing, which boxes the value it prints.
     pub dynamic_calls: &'static [&'static str],
+    /// The builtin that builds a tuple from an array of values (`(F, args, nargs)`).
+    pub tuple_builtin: &'static str,
     /// The garbage collector's write barrier (no effect on values).
     pub write_barrier: &'static str,
     /// The builtin behind splatting, `f(x...)`: `(F, args, nargs)` with `iterate`, `f`
@@ -123,6 +125,7 @@ pub const V1_5: Runtime = Runtime {
     ],
     object_tag: 8,
     dynamic_calls: &["jl_apply_generic", "jl_invoke"],
+    tuple_builtin: "jl_f_tuple",
     write_barrier: "jl_gc_queue_root",
     apply_iterate: "jl_f__apply_iterate",
     splat_builtins: &["jl_f__apply_iterate", "jl_f__apply"],

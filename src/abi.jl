@@ -28,7 +28,40 @@ function __init__()
     end
     Libdl.dlopen(liboxidase)
     register_hooks()   # (src/hooks.jl)
+    declare_inactive_functions()
     return nothing
+end
+
+# Functions whose dynamically dispatched calls (`println(x)` reaches `println(stdout,
+# x)` through a global) show what they are handed and return nothing a result depends
+# on (or a string): printing a differentiated value, or logging it, has no derivative
+# (`oxidase_declare_inactive_function`, the engine's `inactive` module). The engine
+# recognizes them by the address of their function object in the code.
+const INACTIVE_FUNCTIONS = (print, println, show, display, sprint, repr, string, Core.print, Core.println,
+                            Base.CoreLogging.handle_message, Base.CoreLogging.logging_error)
+
+# Calls with keywords (`sprint(show, x; context = io)`, `@info "x" x`) reach the
+# function's keyword sorter and the body function it calls, which Julia names
+# `#<name>#<n>` in the function's module: declared too. (Found once, when the package
+# is precompiled.)
+function keyword_bodies(f)
+    m, prefix = parentmodule(f), "#$(nameof(f))#"
+    bodies = Any[]
+    for s in names(m; all = true)
+        name = string(s)
+        if startswith(name, prefix) && all(isdigit, name[length(prefix)+1:end]) && isdefined(m, s)
+            push!(bodies, getfield(m, s))
+        end
+    end
+    return bodies
+end
+const INACTIVE_OBJECTS = Any[g for f in INACTIVE_FUNCTIONS for g in (f, Core.kwfunc(f), keyword_bodies(f)...)]
+
+function declare_inactive_functions()
+    for g in INACTIVE_OBJECTS
+        address = ccall(:jl_value_ptr, Ptr{Cvoid}, (Any,), g)
+        ccall((:oxidase_declare_inactive_function, liboxidase), Cvoid, (Ptr{Cvoid},), address)
+    end
 end
 
 # --- header constants ---------------------------------------------------------------

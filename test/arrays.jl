@@ -626,3 +626,27 @@ end
     autodiff(Reverse, writes_buffer, Active, Duplicated(copy(x), dx), Duplicated(zeros(4), zeros(4)))
     @test dx ≈ fd_gradient(v -> writes_buffer(v, zeros(4)), x) rtol = 1e-6
 end
+
+# A copy of a `Const` array that differentiated values are then written into: the copy
+# gets a zeroed shadow of its own (it once crashed in `jl_array_copy`, handed the
+# missing shadow of the constant array; found writing the GradBench lstm eval).
+ar_copy_one(x, c) = (s = copy(c); s[1] = s[1] * x[1]; s[1])
+ar_copy_loop(x, c) = (s = copy(c); for k in 1:length(x); s[k] = s[k] * x[k] + s[mod1(k + 1, 3)]; end; sum(abs2, s))
+ar_copy_mixed(x, c) = (s = copy(c); s[2] = x[1]; s[1] * s[2] * x[2])
+ar_copyto(x, c) = (s = similar(c); copyto!(s, c); s[3] = x[3]^2; sum(s .* x))
+@testset "a copy of a Const array holding differentiated values: $(nameof(f))" for f in
+        (ar_copy_one, ar_copy_loop, ar_copy_mixed, ar_copyto)
+    for (x, c) in (([2.0, -0.5, 1.5], [3.0, 0.5, -1.0]), ([0.1, 0.2, 0.3], [-2.0, 1.0, 4.0]))
+        g = fd_gradient(x -> f(x, copy(c)), x)
+        dx = zero(x)
+        autodiff(Reverse, f, Active, Duplicated(copy(x), dx), Const(copy(c)))
+        @test dx ≈ g rtol = 1e-6 atol = 1e-8
+        d1, d2 = zero(x), zero(x)
+        autodiff(Reverse, f, Active, BatchDuplicated(copy(x), (d1, d2)), Const(copy(c)))
+        @test d1 ≈ g rtol = 1e-6 atol = 1e-8
+        v = [1.0, 2.0, 3.0]
+        @test autodiff(Forward, f, Duplicated, Duplicated(copy(x), v), Const(copy(c)))[2] ≈ g' * v rtol = 1e-6
+        (_, lanes) = autodiff(Forward, f, BatchDuplicated, BatchDuplicated(copy(x), (v, zero(x))), Const(copy(c)))
+        @test lanes[1] ≈ g' * v rtol = 1e-6
+    end
+end

@@ -222,3 +222,36 @@ end
     @test err isa Oxidase.DifferentiationError && occursin("inside a `try`", err.msg)
     @test autodiff(Forward, try_writes, Duplicated, Duplicated([0.5, 2.0], [1.0, 0.0]))[2] ≈ 2.0
 end
+
+# Printing a differentiated value through dynamic dispatch (`println(x)` reaches
+# `println(stdout, x)` through a global, with `x` boxed): Julia's printing functions are
+# declared inactive (src/abi.jl, the engine's `inactive`), so the call has no derivative
+# and the box carries none; what is printed never reaches the result. Logging a
+# differentiated value (`@info "x" x`) is still refused (above), and so is string
+# interpolation of one (`"y = $y"`, whose boxes go into a tuple of anything).
+pr_println(x) = (println(x); x^2)
+pr_show(x) = (@show x; sin(x) * x)
+pr_several(x) = (y = 2x; println("y = ", y, ", x = ", x); y^2 + x)
+pr_branch(x) = (x > 1 && println("large: ", x); x^3)
+pr_loop(x, n) = (s = 0.0; for k in 1:n; s += x * k; print(s, " "); end; s)
+pr_array(x) = (println(x[1], " ", sum(x)); sum(abs2, x))
+quiet(f) = open(io -> redirect_stdout(f, io), "/dev/null", "w")
+@testset "printing a differentiated value: $(nameof(f))" for (f, d) in
+        ((pr_println, x -> 2x), (pr_show, x -> cos(x) * x + sin(x)), (pr_several, x -> 8x + 1), (pr_branch, x -> 3x^2))
+    for x in (0.5, 1.5)
+        @test quiet(() -> autodiff(Reverse, f, Active, Active(x)))[1][1] ≈ d(x) rtol = 1e-12
+        @test quiet(() -> autodiff(Forward, f, Duplicated, Duplicated(x, 1.0)))[2] ≈ d(x) rtol = 1e-12
+        @test quiet(() -> autodiff(Forward, f, BatchDuplicated, BatchDuplicated(x, (1.0, 2.0))))[2][2] ≈ 2d(x) rtol = 1e-12
+    end
+end
+@testset "printing in loops of 0, 1 and many iterations, and an array's elements" begin
+    for n in (0, 1, 5)
+        @test quiet(() -> autodiff(Reverse, pr_loop, Active, Active(1.5), Const(n)))[1][1] ≈ n * (n + 1) / 2
+        @test quiet(() -> autodiff(Forward, pr_loop, Duplicated, Duplicated(1.5, 1.0), Const(n)))[2] ≈ n * (n + 1) / 2
+    end
+    x = [0.5, -1.0, 2.0]
+    dx = zero(x)
+    quiet(() -> autodiff(Reverse, pr_array, Active, Duplicated(copy(x), dx)))
+    @test dx ≈ 2x
+    @test quiet(() -> autodiff(Forward, pr_array, Duplicated, Duplicated(copy(x), [1.0, 0.0, 2.0])))[2] ≈ 2x' * [1.0, 0.0, 2.0]
+end

@@ -87,6 +87,8 @@ erf_times(x) = ccall((:erf, Base.Math.libm), Float64, (Float64,), x) * x
 erf_of_const(x, c) = ccall((:erf, Base.Math.libm), Float64, (Float64,), c) * x
 shout(x) = (print(devnull, "x = ", x); x^2)
 shout_boxed(x) = (println(x); x^2)
+# `f()` with standard output thrown away (what differentiated functions print).
+quietly(f) = open(io -> redirect_stdout(f, io), "/dev/null", "w")
 
 @testset "constructs without a derivative are named, with the user's line" begin
     err = caught(() -> autodiff(Reverse, erf_times, Active, Active(0.5)))
@@ -100,12 +102,10 @@ shout_boxed(x) = (println(x); x^2)
           ccall((:erf, Base.Math.libm), Float64, (Float64,), 0.5)
     # Printing a differentiated value to a stream: `print` (it holds a `try`) is
     # differentiated call by call, and what it prints does not reach the result. Printing
-    # through dynamic dispatch (`println(x)` boxes `x`) is still refused, never wrong.
+    # through dynamic dispatch (`println(x)` boxes `x`) too: see test/control_flow.jl.
     @test autodiff(Reverse, shout, Active, Active(0.5)) == ((1.0,),)
     @test autodiff(Forward, shout, Duplicated, Duplicated(0.5, 1.0)) == (0.25, 1.0)
-    err = caught(() -> autodiff(Reverse, shout_boxed, Active, Active(0.5)))
-    @test err isa Oxidase.DifferentiationError
-    @test occursin("printed value", err.msg)
+    @test quietly(() -> autodiff(Reverse, shout_boxed, Active, Active(0.5))) == ((1.0,),)
     # The process is still usable after errors.
     @test autodiff(Reverse, x -> x^2, Active, Active(3.0)) == ((6.0,),)
 end

@@ -50,10 +50,7 @@ end
 
 function lstm_objective(main, extra, initial_state, sequence)
     b, c = size(sequence)
-    # (`copy(initial_state)` is the obvious spelling, but the engine crashes on the copy
-    # of a constant array that then holds differentiated values: see docs/gradbench.md.)
-    state = similar(initial_state)
-    copyto!(state, initial_state)
+    state = copy(initial_state)
     x = zeros(b)
     prediction = zeros(b)
     total = 0.0

@@ -40,6 +40,16 @@ fn memory_rule(i: Value, mem: &Memory) -> Option<Rule> {
                 Rule::Zero
             })
         }
+        // A value boxed for printing or logging (`memory::printed_only`): shown, never
+        // read back, so no derivative.
+        Opcode::LLVMStore
+            if !mem.is_shadowed(i.operand(1))
+                && crate::analysis::memory::object_base(i.operand(1)).is_some_and(|a| {
+                    crate::analysis::memory::gc_allocation(a).is_some() && crate::analysis::memory::printed_only(a)
+                }) =>
+        {
+            Some(Rule::Zero)
+        }
         Opcode::LLVMLoad if i.ty().is_floating() && mem.is_shadowed(i.operand(0)) => Some(Rule::Load),
         Opcode::LLVMStore if mem.is_shadowed(i.operand(1)) => {
             if i.operand(0).ty().is_floating() {
@@ -64,7 +74,8 @@ fn memory_rule(i: Value, mem: &Memory) -> Option<Rule> {
         }
         Opcode::LLVMCall
             if crate::analysis::memory::array_call(i) == Some(crate::analysis::memory::ArrayCall::Copy)
-                && mem.is_shadowed(i) =>
+                && mem.is_shadowed(i)
+                && mem.is_shadowed(i.operand(0)) =>
         {
             Some(Rule::ArrayCopy)
         }
@@ -78,6 +89,8 @@ fn memory_rule(i: Value, mem: &Memory) -> Option<Rule> {
         Opcode::LLVMCall if crate::analysis::memory::resize_call(i).is_some() && mem.is_shadowed(i.operand(0)) => {
             Some(Rule::Zero)
         }
+        // Printing: no derivative (`crate::inactive`).
+        Opcode::LLVMCall if crate::inactive::is_inactive_call(i) => Some(Rule::Zero),
         Opcode::LLVMCall if crate::analysis::memory::is_splat(i) => {
             call_args(i).any(|a| mem.is_shadowed(a)).then_some(Rule::Splat)
         }

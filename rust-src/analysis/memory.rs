@@ -1069,6 +1069,117 @@ fn refuse_runtime_activity_escapes(
     Ok(())
 }
 
+/// Whether heap object `a` (a box) is read by nothing but inactive dynamic calls: its
+/// address goes only into their argument arrays (stack arrays nothing else reads, or
+/// tuples built from them that are themselves printed only) and into GC frame slots, and
+/// nothing loads from it. What is stored into it is printed or logged, never read back,
+/// so it carries no derivative.
+pub fn printed_only(a: Value) -> bool {
+    printed_only_in(a, &mut HashSet::new())
+}
+
+/// `printed_only`, where the objects and arrays in `examined` are being checked already
+/// (argument arrays are reused and tuples hold each other: each is checked once).
+fn printed_only_in(a: Value, examined: &mut HashSet<Value>) -> bool {
+    if !examined.insert(a) {
+        return true;
+    }
+    let mut work = vec![a];
+    let mut seen = HashSet::new();
+    while let Some(p) = work.pop() {
+        if !seen.insert(p) {
+            continue;
+        }
+        for u in p.users() {
+            let ok = match u.opcode_if_instruction() {
+                Some(Opcode::LLVMGetElementPtr | Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast)
+                    if u.operand(0) == p =>
+                {
+                    work.push(u);
+                    true
+                }
+                Some(Opcode::LLVMStore) if u.operand(1) == p => true,
+                Some(Opcode::LLVMStore) => {
+                    let slot = alloca_base(u.operand(1));
+                    slot.is_some_and(|s| is_gc_frame(s) || is_argument_array(s, examined))
+                }
+                Some(Opcode::LLVMCall) => crate::inactive::is_inactive_call(u) || is_lifetime_marker(u),
+                _ => false,
+            };
+            if !ok {
+                return false;
+            }
+        }
+    }
+    true
+}
+
+/// Whether `p` is a stack slot that is only ever written.
+fn is_written_only(p: Value) -> bool {
+    let written = |u: Value| u.opcode_if_instruction() == Some(Opcode::LLVMStore) && u.operand(1) == p;
+    p.opcode_if_instruction() == Some(Opcode::LLVMAlloca)
+        && p.users()
+            .into_iter()
+            .all(|u| written(u) || u.opcode_if_instruction() == Some(Opcode::LLVMCall) && is_lifetime_marker(u))
+}
+
+/// Whether call `i` builds a tuple of the values in stack array `args`.
+fn is_tuple_of(i: Value, args: Value) -> bool {
+    i.call_arg_count() == 3
+        && i.operand(1) == args
+        && callee_name(i.called_operand()).is_some_and(|n| n == crate::julia::current().tuple_builtin)
+}
+
+/// Whether stack array `s` is only written and handed to inactive dynamic calls (or to
+/// the tuple builtin, building a tuple printed only); see `printed_only_in`.
+fn is_argument_array(s: Value, examined: &mut HashSet<Value>) -> bool {
+    if !examined.insert(s) {
+        return true;
+    }
+    let mut work = vec![s];
+    let mut seen = HashSet::new();
+    let mut handed = false;
+    while let Some(p) = work.pop() {
+        if !seen.insert(p) {
+            continue;
+        }
+        for u in p.users() {
+            let ok = match u.opcode_if_instruction() {
+                Some(Opcode::LLVMGetElementPtr | Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast)
+                    if u.operand(0) == p =>
+                {
+                    work.push(u);
+                    true
+                }
+                // (Julia keeps the address of a builtin's argument array in a stack slot
+                // that nothing reads.)
+                Some(Opcode::LLVMStore) => u.operand(1) == p || is_written_only(u.operand(1)),
+                Some(Opcode::LLVMCall) if crate::inactive::is_inactive_call(u) => {
+                    handed = true;
+                    true
+                }
+                // A tuple built from the array, itself printed only (the arguments of a
+                // splatted `println(xs...)`).
+                Some(Opcode::LLVMCall) if is_tuple_of(u, p) && printed_only_in(u, examined) => {
+                    handed = true;
+                    true
+                }
+                Some(Opcode::LLVMCall) => is_lifetime_marker(u),
+                _ => false,
+            };
+            if !ok {
+                return false;
+            }
+        }
+    }
+    handed
+}
+
+/// Whether call `i` is `llvm.lifetime.start`/`end`.
+fn is_lifetime_marker(i: Value) -> bool {
+    callee_name(i.called_operand()).is_some_and(|n| n.starts_with("llvm.lifetime"))
+}
+
 /// The garbage-collected allocation call `i` is, if it is one (`julia::GcAlloc`).
 pub fn gc_allocation(i: Value) -> Option<&'static crate::julia::GcAlloc> {
     if i.opcode_if_instruction() != Some(Opcode::LLVMCall) {

@@ -544,7 +544,8 @@ enum CallKind {
 
 fn call_kind(i: Value, inp: &Inputs) -> CallKind {
     let callee = i.called_operand();
-    if callee.is_inline_asm() {
+    // (Printing and logging through dynamic dispatch: `crate::inactive`.)
+    if callee.is_inline_asm() || crate::inactive::is_inactive_call(i) {
         return CallKind::Inert;
     }
     match inp.rules.get(&i) {

@@ -373,6 +373,11 @@ fn classify_call(inst: Value) -> Rule {
     if noreturn {
         return Rule::ErrorPath;
     }
+    // Printing or logging through dynamic dispatch: what it is handed is shown, never a
+    // result (`crate::inactive`).
+    if crate::inactive::is_inactive_call(inst) {
+        return Rule::Zero;
+    }
     let name = callee_name(callee);
     // Splatting constant collections: the call as it is (`activity` gives a call handed
     // shadowed collections `Rule::Splat`).

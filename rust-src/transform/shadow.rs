@@ -153,14 +153,20 @@ pub fn build_lane(
             let args: Vec<Value> = (0..i.call_arg_count()).map(|k| i.operand(k)).collect();
             let s = match call {
                 ArrayCall::Alloc => b.call_typed(i.called_function_type(), i.called_operand(), &args),
-                ArrayCall::Copy => b.call_typed(i.called_function_type(), i.called_operand(), &[of(args[0])]),
+                // (A copy of an array without a derivative that derivative data is
+                // written into later: a zeroed copy of the primal.)
+                ArrayCall::Copy => {
+                    let source = shadow.get(&args[0]).copied().unwrap_or(args[0]);
+                    b.call_typed(i.called_function_type(), i.called_operand(), &[source])
+                }
                 ArrayCall::Reshape => {
                     let mut a = args.clone();
                     a[1] = of(args[1]);
                     b.call_typed(i.called_function_type(), i.called_operand(), &a)
                 }
             };
-            if call == ArrayCall::Alloc || call == ArrayCall::Copy && zero_copies {
+            let copy_of_constant = call == ArrayCall::Copy && !shadow.contains_key(&args[0]);
+            if call == ArrayCall::Alloc || call == ArrayCall::Copy && zero_copies || copy_of_constant {
                 let fty = m.fn_type(m.void(), &[m.ptr()]);
                 let helper = crate::runtime::zero_array as *const () as usize;
                 b.call_typed(fty, m.const_address(helper), &[b.to_generic_ptr(s)]);
