@@ -637,16 +637,6 @@ ar_copyto(x, c) = (s = similar(c); copyto!(s, c); s[3] = x[3]^2; sum(s .* x))
 @testset "a copy of a Const array holding differentiated values: $(nameof(f))" for f in
         (ar_copy_one, ar_copy_loop, ar_copy_mixed, ar_copyto)
     for (x, c) in (([2.0, -0.5, 1.5], [3.0, 0.5, -1.0]), ([0.1, 0.2, 0.3], [-2.0, 1.0, 4.0]))
-        g = fd_gradient(x -> f(x, copy(c)), x)
-        dx = zero(x)
-        autodiff(Reverse, f, Active, Duplicated(copy(x), dx), Const(copy(c)))
-        @test dx ≈ g rtol = 1e-6 atol = 1e-8
-        d1, d2 = zero(x), zero(x)
-        autodiff(Reverse, f, Active, BatchDuplicated(copy(x), (d1, d2)), Const(copy(c)))
-        @test d1 ≈ g rtol = 1e-6 atol = 1e-8
-        v = [1.0, 2.0, 3.0]
-        @test autodiff(Forward, f, Duplicated, Duplicated(copy(x), v), Const(copy(c)))[2] ≈ g' * v rtol = 1e-6
-        (_, lanes) = autodiff(Forward, f, BatchDuplicated, BatchDuplicated(copy(x), (v, zero(x))), Const(copy(c)))
-        @test lanes[1] ≈ g' * v rtol = 1e-6
+        check_all_modes_with_constant(f, x, c)   # (test/finite_differences.jl)
     end
 end

@@ -26,3 +26,22 @@ function check_all_modes(f, x; rtol = 1e-6, atol = 1e-8)
     @test lanes[1] ≈ t rtol = 1e-12
     @test lanes[2] == 0
 end
+
+# Reverse, forward and both batch modes of `f(x, c)` against central differences, with
+# `x` differentiated and `c` a `Const` array (3 elements each).
+function check_all_modes_with_constant(f, x, c)
+    g = fd_gradient(x -> f(x, copy(c)), x)
+    dx = zero(x)
+    autodiff(Reverse, f, Active, Duplicated(copy(x), dx), Const(copy(c)))
+    @test dx ≈ g rtol = 1e-6 atol = 1e-8
+    d1, d2 = zero(x), zero(x)
+    autodiff(Reverse, f, Active, BatchDuplicated(copy(x), (d1, d2)), Const(copy(c)))
+    @test d1 ≈ g rtol = 1e-6 atol = 1e-8
+    @test d2 == d1
+    v = [1.0, 0.5, -0.5]
+    (_, t) = autodiff(Forward, f, Duplicated, Duplicated(copy(x), copy(v)), Const(copy(c)))
+    @test t ≈ g' * v rtol = 1e-6 atol = 1e-8
+    (_, lanes) = autodiff(Forward, f, BatchDuplicated, BatchDuplicated(copy(x), (copy(v), zero(x))), Const(copy(c)))
+    @test lanes[1] ≈ t rtol = 1e-12
+    @test lanes[2] == 0
+end

@@ -6,7 +6,7 @@
 # computed here, for both choices of the branch, with the constant and the
 # differentiated array in either role, and over loops of 0, 1 and many iterations.
 
-include("finite_differences.jl")   # fd_gradient
+include("finite_differences.jl")   # fd_gradient, check_all_modes_with_constant
 
 ra_pick(x, c, flag) = (a = flag ? x : c; s = 0.0; for v in a; s += v^2; end; s * x[1])
 ra_index(x, c, flag) = (a = flag ? c : x; a[2] * x[1] + sum(a[k] * k for k in 1:3))
@@ -14,38 +14,20 @@ ra_loop(x, c, flag, n) = (a = flag ? x : c; s = 0.0; for k in 1:n; s += a[mod1(k
 ra_write(x, c, flag) = (a = flag ? x : c; a[1] = 2 * x[2] + a[1]; sum(abs2, x) + a[1] * a[3])
 ra_write_constant(x, c, flag) = (a = flag ? x : c; a[2] = 3.0; sum(abs2, x) * a[2] + a[1] * x[3])
 
-# Reverse, forward and both batch modes of `f(x, c)` with `x` differentiated.
-function check_runtime_activity(f, x, c)
-    g = fd_gradient(x -> f(x, copy(c)), x)
-    dx = zero(x)
-    autodiff(Reverse, f, Active, Duplicated(copy(x), dx), Const(copy(c)))
-    @test dx ≈ g rtol = 1e-6 atol = 1e-8
-    d1, d2 = zero(x), zero(x)
-    autodiff(Reverse, f, Active, BatchDuplicated(copy(x), (d1, d2)), Const(copy(c)))
-    @test d1 ≈ g rtol = 1e-6 atol = 1e-8
-    @test d2 == d1
-    v = [1.0, 0.5, -0.5]
-    (_, t) = autodiff(Forward, f, Duplicated, Duplicated(copy(x), copy(v)), Const(copy(c)))
-    @test t ≈ g' * v rtol = 1e-6 atol = 1e-8
-    (_, lanes) = autodiff(Forward, f, BatchDuplicated, BatchDuplicated(copy(x), (copy(v), zero(x))), Const(copy(c)))
-    @test lanes[1] ≈ t rtol = 1e-12
-    @test lanes[2] == 0
-end
-
 @testset "a Const array or a Duplicated one, chosen at run time: $(nameof(f))" for f in
         (ra_pick, ra_index, ra_write, ra_write_constant)
     for flag in (true, false), (x, c) in (([0.3, 0.7, -0.2], [0.5, -1.0, 2.0]), ([-1.5, 0.25, 1.0], [2.0, 0.0, -0.5]))
         # (`ra_write` writes a differentiated value into the array chosen: refused when
         # that is the constant one, below.)
-        (f !== ra_write || flag) && check_runtime_activity((x, c) -> f(x, c, flag), x, c)
+        (f !== ra_write || flag) && check_all_modes_with_constant((x, c) -> f(x, c, flag), x, c)
         # The same with the roles swapped: `c` differentiated, `x` constant.
-        (f !== ra_write || !flag) && check_runtime_activity((c, x) -> f(x, c, flag), c, x)
+        (f !== ra_write || !flag) && check_all_modes_with_constant((c, x) -> f(x, c, flag), c, x)
     end
 end
 
 @testset "runtime activity in loops of 0, 1 and many iterations" begin
     for n in (0, 1, 7), flag in (true, false)
-        check_runtime_activity((x, c) -> ra_loop(x, c, flag, n), [0.3, 0.7, -0.2], [0.5, -1.0, 2.0])
+        check_all_modes_with_constant((x, c) -> ra_loop(x, c, flag, n), [0.3, 0.7, -0.2], [0.5, -1.0, 2.0])
     end
 end
 

@@ -448,45 +448,28 @@ impl Memory {
         if gc_allocation(a).is_none() {
             return true;
         }
-        let mut work = vec![a];
-        let mut seen = HashSet::new();
-        while let Some(p) = work.pop() {
-            if !seen.insert(p) {
-                continue;
-            }
-            for u in p.users() {
-                let ok = match u.opcode_if_instruction() {
-                    Some(Opcode::LLVMGetElementPtr | Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast)
-                        if u.operand(0) == p =>
-                    {
-                        if !is_object_header(u) {
-                            work.push(u);
-                        }
-                        true
-                    }
-                    Some(Opcode::LLVMStore) if u.operand(1) == p => {
-                        let v = u.operand(0);
-                        let array = self.leaf(v) == Some(Leaf::ArrayF64) && !self.is_data(v);
-                        !v.ty().is_pointer() || is_null(v) || array
-                    }
-                    // Stored as a value only into a GC frame slot nobody reads (`inert`):
-                    // anywhere else, a pointer loaded back would be read as an array.
-                    Some(Opcode::LLVMStore) => inert.contains(&u),
-                    Some(Opcode::LLVMLoad | Opcode::LLVMICmp) => true,
-                    Some(Opcode::LLVMCall) => {
-                        let callee = u.called_operand();
-                        let name = callee_name(callee).unwrap_or_default();
-                        callee.is_function() && (!callee.is_declaration() || callee.intrinsic_id() != 0)
-                            || name == crate::julia::current().write_barrier
-                    }
-                    _ => false,
-                };
-                if !ok {
-                    return false;
+        every_use(
+            a,
+            |d| !is_object_header(d),
+            |p, u| match u.opcode_if_instruction() {
+                Some(Opcode::LLVMStore) if u.operand(1) == p => {
+                    let v = u.operand(0);
+                    let array = self.leaf(v) == Some(Leaf::ArrayF64) && !self.is_data(v);
+                    !v.ty().is_pointer() || is_null(v) || array
                 }
-            }
-        }
-        true
+                // Stored as a value only into a GC frame slot nobody reads (`inert`):
+                // anywhere else, a pointer loaded back would be read as an array.
+                Some(Opcode::LLVMStore) => inert.contains(&u),
+                Some(Opcode::LLVMLoad | Opcode::LLVMICmp) => true,
+                Some(Opcode::LLVMCall) => {
+                    let callee = u.called_operand();
+                    let name = callee_name(callee).unwrap_or_default();
+                    callee.is_function() && (!callee.is_declaration() || callee.intrinsic_id() != 0)
+                        || name == crate::julia::current().write_barrier
+                }
+                _ => false,
+            },
+        )
     }
 
     /// A stack slot holding differentiated numbers (`Leaf::StackMixedF64`), if any.
@@ -900,23 +883,11 @@ fn root_slot_of(i: Value, frames: &HashSet<Value>) -> bool {
 /// does not yet: the stack object keeps no shadow, and what reads it is refused when
 /// reached, as before stack objects had shadows.
 fn lends_roots_to_sret_call(a: Value) -> bool {
-    let mut work = vec![a];
-    let mut seen = HashSet::new();
-    while let Some(p) = work.pop() {
-        if !seen.insert(p) {
-            continue;
-        }
-        for u in p.users() {
-            match u.opcode() {
-                Opcode::LLVMGetElementPtr | Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast if u.operand(0) == p => {
-                    work.push(u)
-                }
-                Opcode::LLVMCall if u.called_function().is_some_and(|f| f.sret_type().is_some()) => return true,
-                _ => {}
-            }
-        }
-    }
-    false
+    let sret_call = |u: Value| {
+        u.opcode_if_instruction() == Some(Opcode::LLVMCall)
+            && u.called_function().is_some_and(|f| f.sret_type().is_some())
+    };
+    !every_use(a, |_| true, |_, u| !sret_call(u))
 }
 
 /// Whether stack slot `a` can have a shadow object: not one whose address goes to a
@@ -1084,6 +1055,25 @@ fn printed_only_in(a: Value, examined: &mut HashSet<Value>) -> bool {
     if !examined.insert(a) {
         return true;
     }
+    every_use(
+        a,
+        |_| true,
+        |p, u| match u.opcode_if_instruction() {
+            Some(Opcode::LLVMStore) if u.operand(1) == p => true,
+            Some(Opcode::LLVMStore) => {
+                let slot = alloca_base(u.operand(1));
+                slot.is_some_and(|s| is_gc_frame(s) || is_argument_array(s, examined))
+            }
+            Some(Opcode::LLVMCall) => crate::inactive::is_inactive_call(u) || is_lifetime_marker(u),
+            _ => false,
+        },
+    )
+}
+
+/// Whether `accept(p, u)` holds for every user `u` of `a` and of the pointers derived
+/// from it (`p` is the pointer `u` uses). Addresses derived by `getelementptr` and casts
+/// are followed where `follow` says so, and never handed to `accept`.
+fn every_use(a: Value, follow: impl Fn(Value) -> bool, mut accept: impl FnMut(Value, Value) -> bool) -> bool {
     let mut work = vec![a];
     let mut seen = HashSet::new();
     while let Some(p) = work.pop() {
@@ -1091,22 +1081,15 @@ fn printed_only_in(a: Value, examined: &mut HashSet<Value>) -> bool {
             continue;
         }
         for u in p.users() {
-            let ok = match u.opcode_if_instruction() {
+            let derived = matches!(
+                u.opcode_if_instruction(),
                 Some(Opcode::LLVMGetElementPtr | Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast)
-                    if u.operand(0) == p =>
-                {
+            ) && u.operand(0) == p;
+            if derived {
+                if follow(u) {
                     work.push(u);
-                    true
                 }
-                Some(Opcode::LLVMStore) if u.operand(1) == p => true,
-                Some(Opcode::LLVMStore) => {
-                    let slot = alloca_base(u.operand(1));
-                    slot.is_some_and(|s| is_gc_frame(s) || is_argument_array(s, examined))
-                }
-                Some(Opcode::LLVMCall) => crate::inactive::is_inactive_call(u) || is_lifetime_marker(u),
-                _ => false,
-            };
-            if !ok {
+            } else if !accept(p, u) {
                 return false;
             }
         }
@@ -1136,43 +1119,27 @@ fn is_argument_array(s: Value, examined: &mut HashSet<Value>) -> bool {
     if !examined.insert(s) {
         return true;
     }
-    let mut work = vec![s];
-    let mut seen = HashSet::new();
     let mut handed = false;
-    while let Some(p) = work.pop() {
-        if !seen.insert(p) {
-            continue;
-        }
-        for u in p.users() {
-            let ok = match u.opcode_if_instruction() {
-                Some(Opcode::LLVMGetElementPtr | Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast)
-                    if u.operand(0) == p =>
-                {
-                    work.push(u);
-                    true
-                }
-                // (Julia keeps the address of a builtin's argument array in a stack slot
-                // that nothing reads.)
-                Some(Opcode::LLVMStore) => u.operand(1) == p || is_written_only(u.operand(1)),
-                Some(Opcode::LLVMCall) if crate::inactive::is_inactive_call(u) => {
-                    handed = true;
-                    true
-                }
-                // A tuple built from the array, itself printed only (the arguments of a
-                // splatted `println(xs...)`).
-                Some(Opcode::LLVMCall) if is_tuple_of(u, p) && printed_only_in(u, examined) => {
-                    handed = true;
-                    true
-                }
-                Some(Opcode::LLVMCall) => is_lifetime_marker(u),
-                _ => false,
-            };
-            if !ok {
-                return false;
+    let only_written_and_handed = every_use(
+        s,
+        |_| true,
+        |p, u| match u.opcode_if_instruction() {
+            // (Julia keeps the address of a builtin's argument array in a stack slot
+            // that nothing reads.)
+            Some(Opcode::LLVMStore) => u.operand(1) == p || is_written_only(u.operand(1)),
+            // An inactive call, or a tuple built from the array that is itself printed
+            // only (the arguments of a splatted `println(xs...)`).
+            Some(Opcode::LLVMCall)
+                if crate::inactive::is_inactive_call(u) || is_tuple_of(u, p) && printed_only_in(u, examined) =>
+            {
+                handed = true;
+                true
             }
-        }
-    }
-    handed
+            Some(Opcode::LLVMCall) => is_lifetime_marker(u),
+            _ => false,
+        },
+    );
+    only_written_and_handed && handed
 }
 
 /// Whether call `i` is `llvm.lifetime.start`/`end`.

@@ -116,18 +116,7 @@ impl Family for Load {
 }
 
 impl Family for Store {
-    fn sources(&self, i: Value) -> Vec<Value> {
-        vec![i.operand(0)]
-    }
-    fn varied(&self, _: Value, _: &Flow) -> bool {
-        true
-    }
-    fn is_sink(&self, _: Value, _: &Flow) -> bool {
-        true
-    }
-    fn writes_memory(&self, _: Value) -> bool {
-        true
-    }
+    crate::rules::effect_on_shadow_memory!(|i: Value| vec![i.operand(0)]);
 
     fn needs(&self, i: Value, cx: &mut dyn Plan) -> Result<Vec<Need>> {
         Ok(access_needs(i, 1, cx))
@@ -175,18 +164,7 @@ impl Family for Store {
 }
 
 impl Family for MemCopy {
-    fn sources(&self, _: Value) -> Vec<Value> {
-        Vec::new()
-    }
-    fn varied(&self, _: Value, _: &Flow) -> bool {
-        true
-    }
-    fn is_sink(&self, _: Value, _: &Flow) -> bool {
-        true
-    }
-    fn writes_memory(&self, _: Value) -> bool {
-        true
-    }
+    crate::rules::effect_on_shadow_memory!();
 
     fn needs(&self, _: Value, _: &mut dyn Plan) -> Result<Vec<Need>> {
         Ok(vec![Need::Shadow(0), Need::Shadow(1), Need::Op(2)])
@@ -226,18 +204,7 @@ impl Family for MemCopy {
 }
 
 impl Family for MemZero {
-    fn sources(&self, _: Value) -> Vec<Value> {
-        Vec::new()
-    }
-    fn varied(&self, _: Value, _: &Flow) -> bool {
-        true
-    }
-    fn is_sink(&self, _: Value, _: &Flow) -> bool {
-        true
-    }
-    fn writes_memory(&self, _: Value) -> bool {
-        true
-    }
+    crate::rules::effect_on_shadow_memory!();
 
     fn needs(&self, _: Value, _: &mut dyn Plan) -> Result<Vec<Need>> {
         Ok(vec![Need::Shadow(0), Need::Op(2)])
@@ -258,18 +225,7 @@ impl Family for MemZero {
 }
 
 impl Family for ArrayCopy {
-    fn sources(&self, _: Value) -> Vec<Value> {
-        Vec::new()
-    }
-    fn varied(&self, _: Value, _: &Flow) -> bool {
-        true
-    }
-    fn is_sink(&self, _: Value, _: &Flow) -> bool {
-        true
-    }
-    fn writes_memory(&self, _: Value) -> bool {
-        true
-    }
+    crate::rules::effect_on_shadow_memory!();
 
     fn needs(&self, _: Value, _: &mut dyn Plan) -> Result<Vec<Need>> {
         Ok(vec![Need::Shadow(0), Need::ResultShadow])

@@ -54,6 +54,32 @@ pub struct Flow<'a> {
     pub forced: &'a dyn Fn(Value) -> bool,
 }
 
+/// The activity answers (`Family::sources`, `varied`, `is_sink`, `writes_memory`) of an
+/// instruction whose derivative is an effect on shadow memory: it always carries
+/// derivative data, is wanted for itself and writes memory (stores, copies, fills, array
+/// copies, splats). It reads the derivatives of the values `$sources` gives (a store's
+/// value), or of none.
+macro_rules! effect_on_shadow_memory {
+    () => {
+        crate::rules::effect_on_shadow_memory!(|_: Value| Vec::new());
+    };
+    ($sources:expr) => {
+        fn sources(&self, i: Value) -> Vec<Value> {
+            ($sources)(i)
+        }
+        fn varied(&self, _: Value, _: &Flow) -> bool {
+            true
+        }
+        fn is_sink(&self, _: Value, _: &Flow) -> bool {
+            true
+        }
+        fn writes_memory(&self, _: Value) -> bool {
+            true
+        }
+    };
+}
+pub(crate) use effect_on_shadow_memory;
+
 /// How one family of instructions is differentiated.
 pub trait Family {
     /// Activity, backward: the values whose derivatives this instruction's derivative

@@ -152,6 +152,11 @@ fn add_tangents(
     let order = cfg.reverse_postorder();
     // Phis first, so that every tangent an instruction reads exists: their tangent phis
     // get their incoming tangents at the end.
+    // The tangent of `inst`, built by its rule's family at the builder's position.
+    let tangent_of = |inst: Value, tangent: &HashMap<Value, Lanes>| {
+        let cx = Context { b: &b, frame, mem, callees, width, tangent, shadows: &shadows, replaced: &replaced };
+        act.rule(inst).family().tangent(inst, &cx)
+    };
     let mut phis = Vec::new();
     for &bi in &order {
         for inst in cfg.blocks[bi].instructions() {
@@ -159,17 +164,7 @@ fn add_tangents(
                 continue;
             }
             b.before(inst);
-            let cx = Context {
-                b: &b,
-                frame,
-                mem,
-                callees,
-                width,
-                tangent: &tangent,
-                shadows: &shadows,
-                replaced: &replaced,
-            };
-            if let Some(t) = act.rule(inst).family().tangent(inst, &cx)? {
+            if let Some(t) = tangent_of(inst, &tangent)? {
                 tangent.insert(inst, t);
             }
             phis.push(inst);
@@ -182,17 +177,7 @@ fn add_tangents(
             }
             b.after(inst);
             b.set_debug_loc_from(inst);
-            let cx = Context {
-                b: &b,
-                frame,
-                mem,
-                callees,
-                width,
-                tangent: &tangent,
-                shadows: &shadows,
-                replaced: &replaced,
-            };
-            if let Some(t) = act.rule(inst).family().tangent(inst, &cx)? {
+            if let Some(t) = tangent_of(inst, &tangent)? {
                 tangent.insert(inst, t);
             }
         }

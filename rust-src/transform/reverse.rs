@@ -842,6 +842,31 @@ impl<'a> Reverse<'a> {
     }
 }
 
+/// The `rules::Values` answers both sweeps give alike (`Augmenting`, `Reversing`: a
+/// builder `b` and the transform `r`).
+macro_rules! sweep_values {
+    () => {
+        fn builder(&self) -> &Builder<'_> {
+            self.b
+        }
+        fn width(&self) -> usize {
+            self.r.width
+        }
+        fn has_derivative(&self, v: Value) -> bool {
+            self.r.act.is_active(v)
+        }
+        fn leaf(&self, p: Value) -> Option<crate::request::Leaf> {
+            self.r.mem.leaf(p)
+        }
+        fn maybe_constant(&self, p: Value) -> bool {
+            self.r.mem.maybe_constant(p)
+        }
+        fn refuse_when(&self, cond: Value, message: &str) -> Result<()> {
+            crate::diagnostics::refuse_when(self.b, self.r.frame.is_entry(), cond, message)
+        }
+    };
+}
+
 /// The forward sweep of reverse mode as a rule sees it, at one active instruction.
 struct Augmenting<'r, 'a> {
     r: &'r Reverse<'a>,
@@ -849,14 +874,8 @@ struct Augmenting<'r, 'a> {
 }
 
 impl Values for Augmenting<'_, '_> {
-    fn builder(&self) -> &Builder<'_> {
-        self.b
-    }
     fn entry_builder(&self) -> Builder<'_> {
         self.r.frame.entry_builder(self.r.m)
-    }
-    fn width(&self) -> usize {
-        self.r.width
     }
     fn primal(&self, v: Value) -> Value {
         v
@@ -864,18 +883,7 @@ impl Values for Augmenting<'_, '_> {
     fn shadow(&self, p: Value, lane: usize) -> Option<Value> {
         self.r.shadow[lane].get(&p).copied()
     }
-    fn has_derivative(&self, v: Value) -> bool {
-        self.r.act.is_active(v)
-    }
-    fn leaf(&self, p: Value) -> Option<crate::request::Leaf> {
-        self.r.mem.leaf(p)
-    }
-    fn maybe_constant(&self, p: Value) -> bool {
-        self.r.mem.maybe_constant(p)
-    }
-    fn refuse_when(&self, cond: Value, message: &str) -> Result<()> {
-        crate::diagnostics::refuse_when(self.b, self.r.frame.is_entry(), cond, message)
-    }
+    sweep_values!();
 }
 
 impl rules::Augment for Augmenting<'_, '_> {
@@ -900,14 +908,8 @@ struct Reversing<'r, 'a> {
 }
 
 impl Values for Reversing<'_, '_> {
-    fn builder(&self) -> &Builder<'_> {
-        self.b
-    }
     fn entry_builder(&self) -> Builder<'_> {
         self.r.rev_entry_builder()
-    }
-    fn width(&self) -> usize {
-        self.r.width
     }
     fn primal(&self, v: Value) -> Value {
         self.r.fetched(v)
@@ -915,18 +917,7 @@ impl Values for Reversing<'_, '_> {
     fn shadow(&self, p: Value, lane: usize) -> Option<Value> {
         self.r.shadow[lane].get(&p).map(|&s| self.r.fetched(s))
     }
-    fn has_derivative(&self, v: Value) -> bool {
-        self.r.act.is_active(v)
-    }
-    fn leaf(&self, p: Value) -> Option<crate::request::Leaf> {
-        self.r.mem.leaf(p)
-    }
-    fn maybe_constant(&self, p: Value) -> bool {
-        self.r.mem.maybe_constant(p)
-    }
-    fn refuse_when(&self, cond: Value, message: &str) -> Result<()> {
-        crate::diagnostics::refuse_when(self.b, self.r.frame.is_entry(), cond, message)
-    }
+    sweep_values!();
 }
 
 impl rules::Adjoints for Reversing<'_, '_> {

@@ -89,19 +89,28 @@ fn call_writes_memory(i: Value) -> bool {
     call_args(i).any(|a| !a.ty().is_floating())
 }
 
+/// The activity answers of a call differentiated elsewhere (a callee's derivative
+/// functions, a user's rule): its float arguments carry derivatives in, its result out,
+/// and it may write its pointer arguments.
+macro_rules! call_activity {
+    () => {
+        fn sources(&self, i: Value) -> Vec<Value> {
+            float_args(i)
+        }
+        fn varied(&self, i: Value, flow: &Flow) -> bool {
+            call_varied(i, flow)
+        }
+        fn is_sink(&self, i: Value, flow: &Flow) -> bool {
+            call_is_sink(i, flow)
+        }
+        fn writes_memory(&self, i: Value) -> bool {
+            call_writes_memory(i)
+        }
+    };
+}
+
 impl Family for Call {
-    fn sources(&self, i: Value) -> Vec<Value> {
-        float_args(i)
-    }
-    fn varied(&self, i: Value, flow: &Flow) -> bool {
-        call_varied(i, flow)
-    }
-    fn is_sink(&self, i: Value, flow: &Flow) -> bool {
-        call_is_sink(i, flow)
-    }
-    fn writes_memory(&self, i: Value) -> bool {
-        call_writes_memory(i)
-    }
+    call_activity!();
 
     /// Every argument, and the shadows of the shadowed ones: `h.rev` takes them all.
     fn needs(&self, i: Value, cx: &mut dyn Plan) -> Result<Vec<Need>> {
@@ -169,18 +178,7 @@ impl Family for Call {
 }
 
 impl Family for Custom {
-    fn sources(&self, i: Value) -> Vec<Value> {
-        float_args(i)
-    }
-    fn varied(&self, i: Value, flow: &Flow) -> bool {
-        call_varied(i, flow)
-    }
-    fn is_sink(&self, i: Value, flow: &Flow) -> bool {
-        call_is_sink(i, flow)
-    }
-    fn writes_memory(&self, i: Value) -> bool {
-        call_writes_memory(i)
-    }
+    call_activity!();
 
     /// The hook's call in place of the call (`EnzymeRules.forward`), handed each
     /// lane's tangents of float arguments and shadows of pointer arguments.
@@ -236,20 +234,9 @@ impl Family for Custom {
 }
 
 impl Family for Splat {
-    fn sources(&self, _: Value) -> Vec<Value> {
-        Vec::new()
-    }
-    fn varied(&self, _: Value, _: &Flow) -> bool {
-        true
-    }
-    /// The result's shadow is written by the call (forward mode) and its adjoint goes
-    /// back into the collections' shadows (reverse mode).
-    fn is_sink(&self, _: Value, _: &Flow) -> bool {
-        true
-    }
-    fn writes_memory(&self, _: Value) -> bool {
-        true
-    }
+    // (The result's shadow is written by the call in forward mode, and its adjoint goes
+    // back into the collections' shadows in reverse mode.)
+    crate::rules::effect_on_shadow_memory!();
 
     /// The hook's call in place of the call; it writes each lane's result shadow.
     fn tangent(&self, i: Value, cx: &dyn Tangents) -> Result<Option<Vec<Value>>> {
