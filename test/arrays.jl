@@ -634,8 +634,14 @@ ar_copy_one(x, c) = (s = copy(c); s[1] = s[1] * x[1]; s[1])
 ar_copy_loop(x, c) = (s = copy(c); for k in 1:length(x); s[k] = s[k] * x[k] + s[mod1(k + 1, 3)]; end; sum(abs2, s))
 ar_copy_mixed(x, c) = (s = copy(c); s[2] = x[1]; s[1] * s[2] * x[2])
 ar_copyto(x, c) = (s = similar(c); copyto!(s, c); s[3] = x[3]^2; sum(s .* x))
+# Elements of a `Const` array copied one by one, in a loop, into an array that also
+# holds differentiated values: LLVM copies the floats as integers, which from memory
+# without a derivative by declaration are a constant's bits (this was refused; found
+# writing the GradBench evals).
+ar_copy_elements(x, c) = (r = zeros(3); for k in 1:3; r[k] = c[k]; end; r[1] = r[1] * x[1]; sum(r .* x))
+ar_copy_interleaved(x, c) = (r = zeros(4); for b in 1:2; r[2b-1] = x[b] * c[b]; r[2b] = c[b+1]; end; r[3] * r[4] + r[1] * x[3])
 @testset "a copy of a Const array holding differentiated values: $(nameof(f))" for f in
-        (ar_copy_one, ar_copy_loop, ar_copy_mixed, ar_copyto)
+        (ar_copy_one, ar_copy_loop, ar_copy_mixed, ar_copyto, ar_copy_elements, ar_copy_interleaved)
     for (x, c) in (([2.0, -0.5, 1.5], [3.0, 0.5, -1.0]), ([0.1, 0.2, 0.3], [-2.0, 1.0, 4.0]))
         check_all_modes_with_constant(f, x, c)   # (test/finite_differences.jl)
     end

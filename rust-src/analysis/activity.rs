@@ -145,12 +145,15 @@ fn memory_rule(i: Value, mem: &Memory) -> Option<Rule> {
 
 /// Whether store `i` writes an integer as wide as the elements into the data of a
 /// differentiated array of floats.
+/// Bits loaded from memory without a derivative by declaration (a `Const` array's
+/// elements copied into a differentiated one) are a constant float's: not such a copy.
 fn float_bits_into_float_array(i: Value, mem: &Memory) -> bool {
     let (v, p) = (i.operand(0), i.operand(1));
     if !v.ty().is_int() || !mem.is_data(p) {
         return false;
     }
-    matches!((mem.leaf(p), v.ty().int_width()), (Some(Leaf::ArrayF64), 64) | (Some(Leaf::ArrayF32), 32))
+    let constant = v.opcode_if_instruction() == Some(Opcode::LLVMLoad) && mem.is_constant_data(v.operand(0));
+    !constant && matches!((mem.leaf(p), v.ty().int_width()), (Some(Leaf::ArrayF64), 64) | (Some(Leaf::ArrayF32), 32))
 }
 
 /// Varied values: those that depend on an active parameter, to a fixed point (loops

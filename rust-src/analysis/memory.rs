@@ -492,6 +492,12 @@ impl Memory {
         self.inactive.contains(&v)
     }
 
+    /// Whether pointer `p` leads to memory without a derivative by declaration (a
+    /// `Const` argument's, a global's: `constant_data`).
+    pub fn is_constant_data(&self, p: Value) -> bool {
+        constant_data(p, &self.shadowed)
+    }
+
     /// Whether shadowed pointer `p` may point into memory without a derivative, which the
     /// derivative learns when it runs (the shadow equals the primal: runtime activity).
     pub fn maybe_constant(&self, p: Value) -> bool {
