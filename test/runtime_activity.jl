@@ -65,6 +65,9 @@ end
 # choice differentiates (above). Copying the merged array (`jl_array_copy`, which has no
 # such test) is refused when compiled.
 ra_copy(x, c, flag) = (a = flag ? x : c; b = copy(a); b[1] * x[2])
+# Returning the merged array (forward mode) would make the constant array its own
+# tangent: refused when compiled (it once returned `c` as the tangent).
+ra_return(x, c, flag) = flag ? x : c
 @testset "runtime activity: what is refused" begin
     x, c = [0.3, 0.7, -0.2], [0.5, -1.0, 2.0]
     e = caught(() -> autodiff(Reverse, ra_write, Active, Duplicated(copy(x), zero(x)), Const(copy(c)), Const(false)))
@@ -73,4 +76,11 @@ ra_copy(x, c, flag) = (a = flag ? x : c; b = copy(a); b[1] * x[2])
     @test e isa Oxidase.DifferentiationError && occursin("into memory without a derivative", e.msg)
     e = caught(() -> autodiff(Reverse, ra_copy, Active, Duplicated(copy(x), zero(x)), Const(copy(c)), Const(true)))
     @test e isa Oxidase.DifferentiationError && occursin("as chosen when the code runs", e.msg)
+    for flag in (true, false)
+        e = caught(() -> autodiff(Forward, ra_return, Duplicated, Duplicated(copy(x), ones(3)), Const(copy(c)), Const(flag)))
+        @test e isa Oxidase.DifferentiationError && occursin("returned", e.msg)
+        lanes = (ones(3), zeros(3))
+        e = caught(() -> autodiff(Forward, ra_return, BatchDuplicated, BatchDuplicated(copy(x), lanes), Const(copy(c)), Const(flag)))
+        @test e isa Oxidase.DifferentiationError && occursin("returned", e.msg)
+    end
 end

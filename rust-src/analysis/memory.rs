@@ -1004,8 +1004,9 @@ fn derived_from(insts: &[Value], seeds: &HashSet<Value>) -> HashSet<Value> {
 /// Anything else such a pointer reaches would treat the primal as the shadow or hand it
 /// on where that test is not made, and is refused: a call of a runtime or C function
 /// (an array copy, a resize, a BLAS call, `memcpy`, a custom rule, a splat) that is not
-/// an error path, and a store of the pointer into memory other than a GC frame root
-/// slot (a load of it from there would not be tested).
+/// an error path, a store of the pointer into memory other than a GC frame root slot
+/// (a load of it from there would not be tested), and returning it (forward mode would
+/// return the constant array as its own tangent).
 fn refuse_runtime_activity_escapes(
     insts: &[Value],
     maybe_constant: &HashSet<Value>,
@@ -1021,6 +1022,10 @@ fn refuse_runtime_activity_escapes(
     };
     for &i in insts {
         match i.opcode() {
+            // (A returned array's tangent would be the constant array itself.)
+            Opcode::LLVMRet if i.num_operands() == 1 && maybe_constant.contains(&i.operand(0)) => {
+                return refuse(i, "returned");
+            }
             Opcode::LLVMStore if maybe_constant.contains(&i.operand(0)) => {
                 let frame_slot = alloca_base(i.operand(1)).is_some_and(|a| is_gc_frame(a) && !frames.contains(&a));
                 if !frame_slot {
