@@ -3,8 +3,8 @@
 # domains and special exponents, if/else and ifelse, loops with random trip counts,
 # array reads and writes, reductions, broadcasts and copies, splatting, views,
 # comprehensions, map/filter/reduce/accumulate over built arrays, vcat, reverse,
-# closures, push!, try, mutable structs and `Ref`s, runtime activity, printing, custom
-# rules),
+# closures, push!, pop!, popfirst!, deleteat!, insert!, try, mutable structs and
+# `Ref`s, runtime activity, printing, custom rules),
 # each differentiated in reverse, forward and batch-forward mode and checked against
 # the others and against central finite differences.
 #
@@ -137,6 +137,23 @@ function program(rng, name)
                 "s += sum(abs2, vcat(x, [1.0, 2.0]))",
                 # `push!` in a loop, the element read back after later pushes.
                 "y = [x[1]]\n    for k in 2:3\n        push!(y, y[k-1] * x[k] + $(expr(rng, 1, vars)))\n    end\n    s += y[end]",
+                # Shrinking, growing at the front and in the middle (reverse mode undoes
+                # each resize on the shadow): a stack reduced by `pop!`, a queue drained
+                # by `popfirst!` 0 to 3 times, `deleteat!` then `insert!`, a slice grown.
+                "y = x .* $(expr(rng, 1, vars))
+    while length(y) > 1
+        a = pop!(y)
+        y[end] += a * y[end]
+    end
+    s += y[1]",
+                "y = collect(x)
+    for k in 1:$(rand(rng, 0:3))
+        s += popfirst!(y) * $(expr(rng, 1, vars))
+    end
+    s += sum(abs2, y)",
+                "y = collect(x); deleteat!(y, $(rand(rng, 1:3))); insert!(y, $(rand(rng, 1:3)), $(expr(rng, 1, vars)))
+    s += y[1] * y[end] + y[2]",
+                "y = x[1:2]; push!(y, $(expr(rng, 1, vars))); s += y[1] * y[3] + sum(y)",
                 # `try`/`catch` (the body throws for some inputs).
                 "s += (try; log(x[1] + 0.5) * $(expr(rng, 1, vars)); catch; x[2] * x[3]; end)",
                 # Heap objects: a mutable struct around the array and a number, walked

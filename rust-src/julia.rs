@@ -23,16 +23,57 @@ pub enum ArrayCall {
 }
 
 /// What the runtime's functions that resize the array in argument 0 in place do
-/// (`push!`, `pop!`, `resize!`...; `Runtime::resize_call`). The shadow array is resized
-/// alike, and new elements of the shadow start at zero.
+/// (`push!`, `pop!`, `insert!`, `deleteat!`, `resize!`...; `Runtime::resize_call`). The
+/// shadow array is resized alike, and new elements of the shadow start at zero; the
+/// reverse sweep undoes each resize on the shadow (`inverse`), so that every element
+/// keeps the index it had when the forward sweep read or wrote it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Resize {
     /// `n` elements appended (`jl_array_grow_end(a, n)`).
     GrowEnd,
     /// `n` elements prepended (`jl_array_grow_beg(a, n)`).
     GrowBeg,
-    /// Nothing new to zero (`jl_array_del_end`, `jl_array_del_beg`, `jl_array_sizehint`).
-    Other,
+    /// `n` elements inserted before 0-based index `k` (`jl_array_grow_at(a, k, n)`).
+    GrowAt,
+    /// The last `n` elements removed (`jl_array_del_end(a, n)`).
+    DelEnd,
+    /// The first `n` elements removed (`jl_array_del_beg(a, n)`).
+    DelBeg,
+    /// `n` elements removed from 0-based index `k` on (`jl_array_del_at(a, k, n)`).
+    DelAt,
+    /// Capacity changed, elements kept (`jl_array_sizehint(a, n)`).
+    SizeHint,
+}
+
+impl Resize {
+    /// The resize that undoes this one with the same arguments, if it changes the
+    /// elements' indices.
+    pub fn inverse(self) -> Option<Resize> {
+        match self {
+            Resize::GrowEnd => Some(Resize::DelEnd),
+            Resize::GrowBeg => Some(Resize::DelBeg),
+            Resize::GrowAt => Some(Resize::DelAt),
+            Resize::DelEnd => Some(Resize::GrowEnd),
+            Resize::DelBeg => Some(Resize::GrowBeg),
+            Resize::DelAt => Some(Resize::GrowAt),
+            Resize::SizeHint => None,
+        }
+    }
+
+    /// Whether it adds elements (whose shadows must start at zero).
+    pub fn grows(self) -> bool {
+        matches!(self, Resize::GrowEnd | Resize::GrowBeg | Resize::GrowAt)
+    }
+
+    /// How many arguments it takes: the array, an index for `GrowAt` and `DelAt`, a
+    /// count.
+    pub fn arg_count(self) -> usize {
+        if matches!(self, Resize::GrowAt | Resize::DelAt) {
+            3
+        } else {
+            2
+        }
+    }
 }
 
 /// A runtime function that allocates a garbage-collected object (a mutable struct, a
@@ -112,9 +153,11 @@ pub const V1_5: Runtime = Runtime {
     resize_functions: &[
         ("jl_array_grow_end", Resize::GrowEnd),
         ("jl_array_grow_beg", Resize::GrowBeg),
-        ("jl_array_del_end", Resize::Other),
-        ("jl_array_del_beg", Resize::Other),
-        ("jl_array_sizehint", Resize::Other),
+        ("jl_array_grow_at", Resize::GrowAt),
+        ("jl_array_del_end", Resize::DelEnd),
+        ("jl_array_del_beg", Resize::DelBeg),
+        ("jl_array_del_at", Resize::DelAt),
+        ("jl_array_sizehint", Resize::SizeHint),
     ],
     // (`jl_gc_pool_alloc(ptls, pool offset, size)`, `jl_gc_big_alloc(ptls, size)`, as
     // the final GC lowering emits them; `jl_gc_alloc_typed(ptls, size, type)`.)
@@ -155,6 +198,11 @@ impl Runtime {
     /// What resizing function `name` does, if it is one.
     pub fn resize_call(&self, name: &str) -> Option<Resize> {
         self.resize_functions.iter().find(|(n, _)| *n == name).map(|(_, k)| *k)
+    }
+
+    /// The resizing function that does `kind`.
+    pub fn resize_function(&self, kind: Resize) -> &'static str {
+        self.resize_functions.iter().find(|(_, k)| *k == kind).map(|(n, _)| *n).expect("every kind has a function")
     }
 
     /// Whether `name` allocates a garbage-collected object.
@@ -204,6 +252,15 @@ mod tests {
         assert_eq!(rt.array_call("jl_array_copy"), Some(ArrayCall::Copy));
         assert_eq!(rt.array_call("jl_array_grow_end"), None);
         assert_eq!(rt.resize_call("jl_array_grow_beg"), Some(Resize::GrowBeg));
+        // Every resize that moves elements has its inverse in the table.
+        for (name, kind) in rt.resize_functions {
+            let inverse = kind.inverse().map(|k| rt.resize_function(k));
+            assert_eq!(
+                inverse.and_then(|n| rt.resize_call(n)).and_then(Resize::inverse),
+                kind.inverse().map(|_| *kind)
+            );
+            assert_eq!(rt.resize_function(*kind), *name);
+        }
         assert!(rt.is_gc_alloc("jl_gc_pool_alloc") && !rt.is_gc_alloc("jl_alloc_array_1d"));
         assert_eq!(rt.gc_alloc("jl_gc_big_alloc").map(|g| g.size_arg), Some(1));
         assert!(rt.is_runtime("jl_throw") && rt.is_runtime("ijl_throw") && !rt.is_runtime("sin"));

@@ -169,7 +169,6 @@ fn synthesize_prepared(m: &Module, f: Value, req: &Request, name: &str) -> Resul
     };
     let (mem, act) = Stage::Analyze.run(m, || analyze(m, &subject, &roots, &[]))?;
     if req.mode == Mode::Reverse {
-        refuse_moving_resizes(frame.g, &mem, &user_name)?;
         refuse_active_try_effects(frame.g, &act, &user_name)?;
     }
     Stage::Diagnostics.run(m, || {
@@ -228,7 +227,6 @@ fn generate_callees(m: &Module, req: &Request, callees: &transform::calls::Calle
         };
         let (mem, act) = analyze(m, &subject, &roots, &maybe_constant)?;
         if req.mode == Mode::Reverse {
-            refuse_moving_resizes(cf.g, &mem, &name)?;
             refuse_active_try_effects(cf.g, &act, &name)?;
         }
         // Runtime diagnostics live in the entry's status; a callee reports at compile time.
@@ -312,30 +310,6 @@ fn keep_primal_math_scalar(m: &Module) {
             }
         }
     }
-}
-
-/// Reverse mode cannot resize an array holding derivatives yet (`push!`, `append!`,
-/// `resize!`, `pop!`...): resizing may move the shadow's data to a new buffer and free
-/// the old one, while the reverse sweep still holds addresses into it from before the
-/// move (measured: wrong adjoints once `push!` reallocates). Refused until the reverse
-/// sweep re-derives those addresses.
-fn refuse_moving_resizes(g: Value, mem: &Memory, user_name: &str) -> Result<()> {
-    for i in g.blocks().into_iter().flat_map(|b| b.instructions()) {
-        // Growing at the end keeps the elements' indices: the reverse sweep loads the
-        // shadow's data pointer again (`reverse::shadow_data_to_reload`). Shrinking, or
-        // growing at the front, is refused (an element read before would move or vanish;
-        // shrinking a shared array copies it first).
-        let kind = crate::analysis::memory::resize_call(i);
-        if kind.is_some_and(|k| k != crate::analysis::memory::Resize::GrowEnd) && mem.is_shadowed(i.operand(0)) {
-            return Err(Error::Unsupported(format!(
-                "not yet supported in reverse mode: shrinking an array that holds derivatives, or growing it at \
-                 the front (`pop!`, `resize!` to a smaller size, `filter`, `pushfirst!`...), in `{user_name}`{}; \
-                 preallocate it (`zeros(n)`, `similar(x)`) and assign its elements, or use forward mode",
-                crate::names::where_(i)
-            )));
-        }
-    }
-    Ok(())
 }
 
 /// Reverse mode refuses differentiated writes to memory inside a `try` body: when the

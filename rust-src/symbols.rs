@@ -30,6 +30,15 @@ pub fn symbol_at(addr: u64) -> Option<String> {
     })
 }
 
+/// The address of exported symbol `name` in this process (a Julia runtime function the
+/// derivative calls that the primal does not), if the process has it.
+pub fn address_of(name: &str) -> Option<u64> {
+    let name = std::ffi::CString::new(name).ok()?;
+    // SAFETY: dlsym with a NUL-terminated name.
+    let p = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) } as usize as u64;
+    (p != 0).then_some(p)
+}
+
 fn named_at(addr: u64) -> Option<String> {
     let mut info = libc::Dl_info {
         dli_fname: std::ptr::null(),
@@ -55,5 +64,7 @@ mod tests {
         assert_ne!(addr, 0);
         assert_eq!(super::symbol_at(addr).as_deref(), Some("malloc"));
         assert_eq!(super::symbol_at(addr + 1), None);
+        assert_eq!(super::address_of("malloc"), Some(addr));
+        assert_eq!(super::address_of("no_such_symbol_here"), None);
     }
 }

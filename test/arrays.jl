@@ -221,11 +221,12 @@ pushed(x) = (y = Float64[]; for v in x; push!(y, v^2); end; y[1] * y[2])
     check_array(f, [0.3, 1.7])
 end
 
-# `push!` onto an array holding derivatives: forward mode follows the array as it grows
-# and moves (100 pushes reallocate it several times), against the closed form
-# 2 Σ (x i)·i = 2x Σ i². Reverse mode loads the grown shadow's data pointer again in the
-# reverse sweep (a move would leave it addresses into a freed buffer: wrong adjoints,
-# before reverse mode refused it); shrinking and growing at the front stay refused.
+# Resizing an array that holds derivatives: forward mode resizes the shadow alike; reverse
+# mode too, and its reverse sweep undoes each resize on the shadow (new elements zero)
+# and loads the shadow's data pointer again, so that every adjoint finds its element at
+# the index it had (`push!` reallocates: 100 pushes move the buffer several times; a
+# move would leave addresses into a freed buffer). `pushes`: against the closed form
+# 2 Σ (x i)·i = 2x Σ i².
 function pushes(x, n)
     v = Float64[]
     for i in 1:n
@@ -237,14 +238,65 @@ function pushes(x, n)
     end
     return s
 end
-const pushes_line = @__LINE__() - 8   # the push! line
 
 push_chain(x) = (a = [x[1]]; for k in 2:length(x); push!(a, a[k-1] * x[k]); end; a[end])
 push_then_read(x) = (a = Float64[]; s = 0.0; for v in x; push!(a, v * 2); s += a[end] * a[1]; end; s)
 appended(x) = (a = copy(x); append!(a, x .* 2); sum(abs2, a))
 popped(x) = (a = copy(x); pop!(a); sum(abs2, a))
-filtered(x) = sum(filter(v -> v > 0.15, x))
-@testset "push!: both modes, shrinking refused in reverse mode" begin
+popped_value(x) = (v = [x[1], 2x[2], 3x[3]]; y = pop!(v); y * sum(abs2, v))
+popped_first(x) = (v = [x[1], 2x[2], 3x[3]]; y = popfirst!(v); y * sum(abs2, v))
+filtered(x) = sum(abs2, filter(v -> v > 0.15, x))
+shrunk(x) = (v = copy(x); resize!(v, 2); sum(abs2, v) * x[3])
+pushed_first(x) = (v = [x[1]]; pushfirst!(v, 2x[2]); pushfirst!(v, x[3]); v[1] * v[2] + v[3])
+inserted(x) = (v = x .* 1.0; insert!(v, 2, x[1] * x[3]); v[2] * v[3] + sum(abs2, v))
+deleted(x) = (v = x .* 2; deleteat!(v, 2); sum(abs2, v))
+emptied(x) = (v = [x[1], x[2]]; s = sum(v); empty!(v); push!(v, x[3]); s * v[1])
+# A stack: pairs popped and their product pushed; the same slot written again.
+function stack_product(x)
+    st = Float64[]
+    for v in x
+        push!(st, v)
+        if length(st) > 1
+            a = pop!(st)
+            b = pop!(st)
+            push!(st, a * b + b)
+        end
+    end
+    st[end]
+end
+# A queue, 0, 1 and many iterations of `popfirst!` (while the array is not empty).
+function drained(x, n)
+    q = x[1:n]
+    s = 0.0
+    while !isempty(q)
+        a = popfirst!(q)
+        s = s * 0.5 + a^2
+    end
+    s + x[3]
+end
+# Hundreds of pushes and pops: the buffer moves while elements come and go.
+function churned(x)
+    v = Float64[]
+    for k in 1:500
+        push!(v, x[mod1(k, 3)] * k)
+        k % 3 == 0 && pop!(v)
+    end
+    sum(abs2, v) / 1e5
+end
+# A slice (copied by `memmove`, which takes the data pointers as integers) grown after:
+# the reverse sweep's copy adjoint finds the moved buffer (it read the old one, freed,
+# before: a silently wrong gradient).
+sliced_then_pushed(x) = (v = x[1:2]; for k in 1:100; push!(v, x[3] * k); end; v[1] * v[2] + sum(v) / 100)
+sliced_then_popped(x) = (v = x[1:2]; a = popfirst!(v); a^2 + v[1] * x[3])
+# Shrinking inside a recursive function (differentiated call by call).
+function unbuild!(v, n)
+    n == 0 && return nothing
+    pop!(v)
+    unbuild!(v, n - 1)
+end
+unbuilt(x) = (v = x .* x; a = v[3]; unbuild!(v, 2); push!(v, a * x[2]); sum(abs2, v))
+
+@testset "resizing: every mode" begin
     for n in (0, 1, 3, 100)
         d = 3.0 * n * (n + 1) * (2n + 1) / 6
         @test autodiff(Forward, pushes, Duplicated, Duplicated(1.5, 1.0), Const(n))[2] ≈ d
@@ -256,18 +308,41 @@ filtered(x) = sum(filter(v -> v > 0.15, x))
         autodiff(Reverse, pushed, Active, Duplicated(copy(x), dx))
         @test dx ≈ [2 * x[1] * x[2]^2, 2 * x[1]^2 * x[2]]
     end
-    # An element read back after later pushes moved the buffer (the product chain), a
-    # read of the last and first elements, `append!`: reverse, batch and forward mode
-    # against central differences.
-    for f in (push_chain, push_then_read, appended), x in ([0.1, 0.2, 0.3, 0.5], [-1.5, 0.7, 0.3, 2.0])
+    # Reverse, batch and forward mode against central differences; `filtered` keeps
+    # some, all or none of the elements at these inputs.
+    for f in (push_chain, push_then_read, appended, popped, popped_value, popped_first, filtered, shrunk,
+              pushed_first, inserted, deleted, emptied, stack_product, churned, unbuilt, sliced_then_pushed,
+              sliced_then_popped),
+        x in ([0.1, 0.2, 0.3], [-1.5, 0.7, 0.3], [0.5, 0.9, 1.3], [-0.5, -0.2, -0.1])
         check_all_modes(f, x)   # (test/finite_differences.jl)
     end
-    for f in (popped, filtered)
-        err = caught(() -> autodiff(Reverse, f, Active, Duplicated([0.1, 0.2, 0.3], zeros(3))))   # (test/errors.jl)
-        @test err isa Oxidase.DifferentiationError && occursin("shrinking an array that holds derivatives", err.msg)
-        @test autodiff(Forward, f, Duplicated, Duplicated([0.1, 0.2, 0.3], [1.0, 2.0, 3.0]))[2] ≈
-              fd_gradient(f, [0.1, 0.2, 0.3])' * [1.0, 2.0, 3.0] rtol = 1e-6
+    for n in 0:3, x in ([0.1, 0.2, 0.3], [-1.5, 0.7, 0.3])
+        check_all_modes(x -> drained(x, n), x)
     end
+end
+
+# Iterating over an array after resizing it walks a running element pointer, which the
+# reverse sweep cannot find again after it undid the resize: refused in reverse mode,
+# right in forward mode.
+iterated_after_push(x) = (v = [x[1]]; s = 0.0; for k in 2:3; push!(v, x[k]); end; for a in v; s += a^2; end; s)
+@testset "resizing: iterating after a resize" begin
+    x = [0.1, 0.2, 0.3]
+    err = caught(() -> autodiff(Reverse, iterated_after_push, Active, Duplicated(copy(x), zeros(3))))   # (test/errors.jl)
+    @test err isa Oxidase.DifferentiationError && occursin("an element address of an array the function resizes", err.msg)
+    @test autodiff(Forward, iterated_after_push, Duplicated, Duplicated(copy(x), [1.0, 2.0, 3.0]))[2] ≈ 2 * x' * [1.0, 2.0, 3.0]
+end
+
+# A differentiated argument shrunk in place: the primal stays shrunk, as Julia leaves
+# it; its shadow ends at its length on entry in reverse mode (the reverse sweep undid
+# the `pop!`), holding the derivative with respect to every element the call received.
+pop_argument(x) = (y = pop!(x); y * sum(x))
+@testset "resizing: a differentiated argument" begin
+    x, dx = [1.0, 2.0, 3.0, 4.0], zeros(4)
+    autodiff(Reverse, pop_argument, Active, Duplicated(x, dx))
+    @test x == [1.0, 2.0, 3.0] && dx == [4.0, 4.0, 4.0, 6.0]
+    x, dx = [1.0, 2.0, 3.0, 4.0], [0.0, 1.0, 0.0, 1.0]
+    @test autodiff(Forward, pop_argument, Duplicated, Duplicated(x, dx))[2] == 4.0 + 6.0
+    @test x == [1.0, 2.0, 3.0] && dx == [0.0, 1.0, 0.0]
 end
 
 function churn(x)

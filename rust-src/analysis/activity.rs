@@ -85,9 +85,11 @@ fn memory_rule(i: Value, mem: &Memory) -> Option<Rule> {
         {
             Some(Rule::Zero)
         }
-        // Resizing a differentiated array resizes its shadow (`transform::shadow`).
+        // Resizing a differentiated array resizes its shadow (`transform::shadow`); the
+        // reverse sweep undoes it, unless it keeps every element where it was.
         Opcode::LLVMCall if crate::analysis::memory::resize_call(i).is_some() && mem.is_shadowed(i.operand(0)) => {
-            Some(Rule::Zero)
+            let kind = crate::analysis::memory::resize_call(i)?;
+            Some(if kind.inverse().is_some() { Rule::Resize(kind) } else { Rule::Zero })
         }
         // Printing: no derivative (`crate::inactive`).
         Opcode::LLVMCall if crate::inactive::is_inactive_call(i) => Some(Rule::Zero),

@@ -375,10 +375,23 @@ impl Memory {
             roots.iter().copied().chain(allocations.iter().map(|(k, v)| (*k, *v))).collect();
         let data = data_pointers(&insts, &shadowed, &containers, &aggregates);
         let roots = roots.iter().map(|(v, _)| *v).collect();
+        // Arrays resized here, or handed to a function (differentiated call by call)
+        // that may resize them.
         let resized = insts
             .iter()
-            .filter(|&&i| resize_call(i).is_some() && shadowed.contains_key(&i.operand(0)))
-            .map(|&i| zero_offset_base(i.operand(0)))
+            .flat_map(|&i| {
+                let args: Vec<Value> = if resize_call(i).is_some() {
+                    vec![i.operand(0)]
+                } else if i.opcode() == Opcode::LLVMCall
+                    && !i.has_fn_attr("noreturn")
+                    && may_resize(i.called_operand(), &mut HashSet::new())
+                {
+                    (0..i.call_arg_count()).map(|k| i.operand(k)).collect()
+                } else {
+                    Vec::new()
+                };
+                args.into_iter().filter(|a| shadowed.contains_key(a)).map(zero_offset_base)
+            })
             .collect();
         Ok(Memory {
             shadowed,
@@ -411,11 +424,21 @@ impl Memory {
     /// object as one of those resized, or one that may alias it (only an array allocated
     /// here is surely distinct from another array allocated here or from an argument).
     pub fn resized_data_pointer(&self, v: Value) -> Option<Value> {
-        let o = self.data_pointer_of(v)?;
+        let o = self.data_pointer_of(v).or_else(|| self.data_address_of(v))?;
         let fresh = |a: Value| a.is_instruction() && array_call(a).is_some();
         let argument = |a: Value| a.is_argument() || self.roots.iter().any(|&r| zero_offset_base(r) == a);
         let distinct = |a: Value, b: Value| fresh(a) && (fresh(b) || argument(b)) || fresh(b) && argument(a);
         self.resized.iter().any(|&r| r == o || !distinct(o, r)).then_some(o)
+    }
+
+    /// The array object whose data pointer `v` is as an integer (the address a `ccall`
+    /// of `memmove` takes): an integer loaded at the array object's own address.
+    fn data_address_of(&self, v: Value) -> Option<Value> {
+        if v.opcode_if_instruction() != Some(Opcode::LLVMLoad) || !v.ty().is_int() {
+            return None;
+        }
+        let o = zero_offset_base(v.operand(0));
+        matches!(self.leaf(o), Some(Leaf::ArrayF64 | Leaf::ArrayF32)).then_some(o)
     }
 
     fn data_pointer_in(&self, v: Value, depth: u32) -> Option<Value> {
@@ -944,6 +967,31 @@ pub fn writes_only_stack(g: Value) -> bool {
             } else {
                 !callee.is_declaration() || callee.name().starts_with("ox.")
             }
+    })
+}
+
+/// Whether a call of `callee` may resize an array it is handed and return: a function
+/// whose body, on a path that returns, calls one of the runtime's resizing functions on
+/// an array it did not create (or hands such an array to a function that may resize
+/// it, transitively). (Julia's error paths build messages in buffers they grow, then
+/// throw: the reverse sweep never meets them.)
+fn may_resize(callee: Value, seen: &mut HashSet<Value>) -> bool {
+    if !callee.is_function() || callee.is_declaration() || callee.has_fn_attr("noreturn") || !seen.insert(callee) {
+        return false;
+    }
+    let created = |a: Value| {
+        let base = zero_offset_base(a);
+        base.is_instruction() && matches!(array_call(base), Some(ArrayCall::Alloc | ArrayCall::Copy))
+    };
+    let returning = |b: &crate::llvm::Block| b.terminator().map(|t| t.opcode()) != Some(Opcode::LLVMUnreachable);
+    callee.blocks().into_iter().filter(returning).flat_map(|b| b.instructions()).any(|i| {
+        if resize_call(i).is_some() {
+            return !created(i.operand(0));
+        }
+        i.opcode() == Opcode::LLVMCall
+            && !i.has_fn_attr("noreturn")
+            && may_resize(i.called_operand(), seen)
+            && (0..i.call_arg_count()).map(|k| i.operand(k)).any(|a| a.ty().is_pointer() && !created(a))
     })
 }
 

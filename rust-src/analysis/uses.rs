@@ -191,6 +191,12 @@ impl Uses {
         }
     }
 
+    /// Whether the reverse sweep must compute `v` again after a resize (`stale`, as deep
+    /// as the plan looks).
+    pub fn is_stale(&self, v: Value) -> bool {
+        self.stale(v, REMAT_DEPTH)
+    }
+
     /// Stale values the plan could not recompute: a derivative built from it would
     /// write adjoints through a buffer `push!` may have freed.
     pub fn stale_kept(&self) -> &[Value] {

@@ -9,7 +9,8 @@
 
 use super::{each_lane, required, Adjoints, Family, Flow, Need, Plan, Tangents};
 use crate::error::{Error, Result};
-use crate::llvm::{Builder, Value};
+use crate::julia::Resize;
+use crate::llvm::{Builder, Module, Type, Value};
 use crate::request::Leaf;
 
 /// `z = *p` from shadowed memory: `ż = *p'`; `*p' += z̄`.
@@ -30,6 +31,15 @@ pub struct MemZero;
 /// `b = jl_array_copy(a)` of a differentiated array: `ḃ = copy(ȧ)` (the copy of the
 /// shadow, made with the shadows); reverse: `ā += b̄`, `b̄ = 0`.
 pub struct ArrayCopy;
+
+/// `jl_array_grow_end(a, n)`, `jl_array_del_at(a, k, n)` and the other resizes of a
+/// differentiated array: the forward sweep resizes the shadow alike (`transform::shadow`,
+/// `resize_array`); reverse: the inverse resize of the shadow (`Resize::inverse`, its
+/// new elements zero), so that the adjoints of the instructions before it find every
+/// element at the index it had then (they load the shadow's data pointer again:
+/// `reverse::shadow_data_to_reload`). An element removed from the end was never read
+/// after its removal: its adjoint starts at zero there, as it should.
+pub struct ResizeArray(pub Resize);
 
 /// Runtime activity (`Values::maybe_constant`): when pointer operand `k` of `i` may
 /// point into memory without a derivative, whether it does as the code runs (its
@@ -260,4 +270,63 @@ pub fn zero_memory(b: &Builder, p: Value, len: Value) -> Result<()> {
     let memset = m.intrinsic("llvm.memset", &[p.ty(), len.ty()]).map_err(Error::Internal)?;
     b.call(memset, &[p, m.const_int(m.int(8), 0), len, m.const_int(m.int(1), 0)]);
     Ok(())
+}
+
+impl Family for ResizeArray {
+    crate::rules::effect_on_shadow_memory!();
+
+    fn needs(&self, _: Value, _: &mut dyn Plan) -> Result<Vec<Need>> {
+        Ok([Need::Shadow(0)].into_iter().chain((1..self.0.arg_count()).map(Need::Op)).collect())
+    }
+
+    /// Nothing: the shadow was resized with the primal (`transform::shadow`).
+    fn tangent(&self, _: Value, _: &dyn Tangents) -> Result<Option<Vec<Value>>> {
+        Ok(None)
+    }
+
+    fn resizes_shadows(&self) -> bool {
+        true
+    }
+
+    fn adjoint(&self, i: Value, cx: &dyn Adjoints) -> Result<()> {
+        let inverse = self.0.inverse().ok_or_else(|| Error::Internal(format!("no inverse of {:?}", self.0)))?;
+        let function = resize_function(cx.builder().m, inverse)?;
+        let args: Vec<Value> = (1..self.0.arg_count()).map(|k| cx.primal(i.operand(k))).collect();
+        each_lane(cx, |lane| {
+            resize_array(cx.builder(), inverse, function, required(cx, i, Need::Shadow(0), lane)?, &args);
+            Ok(())
+        })?;
+        Ok(())
+    }
+}
+
+/// The runtime's function for resize `kind`, for a call the primal does not make.
+pub fn resize_function(m: &Module, kind: Resize) -> Result<Value> {
+    let name = crate::julia::current().resize_function(kind);
+    let address = crate::symbols::address_of(name).ok_or_else(|| {
+        Error::Unsupported(format!("resizing an array's shadow needs the Julia runtime's `{name}` in this process"))
+    })?;
+    Ok(m.const_address(address as usize))
+}
+
+/// Emits resize `kind` of array `a` by `function` (the runtime's function for it; the
+/// arguments after the array: `args`), then zeroes the elements it adds: `a` is a
+/// shadow.
+pub fn resize_array(b: &Builder, kind: Resize, function: Value, a: Value, args: &[Value]) {
+    let m = b.m;
+    let i64t = m.int(64);
+    let a = b.to_generic_ptr(a);
+    let args: Vec<Value> = args.iter().map(|&v| b.cast_int(v, i64t)).collect();
+    let params: Vec<Type> = std::iter::once(m.ptr()).chain(args.iter().map(|_| i64t)).collect();
+    b.call_typed(m.fn_type(m.void(), &params), function, &[&[a], &args[..]].concat());
+    let (helper, zero_args) = match kind {
+        Resize::GrowEnd => (crate::runtime::zero_array_end as *const () as usize, vec![a, args[0]]),
+        Resize::GrowBeg => {
+            (crate::runtime::zero_array_range as *const () as usize, vec![a, m.const_int(i64t, 0), args[0]])
+        }
+        Resize::GrowAt => (crate::runtime::zero_array_range as *const () as usize, vec![a, args[0], args[1]]),
+        Resize::DelEnd | Resize::DelBeg | Resize::DelAt | Resize::SizeHint => return,
+    };
+    let params: Vec<Type> = zero_args.iter().map(|v| v.ty()).collect();
+    b.call_typed(m.fn_type(m.void(), &params), m.const_address(helper), &zero_args);
 }

@@ -105,6 +105,12 @@ pub trait Family {
         false
     }
 
+    /// Reverse mode: whether its adjoint resizes shadow arrays, which makes addresses
+    /// into them that the reverse sweep computed before stale.
+    fn resizes_shadows(&self) -> bool {
+        false
+    }
+
     /// Reverse mode: the primal values and shadows the adjoint of `i` reads, which the
     /// uses plan keeps for the reverse sweep (`analysis::uses`).
     fn needs(&self, _i: Value, _cx: &mut dyn Plan) -> Result<Vec<Need>> {
@@ -256,6 +262,7 @@ impl Rule {
             Rule::MemCopy => Box::new(memory::MemCopy),
             Rule::MemZero => Box::new(memory::MemZero),
             Rule::ArrayCopy => Box::new(memory::ArrayCopy),
+            Rule::Resize(kind) => Box::new(memory::ResizeArray(*kind)),
             Rule::Blas(op) => Box::new(blas::Blas(*op)),
             Rule::Splat => Box::new(calls::Splat),
             Rule::Custom => Box::new(calls::Custom),
@@ -315,6 +322,9 @@ pub enum Rule {
     MemZero,
     /// `b = jl_array_copy(a)` of a differentiated array (`memory::ArrayCopy`).
     ArrayCopy,
+    /// Resizing a differentiated array in place, `push!`, `pop!`, `deleteat!`...
+    /// (`memory::ResizeArray`).
+    Resize(crate::julia::Resize),
     /// A BLAS call on differentiated arrays, by op code (`blas::Blas`).
     Blas(u32),
     /// Splatting differentiated arrays into a call, `f(x...)` (`calls::Splat`).

@@ -8,12 +8,13 @@ pub mod hooks;
 use crate::julia::ArrayHeader as JlArray;
 
 /// The addresses of every function here the derivative code calls: none of them throws.
-pub fn addresses() -> [usize; 11] {
+pub fn addresses() -> [usize; 12] {
     [
         memcpy_adjoint_f64 as *const () as usize,
         memcpy_adjoint_f32 as *const () as usize,
         zero_array as *const () as usize,
-        zero_array_part as *const () as usize,
+        zero_array_end as *const () as usize,
+        zero_array_range as *const () as usize,
         array_accumulate as *const () as usize,
         blas::blas_tangent as *const () as usize,
         blas::blas_save as *const () as usize,
@@ -66,15 +67,25 @@ pub unsafe extern "C" fn zero_array(a: *mut JlArray) {
     std::ptr::write_bytes(a.data, 0, a.length * a.elsize as usize);
 }
 
-/// Zeroes the first (`at_end == 0`) or last `n` elements of an array's data: the
-/// elements a resize added to a shadow.
+/// Zeroes the last `n` elements of an array's data: the elements `jl_array_grow_end`
+/// added to a shadow.
 ///
 /// # Safety
-/// `a` must be a live Julia array of bits elements with at least `n` elements.
-pub unsafe extern "C" fn zero_array_part(a: *mut JlArray, n: usize, at_end: usize) {
+/// `a` must be a live Julia array of bits elements.
+pub unsafe extern "C" fn zero_array_end(a: *mut JlArray, n: usize) {
+    let length = (*a).length;
+    zero_array_range(a, length - n.min(length), n);
+}
+
+/// Zeroes `n` elements of an array's data from 0-based index `first` on: the elements
+/// `jl_array_grow_beg` or `jl_array_grow_at` added to a shadow.
+///
+/// # Safety
+/// `a` must be a live Julia array of bits elements.
+pub unsafe extern "C" fn zero_array_range(a: *mut JlArray, first: usize, n: usize) {
     let a = &*a;
-    let n = n.min(a.length);
-    let first = if at_end != 0 { a.length - n } else { 0 };
+    let first = first.min(a.length);
+    let n = n.min(a.length - first);
     let size = a.elsize as usize;
     std::ptr::write_bytes(a.data.add(first * size), 0, n * size);
 }

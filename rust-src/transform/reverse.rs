@@ -346,10 +346,10 @@ impl<'a> Reverse<'a> {
         let plan = Uses::compute(&inputs, needs, &|inst, n| self.need_values(inst, n));
         if let Some(&v) = plan.stale_kept().first() {
             return Err(Error::Unsupported(format!(
-                "not yet supported in reverse mode: an element address of an array that `push!` grows, which the \
-                 reverse sweep cannot compute again ({}), in `{}`",
-                v.print().trim(),
-                crate::names::julia_name(&self.frame.g.name())
+                "not yet supported in reverse mode: an element address of an array the function resizes (`push!`, \
+                 `pop!`...), which the reverse sweep cannot compute again after the resize{}: the running element \
+                 of `for v in a`, say; index the array instead (`for k in eachindex(a)`)",
+                crate::names::where_(v)
             )));
         }
         uses::plans::emit(&self.frame.g.name(), || plan.print(&self.frame.g.name(), self.width, self.act));
@@ -357,26 +357,23 @@ impl<'a> Reverse<'a> {
         Ok(())
     }
 
-    /// When the function grows a differentiated array (`push!`, `append!`), the shadow
-    /// data pointers the reverse sweep uses: growing may move the shadow's buffer (and
-    /// free the old one) after the forward sweep read its address, so the reverse sweep
-    /// loads it again from the shadow array, whose elements keep their indices when it
-    /// grows at the end (`pipeline::refuse_moving_resizes` refuses other resizes).
+    /// When the function resizes a differentiated array (`push!`, `pop!`, `deleteat!`),
+    /// the shadow data pointers the reverse sweep uses: a resize may move the shadow's
+    /// buffer (and free the old one) or shift its elements after the forward sweep read
+    /// its address, and the reverse sweep undoes each resize (`rules::memory::
+    /// ResizeArray`), so it loads the pointer again from the shadow array where it uses
+    /// it: the elements then have the indices they had when the forward sweep used them.
+    /// The pointer loaded as a pointer, as an integer (handed to `memmove`), or merged.
     fn shadow_data_to_reload(&self) -> std::collections::HashSet<Value> {
-        use crate::analysis::memory::{pointer_op, PointerOp};
         if !self.mem.resizes() {
             return Default::default();
         }
         let insts: Vec<Value> = self.cfg.blocks.iter().flat_map(|b| b.instructions()).collect();
         // (A merge of one array's data pointers has its shadow loaded from the shadow
         // array too: `shadow::build_lane`.)
-        let data_pointer = |i: Value| {
-            matches!(pointer_op(i), Some(PointerOp::Load | PointerOp::Merge))
-                && self.mem.resized_data_pointer(i).is_some()
-        };
         insts
             .into_iter()
-            .filter(|&i| data_pointer(i))
+            .filter(|&i| self.mem.resized_data_pointer(i).is_some())
             .flat_map(|i| self.shadow.iter().filter_map(move |s| s.get(&i).copied()))
             .collect()
     }
@@ -832,7 +829,13 @@ impl<'a> Reverse<'a> {
         let family = self.act.rule(inst).family();
         let record = family.record_type(self.m).map(|ty| self.tape_rev.pop(b, ty));
         self.fetch_items(b, inst)?;
-        family.adjoint(inst, &Reversing { r: self, b, record })
+        family.adjoint(inst, &Reversing { r: self, b, record })?;
+        if family.resizes_shadows() {
+            // Addresses into resized shadows recomputed so far in this block are stale
+            // for the instructions before the resize: they compute them again.
+            self.popped.borrow_mut().retain(|&v, _| !self.uses().is_stale(v));
+        }
+        Ok(())
     }
 
     /// Primal value `v` in the reverse block being emitted: popped or recomputed there,

@@ -235,25 +235,14 @@ pub fn build_lane(
     shadow
 }
 
-/// After `jl_array_grow_end(a, n)` and friends: the same call on the shadow, and the new
-/// shadow elements zeroed.
+/// After `jl_array_grow_end(a, n)` and the other resizes: the same call on the shadow,
+/// its new elements zeroed.
 fn resize_shadow(m: &Module, i: Value, kind: Resize, shadow: &HashMap<Value, Value>) {
     let Some(&s) = shadow.get(&i.operand(0)) else { return };
     let b = m.builder();
     b.after(i);
-    let mut args: Vec<Value> = (0..i.call_arg_count()).map(|k| i.operand(k)).collect();
-    args[0] = s;
-    b.call_typed(i.called_function_type(), i.called_operand(), &args);
-    let at_end = match kind {
-        Resize::GrowEnd => 1,
-        Resize::GrowBeg => 0,
-        Resize::Other => return,
-    };
-    let i64t = m.int(64);
-    let fty = m.fn_type(m.void(), &[m.ptr(), i64t, i64t]);
-    let helper = crate::runtime::zero_array_part as *const () as usize;
-    let n = b.cast_int(args[1], i64t);
-    b.call_typed(fty, m.const_address(helper), &[b.to_generic_ptr(s), n, m.const_int(i64t, at_end)]);
+    let args: Vec<Value> = (1..i.call_arg_count()).map(|k| i.operand(k)).collect();
+    crate::rules::memory::resize_array(&b, kind, i.called_operand(), s, &args);
 }
 
 /// The shadow of an integer holding a shadowed address (`pointer(x)` as an `Int`): the
