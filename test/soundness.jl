@@ -44,6 +44,11 @@ diff_sq(x) = sum(abs2, diff(x))
 comprehension_of_built(x) = (y = x .* 2.0; sum([v for v in y]))
 map_of_built(x) = (y = x .* 2.0; sum(map(sin, y)))
 vcat_sum(x) = sum(vcat(x, 2 .* x))
+# Once its primal has run, Julia compiles `[x; 1.0]` as a loop over the arguments of
+# `__cat` in a stack array, each handed to dynamic dispatch (`setindex!`): the slot
+# holding `x` is read through a merge of addresses, and it once passed for a GC root
+# that nothing reads (the gradient was zero).
+vcat_scalar(x) = sum(abs2, [x; 1.0])
 
 # (program, gradient, whether it is refused today)
 const CASES = [
@@ -58,6 +63,7 @@ const CASES = [
     (comprehension_of_built, x -> fill(2.0, length(x)), false),
     (map_of_built, x -> 2 .* cos.(2 .* x), false),
     (vcat_sum, x -> fill(3.0, length(x)), false),
+    (vcat_scalar, x -> 2 .* x, true),
 ]
 
 @testset "never silently wrong: $(nameof(f))" for (f, grad, refused_today) in CASES

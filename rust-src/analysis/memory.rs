@@ -773,15 +773,30 @@ pub fn grow_to_fixpoint(
 
 /// Stores of pointers into stack slots that no load reads back: Julia's GC frame slots,
 /// which root arrays for the collector and carry no derivative. Slots are matched by
-/// alloca and constant byte offset; a load at an unknown offset counts for the whole
-/// alloca.
+/// alloca and constant byte offset; a load at an unknown offset (through a merge of
+/// addresses, say: the loop over a splatted call's argument array) counts for every
+/// alloca it may read, and so does a call handed an address into one (the argument
+/// array of a dynamic call, which the callee reads), but for lifetime markers and
+/// `memset`.
 pub fn inert_pointer_stores(m: &crate::llvm::Module, insts: &[Value]) -> HashSet<Value> {
     let mut read = HashSet::new();
     for i in insts.iter().filter(|i| i.opcode() == Opcode::LLVMLoad) {
         match alloca_slot(m, i.operand(0)) {
-            Some((a, off)) => read.insert((a, Some(off))),
-            None => alloca_base(i.operand(0)).is_some_and(|a| read.insert((a, None))),
-        };
+            Some((a, off)) => {
+                read.insert((a, Some(off)));
+            }
+            None => read.extend(alloca_bases(i.operand(0)).into_iter().map(|a| (a, None))),
+        }
+    }
+    for i in insts.iter().filter(|i| i.opcode() == Opcode::LLVMCall) {
+        let callee = i.called_operand();
+        let keeps_nothing =
+            callee.is_function() && ["llvm.lifetime.", "llvm.memset."].iter().any(|p| callee.name().starts_with(p));
+        if !keeps_nothing {
+            for k in 0..i.call_arg_count() {
+                read.extend(alloca_bases(i.operand(k)).into_iter().map(|a| (a, None)));
+            }
+        }
     }
     insts
         .iter()
@@ -1241,6 +1256,25 @@ pub fn is_object_header(i: Value) -> bool {
         && i.num_operands() == 2
         && i.operand(1).const_int().is_some_and(|k| k < 0)
         && object_base(i.operand(0)).is_some_and(|a| gc_allocation(a).is_some())
+}
+
+/// Every alloca pointer `p` may point into: through address arithmetic, casts and
+/// merges.
+pub fn alloca_bases(p: Value) -> Vec<Value> {
+    let mut found = Vec::new();
+    let (mut seen, mut work) = (HashSet::new(), vec![p]);
+    while let Some(v) = work.pop() {
+        if !v.is_instruction() || !v.ty().is_pointer() || !seen.insert(v) {
+            continue;
+        }
+        match v.opcode() {
+            Opcode::LLVMAlloca => found.push(v),
+            Opcode::LLVMGetElementPtr | Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast => work.push(v.operand(0)),
+            Opcode::LLVMPHI | Opcode::LLVMSelect => work.extend(merged(v)),
+            _ => {}
+        }
+    }
+    found
 }
 
 /// The alloca a pointer is derived from, at any offset.
