@@ -124,8 +124,10 @@ splat_log(x) = splat_logf(x...)
     @test reverse_or_refusal(splat_log, x) ≈ [log(0.2), 0.5, 1.0]
 end
 
-# (A tuple of a differentiated and a constant array: the constant one has no shadow.)
-vcat_constant(x) = sum(vcat(x, [1.0, 2.0]))
+# (A tuple of a differentiated and a constant global array: the constant one has no
+# shadow.)
+const CONSTANT_ROW = [1.0, 2.0]
+vcat_constant(x) = sum(vcat(x, CONSTANT_ROW))
 @testset "refusals name what lost the derivative and the user's line" begin
     e = reverse_or_refusal(vcat_constant, [0.1, 0.2, 0.4])
     @test e isa Oxidase.DifferentiationError

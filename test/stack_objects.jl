@@ -50,13 +50,37 @@ end
     end
 end
 
-# An object holding a differentiated array beside one without a derivative is refused
-# (its shadow would hold nothing for the other one), in every mode, never a wrong value.
+# An object holding a differentiated array beside an array of floats the function
+# allocated: that array gets a shadow of its own (zero), in every mode; written before
+# or after, in loops of 0, 1 and many iterations.
 so_closure_constant(x) = (c = [1.0, 2.0, 3.0, 4.0]; sum(i -> x[i] * c[i], 1:length(x)))
 so_vcat_constant(x) = sum(vcat(x, [1.0, 2.0]) .^ 2)
+so_vcat_zeros(x) = sum(abs2, vcat([0.5], x, zeros(2))) + x[1]
+so_hcat_ones(x) = sum(hcat(x, ones(length(x))) * [1.0, x[2]])
+so_written_after(x) = (c = [1.0, 2.0]; y = vcat(x, c); c[1] = x[1] * x[2]; sum(y) + sum(abs2, c))
+so_written_before(x) = (c = [1.0, 2.0]; c[2] = x[3]^2; sum(abs2, vcat(x, c)))
+so_vcat_loop(x, n) = (s = x[1]; for k in 1:n; s += sum(vcat(x .* k, [Float64(k), 1.0])); end; s)
+@testset "an allocated array beside a differentiated one: $(nameof(f))" for f in (
+        so_closure_constant, so_vcat_constant, so_vcat_zeros, so_hcat_ones, so_written_after, so_written_before)
+    for x in ([0.1, 0.2, 0.3, 0.5], [-1.5, 0.7, 0.3, 2.0])
+        check_all_modes(f, x)
+    end
+end
+@testset "an allocated array beside a differentiated one, in a loop" begin
+    for n in (0, 1, 3), x in ([0.1, 0.2, 0.3, 0.5], [-1.5, 0.7, 0.3, 2.0])
+        check_all_modes(x -> so_vcat_loop(x, n), x)
+    end
+end
+
+# A constant array the function did not allocate (a global, a `Const` argument) beside a
+# differentiated one is refused (the object's shadow would hold nothing for it), in every
+# mode, never a wrong value; and so is an array of integers.
+const SO_ROW = [1.0, 2.0]
+so_vcat_global(x) = sum(vcat(x, SO_ROW) .^ 2)
+so_vcat_integers(x) = sum(abs2, vcat(x, [1, 2]))
 @testset "refused, with a message: $(nameof(f))" for (f, what) in (
-    (so_closure_constant, "without a derivative"),
-    (so_vcat_constant, "without a derivative"),
+    (so_vcat_global, "without a derivative"),
+    (so_vcat_integers, "without a derivative"),
 )
     x = [0.1, 0.2, 0.3, 0.5]
     e = caught(() -> autodiff(Reverse, f, Active, Duplicated(copy(x), zero(x))))   # (test/errors.jl)

@@ -381,6 +381,17 @@ impl Activity {
                     continue;
                 }
             }
+            // An array of floats the function allocated, without a derivative, stored
+            // into a stack object that holds differentiated arrays (`vcat(x, [1.0,
+            // 2.0])`): it gets a shadow of its own (zero), which the object's shadow holds.
+            let stack_object = mem.leaf(addr).is_some_and(Leaf::is_stack_object);
+            if i.opcode() == Opcode::LLVMStore && stack_object && !mem.is_shadowed(value) && !inert.contains(&i) {
+                let allocated = crate::analysis::memory::zero_offset_base(value);
+                if let Some(leaf) = float_array_allocation(allocated, &insts, mem) {
+                    wants_shadow.insert(allocated, leaf);
+                    continue;
+                }
+            }
             // A differentiated number stored into a stack object (a closure capturing it
             // beside an array) that is not a GC frame: the object's shadow holds its
             // derivative too.
@@ -578,4 +589,48 @@ impl Activity {
 /// differentiating.
 fn describe(fname: &str, inst: Value, what: &str) -> String {
     format!("{what}, in `{fname}`{}", crate::names::where_(inst))
+}
+
+/// The layout of array `a` when it is an array of floats the function allocated: its
+/// elements are written with floats (or copied as integer bits, or cleared by
+/// `memset`), never with pointers nor read as pointers, and at least once written with
+/// a float or by `memset`.
+fn float_array_allocation(a: Value, insts: &[Value], mem: &Memory) -> Option<Leaf> {
+    use crate::analysis::memory::{array_call, ArrayCall};
+    if !a.is_instruction() || !matches!(array_call(a), Some(ArrayCall::Alloc | ArrayCall::Copy)) {
+        return None;
+    }
+    // An element's address: derived from `a`'s data pointer (a load from the object).
+    let element = |p: Value| {
+        let mut q = p;
+        while q.is_instruction()
+            && matches!(q.opcode(), Opcode::LLVMGetElementPtr | Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast)
+        {
+            q = q.operand(0);
+        }
+        q.is_instruction() && q.opcode() == Opcode::LLVMLoad && mem.origin(q) == Some(a)
+    };
+    let (mut f64s, mut f32s, mut cleared) = (false, false, false);
+    for &i in insts {
+        match i.opcode() {
+            Opcode::LLVMStore if element(i.operand(1)) => match i.operand(0).ty() {
+                t if t.float_bits() == 64 => f64s = true,
+                t if t.float_bits() == 32 => f32s = true,
+                t if t.is_pointer() => return None,
+                _ => {}
+            },
+            Opcode::LLVMLoad if element(i.operand(0)) && i.ty().is_pointer() => return None,
+            Opcode::LLVMCall if i.call_arg_count() > 0 && element(i.operand(0)) => {
+                let callee = i.called_operand();
+                cleared |= callee.is_function() && callee.name().starts_with("llvm.memset");
+            }
+            _ => {}
+        }
+    }
+    match (f64s, f32s) {
+        (true, false) => Some(Leaf::ArrayF64),
+        (false, true) => Some(Leaf::ArrayF32),
+        (false, false) if cleared => Some(Leaf::ArrayF64),
+        _ => None,
+    }
 }
