@@ -281,7 +281,11 @@ impl Memory {
                         _ if is_splat(i) && (0..i.call_arg_count()).any(|k| shadowed.contains_key(&i.operand(k))) => {
                             Some(box_leaf(i))
                         }
-                        _ => None,
+                        // An array a user's rule returns, given differentiated memory: the
+                        // rule makes its shadow (`rules::calls::custom`; a rule given
+                        // differentiated numbers only asks for one through activity).
+                        _ => crate::names::rule_array_result(i)
+                            .filter(|_| (0..i.call_arg_count()).any(|k| shadowed.contains_key(&i.operand(k)))),
                     },
                 };
                 if let Some(leaf) = from {
