@@ -220,6 +220,10 @@ const RULE_TABLES = ((EnzymeRules.forward, :rule, 3, true),
                      (EnzymeRules.inactive, :inactive, 2, true),
                      (EnzymeRules.inactive_noinl, :inactive, 2, false))
 
+# The tables of the rules Oxidase ships, scanned once they are needed (`use_builtin_rules!`).
+const BUILTIN_RULE_TABLES = ((BuiltinRules.forward, :rule, 3, true),
+                             (BuiltinRules.augmented_primal, :rule, 3, true))
+
 # The methods `scan_rules!` has handled (after `make_noinline!`), with what extraction
 # makes of their calls, `:rule` or `:inactive`...
 const RULED_METHODS = IdDict{Method,Symbol}()
@@ -304,6 +308,88 @@ function scan_tables!(tables, covered = nothing)
         end
     end
     return nothing
+end
+
+# The methods the rules Oxidase ships cover, as the package is loaded (precompiled with it).
+function builtin_targets()
+    targets = Method[]
+    for (table, kind, position, _) in BUILTIN_RULE_TABLES, rule in methods(table)
+        sig = covered_signature(rule.sig, position, kind === :rule)
+        sig === nothing || append!(targets, Extract.matching_methods(sig, Base.get_world_counter()))
+    end
+    return unique(targets)
+end
+
+# Whether Julia has specialized method `m` for some argument types (inferred it for a call).
+function has_specializations(m::Method)
+    specs = m.specializations
+    specs isa Core.SimpleVector || return false
+    for i in 1:length(specs)
+        isassigned(specs, i) && return true
+    end
+    return false
+end
+
+const BUILTIN_RULES_ON = Ref(false)
+
+# The call signatures the rules Oxidase ships cover, once they are on.
+const BUILTIN_SIGNATURES = Any[]
+
+"""
+    use_builtin_rules!(f, types)
+
+Switches on the rules Oxidase ships (their methods made non-inlinable, as a user's
+rule's are, by `scan_tables!`) the first time the call graph of `f(::types...)`, once
+inferred, may call a method they cover: Julia specializes a method for every call it
+infers, inlined or not. A session that never differentiates, say, linear algebra leaves
+LinearAlgebra's methods as they are, and its first gradient pays nothing for the rules.
+"""
+function use_builtin_rules!(@nospecialize(f), @nospecialize(types))
+    BUILTIN_RULES_ON[] && return nothing
+    ccall(:jl_generating_output, Cint, ()) == 1 && return nothing
+    precompile(f, (types.parameters...,))
+    used = false
+    for m in BUILTIN_TARGETS
+        used |= has_specializations(m)
+    end
+    used || return nothing
+    Base.invokelatest(scan_tables!, BUILTIN_RULE_TABLES, BUILTIN_SIGNATURES)   # (dynamic: compiled only when used)
+    BUILTIN_RULES_ON[] = true
+    return nothing
+end
+
+"""
+    RuleRoot{F}
+
+A function given to `autodiff` that one of Oxidase's own rules covers (`det`, `inv`,
+`\\`), wrapped: the wrapper's body is the call of `F.instance`, which the rule replaces.
+A user's rule does not apply to the function given to `autodiff` (its body is
+differentiated, docs/api.md); the body of these functions calls LAPACK, which has no
+derivative, so the rule does. Only functions without data (singletons) are wrapped:
+the wrapper is a ghost too, so the compiled derivative is called as the function's own
+would be.
+"""
+struct RuleRoot{F} end
+(::RuleRoot{F})(a) where {F} = F.instance(a)
+(::RuleRoot{F})(a, b) where {F} = F.instance(a, b)
+(::RuleRoot{F})(a, b, c) where {F} = F.instance(a, b, c)
+
+"""
+    through_builtin_rule(f, types) -> function to differentiate
+
+`RuleRoot{typeof(f)}()` when one of Oxidase's rules covers `f(::types...)` and `f` is
+a singleton function; `f` otherwise.
+"""
+function through_builtin_rule(@nospecialize(f), @nospecialize(types))
+    # (Dynamic: the test compiles only once the rules are on.)
+    return BUILTIN_RULES_ON[] ? Base.invokelatest(builtin_rule_root, f, types) : f
+end
+
+function builtin_rule_root(@nospecialize(f), @nospecialize(types))
+    F = typeof(f)
+    (F <: Function && isdefined(F, :instance) && length(types.parameters) <= 3) || return f
+    sig = Tuple{F,types.parameters...}
+    return any(s -> sig <: s, BUILTIN_SIGNATURES) ? RuleRoot{F}() : f
 end
 
 """
