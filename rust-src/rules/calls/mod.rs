@@ -181,8 +181,10 @@ impl Family for Custom {
     fn sources(&self, i: Value) -> Vec<Value> {
         float_args(i)
     }
+    /// An array result with a shadow carries derivative data even from constant
+    /// arguments (it merges with differentiated memory): the rule makes its shadow.
     fn varied(&self, i: Value, flow: &Flow) -> bool {
-        call_varied(i, flow)
+        call_varied(i, flow) || (flow.shadowed)(i)
     }
     /// Besides writing into its pointer arguments, a rule writes the shadow of an array
     /// it returns, which the code after the call reads (`custom`).
