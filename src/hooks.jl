@@ -357,10 +357,9 @@ function rule_reverse(handle::Int64, dret::Ptr{Ptr{Cvoid}}, dargs::Ptr{Ptr{Cvoid
     found = Base.invokelatest(applicable, rec.reverse, rec.config, rec.func, d, rec.tape, rec.anns...)
     found || throw(no_rule_error(site, "reverse", rec.config, rec.func, d, rec.tape, rec.anns...))
     grads = Base.invokelatest(rec.reverse, rec.config, rec.func, d, rec.tape, rec.anns...)
-    adjoint_ok(a, g) = W == 1 ? g isa Real : g isa Tuple && length(g) == W && all(x -> x isa Real, g)
+    adjoint_ok(g) = W == 1 ? g isa Real : g isa Tuple && length(g) == W && all(x -> x isa Real, g)
     shape_ok = grads isa Tuple && length(grads) == length(rec.anns) &&
-               all(j -> rec.anns[j] isa Active ? adjoint_ok(rec.anns[j], grads[j]) : grads[j] === nothing,
-                   eachindex(rec.anns))
+               all(j -> rec.anns[j] isa Active ? adjoint_ok(grads[j]) : grads[j] === nothing, eachindex(rec.anns))
     expected = Tuple{(a isa Active ? (W == 1 ? typeof(a.val) : NTuple{W,typeof(a.val)}) : Nothing for a in rec.anns)...}
     shape_ok || throw(rule_error(site, "reverse", "must return a $expected (one entry per argument: the " *
                                  "adjoint of an Active one, nothing for the others), got a $(typeof(grads))"))
