@@ -15,6 +15,32 @@ pub const SPLAT_PREFIX: &str = "oxidase.splat.";
 /// specialization for the package's runtime hook (`rules::calls::custom`).
 pub const RULE_PREFIX: &str = "oxidase.rule.";
 
+/// The string attribute the Julia package puts on a function with a user-defined rule
+/// (`RULE_PREFIX`) that returns an `Array{Float64}`: the call's result is an array with
+/// a shadow the rule makes (`rules::calls::custom`).
+pub const RULE_RESULT_ARRAY_F64: &str = "oxidase-rule-result-array-f64";
+
+/// Like `RULE_RESULT_ARRAY_F64`, for a rule returning an `Array{Float32}`.
+pub const RULE_RESULT_ARRAY_F32: &str = "oxidase-rule-result-array-f32";
+
+/// The array type of the result of call `i` of a function with a user-defined rule
+/// that returns an array (`RULE_RESULT_ARRAY_F64`, `_F32`): `Leaf::ArrayF64` or
+/// `Leaf::ArrayF32`. `None` for any other instruction.
+pub fn rule_array_result(i: crate::llvm::Value) -> Option<crate::request::Leaf> {
+    use crate::request::Leaf;
+    if i.opcode_if_instruction() != Some(crate::llvm::Opcode::LLVMCall) || !i.ty().is_pointer() {
+        return None;
+    }
+    let f = i.called_function().filter(|f| f.name().starts_with(RULE_PREFIX))?;
+    if f.has_string_attr(RULE_RESULT_ARRAY_F64) {
+        Some(Leaf::ArrayF64)
+    } else if f.has_string_attr(RULE_RESULT_ARRAY_F32) {
+        Some(Leaf::ArrayF32)
+    } else {
+        None
+    }
+}
+
 /// The name prefix the Julia package gives the functions declared without derivative
 /// (`EnzymeRules.inactive`): `oxidase.inactive.julia_f_12`.
 pub const INACTIVE_PREFIX: &str = "oxidase.inactive.";

@@ -9,6 +9,7 @@ function's whole call graph. See `docs/tutorial.md`.
 module Oxidase
 
 using Libdl
+using LinearAlgebra
 
 # Julia 1.5 caches no native code for a package, so the first gradient of a session
 # compiles this package's cold path (argument checks, extraction, scratch buffers) from
@@ -31,6 +32,7 @@ include("abi.jl")
 include("call.jl")
 include("autodiff.jl")
 include("hooks.jl")
+include("linalg_rules.jl")
 include("sugar.jl")
 include("check.jl")
 include("precompile.jl")

@@ -234,6 +234,8 @@ function compile_derivative(@nospecialize(mode::Mode), @nospecialize(fa), @nospe
     rules = current_rules()
     # (Dynamic: a static call would generate the scan's code with this function's.)
     rules[1] == BUILTIN_RULE_METHODS || Base.invokelatest(scan_rules!, rules)
+    use_builtin_rules!(fn, types)
+    fn = through_builtin_rule(fn, types)
     ir = Extract.extract_bitcode(fn, types)
     # `Reverse` returns no primal, nor do forward returns without one: the derivative
     # may then drop the work that only the primal needed.

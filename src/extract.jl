@@ -172,7 +172,7 @@ function name_ruled_calls(native::Ptr{Cvoid}, mod::Ptr{Cvoid}, world::UInt, @nos
     fidx = Ref{Int32}(0)
     sidx = Ref{Int32}(0)
     for (m, what) in Oxidase.RULED_METHODS, (mi, ci) in codeinsts_of(m, world)
-        ci === root && continue
+        (ci === root || !Oxidase.covers(m, mi.specTypes)) && continue
         fidx[] = 0
         sidx[] = 0
         ccall(:jl_get_function_id, Cvoid, (Ptr{Cvoid}, Any, Ref{Int32}, Ref{Int32}), native, ci, fidx, sidx)
@@ -194,7 +194,20 @@ function name_ruled_calls(native::Ptr{Cvoid}, mod::Ptr{Cvoid}, world::UInt, @nos
         ccall((:LLVMSetValueName2, LIBLLVM), Cvoid, (Ptr{Cvoid}, Cstring, Csize_t), llvmf, new, sizeof(new))
         ccall((:LLVMAddAttributeAtIndex, LIBLLVM), Cvoid, (Ptr{Cvoid}, Cuint, Ptr{Cvoid}),
               llvmf, typemax(Cuint), noinline)
+        what === :rule && Oxidase.is_array_result(ci.rettype) &&
+            mark_array_result(ctx, llvmf, eltype(ci.rettype) === Float64 ? "f64" : "f32")
     end
+    return nothing
+end
+
+# Marks a rule's function as returning an `Array` of `Float64` ("f64") or `Float32`
+# ("f32"): the engine gives the call's result a shadow, which the rule makes
+# (`oxidase-rule-result-array-f64`, the engine's `names::RULE_RESULT_ARRAY_F64`).
+function mark_array_result(ctx::Ptr{Cvoid}, llvmf::Ptr{Cvoid}, eltype_name::String)
+    name = "oxidase-rule-result-array-" * eltype_name
+    attr = ccall((:LLVMCreateStringAttribute, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid}, Cstring, Cuint, Cstring, Cuint),
+                 ctx, name, sizeof(name), "", 0)
+    ccall((:LLVMAddAttributeAtIndex, LIBLLVM), Cvoid, (Ptr{Cvoid}, Cuint, Ptr{Cvoid}), llvmf, typemax(Cuint), attr)
     return nothing
 end
 

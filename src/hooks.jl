@@ -135,13 +135,20 @@ end
 # --- custom rules (src/rules.jl) -----------------------------------------------------
 #
 # A call of a function with a rule becomes a call of `rule_call`: in forward mode it runs
-# the user's `EnzymeRules.forward`; in reverse mode's forward sweep `augmented_primal`,
-# keeping a record (annotations, config, tape) in the hook frame whose handle the engine
-# tapes; the reverse sweep hands that handle to `rule_reverse`, which runs
-# `EnzymeRules.reverse`. The engine passes each argument of the call as the address of
-# its value (a slot it spilled a number into, or the object itself), and per lane its
-# shadow the same way: the tangent's slot (forward), any non-NULL address for an active
-# number (reverse), the shadow object of an array; NULL when it has none.
+# the rule's `forward`; in reverse mode's forward sweep `augmented_primal`, keeping a
+# record (annotations, config, tape) in the hook frame whose handle the engine tapes;
+# the reverse sweep hands that handle to `rule_reverse`, which runs `reverse`. The rule
+# is the user's (`EnzymeRules`) when one of its methods applies, else one Oxidase ships
+# (`BuiltinRules`, src/linalg_rules.jl). The engine passes each argument of the call as
+# the address of its value (a slot it spilled a number into, or the object itself), and
+# per lane its shadow the same way: the tangent's slot (forward), any non-NULL address
+# for an active number (reverse), the shadow object of an array; NULL when it has none.
+# The result comes back through slots too: a number and each lane's tangent, or an
+# array object and each lane's shadow array (its tangent in forward mode, the shadow
+# `augmented_primal` returns in reverse mode), which the derivative code after the call
+# reads and accumulates into. Batch reverse mode (width W > 1) follows Enzyme: arrays
+# come `BatchDuplicated`, an `Active` result's adjoint is `Active` of a tuple of W
+# numbers, and `reverse` returns a tuple of W adjoints for each `Active` argument.
 
 # How the compiled specialization takes an argument (codegen's specsig convention).
 @enum ArgPassing GHOST BY_VALUE BY_REFERENCE BOXED
@@ -159,10 +166,32 @@ load_argument(p::Ptr{Cvoid}, @nospecialize(T), how::ArgPassing) =
 
 is_float_type(@nospecialize(R)) = R === Float64 || R === Float32
 
+"""
+    is_array_result(R)
+
+Whether a rule's result of type `R` is an array the derivative gives a shadow: an
+`Array` of `Float64` or `Float32` (extraction marks the calls, src/extract.jl).
+"""
+is_array_result(@nospecialize(R)) = R isa DataType && isconcretetype(R) && R <: Union{Array{Float64},Array{Float32}}
+
 rule_name(site::RuleSite) = string("`", site.sig.parameters[1].instance, "`",
                                    "(", join(("::" * string(T) for T in site.sig.parameters[2:end]), ", "), ")")
 rule_name(site::RuleSite, rule) = string("the custom rule `EnzymeRules.", rule, "` for ", rule_name(site))
 rule_error(site::RuleSite, rule, msg) = DifferentiationError(rule_name(site, rule) * " " * msg)
+
+no_rule_error(site, rule, args...) =
+    rule_error(site, rule, "has no method for " * join((a isa Type ? string(a) : string(typeof(a)) for a in args), ", "))
+
+# The rule `which` (`:forward`, `:augmented_primal`) for these arguments: the user's
+# method (`EnzymeRules`) when one applies, else Oxidase's own (`BuiltinRules`), else
+# `nothing`.
+function applicable_rule(which::Symbol, @nospecialize(args...))
+    for table in (EnzymeRules, BuiltinRules)
+        f = getfield(table, which)
+        Base.invokelatest(applicable, f, args...) && return f
+    end
+    return nothing
+end
 
 # One call's arguments: per parameter of the specialization (the function first), its
 # type, how it is passed and its operand index in the call (0 for a ghost).
@@ -183,11 +212,13 @@ end
 # The record of an `augmented_primal` call, for `rule_reverse`.
 struct RuleRecord
     site::RuleSite
+    reverse::Any              # the `reverse` of the table whose `augmented_primal` ran
     config::Any
     RT::Any
     func::Any
     anns::Vector{Any}
     operand::Vector{Int}      # per argument (without the function): its operand index
+    n::Int                    # the call's operand count
     tape::Any
 end
 
@@ -196,6 +227,7 @@ function rule_call(mode::Int32, site_id::Int64, args::Ptr{Ptr{Cvoid}}, shadows::
     site = rule_site(site_id)
     params, passing, operand = rule_operands(site, Int(n))
     W = Int(width)
+    rule = mode == 0 ? "forward" : "augmented_primal"
     shadow(l, k) = unsafe_load(shadows, (l - 1) * Int(n) + k)
     function annotate_argument(j)
         T, how, k = params[j], passing[j], operand[j]
@@ -204,8 +236,8 @@ function rule_call(mode::Int32, site_id::Int64, args::Ptr{Ptr{Cvoid}}, shadows::
         lanes = Ptr{Cvoid}[shadow(l, k) for l in 1:W]
         all(==(C_NULL), lanes) && return Const(v)
         (how === BY_REFERENCE || j == 1) &&
-            throw(rule_error(site, mode == 0 ? "forward" : "augmented_primal",
-                             "cannot be applied: argument $(j - 1) (a $T) carries a derivative the engine cannot pass to a rule yet"))
+            throw(rule_error(site, rule, "cannot be applied: argument $(j - 1) (a $T) carries a derivative the " *
+                                         "engine cannot pass to a rule yet"))
         mode == 1 && how === BY_VALUE && return Active(v)
         ds = ntuple(l -> load_argument(lanes[l], T, how), W)
         return W == 1 ? Duplicated(v, ds[1]) : BatchDuplicated(v, ds)
@@ -213,49 +245,53 @@ function rule_call(mode::Int32, site_id::Int64, args::Ptr{Ptr{Cvoid}}, shadows::
     func = annotate_argument(1)
     anns = Any[annotate_argument(j) for j in 2:length(params)]
     R = site.rettype
-    (is_float_type(R) || R === Nothing) ||
-        throw(rule_error(site, mode == 0 ? "forward" : "augmented_primal",
-                         "cannot be applied: the function returns a $R (rules for functions returning Float64, Float32 or nothing are supported)"))
+    (is_float_type(R) || R === Nothing || is_array_result(R)) ||
+        throw(rule_error(site, rule, "cannot be applied: the function returns a $R (rules for functions " *
+                                     "returning Float64, Float32, nothing or arrays of Float64 or Float32 are supported)"))
     needs_primal = flags & 1 != 0 && R !== Nothing
     active = flags & 2 != 0 && R !== Nothing
+    frame = last(hook_frames())
     if mode == 0
-        forward_rule(site, func, anns, R, W, needs_primal, active, ret, tangents)
+        forward_rule(site, func, anns, R, W, needs_primal, active, ret, tangents, frame)
     else
-        W == 1 || throw(rule_error(site, "augmented_primal", "is called in batch reverse mode, which Oxidase's rules do not support yet"))
-        RT = active ? Active{R} : Const{R}
-        overwritten = (false, (p === BOXED for p in passing[2:end])...)
-        config = RevConfig{needs_primal,false,1,overwritten,false}()
-        found = Base.invokelatest(applicable, EnzymeRules.augmented_primal, config, func, RT, anns...)
-        found || throw(rule_error(site, "augmented_primal", "has no method for $(typeof(config)), $(typeof(func)), $RT, " *
-                                  join(map(a -> string(typeof(a)), anns), ", ")))
-        ar = Base.invokelatest(EnzymeRules.augmented_primal, config, func, RT, anns...)
-        ar isa AugmentedReturn ||
-            throw(rule_error(site, "augmented_primal", "must return an `AugmentedReturn(primal, shadow, tape)`, got a $(typeof(ar))"))
-        needs_primal && store_float(site, "augmented_primal", "primal", ret, R, ar.primal)
-        frame = last(hook_frames())
-        push!(frame, RuleRecord(site, config, RT, func, anns, operand[2:end], ar.tape))
-        unsafe_store!(handle, length(frame))
+        augmented_rule(site, func, anns, passing, operand, Int(n), R, W, needs_primal, active, ret, tangents,
+                       handle, frame)
     end
     return nothing
 end
 
-function store_float(site, rule, what, p::Ptr{Cvoid}, R, x)
-    x isa Real || throw(rule_error(site, rule, "returned a $(typeof(x)) as the $what, where a $R is expected"))
-    unsafe_store!(Ptr{R}(p), convert(R, x))
+# Writes result `x` of type `R` (the primal, or a lane's tangent or shadow) where `p`
+# points: a number's value, or an array's object, rooted in the hook frame until the
+# derivative returns. A lane's array must have the primal's size (`like`), and must not
+# be the primal itself: the derivative writes into it.
+function store_result(site, rule, what, p::Ptr{Cvoid}, @nospecialize(R), @nospecialize(x), frame,
+                      @nospecialize(like) = nothing)
+    if is_array_result(R)
+        x isa R || throw(rule_error(site, rule, "returned a $(typeof(x)) as the $what, where a $R is expected"))
+        if like !== nothing
+            size(x) == size(like) ||
+                throw(rule_error(site, rule, "returned a $what of size $(size(x)) for a result of size $(size(like))"))
+            x === like && throw(rule_error(site, rule, "returned the primal result as its own $what"))
+        end
+        push!(frame, x)
+        unsafe_store!(Ptr{Ptr{Cvoid}}(p), pointer_from_objref(x))
+    else
+        x isa Real || throw(rule_error(site, rule, "returned a $(typeof(x)) as the $what, where a $R is expected"))
+        unsafe_store!(Ptr{R}(p), convert(R, x))
+    end
     return nothing
 end
 
 # Forward mode: the rule's result, by Enzyme 0.13's shapes, into the primal's slot and
 # each lane's tangent slot.
-function forward_rule(site, func, anns, R, W, needs_primal, active, ret, tangents)
+function forward_rule(site, func, anns, R, W, needs_primal, active, ret, tangents, frame)
     RT = !active ? Const{R} :
          W == 1 ? (needs_primal ? Duplicated{R} : DuplicatedNoNeed{R}) :
          (needs_primal ? BatchDuplicated{R,W} : BatchDuplicatedNoNeed{R,W})
     config = FwdConfig{needs_primal,active,W,false}()
-    found = Base.invokelatest(applicable, EnzymeRules.forward, config, func, RT, anns...)
-    found || throw(rule_error(site, "forward", "has no method for $(typeof(config)), $(typeof(func)), $RT, " *
-                              join(map(a -> string(typeof(a)), anns), ", ")))
-    res = Base.invokelatest(EnzymeRules.forward, config, func, RT, anns...)
+    f = applicable_rule(:forward, config, func, RT, anns...)
+    f === nothing && throw(no_rule_error(site, "forward", config, func, RT, anns...))
+    res = Base.invokelatest(f, config, func, RT, anns...)
     shape(expected) = rule_error(site, "forward", "must return $expected (needs_primal = $needs_primal, " *
                                  "needs_shadow = $active, width = $W), got a $(typeof(res))")
     if active && needs_primal
@@ -263,40 +299,78 @@ function forward_rule(site, func, anns, R, W, needs_primal, active, ret, tangent
                  (res isa BatchDuplicated && length(res.dval) == W || throw(shape("a BatchDuplicated(primal, ($W tangents))")))
         primal, ts = res.val, W == 1 ? (res.dval,) : res.dval
     elseif active
-        W == 1 ? (res isa Real || throw(shape("the tangent"))) :
-                 (res isa Tuple && length(res) == W || throw(shape("a tuple of $W tangents")))
+        W == 1 || (res isa Tuple && length(res) == W || throw(shape("a tuple of $W tangents")))
         primal, ts = nothing, W == 1 ? (res,) : res
     else
         primal, ts = res, ()
     end
-    needs_primal && store_float(site, "forward", "primal", ret, R, primal)
+    needs_primal && store_result(site, "forward", "primal", ret, R, primal, frame)
     for l in eachindex(ts)
-        store_float(site, "forward", "tangent", unsafe_load(tangents, l), R, ts[l])
+        store_result(site, "forward", "tangent", unsafe_load(tangents, l), R, ts[l], frame, primal)
     end
     return nothing
 end
 
-# The reverse sweep: `dret[1]`, the result's adjoint (when it is active); `dargs[k]`,
-# where the adjoint of the number in operand `k` goes (NULL when it has none).
+# Reverse mode's forward sweep: `augmented_primal`, whose primal (and an array result's
+# shadows) go into the slots, and whose record stays in the hook frame for
+# `rule_reverse`.
+function augmented_rule(site, func, anns, passing, operand, n, R, W, needs_primal, active, ret, shadows, handle, frame)
+    array = is_array_result(R)
+    RT = !active ? Const{R} : !array ? Active{R} : W == 1 ? Duplicated{R} : BatchDuplicated{R,W}
+    overwritten = (false, (p === BOXED for p in passing[2:end])...)
+    config = RevConfig{needs_primal,active && array,W,overwritten,false}()
+    f = applicable_rule(:augmented_primal, config, func, RT, anns...)
+    f === nothing && throw(no_rule_error(site, "augmented_primal", config, func, RT, anns...))
+    ar = Base.invokelatest(f, config, func, RT, anns...)
+    ar isa AugmentedReturn ||
+        throw(rule_error(site, "augmented_primal", "must return an `AugmentedReturn(primal, shadow, tape)`, got a $(typeof(ar))"))
+    needs_primal && store_result(site, "augmented_primal", "primal", ret, R, ar.primal, frame)
+    if active && array
+        lanes = W == 1 ? (ar.shadow,) : ar.shadow
+        lanes isa Tuple && length(lanes) == W ||
+            throw(rule_error(site, "augmented_primal", "must return the result's shadow ($(W == 1 ? "an array" :
+                                                       "a tuple of $W arrays")), got a $(typeof(ar.shadow))"))
+        for l in 1:W
+            store_result(site, "augmented_primal", "shadow", unsafe_load(shadows, l), R, lanes[l], frame, ar.primal)
+        end
+    end
+    rev = f === EnzymeRules.augmented_primal ? EnzymeRules.reverse : BuiltinRules.reverse
+    push!(frame, RuleRecord(site, rev, config, RT, func, anns, operand[2:end], n, ar.tape))
+    unsafe_store!(handle, length(frame))
+    return nothing
+end
+
+# The reverse sweep: `dret[l]`, lane `l`'s adjoint of a number result (when it is
+# active; NULL: zero); `dargs[(l - 1) n + k]`, where lane `l`'s adjoint of the number in
+# operand `k` goes (NULL when it has none).
 function rule_reverse(handle::Int64, dret::Ptr{Ptr{Cvoid}}, dargs::Ptr{Ptr{Cvoid}})
     rec = last(hook_frames())[handle]::RuleRecord
     site = rec.site
-    d = rec.RT <: Active ? rec.RT(unsafe_load(Ptr{rec.RT.parameters[1]}(unsafe_load(dret, 1)))) : rec.RT
-    found = Base.invokelatest(applicable, EnzymeRules.reverse, rec.config, rec.func, d, rec.tape, rec.anns...)
-    found || throw(rule_error(site, "reverse", "has no method for $(typeof(rec.config)), $(typeof(rec.func)), " *
-                              "$(d isa Type ? d : typeof(d)), $(typeof(rec.tape)), " * join(map(a -> string(typeof(a)), rec.anns), ", ")))
-    grads = Base.invokelatest(EnzymeRules.reverse, rec.config, rec.func, d, rec.tape, rec.anns...)
-    expected = Tuple{(a isa Active ? typeof(a.val) : Nothing for a in rec.anns)...}
+    W = EnzymeRules.width(rec.config)
+    d = if rec.RT <: Active
+        R = rec.RT.parameters[1]
+        ds = ntuple(l -> (p = unsafe_load(dret, l); p == C_NULL ? zero(R) : unsafe_load(Ptr{R}(p))), W)
+        Active(W == 1 ? ds[1] : ds)
+    else
+        rec.RT
+    end
+    found = Base.invokelatest(applicable, rec.reverse, rec.config, rec.func, d, rec.tape, rec.anns...)
+    found || throw(no_rule_error(site, "reverse", rec.config, rec.func, d, rec.tape, rec.anns...))
+    grads = Base.invokelatest(rec.reverse, rec.config, rec.func, d, rec.tape, rec.anns...)
+    adjoint_ok(g) = W == 1 ? g isa Real : g isa Tuple && length(g) == W && all(x -> x isa Real, g)
     shape_ok = grads isa Tuple && length(grads) == length(rec.anns) &&
-               all(j -> rec.anns[j] isa Active ? grads[j] isa Real : grads[j] === nothing, eachindex(rec.anns))
+               all(j -> rec.anns[j] isa Active ? adjoint_ok(grads[j]) : grads[j] === nothing, eachindex(rec.anns))
+    expected = Tuple{(a isa Active ? (W == 1 ? typeof(a.val) : NTuple{W,typeof(a.val)}) : Nothing for a in rec.anns)...}
     shape_ok || throw(rule_error(site, "reverse", "must return a $expected (one entry per argument: the " *
                                  "adjoint of an Active one, nothing for the others), got a $(typeof(grads))"))
     for (j, a) in enumerate(rec.anns)
         a isa Active || continue
-        p = unsafe_load(dargs, rec.operand[j])
-        p == C_NULL && continue
         T = typeof(a.val)
-        unsafe_store!(Ptr{T}(p), convert(T, grads[j]))
+        for l in 1:W
+            p = unsafe_load(dargs, (l - 1) * rec.n + rec.operand[j])
+            p == C_NULL && continue
+            unsafe_store!(Ptr{T}(p), convert(T, W == 1 ? grads[j] : grads[j][l]))
+        end
     end
     return nothing
 end

@@ -193,6 +193,23 @@ end # module EnzymeRules
 
 using .EnzymeRules: FwdConfig, RevConfig, AugmentedReturn
 
+"""
+    BuiltinRules
+
+The rules Oxidase ships (src/linalg_rules.jl): methods of `forward`,
+`augmented_primal` and `reverse` with [`EnzymeRules`](@ref)' signatures, kept apart
+from the user's tables so that they cost nothing until used. A user's `EnzymeRules`
+method for the same call takes precedence (src/hooks.jl).
+"""
+module BuiltinRules
+"""The forward rules Oxidase ships; see [`EnzymeRules.forward`](@ref)."""
+function forward end
+"""The augmented forward rules Oxidase ships; see [`EnzymeRules.augmented_primal`](@ref)."""
+function augmented_primal end
+"""The reverse rules Oxidase ships; see [`EnzymeRules.reverse`](@ref)."""
+function reverse end
+end # module BuiltinRules
+
 # --- the scan ------------------------------------------------------------------------
 
 # The tables whose methods name functions with rules, and what each makes of a call:
@@ -203,22 +220,41 @@ const RULE_TABLES = ((EnzymeRules.forward, :rule, 3, true),
                      (EnzymeRules.inactive, :inactive, 2, true),
                      (EnzymeRules.inactive_noinl, :inactive, 2, false))
 
+# The tables of the rules Oxidase ships, scanned once they are needed (`use_builtin_rules!`).
+const BUILTIN_RULE_TABLES = ((BuiltinRules.forward, :rule, 3, true),
+                             (BuiltinRules.augmented_primal, :rule, 3, true))
+
 # The methods `scan_rules!` has handled (after `make_noinline!`), with what extraction
-# makes of their calls, `:rule` or `:inactive`.
+# makes of their calls, `:rule` or `:inactive`...
 const RULED_METHODS = IdDict{Method,Symbol}()
 
+# ...and the call signatures the rules cover, per method: extraction marks only the
+# specializations a rule covers (`covers`), so that a rule for `f(::Matrix{Float64})`
+# leaves `f(::Matrix{Int})`, a specialization of the same method, differentiated as code.
+const RULED_SIGNATURES = IdDict{Method,Vector{Any}}()
+
+"""
+    covers(m::Method, specialization) -> Bool
+
+Whether a rule (or `inactive` declaration) covers the specialization of `m` with
+signature `specialization` (a `Tuple` type, the function first).
+"""
+covers(m::Method, @nospecialize(specialization)) = any(sig -> specialization <: sig, get(RULED_SIGNATURES, m, Any[]))
+
 # The primal type an argument annotation in a rule's signature stands for: `T` for
-# `Duplicated{T}`, `Any` when it does not say.
+# `Duplicated{T}` (`Matrix{T}` for `Annotation{Matrix{T}}`, where `T` is one of the rule's
+# static parameters), `Any` when it does not say.
 function annotated_type(@nospecialize(A))
     A isa TypeVar && (A = A.ub)
     body = Base.unwrap_unionall(A)
     (body isa DataType && body <: Annotation && !isempty(body.parameters)) || return Any
     T = body.parameters[1]
     T isa TypeVar && (T = T.ub)
-    return T isa Type && !Base.has_free_typevars(T) ? T : Any
+    return T isa Type ? T : Any
 end
 
-# The call signature `Tuple{F, args...}` a rule method covers, or `nothing` when its
+# The call signature `Tuple{F, args...}` a rule method covers (over the rule's static
+# parameters: `Tuple{typeof(f), Matrix{T}} where T<:Real`), or `nothing` when its
 # function is not a concrete type.
 function covered_signature(@nospecialize(rule_sig), position::Int, is_rule::Bool)
     params = Base.unwrap_unionall(rule_sig).parameters
@@ -234,7 +270,7 @@ function covered_signature(@nospecialize(rule_sig), position::Int, is_rule::Bool
             push!(args, is_rule ? annotated_type(P) : (P isa TypeVar ? P.ub : P))
         end
     end
-    return Tuple{F,args...}
+    return Base.rewrap_unionall(Tuple{F,args...}, rule_sig)
 end
 
 """
@@ -248,19 +284,112 @@ precompiled (its modules are closed to new methods then).
 function scan_rules!(stamp = rules_stamp())
     ccall(:jl_generating_output, Cint, ()) == 1 && return nothing
     stamp[1] == BUILTIN_RULE_METHODS && return nothing
+    scan_tables!(RULE_TABLES)
+    return nothing
+end
+
+# The scan of `tables` (`RULE_TABLES`, `BUILTIN_RULE_TABLES`); the signatures covered
+# are pushed onto `covered` when one is given.
+function scan_tables!(tables, covered = nothing)
     register_rule_hooks()   # (src/hooks.jl)
-    for (table, kind, position, redefine) in RULE_TABLES
+    for (table, kind, position, redefine) in tables
         for rule in methods(table)
             sig = covered_signature(rule.sig, position, kind === :rule)
             sig === nothing && continue
+            covered === nothing || push!(covered, sig)
             for m in Extract.matching_methods(sig, Base.get_world_counter())
-                haskey(RULED_METHODS, m) && continue
-                m = redefine ? Extract.make_noinline!(m) : m
-                RULED_METHODS[m] = kind
+                if !haskey(RULED_METHODS, m)
+                    m = redefine ? Extract.make_noinline!(m) : m
+                    RULED_METHODS[m] = kind
+                end
+                sigs = get!(() -> Any[], RULED_SIGNATURES, m)
+                any(s -> s == sig, sigs) || push!(sigs, sig)
             end
         end
     end
     return nothing
+end
+
+# The methods the rules Oxidase ships cover, as the package is loaded (precompiled with it).
+function builtin_targets()
+    targets = Method[]
+    for (table, kind, position, _) in BUILTIN_RULE_TABLES, rule in methods(table)
+        sig = covered_signature(rule.sig, position, kind === :rule)
+        sig === nothing || append!(targets, Extract.matching_methods(sig, Base.get_world_counter()))
+    end
+    return unique(targets)
+end
+
+# Whether Julia has specialized method `m` for some argument types (inferred it for a call).
+function has_specializations(m::Method)
+    specs = m.specializations
+    specs isa Core.SimpleVector || return false
+    for i in 1:length(specs)
+        isassigned(specs, i) && return true
+    end
+    return false
+end
+
+const BUILTIN_RULES_ON = Ref(false)
+
+# The call signatures the rules Oxidase ships cover, once they are on.
+const BUILTIN_SIGNATURES = Any[]
+
+"""
+    use_builtin_rules!(f, types)
+
+Switches on the rules Oxidase ships (their methods made non-inlinable, as a user's
+rule's are, by `scan_tables!`) the first time the call graph of `f(::types...)`, once
+inferred, may call a method they cover: Julia specializes a method for every call it
+infers, inlined or not. A session that never differentiates, say, linear algebra leaves
+LinearAlgebra's methods as they are, and its first gradient pays nothing for the rules.
+"""
+function use_builtin_rules!(@nospecialize(f), @nospecialize(types))
+    BUILTIN_RULES_ON[] && return nothing
+    ccall(:jl_generating_output, Cint, ()) == 1 && return nothing
+    precompile(f, (types.parameters...,))
+    used = false
+    for m in BUILTIN_TARGETS
+        used |= has_specializations(m)
+    end
+    used || return nothing
+    Base.invokelatest(scan_tables!, BUILTIN_RULE_TABLES, BUILTIN_SIGNATURES)   # (dynamic: compiled only when used)
+    BUILTIN_RULES_ON[] = true
+    return nothing
+end
+
+"""
+    RuleRoot{F}
+
+A function given to `autodiff` that one of Oxidase's own rules covers (`det`, `inv`,
+`\\`), wrapped: the wrapper's body is the call of `F.instance`, which the rule replaces.
+A user's rule does not apply to the function given to `autodiff` (its body is
+differentiated, docs/api.md); the body of these functions calls LAPACK, which has no
+derivative, so the rule does. Only functions without data (singletons) are wrapped:
+the wrapper is a ghost too, so the compiled derivative is called as the function's own
+would be.
+"""
+struct RuleRoot{F} end
+(::RuleRoot{F})(a) where {F} = F.instance(a)
+(::RuleRoot{F})(a, b) where {F} = F.instance(a, b)
+(::RuleRoot{F})(a, b, c) where {F} = F.instance(a, b, c)
+
+"""
+    through_builtin_rule(f, types) -> function to differentiate
+
+`RuleRoot{typeof(f)}()` when one of Oxidase's rules covers `f(::types...)` and `f` is
+a singleton function; `f` otherwise.
+"""
+function through_builtin_rule(@nospecialize(f), @nospecialize(types))
+    # (Dynamic: the test compiles only once the rules are on.)
+    return BUILTIN_RULES_ON[] ? Base.invokelatest(builtin_rule_root, f, types) : f
+end
+
+function builtin_rule_root(@nospecialize(f), @nospecialize(types))
+    F = typeof(f)
+    (F <: Function && isdefined(F, :instance) && length(types.parameters) <= 3) || return f
+    sig = Tuple{F,types.parameters...}
+    return any(s -> sig <: s, BUILTIN_SIGNATURES) ? RuleRoot{F}() : f
 end
 
 """

@@ -127,7 +127,7 @@ function throwing_calls(n, x, dx)
     return caught
 end
 
-# (`x' * y` is BLAS's dot; the test environment has no LinearAlgebra to import.)
+# (`x' * y` is BLAS's dot, with no rule of Oxidase's in between.)
 dot_then_throw(x, y, lim) = (d = x' * y; d > lim ? throw(DomainError(d)) : d)
 
 @testset "memory: a throwing reverse call leaves no buffer behind" begin

@@ -255,3 +255,86 @@ end
     @eval EnzymeRules.reverse(config, ::Const{typeof(late_rule)}, dret::Active, tape, x::Active) = (-1.0 * dret.val,)
     @test autodiff(Reverse, uses_late, Active, Active(2.0))[1][1] == -2.0
 end
+
+# --- a rule returning an array: y = a·x, the shadow of y is the rule's ---------------
+
+scaled(x::Vector{Float64}, a::Float64) = a .* x
+
+lanes_of(config, v) = width(config) == 1 ? (v,) : v
+tangents_of(config, a::Annotation, zero_tangent) =
+    a isa Const ? ntuple(_ -> zero_tangent, width(config)) : lanes_of(config, a.dval)
+
+function EnzymeRules.forward(config, ::Const{typeof(scaled)}, RT, x::Annotation{Vector{Float64}},
+                             a::Annotation{Float64})
+    y = a.val .* x.val
+    needs_shadow(config) || return needs_primal(config) ? y : nothing
+    ts = map((dx, da) -> a.val .* dx .+ da .* x.val, tangents_of(config, x, zero(y)), tangents_of(config, a, 0.0))
+    dy = width(config) == 1 ? ts[1] : ts
+    needs_primal(config) || return dy
+    return width(config) == 1 ? Duplicated(y, dy) : BatchDuplicated(y, dy)
+end
+function EnzymeRules.augmented_primal(config, ::Const{typeof(scaled)}, RT, x::Annotation{Vector{Float64}},
+                                      a::Annotation{Float64})
+    y = a.val .* x.val
+    shadow = !needs_shadow(config) ? nothing : width(config) == 1 ? zero(y) : ntuple(_ -> zero(y), width(config))
+    return AugmentedReturn(needs_primal(config) ? y : nothing, shadow, (copy(x.val), a.val, shadow))
+end
+function EnzymeRules.reverse(config, ::Const{typeof(scaled)}, RT, tape, x::Annotation{Vector{Float64}},
+                             a::Annotation{Float64})
+    xv, av, shadow = tape
+    shadow === nothing && return (nothing, a isa Active ? (width(config) == 1 ? 0.0 : ntuple(_ -> 0.0, width(config))) : nothing)
+    ȳs = lanes_of(config, shadow)
+    x isa Const || foreach((dx, ȳ) -> dx .+= av .* ȳ, lanes_of(config, x.dval), ȳs)
+    das = map(ȳ -> sum(ȳ .* xv), ȳs)
+    return (nothing, a isa Active ? (width(config) == 1 ? das[1] : das) : nothing)
+end
+
+uses_scaled(x, a) = sum(abs2, scaled(x, a)) + a
+# The factor taken from the array: an active number inside, in batch reverse mode too.
+uses_scaled_inside(x) = sum(sin, scaled(x, x[1])) * x[2]
+
+@testset "a rule returning an array" begin
+    x, a = [0.3, -1.2, 2.0], 0.7
+    gx = [central_difference(t -> uses_scaled([j == i ? t : x[j] for j in 1:3], a), x[i]) for i in 1:3]
+    ga = central_difference(t -> uses_scaled(x, t), a)
+    dx = zero(x)
+    (_, da), = autodiff(Reverse, uses_scaled, Active, Duplicated(copy(x), dx), Active(a))
+    @test dx ≈ gx rtol = 1e-6
+    @test da ≈ ga rtol = 1e-6
+    v = [1.0, 0.5, -2.0]
+    y, t = autodiff(Forward, uses_scaled, Duplicated, Duplicated(copy(x), copy(v)), Duplicated(a, 0.25))
+    @test y ≈ uses_scaled(x, a)
+    @test t ≈ gx' * v + 0.25ga rtol = 1e-6
+    _, ts = autodiff(Forward, uses_scaled, BatchDuplicated, BatchDuplicated(copy(x), (copy(v), zero(x))),
+                     BatchDuplicated(a, (0.25, 1.0)))
+    @test ts[1] ≈ t rtol = 1e-12
+    @test ts[2] ≈ ga rtol = 1e-6
+    # The function given to autodiff returns the rule's array: its tangent is the rule's.
+    y, dy = autodiff(Forward, x -> scaled(x, 2.0), Duplicated, Duplicated(copy(x), copy(v)))
+    @test y == 2x && dy == 2v
+    # Batch reverse mode: the number the rule gets is Active, its adjoints one per lane.
+    g = [central_difference(t -> uses_scaled_inside([j == i ? t : x[j] for j in 1:3]), x[i]) for i in 1:3]
+    d1, d2 = zero(x), zero(x)
+    autodiff(Reverse, uses_scaled_inside, Active, BatchDuplicated(copy(x), (d1, d2)))
+    @test d1 ≈ g rtol = 1e-6
+    @test d2 == d1
+    @test jacobian(Reverse, x -> scaled(x, 3.0), x) ≈ [3.0 0 0; 0 3.0 0; 0 0 3.0]
+end
+
+# A shadow of the wrong size, or the primal as its own shadow: refused when the rule runs.
+bad_shadow(x::Vector{Float64}) = 2 .* x
+EnzymeRules.augmented_primal(config, ::Const{typeof(bad_shadow)}, RT, x::Duplicated) =
+    AugmentedReturn(2 .* x.val, zeros(length(x.val) + 1), nothing)
+function EnzymeRules.forward(config, ::Const{typeof(bad_shadow)}, RT, x::Duplicated)
+    y = 2 .* x.val
+    return Duplicated(y, y)
+end
+uses_bad_shadow(x) = sum(bad_shadow(x))
+
+@testset "a rule's array shadow is checked" begin
+    x = [1.0, 2.0]
+    e = caught(() -> autodiff(Reverse, uses_bad_shadow, Active, Duplicated(copy(x), zero(x))))   # (test/errors.jl)
+    @test e isa DifferentiationError && occursin("bad_shadow", e.msg) && occursin("size", e.msg)
+    e = caught(() -> autodiff(Forward, uses_bad_shadow, Duplicated, Duplicated(copy(x), ones(2))))   # (test/errors.jl)
+    @test e isa DifferentiationError && occursin("bad_shadow", e.msg) && occursin("its own", e.msg)
+end

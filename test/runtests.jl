@@ -21,6 +21,7 @@ using Test
     @testset "heap objects" begin include("heap_objects.jl") end
     @testset "runtime activity" begin include("runtime_activity.jl") end
     @testset "custom rules" begin include("rules.jl") end
+    @testset "linear algebra" begin include("linear_algebra.jl") end
     @testset "workloads" begin include("workloads.jl") end
     @testset "threads" begin include("threads.jl") end
     @testset "distributed" begin include("distributed.jl") end

@@ -100,6 +100,10 @@ function array_cases()
     mlp_hand! = (g, θ, X, y) -> mlp_grad!(g, θ, X, y, z)
     push!(cases, array_case("MLP loss, tanh, loops", "d = $d, h = $h, N = $N", mlp_loss, mlp_hand!,
                             [0.3 * sin(1.7i) for i in 1:h*(d+2)], X, y; ratio = 2.5, vs_hand = 1.2))
+    n = 100
+    push!(cases, array_case("dense solve `sum(A \\ b)`, gradient in A (Oxidase's rule)", "n = $n", solve_sum,
+                            solve_sum_grad!, [i == j ? n + 1.0 : sin(i + 2j) for i in 1:n, j in 1:n],
+                            [cos(0.3i) for i in 1:n]))
     return cases
 end
 
@@ -496,6 +500,9 @@ function document(runtime, latency, summary, missed)
       `gradient(Forward, f, x)` (8 calls of one direction): the target is that the chunk
       is faster. Two more rows time the raw `autodiff` calls with prebuilt seed vectors,
       without the convenience function's own work (seed vectors, the result tuple).
+    - Dense solve: `sum(A \\ b)` differentiated with respect to a 100×100 matrix A
+      (diagonally dominant) through Oxidase's rule for `\\` (src/linalg_rules.jl).
+      Hand-written gradient: `-z xᵀ` from one LU factorization and two solves.
     - Reverse jacobian: `f(x) = [s x[i] + sin(x[i]) for i in 1:8]` with `s = sum(abs2, x)`,
       200 inputs, by batch reverse mode (one forward sweep pulling 8 output rows back)
       and by 8 reverse passes of one row each. Hand-written: the closed-form Jacobian.

@@ -3,6 +3,8 @@
 # over preallocated buffers. lse, llsq and the RK4 ODE come from the GradBench tool
 # (../gradbench/modules.jl), so both benchmarks time the same code.
 
+using LinearAlgebra
+
 include(joinpath(@__DIR__, "..", "gradbench", "modules.jl"))
 
 # --- sums over arrays ---
@@ -219,6 +221,19 @@ end
 
 @noinline rosenbrock(x, y) = (1.0 - x)^2 + 100.0 * (y - x^2)^2
 @noinline rosenbrock_grad(x, y) = (-2.0 * (1.0 - x) - 400.0 * x * (y - x^2), 200.0 * (y - x^2))
+
+# --- dense linear algebra: the sum of x = A \ b, differentiated with respect to A ---
+
+solve_sum(A, b) = sum(A \ b)
+
+# Ā = -z xᵀ with x = A \ b and z = A⁻ᵀ 1: one LU factorization and two solves.
+function solve_sum_grad!(g, A, b)
+    F = lu(A)
+    x = F \ b
+    z = transpose(F) \ ones(length(b))
+    mul!(g, reshape(z, :, 1), transpose(reshape(x, :, 1)), -1.0, 0.0)
+    return g
+end
 
 # The extended Rosenbrock function of a vector, for forward mode.
 function rosenbrock_n(x)

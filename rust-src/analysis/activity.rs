@@ -345,6 +345,15 @@ impl Activity {
             }
         }
         for &i in &insts {
+            // An array a user's rule returns from differentiated numbers: the rule makes
+            // its shadow (`rules::calls::custom`).
+            if let Some(leaf) = crate::names::rule_array_result(i) {
+                if !mem.is_shadowed(i) && call_args(i).any(|a| varied.contains(&a)) {
+                    wants_shadow.insert(i, leaf);
+                }
+            }
+        }
+        for &i in &insts {
             // The output array of a BLAS call on differentiated inputs.
             if let Rule::Blas(op) = rules[&i] {
                 if let Some(out) = crate::runtime::blas::output_arg(op) {

@@ -281,7 +281,11 @@ impl Memory {
                         _ if is_splat(i) && (0..i.call_arg_count()).any(|k| shadowed.contains_key(&i.operand(k))) => {
                             Some(box_leaf(i))
                         }
-                        _ => None,
+                        // An array a user's rule returns, given differentiated memory: the
+                        // rule makes its shadow (`rules::calls::custom`; a rule given
+                        // differentiated numbers only asks for one through activity).
+                        _ => crate::names::rule_array_result(i)
+                            .filter(|_| (0..i.call_arg_count()).any(|k| shadowed.contains_key(&i.operand(k)))),
                     },
                 };
                 if let Some(leaf) = from {
@@ -290,11 +294,16 @@ impl Memory {
                 }
                 // An array allocated here that merges with shadowed memory (an empty
                 // result on one path, a filled one on the other) may hold derivative
-                // data too: it gets a shadow of its own.
+                // data too: it gets a shadow of its own. So does a copy of an array
+                // without a derivative (`x = copy(b)` before a loop that sets `x = A * x`:
+                // a zeroed copy, `transform::shadow`), and an array a rule returns (the
+                // rule makes its shadow, from constant arguments a zero one).
                 if let (Some(leaf), Some(PointerOp::Merge)) = (shadowed.get(&i).copied(), pointer_op(i)) {
                     for v in merged(i) {
                         let base = zero_offset_base(v);
-                        if !shadowed.contains_key(&base) && array_call(base) == Some(ArrayCall::Alloc) {
+                        let fresh = matches!(array_call(base), Some(ArrayCall::Alloc | ArrayCall::Copy))
+                            || crate::names::rule_array_result(base).is_some();
+                        if !shadowed.contains_key(&base) && fresh {
                             shadowed.insert(base, leaf);
                             changed = true;
                         }

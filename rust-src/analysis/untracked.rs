@@ -444,7 +444,7 @@ impl Untracked {
                 // The rule's hook gets tangents or adjoints for floats and shadows for
                 // shadowed pointers: anything else holding derivative data (a lost
                 // pointer, an aggregate, an integer address) has no model; a pointer it
-                // returns has no shadow.
+                // returns has no shadow, but for an array the rule makes the shadow of.
                 let unmodeled = |u: &Untracked, a: Value| {
                     let modeled = a.ty().is_floating() || inp.mem.is_shadowed(a);
                     reaches(u, a).or_else(|| (Self::tracked(inp, a) && !modeled).then_some(i))
@@ -452,7 +452,11 @@ impl Untracked {
                 if let Some(at) = args.iter().find_map(|&a| unmodeled(self, a)) {
                     changed |= self.mark_unmodeled(i, at);
                 }
-                if (i.ty().is_pointer() || i.ty().is_aggregate()) && args.iter().any(|&a| Self::tracked(inp, a)) {
+                let shadowed_result = inp.mem.is_shadowed(i);
+                if (i.ty().is_pointer() || i.ty().is_aggregate())
+                    && !shadowed_result
+                    && args.iter().any(|&a| Self::tracked(inp, a))
+                {
                     changed |= self.mark_lost(i, i);
                 }
             }

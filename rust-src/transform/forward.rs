@@ -142,7 +142,7 @@ fn add_tangents(
     seeds: HashMap<Value, Lanes>,
     width: usize,
 ) -> Result<Tangents> {
-    let shadows: Vec<HashMap<Value, Value>> = (0..width)
+    let mut shadows: Vec<HashMap<Value, Value>> = (0..width)
         .map(|l| super::shadow::build_lane(m, frame, &frame.shadow_lanes[l], mem, super::shadow::Mode::default()))
         .collect();
     let cfg = Cfg::compute(frame.g);
@@ -193,11 +193,17 @@ fn add_tangents(
             t.add_incoming(&pairs);
         }
     }
-    // The original calls go last: tangents were built from them.
+    // The original calls go last: tangents were built from them. (A rule's array
+    // result keeps its shadow, which a returned array hands back.)
     for (old, new) in replaced.into_inner() {
         old.replace_all_uses_with(new);
         if let Some(t) = tangent.remove(&old) {
             tangent.insert(new, t);
+        }
+        for lane in shadows.iter_mut() {
+            if let Some(s) = lane.remove(&old) {
+                lane.insert(new, s);
+            }
         }
         old.erase();
     }

@@ -146,6 +146,26 @@ pub fn build_lane(
             shadow.insert(i, s);
             continue;
         }
+        // An array a user's rule returns: its shadow is the rule's (the shadow array in
+        // reverse mode, the tangent array in forward mode), which the runtime hook the
+        // transforms call in its place writes into a slot of the entry block
+        // (`rules::calls::custom`), read right after the call. Until the hook writes it,
+        // the slot holds a zeroed array header of its own, so that the shadow addresses
+        // built from it (its data pointer, null) are harmless where the call is not
+        // differentiated (on a path that ends in an exception).
+        if crate::names::rule_array_result(i).is_some() {
+            let eb = frame.entry_builder(m);
+            let slot = eb.alloca(i.ty(), &format!("{}.shadow.slot", i.name()));
+            let header = m.array_type(m.int(64), SPARE_HEADER_WORDS);
+            let spare = eb.alloca(header, &format!("{}.shadow.spare", i.name()));
+            eb.store(m.const_null(header), spare);
+            eb.store(eb.addrspace_cast(spare, i.ty()), slot);
+            b.after(i);
+            let s = b.load(i.ty(), slot);
+            s.set_name(&format!("{}.shadow", i.name()));
+            shadow.insert(i, s);
+            continue;
+        }
         // Before `i`: a shadow needs only the shadows of `i`'s operands, and code the
         // transforms later add right after `i` (tape pushes) can then use it.
         b.before(i);
@@ -234,6 +254,11 @@ pub fn build_lane(
     }
     shadow
 }
+
+/// Words of the zeroed stand-in for an array header a rule's array result has as shadow
+/// until the rule's hook writes the real one: more than a Julia array header of any
+/// rank the engine reads fields of.
+const SPARE_HEADER_WORDS: u32 = 16;
 
 /// After `jl_array_grow_end(a, n)` and the other resizes: the same call on the shadow,
 /// its new elements zeroed.

@@ -9,6 +9,13 @@
 //! its tangent (forward mode), any non-null address for an active float (reverse mode:
 //! the rule returns its adjoint), the shadow of a shadowed pointer; null for none. The
 //! primal result and each lane's tangent come back through slots.
+//!
+//! A rule may return an array (`names::rule_array_result`): the hook then writes the
+//! array object into the primal's slot and each lane's shadow array (the rule's tangent
+//! in forward mode, the shadow `augmented_primal` returns in reverse mode) into the slot
+//! `transform::shadow` reads the result's shadow from. The derivative code after the
+//! call reads and accumulates into that shadow like any array's; the rule's `reverse`
+//! finds it on its own tape, as in Enzyme.
 
 use crate::error::{Error, Result};
 use crate::llvm::{Builder, Value};
@@ -25,12 +32,14 @@ const NEEDS_PRIMAL: u64 = 1;
 const RESULT_ACTIVE: u64 = 2;
 
 /// What the derivative wants of a rule call's result.
-#[derive(Clone, Copy)]
 pub struct Wanted {
     /// The primal result (it has uses).
     pub primal: bool,
     /// The derivative of a float result.
     pub derivative: bool,
+    /// An array result with a shadow: per lane, the slot its shadow goes into
+    /// (`transform::shadow` reads it from there). Empty for any other result.
+    pub shadow_slots: Vec<Value>,
 }
 
 /// What the hook call emitted by `call` gives back.
@@ -106,25 +115,32 @@ pub fn call(
         }
     }
     let ty = inst.ty();
-    if !ty.is_floating() && !ty.is_void() {
+    let array = crate::names::rule_array_result(inst).is_some();
+    if !ty.is_floating() && !ty.is_void() && !array {
         return Err(Error::Unsupported(format!(
             "the custom rule for `{}`{}: the function returns a {}; rules for functions returning Float64, \
-             Float32 or nothing are supported yet",
+             Float32, nothing or arrays of Float64 or Float32 are supported yet",
             callee(inst),
             crate::names::where_(inst),
             ty.print()
         )));
     }
     let float = ty.is_floating();
-    let active = float && wanted.derivative;
-    let ret = if float { entry.alloca(ty, "ox.rule.ret") } else { m.const_null(ptr) };
+    let active = float && wanted.derivative || array && !wanted.shadow_slots.is_empty();
+    let ret = if float || array { entry.alloca(ty, "ox.rule.ret") } else { m.const_null(ptr) };
     let tangent_slots: Vec<Value> = (0..width)
-        .map(|_| if active && mode == FORWARD { entry.alloca(ty, "ox.rule.tangent") } else { m.const_null(ptr) })
+        .map(|l| match wanted.shadow_slots.get(l) {
+            Some(&slot) => slot,
+            None if float && active && mode == FORWARD => entry.alloca(ty, "ox.rule.tangent"),
+            None => m.const_null(ptr),
+        })
         .collect();
     for (l, slot) in tangent_slots.iter().enumerate() {
         b.store(*slot, at(out, l));
     }
-    let flags = if wanted.primal { NEEDS_PRIMAL } else { 0 } | if active { RESULT_ACTIVE } else { 0 };
+    // (An array result is always asked for: the code after the call reads it, or its
+    // shadow, through the value the call is replaced by.)
+    let flags = if wanted.primal || array { NEEDS_PRIMAL } else { 0 } | if active { RESULT_ACTIVE } else { 0 };
     let fty = m.fn_type(m.void(), &[i32t, i64t, ptr, ptr, i32t, i32t, i32t, ptr, ptr, ptr]);
     let hook_call = b.call_typed(
         fty,
@@ -142,9 +158,12 @@ pub fn call(
             handle,
         ],
     );
-    let primal = if float { b.load(ty, ret) } else { hook_call };
-    let tangents =
-        if active && mode == FORWARD { tangent_slots.iter().map(|&s| b.load(ty, s)).collect() } else { vec![] };
+    let primal = if float || array { b.load(ty, ret) } else { hook_call };
+    let tangents = if float && active && mode == FORWARD {
+        tangent_slots.iter().map(|&s| b.load(ty, s)).collect()
+    } else {
+        vec![]
+    };
     let handle = (mode == AUGMENTED).then(|| b.load(i64t, handle));
     Ok(Called { primal, tangents, handle })
 }

@@ -178,7 +178,22 @@ impl Family for Call {
 }
 
 impl Family for Custom {
-    call_activity!();
+    fn sources(&self, i: Value) -> Vec<Value> {
+        float_args(i)
+    }
+    /// An array result with a shadow carries derivative data even from constant
+    /// arguments (it merges with differentiated memory): the rule makes its shadow.
+    fn varied(&self, i: Value, flow: &Flow) -> bool {
+        call_varied(i, flow) || (flow.shadowed)(i)
+    }
+    /// Besides writing into its pointer arguments, a rule writes the shadow of an array
+    /// it returns, which the code after the call reads (`custom`).
+    fn is_sink(&self, i: Value, flow: &Flow) -> bool {
+        call_is_sink(i, flow) || (flow.varied)(i) && (flow.shadowed)(i)
+    }
+    fn writes_memory(&self, i: Value) -> bool {
+        call_writes_memory(i)
+    }
 
     /// The hook's call in place of the call (`EnzymeRules.forward`), handed each
     /// lane's tangents of float arguments and shadows of pointer arguments.
@@ -190,7 +205,8 @@ impl Family for Custom {
                 .map(|a| if a.ty().is_floating() { cx.tangent(a, lane) } else { cx.shadow(a, lane) })
                 .collect())
         })?;
-        let wanted = custom::Wanted { primal: !i.users().is_empty(), derivative: true };
+        let wanted =
+            custom::Wanted { primal: !i.users().is_empty(), derivative: true, shadow_slots: shadow_slots(i, cx)? };
         let called = custom::call(b, &cx.entry_builder(), i, custom::FORWARD, &lanes, wanted)?;
         cx.replace(i, called.primal);
         Ok((!called.tangents.is_empty()).then_some(called.tangents))
@@ -206,7 +222,11 @@ impl Family for Custom {
                 .map(|a| if a.ty().is_floating() { cx.has_derivative(a).then_some(a) } else { cx.shadow(a, lane) })
                 .collect())
         })?;
-        let wanted = custom::Wanted { primal: !i.users().is_empty(), derivative: cx.has_adjoint(i) };
+        let wanted = custom::Wanted {
+            primal: !i.users().is_empty(),
+            derivative: cx.has_adjoint(i),
+            shadow_slots: shadow_slots(i, cx)?,
+        };
         let called = custom::call(b, &cx.entry_builder(), i, custom::AUGMENTED, &lanes, wanted)?;
         cx.replace(i, called.primal);
         b.after(i);
@@ -262,6 +282,21 @@ impl Family for Splat {
         let handle = cx.record().ok_or_else(|| Error::Internal(format!("no record for {}", i.print())))?;
         splat::reverse(cx.builder(), i, handle)
     }
+}
+
+/// The slots each lane's shadow of rule call `i`'s array result is read from
+/// (`transform::shadow` makes that shadow a load from the slot); none when the result
+/// has no shadow.
+fn shadow_slots(i: Value, cx: &(impl Values + ?Sized)) -> Result<Vec<Value>> {
+    if crate::names::rule_array_result(i).is_none() || cx.shadow(i, 0).is_none() {
+        return Ok(Vec::new());
+    }
+    each_lane(cx, |lane| {
+        cx.shadow(i, lane)
+            .filter(|s| s.opcode_if_instruction() == Some(crate::llvm::Opcode::LLVMLoad))
+            .map(|s| s.operand(0))
+            .ok_or_else(|| Error::Internal(format!("a rule's array result without a shadow slot: {}", i.print())))
+    })
 }
 
 /// The hook call replacing splat call `i`, before it, in `mode`: the primal result and

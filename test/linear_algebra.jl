@@ -1,0 +1,246 @@
+# Dense linear algebra (src/linalg_rules.jl): `A \ B`, `det`, `logdet` and `inv` on
+# differentiated matrices, in reverse, batch reverse, forward and batch forward mode,
+# against central finite differences, with every argument differentiated and with one
+# of them `Const`.
+using LinearAlgebra
+using Random
+using Oxidase: DifferentiationError
+
+include("finite_differences.jl")   # fd_gradient
+
+# Well-conditioned inputs: a general matrix (diagonally dominant), a symmetric positive
+# definite one, vectors and a right-hand side matrix.
+general(rng, n) = randn(rng, n, n) + n * I
+spd(rng, n) = (M = randn(rng, n, n); M * M' + n * I)
+
+# The directional derivative of `f(args...)` along `dirs` (one per argument, `nothing`
+# for a constant one) from central differences.
+function fd_directional(f, args, dirs; h = 1e-6)
+    at(s) = map((a, d) -> d === nothing ? a : a .+ s .* d, args, dirs)
+    return (f(at(h)...) - f(at(-h)...)) / 2h
+end
+
+# Checks `f(args...)` in all four modes: `active[k]` says whether argument `k` is
+# differentiated (`Duplicated`) or `Const`. Reverse mode against the gradient from
+# finite differences, argument by argument; batch reverse mode (two lanes) lane by lane;
+# forward and batch forward mode (two directions) against directional differences.
+function check_linalg(f, args, active; rtol = 1e-6, atol = 1e-8)
+    grad(a) = reshape(fd_gradient(x -> f(map(b -> b === a ? x : b, args)...), a), size(a))
+    grads = map((a, on) -> on ? grad(a) : nothing, args, active)
+    shadows = map(a -> zero(a), args)
+    annotated = map((a, s, on) -> on ? Duplicated(copy(a), s) : Const(copy(a)), args, shadows, active)
+    autodiff(Reverse, f, Active, annotated...)
+    for k in eachindex(args)
+        active[k] && @test shadows[k] ≈ grads[k] rtol = rtol atol = atol
+    end
+    lanes = map(a -> (zero(a), zero(a)), args)
+    annotated = map((a, l, on) -> on ? BatchDuplicated(copy(a), l) : Const(copy(a)), args, lanes, active)
+    autodiff(Reverse, f, Active, annotated...)
+    for k in eachindex(args)
+        if active[k]
+            @test lanes[k][1] ≈ grads[k] rtol = rtol atol = atol
+            @test lanes[k][2] == lanes[k][1]
+        end
+    end
+    v = map((a, on) -> on ? map(i -> sin(1.0 + i), reshape(1:length(a), size(a))) : nothing, args, active)
+    w = map((a, on) -> on ? map(i -> cos(2.0 * i), reshape(1:length(a), size(a))) : nothing, args, active)
+    tv, tw = fd_directional(f, args, v), fd_directional(f, args, w)
+    annotated = map((a, d, on) -> on ? Duplicated(copy(a), copy(d)) : Const(copy(a)), args, v, active)
+    y, t = autodiff(Forward, f, Duplicated, annotated...)
+    @test y ≈ f(args...) rtol = 1e-13
+    @test t ≈ tv rtol = rtol atol = atol
+    annotated = map((a, d, e, on) -> on ? BatchDuplicated(copy(a), (copy(d), copy(e))) : Const(copy(a)),
+                    args, v, w, active)
+    y, ts = autodiff(Forward, f, BatchDuplicated, annotated...)
+    @test y ≈ f(args...) rtol = 1e-13
+    @test ts[1] ≈ tv rtol = rtol atol = atol
+    @test ts[2] ≈ tw rtol = rtol atol = atol
+    annotated = map((a, on) -> on ? Duplicated(copy(a), zero(a)) : Const(copy(a)), args, active)
+    @test autodiff(ReverseWithPrimal, f, Active, annotated...)[2] ≈ f(args...) rtol = 1e-13
+end
+
+solve_sum(A, b) = sum(A \ b)
+solve_matrix(A, B) = sum(sin, A \ B)
+det_of(A) = det(A)
+logdet_of(A) = logdet(A)
+inv_sum(A) = sum(inv(A))
+solve_product(A, b) = sum(abs2, A \ (A * b))
+
+# `\` in a loop: each iteration solves with the previous solution.
+function solve_loop(A, b)
+    x = copy(b)
+    s = 0.0
+    for k in 1:3
+        x = A \ (x .+ k)
+        s += k * sum(abs2, x)
+    end
+    return s
+end
+
+# `\`, `inv` and `det` beside other array code (a product, broadcasts, a dot product).
+function beside(A, b)
+    y = A * b
+    z = (A \ y) .* b
+    w = inv(A) * z
+    return dot(w, b) + det(A) * sum(z) + sum(abs2, y)
+end
+
+@testset "$name, n = $n" for (name, f, inputs) in (
+        ("sum(A \\ b)", solve_sum, (rng, n) -> (general(rng, n), randn(rng, n))),
+        ("sum(sin, A \\ B), B a matrix", solve_matrix, (rng, n) -> (general(rng, n), randn(rng, n, 2))),
+        ("det(A)", det_of, (rng, n) -> (general(rng, n),)),
+        ("logdet(A), A SPD", logdet_of, (rng, n) -> (spd(rng, n),)),
+        ("sum(inv(A))", inv_sum, (rng, n) -> (general(rng, n),)),
+        ("sum(abs2, A \\ (A * b))", solve_product, (rng, n) -> (general(rng, n), randn(rng, n))),
+        ("\\ in a loop", solve_loop, (rng, n) -> (general(rng, n), randn(rng, n))),
+        ("\\, inv and det beside other array code", beside, (rng, n) -> (general(rng, n), randn(rng, n)))),
+        n in (1, 3, 5)
+    rng = MersenneTwister(16 + n)
+    for trial in 1:2
+        args = inputs(rng, n)
+        check_linalg(f, args, map(_ -> true, args))
+        # One argument constant at a time (when there are several).
+        if length(args) > 1
+            for k in eachindex(args)
+                check_linalg(f, args, ntuple(j -> j != k, length(args)))
+            end
+        end
+    end
+end
+
+@testset "triangular and diagonal A: the solve \\ uses" begin
+    rng = MersenneTwister(3)
+    U = triu(general(rng, 4))
+    b = randn(rng, 4)
+    check_linalg(solve_sum, (U, b), (true, true))
+    check_linalg(solve_sum, (Matrix(U'), b), (true, true))
+    check_linalg(solve_sum, (Matrix(Diagonal(diag(U))), b), (true, true))
+    check_linalg(det_of, (U,), (true,))
+    check_linalg(inv_sum, (Matrix(U'),), (true,))
+end
+
+@testset "Float32" begin
+    rng = MersenneTwister(32)
+    A, b = Float32.(general(rng, 3)), Float32.(randn(rng, 3))
+    db = zero(b)
+    autodiff(Reverse, solve_sum, Active, Const(A), Duplicated(copy(b), db))
+    @test db ≈ Float32.(inv(Float64.(A))' * ones(3)) rtol = 1e-4
+    dA = zero(A)
+    autodiff(Reverse, det_of, Active, Duplicated(copy(A), dA))
+    @test dA ≈ Float32.(det(Float64.(A)) * inv(Float64.(A))') rtol = 1e-4
+    y, t = autodiff(Forward, inv_sum, Duplicated, Duplicated(copy(A), ones(Float32, 3, 3)))
+    @test t isa Float32
+    @test t ≈ -sum(inv(Float64.(A)) * ones(3, 3) * inv(Float64.(A))) rtol = 1e-4
+end
+
+@testset "the function given to autodiff is det, logdet, inv or \\" begin
+    rng = MersenneTwister(5)
+    A, S, b = general(rng, 3), spd(rng, 3), randn(rng, 3)
+    @test gradient(Reverse, det, A) ≈ det(A) * inv(A)'
+    @test collect(gradient(Forward, det, A)) ≈ vec(det(A) * inv(A)')
+    @test gradient(Reverse, logdet, S) ≈ inv(S)'
+    E = zero(A); E[2, 1] = 1.0
+    y, dy = autodiff(Forward, inv, Duplicated, Duplicated(copy(A), copy(E)))
+    @test y == inv(A) && dy ≈ -inv(A) * E * inv(A)
+    y, dy = autodiff(Forward, \, Duplicated, Duplicated(copy(A), zero(A)), Duplicated(copy(b), [1.0, 0.0, 0.0]))
+    @test y == A \ b && dy ≈ inv(A)[:, 1]
+    _, dys = autodiff(Forward, inv, BatchDuplicated, BatchDuplicated(copy(A), (copy(E), 2E)))
+    @test dys[1] ≈ -inv(A) * E * inv(A) && dys[2] ≈ 2dys[1]
+end
+
+@testset "the rules' primal is Julia's, bit for bit" begin
+    rng = MersenneTwister(6)
+    for n in (2, 5, 8)
+        A, S, b, B = general(rng, n), spd(rng, n), randn(rng, n), randn(rng, n, 3)
+        dA = zero(A)
+        @test autodiff(ForwardWithPrimal, \, Duplicated(copy(A), dA), Duplicated(copy(b), ones(n)))[2] == A \ b
+        @test autodiff(ForwardWithPrimal, \, Duplicated(copy(A), dA), Duplicated(copy(B), ones(n, 3)))[2] == A \ B
+        @test autodiff(ForwardWithPrimal, inv, Duplicated(copy(A), ones(n, n)))[2] == inv(A)
+        @test autodiff(ReverseWithPrimal, det, Active, Duplicated(copy(A), zero(A)))[2] === det(A)
+        @test autodiff(ReverseWithPrimal, logdet, Active, Duplicated(copy(S), zero(S)))[2] === logdet(S)
+        @test autodiff(ForwardWithPrimal, det, Duplicated(copy(A), ones(n, n)))[2] === det(A)
+    end
+end
+
+# A solve whose arguments are all constant, merged with a differentiated array: the
+# rule gives its result a zero shadow.
+choose_solve(A, b, c, flag) = sum(abs2, flag ? A \ c : b .* 2.0)
+
+@testset "a constant solve merged with differentiated data" begin
+    rng = MersenneTwister(8)
+    A, b, c = general(rng, 3), randn(rng, 3), randn(rng, 3)
+    for flag in (true, false)
+        db = zero(b)
+        autodiff(Reverse, choose_solve, Active, Const(A), Duplicated(copy(b), db), Const(c), Const(flag))
+        @test db ≈ (flag ? zero(b) : 8b)
+        _, t = autodiff(Forward, choose_solve, Duplicated, Const(A), Duplicated(copy(b), ones(3)), Const(c), Const(flag))
+        @test t ≈ (flag ? 0.0 : 8sum(b))
+    end
+end
+
+const JACOBIAN_A = [4.0 1.0 0.5; 1.0 3.0 0.2; 0.5 0.2 2.0]
+
+@testset "jacobians: an array result in batch modes" begin
+    b = [1.0, -2.0, 0.5]
+    @test jacobian(Reverse, x -> JACOBIAN_A \ x, b) ≈ inv(JACOBIAN_A)
+    @test jacobian(Forward, x -> JACOBIAN_A \ x, b) ≈ inv(JACOBIAN_A)
+    J = jacobian(Reverse, M -> [det(M), logdet(M), sum(inv(M))], JACOBIAN_A)
+    @test J[1, :] ≈ vec(det(JACOBIAN_A) * inv(JACOBIAN_A)')
+    @test J[2, :] ≈ vec(inv(JACOBIAN_A)')
+    @test J[3, :] ≈ fd_gradient(inv_sum, JACOBIAN_A) rtol = 1e-6
+end
+
+@testset "det at a singular matrix: the cofactors" begin
+    S = [1.0 2.0 3.0; 2.0 4.0 6.0; 1.0 0.0 1.0]
+    C = [4.0 4.0 -4.0; -2.0 -2.0 2.0; 0.0 0.0 0.0]
+    dS = zero(S)
+    autodiff(Reverse, det_of, Active, Duplicated(copy(S), dS))
+    @test dS ≈ C atol = 1e-12
+    @test collect(gradient(Forward, det_of, S)) ≈ vec(C) atol = 1e-12
+end
+
+# The arguments changed after the call: the rules keep what their reverse needs.
+function solve_then_overwrite(A, b)
+    x = A \ b
+    s = sum(abs2, x)
+    x .= 0.0
+    A .= 0.0
+    b .= 0.0
+    return s
+end
+
+@testset "arguments and results overwritten after the call" begin
+    rng = MersenneTwister(7)
+    A, b = general(rng, 3), randn(rng, 3)
+    dA, db = zero(A), zero(b)
+    autodiff(Reverse, solve_then_overwrite, Active, Duplicated(copy(A), dA), Duplicated(copy(b), db))
+    x = A \ b
+    @test db ≈ inv(A)' * 2x
+    @test dA ≈ -(inv(A)' * 2x) * x'
+end
+
+@testset "refused, never wrong" begin
+    rng = MersenneTwister(9)
+    A, b = general(rng, 3), randn(rng, 3)
+    tall = randn(rng, 4, 3)
+    e = caught(() -> autodiff(Reverse, solve_sum, Active, Duplicated(copy(tall), zero(tall)), Const(randn(rng, 4))))   # (test/errors.jl)
+    @test e isa DifferentiationError && occursin("non-square", e.msg)
+    S = [1.0 2.0; 2.0 4.0]
+    e = caught(() -> autodiff(Reverse, logdet_of, Active, Duplicated(copy(S), zero(S))))   # (test/errors.jl)
+    @test e isa DifferentiationError && occursin("singular", e.msg)
+    # Factorizations have no rule yet: LAPACK is refused.
+    for f in (M -> sum(lu(M) \ b), M -> logdet(cholesky(Symmetric(M * M'))), M -> logabsdet(M)[1])
+        e = caught(() -> autodiff(Reverse, f, Active, Duplicated(copy(A), zero(A))))   # (test/errors.jl)
+        @test e isa DifferentiationError
+        e = caught(() -> autodiff(Forward, f, Duplicated, Duplicated(copy(A), copy(A))))   # (test/errors.jl)
+        @test e isa DifferentiationError
+    end
+end
+
+@testset "a user's rule takes precedence over Oxidase's" begin
+    # (Checked without defining one: the tables are looked up in this order.)
+    A = [2.0 0.5; 0.5 1.0]
+    config = Oxidase.EnzymeRules.FwdConfig{true,true,1,false}()
+    args = (config, Const(det), Duplicated{Float64}, Duplicated(A, zero(A)))
+    @test Oxidase.applicable_rule(:forward, args...) === Oxidase.BuiltinRules.forward
+end
