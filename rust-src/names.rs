@@ -16,7 +16,8 @@ pub const SPLAT_PREFIX: &str = "oxidase.splat.";
 pub const RULE_PREFIX: &str = "oxidase.rule.";
 
 /// The name prefix the Julia package gives the functions declared without derivative
-/// (`EnzymeRules.inactive`): `oxidase.inactive.julia_f_12`.
+/// (its printing and logging functions, and `EnzymeRules.inactive`):
+/// `oxidase.inactive.julia_f_12`.
 pub const INACTIVE_PREFIX: &str = "oxidase.inactive.";
 
 /// The site of a function with a user-defined rule, from its name

@@ -32,28 +32,35 @@ function __init__()
     return nothing
 end
 
-# Functions whose dynamically dispatched calls (`println(x)` reaches `println(stdout,
-# x)` through a global) show what they are handed and return nothing a result depends
-# on (or a string): printing a differentiated value, or logging it, has no derivative
-# (`oxidase_declare_inactive_function`, the engine's `inactive` module). The engine
-# recognizes them by the address of their function object in the code.
-const INACTIVE_FUNCTIONS = (print, println, show, display, sprint, repr, string, Core.print, Core.println,
-                            Base.CoreLogging.handle_message, Base.CoreLogging.logging_error)
+# Functions that show what they are handed and return nothing a result depends on (or
+# a string): printing a differentiated value, turning it into a string, or logging it,
+# has no derivative, as in Enzyme (the engine's `inactive` module). Their dynamically
+# dispatched calls (`println(x)` reaches `println(stdout, x)` through a global) the
+# engine recognizes by the address of the function object in the code
+# (`oxidase_declare_inactive_function`); their static calls (`"x = $x"` calls
+# `print_to_string`) by the name extraction gives the compiled methods
+# (`Extract.name_ruled_calls`).
+const INACTIVE_FUNCTIONS = (print, println, show, display, sprint, repr, string, Base.print_to_string,
+                            Base.Ryu.writeshortest, Base.Ryu.writefixed, Base.Ryu.writeexp,
+                            Core.print, Core.println, Base.CoreLogging.handle_message,
+                            Base.CoreLogging.logging_error)
 
 # Calls with keywords (`sprint(show, x; context = io)`, `@info "x" x`) reach the
 # function's keyword sorter and the body function it calls, which Julia names
-# `#<name>#<n>` in the function's module: declared too. (Found once, when the package
-# is precompiled.)
+# `#<name>#<n>` in the module of the method with keywords (Logging's `ConsoleLogger`
+# and Test's `TestLogger` have their own `handle_message`): declared too. (Found once,
+# when the package is precompiled: a method with keywords defined later is reached
+# through its keyword sorter.)
 function keyword_bodies(f)
-    m, prefix = parentmodule(f), "#$(nameof(f))#"
+    prefix = "#$(nameof(f))#"
     bodies = Any[]
-    for s in names(m; all = true)
+    for m in unique(m.module for m in methods(Core.kwfunc(f))), s in names(m; all = true)
         name = string(s)
         if startswith(name, prefix) && all(isdigit, name[length(prefix)+1:end]) && isdefined(m, s)
             push!(bodies, getfield(m, s))
         end
     end
-    return bodies
+    return unique(bodies)
 end
 const INACTIVE_OBJECTS = Any[g for f in INACTIVE_FUNCTIONS for g in (f, Core.kwfunc(f), keyword_bodies(f)...)]
 

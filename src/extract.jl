@@ -112,11 +112,7 @@ function emit_bitcode(@nospecialize(f), @nospecialize(types), mi::Core.MethodIns
     sidx[] > 0 || error("Oxidase: $f$types has no specialised signature to differentiate")
     llvmf = ccall(:jl_get_llvm_function, Ptr{Cvoid}, (Ptr{Cvoid}, UInt32), native, sidx[] - 1)
     entry = llvm_value_name(llvmf)
-    # (A dynamic call: Julia 1.5 generates code for a function's statically resolved
-    # callees with it, taken or not, and this one cost every session's first gradient
-    # 20 ms when no rule exists.)
-    isempty(Oxidase.RULED_METHODS) ||
-        Base.invokelatest(name_ruled_calls, native, mod, Base.get_world_counter(), ci)
+    name_ruled_calls(native, mod, Base.get_world_counter(), ci)
 
     pm = ccall((:LLVMCreatePassManager, LIBLLVM), Ptr{Cvoid}, ())
     try
@@ -155,46 +151,65 @@ function codeinsts_of(m::Method, world::UInt)
 end
 
 """
-    name_ruled_calls(native, mod, world)
+    name_ruled_calls(native, mod, world, root)
 
 Renames, in the module `jl_create_native` made, the function of every specialization of
 a method with a custom rule `oxidase.rule.<site>.<name>` (`<site>` from
-`rule_site_id`) and of an `inactive` one `oxidase.inactive.<name>`, and marks both
-`noinline`, so that the engine finds the calls. The function being differentiated
-(`root`) keeps its name: its own rule does not apply (its body is differentiated). The
-caller holds the codegen lock.
+`rule_site_id`), and of an `inactive` one, or of a function the package declares
+inactive (`Oxidase.INACTIVE_OBJECTS`: printing, turning into a string, logging),
+`oxidase.inactive.<name>`, and marks them `noinline`, so that the engine finds the
+calls. The function being differentiated (`root`) keeps its name: its own rule does not
+apply (its body is differentiated). The caller holds the codegen lock.
 """
 function name_ruled_calls(native::Ptr{Cvoid}, mod::Ptr{Cvoid}, world::UInt, @nospecialize(root))
-    isempty(Oxidase.RULED_METHODS) && return nothing
     ctx = ccall((:LLVMGetModuleContext, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), mod)
     kind = ccall((:LLVMGetEnumAttributeKindForName, LIBLLVM), Cuint, (Cstring, Csize_t), "noinline", 8)
     noinline = ccall((:LLVMCreateEnumAttribute, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid}, Cuint, UInt64), ctx, kind, 0)
+    for (m, what) in Oxidase.RULED_METHODS, (mi, ci) in codeinsts_of(m, world)
+        ci === root || name_compiled(native, noinline, mi, ci, what)
+    end
+    # Julia calls these statically where it knows the method (`"x = $x"` calls
+    # `print_to_string`, `string(x)` its `Float64` method, `@info` the keyword body
+    # of the logger's `handle_message`) and through dynamic dispatch elsewhere, where
+    # the engine knows them by their function objects (`crate::inactive`).
+    for g in Oxidase.INACTIVE_OBJECTS
+        Base.visit(typeof(g).name.mt) do m
+            for (mi, ci) in codeinsts_of(m, world)
+                ci === root || name_compiled(native, noinline, mi, ci, :inactive)
+            end
+        end
+    end
+    return nothing
+end
+
+# Renames the function compiled for `ci` in the module (see `name_ruled_calls`), if it is
+# there: its specialized-signature function, or, for a method Julia compiles only with
+# boxed arguments (varargs, `::Any` arguments: `print_to_string(xs...)`), its generic
+# entry, which an `inactive` call may take as it is.
+function name_compiled(native::Ptr{Cvoid}, noinline::Ptr{Cvoid}, mi::Core.MethodInstance,
+                       ci::Core.CodeInstance, what::Symbol)
     fidx = Ref{Int32}(0)
     sidx = Ref{Int32}(0)
-    for (m, what) in Oxidase.RULED_METHODS, (mi, ci) in codeinsts_of(m, world)
-        ci === root && continue
-        fidx[] = 0
-        sidx[] = 0
-        ccall(:jl_get_function_id, Cvoid, (Ptr{Cvoid}, Any, Ref{Int32}, Ref{Int32}), native, ci, fidx, sidx)
-        if sidx[] == 0
-            # In the module only through its generic entry (varargs, `::Any`
-            # arguments): called with boxed arguments, which rules do not support yet.
-            fidx[] > 0 && what === :rule &&
-                throw(Oxidase.DifferentiationError("the custom rule for $(mi.specTypes) cannot be applied: " *
-                      "Julia calls this method with boxed arguments (varargs or untyped arguments); " *
-                      "give the ruled method concrete, non-varargs arguments"))
-            continue
-        end
-        llvmf = ccall(:jl_get_llvm_function, Ptr{Cvoid}, (Ptr{Cvoid}, UInt32), native, sidx[] - 1)
-        name = llvm_value_name(llvmf)
-        startswith(name, "oxidase.") && continue
-        prefix = what === :rule ? "oxidase.rule.$(Oxidase.rule_site_id(mi.specTypes, ci.rettype))." :
-                 "oxidase.inactive."
-        new = prefix * name
-        ccall((:LLVMSetValueName2, LIBLLVM), Cvoid, (Ptr{Cvoid}, Cstring, Csize_t), llvmf, new, sizeof(new))
-        ccall((:LLVMAddAttributeAtIndex, LIBLLVM), Cvoid, (Ptr{Cvoid}, Cuint, Ptr{Cvoid}),
-              llvmf, typemax(Cuint), noinline)
+    ccall(:jl_get_function_id, Cvoid, (Ptr{Cvoid}, Any, Ref{Int32}, Ref{Int32}), native, ci, fidx, sidx)
+    index = sidx[]
+    if index == 0
+        fidx[] == 0 && return nothing
+        # Called with boxed arguments, which rules do not support yet.
+        what === :rule &&
+            throw(Oxidase.DifferentiationError("the custom rule for $(mi.specTypes) cannot be applied: " *
+                  "Julia calls this method with boxed arguments (varargs or untyped arguments); " *
+                  "give the ruled method concrete, non-varargs arguments"))
+        index = fidx[]
     end
+    llvmf = ccall(:jl_get_llvm_function, Ptr{Cvoid}, (Ptr{Cvoid}, UInt32), native, index - 1)
+    name = llvm_value_name(llvmf)
+    startswith(name, "oxidase.") && return nothing
+    prefix = what === :rule ? "oxidase.rule.$(Oxidase.rule_site_id(mi.specTypes, ci.rettype))." :
+             "oxidase.inactive."
+    new = prefix * name
+    ccall((:LLVMSetValueName2, LIBLLVM), Cvoid, (Ptr{Cvoid}, Cstring, Csize_t), llvmf, new, sizeof(new))
+    ccall((:LLVMAddAttributeAtIndex, LIBLLVM), Cvoid, (Ptr{Cvoid}, Cuint, Ptr{Cvoid}),
+          llvmf, typemax(Cuint), noinline)
     return nothing
 end
 

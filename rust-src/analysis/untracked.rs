@@ -544,7 +544,7 @@ enum CallKind {
 
 fn call_kind(i: Value, inp: &Inputs) -> CallKind {
     let callee = i.called_operand();
-    // (Printing and logging through dynamic dispatch: `crate::inactive`.)
+    // (Printing, logging, `EnzymeRules.inactive`: `crate::inactive`.)
     if callee.is_inline_asm() || crate::inactive::is_inactive_call(i) {
         return CallKind::Inert;
     }
@@ -586,8 +586,6 @@ fn call_kind(i: Value, inp: &Inputs) -> CallKind {
     }
     match name.as_str() {
         n if crate::julia::current().is_gc_alloc(n) || n == crate::julia::current().write_barrier => CallKind::Inert,
-        // Declared without derivative by the user (`EnzymeRules.inactive`).
-        n if n.starts_with(crate::names::INACTIVE_PREFIX) => CallKind::Inert,
         _ if matches!(inp.rules.get(&i), Some(Rule::Zero)) && crate::rules::math::lookup(&name).is_some() => {
             CallKind::Pure
         }
