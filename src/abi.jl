@@ -45,6 +45,23 @@ const INACTIVE_FUNCTIONS = (print, println, show, display, sprint, repr, string,
                             Core.print, Core.println, Base.CoreLogging.handle_message,
                             Base.CoreLogging.logging_error)
 
+"""
+    DiscardLogger()
+
+A logger that discards every record. It exists so that `handle_message` has a fifth
+method: Julia 1.5 resolves a call on an abstract type statically when at most four
+methods match (`max_methods`), splitting it over the logger types, and with the four of
+Base, Logging and Test it did, inlining Test's `TestLogger` method, which pushes the
+record (the logged values boxed in it) onto the logger's list, where the engine could
+not tell them from data the result reads back. With five, `@info "x" x` dispatches
+dynamically to `handle_message`, a call the engine knows has no derivative.
+"""
+struct DiscardLogger <: Base.CoreLogging.AbstractLogger end
+Base.CoreLogging.handle_message(::DiscardLogger, level, message, _module, group, id, file, line; kwargs...) = nothing
+Base.CoreLogging.shouldlog(::DiscardLogger, level, _module, group, id) = false
+Base.CoreLogging.min_enabled_level(::DiscardLogger) = Base.CoreLogging.AboveMaxLevel
+Base.CoreLogging.catch_exceptions(::DiscardLogger) = false
+
 # Calls with keywords (`sprint(show, x; context = io)`, `@info "x" x`) reach the
 # function's keyword sorter and the body function it calls, which Julia names
 # `#<name>#<n>` in the module of the method with keywords (Logging's `ConsoleLogger`
