@@ -252,9 +252,13 @@ impl Untracked {
                 if let Some(at) = self.lost_at(p) {
                     return self.mark_unmodeled(i, at);
                 }
-                // (A varied float stored there is refused by its own rule.)
+                // (A varied float stored there is refused by its own rule. A box that
+                // only printing or logging reads holds what it is shown, a differentiated
+                // array too: nothing reads it back.)
                 if let Some(at) = self.loses(inp, i, v).filter(|_| !v.ty().is_floating() || self.lost_at(v).is_some()) {
-                    changed |= self.mark_holding(p, at, objects);
+                    if !memory::into_printed_box(inp.m, p) {
+                        changed |= self.mark_holding(p, at, objects);
+                    }
                 }
             }
             LLVMLoad => {
