@@ -127,6 +127,86 @@ impl Cfg {
         body
     }
 
+    /// Whether `value` is available at `load` (its definition dominates it) and every
+    /// run that computes `value` and then reaches `load` executes `store` in between
+    /// (`value` an argument or constant: from the function's entry). The
+    /// paths counted include the jumps exceptions make from a `try` body to its `catch`,
+    /// which the graph does not show, and not the `setjmp` block's own edge to the
+    /// `catch`, taken only when such a jump returns there. `false` where that is not
+    /// known: a `try` of another shape, one `try` inside another, `store` after a call
+    /// in its block (the call may throw before it), or `load` in the block of `value`
+    /// or `store`.
+    pub fn stored_between(&self, value: Value, store: Value, load: Value) -> bool {
+        let def = if value.is_instruction() { self.index(value.parent_block()) } else { 0 };
+        let (s, l) = (self.index(store.parent_block()), self.index(load.parent_block()));
+        if l == def || l == s || !self.dominates(def, l) {
+            return false;
+        }
+        let mut before_store = store.parent_block().instructions().into_iter().take_while(|&i| i != store);
+        let may_throw = |i: Value| {
+            i.opcode() == Opcode::LLVMCall
+                && !i.called_operand().is_inline_asm()
+                && i.called_operand().intrinsic_id() == 0
+        };
+        if before_store.any(may_throw) {
+            return false;
+        }
+        if def == s {
+            return true;
+        }
+        let Some(succs) = self.with_exception_edges() else { return false };
+        let mut seen = vec![false; self.blocks.len()];
+        let mut stack = succs[def].clone();
+        while let Some(b) = stack.pop() {
+            if b == l {
+                return false;
+            }
+            if b == s || seen[b] {
+                continue;
+            }
+            seen[b] = true;
+            stack.extend(succs[b].iter().copied());
+        }
+        true
+    }
+
+    /// The successors of each block with the edges exceptions take: from every block of
+    /// a `try` body (what `setjmp`'s zero return leads to, up to leaving the handler) to
+    /// its `catch`, and not from the `setjmp` block to the `catch`. `None` for a `try`
+    /// whose branch has another shape, or one inside another.
+    fn with_exception_edges(&self) -> Option<Vec<Vec<usize>>> {
+        let julia = crate::julia::current();
+        let calls = |b: usize, name: &str| {
+            self.blocks[b].instructions().into_iter().any(|i| {
+                i.opcode() == Opcode::LLVMCall && callee_name(i.called_operand()).is_some_and(|n| n.contains(name))
+            })
+        };
+        let mut succs = self.succs.clone();
+        let mut in_body = vec![false; self.blocks.len()];
+        for d in (0..self.blocks.len()).filter(|&b| self.reachable(b)) {
+            let Some(call) = self.blocks[d].instructions().into_iter().find(|&i| is_setjmp_call(i)) else { continue };
+            let catch = self.index(catch_block(self.blocks[d], call)?);
+            succs[d].retain(|&x| x != catch);
+            let mut stack = succs[d].clone();
+            while let Some(x) = stack.pop() {
+                if x == catch || in_body[x] {
+                    continue;
+                }
+                if x != d && calls(x, julia.setjmp) {
+                    return None;
+                }
+                in_body[x] = true;
+                if !succs[x].contains(&catch) {
+                    succs[x].push(catch);
+                }
+                if !calls(x, julia.pop_handler) {
+                    stack.extend(self.succs[x].iter().copied());
+                }
+            }
+        }
+        Some(succs)
+    }
+
     /// The loops whose iterations the reverse sweep can count (`CountedLoop`).
     pub fn counted_loops(&self) -> Vec<CountedLoop> {
         let ends_in_unreachable =
@@ -268,6 +348,29 @@ fn intersect(idom: &[Option<usize>], rpo: &[usize], mut a: usize, mut b: usize) 
         }
     }
     a
+}
+
+/// The `catch` of the `try` whose `setjmp` is `call` in block `bb`: the successor `bb`'s
+/// branch takes when the `setjmp` returns non-zero (`br (setjmp(...) == 0), try,
+/// catch`), when the branch has that shape.
+pub fn catch_block(bb: Block, call: Value) -> Option<Block> {
+    let t = bb.terminator()?;
+    if t.opcode() != Opcode::LLVMBr || t.num_operands() != 3 {
+        return None;
+    }
+    let c = t.operand(0);
+    if c.opcode_if_instruction() != Some(Opcode::LLVMICmp)
+        || c.operand(0) != call
+        || c.operand(1).const_uint() != Some(0)
+    {
+        return None;
+    }
+    let succ = t.successors();
+    match c.icmp_predicate() {
+        crate::llvm::IntPredicate::LLVMIntEQ => succ.get(1).copied(),
+        crate::llvm::IntPredicate::LLVMIntNE => succ.first().copied(),
+        _ => None,
+    }
 }
 
 /// Whether instruction `i` calls the `setjmp` of a `try`.
