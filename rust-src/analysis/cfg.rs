@@ -404,6 +404,68 @@ out:
 }
 "#;
 
+    /// A `try` in a loop, Julia's shape: a value live across it is stored into a slot in
+    /// the body (`@BODY@`, blocks that end by branching to `try.end`), and read back in
+    /// the `catch`.
+    const TRY_IN_LOOP: &str = r#"
+declare i32 @__sigsetjmp(ptr, i32)
+declare void @jl_pop_handler(i32)
+declare void @may_throw()
+
+define double @f(double %x, i1 %c) {
+top:
+  %buf = alloca [200 x i8]
+  %slot = alloca double
+  br label %loop
+loop:
+  %s = phi double [ 0.0, %top ], [ %s1, %next ]
+  %v = fadd double %s, %x
+  %sj = call i32 @__sigsetjmp(ptr %buf, i32 0)
+  %z = icmp eq i32 %sj, 0
+  br i1 %z, label %try, label %catch
+@BODY@
+try.end:
+  call void @jl_pop_handler(i32 1)
+  br label %next
+catch:
+  call void @jl_pop_handler(i32 1)
+  %r = load volatile double, ptr %slot
+  br label %next
+next:
+  %s1 = phi double [ %v, %try.end ], [ %r, %catch ]
+  br i1 %c, label %loop, label %out
+out:
+  ret double %s1
+}
+"#;
+
+    /// `Cfg::stored_between` for the value, its store and the `catch`'s load in
+    /// `TRY_IN_LOOP` with the body `body`.
+    fn stored_between_in(body: &str) -> bool {
+        let ctx = Context::create();
+        let m = OwnedModule::parse_ir(&ctx, &TRY_IN_LOOP.replace("@BODY@", body)).unwrap();
+        let f = m.function("f").unwrap();
+        let insts: Vec<_> = f.blocks().into_iter().flat_map(|b| b.instructions()).collect();
+        let named = |n: &str| insts.iter().copied().find(|i| i.name() == n).unwrap();
+        let store = insts.iter().copied().find(|i| i.opcode() == crate::llvm::Opcode::LLVMStore).unwrap();
+        Cfg::compute(f).stored_between(named("v"), store, named("r"))
+    }
+
+    #[test]
+    fn a_value_stored_on_entering_a_try_in_a_loop_is_what_its_catch_reads() {
+        const STORE: &str = "store volatile double %v, ptr %slot";
+        const THROW: &str = "call void @may_throw()";
+        // Every iteration stores its own value before the body may throw.
+        assert!(stored_between_in(&format!("try:\n  {STORE}\n  {THROW}\n  br label %try.end")));
+        // The body may throw before the store: the `catch` may read the last iteration's.
+        assert!(!stored_between_in(&format!("try:\n  {THROW}\n  {STORE}\n  br label %try.end")));
+        // Stored on one path of the body only: the other may throw without it.
+        assert!(!stored_between_in(&format!(
+            "try:\n  br i1 %c, label %stored, label %other\nstored:\n  {STORE}\n  {THROW}\n  br label %try.end\n\
+             other:\n  {THROW}\n  br label %try.end"
+        )));
+    }
+
     #[test]
     fn a_loop_is_counted_once_its_exit_is_dedicated() {
         let ctx = Context::create();
