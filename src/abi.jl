@@ -80,6 +80,8 @@ function keyword_bodies(f)
     return unique(bodies)
 end
 const INACTIVE_OBJECTS = Any[g for f in INACTIVE_FUNCTIONS for g in (f, Core.kwfunc(f), keyword_bodies(f)...)]
+# Their names, which those of their keyword sorters and bodies hold too.
+const INACTIVE_NAMES = unique!([string(nameof(f)) for f in INACTIVE_FUNCTIONS])
 
 function declare_inactive_functions()
     for g in INACTIVE_OBJECTS
