@@ -23,7 +23,7 @@ cargo build --quiet          # the C-ABI test links the cdylib of this profile
 cargo test
 
 step "Pkg.build (release engine)"
-julia --project=. -e 'using Pkg; Pkg.build()'
+julia --project=. -e 'using Pkg; Pkg.resolve(); Pkg.build()'   # (resolve: a checkout's Manifest.toml may predate a new dependency)
 
 step "Pkg.test"
 julia --project=. -e 'using Pkg; Pkg.test()'

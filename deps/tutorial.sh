@@ -5,5 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export LLVM_SYS_191_PREFIX="${LLVM_SYS_191_PREFIX:-/usr/lib/llvm-19}"
 bash deps/bootstrap.sh
-julia --project=. -e 'using Pkg; Pkg.build()' >/dev/null
+julia --project=. -e 'using Pkg; Pkg.resolve(); Pkg.build()' >/dev/null
 julia --project=. julia/tutorial.jl

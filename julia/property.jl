@@ -4,7 +4,7 @@
 # array reads and writes, reductions, broadcasts and copies, splatting, views,
 # comprehensions, map/filter/reduce/accumulate over built arrays, vcat, reverse,
 # closures, push!, pop!, popfirst!, deleteat!, insert!, try, mutable structs and
-# `Ref`s, runtime activity, printing, custom rules),
+# `Ref`s, runtime activity, printing, logging and string interpolation, custom rules),
 # each differentiated in reverse, forward and batch-forward mode and checked against
 # the others and against central finite differences.
 #
@@ -59,6 +59,10 @@ cell_walk(c::Cell, k) = k == 0 ? c.v : (c.v += c.w[k] * c.v / 2; cell_walk(c, k 
 # A stream that is not a constant, so printing to it dispatches at run time, like
 # `println(x)` to `stdout` (the printing functions are inactive: issue 15).
 SINK = IOBuffer()
+
+# What the programs log: every record handled (so that the logger's method runs), and
+# written where nobody sees it.
+const LOGGER = Base.CoreLogging.SimpleLogger(devnull, Base.CoreLogging.Debug)
 
 # A constant row that a branch may pick instead of the differentiated array (runtime
 # activity, issue 15).
@@ -169,6 +173,11 @@ function program(rng, name)
                 "y = $(expr(rng, 1, vars)) > 0 ? x : Property.ROW\n    s += y[1] * y[3] + sum(abs2, y)",
                 # Printing a differentiated value (dynamic dispatch: a boxed value).
                 "println(Property.SINK, \"s = \", s, \" \", $(expr(rng, 1, vars)))",
+                # Logging one (to the logger `run_properties` installs, which writes
+                # the records to `devnull`), and a string built from one by
+                # interpolation whose length decides a branch: inactive data.
+                "@info \"step\" s v = $(expr(rng, 1, vars))",
+                "t = \"s = \$s, x = \$(x[$(rand(rng, 1:3))])\"\n    s += length(t) > 60 ? 1.0 : $(expr(rng, 1, vars))",
                 # A function with a custom rule (src/rules.jl), in any mode.
                 "s += Property.ruled_smooth($(expr(rng, 1, vars))) * x[$(rand(rng, 1:3))]",
             ]))
@@ -222,7 +231,9 @@ function run_properties(cases::Integer, seed::Integer; io::IO = stdout)
         for _ in 1:3
             v = 2 .* rand(rng, 5) .- 1
             result = try
-                Base.invokelatest(check, f, v)
+                Base.CoreLogging.with_logger(LOGGER) do
+                    Base.invokelatest(check, f, v)
+                end
             catch err
                 err isa Oxidase.DifferentiationError || rethrow()
                 refused += 1

@@ -1,10 +1,21 @@
-//! Functions the caller declared inactive when called through dynamic dispatch:
-//! `print`, `println`, `show`, logging's `handle_message` (the Julia package declares
-//! them at load, `oxidase_declare_inactive_function`). Julia calls these through
-//! `jl_apply_generic` with the function object as a constant operand and the values
-//! boxed in an argument array: printing a differentiated value, or logging it, hands it
-//! there. What they are handed is shown, never a result: such a call has no derivative,
-//! and a box that only such calls read carries none (`analysis::memory::printed_only`).
+//! Calls without derivative by declaration: Julia's functions that show what they are
+//! handed and return nothing a result depends on (`print`, `println`, `show`,
+//! `string`, `print_to_string`, logging's `handle_message`, ...: the Julia package's
+//! `INACTIVE_FUNCTIONS`), and those the user declares (`EnzymeRules.inactive`).
+//!
+//! Julia reaches them two ways. Through dynamic dispatch (`println(x)` goes through a
+//! global), with the function object as a constant operand of `jl_apply_generic` and
+//! the values boxed in an argument array: the package declares the function objects at
+//! load (`oxidase_declare_inactive_function`) and they are recognized by address. And
+//! by a direct call where Julia resolved the method (`"x = $x"` calls
+//! `print_to_string`, `@info` the logger's keyword body): the package names those
+//! compiled functions `oxidase.inactive.<name>` in the module it hands over
+//! (`names::INACTIVE_PREFIX`), and ingestion keeps them as calls.
+//!
+//! What they are handed is shown, never a result: such a call has no derivative, and
+//! memory that only such calls read carries none (`analysis::memory::printed_only`). A
+//! value read back from what they produce (a float parsed from `string(x)`) is a
+//! constant, as in Enzyme, whose list of inactive functions this follows.
 
 use crate::llvm::{Opcode, Value};
 use crate::symbols::callee_name;
@@ -21,11 +32,16 @@ pub fn declare(address: usize) {
     }
 }
 
-/// Whether call `i` calls a function declared inactive through dynamic dispatch, or
-/// splats into one (`println(xs...)` inlined becomes `println(stdout, xs...)`:
-/// `ingest::splat_calls` makes it `oxidase.splat.<n>(F, iterate, println, ...)`).
+/// Whether call `i` calls a function declared inactive: directly (a function named
+/// `oxidase.inactive.<name>`), through dynamic dispatch, or by splatting into one
+/// (`println(xs...)` inlined becomes `println(stdout, xs...)`: `ingest::splat_calls`
+/// makes it `oxidase.splat.<n>(F, iterate, println, ...)`).
 pub fn is_inactive_call(i: Value) -> bool {
-    is_inactive_dynamic_call(i) || is_inactive_splat(i)
+    if i.opcode_if_instruction() != Some(Opcode::LLVMCall) {
+        return false;
+    }
+    let direct = callee_name(i.called_operand()).is_some_and(|n| n.starts_with(crate::names::INACTIVE_PREFIX));
+    direct || is_inactive_dynamic_call(i) || is_inactive_splat(i)
 }
 
 fn is_inactive_splat(i: Value) -> bool {

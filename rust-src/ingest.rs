@@ -104,10 +104,12 @@ impl Inlined {
 
 /// Julia keeps the values live across a `try` in volatile stack slots: stored on
 /// entering the `try`, loaded back in the `catch` path that `setjmp` returns to (the
-/// logging macros wrap their work in one). A float slot stored once, with a value whose
-/// definition dominates every load and runs at most once (an argument, or outside any
-/// loop), always holds that value: its loads become the value, so a differentiated
-/// value passed through the slot keeps its derivative.
+/// logging macros wrap their work in one). A float slot stored once holds, at a load,
+/// the value stored, when every run from the value's definition to the load passes the
+/// store (`Cfg::stored_between`, which counts the jumps from the `try` body to the
+/// `catch`): in a loop, the value of the iteration that entered the `try`. Its loads
+/// become the value, so a differentiated value passed through the slot keeps its
+/// derivative.
 fn forward_try_slots(g: Value) {
     use crate::llvm::Opcode;
     let Some(entry) = g.entry_block() else { return };
@@ -136,15 +138,7 @@ fn forward_try_slots(g: Value) {
         if loads.iter().any(|l| l.ty() != value.ty()) {
             continue;
         }
-        let once = if value.is_argument() || value.is_constant() {
-            true
-        } else if value.is_instruction() {
-            let def = cfg.index(value.parent_block());
-            !cfg.in_cycle[def] && loads.iter().all(|l| cfg.dominates(def, cfg.index(l.parent_block())))
-        } else {
-            false
-        };
-        if !once {
+        if !loads.iter().all(|&l| cfg.stored_between(value, store, l)) {
             continue;
         }
         for l in loads {
@@ -164,6 +158,14 @@ fn forward_try_slots(g: Value) {
 /// the thread's frame list. So a load from a frame slot that exactly one store writes,
 /// which dominates the load, is the stored value: the engine then sees the array itself
 /// with its shadow, where the reload had none (`analysis::untracked` refused it).
+///
+/// Julia also keeps the objects live across a `try` in frame slots (the logging macros
+/// wrap their work in one): zeroed with the frame, written on entering the `try`
+/// (volatile), read in the `catch` path that `setjmp` returns to, which no edge of the
+/// control-flow graph leads to from the write. As for floats (`forward_try_slots`), a
+/// slot written there once holds the value when every run from its definition to the
+/// load passes the write. The write stays: it is what roots the object for the
+/// collector during the `try`.
 fn forward_gc_frame_slots(m: &Module, g: Value) {
     use crate::llvm::Opcode;
     let Some(entry) = g.entry_block() else { return };
@@ -212,13 +214,24 @@ fn forward_gc_frame_slots(m: &Module, g: Value) {
             false
         };
         for (off, load) in loads {
-            let Some([store]) = stores.get(&off).map(|v| v.as_slice()) else { continue };
-            let value = store.operand(0);
-            if value.ty() != load.ty() || !value.ty().is_pointer() || !before(*store, load) {
-                continue;
-            }
-            // The frame is zeroed once, before anything is stored into it.
-            if !clears.iter().all(|c| before(*c, *store)) {
+            let Some(written) = stores.get(&off) else { continue };
+            let value = match written[..] {
+                // The frame is zeroed once, before anything is stored into it.
+                [store] if before(store, load) && clears.iter().all(|c| before(*c, store)) => store.operand(0),
+                [..] => {
+                    let zeroing = |s: &&Value| memory::is_null(s.operand(0));
+                    let [store] = written.iter().filter(|s| !zeroing(s)).copied().collect::<Vec<_>>()[..] else {
+                        continue;
+                    };
+                    let zeroed_first = |c: &Value| before(*c, store) && !cfg.in_cycle[cfg.index(c.parent_block())];
+                    let first = written.iter().filter(zeroing).chain(&clears).all(zeroed_first);
+                    if !first || !store.is_volatile() || !cfg.stored_between(store.operand(0), store, load) {
+                        continue;
+                    }
+                    store.operand(0)
+                }
+            };
+            if value.ty() != load.ty() || !value.ty().is_pointer() {
                 continue;
             }
             load.replace_all_uses_with(value);

@@ -42,7 +42,8 @@ pub fn rule_array_result(i: crate::llvm::Value) -> Option<crate::request::Leaf> 
 }
 
 /// The name prefix the Julia package gives the functions declared without derivative
-/// (`EnzymeRules.inactive`): `oxidase.inactive.julia_f_12`.
+/// (its printing and logging functions, and `EnzymeRules.inactive`):
+/// `oxidase.inactive.julia_f_12`.
 pub const INACTIVE_PREFIX: &str = "oxidase.inactive.";
 
 /// The site of a function with a user-defined rule, from its name

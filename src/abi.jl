@@ -32,30 +32,56 @@ function __init__()
     return nothing
 end
 
-# Functions whose dynamically dispatched calls (`println(x)` reaches `println(stdout,
-# x)` through a global) show what they are handed and return nothing a result depends
-# on (or a string): printing a differentiated value, or logging it, has no derivative
-# (`oxidase_declare_inactive_function`, the engine's `inactive` module). The engine
-# recognizes them by the address of their function object in the code.
-const INACTIVE_FUNCTIONS = (print, println, show, display, sprint, repr, string, Core.print, Core.println,
-                            Base.CoreLogging.handle_message, Base.CoreLogging.logging_error)
+# Functions that show what they are handed and return nothing a result depends on (or
+# a string): printing a differentiated value, turning it into a string, or logging it,
+# has no derivative, as in Enzyme (the engine's `inactive` module). Their dynamically
+# dispatched calls (`println(x)` reaches `println(stdout, x)` through a global) the
+# engine recognizes by the address of the function object in the code
+# (`oxidase_declare_inactive_function`); their static calls (`"x = $x"` calls
+# `print_to_string`) by the name extraction gives the compiled methods
+# (`Extract.name_ruled_calls`).
+const INACTIVE_FUNCTIONS = (print, println, show, display, sprint, repr, string, Base.print_to_string,
+                            Base.Ryu.writeshortest, Base.Ryu.writefixed, Base.Ryu.writeexp,
+                            Core.print, Core.println, Base.CoreLogging.handle_message,
+                            Base.CoreLogging.logging_error)
+
+"""
+    DiscardLogger()
+
+A logger that discards every record. It exists so that `handle_message` has a fifth
+method: Julia 1.5 resolves a call on an abstract type statically when at most four
+methods match (`max_methods`), splitting it over the logger types, and with the four of
+Base, Logging and Test it did, inlining Test's `TestLogger` method, which pushes the
+record (the logged values boxed in it) onto the logger's list, where the engine could
+not tell them from data the result reads back. With five, `@info "x" x` dispatches
+dynamically to `handle_message`, a call the engine knows has no derivative.
+"""
+struct DiscardLogger <: Base.CoreLogging.AbstractLogger end
+Base.CoreLogging.handle_message(::DiscardLogger, level, message, _module, group, id, file, line; kwargs...) = nothing
+Base.CoreLogging.shouldlog(::DiscardLogger, level, _module, group, id) = false
+Base.CoreLogging.min_enabled_level(::DiscardLogger) = Base.CoreLogging.AboveMaxLevel
+Base.CoreLogging.catch_exceptions(::DiscardLogger) = false
 
 # Calls with keywords (`sprint(show, x; context = io)`, `@info "x" x`) reach the
 # function's keyword sorter and the body function it calls, which Julia names
-# `#<name>#<n>` in the function's module: declared too. (Found once, when the package
-# is precompiled.)
+# `#<name>#<n>` in the module of the method with keywords (Logging's `ConsoleLogger`
+# and Test's `TestLogger` have their own `handle_message`): declared too. (Found once,
+# when the package is precompiled: a method with keywords defined later is reached
+# through its keyword sorter.)
 function keyword_bodies(f)
-    m, prefix = parentmodule(f), "#$(nameof(f))#"
+    prefix = "#$(nameof(f))#"
     bodies = Any[]
-    for s in names(m; all = true)
+    for m in unique(m.module for m in methods(Core.kwfunc(f))), s in names(m; all = true)
         name = string(s)
         if startswith(name, prefix) && all(isdigit, name[length(prefix)+1:end]) && isdefined(m, s)
             push!(bodies, getfield(m, s))
         end
     end
-    return bodies
+    return unique(bodies)
 end
 const INACTIVE_OBJECTS = Any[g for f in INACTIVE_FUNCTIONS for g in (f, Core.kwfunc(f), keyword_bodies(f)...)]
+# Their names, which those of their keyword sorters and bodies hold too.
+const INACTIVE_NAMES = unique!([string(nameof(f)) for f in INACTIVE_FUNCTIONS])
 
 function declare_inactive_functions()
     for g in INACTIVE_OBJECTS

@@ -113,10 +113,11 @@ function emit_bitcode(@nospecialize(f), @nospecialize(types), mi::Core.MethodIns
     llvmf = ccall(:jl_get_llvm_function, Ptr{Cvoid}, (Ptr{Cvoid}, UInt32), native, sidx[] - 1)
     entry = llvm_value_name(llvmf)
     # (A dynamic call: Julia 1.5 generates code for a function's statically resolved
-    # callees with it, taken or not, and this one cost every session's first gradient
-    # 20 ms when no rule exists.)
-    isempty(Oxidase.RULED_METHODS) ||
+    # callees with it, taken or not, and the walk cost every session's first gradient
+    # some 30 ms, most of which define no function it marks.)
+    if !isempty(Oxidase.RULED_METHODS) || may_define_inactive(mod)
         Base.invokelatest(name_ruled_calls, native, mod, Base.get_world_counter(), ci)
+    end
 
     pm = ccall((:LLVMCreatePassManager, LIBLLVM), Ptr{Cvoid}, ())
     try
@@ -135,67 +136,115 @@ end
 
 # --- custom rules (src/rules.jl) -----------------------------------------------------
 
-# The CodeInstances of `m`'s specializations valid in `world`. (1.5 keeps the
-# specializations in a `SimpleVector` with unassigned holes.)
-function codeinsts_of(m::Method, world::UInt)
-    found = Tuple{Core.MethodInstance,Core.CodeInstance}[]
+# The CodeInstances of `m`'s specializations valid in `world`, pushed onto `out`. (1.5
+# keeps the specializations in a `SimpleVector` with unassigned holes. A `Vector{Any}`:
+# Julia has its methods compiled already, which the first extraction of a session
+# would compile for another element type.)
+function push_codeinsts!(out::Vector{Any}, m::Method, world::UInt)
     specs = m.specializations
-    specs isa Core.SimpleVector || return found
+    specs isa Core.SimpleVector || return out
     for i in 1:length(specs)
         isassigned(specs, i) || continue
         mi = specs[i]
         mi isa Core.MethodInstance || continue
         ci = isdefined(mi, :cache) ? mi.cache : nothing
         while ci isa Core.CodeInstance
-            ci.min_world <= world <= ci.max_world && push!(found, (mi, ci))
+            ci.min_world <= world <= ci.max_world && push!(out, ci)
             ci = isdefined(ci, :next) ? ci.next : nothing
         end
     end
-    return found
+    return out
 end
 
 """
-    name_ruled_calls(native, mod, world)
+    name_ruled_calls(native, mod, world, root)
 
 Renames, in the module `jl_create_native` made, the function of every specialization of
 a method with a custom rule `oxidase.rule.<site>.<name>` (`<site>` from
-`rule_site_id`) and of an `inactive` one `oxidase.inactive.<name>`, and marks both
-`noinline`, so that the engine finds the calls. The function being differentiated
-(`root`) keeps its name: its own rule does not apply (its body is differentiated). The
-caller holds the codegen lock.
+`rule_site_id`), and of an `inactive` one, or of a function the package declares
+inactive (`Oxidase.INACTIVE_OBJECTS`: printing, turning into a string, logging),
+`oxidase.inactive.<name>`, and marks them `noinline`, so that the engine finds the
+calls. The function being differentiated (`root`) keeps its name: its own rule does not
+apply (its body is differentiated). The caller holds the codegen lock.
 """
 function name_ruled_calls(native::Ptr{Cvoid}, mod::Ptr{Cvoid}, world::UInt, @nospecialize(root))
-    isempty(Oxidase.RULED_METHODS) && return nothing
     ctx = ccall((:LLVMGetModuleContext, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), mod)
     kind = ccall((:LLVMGetEnumAttributeKindForName, LIBLLVM), Cuint, (Cstring, Csize_t), "noinline", 8)
     noinline = ccall((:LLVMCreateEnumAttribute, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid}, Cuint, UInt64), ctx, kind, 0)
-    fidx = Ref{Int32}(0)
-    sidx = Ref{Int32}(0)
-    for (m, what) in Oxidase.RULED_METHODS, (mi, ci) in codeinsts_of(m, world)
+    isempty(Oxidase.RULED_METHODS) || name_rule_calls(native, ctx, noinline, world, root)
+    # Julia calls these statically where it knows the method (`"x = $x"` calls
+    # `print_to_string`, `string(x)` its `Float64` method, `@info` the keyword body
+    # of the logger's `handle_message`) and through dynamic dispatch elsewhere, where
+    # the engine knows them by their function objects (`crate::inactive`).
+    found = Any[]
+    for g in Oxidase.INACTIVE_OBJECTS
+        mark_inactive!(found, (typeof(g)::DataType).name.mt.defs, native, noinline, world, root)
+    end
+    return nothing
+end
+
+# Whether the module defines a function whose name holds that of a function declared
+# inactive (`Oxidase.INACTIVE_NAMES`: Julia names a method's code after its function,
+# `julia_string_42`, `japi1_print_to_string_7`, `julia_YY.handle_messageYY.2_76`). If
+# not, there is nothing for `name_ruled_calls` to mark.
+function may_define_inactive(mod::Ptr{Cvoid})
+    f = ccall((:LLVMGetFirstFunction, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), mod)
+    while f != C_NULL
+        name = llvm_value_name(f)
+        for n in Oxidase.INACTIVE_NAMES
+            occursin(n, name) && return true
+        end
+        f = ccall((:LLVMGetNextFunction, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), f)
+    end
+    return false
+end
+
+# Marks the compiled specializations of the methods in a method table's tree
+# (`mt.defs`, walked as `Base.visit` does, whose closure the first extraction of every
+# session would compile) `oxidase.inactive`. `found` is scratch space.
+function mark_inactive!(found::Vector{Any}, @nospecialize(node), native::Ptr{Cvoid}, noinline::Ptr{Cvoid},
+                        world::UInt, @nospecialize(root))
+    if node isa Core.TypeMapLevel
+        for e in (node.targ, node.arg1)
+            e isa Vector{Any} || continue
+            for i in 2:2:length(e)
+                isassigned(e, i) && mark_inactive!(found, e[i], native, noinline, world, root)
+            end
+        end
+        mark_inactive!(found, node.list, native, noinline, world, root)
+        mark_inactive!(found, node.any, native, noinline, world, root)
+    end
+    while node isa Core.TypeMapEntry
+        for ci in push_codeinsts!(empty!(found), node.func::Method, world)
+            ci === root && continue
+            llvmf, _ = compiled_function(native, ci::Core.CodeInstance)
+            llvmf == C_NULL || mark!(llvmf, "oxidase.inactive.", noinline)
+        end
+        node = node.next
+    end
+    return nothing
+end
+
+# `name_ruled_calls` for the methods of `RULED_METHODS`.
+function name_rule_calls(native::Ptr{Cvoid}, ctx::Ptr{Cvoid}, noinline::Ptr{Cvoid}, world::UInt,
+                         @nospecialize(root))
+    for (m, what) in Oxidase.RULED_METHODS, ci in push_codeinsts!(Any[], m, world)
+        mi = ci.def
         (ci === root || !Oxidase.covers(m, mi.specTypes)) && continue
-        fidx[] = 0
-        sidx[] = 0
-        ccall(:jl_get_function_id, Cvoid, (Ptr{Cvoid}, Any, Ref{Int32}, Ref{Int32}), native, ci, fidx, sidx)
-        if sidx[] == 0
-            # In the module only through its generic entry (varargs, `::Any`
-            # arguments): called with boxed arguments, which rules do not support yet.
-            fidx[] > 0 && what === :rule &&
+        llvmf, specialized = compiled_function(native, ci)
+        llvmf == C_NULL && continue
+        if what === :rule
+            # Called with boxed arguments, which rules do not support yet.
+            specialized ||
                 throw(Oxidase.DifferentiationError("the custom rule for $(mi.specTypes) cannot be applied: " *
                       "Julia calls this method with boxed arguments (varargs or untyped arguments); " *
                       "give the ruled method concrete, non-varargs arguments"))
-            continue
+            mark!(llvmf, "oxidase.rule.$(Oxidase.rule_site_id(mi.specTypes, ci.rettype)).", noinline)
+            Oxidase.is_array_result(ci.rettype) &&
+                mark_array_result(ctx, llvmf, eltype(ci.rettype) === Float64 ? "f64" : "f32")
+        else
+            mark!(llvmf, "oxidase.inactive.", noinline)
         end
-        llvmf = ccall(:jl_get_llvm_function, Ptr{Cvoid}, (Ptr{Cvoid}, UInt32), native, sidx[] - 1)
-        name = llvm_value_name(llvmf)
-        startswith(name, "oxidase.") && continue
-        prefix = what === :rule ? "oxidase.rule.$(Oxidase.rule_site_id(mi.specTypes, ci.rettype))." :
-                 "oxidase.inactive."
-        new = prefix * name
-        ccall((:LLVMSetValueName2, LIBLLVM), Cvoid, (Ptr{Cvoid}, Cstring, Csize_t), llvmf, new, sizeof(new))
-        ccall((:LLVMAddAttributeAtIndex, LIBLLVM), Cvoid, (Ptr{Cvoid}, Cuint, Ptr{Cvoid}),
-              llvmf, typemax(Cuint), noinline)
-        what === :rule && Oxidase.is_array_result(ci.rettype) &&
-            mark_array_result(ctx, llvmf, eltype(ci.rettype) === Float64 ? "f64" : "f32")
     end
     return nothing
 end
@@ -208,6 +257,30 @@ function mark_array_result(ctx::Ptr{Cvoid}, llvmf::Ptr{Cvoid}, eltype_name::Stri
     attr = ccall((:LLVMCreateStringAttribute, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid}, Cstring, Cuint, Cstring, Cuint),
                  ctx, name, sizeof(name), "", 0)
     ccall((:LLVMAddAttributeAtIndex, LIBLLVM), Cvoid, (Ptr{Cvoid}, Cuint, Ptr{Cvoid}), llvmf, typemax(Cuint), attr)
+    return nothing
+end
+
+# The function compiled for `ci` in the module, if it is there (`C_NULL` if not), and
+# whether it takes the specialized signature: a method Julia compiles only with boxed
+# arguments (varargs, `::Any` arguments: `print_to_string(xs...)`) has only its
+# generic entry, which an `inactive` call may take as it is.
+function compiled_function(native::Ptr{Cvoid}, ci::Core.CodeInstance)
+    fidx = Ref{Int32}(0)
+    sidx = Ref{Int32}(0)
+    ccall(:jl_get_function_id, Cvoid, (Ptr{Cvoid}, Any, Ref{Int32}, Ref{Int32}), native, ci, fidx, sidx)
+    index = sidx[] > 0 ? sidx[] : fidx[]
+    index == 0 && return C_NULL, false
+    return ccall(:jl_get_llvm_function, Ptr{Cvoid}, (Ptr{Cvoid}, UInt32), native, index - 1), sidx[] > 0
+end
+
+# Names function `llvmf` `prefix` followed by its name and marks it `noinline`, once.
+function mark!(llvmf::Ptr{Cvoid}, prefix::String, noinline::Ptr{Cvoid})
+    name = llvm_value_name(llvmf)
+    startswith(name, "oxidase.") && return nothing
+    new = prefix * name
+    ccall((:LLVMSetValueName2, LIBLLVM), Cvoid, (Ptr{Cvoid}, Cstring, Csize_t), llvmf, new, sizeof(new))
+    ccall((:LLVMAddAttributeAtIndex, LIBLLVM), Cvoid, (Ptr{Cvoid}, Cuint, Ptr{Cvoid}),
+          llvmf, typemax(Cuint), noinline)
     return nothing
 end
 

@@ -15,6 +15,8 @@ precompile(table_stamp, (Core.MethodTable,))
 precompile(Extract.name_ruled_calls, (Ptr{Cvoid}, Ptr{Cvoid}, UInt, Any))
 precompile(use_builtin_rules!, (Any, Any))
 precompile(through_builtin_rule, (Any, Any))
+precompile(Extract.name_rule_calls, (Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Cvoid}, UInt, Any))
+precompile(Extract.may_define_inactive, (Ptr{Cvoid},))
 precompile(fill_slot!, (Base.RefValue{Union{Nothing,CompiledDerivative}}, Mode, Any, Type, Tuple))
 precompile(status_message, (Int32,))
 # What `--trace-compile` showed compiled at the first gradient of a session (all but

@@ -18,7 +18,7 @@ use std::collections::{HashMap, HashSet};
 
 /// Rules for instructions that touch shadowed memory (loads, stores, memory
 /// intrinsics); `None` leaves the instruction to `rules::classify`.
-fn memory_rule(i: Value, mem: &Memory) -> Option<Rule> {
+fn memory_rule(m: &Module, i: Value, mem: &Memory) -> Option<Rule> {
     match i.opcode() {
         // A stack object holding differentiated arrays holds no differentiated float:
         // its floats are constants, and one stored there would be lost.
@@ -43,10 +43,7 @@ fn memory_rule(i: Value, mem: &Memory) -> Option<Rule> {
         // A value boxed for printing or logging (`memory::printed_only`): shown, never
         // read back, so no derivative.
         Opcode::LLVMStore
-            if !mem.is_shadowed(i.operand(1))
-                && crate::analysis::memory::object_base(i.operand(1)).is_some_and(|a| {
-                    crate::analysis::memory::gc_allocation(a).is_some() && crate::analysis::memory::printed_only(a)
-                }) =>
+            if !mem.is_shadowed(i.operand(1)) && crate::analysis::memory::into_printed_box(m, i.operand(1)) =>
         {
             Some(Rule::Zero)
         }
@@ -268,7 +265,7 @@ impl Activity {
         }
         let live_insts: Vec<Value> = insts.iter().copied().filter(|i| live[cfg.index(i.parent_block())]).collect();
         let mut rules: HashMap<Value, Rule> =
-            insts.iter().map(|&i| (i, memory_rule(i, mem).unwrap_or_else(|| rules::classify(i)))).collect();
+            insts.iter().map(|&i| (i, memory_rule(m, i, mem).unwrap_or_else(|| rules::classify(i)))).collect();
         // A pointer stored into a GC frame slot carries no derivative, as long as the
         // frame is read by nobody but the collector.
         let candidates = crate::analysis::memory::inert_pointer_stores(m, &insts);

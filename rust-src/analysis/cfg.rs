@@ -127,6 +127,86 @@ impl Cfg {
         body
     }
 
+    /// Whether `value` is available at `load` (its definition dominates it) and every
+    /// run that computes `value` and then reaches `load` executes `store` in between
+    /// (`value` an argument or constant: from the function's entry). The
+    /// paths counted include the jumps exceptions make from a `try` body to its `catch`,
+    /// which the graph does not show, and not the `setjmp` block's own edge to the
+    /// `catch`, taken only when such a jump returns there. `false` where that is not
+    /// known: a `try` of another shape, one `try` inside another, `store` after a call
+    /// in its block (the call may throw before it), or `load` in the block of `value`
+    /// or `store`.
+    pub fn stored_between(&self, value: Value, store: Value, load: Value) -> bool {
+        let def = if value.is_instruction() { self.index(value.parent_block()) } else { 0 };
+        let (s, l) = (self.index(store.parent_block()), self.index(load.parent_block()));
+        if l == def || l == s || !self.dominates(def, l) {
+            return false;
+        }
+        let mut before_store = store.parent_block().instructions().into_iter().take_while(|&i| i != store);
+        let may_throw = |i: Value| {
+            i.opcode() == Opcode::LLVMCall
+                && !i.called_operand().is_inline_asm()
+                && i.called_operand().intrinsic_id() == 0
+        };
+        if before_store.any(may_throw) {
+            return false;
+        }
+        if def == s {
+            return true;
+        }
+        let Some(succs) = self.with_exception_edges() else { return false };
+        let mut seen = vec![false; self.blocks.len()];
+        let mut stack = succs[def].clone();
+        while let Some(b) = stack.pop() {
+            if b == l {
+                return false;
+            }
+            if b == s || seen[b] {
+                continue;
+            }
+            seen[b] = true;
+            stack.extend(succs[b].iter().copied());
+        }
+        true
+    }
+
+    /// The successors of each block with the edges exceptions take: from every block of
+    /// a `try` body (what `setjmp`'s zero return leads to, up to leaving the handler) to
+    /// its `catch`, and not from the `setjmp` block to the `catch`. `None` for a `try`
+    /// whose branch has another shape, or one inside another.
+    fn with_exception_edges(&self) -> Option<Vec<Vec<usize>>> {
+        let julia = crate::julia::current();
+        let calls = |b: usize, name: &str| {
+            self.blocks[b].instructions().into_iter().any(|i| {
+                i.opcode() == Opcode::LLVMCall && callee_name(i.called_operand()).is_some_and(|n| n.contains(name))
+            })
+        };
+        let mut succs = self.succs.clone();
+        let mut in_body = vec![false; self.blocks.len()];
+        for d in (0..self.blocks.len()).filter(|&b| self.reachable(b)) {
+            let Some(call) = self.blocks[d].instructions().into_iter().find(|&i| is_setjmp_call(i)) else { continue };
+            let catch = self.index(catch_block(self.blocks[d], call)?);
+            succs[d].retain(|&x| x != catch);
+            let mut stack = succs[d].clone();
+            while let Some(x) = stack.pop() {
+                if x == catch || in_body[x] {
+                    continue;
+                }
+                if x != d && calls(x, julia.setjmp) {
+                    return None;
+                }
+                in_body[x] = true;
+                if !succs[x].contains(&catch) {
+                    succs[x].push(catch);
+                }
+                if !calls(x, julia.pop_handler) {
+                    stack.extend(self.succs[x].iter().copied());
+                }
+            }
+        }
+        Some(succs)
+    }
+
     /// The loops whose iterations the reverse sweep can count (`CountedLoop`).
     pub fn counted_loops(&self) -> Vec<CountedLoop> {
         let ends_in_unreachable =
@@ -270,6 +350,29 @@ fn intersect(idom: &[Option<usize>], rpo: &[usize], mut a: usize, mut b: usize) 
     a
 }
 
+/// The `catch` of the `try` whose `setjmp` is `call` in block `bb`: the successor `bb`'s
+/// branch takes when the `setjmp` returns non-zero (`br (setjmp(...) == 0), try,
+/// catch`), when the branch has that shape.
+pub fn catch_block(bb: Block, call: Value) -> Option<Block> {
+    let t = bb.terminator()?;
+    if t.opcode() != Opcode::LLVMBr || t.num_operands() != 3 {
+        return None;
+    }
+    let c = t.operand(0);
+    if c.opcode_if_instruction() != Some(Opcode::LLVMICmp)
+        || c.operand(0) != call
+        || c.operand(1).const_uint() != Some(0)
+    {
+        return None;
+    }
+    let succ = t.successors();
+    match c.icmp_predicate() {
+        crate::llvm::IntPredicate::LLVMIntEQ => succ.get(1).copied(),
+        crate::llvm::IntPredicate::LLVMIntNE => succ.first().copied(),
+        _ => None,
+    }
+}
+
 /// Whether instruction `i` calls the `setjmp` of a `try`.
 pub fn is_setjmp_call(i: Value) -> bool {
     i.opcode() == Opcode::LLVMCall
@@ -300,6 +403,68 @@ out:
   ret double %r
 }
 "#;
+
+    /// A `try` in a loop, Julia's shape: a value live across it is stored into a slot in
+    /// the body (`@BODY@`, blocks that end by branching to `try.end`), and read back in
+    /// the `catch`.
+    const TRY_IN_LOOP: &str = r#"
+declare i32 @__sigsetjmp(ptr, i32)
+declare void @jl_pop_handler(i32)
+declare void @may_throw()
+
+define double @f(double %x, i1 %c) {
+top:
+  %buf = alloca [200 x i8]
+  %slot = alloca double
+  br label %loop
+loop:
+  %s = phi double [ 0.0, %top ], [ %s1, %next ]
+  %v = fadd double %s, %x
+  %sj = call i32 @__sigsetjmp(ptr %buf, i32 0)
+  %z = icmp eq i32 %sj, 0
+  br i1 %z, label %try, label %catch
+@BODY@
+try.end:
+  call void @jl_pop_handler(i32 1)
+  br label %next
+catch:
+  call void @jl_pop_handler(i32 1)
+  %r = load volatile double, ptr %slot
+  br label %next
+next:
+  %s1 = phi double [ %v, %try.end ], [ %r, %catch ]
+  br i1 %c, label %loop, label %out
+out:
+  ret double %s1
+}
+"#;
+
+    /// `Cfg::stored_between` for the value, its store and the `catch`'s load in
+    /// `TRY_IN_LOOP` with the body `body`.
+    fn stored_between_in(body: &str) -> bool {
+        let ctx = Context::create();
+        let m = OwnedModule::parse_ir(&ctx, &TRY_IN_LOOP.replace("@BODY@", body)).unwrap();
+        let f = m.function("f").unwrap();
+        let insts: Vec<_> = f.blocks().into_iter().flat_map(|b| b.instructions()).collect();
+        let named = |n: &str| insts.iter().copied().find(|i| i.name() == n).unwrap();
+        let store = insts.iter().copied().find(|i| i.opcode() == crate::llvm::Opcode::LLVMStore).unwrap();
+        Cfg::compute(f).stored_between(named("v"), store, named("r"))
+    }
+
+    #[test]
+    fn a_value_stored_on_entering_a_try_in_a_loop_is_what_its_catch_reads() {
+        const STORE: &str = "store volatile double %v, ptr %slot";
+        const THROW: &str = "call void @may_throw()";
+        // Every iteration stores its own value before the body may throw.
+        assert!(stored_between_in(&format!("try:\n  {STORE}\n  {THROW}\n  br label %try.end")));
+        // The body may throw before the store: the `catch` may read the last iteration's.
+        assert!(!stored_between_in(&format!("try:\n  {THROW}\n  {STORE}\n  br label %try.end")));
+        // Stored on one path of the body only: the other may throw without it.
+        assert!(!stored_between_in(&format!(
+            "try:\n  br i1 %c, label %stored, label %other\nstored:\n  {STORE}\n  {THROW}\n  br label %try.end\n\
+             other:\n  {THROW}\n  br label %try.end"
+        )));
+    }
 
     #[test]
     fn a_loop_is_counted_once_its_exit_is_dedicated() {

@@ -1123,18 +1123,29 @@ fn refuse_runtime_activity_escapes(
     Ok(())
 }
 
-/// Whether heap object `a` (a box) is read by nothing but inactive dynamic calls: its
-/// address goes only into their argument arrays (stack arrays nothing else reads, or
-/// tuples built from them that are themselves printed only) and into GC frame slots, and
-/// nothing loads from it. What is stored into it is printed or logged, never read back,
-/// so it carries no derivative.
-pub fn printed_only(a: Value) -> bool {
-    printed_only_in(a, &mut HashSet::new())
+/// Whether heap object `a` (a box) is read by nothing but calls without derivative
+/// (`crate::inactive`: printing, logging): its address goes only into their argument
+/// arrays and into GC frame slots nothing loads, and nothing loads from it. What is
+/// stored into it is printed or logged, never read back, so it carries no derivative.
+///
+/// Julia reuses one stack array for the arguments of every call it makes in a function
+/// (`@info "x" x` fills it for `invoke(shouldlog, ...)` and `apply_type` before handing
+/// it to `handle_message`), and fills it just before each call. So an argument array
+/// may be read by other calls too, as long as none of them can see the box: each reads
+/// its slots from stores made in its own block, before it (`is_unobserved`).
+pub fn printed_only(m: &crate::llvm::Module, a: Value) -> bool {
+    printed_only_in(m, a, &mut HashSet::new())
+}
+
+/// Whether `p` points into a box allocated by the collector that only printing or
+/// logging reads (`printed_only`).
+pub fn into_printed_box(m: &crate::llvm::Module, p: Value) -> bool {
+    object_base(p).is_some_and(|a| gc_allocation(a).is_some() && printed_only(m, a))
 }
 
 /// `printed_only`, where the objects and arrays in `examined` are being checked already
 /// (argument arrays are reused and tuples hold each other: each is checked once).
-fn printed_only_in(a: Value, examined: &mut HashSet<Value>) -> bool {
+fn printed_only_in(m: &crate::llvm::Module, a: Value, examined: &mut HashSet<Value>) -> bool {
     if !examined.insert(a) {
         return true;
     }
@@ -1143,14 +1154,83 @@ fn printed_only_in(a: Value, examined: &mut HashSet<Value>) -> bool {
         |_| true,
         |p, u| match u.opcode_if_instruction() {
             Some(Opcode::LLVMStore) if u.operand(1) == p => true,
-            Some(Opcode::LLVMStore) => {
-                let slot = alloca_base(u.operand(1));
-                slot.is_some_and(|s| is_gc_frame(s) || is_argument_array(s, examined))
-            }
+            Some(Opcode::LLVMStore) => match alloca_slot(m, u.operand(1)) {
+                Some((s, offset)) if is_gc_frame(s) => !is_slot_loaded(m, s, offset),
+                Some((s, offset)) => is_argument_array(m, s, examined) && is_unobserved(m, s, offset, a, examined),
+                None => false,
+            },
             Some(Opcode::LLVMCall) => crate::inactive::is_inactive_call(u) || is_lifetime_marker(u),
             _ => false,
         },
     )
+}
+
+/// Whether some load from stack slot `s` may read the slot at byte `offset` (Julia
+/// keeps values live across a `try` in GC frame slots, and loads them in the `catch`).
+fn is_slot_loaded(m: &crate::llvm::Module, s: Value, offset: u64) -> bool {
+    !every_use(
+        s,
+        |_| true,
+        |p, u| {
+            u.opcode_if_instruction() != Some(Opcode::LLVMLoad) || alloca_slot(m, p).is_some_and(|(_, o)| o != offset)
+        },
+    )
+}
+
+/// The bytes of its argument array that call `i` reads, when `p`, a pointer into a stack
+/// array, is that array in Julia's calling convention (`F, args, nargs`: dynamic dispatch
+/// and the builtins): `[start, end)`.
+fn argument_bytes(m: &crate::llvm::Module, i: Value, p: Value) -> Option<(u64, u64)> {
+    let name = callee_name(i.called_operand_if_call()?)?;
+    let julia_call = crate::julia::current().dynamic_calls.contains(&name.as_str()) || name.starts_with("jl_f_");
+    if !julia_call || i.call_arg_count() < 3 || i.operand(1) != p {
+        return None;
+    }
+    let n = i.operand(2).const_uint()?;
+    let (_, start) = alloca_slot(m, p)?;
+    Some((start, start + n * m.size_of(m.ptr())))
+}
+
+/// Whether no call reading argument array `s` but printing or logging (or building a
+/// tuple that is printed only) sees what box `a` stores at byte `offset`: each such call
+/// that reads the slot finds there what a store in its own block, before it, put there,
+/// and that store is not one of `a`.
+fn is_unobserved(m: &crate::llvm::Module, s: Value, offset: u64, a: Value, examined: &mut HashSet<Value>) -> bool {
+    let mut readers = Vec::new();
+    every_use(
+        s,
+        |_| true,
+        |p, u| {
+            if let Some((start, end)) = argument_bytes(m, u, p) {
+                if (start..end).contains(&offset) {
+                    readers.push(u);
+                }
+            }
+            true
+        },
+    );
+    readers.into_iter().all(|c| {
+        if crate::inactive::is_inactive_call(c) || is_tuple_of(c, c.operand(1)) && printed_only_in(m, c, examined) {
+            return true;
+        }
+        let block = c.parent_block().instructions();
+        let before = &block[..block.iter().position(|&i| i == c).unwrap_or(0)];
+        let last_store = before
+            .iter()
+            .rev()
+            .find(|i| i.opcode() == Opcode::LLVMStore && alloca_slot(m, i.operand(1)) == Some((s, offset)));
+        last_store.is_some_and(|st| st.operand(0).ty().is_pointer() && strip_address(st.operand(0)) != a)
+    })
+}
+
+/// `p` without the address arithmetic and casts applied to it.
+fn strip_address(mut p: Value) -> Value {
+    while p.is_instruction()
+        && matches!(p.opcode(), Opcode::LLVMGetElementPtr | Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast)
+    {
+        p = p.operand(0);
+    }
+    p
 }
 
 /// Whether `accept(p, u)` holds for every user `u` of `a` and of the pointers derived
@@ -1196,9 +1276,10 @@ fn is_tuple_of(i: Value, args: Value) -> bool {
         && callee_name(i.called_operand()).is_some_and(|n| n == crate::julia::current().tuple_builtin)
 }
 
-/// Whether stack array `s` is only written and handed to inactive dynamic calls (or to
-/// the tuple builtin, building a tuple printed only); see `printed_only_in`.
-fn is_argument_array(s: Value, examined: &mut HashSet<Value>) -> bool {
+/// Whether stack array `s` is only written, handed to calls without derivative (or to
+/// the tuple builtin, building a tuple printed only), and read by other calls only as
+/// their argument array; see `printed_only_in`.
+fn is_argument_array(m: &crate::llvm::Module, s: Value, examined: &mut HashSet<Value>) -> bool {
     if !examined.insert(s) {
         return true;
     }
@@ -1213,12 +1294,12 @@ fn is_argument_array(s: Value, examined: &mut HashSet<Value>) -> bool {
             // An inactive call, or a tuple built from the array that is itself printed
             // only (the arguments of a splatted `println(xs...)`).
             Some(Opcode::LLVMCall)
-                if crate::inactive::is_inactive_call(u) || is_tuple_of(u, p) && printed_only_in(u, examined) =>
+                if crate::inactive::is_inactive_call(u) || is_tuple_of(u, p) && printed_only_in(m, u, examined) =>
             {
                 handed = true;
                 true
             }
-            Some(Opcode::LLVMCall) => is_lifetime_marker(u),
+            Some(Opcode::LLVMCall) => is_lifetime_marker(u) || argument_bytes(m, u, p).is_some(),
             _ => false,
         },
     );

@@ -252,9 +252,13 @@ impl Untracked {
                 if let Some(at) = self.lost_at(p) {
                     return self.mark_unmodeled(i, at);
                 }
-                // (A varied float stored there is refused by its own rule.)
+                // (A varied float stored there is refused by its own rule. A box that
+                // only printing or logging reads holds what it is shown, a differentiated
+                // array too: nothing reads it back.)
                 if let Some(at) = self.loses(inp, i, v).filter(|_| !v.ty().is_floating() || self.lost_at(v).is_some()) {
-                    changed |= self.mark_holding(p, at, objects);
+                    if !memory::into_printed_box(inp.m, p) {
+                        changed |= self.mark_holding(p, at, objects);
+                    }
                 }
             }
             LLVMLoad => {
@@ -548,7 +552,7 @@ enum CallKind {
 
 fn call_kind(i: Value, inp: &Inputs) -> CallKind {
     let callee = i.called_operand();
-    // (Printing and logging through dynamic dispatch: `crate::inactive`.)
+    // (Printing, logging, `EnzymeRules.inactive`: `crate::inactive`.)
     if callee.is_inline_asm() || crate::inactive::is_inactive_call(i) {
         return CallKind::Inert;
     }
@@ -590,8 +594,6 @@ fn call_kind(i: Value, inp: &Inputs) -> CallKind {
     }
     match name.as_str() {
         n if crate::julia::current().is_gc_alloc(n) || n == crate::julia::current().write_barrier => CallKind::Inert,
-        // Declared without derivative by the user (`EnzymeRules.inactive`).
-        n if n.starts_with(crate::names::INACTIVE_PREFIX) => CallKind::Inert,
         _ if matches!(inp.rules.get(&i), Some(Rule::Zero)) && crate::rules::math::lookup(&name).is_some() => {
             CallKind::Pure
         }

@@ -409,8 +409,9 @@ fn classify_call(inst: Value) -> Rule {
     if noreturn {
         return Rule::ErrorPath;
     }
-    // Printing or logging through dynamic dispatch: what it is handed is shown, never a
-    // result (`crate::inactive`).
+    // Printing, logging, and functions the user declared without derivative
+    // (`EnzymeRules.inactive`): what they are handed is shown, never a result
+    // (`crate::inactive`).
     if crate::inactive::is_inactive_call(inst) {
         return Rule::Zero;
     }
@@ -422,10 +423,6 @@ fn classify_call(inst: Value) -> Rule {
     }
     if name.as_deref().is_some_and(|n| n.starts_with(crate::names::RULE_PREFIX)) {
         return Rule::Custom;
-    }
-    // Declared without derivative (`EnzymeRules.inactive`).
-    if name.as_deref().is_some_and(|n| n.starts_with(crate::names::INACTIVE_PREFIX)) {
-        return Rule::Zero;
     }
     match name.as_deref().and_then(math::lookup) {
         Some(Callee::Math(f)) => Formula::Math(f).rule(),

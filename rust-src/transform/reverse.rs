@@ -503,7 +503,7 @@ impl<'a> Reverse<'a> {
             let Some(call) = bb.instructions().into_iter().find(|&i| crate::analysis::cfg::is_setjmp_call(i)) else {
                 continue;
             };
-            let Some(catch) = catch_block(bb, call) else {
+            let Some(catch) = crate::analysis::cfg::catch_block(bb, call) else {
                 return Err(Error::Unsupported(format!(
                     "not yet supported in reverse mode: a `try` whose handler the engine does not recognize{}",
                     crate::names::where_(call)
@@ -963,28 +963,5 @@ fn callee(pair: &Pair, f: Value) -> Callee {
         float_params: pair.float_params.clone(),
         shadowed: pair.pattern.shadowed.iter().map(Option::is_some).collect(),
         ret_float: pair.ret_float,
-    }
-}
-
-/// The `catch` of the `try` whose `setjmp` is `call` in block `bb`: the successor `bb`'s
-/// branch takes when the `setjmp` returns non-zero (`br (setjmp(...) == 0), try,
-/// catch`), when the branch has that shape.
-fn catch_block(bb: Block, call: Value) -> Option<Block> {
-    let t = bb.terminator()?;
-    if t.opcode() != Opcode::LLVMBr || t.num_operands() != 3 {
-        return None;
-    }
-    let c = t.operand(0);
-    if c.opcode_if_instruction() != Some(Opcode::LLVMICmp)
-        || c.operand(0) != call
-        || c.operand(1).const_uint() != Some(0)
-    {
-        return None;
-    }
-    let succ = t.successors();
-    match c.icmp_predicate() {
-        crate::llvm::IntPredicate::LLVMIntEQ => succ.get(1).copied(),
-        crate::llvm::IntPredicate::LLVMIntNE => succ.first().copied(),
-        _ => None,
     }
 }
