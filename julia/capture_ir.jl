@@ -1,13 +1,15 @@
 # Captures the optimized LLVM IR of a Julia function's whole call graph as bitcode,
 # the same way the package does, for use as a Rust test fixture.
 #
-#   julia julia/capture_ir.jl tests/fixtures/NAME.ll 'f(x) = sin(x) * exp(x)' 'f' Float64
+#   julia --project=. julia/capture_ir.jl tests/fixtures/NAME.ll 'f(x) = sin(x) * exp(x)' 'f' Float64
 #
 # An output ending in `.ll` is converted to LLVM 19 text with `llvm-dis-19` (LLVM 9 text
 # itself does not parse in LLVM 19) and starts with a `; entry: NAME` line, which the
 # cargo tests read; any other output is written as LLVM 9 bitcode.
-include(joinpath(@__DIR__, "..", "src", "extract.jl"))
-using .Extract
+# (Run with `--project=.`: extraction is the package's own, which names the calls of
+# functions with rules and of the inactive ones as the package does.)
+using Oxidase
+const Extract = Oxidase.Extract
 
 function main(args)
     length(args) >= 3 || error("usage: capture_ir.jl OUT.bc DEFINITION NAME [ARGTYPES...]")
