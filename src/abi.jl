@@ -80,8 +80,11 @@ function keyword_bodies(f)
     return unique(bodies)
 end
 const INACTIVE_OBJECTS = Any[g for f in INACTIVE_FUNCTIONS for g in (f, Core.kwfunc(f), keyword_bodies(f)...)]
-# Their names, which those of their keyword sorters and bodies hold too.
-const INACTIVE_NAMES = unique!([string(nameof(f)) for f in INACTIVE_FUNCTIONS])
+# The same, each with the name of the function it comes from, which the names of its
+# keyword sorter and bodies hold too (extraction looks for it in the code's names).
+const INACTIVE_NAMED = Tuple{String,Any}[(string(nameof(f)), g) for f in INACTIVE_FUNCTIONS
+                                         for g in (f, Core.kwfunc(f), keyword_bodies(f)...)]
+const INACTIVE_NAMES = unique!([name for (name, _) in INACTIVE_NAMED])
 
 function declare_inactive_functions()
     for g in INACTIVE_OBJECTS

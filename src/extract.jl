@@ -115,8 +115,9 @@ function emit_bitcode(@nospecialize(f), @nospecialize(types), mi::Core.MethodIns
     # (A dynamic call: Julia 1.5 generates code for a function's statically resolved
     # callees with it, taken or not, and the walk cost every session's first gradient
     # some 30 ms, most of which define no function it marks.)
-    if !isempty(Oxidase.RULED_METHODS) || may_define_inactive(mod)
-        Base.invokelatest(name_ruled_calls, native, mod, Base.get_world_counter(), ci)
+    inactive = inactive_names_called(llvmf)
+    if !isempty(Oxidase.RULED_METHODS) || !isempty(inactive)
+        Base.invokelatest(name_ruled_calls, native, mod, Base.get_world_counter(), ci, inactive)
     end
 
     pm = ccall((:LLVMCreatePassManager, LIBLLVM), Ptr{Cvoid}, ())
@@ -157,7 +158,7 @@ function push_codeinsts!(out::Vector{Any}, m::Method, world::UInt)
 end
 
 """
-    name_ruled_calls(native, mod, world, root)
+    name_ruled_calls(native, mod, world, root, inactive)
 
 Renames, in the module `jl_create_native` made, the function of every specialization of
 a method with a custom rule `oxidase.rule.<site>.<name>` (`<site>` from
@@ -167,7 +168,8 @@ inactive (`Oxidase.INACTIVE_OBJECTS`: printing, turning into a string, logging),
 calls. The function being differentiated (`root`) keeps its name: its own rule does not
 apply (its body is differentiated). The caller holds the codegen lock.
 """
-function name_ruled_calls(native::Ptr{Cvoid}, mod::Ptr{Cvoid}, world::UInt, @nospecialize(root))
+function name_ruled_calls(native::Ptr{Cvoid}, mod::Ptr{Cvoid}, world::UInt, @nospecialize(root),
+                          inactive::Vector{String})
     ctx = ccall((:LLVMGetModuleContext, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), mod)
     kind = ccall((:LLVMGetEnumAttributeKindForName, LIBLLVM), Cuint, (Cstring, Csize_t), "noinline", 8)
     noinline = ccall((:LLVMCreateEnumAttribute, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid}, Cuint, UInt64), ctx, kind, 0)
@@ -176,27 +178,65 @@ function name_ruled_calls(native::Ptr{Cvoid}, mod::Ptr{Cvoid}, world::UInt, @nos
     # `print_to_string`, `string(x)` its `Float64` method, `@info` the keyword body
     # of the logger's `handle_message`) and through dynamic dispatch elsewhere, where
     # the engine knows them by their function objects (`crate::inactive`).
+    # (Only the functions whose names the module's code holds: `show` alone has
+    # hundreds of methods, whose walk cost a broadcast's first gradient some 60 ms.)
     found = Any[]
-    for g in Oxidase.INACTIVE_OBJECTS
+    for (name, g) in Oxidase.INACTIVE_NAMED
+        name in inactive || continue
         mark_inactive!(found, (typeof(g)::DataType).name.mt.defs, native, noinline, world, root)
     end
     return nothing
 end
 
-# Whether the module defines a function whose name holds that of a function declared
-# inactive (`Oxidase.INACTIVE_NAMES`: Julia names a method's code after its function,
-# `julia_string_42`, `japi1_print_to_string_7`, `julia_YY.handle_messageYY.2_76`). If
-# not, there is nothing for `name_ruled_calls` to mark.
-function may_define_inactive(mod::Ptr{Cvoid})
-    f = ccall((:LLVMGetFirstFunction, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), mod)
-    while f != C_NULL
+# The names of the functions declared inactive (`Oxidase.INACTIVE_NAMES`) that the name
+# of a function the entry `root` may call holds: Julia names a method's code after its
+# function, `julia_string_42`, `japi1_print_to_string_7`,
+# `julia_YY.handle_messageYY.2_76`. Only those have specializations for
+# `name_ruled_calls` to mark. (Calls on error paths do not count: a broadcast's code
+# builds its `DimensionMismatch` message with `string`, and the walk over `print`'s and
+# `string`'s specializations, compiled in every session, cost its first gradient some
+# 60 ms.)
+function inactive_names_called(root::Ptr{Cvoid})
+    found = String[]
+    for f in called_functions(root)
         name = llvm_value_name(f)
         for n in Oxidase.INACTIVE_NAMES
-            occursin(n, name) && return true
+            n in found || occursin(n, name) && push!(found, n)
         end
-        f = ccall((:LLVMGetNextFunction, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), f)
     end
-    return false
+    return found
+end
+
+# The functions of the module that `root` may call, transitively, on a path that
+# returns: calls in blocks that end in `unreachable` build an error and throw it.
+function called_functions(root::Ptr{Cvoid})
+    seen = Ptr{Cvoid}[root]
+    work = Ptr{Cvoid}[root]
+    while !isempty(work)
+        bb = ccall((:LLVMGetFirstBasicBlock, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), pop!(work))
+        while bb != C_NULL
+            term = ccall((:LLVMGetBasicBlockTerminator, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), bb)
+            throws = term == C_NULL || ccall((:LLVMIsAUnreachableInst, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), term) != C_NULL
+            i = throws ? C_NULL : ccall((:LLVMGetFirstInstruction, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), bb)
+            while i != C_NULL
+                if ccall((:LLVMIsACallInst, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), i) != C_NULL
+                    callee = ccall((:LLVMGetCalledValue, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), i)
+                    # (Through the casts of a call with another signature: `japi1_`.)
+                    while ccall((:LLVMIsAConstantExpr, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), callee) != C_NULL
+                        callee = ccall((:LLVMGetOperand, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid}, Cuint), callee, 0)
+                    end
+                    if ccall((:LLVMIsAFunction, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), callee) != C_NULL &&
+                       !(callee in seen)
+                        push!(seen, callee)
+                        push!(work, callee)
+                    end
+                end
+                i = ccall((:LLVMGetNextInstruction, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), i)
+            end
+            bb = ccall((:LLVMGetNextBasicBlock, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), bb)
+        end
+    end
+    return seen
 end
 
 # Marks the compiled specializations of the methods in a method table's tree

@@ -128,31 +128,6 @@ function cofactors(A::Matrix{T}) where {T<:LinalgFloat}
     return (det(U) * det(V)) * (U * Diagonal(adj) * V')
 end
 
-function BuiltinRules.forward(config::FwdConfig, ::Const{typeof(det)}, RT::Type,
-                              A::Annotation{Matrix{T}}) where {T<:LinalgFloat}
-    d = det(A.val)
-    (needs_shadow(config) && !(A isa Const)) || return needs_primal(config) ? d : nothing
-    C = cofactors(A.val)
-    return forward_result(config, d, each_lane(l -> dot(C, lane(A, l)), config))
-end
-
-function BuiltinRules.augmented_primal(config::RevConfig, ::Const{typeof(det)}, RT::Type,
-                                       A::Annotation{Matrix{T}}) where {T<:LinalgFloat}
-    d = det(A.val)
-    C = RT <: Active && !(A isa Const) ? cofactors(A.val) : nothing
-    return AugmentedReturn(needs_primal(config) ? d : nothing, nothing, C)
-end
-
-function BuiltinRules.reverse(config::RevConfig, ::Const{typeof(det)}, dret, C,
-                              A::Annotation{Matrix{T}}) where {T<:LinalgFloat}
-    if dret isa Active && C !== nothing
-        for (l, d̄) in enumerate(adjoint_lanes(config, dret))
-            lane(A, l) .+= d̄ .* C
-        end
-    end
-    return (nothing,)
-end
-
 # --- y = logdet(A) ------------------------------------------------------------------
 
 # A⁻ᵀ, the derivative of `logdet` at `A`; refused at a singular A, where `logdet` is
@@ -163,29 +138,37 @@ function inverse_transpose(A::Matrix{<:LinalgFloat})
     return transpose(inv(F))
 end
 
-function BuiltinRules.forward(config::FwdConfig, ::Const{typeof(logdet)}, RT::Type,
-                              A::Annotation{Matrix{T}}) where {T<:LinalgFloat}
-    y = logdet(A.val)
-    (needs_shadow(config) && !(A isa Const)) || return needs_primal(config) ? y : nothing
-    G = inverse_transpose(A.val)
-    return forward_result(config, y, each_lane(l -> dot(G, lane(A, l)), config))
-end
+# --- y = det(A), y = logdet(A): a number of a matrix, with gradient G(A) --------------
 
-function BuiltinRules.augmented_primal(config::RevConfig, ::Const{typeof(logdet)}, RT::Type,
-                                       A::Annotation{Matrix{T}}) where {T<:LinalgFloat}
-    y = logdet(A.val)
-    G = RT <: Active && !(A isa Const) ? inverse_transpose(A.val) : nothing
-    return AugmentedReturn(needs_primal(config) ? y : nothing, nothing, G)
-end
+# ẏ = ⟨G, Ȧ⟩ and Ā += ȳ G, where G is `cofactors(A)` for `det` and `inverse_transpose(A)`
+# for `logdet`.
+for (f, gradient) in ((:det, :cofactors), (:logdet, :inverse_transpose))
+    @eval begin
+        function BuiltinRules.forward(config::FwdConfig, ::Const{typeof($f)}, RT::Type,
+                                      A::Annotation{Matrix{T}}) where {T<:LinalgFloat}
+            y = $f(A.val)
+            (needs_shadow(config) && !(A isa Const)) || return needs_primal(config) ? y : nothing
+            G = $gradient(A.val)
+            return forward_result(config, y, each_lane(l -> dot(G, lane(A, l)), config))
+        end
 
-function BuiltinRules.reverse(config::RevConfig, ::Const{typeof(logdet)}, dret, G,
-                              A::Annotation{Matrix{T}}) where {T<:LinalgFloat}
-    if dret isa Active && G !== nothing
-        for (l, ȳ) in enumerate(adjoint_lanes(config, dret))
-            lane(A, l) .+= ȳ .* G
+        function BuiltinRules.augmented_primal(config::RevConfig, ::Const{typeof($f)}, RT::Type,
+                                               A::Annotation{Matrix{T}}) where {T<:LinalgFloat}
+            y = $f(A.val)
+            G = RT <: Active && !(A isa Const) ? $gradient(A.val) : nothing
+            return AugmentedReturn(needs_primal(config) ? y : nothing, nothing, G)
+        end
+
+        function BuiltinRules.reverse(config::RevConfig, ::Const{typeof($f)}, dret, G,
+                                      A::Annotation{Matrix{T}}) where {T<:LinalgFloat}
+            if dret isa Active && G !== nothing
+                for (l, ȳ) in enumerate(adjoint_lanes(config, dret))
+                    lane(A, l) .+= ȳ .* G
+                end
+            end
+            return (nothing,)
         end
     end
-    return (nothing,)
 end
 
 # --- Y = inv(A) ---------------------------------------------------------------------

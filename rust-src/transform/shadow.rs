@@ -9,7 +9,7 @@ use crate::analysis::cfg::Cfg;
 use crate::analysis::memory::{
     array_call, gc_allocation, is_object_header, pointer_op, resize_call, ArrayCall, Memory, PointerOp, Resize,
 };
-use crate::llvm::{Block, Module, Opcode, Value};
+use crate::llvm::{Block, Builder, Module, Opcode, Value};
 use crate::request::Leaf;
 use std::collections::HashMap;
 
@@ -135,15 +135,7 @@ pub fn build_lane(
         // differentiated data, say) is still followed by the derivative's code, which
         // must not touch memory at random before the status reports the refusal.
         if crate::analysis::memory::is_splat(i) {
-            let eb = frame.entry_builder(m);
-            let slot = eb.alloca(i.ty(), &format!("{}.shadow.slot", i.name()));
-            let spare = eb.alloca(m.array_type(m.int(64), 2), &format!("{}.shadow.spare", i.name()));
-            eb.store(m.const_null(m.array_type(m.int(64), 2)), spare);
-            eb.store(eb.addrspace_cast(spare, i.ty()), slot);
-            b.after(i);
-            let s = b.load(i.ty(), slot);
-            s.set_name(&format!("{}.shadow", i.name()));
-            shadow.insert(i, s);
+            shadow.insert(i, shadow_from_hook(m, frame, &b, i, 2));
             continue;
         }
         // An array a user's rule returns: its shadow is the rule's (the shadow array in
@@ -154,16 +146,7 @@ pub fn build_lane(
         // built from it (its data pointer, null) are harmless where the call is not
         // differentiated (on a path that ends in an exception).
         if crate::names::rule_array_result(i).is_some() {
-            let eb = frame.entry_builder(m);
-            let slot = eb.alloca(i.ty(), &format!("{}.shadow.slot", i.name()));
-            let header = m.array_type(m.int(64), SPARE_HEADER_WORDS);
-            let spare = eb.alloca(header, &format!("{}.shadow.spare", i.name()));
-            eb.store(m.const_null(header), spare);
-            eb.store(eb.addrspace_cast(spare, i.ty()), slot);
-            b.after(i);
-            let s = b.load(i.ty(), slot);
-            s.set_name(&format!("{}.shadow", i.name()));
-            shadow.insert(i, s);
+            shadow.insert(i, shadow_from_hook(m, frame, &b, i, SPARE_HEADER_WORDS));
             continue;
         }
         // Before `i`: a shadow needs only the shadows of `i`'s operands, and code the
@@ -253,6 +236,24 @@ pub fn build_lane(
         s.add_incoming(&pairs);
     }
     shadow
+}
+
+/// The shadow of call `i` that a runtime hook called in its place writes into a slot of
+/// the entry block (a splat's shadow box, a rule's shadow array): read right after the
+/// call. Until the hook writes it, the slot holds a zeroed stand-in object of
+/// `spare_words` words of its own, so that the code built from it is harmless where the
+/// hook does not run (a call refused when reached, a path that ends in an exception).
+fn shadow_from_hook(m: &Module, frame: &Frame, b: &Builder, i: Value, spare_words: u32) -> Value {
+    let eb = frame.entry_builder(m);
+    let slot = eb.alloca(i.ty(), &format!("{}.shadow.slot", i.name()));
+    let spare_type = m.array_type(m.int(64), spare_words);
+    let spare = eb.alloca(spare_type, &format!("{}.shadow.spare", i.name()));
+    eb.store(m.const_null(spare_type), spare);
+    eb.store(eb.addrspace_cast(spare, i.ty()), slot);
+    b.after(i);
+    let s = b.load(i.ty(), slot);
+    s.set_name(&format!("{}.shadow", i.name()));
+    s
 }
 
 /// Words of the zeroed stand-in for an array header a rule's array result has as shadow
