@@ -391,11 +391,16 @@ impl Memory {
             .flat_map(|&i| {
                 let args: Vec<Value> = if resize_call(i).is_some() {
                     vec![i.operand(0)]
-                } else if i.opcode() == Opcode::LLVMCall
-                    && !i.has_fn_attr("noreturn")
-                    && may_resize(i.called_operand(), &mut HashSet::new())
-                {
-                    (0..i.call_arg_count()).map(|k| i.operand(k)).collect()
+                } else if i.opcode() == Opcode::LLVMCall && !i.has_fn_attr("noreturn") {
+                    // (The callee's body is scanned only when it is handed a shadowed array.)
+                    let handed: Vec<Value> =
+                        (0..i.call_arg_count()).map(|k| i.operand(k)).filter(|a| shadowed.contains_key(a)).collect();
+                    let resizes = !handed.is_empty() && may_resize(i.called_operand(), &mut HashSet::new());
+                    if resizes {
+                        handed
+                    } else {
+                        Vec::new()
+                    }
                 } else {
                     Vec::new()
                 };
