@@ -89,6 +89,27 @@ pub struct GcAlloc {
     pub size_includes_tag: bool,
 }
 
+/// What a field of the runtime's array object holds (`Runtime::array_fields`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArrayField {
+    /// The pointer to the first element.
+    Data,
+    /// A count, size, flag word or offset (integers).
+    Integer,
+}
+
+/// What a boxing function of the runtime puts in the box it returns
+/// (`Runtime::box_functions`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Boxed {
+    /// A `Float64`.
+    F64,
+    /// A `Float32`.
+    F32,
+    /// An integer (or a `Bool`, a `Char`).
+    Integer,
+}
+
 /// One Julia version's runtime and code generation, as the engine needs them.
 pub struct Runtime {
     /// The version, for messages and documentation.
@@ -103,6 +124,12 @@ pub struct Runtime {
     pub array_functions: &'static [(&'static str, ArrayCall)],
     /// Functions that resize an array in place, and how.
     pub resize_functions: &'static [(&'static str, Resize)],
+    /// The fields of an array object (`jl_array_t`) at their byte offsets, as far as a
+    /// two-dimensional array goes (more dimensions add sizes after them).
+    pub array_fields: &'static [(u64, ArrayField)],
+    /// Functions that box a bits value into a new object (`jl_box_float64`), and what the
+    /// box holds at offset 0.
+    pub box_functions: &'static [(&'static str, Boxed)],
     /// Functions that allocate garbage-collected objects (structs, boxes, closures).
     pub gc_alloc_functions: &'static [GcAlloc],
     /// Bytes of the header before a garbage-collected object: its type tag, which code
@@ -159,6 +186,30 @@ pub const V1_5: Runtime = Runtime {
         ("jl_array_del_at", Resize::DelAt),
         ("jl_array_sizehint", Resize::SizeHint),
     ],
+    // (`jl_array_t`: data, length, flags and element size (16 bits each), offset (32),
+    // rows, then columns or the capacity of a vector.)
+    array_fields: &[
+        (0, ArrayField::Data),
+        (8, ArrayField::Integer),
+        (16, ArrayField::Integer),
+        (18, ArrayField::Integer),
+        (20, ArrayField::Integer),
+        (24, ArrayField::Integer),
+        (32, ArrayField::Integer),
+    ],
+    box_functions: &[
+        ("jl_box_float64", Boxed::F64),
+        ("jl_box_float32", Boxed::F32),
+        ("jl_box_int64", Boxed::Integer),
+        ("jl_box_int32", Boxed::Integer),
+        ("jl_box_uint64", Boxed::Integer),
+        ("jl_box_uint32", Boxed::Integer),
+        ("jl_box_int8", Boxed::Integer),
+        ("jl_box_uint8", Boxed::Integer),
+        ("jl_box_int16", Boxed::Integer),
+        ("jl_box_uint16", Boxed::Integer),
+        ("jl_box_char", Boxed::Integer),
+    ],
     // (`jl_gc_pool_alloc(ptls, pool offset, size)`, `jl_gc_big_alloc(ptls, size)`, as
     // the final GC lowering emits them; `jl_gc_alloc_typed(ptls, size, type)`.)
     gc_alloc_functions: &[
@@ -203,6 +254,11 @@ impl Runtime {
     /// The resizing function that does `kind`.
     pub fn resize_function(&self, kind: Resize) -> &'static str {
         self.resize_functions.iter().find(|(_, k)| *k == kind).map(|(n, _)| *n).expect("every kind has a function")
+    }
+
+    /// What boxing function `name` puts in its box, if it is one.
+    pub fn box_call(&self, name: &str) -> Option<Boxed> {
+        self.box_functions.iter().find(|(n, _)| *n == name).map(|(_, k)| *k)
     }
 
     /// Whether `name` allocates a garbage-collected object.

@@ -7,6 +7,7 @@
 
 use crate::analysis::activity::{Activity, Subject};
 use crate::analysis::memory::Memory;
+use crate::analysis::types::{self, TypeTree, Types};
 use crate::error::{Error, Result};
 use crate::jit;
 use crate::llvm::{passes, Module, OwnedModule, Value};
@@ -158,6 +159,22 @@ fn synthesize_prepared(m: &Module, f: Value, req: &Request, name: &str) -> Resul
         .collect();
     // A result in memory (forward mode): its tangent memory is shadowed like an argument's.
     let roots: Vec<(Value, Leaf)> = roots.into_iter().chain(frame.result_memory).collect();
+    // What Julia says each argument holds: an object's layout, a struct's by reference.
+    let argument_types: Vec<(Value, TypeTree)> = req
+        .args
+        .iter()
+        .zip(&frame.primal)
+        .filter_map(|(a, v)| {
+            let v = (*v)?;
+            let tree = match a.passing {
+                _ if a.type_tree.is_empty() || !v.ty().is_pointer() => return None,
+                Passing::Boxed => types::seed(a.object_leaf(), &a.type_tree),
+                Passing::Value => types::seed(Leaf::F64, &a.type_tree),
+                Passing::Ghost => return None,
+            };
+            Some((v, tree))
+        })
+        .collect();
     // The entry's `args` and `shadows` arrays.
     let plumbing: Vec<Value> = frame.g.params().into_iter().take(2).collect();
     let subject = Subject {
@@ -166,6 +183,7 @@ fn synthesize_prepared(m: &Module, f: Value, req: &Request, name: &str) -> Resul
         returned_active: ret_active,
         plumbing: &plumbing,
         user_name: &user_name,
+        argument_types: &argument_types,
     };
     let (mem, act) = Stage::Analyze.run(m, || analyze(m, &subject, &roots, &[]))?;
     if req.mode == Mode::Reverse {
@@ -224,6 +242,7 @@ fn generate_callees(m: &Module, req: &Request, callees: &transform::calls::Calle
             returned_active: pair.ret_float,
             plumbing: &[],
             user_name: &name,
+            argument_types: &[],
         };
         let (mem, act) = analyze(m, &subject, &roots, &maybe_constant)?;
         if req.mode == Mode::Reverse {
@@ -350,13 +369,20 @@ pub fn analyze(
     maybe_constant: &[Value],
 ) -> Result<(Memory, Activity)> {
     let (g, user_name) = (subject.f, subject.user_name);
+    let seeds: Vec<(Value, TypeTree)> = roots
+        .iter()
+        .map(|&(v, leaf)| (v, types::seed(leaf, &[])))
+        .chain(subject.argument_types.iter().cloned())
+        .collect();
+    let types = Types::compute(m, g, &seeds);
+    Printed::Types.print(&g.name(), || types.print(g));
     let mut allocations = std::collections::HashMap::new();
     loop {
         let mut mem = Memory::compute(g, roots, maybe_constant, &allocations, user_name)?;
         if crate::analysis::memory::retype_bit_copies(m, g, &mem) {
             mem = Memory::compute(g, roots, maybe_constant, &allocations, user_name)?;
         }
-        let act = Activity::compute(m, subject, &mem)?;
+        let act = Activity::compute(m, subject, &mem, &types)?;
         if act.wants_shadow.is_empty() {
             Printed::Activity.print(&g.name(), || act.print(g));
             return Ok((mem, act));

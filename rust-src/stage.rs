@@ -17,7 +17,7 @@
 //!
 //! For bug reports, two environment variables print what the stages see, on stderr:
 //! `OXIDASE_DUMP_IR=1` the module after `Prepare`, after `Finish` and after the last
-//! stage (and the untracked-data analysis), `OXIDASE_PRINT=activity,untracked,uses` the
+//! stage (and the untracked-data analysis), `OXIDASE_PRINT=activity,untracked,uses,types` the
 //! named analyses of each function the engine differentiates (`Printed`).
 
 use crate::error::{Error, Result};
@@ -149,6 +149,8 @@ pub enum Printed {
     /// `analysis::uses::Uses::print`: what the reverse sweep's forward half pushes and
     /// where the reverse sweep gets each value its partials need (`uses`).
     Uses,
+    /// `analysis::types::Types::print`: what each value holds, byte by byte (`types`).
+    Types,
 }
 
 impl Printed {
@@ -158,6 +160,7 @@ impl Printed {
             Printed::Activity => "activity",
             Printed::Untracked => "untracked data",
             Printed::Uses => "uses plan",
+            Printed::Types => "type analysis",
         }
     }
 
@@ -166,6 +169,7 @@ impl Printed {
             Printed::Activity => "activity",
             Printed::Untracked => "untracked",
             Printed::Uses => "uses",
+            Printed::Types => "types",
         }
     }
 
@@ -175,12 +179,38 @@ impl Printed {
             || std::env::var("OXIDASE_PRINT").is_ok_and(|list| list.split(',').any(|k| k.trim() == self.key()))
     }
 
-    /// Prints the analysis of `function` when it is `wanted`; `text` runs only then.
+    /// Prints the analysis of `function` when it is `wanted`, and hands it to a test
+    /// that `collect`s this analysis; `text` runs only then.
     pub fn print(self, function: &str, text: impl FnOnce() -> String) {
-        if self.wanted() {
-            eprintln!("; ---- oxidase: {} in {function} ----\n{}", self.name(), text());
+        let print = self.wanted();
+        let collecting = COLLECTED.with(|c| c.borrow().as_ref().is_some_and(|(p, _)| *p == self));
+        if !print && !collecting {
+            return;
         }
+        let text = text();
+        if print {
+            eprintln!("; ---- oxidase: {} in {function} ----\n{text}", self.name());
+        }
+        COLLECTED.with(|c| {
+            if let Some((_, v)) = c.borrow_mut().as_mut() {
+                v.push(text);
+            }
+        });
     }
+}
+
+thread_local! {
+    /// The analysis a test collects on this thread, and its texts so far.
+    static COLLECTED: std::cell::RefCell<Option<(Printed, Vec<String>)>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` and returns, with its result, the texts of analysis `printed` made on this
+/// thread meanwhile (for golden tests: the entry's, then its callees').
+pub fn collect<T>(printed: Printed, f: impl FnOnce() -> T) -> (T, Vec<String>) {
+    COLLECTED.with(|c| *c.borrow_mut() = Some((printed, Vec::new())));
+    let r = f();
+    let texts = COLLECTED.with(|c| c.borrow_mut().take()).map(|(_, v)| v).unwrap_or_default();
+    (r, texts)
 }
 
 #[cfg(test)]

@@ -71,7 +71,8 @@ fn analyse(text: &str, entry: &str) -> Result<Act, Error> {
 fn analyse_in(m: &Module, entry: &str) -> Result<Act, Error> {
     let f = m.function(entry).expect("entry");
     let x = f.params()[0];
-    let subject = Subject { f, active_params: &[x], returned_active: true, plumbing: &[], user_name: entry };
+    let subject =
+        Subject { f, active_params: &[x], returned_active: true, plumbing: &[], user_name: entry, argument_types: &[] };
     oxidase::pipeline::analyze(m, &subject, &[(x, Leaf::ArrayF64)], &[]).map(|(_, act)| act)
 }
 

@@ -36,7 +36,7 @@ fn plans_of(name: &str) -> String {
         writer_bitcode: false,
     };
     let jit = oxidase::jit::global().expect("jit");
-    let (r, plans) = oxidase::analysis::uses::plans::collect(|| {
+    let (r, plans) = oxidase::stage::collect(oxidase::stage::Printed::Uses, || {
         oxidase::pipeline::synthesize(&m, &req, "d", &jit.data_layout(), &jit.triple())
     });
     r.unwrap_or_else(|e| panic!("{name}: {e}"));

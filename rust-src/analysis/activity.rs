@@ -8,6 +8,7 @@
 //! never a silently dropped derivative.
 
 use crate::analysis::memory::Memory;
+use crate::analysis::types::Types;
 use crate::analysis::untracked;
 use crate::error::{Error, Result};
 use crate::llvm::{Module, Opcode, Value};
@@ -237,6 +238,9 @@ pub struct Subject<'a> {
     pub plumbing: &'a [Value],
     /// The Julia function named in error messages.
     pub user_name: &'a str,
+    /// What Julia says its arguments hold (their types, as type trees), beyond what the
+    /// roots of shadow memory say: the type analysis's seeds.
+    pub argument_types: &'a [(Value, crate::analysis::types::TypeTree)],
 }
 
 /// Activity of every value of one function.
@@ -253,8 +257,8 @@ pub struct Activity {
 
 impl Activity {
     /// Computes activity in `subject.f`.
-    pub fn compute(m: &Module, subject: &Subject, mem: &Memory) -> Result<Activity> {
-        let Subject { f, active_params, returned_active, plumbing, user_name } = *subject;
+    pub fn compute(m: &Module, subject: &Subject, mem: &Memory, types: &Types) -> Result<Activity> {
+        let Subject { f, active_params, returned_active, plumbing, user_name, .. } = *subject;
         let insts: Vec<Value> = f.blocks().into_iter().flat_map(|b| b.instructions()).collect();
         // Paths that end in an exception never reach the return: what happens there
         // changes no derivative (a `try` body excepted: its `catch` goes on).
@@ -393,7 +397,7 @@ impl Activity {
             let stack_object = mem.leaf(addr).is_some_and(Leaf::is_stack_object);
             if i.opcode() == Opcode::LLVMStore && stack_object && !mem.is_shadowed(value) && !inert.contains(&i) {
                 let allocated = crate::analysis::memory::zero_offset_base(value);
-                if let Some(leaf) = float_array_allocation(allocated, &insts, mem) {
+                if let Some(leaf) = float_array_allocation(allocated, types) {
                     wants_shadow.insert(allocated, leaf);
                     continue;
                 }
@@ -597,46 +601,12 @@ fn describe(fname: &str, inst: Value, what: &str) -> String {
     format!("{what}, in `{fname}`{}", crate::names::where_(inst))
 }
 
-/// The layout of array `a` when it is an array of floats the function allocated: its
-/// elements are written with floats (or copied as integer bits, or cleared by
-/// `memset`), never with pointers nor read as pointers, and at least once written with
-/// a float or by `memset`.
-fn float_array_allocation(a: Value, insts: &[Value], mem: &Memory) -> Option<Leaf> {
+/// The layout of array `a` when it is an array the function allocated (or copied)
+/// whose elements hold floats of one type and nothing else (the type analysis).
+fn float_array_allocation(a: Value, types: &Types) -> Option<Leaf> {
     use crate::analysis::memory::{array_call, ArrayCall};
     if !a.is_instruction() || !matches!(array_call(a), Some(ArrayCall::Alloc | ArrayCall::Copy)) {
         return None;
     }
-    // An element's address: derived from `a`'s data pointer (a load from the object).
-    let element = |p: Value| {
-        let mut q = p;
-        while q.is_instruction()
-            && matches!(q.opcode(), Opcode::LLVMGetElementPtr | Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast)
-        {
-            q = q.operand(0);
-        }
-        q.is_instruction() && q.opcode() == Opcode::LLVMLoad && mem.origin(q) == Some(a)
-    };
-    let (mut f64s, mut f32s, mut cleared) = (false, false, false);
-    for &i in insts {
-        match i.opcode() {
-            Opcode::LLVMStore if element(i.operand(1)) => match i.operand(0).ty() {
-                t if t.float_bits() == 64 => f64s = true,
-                t if t.float_bits() == 32 => f32s = true,
-                t if t.is_pointer() => return None,
-                _ => {}
-            },
-            Opcode::LLVMLoad if element(i.operand(0)) && i.ty().is_pointer() => return None,
-            Opcode::LLVMCall if i.call_arg_count() > 0 && element(i.operand(0)) => {
-                let callee = i.called_operand();
-                cleared |= callee.is_function() && callee.name().starts_with("llvm.memset");
-            }
-            _ => {}
-        }
-    }
-    match (f64s, f32s) {
-        (true, false) => Some(Leaf::ArrayF64),
-        (false, true) => Some(Leaf::ArrayF32),
-        (false, false) if cleared => Some(Leaf::ArrayF64),
-        _ => None,
-    }
+    types.float_elements(a)
 }

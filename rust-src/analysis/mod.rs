@@ -6,5 +6,6 @@
 pub mod activity;
 pub mod cfg;
 pub mod memory;
+pub mod types;
 pub mod untracked;
 pub mod uses;

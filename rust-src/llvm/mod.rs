@@ -1270,6 +1270,65 @@ impl Module {
         unsafe { llvm_sys::target::LLVMABISizeOfType(llvm_sys::target::LLVMGetModuleDataLayout(self.m), ty.0) }
     }
 
+    /// Where index `k` of aggregate or vector type `ty` lies: its byte offset under the
+    /// module's data layout and its type (`None`: not an aggregate, or `k` out of range).
+    pub fn index_offset(&self, ty: Type, k: u64) -> Option<(u64, Type)> {
+        if ty.is_vector() || ty.kind() == LLVMTypeKind::LLVMArrayTypeKind {
+            let e = ty.element();
+            return Some((k * self.size_of(e), e));
+        }
+        if k >= ty.aggregate_len()? {
+            return None;
+        }
+        let k = u32::try_from(k).ok()?;
+        // SAFETY: `self.m` is live (the `Module` invariant) and its data layout lives as long as it; `ty` is a
+        // live struct type (`aggregate_len` answered for a struct, arrays returned above) and `k` is below its
+        // number of fields (checked above).
+        unsafe {
+            let layout = llvm_sys::target::LLVMGetModuleDataLayout(self.m);
+            Some((llvm_sys::target::LLVMOffsetOfElement(layout, ty.0, k), Type(LLVMStructGetTypeAtIndex(ty.0, k))))
+        }
+    }
+
+    /// The byte offset `insertvalue`/`extractvalue` indices reach in aggregate type
+    /// `ty`, and the type there.
+    pub fn indices_offset(&self, ty: Type, indices: &[u32]) -> Option<(u64, Type)> {
+        indices.iter().try_fold((0, ty), |(at, t), &k| {
+            let (o, inner) = self.index_offset(t, k.into())?;
+            Some((at + o, inner))
+        })
+    }
+
+    /// The constant byte offset of `getelementptr` `gep` from its base pointer, when
+    /// every index is a constant.
+    pub fn gep_offset(&self, gep: Value) -> Option<i64> {
+        let ty = gep.gep_source_type();
+        let first = gep.operand(1).const_int()?;
+        let size = i64::try_from(self.size_of(ty)).ok()?;
+        let mut at = first.checked_mul(size)?;
+        let mut t = ty;
+        for k in 2..gep.num_operands() {
+            let (o, inner) = self.index_offset(t, u64::try_from(gep.operand(k).const_int()?).ok()?)?;
+            at = at.checked_add(i64::try_from(o).ok()?)?;
+            t = inner;
+        }
+        Some(at)
+    }
+
+    /// The scalar leaves of type `ty` (itself when it is not an aggregate or vector),
+    /// with their byte offsets.
+    pub fn scalar_leaves(&self, ty: Type) -> Vec<(u64, Type)> {
+        let count = if ty.is_vector() { Some(u64::from(ty.vector_size())) } else { ty.aggregate_len() };
+        let Some(count) = count else { return vec![(0, ty)] };
+        let mut out = Vec::new();
+        for k in 0..count {
+            if let Some((o, inner)) = self.index_offset(ty, k) {
+                out.extend(self.scalar_leaves(inner).into_iter().map(|(p, t)| (o + p, t)));
+            }
+        }
+        out
+    }
+
     /// Sets the data layout string.
     pub fn set_data_layout(&self, layout: &str) {
         let l = cstr(layout);

@@ -11,11 +11,17 @@ use std::mem::ManuallyDrop;
 use std::sync::OnceLock;
 
 struct HostMachine(TargetMachine);
-// SAFETY: the target machine is created once and only read afterwards (LLVMRunPasses
-// takes it as a const configuration); LLVM's TargetMachine is safe to share that way.
+// SAFETY: the target machine is created once; afterwards it is used only by `run`, under
+// `PASSES`, one pipeline at a time (LLVM's TargetMachine is not safe to use from two
+// threads at once: it builds and caches its subtargets lazily).
 unsafe impl Send for HostMachine {}
-// SAFETY: as for `Send`: the machine is only read after it is created.
+// SAFETY: as for `Send`: every use after creation holds `PASSES`.
 unsafe impl Sync for HostMachine {}
+
+/// Held while a pass pipeline runs with the shared target machine: two compiles on two
+/// threads (Julia tasks on two threads, parallel tests) would otherwise race in its
+/// lazily built subtarget (seen as a crash in `TargetLoweringBase::getTypeConversion`).
+static PASSES: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
 
 /// Initialises LLVM's native target (its code generator, assembly printer and parser)
 /// once per process, and its vector math library; `Err` when LLVM has no native target.
@@ -104,6 +110,7 @@ pub fn host_triple() -> String {
 /// Runs a textual pass pipeline (`"default<O2>"`, `"always-inline,sroa"`...) on `m`.
 pub fn run(m: &Module, pipeline: &str) -> Result<(), String> {
     let tm = host_machine()?;
+    let _one_at_a_time = PASSES.lock();
     // SAFETY: `m.m` is a live module (the `Module` invariant) that the caller's borrow
     // keeps from other use for the call; `ManuallyDrop` keeps this second inkwell handle
     // from disposing of it: its `OwnedModule` does.

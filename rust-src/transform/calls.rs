@@ -178,10 +178,11 @@ impl<'m> Callees<'m> {
         let adjoints: Vec<Type> = float_params.iter().flat_map(|&k| std::iter::repeat_n(params[k], width)).collect();
         let rev_ret = if adjoints.is_empty() { m.void() } else { m.struct_type(&adjoints) };
         let base = h.name();
+        // (Declared with external linkage until `generate_all` defines them: the verifier
+        // run after the reverse stage rejects an internal function without a body. The
+        // finish stage makes every function the engine defined internal.)
         let aug = m.add_function(&format!("{base}.aug"), m.fn_type(ret, &aug_params));
         let rev = m.add_function(&format!("{base}.rev"), m.fn_type(rev_ret, &rev_params));
-        aug.set_internal();
-        rev.set_internal();
         let pair = Pair { aug, rev, pattern, float_params, ret_float, width };
         self.pairs.borrow_mut().insert(h, pair.clone());
         self.queue.borrow_mut().push(h);
@@ -213,7 +214,6 @@ impl<'m> Callees<'m> {
         let ret_float = ret.is_floating();
         let fwd_ret = if ret_float { m.struct_type(&vec![ret; 1 + width]) } else { ret };
         let f = m.add_function(&format!("{}.fwd", h.name()), m.fn_type(fwd_ret, &fwd_params));
-        f.set_internal();
         let fwd = Forward { f, pattern, float_params, ret_float, width };
         self.forwards.borrow_mut().insert(h, fwd.clone());
         self.queue.borrow_mut().push(h);

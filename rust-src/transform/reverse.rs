@@ -352,7 +352,8 @@ impl<'a> Reverse<'a> {
                 crate::names::where_(v)
             )));
         }
-        uses::plans::emit(&self.frame.g.name(), || plan.print(&self.frame.g.name(), self.width, self.act));
+        crate::stage::Printed::Uses
+            .print(&self.frame.g.name(), || plan.print(&self.frame.g.name(), self.width, self.act));
         self.uses = Some(plan);
         Ok(())
     }

@@ -1,0 +1,702 @@
+//! Type analysis: what every value of a function holds, byte by byte — floats,
+//! integers, pointers, and through each pointer what the memory behind it holds. It is
+//! Enzyme's model (a type tree per value), and the question the shadow memory asks of
+//! it is the same: may this memory hold floats (then it needs a shadow), may it hold
+//! pointers (then the shadow holds their shadows)?
+//!
+//! A value's `TypeTree` maps paths to `Kind`s. A path's first offset is a byte offset
+//! into the value itself (0 for a scalar, a field's offset for a struct value); each
+//! further offset goes through the pointer found there, into the memory it points to.
+//! `ANY` stands for every offset: the elements of an array. So a Julia
+//! `Vector{Float64}` object reads
+//!
+//! ```text
+//! [0]:ptr  [0,0]:ptr  [0,0,*]:f64  [0,8]:int ...
+//! ```
+//!
+//! the object pointer, its data pointer at offset 0 of the object, `Float64`s at every
+//! offset of the data, the length at offset 8.
+//!
+//! The analysis starts from what Julia says about the arguments (`request::Leaf`) and
+//! from the LLVM types of values (a `double` is a `Float64`, a `ptr` a pointer), and
+//! propagates in both directions until nothing changes: through loads and stores
+//! (what a load reads is what the memory holds there, and the other way), address
+//! arithmetic, casts, merges, aggregates, `memcpy`, and the runtime's functions that
+//! make arrays, boxes and objects (`julia::Runtime`). Integers are known by their use
+//! (an index, a count, the result of integer arithmetic), never by their LLVM type:
+//! Julia copies floats as `i64` bits. Two kinds meeting at one path make a `Conflict`,
+//! which a client reads as "unknown".
+//!
+//! Paths are kept finite: at most `MAX_DEPTH` pointers deep and offsets within
+//! `MAX_OFFSET`; a pointer that steps through memory in a loop (a phi fed by an
+//! address computed from itself) has only `ANY` offsets. The fixed point is then
+//! reached in a few rounds; if it is not within `MAX_ROUNDS`, `converged` is false and
+//! clients must treat every answer as unknown.
+//!
+//! `OXIDASE_PRINT=types` prints the result (`Types::print`); golden tests in
+//! `tests/type_analysis.rs` keep three of them.
+
+use crate::julia::{ArrayCall, ArrayField, Boxed};
+use crate::llvm::{Module, Opcode, Type, Value};
+use crate::request::Leaf;
+use crate::symbols::callee_name;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt::Write;
+
+/// Every offset (an array's elements), in a path.
+pub const ANY: i64 = i64::MIN;
+/// Pointers followed at most, in a path.
+const MAX_DEPTH: usize = 6;
+/// Byte offsets kept, either way from a pointer.
+const MAX_OFFSET: i64 = 1 << 16;
+/// Rounds over the function before the analysis gives up.
+const MAX_ROUNDS: usize = 64;
+
+/// What the bytes at one path hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    /// `Float64` data.
+    F64,
+    /// `Float32` data.
+    F32,
+    /// An integer (never differentiated).
+    Integer,
+    /// A pointer.
+    Pointer,
+    /// Two of the above met here: unknown.
+    Conflict,
+}
+
+impl Kind {
+    /// The kind of a scalar LLVM type, as far as the type tells (integers: nothing).
+    fn of_type(t: Type) -> Option<Kind> {
+        match t.float_bits() {
+            64 => Some(Kind::F64),
+            32 => Some(Kind::F32),
+            _ if t.is_pointer() => Some(Kind::Pointer),
+            _ => None,
+        }
+    }
+
+    /// The name in printed trees.
+    fn name(self) -> &'static str {
+        match self {
+            Kind::F64 => "f64",
+            Kind::F32 => "f32",
+            Kind::Integer => "int",
+            Kind::Pointer => "ptr",
+            Kind::Conflict => "conflict",
+        }
+    }
+}
+
+/// What one value holds: kinds by path (see the module docs).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TypeTree(BTreeMap<Vec<i64>, Kind>);
+
+impl TypeTree {
+    /// `kind` at offset 0.
+    pub fn scalar(kind: Kind) -> TypeTree {
+        TypeTree(BTreeMap::from([(vec![0], kind)]))
+    }
+
+    /// Whether nothing is known.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The kind at exactly `path`.
+    pub fn get(&self, path: &[i64]) -> Option<Kind> {
+        self.0.get(path).copied()
+    }
+
+    /// The entries.
+    pub fn entries(&self) -> impl Iterator<Item = (&Vec<i64>, Kind)> {
+        self.0.iter().map(|(p, k)| (p, *k))
+    }
+
+    /// Adds `kind` at `path` (a different kind there makes a `Conflict`); whether the
+    /// tree changed. Paths too deep or too far are dropped.
+    pub fn insert(&mut self, path: Vec<i64>, kind: Kind) -> bool {
+        if path.is_empty() || path.len() > MAX_DEPTH || path.iter().any(|&o| o != ANY && o.abs() > MAX_OFFSET) {
+            return false;
+        }
+        match self.0.get_mut(&path) {
+            Some(k) if *k == kind || *k == Kind::Conflict => false,
+            Some(k) => {
+                *k = Kind::Conflict;
+                true
+            }
+            None => {
+                self.0.insert(path, kind);
+                true
+            }
+        }
+    }
+
+    /// Adds every entry of `other`; whether the tree changed.
+    pub fn merge(&mut self, other: &TypeTree) -> bool {
+        let mut changed = false;
+        for (p, k) in &other.0 {
+            changed |= self.insert(p.clone(), *k);
+        }
+        changed
+    }
+
+    /// A pointer to memory holding `memory` (a tree whose first offsets are offsets
+    /// into that memory).
+    pub fn pointer_to(memory: &TypeTree) -> TypeTree {
+        let mut t = TypeTree::scalar(Kind::Pointer);
+        for (p, k) in &memory.0 {
+            t.insert([&[0][..], p].concat(), *k);
+        }
+        t
+    }
+
+    /// What the memory this pointer value points to holds.
+    pub fn pointee(&self) -> TypeTree {
+        let mut t = TypeTree::default();
+        for (p, k) in &self.0 {
+            if p.len() >= 2 && (p[0] == 0 || p[0] == ANY) {
+                t.insert(p[1..].to_vec(), *k);
+            }
+        }
+        t
+    }
+
+    /// This tree (of memory, or of an aggregate value) with its first offsets moved by
+    /// `delta`; `ANY` stays.
+    fn shifted(&self, delta: i64) -> TypeTree {
+        let mut t = TypeTree::default();
+        for (p, k) in &self.0 {
+            let mut q = p.clone();
+            if q[0] != ANY {
+                q[0] += delta;
+            }
+            t.insert(q, *k);
+        }
+        t
+    }
+
+    /// The entries whose first offset lies in `[start, end)`, moved to start at 0, with
+    /// the `ANY` entries at each of `leaves`' offsets (what a value of that layout read
+    /// at `start` holds).
+    fn window(&self, start: i64, end: i64, leaves: &[i64]) -> TypeTree {
+        let mut t = TypeTree::default();
+        for (p, k) in &self.0 {
+            if p[0] == ANY {
+                for &o in leaves {
+                    t.insert([&[o][..], &p[1..]].concat(), *k);
+                }
+            } else if (start..end).contains(&p[0]) {
+                t.insert([&[p[0] - start][..], &p[1..]].concat(), *k);
+            }
+        }
+        t
+    }
+
+    /// The entries at every offset only (`ANY`): what each element of an array holds.
+    fn elements(&self) -> TypeTree {
+        TypeTree(self.0.iter().filter(|(p, _)| p[0] == ANY).map(|(p, k)| (p.clone(), *k)).collect())
+    }
+
+    /// The first offsets of this memory tree made `ANY`: the same kinds, anywhere.
+    fn anywhere(&self) -> TypeTree {
+        let mut t = TypeTree::default();
+        for (p, k) in &self.0 {
+            t.insert([&[ANY][..], &p[1..]].concat(), *k);
+        }
+        t
+    }
+
+    /// This pointer value's tree with every offset into its memory made `ANY`.
+    fn strided(&self) -> TypeTree {
+        let mut t = TypeTree::default();
+        for (p, k) in &self.0 {
+            let mut q = p.clone();
+            if q.len() >= 2 {
+                q[1] = ANY;
+            }
+            t.insert(q, *k);
+        }
+        t
+    }
+}
+
+impl std::fmt::Display for TypeTree {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let entries: Vec<String> = self
+            .0
+            .iter()
+            .map(|(p, k)| {
+                let path: Vec<String> =
+                    p.iter().map(|&o| if o == ANY { "*".to_string() } else { o.to_string() }).collect();
+                format!("[{}]:{}", path.join(","), k.name())
+            })
+            .collect();
+        write!(f, "{{{}}}", entries.join(" "))
+    }
+}
+
+/// The tree of a Julia array object whose elements hold `element`.
+pub fn array_object(element: &TypeTree) -> TypeTree {
+    let mut memory = TypeTree::default();
+    for &(at, field) in crate::julia::current().array_fields {
+        let at = at as i64;
+        match field {
+            ArrayField::Data => {
+                memory.merge(&TypeTree::pointer_to(&element.anywhere()).shifted(at));
+            }
+            ArrayField::Integer => {
+                memory.insert(vec![at], Kind::Integer);
+            }
+        }
+    }
+    TypeTree::pointer_to(&memory)
+}
+
+/// What Julia says an argument holds (the root's `Leaf`, and for a struct object the
+/// leaves of its fields at their offsets), as the tree of the argument's value.
+pub fn seed(leaf: Leaf, fields: &[(u64, Leaf)]) -> TypeTree {
+    let floats = |k: Kind| array_object(&TypeTree::scalar(k));
+    match leaf {
+        Leaf::ArrayF64 => floats(Kind::F64),
+        Leaf::ArrayF32 => floats(Kind::F32),
+        Leaf::F64 | Leaf::F32 | Leaf::ArrayFieldsF64 => {
+            let mut memory = TypeTree::default();
+            for &(at, l) in fields {
+                let at = at as i64;
+                let field = match l {
+                    Leaf::F64 => TypeTree::scalar(Kind::F64),
+                    Leaf::F32 => TypeTree::scalar(Kind::F32),
+                    Leaf::Integer => TypeTree::scalar(Kind::Integer),
+                    Leaf::Pointer => TypeTree::scalar(Kind::Pointer),
+                    Leaf::ArrayF64 | Leaf::ArrayFieldsF64 => floats(Kind::F64),
+                    Leaf::ArrayF32 => floats(Kind::F32),
+                    // (Stack objects are the engine's own, never an argument's.)
+                    Leaf::StackArraysF64 | Leaf::StackMixedF64 => TypeTree::scalar(Kind::Pointer),
+                };
+                memory.merge(&field.shifted(at));
+            }
+            TypeTree::pointer_to(&memory)
+        }
+        Leaf::Integer | Leaf::Pointer | Leaf::StackArraysF64 | Leaf::StackMixedF64 => TypeTree::default(),
+    }
+}
+
+/// The type trees of one function's values.
+pub struct Types {
+    trees: HashMap<Value, TypeTree>,
+    /// Whether the propagation reached its fixed point (if not, nothing is known).
+    pub converged: bool,
+}
+
+/// The propagation's state: trees so far, and pointers that step through memory.
+struct Propagation<'m> {
+    m: &'m Module,
+    trees: HashMap<Value, TypeTree>,
+    strided: HashSet<Value>,
+    /// Addresses in the thread's state (which links the GC frames of every function on
+    /// the stack): nothing is known of them, and nothing flows through them.
+    thread_state: HashSet<Value>,
+    /// Addresses into GC frames whose slot holds different objects over time (code
+    /// generation reuses a root slot): what the slot holds flows to the loads from it,
+    /// but not back to the values stored into it, nor from those loads to the slot.
+    /// (A slot that roots one object, perhaps passed on as a closure's or a tuple's
+    /// memory, is memory like any other.)
+    reused_slots: HashSet<Value>,
+    changed: bool,
+}
+
+impl Propagation<'_> {
+    fn tree(&self, v: Value) -> TypeTree {
+        let mut t = self.trees.get(&v).cloned().unwrap_or_default();
+        if v.is_constant() || v.is_function() {
+            // A constant's own bytes, as its type says (never updated).
+            t.merge(&self.type_facts(v.ty()));
+        }
+        t
+    }
+
+    /// What `ty`'s LLVM type says about a value of it.
+    fn type_facts(&self, ty: Type) -> TypeTree {
+        let mut t = TypeTree::default();
+        if ty.is_void() || ty.kind() == llvm_sys::LLVMTypeKind::LLVMLabelTypeKind {
+            return t;
+        }
+        for (at, leaf) in self.m.scalar_leaves(ty) {
+            if let Some(k) = Kind::of_type(leaf) {
+                t.insert(vec![at as i64], k);
+            }
+        }
+        t
+    }
+
+    /// Merges `t` into `v`'s tree (not a constant's).
+    fn add(&mut self, v: Value, t: &TypeTree) {
+        if t.is_empty() || !(v.is_instruction() || v.is_argument()) || self.thread_state.contains(&v) {
+            return;
+        }
+        let t = if self.strided.contains(&v) { t.strided() } else { t.clone() };
+        let entry = self.trees.entry(v).or_default();
+        self.changed |= entry.merge(&t);
+    }
+
+    fn add_kind(&mut self, v: Value, kind: Kind) {
+        self.add(v, &TypeTree::scalar(kind));
+    }
+
+    /// The offsets of `ty`'s scalar leaves, where an array's element kinds are read.
+    fn leaf_offsets(&self, ty: Type) -> Vec<i64> {
+        self.m.scalar_leaves(ty).into_iter().map(|(o, _)| o as i64).collect()
+    }
+
+    /// `value` is what pointer `p` points to at offset 0: a load reads it, or a store
+    /// writes it.
+    fn access(&mut self, value: Value, p: Value, load: bool) {
+        let ty = value.ty();
+        let size = self.m.size_of(ty) as i64;
+        let one_way = self.reused_slots.contains(&p);
+        if load || !one_way {
+            let read = self.tree(p).pointee().window(0, size, &self.leaf_offsets(ty));
+            self.add(value, &read);
+        }
+        if !load || !one_way {
+            let written = self.tree(value).window(0, size, &[]);
+            self.add(p, &TypeTree::pointer_to(&written));
+        }
+    }
+
+    fn step(&mut self, i: Value) {
+        match i.opcode() {
+            Opcode::LLVMLoad if self.thread_state.contains(&i.operand(0)) => {}
+            Opcode::LLVMStore if self.thread_state.contains(&i.operand(1)) => {}
+            Opcode::LLVMLoad => self.access(i, i.operand(0), true),
+            Opcode::LLVMStore => self.access(i.operand(0), i.operand(1), false),
+            Opcode::LLVMGetElementPtr => self.address(i),
+            Opcode::LLVMBitCast
+            | Opcode::LLVMAddrSpaceCast
+            | Opcode::LLVMPtrToInt
+            | Opcode::LLVMIntToPtr
+            | Opcode::LLVMFreeze => {
+                let same = self.tree(i.operand(0));
+                self.add(i, &same);
+                let back = self.tree(i);
+                self.add(i.operand(0), &back);
+            }
+            Opcode::LLVMPHI | Opcode::LLVMSelect => {
+                let merged: Vec<Value> = if i.opcode() == Opcode::LLVMPHI {
+                    i.incoming().into_iter().map(|(v, _)| v).collect()
+                } else {
+                    vec![i.operand(1), i.operand(2)]
+                };
+                for &v in &merged {
+                    let t = self.tree(v);
+                    self.add(i, &t);
+                }
+                let back = self.tree(i);
+                for v in merged {
+                    self.add(v, &back);
+                }
+            }
+            Opcode::LLVMExtractValue => {
+                let agg = i.operand(0);
+                if let Some((at, ty)) = self.m.indices_offset(agg.ty(), &i.indices()) {
+                    let (at, size) = (at as i64, self.m.size_of(ty) as i64);
+                    let part = self.tree(agg).window(at, at + size, &[]);
+                    self.add(i, &part);
+                    let back = self.tree(i).window(0, size, &[]).shifted(at);
+                    self.add(agg, &back);
+                }
+            }
+            Opcode::LLVMInsertValue => {
+                let (agg, v) = (i.operand(0), i.operand(1));
+                if let Some((at, ty)) = self.m.indices_offset(i.ty(), &i.indices()) {
+                    let (at, size) = (at as i64, self.m.size_of(ty) as i64);
+                    let whole = self.m.size_of(i.ty()) as i64;
+                    let inserted = self.tree(v).window(0, size, &[]).shifted(at);
+                    self.add(i, &inserted);
+                    let mut rest = self.tree(agg).window(0, at, &[]);
+                    rest.merge(&self.tree(agg).window(at + size, whole, &[]).shifted(at + size));
+                    self.add(i, &rest);
+                    let back = self.tree(i).window(at, at + size, &[]);
+                    self.add(v, &back);
+                    let mut outside = self.tree(i).window(0, at, &[]);
+                    outside.merge(&self.tree(i).window(at + size, whole, &[]).shifted(at + size));
+                    self.add(agg, &outside);
+                }
+            }
+            Opcode::LLVMSIToFP | Opcode::LLVMUIToFP => self.add_kind(i.operand(0), Kind::Integer),
+            Opcode::LLVMFPToSI | Opcode::LLVMFPToUI => self.add_kind(i, Kind::Integer),
+            Opcode::LLVMTrunc | Opcode::LLVMZExt | Opcode::LLVMSExt => {
+                self.add_kind(i, Kind::Integer);
+                self.add_kind(i.operand(0), Kind::Integer);
+            }
+            Opcode::LLVMMul
+            | Opcode::LLVMUDiv
+            | Opcode::LLVMSDiv
+            | Opcode::LLVMURem
+            | Opcode::LLVMSRem
+            | Opcode::LLVMShl
+            | Opcode::LLVMLShr
+            | Opcode::LLVMAShr
+                if i.ty().is_int() =>
+            {
+                self.add_kind(i, Kind::Integer)
+            }
+            Opcode::LLVMAdd | Opcode::LLVMSub if i.ty().is_int() => {
+                let integer = |v: Value| v.const_int().is_some() || self.tree(v).get(&[0]) == Some(Kind::Integer);
+                if integer(i.operand(0)) && integer(i.operand(1)) {
+                    self.add_kind(i, Kind::Integer);
+                }
+            }
+            Opcode::LLVMCall => self.call(i),
+            _ => {}
+        }
+    }
+
+    /// `getelementptr`: the memory seen from the new address is the base's, moved by
+    /// a constant offset, or (a variable index) its elements only.
+    fn address(&mut self, i: Value) {
+        let base = i.operand(0);
+        for k in 1..i.num_operands() {
+            if i.operand(k).const_int().is_none() {
+                self.add_kind(i.operand(k), Kind::Integer);
+            }
+        }
+        match self.m.gep_offset(i) {
+            Some(c) => {
+                let seen = self.tree(base).pointee().shifted(-c);
+                self.add(i, &TypeTree::pointer_to(&seen));
+                let back = self.tree(i).pointee().shifted(c);
+                self.add(base, &TypeTree::pointer_to(&back));
+            }
+            None => {
+                let seen = self.tree(base).pointee().elements();
+                self.add(i, &TypeTree::pointer_to(&seen));
+                // `p + k` over elements of one scalar type: what one element holds
+                // (at any constant distance from the address), every element holds.
+                if i.num_operands() == 2 && !i.gep_source_type().is_aggregate() {
+                    let one = self.tree(i).pointee().anywhere();
+                    self.add(base, &TypeTree::pointer_to(&one));
+                }
+            }
+        }
+    }
+
+    fn call(&mut self, i: Value) {
+        let Some(callee) = i.called_operand_if_call() else { return };
+        let Some(name) = callee_name(callee) else { return };
+        let rt = crate::julia::current();
+        if name.starts_with("llvm.memcpy") || name.starts_with("llvm.memmove") {
+            let (dst, src) = (i.operand(0), i.operand(1));
+            let len = i.operand(2).const_int().unwrap_or(MAX_OFFSET);
+            let from = self.tree(src).pointee().window(0, len, &[]);
+            let mut from_any = from.clone();
+            from_any.merge(&self.tree(src).pointee().elements());
+            self.add(dst, &TypeTree::pointer_to(&from_any));
+            let mut to = self.tree(dst).pointee().window(0, len, &[]);
+            to.merge(&self.tree(dst).pointee().elements());
+            self.add(src, &TypeTree::pointer_to(&to));
+        } else if let Some(kind) = rt.array_call(&name) {
+            match kind {
+                ArrayCall::Alloc => {
+                    self.add(i, &array_object(&TypeTree::default()));
+                    for k in 1..i.call_arg_count() {
+                        self.add_kind(i.operand(k), Kind::Integer);
+                    }
+                }
+                ArrayCall::Copy => {
+                    let same = self.tree(i.operand(0));
+                    self.add(i, &same);
+                    let back = self.tree(i);
+                    self.add(i.operand(0), &back);
+                }
+                ArrayCall::Reshape => {
+                    // A new object over argument 1's data.
+                    let data = |t: &TypeTree| {
+                        let mut d = TypeTree::default();
+                        for (p, k) in t.entries() {
+                            if p.len() >= 3 && p[0] == 0 && p[1] == 0 {
+                                d.insert(p.clone(), k);
+                            }
+                        }
+                        d
+                    };
+                    let mut t = array_object(&TypeTree::default());
+                    t.merge(&data(&self.tree(i.operand(1))));
+                    self.add(i, &t);
+                    let back = data(&self.tree(i));
+                    self.add(i.operand(1), &back);
+                }
+            }
+        } else if let Some(boxed) = rt.box_call(&name) {
+            let kind = match boxed {
+                Boxed::F64 => Kind::F64,
+                Boxed::F32 => Kind::F32,
+                Boxed::Integer => Kind::Integer,
+            };
+            self.add(i, &TypeTree::pointer_to(&TypeTree::scalar(kind)));
+        } else if let Some(alloc) = rt.gc_alloc(&name) {
+            self.add_kind(i, Kind::Pointer);
+            if alloc.size_arg < i.call_arg_count() {
+                self.add_kind(i.operand(alloc.size_arg), Kind::Integer);
+            }
+        }
+    }
+}
+
+/// Pointers that step through memory in a loop: phis fed by an address computed from
+/// themselves.
+fn strided_pointers(insts: &[Value]) -> HashSet<Value> {
+    let derived_from = |mut v: Value, phi: Value| {
+        while v.is_instruction()
+            && matches!(v.opcode(), Opcode::LLVMGetElementPtr | Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast)
+        {
+            v = v.operand(0);
+            if v == phi {
+                return true;
+            }
+        }
+        false
+    };
+    insts
+        .iter()
+        .copied()
+        .filter(|&i| i.opcode() == Opcode::LLVMPHI && i.ty().is_pointer())
+        .filter(|&phi| phi.incoming().into_iter().any(|(v, _)| derived_from(v, phi)))
+        .collect()
+}
+
+/// The thread pointer (read by an argument-less inline `asm`) and addresses computed
+/// or loaded from it.
+fn thread_state(insts: &[Value]) -> HashSet<Value> {
+    let mut set = HashSet::new();
+    for &i in insts {
+        let derived = match i.opcode() {
+            Opcode::LLVMCall => i.called_operand().is_inline_asm() && i.call_arg_count() == 0,
+            Opcode::LLVMGetElementPtr | Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast | Opcode::LLVMLoad => {
+                set.contains(&i.operand(0))
+            }
+            _ => false,
+        };
+        if derived {
+            set.insert(i);
+        }
+    }
+    set
+}
+
+/// Addresses into GC frames that may reach a slot holding different objects over time:
+/// a slot more than one value is stored into, or an address whose slot is not known.
+fn reused_slots(m: &Module, insts: &[Value]) -> HashSet<Value> {
+    use crate::analysis::memory::{alloca_slot, is_gc_frame, zero_offset_base};
+    let mut addresses = HashSet::new();
+    for &i in insts {
+        let derived = match i.opcode() {
+            Opcode::LLVMAlloca => is_gc_frame(i),
+            Opcode::LLVMGetElementPtr | Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast => {
+                addresses.contains(&i.operand(0))
+            }
+            _ => false,
+        };
+        if derived {
+            addresses.insert(i);
+        }
+    }
+    let mut stored: HashMap<(Value, u64), HashSet<Value>> = HashMap::new();
+    for &i in insts {
+        if i.opcode() == Opcode::LLVMStore && addresses.contains(&i.operand(1)) {
+            if let Some(slot) = alloca_slot(m, i.operand(1)) {
+                stored.entry(slot).or_default().insert(zero_offset_base(i.operand(0)));
+            }
+        }
+    }
+    addresses.retain(|&p| alloca_slot(m, p).is_none_or(|slot| stored.get(&slot).is_some_and(|v| v.len() > 1)));
+    addresses
+}
+
+impl Types {
+    /// The trees of `f`'s values, from `seeds` (what the arguments hold).
+    pub fn compute(m: &Module, f: Value, seeds: &[(Value, TypeTree)]) -> Types {
+        let insts: Vec<Value> = f.blocks().into_iter().flat_map(|b| b.instructions()).collect();
+        let mut prop = Propagation {
+            m,
+            trees: HashMap::new(),
+            strided: strided_pointers(&insts),
+            thread_state: thread_state(&insts),
+            reused_slots: reused_slots(m, &insts),
+            changed: false,
+        };
+        for p in f.params() {
+            let facts = prop.type_facts(p.ty());
+            prop.add(p, &facts);
+        }
+        for (v, t) in seeds {
+            prop.add(*v, t);
+        }
+        for &i in &insts {
+            let facts = prop.type_facts(i.ty());
+            prop.add(i, &facts);
+        }
+        let mut converged = false;
+        for _ in 0..MAX_ROUNDS {
+            prop.changed = false;
+            for &i in &insts {
+                prop.step(i);
+            }
+            if !prop.changed {
+                converged = true;
+                break;
+            }
+        }
+        Types { trees: prop.trees, converged }
+    }
+
+    /// What `v` holds, as far as known.
+    pub fn tree(&self, v: Value) -> Option<&TypeTree> {
+        self.trees.get(&v).filter(|_| self.converged)
+    }
+
+    /// The float type of the elements of array object `a`, when they are known to hold
+    /// floats of that type and nothing else: no pointer, no conflict, no other float.
+    pub fn float_elements(&self, a: Value) -> Option<Leaf> {
+        let t = self.tree(a)?;
+        let mut kinds = t.entries().filter(|(p, _)| p.len() >= 3 && p[0] == 0 && p[1] == 0).map(|(_, k)| k);
+        let first = kinds.next()?;
+        if !kinds.all(|k| k == first) {
+            return None;
+        }
+        match first {
+            Kind::F64 => Some(Leaf::ArrayF64),
+            Kind::F32 => Some(Leaf::ArrayF32),
+            _ => None,
+        }
+    }
+
+    /// Text printer for tests and bug reports: the arguments, then every instruction
+    /// with a non-empty tree, in order.
+    pub fn print(&self, f: Value) -> String {
+        let mut out = String::new();
+        if !self.converged {
+            out.push_str("(did not converge: nothing is known)\n");
+        }
+        let line = |out: &mut String, v: Value| {
+            if let Some(t) = self.trees.get(&v).filter(|t| !t.is_empty()) {
+                let text = v.print();
+                let text = text.trim();
+                let text = text.split(", !").next().unwrap_or(text);
+                let _ = writeln!(out, "{text}\n    {t}");
+            }
+        };
+        for p in f.params() {
+            line(&mut out, p);
+        }
+        for b in f.blocks() {
+            for i in b.instructions() {
+                line(&mut out, i);
+            }
+        }
+        out
+    }
+}
