@@ -139,11 +139,15 @@ function program(rng, name)
                 "s += sum(hcat(x, x) * [1.0, $(expr(rng, 1, vars))])",
                 "c = $(expr(rng, 1, vars)); s += sum(i -> c * x[i], 1:3)",
                 # An array of floats the function allocated beside the differentiated
-                # one (a shadow of its own), and a constant global beside it (refused).
+                # one (a shadow of its own), and a constant global beside it (a zeroed
+                # copy for shadow), also in a loop.
                 "s += sum(abs2, vcat(x, [1.0, $(expr(rng, 1, vars))]))",
                 "w = [1.0, 2.0, 0.5]; s += sum(i -> w[i] * x[i], 1:3) * $(expr(rng, 1, vars))",
                 "s += sum(hcat(x, ones(3)) * [$(expr(rng, 1, vars)), 1.0])",
                 "s += sum(vcat(x, Property.ROW)) * $(expr(rng, 1, vars))",
+                "for k in 1:$(rand(rng, 0:3))
+        s += sum(abs2, vcat(x .* k, Property.ROW)) * $(expr(rng, 1, vars))
+    end",
                 # `push!` in a loop, the element read back after later pushes.
                 "y = [x[1]]\n    for k in 2:3\n        push!(y, y[k-1] * x[k] + $(expr(rng, 1, vars)))\n    end\n    s += y[end]",
                 # Shrinking, growing at the front and in the middle (reverse mode undoes

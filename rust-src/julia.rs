@@ -246,6 +246,11 @@ impl Runtime {
         self.array_functions.iter().find(|(n, _)| *n == name).map(|(_, k)| *k)
     }
 
+    /// The array function that does `kind`.
+    pub fn array_function(&self, kind: ArrayCall) -> &'static str {
+        self.array_functions.iter().find(|(_, k)| *k == kind).map(|(n, _)| *n).expect("every kind has a function")
+    }
+
     /// What resizing function `name` does, if it is one.
     pub fn resize_call(&self, name: &str) -> Option<Resize> {
         self.resize_functions.iter().find(|(n, _)| *n == name).map(|(_, k)| *k)

@@ -124,10 +124,10 @@ splat_log(x) = splat_logf(x...)
     @test reverse_or_refusal(splat_log, x) ≈ [log(0.2), 0.5, 1.0]
 end
 
-# (A tuple of a differentiated and a constant global array: the constant one has no
-# shadow.)
+# (A tuple of a differentiated and a constant global array that the function also reads
+# directly: the copy shadowing the global in the tuple would not be what those reads see.)
 const CONSTANT_ROW = [1.0, 2.0]
-vcat_constant(x) = sum(vcat(x, CONSTANT_ROW))
+vcat_constant(x) = sum(vcat(x, CONSTANT_ROW)) + CONSTANT_ROW[2] * x[1]
 @testset "refusals name what lost the derivative and the user's line" begin
     e = reverse_or_refusal(vcat_constant, [0.1, 0.2, 0.4])
     @test e isa Oxidase.DifferentiationError
@@ -149,4 +149,36 @@ end
         @test reverse_or_refusal(slices, x) ≈ only(c[2] for c in CASES if c[1] === diff_sq)(x)
         @test reverse_or_refusal(built_by_loop, x) ≈ fill(2.0, length(x))
     end
+end
+
+# A matrix product written into a `Const` array (found by the linear algebra survey of
+# issue 16): the BLAS call wrote the derivative nowhere, and the gradient came back zero
+# in every mode. The output is shadowed by a zeroed copy now (whatever derivative it
+# collects is dropped with it); an output that is neither an argument nor an array the
+# function allocates (a global) is refused.
+using LinearAlgebra
+include("finite_differences.jl")
+const SOUND_M = [1.0 2.0 0.5; 3.0 4.0 -1.0; 0.0 -2.0 1.5]
+const SOUND_Y = zeros(3)
+mul_into_constant(x, y) = (mul!(y, SOUND_M, x); sum(abs2, y))
+mul5_into_constant(x, y) = (mul!(y, SOUND_M, x, 2.0, 0.0); sum(abs2, y) + y[1])
+mul_into_global(x) = (mul!(SOUND_Y, SOUND_M, x); sum(abs2, SOUND_Y))
+@testset "a matrix product into a Const array: $(nameof(f))" for f in (mul_into_constant, mul5_into_constant)
+    for x in ([0.1, 0.2, 0.3], [-1.5, 0.7, 2.0])
+        check_all_modes_with_constant(f, x, zeros(3))
+    end
+    # Independently of finite differences: 2 Mᵀ M x for the plain product.
+    if f === mul_into_constant
+        x = [0.1, 0.2, 0.3]; dx = zero(x)
+        autodiff(Reverse, f, Active, Duplicated(copy(x), dx), Const(zeros(3)))
+        @test dx ≈ 2 * SOUND_M' * (SOUND_M * x)
+    end
+end
+@testset "a matrix product into a global array is refused" begin
+    x = [0.1, 0.2, 0.3]
+    e = reverse_or_refusal(mul_into_global, x)
+    @test e isa Oxidase.DifferentiationError && occursin("matrix product", e.msg)
+    @test_throws Oxidase.DifferentiationError autodiff(Forward, mul_into_global, Duplicated, Duplicated(copy(x), ones(3)))
+    @test_throws Oxidase.DifferentiationError autodiff(Reverse, mul_into_global, Active,
+                                                       BatchDuplicated(copy(x), (zero(x), zero(x))))
 end

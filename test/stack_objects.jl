@@ -72,15 +72,44 @@ end
     end
 end
 
-# A constant array the function did not allocate (a global, a `Const` argument) beside a
-# differentiated one is refused (the object's shadow would hold nothing for it), in every
-# mode, never a wrong value; and so is an array of integers.
-const SO_ROW = [1.0, 2.0]
+# An array that exists before the call — a global, a `Const` argument — beside a
+# differentiated one: it is shadowed by a zeroed copy, which collects the derivative the
+# constant does not want (dropped when the call returns), in every mode; also in loops
+# of 0, 1 and many iterations.
+const SO_ROW = [1.0, 2.0, -0.5]
 so_vcat_global(x) = sum(vcat(x, SO_ROW) .^ 2)
+so_vcat_argument(x, c) = sum(vcat(x, c) .^ 2)
+so_closure_argument(x, c) = sum(i -> x[i] * c[i], 1:length(x))
+so_hcat_argument(x, c) = sum(hcat(x, c) * [1.0, x[2]])
+so_argument_loop(x, c, n) = (s = x[1]; for k in 1:n; s += sum(abs2, vcat(x .* k, c)); end; s)
+@testset "a global array beside a differentiated one" begin
+    for x in ([0.1, 0.2, 0.3], [-1.5, 0.7, 2.0])
+        check_all_modes(so_vcat_global, x)
+    end
+    @test SO_ROW == [1.0, 2.0, -0.5]
+end
+@testset "a Const array beside a differentiated one: $(nameof(f))" for f in (
+        so_vcat_argument, so_closure_argument, so_hcat_argument)
+    for (x, c) in (([0.1, 0.2, 0.3], [1.0, -2.0, 0.5]), ([-1.5, 0.7, 2.0], [0.0, 3.0, -1.0]))
+        check_all_modes_with_constant(f, x, c)
+    end
+end
+@testset "a Const array beside a differentiated one, in a loop" begin
+    for n in (0, 1, 3), (x, c) in (([0.1, 0.2, 0.3], [1.0, -2.0, 0.5]), ([-1.5, 0.7, 2.0], [0.0, 3.0, -1.0]))
+        check_all_modes_with_constant((x, c) -> so_argument_loop(x, c, n), x, c)
+    end
+end
+
+# Refused, never a wrong value, in every mode: a global the function also reads
+# directly (those reads would not see the copy the stack object's shadow holds), and an
+# array of integers beside a differentiated one (its elements reach the result through
+# a conversion Julia dispatches at run time; the type analysis, which merges the arrays
+# `vcat` walks, takes them for floats, and the copy of their bits is refused).
+so_global_also_read(x) = sum(vcat(x, SO_ROW) .^ 2) + SO_ROW[2] * x[1]
 so_vcat_integers(x) = sum(abs2, vcat(x, [1, 2]))
 @testset "refused, with a message: $(nameof(f))" for (f, what) in (
-    (so_vcat_global, "without a derivative"),
-    (so_vcat_integers, "without a derivative"),
+    (so_global_also_read, "without a derivative"),
+    (so_vcat_integers, "integer bits"),
 )
     x = [0.1, 0.2, 0.3, 0.5]
     e = caught(() -> autodiff(Reverse, f, Active, Duplicated(copy(x), zero(x))))   # (test/errors.jl)

@@ -355,15 +355,47 @@ impl Activity {
             }
         }
         for &i in &insts {
-            // The output array of a BLAS call on differentiated inputs.
+            // The output array of a BLAS call on differentiated inputs: an array the
+            // function allocated gets a shadow; a `Const` argument, a zeroed copy
+            // (`Memory::copies`); any other output would drop the derivative written
+            // into it, and is refused (`mul!(y, A, x)` into a `Const` `y` once returned
+            // a zero gradient).
             if let Rule::Blas(op) = rules[&i] {
-                if let Some(out) = crate::runtime::blas::output_arg(op) {
-                    let y = i.operand(out);
-                    if !mem.is_escaped(y) {
-                        if let Some(a) = mem.origin(y) {
-                            let single = op & crate::runtime::blas::SINGLE != 0;
-                            wants_shadow.insert(a, if single { Leaf::ArrayF32 } else { Leaf::ArrayF64 });
-                        }
+                let Some(out) = crate::runtime::blas::output_arg(op) else { continue };
+                let y = i.operand(out);
+                if mem.is_escaped(y) {
+                    continue;
+                }
+                let single = op & crate::runtime::blas::SINGLE != 0;
+                let leaf = if single { Leaf::ArrayF32 } else { Leaf::ArrayF64 };
+                if let Some(a) = mem.origin(y) {
+                    wants_shadow.insert(a, leaf);
+                    continue;
+                }
+                let derivative_in = (0..i.call_arg_count())
+                    .filter(|&k| k != out)
+                    .any(|k| mem.is_escaped(i.operand(k)) || mem.is_shadowed(i.operand(k)));
+                if !derivative_in {
+                    continue;
+                }
+                let argument = argument_array(y).filter(|&a| {
+                    subject.argument_types.iter().any(|(v, _)| crate::analysis::memory::zero_offset_base(*v) == a)
+                });
+                let copyable = crate::symbols::address_of(
+                    crate::julia::current().array_function(crate::analysis::memory::ArrayCall::Copy),
+                )
+                .is_some();
+                match argument {
+                    Some(a) if copyable => {
+                        wants_shadow.insert(a, leaf);
+                    }
+                    _ => {
+                        return Err(Error::Unsupported(describe(
+                            user_name,
+                            i,
+                            "a matrix product (BLAS) that writes derivative data into an array without a \
+                             derivative (make it `Duplicated`)",
+                        )))
                     }
                 }
             }
@@ -397,7 +429,12 @@ impl Activity {
             let stack_object = mem.leaf(addr).is_some_and(Leaf::is_stack_object);
             if i.opcode() == Opcode::LLVMStore && stack_object && !mem.is_shadowed(value) && !inert.contains(&i) {
                 let allocated = crate::analysis::memory::zero_offset_base(value);
-                if let Some(leaf) = float_array_allocation(allocated, types) {
+                let argument = |a: Value| {
+                    subject.argument_types.iter().any(|(v, _)| crate::analysis::memory::zero_offset_base(*v) == a)
+                };
+                let leaf = float_array_allocation(allocated, types)
+                    .or_else(|| constant_float_array(allocated, argument(allocated), &insts, &inert, mem, types));
+                if let Some(leaf) = leaf {
                     wants_shadow.insert(allocated, leaf);
                     continue;
                 }
@@ -599,6 +636,71 @@ impl Activity {
 /// differentiating.
 fn describe(fname: &str, inst: Value, what: &str) -> String {
     format!("{what}, in `{fname}`{}", crate::names::where_(inst))
+}
+
+/// The layout of `a` when it is an array of floats that exists before the call — a
+/// `Const` argument (`argument`), or a global Julia embeds by address — which may be
+/// shadowed by a zeroed copy (`Memory::copies`): its elements hold floats of one type
+/// and nothing else (the type analysis), the runtime to copy it is at hand, and a global
+/// appears in the function only as a value stored into stack objects that hold
+/// differentiated arrays or into GC root slots nobody reads (so that every access to
+/// it goes through them, and through the copy). An argument needs no such condition:
+/// every pointer the function derives from it is shadowed alike.
+fn constant_float_array(
+    a: Value,
+    argument: bool,
+    insts: &[Value],
+    inert: &HashSet<Value>,
+    mem: &Memory,
+    types: &Types,
+) -> Option<Leaf> {
+    use crate::analysis::memory::ArrayCall;
+    let address = crate::llvm::const_address(a).filter(|&x| x != 0 && !a.is_instruction());
+    if !argument && address.is_none() {
+        return None;
+    }
+    crate::symbols::address_of(crate::julia::current().array_function(ArrayCall::Copy))?;
+    if let Some(address) = address {
+        let stored_only = insts.iter().all(|&i| {
+            let mentions = i.operands().into_iter().filter(|&v| mentions_address(v, address, 4)).count();
+            let into_object = || mem.leaf(i.operand(1)).is_some_and(Leaf::is_stack_object) || inert.contains(&i);
+            mentions == 0 || i.opcode() == Opcode::LLVMStore && i.operand(0) == a && mentions == 1 && into_object()
+        });
+        if !stored_only {
+            return None;
+        }
+    }
+    types.float_elements(a)
+}
+
+/// The array object whose data address `p` is, when it is the data pointer loaded from
+/// the object (as a pointer or as the integer Julia hands BLAS), perhaps moved by an
+/// offset: the object, without casts.
+fn argument_array(p: Value) -> Option<Value> {
+    let mut v = p;
+    loop {
+        match v.opcode_if_instruction()? {
+            Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast | Opcode::LLVMPtrToInt | Opcode::LLVMIntToPtr => {
+                v = v.operand(0)
+            }
+            Opcode::LLVMGetElementPtr => v = v.operand(0),
+            Opcode::LLVMAdd | Opcode::LLVMSub if v.operand(1).is_constant() => v = v.operand(0),
+            Opcode::LLVMLoad => return Some(crate::analysis::memory::zero_offset_base(v.operand(0))),
+            _ => return None,
+        }
+    }
+}
+
+/// Whether constant `v` refers to absolute address `address`, itself or through the
+/// constant expressions it is built of (at most `depth` deep).
+fn mentions_address(v: Value, address: u64, depth: u32) -> bool {
+    if crate::llvm::const_address(v) == Some(address) {
+        return true;
+    }
+    depth > 0
+        && v.is_constant()
+        && !v.is_function()
+        && v.operands().into_iter().any(|o| mentions_address(o, address, depth - 1))
 }
 
 /// The layout of array `a` when it is an array the function allocated (or copied)

@@ -32,6 +32,12 @@ pub struct Memory {
     roots: Vec<Value>,
     /// The differentiated arrays a resize call grows or shrinks (their objects).
     resized: Vec<Value>,
+    /// Arrays without a derivative of their own (a `Const` argument, a global) that a
+    /// stack object holds beside differentiated arrays (`vcat(x, c)`, a closure over
+    /// `x` and `c`): each is shadowed by a zeroed copy made where it is defined (on
+    /// entry for a global), so that every access to it in the function reads and writes
+    /// that copy, and whatever derivative it collects is dropped when the call returns.
+    copies: HashSet<Value>,
     /// Runtime activity: pointers to memory without a derivative (a `Const` argument's,
     /// a global's) that meet shadowed pointers at a `phi` or `select`. At the merge their
     /// shadow is the pointer itself, so that which memory the merge points into is known
@@ -230,7 +236,7 @@ impl Memory {
         user: &str,
     ) -> Result<Memory> {
         let mut shadowed: HashMap<Value, Leaf> = roots.iter().copied().collect();
-        let is_frame = |a: Value| a.opcode() == Opcode::LLVMAlloca && is_gc_frame(a);
+        let is_frame = |a: Value| a.opcode_if_instruction() == Some(Opcode::LLVMAlloca) && is_gc_frame(a);
         let mut frames: HashSet<Value> = allocations.keys().copied().filter(|&a| is_frame(a)).collect();
         frames.retain(|&a| shadowable_stack_object(a));
         shadowed.extend(allocations.iter().filter(|(&k, _)| !is_frame(k)).map(|(k, v)| (*k, *v)));
@@ -384,6 +390,7 @@ impl Memory {
             roots.iter().copied().chain(allocations.iter().map(|(k, v)| (*k, *v))).collect();
         let data = data_pointers(&insts, &shadowed, &containers, &aggregates);
         let roots = roots.iter().map(|(v, _)| *v).collect();
+        let copies = allocations.keys().copied().filter(|&a| is_zero_copy(a)).collect();
         // Arrays resized here, or handed to a function (differentiated call by call)
         // that may resize them.
         let resized = insts
@@ -416,6 +423,7 @@ impl Memory {
             frames,
             roots,
             resized,
+            copies,
             inactive,
             maybe_constant,
             cut_edges,
@@ -515,6 +523,18 @@ impl Memory {
             .iter()
             .find(|(v, l)| **l == Leaf::StackMixedF64 && v.opcode_if_instruction() == Some(Opcode::LLVMAlloca))
             .map(|(v, _)| *v)
+    }
+
+    /// Whether `v` is an array without a derivative shadowed by a zeroed copy
+    /// (`Memory::copies`).
+    pub fn is_zero_copy(&self, v: Value) -> bool {
+        self.copies.contains(&v)
+    }
+
+    /// The arrays shadowed by a zeroed copy that are constants (globals, embedded by
+    /// address): their copies are made on entry.
+    pub fn constant_zero_copies(&self) -> Vec<Value> {
+        self.copies.iter().copied().filter(|v| !v.is_instruction()).collect()
     }
 
     /// Whether `a` is a GC frame with a shadow frame (whose root slots hold the
@@ -741,8 +761,13 @@ fn data_pointers(
         .filter(|(_, l)| matches!(l, Leaf::F64 | Leaf::F32 | Leaf::ArrayFieldsF64) || l.is_stack_object())
         .map(|(v, _)| *v)
         .collect();
+    // Array objects among the roots are objects, also when loaded (a `Const` argument
+    // shadowed by a zeroed copy is the load from the argument array).
+    let objects: HashSet<Value> =
+        roots.iter().filter(|(_, l)| matches!(l, Leaf::ArrayF64 | Leaf::ArrayF32)).map(|(v, _)| *v).collect();
     grow_to_fixpoint(insts, HashSet::new(), |i, data| {
         shadowed.contains_key(&i)
+            && !objects.contains(&i)
             && (plain.contains(&i)
                 || shadowed[&i].is_stack_object()
                 || match pointer_op(i) {
@@ -959,6 +984,17 @@ pub fn shadowable_stack_object(a: Value) -> bool {
 /// root objects for the collector).
 pub fn is_gc_frame(a: Value) -> bool {
     a.users().into_iter().any(|u| u.opcode() == Opcode::LLVMStore && u.operand(0) == a && thread_state(u.operand(1), 8))
+}
+
+/// Whether a shadow the analysis is asked for (an `allocations` key) is a zeroed copy
+/// of an array that exists before the call (`Memory::copies`), not a new object made
+/// beside one the function allocates (an array, a GC object, a stack object).
+fn is_zero_copy(a: Value) -> bool {
+    match a.opcode_if_instruction() {
+        None => true,
+        Some(Opcode::LLVMAlloca) => false,
+        Some(_) => array_call(a).is_none() && gc_allocation(a).is_none(),
+    }
 }
 
 /// Whether `p` is an address in the runtime's per-thread state (where Julia links its GC

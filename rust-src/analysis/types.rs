@@ -49,6 +49,8 @@ pub const ANY: i64 = i64::MIN;
 const MAX_DEPTH: usize = 6;
 /// Byte offsets kept, either way from a pointer.
 const MAX_OFFSET: i64 = 1 << 16;
+/// Offsets an address computation may add, at most, to be followed one by one.
+const MAX_GEP_OFFSETS: usize = 16;
 /// Rounds over the function before the analysis gives up.
 const MAX_ROUNDS: usize = 64;
 
@@ -287,6 +289,8 @@ pub fn seed(leaf: Leaf, fields: &[(u64, Leaf)]) -> TypeTree {
 /// The type trees of one function's values.
 pub struct Types {
     trees: HashMap<Value, TypeTree>,
+    /// Objects embedded by address, by address (`Propagation::objects`).
+    objects: HashMap<u64, Value>,
     /// Whether the propagation reached its fixed point (if not, nothing is known).
     pub converged: bool,
 }
@@ -305,12 +309,37 @@ struct Propagation<'m> {
     /// (A slot that roots one object, perhaps passed on as a closure's or a tuple's
     /// memory, is memory like any other.)
     reused_slots: HashSet<Value>,
+    /// Objects Julia embeds by address (a global array): one value stands for all the
+    /// constant expressions of one address (`objects`).
+    objects: HashMap<u64, Value>,
     changed: bool,
+}
+
+/// The value standing for `v` in `objects`: the first constant expression seen with
+/// `v`'s address, or `v`.
+fn object_key(objects: &HashMap<u64, Value>, v: Value) -> Value {
+    match crate::llvm::const_address(v) {
+        Some(a) => objects.get(&a).copied().unwrap_or(v),
+        None => v,
+    }
+}
+
+/// The objects the instructions refer to by a constant, nonzero address.
+fn embedded_objects(insts: &[Value]) -> HashMap<u64, Value> {
+    let mut objects = HashMap::new();
+    for &i in insts {
+        for v in i.operands() {
+            if let Some(a) = crate::llvm::const_address(v).filter(|&a| a != 0) {
+                objects.entry(a).or_insert(v);
+            }
+        }
+    }
+    objects
 }
 
 impl Propagation<'_> {
     fn tree(&self, v: Value) -> TypeTree {
-        let mut t = self.trees.get(&v).cloned().unwrap_or_default();
+        let mut t = self.trees.get(&object_key(&self.objects, v)).cloned().unwrap_or_default();
         if v.is_constant() || v.is_function() {
             // A constant's own bytes, as its type says (never updated).
             t.merge(&self.type_facts(v.ty()));
@@ -332,9 +361,13 @@ impl Propagation<'_> {
         t
     }
 
-    /// Merges `t` into `v`'s tree (not a constant's).
+    /// Merges `t` into `v`'s tree (not a constant's, but an object's embedded by
+    /// address).
     fn add(&mut self, v: Value, t: &TypeTree) {
-        if t.is_empty() || !(v.is_instruction() || v.is_argument()) || self.thread_state.contains(&v) {
+        let v = object_key(&self.objects, v);
+        let object = crate::llvm::const_address(v).is_some_and(|a| self.objects.contains_key(&a));
+        let known = v.is_instruction() || v.is_argument() || object;
+        if t.is_empty() || !known || self.thread_state.contains(&v) {
             return;
         }
         let t = if self.strided.contains(&v) { t.strided() } else { t.clone() };
@@ -464,12 +497,28 @@ impl Propagation<'_> {
                 self.add_kind(i.operand(k), Kind::Integer);
             }
         }
-        match self.m.gep_offset(i) {
-            Some(c) => {
+        // A constant offset, or a few: an element of a short array type, such as the
+        // stack array of arguments `vcat` walks. (Then only that element is seen through
+        // the address: memory beyond it would flow from one element to the next, and on
+        // round after round.)
+        match self.m.gep_offsets(i, MAX_GEP_OFFSETS) {
+            Some((offsets, _)) if offsets.len() == 1 => {
+                let c = offsets[0];
                 let seen = self.tree(base).pointee().shifted(-c);
                 self.add(i, &TypeTree::pointer_to(&seen));
                 let back = self.tree(i).pointee().shifted(c);
                 self.add(base, &TypeTree::pointer_to(&back));
+            }
+            Some((offsets, size)) => {
+                let size = size as i64;
+                for c in offsets {
+                    let mut seen = self.tree(base).pointee().window(c, c + size, &[]);
+                    seen.merge(&self.tree(base).pointee().elements());
+                    self.add(i, &TypeTree::pointer_to(&seen));
+                    let mut back = self.tree(i).pointee().window(0, size, &[]).shifted(c);
+                    back.merge(&self.tree(i).pointee().elements());
+                    self.add(base, &TypeTree::pointer_to(&back));
+                }
             }
             None => {
                 let seen = self.tree(base).pointee().elements();
@@ -626,6 +675,7 @@ impl Types {
             strided: strided_pointers(&insts),
             thread_state: thread_state(&insts),
             reused_slots: reused_slots(m, &insts),
+            objects: embedded_objects(&insts),
             changed: false,
         };
         for p in f.params() {
@@ -650,12 +700,12 @@ impl Types {
                 break;
             }
         }
-        Types { trees: prop.trees, converged }
+        Types { trees: prop.trees, objects: prop.objects, converged }
     }
 
     /// What `v` holds, as far as known.
     pub fn tree(&self, v: Value) -> Option<&TypeTree> {
-        self.trees.get(&v).filter(|_| self.converged)
+        self.trees.get(&object_key(&self.objects, v)).filter(|_| self.converged)
     }
 
     /// The float type of the elements of array object `a`, when they are known to hold

@@ -1299,20 +1299,35 @@ impl Module {
         })
     }
 
-    /// The constant byte offset of `getelementptr` `gep` from its base pointer, when
-    /// every index is a constant.
-    pub fn gep_offset(&self, gep: Value) -> Option<i64> {
+    /// The byte offsets `getelementptr` `gep` may add to its base pointer, when its first
+    /// index is a constant and any other variable index selects an element of an array
+    /// type (of known length): at most `limit` of them, with the size of what the result
+    /// points to.
+    pub fn gep_offsets(&self, gep: Value, limit: usize) -> Option<(Vec<i64>, u64)> {
         let ty = gep.gep_source_type();
-        let first = gep.operand(1).const_int()?;
         let size = i64::try_from(self.size_of(ty)).ok()?;
-        let mut at = first.checked_mul(size)?;
+        let mut offsets = vec![gep.operand(1).const_int()?.checked_mul(size)?];
         let mut t = ty;
         for k in 2..gep.num_operands() {
-            let (o, inner) = self.index_offset(t, u64::try_from(gep.operand(k).const_int()?).ok()?)?;
-            at = at.checked_add(i64::try_from(o).ok()?)?;
+            let index = gep.operand(k);
+            let choices: Vec<u64> = match index.const_int() {
+                Some(c) => vec![u64::try_from(c).ok()?],
+                None if t.kind() == LLVMTypeKind::LLVMArrayTypeKind => (0..t.aggregate_len()?).collect(),
+                None => return None,
+            };
+            let inner = self.index_offset(t, choices[0])?.1;
+            let mut next = Vec::new();
+            for c in choices {
+                let o = i64::try_from(self.index_offset(t, c)?.0).ok()?;
+                next.extend(offsets.iter().map(|&at| at + o));
+                if next.len() > limit {
+                    return None;
+                }
+            }
+            offsets = next;
             t = inner;
         }
-        Some(at)
+        Some((offsets, self.size_of(t)))
     }
 
     /// The scalar leaves of type `ty` (itself when it is not an aggregate or vector),

@@ -25,6 +25,19 @@ pub struct Mode {
     pub reload_merged_data: bool,
 }
 
+/// A zeroed copy of array `a` (the runtime's array copy, then every element cleared),
+/// built where `b` stands: the shadow of an array without a derivative of its own
+/// (`Memory::copies`). The analysis asks for one only when the copy function is at hand.
+fn zeroed_copy(m: &Module, b: &Builder, a: Value) -> Value {
+    let name = crate::julia::current().array_function(ArrayCall::Copy);
+    let address = crate::symbols::address_of(name).expect("the analysis found the array copy function");
+    let s = b.call_typed(m.fn_type(a.ty(), &[a.ty()]), m.const_address(address as usize), &[a]);
+    let helper = crate::runtime::zero_array as *const () as usize;
+    b.call_typed(m.fn_type(m.void(), &[m.ptr()]), m.const_address(helper), &[b.to_generic_ptr(s)]);
+    s.set_name(&format!("{}.zero_copy", a.name()));
+    s
+}
+
 /// Builds the shadow of every shadowed pointer of the frame's body, from the root
 /// shadows `roots` (one batch lane's shadow objects). Arrays the function allocates get
 /// a zeroed shadow array from the same allocation call; copies of differentiated arrays
@@ -42,6 +55,11 @@ pub fn build_lane(
         if let (Some(p), Some(s)) = (p, s) {
             shadow.insert(*p, *s);
         }
+    }
+    // A global array without a derivative beside differentiated ones: a zeroed copy,
+    // made on entry.
+    for c in mem.constant_zero_copies() {
+        shadow.insert(c, zeroed_copy(m, &frame.entry_builder(m), c));
     }
     let cfg = Cfg::compute(frame.g);
     let order = cfg.reverse_postorder();
@@ -84,6 +102,13 @@ pub fn build_lane(
             crate::rules::memory::zero_memory(&b, s, len).expect("llvm.memset exists");
             s.set_name(&format!("{}.shadow", i.name()));
             shadow.insert(i, s);
+            continue;
+        }
+        // A `Const` array argument beside differentiated ones: a zeroed copy, made as
+        // soon as the argument is loaded.
+        if mem.is_zero_copy(i) && !shadow.contains_key(&i) {
+            b.after(i);
+            shadow.insert(i, zeroed_copy(m, &b, i));
             continue;
         }
         if let Some(kind) = resize_call(i).filter(|_| mem.is_shadowed(i.operand(0))) {
