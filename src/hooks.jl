@@ -209,6 +209,42 @@ function rule_operands(site::RuleSite, n::Int)
     return params, passing, operand
 end
 
+# An immutable passed by reference that carries a derivative (a `Symmetric` or
+# `UpperTriangular` view of an array, an `Adjoint` of one) comes with shadow memory of
+# its layout, which holds the shadows of the arrays it refers to and zeros elsewhere.
+# The rule gets its shadow as the same type, with those arrays' shadows and the
+# primal's other fields (`uplo`), which is what `Symmetric(dA)` would be. How a field
+# of type `F` is shadowed: `:shadow`, an array of floats (its shadow array); `:primal`,
+# data without a derivative (integers, characters, strings, symbols, arrays of
+# integers); `:struct`, an immutable stored inline, field by field; `:none`, anything
+# else, among them floats stored inline, whose adjoints a rule could not hand back.
+function field_shadowing(@nospecialize(F))
+    is_array_result(F) && return :shadow
+    isconcretetype(F) || return :none
+    (F <: Union{Integer,AbstractChar,Symbol,String} || F <: Array{<:Integer}) && return :primal
+    (F isa DataType && !F.mutable && !isprimitivetype(F) && Base.allocatedinline(F)) || return :none
+    return all(i -> field_shadowing(fieldtype(F, i)) !== :none, 1:fieldcount(F)) ? :struct : :none
+end
+
+# The shadow a rule gets for argument `k`, `primal` (a `:struct`), from `shadow`, its
+# shadow memory loaded as the primal's type.
+function shadow_struct(site, rule, k, primal::T, shadow::T) where {T}
+    fields = Any[]
+    for i in 1:fieldcount(T)
+        how = field_shadowing(fieldtype(T, i))
+        if how === :primal
+            push!(fields, getfield(primal, i))
+        elseif !isdefined(shadow, i)
+            throw(rule_error(site, rule, "cannot be applied: argument $k (a $T) carries a derivative without " *
+                                         "a shadow for its field `$(fieldname(T, i))`"))
+        else
+            push!(fields, how === :shadow ? getfield(shadow, i) :
+                          shadow_struct(site, rule, k, getfield(primal, i), getfield(shadow, i)))
+        end
+    end
+    return ccall(:jl_new_structv, Any, (Any, Ptr{Any}, UInt32), T, fields, length(fields))::T
+end
+
 # The record of an `augmented_primal` call, for `rule_reverse`.
 struct RuleRecord
     site::RuleSite
@@ -235,11 +271,14 @@ function rule_call(mode::Int32, site_id::Int64, args::Ptr{Ptr{Cvoid}}, shadows::
         v = load_argument(unsafe_load(args, k), T, how)
         lanes = Ptr{Cvoid}[shadow(l, k) for l in 1:W]
         all(==(C_NULL), lanes) && return Const(v)
-        (how === BY_REFERENCE || j == 1) &&
+        (j == 1 || how === BY_REFERENCE && field_shadowing(T) !== :struct) &&
             throw(rule_error(site, rule, "cannot be applied: argument $(j - 1) (a $T) carries a derivative the " *
                                          "engine cannot pass to a rule yet"))
         mode == 1 && how === BY_VALUE && return Active(v)
-        ds = ntuple(l -> load_argument(lanes[l], T, how), W)
+        ds = ntuple(W) do l
+            d = load_argument(lanes[l], T, how)
+            return how === BY_REFERENCE ? shadow_struct(site, rule, j - 1, v, d) : d
+        end
         return W == 1 ? Duplicated(v, ds[1]) : BatchDuplicated(v, ds)
     end
     func = annotate_argument(1)
@@ -317,7 +356,9 @@ end
 function augmented_rule(site, func, anns, passing, operand, n, R, W, needs_primal, active, ret, shadows, handle, frame)
     array = is_array_result(R)
     RT = !active ? Const{R} : !array ? Active{R} : W == 1 ? Duplicated{R} : BatchDuplicated{R,W}
-    overwritten = (false, (p === BOXED for p in passing[2:end])...)
+    # (An immutable passed by reference is a copy, but the arrays it wraps are not.)
+    overwritten = (false, (p === BOXED || p === BY_REFERENCE && !isbitstype(T) for (p, T) in
+                           zip(passing[2:end], site.sig.parameters[2:end]))...)
     config = RevConfig{needs_primal,active && array,W,overwritten,false}()
     f = applicable_rule(:augmented_primal, config, func, RT, anns...)
     f === nothing && throw(no_rule_error(site, "augmented_primal", config, func, RT, anns...))

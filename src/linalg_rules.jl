@@ -1,21 +1,36 @@
 # Derivative rules for dense linear algebra on `Matrix{Float64}` and `Matrix{Float32}`:
-# `A \ B`, `det`, `logdet` and `inv`, in forward, batch forward and reverse (batch too)
-# mode. They are `BuiltinRules` methods (src/rules.jl), applied like a user's
-# `EnzymeRules`: the call is kept, and the derivative runs the rule through the runtime
-# hooks (src/hooks.jl). Without them the engine would meet LAPACK's `getrf`, `getrs`
-# and `getri` inside LinearAlgebra's code, which it has no rule for, and refuse.
+# `A \ B` (A a matrix, its transpose or adjoint, or a triangular or symmetric view of
+# one), `det`, `logdet`, `inv`, `eigvals` of a symmetric view, and the 1- and 2-norms of
+# an array (`norm(x)`, `norm(x, 1)`, `norm(A)`), in forward, batch forward and reverse
+# (batch too) mode. They are `BuiltinRules` methods (src/rules.jl), applied like a
+# user's `EnzymeRules`: the call is kept, and the derivative runs the rule through the
+# runtime hooks (src/hooks.jl). Without them the engine would meet LAPACK (`getrf`,
+# `getrs`, `getri`, `trtrs`, `sytrf`, `syevr`) and BLAS (`nrm2`, `asum`) inside
+# LinearAlgebra's code, which it has no rule for, and refuse.
 #
-# The math, for a square A (X̄, Ȳ, d̄: the result's adjoint; Ȧ, Ḃ: tangents):
+# The math (X̄, Ȳ, d̄, λ̄: the result's adjoint; Ȧ, Ḃ: tangents):
 #   X = A \ B       Ẋ = A⁻¹(Ḃ − Ȧ X)          B̄ += Z,  Ā −= Z Xᵀ,  Z = A⁻ᵀ X̄
 #   d = det(A)      ḋ = ⟨C, Ȧ⟩                Ā += d̄ C,  C = det(A) A⁻ᵀ (the cofactors)
 #   y = logdet(A)   ẏ = ⟨A⁻ᵀ, Ȧ⟩              Ā += ȳ A⁻ᵀ
 #   Y = inv(A)      Ẏ = −Y Ȧ Y                 Ā −= Yᵀ Ȳ Yᵀ
-# where ⟨P, Q⟩ = Σᵢⱼ Pᵢⱼ Qᵢⱼ. Each rule computes its primal as Julia does (the same
-# factorization and solve), so the primal a derivative returns is Julia's bit for bit.
+#   λ = eigvals(S)  λ̇ᵢ = vᵢᵀ Ṡ vᵢ             S̄ += V Diag(λ̄) Vᵀ  (S = V Diag(λ) Vᵀ, S symmetric)
+#   y = ‖x‖₂        ẏ = ⟨x, ẋ⟩ / y            x̄ += ȳ x / y
+#   y = ‖x‖₁        ẏ = ⟨sign(x), ẋ⟩          x̄ += ȳ sign(x)   (sign(±0) = ±1, as `abs`'s)
+# where ⟨P, Q⟩ = Σᵢⱼ Pᵢⱼ Qᵢⱼ. A view (`UpperTriangular(M)`, `Symmetric(M)`, `M'`) is a
+# linear function of the matrix `M` it wraps: its tangent is the same view of Ṁ
+# (`tangent`), and the adjoint Ḡ of the matrix it stands for reaches M̄ through that
+# function's transpose (`pullback!`): the triangle of Ḡ for a triangular view, Ḡᵀ for
+# a transpose, and for `Symmetric(M, :U)` Ḡᵢⱼ + Ḡⱼᵢ above the diagonal and Ḡᵢᵢ on it.
+# Each rule computes its primal as Julia does (the same factorization and solve), so
+# the primal a derivative returns is Julia's bit for bit.
+#
 # What these rules do not cover is refused, never differentiated wrongly: a non-square
-# `A \ B` (least squares) raises a `DifferentiationError` from the rule, and `lu`,
-# `cholesky`, `logabsdet` and the other factorizations still reach LAPACK, which the
-# engine refuses.
+# `A \ B` (least squares), `logdet` at a singular matrix, a 2-norm at zero and
+# `eigvals` at a repeated eigenvalue (where the derivatives do not exist) raise a
+# `DifferentiationError` from the rule. Factorization objects (`lu`, `cholesky`,
+# `eigen`, `svd`, and `F \ b`, `ldiv!(F, b)` with them) and `logabsdet` (a tuple) still
+# reach LAPACK, which the engine refuses: a rule's result may be a number or an array,
+# not a struct or tuple (src/hooks.jl).
 
 module LinalgRules
 
@@ -24,6 +39,14 @@ using ..Oxidase: Annotation, Const, Active, Duplicated, BatchDuplicated, Differe
 using ..Oxidase.EnzymeRules: FwdConfig, RevConfig, AugmentedReturn, needs_primal, needs_shadow, width, overwritten
 
 const LinalgFloat = Union{Float64,Float32}
+
+# The views of a `Matrix{T}` the rules differentiate through, beside the matrix itself.
+const TriangularView{T} = Union{UpperTriangular{T,Matrix{T}},LowerTriangular{T,Matrix{T}}}
+const SymmetricView{T} = Union{Symmetric{T,Matrix{T}},Hermitian{T,Matrix{T}}}
+const TransposedView{T} = Union{Adjoint{T,<:Union{Matrix{T},TriangularView{T}}},
+                                Transpose{T,<:Union{Matrix{T},TriangularView{T}}}}
+# The matrices `A \ B` is differentiated for.
+const SolveMatrix{T} = Union{Matrix{T},TriangularView{T},SymmetricView{T},TransposedView{T}}
 
 # Lane `l`'s tangent or shadow of an annotated argument.
 lane(a::Duplicated, ::Int) = a.dval
@@ -46,15 +69,59 @@ adjoint_lanes(config, dret::Active) = width(config) == 1 ? (dret.val,) : dret.va
 as_matrix(x::AbstractVector) = reshape(x, length(x), 1)
 as_matrix(x::AbstractMatrix) = x
 
-"""
-    solver(A)
+# --- views: the matrix M a view wraps, and the view as a linear function of M ---------
 
-What LinearAlgebra's `A \\ B` solves with for a square matrix `A`: its diagonal, or `A`
-as a triangular matrix when it is one, else its LU factorization (which throws
-`SingularException` for a singular `A`, as `\\` does). A non-square `A`, which `\\`
-solves in the least-squares sense, is refused.
+# The matrix `A` wraps (`A` itself for a matrix).
+data(A::Matrix) = A
+data(A::Union{UpperTriangular,LowerTriangular,Symmetric,Hermitian}) = parent(A)
+data(A::Union{Adjoint,Transpose}) = data(parent(A))
+
+# The view `A` is, of the matrix `D` instead: with `D = Ṁ`, A's tangent. (A shadow's
+# own `uplo` is its primal's, src/hooks.jl; the primal's is read all the same.)
+like(::Matrix, D) = D
+like(::UpperTriangular, D) = UpperTriangular(D)
+like(::LowerTriangular, D) = LowerTriangular(D)
+like(A::Symmetric, D) = Symmetric(D, LinearAlgebra.sym_uplo(A.uplo))
+like(A::Hermitian, D) = Hermitian(D, LinearAlgebra.sym_uplo(A.uplo))
+like(A::Adjoint, D) = adjoint(like(parent(A), D))
+like(A::Transpose, D) = transpose(like(parent(A), D))
+
+# Lane `l`'s tangent of annotated `A`, the view of its shadow matrix.
+tangent(A::Annotation, l) = like(A.val, data(lane(A, l)))
+
+# `A` with a copy of its matrix, for a tape when later code may change the matrix.
+keep(A) = like(A, copy(data(A)))
+
 """
-function solver(A::Matrix{<:LinalgFloat})
+    pullback!(M̄, A, Ḡ)
+
+Adds to `M̄`, the adjoint of the matrix `A` wraps, what the adjoint `Ḡ` of the matrix
+`A` stands for gives it: `Ḡ` for the matrix itself, its triangle for a triangular view,
+`Ḡᵀ`'s pullback for a transpose, and for a symmetric view stored in the upper triangle
+`Ḡᵢⱼ + Ḡⱼᵢ` above the diagonal and `Ḡᵢᵢ` on it (each stored entry appears twice).
+"""
+pullback!(M̄, ::Matrix, Ḡ) = (M̄ .+= Ḡ)
+pullback!(M̄, ::UpperTriangular, Ḡ) = (M̄ .+= triu(Ḡ))
+pullback!(M̄, ::LowerTriangular, Ḡ) = (M̄ .+= tril(Ḡ))
+function pullback!(M̄, A::Union{Symmetric,Hermitian}, Ḡ)
+    Ḡᵀ = permutedims(Ḡ)
+    return A.uplo == 'U' ? (M̄ .+= triu(Ḡ) .+ triu(Ḡᵀ, 1)) : (M̄ .+= tril(Ḡ) .+ tril(Ḡᵀ, -1))
+end
+pullback!(M̄, A::Union{Adjoint,Transpose}, Ḡ) = pullback!(M̄, parent(A), permutedims(Ḡ))
+
+# --- X = A \ B ---------------------------------------------------------------------
+
+"""
+    solver(A, B)
+
+What LinearAlgebra's `A \\ B` solves with: for a square matrix (or its transpose) its
+diagonal, or `A` as a triangular matrix when it is one, else its LU factorization
+(which throws `SingularException` for a singular `A`, as `\\` does); a triangular view
+itself; for a symmetric view, its Bunch-Kaufman factorization (a vector `B`) or its LU
+factorization (a matrix `B`). A non-square `A`, which `\\` solves in the least-squares
+sense, is refused.
+"""
+function solver(A::Union{Matrix{T},Adjoint{T,Matrix{T}},Transpose{T,Matrix{T}}}, B) where {T<:LinalgFloat}
     m, n = size(A)
     m == n || throw(DifferentiationError("`A \\ B` with a non-square A ($m×$n, a least-squares solve) is not " *
                                          "differentiated yet; square systems are"))
@@ -64,26 +131,33 @@ function solver(A::Matrix{<:LinalgFloat})
     istriu(A) && return UpperTriangular(A)
     return lu(A)
 end
+solver(A::Union{TriangularView,Adjoint{<:Any,<:TriangularView},Transpose{<:Any,<:TriangularView}}, B) = A
+solver(A::SymmetricView, B::AbstractVector) = factorize(A)
+solver(A::SymmetricView, B::AbstractMatrix) = lu(A)
 
-# --- X = A \ B ---------------------------------------------------------------------
+# Aᵀ \ R with `A`'s solver `S`; a symmetric A is its own transpose (and Julia has no
+# transposed Bunch-Kaufman solve).
+transposed_solve(S, A, R) = transpose(S) \ R
+transposed_solve(S, ::SymmetricView, R) = S \ R
 
-function BuiltinRules.forward(config::FwdConfig, ::Const{typeof(\)}, RT::Type, A::Annotation{Matrix{T}},
+function BuiltinRules.forward(config::FwdConfig, ::Const{typeof(\)}, RT::Type, A::Annotation{<:SolveMatrix{T}},
                               B::Annotation{<:VecOrMat{T}}) where {T<:LinalgFloat}
-    S = solver(A.val)
+    S = solver(A.val, B.val)
     X = S \ B.val
     needs_shadow(config) || return needs_primal(config) ? X : nothing
     dX = each_lane(config) do l
         R = B isa Const ? zero(X) : copy(lane(B, l))
-        A isa Const || mul!(as_matrix(R), lane(A, l), as_matrix(X), -one(T), one(T))
+        A isa Const || (R .-= tangent(A, l) * X)
         return S \ R
     end
     return forward_result(config, X, dX)
 end
 
-function BuiltinRules.augmented_primal(config::RevConfig, ::Const{typeof(\)}, RT::Type, A::Annotation{Matrix{T}},
-                                       B::Annotation{<:VecOrMat{T}}) where {T<:LinalgFloat}
-    # (The triangular solvers wrap A itself: keep a copy when later code may change it.)
-    S = solver(overwritten(config)[2] ? copy(A.val) : A.val)
+function BuiltinRules.augmented_primal(config::RevConfig, ::Const{typeof(\)}, RT::Type,
+                                       A::Annotation{<:SolveMatrix{T}}, B::Annotation{<:VecOrMat{T}}) where {T<:LinalgFloat}
+    # (The triangular solvers wrap A's matrix itself: keep a copy when later code may
+    # change it.)
+    S = solver(overwritten(config)[2] ? keep(A.val) : A.val, B.val)
     X = S \ B.val
     shadows = needs_shadow(config) ? each_lane(_ -> zero(X), config) : nothing
     # (The caller may change the X it gets back before the reverse sweep.)
@@ -91,14 +165,14 @@ function BuiltinRules.augmented_primal(config::RevConfig, ::Const{typeof(\)}, RT
     return AugmentedReturn(needs_primal(config) ? X : nothing, shadows, (S, kept, shadows))
 end
 
-function BuiltinRules.reverse(config::RevConfig, ::Const{typeof(\)}, ::Type, tape, A::Annotation{Matrix{T}},
+function BuiltinRules.reverse(config::RevConfig, ::Const{typeof(\)}, ::Type, tape, A::Annotation{<:SolveMatrix{T}},
                               B::Annotation{<:VecOrMat{T}}) where {T<:LinalgFloat}
     S, X, shadows = tape
     shadows === nothing && return (nothing, nothing)
     for l in 1:width(config)
-        Z = transpose(S) \ (width(config) == 1 ? shadows : shadows[l])
+        Z = transposed_solve(S, A.val, width(config) == 1 ? shadows : shadows[l])
         B isa Const || (lane(B, l) .+= Z)
-        A isa Const || mul!(lane(A, l), as_matrix(Z), transpose(as_matrix(X)), -one(T), one(T))
+        A isa Const || pullback!(data(lane(A, l)), A.val, -(as_matrix(Z) * transpose(as_matrix(X))))
     end
     return (nothing, nothing)
 end
@@ -138,14 +212,34 @@ function inverse_transpose(A::Matrix{<:LinalgFloat})
     return transpose(inv(F))
 end
 
-# --- y = det(A), y = logdet(A): a number of a matrix, with gradient G(A) --------------
+# --- y = ‖x‖₂, y = ‖x‖₁ -----------------------------------------------------------------
+#
+# `norm(x)` and `norm(x, 1)` of an array (a matrix's `norm` is that of its entries, the
+# Frobenius norm for p = 2) call LinearAlgebra's `norm2` and `norm1`, which call BLAS's
+# `nrm2` and `asum` for long arrays; the rules are on those two. (Other `p` are plain
+# Julia loops, which the engine differentiates.)
 
-# ẏ = ⟨G, Ȧ⟩ and Ā += ȳ G, where G is `cofactors(A)` for `det` and `inverse_transpose(A)`
-# for `logdet`.
-for (f, gradient) in ((:det, :cofactors), (:logdet, :inverse_transpose))
+# x / ‖x‖₂, the derivative of the 2-norm at `x`; refused at zero, where the norm has
+# none (its directional derivative there, ‖ẋ‖₂, is not linear in ẋ).
+function normalized(x::Array{T}) where {T<:LinalgFloat}
+    y = LinearAlgebra.norm2(x)
+    iszero(y) && throw(DifferentiationError("`norm(x)` at x = 0: the 2-norm has no derivative there"))
+    return x ./ y
+end
+
+# The derivative of the 1-norm at `x`: the signs of its entries, ±1 at ±0 as for `abs`.
+signs(x::Array{T}) where {T<:LinalgFloat} = copysign.(one(T), x)
+
+# --- y = det(A), logdet(A), ‖x‖₂, ‖x‖₁: a number of an array, with gradient G ----------
+
+# ẏ = ⟨G, Ȧ⟩ and Ā += ȳ G, where G is `cofactors(A)` for `det`, `inverse_transpose(A)`
+# for `logdet`, `normalized(x)` for the 2-norm and `signs(x)` for the 1-norm.
+for (f, gradient, Arg) in ((:det, :cofactors, :(Matrix{T})), (:logdet, :inverse_transpose, :(Matrix{T})),
+                           (:(LinearAlgebra.norm2), :normalized, :(Array{T})),
+                           (:(LinearAlgebra.norm1), :signs, :(Array{T})))
     @eval begin
         function BuiltinRules.forward(config::FwdConfig, ::Const{typeof($f)}, RT::Type,
-                                      A::Annotation{Matrix{T}}) where {T<:LinalgFloat}
+                                      A::Annotation{<:$Arg}) where {T<:LinalgFloat}
             y = $f(A.val)
             (needs_shadow(config) && !(A isa Const)) || return needs_primal(config) ? y : nothing
             G = $gradient(A.val)
@@ -153,14 +247,14 @@ for (f, gradient) in ((:det, :cofactors), (:logdet, :inverse_transpose))
         end
 
         function BuiltinRules.augmented_primal(config::RevConfig, ::Const{typeof($f)}, RT::Type,
-                                               A::Annotation{Matrix{T}}) where {T<:LinalgFloat}
+                                               A::Annotation{<:$Arg}) where {T<:LinalgFloat}
             y = $f(A.val)
             G = RT <: Active && !(A isa Const) ? $gradient(A.val) : nothing
             return AugmentedReturn(needs_primal(config) ? y : nothing, nothing, G)
         end
 
         function BuiltinRules.reverse(config::RevConfig, ::Const{typeof($f)}, dret, G,
-                                      A::Annotation{Matrix{T}}) where {T<:LinalgFloat}
+                                      A::Annotation{<:$Arg}) where {T<:LinalgFloat}
             if dret isa Active && G !== nothing
                 for (l, ȳ) in enumerate(adjoint_lanes(config, dret))
                     lane(A, l) .+= ȳ .* G
@@ -196,6 +290,59 @@ function BuiltinRules.reverse(config::RevConfig, ::Const{typeof(inv)}, ::Type, t
     for l in 1:width(config)
         Ȳ = width(config) == 1 ? shadows : shadows[l]
         mul!(lane(A, l), transpose(Y), Ȳ * transpose(Y), -one(T), one(T))
+    end
+    return (nothing,)
+end
+
+# --- λ = eigvals(S), S a symmetric view ----------------------------------------------
+
+"""
+    eigenvectors(S)
+
+The orthonormal eigenvectors `V` of a symmetric `S` (`S = V Diag(λ) Vᵀ`, λ ascending as
+`eigvals` returns them), which give each eigenvalue's derivative. Refused where two
+eigenvalues coincide (to rounding): each one's derivative does not exist there, and the
+formula would give that of an arbitrary basis of their eigenspace.
+"""
+function eigenvectors(S::SymmetricView{T}) where {T<:LinalgFloat}
+    E = eigen(S)
+    λ = E.values
+    tolerance = length(λ) * eps(T) * maximum(abs, λ)
+    for i in 1:length(λ)-1
+        λ[i+1] - λ[i] <= tolerance &&
+            throw(DifferentiationError("`eigvals` of a symmetric matrix with a repeated eigenvalue ($(λ[i]) and " *
+                                       "$(λ[i+1])): the eigenvalues have no derivative there"))
+    end
+    return E.vectors
+end
+
+function BuiltinRules.forward(config::FwdConfig, ::Const{typeof(eigvals)}, RT::Type,
+                              S::Annotation{<:SymmetricView{T}}) where {T<:LinalgFloat}
+    λ = eigvals(S.val)
+    needs_shadow(config) || return needs_primal(config) ? λ : nothing
+    V = S isa Const ? nothing : eigenvectors(S.val)
+    dλ = each_lane(config) do l
+        S isa Const && return zero(λ)
+        return vec(sum(V .* (tangent(S, l) * V); dims = 1))
+    end
+    return forward_result(config, λ, dλ)
+end
+
+function BuiltinRules.augmented_primal(config::RevConfig, ::Const{typeof(eigvals)}, RT::Type,
+                                       S::Annotation{<:SymmetricView{T}}) where {T<:LinalgFloat}
+    λ = eigvals(S.val)
+    shadows = needs_shadow(config) ? each_lane(_ -> zero(λ), config) : nothing
+    V = needs_shadow(config) && !(S isa Const) ? eigenvectors(S.val) : nothing
+    return AugmentedReturn(needs_primal(config) ? λ : nothing, shadows, (V, shadows))
+end
+
+function BuiltinRules.reverse(config::RevConfig, ::Const{typeof(eigvals)}, ::Type, tape,
+                              S::Annotation{<:SymmetricView{T}}) where {T<:LinalgFloat}
+    V, shadows = tape
+    V === nothing && return (nothing,)
+    for l in 1:width(config)
+        λ̄ = width(config) == 1 ? shadows : shadows[l]
+        pullback!(data(lane(S, l)), S.val, V * Diagonal(λ̄) * transpose(V))
     end
     return (nothing,)
 end

@@ -13,19 +13,22 @@ include("finite_differences.jl")   # fd_gradient
 general(rng, n) = randn(rng, n, n) + n * I
 spd(rng, n) = (M = randn(rng, n, n); M * M' + n * I)
 
+# `f(args...)` on copies of the arguments: `f` may write into them (`mul!(C, A, B)`).
+on_copies(f, args) = f(map(copy, args)...)
+
 # The directional derivative of `f(args...)` along `dirs` (one per argument, `nothing`
 # for a constant one) from central differences.
 function fd_directional(f, args, dirs; h = 1e-6)
     at(s) = map((a, d) -> d === nothing ? a : a .+ s .* d, args, dirs)
-    return (f(at(h)...) - f(at(-h)...)) / 2h
+    return (on_copies(f, at(h)) - on_copies(f, at(-h))) / 2h
 end
 
 # Checks `f(args...)` in all four modes: `active[k]` says whether argument `k` is
 # differentiated (`Duplicated`) or `Const`. Reverse mode against the gradient from
 # finite differences, argument by argument; batch reverse mode (two lanes) lane by lane;
 # forward and batch forward mode (two directions) against directional differences.
-function check_linalg(f, args, active; rtol = 1e-6, atol = 1e-8)
-    grad(a) = reshape(fd_gradient(x -> f(map(b -> b === a ? x : b, args)...), a), size(a))
+function check_linalg(f, args, active; rtol = 1e-6, atol = 1e-8, h = 1e-6)
+    grad(a) = reshape(fd_gradient(x -> on_copies(f, map(b -> b === a ? x : b, args)), a; h = h), size(a))
     grads = map((a, on) -> on ? grad(a) : nothing, args, active)
     shadows = map(a -> zero(a), args)
     annotated = map((a, s, on) -> on ? Duplicated(copy(a), s) : Const(copy(a)), args, shadows, active)
@@ -44,19 +47,19 @@ function check_linalg(f, args, active; rtol = 1e-6, atol = 1e-8)
     end
     v = map((a, on) -> on ? map(i -> sin(1.0 + i), reshape(1:length(a), size(a))) : nothing, args, active)
     w = map((a, on) -> on ? map(i -> cos(2.0 * i), reshape(1:length(a), size(a))) : nothing, args, active)
-    tv, tw = fd_directional(f, args, v), fd_directional(f, args, w)
+    tv, tw = fd_directional(f, args, v; h = h), fd_directional(f, args, w; h = h)
     annotated = map((a, d, on) -> on ? Duplicated(copy(a), copy(d)) : Const(copy(a)), args, v, active)
     y, t = autodiff(Forward, f, Duplicated, annotated...)
-    @test y ≈ f(args...) rtol = 1e-13
+    @test y ≈ on_copies(f, args) rtol = 1e-13
     @test t ≈ tv rtol = rtol atol = atol
     annotated = map((a, d, e, on) -> on ? BatchDuplicated(copy(a), (copy(d), copy(e))) : Const(copy(a)),
                     args, v, w, active)
     y, ts = autodiff(Forward, f, BatchDuplicated, annotated...)
-    @test y ≈ f(args...) rtol = 1e-13
+    @test y ≈ on_copies(f, args) rtol = 1e-13
     @test ts[1] ≈ tv rtol = rtol atol = atol
     @test ts[2] ≈ tw rtol = rtol atol = atol
     annotated = map((a, on) -> on ? Duplicated(copy(a), zero(a)) : Const(copy(a)), args, active)
-    @test autodiff(ReverseWithPrimal, f, Active, annotated...)[2] ≈ f(args...) rtol = 1e-13
+    @test autodiff(ReverseWithPrimal, f, Active, annotated...)[2] ≈ on_copies(f, args) rtol = 1e-13
 end
 
 solve_sum(A, b) = sum(A \ b)
@@ -229,12 +232,197 @@ end
     e = caught(() -> autodiff(Reverse, logdet_of, Active, Duplicated(copy(S), zero(S))))   # (test/errors.jl)
     @test e isa DifferentiationError && occursin("singular", e.msg)
     # Factorizations have no rule yet: LAPACK is refused.
-    for f in (M -> sum(lu(M) \ b), M -> logdet(cholesky(Symmetric(M * M'))), M -> logabsdet(M)[1])
+    for f in (M -> sum(lu(M) \ b), M -> logdet(cholesky(Symmetric(M * M'))), M -> logabsdet(M)[1],
+              M -> sum(cholesky(Symmetric(M * M')) \ b), M -> sum(ldiv!(lu(M), copy(b))),
+              M -> sum(eigen(Symmetric(M)).values), M -> sum(M / M'))
         e = caught(() -> autodiff(Reverse, f, Active, Duplicated(copy(A), zero(A))))   # (test/errors.jl)
         @test e isa DifferentiationError
         e = caught(() -> autodiff(Forward, f, Duplicated, Duplicated(copy(A), copy(A))))   # (test/errors.jl)
         @test e isa DifferentiationError
     end
+end
+
+# --- views of a matrix, symmetric eigenvalues, norms ---------------------------------
+#
+# And what the engine differentiates as code, with no rule (BLAS's gemv and gemm have
+# the engine's own): `tr`, 3- and 5-argument `mul!`, `kron`, `dot(x, A, y)`.
+
+upper_solve(A, b) = sum(UpperTriangular(A) \ b)
+lower_solve_matrix(A, B) = sum(sin, LowerTriangular(A) \ B)
+upper_adjoint_solve(A, b) = sum(abs2, UpperTriangular(A)' \ b)
+lower_transpose_solve(A, b) = sum(transpose(LowerTriangular(A)) \ b)
+symmetric_solve(A, b) = sum(Symmetric(A) \ b)
+lower_symmetric_solve_matrix(A, B) = sum(sin, Symmetric(A, :L) \ B)
+hermitian_solve(A, b) = sum(abs2, Hermitian(A) \ b)
+adjoint_solve(A, b) = sum(A' \ b)
+transpose_solve_matrix(A, B) = sum(sin, transpose(A) \ B)
+symmetric_eigvals(A) = sum(sin, eigvals(Symmetric(A)))
+largest_eigval(A) = eigvals(Symmetric(A, :L))[end] - 2eigvals(Hermitian(A))[1]
+norm2_of(x) = norm(x)
+norm1_of(x) = norm(x, 1)
+norms_beside(A, x) = norm(A * x) * norm(A) + norm(A, 1) * norm(x, 1)
+traces(A, B) = tr(A * B) + tr(A)^2
+mul3(y, A, x) = (mul!(y, A, x); sum(abs2, y))
+mul5(C, A, B) = (mul!(C, A, B, 2.0, -0.5); sum(sin, C))
+mul5_transposed(y, A, x) = (mul!(y, transpose(A), x, -1.5, 0.25); sum(abs2, y))
+kron_of(A, B) = sum(sin, kron(A, B))
+kron_vectors(x, y) = sum(abs2, kron(x, y))
+three_argument_dot(x, A, y) = dot(x, A, y)
+
+# `\` with each view, `eigvals`, the norms, and the functions without rules, at n = 1, 3
+# and 5: every mode, and each argument constant in turn, except those in `refused`
+# (none today). A constant matrix in a triangular view, a transpose or an adjoint beside
+# a differentiated right-hand side, and a constant output of `mul!` (BLAS's gemv and
+# gemm), are shadowed by a zeroed copy (`vcat(x, c)` alike; the vector once lost the
+# derivative written into it: test/soundness.jl).
+
+@testset "$name, n = $n" for (name, f, inputs, refused) in (
+        ("UpperTriangular(A) \\ b", upper_solve, (rng, n) -> (general(rng, n), randn(rng, n)), ()),
+        ("LowerTriangular(A) \\ B", lower_solve_matrix, (rng, n) -> (general(rng, n), randn(rng, n, 2)), ()),
+        ("UpperTriangular(A)' \\ b", upper_adjoint_solve, (rng, n) -> (general(rng, n), randn(rng, n)), ()),
+        ("transpose(LowerTriangular(A)) \\ b", lower_transpose_solve, (rng, n) -> (general(rng, n), randn(rng, n)), ()),
+        ("Symmetric(A) \\ b", symmetric_solve, (rng, n) -> (general(rng, n), randn(rng, n)), ()),
+        ("Symmetric(A, :L) \\ B", lower_symmetric_solve_matrix, (rng, n) -> (general(rng, n), randn(rng, n, 2)), ()),
+        ("Hermitian(A) \\ b, A SPD", hermitian_solve, (rng, n) -> (spd(rng, n), randn(rng, n)), ()),
+        ("A' \\ b", adjoint_solve, (rng, n) -> (general(rng, n), randn(rng, n)), ()),
+        ("transpose(A) \\ B", transpose_solve_matrix, (rng, n) -> (general(rng, n), randn(rng, n, 2)), ()),
+        ("eigvals(Symmetric(A))", symmetric_eigvals, (rng, n) -> (randn(rng, n, n),), ()),
+        ("eigvals of Symmetric(A, :L) and Hermitian(A)", largest_eigval, (rng, n) -> (randn(rng, n, n),), ()),
+        ("norm(x)", norm2_of, (rng, n) -> (randn(rng, n),), ()),
+        ("norm(A)", norm2_of, (rng, n) -> (randn(rng, n, n),), ()),
+        ("norm(x, 1)", norm1_of, (rng, n) -> (randn(rng, n),), ()),
+        ("norms beside other array code", norms_beside, (rng, n) -> (randn(rng, n, n), randn(rng, n)), ()),
+        ("tr", traces, (rng, n) -> (randn(rng, n, n), randn(rng, n, n)), ()),
+        ("mul!(y, A, x)", mul3, (rng, n) -> (randn(rng, n), randn(rng, n, n), randn(rng, n)), ()),
+        ("mul!(C, A, B, α, β)", mul5, (rng, n) -> (randn(rng, n, n), randn(rng, n, n), randn(rng, n, n)), ()),
+        ("mul!(y, transpose(A), x, α, β)", mul5_transposed, (rng, n) -> (randn(rng, n), randn(rng, n, n), randn(rng, n)), ()),
+        ("kron(A, B)", kron_of, (rng, n) -> (randn(rng, n, n), randn(rng, 2, 2)), ()),
+        ("kron(x, y)", kron_vectors, (rng, n) -> (randn(rng, n), randn(rng, 2)), ()),
+        ("dot(x, A, y)", three_argument_dot, (rng, n) -> (randn(rng, n), randn(rng, n, n), randn(rng, n)), ())),
+        n in (1, 3, 5)
+    rng = MersenneTwister(23 + n)
+    args = inputs(rng, n)
+    check_linalg(f, args, map(_ -> true, args))
+    if length(args) > 1
+        for k in eachindex(args)
+            constant_k(a, j) = j == k ? Const(copy(a)) : Duplicated(copy(a), zero(a))
+            if k in refused
+                annotated = map(constant_k, args, ntuple(identity, length(args)))
+                @test caught(() -> autodiff(Reverse, f, Active, annotated...)) isa DifferentiationError   # (test/errors.jl)
+                annotated = map(constant_k, args, ntuple(identity, length(args)))
+                @test caught(() -> autodiff(Forward, f, Duplicated, annotated...)) isa DifferentiationError
+            else
+                check_linalg(f, args, ntuple(j -> j != k, length(args)))
+            end
+        end
+    end
+end
+
+@testset "norms of long arrays (BLAS's nrm2 and asum)" begin
+    rng = MersenneTwister(40)
+    for x in (randn(rng, 40), randn(rng, 7, 9))
+        check_linalg(norm2_of, (x,), (true,))
+        check_linalg(norm1_of, (x,), (true,))
+    end
+end
+
+# A matrix with condition number 10ᵏ: singular values from 1 down to 10⁻ᵏ.
+function illconditioned(rng, n, k)
+    U, V = Matrix(qr(randn(rng, n, n)).Q), Matrix(qr(randn(rng, n, n)).Q)
+    return U * Diagonal(exp10.(range(0, -k; length = n))) * V'
+end
+
+@testset "ill-conditioned matrices" begin
+    rng = MersenneTwister(11)
+    A, b, B = illconditioned(rng, 4, 4), randn(rng, 4), randn(rng, 4, 2)
+    @test cond(A) > 1e3
+    # (Central differences lose digits too: a smaller step, and the tolerance is theirs.)
+    check_linalg(solve_sum, (A, b), (true, true); rtol = 1e-4, h = 1e-8)
+    check_linalg(adjoint_solve, (A, b), (true, true); rtol = 1e-4, h = 1e-8)
+    check_linalg(symmetric_solve, (A + A', b), (true, true); rtol = 1e-4, h = 1e-8)
+    check_linalg(lower_symmetric_solve_matrix, (A + A', B), (true, false); rtol = 1e-4, h = 1e-8)
+    U = triu(illconditioned(rng, 4, 3))
+    U[diagind(U)] .= [1.0, 0.1, 0.01, 0.001]
+    @test cond(UpperTriangular(U)) > 1e3
+    check_linalg(upper_solve, (U, b), (true, true); rtol = 1e-4, h = 1e-8)
+    check_linalg(upper_adjoint_solve, (U, b), (true, false); rtol = 1e-4, h = 1e-8)
+    # Eigenvalues 10⁻³ apart, of a matrix of norm 1.
+    Q = Matrix(qr(randn(rng, 4, 4)).Q)
+    S = Q * Diagonal([1.0, 1.0 + 1e-3, -0.5, 0.25]) * Q'
+    check_linalg(symmetric_eigvals, (S,), (true,); rtol = 1e-4, h = 1e-8)
+    check_linalg(largest_eigval, (S,), (true,); rtol = 1e-4, h = 1e-8)
+    # (Entries of very different sizes: a step of 1 is small beside the norm, 10⁶.)
+    check_linalg(norm2_of, ([1e-8, 3.0, -1e6],), (true,); h = 1.0)
+end
+
+# Views of a Float32 matrix are refused: the engine shadows the structs that hold
+# arrays for Float64 arrays only.
+@testset "Float32: norms; views refused" begin
+    rng = MersenneTwister(32)
+    A, b = Float32.(general(rng, 3)), Float32.(randn(rng, 3))
+    e = caught(() -> autodiff(Reverse, upper_solve, Active, Duplicated(copy(A), zero(A)), Duplicated(copy(b), zero(b))))
+    @test e isa DifferentiationError   # (test/errors.jl)
+    e = caught(() -> autodiff(Forward, largest_eigval, Duplicated, Duplicated(copy(A), copy(A))))
+    @test e isa DifferentiationError
+    x = Float32[3, -4, 12]
+    _, t = autodiff(Forward, norm2_of, Duplicated, Duplicated(copy(x), Float32[1, 0, 0]))
+    @test t isa Float32 && t ≈ 3 / 13
+    dx = zero(x)
+    autodiff(Reverse, norm1_of, Active, Duplicated(copy(x), dx))
+    @test dx == Float32[1, -1, 1]
+    dA = zero(A)
+    autodiff(Reverse, norm2_of, Active, Duplicated(copy(A), dA))
+    @test dA ≈ A / norm(A) rtol = 1e-5
+end
+
+@testset "the primal of a view's solve, eigvals and norm is Julia's, bit for bit" begin
+    rng = MersenneTwister(12)
+    upper(A, b) = UpperTriangular(A) \ b
+    symmetric(A, b) = Symmetric(A) \ b
+    symmetric_eigenvalues(A) = eigvals(Symmetric(A))
+    for n in (2, 5, 8)
+        A, b, B = general(rng, n), randn(rng, n), randn(rng, n, 3)
+        for (f, args) in ((upper, (A, b)), (upper, (A, B)), (symmetric, (A, b)), (symmetric, (A, B)),
+                          (adjoint_solve, (A, b)), (symmetric_eigenvalues, (A,)))
+            annotated = map(a -> Duplicated(copy(a), ones(size(a))), args)
+            @test autodiff(ForwardWithPrimal, f, annotated...)[2] == f(args...)
+        end
+        @test autodiff(ReverseWithPrimal, norm2_of, Active, Duplicated(copy(B), zero(B)))[2] === norm(B)
+        @test autodiff(ReverseWithPrimal, norm1_of, Active, Duplicated(copy(b), zero(b)))[2] === norm(b, 1)
+    end
+end
+
+# The matrix a view wraps, changed after the call: the rules keep what their reverse
+# needs.
+function views_then_overwrite(A, b)
+    x = UpperTriangular(A) \ b
+    y = Symmetric(A) \ b
+    λ = eigvals(Symmetric(A))
+    s = sum(abs2, x) + sum(y) + sum(sin, λ) + norm(b)
+    A .= 0.0
+    b .= 0.0
+    x .= 0.0
+    y .= 0.0
+    return s
+end
+
+@testset "a view's matrix overwritten after the call" begin
+    rng = MersenneTwister(13)
+    A, b = general(rng, 3), randn(rng, 3)
+    check_linalg(views_then_overwrite, (A, b), (true, true))
+end
+
+@testset "refused where the derivative does not exist" begin
+    e = caught(() -> autodiff(Reverse, norm2_of, Active, Duplicated(zeros(3), zeros(3))))   # (test/errors.jl)
+    @test e isa DifferentiationError && occursin("2-norm", e.msg)
+    e = caught(() -> autodiff(Forward, norm2_of, Duplicated, Duplicated(zeros(3), ones(3))))   # (test/errors.jl)
+    @test e isa DifferentiationError && occursin("2-norm", e.msg)
+    # (A repeated eigenvalue: each eigenvalue's derivative depends on the direction.)
+    S = [2.0 0.0 0.0; 0.0 2.0 0.0; 0.0 0.0 1.0]
+    e = caught(() -> autodiff(Reverse, symmetric_eigvals, Active, Duplicated(copy(S), zero(S))))   # (test/errors.jl)
+    @test e isa DifferentiationError && occursin("repeated eigenvalue", e.msg)
+    e = caught(() -> autodiff(Forward, largest_eigval, Duplicated, Duplicated(copy(S), ones(3, 3))))   # (test/errors.jl)
+    @test e isa DifferentiationError && occursin("repeated eigenvalue", e.msg)
 end
 
 @testset "a user's rule takes precedence over Oxidase's" begin
