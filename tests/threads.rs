@@ -6,8 +6,7 @@
 
 mod common;
 use common::*;
-use oxidase::llvm::{Context, OwnedModule};
-use oxidase::request::{Activity::*, Mode, Request};
+use oxidase::request::{Activity::*, Mode};
 
 /// Rosenbrock's gradient at (a, b) by hand: f = (1 - x)² + 100 (y - x²)².
 fn rosenbrock_gradient(x: f64, y: f64) -> [f64; 2] {
@@ -18,21 +17,7 @@ fn rosenbrock_gradient(x: f64, y: f64) -> [f64; 2] {
 /// (its array code meets the target's type legalization in LLVM's optimizer, where two
 /// threads raced).
 fn synthesize_comprehension() {
-    let (text, entry) = fixture("types_comprehension");
-    let ctx = Context::create();
-    let m = OwnedModule::parse_ir(&ctx, &text).expect("fixture parses");
-    let args = vec![ghost(), array_arg(Duplicated)];
-    let req = Request {
-        entry,
-        mode: Mode::Reverse,
-        width: 1,
-        args,
-        ret: Active,
-        primal_unused: false,
-        writer_bitcode: false,
-    };
-    let jit = oxidase::jit::global().expect("jit");
-    oxidase::pipeline::synthesize(&m, &req, "d", &jit.data_layout(), &jit.triple()).expect("derivative built");
+    synthesize_fixture("types_comprehension", vec![ghost(), array_arg(Duplicated)]).expect("derivative built");
 }
 
 #[test]

@@ -8,29 +8,14 @@
 
 mod common;
 use common::*;
-use oxidase::llvm::{Context, OwnedModule};
-use oxidase::request::{Activity::*, ArgSpec, Leaf, Mode, Passing, Request};
+use oxidase::request::{Activity::*, ArgSpec, Leaf, Passing};
 use oxidase::stage::{collect, Printed};
 
 /// The type analysis of the entry of fixture `name` when differentiated in reverse mode
 /// with arguments `args` (the derivative itself may be refused: the analysis runs
 /// first), and whether the derivative was built.
 fn types_of(name: &str, args: Vec<ArgSpec>) -> (String, bool) {
-    let (text, entry) = fixture(name);
-    let ctx = Context::create();
-    let m = OwnedModule::parse_ir(&ctx, &text).expect("fixture parses");
-    let req = Request {
-        entry,
-        mode: Mode::Reverse,
-        width: 1,
-        args,
-        ret: Active,
-        primal_unused: false,
-        writer_bitcode: false,
-    };
-    let jit = oxidase::jit::global().expect("jit");
-    let (r, texts) =
-        collect(Printed::Types, || oxidase::pipeline::synthesize(&m, &req, "d", &jit.data_layout(), &jit.triple()));
+    let (r, texts) = collect(Printed::Types, || synthesize_fixture(name, args));
     if let Err(e) = &r {
         eprintln!("{name}: the derivative is refused: {e}");
     }

@@ -11,8 +11,7 @@
 
 mod common;
 use common::*;
-use oxidase::llvm::{Context, OwnedModule};
-use oxidase::request::{Activity::*, Mode, Request};
+use oxidase::request::{Activity::*, Mode};
 
 /// The arguments of the fixtures: the function, then `arrays` arrays, all `Duplicated`.
 fn arrays(n: usize) -> Vec<oxidase::request::ArgSpec> {
@@ -23,22 +22,7 @@ fn arrays(n: usize) -> Vec<oxidase::request::ArgSpec> {
 /// active Float64 result).
 fn plans_of(name: &str) -> String {
     let count = if name == "rk4" { 7 } else { 1 };
-    let (text, entry) = fixture(name);
-    let ctx = Context::create();
-    let m = OwnedModule::parse_ir(&ctx, &text).expect("fixture parses");
-    let req = Request {
-        entry,
-        mode: Mode::Reverse,
-        width: 1,
-        args: arrays(count),
-        ret: Active,
-        primal_unused: false,
-        writer_bitcode: false,
-    };
-    let jit = oxidase::jit::global().expect("jit");
-    let (r, plans) = oxidase::stage::collect(oxidase::stage::Printed::Uses, || {
-        oxidase::pipeline::synthesize(&m, &req, "d", &jit.data_layout(), &jit.triple())
-    });
+    let (r, plans) = oxidase::stage::collect(oxidase::stage::Printed::Uses, || synthesize_fixture(name, arrays(count)));
     r.unwrap_or_else(|e| panic!("{name}: {e}"));
     plans.concat()
 }

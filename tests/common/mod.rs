@@ -22,6 +22,26 @@ pub fn fixture(name: &str) -> (String, String) {
     (text, entry)
 }
 
+/// Synthesizes (without compiling) the reverse derivative of fixture `name` for
+/// arguments `args` and an active `Float64` result: what the golden tests of the
+/// analyses collect the printers of (`oxidase::stage::collect`).
+pub fn synthesize_fixture(name: &str, args: Vec<ArgSpec>) -> Result<u32, oxidase::error::Error> {
+    let (text, entry) = fixture(name);
+    let ctx = Context::create();
+    let m = OwnedModule::parse_ir(&ctx, &text).expect("fixture parses");
+    let req = Request {
+        entry,
+        mode: Mode::Reverse,
+        width: 1,
+        args,
+        ret: Activity::Active,
+        primal_unused: false,
+        writer_bitcode: false,
+    };
+    let jit = oxidase::jit::global().expect("jit");
+    oxidase::pipeline::synthesize(&m, &req, "d", &jit.data_layout(), &jit.triple())
+}
+
 extern "C" fn runtime_stub() {
     eprintln!("a Julia runtime function was called in a test without Julia");
     std::process::abort();
