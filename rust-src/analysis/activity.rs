@@ -334,6 +334,10 @@ impl Activity {
         // Derivative data written into an array the function allocated: that array needs
         // a shadow (found here, built on the next round of analysis).
         let mut wants_shadow = HashMap::new();
+        // The arguments as the function loads them (without casts), which an array
+        // without a derivative may be shadowed by a zeroed copy of (`Memory::copies`).
+        let argument_bases: HashSet<Value> =
+            subject.argument_types.iter().map(|(v, _)| crate::analysis::memory::zero_offset_base(*v)).collect();
         for &i in &insts {
             // An array the function returns, when its derivative is wanted.
             if returned_active && i.opcode() == Opcode::LLVMRet && i.num_operands() == 1 {
@@ -378,15 +382,8 @@ impl Activity {
                 if !derivative_in {
                     continue;
                 }
-                let argument = argument_array(y).filter(|&a| {
-                    subject.argument_types.iter().any(|(v, _)| crate::analysis::memory::zero_offset_base(*v) == a)
-                });
-                let copyable = crate::symbols::address_of(
-                    crate::julia::current().array_function(crate::analysis::memory::ArrayCall::Copy),
-                )
-                .is_some();
-                match argument {
-                    Some(a) if copyable => {
+                match argument_array(y).filter(|a| argument_bases.contains(a)) {
+                    Some(a) if crate::analysis::memory::zero_copies_available() => {
                         wants_shadow.insert(a, leaf);
                     }
                     _ => {
@@ -429,11 +426,9 @@ impl Activity {
             let stack_object = mem.leaf(addr).is_some_and(Leaf::is_stack_object);
             if i.opcode() == Opcode::LLVMStore && stack_object && !mem.is_shadowed(value) && !inert.contains(&i) {
                 let allocated = crate::analysis::memory::zero_offset_base(value);
-                let argument = |a: Value| {
-                    subject.argument_types.iter().any(|(v, _)| crate::analysis::memory::zero_offset_base(*v) == a)
-                };
+                let argument = argument_bases.contains(&allocated);
                 let leaf = float_array_allocation(allocated, types)
-                    .or_else(|| constant_float_array(allocated, argument(allocated), &insts, &inert, mem, types));
+                    .or_else(|| constant_float_array(allocated, argument, &insts, &inert, mem, types));
                 if let Some(leaf) = leaf {
                     wants_shadow.insert(allocated, leaf);
                     continue;
@@ -654,12 +649,10 @@ fn constant_float_array(
     mem: &Memory,
     types: &Types,
 ) -> Option<Leaf> {
-    use crate::analysis::memory::ArrayCall;
     let address = crate::llvm::const_address(a).filter(|&x| x != 0 && !a.is_instruction());
-    if !argument && address.is_none() {
+    if !argument && address.is_none() || !crate::analysis::memory::zero_copies_available() {
         return None;
     }
-    crate::symbols::address_of(crate::julia::current().array_function(ArrayCall::Copy))?;
     if let Some(address) = address {
         let stored_only = insts.iter().all(|&i| {
             let mentions = i.operands().into_iter().filter(|&v| mentions_address(v, address, 4)).count();

@@ -986,6 +986,12 @@ pub fn is_gc_frame(a: Value) -> bool {
     a.users().into_iter().any(|u| u.opcode() == Opcode::LLVMStore && u.operand(0) == a && thread_state(u.operand(1), 8))
 }
 
+/// Whether zeroed copies can be made in this process (the runtime's array copy function
+/// is at hand: in Julia, not in a test without it); `transform::shadow` relies on it.
+pub fn zero_copies_available() -> bool {
+    crate::symbols::address_of(crate::julia::current().array_function(ArrayCall::Copy)).is_some()
+}
+
 /// Whether a shadow the analysis is asked for (an `allocations` key) is a zeroed copy
 /// of an array that exists before the call (`Memory::copies`), not a new object made
 /// beside one the function allocates (an array, a GC object, a stack object).

@@ -30,7 +30,8 @@ pub struct Mode {
 /// (`Memory::copies`). The analysis asks for one only when the copy function is at hand.
 fn zeroed_copy(m: &Module, b: &Builder, a: Value) -> Value {
     let name = crate::julia::current().array_function(ArrayCall::Copy);
-    let address = crate::symbols::address_of(name).expect("the analysis found the array copy function");
+    let address =
+        crate::symbols::address_of(name).expect("the analysis asks for copies only when `zero_copies_available`");
     let s = b.call_typed(m.fn_type(a.ty(), &[a.ty()]), m.const_address(address as usize), &[a]);
     let helper = crate::runtime::zero_array as *const () as usize;
     b.call_typed(m.fn_type(m.void(), &[m.ptr()]), m.const_address(helper), &[b.to_generic_ptr(s)]);
