@@ -106,25 +106,28 @@
 // Type tree: an integer (never differentiated).
 #define OX_TT_INTEGER 2
 
-// Type tree: a pointer.
+// Type tree: a pointer to memory holding no derivative.
 #define OX_TT_POINTER 3
 
-// Type tree (offset 0 of a boxed argument): a Julia `Array` of `Float64`.
-#define OX_TT_ARRAY_F64 4
+// Type tree: a pointer to a heap object, whose fields follow at the next depth.
+#define OX_TT_OBJECT 4
 
-// Type tree (offset 0 of a boxed argument): a Julia `Array` of `Float32`.
-#define OX_TT_ARRAY_F32 5
+// Type tree: a pointer to a Julia `Array`, one element's fields following at the next
+// depth.
+#define OX_TT_ARRAY 5
 
-// Type tree (a boxed argument that is a struct): a field holding a Julia `Array` of
-// `Float64`, at this offset.
-#define OX_TT_FIELD_ARRAY_F64 6
-
-// What the bytes at an offset of an argument hold.
+// What the bytes at an offset of an argument hold: one node of the argument's layout
+// (`request::Layout`), the tree sent in preorder. An entry at depth 0 is at an offset
+// of the argument; an entry at depth d + 1 is at an offset of the memory the nearest
+// `OX_TT_OBJECT` or `OX_TT_ARRAY` entry before it at depth d points to (for an array,
+// an offset into one element).
 typedef struct OxTypeEntry {
-  // Byte offset in the argument.
+  // Byte offset in the argument, the object or the array element.
   uint64_t offset;
   // `OX_TT_*`.
   uint32_t kind;
+  // Depth in the tree (0: the argument's own bytes).
+  uint32_t depth;
 } OxTypeEntry;
 
 // One Julia argument (the function itself first).

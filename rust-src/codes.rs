@@ -85,12 +85,10 @@ pub const OX_TT_FLOAT64: u32 = 0;
 pub const OX_TT_FLOAT32: u32 = 1;
 /// Type tree: an integer (never differentiated).
 pub const OX_TT_INTEGER: u32 = 2;
-/// Type tree: a pointer.
+/// Type tree: a pointer to memory holding no derivative.
 pub const OX_TT_POINTER: u32 = 3;
-/// Type tree (offset 0 of a boxed argument): a Julia `Array` of `Float64`.
-pub const OX_TT_ARRAY_F64: u32 = 4;
-/// Type tree (offset 0 of a boxed argument): a Julia `Array` of `Float32`.
-pub const OX_TT_ARRAY_F32: u32 = 5;
-/// Type tree (a boxed argument that is a struct): a field holding a Julia `Array` of
-/// `Float64`, at this offset.
-pub const OX_TT_FIELD_ARRAY_F64: u32 = 6;
+/// Type tree: a pointer to a heap object, whose fields follow at the next depth.
+pub const OX_TT_OBJECT: u32 = 4;
+/// Type tree: a pointer to a Julia `Array`, one element's fields following at the next
+/// depth.
+pub const OX_TT_ARRAY: u32 = 5;

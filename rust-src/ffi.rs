@@ -5,19 +5,25 @@
 //! `llvm::sandbox`, `llvm::fatal`).
 
 use crate::error::Error;
-use crate::request::{Activity, ArgSpec, Leaf, Mode, Passing, Request};
+use crate::request::{Activity, ArgSpec, Layout, Mode, Passing, Request};
 use std::ffi::{c_char, c_void, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 pub use crate::codes::*;
 
-/// What the bytes at an offset of an argument hold.
+/// What the bytes at an offset of an argument hold: one node of the argument's layout
+/// (`request::Layout`), the tree sent in preorder. An entry at depth 0 is at an offset
+/// of the argument; an entry at depth d + 1 is at an offset of the memory the nearest
+/// `OX_TT_OBJECT` or `OX_TT_ARRAY` entry before it at depth d points to (for an array,
+/// an offset into one element).
 #[repr(C)]
 pub struct OxTypeEntry {
-    /// Byte offset in the argument.
+    /// Byte offset in the argument, the object or the array element.
     pub offset: u64,
     /// `OX_TT_*`.
     pub kind: u32,
+    /// Depth in the tree (0: the argument's own bytes).
+    pub depth: u32,
 }
 
 /// One Julia argument (the function itself first).
@@ -76,6 +82,52 @@ fn bad(msg: impl Into<String>) -> Error {
     Error::InvalidRequest(msg.into())
 }
 
+/// Deepest layout nesting accepted (a struct of structs of arrays... that deep).
+const MAX_LAYOUT_DEPTH: u32 = 64;
+
+/// The layout entries `tt` (preorder, with depths) as a tree: the entries at depth 0.
+fn layout(tt: &[OxTypeEntry]) -> std::result::Result<Vec<(u64, Layout)>, String> {
+    layout_level(tt, &mut 0, 0)
+}
+
+/// The entries from `*at` on at depth `depth`, each with its children; stops at the
+/// first entry that is shallower.
+fn layout_level(tt: &[OxTypeEntry], at: &mut usize, depth: u32) -> std::result::Result<Vec<(u64, Layout)>, String> {
+    let mut fields = Vec::new();
+    while let Some(e) = tt.get(*at) {
+        if e.depth < depth {
+            break;
+        }
+        if e.depth > depth {
+            return Err(format!(
+                "type tree entry {} has depth {}, deeper than its place allows ({depth})",
+                *at, e.depth
+            ));
+        }
+        if e.offset > 1 << 32 {
+            return Err(format!("type tree entry {} has offset {}", *at, e.offset));
+        }
+        *at += 1;
+        let nested = |at: &mut usize| {
+            if depth >= MAX_LAYOUT_DEPTH {
+                return Err(format!("type tree deeper than {MAX_LAYOUT_DEPTH}"));
+            }
+            layout_level(tt, at, depth + 1)
+        };
+        let node = match e.kind {
+            OX_TT_FLOAT64 => Layout::F64,
+            OX_TT_FLOAT32 => Layout::F32,
+            OX_TT_INTEGER => Layout::Integer,
+            OX_TT_POINTER => Layout::Pointer,
+            OX_TT_OBJECT => Layout::Object(nested(at)?),
+            OX_TT_ARRAY => Layout::Array(nested(at)?),
+            c => return Err(format!("unknown type tree kind {c}")),
+        };
+        fields.push((e.offset, node));
+    }
+    Ok(fields)
+}
+
 fn activity(code: u32) -> Result<Activity, Error> {
     match code {
         OX_CONST => Ok(Activity::Const),
@@ -122,20 +174,7 @@ unsafe fn decode(req: *const OxRequest) -> Result<Request, Error> {
             return Err(bad(format!("argument {i}: type tree of {} entries", a.type_tree_len)));
         }
         let tt = if a.type_tree_len == 0 { &[][..] } else { std::slice::from_raw_parts(a.type_tree, a.type_tree_len) };
-        let mut type_tree = Vec::with_capacity(tt.len());
-        for e in tt {
-            let leaf = match e.kind {
-                OX_TT_FLOAT64 => Leaf::F64,
-                OX_TT_FLOAT32 => Leaf::F32,
-                OX_TT_INTEGER => Leaf::Integer,
-                OX_TT_POINTER => Leaf::Pointer,
-                OX_TT_ARRAY_F64 => Leaf::ArrayF64,
-                OX_TT_ARRAY_F32 => Leaf::ArrayF32,
-                OX_TT_FIELD_ARRAY_F64 => Leaf::ArrayFieldsF64,
-                c => return Err(bad(format!("argument {i}: unknown type tree kind {c}"))),
-            };
-            type_tree.push((e.offset, leaf));
-        }
+        let type_tree = layout(tt).map_err(|e| bad(format!("argument {i}: {e}")))?;
         args.push(ArgSpec { passing, activity: activity(a.activity)?, type_tree });
     }
     if r.flags & !(OX_REQ_PRIMAL_UNUSED | OX_REQ_WRITER_BITCODE) != 0 {

@@ -166,13 +166,14 @@ fn synthesize_prepared(m: &Module, f: Value, req: &Request, name: &str) -> Resul
         .zip(&frame.primal)
         .filter_map(|(a, v)| {
             let v = (*v)?;
-            let tree = match a.passing {
-                _ if a.type_tree.is_empty() || !v.ty().is_pointer() => return None,
-                Passing::Boxed => types::seed(a.object_leaf(), &a.type_tree),
-                Passing::Value => types::seed(Leaf::F64, &a.type_tree),
-                Passing::Ghost => return None,
-            };
-            Some((v, tree))
+            match a.passing {
+                _ if a.type_tree.is_empty() || !v.ty().is_pointer() => None,
+                // The object pointer is the value.
+                Passing::Boxed => Some((v, types::seed(&a.type_tree))),
+                // A pointer to the struct's bytes.
+                Passing::Value => Some((v, types::TypeTree::pointer_to(&types::seed(&a.type_tree)))),
+                Passing::Ghost => None,
+            }
         })
         .collect();
     // The entry's `args` and `shadows` arrays.
@@ -371,16 +372,16 @@ pub fn analyze(
     let (g, user_name) = (subject.f, subject.user_name);
     let seeds: Vec<(Value, TypeTree)> = roots
         .iter()
-        .map(|&(v, leaf)| (v, types::seed(leaf, &[])))
+        .map(|&(v, leaf)| (v, types::seed_leaf(leaf)))
         .chain(subject.argument_types.iter().cloned())
         .collect();
     let types = Types::compute(m, g, &seeds);
     Printed::Types.print(&g.name(), || types.print(g));
     let mut allocations = std::collections::HashMap::new();
     loop {
-        let mut mem = Memory::compute(g, roots, maybe_constant, &allocations, user_name)?;
+        let mut mem = Memory::compute(m, g, roots, maybe_constant, &allocations, user_name)?;
         if crate::analysis::memory::retype_bit_copies(m, g, &mem) {
-            mem = Memory::compute(g, roots, maybe_constant, &allocations, user_name)?;
+            mem = Memory::compute(m, g, roots, maybe_constant, &allocations, user_name)?;
         }
         let act = Activity::compute(m, subject, &mem, &types)?;
         if act.wants_shadow.is_empty() {

@@ -36,24 +36,63 @@ pub enum Activity {
     Duplicated,
 }
 
-/// What the bytes at an offset of an argument hold.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Leaf {
+/// What the bytes at an offset of an argument hold, as Julia describes it: a recursive
+/// layout, so that any combination of structs, tuples, objects and arrays is said with
+/// the same few kinds (the C ABI sends it flattened in preorder, `ffi::OxTypeEntry`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Layout {
     /// `Float64` data.
     F64,
     /// `Float32` data.
     F32,
     /// Integer (never differentiated).
     Integer,
-    /// A pointer.
+    /// A pointer to memory the derivative does not look into.
     Pointer,
+    /// A pointer to a heap object (a struct Julia allocates: mutable, or holding
+    /// references) whose fields are at these offsets of it.
+    Object(Vec<(u64, Layout)>),
+    /// A pointer to a Julia `Array` each of whose elements holds these fields, at these
+    /// offsets of the element (a single field at 0 for an array of numbers or pointers).
+    Array(Vec<(u64, Layout)>),
+}
+
+impl Layout {
+    /// An array of `element`s (one field at offset 0).
+    pub fn array_of(element: Layout) -> Layout {
+        Layout::Array(vec![(0, element)])
+    }
+
+    /// The float type of the numbers this array's elements hold in place (not behind
+    /// pointers): `F32` if any is a `Float32`, else `F64` (also for arrays of arrays or
+    /// objects, whose leaves the engine reaches through their own pointers).
+    fn element_floats(fields: &[(u64, Layout)]) -> Leaf {
+        if fields.iter().any(|(_, l)| *l == Layout::F32) {
+            Leaf::ArrayF32
+        } else {
+            Leaf::ArrayF64
+        }
+    }
+}
+
+/// What a shadowed pointer points at, for the shadow memory (`analysis::memory`): the
+/// float type of the data behind it and, for the engine's own stack objects, what they
+/// hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Leaf {
+    /// `Float64` data.
+    F64,
+    /// `Float32` data.
+    F32,
     /// The argument is a Julia `Array` of `Float64`.
     ArrayF64,
     /// The argument is a Julia `Array` of `Float32`.
     ArrayF32,
-    /// A field of a struct object holding a Julia `Array` of `Float64` (a model with
-    /// weight matrices and bias vectors): the shadow struct holds shadow arrays there.
-    ArrayFieldsF64,
+    /// A struct object whose fields are laid out as given: Julia `Array`s of `Float64`,
+    /// `Float64` numbers, integers and such objects (a model with weight matrices, bias
+    /// vectors and layers); the shadow struct holds shadow arrays and objects there. A
+    /// pointer loaded from one is what the field it is loaded from holds.
+    Object(Fields),
     /// A stack object the function builds (a view, a closure, a tuple passed by
     /// reference) holding `Float64` array objects that carry derivatives, beside
     /// integers and pointers without: its shadow is a zeroed stack object of the same
@@ -66,6 +105,37 @@ pub enum Leaf {
     /// as bits (they might be a float's), and only the derivative function's own frame
     /// may hold one in reverse mode (a callee's frame is gone when its reverse runs).
     StackMixedF64,
+}
+
+/// A struct object's fields, interned (`intern`): one copy per distinct layout for the
+/// life of the process, which `Leaf` can hold by reference.
+pub type Fields = &'static [(u64, Layout)];
+
+/// The interned copy of `fields`. The table grows with the number of distinct struct
+/// layouts differentiated in the process (one per model type), never per call.
+pub fn intern(fields: &[(u64, Layout)]) -> Fields {
+    static TABLE: std::sync::OnceLock<parking_lot::Mutex<std::collections::HashSet<Fields>>> =
+        std::sync::OnceLock::new();
+    let mut table = TABLE.get_or_init(Default::default).lock();
+    if let Some(&f) = table.get(fields) {
+        return f;
+    }
+    let f: Fields = Box::leak(fields.to_vec().into_boxed_slice());
+    table.insert(f);
+    f
+}
+
+impl Layout {
+    /// What a pointer loaded from a field laid out as `self` points to, for the shadow
+    /// memory: an array's float type, or a struct object (`None`: not a pointer to
+    /// memory that carries derivatives).
+    pub fn pointee_leaf(&self) -> Option<Leaf> {
+        match self {
+            Layout::Array(element) => Some(Layout::element_floats(element)),
+            Layout::Object(fields) => Some(Leaf::Object(intern(fields))),
+            Layout::F64 | Layout::F32 | Layout::Integer | Layout::Pointer => None,
+        }
+    }
 }
 
 impl Leaf {
@@ -82,8 +152,9 @@ pub struct ArgSpec {
     pub passing: Passing,
     /// Activity.
     pub activity: Activity,
-    /// Type tree: (byte offset, leaf).
-    pub type_tree: Vec<(u64, Leaf)>,
+    /// What the argument holds: (byte offset, layout). A boxed argument has one entry at
+    /// 0, the object or array it points to; a struct passed by value its fields.
+    pub type_tree: Vec<(u64, Layout)>,
 }
 
 impl ArgSpec {
@@ -97,26 +168,33 @@ impl ArgSpec {
         if self.passing != Passing::Value || self.activity == Activity::Const || self.type_tree.is_empty() {
             return None;
         }
-        let leaf = self.type_tree.iter().map(|&(_, l)| l).find(|l| matches!(l, Leaf::F64 | Leaf::F32))?;
+        let (leaf, layout) = match self.type_tree.iter().find(|(_, l)| matches!(l, Layout::F64 | Layout::F32))? {
+            (_, Layout::F64) => (Leaf::F64, Layout::F64),
+            _ => (Leaf::F32, Layout::F32),
+        };
         let width = if leaf == Leaf::F64 { 8 } else { 4 };
-        if !self.type_tree.iter().all(|&(_, l)| l == leaf || l == Leaf::Integer) {
+        if !self.type_tree.iter().all(|(_, l)| *l == layout || *l == Layout::Integer) {
             return None;
         }
-        let dense = self.type_tree.iter().enumerate().all(|(k, &(off, l))| l == leaf && off == k as u64 * width);
+        let dense = self.type_tree.iter().enumerate().all(|(k, (off, l))| *l == layout && *off == k as u64 * width);
         Some((leaf, dense.then_some(width * self.type_tree.len() as u64)))
     }
 
     /// For a differentiated object argument, the float type of the memory behind it: an
-    /// array's elements, or (`ArrayFieldsF64`) a struct object whose fields are `Float64`
-    /// arrays, `Float64` numbers and integers.
+    /// array's elements, or (`Object`) a struct object whose fields are `Float64`
+    /// arrays, `Float64` numbers, integers and such objects.
     pub fn object_leaf(&self) -> Leaf {
-        if self.type_tree.iter().any(|(_, l)| *l == Leaf::ArrayF32) {
-            Leaf::ArrayF32
-        } else if self.type_tree.iter().any(|(_, l)| matches!(l, Leaf::ArrayFieldsF64 | Leaf::F64)) {
-            Leaf::ArrayFieldsF64
-        } else {
-            Leaf::ArrayF64
+        match self.type_tree.as_slice() {
+            [(0, Layout::Array(element))] => Layout::element_floats(element),
+            [(0, Layout::Object(fields))] => Leaf::Object(intern(fields)),
+            _ => Leaf::ArrayF64,
         }
+    }
+
+    /// Whether the argument holds no pointer in its own bytes (a struct or tuple of
+    /// numbers, which Julia passes by reference to those bytes).
+    pub fn holds_no_pointer(&self) -> bool {
+        self.type_tree.iter().all(|(_, l)| matches!(l, Layout::F64 | Layout::F32 | Layout::Integer))
     }
 }
 

@@ -126,9 +126,8 @@ const OX_TT_FLOAT64 = UInt32(0)
 const OX_TT_FLOAT32 = UInt32(1)
 const OX_TT_INTEGER = UInt32(2)
 const OX_TT_POINTER = UInt32(3)
-const OX_TT_ARRAY_F64 = UInt32(4)
-const OX_TT_ARRAY_F32 = UInt32(5)
-const OX_TT_FIELD_ARRAY_F64 = UInt32(6)
+const OX_TT_OBJECT = UInt32(4)
+const OX_TT_ARRAY = UInt32(5)
 
 mode_code(::ForwardMode) = OX_MODE_FORWARD
 mode_code(::ReverseMode) = OX_MODE_REVERSE
@@ -137,10 +136,15 @@ mode_code(::ReverseMode) = OX_MODE_REVERSE
 # isbits structs with the C field order and types, so Julia lays them out exactly as the
 # C compiler does (same alignment rules, trailing padding included).
 
+# One node of an argument's layout, the tree sent in preorder: an entry at depth d + 1
+# is at an offset of the object (or of one element of the array) that the nearest
+# OX_TT_OBJECT (OX_TT_ARRAY) entry before it at depth d points to.
 struct OxTypeEntry
     offset::UInt64
     kind::UInt32
+    depth::UInt32
 end
+OxTypeEntry(offset::Integer, kind::UInt32) = OxTypeEntry(offset, kind, 0)
 
 struct OxArg
     passing::UInt32
@@ -202,27 +206,27 @@ function has_unique_rep(@nospecialize(t))
 end
 
 """
-    type_tree(T) -> Vector{OxTypeEntry}
+    type_tree(T, offset = 0, depth = 0) -> Vector{OxTypeEntry}
 
 The type tree of an argument of type `T`: `Float64` and `Float32` are float data at
 offset 0, other primitive bits types (integers, `Bool`, `Char`) are integers, ghosts have
 no bytes, and an isbits struct or tuple is the trees of its fields at their offsets.
 Other types have no tree yet: an `ArgumentError` (callers check first, with a better
-message).
+message). (At `offset` and `depth` in a larger tree: a field, an array's element.)
 """
-function type_tree(@nospecialize(T), offset::Integer = 0)
-    T === Float64 && return [OxTypeEntry(offset, OX_TT_FLOAT64)]
-    T === Float32 && return [OxTypeEntry(offset, OX_TT_FLOAT32)]
+function type_tree(@nospecialize(T), offset::Integer = 0, depth::Integer = 0)
+    T === Float64 && return [OxTypeEntry(offset, OX_TT_FLOAT64, depth)]
+    T === Float32 && return [OxTypeEntry(offset, OX_TT_FLOAT32, depth)]
     is_ghost(T) && return OxTypeEntry[]
     # Float16 and other floats are primitive too, but calling them integers would
     # silently make their derivatives zero.
     if isprimitivetype(T) && !(T <: AbstractFloat)
-        return [OxTypeEntry(offset, OX_TT_INTEGER)]
+        return [OxTypeEntry(offset, OX_TT_INTEGER, depth)]
     end
     if isbitstype(T) && !isprimitivetype(T)
         tree = OxTypeEntry[]
         for i in 1:fieldcount(T)
-            append!(tree, type_tree(fieldtype(T, i), offset + fieldoffset(T, i)))
+            append!(tree, type_tree(fieldtype(T, i), offset + fieldoffset(T, i), depth))
         end
         return tree
     end
@@ -250,33 +254,38 @@ mutable structs, anything not isbits.
 """
 is_boxed(@nospecialize(T)) = !is_ghost(T) && !isbitstype(T)
 
-# Arrays of Float64/Float32 say so (an array of structs of Float64 is an array of
-# Float64 in memory, integers beside them carrying no derivative), and so do struct objects (one entry per array field, and the
-# inline fields' trees); other objects carry no derivative yet.
+# The layout of a differentiated object argument, from its pointer (depth 0) down: an
+# array of Float64 or Float32 numbers, of isbits structs of them (integers beside them
+# carrying no derivative), of arrays of Float64 and of struct objects of these; a struct
+# object (`is_model_struct`). Other objects carry no derivative yet: no tree.
 function object_tree(@nospecialize(T))
-    T <: Array{Float64} && return [OxTypeEntry(0, OX_TT_ARRAY_F64)]
-    T <: Array{Float32} && return [OxTypeEntry(0, OX_TT_ARRAY_F32)]
-    # Elements that are isbits structs: their floats (Float64 or Float32, with integers
-    # beside them or not) are the data.
-    if T <: Array && is_active_struct(eltype(T))
-        f64 = any(e -> e.kind == OX_TT_FLOAT64, type_tree(eltype(T)))
-        return [OxTypeEntry(0, f64 ? OX_TT_ARRAY_F64 : OX_TT_ARRAY_F32)]
+    if T <: Array
+        T <: Array{Float64} && return [OxTypeEntry(0, OX_TT_ARRAY, 0), OxTypeEntry(0, OX_TT_FLOAT64, 1)]
+        T <: Array{Float32} && return [OxTypeEntry(0, OX_TT_ARRAY, 0), OxTypeEntry(0, OX_TT_FLOAT32, 1)]
+        E = eltype(T)
+        is_active_struct(E) && return [OxTypeEntry(0, OX_TT_ARRAY, 0); type_tree(E, 0, 1)]
+        is_nested_eltype(E) && return [OxTypeEntry(0, OX_TT_ARRAY, 0); element_tree(E, 1)]
+        return OxTypeEntry[]
     end
-    # Arrays of arrays, or of immutable structs holding arrays (stored inline): the
-    # elements point at arrays of Float64, whose data is the derivative's (the engine
-    # follows a pointer loaded from data as an array object).
-    T <: Array && is_nested_eltype(eltype(T)) && return [OxTypeEntry(0, OX_TT_ARRAY_F64)]
     tree = model_struct_tree(T)
     return tree === nothing ? OxTypeEntry[] : tree
 end
 
 # Element types of differentiated arrays of arrays: concrete arrays of Float64, and
-# immutable structs stored inline whose fields are those, bits and such structs.
+# immutable structs stored inline whose fields are those, bits and such structs (not yet
+# mutable structs, which the elements would point to: the engine's shadow memory does not
+# tell an array of them from an array of arrays).
 function is_nested_eltype(@nospecialize(E))
     E <: Array{Float64} && return isconcretetype(E)
     (E isa DataType && isconcretetype(E) && !E.mutable && !isbitstype(E) && Base.allocatedinline(E)) || return false
-    tree = model_tree(E, 0)
-    return tree !== nothing && any(e -> e.kind == OX_TT_FIELD_ARRAY_F64, tree)
+    tree = model_tree(E, 0, 1, (E,))
+    return tree !== nothing && any(e -> e.kind == OX_TT_ARRAY, tree) && !any(e -> e.kind == OX_TT_OBJECT, tree)
+end
+
+# The layout of one element of an array of `E` (`is_nested_eltype`) at `depth`.
+function element_tree(@nospecialize(E), depth::Integer)
+    E <: Array{Float64} && return [OxTypeEntry(0, OX_TT_ARRAY, depth), OxTypeEntry(0, OX_TT_FLOAT64, depth + 1)]
+    return model_tree(E, 0, depth, (E,))
 end
 
 """
@@ -286,39 +295,50 @@ Whether `T` is a struct object (mutable, or immutable but not isbits) that can b
 `Duplicated(model, dmodel)`, with `dmodel` of the same type holding the shadows: its
 fields are `Array`s of `Float64` (weight matrices, bias vectors), `Float64` numbers
 (stored inline, their derivatives in `dmodel`'s fields), integers and other bits
-without floats (constant, e.g. sizes), singletons, and immutable structs of these
-(a network of layers: Julia stores them inline, so their fields are the outer
-struct's). At least one field is differentiable.
+without floats (constant, e.g. sizes), singletons, immutable structs of these (a
+network of layers: Julia stores them inline, so their fields are the outer struct's),
+and mutable structs of these (layers Julia holds by reference: `dmodel`'s layer holds
+their shadows). At least one field is differentiable.
 """
 is_model_struct(@nospecialize(T)) = model_struct_tree(T) !== nothing
 
-# The type tree of a model struct (`is_model_struct`), `nothing` for other types.
+# The layout of a model struct (`is_model_struct`), `nothing` for other types.
 function model_struct_tree(@nospecialize(T))
     (isconcretetype(T) && T isa DataType && !(T <: Array) && !isbitstype(T) && fieldcount(T) >= 1) || return nothing
-    tree = model_tree(T, 0)
+    tree = model_tree(T, 0, 1, (T,))
     tree === nothing && return nothing
-    return any(e -> e.kind in (OX_TT_FIELD_ARRAY_F64, OX_TT_FLOAT64), tree) ? tree : nothing
+    any(e -> e.kind in (OX_TT_ARRAY, OX_TT_FLOAT64), tree) || return nothing
+    return [OxTypeEntry(0, OX_TT_OBJECT, 0); tree]
 end
 
-# The fields of a struct object at `offset`, flattened: arrays of Float64, bits, and
-# inline immutable structs of these; `nothing` for anything else.
-function model_tree(@nospecialize(T), offset::Integer)
+# The fields of a struct object at `offset` and `depth`: arrays of Float64, bits, inline
+# immutable structs of these (flattened into this object), and mutable structs of these
+# (objects of their own, a level deeper); `nothing` for anything else, and for a type
+# that holds itself (`outer`: the struct types on the way here).
+function model_tree(@nospecialize(T), offset::Integer, depth::Integer, outer::Tuple)
     tree = OxTypeEntry[]
     for k in 1:fieldcount(T)
         F, at = fieldtype(T, k), offset + fieldoffset(T, k)
         if F <: Array{Float64}
             isconcretetype(F) || return nothing
-            push!(tree, OxTypeEntry(at, OX_TT_FIELD_ARRAY_F64))
+            push!(tree, OxTypeEntry(at, OX_TT_ARRAY, depth), OxTypeEntry(0, OX_TT_FLOAT64, depth + 1))
         elseif isbitstype(F)
             # Inline bits: Float64 leaves (differentiated) and integers; Float32 and
             # other floats are not supported inline yet.
             has_float_tree(F) || return nothing
-            entries = type_tree(F, at)
+            entries = type_tree(F, at, depth)
             all(e -> e.kind in (OX_TT_FLOAT64, OX_TT_INTEGER), entries) || return nothing
             append!(tree, entries)
-        elseif F isa DataType && isconcretetype(F) && !F.mutable && Base.allocatedinline(F) && !(F <: Array)
-            inner = model_tree(F, at)
+        elseif !(F isa DataType && isconcretetype(F)) || F <: Array || F in outer
+            return nothing
+        elseif !F.mutable && Base.allocatedinline(F)
+            inner = model_tree(F, at, depth, (outer..., F))
             inner === nothing && return nothing
+            append!(tree, inner)
+        elseif F.mutable && fieldcount(F) >= 1
+            inner = model_tree(F, 0, depth + 1, (outer..., F))
+            inner === nothing && return nothing
+            push!(tree, OxTypeEntry(at, OX_TT_OBJECT, depth))
             append!(tree, inner)
         else
             return nothing
@@ -328,21 +348,23 @@ function model_tree(@nospecialize(T), offset::Integer)
 end
 
 # The paths (field indices) from a model struct to each of its arrays.
+# (Through inline structs and held mutable ones alike: `is_model_struct` holds of `T`.)
 function array_paths(@nospecialize(T), prefix::Tuple = ())
     paths = Tuple[]
     for k in 1:fieldcount(T)
         F = fieldtype(T, k)
         if F <: Array
             push!(paths, (prefix..., k))
-        elseif !isbitstype(F) && F isa DataType && !F.mutable
+        elseif !isbitstype(F) && F isa DataType
             append!(paths, array_paths(F, (prefix..., k)))
         end
     end
     return paths
 end
 
-# Whether a struct object stores Float64 data inline (not in arrays).
-has_inline_float(@nospecialize(T)) = any(e -> e.kind == OX_TT_FLOAT64, object_tree(T))
+# Whether a struct object stores Float64 data inline (not in arrays, nor in the mutable
+# structs it holds).
+has_inline_float(@nospecialize(T)) = any(e -> e.kind == OX_TT_FLOAT64 && e.depth == 1, object_tree(T))
 
 has_float_tree(@nospecialize(T)) = try
     type_tree(T)

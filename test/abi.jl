@@ -25,6 +25,39 @@ end
     @test_throws ArgumentError Oxidase.type_tree(Tuple{Float16,Float64})
 end
 
+# Objects are described by one recursive layout (preorder, with depths): an array's
+# element below it, a struct object's fields below it, objects it holds one level
+# further down; no kind per combination.
+mutable struct AbiLayer
+    w::Vector{Float64}
+    s::Float64
+    n::Int
+end
+struct AbiNet
+    a::AbiLayer
+    b::AbiLayer
+end
+struct AbiInline
+    w::Vector{Float64}
+    k::Int
+end
+@testset "object layouts" begin
+    lt(T) = [(Int(e.offset), Int(e.kind), Int(e.depth)) for e in Oxidase.object_tree(T)]
+    A, O, F64, F32, INT = Oxidase.OX_TT_ARRAY, Oxidase.OX_TT_OBJECT, Oxidase.OX_TT_FLOAT64, Oxidase.OX_TT_FLOAT32,
+                          Oxidase.OX_TT_INTEGER
+    @test lt(Vector{Float64}) == lt(Matrix{Float64}) == [(0, A, 0), (0, F64, 1)]
+    @test lt(Vector{Float32}) == [(0, A, 0), (0, F32, 1)]
+    @test lt(Vector{Tuple{Float64,Int}}) == [(0, A, 0), (0, F64, 1), (8, INT, 1)]
+    @test lt(Vector{Vector{Float64}}) == [(0, A, 0), (0, A, 1), (0, F64, 2)]
+    @test lt(Vector{AbiInline}) == [(0, A, 0), (0, A, 1), (0, F64, 2), (8, INT, 1)]
+    layer = [(0, A, 2), (0, F64, 3), (8, F64, 2), (16, INT, 2)]
+    @test lt(AbiLayer) == [(0, O, 0); [(o, k, d - 1) for (o, k, d) in layer]]
+    @test lt(AbiNet) == [(0, O, 0); (0, O, 1); layer; (8, O, 1); layer]
+    @test Oxidase.is_model_struct(AbiNet) && !Oxidase.has_inline_float(AbiNet)
+    @test Oxidase.has_inline_float(AbiLayer)
+    @test lt(Vector{Int}) == lt(Vector{AbiLayer}) == lt(Dict{Symbol,Float64}) == []
+end
+
 @testset "argument descriptions" begin
     d = Oxidase.arg_desc(Float64, Oxidase.OX_ACTIVE)
     @test (d.passing, d.activity) == (Oxidase.OX_PASS_VALUE, Oxidase.OX_ACTIVE)

@@ -8,7 +8,7 @@
 
 mod common;
 use common::*;
-use oxidase::request::{Activity::*, ArgSpec, Leaf, Mode, Passing};
+use oxidase::request::{Activity::*, ArgSpec, Layout, Mode, Passing};
 use std::cell::RefCell;
 use std::ffi::c_void;
 
@@ -114,7 +114,7 @@ fn by_rule(x: f64, n: i64) -> f64 {
 
 fn compile(mode: Mode, width: u32) -> oxidase::ffi::OxDerivativeFn {
     oxidase::runtime::hooks::set_rules(rule_call as *const () as usize, rule_reverse as *const () as usize);
-    let int = ArgSpec { passing: Passing::Value, activity: Const, type_tree: vec![(0, Leaf::Integer)] };
+    let int = ArgSpec { passing: Passing::Value, activity: Const, type_tree: vec![(0, Layout::Integer)] };
     let (x, ret) = if mode == Mode::Reverse { (Active, Active) } else { (Duplicated, Duplicated) };
     compile_batch(SQUARES, "squares", mode, width, vec![ghost(), float_arg(x), int], ret)
         .unwrap_or_else(|e| panic!("{mode:?}: {e}"))

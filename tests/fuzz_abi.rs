@@ -12,7 +12,7 @@
 mod common;
 use common::*;
 use oxidase::llvm::{Context, OwnedModule};
-use oxidase::request::{Activity, ArgSpec, Leaf, Mode, Passing, Request};
+use oxidase::request::{Activity, ArgSpec, Layout, Mode, Passing, Request};
 use proptest::prelude::*;
 
 fn valid_bitcode() -> Vec<u8> {
@@ -37,17 +37,18 @@ fn activity() -> impl Strategy<Value = Activity> {
     prop_oneof![Just(Activity::Const), Just(Activity::Active), Just(Activity::Duplicated)]
 }
 
+/// Random layouts, objects and arrays nested a few deep.
+fn layout() -> impl Strategy<Value = Layout> {
+    let leaf = prop_oneof![Just(Layout::F64), Just(Layout::F32), Just(Layout::Integer), Just(Layout::Pointer)];
+    leaf.prop_recursive(3, 12, 3, |inner| {
+        let fields = proptest::collection::vec((0u64..64, inner), 0..3);
+        prop_oneof![fields.clone().prop_map(Layout::Object), fields.prop_map(Layout::Array)]
+    })
+}
+
 fn arg() -> impl Strategy<Value = ArgSpec> {
     let passing = prop_oneof![Just(Passing::Ghost), Just(Passing::Value), Just(Passing::Boxed)];
-    let leaf = prop_oneof![
-        Just(Leaf::F64),
-        Just(Leaf::F32),
-        Just(Leaf::Integer),
-        Just(Leaf::Pointer),
-        Just(Leaf::ArrayF64),
-        Just(Leaf::ArrayFieldsF64)
-    ];
-    (passing, activity(), proptest::collection::vec((0u64..64, leaf), 0..3))
+    (passing, activity(), proptest::collection::vec((0u64..64, layout()), 0..3))
         .prop_map(|(passing, activity, type_tree)| ArgSpec { passing, activity, type_tree })
 }
 
@@ -72,7 +73,7 @@ fn request() -> impl Strategy<Value = Request> {
 fn plausible_request() -> impl Strategy<Value = Request> {
     let mode = prop_oneof![Just(Mode::Forward), Just(Mode::Reverse)];
     let float = || {
-        (activity(), prop_oneof![Just(vec![(0, Leaf::F64)]), Just(vec![]), Just(vec![(0, Leaf::F32)])])
+        (activity(), prop_oneof![Just(vec![(0, Layout::F64)]), Just(vec![]), Just(vec![(0, Layout::F32)])])
             .prop_map(|(activity, type_tree)| ArgSpec { passing: Passing::Value, activity, type_tree })
     };
     (mode, 1u32..5, float(), float(), activity(), any::<bool>()).prop_map(|(mode, width, a, b, ret, primal_unused)| {
@@ -95,7 +96,7 @@ fn seed_request(index: usize, entry: &str, bitcode: &[u8]) -> Request {
         } else if p.ty().is_pointer() {
             array_arg(Activity::Duplicated)
         } else {
-            ArgSpec { passing: Passing::Value, activity: Activity::Const, type_tree: vec![(0, Leaf::Integer)] }
+            ArgSpec { passing: Passing::Value, activity: Activity::Const, type_tree: vec![(0, Layout::Integer)] }
         });
     }
     Request {
@@ -386,13 +387,41 @@ proptest! {
     fn plausible_requests_compile_or_refuse(req in plausible_request()) {
         let _ = oxidase::pipeline::compile(&valid_bitcode(), &req);
     }
+
+    /// Any type-tree entries through the C ABI (kinds, depths and offsets out of order
+    /// or out of range included): a derivative or a status, never a crash; and a tree
+    /// the engine accepts is one whose depths nest.
+    #[test]
+    fn random_type_tree_entries_are_statuses(
+        entries in proptest::collection::vec((prop_oneof![0u64..64, Just(u64::MAX)], 0u32..8, 0u32..4), 0..8)
+    ) {
+        use oxidase::ffi::*;
+        let bc = valid_bitcode();
+        let tree: Vec<OxTypeEntry> =
+            entries.iter().map(|&(offset, kind, depth)| OxTypeEntry { offset, kind, depth }).collect();
+        let arg = OxArg { passing: OX_PASS_VALUE, activity: OX_ACTIVE, type_tree: tree.as_ptr(), type_tree_len: tree.len() };
+        let args = [arg, OxArg { passing: OX_PASS_VALUE, activity: OX_ACTIVE, type_tree: tree.as_ptr(), type_tree_len: tree.len() }];
+        let req = OxRequest { entry: c"f".as_ptr(), mode: OX_MODE_REVERSE, width: 1, args: args.as_ptr(), nargs: 2, ret_activity: OX_ACTIVE, flags: 0 };
+        let mut out: OxDerivativeFn = dummy;
+        let mut msg = std::ptr::null_mut();
+        let status = unsafe { oxidase_compile(bc.as_ptr(), bc.len(), &req, &mut out, &mut msg) };
+        if !msg.is_null() {
+            unsafe { oxidase_free_message(msg) };
+        }
+        let nests = entries.first().is_none_or(|e| e.2 == 0)
+            && entries.windows(2).all(|w| w[1].2 <= w[0].2 || (w[1].2 == w[0].2 + 1 && (w[0].1 == OX_TT_OBJECT || w[0].1 == OX_TT_ARRAY)));
+        let known = entries.iter().all(|e| e.1 <= OX_TT_ARRAY && e.0 <= 1 << 32);
+        if !(nests && known) {
+            prop_assert_eq!(status, OX_ERR_INVALID_REQUEST);
+        }
+    }
 }
 
 #[test]
 fn bad_requests_through_the_c_abi_are_statuses() {
     use oxidase::ffi::*;
     let bc = valid_bitcode();
-    let f64_tree = OxTypeEntry { offset: 0, kind: OX_TT_FLOAT64 };
+    let f64_tree = OxTypeEntry { offset: 0, kind: OX_TT_FLOAT64, depth: 0 };
     let bad_kind = OxArg { passing: 7, activity: OX_ACTIVE, type_tree: &f64_tree, type_tree_len: 1 };
     let req = OxRequest {
         entry: c"f".as_ptr(),

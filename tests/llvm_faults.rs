@@ -8,11 +8,11 @@
 use oxidase::error::Error;
 use oxidase::ffi::*;
 use oxidase::llvm::{Context, OwnedModule};
-use oxidase::request::{Activity, ArgSpec, Leaf, Mode, Passing, Request};
+use oxidase::request::{Activity, ArgSpec, Layout, Mode, Passing, Request};
 use std::ffi::CStr;
 
 fn float(activity: Activity) -> ArgSpec {
-    ArgSpec { passing: Passing::Value, activity, type_tree: vec![(0, Leaf::F64)] }
+    ArgSpec { passing: Passing::Value, activity, type_tree: vec![(0, Layout::F64)] }
 }
 
 fn request(mode: Mode) -> Request {
@@ -33,7 +33,7 @@ fn request(mode: Mode) -> Request {
 
 /// Compiles through the C ABI: the status and the message.
 fn c_compile(bc: &[u8], mode: u32, act: u32) -> (i32, String, Option<OxDerivativeFn>) {
-    let tree = OxTypeEntry { offset: 0, kind: OX_TT_FLOAT64 };
+    let tree = OxTypeEntry { offset: 0, kind: OX_TT_FLOAT64, depth: 0 };
     let arg = OxArg { passing: OX_PASS_VALUE, activity: act, type_tree: &tree, type_tree_len: 1 };
     let args = [arg, OxArg { passing: OX_PASS_VALUE, activity: act, type_tree: &tree, type_tree_len: 1 }];
     let req =

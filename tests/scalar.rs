@@ -96,7 +96,7 @@ fn loop_of_zero_one_and_many_iterations() {
     let int_arg = oxidase::request::ArgSpec {
         passing: oxidase::request::Passing::Value,
         activity: Const,
-        type_tree: vec![(0, oxidase::request::Leaf::Integer)],
+        type_tree: vec![(0, oxidase::request::Layout::Integer)],
     };
     let rev =
         compile_text(&text, &entry, Mode::Reverse, vec![ghost(), float_arg(Active), int_arg.clone()], Active).unwrap();

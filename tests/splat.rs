@@ -184,7 +184,7 @@ fn compile(mode: Mode) -> oxidase::ffi::OxDerivativeFn {
     let int = oxidase::request::ArgSpec {
         passing: oxidase::request::Passing::Value,
         activity: Const,
-        type_tree: vec![(0, oxidase::request::Leaf::Integer)],
+        type_tree: vec![(0, oxidase::request::Layout::Integer)],
     };
     let ret = if mode == Mode::Reverse { Active } else { Duplicated };
     compile_text(&program(SQUARED_SUMS), "squared_sums", mode, vec![ghost(), array_arg(Duplicated), int], ret)

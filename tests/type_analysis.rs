@@ -1,6 +1,7 @@
 //! Golden tests of the type analysis (`analysis::types`): what each value of the
-//! function being differentiated holds, byte by byte, through pointers. Three shapes
-//! the shadow memory must follow: a struct object holding arrays (a model), a
+//! function being differentiated holds, byte by byte, through pointers. Four shapes
+//! the shadow memory must follow: a struct object holding arrays (a model), a struct
+//! holding mutable structs (layers held by reference, Julia's layout sent as a tree), a
 //! comprehension (an array the function allocates and fills), and a closure that
 //! reassigns a captured variable (a `Core.Box` holding a boxed `Float64`).
 //! `OXIDASE_BLESS=1 cargo test --test type_analysis` rewrites the golden files after a
@@ -8,7 +9,7 @@
 
 mod common;
 use common::*;
-use oxidase::request::{Activity::*, ArgSpec, Leaf, Passing};
+use oxidase::request::{Activity::*, ArgSpec, Layout, Passing};
 use oxidase::stage::{collect, Printed};
 
 /// The type analysis of the entry of fixture `name` when differentiated in reverse mode
@@ -49,7 +50,10 @@ fn struct_of_arrays_model() {
     let model = ArgSpec {
         passing: Passing::Boxed,
         activity: Duplicated,
-        type_tree: vec![(0, Leaf::ArrayFieldsF64), (8, Leaf::ArrayFieldsF64)],
+        type_tree: vec![(
+            0,
+            Layout::Object(vec![(0, Layout::array_of(Layout::F64)), (8, Layout::array_of(Layout::F64))]),
+        )],
     };
     let (text, built) = types_of("types_model", vec![ghost(), model, array_arg(Duplicated)]);
     assert!(built, "the model's derivative is built");
@@ -59,6 +63,30 @@ fn struct_of_arrays_model() {
     let model = trees_of(&text, "%arg1 = ")[0];
     for path in ["[0,0]:ptr", "[0,0,0]:ptr", "[0,0,0,*]:f64", "[0,8]:ptr", "[0,8,0]:ptr", "[0,8,0,*]:f64"] {
         assert!(model.contains(path), "{path} in {model}");
+    }
+}
+
+/// `struct N; a::L; b::L; end` holding two `mutable struct L; w::Vector{Float64};
+/// s::Float64; n::Int; end`, differentiated as a whole: Julia's layout of `N` is a tree
+/// (an object holding two objects, each holding an array, a float and an integer), and
+/// the analysis follows it to each layer's array data, its `Float64` and its integer.
+#[test]
+fn struct_holding_mutable_structs() {
+    let layer = Layout::Object(vec![(0, Layout::array_of(Layout::F64)), (8, Layout::F64), (16, Layout::Integer)]);
+    let model = ArgSpec {
+        passing: Passing::Boxed,
+        activity: Duplicated,
+        type_tree: vec![(0, Layout::Object(vec![(0, layer.clone()), (8, layer)]))],
+    };
+    let (text, built) = types_of("types_nested", vec![ghost(), model]);
+    assert!(built, "the nested model's derivative is built");
+    golden("types_nested", &text);
+    let model = trees_of(&text, "%arg1 = ")[0];
+    for layer in ["0", "8"] {
+        for path in ["[0,L]:ptr", "[0,L,0]:ptr", "[0,L,0,0]:ptr", "[0,L,0,0,*]:f64", "[0,L,8]:f64", "[0,L,16]:int"] {
+            let path = path.replace('L', layer);
+            assert!(model.contains(&path), "{path} in {model}");
+        }
     }
 }
 

@@ -7,7 +7,7 @@
 
 use crate::error::{Error, Result};
 use crate::llvm::{Opcode, Value};
-use crate::request::Leaf;
+use crate::request::{Fields, Layout, Leaf};
 use crate::symbols::callee_name;
 use std::collections::{HashMap, HashSet};
 
@@ -229,6 +229,7 @@ impl Memory {
     /// Propagates shadows from the differentiated object arguments `roots` and the
     /// arrays allocated in `f` that hold derivatives (`allocations`) through `f`.
     pub fn compute(
+        m: &crate::llvm::Module,
         f: Value,
         roots: &[(Value, Leaf)],
         maybe_constant_roots: &[Value],
@@ -272,11 +273,13 @@ impl Memory {
                     // An object's type tag is no field of it.
                     Some(PointerOp::Derive) if is_object_header(i) => None,
                     Some(PointerOp::Derive) => shadowed.get(&i.operand(0)).copied(),
-                    // What a stack object holds are array objects.
-                    Some(PointerOp::Load) => shadowed.get(&i.operand(0)).map(|&l| match l {
-                        Leaf::StackArraysF64 | Leaf::StackMixedF64 => Leaf::ArrayF64,
+                    // What a stack object holds are array objects; what a struct object
+                    // holds, what its layout says of the field.
+                    Some(PointerOp::Load) => match shadowed.get(&i.operand(0)).copied() {
+                        Some(Leaf::StackArraysF64 | Leaf::StackMixedF64) => Some(Leaf::ArrayF64),
+                        Some(Leaf::Object(fields)) => Some(loaded_field(m, i, fields, user)?),
                         l => l,
-                    }),
+                    },
                     Some(PointerOp::Merge) => merged(i).iter().find_map(|v| shadowed.get(v).copied()),
                     // A copy or a reshape of a differentiated array is differentiated.
                     None => match array_call(i) {
@@ -326,6 +329,18 @@ impl Memory {
                             }
                         }
                     }
+                }
+            }
+        }
+        // A merge of struct objects must be of one layout: a pointer loaded from the merge
+        // is read by the layout of its fields.
+        for &i in &insts {
+            if let (Some(PointerOp::Merge), Some(&leaf @ Leaf::Object(_))) = (pointer_op(i), shadowed.get(&i)) {
+                if merged(i).iter().any(|v| shadowed.get(v).is_some_and(|l| *l != leaf)) {
+                    return Err(Error::Unsupported(format!(
+                        "a pointer that may point to struct objects of different types, in `{user}`{}",
+                        crate::names::where_(i)
+                    )));
                 }
             }
         }
@@ -692,6 +707,69 @@ pub fn zero_offset_base(p: Value) -> Value {
     }
 }
 
+/// The byte offsets from the struct object that address `p` is in (`p` without its
+/// casts and constant-offset `getelementptr`s, through merges of such addresses): a
+/// few, or `None` when an index varies over more (a tuple field picked at run time) or
+/// the address comes round a loop.
+fn field_offsets(m: &crate::llvm::Module, p: Value, depth: u32) -> Option<Vec<i64>> {
+    if !p.is_instruction() {
+        return Some(vec![0]);
+    }
+    let mut all: Vec<i64> = match p.opcode() {
+        Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast => return field_offsets(m, p.operand(0), depth),
+        Opcode::LLVMGetElementPtr => {
+            let (steps, _) = m.gep_offsets(p, 16)?;
+            let base = field_offsets(m, p.operand(0), depth)?;
+            base.iter().flat_map(|b| steps.iter().map(move |s| b.checked_add(*s))).collect::<Option<_>>()?
+        }
+        Opcode::LLVMPHI | Opcode::LLVMSelect if depth > 0 => {
+            let mut all = Vec::new();
+            for v in merged(p) {
+                all.extend(field_offsets(m, v, depth - 1)?);
+            }
+            all
+        }
+        Opcode::LLVMPHI | Opcode::LLVMSelect => return None,
+        // A pointer to an object (loaded from a field, an argument) is its start.
+        _ => vec![0],
+    };
+    all.sort_unstable();
+    all.dedup();
+    (all.len() <= 16).then_some(all)
+}
+
+/// The layouts of the fields of struct object `fields` that address `p` may read: the
+/// fields at its offsets, or when they are not known every field that holds a pointer
+/// (`pointer`) or every field.
+fn field_layouts(m: &crate::llvm::Module, p: Value, fields: Fields, pointer: bool) -> Vec<&'static Layout> {
+    match field_offsets(m, p, 4) {
+        Some(offsets) => fields.iter().filter(|(at, _)| offsets.contains(&(*at as i64))).map(|(_, l)| l).collect(),
+        None => fields
+            .iter()
+            .map(|(_, l)| l)
+            .filter(|l| !pointer || matches!(l, Layout::Pointer | Layout::Object(_) | Layout::Array(_)))
+            .collect(),
+    }
+}
+
+/// What the pointer that load `i` reads from a struct object laid out as `fields` points
+/// to: what the field it reads holds. Refused when the load may read fields that hold
+/// different kinds of memory (a tuple of an array and a struct indexed at run time) or
+/// no field that holds a pointer.
+fn loaded_field(m: &crate::llvm::Module, i: Value, fields: Fields, user: &str) -> Result<Leaf> {
+    let leaves: Vec<Option<Leaf>> =
+        field_layouts(m, i.operand(0), fields, true).iter().map(|l| l.pointee_leaf()).collect();
+    match leaves.first() {
+        Some(&Some(leaf)) if leaves.iter().all(|l| *l == Some(leaf)) => Ok(leaf),
+        _ => Err(Error::Unsupported(format!(
+            "a pointer read from a differentiated struct where its layout has {} (`{}`), in `{user}`{}",
+            if leaves.is_empty() { "no field" } else { "fields of different kinds" },
+            i.print().trim(),
+            crate::names::where_(i)
+        ))),
+    }
+}
+
 /// Whether pointer `p` is its base object's own address.
 fn at_offset_zero(p: Value) -> bool {
     let base = zero_offset_base(p);
@@ -712,7 +790,13 @@ pub fn retype_bit_copies(m: &crate::llvm::Module, f: Value, mem: &Memory) -> boo
             continue;
         }
         let float = match (mem.leaf(i.operand(0)), ty.int_width()) {
-            (Some(Leaf::ArrayF64 | Leaf::F64 | Leaf::ArrayFieldsF64), 64) => m.f64(),
+            (Some(Leaf::ArrayF64 | Leaf::F64), 64) => m.f64(),
+            // A struct object's field: as its layout says (an integer stays one).
+            (Some(Leaf::Object(fields)), 64)
+                if field_layouts(m, i.operand(0), fields, false).contains(&&Layout::F64) =>
+            {
+                m.f64()
+            }
             (Some(Leaf::ArrayF32 | Leaf::F32), 32) => m.f32(),
             _ => continue,
         };
@@ -758,7 +842,7 @@ fn data_pointers(
     // (loaded from it like a data pointer from an array, one level up).
     let plain: HashSet<Value> = roots
         .iter()
-        .filter(|(_, l)| matches!(l, Leaf::F64 | Leaf::F32 | Leaf::ArrayFieldsF64) || l.is_stack_object())
+        .filter(|(_, l)| matches!(l, Leaf::F64 | Leaf::F32 | Leaf::Object(_)) || l.is_stack_object())
         .map(|(v, _)| *v)
         .collect();
     // Array objects among the roots are objects, also when loaded (a `Const` argument
@@ -770,6 +854,8 @@ fn data_pointers(
             && !objects.contains(&i)
             && (plain.contains(&i)
                 || shadowed[&i].is_stack_object()
+                // A struct object (one a struct holds, too) and addresses in it.
+                || matches!(shadowed[&i], Leaf::Object(_))
                 || match pointer_op(i) {
                     Some(PointerOp::Derive) => data.contains(&i.operand(0)),
                     Some(PointerOp::Load) => !data.contains(&i.operand(0)),

@@ -17,7 +17,7 @@
 //! the object pointer, its data pointer at offset 0 of the object, `Float64`s at every
 //! offset of the data, the length at offset 8.
 //!
-//! The analysis starts from what Julia says about the arguments (`request::Leaf`) and
+//! The analysis starts from what Julia says about the arguments (`request::Layout`) and
 //! from the LLVM types of values (a `double` is a `Float64`, a `ptr` a pointer), and
 //! propagates in both directions until nothing changes: through loads and stores
 //! (what a load reads is what the memory holds there, and the other way), address
@@ -38,7 +38,7 @@
 
 use crate::julia::{ArrayCall, ArrayField, Boxed};
 use crate::llvm::{Module, Opcode, Type, Value};
-use crate::request::Leaf;
+use crate::request::{Layout, Leaf};
 use crate::symbols::callee_name;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write;
@@ -257,32 +257,47 @@ pub fn array_object(element: &TypeTree) -> TypeTree {
     TypeTree::pointer_to(&memory)
 }
 
-/// What Julia says an argument holds (the root's `Leaf`, and for a struct object the
-/// leaves of its fields at their offsets), as the tree of the argument's value.
-pub fn seed(leaf: Leaf, fields: &[(u64, Leaf)]) -> TypeTree {
-    let floats = |k: Kind| array_object(&TypeTree::scalar(k));
+/// What Julia says an argument holds (`request::Layout`: its fields, or the object or
+/// array it points to), as the tree of the argument's value.
+pub fn seed(fields: &[(u64, Layout)]) -> TypeTree {
+    let mut tree = TypeTree::default();
+    for (at, layout) in fields {
+        tree.merge(&layout_tree(layout).shifted(*at as i64));
+    }
+    tree
+}
+
+/// What the shadow memory says of a root it was given (`request::Leaf`), as a tree: an
+/// array's elements' float type, a struct object's layout, or a pointer to memory (a
+/// struct of floats by reference) whose layout it does not say.
+pub fn seed_leaf(leaf: Leaf) -> TypeTree {
     match leaf {
-        Leaf::ArrayF64 => floats(Kind::F64),
-        Leaf::ArrayF32 => floats(Kind::F32),
-        Leaf::F64 | Leaf::F32 | Leaf::ArrayFieldsF64 => {
-            let mut memory = TypeTree::default();
-            for &(at, l) in fields {
-                let at = at as i64;
-                let field = match l {
-                    Leaf::F64 => TypeTree::scalar(Kind::F64),
-                    Leaf::F32 => TypeTree::scalar(Kind::F32),
-                    Leaf::Integer => TypeTree::scalar(Kind::Integer),
-                    Leaf::Pointer => TypeTree::scalar(Kind::Pointer),
-                    Leaf::ArrayF64 | Leaf::ArrayFieldsF64 => floats(Kind::F64),
-                    Leaf::ArrayF32 => floats(Kind::F32),
-                    // (Stack objects are the engine's own, never an argument's.)
-                    Leaf::StackArraysF64 | Leaf::StackMixedF64 => TypeTree::scalar(Kind::Pointer),
-                };
-                memory.merge(&field.shifted(at));
-            }
-            TypeTree::pointer_to(&memory)
+        Leaf::ArrayF64 => array_object(&TypeTree::scalar(Kind::F64)),
+        Leaf::ArrayF32 => array_object(&TypeTree::scalar(Kind::F32)),
+        Leaf::Object(fields) => TypeTree::pointer_to(&seed(fields)),
+        Leaf::F64 | Leaf::F32 => TypeTree::pointer_to(&TypeTree::default()),
+        Leaf::StackArraysF64 | Leaf::StackMixedF64 => TypeTree::default(),
+    }
+}
+
+/// The tree of a value laid out as `layout`, at offset 0.
+fn layout_tree(layout: &Layout) -> TypeTree {
+    match layout {
+        Layout::F64 => TypeTree::scalar(Kind::F64),
+        Layout::F32 => TypeTree::scalar(Kind::F32),
+        Layout::Integer => TypeTree::scalar(Kind::Integer),
+        Layout::Pointer => TypeTree::scalar(Kind::Pointer),
+        Layout::Object(fields) => TypeTree::pointer_to(&seed(fields)),
+        // An element's numbers in place: the elements' float type at every offset
+        // (integers beside them carry no derivative, and a path holds one kind); an
+        // element that is a pointer (an array of arrays or objects) is followed.
+        Layout::Array(fields) => {
+            let element = match fields.iter().find(|(_, l)| matches!(l, Layout::F64 | Layout::F32)) {
+                Some((_, l)) => layout_tree(l),
+                None => seed(fields),
+            };
+            array_object(&element)
         }
-        Leaf::Integer | Leaf::Pointer | Leaf::StackArraysF64 | Leaf::StackMixedF64 => TypeTree::default(),
     }
 }
 

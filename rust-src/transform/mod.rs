@@ -14,7 +14,7 @@ pub mod tape;
 
 use crate::error::{Error, Result};
 use crate::llvm::{Block, Builder, Module, Value};
-use crate::request::{Leaf, Passing, Request};
+use crate::request::{Layout, Leaf, Passing, Request};
 
 /// The derivative function under construction.
 pub struct Frame {
@@ -141,7 +141,7 @@ impl Frame {
                     let slot = b.load(ptr, b.gep(ptr, params[0], &[index]));
                     // Structs and tuples are passed by reference: the pointer to the
                     // caller's bytes is the argument (in Julia's address space).
-                    let v = if fp.ty().is_pointer() && a.type_tree.iter().all(|(_, l)| *l != Leaf::Pointer) {
+                    let v = if fp.ty().is_pointer() && a.holds_no_pointer() {
                         b.addrspace_cast(slot, fp.ty())
                     } else {
                         b.load(fp.ty(), slot)
@@ -249,15 +249,15 @@ impl Frame {
     }
 }
 
-fn check_type_tree(i: usize, param: Value, tree: &[(u64, Leaf)]) -> Result<()> {
+fn check_type_tree(i: usize, param: Value, tree: &[(u64, Layout)]) -> Result<()> {
     let ty = param.ty();
     let ok = match tree {
         [] => true,
         // (A struct of one number, such as a closure capturing one, comes by reference.)
-        [(0, Leaf::F64)] => ty.float_bits() == 64 || ty.is_pointer(),
-        [(0, Leaf::F32)] => ty.float_bits() == 32 || ty.is_pointer(),
-        [(0, Leaf::Integer)] => ty.is_int() || ty.is_pointer(),
-        [(0, Leaf::Pointer)] => ty.is_pointer(),
+        [(0, Layout::F64)] => ty.float_bits() == 64 || ty.is_pointer(),
+        [(0, Layout::F32)] => ty.float_bits() == 32 || ty.is_pointer(),
+        [(0, Layout::Integer)] => ty.is_int() || ty.is_pointer(),
+        [(0, Layout::Pointer | Layout::Object(_) | Layout::Array(_))] => ty.is_pointer(),
         // A struct or tuple: by reference (a pointer) or as an LLVM aggregate.
         _ => ty.is_pointer() || !ty.is_floating() && !ty.is_int(),
     };

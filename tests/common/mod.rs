@@ -4,7 +4,7 @@
 
 use oxidase::ffi::OxDerivativeFn;
 use oxidase::llvm::{Context, Module, OwnedModule};
-use oxidase::request::{Activity, ArgSpec, Leaf, Mode, Passing, Request};
+use oxidase::request::{Activity, ArgSpec, Layout, Mode, Passing, Request};
 use std::collections::HashSet;
 use std::ffi::c_void;
 use std::sync::Mutex;
@@ -89,7 +89,7 @@ pub fn define_runtime_stubs(m: &Module) {
 
 /// A by-value float argument with the given activity.
 pub fn float_arg(activity: Activity) -> ArgSpec {
-    ArgSpec { passing: Passing::Value, activity, type_tree: vec![(0, Leaf::F64)] }
+    ArgSpec { passing: Passing::Value, activity, type_tree: vec![(0, Layout::F64)] }
 }
 
 /// The function itself, a singleton.
@@ -229,7 +229,7 @@ impl FakeArray {
 
 /// An array argument (a boxed object) with the given activity.
 pub fn array_arg(activity: Activity) -> ArgSpec {
-    ArgSpec { passing: Passing::Boxed, activity, type_tree: vec![(0, Leaf::ArrayF64)] }
+    ArgSpec { passing: Passing::Boxed, activity, type_tree: vec![(0, Layout::array_of(Layout::F64))] }
 }
 
 /// Calls a derivative of `f(x::Vector{Float64}) -> Float64` with `Duplicated(x, dx)`:
