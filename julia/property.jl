@@ -5,6 +5,7 @@
 # comprehensions, map/filter/reduce/accumulate over built arrays, vcat, reverse,
 # closures, push!, pop!, popfirst!, deleteat!, insert!, try, mutable structs and
 # `Ref`s, runtime activity, printing, logging and string interpolation, custom rules),
+# some reading the array out of a struct holding a mutable struct (a model's layer),
 # each differentiated in reverse, forward and batch-forward mode and checked against
 # the others and against central finite differences.
 #
@@ -42,9 +43,10 @@ function expr(rng, depth, vars)
 end
 
 """
-    program(rng, name) -> String
+    program(rng, name) -> (String, Bool)
 
-A random function `name(a, b, x)` of two scalars and a 3-element array.
+A random function `name(a, b, x)` of two scalars and a 3-element array, or (when the
+flag is true) `name(a, b, m)` that reads that array as `m.layer.w` (`hold`).
 """
 # A function with a custom rule (`EnzymeRules`), correct: through the rule, its
 # derivative must agree with the other modes and with finite differences.
@@ -55,6 +57,18 @@ mutable struct Cell
     v::Float64
 end
 cell_walk(c::Cell, k) = k == 0 ? c.v : (c.v += c.w[k] * c.v / 2; cell_walk(c, k - 1))
+
+# A model holding its layer by reference (issue 15): some programs take the array as a
+# field of a mutable struct held in an immutable one, differentiated as a whole.
+mutable struct Layer
+    w::Vector{Float64}
+    k::Float64
+end
+struct Holder
+    layer::Layer
+    n::Int
+end
+hold(x, k = 0.5) = Holder(Layer(x, k), 3)
 
 # A stream that is not a constant, so printing to it dispatches at run time, like
 # `println(x)` to `stdout` (the printing functions are inactive: issue 15).
@@ -190,22 +204,28 @@ function program(rng, name)
         end
     end
     push!(body, "return s + $(expr(rng, 1, vars))")
-    return "function $name(a, b, x)\n    " * join(body, "\n    ") * "\nend"
+    held = rand(rng) < 0.15
+    held && pushfirst!(body, "x = m.layer.w * m.layer.k * 2")
+    return "function $name(a, b, $(held ? "m" : "x"))\n    " * join(body, "\n    ") * "\nend", held
 end
 
 fd(f, v, i; h = 1e-6) = (f(v .+ h .* (1:length(v) .== i)) - f(v .- h .* (1:length(v) .== i))) / (2h)
 
-function check(f, v)
-    g(w) = f(w[1], w[2], w[3:5])             # copies x: f may write into it
+# (`held`: the program takes `hold(x)`, and its shadows hold the array's, and a zero
+# for the layer's `Float64`.)
+function check(f, v, held = false)
+    arg(x) = held ? hold(x) : x
+    shadow(x) = held ? hold(x, 0.0) : x
+    g(w) = f(w[1], w[2], arg(w[3:5]))             # copies x: f may write into it
     a, b, x = v[1], v[2], v[3:5]
     dx = zeros(3)
-    ((da, db, dnothing),) = autodiff(Reverse, f, Active, Active(a), Active(b), Duplicated(copy(x), dx))
+    ((da, db, dnothing),) = autodiff(Reverse, f, Active, Active(a), Active(b), Duplicated(arg(copy(x)), shadow(dx)))
     rev = [da, db, dx...]
     fwd = [autodiff(Forward, f, Duplicated, Duplicated(a, Float64(i == 1)), Duplicated(b, Float64(i == 2)),
-                    Duplicated(copy(x), Float64[i == 3, i == 4, i == 5]))[2] for i in 1:5]
+                    Duplicated(arg(copy(x)), shadow(Float64[i == 3, i == 4, i == 5])))[2] for i in 1:5]
     e(i) = Float64[j == i for j in 1:5]
     (_, ts) = autodiff(Forward, f, BatchDuplicated, BatchDuplicated(a, (1.0, 0.0)), BatchDuplicated(b, (0.0, 1.0)),
-                       BatchDuplicated(copy(x), (zeros(3), zeros(3))))
+                       BatchDuplicated(arg(copy(x)), (shadow(zeros(3)), shadow(zeros(3)))))
     finite = [fd(g, v, i) for i in 1:5]
     # A program whose value overflows near the point (`((s^2)^3)` four times over) has
     # no derivative to compare: neither passed nor failed.
@@ -230,13 +250,13 @@ function run_properties(cases::Integer, seed::Integer; io::IO = stdout)
     for c in 1:cases
         rng = MersenneTwister(seed + c)
         name = Symbol("prop_", seed + c)
-        src = program(rng, name)
+        src, held = program(rng, name)
         f = Core.eval(Main, Meta.parse(src))
         for _ in 1:3
             v = 2 .* rand(rng, 5) .- 1
             result = try
                 Base.CoreLogging.with_logger(LOGGER) do
-                    Base.invokelatest(check, f, v)
+                    Base.invokelatest(check, f, v, held)
                 end
             catch err
                 err isa Oxidase.DifferentiationError || rethrow()
