@@ -302,6 +302,26 @@ pub struct ArrayHeader {
     pub elsize: u16,
 }
 
+impl ArrayHeader {
+    /// `flags` bit: the elements are object references (`ptrarray`).
+    const PTR_ARRAY: u16 = 1 << 12;
+    /// `flags` bit: the elements are stored inline and hold object references
+    /// (`hasptr`: immutable structs holding arrays).
+    const HAS_PTR: u16 = 1 << 13;
+
+    /// Whether the elements are, or hold, references to other objects (an array of
+    /// arrays, of struct objects, of immutable structs holding arrays), not numbers
+    /// alone.
+    pub fn holds_references(&self) -> bool {
+        self.flags & (Self::PTR_ARRAY | Self::HAS_PTR) != 0
+    }
+
+    /// Whether the elements are references to other objects (and nothing else).
+    pub fn is_reference_array(&self) -> bool {
+        self.flags & Self::PTR_ARRAY != 0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

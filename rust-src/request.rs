@@ -64,9 +64,13 @@ impl Layout {
     }
 
     /// The float type of the numbers this array's elements hold in place (not behind
-    /// pointers): `F32` if any is a `Float32`, else `F64` (also for arrays of arrays or
-    /// objects, whose leaves the engine reaches through their own pointers).
+    /// pointers): `F32` if any is a `Float32`, else `F64` (also for arrays of arrays,
+    /// whose leaves the engine reaches through their own pointers); an array of struct
+    /// objects is `Objects`.
     fn element_floats(fields: &[(u64, Layout)]) -> Leaf {
+        if let [(0, Layout::Object(object))] = fields {
+            return Leaf::Objects(intern(object));
+        }
         if fields.iter().any(|(_, l)| *l == Layout::F32) {
             Leaf::ArrayF32
         } else {
@@ -93,6 +97,13 @@ pub enum Leaf {
     /// vectors and layers); the shadow struct holds shadow arrays and objects there. A
     /// pointer loaded from one is what the field it is loaded from holds.
     Object(Fields),
+    /// A Julia `Array` whose elements are pointers to struct objects laid out as given
+    /// (a vector of mutable layers): the array object. What is loaded from it is its
+    /// data pointer (`ObjectsData`).
+    Objects(Fields),
+    /// The data of an `Objects` array: what is loaded from it is an element, a struct
+    /// object (`Object`).
+    ObjectsData(Fields),
     /// A stack object the function builds (a view, a closure, a tuple passed by
     /// reference) holding `Float64` array objects that carry derivatives, beside
     /// integers and pointers without: its shadow is a zeroed stack object of the same

@@ -271,21 +271,27 @@ function object_tree(@nospecialize(T))
     return tree === nothing ? OxTypeEntry[] : tree
 end
 
-# Element types of differentiated arrays of arrays: concrete arrays of Float64, and
-# immutable structs stored inline whose fields are those, bits and such structs (not yet
-# mutable structs, which the elements would point to: the engine's shadow memory does not
-# tell an array of them from an array of arrays).
-function is_nested_eltype(@nospecialize(E))
-    E <: Array{Float64} && return isconcretetype(E)
-    (E isa DataType && isconcretetype(E) && !E.mutable && !isbitstype(E) && Base.allocatedinline(E)) || return false
-    tree = model_tree(E, 0, 1, (E,))
-    return tree !== nothing && any(e -> e.kind == OX_TT_ARRAY, tree) && !any(e -> e.kind == OX_TT_OBJECT, tree)
-end
+# Element types of differentiated arrays of arrays: concrete arrays of Float64, struct
+# objects (`is_model_struct`, mutable: the elements point to them), and immutable structs
+# stored inline whose fields are arrays, bits and such immutable structs.
+is_nested_eltype(@nospecialize(E)) = element_tree(E, 1) !== nothing
 
-# The layout of one element of an array of `E` (`is_nested_eltype`) at `depth`.
-function element_tree(@nospecialize(E), depth::Integer)
+# The layout of one element of an array of `E` (`is_nested_eltype`) at `depth`, or
+# `nothing`. (`outer`: the struct types on the way here, which `E` must not be.)
+function element_tree(@nospecialize(E), depth::Integer, outer::Tuple = ())
+    (E isa DataType && isconcretetype(E) && !(E in outer)) || return nothing
     E <: Array{Float64} && return [OxTypeEntry(0, OX_TT_ARRAY, depth), OxTypeEntry(0, OX_TT_FLOAT64, depth + 1)]
-    return model_tree(E, 0, depth, (E,))
+    (E <: Array || isbitstype(E) || fieldcount(E) == 0) && return nothing
+    if E.mutable
+        tree = model_tree(E, 0, depth + 1, (outer..., E))
+        differentiable = tree !== nothing && any(e -> e.kind in (OX_TT_ARRAY, OX_TT_FLOAT64), tree)
+        return differentiable ? [OxTypeEntry(0, OX_TT_OBJECT, depth); tree] : nothing
+    end
+    Base.allocatedinline(E) || return nothing
+    tree = model_tree(E, 0, depth, (outer..., E))
+    tree === nothing && return nothing
+    # Stored inline: its arrays are the element's, and it may hold no object of its own.
+    return any(e -> e.kind == OX_TT_ARRAY, tree) && !any(e -> e.kind == OX_TT_OBJECT, tree) ? tree : nothing
 end
 
 """
@@ -322,6 +328,10 @@ function model_tree(@nospecialize(T), offset::Integer, depth::Integer, outer::Tu
         if F <: Array{Float64}
             isconcretetype(F) || return nothing
             push!(tree, OxTypeEntry(at, OX_TT_ARRAY, depth), OxTypeEntry(0, OX_TT_FLOAT64, depth + 1))
+        elseif F <: Array && isconcretetype(F) && element_tree(eltype(F), depth + 1, outer) !== nothing
+            # An array of arrays or of struct objects (a vector of layers).
+            push!(tree, OxTypeEntry(at, OX_TT_ARRAY, depth))
+            append!(tree, element_tree(eltype(F), depth + 1, outer))
         elseif isbitstype(F)
             # Inline bits: Float64 leaves (differentiated) and integers; Float32 and
             # other floats are not supported inline yet.
@@ -361,6 +371,12 @@ function array_paths(@nospecialize(T), prefix::Tuple = ())
     end
     return paths
 end
+
+# The array paths of `T` whose arrays hold arrays or struct objects, which a shadow must
+# mirror element by element (`same_shape`).
+nested_array_paths(@nospecialize(T)) =
+    filter(p -> is_nested_eltype(eltype(fieldtype_at(T, p))), array_paths(T))
+fieldtype_at(@nospecialize(T), path) = foldl(fieldtype, path; init = T)
 
 # Whether a struct object stores Float64 data inline (not in arrays, nor in the mutable
 # structs it holds).

@@ -443,8 +443,10 @@ end
     T <: AbstractArray && return :(size(x) == size(dx))
     is_model_struct(T) || return true
     field(v, path) = foldl((e, k) -> :(getfield($e, $k)), path; init = v)
-    return foldl((a, b) -> :($a && $b), (:(size($(field(:x, p))) == size($(field(:dx, p)))) for p in array_paths(T));
-                 init = true)
+    # (An array of arrays or of layers a model holds: element by element, recursively.)
+    same(p) = p in nested_array_paths(T) ? :(same_shape($(field(:x, p)), $(field(:dx, p)))) :
+              :(size($(field(:x, p))) == size($(field(:dx, p))))
+    return foldl((a, b) -> :($a && $b), (same(p) for p in array_paths(T)); init = true)
 end
 
 function same_elements(x::Array, dx::Array)
@@ -464,8 +466,13 @@ end
         "Oxidase: the shadow of argument $i has size $(size(dx)), the argument $(size(x))"))
     for path in array_paths(typeof(x))
         a, da = foldl(getfield, path; init = x), foldl(getfield, path; init = dx)
-        size(a) == size(da) && continue
+        same_shape(a, da) && continue
         name = join((fieldname(typeof(foldl(getfield, path[1:j-1]; init = x)), path[j]) for j in eachindex(path)), ".")
+        if size(a) == size(da)   # an array of arrays or layers: an element's shadow
+            k = findfirst(k -> !same_shape(a[k], da[k]), eachindex(a))
+            throw(DimensionMismatch("Oxidase: element $k of field $name of the shadow of argument $i does not " *
+                                    "have the shape of the argument's"))
+        end
         throw(DimensionMismatch("Oxidase: field $name of the shadow of argument $i has size $(size(da)), " *
                                 "the argument's $(size(a))"))
     end

@@ -475,6 +475,35 @@ pair_energy(ls) = (s = 0.0; for l in ls; s += l.w[1] * l.w[2] + l.bias^2; end; s
                                 Duplicated(vs, Vector{Vector{Float64}}(undef, 2)))) isa UndefRefError
 end
 
+# `copy` of a differentiated array whose elements are not plain numbers, in reverse mode:
+# of arrays (crashed Julia: the copy's shadow was zeroed, nulling the element shadows),
+# of isbits structs of floats (a silently zero gradient: the adjoints of elements wider
+# than one float were dropped), and of immutable structs holding an array and a float
+# (refused: its references and numbers cannot be told apart when it runs). Against the
+# analytic derivatives, in both modes.
+struct CopiedPair
+    w::Vector{Float64}
+    bias::Float64
+end
+copied_nested(v) = (c = copy(v); c[1][1] * c[2][2] + c[1][2])
+copied_tuples(v) = (c = copy(v); c[1][1] * c[2][2] + c[1][2])
+copied_pairs(v) = (c = copy(v); c[1].bias * c[2].w[1])
+@testset "copies of arrays of arrays and of structs" begin
+    vs, dvs = [[1.0, 2.0], [3.0, 4.0]], [[0.0, 0.0], [0.0, 0.0]]
+    autodiff(Reverse, copied_nested, Active, Duplicated(vs, dvs))
+    @test dvs == [[4.0, 1.0], [0.0, 1.0]]
+    @test vs == [[1.0, 2.0], [3.0, 4.0]]
+    @test autodiff(Forward, copied_nested, Duplicated, Duplicated(vs, [[1.0, 0.0], [0.0, 1.0]]))[2] == 5.0
+    ts, dts = [(1.0, 2.0), (3.0, 4.0)], [(0.0, 0.0), (0.0, 0.0)]
+    autodiff(Reverse, copied_tuples, Active, Duplicated(ts, dts))
+    @test dts == [(4.0, 1.0), (0.0, 1.0)]
+    @test autodiff(Forward, copied_tuples, Duplicated, Duplicated(ts, [(1.0, 1.0), (0.0, 1.0)]))[2] == 6.0
+    ps, dps = [CopiedPair([1.0], 2.0), CopiedPair([3.0], 4.0)], [CopiedPair([0.0], 0.0), CopiedPair([0.0], 0.0)]
+    err = caught(() -> autodiff(Reverse, copied_pairs, Active, Duplicated(ps, dps)))
+    @test err isa Oxidase.DifferentiationError && occursin("hold arrays and numbers side by side", err.msg)
+    @test ps[1].w == [1.0] && ps[2].w == [3.0]
+end
+
 # Mutable structs held in other structs (a model holding its layers by reference), any
 # depth: `dmodel` holds shadow layers of the same shape, whose arrays and Float64 fields
 # get the derivatives. Every parameter against central differences, in reverse, forward
@@ -520,6 +549,8 @@ function held_slots(m)
         v = getfield(o, k)
         if v isa Array{Float64}
             append!(slots, ((v, i) for i in eachindex(v)))
+        elseif v isa Array
+            foreach(walk, v)
         elseif v isa Float64
             ismutable(o) && push!(slots, (o, k))
         elseif !(v isa Number)
@@ -530,6 +561,7 @@ function held_slots(m)
     return slots
 end
 slot_get((o, k)) = o isa Array ? o[k] : getfield(o, k)
+slot_values(m) = Float64[slot_get(s) for s in held_slots(m)]
 slot_set!((o, k), v) = o isa Array ? (o[k] = v) : setfield!(o, k, v)
 # A model of the same shape with every slot set to `f(k)` for the k-th slot.
 function held_like(m, f)
@@ -553,11 +585,11 @@ function check_held(f, m, args...)
     consts = map(Const, args)
     dm = held_like(m, _ -> 0.0)
     autodiff(Reverse, f, Active, Duplicated(m, dm), consts...)
-    @test slot_get.(held_slots(dm)) ≈ g rtol = 1e-6 atol = 1e-8
+    @test slot_values(dm) ≈ g rtol = 1e-6 atol = 1e-8
     d1, d2 = held_like(m, _ -> 0.0), held_like(m, _ -> 0.0)
     autodiff(Reverse, f, Active, BatchDuplicated(m, (d1, d2)), consts...)
-    @test slot_get.(held_slots(d1)) ≈ g rtol = 1e-6 atol = 1e-8
-    @test slot_get.(held_slots(d2)) == slot_get.(held_slots(d1))
+    @test slot_values(d1) ≈ g rtol = 1e-6 atol = 1e-8
+    @test slot_values(d2) == slot_values(d1)
     v = [sin(k) for k in eachindex(g)]
     (_, t) = autodiff(Forward, f, Duplicated, Duplicated(m, held_like(m, k -> v[k])), consts...)
     @test t ≈ g' * v rtol = 1e-6 atol = 1e-8
@@ -599,18 +631,43 @@ held_layers() = (HeldLayer([0.1 0.2; -0.3 0.4; 0.5 0.1], [0.1, -0.2, 0.3], 1.5),
     @test err isa DimensionMismatch && occursin("field l2.b of the shadow", err.msg)
 end
 
-# Not yet: arrays of mutable structs (a `Vector` of layers), and types that hold
-# themselves. Refused before anything runs, naming the type.
+# Arrays of mutable structs (a `Vector` of layers), `dlayers` a vector of shadow layers:
+# loops over 0, 1 and 3 layers, an element picked by index, and a copy of the vector;
+# every parameter against central differences in every mode. Resizing such a vector is
+# refused (its shadow's resize would be undone as numbers), and so are types that hold
+# themselves.
+held_stack(ls, x) = (h = copy(x); for l in ls; h = tanh.(l.W * h .+ l.b) .* l.s; end; sum(abs2, h) + length(ls))
+held_index(ls, x) = ls[2].s * sum(ls[1].W * x) + ls[end].b[1] * ls[1].s
+held_copy(ls, x) = (c = copy(ls); c[1].s * sum(c[end].b) + sum(abs2, c[1].W * x))
+held_grow(ls, x) = (push!(ls, ls[1]); sum(l -> l.s, ls))
+# The slots of a vector of layers, as `held_slots` of a struct holding them.
+struct HeldVector
+    ls::Vector{HeldLayer}
+end
+check_held_vector(f, ls, x) = check_held((h, x) -> f(h.ls, x), HeldVector(ls), x)
 mutable struct SelfHolding
     w::Vector{Float64}
     next::SelfHolding
     SelfHolding(w) = (s = new(w); s.next = s; s)
 end
-@testset "mutable structs that are not differentiated yet" begin
-    layers = [HeldLayer([1.0 2.0], [0.5], 1.0)]
-    dlayers = [HeldLayer([0.0 0.0], [0.0], 0.0)]
-    err = caught(() -> autodiff(Reverse, ls -> sum(ls[1].W), Active, Duplicated(layers, dlayers)))
-    @test err isa Oxidase.DifferentiationError && occursin("not yet supported", err.msg)
+@testset "arrays of mutable structs" begin
+    x = [0.3, -0.7]
+    square() = [HeldLayer([0.5 -0.2; 0.1 0.3], [0.1, -0.1], 1.2), HeldLayer([0.3 -0.1; 1.0 2.0], [0.4, 0.2], 0.7),
+                HeldLayer([0.2 0.1; -0.4 0.6], [0.3, 0.0], 0.9)]
+    for n in (0, 1, 3)
+        check_held_vector(held_stack, square()[1:n], x)
+    end
+    check_held_vector(held_index, square(), x)
+    check_held_vector(held_copy, square(), x)
+    # The shadow's shape is checked element by element.
+    ls = square()
+    bad = [HeldLayer(zero(l.W), zero(l.b), 0.0) for l in ls]
+    bad[2].W = zeros(1, 2)
+    err = caught(() -> autodiff(Reverse, held_index, Active, Duplicated(ls, bad), Const(x)))
+    @test err isa DimensionMismatch && occursin("element 2 of the shadow", err.msg)
+    dls = [HeldLayer(zero(l.W), zero(l.b), 0.0) for l in ls]
+    err = caught(() -> autodiff(Reverse, held_grow, Active, Duplicated(ls, dls), Const(x)))
+    @test err isa Oxidase.DifferentiationError
     s = SelfHolding([1.0, 2.0])
     err = caught(() -> autodiff(Reverse, o -> sum(o.next.w), Active, Duplicated(s, SelfHolding([0.0, 0.0]))))
     @test err isa Oxidase.DifferentiationError && occursin("not yet supported", err.msg)

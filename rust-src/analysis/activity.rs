@@ -19,7 +19,7 @@ use std::collections::{HashMap, HashSet};
 
 /// Rules for instructions that touch shadowed memory (loads, stores, memory
 /// intrinsics); `None` leaves the instruction to `rules::classify`.
-fn memory_rule(m: &Module, i: Value, mem: &Memory) -> Option<Rule> {
+fn memory_rule(m: &Module, i: Value, mem: &Memory, mixed: &HashSet<Value>) -> Option<Rule> {
     match i.opcode() {
         // A stack object holding differentiated arrays holds no differentiated float:
         // its floats are constants, and one stored there would be lost.
@@ -75,7 +75,19 @@ fn memory_rule(m: &Module, i: Value, mem: &Memory) -> Option<Rule> {
                 && mem.is_shadowed(i)
                 && mem.is_shadowed(i.operand(0)) =>
         {
-            Some(Rule::ArrayCopy)
+            // (The runtime helpers take a copy's elements as all numbers or all
+            // references; an element holding both would have its references zeroed and
+            // summed as numbers. Known of the arguments, by their layouts; not yet of an
+            // array of such structs the function builds.)
+            Some(if mixed.contains(&crate::analysis::memory::zero_offset_base(i.operand(0))) {
+                Rule::Unsupported(
+                    "copying an array whose elements hold arrays and numbers side by side (immutable structs \
+                     stored inline)"
+                        .into(),
+                )
+            } else {
+                Rule::ArrayCopy
+            })
         }
         // A reshape of a differentiated array is its shadow's reshape (`transform::shadow`).
         Opcode::LLVMCall
@@ -85,6 +97,14 @@ fn memory_rule(m: &Module, i: Value, mem: &Memory) -> Option<Rule> {
         }
         // Resizing a differentiated array resizes its shadow (`transform::shadow`); the
         // reverse sweep undoes it, unless it keeps every element where it was.
+        // (Not yet an array of struct objects: undoing a resize on its shadow would treat
+        // the shadows it holds as numbers.)
+        Opcode::LLVMCall
+            if crate::analysis::memory::resize_call(i).is_some()
+                && matches!(mem.leaf(i.operand(0)), Some(Leaf::Objects(_))) =>
+        {
+            Some(Rule::Unsupported("resizing an array of differentiated structs".into()))
+        }
         Opcode::LLVMCall if crate::analysis::memory::resize_call(i).is_some() && mem.is_shadowed(i.operand(0)) => {
             let kind = crate::analysis::memory::resize_call(i)?;
             Some(if kind.inverse().is_some() { Rule::Resize(kind) } else { Rule::Zero })
@@ -123,6 +143,12 @@ fn memory_rule(m: &Module, i: Value, mem: &Memory) -> Option<Rule> {
                 return Some(Rule::Unsupported(
                     "copying a struct, tuple or closure that holds differentiated arrays".into(),
                 ));
+            }
+            // (An array of struct objects holds pointers: its shadow holds theirs, which a
+            // copy's reverse would add as numbers.)
+            let objects = |p: Value| matches!(mem.leaf(p), Some(Leaf::Objects(_) | Leaf::ObjectsData(_)));
+            if (copy || name.starts_with("llvm.memset") || name == "memset") && (objects(dst) || objects(src)) {
+                return Some(Rule::Unsupported("copying or clearing an array of differentiated structs".into()));
             }
             if copy {
                 match (differentiated(dst), differentiated(src)) {
@@ -268,8 +294,15 @@ impl Activity {
             *l |= t;
         }
         let live_insts: Vec<Value> = insts.iter().copied().filter(|i| live[cfg.index(i.parent_block())]).collect();
+        // Arguments that are arrays of structs holding references and numbers inline.
+        let mixed: HashSet<Value> = subject
+            .argument_types
+            .iter()
+            .filter(|(_, t)| t.mixed_elements())
+            .map(|(v, _)| crate::analysis::memory::zero_offset_base(*v))
+            .collect();
         let mut rules: HashMap<Value, Rule> =
-            insts.iter().map(|&i| (i, memory_rule(m, i, mem).unwrap_or_else(|| rules::classify(i)))).collect();
+            insts.iter().map(|&i| (i, memory_rule(m, i, mem, &mixed).unwrap_or_else(|| rules::classify(i)))).collect();
         // A pointer stored into a GC frame slot carries no derivative, as long as the
         // frame is read by nobody but the collector.
         let candidates = crate::analysis::memory::inert_pointer_stores(m, &insts);

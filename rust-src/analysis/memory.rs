@@ -278,6 +278,9 @@ impl Memory {
                     Some(PointerOp::Load) => match shadowed.get(&i.operand(0)).copied() {
                         Some(Leaf::StackArraysF64 | Leaf::StackMixedF64) => Some(Leaf::ArrayF64),
                         Some(Leaf::Object(fields)) => Some(loaded_field(m, i, fields, user)?),
+                        // An array of struct objects: its data pointer, then an element.
+                        Some(Leaf::Objects(fields)) => Some(Leaf::ObjectsData(fields)),
+                        Some(Leaf::ObjectsData(fields)) => Some(Leaf::Object(fields)),
                         l => l,
                     },
                     Some(PointerOp::Merge) => merged(i).iter().find_map(|v| shadowed.get(v).copied()),
@@ -335,10 +338,12 @@ impl Memory {
         // A merge of struct objects must be of one layout: a pointer loaded from the merge
         // is read by the layout of its fields.
         for &i in &insts {
-            if let (Some(PointerOp::Merge), Some(&leaf @ Leaf::Object(_))) = (pointer_op(i), shadowed.get(&i)) {
+            let layout = |l: &&Leaf| matches!(l, Leaf::Object(_) | Leaf::Objects(_) | Leaf::ObjectsData(_));
+            if let (Some(PointerOp::Merge), Some(&leaf)) = (pointer_op(i), shadowed.get(&i).filter(layout)) {
                 if merged(i).iter().any(|v| shadowed.get(v).is_some_and(|l| *l != leaf)) {
                     return Err(Error::Unsupported(format!(
-                        "a pointer that may point to struct objects of different types, in `{user}`{}",
+                        "a pointer that may point to struct objects of different types, or to an array of them \
+                         and into its data, in `{user}`{}",
                         crate::names::where_(i)
                     )));
                 }
@@ -850,12 +855,17 @@ fn data_pointers(
     let objects: HashSet<Value> =
         roots.iter().filter(|(_, l)| matches!(l, Leaf::ArrayF64 | Leaf::ArrayF32)).map(|(v, _)| *v).collect();
     grow_to_fixpoint(insts, HashSet::new(), |i, data| {
-        shadowed.contains_key(&i)
-            && !objects.contains(&i)
+        let Some(&leaf) = shadowed.get(&i) else { return false };
+        // Leaves that say which they are: a struct object (one a struct or an array
+        // holds, too) and addresses in it, an array of them and its data.
+        match leaf {
+            Leaf::Object(_) | Leaf::ObjectsData(_) => return true,
+            Leaf::Objects(_) => return false,
+            _ => {}
+        }
+        !objects.contains(&i)
             && (plain.contains(&i)
-                || shadowed[&i].is_stack_object()
-                // A struct object (one a struct holds, too) and addresses in it.
-                || matches!(shadowed[&i], Leaf::Object(_))
+                || leaf.is_stack_object()
                 || match pointer_op(i) {
                     Some(PointerOp::Derive) => data.contains(&i.operand(0)),
                     Some(PointerOp::Load) => !data.contains(&i.operand(0)),

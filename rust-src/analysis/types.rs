@@ -102,6 +102,13 @@ impl TypeTree {
         TypeTree(BTreeMap::from([(vec![0], kind)]))
     }
 
+    /// For the tree of an array object: whether its elements hold references and numbers
+    /// side by side (immutable structs holding arrays and floats, stored inline), a
+    /// conflict at every offset of its data.
+    pub fn mixed_elements(&self) -> bool {
+        self.get(&[0, 0, ANY]) == Some(Kind::Conflict)
+    }
+
     /// Whether nothing is known.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
@@ -275,7 +282,8 @@ pub fn seed_leaf(leaf: Leaf) -> TypeTree {
         Leaf::ArrayF64 => array_object(&TypeTree::scalar(Kind::F64)),
         Leaf::ArrayF32 => array_object(&TypeTree::scalar(Kind::F32)),
         Leaf::Object(fields) => TypeTree::pointer_to(&seed(fields)),
-        Leaf::F64 | Leaf::F32 => TypeTree::pointer_to(&TypeTree::default()),
+        Leaf::Objects(fields) => array_object(&TypeTree::pointer_to(&seed(fields))),
+        Leaf::F64 | Leaf::F32 | Leaf::ObjectsData(_) => TypeTree::pointer_to(&TypeTree::default()),
         Leaf::StackArraysF64 | Leaf::StackMixedF64 => TypeTree::default(),
     }
 }
@@ -290,11 +298,14 @@ fn layout_tree(layout: &Layout) -> TypeTree {
         Layout::Object(fields) => TypeTree::pointer_to(&seed(fields)),
         // An element's numbers in place: the elements' float type at every offset
         // (integers beside them carry no derivative, and a path holds one kind); an
-        // element that is a pointer (an array of arrays or objects) is followed.
+        // element that is a pointer (an array of arrays or objects) is followed; one
+        // that holds both (an immutable struct of an array and a float, inline) is a
+        // conflict at every offset.
         Layout::Array(fields) => {
+            let reference = |l: &Layout| matches!(l, Layout::Pointer | Layout::Object(_) | Layout::Array(_));
             let element = match fields.iter().find(|(_, l)| matches!(l, Layout::F64 | Layout::F32)) {
-                Some((_, l)) => layout_tree(l),
-                None => seed(fields),
+                Some((_, l)) if !fields.iter().any(|(_, l)| reference(l)) => layout_tree(l),
+                _ => seed(fields),
             };
             array_object(&element)
         }

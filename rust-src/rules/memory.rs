@@ -246,12 +246,15 @@ impl Family for ArrayCopy {
         Ok(None)
     }
 
-    /// `ā' += b̄'` (`crate::runtime::array_accumulate`); the copy's shadow started at
+    /// `ā' += b̄'` (`crate::runtime::array_accumulate_f64`, `_f32`); the copy's shadow started at
     /// zero in reverse mode.
     fn adjoint(&self, i: Value, cx: &dyn Adjoints) -> Result<()> {
         let (b, m) = (cx.builder(), cx.builder().m);
         let fty = m.fn_type(m.void(), &[m.ptr(), m.ptr()]);
-        let helper = crate::runtime::array_accumulate as *const () as usize;
+        let helper = match cx.leaf(i.operand(0)) {
+            Some(Leaf::ArrayF32) => crate::runtime::array_accumulate_f32 as *const () as usize,
+            _ => crate::runtime::array_accumulate_f64 as *const () as usize,
+        };
         each_lane(cx, |lane| {
             let src = b.to_generic_ptr(required(cx, i, Need::Shadow(0), lane)?);
             let copy = b.to_generic_ptr(required(cx, i, Need::ResultShadow, lane)?);

@@ -8,14 +8,15 @@ pub mod hooks;
 use crate::julia::ArrayHeader as JlArray;
 
 /// The addresses of every function here the derivative code calls: none of them throws.
-pub fn addresses() -> [usize; 12] {
+pub fn addresses() -> [usize; 13] {
     [
         memcpy_adjoint_f64 as *const () as usize,
         memcpy_adjoint_f32 as *const () as usize,
         zero_array as *const () as usize,
         zero_array_end as *const () as usize,
         zero_array_range as *const () as usize,
-        array_accumulate as *const () as usize,
+        array_accumulate_f64 as *const () as usize,
+        array_accumulate_f32 as *const () as usize,
         blas::blas_tangent as *const () as usize,
         blas::blas_save as *const () as usize,
         blas::blas_reverse as *const () as usize,
@@ -58,12 +59,20 @@ unsafe fn memcpy_adjoint<T: Copy + Default + std::ops::AddAssign>(dst: *mut T, s
     }
 }
 
-/// Zeroes an array's data: a fresh shadow starts with derivative zero.
+/// Zeroes an array's data: a fresh shadow starts with derivative zero. An array of
+/// references (arrays, struct objects, structs holding them) is left as it is: a fresh one holds none yet, and
+/// the shadow of a copy of one holds the very shadows of the original's elements (their
+/// derivatives live there, not in the array).
 ///
 /// # Safety
-/// `a` must be a live Julia array of bits elements.
+/// `a` must be a live Julia array.
 pub unsafe extern "C" fn zero_array(a: *mut JlArray) {
     let a = &*a;
+    // (Elements that hold references beside numbers are never zeroed: a copy of such an
+    // array is refused before it runs, and its references must stay valid until then.)
+    if a.holds_references() {
+        return;
+    }
     std::ptr::write_bytes(a.data, 0, a.length * a.elsize as usize);
 }
 
@@ -90,17 +99,29 @@ pub unsafe extern "C" fn zero_array_range(a: *mut JlArray, first: usize, n: usiz
     std::ptr::write_bytes(a.data.add(first * size), 0, n * size);
 }
 
-/// Reverse of `b = copy(a)` on shadows: `a' += b'`, `b' = 0`, element-wise (Float64 or
-/// Float32, from the element size).
+/// Reverse of `b = copy(a)` on shadows: `a' += b'`, `b' = 0`, number by number: every
+/// `Float64` of the elements (numbers, or isbits structs of them, an integer beside them
+/// holding zero in a shadow). A copy of an array of references (arrays, struct
+/// objects) is shallow: its shadow holds the very shadows the original's does, which
+/// received the adjoints themselves; there is nothing to add.
 ///
 /// # Safety
-/// `src` and `dst` must be live Julia arrays of the same length and float element type.
-pub unsafe extern "C" fn array_accumulate(src: *mut JlArray, dst: *mut JlArray) {
+/// `src` and `dst` must be live Julia arrays of the same length and element type.
+pub unsafe extern "C" fn array_accumulate_f64(src: *mut JlArray, dst: *mut JlArray) {
     let (s, d) = (&*src, &*dst);
-    match d.elsize {
-        8 => memcpy_adjoint(d.data as *mut f64, s.data as *mut f64, d.length),
-        4 => memcpy_adjoint(d.data as *mut f32, s.data as *mut f32, d.length),
-        _ => {}
+    if !d.is_reference_array() {
+        memcpy_adjoint(d.data as *mut f64, s.data as *mut f64, d.length * d.elsize as usize / 8);
+    }
+}
+
+/// `array_accumulate_f64` for arrays whose numbers are `Float32`s.
+///
+/// # Safety
+/// As `array_accumulate_f64`.
+pub unsafe extern "C" fn array_accumulate_f32(src: *mut JlArray, dst: *mut JlArray) {
+    let (s, d) = (&*src, &*dst);
+    if !d.is_reference_array() {
+        memcpy_adjoint(d.data as *mut f32, s.data as *mut f32, d.length * d.elsize as usize / 4);
     }
 }
 
