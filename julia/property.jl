@@ -5,7 +5,8 @@
 # comprehensions, map/filter/reduce/accumulate over built arrays, vcat, reverse,
 # closures, push!, pop!, popfirst!, deleteat!, insert!, try, mutable structs and
 # `Ref`s, runtime activity, printing, logging and string interpolation, custom rules),
-# some reading the array out of a struct holding a mutable struct (a model's layer),
+# some reading the array out of a struct holding a mutable struct (a model's layer) or
+# out of a vector of mutable structs,
 # each differentiated in reverse, forward and batch-forward mode and checked against
 # the others and against central finite differences.
 #
@@ -69,6 +70,8 @@ struct Holder
     n::Int
 end
 hold(x, k = 0.5) = Holder(Layer(x, k), 3)
+# Or as the first of a vector of layers (a vector of mutable structs).
+hold_vector(x, k = 0.5) = [Layer(x, k), Layer([0.25], -k)]
 
 # A stream that is not a constant, so printing to it dispatches at run time, like
 # `println(x)` to `stdout` (the printing functions are inactive: issue 15).
@@ -204,18 +207,19 @@ function program(rng, name)
         end
     end
     push!(body, "return s + $(expr(rng, 1, vars))")
-    held = rand(rng) < 0.15
-    held && pushfirst!(body, "x = m.layer.w * m.layer.k * 2")
-    return "function $name(a, b, $(held ? "m" : "x"))\n    " * join(body, "\n    ") * "\nend", held
+    held = rand(rng) < 0.15 ? rand(rng, (:struct, :vector)) : :none
+    held == :struct && pushfirst!(body, "x = m.layer.w * m.layer.k * 2")
+    held == :vector && pushfirst!(body, "x = m[1].w * (m[1].k - m[2].k)")
+    return "function $name(a, b, $(held == :none ? "x" : "m"))\n    " * join(body, "\n    ") * "\nend", held
 end
 
 fd(f, v, i; h = 1e-6) = (f(v .+ h .* (1:length(v) .== i)) - f(v .- h .* (1:length(v) .== i))) / (2h)
 
-# (`held`: the program takes `hold(x)`, and its shadows hold the array's, and a zero
-# for the layer's `Float64`.)
-function check(f, v, held = false)
-    arg(x) = held ? hold(x) : x
-    shadow(x) = held ? hold(x, 0.0) : x
+# (`held`: the program takes `hold(x)` or `hold_vector(x)`, and its shadows hold the
+# array's, and zeros for the layers' `Float64`s and the second layer's array.)
+function check(f, v, held = :none)
+    arg(x) = held == :struct ? hold(x) : held == :vector ? hold_vector(x) : x
+    shadow(x) = held == :struct ? hold(x, 0.0) : held == :vector ? [Layer(x, 0.0), Layer([0.0], 0.0)] : x
     g(w) = f(w[1], w[2], arg(w[3:5]))             # copies x: f may write into it
     a, b, x = v[1], v[2], v[3:5]
     dx = zeros(3)
