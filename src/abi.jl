@@ -299,7 +299,8 @@ end
 
 Whether `T` is a struct object (mutable, or immutable but not isbits) that can be
 `Duplicated(model, dmodel)`, with `dmodel` of the same type holding the shadows: its
-fields are `Array`s of `Float64` (weight matrices, bias vectors), `Float64` numbers
+fields are `Array`s of `Float64` or `Float32` (weight matrices, bias vectors), arrays of
+arrays and of such mutable structs (a vector of layers), `Float64` numbers
 (stored inline, their derivatives in `dmodel`'s fields), integers and other bits
 without floats (constant, e.g. sizes), singletons, immutable structs of these (a
 network of layers: Julia stores them inline, so their fields are the outer struct's),
@@ -325,9 +326,10 @@ function model_tree(@nospecialize(T), offset::Integer, depth::Integer, outer::Tu
     tree = OxTypeEntry[]
     for k in 1:fieldcount(T)
         F, at = fieldtype(T, k), offset + fieldoffset(T, k)
-        if F <: Array{Float64}
+        if F <: Union{Array{Float64},Array{Float32}}
             isconcretetype(F) || return nothing
-            push!(tree, OxTypeEntry(at, OX_TT_ARRAY, depth), OxTypeEntry(0, OX_TT_FLOAT64, depth + 1))
+            float = eltype(F) === Float64 ? OX_TT_FLOAT64 : OX_TT_FLOAT32
+            push!(tree, OxTypeEntry(at, OX_TT_ARRAY, depth), OxTypeEntry(0, float, depth + 1))
         elseif F <: Array && isconcretetype(F) && element_tree(eltype(F), depth + 1, outer) !== nothing
             # An array of arrays or of struct objects (a vector of layers).
             push!(tree, OxTypeEntry(at, OX_TT_ARRAY, depth))
