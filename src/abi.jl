@@ -290,8 +290,11 @@ function element_tree(@nospecialize(E), depth::Integer, outer::Tuple = ())
     Base.allocatedinline(E) || return nothing
     tree = model_tree(E, 0, depth, (outer..., E))
     tree === nothing && return nothing
-    # Stored inline: its arrays are the element's, and it may hold no object of its own.
-    return any(e -> e.kind == OX_TT_ARRAY, tree) && !any(e -> e.kind == OX_TT_OBJECT, tree) ? tree : nothing
+    # Stored inline: its arrays are the element's, and it may hold no object of its own
+    # (nor Float32 arrays yet: the engine reads the arrays such elements point to as the
+    # outer array's, of Float64).
+    ok = any(e -> e.kind == OX_TT_ARRAY, tree) && !any(e -> e.kind in (OX_TT_OBJECT, OX_TT_FLOAT32), tree)
+    return ok ? tree : nothing
 end
 
 """

@@ -673,6 +673,13 @@ end
     @test err isa Oxidase.DifferentiationError && occursin("not yet supported", err.msg)
 end
 
+# A model's arrays in views and concatenations (stack objects holding them): once
+# refused, the model's arrays being taken for something other than arrays.
+held_view(m, x) = sum(abs2, @view m.l1.b[2:end]) * m.l2.s + sum(vcat(m.l1.b, m.l2.b)) * m.l1.s + sum(vcat(m.l2.b, x))
+@testset "a model's arrays in views and concatenations" begin
+    check_held(held_view, HeldNet(held_layers()...), [0.3, -0.7])
+end
+
 # Float32 arrays in a model (and in layers it holds): the derivative in Float32, against
 # central differences of the same model in Float64, in every mode.
 mutable struct F32Layer{T}
@@ -682,6 +689,9 @@ end
 struct F32Net{T}
     l1::F32Layer{T}
     l2::F32Layer{T}
+end
+struct F32Inline
+    w::Vector{Float32}
 end
 f32_loss(m, x) = sum(abs2, m.l2.W * tanh.(m.l1.W * x .+ m.l1.b) .+ m.l2.b)
 @testset "Float32 arrays in models" begin
@@ -701,4 +711,8 @@ f32_loss(m, x) = sum(abs2, m.l2.W * tanh.(m.l1.W * x .+ m.l1.b) .+ m.l2.b)
     (_, t) = autodiff(Forward, f32_loss, Duplicated, Duplicated(m32, held_like(m32, k -> v[k])), Const(Float32.(x)))
     @test t isa Float32
     @test t ≈ g' * v rtol = 1e-4
+    # Not yet: an array of immutable structs holding Float32 arrays (stored inline).
+    ls = [F32Inline(Float32[1, 2])]
+    err = caught(() -> autodiff(Reverse, v -> sum(v[1].w), Active, Duplicated(ls, [F32Inline(Float32[0, 0])])))
+    @test err isa Oxidase.DifferentiationError && occursin("not yet supported", err.msg)
 end
