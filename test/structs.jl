@@ -680,6 +680,26 @@ held_view(m, x) = sum(abs2, @view m.l1.b[2:end]) * m.l2.s + sum(vcat(m.l1.b, m.l
     check_held(held_view, HeldNet(held_layers()...), [0.3, -0.7])
 end
 
+# Closures over a model, a layer or a vector of layers, handed to code Julia does not
+# inline (the pairwise reductions behind `sum(f, itr)`): the closure's shadow holds the
+# model's shadow.
+held_closure(m, x) = sum(i -> m.l1.W[i]^2 * m.l2.s, 1:length(m.l1.W)) + sum(k -> m.l1.b[k] * x[1], 1:3)
+held_layer_closure(m, x) = (l = m.l1; sum(i -> l.b[i] * l.s * x[2], 1:3))
+held_over_layers(ls, x) = sum(l -> l.W[1] * x[1] * l.s + l.b[2]^2, ls) + sum(i -> ls[i].b[1], 1:length(ls))
+held_fold_layers(ls, x) = mapreduce(l -> l.W[2] * x[2] * l.s, +, ls; init = 0.0)
+@testset "closures over models" begin
+    x = [0.3, -0.7]
+    check_held(held_closure, HeldNet(held_layers()...), x)
+    check_held(held_layer_closure, HeldNet(held_layers()...), x)
+    square() = [HeldLayer([0.5 -0.2; 0.1 0.3], [0.1, -0.1], 1.2), HeldLayer([0.3 -0.1; 1.0 2.0], [0.4, 0.2], 0.7)]
+    for n in (1, 2)
+        check_held_vector(held_over_layers, square()[1:n], x)
+    end
+    for n in (0, 1, 2)
+        check_held_vector(held_fold_layers, square()[1:n], x)
+    end
+end
+
 # Float32 arrays in a model (and in layers it holds): the derivative in Float32, against
 # central differences of the same model in Float64, in every mode.
 mutable struct F32Layer{T}

@@ -441,7 +441,9 @@ impl Activity {
             // A differentiated array stored into a stack object (a view's parent, a
             // closure's capture, a tuple of arrays passed by reference): that object
             // gets a shadow holding the array's shadow. (A GC frame slot is not read.)
-            let array_object = mem.leaf(value) == Some(Leaf::ArrayF64) && !mem.is_data(value);
+            // (Or a struct object, or an array of them: a closure over a model.)
+            let array_object = mem.leaf(value) == Some(Leaf::ArrayF64) && !mem.is_data(value)
+                || matches!(mem.leaf(value), Some(Leaf::Object(_) | Leaf::Objects(_)));
             // (A GC frame whose root slots are used as objects gets a shadow frame whose
             // root slots hold the shadows: `Memory::compute`.)
             if i.opcode() == Opcode::LLVMStore && array_object && !mem.is_shadowed(addr) && !inert.contains(&i) {

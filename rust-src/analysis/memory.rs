@@ -276,7 +276,9 @@ impl Memory {
                     // What a stack object holds are array objects; what a struct object
                     // holds, what its layout says of the field.
                     Some(PointerOp::Load) => match shadowed.get(&i.operand(0)).copied() {
-                        Some(Leaf::StackArraysF64 | Leaf::StackMixedF64) => Some(Leaf::ArrayF64),
+                        Some(Leaf::StackArraysF64 | Leaf::StackMixedF64) => {
+                            Some(stack_object_field(m, i, &insts, &shadowed, user)?)
+                        }
                         Some(Leaf::Object(fields)) => Some(loaded_field(m, i, fields, user)?),
                         // An array of struct objects: its data pointer, then an element.
                         Some(Leaf::Objects(fields)) => Some(Leaf::ObjectsData(fields)),
@@ -333,6 +335,23 @@ impl Memory {
                         }
                     }
                 }
+            }
+        }
+        // A pointer loaded from a stack object was read by what had been stored there when
+        // the load was reached; what is stored there in the end must say the same.
+        for &i in &insts {
+            let from_stack_object =
+                || shadowed.get(&i.operand(0)).is_some_and(|l| l.is_stack_object()) && shadowed.contains_key(&i);
+            if pointer_op(i) == Some(PointerOp::Load)
+                && from_stack_object()
+                && shadowed.get(&i) != Some(&stack_object_field(m, i, &insts, &shadowed, user)?)
+            {
+                return Err(Error::Unsupported(format!(
+                    "a struct, tuple or closure whose differentiated contents could not be told apart (`{}`), in \
+                     `{user}`{}",
+                    i.print().trim(),
+                    crate::names::where_(i)
+                )));
             }
         }
         // A merge of struct objects must be of one layout: a pointer loaded from the merge
@@ -769,6 +788,48 @@ fn loaded_field(m: &crate::llvm::Module, i: Value, fields: Fields, user: &str) -
         _ => Err(Error::Unsupported(format!(
             "a pointer read from a differentiated struct where its layout has {} (`{}`), in `{user}`{}",
             if leaves.is_empty() { "no field" } else { "fields of different kinds" },
+            i.print().trim(),
+            crate::names::where_(i)
+        ))),
+    }
+}
+
+/// What the pointer load `i` reads from a stack object holding differentiated memory
+/// points to: what the shadowed pointers stored into that slot (into any slot, when the
+/// load's is not known) point to — struct objects of one layout, or arrays of them —
+/// and an array of `Float64` otherwise (what stack objects first held: views, closures
+/// and tuples of arrays). A slot holding struct objects and other pointers is refused.
+fn stack_object_field(
+    m: &crate::llvm::Module,
+    i: Value,
+    insts: &[Value],
+    shadowed: &HashMap<Value, Leaf>,
+    user: &str,
+) -> Result<Leaf> {
+    let slot = alloca_slot(m, i.operand(0));
+    let bases = alloca_bases(i.operand(0));
+    let mut layouts = HashSet::new();
+    let mut others = false;
+    for s in insts.iter().filter(|s| s.opcode() == Opcode::LLVMStore && s.operand(0).ty().is_pointer()) {
+        let into = match (slot, alloca_slot(m, s.operand(1))) {
+            (Some(a), Some(b)) => a == b,
+            (Some((a, _)), None) => alloca_bases(s.operand(1)).contains(&a),
+            (None, _) => alloca_bases(s.operand(1)).iter().any(|b| bases.contains(b)),
+        };
+        match shadowed.get(&s.operand(0)) {
+            Some(l @ (Leaf::Object(_) | Leaf::Objects(_))) if into => {
+                layouts.insert(*l);
+            }
+            Some(_) if into => others = true,
+            _ => {}
+        }
+    }
+    match (layouts.len(), others) {
+        (0, _) => Ok(Leaf::ArrayF64),
+        (1, false) => Ok(layouts.into_iter().next().expect("one")),
+        _ => Err(Error::Unsupported(format!(
+            "a struct, tuple or closure that holds a differentiated struct beside other differentiated memory in \
+             one place (`{}`), in `{user}`{}",
             i.print().trim(),
             crate::names::where_(i)
         ))),

@@ -234,12 +234,16 @@ impl Untracked {
                 if inp.mem.is_shadowed(p) {
                     // Floats: `activity::memory_rule`. A pointer stored into shadowed
                     // memory needs its shadow stored into the shadow memory, which is
-                    // modeled for a differentiated array's object stored into a stack
-                    // object (`transform::shadow`) and nothing else; integers are lost
-                    // when they carry lost data.
-                    let mirrored = inp.mem.leaf(p).is_some_and(crate::request::Leaf::is_stack_object)
-                        && inp.mem.leaf(v) == Some(crate::request::Leaf::ArrayF64)
-                        && !inp.mem.is_data(v);
+                    // modeled for a differentiated array's object, a struct object and an
+                    // array of them stored into a stack object (`transform::shadow`) and
+                    // nothing else; integers are lost when they carry lost data.
+                    use crate::request::Leaf;
+                    let object = match inp.mem.leaf(v) {
+                        Some(Leaf::ArrayF64) => !inp.mem.is_data(v),
+                        Some(Leaf::Object(_) | Leaf::Objects(_)) => true,
+                        _ => false,
+                    };
+                    let mirrored = inp.mem.leaf(p).is_some_and(Leaf::is_stack_object) && object;
                     let pointer =
                         v.ty().is_pointer() && !memory::is_null(v) && !mirrored || inp.mem.aggregate_paths(v).is_some();
                     if let Some(at) = self.lost_at(v).or_else(|| pointer.then_some(i)) {
