@@ -208,6 +208,9 @@ function program(rng, name)
     end
     push!(body, "return s + $(expr(rng, 1, vars))")
     held = rand(rng) < 0.15 ? rand(rng, (:struct, :vector)) : :none
+    # Closures over the model (handed to the pairwise sum), before the return.
+    held == :struct && insert!(body, length(body), "s += sum(i -> m.layer.w[i] * m.layer.k, 1:3) * s")
+    held == :vector && insert!(body, length(body), "s += sum(l -> l.k * l.w[1], m) * s")
     held == :struct && pushfirst!(body, "x = m.layer.w * m.layer.k * 2")
     held == :vector && pushfirst!(body, "x = m[1].w * (m[1].k - m[2].k)")
     return "function $name(a, b, $(held == :none ? "x" : "m"))\n    " * join(body, "\n    ") * "\nend", held
