@@ -624,6 +624,18 @@ held_layers() = (HeldLayer([0.1 0.2; -0.3 0.4; 0.5 0.1], [0.1, -0.2, 0.3], 1.5),
                         HeldLayer(zeros(0, 0), Float64[], 0.9), 3, 1.3)
     check_held(held_scaled_loss, scaled, x)
     check_held(held_deep_loss, HeldDeep(scaled), x)
+    # One layer held twice (tied weights): a shadow that keeps the aliasing (`make_zero`,
+    # as `deepcopy` does) gets the sum of both uses' derivatives.
+    tied = HeldLayer([0.5 -0.2; 0.1 0.3], [0.1, -0.1], 1.2)
+    dtied = make_zero(HeldNet(tied, tied))
+    @test dtied.l1 === dtied.l2
+    autodiff(Reverse, held_steps, Active, Duplicated(HeldNet(tied, tied), dtied), Const(x), Const(2))
+    g = held_fd(held_steps, HeldNet(tied, tied), x, 2)
+    @test slot_values(dtied) ≈ g rtol = 1e-6
+    t = make_zero(HeldNet(tied, tied))
+    t.l1.W[2] = 1.0   # (the one layer: slot 2 of each use)
+    @test autodiff(Forward, held_steps, Duplicated, Duplicated(HeldNet(tied, tied), t), Const(x), Const(2))[2] ≈
+          g[2] rtol = 1e-6
     # The shadow's shape is checked through the layers it holds.
     bad = held_like(net, _ -> 0.0)
     bad.l2.b = zeros(2)
