@@ -315,11 +315,6 @@ impl ArrayHeader {
     pub fn holds_references(&self) -> bool {
         self.flags & (Self::PTR_ARRAY | Self::HAS_PTR) != 0
     }
-
-    /// Whether the elements are references to other objects (and nothing else).
-    pub fn is_reference_array(&self) -> bool {
-        self.flags & Self::PTR_ARRAY != 0
-    }
 }
 
 #[cfg(test)]

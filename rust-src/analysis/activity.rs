@@ -19,7 +19,7 @@ use std::collections::{HashMap, HashSet};
 
 /// Rules for instructions that touch shadowed memory (loads, stores, memory
 /// intrinsics); `None` leaves the instruction to `rules::classify`.
-fn memory_rule(m: &Module, i: Value, mem: &Memory, mixed: &HashSet<Value>) -> Option<Rule> {
+fn memory_rule(m: &Module, i: Value, mem: &Memory, unsure_copies: &HashSet<Value>) -> Option<Rule> {
     match i.opcode() {
         // A stack object holding differentiated arrays holds no differentiated float:
         // its floats are constants, and one stored there would be lost.
@@ -76,12 +76,10 @@ fn memory_rule(m: &Module, i: Value, mem: &Memory, mixed: &HashSet<Value>) -> Op
                 && mem.is_shadowed(i.operand(0)) =>
         {
             // (The runtime helpers take a copy's elements as all numbers or all
-            // references; an element holding both would have its references zeroed and
-            // summed as numbers. Known of the arguments, by their layouts; not yet of an
-            // array of such structs the function builds.)
-            Some(if mixed.contains(&crate::analysis::memory::zero_offset_base(i.operand(0))) {
+            // references; an element holding both would have its numbers' adjoints lost.)
+            Some(if unsure_copies.contains(&i) {
                 Rule::Unsupported(
-                    "copying an array whose elements hold arrays and numbers side by side (immutable structs \
+                    "copying an array whose elements may hold arrays and numbers side by side (immutable structs \
                      stored inline)"
                         .into(),
                 )
@@ -167,6 +165,28 @@ fn memory_rule(m: &Module, i: Value, mem: &Memory, mixed: &HashSet<Value>) -> Op
         }
         _ => None,
     }
+}
+
+/// Copies of arrays whose elements may hold references and numbers side by side
+/// (immutable structs holding an array and a float, stored inline), which the runtime
+/// helpers cannot take apart: of an argument, as its layout says; of an array of struct
+/// objects (`Leaf::Objects`, references alone), never; of any other array, whenever the
+/// type analysis sees the elements hold pointers (arrays of arrays too, to be safe: it
+/// cannot tell those from such structs).
+fn unsure_copies(insts: &[Value], subject: &Subject, mem: &Memory, types: &Types) -> HashSet<Value> {
+    use crate::analysis::memory::{array_call, zero_offset_base, ArrayCall};
+    let arguments: HashMap<Value, bool> =
+        subject.argument_types.iter().map(|(v, t)| (zero_offset_base(*v), t.mixed_elements())).collect();
+    insts
+        .iter()
+        .copied()
+        .filter(|&i| array_call(i) == Some(ArrayCall::Copy))
+        .filter(|&i| !matches!(mem.leaf(i.operand(0)), Some(Leaf::Objects(_))))
+        .filter(|&i| match arguments.get(&zero_offset_base(i.operand(0))) {
+            Some(&mixed) => mixed,
+            None => types.tree(i.operand(0)).is_some_and(|t| t.elements_hold_pointers()),
+        })
+        .collect()
 }
 
 /// Whether store `i` writes an integer as wide as the elements into the data of a
@@ -294,15 +314,11 @@ impl Activity {
             *l |= t;
         }
         let live_insts: Vec<Value> = insts.iter().copied().filter(|i| live[cfg.index(i.parent_block())]).collect();
-        // Arguments that are arrays of structs holding references and numbers inline.
-        let mixed: HashSet<Value> = subject
-            .argument_types
+        let unsure_copies = unsure_copies(&insts, subject, mem, types);
+        let mut rules: HashMap<Value, Rule> = insts
             .iter()
-            .filter(|(_, t)| t.mixed_elements())
-            .map(|(v, _)| crate::analysis::memory::zero_offset_base(*v))
+            .map(|&i| (i, memory_rule(m, i, mem, &unsure_copies).unwrap_or_else(|| rules::classify(i))))
             .collect();
-        let mut rules: HashMap<Value, Rule> =
-            insts.iter().map(|&i| (i, memory_rule(m, i, mem, &mixed).unwrap_or_else(|| rules::classify(i)))).collect();
         // A pointer stored into a GC frame slot carries no derivative, as long as the
         // frame is read by nobody but the collector.
         let candidates = crate::analysis::memory::inert_pointer_stores(m, &insts);

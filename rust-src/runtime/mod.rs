@@ -103,13 +103,15 @@ pub unsafe extern "C" fn zero_array_range(a: *mut JlArray, first: usize, n: usiz
 /// `Float64` of the elements (numbers, or isbits structs of them, an integer beside them
 /// holding zero in a shadow). A copy of an array of references (arrays, struct
 /// objects) is shallow: its shadow holds the very shadows the original's does, which
-/// received the adjoints themselves; there is nothing to add.
+/// received the adjoints themselves; there is nothing to add. (Elements holding
+/// references beside numbers are never added up as numbers: such copies are refused
+/// before they run, `activity::unsure_copies`.)
 ///
 /// # Safety
 /// `src` and `dst` must be live Julia arrays of the same length and element type.
 pub unsafe extern "C" fn array_accumulate_f64(src: *mut JlArray, dst: *mut JlArray) {
     let (s, d) = (&*src, &*dst);
-    if !d.is_reference_array() {
+    if !d.holds_references() {
         memcpy_adjoint(d.data as *mut f64, s.data as *mut f64, d.length * d.elsize as usize / 8);
     }
 }
@@ -120,7 +122,7 @@ pub unsafe extern "C" fn array_accumulate_f64(src: *mut JlArray, dst: *mut JlArr
 /// As `array_accumulate_f64`.
 pub unsafe extern "C" fn array_accumulate_f32(src: *mut JlArray, dst: *mut JlArray) {
     let (s, d) = (&*src, &*dst);
-    if !d.is_reference_array() {
+    if !d.holds_references() {
         memcpy_adjoint(d.data as *mut f32, s.data as *mut f32, d.length * d.elsize as usize / 4);
     }
 }
