@@ -173,10 +173,16 @@ pub fn insert(m: &Module, g: Value, act: &Activity, user: &str) -> usize {
         }
     }
     count += insert_special_points(m, &cfg, &live, act, user, marker);
+    // A construct refused where it is reached stops the derivative there when the caller
+    // has a stop hook (its shadows may not exist: going on could read through null ones).
+    let stop = crate::runtime::hooks::stop().map(|a| (m.fn_type(m.void(), &[m.int(32)]), m.const_address(a)));
     for (call, message) in &act.unsupported_when_reached {
-        let code = register(message.clone());
+        let code = m.const_int(m.int(32), register(message.clone()) as u64);
         b.before(*call);
-        b.call(marker, &[always, m.const_int(m.int(32), code as u64)]);
+        b.call(marker, &[always, code]);
+        if let Some((fty, hook)) = stop {
+            b.call_typed(fty, hook, &[code]);
+        }
         count += 1;
     }
     count

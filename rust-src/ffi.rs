@@ -310,6 +310,17 @@ pub extern "C" fn oxidase_set_runtime_hooks(splat_call: *const c_void, splat_rev
     crate::runtime::hooks::set_splat(splat_call as usize, splat_reverse as usize);
 }
 
+/// Registers the caller's stop hook (NULL: none): `void (int32_t status)`, which raises
+/// the caller's error for a diagnostic status and does not return (a `longjmp`, as
+/// Julia's exceptions are). Derivatives that meet a construct refused where it is
+/// reached call it there, flagged `OX_FLAG_RUNTIME_HOOKS`; without it they record the
+/// status, return it, and may have run on past the construct. Derivatives compiled
+/// before a change keep the hook they were compiled with.
+#[no_mangle]
+pub extern "C" fn oxidase_set_stop_hook(stop: *const c_void) {
+    crate::runtime::hooks::set_stop(stop as usize);
+}
+
 /// Registers the caller's custom-rule hooks (NULL: none), which derivatives of code
 /// calling functions with a user-defined rule (named `oxidase.rule.<site>.…` in the
 /// bitcode) call back; see `OX_FLAG_RUNTIME_HOOKS`. Without them such calls are refused.

@@ -430,11 +430,16 @@ rule_call_c(mode::Int32, site::Int64, args::Ptr{Ptr{Cvoid}}, shadows::Ptr{Ptr{Cv
 rule_reverse_c(handle::Int64, dret::Ptr{Ptr{Cvoid}}, dargs::Ptr{Ptr{Cvoid}}) =
     (Base.invokelatest(rule_reverse, handle, dret, dargs); nothing)
 
+# A construct refused where it is reached: the derivative stops there, with the error
+# the status would have raised after the call (its shadows may not exist).
+stop_c(status::Int32) = throw(DifferentiationError(status_message(status)))
+
 function register_hooks()
     call = @cfunction(splat_call_c, Any, (Int32, Ptr{Ptr{Cvoid}}, Ptr{Ptr{Cvoid}}, Int32, Int32,
                                           Ptr{Ptr{Ptr{Cvoid}}}, Ptr{Int64}))
     rev = @cfunction(splat_reverse_c, Cvoid, (Int64,))
     ccall((:oxidase_set_runtime_hooks, liboxidase), Cvoid, (Ptr{Cvoid}, Ptr{Cvoid}), call, rev)
+    ccall((:oxidase_set_stop_hook, liboxidase), Cvoid, (Ptr{Cvoid},), @cfunction(stop_c, Cvoid, (Int32,)))
     RULE_HOOKS_REGISTERED[] = false
     return nothing
 end

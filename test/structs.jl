@@ -498,6 +498,14 @@ copied_pairs(v) = (c = copy(v); c[1].bias * c[2].w[1])
     autodiff(Reverse, copied_tuples, Active, Duplicated(ts, dts))
     @test dts == [(4.0, 1.0), (0.0, 1.0)]
     @test autodiff(Forward, copied_tuples, Duplicated, Duplicated(ts, [(1.0, 1.0), (0.0, 1.0)]))[2] == 6.0
+    # Arrays of arrays and of such structs the function builds around a differentiated
+    # array: refused where the array is stored, and the derivative stops there (it went
+    # on and crashed Julia reading the copy's missing shadows).
+    for built in (x -> (vs = [x, 2 .* x]; c = copy(vs); c[1][1] * c[2][2]),
+                  x -> (ws = [CopiedPair(x, x[1]), CopiedPair(x, x[2])]; c = copy(ws); c[1].bias * c[2].w[1]))
+        err = caught(() -> autodiff(Reverse, built, Active, Duplicated([1.0, 2.0], zeros(2))))
+        @test err isa Oxidase.DifferentiationError
+    end
     ps, dps = [CopiedPair([1.0], 2.0), CopiedPair([3.0], 4.0)], [CopiedPair([0.0], 0.0), CopiedPair([0.0], 0.0)]
     err = caught(() -> autodiff(Reverse, copied_pairs, Active, Duplicated(ps, dps)))
     @test err isa Oxidase.DifferentiationError && occursin("hold arrays and numbers side by side", err.msg)

@@ -25,6 +25,10 @@
 //!   adjoint `*dret[l]` (NULL: none) and writes the adjoint of float operand `k` into
 //!   `*dargs[l·n + k]` (NULL: not wanted).
 //!
+//! - `stop(code)`: raises the error of diagnostic status `code` (a construct refused
+//!   where it is reached) and does not return: the derivative goes no further than the
+//!   construct, whose shadows may not exist (`diagnostics::lower`).
+//!
 //! Any hook may throw a Julia exception (a `longjmp` past the derivative: the caller
 //! releases its buffers, `OX_FLAG_RELEASE_ON_THROW`). The records live in a frame the
 //! caller opens around every call of a derivative flagged `OX_FLAG_RUNTIME_HOOKS`.
@@ -35,6 +39,18 @@ static SPLAT_CALL: AtomicUsize = AtomicUsize::new(0);
 static SPLAT_REVERSE: AtomicUsize = AtomicUsize::new(0);
 static RULE_CALL: AtomicUsize = AtomicUsize::new(0);
 static RULE_REVERSE: AtomicUsize = AtomicUsize::new(0);
+static STOP: AtomicUsize = AtomicUsize::new(0);
+
+/// Registers the stop hook (0 unregisters): `stop(code)` raises the caller's error for
+/// diagnostic status `code` and does not return (`diagnostics::lower`).
+pub fn set_stop(stop: usize) {
+    STOP.store(stop, Ordering::Release);
+}
+
+/// The stop hook, when registered.
+pub fn stop() -> Option<usize> {
+    Some(STOP.load(Ordering::Acquire)).filter(|&s| s != 0)
+}
 
 /// Registers the splat hooks (0 unregisters).
 pub fn set_splat(call: usize, reverse: usize) {
@@ -64,5 +80,7 @@ pub fn rules() -> Option<(usize, usize)> {
 /// `OX_FLAG_RUNTIME_HOOKS`).
 pub fn is_hook(addr: usize) -> bool {
     addr != 0
-        && [&SPLAT_CALL, &SPLAT_REVERSE, &RULE_CALL, &RULE_REVERSE].iter().any(|h| addr == h.load(Ordering::Acquire))
+        && [&SPLAT_CALL, &SPLAT_REVERSE, &RULE_CALL, &RULE_REVERSE, &STOP]
+            .iter()
+            .any(|h| addr == h.load(Ordering::Acquire))
 }
