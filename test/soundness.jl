@@ -49,6 +49,10 @@ vcat_sum(x) = sum(vcat(x, 2 .* x))
 # holding `x` is read through a merge of addresses, and it once passed for a GC root
 # that nothing reads (the gradient was zero).
 vcat_scalar(x) = sum(abs2, [x; 1.0])
+# The splat's argument array is reused by the broadcast's error message (on the path
+# where the sizes differ), which overwrites it before reading it: x's slice stored there
+# for the splat needs no shadow (it was refused: a constant stored beside it had none).
+splat_beside_broadcast(x) = atan(x[2:3]...) + sum(x[1:3] .* [1.0, 2.0, 3.0])
 
 # (program, gradient, whether it is refused today)
 const CASES = [
@@ -64,6 +68,7 @@ const CASES = [
     (map_of_built, x -> 2 .* cos.(2 .* x), false),
     (vcat_sum, x -> fill(3.0, length(x)), false),
     (vcat_scalar, x -> 2 .* x, true),
+    (splat_beside_broadcast, x -> [1.0; 2 + x[3] / (x[2]^2 + x[3]^2); 3 - x[2] / (x[2]^2 + x[3]^2); zeros(length(x) - 3)], false),
 ]
 
 @testset "never silently wrong: $(nameof(f))" for (f, grad, refused_today) in CASES

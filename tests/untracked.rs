@@ -189,14 +189,74 @@ fn an_array_stored_into_a_stack_slot_and_loaded_back_keeps_its_derivative() {
 
 #[test]
 fn a_stack_slot_holding_a_differentiated_then_a_constant_array_is_refused() {
-    // The shadow slot would hold nothing a load of the constant array could follow.
-    let then = "store ptr addrspace(10) %y, ptr %s, align 8
+    // Read while it holds x, then while it holds y: the shadow slot would hold nothing a
+    // load of the constant array could follow.
+    let then = "%q = load ptr addrspace(10), ptr %s, align 8
+  store ptr addrspace(10) %y, ptr %s, align 8
   %p = load ptr addrspace(10), ptr %s, align 8";
     let text =
         slot_ir("mixed", then, "%p").replace("(ptr addrspace(10) %x)", "(ptr addrspace(10) %x, ptr addrspace(10) %y)");
     match analyse(&text, "mixed") {
         Err(Error::Unsupported(m)) => assert!(m.contains("without a derivative"), "{m}"),
         other => panic!("not refused: {:?}", other.map(|_| ())),
+    }
+}
+
+/// A differentiated array stored into a stack slot and overwritten by a constant one
+/// before anything reads the slot (Julia reuses one stack array for the arguments of a
+/// splat, then of an error message on a path after it): nothing reads x there, so the
+/// slot needs no shadow, and the constant array read back has no derivative. When code
+/// may read the slot before the overwrite (an unknown call given its address, on one
+/// path), the slot holds x for it: refused.
+fn overwritten_ir(on_one_path: &str) -> String {
+    format!(
+        "
+define double @overwritten(ptr addrspace(10) %x, ptr addrspace(10) %y) {{
+top:
+  %s = alloca ptr addrspace(10), align 8
+  store ptr addrspace(10) %x, ptr %s, align 8
+  %ox = addrspacecast ptr addrspace(10) %x to ptr addrspace(11)
+  %dx = load ptr addrspace(13), ptr addrspace(11) %ox, align 8
+  %vx = load double, ptr addrspace(13) %dx, align 8
+  %c = fcmp ogt double %vx, 0.0
+  br i1 %c, label %then, label %join
+then:
+  {on_one_path}
+  br label %join
+join:
+  store ptr addrspace(10) %y, ptr %s, align 8
+  %p = load ptr addrspace(10), ptr %s, align 8
+{}
+  %w = fmul double %v, %vx
+  ret double %w
+}}",
+        first_element("%p")
+    )
+}
+
+#[test]
+fn a_stack_slot_overwritten_before_it_is_read_needs_no_shadow() {
+    // The analyses on the IR as written (ingestion's clean-up folds the slot away).
+    let a = analyse(&overwritten_ir(""), "overwritten").expect("differentiated");
+    assert!(a.unsupported_when_reached.is_empty());
+    let text = format!("{DECLS}{}", overwritten_ir(""));
+    let args = || vec![ghost(), array_arg(Duplicated), array_arg(Const)];
+    for x in [[0.5, 3.0], [-1.5, 2.0]] {
+        let y = [4.0, 7.0];
+        let d = compile_text(&text, "overwritten", Mode::Reverse, args(), Active).expect("differentiates");
+        let (xs, ys, dxs) = (FakeArray::new(&x), FakeArray::new(&y), FakeArray::new(&[0.0, 0.0]));
+        let object = |a: &FakeArray| a as *const FakeArray as *mut std::ffi::c_void;
+        let (mut xp, mut yp, mut dxp) = (object(&xs), object(&ys), object(&dxs));
+        let (mut ret, mut seed) = (0.0, 1.0);
+        let status = invoke(d, &[NONE, ptr(&mut xp), ptr(&mut yp)], &[NONE, ptr(&mut dxp), NONE], &mut ret, &mut seed);
+        assert_eq!(status, 0);
+        assert_eq!(ret, y[0] * x[0]);
+        assert_eq!(dxs.values(), vec![y[0], 0.0], "reverse at {x:?}");
+    }
+    match analyse(&overwritten_ir("call void @opaque(ptr %s)"), "overwritten") {
+        Err(Error::Unsupported(_)) => {}
+        Ok(a) => assert!(!a.unsupported_when_reached.is_empty(), "the read through the slot is refused"),
+        Err(e) => panic!("{e}"),
     }
 }
 
@@ -272,4 +332,23 @@ declare void @llvm.memset.p0.i32(ptr, i8, i32, i1)
     assert_eq!(reloads, 0, "the reload is forwarded:\n{}", f.print());
     let a = analyse_in(&m, "reload").expect("differentiable");
     assert!(a.print(f).contains("load double"), "the element read is active:\n{}", a.print(f));
+}
+
+/// `throw(DomainError(-1.0))` inside a `try`, once Julia inlines the constructor (when
+/// `DomainError(::Float64)` has been compiled before: the refusal depended on which
+/// tests had run first in the process). Julia builds the struct in two slots of the GC
+/// frame whose other slot keeps `x` for the `catch`, so that frame has a shadow, and
+/// copies the struct into the exception object. The constants stored there have no
+/// shadow, but nothing reads the shadow slots; the copy moves nothing tracked. Both
+/// were refused (the stores, then the `try` handler the exception reaches).
+#[test]
+fn a_struct_built_in_a_shadowed_gc_frame_and_thrown_is_differentiated() {
+    let (r, texts) = oxidase::stage::collect(oxidase::stage::Printed::Untracked, || {
+        synthesize_fixture("try_struct", vec![ghost(), array_arg(Duplicated)])
+    });
+    r.expect("differentiated");
+    assert!(!texts.is_empty(), "the untracked data is printed");
+    for text in texts {
+        assert!(!text.contains("unmodeled"), "nothing is refused when reached:\n{text}");
+    }
 }

@@ -994,15 +994,113 @@ pub fn inert_pointer_stores(m: &crate::llvm::Module, insts: &[Value]) -> HashSet
             }
         }
     }
+    let mut accesses: HashMap<Value, Option<HashMap<Value, Access>>> = HashMap::new();
     insts
         .iter()
         .filter(|i| i.opcode() == Opcode::LLVMStore && i.operand(0).ty().is_pointer())
-        .filter(|i| {
-            alloca_slot(m, i.operand(1))
-                .is_some_and(|(a, off)| !read.contains(&(a, Some(off))) && !read.contains(&(a, None)))
+        .filter(|i| match alloca_slot(m, i.operand(1)) {
+            Some((a, off)) if !read.contains(&(a, Some(off))) && !read.contains(&(a, None)) => true,
+            Some((a, off)) => {
+                let of_a = accesses.entry(a).or_insert_with(|| slot_accesses(m, a));
+                of_a.as_ref().is_some_and(|of_a| overwritten_before_read(m, **i, off, of_a))
+            }
+            None => false,
         })
         .copied()
         .collect()
+}
+
+/// What an instruction does to a stack slot's memory (`slot_accesses`): the byte ranges
+/// are `[start, end)` from the alloca, `None` where the offset is not a constant.
+#[derive(Clone, Copy, Debug)]
+enum Access {
+    Load(Option<(u64, u64)>),
+    Store(Option<(u64, u64)>),
+    /// A lifetime marker: what the slot held is gone.
+    Lifetime,
+    /// A call given an address into the alloca: it may read any of it.
+    Call,
+}
+
+/// Every instruction that reads or writes alloca `a`, through address arithmetic and
+/// merges of addresses; `None` when its address is kept anywhere but in a slot that is
+/// only ever written (where it would let code the analysis does not see read it).
+fn slot_accesses(m: &crate::llvm::Module, a: Value) -> Option<HashMap<Value, Access>> {
+    let mut found = HashMap::new();
+    let (mut seen, mut work) = (HashSet::new(), vec![a]);
+    while let Some(p) = work.pop() {
+        if !seen.insert(p) {
+            continue;
+        }
+        for u in p.users() {
+            let range = |ty: crate::llvm::Type| alloca_slot(m, p).map(|(_, o)| (o, o + m.size_of(ty)));
+            let access = match u.opcode_if_instruction()? {
+                Opcode::LLVMGetElementPtr | Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast | Opcode::LLVMPHI => {
+                    work.push(u);
+                    continue;
+                }
+                Opcode::LLVMSelect if u.operand(0) != p => {
+                    work.push(u);
+                    continue;
+                }
+                Opcode::LLVMLoad => Access::Load(range(u.ty())),
+                Opcode::LLVMStore if u.operand(1) == p && u.operand(0) != p => Access::Store(range(u.operand(0).ty())),
+                Opcode::LLVMStore if u.operand(1) != p && is_written_only(u.operand(1)) => continue,
+                Opcode::LLVMCall if is_lifetime_marker(u) => Access::Lifetime,
+                Opcode::LLVMCall => Access::Call,
+                _ => return None,
+            };
+            found.insert(u, access);
+        }
+    }
+    Some(found)
+}
+
+/// Whether pointer store `s` into a stack slot at byte `off` is never read: on every
+/// path from `s`, a store of at least as many bytes at the same offset (or the end of
+/// the slot's lifetime) comes before anything that may read it (`accesses`: a load of
+/// overlapping bytes or at an offset the analysis cannot tell, a call given the
+/// alloca's address). Julia reuses one stack array for the arguments of several calls:
+/// a splat's pointers there, on a path that goes on to an error message built in the
+/// same array, are overwritten before that message reads them.
+fn overwritten_before_read(m: &crate::llvm::Module, s: Value, off: u64, accesses: &HashMap<Value, Access>) -> bool {
+    let end = off + m.size_of(s.operand(0).ty());
+    let overlaps = |r: Option<(u64, u64)>| r.is_none_or(|(a, b)| a < end && off < b);
+    // Whether the path ends at `i` (`Some(true)`: overwritten; `Some(false)`: read).
+    let verdict = |i: Value| match accesses.get(&i) {
+        None => None,
+        Some(Access::Load(r)) => overlaps(*r).then_some(false),
+        Some(Access::Store(Some((a, b)))) if *a == off && *b >= end => Some(true),
+        Some(Access::Store(_)) => None,
+        Some(Access::Lifetime) => Some(true),
+        Some(Access::Call) => Some(false),
+    };
+    let scan = |from: Option<Value>, blocks: &mut Vec<crate::llvm::Block>| -> bool {
+        let mut at = from;
+        while let Some(i) = at {
+            match verdict(i) {
+                Some(true) => return true,
+                Some(false) => return false,
+                None => {}
+            }
+            if i.next_instruction().is_none() {
+                blocks.extend(i.successors());
+            }
+            at = i.next_instruction();
+        }
+        true
+    };
+    let mut work = Vec::new();
+    if !scan(s.next_instruction(), &mut work) {
+        return false;
+    }
+    let mut visited = HashSet::new();
+    while let Some(b) = work.pop() {
+        if visited.insert(b) && !scan(b.instructions().first().copied(), &mut work) {
+            return false;
+        }
+    }
+    true
 }
 
 /// The alloca a pointer points into and the constant byte offset, through casts and
@@ -1367,6 +1465,77 @@ fn printed_only_in(m: &crate::llvm::Module, a: Value, examined: &mut HashSet<Val
             _ => false,
         },
     )
+}
+
+/// Whether nothing reads the shadow of `p`, a slot of a GC frame with a shadow at a
+/// constant offset: no load reads that slot, and the only calls given an address into
+/// the frame are lifetime markers, `memset` and copies out of the frame into memory
+/// without a shadow (whose derivative copies no shadow). Julia builds an immutable
+/// struct there before copying it into a heap object (the `DomainError` a `throw`
+/// inside a `try` makes): a pointer without a shadow stored into such a slot leaves the
+/// shadow slot stale, and nothing sees it.
+pub fn shadow_slot_unread(m: &crate::llvm::Module, mem: &Memory, p: Value) -> bool {
+    let Some((s, offset)) = alloca_slot(m, p) else { return false };
+    if !is_gc_frame(s) || is_slot_loaded(m, s, offset) {
+        return false;
+    }
+    every_use(
+        s,
+        |_| true,
+        |p, u| match u.opcode_if_instruction() {
+            Some(Opcode::LLVMLoad | Opcode::LLVMStore) => true,
+            Some(Opcode::LLVMCall) => {
+                let name = u.called_operand().name();
+                let copy_out = ["llvm.memcpy.", "llvm.memmove."].iter().any(|c| name.starts_with(c))
+                    && u.operand(1) == p
+                    && u.operand(0) != p
+                    && alloca_base(u.operand(0)).is_none()
+                    && !mem.is_shadowed(u.operand(0));
+                copy_out || is_lifetime_marker(u) || name.starts_with("llvm.memset.")
+            }
+            _ => false,
+        },
+    )
+}
+
+/// The values a copy of `len` bytes from `src`, an address at a constant offset into a
+/// GC frame, may read: those stored into the frame at constant offsets in that range.
+/// `None` when something else may write there (a store at an unknown offset, or a call
+/// other than a lifetime marker, `memset` or a copy out of the frame given an address
+/// into it).
+pub fn frame_bytes_stored(m: &crate::llvm::Module, src: Value, len: Value) -> Option<Vec<Value>> {
+    let (s, start) = alloca_slot(m, src)?;
+    let end = start + len.const_uint()?;
+    if !is_gc_frame(s) {
+        return None;
+    }
+    let mut stored = Vec::new();
+    let known = every_use(
+        s,
+        |_| true,
+        |p, u| match u.opcode_if_instruction() {
+            Some(Opcode::LLVMLoad) => true,
+            Some(Opcode::LLVMStore) if u.operand(1) != p => true,
+            Some(Opcode::LLVMStore) => match alloca_slot(m, p) {
+                Some((_, at)) => {
+                    let size = m.size_of(u.operand(0).ty());
+                    if at < end && start < at + size {
+                        stored.push(u.operand(0));
+                    }
+                    true
+                }
+                None => false,
+            },
+            Some(Opcode::LLVMCall) => {
+                let name = u.called_operand().name();
+                let copy_out =
+                    ["llvm.memcpy.", "llvm.memmove."].iter().any(|c| name.starts_with(c)) && u.operand(0) != p;
+                copy_out || is_lifetime_marker(u) || name.starts_with("llvm.memset.")
+            }
+            _ => false,
+        },
+    );
+    known.then_some(stored)
 }
 
 /// Whether some load from stack slot `s` may read the slot at byte `offset` (Julia

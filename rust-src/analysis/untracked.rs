@@ -244,8 +244,9 @@ impl Untracked {
                         _ => false,
                     };
                     let mirrored = inp.mem.leaf(p).is_some_and(Leaf::is_stack_object) && object;
-                    let pointer =
-                        v.ty().is_pointer() && !memory::is_null(v) && !mirrored || inp.mem.aggregate_paths(v).is_some();
+                    let unread = || memory::shadow_slot_unread(inp.m, inp.mem, p);
+                    let pointer = v.ty().is_pointer() && !memory::is_null(v) && !mirrored && !unread()
+                        || inp.mem.aggregate_paths(v).is_some();
                     if let Some(at) = self.lost_at(v).or_else(|| pointer.then_some(i)) {
                         changed |= self.mark_unmodeled(i, at);
                     }
@@ -406,9 +407,14 @@ impl Untracked {
                 }
                 if let Some(s) = copies_from {
                     let src = args[s];
+                    // A copy out of a GC frame's slots that hold nothing tracked (an
+                    // immutable struct of constants Julia builds there before boxing
+                    // it) moves no derivative data.
+                    let untracked_slots = memory::frame_bytes_stored(inp.m, src, args[2])
+                        .is_some_and(|vs| vs.iter().all(|&v| self.lost_at(v).is_none() && !Self::tracked(inp, v)));
                     let at = reaches(self, src)
                         .or_else(|| (inp.mem.is_shadowed(src) || inp.mem.is_escaped(src)).then_some(i));
-                    if let Some(at) = at {
+                    if let Some(at) = at.filter(|_| !untracked_slots) {
                         changed |= self.mark_holding(dst, at, objects);
                     }
                 }
