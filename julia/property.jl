@@ -165,6 +165,15 @@ function program(rng, name)
                 "for k in 1:$(rand(rng, 0:3))
         s += sum(abs2, vcat(x .* k, Property.ROW)) * $(expr(rng, 1, vars))
     end",
+                # A `Threads.@threads` loop of 0 to 3 iterations filling an array from
+                # the differentiated one (the derivative runs it on one thread). (Over
+                # `x` and an array of its own: a captured variable assigned elsewhere, `a`
+                # by `pop!` or `y` by another idiom, would be boxed.)
+                "yt = zeros(3)
+    Threads.@threads for k in 1:$(rand(rng, 0:3))
+        yt[k] = x[k] * $(expr(rng, 1, ["x[1]", "x[2]", "x[3]"]))
+    end
+    s += sum(yt) * $(expr(rng, 1, vars))",
                 # `push!` in a loop, the element read back after later pushes.
                 "y = [x[1]]\n    for k in 2:3\n        push!(y, y[k-1] * x[k] + $(expr(rng, 1, vars)))\n    end\n    s += y[end]",
                 # Shrinking, growing at the front and in the middle (reverse mode undoes

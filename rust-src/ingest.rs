@@ -8,7 +8,9 @@
 use crate::analysis::memory;
 use crate::error::{Error, Result};
 use crate::llvm::{passes, Module, Value};
-use crate::names::{julia_name, INACTIVE_PREFIX, JULIA_MATH_PREFIX, RECURSIVE, RULE_PREFIX, SPLAT_PREFIX};
+use crate::names::{
+    julia_name, INACTIVE_PREFIX, JULIA_MATH_PREFIX, LATEST_PREFIX, RECURSIVE, RULE_PREFIX, SPLAT_PREFIX,
+};
 use std::collections::{HashMap, HashSet};
 
 /// Prepares `entry` in `m` for differentiation and returns it: `inline`, then
@@ -40,6 +42,7 @@ pub fn inline(m: &Module, entry: &str) -> Result<Inlined> {
         Some(base) => wrap_call(m, f, base),
         None => f,
     };
+    latest_calls(m);
     let callees = call_graph(m);
     let reachable = reachable_from(f, &callees);
     let recursive = recursive_functions(&reachable, &callees);
@@ -295,6 +298,99 @@ fn splat_calls(m: &Module, g: Value) {
     for array in arrays {
         delete_if_only_stored(array);
     }
+}
+
+/// `Threads.@threads` loops, run on the calling thread: the loop's closure, called
+/// through `invokelatest` (`jl_f__apply_latest(F, args, n)`, the closure and `true` in
+/// `args`), is called directly, its generic entry (`LATEST_PREFIX`, named after the
+/// closure's type by the extraction) handed the closure and the rest of `args`; and
+/// `jl_in_threaded_region` answers 1, so that the code takes that call instead of
+/// handing the closure to `threading_run`, whose tasks the engine cannot follow. The
+/// derivative then runs the loop's iterations in order on one thread (the primal's
+/// results are the same: `@threads` iterations must not depend on one another).
+fn latest_calls(m: &Module) {
+    use crate::llvm::Opcode;
+    let julia = crate::julia::current();
+    let calls: Vec<Value> = m
+        .functions()
+        .into_iter()
+        .flat_map(|g| g.blocks())
+        .flat_map(|b| b.instructions())
+        .filter(|i| i.opcode() == Opcode::LLVMCall)
+        .collect();
+    let name_of = |i: Value| crate::symbols::callee_name(i.called_operand());
+    for call in calls {
+        let name = name_of(call);
+        if name.as_deref() == Some(julia.in_threaded_region) && call.call_arg_count() == 0 && call.ty().is_int() {
+            call.replace_all_uses_with(m.const_int(call.ty(), 1));
+            call.erase();
+            continue;
+        }
+        if name.as_deref() != Some(julia.apply_latest) || call.call_arg_count() != 3 {
+            continue;
+        }
+        let Some(values) = splat_values(m, call) else { continue };
+        let Some(tag) = values.first().and_then(|&c| type_tag(memory::zero_offset_base(c))) else { continue };
+        let Some(entry) = m.function(&format!("{LATEST_PREFIX}{tag}")) else { continue };
+        // A helper taking the closure and its arguments, which it puts into an array
+        // of its own for the generic entry (inlined, like every callee; the caller's
+        // array is left to be deleted, so that the closure stored there is no longer
+        // read through it).
+        let types: Vec<_> = values.iter().map(|v| v.ty()).collect();
+        let helper = m.add_function(&format!("{LATEST_PREFIX}call.{tag}"), m.fn_type(call.ty(), &types));
+        let b = m.builder();
+        b.at_end(m.append_block(helper, "top"));
+        let params = helper.params();
+        let rest = params.len() - 1;
+        let slots = b.alloca(m.array_type(params[0].ty(), rest.max(1) as u32), "args");
+        for (k, p) in params[1..].iter().enumerate() {
+            b.store(*p, b.gep(m.int(8), slots, &[m.const_int(m.int(64), 8 * k as u64)]));
+        }
+        let n = m.const_int(m.int(32), rest as u64);
+        let r = b.call_typed(entry.function_type(), entry, &[params[0], slots, n]);
+        b.ret(r);
+        b.before(call);
+        b.set_debug_loc_from(call);
+        let new = b.call(helper, &values);
+        call.replace_all_uses_with(new);
+        let array = memory::alloca_base(call.operand(1));
+        call.erase();
+        if let Some(array) = array {
+            delete_if_only_stored(array);
+        }
+    }
+}
+
+/// The type tag code generation writes into the header of garbage-collected object
+/// `a` (a literal address), if it is one. (Before clean-up, the module upgraded from
+/// LLVM 9 has casts between pointers of the same type in between.)
+fn type_tag(a: Value) -> Option<u64> {
+    use crate::llvm::Opcode;
+    memory::gc_allocation(a)?;
+    let cast = |v: Value| matches!(v.opcode_if_instruction(), Some(Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast));
+    let mut work = vec![a];
+    let mut headers = Vec::new();
+    while let Some(v) = work.pop() {
+        for u in v.users() {
+            if cast(u) {
+                work.push(u);
+            } else if memory::is_object_header(u) && u.operand(0) == v {
+                headers.push(u);
+            }
+        }
+    }
+    while let Some(h) = headers.pop() {
+        for u in h.users() {
+            if cast(u) {
+                headers.push(u);
+            } else if u.opcode() == Opcode::LLVMStore && u.operand(1) == h {
+                if let Some(tag) = crate::llvm::const_address(u.operand(0)) {
+                    return Some(tag);
+                }
+            }
+        }
+    }
+    None
 }
 
 /// The values in the argument array of splat call `call` (`jl_f__apply_iterate(F, args,

@@ -147,6 +147,12 @@ pub struct Runtime {
     pub apply_iterate: &'static str,
     /// Every builtin that splats (`apply_iterate` and older forms), for messages.
     pub splat_builtins: &'static [&'static str],
+    /// The builtin behind `Base.invokelatest(f, args...)`: `(F, args, nargs)` with `f`
+    /// and its arguments in `args` (a `Threads.@threads` loop run on one thread).
+    pub apply_latest: &'static str,
+    /// Whether the calling task runs inside a `Threads.@threads` loop (which then runs
+    /// its iterations on the calling thread).
+    pub in_threaded_region: &'static str,
     /// Entering an exception handler (`try`), and leaving it.
     pub enter_handler: &'static str,
     /// Leaving an exception handler.
@@ -223,6 +229,8 @@ pub const V1_5: Runtime = Runtime {
     write_barrier: "jl_gc_queue_root",
     apply_iterate: "jl_f__apply_iterate",
     splat_builtins: &["jl_f__apply_iterate", "jl_f__apply"],
+    apply_latest: "jl_f__apply_latest",
+    in_threaded_region: "jl_in_threaded_region",
     enter_handler: "jl_enter_handler",
     pop_handler: "jl_pop_handler",
     setjmp: "sigsetjmp",

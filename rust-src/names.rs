@@ -9,6 +9,10 @@ pub const RECURSIVE: &str = "oxidase-recursive";
 
 /// The name prefix of the functions `ingest::splat_calls` makes: `oxidase.splat.<n>`.
 pub const SPLAT_PREFIX: &str = "oxidase.splat.";
+/// The generic entry of a closure's method that Julia calls through `invokelatest`,
+/// named by the extraction after the closure's type (its address follows): a
+/// `Threads.@threads` loop's `threadsfor_fun` (`src/extract.jl`, `ingest::latest_calls`).
+pub const LATEST_PREFIX: &str = "oxidase.latest.";
 
 /// The name prefix the Julia package gives the functions with a user-defined rule
 /// (`EnzymeRules`): `oxidase.rule.<site>.julia_f_12`, where `<site>` names the

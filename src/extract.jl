@@ -14,7 +14,11 @@
 #   - inlining is decided in type inference, from the callee's lowered source, so a
 #     method with a custom rule is redefined `@noinline` (`make_noinline!`), and its
 #     compiled specializations are found by CodeInstance in the native module
-#     (`name_ruled_calls`).
+#     (`name_ruled_calls`);
+#   - `Threads.@threads` makes a closure named `threadsfor_fun` and calls it with
+#     `Base.invokelatest(threadsfor_fun, true)` (one thread) or hands it to
+#     `threading_run` (tasks): neither call is compiled into the module, so the
+#     closure's method is added to it (`threads_closures`).
 module Extract
 
 import ..Oxidase
@@ -101,10 +105,26 @@ end
 # Codegen, Julia's passes, the root's name and the bitcode: the caller holds the codegen lock.
 function emit_bitcode(@nospecialize(f), @nospecialize(types), mi::Core.MethodInstance,
                       @nospecialize(ci), params::Base.CodegenParams)
-    native = ccall(:jl_create_native, Ptr{Cvoid},
-                   (Vector{Core.MethodInstance}, Base.CodegenParams, Cint), [mi], params, 1)
-    native == C_NULL && error("Oxidase: jl_create_native failed for $f$types")
-    mod = ccall(:jl_get_llvm_module, Ptr{Cvoid}, (Ptr{Cvoid},), native)
+    native, mod = create_native([mi], params, f, types)
+    # `@threads` loops: the module again, with the loops' closures (whose methods run in
+    # tasks or through `invokelatest`, and so are not in it), each one's generic entry
+    # named after the closure's type, `oxidase.latest.<address>`: the engine calls it
+    # where the module calls it with `invokelatest` (the loop on one thread).
+    closures = threads_closures(mod)
+    if !isempty(closures)
+        instances = [closure_instance(T) for T in closures]
+        ccall((:LLVMDisposeModule, LIBLLVM), Cvoid, (Ptr{Cvoid},), mod)
+        native, mod = create_native([mi; first.(instances)], params, f, types)
+        for (T, (_, ci)) in zip(closures, instances)
+            fidx = Ref{Int32}(0)
+            sidx = Ref{Int32}(0)
+            ccall(:jl_get_function_id, Cvoid, (Ptr{Cvoid}, Any, Ref{Int32}, Ref{Int32}), native, ci, fidx, sidx)
+            fidx[] > 0 || error("Oxidase: the `@threads` loop of $f$types was not compiled")
+            llvmf = ccall(:jl_get_llvm_function, Ptr{Cvoid}, (Ptr{Cvoid}, UInt32), native, fidx[] - 1)
+            name = "oxidase.latest.$(UInt(pointer_from_objref(T)))"
+            ccall((:LLVMSetValueName2, LIBLLVM), Cvoid, (Ptr{Cvoid}, Cstring, Csize_t), llvmf, name, sizeof(name))
+        end
+    end
     fidx = Ref{Int32}(0)
     sidx = Ref{Int32}(0)
     ccall(:jl_get_function_id, Cvoid, (Ptr{Cvoid}, Any, Ref{Int32}, Ref{Int32}),
@@ -133,6 +153,64 @@ function emit_bitcode(@nospecialize(f), @nospecialize(types), mi::Core.MethodIns
     bitcode = unsafe_wrap(Array, start, len) |> copy
     ccall((:LLVMDisposeMemoryBuffer, LIBLLVM), Cvoid, (Ptr{Cvoid},), buf)
     return bitcode, entry
+end
+
+function create_native(mis::Vector{Core.MethodInstance}, params::Base.CodegenParams, @nospecialize(f),
+                       @nospecialize(types))
+    native = ccall(:jl_create_native, Ptr{Cvoid}, (Vector{Core.MethodInstance}, Base.CodegenParams, Cint),
+                   mis, params, 1)
+    native == C_NULL && error("Oxidase: jl_create_native failed for $f$types")
+    return native, ccall(:jl_get_llvm_module, Ptr{Cvoid}, (Ptr{Cvoid},), native)
+end
+
+# --- `Threads.@threads` --------------------------------------------------------------
+
+# The closure types of the `@threads` loops whose closures the module allocates (the
+# type operand of `julia.gc_alloc_obj`, a literal address before GC lowering), when
+# the module calls `invokelatest` (`jl_f__apply_latest`) at all.
+function threads_closures(mod::Ptr{Cvoid})
+    found = DataType[]
+    named(name) = ccall((:LLVMGetNamedFunction, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid}, Cstring), mod, name)
+    alloc = named("julia.gc_alloc_obj")
+    (alloc == C_NULL || named("jl_f__apply_latest") == C_NULL) && return found
+    use = ccall((:LLVMGetFirstUse, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), alloc)
+    while use != C_NULL
+        call = ccall((:LLVMGetUser, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), use)
+        use = ccall((:LLVMGetNextUse, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), use)
+        ccall((:LLVMGetNumOperands, LIBLLVM), Cint, (Ptr{Cvoid},), call) >= 3 || continue
+        address = literal_address(ccall((:LLVMGetOperand, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid}, Cuint), call, 2))
+        address == 0 && continue
+        T = unsafe_pointer_to_objref(Ptr{Cvoid}(address))
+        T isa DataType && T <: Function && occursin("threadsfor_fun", String(T.name.name)) || continue
+        T in found || push!(found, T)
+    end
+    return found
+end
+
+# The address of a literal pointer constant (`addrspacecast (inttoptr (i64 A))`), or 0.
+function literal_address(v::Ptr{Cvoid})
+    for _ in 1:4
+        ccall((:LLVMIsAConstantInt, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), v) != C_NULL &&
+            return ccall((:LLVMConstIntGetZExtValue, LIBLLVM), Culonglong, (Ptr{Cvoid},), v)
+        ccall((:LLVMIsAConstantExpr, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), v) == C_NULL && return UInt64(0)
+        v = ccall((:LLVMGetOperand, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid}, Cuint), v, 0)
+    end
+    return UInt64(0)
+end
+
+# The method instance and inferred code of closure type `T` called with one `Bool` (a
+# `@threads` loop's `threadsfor_fun(onethread)`).
+function closure_instance(@nospecialize(T::DataType))
+    sig = Tuple{T, Bool}
+    precompile(sig) || error("Oxidase: the `@threads` loop $T cannot be compiled")
+    world = Base.get_world_counter()
+    matches = Base._methods_by_ftype(sig, -1, world)
+    length(matches) == 1 || error("Oxidase: the `@threads` loop $T has no single method for one `Bool`")
+    match = matches[1]::Core.SimpleVector
+    mi = Core.Compiler.specialize_method(match[3]::Method, match[1], match[2])::Core.MethodInstance
+    ci = ccall(:jl_rettype_inferred, Any, (Any, UInt, UInt), mi, world, world)
+    ci isa Core.CodeInstance || error("Oxidase: type inference of the `@threads` loop $T failed")
+    return mi, ci
 end
 
 # --- custom rules (src/rules.jl) -----------------------------------------------------

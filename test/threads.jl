@@ -6,6 +6,8 @@ two_threads(script, args...) =
            merge(ENV, Dict("JULIA_NUM_THREADS" => "2")))
 
 @test success(pipeline(two_threads(joinpath(@__DIR__, "threads", "run.jl")); stdout = stdout, stderr = stderr))
+# `Threads.@threads` loops inside the differentiated function, their primal on both threads.
+@test success(pipeline(two_threads(joinpath(@__DIR__, "threads", "loops.jl")); stdout = stdout, stderr = stderr))
 
 # Concurrent compilation of new functions (test/threads/stress.jl): a race on Julia's
 # LLVM context kills the process, so each run is a process of its own. A few small runs

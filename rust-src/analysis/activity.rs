@@ -446,6 +446,14 @@ impl Activity {
                 }
             }
         }
+        // (Arrays of floats that get a zeroed shadow of their own when stored into an
+        // object with a shadow, below: allocated here, or a `Const` argument.)
+        let fresh = |v: Value| {
+            let base = crate::analysis::memory::zero_offset_base(v);
+            let argument = argument_bases.contains(&base);
+            float_array_allocation(base, types).is_some()
+                || argument && constant_float_array(base, true, &insts, &inert, mem, types).is_some()
+        };
         for &i in &insts {
             let (value, addr) = match i.opcode() {
                 Opcode::LLVMStore => (i.operand(0), i.operand(1)),
@@ -464,8 +472,8 @@ impl Activity {
             // root slots hold the shadows: `Memory::compute`.)
             if i.opcode() == Opcode::LLVMStore && array_object && !mem.is_shadowed(addr) && !inert.contains(&i) {
                 let object = crate::analysis::memory::object_base(addr);
-                if let Some(a) =
-                    object.filter(|&a| crate::analysis::memory::shadowable_object(a) && mem.can_mirror(a, &inert))
+                if let Some(a) = object
+                    .filter(|&a| crate::analysis::memory::shadowable_object(a) && mem.can_mirror(a, &inert, &fresh))
                 {
                     wants_shadow.entry(a).or_insert(Leaf::StackArraysF64);
                     continue;
@@ -495,7 +503,7 @@ impl Activity {
                 let shadowable = |a: &Value| {
                     crate::analysis::memory::shadowable_object(*a)
                         && !crate::analysis::memory::is_gc_frame(*a)
-                        && mem.can_mirror(*a, &inert)
+                        && mem.can_mirror(*a, &inert, &fresh)
                 };
                 if let Some(a) = object.filter(shadowable) {
                     wants_shadow.insert(a, Leaf::StackMixedF64);
@@ -559,10 +567,17 @@ impl Activity {
         // would carry that float's derivative where the engine cannot see it.
         for &i in &live_insts {
             let number_object = |p: Value| mem.leaf(p) == Some(Leaf::StackMixedF64);
+            // (Not a field that only ever holds integers: a closure's range.)
+            let is_number = |v: Value| {
+                let float_bits =
+                    v.opcode_if_instruction() == Some(Opcode::LLVMBitCast) && v.operand(0).ty().is_floating();
+                !varied.contains(&v) && !float_bits
+            };
             if i.opcode() == Opcode::LLVMLoad
                 && i.ty().is_int()
                 && i.ty().int_width() >= 32
                 && number_object(i.operand(0))
+                && !crate::analysis::memory::integer_field(m, i, &inert, &is_number)
             {
                 let copied = i.users().into_iter().any(|u| {
                     matches!(

@@ -525,10 +525,14 @@ impl Memory {
     /// slots (`inert`), and calls of functions differentiated call by call (whose own
     /// stores are checked alike, by `untracked`). Not one stored elsewhere, merged with
     /// other pointers, handed to the runtime or turned into an integer: Julia's logging
-    /// and printing box a value and put the box in arrays and tuples of anything. Such an object keeps no shadow, and the derivative data
-    /// stored into it is refused when the code using it is reached. (Stack objects keep
-    /// the check `untracked` makes on each store.)
-    pub fn can_mirror(&self, a: Value, inert: &HashSet<Value>) -> bool {
+    /// and printing box a value and put the box in arrays and tuples of anything. Such an
+    /// object keeps no shadow, and the derivative data stored into it is refused when the
+    /// code using it is reached. (Stack objects keep the check `untracked` makes on each
+    /// store.) An array the function allocates that `fresh` accepts (an array of floats)
+    /// may be stored into it too: once the object has a shadow, the array gets a zeroed
+    /// one of its own (`activity`), which the object's shadow holds (a `@threads` loop's
+    /// closure over the differentiated input and the array it fills).
+    pub fn can_mirror(&self, a: Value, inert: &HashSet<Value>, fresh: &dyn Fn(Value) -> bool) -> bool {
         if gc_allocation(a).is_none() {
             return true;
         }
@@ -539,7 +543,7 @@ impl Memory {
                 Some(Opcode::LLVMStore) if u.operand(1) == p => {
                     let v = u.operand(0);
                     let array = self.leaf(v) == Some(Leaf::ArrayF64) && !self.is_data(v);
-                    !v.ty().is_pointer() || is_null(v) || array
+                    !v.ty().is_pointer() || is_null(v) || array || fresh(v)
                 }
                 // Stored as a value only into a GC frame slot nobody reads (`inert`):
                 // anywhere else, a pointer loaded back would be read as an array.
@@ -1704,6 +1708,55 @@ pub fn object_base(p: Value) -> Option<Value> {
         Opcode::LLVMGetElementPtr | Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast => object_base(p.operand(0)),
         _ => None,
     }
+}
+
+/// The object (`object_base`: a stack slot or a heap object the function allocates) a
+/// pointer points into and the constant byte offset, through casts and single-index
+/// GEPs with constant indices.
+pub fn object_slot(m: &crate::llvm::Module, p: Value) -> Option<(Value, i64)> {
+    if !p.is_instruction() {
+        return None;
+    }
+    match p.opcode() {
+        Opcode::LLVMAlloca => Some((p, 0)),
+        Opcode::LLVMCall => gc_allocation(p).map(|_| (p, 0)),
+        Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast => object_slot(m, p.operand(0)),
+        Opcode::LLVMGetElementPtr if p.num_operands() == 2 => {
+            let k = p.operand(1).const_int()?;
+            let (a, off) = object_slot(m, p.operand(0))?;
+            Some((a, off + k * m.size_of(p.gep_source_type()) as i64))
+        }
+        _ => None,
+    }
+}
+
+/// Whether integer load `i` reads a field of a local object (a stack slot or a heap
+/// object the function allocates) that only ever holds integers that `is_number` says
+/// are no float's bits: every store into the object is at a constant offset, and those
+/// at the load's offset store such integers of the load's width; the object's address
+/// goes nowhere but into loads, stores and `inert` stores (GC frame slots nobody reads).
+pub fn integer_field(
+    m: &crate::llvm::Module,
+    i: Value,
+    inert: &HashSet<Value>,
+    is_number: &dyn Fn(Value) -> bool,
+) -> bool {
+    let Some((base, offset)) = object_slot(m, i.operand(0)) else { return false };
+    every_use(
+        base,
+        |_| true,
+        |p, u| match u.opcode_if_instruction() {
+            Some(Opcode::LLVMLoad | Opcode::LLVMICmp) => true,
+            Some(Opcode::LLVMStore) if u.operand(1) == p => match object_slot(m, p) {
+                Some((_, at)) if at == offset => u.operand(0).ty() == i.ty() && is_number(u.operand(0)),
+                Some(_) => true,
+                None => false,
+            },
+            Some(Opcode::LLVMStore) => inert.contains(&u),
+            Some(Opcode::LLVMCall) => is_lifetime_marker(u),
+            _ => false,
+        },
+    )
 }
 
 /// Whether object `a` (`object_base`) can have a shadow object: not one whose address
