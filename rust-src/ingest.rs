@@ -98,6 +98,7 @@ impl Inlined {
             if g == self.entry || self.recursive.contains(&g) {
                 forward_try_slots(g);
                 forward_gc_frame_slots(m, g);
+                rebase_element_phis(m, g);
                 splat_calls(m, g);
                 crate::reinterpret::rewrite(m, g);
             }
@@ -298,6 +299,120 @@ fn splat_calls(m: &Module, g: Value) {
     for array in arrays {
         delete_if_only_stored(array);
     }
+}
+
+/// In a function that resizes arrays, a merge of element addresses of one array, each
+/// an index off a load of its data pointer (`for v in a` after `push!(a, ...)`: the
+/// running element `phi [a.data + 0, preheader], [a.data + (i - 1), latch]`), becomes one
+/// address, an index off the data pointer loaded where the merge is: `a.data + phi [0,
+/// i - 1]`. The reverse sweep, which loads the shadow's data pointer again after undoing
+/// the resizes, can then compute the element's shadow address (it cannot merge addresses
+/// into a buffer a later `push!` may have moved). Only where nothing on the way from each
+/// load to the merge may change the data pointer (no calls but intrinsics and Base's
+/// elementary functions).
+fn rebase_element_phis(m: &Module, g: Value) {
+    use crate::llvm::Opcode;
+    let insts: Vec<Value> = g.blocks().into_iter().flat_map(|b| b.instructions()).collect();
+    if !insts.iter().any(|&i| memory::resize_call(i).is_some()) {
+        return;
+    }
+    let phis: Vec<Value> =
+        insts.iter().copied().filter(|i| i.opcode() == Opcode::LLVMPHI && i.ty().is_pointer()).collect();
+    if phis.is_empty() {
+        return;
+    }
+    let cfg = crate::analysis::cfg::Cfg::compute(g);
+    // (The data pointer `load` and the index of an incoming address.)
+    let split = |v: Value| -> Option<(Value, Option<Value>)> {
+        match v.opcode_if_instruction()? {
+            Opcode::LLVMLoad => Some((v, None)),
+            Opcode::LLVMGetElementPtr if v.num_operands() == 2 => {
+                let d = v.operand(0);
+                (d.opcode_if_instruction()? == Opcode::LLVMLoad).then_some((d, Some(v)))
+            }
+            _ => None,
+        }
+    };
+    for phi in phis {
+        let header = phi.parent_block();
+        let incoming = phi.incoming();
+        let Some(parts) = incoming.iter().map(|&(v, _)| split(v)).collect::<Option<Vec<_>>>() else { continue };
+        // One array object, one element type.
+        let object = parts[0].0.operand(0);
+        let same_object = parts.iter().all(|(d, _)| {
+            memory::zero_offset_base(d.operand(0)) == memory::zero_offset_base(object) && d.ty() == phi.ty()
+        });
+        let types: Vec<_> = parts.iter().filter_map(|(_, gep)| gep.map(|g| g.gep_source_type())).collect();
+        if !same_object || types.is_empty() || types.iter().any(|&t| t != types[0]) {
+            continue;
+        }
+        let available = !object.is_instruction() || {
+            let at = cfg.index(object.parent_block());
+            at != cfg.index(header) && cfg.dominates(at, cfg.index(header))
+        };
+        let unchanged = incoming.iter().zip(&parts).all(|(&(_, from), (d, _))| data_pointer_unchanged(&cfg, *d, from));
+        if !available || !unchanged {
+            continue;
+        }
+        let b = m.builder();
+        b.before(header.first_non_phi().expect("blocks end with a terminator"));
+        let i64t = m.int(64);
+        let index = b.phi(i64t, &format!("{}.index", phi.name()));
+        let pairs: Vec<(Value, crate::llvm::Block)> = incoming
+            .iter()
+            .zip(&parts)
+            .map(|(&(_, from), (_, gep))| {
+                let k = gep.map(|g| g.operand(1)).unwrap_or_else(|| m.const_int(i64t, 0));
+                (k, from)
+            })
+            .collect();
+        if pairs.iter().any(|(k, _)| k.ty() != i64t) {
+            index.erase();
+            continue;
+        }
+        index.add_incoming(&pairs);
+        let data = b.load(phi.ty(), object).mirror_access_of(parts[0].0);
+        let address = b.gep(types[0], data, &[index]);
+        phi.replace_all_uses_with(address);
+        phi.erase();
+    }
+}
+
+/// Whether no call but an intrinsic or one of Base's elementary functions can run
+/// between data pointer load `d` and the edge from block `from` into the merge: on any
+/// block of a path from `d` to the end of `from` (around loops too; a call could resize
+/// the array).
+fn data_pointer_unchanged(cfg: &crate::analysis::cfg::Cfg, d: Value, from: crate::llvm::Block) -> bool {
+    use crate::llvm::Opcode;
+    let harmless = |i: Value| {
+        i.opcode() != Opcode::LLVMCall || {
+            let callee = i.called_operand();
+            callee.is_function() && (callee.intrinsic_id() != 0 || callee.name().starts_with(JULIA_MATH_PREFIX))
+        }
+    };
+    let (start, target) = (cfg.index(d.parent_block()), cfg.index(from));
+    let walk = |first: Vec<usize>, next: &dyn Fn(usize) -> Vec<usize>| {
+        let mut seen = vec![false; cfg.blocks.len()];
+        let mut work = first;
+        while let Some(b) = work.pop() {
+            if !std::mem::replace(&mut seen[b], true) {
+                work.extend(next(b));
+            }
+        }
+        seen
+    };
+    // Blocks after `d` (its own again only around a loop), and blocks before `from`.
+    let after = walk(cfg.succs[start].clone(), &|b| cfg.succs[b].clone());
+    let before = walk(vec![target], &|b| cfg.preds[b].clone());
+    if start != target && !after[target] {
+        return false;
+    }
+    (0..cfg.blocks.len()).filter(|&b| b == start || after[b] && before[b]).all(|b| {
+        let insts = cfg.blocks[b].instructions();
+        let again = b == start && after[start] && before[start];
+        let first = if b == start && !again { insts.iter().position(|&i| i == d).map_or(0, |k| k + 1) } else { 0 };
+        insts[first..].iter().all(|&i| harmless(i))
+    })
 }
 
 /// `Threads.@threads` loops, run on the calling thread: the loop's closure, called

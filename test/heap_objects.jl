@@ -93,9 +93,15 @@ end
 ho_rec_two(m, k) = k == 0 ? 0.0 : m.w[k] * m.c[k] * m.b + ho_rec_two(m, k - 1)
 ho_two(x) = ho_rec_two(HoTwo(x .* 2, [1.0, 2.0, 3.0, 4.0], x[1]), length(x))
 ho_two_constant(x, c) = ho_rec_two(HoTwo(x, c, x[2]), length(x))
+# The allocated array written after it went into the object, directly and through it.
+ho_two_written(x) = (c = zeros(4); h = HoTwo(x, c, 1.0); c[1] = x[1]^2; c[2] = sin(x[2]); ho_rec_two(h, 4))
+@noinline ho_fill!(h, x) = (for k in 1:4; h.c[k] = h.w[k] * x[k]; end; nothing)
+ho_two_filled(x) = (c = zeros(4); h = HoTwo(x, c, 2.0); ho_fill!(h, x); ho_rec_two(h, 4) + sum(c))
 @testset "an array without a derivative beside a differentiated one" begin
     for x in ([0.1, 0.2, 0.3, 0.5], [-1.5, 0.7, 0.3, 2.0])
         check_all_modes(ho_two, x)
+        check_all_modes(ho_two_written, x)
+        check_all_modes(ho_two_filled, x)
         check_all_modes_with_constant(ho_two_constant, x[1:3], [2.0, -1.0, 0.5])
         c = [2.0, -1.0, 0.5, 3.0]
         dx = zeros(4)
