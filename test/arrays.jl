@@ -346,9 +346,17 @@ function iterated_twice(x)
     end
     s
 end
+# Several values pushed at once, or a tuple appended: Julia copies the tuple's floats as
+# integers out of a stack object holding differentiated numbers, at an index the loop
+# over the tuple computes (refused, before; `memory::retype_bit_copies` now reads them
+# as the floats every store put there).
+pushed_two(x) = (y = [x[1]]; push!(y, x[2], x[3]); y[1] * y[2] + y[3]^2)
+appended_tuple(x) = (y = x .* 2; append!(y, (x[1] * x[2], sin(x[3]))); sum(abs2, y))
+pushed_two_iterated(x) = (y = [x[1]]; push!(y, x[2], x[3] * x[1]); s = 0.0; for v in y; s += v * x[3]; end; s)
 grown_while_iterating(x) = (v = [x[1], x[2]]; s = 0.0; for a in v; s += a^2; length(v) < 4 && push!(v, a * x[3]); end; s)
 @testset "resizing: iterating after a resize" begin
-    for f in (iterated_after_push, iterated_after_collect, iterated_sin, iterated_after_pop, iterated_until, iterated_twice),
+    for f in (iterated_after_push, iterated_after_collect, iterated_sin, iterated_after_pop, iterated_until, iterated_twice,
+              pushed_two, appended_tuple, pushed_two_iterated),
         x in ([0.1, 0.2, 0.3], [-1.5, 0.7, 0.3], [0.5, 0.9, 1.3])
         check_all_modes(f, x)   # (test/finite_differences.jl)
     end

@@ -352,3 +352,19 @@ fn a_struct_built_in_a_shadowed_gc_frame_and_thrown_is_differentiated() {
         assert!(!text.contains("unmodeled"), "nothing is refused when reached:\n{text}");
     }
 }
+
+/// `push!(y, x[2], x[3])`: Julia puts the two floats into a stack tuple (an object
+/// holding differentiated numbers) and copies them into the array as integers, at an
+/// index the loop over the tuple computes. Every store into the tuple stores a float,
+/// so those loads are read as floats (`memory::retype_bit_copies`); they were refused
+/// ("copying a field ... as integer bits").
+#[test]
+fn floats_copied_as_integers_out_of_a_tuple_of_numbers_are_followed() {
+    // The analyses alone (resizing the shadow needs the Julia runtime).
+    let (text, entry) = fixture("pushed_two");
+    let ctx = Context::create();
+    let m = OwnedModule::parse_ir(&ctx, &text).expect("fixture parses");
+    let f = oxidase::ingest::prepare(&m, &entry).expect("prepared");
+    let a = analyse_in(&m, &f.name()).expect("differentiated");
+    assert!(a.unsupported_when_reached.is_empty(), "{:?}", a.unsupported_when_reached);
+}

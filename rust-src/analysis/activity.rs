@@ -579,17 +579,20 @@ impl Activity {
                 && number_object(i.operand(0))
                 && !crate::analysis::memory::integer_field(m, i, &inert, &is_number)
             {
+                // (Handed to an error path's call, which throws, it carries nothing on.)
                 let copied = i.users().into_iter().any(|u| {
-                    matches!(
-                        u.opcode_if_instruction(),
-                        Some(
-                            Opcode::LLVMStore
-                                | Opcode::LLVMCall
-                                | Opcode::LLVMRet
-                                | Opcode::LLVMBitCast
-                                | Opcode::LLVMInsertValue
+                    let throws = u.opcode() == Opcode::LLVMCall && crate::analysis::memory::is_noreturn_call(u);
+                    !throws
+                        && matches!(
+                            u.opcode_if_instruction(),
+                            Some(
+                                Opcode::LLVMStore
+                                    | Opcode::LLVMCall
+                                    | Opcode::LLVMRet
+                                    | Opcode::LLVMBitCast
+                                    | Opcode::LLVMInsertValue
+                            )
                         )
-                    )
                 });
                 if copied {
                     return Err(Error::Unsupported(describe(

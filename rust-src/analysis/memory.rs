@@ -856,7 +856,17 @@ pub fn retype_bit_copies(m: &crate::llvm::Module, f: Value, mem: &Memory) -> boo
     let insts: Vec<Value> = f.blocks().into_iter().flat_map(|bb| bb.instructions()).collect();
     for i in insts {
         let ty = i.ty();
-        if i.opcode() != Opcode::LLVMLoad || !ty.is_int() || !mem.is_data(i.operand(0)) {
+        if i.opcode() != Opcode::LLVMLoad || !ty.is_int() {
+            continue;
+        }
+        // A float field of a stack object holding differentiated numbers (a tuple of
+        // floats `push!(a, u, v)` copies from): where every store puts a float.
+        let number_slot = mem.leaf(i.operand(0)) == Some(Leaf::StackMixedF64) && ty.int_width() == 64;
+        if number_slot && floats_only_stored_at(m, i.operand(0)) {
+            changed |= retype_load(&b, i, m.f64());
+            continue;
+        }
+        if !mem.is_data(i.operand(0)) {
             continue;
         }
         let float = match (mem.leaf(i.operand(0)), ty.int_width()) {
@@ -870,6 +880,15 @@ pub fn retype_bit_copies(m: &crate::llvm::Module, f: Value, mem: &Memory) -> boo
             (Some(Leaf::ArrayF32 | Leaf::F32), 32) => m.f32(),
             _ => continue,
         };
+        changed |= retype_load(&b, i, float);
+    }
+    changed
+}
+
+/// Integer load `i` as a load of `float` and a bitcast, its stores storing the float.
+fn retype_load(b: &crate::llvm::Builder, i: Value, float: crate::llvm::Type) -> bool {
+    let ty = i.ty();
+    {
         b.before(i);
         let x = b.load(float, i.operand(0));
         let bits = b.bitcast(x, ty);
@@ -892,9 +911,75 @@ pub fn retype_bit_copies(m: &crate::llvm::Module, f: Value, mem: &Memory) -> boo
         }
         i.replace_all_uses_with(bits);
         i.erase();
-        changed = true;
     }
-    changed
+    true
+}
+
+/// Whether every store into the stack object `p` points into, at `p`'s constant offset,
+/// stores a `double` (or a `double`'s bits, which `retype_bit_copies` makes one), and
+/// nothing else may write there (a store at an unknown offset, a call given its
+/// address).
+fn floats_only_stored_at(m: &crate::llvm::Module, p: Value) -> bool {
+    // (At an offset not known, a loop over a tuple's fields: every store stores a float.)
+    let (base, offset) = match object_slot(m, p) {
+        Some((base, offset)) => (base, Some(offset)),
+        None => match alloca_bases(p)[..] {
+            [base] => (base, None),
+            _ => return false,
+        },
+    };
+    if base.opcode() != Opcode::LLVMAlloca {
+        return false;
+    }
+    let float = |v: Value| {
+        v.ty().float_bits() == 64
+            || v.opcode_if_instruction() == Some(Opcode::LLVMBitCast) && v.operand(0).ty().float_bits() == 64
+    };
+    let mut stored = false;
+    // (Through address arithmetic and merges of addresses: a store through a merge is
+    // at an offset not known.)
+    let (mut seen, mut work) = (HashSet::new(), vec![base]);
+    let mut all = true;
+    while let Some(q) = work.pop() {
+        if !seen.insert(q) {
+            continue;
+        }
+        for u in q.users() {
+            let ok = match u.opcode_if_instruction() {
+                Some(
+                    Opcode::LLVMGetElementPtr
+                    | Opcode::LLVMBitCast
+                    | Opcode::LLVMAddrSpaceCast
+                    | Opcode::LLVMPHI
+                    | Opcode::LLVMSelect,
+                ) if u.ty().is_pointer() => {
+                    work.push(u);
+                    true
+                }
+                Some(Opcode::LLVMLoad | Opcode::LLVMICmp) => true,
+                Some(Opcode::LLVMStore) if u.operand(1) == q && u.operand(0) != q => {
+                    match (object_slot(m, q), offset) {
+                        (Some((_, at)), Some(offset)) if at == offset => {
+                            stored = true;
+                            float(u.operand(0))
+                        }
+                        (Some((_, at)), Some(offset)) => {
+                            at + m.size_of(u.operand(0).ty()) as i64 <= offset || offset + 8 <= at
+                        }
+                        (Some((_, at)), None) => {
+                            stored = true;
+                            at % 8 == 0 && float(u.operand(0))
+                        }
+                        (None, _) => false,
+                    }
+                }
+                Some(Opcode::LLVMCall) => is_lifetime_marker(u),
+                _ => false,
+            };
+            all &= ok;
+        }
+    }
+    all && stored
 }
 
 /// Shadowed pointers into array data: pointers loaded from an array object (its data
@@ -1753,10 +1838,18 @@ pub fn integer_field(
                 None => false,
             },
             Some(Opcode::LLVMStore) => inert.contains(&u),
-            Some(Opcode::LLVMCall) => is_lifetime_marker(u),
+            // (An error path's call, `throw_boundserror(r, i)` given the range by
+            // reference, throws: nothing after it reads the field.)
+            Some(Opcode::LLVMCall) => is_lifetime_marker(u) || is_noreturn_call(u),
             _ => false,
         },
     )
+}
+
+/// Whether call `i` never returns (an error path: it throws).
+pub fn is_noreturn_call(i: Value) -> bool {
+    let callee = i.called_operand();
+    i.has_fn_attr("noreturn") || callee.is_function() && callee.has_fn_attr("noreturn")
 }
 
 /// Whether object `a` (`object_base`) can have a shadow object: not one whose address
