@@ -76,6 +76,18 @@ fn analyse_in(m: &Module, entry: &str) -> Result<Act, Error> {
     oxidase::pipeline::analyze(m, &subject, &[(x, Leaf::ArrayF64)], &[]).map(|(_, act)| act)
 }
 
+/// Calls a reverse derivative of `f(x, y)` with `Duplicated(x, dx)` (`dx` zero) and a
+/// `Const` array `y`, seed 1: the result and `dx`.
+fn reverse_with_constant(d: oxidase::ffi::OxDerivativeFn, x: &[f64], y: &[f64]) -> (f64, Vec<f64>) {
+    let (xs, ys, dxs) = (FakeArray::new(x), FakeArray::new(y), FakeArray::new(&vec![0.0; x.len()]));
+    let object = |a: &FakeArray| a as *const FakeArray as *mut std::ffi::c_void;
+    let (mut xp, mut yp, mut dxp) = (object(&xs), object(&ys), object(&dxs));
+    let (mut ret, mut seed) = (0.0, 1.0);
+    let status = invoke(d, &[NONE, ptr(&mut xp), ptr(&mut yp)], &[NONE, ptr(&mut dxp), NONE], &mut ret, &mut seed);
+    assert_eq!(status, 0);
+    (ret, dxs.values())
+}
+
 /// The data pointer of the array object `%p`, and its first element.
 fn first_element(p: &str) -> String {
     format!(
@@ -133,14 +145,9 @@ fn an_array_inside_a_struct_value_keeps_its_derivative() {
     let args = || vec![ghost(), array_arg(Duplicated), array_arg(Const)];
     for x in [[0.5, 3.0], [-0.5, 3.0]] {
         let d = compile_text(&text, "view", Mode::Reverse, args(), Active).expect("differentiates");
-        let (xs, ys, dxs) = (FakeArray::new(&x), FakeArray::new(&[0.0, 0.0]), FakeArray::new(&[0.0, 0.0]));
-        let object = |a: &FakeArray| a as *const FakeArray as *mut std::ffi::c_void;
-        let (mut xp, mut yp, mut dxp) = (object(&xs), object(&ys), object(&dxs));
-        let (mut ret, mut seed) = (0.0, 1.0);
-        let status = invoke(d, &[NONE, ptr(&mut xp), ptr(&mut yp)], &[NONE, ptr(&mut dxp), NONE], &mut ret, &mut seed);
-        assert_eq!(status, 0);
+        let (ret, dx) = reverse_with_constant(d, &x, &[0.0, 0.0]);
         assert_eq!(ret, x[1] * x[1]);
-        assert_eq!(dxs.values(), vec![0.0, 2.0 * x[1]], "reverse at {x:?}");
+        assert_eq!(dx, vec![0.0, 2.0 * x[1]], "reverse at {x:?}");
     }
 }
 
@@ -244,14 +251,9 @@ fn a_stack_slot_overwritten_before_it_is_read_needs_no_shadow() {
     for x in [[0.5, 3.0], [-1.5, 2.0]] {
         let y = [4.0, 7.0];
         let d = compile_text(&text, "overwritten", Mode::Reverse, args(), Active).expect("differentiates");
-        let (xs, ys, dxs) = (FakeArray::new(&x), FakeArray::new(&y), FakeArray::new(&[0.0, 0.0]));
-        let object = |a: &FakeArray| a as *const FakeArray as *mut std::ffi::c_void;
-        let (mut xp, mut yp, mut dxp) = (object(&xs), object(&ys), object(&dxs));
-        let (mut ret, mut seed) = (0.0, 1.0);
-        let status = invoke(d, &[NONE, ptr(&mut xp), ptr(&mut yp)], &[NONE, ptr(&mut dxp), NONE], &mut ret, &mut seed);
-        assert_eq!(status, 0);
+        let (ret, dx) = reverse_with_constant(d, &x, &y);
         assert_eq!(ret, y[0] * x[0]);
-        assert_eq!(dxs.values(), vec![y[0], 0.0], "reverse at {x:?}");
+        assert_eq!(dx, vec![y[0], 0.0], "reverse at {x:?}");
     }
     match analyse(&overwritten_ir("call void @opaque(ptr %s)"), "overwritten") {
         Err(Error::Unsupported(_)) => {}
