@@ -1084,11 +1084,24 @@ pub fn inert_pointer_stores(m: &crate::llvm::Module, insts: &[Value]) -> HashSet
         }
     }
     let mut accesses: HashMap<Value, Option<HashMap<Value, Access>>> = HashMap::new();
+    // (An exception thrown in a `try` body resumes at the `catch`, an edge the paths
+    // below do not see: a store there is never judged overwritten.)
+    let setjmp = |i: &Value| {
+        i.opcode() == Opcode::LLVMCall
+            && callee_name(i.called_operand()).is_some_and(|n| n.contains(crate::julia::current().setjmp))
+    };
+    let in_try: Option<(crate::analysis::cfg::Cfg, Vec<bool>)> = insts.iter().find(|i| setjmp(i)).map(|i| {
+        let cfg = crate::analysis::cfg::Cfg::compute(i.parent_block().parent_function());
+        let body = cfg.try_bodies();
+        (cfg, body)
+    });
+    let in_try_body = |i: Value| in_try.as_ref().is_some_and(|(cfg, body)| body[cfg.index(i.parent_block())]);
     insts
         .iter()
         .filter(|i| i.opcode() == Opcode::LLVMStore && i.operand(0).ty().is_pointer())
         .filter(|i| match alloca_slot(m, i.operand(1)) {
             Some((a, off)) if !read.contains(&(a, Some(off))) && !read.contains(&(a, None)) => true,
+            Some(_) if in_try_body(**i) => false,
             Some((a, off)) => {
                 let of_a = accesses.entry(a).or_insert_with(|| slot_accesses(m, a));
                 of_a.as_ref().is_some_and(|of_a| overwritten_before_read(m, **i, off, of_a))
