@@ -378,17 +378,24 @@ fn rebase_element_phis(m: &Module, g: Value) {
     }
 }
 
-/// Whether no call but an intrinsic or one of Base's elementary functions can run
-/// between data pointer load `d` and the edge from block `from` into the merge: on any
-/// block of a path from `d` to the end of `from` (around loops too; a call could resize
-/// the array).
+/// Whether nothing that could change the pointer `d` loaded can run between `d` and the
+/// edge from block `from` into the merge, on any block of a path from `d` to the end of
+/// `from` (around loops too): no call but an intrinsic other than the memory ones or
+/// one of Base's elementary functions (a call could resize the array), and no store of
+/// a pointer but into a stack slot (one could overwrite the field).
 fn data_pointer_unchanged(cfg: &crate::analysis::cfg::Cfg, d: Value, from: crate::llvm::Block) -> bool {
     use crate::llvm::Opcode;
-    let harmless = |i: Value| {
-        i.opcode() != Opcode::LLVMCall || {
+    let harmless = |i: Value| match i.opcode() {
+        Opcode::LLVMCall => {
             let callee = i.called_operand();
-            callee.is_function() && (callee.intrinsic_id() != 0 || callee.name().starts_with(JULIA_MATH_PREFIX))
+            let intrinsic =
+                callee.is_function() && callee.intrinsic_id() != 0 && !callee.name().starts_with("llvm.mem");
+            intrinsic || callee.is_function() && callee.name().starts_with(JULIA_MATH_PREFIX)
         }
+        // (Into a stack slot, a GC frame's: not an array's field.)
+        Opcode::LLVMStore => !i.operand(0).ty().is_pointer() || memory::alloca_base(i.operand(1)).is_some(),
+        Opcode::LLVMAtomicRMW | Opcode::LLVMAtomicCmpXchg => false,
+        _ => true,
     };
     let (start, target) = (cfg.index(d.parent_block()), cfg.index(from));
     let walk = |first: Vec<usize>, next: &dyn Fn(usize) -> Vec<usize>| {

@@ -62,3 +62,11 @@ fn a_call_in_the_loop_keeps_the_merge() {
     let text = prepared(&module("call void @opaque(ptr addrspace(10) %a)"));
     assert!(text.contains("phi ptr"), "the merge stays:\n{text}");
 }
+
+/// A store of a pointer in the loop could overwrite the data pointer field (here it
+/// does): the merge stays.
+#[test]
+fn a_pointer_stored_in_the_loop_keeps_the_merge() {
+    let text = prepared(&module("store ptr addrspace(13) %p, ptr addrspace(11) %o, align 8"));
+    assert!(text.contains("phi ptr"), "the merge stays:\n{text}");
+}
