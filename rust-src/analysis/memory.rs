@@ -1245,8 +1245,7 @@ pub fn writes_only_fresh(g: Value) -> bool {
             return !callee.name().starts_with("llvm.mem") || fresh(i.operand(0));
         }
         let name = callee_name(callee).unwrap_or_default();
-        i.has_fn_attr("noreturn")
-            || callee.is_function() && callee.has_fn_attr("noreturn")
+        is_noreturn_call(i)
             || name.starts_with("ox.")
             || crate::julia::current().is_gc_alloc(&name)
             || callee.is_function() && !callee.is_declaration() && writes_only_stack(callee)
@@ -1513,7 +1512,7 @@ fn refuse_runtime_activity_escapes(
                 let name = callee_name(callee).unwrap_or_default();
                 let intrinsic = callee.is_function() && callee.intrinsic_id() != 0 && !name.starts_with("llvm.mem");
                 let inert = name == crate::julia::current().write_barrier || name.starts_with("julia.");
-                let error_path = i.has_fn_attr("noreturn") || callee.is_function() && callee.has_fn_attr("noreturn");
+                let error_path = is_noreturn_call(i);
                 // A function differentiated call by call tests the pointer too (its
                 // pattern says so: `transform::calls::Pattern::maybe_constant`).
                 let differentiated = callee.is_function() && callee.has_string_attr(crate::names::RECURSIVE);
