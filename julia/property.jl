@@ -7,8 +7,9 @@
 # `Ref`s, runtime activity, printing, logging and string interpolation, custom rules),
 # some reading the array out of a struct holding a mutable struct (a model's layer) or
 # out of a vector of mutable structs,
-# each differentiated in reverse, forward and batch-forward mode and checked against
-# the others and against central finite differences.
+# each differentiated in reverse, forward, batch-forward and split reverse mode (the
+# argument changed between the two thunks) and checked against the others and against
+# central finite differences.
 #
 #   julia --project=. julia/property.jl [CASES] [SEED]
 #
@@ -242,6 +243,15 @@ function check(f, v, held = :none)
     e(i) = Float64[j == i for j in 1:5]
     (_, ts) = autodiff(Forward, f, BatchDuplicated, BatchDuplicated(a, (1.0, 0.0)), BatchDuplicated(b, (0.0, 1.0)),
                        BatchDuplicated(arg(copy(x)), (shadow(zeros(3)), shadow(zeros(3)))))
+    # Split mode: the forward thunk's tape, the argument changed before the reverse
+    # thunk (which must differentiate at the saved values), a cotangent of 2.
+    forward, reverse = autodiff_thunk(ReverseSplitWithPrimal, Const{typeof(f)}, Active, Active{Float64},
+                                      Active{Float64}, Duplicated{typeof(arg(x))})
+    xs, sdx = arg(copy(x)), zeros(3)
+    tape, primal, _ = forward(Const(f), Active(a), Active(b), Duplicated(xs, shadow(sdx)))
+    held == :none && (xs .= 7.0)
+    ((sa, sb, _),) = reverse(Const(f), Active(a), Active(b), Duplicated(xs, shadow(sdx)), 2.0, tape)
+    split = [sa, sb, sdx...] ./ 2
     finite = [fd(g, v, i) for i in 1:5]
     # A program whose value overflows near the point (`((s^2)^3)` four times over) has
     # no derivative to compare: neither passed nor failed.
@@ -249,8 +259,9 @@ function check(f, v, held = :none)
     scale = max(1.0, maximum(abs, finite))
     ok = isapprox(rev, fwd; rtol = 1e-9, atol = 1e-9 * scale) &&
          isapprox([ts[1], ts[2]], rev[1:2]; rtol = 1e-9, atol = 1e-9 * scale) &&
+         isapprox(split, rev; rtol = 1e-12, atol = 1e-12 * scale) && isapprox(primal, g(v); rtol = 1e-12) &&
          isapprox(rev, finite; rtol = 1e-4, atol = 1e-5 * scale)
-    return ok, (rev = rev, fwd = fwd, batch = Tuple(ts), finite = finite)
+    return ok, (rev = rev, fwd = fwd, batch = Tuple(ts), split = split, finite = finite)
 end
 
 """

@@ -22,6 +22,8 @@ export autodiff, Forward, ForwardWithPrimal, Reverse, ReverseWithPrimal
 export Const, Active, Duplicated, DuplicatedNoNeed, BatchDuplicated, BatchDuplicatedNoNeed
 export gradient, gradient!, jacobian, make_zero, make_zero!, set_runtime_activity
 export EnzymeRules
+export autodiff_thunk, autodiff_deferred, ReverseSplitWithPrimal, ReverseSplitNoPrimal
+export ReverseSplitModified, ReverseSplitWidth
 
 include("errors.jl")
 include("annotations.jl")
@@ -34,6 +36,7 @@ include("autodiff.jl")
 include("hooks.jl")
 include("linalg_rules.jl")
 include("sugar.jl")
+include("split.jl")
 include("check.jl")
 include("precompile.jl")
 

@@ -48,9 +48,13 @@ annotations that make no sense in the mode (an `Active` argument in forward mode
 an `ArgumentError`. Exceptions thrown by `f` itself propagate unchanged.
 """
 function autodiff(mode::Mode, f::F, ::Type{RA}, args::Vararg{Any,N}) where {F,RA<:Annotation,N}
-    fa = function_annotation(f)
+    return annotated_autodiff(mode, function_annotation(f), RA, map(annotate, args), nothing)
+end
+
+# `autodiff` once the function and arguments are annotated; `seed` is the result's
+# cotangent in reverse mode, `nothing` for Enzyme's (1 for an `Active` result).
+@inline function annotated_autodiff(mode::Mode, fa::F, ::Type{RA}, anns::A, seed) where {F,RA,A<:Tuple}
     fn = function_value(fa)
-    anns = map(annotate, args)
     check_shapes(anns)
     check_shape(0, fa)
     compiled = derivative(mode, fa, RA, anns)
@@ -68,6 +72,7 @@ function autodiff(mode::Mode, f::F, ::Type{RA}, args::Vararg{Any,N}) where {F,RA
         if mode isa ForwardMode && RT !== Union{} && isbitstype(RT) && !(RT <: AbstractFloat) && !is_ghost(RT)
             return forward_result(RA, call_forward(compiled, s, RT, anns)...)
         end
+        mode isa ReverseMode && return call_derivative(mode, compiled, s, RA, anns, seed)
         return call_derivative(mode, compiled, s, RA, anns)
     end
 end

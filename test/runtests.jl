@@ -31,6 +31,7 @@ using Test
     @testset "reliability" begin include("reliability.jl") end
     @testset "cache" begin include("cache.jl") end
     @testset "sugar" begin include("sugar.jl") end
+    @testset "split mode" begin include("split.jl") end
     @testset "docs" begin include("docs.jl") end
     @testset "gradbench tool" begin include("gradbench.jl") end
 end
