@@ -194,6 +194,15 @@ function program(rng, name)
                 "y = collect(x); deleteat!(y, $(rand(rng, 1:3))); insert!(y, $(rand(rng, 1:3)), $(expr(rng, 1, vars)))
     s += y[1] * y[end] + y[2]",
                 "y = x[1:2]; push!(y, $(expr(rng, 1, vars))); s += y[1] * y[3] + sum(y)",
+                # Iterating over an array after resizing it (the loop's element
+                # pointer follows the data pointer a resize may move), and pushing two
+                # values at once (`push!(y, u, v)`, `append!` of a tuple).
+                "y = collect(x); push!(y, $(expr(rng, 1, vars)))
+    for v in y
+        s += v * $(expr(rng, 1, vars))
+    end",
+                "y = [x[1]]; push!(y, x[2], $(expr(rng, 1, vars))); append!(y, (x[3], s))
+    s += sum(abs2, y) + y[2] * y[4]",
                 # `try`/`catch` (the body throws for some inputs).
                 "s += (try; log(x[1] + 0.5) * $(expr(rng, 1, vars)); catch; x[2] * x[3]; end)",
                 # Heap objects: a mutable struct around the array and a number, walked
