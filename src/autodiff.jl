@@ -518,5 +518,6 @@ function return_type(@nospecialize(fn), @nospecialize(types), @nospecialize(anns
     throw(DifferentiationError(
         "cannot differentiate $name: it returns $RT; not yet supported: results other " *
         "than Float64 and Float32 (and, in forward mode, structs and tuples of Float64 or " *
-        "of Float32 alone)"))
+        "of Float32 alone)" * (mode isa ReverseMode ?
+        "; in reverse mode, split mode takes a tuple's, struct's or array's cotangent (autodiff_thunk)" : "")))
 end

@@ -432,7 +432,10 @@ rule_reverse_c(handle::Int64, dret::Ptr{Ptr{Cvoid}}, dargs::Ptr{Ptr{Cvoid}}) =
 
 # A construct refused where it is reached: the derivative stops there, with the error
 # the status would have raised after the call (its shadows may not exist).
-stop_c(status::Int32) = throw(DifferentiationError(status_message(status)))
+# (A trampoline too: compiling the `throw` with `status_message` when the package loads
+# cost `using` about 60 ms.)
+stop_c(status::Int32) = (Base.invokelatest(stop, status); nothing)
+stop(status::Int32) = throw(DifferentiationError(status_message(status)))
 
 function register_hooks()
     call = @cfunction(splat_call_c, Any, (Int32, Ptr{Ptr{Cvoid}}, Ptr{Ptr{Cvoid}}, Int32, Int32,

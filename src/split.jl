@@ -11,7 +11,10 @@
 # forward thunk's run, whose effects on the arguments stand, and the copy). An array
 # result's cotangent is what the caller writes into the shadow the forward thunk
 # returned: the reverse run differentiates `y .= f(args...)` (`Into`, src/sugar.jl)
-# with that shadow on `y`.
+# with that shadow on `y`. A tuple or struct result's cotangent `w` (the `dret` of an
+# `Active` return, or the shadow handed out for a `Duplicated` one) makes the result a
+# number: the reverse run differentiates `⟨f(args...), w⟩`, the sum of the products of
+# their floats (`Dotted`), whose gradient is the cotangent pulled back.
 
 """
     ReverseModeSplit{ReturnPrimal}
@@ -68,11 +71,12 @@ split_in_autodiff() =
 
 Split reverse mode, as in Enzyme: the function and arguments are given as annotation
 types (`Const{typeof(f)}`, `Active{Float64}`, `Duplicated{Vector{Float64}}`), `RA` the
-return's annotation (`Active`, `Const`, or `Duplicated` for an array result).
+return's annotation: `Active` for a number, tuple or struct result (`dret` then has the
+result's type), `Duplicated` for an array or mutable struct result, or `Const`.
 
 - `forward(fa, args...)` runs `f` and returns `(tape, primal, shadow)`: `primal` is
   `nothing` with `ReverseSplitNoPrimal`; `shadow` is, for a `Duplicated` return, a zero
-  array shaped like the result, into which the caller writes the result's cotangent
+  copy of the result (`make_zero`), into which the caller writes the result's cotangent
   (`nothing` otherwise).
 - `reverse(fa, args..., dret, tape)` (`dret` only for an `Active` return: the result's
   cotangent) returns `(adjoints,)`, with one entry per argument as in `autodiff`, and
@@ -159,11 +163,12 @@ function (::ForwardThunk{M,FA,RA,TT})(fa, args...) where {M,FA,RA,TT}
 end
 
 # What the forward thunk saw: the primal function and arguments, copied before they ran
-# (`deepcopy` of them together keeps their aliasing), the shadow it handed out for an
-# array result, and whether a reverse call has used it (running the derivative changes
-# the copy, as the function changed the arguments).
+# (`deepcopy` of them together keeps their aliasing), the result's type, the shadow it
+# handed out for a `Duplicated` result, and whether a reverse call has used it (running
+# the derivative changes the copy, as the function changed the arguments).
 mutable struct SplitTape{P,S}
     primals::P
+    result::DataType
     shadow::S
     used::Bool
 end
@@ -174,16 +179,26 @@ function (::AugmentedForwardThunk{ReturnPrimal,FA,RA,TT})(fa, args...) where {Re
     xs = map(a -> a.val, args)
     primals = deepcopy((fn, xs...))
     result = fn(xs...)
+    RA <: Active && !isbitstype(typeof(result)) && throw(ArgumentError(
+        "Oxidase: an Active return is a number, tuple or struct of numbers; this $(typeof(result)) " *
+        "result's annotation is Duplicated (the forward thunk hands out its shadow, for its cotangent)"))
     shadow = return_shadow(RA, result, batch_width(args))
-    return SplitTape(primals, shadow, false), ReturnPrimal ? result : nothing, shadow
+    return SplitTape(primals, typeof(result), shadow, false), ReturnPrimal ? result : nothing, shadow
 end
 
 return_shadow(::Type{<:Union{Active,Const}}, result, width) = nothing
 function return_shadow(::Type{RA}, result, width) where {RA<:Union{Duplicated,DuplicatedNoNeed,BatchDuplicated,BatchDuplicatedNoNeed}}
-    result isa Union{Array{Float64},Array{Float32}} || throw(DifferentiationError(
-        "not yet supported: a $(nameof(RA)) return of a $(typeof(result)) in split mode (array of " *
-        "Float64 or Float32 results are supported; a number's is Active)"))
-    return RA <: Union{BatchDuplicated,BatchDuplicatedNoNeed} ? ntuple(_ -> zero(result), width) : zero(result)
+    batch = RA <: Union{BatchDuplicated,BatchDuplicatedNoNeed}
+    if result isa Union{Array{Float64},Array{Float32}}
+        return batch ? ntuple(_ -> zero(result), width) : zero(result)
+    end
+    (result isa Number || isbitstype(typeof(result))) && throw(ArgumentError(
+        "Oxidase: a $(typeof(result)) result is immutable: its return annotation is Active (its " *
+        "cotangent the reverse thunk's dret), not $(nameof(RA))"))
+    batch && throw(DifferentiationError(
+        "not yet supported: a $(nameof(RA)) return of a $(typeof(result)) in split mode (batches of " *
+        "array results are supported)"))
+    return make_zero(result)
 end
 
 function (::AdjointThunk{FA,RA,TT})(fa, rest...) where {FA,RA,TT}
@@ -202,10 +217,19 @@ function (::AdjointThunk{FA,RA,TT})(fa, rest...) where {FA,RA,TT}
     tape.used = true
     fn = tape.primals[1]
     saved = map(with_primal, args, Base.tail(tape.primals))
-    if RA <: Active
+    if RA <: Active && tape.result <: AbstractFloat
         return annotated_autodiff(Reverse, function_annotation(with_primal(fa, fn)), Active, saved, rest[end-1])
+    elseif RA <: Active
+        # A tuple or struct result, whose cotangent has its type.
+        dret = rest[end-1]
+        typeof(dret) === tape.result || throw(ArgumentError(
+            "Oxidase: the result's cotangent has the result's type, $(tape.result); got a $(typeof(dret))"))
+        return autodiff(Reverse, dotted(fa, fn, dret), Active, saved...)
     elseif RA <: Const
         return autodiff(Reverse, with_primal(fa, fn), Const, saved...)
+    elseif !(tape.result <: Array)
+        # A struct object's cotangent: the shadow handed out.
+        return autodiff(Reverse, dotted(fa, fn, tape.shadow), Active, saved...)
     end
     # An array result: its cotangent is in the shadow handed out, seeded on `y .= f(...)`.
     into = fa isa Union{Duplicated,DuplicatedNoNeed} ? Duplicated(Into(fn), Into(fa.dval)) : Const(Into(fn))
@@ -213,6 +237,36 @@ function (::AdjointThunk{FA,RA,TT})(fa, rest...) where {FA,RA,TT}
           Duplicated(similar(tape.shadow), tape.shadow)
     (adjoints,) = autodiff(Reverse, into, Const, out, saved...)
     return (Base.tail(adjoints),)
+end
+
+# `⟨f(args...), w⟩`: a number whose gradient is the cotangent `w` of `f`'s result pulled
+# back. `w` is data of the function, constant.
+struct Dotted{F,W} <: Function
+    f::F
+    w::W
+end
+
+(d::Dotted)(args...) = leaf_dot(d.f(args...), d.w)
+
+dotted(fa::Union{Duplicated,DuplicatedNoNeed}, fn, w) = Duplicated(Dotted(fn, w), Dotted(fa.dval, w))
+dotted(fa, fn, w) = Const(Dotted(fn, w))
+
+# The sum of the products of the floats of `y` and `w`, which have one type (integers
+# and other data add nothing), as a Float64.
+leaf_dot(y::AbstractFloat, w::AbstractFloat) = Float64(y) * Float64(w)
+leaf_dot(y::Number, w::Number) = 0.0
+function leaf_dot(y::AbstractArray, w::AbstractArray)
+    s = 0.0
+    for i in eachindex(y, w)
+        s += leaf_dot(y[i], w[i])
+    end
+    return s
+end
+leaf_dot(y, w) = typeof(y) === typeof(w) ? fields_dot(y, w) :
+    throw(ArgumentError("Oxidase: the result's cotangent is a $(typeof(w)), the result a $(typeof(y))"))
+@generated function fields_dot(y::T, w::T) where {T}
+    terms = [:(leaf_dot(getfield(y, $i), getfield(w, $i))) for i in 1:fieldcount(T)]
+    return Expr(:call, :+, 0.0, terms...)
 end
 
 # `a`'s annotation around the saved primal `x`.

@@ -88,6 +88,59 @@ end
     end
 end
 
+split_polar(x, r) = (r * cos(x[1]), r * sin(x[1]) * x[2])
+
+struct SplitPoint
+    u::Float64
+    n::Int
+    v::Float64
+end
+split_point(x) = SplitPoint(x[1] * x[2], length(x), x[2] > 0 ? exp(x[2]) : -x[2]^3)
+
+@testset "a tuple or struct result: its cotangent as dret" begin
+    forward, reverse = autodiff_thunk(ReverseSplitWithPrimal, Const{typeof(split_polar)}, Active,
+                                      Duplicated{Vector{Float64}}, Active{Float64})
+    for (x, r) in (([0.7, 2.0], 1.5), ([-2.1, -0.5], 0.25)), w in ((2.0, -1.0), (0.0, 3.0))
+        dx = zero(x)
+        tape, y, _ = forward(Const(split_polar), Duplicated(x, dx), Active(r))
+        @test y == split_polar(x, r)
+        ((_, dr),) = reverse(Const(split_polar), Duplicated(x, dx), Active(r), w, tape)
+        @test [dx; dr] ≈ fd_gradient(v -> sum(w .* split_polar(v[1:2], v[3])), [x; r]) rtol = 1e-6 atol = 1e-9
+    end
+    # A struct with an integer field, both sides of its branch.
+    forward, reverse = autodiff_thunk(ReverseSplitNoPrimal, Const{typeof(split_point)}, Active, Duplicated{Vector{Float64}})
+    for x in ([1.5, 0.5], [1.5, -0.5])
+        dx = zero(x)
+        tape, _, _ = forward(Const(split_point), Duplicated(x, dx))
+        reverse(Const(split_point), Duplicated(x, dx), SplitPoint(2.0, 7, -1.0), tape)
+        @test dx ≈ fd_gradient(v -> (p = split_point(v); 2p.u - p.v), x) rtol = 1e-6
+    end
+    tape, _, _ = forward(Const(split_point), Duplicated([1.0, 1.0], [0.0, 0.0]))
+    @test_throws ArgumentError reverse(Const(split_point), Duplicated([1.0, 1.0], [0.0, 0.0]), (2.0, 7, -1.0), tape)
+    # Plain reverse mode points there.
+    err = try autodiff(Reverse, split_polar, Active, Duplicated([1.0, 1.0], [0.0, 0.0]), Active(1.0)) catch e e end
+    @test err isa Oxidase.DifferentiationError && occursin("autodiff_thunk", err.msg)
+end
+
+mutable struct SplitOut
+    a::Vector{Float64}
+    b::Float64
+    n::Int
+end
+split_out(x) = SplitOut(x .* 2, sum(abs2, x), 3)
+
+@testset "a mutable struct result: the cotangent written into its shadow" begin
+    forward, reverse = autodiff_thunk(ReverseSplitWithPrimal, Const{typeof(split_out)}, Duplicated,
+                                      Duplicated{Vector{Float64}})
+    x = [1.0, -2.0]; dx = zero(x)
+    tape, y, dy = forward(Const(split_out), Duplicated(x, dx))
+    @test y.a == [2.0, -4.0] && y.b == 5.0
+    @test dy isa SplitOut && dy.a == [0.0, 0.0] && dy.b == 0.0
+    dy.a .= [1.0, 10.0]; dy.b = 0.5
+    @test reverse(Const(split_out), Duplicated(x, dx), tape) == ((nothing,),)
+    @test dx ≈ fd_gradient(v -> (o = split_out(v); sum([1.0, 10.0] .* o.a) + 0.5 * o.b), [1.0, -2.0]) rtol = 1e-6
+end
+
 @testset "a mutating function: the output's shadow seeded between the calls" begin
     function f!(y, x)
         for i in eachindex(y)
@@ -203,7 +256,10 @@ end
                                               BatchDuplicated{Vector{Float64},2}, Const{Float64})
     @test ReverseSplitModified(ReverseSplitWithPrimal, Val((false, true))) === ReverseSplitWithPrimal
     @test ReverseSplitWidth(ReverseSplitNoPrimal, Val(2)) === ReverseSplitNoPrimal
-    # A Duplicated return of a number: no shadow to hand out for it.
+    # A Duplicated return of a number (immutable: its cotangent is dret), an Active one of
+    # an array (whose cotangent goes into a shadow).
     fw, _ = autodiff_thunk(ReverseSplitWithPrimal, Const{typeof(sum)}, Duplicated, Duplicated{Vector{Float64}})
-    @test_throws Oxidase.DifferentiationError fw(Const(sum), Duplicated([1.0], [0.0]))
+    @test_throws ArgumentError fw(Const(sum), Duplicated([1.0], [0.0]))
+    fw, _ = autodiff_thunk(ReverseSplitWithPrimal, Const{typeof(copy)}, Active, Duplicated{Vector{Float64}})
+    @test_throws ArgumentError fw(Const(copy), Duplicated([1.0], [0.0]))
 end
