@@ -19,7 +19,7 @@
 use crate::analysis::activity::Activity;
 use crate::analysis::cfg::Cfg;
 use crate::error::{Error, Result};
-use crate::llvm::{Block, Module, Opcode, RealPredicate, Type, Value};
+use crate::llvm::{Module, Opcode, RealPredicate, Type, Value};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::ffi::CString;
@@ -217,9 +217,9 @@ fn reaches_active_merge(lossy: Value, act: &Activity) -> bool {
 }
 
 /// An equality test of an active value against a constant inside a branch condition.
-struct EqualityTest {
+struct EqualityTest<'ctx> {
     /// The `fcmp`.
-    fcmp: Value,
+    fcmp: Value<'ctx>,
     /// The `fcmp` is false when the values are equal (`une`, `one`).
     negated: bool,
     /// When the values are equal, the condition is true.
@@ -228,7 +228,7 @@ struct EqualityTest {
 
 /// Finds `fcmp oeq x, C` in `c`, directly or under `or`/`and` (`!isfinite(x) ||
 /// iszero(x)`, as `cbrt` tests), with `x` active.
-fn equality_test(c: Value, act: &Activity) -> Option<EqualityTest> {
+fn equality_test<'ctx>(c: Value<'ctx>, act: &Activity<'ctx>) -> Option<EqualityTest<'ctx>> {
     use RealPredicate::*;
     if !c.is_instruction() {
         return None;
@@ -258,16 +258,16 @@ fn equality_test(c: Value, act: &Activity) -> Option<EqualityTest> {
     }
 }
 
-impl EqualityTest {
+impl<'ctx> EqualityTest<'ctx> {
     /// Builds the i1 that is true exactly when the tested values are equal.
-    fn flag(&self, b: &crate::llvm::Builder) -> Value {
+    fn flag(&self, b: &crate::llvm::Builder<'ctx>) -> Value<'ctx> {
         if self.negated {
             b.xor_true(self.fcmp)
         } else {
             self.fcmp
         }
     }
-    fn tested(&self) -> Value {
+    fn tested(&self) -> Value<'ctx> {
         self.fcmp.operand(0)
     }
 }
@@ -328,7 +328,7 @@ fn insert_special_points(m: &Module, cfg: &Cfg, live: &[bool], act: &Activity, u
                 let Some(test) = equality_test(t.operand(0), act) else { continue };
                 // Operands of a conditional br: cond, false dest, true dest.
                 let dest = t.operand(if test.cond_true_when_equal { 2 } else { 1 });
-                if Block(crate::llvm::value_as_block(dest)) != into || !special_value(v, &test, act) {
+                if dest.as_block() != into || !special_value(v, &test, act) {
                     continue;
                 }
                 mark(&b, t, &test);

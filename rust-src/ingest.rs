@@ -15,7 +15,7 @@ use std::collections::{HashMap, HashSet};
 
 /// Prepares `entry` in `m` for differentiation and returns it: `inline`, then
 /// `Inlined::rewrite` (the pipeline runs the two as stages of their own).
-pub fn prepare(m: &Module, entry: &str) -> Result<Value> {
+pub fn prepare<'ctx>(m: &'ctx Module, entry: &str) -> Result<Value<'ctx>> {
     let inlined = inline(m, entry)?;
     inlined.rewrite(m);
     Ok(inlined.entry)
@@ -23,16 +23,16 @@ pub fn prepare(m: &Module, entry: &str) -> Result<Value> {
 
 /// What `inline` leaves: the function to differentiate, and the functions
 /// differentiated call by call (on a recursive cycle, or with a `try`).
-pub struct Inlined {
+pub struct Inlined<'ctx> {
     /// The function to differentiate (a wrapper when the entry is one of Base's
     /// elementary functions).
-    pub entry: Value,
-    recursive: HashSet<Value>,
+    pub entry: Value<'ctx>,
+    recursive: HashSet<Value<'ctx>>,
 }
 
 /// Inlines the call graph of `entry` in `m` into it, drops the rest of the module and
 /// cleans up.
-pub fn inline(m: &Module, entry: &str) -> Result<Inlined> {
+pub fn inline<'ctx>(m: &'ctx Module, entry: &str) -> Result<Inlined<'ctx>> {
     let f = m.function(entry).ok_or_else(|| Error::BadIr(format!("no function named `{entry}` in the module")))?;
     if f.is_declaration() {
         return Err(Error::BadIr(format!("`{entry}` is only declared in the module")));
@@ -89,11 +89,11 @@ pub fn inline(m: &Module, entry: &str) -> Result<Inlined> {
     Ok(Inlined { entry: f, recursive })
 }
 
-impl Inlined {
+impl<'ctx> Inlined<'ctx> {
     /// Rewrites the functions to differentiate into what the analyses model: values
     /// kept in `try` and GC-frame slots forwarded, splat calls made explicit, float
     /// data moved as integers reinterpreted (`reinterpret`).
-    pub fn rewrite(&self, m: &Module) {
+    pub fn rewrite(&self, m: &'ctx Module) {
         for g in m.functions() {
             if g == self.entry || self.recursive.contains(&g) {
                 forward_try_slots(g);
@@ -310,20 +310,20 @@ fn splat_calls(m: &Module, g: Value) {
 /// into a buffer a later `push!` may have moved). Only where nothing on the way from each
 /// load to the merge may change the data pointer (no calls but intrinsics and Base's
 /// elementary functions).
-fn rebase_element_phis(m: &Module, g: Value) {
+fn rebase_element_phis<'ctx>(m: &'ctx Module, g: Value<'ctx>) {
     use crate::llvm::Opcode;
-    let insts: Vec<Value> = g.blocks().into_iter().flat_map(|b| b.instructions()).collect();
+    let insts: Vec<Value<'ctx>> = g.blocks().into_iter().flat_map(|b| b.instructions()).collect();
     if !insts.iter().any(|&i| memory::resize_call(i).is_some()) {
         return;
     }
-    let phis: Vec<Value> =
+    let phis: Vec<Value<'ctx>> =
         insts.iter().copied().filter(|i| i.opcode() == Opcode::LLVMPHI && i.ty().is_pointer()).collect();
     if phis.is_empty() {
         return;
     }
     let cfg = crate::analysis::cfg::Cfg::compute(g);
     // (The data pointer `load` and the index of an incoming address.)
-    let split = |v: Value| -> Option<(Value, Option<Value>)> {
+    let split = |v: Value<'ctx>| -> Option<(Value<'ctx>, Option<Value<'ctx>>)> {
         match v.opcode_if_instruction()? {
             Opcode::LLVMLoad => Some((v, None)),
             Opcode::LLVMGetElementPtr if v.num_operands() == 2 => {
@@ -358,7 +358,7 @@ fn rebase_element_phis(m: &Module, g: Value) {
         b.before(header.first_non_phi().expect("blocks end with a terminator"));
         let i64t = m.int(64);
         let index = b.phi(i64t, &format!("{}.index", phi.name()));
-        let pairs: Vec<(Value, crate::llvm::Block)> = incoming
+        let pairs: Vec<(Value<'ctx>, crate::llvm::Block<'ctx>)> = incoming
             .iter()
             .zip(&parts)
             .map(|(&(_, from), (_, gep))| {
@@ -518,13 +518,13 @@ fn type_tag(a: Value) -> Option<u64> {
 /// The values in the argument array of splat call `call` (`jl_f__apply_iterate(F, args,
 /// n)` with a constant `n`): per slot, the last store into it before the call in its
 /// block, when nothing else touches the array in between.
-fn splat_values(m: &Module, call: Value) -> Option<Vec<Value>> {
+fn splat_values<'ctx>(m: &'ctx Module, call: Value<'ctx>) -> Option<Vec<Value<'ctx>>> {
     use crate::llvm::Opcode;
     let n = usize::try_from(call.operand(2).const_uint()?).ok().filter(|&n| (1..=64).contains(&n))?;
     let (array, 0) = memory::alloca_slot(m, call.operand(1))? else { return None };
     let block = call.parent_block().instructions();
     let here = block.iter().position(|&i| i == call)?;
-    let mut values: Vec<Option<Value>> = vec![None; n];
+    let mut values: Vec<Option<Value<'ctx>>> = vec![None; n];
     for &at in block[..here].iter().rev() {
         if values.iter().all(Option::is_some) {
             break;
@@ -636,7 +636,7 @@ fn base_math_function(g: Value) -> Option<&'static str> {
 
 /// A function under `f`'s name that calls `f`, renamed as one of Base's elementary
 /// functions.
-fn wrap_call(m: &Module, f: Value, base: &str) -> Value {
+fn wrap_call<'ctx>(m: &'ctx Module, f: Value<'ctx>, base: &str) -> Value<'ctx> {
     let name = f.name();
     f.set_name(&format!("{JULIA_MATH_PREFIX}{base}.{name}"));
     let w = m.add_function(&name, f.function_type());
@@ -648,13 +648,16 @@ fn wrap_call(m: &Module, f: Value, base: &str) -> Value {
 }
 
 /// Functions on a call cycle (recursion, direct or mutual) among those that return.
-fn recursive_functions(reachable: &HashSet<Value>, callees: &HashMap<Value, Vec<Value>>) -> HashSet<Value> {
-    let returns = |g: &Value| reachable.contains(g) && !g.has_fn_attr("noreturn");
+fn recursive_functions<'ctx>(
+    reachable: &HashSet<Value<'ctx>>,
+    callees: &HashMap<Value<'ctx>, Vec<Value<'ctx>>>,
+) -> HashSet<Value<'ctx>> {
+    let returns = |g: &Value<'ctx>| reachable.contains(g) && !g.has_fn_attr("noreturn");
     let mut out = HashSet::new();
     for g in reachable.iter().filter(|g| returns(g)) {
         // g is on a cycle when it is reachable from one of its own callees.
         let mut seen = HashSet::new();
-        let mut stack: Vec<Value> = callees.get(g).into_iter().flatten().copied().filter(returns).collect();
+        let mut stack: Vec<Value<'ctx>> = callees.get(g).into_iter().flatten().copied().filter(returns).collect();
         while let Some(h) = stack.pop() {
             if h == *g {
                 out.insert(*g);
@@ -668,7 +671,7 @@ fn recursive_functions(reachable: &HashSet<Value>, callees: &HashMap<Value, Vec<
     out
 }
 
-fn call_graph(m: &Module) -> HashMap<Value, Vec<Value>> {
+fn call_graph(m: &Module) -> HashMap<Value<'_>, Vec<Value<'_>>> {
     let mut out = HashMap::new();
     for g in m.functions() {
         if g.is_declaration() {
@@ -689,7 +692,7 @@ fn call_graph(m: &Module) -> HashMap<Value, Vec<Value>> {
     out
 }
 
-fn reachable_from(f: Value, callees: &HashMap<Value, Vec<Value>>) -> HashSet<Value> {
+fn reachable_from<'ctx>(f: Value<'ctx>, callees: &HashMap<Value<'ctx>, Vec<Value<'ctx>>>) -> HashSet<Value<'ctx>> {
     let mut seen = HashSet::new();
     let mut stack = vec![f];
     while let Some(g) = stack.pop() {

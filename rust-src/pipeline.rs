@@ -229,7 +229,7 @@ fn synthesize_prepared(m: &Module, f: Value, req: &Request, name: &str) -> Resul
 
 /// The callees' derivative functions (`transform::calls`), each analysed with every
 /// float parameter active and the shadowed pointer parameters as roots.
-fn generate_callees(m: &Module, req: &Request, callees: &transform::calls::Callees) -> Result<()> {
+fn generate_callees<'ctx>(m: &'ctx Module, req: &Request, callees: &transform::calls::Callees<'ctx>) -> Result<()> {
     callees.generate_all(&|cf, pair| {
         let roots: Vec<(Value, Leaf)> =
             pair.pattern.shadowed.iter().zip(&cf.primal).filter_map(|(leaf, v)| Some(((*v)?, (*leaf)?))).collect();
@@ -363,14 +363,14 @@ fn refuse_active_try_effects(g: Value, act: &Activity, user_name: &str) -> Resul
 /// Memory and activity analysis of `g`. Arrays the function allocates get shadows when
 /// derivative data is written into them; each round of analysis may find more (bounded
 /// by the number of allocations).
-pub fn analyze(
-    m: &Module,
-    subject: &Subject,
-    roots: &[(Value, Leaf)],
-    maybe_constant: &[Value],
-) -> Result<(Memory, Activity)> {
+pub fn analyze<'ctx>(
+    m: &'ctx Module,
+    subject: &Subject<'_, 'ctx>,
+    roots: &[(Value<'ctx>, Leaf)],
+    maybe_constant: &[Value<'ctx>],
+) -> Result<(Memory<'ctx>, Activity<'ctx>)> {
     let (g, user_name) = (subject.f, subject.user_name);
-    let seeds: Vec<(Value, TypeTree)> = roots
+    let seeds: Vec<(Value<'ctx>, TypeTree)> = roots
         .iter()
         .map(|&(v, leaf)| (v, types::seed_leaf(leaf)))
         .chain(subject.argument_types.iter().cloned())

@@ -22,7 +22,7 @@ pub fn marker_name(ty: Type) -> String {
     format!("ox.reinterpret.f{}", ty.float_bits())
 }
 
-fn marker(m: &Module, ty: Type) -> Value {
+fn marker<'ctx>(m: &'ctx Module, ty: Type<'ctx>) -> Value<'ctx> {
     let name = marker_name(ty);
     if let Some(f) = m.function(&name) {
         return f;
@@ -42,7 +42,7 @@ fn mantissa_mask(width: u32) -> u64 {
     }
 }
 
-fn nograd(m: &Module, ty: Type) -> Value {
+fn nograd<'ctx>(m: &'ctx Module, ty: Type<'ctx>) -> Value<'ctx> {
     let name = format!("ox.nograd.f{}", ty.float_bits());
     if let Some(f) = m.function(&name) {
         return f;
@@ -136,7 +136,11 @@ fn no_mantissa_bits(v: Value, mant: u64) -> bool {
 }
 
 /// The float whose bits `i` carries with the mantissa intact, built as SSA next to `i`.
-fn source(m: &Module, i: Value, memo: &mut HashMap<Value, Option<Value>>) -> Option<Value> {
+fn source<'ctx>(
+    m: &'ctx Module,
+    i: Value<'ctx>,
+    memo: &mut HashMap<Value<'ctx>, Option<Value<'ctx>>>,
+) -> Option<Value<'ctx>> {
     if let Some(s) = memo.get(&i) {
         return *s;
     }
@@ -185,7 +189,7 @@ fn source(m: &Module, i: Value, memo: &mut HashMap<Value, Option<Value>>) -> Opt
             b.before(i);
             let phi = b.phi(fty, "ox.bits.src");
             memo.insert(i, Some(phi));
-            let mut pairs: Vec<(Value, Block)> = Vec::new();
+            let mut pairs: Vec<(Value<'ctx>, Block<'ctx>)> = Vec::new();
             for (v, bb) in i.incoming() {
                 match source(m, v, memo) {
                     Some(s) => pairs.push((s, bb)),

@@ -61,14 +61,16 @@ fn a_splat_whose_arguments_the_engine_cannot_see_is_refused() {
     }
 }
 
-/// The analyses alone, on IR as written (no clean-up passes that would fold it away):
-/// the function's `Activity`, or the error it refuses with.
-fn analyse(text: &str, entry: &str) -> Result<Act, Error> {
-    analyse_in(&OwnedModule::parse_ir(&Context::create(), &format!("{DECLS}{text}")).expect("parses"), entry)
+/// `text` (after the declarations) parsed into a module of `ctx`, for `analyse_in`: the
+/// caller keeps the module, since the `Activity` it gives holds handles into it.
+fn parsed<'c>(ctx: &'c Context, text: &str) -> OwnedModule<'c> {
+    OwnedModule::parse_ir(ctx, &format!("{DECLS}{text}")).expect("parses")
 }
 
-/// `analyse` on function `entry` of `m`, whose first parameter is a differentiated array.
-fn analyse_in(m: &Module, entry: &str) -> Result<Act, Error> {
+/// The analyses alone, on IR as written (no clean-up passes that would fold it away), of
+/// function `entry` of `m`, whose first parameter is a differentiated array: the
+/// function's `Activity`, or the error it refuses with.
+fn analyse_in<'m>(m: &'m Module, entry: &str) -> Result<Act<'m>, Error> {
     let f = m.function(entry).expect("entry");
     let x = f.params()[0];
     let subject =
@@ -155,7 +157,9 @@ fn an_array_inside_a_struct_value_keeps_its_derivative() {
 fn a_struct_value_holding_the_array_on_one_path_only_is_refused_on_that_path() {
     // The other side holds y, which has no shadow: the derivative stops with an error
     // when it takes that edge, and only then.
-    let a = analyse(&view_ir("%y"), "view").expect("refused only when reached");
+    let ctx = Context::create();
+    let m = parsed(&ctx, &view_ir("%y"));
+    let a = analyse_in(&m, "view").expect("refused only when reached");
     assert_eq!(a.unsupported_when_reached.len(), 1);
     assert!(a.unsupported_when_reached[0].1.contains("one path"), "{}", a.unsupported_when_reached[0].1);
 }
@@ -203,7 +207,9 @@ fn a_stack_slot_holding_a_differentiated_then_a_constant_array_is_refused() {
   %p = load ptr addrspace(10), ptr %s, align 8";
     let text =
         slot_ir("mixed", then, "%p").replace("(ptr addrspace(10) %x)", "(ptr addrspace(10) %x, ptr addrspace(10) %y)");
-    match analyse(&text, "mixed") {
+    let ctx = Context::create();
+    let m = parsed(&ctx, &text);
+    match analyse_in(&m, "mixed") {
         Err(Error::Unsupported(m)) => assert!(m.contains("without a derivative"), "{m}"),
         other => panic!("not refused: {:?}", other.map(|_| ())),
     }
@@ -244,7 +250,9 @@ join:
 #[test]
 fn a_stack_slot_overwritten_before_it_is_read_needs_no_shadow() {
     // The analyses on the IR as written (ingestion's clean-up folds the slot away).
-    let a = analyse(&overwritten_ir(""), "overwritten").expect("differentiated");
+    let ctx = Context::create();
+    let m = parsed(&ctx, &overwritten_ir(""));
+    let a = analyse_in(&m, "overwritten").expect("differentiated");
     assert!(a.unsupported_when_reached.is_empty());
     let text = format!("{DECLS}{}", overwritten_ir(""));
     let args = || vec![ghost(), array_arg(Duplicated), array_arg(Const)];
@@ -255,7 +263,9 @@ fn a_stack_slot_overwritten_before_it_is_read_needs_no_shadow() {
         assert_eq!(ret, y[0] * x[0]);
         assert_eq!(dx, vec![y[0], 0.0], "reverse at {x:?}");
     }
-    match analyse(&overwritten_ir("call void @opaque(ptr %s)"), "overwritten") {
+    let ctx = Context::create();
+    let m = parsed(&ctx, &overwritten_ir("call void @opaque(ptr %s)"));
+    match analyse_in(&m, "overwritten") {
         Err(Error::Unsupported(_)) => {}
         Ok(a) => assert!(!a.unsupported_when_reached.is_empty(), "the read through the slot is refused"),
         Err(e) => panic!("{e}"),
@@ -265,8 +275,9 @@ fn a_stack_slot_overwritten_before_it_is_read_needs_no_shadow() {
 #[test]
 fn an_array_handed_to_unknown_code_is_refused_when_reached() {
     // The unknown function may write into the array: its derivative would be lost.
-    let a =
-        analyse(&slot_ir("handed", "call void @opaque(ptr %s)", "%x"), "handed").expect("refused only when reached");
+    let ctx = Context::create();
+    let m = parsed(&ctx, &slot_ir("handed", "call void @opaque(ptr %s)", "%x"));
+    let a = analyse_in(&m, "handed").expect("refused only when reached");
     assert_eq!(a.unsupported_when_reached.len(), 1, "the call to `opaque` is flagged");
 }
 

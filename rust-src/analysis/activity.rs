@@ -173,9 +173,14 @@ fn memory_rule(m: &Module, i: Value, mem: &Memory, unsure_copies: &HashSet<Value
 /// objects (`Leaf::Objects`, references alone), never; of any other array, whenever the
 /// type analysis sees the elements hold pointers (arrays of arrays too, to be safe: it
 /// cannot tell those from such structs).
-fn unsure_copies(insts: &[Value], subject: &Subject, mem: &Memory, types: &Types) -> HashSet<Value> {
+fn unsure_copies<'ctx>(
+    insts: &[Value<'ctx>],
+    subject: &Subject<'_, 'ctx>,
+    mem: &Memory<'ctx>,
+    types: &Types<'ctx>,
+) -> HashSet<Value<'ctx>> {
     use crate::analysis::memory::{array_call, zero_offset_base, ArrayCall};
-    let arguments: HashMap<Value, bool> =
+    let arguments: HashMap<Value<'ctx>, bool> =
         subject.argument_types.iter().map(|(v, t)| (zero_offset_base(*v), t.mixed_elements())).collect();
     insts
         .iter()
@@ -205,13 +210,13 @@ fn float_bits_into_float_array(i: Value, mem: &Memory) -> bool {
 /// Varied values: those that depend on an active parameter, to a fixed point (loops
 /// carry variation around). `forced` instructions touch untracked derivative data and
 /// count as varied whatever their operands.
-fn varied_values(
-    insts: &[Value],
-    rules: &HashMap<Value, Rule>,
-    forced: &HashMap<Value, Value>,
-    active_params: &[Value],
-    mem: &Memory,
-) -> HashSet<Value> {
+fn varied_values<'ctx>(
+    insts: &[Value<'ctx>],
+    rules: &HashMap<Value<'ctx>, Rule>,
+    forced: &HashMap<Value<'ctx>, Value<'ctx>>,
+    active_params: &[Value<'ctx>],
+    mem: &Memory<'ctx>,
+) -> HashSet<Value<'ctx>> {
     crate::analysis::memory::grow_to_fixpoint(insts, active_params.iter().copied().collect(), |i, varied| {
         let flow = Flow {
             varied: &|v| varied.contains(&v),
@@ -272,40 +277,45 @@ fn lost_construct(at: Value) -> String {
 
 /// What one activity analysis is about.
 #[derive(Clone, Copy)]
-pub struct Subject<'a> {
+pub struct Subject<'a, 'ctx> {
     /// The function analysed.
-    pub f: Value,
+    pub f: Value<'ctx>,
     /// Its parameters (or values standing for them) that carry derivatives.
-    pub active_params: &'a [Value],
+    pub active_params: &'a [Value<'ctx>],
     /// Whether the derivative of the returned value is wanted.
     pub returned_active: bool,
     /// Parameters whose memory is the caller's argument plumbing (the derivative
     /// entry's `args` and `shadows` arrays), which the differentiated code never writes.
-    pub plumbing: &'a [Value],
+    pub plumbing: &'a [Value<'ctx>],
     /// The Julia function named in error messages.
     pub user_name: &'a str,
     /// What Julia says its arguments hold (their types, as type trees), beyond what the
     /// roots of shadow memory say: the type analysis's seeds.
-    pub argument_types: &'a [(Value, crate::analysis::types::TypeTree)],
+    pub argument_types: &'a [(Value<'ctx>, crate::analysis::types::TypeTree)],
 }
 
 /// Activity of every value of one function.
-pub struct Activity {
-    rules: HashMap<Value, Rule>,
-    varied: HashSet<Value>,
-    useful: HashSet<Value>,
+pub struct Activity<'ctx> {
+    rules: HashMap<Value<'ctx>, Rule>,
+    varied: HashSet<Value<'ctx>>,
+    useful: HashSet<Value<'ctx>>,
     /// Arrays allocated in the function that derivative data is written into: they need
     /// shadows, and the analysis must run again with them (`pipeline`).
-    pub wants_shadow: HashMap<Value, crate::request::Leaf>,
+    pub wants_shadow: HashMap<Value<'ctx>, crate::request::Leaf>,
     /// Calls that would lose a derivative if executed, with the error message.
-    pub unsupported_when_reached: Vec<(Value, String)>,
+    pub unsupported_when_reached: Vec<(Value<'ctx>, String)>,
 }
 
-impl Activity {
+impl<'ctx> Activity<'ctx> {
     /// Computes activity in `subject.f`.
-    pub fn compute(m: &Module, subject: &Subject, mem: &Memory, types: &Types) -> Result<Activity> {
+    pub fn compute(
+        m: &'ctx Module,
+        subject: &Subject<'_, 'ctx>,
+        mem: &Memory<'ctx>,
+        types: &Types<'ctx>,
+    ) -> Result<Activity<'ctx>> {
         let Subject { f, active_params, returned_active, plumbing, user_name, .. } = *subject;
-        let insts: Vec<Value> = f.blocks().into_iter().flat_map(|b| b.instructions()).collect();
+        let insts: Vec<Value<'ctx>> = f.blocks().into_iter().flat_map(|b| b.instructions()).collect();
         // Paths that end in an exception never reach the return: what happens there
         // changes no derivative (a `try` body excepted: its `catch` goes on).
         let cfg = crate::analysis::cfg::Cfg::compute(f);
@@ -313,9 +323,10 @@ impl Activity {
         for (l, t) in live.iter_mut().zip(cfg.try_bodies()) {
             *l |= t;
         }
-        let live_insts: Vec<Value> = insts.iter().copied().filter(|i| live[cfg.index(i.parent_block())]).collect();
+        let live_insts: Vec<Value<'ctx>> =
+            insts.iter().copied().filter(|i| live[cfg.index(i.parent_block())]).collect();
         let unsure_copies = unsure_copies(&insts, subject, mem, types);
-        let mut rules: HashMap<Value, Rule> = insts
+        let mut rules: HashMap<Value<'ctx>, Rule> = insts
             .iter()
             .map(|&i| (i, memory_rule(m, i, mem, &unsure_copies).unwrap_or_else(|| rules::classify(i))))
             .collect();
@@ -339,7 +350,7 @@ impl Activity {
         // Varied values and untracked data, to a joint fixed point: an instruction that
         // touches derivative data the engine does not track (`untracked`) gets a rule
         // that refuses it, and is varied, so that its uses are checked like any other.
-        let mut forced: HashMap<Value, Value> = HashMap::new();
+        let mut forced: HashMap<Value<'ctx>, Value<'ctx>> = HashMap::new();
         // A float copied as bits into a differentiated array from memory whose floats
         // are not followed carries derivative data whatever its operands: refused when
         // reached.
@@ -385,7 +396,7 @@ impl Activity {
         let mut wants_shadow = HashMap::new();
         // The arguments as the function loads them (without casts), which an array
         // without a derivative may be shadowed by a zeroed copy of (`Memory::copies`).
-        let argument_bases: HashSet<Value> =
+        let argument_bases: HashSet<Value<'ctx>> =
             subject.argument_types.iter().map(|(v, _)| crate::analysis::memory::zero_offset_base(*v)).collect();
         for &i in &insts {
             // An array the function returns, when its derivative is wanted.
@@ -448,7 +459,7 @@ impl Activity {
         }
         // (Arrays of floats that get a zeroed shadow of their own when stored into an
         // object with a shadow, below: allocated here, or a `Const` argument.)
-        let fresh = |v: Value| {
+        let fresh = |v: Value<'ctx>| {
             let base = crate::analysis::memory::zero_offset_base(v);
             let argument = argument_bases.contains(&base);
             float_array_allocation(base, types).is_some()
@@ -500,7 +511,7 @@ impl Activity {
             let upgradable = !mem.is_shadowed(addr) || mem.leaf(addr) == Some(Leaf::StackArraysF64);
             if number && upgradable && !inert.contains(&i) {
                 let object = crate::analysis::memory::object_base(addr);
-                let shadowable = |a: &Value| {
+                let shadowable = |a: &Value<'ctx>| {
                     crate::analysis::memory::shadowable_object(*a)
                         && !crate::analysis::memory::is_gc_frame(*a)
                         && mem.can_mirror(*a, &inert, &fresh)
@@ -533,7 +544,7 @@ impl Activity {
 
         // Backward: useful values, from the returned values.
         let mut useful = HashSet::new();
-        let mut work: Vec<Value> = Vec::new();
+        let mut work: Vec<Value<'ctx>> = Vec::new();
         if returned_active {
             for &i in &insts {
                 if i.opcode() == crate::llvm::Opcode::LLVMRet && i.num_operands() == 1 {
@@ -566,9 +577,9 @@ impl Activity {
         // bits (LLVM copies a float field as an `i64`): one copied on, stored or passed,
         // would carry that float's derivative where the engine cannot see it.
         for &i in &live_insts {
-            let number_object = |p: Value| mem.leaf(p) == Some(Leaf::StackMixedF64);
+            let number_object = |p: Value<'ctx>| mem.leaf(p) == Some(Leaf::StackMixedF64);
             // (Not a field that only ever holds integers: a closure's range.)
-            let is_number = |v: Value| {
+            let is_number = |v: Value<'ctx>| {
                 let float_bits =
                     v.opcode_if_instruction() == Some(Opcode::LLVMBitCast) && v.operand(0).ty().is_floating();
                 !varied.contains(&v) && !float_bits
@@ -653,7 +664,7 @@ impl Activity {
                     activity.unsupported_when_reached.push((i, message));
                     continue;
                 }
-                let reaches_array = |o: &Value| mem.is_shadowed(*o) || mem.is_escaped(*o);
+                let reaches_array = |o: &Value<'ctx>| mem.is_shadowed(*o) || mem.is_escaped(*o);
                 if on_live_path && i.opcode() == Opcode::LLVMCall && i.operands().iter().any(reaches_array) {
                     let message = format!(
                         "cannot differentiate `{user_name}` at this argument: {}",
@@ -667,22 +678,22 @@ impl Activity {
     }
 
     /// The rule classifying instruction `i`.
-    pub fn rule(&self, i: Value) -> &Rule {
+    pub fn rule(&self, i: Value<'ctx>) -> &Rule {
         self.rules.get(&i).unwrap_or(&Rule::Zero)
     }
 
     /// Whether `v` depends on an active input (whether or not it reaches the output).
-    pub fn is_varied(&self, v: Value) -> bool {
+    pub fn is_varied(&self, v: Value<'ctx>) -> bool {
         self.varied.contains(&v)
     }
 
     /// Whether `v` needs a derivative.
-    pub fn is_active(&self, v: Value) -> bool {
+    pub fn is_active(&self, v: Value<'ctx>) -> bool {
         self.varied.contains(&v) && self.useful.contains(&v)
     }
 
     /// Text printer for tests and bug reports: one line per active value.
-    pub fn print(&self, f: Value) -> String {
+    pub fn print(&self, f: Value<'ctx>) -> String {
         let mut out = String::new();
         for b in f.blocks() {
             for i in b.instructions() {

@@ -7,10 +7,10 @@ use std::collections::{HashMap, HashSet};
 
 /// The control-flow graph of one function.
 #[derive(Clone)]
-pub struct Cfg {
+pub struct Cfg<'ctx> {
     /// Blocks in layout order; index 0 is the entry.
-    pub blocks: Vec<Block>,
-    index: HashMap<Block, usize>,
+    pub blocks: Vec<Block<'ctx>>,
+    index: HashMap<Block<'ctx>, usize>,
     /// Distinct predecessors of each block, in a fixed order.
     pub preds: Vec<Vec<usize>>,
     /// Successors of each block.
@@ -24,11 +24,11 @@ pub struct Cfg {
     rpo: Vec<usize>,
 }
 
-impl Cfg {
+impl<'ctx> Cfg<'ctx> {
     /// Computes the CFG of `f`.
-    pub fn compute(f: Value) -> Cfg {
+    pub fn compute(f: Value<'ctx>) -> Cfg<'ctx> {
         let blocks = f.blocks();
-        let index: HashMap<Block, usize> = blocks.iter().enumerate().map(|(i, b)| (*b, i)).collect();
+        let index: HashMap<Block<'ctx>, usize> = blocks.iter().enumerate().map(|(i, b)| (*b, i)).collect();
         let n = blocks.len();
         let mut succs = vec![Vec::new(); n];
         let mut preds = vec![Vec::new(); n];
@@ -55,7 +55,7 @@ impl Cfg {
     }
 
     /// Index of block `b`.
-    pub fn index(&self, b: Block) -> usize {
+    pub fn index(&self, b: Block<'ctx>) -> usize {
         self.index[&b]
     }
 
@@ -136,14 +136,14 @@ impl Cfg {
     /// known: a `try` of another shape, one `try` inside another, `store` after a call
     /// in its block (the call may throw before it), or `load` in the block of `value`
     /// or `store`.
-    pub fn stored_between(&self, value: Value, store: Value, load: Value) -> bool {
+    pub fn stored_between(&self, value: Value<'ctx>, store: Value<'ctx>, load: Value<'ctx>) -> bool {
         let def = if value.is_instruction() { self.index(value.parent_block()) } else { 0 };
         let (s, l) = (self.index(store.parent_block()), self.index(load.parent_block()));
         if l == def || l == s || !self.dominates(def, l) {
             return false;
         }
         let mut before_store = store.parent_block().instructions().into_iter().take_while(|&i| i != store);
-        let may_throw = |i: Value| {
+        let may_throw = |i: Value<'ctx>| {
             i.opcode() == Opcode::LLVMCall
                 && !i.called_operand().is_inline_asm()
                 && i.called_operand().intrinsic_id() == 0
@@ -353,7 +353,7 @@ fn intersect(idom: &[Option<usize>], rpo: &[usize], mut a: usize, mut b: usize) 
 /// The `catch` of the `try` whose `setjmp` is `call` in block `bb`: the successor `bb`'s
 /// branch takes when the `setjmp` returns non-zero (`br (setjmp(...) == 0), try,
 /// catch`), when the branch has that shape.
-pub fn catch_block(bb: Block, call: Value) -> Option<Block> {
+pub fn catch_block<'ctx>(bb: Block<'ctx>, call: Value<'ctx>) -> Option<Block<'ctx>> {
     let t = bb.terminator()?;
     if t.opcode() != Opcode::LLVMBr || t.num_operands() != 3 {
         return None;

@@ -12,65 +12,65 @@ use crate::symbols::callee_name;
 use std::collections::{HashMap, HashSet};
 
 /// Shadowed pointers of one function, with the float type of the memory behind them.
-pub struct Memory {
-    shadowed: HashMap<Value, Leaf>,
-    origin: HashMap<Value, Value>,
+pub struct Memory<'ctx> {
+    shadowed: HashMap<Value<'ctx>, Leaf>,
+    origin: HashMap<Value<'ctx>, Value<'ctx>>,
     /// Integers (and pointers rebuilt from them) holding the address of shadowed memory:
     /// Julia's `ccall`s into BLAS pass array data this way.
-    escaped: HashSet<Value>,
+    escaped: HashSet<Value<'ctx>>,
     /// Shadowed pointers into an array's *data* (as opposed to the array object, whose
     /// fields are its data pointer, length and sizes).
-    data: HashSet<Value>,
+    data: HashSet<Value<'ctx>>,
     /// Aggregate values (tuples and structs as SSA values, such as the fields of a view
     /// `diff` builds) holding shadowed pointers: where, and what they point to.
-    aggregates: HashMap<Value, Paths>,
+    aggregates: HashMap<Value<'ctx>, Paths<'ctx>>,
     /// GC frames whose root slots hold differentiated arrays as objects (a closure, a
     /// tuple of arrays): each has a shadow frame, and addresses of its root slots are
     /// shadowed (not the frame itself, whose header links the thread's frames).
-    frames: HashSet<Value>,
+    frames: HashSet<Value<'ctx>>,
     /// The differentiated object arguments (as the function sees them).
-    roots: Vec<Value>,
+    roots: Vec<Value<'ctx>>,
     /// The differentiated arrays a resize call grows or shrinks (their objects).
-    resized: Vec<Value>,
+    resized: Vec<Value<'ctx>>,
     /// Arrays without a derivative of their own (a `Const` argument, a global) that a
     /// stack object holds beside differentiated arrays (`vcat(x, c)`, a closure over
     /// `x` and `c`): each is shadowed by a zeroed copy made where it is defined (on
     /// entry for a global), so that every access to it in the function reads and writes
     /// that copy, and whatever derivative it collects is dropped when the call returns.
-    copies: HashSet<Value>,
+    copies: HashSet<Value<'ctx>>,
     /// Runtime activity: pointers to memory without a derivative (a `Const` argument's,
     /// a global's) that meet shadowed pointers at a `phi` or `select`. At the merge their
     /// shadow is the pointer itself, so that which memory the merge points into is known
     /// only when it runs: a shadow equal to its primal means "no derivative" (Enzyme's
     /// runtime activity). They stay unshadowed everywhere else.
-    inactive: HashSet<Value>,
+    inactive: HashSet<Value<'ctx>>,
     /// Those merges and everything derived from them (pointers, and addresses as
     /// integers): their accesses test, when they run, whether the shadow is the primal.
-    maybe_constant: HashSet<Value>,
+    maybe_constant: HashSet<Value<'ctx>>,
     /// Edges into a merge of aggregates along which a path holds a pointer without a
     /// shadow where the other edges hold a shadowed one: `(phi, predecessor block,
     /// message)`. The derivative stops with the message when it takes such an edge (a
     /// view of an unaliased copy, on the path where a broadcast's arguments alias).
-    cut_edges: Vec<(Value, crate::llvm::Block, String)>,
+    cut_edges: Vec<(Value<'ctx>, crate::llvm::Block<'ctx>, String)>,
 }
 
 /// The shadowed pointers an aggregate value holds: per index path, the memory type and
 /// the pointers that may have been inserted there.
-pub type Paths = Vec<Path>;
+pub type Paths<'ctx> = Vec<Path<'ctx>>;
 
 /// One index path of an aggregate that holds a shadowed pointer.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Path {
+pub struct Path<'ctx> {
     /// `insertvalue`/`extractvalue` indices.
     pub index: Vec<u32>,
     /// The memory type behind the pointer.
     pub leaf: Leaf,
     /// The shadowed pointers inserted there (for whether it points at data).
-    pub sources: Vec<Value>,
+    pub sources: Vec<Value<'ctx>>,
 }
 
 /// The paths of aggregate `agg` under `prefix`, with the prefix taken off.
-fn paths_under(paths: &Paths, prefix: &[u32]) -> Paths {
+fn paths_under<'ctx>(paths: &Paths<'ctx>, prefix: &[u32]) -> Paths<'ctx> {
     paths
         .iter()
         .filter(|p| p.index.starts_with(prefix) && p.index.len() > prefix.len())
@@ -79,7 +79,7 @@ fn paths_under(paths: &Paths, prefix: &[u32]) -> Paths {
 }
 
 /// `paths` with `other`'s merged in (same path: sources united).
-fn merge_paths(paths: &mut Paths, other: &Paths) {
+fn merge_paths<'ctx>(paths: &mut Paths<'ctx>, other: &Paths<'ctx>) {
     for o in other {
         match paths.iter_mut().find(|p| p.index == o.index) {
             Some(p) => {
@@ -96,12 +96,17 @@ fn merge_paths(paths: &mut Paths, other: &Paths) {
 
 /// What aggregate instruction `i` holds, from what its operands hold (`None`: not an
 /// aggregate operation, or nothing shadowed).
-fn aggregate_step(i: Value, shadowed: &HashMap<Value, Leaf>, aggregates: &HashMap<Value, Paths>) -> Option<Paths> {
-    let of = |v: Value| aggregates.get(&v).cloned().unwrap_or_default();
+fn aggregate_step<'ctx>(
+    i: Value<'ctx>,
+    shadowed: &HashMap<Value<'ctx>, Leaf>,
+    aggregates: &HashMap<Value<'ctx>, Paths<'ctx>>,
+) -> Option<Paths<'ctx>> {
+    let of = |v: Value<'ctx>| aggregates.get(&v).cloned().unwrap_or_default();
     let paths = match i.opcode() {
         Opcode::LLVMInsertValue => {
             let index = i.indices();
-            let mut paths: Paths = of(i.operand(0)).into_iter().filter(|p| !p.index.starts_with(&index)).collect();
+            let mut paths: Paths<'ctx> =
+                of(i.operand(0)).into_iter().filter(|p| !p.index.starts_with(&index)).collect();
             let v = i.operand(1);
             if let Some(&leaf) = shadowed.get(&v) {
                 paths.push(Path { index: index.clone(), leaf, sources: vec![v] });
@@ -127,7 +132,7 @@ fn aggregate_step(i: Value, shadowed: &HashMap<Value, Leaf>, aggregates: &HashMa
 /// The value inserted at `path` of aggregate `agg`, through a chain of `insertvalue`s:
 /// `Some(constant)` when the chain starts from a constant that holds it, `None` when
 /// it cannot be told.
-fn value_at(agg: Value, path: &[u32]) -> Option<Value> {
+fn value_at<'ctx>(agg: Value<'ctx>, path: &[u32]) -> Option<Value<'ctx>> {
     let mut agg = agg;
     let mut path = path.to_vec();
     for _ in 0..64 {
@@ -225,25 +230,25 @@ pub fn merged(i: Value) -> Vec<Value> {
     }
 }
 
-impl Memory {
+impl<'ctx> Memory<'ctx> {
     /// Propagates shadows from the differentiated object arguments `roots` and the
     /// arrays allocated in `f` that hold derivatives (`allocations`) through `f`.
     pub fn compute(
-        m: &crate::llvm::Module,
-        f: Value,
-        roots: &[(Value, Leaf)],
-        maybe_constant_roots: &[Value],
-        allocations: &HashMap<Value, Leaf>,
+        m: &'ctx crate::llvm::Module,
+        f: Value<'ctx>,
+        roots: &[(Value<'ctx>, Leaf)],
+        maybe_constant_roots: &[Value<'ctx>],
+        allocations: &HashMap<Value<'ctx>, Leaf>,
         user: &str,
-    ) -> Result<Memory> {
-        let mut shadowed: HashMap<Value, Leaf> = roots.iter().copied().collect();
-        let is_frame = |a: Value| a.opcode_if_instruction() == Some(Opcode::LLVMAlloca) && is_gc_frame(a);
-        let mut frames: HashSet<Value> = allocations.keys().copied().filter(|&a| is_frame(a)).collect();
+    ) -> Result<Memory<'ctx>> {
+        let mut shadowed: HashMap<Value<'ctx>, Leaf> = roots.iter().copied().collect();
+        let is_frame = |a: Value<'ctx>| a.opcode_if_instruction() == Some(Opcode::LLVMAlloca) && is_gc_frame(a);
+        let mut frames: HashSet<Value<'ctx>> = allocations.keys().copied().filter(|&a| is_frame(a)).collect();
         frames.retain(|&a| shadowable_stack_object(a));
         shadowed.extend(allocations.iter().filter(|(&k, _)| !is_frame(k)).map(|(k, v)| (*k, *v)));
-        let insts: Vec<Value> = f.blocks().into_iter().flat_map(|b| b.instructions()).collect();
+        let insts: Vec<Value<'ctx>> = f.blocks().into_iter().flat_map(|b| b.instructions()).collect();
         let origin = origins(&insts);
-        let mut aggregates: HashMap<Value, Paths> = HashMap::new();
+        let mut aggregates: HashMap<Value<'ctx>, Paths<'ctx>> = HashMap::new();
         let mut changed = true;
         while changed {
             changed = false;
@@ -328,7 +333,7 @@ impl Memory {
                         // here (a view written into a result slot on the path where a
                         // broadcast's arguments alias: refused when reached, `cut_edges`).
                         if v.opcode_if_instruction() == Some(Opcode::LLVMLoad) && !shadowed.contains_key(&v) {
-                            let frame = |a: &Value| is_gc_frame(*a) && shadowable_stack_object(*a);
+                            let frame = |a: &Value<'ctx>| is_gc_frame(*a) && shadowable_stack_object(*a);
                             if let Some(a) = alloca_base(v.operand(0)).filter(frame) {
                                 changed |= frames.insert(a);
                             }
@@ -371,10 +376,10 @@ impl Memory {
         // A merge of shadowed memory and memory without a derivative that `Const` data
         // leads to: runtime activity, the other side being its own shadow (`inactive`).
         // Other memory has no shadow for the other side.
-        let mut inactive: HashSet<Value> = HashSet::new();
+        let mut inactive: HashSet<Value<'ctx>> = HashSet::new();
         // (A callee's parameter that a caller may pass such a merge in, with the
         // pointer itself as shadow, is tested alike: `transform::calls::Pattern`.)
-        let mut chooses: HashSet<Value> = maybe_constant_roots.iter().copied().collect();
+        let mut chooses: HashSet<Value<'ctx>> = maybe_constant_roots.iter().copied().collect();
         for &i in &insts {
             if pointer_op(i) == Some(PointerOp::Merge) && shadowed.contains_key(&i) {
                 for v in merged(i) {
@@ -383,7 +388,7 @@ impl Memory {
                         chooses.insert(i);
                     }
                 }
-                let other = |v: &Value| !shadowed.contains_key(v) && !is_null(*v) && !inactive.contains(v);
+                let other = |v: &Value<'ctx>| !shadowed.contains_key(v) && !is_null(*v) && !inactive.contains(v);
                 if let Some(other) = merged(i).into_iter().find(other) {
                     return Err(Error::Unsupported(format!(
                         "a pointer that may point into a differentiated array or into other memory ({}), in `{user}`{}",
@@ -401,13 +406,13 @@ impl Memory {
             else {
                 continue;
             };
-            let incoming: Vec<(Value, Option<crate::llvm::Block>)> = match i.opcode() {
+            let incoming: Vec<(Value<'ctx>, Option<crate::llvm::Block<'ctx>>)> = match i.opcode() {
                 Opcode::LLVMPHI => i.incoming().into_iter().map(|(v, b)| (v, Some(b))).collect(),
                 _ => merged(i).into_iter().map(|v| (v, None)).collect(),
             };
             for (v, from) in incoming {
-                let has = |p: &Path| aggregates.get(&v).is_some_and(|ps| ps.iter().any(|q| q.index == p.index));
-                let constant = |p: &Path| value_at(v, &p.index).is_some_and(|x| x.is_constant());
+                let has = |p: &Path<'ctx>| aggregates.get(&v).is_some_and(|ps| ps.iter().any(|q| q.index == p.index));
+                let constant = |p: &Path<'ctx>| value_at(v, &p.index).is_some_and(|x| x.is_constant());
                 if let Some(p) = paths.iter().find(|p| !has(p) && !constant(p)) {
                     let message = format!(
                         "a tuple or struct (a view, say) that holds a differentiated array on one path and other \
@@ -425,7 +430,7 @@ impl Memory {
         let escaped = escaped_addresses(&insts, &shadowed);
         let maybe_constant = derived_from(&insts, &chooses);
         refuse_runtime_activity_escapes(&insts, &maybe_constant, &frames, user)?;
-        let containers: Vec<(Value, Leaf)> =
+        let containers: Vec<(Value<'ctx>, Leaf)> =
             roots.iter().copied().chain(allocations.iter().map(|(k, v)| (*k, *v))).collect();
         let data = data_pointers(&insts, &shadowed, &containers, &aggregates);
         let roots = roots.iter().map(|(v, _)| *v).collect();
@@ -435,11 +440,11 @@ impl Memory {
         let resized = insts
             .iter()
             .flat_map(|&i| {
-                let args: Vec<Value> = if resize_call(i).is_some() {
+                let args: Vec<Value<'ctx>> = if resize_call(i).is_some() {
                     vec![i.operand(0)]
                 } else if i.opcode() == Opcode::LLVMCall && !i.has_fn_attr("noreturn") {
                     // (The callee's body is scanned only when it is handed a shadowed array.)
-                    let handed: Vec<Value> =
+                    let handed: Vec<Value<'ctx>> =
                         (0..i.call_arg_count()).map(|k| i.operand(k)).filter(|a| shadowed.contains_key(a)).collect();
                     let resizes = !handed.is_empty() && may_resize(i.called_operand(), &mut HashSet::new());
                     if resizes {
@@ -472,7 +477,7 @@ impl Memory {
     /// The array object whose data pointer `v` is: a load of the pointer from the object,
     /// or a merge of such loads from one object (the data pointer before and after a
     /// `push!`). `None` for anything else.
-    pub fn data_pointer_of(&self, v: Value) -> Option<Value> {
+    pub fn data_pointer_of(&self, v: Value<'ctx>) -> Option<Value<'ctx>> {
         self.data_pointer_in(v, 8)
     }
 
@@ -484,17 +489,18 @@ impl Memory {
     /// `data_pointer_of(v)`, when that array may be one the function resizes: the same
     /// object as one of those resized, or one that may alias it (only an array allocated
     /// here is surely distinct from another array allocated here or from an argument).
-    pub fn resized_data_pointer(&self, v: Value) -> Option<Value> {
+    pub fn resized_data_pointer(&self, v: Value<'ctx>) -> Option<Value<'ctx>> {
         let o = self.data_pointer_of(v).or_else(|| self.data_address_of(v))?;
-        let fresh = |a: Value| a.is_instruction() && array_call(a).is_some();
-        let argument = |a: Value| a.is_argument() || self.roots.iter().any(|&r| zero_offset_base(r) == a);
-        let distinct = |a: Value, b: Value| fresh(a) && (fresh(b) || argument(b)) || fresh(b) && argument(a);
+        let fresh = |a: Value<'ctx>| a.is_instruction() && array_call(a).is_some();
+        let argument = |a: Value<'ctx>| a.is_argument() || self.roots.iter().any(|&r| zero_offset_base(r) == a);
+        let distinct =
+            |a: Value<'ctx>, b: Value<'ctx>| fresh(a) && (fresh(b) || argument(b)) || fresh(b) && argument(a);
         self.resized.iter().any(|&r| r == o || !distinct(o, r)).then_some(o)
     }
 
     /// The array object whose data pointer `v` is as an integer (the address a `ccall`
     /// of `memmove` takes): an integer loaded at the array object's own address.
-    fn data_address_of(&self, v: Value) -> Option<Value> {
+    fn data_address_of(&self, v: Value<'ctx>) -> Option<Value<'ctx>> {
         if v.opcode_if_instruction() != Some(Opcode::LLVMLoad) || !v.ty().is_int() {
             return None;
         }
@@ -502,14 +508,14 @@ impl Memory {
         matches!(self.leaf(o), Some(Leaf::ArrayF64 | Leaf::ArrayF32)).then_some(o)
     }
 
-    fn data_pointer_in(&self, v: Value, depth: u32) -> Option<Value> {
+    fn data_pointer_in(&self, v: Value<'ctx>, depth: u32) -> Option<Value<'ctx>> {
         if depth == 0 || !v.is_instruction() || !self.is_shadowed(v) {
             return None;
         }
         match pointer_op(v)? {
             PointerOp::Load if self.is_data(v) && !self.is_data(v.operand(0)) => Some(zero_offset_base(v.operand(0))),
             PointerOp::Merge => {
-                let objects: Vec<Option<Value>> =
+                let objects: Vec<Option<Value<'ctx>>> =
                     merged(v).into_iter().filter(|&x| x != v).map(|x| self.data_pointer_in(x, depth - 1)).collect();
                 let first = (*objects.first()?)?;
                 objects.iter().all(|o| *o == Some(first)).then_some(first)
@@ -532,7 +538,12 @@ impl Memory {
     /// may be stored into it too: once the object has a shadow, the array gets a zeroed
     /// one of its own (`activity`), which the object's shadow holds (a `@threads` loop's
     /// closure over the differentiated input and the array it fills).
-    pub fn can_mirror(&self, a: Value, inert: &HashSet<Value>, fresh: &dyn Fn(Value) -> bool) -> bool {
+    pub fn can_mirror(
+        &self,
+        a: Value<'ctx>,
+        inert: &HashSet<Value<'ctx>>,
+        fresh: &dyn Fn(Value<'ctx>) -> bool,
+    ) -> bool {
         if gc_allocation(a).is_none() {
             return true;
         }
@@ -561,7 +572,7 @@ impl Memory {
     }
 
     /// A stack slot holding differentiated numbers (`Leaf::StackMixedF64`), if any.
-    pub fn number_object(&self) -> Option<Value> {
+    pub fn number_object(&self) -> Option<Value<'ctx>> {
         self.shadowed
             .iter()
             .find(|(v, l)| **l == Leaf::StackMixedF64 && v.opcode_if_instruction() == Some(Opcode::LLVMAlloca))
@@ -570,79 +581,79 @@ impl Memory {
 
     /// Whether `v` is an array without a derivative shadowed by a zeroed copy
     /// (`Memory::copies`).
-    pub fn is_zero_copy(&self, v: Value) -> bool {
+    pub fn is_zero_copy(&self, v: Value<'ctx>) -> bool {
         self.copies.contains(&v)
     }
 
     /// The arrays shadowed by a zeroed copy that are constants (globals, embedded by
     /// address): their copies are made on entry.
-    pub fn constant_zero_copies(&self) -> Vec<Value> {
+    pub fn constant_zero_copies(&self) -> Vec<Value<'ctx>> {
         self.copies.iter().copied().filter(|v| !v.is_instruction()).collect()
     }
 
     /// Whether `a` is a GC frame with a shadow frame (whose root slots hold the
     /// shadows of the differentiated arrays its root slots hold).
-    pub fn is_shadow_frame(&self, a: Value) -> bool {
+    pub fn is_shadow_frame(&self, a: Value<'ctx>) -> bool {
         self.frames.contains(&a)
     }
 
     /// Whether `v` is a pointer to memory without a derivative that a merge of shadowed
     /// pointers may choose (runtime activity): its shadow there is `v` itself.
-    pub fn is_inactive_side(&self, v: Value) -> bool {
+    pub fn is_inactive_side(&self, v: Value<'ctx>) -> bool {
         self.inactive.contains(&v)
     }
 
     /// Whether pointer `p` leads to memory without a derivative by declaration (a
     /// `Const` argument's, a global's: `constant_data`).
-    pub fn is_constant_data(&self, p: Value) -> bool {
+    pub fn is_constant_data(&self, p: Value<'ctx>) -> bool {
         constant_data(p, &self.shadowed)
     }
 
     /// Whether shadowed pointer `p` may point into memory without a derivative, which the
     /// derivative learns when it runs (the shadow equals the primal: runtime activity).
-    pub fn maybe_constant(&self, p: Value) -> bool {
+    pub fn maybe_constant(&self, p: Value<'ctx>) -> bool {
         self.maybe_constant.contains(&p)
     }
 
     /// Whether shadowed pointer `p` points into array data (floats), not at an array
     /// object's fields.
-    pub fn is_data(&self, p: Value) -> bool {
+    pub fn is_data(&self, p: Value<'ctx>) -> bool {
         self.data.contains(&p)
     }
 
     /// Whether `v` is the address of shadowed memory turned into an integer (or a
     /// pointer rebuilt from one), which code without a rule could read or write through.
-    pub fn is_escaped(&self, v: Value) -> bool {
+    pub fn is_escaped(&self, v: Value<'ctx>) -> bool {
         self.escaped.contains(&v)
     }
 
     /// The array allocation a pointer derives from, when it derives from exactly one.
-    pub fn origin(&self, p: Value) -> Option<Value> {
+    pub fn origin(&self, p: Value<'ctx>) -> Option<Value<'ctx>> {
         self.origin.get(&p).copied()
     }
 
     /// Whether pointer `p` has a shadow.
-    pub fn is_shadowed(&self, p: Value) -> bool {
+    pub fn is_shadowed(&self, p: Value<'ctx>) -> bool {
         self.shadowed.contains_key(&p)
     }
 
     /// Edges the derivative must not take (`cut_edges`): `(phi, predecessor, message)`.
-    pub fn cut_edges(&self) -> &[(Value, crate::llvm::Block, String)] {
+    pub fn cut_edges(&self) -> &[(Value<'ctx>, crate::llvm::Block<'ctx>, String)] {
         &self.cut_edges
     }
 
     /// Whether the edge from `pred` into `phi` is cut.
-    pub fn is_cut(&self, phi: Value, pred: crate::llvm::Block) -> bool {
+    pub fn is_cut(&self, phi: Value<'ctx>, pred: crate::llvm::Block<'ctx>) -> bool {
         self.cut_edges.iter().any(|(p, b, _)| *p == phi && *b == pred)
     }
 
     /// The shadowed pointers aggregate value `v` holds, if any.
-    pub fn aggregate_paths(&self, v: Value) -> Option<&Paths> {
+    pub fn aggregate_paths(&self, v: Value<'ctx>) -> Option<&Paths<'ctx>> {
         self.aggregates.get(&v)
     }
 
     /// The float type of the memory behind a shadowed pointer.
-    pub fn leaf(&self, p: Value) -> Option<Leaf> {
+    pub fn leaf(&self, p: Value<'ctx>) -> Option<Leaf> {
         self.shadowed.get(&p).copied()
     }
 }
@@ -654,8 +665,8 @@ pub fn is_null(v: Value) -> bool {
 
 /// For each pointer, the allocation (`jl_alloc_array_*`, `jl_array_copy`) it derives
 /// from: the allocation itself, pointers derived from it, and its data pointer.
-fn origins(insts: &[Value]) -> HashMap<Value, Value> {
-    let mut origin: HashMap<Value, Value> = HashMap::new();
+fn origins<'ctx>(insts: &[Value<'ctx>]) -> HashMap<Value<'ctx>, Value<'ctx>> {
+    let mut origin: HashMap<Value<'ctx>, Value<'ctx>> = HashMap::new();
     let mut changed = true;
     while changed {
         changed = false;
@@ -669,7 +680,7 @@ fn origins(insts: &[Value]) -> HashMap<Value, Value> {
                 match pointer_op(i) {
                     Some(PointerOp::Derive) | Some(PointerOp::Load) => origin.get(&i.operand(0)).copied(),
                     Some(PointerOp::Merge) => {
-                        let all: Vec<Option<Value>> = merged(i).iter().map(|v| origin.get(v).copied()).collect();
+                        let all: Vec<Option<Value<'ctx>>> = merged(i).iter().map(|v| origin.get(v).copied()).collect();
                         all[0].filter(|o| all.iter().all(|x| *x == Some(*o)))
                     }
                     // Addresses as integers (the data pointer loaded as an Int for BLAS).
@@ -695,7 +706,7 @@ fn origins(insts: &[Value]) -> HashMap<Value, Value> {
 
 /// `ptrtoint` of shadowed pointers, and what integer arithmetic, merges and `inttoptr`
 /// make of them.
-fn escaped_addresses(insts: &[Value], shadowed: &HashMap<Value, Leaf>) -> HashSet<Value> {
+fn escaped_addresses<'ctx>(insts: &[Value<'ctx>], shadowed: &HashMap<Value<'ctx>, Leaf>) -> HashSet<Value<'ctx>> {
     use Opcode::*;
     grow_to_fixpoint(insts, HashSet::new(), |i, escaped| {
         let from_operands = || i.operands().iter().any(|o| escaped.contains(o));
@@ -987,22 +998,22 @@ fn floats_only_stored_at(m: &crate::llvm::Module, p: Value) -> bool {
 /// (arrays of arrays). A root that is a struct of floats (`Leaf::F64`/`F32`) is data
 /// itself, and so is a struct or stack object of arrays (what is loaded from it is an
 /// array object).
-fn data_pointers(
-    insts: &[Value],
-    shadowed: &HashMap<Value, Leaf>,
-    roots: &[(Value, Leaf)],
-    aggregates: &HashMap<Value, Paths>,
-) -> HashSet<Value> {
+fn data_pointers<'ctx>(
+    insts: &[Value<'ctx>],
+    shadowed: &HashMap<Value<'ctx>, Leaf>,
+    roots: &[(Value<'ctx>, Leaf)],
+    aggregates: &HashMap<Value<'ctx>, Paths<'ctx>>,
+) -> HashSet<Value<'ctx>> {
     // Containers: a struct of floats holds data; a struct of arrays holds array objects
     // (loaded from it like a data pointer from an array, one level up).
-    let plain: HashSet<Value> = roots
+    let plain: HashSet<Value<'ctx>> = roots
         .iter()
         .filter(|(_, l)| matches!(l, Leaf::F64 | Leaf::F32 | Leaf::Object(_)) || l.is_stack_object())
         .map(|(v, _)| *v)
         .collect();
     // Array objects among the roots are objects, also when loaded (a `Const` argument
     // shadowed by a zeroed copy is the load from the argument array).
-    let objects: HashSet<Value> =
+    let objects: HashSet<Value<'ctx>> =
         roots.iter().filter(|(_, l)| matches!(l, Leaf::ArrayF64 | Leaf::ArrayF32)).map(|(v, _)| *v).collect();
     grow_to_fixpoint(insts, HashSet::new(), |i, data| {
         let Some(&leaf) = shadowed.get(&i) else { return false };
@@ -1037,11 +1048,11 @@ fn data_pointers(
 
 /// The smallest set holding `seed` and the instructions closed under `member(i, set)`,
 /// by iteration (loops and phis make a member depend on later ones).
-pub fn grow_to_fixpoint(
-    insts: &[Value],
-    seed: HashSet<Value>,
-    member: impl Fn(Value, &HashSet<Value>) -> bool,
-) -> HashSet<Value> {
+pub fn grow_to_fixpoint<'ctx>(
+    insts: &[Value<'ctx>],
+    seed: HashSet<Value<'ctx>>,
+    member: impl Fn(Value<'ctx>, &HashSet<Value<'ctx>>) -> bool,
+) -> HashSet<Value<'ctx>> {
     let mut set = seed;
     let mut changed = true;
     while changed {
@@ -1063,7 +1074,7 @@ pub fn grow_to_fixpoint(
 /// alloca it may read, and so does a call handed an address into one (the argument
 /// array of a dynamic call, which the callee reads), but for lifetime markers and
 /// `memset`.
-pub fn inert_pointer_stores(m: &crate::llvm::Module, insts: &[Value]) -> HashSet<Value> {
+pub fn inert_pointer_stores<'ctx>(m: &'ctx crate::llvm::Module, insts: &[Value<'ctx>]) -> HashSet<Value<'ctx>> {
     let mut read = HashSet::new();
     for i in insts.iter().filter(|i| i.opcode() == Opcode::LLVMLoad) {
         match alloca_slot(m, i.operand(0)) {
@@ -1083,10 +1094,10 @@ pub fn inert_pointer_stores(m: &crate::llvm::Module, insts: &[Value]) -> HashSet
             }
         }
     }
-    let mut accesses: HashMap<Value, Option<HashMap<Value, Access>>> = HashMap::new();
+    let mut accesses: HashMap<Value<'ctx>, Option<HashMap<Value<'ctx>, Access>>> = HashMap::new();
     // (An exception thrown in a `try` body resumes at the `catch`, an edge the paths
     // below do not see: a store there is never judged overwritten.)
-    let setjmp = |i: &Value| {
+    let setjmp = |i: &Value<'ctx>| {
         i.opcode() == Opcode::LLVMCall
             && callee_name(i.called_operand()).is_some_and(|n| n.contains(crate::julia::current().setjmp))
     };
@@ -1095,7 +1106,7 @@ pub fn inert_pointer_stores(m: &crate::llvm::Module, insts: &[Value]) -> HashSet
         let body = cfg.try_bodies();
         (cfg, body)
     });
-    let in_try_body = |i: Value| in_try.as_ref().is_some_and(|(cfg, body)| body[cfg.index(i.parent_block())]);
+    let in_try_body = |i: Value<'ctx>| in_try.as_ref().is_some_and(|(cfg, body)| body[cfg.index(i.parent_block())]);
     insts
         .iter()
         .filter(|i| i.opcode() == Opcode::LLVMStore && i.operand(0).ty().is_pointer())
@@ -1127,7 +1138,7 @@ enum Access {
 /// Every instruction that reads or writes alloca `a`, through address arithmetic and
 /// merges of addresses; `None` when its address is kept anywhere but in a slot that is
 /// only ever written (where it would let code the analysis does not see read it).
-fn slot_accesses(m: &crate::llvm::Module, a: Value) -> Option<HashMap<Value, Access>> {
+fn slot_accesses<'ctx>(m: &'ctx crate::llvm::Module, a: Value<'ctx>) -> Option<HashMap<Value<'ctx>, Access>> {
     let mut found = HashMap::new();
     let (mut seen, mut work) = (HashSet::new(), vec![a]);
     while let Some(p) = work.pop() {
@@ -1135,7 +1146,7 @@ fn slot_accesses(m: &crate::llvm::Module, a: Value) -> Option<HashMap<Value, Acc
             continue;
         }
         for u in p.users() {
-            let range = |ty: crate::llvm::Type| alloca_slot(m, p).map(|(_, o)| (o, o + m.size_of(ty)));
+            let range = |ty: crate::llvm::Type<'ctx>| alloca_slot(m, p).map(|(_, o)| (o, o + m.size_of(ty)));
             let access = match u.opcode_if_instruction()? {
                 Opcode::LLVMGetElementPtr | Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast | Opcode::LLVMPHI => {
                     work.push(u);
@@ -1165,11 +1176,16 @@ fn slot_accesses(m: &crate::llvm::Module, a: Value) -> Option<HashMap<Value, Acc
 /// alloca's address). Julia reuses one stack array for the arguments of several calls:
 /// a splat's pointers there, on a path that goes on to an error message built in the
 /// same array, are overwritten before that message reads them.
-fn overwritten_before_read(m: &crate::llvm::Module, s: Value, off: u64, accesses: &HashMap<Value, Access>) -> bool {
+fn overwritten_before_read<'ctx>(
+    m: &'ctx crate::llvm::Module,
+    s: Value<'ctx>,
+    off: u64,
+    accesses: &HashMap<Value<'ctx>, Access>,
+) -> bool {
     let end = off + m.size_of(s.operand(0).ty());
     let overlaps = |r: Option<(u64, u64)>| r.is_none_or(|(a, b)| a < end && off < b);
     // Whether the path ends at `i` (`Some(true)`: overwritten; `Some(false)`: read).
-    let verdict = |i: Value| match accesses.get(&i) {
+    let verdict = |i: Value<'ctx>| match accesses.get(&i) {
         None => None,
         Some(Access::Load(r)) => overlaps(*r).then_some(false),
         Some(Access::Store(Some((a, b)))) if *a == off && *b >= end => Some(true),
@@ -1177,7 +1193,7 @@ fn overwritten_before_read(m: &crate::llvm::Module, s: Value, off: u64, accesses
         Some(Access::Lifetime) => Some(true),
         Some(Access::Call) => Some(false),
     };
-    let scan = |from: Option<Value>, blocks: &mut Vec<crate::llvm::Block>| -> bool {
+    let scan = |from: Option<Value<'ctx>>, blocks: &mut Vec<crate::llvm::Block<'ctx>>| -> bool {
         let mut at = from;
         while let Some(i) = at {
             match verdict(i) {
@@ -1207,7 +1223,7 @@ fn overwritten_before_read(m: &crate::llvm::Module, s: Value, off: u64, accesses
 
 /// The alloca a pointer points into and the constant byte offset, through casts and
 /// single-index GEPs with constant indices.
-pub fn alloca_slot(m: &crate::llvm::Module, p: Value) -> Option<(Value, u64)> {
+pub fn alloca_slot<'ctx>(m: &'ctx crate::llvm::Module, p: Value<'ctx>) -> Option<(Value<'ctx>, u64)> {
     if !p.is_instruction() {
         return None;
     }
@@ -1255,7 +1271,11 @@ pub fn writes_only_fresh(g: Value) -> bool {
 /// Whether every store of `g` on a path that returns (blocks ending in `unreachable`
 /// throw) has an address `store_ok` accepts, every call is one `call_ok` accepts, and
 /// nothing is atomic.
-fn writes_only(g: Value, store_ok: &dyn Fn(Value) -> bool, call_ok: &dyn Fn(Value) -> bool) -> bool {
+fn writes_only<'ctx>(
+    g: Value<'ctx>,
+    store_ok: &dyn Fn(Value<'ctx>) -> bool,
+    call_ok: &dyn Fn(Value<'ctx>) -> bool,
+) -> bool {
     g.blocks().into_iter().all(|bb| {
         if bb.terminator().map(|t| t.opcode()) == Some(Opcode::LLVMUnreachable) {
             return true;
@@ -1402,15 +1422,15 @@ pub fn writes_only_stack(g: Value) -> bool {
 /// an array it did not create (or hands such an array to a function that may resize
 /// it, transitively). (Julia's error paths build messages in buffers they grow, then
 /// throw: the reverse sweep never meets them.)
-fn may_resize(callee: Value, seen: &mut HashSet<Value>) -> bool {
+fn may_resize<'ctx>(callee: Value<'ctx>, seen: &mut HashSet<Value<'ctx>>) -> bool {
     if !callee.is_function() || callee.is_declaration() || callee.has_fn_attr("noreturn") || !seen.insert(callee) {
         return false;
     }
-    let created = |a: Value| {
+    let created = |a: Value<'ctx>| {
         let base = zero_offset_base(a);
         base.is_instruction() && matches!(array_call(base), Some(ArrayCall::Alloc | ArrayCall::Copy))
     };
-    let returning = |b: &crate::llvm::Block| b.terminator().map(|t| t.opcode()) != Some(Opcode::LLVMUnreachable);
+    let returning = |b: &crate::llvm::Block<'ctx>| b.terminator().map(|t| t.opcode()) != Some(Opcode::LLVMUnreachable);
     callee.blocks().into_iter().filter(returning).flat_map(|b| b.instructions()).any(|i| {
         if resize_call(i).is_some() {
             return !created(i.operand(0));
@@ -1451,10 +1471,10 @@ fn constant_data(v: Value, shadowed: &HashMap<Value, Leaf>) -> bool {
 /// Everything computed from `seeds`: pointers derived, loaded or merged from them,
 /// aggregates holding them, and their addresses as integers (as `escaped_addresses`
 /// follows them).
-fn derived_from(insts: &[Value], seeds: &HashSet<Value>) -> HashSet<Value> {
+fn derived_from<'ctx>(insts: &[Value<'ctx>], seeds: &HashSet<Value<'ctx>>) -> HashSet<Value<'ctx>> {
     use Opcode::*;
     grow_to_fixpoint(insts, seeds.clone(), |i, set| {
-        let from = |v: Value| set.contains(&v);
+        let from = |v: Value<'ctx>| set.contains(&v);
         match i.opcode() {
             LLVMGetElementPtr | LLVMExtractValue => from(i.operand(0)),
             // Pointers loaded, and an array's data pointer read as an integer.
@@ -1548,7 +1568,7 @@ pub fn into_printed_box(m: &crate::llvm::Module, p: Value) -> bool {
 
 /// `printed_only`, where the objects and arrays in `examined` are being checked already
 /// (argument arrays are reused and tuples hold each other: each is checked once).
-fn printed_only_in(m: &crate::llvm::Module, a: Value, examined: &mut HashSet<Value>) -> bool {
+fn printed_only_in<'ctx>(m: &'ctx crate::llvm::Module, a: Value<'ctx>, examined: &mut HashSet<Value<'ctx>>) -> bool {
     if !examined.insert(a) {
         return true;
     }
@@ -1604,7 +1624,11 @@ pub fn shadow_slot_unread(m: &crate::llvm::Module, mem: &Memory, p: Value) -> bo
 /// `None` when something else may write there (a store at an unknown offset, or a call
 /// other than a lifetime marker, `memset` or a copy out of the frame given an address
 /// into it).
-pub fn frame_bytes_stored(m: &crate::llvm::Module, src: Value, len: Value) -> Option<Vec<Value>> {
+pub fn frame_bytes_stored<'ctx>(
+    m: &'ctx crate::llvm::Module,
+    src: Value<'ctx>,
+    len: Value<'ctx>,
+) -> Option<Vec<Value<'ctx>>> {
     let (s, start) = alloca_slot(m, src)?;
     let end = start + len.const_uint()?;
     if !is_gc_frame(s) {
@@ -1669,7 +1693,13 @@ fn argument_bytes(m: &crate::llvm::Module, i: Value, p: Value) -> Option<(u64, u
 /// tuple that is printed only) sees what box `a` stores at byte `offset`: each such call
 /// that reads the slot finds there what a store in its own block, before it, put there,
 /// and that store is not one of `a`.
-fn is_unobserved(m: &crate::llvm::Module, s: Value, offset: u64, a: Value, examined: &mut HashSet<Value>) -> bool {
+fn is_unobserved<'ctx>(
+    m: &'ctx crate::llvm::Module,
+    s: Value<'ctx>,
+    offset: u64,
+    a: Value<'ctx>,
+    examined: &mut HashSet<Value<'ctx>>,
+) -> bool {
     let mut readers = Vec::new();
     every_use(
         s,
@@ -1710,7 +1740,11 @@ fn strip_address(mut p: Value) -> Value {
 /// Whether `accept(p, u)` holds for every user `u` of `a` and of the pointers derived
 /// from it (`p` is the pointer `u` uses). Addresses derived by `getelementptr` and casts
 /// are followed where `follow` says so, and never handed to `accept`.
-fn every_use(a: Value, follow: impl Fn(Value) -> bool, mut accept: impl FnMut(Value, Value) -> bool) -> bool {
+fn every_use<'ctx>(
+    a: Value<'ctx>,
+    follow: impl Fn(Value<'ctx>) -> bool,
+    mut accept: impl FnMut(Value<'ctx>, Value<'ctx>) -> bool,
+) -> bool {
     let mut work = vec![a];
     let mut seen = HashSet::new();
     while let Some(p) = work.pop() {
@@ -1753,7 +1787,7 @@ fn is_tuple_of(i: Value, args: Value) -> bool {
 /// Whether stack array `s` is only written, handed to calls without derivative (or to
 /// the tuple builtin, building a tuple printed only), and read by other calls only as
 /// their argument array; see `printed_only_in`.
-fn is_argument_array(m: &crate::llvm::Module, s: Value, examined: &mut HashSet<Value>) -> bool {
+fn is_argument_array<'ctx>(m: &'ctx crate::llvm::Module, s: Value<'ctx>, examined: &mut HashSet<Value<'ctx>>) -> bool {
     if !examined.insert(s) {
         return true;
     }
@@ -1810,7 +1844,7 @@ pub fn object_base(p: Value) -> Option<Value> {
 /// The object (`object_base`: a stack slot or a heap object the function allocates) a
 /// pointer points into and the constant byte offset, through casts and single-index
 /// GEPs with constant indices.
-pub fn object_slot(m: &crate::llvm::Module, p: Value) -> Option<(Value, i64)> {
+pub fn object_slot<'ctx>(m: &'ctx crate::llvm::Module, p: Value<'ctx>) -> Option<(Value<'ctx>, i64)> {
     if !p.is_instruction() {
         return None;
     }
@@ -1832,11 +1866,11 @@ pub fn object_slot(m: &crate::llvm::Module, p: Value) -> Option<(Value, i64)> {
 /// are no float's bits: every store into the object is at a constant offset, and those
 /// at the load's offset store such integers of the load's width; the object's address
 /// goes nowhere but into loads, stores and `inert` stores (GC frame slots nobody reads).
-pub fn integer_field(
-    m: &crate::llvm::Module,
-    i: Value,
-    inert: &HashSet<Value>,
-    is_number: &dyn Fn(Value) -> bool,
+pub fn integer_field<'ctx>(
+    m: &'ctx crate::llvm::Module,
+    i: Value<'ctx>,
+    inert: &HashSet<Value<'ctx>>,
+    is_number: &dyn Fn(Value<'ctx>) -> bool,
 ) -> bool {
     let Some((base, offset)) = object_slot(m, i.operand(0)) else { return false };
     every_use(

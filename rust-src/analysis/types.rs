@@ -319,37 +319,37 @@ fn layout_tree(layout: &Layout) -> TypeTree {
 }
 
 /// The type trees of one function's values.
-pub struct Types {
-    trees: HashMap<Value, TypeTree>,
+pub struct Types<'ctx> {
+    trees: HashMap<Value<'ctx>, TypeTree>,
     /// Objects embedded by address, by address (`Propagation::objects`).
-    objects: HashMap<u64, Value>,
+    objects: HashMap<u64, Value<'ctx>>,
     /// Whether the propagation reached its fixed point (if not, nothing is known).
     pub converged: bool,
 }
 
 /// The propagation's state: trees so far, and pointers that step through memory.
-struct Propagation<'m> {
-    m: &'m Module,
-    trees: HashMap<Value, TypeTree>,
-    strided: HashSet<Value>,
+struct Propagation<'ctx> {
+    m: &'ctx Module,
+    trees: HashMap<Value<'ctx>, TypeTree>,
+    strided: HashSet<Value<'ctx>>,
     /// Addresses in the thread's state (which links the GC frames of every function on
     /// the stack): nothing is known of them, and nothing flows through them.
-    thread_state: HashSet<Value>,
+    thread_state: HashSet<Value<'ctx>>,
     /// Addresses into GC frames whose slot holds different objects over time (code
     /// generation reuses a root slot): what the slot holds flows to the loads from it,
     /// but not back to the values stored into it, nor from those loads to the slot.
     /// (A slot that roots one object, perhaps passed on as a closure's or a tuple's
     /// memory, is memory like any other.)
-    reused_slots: HashSet<Value>,
+    reused_slots: HashSet<Value<'ctx>>,
     /// Objects Julia embeds by address (a global array): one value stands for all the
     /// constant expressions of one address (`objects`).
-    objects: HashMap<u64, Value>,
+    objects: HashMap<u64, Value<'ctx>>,
     changed: bool,
 }
 
 /// The value standing for `v` in `objects`: the first constant expression seen with
 /// `v`'s address, or `v`.
-fn object_key(objects: &HashMap<u64, Value>, v: Value) -> Value {
+fn object_key<'ctx>(objects: &HashMap<u64, Value<'ctx>>, v: Value<'ctx>) -> Value<'ctx> {
     match crate::llvm::const_address(v) {
         Some(a) => objects.get(&a).copied().unwrap_or(v),
         None => v,
@@ -357,7 +357,7 @@ fn object_key(objects: &HashMap<u64, Value>, v: Value) -> Value {
 }
 
 /// The objects the instructions refer to by a constant, nonzero address.
-fn embedded_objects(insts: &[Value]) -> HashMap<u64, Value> {
+fn embedded_objects<'ctx>(insts: &[Value<'ctx>]) -> HashMap<u64, Value<'ctx>> {
     let mut objects = HashMap::new();
     for &i in insts {
         for v in i.operands() {
@@ -369,8 +369,8 @@ fn embedded_objects(insts: &[Value]) -> HashMap<u64, Value> {
     objects
 }
 
-impl Propagation<'_> {
-    fn tree(&self, v: Value) -> TypeTree {
+impl<'ctx> Propagation<'ctx> {
+    fn tree(&self, v: Value<'ctx>) -> TypeTree {
         let mut t = self.trees.get(&object_key(&self.objects, v)).cloned().unwrap_or_default();
         if v.is_constant() || v.is_function() {
             // A constant's own bytes, as its type says (never updated).
@@ -380,7 +380,7 @@ impl Propagation<'_> {
     }
 
     /// What `ty`'s LLVM type says about a value of it.
-    fn type_facts(&self, ty: Type) -> TypeTree {
+    fn type_facts(&self, ty: Type<'ctx>) -> TypeTree {
         let mut t = TypeTree::default();
         if ty.is_void() || ty.kind() == llvm_sys::LLVMTypeKind::LLVMLabelTypeKind {
             return t;
@@ -395,7 +395,7 @@ impl Propagation<'_> {
 
     /// Merges `t` into `v`'s tree (not a constant's, but an object's embedded by
     /// address).
-    fn add(&mut self, v: Value, t: &TypeTree) {
+    fn add(&mut self, v: Value<'ctx>, t: &TypeTree) {
         let v = object_key(&self.objects, v);
         let object = crate::llvm::const_address(v).is_some_and(|a| self.objects.contains_key(&a));
         let known = v.is_instruction() || v.is_argument() || object;
@@ -407,18 +407,18 @@ impl Propagation<'_> {
         self.changed |= entry.merge(&t);
     }
 
-    fn add_kind(&mut self, v: Value, kind: Kind) {
+    fn add_kind(&mut self, v: Value<'ctx>, kind: Kind) {
         self.add(v, &TypeTree::scalar(kind));
     }
 
     /// The offsets of `ty`'s scalar leaves, where an array's element kinds are read.
-    fn leaf_offsets(&self, ty: Type) -> Vec<i64> {
+    fn leaf_offsets(&self, ty: Type<'ctx>) -> Vec<i64> {
         self.m.scalar_leaves(ty).into_iter().map(|(o, _)| o as i64).collect()
     }
 
     /// `value` is what pointer `p` points to at offset 0: a load reads it, or a store
     /// writes it.
-    fn access(&mut self, value: Value, p: Value, load: bool) {
+    fn access(&mut self, value: Value<'ctx>, p: Value<'ctx>, load: bool) {
         let ty = value.ty();
         let size = self.m.size_of(ty) as i64;
         let one_way = self.reused_slots.contains(&p);
@@ -432,7 +432,7 @@ impl Propagation<'_> {
         }
     }
 
-    fn step(&mut self, i: Value) {
+    fn step(&mut self, i: Value<'ctx>) {
         match i.opcode() {
             Opcode::LLVMLoad if self.thread_state.contains(&i.operand(0)) => {}
             Opcode::LLVMStore if self.thread_state.contains(&i.operand(1)) => {}
@@ -450,7 +450,7 @@ impl Propagation<'_> {
                 self.add(i.operand(0), &back);
             }
             Opcode::LLVMPHI | Opcode::LLVMSelect => {
-                let merged: Vec<Value> = if i.opcode() == Opcode::LLVMPHI {
+                let merged: Vec<Value<'ctx>> = if i.opcode() == Opcode::LLVMPHI {
                     i.incoming().into_iter().map(|(v, _)| v).collect()
                 } else {
                     vec![i.operand(1), i.operand(2)]
@@ -510,7 +510,7 @@ impl Propagation<'_> {
                 self.add_kind(i, Kind::Integer)
             }
             Opcode::LLVMAdd | Opcode::LLVMSub if i.ty().is_int() => {
-                let integer = |v: Value| v.const_int().is_some() || self.tree(v).get(&[0]) == Some(Kind::Integer);
+                let integer = |v: Value<'ctx>| v.const_int().is_some() || self.tree(v).get(&[0]) == Some(Kind::Integer);
                 if integer(i.operand(0)) && integer(i.operand(1)) {
                     self.add_kind(i, Kind::Integer);
                 }
@@ -522,7 +522,7 @@ impl Propagation<'_> {
 
     /// `getelementptr`: the memory seen from the new address is the base's, moved by
     /// a constant offset, or (a variable index) its elements only.
-    fn address(&mut self, i: Value) {
+    fn address(&mut self, i: Value<'ctx>) {
         let base = i.operand(0);
         for k in 1..i.num_operands() {
             if i.operand(k).const_int().is_none() {
@@ -565,7 +565,7 @@ impl Propagation<'_> {
         }
     }
 
-    fn call(&mut self, i: Value) {
+    fn call(&mut self, i: Value<'ctx>) {
         let Some(callee) = i.called_operand_if_call() else { return };
         let Some(name) = callee_name(callee) else { return };
         let rt = crate::julia::current();
@@ -629,8 +629,8 @@ impl Propagation<'_> {
 
 /// Pointers that step through memory in a loop: phis fed by an address computed from
 /// themselves.
-fn strided_pointers(insts: &[Value]) -> HashSet<Value> {
-    let derived_from = |mut v: Value, phi: Value| {
+fn strided_pointers<'ctx>(insts: &[Value<'ctx>]) -> HashSet<Value<'ctx>> {
+    let derived_from = |mut v: Value<'ctx>, phi: Value<'ctx>| {
         while v.is_instruction()
             && matches!(v.opcode(), Opcode::LLVMGetElementPtr | Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast)
         {
@@ -651,7 +651,7 @@ fn strided_pointers(insts: &[Value]) -> HashSet<Value> {
 
 /// The thread pointer (read by an argument-less inline `asm`) and addresses computed
 /// or loaded from it.
-fn thread_state(insts: &[Value]) -> HashSet<Value> {
+fn thread_state<'ctx>(insts: &[Value<'ctx>]) -> HashSet<Value<'ctx>> {
     let mut set = HashSet::new();
     for &i in insts {
         let derived = match i.opcode() {
@@ -670,7 +670,7 @@ fn thread_state(insts: &[Value]) -> HashSet<Value> {
 
 /// Addresses into GC frames that may reach a slot holding different objects over time:
 /// a slot more than one value is stored into, or an address whose slot is not known.
-fn reused_slots(m: &Module, insts: &[Value]) -> HashSet<Value> {
+fn reused_slots<'ctx>(m: &'ctx Module, insts: &[Value<'ctx>]) -> HashSet<Value<'ctx>> {
     use crate::analysis::memory::{alloca_slot, is_gc_frame, zero_offset_base};
     let mut addresses = HashSet::new();
     for &i in insts {
@@ -685,7 +685,7 @@ fn reused_slots(m: &Module, insts: &[Value]) -> HashSet<Value> {
             addresses.insert(i);
         }
     }
-    let mut stored: HashMap<(Value, u64), HashSet<Value>> = HashMap::new();
+    let mut stored: HashMap<(Value<'ctx>, u64), HashSet<Value<'ctx>>> = HashMap::new();
     for &i in insts {
         if i.opcode() == Opcode::LLVMStore && addresses.contains(&i.operand(1)) {
             if let Some(slot) = alloca_slot(m, i.operand(1)) {
@@ -697,10 +697,10 @@ fn reused_slots(m: &Module, insts: &[Value]) -> HashSet<Value> {
     addresses
 }
 
-impl Types {
+impl<'ctx> Types<'ctx> {
     /// The trees of `f`'s values, from `seeds` (what the arguments hold).
-    pub fn compute(m: &Module, f: Value, seeds: &[(Value, TypeTree)]) -> Types {
-        let insts: Vec<Value> = f.blocks().into_iter().flat_map(|b| b.instructions()).collect();
+    pub fn compute(m: &'ctx Module, f: Value<'ctx>, seeds: &[(Value<'ctx>, TypeTree)]) -> Types<'ctx> {
+        let insts: Vec<Value<'ctx>> = f.blocks().into_iter().flat_map(|b| b.instructions()).collect();
         let mut prop = Propagation {
             m,
             trees: HashMap::new(),
@@ -736,13 +736,13 @@ impl Types {
     }
 
     /// What `v` holds, as far as known.
-    pub fn tree(&self, v: Value) -> Option<&TypeTree> {
+    pub fn tree(&self, v: Value<'ctx>) -> Option<&TypeTree> {
         self.trees.get(&object_key(&self.objects, v)).filter(|_| self.converged)
     }
 
     /// The float type of the elements of array object `a`, when they are known to hold
     /// floats of that type and nothing else: no pointer, no conflict, no other float.
-    pub fn float_elements(&self, a: Value) -> Option<Leaf> {
+    pub fn float_elements(&self, a: Value<'ctx>) -> Option<Leaf> {
         let t = self.tree(a)?;
         let mut kinds = t.entries().filter(|(p, _)| p.len() >= 3 && p[0] == 0 && p[1] == 0).map(|(_, k)| k);
         let first = kinds.next()?;
@@ -758,12 +758,12 @@ impl Types {
 
     /// Text printer for tests and bug reports: the arguments, then every instruction
     /// with a non-empty tree, in order.
-    pub fn print(&self, f: Value) -> String {
+    pub fn print(&self, f: Value<'ctx>) -> String {
         let mut out = String::new();
         if !self.converged {
             out.push_str("(did not converge: nothing is known)\n");
         }
-        let line = |out: &mut String, v: Value| {
+        let line = |out: &mut String, v: Value<'ctx>| {
             if let Some(t) = self.trees.get(&v).filter(|t| !t.is_empty()) {
                 let text = v.print();
                 let text = text.trim();

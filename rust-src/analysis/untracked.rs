@@ -43,55 +43,55 @@ use std::collections::{HashMap, HashSet};
 /// A memory object: a local one (its root instruction), the caller's argument
 /// plumbing, or the unknown rest of memory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-enum Object {
-    Local(Value),
+enum Object<'ctx> {
+    Local(Value<'ctx>),
     /// The derivative entry's `args`/`shadows` arrays and the slots they point to,
     /// which hold the arguments' values and object references: read once on entry,
     /// written by nobody the function calls.
     Plumbing,
     /// One slot of a local stack object, at a constant byte offset: a GC frame's slots
     /// hold unrelated objects (the previous frame's address among them).
-    Slot(Value, u64),
+    Slot(Value<'ctx>, u64),
     Unknown,
 }
 
 /// Where derivative data went untracked, and what touches it.
-pub struct Untracked {
+pub struct Untracked<'ctx> {
     /// Lost values, each with the instruction where tracking was lost.
-    lost: HashMap<Value, Value>,
+    lost: HashMap<Value<'ctx>, Value<'ctx>>,
     /// Lost values that are only a tracked float's bits, worked on in registers
     /// (`reinterpret` in Julia's math): turned back into a float they are left to
     /// `reinterpret` and `diagnostics`, which model or flag that; stored into memory
     /// they are lost like any other.
-    bits: HashSet<Value>,
+    bits: HashSet<Value<'ctx>>,
     /// Objects holding lost data, each with the instruction where tracking was lost.
-    holding: HashMap<Object, Value>,
+    holding: HashMap<Object<'ctx>, Value<'ctx>>,
     /// Unmodeled instructions, with the instruction where tracking was lost.
-    unmodeled: HashMap<Value, Value>,
+    unmodeled: HashMap<Value<'ctx>, Value<'ctx>>,
 }
 
 /// The facts about `f` that the analysis reads and does not change.
 #[derive(Clone, Copy)]
-pub struct Inputs<'a> {
+pub struct Inputs<'a, 'ctx> {
     /// The module (for the data layout).
-    pub m: &'a crate::llvm::Module,
+    pub m: &'ctx crate::llvm::Module,
     /// Every instruction of the function, in block order.
-    pub insts: &'a [Value],
+    pub insts: &'a [Value<'ctx>],
     /// The rule of each instruction.
-    pub rules: &'a HashMap<Value, Rule>,
+    pub rules: &'a HashMap<Value<'ctx>, Rule>,
     /// Values with a tangent or adjoint.
-    pub varied: &'a HashSet<Value>,
+    pub varied: &'a HashSet<Value<'ctx>>,
     /// Shadowed pointers and escaped addresses.
-    pub mem: &'a Memory,
+    pub mem: &'a Memory<'ctx>,
     /// Pointer stores into stack slots nobody reads (GC frame slots).
-    pub inert: &'a HashSet<Value>,
+    pub inert: &'a HashSet<Value<'ctx>>,
     /// Parameters pointing to the caller's argument plumbing (`Subject::plumbing`).
-    pub plumbing: &'a [Value],
+    pub plumbing: &'a [Value<'ctx>],
 }
 
-impl Untracked {
+impl<'ctx> Untracked<'ctx> {
     /// Follows lost data through the function to a fixed point.
-    pub fn compute(inp: &Inputs) -> Untracked {
+    pub fn compute(inp: &Inputs<'_, 'ctx>) -> Untracked<'ctx> {
         // An unmodeled call is refused when reached: no run of the derivative goes past
         // it, so an object whose address only such calls take does not escape. Start by
         // excluding every call the plain analysis finds unmodeled, and keep, round after
@@ -104,7 +104,8 @@ impl Untracked {
         }
         loop {
             let next = Self::compute_excluding(inp, &refused);
-            let kept: HashSet<Value> = refused.iter().copied().filter(|c| next.unmodeled.contains_key(c)).collect();
+            let kept: HashSet<Value<'ctx>> =
+                refused.iter().copied().filter(|c| next.unmodeled.contains_key(c)).collect();
             if kept.len() == refused.len() {
                 return next;
             }
@@ -116,11 +117,11 @@ impl Untracked {
     }
 
     /// Unmodeled calls not in `known`.
-    fn refused_calls(&self, known: &HashSet<Value>) -> HashSet<Value> {
+    fn refused_calls(&self, known: &HashSet<Value<'ctx>>) -> HashSet<Value<'ctx>> {
         self.unmodeled.keys().copied().filter(|i| i.opcode() == Opcode::LLVMCall && !known.contains(i)).collect()
     }
 
-    fn compute_excluding(inp: &Inputs, refused: &HashSet<Value>) -> Untracked {
+    fn compute_excluding(inp: &Inputs<'_, 'ctx>, refused: &HashSet<Value<'ctx>>) -> Untracked<'ctx> {
         let objects = Objects::compute(inp, refused);
         let mut u = Untracked {
             lost: HashMap::new(),
@@ -141,7 +142,7 @@ impl Untracked {
     /// Whether `v` is a tracked carrier of derivative data: a varied value with a rule
     /// (an instruction without one is varied so that its uses are checked, not
     /// tracked), a shadowed pointer or an escaped address.
-    fn tracked(inp: &Inputs, v: Value) -> bool {
+    fn tracked(inp: &Inputs<'_, 'ctx>, v: Value<'ctx>) -> bool {
         inp.mem.is_shadowed(v)
             || inp.mem.is_escaped(v)
             || inp.mem.aggregate_paths(v).is_some()
@@ -149,12 +150,12 @@ impl Untracked {
     }
 
     /// Where tracking of `v`'s data was lost, if it was.
-    fn lost_at(&self, v: Value) -> Option<Value> {
+    fn lost_at(&self, v: Value<'ctx>) -> Option<Value<'ctx>> {
         self.lost.get(&v).copied()
     }
 
     /// Where tracking of the data in memory at `p` was lost, if memory there holds lost data.
-    fn held_at(&self, p: Value, objects: &Objects) -> Option<Value> {
+    fn held_at(&self, p: Value<'ctx>, objects: &Objects<'ctx>) -> Option<Value<'ctx>> {
         if let Some(&(a, off)) = objects.slot.get(&p) {
             return self.holding.get(&Object::Slot(a, off)).or_else(|| self.holding.get(&Object::Local(a))).copied();
         }
@@ -169,13 +170,13 @@ impl Untracked {
         })
     }
 
-    fn mark_lost(&mut self, v: Value, at: Value) -> bool {
+    fn mark_lost(&mut self, v: Value<'ctx>, at: Value<'ctx>) -> bool {
         self.mark_lost_as(v, at, false)
     }
 
     /// Marks `v` lost at `at`; `bits` when it is only a float's bits (a value lost
     /// both ways is plainly lost).
-    fn mark_lost_as(&mut self, v: Value, at: Value, bits: bool) -> bool {
+    fn mark_lost_as(&mut self, v: Value<'ctx>, at: Value<'ctx>, bits: bool) -> bool {
         match self.lost.get(&v) {
             None => {
                 self.lost.insert(v, at);
@@ -189,7 +190,7 @@ impl Untracked {
         }
     }
 
-    fn mark_holding(&mut self, p: Value, at: Value, objects: &Objects) -> bool {
+    fn mark_holding(&mut self, p: Value<'ctx>, at: Value<'ctx>, objects: &Objects<'ctx>) -> bool {
         if let Some(&(a, off)) = objects.slot.get(&p) {
             let key = Object::Slot(a, off);
             if self.holding.contains_key(&key) {
@@ -208,7 +209,7 @@ impl Untracked {
         changed
     }
 
-    fn mark_unmodeled(&mut self, i: Value, at: Value) -> bool {
+    fn mark_unmodeled(&mut self, i: Value<'ctx>, at: Value<'ctx>) -> bool {
         if self.unmodeled.contains_key(&i) {
             return false;
         }
@@ -218,11 +219,11 @@ impl Untracked {
 
     /// The instruction where tracking of operand `v` (data moved by `i`) was lost: `v`
     /// was lost before, or `v` is tracked and `i` does not carry its tracking on.
-    fn loses(&self, inp: &Inputs, i: Value, v: Value) -> Option<Value> {
+    fn loses(&self, inp: &Inputs<'_, 'ctx>, i: Value<'ctx>, v: Value<'ctx>) -> Option<Value<'ctx>> {
         self.lost_at(v).or_else(|| (Self::tracked(inp, v) && !Self::tracked(inp, i)).then_some(i))
     }
 
-    fn visit(&mut self, i: Value, inp: &Inputs, objects: &Objects) -> bool {
+    fn visit(&mut self, i: Value<'ctx>, inp: &Inputs<'_, 'ctx>, objects: &Objects<'ctx>) -> bool {
         use Opcode::*;
         let mut changed = false;
         match i.opcode() {
@@ -283,7 +284,7 @@ impl Untracked {
             | LLVMMul | LLVMAnd | LLVMOr | LLVMXor | LLVMShl | LLVMLShr | LLVMAShr | LLVMTrunc | LLVMZExt
             | LLVMSExt | LLVMPHI | LLVMSelect | LLVMInsertValue | LLVMExtractValue | LLVMInsertElement
             | LLVMExtractElement | LLVMShuffleVector | LLVMFreeze => {
-                let data: Vec<Value> = match i.opcode() {
+                let data: Vec<Value<'ctx>> = match i.opcode() {
                     LLVMPHI => i.incoming().into_iter().map(|(v, _)| v).collect(),
                     LLVMSelect => vec![i.operand(1), i.operand(2)],
                     // The base pointer carries the data; indices are numbers.
@@ -306,7 +307,7 @@ impl Untracked {
                     return false;
                 }
                 let float_bits = i.opcode() == LLVMBitCast && i.operand(0).ty().is_floating() && !i.ty().is_floating();
-                let sources: Vec<(Value, bool)> = data
+                let sources: Vec<(Value<'ctx>, bool)> = data
                     .iter()
                     .filter_map(|&v| match self.lost_at(v) {
                         Some(at) => Some((at, self.bits.contains(&v))),
@@ -342,10 +343,10 @@ impl Untracked {
     }
 
     /// `insertvalue`, `extractvalue`, and merges of aggregates.
-    fn visit_aggregate(&mut self, i: Value, inp: &Inputs) -> bool {
+    fn visit_aggregate(&mut self, i: Value<'ctx>, inp: &Inputs<'_, 'ctx>) -> bool {
         use Opcode::*;
         let paths = inp.mem.aggregate_paths(i);
-        let carried = |v: Value| -> bool {
+        let carried = |v: Value<'ctx>| -> bool {
             // The inserted value is carried when `memory` put its path in the result.
             let index = i.indices();
             let has = |ix: &[u32]| paths.is_some_and(|ps| ps.iter().any(|p| p.index == ix));
@@ -378,11 +379,11 @@ impl Untracked {
         changed
     }
 
-    fn visit_call(&mut self, i: Value, inp: &Inputs, objects: &Objects) -> bool {
+    fn visit_call(&mut self, i: Value<'ctx>, inp: &Inputs<'_, 'ctx>, objects: &Objects<'ctx>) -> bool {
         let mut changed = false;
-        let args: Vec<Value> = (0..i.call_arg_count()).map(|k| i.operand(k)).collect();
+        let args: Vec<Value<'ctx>> = (0..i.call_arg_count()).map(|k| i.operand(k)).collect();
         // Lost data an argument is, or points to.
-        let reaches = |u: &Untracked, a: Value| {
+        let reaches = |u: &Untracked<'ctx>, a: Value<'ctx>| {
             u.lost_at(a).or_else(|| if a.ty().is_pointer() { u.held_at(a, objects) } else { None })
         };
         match call_kind(i, inp) {
@@ -447,7 +448,7 @@ impl Untracked {
                 }
             }
             CallKind::Splat => {
-                let unmodeled = |u: &Untracked, a: Value| {
+                let unmodeled = |u: &Untracked<'ctx>, a: Value<'ctx>| {
                     reaches(u, a).or_else(|| (Self::tracked(inp, a) && !inp.mem.is_shadowed(a)).then_some(i))
                 };
                 if let Some(at) = args.iter().find_map(|&a| unmodeled(self, a)) {
@@ -459,7 +460,7 @@ impl Untracked {
                 // shadowed pointers: anything else holding derivative data (a lost
                 // pointer, an aggregate, an integer address) has no model; a pointer it
                 // returns has no shadow, but for an array the rule makes the shadow of.
-                let unmodeled = |u: &Untracked, a: Value| {
+                let unmodeled = |u: &Untracked<'ctx>, a: Value<'ctx>| {
                     let modeled = a.ty().is_floating() || inp.mem.is_shadowed(a);
                     reaches(u, a).or_else(|| (Self::tracked(inp, a) && !modeled).then_some(i))
                 };
@@ -479,7 +480,7 @@ impl Untracked {
                 // tangents for floats, nothing for a lost pointer or memory holding
                 // lost data; a pointer it returns has no shadow.
                 // (A tuple or struct holding shadowed pointers has no shadow parameter.)
-                let held = |a: Value| inp.mem.aggregate_paths(a).is_some().then_some(i);
+                let held = |a: Value<'ctx>| inp.mem.aggregate_paths(a).is_some().then_some(i);
                 if let Some(at) = args.iter().find_map(|&a| reaches(self, a).or_else(|| held(a))) {
                     changed |= self.mark_unmodeled(i, at);
                     changed |= self.mark_lost(i, at);
@@ -508,18 +509,18 @@ impl Untracked {
     }
 
     /// Unmodeled instructions, each with the instruction where tracking was lost.
-    pub fn unmodeled(&self) -> impl Iterator<Item = (Value, Value)> + '_ {
+    pub fn unmodeled(&self) -> impl Iterator<Item = (Value<'ctx>, Value<'ctx>)> + '_ {
         self.unmodeled.iter().map(|(i, at)| (*i, *at))
     }
 
     /// Whether `v` is lost.
-    pub fn is_lost(&self, v: Value) -> bool {
+    pub fn is_lost(&self, v: Value<'ctx>) -> bool {
         self.lost.contains_key(&v)
     }
 
     /// Text printer for tests and bug reports: the lost values and the unmodeled
     /// instructions, each with where tracking was lost.
-    pub fn print(&self, f: Value) -> String {
+    pub fn print(&self, f: Value<'ctx>) -> String {
         let mut out = String::new();
         for i in f.blocks().into_iter().flat_map(|b| b.instructions()) {
             let tag = match (self.unmodeled.get(&i), self.lost.get(&i)) {
@@ -560,7 +561,7 @@ enum CallKind {
     Unknown,
 }
 
-fn call_kind(i: Value, inp: &Inputs) -> CallKind {
+fn call_kind<'ctx>(i: Value<'ctx>, inp: &Inputs<'_, 'ctx>) -> CallKind {
     let callee = i.called_operand();
     // (Printing, logging, `EnzymeRules.inactive`: `crate::inactive`.)
     if callee.is_inline_asm() || crate::inactive::is_inactive_call(i) {
@@ -612,21 +613,21 @@ fn call_kind(i: Value, inp: &Inputs) -> CallKind {
 }
 
 /// The memory objects each pointer may point into.
-struct Objects {
-    of: HashMap<Value, Vec<Object>>,
+struct Objects<'ctx> {
+    of: HashMap<Value<'ctx>, Vec<Object<'ctx>>>,
     /// Pointers at a constant offset into a local stack object: `(alloca, offset)`.
-    slot: HashMap<Value, (Value, u64)>,
+    slot: HashMap<Value<'ctx>, (Value<'ctx>, u64)>,
 }
 
-impl Objects {
-    fn of(&self, p: Value) -> &[Object] {
+impl<'ctx> Objects<'ctx> {
+    fn of(&self, p: Value<'ctx>) -> &[Object<'ctx>] {
         self.of.get(&p).map(|v| v.as_slice()).unwrap_or(&[Object::Unknown])
     }
 
-    fn compute(inp: &Inputs, refused: &HashSet<Value>) -> Objects {
-        let roots: Vec<Value> = inp.insts.iter().copied().filter(|&i| is_local_root(i)).collect();
+    fn compute(inp: &Inputs<'_, 'ctx>, refused: &HashSet<Value<'ctx>>) -> Objects<'ctx> {
+        let roots: Vec<Value<'ctx>> = inp.insts.iter().copied().filter(|&i| is_local_root(i)).collect();
         let escaped = escaped_roots(&roots, inp, refused);
-        let mut of: HashMap<Value, Vec<Object>> = HashMap::new();
+        let mut of: HashMap<Value<'ctx>, Vec<Object<'ctx>>> = HashMap::new();
         for &r in &roots {
             of.insert(r, vec![if escaped.contains(&r) { Object::Unknown } else { Object::Local(r) }]);
         }
@@ -648,7 +649,7 @@ impl Objects {
                 if !i.ty().is_pointer() || roots.contains(&i) || of.get(&i) == Some(&vec![Object::Plumbing]) {
                     continue;
                 }
-                let from: Vec<Value> = match i.opcode() {
+                let from: Vec<Value<'ctx>> = match i.opcode() {
                     Opcode::LLVMGetElementPtr | Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast => vec![i.operand(0)],
                     Opcode::LLVMPHI => i.incoming().into_iter().map(|(v, _)| v).collect(),
                     Opcode::LLVMSelect => vec![i.operand(1), i.operand(2)],
@@ -658,9 +659,9 @@ impl Objects {
                         _ => continue,
                     },
                 };
-                let mut objs: Vec<Object> = Vec::new();
+                let mut objs: Vec<Object<'ctx>> = Vec::new();
                 for v in from {
-                    let add: Vec<Object> = match of.get(&v) {
+                    let add: Vec<Object<'ctx>> = match of.get(&v) {
                         Some(os) => os.clone(),
                         None if v.is_constant() && v.ty().is_pointer() && memory::is_null(v) => vec![],
                         None => vec![Object::Unknown],
@@ -719,12 +720,16 @@ fn is_local_root(i: Value) -> bool {
 /// Local roots whose address leaves the function's sight: stored into memory (other
 /// than an inert GC frame slot or the GC frame list in the thread state), passed to a
 /// call other than the ones known to keep nothing, returned, or turned into an integer.
-fn escaped_roots(roots: &[Value], inp: &Inputs, refused: &HashSet<Value>) -> HashSet<Value> {
+fn escaped_roots<'ctx>(
+    roots: &[Value<'ctx>],
+    inp: &Inputs<'_, 'ctx>,
+    refused: &HashSet<Value<'ctx>>,
+) -> HashSet<Value<'ctx>> {
     // (Uses on paths that end in an exception never come back to the derivative.)
-    let live: HashSet<Value> = inp.insts.iter().copied().collect();
+    let live: HashSet<Value<'ctx>> = inp.insts.iter().copied().collect();
     let mut escaped = HashSet::new();
     for &r in roots {
-        let mut seen: HashSet<Value> = HashSet::new();
+        let mut seen: HashSet<Value<'ctx>> = HashSet::new();
         let mut work = vec![r];
         'walk: while let Some(p) = work.pop() {
             if !seen.insert(p) {
@@ -769,13 +774,13 @@ fn escaped_roots(roots: &[Value], inp: &Inputs, refused: &HashSet<Value>) -> Has
 
 /// The stores of `inp.inert` (pointer stores into stack slots nobody reads) whose stack
 /// slot does not escape either: only then does nobody but the collector read them.
-pub fn confirm_inert(inp: &Inputs) -> HashSet<Value> {
+pub fn confirm_inert<'ctx>(inp: &Inputs<'_, 'ctx>) -> HashSet<Value<'ctx>> {
     let mut inert = inp.inert.clone();
     loop {
         let view = Inputs { inert: &inert, ..*inp };
-        let roots: Vec<Value> = inp.insts.iter().copied().filter(|&i| is_local_root(i)).collect();
+        let roots: Vec<Value<'ctx>> = inp.insts.iter().copied().filter(|&i| is_local_root(i)).collect();
         let escaped = escaped_roots(&roots, &view, &HashSet::new());
-        let next: HashSet<Value> = inert
+        let next: HashSet<Value<'ctx>> = inert
             .iter()
             .copied()
             .filter(|s| memory::alloca_base(s.operand(1)).is_none_or(|a| !escaped.contains(&a)))

@@ -46,13 +46,13 @@ const REMAT_DEPTH: u32 = 6;
 const ADDRESS_DEPTH: u32 = 12;
 
 /// What the plan is computed from.
-pub struct Inputs<'a> {
+pub struct Inputs<'a, 'ctx> {
     /// The function's control flow.
-    pub cfg: &'a Cfg,
+    pub cfg: &'a Cfg<'ctx>,
     /// Its counted loops (`Cfg::counted_loops`), whose iterations the sweeps count.
     pub loops: &'a [CountedLoop],
     /// The block that loads the arguments (the frame's entry).
-    pub entry: Block,
+    pub entry: Block<'ctx>,
     /// The reverse sweep runs in a function of its own (a callee's `h.rev`), which sees
     /// only its parameters: everything else it needs is pushed.
     pub separate: bool,
@@ -65,32 +65,36 @@ pub struct Inputs<'a> {
     /// the shadow's buffer since the forward sweep read them): their loads, and the
     /// addresses derived from them, are recomputed in the reverse block, never popped or
     /// used as they were.
-    pub reload: &'a HashSet<Value>,
+    pub reload: &'a HashSet<Value<'ctx>>,
 }
 
 /// The plan.
-pub struct Uses {
-    cfg: Cfg,
+pub struct Uses<'ctx> {
+    cfg: Cfg<'ctx>,
     loops: Vec<CountedLoop>,
-    entry: Block,
+    entry: Block<'ctx>,
     separate: bool,
     heap_readonly: bool,
     others_unwritten: bool,
-    reload: HashSet<Value>,
+    reload: HashSet<Value<'ctx>>,
     /// Values `reload` makes stale that could not be recomputed (the plan is then
     /// refused: `stale_kept`).
-    stale_kept: Vec<Value>,
+    stale_kept: Vec<Value<'ctx>>,
     /// Per active instruction: the primal values its partials need...
-    needs: HashMap<Value, Vec<Need>>,
+    needs: HashMap<Value<'ctx>, Vec<Need>>,
     /// ...and the values the reverse sweep fetches for them, in forward order, with
     /// where each comes from (a recomputed value after the values it is built from).
-    items: HashMap<Value, Vec<(Value, Source)>>,
+    items: HashMap<Value<'ctx>, Vec<(Value<'ctx>, Source)>>,
 }
 
-impl Uses {
+impl<'ctx> Uses<'ctx> {
     /// The plan for `needs` (per active instruction, its rule's needs); `values(inst,
     /// need)` are the values of a need (one per batch lane for a shadow).
-    pub fn compute(inp: &Inputs, needs: HashMap<Value, Vec<Need>>, values: &dyn Fn(Value, Need) -> Vec<Value>) -> Uses {
+    pub fn compute(
+        inp: &Inputs<'_, 'ctx>,
+        needs: HashMap<Value<'ctx>, Vec<Need>>,
+        values: &dyn Fn(Value<'ctx>, Need) -> Vec<Value<'ctx>>,
+    ) -> Uses<'ctx> {
         let mut uses = Uses {
             cfg: inp.cfg.clone(),
             loops: inp.loops.to_vec(),
@@ -103,7 +107,7 @@ impl Uses {
             needs: HashMap::new(),
             items: HashMap::new(),
         };
-        let mut items_of: HashMap<Value, Vec<(Value, Source)>> = HashMap::new();
+        let mut items_of: HashMap<Value<'ctx>, Vec<(Value<'ctx>, Source)>> = HashMap::new();
         for (bi, bb) in uses.cfg.blocks.iter().enumerate() {
             for inst in bb.instructions() {
                 let Some(ns) = needs.get(&inst) else { continue };
@@ -142,23 +146,23 @@ impl Uses {
     }
 
     /// The needs of active instruction `inst` (none for another).
-    pub fn needs(&self, inst: Value) -> &[Need] {
+    pub fn needs(&self, inst: Value<'ctx>) -> &[Need] {
         self.needs.get(&inst).map(Vec::as_slice).unwrap_or(&[])
     }
 
     /// The values fetched for `inst`'s partials, with their sources, if `inst` is
     /// active.
-    pub fn items(&self, inst: Value) -> Option<&[(Value, Source)]> {
+    pub fn items(&self, inst: Value<'ctx>) -> Option<&[(Value<'ctx>, Source)]> {
         self.items.get(&inst).map(Vec::as_slice)
     }
 
     /// Every value the plan keeps in a stack slot.
-    pub fn slot_values(&self) -> Vec<Value> {
+    pub fn slot_values(&self) -> Vec<Value<'ctx>> {
         self.items.values().flatten().filter(|(_, s)| *s == Source::Slot).map(|(v, _)| *v).collect()
     }
 
     /// Where the reverse sweep gets `v`: `source_of`, but a stale value is recomputed.
-    pub fn fetched_from(&self, v: Value) -> Source {
+    pub fn fetched_from(&self, v: Value<'ctx>) -> Source {
         if self.stale(v, REMAT_DEPTH) {
             Source::Pop
         } else {
@@ -169,7 +173,7 @@ impl Uses {
     /// Whether `v` is a shadow data pointer to load again (`Inputs::reload`) or an
     /// address derived from one (through address arithmetic and merges: a merge cannot
     /// be recomputed, so a stale one refuses the plan).
-    pub fn stale(&self, v: Value, depth: u32) -> bool {
+    pub fn stale(&self, v: Value<'ctx>, depth: u32) -> bool {
         if self.reload.contains(&v) {
             return true;
         }
@@ -193,18 +197,18 @@ impl Uses {
 
     /// Whether the reverse sweep must compute `v` again after a resize (`stale`, as deep
     /// as the plan looks).
-    pub fn is_stale(&self, v: Value) -> bool {
+    pub fn is_stale(&self, v: Value<'ctx>) -> bool {
         self.stale(v, REMAT_DEPTH)
     }
 
     /// Stale values the plan could not recompute: a derivative built from it would
     /// write adjoints through a buffer `push!` may have freed.
-    pub fn stale_kept(&self) -> &[Value] {
+    pub fn stale_kept(&self) -> &[Value<'ctx>] {
         &self.stale_kept
     }
 
     /// Whether the reverse sweep can use `v` directly instead of popping it.
-    fn visible_in_reverse(&self, v: Value) -> bool {
+    fn visible_in_reverse(&self, v: Value<'ctx>) -> bool {
         if !v.is_instruction() {
             return true;
         }
@@ -216,7 +220,7 @@ impl Uses {
     }
 
     /// Where the reverse sweep gets primal value `v` (before deduplication).
-    pub fn source_of(&self, v: Value) -> Source {
+    pub fn source_of(&self, v: Value<'ctx>) -> Source {
         if self.visible_in_reverse(v) {
             Source::Visible
         } else if !self.separate && !self.cfg.in_cycle[self.cfg.index(v.parent_block())] {
@@ -229,7 +233,7 @@ impl Uses {
     /// Whether `v` can be recomputed in the reverse sweep from at most one pushed value,
     /// adding what it is built from (`Visible` values aside) to `leaves`.
     /// `at` is the block whose reverse needs `v`.
-    fn remat_plan(&self, v: Value, at: usize, depth: u32, leaves: &mut Vec<(Value, Source)>) -> bool {
+    fn remat_plan(&self, v: Value<'ctx>, at: usize, depth: u32, leaves: &mut Vec<(Value<'ctx>, Source)>) -> bool {
         if depth == 0 {
             return false;
         }
@@ -259,7 +263,7 @@ impl Uses {
                 source => mine.push((op, source)),
             }
         }
-        let pushed: HashSet<Value> = mine.iter().filter(|(_, s)| *s == Source::Pop).map(|(v, _)| *v).collect();
+        let pushed: HashSet<Value<'ctx>> = mine.iter().filter(|(_, s)| *s == Source::Pop).map(|(v, _)| *v).collect();
         if pushed.len() > 1 {
             return false;
         }
@@ -270,7 +274,7 @@ impl Uses {
     /// `v = phi [start, preheader], [v + step, latch]` in a counted loop's header, step a
     /// constant: `v = start + step · count`. Returns the loop's index (in `loops`),
     /// `start`, `step`.
-    pub fn induction(&self, v: Value) -> Option<(usize, Value, Value)> {
+    pub fn induction(&self, v: Value<'ctx>) -> Option<(usize, Value<'ctx>, Value<'ctx>)> {
         if !v.is_instruction() || v.opcode() != Opcode::LLVMPHI || !v.ty().is_int() {
             return None;
         }
@@ -294,14 +298,14 @@ impl Uses {
     /// writes (heap memory of a function that writes only its stack, or memory the
     /// function did not allocate when it writes only what it allocates; stack slots may
     /// be rewritten, so loads from them are not recomputed).
-    pub fn recomputable(&self, v: Value) -> bool {
+    pub fn recomputable(&self, v: Value<'ctx>) -> bool {
         // An array's data pointer field (the load at its object's own address) changes
         // only when the array is resized, and `others_unwritten` excludes resizing.
-        let array_header = |p: Value| {
+        let array_header = |p: Value<'ctx>| {
             let base = crate::analysis::memory::zero_offset_base(p);
             base.is_instruction() && crate::analysis::memory::array_call(base).is_some()
         };
-        let unwritten = |p: Value| {
+        let unwritten = |p: Value<'ctx>| {
             self.heap_readonly || self.others_unwritten && (self.argument_memory(p, ADDRESS_DEPTH) || array_header(p))
         };
         v.is_instruction()
@@ -316,7 +320,7 @@ impl Uses {
     /// Whether pointer `p` reaches only memory the caller passed in: it derives, through
     /// address arithmetic and loads from such memory, from an argument (loaded in the
     /// entry block). Memory allocated in the call is never reached this way.
-    fn argument_memory(&self, p: Value, depth: u32) -> bool {
+    fn argument_memory(&self, p: Value<'ctx>, depth: u32) -> bool {
         if p.is_argument() {
             return true;
         }
@@ -353,8 +357,8 @@ impl Uses {
     /// instruction where the reverse sweep gets each value its partials need. A value
     /// pushed in a block on a cycle is pushed once per iteration: the plan shows what a
     /// loop costs in tape.
-    pub fn print(&self, function: &str, width: usize, act: &Activity) -> String {
-        let name = |v: Value| {
+    pub fn print(&self, function: &str, width: usize, act: &Activity<'ctx>) -> String {
+        let name = |v: Value<'ctx>| {
             let n = v.name();
             if n.is_empty() {
                 v.print().trim().split(" = ").next().unwrap_or("?").to_string()

@@ -6,11 +6,12 @@
 //! bitcode reading and writing (`owner`), target initialisation, the target machine and
 //! the pass pipeline (`passes`). There the type system keeps a module inside its
 //! context's life (`OwnedModule<'ctx>`). The per-instruction handles the whole engine
-//! uses (`Value`, `Type`, `Block`, and the `Module` view and `Builder` that make them)
-//! are this module's own, over `llvm_sys`; so are the ORC JIT (`orc`: inkwell has no
-//! LLJIT), the child process that reads untrusted bitcode (`sandbox`) and the fatal-error
-//! hooks (`fatal`). docs/how-it-works.md ("LLVM handles") says how the handles would
-//! move onto inkwell's lifetime-carrying types.
+//! uses (`Value<'ctx>`, `Type<'ctx>`, `Block<'ctx>`, and the `Module` view and
+//! `Builder<'ctx>` that make them) are this module's own, over `llvm_sys`; so are the ORC
+//! JIT (`orc`: inkwell has no LLJIT), the child process that reads untrusted bitcode
+//! (`sandbox`) and the fatal-error hooks (`fatal`). docs/how-it-works.md ("LLVM
+//! handles") says how the handles move onto inkwell's lifetime-carrying types: step 1,
+//! the lifetime below, is done.
 //!
 //! # Safety model
 //! Handles (`Value`, `Type`, `Block`) are copyable raw references. They are valid while
@@ -19,15 +20,27 @@
 //! lifetime encloses every use. That single invariant is what makes the wrappers below
 //! sound, so no other module of the crate touches `llvm_sys` directly.
 //!
+//! The first half of it is enforced by the type system: every handle carries the
+//! lifetime `'ctx` of the borrow of the `Module` it was made from. A `Module` method that
+//! makes a handle ties it to `&'ctx self`; a handle's methods hand on their own `'ctx`;
+//! a `Builder<'ctx>` (`Module::builder`) builds values of the same borrow; and a
+//! `&Module` is reached only through `Deref` from its `OwnedModule<'c>`, which borrows
+//! its context. So the borrow checker refuses a handle used after its module is dropped
+//! or handed to the JIT (`LlJit::add_module` takes it by value), or after its context
+//! is gone. The lifetime is covariant (handles of a longer borrow mix with a shorter
+//! one's), and the handles stay `Copy` and private-constructed (`from_raw`, in this
+//! module only). What the types do not see: an entity erased while handles to it remain
+//! (`erase`, `delete_function`), IR a pass changes under a handle (`passes::run` takes
+//! `&Module`), and handles of two modules mixed; those stay the engine's invariant.
+//!
 //! Each handle type states its invariant on its own doc (`Type`, `Value`, `Block`,
 //! `Module`, `Builder`); every `unsafe` block names the invariant it relies on and any
 //! further precondition in a `// SAFETY:` note (`clippy::undocumented_unsafe_blocks`).
-//! The invariant is not enforced by the type system (the handles are `Copy` and carry
-//! no lifetime). Many methods only make sense on one kind of value (`incoming` on a
-//! phi, `called_operand` on a call, `operand(i)` below the operand count): LLVM's C API
-//! casts such arguments unchecked, so the methods check the kind themselves, in release
+//! Many methods only make sense on one kind of value (`incoming` on a phi,
+//! `called_operand` on a call, `operand(i)` below the operand count): LLVM's C API casts
+//! such arguments unchecked, so the methods check the kind themselves, in release
 //! builds too, and panic with the method and the value (`wrong_kind`) instead of handing
-//! LLVM the wrong class. What remains the caller's is liveness (the invariant above)
+//! LLVM the wrong class. What remains the caller's is liveness against erasure (above)
 //! and the types of the operands an instruction is built from, which LLVM checks only
 //! by assertion and the verifier reports.
 
@@ -45,6 +58,7 @@ use llvm_sys::prelude::*;
 use llvm_sys::{LLVMIntPredicate, LLVMOpcode, LLVMTypeKind};
 use std::collections::HashMap;
 use std::ffi::{CStr, CString};
+use std::marker::PhantomData;
 
 pub use llvm_sys::LLVMIntPredicate as IntPredicate;
 pub use llvm_sys::LLVMOpcode as Opcode;
@@ -71,24 +85,61 @@ pub(crate) fn take_message(msg: *mut libc::c_char) -> String {
 ///
 /// Invariant: `self.0` is a type of an LLVM context that is still alive (types are
 /// owned by their context and freed only with it).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-pub struct Type(pub(crate) LLVMTypeRef);
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Type<'ctx>(pub(crate) LLVMTypeRef, Life<'ctx>);
 
 /// An LLVM value: constant, argument, instruction or function.
 ///
 /// Invariant: `self.0` is a value of a live context that has not been erased or
 /// deleted (`erase`, `delete_function` end a handle's life). Methods documented for one
 /// kind ("Function:", "Call:", a phi, an instruction) panic on any other.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-pub struct Value(pub(crate) LLVMValueRef);
+///
+/// A handle does not outlive the module it came from:
+/// ```compile_fail,E0597
+/// use oxidase::llvm::{Context, OwnedModule};
+/// let ctx = Context::create();
+/// let f = {
+///     let m = OwnedModule::parse_ir(&ctx, "define void @f() {\n  ret void\n}\n").unwrap();
+///     m.function("f").unwrap()
+/// };
+/// println!("{}", f.name());
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Value<'ctx>(pub(crate) LLVMValueRef, Life<'ctx>);
 
 /// An LLVM basic block.
 ///
 /// Invariant: `self.0` is a block of a live context that has not been deleted.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-pub struct Block(pub(crate) LLVMBasicBlockRef);
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Block<'ctx>(pub(crate) LLVMBasicBlockRef, Life<'ctx>);
 
-impl Type {
+/// What a handle carries besides its raw reference: the lifetime `'ctx` of the borrow of
+/// the `Module` it was made from (and so of its owner and context), which the borrow
+/// checker then keeps every use of the handle inside. Covariant: handles of a longer
+/// borrow mix with those of a shorter one.
+type Life<'ctx> = PhantomData<&'ctx Module>;
+
+macro_rules! handle_impls {
+    ($($name:ident => $raw:ty),* $(,)?) => {$(
+        impl<'ctx> $name<'ctx> {
+            /// Wraps a raw reference LLVM returned; the caller's signature gives it its
+            /// lifetime (the module borrow it came from).
+            fn from_raw(raw: $raw) -> $name<'ctx> {
+                $name(raw, PhantomData)
+            }
+        }
+        // Written out (not derived) to print as before the lifetime: the raw reference.
+        impl std::fmt::Debug for $name<'_> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_tuple(stringify!($name)).field(&self.0).finish()
+            }
+        }
+    )*};
+}
+
+handle_impls!(Type => LLVMTypeRef, Value => LLVMValueRef, Block => LLVMBasicBlockRef);
+
+impl<'ctx> Type<'ctx> {
     /// A vector type (fixed or scalable).
     fn is_vector(self) -> bool {
         matches!(self.kind(), LLVMTypeKind::LLVMVectorTypeKind | LLVMTypeKind::LLVMScalableVectorTypeKind)
@@ -154,7 +205,7 @@ impl Type {
     }
     /// Element type of a vector or array.
     #[track_caller]
-    pub fn element(self) -> Type {
+    pub fn element(self) -> Type<'ctx> {
         let kind = self.kind();
         self.require(
             matches!(
@@ -168,7 +219,7 @@ impl Type {
         );
         // SAFETY: `self.0` is a live type (the `Type` invariant) and an array or vector type (checked
         // above), the two kinds LLVM's `LLVMGetElementType` reads.
-        Type(unsafe { LLVMGetElementType(self.0) })
+        Type::from_raw(unsafe { LLVMGetElementType(self.0) })
     }
     /// A struct or array type (a first-class aggregate).
     pub fn is_aggregate(self) -> bool {
@@ -188,8 +239,8 @@ impl Type {
     }
     /// An array or struct (nested or not) whose leaves are all the float type `leaf`:
     /// `(leaf, number of leaves)`.
-    pub fn float_aggregate(self) -> Option<(Type, u64)> {
-        let parts: Vec<Type> = match self.kind() {
+    pub fn float_aggregate(self) -> Option<(Type<'ctx>, u64)> {
+        let parts: Vec<Type<'ctx>> = match self.kind() {
             LLVMTypeKind::LLVMArrayTypeKind => {
                 // SAFETY: `self.0` is a live type (the `Type` invariant); the match arm has checked it is an
                 // array type.
@@ -202,7 +253,7 @@ impl Type {
                 let n = unsafe { LLVMCountStructElementTypes(self.0) };
                 // SAFETY: `self.0` is a live type (the `Type` invariant) and a struct (the match arm
                 // checked); `k` ranges below `LLVMCountStructElementTypes`.
-                (0..n).map(|k| Type(unsafe { LLVMStructGetTypeAtIndex(self.0, k) })).collect()
+                (0..n).map(|k| Type::from_raw(unsafe { LLVMStructGetTypeAtIndex(self.0, k) })).collect()
             }
             _ if self.is_float() => return Some((self, 1)),
             _ => return None,
@@ -251,7 +302,7 @@ impl std::fmt::Display for SourceLoc {
     }
 }
 
-impl Value {
+impl<'ctx> Value<'ctx> {
     /// Panics unless this is an aggregate with a field `idx` (what `extractvalue` and
     /// `insertvalue` index: LLVM builds them with a null type otherwise).
     #[track_caller]
@@ -301,9 +352,9 @@ impl Value {
         self.users().iter().all(|&u| u == self)
     }
     /// The value's type.
-    pub fn ty(self) -> Type {
+    pub fn ty(self) -> Type<'ctx> {
         // SAFETY: `self.0` is a live value (the `Value` invariant); every value has a type.
-        Type(unsafe { LLVMTypeOf(self.0) })
+        Type::from_raw(unsafe { LLVMTypeOf(self.0) })
     }
     /// The value's name (may be empty).
     pub fn name(self) -> String {
@@ -422,21 +473,21 @@ impl Value {
     }
     /// Operand `i`.
     #[track_caller]
-    pub fn operand(self, i: usize) -> Value {
+    pub fn operand(self, i: usize) -> Value<'ctx> {
         let n = self.num_operands();
         if i >= n {
             wrong_kind("Value", "operand", &format!("a value with more than {i} operands (it has {n})"), &self.print());
         }
         // SAFETY: `self.0` is a live value (the `Value` invariant) with operands (checked by
         // `num_operands`), and `i` is below their number (checked above).
-        Value(unsafe { LLVMGetOperand(self.0, i as u32) })
+        Value::from_raw(unsafe { LLVMGetOperand(self.0, i as u32) })
     }
     /// All operands.
     #[track_caller]
-    pub fn operands(self) -> Vec<Value> {
+    pub fn operands(self) -> Vec<Value<'ctx>> {
         // SAFETY: `self.0` is a live value (the `Value` invariant) with operands (checked by
         // `num_operands`), and `i` ranges below their number.
-        (0..self.num_operands()).map(|i| Value(unsafe { LLVMGetOperand(self.0, i as u32) })).collect()
+        (0..self.num_operands()).map(|i| Value::from_raw(unsafe { LLVMGetOperand(self.0, i as u32) })).collect()
     }
     /// Whether this load or store is volatile.
     #[track_caller]
@@ -465,7 +516,7 @@ impl Value {
     /// volatile slots, which a `longjmp` reaches past LLVM's sight: a plain shadow
     /// access there would be folded to what the CFG shows, the zeroed shadow), with
     /// its type-based alias class otherwise (`copy_tbaa_from`). Returns it.
-    pub fn mirror_access_of(self, primal: Value) -> Value {
+    pub fn mirror_access_of(self, primal: Value<'ctx>) -> Value<'ctx> {
         if primal.is_volatile() {
             self.set_volatile()
         } else {
@@ -473,7 +524,7 @@ impl Value {
         }
     }
     /// Makes this load or store volatile; returns it.
-    pub fn set_volatile(self) -> Value {
+    pub fn set_volatile(self) -> Value<'ctx> {
         let access = matches!(self.opcode_if_instruction(), Some(Opcode::LLVMLoad | Opcode::LLVMStore));
         self.require(access, "set_volatile", "a load or store");
         // SAFETY: `self.0` is a live load or store (the `Value` invariant and the check above).
@@ -485,7 +536,7 @@ impl Value {
     /// data where it reads array data, a data pointer where it reads one), and the tag
     /// lets LLVM keep the data pointers out of loops that write shadow data.
     #[track_caller]
-    pub fn copy_tbaa_from(self, from: Value) -> Value {
+    pub fn copy_tbaa_from(self, from: Value<'ctx>) -> Value<'ctx> {
         self.require(self.is_instruction(), "copy_tbaa_from", "an instruction");
         from.require(from.is_instruction(), "copy_tbaa_from", "an instruction (the access copied from)");
         // SAFETY: `self` and `from` are live instructions (the `Value` invariant; checked above: metadata
@@ -507,7 +558,7 @@ impl Value {
     /// beside `jtbaa_data` and `jtbaa_stack`: LLVM then knows it touches none of the
     /// memory Julia's tagged accesses touch (a buffer only the engine reads and writes).
     #[track_caller]
-    pub fn set_tbaa_type(self, name: &str) -> Value {
+    pub fn set_tbaa_type(self, name: &str) -> Value<'ctx> {
         self.require(self.is_instruction(), "set_tbaa_type", "an instruction");
         // SAFETY: `self.0` is a live instruction (the `Value` invariant; checked above); every metadata node
         // is built in its context from byte strings passed with their lengths, and the kind name is a
@@ -530,7 +581,7 @@ impl Value {
     /// Load or store of 8 bytes: makes it atomic (`monotonic`), for a word that calls
     /// on several threads read and write without other synchronization.
     #[track_caller]
-    pub fn set_atomic_word(self) -> Value {
+    pub fn set_atomic_word(self) -> Value<'ctx> {
         // SAFETY: `self.0` is a live value (the `Value` invariant); `LLVMIsA*` are checked casts, defined
         // on any value.
         let load_or_store = unsafe { !LLVMIsALoadInst(self.0).is_null() || !LLVMIsAStoreInst(self.0).is_null() };
@@ -544,7 +595,7 @@ impl Value {
     }
     /// Replaces operand `i`.
     #[track_caller]
-    pub fn set_operand(self, i: usize, v: Value) {
+    pub fn set_operand(self, i: usize, v: Value<'ctx>) {
         // SAFETY: `self.0` is a live value (the `Value` invariant); `LLVMIsA*` is a checked cast, defined on
         // any value.
         self.require(unsafe { !LLVMIsAUser(self.0).is_null() }, "set_operand", "an instruction or constant");
@@ -564,31 +615,31 @@ impl Value {
     }
     /// Block containing this instruction.
     #[track_caller]
-    pub fn parent_block(self) -> Block {
+    pub fn parent_block(self) -> Block<'ctx> {
         self.require(self.is_instruction(), "parent_block", "an instruction");
         // SAFETY: `self.0` is a live instruction (the `Value` invariant; checked above).
         let b = unsafe { LLVMGetInstructionParent(self.0) };
         self.require(!b.is_null(), "parent_block", "an instruction in a block");
-        Block(b)
+        Block::from_raw(b)
     }
     /// Next instruction in the block.
     #[track_caller]
-    pub fn next_instruction(self) -> Option<Value> {
+    pub fn next_instruction(self) -> Option<Value<'ctx>> {
         self.require(self.is_instruction(), "next_instruction", "an instruction");
         // SAFETY: `self.0` is a live instruction (the `Value` invariant; checked above); LLVM returns null
         // after the last one (or for an instruction in no block).
         let v = unsafe { LLVMGetNextInstruction(self.0) };
-        (!v.is_null()).then_some(Value(v))
+        (!v.is_null()).then_some(Value::from_raw(v))
     }
     /// Users of this value.
-    pub fn users(self) -> Vec<Value> {
+    pub fn users(self) -> Vec<Value<'ctx>> {
         let mut out = Vec::new();
         // SAFETY: `self.0` is a live value (the `Value` invariant); the use list is walked with LLVM's own
         // iterators and not changed during the walk.
         unsafe {
             let mut u = LLVMGetFirstUse(self.0);
             while !u.is_null() {
-                out.push(Value(LLVMGetUser(u)));
+                out.push(Value::from_raw(LLVMGetUser(u)));
                 u = LLVMGetNextUse(u);
             }
         }
@@ -596,7 +647,7 @@ impl Value {
     }
     /// Replaces all uses of this value with `new`.
     #[track_caller]
-    pub fn replace_all_uses_with(self, new: Value) {
+    pub fn replace_all_uses_with(self, new: Value<'ctx>) {
         if self.ty() != new.ty() {
             wrong_kind(
                 "Value",
@@ -624,20 +675,22 @@ impl Value {
     }
     /// Incoming (value, block) pairs of a phi.
     #[track_caller]
-    pub fn incoming(self) -> Vec<(Value, Block)> {
+    pub fn incoming(self) -> Vec<(Value<'ctx>, Block<'ctx>)> {
         // SAFETY: `self.0` is a live value (the `Value` invariant); `LLVMIsA*` is a checked cast, defined on
         // any value.
         self.require(unsafe { !LLVMIsAPHINode(self.0).is_null() }, "incoming", "a phi");
         // SAFETY: `self.0` is a live phi (checked above); `i` ranges below `LLVMCountIncoming`.
         unsafe {
             (0..LLVMCountIncoming(self.0))
-                .map(|i| (Value(LLVMGetIncomingValue(self.0, i)), Block(LLVMGetIncomingBlock(self.0, i))))
+                .map(|i| {
+                    (Value::from_raw(LLVMGetIncomingValue(self.0, i)), Block::from_raw(LLVMGetIncomingBlock(self.0, i)))
+                })
                 .collect()
         }
     }
     /// Adds incoming pairs to a phi.
     #[track_caller]
-    pub fn add_incoming(self, pairs: &[(Value, Block)]) {
+    pub fn add_incoming(self, pairs: &[(Value<'ctx>, Block<'ctx>)]) {
         // SAFETY: `self.0` is a live value (the `Value` invariant); `LLVMIsA*` is a checked cast, defined on
         // any value.
         self.require(unsafe { !LLVMIsAPHINode(self.0).is_null() }, "add_incoming", "a phi");
@@ -649,13 +702,13 @@ impl Value {
     }
     /// Successor blocks of a terminator.
     #[track_caller]
-    pub fn successors(self) -> Vec<Block> {
+    pub fn successors(self) -> Vec<Block<'ctx>> {
         // SAFETY: `self.0` is a live value (the `Value` invariant); `LLVMIsA*` is a checked cast, defined on
         // any value.
         self.require(unsafe { !LLVMIsATerminatorInst(self.0).is_null() }, "successors", "a terminator");
         // SAFETY: `self.0` is a live terminator (checked above: LLVM's `getNumSuccessors` is unreachable on
         // other instructions); `i` ranges below `LLVMGetNumSuccessors`.
-        unsafe { (0..LLVMGetNumSuccessors(self.0)).map(|i| Block(LLVMGetSuccessor(self.0, i))).collect() }
+        unsafe { (0..LLVMGetNumSuccessors(self.0)).map(|i| Block::from_raw(LLVMGetSuccessor(self.0, i))).collect() }
     }
     /// Whether this value is an inline assembly expression.
     pub fn is_inline_asm(self) -> bool {
@@ -665,32 +718,32 @@ impl Value {
     }
     /// The called operand of a call (last operand).
     #[track_caller]
-    pub fn called_operand(self) -> Value {
+    pub fn called_operand(self) -> Value<'ctx> {
         self.require(self.is_call_base(), "called_operand", "a call, invoke or callbr");
         // SAFETY: `self.0` is a live `CallBase` (the `Value` invariant; checked above).
-        Value(unsafe { LLVMGetCalledValue(self.0) })
+        Value::from_raw(unsafe { LLVMGetCalledValue(self.0) })
     }
     /// The called operand when this is a `call` instruction (`called_operand` of anything
     /// else panics): for the many scans that look at calls among other instructions.
-    pub fn called_operand_if_call(self) -> Option<Value> {
+    pub fn called_operand_if_call(self) -> Option<Value<'ctx>> {
         // SAFETY: `self.0` is a live value (the `Value` invariant); `LLVMIsA*` is a checked cast, defined on
         // any value.
         let call = unsafe { !LLVMIsACallInst(self.0).is_null() };
         // SAFETY: `self.0` is a live call (tested first), a `CallBase`.
-        call.then(|| Value(unsafe { LLVMGetCalledValue(self.0) }))
+        call.then(|| Value::from_raw(unsafe { LLVMGetCalledValue(self.0) }))
     }
     /// The called function, when the callee is a function (not a pointer).
     #[track_caller]
-    pub fn called_function(self) -> Option<Value> {
+    pub fn called_function(self) -> Option<Value<'ctx>> {
         let c = self.called_operand();
         c.is_function().then_some(c)
     }
     /// Call: the function type it calls through.
     #[track_caller]
-    pub fn called_function_type(self) -> Type {
+    pub fn called_function_type(self) -> Type<'ctx> {
         self.require(self.is_call_base(), "called_function_type", "a call, invoke or callbr");
         // SAFETY: `self.0` is a live `CallBase` (the `Value` invariant; checked above).
-        Type(unsafe { LLVMGetCalledFunctionType(self.0) })
+        Type::from_raw(unsafe { LLVMGetCalledFunctionType(self.0) })
     }
     /// Number of call arguments.
     #[track_caller]
@@ -707,8 +760,8 @@ impl Value {
     }
     /// A value that is a block (a branch's operand) as that block.
     #[track_caller]
-    pub fn as_block(self) -> Block {
-        Block(value_as_block(self))
+    pub fn as_block(self) -> Block<'ctx> {
+        Block::from_raw(value_as_block(self))
     }
     /// Call: gives it the calling convention of the function it calls.
     #[track_caller]
@@ -727,16 +780,16 @@ impl Value {
     }
     /// Function: the first basic block.
     #[track_caller]
-    pub fn entry_block(self) -> Option<Block> {
+    pub fn entry_block(self) -> Option<Block<'ctx>> {
         self.require(self.is_function(), "entry_block", "a function");
         // SAFETY: `self.0` is a live function (the `Value` invariant; checked above); LLVM returns null for a
         // declaration.
         let b = unsafe { LLVMGetFirstBasicBlock(self.0) };
-        (!b.is_null()).then_some(Block(b))
+        (!b.is_null()).then_some(Block::from_raw(b))
     }
     /// Function: its blocks in layout order.
     #[track_caller]
-    pub fn blocks(self) -> Vec<Block> {
+    pub fn blocks(self) -> Vec<Block<'ctx>> {
         self.require(self.is_function(), "blocks", "a function");
         let mut out = Vec::new();
         // SAFETY: `self.0` is a live function (the `Value` invariant; checked above); its block list is
@@ -744,7 +797,7 @@ impl Value {
         unsafe {
             let mut b = LLVMGetFirstBasicBlock(self.0);
             while !b.is_null() {
-                out.push(Block(b));
+                out.push(Block::from_raw(b));
                 b = LLVMGetNextBasicBlock(b);
             }
         }
@@ -752,15 +805,15 @@ impl Value {
     }
     /// Function: parameters.
     #[track_caller]
-    pub fn params(self) -> Vec<Value> {
+    pub fn params(self) -> Vec<Value<'ctx>> {
         self.require(self.is_function(), "params", "a function");
         // SAFETY: `self.0` is a live function (the `Value` invariant; checked above); `i` ranges below
         // `LLVMCountParams`.
-        unsafe { (0..LLVMCountParams(self.0)).map(|i| Value(LLVMGetParam(self.0, i))).collect() }
+        unsafe { (0..LLVMCountParams(self.0)).map(|i| Value::from_raw(LLVMGetParam(self.0, i))).collect() }
     }
     /// GEP: the source element type.
     #[track_caller]
-    pub fn gep_source_type(self) -> Type {
+    pub fn gep_source_type(self) -> Type<'ctx> {
         // SAFETY: `self.0` is a live value (the `Value` invariant); `LLVMIsA*` are checked casts, defined on
         // any value, and the constant expression's opcode is read only after its cast succeeded.
         let gep = unsafe {
@@ -769,14 +822,14 @@ impl Value {
         };
         self.require(gep, "gep_source_type", "a getelementptr");
         // SAFETY: `self.0` is a live getelementptr, instruction or constant expression (checked above).
-        Type(unsafe { LLVMGetGEPSourceElementType(self.0) })
+        Type::from_raw(unsafe { LLVMGetGEPSourceElementType(self.0) })
     }
     /// `alloca`: the type allocated.
-    pub fn allocated_type(self) -> Type {
+    pub fn allocated_type(self) -> Type<'ctx> {
         self.require(self.opcode_if_instruction() == Some(Opcode::LLVMAlloca), "allocated_type", "an alloca");
         // SAFETY: `self.0` is a live `alloca` instruction (the `Value` invariant and the
         // check above).
-        Type(unsafe { LLVMGetAllocatedType(self.0) })
+        Type::from_raw(unsafe { LLVMGetAllocatedType(self.0) })
     }
     /// `insertvalue`/`extractvalue`: the index path into the aggregate.
     #[track_caller]
@@ -821,16 +874,16 @@ impl Value {
     }
     /// Function: its return type.
     #[track_caller]
-    pub fn return_type(self) -> Type {
+    pub fn return_type(self) -> Type<'ctx> {
         self.require(self.is_function(), "return_type", "a function");
         // SAFETY: `self.0` is a live function (the `Value` invariant; checked above), whose value type is a
         // function type.
-        Type(unsafe { LLVMGetReturnType(LLVMGlobalGetValueType(self.0)) })
+        Type::from_raw(unsafe { LLVMGetReturnType(LLVMGlobalGetValueType(self.0)) })
     }
     /// Function: the type its first parameter's `sret` attribute names (the memory the
     /// function writes its result into), if it has one.
     #[track_caller]
-    pub fn sret_type(self) -> Option<Type> {
+    pub fn sret_type(self) -> Option<Type<'ctx>> {
         self.require(self.is_function(), "sret_type", "a function");
         let name = "sret";
         // SAFETY: `self.0` is a live function (the `Value` invariant; checked above); attribute index 1 is its
@@ -838,15 +891,15 @@ impl Value {
         unsafe {
             let kind = LLVMGetEnumAttributeKindForName(name.as_ptr() as *const _, name.len());
             let attr = LLVMGetEnumAttributeAtIndex(self.0, 1, kind);
-            (!attr.is_null()).then(|| Type(LLVMGetTypeAttributeValue(attr)))
+            (!attr.is_null()).then(|| Type::from_raw(LLVMGetTypeAttributeValue(attr)))
         }
     }
     /// Function: its function type.
     #[track_caller]
-    pub fn function_type(self) -> Type {
+    pub fn function_type(self) -> Type<'ctx> {
         self.require(self.is_global_value(), "function_type", "a function or other global value");
         // SAFETY: `self.0` is a live global value (the `Value` invariant; checked above).
-        Type(unsafe { LLVMGlobalGetValueType(self.0) })
+        Type::from_raw(unsafe { LLVMGlobalGetValueType(self.0) })
     }
     /// Function: removes it from its module.
     #[track_caller]
@@ -1019,35 +1072,35 @@ impl Value {
     }
 }
 
-impl Block {
+impl<'ctx> Block<'ctx> {
     /// Instructions in order.
-    pub fn instructions(self) -> Vec<Value> {
+    pub fn instructions(self) -> Vec<Value<'ctx>> {
         let mut out = Vec::new();
         // SAFETY: `self.0` is a live block (the `Block` invariant); its instruction list is walked with
         // LLVM's iterators and not changed during the walk.
         unsafe {
             let mut i = LLVMGetFirstInstruction(self.0);
             while !i.is_null() {
-                out.push(Value(i));
+                out.push(Value::from_raw(i));
                 i = LLVMGetNextInstruction(i);
             }
         }
         out
     }
     /// The terminator, if the block has one.
-    pub fn terminator(self) -> Option<Value> {
+    pub fn terminator(self) -> Option<Value<'ctx>> {
         // SAFETY: `self.0` is a live block (the `Block` invariant); LLVM returns null when the block has no
         // terminator yet.
         let t = unsafe { LLVMGetBasicBlockTerminator(self.0) };
-        (!t.is_null()).then_some(Value(t))
+        (!t.is_null()).then_some(Value::from_raw(t))
     }
     /// First instruction that is not a phi.
-    pub fn first_non_phi(self) -> Option<Value> {
+    pub fn first_non_phi(self) -> Option<Value<'ctx>> {
         self.instructions().into_iter().find(|i| i.opcode() != Opcode::LLVMPHI)
     }
     /// Moves the block to the end of `f`.
     #[track_caller]
-    pub fn move_to_end_of(self, f: Value) {
+    pub fn move_to_end_of(self, f: Value<'ctx>) {
         self.parent_function();
         f.require(f.is_function(), "Block::move_to_end_of", "a function");
         // SAFETY: `self.0` is a live block (the `Block` invariant) inside a function (checked by
@@ -1060,19 +1113,19 @@ impl Block {
     }
     /// The function containing the block.
     #[track_caller]
-    pub fn parent_function(self) -> Value {
+    pub fn parent_function(self) -> Value<'ctx> {
         // SAFETY: `self.0` is a live block (the `Block` invariant); LLVM returns the function it is in, null
         // when in none.
         let f = unsafe { LLVMGetBasicBlockParent(self.0) };
         if f.is_null() {
             wrong_kind("Block", "parent_function", "a block in a function", &self.name());
         }
-        Value(f)
+        Value::from_raw(f)
     }
     /// The block as a value (the operand of a branch).
-    pub fn as_value(self) -> Value {
+    pub fn as_value(self) -> Value<'ctx> {
         // SAFETY: `self.0` is a live block (the `Block` invariant); every block is a value.
-        Value(unsafe { LLVMBasicBlockAsValue(self.0) })
+        Value::from_raw(unsafe { LLVMBasicBlockAsValue(self.0) })
     }
     /// Block name.
     pub fn name(self) -> String {
@@ -1089,7 +1142,7 @@ impl Block {
 /// Invariant: `m` is a live module of the live context `ctx`, both kept alive by the
 /// `OwnedModule` this is borrowed from (fields private to `llvm`: no other code makes a
 /// `Module`); every `Value`, `Type` and `Block` the engine makes from it belongs to
-/// `ctx`.
+/// `ctx`, and carries the lifetime of the borrow of `self` it was made through.
 pub struct Module {
     ctx: LLVMContextRef,
     m: LLVMModuleRef,
@@ -1097,23 +1150,23 @@ pub struct Module {
 
 impl Module {
     /// A function by name.
-    pub fn function(&self, name: &str) -> Option<Value> {
+    pub fn function(&self, name: &str) -> Option<Value<'_>> {
         let n = cstr(name);
         // SAFETY: `self.m` and `self.ctx` are live (the `Module` invariant); `n` is a NUL-terminated
         // `CString` alive during the call.
         let f = unsafe { LLVMGetNamedFunction(self.m, n.as_ptr()) };
-        (!f.is_null()).then_some(Value(f))
+        (!f.is_null()).then_some(Value::from_raw(f))
     }
 
     /// All functions.
-    pub fn functions(&self) -> Vec<Value> {
+    pub fn functions(&self) -> Vec<Value<'_>> {
         let mut out = Vec::new();
         // SAFETY: `self.m` and `self.ctx` are live (the `Module` invariant); its function list is walked with
         // LLVM's iterators and not changed during the walk.
         unsafe {
             let mut f = LLVMGetFirstFunction(self.m);
             while !f.is_null() {
-                out.push(Value(f));
+                out.push(Value::from_raw(f));
                 f = LLVMGetNextFunction(f);
             }
         }
@@ -1121,23 +1174,23 @@ impl Module {
     }
 
     /// A global variable by name.
-    pub fn global(&self, name: &str) -> Option<Value> {
+    pub fn global(&self, name: &str) -> Option<Value<'_>> {
         let n = cstr(name);
         // SAFETY: `self.m` and `self.ctx` are live (the `Module` invariant); `n` is a NUL-terminated
         // `CString` alive during the call.
         let g = unsafe { LLVMGetNamedGlobal(self.m, n.as_ptr()) };
-        (!g.is_null()).then_some(Value(g))
+        (!g.is_null()).then_some(Value::from_raw(g))
     }
 
     /// All global variables.
-    pub fn globals(&self) -> Vec<Value> {
+    pub fn globals(&self) -> Vec<Value<'_>> {
         let mut out = Vec::new();
         // SAFETY: `self.m` and `self.ctx` are live (the `Module` invariant); its global list is walked with
         // LLVM's iterators and not changed during the walk.
         unsafe {
             let mut g = LLVMGetFirstGlobal(self.m);
             while !g.is_null() {
-                out.push(Value(g));
+                out.push(Value::from_raw(g));
                 g = LLVMGetNextGlobal(g);
             }
         }
@@ -1146,7 +1199,7 @@ impl Module {
 
     /// Adds an internal global variable of type `ty` holding `init`.
     #[track_caller]
-    pub fn add_global(&self, name: &str, ty: Type, init: Value) -> Value {
+    pub fn add_global<'ctx>(&'ctx self, name: &str, ty: Type<'ctx>, init: Value<'ctx>) -> Value<'ctx> {
         init.require(
             init.is_constant() && init.ty() == ty,
             "Module::add_global",
@@ -1155,7 +1208,7 @@ impl Module {
         let n = cstr(name);
         // SAFETY: `self.m` and `self.ctx` are live (the `Module` invariant), `ty` is a type of its context,
         // and `n` is a NUL-terminated `CString` alive during the call.
-        let g = Value(unsafe { LLVMAddGlobal(self.m, ty.0, n.as_ptr()) });
+        let g = Value::from_raw(unsafe { LLVMAddGlobal(self.m, ty.0, n.as_ptr()) });
         // SAFETY: `g` is the global variable just added and `init` a live constant of type `ty` (checked
         // above: LLVM checks it only by assertion).
         unsafe { LLVMSetInitializer(g.0, init.0) };
@@ -1165,19 +1218,19 @@ impl Module {
 
     /// Adds a function.
     #[track_caller]
-    pub fn add_function(&self, name: &str, ty: Type) -> Value {
+    pub fn add_function<'ctx>(&'ctx self, name: &str, ty: Type<'ctx>) -> Value<'ctx> {
         ty.require(ty.kind() == LLVMTypeKind::LLVMFunctionTypeKind, "Module::add_function", "a function type");
         let n = cstr(name);
         // SAFETY: `self.m` and `self.ctx` are live (the `Module` invariant), `ty` is a function type (checked
         // above) of its context, and `n` is a NUL-terminated `CString` alive during
         // the call.
-        Value(unsafe { LLVMAddFunction(self.m, n.as_ptr(), ty.0) })
+        Value::from_raw(unsafe { LLVMAddFunction(self.m, n.as_ptr(), ty.0) })
     }
 
     /// Adds an internal `alwaysinline` function: a helper the engine emits once and
     /// calls where it needs it (tape operations, domain checks, derivative formulas with
     /// branches), inlined by the optimizer.
-    pub fn add_inline_helper(&self, name: &str, ty: Type) -> Value {
+    pub fn add_inline_helper<'ctx>(&'ctx self, name: &str, ty: Type<'ctx>) -> Value<'ctx> {
         let f = self.add_function(name, ty);
         f.set_internal();
         f.add_fn_attr("alwaysinline");
@@ -1187,7 +1240,7 @@ impl Module {
     /// A copy of function `f` named `name`: internal, with `f`'s calling convention and
     /// no attributes (the copy is about to be changed, e.g. to return poison).
     #[track_caller]
-    pub fn clone_function(&self, f: Value, name: &str) -> Value {
+    pub fn clone_function<'ctx>(&'ctx self, f: Value<'ctx>, name: &str) -> Value<'ctx> {
         f.require(f.is_function(), "Module::clone_function", "a function");
         let g = self.add_function(name, f.function_type());
         g.set_internal();
@@ -1197,7 +1250,7 @@ impl Module {
         // Old value (parameter, block, instruction) to new, blocks as values.
         let mut map: HashMap<LLVMValueRef, LLVMValueRef> =
             f.params().iter().zip(g.params()).map(|(a, b)| (a.0, b.0)).collect();
-        let blocks: Vec<(Block, Block)> =
+        let blocks: Vec<(Block<'_>, Block<'_>)> =
             f.blocks().into_iter().map(|bb| (bb, self.append_block(g, &bb.name()))).collect();
         for &(old, new) in &blocks {
             map.insert(old.as_value().0, new.as_value().0);
@@ -1219,14 +1272,14 @@ impl Module {
                 map.insert(i.0, c.0);
             }
         }
-        let mapped = |v: Value| Value(*map.get(&v.0).unwrap_or(&v.0));
+        let mapped = |v: Value<'_>| Value::from_raw(*map.get(&v.0).unwrap_or(&v.0));
         for c in copies {
             for k in 0..c.num_operands() {
                 c.set_operand(k, mapped(c.operand(k)));
             }
         }
         for (old, new) in phis {
-            let pairs: Vec<(Value, Block)> =
+            let pairs: Vec<(Value<'_>, Block<'_>)> =
                 old.incoming().into_iter().map(|(v, bb)| (mapped(v), mapped(bb.as_value()).as_block())).collect();
             new.add_incoming(&pairs);
         }
@@ -1234,18 +1287,18 @@ impl Module {
     }
 
     /// Poison of type `ty`: a value no one may read.
-    pub fn poison(&self, ty: Type) -> Value {
+    pub fn poison<'ctx>(&'ctx self, ty: Type<'ctx>) -> Value<'ctx> {
         // SAFETY: `ty` is a live type (the `Type` invariant); poison exists for every first-class type.
-        Value(unsafe { LLVMGetPoison(ty.0) })
+        Value::from_raw(unsafe { LLVMGetPoison(ty.0) })
     }
 
     /// Gets or declares an external function.
-    pub fn get_or_declare(&self, name: &str, ty: Type) -> Value {
+    pub fn get_or_declare<'ctx>(&'ctx self, name: &str, ty: Type<'ctx>) -> Value<'ctx> {
         self.function(name).unwrap_or_else(|| self.add_function(name, ty))
     }
 
     /// The declaration of intrinsic `name` overloaded on `tys`.
-    pub fn intrinsic(&self, name: &str, tys: &[Type]) -> Result<Value, String> {
+    pub fn intrinsic<'ctx>(&'ctx self, name: &str, tys: &[Type<'ctx>]) -> Result<Value<'ctx>, String> {
         // SAFETY: `self.m` and `self.ctx` are live (the `Module` invariant); the name is passed with its
         // length; `id` is a known intrinsic (checked not 0) and `raw` holds `raw.len()` live types of the
         // module's context, as many as the intrinsic's overloads need (the caller's precondition: LLVM checks
@@ -1256,13 +1309,13 @@ impl Module {
                 return Err(format!("unknown intrinsic {name}"));
             }
             let mut raw: Vec<LLVMTypeRef> = tys.iter().map(|t| t.0).collect();
-            Ok(Value(LLVMGetIntrinsicDeclaration(self.m, id, raw.as_mut_ptr(), raw.len())))
+            Ok(Value::from_raw(LLVMGetIntrinsicDeclaration(self.m, id, raw.as_mut_ptr(), raw.len())))
         }
     }
 
     /// ABI size in bytes of `ty` under the module's data layout.
     #[track_caller]
-    pub fn size_of(&self, ty: Type) -> u64 {
+    pub fn size_of(&self, ty: Type<'_>) -> u64 {
         // SAFETY: `ty` is a live type (the `Type` invariant); any type may be asked.
         ty.require(unsafe { LLVMTypeIsSized(ty.0) } != 0, "Module::size_of", "a sized type");
         // SAFETY: `self.m` and `self.ctx` are live (the `Module` invariant) and its data layout lives as long
@@ -1272,7 +1325,7 @@ impl Module {
 
     /// Where index `k` of aggregate or vector type `ty` lies: its byte offset under the
     /// module's data layout and its type (`None`: not an aggregate, or `k` out of range).
-    pub fn index_offset(&self, ty: Type, k: u64) -> Option<(u64, Type)> {
+    pub fn index_offset<'ctx>(&'ctx self, ty: Type<'ctx>, k: u64) -> Option<(u64, Type<'ctx>)> {
         if ty.is_vector() || ty.kind() == LLVMTypeKind::LLVMArrayTypeKind {
             let e = ty.element();
             return Some((k * self.size_of(e), e));
@@ -1286,13 +1339,16 @@ impl Module {
         // number of fields (checked above).
         unsafe {
             let layout = llvm_sys::target::LLVMGetModuleDataLayout(self.m);
-            Some((llvm_sys::target::LLVMOffsetOfElement(layout, ty.0, k), Type(LLVMStructGetTypeAtIndex(ty.0, k))))
+            Some((
+                llvm_sys::target::LLVMOffsetOfElement(layout, ty.0, k),
+                Type::from_raw(LLVMStructGetTypeAtIndex(ty.0, k)),
+            ))
         }
     }
 
     /// The byte offset `insertvalue`/`extractvalue` indices reach in aggregate type
     /// `ty`, and the type there.
-    pub fn indices_offset(&self, ty: Type, indices: &[u32]) -> Option<(u64, Type)> {
+    pub fn indices_offset<'ctx>(&'ctx self, ty: Type<'ctx>, indices: &[u32]) -> Option<(u64, Type<'ctx>)> {
         indices.iter().try_fold((0, ty), |(at, t), &k| {
             let (o, inner) = self.index_offset(t, k.into())?;
             Some((at + o, inner))
@@ -1303,7 +1359,7 @@ impl Module {
     /// index is a constant and any other variable index selects an element of an array
     /// type (of known length): at most `limit` of them, with the size of what the result
     /// points to.
-    pub fn gep_offsets(&self, gep: Value, limit: usize) -> Option<(Vec<i64>, u64)> {
+    pub fn gep_offsets(&self, gep: Value<'_>, limit: usize) -> Option<(Vec<i64>, u64)> {
         let ty = gep.gep_source_type();
         let size = i64::try_from(self.size_of(ty)).ok()?;
         let mut offsets = vec![gep.operand(1).const_int()?.checked_mul(size)?];
@@ -1332,7 +1388,7 @@ impl Module {
 
     /// The scalar leaves of type `ty` (itself when it is not an aggregate or vector),
     /// with their byte offsets.
-    pub fn scalar_leaves(&self, ty: Type) -> Vec<(u64, Type)> {
+    pub fn scalar_leaves<'ctx>(&'ctx self, ty: Type<'ctx>) -> Vec<(u64, Type<'ctx>)> {
         let count = if ty.is_vector() { Some(u64::from(ty.vector_size())) } else { ty.aggregate_len() };
         let Some(count) = count else { return vec![(0, ty)] };
         let mut out = Vec::new();
@@ -1396,64 +1452,64 @@ impl Module {
     // --- types and constants -------------------------------------------------------
 
     /// `double`.
-    pub fn f64(&self) -> Type {
+    pub fn f64(&self) -> Type<'_> {
         // SAFETY: `self.m` and `self.ctx` are live (the `Module` invariant).
-        Type(unsafe { LLVMDoubleTypeInContext(self.ctx) })
+        Type::from_raw(unsafe { LLVMDoubleTypeInContext(self.ctx) })
     }
     /// `float`.
-    pub fn f32(&self) -> Type {
+    pub fn f32(&self) -> Type<'_> {
         // SAFETY: `self.m` and `self.ctx` are live (the `Module` invariant).
-        Type(unsafe { LLVMFloatTypeInContext(self.ctx) })
+        Type::from_raw(unsafe { LLVMFloatTypeInContext(self.ctx) })
     }
     /// `iN`.
-    pub fn int(&self, bits: u32) -> Type {
+    pub fn int(&self, bits: u32) -> Type<'_> {
         // SAFETY: `self.m` and `self.ctx` are live (the `Module` invariant); LLVM accepts any width from 1 to
         // 2^23 - 1 (a larger one is the caller's error).
-        Type(unsafe { LLVMIntTypeInContext(self.ctx, bits) })
+        Type::from_raw(unsafe { LLVMIntTypeInContext(self.ctx, bits) })
     }
     /// `ptr` (address space 0).
-    pub fn ptr(&self) -> Type {
+    pub fn ptr(&self) -> Type<'_> {
         // SAFETY: `self.m` and `self.ctx` are live (the `Module` invariant).
-        Type(unsafe { LLVMPointerTypeInContext(self.ctx, 0) })
+        Type::from_raw(unsafe { LLVMPointerTypeInContext(self.ctx, 0) })
     }
     /// `void`.
-    pub fn void(&self) -> Type {
+    pub fn void(&self) -> Type<'_> {
         // SAFETY: `self.m` and `self.ctx` are live (the `Module` invariant).
-        Type(unsafe { LLVMVoidTypeInContext(self.ctx) })
+        Type::from_raw(unsafe { LLVMVoidTypeInContext(self.ctx) })
     }
     /// A function type.
-    pub fn fn_type(&self, ret: Type, params: &[Type]) -> Type {
+    pub fn fn_type<'ctx>(&'ctx self, ret: Type<'ctx>, params: &[Type<'ctx>]) -> Type<'ctx> {
         let mut ps: Vec<LLVMTypeRef> = params.iter().map(|t| t.0).collect();
         // SAFETY: `ret` and `params` are live types (the `Type` invariant); `ps` holds `ps.len()` of them and
         // outlives the call, which copies them.
-        Type(unsafe { LLVMFunctionType(ret.0, ps.as_mut_ptr(), ps.len() as u32, 0) })
+        Type::from_raw(unsafe { LLVMFunctionType(ret.0, ps.as_mut_ptr(), ps.len() as u32, 0) })
     }
     /// `[n x ty]`.
-    pub fn array_type(&self, ty: Type, n: u32) -> Type {
+    pub fn array_type<'ctx>(&'ctx self, ty: Type<'ctx>, n: u32) -> Type<'ctx> {
         // SAFETY: `ty` is a live type (the `Type` invariant) that may be an array element (the caller's
         // precondition).
-        Type(unsafe { LLVMArrayType2(ty.0, n as u64) })
+        Type::from_raw(unsafe { LLVMArrayType2(ty.0, n as u64) })
     }
     /// A literal struct type.
-    pub fn struct_type(&self, fields: &[Type]) -> Type {
+    pub fn struct_type<'ctx>(&'ctx self, fields: &[Type<'ctx>]) -> Type<'ctx> {
         let mut fs: Vec<LLVMTypeRef> = fields.iter().map(|t| t.0).collect();
         // SAFETY: `self.m` and `self.ctx` are live (the `Module` invariant); `fs` holds `fs.len()` live types
         // of its context and outlives the call, which copies them.
-        Type(unsafe { LLVMStructTypeInContext(self.ctx, fs.as_mut_ptr(), fs.len() as u32, 0) })
+        Type::from_raw(unsafe { LLVMStructTypeInContext(self.ctx, fs.as_mut_ptr(), fs.len() as u32, 0) })
     }
     /// A float type of `bits` bits.
-    pub fn float_of_bits(&self, bits: u32) -> Option<Type> {
+    pub fn float_of_bits(&self, bits: u32) -> Option<Type<'_>> {
         match bits {
             64 => Some(self.f64()),
             32 => Some(self.f32()),
             // SAFETY: `self.m` and `self.ctx` are live (the `Module` invariant).
-            16 => Some(Type(unsafe { LLVMHalfTypeInContext(self.ctx) })),
+            16 => Some(Type::from_raw(unsafe { LLVMHalfTypeInContext(self.ctx) })),
             _ => None,
         }
     }
     /// A float constant of type `ty` (scalar or vector, splatted).
     #[track_caller]
-    pub fn const_real(&self, ty: Type, v: f64) -> Value {
+    pub fn const_real<'ctx>(&'ctx self, ty: Type<'ctx>, v: f64) -> Value<'ctx> {
         ty.require(ty.is_floating(), "Module::const_real", "a float or float vector type");
         // SAFETY: `ty` is a live float or float-vector type (checked above); in the vector case `elems` holds
         // `n` constants of its element type and outlives the call.
@@ -1462,39 +1518,39 @@ impl Module {
                 let e = LLVMConstReal(ty.element().0, v);
                 let n = LLVMGetVectorSize(ty.0);
                 let mut elems = vec![e; n as usize];
-                Value(LLVMConstVector(elems.as_mut_ptr(), n))
+                Value::from_raw(LLVMConstVector(elems.as_mut_ptr(), n))
             } else {
-                Value(LLVMConstReal(ty.0, v))
+                Value::from_raw(LLVMConstReal(ty.0, v))
             }
         }
     }
     /// An integer constant.
     #[track_caller]
-    pub fn const_int(&self, ty: Type, v: u64) -> Value {
+    pub fn const_int<'ctx>(&'ctx self, ty: Type<'ctx>, v: u64) -> Value<'ctx> {
         ty.require(ty.is_int(), "Module::const_int", "an integer type");
         // SAFETY: `ty` is a live integer type (checked above: `LLVMConstInt` casts unchecked).
-        Value(unsafe { LLVMConstInt(ty.0, v, 0) })
+        Value::from_raw(unsafe { LLVMConstInt(ty.0, v, 0) })
     }
     /// The zero value of any type.
-    pub fn const_null(&self, ty: Type) -> Value {
+    pub fn const_null<'ctx>(&'ctx self, ty: Type<'ctx>) -> Value<'ctx> {
         // SAFETY: `ty` is a live type (the `Type` invariant); every type has a zero value.
-        Value(unsafe { LLVMConstNull(ty.0) })
+        Value::from_raw(unsafe { LLVMConstNull(ty.0) })
     }
     /// A pointer constant holding an absolute address.
-    pub fn const_address(&self, addr: usize) -> Value {
+    pub fn const_address(&self, addr: usize) -> Value<'_> {
         // SAFETY: `self.m` and `self.ctx` are live (the `Module` invariant); an `i64` constant converted to
         // `ptr`, both types of this context.
-        unsafe { Value(LLVMConstIntToPtr(LLVMConstInt(self.int(64).0, addr as u64, 0), self.ptr().0)) }
+        unsafe { Value::from_raw(LLVMConstIntToPtr(LLVMConstInt(self.int(64).0, addr as u64, 0), self.ptr().0)) }
     }
 
     /// A new block appended to `f`.
     #[track_caller]
-    pub fn append_block(&self, f: Value, name: &str) -> Block {
+    pub fn append_block<'ctx>(&'ctx self, f: Value<'ctx>, name: &str) -> Block<'ctx> {
         f.require(f.is_function(), "Module::append_block", "a function");
         let n = cstr(name);
         // SAFETY: `self.m` and `self.ctx` are live (the `Module` invariant), `f` is a live function (checked
         // above) of its context, and `n` is a NUL-terminated `CString` alive during the call.
-        Block(unsafe { LLVMAppendBasicBlockInContext(self.ctx, f.0, n.as_ptr()) })
+        Block::from_raw(unsafe { LLVMAppendBasicBlockInContext(self.ctx, f.0, n.as_ptr()) })
     }
 
     /// A builder in this module's context.
@@ -1509,13 +1565,15 @@ impl Module {
 ///
 /// Invariant: `b` is a live builder created in `m`'s context by `Module::builder` and
 /// disposed of only by `Drop`; the borrow of `m` keeps that context alive meanwhile.
+/// What it builds carries `'ctx`, the borrow of `m`, and so outlives the builder but not
+/// the module.
 /// The values it is given must be live values of the same context, of the types the
 /// instruction requires (LLVM checks types only by assertion; the verifier reports a
 /// mismatch).
-pub struct Builder<'m> {
+pub struct Builder<'ctx> {
     b: LLVMBuilderRef,
     /// The module the builder inserts into.
-    pub m: &'m Module,
+    pub m: &'ctx Module,
 }
 
 impl Drop for Builder<'_> {
@@ -1529,34 +1587,34 @@ const NONAME: &CStr = c"";
 
 macro_rules! binop {
     ($(#[$doc:meta] $name:ident => $f:ident),* $(,)?) => {
-        $(#[$doc] pub fn $name(&self, a: Value, b: Value) -> Value {
+        $(#[$doc] pub fn $name(&self, a: Value<'ctx>, b: Value<'ctx>) -> Value<'ctx> {
             // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder`
             // invariant) and `a`, `b` are live values of that context; that their types
             // suit the instruction is the caller's precondition, which LLVM checks only by
             // assertion (the verifier reports a mismatch); `NONAME` is a NUL-terminated
             // static string.
-            Value(unsafe { $f(self.b, a.0, b.0, NONAME.as_ptr()) })
+            Value::from_raw(unsafe { $f(self.b, a.0, b.0, NONAME.as_ptr()) })
         })*
     };
 }
 
-impl Builder<'_> {
+impl<'ctx> Builder<'ctx> {
     /// Positions at the end of `bb`.
-    pub fn at_end(&self, bb: Block) {
+    pub fn at_end(&self, bb: Block<'ctx>) {
         // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and the operands
         // are live values of that context; `bb` is a live block (the `Block` invariant).
         unsafe { LLVMPositionBuilderAtEnd(self.b, bb.0) }
     }
     /// Positions before `inst`.
     #[track_caller]
-    pub fn before(&self, inst: Value) {
+    pub fn before(&self, inst: Value<'ctx>) {
         inst.parent_block();
         // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and `inst` a live
         // instruction in a block (checked by `parent_block`).
         unsafe { LLVMPositionBuilderBefore(self.b, inst.0) }
     }
     /// Positions after `inst` (before the next instruction, or at the block's end).
-    pub fn after(&self, inst: Value) {
+    pub fn after(&self, inst: Value<'ctx>) {
         match inst.next_instruction() {
             Some(n) => self.before(n),
             None => self.at_end(inst.parent_block()),
@@ -1564,18 +1622,18 @@ impl Builder<'_> {
     }
     /// The block the builder is in.
     #[track_caller]
-    pub fn block(&self) -> Block {
+    pub fn block(&self) -> Block<'ctx> {
         // SAFETY: `self.b` is a live builder (the `Builder` invariant); LLVM returns null when it has no
         // insertion point.
         let b = unsafe { LLVMGetInsertBlock(self.b) };
         if b.is_null() {
             wrong_kind("Builder", "block", "a builder with an insertion point", "a builder with none");
         }
-        Block(b)
+        Block::from_raw(b)
     }
     /// Copies the debug location of `inst` onto what is built next.
     #[track_caller]
-    pub fn set_debug_loc_from(&self, inst: Value) {
+    pub fn set_debug_loc_from(&self, inst: Value<'ctx>) {
         inst.require(inst.is_instruction(), "Builder::set_debug_loc_from", "an instruction");
         // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and `inst` a live
         // instruction (checked above); its location, possibly null, is what the builder stores.
@@ -1606,28 +1664,28 @@ impl Builder<'_> {
 
     /// An integer converted to `ty` (truncated or sign-extended; unchanged if equal).
     #[track_caller]
-    pub fn int_cast(&self, v: Value, ty: Type) -> Value {
+    pub fn int_cast(&self, v: Value<'ctx>, ty: Type<'ctx>) -> Value<'ctx> {
         v.require(v.ty().is_int(), "Builder::int_cast", "an integer");
         ty.require(ty.is_int(), "Builder::int_cast", "an integer type");
         // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and the operands
         // are live values of that context; `v` and `ty` are integer typed (checked above); `NONAME` is a
         // NUL-terminated static string.
-        Value(unsafe { LLVMBuildIntCast2(self.b, v.0, ty.0, 1, NONAME.as_ptr()) })
+        Value::from_raw(unsafe { LLVMBuildIntCast2(self.b, v.0, ty.0, 1, NONAME.as_ptr()) })
     }
     /// `xor i1 v, true`: logical not.
     #[track_caller]
-    pub fn xor_true(&self, v: Value) -> Value {
+    pub fn xor_true(&self, v: Value<'ctx>) -> Value<'ctx> {
         v.require(v.ty().is_int(), "Builder::xor_true", "an integer");
         // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and the operands
         // are live values of that context; `v` is an integer (checked above, as `LLVMConstInt` requires of its
         // type); `NONAME` is a NUL-terminated static string.
-        Value(unsafe { LLVMBuildXor(self.b, v.0, LLVMConstInt(LLVMTypeOf(v.0), 1, 0), NONAME.as_ptr()) })
+        Value::from_raw(unsafe { LLVMBuildXor(self.b, v.0, LLVMConstInt(LLVMTypeOf(v.0), 1, 0), NONAME.as_ptr()) })
     }
     /// `fadd nsz reassoc`, for adding up an adjoint's contributions: the sign of a zero
     /// sum does not matter (`x + 0.0` folds away), nor the order of the terms, which the
     /// sweep's own order fixes no more than any other (so a reverse loop summing into
     /// a loop-invariant value's adjoint vectorizes as a reduction).
-    pub fn fadd_adjoint(&self, a: Value, b: Value) -> Value {
+    pub fn fadd_adjoint(&self, a: Value<'ctx>, b: Value<'ctx>) -> Value<'ctx> {
         let v = self.fadd(a, b);
         if !v.is_constant() {
             // SAFETY: `v` is not a constant, so it is the `fadd` instruction just built, on which fast-math
@@ -1639,61 +1697,61 @@ impl Builder<'_> {
         v
     }
     /// `fneg`.
-    pub fn fneg(&self, a: Value) -> Value {
+    pub fn fneg(&self, a: Value<'ctx>) -> Value<'ctx> {
         // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and the operands
         // are live values of that context; that their types suit the instruction is the caller's
         // precondition, which LLVM checks only by assertion (the verifier reports a mismatch); `NONAME` is a
         // NUL-terminated static string.
-        Value(unsafe { LLVMBuildFNeg(self.b, a.0, NONAME.as_ptr()) })
+        Value::from_raw(unsafe { LLVMBuildFNeg(self.b, a.0, NONAME.as_ptr()) })
     }
     /// `fcmp`.
-    pub fn fcmp(&self, p: RealPredicate, a: Value, b: Value) -> Value {
+    pub fn fcmp(&self, p: RealPredicate, a: Value<'ctx>, b: Value<'ctx>) -> Value<'ctx> {
         // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and the operands
         // are live values of that context; that their types suit the instruction is the caller's
         // precondition, which LLVM checks only by assertion (the verifier reports a mismatch); `NONAME` is a
         // NUL-terminated static string.
-        Value(unsafe { LLVMBuildFCmp(self.b, p, a.0, b.0, NONAME.as_ptr()) })
+        Value::from_raw(unsafe { LLVMBuildFCmp(self.b, p, a.0, b.0, NONAME.as_ptr()) })
     }
     /// `icmp`.
-    pub fn icmp(&self, p: IntPredicate, a: Value, b: Value) -> Value {
+    pub fn icmp(&self, p: IntPredicate, a: Value<'ctx>, b: Value<'ctx>) -> Value<'ctx> {
         // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and the operands
         // are live values of that context; that their types suit the instruction is the caller's
         // precondition, which LLVM checks only by assertion (the verifier reports a mismatch); `NONAME` is a
         // NUL-terminated static string.
-        Value(unsafe { LLVMBuildICmp(self.b, p, a.0, b.0, NONAME.as_ptr()) })
+        Value::from_raw(unsafe { LLVMBuildICmp(self.b, p, a.0, b.0, NONAME.as_ptr()) })
     }
     /// `select`.
-    pub fn select(&self, c: Value, a: Value, b: Value) -> Value {
+    pub fn select(&self, c: Value<'ctx>, a: Value<'ctx>, b: Value<'ctx>) -> Value<'ctx> {
         // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and the operands
         // are live values of that context; that their types suit the instruction is the caller's
         // precondition, which LLVM checks only by assertion (the verifier reports a mismatch); `NONAME` is a
         // NUL-terminated static string.
-        Value(unsafe { LLVMBuildSelect(self.b, c.0, a.0, b.0, NONAME.as_ptr()) })
+        Value::from_raw(unsafe { LLVMBuildSelect(self.b, c.0, a.0, b.0, NONAME.as_ptr()) })
     }
     /// A cast with the given opcode.
-    pub fn cast(&self, op: Opcode, v: Value, ty: Type) -> Value {
+    pub fn cast(&self, op: Opcode, v: Value<'ctx>, ty: Type<'ctx>) -> Value<'ctx> {
         // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and the operands
         // are live values of that context and `ty` a live type; that their types suit the instruction is the
         // caller's precondition, which LLVM checks only by assertion (the verifier reports a mismatch);
         // `NONAME` is a NUL-terminated static string.
-        Value(unsafe { LLVMBuildCast(self.b, op, v.0, ty.0, NONAME.as_ptr()) })
+        Value::from_raw(unsafe { LLVMBuildCast(self.b, op, v.0, ty.0, NONAME.as_ptr()) })
     }
     /// `bitcast`.
-    pub fn bitcast(&self, v: Value, ty: Type) -> Value {
+    pub fn bitcast(&self, v: Value<'ctx>, ty: Type<'ctx>) -> Value<'ctx> {
         if v.ty() == ty {
             return v;
         }
         self.cast(Opcode::LLVMBitCast, v, ty)
     }
     /// `addrspacecast` to `ty` (a no-op when the address spaces agree).
-    pub fn addrspace_cast(&self, v: Value, ty: Type) -> Value {
+    pub fn addrspace_cast(&self, v: Value<'ctx>, ty: Type<'ctx>) -> Value<'ctx> {
         if v.ty() == ty {
             return v;
         }
         self.cast(Opcode::LLVMAddrSpaceCast, v, ty)
     }
     /// An integer converted to `ty` (zero-extended or truncated).
-    pub fn cast_int(&self, v: Value, ty: Type) -> Value {
+    pub fn cast_int(&self, v: Value<'ctx>, ty: Type<'ctx>) -> Value<'ctx> {
         let (from, to) = (v.ty().int_width(), ty.int_width());
         match from.cmp(&to) {
             std::cmp::Ordering::Equal => v,
@@ -1703,14 +1761,14 @@ impl Builder<'_> {
     }
     /// A pointer in address space 0 (Julia's pointers live in 10-13; libc calls get
     /// addresses as integers).
-    pub fn to_generic_ptr(&self, p: Value) -> Value {
+    pub fn to_generic_ptr(&self, p: Value<'ctx>) -> Value<'ctx> {
         if p.ty().is_int() {
             return self.cast(Opcode::LLVMIntToPtr, p, self.m.ptr());
         }
         self.addrspace_cast(p, self.m.ptr())
     }
     /// Converts a float/int/pointer value to an `i64` bit pattern for the tape.
-    pub fn to_i64_bits(&self, v: Value) -> Value {
+    pub fn to_i64_bits(&self, v: Value<'ctx>) -> Value<'ctx> {
         let i64t = self.m.int(64);
         let ty = v.ty();
         if ty.is_pointer() {
@@ -1730,7 +1788,7 @@ impl Builder<'_> {
         }
     }
     /// Inverse of `to_i64_bits`.
-    pub fn from_i64_bits(&self, v: Value, ty: Type) -> Value {
+    pub fn from_i64_bits(&self, v: Value<'ctx>, ty: Type<'ctx>) -> Value<'ctx> {
         if ty.is_pointer() {
             self.cast(Opcode::LLVMIntToPtr, v, ty)
         } else if ty.is_float() {
@@ -1744,36 +1802,36 @@ impl Builder<'_> {
         }
     }
     /// `phi`.
-    pub fn phi(&self, ty: Type, name: &str) -> Value {
+    pub fn phi(&self, ty: Type<'ctx>, name: &str) -> Value<'ctx> {
         let n = cstr(name);
         // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and the operands
         // are live values of that context and `ty` a live type; `n` is a NUL-terminated `CString` alive
         // during the call.
-        Value(unsafe { LLVMBuildPhi(self.b, ty.0, n.as_ptr()) })
+        Value::from_raw(unsafe { LLVMBuildPhi(self.b, ty.0, n.as_ptr()) })
     }
     /// `alloca`.
-    pub fn alloca(&self, ty: Type, name: &str) -> Value {
+    pub fn alloca(&self, ty: Type<'ctx>, name: &str) -> Value<'ctx> {
         let n = cstr(name);
         // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and the operands
         // are live values of that context and `ty` a live sized type; `n` is a NUL-terminated `CString` alive
         // during the call.
-        Value(unsafe { LLVMBuildAlloca(self.b, ty.0, n.as_ptr()) })
+        Value::from_raw(unsafe { LLVMBuildAlloca(self.b, ty.0, n.as_ptr()) })
     }
     /// `load`.
-    pub fn load(&self, ty: Type, p: Value) -> Value {
+    pub fn load(&self, ty: Type<'ctx>, p: Value<'ctx>) -> Value<'ctx> {
         // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and the operands
         // are live values of that context and `ty` a live type; `p` must be a pointer (the caller's
         // precondition); `NONAME` is a NUL-terminated static string.
-        Value(unsafe { LLVMBuildLoad2(self.b, ty.0, p.0, NONAME.as_ptr()) })
+        Value::from_raw(unsafe { LLVMBuildLoad2(self.b, ty.0, p.0, NONAME.as_ptr()) })
     }
     /// A copy of instruction `inst` with operands `ops`, inserted here (recomputing a
     /// pure value instead of keeping it).
     #[track_caller]
-    pub fn clone_with(&self, inst: Value, ops: &[Value]) -> Value {
+    pub fn clone_with(&self, inst: Value<'ctx>, ops: &[Value<'ctx>]) -> Value<'ctx> {
         inst.require(inst.is_instruction(), "Builder::clone_with", "an instruction");
         // SAFETY: `inst` is a live instruction (checked above); the clone is a new instruction in no block,
         // owned by the builder's block below.
-        let c = Value(unsafe { LLVMInstructionClone(inst.0) });
+        let c = Value::from_raw(unsafe { LLVMInstructionClone(inst.0) });
         for (k, &o) in ops.iter().enumerate() {
             c.set_operand(k, o);
         }
@@ -1785,12 +1843,12 @@ impl Builder<'_> {
     /// An empty inline `asm` handed pointer `p`, with a memory clobber: `p`'s memory
     /// escapes, so LLVM keeps it in memory (no promotion to registers, every access
     /// done), as code that a `longjmp` may re-enter needs.
-    pub fn escape(&self, p: Value) -> Value {
+    pub fn escape(&self, p: Value<'ctx>) -> Value<'ctx> {
         let fty = self.m.fn_type(self.m.void(), &[p.ty()]);
         let (code, constraints) = ("", "r,~{memory}");
         // SAFETY: `fty` is a live function type of this context; the strings are passed with their
         // lengths (no NUL needed) and outlive the call; `p` is a live value of the context.
-        let asm = Value(unsafe {
+        let asm = Value::from_raw(unsafe {
             LLVMGetInlineAsm(
                 fty.0,
                 code.as_ptr().cast(),
@@ -1806,34 +1864,36 @@ impl Builder<'_> {
         self.call_typed(fty, asm, &[p])
     }
     /// `store`.
-    pub fn store(&self, v: Value, p: Value) -> Value {
+    pub fn store(&self, v: Value<'ctx>, p: Value<'ctx>) -> Value<'ctx> {
         // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and the operands
         // are live values of that context; `p` must be a pointer (the caller's precondition).
-        Value(unsafe { LLVMBuildStore(self.b, v.0, p.0) })
+        Value::from_raw(unsafe { LLVMBuildStore(self.b, v.0, p.0) })
     }
     /// `getelementptr inbounds ty, p, idx...`.
-    pub fn gep(&self, ty: Type, p: Value, idx: &[Value]) -> Value {
+    pub fn gep(&self, ty: Type<'ctx>, p: Value<'ctx>, idx: &[Value<'ctx>]) -> Value<'ctx> {
         let mut is: Vec<LLVMValueRef> = idx.iter().map(|v| v.0).collect();
         // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and the operands
         // are live values of that context; that their types suit the instruction is the caller's
         // precondition, which LLVM checks only by assertion (the verifier reports a mismatch); `is` holds
         // `is.len()` live indices and outlives the call; `NONAME` is a NUL-terminated static string.
-        Value(unsafe { LLVMBuildInBoundsGEP2(self.b, ty.0, p.0, is.as_mut_ptr(), is.len() as u32, NONAME.as_ptr()) })
+        Value::from_raw(unsafe {
+            LLVMBuildInBoundsGEP2(self.b, ty.0, p.0, is.as_mut_ptr(), is.len() as u32, NONAME.as_ptr())
+        })
     }
     /// `getelementptr` like `gep_inst` (same source type and indices) on base `p`.
-    pub fn gep_like(&self, gep_inst: Value, p: Value) -> Value {
-        let idx: Vec<Value> = (1..gep_inst.num_operands()).map(|k| gep_inst.operand(k)).collect();
+    pub fn gep_like(&self, gep_inst: Value<'ctx>, p: Value<'ctx>) -> Value<'ctx> {
+        let idx: Vec<Value<'ctx>> = (1..gep_inst.num_operands()).map(|k| gep_inst.operand(k)).collect();
         self.gep(gep_inst.gep_source_type(), p, &idx)
     }
     /// A call of `f` (a function value).
     #[track_caller]
-    pub fn call(&self, f: Value, args: &[Value]) -> Value {
+    pub fn call(&self, f: Value<'ctx>, args: &[Value<'ctx>]) -> Value<'ctx> {
         f.require(f.is_function(), "Builder::call", "a function (`call_typed` calls through a pointer)");
         self.call_typed(f.function_type(), f, args)
     }
     /// A call through `callee` with function type `fty`.
     #[track_caller]
-    pub fn call_typed(&self, fty: Type, callee: Value, args: &[Value]) -> Value {
+    pub fn call_typed(&self, fty: Type<'ctx>, callee: Value<'ctx>, args: &[Value<'ctx>]) -> Value<'ctx> {
         fty.require(fty.kind() == LLVMTypeKind::LLVMFunctionTypeKind, "Builder::call_typed", "a function type");
         let mut a: Vec<LLVMValueRef> = args.iter().map(|v| v.0).collect();
         // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and the operands
@@ -1841,29 +1901,31 @@ impl Builder<'_> {
         // that the arguments match it is the caller's precondition, checked by LLVM only by assertion (the
         // verifier reports a mismatch); `a` holds `a.len()` live values and outlives the call; `NONAME` is a
         // NUL-terminated static string.
-        Value(unsafe { LLVMBuildCall2(self.b, fty.0, callee.0, a.as_mut_ptr(), a.len() as u32, NONAME.as_ptr()) })
+        Value::from_raw(unsafe {
+            LLVMBuildCall2(self.b, fty.0, callee.0, a.as_mut_ptr(), a.len() as u32, NONAME.as_ptr())
+        })
     }
     /// A call of intrinsic `name` overloaded on the type of the first argument.
-    pub fn intrinsic(&self, name: &str, args: &[Value]) -> Result<Value, String> {
+    pub fn intrinsic(&self, name: &str, args: &[Value<'ctx>]) -> Result<Value<'ctx>, String> {
         let f = self.m.intrinsic(name, &[args[0].ty()])?;
         Ok(self.call(f, args))
     }
     /// `br`.
-    pub fn br(&self, to: Block) -> Value {
+    pub fn br(&self, to: Block<'ctx>) -> Value<'ctx> {
         // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and the operands
         // are live values of that context; `to` is a live block of that context.
-        Value(unsafe { LLVMBuildBr(self.b, to.0) })
+        Value::from_raw(unsafe { LLVMBuildBr(self.b, to.0) })
     }
     /// `br i1 c, t, f`.
-    pub fn cond_br(&self, c: Value, t: Block, f: Block) -> Value {
+    pub fn cond_br(&self, c: Value<'ctx>, t: Block<'ctx>, f: Block<'ctx>) -> Value<'ctx> {
         // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and the operands
         // are live values of that context; `c` must be an `i1` (the caller's precondition), `t` and `f` live
         // blocks.
-        Value(unsafe { LLVMBuildCondBr(self.b, c.0, t.0, f.0) })
+        Value::from_raw(unsafe { LLVMBuildCondBr(self.b, c.0, t.0, f.0) })
     }
     /// `switch v, default [cases]`.
     #[track_caller]
-    pub fn switch(&self, v: Value, default: Block, cases: &[(Value, Block)]) -> Value {
+    pub fn switch(&self, v: Value<'ctx>, default: Block<'ctx>, cases: &[(Value<'ctx>, Block<'ctx>)]) -> Value<'ctx> {
         for (c, _) in cases {
             c.require(c.const_int().is_some(), "Builder::switch", "an integer constant (a case)");
         }
@@ -1876,47 +1938,47 @@ impl Builder<'_> {
             for (c, b) in cases {
                 LLVMAddCase(s, c.0, b.0);
             }
-            Value(s)
+            Value::from_raw(s)
         }
     }
     /// `ret v`.
-    pub fn ret(&self, v: Value) -> Value {
+    pub fn ret(&self, v: Value<'ctx>) -> Value<'ctx> {
         // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and the operands
         // are live values of that context; `v` must have the function's return type (the caller's
         // precondition; the verifier reports a mismatch).
-        Value(unsafe { LLVMBuildRet(self.b, v.0) })
+        Value::from_raw(unsafe { LLVMBuildRet(self.b, v.0) })
     }
     /// `ret void`.
-    pub fn ret_void(&self) -> Value {
+    pub fn ret_void(&self) -> Value<'ctx> {
         // SAFETY: `self.b` is a live builder (the `Builder` invariant).
-        Value(unsafe { LLVMBuildRetVoid(self.b) })
+        Value::from_raw(unsafe { LLVMBuildRetVoid(self.b) })
     }
     /// `unreachable`.
-    pub fn unreachable(&self) -> Value {
+    pub fn unreachable(&self) -> Value<'ctx> {
         // SAFETY: `self.b` is a live builder (the `Builder` invariant).
-        Value(unsafe { LLVMBuildUnreachable(self.b) })
+        Value::from_raw(unsafe { LLVMBuildUnreachable(self.b) })
     }
     /// `extractelement`.
     #[track_caller]
-    pub fn extract_element(&self, v: Value, idx: Value) -> Value {
+    pub fn extract_element(&self, v: Value<'ctx>, idx: Value<'ctx>) -> Value<'ctx> {
         v.require(v.ty().is_vector(), "Builder::extract_element", "a vector");
         // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and the operands
         // are live values of that context; `v` is a vector (checked above: LLVM casts its type unchecked);
         // that `idx` is an integer is the caller's precondition, which LLVM checks only by assertion (the
         // verifier reports a mismatch); `NONAME` is a NUL-terminated static string.
-        Value(unsafe { LLVMBuildExtractElement(self.b, v.0, idx.0, NONAME.as_ptr()) })
+        Value::from_raw(unsafe { LLVMBuildExtractElement(self.b, v.0, idx.0, NONAME.as_ptr()) })
     }
     /// `insertelement`.
-    pub fn insert_element(&self, v: Value, x: Value, idx: Value) -> Value {
+    pub fn insert_element(&self, v: Value<'ctx>, x: Value<'ctx>, idx: Value<'ctx>) -> Value<'ctx> {
         // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and the operands
         // are live values of that context; that their types suit the instruction is the caller's
         // precondition, which LLVM checks only by assertion (the verifier reports a mismatch); `NONAME` is a
         // NUL-terminated static string.
-        Value(unsafe { LLVMBuildInsertElement(self.b, v.0, x.0, idx.0, NONAME.as_ptr()) })
+        Value::from_raw(unsafe { LLVMBuildInsertElement(self.b, v.0, x.0, idx.0, NONAME.as_ptr()) })
     }
     /// `shufflevector a, b, mask` with `None` lanes poison.
     #[track_caller]
-    pub fn shuffle(&self, a: Value, c: Value, mask: &[Option<u32>]) -> Value {
+    pub fn shuffle(&self, a: Value<'ctx>, c: Value<'ctx>, mask: &[Option<u32>]) -> Value<'ctx> {
         a.require(a.ty().is_vector(), "Builder::shuffle", "a vector");
         let i32t = self.m.int(32);
         let mut lanes: Vec<LLVMValueRef> = mask
@@ -1933,32 +1995,32 @@ impl Builder<'_> {
         // are live values of that context and `mask_v` a constant vector of `i32`; that their types suit the
         // instruction is the caller's precondition, which LLVM checks only by assertion (the verifier reports
         // a mismatch); `NONAME` is a NUL-terminated static string.
-        Value(unsafe { LLVMBuildShuffleVector(self.b, a.0, c.0, mask_v, NONAME.as_ptr()) })
+        Value::from_raw(unsafe { LLVMBuildShuffleVector(self.b, a.0, c.0, mask_v, NONAME.as_ptr()) })
     }
     /// `extractvalue`.
     #[track_caller]
-    pub fn extract_value(&self, agg: Value, idx: u32) -> Value {
+    pub fn extract_value(&self, agg: Value<'ctx>, idx: u32) -> Value<'ctx> {
         agg.require_field(idx, "Builder::extract_value");
         // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and the operands
         // are live values of that context; `idx` indexes `agg`'s aggregate type (checked above: LLVM checks it
         // only by assertion); `NONAME` is a NUL-terminated static string.
-        Value(unsafe { LLVMBuildExtractValue(self.b, agg.0, idx, NONAME.as_ptr()) })
+        Value::from_raw(unsafe { LLVMBuildExtractValue(self.b, agg.0, idx, NONAME.as_ptr()) })
     }
     /// `insertvalue`.
     #[track_caller]
-    pub fn insert_value(&self, agg: Value, v: Value, idx: u32) -> Value {
+    pub fn insert_value(&self, agg: Value<'ctx>, v: Value<'ctx>, idx: u32) -> Value<'ctx> {
         agg.require_field(idx, "Builder::insert_value");
         // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and the operands
         // are live values of that context; `idx` indexes `agg`'s aggregate type (checked above: LLVM checks
         // it only by assertion); that `v` has that field's type is the caller's precondition (the verifier
         // reports a mismatch); `NONAME` is a NUL-terminated static string.
-        Value(unsafe { LLVMBuildInsertValue(self.b, agg.0, v.0, idx, NONAME.as_ptr()) })
+        Value::from_raw(unsafe { LLVMBuildInsertValue(self.b, agg.0, v.0, idx, NONAME.as_ptr()) })
     }
 }
 
 /// The absolute address behind `inttoptr (i64 A to ptr)`, possibly wrapped in an
 /// `addrspacecast` (how Julia embeds resolved `ccall` targets and object addresses).
-pub fn const_address(v: Value) -> Option<u64> {
+pub fn const_address(v: Value<'_>) -> Option<u64> {
     // SAFETY: `v` is a live value (the `Value` invariant); the constant expression's opcode and operand 0 are
     // read only after the checked cast to a constant expression succeeded, and the cast expressions matched
     // have exactly one operand.
@@ -1967,8 +2029,10 @@ pub fn const_address(v: Value) -> Option<u64> {
             return None;
         }
         match LLVMGetConstOpcode(v.0) {
-            LLVMOpcode::LLVMIntToPtr => Value(LLVMGetOperand(v.0, 0)).const_uint(),
-            LLVMOpcode::LLVMAddrSpaceCast | LLVMOpcode::LLVMBitCast => const_address(Value(LLVMGetOperand(v.0, 0))),
+            LLVMOpcode::LLVMIntToPtr => Value::from_raw(LLVMGetOperand(v.0, 0)).const_uint(),
+            LLVMOpcode::LLVMAddrSpaceCast | LLVMOpcode::LLVMBitCast => {
+                const_address(Value::from_raw(LLVMGetOperand(v.0, 0)))
+            }
             _ => None,
         }
     }
@@ -1976,7 +2040,7 @@ pub fn const_address(v: Value) -> Option<u64> {
 
 /// The basic block behind a block operand of a terminator (`br`'s destinations).
 #[track_caller]
-pub fn value_as_block(v: Value) -> LLVMBasicBlockRef {
+pub fn value_as_block(v: Value<'_>) -> LLVMBasicBlockRef {
     // SAFETY: `v` is a live value (the `Value` invariant); the test is defined on any value.
     v.require(unsafe { LLVMValueIsBasicBlock(v.0) } != 0, "as_block", "a block used as a value");
     // SAFETY: `v` is a live block used as a value (checked above).
@@ -1985,11 +2049,11 @@ pub fn value_as_block(v: Value) -> LLVMBasicBlockRef {
 
 /// A constant bitcast (`bitcast (i64 C to double)`), folded.
 #[track_caller]
-pub fn const_bitcast(v: Value, ty: Type) -> Value {
+pub fn const_bitcast<'ctx>(v: Value<'ctx>, ty: Type<'ctx>) -> Value<'ctx> {
     v.require(v.is_constant(), "const_bitcast", "a constant");
     // SAFETY: `v` is a live constant (checked above) and `ty` a live type of its context; a size mismatch
     // is the caller's error (LLVM checks it only by assertion; the verifier reports the constant).
-    Value(unsafe { LLVMConstBitCast(v.0, ty.0) })
+    Value::from_raw(unsafe { LLVMConstBitCast(v.0, ty.0) })
 }
 
 /// Panics: `class::method` was called on `got`, which is not `wants`. LLVM's C API would

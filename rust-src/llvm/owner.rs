@@ -6,9 +6,10 @@
 //! a module that would outlive its context, and disposal happens once, in inkwell's
 //! `Drop` (or in the JIT, which takes a module over with `into_raw`).
 //!
-//! The engine reads and edits a module through `&Module` (`Deref`), the lifetime-free
-//! view whose methods hand out the per-instruction `Value`, `Type` and `Block`
-//! handles; a `&Module` is a borrow of its owner, so it cannot outlive it either.
+//! The engine reads and edits a module through `&Module` (`Deref`), the view whose
+//! methods hand out the per-instruction `Value`, `Type` and `Block` handles; a `&Module`
+//! is a borrow of its owner, so it cannot outlive it either, and the handles carry that
+//! borrow's lifetime (`llvm`'s "Safety model").
 
 use super::{orc::ThreadSafeContext, take_message, Module};
 use crate::error::{Error, Result};

@@ -46,7 +46,7 @@ pub struct Scale<'r> {
 impl Scale<'_> {
     /// `(k, ∂z/∂xₖ)` for each operand `k` that carries a derivative, built once at the
     /// builder from the primal values `cx` sees: the same in every lane.
-    fn partials(&self, i: Value, cx: &(impl Values + ?Sized)) -> Result<Vec<(usize, Value)>> {
+    fn partials<'ctx>(&self, i: Value<'ctx>, cx: &(impl Values<'ctx> + ?Sized)) -> Result<Vec<(usize, Value<'ctx>)>> {
         let env = |n: Need| need(cx, i, n, 0);
         let active = self.ops.iter().filter(|&&k| cx.has_derivative(i.operand(k)));
         active
@@ -56,12 +56,12 @@ impl Scale<'_> {
 }
 
 impl Family for Scale<'_> {
-    fn sources(&self, i: Value) -> Vec<Value> {
+    fn sources<'ctx>(&self, i: Value<'ctx>) -> Vec<Value<'ctx>> {
         self.ops.iter().map(|&k| i.operand(k)).collect()
     }
 
     /// The free variables of the partials of the operands with an adjoint.
-    fn needs(&self, i: Value, cx: &mut dyn Plan) -> Result<Vec<Need>> {
+    fn needs<'ctx>(&self, i: Value<'ctx>, cx: &mut dyn Plan<'ctx>) -> Result<Vec<Need>> {
         let mut needs = Vec::new();
         for &k in self.ops.iter().filter(|&&k| cx.is_active(i.operand(k))) {
             for n in self.formula.needs(k) {
@@ -74,7 +74,7 @@ impl Family for Scale<'_> {
     }
 
     /// `ż = Σₖ ∂z/∂xₖ · ẋₖ` (zero when no operand has a tangent).
-    fn tangent(&self, i: Value, cx: &dyn Tangents) -> Result<Option<Vec<Value>>> {
+    fn tangent<'ctx>(&self, i: Value<'ctx>, cx: &dyn Tangents<'ctx>) -> Result<Option<Vec<Value<'ctx>>>> {
         let partials = self.partials(i, cx)?;
         let b = cx.builder();
         let zero = b.m.const_null(i.ty());
@@ -86,7 +86,7 @@ impl Family for Scale<'_> {
     }
 
     /// `x̄ₖ += ∂z/∂xₖ · z̄` for each operand `k` with an adjoint.
-    fn adjoint(&self, i: Value, cx: &dyn Adjoints) -> Result<()> {
+    fn adjoint<'ctx>(&self, i: Value<'ctx>, cx: &dyn Adjoints<'ctx>) -> Result<()> {
         let partials = self.partials(i, cx)?;
         let b = cx.builder();
         each_lane(cx, |lane| {
@@ -108,11 +108,11 @@ pub struct Cast {
 }
 
 impl Family for Cast {
-    fn sources(&self, i: Value) -> Vec<Value> {
+    fn sources<'ctx>(&self, i: Value<'ctx>) -> Vec<Value<'ctx>> {
         vec![i.operand(self.op)]
     }
 
-    fn tangent(&self, i: Value, cx: &dyn Tangents) -> Result<Option<Vec<Value>>> {
+    fn tangent<'ctx>(&self, i: Value<'ctx>, cx: &dyn Tangents<'ctx>) -> Result<Option<Vec<Value<'ctx>>>> {
         let b = cx.builder();
         let lanes = each_lane(cx, |lane| {
             Ok(match cx.tangent(i.operand(self.op), lane) {
@@ -124,7 +124,7 @@ impl Family for Cast {
     }
 
     /// (`add_adjoint` converts to the operand's type.)
-    fn adjoint(&self, i: Value, cx: &dyn Adjoints) -> Result<()> {
+    fn adjoint<'ctx>(&self, i: Value<'ctx>, cx: &dyn Adjoints<'ctx>) -> Result<()> {
         each_lane(cx, |lane| {
             if let Some(d) = cx.take_adjoint(i, lane) {
                 cx.add_adjoint(i.operand(self.op), lane, d);
@@ -137,7 +137,7 @@ impl Family for Cast {
 
 /// Converts a derivative between the tangent types of a cast's operand and result
 /// (`fpext`/`fptrunc`; identity for float↔float-bits bitcasts).
-pub fn convert(b: &Builder, d: Value, to: Type) -> Value {
+pub fn convert<'ctx>(b: &Builder<'ctx>, d: Value<'ctx>, to: Type<'ctx>) -> Value<'ctx> {
     let from = d.ty();
     if from == to {
         d
@@ -189,13 +189,13 @@ impl Formula {
 
     /// Builds `∂z/∂(operand k)` at type `ty` (the instruction's result type) from the
     /// primal values `env` supplies, which are `needs(k)`.
-    pub fn partial(
+    pub fn partial<'ctx>(
         self,
         k: usize,
-        ty: Type,
-        b: &Builder,
-        env: &dyn Fn(Need) -> Option<Value>,
-    ) -> std::result::Result<Value, String> {
+        ty: Type<'ctx>,
+        b: &Builder<'ctx>,
+        env: &dyn Fn(Need) -> Option<Value<'ctx>>,
+    ) -> std::result::Result<Value<'ctx>, String> {
         self.partial_expr(k).build(ty, b, env)
     }
 }

@@ -23,8 +23,14 @@ impl Blas {
 
     /// The words of lane `lane`'s shadows of the call's arguments: the array
     /// arguments' (0 for one without a shadow), 0 for the others.
-    fn shadow_words(&self, i: Value, cx: &(impl Values + ?Sized), lane: usize, arrays_only: bool) -> Value {
-        let shadows: Vec<Option<Value>> = (0..i.call_arg_count())
+    fn shadow_words<'ctx>(
+        &self,
+        i: Value<'ctx>,
+        cx: &(impl Values<'ctx> + ?Sized),
+        lane: usize,
+        arrays_only: bool,
+    ) -> Value<'ctx> {
+        let shadows: Vec<Option<Value<'ctx>>> = (0..i.call_arg_count())
             .map(|k| {
                 let wanted = !arrays_only || self.arrays(i).any(|a| a == k);
                 wanted.then(|| cx.shadow(i.operand(k), lane)).flatten()
@@ -35,27 +41,27 @@ impl Blas {
 }
 
 impl Family for Blas {
-    fn sources(&self, _: Value) -> Vec<Value> {
+    fn sources<'ctx>(&self, _: Value<'ctx>) -> Vec<Value<'ctx>> {
         Vec::new()
     }
-    fn varied(&self, _: Value, _: &Flow) -> bool {
+    fn varied<'ctx>(&self, _: Value<'ctx>, _: &Flow<'_, 'ctx>) -> bool {
         true
     }
     /// A call writing an output array writes derivatives into its shadow.
-    fn is_sink(&self, _: Value, _: &Flow) -> bool {
+    fn is_sink<'ctx>(&self, _: Value<'ctx>, _: &Flow<'_, 'ctx>) -> bool {
         crate::runtime::blas::output_arg(self.0).is_some()
     }
     fn writes_memory(&self, _: Value) -> bool {
         true
     }
 
-    fn needs(&self, i: Value, _: &mut dyn Plan) -> Result<Vec<Need>> {
+    fn needs<'ctx>(&self, i: Value<'ctx>, _: &mut dyn Plan<'ctx>) -> Result<Vec<Need>> {
         Ok(self.arrays(i).map(Need::Shadow).collect())
     }
 
     /// `ż = blas_tangent(op, args, shadows)` in each lane (a call writing an output
     /// array writes its tangent into the output's shadow instead).
-    fn tangent(&self, i: Value, cx: &dyn Tangents) -> Result<Option<Vec<Value>>> {
+    fn tangent<'ctx>(&self, i: Value<'ctx>, cx: &dyn Tangents<'ctx>) -> Result<Option<Vec<Value<'ctx>>>> {
         let b = cx.builder();
         let args = words(b, &cx.entry_builder(), &args_of(i));
         let float = i.ty().is_floating();
@@ -67,18 +73,18 @@ impl Family for Blas {
     }
 
     /// A copy of what the reverse needs, made now (`blas_save`).
-    fn augment(&self, i: Value, cx: &dyn Augment) -> Result<Option<Value>> {
+    fn augment<'ctx>(&self, i: Value<'ctx>, cx: &dyn Augment<'ctx>) -> Result<Option<Value<'ctx>>> {
         let b = cx.builder();
         let args = words(b, &cx.entry_builder(), &args_of(i));
         Ok(Some(save(b, self.0, args)))
     }
 
-    fn record_type(&self, m: &Module) -> Option<Type> {
+    fn record_type<'ctx>(&self, m: &'ctx Module) -> Option<Type<'ctx>> {
         Some(m.ptr())
     }
 
     /// `blas_reverse(saved, shadows, z̄)` in each lane; the last frees the copy.
-    fn adjoint(&self, i: Value, cx: &dyn Adjoints) -> Result<()> {
+    fn adjoint<'ctx>(&self, i: Value<'ctx>, cx: &dyn Adjoints<'ctx>) -> Result<()> {
         let (b, m) = (cx.builder(), cx.builder().m);
         let saved = cx.record().ok_or_else(|| Error::Internal(format!("no saved inputs for {}", i.print())))?;
         let width = cx.width();
@@ -96,7 +102,7 @@ impl Family for Blas {
 
 /// An `[n x i64]` array in the function's entry (`entry`), filled at `b` with `values`
 /// (pointers as addresses, integers zero-extended, `None` as 0).
-fn words(b: &Builder, entry: &Builder, values: &[Option<Value>]) -> Value {
+fn words<'ctx>(b: &Builder<'ctx>, entry: &Builder<'ctx>, values: &[Option<Value<'ctx>>]) -> Value<'ctx> {
     let m = b.m;
     let i64t = m.int(64);
     let arr = entry.alloca(m.array_type(i64t, values.len() as u32), "ox.blas.words");
@@ -113,7 +119,7 @@ fn words(b: &Builder, entry: &Builder, values: &[Option<Value>]) -> Value {
 }
 
 /// `blas_tangent(op, args, shadows) -> double`.
-fn tangent(b: &Builder, op: u32, args: Value, shadows: Value) -> Value {
+fn tangent<'ctx>(b: &Builder<'ctx>, op: u32, args: Value<'ctx>, shadows: Value<'ctx>) -> Value<'ctx> {
     let m = b.m;
     let fty = m.fn_type(m.f64(), &[m.int(32), m.ptr(), m.ptr()]);
     let f = crate::runtime::blas::blas_tangent as *const () as usize;
@@ -121,7 +127,7 @@ fn tangent(b: &Builder, op: u32, args: Value, shadows: Value) -> Value {
 }
 
 /// `blas_save(op, args) -> ptr`.
-fn save(b: &Builder, op: u32, args: Value) -> Value {
+fn save<'ctx>(b: &Builder<'ctx>, op: u32, args: Value<'ctx>) -> Value<'ctx> {
     let m = b.m;
     let fty = m.fn_type(m.ptr(), &[m.int(32), m.ptr()]);
     let f = crate::runtime::blas::blas_save as *const () as usize;

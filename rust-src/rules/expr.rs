@@ -114,20 +114,25 @@ impl Expr {
     /// Builds the expression at type `ty` (module paragraph) where `b` stands, reading
     /// each free variable once from `env` (`None`: the value does not exist, an error
     /// naming it).
-    pub fn build(&self, ty: Type, b: &Builder, env: &dyn Fn(Need) -> Option<Value>) -> Result<Value, String> {
+    pub fn build<'ctx>(
+        &self,
+        ty: Type<'ctx>,
+        b: &Builder<'ctx>,
+        env: &dyn Fn(Need) -> Option<Value<'ctx>>,
+    ) -> Result<Value<'ctx>, String> {
         Interpreter { b, env, seen: RefCell::new(HashMap::new()) }.eval(self, ty)
     }
 }
 
 /// Builds expressions at one place; `seen` keeps the primal values already read.
-struct Interpreter<'a, 'm> {
-    b: &'a Builder<'m>,
-    env: &'a dyn Fn(Need) -> Option<Value>,
-    seen: RefCell<HashMap<Need, Value>>,
+struct Interpreter<'a, 'ctx> {
+    b: &'a Builder<'ctx>,
+    env: &'a dyn Fn(Need) -> Option<Value<'ctx>>,
+    seen: RefCell<HashMap<Need, Value<'ctx>>>,
 }
 
-impl Interpreter<'_, '_> {
-    fn var(&self, n: Need) -> Result<Value, String> {
+impl<'ctx> Interpreter<'_, 'ctx> {
+    fn var(&self, n: Need) -> Result<Value<'ctx>, String> {
         if let Some(&v) = self.seen.borrow().get(&n) {
             return Ok(v);
         }
@@ -136,7 +141,7 @@ impl Interpreter<'_, '_> {
         Ok(v)
     }
 
-    fn eval(&self, e: &Expr, ty: Type) -> Result<Value, String> {
+    fn eval(&self, e: &Expr, ty: Type<'ctx>) -> Result<Value<'ctx>, String> {
         use Expr::*;
         let (b, m) = (self.b, self.b.m);
         Ok(match e {
@@ -175,7 +180,7 @@ impl Interpreter<'_, '_> {
             Float(x) => b.cast(Opcode::LLVMSIToFP, self.eval(x, ty)?, ty),
             Intrinsic(name, args) => {
                 let args = self.peer_list(args.iter().collect(), ty)?;
-                let mut tys: Vec<Type> = Vec::new();
+                let mut tys: Vec<Type<'ctx>> = Vec::new();
                 for a in &args {
                     if !tys.contains(&a.ty()) {
                         tys.push(a.ty());
@@ -202,15 +207,15 @@ impl Interpreter<'_, '_> {
     }
 
     /// Two neighbours (module paragraph).
-    fn peers(&self, es: [&Expr; 2], ty: Type) -> Result<[Value; 2], String> {
+    fn peers(&self, es: [&Expr; 2], ty: Type<'ctx>) -> Result<[Value<'ctx>; 2], String> {
         let v = self.peer_list(es.to_vec(), ty)?;
         Ok([v[0], v[1]])
     }
 
     /// Neighbours: the non-constant ones first, in order; the constants then take the
     /// first one's type (or `ty`).
-    fn peer_list(&self, es: Vec<&Expr>, ty: Type) -> Result<Vec<Value>, String> {
-        let mut out: Vec<Option<Value>> = vec![None; es.len()];
+    fn peer_list(&self, es: Vec<&Expr>, ty: Type<'ctx>) -> Result<Vec<Value<'ctx>>, String> {
+        let mut out: Vec<Option<Value<'ctx>>> = vec![None; es.len()];
         let mut peer_ty = None;
         for (slot, e) in out.iter_mut().zip(&es) {
             if !matches!(e, Expr::C(_)) {
@@ -232,16 +237,16 @@ impl Interpreter<'_, '_> {
     }
 
     /// `Branch(name, c, a, b)`: a call of the helper `ox.<name>.<type>`, built on first use.
-    fn branch(&self, name: &str, e: &Expr, ty: Type) -> Result<Value, String> {
+    fn branch(&self, name: &str, e: &Expr, ty: Type<'ctx>) -> Result<Value<'ctx>, String> {
         let Expr::Branch(_, c, then, other) = e else { unreachable!("a branch") };
         let (b, m) = (self.b, self.b.m);
         let vars = e.needs();
-        let args: Vec<Value> = vars.iter().map(|&n| self.var(n)).collect::<Result<_, _>>()?;
+        let args: Vec<Value<'ctx>> = vars.iter().map(|&n| self.var(n)).collect::<Result<_, _>>()?;
         let full = format!("ox.{name}.{}", type_suffix(ty));
         if let Some(f) = m.function(&full) {
             return Ok(b.call(f, &args));
         }
-        let params: Vec<Type> = args.iter().map(|a| a.ty()).collect();
+        let params: Vec<Type<'ctx>> = args.iter().map(|a| a.ty()).collect();
         let f = m.add_inline_helper(&full, m.fn_type(ty, &params));
         let built = (|| {
             let fb = m.builder();
@@ -266,7 +271,7 @@ impl Interpreter<'_, '_> {
 }
 
 /// Constant `v` of type `ty` (integer, float or float vector).
-fn constant(m: &Module, ty: Type, v: f64) -> Value {
+fn constant<'ctx>(m: &'ctx Module, ty: Type<'ctx>, v: f64) -> Value<'ctx> {
     if ty.is_int() {
         m.const_int(ty, v as i64 as u64)
     } else {
@@ -305,7 +310,7 @@ fn type_suffix(ty: Type) -> String {
 
 /// A call of the C math function `name` (`name` + `f` for `float`), resolved from the
 /// process by the JIT.
-fn call_libm(b: &Builder, name: &str, x: Value) -> Result<Value, String> {
+fn call_libm<'ctx>(b: &Builder<'ctx>, name: &str, x: Value<'ctx>) -> Result<Value<'ctx>, String> {
     let ty = x.ty();
     let full = match ty.float_bits() {
         64 => name.to_string(),

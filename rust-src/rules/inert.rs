@@ -20,16 +20,16 @@ fn no_tangent(i: Value) -> Result<Option<Vec<Value>>> {
 pub struct NoDerivative;
 
 impl Family for NoDerivative {
-    fn sources(&self, _: Value) -> Vec<Value> {
+    fn sources<'ctx>(&self, _: Value<'ctx>) -> Vec<Value<'ctx>> {
         Vec::new()
     }
-    fn varied(&self, _: Value, _: &Flow) -> bool {
+    fn varied<'ctx>(&self, _: Value<'ctx>, _: &Flow<'_, 'ctx>) -> bool {
         false
     }
-    fn tangent(&self, i: Value, _: &dyn Tangents) -> Result<Option<Vec<Value>>> {
+    fn tangent<'ctx>(&self, i: Value<'ctx>, _: &dyn Tangents<'ctx>) -> Result<Option<Vec<Value<'ctx>>>> {
         no_tangent(i)
     }
-    fn adjoint(&self, i: Value, _: &dyn Adjoints) -> Result<()> {
+    fn adjoint<'ctx>(&self, i: Value<'ctx>, _: &dyn Adjoints<'ctx>) -> Result<()> {
         Err(no_rule("reverse", i))
     }
 }
@@ -40,21 +40,21 @@ impl Family for NoDerivative {
 pub struct Refused;
 
 impl Family for Refused {
-    fn sources(&self, i: Value) -> Vec<Value> {
+    fn sources<'ctx>(&self, i: Value<'ctx>) -> Vec<Value<'ctx>> {
         i.operands()
     }
-    fn varied(&self, i: Value, flow: &Flow) -> bool {
+    fn varied<'ctx>(&self, i: Value<'ctx>, flow: &Flow<'_, 'ctx>) -> bool {
         (flow.forced)(i) || i.operands().into_iter().any(|o| (flow.varied)(o))
     }
     /// An effect (a `void` call or store) derivative data reaches, unless the engine
     /// lost track of that data (those are refused when reached instead).
-    fn is_sink(&self, i: Value, flow: &Flow) -> bool {
+    fn is_sink<'ctx>(&self, i: Value<'ctx>, flow: &Flow<'_, 'ctx>) -> bool {
         i.ty().is_void() && (flow.varied)(i) && !(flow.forced)(i)
     }
-    fn tangent(&self, i: Value, _: &dyn Tangents) -> Result<Option<Vec<Value>>> {
+    fn tangent<'ctx>(&self, i: Value<'ctx>, _: &dyn Tangents<'ctx>) -> Result<Option<Vec<Value<'ctx>>>> {
         no_tangent(i)
     }
-    fn adjoint(&self, i: Value, _: &dyn Adjoints) -> Result<()> {
+    fn adjoint<'ctx>(&self, i: Value<'ctx>, _: &dyn Adjoints<'ctx>) -> Result<()> {
         Err(no_rule("reverse", i))
     }
 }

@@ -44,7 +44,12 @@ pub struct ResizeArray(pub Resize);
 /// Runtime activity (`Values::maybe_constant`): when pointer operand `k` of `i` may
 /// point into memory without a derivative, whether it does as the code runs (its
 /// shadow is its primal); `None` when it surely has a derivative.
-fn inactive_at(cx: &(impl super::Values + ?Sized), i: Value, k: usize, lane: usize) -> Result<Option<Value>> {
+fn inactive_at<'ctx>(
+    cx: &(impl super::Values<'ctx> + ?Sized),
+    i: Value<'ctx>,
+    k: usize,
+    lane: usize,
+) -> Result<Option<Value<'ctx>>> {
     if !cx.maybe_constant(i.operand(k)) {
         return Ok(None);
     }
@@ -56,7 +61,12 @@ fn inactive_at(cx: &(impl super::Values + ?Sized), i: Value, k: usize, lane: usi
 /// The address a derivative write through shadow `s` goes to: a scratch slot of type
 /// `ty` when the memory has no derivative (`inactive`), so that constant data is never
 /// written.
-fn write_target(cx: &(impl super::Values + ?Sized), s: Value, ty: crate::llvm::Type, inactive: Option<Value>) -> Value {
+fn write_target<'ctx>(
+    cx: &(impl super::Values<'ctx> + ?Sized),
+    s: Value<'ctx>,
+    ty: crate::llvm::Type<'ctx>,
+    inactive: Option<Value<'ctx>>,
+) -> Value<'ctx> {
     let Some(c) = inactive else { return s };
     let b = cx.builder();
     let sink = cx.entry_builder().alloca(ty, "ox.inactive.sink");
@@ -66,7 +76,7 @@ fn write_target(cx: &(impl super::Values + ?Sized), s: Value, ty: crate::llvm::T
 
 /// The needs of a memory access through pointer operand `k`: its shadow, and under
 /// runtime activity the primal pointer it is compared with.
-fn access_needs(i: Value, k: usize, cx: &dyn Plan) -> Vec<Need> {
+fn access_needs<'ctx>(i: Value<'ctx>, k: usize, cx: &dyn Plan<'ctx>) -> Vec<Need> {
     let mut needs = vec![Need::Shadow(k)];
     if cx.maybe_constant(i.operand(k)) {
         needs.push(Need::Op(k));
@@ -76,7 +86,7 @@ fn access_needs(i: Value, k: usize, cx: &dyn Plan) -> Vec<Need> {
 
 /// What a derivative stops with when store `i` would write a differentiated value into
 /// memory without a derivative (runtime activity): reading it back would lose it.
-fn store_into_constant(i: Value) -> String {
+fn store_into_constant<'ctx>(i: Value<'ctx>) -> String {
     format!(
         "a differentiated value stored, as the code ran, into memory without a derivative (a `Const` argument \
          that a `phi` or `select` chose instead of a differentiated array): reading it back would lose its \
@@ -86,19 +96,19 @@ fn store_into_constant(i: Value) -> String {
 }
 
 impl Family for Load {
-    fn sources(&self, _: Value) -> Vec<Value> {
+    fn sources<'ctx>(&self, _: Value<'ctx>) -> Vec<Value<'ctx>> {
         Vec::new()
     }
-    fn varied(&self, _: Value, _: &Flow) -> bool {
+    fn varied<'ctx>(&self, _: Value<'ctx>, _: &Flow<'_, 'ctx>) -> bool {
         true
     }
 
-    fn needs(&self, i: Value, cx: &mut dyn Plan) -> Result<Vec<Need>> {
+    fn needs<'ctx>(&self, i: Value<'ctx>, cx: &mut dyn Plan<'ctx>) -> Result<Vec<Need>> {
         Ok(access_needs(i, 0, cx))
     }
 
     /// `ż = *p'`, or zero where `p` has no derivative (runtime activity).
-    fn tangent(&self, i: Value, cx: &dyn Tangents) -> Result<Option<Vec<Value>>> {
+    fn tangent<'ctx>(&self, i: Value<'ctx>, cx: &dyn Tangents<'ctx>) -> Result<Option<Vec<Value<'ctx>>>> {
         let b = cx.builder();
         let lanes = each_lane(cx, |lane| {
             let t = b.load(i.ty(), required(cx, i, Need::Shadow(0), lane)?).mirror_access_of(i);
@@ -111,7 +121,7 @@ impl Family for Load {
     }
 
     /// (Adjoints of memory accumulate; memory without a derivative takes none.)
-    fn adjoint(&self, i: Value, cx: &dyn Adjoints) -> Result<()> {
+    fn adjoint<'ctx>(&self, i: Value<'ctx>, cx: &dyn Adjoints<'ctx>) -> Result<()> {
         let b = cx.builder();
         each_lane(cx, |lane| {
             let Some(d) = cx.take_adjoint(i, lane) else { return Ok(()) };
@@ -126,15 +136,15 @@ impl Family for Load {
 }
 
 impl Family for Store {
-    crate::rules::effect_on_shadow_memory!(|i: Value| vec![i.operand(0)]);
+    crate::rules::effect_on_shadow_memory!(|i| vec![i.operand(0)]);
 
-    fn needs(&self, i: Value, cx: &mut dyn Plan) -> Result<Vec<Need>> {
+    fn needs<'ctx>(&self, i: Value<'ctx>, cx: &mut dyn Plan<'ctx>) -> Result<Vec<Need>> {
         Ok(access_needs(i, 1, cx))
     }
 
     /// `*p' = v̇`; where `p` has no derivative (runtime activity) nothing is written, and
     /// a differentiated `v` stops the derivative (`store_into_constant`).
-    fn tangent(&self, i: Value, cx: &dyn Tangents) -> Result<Option<Vec<Value>>> {
+    fn tangent<'ctx>(&self, i: Value<'ctx>, cx: &dyn Tangents<'ctx>) -> Result<Option<Vec<Value<'ctx>>>> {
         let b = cx.builder();
         let v = i.operand(0);
         each_lane(cx, |lane| {
@@ -152,7 +162,7 @@ impl Family for Store {
 
     /// `v̄ += *p'`, `*p' = 0`; memory without a derivative (runtime activity) holds no
     /// adjoint, and a differentiated `v` stops the derivative (`store_into_constant`).
-    fn adjoint(&self, i: Value, cx: &dyn Adjoints) -> Result<()> {
+    fn adjoint<'ctx>(&self, i: Value<'ctx>, cx: &dyn Adjoints<'ctx>) -> Result<()> {
         let b = cx.builder();
         let v = i.operand(0);
         each_lane(cx, |lane| {
@@ -176,15 +186,15 @@ impl Family for Store {
 impl Family for MemCopy {
     crate::rules::effect_on_shadow_memory!();
 
-    fn needs(&self, _: Value, _: &mut dyn Plan) -> Result<Vec<Need>> {
+    fn needs<'ctx>(&self, _: Value<'ctx>, _: &mut dyn Plan<'ctx>) -> Result<Vec<Need>> {
         Ok(vec![Need::Shadow(0), Need::Shadow(1), Need::Op(2)])
     }
 
     /// The same copy between the shadows (the intrinsic or libc's `memmove`).
-    fn tangent(&self, i: Value, cx: &dyn Tangents) -> Result<Option<Vec<Value>>> {
+    fn tangent<'ctx>(&self, i: Value<'ctx>, cx: &dyn Tangents<'ctx>) -> Result<Option<Vec<Value<'ctx>>>> {
         let b = cx.builder();
         each_lane(cx, |lane| {
-            let mut args: Vec<Value> = super::call_args(i).collect();
+            let mut args: Vec<Value<'ctx>> = super::call_args(i).collect();
             args[0] = required(cx, i, Need::Shadow(0), lane)?;
             args[1] = required(cx, i, Need::Shadow(1), lane)?;
             b.call_typed(i.called_function_type(), i.called_operand(), &args);
@@ -194,7 +204,7 @@ impl Family for MemCopy {
     }
 
     /// `src' += dst'`, `dst' = 0`, element by element (`crate::runtime`).
-    fn adjoint(&self, i: Value, cx: &dyn Adjoints) -> Result<()> {
+    fn adjoint<'ctx>(&self, i: Value<'ctx>, cx: &dyn Adjoints<'ctx>) -> Result<()> {
         let (b, m) = (cx.builder(), cx.builder().m);
         let helper = match cx.leaf(i.operand(0)).unwrap_or(Leaf::ArrayF64) {
             Leaf::ArrayF32 | Leaf::F32 => crate::runtime::memcpy_adjoint_f32 as *const () as usize,
@@ -216,16 +226,16 @@ impl Family for MemCopy {
 impl Family for MemZero {
     crate::rules::effect_on_shadow_memory!();
 
-    fn needs(&self, _: Value, _: &mut dyn Plan) -> Result<Vec<Need>> {
+    fn needs<'ctx>(&self, _: Value<'ctx>, _: &mut dyn Plan<'ctx>) -> Result<Vec<Need>> {
         Ok(vec![Need::Shadow(0), Need::Op(2)])
     }
 
-    fn tangent(&self, i: Value, cx: &dyn Tangents) -> Result<Option<Vec<Value>>> {
+    fn tangent<'ctx>(&self, i: Value<'ctx>, cx: &dyn Tangents<'ctx>) -> Result<Option<Vec<Value<'ctx>>>> {
         each_lane(cx, |lane| zero_memory(cx.builder(), required(cx, i, Need::Shadow(0), lane)?, i.operand(2)))?;
         Ok(None)
     }
 
-    fn adjoint(&self, i: Value, cx: &dyn Adjoints) -> Result<()> {
+    fn adjoint<'ctx>(&self, i: Value<'ctx>, cx: &dyn Adjoints<'ctx>) -> Result<()> {
         each_lane(cx, |lane| {
             let p = required(cx, i, Need::Shadow(0), lane)?;
             zero_memory(cx.builder(), p, required(cx, i, Need::Op(2), lane)?)
@@ -237,18 +247,18 @@ impl Family for MemZero {
 impl Family for ArrayCopy {
     crate::rules::effect_on_shadow_memory!();
 
-    fn needs(&self, _: Value, _: &mut dyn Plan) -> Result<Vec<Need>> {
+    fn needs<'ctx>(&self, _: Value<'ctx>, _: &mut dyn Plan<'ctx>) -> Result<Vec<Need>> {
         Ok(vec![Need::Shadow(0), Need::ResultShadow])
     }
 
     /// Nothing: the copy's shadow is made by copying the shadow (`transform::shadow`).
-    fn tangent(&self, _: Value, _: &dyn Tangents) -> Result<Option<Vec<Value>>> {
+    fn tangent<'ctx>(&self, _: Value<'ctx>, _: &dyn Tangents<'ctx>) -> Result<Option<Vec<Value<'ctx>>>> {
         Ok(None)
     }
 
     /// `ā' += b̄'` (`crate::runtime::array_accumulate_f64`, `_f32`); the copy's shadow started at
     /// zero in reverse mode.
-    fn adjoint(&self, i: Value, cx: &dyn Adjoints) -> Result<()> {
+    fn adjoint<'ctx>(&self, i: Value<'ctx>, cx: &dyn Adjoints<'ctx>) -> Result<()> {
         let (b, m) = (cx.builder(), cx.builder().m);
         let fty = m.fn_type(m.void(), &[m.ptr(), m.ptr()]);
         let helper = match cx.leaf(i.operand(0)) {
@@ -278,12 +288,12 @@ pub fn zero_memory(b: &Builder, p: Value, len: Value) -> Result<()> {
 impl Family for ResizeArray {
     crate::rules::effect_on_shadow_memory!();
 
-    fn needs(&self, _: Value, _: &mut dyn Plan) -> Result<Vec<Need>> {
+    fn needs<'ctx>(&self, _: Value<'ctx>, _: &mut dyn Plan<'ctx>) -> Result<Vec<Need>> {
         Ok([Need::Shadow(0)].into_iter().chain((1..self.0.arg_count()).map(Need::Op)).collect())
     }
 
     /// Nothing: the shadow was resized with the primal (`transform::shadow`).
-    fn tangent(&self, _: Value, _: &dyn Tangents) -> Result<Option<Vec<Value>>> {
+    fn tangent<'ctx>(&self, _: Value<'ctx>, _: &dyn Tangents<'ctx>) -> Result<Option<Vec<Value<'ctx>>>> {
         Ok(None)
     }
 
@@ -291,10 +301,10 @@ impl Family for ResizeArray {
         true
     }
 
-    fn adjoint(&self, i: Value, cx: &dyn Adjoints) -> Result<()> {
+    fn adjoint<'ctx>(&self, i: Value<'ctx>, cx: &dyn Adjoints<'ctx>) -> Result<()> {
         let inverse = self.0.inverse().ok_or_else(|| Error::Internal(format!("no inverse of {:?}", self.0)))?;
         let function = resize_function(cx.builder().m, inverse)?;
-        let args: Vec<Value> = (1..self.0.arg_count()).map(|k| cx.primal(i.operand(k))).collect();
+        let args: Vec<Value<'ctx>> = (1..self.0.arg_count()).map(|k| cx.primal(i.operand(k))).collect();
         each_lane(cx, |lane| {
             resize_array(cx.builder(), inverse, function, required(cx, i, Need::Shadow(0), lane)?, &args);
             Ok(())
@@ -304,7 +314,7 @@ impl Family for ResizeArray {
 }
 
 /// The runtime's function for resize `kind`, for a call the primal does not make.
-pub fn resize_function(m: &Module, kind: Resize) -> Result<Value> {
+pub fn resize_function(m: &Module, kind: Resize) -> Result<Value<'_>> {
     let name = crate::julia::current().resize_function(kind);
     let address = crate::symbols::address_of(name).ok_or_else(|| {
         Error::Unsupported(format!("resizing an array's shadow needs the Julia runtime's `{name}` in this process"))

@@ -44,14 +44,14 @@ pub fn call_args(i: Value) -> impl Iterator<Item = Value> {
 
 /// What the activity analysis knows while it asks families which values carry
 /// derivative data (`analysis::activity`, which owns these sets).
-pub struct Flow<'a> {
+pub struct Flow<'a, 'ctx> {
     /// Whether a value depends on an active input (so far, during the fixed point).
-    pub varied: &'a dyn Fn(Value) -> bool,
+    pub varied: &'a dyn Fn(Value<'ctx>) -> bool,
     /// Whether a pointer leads to shadowed memory.
-    pub shadowed: &'a dyn Fn(Value) -> bool,
+    pub shadowed: &'a dyn Fn(Value<'ctx>) -> bool,
     /// Whether an instruction touches derivative data the engine lost track of
     /// (`analysis::untracked`).
-    pub forced: &'a dyn Fn(Value) -> bool,
+    pub forced: &'a dyn Fn(Value<'ctx>) -> bool,
 }
 
 /// The activity answers (`Family::sources`, `varied`, `is_sink`, `writes_memory`) of an
@@ -61,16 +61,17 @@ pub struct Flow<'a> {
 /// value), or of none.
 macro_rules! effect_on_shadow_memory {
     () => {
-        crate::rules::effect_on_shadow_memory!(|_: Value| Vec::new());
+        crate::rules::effect_on_shadow_memory!(|_| Vec::new());
     };
     ($sources:expr) => {
-        fn sources(&self, i: Value) -> Vec<Value> {
-            ($sources)(i)
+        fn sources<'ctx>(&self, i: Value<'ctx>) -> Vec<Value<'ctx>> {
+            let sources: fn(Value<'ctx>) -> Vec<Value<'ctx>> = $sources;
+            sources(i)
         }
-        fn varied(&self, _: Value, _: &Flow) -> bool {
+        fn varied<'ctx>(&self, _: Value<'ctx>, _: &Flow<'_, 'ctx>) -> bool {
             true
         }
-        fn is_sink(&self, _: Value, _: &Flow) -> bool {
+        fn is_sink<'ctx>(&self, _: Value<'ctx>, _: &Flow<'_, 'ctx>) -> bool {
             true
         }
         fn writes_memory(&self, _: Value) -> bool {
@@ -84,18 +85,18 @@ pub(crate) use effect_on_shadow_memory;
 pub trait Family {
     /// Activity, backward: the values whose derivatives this instruction's derivative
     /// reads; they are useful when the instruction is.
-    fn sources(&self, i: Value) -> Vec<Value>;
+    fn sources<'ctx>(&self, i: Value<'ctx>) -> Vec<Value<'ctx>>;
 
     /// Activity, forward: whether `i` carries derivative data. By default: it has a
     /// tangent type and one of its sources carries derivative data.
-    fn varied(&self, i: Value, flow: &Flow) -> bool {
+    fn varied<'ctx>(&self, i: Value<'ctx>, flow: &Flow<'_, 'ctx>) -> bool {
         tangent_type(i.ty()).is_some() && self.sources(i).into_iter().any(|v| (flow.varied)(v))
     }
 
     /// Whether derivative data reaching `i` is wanted for itself, whether or not its
     /// result reaches the return: a write into shadowed memory (a differentiated
     /// argument's shadow is an output; later loads read it).
-    fn is_sink(&self, _i: Value, _flow: &Flow) -> bool {
+    fn is_sink<'ctx>(&self, _i: Value<'ctx>, _flow: &Flow<'_, 'ctx>) -> bool {
         false
     }
 
@@ -113,114 +114,114 @@ pub trait Family {
 
     /// Reverse mode: the primal values and shadows the adjoint of `i` reads, which the
     /// uses plan keeps for the reverse sweep (`analysis::uses`).
-    fn needs(&self, _i: Value, _cx: &mut dyn Plan) -> Result<Vec<Need>> {
+    fn needs<'ctx>(&self, _i: Value<'ctx>, _cx: &mut dyn Plan<'ctx>) -> Result<Vec<Need>> {
         Ok(Vec::new())
     }
 
     /// Forward mode: emits the derivative of `i` at the builder (right after `i`) and
     /// returns the tangent of its result, one per lane, or `None` when its derivative
     /// is an effect on shadow memory.
-    fn tangent(&self, i: Value, cx: &dyn Tangents) -> Result<Option<Vec<Value>>>;
+    fn tangent<'ctx>(&self, i: Value<'ctx>, cx: &dyn Tangents<'ctx>) -> Result<Option<Vec<Value<'ctx>>>>;
 
     /// Reverse mode, forward sweep: emits what the sweep does at `i` besides pushing its
     /// needs (at the builder, after those pushes), and returns the record the adjoint
     /// reads, which is pushed last and popped first.
-    fn augment(&self, _i: Value, _cx: &dyn Augment) -> Result<Option<Value>> {
+    fn augment<'ctx>(&self, _i: Value<'ctx>, _cx: &dyn Augment<'ctx>) -> Result<Option<Value<'ctx>>> {
         Ok(None)
     }
 
     /// The type of the record `augment` returns, if it returns one.
-    fn record_type(&self, _m: &Module) -> Option<Type> {
+    fn record_type<'ctx>(&self, _m: &'ctx Module) -> Option<Type<'ctx>> {
         None
     }
 
     /// Reverse mode: emits the adjoint of `i` at the builder (in the reverse block, where
     /// `i`'s needs were fetched).
-    fn adjoint(&self, i: Value, cx: &dyn Adjoints) -> Result<()>;
+    fn adjoint<'ctx>(&self, i: Value<'ctx>, cx: &dyn Adjoints<'ctx>) -> Result<()>;
 }
 
 /// The code a rule's derivative is emitted into: where, for how many batch lanes, and
 /// how it reaches primal values and shadows there. Implemented by the transforms
 /// (`transform::forward`, `transform::reverse`).
-pub trait Values {
+pub trait Values<'ctx> {
     /// The builder, positioned where the derivative goes.
-    fn builder(&self) -> &Builder<'_>;
+    fn builder(&self) -> &Builder<'ctx>;
     /// A builder in the entry block of the function being built (for stack slots).
-    fn entry_builder(&self) -> Builder<'_>;
+    fn entry_builder(&self) -> Builder<'ctx>;
     /// The batch width: how many tangents or adjoints each value carries.
     fn width(&self) -> usize;
     /// Primal value `v` as the code at the builder sees it (the reverse sweep's copy of
     /// a value taped, kept or recomputed for it; `v` itself in forward mode).
-    fn primal(&self, v: Value) -> Value;
+    fn primal(&self, v: Value<'ctx>) -> Value<'ctx>;
     /// The shadow of pointer `p` in batch lane `lane`, as the code at the builder sees
     /// it. `None` means `p` has no shadow: memory that holds no derivative.
-    fn shadow(&self, p: Value, lane: usize) -> Option<Value>;
+    fn shadow(&self, p: Value<'ctx>, lane: usize) -> Option<Value<'ctx>>;
     /// Whether `v` carries a derivative here (a tangent in forward mode, an adjoint in
     /// reverse mode); one that does not contributes zero.
-    fn has_derivative(&self, v: Value) -> bool;
+    fn has_derivative(&self, v: Value<'ctx>) -> bool;
     /// The layout of the shadowed memory `p` points into, when the memory analysis
     /// knows it.
-    fn leaf(&self, p: Value) -> Option<crate::request::Leaf>;
+    fn leaf(&self, p: Value<'ctx>) -> Option<crate::request::Leaf>;
     /// Runtime activity: whether shadowed pointer `p` may point into memory without a
     /// derivative, which the code learns when it runs (its shadow is then `p` itself:
     /// `analysis::memory::Memory::maybe_constant`).
-    fn maybe_constant(&self, p: Value) -> bool;
+    fn maybe_constant(&self, p: Value<'ctx>) -> bool;
     /// Makes the derivative stop with `message` when `cond` holds as it runs (the entry's
     /// status, `crate::diagnostics`). A callee's derivative function, which reports
     /// nothing when it runs, refuses with the message now.
-    fn refuse_when(&self, cond: Value, message: &str) -> Result<()>;
+    fn refuse_when(&self, cond: Value<'ctx>, message: &str) -> Result<()>;
 }
 
 /// Forward mode's view of the tangents built so far.
-pub trait Tangents: Values {
+pub trait Tangents<'ctx>: Values<'ctx> {
     /// The tangent of `v` in lane `lane`; `None` for a symbolic zero.
-    fn tangent(&self, v: Value, lane: usize) -> Option<Value>;
+    fn tangent(&self, v: Value<'ctx>, lane: usize) -> Option<Value<'ctx>>;
     /// The callee's forward derivative function for call `call` (`transform::calls`).
-    fn forward_callee(&self, call: Value) -> Result<calls::Callee>;
+    fn forward_callee(&self, call: Value<'ctx>) -> Result<calls::Callee<'ctx>>;
     /// From now on `new` stands for call `old`, which is erased once every tangent is
     /// built (tangents were built from it).
-    fn replace(&self, old: Value, new: Value);
+    fn replace(&self, old: Value<'ctx>, new: Value<'ctx>);
 }
 
 /// What the reverse planner offers a rule working out its needs.
-pub trait Plan {
+pub trait Plan<'ctx> {
     /// Whether `v` has an adjoint.
-    fn is_active(&self, v: Value) -> bool;
+    fn is_active(&self, v: Value<'ctx>) -> bool;
     /// As `Values::maybe_constant`.
-    fn maybe_constant(&self, p: Value) -> bool;
+    fn maybe_constant(&self, p: Value<'ctx>) -> bool;
     /// The pointer arguments of call `call` whose shadows the callee's derivative
     /// functions take (building those functions, `transform::calls`).
-    fn callee_shadowed(&mut self, call: Value) -> Result<Vec<bool>>;
+    fn callee_shadowed(&mut self, call: Value<'ctx>) -> Result<Vec<bool>>;
 }
 
 /// The forward sweep of reverse mode at an active instruction.
-pub trait Augment: Values {
+pub trait Augment<'ctx>: Values<'ctx> {
     /// Whether `v` has an adjoint slot.
-    fn has_adjoint(&self, v: Value) -> bool;
+    fn has_adjoint(&self, v: Value<'ctx>) -> bool;
     /// The callee's augmented forward function for call `call`, and the tape it pushes
     /// onto.
-    fn augmented_callee(&self, call: Value) -> Option<(calls::Callee, Value)>;
+    fn augmented_callee(&self, call: Value<'ctx>) -> Option<(calls::Callee<'ctx>, Value<'ctx>)>;
     /// From now on `new` stands for call `old`, which is erased once both sweeps are
     /// built.
-    fn replace(&self, old: Value, new: Value);
+    fn replace(&self, old: Value<'ctx>, new: Value<'ctx>);
 }
 
 /// The reverse sweep at an active instruction.
-pub trait Adjoints: Values {
+pub trait Adjoints<'ctx>: Values<'ctx> {
     /// Adds `d` into the adjoint of `v` in lane `lane` (nothing when `v` has none).
-    fn add_adjoint(&self, v: Value, lane: usize, d: Value);
+    fn add_adjoint(&self, v: Value<'ctx>, lane: usize, d: Value<'ctx>);
     /// Loads and clears the adjoint of `v` in lane `lane`; `None` when `v` has no
     /// adjoint slot.
-    fn take_adjoint(&self, v: Value, lane: usize) -> Option<Value>;
+    fn take_adjoint(&self, v: Value<'ctx>, lane: usize) -> Option<Value<'ctx>>;
     /// The record `Family::augment` returned for this instruction, popped.
-    fn record(&self) -> Option<Value>;
+    fn record(&self) -> Option<Value<'ctx>>;
     /// The callee's reverse function for call `call`, and the tape it pops from.
-    fn reverse_callee(&self, call: Value) -> Option<(calls::Callee, Value)>;
+    fn reverse_callee(&self, call: Value<'ctx>) -> Option<(calls::Callee<'ctx>, Value<'ctx>)>;
 }
 
 /// The value of need `n` of instruction `i` in lane `lane`, as `cx` sees it; `None` for
 /// a shadow that does not exist.
-pub fn need(cx: &(impl Values + ?Sized), i: Value, n: Need, lane: usize) -> Option<Value> {
+pub fn need<'ctx>(cx: &(impl Values<'ctx> + ?Sized), i: Value<'ctx>, n: Need, lane: usize) -> Option<Value<'ctx>> {
     match n {
         Need::Op(k) => Some(cx.primal(i.operand(k))),
         Need::Result => Some(cx.primal(i)),
@@ -232,13 +233,13 @@ pub fn need(cx: &(impl Values + ?Sized), i: Value, n: Need, lane: usize) -> Opti
 /// Need `n` of `i` in lane `lane` where the rule cannot do without it. The memory
 /// analysis gives every pointer into shadowed memory a shadow, so a missing one is an
 /// engine bug, reported as such.
-pub fn required(cx: &(impl Values + ?Sized), i: Value, n: Need, lane: usize) -> Result<Value> {
+pub fn required<'ctx>(cx: &(impl Values<'ctx> + ?Sized), i: Value<'ctx>, n: Need, lane: usize) -> Result<Value<'ctx>> {
     need(cx, i, n, lane).ok_or_else(|| Error::Internal(format!("no shadow for {n:?} of {}", i.print().trim())))
 }
 
 /// Runs `f` for every batch lane, collecting what it builds: the one place a rule
 /// meets the batch width.
-pub fn each_lane<T>(cx: &(impl Values + ?Sized), f: impl FnMut(usize) -> Result<T>) -> Result<Vec<T>> {
+pub fn each_lane<'ctx, T>(cx: &(impl Values<'ctx> + ?Sized), f: impl FnMut(usize) -> Result<T>) -> Result<Vec<T>> {
     (0..cx.width()).map(f).collect()
 }
 

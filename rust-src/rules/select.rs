@@ -13,15 +13,15 @@ use crate::llvm::Value;
 pub struct Select;
 
 impl Family for Select {
-    fn sources(&self, i: Value) -> Vec<Value> {
+    fn sources<'ctx>(&self, i: Value<'ctx>) -> Vec<Value<'ctx>> {
         vec![i.operand(1), i.operand(2)]
     }
 
-    fn needs(&self, _: Value, _: &mut dyn Plan) -> Result<Vec<Need>> {
+    fn needs<'ctx>(&self, _: Value<'ctx>, _: &mut dyn Plan<'ctx>) -> Result<Vec<Need>> {
         Ok(vec![Need::Op(0)])
     }
 
-    fn tangent(&self, i: Value, cx: &dyn Tangents) -> Result<Option<Vec<Value>>> {
+    fn tangent<'ctx>(&self, i: Value<'ctx>, cx: &dyn Tangents<'ctx>) -> Result<Option<Vec<Value<'ctx>>>> {
         let b = cx.builder();
         let zero = b.m.const_null(i.ty());
         let c = cx.primal(i.operand(0));
@@ -33,7 +33,7 @@ impl Family for Select {
         Ok(Some(lanes))
     }
 
-    fn adjoint(&self, i: Value, cx: &dyn Adjoints) -> Result<()> {
+    fn adjoint<'ctx>(&self, i: Value<'ctx>, cx: &dyn Adjoints<'ctx>) -> Result<()> {
         let b = cx.builder();
         let c = cx.primal(i.operand(0));
         each_lane(cx, |lane| {
@@ -51,20 +51,20 @@ impl Family for Select {
 pub struct Phi;
 
 impl Family for Phi {
-    fn sources(&self, i: Value) -> Vec<Value> {
+    fn sources<'ctx>(&self, i: Value<'ctx>) -> Vec<Value<'ctx>> {
         i.incoming().into_iter().map(|(v, _)| v).collect()
     }
 
     /// Empty tangent phis at the builder (among the phis), one per lane; the forward
     /// transform adds their incoming tangents when every tangent exists.
-    fn tangent(&self, i: Value, cx: &dyn Tangents) -> Result<Option<Vec<Value>>> {
+    fn tangent<'ctx>(&self, i: Value<'ctx>, cx: &dyn Tangents<'ctx>) -> Result<Option<Vec<Value<'ctx>>>> {
         let b = cx.builder();
         let lanes = each_lane(cx, |lane| Ok(b.phi(i.ty(), &format!("{}.tan{lane}", i.name()))))?;
         Ok(Some(lanes))
     }
 
     /// None at the phi itself: its adjoint moves on the edges (module paragraph).
-    fn adjoint(&self, i: Value, _: &dyn Adjoints) -> Result<()> {
+    fn adjoint<'ctx>(&self, i: Value<'ctx>, _: &dyn Adjoints<'ctx>) -> Result<()> {
         Err(Error::Internal(format!("reverse mode: a phi's adjoint moves on its edges: {}", i.print())))
     }
 }

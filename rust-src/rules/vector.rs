@@ -38,15 +38,15 @@ impl LaneOp {
 }
 
 impl Family for LaneOp {
-    fn sources(&self, i: Value) -> Vec<Value> {
+    fn sources<'ctx>(&self, i: Value<'ctx>) -> Vec<Value<'ctx>> {
         self.diff_operands().iter().map(|&k| i.operand(k)).collect()
     }
 
-    fn needs(&self, _: Value, _: &mut dyn Plan) -> Result<Vec<Need>> {
+    fn needs<'ctx>(&self, _: Value<'ctx>, _: &mut dyn Plan<'ctx>) -> Result<Vec<Need>> {
         Ok(self.index_operand().map(Need::Op).into_iter().collect())
     }
 
-    fn tangent(&self, i: Value, cx: &dyn Tangents) -> Result<Option<Vec<Value>>> {
+    fn tangent<'ctx>(&self, i: Value<'ctx>, cx: &dyn Tangents<'ctx>) -> Result<Option<Vec<Value<'ctx>>>> {
         let b = cx.builder();
         let lanes = each_lane(cx, |lane| {
             let t = |k: usize| cx.tangent(i.operand(k), lane).unwrap_or_else(|| b.m.const_null(i.operand(k).ty()));
@@ -59,7 +59,7 @@ impl Family for LaneOp {
         Ok(Some(lanes))
     }
 
-    fn adjoint(&self, i: Value, cx: &dyn Adjoints) -> Result<()> {
+    fn adjoint<'ctx>(&self, i: Value<'ctx>, cx: &dyn Adjoints<'ctx>) -> Result<()> {
         let (b, m) = (cx.builder(), cx.builder().m);
         each_lane(cx, |lane| {
             let Some(d) = cx.take_adjoint(i, lane) else { return Ok(()) };

@@ -75,11 +75,11 @@ impl Pattern {
 
 /// The derivative functions of one callee.
 #[derive(Clone, Debug)]
-pub struct Pair {
+pub struct Pair<'ctx> {
     /// `h.aug`.
-    pub aug: Value,
+    pub aug: Value<'ctx>,
     /// `h.rev`.
-    pub rev: Value,
+    pub rev: Value<'ctx>,
     /// Which parameters are shadowed.
     pub pattern: Pattern,
     /// Indices of the float parameters, in the order `h.rev` returns their adjoints.
@@ -93,9 +93,9 @@ pub struct Pair {
 /// The forward-mode derivative function of one callee:
 /// `h.fwd(params..., tangents of float params..., shadows...) -> {ret, tangent}`.
 #[derive(Clone, Debug)]
-pub struct Forward {
+pub struct Forward<'ctx> {
     /// `h.fwd`.
-    pub f: Value,
+    pub f: Value<'ctx>,
     /// Which parameters are shadowed.
     pub pattern: Pattern,
     /// Indices of the float parameters, in the order their tangents are passed.
@@ -107,28 +107,29 @@ pub struct Forward {
 }
 
 /// Memory and activity analysis of a callee's frame, given its pair's pattern.
-pub type Analyze<'a> = dyn Fn(&Frame, &Pair) -> Result<(Memory, crate::analysis::activity::Activity)> + 'a;
+pub type Analyze<'a, 'ctx> =
+    dyn Fn(&Frame<'ctx>, &Pair<'ctx>) -> Result<(Memory<'ctx>, crate::analysis::activity::Activity<'ctx>)> + 'a;
 
 /// The callees of one derivative, generated on demand.
-pub struct Callees<'m> {
-    m: &'m Module,
+pub struct Callees<'ctx> {
+    m: &'ctx Module,
     /// Whether every function of the module, as it was before differentiation, writes
     /// no memory but its own stack (`analysis::memory::writes_only_stack`).
     pub heap_readonly: bool,
-    pairs: RefCell<HashMap<Value, Pair>>,
-    forwards: RefCell<HashMap<Value, Forward>>,
-    queue: RefCell<Vec<Value>>,
+    pairs: RefCell<HashMap<Value<'ctx>, Pair<'ctx>>>,
+    forwards: RefCell<HashMap<Value<'ctx>, Forward<'ctx>>>,
+    queue: RefCell<Vec<Value<'ctx>>>,
     /// Copies of callees that are also called without a derivative (`sum(x)` beside
     /// `sum([1.0, 2.0])`), made before their bodies move into their derivative functions.
-    primal_copies: RefCell<HashMap<Value, Value>>,
+    primal_copies: RefCell<HashMap<Value<'ctx>, Value<'ctx>>>,
     /// Callees whose derivative functions are built (or being built): their patterns
     /// are final.
-    generated: RefCell<std::collections::HashSet<Value>>,
+    generated: RefCell<std::collections::HashSet<Value<'ctx>>>,
 }
 
-impl<'m> Callees<'m> {
+impl<'ctx> Callees<'ctx> {
     /// No callees yet. Made before the module changes (it records `heap_readonly`).
-    pub fn new(m: &'m Module) -> Callees<'m> {
+    pub fn new(m: &'ctx Module) -> Callees<'ctx> {
         // A function that never returns (the builder of an exception it throws) writes
         // nothing the rest of the derivative reads, unless a `try` catches its exception.
         let catches = m.function(crate::julia::current().enter_handler).is_some_and(|h| !h.users().is_empty());
@@ -150,14 +151,14 @@ impl<'m> Callees<'m> {
 
     /// The pair of `h` for `pattern` and `width` lanes, declared now and defined by
     /// `generate_all`.
-    pub fn reverse_pair(&self, h: Value, pattern: Pattern, width: usize) -> Result<Pair> {
+    pub fn reverse_pair(&self, h: Value<'ctx>, pattern: Pattern, width: usize) -> Result<Pair<'ctx>> {
         if let Some(p) = self.pairs.borrow_mut().get_mut(&h) {
             p.pattern = self.joined(h, &p.pattern, &pattern)?;
             return Ok(p.clone());
         }
         let m = self.m;
-        let params: Vec<Type> = h.params().iter().map(|p| p.ty()).collect();
-        let shadows: Vec<Type> = params
+        let params: Vec<Type<'ctx>> = h.params().iter().map(|p| p.ty()).collect();
+        let shadows: Vec<Type<'ctx>> = params
             .iter()
             .zip(&pattern.shadowed)
             .filter(|(_, s)| s.is_some())
@@ -175,7 +176,8 @@ impl<'m> Callees<'m> {
             rev_params.extend(std::iter::repeat_n(ret, width));
         }
         rev_params.push(m.ptr());
-        let adjoints: Vec<Type> = float_params.iter().flat_map(|&k| std::iter::repeat_n(params[k], width)).collect();
+        let adjoints: Vec<Type<'ctx>> =
+            float_params.iter().flat_map(|&k| std::iter::repeat_n(params[k], width)).collect();
         let rev_ret = if adjoints.is_empty() { m.void() } else { m.struct_type(&adjoints) };
         let base = h.name();
         // (Declared with external linkage until `generate_all` defines them: the verifier
@@ -191,13 +193,13 @@ impl<'m> Callees<'m> {
 
     /// The forward-mode function of `h` for `pattern`, declared now and defined by
     /// `generate_all`.
-    pub fn forward_fn(&self, h: Value, pattern: Pattern, width: usize) -> Result<Forward> {
+    pub fn forward_fn(&self, h: Value<'ctx>, pattern: Pattern, width: usize) -> Result<Forward<'ctx>> {
         if let Some(f) = self.forwards.borrow_mut().get_mut(&h) {
             f.pattern = self.joined(h, &f.pattern, &pattern)?;
             return Ok(f.clone());
         }
         let m = self.m;
-        let params: Vec<Type> = h.params().iter().map(|p| p.ty()).collect();
+        let params: Vec<Type<'ctx>> = h.params().iter().map(|p| p.ty()).collect();
         let float_params: Vec<usize> = (0..params.len()).filter(|&k| params[k].is_floating()).collect();
         // h's parameters, `width` tangents per float parameter, `width` shadows per
         // shadowed pointer parameter.
@@ -222,7 +224,7 @@ impl<'m> Callees<'m> {
 
     /// Defines every declared pair (and the pairs their bodies call); `h`'s body moves
     /// into `h.aug`, and `h` is deleted.
-    pub fn generate_all(&self, analyze: &Analyze) -> Result<()> {
+    pub fn generate_all(&self, analyze: &Analyze<'_, 'ctx>) -> Result<()> {
         loop {
             let Some(h) = self.queue.borrow_mut().pop() else { return Ok(()) };
             self.generated.borrow_mut().insert(h);
@@ -255,7 +257,7 @@ impl<'m> Callees<'m> {
 
     /// The pattern of `h` serving a call site of `pattern` too (`Pattern::join`), while
     /// `h`'s derivative functions are not built yet.
-    fn joined(&self, h: Value, declared: &Pattern, pattern: &Pattern) -> Result<Pattern> {
+    fn joined(&self, h: Value<'ctx>, declared: &Pattern, pattern: &Pattern) -> Result<Pattern> {
         if declared == pattern {
             return Ok(declared.clone());
         }
@@ -269,7 +271,7 @@ impl<'m> Callees<'m> {
     /// functions call it, for the calls that stay primal calls (their arguments carry no
     /// derivative). Calls that are differentiated later leave the copy unused, and the
     /// optimizer drops it.
-    fn keep_primal(&self, h: Value) {
+    fn keep_primal(&self, h: Value<'ctx>) {
         let elsewhere = h.users().into_iter().any(|u| !u.is_instruction() || u.parent_block().parent_function() != h);
         if elsewhere && !self.primal_copies.borrow().contains_key(&h) {
             let copy = self.m.clone_function(h, &format!("{}.primal", h.name()));
@@ -280,7 +282,8 @@ impl<'m> Callees<'m> {
     /// Deletes the original callees, whose bodies moved: their calls were rewritten to
     /// their derivative functions, or go to the copy `keep_primal` made.
     pub fn finish(&self) -> Result<()> {
-        let originals: Vec<Value> = self.pairs.borrow().keys().chain(self.forwards.borrow().keys()).copied().collect();
+        let originals: Vec<Value<'ctx>> =
+            self.pairs.borrow().keys().chain(self.forwards.borrow().keys()).copied().collect();
         for h in originals {
             if !h.users().is_empty() {
                 let Some(&copy) = self.primal_copies.borrow().get(&h) else {

@@ -80,7 +80,7 @@ fn unused_calls(f: Value) -> Vec<Value> {
 }
 
 /// A copy of `f` returning poison.
-fn returning_poison(m: &Module, f: Value, name: &str) -> Value {
+fn returning_poison<'ctx>(m: &'ctx Module, f: Value<'ctx>, name: &str) -> Value<'ctx> {
     let g = m.clone_function(f, name);
     let poison = m.poison(f.return_type());
     for bb in g.blocks() {
@@ -93,7 +93,7 @@ fn returning_poison(m: &Module, f: Value, name: &str) -> Value {
 
 /// `void ox.check.f(args...)`: calls `f` when its first argument is outside `domain`
 /// (NaN included), inlined into its callers by the clean-up's `always-inline`.
-fn emit_check(m: &Module, f: Value, domain: Domain) -> Value {
+fn emit_check<'ctx>(m: &'ctx Module, f: Value<'ctx>, domain: Domain) -> Value<'ctx> {
     let params: Vec<_> = f.params().iter().map(|p| p.ty()).collect();
     let check = m.add_inline_helper(&format!("{CHECK_PREFIX}{}", f.name()), m.fn_type(m.void(), &params));
     let (entry, slow, done) =

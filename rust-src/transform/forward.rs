@@ -21,23 +21,23 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 
 /// One value per lane.
-type Lanes = Vec<Value>;
+type Lanes<'ctx> = Vec<Value<'ctx>>;
 
 /// What `add_tangents` built: the CFG, the tangents of values, the shadows per lane.
-type Tangents = (Cfg, HashMap<Value, Lanes>, Vec<HashMap<Value, Value>>);
+type Tangents<'ctx> = (Cfg<'ctx>, HashMap<Value<'ctx>, Lanes<'ctx>>, Vec<HashMap<Value<'ctx>, Value<'ctx>>>);
 
 /// Adds tangents to the frame's body and makes every `ret` write the primal and tangents.
-pub fn differentiate(
-    m: &Module,
-    frame: &Frame,
+pub fn differentiate<'ctx>(
+    m: &'ctx Module,
+    frame: &Frame<'ctx>,
     req: &Request,
-    act: &Activity,
-    mem: &Memory,
-    callees: &Callees,
+    act: &Activity<'ctx>,
+    mem: &Memory<'ctx>,
+    callees: &Callees<'ctx>,
 ) -> Result<()> {
     let width = req.width as usize;
     let i64t = m.int(64);
-    let mut seeds: HashMap<Value, Lanes> = HashMap::new();
+    let mut seeds: HashMap<Value<'ctx>, Lanes<'ctx>> = HashMap::new();
     for (i, a) in req.args.iter().enumerate() {
         if a.passing != Passing::Value {
             continue;
@@ -94,18 +94,18 @@ pub fn differentiate(
 /// Fills `h.fwd` (the frame, holding the callee's body): `width` tangents per float
 /// parameter come as parameters, and each `ret` returns `{primal, tangents...}` for a
 /// float result.
-pub fn differentiate_callee(
-    m: &Module,
-    frame: &Frame,
-    act: &Activity,
-    mem: &Memory,
-    fwd: &Forward,
-    callees: &Callees,
+pub fn differentiate_callee<'ctx>(
+    m: &'ctx Module,
+    frame: &Frame<'ctx>,
+    act: &Activity<'ctx>,
+    mem: &Memory<'ctx>,
+    fwd: &Forward<'ctx>,
+    callees: &Callees<'ctx>,
 ) -> Result<()> {
     let params = fwd.f.params();
     let n = frame.primal.len();
     let w = fwd.width;
-    let seeds: HashMap<Value, Lanes> = fwd
+    let seeds: HashMap<Value<'ctx>, Lanes<'ctx>> = fwd
         .float_params
         .iter()
         .enumerate()
@@ -133,16 +133,16 @@ pub fn differentiate_callee(
 /// Tangents of every active value of the frame's body, from the tangents `seeds` of its
 /// parameters: each active instruction's family builds its tangent (`rules::Family`);
 /// calls of callees differentiated call by call become calls of their `fwd` functions.
-fn add_tangents(
-    m: &Module,
-    frame: &Frame,
-    act: &Activity,
-    mem: &Memory,
-    callees: &Callees,
-    seeds: HashMap<Value, Lanes>,
+fn add_tangents<'ctx>(
+    m: &'ctx Module,
+    frame: &Frame<'ctx>,
+    act: &Activity<'ctx>,
+    mem: &Memory<'ctx>,
+    callees: &Callees<'ctx>,
+    seeds: HashMap<Value<'ctx>, Lanes<'ctx>>,
     width: usize,
-) -> Result<Tangents> {
-    let mut shadows: Vec<HashMap<Value, Value>> = (0..width)
+) -> Result<Tangents<'ctx>> {
+    let mut shadows: Vec<HashMap<Value<'ctx>, Value<'ctx>>> = (0..width)
         .map(|l| super::shadow::build_lane(m, frame, &frame.shadow_lanes[l], mem, super::shadow::Mode::default()))
         .collect();
     let cfg = Cfg::compute(frame.g);
@@ -153,7 +153,7 @@ fn add_tangents(
     // Phis first, so that every tangent an instruction reads exists: their tangent phis
     // get their incoming tangents at the end.
     // The tangent of `inst`, built by its rule's family at the builder's position.
-    let tangent_of = |inst: Value, tangent: &HashMap<Value, Lanes>| {
+    let tangent_of = |inst: Value<'ctx>, tangent: &HashMap<Value<'ctx>, Lanes<'ctx>>| {
         let cx = Context { b: &b, frame, mem, callees, width, tangent, shadows: &shadows, replaced: &replaced };
         act.rule(inst).family().tangent(inst, &cx)
     };
@@ -185,7 +185,7 @@ fn add_tangents(
     for phi in phis {
         for l in 0..width {
             let t = tangent[&phi][l];
-            let pairs: Vec<(Value, crate::llvm::Block)> = phi
+            let pairs: Vec<(Value<'ctx>, crate::llvm::Block<'ctx>)> = phi
                 .incoming()
                 .into_iter()
                 .map(|(v, bb)| (tangent.get(&v).map(|ts| ts[l]).unwrap_or_else(|| m.const_null(t.ty())), bb))
@@ -212,52 +212,52 @@ fn add_tangents(
 
 /// Forward mode as a rule sees it, at one instruction: the tangents built so far, and
 /// the shadows of each lane.
-struct Context<'a> {
-    b: &'a Builder<'a>,
-    frame: &'a Frame,
-    mem: &'a Memory,
-    callees: &'a Callees<'a>,
+struct Context<'a, 'ctx> {
+    b: &'a Builder<'ctx>,
+    frame: &'a Frame<'ctx>,
+    mem: &'a Memory<'ctx>,
+    callees: &'a Callees<'ctx>,
     width: usize,
-    tangent: &'a HashMap<Value, Lanes>,
-    shadows: &'a [HashMap<Value, Value>],
-    replaced: &'a RefCell<Vec<(Value, Value)>>,
+    tangent: &'a HashMap<Value<'ctx>, Lanes<'ctx>>,
+    shadows: &'a [HashMap<Value<'ctx>, Value<'ctx>>],
+    replaced: &'a RefCell<Vec<(Value<'ctx>, Value<'ctx>)>>,
 }
 
-impl Values for Context<'_> {
-    fn builder(&self) -> &Builder<'_> {
+impl<'ctx> Values<'ctx> for Context<'_, 'ctx> {
+    fn builder(&self) -> &Builder<'ctx> {
         self.b
     }
-    fn entry_builder(&self) -> Builder<'_> {
+    fn entry_builder(&self) -> Builder<'ctx> {
         self.frame.entry_builder(self.b.m)
     }
     fn width(&self) -> usize {
         self.width
     }
-    fn primal(&self, v: Value) -> Value {
+    fn primal(&self, v: Value<'ctx>) -> Value<'ctx> {
         v
     }
-    fn shadow(&self, p: Value, lane: usize) -> Option<Value> {
+    fn shadow(&self, p: Value<'ctx>, lane: usize) -> Option<Value<'ctx>> {
         self.shadows[lane].get(&p).copied()
     }
-    fn has_derivative(&self, v: Value) -> bool {
+    fn has_derivative(&self, v: Value<'ctx>) -> bool {
         self.tangent.contains_key(&v)
     }
-    fn leaf(&self, p: Value) -> Option<crate::request::Leaf> {
+    fn leaf(&self, p: Value<'ctx>) -> Option<crate::request::Leaf> {
         self.mem.leaf(p)
     }
-    fn maybe_constant(&self, p: Value) -> bool {
+    fn maybe_constant(&self, p: Value<'ctx>) -> bool {
         self.mem.maybe_constant(p)
     }
-    fn refuse_when(&self, cond: Value, message: &str) -> Result<()> {
+    fn refuse_when(&self, cond: Value<'ctx>, message: &str) -> Result<()> {
         crate::diagnostics::refuse_when(self.b, self.frame.is_entry(), cond, message)
     }
 }
 
-impl rules::Tangents for Context<'_> {
-    fn tangent(&self, v: Value, lane: usize) -> Option<Value> {
+impl<'ctx> rules::Tangents<'ctx> for Context<'_, 'ctx> {
+    fn tangent(&self, v: Value<'ctx>, lane: usize) -> Option<Value<'ctx>> {
         self.tangent.get(&v).map(|t| t[lane])
     }
-    fn forward_callee(&self, call: Value) -> Result<Callee> {
+    fn forward_callee(&self, call: Value<'ctx>) -> Result<Callee<'ctx>> {
         let h =
             call.called_function().ok_or_else(|| Error::Internal(format!("not a direct call: {}", call.print())))?;
         let fwd = self.callees.forward_fn(h, Pattern::of_call(call, self.mem), self.width)?;
@@ -268,7 +268,7 @@ impl rules::Tangents for Context<'_> {
             ret_float: fwd.ret_float,
         })
     }
-    fn replace(&self, old: Value, new: Value) {
+    fn replace(&self, old: Value<'ctx>, new: Value<'ctx>) {
         self.replaced.borrow_mut().push((old, new));
     }
 }

@@ -86,7 +86,12 @@ const LANE_WISE: &[&str] = &[
 /// `v` with its lanes reversed, built from the unreversed leaves of the lane-wise code
 /// computing `v`; `None` when `v` is anything else. New instructions go right after the
 /// ones they copy.
-fn unreversed(b: &Builder, v: Value, depth: u32, memo: &mut HashMap<Value, Option<Value>>) -> Option<Value> {
+fn unreversed<'ctx>(
+    b: &Builder<'ctx>,
+    v: Value<'ctx>,
+    depth: u32,
+    memo: &mut HashMap<Value<'ctx>, Option<Value<'ctx>>>,
+) -> Option<Value<'ctx>> {
     if is_uniform(v) {
         return Some(v);
     }
@@ -113,7 +118,8 @@ fn unreversed(b: &Builder, v: Value, depth: u32, memo: &mut HashMap<Value, Optio
     let result = if operands == 0 {
         None
     } else {
-        let ops: Option<Vec<Value>> = (0..operands).map(|k| unreversed(b, v.operand(k), depth - 1, memo)).collect();
+        let ops: Option<Vec<Value<'ctx>>> =
+            (0..operands).map(|k| unreversed(b, v.operand(k), depth - 1, memo)).collect();
         ops.map(|ops| {
             b.after(v);
             b.clone_with(v, &ops)

@@ -17,35 +17,35 @@ use crate::llvm::{Block, Builder, Module, Value};
 use crate::request::{Layout, Leaf, Passing, Request};
 
 /// The derivative function under construction.
-pub struct Frame {
+pub struct Frame<'ctx> {
     /// The derivative function: `i32 (ptr args, ptr shadows, ptr ret, ptr dret)`.
-    pub g: Value,
+    pub g: Value<'ctx>,
     /// Its first block: argument loads and every alloca the transforms add.
-    pub entry: Block,
+    pub entry: Block<'ctx>,
     /// The branch ending `entry`; allocas and entry-time code go before it.
-    pub entry_br: Value,
+    pub entry_br: Value<'ctx>,
     /// Per Julia argument, the loaded primal value (`None` for ghosts).
-    pub primal: Vec<Option<Value>>,
+    pub primal: Vec<Option<Value<'ctx>>>,
     /// Per batch lane, per Julia argument: the shadow object of a differentiated boxed
     /// argument (or the derivative memory of a struct of floats passed by reference).
-    pub shadow_lanes: Vec<Vec<Option<Value>>>,
+    pub shadow_lanes: Vec<Vec<Option<Value<'ctx>>>>,
     /// The primal function's original first block, now in `g`.
-    pub body_entry: Block,
+    pub body_entry: Block<'ctx>,
     /// For the ABI entry: `g`'s parameters args, shadows, ret, dret.
-    pub params: [Value; 4],
+    pub params: [Value<'ctx>; 4],
     /// For a callee's augmented forward function: its tape parameter.
-    pub tape: Option<Value>,
+    pub tape: Option<Value<'ctx>>,
     /// A result returned through memory (an `sret` parameter, Julia's convention for
     /// tuples and structs): the pointer, now `ret`, and its float type. It is the
     /// extra last entry of `primal`, with the `dret` lanes as its shadows in forward
     /// mode.
-    pub result_memory: Option<(Value, crate::request::Leaf)>,
+    pub result_memory: Option<(Value<'ctx>, crate::request::Leaf)>,
 }
 
-impl Frame {
+impl<'ctx> Frame<'ctx> {
     /// Creates `name` and moves `f`'s body into it, replacing `f`'s parameters with
     /// values loaded from the `args` array.
-    pub fn build(m: &Module, f: Value, req: &Request, name: &str) -> Result<Frame> {
+    pub fn build(m: &'ctx Module, f: Value<'ctx>, req: &Request, name: &str) -> Result<Frame<'ctx>> {
         let ptr = m.ptr();
         let g = m.add_function(name, m.fn_type(m.int(32), &[ptr, ptr, ptr, ptr]));
         let p = g.params();
@@ -113,7 +113,7 @@ impl Frame {
                         )));
                     }
                     // `array[i]` points at `lane`-th object pointer of the argument.
-                    let object = |array: Value, lane: usize, name: String| {
+                    let object = |array: Value<'ctx>, lane: usize, name: String| {
                         let slot = b.load(ptr, b.gep(ptr, array, &[index]));
                         let at = b.gep(ptr, slot, &[m.const_int(m.int(64), lane as u64)]);
                         let v = b.addrspace_cast(b.load(ptr, at), fp.ty());
@@ -198,12 +198,12 @@ impl Frame {
     /// `shadow_params[lane][k]` is the index of the parameter holding the shadow of `h`'s
     /// pointer parameter `k` in batch lane `lane`, `tape_param` that of the tape.
     pub fn build_callee(
-        m: &Module,
-        h: Value,
-        g: Value,
+        m: &'ctx Module,
+        h: Value<'ctx>,
+        g: Value<'ctx>,
         shadow_params: &[Vec<Option<usize>>],
         tape_param: Option<usize>,
-    ) -> Result<Frame> {
+    ) -> Result<Frame<'ctx>> {
         let hp = h.params();
         let gp = g.params();
         let entry = m.append_block(g, "ox.entry");
@@ -214,7 +214,7 @@ impl Frame {
             p.replace_all_uses_with(gp[k]);
             primal.push(Some(gp[k]));
         }
-        let shadow_lanes: Vec<Vec<Option<Value>>> =
+        let shadow_lanes: Vec<Vec<Option<Value<'ctx>>>> =
             shadow_params.iter().map(|lane| lane.iter().map(|s| s.map(|i| gp[i])).collect()).collect();
         let body_entry = h.entry_block().ok_or_else(|| Error::BadIr("callee has no body".into()))?;
         for bb in h.blocks() {
@@ -242,7 +242,7 @@ impl Frame {
     }
 
     /// Pointer `shadows[i]` (loaded in the entry block).
-    pub fn shadow_ptr(&self, m: &Module, i: usize) -> Value {
+    pub fn shadow_ptr(&self, m: &'ctx Module, i: usize) -> Value<'ctx> {
         let b = self.entry_builder(m);
         let ptr = m.ptr();
         b.load(ptr, b.gep(ptr, self.params[1], &[m.const_int(m.int(64), i as u64)]))

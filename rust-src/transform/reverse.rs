@@ -51,69 +51,69 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 
 /// Where the reverse sweep goes, how it starts and how it ends.
-enum Sweep<'a> {
+enum Sweep<'a, 'ctx> {
     /// The ABI entry: the reverse sweep follows the forward sweep in the same function.
     Entry { req: &'a Request },
     /// A callee: the reverse sweep is `pair.rev`, whose entry block ends in `entry_br`.
-    Callee { pair: &'a Pair, entry_br: Value, remap: HashMap<Value, Value> },
+    Callee { pair: &'a Pair<'ctx>, entry_br: Value<'ctx>, remap: HashMap<Value<'ctx>, Value<'ctx>> },
 }
 
-struct Reverse<'a> {
-    m: &'a Module,
-    act: &'a Activity,
-    cfg: Cfg,
-    frame: &'a Frame,
-    sweep: Sweep<'a>,
+struct Reverse<'a, 'ctx> {
+    m: &'ctx Module,
+    act: &'a Activity<'ctx>,
+    cfg: Cfg<'ctx>,
+    frame: &'a Frame<'ctx>,
+    sweep: Sweep<'a, 'ctx>,
     /// The tape as the forward sweep sees it (pushes)...
-    tape: Tape,
+    tape: Tape<'ctx>,
     /// ...and as the reverse sweep sees it (pops): the same tape, through `h.rev`'s
     /// parameter for a callee.
-    tape_rev: Tape,
-    callees: &'a Callees<'a>,
+    tape_rev: Tape<'ctx>,
+    callees: &'a Callees<'ctx>,
     /// Callee pair of each call differentiated call by call.
-    pairs: HashMap<Value, Pair>,
+    pairs: HashMap<Value<'ctx>, Pair<'ctx>>,
     /// Calls to rewrite into calls of the callee's `aug` (or a runtime hook's), once
     /// the sweeps are built.
-    replaced: RefCell<Vec<(Value, Value)>>,
+    replaced: RefCell<Vec<(Value<'ctx>, Value<'ctx>)>>,
     /// Batch lanes.
     width: usize,
     /// Per active value, its adjoint slot in each lane.
-    adjoint: HashMap<Value, Vec<Value>>,
-    rev: HashMap<usize, Block>,
+    adjoint: HashMap<Value<'ctx>, Vec<Value<'ctx>>>,
+    rev: HashMap<usize, Block<'ctx>>,
     /// Where the reverse sweep gets what each active instruction's partials need.
-    uses: Option<Uses>,
+    uses: Option<Uses<'ctx>>,
     /// Values popped so far in the reverse block being emitted (for `Source::Reuse`).
-    popped: RefCell<HashMap<Value, Value>>,
+    popped: RefCell<HashMap<Value<'ctx>, Value<'ctx>>>,
     /// Stack slots of `Source::Slot` values.
-    slots: HashMap<Value, Value>,
+    slots: HashMap<Value<'ctx>, Value<'ctx>>,
     /// Loops whose iterations are counted (`Cfg::counted_loops`), with the forward
     /// sweep's count (a phi in the header) and the reverse sweep's count (a stack slot).
-    loops: Vec<(CountedLoop, Value, Value)>,
+    loops: Vec<(CountedLoop, Value<'ctx>, Value<'ctx>)>,
     /// Shadow pointers per lane, built in the forward sweep.
-    shadow: Vec<HashMap<Value, Value>>,
-    mem: &'a Memory,
+    shadow: Vec<HashMap<Value<'ctx>, Value<'ctx>>>,
+    mem: &'a Memory<'ctx>,
     /// The entry writes only memory it allocated (`memory::writes_only_fresh`): loads
     /// from other memory (its arguments' arrays) may be recomputed.
     others_unwritten: bool,
 }
 
 /// What a reverse sweep is built from, whichever function it goes into.
-struct Inputs<'a> {
-    m: &'a Module,
-    frame: &'a Frame,
-    act: &'a Activity,
-    mem: &'a Memory,
-    callees: &'a Callees<'a>,
+struct Inputs<'a, 'ctx> {
+    m: &'ctx Module,
+    frame: &'a Frame<'ctx>,
+    act: &'a Activity<'ctx>,
+    mem: &'a Memory<'ctx>,
+    callees: &'a Callees<'ctx>,
 }
 
 /// Turns the frame's body into forward sweep + reverse sweep.
-pub fn differentiate<'a>(
-    m: &'a Module,
-    frame: &'a Frame,
+pub fn differentiate<'a, 'ctx>(
+    m: &'ctx Module,
+    frame: &'a Frame<'ctx>,
     req: &'a Request,
-    act: &'a Activity,
-    mem: &'a Memory,
-    callees: &'a Callees<'a>,
+    act: &'a Activity<'ctx>,
+    mem: &'a Memory<'ctx>,
+    callees: &'a Callees<'ctx>,
 ) -> Result<()> {
     // Decided on the primal code, before shadows and tapes add their own writes; and
     // only without any resizing, so that array objects keep their data pointers.
@@ -135,13 +135,13 @@ pub fn differentiate<'a>(
 }
 
 /// Fills `pair.aug` (the frame, holding the callee's body) and `pair.rev`.
-pub fn differentiate_callee<'a>(
-    m: &'a Module,
-    frame: &'a Frame,
-    act: &'a Activity,
-    mem: &'a Memory,
-    pair: &'a Pair,
-    callees: &'a Callees<'a>,
+pub fn differentiate_callee<'a, 'ctx>(
+    m: &'ctx Module,
+    frame: &'a Frame<'ctx>,
+    act: &'a Activity<'ctx>,
+    mem: &'a Memory<'ctx>,
+    pair: &'a Pair<'ctx>,
+    callees: &'a Callees<'ctx>,
 ) -> Result<()> {
     // A stack object's shadow lives in `h.aug`'s frame, gone when `h.rev` would add the
     // adjoints of the numbers it holds.
@@ -176,14 +176,23 @@ pub fn differentiate_callee<'a>(
 
 /// The shadow pointers of each batch lane. Copies of differentiated arrays start with a
 /// zero adjoint (their forward-mode tangent would be the copy of the shadow).
-fn lane_shadows(m: &Module, frame: &Frame, mem: &Memory) -> Vec<HashMap<Value, Value>> {
+fn lane_shadows<'ctx>(
+    m: &'ctx Module,
+    frame: &Frame<'ctx>,
+    mem: &Memory<'ctx>,
+) -> Vec<HashMap<Value<'ctx>, Value<'ctx>>> {
     let mode = super::shadow::Mode { zero_copies: true, reload_merged_data: mem.resizes() };
     frame.shadow_lanes.iter().map(|roots| super::shadow::build_lane(m, frame, roots, mem, mode)).collect()
 }
 
-impl<'a> Reverse<'a> {
+impl<'a, 'ctx> Reverse<'a, 'ctx> {
     /// `tapes`: the tape as the forward sweep pushes it and as the reverse sweep pops it.
-    fn new(inp: Inputs<'a>, shadow: Vec<HashMap<Value, Value>>, sweep: Sweep<'a>, tapes: (Tape, Tape)) -> Reverse<'a> {
+    fn new(
+        inp: Inputs<'a, 'ctx>,
+        shadow: Vec<HashMap<Value<'ctx>, Value<'ctx>>>,
+        sweep: Sweep<'a, 'ctx>,
+        tapes: (Tape<'ctx>, Tape<'ctx>),
+    ) -> Reverse<'a, 'ctx> {
         let Inputs { m, frame, act, mem, callees } = inp;
         let (tape, tape_rev) = tapes;
         Reverse {
@@ -212,7 +221,7 @@ impl<'a> Reverse<'a> {
 
     /// `eb` is positioned where adjoint slots go (the entry of the function holding the
     /// reverse sweep).
-    fn run(mut self, eb: &Builder) -> Result<()> {
+    fn run(mut self, eb: &Builder<'ctx>) -> Result<()> {
         self.make_adjoint_slots(eb);
         self.count_loops();
         self.plan()?;
@@ -230,7 +239,7 @@ impl<'a> Reverse<'a> {
 
     /// A builder in the entry block of the function holding the reverse sweep (for
     /// allocas).
-    fn rev_entry_builder(&self) -> Builder<'a> {
+    fn rev_entry_builder(&self) -> Builder<'ctx> {
         match &self.sweep {
             Sweep::Entry { .. } => self.frame.entry_builder(self.m),
             Sweep::Callee { entry_br, .. } => {
@@ -242,7 +251,7 @@ impl<'a> Reverse<'a> {
     }
 
     /// The function the reverse blocks go into.
-    fn rev_fn(&self) -> Value {
+    fn rev_fn(&self) -> Value<'ctx> {
         match &self.sweep {
             Sweep::Entry { .. } => self.frame.g,
             Sweep::Callee { pair, .. } => pair.rev,
@@ -251,14 +260,14 @@ impl<'a> Reverse<'a> {
 
     /// A primal value as the reverse sweep names it: `h.rev`'s own parameter for a
     /// parameter of `h.aug`.
-    fn remap(&self, v: Value) -> Value {
+    fn remap(&self, v: Value<'ctx>) -> Value<'ctx> {
         match &self.sweep {
             Sweep::Callee { remap, .. } => remap.get(&v).copied().unwrap_or(v),
             Sweep::Entry { .. } => v,
         }
     }
 
-    fn make_adjoint_slots(&mut self, eb: &Builder) {
+    fn make_adjoint_slots(&mut self, eb: &Builder<'ctx>) {
         let values =
             self.frame.primal.iter().flatten().copied().chain(self.cfg.blocks.iter().flat_map(|b| b.instructions()));
         for v in values.collect::<Vec<_>>() {
@@ -279,7 +288,7 @@ impl<'a> Reverse<'a> {
     /// adds phis.
     fn fill_slots(&mut self) {
         let eb = self.frame.entry_builder(self.m);
-        let wanted: Vec<Value> = self.uses().slot_values();
+        let wanted: Vec<Value<'ctx>> = self.uses().slot_values();
         let b = self.m.builder();
         for v in wanted {
             if self.slots.contains_key(&v) {
@@ -299,7 +308,7 @@ impl<'a> Reverse<'a> {
     /// The value of need `n` of `inst` in batch lane `lane` (only shadows differ
     /// between lanes), as the forward sweep has it; `None` for a shadow that does not
     /// exist (a rule that needs it reports it: `rules::required`).
-    fn need_value(&self, inst: Value, n: Need, lane: usize) -> Option<Value> {
+    fn need_value(&self, inst: Value<'ctx>, n: Need, lane: usize) -> Option<Value<'ctx>> {
         match n {
             Need::Op(k) => Some(inst.operand(k)),
             Need::Result => Some(inst),
@@ -310,7 +319,7 @@ impl<'a> Reverse<'a> {
 
     /// The values of need `n` in every lane (one for a primal value; none for a shadow
     /// that does not exist).
-    fn need_values(&self, inst: Value, n: Need) -> Vec<Value> {
+    fn need_values(&self, inst: Value<'ctx>, n: Need) -> Vec<Value<'ctx>> {
         match n {
             Need::Shadow(_) | Need::ResultShadow => {
                 (0..self.width).filter_map(|l| self.need_value(inst, n, l)).collect()
@@ -322,7 +331,7 @@ impl<'a> Reverse<'a> {
     /// The needs of every active instruction's rule (creating the callee pairs of calls
     /// differentiated call by call), then the uses plan for them.
     fn plan(&mut self) -> Result<()> {
-        let mut needs: HashMap<Value, Vec<Need>> = HashMap::new();
+        let mut needs: HashMap<Value<'ctx>, Vec<Need>> = HashMap::new();
         for bb in self.cfg.blocks.clone() {
             for inst in bb.instructions() {
                 if !self.act.is_active(inst) {
@@ -365,11 +374,11 @@ impl<'a> Reverse<'a> {
     /// ResizeArray`), so it loads the pointer again from the shadow array where it uses
     /// it: the elements then have the indices they had when the forward sweep used them.
     /// The pointer loaded as a pointer, as an integer (handed to `memmove`), or merged.
-    fn shadow_data_to_reload(&self) -> std::collections::HashSet<Value> {
+    fn shadow_data_to_reload(&self) -> std::collections::HashSet<Value<'ctx>> {
         if !self.mem.resizes() {
             return Default::default();
         }
-        let insts: Vec<Value> = self.cfg.blocks.iter().flat_map(|b| b.instructions()).collect();
+        let insts: Vec<Value<'ctx>> = self.cfg.blocks.iter().flat_map(|b| b.instructions()).collect();
         // (A merge of one array's data pointers has its shadow loaded from the shadow
         // array too: `shadow::build_lane`.)
         insts
@@ -380,7 +389,7 @@ impl<'a> Reverse<'a> {
     }
 
     /// The uses plan (computed before the sweeps are emitted).
-    fn uses(&self) -> &Uses {
+    fn uses(&self) -> &Uses<'ctx> {
         self.uses.as_ref().expect("the plan precedes the sweeps")
     }
 
@@ -405,18 +414,18 @@ impl<'a> Reverse<'a> {
     }
 
     /// Whether block `bi` heads a counted loop (its predecessor is not recorded).
-    fn counted_header(&self, bi: usize) -> Option<&(CountedLoop, Value, Value)> {
+    fn counted_header(&self, bi: usize) -> Option<&(CountedLoop, Value<'ctx>, Value<'ctx>)> {
         self.loops.iter().find(|(l, _, _)| l.header == bi)
     }
 
     /// The counted loops block `bi` exits: it records their counts, in this order.
-    fn exited_loops(&self, bi: usize) -> Vec<&(CountedLoop, Value, Value)> {
+    fn exited_loops(&self, bi: usize) -> Vec<&(CountedLoop, Value<'ctx>, Value<'ctx>)> {
         self.loops.iter().filter(|(l, _, _)| l.exits.contains(&bi)).collect()
     }
 
     /// How many slots block `bb`'s forward sweep pushes, if it can know (no call-by-call
     /// callee pushes in between).
-    fn slots_pushed(&self, bb: Block, pred_pushed: bool) -> Option<u64> {
+    fn slots_pushed(&self, bb: Block<'ctx>, pred_pushed: bool) -> Option<u64> {
         let mut n = u64::from(pred_pushed) + self.exited_loops(self.cfg.index(bb)).len() as u64;
         for inst in bb.instructions() {
             if self.pairs.contains_key(&inst) {
@@ -442,7 +451,7 @@ impl<'a> Reverse<'a> {
             let preds = &self.cfg.preds[bi];
             let record_pred = preds.len() >= 2 && self.counted_header(bi).is_none();
             let reserved = self.slots_pushed(*bb, record_pred).filter(|&n| n > 0);
-            let push = |b: &Builder, v: Value| {
+            let push = |b: &Builder<'ctx>, v: Value<'ctx>| {
                 if reserved.is_some() {
                     self.tape.put(b, v)
                 } else {
@@ -452,7 +461,7 @@ impl<'a> Reverse<'a> {
             b.before(bb.first_non_phi().expect("blocks end with a terminator"));
             let pred = record_pred.then(|| {
                 let phi = b.phi(i64t, "ox.pred");
-                let pairs: Vec<(Value, Block)> = preds
+                let pairs: Vec<(Value<'ctx>, Block<'ctx>)> = preds
                     .iter()
                     .enumerate()
                     .map(|(k, &p)| (self.m.const_int(i64t, k as u64), self.cfg.blocks[p]))
@@ -531,7 +540,7 @@ impl<'a> Reverse<'a> {
         Ok(())
     }
 
-    fn rev_block(&mut self, bi: usize) -> Block {
+    fn rev_block(&mut self, bi: usize) -> Block<'ctx> {
         if let Some(b) = self.rev.get(&bi) {
             return *b;
         }
@@ -542,7 +551,7 @@ impl<'a> Reverse<'a> {
     }
 
     /// Adds `delta` into the adjoint of `v` in lane `lane` (nothing for inactive `v`).
-    fn add_adjoint(&self, b: &Builder, v: Value, lane: usize, delta: Value) {
+    fn add_adjoint(&self, b: &Builder<'ctx>, v: Value<'ctx>, lane: usize, delta: Value<'ctx>) {
         if let Some(slots) = self.adjoint.get(&v) {
             let tt = tangent_type(v.ty()).expect("active");
             accumulate(b, slots[lane], convert(b, delta, tt));
@@ -551,7 +560,7 @@ impl<'a> Reverse<'a> {
 
     /// Loads and clears the adjoint of `v` in lane `lane` (each dynamic instance
     /// consumes its own).
-    fn take_adjoint(&self, b: &Builder, v: Value, lane: usize) -> Value {
+    fn take_adjoint(&self, b: &Builder<'ctx>, v: Value<'ctx>, lane: usize) -> Value<'ctx> {
         let slot = self.adjoint[&v][lane];
         let tt = tangent_type(v.ty()).expect("active");
         let d = b.load(tt, slot);
@@ -569,7 +578,7 @@ impl<'a> Reverse<'a> {
             let rb = self.rev_block(r);
             let returned = (ret.num_operands() == 1).then(|| ret.operand(0));
             // Per lane: the seed's address (the entry) or the seed itself (a callee).
-            let seeds: Vec<Value> = match &self.sweep {
+            let seeds: Vec<Value<'ctx>> = match &self.sweep {
                 Sweep::Entry { req } => {
                     // The entry returns into its own reverse sweep.
                     b.before(ret);
@@ -614,9 +623,9 @@ impl<'a> Reverse<'a> {
             }
         }
         if let Sweep::Callee { entry_br, .. } = &self.sweep {
-            let start = crate::llvm::Block(crate::llvm::value_as_block(entry_br.operand(0)));
+            let start = entry_br.operand(0).as_block();
             b.at_end(start);
-            let targets: Vec<Block> = returns.iter().map(|&r| self.rev_block(r)).collect();
+            let targets: Vec<Block<'ctx>> = returns.iter().map(|&r| self.rev_block(r)).collect();
             match targets.as_slice() {
                 [] => {
                     b.unreachable();
@@ -626,7 +635,7 @@ impl<'a> Reverse<'a> {
                 }
                 [first, rest @ ..] => {
                     let idx = self.tape_rev.pop(&b, m.int(64));
-                    let cases: Vec<(Value, Block)> =
+                    let cases: Vec<(Value<'ctx>, Block<'ctx>)> =
                         rest.iter().enumerate().map(|(k, t)| (m.const_int(m.int(64), k as u64 + 1), *t)).collect();
                     b.switch(idx, *first, &cases);
                 }
@@ -664,7 +673,7 @@ impl<'a> Reverse<'a> {
             for (_, _, slot) in self.exited_loops(bi).into_iter().rev() {
                 b.store(self.tape_rev.pop(&b, i64t), *slot);
             }
-            let phis: Vec<(Value, Vec<Value>)> = insts
+            let phis: Vec<(Value<'ctx>, Vec<Value<'ctx>>)> = insts
                 .iter()
                 .filter(|i| i.opcode() == Opcode::LLVMPHI && self.act.is_active(**i))
                 .map(|&p| (p, (0..self.width).map(|l| self.take_adjoint(&b, p, l)).collect()))
@@ -710,12 +719,12 @@ impl<'a> Reverse<'a> {
     }
 
     /// The exit: adjoints of the active arguments out (and the tape freed, for the entry).
-    fn finish_reverse(&self, b: &Builder) -> Result<()> {
+    fn finish_reverse(&self, b: &Builder<'ctx>) -> Result<()> {
         let m = self.m;
         let req = match &self.sweep {
             Sweep::Entry { req } => *req,
             Sweep::Callee { pair, .. } => {
-                let adjoint_of = |v: Value, lane: usize| match self.adjoint.get(&v) {
+                let adjoint_of = |v: Value<'ctx>, lane: usize| match self.adjoint.get(&v) {
                     Some(slots) => b.load(v.ty(), slots[lane]),
                     None => m.const_null(v.ty()),
                 };
@@ -760,7 +769,7 @@ impl<'a> Reverse<'a> {
     }
 
     /// `phis` holds each active phi with its adjoint per lane.
-    fn accumulate_phis(&self, b: &Builder, phis: &[(Value, Vec<Value>)], pred: usize) {
+    fn accumulate_phis(&self, b: &Builder<'ctx>, phis: &[(Value<'ctx>, Vec<Value<'ctx>>)], pred: usize) {
         let pb = self.cfg.blocks[pred];
         for (phi, ds) in phis {
             if let Some((v, _)) = phi.incoming().into_iter().find(|(_, bb)| *bb == pb) {
@@ -773,7 +782,7 @@ impl<'a> Reverse<'a> {
 
     /// Recomputes `v` (a `Source::Remat` value, or part of one) at the builder from the
     /// values this reverse block already has.
-    fn rebuild(&self, b: &Builder, v: Value) -> Value {
+    fn rebuild(&self, b: &Builder<'ctx>, v: Value<'ctx>) -> Value<'ctx> {
         if let Some(&x) = self.popped.borrow().get(&v) {
             return x;
         }
@@ -784,7 +793,7 @@ impl<'a> Reverse<'a> {
         } else if self.uses().fetched_from(v) == Source::Visible || !self.uses().recomputable(v) {
             return self.remap(v);
         } else {
-            let ops: Vec<Value> = v.operands().into_iter().map(|o| self.rebuild(b, o)).collect();
+            let ops: Vec<Value<'ctx>> = v.operands().into_iter().map(|o| self.rebuild(b, o)).collect();
             b.clone_with(v, &ops)
         };
         self.popped.borrow_mut().insert(v, x);
@@ -792,7 +801,7 @@ impl<'a> Reverse<'a> {
     }
 
     /// Fetches the values `inst`'s partials need, in the reverse block at the builder.
-    fn fetch_items(&self, b: &Builder, inst: Value) -> Result<()> {
+    fn fetch_items(&self, b: &Builder<'ctx>, inst: Value<'ctx>) -> Result<()> {
         let Some(items) = self.uses().items(inst) else { return Ok(()) };
         // Pops in reverse push order, then the recomputed values, from them.
         for (v, source) in items.iter().rev() {
@@ -826,7 +835,7 @@ impl<'a> Reverse<'a> {
 
     /// The adjoint of active instruction `inst`, by its family, in the reverse block at
     /// the builder: its record popped (pushed last), then its needs fetched.
-    fn reverse_instruction(&self, b: &Builder, inst: Value) -> Result<()> {
+    fn reverse_instruction(&self, b: &Builder<'ctx>, inst: Value<'ctx>) -> Result<()> {
         let family = self.act.rule(inst).family();
         let record = family.record_type(self.m).map(|ty| self.tape_rev.pop(b, ty));
         self.fetch_items(b, inst)?;
@@ -841,7 +850,7 @@ impl<'a> Reverse<'a> {
 
     /// Primal value `v` in the reverse block being emitted: popped or recomputed there,
     /// or `v` itself (`h.rev`'s parameter for one of `h.aug`'s).
-    fn fetched(&self, v: Value) -> Value {
+    fn fetched(&self, v: Value<'ctx>) -> Value<'ctx> {
         self.popped.borrow().get(&v).copied().unwrap_or_else(|| self.remap(v))
     }
 }
@@ -850,7 +859,7 @@ impl<'a> Reverse<'a> {
 /// builder `b` and the transform `r`).
 macro_rules! sweep_values {
     () => {
-        fn builder(&self) -> &Builder<'_> {
+        fn builder(&self) -> &Builder<'ctx> {
             self.b
         }
         fn width(&self) -> usize {
@@ -872,82 +881,82 @@ macro_rules! sweep_values {
 }
 
 /// The forward sweep of reverse mode as a rule sees it, at one active instruction.
-struct Augmenting<'r, 'a> {
-    r: &'r Reverse<'a>,
-    b: &'r Builder<'r>,
+struct Augmenting<'r, 'a, 'ctx> {
+    r: &'r Reverse<'a, 'ctx>,
+    b: &'r Builder<'ctx>,
 }
 
-impl Values for Augmenting<'_, '_> {
-    fn entry_builder(&self) -> Builder<'_> {
+impl<'ctx> Values<'ctx> for Augmenting<'_, '_, 'ctx> {
+    fn entry_builder(&self) -> Builder<'ctx> {
         self.r.frame.entry_builder(self.r.m)
     }
-    fn primal(&self, v: Value) -> Value {
+    fn primal(&self, v: Value<'ctx>) -> Value<'ctx> {
         v
     }
-    fn shadow(&self, p: Value, lane: usize) -> Option<Value> {
+    fn shadow(&self, p: Value<'ctx>, lane: usize) -> Option<Value<'ctx>> {
         self.r.shadow[lane].get(&p).copied()
     }
     sweep_values!();
 }
 
-impl rules::Augment for Augmenting<'_, '_> {
-    fn has_adjoint(&self, v: Value) -> bool {
+impl<'ctx> rules::Augment<'ctx> for Augmenting<'_, '_, 'ctx> {
+    fn has_adjoint(&self, v: Value<'ctx>) -> bool {
         self.r.adjoint.contains_key(&v)
     }
-    fn augmented_callee(&self, call: Value) -> Option<(Callee, Value)> {
+    fn augmented_callee(&self, call: Value<'ctx>) -> Option<(Callee<'ctx>, Value<'ctx>)> {
         let pair = self.r.pairs.get(&call)?;
         Some((callee(pair, pair.aug), self.r.tape.slot))
     }
-    fn replace(&self, old: Value, new: Value) {
+    fn replace(&self, old: Value<'ctx>, new: Value<'ctx>) {
         self.r.replaced.borrow_mut().push((old, new));
     }
 }
 
 /// The reverse sweep as a rule sees it, at one active instruction: `record` is what its
 /// forward half pushed last.
-struct Reversing<'r, 'a> {
-    r: &'r Reverse<'a>,
-    b: &'r Builder<'r>,
-    record: Option<Value>,
+struct Reversing<'r, 'a, 'ctx> {
+    r: &'r Reverse<'a, 'ctx>,
+    b: &'r Builder<'ctx>,
+    record: Option<Value<'ctx>>,
 }
 
-impl Values for Reversing<'_, '_> {
-    fn entry_builder(&self) -> Builder<'_> {
+impl<'ctx> Values<'ctx> for Reversing<'_, '_, 'ctx> {
+    fn entry_builder(&self) -> Builder<'ctx> {
         self.r.rev_entry_builder()
     }
-    fn primal(&self, v: Value) -> Value {
+    fn primal(&self, v: Value<'ctx>) -> Value<'ctx> {
         self.r.fetched(v)
     }
-    fn shadow(&self, p: Value, lane: usize) -> Option<Value> {
+    fn shadow(&self, p: Value<'ctx>, lane: usize) -> Option<Value<'ctx>> {
         self.r.shadow[lane].get(&p).map(|&s| self.r.fetched(s))
     }
     sweep_values!();
 }
 
-impl rules::Adjoints for Reversing<'_, '_> {
-    fn add_adjoint(&self, v: Value, lane: usize, d: Value) {
+impl<'ctx> rules::Adjoints<'ctx> for Reversing<'_, '_, 'ctx> {
+    fn add_adjoint(&self, v: Value<'ctx>, lane: usize, d: Value<'ctx>) {
         self.r.add_adjoint(self.b, v, lane, d);
     }
-    fn take_adjoint(&self, v: Value, lane: usize) -> Option<Value> {
+    fn take_adjoint(&self, v: Value<'ctx>, lane: usize) -> Option<Value<'ctx>> {
         self.r.adjoint.contains_key(&v).then(|| self.r.take_adjoint(self.b, v, lane))
     }
-    fn record(&self) -> Option<Value> {
+    fn record(&self) -> Option<Value<'ctx>> {
         self.record
     }
-    fn reverse_callee(&self, call: Value) -> Option<(Callee, Value)> {
+    fn reverse_callee(&self, call: Value<'ctx>) -> Option<(Callee<'ctx>, Value<'ctx>)> {
         let pair = self.r.pairs.get(&call)?;
         Some((callee(pair, pair.rev), self.r.tape_rev.slot))
     }
 }
 
-impl rules::Plan for Reverse<'_> {
-    fn is_active(&self, v: Value) -> bool {
+impl<'ctx> rules::Plan<'ctx> for Reverse<'_, 'ctx> {
+    fn is_active(&self, v: Value<'ctx>) -> bool {
         self.act.is_active(v)
     }
-    fn maybe_constant(&self, p: Value) -> bool {
+    fn maybe_constant(&self, p: Value<'ctx>) -> bool {
         self.mem.maybe_constant(p)
     }
-    fn callee_shadowed(&mut self, call: Value) -> Result<Vec<bool>> {
+    fn callee_shadowed(&mut self, call: Value<'ctx>) -> Result<Vec<bool>> {
         let h =
             call.called_function().ok_or_else(|| Error::Internal(format!("not a direct call: {}", call.print())))?;
         let pair = self.callees.reverse_pair(h, Pattern::of_call(call, self.mem), self.width)?;
@@ -958,7 +967,7 @@ impl rules::Plan for Reverse<'_> {
 }
 
 /// `f`, one of `pair`'s functions, as a call site calls it.
-fn callee(pair: &Pair, f: Value) -> Callee {
+fn callee<'ctx>(pair: &Pair<'ctx>, f: Value<'ctx>) -> Callee<'ctx> {
     Callee {
         f,
         float_params: pair.float_params.clone(),

@@ -28,7 +28,7 @@ pub struct Mode {
 /// A zeroed copy of array `a` (the runtime's array copy, then every element cleared),
 /// built where `b` stands: the shadow of an array without a derivative of its own
 /// (`Memory::copies`). The analysis asks for one only when the copy function is at hand.
-fn zeroed_copy(m: &Module, b: &Builder, a: Value) -> Value {
+fn zeroed_copy<'ctx>(m: &'ctx Module, b: &Builder<'ctx>, a: Value<'ctx>) -> Value<'ctx> {
     let name = crate::julia::current().array_function(ArrayCall::Copy);
     let address =
         crate::symbols::address_of(name).expect("the analysis asks for copies only when `zero_copies_available`");
@@ -43,15 +43,15 @@ fn zeroed_copy(m: &Module, b: &Builder, a: Value) -> Value {
 /// shadows `roots` (one batch lane's shadow objects). Arrays the function allocates get
 /// a zeroed shadow array from the same allocation call; copies of differentiated arrays
 /// get the copy of the shadow, or a zeroed one (`Mode`).
-pub fn build_lane(
-    m: &Module,
-    frame: &Frame,
-    roots: &[Option<Value>],
-    mem: &Memory,
+pub fn build_lane<'ctx>(
+    m: &'ctx Module,
+    frame: &Frame<'ctx>,
+    roots: &[Option<Value<'ctx>>],
+    mem: &Memory<'ctx>,
     mode: Mode,
-) -> HashMap<Value, Value> {
+) -> HashMap<Value<'ctx>, Value<'ctx>> {
     let zero_copies = mode.zero_copies;
-    let mut shadow: HashMap<Value, Value> = HashMap::new();
+    let mut shadow: HashMap<Value<'ctx>, Value<'ctx>> = HashMap::new();
     for (p, s) in frame.primal.iter().zip(roots) {
         if let (Some(p), Some(s)) = (p, s) {
             shadow.insert(*p, *s);
@@ -64,11 +64,11 @@ pub fn build_lane(
     }
     let cfg = Cfg::compute(frame.g);
     let order = cfg.reverse_postorder();
-    let insts: Vec<Value> = order.iter().flat_map(|&b| cfg.blocks[b].instructions()).collect();
+    let insts: Vec<Value<'ctx>> = order.iter().flat_map(|&b| cfg.blocks[b].instructions()).collect();
     let b = m.builder();
     let mut phis = Vec::new();
-    let holds_shadow = |i: Value| mem.is_shadowed(i) || mem.aggregate_paths(i).is_some();
-    let reloaded = |i: Value| mode.reload_merged_data && mem.resized_data_pointer(i).is_some();
+    let holds_shadow = |i: Value<'ctx>| mem.is_shadowed(i) || mem.aggregate_paths(i).is_some();
+    let reloaded = |i: Value<'ctx>| mode.reload_merged_data && mem.resized_data_pointer(i).is_some();
     for &i in &insts {
         if holds_shadow(i) && !shadow.contains_key(&i) && i.opcode() == Opcode::LLVMPHI && !reloaded(i) {
             b.before(i);
@@ -95,7 +95,7 @@ pub fn build_lane(
         // shadow is garbage when the call returns.
         if let Some(alloc) = gc_allocation(i).filter(|_| mem.is_shadowed(i)) {
             b.before(i);
-            let args: Vec<Value> = (0..i.call_arg_count()).map(|k| i.operand(k)).collect();
+            let args: Vec<Value<'ctx>> = (0..i.call_arg_count()).map(|k| i.operand(k)).collect();
             let s = b.call_typed(i.called_function_type(), i.called_operand(), &args);
             let size = args[alloc.size_arg];
             let tag = crate::julia::current().object_tag;
@@ -126,7 +126,7 @@ pub fn build_lane(
         // in place (its other fields, numbers or pointers without a shadow, are copied
         // from the primal and never read as shadows).
         if mem.aggregate_paths(i).is_some() && !shadow.contains_key(&i) {
-            let same = |v: Value| shadow.get(&v).copied().unwrap_or(v);
+            let same = |v: Value<'ctx>| shadow.get(&v).copied().unwrap_or(v);
             b.before(i);
             let s = match i.opcode() {
                 Opcode::LLVMInsertValue => b.clone_with(i, &[same(i.operand(0)), same(i.operand(1))]),
@@ -143,7 +143,7 @@ pub fn build_lane(
         }
         // (Memory without a derivative that a merge may choose is its own shadow there:
         // runtime activity, `Memory::maybe_constant`.)
-        let of = |v: Value| {
+        let of = |v: Value<'ctx>| {
             let own = mem.is_inactive_side(v).then_some(v);
             shadow.get(&v).copied().or(own).unwrap_or_else(|| m.const_null(v.ty()))
         };
@@ -179,7 +179,7 @@ pub fn build_lane(
         // transforms later add right after `i` (tape pushes) can then use it.
         b.before(i);
         if let Some(call) = array_call(i) {
-            let args: Vec<Value> = (0..i.call_arg_count()).map(|k| i.operand(k)).collect();
+            let args: Vec<Value<'ctx>> = (0..i.call_arg_count()).map(|k| i.operand(k)).collect();
             let s = match call {
                 ArrayCall::Alloc => b.call_typed(i.called_function_type(), i.called_operand(), &args),
                 // (A copy of an array without a derivative that derivative data is
@@ -249,7 +249,7 @@ pub fn build_lane(
     }
     for phi in phis {
         let s = shadow[&phi];
-        let pairs: Vec<(Value, Block)> = phi
+        let pairs: Vec<(Value<'ctx>, Block<'ctx>)> = phi
             .incoming()
             .into_iter()
             .map(|(v, bb)| {
@@ -269,7 +269,13 @@ pub fn build_lane(
 /// call. Until the hook writes it, the slot holds a zeroed stand-in object of
 /// `spare_words` words of its own, so that the code built from it is harmless where the
 /// hook does not run (a call refused when reached, a path that ends in an exception).
-fn shadow_from_hook(m: &Module, frame: &Frame, b: &Builder, i: Value, spare_words: u32) -> Value {
+fn shadow_from_hook<'ctx>(
+    m: &'ctx Module,
+    frame: &Frame<'ctx>,
+    b: &Builder<'ctx>,
+    i: Value<'ctx>,
+    spare_words: u32,
+) -> Value<'ctx> {
     let eb = frame.entry_builder(m);
     let slot = eb.alloca(i.ty(), &format!("{}.shadow.slot", i.name()));
     let spare_type = m.array_type(m.int(64), spare_words);
@@ -299,10 +305,14 @@ fn resize_shadow(m: &Module, i: Value, kind: Resize, shadow: &HashMap<Value, Val
 
 /// The shadow of an integer holding a shadowed address (`pointer(x)` as an `Int`): the
 /// same computation on the shadow's address. Built before `i`, like pointer shadows.
-fn escaped_shadow(m: &Module, i: Value, shadow: &HashMap<Value, Value>) -> Option<Value> {
+fn escaped_shadow<'ctx>(
+    m: &'ctx Module,
+    i: Value<'ctx>,
+    shadow: &HashMap<Value<'ctx>, Value<'ctx>>,
+) -> Option<Value<'ctx>> {
     let b = m.builder();
     b.before(i);
-    let of = |v: Value| shadow.get(&v).copied();
+    let of = |v: Value<'ctx>| shadow.get(&v).copied();
     let s = match i.opcode() {
         Opcode::LLVMLoad => b.load(i.ty(), of(i.operand(0))?),
         Opcode::LLVMPtrToInt

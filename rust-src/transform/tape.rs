@@ -17,21 +17,21 @@
 use crate::llvm::{Builder, Module, Type, Value};
 
 /// Helper functions in the module plus the tape alloca in the derivative function.
-pub struct Tape {
+pub struct Tape<'ctx> {
     /// `{ptr data, i64 len, i64 cap, ptr stack}`.
-    pub slot: Value,
-    push: Value,
-    reserve: Value,
-    put: Value,
-    pop: Value,
+    pub slot: Value<'ctx>,
+    push: Value<'ctx>,
+    reserve: Value<'ctx>,
+    put: Value<'ctx>,
+    pop: Value<'ctx>,
     /// `ox.tape.release`.
-    free: Value,
+    free: Value<'ctx>,
 }
 
-impl Tape {
+impl<'ctx> Tape<'ctx> {
     /// Emits the push/pop helpers and the tape's allocas with `entry`: the header,
     /// holding an empty tape in the stack buffer.
-    pub fn new(m: &Module, entry: &Builder) -> Tape {
+    pub fn new(m: &'ctx Module, entry: &Builder<'ctx>) -> Tape<'ctx> {
         let (ty, i64t) = (slot_type(m), m.int(64));
         let slot = entry.alloca(ty, "ox.tape");
         let stack = entry.alloca(m.array_type(i64t, STACK_SLOTS as u32), "ox.tape.stack");
@@ -43,13 +43,13 @@ impl Tape {
     }
 
     /// The same tape operations on another tape pointer (a callee's tape parameter).
-    pub fn with_slot(&self, slot: Value) -> Tape {
+    pub fn with_slot(&self, slot: Value<'ctx>) -> Tape<'ctx> {
         Tape { slot, ..*self }
     }
 
     /// Tape operations on the tape pointer `slot`, for a callee's derivative functions
     /// (the tape itself belongs to the entry).
-    pub fn on(m: &Module, slot: Value) -> Tape {
+    pub fn on(m: &'ctx Module, slot: Value<'ctx>) -> Tape<'ctx> {
         let i64t = m.int(64);
         let hint = m.global(HINT).unwrap_or_else(|| m.add_global(HINT, i64t, m.const_int(i64t, 0)));
         let free = m.function("ox.tape.release").unwrap_or_else(|| emit_release(m, slot_type(m), hint));
@@ -61,17 +61,17 @@ impl Tape {
     }
 
     /// Makes room for `n` more slots, so that the next `n` `put`s need no check.
-    pub fn reserve(&self, b: &Builder, n: u64) {
+    pub fn reserve(&self, b: &Builder<'ctx>, n: u64) {
         b.call(self.reserve, &[self.slot, b.m.const_int(b.m.int(64), n)]);
     }
 
     /// `push` into room made by `reserve`.
-    pub fn put(&self, b: &Builder, v: Value) {
+    pub fn put(&self, b: &Builder<'ctx>, v: Value<'ctx>) {
         self.store(b, v, self.put);
     }
 
     /// How many slots `push(v)` takes.
-    pub fn slots(v: Value) -> u64 {
+    pub fn slots(v: Value<'ctx>) -> u64 {
         let ty = v.ty();
         if ty.kind() == llvm_sys::LLVMTypeKind::LLVMVectorTypeKind {
             ty.vector_size() as u64
@@ -82,12 +82,12 @@ impl Tape {
 
     /// Pushes `v` (float, integer up to 64 bits, pointer, or a vector of those: one
     /// slot per lane).
-    pub fn push(&self, b: &Builder, v: Value) {
+    pub fn push(&self, b: &Builder<'ctx>, v: Value<'ctx>) {
         self.store(b, v, self.push);
     }
 
     /// `v` onto the tape with `helper` (`push` or `put`), lane by lane for a vector.
-    fn store(&self, b: &Builder, v: Value, helper: Value) {
+    fn store(&self, b: &Builder<'ctx>, v: Value<'ctx>, helper: Value<'ctx>) {
         let ty = v.ty();
         if ty.kind() == llvm_sys::LLVMTypeKind::LLVMVectorTypeKind {
             for lane in 0..ty.vector_size() {
@@ -101,7 +101,7 @@ impl Tape {
     }
 
     /// Pops a value of type `ty` (the mirror of `push`).
-    pub fn pop(&self, b: &Builder, ty: Type) -> Value {
+    pub fn pop(&self, b: &Builder<'ctx>, ty: Type<'ctx>) -> Value<'ctx> {
         if ty.kind() == llvm_sys::LLVMTypeKind::LLVMVectorTypeKind {
             let mut v = b.m.const_null(ty);
             for lane in (0..ty.vector_size()).rev() {
@@ -116,19 +116,19 @@ impl Tape {
     }
 
     /// The number of slots in use (volatile: read where a `longjmp` may come back).
-    pub fn len(&self, b: &Builder) -> Value {
+    pub fn len(&self, b: &Builder<'ctx>) -> Value<'ctx> {
         let ty = slot_type(b.m);
         load(b, b.m.int(64), field(b, ty, self.slot, LEN)).set_volatile()
     }
 
     /// Sets the number of slots in use (drops what was pushed since `len` was read).
-    pub fn set_len(&self, b: &Builder, len: Value) {
+    pub fn set_len(&self, b: &Builder<'ctx>, len: Value<'ctx>) {
         let ty = slot_type(b.m);
         b.store(len, field(b, ty, self.slot, LEN)).set_tbaa_type(TBAA).set_volatile();
     }
 
     /// Frees the buffer when it is on the heap, raising the size hint to its size.
-    pub fn free(&self, b: &Builder) {
+    pub fn free(&self, b: &Builder<'ctx>) {
         b.call(self.free, &[self.slot]);
     }
 }
@@ -139,7 +139,7 @@ impl Tape {
 const TBAA: &str = "oxidase_tape";
 
 /// A tagged load from the tape.
-fn load(b: &Builder, ty: Type, p: Value) -> Value {
+fn load<'ctx>(b: &Builder<'ctx>, ty: Type<'ctx>, p: Value<'ctx>) -> Value<'ctx> {
     b.load(ty, p).set_tbaa_type(TBAA)
 }
 
@@ -161,11 +161,11 @@ const CAP: u64 = 2;
 const STACK: u64 = 3;
 
 /// The header, `{ptr data, i64 len, i64 cap, ptr stack}`.
-fn slot_type(m: &Module) -> Type {
+fn slot_type(m: &Module) -> Type<'_> {
     m.struct_type(&[m.ptr(), m.int(64), m.int(64), m.ptr()])
 }
 
-fn field(b: &Builder, tape_ty: Type, tape: Value, i: u64) -> Value {
+fn field<'ctx>(b: &Builder<'ctx>, tape_ty: Type<'ctx>, tape: Value<'ctx>, i: u64) -> Value<'ctx> {
     let m = b.m;
     b.gep(tape_ty, tape, &[m.const_int(m.int(32), 0), m.const_int(m.int(32), i)])
 }
@@ -173,11 +173,11 @@ fn field(b: &Builder, tape_ty: Type, tape: Value, i: u64) -> Value {
 /// `reserve(tape, n)`: unless `n` more slots fit, moves the buffer to a bigger one:
 /// at least twice the size, from the stack to the heap (`malloc` and copy) the first
 /// time, on the heap with `realloc` afterwards.
-fn emit_reserve(m: &Module, tape_ty: Type, hint: Value) -> Value {
+fn emit_reserve<'ctx>(m: &'ctx Module, tape_ty: Type<'ctx>, hint: Value<'ctx>) -> Value<'ctx> {
     let i64t = m.int(64);
     let ptr = m.ptr();
-    let malloc = |b: &Builder, bytes| runtime_call(b, Runtime::Alloc, &[bytes]);
-    let realloc = |b: &Builder, data, bytes| runtime_call(b, Runtime::Realloc, &[data, bytes]);
+    let malloc = |b: &Builder<'ctx>, bytes| runtime_call(b, Runtime::Alloc, &[bytes]);
+    let realloc = |b: &Builder<'ctx>, data, bytes| runtime_call(b, Runtime::Realloc, &[data, bytes]);
     let memcpy = m.intrinsic("llvm.memcpy", &[ptr, ptr, i64t]).expect("llvm.memcpy exists");
     let f = m.add_inline_helper("ox.tape.reserve", m.fn_type(m.void(), &[ptr, i64t]));
     let [tape, n] = [f.params()[0], f.params()[1]];
@@ -230,7 +230,7 @@ fn emit_reserve(m: &Module, tape_ty: Type, hint: Value) -> Value {
 
 /// `release(tape)`: when the buffer is on the heap, raises the hint to its size and
 /// frees it. A derivative whose tape never leaves the stack folds all of it away.
-fn emit_release(m: &Module, tape_ty: Type, hint: Value) -> Value {
+fn emit_release<'ctx>(m: &'ctx Module, tape_ty: Type<'ctx>, hint: Value<'ctx>) -> Value<'ctx> {
     let (i64t, ptr) = (m.int(64), m.ptr());
     let f = m.add_inline_helper("ox.tape.release", m.fn_type(m.void(), &[ptr]));
     let tape = f.params()[0];
@@ -272,7 +272,7 @@ const MEM_ARG_AND_INACCESSIBLE: u64 = 3 | MEM_INACCESSIBLE;
 /// A call of `which` by address, carrying the attributes LLVM gives `malloc`, `realloc`
 /// and `free`: without them the call would be opaque, and loads of Julia arrays in a
 /// loop that pushes could no longer be kept in registers or vectorized across it.
-fn runtime_call(b: &Builder, which: Runtime, args: &[Value]) -> Value {
+fn runtime_call<'ctx>(b: &Builder<'ctx>, which: Runtime, args: &[Value<'ctx>]) -> Value<'ctx> {
     use crate::runtime::buffers;
     let m = b.m;
     let (i64t, ptr) = (m.int(64), m.ptr());
@@ -307,7 +307,7 @@ pub fn takes_heap_buffers(f: Value) -> bool {
 }
 
 /// `put(tape, v)`: stores `v` in the next slot, which `reserve` made room for.
-fn emit_put(m: &Module, tape_ty: Type) -> Value {
+fn emit_put<'ctx>(m: &'ctx Module, tape_ty: Type<'ctx>) -> Value<'ctx> {
     let i64t = m.int(64);
     let ptr = m.ptr();
     let f = m.add_inline_helper("ox.tape.put", m.fn_type(m.void(), &[ptr, i64t]));
@@ -324,7 +324,7 @@ fn emit_put(m: &Module, tape_ty: Type) -> Value {
 }
 
 /// `push(tape, v)`: `reserve(tape, 1)` then `put(tape, v)`.
-fn emit_push(m: &Module, reserve: Value, put: Value) -> Value {
+fn emit_push<'ctx>(m: &'ctx Module, reserve: Value<'ctx>, put: Value<'ctx>) -> Value<'ctx> {
     let i64t = m.int(64);
     let f = m.add_inline_helper("ox.tape.push", m.fn_type(m.void(), &[m.ptr(), i64t]));
     let [tape, v] = [f.params()[0], f.params()[1]];
@@ -336,7 +336,7 @@ fn emit_push(m: &Module, reserve: Value, put: Value) -> Value {
     f
 }
 
-fn emit_pop(m: &Module, tape_ty: Type) -> Value {
+fn emit_pop<'ctx>(m: &'ctx Module, tape_ty: Type<'ctx>) -> Value<'ctx> {
     let i64t = m.int(64);
     let ptr = m.ptr();
     let f = m.add_inline_helper("ox.tape.pop", m.fn_type(i64t, &[ptr]));

@@ -32,25 +32,25 @@ const NEEDS_PRIMAL: u64 = 1;
 const RESULT_ACTIVE: u64 = 2;
 
 /// What the derivative wants of a rule call's result.
-pub struct Wanted {
+pub struct Wanted<'ctx> {
     /// The primal result (it has uses).
     pub primal: bool,
     /// The derivative of a float result.
     pub derivative: bool,
     /// An array result with a shadow: per lane, the slot its shadow goes into
     /// (`transform::shadow` reads it from there). Empty for any other result.
-    pub shadow_slots: Vec<Value>,
+    pub shadow_slots: Vec<Value<'ctx>>,
 }
 
 /// What the hook call emitted by `call` gives back.
-pub struct Called {
+pub struct Called<'ctx> {
     /// The value standing for the call's result from now on (the hook call itself for a
     /// `void` call).
-    pub primal: Value,
+    pub primal: Value<'ctx>,
     /// Forward mode, a float result: its tangent in each lane.
-    pub tangents: Vec<Value>,
+    pub tangents: Vec<Value<'ctx>>,
     /// Mode `AUGMENTED`: the record's handle, for the tape.
-    pub handle: Option<Value>,
+    pub handle: Option<Value<'ctx>>,
 }
 
 fn hooks(inst: Value) -> Result<(usize, usize)> {
@@ -79,22 +79,22 @@ fn site(inst: Value) -> Result<u64> {
 /// or shadow (a pointer) of operand `k`. `wanted`: the call's result is used
 /// (`primal`) and a float result's derivative is wanted (`derivative`). Slots go into
 /// the entry block (`entry`).
-pub fn call(
-    b: &Builder,
-    entry: &Builder,
-    inst: Value,
+pub fn call<'ctx>(
+    b: &Builder<'ctx>,
+    entry: &Builder<'ctx>,
+    inst: Value<'ctx>,
     mode: u64,
-    lanes: &[Vec<Option<Value>>],
-    wanted: Wanted,
-) -> Result<Called> {
+    lanes: &[Vec<Option<Value<'ctx>>>],
+    wanted: Wanted<'ctx>,
+) -> Result<Called<'ctx>> {
     let m = b.m;
     let (hook, _) = hooks(inst)?;
     let (i32t, i64t, i8t, ptr) = (m.int(32), m.int(64), m.int(8), m.ptr());
     let n = inst.call_arg_count();
     let width = lanes.len();
-    let at = |arr: Value, k: usize| b.gep(i8t, arr, &[m.const_int(i64t, 8 * k as u64)]);
+    let at = |arr: Value<'ctx>, k: usize| b.gep(i8t, arr, &[m.const_int(i64t, 8 * k as u64)]);
     // A value's address: a pointer is its own, anything else is spilled into a slot.
-    let address = |v: Value| {
+    let address = |v: Value<'ctx>| {
         if v.ty().is_pointer() {
             v
         } else {
@@ -128,7 +128,7 @@ pub fn call(
     let float = ty.is_floating();
     let active = float && wanted.derivative || array && !wanted.shadow_slots.is_empty();
     let ret = if float || array { entry.alloca(ty, "ox.rule.ret") } else { m.const_null(ptr) };
-    let tangent_slots: Vec<Value> = (0..width)
+    let tangent_slots: Vec<Value<'ctx>> = (0..width)
         .map(|l| match wanted.shadow_slots.get(l) {
             Some(&slot) => slot,
             None if float && active && mode == FORWARD => entry.alloca(ty, "ox.rule.tangent"),
@@ -172,20 +172,20 @@ pub fn call(
 /// dargs)`, handed the result's adjoint in each lane (`dret`, `None` when the result has
 /// none). Returns the adjoint of each float operand in `active` (per lane), which the
 /// rule wrote into slots of the reverse sweep's entry block (`entry`).
-pub fn reverse(
-    b: &Builder,
-    entry: &Builder,
-    inst: Value,
-    handle: Value,
-    dret: &[Option<Value>],
+pub fn reverse<'ctx>(
+    b: &Builder<'ctx>,
+    entry: &Builder<'ctx>,
+    inst: Value<'ctx>,
+    handle: Value<'ctx>,
+    dret: &[Option<Value<'ctx>>],
     active: &[usize],
-) -> Result<Vec<(usize, Vec<Value>)>> {
+) -> Result<Vec<(usize, Vec<Value<'ctx>>)>> {
     let m = b.m;
     let (_, hook) = hooks(inst)?;
     let (i64t, i8t, ptr) = (m.int(64), m.int(8), m.ptr());
     let n = inst.call_arg_count();
     let width = dret.len();
-    let at = |arr: Value, k: usize| b.gep(i8t, arr, &[m.const_int(i64t, 8 * k as u64)]);
+    let at = |arr: Value<'ctx>, k: usize| b.gep(i8t, arr, &[m.const_int(i64t, 8 * k as u64)]);
     let dret_arr = entry.alloca(m.array_type(ptr, width as u32), "ox.rule.dret");
     for (l, d) in dret.iter().enumerate() {
         let p = match d {
@@ -199,10 +199,10 @@ pub fn reverse(
         b.store(p, at(dret_arr, l));
     }
     let dargs = entry.alloca(m.array_type(ptr, (n * width).max(1) as u32), "ox.rule.dargs");
-    let mut slots: Vec<(usize, Vec<Value>)> = Vec::new();
+    let mut slots: Vec<(usize, Vec<Value<'ctx>>)> = Vec::new();
     for k in 0..n {
         let ty = inst.operand(k).ty();
-        let lanes: Option<Vec<Value>> =
+        let lanes: Option<Vec<Value<'ctx>>> =
             active.contains(&k).then(|| (0..width).map(|_| entry.alloca(ty, "ox.rule.darg")).collect());
         for l in 0..width {
             let p = match &lanes {

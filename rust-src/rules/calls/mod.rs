@@ -20,9 +20,9 @@ use crate::llvm::{Module, Type, Value};
 /// (`transform::calls`). Its parameters are the call's arguments, then what the
 /// function adds for derivatives: tangents of float parameters (`h.fwd`), each shadowed
 /// parameter's shadows, seeds (`h.rev`), the tape (`h.aug`, `h.rev`), all lane by lane.
-pub struct Callee {
+pub struct Callee<'ctx> {
     /// The function.
-    pub f: Value,
+    pub f: Value<'ctx>,
     /// Indices of the float parameters, in the order their tangents are passed or their
     /// adjoints returned.
     pub float_params: Vec<usize>,
@@ -32,7 +32,7 @@ pub struct Callee {
     pub ret_float: bool,
 }
 
-impl Callee {
+impl<'ctx> Callee<'ctx> {
     /// The shadowed parameters.
     fn shadowed_params(&self) -> impl Iterator<Item = usize> + '_ {
         (0..self.shadowed.len()).filter(|&k| self.shadowed[k])
@@ -40,7 +40,11 @@ impl Callee {
 }
 
 /// The shadows of the shadowed arguments of call `i`, lane by lane within each.
-fn shadow_args(i: Value, callee: &Callee, cx: &(impl Values + ?Sized)) -> Result<Vec<Value>> {
+fn shadow_args<'ctx>(
+    i: Value<'ctx>,
+    callee: &Callee<'ctx>,
+    cx: &(impl Values<'ctx> + ?Sized),
+) -> Result<Vec<Value<'ctx>>> {
     let mut args = Vec::new();
     for k in callee.shadowed_params() {
         args.extend(each_lane(cx, |lane| required(cx, i, Need::Shadow(k), lane))?);
@@ -49,7 +53,7 @@ fn shadow_args(i: Value, callee: &Callee, cx: &(impl Values + ?Sized)) -> Result
 }
 
 /// A record the hook's forward half returned, which its reverse half reads.
-fn hook_record(handle: Option<Value>, i: Value) -> Result<Option<Value>> {
+fn hook_record<'ctx>(handle: Option<Value<'ctx>>, i: Value<'ctx>) -> Result<Option<Value<'ctx>>> {
     handle.map(Some).ok_or_else(|| Error::Internal(format!("an augmented hook call without a handle: {}", i.print())))
 }
 
@@ -70,7 +74,7 @@ pub struct Custom;
 
 /// Calls and rules: derivative flows in from the float arguments, and from memory the
 /// pointer arguments' shadows hold.
-fn call_varied(i: Value, flow: &Flow) -> bool {
+fn call_varied<'ctx>(i: Value<'ctx>, flow: &Flow<'_, 'ctx>) -> bool {
     call_args(i).any(|a| (flow.varied)(a) || (flow.shadowed)(a))
 }
 
@@ -80,7 +84,7 @@ fn float_args(i: Value) -> Vec<Value> {
 }
 
 /// A callee given differentiated memory may write derivatives into it.
-fn call_is_sink(i: Value, flow: &Flow) -> bool {
+fn call_is_sink<'ctx>(i: Value<'ctx>, flow: &Flow<'_, 'ctx>) -> bool {
     (flow.varied)(i) && call_args(i).any(|a| (flow.shadowed)(a))
 }
 
@@ -94,13 +98,13 @@ fn call_writes_memory(i: Value) -> bool {
 /// and it may write its pointer arguments.
 macro_rules! call_activity {
     () => {
-        fn sources(&self, i: Value) -> Vec<Value> {
+        fn sources<'ctx>(&self, i: Value<'ctx>) -> Vec<Value<'ctx>> {
             float_args(i)
         }
-        fn varied(&self, i: Value, flow: &Flow) -> bool {
+        fn varied<'ctx>(&self, i: Value<'ctx>, flow: &Flow<'_, 'ctx>) -> bool {
             call_varied(i, flow)
         }
-        fn is_sink(&self, i: Value, flow: &Flow) -> bool {
+        fn is_sink<'ctx>(&self, i: Value<'ctx>, flow: &Flow<'_, 'ctx>) -> bool {
             call_is_sink(i, flow)
         }
         fn writes_memory(&self, i: Value) -> bool {
@@ -113,7 +117,7 @@ impl Family for Call {
     call_activity!();
 
     /// Every argument, and the shadows of the shadowed ones: `h.rev` takes them all.
-    fn needs(&self, i: Value, cx: &mut dyn Plan) -> Result<Vec<Need>> {
+    fn needs<'ctx>(&self, i: Value<'ctx>, cx: &mut dyn Plan<'ctx>) -> Result<Vec<Need>> {
         let shadowed = cx.callee_shadowed(i)?;
         let n = i.call_arg_count();
         let shadows = (0..n).filter(|&k| shadowed[k]).map(Need::Shadow);
@@ -121,10 +125,10 @@ impl Family for Call {
     }
 
     /// `{z, ż…} = h.fwd(x…, ẋ…, shadows…)`, which takes the call's place.
-    fn tangent(&self, i: Value, cx: &dyn Tangents) -> Result<Option<Vec<Value>>> {
+    fn tangent<'ctx>(&self, i: Value<'ctx>, cx: &dyn Tangents<'ctx>) -> Result<Option<Vec<Value<'ctx>>>> {
         let fwd = cx.forward_callee(i)?;
         let b = cx.builder();
-        let mut args: Vec<Value> = call_args(i).collect();
+        let mut args: Vec<Value<'ctx>> = call_args(i).collect();
         for &j in &fwd.float_params {
             let a = i.operand(j);
             args.extend(each_lane(cx, |lane| Ok(cx.tangent(a, lane).unwrap_or_else(|| b.m.const_null(a.ty()))))?);
@@ -141,12 +145,12 @@ impl Family for Call {
 
     /// `h.aug(x…, shadows…, tape)` in the call's place: the callee's forward sweep, on
     /// the same tape.
-    fn augment(&self, i: Value, cx: &dyn Augment) -> Result<Option<Value>> {
+    fn augment<'ctx>(&self, i: Value<'ctx>, cx: &dyn Augment<'ctx>) -> Result<Option<Value<'ctx>>> {
         let (aug, tape) =
             cx.augmented_callee(i).ok_or_else(|| Error::Internal(format!("no h.aug for {}", i.print())))?;
         let b = cx.builder();
         b.before(i);
-        let mut args: Vec<Value> = call_args(i).collect();
+        let mut args: Vec<Value<'ctx>> = call_args(i).collect();
         args.extend(shadow_args(i, &aug, cx)?);
         args.push(tape);
         cx.replace(i, b.call(aug.f, &args));
@@ -154,10 +158,10 @@ impl Family for Call {
     }
 
     /// `x̄… += h.rev(x…, shadows…, z̄…, tape)`, all lanes in one call.
-    fn adjoint(&self, i: Value, cx: &dyn Adjoints) -> Result<()> {
+    fn adjoint<'ctx>(&self, i: Value<'ctx>, cx: &dyn Adjoints<'ctx>) -> Result<()> {
         let (rev, tape) = cx.reverse_callee(i).ok_or_else(|| Error::Internal(format!("no h.rev for {}", i.print())))?;
         let (b, m) = (cx.builder(), cx.builder().m);
-        let mut args: Vec<Value> = call_args(i).map(|a| cx.primal(a)).collect();
+        let mut args: Vec<Value<'ctx>> = call_args(i).map(|a| cx.primal(a)).collect();
         args.extend(shadow_args(i, &rev, cx)?);
         if rev.ret_float {
             args.extend(each_lane(cx, |lane| Ok(cx.take_adjoint(i, lane).unwrap_or_else(|| m.const_null(i.ty()))))?);
@@ -178,17 +182,17 @@ impl Family for Call {
 }
 
 impl Family for Custom {
-    fn sources(&self, i: Value) -> Vec<Value> {
+    fn sources<'ctx>(&self, i: Value<'ctx>) -> Vec<Value<'ctx>> {
         float_args(i)
     }
     /// An array result with a shadow carries derivative data even from constant
     /// arguments (it merges with differentiated memory): the rule makes its shadow.
-    fn varied(&self, i: Value, flow: &Flow) -> bool {
+    fn varied<'ctx>(&self, i: Value<'ctx>, flow: &Flow<'_, 'ctx>) -> bool {
         call_varied(i, flow) || (flow.shadowed)(i)
     }
     /// Besides writing into its pointer arguments, a rule writes the shadow of an array
     /// it returns, which the code after the call reads (`custom`).
-    fn is_sink(&self, i: Value, flow: &Flow) -> bool {
+    fn is_sink<'ctx>(&self, i: Value<'ctx>, flow: &Flow<'_, 'ctx>) -> bool {
         call_is_sink(i, flow) || (flow.varied)(i) && (flow.shadowed)(i)
     }
     fn writes_memory(&self, i: Value) -> bool {
@@ -197,7 +201,7 @@ impl Family for Custom {
 
     /// The hook's call in place of the call (`EnzymeRules.forward`), handed each
     /// lane's tangents of float arguments and shadows of pointer arguments.
-    fn tangent(&self, i: Value, cx: &dyn Tangents) -> Result<Option<Vec<Value>>> {
+    fn tangent<'ctx>(&self, i: Value<'ctx>, cx: &dyn Tangents<'ctx>) -> Result<Option<Vec<Value<'ctx>>>> {
         let b = cx.builder();
         b.before(i);
         let lanes = each_lane(cx, |lane| {
@@ -214,7 +218,7 @@ impl Family for Custom {
 
     /// The hook's call in place of the call (`EnzymeRules.augmented_primal`); its
     /// record's handle is pushed last.
-    fn augment(&self, i: Value, cx: &dyn Augment) -> Result<Option<Value>> {
+    fn augment<'ctx>(&self, i: Value<'ctx>, cx: &dyn Augment<'ctx>) -> Result<Option<Value<'ctx>>> {
         let b = cx.builder();
         b.before(i);
         let lanes = each_lane(cx, |lane| {
@@ -233,12 +237,12 @@ impl Family for Custom {
         hook_record(called.handle, i)
     }
 
-    fn record_type(&self, m: &Module) -> Option<Type> {
+    fn record_type<'ctx>(&self, m: &'ctx Module) -> Option<Type<'ctx>> {
         Some(m.int(64))
     }
 
     /// `rule_reverse(handle, z̄…)`, whose adjoints of the float arguments are added.
-    fn adjoint(&self, i: Value, cx: &dyn Adjoints) -> Result<()> {
+    fn adjoint<'ctx>(&self, i: Value<'ctx>, cx: &dyn Adjoints<'ctx>) -> Result<()> {
         let handle = cx.record().ok_or_else(|| Error::Internal(format!("no record for {}", i.print())))?;
         let dret = each_lane(cx, |lane| Ok(cx.take_adjoint(i, lane)))?;
         let active: Vec<usize> = (0..i.call_arg_count())
@@ -259,26 +263,26 @@ impl Family for Splat {
     crate::rules::effect_on_shadow_memory!();
 
     /// The hook's call in place of the call; it writes each lane's result shadow.
-    fn tangent(&self, i: Value, cx: &dyn Tangents) -> Result<Option<Vec<Value>>> {
+    fn tangent<'ctx>(&self, i: Value<'ctx>, cx: &dyn Tangents<'ctx>) -> Result<Option<Vec<Value<'ctx>>>> {
         let (r, _) = splat_call(i, cx, splat::FORWARD)?;
         cx.replace(i, r);
         Ok(None)
     }
 
     /// The hook's call in place of the call; its record's handle is pushed last.
-    fn augment(&self, i: Value, cx: &dyn Augment) -> Result<Option<Value>> {
+    fn augment<'ctx>(&self, i: Value<'ctx>, cx: &dyn Augment<'ctx>) -> Result<Option<Value<'ctx>>> {
         let (r, handle) = splat_call(i, cx, splat::AUGMENTED)?;
         cx.replace(i, r);
         cx.builder().after(i);
         hook_record(handle, i)
     }
 
-    fn record_type(&self, m: &Module) -> Option<Type> {
+    fn record_type<'ctx>(&self, m: &'ctx Module) -> Option<Type<'ctx>> {
         Some(m.int(64))
     }
 
     /// `splat_reverse(handle)`: the hook adds the adjoints into the collections' shadows.
-    fn adjoint(&self, i: Value, cx: &dyn Adjoints) -> Result<()> {
+    fn adjoint<'ctx>(&self, i: Value<'ctx>, cx: &dyn Adjoints<'ctx>) -> Result<()> {
         let handle = cx.record().ok_or_else(|| Error::Internal(format!("no record for {}", i.print())))?;
         splat::reverse(cx.builder(), i, handle)
     }
@@ -287,7 +291,7 @@ impl Family for Splat {
 /// The slots each lane's shadow of rule call `i`'s array result is read from
 /// (`transform::shadow` makes that shadow a load from the slot); none when the result
 /// has no shadow.
-fn shadow_slots(i: Value, cx: &(impl Values + ?Sized)) -> Result<Vec<Value>> {
+fn shadow_slots<'ctx>(i: Value<'ctx>, cx: &(impl Values<'ctx> + ?Sized)) -> Result<Vec<Value<'ctx>>> {
     if crate::names::rule_array_result(i).is_none() || cx.shadow(i, 0).is_none() {
         return Ok(Vec::new());
     }
@@ -301,7 +305,11 @@ fn shadow_slots(i: Value, cx: &(impl Values + ?Sized)) -> Result<Vec<Value>> {
 
 /// The hook call replacing splat call `i`, before it, in `mode`: the primal result and
 /// (`AUGMENTED`) the record's handle.
-fn splat_call(i: Value, cx: &(impl Values + ?Sized), mode: u64) -> Result<(Value, Option<Value>)> {
+fn splat_call<'ctx>(
+    i: Value<'ctx>,
+    cx: &(impl Values<'ctx> + ?Sized),
+    mode: u64,
+) -> Result<(Value<'ctx>, Option<Value<'ctx>>)> {
     let b = cx.builder();
     b.before(i);
     let lanes = each_lane(cx, |lane| Ok(call_args(i).skip(1).map(|a| cx.shadow(a, lane)).collect()))?;

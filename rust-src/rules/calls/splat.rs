@@ -27,20 +27,20 @@ fn hooks(inst: Value) -> Result<(usize, usize)> {
 /// and, in mode `AUGMENTED`, the record's handle. `shadows[l][k]`: lane `l`'s shadow of
 /// the call's value `k` (operand `k + 1`); `slots[l]`: where lane `l`'s result shadow
 /// goes. The arrays live in the entry block (`entry`).
-pub fn call(
-    b: &Builder,
-    entry: &Builder,
-    inst: Value,
+pub fn call<'ctx>(
+    b: &Builder<'ctx>,
+    entry: &Builder<'ctx>,
+    inst: Value<'ctx>,
     mode: u64,
-    shadows: &[Vec<Option<Value>>],
-    slots: &[Value],
-) -> Result<(Value, Option<Value>)> {
+    shadows: &[Vec<Option<Value<'ctx>>>],
+    slots: &[Value<'ctx>],
+) -> Result<(Value<'ctx>, Option<Value<'ctx>>)> {
     let m = b.m;
     let (hook, _) = hooks(inst)?;
     let (i32t, i64t, i8t, ptr) = (m.int(32), m.int(64), m.int(8), m.ptr());
     let n = inst.call_arg_count() - 1;
     let width = slots.len();
-    let at = |arr: Value, k: usize| b.gep(i8t, arr, &[m.const_int(i64t, 8 * k as u64)]);
+    let at = |arr: Value<'ctx>, k: usize| b.gep(i8t, arr, &[m.const_int(i64t, 8 * k as u64)]);
     let args = entry.alloca(m.array_type(ptr, n as u32), "ox.splat.args");
     let sh = entry.alloca(m.array_type(ptr, (n * width) as u32), "ox.splat.shadows");
     let out = entry.alloca(m.array_type(ptr, width as u32), "ox.splat.out");
@@ -76,7 +76,7 @@ pub fn reverse(b: &Builder, inst: Value, handle: Value) -> Result<()> {
 
 /// The slot lane `lane`'s result shadow of splat call `inst` is read from
 /// (`transform::shadow` makes that shadow a load from the slot).
-pub fn slot(cx: &(impl Values + ?Sized), inst: Value, lane: usize) -> Result<Value> {
+pub fn slot<'ctx>(cx: &(impl Values<'ctx> + ?Sized), inst: Value<'ctx>, lane: usize) -> Result<Value<'ctx>> {
     cx.shadow(inst, lane)
         .map(|s| s.operand(0))
         .ok_or_else(|| Error::Internal(format!("a splat call without a shadow slot: {}", inst.print())))
