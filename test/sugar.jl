@@ -26,6 +26,28 @@ end
     @test collect(gradient(Forward, sum_sin_sq, x, Val(4))) ≈ g rtol = 1e-12
 end
 
+# Writes into its argument: in forward mode the derivative writes the tangent of what it
+# stores into the seed, which forward mode's reused seeds must not carry to the next call.
+function overwrite_first!(x)
+    x[1] = x[2] * x[3]
+    return sum(abs2, x)
+end
+throws_at_negative(x) = x[1] < 0 ? throw(DomainError(x[1])) : sum(abs2, x) * x[1]
+
+@testset "forward gradient: seeds reused between calls, never stale" begin
+    fdg(f, x) = fd_jacobian(v -> [f(copy(v))], x)[1, :]
+    for chunk in (Val(1), Val(2), Val(3), Val(4)), round in 1:3
+        x = [0.5, -1.5, 2.0, 0.25][1:(round == 2 ? 3 : 4)]   # sizes alternate
+        @test collect(gradient(Forward, overwrite_first!, copy(x), chunk)) ≈ fdg(overwrite_first!, x) rtol = 1e-6
+        @test collect(gradient(Forward, sum_sin_sq, x, chunk)) ≈ sin.(2 .* x) rtol = 1e-12
+        # A call that throws loses its seeds; the next call makes new ones.
+        @test_throws DomainError gradient(Forward, throws_at_negative, -x, chunk)
+        @test collect(gradient(Forward, throws_at_negative, abs.(x), chunk)) ≈ fdg(throws_at_negative, abs.(x)) rtol = 1e-6
+    end
+    # A Float32 array has seeds of its own.
+    @test gradient(Forward, v -> v[1] * v[2], Float32[2, 3], Val(2)) === (3.0f0, 2.0f0)
+end
+
 @testset "jacobian, seed tutorial" begin
     expected = [-400.0 200.0; 2.0 1.0]
     @test jacobian(Reverse, foo, [1.0, 2.0], Val(2)) == expected
