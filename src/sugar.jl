@@ -117,13 +117,15 @@ end
 
 # --- seeds reused between calls ------------------------------------------------------
 #
-# Forward mode's seeds (the basis directions, as arrays like `x`) are kept per thread,
-# per array type and chunk size, between calls: building them took 300 of the 366 ns of
+# Forward mode's seeds (the basis directions, as arrays like `x`), and a Jacobian's
+# output tangents, output seeds and adjoints, are kept per thread, per array type and
+# chunk size, between calls: building them took 300 of the 366 ns of
 # `gradient(Forward, f, x, Val(8))` at n = 8. A call takes its thread's seeds out of the
 # store and puts them back when done, so a `gradient` inside a custom rule of the
 # function being differentiated (which runs during the outer call) finds none and makes
-# its own, and a call that throws only loses them; every use sets each lane to its basis
-# vector afresh (the derivative may write into a shadow when `f` writes into `x`).
+# its own, and a call that throws only loses them; every use sets each lane afresh (to
+# its basis vector, or to zeros for tangents and adjoints: the derivative may write into
+# a seed when `f` writes into `x`, and consumes an output's seed in reverse mode).
 
 # A thread's seeds, in an object of its own, so that taking them out of the store and
 # putting them back moves a reference (a tuple would be boxed on every store).
@@ -134,13 +136,13 @@ end
 # One store per array type and chunk size: a vector with one entry per thread, made at
 # the first call (a generated function returns the same `Ref` every time, as
 # `signature_slot` does in src/autodiff.jl).
-@generated function seed_slot(::Type{A}, ::Val{C}) where {A,C}
+@generated function seed_slot(::Type{A}, ::Val{C}, ::Val{role}) where {A,C,role}
     slot = Ref{Union{Nothing,Vector{Union{Nothing,SeedSet{C,A}}}}}(nothing)
     return :($slot)
 end
 
-function seed_store(::Type{A}, chunk::Val{C}) where {A,C}
-    slot = seed_slot(A, chunk)
+function seed_store(::Type{A}, chunk::Val{C}, role::Val) where {A,C}
+    slot = seed_slot(A, chunk, role)
     store = slot[]
     store === nothing || return store
     return make_seed_store!(slot)
@@ -155,9 +157,10 @@ end
 end
 
 # `C` arrays shaped like `x`: this thread's, or new ones. (Other array types than
-# `Array`, which `Duplicated` refuses anyway, get new ones.)
-function take_seeds(x::A, chunk::Val{C}) where {A<:Array,C}
-    store = seed_store(A, chunk)
+# `Array`, which `Duplicated` refuses anyway, get new ones.) `role` keeps apart the sets
+# one call takes at once (a Jacobian's seeds and its outputs' tangents or adjoints).
+function take_seeds(x::A, chunk::Val{C}, role::Val = Val(:inputs)) where {A<:Array,C}
+    store = seed_store(A, chunk, role)
     tid = Threads.threadid()
     set = @inbounds store[tid]
     if set isa SeedSet{C,A} && size(set.lanes[1]) == size(x)
@@ -166,11 +169,11 @@ function take_seeds(x::A, chunk::Val{C}) where {A<:Array,C}
     end
     return SeedSet(ntuple(_ -> similar(x), chunk))
 end
-take_seeds(x::AbstractArray, chunk::Val{C}) where {C} = SeedSet(ntuple(_ -> similar(x), chunk))
+take_seeds(x::AbstractArray, chunk::Val{C}, role::Val = Val(:inputs)) where {C} = SeedSet(ntuple(_ -> similar(x), chunk))
 
-give_back_seeds!(set::SeedSet{C,A}, chunk::Val{C}) where {C,A<:Array} =
-    (@inbounds seed_store(A, chunk)[Threads.threadid()] = set; nothing)
-give_back_seeds!(set, chunk) = nothing
+give_back_seeds!(set::SeedSet{C,A}, chunk::Val{C}, role::Val = Val(:inputs)) where {C,A<:Array} =
+    (@inbounds seed_store(A, chunk, role)[Threads.threadid()] = set; nothing)
+give_back_seeds!(set, chunk, role::Val = Val(:inputs)) = nothing
 
 # Lane k the basis vector of index `first + k - 1`, or of `lanes[k]`.
 set_basis!(seeds::NTuple{C,Any}, first::Int) where {C} = set_basis!(seeds, ntuple(k -> first + k - 1, Val(C)))
@@ -233,20 +236,23 @@ function forward_jacobian(f::F, x::AbstractArray, chunk::Val) where {F}
     y isa AbstractArray || throw(ArgumentError("jacobian: $f returns a $(typeof(y)), not an array"))
     J = zeros(eltype(y), length(y), length(x))
     into = Into(f)
-    for_chunks(length(x), chunk) do first, seeds
-        if seeds === nothing
-            dy = zero(y)
-            autodiff(Forward, into, Const, Duplicated(similar(y), dy), Duplicated(x, basis(x, first)))
-            J[:, first] .= vec(dy)
+    seed_set, tangent_set = take_seeds(x, chunk), take_seeds(y, chunk, Val(:outputs))
+    seeds, dys = seed_set.lanes, tangent_set.lanes
+    out = similar(y)
+    for_chunks(length(x), chunk) do first, indices
+        foreach(dy -> fill!(dy, zero(eltype(dy))), dys)
+        if indices === nothing
+            autodiff(Forward, into, Const, Duplicated(out, dys[1]), Duplicated(x, set_basis!(seeds, first)[1]))
+            J[:, first] .= vec(dys[1])
         else
-            dys = map(_ -> zero(y), seeds)
-            autodiff(Forward, into, Const, BatchDuplicated(similar(y), dys),
-                     BatchDuplicated(x, map(i -> basis(x, i), seeds)))
-            for (k, i) in enumerate(seeds)
+            autodiff(Forward, into, Const, BatchDuplicated(out, dys), BatchDuplicated(x, set_basis!(seeds, indices)))
+            for (k, i) in enumerate(indices)
                 i >= first && (J[:, i] .= vec(dys[k]))
             end
         end
     end
+    give_back_seeds!(seed_set, chunk)
+    give_back_seeds!(tangent_set, chunk, Val(:outputs))
     return J
 end
 
@@ -266,19 +272,23 @@ function reverse_jacobian(f::F, x::AbstractArray, ::Val{n_out}, chunk::Val) wher
     J = zeros(eltype(x), n_out, length(x))
     into = Into(f)
     y = zeros(eltype(x), n_out)
+    # The output's seeds (rows of the identity) and the adjoints, reused from call to call.
+    row_set, adjoint_set = take_seeds(y, chunk, Val(:outputs)), take_seeds(x, chunk)
+    seeds, dxs = row_set.lanes, adjoint_set.lanes
     for_chunks(n_out, chunk) do first, rows
+        foreach(dx -> fill!(dx, zero(eltype(dx))), dxs)
         if rows === nothing
-            dx = zero(x)
-            autodiff(Reverse, into, Const, Duplicated(y, basis(y, first)), Duplicated(x, dx))
-            J[first, :] .= vec(dx)
+            autodiff(Reverse, into, Const, Duplicated(y, set_basis!(seeds, first)[1]), Duplicated(x, dxs[1]))
+            J[first, :] .= vec(dxs[1])
         else
-            dxs = map(_ -> zero(x), rows)
-            autodiff(Reverse, into, Const, BatchDuplicated(y, map(i -> basis(y, i), rows)), BatchDuplicated(x, dxs))
+            autodiff(Reverse, into, Const, BatchDuplicated(y, set_basis!(seeds, rows)), BatchDuplicated(x, dxs))
             for (k, i) in enumerate(rows)
                 i >= first && (J[i, :] .= vec(dxs[k]))
             end
         end
     end
+    give_back_seeds!(row_set, chunk, Val(:outputs))
+    give_back_seeds!(adjoint_set, chunk)
     return J
 end
 
@@ -297,12 +307,6 @@ function (into::Into)(y, x)
         @inbounds y[i] = r[i]
     end
     return nothing
-end
-
-function basis(x, i)
-    e = zero(x)
-    e[i] = one(eltype(x))
-    return e
 end
 
 check_chunk(::Val{n}) where {n} =

@@ -48,6 +48,16 @@ throws_at_negative(x) = x[1] < 0 ? throw(DomainError(x[1])) : sum(abs2, x) * x[1
     @test gradient(Forward, v -> v[1] * v[2], Float32[2, 3], Val(2)) === (3.0f0, 2.0f0)
 end
 
+@testset "jacobians: seeds, tangents and adjoints reused between calls, never stale" begin
+    grow(x) = [x[1] * x[2], sum(abs2, x), x[end]^3]
+    for chunk in (Val(1), Val(2), Val(3)), round in 1:3, mode in (Forward, Reverse)
+        x = [0.5, -1.5, 2.0, 0.25][1:(round == 2 ? 3 : 4)]   # sizes alternate
+        expected = fd_jacobian(grow, x)
+        @test jacobian(mode, grow, x; chunk = chunk) ≈ expected rtol = 1e-6
+        @test jacobian(mode, stretch, x[1:3]; chunk = chunk) ≈ fd_jacobian(stretch, x[1:3]) rtol = 1e-6
+    end
+end
+
 @testset "jacobian, seed tutorial" begin
     expected = [-400.0 200.0; 2.0 1.0]
     @test jacobian(Reverse, foo, [1.0, 2.0], Val(2)) == expected
