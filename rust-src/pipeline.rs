@@ -70,7 +70,7 @@ fn runtime_flags(g: Function) -> u32 {
     let engine = crate::runtime::addresses();
     let calls_runtime = cfg.blocks.iter().enumerate().filter(|(i, _)| live[*i]).any(|(_, b)| {
         b.instructions().into_iter().filter_map(|i| i.called_operand_if_call()).any(|callee| {
-            if callee.is_function() && (callee.intrinsic_id() != 0 || !callee.is_declaration()) {
+            if callee.as_function().is_some_and(|f| f.intrinsic_id() != 0 || !f.is_declaration()) {
                 return false;
             }
             if crate::llvm::const_address(callee).is_some_and(|a| engine.contains(&(a as usize))) {

@@ -572,7 +572,7 @@ impl<'ctx> Memory<'ctx> {
                 Some(Opcode::LLVMCall) => u.as_call().is_some_and(|call| {
                     let callee = call.called_operand();
                     let name = callee_name(callee).unwrap_or_default();
-                    callee.is_function() && (!callee.is_declaration() || callee.intrinsic_id() != 0)
+                    callee.as_function().is_some_and(|f| !f.is_declaration() || f.intrinsic_id() != 0)
                         || name == crate::julia::current().write_barrier
                 }),
                 _ => false,
@@ -1423,12 +1423,13 @@ fn thread_state(p: Value, depth: u32) -> bool {
 pub fn writes_only_stack(g: Function) -> bool {
     writes_only(g, &points_into_alloca, &|call| {
         let callee = call.called_operand();
-        callee.is_function()
-            && if callee.intrinsic_id() != 0 {
+        callee.as_function().is_some_and(|callee| {
+            if callee.intrinsic_id() != 0 {
                 !callee.name().starts_with("llvm.mem")
             } else {
                 !callee.is_declaration() || callee.name().starts_with("ox.")
             }
+        })
     })
 }
 

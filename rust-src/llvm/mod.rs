@@ -844,22 +844,6 @@ impl<'ctx> Value<'ctx> {
                 .collect()
         }
     }
-    /// Global value (a function, mostly: `Function::is_declaration`): only declared,
-    /// without a body.
-    #[track_caller]
-    pub fn is_declaration(self) -> bool {
-        self.require(self.is_global_value(), "is_declaration", "a global value");
-        // SAFETY: `self.0` is a live global value (the `Value` invariant; checked above).
-        unsafe { LLVMIsDeclaration(self.0) != 0 }
-    }
-    /// Global value: the type of what it holds (a function's function type:
-    /// `Function::function_type`).
-    #[track_caller]
-    pub fn function_type(self) -> Type<'ctx> {
-        self.require(self.is_global_value(), "function_type", "a function or other global value");
-        // SAFETY: `self.0` is a live global value (the `Value` invariant; checked above).
-        Type::from_raw(unsafe { LLVMGlobalGetValueType(self.0) })
-    }
     /// The enum attribute `name` (no value) in this value's context.
     fn enum_attr(self, name: &str) -> LLVMAttributeRef {
         // SAFETY: `self.0` is a live value (the `Value` invariant); the attribute name is passed with its
@@ -868,6 +852,14 @@ impl<'ctx> Value<'ctx> {
             let kind = LLVMGetEnumAttributeKindForName(name.as_ptr() as *const _, name.len());
             LLVMCreateEnumAttribute(LLVMGetTypeContext(LLVMTypeOf(self.0)), kind, 0)
         }
+    }
+    /// Global value (a variable here; a function's is `Function::is_declaration`): only
+    /// declared, without a body or an initializer.
+    #[track_caller]
+    pub fn is_declaration(self) -> bool {
+        self.require(self.is_global_value(), "is_declaration", "a global value");
+        // SAFETY: `self.0` is a live global value (the `Value` invariant; checked above).
+        unsafe { LLVMIsDeclaration(self.0) != 0 }
     }
     /// Global: sets internal linkage.
     #[track_caller]
@@ -973,20 +965,23 @@ impl<'ctx> Function<'ctx> {
     pub fn users(self) -> Vec<Value<'ctx>> {
         self.as_value().users()
     }
-    /// Its function type (`Value::function_type`, whose global-value check a function
-    /// always passes, as it does `is_declaration`'s and `set_internal`'s).
+    /// Its function type.
     pub fn function_type(self) -> Type<'ctx> {
-        self.as_value().function_type()
+        // SAFETY: `self.0` is a live function (the `Function` invariant), a global value, whose value type
+        // is its function type.
+        Type::from_raw(unsafe { LLVMGlobalGetValueType(self.0) })
     }
-    /// Has no body (`Value::is_declaration`).
+    /// Only declared, without a body.
     pub fn is_declaration(self) -> bool {
-        self.as_value().is_declaration()
+        // SAFETY: `self.0` is a live function (the `Function` invariant), a global value.
+        unsafe { LLVMIsDeclaration(self.0) != 0 }
     }
     /// Intrinsic ID (0 when not an intrinsic; `Value::intrinsic_id`).
     pub fn intrinsic_id(self) -> u32 {
         self.as_value().intrinsic_id()
     }
-    /// Sets internal linkage (`Value::set_internal`).
+    /// Sets internal linkage (`Value::set_internal`, whose global-value check a function
+    /// always passes).
     pub fn set_internal(self) {
         self.as_value().set_internal()
     }
