@@ -19,7 +19,7 @@
 use crate::analysis::activity::Activity;
 use crate::analysis::cfg::Cfg;
 use crate::error::{Error, Result};
-use crate::llvm::{Module, Opcode, RealPredicate, Type, Value};
+use crate::llvm::{Function, Module, Opcode, RealPredicate, Type, Value};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::ffi::CString;
@@ -112,7 +112,9 @@ fn classify(i: Value, act: &Activity, class: &HashMap<Value, Bits>) -> Bits {
                 _ => operands_max(),
             }
         }
-        LLVMPHI => i.incoming().into_iter().map(|(v, _)| of(v)).max().unwrap_or(Bits::Constantish),
+        LLVMPHI => {
+            i.as_phi().and_then(|phi| phi.incoming().into_iter().map(|(v, _)| of(v)).max()).unwrap_or(Bits::Constantish)
+        }
         LLVMSelect => of(i.operand(1)).max(of(i.operand(2))),
         LLVMCall | LLVMLoad | LLVMStore => Bits::Constantish,
         _ if i.ty().is_int() || i.ty().kind() == llvm_sys::LLVMTypeKind::LLVMVectorTypeKind => match operands_max() {
@@ -128,7 +130,7 @@ fn describe(user: &str, inst: Value, what: &str) -> String {
 }
 
 /// Inserts diagnostic markers into the derivative function `g`; returns how many.
-pub fn insert(m: &Module, g: Value, act: &Activity, user: &str) -> usize {
+pub fn insert(m: &Module, g: Function, act: &Activity, user: &str) -> usize {
     let cfg = Cfg::compute(g);
     let live = cfg.reaches_return();
     let order = cfg.reverse_postorder();
@@ -279,7 +281,7 @@ fn special_value(v: Value, test: &EqualityTest, act: &Activity) -> bool {
     v.is_constant() || v == test.tested() || !act.is_varied(v)
 }
 
-fn insert_special_points(m: &Module, cfg: &Cfg, live: &[bool], act: &Activity, user: &str, marker: Value) -> usize {
+fn insert_special_points(m: &Module, cfg: &Cfg, live: &[bool], act: &Activity, user: &str, marker: Function) -> usize {
     let b = m.builder();
     let mut count = 0;
     // Before `at`: flag the run when the tested values are equal.
@@ -300,8 +302,8 @@ fn insert_special_points(m: &Module, cfg: &Cfg, live: &[bool], act: &Activity, u
         if !live[bi] {
             continue;
         }
-        for phi in bb.instructions().into_iter().filter(|i| i.opcode() == Opcode::LLVMPHI) {
-            if !act.is_active(phi) {
+        for phi in bb.instructions().into_iter().filter_map(|i| i.as_phi()) {
+            if !act.is_active(phi.as_value()) {
                 continue;
             }
             for (v, pred) in phi.incoming() {
@@ -368,13 +370,16 @@ pub fn refuse_when(b: &crate::llvm::Builder, in_entry: bool, cond: Value, messag
 
 /// Replaces the markers in `g` by updates of a status slot and makes every `ret` of `g`
 /// return that status.
-pub fn lower(m: &Module, g: Value, entry_builder: &crate::llvm::Builder) {
+pub fn lower(m: &Module, g: Function, entry_builder: &crate::llvm::Builder) {
     let i32t = m.int(32);
     let calls: Vec<Value> = g
         .blocks()
         .into_iter()
         .flat_map(|bb| bb.instructions())
-        .filter(|i| i.opcode() == Opcode::LLVMCall && i.called_function().is_some_and(|f| f.name() == MARKER))
+        .filter(|i| {
+            i.opcode() == Opcode::LLVMCall
+                && i.as_call().and_then(|c| c.called_function()).is_some_and(|f| f.name() == MARKER)
+        })
         .collect();
     if calls.is_empty() {
         return;

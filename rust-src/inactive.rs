@@ -17,7 +17,7 @@
 //! value read back from what they produce (a float parsed from `string(x)`) is a
 //! constant, as in Enzyme, whose list of inactive functions this follows.
 
-use crate::llvm::{Opcode, Value};
+use crate::llvm::{Call, Opcode, Value};
 use crate::symbols::callee_name;
 use parking_lot::RwLock;
 
@@ -37,18 +37,17 @@ pub fn declare(address: usize) {
 /// (`println(xs...)` inlined becomes `println(stdout, xs...)`: `ingest::splat_calls`
 /// makes it `oxidase.splat.<n>(F, iterate, println, ...)`).
 pub fn is_inactive_call(i: Value) -> bool {
-    if i.opcode_if_instruction() != Some(Opcode::LLVMCall) {
+    let Some(call) = i.as_call().filter(|_| i.opcode_if_instruction() == Some(Opcode::LLVMCall)) else {
         return false;
-    }
-    let direct = callee_name(i.called_operand()).is_some_and(|n| n.starts_with(crate::names::INACTIVE_PREFIX));
-    direct || is_inactive_dynamic_call(i) || is_inactive_splat(i)
+    };
+    let direct = callee_name(call.called_operand()).is_some_and(|n| n.starts_with(crate::names::INACTIVE_PREFIX));
+    direct || is_inactive_dynamic_call(call) || is_inactive_splat(call)
 }
 
-fn is_inactive_splat(i: Value) -> bool {
-    let splat = i.opcode_if_instruction() == Some(Opcode::LLVMCall)
-        && i.call_arg_count() >= 3
+fn is_inactive_splat(i: Call) -> bool {
+    let splat = i.call_arg_count() >= 3
         && i.called_function().is_some_and(|f| f.name().starts_with(crate::names::SPLAT_PREFIX));
-    splat && is_declared(i.operand(2))
+    splat && is_declared(i.as_value().operand(2))
 }
 
 fn is_declared(function: Value) -> bool {
@@ -57,13 +56,13 @@ fn is_declared(function: Value) -> bool {
 
 /// Whether call `i` dispatches dynamically (`julia::Runtime::dynamic_calls`) to a
 /// function declared inactive.
-fn is_inactive_dynamic_call(i: Value) -> bool {
-    if i.opcode_if_instruction() != Some(Opcode::LLVMCall) || i.call_arg_count() == 0 {
+fn is_inactive_dynamic_call(i: Call) -> bool {
+    if i.call_arg_count() == 0 {
         return false;
     }
     let name = callee_name(i.called_operand()).unwrap_or_default();
     if !crate::julia::current().dynamic_calls.contains(&name.as_str()) {
         return false;
     }
-    is_declared(i.operand(0))
+    is_declared(i.as_value().operand(0))
 }

@@ -7,7 +7,7 @@
 
 use crate::analysis::memory;
 use crate::error::{Error, Result};
-use crate::llvm::{passes, Module, Value};
+use crate::llvm::{passes, Call, Function, Module, Phi, Value};
 use crate::names::{
     julia_name, INACTIVE_PREFIX, JULIA_MATH_PREFIX, LATEST_PREFIX, RECURSIVE, RULE_PREFIX, SPLAT_PREFIX,
 };
@@ -15,7 +15,7 @@ use std::collections::{HashMap, HashSet};
 
 /// Prepares `entry` in `m` for differentiation and returns it: `inline`, then
 /// `Inlined::rewrite` (the pipeline runs the two as stages of their own).
-pub fn prepare<'ctx>(m: &'ctx Module, entry: &str) -> Result<Value<'ctx>> {
+pub fn prepare<'ctx>(m: &'ctx Module, entry: &str) -> Result<Function<'ctx>> {
     let inlined = inline(m, entry)?;
     inlined.rewrite(m);
     Ok(inlined.entry)
@@ -26,8 +26,8 @@ pub fn prepare<'ctx>(m: &'ctx Module, entry: &str) -> Result<Value<'ctx>> {
 pub struct Inlined<'ctx> {
     /// The function to differentiate (a wrapper when the entry is one of Base's
     /// elementary functions).
-    pub entry: Value<'ctx>,
-    recursive: HashSet<Value<'ctx>>,
+    pub entry: Function<'ctx>,
+    recursive: HashSet<Function<'ctx>>,
 }
 
 /// Inlines the call graph of `entry` in `m` into it, drops the rest of the module and
@@ -114,7 +114,7 @@ impl<'ctx> Inlined<'ctx> {
 /// `catch`): in a loop, the value of the iteration that entered the `try`. Its loads
 /// become the value, so a differentiated value passed through the slot keeps its
 /// derivative.
-fn forward_try_slots(g: Value) {
+fn forward_try_slots(g: Function) {
     use crate::llvm::Opcode;
     let Some(entry) = g.entry_block() else { return };
     // (Only functions with such slots pay for the control-flow graph.)
@@ -170,7 +170,7 @@ fn forward_try_slots(g: Value) {
 /// slot written there once holds the value when every run from its definition to the
 /// load passes the write. The write stays: it is what roots the object for the
 /// collector during the `try`.
-fn forward_gc_frame_slots(m: &Module, g: Value) {
+fn forward_gc_frame_slots(m: &Module, g: Function) {
     use crate::llvm::Opcode;
     let Some(entry) = g.entry_block() else { return };
     let frames: Vec<Value> =
@@ -186,7 +186,9 @@ fn forward_gc_frame_slots(m: &Module, g: Value) {
             let address = match i.opcode() {
                 Opcode::LLVMLoad => i.operand(0),
                 Opcode::LLVMStore => i.operand(1),
-                Opcode::LLVMCall if i.called_operand().name().starts_with("llvm.memset") => i.operand(0),
+                Opcode::LLVMCall if i.called_operand_if_call().is_some_and(|c| c.name().starts_with("llvm.memset")) => {
+                    i.operand(0)
+                }
                 _ => continue,
             };
             if memory::alloca_base(address) != Some(frame) {
@@ -253,21 +255,23 @@ fn forward_gc_frame_slots(m: &Module, g: Value) {
 /// derivative), instead of data hidden in memory. An array whose stores are all
 /// forwarded is deleted; any other call is left as it was (`analysis::untracked` refuses
 /// it if derivative data reaches it).
-fn splat_calls(m: &Module, g: Value) {
+fn splat_calls(m: &Module, g: Function) {
     use crate::llvm::Opcode;
-    let calls: Vec<Value> = g
+    let calls: Vec<Call> = g
         .blocks()
         .into_iter()
         .flat_map(|b| b.instructions())
-        .filter(|i| {
-            i.opcode() == Opcode::LLVMCall
-                && i.call_arg_count() == 3
-                && crate::symbols::callee_name(i.called_operand()).as_deref()
+        .filter(|i| i.opcode() == Opcode::LLVMCall)
+        .filter_map(|i| i.as_call())
+        .filter(|c| {
+            c.call_arg_count() == 3
+                && crate::symbols::callee_name(c.called_operand()).as_deref()
                     == Some(crate::julia::current().apply_iterate)
         })
         .collect();
     let mut arrays = Vec::new();
-    for call in calls {
+    for site in calls {
+        let call = site.as_value();
         let Some(values) = splat_values(m, call) else { continue };
         let array = memory::alloca_base(call.operand(1)).expect("splat_values found the array");
         let fty = m.fn_type(
@@ -285,12 +289,12 @@ fn splat_calls(m: &Module, g: Value) {
             b.store(*p, b.gep(i8t, slots, &[m.const_int(m.int(64), 8 * k as u64)]));
         }
         let n = m.const_int(m.int(32), values.len() as u64);
-        let r = b.call_typed(call.called_function_type(), call.called_operand(), &[params[0], slots, n]);
-        b.ret(r);
+        let r = b.call_typed(site.called_function_type(), site.called_operand(), &[params[0], slots, n]);
+        b.ret(r.as_value());
         b.before(call);
         b.set_debug_loc_from(call);
         let new = b.call(helper, &[call.operand(0)].into_iter().chain(values).collect::<Vec<_>>());
-        call.replace_all_uses_with(new);
+        call.replace_all_uses_with(new.as_value());
         call.erase();
         if !arrays.contains(&array) {
             arrays.push(array);
@@ -310,14 +314,14 @@ fn splat_calls(m: &Module, g: Value) {
 /// into a buffer a later `push!` may have moved). Only where nothing on the way from each
 /// load to the merge may change the data pointer (no calls but intrinsics and Base's
 /// elementary functions).
-fn rebase_element_phis<'ctx>(m: &'ctx Module, g: Value<'ctx>) {
+fn rebase_element_phis<'ctx>(m: &'ctx Module, g: Function<'ctx>) {
     use crate::llvm::Opcode;
     let insts: Vec<Value<'ctx>> = g.blocks().into_iter().flat_map(|b| b.instructions()).collect();
     if !insts.iter().any(|&i| memory::resize_call(i).is_some()) {
         return;
     }
-    let phis: Vec<Value<'ctx>> =
-        insts.iter().copied().filter(|i| i.opcode() == Opcode::LLVMPHI && i.ty().is_pointer()).collect();
+    let phis: Vec<Phi<'ctx>> =
+        insts.iter().filter_map(|i| i.as_phi()).filter(|p| p.as_value().ty().is_pointer()).collect();
     if phis.is_empty() {
         return;
     }
@@ -333,9 +337,10 @@ fn rebase_element_phis<'ctx>(m: &'ctx Module, g: Value<'ctx>) {
             _ => None,
         }
     };
-    for phi in phis {
+    for phi_kind in phis {
+        let phi = phi_kind.as_value();
         let header = phi.parent_block();
-        let incoming = phi.incoming();
+        let incoming = phi_kind.incoming();
         let Some(parts) = incoming.iter().map(|&(v, _)| split(v)).collect::<Option<Vec<_>>>() else { continue };
         // One array object, one element type.
         let object = parts[0].0.operand(0);
@@ -367,12 +372,12 @@ fn rebase_element_phis<'ctx>(m: &'ctx Module, g: Value<'ctx>) {
             })
             .collect();
         if pairs.iter().any(|(k, _)| k.ty() != i64t) {
-            index.erase();
+            index.as_value().erase();
             continue;
         }
         index.add_incoming(&pairs);
         let data = b.load(phi.ty(), object).mirror_access_of(parts[0].0);
-        let address = b.gep(types[0], data, &[index]);
+        let address = b.gep(types[0], data, &[index.as_value()]);
         phi.replace_all_uses_with(address);
         phi.erase();
     }
@@ -386,12 +391,11 @@ fn rebase_element_phis<'ctx>(m: &'ctx Module, g: Value<'ctx>) {
 fn data_pointer_unchanged(cfg: &crate::analysis::cfg::Cfg, d: Value, from: crate::llvm::Block) -> bool {
     use crate::llvm::Opcode;
     let harmless = |i: Value| match i.opcode() {
-        Opcode::LLVMCall => {
-            let callee = i.called_operand();
+        Opcode::LLVMCall => i.called_operand_if_call().is_some_and(|callee| {
             let intrinsic =
                 callee.is_function() && callee.intrinsic_id() != 0 && !callee.name().starts_with("llvm.mem");
             intrinsic || callee.is_function() && callee.name().starts_with(JULIA_MATH_PREFIX)
-        }
+        }),
         // (Into a stack slot, a GC frame's: not an array's field.)
         Opcode::LLVMStore => !i.operand(0).ty().is_pointer() || memory::alloca_base(i.operand(1)).is_some(),
         Opcode::LLVMAtomicRMW | Opcode::LLVMAtomicCmpXchg => false,
@@ -433,22 +437,24 @@ fn data_pointer_unchanged(cfg: &crate::analysis::cfg::Cfg, d: Value, from: crate
 fn latest_calls(m: &Module) {
     use crate::llvm::Opcode;
     let julia = crate::julia::current();
-    let calls: Vec<Value> = m
+    let calls: Vec<Call> = m
         .functions()
         .into_iter()
         .flat_map(|g| g.blocks())
         .flat_map(|b| b.instructions())
         .filter(|i| i.opcode() == Opcode::LLVMCall)
+        .filter_map(|i| i.as_call())
         .collect();
-    let name_of = |i: Value| crate::symbols::callee_name(i.called_operand());
-    for call in calls {
-        let name = name_of(call);
-        if name.as_deref() == Some(julia.in_threaded_region) && call.call_arg_count() == 0 && call.ty().is_int() {
+    let name_of = |c: Call| crate::symbols::callee_name(c.called_operand());
+    for site in calls {
+        let call = site.as_value();
+        let name = name_of(site);
+        if name.as_deref() == Some(julia.in_threaded_region) && site.call_arg_count() == 0 && call.ty().is_int() {
             call.replace_all_uses_with(m.const_int(call.ty(), 1));
             call.erase();
             continue;
         }
-        if name.as_deref() != Some(julia.apply_latest) || call.call_arg_count() != 3 {
+        if name.as_deref() != Some(julia.apply_latest) || site.call_arg_count() != 3 {
             continue;
         }
         let Some(values) = splat_values(m, call) else { continue };
@@ -469,12 +475,12 @@ fn latest_calls(m: &Module) {
             b.store(*p, b.gep(m.int(8), slots, &[m.const_int(m.int(64), 8 * k as u64)]));
         }
         let n = m.const_int(m.int(32), rest as u64);
-        let r = b.call_typed(entry.function_type(), entry, &[params[0], slots, n]);
-        b.ret(r);
+        let r = b.call_typed(entry.function_type(), entry.as_value(), &[params[0], slots, n]);
+        b.ret(r.as_value());
         b.before(call);
         b.set_debug_loc_from(call);
         let new = b.call(helper, &values);
-        call.replace_all_uses_with(new);
+        call.replace_all_uses_with(new.as_value());
         let array = memory::alloca_base(call.operand(1));
         call.erase();
         if let Some(array) = array {
@@ -597,7 +603,7 @@ fn is_gc_frame(a: Value) -> bool {
                 Opcode::LLVMStore if u.operand(1) == p => {}
                 Opcode::LLVMStore if p == a && memory::thread_state_slot(u.operand(1)) => linked = true,
                 Opcode::LLVMCall => {
-                    let name = u.called_operand().name();
+                    let name = u.called_operand_if_call().map(|c| c.name()).unwrap_or_default();
                     if !(name.starts_with("llvm.memset") || name.starts_with("llvm.lifetime")) {
                         return false;
                     }
@@ -615,7 +621,7 @@ fn is_gc_frame(a: Value) -> bool {
 /// Recognised by name, by a signature matching the row's operands, and by their code
 /// coming from Base's math files (a user's own `exp` lives in the user's file and is
 /// differentiated through its body).
-fn base_math_function(g: Value) -> Option<&'static str> {
+fn base_math_function(g: Function) -> Option<&'static str> {
     use crate::rules::math::{base_function, Operand};
     let math = base_function(&julia_name(&g.name()))?;
     let (params, real) = (g.params(), g.return_type());
@@ -636,28 +642,28 @@ fn base_math_function(g: Value) -> Option<&'static str> {
 
 /// A function under `f`'s name that calls `f`, renamed as one of Base's elementary
 /// functions.
-fn wrap_call<'ctx>(m: &'ctx Module, f: Value<'ctx>, base: &str) -> Value<'ctx> {
+fn wrap_call<'ctx>(m: &'ctx Module, f: Function<'ctx>, base: &str) -> Function<'ctx> {
     let name = f.name();
     f.set_name(&format!("{JULIA_MATH_PREFIX}{base}.{name}"));
     let w = m.add_function(&name, f.function_type());
     let b = m.builder();
     b.at_end(m.append_block(w, "top"));
     let r = b.call(f, &w.params());
-    b.ret(r);
+    b.ret(r.as_value());
     w
 }
 
 /// Functions on a call cycle (recursion, direct or mutual) among those that return.
 fn recursive_functions<'ctx>(
-    reachable: &HashSet<Value<'ctx>>,
-    callees: &HashMap<Value<'ctx>, Vec<Value<'ctx>>>,
-) -> HashSet<Value<'ctx>> {
-    let returns = |g: &Value<'ctx>| reachable.contains(g) && !g.has_fn_attr("noreturn");
+    reachable: &HashSet<Function<'ctx>>,
+    callees: &HashMap<Function<'ctx>, Vec<Function<'ctx>>>,
+) -> HashSet<Function<'ctx>> {
+    let returns = |g: &Function<'ctx>| reachable.contains(g) && !g.has_fn_attr("noreturn");
     let mut out = HashSet::new();
     for g in reachable.iter().filter(|g| returns(g)) {
         // g is on a cycle when it is reachable from one of its own callees.
         let mut seen = HashSet::new();
-        let mut stack: Vec<Value<'ctx>> = callees.get(g).into_iter().flatten().copied().filter(returns).collect();
+        let mut stack: Vec<Function<'ctx>> = callees.get(g).into_iter().flatten().copied().filter(returns).collect();
         while let Some(h) = stack.pop() {
             if h == *g {
                 out.insert(*g);
@@ -671,7 +677,7 @@ fn recursive_functions<'ctx>(
     out
 }
 
-fn call_graph(m: &Module) -> HashMap<Value<'_>, Vec<Value<'_>>> {
+fn call_graph(m: &Module) -> HashMap<Function<'_>, Vec<Function<'_>>> {
     let mut out = HashMap::new();
     for g in m.functions() {
         if g.is_declaration() {
@@ -680,7 +686,7 @@ fn call_graph(m: &Module) -> HashMap<Value<'_>, Vec<Value<'_>>> {
         let mut cs = Vec::new();
         for b in g.blocks() {
             for i in b.instructions() {
-                if let Some(c) = i.called_operand_if_call().filter(|c| c.is_function()) {
+                if let Some(c) = i.called_operand_if_call().and_then(|c| c.as_function()) {
                     if !c.is_declaration() && !cs.contains(&c) {
                         cs.push(c);
                     }
@@ -692,7 +698,10 @@ fn call_graph(m: &Module) -> HashMap<Value<'_>, Vec<Value<'_>>> {
     out
 }
 
-fn reachable_from<'ctx>(f: Value<'ctx>, callees: &HashMap<Value<'ctx>, Vec<Value<'ctx>>>) -> HashSet<Value<'ctx>> {
+fn reachable_from<'ctx>(
+    f: Function<'ctx>,
+    callees: &HashMap<Function<'ctx>, Vec<Function<'ctx>>>,
+) -> HashSet<Function<'ctx>> {
     let mut seen = HashSet::new();
     let mut stack = vec![f];
     while let Some(g) = stack.pop() {
@@ -705,7 +714,7 @@ fn reachable_from<'ctx>(f: Value<'ctx>, callees: &HashMap<Value<'ctx>, Vec<Value
 
 /// Deletes defined functions the entry cannot reach (Julia's `jfptr_` thunks and the
 /// rest of the module), as long as nothing refers to them any more.
-fn drop_unreachable_functions(m: &Module, reachable: &HashSet<Value>) {
+fn drop_unreachable_functions(m: &Module, reachable: &HashSet<Function>) {
     loop {
         let mut deleted = false;
         for g in m.functions() {
@@ -721,6 +730,6 @@ fn drop_unreachable_functions(m: &Module, reachable: &HashSet<Value>) {
 }
 
 /// Whether `g` calls `setjmp` (it has a `try`).
-fn calls_setjmp(g: Value) -> bool {
+fn calls_setjmp(g: Function) -> bool {
     g.blocks().into_iter().flat_map(|b| b.instructions()).any(crate::analysis::cfg::is_setjmp_call)
 }

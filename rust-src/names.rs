@@ -35,7 +35,7 @@ pub fn rule_array_result(i: crate::llvm::Value) -> Option<crate::request::Leaf> 
     if i.opcode_if_instruction() != Some(crate::llvm::Opcode::LLVMCall) || !i.ty().is_pointer() {
         return None;
     }
-    let f = i.called_function().filter(|f| f.name().starts_with(RULE_PREFIX))?;
+    let f = i.as_call()?.called_function().filter(|f| f.name().starts_with(RULE_PREFIX))?;
     if f.has_string_attr(RULE_RESULT_ARRAY_F64) {
         Some(Leaf::ArrayF64)
     } else if f.has_string_attr(RULE_RESULT_ARRAY_F32) {

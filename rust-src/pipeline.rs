@@ -10,7 +10,7 @@ use crate::analysis::memory::Memory;
 use crate::analysis::types::{self, TypeTree, Types};
 use crate::error::{Error, Result};
 use crate::jit;
-use crate::llvm::{passes, Module, OwnedModule, Value};
+use crate::llvm::{passes, Function, Module, Opcode, OwnedModule, Value};
 use crate::request::{Activity as Act, Leaf, Mode, Passing, Request};
 use crate::stage::{self, Printed, Stage};
 use crate::symbols::callee_name;
@@ -64,13 +64,13 @@ pub fn compile(bitcode: &[u8], req: &Request) -> Result<Compiled> {
 /// objects in registers); calls on paths that end in a throw never come back.
 /// The engine's own runtime functions (`crate::runtime`), called by address, never
 /// enter Julia.
-fn runtime_flags(g: Value) -> u32 {
+fn runtime_flags(g: Function) -> u32 {
     let cfg = crate::analysis::cfg::Cfg::compute(g);
     let live = cfg.reaches_return();
     let engine = crate::runtime::addresses();
     let calls_runtime = cfg.blocks.iter().enumerate().filter(|(i, _)| live[*i]).any(|(_, b)| {
         b.instructions().into_iter().filter_map(|i| i.called_operand_if_call()).any(|callee| {
-            if callee.is_function() && (callee.intrinsic_id() != 0 || !callee.is_declaration()) {
+            if callee.as_function().is_some_and(|f| f.intrinsic_id() != 0 || !f.is_declaration()) {
                 return false;
             }
             if crate::llvm::const_address(callee).is_some_and(|a| engine.contains(&(a as usize))) {
@@ -113,7 +113,7 @@ pub fn synthesize(m: &Module, req: &Request, name: &str, layout: &str, triple: &
 /// Whether errors carry the IR of the function (`oxidase_set_verbose`).
 pub static VERBOSE: AtomicBool = AtomicBool::new(false);
 
-fn synthesize_prepared(m: &Module, f: Value, req: &Request, name: &str) -> Result<u32> {
+fn synthesize_prepared(m: &Module, f: Function, req: &Request, name: &str) -> Result<u32> {
     // Loops in simplified form (one preheader, one latch, exits entered only from the
     // loop): the reverse sweep then counts iterations instead of taping the header's
     // predecessor per iteration (`Cfg::counted_loops`).
@@ -279,7 +279,7 @@ fn hooks_flag(m: &Module) -> u32 {
 /// (`runtime::buffers`). Read from the optimized module, so that a tape LLVM proved
 /// to fit on the stack costs the call nothing.
 fn release_flag(m: &Module) -> u32 {
-    let defined: Vec<Value> = m.functions().into_iter().filter(|g| !g.is_declaration()).collect();
+    let defined: Vec<Function> = m.functions().into_iter().filter(|g| !g.is_declaration()).collect();
     if !defined.iter().any(|&g| transform::tape::takes_heap_buffers(g)) {
         return 0;
     }
@@ -288,7 +288,7 @@ fn release_flag(m: &Module) -> u32 {
         let Some(callee) = c.called_operand_if_call() else {
             return false;
         };
-        if callee.is_function() {
+        if let Some(callee) = callee.as_function() {
             // Defined functions are scanned themselves; of the declared ones, Julia's
             // runtime throws (`jl_throw`, `jl_bounds_error_ints`...) and may allocate.
             return callee.is_declaration()
@@ -322,10 +322,10 @@ fn is_julia_runtime(name: &str) -> bool {
 fn keep_primal_math_scalar(m: &Module) {
     for g in m.functions().into_iter().filter(|g| !g.is_declaration()) {
         for i in g.blocks().into_iter().flat_map(|b| b.instructions()) {
-            let callee = i.called_operand_if_call().filter(|c| c.is_function());
-            if let Some(h) = callee.filter(|h| h.is_declaration()) {
+            let Some(call) = i.as_call().filter(|_| i.opcode() == Opcode::LLVMCall) else { continue };
+            if let Some(h) = call.called_function().filter(|h| h.is_declaration()) {
                 if matches!(crate::rules::math::lookup(&h.name()), Some(crate::rules::math::Callee::Math(_))) {
-                    i.add_call_fn_attr("nobuiltin");
+                    call.add_call_fn_attr("nobuiltin");
                 }
             }
         }
@@ -334,7 +334,7 @@ fn keep_primal_math_scalar(m: &Module) {
 
 /// Reverse mode refuses differentiated writes to memory inside a `try` body: when the
 /// body throws, the reverse sweep retraces the `catch` alone (below).
-fn refuse_active_try_effects(g: Value, act: &Activity, user_name: &str) -> Result<()> {
+fn refuse_active_try_effects(g: Function, act: &Activity, user_name: &str) -> Result<()> {
     if !g.blocks().into_iter().flat_map(|b| b.instructions()).any(crate::analysis::cfg::is_setjmp_call) {
         return Ok(());
     }

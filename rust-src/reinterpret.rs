@@ -14,7 +14,7 @@
 //! `ulp(C)`: piecewise constant, so its result is wrapped in `ox.nograd`, an identity
 //! with derivative zero.
 
-use crate::llvm::{Block, Module, Opcode, Type, Value};
+use crate::llvm::{Block, Function, Module, Opcode, Type, Value};
 use std::collections::HashMap;
 
 /// Name of the identity marker for float type `ty`.
@@ -22,7 +22,7 @@ pub fn marker_name(ty: Type) -> String {
     format!("ox.reinterpret.f{}", ty.float_bits())
 }
 
-fn marker<'ctx>(m: &'ctx Module, ty: Type<'ctx>) -> Value<'ctx> {
+fn marker<'ctx>(m: &'ctx Module, ty: Type<'ctx>) -> Function<'ctx> {
     let name = marker_name(ty);
     if let Some(f) = m.function(&name) {
         return f;
@@ -42,7 +42,7 @@ fn mantissa_mask(width: u32) -> u64 {
     }
 }
 
-fn nograd<'ctx>(m: &'ctx Module, ty: Type<'ctx>) -> Value<'ctx> {
+fn nograd<'ctx>(m: &'ctx Module, ty: Type<'ctx>) -> Function<'ctx> {
     let name = format!("ox.nograd.f{}", ty.float_bits());
     if let Some(f) = m.function(&name) {
         return f;
@@ -66,7 +66,7 @@ fn magic_add(v: Value) -> Option<(Value, f64)> {
 }
 
 /// Wraps `(y + C) - C` (or `(y + C) + -C`) in `ox.nograd`.
-fn rewrite_rounding(m: &Module, f: Value) {
+fn rewrite_rounding(m: &Module, f: Function) {
     let b = m.builder();
     for i in f.blocks().into_iter().flat_map(|bb| bb.instructions()) {
         if !i.ty().is_float() {
@@ -84,7 +84,7 @@ fn rewrite_rounding(m: &Module, f: Value) {
         }
         let users = i.users();
         b.after(i);
-        let call = b.call(nograd(m, i.ty()), &[i]);
+        let call = b.call(nograd(m, i.ty()), &[i]).as_value();
         for u in users {
             for k in 0..u.num_operands() {
                 if u.operand(k) == i {
@@ -96,7 +96,7 @@ fn rewrite_rounding(m: &Module, f: Value) {
 }
 
 /// Rewrites every mantissa-preserving reinterpret chain and rounding idiom in `f`.
-pub fn rewrite(m: &Module, f: Value) {
+pub fn rewrite(m: &Module, f: Function) {
     rewrite_rounding(m, f);
     let mut sources: HashMap<Value, Option<Value>> = HashMap::new();
     let casts: Vec<Value> = f
@@ -114,7 +114,7 @@ pub fn rewrite(m: &Module, f: Value) {
             continue;
         }
         b.after(y);
-        let call = b.call(marker(m, y.ty()), &[y, src]);
+        let call = b.call(marker(m, y.ty()), &[y, src]).as_value();
         for u in y.users() {
             if u != call {
                 for k in 0..u.num_operands() {
@@ -185,23 +185,24 @@ fn source<'ctx>(
             }
         }
         Opcode::LLVMPHI => {
+            let old = i.as_phi()?;
             let b = m.builder();
             b.before(i);
             let phi = b.phi(fty, "ox.bits.src");
-            memo.insert(i, Some(phi));
+            memo.insert(i, Some(phi.as_value()));
             let mut pairs: Vec<(Value<'ctx>, Block<'ctx>)> = Vec::new();
-            for (v, bb) in i.incoming() {
+            for (v, bb) in old.incoming() {
                 match source(m, v, memo) {
                     Some(s) => pairs.push((s, bb)),
                     None => {
                         memo.insert(i, None);
-                        phi.erase();
+                        phi.as_value().erase();
                         return None;
                     }
                 }
             }
             phi.add_incoming(&pairs);
-            Some(phi)
+            Some(phi.as_value())
         }
         Opcode::LLVMSelect => {
             let (t, e) = (source(m, i.operand(1), memo)?, source(m, i.operand(2), memo)?);

@@ -11,7 +11,7 @@ use crate::analysis::memory::Memory;
 use crate::analysis::types::Types;
 use crate::analysis::untracked;
 use crate::error::{Error, Result};
-use crate::llvm::{Module, Opcode, Value};
+use crate::llvm::{Function, Module, Opcode, Value};
 use crate::request::Leaf;
 use crate::rules::{self, call_args, Flow, Rule};
 use crate::symbols::callee_name;
@@ -110,18 +110,19 @@ fn memory_rule(m: &Module, i: Value, mem: &Memory, unsure_copies: &HashSet<Value
         // Printing: no derivative (`crate::inactive`).
         Opcode::LLVMCall if crate::inactive::is_inactive_call(i) => Some(Rule::Zero),
         Opcode::LLVMCall if crate::analysis::memory::is_splat(i) => {
-            call_args(i).any(|a| mem.is_shadowed(a)).then_some(Rule::Splat)
+            call_args(i.as_call()?).any(|a| mem.is_shadowed(a)).then_some(Rule::Splat)
         }
         Opcode::LLVMCall => {
-            let name = callee_name(i.called_operand())?;
+            let call = i.as_call()?;
+            let name = callee_name(call.called_operand())?;
             if let Some(op) = crate::runtime::blas::lookup(&name) {
                 let arrays = crate::runtime::blas::array_args(op);
-                let differentiated = |k: &usize| *k < i.call_arg_count() && mem.is_escaped(i.operand(*k));
+                let differentiated = |k: &usize| *k < call.call_arg_count() && mem.is_escaped(i.operand(*k));
                 return arrays.iter().any(differentiated).then_some(Rule::Blas(op));
             }
             // Copies and fills take three or more arguments; a call of fewer (`llvm.trap`)
             // has no operand 1 to read.
-            if i.call_arg_count() < 2 {
+            if call.call_arg_count() < 2 {
                 return None;
             }
             let (dst, src) = (i.operand(0), i.operand(1));
@@ -251,7 +252,7 @@ fn untracked_message(i: Value, at: Value) -> String {
 /// the user's terms.
 fn lost_construct(at: Value) -> String {
     match at.opcode() {
-        Opcode::LLVMCall => match crate::symbols::callee_name(at.called_operand()) {
+        Opcode::LLVMCall => match at.as_call().and_then(|c| crate::symbols::callee_name(c.called_operand())) {
             Some(n) if crate::julia::current().splat_builtins.contains(&n.as_str()) => {
                 "splatting (`f(x...)`, Julia's `_apply_iterate` builtin) whose arguments the engine cannot see".into()
             }
@@ -279,7 +280,7 @@ fn lost_construct(at: Value) -> String {
 #[derive(Clone, Copy)]
 pub struct Subject<'a, 'ctx> {
     /// The function analysed.
-    pub f: Value<'ctx>,
+    pub f: Function<'ctx>,
     /// Its parameters (or values standing for them) that carry derivatives.
     pub active_params: &'a [Value<'ctx>],
     /// Whether the derivative of the returned value is wanted.
@@ -378,7 +379,8 @@ impl<'ctx> Activity<'ctx> {
                     // An instruction without a rule keeps the message naming it, but for
                     // runtime builtins, which users do not call by name.
                     let runtime = i.opcode() == Opcode::LLVMCall
-                        && crate::symbols::callee_name(i.called_operand())
+                        && i.as_call()
+                            .and_then(|c| crate::symbols::callee_name(c.called_operand()))
                             .is_some_and(|n| crate::julia::current().is_runtime(&n));
                     if runtime || !matches!(rules[&i], Rule::Unsupported(_)) {
                         rules.insert(i, Rule::Unsupported(untracked_message(i, at)));
@@ -413,7 +415,7 @@ impl<'ctx> Activity<'ctx> {
             // An array a user's rule returns from differentiated numbers: the rule makes
             // its shadow (`rules::calls::custom`).
             if let Some(leaf) = crate::names::rule_array_result(i) {
-                if !mem.is_shadowed(i) && call_args(i).any(|a| varied.contains(&a)) {
+                if !mem.is_shadowed(i) && i.as_call().is_some_and(|c| call_args(c).any(|a| varied.contains(&a))) {
                     wants_shadow.insert(i, leaf);
                 }
             }
@@ -425,6 +427,8 @@ impl<'ctx> Activity<'ctx> {
             // into it, and is refused (`mul!(y, A, x)` into a `Const` `y` once returned
             // a zero gradient).
             if let Rule::Blas(op) = rules[&i] {
+                // (`Rule::Blas` is a call's.)
+                let Some(call) = i.as_call() else { continue };
                 let Some(out) = crate::runtime::blas::output_arg(op) else { continue };
                 let y = i.operand(out);
                 if mem.is_escaped(y) {
@@ -436,7 +440,7 @@ impl<'ctx> Activity<'ctx> {
                     wants_shadow.insert(a, leaf);
                     continue;
                 }
-                let derivative_in = (0..i.call_arg_count())
+                let derivative_in = (0..call.call_arg_count())
                     .filter(|&k| k != out)
                     .any(|k| mem.is_escaped(i.operand(k)) || mem.is_shadowed(i.operand(k)));
                 if !derivative_in {
@@ -592,7 +596,8 @@ impl<'ctx> Activity<'ctx> {
             {
                 // (Handed to an error path's call, which throws, it carries nothing on.)
                 let copied = i.users().into_iter().any(|u| {
-                    let throws = u.opcode() == Opcode::LLVMCall && crate::analysis::memory::is_noreturn_call(u);
+                    let throws = u.opcode() == Opcode::LLVMCall
+                        && u.as_call().is_some_and(crate::analysis::memory::is_noreturn_call);
                     !throws
                         && matches!(
                             u.opcode_if_instruction(),
@@ -693,7 +698,7 @@ impl<'ctx> Activity<'ctx> {
     }
 
     /// Text printer for tests and bug reports: one line per active value.
-    pub fn print(&self, f: Value<'ctx>) -> String {
+    pub fn print(&self, f: Function<'ctx>) -> String {
         let mut out = String::new();
         for b in f.blocks() {
             for i in b.instructions() {

@@ -1,7 +1,7 @@
 //! Control-flow facts the reverse transform needs: predecessors, dominators, which
 //! blocks lie on a cycle, which blocks return.
 
-use crate::llvm::{Block, Opcode, Value};
+use crate::llvm::{Block, Function, Opcode, Value};
 use crate::symbols::callee_name;
 use std::collections::{HashMap, HashSet};
 
@@ -26,7 +26,7 @@ pub struct Cfg<'ctx> {
 
 impl<'ctx> Cfg<'ctx> {
     /// Computes the CFG of `f`.
-    pub fn compute(f: Value<'ctx>) -> Cfg<'ctx> {
+    pub fn compute(f: Function<'ctx>) -> Cfg<'ctx> {
         let blocks = f.blocks();
         let index: HashMap<Block<'ctx>, usize> = blocks.iter().enumerate().map(|(i, b)| (*b, i)).collect();
         let n = blocks.len();
@@ -104,9 +104,10 @@ impl<'ctx> Cfg<'ctx> {
     /// `unreachable` does not end the computation.
     pub fn try_bodies(&self) -> Vec<bool> {
         let calls = |b: usize, name: &str| {
-            self.blocks[b].instructions().into_iter().any(|i| {
-                i.opcode() == Opcode::LLVMCall && callee_name(i.called_operand()).is_some_and(|n| n.contains(name))
-            })
+            self.blocks[b]
+                .instructions()
+                .into_iter()
+                .any(|i| i.called_operand_if_call().and_then(callee_name).is_some_and(|n| n.contains(name)))
         };
         let mut body = vec![false; self.blocks.len()];
         let julia = crate::julia::current();
@@ -144,9 +145,7 @@ impl<'ctx> Cfg<'ctx> {
         }
         let mut before_store = store.parent_block().instructions().into_iter().take_while(|&i| i != store);
         let may_throw = |i: Value<'ctx>| {
-            i.opcode() == Opcode::LLVMCall
-                && !i.called_operand().is_inline_asm()
-                && i.called_operand().intrinsic_id() == 0
+            i.called_operand_if_call().is_some_and(|callee| !callee.is_inline_asm() && callee.intrinsic_id() == 0)
         };
         if before_store.any(may_throw) {
             return false;
@@ -177,9 +176,10 @@ impl<'ctx> Cfg<'ctx> {
     fn with_exception_edges(&self) -> Option<Vec<Vec<usize>>> {
         let julia = crate::julia::current();
         let calls = |b: usize, name: &str| {
-            self.blocks[b].instructions().into_iter().any(|i| {
-                i.opcode() == Opcode::LLVMCall && callee_name(i.called_operand()).is_some_and(|n| n.contains(name))
-            })
+            self.blocks[b]
+                .instructions()
+                .into_iter()
+                .any(|i| i.called_operand_if_call().and_then(callee_name).is_some_and(|n| n.contains(name)))
         };
         let mut succs = self.succs.clone();
         let mut in_body = vec![false; self.blocks.len()];
@@ -375,8 +375,7 @@ pub fn catch_block<'ctx>(bb: Block<'ctx>, call: Value<'ctx>) -> Option<Block<'ct
 
 /// Whether instruction `i` calls the `setjmp` of a `try`.
 pub fn is_setjmp_call(i: Value) -> bool {
-    i.opcode() == Opcode::LLVMCall
-        && callee_name(i.called_operand()).is_some_and(|n| n.contains(crate::julia::current().setjmp))
+    i.called_operand_if_call().and_then(callee_name).is_some_and(|n| n.contains(crate::julia::current().setjmp))
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 //! are active; floats stored into it are derivative side effects.
 
 use crate::error::{Error, Result};
-use crate::llvm::{Opcode, Value};
+use crate::llvm::{Call, Function, Opcode, Value};
 use crate::request::{Fields, Layout, Leaf};
 use crate::symbols::callee_name;
 use std::collections::{HashMap, HashSet};
@@ -163,7 +163,7 @@ pub fn resize_call(i: Value) -> Option<Resize> {
     if i.opcode_if_instruction() != Some(Opcode::LLVMCall) {
         return None;
     }
-    crate::julia::current().resize_call(&callee_name(i.called_operand())?)
+    crate::julia::current().resize_call(&callee_name(i.as_call()?.called_operand())?)
 }
 
 /// Which array-creating runtime call `i` is, if any.
@@ -171,13 +171,20 @@ pub fn array_call(i: Value) -> Option<ArrayCall> {
     if i.opcode_if_instruction() != Some(Opcode::LLVMCall) || !i.ty().is_pointer() {
         return None;
     }
-    crate::julia::current().array_call(&callee_name(i.called_operand())?)
+    crate::julia::current().array_call(&callee_name(i.as_call()?.called_operand())?)
+}
+
+/// Whether call `c` is handed a value `shadowed` holds among its arguments.
+fn handed_shadowed<'ctx>(c: Call<'ctx>, shadowed: &HashMap<Value<'ctx>, Leaf>) -> bool {
+    (0..c.call_arg_count()).any(|k| shadowed.contains_key(&c.as_value().operand(k)))
 }
 
 /// Whether `i` is a splat call (`ingest::splat_calls`).
 pub fn is_splat(i: Value) -> bool {
     i.opcode_if_instruction() == Some(Opcode::LLVMCall)
-        && i.called_function().is_some_and(|f| f.name().starts_with(crate::names::SPLAT_PREFIX))
+        && i.as_call()
+            .and_then(|c| c.called_function())
+            .is_some_and(|f| f.name().starts_with(crate::names::SPLAT_PREFIX))
 }
 
 /// The float type a splat call's boxed result is read as: Float32 when a load reads 32
@@ -224,9 +231,9 @@ pub fn pointer_op(i: Value) -> Option<PointerOp> {
 
 /// The pointer operands a merge chooses from.
 pub fn merged(i: Value) -> Vec<Value> {
-    match i.opcode() {
-        Opcode::LLVMPHI => i.incoming().into_iter().map(|(v, _)| v).collect(),
-        _ => vec![i.operand(1), i.operand(2)],
+    match i.as_phi() {
+        Some(phi) => phi.incoming().into_iter().map(|(v, _)| v).collect(),
+        None => vec![i.operand(1), i.operand(2)],
     }
 }
 
@@ -235,7 +242,7 @@ impl<'ctx> Memory<'ctx> {
     /// arrays allocated in `f` that hold derivatives (`allocations`) through `f`.
     pub fn compute(
         m: &'ctx crate::llvm::Module,
-        f: Value<'ctx>,
+        f: Function<'ctx>,
         roots: &[(Value<'ctx>, Leaf)],
         maybe_constant_roots: &[Value<'ctx>],
         allocations: &HashMap<Value<'ctx>, Leaf>,
@@ -297,14 +304,14 @@ impl<'ctx> Memory<'ctx> {
                         Some(ArrayCall::Reshape) => shadowed.get(&i.operand(1)).copied(),
                         // Splatting differentiated collections: the result, a boxed
                         // float, has a shadow box (`rules::Rule::Splat`).
-                        _ if is_splat(i) && (0..i.call_arg_count()).any(|k| shadowed.contains_key(&i.operand(k))) => {
+                        _ if is_splat(i) && i.as_call().is_some_and(|c| handed_shadowed(c, &shadowed)) => {
                             Some(box_leaf(i))
                         }
                         // An array a user's rule returns, given differentiated memory: the
                         // rule makes its shadow (`rules::calls::custom`; a rule given
                         // differentiated numbers only asks for one through activity).
                         _ => crate::names::rule_array_result(i)
-                            .filter(|_| (0..i.call_arg_count()).any(|k| shadowed.contains_key(&i.operand(k)))),
+                            .filter(|_| i.as_call().is_some_and(|c| handed_shadowed(c, &shadowed))),
                     },
                 };
                 if let Some(leaf) = from {
@@ -406,9 +413,9 @@ impl<'ctx> Memory<'ctx> {
             else {
                 continue;
             };
-            let incoming: Vec<(Value<'ctx>, Option<crate::llvm::Block<'ctx>>)> = match i.opcode() {
-                Opcode::LLVMPHI => i.incoming().into_iter().map(|(v, b)| (v, Some(b))).collect(),
-                _ => merged(i).into_iter().map(|v| (v, None)).collect(),
+            let incoming: Vec<(Value<'ctx>, Option<crate::llvm::Block<'ctx>>)> = match i.as_phi() {
+                Some(phi) => phi.incoming().into_iter().map(|(v, b)| (v, Some(b))).collect(),
+                None => merged(i).into_iter().map(|v| (v, None)).collect(),
             };
             for (v, from) in incoming {
                 let has = |p: &Path<'ctx>| aggregates.get(&v).is_some_and(|ps| ps.iter().any(|q| q.index == p.index));
@@ -442,11 +449,13 @@ impl<'ctx> Memory<'ctx> {
             .flat_map(|&i| {
                 let args: Vec<Value<'ctx>> = if resize_call(i).is_some() {
                     vec![i.operand(0)]
-                } else if i.opcode() == Opcode::LLVMCall && !i.has_fn_attr("noreturn") {
+                } else if let Some(call) =
+                    i.as_call().filter(|c| i.opcode() == Opcode::LLVMCall && !c.has_fn_attr("noreturn"))
+                {
                     // (The callee's body is scanned only when it is handed a shadowed array.)
                     let handed: Vec<Value<'ctx>> =
-                        (0..i.call_arg_count()).map(|k| i.operand(k)).filter(|a| shadowed.contains_key(a)).collect();
-                    let resizes = !handed.is_empty() && may_resize(i.called_operand(), &mut HashSet::new());
+                        (0..call.call_arg_count()).map(|k| i.operand(k)).filter(|a| shadowed.contains_key(a)).collect();
+                    let resizes = !handed.is_empty() && may_resize(call.called_operand(), &mut HashSet::new());
                     if resizes {
                         handed
                     } else {
@@ -560,12 +569,12 @@ impl<'ctx> Memory<'ctx> {
                 // anywhere else, a pointer loaded back would be read as an array.
                 Some(Opcode::LLVMStore) => inert.contains(&u),
                 Some(Opcode::LLVMLoad | Opcode::LLVMICmp) => true,
-                Some(Opcode::LLVMCall) => {
-                    let callee = u.called_operand();
+                Some(Opcode::LLVMCall) => u.as_call().is_some_and(|call| {
+                    let callee = call.called_operand();
                     let name = callee_name(callee).unwrap_or_default();
-                    callee.is_function() && (!callee.is_declaration() || callee.intrinsic_id() != 0)
+                    callee.as_function().is_some_and(|f| !f.is_declaration() || f.intrinsic_id() != 0)
                         || name == crate::julia::current().write_barrier
-                }
+                }),
                 _ => false,
             },
         )
@@ -723,7 +732,7 @@ fn escaped_addresses<'ctx>(insts: &[Value<'ctx>], shadowed: &HashMap<Value<'ctx>
             }
             LLVMAdd | LLVMSub | LLVMMul | LLVMAnd | LLVMOr | LLVMXor | LLVMShl | LLVMLShr | LLVMAShr | LLVMTrunc
             | LLVMZExt | LLVMSExt | LLVMIntToPtr | LLVMBitCast | LLVMAddrSpaceCast => from_operands(),
-            LLVMPHI => i.incoming().iter().any(|(v, _)| escaped.contains(v)),
+            LLVMPHI => i.as_phi().is_some_and(|phi| phi.incoming().iter().any(|(v, _)| escaped.contains(v))),
             LLVMSelect => escaped.contains(&i.operand(1)) || escaped.contains(&i.operand(2)),
             LLVMGetElementPtr => escaped.contains(&i.operand(0)),
             _ => false,
@@ -861,7 +870,7 @@ fn at_offset_zero(p: Value) -> bool {
 /// of `y[i] = r[i]`). In shadowed memory that would hide the derivative, so integer
 /// loads of a float's width from shadowed memory become float loads plus a bitcast, and
 /// stores of such bitcasts become float stores, wherever they store. Returns whether anything changed.
-pub fn retype_bit_copies(m: &crate::llvm::Module, f: Value, mem: &Memory) -> bool {
+pub fn retype_bit_copies(m: &crate::llvm::Module, f: Function, mem: &Memory) -> bool {
     let b = m.builder();
     let mut changed = false;
     let insts: Vec<Value> = f.blocks().into_iter().flat_map(|bb| bb.instructions()).collect();
@@ -984,7 +993,7 @@ fn floats_only_stored_at(m: &crate::llvm::Module, p: Value) -> bool {
                         (None, _) => false,
                     }
                 }
-                Some(Opcode::LLVMCall) => is_lifetime_marker(u),
+                Some(Opcode::LLVMCall) => u.as_call().is_some_and(is_lifetime_marker),
                 _ => false,
             };
             all &= ok;
@@ -1084,12 +1093,12 @@ pub fn inert_pointer_stores<'ctx>(m: &'ctx crate::llvm::Module, insts: &[Value<'
             None => read.extend(alloca_bases(i.operand(0)).into_iter().map(|a| (a, None))),
         }
     }
-    for i in insts.iter().filter(|i| i.opcode() == Opcode::LLVMCall) {
-        let callee = i.called_operand();
+    for (i, call) in insts.iter().filter(|i| i.opcode() == Opcode::LLVMCall).filter_map(|i| Some((i, i.as_call()?))) {
+        let callee = call.called_operand();
         let keeps_nothing =
             callee.is_function() && ["llvm.lifetime.", "llvm.memset."].iter().any(|p| callee.name().starts_with(p));
         if !keeps_nothing {
-            for k in 0..i.call_arg_count() {
+            for k in 0..call.call_arg_count() {
                 read.extend(alloca_bases(i.operand(k)).into_iter().map(|a| (a, None)));
             }
         }
@@ -1099,7 +1108,9 @@ pub fn inert_pointer_stores<'ctx>(m: &'ctx crate::llvm::Module, insts: &[Value<'
     // below do not see: a store there is never judged overwritten.)
     let setjmp = |i: &Value<'ctx>| {
         i.opcode() == Opcode::LLVMCall
-            && callee_name(i.called_operand()).is_some_and(|n| n.contains(crate::julia::current().setjmp))
+            && i.as_call()
+                .and_then(|c| callee_name(c.called_operand()))
+                .is_some_and(|n| n.contains(crate::julia::current().setjmp))
     };
     let in_try: Option<(crate::analysis::cfg::Cfg, Vec<bool>)> = insts.iter().find(|i| setjmp(i)).map(|i| {
         let cfg = crate::analysis::cfg::Cfg::compute(i.parent_block().parent_function());
@@ -1159,7 +1170,7 @@ fn slot_accesses<'ctx>(m: &'ctx crate::llvm::Module, a: Value<'ctx>) -> Option<H
                 Opcode::LLVMLoad => Access::Load(range(u.ty())),
                 Opcode::LLVMStore if u.operand(1) == p && u.operand(0) != p => Access::Store(range(u.operand(0).ty())),
                 Opcode::LLVMStore if u.operand(1) != p && is_written_only(u.operand(1)) => continue,
-                Opcode::LLVMCall if is_lifetime_marker(u) => Access::Lifetime,
+                Opcode::LLVMCall if u.as_call().is_some_and(is_lifetime_marker) => Access::Lifetime,
                 Opcode::LLVMCall => Access::Call,
                 _ => return None,
             };
@@ -1245,12 +1256,12 @@ pub fn alloca_slot<'ctx>(m: &'ctx crate::llvm::Module, p: Value<'ctx>) -> Option
 /// holds the same values all through the call, and the reverse sweep may load them
 /// again instead of taping them. Calls: those `writes_only_stack` allows, array
 /// creation, the GC allocator, and resizing arrays it created.
-pub fn writes_only_fresh(g: Value) -> bool {
+pub fn writes_only_fresh(g: Function) -> bool {
     let fresh = |p: Value| points_into_alloca(p) || allocated_here(p, 1, 12) || thread_state(p, 8);
-    writes_only(g, &fresh, &|i| {
-        let callee = i.called_operand();
+    writes_only(g, &fresh, &|call| {
+        let (i, callee) = (call.as_value(), call.called_operand());
         // (Julia reads the thread pointer with an argument-less inline `asm`.)
-        if array_call(i).is_some() || callee.is_inline_asm() && i.call_arg_count() == 0 {
+        if array_call(i).is_some() || callee.is_inline_asm() && call.call_arg_count() == 0 {
             return true;
         }
         if resize_call(i).is_some() {
@@ -1261,10 +1272,10 @@ pub fn writes_only_fresh(g: Value) -> bool {
             return !callee.name().starts_with("llvm.mem") || fresh(i.operand(0));
         }
         let name = callee_name(callee).unwrap_or_default();
-        is_noreturn_call(i)
+        is_noreturn_call(call)
             || name.starts_with("ox.")
             || crate::julia::current().is_gc_alloc(&name)
-            || callee.is_function() && !callee.is_declaration() && writes_only_stack(callee)
+            || callee.as_function().is_some_and(|callee| !callee.is_declaration() && writes_only_stack(callee))
     })
 }
 
@@ -1272,9 +1283,9 @@ pub fn writes_only_fresh(g: Value) -> bool {
 /// throw) has an address `store_ok` accepts, every call is one `call_ok` accepts, and
 /// nothing is atomic.
 fn writes_only<'ctx>(
-    g: Value<'ctx>,
+    g: Function<'ctx>,
     store_ok: &dyn Fn(Value<'ctx>) -> bool,
-    call_ok: &dyn Fn(Value<'ctx>) -> bool,
+    call_ok: &dyn Fn(Call<'ctx>) -> bool,
 ) -> bool {
     g.blocks().into_iter().all(|bb| {
         if bb.terminator().map(|t| t.opcode()) == Some(Opcode::LLVMUnreachable) {
@@ -1282,7 +1293,7 @@ fn writes_only<'ctx>(
         }
         bb.instructions().into_iter().all(|i| match i.opcode() {
             Opcode::LLVMStore => store_ok(i.operand(1)),
-            Opcode::LLVMCall => call_ok(i),
+            Opcode::LLVMCall => i.as_call().is_some_and(call_ok),
             Opcode::LLVMAtomicRMW | Opcode::LLVMAtomicCmpXchg | Opcode::LLVMFence => false,
             _ => true,
         })
@@ -1299,7 +1310,9 @@ fn allocated_here(p: Value, loads: u32, depth: u32) -> bool {
     match p.opcode() {
         Opcode::LLVMCall => {
             array_call(p).is_some()
-                || callee_name(p.called_operand()).is_some_and(|n| crate::julia::current().is_gc_alloc(&n))
+                || p.as_call()
+                    .and_then(|c| callee_name(c.called_operand()))
+                    .is_some_and(|n| crate::julia::current().is_gc_alloc(&n))
         }
         Opcode::LLVMGetElementPtr | Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast => {
             allocated_here(p.operand(0), loads, depth - 1)
@@ -1344,7 +1357,7 @@ fn root_slot_of(i: Value, frames: &HashSet<Value>) -> bool {
 fn lends_roots_to_sret_call(a: Value) -> bool {
     let sret_call = |u: Value| {
         u.opcode_if_instruction() == Some(Opcode::LLVMCall)
-            && u.called_function().is_some_and(|f| f.sret_type().is_some())
+            && u.as_call().and_then(|c| c.called_function()).is_some_and(|f| f.sret_type().is_some())
     };
     !every_use(a, |_| true, |_, u| !sret_call(u))
 }
@@ -1393,7 +1406,9 @@ fn thread_state(p: Value, depth: u32) -> bool {
         return false;
     }
     match p.opcode() {
-        Opcode::LLVMCall => !p.called_operand().is_function() && p.called_operand().is_inline_asm(),
+        Opcode::LLVMCall => {
+            p.as_call().is_some_and(|c| !c.called_operand().is_function() && c.called_operand().is_inline_asm())
+        }
         Opcode::LLVMGetElementPtr | Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast | Opcode::LLVMLoad => {
             thread_state(p.operand(0), depth - 1)
         }
@@ -1405,15 +1420,16 @@ fn thread_state(p: Value, depth: u32) -> bool {
 /// (blocks ending in `unreachable` throw). Calls are to intrinsics other than the memory
 /// ones, to functions defined in the module (checked on their own), or to the engine's
 /// markers (`ox.*`).
-pub fn writes_only_stack(g: Value) -> bool {
-    writes_only(g, &points_into_alloca, &|i| {
-        let callee = i.called_operand();
-        callee.is_function()
-            && if callee.intrinsic_id() != 0 {
+pub fn writes_only_stack(g: Function) -> bool {
+    writes_only(g, &points_into_alloca, &|call| {
+        let callee = call.called_operand();
+        callee.as_function().is_some_and(|callee| {
+            if callee.intrinsic_id() != 0 {
                 !callee.name().starts_with("llvm.mem")
             } else {
                 !callee.is_declaration() || callee.name().starts_with("ox.")
             }
+        })
     })
 }
 
@@ -1422,8 +1438,9 @@ pub fn writes_only_stack(g: Value) -> bool {
 /// an array it did not create (or hands such an array to a function that may resize
 /// it, transitively). (Julia's error paths build messages in buffers they grow, then
 /// throw: the reverse sweep never meets them.)
-fn may_resize<'ctx>(callee: Value<'ctx>, seen: &mut HashSet<Value<'ctx>>) -> bool {
-    if !callee.is_function() || callee.is_declaration() || callee.has_fn_attr("noreturn") || !seen.insert(callee) {
+fn may_resize<'ctx>(callee: Value<'ctx>, seen: &mut HashSet<Function<'ctx>>) -> bool {
+    let Some(callee) = callee.as_function() else { return false };
+    if callee.is_declaration() || callee.has_fn_attr("noreturn") || !seen.insert(callee) {
         return false;
     }
     let created = |a: Value<'ctx>| {
@@ -1436,9 +1453,11 @@ fn may_resize<'ctx>(callee: Value<'ctx>, seen: &mut HashSet<Value<'ctx>>) -> boo
             return !created(i.operand(0));
         }
         i.opcode() == Opcode::LLVMCall
-            && !i.has_fn_attr("noreturn")
-            && may_resize(i.called_operand(), seen)
-            && (0..i.call_arg_count()).map(|k| i.operand(k)).any(|a| a.ty().is_pointer() && !created(a))
+            && i.as_call().is_some_and(|call| {
+                !call.has_fn_attr("noreturn")
+                    && may_resize(call.called_operand(), seen)
+                    && (0..call.call_arg_count()).map(|k| i.operand(k)).any(|a| a.ty().is_pointer() && !created(a))
+            })
     })
 }
 
@@ -1483,7 +1502,7 @@ fn derived_from<'ctx>(insts: &[Value<'ctx>], seeds: &HashSet<Value<'ctx>>) -> Ha
                     && (i.ty().is_pointer()
                         || i.ty().is_int() && i.ty().int_width() == 64 && at_offset_zero(i.operand(0)))
             }
-            LLVMPHI => i.incoming().iter().any(|(v, _)| from(*v)),
+            LLVMPHI => i.as_phi().is_some_and(|phi| phi.incoming().iter().any(|(v, _)| from(*v))),
             LLVMSelect => from(i.operand(1)) || from(i.operand(2)),
             LLVMInsertValue => from(i.operand(0)) || from(i.operand(1)),
             LLVMPtrToInt | LLVMIntToPtr | LLVMBitCast | LLVMAddrSpaceCast | LLVMAdd | LLVMSub | LLVMTrunc
@@ -1527,15 +1546,19 @@ fn refuse_runtime_activity_escapes(
                     return refuse(i, "stored into memory");
                 }
             }
-            Opcode::LLVMCall if (0..i.call_arg_count()).any(|k| maybe_constant.contains(&i.operand(k))) => {
-                let callee = i.called_operand();
+            Opcode::LLVMCall
+                if i.as_call()
+                    .is_some_and(|c| (0..c.call_arg_count()).any(|k| maybe_constant.contains(&i.operand(k)))) =>
+            {
+                let Some(call) = i.as_call() else { continue };
+                let callee = call.called_operand();
                 let name = callee_name(callee).unwrap_or_default();
                 let intrinsic = callee.is_function() && callee.intrinsic_id() != 0 && !name.starts_with("llvm.mem");
                 let inert = name == crate::julia::current().write_barrier || name.starts_with("julia.");
-                let error_path = is_noreturn_call(i);
+                let error_path = is_noreturn_call(call);
                 // A function differentiated call by call tests the pointer too (its
                 // pattern says so: `transform::calls::Pattern::maybe_constant`).
-                let differentiated = callee.is_function() && callee.has_string_attr(crate::names::RECURSIVE);
+                let differentiated = callee.as_function().is_some_and(|f| f.has_string_attr(crate::names::RECURSIVE));
                 if !(intrinsic || inert || error_path || differentiated) {
                     return refuse(i, &format!("handed to `{}`", crate::names::julia_name(&name)));
                 }
@@ -1582,7 +1605,9 @@ fn printed_only_in<'ctx>(m: &'ctx crate::llvm::Module, a: Value<'ctx>, examined:
                 Some((s, offset)) => is_argument_array(m, s, examined) && is_unobserved(m, s, offset, a, examined),
                 None => false,
             },
-            Some(Opcode::LLVMCall) => crate::inactive::is_inactive_call(u) || is_lifetime_marker(u),
+            Some(Opcode::LLVMCall) => {
+                crate::inactive::is_inactive_call(u) || u.as_call().is_some_and(is_lifetime_marker)
+            }
             _ => false,
         },
     )
@@ -1605,15 +1630,15 @@ pub fn shadow_slot_unread(m: &crate::llvm::Module, mem: &Memory, p: Value) -> bo
         |_| true,
         |p, u| match u.opcode_if_instruction() {
             Some(Opcode::LLVMLoad | Opcode::LLVMStore) => true,
-            Some(Opcode::LLVMCall) => {
-                let name = u.called_operand().name();
+            Some(Opcode::LLVMCall) => u.as_call().is_some_and(|call| {
+                let name = call.called_operand().name();
                 let copy_out = ["llvm.memcpy.", "llvm.memmove."].iter().any(|c| name.starts_with(c))
                     && u.operand(1) == p
                     && u.operand(0) != p
                     && alloca_base(u.operand(0)).is_none()
                     && !mem.is_shadowed(u.operand(0));
-                copy_out || is_lifetime_marker(u) || name.starts_with("llvm.memset.")
-            }
+                copy_out || is_lifetime_marker(call) || name.starts_with("llvm.memset.")
+            }),
             _ => false,
         },
     )
@@ -1651,12 +1676,12 @@ pub fn frame_bytes_stored<'ctx>(
                 }
                 None => false,
             },
-            Some(Opcode::LLVMCall) => {
-                let name = u.called_operand().name();
+            Some(Opcode::LLVMCall) => u.as_call().is_some_and(|call| {
+                let name = call.called_operand().name();
                 let copy_out =
                     ["llvm.memcpy.", "llvm.memmove."].iter().any(|c| name.starts_with(c)) && u.operand(0) != p;
-                copy_out || is_lifetime_marker(u) || name.starts_with("llvm.memset.")
-            }
+                copy_out || is_lifetime_marker(call) || name.starts_with("llvm.memset.")
+            }),
             _ => false,
         },
     );
@@ -1681,7 +1706,7 @@ fn is_slot_loaded(m: &crate::llvm::Module, s: Value, offset: u64) -> bool {
 fn argument_bytes(m: &crate::llvm::Module, i: Value, p: Value) -> Option<(u64, u64)> {
     let name = callee_name(i.called_operand_if_call()?)?;
     let julia_call = crate::julia::current().dynamic_calls.contains(&name.as_str()) || name.starts_with("jl_f_");
-    if !julia_call || i.call_arg_count() < 3 || i.operand(1) != p {
+    if !julia_call || i.as_call()?.call_arg_count() < 3 || i.operand(1) != p {
         return None;
     }
     let n = i.operand(2).const_uint()?;
@@ -1714,7 +1739,8 @@ fn is_unobserved<'ctx>(
         },
     );
     readers.into_iter().all(|c| {
-        if crate::inactive::is_inactive_call(c) || is_tuple_of(c, c.operand(1)) && printed_only_in(m, c, examined) {
+        let tuple = c.as_call().is_some_and(|call| is_tuple_of(call, c.operand(1)));
+        if crate::inactive::is_inactive_call(c) || tuple && printed_only_in(m, c, examined) {
             return true;
         }
         let block = c.parent_block().instructions();
@@ -1772,15 +1798,16 @@ fn every_use<'ctx>(
 fn is_written_only(p: Value) -> bool {
     let written = |u: Value| u.opcode_if_instruction() == Some(Opcode::LLVMStore) && u.operand(1) == p;
     p.opcode_if_instruction() == Some(Opcode::LLVMAlloca)
-        && p.users()
-            .into_iter()
-            .all(|u| written(u) || u.opcode_if_instruction() == Some(Opcode::LLVMCall) && is_lifetime_marker(u))
+        && p.users().into_iter().all(|u| {
+            written(u)
+                || u.opcode_if_instruction() == Some(Opcode::LLVMCall) && u.as_call().is_some_and(is_lifetime_marker)
+        })
 }
 
 /// Whether call `i` builds a tuple of the values in stack array `args`.
-fn is_tuple_of(i: Value, args: Value) -> bool {
+fn is_tuple_of(i: Call, args: Value) -> bool {
     i.call_arg_count() == 3
-        && i.operand(1) == args
+        && i.as_value().operand(1) == args
         && callee_name(i.called_operand()).is_some_and(|n| n == crate::julia::current().tuple_builtin)
 }
 
@@ -1802,12 +1829,13 @@ fn is_argument_array<'ctx>(m: &'ctx crate::llvm::Module, s: Value<'ctx>, examine
             // An inactive call, or a tuple built from the array that is itself printed
             // only (the arguments of a splatted `println(xs...)`).
             Some(Opcode::LLVMCall)
-                if crate::inactive::is_inactive_call(u) || is_tuple_of(u, p) && printed_only_in(m, u, examined) =>
+                if crate::inactive::is_inactive_call(u)
+                    || u.as_call().is_some_and(|call| is_tuple_of(call, p)) && printed_only_in(m, u, examined) =>
             {
                 handed = true;
                 true
             }
-            Some(Opcode::LLVMCall) => is_lifetime_marker(u) || argument_bytes(m, u, p).is_some(),
+            Some(Opcode::LLVMCall) => u.as_call().is_some_and(is_lifetime_marker) || argument_bytes(m, u, p).is_some(),
             _ => false,
         },
     );
@@ -1815,7 +1843,7 @@ fn is_argument_array<'ctx>(m: &'ctx crate::llvm::Module, s: Value<'ctx>, examine
 }
 
 /// Whether call `i` is `llvm.lifetime.start`/`end`.
-fn is_lifetime_marker(i: Value) -> bool {
+fn is_lifetime_marker(i: Call) -> bool {
     callee_name(i.called_operand()).is_some_and(|n| n.starts_with("llvm.lifetime"))
 }
 
@@ -1824,7 +1852,7 @@ pub fn gc_allocation(i: Value) -> Option<&'static crate::julia::GcAlloc> {
     if i.opcode_if_instruction() != Some(Opcode::LLVMCall) {
         return None;
     }
-    crate::julia::current().gc_alloc(&callee_name(i.called_operand())?)
+    crate::julia::current().gc_alloc(&callee_name(i.as_call()?.called_operand())?)
 }
 
 /// The object a pointer is derived from, at any offset: a stack slot (`alloca`) or an
@@ -1886,16 +1914,18 @@ pub fn integer_field<'ctx>(
             Some(Opcode::LLVMStore) => inert.contains(&u),
             // (An error path's call, `throw_boundserror(r, i)` given the range by
             // reference, throws: nothing after it reads the field.)
-            Some(Opcode::LLVMCall) => is_lifetime_marker(u) || is_noreturn_call(u),
+            Some(Opcode::LLVMCall) => {
+                u.as_call().is_some_and(|call| is_lifetime_marker(call) || is_noreturn_call(call))
+            }
             _ => false,
         },
     )
 }
 
 /// Whether call `i` never returns (an error path: it throws).
-pub fn is_noreturn_call(i: Value) -> bool {
+pub fn is_noreturn_call(i: Call) -> bool {
     let callee = i.called_operand();
-    i.has_fn_attr("noreturn") || callee.is_function() && callee.has_fn_attr("noreturn")
+    i.has_fn_attr("noreturn") || callee.as_function().is_some_and(|f| f.has_fn_attr("noreturn"))
 }
 
 /// Whether object `a` (`object_base`) can have a shadow object: not one whose address

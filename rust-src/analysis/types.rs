@@ -37,7 +37,7 @@
 //! `tests/type_analysis.rs` keep three of them.
 
 use crate::julia::{ArrayCall, ArrayField, Boxed};
-use crate::llvm::{Module, Opcode, Type, Value};
+use crate::llvm::{Function, Module, Opcode, Type, Value};
 use crate::request::{Layout, Leaf};
 use crate::symbols::callee_name;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -450,10 +450,9 @@ impl<'ctx> Propagation<'ctx> {
                 self.add(i.operand(0), &back);
             }
             Opcode::LLVMPHI | Opcode::LLVMSelect => {
-                let merged: Vec<Value<'ctx>> = if i.opcode() == Opcode::LLVMPHI {
-                    i.incoming().into_iter().map(|(v, _)| v).collect()
-                } else {
-                    vec![i.operand(1), i.operand(2)]
+                let merged: Vec<Value<'ctx>> = match i.as_phi() {
+                    Some(phi) => phi.incoming().into_iter().map(|(v, _)| v).collect(),
+                    None => vec![i.operand(1), i.operand(2)],
                 };
                 for &v in &merged {
                     let t = self.tree(v);
@@ -566,7 +565,9 @@ impl<'ctx> Propagation<'ctx> {
     }
 
     fn call(&mut self, i: Value<'ctx>) {
-        let Some(callee) = i.called_operand_if_call() else { return };
+        // (Only `call` instructions come here: `Opcode::LLVMCall` above.)
+        let Some(call) = i.as_call() else { return };
+        let callee = call.called_operand();
         let Some(name) = callee_name(callee) else { return };
         let rt = crate::julia::current();
         if name.starts_with("llvm.memcpy") || name.starts_with("llvm.memmove") {
@@ -583,7 +584,7 @@ impl<'ctx> Propagation<'ctx> {
             match kind {
                 ArrayCall::Alloc => {
                     self.add(i, &array_object(&TypeTree::default()));
-                    for k in 1..i.call_arg_count() {
+                    for k in 1..call.call_arg_count() {
                         self.add_kind(i.operand(k), Kind::Integer);
                     }
                 }
@@ -620,7 +621,7 @@ impl<'ctx> Propagation<'ctx> {
             self.add(i, &TypeTree::pointer_to(&TypeTree::scalar(kind)));
         } else if let Some(alloc) = rt.gc_alloc(&name) {
             self.add_kind(i, Kind::Pointer);
-            if alloc.size_arg < i.call_arg_count() {
+            if alloc.size_arg < call.call_arg_count() {
                 self.add_kind(i.operand(alloc.size_arg), Kind::Integer);
             }
         }
@@ -644,8 +645,8 @@ fn strided_pointers<'ctx>(insts: &[Value<'ctx>]) -> HashSet<Value<'ctx>> {
     insts
         .iter()
         .copied()
-        .filter(|&i| i.opcode() == Opcode::LLVMPHI && i.ty().is_pointer())
-        .filter(|&phi| phi.incoming().into_iter().any(|(v, _)| derived_from(v, phi)))
+        .filter(|&i| i.ty().is_pointer())
+        .filter(|&i| i.as_phi().is_some_and(|phi| phi.incoming().into_iter().any(|(v, _)| derived_from(v, i))))
         .collect()
 }
 
@@ -655,7 +656,9 @@ fn thread_state<'ctx>(insts: &[Value<'ctx>]) -> HashSet<Value<'ctx>> {
     let mut set = HashSet::new();
     for &i in insts {
         let derived = match i.opcode() {
-            Opcode::LLVMCall => i.called_operand().is_inline_asm() && i.call_arg_count() == 0,
+            Opcode::LLVMCall => {
+                i.as_call().is_some_and(|c| c.called_operand().is_inline_asm() && c.call_arg_count() == 0)
+            }
             Opcode::LLVMGetElementPtr | Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast | Opcode::LLVMLoad => {
                 set.contains(&i.operand(0))
             }
@@ -699,7 +702,7 @@ fn reused_slots<'ctx>(m: &'ctx Module, insts: &[Value<'ctx>]) -> HashSet<Value<'
 
 impl<'ctx> Types<'ctx> {
     /// The trees of `f`'s values, from `seeds` (what the arguments hold).
-    pub fn compute(m: &'ctx Module, f: Value<'ctx>, seeds: &[(Value<'ctx>, TypeTree)]) -> Types<'ctx> {
+    pub fn compute(m: &'ctx Module, f: Function<'ctx>, seeds: &[(Value<'ctx>, TypeTree)]) -> Types<'ctx> {
         let insts: Vec<Value<'ctx>> = f.blocks().into_iter().flat_map(|b| b.instructions()).collect();
         let mut prop = Propagation {
             m,
@@ -758,7 +761,7 @@ impl<'ctx> Types<'ctx> {
 
     /// Text printer for tests and bug reports: the arguments, then every instruction
     /// with a non-empty tree, in order.
-    pub fn print(&self, f: Value<'ctx>) -> String {
+    pub fn print(&self, f: Function<'ctx>) -> String {
         let mut out = String::new();
         if !self.converged {
             out.push_str("(did not converge: nothing is known)\n");

@@ -35,7 +35,7 @@
 //! it, so what it would write is not followed, and a call so refused is no escape.
 
 use crate::analysis::memory::{self, Memory};
-use crate::llvm::{Opcode, Value};
+use crate::llvm::{Call, Function, Opcode, Value};
 use crate::rules::Rule;
 use crate::symbols::callee_name;
 use std::collections::{HashMap, HashSet};
@@ -285,7 +285,9 @@ impl<'ctx> Untracked<'ctx> {
             | LLVMSExt | LLVMPHI | LLVMSelect | LLVMInsertValue | LLVMExtractValue | LLVMInsertElement
             | LLVMExtractElement | LLVMShuffleVector | LLVMFreeze => {
                 let data: Vec<Value<'ctx>> = match i.opcode() {
-                    LLVMPHI => i.incoming().into_iter().map(|(v, _)| v).collect(),
+                    LLVMPHI => {
+                        i.as_phi().map_or_else(Vec::new, |phi| phi.incoming().into_iter().map(|(v, _)| v).collect())
+                    }
                     LLVMSelect => vec![i.operand(1), i.operand(2)],
                     // The base pointer carries the data; indices are numbers.
                     LLVMGetElementPtr => vec![i.operand(0)],
@@ -325,7 +327,11 @@ impl<'ctx> Untracked<'ctx> {
                     }
                 }
             }
-            LLVMCall => changed |= self.visit_call(i, inp, objects),
+            LLVMCall => {
+                if let Some(call) = i.as_call() {
+                    changed |= self.visit_call(call, inp, objects);
+                }
+            }
             LLVMRet if i.num_operands() == 1 && !self.bits.contains(&i.operand(0)) => {
                 if let Some(at) = self.lost_at(i.operand(0)) {
                     changed |= self.mark_unmodeled(i, at);
@@ -367,7 +373,9 @@ impl<'ctx> Untracked<'ctx> {
             }
             LLVMExtractValue => self.lost_at(i.operand(0)),
             // (An edge `memory` cut stops the derivative before it reaches the merge.)
-            LLVMPHI => i.incoming().iter().filter(|(_, b)| !inp.mem.is_cut(i, *b)).find_map(|(v, _)| self.lost_at(*v)),
+            LLVMPHI => i.as_phi().and_then(|phi| {
+                phi.incoming().iter().filter(|(_, b)| !inp.mem.is_cut(i, *b)).find_map(|(v, _)| self.lost_at(*v))
+            }),
             LLVMSelect => self.lost_at(i.operand(1)).or_else(|| self.lost_at(i.operand(2))),
             _ => i.operands().iter().find_map(|&v| self.lost_at(v).or_else(|| Self::tracked(inp, v).then_some(i))),
         };
@@ -379,14 +387,14 @@ impl<'ctx> Untracked<'ctx> {
         changed
     }
 
-    fn visit_call(&mut self, i: Value<'ctx>, inp: &Inputs<'_, 'ctx>, objects: &Objects<'ctx>) -> bool {
-        let mut changed = false;
-        let args: Vec<Value<'ctx>> = (0..i.call_arg_count()).map(|k| i.operand(k)).collect();
+    fn visit_call(&mut self, call: Call<'ctx>, inp: &Inputs<'_, 'ctx>, objects: &Objects<'ctx>) -> bool {
+        let (mut changed, i) = (false, call.as_value());
+        let args: Vec<Value<'ctx>> = (0..call.call_arg_count()).map(|k| i.operand(k)).collect();
         // Lost data an argument is, or points to.
         let reaches = |u: &Untracked<'ctx>, a: Value<'ctx>| {
             u.lost_at(a).or_else(|| if a.ty().is_pointer() { u.held_at(a, objects) } else { None })
         };
-        match call_kind(i, inp) {
+        match call_kind(call, inp) {
             CallKind::Inert => {}
             CallKind::Pure => {
                 // A lost float argument of elementary math is unmodeled where it was
@@ -520,7 +528,7 @@ impl<'ctx> Untracked<'ctx> {
 
     /// Text printer for tests and bug reports: the lost values and the unmodeled
     /// instructions, each with where tracking was lost.
-    pub fn print(&self, f: Value<'ctx>) -> String {
+    pub fn print(&self, f: Function<'ctx>) -> String {
         let mut out = String::new();
         for i in f.blocks().into_iter().flat_map(|b| b.instructions()) {
             let tag = match (self.unmodeled.get(&i), self.lost.get(&i)) {
@@ -561,8 +569,8 @@ enum CallKind {
     Unknown,
 }
 
-fn call_kind<'ctx>(i: Value<'ctx>, inp: &Inputs<'_, 'ctx>) -> CallKind {
-    let callee = i.called_operand();
+fn call_kind<'ctx>(call: Call<'ctx>, inp: &Inputs<'_, 'ctx>) -> CallKind {
+    let (i, callee) = (call.as_value(), call.called_operand());
     // (Printing, logging, `EnzymeRules.inactive`: `crate::inactive`.)
     if callee.is_inline_asm() || crate::inactive::is_inactive_call(i) {
         return CallKind::Inert;
@@ -651,7 +659,9 @@ impl<'ctx> Objects<'ctx> {
                 }
                 let from: Vec<Value<'ctx>> = match i.opcode() {
                     Opcode::LLVMGetElementPtr | Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast => vec![i.operand(0)],
-                    Opcode::LLVMPHI => i.incoming().into_iter().map(|(v, _)| v).collect(),
+                    Opcode::LLVMPHI => {
+                        i.as_phi().map_or_else(Vec::new, |phi| phi.incoming().into_iter().map(|(v, _)| v).collect())
+                    }
                     Opcode::LLVMSelect => vec![i.operand(1), i.operand(2)],
                     _ => match inp.mem.origin(i) {
                         // An array's data pointer belongs to the array.
@@ -711,7 +721,9 @@ fn is_local_root(i: Value) -> bool {
         Opcode::LLVMAlloca => true,
         Opcode::LLVMCall => {
             memory::array_call(i) == Some(memory::ArrayCall::Alloc)
-                || callee_name(i.called_operand()).is_some_and(|n| crate::julia::current().is_gc_alloc(&n))
+                || i.as_call()
+                    .and_then(|c| callee_name(c.called_operand()))
+                    .is_some_and(|n| crate::julia::current().is_gc_alloc(&n))
         }
         _ => false,
     }
@@ -751,15 +763,15 @@ fn escaped_roots<'ctx>(
                     Opcode::LLVMStore => {
                         u.operand(0) != p || inp.inert.contains(&u) || memory::thread_state_slot(u.operand(1))
                     }
-                    Opcode::LLVMCall => {
+                    Opcode::LLVMCall => u.as_call().is_some_and(|call| {
                         refused.contains(&u)
-                            || !u.operands().iter().take(u.call_arg_count()).any(|&a| a == p)
+                            || !u.operands().iter().take(call.call_arg_count()).any(|&a| a == p)
                             || matches!(
-                                call_kind(u, inp),
+                                call_kind(call, inp),
                                 CallKind::Inert | CallKind::Pure | CallKind::MemoryIntrinsic { .. } | CallKind::Resize
                             )
                             || memory::array_call(u).is_some()
-                    }
+                    }),
                     _ => false,
                 };
                 if !ok {

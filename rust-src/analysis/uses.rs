@@ -189,7 +189,9 @@ impl<'ctx> Uses<'ctx> {
             Opcode::LLVMAdd | Opcode::LLVMSub => {
                 self.stale(v.operand(0), depth - 1) || self.stale(v.operand(1), depth - 1)
             }
-            Opcode::LLVMPHI => v.incoming().iter().any(|&(x, _)| x != v && self.stale(x, depth - 1)),
+            Opcode::LLVMPHI => {
+                v.as_phi().is_some_and(|phi| phi.incoming().iter().any(|&(x, _)| x != v && self.stale(x, depth - 1)))
+            }
             Opcode::LLVMSelect => self.stale(v.operand(1), depth - 1) || self.stale(v.operand(2), depth - 1),
             _ => false,
         }
@@ -275,13 +277,11 @@ impl<'ctx> Uses<'ctx> {
     /// constant: `v = start + step · count`. Returns the loop's index (in `loops`),
     /// `start`, `step`.
     pub fn induction(&self, v: Value<'ctx>) -> Option<(usize, Value<'ctx>, Value<'ctx>)> {
-        if !v.is_instruction() || v.opcode() != Opcode::LLVMPHI || !v.ty().is_int() {
-            return None;
-        }
+        let phi = v.as_phi().filter(|_| v.ty().is_int())?;
         let bi = self.cfg.index(v.parent_block());
         let k = self.loops.iter().position(|l| l.header == bi)?;
         let l = &self.loops[k];
-        let incoming = v.incoming();
+        let incoming = phi.incoming();
         let from = |b: usize| incoming.iter().find(|(_, bb)| *bb == self.cfg.blocks[b]).map(|(x, _)| *x);
         let (start, next) = (from(l.preheader)?, from(l.latch)?);
         if !next.is_instruction() || next.opcode() != Opcode::LLVMAdd {
@@ -382,7 +382,10 @@ impl<'ctx> Uses<'ctx> {
             for inst in bb.instructions() {
                 let Some(items) = self.items.get(&inst) else { continue };
                 match act.rule(inst) {
-                    Rule::Call => pushes.push(format!("the tape of callee {}", inst.called_operand().name())),
+                    Rule::Call => pushes.push(format!(
+                        "the tape of callee {}",
+                        inst.as_call().map(|c| c.called_operand().name()).unwrap_or_default()
+                    )),
                     Rule::Blas(_) | Rule::Splat | Rule::Custom => pushes.push(format!("the record of {}", name(inst))),
                     _ => {}
                 }

@@ -6,12 +6,13 @@
 //! bitcode reading and writing (`owner`), target initialisation, the target machine and
 //! the pass pipeline (`passes`). There the type system keeps a module inside its
 //! context's life (`OwnedModule<'ctx>`). The per-instruction handles the whole engine
-//! uses (`Value<'ctx>`, `Type<'ctx>`, `Block<'ctx>`, and the `Module` view and
-//! `Builder<'ctx>` that make them) are this module's own, over `llvm_sys`; so are the ORC
-//! JIT (`orc`: inkwell has no LLJIT), the child process that reads untrusted bitcode
-//! (`sandbox`) and the fatal-error hooks (`fatal`). docs/how-it-works.md ("LLVM
-//! handles") says how the handles move onto inkwell's lifetime-carrying types: step 1,
-//! the lifetime below, is done.
+//! uses (`Value<'ctx>`, its kinds `Function<'ctx>`, `Call<'ctx>` and `Phi<'ctx>`,
+//! `Type<'ctx>`, `Block<'ctx>`, and the `Module` view and `Builder<'ctx>` that make them)
+//! are this module's own, over `llvm_sys`; so are the ORC JIT (`orc`: inkwell has no
+//! LLJIT), the child process that reads untrusted bitcode (`sandbox`) and the
+//! fatal-error hooks (`fatal`). docs/how-it-works.md ("LLVM handles") says how the
+//! handles move onto inkwell's lifetime-carrying types: step 1, the lifetime below, and
+//! step 2, the kinds (below), are done.
 //!
 //! # Safety model
 //! Handles (`Value`, `Type`, `Block`) are copyable raw references. They are valid while
@@ -33,16 +34,28 @@
 //! (`erase`, `delete_function`), IR a pass changes under a handle (`passes::run` takes
 //! `&Module`), and handles of two modules mixed; those stay the engine's invariant.
 //!
-//! Each handle type states its invariant on its own doc (`Type`, `Value`, `Block`,
-//! `Module`, `Builder`); every `unsafe` block names the invariant it relies on and any
-//! further precondition in a `// SAFETY:` note (`clippy::undocumented_unsafe_blocks`).
-//! Many methods only make sense on one kind of value (`incoming` on a phi,
-//! `called_operand` on a call, `operand(i)` below the operand count): LLVM's C API casts
-//! such arguments unchecked, so the methods check the kind themselves, in release
-//! builds too, and panic with the method and the value (`wrong_kind`) instead of handing
-//! LLVM the wrong class. What remains the caller's is liveness against erasure (above)
-//! and the types of the operands an instruction is built from, which LLVM checks only
-//! by assertion and the verifier reports.
+//! Each handle type states its invariant on its own doc (`Type`, `Value`, `Function`,
+//! `Call`, `Phi`, `Block`, `Module`, `Builder`); every `unsafe` block names the invariant
+//! it relies on and any further precondition in a `// SAFETY:` note
+//! (`clippy::undocumented_unsafe_blocks`).
+//!
+//! # Kinds
+//! Many methods only make sense on one kind of value; LLVM's C API casts such arguments
+//! unchecked. The kinds the engine tests most are types: a `Function` (`blocks`,
+//! `params`, `entry_block`, function attributes, `delete_function`), a `Call` (a call,
+//! `invoke` or `callbr`: `called_operand`, `called_function`, `call_arg_count`,
+//! call-site attributes) and a `Phi` (`incoming`, `add_incoming`). A `Value` becomes one
+//! only through a checked conversion (`as_function`, `as_call`, `as_phi`, each an
+//! `Option`), or is made as one (`Module::function`, `add_function`,
+//! `Block::parent_function`, `Call::called_function`, `Builder::call`, `Builder::phi`);
+//! `as_value` gives any of them back. Their methods so need no run-time check: on the
+//! wrong kind they do not compile. The other kind-bound methods (`operand(i)` below the
+//! operand count, `indices` on an `insertvalue` or `extractvalue`, `successors` on a
+//! terminator, `parent_block` on an instruction, a `Type`'s `element`...) still check the
+//! kind themselves, in release builds too, and panic with the method and the value
+//! (`wrong_kind`) instead of handing LLVM the wrong class. What remains the caller's is
+//! liveness against erasure (above) and the types of the operands an instruction is
+//! built from, which LLVM checks only by assertion and the verifier reports.
 
 pub mod fatal;
 pub mod orc;
@@ -91,8 +104,10 @@ pub struct Type<'ctx>(pub(crate) LLVMTypeRef, Life<'ctx>);
 /// An LLVM value: constant, argument, instruction or function.
 ///
 /// Invariant: `self.0` is a value of a live context that has not been erased or
-/// deleted (`erase`, `delete_function` end a handle's life). Methods documented for one
-/// kind ("Function:", "Call:", a phi, an instruction) panic on any other.
+/// deleted (`erase`, `delete_function` end a handle's life). The methods of a function,
+/// a call or a phi are on `Function`, `Call` and `Phi` (`as_function`, `as_call`,
+/// `as_phi`); the other methods documented for one kind (a global, an instruction, a
+/// terminator...) panic on any other.
 ///
 /// A handle does not outlive the module it came from:
 /// ```compile_fail,E0597
@@ -106,6 +121,58 @@ pub struct Type<'ctx>(pub(crate) LLVMTypeRef, Life<'ctx>);
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Value<'ctx>(pub(crate) LLVMValueRef, Life<'ctx>);
+
+/// A function: a `Value` the engine has checked is one (`Value::as_function`), or one
+/// LLVM made as a function (`Module::function`, `add_function`, `Block::parent_function`,
+/// `Call::called_function`). It carries the methods only a function has (`blocks`,
+/// `params`, function attributes, `delete_function`), which so need no run-time check;
+/// `as_value` gives it back as a `Value`.
+///
+/// Invariant: the `Value` invariant, and `self.0` is a function.
+///
+/// A value is a function only through the checked conversion:
+/// ```compile_fail,E0599
+/// use oxidase::llvm::{Context, OwnedModule};
+/// let ctx = Context::create();
+/// let m = OwnedModule::parse_ir(&ctx, "define void @f() {\n  ret void\n}\n").unwrap();
+/// let f = m.function("f").unwrap().as_value();
+/// f.blocks();
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Function<'ctx>(pub(crate) LLVMValueRef, Life<'ctx>);
+
+/// A call, `invoke` or `callbr` (LLVM's `CallBase`): a `Value` the engine has checked is
+/// one (`Value::as_call`), or a call the builder made (`Builder::call`, `call_typed`).
+/// It carries the callee, the arguments' count and the call-site attributes.
+///
+/// Invariant: the `Value` invariant, and `self.0` is a `CallBase`.
+///
+/// A phi is not a call:
+/// ```compile_fail,E0599
+/// use oxidase::llvm::{Context, OwnedModule};
+/// let ctx = Context::create();
+/// let m = OwnedModule::parse_ir(&ctx, "define void @f() {\n  ret void\n}\n").unwrap();
+/// let i = m.function("f").unwrap().entry_block().unwrap().instructions()[0];
+/// i.called_operand();
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Call<'ctx>(pub(crate) LLVMValueRef, Life<'ctx>);
+
+/// A phi: a `Value` the engine has checked is one (`Value::as_phi`), or one the builder
+/// made (`Builder::phi`). It carries `incoming` and `add_incoming`.
+///
+/// Invariant: the `Value` invariant, and `self.0` is a phi.
+///
+/// Only a phi has incoming values:
+/// ```compile_fail,E0599
+/// use oxidase::llvm::{Context, OwnedModule};
+/// let ctx = Context::create();
+/// let m = OwnedModule::parse_ir(&ctx, "define void @f() {\n  ret void\n}\n").unwrap();
+/// let i = m.function("f").unwrap().entry_block().unwrap().instructions()[0];
+/// i.incoming();
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Phi<'ctx>(pub(crate) LLVMValueRef, Life<'ctx>);
 
 /// An LLVM basic block.
 ///
@@ -137,7 +204,14 @@ macro_rules! handle_impls {
     )*};
 }
 
-handle_impls!(Type => LLVMTypeRef, Value => LLVMValueRef, Block => LLVMBasicBlockRef);
+handle_impls!(
+    Type => LLVMTypeRef,
+    Value => LLVMValueRef,
+    Block => LLVMBasicBlockRef,
+    Function => LLVMValueRef,
+    Call => LLVMValueRef,
+    Phi => LLVMValueRef,
+);
 
 impl<'ctx> Type<'ctx> {
     /// A vector type (fixed or scalable).
@@ -673,33 +747,6 @@ impl<'ctx> Value<'ctx> {
         // this the handle dangles and the caller no longer uses it.
         unsafe { LLVMInstructionEraseFromParent(self.0) }
     }
-    /// Incoming (value, block) pairs of a phi.
-    #[track_caller]
-    pub fn incoming(self) -> Vec<(Value<'ctx>, Block<'ctx>)> {
-        // SAFETY: `self.0` is a live value (the `Value` invariant); `LLVMIsA*` is a checked cast, defined on
-        // any value.
-        self.require(unsafe { !LLVMIsAPHINode(self.0).is_null() }, "incoming", "a phi");
-        // SAFETY: `self.0` is a live phi (checked above); `i` ranges below `LLVMCountIncoming`.
-        unsafe {
-            (0..LLVMCountIncoming(self.0))
-                .map(|i| {
-                    (Value::from_raw(LLVMGetIncomingValue(self.0, i)), Block::from_raw(LLVMGetIncomingBlock(self.0, i)))
-                })
-                .collect()
-        }
-    }
-    /// Adds incoming pairs to a phi.
-    #[track_caller]
-    pub fn add_incoming(self, pairs: &[(Value<'ctx>, Block<'ctx>)]) {
-        // SAFETY: `self.0` is a live value (the `Value` invariant); `LLVMIsA*` is a checked cast, defined on
-        // any value.
-        self.require(unsafe { !LLVMIsAPHINode(self.0).is_null() }, "add_incoming", "a phi");
-        let mut vs: Vec<LLVMValueRef> = pairs.iter().map(|p| p.0 .0).collect();
-        let mut bs: Vec<LLVMBasicBlockRef> = pairs.iter().map(|p| p.1 .0).collect();
-        // SAFETY: `self.0` is a live phi (checked above); `vs` and `bs` both hold `pairs.len()` live handles
-        // and outlive the call, which copies them.
-        unsafe { LLVMAddIncoming(self.0, vs.as_mut_ptr(), bs.as_mut_ptr(), pairs.len() as u32) }
-    }
     /// Successor blocks of a terminator.
     #[track_caller]
     pub fn successors(self) -> Vec<Block<'ctx>> {
@@ -716,41 +763,15 @@ impl<'ctx> Value<'ctx> {
         // any value.
         unsafe { !llvm_sys::core::LLVMIsAInlineAsm(self.0).is_null() }
     }
-    /// The called operand of a call (last operand).
-    #[track_caller]
-    pub fn called_operand(self) -> Value<'ctx> {
-        self.require(self.is_call_base(), "called_operand", "a call, invoke or callbr");
-        // SAFETY: `self.0` is a live `CallBase` (the `Value` invariant; checked above).
-        Value::from_raw(unsafe { LLVMGetCalledValue(self.0) })
-    }
-    /// The called operand when this is a `call` instruction (`called_operand` of anything
-    /// else panics): for the many scans that look at calls among other instructions.
+    /// The called operand when this is a `call` instruction (`None` for an `invoke` or
+    /// `callbr`, which `as_call` accepts): for the many scans that look at calls among
+    /// other instructions.
     pub fn called_operand_if_call(self) -> Option<Value<'ctx>> {
         // SAFETY: `self.0` is a live value (the `Value` invariant); `LLVMIsA*` is a checked cast, defined on
         // any value.
         let call = unsafe { !LLVMIsACallInst(self.0).is_null() };
         // SAFETY: `self.0` is a live call (tested first), a `CallBase`.
         call.then(|| Value::from_raw(unsafe { LLVMGetCalledValue(self.0) }))
-    }
-    /// The called function, when the callee is a function (not a pointer).
-    #[track_caller]
-    pub fn called_function(self) -> Option<Value<'ctx>> {
-        let c = self.called_operand();
-        c.is_function().then_some(c)
-    }
-    /// Call: the function type it calls through.
-    #[track_caller]
-    pub fn called_function_type(self) -> Type<'ctx> {
-        self.require(self.is_call_base(), "called_function_type", "a call, invoke or callbr");
-        // SAFETY: `self.0` is a live `CallBase` (the `Value` invariant; checked above).
-        Type::from_raw(unsafe { LLVMGetCalledFunctionType(self.0) })
-    }
-    /// Number of call arguments.
-    #[track_caller]
-    pub fn call_arg_count(self) -> usize {
-        self.require(self.is_call_base(), "call_arg_count", "a call, invoke or callbr");
-        // SAFETY: `self.0` is a live `CallBase` (the `Value` invariant; checked above).
-        unsafe { LLVMGetNumArgOperands(self.0) as usize }
     }
     /// Predicate of an fcmp.
     pub fn real_predicate(self) -> RealPredicate {
@@ -763,53 +784,11 @@ impl<'ctx> Value<'ctx> {
     pub fn as_block(self) -> Block<'ctx> {
         Block::from_raw(value_as_block(self))
     }
-    /// Call: gives it the calling convention of the function it calls.
-    #[track_caller]
-    pub fn match_call_conv(self) {
-        if let Some(f) = self.called_function() {
-            // SAFETY: `self.0` is a live `CallBase` (the `Value` invariant; checked by `called_operand`) and
-            // `f` a function (checked by `called_function`).
-            unsafe { LLVMSetInstructionCallConv(self.0, LLVMGetFunctionCallConv(f.0)) }
-        }
-    }
     /// Intrinsic ID of a function (0 when not an intrinsic).
     pub fn intrinsic_id(self) -> u32 {
         // SAFETY: `self.0` is a live value (the `Value` invariant); LLVM returns 0 for anything but a
         // function.
         unsafe { LLVMGetIntrinsicID(self.0) }
-    }
-    /// Function: the first basic block.
-    #[track_caller]
-    pub fn entry_block(self) -> Option<Block<'ctx>> {
-        self.require(self.is_function(), "entry_block", "a function");
-        // SAFETY: `self.0` is a live function (the `Value` invariant; checked above); LLVM returns null for a
-        // declaration.
-        let b = unsafe { LLVMGetFirstBasicBlock(self.0) };
-        (!b.is_null()).then_some(Block::from_raw(b))
-    }
-    /// Function: its blocks in layout order.
-    #[track_caller]
-    pub fn blocks(self) -> Vec<Block<'ctx>> {
-        self.require(self.is_function(), "blocks", "a function");
-        let mut out = Vec::new();
-        // SAFETY: `self.0` is a live function (the `Value` invariant; checked above); its block list is
-        // walked with LLVM's iterators and not changed during the walk.
-        unsafe {
-            let mut b = LLVMGetFirstBasicBlock(self.0);
-            while !b.is_null() {
-                out.push(Block::from_raw(b));
-                b = LLVMGetNextBasicBlock(b);
-            }
-        }
-        out
-    }
-    /// Function: parameters.
-    #[track_caller]
-    pub fn params(self) -> Vec<Value<'ctx>> {
-        self.require(self.is_function(), "params", "a function");
-        // SAFETY: `self.0` is a live function (the `Value` invariant; checked above); `i` ranges below
-        // `LLVMCountParams`.
-        unsafe { (0..LLVMCountParams(self.0)).map(|i| Value::from_raw(LLVMGetParam(self.0, i))).collect() }
     }
     /// GEP: the source element type.
     #[track_caller]
@@ -865,70 +844,6 @@ impl<'ctx> Value<'ctx> {
                 .collect()
         }
     }
-    /// Function: has a body.
-    #[track_caller]
-    pub fn is_declaration(self) -> bool {
-        self.require(self.is_global_value(), "is_declaration", "a global value");
-        // SAFETY: `self.0` is a live global value (the `Value` invariant; checked above).
-        unsafe { LLVMIsDeclaration(self.0) != 0 }
-    }
-    /// Function: its return type.
-    #[track_caller]
-    pub fn return_type(self) -> Type<'ctx> {
-        self.require(self.is_function(), "return_type", "a function");
-        // SAFETY: `self.0` is a live function (the `Value` invariant; checked above), whose value type is a
-        // function type.
-        Type::from_raw(unsafe { LLVMGetReturnType(LLVMGlobalGetValueType(self.0)) })
-    }
-    /// Function: the type its first parameter's `sret` attribute names (the memory the
-    /// function writes its result into), if it has one.
-    #[track_caller]
-    pub fn sret_type(self) -> Option<Type<'ctx>> {
-        self.require(self.is_function(), "sret_type", "a function");
-        let name = "sret";
-        // SAFETY: `self.0` is a live function (the `Value` invariant; checked above); attribute index 1 is its
-        // first parameter (LLVM answers null for a missing one); the name is passed with its length.
-        unsafe {
-            let kind = LLVMGetEnumAttributeKindForName(name.as_ptr() as *const _, name.len());
-            let attr = LLVMGetEnumAttributeAtIndex(self.0, 1, kind);
-            (!attr.is_null()).then(|| Type::from_raw(LLVMGetTypeAttributeValue(attr)))
-        }
-    }
-    /// Function: its function type.
-    #[track_caller]
-    pub fn function_type(self) -> Type<'ctx> {
-        self.require(self.is_global_value(), "function_type", "a function or other global value");
-        // SAFETY: `self.0` is a live global value (the `Value` invariant; checked above).
-        Type::from_raw(unsafe { LLVMGlobalGetValueType(self.0) })
-    }
-    /// Function: removes it from its module.
-    #[track_caller]
-    pub fn delete_function(self) {
-        self.require(self.is_function(), "delete_function", "a function");
-        // Calls from its own body go with it; any other use would point at freed memory.
-        let only_own_uses =
-            self.users().iter().all(|u| u.is_instruction() && u.parent_block().parent_function() == self);
-        self.require(only_own_uses, "delete_function", "a function nothing else uses");
-        // SAFETY: `self.0` is a live function (the `Value` invariant) that only its own body uses (checked
-        // above); after this the handle dangles and the caller no longer uses it.
-        unsafe { LLVMDeleteFunction(self.0) }
-    }
-    /// Function or call: has the enum attribute `name` on the function itself.
-    #[track_caller]
-    pub fn has_fn_attr(self, name: &str) -> bool {
-        let function = self.is_function();
-        self.require(function || self.is_call_base(), "has_fn_attr", "a function or call");
-        // SAFETY: `self.0` is a live function or call (the `Value` invariant; checked above), and `function`
-        // picks the matching API; the attribute name is passed with its length.
-        unsafe {
-            let kind = LLVMGetEnumAttributeKindForName(name.as_ptr() as *const _, name.len());
-            if function {
-                !LLVMGetEnumAttributeAtIndex(self.0, llvm_sys::LLVMAttributeFunctionIndex, kind).is_null()
-            } else {
-                !LLVMGetCallSiteEnumAttribute(self.0, llvm_sys::LLVMAttributeFunctionIndex, kind).is_null()
-            }
-        }
-    }
     /// The enum attribute `name` (no value) in this value's context.
     fn enum_attr(self, name: &str) -> LLVMAttributeRef {
         // SAFETY: `self.0` is a live value (the `Value` invariant); the attribute name is passed with its
@@ -938,76 +853,13 @@ impl<'ctx> Value<'ctx> {
             LLVMCreateEnumAttribute(LLVMGetTypeContext(LLVMTypeOf(self.0)), kind, 0)
         }
     }
-    /// Function: adds the enum attribute `name`.
+    /// Global value (a variable here; a function's is `Function::is_declaration`): only
+    /// declared, without a body or an initializer.
     #[track_caller]
-    pub fn add_fn_attr(self, name: &str) {
-        self.require(self.is_function(), "add_fn_attr", "a function");
-        // SAFETY: `self.0` is a live function (the `Value` invariant; checked above); the attribute comes from
-        // its own context (`enum_attr`).
-        unsafe { LLVMAddAttributeAtIndex(self.0, llvm_sys::LLVMAttributeFunctionIndex, self.enum_attr(name)) }
-    }
-    /// Call: adds the enum function attribute `name` at this call site.
-    #[track_caller]
-    pub fn add_call_fn_attr(self, name: &str) {
-        self.require(self.is_call_base(), "add_call_fn_attr", "a call, invoke or callbr");
-        // SAFETY: `self.0` is a live `CallBase` (the `Value` invariant; checked above); the attribute comes
-        // from its own context (`enum_attr`).
-        unsafe { LLVMAddCallSiteAttribute(self.0, llvm_sys::LLVMAttributeFunctionIndex, self.enum_attr(name)) }
-    }
-    /// Call: adds the enum attribute `name` with integer `value` at `index` (0 the
-    /// result, `LLVMAttributeFunctionIndex` the call itself): what LLVM would know of a
-    /// called address if it could see the function.
-    #[track_caller]
-    pub fn add_call_attr(self, index: u32, name: &str, value: u64) {
-        self.require(self.is_call_base(), "add_call_attr", "a call, invoke or callbr");
-        // SAFETY: `self.0` is a live `CallBase` (the `Value` invariant; checked above); the attribute name is
-        // passed with its length and the attribute is created in the call's own context; LLVM accepts any
-        // index (an attribute on a missing argument is an error of the verifier, not of memory).
-        unsafe {
-            let kind = LLVMGetEnumAttributeKindForName(name.as_ptr() as *const _, name.len());
-            let attr = LLVMCreateEnumAttribute(LLVMGetTypeContext(LLVMTypeOf(self.0)), kind, value);
-            LLVMAddCallSiteAttribute(self.0, index, attr)
-        }
-    }
-    /// Function: removes the enum attribute `name`.
-    #[track_caller]
-    pub fn remove_fn_attr(self, name: &str) {
-        self.require(self.is_function(), "remove_fn_attr", "a function");
-        // SAFETY: `self.0` is a live function (the `Value` invariant; checked above); the attribute name is
-        // passed with its length.
-        unsafe {
-            let kind = LLVMGetEnumAttributeKindForName(name.as_ptr() as *const _, name.len());
-            LLVMRemoveEnumAttributeAtIndex(self.0, llvm_sys::LLVMAttributeFunctionIndex, kind);
-        }
-    }
-    /// Function: adds the string attribute `name` (with an empty value).
-    #[track_caller]
-    pub fn add_string_attr(self, name: &str) {
-        self.require(self.is_function(), "add_string_attr", "a function");
-        // SAFETY: `self.0` is a live function (the `Value` invariant; checked above); the name is passed with
-        // its length, the value is an empty NUL-terminated literal, and the attribute is created in the
-        // function's own context.
-        unsafe {
-            let ctx = LLVMGetTypeContext(LLVMTypeOf(self.0));
-            let attr = LLVMCreateStringAttribute(ctx, name.as_ptr() as *const _, name.len() as u32, c"".as_ptr(), 0);
-            LLVMAddAttributeAtIndex(self.0, llvm_sys::LLVMAttributeFunctionIndex, attr);
-        }
-    }
-    /// Function: has the string attribute `name`.
-    #[track_caller]
-    pub fn has_string_attr(self, name: &str) -> bool {
-        self.require(self.is_function(), "has_string_attr", "a function");
-        // SAFETY: `self.0` is a live function (the `Value` invariant; checked above); the name is passed with
-        // its length (no NUL needed).
-        unsafe {
-            !LLVMGetStringAttributeAtIndex(
-                self.0,
-                llvm_sys::LLVMAttributeFunctionIndex,
-                name.as_ptr() as *const _,
-                name.len() as u32,
-            )
-            .is_null()
-        }
+    pub fn is_declaration(self) -> bool {
+        self.require(self.is_global_value(), "is_declaration", "a global value");
+        // SAFETY: `self.0` is a live global value (the `Value` invariant; checked above).
+        unsafe { LLVMIsDeclaration(self.0) != 0 }
     }
     /// Global: sets internal linkage.
     #[track_caller]
@@ -1072,6 +924,264 @@ impl<'ctx> Value<'ctx> {
     }
 }
 
+impl<'ctx> Value<'ctx> {
+    /// This value as a function, if it is one (the only way to a `Function` from a
+    /// `Value`).
+    pub fn as_function(self) -> Option<Function<'ctx>> {
+        self.is_function().then_some(Function::from_raw(self.0))
+    }
+    /// This value as a call, `invoke` or `callbr` (LLVM's `CallBase`), if it is one.
+    pub fn as_call(self) -> Option<Call<'ctx>> {
+        self.is_call_base().then_some(Call::from_raw(self.0))
+    }
+    /// This value as a phi, if it is one.
+    pub fn as_phi(self) -> Option<Phi<'ctx>> {
+        // SAFETY: `self.0` is a live value (the `Value` invariant); `LLVMIsA*` is a checked cast, defined on
+        // any value.
+        let phi = unsafe { !LLVMIsAPHINode(self.0).is_null() };
+        phi.then_some(Phi::from_raw(self.0))
+    }
+}
+
+impl<'ctx> Function<'ctx> {
+    /// The function as a value (a callee, an operand, a key of a map of values).
+    pub fn as_value(self) -> Value<'ctx> {
+        Value::from_raw(self.0)
+    }
+    /// The function's name (`Value::name`).
+    pub fn name(self) -> String {
+        self.as_value().name()
+    }
+    /// Printable form (`Value::print`).
+    pub fn print(self) -> String {
+        self.as_value().print()
+    }
+    /// Sets its name (`Value::set_name`).
+    pub fn set_name(self, name: &str) {
+        self.as_value().set_name(name)
+    }
+    /// Its users (`Value::users`): the calls of it, and the constants and globals that
+    /// take its address.
+    pub fn users(self) -> Vec<Value<'ctx>> {
+        self.as_value().users()
+    }
+    /// Its function type.
+    pub fn function_type(self) -> Type<'ctx> {
+        // SAFETY: `self.0` is a live function (the `Function` invariant), a global value, whose value type
+        // is its function type.
+        Type::from_raw(unsafe { LLVMGlobalGetValueType(self.0) })
+    }
+    /// Only declared, without a body.
+    pub fn is_declaration(self) -> bool {
+        // SAFETY: `self.0` is a live function (the `Function` invariant), a global value.
+        unsafe { LLVMIsDeclaration(self.0) != 0 }
+    }
+    /// Intrinsic ID (0 when not an intrinsic; `Value::intrinsic_id`).
+    pub fn intrinsic_id(self) -> u32 {
+        self.as_value().intrinsic_id()
+    }
+    /// Sets internal linkage (`Value::set_internal`, whose global-value check a function
+    /// always passes).
+    pub fn set_internal(self) {
+        self.as_value().set_internal()
+    }
+    /// The first basic block (`None` for a declaration).
+    pub fn entry_block(self) -> Option<Block<'ctx>> {
+        // SAFETY: `self.0` is a live function (the `Function` invariant); LLVM returns null for a declaration.
+        let b = unsafe { LLVMGetFirstBasicBlock(self.0) };
+        (!b.is_null()).then_some(Block::from_raw(b))
+    }
+    /// Its blocks in layout order.
+    pub fn blocks(self) -> Vec<Block<'ctx>> {
+        let mut out = Vec::new();
+        // SAFETY: `self.0` is a live function (the `Function` invariant); its block list is walked with
+        // LLVM's iterators and not changed during the walk.
+        unsafe {
+            let mut b = LLVMGetFirstBasicBlock(self.0);
+            while !b.is_null() {
+                out.push(Block::from_raw(b));
+                b = LLVMGetNextBasicBlock(b);
+            }
+        }
+        out
+    }
+    /// Its parameters.
+    pub fn params(self) -> Vec<Value<'ctx>> {
+        // SAFETY: `self.0` is a live function (the `Function` invariant); `i` ranges below `LLVMCountParams`.
+        unsafe { (0..LLVMCountParams(self.0)).map(|i| Value::from_raw(LLVMGetParam(self.0, i))).collect() }
+    }
+    /// Its return type.
+    pub fn return_type(self) -> Type<'ctx> {
+        // SAFETY: `self.0` is a live function (the `Function` invariant), whose value type is a function
+        // type.
+        Type::from_raw(unsafe { LLVMGetReturnType(LLVMGlobalGetValueType(self.0)) })
+    }
+    /// The type its first parameter's `sret` attribute names (the memory the function
+    /// writes its result into), if it has one.
+    pub fn sret_type(self) -> Option<Type<'ctx>> {
+        let name = "sret";
+        // SAFETY: `self.0` is a live function (the `Function` invariant); attribute index 1 is its first
+        // parameter (LLVM answers null for a missing one); the name is passed with its length.
+        unsafe {
+            let kind = LLVMGetEnumAttributeKindForName(name.as_ptr() as *const _, name.len());
+            let attr = LLVMGetEnumAttributeAtIndex(self.0, 1, kind);
+            (!attr.is_null()).then(|| Type::from_raw(LLVMGetTypeAttributeValue(attr)))
+        }
+    }
+    /// Removes it from its module.
+    #[track_caller]
+    pub fn delete_function(self) {
+        // Calls from its own body go with it; any other use would point at freed memory.
+        let v = self.as_value();
+        let only_own_uses = v.users().iter().all(|u| u.is_instruction() && u.parent_block().parent_function() == self);
+        v.require(only_own_uses, "delete_function", "a function nothing else uses");
+        // SAFETY: `self.0` is a live function (the `Function` invariant) that only its own body uses (checked
+        // above); after this the handle dangles and the caller no longer uses it.
+        unsafe { LLVMDeleteFunction(self.0) }
+    }
+    /// Has the enum attribute `name` on the function itself.
+    pub fn has_fn_attr(self, name: &str) -> bool {
+        // SAFETY: `self.0` is a live function (the `Function` invariant); the attribute name is passed with
+        // its length.
+        unsafe {
+            let kind = LLVMGetEnumAttributeKindForName(name.as_ptr() as *const _, name.len());
+            !LLVMGetEnumAttributeAtIndex(self.0, llvm_sys::LLVMAttributeFunctionIndex, kind).is_null()
+        }
+    }
+    /// Adds the enum attribute `name`.
+    pub fn add_fn_attr(self, name: &str) {
+        // SAFETY: `self.0` is a live function (the `Function` invariant); the attribute comes from its own
+        // context (`enum_attr`).
+        unsafe {
+            LLVMAddAttributeAtIndex(self.0, llvm_sys::LLVMAttributeFunctionIndex, self.as_value().enum_attr(name))
+        }
+    }
+    /// Removes the enum attribute `name`.
+    pub fn remove_fn_attr(self, name: &str) {
+        // SAFETY: `self.0` is a live function (the `Function` invariant); the attribute name is passed with
+        // its length.
+        unsafe {
+            let kind = LLVMGetEnumAttributeKindForName(name.as_ptr() as *const _, name.len());
+            LLVMRemoveEnumAttributeAtIndex(self.0, llvm_sys::LLVMAttributeFunctionIndex, kind);
+        }
+    }
+    /// Adds the string attribute `name` (with an empty value).
+    pub fn add_string_attr(self, name: &str) {
+        // SAFETY: `self.0` is a live function (the `Function` invariant); the name is passed with its length,
+        // the value is an empty NUL-terminated literal, and the attribute is created in the function's own
+        // context.
+        unsafe {
+            let ctx = LLVMGetTypeContext(LLVMTypeOf(self.0));
+            let attr = LLVMCreateStringAttribute(ctx, name.as_ptr() as *const _, name.len() as u32, c"".as_ptr(), 0);
+            LLVMAddAttributeAtIndex(self.0, llvm_sys::LLVMAttributeFunctionIndex, attr);
+        }
+    }
+    /// Has the string attribute `name`.
+    pub fn has_string_attr(self, name: &str) -> bool {
+        // SAFETY: `self.0` is a live function (the `Function` invariant); the name is passed with its length
+        // (no NUL needed).
+        unsafe {
+            !LLVMGetStringAttributeAtIndex(
+                self.0,
+                llvm_sys::LLVMAttributeFunctionIndex,
+                name.as_ptr() as *const _,
+                name.len() as u32,
+            )
+            .is_null()
+        }
+    }
+}
+
+impl<'ctx> Call<'ctx> {
+    /// The call as a value (its result, an instruction).
+    pub fn as_value(self) -> Value<'ctx> {
+        Value::from_raw(self.0)
+    }
+    /// The called operand (the last operand).
+    pub fn called_operand(self) -> Value<'ctx> {
+        // SAFETY: `self.0` is a live `CallBase` (the `Call` invariant).
+        Value::from_raw(unsafe { LLVMGetCalledValue(self.0) })
+    }
+    /// The called function, when the callee is a function (not a pointer).
+    pub fn called_function(self) -> Option<Function<'ctx>> {
+        self.called_operand().as_function()
+    }
+    /// The function type it calls through.
+    pub fn called_function_type(self) -> Type<'ctx> {
+        // SAFETY: `self.0` is a live `CallBase` (the `Call` invariant).
+        Type::from_raw(unsafe { LLVMGetCalledFunctionType(self.0) })
+    }
+    /// Number of call arguments.
+    pub fn call_arg_count(self) -> usize {
+        // SAFETY: `self.0` is a live `CallBase` (the `Call` invariant).
+        unsafe { LLVMGetNumArgOperands(self.0) as usize }
+    }
+    /// Gives it the calling convention of the function it calls.
+    pub fn match_call_conv(self) {
+        if let Some(f) = self.called_function() {
+            // SAFETY: `self.0` is a live `CallBase` (the `Call` invariant) and `f` a live function (the
+            // `Function` invariant).
+            unsafe { LLVMSetInstructionCallConv(self.0, LLVMGetFunctionCallConv(f.0)) }
+        }
+    }
+    /// Has the enum attribute `name` on the call site's function attributes.
+    pub fn has_fn_attr(self, name: &str) -> bool {
+        // SAFETY: `self.0` is a live `CallBase` (the `Call` invariant); the attribute name is passed with its
+        // length.
+        unsafe {
+            let kind = LLVMGetEnumAttributeKindForName(name.as_ptr() as *const _, name.len());
+            !LLVMGetCallSiteEnumAttribute(self.0, llvm_sys::LLVMAttributeFunctionIndex, kind).is_null()
+        }
+    }
+    /// Adds the enum function attribute `name` at this call site.
+    pub fn add_call_fn_attr(self, name: &str) {
+        // SAFETY: `self.0` is a live `CallBase` (the `Call` invariant); the attribute comes from its own
+        // context (`enum_attr`).
+        unsafe {
+            LLVMAddCallSiteAttribute(self.0, llvm_sys::LLVMAttributeFunctionIndex, self.as_value().enum_attr(name))
+        }
+    }
+    /// Adds the enum attribute `name` with integer `value` at `index` (0 the result,
+    /// `LLVMAttributeFunctionIndex` the call itself): what LLVM would know of a called
+    /// address if it could see the function.
+    pub fn add_call_attr(self, index: u32, name: &str, value: u64) {
+        // SAFETY: `self.0` is a live `CallBase` (the `Call` invariant); the attribute name is passed with its
+        // length and the attribute is created in the call's own context; LLVM accepts any index (an attribute
+        // on a missing argument is an error of the verifier, not of memory).
+        unsafe {
+            let kind = LLVMGetEnumAttributeKindForName(name.as_ptr() as *const _, name.len());
+            let attr = LLVMCreateEnumAttribute(LLVMGetTypeContext(LLVMTypeOf(self.0)), kind, value);
+            LLVMAddCallSiteAttribute(self.0, index, attr)
+        }
+    }
+}
+
+impl<'ctx> Phi<'ctx> {
+    /// The phi as a value (its result, an instruction).
+    pub fn as_value(self) -> Value<'ctx> {
+        Value::from_raw(self.0)
+    }
+    /// Incoming (value, block) pairs.
+    pub fn incoming(self) -> Vec<(Value<'ctx>, Block<'ctx>)> {
+        // SAFETY: `self.0` is a live phi (the `Phi` invariant); `i` ranges below `LLVMCountIncoming`.
+        unsafe {
+            (0..LLVMCountIncoming(self.0))
+                .map(|i| {
+                    (Value::from_raw(LLVMGetIncomingValue(self.0, i)), Block::from_raw(LLVMGetIncomingBlock(self.0, i)))
+                })
+                .collect()
+        }
+    }
+    /// Adds incoming pairs.
+    pub fn add_incoming(self, pairs: &[(Value<'ctx>, Block<'ctx>)]) {
+        let mut vs: Vec<LLVMValueRef> = pairs.iter().map(|p| p.0 .0).collect();
+        let mut bs: Vec<LLVMBasicBlockRef> = pairs.iter().map(|p| p.1 .0).collect();
+        // SAFETY: `self.0` is a live phi (the `Phi` invariant); `vs` and `bs` both hold `pairs.len()` live
+        // handles and outlive the call, which copies them.
+        unsafe { LLVMAddIncoming(self.0, vs.as_mut_ptr(), bs.as_mut_ptr(), pairs.len() as u32) }
+    }
+}
+
 impl<'ctx> Block<'ctx> {
     /// Instructions in order.
     pub fn instructions(self) -> Vec<Value<'ctx>> {
@@ -1100,11 +1210,10 @@ impl<'ctx> Block<'ctx> {
     }
     /// Moves the block to the end of `f`.
     #[track_caller]
-    pub fn move_to_end_of(self, f: Value<'ctx>) {
+    pub fn move_to_end_of(self, f: Function<'ctx>) {
         self.parent_function();
-        f.require(f.is_function(), "Block::move_to_end_of", "a function");
         // SAFETY: `self.0` is a live block (the `Block` invariant) inside a function (checked by
-        // `parent_function`), and `f` is a live function (checked above) of the same context; the block is
+        // `parent_function`), and `f` is a live function (the `Function` invariant) of the same context; the block is
         // unlinked and then appended, owned by a function again at the end.
         unsafe {
             LLVMRemoveBasicBlockFromParent(self.0);
@@ -1113,14 +1222,14 @@ impl<'ctx> Block<'ctx> {
     }
     /// The function containing the block.
     #[track_caller]
-    pub fn parent_function(self) -> Value<'ctx> {
+    pub fn parent_function(self) -> Function<'ctx> {
         // SAFETY: `self.0` is a live block (the `Block` invariant); LLVM returns the function it is in, null
         // when in none.
         let f = unsafe { LLVMGetBasicBlockParent(self.0) };
         if f.is_null() {
             wrong_kind("Block", "parent_function", "a block in a function", &self.name());
         }
-        Value::from_raw(f)
+        Function::from_raw(f)
     }
     /// The block as a value (the operand of a branch).
     pub fn as_value(self) -> Value<'ctx> {
@@ -1150,23 +1259,23 @@ pub struct Module {
 
 impl Module {
     /// A function by name.
-    pub fn function(&self, name: &str) -> Option<Value<'_>> {
+    pub fn function(&self, name: &str) -> Option<Function<'_>> {
         let n = cstr(name);
         // SAFETY: `self.m` and `self.ctx` are live (the `Module` invariant); `n` is a NUL-terminated
         // `CString` alive during the call.
         let f = unsafe { LLVMGetNamedFunction(self.m, n.as_ptr()) };
-        (!f.is_null()).then_some(Value::from_raw(f))
+        (!f.is_null()).then_some(Function::from_raw(f))
     }
 
     /// All functions.
-    pub fn functions(&self) -> Vec<Value<'_>> {
+    pub fn functions(&self) -> Vec<Function<'_>> {
         let mut out = Vec::new();
         // SAFETY: `self.m` and `self.ctx` are live (the `Module` invariant); its function list is walked with
         // LLVM's iterators and not changed during the walk.
         unsafe {
             let mut f = LLVMGetFirstFunction(self.m);
             while !f.is_null() {
-                out.push(Value::from_raw(f));
+                out.push(Function::from_raw(f));
                 f = LLVMGetNextFunction(f);
             }
         }
@@ -1218,19 +1327,19 @@ impl Module {
 
     /// Adds a function.
     #[track_caller]
-    pub fn add_function<'ctx>(&'ctx self, name: &str, ty: Type<'ctx>) -> Value<'ctx> {
+    pub fn add_function<'ctx>(&'ctx self, name: &str, ty: Type<'ctx>) -> Function<'ctx> {
         ty.require(ty.kind() == LLVMTypeKind::LLVMFunctionTypeKind, "Module::add_function", "a function type");
         let n = cstr(name);
         // SAFETY: `self.m` and `self.ctx` are live (the `Module` invariant), `ty` is a function type (checked
         // above) of its context, and `n` is a NUL-terminated `CString` alive during
         // the call.
-        Value::from_raw(unsafe { LLVMAddFunction(self.m, n.as_ptr(), ty.0) })
+        Function::from_raw(unsafe { LLVMAddFunction(self.m, n.as_ptr(), ty.0) })
     }
 
     /// Adds an internal `alwaysinline` function: a helper the engine emits once and
     /// calls where it needs it (tape operations, domain checks, derivative formulas with
     /// branches), inlined by the optimizer.
-    pub fn add_inline_helper<'ctx>(&'ctx self, name: &str, ty: Type<'ctx>) -> Value<'ctx> {
+    pub fn add_inline_helper<'ctx>(&'ctx self, name: &str, ty: Type<'ctx>) -> Function<'ctx> {
         let f = self.add_function(name, ty);
         f.set_internal();
         f.add_fn_attr("alwaysinline");
@@ -1240,12 +1349,11 @@ impl Module {
     /// A copy of function `f` named `name`: internal, with `f`'s calling convention and
     /// no attributes (the copy is about to be changed, e.g. to return poison).
     #[track_caller]
-    pub fn clone_function<'ctx>(&'ctx self, f: Value<'ctx>, name: &str) -> Value<'ctx> {
-        f.require(f.is_function(), "Module::clone_function", "a function");
+    pub fn clone_function<'ctx>(&'ctx self, f: Function<'ctx>, name: &str) -> Function<'ctx> {
         let g = self.add_function(name, f.function_type());
         g.set_internal();
-        // SAFETY: `g` is the function just added and `f` a live function (checked above); both are
-        // functions, as the calling-convention calls require.
+        // SAFETY: `g` is the function just added and `f` a live function (the `Function` invariant); both
+        // are functions, as the calling-convention calls require.
         unsafe { LLVMSetFunctionCallConv(g.0, LLVMGetFunctionCallConv(f.0)) };
         // Old value (parameter, block, instruction) to new, blocks as values.
         let mut map: HashMap<LLVMValueRef, LLVMValueRef> =
@@ -1260,10 +1368,10 @@ impl Module {
         for &(old, new) in &blocks {
             b.at_end(new);
             for i in old.instructions() {
-                let c = if i.opcode() == Opcode::LLVMPHI {
+                let c = if let Some(old_phi) = i.as_phi() {
                     let p = b.phi(i.ty(), "");
-                    phis.push((i, p));
-                    p
+                    phis.push((old_phi, p));
+                    p.as_value()
                 } else {
                     let c = b.clone_with(i, &[]);
                     copies.push(c);
@@ -1293,12 +1401,12 @@ impl Module {
     }
 
     /// Gets or declares an external function.
-    pub fn get_or_declare<'ctx>(&'ctx self, name: &str, ty: Type<'ctx>) -> Value<'ctx> {
+    pub fn get_or_declare<'ctx>(&'ctx self, name: &str, ty: Type<'ctx>) -> Function<'ctx> {
         self.function(name).unwrap_or_else(|| self.add_function(name, ty))
     }
 
     /// The declaration of intrinsic `name` overloaded on `tys`.
-    pub fn intrinsic<'ctx>(&'ctx self, name: &str, tys: &[Type<'ctx>]) -> Result<Value<'ctx>, String> {
+    pub fn intrinsic<'ctx>(&'ctx self, name: &str, tys: &[Type<'ctx>]) -> Result<Function<'ctx>, String> {
         // SAFETY: `self.m` and `self.ctx` are live (the `Module` invariant); the name is passed with its
         // length; `id` is a known intrinsic (checked not 0) and `raw` holds `raw.len()` live types of the
         // module's context, as many as the intrinsic's overloads need (the caller's precondition: LLVM checks
@@ -1309,7 +1417,7 @@ impl Module {
                 return Err(format!("unknown intrinsic {name}"));
             }
             let mut raw: Vec<LLVMTypeRef> = tys.iter().map(|t| t.0).collect();
-            Ok(Value::from_raw(LLVMGetIntrinsicDeclaration(self.m, id, raw.as_mut_ptr(), raw.len())))
+            Ok(Function::from_raw(LLVMGetIntrinsicDeclaration(self.m, id, raw.as_mut_ptr(), raw.len())))
         }
     }
 
@@ -1545,11 +1653,10 @@ impl Module {
 
     /// A new block appended to `f`.
     #[track_caller]
-    pub fn append_block<'ctx>(&'ctx self, f: Value<'ctx>, name: &str) -> Block<'ctx> {
-        f.require(f.is_function(), "Module::append_block", "a function");
+    pub fn append_block<'ctx>(&'ctx self, f: Function<'ctx>, name: &str) -> Block<'ctx> {
         let n = cstr(name);
-        // SAFETY: `self.m` and `self.ctx` are live (the `Module` invariant), `f` is a live function (checked
-        // above) of its context, and `n` is a NUL-terminated `CString` alive during the call.
+        // SAFETY: `self.m` and `self.ctx` are live (the `Module` invariant), `f` is a live function (the
+        // `Function` invariant) of its context, and `n` is a NUL-terminated `CString` alive during the call.
         Block::from_raw(unsafe { LLVMAppendBasicBlockInContext(self.ctx, f.0, n.as_ptr()) })
     }
 
@@ -1802,12 +1909,12 @@ impl<'ctx> Builder<'ctx> {
         }
     }
     /// `phi`.
-    pub fn phi(&self, ty: Type<'ctx>, name: &str) -> Value<'ctx> {
+    pub fn phi(&self, ty: Type<'ctx>, name: &str) -> Phi<'ctx> {
         let n = cstr(name);
         // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and the operands
         // are live values of that context and `ty` a live type; `n` is a NUL-terminated `CString` alive
         // during the call.
-        Value::from_raw(unsafe { LLVMBuildPhi(self.b, ty.0, n.as_ptr()) })
+        Phi::from_raw(unsafe { LLVMBuildPhi(self.b, ty.0, n.as_ptr()) })
     }
     /// `alloca`.
     pub fn alloca(&self, ty: Type<'ctx>, name: &str) -> Value<'ctx> {
@@ -1843,7 +1950,7 @@ impl<'ctx> Builder<'ctx> {
     /// An empty inline `asm` handed pointer `p`, with a memory clobber: `p`'s memory
     /// escapes, so LLVM keeps it in memory (no promotion to registers, every access
     /// done), as code that a `longjmp` may re-enter needs.
-    pub fn escape(&self, p: Value<'ctx>) -> Value<'ctx> {
+    pub fn escape(&self, p: Value<'ctx>) -> Call<'ctx> {
         let fty = self.m.fn_type(self.m.void(), &[p.ty()]);
         let (code, constraints) = ("", "r,~{memory}");
         // SAFETY: `fty` is a live function type of this context; the strings are passed with their
@@ -1885,15 +1992,14 @@ impl<'ctx> Builder<'ctx> {
         let idx: Vec<Value<'ctx>> = (1..gep_inst.num_operands()).map(|k| gep_inst.operand(k)).collect();
         self.gep(gep_inst.gep_source_type(), p, &idx)
     }
-    /// A call of `f` (a function value).
+    /// A call of `f` (`call_typed` calls through a pointer).
     #[track_caller]
-    pub fn call(&self, f: Value<'ctx>, args: &[Value<'ctx>]) -> Value<'ctx> {
-        f.require(f.is_function(), "Builder::call", "a function (`call_typed` calls through a pointer)");
-        self.call_typed(f.function_type(), f, args)
+    pub fn call(&self, f: Function<'ctx>, args: &[Value<'ctx>]) -> Call<'ctx> {
+        self.call_typed(f.function_type(), f.as_value(), args)
     }
     /// A call through `callee` with function type `fty`.
     #[track_caller]
-    pub fn call_typed(&self, fty: Type<'ctx>, callee: Value<'ctx>, args: &[Value<'ctx>]) -> Value<'ctx> {
+    pub fn call_typed(&self, fty: Type<'ctx>, callee: Value<'ctx>, args: &[Value<'ctx>]) -> Call<'ctx> {
         fty.require(fty.kind() == LLVMTypeKind::LLVMFunctionTypeKind, "Builder::call_typed", "a function type");
         let mut a: Vec<LLVMValueRef> = args.iter().map(|v| v.0).collect();
         // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and the operands
@@ -1901,12 +2007,12 @@ impl<'ctx> Builder<'ctx> {
         // that the arguments match it is the caller's precondition, checked by LLVM only by assertion (the
         // verifier reports a mismatch); `a` holds `a.len()` live values and outlives the call; `NONAME` is a
         // NUL-terminated static string.
-        Value::from_raw(unsafe {
+        Call::from_raw(unsafe {
             LLVMBuildCall2(self.b, fty.0, callee.0, a.as_mut_ptr(), a.len() as u32, NONAME.as_ptr())
         })
     }
     /// A call of intrinsic `name` overloaded on the type of the first argument.
-    pub fn intrinsic(&self, name: &str, args: &[Value<'ctx>]) -> Result<Value<'ctx>, String> {
+    pub fn intrinsic(&self, name: &str, args: &[Value<'ctx>]) -> Result<Call<'ctx>, String> {
         let f = self.m.intrinsic(name, &[args[0].ty()])?;
         Ok(self.call(f, args))
     }
@@ -2161,15 +2267,18 @@ declare double @llvm.sin.f64(double)
         let blocks = f.blocks();
         let call = blocks[1].instructions()[0];
         let phi = blocks[2].instructions()[0];
+        let (call_kind, phi_kind) = (call.as_call().unwrap(), phi.as_phi().unwrap());
         let insert = blocks[2].instructions()[1];
         assert_eq!(call.operand(0), x);
-        assert_eq!(phi.incoming().len(), 2);
+        assert_eq!(phi_kind.incoming().len(), 2);
         assert_eq!(insert.indices(), [0]);
         let message = panic_message(|| call.operand(2));
         assert!(message.contains("Value::operand needs a value with more than 2 operands (it has 2)"), "{message}");
-        let message = panic_message(|| phi.called_operand());
-        assert!(message.contains("called_operand needs a call, invoke or callbr, got:   %p = phi"), "{message}");
-        assert!(panic_message(|| call.incoming()).contains("incoming needs a phi"));
+        // `called_operand`, `incoming` and `entry_block` are only on the kind types
+        // (`Call`, `Phi`, `Function`), which a value of another kind does not convert to.
+        assert_eq!(call_kind.called_function(), m.function("llvm.sin.f64"));
+        assert!(phi.as_call().is_none() && call.as_phi().is_none() && x.as_function().is_none());
+        assert!(call.as_function().is_none() && f.as_value().as_function() == Some(f));
         assert!(panic_message(|| phi.indices()).contains("indices needs an insertvalue or extractvalue"));
         assert!(panic_message(|| x.opcode()).contains("opcode needs an instruction"));
         assert!(panic_message(|| x.parent_block()).contains("parent_block needs an instruction"));
@@ -2177,7 +2286,6 @@ declare double @llvm.sin.f64(double)
         assert!(panic_message(|| x.num_operands()).contains("num_operands needs"));
         assert!(panic_message(|| x.ty().element()).contains("Type::element needs an array or vector type"));
         assert!(panic_message(|| x.ty().int_width()).contains("Type::int_width needs an integer type"));
-        assert!(panic_message(|| x.entry_block()).contains("entry_block needs a function"));
         assert!(panic_message(|| call.erase()).contains("erase needs an instruction nothing else uses"));
         assert!(x.source_chain().is_empty(), "an argument has no source location");
         m.verify().unwrap();

@@ -7,16 +7,16 @@
 //! one) is word 0, which the helpers skip.
 
 use super::arith::convert;
-use super::{call_args, each_lane, Adjoints, Augment, Family, Flow, Need, Plan, Tangents, Values};
+use super::{call_args, call_site, each_lane, Adjoints, Augment, Family, Flow, Need, Plan, Tangents, Values};
 use crate::error::{Error, Result};
-use crate::llvm::{Builder, Module, Type, Value};
+use crate::llvm::{Builder, Call, Module, Type, Value};
 
 /// A BLAS call of op code `.0` (`crate::runtime::blas`).
 pub struct Blas(pub u32);
 
 impl Blas {
     /// The array arguments the call has (of those the op code names).
-    fn arrays(&self, i: Value) -> impl Iterator<Item = usize> {
+    fn arrays(&self, i: Call) -> impl Iterator<Item = usize> {
         let n = i.call_arg_count();
         crate::runtime::blas::array_args(self.0).iter().copied().filter(move |&k| k < n)
     }
@@ -25,14 +25,15 @@ impl Blas {
     /// arguments' (0 for one without a shadow), 0 for the others.
     fn shadow_words<'ctx>(
         &self,
-        i: Value<'ctx>,
+        call: Call<'ctx>,
         cx: &(impl Values<'ctx> + ?Sized),
         lane: usize,
         arrays_only: bool,
     ) -> Value<'ctx> {
-        let shadows: Vec<Option<Value<'ctx>>> = (0..i.call_arg_count())
+        let i = call.as_value();
+        let shadows: Vec<Option<Value<'ctx>>> = (0..call.call_arg_count())
             .map(|k| {
-                let wanted = !arrays_only || self.arrays(i).any(|a| a == k);
+                let wanted = !arrays_only || self.arrays(call).any(|a| a == k);
                 wanted.then(|| cx.shadow(i.operand(k), lane)).flatten()
             })
             .collect();
@@ -56,17 +57,17 @@ impl Family for Blas {
     }
 
     fn needs<'ctx>(&self, i: Value<'ctx>, _: &mut dyn Plan<'ctx>) -> Result<Vec<Need>> {
-        Ok(self.arrays(i).map(Need::Shadow).collect())
+        Ok(self.arrays(call_site(i)?).map(Need::Shadow).collect())
     }
 
     /// `ż = blas_tangent(op, args, shadows)` in each lane (a call writing an output
     /// array writes its tangent into the output's shadow instead).
     fn tangent<'ctx>(&self, i: Value<'ctx>, cx: &dyn Tangents<'ctx>) -> Result<Option<Vec<Value<'ctx>>>> {
-        let b = cx.builder();
-        let args = words(b, &cx.entry_builder(), &args_of(i));
+        let (b, call) = (cx.builder(), call_site(i)?);
+        let args = words(b, &cx.entry_builder(), &args_of(call));
         let float = i.ty().is_floating();
         let lanes = each_lane(cx, |lane| {
-            let t = tangent(b, self.0, args, self.shadow_words(i, cx, lane, false));
+            let t = tangent(b, self.0, args, self.shadow_words(call, cx, lane, false));
             Ok(if float { convert(b, t, i.ty()) } else { t })
         })?;
         Ok(float.then_some(lanes))
@@ -75,7 +76,7 @@ impl Family for Blas {
     /// A copy of what the reverse needs, made now (`blas_save`).
     fn augment<'ctx>(&self, i: Value<'ctx>, cx: &dyn Augment<'ctx>) -> Result<Option<Value<'ctx>>> {
         let b = cx.builder();
-        let args = words(b, &cx.entry_builder(), &args_of(i));
+        let args = words(b, &cx.entry_builder(), &args_of(call_site(i)?));
         Ok(Some(save(b, self.0, args)))
     }
 
@@ -87,13 +88,13 @@ impl Family for Blas {
     fn adjoint<'ctx>(&self, i: Value<'ctx>, cx: &dyn Adjoints<'ctx>) -> Result<()> {
         let (b, m) = (cx.builder(), cx.builder().m);
         let saved = cx.record().ok_or_else(|| Error::Internal(format!("no saved inputs for {}", i.print())))?;
-        let width = cx.width();
+        let (width, call) = (cx.width(), call_site(i)?);
         each_lane(cx, |lane| {
             let d = match cx.take_adjoint(i, lane) {
                 Some(d) => convert(b, d, m.f64()),
                 None => m.const_real(m.f64(), 0.0),
             };
-            reverse(b, saved, self.shadow_words(i, cx, lane, true), d, lane + 1 == width);
+            reverse(b, saved, self.shadow_words(call, cx, lane, true), d, lane + 1 == width);
             Ok(())
         })?;
         Ok(())
@@ -123,7 +124,7 @@ fn tangent<'ctx>(b: &Builder<'ctx>, op: u32, args: Value<'ctx>, shadows: Value<'
     let m = b.m;
     let fty = m.fn_type(m.f64(), &[m.int(32), m.ptr(), m.ptr()]);
     let f = crate::runtime::blas::blas_tangent as *const () as usize;
-    b.call_typed(fty, m.const_address(f), &[m.const_int(m.int(32), op as u64), args, shadows])
+    b.call_typed(fty, m.const_address(f), &[m.const_int(m.int(32), op as u64), args, shadows]).as_value()
 }
 
 /// `blas_save(op, args) -> ptr`.
@@ -131,7 +132,7 @@ fn save<'ctx>(b: &Builder<'ctx>, op: u32, args: Value<'ctx>) -> Value<'ctx> {
     let m = b.m;
     let fty = m.fn_type(m.ptr(), &[m.int(32), m.ptr()]);
     let f = crate::runtime::blas::blas_save as *const () as usize;
-    b.call_typed(fty, m.const_address(f), &[m.const_int(m.int(32), op as u64), args])
+    b.call_typed(fty, m.const_address(f), &[m.const_int(m.int(32), op as u64), args]).as_value()
 }
 
 /// `blas_reverse(saved, shadows, d, last)`.
@@ -144,6 +145,6 @@ fn reverse(b: &Builder, saved: Value, shadows: Value, d: Value, last: bool) {
 }
 
 /// The call's arguments.
-fn args_of(call: Value) -> Vec<Option<Value>> {
+fn args_of(call: Call) -> Vec<Option<Value>> {
     call_args(call).map(Some).collect()
 }

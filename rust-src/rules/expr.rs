@@ -186,7 +186,7 @@ impl<'ctx> Interpreter<'_, 'ctx> {
                         tys.push(a.ty());
                     }
                 }
-                b.call(m.intrinsic(&format!("llvm.{name}"), &tys)?, &args)
+                b.call(m.intrinsic(&format!("llvm.{name}"), &tys)?, &args).as_value()
             }
             Libm(name, x) => call_libm(b, name, self.eval(x, ty)?)?,
             Is(cmp, x, y) => {
@@ -244,7 +244,7 @@ impl<'ctx> Interpreter<'_, 'ctx> {
         let args: Vec<Value<'ctx>> = vars.iter().map(|&n| self.var(n)).collect::<Result<_, _>>()?;
         let full = format!("ox.{name}.{}", type_suffix(ty));
         if let Some(f) = m.function(&full) {
-            return Ok(b.call(f, &args));
+            return Ok(b.call(f, &args).as_value());
         }
         let params: Vec<Type<'ctx>> = args.iter().map(|a| a.ty()).collect();
         let f = m.add_inline_helper(&full, m.fn_type(ty, &params));
@@ -266,7 +266,7 @@ impl<'ctx> Interpreter<'_, 'ctx> {
             f.delete_function();
             return Err(e);
         }
-        Ok(b.call(f, &args))
+        Ok(b.call(f, &args).as_value())
     }
 }
 
@@ -318,5 +318,5 @@ fn call_libm<'ctx>(b: &Builder<'ctx>, name: &str, x: Value<'ctx>) -> Result<Valu
         _ => return Err(format!("{name} on {}", ty.print())),
     };
     let f = b.m.get_or_declare(&full, b.m.fn_type(ty, &[ty]));
-    Ok(b.call(f, &[x]))
+    Ok(b.call(f, &[x]).as_value())
 }

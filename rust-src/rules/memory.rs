@@ -192,12 +192,12 @@ impl Family for MemCopy {
 
     /// The same copy between the shadows (the intrinsic or libc's `memmove`).
     fn tangent<'ctx>(&self, i: Value<'ctx>, cx: &dyn Tangents<'ctx>) -> Result<Option<Vec<Value<'ctx>>>> {
-        let b = cx.builder();
+        let (b, call) = (cx.builder(), super::call_site(i)?);
         each_lane(cx, |lane| {
-            let mut args: Vec<Value<'ctx>> = super::call_args(i).collect();
+            let mut args: Vec<Value<'ctx>> = super::call_args(call).collect();
             args[0] = required(cx, i, Need::Shadow(0), lane)?;
             args[1] = required(cx, i, Need::Shadow(1), lane)?;
-            b.call_typed(i.called_function_type(), i.called_operand(), &args);
+            b.call_typed(call.called_function_type(), call.called_operand(), &args);
             Ok(())
         })?;
         Ok(None)

@@ -31,15 +31,23 @@ pub mod select;
 pub mod vector;
 
 use crate::error::{Error, Result};
-use crate::llvm::{Builder, Module, Opcode, Type, Value};
+use crate::llvm::{Builder, Call, Module, Opcode, Type, Value};
 use crate::symbols::callee_name;
 pub use arith::Formula;
 pub use math::{Callee, MathFn};
 pub use vector::LaneOp;
 
 /// The arguments of a call (its operands but the callee).
-pub fn call_args(i: Value) -> impl Iterator<Item = Value> {
-    (0..i.call_arg_count()).map(move |k| i.operand(k))
+pub fn call_args(i: Call) -> impl Iterator<Item = Value> {
+    let v = i.as_value();
+    (0..i.call_arg_count()).map(move |k| v.operand(k))
+}
+
+/// `i` as a call: what the families of call rules (`Rule::Call`, `Custom`, `Splat`,
+/// `Blas`) are handed, since `classify` gives them only to calls; an internal error
+/// for anything else.
+pub fn call_site(i: Value) -> Result<Call> {
+    i.as_call().ok_or_else(|| Error::Internal(format!("a call's rule applied to {}", i.print())))
 }
 
 /// What the activity analysis knows while it asks families which values carry
@@ -177,7 +185,7 @@ pub trait Tangents<'ctx>: Values<'ctx> {
     /// The tangent of `v` in lane `lane`; `None` for a symbolic zero.
     fn tangent(&self, v: Value<'ctx>, lane: usize) -> Option<Value<'ctx>>;
     /// The callee's forward derivative function for call `call` (`transform::calls`).
-    fn forward_callee(&self, call: Value<'ctx>) -> Result<calls::Callee<'ctx>>;
+    fn forward_callee(&self, call: Call<'ctx>) -> Result<calls::Callee<'ctx>>;
     /// From now on `new` stands for call `old`, which is erased once every tangent is
     /// built (tangents were built from it).
     fn replace(&self, old: Value<'ctx>, new: Value<'ctx>);
@@ -191,7 +199,7 @@ pub trait Plan<'ctx> {
     fn maybe_constant(&self, p: Value<'ctx>) -> bool;
     /// The pointer arguments of call `call` whose shadows the callee's derivative
     /// functions take (building those functions, `transform::calls`).
-    fn callee_shadowed(&mut self, call: Value<'ctx>) -> Result<Vec<bool>>;
+    fn callee_shadowed(&mut self, call: Call<'ctx>) -> Result<Vec<bool>>;
 }
 
 /// The forward sweep of reverse mode at an active instruction.
@@ -357,6 +365,9 @@ pub fn tangent_type(ty: Type) -> Option<Type> {
 pub fn classify(inst: Value) -> Rule {
     use Opcode::*;
     let ty = inst.ty();
+    if let Some(call) = inst.as_call().filter(|_| inst.opcode() == LLVMCall) {
+        return classify_call(call);
+    }
     match inst.opcode() {
         LLVMFAdd => Formula::FAdd.rule(),
         LLVMFSub => Formula::FSub.rule(),
@@ -370,7 +381,6 @@ pub fn classify(inst: Value) -> Rule {
         LLVMBitCast => Rule::Zero,
         LLVMSelect => Rule::Select,
         LLVMPHI => Rule::Phi,
-        LLVMCall => classify_call(inst),
         LLVMRet | LLVMBr | LLVMSwitch | LLVMUnreachable => Rule::Control,
         LLVMStore if inst.is_volatile() => Rule::Unsupported(
             "a differentiable value computed in a `try` and used after it (Julia keeps it in a \
@@ -404,9 +414,9 @@ pub fn classify(inst: Value) -> Rule {
     }
 }
 
-fn classify_call(inst: Value) -> Rule {
-    let callee = inst.called_operand();
-    let noreturn = inst.has_fn_attr("noreturn") || (callee.is_function() && callee.has_fn_attr("noreturn"));
+fn classify_call(call: Call) -> Rule {
+    let (inst, callee) = (call.as_value(), call.called_operand());
+    let noreturn = call.has_fn_attr("noreturn") || callee.as_function().is_some_and(|f| f.has_fn_attr("noreturn"));
     if noreturn {
         return Rule::ErrorPath;
     }
@@ -429,7 +439,7 @@ fn classify_call(inst: Value) -> Rule {
         Some(Callee::Math(f)) => Formula::Math(f).rule(),
         Some(Callee::Reinterpret) => Formula::Reinterpret.rule(),
         Some(Callee::ZeroDerivative) | Some(Callee::NoDerivative) => Rule::Zero,
-        None if callee.is_function() && callee.has_string_attr(crate::names::RECURSIVE) => Rule::Call,
+        None if callee.as_function().is_some_and(|f| f.has_string_attr(crate::names::RECURSIVE)) => Rule::Call,
         None => Rule::Unsupported(match name {
             Some(n) => format!(
                 "a call to `{}`, which has no derivative rule (if the value passed to it needs no derivative, make it Const)",

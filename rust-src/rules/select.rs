@@ -52,14 +52,14 @@ pub struct Phi;
 
 impl Family for Phi {
     fn sources<'ctx>(&self, i: Value<'ctx>) -> Vec<Value<'ctx>> {
-        i.incoming().into_iter().map(|(v, _)| v).collect()
+        i.as_phi().map_or_else(Vec::new, |phi| phi.incoming().into_iter().map(|(v, _)| v).collect())
     }
 
     /// Empty tangent phis at the builder (among the phis), one per lane; the forward
     /// transform adds their incoming tangents when every tangent exists.
     fn tangent<'ctx>(&self, i: Value<'ctx>, cx: &dyn Tangents<'ctx>) -> Result<Option<Vec<Value<'ctx>>>> {
         let b = cx.builder();
-        let lanes = each_lane(cx, |lane| Ok(b.phi(i.ty(), &format!("{}.tan{lane}", i.name()))))?;
+        let lanes = each_lane(cx, |lane| Ok(b.phi(i.ty(), &format!("{}.tan{lane}", i.name())).as_value()))?;
         Ok(Some(lanes))
     }
 

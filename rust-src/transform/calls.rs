@@ -19,7 +19,7 @@
 use super::Frame;
 use crate::analysis::memory::Memory;
 use crate::error::{Error, Result};
-use crate::llvm::{Module, Type, Value};
+use crate::llvm::{Call, Function, Module, Type};
 use crate::request::Leaf;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -53,8 +53,9 @@ impl Pattern {
     }
 
     /// The pattern of call `call` in a function whose memory analysis is `mem`.
-    pub fn of_call(call: Value, mem: &Memory) -> Pattern {
+    pub fn of_call(call: Call, mem: &Memory) -> Pattern {
         let args = 0..call.call_arg_count();
+        let call = call.as_value();
         Pattern {
             shadowed: args.clone().map(|k| mem.leaf(call.operand(k))).collect(),
             maybe_constant: args.map(|k| mem.maybe_constant(call.operand(k))).collect(),
@@ -77,9 +78,9 @@ impl Pattern {
 #[derive(Clone, Debug)]
 pub struct Pair<'ctx> {
     /// `h.aug`.
-    pub aug: Value<'ctx>,
+    pub aug: Function<'ctx>,
     /// `h.rev`.
-    pub rev: Value<'ctx>,
+    pub rev: Function<'ctx>,
     /// Which parameters are shadowed.
     pub pattern: Pattern,
     /// Indices of the float parameters, in the order `h.rev` returns their adjoints.
@@ -95,7 +96,7 @@ pub struct Pair<'ctx> {
 #[derive(Clone, Debug)]
 pub struct Forward<'ctx> {
     /// `h.fwd`.
-    pub f: Value<'ctx>,
+    pub f: Function<'ctx>,
     /// Which parameters are shadowed.
     pub pattern: Pattern,
     /// Indices of the float parameters, in the order their tangents are passed.
@@ -116,15 +117,15 @@ pub struct Callees<'ctx> {
     /// Whether every function of the module, as it was before differentiation, writes
     /// no memory but its own stack (`analysis::memory::writes_only_stack`).
     pub heap_readonly: bool,
-    pairs: RefCell<HashMap<Value<'ctx>, Pair<'ctx>>>,
-    forwards: RefCell<HashMap<Value<'ctx>, Forward<'ctx>>>,
-    queue: RefCell<Vec<Value<'ctx>>>,
+    pairs: RefCell<HashMap<Function<'ctx>, Pair<'ctx>>>,
+    forwards: RefCell<HashMap<Function<'ctx>, Forward<'ctx>>>,
+    queue: RefCell<Vec<Function<'ctx>>>,
     /// Copies of callees that are also called without a derivative (`sum(x)` beside
     /// `sum([1.0, 2.0])`), made before their bodies move into their derivative functions.
-    primal_copies: RefCell<HashMap<Value<'ctx>, Value<'ctx>>>,
+    primal_copies: RefCell<HashMap<Function<'ctx>, Function<'ctx>>>,
     /// Callees whose derivative functions are built (or being built): their patterns
     /// are final.
-    generated: RefCell<std::collections::HashSet<Value<'ctx>>>,
+    generated: RefCell<std::collections::HashSet<Function<'ctx>>>,
 }
 
 impl<'ctx> Callees<'ctx> {
@@ -151,7 +152,7 @@ impl<'ctx> Callees<'ctx> {
 
     /// The pair of `h` for `pattern` and `width` lanes, declared now and defined by
     /// `generate_all`.
-    pub fn reverse_pair(&self, h: Value<'ctx>, pattern: Pattern, width: usize) -> Result<Pair<'ctx>> {
+    pub fn reverse_pair(&self, h: Function<'ctx>, pattern: Pattern, width: usize) -> Result<Pair<'ctx>> {
         if let Some(p) = self.pairs.borrow_mut().get_mut(&h) {
             p.pattern = self.joined(h, &p.pattern, &pattern)?;
             return Ok(p.clone());
@@ -193,7 +194,7 @@ impl<'ctx> Callees<'ctx> {
 
     /// The forward-mode function of `h` for `pattern`, declared now and defined by
     /// `generate_all`.
-    pub fn forward_fn(&self, h: Value<'ctx>, pattern: Pattern, width: usize) -> Result<Forward<'ctx>> {
+    pub fn forward_fn(&self, h: Function<'ctx>, pattern: Pattern, width: usize) -> Result<Forward<'ctx>> {
         if let Some(f) = self.forwards.borrow_mut().get_mut(&h) {
             f.pattern = self.joined(h, &f.pattern, &pattern)?;
             return Ok(f.clone());
@@ -257,7 +258,7 @@ impl<'ctx> Callees<'ctx> {
 
     /// The pattern of `h` serving a call site of `pattern` too (`Pattern::join`), while
     /// `h`'s derivative functions are not built yet.
-    fn joined(&self, h: Value<'ctx>, declared: &Pattern, pattern: &Pattern) -> Result<Pattern> {
+    fn joined(&self, h: Function<'ctx>, declared: &Pattern, pattern: &Pattern) -> Result<Pattern> {
         if declared == pattern {
             return Ok(declared.clone());
         }
@@ -271,7 +272,7 @@ impl<'ctx> Callees<'ctx> {
     /// functions call it, for the calls that stay primal calls (their arguments carry no
     /// derivative). Calls that are differentiated later leave the copy unused, and the
     /// optimizer drops it.
-    fn keep_primal(&self, h: Value<'ctx>) {
+    fn keep_primal(&self, h: Function<'ctx>) {
         let elsewhere = h.users().into_iter().any(|u| !u.is_instruction() || u.parent_block().parent_function() != h);
         if elsewhere && !self.primal_copies.borrow().contains_key(&h) {
             let copy = self.m.clone_function(h, &format!("{}.primal", h.name()));
@@ -282,14 +283,14 @@ impl<'ctx> Callees<'ctx> {
     /// Deletes the original callees, whose bodies moved: their calls were rewritten to
     /// their derivative functions, or go to the copy `keep_primal` made.
     pub fn finish(&self) -> Result<()> {
-        let originals: Vec<Value<'ctx>> =
+        let originals: Vec<Function<'ctx>> =
             self.pairs.borrow().keys().chain(self.forwards.borrow().keys()).copied().collect();
         for h in originals {
             if !h.users().is_empty() {
                 let Some(&copy) = self.primal_copies.borrow().get(&h) else {
                     return Err(Error::Internal(format!("`{}` is still called after differentiation", h.name())));
                 };
-                h.replace_all_uses_with(copy);
+                h.as_value().replace_all_uses_with(copy.as_value());
             }
             h.delete_function();
         }
@@ -297,7 +298,7 @@ impl<'ctx> Callees<'ctx> {
     }
 }
 
-fn different_patterns(h: Value) -> Error {
+fn different_patterns(h: Function) -> Error {
     Error::Unsupported(format!(
         "`{}` is called with different arrays differentiated at different call sites",
         crate::names::julia_name(&h.name())

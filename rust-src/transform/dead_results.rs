@@ -19,7 +19,7 @@
 //! The two repeat until nothing changes.
 
 use crate::error::{Error, Result};
-use crate::llvm::{passes, Module, Opcode, RealPredicate, Value};
+use crate::llvm::{passes, Call, Function, Module, Opcode, RealPredicate};
 use crate::rules::math::{lookup, Callee, Domain};
 use std::collections::HashMap;
 
@@ -30,32 +30,34 @@ const CHECK_PREFIX: &str = "ox.check.";
 /// `passes::CLEAN_UP` inlines the domain checks and deletes what only fed the
 /// dropped results.
 pub fn drop_unused_results(m: &Module) -> Result<bool> {
-    let mut noret: HashMap<Value, Value> = HashMap::new();
-    let mut checks: HashMap<Value, Value> = HashMap::new();
+    let mut noret: HashMap<Function, Function> = HashMap::new();
+    let mut checks: HashMap<Function, Function> = HashMap::new();
     let mut any = false;
     loop {
         let mut changed = false;
         for f in m.functions() {
             let name = f.name();
             if name.ends_with(".aug") && !f.return_type().is_void() {
-                for call in unused_calls(f) {
+                for call in unused_calls(f).into_iter().map(Call::as_value) {
                     let copy = *noret.entry(f).or_insert_with(|| returning_poison(m, f, &format!("{name}.noret")));
-                    call.set_operand(call.num_operands() - 1, copy);
+                    call.set_operand(call.num_operands() - 1, copy.as_value());
                     changed = true;
                 }
             } else if name.starts_with(crate::names::JULIA_MATH_PREFIX) {
                 let Some(Callee::Math(math)) = lookup(&name) else { continue };
                 let domain = math.domain;
                 // (The check's own call of `f` is unused too, and stays.)
-                let in_check = |call: Value| call.parent_block().parent_function().name().starts_with(CHECK_PREFIX);
-                for call in unused_calls(f).into_iter().filter(|&c| !in_check(c)) {
+                let in_check =
+                    |call: Call| call.as_value().parent_block().parent_function().name().starts_with(CHECK_PREFIX);
+                for site in unused_calls(f).into_iter().filter(|&c| !in_check(c)) {
+                    let call = site.as_value();
                     if domain == Domain::Everywhere {
                         call.erase();
                     } else {
                         let check = *checks.entry(f).or_insert_with(|| emit_check(m, f, domain));
                         let b = m.builder();
                         b.before(call);
-                        b.call(check, &(0..call.call_arg_count()).map(|k| call.operand(k)).collect::<Vec<_>>());
+                        b.call(check, &(0..site.call_arg_count()).map(|k| call.operand(k)).collect::<Vec<_>>());
                         call.erase();
                     }
                     changed = true;
@@ -72,15 +74,17 @@ pub fn drop_unused_results(m: &Module) -> Result<bool> {
 }
 
 /// Calls of `f` (as the callee) whose result has no use.
-fn unused_calls(f: Value) -> Vec<Value> {
+fn unused_calls(f: Function) -> Vec<Call> {
     f.users()
         .into_iter()
-        .filter(|u| u.opcode() == Opcode::LLVMCall && u.called_operand() == f && u.users().is_empty())
+        .filter(|u| u.opcode() == Opcode::LLVMCall)
+        .filter_map(|u| u.as_call())
+        .filter(|c| c.called_operand() == f.as_value() && c.as_value().users().is_empty())
         .collect()
 }
 
 /// A copy of `f` returning poison.
-fn returning_poison<'ctx>(m: &'ctx Module, f: Value<'ctx>, name: &str) -> Value<'ctx> {
+fn returning_poison<'ctx>(m: &'ctx Module, f: Function<'ctx>, name: &str) -> Function<'ctx> {
     let g = m.clone_function(f, name);
     let poison = m.poison(f.return_type());
     for bb in g.blocks() {
@@ -93,7 +97,7 @@ fn returning_poison<'ctx>(m: &'ctx Module, f: Value<'ctx>, name: &str) -> Value<
 
 /// `void ox.check.f(args...)`: calls `f` when its first argument is outside `domain`
 /// (NaN included), inlined into its callers by the clean-up's `always-inline`.
-fn emit_check<'ctx>(m: &'ctx Module, f: Value<'ctx>, domain: Domain) -> Value<'ctx> {
+fn emit_check<'ctx>(m: &'ctx Module, f: Function<'ctx>, domain: Domain) -> Function<'ctx> {
     let params: Vec<_> = f.params().iter().map(|p| p.ty()).collect();
     let check = m.add_inline_helper(&format!("{CHECK_PREFIX}{}", f.name()), m.fn_type(m.void(), &params));
     let (entry, slow, done) =
@@ -103,7 +107,7 @@ fn emit_check<'ctx>(m: &'ctx Module, f: Value<'ctx>, domain: Domain) -> Value<'c
     let x = check.params()[0];
     let ty = x.ty();
     let c = |v: f64| m.const_real(ty, v);
-    let fabs = || b.intrinsic("llvm.fabs", &[x]).expect("llvm.fabs exists");
+    let fabs = || b.intrinsic("llvm.fabs", &[x]).expect("llvm.fabs exists").as_value();
     let inside = match domain {
         Domain::Everywhere => m.const_int(m.int(1), 1),
         Domain::Finite => b.fcmp(RealPredicate::LLVMRealOLT, fabs(), c(f64::INFINITY)),

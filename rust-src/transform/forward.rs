@@ -13,7 +13,7 @@ use crate::analysis::activity::Activity;
 use crate::analysis::cfg::Cfg;
 use crate::analysis::memory::Memory;
 use crate::error::{Error, Result};
-use crate::llvm::{Builder, Module, Opcode, Value};
+use crate::llvm::{Builder, Call, Module, Opcode, Value};
 use crate::request::{Activity as Act, Passing, Request};
 use crate::rules::calls::Callee;
 use crate::rules::{self, tangent_type, Values};
@@ -160,14 +160,12 @@ fn add_tangents<'ctx>(
     let mut phis = Vec::new();
     for &bi in &order {
         for inst in cfg.blocks[bi].instructions() {
-            if !act.is_active(inst) || inst.opcode() != Opcode::LLVMPHI {
-                continue;
-            }
+            let Some(phi) = inst.as_phi().filter(|_| act.is_active(inst)) else { continue };
             b.before(inst);
             if let Some(t) = tangent_of(inst, &tangent)? {
                 tangent.insert(inst, t);
             }
-            phis.push(inst);
+            phis.push(phi);
         }
     }
     for &bi in &order {
@@ -184,13 +182,16 @@ fn add_tangents<'ctx>(
     }
     for phi in phis {
         for l in 0..width {
-            let t = tangent[&phi][l];
+            // (The phi family's tangents are empty phis: `rules::select`.)
+            let t = tangent[&phi.as_value()][l];
+            let t_phi =
+                t.as_phi().ok_or_else(|| Error::Internal(format!("a phi's tangent is no phi: {}", t.print())))?;
             let pairs: Vec<(Value<'ctx>, crate::llvm::Block<'ctx>)> = phi
                 .incoming()
                 .into_iter()
                 .map(|(v, bb)| (tangent.get(&v).map(|ts| ts[l]).unwrap_or_else(|| m.const_null(t.ty())), bb))
                 .collect();
-            t.add_incoming(&pairs);
+            t_phi.add_incoming(&pairs);
         }
     }
     // The original calls go last: tangents were built from them. (A rule's array
@@ -257,9 +258,10 @@ impl<'ctx> rules::Tangents<'ctx> for Context<'_, 'ctx> {
     fn tangent(&self, v: Value<'ctx>, lane: usize) -> Option<Value<'ctx>> {
         self.tangent.get(&v).map(|t| t[lane])
     }
-    fn forward_callee(&self, call: Value<'ctx>) -> Result<Callee<'ctx>> {
-        let h =
-            call.called_function().ok_or_else(|| Error::Internal(format!("not a direct call: {}", call.print())))?;
+    fn forward_callee(&self, call: Call<'ctx>) -> Result<Callee<'ctx>> {
+        let h = call
+            .called_function()
+            .ok_or_else(|| Error::Internal(format!("not a direct call: {}", call.as_value().print())))?;
         let fwd = self.callees.forward_fn(h, Pattern::of_call(call, self.mem), self.width)?;
         Ok(Callee {
             f: fwd.f,

@@ -110,9 +110,10 @@ fn unreversed<'ctx>(
             v.num_operands()
         }
         Opcode::LLVMFCmp | Opcode::LLVMSelect => v.num_operands(),
-        Opcode::LLVMCall if v.called_function().is_some_and(|f| LANE_WISE.iter().any(|p| f.name().starts_with(p))) => {
-            v.call_arg_count()
-        }
+        Opcode::LLVMCall => v
+            .as_call()
+            .filter(|c| c.called_function().is_some_and(|f| LANE_WISE.iter().any(|p| f.name().starts_with(p))))
+            .map_or(0, |c| c.call_arg_count()),
         _ => 0,
     };
     let result = if operands == 0 {

@@ -13,13 +13,13 @@ pub mod shadow;
 pub mod tape;
 
 use crate::error::{Error, Result};
-use crate::llvm::{Block, Builder, Module, Value};
+use crate::llvm::{Block, Builder, Function, Module, Value};
 use crate::request::{Layout, Leaf, Passing, Request};
 
 /// The derivative function under construction.
 pub struct Frame<'ctx> {
     /// The derivative function: `i32 (ptr args, ptr shadows, ptr ret, ptr dret)`.
-    pub g: Value<'ctx>,
+    pub g: Function<'ctx>,
     /// Its first block: argument loads and every alloca the transforms add.
     pub entry: Block<'ctx>,
     /// The branch ending `entry`; allocas and entry-time code go before it.
@@ -45,7 +45,7 @@ pub struct Frame<'ctx> {
 impl<'ctx> Frame<'ctx> {
     /// Creates `name` and moves `f`'s body into it, replacing `f`'s parameters with
     /// values loaded from the `args` array.
-    pub fn build(m: &'ctx Module, f: Value<'ctx>, req: &Request, name: &str) -> Result<Frame<'ctx>> {
+    pub fn build(m: &'ctx Module, f: Function<'ctx>, req: &Request, name: &str) -> Result<Frame<'ctx>> {
         let ptr = m.ptr();
         let g = m.add_function(name, m.fn_type(m.int(32), &[ptr, ptr, ptr, ptr]));
         let p = g.params();
@@ -199,8 +199,8 @@ impl<'ctx> Frame<'ctx> {
     /// pointer parameter `k` in batch lane `lane`, `tape_param` that of the tape.
     pub fn build_callee(
         m: &'ctx Module,
-        h: Value<'ctx>,
-        g: Value<'ctx>,
+        h: Function<'ctx>,
+        g: Function<'ctx>,
         shadow_params: &[Vec<Option<usize>>],
         tape_param: Option<usize>,
     ) -> Result<Frame<'ctx>> {

@@ -42,7 +42,7 @@ use crate::analysis::cfg::{Cfg, CountedLoop};
 use crate::analysis::memory::Memory;
 use crate::analysis::uses::{self, Source, Uses};
 use crate::error::{Error, Result};
-use crate::llvm::{Block, Builder, Module, Opcode, Value};
+use crate::llvm::{Block, Builder, Call, Function, Module, Opcode, Phi, Value};
 use crate::request::{Activity as Act, Request};
 use crate::rules::arith::convert;
 use crate::rules::calls::Callee;
@@ -251,7 +251,7 @@ impl<'a, 'ctx> Reverse<'a, 'ctx> {
     }
 
     /// The function the reverse blocks go into.
-    fn rev_fn(&self) -> Value<'ctx> {
+    fn rev_fn(&self) -> Function<'ctx> {
         match &self.sweep {
             Sweep::Entry { .. } => self.frame.g,
             Sweep::Callee { pair, .. } => pair.rev,
@@ -403,13 +403,13 @@ impl<'a, 'ctx> Reverse<'a, 'ctx> {
             let header = self.cfg.blocks[l.header];
             b.before(header.first_non_phi().expect("blocks end with a terminator"));
             let c = b.phi(i64t, "ox.count");
-            let next = b.add(c, self.m.const_int(i64t, 1));
+            let next = b.add(c.as_value(), self.m.const_int(i64t, 1));
             c.add_incoming(&[
                 (self.m.const_int(i64t, 0), self.cfg.blocks[l.preheader]),
                 (next, self.cfg.blocks[l.latch]),
             ]);
             let slot = rb.alloca(i64t, "ox.count.rev");
-            self.loops.push((l, c, slot));
+            self.loops.push((l, c.as_value(), slot));
         }
     }
 
@@ -473,7 +473,7 @@ impl<'a, 'ctx> Reverse<'a, 'ctx> {
                 self.tape.reserve(&b, n);
             }
             if let Some(phi) = pred {
-                push(&b, phi);
+                push(&b, phi.as_value());
             }
             for (_, count, _) in self.exited_loops(bi) {
                 push(&b, *count);
@@ -673,10 +673,11 @@ impl<'a, 'ctx> Reverse<'a, 'ctx> {
             for (_, _, slot) in self.exited_loops(bi).into_iter().rev() {
                 b.store(self.tape_rev.pop(&b, i64t), *slot);
             }
-            let phis: Vec<(Value<'ctx>, Vec<Value<'ctx>>)> = insts
+            let phis: Vec<(Phi<'ctx>, Vec<Value<'ctx>>)> = insts
                 .iter()
-                .filter(|i| i.opcode() == Opcode::LLVMPHI && self.act.is_active(**i))
-                .map(|&p| (p, (0..self.width).map(|l| self.take_adjoint(&b, p, l)).collect()))
+                .filter(|&&i| self.act.is_active(i))
+                .filter_map(|i| i.as_phi())
+                .map(|p| (p, (0..self.width).map(|l| self.take_adjoint(&b, p.as_value(), l)).collect()))
                 .collect();
             let preds = self.cfg.preds[bi].clone();
             if bi == self.cfg.index(self.frame.body_entry) || preds.len() == 1 && preds[0] == 0 {
@@ -769,7 +770,7 @@ impl<'a, 'ctx> Reverse<'a, 'ctx> {
     }
 
     /// `phis` holds each active phi with its adjoint per lane.
-    fn accumulate_phis(&self, b: &Builder<'ctx>, phis: &[(Value<'ctx>, Vec<Value<'ctx>>)], pred: usize) {
+    fn accumulate_phis(&self, b: &Builder<'ctx>, phis: &[(Phi<'ctx>, Vec<Value<'ctx>>)], pred: usize) {
         let pb = self.cfg.blocks[pred];
         for (phi, ds) in phis {
             if let Some((v, _)) = phi.incoming().into_iter().find(|(_, bb)| *bb == pb) {
@@ -956,18 +957,19 @@ impl<'ctx> rules::Plan<'ctx> for Reverse<'_, 'ctx> {
     fn maybe_constant(&self, p: Value<'ctx>) -> bool {
         self.mem.maybe_constant(p)
     }
-    fn callee_shadowed(&mut self, call: Value<'ctx>) -> Result<Vec<bool>> {
-        let h =
-            call.called_function().ok_or_else(|| Error::Internal(format!("not a direct call: {}", call.print())))?;
+    fn callee_shadowed(&mut self, call: Call<'ctx>) -> Result<Vec<bool>> {
+        let h = call
+            .called_function()
+            .ok_or_else(|| Error::Internal(format!("not a direct call: {}", call.as_value().print())))?;
         let pair = self.callees.reverse_pair(h, Pattern::of_call(call, self.mem), self.width)?;
         let shadowed = pair.pattern.shadowed.iter().map(Option::is_some).collect();
-        self.pairs.insert(call, pair);
+        self.pairs.insert(call.as_value(), pair);
         Ok(shadowed)
     }
 }
 
 /// `f`, one of `pair`'s functions, as a call site calls it.
-fn callee<'ctx>(pair: &Pair<'ctx>, f: Value<'ctx>) -> Callee<'ctx> {
+fn callee<'ctx>(pair: &Pair<'ctx>, f: Function<'ctx>) -> Callee<'ctx> {
     Callee {
         f,
         float_params: pair.float_params.clone(),

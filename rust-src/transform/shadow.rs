@@ -9,7 +9,7 @@ use crate::analysis::cfg::Cfg;
 use crate::analysis::memory::{
     array_call, gc_allocation, is_object_header, pointer_op, resize_call, ArrayCall, Memory, PointerOp, Resize,
 };
-use crate::llvm::{Block, Builder, Module, Opcode, Value};
+use crate::llvm::{Block, Builder, Call, Module, Opcode, Value};
 use crate::request::Leaf;
 use std::collections::HashMap;
 
@@ -32,7 +32,7 @@ fn zeroed_copy<'ctx>(m: &'ctx Module, b: &Builder<'ctx>, a: Value<'ctx>) -> Valu
     let name = crate::julia::current().array_function(ArrayCall::Copy);
     let address =
         crate::symbols::address_of(name).expect("the analysis asks for copies only when `zero_copies_available`");
-    let s = b.call_typed(m.fn_type(a.ty(), &[a.ty()]), m.const_address(address as usize), &[a]);
+    let s = b.call_typed(m.fn_type(a.ty(), &[a.ty()]), m.const_address(address as usize), &[a]).as_value();
     let helper = crate::runtime::zero_array as *const () as usize;
     b.call_typed(m.fn_type(m.void(), &[m.ptr()]), m.const_address(helper), &[b.to_generic_ptr(s)]);
     s.set_name(&format!("{}.zero_copy", a.name()));
@@ -70,11 +70,14 @@ pub fn build_lane<'ctx>(
     let holds_shadow = |i: Value<'ctx>| mem.is_shadowed(i) || mem.aggregate_paths(i).is_some();
     let reloaded = |i: Value<'ctx>| mode.reload_merged_data && mem.resized_data_pointer(i).is_some();
     for &i in &insts {
-        if holds_shadow(i) && !shadow.contains_key(&i) && i.opcode() == Opcode::LLVMPHI && !reloaded(i) {
+        let Some(phi) = i.as_phi() else { continue };
+        if holds_shadow(i) && !shadow.contains_key(&i) && !reloaded(i) {
             b.before(i);
             let s = b.phi(i.ty(), &format!("{}.shadow", i.name()));
-            shadow.insert(i, s);
-            phis.push(i);
+            shadow.insert(i, s.as_value());
+            // (Its entry in `shadow` stays `s`: every later insertion skips a value
+            // that has one.)
+            phis.push((phi, s));
         }
     }
     for &i in &insts {
@@ -93,10 +96,10 @@ pub fn build_lane<'ctx>(
         // primal's type tag below. It needs no root: the collector is paused while a
         // derivative that calls the runtime runs (`pipeline::runtime_flags`), and the
         // shadow is garbage when the call returns.
-        if let Some(alloc) = gc_allocation(i).filter(|_| mem.is_shadowed(i)) {
+        if let Some((alloc, call)) = gc_allocation(i).filter(|_| mem.is_shadowed(i)).zip(i.as_call()) {
             b.before(i);
-            let args: Vec<Value<'ctx>> = (0..i.call_arg_count()).map(|k| i.operand(k)).collect();
-            let s = b.call_typed(i.called_function_type(), i.called_operand(), &args);
+            let args: Vec<Value<'ctx>> = (0..call.call_arg_count()).map(|k| i.operand(k)).collect();
+            let s = b.call_typed(call.called_function_type(), call.called_operand(), &args).as_value();
             let size = args[alloc.size_arg];
             let tag = crate::julia::current().object_tag;
             let len = if alloc.size_includes_tag { b.sub(size, m.const_int(size.ty(), tag)) } else { size };
@@ -112,8 +115,8 @@ pub fn build_lane<'ctx>(
             shadow.insert(i, zeroed_copy(m, &b, i));
             continue;
         }
-        if let Some(kind) = resize_call(i).filter(|_| mem.is_shadowed(i.operand(0))) {
-            resize_shadow(m, i, kind, &shadow);
+        if let Some((kind, call)) = resize_call(i).filter(|_| mem.is_shadowed(i.operand(0))).zip(i.as_call()) {
+            resize_shadow(m, call, kind, &shadow);
             continue;
         }
         if mem.is_escaped(i) && !shadow.contains_key(&i) {
@@ -178,22 +181,23 @@ pub fn build_lane<'ctx>(
         // Before `i`: a shadow needs only the shadows of `i`'s operands, and code the
         // transforms later add right after `i` (tape pushes) can then use it.
         b.before(i);
-        if let Some(call) = array_call(i) {
-            let args: Vec<Value<'ctx>> = (0..i.call_arg_count()).map(|k| i.operand(k)).collect();
+        if let Some((call, site)) = array_call(i).zip(i.as_call()) {
+            let args: Vec<Value<'ctx>> = (0..site.call_arg_count()).map(|k| i.operand(k)).collect();
             let s = match call {
-                ArrayCall::Alloc => b.call_typed(i.called_function_type(), i.called_operand(), &args),
+                ArrayCall::Alloc => b.call_typed(site.called_function_type(), site.called_operand(), &args),
                 // (A copy of an array without a derivative that derivative data is
                 // written into later: a zeroed copy of the primal.)
                 ArrayCall::Copy => {
                     let source = shadow.get(&args[0]).copied().unwrap_or(args[0]);
-                    b.call_typed(i.called_function_type(), i.called_operand(), &[source])
+                    b.call_typed(site.called_function_type(), site.called_operand(), &[source])
                 }
                 ArrayCall::Reshape => {
                     let mut a = args.clone();
                     a[1] = of(args[1]);
-                    b.call_typed(i.called_function_type(), i.called_operand(), &a)
+                    b.call_typed(site.called_function_type(), site.called_operand(), &a)
                 }
-            };
+            }
+            .as_value();
             let copy_of_constant = call == ArrayCall::Copy && !shadow.contains_key(&args[0]);
             if call == ArrayCall::Alloc || call == ArrayCall::Copy && zero_copies || copy_of_constant {
                 let fty = m.fn_type(m.void(), &[m.ptr()]);
@@ -247,8 +251,7 @@ pub fn build_lane<'ctx>(
             }
         }
     }
-    for phi in phis {
-        let s = shadow[&phi];
+    for (phi, s) in phis {
         let pairs: Vec<(Value<'ctx>, Block<'ctx>)> = phi
             .incoming()
             .into_iter()
@@ -295,11 +298,11 @@ const SPARE_HEADER_WORDS: u32 = 16;
 
 /// After `jl_array_grow_end(a, n)` and the other resizes: the same call on the shadow,
 /// its new elements zeroed.
-fn resize_shadow(m: &Module, i: Value, kind: Resize, shadow: &HashMap<Value, Value>) {
-    let Some(&s) = shadow.get(&i.operand(0)) else { return };
+fn resize_shadow(m: &Module, i: Call, kind: Resize, shadow: &HashMap<Value, Value>) {
+    let Some(&s) = shadow.get(&i.as_value().operand(0)) else { return };
     let b = m.builder();
-    b.after(i);
-    let args: Vec<Value> = (1..i.call_arg_count()).map(|k| i.operand(k)).collect();
+    b.after(i.as_value());
+    let args: Vec<Value> = (1..i.call_arg_count()).map(|k| i.as_value().operand(k)).collect();
     crate::rules::memory::resize_array(&b, kind, i.called_operand(), s, &args);
 }
 

@@ -14,18 +14,18 @@
 //! pushes are known in number reserves room for all of them once (`reserve`) and then
 //! stores without checks (`put`).
 
-use crate::llvm::{Builder, Module, Type, Value};
+use crate::llvm::{Builder, Function, Module, Type, Value};
 
 /// Helper functions in the module plus the tape alloca in the derivative function.
 pub struct Tape<'ctx> {
     /// `{ptr data, i64 len, i64 cap, ptr stack}`.
     pub slot: Value<'ctx>,
-    push: Value<'ctx>,
-    reserve: Value<'ctx>,
-    put: Value<'ctx>,
-    pop: Value<'ctx>,
+    push: Function<'ctx>,
+    reserve: Function<'ctx>,
+    put: Function<'ctx>,
+    pop: Function<'ctx>,
     /// `ox.tape.release`.
-    free: Value<'ctx>,
+    free: Function<'ctx>,
 }
 
 impl<'ctx> Tape<'ctx> {
@@ -87,7 +87,7 @@ impl<'ctx> Tape<'ctx> {
     }
 
     /// `v` onto the tape with `helper` (`push` or `put`), lane by lane for a vector.
-    fn store(&self, b: &Builder<'ctx>, v: Value<'ctx>, helper: Value<'ctx>) {
+    fn store(&self, b: &Builder<'ctx>, v: Value<'ctx>, helper: Function<'ctx>) {
         let ty = v.ty();
         if ty.kind() == llvm_sys::LLVMTypeKind::LLVMVectorTypeKind {
             for lane in 0..ty.vector_size() {
@@ -112,7 +112,7 @@ impl<'ctx> Tape<'ctx> {
             return v;
         }
         let bits = b.call(self.pop, &[self.slot]);
-        b.from_i64_bits(bits, ty)
+        b.from_i64_bits(bits.as_value(), ty)
     }
 
     /// The number of slots in use (volatile: read where a `longjmp` may come back).
@@ -173,7 +173,7 @@ fn field<'ctx>(b: &Builder<'ctx>, tape_ty: Type<'ctx>, tape: Value<'ctx>, i: u64
 /// `reserve(tape, n)`: unless `n` more slots fit, moves the buffer to a bigger one:
 /// at least twice the size, from the stack to the heap (`malloc` and copy) the first
 /// time, on the heap with `realloc` afterwards.
-fn emit_reserve<'ctx>(m: &'ctx Module, tape_ty: Type<'ctx>, hint: Value<'ctx>) -> Value<'ctx> {
+fn emit_reserve<'ctx>(m: &'ctx Module, tape_ty: Type<'ctx>, hint: Value<'ctx>) -> Function<'ctx> {
     let i64t = m.int(64);
     let ptr = m.ptr();
     let malloc = |b: &Builder<'ctx>, bytes| runtime_call(b, Runtime::Alloc, &[bytes]);
@@ -219,8 +219,8 @@ fn emit_reserve<'ctx>(m: &'ctx Module, tape_ty: Type<'ctx>, hint: Value<'ctx>) -
     new.add_incoming(&[(heap, first), (grown, again)]);
     let cap = b.phi(i64t, "cap");
     cap.add_incoming(&[(firstcap, first), (newcap, again)]);
-    store(&b, new, data_p);
-    store(&b, cap, cap_p);
+    store(&b, new.as_value(), data_p);
+    store(&b, cap.as_value(), cap_p);
     b.br(done);
 
     b.at_end(done);
@@ -230,7 +230,7 @@ fn emit_reserve<'ctx>(m: &'ctx Module, tape_ty: Type<'ctx>, hint: Value<'ctx>) -
 
 /// `release(tape)`: when the buffer is on the heap, raises the hint to its size and
 /// frees it. A derivative whose tape never leaves the stack folds all of it away.
-fn emit_release<'ctx>(m: &'ctx Module, tape_ty: Type<'ctx>, hint: Value<'ctx>) -> Value<'ctx> {
+fn emit_release<'ctx>(m: &'ctx Module, tape_ty: Type<'ctx>, hint: Value<'ctx>) -> Function<'ctx> {
     let (i64t, ptr) = (m.int(64), m.ptr());
     let f = m.add_inline_helper("ox.tape.release", m.fn_type(m.void(), &[ptr]));
     let tape = f.params()[0];
@@ -292,22 +292,21 @@ fn runtime_call<'ctx>(b: &Builder<'ctx>, which: Runtime, args: &[Value<'ctx>]) -
     if !matches!(which, Runtime::Free) {
         call.add_call_attr(RESULT_INDEX, "noalias", 0);
     }
-    call
+    call.as_value()
 }
 
 /// Whether `f` calls the runtime function that moves a tape to the heap: its calls may
 /// leave a heap buffer behind when the primal throws (`OX_FLAG_RELEASE_ON_THROW`).
-pub fn takes_heap_buffers(f: Value) -> bool {
+pub fn takes_heap_buffers(f: Function) -> bool {
     let alloc = crate::runtime::buffers::tape_alloc as *const () as usize as u64;
     let save = crate::runtime::blas::blas_save as *const () as usize as u64;
     f.blocks().into_iter().flat_map(|b| b.instructions()).any(|i| {
-        i.opcode() == crate::llvm::Opcode::LLVMCall
-            && crate::llvm::const_address(i.called_operand()).is_some_and(|a| a == alloc || a == save)
+        i.called_operand_if_call().and_then(crate::llvm::const_address).is_some_and(|a| a == alloc || a == save)
     })
 }
 
 /// `put(tape, v)`: stores `v` in the next slot, which `reserve` made room for.
-fn emit_put<'ctx>(m: &'ctx Module, tape_ty: Type<'ctx>) -> Value<'ctx> {
+fn emit_put<'ctx>(m: &'ctx Module, tape_ty: Type<'ctx>) -> Function<'ctx> {
     let i64t = m.int(64);
     let ptr = m.ptr();
     let f = m.add_inline_helper("ox.tape.put", m.fn_type(m.void(), &[ptr, i64t]));
@@ -324,7 +323,7 @@ fn emit_put<'ctx>(m: &'ctx Module, tape_ty: Type<'ctx>) -> Value<'ctx> {
 }
 
 /// `push(tape, v)`: `reserve(tape, 1)` then `put(tape, v)`.
-fn emit_push<'ctx>(m: &'ctx Module, reserve: Value<'ctx>, put: Value<'ctx>) -> Value<'ctx> {
+fn emit_push<'ctx>(m: &'ctx Module, reserve: Function<'ctx>, put: Function<'ctx>) -> Function<'ctx> {
     let i64t = m.int(64);
     let f = m.add_inline_helper("ox.tape.push", m.fn_type(m.void(), &[m.ptr(), i64t]));
     let [tape, v] = [f.params()[0], f.params()[1]];
@@ -336,7 +335,7 @@ fn emit_push<'ctx>(m: &'ctx Module, reserve: Value<'ctx>, put: Value<'ctx>) -> V
     f
 }
 
-fn emit_pop<'ctx>(m: &'ctx Module, tape_ty: Type<'ctx>) -> Value<'ctx> {
+fn emit_pop<'ctx>(m: &'ctx Module, tape_ty: Type<'ctx>) -> Function<'ctx> {
     let i64t = m.int(64);
     let ptr = m.ptr();
     let f = m.add_inline_helper("ox.tape.pop", m.fn_type(i64t, &[ptr]));

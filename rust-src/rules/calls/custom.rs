@@ -18,7 +18,7 @@
 //! finds it on its own tape, as in Enzyme.
 
 use crate::error::{Error, Result};
-use crate::llvm::{Builder, Value};
+use crate::llvm::{Builder, Call, Value};
 
 /// `rule_call` mode: forward mode (`EnzymeRules.forward`).
 pub const FORWARD: u64 = 0;
@@ -53,25 +53,25 @@ pub struct Called<'ctx> {
     pub handle: Option<Value<'ctx>>,
 }
 
-fn hooks(inst: Value) -> Result<(usize, usize)> {
+fn hooks(inst: Call) -> Result<(usize, usize)> {
     crate::runtime::hooks::rules().ok_or_else(|| {
         Error::Unsupported(format!(
             "a call of `{}`, which has a custom rule{}, needs the Julia package's runtime hooks, which this \
              caller has not registered (`oxidase_set_rule_hooks`)",
             callee(inst),
-            crate::names::where_(inst)
+            crate::names::where_(inst.as_value())
         ))
     })
 }
 
-fn callee(inst: Value) -> String {
+fn callee(inst: Call) -> String {
     crate::symbols::callee_name(inst.called_operand()).map(|n| crate::names::julia_name(&n)).unwrap_or_default()
 }
 
-fn site(inst: Value) -> Result<u64> {
+fn site(inst: Call) -> Result<u64> {
     crate::symbols::callee_name(inst.called_operand())
         .and_then(|n| crate::names::rule_site(&n))
-        .ok_or_else(|| Error::Internal(format!("a rule call without a site: {}", inst.print())))
+        .ok_or_else(|| Error::Internal(format!("a rule call without a site: {}", inst.as_value().print())))
 }
 
 /// Emits, at `b`, the hook call replacing rule call `inst`. `lanes[l][k]`: lane `l`'s
@@ -82,15 +82,15 @@ fn site(inst: Value) -> Result<u64> {
 pub fn call<'ctx>(
     b: &Builder<'ctx>,
     entry: &Builder<'ctx>,
-    inst: Value<'ctx>,
+    call: Call<'ctx>,
     mode: u64,
     lanes: &[Vec<Option<Value<'ctx>>>],
     wanted: Wanted<'ctx>,
 ) -> Result<Called<'ctx>> {
-    let m = b.m;
-    let (hook, _) = hooks(inst)?;
+    let (m, inst) = (b.m, call.as_value());
+    let (hook, _) = hooks(call)?;
     let (i32t, i64t, i8t, ptr) = (m.int(32), m.int(64), m.int(8), m.ptr());
-    let n = inst.call_arg_count();
+    let n = call.call_arg_count();
     let width = lanes.len();
     let at = |arr: Value<'ctx>, k: usize| b.gep(i8t, arr, &[m.const_int(i64t, 8 * k as u64)]);
     // A value's address: a pointer is its own, anything else is spilled into a slot.
@@ -120,7 +120,7 @@ pub fn call<'ctx>(
         return Err(Error::Unsupported(format!(
             "the custom rule for `{}`{}: the function returns a {}; rules for functions returning Float64, \
              Float32, nothing or arrays of Float64 or Float32 are supported yet",
-            callee(inst),
+            callee(call),
             crate::names::where_(inst),
             ty.print()
         )));
@@ -147,7 +147,7 @@ pub fn call<'ctx>(
         m.const_address(hook),
         &[
             m.const_int(i32t, mode),
-            m.const_int(i64t, site(inst)?),
+            m.const_int(i64t, site(call)?),
             args,
             shadows,
             m.const_int(i32t, n as u64),
@@ -158,7 +158,7 @@ pub fn call<'ctx>(
             handle,
         ],
     );
-    let primal = if float || array { b.load(ty, ret) } else { hook_call };
+    let primal = if float || array { b.load(ty, ret) } else { hook_call.as_value() };
     let tangents = if float && active && mode == FORWARD {
         tangent_slots.iter().map(|&s| b.load(ty, s)).collect()
     } else {
@@ -175,15 +175,15 @@ pub fn call<'ctx>(
 pub fn reverse<'ctx>(
     b: &Builder<'ctx>,
     entry: &Builder<'ctx>,
-    inst: Value<'ctx>,
+    call: Call<'ctx>,
     handle: Value<'ctx>,
     dret: &[Option<Value<'ctx>>],
     active: &[usize],
 ) -> Result<Vec<(usize, Vec<Value<'ctx>>)>> {
     let m = b.m;
-    let (_, hook) = hooks(inst)?;
+    let (_, hook) = hooks(call)?;
     let (i64t, i8t, ptr) = (m.int(64), m.int(8), m.ptr());
-    let n = inst.call_arg_count();
+    let (n, inst) = (call.call_arg_count(), call.as_value());
     let width = dret.len();
     let at = |arr: Value<'ctx>, k: usize| b.gep(i8t, arr, &[m.const_int(i64t, 8 * k as u64)]);
     let dret_arr = entry.alloca(m.array_type(ptr, width as u32), "ox.rule.dret");

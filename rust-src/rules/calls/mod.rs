@@ -12,9 +12,9 @@
 pub mod custom;
 pub mod splat;
 
-use super::{call_args, each_lane, required, Adjoints, Augment, Family, Flow, Need, Plan, Tangents, Values};
+use super::{call_args, call_site, each_lane, required, Adjoints, Augment, Family, Flow, Need, Plan, Tangents, Values};
 use crate::error::{Error, Result};
-use crate::llvm::{Module, Type, Value};
+use crate::llvm::{Function, Module, Type, Value};
 
 /// A callee's derivative function as a call site calls it: `h.fwd`, `h.aug` or `h.rev`
 /// (`transform::calls`). Its parameters are the call's arguments, then what the
@@ -22,7 +22,7 @@ use crate::llvm::{Module, Type, Value};
 /// parameter's shadows, seeds (`h.rev`), the tape (`h.aug`, `h.rev`), all lane by lane.
 pub struct Callee<'ctx> {
     /// The function.
-    pub f: Value<'ctx>,
+    pub f: Function<'ctx>,
     /// Indices of the float parameters, in the order their tangents are passed or their
     /// adjoints returned.
     pub float_params: Vec<usize>,
@@ -75,22 +75,22 @@ pub struct Custom;
 /// Calls and rules: derivative flows in from the float arguments, and from memory the
 /// pointer arguments' shadows hold.
 fn call_varied<'ctx>(i: Value<'ctx>, flow: &Flow<'_, 'ctx>) -> bool {
-    call_args(i).any(|a| (flow.varied)(a) || (flow.shadowed)(a))
+    i.as_call().is_some_and(|c| call_args(c).any(|a| (flow.varied)(a) || (flow.shadowed)(a)))
 }
 
 /// The float arguments, whose tangents or adjoints the call's derivative reads.
 fn float_args(i: Value) -> Vec<Value> {
-    call_args(i).filter(|a| a.ty().is_floating()).collect()
+    i.as_call().map_or_else(Vec::new, |c| call_args(c).filter(|a| a.ty().is_floating()).collect())
 }
 
 /// A callee given differentiated memory may write derivatives into it.
 fn call_is_sink<'ctx>(i: Value<'ctx>, flow: &Flow<'_, 'ctx>) -> bool {
-    (flow.varied)(i) && call_args(i).any(|a| (flow.shadowed)(a))
+    (flow.varied)(i) && i.as_call().is_some_and(|c| call_args(c).any(|a| (flow.shadowed)(a)))
 }
 
 /// A callee, or a user's rule, may write its differentiated (pointer) arguments.
 fn call_writes_memory(i: Value) -> bool {
-    call_args(i).any(|a| !a.ty().is_floating())
+    i.as_call().is_some_and(|c| call_args(c).any(|a| !a.ty().is_floating()))
 }
 
 /// The activity answers of a call differentiated elsewhere (a callee's derivative
@@ -118,23 +118,25 @@ impl Family for Call {
 
     /// Every argument, and the shadows of the shadowed ones: `h.rev` takes them all.
     fn needs<'ctx>(&self, i: Value<'ctx>, cx: &mut dyn Plan<'ctx>) -> Result<Vec<Need>> {
-        let shadowed = cx.callee_shadowed(i)?;
-        let n = i.call_arg_count();
+        let call = call_site(i)?;
+        let shadowed = cx.callee_shadowed(call)?;
+        let n = call.call_arg_count();
         let shadows = (0..n).filter(|&k| shadowed[k]).map(Need::Shadow);
         Ok((0..n).map(Need::Op).chain(shadows).collect())
     }
 
     /// `{z, ż…} = h.fwd(x…, ẋ…, shadows…)`, which takes the call's place.
     fn tangent<'ctx>(&self, i: Value<'ctx>, cx: &dyn Tangents<'ctx>) -> Result<Option<Vec<Value<'ctx>>>> {
-        let fwd = cx.forward_callee(i)?;
+        let call = call_site(i)?;
+        let fwd = cx.forward_callee(call)?;
         let b = cx.builder();
-        let mut args: Vec<Value<'ctx>> = call_args(i).collect();
+        let mut args: Vec<Value<'ctx>> = call_args(call).collect();
         for &j in &fwd.float_params {
             let a = i.operand(j);
             args.extend(each_lane(cx, |lane| Ok(cx.tangent(a, lane).unwrap_or_else(|| b.m.const_null(a.ty()))))?);
         }
         args.extend(shadow_args(i, &fwd, cx)?);
-        let r = b.call(fwd.f, &args);
+        let r = b.call(fwd.f, &args).as_value();
         if !fwd.ret_float {
             cx.replace(i, r);
             return Ok(None);
@@ -150,10 +152,10 @@ impl Family for Call {
             cx.augmented_callee(i).ok_or_else(|| Error::Internal(format!("no h.aug for {}", i.print())))?;
         let b = cx.builder();
         b.before(i);
-        let mut args: Vec<Value<'ctx>> = call_args(i).collect();
+        let mut args: Vec<Value<'ctx>> = call_args(call_site(i)?).collect();
         args.extend(shadow_args(i, &aug, cx)?);
         args.push(tape);
-        cx.replace(i, b.call(aug.f, &args));
+        cx.replace(i, b.call(aug.f, &args).as_value());
         Ok(None)
     }
 
@@ -161,13 +163,13 @@ impl Family for Call {
     fn adjoint<'ctx>(&self, i: Value<'ctx>, cx: &dyn Adjoints<'ctx>) -> Result<()> {
         let (rev, tape) = cx.reverse_callee(i).ok_or_else(|| Error::Internal(format!("no h.rev for {}", i.print())))?;
         let (b, m) = (cx.builder(), cx.builder().m);
-        let mut args: Vec<Value<'ctx>> = call_args(i).map(|a| cx.primal(a)).collect();
+        let mut args: Vec<Value<'ctx>> = call_args(call_site(i)?).map(|a| cx.primal(a)).collect();
         args.extend(shadow_args(i, &rev, cx)?);
         if rev.ret_float {
             args.extend(each_lane(cx, |lane| Ok(cx.take_adjoint(i, lane).unwrap_or_else(|| m.const_null(i.ty()))))?);
         }
         args.push(tape);
-        let adjoints = b.call(rev.f, &args);
+        let adjoints = b.call(rev.f, &args).as_value();
         let w = cx.width();
         for (j, &k) in rev.float_params.iter().enumerate() {
             if cx.has_derivative(i.operand(k)) {
@@ -202,16 +204,17 @@ impl Family for Custom {
     /// The hook's call in place of the call (`EnzymeRules.forward`), handed each
     /// lane's tangents of float arguments and shadows of pointer arguments.
     fn tangent<'ctx>(&self, i: Value<'ctx>, cx: &dyn Tangents<'ctx>) -> Result<Option<Vec<Value<'ctx>>>> {
+        let call = call_site(i)?;
         let b = cx.builder();
         b.before(i);
         let lanes = each_lane(cx, |lane| {
-            Ok(call_args(i)
+            Ok(call_args(call)
                 .map(|a| if a.ty().is_floating() { cx.tangent(a, lane) } else { cx.shadow(a, lane) })
                 .collect())
         })?;
         let wanted =
             custom::Wanted { primal: !i.users().is_empty(), derivative: true, shadow_slots: shadow_slots(i, cx)? };
-        let called = custom::call(b, &cx.entry_builder(), i, custom::FORWARD, &lanes, wanted)?;
+        let called = custom::call(b, &cx.entry_builder(), call, custom::FORWARD, &lanes, wanted)?;
         cx.replace(i, called.primal);
         Ok((!called.tangents.is_empty()).then_some(called.tangents))
     }
@@ -219,10 +222,11 @@ impl Family for Custom {
     /// The hook's call in place of the call (`EnzymeRules.augmented_primal`); its
     /// record's handle is pushed last.
     fn augment<'ctx>(&self, i: Value<'ctx>, cx: &dyn Augment<'ctx>) -> Result<Option<Value<'ctx>>> {
+        let call = call_site(i)?;
         let b = cx.builder();
         b.before(i);
         let lanes = each_lane(cx, |lane| {
-            Ok(call_args(i)
+            Ok(call_args(call)
                 .map(|a| if a.ty().is_floating() { cx.has_derivative(a).then_some(a) } else { cx.shadow(a, lane) })
                 .collect())
         })?;
@@ -231,7 +235,7 @@ impl Family for Custom {
             derivative: cx.has_adjoint(i),
             shadow_slots: shadow_slots(i, cx)?,
         };
-        let called = custom::call(b, &cx.entry_builder(), i, custom::AUGMENTED, &lanes, wanted)?;
+        let called = custom::call(b, &cx.entry_builder(), call, custom::AUGMENTED, &lanes, wanted)?;
         cx.replace(i, called.primal);
         b.after(i);
         hook_record(called.handle, i)
@@ -245,10 +249,11 @@ impl Family for Custom {
     fn adjoint<'ctx>(&self, i: Value<'ctx>, cx: &dyn Adjoints<'ctx>) -> Result<()> {
         let handle = cx.record().ok_or_else(|| Error::Internal(format!("no record for {}", i.print())))?;
         let dret = each_lane(cx, |lane| Ok(cx.take_adjoint(i, lane)))?;
-        let active: Vec<usize> = (0..i.call_arg_count())
+        let call = call_site(i)?;
+        let active: Vec<usize> = (0..call.call_arg_count())
             .filter(|&k| i.operand(k).ty().is_floating() && cx.has_derivative(i.operand(k)))
             .collect();
-        for (k, lanes) in custom::reverse(cx.builder(), &cx.entry_builder(), i, handle, &dret, &active)? {
+        for (k, lanes) in custom::reverse(cx.builder(), &cx.entry_builder(), call, handle, &dret, &active)? {
             for (lane, d) in lanes.into_iter().enumerate() {
                 cx.add_adjoint(i.operand(k), lane, d);
             }
@@ -310,9 +315,10 @@ fn splat_call<'ctx>(
     cx: &(impl Values<'ctx> + ?Sized),
     mode: u64,
 ) -> Result<(Value<'ctx>, Option<Value<'ctx>>)> {
+    let call = call_site(i)?;
     let b = cx.builder();
     b.before(i);
-    let lanes = each_lane(cx, |lane| Ok(call_args(i).skip(1).map(|a| cx.shadow(a, lane)).collect()))?;
+    let lanes = each_lane(cx, |lane| Ok(call_args(call).skip(1).map(|a| cx.shadow(a, lane)).collect()))?;
     let slots = each_lane(cx, |lane| splat::slot(cx, i, lane))?;
-    splat::call(b, &cx.entry_builder(), i, mode, &lanes, &slots)
+    splat::call(b, &cx.entry_builder(), call, mode, &lanes, &slots)
 }

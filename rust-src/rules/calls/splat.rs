@@ -5,7 +5,7 @@
 //! sweep taped.
 
 use crate::error::{Error, Result};
-use crate::llvm::{Builder, Value};
+use crate::llvm::{Builder, Call, Value};
 use crate::rules::Values;
 
 /// `splat_call` mode: forward mode (tangents).
@@ -30,15 +30,15 @@ fn hooks(inst: Value) -> Result<(usize, usize)> {
 pub fn call<'ctx>(
     b: &Builder<'ctx>,
     entry: &Builder<'ctx>,
-    inst: Value<'ctx>,
+    call: Call<'ctx>,
     mode: u64,
     shadows: &[Vec<Option<Value<'ctx>>>],
     slots: &[Value<'ctx>],
 ) -> Result<(Value<'ctx>, Option<Value<'ctx>>)> {
-    let m = b.m;
+    let (m, inst) = (b.m, call.as_value());
     let (hook, _) = hooks(inst)?;
     let (i32t, i64t, i8t, ptr) = (m.int(32), m.int(64), m.int(8), m.ptr());
-    let n = inst.call_arg_count() - 1;
+    let n = call.call_arg_count() - 1;
     let width = slots.len();
     let at = |arr: Value<'ctx>, k: usize| b.gep(i8t, arr, &[m.const_int(i64t, 8 * k as u64)]);
     let args = entry.alloca(m.array_type(ptr, n as u32), "ox.splat.args");
@@ -62,7 +62,7 @@ pub fn call<'ctx>(
         &[m.const_int(i32t, mode), args, sh, m.const_int(i32t, n as u64), m.const_int(i32t, width as u64), out, handle],
     );
     let h = (mode == AUGMENTED).then(|| b.load(i64t, handle));
-    Ok((r, h))
+    Ok((r.as_value(), h))
 }
 
 /// Emits, at `b`, the reverse half of a splat call: `splat_reverse(handle)`.
