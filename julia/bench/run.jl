@@ -386,6 +386,12 @@ const WHY_MISSED = [
      "bytes an element (16 MB at 10⁶, written then read back), and differentiates the " *
      "shift `a`, whose adjoint is zero in exact arithmetic: the hand-written softmax " *
      "needs neither."),
+    (("RK4 ODE", "rosenbrock(x, y), reverse"), "gradient / primal",
+     "Met on the Intel Xeon of the measurement before (2.42 and 2.10; 2.92) and missed on " *
+     "the AMD EPYC of 2026-11-30, where the earlier commit cc4bb9c, measured in the same " *
+     "window, gives the same figures (2.86 and 2.60; 3.76): the ratio moved with the " *
+     "machine, not with a change. Why this CPU weighs the derivative's fixed costs more " *
+     "is not known yet."),
 ]
 
 function why_missed(rows)
