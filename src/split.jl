@@ -14,7 +14,8 @@
 # with that shadow on `y`. A tuple or struct result's cotangent `w` (the `dret` of an
 # `Active` return, or the shadow handed out for a `Duplicated` one) makes the result a
 # number: the reverse run differentiates `⟨f(args...), w⟩`, the sum of the products of
-# their floats (`Dotted`), whose gradient is the cotangent pulled back.
+# their floats (`Dotted`, with `w` a `Const` argument), whose gradient is the cotangent
+# pulled back.
 
 """
     ReverseModeSplit{ReturnPrimal}
@@ -224,12 +225,12 @@ function (::AdjointThunk{FA,RA,TT})(fa, rest...) where {FA,RA,TT}
         dret = rest[end-1]
         typeof(dret) === tape.result || throw(ArgumentError(
             "Oxidase: the result's cotangent has the result's type, $(tape.result); got a $(typeof(dret))"))
-        return autodiff(Reverse, dotted(fa, fn, dret), Active, saved...)
+        return pulled_back(fa, fn, dret, saved)
     elseif RA <: Const
         return autodiff(Reverse, with_primal(fa, fn), Const, saved...)
     elseif !(tape.result <: Array)
         # A struct object's cotangent: the shadow handed out.
-        return autodiff(Reverse, dotted(fa, fn, tape.shadow), Active, saved...)
+        return pulled_back(fa, fn, tape.shadow, saved)
     end
     # An array result: its cotangent is in the shadow handed out, seeded on `y .= f(...)`.
     into = fa isa Union{Duplicated,DuplicatedNoNeed} ? Duplicated(Into(fn), Into(fa.dval)) : Const(Into(fn))
@@ -240,16 +241,20 @@ function (::AdjointThunk{FA,RA,TT})(fa, rest...) where {FA,RA,TT}
 end
 
 # `⟨f(args...), w⟩`: a number whose gradient is the cotangent `w` of `f`'s result pulled
-# back. `w` is data of the function, constant.
-struct Dotted{F,W} <: Function
+# back. `w` is a `Const` argument (data the function held would need a shadow of its
+# own, and a `Duplicated` function's immutable data has none in reverse mode).
+struct Dotted{F} <: Function
     f::F
-    w::W
 end
 
-(d::Dotted)(args...) = leaf_dot(d.f(args...), d.w)
+(d::Dotted)(w, args...) = leaf_dot(d.f(args...), w)
 
-dotted(fa::Union{Duplicated,DuplicatedNoNeed}, fn, w) = Duplicated(Dotted(fn, w), Dotted(fa.dval, w))
-dotted(fa, fn, w) = Const(Dotted(fn, w))
+# The adjoints of `f(args...)`'s arguments, `⟨f(args...), w⟩` differentiated.
+function pulled_back(fa, fn, w, saved::Tuple)
+    dotted = fa isa Union{Duplicated,DuplicatedNoNeed} ? Duplicated(Dotted(fn), Dotted(fa.dval)) : Const(Dotted(fn))
+    (adjoints,) = autodiff(Reverse, dotted, Active, Const(w), saved...)
+    return (Base.tail(adjoints),)
+end
 
 # The sum of the products of the floats of `y` and `w`, which have one type (integers
 # and other data add nothing), as a Float64.

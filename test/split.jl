@@ -173,6 +173,31 @@ end
     @test df.c == [9.0, 3.0]
 end
 
+@testset "a closure's captured array with a tuple or mutable struct result" begin
+    pair(c) = x -> (c[1] * x[1]^2, c[2] * x[1] * x[2])
+    c = [0.5, 2.0]
+    f, df = pair(c), pair(zero(c))
+    forward, reverse = autodiff_thunk(ReverseSplitWithPrimal, Duplicated{typeof(f)}, Active, Duplicated{Vector{Float64}})
+    x = [3.0, -1.0]; dx = zero(x)
+    tape, y, _ = forward(Duplicated(f, df), Duplicated(x, dx))
+    @test y == (4.5, -6.0)
+    ((dxs,),) = reverse(Duplicated(f, df), Duplicated(x, dx), (2.0, -1.0), tape)
+    @test dxs === nothing
+    @test dx ≈ [2 * (2 * 0.5 * 3.0) - 2.0 * (-1.0), -(2.0 * 3.0)] rtol = 1e-12   # wᵀ ∂y/∂x
+    @test df.c ≈ [2 * 9.0, -(3.0 * -1.0)] rtol = 1e-12                         # wᵀ ∂y/∂c
+    # A mutable struct result: its shadow (the cotangent) is not changed by the reverse run.
+    box(c) = x -> SplitOut([c[1] * x[1], x[2]], c[2] * x[2]^2, 1)
+    g, dg = box(c), box(zero(c))
+    forward, reverse = autodiff_thunk(ReverseSplitWithPrimal, Duplicated{typeof(g)}, Duplicated, Duplicated{Vector{Float64}})
+    x = [3.0, -1.0]; dx = zero(x)
+    tape, _, dy = forward(Duplicated(g, dg), Duplicated(x, dx))
+    dy.a .= [1.0, 2.0]; dy.b = 3.0
+    @test reverse(Duplicated(g, dg), Duplicated(x, dx), tape) == ((nothing,),)
+    @test dx ≈ [0.5, 2.0 + 3.0 * 2 * 2.0 * -1.0] rtol = 1e-12
+    @test dg.c ≈ [3.0, 3.0 * 1.0] rtol = 1e-12
+    @test dy.a == [1.0, 2.0] && dy.b == 3.0
+end
+
 @testset "a batch of cotangents" begin
     f!(y, x) = (y[1] = x[1] * x[2]; y[2] = exp(x[1]); nothing)
     forward, reverse = autodiff_thunk(ReverseSplitWithPrimal, Const{typeof(f!)}, Const,
@@ -182,6 +207,17 @@ end
     tape, _, _ = forward(Const(f!), BatchDuplicated(y, dys), BatchDuplicated(x, dxs))
     dys[1] .= [1.0, 0.0]; dys[2] .= [0.0, 1.0]
     reverse(Const(f!), BatchDuplicated(y, dys), BatchDuplicated(x, dxs), tape)
+    @test dxs[1] == [3.0, 0.5]
+    @test dxs[2] ≈ [exp(0.5), 0.0]
+    # An array result in a batch: one shadow per lane handed out.
+    g(x) = [x[1] * x[2], exp(x[1])]
+    forward, reverse = autodiff_thunk(ReverseSplitNoPrimal, Const{typeof(g)}, BatchDuplicated,
+                                      BatchDuplicated{Vector{Float64},2})
+    dxs = (zeros(2), zeros(2))
+    tape, _, shadows = forward(Const(g), BatchDuplicated(x, dxs))
+    @test shadows isa NTuple{2,Vector{Float64}} && all(==(zeros(2)), shadows)
+    shadows[1] .= [1.0, 0.0]; shadows[2] .= [0.0, 1.0]
+    reverse(Const(g), BatchDuplicated(x, dxs), tape)
     @test dxs[1] == [3.0, 0.5]
     @test dxs[2] ≈ [exp(0.5), 0.0]
 end

@@ -147,7 +147,7 @@ pub struct Function<'ctx>(pub(crate) LLVMValueRef, Life<'ctx>);
 ///
 /// Invariant: the `Value` invariant, and `self.0` is a `CallBase`.
 ///
-/// A phi is not a call:
+/// A plain `Value` (here a `ret`) has no callee until it is converted:
 /// ```compile_fail,E0599
 /// use oxidase::llvm::{Context, OwnedModule};
 /// let ctx = Context::create();
@@ -163,7 +163,7 @@ pub struct Call<'ctx>(pub(crate) LLVMValueRef, Life<'ctx>);
 ///
 /// Invariant: the `Value` invariant, and `self.0` is a phi.
 ///
-/// Only a phi has incoming values:
+/// A plain `Value` (here a `ret`) has no incoming values until it is converted:
 /// ```compile_fail,E0599
 /// use oxidase::llvm::{Context, OwnedModule};
 /// let ctx = Context::create();
