@@ -257,9 +257,10 @@ function pulled_back(fa, fn, w, saved::Tuple)
 end
 
 # The sum of the products of the floats of `y` and `w`, which have one type (integers
-# and other data add nothing), as a Float64.
+# and other data without fields add nothing; a complex number is its two floats), as a
+# Float64.
 leaf_dot(y::AbstractFloat, w::AbstractFloat) = Float64(y) * Float64(w)
-leaf_dot(y::Number, w::Number) = 0.0
+leaf_dot(y::Integer, w::Integer) = 0.0
 function leaf_dot(y::AbstractArray, w::AbstractArray)
     s = 0.0
     for i in eachindex(y, w)
@@ -283,7 +284,7 @@ with_primal(a::BatchDuplicated, x) = BatchDuplicated(x, a.dval)
 with_primal(a::BatchDuplicatedNoNeed, x) = BatchDuplicatedNoNeed(x, a.dval)
 with_primal(f, x) = Const(x)   # an unannotated function
 
-# The thunk's call matches the types it was made for: returns the function's annotation.
+# The thunk's call matches the types it was made for.
 function check_thunk_args(::Type{FA}, ::Type{TT}, fa, args::Tuple) where {FA,TT}
     fa isa FA || (!(fa isa Annotation) && Const(fa) isa FA) || throw(ArgumentError(
         "Oxidase: the thunk was made for a function annotated $FA, and is given a $(typeof(fa))"))
