@@ -73,6 +73,11 @@ use std::collections::HashMap;
 use std::ffi::{CStr, CString};
 use std::marker::PhantomData;
 
+use inkwell::attributes::{Attribute, AttributeLoc};
+use inkwell::basic_block::BasicBlock;
+use inkwell::types::AsTypeRef;
+use inkwell::values::{AsValueRef, CallSiteValue, FunctionValue, PhiValue};
+
 pub use llvm_sys::LLVMIntPredicate as IntPredicate;
 pub use llvm_sys::LLVMOpcode as Opcode;
 pub use llvm_sys::LLVMRealPredicate as RealPredicate;
@@ -139,7 +144,7 @@ pub struct Value<'ctx>(pub(crate) LLVMValueRef, Life<'ctx>);
 /// f.blocks();
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Function<'ctx>(pub(crate) LLVMValueRef, Life<'ctx>);
+pub struct Function<'ctx>(pub(crate) FunctionValue<'ctx>);
 
 /// A call, `invoke` or `callbr` (LLVM's `CallBase`): a `Value` the engine has checked is
 /// one (`Value::as_call`), or a call the builder made (`Builder::call`, `call_typed`).
@@ -156,7 +161,7 @@ pub struct Function<'ctx>(pub(crate) LLVMValueRef, Life<'ctx>);
 /// i.called_operand();
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Call<'ctx>(pub(crate) LLVMValueRef, Life<'ctx>);
+pub struct Call<'ctx>(pub(crate) CallSiteValue<'ctx>);
 
 /// A phi: a `Value` the engine has checked is one (`Value::as_phi`), or one the builder
 /// made (`Builder::phi`). It carries `incoming` and `add_incoming`.
@@ -172,13 +177,13 @@ pub struct Call<'ctx>(pub(crate) LLVMValueRef, Life<'ctx>);
 /// i.incoming();
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Phi<'ctx>(pub(crate) LLVMValueRef, Life<'ctx>);
+pub struct Phi<'ctx>(pub(crate) PhiValue<'ctx>);
 
 /// An LLVM basic block.
 ///
 /// Invariant: `self.0` is a block of a live context that has not been deleted.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Block<'ctx>(pub(crate) LLVMBasicBlockRef, Life<'ctx>);
+pub struct Block<'ctx>(pub(crate) BasicBlock<'ctx>);
 
 /// What a handle carries besides its raw reference: the lifetime `'ctx` of the borrow of
 /// the `Module` it was made from (and so of its owner and context), which the borrow
@@ -207,11 +212,81 @@ macro_rules! handle_impls {
 handle_impls!(
     Type => LLVMTypeRef,
     Value => LLVMValueRef,
-    Block => LLVMBasicBlockRef,
-    Function => LLVMValueRef,
-    Call => LLVMValueRef,
-    Phi => LLVMValueRef,
 );
+
+macro_rules! inkwell_handle_impls {
+    ($($name:ident => $inkwell:ident),* $(,)?) => {$(
+        // Written out (not derived) to print as before the move onto inkwell: the raw
+        // reference (inkwell's `Debug` prints the IR).
+        impl std::fmt::Debug for $name<'_> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_tuple(stringify!($name)).field(&self.raw()).finish()
+            }
+        }
+    )*};
+}
+
+inkwell_handle_impls!(Function => FunctionValue, Call => CallSiteValue, Phi => PhiValue, Block => BasicBlock);
+
+impl<'ctx> Function<'ctx> {
+    /// Wraps a function LLVM returned; the caller's signature gives it its lifetime (the
+    /// module borrow it came from).
+    #[track_caller]
+    fn from_raw(raw: LLVMValueRef) -> Function<'ctx> {
+        // SAFETY: callers pass a live value of the module (the `Value` invariant) that LLVM
+        // returned as a function; inkwell's `new` checks it is a non-null function
+        // (`LLVMIsAFunction`) itself.
+        Function(unsafe { FunctionValue::new(raw) }.expect("LLVM returned a function"))
+    }
+    /// The raw reference, for the C API calls inkwell has no method for.
+    fn raw(self) -> LLVMValueRef {
+        self.0.as_value_ref()
+    }
+}
+
+impl<'ctx> Call<'ctx> {
+    /// Wraps a `CallBase` (a call, `invoke` or `callbr`); the caller's signature gives it
+    /// its lifetime. inkwell's checked conversion (`TryFrom<InstructionValue>`) takes a
+    /// `call` only, so this is `CallSiteValue::new`, whose contract ("a call site") a
+    /// `CallBase` meets: every `CallSiteValue` method used here is a C API function of
+    /// `CallBase`.
+    fn from_raw(raw: LLVMValueRef) -> Call<'ctx> {
+        // SAFETY: callers pass a live value of the module (the `Value` invariant) that is a `CallBase`
+        // (checked by `as_call`, or LLVM made it as a call); `new` only wraps it (non-null, asserted).
+        Call(unsafe { CallSiteValue::new(raw) })
+    }
+    /// The raw reference, for the C API calls inkwell has no method for.
+    fn raw(self) -> LLVMValueRef {
+        self.0.as_value_ref()
+    }
+}
+
+impl<'ctx> Phi<'ctx> {
+    /// Wraps a phi; the caller's signature gives it its lifetime.
+    fn from_raw(raw: LLVMValueRef) -> Phi<'ctx> {
+        // SAFETY: callers pass a live value of the module (the `Value` invariant) that is a phi (checked by
+        // `as_phi`, or LLVM made it as one); `new` only wraps it (non-null, asserted).
+        Phi(unsafe { PhiValue::new(raw) })
+    }
+    /// The raw reference, for the C API calls inkwell has no method for.
+    fn raw(self) -> LLVMValueRef {
+        self.0.as_value_ref()
+    }
+}
+
+impl<'ctx> Block<'ctx> {
+    /// Wraps a block LLVM returned; the caller's signature gives it its lifetime.
+    #[track_caller]
+    fn from_raw(raw: LLVMBasicBlockRef) -> Block<'ctx> {
+        // SAFETY: callers pass a live block of the module (the `Block` invariant) LLVM returned; inkwell's
+        // `new` checks it is non-null and a block (`LLVMIsABasicBlock`) itself.
+        Block(unsafe { BasicBlock::new(raw) }.expect("LLVM returned a block"))
+    }
+    /// The raw reference, for the C API calls inkwell has no method for.
+    fn raw(self) -> LLVMBasicBlockRef {
+        self.0.as_mut_ptr()
+    }
+}
 
 impl<'ctx> Type<'ctx> {
     /// A vector type (fixed or scalable).
@@ -844,15 +919,6 @@ impl<'ctx> Value<'ctx> {
                 .collect()
         }
     }
-    /// The enum attribute `name` (no value) in this value's context.
-    fn enum_attr(self, name: &str) -> LLVMAttributeRef {
-        // SAFETY: `self.0` is a live value (the `Value` invariant); the attribute name is passed with its
-        // length (no NUL needed) and the attribute is created in the value's own context.
-        unsafe {
-            let kind = LLVMGetEnumAttributeKindForName(name.as_ptr() as *const _, name.len());
-            LLVMCreateEnumAttribute(LLVMGetTypeContext(LLVMTypeOf(self.0)), kind, 0)
-        }
-    }
     /// Global value (a variable here; a function's is `Function::is_declaration`): only
     /// declared, without a body or an initializer.
     #[track_caller]
@@ -928,25 +994,25 @@ impl<'ctx> Value<'ctx> {
     /// This value as a function, if it is one (the only way to a `Function` from a
     /// `Value`).
     pub fn as_function(self) -> Option<Function<'ctx>> {
-        self.is_function().then_some(Function::from_raw(self.0))
+        self.is_function().then(|| Function::from_raw(self.0))
     }
     /// This value as a call, `invoke` or `callbr` (LLVM's `CallBase`), if it is one.
     pub fn as_call(self) -> Option<Call<'ctx>> {
-        self.is_call_base().then_some(Call::from_raw(self.0))
+        self.is_call_base().then(|| Call::from_raw(self.0))
     }
     /// This value as a phi, if it is one.
     pub fn as_phi(self) -> Option<Phi<'ctx>> {
         // SAFETY: `self.0` is a live value (the `Value` invariant); `LLVMIsA*` is a checked cast, defined on
         // any value.
         let phi = unsafe { !LLVMIsAPHINode(self.0).is_null() };
-        phi.then_some(Phi::from_raw(self.0))
+        phi.then(|| Phi::from_raw(self.0))
     }
 }
 
 impl<'ctx> Function<'ctx> {
     /// The function as a value (a callee, an operand, a key of a map of values).
     pub fn as_value(self) -> Value<'ctx> {
-        Value::from_raw(self.0)
+        Value::from_raw(self.raw())
     }
     /// The function's name (`Value::name`).
     pub fn name(self) -> String {
@@ -965,16 +1031,13 @@ impl<'ctx> Function<'ctx> {
     pub fn users(self) -> Vec<Value<'ctx>> {
         self.as_value().users()
     }
-    /// Its function type.
+    /// Its function type (`LLVMGlobalGetValueType`).
     pub fn function_type(self) -> Type<'ctx> {
-        // SAFETY: `self.0` is a live function (the `Function` invariant), a global value, whose value type
-        // is its function type.
-        Type::from_raw(unsafe { LLVMGlobalGetValueType(self.0) })
+        Type::from_raw(self.0.get_type().as_type_ref())
     }
-    /// Only declared, without a body.
+    /// Only declared, without a body (`LLVMIsDeclaration`).
     pub fn is_declaration(self) -> bool {
-        // SAFETY: `self.0` is a live function (the `Function` invariant), a global value.
-        unsafe { LLVMIsDeclaration(self.0) != 0 }
+        self.0.as_global_value().is_declaration()
     }
     /// Intrinsic ID (0 when not an intrinsic; `Value::intrinsic_id`).
     pub fn intrinsic_id(self) -> u32 {
@@ -987,46 +1050,37 @@ impl<'ctx> Function<'ctx> {
     }
     /// The first basic block (`None` for a declaration).
     pub fn entry_block(self) -> Option<Block<'ctx>> {
-        // SAFETY: `self.0` is a live function (the `Function` invariant); LLVM returns null for a declaration.
-        let b = unsafe { LLVMGetFirstBasicBlock(self.0) };
-        (!b.is_null()).then_some(Block::from_raw(b))
+        self.0.get_first_basic_block().map(Block)
     }
-    /// Its blocks in layout order.
+    /// Its blocks in layout order (walked first to next, as `LLVMGetNextBasicBlock`).
     pub fn blocks(self) -> Vec<Block<'ctx>> {
-        let mut out = Vec::new();
-        // SAFETY: `self.0` is a live function (the `Function` invariant); its block list is walked with
-        // LLVM's iterators and not changed during the walk.
-        unsafe {
-            let mut b = LLVMGetFirstBasicBlock(self.0);
-            while !b.is_null() {
-                out.push(Block::from_raw(b));
-                b = LLVMGetNextBasicBlock(b);
-            }
-        }
-        out
+        self.0.get_basic_block_iter().map(Block).collect()
     }
     /// Its parameters.
     pub fn params(self) -> Vec<Value<'ctx>> {
-        // SAFETY: `self.0` is a live function (the `Function` invariant); `i` ranges below `LLVMCountParams`.
-        unsafe { (0..LLVMCountParams(self.0)).map(|i| Value::from_raw(LLVMGetParam(self.0, i))).collect() }
+        // Not inkwell's `get_params`: it makes each a `BasicValueEnum`, which panics on a
+        // parameter of a type that is not one (`metadata` of `llvm.dbg.value`'s
+        // declaration, `token`...), which a `Value` holds.
+        // SAFETY: `self.0` is a live function (the `Function` invariant); `i` ranges below its
+        // `count_params` (`LLVMCountParams`).
+        (0..self.0.count_params()).map(|i| Value::from_raw(unsafe { LLVMGetParam(self.raw(), i) })).collect()
     }
     /// Its return type.
     pub fn return_type(self) -> Type<'ctx> {
-        // SAFETY: `self.0` is a live function (the `Function` invariant), whose value type is a function
-        // type.
-        Type::from_raw(unsafe { LLVMGetReturnType(LLVMGlobalGetValueType(self.0)) })
+        // Not inkwell's `FunctionType::get_return_type`: `None` for `void`, and a panic on a
+        // return type that is not a basic type (`token`...), both of which a `Type` holds.
+        // SAFETY: `self.function_type()` is a live function type (the `Function` invariant).
+        Type::from_raw(unsafe { LLVMGetReturnType(self.function_type().0) })
     }
     /// The type its first parameter's `sret` attribute names (the memory the function
     /// writes its result into), if it has one.
     pub fn sret_type(self) -> Option<Type<'ctx>> {
-        let name = "sret";
-        // SAFETY: `self.0` is a live function (the `Function` invariant); attribute index 1 is its first
-        // parameter (LLVM answers null for a missing one); the name is passed with its length.
-        unsafe {
-            let kind = LLVMGetEnumAttributeKindForName(name.as_ptr() as *const _, name.len());
-            let attr = LLVMGetEnumAttributeAtIndex(self.0, 1, kind);
-            (!attr.is_null()).then(|| Type::from_raw(LLVMGetTypeAttributeValue(attr)))
-        }
+        let kind = Attribute::get_named_enum_kind_id("sret");
+        let attr = self.0.get_enum_attribute(AttributeLoc::Param(0), kind)?;
+        // Not inkwell's `Attribute::get_type_value`: it makes an `AnyTypeEnum`, which panics
+        // on kinds a `Type` holds, and gives it the attribute's lifetime, not the module's.
+        // SAFETY: `attr` is a live type attribute (`sret` takes a type) of the function's context.
+        Some(Type::from_raw(unsafe { LLVMGetTypeAttributeValue(attr.as_mut_ptr()) }))
     }
     /// Removes it from its module.
     #[track_caller]
@@ -1037,172 +1091,143 @@ impl<'ctx> Function<'ctx> {
         v.require(only_own_uses, "delete_function", "a function nothing else uses");
         // SAFETY: `self.0` is a live function (the `Function` invariant) that only its own body uses (checked
         // above); after this the handle dangles and the caller no longer uses it.
-        unsafe { LLVMDeleteFunction(self.0) }
+        unsafe { self.0.delete() }
     }
     /// Has the enum attribute `name` on the function itself.
     pub fn has_fn_attr(self, name: &str) -> bool {
-        // SAFETY: `self.0` is a live function (the `Function` invariant); the attribute name is passed with
-        // its length.
-        unsafe {
-            let kind = LLVMGetEnumAttributeKindForName(name.as_ptr() as *const _, name.len());
-            !LLVMGetEnumAttributeAtIndex(self.0, llvm_sys::LLVMAttributeFunctionIndex, kind).is_null()
-        }
+        let kind = Attribute::get_named_enum_kind_id(name);
+        self.0.get_enum_attribute(AttributeLoc::Function, kind).is_some()
     }
-    /// Adds the enum attribute `name`.
+    /// Adds the enum attribute `name` (no value), made in the function's own context.
     pub fn add_fn_attr(self, name: &str) {
-        // SAFETY: `self.0` is a live function (the `Function` invariant); the attribute comes from its own
-        // context (`enum_attr`).
-        unsafe {
-            LLVMAddAttributeAtIndex(self.0, llvm_sys::LLVMAttributeFunctionIndex, self.as_value().enum_attr(name))
-        }
+        let kind = Attribute::get_named_enum_kind_id(name);
+        let attr = self.0.get_type().get_context().create_enum_attribute(kind, 0);
+        self.0.add_attribute(AttributeLoc::Function, attr)
     }
     /// Removes the enum attribute `name`.
     pub fn remove_fn_attr(self, name: &str) {
-        // SAFETY: `self.0` is a live function (the `Function` invariant); the attribute name is passed with
-        // its length.
-        unsafe {
-            let kind = LLVMGetEnumAttributeKindForName(name.as_ptr() as *const _, name.len());
-            LLVMRemoveEnumAttributeAtIndex(self.0, llvm_sys::LLVMAttributeFunctionIndex, kind);
-        }
+        let kind = Attribute::get_named_enum_kind_id(name);
+        self.0.remove_enum_attribute(AttributeLoc::Function, kind)
     }
-    /// Adds the string attribute `name` (with an empty value).
+    /// Adds the string attribute `name` (with an empty value), made in the function's own
+    /// context.
     pub fn add_string_attr(self, name: &str) {
-        // SAFETY: `self.0` is a live function (the `Function` invariant); the name is passed with its length,
-        // the value is an empty NUL-terminated literal, and the attribute is created in the function's own
-        // context.
-        unsafe {
-            let ctx = LLVMGetTypeContext(LLVMTypeOf(self.0));
-            let attr = LLVMCreateStringAttribute(ctx, name.as_ptr() as *const _, name.len() as u32, c"".as_ptr(), 0);
-            LLVMAddAttributeAtIndex(self.0, llvm_sys::LLVMAttributeFunctionIndex, attr);
-        }
+        let attr = self.0.get_type().get_context().create_string_attribute(name, "");
+        self.0.add_attribute(AttributeLoc::Function, attr)
     }
     /// Has the string attribute `name`.
     pub fn has_string_attr(self, name: &str) -> bool {
-        // SAFETY: `self.0` is a live function (the `Function` invariant); the name is passed with its length
-        // (no NUL needed).
-        unsafe {
-            !LLVMGetStringAttributeAtIndex(
-                self.0,
-                llvm_sys::LLVMAttributeFunctionIndex,
-                name.as_ptr() as *const _,
-                name.len() as u32,
-            )
-            .is_null()
-        }
+        self.0.get_string_attribute(AttributeLoc::Function, name).is_some()
     }
 }
 
 impl<'ctx> Call<'ctx> {
     /// The call as a value (its result, an instruction).
     pub fn as_value(self) -> Value<'ctx> {
-        Value::from_raw(self.0)
+        Value::from_raw(self.raw())
     }
     /// The called operand (the last operand).
     pub fn called_operand(self) -> Value<'ctx> {
+        // Not inkwell's `get_called_fn_value`: it gives only a function whose type is the
+        // call's (`called_function` below takes any function callee, as before).
         // SAFETY: `self.0` is a live `CallBase` (the `Call` invariant).
-        Value::from_raw(unsafe { LLVMGetCalledValue(self.0) })
+        Value::from_raw(unsafe { LLVMGetCalledValue(self.raw()) })
     }
     /// The called function, when the callee is a function (not a pointer).
     pub fn called_function(self) -> Option<Function<'ctx>> {
         self.called_operand().as_function()
     }
-    /// The function type it calls through.
+    /// The function type it calls through (`LLVMGetCalledFunctionType`).
     pub fn called_function_type(self) -> Type<'ctx> {
-        // SAFETY: `self.0` is a live `CallBase` (the `Call` invariant).
-        Type::from_raw(unsafe { LLVMGetCalledFunctionType(self.0) })
+        Type::from_raw(self.0.get_called_fn_type().as_type_ref())
     }
-    /// Number of call arguments.
+    /// Number of call arguments (`LLVMGetNumArgOperands`).
     pub fn call_arg_count(self) -> usize {
-        // SAFETY: `self.0` is a live `CallBase` (the `Call` invariant).
-        unsafe { LLVMGetNumArgOperands(self.0) as usize }
+        self.0.count_arguments() as usize
     }
     /// Gives it the calling convention of the function it calls.
     pub fn match_call_conv(self) {
         if let Some(f) = self.called_function() {
-            // SAFETY: `self.0` is a live `CallBase` (the `Call` invariant) and `f` a live function (the
-            // `Function` invariant).
-            unsafe { LLVMSetInstructionCallConv(self.0, LLVMGetFunctionCallConv(f.0)) }
+            self.0.set_call_convention(f.0.get_call_conventions())
         }
     }
     /// Has the enum attribute `name` on the call site's function attributes.
     pub fn has_fn_attr(self, name: &str) -> bool {
-        // SAFETY: `self.0` is a live `CallBase` (the `Call` invariant); the attribute name is passed with its
-        // length.
-        unsafe {
-            let kind = LLVMGetEnumAttributeKindForName(name.as_ptr() as *const _, name.len());
-            !LLVMGetCallSiteEnumAttribute(self.0, llvm_sys::LLVMAttributeFunctionIndex, kind).is_null()
-        }
+        let kind = Attribute::get_named_enum_kind_id(name);
+        self.0.get_enum_attribute(AttributeLoc::Function, kind).is_some()
     }
-    /// Adds the enum function attribute `name` at this call site.
+    /// Adds the enum function attribute `name` (no value) at this call site.
     pub fn add_call_fn_attr(self, name: &str) {
-        // SAFETY: `self.0` is a live `CallBase` (the `Call` invariant); the attribute comes from its own
-        // context (`enum_attr`).
-        unsafe {
-            LLVMAddCallSiteAttribute(self.0, llvm_sys::LLVMAttributeFunctionIndex, self.as_value().enum_attr(name))
-        }
+        self.add_attr_at(llvm_sys::LLVMAttributeFunctionIndex, name, 0)
     }
     /// Adds the enum attribute `name` with integer `value` at `index` (0 the result,
     /// `LLVMAttributeFunctionIndex` the call itself): what LLVM would know of a called
     /// address if it could see the function.
     pub fn add_call_attr(self, index: u32, name: &str, value: u64) {
-        // SAFETY: `self.0` is a live `CallBase` (the `Call` invariant); the attribute name is passed with its
-        // length and the attribute is created in the call's own context; LLVM accepts any index (an attribute
-        // on a missing argument is an error of the verifier, not of memory).
-        unsafe {
-            let kind = LLVMGetEnumAttributeKindForName(name.as_ptr() as *const _, name.len());
-            let attr = LLVMCreateEnumAttribute(LLVMGetTypeContext(LLVMTypeOf(self.0)), kind, value);
-            LLVMAddCallSiteAttribute(self.0, index, attr)
-        }
+        self.add_attr_at(index, name, value)
+    }
+    /// Adds the enum attribute `name` with `value`, made in the call's own context, at the
+    /// raw attribute `index`, mapped onto inkwell's `AttributeLoc` exactly (`Param(k)` is
+    /// index `k + 1`, `Function` is `u32::MAX`).
+    fn add_attr_at(self, index: u32, name: &str, value: u64) {
+        let kind = Attribute::get_named_enum_kind_id(name);
+        let attr = self.0.get_called_fn_type().get_context().create_enum_attribute(kind, value);
+        let loc = match index {
+            0 => AttributeLoc::Return,
+            llvm_sys::LLVMAttributeFunctionIndex => AttributeLoc::Function,
+            k => AttributeLoc::Param(k - 1),
+        };
+        self.0.add_attribute(loc, attr)
     }
 }
 
 impl<'ctx> Phi<'ctx> {
     /// The phi as a value (its result, an instruction).
     pub fn as_value(self) -> Value<'ctx> {
-        Value::from_raw(self.0)
+        Value::from_raw(self.raw())
     }
     /// Incoming (value, block) pairs.
     pub fn incoming(self) -> Vec<(Value<'ctx>, Block<'ctx>)> {
-        // SAFETY: `self.0` is a live phi (the `Phi` invariant); `i` ranges below `LLVMCountIncoming`.
-        unsafe {
-            (0..LLVMCountIncoming(self.0))
-                .map(|i| {
-                    (Value::from_raw(LLVMGetIncomingValue(self.0, i)), Block::from_raw(LLVMGetIncomingBlock(self.0, i)))
-                })
-                .collect()
-        }
+        // Not inkwell's `get_incoming`: it makes each value a `BasicValueEnum`, which panics
+        // on a phi of a type that is not a basic type (`x86_amx`, a target extension type).
+        (0..self.0.count_incoming())
+            .map(|i| {
+                // SAFETY: `self.0` is a live phi (the `Phi` invariant); `i` ranges below its
+                // `count_incoming` (`LLVMCountIncoming`).
+                unsafe {
+                    (
+                        Value::from_raw(LLVMGetIncomingValue(self.raw(), i)),
+                        Block::from_raw(LLVMGetIncomingBlock(self.raw(), i)),
+                    )
+                }
+            })
+            .collect()
     }
-    /// Adds incoming pairs.
+    /// Adds incoming pairs. Not inkwell's `add_incoming`, which takes `&dyn BasicValue`s
+    /// (a `Value` is not one: it may be of any type).
     pub fn add_incoming(self, pairs: &[(Value<'ctx>, Block<'ctx>)]) {
         let mut vs: Vec<LLVMValueRef> = pairs.iter().map(|p| p.0 .0).collect();
-        let mut bs: Vec<LLVMBasicBlockRef> = pairs.iter().map(|p| p.1 .0).collect();
+        let mut bs: Vec<LLVMBasicBlockRef> = pairs.iter().map(|p| p.1.raw()).collect();
         // SAFETY: `self.0` is a live phi (the `Phi` invariant); `vs` and `bs` both hold `pairs.len()` live
         // handles and outlive the call, which copies them.
-        unsafe { LLVMAddIncoming(self.0, vs.as_mut_ptr(), bs.as_mut_ptr(), pairs.len() as u32) }
+        unsafe { LLVMAddIncoming(self.raw(), vs.as_mut_ptr(), bs.as_mut_ptr(), pairs.len() as u32) }
     }
 }
 
 impl<'ctx> Block<'ctx> {
-    /// Instructions in order.
+    /// Instructions in order (walked first to next).
     pub fn instructions(self) -> Vec<Value<'ctx>> {
         let mut out = Vec::new();
-        // SAFETY: `self.0` is a live block (the `Block` invariant); its instruction list is walked with
-        // LLVM's iterators and not changed during the walk.
-        unsafe {
-            let mut i = LLVMGetFirstInstruction(self.0);
-            while !i.is_null() {
-                out.push(Value::from_raw(i));
-                i = LLVMGetNextInstruction(i);
-            }
+        let mut i = self.0.get_first_instruction();
+        while let Some(inst) = i {
+            out.push(Value::from_raw(inst.as_value_ref()));
+            i = inst.get_next_instruction();
         }
         out
     }
-    /// The terminator, if the block has one.
+    /// The terminator, if the block has one (`LLVMGetBasicBlockTerminator`).
     pub fn terminator(self) -> Option<Value<'ctx>> {
-        // SAFETY: `self.0` is a live block (the `Block` invariant); LLVM returns null when the block has no
-        // terminator yet.
-        let t = unsafe { LLVMGetBasicBlockTerminator(self.0) };
-        (!t.is_null()).then_some(Value::from_raw(t))
+        self.0.get_terminator().map(|t| Value::from_raw(t.as_value_ref()))
     }
     /// First instruction that is not a phi.
     pub fn first_non_phi(self) -> Option<Value<'ctx>> {
@@ -1212,36 +1237,29 @@ impl<'ctx> Block<'ctx> {
     #[track_caller]
     pub fn move_to_end_of(self, f: Function<'ctx>) {
         self.parent_function();
-        // SAFETY: `self.0` is a live block (the `Block` invariant) inside a function (checked by
-        // `parent_function`), and `f` is a live function (the `Function` invariant) of the same context; the block is
+        // In a function (checked by `parent_function`), so the removal succeeds; the block is
         // unlinked and then appended, owned by a function again at the end.
-        unsafe {
-            LLVMRemoveBasicBlockFromParent(self.0);
-            LLVMAppendExistingBasicBlock(f.0, self.0);
-        }
+        let removed = self.0.remove_from_function();
+        debug_assert!(removed.is_ok());
+        f.0.append_existing_basic_block(self.0);
     }
     /// The function containing the block.
     #[track_caller]
     pub fn parent_function(self) -> Function<'ctx> {
-        // SAFETY: `self.0` is a live block (the `Block` invariant); LLVM returns the function it is in, null
-        // when in none.
-        let f = unsafe { LLVMGetBasicBlockParent(self.0) };
-        if f.is_null() {
-            wrong_kind("Block", "parent_function", "a block in a function", &self.name());
+        match self.0.get_parent() {
+            Some(f) => Function(f),
+            None => wrong_kind("Block", "parent_function", "a block in a function", &self.name()),
         }
-        Function::from_raw(f)
     }
     /// The block as a value (the operand of a branch).
     pub fn as_value(self) -> Value<'ctx> {
+        // inkwell has no public block-to-value conversion.
         // SAFETY: `self.0` is a live block (the `Block` invariant); every block is a value.
-        Value::from_raw(unsafe { LLVMBasicBlockAsValue(self.0) })
+        Value::from_raw(unsafe { LLVMBasicBlockAsValue(self.raw()) })
     }
     /// Block name.
     pub fn name(self) -> String {
-        // SAFETY: `self.0` is a live block (the `Block` invariant); LLVM returns its name's NUL-terminated
-        // bytes (a value name is stored with a trailing NUL, `""` when unnamed), alive until the name
-        // changes, after the copy here.
-        unsafe { CStr::from_ptr(LLVMGetBasicBlockName(self.0)).to_string_lossy().into_owned() }
+        self.0.get_name().to_string_lossy().into_owned()
     }
 }
 
@@ -1264,7 +1282,7 @@ impl Module {
         // SAFETY: `self.m` and `self.ctx` are live (the `Module` invariant); `n` is a NUL-terminated
         // `CString` alive during the call.
         let f = unsafe { LLVMGetNamedFunction(self.m, n.as_ptr()) };
-        (!f.is_null()).then_some(Function::from_raw(f))
+        (!f.is_null()).then(|| Function::from_raw(f))
     }
 
     /// All functions.
@@ -1352,9 +1370,7 @@ impl Module {
     pub fn clone_function<'ctx>(&'ctx self, f: Function<'ctx>, name: &str) -> Function<'ctx> {
         let g = self.add_function(name, f.function_type());
         g.set_internal();
-        // SAFETY: `g` is the function just added and `f` a live function (the `Function` invariant); both
-        // are functions, as the calling-convention calls require.
-        unsafe { LLVMSetFunctionCallConv(g.0, LLVMGetFunctionCallConv(f.0)) };
+        g.0.set_call_conventions(f.0.get_call_conventions());
         // Old value (parameter, block, instruction) to new, blocks as values.
         let mut map: HashMap<LLVMValueRef, LLVMValueRef> =
             f.params().iter().zip(g.params()).map(|(a, b)| (a.0, b.0)).collect();
@@ -1657,7 +1673,7 @@ impl Module {
         let n = cstr(name);
         // SAFETY: `self.m` and `self.ctx` are live (the `Module` invariant), `f` is a live function (the
         // `Function` invariant) of its context, and `n` is a NUL-terminated `CString` alive during the call.
-        Block::from_raw(unsafe { LLVMAppendBasicBlockInContext(self.ctx, f.0, n.as_ptr()) })
+        Block::from_raw(unsafe { LLVMAppendBasicBlockInContext(self.ctx, f.raw(), n.as_ptr()) })
     }
 
     /// A builder in this module's context.
@@ -1710,7 +1726,7 @@ impl<'ctx> Builder<'ctx> {
     pub fn at_end(&self, bb: Block<'ctx>) {
         // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and the operands
         // are live values of that context; `bb` is a live block (the `Block` invariant).
-        unsafe { LLVMPositionBuilderAtEnd(self.b, bb.0) }
+        unsafe { LLVMPositionBuilderAtEnd(self.b, bb.raw()) }
     }
     /// Positions before `inst`.
     #[track_caller]
@@ -2020,14 +2036,14 @@ impl<'ctx> Builder<'ctx> {
     pub fn br(&self, to: Block<'ctx>) -> Value<'ctx> {
         // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and the operands
         // are live values of that context; `to` is a live block of that context.
-        Value::from_raw(unsafe { LLVMBuildBr(self.b, to.0) })
+        Value::from_raw(unsafe { LLVMBuildBr(self.b, to.raw()) })
     }
     /// `br i1 c, t, f`.
     pub fn cond_br(&self, c: Value<'ctx>, t: Block<'ctx>, f: Block<'ctx>) -> Value<'ctx> {
         // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and the operands
         // are live values of that context; `c` must be an `i1` (the caller's precondition), `t` and `f` live
         // blocks.
-        Value::from_raw(unsafe { LLVMBuildCondBr(self.b, c.0, t.0, f.0) })
+        Value::from_raw(unsafe { LLVMBuildCondBr(self.b, c.0, t.raw(), f.raw()) })
     }
     /// `switch v, default [cases]`.
     #[track_caller]
@@ -2040,9 +2056,9 @@ impl<'ctx> Builder<'ctx> {
         // (checked above: `LLVMAddCase` casts unchecked) with a live block; that its type is `v`'s is the
         // caller's precondition (the verifier reports a mismatch).
         unsafe {
-            let s = LLVMBuildSwitch(self.b, v.0, default.0, cases.len() as u32);
+            let s = LLVMBuildSwitch(self.b, v.0, default.raw(), cases.len() as u32);
             for (c, b) in cases {
-                LLVMAddCase(s, c.0, b.0);
+                LLVMAddCase(s, c.0, b.raw());
             }
             Value::from_raw(s)
         }
