@@ -6,16 +6,29 @@
 //! bitcode reading and writing (`owner`), target initialisation, the target machine and
 //! the pass pipeline (`passes`). There the type system keeps a module inside its
 //! context's life (`OwnedModule<'ctx>`). The per-instruction handles the whole engine
-//! uses (`Value<'ctx>`, its kinds `Function<'ctx>`, `Call<'ctx>` and `Phi<'ctx>`,
-//! `Type<'ctx>`, `Block<'ctx>`, and the `Module` view and `Builder<'ctx>` that make them)
-//! are this module's own, over `llvm_sys`; so are the ORC JIT (`orc`: inkwell has no
+//! uses are this module's own types: `Value<'ctx>`, its kinds `Function<'ctx>`,
+//! `Call<'ctx>` and `Phi<'ctx>`, `Type<'ctx>`, `Block<'ctx>`, and the `Module` view and
+//! `Builder<'ctx>` that make them. The kinds and `Block` wrap inkwell's
+//! `FunctionValue<'ctx>`, `CallSiteValue<'ctx>`, `PhiValue<'ctx>` and `BasicBlock<'ctx>`,
+//! and their methods call inkwell's where inkwell has the same C call underneath (step 3
+//! of the plan in docs/how-it-works.md, "LLVM handles"); they keep the engine's names,
+//! thin wrappers where inkwell's differ. `Value` and `Type` stay raw `llvm_sys`
+//! references: a `Value` is any value (a block as a value, metadata as a value, a
+//! `token`...) and a `Type` any type (label, metadata, token), and inkwell's
+//! `AnyValueEnum::new` and `AnyTypeEnum::new` panic on some of those. So do the `Module`
+//! view and `Builder` (step 4 moves the builder), the ORC JIT (`orc`: inkwell has no
 //! LLJIT), the child process that reads untrusted bitcode (`sandbox`) and the
-//! fatal-error hooks (`fatal`). docs/how-it-works.md ("LLVM handles") says how the
-//! handles move onto inkwell's lifetime-carrying types: step 1, the lifetime below, and
-//! step 2, the kinds (below), are done.
+//! fatal-error hooks (`fatal`). A method of a kind or `Block` that stays on `llvm_sys`
+//! says why next to its call (inkwell's method would panic on a kind a `Value` or
+//! `Type` holds, or has no public form: `params`, `return_type`, `sret_type`,
+//! `Phi::incoming`, `add_incoming`, `called_operand`, `Block::as_value`); the `Value`,
+//! `Type`, `Module` and `Builder` methods use `llvm_sys` throughout, including what
+//! inkwell lacks (TBAA metadata, `LLVMInstructionClone` with remapped operands,
+//! constant-expression opcodes, debug locations).
 //!
 //! # Safety model
-//! Handles (`Value`, `Type`, `Block`) are copyable raw references. They are valid while
+//! Handles (`Value`, `Type`, and the inkwell types inside `Function`, `Call`, `Phi` and
+//! `Block`) are copyable references to LLVM's objects. They are valid while
 //! the `OwnedModule` (and so its context) that owns them is alive and the entity has not
 //! been erased; the engine only creates, reads and erases IR inside one module whose
 //! lifetime encloses every use. That single invariant is what makes the wrappers below
@@ -30,9 +43,11 @@
 //! or handed to the JIT (`LlJit::add_module` takes it by value), or after its context
 //! is gone. The lifetime is covariant (handles of a longer borrow mix with a shorter
 //! one's), and the handles stay `Copy` and private-constructed (`from_raw`, in this
-//! module only). What the types do not see: an entity erased while handles to it remain
-//! (`erase`, `delete_function`), IR a pass changes under a handle (`passes::run` takes
-//! `&Module`), and handles of two modules mixed; those stay the engine's invariant.
+//! module only; the inkwell types inside the kinds and `Block` take the same lifetime
+//! as their parameter, so the borrow checker refuses what it refused before). What the
+//! types do not see: an entity erased while handles to it remain (`erase`,
+//! `delete_function`), IR a pass changes under a handle (`passes::run` takes `&Module`),
+//! and handles of two modules mixed; those stay the engine's invariant.
 //!
 //! Each handle type states its invariant on its own doc (`Type`, `Value`, `Function`,
 //! `Call`, `Phi`, `Block`, `Module`, `Builder`); every `unsafe` block names the invariant
@@ -133,7 +148,9 @@ pub struct Value<'ctx>(pub(crate) LLVMValueRef, Life<'ctx>);
 /// `params`, function attributes, `delete_function`), which so need no run-time check;
 /// `as_value` gives it back as a `Value`.
 ///
-/// Invariant: the `Value` invariant, and `self.0` is a function.
+/// Invariant: the `Value` invariant, and `self.0` is a function. It is inkwell's
+/// `FunctionValue`, whose lifetime parameter is here the module borrow (`from_raw` sets
+/// it), as a `Value`'s is.
 ///
 /// A value is a function only through the checked conversion:
 /// ```compile_fail,E0599
@@ -150,7 +167,10 @@ pub struct Function<'ctx>(pub(crate) FunctionValue<'ctx>);
 /// one (`Value::as_call`), or a call the builder made (`Builder::call`, `call_typed`).
 /// It carries the callee, the arguments' count and the call-site attributes.
 ///
-/// Invariant: the `Value` invariant, and `self.0` is a `CallBase`.
+/// Invariant: the `Value` invariant, and `self.0` is a `CallBase`. It is inkwell's
+/// `CallSiteValue` (of the module borrow), made with `CallSiteValue::new`: inkwell's checked
+/// conversion takes a plain `call` only, while every `CallSiteValue` method used here is a
+/// C API function of `CallBase`, an `invoke` or `callbr` included.
 ///
 /// A plain `Value` (here a `ret`) has no callee until it is converted:
 /// ```compile_fail,E0599
@@ -166,7 +186,8 @@ pub struct Call<'ctx>(pub(crate) CallSiteValue<'ctx>);
 /// A phi: a `Value` the engine has checked is one (`Value::as_phi`), or one the builder
 /// made (`Builder::phi`). It carries `incoming` and `add_incoming`.
 ///
-/// Invariant: the `Value` invariant, and `self.0` is a phi.
+/// Invariant: the `Value` invariant, and `self.0` is a phi (inkwell's `PhiValue`, of the
+/// module borrow).
 ///
 /// A plain `Value` (here a `ret`) has no incoming values until it is converted:
 /// ```compile_fail,E0599
@@ -181,14 +202,17 @@ pub struct Phi<'ctx>(pub(crate) PhiValue<'ctx>);
 
 /// An LLVM basic block.
 ///
-/// Invariant: `self.0` is a block of a live context that has not been deleted.
+/// Invariant: `self.0` is a block of a live context that has not been deleted (inkwell's
+/// `BasicBlock`, whose lifetime parameter is here the module borrow, as a `Value`'s is).
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Block<'ctx>(pub(crate) BasicBlock<'ctx>);
 
-/// What a handle carries besides its raw reference: the lifetime `'ctx` of the borrow of
-/// the `Module` it was made from (and so of its owner and context), which the borrow
-/// checker then keeps every use of the handle inside. Covariant: handles of a longer
-/// borrow mix with those of a shorter one.
+/// What a `Type` or `Value` carries besides its raw reference: the lifetime `'ctx` of the
+/// borrow of the `Module` it was made from (and so of its owner and context), which the
+/// borrow checker then keeps every use of the handle inside. Covariant: handles of a
+/// longer borrow mix with those of a shorter one. `Function`, `Call`, `Phi` and `Block`
+/// carry the same lifetime as their inkwell type's parameter (`PhantomData<&'ctx ()>`
+/// inside it, covariant too), which their private `from_raw` sets to the module borrow.
 type Life<'ctx> = PhantomData<&'ctx Module>;
 
 macro_rules! handle_impls {
