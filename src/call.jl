@@ -123,22 +123,12 @@ function zero_words!(p::Ptr{Cvoid}, n)
     end
 end
 
-# The result's cotangent in each batch lane: one for all lanes, or one per lane (split
-# mode's reverse thunk, src/split.jl).
+# The result's cotangent in each batch lane.
 function store_seeds!(p::Ptr{T}, seed::T, ::Val{N}) where {T,N}
     for k in 1:N
         unsafe_store!(p, seed, k)
     end
 end
-
-function store_seeds!(p::Ptr{T}, seeds::NTuple{N,T}, ::Val{N}) where {T,N}
-    for k in 1:N
-        unsafe_store!(p, seeds[k], k)
-    end
-end
-
-seed_value(::Type{T}, seed::Number) where {T} = T(seed)
-seed_value(::Type{T}, seeds::Tuple) where {T} = map(T, seeds)
 
 # Tangents per value: the N of BatchDuplicated arguments, 1 without.
 batch_width(anns::Tuple) = max(1, map(lane_count, anns)...)
@@ -200,7 +190,7 @@ function call_reverse(c, s::Scratch, ::Type{RT}, seed, anns::Tuple) where {RT}
     store_primals!(s, anns)
     store_tangents!(s, anns)         # shadow objects of Duplicated arrays
     zero_adjoints!(s, anns)
-    RT === Nothing || store_seeds!(Ptr{RT}(s.dret), seed_value(RT, seed), Val(batch_width(anns)))
+    RT === Nothing || store_seeds!(Ptr{RT}(s.dret), RT(seed), Val(batch_width(anns)))
     invoke_compiled(c, s, anns)
     return load_adjoints(s, anns), unsafe_load(Ptr{RT}(s.ret))
 end
