@@ -135,6 +135,9 @@ function program(rng, name)
                 "s += atan(x[2:3]...) * $(expr(rng, 1, vars))",
                 # A splat's result copied into an array (as integer bits, by LLVM).
                 "y = [+(x...), $(expr(rng, 1, vars))]; s += y[1] * y[2]",
+                # A generator's sum (a union-typed result, moved as integer bits) put
+                # in an array literal, with a branch in the generator.
+                "y = [sum(v > 0 ? v^2 : -v for v in x), $(expr(rng, 1, vars))]; s += y[1] * y[2]",
                 "s += sum(abs2, diff(x)) * $(expr(rng, 1, vars))",
                 "y = x .* $(expr(rng, 1, vars)); s += sum([v^2 for v in y])",
                 "s += sum([v * $(expr(rng, 1, vars)) for v in x])",

@@ -21,6 +21,7 @@ pub mod codes;
 pub mod diagnostics;
 pub mod error;
 pub mod ffi;
+pub mod float_bits;
 pub mod inactive;
 pub mod ingest;
 pub mod isolate;

@@ -375,7 +375,12 @@ pub fn analyze<'ctx>(
         .map(|&(v, leaf)| (v, types::seed_leaf(leaf)))
         .chain(subject.argument_types.iter().cloned())
         .collect();
-    let types = Types::compute(m, g, &seeds);
+    let mut types = Types::compute(m, g, &seeds);
+    // Floats moved as integer bits through merges (a union's value after SROA) become
+    // floats again, as the type analysis finds them (`float_bits`).
+    if crate::float_bits::retype_float_merges(m, g, &types) {
+        types = Types::compute(m, g, &seeds);
+    }
     Printed::Types.print(&g.name(), || types.print(g));
     let mut allocations = std::collections::HashMap::new();
     loop {

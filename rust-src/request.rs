@@ -105,7 +105,8 @@ pub enum Leaf {
     /// object (`Object`).
     ObjectsData(Fields),
     /// A stack object the function builds (a view, a closure, a tuple passed by
-    /// reference) holding `Float64` array objects that carry derivatives, beside
+    /// reference) holding array objects that carry derivatives (`Float64` or `Float32`,
+    /// one type per slot: `memory::stack_object_field`), beside
     /// integers and pointers without: its shadow is a zeroed stack object of the same
     /// type holding the arrays' shadows at the same offsets (`transform::shadow`). It
     /// holds no differentiated float of its own (a store of one is refused).

@@ -595,6 +595,75 @@ copy_into_const!(z, x) = (rhs_copy!(z, x); z[1] * z[end])
     @test err !== nothing && occursin("arrays.jl:", err.msg)
 end
 
+# A generator's sum is a union (`Union{Nothing, Float64}` out of `_foldl_impl`), which
+# LLVM moves as integer bits into the array literal of a function that is not inlined
+# (`float_bits.rs`): refused before ("a float copied as integer bits into a
+# differentiated array from memory whose floats the engine does not follow"). With a
+# branch inside the generator (both sides taken), over 1, 2 and 6 terms; the literal
+# read by the caller, and returned (`jacobian`).
+gen_sum(x) = sum(100 * (x[i+1] - x[i]^2)^2 + (1 - x[i])^2 for i in 1:length(x)-1)
+gen_branch(x) = sum(x[i] > 0 ? x[i]^2 * x[i+1] : -3 * x[i] for i in 1:length(x)-1)
+@noinline gen_pair(v) = [gen_sum(v), v[1] * v[2]]
+@noinline gen_branch_pair(v) = [gen_branch(v), v[end]]
+gen_pair_product(v) = (r = gen_pair(v); r[1] * r[2])
+gen_branch_product(v) = (r = gen_branch_pair(v); r[1] * r[2] + r[1])
+
+@testset "a generator's sum (a union) moved as integer bits into an array" begin
+    for x in ([0.3, 0.7], [0.3, 0.7, -0.2], [0.3, -0.7, 0.2, 1.1, -0.4, 0.9])
+        check_all_modes(gen_pair_product, x)
+        check_all_modes(gen_branch_product, x)
+        for mode in (Reverse, Forward), f in (gen_pair, gen_branch_pair)
+            J = jacobian(mode, f, x)
+            for j in eachindex(x)
+                e = (1:length(x)) .== j
+                @test J[:, j] ≈ (f(x .+ 1e-6 .* e) .- f(x .- 1e-6 .* e)) ./ 2e-6 rtol = 1e-6 atol = 1e-8
+            end
+        end
+    end
+end
+
+# `Float32` arrays held by stack objects: a generator's or a closure's capture, a view
+# (refused before: the stack object's shadow was made for `Float64` arrays only). Against
+# central differences of the same function in `Float64`, in every mode.
+f32_closure(x) = sum(i -> x[i]^2 * x[mod1(i + 1, length(x))], 1:length(x))
+f32_view(x) = sum(abs2, @view x[2:end]) * x[1]
+function check_float32(f, x::Vector{Float32})
+    g = fd_gradient(f, Float64.(x))
+    dx = zero(x)
+    autodiff(Reverse, f, Active, Duplicated(copy(x), dx))
+    @test dx ≈ g rtol = 1e-4 atol = 1e-5
+    d1, d2 = zero(x), zero(x)
+    autodiff(Reverse, f, Active, BatchDuplicated(copy(x), (d1, d2)))
+    @test d1 ≈ dx rtol = 1e-5
+    @test d2 == d1
+    v = Float32.(range(1.0, -0.5; length = length(x)))
+    (_, t) = autodiff(Forward, f, Duplicated, Duplicated(copy(x), copy(v)))
+    @test t ≈ g' * v rtol = 1e-4 atol = 1e-5
+    (_, lanes) = autodiff(Forward, f, BatchDuplicated, BatchDuplicated(copy(x), (copy(v), zero(x))))
+    @test lanes[1] ≈ t rtol = 1e-5
+    @test lanes[2] == 0
+end
+
+@testset "Float32 arrays in stack objects: $(nameof(f))" for f in (gen_pair_product, gen_branch_product, f32_closure, f32_view)
+    for x in (Float32[0.3, 0.7], Float32[0.3, -0.7, 0.2, 1.1], Float32[0.5, -0.3, 0.9, 1.2, -0.8, 0.4])
+        check_float32(f, x)
+    end
+end
+
+# A closure over a `Float32` array and a `Float64` one, both differentiated: each slot
+# of the closure's shadow holds its own array's shadow.
+mixed_closure(x, y) = sum(i -> x[i] * y[i]^2, 1:length(x))
+@testset "a closure over a Float32 and a Float64 array" begin
+    x, y = Float32[1.0, 2.0, -0.5], [3.0, 5.0, 0.25]
+    dx, dy = zeros(Float32, 3), zeros(3)
+    autodiff(Reverse, mixed_closure, Active, Duplicated(copy(x), dx), Duplicated(copy(y), dy))
+    @test dx ≈ y .^ 2 rtol = 1e-6
+    @test dy ≈ 2 .* x .* y rtol = 1e-6
+    vx, vy = Float32[1.0, 0.0, 2.0], [0.0, 1.0, -1.0]
+    (_, t) = autodiff(Forward, mixed_closure, Duplicated, Duplicated(copy(x), vx), Duplicated(copy(y), vy))
+    @test t ≈ sum(y .^ 2 .* vx) + sum(2 .* x .* y .* vy) rtol = 1e-6
+end
+
 # Loop shapes for the reverse sweep's loop counting and induction-variable
 # recomputation: strided, backwards, nested with the outer index used inside, a start
 # computed before the loop, an index that is not an induction variable, and each with

@@ -381,3 +381,24 @@ fn floats_copied_as_integers_out_of_a_tuple_of_numbers_are_followed() {
     let a = analyse_in(&m, &f.name()).expect("differentiated");
     assert!(a.unsupported_when_reached.is_empty(), "{:?}", a.unsupported_when_reached);
 }
+
+/// `pairg(v) = [rbg(v), v[1] * v[2]]` where `rbg` sums a generator (the fixture's first
+/// line), the array read back by its caller: `_foldl_impl` returns a union
+/// (`Union{Nothing, Float64}`), and once inlined and promoted to registers the sum
+/// reaches the array literal as an `i64` merge (`phi i64 [bitcast double %s to i64,
+/// ...], [load i64 from the union's box, ...]`) stored as an integer. The type analysis
+/// finds the merge a `Float64`, so `float_bits` makes it a float merge and the store a
+/// float store, which the derivative follows; it was refused ("a float copied as
+/// integer bits into a differentiated array from memory whose floats the engine does
+/// not follow"). (The values are checked in test/arrays.jl: allocating the array needs
+/// the Julia runtime.)
+#[test]
+fn a_union_result_moved_as_integer_bits_into_an_array_is_followed() {
+    let (r, texts) = oxidase::stage::collect(oxidase::stage::Printed::Activity, || {
+        synthesize_fixture("union_into_array", vec![ghost(), array_arg(Duplicated)])
+    });
+    r.expect("differentiated");
+    let activity = texts.join("\n");
+    assert!(activity.contains("phi double"), "the merge is a float and active:\n{activity}");
+    assert!(!activity.contains("phi i64"), "no integer merge of float bits is active:\n{activity}");
+}

@@ -481,7 +481,7 @@ impl<'ctx> Activity<'ctx> {
             // closure's capture, a tuple of arrays passed by reference): that object
             // gets a shadow holding the array's shadow. (A GC frame slot is not read.)
             // (Or a struct object, or an array of them: a closure over a model.)
-            let array_object = mem.leaf(value) == Some(Leaf::ArrayF64) && !mem.is_data(value)
+            let array_object = matches!(mem.leaf(value), Some(Leaf::ArrayF64 | Leaf::ArrayF32)) && !mem.is_data(value)
                 || matches!(mem.leaf(value), Some(Leaf::Object(_) | Leaf::Objects(_)));
             // (A GC frame whose root slots are used as objects gets a shadow frame whose
             // root slots hold the shadows: `Memory::compute`.)

@@ -562,7 +562,7 @@ impl<'ctx> Memory<'ctx> {
             |p, u| match u.opcode_if_instruction() {
                 Some(Opcode::LLVMStore) if u.operand(1) == p => {
                     let v = u.operand(0);
-                    let array = self.leaf(v) == Some(Leaf::ArrayF64) && !self.is_data(v);
+                    let array = matches!(self.leaf(v), Some(Leaf::ArrayF64 | Leaf::ArrayF32)) && !self.is_data(v);
                     !v.ty().is_pointer() || is_null(v) || array || fresh(v)
                 }
                 // Stored as a value only into a GC frame slot nobody reads (`inert`):
@@ -834,6 +834,8 @@ fn stack_object_field(
     let bases = alloca_bases(i.operand(0));
     let mut layouts = HashSet::new();
     let mut others = false;
+    // (The float type of the arrays stored there: `Float32` only if every one is.)
+    let mut arrays_f32 = None;
     for s in insts.iter().filter(|s| s.opcode() == Opcode::LLVMStore && s.operand(0).ty().is_pointer()) {
         let into = match (slot, alloca_slot(m, s.operand(1))) {
             (Some(a), Some(b)) => a == b,
@@ -844,11 +846,23 @@ fn stack_object_field(
             Some(l @ (Leaf::Object(_) | Leaf::Objects(_))) if into => {
                 layouts.insert(*l);
             }
-            Some(_) if into => others = true,
+            Some(l) if into => {
+                others = true;
+                let f32 = *l == Leaf::ArrayF32;
+                if *arrays_f32.get_or_insert(f32) != f32 {
+                    return Err(Error::Unsupported(format!(
+                        "a struct, tuple or closure that holds a `Float32` array and a `Float64` one in one place \
+                         (`{}`), in `{user}`{}",
+                        i.print().trim(),
+                        crate::names::where_(i)
+                    )));
+                }
+            }
             _ => {}
         }
     }
     match (layouts.len(), others) {
+        (0, _) if arrays_f32 == Some(true) => Ok(Leaf::ArrayF32),
         (0, _) => Ok(Leaf::ArrayF64),
         (1, false) => Ok(layouts.into_iter().next().expect("one")),
         _ => Err(Error::Unsupported(format!(

@@ -240,7 +240,7 @@ impl<'ctx> Untracked<'ctx> {
                     // nothing else; integers are lost when they carry lost data.
                     use crate::request::Leaf;
                     let object = match inp.mem.leaf(v) {
-                        Some(Leaf::ArrayF64) => !inp.mem.is_data(v),
+                        Some(Leaf::ArrayF64 | Leaf::ArrayF32) => !inp.mem.is_data(v),
                         Some(Leaf::Object(_) | Leaf::Objects(_)) => true,
                         _ => false,
                     };
