@@ -712,3 +712,63 @@ impl<'ctx> Builder<'ctx> {
         self.b.build_insert_value(a, x, idx, "").map(value).map_err(refused("insert_value"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::error::{Error, Result};
+    use crate::llvm::{Context, OwnedModule, Value};
+
+    const F: &str = r#"
+define double @f(double %x, { double, double } %p) {
+top:
+  ret double %x
+}
+"#;
+
+    /// An emitter as the engine writes them: builder calls propagated with `?` into the
+    /// engine's `Result`.
+    fn emit<'m>(m: &'m crate::llvm::Module, positioned: bool, cond: impl Fn(&[Value<'m>]) -> Value<'m>) -> Result<()> {
+        let f = m.function("f").unwrap();
+        let (top, params) = (f.entry_block().unwrap(), f.params());
+        let b = m.builder();
+        if positioned {
+            b.before(top.terminator().unwrap())?;
+        }
+        let next = m.append_block(f, "next");
+        b.cond_br(cond(&params), next, next)?;
+        Ok(())
+    }
+
+    fn internal(r: Result<()>) -> String {
+        match r {
+            Err(Error::Internal(message)) => message,
+            other => panic!("an internal error, got {other:?}"),
+        }
+    }
+
+    /// A builder error reaches the caller as `Error::Internal` naming the method, and
+    /// builds nothing: building with no insertion point (inkwell's `UnsetPosition`), a
+    /// `br` on a `double`, an `extractvalue` past the last field.
+    #[test]
+    fn builder_errors_are_internal_errors_naming_the_method() {
+        let ctx = Context::create();
+        let m = OwnedModule::parse_ir(&ctx, F).unwrap();
+        let i1 = |_: &[Value]| m.const_int(m.int(1), 1);
+        let message = internal(emit(&m, false, i1));
+        assert_eq!(message, "llvm::Builder::cond_br: Builder position is not set");
+        let message = internal(emit(&m, true, |ps| ps[0]));
+        assert!(message.starts_with("llvm::Builder::cond_br: needs an i1 condition, got: double %x"), "{message}");
+        let b = m.builder();
+        b.before(m.function("f").unwrap().entry_block().unwrap().terminator().unwrap()).unwrap();
+        let p = m.function("f").unwrap().params()[1];
+        let e = b.extract_value(p, 2).unwrap_err();
+        assert_eq!(e.to_string(), "llvm::Builder::extract_value: Aggregate extract index out of range");
+        let e = b.fadd(p, p).unwrap_err();
+        assert!(e.to_string().starts_with("llvm::Builder::fadd: needs a float or float vector"), "{e}");
+        assert!(b.extract_value(p, 1).is_ok());
+        // Nothing was built by the refused calls (the blocks `emit` appended are empty).
+        let text = m.function("f").unwrap().print();
+        assert_eq!(text.matches("br ").count(), 0, "{text}");
+        assert_eq!(text.matches("fadd").count(), 0, "{text}");
+    }
+}
