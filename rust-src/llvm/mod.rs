@@ -16,15 +16,16 @@
 //! references: a `Value` is any value (a block as a value, metadata as a value, a
 //! `token`...) and a `Type` any type (label, metadata, token), and inkwell's
 //! `AnyValueEnum::new` and `AnyTypeEnum::new` panic on some of those. So do the `Module`
-//! view and `Builder` (step 4 moves the builder), the ORC JIT (`orc`: inkwell has no
-//! LLJIT), the child process that reads untrusted bitcode (`sandbox`) and the
-//! fatal-error hooks (`fatal`). A method of a kind or `Block` that stays on `llvm_sys`
+//! view, the ORC JIT (`orc`: inkwell has no LLJIT), the child process that reads
+//! untrusted bitcode (`sandbox`) and the fatal-error hooks (`fatal`). The `Builder`
+//! (`builder`, step 4) is inkwell's, whose `build_*` return `Result`: its methods return
+//! `Built<_>`, a `BuildError` naming the method, which the engine propagates with `?` as
+//! `Error::Internal`. A method of a kind or `Block` that stays on `llvm_sys`
 //! says why next to its call (inkwell's method would panic on a kind a `Value` or
 //! `Type` holds, or has no public form: `params`, `return_type`, `sret_type`,
 //! `Phi::incoming`, `add_incoming`, `called_operand`, `Block::as_value`); the `Value`,
-//! `Type`, `Module` and `Builder` methods use `llvm_sys` throughout, including what
-//! inkwell lacks (TBAA metadata, `LLVMInstructionClone` with remapped operands,
-//! constant-expression opcodes, debug locations).
+//! `Type` and `Module` methods use `llvm_sys` throughout, including what inkwell lacks
+//! (TBAA metadata, constant-expression opcodes, debug locations of a value).
 //!
 //! # Safety model
 //! Handles (`Value`, `Type`, and the inkwell types inside `Function`, `Call`, `Phi` and
@@ -68,9 +69,11 @@
 //! operand count, `indices` on an `insertvalue` or `extractvalue`, `successors` on a
 //! terminator, `parent_block` on an instruction, a `Type`'s `element`...) still check the
 //! kind themselves, in release builds too, and panic with the method and the value
-//! (`wrong_kind`) instead of handing LLVM the wrong class. What remains the caller's is
-//! liveness against erasure (above) and the types of the operands an instruction is
-//! built from, which LLVM checks only by assertion and the verifier reports.
+//! (`wrong_kind`) instead of handing LLVM the wrong class. The builder checks the kinds
+//! of the operands it is given and returns an error instead (`builder`). What remains
+//! the caller's is liveness against erasure (above) and the finer type rules of the
+//! operands an instruction is built from, which LLVM checks only by assertion and the
+//! verifier reports.
 
 mod builder;
 pub mod fatal;
