@@ -19,7 +19,7 @@
 use crate::analysis::activity::Activity;
 use crate::analysis::cfg::Cfg;
 use crate::error::{Error, Result};
-use crate::llvm::{Function, Module, Opcode, RealPredicate, Type, Value};
+use crate::llvm::{Built, Function, Module, Opcode, RealPredicate, Type, Value};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::ffi::CString;
@@ -130,7 +130,7 @@ fn describe(user: &str, inst: Value, what: &str) -> String {
 }
 
 /// Inserts diagnostic markers into the derivative function `g`; returns how many.
-pub fn insert(m: &Module, g: Function, act: &Activity, user: &str) -> usize {
+pub fn insert(m: &Module, g: Function, act: &Activity, user: &str) -> Built<usize> {
     let cfg = Cfg::compute(g);
     let live = cfg.reaches_return();
     let order = cfg.reverse_postorder();
@@ -169,25 +169,25 @@ pub fn insert(m: &Module, g: Function, act: &Activity, user: &str) -> usize {
                 i,
                 "its value is computed with integer arithmetic on the bits of a float, which carries no derivative",
             ));
-            b.after(i);
-            b.call(marker, &[always, m.const_int(m.int(32), code as u64)]);
+            b.after(i)?;
+            b.call(marker, &[always, m.const_int(m.int(32), code as u64)])?;
             count += 1;
         }
     }
-    count += insert_special_points(m, &cfg, &live, act, user, marker);
+    count += insert_special_points(m, &cfg, &live, act, user, marker)?;
     // A construct refused where it is reached stops the derivative there when the caller
     // has a stop hook (its shadows may not exist: going on could read through null ones).
     let stop = crate::runtime::hooks::stop().map(|a| (m.fn_type(m.void(), &[m.int(32)]), m.const_address(a)));
     for (call, message) in &act.unsupported_when_reached {
         let code = m.const_int(m.int(32), register(message.clone()) as u64);
-        b.before(*call);
-        b.call(marker, &[always, code]);
+        b.before(*call)?;
+        b.call(marker, &[always, code])?;
         if let Some((fty, hook)) = stop {
-            b.call_typed(fty, hook, &[code]);
+            b.call_typed(fty, hook, &[code])?;
         }
         count += 1;
     }
-    count
+    Ok(count)
 }
 
 /// Whether the float rebuilt at `lossy` reaches the result without ever being combined
@@ -262,11 +262,11 @@ fn equality_test<'ctx>(c: Value<'ctx>, act: &Activity<'ctx>) -> Option<EqualityT
 
 impl<'ctx> EqualityTest<'ctx> {
     /// Builds the i1 that is true exactly when the tested values are equal.
-    fn flag(&self, b: &crate::llvm::Builder<'ctx>) -> Value<'ctx> {
+    fn flag(&self, b: &crate::llvm::Builder<'ctx>) -> Built<Value<'ctx>> {
         if self.negated {
             b.xor_true(self.fcmp)
         } else {
-            self.fcmp
+            Ok(self.fcmp)
         }
     }
     fn tested(&self) -> Value<'ctx> {
@@ -281,7 +281,14 @@ fn special_value(v: Value, test: &EqualityTest, act: &Activity) -> bool {
     v.is_constant() || v == test.tested() || !act.is_varied(v)
 }
 
-fn insert_special_points(m: &Module, cfg: &Cfg, live: &[bool], act: &Activity, user: &str, marker: Function) -> usize {
+fn insert_special_points(
+    m: &Module,
+    cfg: &Cfg,
+    live: &[bool],
+    act: &Activity,
+    user: &str,
+    marker: Function,
+) -> Built<usize> {
     let b = m.builder();
     let mut count = 0;
     // Before `at`: flag the run when the tested values are equal.
@@ -294,9 +301,10 @@ fn insert_special_points(m: &Module, cfg: &Cfg, live: &[bool], act: &Activity, u
                 "its implementation returns a special-cased value when an argument equals {k:?}, so the derivative there is not in the code; evaluate at a nearby point"
             ),
         ));
-        b.before(at);
-        let flag = t.flag(b);
-        b.call(marker, &[flag, m.const_int(m.int(32), code as u64)]);
+        b.before(at)?;
+        let flag = t.flag(b)?;
+        b.call(marker, &[flag, m.const_int(m.int(32), code as u64)])?;
+        Ok(())
     };
     for (bi, bb) in cfg.blocks.iter().enumerate() {
         if !live[bi] {
@@ -333,7 +341,7 @@ fn insert_special_points(m: &Module, cfg: &Cfg, live: &[bool], act: &Activity, u
                 if dest.as_block() != into || !special_value(v, &test, act) {
                     continue;
                 }
-                mark(&b, t, &test);
+                mark(&b, t, &test)?;
                 count += 1;
             }
         }
@@ -346,11 +354,11 @@ fn insert_special_points(m: &Module, cfg: &Cfg, live: &[bool], act: &Activity, u
             if !special_value(chosen_when_equal, &test, act) {
                 continue;
             }
-            mark(&b, sel, &test);
+            mark(&b, sel, &test)?;
             count += 1;
         }
     }
-    count
+    Ok(count)
 }
 
 /// At `b`: the derivative reports `message` when `cond` holds as it runs (a marker,
@@ -364,13 +372,13 @@ pub fn refuse_when(b: &crate::llvm::Builder, in_entry: bool, cond: Value, messag
     let m = b.m;
     let marker = m.get_or_declare(MARKER, m.fn_type(m.void(), &[m.int(1), m.int(32)]));
     let code = register(message.to_string());
-    b.call(marker, &[cond, m.const_int(m.int(32), code as u64)]);
+    b.call(marker, &[cond, m.const_int(m.int(32), code as u64)])?;
     Ok(())
 }
 
 /// Replaces the markers in `g` by updates of a status slot and makes every `ret` of `g`
 /// return that status.
-pub fn lower(m: &Module, g: Function, entry_builder: &crate::llvm::Builder) {
+pub fn lower(m: &Module, g: Function, entry_builder: &crate::llvm::Builder) -> Built<()> {
     let i32t = m.int(32);
     let calls: Vec<Value> = g
         .blocks()
@@ -382,22 +390,23 @@ pub fn lower(m: &Module, g: Function, entry_builder: &crate::llvm::Builder) {
         })
         .collect();
     if calls.is_empty() {
-        return;
+        return Ok(());
     }
-    let slot = entry_builder.alloca(i32t, "ox.status");
-    entry_builder.store(m.const_int(i32t, 0), slot);
+    let slot = entry_builder.alloca(i32t, "ox.status")?;
+    entry_builder.store(m.const_int(i32t, 0), slot)?;
     let b = m.builder();
     for c in calls {
-        b.before(c);
-        let old = b.load(i32t, slot);
-        b.store(b.select(c.operand(0), c.operand(1), old), slot);
+        b.before(c)?;
+        let old = b.load(i32t, slot)?;
+        b.store(b.select(c.operand(0), c.operand(1), old)?, slot)?;
         c.erase();
     }
     for bb in g.blocks() {
         if let Some(t) = bb.terminator().filter(|t| t.opcode() == Opcode::LLVMRet) {
-            b.before(t);
-            let status = b.load(i32t, slot);
+            b.before(t)?;
+            let status = b.load(i32t, slot)?;
             t.set_operand(0, status);
         }
     }
+    Ok(())
 }

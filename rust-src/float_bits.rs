@@ -23,7 +23,7 @@
 //! "Untracked data").
 
 use crate::analysis::types::{Kind, Types};
-use crate::llvm::{const_bitcast, Block, Function, Module, Opcode, Type, Value};
+use crate::llvm::{const_bitcast, Block, Built, Function, Module, Opcode, Type, Value};
 use std::collections::HashMap;
 
 /// The float type the type analysis gives integer value `v` at its every byte: `double`
@@ -42,7 +42,7 @@ fn float_type<'ctx>(m: &'ctx Module, types: &Types<'ctx>, v: Value<'ctx>) -> Opt
 
 /// Rewrites the integer phis and selects of `f` that the type analysis finds to be
 /// floats as float ones (see the module docs). Returns whether anything changed.
-pub fn retype_float_merges<'ctx>(m: &'ctx Module, f: Function<'ctx>, types: &Types<'ctx>) -> bool {
+pub fn retype_float_merges<'ctx>(m: &'ctx Module, f: Function<'ctx>, types: &Types<'ctx>) -> Built<bool> {
     let insts: Vec<Value<'ctx>> = f.blocks().into_iter().flat_map(|bb| bb.instructions()).collect();
     let merges: Vec<(Value<'ctx>, Type<'ctx>)> = insts
         .iter()
@@ -50,37 +50,40 @@ pub fn retype_float_merges<'ctx>(m: &'ctx Module, f: Function<'ctx>, types: &Typ
         .filter_map(|&i| float_type(m, types, i).map(|ft| (i, ft)))
         .collect();
     if merges.is_empty() {
-        return false;
+        return Ok(false);
     }
     let mut rewrite = Rewrite { m, b: m.builder(), merges: merges.iter().copied().collect(), float_of: HashMap::new() };
     // The phis first, empty (a phi may take itself or a later value), and the integer
     // loads feeding a merge, as float loads of the same address.
     for &(i, ft) in &merges {
         if let Some(phi) = i.as_phi() {
-            rewrite.b.before(i);
-            let fp = rewrite.b.phi(ft, &format!("{}.float", i.name()));
+            rewrite.b.before(i)?;
+            let fp = rewrite.b.phi(ft, &format!("{}.float", i.name()))?;
             rewrite.float_of.insert(i, fp.as_value());
             for (v, _) in phi.incoming() {
-                rewrite.retype_load(v, ft);
+                rewrite.retype_load(v, ft)?;
             }
         } else {
             for k in 1..3 {
-                rewrite.retype_load(i.operand(k), ft);
+                rewrite.retype_load(i.operand(k), ft)?;
             }
         }
     }
     for &(i, ft) in &merges {
         if let Some(phi) = i.as_phi() {
-            let incoming: Vec<(Value<'ctx>, Block<'ctx>)> =
-                phi.incoming().into_iter().map(|(v, bb)| (rewrite.float_in(v, ft, bb), bb)).collect();
+            let incoming = phi
+                .incoming()
+                .into_iter()
+                .map(|(v, bb)| Ok((rewrite.float_in(v, ft, bb)?, bb)))
+                .collect::<Built<Vec<(Value<'ctx>, Block<'ctx>)>>>()?;
             let fp = rewrite.float_of[&i].as_phi().expect("made as a phi above");
             fp.add_incoming(&incoming);
         } else {
-            rewrite.select(i, ft);
+            rewrite.select(i, ft)?;
         }
     }
-    rewrite.replace_uses();
-    true
+    rewrite.replace_uses()?;
+    Ok(true)
 }
 
 /// The state of one `retype_float_merges`: the merges to rewrite, with their float
@@ -95,71 +98,71 @@ struct Rewrite<'ctx> {
 impl<'ctx> Rewrite<'ctx> {
     /// Gives integer load `v` (not volatile nor atomic) a float twin, `load ft` of the
     /// same address.
-    fn retype_load(&mut self, v: Value<'ctx>, ft: Type<'ctx>) {
+    fn retype_load(&mut self, v: Value<'ctx>, ft: Type<'ctx>) -> Built<()> {
         let plain_load = v.opcode_if_instruction() == Some(Opcode::LLVMLoad) && !v.is_volatile();
         if !plain_load || self.float_of.contains_key(&v) || v.ty().int_width() != ft.float_bits() {
-            return;
+            return Ok(());
         }
-        self.b.before(v);
-        let x = self.b.load(ft, v.operand(0)).copy_tbaa_from(v);
+        self.b.before(v)?;
+        let x = self.b.load(ft, v.operand(0))?.copy_tbaa_from(v);
         self.float_of.insert(v, x);
+        Ok(())
     }
 
     /// The float select for integer select `i`, made once (before `i`, where its
     /// operands are).
-    fn select(&mut self, i: Value<'ctx>, ft: Type<'ctx>) -> Value<'ctx> {
+    fn select(&mut self, i: Value<'ctx>, ft: Type<'ctx>) -> Built<Value<'ctx>> {
         if let Some(&x) = self.float_of.get(&i) {
-            return x;
+            return Ok(x);
         }
-        let at = i;
-        let (a, c) = (self.float_at(i.operand(1), ft, at), self.float_at(i.operand(2), ft, at));
-        self.b.before(i);
-        let x = self.b.select(i.operand(0), a, c);
+        let (a, c) = (self.float_at(i.operand(1), ft, i)?, self.float_at(i.operand(2), ft, i)?);
+        self.b.before(i)?;
+        let x = self.b.select(i.operand(0), a, c)?;
         self.float_of.insert(i, x);
-        x
+        Ok(x)
     }
 
     /// Integer `v` as a float of type `ft`, usable before instruction `at`.
-    fn float_at(&mut self, v: Value<'ctx>, ft: Type<'ctx>, at: Value<'ctx>) -> Value<'ctx> {
-        if let Some(x) = self.known_float(v, ft) {
-            return x;
+    fn float_at(&mut self, v: Value<'ctx>, ft: Type<'ctx>, at: Value<'ctx>) -> Built<Value<'ctx>> {
+        if let Some(x) = self.known_float(v, ft)? {
+            return Ok(x);
         }
-        self.b.before(at);
+        self.b.before(at)?;
         self.b.bitcast(v, ft)
     }
 
     /// Integer `v`, flowing into a phi from block `bb`, as a float of type `ft`.
-    fn float_in(&mut self, v: Value<'ctx>, ft: Type<'ctx>, bb: Block<'ctx>) -> Value<'ctx> {
-        if let Some(x) = self.known_float(v, ft) {
-            return x;
+    fn float_in(&mut self, v: Value<'ctx>, ft: Type<'ctx>, bb: Block<'ctx>) -> Built<Value<'ctx>> {
+        if let Some(x) = self.known_float(v, ft)? {
+            return Ok(x);
         }
-        self.b.before(bb.terminator().expect("blocks end with a terminator"));
+        self.b.before(bb.terminator().expect("blocks end with a terminator"))?;
         self.b.bitcast(v, ft)
     }
 
     /// `v` as a float without a new `bitcast`: the float a `bitcast` took the bits of, a
     /// rewritten value's float twin (a select's made now, where the select is), a
     /// constant's bits.
-    fn known_float(&mut self, v: Value<'ctx>, ft: Type<'ctx>) -> Option<Value<'ctx>> {
+    fn known_float(&mut self, v: Value<'ctx>, ft: Type<'ctx>) -> Built<Option<Value<'ctx>>> {
         if v.is_poison_or_undef() {
-            return Some(self.m.poison(ft));
+            return Ok(Some(self.m.poison(ft)));
         }
         if v.is_constant() {
-            return Some(const_bitcast(v, ft));
+            return Ok(Some(const_bitcast(v, ft)));
         }
         if v.opcode_if_instruction() == Some(Opcode::LLVMBitCast) && v.operand(0).ty() == ft {
-            return Some(v.operand(0));
+            return Ok(Some(v.operand(0)));
         }
         if v.opcode_if_instruction() == Some(Opcode::LLVMSelect) && self.merges.get(&v) == Some(&ft) {
-            return Some(self.select(v, ft));
+            return self.select(v, ft).map(Some);
         }
-        self.float_of.get(&v).copied()
+        Ok(self.float_of.get(&v).copied())
     }
 
     /// Every use of a rewritten integer value reads its float twin: a store stores the
     /// float, a `bitcast` back to the float is the float, anything else gets the bits
     /// back through a `bitcast`. The integer values are then erased.
-    fn replace_uses(&self) {
+    fn replace_uses(&self) -> Built<()> {
         let old: Vec<(Value<'ctx>, Value<'ctx>)> = self.float_of.iter().map(|(&o, &x)| (o, x)).collect();
         for &(o, x) in &old {
             let mut back: Option<Value<'ctx>> = None;
@@ -168,20 +171,23 @@ impl<'ctx> Rewrite<'ctx> {
                     continue;
                 }
                 if u.opcode() == Opcode::LLVMStore && u.operand(0) == o && !u.is_volatile() {
-                    self.b.before(u);
-                    self.b.store(x, u.operand(1)).copy_tbaa_from(u);
+                    self.b.before(u)?;
+                    self.b.store(x, u.operand(1))?.copy_tbaa_from(u);
                     u.erase();
                 } else if u.opcode() == Opcode::LLVMBitCast && u.ty() == x.ty() {
                     u.replace_all_uses_with(x);
                     u.erase();
                 } else {
-                    let bits = *back.get_or_insert_with(|| {
-                        match x.as_phi() {
-                            Some(_) => self.b.before(x.parent_block().first_non_phi().expect("a terminator")),
-                            None => self.b.after(x),
+                    let bits = match back {
+                        Some(bits) => bits,
+                        None => {
+                            match x.as_phi() {
+                                Some(_) => self.b.before(x.parent_block().first_non_phi().expect("a terminator"))?,
+                                None => self.b.after(x)?,
+                            }
+                            *back.insert(self.b.bitcast(x, o.ty())?)
                         }
-                        self.b.bitcast(x, o.ty())
-                    });
+                    };
                     for k in 0..u.num_operands() {
                         if u.operand(k) == o {
                             u.set_operand(k, bits);
@@ -197,5 +203,6 @@ impl<'ctx> Rewrite<'ctx> {
         for (o, _) in old {
             o.erase();
         }
+        Ok(())
     }
 }

@@ -7,7 +7,7 @@
 
 use crate::analysis::memory;
 use crate::error::{Error, Result};
-use crate::llvm::{passes, Call, Function, Module, Phi, Value};
+use crate::llvm::{passes, Built, Call, Function, Module, Phi, Value};
 use crate::names::{
     julia_name, INACTIVE_PREFIX, JULIA_MATH_PREFIX, LATEST_PREFIX, RECURSIVE, RULE_PREFIX, SPLAT_PREFIX,
 };
@@ -17,7 +17,7 @@ use std::collections::{HashMap, HashSet};
 /// `Inlined::rewrite` (the pipeline runs the two as stages of their own).
 pub fn prepare<'ctx>(m: &'ctx Module, entry: &str) -> Result<Function<'ctx>> {
     let inlined = inline(m, entry)?;
-    inlined.rewrite(m);
+    inlined.rewrite(m)?;
     Ok(inlined.entry)
 }
 
@@ -39,10 +39,10 @@ pub fn inline<'ctx>(m: &'ctx Module, entry: &str) -> Result<Inlined<'ctx>> {
     }
     // `autodiff(Reverse, exp, ...)` itself: differentiate a wrapper calling it.
     let f = match base_math_function(f) {
-        Some(base) => wrap_call(m, f, base),
+        Some(base) => wrap_call(m, f, base)?,
         None => f,
     };
-    latest_calls(m);
+    latest_calls(m)?;
     let callees = call_graph(m);
     let reachable = reachable_from(f, &callees);
     let recursive = recursive_functions(&reachable, &callees);
@@ -93,16 +93,17 @@ impl<'ctx> Inlined<'ctx> {
     /// Rewrites the functions to differentiate into what the analyses model: values
     /// kept in `try` and GC-frame slots forwarded, splat calls made explicit, float
     /// data moved as integers reinterpreted (`reinterpret`).
-    pub fn rewrite(&self, m: &'ctx Module) {
+    pub fn rewrite(&self, m: &'ctx Module) -> Built<()> {
         for g in m.functions() {
             if g == self.entry || self.recursive.contains(&g) {
                 forward_try_slots(g);
                 forward_gc_frame_slots(m, g);
-                rebase_element_phis(m, g);
-                splat_calls(m, g);
-                crate::reinterpret::rewrite(m, g);
+                rebase_element_phis(m, g)?;
+                splat_calls(m, g)?;
+                crate::reinterpret::rewrite(m, g)?;
             }
         }
+        Ok(())
     }
 }
 
@@ -255,7 +256,7 @@ fn forward_gc_frame_slots(m: &Module, g: Function) {
 /// derivative), instead of data hidden in memory. An array whose stores are all
 /// forwarded is deleted; any other call is left as it was (`analysis::untracked` refuses
 /// it if derivative data reaches it).
-fn splat_calls(m: &Module, g: Function) {
+fn splat_calls(m: &Module, g: Function) -> Built<()> {
     use crate::llvm::Opcode;
     let calls: Vec<Call> = g
         .blocks()
@@ -283,17 +284,17 @@ fn splat_calls(m: &Module, g: Function) {
         b.at_end(m.append_block(helper, "top"));
         let params = helper.params();
         let ptr_ty = params[1].ty();
-        let slots = b.alloca(m.array_type(ptr_ty, values.len() as u32), "args");
+        let slots = b.alloca(m.array_type(ptr_ty, values.len() as u32), "args")?;
         for (k, p) in params[1..].iter().enumerate() {
             let i8t = m.int(8);
-            b.store(*p, b.gep(i8t, slots, &[m.const_int(m.int(64), 8 * k as u64)]));
+            b.store(*p, b.gep(i8t, slots, &[m.const_int(m.int(64), 8 * k as u64)])?)?;
         }
         let n = m.const_int(m.int(32), values.len() as u64);
-        let r = b.call_typed(site.called_function_type(), site.called_operand(), &[params[0], slots, n]);
-        b.ret(r.as_value());
-        b.before(call);
-        b.set_debug_loc_from(call);
-        let new = b.call(helper, &[call.operand(0)].into_iter().chain(values).collect::<Vec<_>>());
+        let r = b.call_typed(site.called_function_type(), site.called_operand(), &[params[0], slots, n])?;
+        b.ret(r.as_value())?;
+        b.before(call)?;
+        b.set_debug_loc_from(call)?;
+        let new = b.call(helper, &[call.operand(0)].into_iter().chain(values).collect::<Vec<_>>())?;
         call.replace_all_uses_with(new.as_value());
         call.erase();
         if !arrays.contains(&array) {
@@ -303,6 +304,7 @@ fn splat_calls(m: &Module, g: Function) {
     for array in arrays {
         delete_if_only_stored(array);
     }
+    Ok(())
 }
 
 /// In a function that resizes arrays, a merge of element addresses of one array, each
@@ -314,16 +316,16 @@ fn splat_calls(m: &Module, g: Function) {
 /// into a buffer a later `push!` may have moved). Only where nothing on the way from each
 /// load to the merge may change the data pointer (no calls but intrinsics and Base's
 /// elementary functions).
-fn rebase_element_phis<'ctx>(m: &'ctx Module, g: Function<'ctx>) {
+fn rebase_element_phis<'ctx>(m: &'ctx Module, g: Function<'ctx>) -> Built<()> {
     use crate::llvm::Opcode;
     let insts: Vec<Value<'ctx>> = g.blocks().into_iter().flat_map(|b| b.instructions()).collect();
     if !insts.iter().any(|&i| memory::resize_call(i).is_some()) {
-        return;
+        return Ok(());
     }
     let phis: Vec<Phi<'ctx>> =
         insts.iter().filter_map(|i| i.as_phi()).filter(|p| p.as_value().ty().is_pointer()).collect();
     if phis.is_empty() {
-        return;
+        return Ok(());
     }
     let cfg = crate::analysis::cfg::Cfg::compute(g);
     // (The data pointer `load` and the index of an incoming address.)
@@ -360,9 +362,9 @@ fn rebase_element_phis<'ctx>(m: &'ctx Module, g: Function<'ctx>) {
             continue;
         }
         let b = m.builder();
-        b.before(header.first_non_phi().expect("blocks end with a terminator"));
+        b.before(header.first_non_phi().expect("blocks end with a terminator"))?;
         let i64t = m.int(64);
-        let index = b.phi(i64t, &format!("{}.index", phi.name()));
+        let index = b.phi(i64t, &format!("{}.index", phi.name()))?;
         let pairs: Vec<(Value<'ctx>, crate::llvm::Block<'ctx>)> = incoming
             .iter()
             .zip(&parts)
@@ -376,11 +378,12 @@ fn rebase_element_phis<'ctx>(m: &'ctx Module, g: Function<'ctx>) {
             continue;
         }
         index.add_incoming(&pairs);
-        let data = b.load(phi.ty(), object).mirror_access_of(parts[0].0);
-        let address = b.gep(types[0], data, &[index.as_value()]);
+        let data = b.load(phi.ty(), object)?.mirror_access_of(parts[0].0);
+        let address = b.gep(types[0], data, &[index.as_value()])?;
         phi.replace_all_uses_with(address);
         phi.erase();
     }
+    Ok(())
 }
 
 /// Whether nothing that could change the pointer `d` loaded can run between `d` and the
@@ -434,7 +437,7 @@ fn data_pointer_unchanged(cfg: &crate::analysis::cfg::Cfg, d: Value, from: crate
 /// handing the closure to `threading_run`, whose tasks the engine cannot follow. The
 /// derivative then runs the loop's iterations in order on one thread (the primal's
 /// results are the same: `@threads` iterations must not depend on one another).
-fn latest_calls(m: &Module) {
+fn latest_calls(m: &Module) -> Built<()> {
     use crate::llvm::Opcode;
     let julia = crate::julia::current();
     let calls: Vec<Call> = m
@@ -470,16 +473,16 @@ fn latest_calls(m: &Module) {
         b.at_end(m.append_block(helper, "top"));
         let params = helper.params();
         let rest = params.len() - 1;
-        let slots = b.alloca(m.array_type(params[0].ty(), rest.max(1) as u32), "args");
+        let slots = b.alloca(m.array_type(params[0].ty(), rest.max(1) as u32), "args")?;
         for (k, p) in params[1..].iter().enumerate() {
-            b.store(*p, b.gep(m.int(8), slots, &[m.const_int(m.int(64), 8 * k as u64)]));
+            b.store(*p, b.gep(m.int(8), slots, &[m.const_int(m.int(64), 8 * k as u64)])?)?;
         }
         let n = m.const_int(m.int(32), rest as u64);
-        let r = b.call_typed(entry.function_type(), entry.as_value(), &[params[0], slots, n]);
-        b.ret(r.as_value());
-        b.before(call);
-        b.set_debug_loc_from(call);
-        let new = b.call(helper, &values);
+        let r = b.call_typed(entry.function_type(), entry.as_value(), &[params[0], slots, n])?;
+        b.ret(r.as_value())?;
+        b.before(call)?;
+        b.set_debug_loc_from(call)?;
+        let new = b.call(helper, &values)?;
         call.replace_all_uses_with(new.as_value());
         let array = memory::alloca_base(call.operand(1));
         call.erase();
@@ -487,6 +490,7 @@ fn latest_calls(m: &Module) {
             delete_if_only_stored(array);
         }
     }
+    Ok(())
 }
 
 /// The type tag code generation writes into the header of garbage-collected object
@@ -642,15 +646,15 @@ fn base_math_function(g: Function) -> Option<&'static str> {
 
 /// A function under `f`'s name that calls `f`, renamed as one of Base's elementary
 /// functions.
-fn wrap_call<'ctx>(m: &'ctx Module, f: Function<'ctx>, base: &str) -> Function<'ctx> {
+fn wrap_call<'ctx>(m: &'ctx Module, f: Function<'ctx>, base: &str) -> Built<Function<'ctx>> {
     let name = f.name();
     f.set_name(&format!("{JULIA_MATH_PREFIX}{base}.{name}"));
     let w = m.add_function(&name, f.function_type());
     let b = m.builder();
     b.at_end(m.append_block(w, "top"));
-    let r = b.call(f, &w.params());
-    b.ret(r.as_value());
-    w
+    let r = b.call(f, &w.params())?;
+    b.ret(r.as_value())?;
+    Ok(w)
 }
 
 /// Functions on a call cycle (recursion, direct or mutual) among those that return.

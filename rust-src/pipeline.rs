@@ -97,7 +97,7 @@ pub fn synthesize(m: &Module, req: &Request, name: &str, layout: &str, triple: &
     m.set_triple(triple);
     let inlined = Stage::Ingest.run(m, || crate::ingest::inline(m, &req.entry))?;
     Stage::Rewrite.run(m, || {
-        inlined.rewrite(m);
+        inlined.rewrite(m)?;
         Ok(())
     })?;
     let f = inlined.entry;
@@ -191,7 +191,7 @@ fn synthesize_prepared(m: &Module, f: Function, req: &Request, name: &str) -> Re
         refuse_active_try_effects(frame.g, &act, &user_name)?;
     }
     Stage::Diagnostics.run(m, || {
-        crate::diagnostics::insert(m, frame.g, &act, &user_name);
+        crate::diagnostics::insert(m, frame.g, &act, &user_name)?;
         Ok(())
     })?;
     let callees = transform::calls::Callees::new(m);
@@ -204,7 +204,7 @@ fn synthesize_prepared(m: &Module, f: Function, req: &Request, name: &str) -> Re
         }
     }
     Stage::Callees.run(m, || generate_callees(m, req, &callees))?;
-    crate::diagnostics::lower(m, frame.g, &frame.entry_builder(m));
+    crate::diagnostics::lower(m, frame.g, &frame.entry_builder(m)?)?;
     for g in m.functions() {
         if g != frame.g && !g.is_declaration() {
             g.set_internal();
@@ -216,7 +216,7 @@ fn synthesize_prepared(m: &Module, f: Function, req: &Request, name: &str) -> Re
     Stage::Optimize.run(m, || passes::run(m, "default<O2>").map_err(Error::Internal))?;
     // The engine's own rewrites of the optimized module are verified like the
     // synthesized one, before any further pass or the JIT sees them.
-    let folded = transform::lane_order::fold_lane_reversals(m);
+    let folded = transform::lane_order::fold_lane_reversals(m)?;
     if folded {
         Stage::LaneOrder.verify(m)?;
     }
@@ -378,14 +378,14 @@ pub fn analyze<'ctx>(
     let mut types = Types::compute(m, g, &seeds);
     // Floats moved as integer bits through merges (a union's value after SROA) become
     // floats again, as the type analysis finds them (`float_bits`).
-    if crate::float_bits::retype_float_merges(m, g, &types) {
+    if crate::float_bits::retype_float_merges(m, g, &types)? {
         types = Types::compute(m, g, &seeds);
     }
     Printed::Types.print(&g.name(), || types.print(g));
     let mut allocations = std::collections::HashMap::new();
     loop {
         let mut mem = Memory::compute(m, g, roots, maybe_constant, &allocations, user_name)?;
-        if crate::analysis::memory::retype_bit_copies(m, g, &mem) {
+        if crate::analysis::memory::retype_bit_copies(m, g, &mem)? {
             mem = Memory::compute(m, g, roots, maybe_constant, &allocations, user_name)?;
         }
         let act = Activity::compute(m, subject, &mem, &types)?;

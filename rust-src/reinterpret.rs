@@ -14,7 +14,7 @@
 //! `ulp(C)`: piecewise constant, so its result is wrapped in `ox.nograd`, an identity
 //! with derivative zero.
 
-use crate::llvm::{Block, Function, Module, Opcode, Type, Value};
+use crate::llvm::{Block, Built, Function, Module, Opcode, Type, Value};
 use std::collections::HashMap;
 
 /// Name of the identity marker for float type `ty`.
@@ -22,16 +22,16 @@ pub fn marker_name(ty: Type) -> String {
     format!("ox.reinterpret.f{}", ty.float_bits())
 }
 
-fn marker<'ctx>(m: &'ctx Module, ty: Type<'ctx>) -> Function<'ctx> {
+fn marker<'ctx>(m: &'ctx Module, ty: Type<'ctx>) -> Built<Function<'ctx>> {
     let name = marker_name(ty);
     if let Some(f) = m.function(&name) {
-        return f;
+        return Ok(f);
     }
     let f = m.add_inline_helper(&name, m.fn_type(ty, &[ty, ty]));
     let b = m.builder();
     b.at_end(m.append_block(f, "top"));
-    b.ret(f.params()[0]);
-    f
+    b.ret(f.params()[0])?;
+    Ok(f)
 }
 
 fn mantissa_mask(width: u32) -> u64 {
@@ -42,16 +42,16 @@ fn mantissa_mask(width: u32) -> u64 {
     }
 }
 
-fn nograd<'ctx>(m: &'ctx Module, ty: Type<'ctx>) -> Function<'ctx> {
+fn nograd<'ctx>(m: &'ctx Module, ty: Type<'ctx>) -> Built<Function<'ctx>> {
     let name = format!("ox.nograd.f{}", ty.float_bits());
     if let Some(f) = m.function(&name) {
-        return f;
+        return Ok(f);
     }
     let f = m.add_inline_helper(&name, m.fn_type(ty, &[ty]));
     let b = m.builder();
     b.at_end(m.append_block(f, "top"));
-    b.ret(f.params()[0]);
-    f
+    b.ret(f.params()[0])?;
+    Ok(f)
 }
 
 /// `y + C` for a constant `C` large enough that adding it rounds `y`: |C| ≥ 2^40
@@ -66,7 +66,7 @@ fn magic_add(v: Value) -> Option<(Value, f64)> {
 }
 
 /// Wraps `(y + C) - C` (or `(y + C) + -C`) in `ox.nograd`.
-fn rewrite_rounding(m: &Module, f: Function) {
+fn rewrite_rounding(m: &Module, f: Function) -> Built<()> {
     let b = m.builder();
     for i in f.blocks().into_iter().flat_map(|bb| bb.instructions()) {
         if !i.ty().is_float() {
@@ -83,8 +83,8 @@ fn rewrite_rounding(m: &Module, f: Function) {
             _ => continue,
         }
         let users = i.users();
-        b.after(i);
-        let call = b.call(nograd(m, i.ty()), &[i]).as_value();
+        b.after(i)?;
+        let call = b.call(nograd(m, i.ty())?, &[i])?.as_value();
         for u in users {
             for k in 0..u.num_operands() {
                 if u.operand(k) == i {
@@ -93,11 +93,12 @@ fn rewrite_rounding(m: &Module, f: Function) {
             }
         }
     }
+    Ok(())
 }
 
 /// Rewrites every mantissa-preserving reinterpret chain and rounding idiom in `f`.
-pub fn rewrite(m: &Module, f: Function) {
-    rewrite_rounding(m, f);
+pub fn rewrite(m: &Module, f: Function) -> Built<()> {
+    rewrite_rounding(m, f)?;
     let mut sources: HashMap<Value, Option<Value>> = HashMap::new();
     let casts: Vec<Value> = f
         .blocks()
@@ -107,14 +108,14 @@ pub fn rewrite(m: &Module, f: Function) {
         .collect();
     let b = m.builder();
     for y in casts {
-        let Some(src) = source(m, y.operand(0), &mut sources) else {
+        let Some(src) = source(m, y.operand(0), &mut sources)? else {
             continue;
         };
         if src.ty() != y.ty() {
             continue;
         }
-        b.after(y);
-        let call = b.call(marker(m, y.ty()), &[y, src]).as_value();
+        b.after(y)?;
+        let call = b.call(marker(m, y.ty())?, &[y, src])?.as_value();
         for u in y.users() {
             if u != call {
                 for k in 0..u.num_operands() {
@@ -125,6 +126,7 @@ pub fn rewrite(m: &Module, f: Function) {
             }
         }
     }
+    Ok(())
 }
 
 /// Whether `v` is `and w, C` with `C` clearing every mantissa bit (a sign or exponent
@@ -140,20 +142,20 @@ fn source<'ctx>(
     m: &'ctx Module,
     i: Value<'ctx>,
     memo: &mut HashMap<Value<'ctx>, Option<Value<'ctx>>>,
-) -> Option<Value<'ctx>> {
+) -> Built<Option<Value<'ctx>>> {
     if let Some(s) = memo.get(&i) {
-        return *s;
+        return Ok(*s);
     }
     let ty = i.ty();
     if !ty.is_int() || mantissa_mask(ty.int_width()) == 0 {
-        return None;
+        return Ok(None);
     }
-    let fty = m.float_of_bits(ty.int_width())?;
+    let Some(fty) = m.float_of_bits(ty.int_width()) else { return Ok(None) };
     if i.const_uint().is_some() {
-        return Some(crate::llvm::const_bitcast(i, fty));
+        return Ok(Some(crate::llvm::const_bitcast(i, fty)));
     }
     if !i.is_instruction() {
-        return None;
+        return Ok(None);
     }
     let mant = mantissa_mask(ty.int_width());
     let result = match i.opcode() {
@@ -166,38 +168,38 @@ fn source<'ctx>(
                 (None, None) if i.opcode() != Opcode::LLVMAnd => {
                     // copysign by bits: `or (and x, SIGN), bits(z)` is ±z.
                     let result = if no_mantissa_bits(a, mant) {
-                        source(m, c, memo)
+                        source(m, c, memo)?
                     } else if no_mantissa_bits(c, mant) {
-                        source(m, a, memo)
+                        source(m, a, memo)?
                     } else {
                         None
                     };
                     memo.insert(i, result);
-                    return result;
+                    return Ok(result);
                 }
-                _ => return None,
+                _ => return Ok(None),
             };
             let keeps = if i.opcode() == Opcode::LLVMAnd { mask & mant == mant } else { mask & mant == 0 };
             if keeps {
-                source(m, var, memo)
+                source(m, var, memo)?
             } else {
                 None
             }
         }
         Opcode::LLVMPHI => {
-            let old = i.as_phi()?;
+            let Some(old) = i.as_phi() else { return Ok(None) };
             let b = m.builder();
-            b.before(i);
-            let phi = b.phi(fty, "ox.bits.src");
+            b.before(i)?;
+            let phi = b.phi(fty, "ox.bits.src")?;
             memo.insert(i, Some(phi.as_value()));
             let mut pairs: Vec<(Value<'ctx>, Block<'ctx>)> = Vec::new();
             for (v, bb) in old.incoming() {
-                match source(m, v, memo) {
+                match source(m, v, memo)? {
                     Some(s) => pairs.push((s, bb)),
                     None => {
                         memo.insert(i, None);
                         phi.as_value().erase();
-                        return None;
+                        return Ok(None);
                     }
                 }
             }
@@ -205,13 +207,14 @@ fn source<'ctx>(
             Some(phi.as_value())
         }
         Opcode::LLVMSelect => {
-            let (t, e) = (source(m, i.operand(1), memo)?, source(m, i.operand(2), memo)?);
+            let Some(t) = source(m, i.operand(1), memo)? else { return Ok(None) };
+            let Some(e) = source(m, i.operand(2), memo)? else { return Ok(None) };
             let b = m.builder();
-            b.before(i);
-            Some(b.select(i.operand(0), t, e))
+            b.before(i)?;
+            Some(b.select(i.operand(0), t, e)?)
         }
         _ => None,
     };
     memo.insert(i, result);
-    result
+    Ok(result)
 }

@@ -233,8 +233,8 @@ mod tests {
             let f = m.function("f").unwrap();
             let add = f.entry_block().unwrap().instructions()[0];
             let b = m.builder();
-            b.before(add);
-            b.ret(f.params()[0]);
+            b.before(add)?;
+            b.ret(f.params()[0])?;
             Ok(())
         });
         match broken {

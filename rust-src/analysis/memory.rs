@@ -884,7 +884,7 @@ fn at_offset_zero(p: Value) -> bool {
 /// of `y[i] = r[i]`). In shadowed memory that would hide the derivative, so integer
 /// loads of a float's width from shadowed memory become float loads plus a bitcast, and
 /// stores of such bitcasts become float stores, wherever they store. Returns whether anything changed.
-pub fn retype_bit_copies(m: &crate::llvm::Module, f: Function, mem: &Memory) -> bool {
+pub fn retype_bit_copies(m: &crate::llvm::Module, f: Function, mem: &Memory) -> crate::llvm::Built<bool> {
     let b = m.builder();
     let mut changed = false;
     let insts: Vec<Value> = f.blocks().into_iter().flat_map(|bb| bb.instructions()).collect();
@@ -897,7 +897,7 @@ pub fn retype_bit_copies(m: &crate::llvm::Module, f: Function, mem: &Memory) -> 
         // floats `push!(a, u, v)` copies from): where every store puts a float.
         let number_slot = mem.leaf(i.operand(0)) == Some(Leaf::StackMixedF64) && ty.int_width() == 64;
         if number_slot && floats_only_stored_at(m, i.operand(0)) {
-            changed |= retype_load(&b, i, m.f64());
+            changed |= retype_load(&b, i, m.f64())?;
             continue;
         }
         if !mem.is_data(i.operand(0)) {
@@ -914,18 +914,18 @@ pub fn retype_bit_copies(m: &crate::llvm::Module, f: Function, mem: &Memory) -> 
             (Some(Leaf::ArrayF32 | Leaf::F32), 32) => m.f32(),
             _ => continue,
         };
-        changed |= retype_load(&b, i, float);
+        changed |= retype_load(&b, i, float)?;
     }
-    changed
+    Ok(changed)
 }
 
 /// Integer load `i` as a load of `float` and a bitcast, its stores storing the float.
-fn retype_load(b: &crate::llvm::Builder, i: Value, float: crate::llvm::Type) -> bool {
+fn retype_load(b: &crate::llvm::Builder, i: Value, float: crate::llvm::Type) -> crate::llvm::Built<bool> {
     let ty = i.ty();
     {
-        b.before(i);
-        let x = b.load(float, i.operand(0));
-        let bits = b.bitcast(x, ty);
+        b.before(i)?;
+        let x = b.load(float, i.operand(0))?;
+        let bits = b.bitcast(x, ty)?;
         for u in i.users() {
             // The bits read back as the float (a store to memory and a load from it,
             // which LLVM forwarded): the float itself, whose derivative the round trip
@@ -938,15 +938,15 @@ fn retype_load(b: &crate::llvm::Builder, i: Value, float: crate::llvm::Type) -> 
             // The float is stored wherever the bits went, shadowed memory or not (same
             // bytes): a fresh array it lands in then asks for a shadow like any other.
             if u.opcode() == Opcode::LLVMStore && u.operand(0) == i {
-                b.before(u);
-                b.store(x, u.operand(1));
+                b.before(u)?;
+                b.store(x, u.operand(1))?;
                 u.erase();
             }
         }
         i.replace_all_uses_with(bits);
         i.erase();
     }
-    true
+    Ok(true)
 }
 
 /// Whether every store into the stack object `p` points into, at `p`'s constant offset,

@@ -16,15 +16,16 @@
 //! references: a `Value` is any value (a block as a value, metadata as a value, a
 //! `token`...) and a `Type` any type (label, metadata, token), and inkwell's
 //! `AnyValueEnum::new` and `AnyTypeEnum::new` panic on some of those. So do the `Module`
-//! view and `Builder` (step 4 moves the builder), the ORC JIT (`orc`: inkwell has no
-//! LLJIT), the child process that reads untrusted bitcode (`sandbox`) and the
-//! fatal-error hooks (`fatal`). A method of a kind or `Block` that stays on `llvm_sys`
+//! view, the ORC JIT (`orc`: inkwell has no LLJIT), the child process that reads
+//! untrusted bitcode (`sandbox`) and the fatal-error hooks (`fatal`). The `Builder`
+//! (`builder`, step 4) is inkwell's, whose `build_*` return `Result`: its methods return
+//! `Built<_>`, a `BuildError` naming the method, which the engine propagates with `?` as
+//! `Error::Internal`. A method of a kind or `Block` that stays on `llvm_sys`
 //! says why next to its call (inkwell's method would panic on a kind a `Value` or
 //! `Type` holds, or has no public form: `params`, `return_type`, `sret_type`,
 //! `Phi::incoming`, `add_incoming`, `called_operand`, `Block::as_value`); the `Value`,
-//! `Type`, `Module` and `Builder` methods use `llvm_sys` throughout, including what
-//! inkwell lacks (TBAA metadata, `LLVMInstructionClone` with remapped operands,
-//! constant-expression opcodes, debug locations).
+//! `Type` and `Module` methods use `llvm_sys` throughout, including what inkwell lacks
+//! (TBAA metadata, constant-expression opcodes, debug locations of a value).
 //!
 //! # Safety model
 //! Handles (`Value`, `Type`, and the inkwell types inside `Function`, `Call`, `Phi` and
@@ -68,20 +69,23 @@
 //! operand count, `indices` on an `insertvalue` or `extractvalue`, `successors` on a
 //! terminator, `parent_block` on an instruction, a `Type`'s `element`...) still check the
 //! kind themselves, in release builds too, and panic with the method and the value
-//! (`wrong_kind`) instead of handing LLVM the wrong class. What remains the caller's is
-//! liveness against erasure (above) and the types of the operands an instruction is
-//! built from, which LLVM checks only by assertion and the verifier reports.
+//! (`wrong_kind`) instead of handing LLVM the wrong class. The builder checks the kinds
+//! of the operands it is given and returns an error instead (`builder`). What remains
+//! the caller's is liveness against erasure (above) and the finer type rules of the
+//! operands an instruction is built from, which LLVM checks only by assertion and the
+//! verifier reports.
 
+mod builder;
 pub mod fatal;
 pub mod orc;
 mod owner;
 pub mod passes;
 pub mod sandbox;
 
+pub use builder::{BuildError, Builder, Built};
 pub use owner::{Context, OwnedModule};
 
 use llvm_sys::core::*;
-use llvm_sys::debuginfo::LLVMInstructionGetDebugLoc;
 use llvm_sys::prelude::*;
 use llvm_sys::{LLVMIntPredicate, LLVMOpcode, LLVMTypeKind};
 use std::collections::HashMap;
@@ -476,15 +480,6 @@ impl std::fmt::Display for SourceLoc {
 }
 
 impl<'ctx> Value<'ctx> {
-    /// Panics unless this is an aggregate with a field `idx` (what `extractvalue` and
-    /// `insertvalue` index: LLVM builds them with a null type otherwise).
-    #[track_caller]
-    fn require_field(self, idx: u32, method: &str) {
-        let has_field = self.ty().aggregate_len().is_some_and(|n| u64::from(idx) < n);
-        if !has_field {
-            wrong_kind("Value", method, &format!("a struct or array with a field {idx}"), &self.print());
-        }
-    }
     /// Panics unless `ok`: `method` was called on a value that is not `wants` (a bug of
     /// the caller: LLVM's C API would cast it unchecked, undefined behaviour).
     #[track_caller]
@@ -1391,7 +1386,7 @@ impl Module {
     /// A copy of function `f` named `name`: internal, with `f`'s calling convention and
     /// no attributes (the copy is about to be changed, e.g. to return poison).
     #[track_caller]
-    pub fn clone_function<'ctx>(&'ctx self, f: Function<'ctx>, name: &str) -> Function<'ctx> {
+    pub fn clone_function<'ctx>(&'ctx self, f: Function<'ctx>, name: &str) -> Built<Function<'ctx>> {
         let g = self.add_function(name, f.function_type());
         g.set_internal();
         g.0.set_call_conventions(f.0.get_call_conventions());
@@ -1409,11 +1404,11 @@ impl Module {
             b.at_end(new);
             for i in old.instructions() {
                 let c = if let Some(old_phi) = i.as_phi() {
-                    let p = b.phi(i.ty(), "");
+                    let p = b.phi(i.ty(), "")?;
                     phis.push((old_phi, p));
                     p.as_value()
                 } else {
-                    let c = b.clone_with(i, &[]);
+                    let c = b.clone_with(i, &[])?;
                     copies.push(c);
                     c
                 };
@@ -1431,7 +1426,7 @@ impl Module {
                 old.incoming().into_iter().map(|(v, bb)| (mapped(v), mapped(bb.as_value()).as_block())).collect();
             new.add_incoming(&pairs);
         }
-        g
+        Ok(g)
     }
 
     /// Poison of type `ty`: a value no one may read.
@@ -1703,464 +1698,8 @@ impl Module {
     /// A builder in this module's context.
     pub fn builder(&self) -> Builder<'_> {
         // SAFETY: `self.m` and `self.ctx` are live (the `Module` invariant); the builder is disposed of by
-        // `Builder::drop`, and its borrow of the module keeps the context alive until then.
-        Builder { b: unsafe { LLVMCreateBuilderInContext(self.ctx) }, m: self }
-    }
-}
-
-/// An IR builder positioned somewhere in a module.
-///
-/// Invariant: `b` is a live builder created in `m`'s context by `Module::builder` and
-/// disposed of only by `Drop`; the borrow of `m` keeps that context alive meanwhile.
-/// What it builds carries `'ctx`, the borrow of `m`, and so outlives the builder but not
-/// the module.
-/// The values it is given must be live values of the same context, of the types the
-/// instruction requires (LLVM checks types only by assertion; the verifier reports a
-/// mismatch).
-pub struct Builder<'ctx> {
-    b: LLVMBuilderRef,
-    /// The module the builder inserts into.
-    pub m: &'ctx Module,
-}
-
-impl Drop for Builder<'_> {
-    fn drop(&mut self) {
-        // SAFETY: `self.b` was created by `Module::builder` and is disposed of once, here.
-        unsafe { LLVMDisposeBuilder(self.b) }
-    }
-}
-
-const NONAME: &CStr = c"";
-
-macro_rules! binop {
-    ($(#[$doc:meta] $name:ident => $f:ident),* $(,)?) => {
-        $(#[$doc] pub fn $name(&self, a: Value<'ctx>, b: Value<'ctx>) -> Value<'ctx> {
-            // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder`
-            // invariant) and `a`, `b` are live values of that context; that their types
-            // suit the instruction is the caller's precondition, which LLVM checks only by
-            // assertion (the verifier reports a mismatch); `NONAME` is a NUL-terminated
-            // static string.
-            Value::from_raw(unsafe { $f(self.b, a.0, b.0, NONAME.as_ptr()) })
-        })*
-    };
-}
-
-impl<'ctx> Builder<'ctx> {
-    /// Positions at the end of `bb`.
-    pub fn at_end(&self, bb: Block<'ctx>) {
-        // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and the operands
-        // are live values of that context; `bb` is a live block (the `Block` invariant).
-        unsafe { LLVMPositionBuilderAtEnd(self.b, bb.raw()) }
-    }
-    /// Positions before `inst`.
-    #[track_caller]
-    pub fn before(&self, inst: Value<'ctx>) {
-        inst.parent_block();
-        // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and `inst` a live
-        // instruction in a block (checked by `parent_block`).
-        unsafe { LLVMPositionBuilderBefore(self.b, inst.0) }
-    }
-    /// Positions after `inst` (before the next instruction, or at the block's end).
-    pub fn after(&self, inst: Value<'ctx>) {
-        match inst.next_instruction() {
-            Some(n) => self.before(n),
-            None => self.at_end(inst.parent_block()),
-        }
-    }
-    /// The block the builder is in.
-    #[track_caller]
-    pub fn block(&self) -> Block<'ctx> {
-        // SAFETY: `self.b` is a live builder (the `Builder` invariant); LLVM returns null when it has no
-        // insertion point.
-        let b = unsafe { LLVMGetInsertBlock(self.b) };
-        if b.is_null() {
-            wrong_kind("Builder", "block", "a builder with an insertion point", "a builder with none");
-        }
-        Block::from_raw(b)
-    }
-    /// Copies the debug location of `inst` onto what is built next.
-    #[track_caller]
-    pub fn set_debug_loc_from(&self, inst: Value<'ctx>) {
-        inst.require(inst.is_instruction(), "Builder::set_debug_loc_from", "an instruction");
-        // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and `inst` a live
-        // instruction (checked above); its location, possibly null, is what the builder stores.
-        unsafe { LLVMSetCurrentDebugLocation2(self.b, LLVMInstructionGetDebugLoc(inst.0)) }
-    }
-    /// Clears the current debug location.
-    pub fn clear_debug_loc(&self) {
-        // SAFETY: `self.b` is a live builder (the `Builder` invariant); a null location clears it.
-        unsafe { LLVMSetCurrentDebugLocation2(self.b, std::ptr::null_mut()) }
-    }
-
-    binop! {
-        /// `fadd`.
-        fadd => LLVMBuildFAdd,
-        /// `fsub`.
-        fsub => LLVMBuildFSub,
-        /// `fmul`.
-        fmul => LLVMBuildFMul,
-        /// `fdiv`.
-        fdiv => LLVMBuildFDiv,
-        /// integer `add`.
-        add => LLVMBuildAdd,
-        /// integer `sub`.
-        sub => LLVMBuildSub,
-        /// integer `mul`.
-        mul => LLVMBuildMul,
-    }
-
-    /// An integer converted to `ty` (truncated or sign-extended; unchanged if equal).
-    #[track_caller]
-    pub fn int_cast(&self, v: Value<'ctx>, ty: Type<'ctx>) -> Value<'ctx> {
-        v.require(v.ty().is_int(), "Builder::int_cast", "an integer");
-        ty.require(ty.is_int(), "Builder::int_cast", "an integer type");
-        // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and the operands
-        // are live values of that context; `v` and `ty` are integer typed (checked above); `NONAME` is a
-        // NUL-terminated static string.
-        Value::from_raw(unsafe { LLVMBuildIntCast2(self.b, v.0, ty.0, 1, NONAME.as_ptr()) })
-    }
-    /// `xor i1 v, true`: logical not.
-    #[track_caller]
-    pub fn xor_true(&self, v: Value<'ctx>) -> Value<'ctx> {
-        v.require(v.ty().is_int(), "Builder::xor_true", "an integer");
-        // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and the operands
-        // are live values of that context; `v` is an integer (checked above, as `LLVMConstInt` requires of its
-        // type); `NONAME` is a NUL-terminated static string.
-        Value::from_raw(unsafe { LLVMBuildXor(self.b, v.0, LLVMConstInt(LLVMTypeOf(v.0), 1, 0), NONAME.as_ptr()) })
-    }
-    /// `fadd nsz reassoc`, for adding up an adjoint's contributions: the sign of a zero
-    /// sum does not matter (`x + 0.0` folds away), nor the order of the terms, which the
-    /// sweep's own order fixes no more than any other (so a reverse loop summing into
-    /// a loop-invariant value's adjoint vectorizes as a reduction).
-    pub fn fadd_adjoint(&self, a: Value<'ctx>, b: Value<'ctx>) -> Value<'ctx> {
-        let v = self.fadd(a, b);
-        if !v.is_constant() {
-            // SAFETY: `v` is not a constant, so it is the `fadd` instruction just built, on which fast-math
-            // flags are allowed.
-            unsafe {
-                LLVMSetFastMathFlags(v.0, llvm_sys::LLVMFastMathNoSignedZeros | llvm_sys::LLVMFastMathAllowReassoc)
-            };
-        }
-        v
-    }
-    /// `fneg`.
-    pub fn fneg(&self, a: Value<'ctx>) -> Value<'ctx> {
-        // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and the operands
-        // are live values of that context; that their types suit the instruction is the caller's
-        // precondition, which LLVM checks only by assertion (the verifier reports a mismatch); `NONAME` is a
-        // NUL-terminated static string.
-        Value::from_raw(unsafe { LLVMBuildFNeg(self.b, a.0, NONAME.as_ptr()) })
-    }
-    /// `fcmp`.
-    pub fn fcmp(&self, p: RealPredicate, a: Value<'ctx>, b: Value<'ctx>) -> Value<'ctx> {
-        // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and the operands
-        // are live values of that context; that their types suit the instruction is the caller's
-        // precondition, which LLVM checks only by assertion (the verifier reports a mismatch); `NONAME` is a
-        // NUL-terminated static string.
-        Value::from_raw(unsafe { LLVMBuildFCmp(self.b, p, a.0, b.0, NONAME.as_ptr()) })
-    }
-    /// `icmp`.
-    pub fn icmp(&self, p: IntPredicate, a: Value<'ctx>, b: Value<'ctx>) -> Value<'ctx> {
-        // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and the operands
-        // are live values of that context; that their types suit the instruction is the caller's
-        // precondition, which LLVM checks only by assertion (the verifier reports a mismatch); `NONAME` is a
-        // NUL-terminated static string.
-        Value::from_raw(unsafe { LLVMBuildICmp(self.b, p, a.0, b.0, NONAME.as_ptr()) })
-    }
-    /// `select`.
-    pub fn select(&self, c: Value<'ctx>, a: Value<'ctx>, b: Value<'ctx>) -> Value<'ctx> {
-        // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and the operands
-        // are live values of that context; that their types suit the instruction is the caller's
-        // precondition, which LLVM checks only by assertion (the verifier reports a mismatch); `NONAME` is a
-        // NUL-terminated static string.
-        Value::from_raw(unsafe { LLVMBuildSelect(self.b, c.0, a.0, b.0, NONAME.as_ptr()) })
-    }
-    /// A cast with the given opcode.
-    pub fn cast(&self, op: Opcode, v: Value<'ctx>, ty: Type<'ctx>) -> Value<'ctx> {
-        // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and the operands
-        // are live values of that context and `ty` a live type; that their types suit the instruction is the
-        // caller's precondition, which LLVM checks only by assertion (the verifier reports a mismatch);
-        // `NONAME` is a NUL-terminated static string.
-        Value::from_raw(unsafe { LLVMBuildCast(self.b, op, v.0, ty.0, NONAME.as_ptr()) })
-    }
-    /// `bitcast`.
-    pub fn bitcast(&self, v: Value<'ctx>, ty: Type<'ctx>) -> Value<'ctx> {
-        if v.ty() == ty {
-            return v;
-        }
-        self.cast(Opcode::LLVMBitCast, v, ty)
-    }
-    /// `addrspacecast` to `ty` (a no-op when the address spaces agree).
-    pub fn addrspace_cast(&self, v: Value<'ctx>, ty: Type<'ctx>) -> Value<'ctx> {
-        if v.ty() == ty {
-            return v;
-        }
-        self.cast(Opcode::LLVMAddrSpaceCast, v, ty)
-    }
-    /// An integer converted to `ty` (zero-extended or truncated).
-    pub fn cast_int(&self, v: Value<'ctx>, ty: Type<'ctx>) -> Value<'ctx> {
-        let (from, to) = (v.ty().int_width(), ty.int_width());
-        match from.cmp(&to) {
-            std::cmp::Ordering::Equal => v,
-            std::cmp::Ordering::Less => self.cast(Opcode::LLVMZExt, v, ty),
-            std::cmp::Ordering::Greater => self.cast(Opcode::LLVMTrunc, v, ty),
-        }
-    }
-    /// A pointer in address space 0 (Julia's pointers live in 10-13; libc calls get
-    /// addresses as integers).
-    pub fn to_generic_ptr(&self, p: Value<'ctx>) -> Value<'ctx> {
-        if p.ty().is_int() {
-            return self.cast(Opcode::LLVMIntToPtr, p, self.m.ptr());
-        }
-        self.addrspace_cast(p, self.m.ptr())
-    }
-    /// Converts a float/int/pointer value to an `i64` bit pattern for the tape.
-    pub fn to_i64_bits(&self, v: Value<'ctx>) -> Value<'ctx> {
-        let i64t = self.m.int(64);
-        let ty = v.ty();
-        if ty.is_pointer() {
-            self.cast(Opcode::LLVMPtrToInt, v, i64t)
-        } else if ty.is_float() {
-            let bits = self.m.int(ty.float_bits());
-            let i = self.bitcast(v, bits);
-            if ty.float_bits() == 64 {
-                i
-            } else {
-                self.cast(Opcode::LLVMZExt, i, i64t)
-            }
-        } else if ty.is_int() && ty.int_width() < 64 {
-            self.cast(Opcode::LLVMZExt, v, i64t)
-        } else {
-            v
-        }
-    }
-    /// Inverse of `to_i64_bits`.
-    pub fn from_i64_bits(&self, v: Value<'ctx>, ty: Type<'ctx>) -> Value<'ctx> {
-        if ty.is_pointer() {
-            self.cast(Opcode::LLVMIntToPtr, v, ty)
-        } else if ty.is_float() {
-            let bits = self.m.int(ty.float_bits());
-            let i = if ty.float_bits() == 64 { v } else { self.cast(Opcode::LLVMTrunc, v, bits) };
-            self.bitcast(i, ty)
-        } else if ty.is_int() && ty.int_width() < 64 {
-            self.cast(Opcode::LLVMTrunc, v, ty)
-        } else {
-            v
-        }
-    }
-    /// `phi`.
-    pub fn phi(&self, ty: Type<'ctx>, name: &str) -> Phi<'ctx> {
-        let n = cstr(name);
-        // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and the operands
-        // are live values of that context and `ty` a live type; `n` is a NUL-terminated `CString` alive
-        // during the call.
-        Phi::from_raw(unsafe { LLVMBuildPhi(self.b, ty.0, n.as_ptr()) })
-    }
-    /// `alloca`.
-    pub fn alloca(&self, ty: Type<'ctx>, name: &str) -> Value<'ctx> {
-        let n = cstr(name);
-        // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and the operands
-        // are live values of that context and `ty` a live sized type; `n` is a NUL-terminated `CString` alive
-        // during the call.
-        Value::from_raw(unsafe { LLVMBuildAlloca(self.b, ty.0, n.as_ptr()) })
-    }
-    /// `load`.
-    pub fn load(&self, ty: Type<'ctx>, p: Value<'ctx>) -> Value<'ctx> {
-        // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and the operands
-        // are live values of that context and `ty` a live type; `p` must be a pointer (the caller's
-        // precondition); `NONAME` is a NUL-terminated static string.
-        Value::from_raw(unsafe { LLVMBuildLoad2(self.b, ty.0, p.0, NONAME.as_ptr()) })
-    }
-    /// A copy of instruction `inst` with operands `ops`, inserted here (recomputing a
-    /// pure value instead of keeping it).
-    #[track_caller]
-    pub fn clone_with(&self, inst: Value<'ctx>, ops: &[Value<'ctx>]) -> Value<'ctx> {
-        inst.require(inst.is_instruction(), "Builder::clone_with", "an instruction");
-        // SAFETY: `inst` is a live instruction (checked above); the clone is a new instruction in no block,
-        // owned by the builder's block below.
-        let c = Value::from_raw(unsafe { LLVMInstructionClone(inst.0) });
-        for (k, &o) in ops.iter().enumerate() {
-            c.set_operand(k, o);
-        }
-        // SAFETY: `self.b` is a live builder (the `Builder` invariant) and `c` a new instruction in no block;
-        // `NONAME` is a NUL-terminated static string.
-        unsafe { LLVMInsertIntoBuilderWithName(self.b, c.0, NONAME.as_ptr()) };
-        c
-    }
-    /// An empty inline `asm` handed pointer `p`, with a memory clobber: `p`'s memory
-    /// escapes, so LLVM keeps it in memory (no promotion to registers, every access
-    /// done), as code that a `longjmp` may re-enter needs.
-    pub fn escape(&self, p: Value<'ctx>) -> Call<'ctx> {
-        let fty = self.m.fn_type(self.m.void(), &[p.ty()]);
-        let (code, constraints) = ("", "r,~{memory}");
-        // SAFETY: `fty` is a live function type of this context; the strings are passed with their
-        // lengths (no NUL needed) and outlive the call; `p` is a live value of the context.
-        let asm = Value::from_raw(unsafe {
-            LLVMGetInlineAsm(
-                fty.0,
-                code.as_ptr().cast(),
-                code.len(),
-                constraints.as_ptr().cast(),
-                constraints.len(),
-                1,
-                0,
-                llvm_sys::LLVMInlineAsmDialect::LLVMInlineAsmDialectATT,
-                0,
-            )
-        });
-        self.call_typed(fty, asm, &[p])
-    }
-    /// `store`.
-    pub fn store(&self, v: Value<'ctx>, p: Value<'ctx>) -> Value<'ctx> {
-        // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and the operands
-        // are live values of that context; `p` must be a pointer (the caller's precondition).
-        Value::from_raw(unsafe { LLVMBuildStore(self.b, v.0, p.0) })
-    }
-    /// `getelementptr inbounds ty, p, idx...`.
-    pub fn gep(&self, ty: Type<'ctx>, p: Value<'ctx>, idx: &[Value<'ctx>]) -> Value<'ctx> {
-        let mut is: Vec<LLVMValueRef> = idx.iter().map(|v| v.0).collect();
-        // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and the operands
-        // are live values of that context; that their types suit the instruction is the caller's
-        // precondition, which LLVM checks only by assertion (the verifier reports a mismatch); `is` holds
-        // `is.len()` live indices and outlives the call; `NONAME` is a NUL-terminated static string.
-        Value::from_raw(unsafe {
-            LLVMBuildInBoundsGEP2(self.b, ty.0, p.0, is.as_mut_ptr(), is.len() as u32, NONAME.as_ptr())
-        })
-    }
-    /// `getelementptr` like `gep_inst` (same source type and indices) on base `p`.
-    pub fn gep_like(&self, gep_inst: Value<'ctx>, p: Value<'ctx>) -> Value<'ctx> {
-        let idx: Vec<Value<'ctx>> = (1..gep_inst.num_operands()).map(|k| gep_inst.operand(k)).collect();
-        self.gep(gep_inst.gep_source_type(), p, &idx)
-    }
-    /// A call of `f` (`call_typed` calls through a pointer).
-    #[track_caller]
-    pub fn call(&self, f: Function<'ctx>, args: &[Value<'ctx>]) -> Call<'ctx> {
-        self.call_typed(f.function_type(), f.as_value(), args)
-    }
-    /// A call through `callee` with function type `fty`.
-    #[track_caller]
-    pub fn call_typed(&self, fty: Type<'ctx>, callee: Value<'ctx>, args: &[Value<'ctx>]) -> Call<'ctx> {
-        fty.require(fty.kind() == LLVMTypeKind::LLVMFunctionTypeKind, "Builder::call_typed", "a function type");
-        let mut a: Vec<LLVMValueRef> = args.iter().map(|v| v.0).collect();
-        // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and the operands
-        // are live values of that context; `fty` is a function type (checked above: LLVM casts it unchecked);
-        // that the arguments match it is the caller's precondition, checked by LLVM only by assertion (the
-        // verifier reports a mismatch); `a` holds `a.len()` live values and outlives the call; `NONAME` is a
-        // NUL-terminated static string.
-        Call::from_raw(unsafe {
-            LLVMBuildCall2(self.b, fty.0, callee.0, a.as_mut_ptr(), a.len() as u32, NONAME.as_ptr())
-        })
-    }
-    /// A call of intrinsic `name` overloaded on the type of the first argument.
-    pub fn intrinsic(&self, name: &str, args: &[Value<'ctx>]) -> Result<Call<'ctx>, String> {
-        let f = self.m.intrinsic(name, &[args[0].ty()])?;
-        Ok(self.call(f, args))
-    }
-    /// `br`.
-    pub fn br(&self, to: Block<'ctx>) -> Value<'ctx> {
-        // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and the operands
-        // are live values of that context; `to` is a live block of that context.
-        Value::from_raw(unsafe { LLVMBuildBr(self.b, to.raw()) })
-    }
-    /// `br i1 c, t, f`.
-    pub fn cond_br(&self, c: Value<'ctx>, t: Block<'ctx>, f: Block<'ctx>) -> Value<'ctx> {
-        // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and the operands
-        // are live values of that context; `c` must be an `i1` (the caller's precondition), `t` and `f` live
-        // blocks.
-        Value::from_raw(unsafe { LLVMBuildCondBr(self.b, c.0, t.raw(), f.raw()) })
-    }
-    /// `switch v, default [cases]`.
-    #[track_caller]
-    pub fn switch(&self, v: Value<'ctx>, default: Block<'ctx>, cases: &[(Value<'ctx>, Block<'ctx>)]) -> Value<'ctx> {
-        for (c, _) in cases {
-            c.require(c.const_int().is_some(), "Builder::switch", "an integer constant (a case)");
-        }
-        // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and the operands
-        // are live values of that context; `s` is the switch just built, and each case is an integer constant
-        // (checked above: `LLVMAddCase` casts unchecked) with a live block; that its type is `v`'s is the
-        // caller's precondition (the verifier reports a mismatch).
-        unsafe {
-            let s = LLVMBuildSwitch(self.b, v.0, default.raw(), cases.len() as u32);
-            for (c, b) in cases {
-                LLVMAddCase(s, c.0, b.raw());
-            }
-            Value::from_raw(s)
-        }
-    }
-    /// `ret v`.
-    pub fn ret(&self, v: Value<'ctx>) -> Value<'ctx> {
-        // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and the operands
-        // are live values of that context; `v` must have the function's return type (the caller's
-        // precondition; the verifier reports a mismatch).
-        Value::from_raw(unsafe { LLVMBuildRet(self.b, v.0) })
-    }
-    /// `ret void`.
-    pub fn ret_void(&self) -> Value<'ctx> {
-        // SAFETY: `self.b` is a live builder (the `Builder` invariant).
-        Value::from_raw(unsafe { LLVMBuildRetVoid(self.b) })
-    }
-    /// `unreachable`.
-    pub fn unreachable(&self) -> Value<'ctx> {
-        // SAFETY: `self.b` is a live builder (the `Builder` invariant).
-        Value::from_raw(unsafe { LLVMBuildUnreachable(self.b) })
-    }
-    /// `extractelement`.
-    #[track_caller]
-    pub fn extract_element(&self, v: Value<'ctx>, idx: Value<'ctx>) -> Value<'ctx> {
-        v.require(v.ty().is_vector(), "Builder::extract_element", "a vector");
-        // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and the operands
-        // are live values of that context; `v` is a vector (checked above: LLVM casts its type unchecked);
-        // that `idx` is an integer is the caller's precondition, which LLVM checks only by assertion (the
-        // verifier reports a mismatch); `NONAME` is a NUL-terminated static string.
-        Value::from_raw(unsafe { LLVMBuildExtractElement(self.b, v.0, idx.0, NONAME.as_ptr()) })
-    }
-    /// `insertelement`.
-    pub fn insert_element(&self, v: Value<'ctx>, x: Value<'ctx>, idx: Value<'ctx>) -> Value<'ctx> {
-        // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and the operands
-        // are live values of that context; that their types suit the instruction is the caller's
-        // precondition, which LLVM checks only by assertion (the verifier reports a mismatch); `NONAME` is a
-        // NUL-terminated static string.
-        Value::from_raw(unsafe { LLVMBuildInsertElement(self.b, v.0, x.0, idx.0, NONAME.as_ptr()) })
-    }
-    /// `shufflevector a, b, mask` with `None` lanes poison.
-    #[track_caller]
-    pub fn shuffle(&self, a: Value<'ctx>, c: Value<'ctx>, mask: &[Option<u32>]) -> Value<'ctx> {
-        a.require(a.ty().is_vector(), "Builder::shuffle", "a vector");
-        let i32t = self.m.int(32);
-        let mut lanes: Vec<LLVMValueRef> = mask
-            .iter()
-            .map(|k| match k {
-                Some(k) => self.m.const_int(i32t, *k as u64).0,
-                // SAFETY: `i32t` is a live type of the builder's module.
-                None => unsafe { LLVMGetPoison(i32t.0) },
-            })
-            .collect();
-        // SAFETY: `lanes` holds `lanes.len()` live `i32` constants and outlives the call.
-        let mask_v = unsafe { LLVMConstVector(lanes.as_mut_ptr(), lanes.len() as u32) };
-        // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and the operands
-        // are live values of that context and `mask_v` a constant vector of `i32`; that their types suit the
-        // instruction is the caller's precondition, which LLVM checks only by assertion (the verifier reports
-        // a mismatch); `NONAME` is a NUL-terminated static string.
-        Value::from_raw(unsafe { LLVMBuildShuffleVector(self.b, a.0, c.0, mask_v, NONAME.as_ptr()) })
-    }
-    /// `extractvalue`.
-    #[track_caller]
-    pub fn extract_value(&self, agg: Value<'ctx>, idx: u32) -> Value<'ctx> {
-        agg.require_field(idx, "Builder::extract_value");
-        // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and the operands
-        // are live values of that context; `idx` indexes `agg`'s aggregate type (checked above: LLVM checks it
-        // only by assertion); `NONAME` is a NUL-terminated static string.
-        Value::from_raw(unsafe { LLVMBuildExtractValue(self.b, agg.0, idx, NONAME.as_ptr()) })
-    }
-    /// `insertvalue`.
-    #[track_caller]
-    pub fn insert_value(&self, agg: Value<'ctx>, v: Value<'ctx>, idx: u32) -> Value<'ctx> {
-        agg.require_field(idx, "Builder::insert_value");
-        // SAFETY: `self.b` is a live builder of `self.m`'s context (the `Builder` invariant) and the operands
-        // are live values of that context; `idx` indexes `agg`'s aggregate type (checked above: LLVM checks
-        // it only by assertion); that `v` has that field's type is the caller's precondition (the verifier
-        // reports a mismatch); `NONAME` is a NUL-terminated static string.
-        Value::from_raw(unsafe { LLVMBuildInsertValue(self.b, agg.0, v.0, idx, NONAME.as_ptr()) })
+        // inkwell's `Builder` it is handed to, and its borrow of the module keeps the context alive until then.
+        Builder::new(self, unsafe { LLVMCreateBuilderInContext(self.ctx) })
     }
 }
 

@@ -10,8 +10,8 @@
 
 use super::expr::{Cmp, Expr, Expr::*};
 use super::{each_lane, need, Adjoints, Family, MathFn, Need, Plan, Rule, Tangents, Values};
-use crate::error::{Error, Result};
-use crate::llvm::{Builder, Opcode, Type, Value};
+use crate::error::Result;
+use crate::llvm::{Builder, Built, Opcode, Type, Value};
 
 /// Formula of a scaling rule: its partials (`Formula::partials`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,9 +49,7 @@ impl Scale<'_> {
     fn partials<'ctx>(&self, i: Value<'ctx>, cx: &(impl Values<'ctx> + ?Sized)) -> Result<Vec<(usize, Value<'ctx>)>> {
         let env = |n: Need| need(cx, i, n, 0);
         let active = self.ops.iter().filter(|&&k| cx.has_derivative(i.operand(k)));
-        active
-            .map(|&k| Ok((k, self.formula.partial(k, i.ty(), cx.builder(), &env).map_err(Error::Internal)?)))
-            .collect()
+        active.map(|&k| Ok((k, self.formula.partial(k, i.ty(), cx.builder(), &env)?))).collect()
     }
 }
 
@@ -79,8 +77,16 @@ impl Family for Scale<'_> {
         let b = cx.builder();
         let zero = b.m.const_null(i.ty());
         let lanes = each_lane(cx, |lane| {
-            let terms = partials.iter().filter_map(|&(k, p)| Some(b.fmul(p, cx.tangent(i.operand(k), lane)?)));
-            Ok(terms.reduce(|sum, term| b.fadd(sum, term)).unwrap_or(zero))
+            let mut sum = None;
+            for &(k, p) in &partials {
+                let Some(t) = cx.tangent(i.operand(k), lane) else { continue };
+                let term = b.fmul(p, t)?;
+                sum = Some(match sum {
+                    Some(sum) => b.fadd(sum, term)?,
+                    None => term,
+                });
+            }
+            Ok(sum.unwrap_or(zero))
         })?;
         Ok(Some(lanes))
     }
@@ -90,9 +96,9 @@ impl Family for Scale<'_> {
         let partials = self.partials(i, cx)?;
         let b = cx.builder();
         each_lane(cx, |lane| {
-            let Some(d) = cx.take_adjoint(i, lane) else { return Ok(()) };
+            let Some(d) = cx.take_adjoint(i, lane)? else { return Ok(()) };
             for &(k, p) in &partials {
-                cx.add_adjoint(i.operand(k), lane, b.fmul(d, p));
+                cx.add_adjoint(i.operand(k), lane, b.fmul(d, p)?)?;
             }
             Ok(())
         })?;
@@ -116,7 +122,7 @@ impl Family for Cast {
         let b = cx.builder();
         let lanes = each_lane(cx, |lane| {
             Ok(match cx.tangent(i.operand(self.op), lane) {
-                Some(t) => convert(b, t, i.ty()),
+                Some(t) => convert(b, t, i.ty())?,
                 None => b.m.const_null(i.ty()),
             })
         })?;
@@ -126,8 +132,8 @@ impl Family for Cast {
     /// (`add_adjoint` converts to the operand's type.)
     fn adjoint<'ctx>(&self, i: Value<'ctx>, cx: &dyn Adjoints<'ctx>) -> Result<()> {
         each_lane(cx, |lane| {
-            if let Some(d) = cx.take_adjoint(i, lane) {
-                cx.add_adjoint(i.operand(self.op), lane, d);
+            if let Some(d) = cx.take_adjoint(i, lane)? {
+                cx.add_adjoint(i.operand(self.op), lane, d)?;
             }
             Ok(())
         })?;
@@ -137,10 +143,10 @@ impl Family for Cast {
 
 /// Converts a derivative between the tangent types of a cast's operand and result
 /// (`fpext`/`fptrunc`; identity for float↔float-bits bitcasts).
-pub fn convert<'ctx>(b: &Builder<'ctx>, d: Value<'ctx>, to: Type<'ctx>) -> Value<'ctx> {
+pub fn convert<'ctx>(b: &Builder<'ctx>, d: Value<'ctx>, to: Type<'ctx>) -> Built<Value<'ctx>> {
     let from = d.ty();
     if from == to {
-        d
+        Ok(d)
     } else if from.float_bits() < to.float_bits() {
         b.cast(Opcode::LLVMFPExt, d, to)
     } else {
@@ -195,7 +201,7 @@ impl Formula {
         ty: Type<'ctx>,
         b: &Builder<'ctx>,
         env: &dyn Fn(Need) -> Option<Value<'ctx>>,
-    ) -> std::result::Result<Value<'ctx>, String> {
+    ) -> Result<Value<'ctx>> {
         self.partial_expr(k).build(ty, b, env)
     }
 }

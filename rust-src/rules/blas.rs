@@ -9,7 +9,7 @@
 use super::arith::convert;
 use super::{call_args, call_site, each_lane, Adjoints, Augment, Family, Flow, Need, Plan, Tangents, Values};
 use crate::error::{Error, Result};
-use crate::llvm::{Builder, Call, Module, Type, Value};
+use crate::llvm::{Builder, Built, Call, Module, Type, Value};
 
 /// A BLAS call of op code `.0` (`crate::runtime::blas`).
 pub struct Blas(pub u32);
@@ -29,7 +29,7 @@ impl Blas {
         cx: &(impl Values<'ctx> + ?Sized),
         lane: usize,
         arrays_only: bool,
-    ) -> Value<'ctx> {
+    ) -> Built<Value<'ctx>> {
         let i = call.as_value();
         let shadows: Vec<Option<Value<'ctx>>> = (0..call.call_arg_count())
             .map(|k| {
@@ -37,7 +37,7 @@ impl Blas {
                 wanted.then(|| cx.shadow(i.operand(k), lane)).flatten()
             })
             .collect();
-        words(cx.builder(), &cx.entry_builder(), &shadows)
+        words(cx.builder(), &cx.entry_builder()?, &shadows)
     }
 }
 
@@ -64,11 +64,11 @@ impl Family for Blas {
     /// array writes its tangent into the output's shadow instead).
     fn tangent<'ctx>(&self, i: Value<'ctx>, cx: &dyn Tangents<'ctx>) -> Result<Option<Vec<Value<'ctx>>>> {
         let (b, call) = (cx.builder(), call_site(i)?);
-        let args = words(b, &cx.entry_builder(), &args_of(call));
+        let args = words(b, &cx.entry_builder()?, &args_of(call))?;
         let float = i.ty().is_floating();
         let lanes = each_lane(cx, |lane| {
-            let t = tangent(b, self.0, args, self.shadow_words(call, cx, lane, false));
-            Ok(if float { convert(b, t, i.ty()) } else { t })
+            let t = tangent(b, self.0, args, self.shadow_words(call, cx, lane, false)?)?;
+            Ok(if float { convert(b, t, i.ty())? } else { t })
         })?;
         Ok(float.then_some(lanes))
     }
@@ -76,8 +76,8 @@ impl Family for Blas {
     /// A copy of what the reverse needs, made now (`blas_save`).
     fn augment<'ctx>(&self, i: Value<'ctx>, cx: &dyn Augment<'ctx>) -> Result<Option<Value<'ctx>>> {
         let b = cx.builder();
-        let args = words(b, &cx.entry_builder(), &args_of(call_site(i)?));
-        Ok(Some(save(b, self.0, args)))
+        let args = words(b, &cx.entry_builder()?, &args_of(call_site(i)?))?;
+        Ok(Some(save(b, self.0, args)?))
     }
 
     fn record_type<'ctx>(&self, m: &'ctx Module) -> Option<Type<'ctx>> {
@@ -90,11 +90,11 @@ impl Family for Blas {
         let saved = cx.record().ok_or_else(|| Error::Internal(format!("no saved inputs for {}", i.print())))?;
         let (width, call) = (cx.width(), call_site(i)?);
         each_lane(cx, |lane| {
-            let d = match cx.take_adjoint(i, lane) {
-                Some(d) => convert(b, d, m.f64()),
+            let d = match cx.take_adjoint(i, lane)? {
+                Some(d) => convert(b, d, m.f64())?,
                 None => m.const_real(m.f64(), 0.0),
             };
-            reverse(b, saved, self.shadow_words(call, cx, lane, true), d, lane + 1 == width);
+            reverse(b, saved, self.shadow_words(call, cx, lane, true)?, d, lane + 1 == width)?;
             Ok(())
         })?;
         Ok(())
@@ -103,45 +103,46 @@ impl Family for Blas {
 
 /// An `[n x i64]` array in the function's entry (`entry`), filled at `b` with `values`
 /// (pointers as addresses, integers zero-extended, `None` as 0).
-fn words<'ctx>(b: &Builder<'ctx>, entry: &Builder<'ctx>, values: &[Option<Value<'ctx>>]) -> Value<'ctx> {
+fn words<'ctx>(b: &Builder<'ctx>, entry: &Builder<'ctx>, values: &[Option<Value<'ctx>>]) -> Built<Value<'ctx>> {
     let m = b.m;
     let i64t = m.int(64);
-    let arr = entry.alloca(m.array_type(i64t, values.len() as u32), "ox.blas.words");
+    let arr = entry.alloca(m.array_type(i64t, values.len() as u32), "ox.blas.words")?;
     for (k, v) in values.iter().enumerate() {
         let word = match v {
-            Some(v) if v.ty().is_pointer() => b.cast(crate::llvm::Opcode::LLVMPtrToInt, *v, i64t),
-            Some(v) if v.ty().is_int() => b.cast_int(*v, i64t),
-            Some(v) => b.to_i64_bits(*v),
+            Some(v) if v.ty().is_pointer() => b.cast(crate::llvm::Opcode::LLVMPtrToInt, *v, i64t)?,
+            Some(v) if v.ty().is_int() => b.cast_int(*v, i64t)?,
+            Some(v) => b.to_i64_bits(*v)?,
             None => m.const_int(i64t, 0),
         };
-        b.store(word, b.gep(i64t, arr, &[m.const_int(i64t, k as u64)]));
+        b.store(word, b.gep(i64t, arr, &[m.const_int(i64t, k as u64)])?)?;
     }
-    arr
+    Ok(arr)
 }
 
 /// `blas_tangent(op, args, shadows) -> double`.
-fn tangent<'ctx>(b: &Builder<'ctx>, op: u32, args: Value<'ctx>, shadows: Value<'ctx>) -> Value<'ctx> {
+fn tangent<'ctx>(b: &Builder<'ctx>, op: u32, args: Value<'ctx>, shadows: Value<'ctx>) -> Built<Value<'ctx>> {
     let m = b.m;
     let fty = m.fn_type(m.f64(), &[m.int(32), m.ptr(), m.ptr()]);
     let f = crate::runtime::blas::blas_tangent as *const () as usize;
-    b.call_typed(fty, m.const_address(f), &[m.const_int(m.int(32), op as u64), args, shadows]).as_value()
+    Ok(b.call_typed(fty, m.const_address(f), &[m.const_int(m.int(32), op as u64), args, shadows])?.as_value())
 }
 
 /// `blas_save(op, args) -> ptr`.
-fn save<'ctx>(b: &Builder<'ctx>, op: u32, args: Value<'ctx>) -> Value<'ctx> {
+fn save<'ctx>(b: &Builder<'ctx>, op: u32, args: Value<'ctx>) -> Built<Value<'ctx>> {
     let m = b.m;
     let fty = m.fn_type(m.ptr(), &[m.int(32), m.ptr()]);
     let f = crate::runtime::blas::blas_save as *const () as usize;
-    b.call_typed(fty, m.const_address(f), &[m.const_int(m.int(32), op as u64), args]).as_value()
+    Ok(b.call_typed(fty, m.const_address(f), &[m.const_int(m.int(32), op as u64), args])?.as_value())
 }
 
 /// `blas_reverse(saved, shadows, d, last)`.
-fn reverse(b: &Builder, saved: Value, shadows: Value, d: Value, last: bool) {
+fn reverse(b: &Builder, saved: Value, shadows: Value, d: Value, last: bool) -> Built<()> {
     let m = b.m;
     let i32t = m.int(32);
     let fty = m.fn_type(m.void(), &[m.ptr(), m.ptr(), m.f64(), i32t]);
     let f = crate::runtime::blas::blas_reverse as *const () as usize;
-    b.call_typed(fty, m.const_address(f), &[saved, shadows, d, m.const_int(i32t, u64::from(last))]);
+    b.call_typed(fty, m.const_address(f), &[saved, shadows, d, m.const_int(i32t, u64::from(last))])?;
+    Ok(())
 }
 
 /// The call's arguments.

@@ -22,6 +22,7 @@
 //! the integer instructions (signed), on floats the float ones (ordered comparisons).
 
 use super::Need;
+use crate::error::{Error, Result};
 use crate::llvm::{Builder, IntPredicate, Module, Opcode, RealPredicate, Type, Value};
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -119,7 +120,7 @@ impl Expr {
         ty: Type<'ctx>,
         b: &Builder<'ctx>,
         env: &dyn Fn(Need) -> Option<Value<'ctx>>,
-    ) -> Result<Value<'ctx>, String> {
+    ) -> Result<Value<'ctx>> {
         Interpreter { b, env, seen: RefCell::new(HashMap::new()) }.eval(self, ty)
     }
 }
@@ -132,16 +133,17 @@ struct Interpreter<'a, 'ctx> {
 }
 
 impl<'ctx> Interpreter<'_, 'ctx> {
-    fn var(&self, n: Need) -> Result<Value<'ctx>, String> {
+    fn var(&self, n: Need) -> Result<Value<'ctx>> {
         if let Some(&v) = self.seen.borrow().get(&n) {
             return Ok(v);
         }
-        let v = (self.env)(n).ok_or_else(|| format!("a partial derivative reads {n:?}, which has no value"))?;
+        let v = (self.env)(n)
+            .ok_or_else(|| Error::Internal(format!("a partial derivative reads {n:?}, which has no value")))?;
         self.seen.borrow_mut().insert(n, v);
         Ok(v)
     }
 
-    fn eval(&self, e: &Expr, ty: Type<'ctx>) -> Result<Value<'ctx>, String> {
+    fn eval(&self, e: &Expr, ty: Type<'ctx>) -> Result<Value<'ctx>> {
         use Expr::*;
         let (b, m) = (self.b, self.b.m);
         Ok(match e {
@@ -152,32 +154,32 @@ impl<'ctx> Interpreter<'_, 'ctx> {
                 let [x, y] = self.peers([x, y], ty)?;
                 let int = x.ty().is_int();
                 match (e, int) {
-                    (Add(..), false) => b.fadd(x, y),
-                    (Add(..), true) => b.add(x, y),
-                    (Sub(..), false) => b.fsub(x, y),
-                    (Sub(..), true) => b.sub(x, y),
-                    (Mul(..), false) => b.fmul(x, y),
-                    (Mul(..), true) => b.mul(x, y),
-                    (_, false) => b.fdiv(x, y),
-                    (_, true) => return Err("integer division in a partial derivative".into()),
+                    (Add(..), false) => b.fadd(x, y)?,
+                    (Add(..), true) => b.add(x, y)?,
+                    (Sub(..), false) => b.fsub(x, y)?,
+                    (Sub(..), true) => b.sub(x, y)?,
+                    (Mul(..), false) => b.fmul(x, y)?,
+                    (Mul(..), true) => b.mul(x, y)?,
+                    (_, false) => b.fdiv(x, y)?,
+                    (_, true) => return Err(Error::Internal("integer division in a partial derivative".into())),
                 }
             }
             Neg(x) => {
                 let x = self.eval(x, ty)?;
                 if x.ty().is_int() {
-                    return Err("integer negation in a partial derivative".into());
+                    return Err(Error::Internal("integer negation in a partial derivative".into()));
                 }
-                b.fneg(x)
+                b.fneg(x)?
             }
             Sq(x) => {
                 let x = self.eval(x, ty)?;
                 if x.ty().is_int() {
-                    b.mul(x, x)
+                    b.mul(x, x)?
                 } else {
-                    b.fmul(x, x)
+                    b.fmul(x, x)?
                 }
             }
-            Float(x) => b.cast(Opcode::LLVMSIToFP, self.eval(x, ty)?, ty),
+            Float(x) => b.cast(Opcode::LLVMSIToFP, self.eval(x, ty)?, ty)?,
             Intrinsic(name, args) => {
                 let args = self.peer_list(args.iter().collect(), ty)?;
                 let mut tys: Vec<Type<'ctx>> = Vec::new();
@@ -186,35 +188,35 @@ impl<'ctx> Interpreter<'_, 'ctx> {
                         tys.push(a.ty());
                     }
                 }
-                b.call(m.intrinsic(&format!("llvm.{name}"), &tys)?, &args).as_value()
+                b.call(m.intrinsic(&format!("llvm.{name}"), &tys).map_err(Error::Internal)?, &args)?.as_value()
             }
             Libm(name, x) => call_libm(b, name, self.eval(x, ty)?)?,
             Is(cmp, x, y) => {
                 let [x, y] = self.peers([x, y], ty)?;
                 if x.ty().is_int() {
-                    b.icmp(int_predicate(*cmp), x, y)
+                    b.icmp(int_predicate(*cmp), x, y)?
                 } else {
-                    b.fcmp(real_predicate(*cmp), x, y)
+                    b.fcmp(real_predicate(*cmp), x, y)?
                 }
             }
             Select(c, x, y) => {
                 let c = self.eval(c, ty)?;
                 let [x, y] = self.peers([x, y], ty)?;
-                b.select(c, x, y)
+                b.select(c, x, y)?
             }
             Branch(name, ..) => self.branch(name, e, ty)?,
         })
     }
 
     /// Two neighbours (module paragraph).
-    fn peers(&self, es: [&Expr; 2], ty: Type<'ctx>) -> Result<[Value<'ctx>; 2], String> {
+    fn peers(&self, es: [&Expr; 2], ty: Type<'ctx>) -> Result<[Value<'ctx>; 2]> {
         let v = self.peer_list(es.to_vec(), ty)?;
         Ok([v[0], v[1]])
     }
 
     /// Neighbours: the non-constant ones first, in order; the constants then take the
     /// first one's type (or `ty`).
-    fn peer_list(&self, es: Vec<&Expr>, ty: Type<'ctx>) -> Result<Vec<Value<'ctx>>, String> {
+    fn peer_list(&self, es: Vec<&Expr>, ty: Type<'ctx>) -> Result<Vec<Value<'ctx>>> {
         let mut out: Vec<Option<Value<'ctx>>> = vec![None; es.len()];
         let mut peer_ty = None;
         for (slot, e) in out.iter_mut().zip(&es) {
@@ -237,14 +239,14 @@ impl<'ctx> Interpreter<'_, 'ctx> {
     }
 
     /// `Branch(name, c, a, b)`: a call of the helper `ox.<name>.<type>`, built on first use.
-    fn branch(&self, name: &str, e: &Expr, ty: Type<'ctx>) -> Result<Value<'ctx>, String> {
+    fn branch(&self, name: &str, e: &Expr, ty: Type<'ctx>) -> Result<Value<'ctx>> {
         let Expr::Branch(_, c, then, other) = e else { unreachable!("a branch") };
         let (b, m) = (self.b, self.b.m);
         let vars = e.needs();
-        let args: Vec<Value<'ctx>> = vars.iter().map(|&n| self.var(n)).collect::<Result<_, _>>()?;
+        let args: Vec<Value<'ctx>> = vars.iter().map(|&n| self.var(n)).collect::<Result<_>>()?;
         let full = format!("ox.{name}.{}", type_suffix(ty));
         if let Some(f) = m.function(&full) {
-            return Ok(b.call(f, &args).as_value());
+            return Ok(b.call(f, &args)?.as_value());
         }
         let params: Vec<Type<'ctx>> = args.iter().map(|a| a.ty()).collect();
         let f = m.add_inline_helper(&full, m.fn_type(ty, &params));
@@ -255,10 +257,10 @@ impl<'ctx> Interpreter<'_, 'ctx> {
             let env = |n: Need| vars.iter().position(|&v| v == n).map(|k| ps[k]);
             let inner = Interpreter { b: &fb, env: &env, seen: RefCell::new(HashMap::new()) };
             fb.at_end(top);
-            fb.cond_br(inner.eval(c, ty)?, yes, no);
+            fb.cond_br(inner.eval(c, ty)?, yes, no)?;
             for (block, arm) in [(yes, then), (no, other)] {
                 fb.at_end(block);
-                fb.ret(inner.eval(arm, ty)?);
+                fb.ret(inner.eval(arm, ty)?)?;
             }
             Ok(())
         })();
@@ -266,7 +268,7 @@ impl<'ctx> Interpreter<'_, 'ctx> {
             f.delete_function();
             return Err(e);
         }
-        Ok(b.call(f, &args).as_value())
+        Ok(b.call(f, &args)?.as_value())
     }
 }
 
@@ -310,13 +312,13 @@ fn type_suffix(ty: Type) -> String {
 
 /// A call of the C math function `name` (`name` + `f` for `float`), resolved from the
 /// process by the JIT.
-fn call_libm<'ctx>(b: &Builder<'ctx>, name: &str, x: Value<'ctx>) -> Result<Value<'ctx>, String> {
+fn call_libm<'ctx>(b: &Builder<'ctx>, name: &str, x: Value<'ctx>) -> Result<Value<'ctx>> {
     let ty = x.ty();
     let full = match ty.float_bits() {
         64 => name.to_string(),
         32 => format!("{name}f"),
-        _ => return Err(format!("{name} on {}", ty.print())),
+        _ => return Err(Error::Internal(format!("{name} on {}", ty.print()))),
     };
     let f = b.m.get_or_declare(&full, b.m.fn_type(ty, &[ty]));
-    Ok(b.call(f, &[x]).as_value())
+    Ok(b.call(f, &[x])?.as_value())
 }

@@ -10,7 +10,7 @@
 use super::{each_lane, required, Adjoints, Family, Flow, Need, Plan, Tangents};
 use crate::error::{Error, Result};
 use crate::julia::Resize;
-use crate::llvm::{Builder, Module, Type, Value};
+use crate::llvm::{Builder, Built, Module, Type, Value};
 use crate::request::Leaf;
 
 /// `z = *p` from shadowed memory: `ż = *p'`; `*p' += z̄`.
@@ -55,7 +55,7 @@ fn inactive_at<'ctx>(
     }
     let s = required(cx, i, Need::Shadow(k), lane)?;
     let p = required(cx, i, Need::Op(k), lane)?;
-    Ok(Some(cx.builder().icmp(crate::llvm::ICMP_EQ, s, p)))
+    Ok(Some(cx.builder().icmp(crate::llvm::ICMP_EQ, s, p)?))
 }
 
 /// The address a derivative write through shadow `s` goes to: a scratch slot of type
@@ -66,11 +66,11 @@ fn write_target<'ctx>(
     s: Value<'ctx>,
     ty: crate::llvm::Type<'ctx>,
     inactive: Option<Value<'ctx>>,
-) -> Value<'ctx> {
-    let Some(c) = inactive else { return s };
+) -> Built<Value<'ctx>> {
+    let Some(c) = inactive else { return Ok(s) };
     let b = cx.builder();
-    let sink = cx.entry_builder().alloca(ty, "ox.inactive.sink");
-    let sink = if sink.ty() == s.ty() { sink } else { b.addrspace_cast(sink, s.ty()) };
+    let sink = cx.entry_builder()?.alloca(ty, "ox.inactive.sink")?;
+    let sink = if sink.ty() == s.ty() { sink } else { b.addrspace_cast(sink, s.ty())? };
     b.select(c, sink, s)
 }
 
@@ -111,9 +111,9 @@ impl Family for Load {
     fn tangent<'ctx>(&self, i: Value<'ctx>, cx: &dyn Tangents<'ctx>) -> Result<Option<Vec<Value<'ctx>>>> {
         let b = cx.builder();
         let lanes = each_lane(cx, |lane| {
-            let t = b.load(i.ty(), required(cx, i, Need::Shadow(0), lane)?).mirror_access_of(i);
+            let t = b.load(i.ty(), required(cx, i, Need::Shadow(0), lane)?)?.mirror_access_of(i);
             Ok(match inactive_at(cx, i, 0, lane)? {
-                Some(c) => b.select(c, b.m.const_null(i.ty()), t),
+                Some(c) => b.select(c, b.m.const_null(i.ty()), t)?,
                 None => t,
             })
         })?;
@@ -124,11 +124,11 @@ impl Family for Load {
     fn adjoint<'ctx>(&self, i: Value<'ctx>, cx: &dyn Adjoints<'ctx>) -> Result<()> {
         let b = cx.builder();
         each_lane(cx, |lane| {
-            let Some(d) = cx.take_adjoint(i, lane) else { return Ok(()) };
+            let Some(d) = cx.take_adjoint(i, lane)? else { return Ok(()) };
             let s = required(cx, i, Need::Shadow(0), lane)?;
-            let p = write_target(cx, s, d.ty(), inactive_at(cx, i, 0, lane)?);
-            let old = b.load(d.ty(), p).copy_tbaa_from(i);
-            b.store(b.fadd(old, d), p).copy_tbaa_from(i);
+            let p = write_target(cx, s, d.ty(), inactive_at(cx, i, 0, lane)?)?;
+            let old = b.load(d.ty(), p)?.copy_tbaa_from(i);
+            b.store(b.fadd(old, d)?, p)?.copy_tbaa_from(i);
             Ok(())
         })?;
         Ok(())
@@ -154,7 +154,7 @@ impl Family for Store {
                 cx.refuse_when(c, &store_into_constant(i))?;
             }
             let s = required(cx, i, Need::Shadow(1), lane)?;
-            b.store(t, write_target(cx, s, v.ty(), inactive)).mirror_access_of(i);
+            b.store(t, write_target(cx, s, v.ty(), inactive)?)?.mirror_access_of(i);
             Ok(())
         })?;
         Ok(None)
@@ -168,15 +168,15 @@ impl Family for Store {
         each_lane(cx, |lane| {
             let s = required(cx, i, Need::Shadow(1), lane)?;
             let inactive = inactive_at(cx, i, 1, lane)?;
-            let mut d = b.load(v.ty(), s).copy_tbaa_from(i);
+            let mut d = b.load(v.ty(), s)?.copy_tbaa_from(i);
             if let Some(c) = inactive {
                 if cx.has_derivative(v) {
                     cx.refuse_when(c, &store_into_constant(i))?;
                 }
-                d = b.select(c, b.m.const_null(v.ty()), d);
+                d = b.select(c, b.m.const_null(v.ty()), d)?;
             }
-            b.store(b.m.const_null(v.ty()), write_target(cx, s, v.ty(), inactive)).copy_tbaa_from(i);
-            cx.add_adjoint(v, lane, d);
+            b.store(b.m.const_null(v.ty()), write_target(cx, s, v.ty(), inactive)?)?.copy_tbaa_from(i);
+            cx.add_adjoint(v, lane, d)?;
             Ok(())
         })?;
         Ok(())
@@ -197,7 +197,7 @@ impl Family for MemCopy {
             let mut args: Vec<Value<'ctx>> = super::call_args(call).collect();
             args[0] = required(cx, i, Need::Shadow(0), lane)?;
             args[1] = required(cx, i, Need::Shadow(1), lane)?;
-            b.call_typed(call.called_function_type(), call.called_operand(), &args);
+            b.call_typed(call.called_function_type(), call.called_operand(), &args)?;
             Ok(())
         })?;
         Ok(None)
@@ -213,10 +213,10 @@ impl Family for MemCopy {
         let i64t = m.int(64);
         let fty = m.fn_type(m.void(), &[m.ptr(), m.ptr(), i64t]);
         each_lane(cx, |lane| {
-            let len = b.cast_int(required(cx, i, Need::Op(2), lane)?, i64t);
-            let dst = b.to_generic_ptr(required(cx, i, Need::Shadow(0), lane)?);
-            let src = b.to_generic_ptr(required(cx, i, Need::Shadow(1), lane)?);
-            b.call_typed(fty, m.const_address(helper), &[dst, src, len]);
+            let len = b.cast_int(required(cx, i, Need::Op(2), lane)?, i64t)?;
+            let dst = b.to_generic_ptr(required(cx, i, Need::Shadow(0), lane)?)?;
+            let src = b.to_generic_ptr(required(cx, i, Need::Shadow(1), lane)?)?;
+            b.call_typed(fty, m.const_address(helper), &[dst, src, len])?;
             Ok(())
         })?;
         Ok(())
@@ -266,9 +266,9 @@ impl Family for ArrayCopy {
             _ => crate::runtime::array_accumulate_f64 as *const () as usize,
         };
         each_lane(cx, |lane| {
-            let src = b.to_generic_ptr(required(cx, i, Need::Shadow(0), lane)?);
-            let copy = b.to_generic_ptr(required(cx, i, Need::ResultShadow, lane)?);
-            b.call_typed(fty, m.const_address(helper), &[src, copy]);
+            let src = b.to_generic_ptr(required(cx, i, Need::Shadow(0), lane)?)?;
+            let copy = b.to_generic_ptr(required(cx, i, Need::ResultShadow, lane)?)?;
+            b.call_typed(fty, m.const_address(helper), &[src, copy])?;
             Ok(())
         })?;
         Ok(())
@@ -279,9 +279,9 @@ impl Family for ArrayCopy {
 /// derivative.
 pub fn zero_memory(b: &Builder, p: Value, len: Value) -> Result<()> {
     let m = b.m;
-    let p = if p.ty().is_int() { b.cast(crate::llvm::Opcode::LLVMIntToPtr, p, m.ptr()) } else { p };
+    let p = if p.ty().is_int() { b.cast(crate::llvm::Opcode::LLVMIntToPtr, p, m.ptr())? } else { p };
     let memset = m.intrinsic("llvm.memset", &[p.ty(), len.ty()]).map_err(Error::Internal)?;
-    b.call(memset, &[p, m.const_int(m.int(8), 0), len, m.const_int(m.int(1), 0)]);
+    b.call(memset, &[p, m.const_int(m.int(8), 0), len, m.const_int(m.int(1), 0)])?;
     Ok(())
 }
 
@@ -306,7 +306,7 @@ impl Family for ResizeArray {
         let function = resize_function(cx.builder().m, inverse)?;
         let args: Vec<Value<'ctx>> = (1..self.0.arg_count()).map(|k| cx.primal(i.operand(k))).collect();
         each_lane(cx, |lane| {
-            resize_array(cx.builder(), inverse, function, required(cx, i, Need::Shadow(0), lane)?, &args);
+            resize_array(cx.builder(), inverse, function, required(cx, i, Need::Shadow(0), lane)?, &args)?;
             Ok(())
         })?;
         Ok(())
@@ -325,21 +325,22 @@ pub fn resize_function(m: &Module, kind: Resize) -> Result<Value<'_>> {
 /// Emits resize `kind` of array `a` by `function` (the runtime's function for it; the
 /// arguments after the array: `args`), then zeroes the elements it adds: `a` is a
 /// shadow.
-pub fn resize_array(b: &Builder, kind: Resize, function: Value, a: Value, args: &[Value]) {
+pub fn resize_array(b: &Builder, kind: Resize, function: Value, a: Value, args: &[Value]) -> Built<()> {
     let m = b.m;
     let i64t = m.int(64);
-    let a = b.to_generic_ptr(a);
-    let args: Vec<Value> = args.iter().map(|&v| b.cast_int(v, i64t)).collect();
+    let a = b.to_generic_ptr(a)?;
+    let args: Vec<Value> = args.iter().map(|&v| b.cast_int(v, i64t)).collect::<Built<_>>()?;
     let params: Vec<Type> = std::iter::once(m.ptr()).chain(args.iter().map(|_| i64t)).collect();
-    b.call_typed(m.fn_type(m.void(), &params), function, &[&[a], &args[..]].concat());
+    b.call_typed(m.fn_type(m.void(), &params), function, &[&[a], &args[..]].concat())?;
     let (helper, zero_args) = match kind {
         Resize::GrowEnd => (crate::runtime::zero_array_end as *const () as usize, vec![a, args[0]]),
         Resize::GrowBeg => {
             (crate::runtime::zero_array_range as *const () as usize, vec![a, m.const_int(i64t, 0), args[0]])
         }
         Resize::GrowAt => (crate::runtime::zero_array_range as *const () as usize, vec![a, args[0], args[1]]),
-        Resize::DelEnd | Resize::DelBeg | Resize::DelAt | Resize::SizeHint => return,
+        Resize::DelEnd | Resize::DelBeg | Resize::DelAt | Resize::SizeHint => return Ok(()),
     };
     let params: Vec<Type> = zero_args.iter().map(|v| v.ty()).collect();
-    b.call_typed(m.fn_type(m.void(), &params), m.const_address(helper), &zero_args);
+    b.call_typed(m.fn_type(m.void(), &params), m.const_address(helper), &zero_args)?;
+    Ok(())
 }

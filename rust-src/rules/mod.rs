@@ -31,7 +31,7 @@ pub mod select;
 pub mod vector;
 
 use crate::error::{Error, Result};
-use crate::llvm::{Builder, Call, Module, Opcode, Type, Value};
+use crate::llvm::{Builder, Built, Call, Module, Opcode, Type, Value};
 use crate::symbols::callee_name;
 pub use arith::Formula;
 pub use math::{Callee, MathFn};
@@ -155,7 +155,7 @@ pub trait Values<'ctx> {
     /// The builder, positioned where the derivative goes.
     fn builder(&self) -> &Builder<'ctx>;
     /// A builder in the entry block of the function being built (for stack slots).
-    fn entry_builder(&self) -> Builder<'ctx>;
+    fn entry_builder(&self) -> Built<Builder<'ctx>>;
     /// The batch width: how many tangents or adjoints each value carries.
     fn width(&self) -> usize;
     /// Primal value `v` as the code at the builder sees it (the reverse sweep's copy of
@@ -217,10 +217,10 @@ pub trait Augment<'ctx>: Values<'ctx> {
 /// The reverse sweep at an active instruction.
 pub trait Adjoints<'ctx>: Values<'ctx> {
     /// Adds `d` into the adjoint of `v` in lane `lane` (nothing when `v` has none).
-    fn add_adjoint(&self, v: Value<'ctx>, lane: usize, d: Value<'ctx>);
+    fn add_adjoint(&self, v: Value<'ctx>, lane: usize, d: Value<'ctx>) -> Built<()>;
     /// Loads and clears the adjoint of `v` in lane `lane`; `None` when `v` has no
     /// adjoint slot.
-    fn take_adjoint(&self, v: Value<'ctx>, lane: usize) -> Option<Value<'ctx>>;
+    fn take_adjoint(&self, v: Value<'ctx>, lane: usize) -> Built<Option<Value<'ctx>>>;
     /// The record `Family::augment` returned for this instruction, popped.
     fn record(&self) -> Option<Value<'ctx>>;
     /// The callee's reverse function for call `call`, and the tape it pops from.

@@ -28,7 +28,7 @@ impl Family for Select {
         let lanes = each_lane(cx, |lane| {
             let a = cx.tangent(i.operand(1), lane).unwrap_or(zero);
             let other = cx.tangent(i.operand(2), lane).unwrap_or(zero);
-            Ok(b.select(c, a, other))
+            Ok(b.select(c, a, other)?)
         })?;
         Ok(Some(lanes))
     }
@@ -37,10 +37,10 @@ impl Family for Select {
         let b = cx.builder();
         let c = cx.primal(i.operand(0));
         each_lane(cx, |lane| {
-            let Some(d) = cx.take_adjoint(i, lane) else { return Ok(()) };
+            let Some(d) = cx.take_adjoint(i, lane)? else { return Ok(()) };
             let zero = b.m.const_null(d.ty());
-            cx.add_adjoint(i.operand(1), lane, b.select(c, d, zero));
-            cx.add_adjoint(i.operand(2), lane, b.select(c, zero, d));
+            cx.add_adjoint(i.operand(1), lane, b.select(c, d, zero)?)?;
+            cx.add_adjoint(i.operand(2), lane, b.select(c, zero, d)?)?;
             Ok(())
         })?;
         Ok(())
@@ -59,7 +59,7 @@ impl Family for Phi {
     /// transform adds their incoming tangents when every tangent exists.
     fn tangent<'ctx>(&self, i: Value<'ctx>, cx: &dyn Tangents<'ctx>) -> Result<Option<Vec<Value<'ctx>>>> {
         let b = cx.builder();
-        let lanes = each_lane(cx, |lane| Ok(b.phi(i.ty(), &format!("{}.tan{lane}", i.name())).as_value()))?;
+        let lanes = each_lane(cx, |lane| Ok(b.phi(i.ty(), &format!("{}.tan{lane}", i.name()))?.as_value()))?;
         Ok(Some(lanes))
     }
 

@@ -51,9 +51,9 @@ impl Family for LaneOp {
         let lanes = each_lane(cx, |lane| {
             let t = |k: usize| cx.tangent(i.operand(k), lane).unwrap_or_else(|| b.m.const_null(i.operand(k).ty()));
             Ok(match self {
-                LaneOp::Insert => b.insert_element(t(0), t(1), cx.primal(i.operand(2))),
-                LaneOp::Extract => b.extract_element(t(0), cx.primal(i.operand(1))),
-                LaneOp::Shuffle => b.shuffle(t(0), t(1), &i.shuffle_mask()),
+                LaneOp::Insert => b.insert_element(t(0), t(1), cx.primal(i.operand(2)))?,
+                LaneOp::Extract => b.extract_element(t(0), cx.primal(i.operand(1)))?,
+                LaneOp::Shuffle => b.shuffle(t(0), t(1), &i.shuffle_mask())?,
             })
         })?;
         Ok(Some(lanes))
@@ -62,18 +62,18 @@ impl Family for LaneOp {
     fn adjoint<'ctx>(&self, i: Value<'ctx>, cx: &dyn Adjoints<'ctx>) -> Result<()> {
         let (b, m) = (cx.builder(), cx.builder().m);
         each_lane(cx, |lane| {
-            let Some(d) = cx.take_adjoint(i, lane) else { return Ok(()) };
+            let Some(d) = cx.take_adjoint(i, lane)? else { return Ok(()) };
             match self {
                 LaneOp::Insert => {
                     let idx = cx.primal(i.operand(2));
                     let scalar_zero = m.const_null(i.operand(1).ty());
-                    cx.add_adjoint(i.operand(0), lane, b.insert_element(d, scalar_zero, idx));
-                    cx.add_adjoint(i.operand(1), lane, b.extract_element(d, idx));
+                    cx.add_adjoint(i.operand(0), lane, b.insert_element(d, scalar_zero, idx)?)?;
+                    cx.add_adjoint(i.operand(1), lane, b.extract_element(d, idx)?)?;
                 }
                 LaneOp::Extract => {
                     let v = i.operand(0);
                     let idx = cx.primal(i.operand(1));
-                    cx.add_adjoint(v, lane, b.insert_element(m.const_null(v.ty()), d, idx));
+                    cx.add_adjoint(v, lane, b.insert_element(m.const_null(v.ty()), d, idx)?)?;
                 }
                 LaneOp::Shuffle => {
                     let n = i.operand(0).ty().vector_size();
@@ -89,11 +89,11 @@ impl Family for LaneOp {
                                 continue;
                             }
                             let at = m.const_int(i32t, (k - base) as u64);
-                            let e = b.extract_element(d, m.const_int(i32t, j as u64));
-                            let sum = b.fadd(b.extract_element(delta, at), e);
-                            delta = b.insert_element(delta, sum, at);
+                            let e = b.extract_element(d, m.const_int(i32t, j as u64))?;
+                            let sum = b.fadd(b.extract_element(delta, at)?, e)?;
+                            delta = b.insert_element(delta, sum, at)?;
                         }
-                        cx.add_adjoint(src, lane, delta);
+                        cx.add_adjoint(src, lane, delta)?;
                     }
                 }
             }

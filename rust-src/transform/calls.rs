@@ -19,7 +19,7 @@
 use super::Frame;
 use crate::analysis::memory::Memory;
 use crate::error::{Error, Result};
-use crate::llvm::{Call, Function, Module, Type};
+use crate::llvm::{Built, Call, Function, Module, Type};
 use crate::request::Leaf;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -229,7 +229,7 @@ impl<'ctx> Callees<'ctx> {
         loop {
             let Some(h) = self.queue.borrow_mut().pop() else { return Ok(()) };
             self.generated.borrow_mut().insert(h);
-            self.keep_primal(h);
+            self.keep_primal(h)?;
             let fwd = self.forwards.borrow().get(&h).cloned();
             if let Some(fwd) = fwd {
                 let n = h.params().len();
@@ -272,12 +272,13 @@ impl<'ctx> Callees<'ctx> {
     /// functions call it, for the calls that stay primal calls (their arguments carry no
     /// derivative). Calls that are differentiated later leave the copy unused, and the
     /// optimizer drops it.
-    fn keep_primal(&self, h: Function<'ctx>) {
+    fn keep_primal(&self, h: Function<'ctx>) -> Built<()> {
         let elsewhere = h.users().into_iter().any(|u| !u.is_instruction() || u.parent_block().parent_function() != h);
         if elsewhere && !self.primal_copies.borrow().contains_key(&h) {
-            let copy = self.m.clone_function(h, &format!("{}.primal", h.name()));
+            let copy = self.m.clone_function(h, &format!("{}.primal", h.name()))?;
             self.primal_copies.borrow_mut().insert(h, copy);
         }
+        Ok(())
     }
 
     /// Deletes the original callees, whose bodies moved: their calls were rewritten to

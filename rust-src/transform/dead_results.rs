@@ -19,7 +19,7 @@
 //! The two repeat until nothing changes.
 
 use crate::error::{Error, Result};
-use crate::llvm::{passes, Call, Function, Module, Opcode, RealPredicate};
+use crate::llvm::{passes, Built, Call, Function, Module, Opcode, RealPredicate};
 use crate::rules::math::{lookup, Callee, Domain};
 use std::collections::HashMap;
 
@@ -39,7 +39,14 @@ pub fn drop_unused_results(m: &Module) -> Result<bool> {
             let name = f.name();
             if name.ends_with(".aug") && !f.return_type().is_void() {
                 for call in unused_calls(f).into_iter().map(Call::as_value) {
-                    let copy = *noret.entry(f).or_insert_with(|| returning_poison(m, f, &format!("{name}.noret")));
+                    let copy = match noret.get(&f) {
+                        Some(&copy) => copy,
+                        None => {
+                            let copy = returning_poison(m, f, &format!("{name}.noret"))?;
+                            noret.insert(f, copy);
+                            copy
+                        }
+                    };
                     call.set_operand(call.num_operands() - 1, copy.as_value());
                     changed = true;
                 }
@@ -54,10 +61,17 @@ pub fn drop_unused_results(m: &Module) -> Result<bool> {
                     if domain == Domain::Everywhere {
                         call.erase();
                     } else {
-                        let check = *checks.entry(f).or_insert_with(|| emit_check(m, f, domain));
+                        let check = match checks.get(&f) {
+                            Some(&check) => check,
+                            None => {
+                                let check = emit_check(m, f, domain)?;
+                                checks.insert(f, check);
+                                check
+                            }
+                        };
                         let b = m.builder();
-                        b.before(call);
-                        b.call(check, &(0..site.call_arg_count()).map(|k| call.operand(k)).collect::<Vec<_>>());
+                        b.before(call)?;
+                        b.call(check, &(0..site.call_arg_count()).map(|k| call.operand(k)).collect::<Vec<_>>())?;
                         call.erase();
                     }
                     changed = true;
@@ -84,20 +98,20 @@ fn unused_calls(f: Function) -> Vec<Call> {
 }
 
 /// A copy of `f` returning poison.
-fn returning_poison<'ctx>(m: &'ctx Module, f: Function<'ctx>, name: &str) -> Function<'ctx> {
-    let g = m.clone_function(f, name);
+fn returning_poison<'ctx>(m: &'ctx Module, f: Function<'ctx>, name: &str) -> Built<Function<'ctx>> {
+    let g = m.clone_function(f, name)?;
     let poison = m.poison(f.return_type());
     for bb in g.blocks() {
         if let Some(ret) = bb.terminator().filter(|t| t.opcode() == Opcode::LLVMRet) {
             ret.set_operand(0, poison);
         }
     }
-    g
+    Ok(g)
 }
 
 /// `void ox.check.f(args...)`: calls `f` when its first argument is outside `domain`
 /// (NaN included), inlined into its callers by the clean-up's `always-inline`.
-fn emit_check<'ctx>(m: &'ctx Module, f: Function<'ctx>, domain: Domain) -> Function<'ctx> {
+fn emit_check<'ctx>(m: &'ctx Module, f: Function<'ctx>, domain: Domain) -> Built<Function<'ctx>> {
     let params: Vec<_> = f.params().iter().map(|p| p.ty()).collect();
     let check = m.add_inline_helper(&format!("{CHECK_PREFIX}{}", f.name()), m.fn_type(m.void(), &params));
     let (entry, slow, done) =
@@ -107,21 +121,21 @@ fn emit_check<'ctx>(m: &'ctx Module, f: Function<'ctx>, domain: Domain) -> Funct
     let x = check.params()[0];
     let ty = x.ty();
     let c = |v: f64| m.const_real(ty, v);
-    let fabs = || b.intrinsic("llvm.fabs", &[x]).expect("llvm.fabs exists").as_value();
+    let fabs = || b.intrinsic("llvm.fabs", &[x]).map(|c| c.as_value());
     let inside = match domain {
         Domain::Everywhere => m.const_int(m.int(1), 1),
-        Domain::Finite => b.fcmp(RealPredicate::LLVMRealOLT, fabs(), c(f64::INFINITY)),
-        Domain::NonNegative => b.fcmp(RealPredicate::LLVMRealOGE, x, c(0.0)),
-        Domain::AboveMinusOne => b.fcmp(RealPredicate::LLVMRealOGE, x, c(-1.0)),
-        Domain::UnitInterval => b.fcmp(RealPredicate::LLVMRealOLE, fabs(), c(1.0)),
+        Domain::Finite => b.fcmp(RealPredicate::LLVMRealOLT, fabs()?, c(f64::INFINITY))?,
+        Domain::NonNegative => b.fcmp(RealPredicate::LLVMRealOGE, x, c(0.0))?,
+        Domain::AboveMinusOne => b.fcmp(RealPredicate::LLVMRealOGE, x, c(-1.0))?,
+        Domain::UnitInterval => b.fcmp(RealPredicate::LLVMRealOLE, fabs()?, c(1.0))?,
     };
-    b.cond_br(inside, done, slow);
+    b.cond_br(inside, done, slow)?;
     b.at_end(slow);
-    b.call(f, &check.params()).match_call_conv();
-    b.br(done);
+    b.call(f, &check.params())?.match_call_conv();
+    b.br(done)?;
     b.at_end(done);
-    b.ret_void();
-    check
+    b.ret_void()?;
+    Ok(check)
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use crate::analysis::activity::Activity;
 use crate::analysis::cfg::Cfg;
 use crate::analysis::memory::Memory;
 use crate::error::{Error, Result};
-use crate::llvm::{Builder, Call, Module, Opcode, Value};
+use crate::llvm::{Builder, Built, Call, Module, Opcode, Value};
 use crate::request::{Activity as Act, Passing, Request};
 use crate::rules::calls::Callee;
 use crate::rules::{self, tangent_type, Values};
@@ -45,10 +45,10 @@ pub fn differentiate<'ctx>(
         if let (Act::Duplicated, Some(v)) = (a.activity, frame.primal[i]) {
             // (A struct's tangent is memory, read through its shadow pointer.)
             if act.is_active(v) && !v.ty().is_pointer() {
-                let p = frame.shadow_ptr(m, i);
-                let eb = frame.entry_builder(m);
-                let lanes = (0..width).map(|k| eb.load(v.ty(), eb.gep(v.ty(), p, &[m.const_int(i64t, k as u64)])));
-                seeds.insert(v, lanes.collect());
+                let p = frame.shadow_ptr(m, i)?;
+                let eb = frame.entry_builder(m)?;
+                let lane = |k: usize| eb.load(v.ty(), eb.gep(v.ty(), p, &[m.const_int(i64t, k as u64)])?);
+                seeds.insert(v, (0..width).map(lane).collect::<crate::llvm::Built<_>>()?);
             }
         }
     }
@@ -56,12 +56,12 @@ pub fn differentiate<'ctx>(
     let b = m.builder();
     for &r in &cfg.returns {
         let ret = cfg.blocks[r].terminator().expect("return block");
-        b.before(ret);
+        b.before(ret)?;
         if ret.num_operands() == 1 {
             let v = ret.operand(0);
             // (An array result is read by the caller even when unwanted: it roots it.)
             if !(req.primal_unused && v.ty().is_floating()) {
-                b.store(v, frame.params[2]);
+                b.store(v, frame.params[2])?;
             }
             if req.ret == Act::Duplicated && v.ty().is_pointer() {
                 // An array result: its tangent is its shadow array, one per lane.
@@ -70,7 +70,7 @@ pub fn differentiate<'ctx>(
                         .get(&v)
                         .copied()
                         .ok_or_else(|| Error::Unsupported("the returned array carries no derivative".to_string()))?;
-                    b.store(s, b.gep(m.ptr(), frame.params[3], &[m.const_int(i64t, k as u64)]));
+                    b.store(s, b.gep(m.ptr(), frame.params[3], &[m.const_int(i64t, k as u64)])?)?;
                 }
             } else if req.ret == Act::Duplicated {
                 let tt = tangent_type(v.ty()).ok_or_else(|| {
@@ -81,11 +81,11 @@ pub fn differentiate<'ctx>(
                 })?;
                 for k in 0..width {
                     let t = tangent.get(&v).map(|l| l[k]).unwrap_or_else(|| m.const_null(tt));
-                    b.store(t, b.gep(tt, frame.params[3], &[m.const_int(i64t, k as u64)]));
+                    b.store(t, b.gep(tt, frame.params[3], &[m.const_int(i64t, k as u64)])?)?;
                 }
             }
         }
-        b.ret(m.const_int(m.int(32), 0));
+        b.ret(m.const_int(m.int(32), 0))?;
         ret.erase();
     }
     Ok(())
@@ -116,14 +116,14 @@ pub fn differentiate_callee<'ctx>(
     for &r in &cfg.returns {
         let ret = cfg.blocks[r].terminator().expect("return block");
         if fwd.ret_float {
-            b.before(ret);
+            b.before(ret)?;
             let v = ret.operand(0);
-            let mut agg = b.insert_value(m.const_null(fwd.f.return_type()), v, 0);
+            let mut agg = b.insert_value(m.const_null(fwd.f.return_type()), v, 0)?;
             for l in 0..w {
                 let t = tangent.get(&v).map(|ts| ts[l]).unwrap_or_else(|| m.const_null(v.ty()));
-                agg = b.insert_value(agg, t, 1 + l as u32);
+                agg = b.insert_value(agg, t, 1 + l as u32)?;
             }
-            b.ret(agg);
+            b.ret(agg)?;
             ret.erase();
         }
     }
@@ -144,7 +144,7 @@ fn add_tangents<'ctx>(
 ) -> Result<Tangents<'ctx>> {
     let mut shadows: Vec<HashMap<Value<'ctx>, Value<'ctx>>> = (0..width)
         .map(|l| super::shadow::build_lane(m, frame, &frame.shadow_lanes[l], mem, super::shadow::Mode::default()))
-        .collect();
+        .collect::<Result<_>>()?;
     let cfg = Cfg::compute(frame.g);
     let mut tangent = seeds;
     let b = m.builder();
@@ -161,7 +161,7 @@ fn add_tangents<'ctx>(
     for &bi in &order {
         for inst in cfg.blocks[bi].instructions() {
             let Some(phi) = inst.as_phi().filter(|_| act.is_active(inst)) else { continue };
-            b.before(inst);
+            b.before(inst)?;
             if let Some(t) = tangent_of(inst, &tangent)? {
                 tangent.insert(inst, t);
             }
@@ -173,8 +173,8 @@ fn add_tangents<'ctx>(
             if !act.is_active(inst) || inst.opcode() == Opcode::LLVMPHI || tangent.contains_key(&inst) {
                 continue;
             }
-            b.after(inst);
-            b.set_debug_loc_from(inst);
+            b.after(inst)?;
+            b.set_debug_loc_from(inst)?;
             if let Some(t) = tangent_of(inst, &tangent)? {
                 tangent.insert(inst, t);
             }
@@ -228,7 +228,7 @@ impl<'ctx> Values<'ctx> for Context<'_, 'ctx> {
     fn builder(&self) -> &Builder<'ctx> {
         self.b
     }
-    fn entry_builder(&self) -> Builder<'ctx> {
+    fn entry_builder(&self) -> Built<Builder<'ctx>> {
         self.frame.entry_builder(self.b.m)
     }
     fn width(&self) -> usize {

@@ -7,11 +7,11 @@
 //! whose leaves are reversed loads, broadcasts or splat constants, stores `e` computed
 //! on the unreversed leaves instead; the shuffles then die.
 
-use crate::llvm::{Builder, Module, Opcode, Value};
+use crate::llvm::{Builder, Built, Module, Opcode, Value};
 use std::collections::HashMap;
 
 /// Rewrites every such store in `m`. Returns whether anything changed.
-pub fn fold_lane_reversals(m: &Module) -> bool {
+pub fn fold_lane_reversals(m: &Module) -> Built<bool> {
     let mut changed = false;
     for f in m.functions().into_iter().filter(|f| !f.is_declaration()) {
         let mut memo = HashMap::new();
@@ -22,14 +22,14 @@ pub fn fold_lane_reversals(m: &Module) -> bool {
                     continue;
                 }
                 let b = m.builder();
-                if let Some(v) = unreversed(&b, stored.operand(0), DEPTH, &mut memo) {
+                if let Some(v) = unreversed(&b, stored.operand(0), DEPTH, &mut memo)? {
                     store.set_operand(0, v);
                     changed = true;
                 }
             }
         }
     }
-    changed
+    Ok(changed)
 }
 
 /// How deep an expression is followed.
@@ -91,18 +91,18 @@ fn unreversed<'ctx>(
     v: Value<'ctx>,
     depth: u32,
     memo: &mut HashMap<Value<'ctx>, Option<Value<'ctx>>>,
-) -> Option<Value<'ctx>> {
+) -> Built<Option<Value<'ctx>>> {
     if is_uniform(v) {
-        return Some(v);
+        return Ok(Some(v));
     }
     if depth == 0 || !v.is_instruction() {
-        return None;
+        return Ok(None);
     }
     if is_reversal(v) {
-        return Some(v.operand(0));
+        return Ok(Some(v.operand(0)));
     }
     if let Some(known) = memo.get(&v) {
-        return *known;
+        return Ok(*known);
     }
     // The operands a lane-wise instruction computes from (a call's callee aside).
     let operands = match v.opcode() {
@@ -119,15 +119,20 @@ fn unreversed<'ctx>(
     let result = if operands == 0 {
         None
     } else {
-        let ops: Option<Vec<Value<'ctx>>> =
-            (0..operands).map(|k| unreversed(b, v.operand(k), depth - 1, memo)).collect();
-        ops.map(|ops| {
-            b.after(v);
-            b.clone_with(v, &ops)
-        })
+        let mut ops = Vec::with_capacity(operands);
+        for k in 0..operands {
+            let Some(op) = unreversed(b, v.operand(k), depth - 1, memo)? else { break };
+            ops.push(op);
+        }
+        if ops.len() == operands {
+            b.after(v)?;
+            Some(b.clone_with(v, &ops)?)
+        } else {
+            None
+        }
     };
     memo.insert(v, result);
-    result
+    Ok(result)
 }
 
 #[cfg(test)]
@@ -159,7 +164,7 @@ declare <4 x double> @llvm.cos.v4f64(<4 x double>)
 "#,
         )
         .unwrap();
-        assert!(super::fold_lane_reversals(&m));
+        assert!(super::fold_lane_reversals(&m).unwrap());
         crate::llvm::passes::run(&m, "function(instcombine,dce)").unwrap();
         m.verify().unwrap();
         let text = m.print();
@@ -185,6 +190,6 @@ define void @f(ptr %x) {
 "#,
         )
         .unwrap();
-        assert!(!super::fold_lane_reversals(&m));
+        assert!(!super::fold_lane_reversals(&m).unwrap());
     }
 }

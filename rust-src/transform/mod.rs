@@ -13,7 +13,7 @@ pub mod shadow;
 pub mod tape;
 
 use crate::error::{Error, Result};
-use crate::llvm::{Block, Builder, Function, Module, Value};
+use crate::llvm::{Block, Builder, Built, Function, Module, Value};
 use crate::request::{Layout, Leaf, Passing, Request};
 
 /// The derivative function under construction.
@@ -78,7 +78,7 @@ impl<'ctx> Frame<'ctx> {
             };
             let p = fparams[0];
             next = 1;
-            let v = b.addrspace_cast(params[2], p.ty());
+            let v = b.addrspace_cast(params[2], p.ty())?;
             v.set_name("ret");
             if req.ret == crate::request::Activity::Duplicated {
                 if req.mode != crate::request::Mode::Forward {
@@ -87,8 +87,8 @@ impl<'ctx> Frame<'ctx> {
                     ));
                 }
                 for (lane, slot) in result_lanes.iter_mut().enumerate() {
-                    let at = b.gep(m.int(8), params[3], &[m.const_int(m.int(64), lane as u64 * size)]);
-                    *slot = Some(b.addrspace_cast(at, p.ty()));
+                    let at = b.gep(m.int(8), params[3], &[m.const_int(m.int(64), lane as u64 * size)])?;
+                    *slot = Some(b.addrspace_cast(at, p.ty())?);
                 }
                 result_memory = Some((v, leaf));
             }
@@ -113,17 +113,17 @@ impl<'ctx> Frame<'ctx> {
                         )));
                     }
                     // `array[i]` points at `lane`-th object pointer of the argument.
-                    let object = |array: Value<'ctx>, lane: usize, name: String| {
-                        let slot = b.load(ptr, b.gep(ptr, array, &[index]));
-                        let at = b.gep(ptr, slot, &[m.const_int(m.int(64), lane as u64)]);
-                        let v = b.addrspace_cast(b.load(ptr, at), fp.ty());
+                    let object = |array: Value<'ctx>, lane: usize, name: String| -> Built<Value<'ctx>> {
+                        let slot = b.load(ptr, b.gep(ptr, array, &[index])?)?;
+                        let at = b.gep(ptr, slot, &[m.const_int(m.int(64), lane as u64)])?;
+                        let v = b.addrspace_cast(b.load(ptr, at)?, fp.ty())?;
                         v.set_name(&name);
-                        v
+                        Ok(v)
                     };
-                    let v = object(params[0], 0, format!("arg{i}"));
+                    let v = object(params[0], 0, format!("arg{i}"))?;
                     if a.activity == crate::request::Activity::Duplicated {
                         for (lane, shadows) in shadow_lanes.iter_mut().enumerate() {
-                            shadows[i] = Some(object(params[1], lane, format!("shadow{i}.{lane}")));
+                            shadows[i] = Some(object(params[1], lane, format!("shadow{i}.{lane}"))?);
                         }
                     }
                     fp.replace_all_uses_with(v);
@@ -138,13 +138,13 @@ impl<'ctx> Frame<'ctx> {
                     };
                     next += 1;
                     check_type_tree(i, fp, &a.type_tree)?;
-                    let slot = b.load(ptr, b.gep(ptr, params[0], &[index]));
+                    let slot = b.load(ptr, b.gep(ptr, params[0], &[index])?)?;
                     // Structs and tuples are passed by reference: the pointer to the
                     // caller's bytes is the argument (in Julia's address space).
                     let v = if fp.ty().is_pointer() && a.holds_no_pointer() {
-                        b.addrspace_cast(slot, fp.ty())
+                        b.addrspace_cast(slot, fp.ty())?
                     } else {
-                        b.load(fp.ty(), slot)
+                        b.load(fp.ty(), slot)?
                     };
                     v.set_name(&format!("arg{i}"));
                     // A differentiated struct of floats: its derivative memory, lane by
@@ -160,10 +160,10 @@ impl<'ctx> Frame<'ctx> {
                                 )))
                             }
                         };
-                        let base = b.load(ptr, b.gep(ptr, params[1], &[index]));
+                        let base = b.load(ptr, b.gep(ptr, params[1], &[index])?)?;
                         for (lane, shadows) in shadow_lanes.iter_mut().enumerate() {
-                            let at = b.gep(m.int(8), base, &[m.const_int(m.int(64), lane as u64 * size)]);
-                            let s = b.addrspace_cast(at, fp.ty());
+                            let at = b.gep(m.int(8), base, &[m.const_int(m.int(64), lane as u64 * size)])?;
+                            let s = b.addrspace_cast(at, fp.ty())?;
                             s.set_name(&format!("shadow{i}.{lane}"));
                             shadows[i] = Some(s);
                         }
@@ -184,7 +184,7 @@ impl<'ctx> Frame<'ctx> {
         for bb in f.blocks() {
             bb.move_to_end_of(g);
         }
-        let entry_br = b.br(body_entry);
+        let entry_br = b.br(body_entry)?;
         if let Some((v, _)) = result_memory {
             primal.push(Some(v));
             for (lanes, s) in shadow_lanes.iter_mut().zip(result_lanes) {
@@ -220,7 +220,7 @@ impl<'ctx> Frame<'ctx> {
         for bb in h.blocks() {
             bb.move_to_end_of(g);
         }
-        let entry_br = b.br(body_entry);
+        let entry_br = b.br(body_entry)?;
         let undef = m.const_null(m.ptr());
         let tape = tape_param.map(|i| gp[i]);
         let params = [undef; 4];
@@ -235,17 +235,17 @@ impl<'ctx> Frame<'ctx> {
     }
 
     /// A builder positioned in the entry block, before its branch.
-    pub fn entry_builder<'m>(&self, m: &'m Module) -> Builder<'m> {
+    pub fn entry_builder<'m>(&self, m: &'m Module) -> Built<Builder<'m>> {
         let b = m.builder();
-        b.before(self.entry_br);
-        b
+        b.before(self.entry_br)?;
+        Ok(b)
     }
 
     /// Pointer `shadows[i]` (loaded in the entry block).
-    pub fn shadow_ptr(&self, m: &'ctx Module, i: usize) -> Value<'ctx> {
-        let b = self.entry_builder(m);
+    pub fn shadow_ptr(&self, m: &'ctx Module, i: usize) -> Built<Value<'ctx>> {
+        let b = self.entry_builder(m)?;
         let ptr = m.ptr();
-        b.load(ptr, b.gep(ptr, self.params[1], &[m.const_int(m.int(64), i as u64)]))
+        b.load(ptr, b.gep(ptr, self.params[1], &[m.const_int(m.int(64), i as u64)])?)
     }
 }
 
@@ -272,7 +272,8 @@ fn check_type_tree(i: usize, param: Value, tree: &[(u64, Layout)]) -> Result<()>
 }
 
 /// Adds `delta` into the adjoint slot `slot` (`*slot += delta`).
-pub fn accumulate(b: &Builder, slot: Value, delta: Value) {
-    let old = b.load(delta.ty(), slot);
-    b.store(b.fadd_adjoint(old, delta), slot);
+pub fn accumulate(b: &Builder, slot: Value, delta: Value) -> Built<()> {
+    let old = b.load(delta.ty(), slot)?;
+    b.store(b.fadd_adjoint(old, delta)?, slot)?;
+    Ok(())
 }

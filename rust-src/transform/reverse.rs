@@ -42,7 +42,7 @@ use crate::analysis::cfg::{Cfg, CountedLoop};
 use crate::analysis::memory::Memory;
 use crate::analysis::uses::{self, Source, Uses};
 use crate::error::{Error, Result};
-use crate::llvm::{Block, Builder, Call, Function, Module, Opcode, Phi, Value};
+use crate::llvm::{Block, Builder, Built, Call, Function, Module, Opcode, Phi, Value};
 use crate::request::{Activity as Act, Request};
 use crate::rules::arith::convert;
 use crate::rules::calls::Callee;
@@ -124,9 +124,9 @@ pub fn differentiate<'a, 'ctx>(
         .flat_map(|b| b.instructions())
         .any(|i| crate::analysis::memory::resize_call(i).is_some());
     let others_unwritten = !resizes && crate::analysis::memory::writes_only_fresh(frame.g);
-    let shadow = lane_shadows(m, frame, mem);
-    let eb = frame.entry_builder(m);
-    let tape = Tape::new(m, &eb);
+    let shadow = lane_shadows(m, frame, mem)?;
+    let eb = frame.entry_builder(m)?;
+    let tape = Tape::new(m, &eb)?;
     let tape_rev = tape.with_slot(tape.slot);
     let inputs = Inputs { m, frame, act, mem, callees };
     let mut r = Reverse::new(inputs, shadow, Sweep::Entry { req }, (tape, tape_rev));
@@ -153,7 +153,7 @@ pub fn differentiate_callee<'a, 'ctx>(
             crate::names::where_(a)
         )));
     }
-    let shadow = lane_shadows(m, frame, mem);
+    let shadow = lane_shadows(m, frame, mem)?;
     // h.rev's parameters mirror h.aug's: primal parameters and shadows, then the seed
     // (for a float return) and the tape.
     let (aug_params, rev_params) = (pair.aug.params(), pair.rev.params());
@@ -165,9 +165,9 @@ pub fn differentiate_callee<'a, 'ctx>(
     let start = m.append_block(pair.rev, "rev.start");
     let eb = m.builder();
     eb.at_end(rev_entry);
-    let entry_br = eb.br(start);
-    eb.before(entry_br);
-    let tape = Tape::on(m, frame.tape.expect("callee frames have a tape"));
+    let entry_br = eb.br(start)?;
+    eb.before(entry_br)?;
+    let tape = Tape::on(m, frame.tape.expect("callee frames have a tape"))?;
     let tape_rev = tape.with_slot(*rev_params.last().expect("h.rev takes the tape"));
     let sweep = Sweep::Callee { pair, entry_br, remap };
     let r = Reverse::new(Inputs { m, frame, act, mem, callees }, shadow, sweep, (tape, tape_rev));
@@ -180,7 +180,7 @@ fn lane_shadows<'ctx>(
     m: &'ctx Module,
     frame: &Frame<'ctx>,
     mem: &Memory<'ctx>,
-) -> Vec<HashMap<Value<'ctx>, Value<'ctx>>> {
+) -> Result<Vec<HashMap<Value<'ctx>, Value<'ctx>>>> {
     let mode = super::shadow::Mode { zero_copies: true, reload_merged_data: mem.resizes() };
     frame.shadow_lanes.iter().map(|roots| super::shadow::build_lane(m, frame, roots, mem, mode)).collect()
 }
@@ -222,12 +222,12 @@ impl<'a, 'ctx> Reverse<'a, 'ctx> {
     /// `eb` is positioned where adjoint slots go (the entry of the function holding the
     /// reverse sweep).
     fn run(mut self, eb: &Builder<'ctx>) -> Result<()> {
-        self.make_adjoint_slots(eb);
-        self.count_loops();
+        self.make_adjoint_slots(eb)?;
+        self.count_loops()?;
         self.plan()?;
         self.instrument_forward()?;
         self.rewind_tape_at_catches()?;
-        self.fill_slots();
+        self.fill_slots()?;
         self.emit_reverse()?;
         // Only now may calls change: the sweeps were built from the original calls.
         for (old, new) in self.replaced.take() {
@@ -239,13 +239,13 @@ impl<'a, 'ctx> Reverse<'a, 'ctx> {
 
     /// A builder in the entry block of the function holding the reverse sweep (for
     /// allocas).
-    fn rev_entry_builder(&self) -> Builder<'ctx> {
+    fn rev_entry_builder(&self) -> Built<Builder<'ctx>> {
         match &self.sweep {
             Sweep::Entry { .. } => self.frame.entry_builder(self.m),
             Sweep::Callee { entry_br, .. } => {
                 let b = self.m.builder();
-                b.before(*entry_br);
-                b
+                b.before(*entry_br)?;
+                Ok(b)
             }
         }
     }
@@ -267,42 +267,44 @@ impl<'a, 'ctx> Reverse<'a, 'ctx> {
         }
     }
 
-    fn make_adjoint_slots(&mut self, eb: &Builder<'ctx>) {
+    fn make_adjoint_slots(&mut self, eb: &Builder<'ctx>) -> Built<()> {
         let values =
             self.frame.primal.iter().flatten().copied().chain(self.cfg.blocks.iter().flat_map(|b| b.instructions()));
         for v in values.collect::<Vec<_>>() {
             let Some(tt) = tangent_type(v.ty()).filter(|_| self.act.is_active(v)) else { continue };
             let slots = (0..self.width)
                 .map(|lane| {
-                    let slot = eb.alloca(tt, &format!("{}.adj{lane}", v.name()));
-                    eb.store(self.m.const_null(tt), slot);
-                    slot
+                    let slot = eb.alloca(tt, &format!("{}.adj{lane}", v.name()))?;
+                    eb.store(self.m.const_null(tt), slot)?;
+                    Ok(slot)
                 })
-                .collect();
+                .collect::<Built<_>>()?;
             self.adjoint.insert(v, slots);
         }
+        Ok(())
     }
 
     /// Stores each `Source::Slot` value into its slot right after it is computed (after
     /// the phis for a phi). Runs after the forward sweep's other instrumentation, which
     /// adds phis.
-    fn fill_slots(&mut self) {
-        let eb = self.frame.entry_builder(self.m);
+    fn fill_slots(&mut self) -> Built<()> {
+        let eb = self.frame.entry_builder(self.m)?;
         let wanted: Vec<Value<'ctx>> = self.uses().slot_values();
         let b = self.m.builder();
         for v in wanted {
             if self.slots.contains_key(&v) {
                 continue;
             }
-            let slot = eb.alloca(v.ty(), &format!("{}.slot", v.name()));
+            let slot = eb.alloca(v.ty(), &format!("{}.slot", v.name()))?;
             if v.opcode() == Opcode::LLVMPHI {
-                b.before(v.parent_block().first_non_phi().expect("blocks end with a terminator"));
+                b.before(v.parent_block().first_non_phi().expect("blocks end with a terminator"))?;
             } else {
-                b.after(v);
+                b.after(v)?;
             }
-            b.store(v, slot);
+            b.store(v, slot)?;
             self.slots.insert(v, slot);
         }
+        Ok(())
     }
 
     /// The value of need `n` of `inst` in batch lane `lane` (only shadows differ
@@ -395,22 +397,23 @@ impl<'a, 'ctx> Reverse<'a, 'ctx> {
 
     /// Counts the iterations of each counted loop: `c = phi [0, preheader], [c + 1,
     /// latch]` in the header, and a slot for the reverse sweep's count.
-    fn count_loops(&mut self) {
+    fn count_loops(&mut self) -> Built<()> {
         let i64t = self.m.int(64);
         let b = self.m.builder();
-        let rb = self.rev_entry_builder();
+        let rb = self.rev_entry_builder()?;
         for l in self.cfg.counted_loops() {
             let header = self.cfg.blocks[l.header];
-            b.before(header.first_non_phi().expect("blocks end with a terminator"));
-            let c = b.phi(i64t, "ox.count");
-            let next = b.add(c.as_value(), self.m.const_int(i64t, 1));
+            b.before(header.first_non_phi().expect("blocks end with a terminator"))?;
+            let c = b.phi(i64t, "ox.count")?;
+            let next = b.add(c.as_value(), self.m.const_int(i64t, 1))?;
             c.add_incoming(&[
                 (self.m.const_int(i64t, 0), self.cfg.blocks[l.preheader]),
                 (next, self.cfg.blocks[l.latch]),
             ]);
-            let slot = rb.alloca(i64t, "ox.count.rev");
+            let slot = rb.alloca(i64t, "ox.count.rev")?;
             self.loops.push((l, c.as_value(), slot));
         }
+        Ok(())
     }
 
     /// Whether block `bi` heads a counted loop (its predecessor is not recorded).
@@ -458,39 +461,39 @@ impl<'a, 'ctx> Reverse<'a, 'ctx> {
                     self.tape.push(b, v)
                 }
             };
-            b.before(bb.first_non_phi().expect("blocks end with a terminator"));
-            let pred = record_pred.then(|| {
-                let phi = b.phi(i64t, "ox.pred");
+            b.before(bb.first_non_phi().expect("blocks end with a terminator"))?;
+            let pred = record_pred.then(|| -> Built<Phi<'ctx>> {
+                let phi = b.phi(i64t, "ox.pred")?;
                 let pairs: Vec<(Value<'ctx>, Block<'ctx>)> = preds
                     .iter()
                     .enumerate()
                     .map(|(k, &p)| (self.m.const_int(i64t, k as u64), self.cfg.blocks[p]))
                     .collect();
                 phi.add_incoming(&pairs);
-                phi
+                Ok(phi)
             });
             if let Some(n) = reserved {
-                self.tape.reserve(&b, n);
+                self.tape.reserve(&b, n)?;
             }
-            if let Some(phi) = pred {
-                push(&b, phi.as_value());
+            if let Some(phi) = pred.transpose()? {
+                push(&b, phi.as_value())?;
             }
             for (_, count, _) in self.exited_loops(bi) {
-                push(&b, *count);
+                push(&b, *count)?;
             }
             for inst in bb.instructions() {
                 let Some(items) = self.uses().items(inst) else {
                     continue;
                 };
-                b.after(inst);
+                b.after(inst)?;
                 for (v, source) in items {
                     if *source == Source::Pop {
-                        push(&b, *v);
+                        push(&b, *v)?;
                     }
                 }
                 let cx = Augmenting { r: self, b: &b };
                 if let Some(record) = self.act.rule(inst).family().augment(inst, &cx)? {
-                    push(&b, record);
+                    push(&b, record)?;
                 }
             }
         }
@@ -519,23 +522,23 @@ impl<'a, 'ctx> Reverse<'a, 'ctx> {
                     crate::names::where_(call)
                 )));
             };
-            let eb = self.frame.entry_builder(m);
+            let eb = self.frame.entry_builder(m)?;
             if !escaped {
-                eb.escape(self.tape.slot);
+                eb.escape(self.tape.slot)?;
                 escaped = true;
             }
             let i64t = m.int(64);
-            let saved = eb.alloca(i64t, "ox.try.tape_len");
-            eb.store(m.const_int(i64t, 0), saved).set_volatile();
+            let saved = eb.alloca(i64t, "ox.try.tape_len")?;
+            eb.store(m.const_int(i64t, 0), saved)?.set_volatile();
             let b = m.builder();
-            b.before(bb.terminator().expect("blocks end with a terminator"));
-            let first = b.icmp(crate::llvm::IntPredicate::LLVMIntEQ, call, m.const_int(call.ty(), 0));
-            let len = self.tape.len(&b);
-            let old = b.load(i64t, saved).set_volatile();
-            b.store(b.select(first, len, old), saved).set_volatile();
-            b.before(catch.first_non_phi().expect("blocks end with a terminator"));
-            let len = b.load(i64t, saved).set_volatile();
-            self.tape.set_len(&b, len);
+            b.before(bb.terminator().expect("blocks end with a terminator"))?;
+            let first = b.icmp(crate::llvm::IntPredicate::LLVMIntEQ, call, m.const_int(call.ty(), 0))?;
+            let len = self.tape.len(&b)?;
+            let old = b.load(i64t, saved)?.set_volatile();
+            b.store(b.select(first, len, old)?, saved)?.set_volatile();
+            b.before(catch.first_non_phi().expect("blocks end with a terminator"))?;
+            let len = b.load(i64t, saved)?.set_volatile();
+            self.tape.set_len(&b, len)?;
         }
         Ok(())
     }
@@ -551,21 +554,22 @@ impl<'a, 'ctx> Reverse<'a, 'ctx> {
     }
 
     /// Adds `delta` into the adjoint of `v` in lane `lane` (nothing for inactive `v`).
-    fn add_adjoint(&self, b: &Builder<'ctx>, v: Value<'ctx>, lane: usize, delta: Value<'ctx>) {
+    fn add_adjoint(&self, b: &Builder<'ctx>, v: Value<'ctx>, lane: usize, delta: Value<'ctx>) -> Built<()> {
         if let Some(slots) = self.adjoint.get(&v) {
             let tt = tangent_type(v.ty()).expect("active");
-            accumulate(b, slots[lane], convert(b, delta, tt));
+            accumulate(b, slots[lane], convert(b, delta, tt)?)?;
         }
+        Ok(())
     }
 
     /// Loads and clears the adjoint of `v` in lane `lane` (each dynamic instance
     /// consumes its own).
-    fn take_adjoint(&self, b: &Builder<'ctx>, v: Value<'ctx>, lane: usize) -> Value<'ctx> {
+    fn take_adjoint(&self, b: &Builder<'ctx>, v: Value<'ctx>, lane: usize) -> Built<Value<'ctx>> {
         let slot = self.adjoint[&v][lane];
         let tt = tangent_type(v.ty()).expect("active");
-        let d = b.load(tt, slot);
-        b.store(self.m.const_null(tt), slot);
-        d
+        let d = b.load(tt, slot)?;
+        b.store(self.m.const_null(tt), slot)?;
+        Ok(d)
     }
 
     /// Connects the returns to the reverse sweep and seeds the returned value.
@@ -581,12 +585,12 @@ impl<'a, 'ctx> Reverse<'a, 'ctx> {
             let seeds: Vec<Value<'ctx>> = match &self.sweep {
                 Sweep::Entry { req } => {
                     // The entry returns into its own reverse sweep.
-                    b.before(ret);
+                    b.before(ret)?;
                     // (Unread, a float result is left out, and with it whatever only it needed.)
                     if let Some(v) = returned.filter(|v| !(req.primal_unused && v.ty().is_floating())) {
-                        b.store(v, self.frame.params[2]);
+                        b.store(v, self.frame.params[2])?;
                     }
-                    b.br(rb);
+                    b.br(rb)?;
                     ret.erase();
                     if req.ret == Act::Active {
                         vec![self.frame.params[3]; self.width]
@@ -597,8 +601,8 @@ impl<'a, 'ctx> Reverse<'a, 'ctx> {
                 Sweep::Callee { pair, .. } => {
                     // h.aug returns; h.rev must learn which return it took.
                     if returns.len() > 1 {
-                        b.before(ret);
-                        self.tape.push(&b, m.const_int(m.int(64), k as u64));
+                        b.before(ret)?;
+                        self.tape.push(&b, m.const_int(m.int(64), k as u64))?;
                     }
                     let params = pair.rev.params();
                     let first = params.len() - 1 - self.width;
@@ -614,11 +618,11 @@ impl<'a, 'ctx> Reverse<'a, 'ctx> {
                 let tt = tangent_type(v.ty()).expect("active");
                 for (lane, &seed) in seeds.iter().enumerate() {
                     let d = if seed.ty().is_pointer() {
-                        b.load(tt, b.gep(tt, seed, &[m.const_int(m.int(64), lane as u64)]))
+                        b.load(tt, b.gep(tt, seed, &[m.const_int(m.int(64), lane as u64)])?)?
                     } else {
                         seed
                     };
-                    self.add_adjoint(&b, v, lane, d);
+                    self.add_adjoint(&b, v, lane, d)?;
                 }
             }
         }
@@ -628,16 +632,16 @@ impl<'a, 'ctx> Reverse<'a, 'ctx> {
             let targets: Vec<Block<'ctx>> = returns.iter().map(|&r| self.rev_block(r)).collect();
             match targets.as_slice() {
                 [] => {
-                    b.unreachable();
+                    b.unreachable()?;
                 }
                 [only] => {
-                    b.br(*only);
+                    b.br(*only)?;
                 }
                 [first, rest @ ..] => {
-                    let idx = self.tape_rev.pop(&b, m.int(64));
+                    let idx = self.tape_rev.pop(&b, m.int(64))?;
                     let cases: Vec<(Value<'ctx>, Block<'ctx>)> =
                         rest.iter().enumerate().map(|(k, t)| (m.const_int(m.int(64), k as u64 + 1), *t)).collect();
-                    b.switch(idx, *first, &cases);
+                    b.switch(idx, *first, &cases)?;
                 }
             }
         }
@@ -664,54 +668,56 @@ impl<'a, 'ctx> Reverse<'a, 'ctx> {
                 if inst.opcode() == Opcode::LLVMPHI || !self.act.is_active(inst) {
                     continue;
                 }
-                b.set_debug_loc_from(inst);
+                b.set_debug_loc_from(inst)?;
                 self.reverse_instruction(&b, inst)?;
             }
             b.clear_debug_loc();
             // The counts of the loops this block exits, recorded after its predecessor.
             let i64t = m.int(64);
             for (_, _, slot) in self.exited_loops(bi).into_iter().rev() {
-                b.store(self.tape_rev.pop(&b, i64t), *slot);
+                b.store(self.tape_rev.pop(&b, i64t)?, *slot)?;
             }
             let phis: Vec<(Phi<'ctx>, Vec<Value<'ctx>>)> = insts
                 .iter()
                 .filter(|&&i| self.act.is_active(i))
                 .filter_map(|i| i.as_phi())
-                .map(|p| (p, (0..self.width).map(|l| self.take_adjoint(&b, p.as_value(), l)).collect()))
-                .collect();
+                .map(|p| {
+                    Ok((p, (0..self.width).map(|l| self.take_adjoint(&b, p.as_value(), l)).collect::<Built<_>>()?))
+                })
+                .collect::<Built<_>>()?;
             let preds = self.cfg.preds[bi].clone();
             if bi == self.cfg.index(self.frame.body_entry) || preds.len() == 1 && preds[0] == 0 {
-                b.br(exit);
+                b.br(exit)?;
             } else if preds.len() == 1 {
-                self.accumulate_phis(&b, &phis, preds[0]);
+                self.accumulate_phis(&b, &phis, preds[0])?;
                 let target = self.rev_block(preds[0]);
-                b.br(target);
+                b.br(target)?;
             } else {
                 let idx = match self.counted_header(bi) {
                     // Back to the latch while the count is positive (counting down),
                     // then out to the preheader.
                     Some((l, _, slot)) => {
-                        let count = b.load(i64t, *slot);
-                        let done = b.icmp(crate::llvm::ICMP_EQ, count, m.const_int(i64t, 0));
-                        b.store(b.sub(count, m.const_int(i64t, 1)), *slot);
+                        let count = b.load(i64t, *slot)?;
+                        let done = b.icmp(crate::llvm::ICMP_EQ, count, m.const_int(i64t, 0))?;
+                        b.store(b.sub(count, m.const_int(i64t, 1))?, *slot)?;
                         let index =
                             |p: usize| m.const_int(i64t, preds.iter().position(|&q| q == p).expect("pred") as u64);
-                        b.select(done, index(l.preheader), index(l.latch))
+                        b.select(done, index(l.preheader), index(l.latch))?
                     }
-                    None => self.tape_rev.pop(&b, i64t),
+                    None => self.tape_rev.pop(&b, i64t)?,
                 };
                 let mut edges = Vec::new();
                 for (k, &p) in preds.iter().enumerate() {
                     let edge = m.append_block(self.rev_fn(), &format!("rev.edge.{}.{}", bb.name(), k));
                     let eb = m.builder();
                     eb.at_end(edge);
-                    self.accumulate_phis(&eb, &phis, p);
+                    self.accumulate_phis(&eb, &phis, p)?;
                     let target = self.rev_block(p);
-                    eb.br(target);
+                    eb.br(target)?;
                     edges.push((m.const_int(m.int(64), k as u64), edge));
                 }
                 let (_, default) = edges[0];
-                b.switch(idx, default, &edges[1..]);
+                b.switch(idx, default, &edges[1..])?;
             }
         }
 
@@ -727,20 +733,20 @@ impl<'a, 'ctx> Reverse<'a, 'ctx> {
             Sweep::Callee { pair, .. } => {
                 let adjoint_of = |v: Value<'ctx>, lane: usize| match self.adjoint.get(&v) {
                     Some(slots) => b.load(v.ty(), slots[lane]),
-                    None => m.const_null(v.ty()),
+                    None => Ok(m.const_null(v.ty())),
                 };
                 let fty = pair.rev.return_type();
                 if fty.is_void() {
-                    b.ret_void();
+                    b.ret_void()?;
                 } else {
                     let mut agg = m.const_null(fty);
                     for (j, &k) in pair.float_params.iter().enumerate() {
                         let v = self.frame.primal[k].expect("callee parameters are values");
                         for lane in 0..self.width {
-                            agg = b.insert_value(agg, adjoint_of(v, lane), (j * self.width + lane) as u32);
+                            agg = b.insert_value(agg, adjoint_of(v, lane)?, (j * self.width + lane) as u32)?;
                         }
                     }
-                    b.ret(agg);
+                    b.ret(agg)?;
                 }
                 return Ok(());
             }
@@ -754,51 +760,52 @@ impl<'a, 'ctx> Reverse<'a, 'ctx> {
                     Error::Unsupported(format!("argument {i} of type {} cannot be Active", v.ty().print()))
                 })?;
                 // Lane `l`'s adjoint at `shadows[i][l]`.
-                let out = self.frame.shadow_ptr(m, i);
+                let out = self.frame.shadow_ptr(m, i)?;
                 for lane in 0..self.width {
                     let d = match self.adjoint.get(&v) {
-                        Some(slots) => b.load(tt, slots[lane]),
+                        Some(slots) => b.load(tt, slots[lane])?,
                         None => m.const_null(tt),
                     };
-                    b.store(d, b.gep(tt, out, &[m.const_int(m.int(64), lane as u64)]));
+                    b.store(d, b.gep(tt, out, &[m.const_int(m.int(64), lane as u64)])?)?;
                 }
             }
         }
-        self.tape.free(b);
-        b.ret(m.const_int(m.int(32), 0));
+        self.tape.free(b)?;
+        b.ret(m.const_int(m.int(32), 0))?;
         Ok(())
     }
 
     /// `phis` holds each active phi with its adjoint per lane.
-    fn accumulate_phis(&self, b: &Builder<'ctx>, phis: &[(Phi<'ctx>, Vec<Value<'ctx>>)], pred: usize) {
+    fn accumulate_phis(&self, b: &Builder<'ctx>, phis: &[(Phi<'ctx>, Vec<Value<'ctx>>)], pred: usize) -> Built<()> {
         let pb = self.cfg.blocks[pred];
         for (phi, ds) in phis {
             if let Some((v, _)) = phi.incoming().into_iter().find(|(_, bb)| *bb == pb) {
                 for (lane, &d) in ds.iter().enumerate() {
-                    self.add_adjoint(b, v, lane, d);
+                    self.add_adjoint(b, v, lane, d)?;
                 }
             }
         }
+        Ok(())
     }
 
     /// Recomputes `v` (a `Source::Remat` value, or part of one) at the builder from the
     /// values this reverse block already has.
-    fn rebuild(&self, b: &Builder<'ctx>, v: Value<'ctx>) -> Value<'ctx> {
+    fn rebuild(&self, b: &Builder<'ctx>, v: Value<'ctx>) -> Built<Value<'ctx>> {
         if let Some(&x) = self.popped.borrow().get(&v) {
-            return x;
+            return Ok(x);
         }
         let x = if let Some((k, start, step)) = self.uses().induction(v) {
-            let count = b.load(self.m.int(64), self.loops[k].2);
-            let count = b.int_cast(count, v.ty());
-            b.add(self.rebuild(b, start), b.mul(step, count))
+            let count = b.load(self.m.int(64), self.loops[k].2)?;
+            let count = b.int_cast(count, v.ty())?;
+            b.add(self.rebuild(b, start)?, b.mul(step, count)?)?
         } else if self.uses().fetched_from(v) == Source::Visible || !self.uses().recomputable(v) {
-            return self.remap(v);
+            return Ok(self.remap(v));
         } else {
-            let ops: Vec<Value<'ctx>> = v.operands().into_iter().map(|o| self.rebuild(b, o)).collect();
-            b.clone_with(v, &ops)
+            let ops = v.operands().into_iter().map(|o| self.rebuild(b, o)).collect::<Built<Vec<_>>>()?;
+            b.clone_with(v, &ops)?
         };
         self.popped.borrow_mut().insert(v, x);
-        x
+        Ok(x)
     }
 
     /// Fetches the values `inst`'s partials need, in the reverse block at the builder.
@@ -810,8 +817,8 @@ impl<'a, 'ctx> Reverse<'a, 'ctx> {
                 continue;
             }
             let got = match source {
-                Source::Pop => self.tape_rev.pop(b, v.ty()),
-                Source::Slot => b.load(v.ty(), self.slots[v]),
+                Source::Pop => self.tape_rev.pop(b, v.ty())?,
+                Source::Slot => b.load(v.ty(), self.slots[v])?,
                 Source::Visible | Source::Reuse | Source::Remat => continue,
             };
             self.popped.borrow_mut().insert(*v, got);
@@ -819,7 +826,7 @@ impl<'a, 'ctx> Reverse<'a, 'ctx> {
         for (v, source) in items {
             match source {
                 Source::Remat => {
-                    self.rebuild(b, *v);
+                    self.rebuild(b, *v)?;
                 }
                 Source::Reuse if !self.popped.borrow().contains_key(v) => {
                     return Err(Error::Internal(format!(
@@ -838,7 +845,7 @@ impl<'a, 'ctx> Reverse<'a, 'ctx> {
     /// the builder: its record popped (pushed last), then its needs fetched.
     fn reverse_instruction(&self, b: &Builder<'ctx>, inst: Value<'ctx>) -> Result<()> {
         let family = self.act.rule(inst).family();
-        let record = family.record_type(self.m).map(|ty| self.tape_rev.pop(b, ty));
+        let record = family.record_type(self.m).map(|ty| self.tape_rev.pop(b, ty)).transpose()?;
         self.fetch_items(b, inst)?;
         family.adjoint(inst, &Reversing { r: self, b, record })?;
         if family.resizes_shadows() {
@@ -888,7 +895,7 @@ struct Augmenting<'r, 'a, 'ctx> {
 }
 
 impl<'ctx> Values<'ctx> for Augmenting<'_, '_, 'ctx> {
-    fn entry_builder(&self) -> Builder<'ctx> {
+    fn entry_builder(&self) -> Built<Builder<'ctx>> {
         self.r.frame.entry_builder(self.r.m)
     }
     fn primal(&self, v: Value<'ctx>) -> Value<'ctx> {
@@ -922,7 +929,7 @@ struct Reversing<'r, 'a, 'ctx> {
 }
 
 impl<'ctx> Values<'ctx> for Reversing<'_, '_, 'ctx> {
-    fn entry_builder(&self) -> Builder<'ctx> {
+    fn entry_builder(&self) -> Built<Builder<'ctx>> {
         self.r.rev_entry_builder()
     }
     fn primal(&self, v: Value<'ctx>) -> Value<'ctx> {
@@ -935,11 +942,11 @@ impl<'ctx> Values<'ctx> for Reversing<'_, '_, 'ctx> {
 }
 
 impl<'ctx> rules::Adjoints<'ctx> for Reversing<'_, '_, 'ctx> {
-    fn add_adjoint(&self, v: Value<'ctx>, lane: usize, d: Value<'ctx>) {
-        self.r.add_adjoint(self.b, v, lane, d);
+    fn add_adjoint(&self, v: Value<'ctx>, lane: usize, d: Value<'ctx>) -> Built<()> {
+        self.r.add_adjoint(self.b, v, lane, d)
     }
-    fn take_adjoint(&self, v: Value<'ctx>, lane: usize) -> Option<Value<'ctx>> {
-        self.r.adjoint.contains_key(&v).then(|| self.r.take_adjoint(self.b, v, lane))
+    fn take_adjoint(&self, v: Value<'ctx>, lane: usize) -> Built<Option<Value<'ctx>>> {
+        self.r.adjoint.contains_key(&v).then(|| self.r.take_adjoint(self.b, v, lane)).transpose()
     }
     fn record(&self) -> Option<Value<'ctx>> {
         self.record

@@ -9,7 +9,7 @@ use crate::analysis::cfg::Cfg;
 use crate::analysis::memory::{
     array_call, gc_allocation, is_object_header, pointer_op, resize_call, ArrayCall, Memory, PointerOp, Resize,
 };
-use crate::llvm::{Block, Builder, Call, Module, Opcode, Value};
+use crate::llvm::{Block, Builder, Built, Call, Module, Opcode, Value};
 use crate::request::Leaf;
 use std::collections::HashMap;
 
@@ -28,15 +28,15 @@ pub struct Mode {
 /// A zeroed copy of array `a` (the runtime's array copy, then every element cleared),
 /// built where `b` stands: the shadow of an array without a derivative of its own
 /// (`Memory::copies`). The analysis asks for one only when the copy function is at hand.
-fn zeroed_copy<'ctx>(m: &'ctx Module, b: &Builder<'ctx>, a: Value<'ctx>) -> Value<'ctx> {
+fn zeroed_copy<'ctx>(m: &'ctx Module, b: &Builder<'ctx>, a: Value<'ctx>) -> Built<Value<'ctx>> {
     let name = crate::julia::current().array_function(ArrayCall::Copy);
     let address =
         crate::symbols::address_of(name).expect("the analysis asks for copies only when `zero_copies_available`");
-    let s = b.call_typed(m.fn_type(a.ty(), &[a.ty()]), m.const_address(address as usize), &[a]).as_value();
+    let s = b.call_typed(m.fn_type(a.ty(), &[a.ty()]), m.const_address(address as usize), &[a])?.as_value();
     let helper = crate::runtime::zero_array as *const () as usize;
-    b.call_typed(m.fn_type(m.void(), &[m.ptr()]), m.const_address(helper), &[b.to_generic_ptr(s)]);
+    b.call_typed(m.fn_type(m.void(), &[m.ptr()]), m.const_address(helper), &[b.to_generic_ptr(s)?])?;
     s.set_name(&format!("{}.zero_copy", a.name()));
-    s
+    Ok(s)
 }
 
 /// Builds the shadow of every shadowed pointer of the frame's body, from the root
@@ -49,7 +49,7 @@ pub fn build_lane<'ctx>(
     roots: &[Option<Value<'ctx>>],
     mem: &Memory<'ctx>,
     mode: Mode,
-) -> HashMap<Value<'ctx>, Value<'ctx>> {
+) -> crate::error::Result<HashMap<Value<'ctx>, Value<'ctx>>> {
     let zero_copies = mode.zero_copies;
     let mut shadow: HashMap<Value<'ctx>, Value<'ctx>> = HashMap::new();
     for (p, s) in frame.primal.iter().zip(roots) {
@@ -60,7 +60,7 @@ pub fn build_lane<'ctx>(
     // A global array without a derivative beside differentiated ones: a zeroed copy,
     // made on entry.
     for c in mem.constant_zero_copies() {
-        shadow.insert(c, zeroed_copy(m, &frame.entry_builder(m), c));
+        shadow.insert(c, zeroed_copy(m, &frame.entry_builder(m)?, c)?);
     }
     let cfg = Cfg::compute(frame.g);
     let order = cfg.reverse_postorder();
@@ -72,8 +72,8 @@ pub fn build_lane<'ctx>(
     for &i in &insts {
         let Some(phi) = i.as_phi() else { continue };
         if holds_shadow(i) && !shadow.contains_key(&i) && !reloaded(i) {
-            b.before(i);
-            let s = b.phi(i.ty(), &format!("{}.shadow", i.name()));
+            b.before(i)?;
+            let s = b.phi(i.ty(), &format!("{}.shadow", i.name()))?;
             shadow.insert(i, s.as_value());
             // (Its entry in `shadow` stays `s`: every later insertion skips a value
             // that has one.)
@@ -85,9 +85,9 @@ pub fn build_lane<'ctx>(
         // same type, in the entry block, whose fields get the arrays' shadows where the
         // primal's get the arrays (below).
         if i.opcode() == Opcode::LLVMAlloca && (mem.is_shadowed(i) || mem.is_shadow_frame(i)) {
-            let eb = frame.entry_builder(m);
-            let s = eb.alloca(i.allocated_type(), &format!("{}.shadow", i.name()));
-            eb.store(m.const_null(i.allocated_type()), s);
+            let eb = frame.entry_builder(m)?;
+            let s = eb.alloca(i.allocated_type(), &format!("{}.shadow", i.name()))?;
+            eb.store(m.const_null(i.allocated_type()), s)?;
             shadow.insert(i, s);
             continue;
         }
@@ -97,13 +97,13 @@ pub fn build_lane<'ctx>(
         // derivative that calls the runtime runs (`pipeline::runtime_flags`), and the
         // shadow is garbage when the call returns.
         if let Some((alloc, call)) = gc_allocation(i).filter(|_| mem.is_shadowed(i)).zip(i.as_call()) {
-            b.before(i);
+            b.before(i)?;
             let args: Vec<Value<'ctx>> = (0..call.call_arg_count()).map(|k| i.operand(k)).collect();
-            let s = b.call_typed(call.called_function_type(), call.called_operand(), &args).as_value();
+            let s = b.call_typed(call.called_function_type(), call.called_operand(), &args)?.as_value();
             let size = args[alloc.size_arg];
             let tag = crate::julia::current().object_tag;
-            let len = if alloc.size_includes_tag { b.sub(size, m.const_int(size.ty(), tag)) } else { size };
-            crate::rules::memory::zero_memory(&b, s, len).expect("llvm.memset exists");
+            let len = if alloc.size_includes_tag { b.sub(size, m.const_int(size.ty(), tag))? } else { size };
+            crate::rules::memory::zero_memory(&b, s, len)?;
             s.set_name(&format!("{}.shadow", i.name()));
             shadow.insert(i, s);
             continue;
@@ -111,16 +111,16 @@ pub fn build_lane<'ctx>(
         // A `Const` array argument beside differentiated ones: a zeroed copy, made as
         // soon as the argument is loaded.
         if mem.is_zero_copy(i) && !shadow.contains_key(&i) {
-            b.after(i);
-            shadow.insert(i, zeroed_copy(m, &b, i));
+            b.after(i)?;
+            shadow.insert(i, zeroed_copy(m, &b, i)?);
             continue;
         }
         if let Some((kind, call)) = resize_call(i).filter(|_| mem.is_shadowed(i.operand(0))).zip(i.as_call()) {
-            resize_shadow(m, call, kind, &shadow);
+            resize_shadow(m, call, kind, &shadow)?;
             continue;
         }
         if mem.is_escaped(i) && !shadow.contains_key(&i) {
-            if let Some(s) = escaped_shadow(m, i, &shadow) {
+            if let Some(s) = escaped_shadow(m, i, &shadow)? {
                 shadow.insert(i, s);
             }
             continue;
@@ -130,11 +130,11 @@ pub fn build_lane<'ctx>(
         // from the primal and never read as shadows).
         if mem.aggregate_paths(i).is_some() && !shadow.contains_key(&i) {
             let same = |v: Value<'ctx>| shadow.get(&v).copied().unwrap_or(v);
-            b.before(i);
+            b.before(i)?;
             let s = match i.opcode() {
-                Opcode::LLVMInsertValue => b.clone_with(i, &[same(i.operand(0)), same(i.operand(1))]),
-                Opcode::LLVMExtractValue => b.clone_with(i, &[same(i.operand(0))]),
-                Opcode::LLVMSelect => b.select(i.operand(0), same(i.operand(1)), same(i.operand(2))),
+                Opcode::LLVMInsertValue => b.clone_with(i, &[same(i.operand(0)), same(i.operand(1))])?,
+                Opcode::LLVMExtractValue => b.clone_with(i, &[same(i.operand(0))])?,
+                Opcode::LLVMSelect => b.select(i.operand(0), same(i.operand(1)), same(i.operand(2)))?,
                 _ => continue,
             };
             s.set_name(&format!("{}.shadow", i.name()));
@@ -151,8 +151,8 @@ pub fn build_lane<'ctx>(
             shadow.get(&v).copied().or(own).unwrap_or_else(|| m.const_null(v.ty()))
         };
         if i.opcode() == Opcode::LLVMExtractValue {
-            b.before(i);
-            let s = b.clone_with(i, &[shadow.get(&i.operand(0)).copied().unwrap_or(i.operand(0))]);
+            b.before(i)?;
+            let s = b.clone_with(i, &[shadow.get(&i.operand(0)).copied().unwrap_or(i.operand(0))])?;
             s.set_name(&format!("{}.shadow", i.name()));
             shadow.insert(i, s);
             continue;
@@ -164,7 +164,7 @@ pub fn build_lane<'ctx>(
         // differentiated data, say) is still followed by the derivative's code, which
         // must not touch memory at random before the status reports the refusal.
         if crate::analysis::memory::is_splat(i) {
-            shadow.insert(i, shadow_from_hook(m, frame, &b, i, 2));
+            shadow.insert(i, shadow_from_hook(m, frame, &b, i, 2)?);
             continue;
         }
         // An array a user's rule returns: its shadow is the rule's (the shadow array in
@@ -175,26 +175,26 @@ pub fn build_lane<'ctx>(
         // built from it (its data pointer, null) are harmless where the call is not
         // differentiated (on a path that ends in an exception).
         if crate::names::rule_array_result(i).is_some() {
-            shadow.insert(i, shadow_from_hook(m, frame, &b, i, SPARE_HEADER_WORDS));
+            shadow.insert(i, shadow_from_hook(m, frame, &b, i, SPARE_HEADER_WORDS)?);
             continue;
         }
         // Before `i`: a shadow needs only the shadows of `i`'s operands, and code the
         // transforms later add right after `i` (tape pushes) can then use it.
-        b.before(i);
+        b.before(i)?;
         if let Some((call, site)) = array_call(i).zip(i.as_call()) {
             let args: Vec<Value<'ctx>> = (0..site.call_arg_count()).map(|k| i.operand(k)).collect();
             let s = match call {
-                ArrayCall::Alloc => b.call_typed(site.called_function_type(), site.called_operand(), &args),
+                ArrayCall::Alloc => b.call_typed(site.called_function_type(), site.called_operand(), &args)?,
                 // (A copy of an array without a derivative that derivative data is
                 // written into later: a zeroed copy of the primal.)
                 ArrayCall::Copy => {
                     let source = shadow.get(&args[0]).copied().unwrap_or(args[0]);
-                    b.call_typed(site.called_function_type(), site.called_operand(), &[source])
+                    b.call_typed(site.called_function_type(), site.called_operand(), &[source])?
                 }
                 ArrayCall::Reshape => {
                     let mut a = args.clone();
                     a[1] = of(args[1]);
-                    b.call_typed(site.called_function_type(), site.called_operand(), &a)
+                    b.call_typed(site.called_function_type(), site.called_operand(), &a)?
                 }
             }
             .as_value();
@@ -202,7 +202,7 @@ pub fn build_lane<'ctx>(
             if call == ArrayCall::Alloc || call == ArrayCall::Copy && zero_copies || copy_of_constant {
                 let fty = m.fn_type(m.void(), &[m.ptr()]);
                 let helper = crate::runtime::zero_array as *const () as usize;
-                b.call_typed(fty, m.const_address(helper), &[b.to_generic_ptr(s)]);
+                b.call_typed(fty, m.const_address(helper), &[b.to_generic_ptr(s)?])?;
             }
             s.set_name(&format!("{}.shadow", i.name()));
             shadow.insert(i, s);
@@ -213,18 +213,18 @@ pub fn build_lane<'ctx>(
             // object dominates every load the merge takes, so it dominates the merge).
             let object = mem.data_pointer_of(i).expect("reloaded");
             if i.opcode() == Opcode::LLVMPHI {
-                b.before(i.parent_block().first_non_phi().expect("blocks end with a terminator"));
+                b.before(i.parent_block().first_non_phi().expect("blocks end with a terminator"))?;
             }
-            let s = b.load(i.ty(), of(object));
+            let s = b.load(i.ty(), of(object))?;
             s.set_name(&format!("{}.shadow", i.name()));
             shadow.insert(i, s);
             continue;
         }
         let s = match pointer_op(i) {
-            Some(PointerOp::Derive) if i.opcode() == Opcode::LLVMGetElementPtr => b.gep_like(i, of(i.operand(0))),
-            Some(PointerOp::Derive) => b.cast(i.opcode(), of(i.operand(0)), i.ty()),
-            Some(PointerOp::Load) => b.load(i.ty(), of(i.operand(0))).mirror_access_of(i),
-            Some(PointerOp::Merge) => b.select(i.operand(0), of(i.operand(1)), of(i.operand(2))),
+            Some(PointerOp::Derive) if i.opcode() == Opcode::LLVMGetElementPtr => b.gep_like(i, of(i.operand(0)))?,
+            Some(PointerOp::Derive) => b.cast(i.opcode(), of(i.operand(0)), i.ty())?,
+            Some(PointerOp::Load) => b.load(i.ty(), of(i.operand(0)))?.mirror_access_of(i),
+            Some(PointerOp::Merge) => b.select(i.operand(0), of(i.operand(1)), of(i.operand(2)))?,
             None => continue,
         };
         s.set_name(&format!("{}.shadow", i.name()));
@@ -238,16 +238,16 @@ pub fn build_lane<'ctx>(
         if i.opcode() == Opcode::LLVMStore && is_object_header(i.operand(1)) {
             let header = i.operand(1);
             if let Some(&base) = shadow.get(&header.operand(0)) {
-                b.after(i);
-                let at = b.gep_like(header, base);
-                b.store(i.operand(0), at).mirror_access_of(i);
+                b.after(i)?;
+                let at = b.gep_like(header, base)?;
+                b.store(i.operand(0), at)?.mirror_access_of(i);
             }
             continue;
         }
         if i.opcode() == Opcode::LLVMStore && mem.leaf(i.operand(1)).is_some_and(Leaf::is_stack_object) {
             if let (Some(&v), Some(&p)) = (shadow.get(&i.operand(0)), shadow.get(&i.operand(1))) {
-                b.after(i);
-                b.store(v, p).mirror_access_of(i);
+                b.after(i)?;
+                b.store(v, p)?.mirror_access_of(i);
             }
         }
     }
@@ -264,7 +264,7 @@ pub fn build_lane<'ctx>(
             .collect();
         s.add_incoming(&pairs);
     }
-    shadow
+    Ok(shadow)
 }
 
 /// The shadow of call `i` that a runtime hook called in its place writes into a slot of
@@ -278,17 +278,17 @@ fn shadow_from_hook<'ctx>(
     b: &Builder<'ctx>,
     i: Value<'ctx>,
     spare_words: u32,
-) -> Value<'ctx> {
-    let eb = frame.entry_builder(m);
-    let slot = eb.alloca(i.ty(), &format!("{}.shadow.slot", i.name()));
+) -> Built<Value<'ctx>> {
+    let eb = frame.entry_builder(m)?;
+    let slot = eb.alloca(i.ty(), &format!("{}.shadow.slot", i.name()))?;
     let spare_type = m.array_type(m.int(64), spare_words);
-    let spare = eb.alloca(spare_type, &format!("{}.shadow.spare", i.name()));
-    eb.store(m.const_null(spare_type), spare);
-    eb.store(eb.addrspace_cast(spare, i.ty()), slot);
-    b.after(i);
-    let s = b.load(i.ty(), slot);
+    let spare = eb.alloca(spare_type, &format!("{}.shadow.spare", i.name()))?;
+    eb.store(m.const_null(spare_type), spare)?;
+    eb.store(eb.addrspace_cast(spare, i.ty())?, slot)?;
+    b.after(i)?;
+    let s = b.load(i.ty(), slot)?;
     s.set_name(&format!("{}.shadow", i.name()));
-    s
+    Ok(s)
 }
 
 /// Words of the zeroed stand-in for an array header a rule's array result has as shadow
@@ -298,12 +298,12 @@ const SPARE_HEADER_WORDS: u32 = 16;
 
 /// After `jl_array_grow_end(a, n)` and the other resizes: the same call on the shadow,
 /// its new elements zeroed.
-fn resize_shadow(m: &Module, i: Call, kind: Resize, shadow: &HashMap<Value, Value>) {
-    let Some(&s) = shadow.get(&i.as_value().operand(0)) else { return };
+fn resize_shadow(m: &Module, i: Call, kind: Resize, shadow: &HashMap<Value, Value>) -> Built<()> {
+    let Some(&s) = shadow.get(&i.as_value().operand(0)) else { return Ok(()) };
     let b = m.builder();
-    b.after(i.as_value());
+    b.after(i.as_value())?;
     let args: Vec<Value> = (1..i.call_arg_count()).map(|k| i.as_value().operand(k)).collect();
-    crate::rules::memory::resize_array(&b, kind, i.called_operand(), s, &args);
+    crate::rules::memory::resize_array(&b, kind, i.called_operand(), s, &args)
 }
 
 /// The shadow of an integer holding a shadowed address (`pointer(x)` as an `Int`): the
@@ -312,31 +312,28 @@ fn escaped_shadow<'ctx>(
     m: &'ctx Module,
     i: Value<'ctx>,
     shadow: &HashMap<Value<'ctx>, Value<'ctx>>,
-) -> Option<Value<'ctx>> {
+) -> Built<Option<Value<'ctx>>> {
     let b = m.builder();
-    b.before(i);
+    b.before(i)?;
     let of = |v: Value<'ctx>| shadow.get(&v).copied();
     let s = match i.opcode() {
-        Opcode::LLVMLoad => b.load(i.ty(), of(i.operand(0))?),
+        Opcode::LLVMLoad => of(i.operand(0)).map(|p| b.load(i.ty(), p)),
         Opcode::LLVMPtrToInt
         | Opcode::LLVMIntToPtr
         | Opcode::LLVMBitCast
         | Opcode::LLVMAddrSpaceCast
         | Opcode::LLVMTrunc
         | Opcode::LLVMZExt
-        | Opcode::LLVMSExt => b.cast(i.opcode(), of(i.operand(0))?, i.ty()),
+        | Opcode::LLVMSExt => of(i.operand(0)).map(|x| b.cast(i.opcode(), x, i.ty())),
         Opcode::LLVMAdd | Opcode::LLVMSub => {
             let (x, y) = (i.operand(0), i.operand(1));
             let (sx, sy) = (of(x).unwrap_or(x), of(y).unwrap_or(y));
-            if i.opcode() == Opcode::LLVMAdd {
-                b.add(sx, sy)
-            } else {
-                b.sub(sx, sy)
-            }
+            Some(if i.opcode() == Opcode::LLVMAdd { b.add(sx, sy) } else { b.sub(sx, sy) })
         }
-        Opcode::LLVMGetElementPtr => b.gep_like(i, of(i.operand(0))?),
-        _ => return None,
+        Opcode::LLVMGetElementPtr => of(i.operand(0)).map(|p| b.gep_like(i, p)),
+        _ => None,
     };
+    let Some(s) = s.transpose()? else { return Ok(None) };
     s.set_name(&format!("{}.shadow", i.name()));
-    Some(s)
+    Ok(Some(s))
 }

@@ -14,7 +14,7 @@
 //! pushes are known in number reserves room for all of them once (`reserve`) and then
 //! stores without checks (`put`).
 
-use crate::llvm::{Builder, Function, Module, Type, Value};
+use crate::llvm::{Builder, Built, Function, Module, Type, Value};
 
 /// Helper functions in the module plus the tape alloca in the derivative function.
 pub struct Tape<'ctx> {
@@ -31,14 +31,14 @@ pub struct Tape<'ctx> {
 impl<'ctx> Tape<'ctx> {
     /// Emits the push/pop helpers and the tape's allocas with `entry`: the header,
     /// holding an empty tape in the stack buffer.
-    pub fn new(m: &'ctx Module, entry: &Builder<'ctx>) -> Tape<'ctx> {
+    pub fn new(m: &'ctx Module, entry: &Builder<'ctx>) -> Built<Tape<'ctx>> {
         let (ty, i64t) = (slot_type(m), m.int(64));
-        let slot = entry.alloca(ty, "ox.tape");
-        let stack = entry.alloca(m.array_type(i64t, STACK_SLOTS as u32), "ox.tape.stack");
-        store(entry, stack, field(entry, ty, slot, DATA));
-        store(entry, m.const_int(i64t, 0), field(entry, ty, slot, LEN));
-        store(entry, m.const_int(i64t, STACK_SLOTS), field(entry, ty, slot, CAP));
-        store(entry, stack, field(entry, ty, slot, STACK));
+        let slot = entry.alloca(ty, "ox.tape")?;
+        let stack = entry.alloca(m.array_type(i64t, STACK_SLOTS as u32), "ox.tape.stack")?;
+        store(entry, stack, field(entry, ty, slot, DATA)?)?;
+        store(entry, m.const_int(i64t, 0), field(entry, ty, slot, LEN)?)?;
+        store(entry, m.const_int(i64t, STACK_SLOTS), field(entry, ty, slot, CAP)?)?;
+        store(entry, stack, field(entry, ty, slot, STACK)?)?;
         Tape::on(m, slot)
     }
 
@@ -49,25 +49,30 @@ impl<'ctx> Tape<'ctx> {
 
     /// Tape operations on the tape pointer `slot`, for a callee's derivative functions
     /// (the tape itself belongs to the entry).
-    pub fn on(m: &'ctx Module, slot: Value<'ctx>) -> Tape<'ctx> {
+    pub fn on(m: &'ctx Module, slot: Value<'ctx>) -> Built<Tape<'ctx>> {
         let i64t = m.int(64);
         let hint = m.global(HINT).unwrap_or_else(|| m.add_global(HINT, i64t, m.const_int(i64t, 0)));
-        let free = m.function("ox.tape.release").unwrap_or_else(|| emit_release(m, slot_type(m), hint));
-        let reserve = m.function("ox.tape.reserve").unwrap_or_else(|| emit_reserve(m, slot_type(m), hint));
-        let put = m.function("ox.tape.put").unwrap_or_else(|| emit_put(m, slot_type(m)));
-        let push = m.function("ox.tape.push").unwrap_or_else(|| emit_push(m, reserve, put));
-        let pop = m.function("ox.tape.pop").unwrap_or_else(|| emit_pop(m, slot_type(m)));
-        Tape { slot, push, reserve, put, pop, free }
+        let helper = |name: &str, emit: &dyn Fn() -> Built<Function<'ctx>>| match m.function(name) {
+            Some(f) => Ok(f),
+            None => emit(),
+        };
+        let free = helper("ox.tape.release", &|| emit_release(m, slot_type(m), hint))?;
+        let reserve = helper("ox.tape.reserve", &|| emit_reserve(m, slot_type(m), hint))?;
+        let put = helper("ox.tape.put", &|| emit_put(m, slot_type(m)))?;
+        let push = helper("ox.tape.push", &|| emit_push(m, reserve, put))?;
+        let pop = helper("ox.tape.pop", &|| emit_pop(m, slot_type(m)))?;
+        Ok(Tape { slot, push, reserve, put, pop, free })
     }
 
     /// Makes room for `n` more slots, so that the next `n` `put`s need no check.
-    pub fn reserve(&self, b: &Builder<'ctx>, n: u64) {
-        b.call(self.reserve, &[self.slot, b.m.const_int(b.m.int(64), n)]);
+    pub fn reserve(&self, b: &Builder<'ctx>, n: u64) -> Built<()> {
+        b.call(self.reserve, &[self.slot, b.m.const_int(b.m.int(64), n)])?;
+        Ok(())
     }
 
     /// `push` into room made by `reserve`.
-    pub fn put(&self, b: &Builder<'ctx>, v: Value<'ctx>) {
-        self.store(b, v, self.put);
+    pub fn put(&self, b: &Builder<'ctx>, v: Value<'ctx>) -> Built<()> {
+        self.store(b, v, self.put)
     }
 
     /// How many slots `push(v)` takes.
@@ -82,54 +87,57 @@ impl<'ctx> Tape<'ctx> {
 
     /// Pushes `v` (float, integer up to 64 bits, pointer, or a vector of those: one
     /// slot per lane).
-    pub fn push(&self, b: &Builder<'ctx>, v: Value<'ctx>) {
-        self.store(b, v, self.push);
+    pub fn push(&self, b: &Builder<'ctx>, v: Value<'ctx>) -> Built<()> {
+        self.store(b, v, self.push)
     }
 
     /// `v` onto the tape with `helper` (`push` or `put`), lane by lane for a vector.
-    fn store(&self, b: &Builder<'ctx>, v: Value<'ctx>, helper: Function<'ctx>) {
+    fn store(&self, b: &Builder<'ctx>, v: Value<'ctx>, helper: Function<'ctx>) -> Built<()> {
         let ty = v.ty();
         if ty.kind() == llvm_sys::LLVMTypeKind::LLVMVectorTypeKind {
             for lane in 0..ty.vector_size() {
                 let idx = b.m.const_int(b.m.int(32), lane as u64);
-                self.store(b, b.extract_element(v, idx), helper);
+                self.store(b, b.extract_element(v, idx)?, helper)?;
             }
-            return;
+            return Ok(());
         }
-        let bits = b.to_i64_bits(v);
-        b.call(helper, &[self.slot, bits]);
+        let bits = b.to_i64_bits(v)?;
+        b.call(helper, &[self.slot, bits])?;
+        Ok(())
     }
 
     /// Pops a value of type `ty` (the mirror of `push`).
-    pub fn pop(&self, b: &Builder<'ctx>, ty: Type<'ctx>) -> Value<'ctx> {
+    pub fn pop(&self, b: &Builder<'ctx>, ty: Type<'ctx>) -> Built<Value<'ctx>> {
         if ty.kind() == llvm_sys::LLVMTypeKind::LLVMVectorTypeKind {
             let mut v = b.m.const_null(ty);
             for lane in (0..ty.vector_size()).rev() {
                 let idx = b.m.const_int(b.m.int(32), lane as u64);
-                let x = self.pop(b, ty.element());
-                v = b.insert_element(v, x, idx);
+                let x = self.pop(b, ty.element())?;
+                v = b.insert_element(v, x, idx)?;
             }
-            return v;
+            return Ok(v);
         }
-        let bits = b.call(self.pop, &[self.slot]);
+        let bits = b.call(self.pop, &[self.slot])?;
         b.from_i64_bits(bits.as_value(), ty)
     }
 
     /// The number of slots in use (volatile: read where a `longjmp` may come back).
-    pub fn len(&self, b: &Builder<'ctx>) -> Value<'ctx> {
+    pub fn len(&self, b: &Builder<'ctx>) -> Built<Value<'ctx>> {
         let ty = slot_type(b.m);
-        load(b, b.m.int(64), field(b, ty, self.slot, LEN)).set_volatile()
+        Ok(load(b, b.m.int(64), field(b, ty, self.slot, LEN)?)?.set_volatile())
     }
 
     /// Sets the number of slots in use (drops what was pushed since `len` was read).
-    pub fn set_len(&self, b: &Builder<'ctx>, len: Value<'ctx>) {
+    pub fn set_len(&self, b: &Builder<'ctx>, len: Value<'ctx>) -> Built<()> {
         let ty = slot_type(b.m);
-        b.store(len, field(b, ty, self.slot, LEN)).set_tbaa_type(TBAA).set_volatile();
+        b.store(len, field(b, ty, self.slot, LEN)?)?.set_tbaa_type(TBAA).set_volatile();
+        Ok(())
     }
 
     /// Frees the buffer when it is on the heap, raising the size hint to its size.
-    pub fn free(&self, b: &Builder<'ctx>) {
-        b.call(self.free, &[self.slot]);
+    pub fn free(&self, b: &Builder<'ctx>) -> Built<()> {
+        b.call(self.free, &[self.slot])?;
+        Ok(())
     }
 }
 
@@ -139,13 +147,14 @@ impl<'ctx> Tape<'ctx> {
 const TBAA: &str = "oxidase_tape";
 
 /// A tagged load from the tape.
-fn load<'ctx>(b: &Builder<'ctx>, ty: Type<'ctx>, p: Value<'ctx>) -> Value<'ctx> {
-    b.load(ty, p).set_tbaa_type(TBAA)
+fn load<'ctx>(b: &Builder<'ctx>, ty: Type<'ctx>, p: Value<'ctx>) -> Built<Value<'ctx>> {
+    Ok(b.load(ty, p)?.set_tbaa_type(TBAA))
 }
 
 /// A tagged store to the tape.
-fn store(b: &Builder, v: Value, p: Value) {
-    b.store(v, p).set_tbaa_type(TBAA);
+fn store(b: &Builder, v: Value, p: Value) -> Built<()> {
+    b.store(v, p)?.set_tbaa_type(TBAA);
+    Ok(())
 }
 
 /// Slots in the stack buffer a tape starts in (1 KiB).
@@ -165,7 +174,7 @@ fn slot_type(m: &Module) -> Type<'_> {
     m.struct_type(&[m.ptr(), m.int(64), m.int(64), m.ptr()])
 }
 
-fn field<'ctx>(b: &Builder<'ctx>, tape_ty: Type<'ctx>, tape: Value<'ctx>, i: u64) -> Value<'ctx> {
+fn field<'ctx>(b: &Builder<'ctx>, tape_ty: Type<'ctx>, tape: Value<'ctx>, i: u64) -> Built<Value<'ctx>> {
     let m = b.m;
     b.gep(tape_ty, tape, &[m.const_int(m.int(32), 0), m.const_int(m.int(32), i)])
 }
@@ -173,7 +182,7 @@ fn field<'ctx>(b: &Builder<'ctx>, tape_ty: Type<'ctx>, tape: Value<'ctx>, i: u64
 /// `reserve(tape, n)`: unless `n` more slots fit, moves the buffer to a bigger one:
 /// at least twice the size, from the stack to the heap (`malloc` and copy) the first
 /// time, on the heap with `realloc` afterwards.
-fn emit_reserve<'ctx>(m: &'ctx Module, tape_ty: Type<'ctx>, hint: Value<'ctx>) -> Function<'ctx> {
+fn emit_reserve<'ctx>(m: &'ctx Module, tape_ty: Type<'ctx>, hint: Value<'ctx>) -> Built<Function<'ctx>> {
     let i64t = m.int(64);
     let ptr = m.ptr();
     let malloc = |b: &Builder<'ctx>, bytes| runtime_call(b, Runtime::Alloc, &[bytes]);
@@ -186,70 +195,70 @@ fn emit_reserve<'ctx>(m: &'ctx Module, tape_ty: Type<'ctx>, hint: Value<'ctx>) -
         (block("top"), block("grow"), block("first"), block("again"), block("moved"), block("done"));
     let b = m.builder();
     b.at_end(top);
-    let cap_p = field(&b, tape_ty, tape, CAP);
-    let len = load(&b, i64t, field(&b, tape_ty, tape, LEN));
-    let cap = load(&b, i64t, cap_p);
-    let need = b.add(len, n);
-    let full = b.icmp(crate::llvm::ICMP_UGT, need, cap);
-    b.cond_br(full, grow, done);
+    let cap_p = field(&b, tape_ty, tape, CAP)?;
+    let len = load(&b, i64t, field(&b, tape_ty, tape, LEN)?)?;
+    let cap = load(&b, i64t, cap_p)?;
+    let need = b.add(len, n)?;
+    let full = b.icmp(crate::llvm::ICMP_UGT, need, cap)?;
+    b.cond_br(full, grow, done)?;
 
     b.at_end(grow);
-    let doubled = b.mul(cap, m.const_int(i64t, 2));
-    let newcap = b.select(b.icmp(crate::llvm::ICMP_UGT, need, doubled), need, doubled);
-    let bytes = b.mul(newcap, m.const_int(i64t, 8));
-    let data_p = field(&b, tape_ty, tape, DATA);
-    let data = load(&b, ptr, data_p);
-    let stack = load(&b, ptr, field(&b, tape_ty, tape, STACK));
-    b.cond_br(b.icmp(crate::llvm::ICMP_EQ, data, stack), first, again);
+    let doubled = b.mul(cap, m.const_int(i64t, 2))?;
+    let newcap = b.select(b.icmp(crate::llvm::ICMP_UGT, need, doubled)?, need, doubled)?;
+    let bytes = b.mul(newcap, m.const_int(i64t, 8))?;
+    let data_p = field(&b, tape_ty, tape, DATA)?;
+    let data = load(&b, ptr, data_p)?;
+    let stack = load(&b, ptr, field(&b, tape_ty, tape, STACK)?)?;
+    b.cond_br(b.icmp(crate::llvm::ICMP_EQ, data, stack)?, first, again)?;
 
     b.at_end(first);
     // The first move to the heap takes at least the largest size a call reached.
-    let hinted = b.load(i64t, hint).set_atomic_word();
-    let firstcap = b.select(b.icmp(crate::llvm::ICMP_UGT, hinted, newcap), hinted, newcap);
-    let heap = malloc(&b, b.mul(firstcap, m.const_int(i64t, 8)));
-    b.call(memcpy, &[heap, data, b.mul(len, m.const_int(i64t, 8)), m.const_int(m.int(1), 0)]);
-    b.br(moved);
+    let hinted = b.load(i64t, hint)?.set_atomic_word();
+    let firstcap = b.select(b.icmp(crate::llvm::ICMP_UGT, hinted, newcap)?, hinted, newcap)?;
+    let heap = malloc(&b, b.mul(firstcap, m.const_int(i64t, 8))?)?;
+    b.call(memcpy, &[heap, data, b.mul(len, m.const_int(i64t, 8))?, m.const_int(m.int(1), 0)])?;
+    b.br(moved)?;
 
     b.at_end(again);
-    let grown = realloc(&b, data, bytes);
-    b.br(moved);
+    let grown = realloc(&b, data, bytes)?;
+    b.br(moved)?;
 
     b.at_end(moved);
-    let new = b.phi(ptr, "data");
+    let new = b.phi(ptr, "data")?;
     new.add_incoming(&[(heap, first), (grown, again)]);
-    let cap = b.phi(i64t, "cap");
+    let cap = b.phi(i64t, "cap")?;
     cap.add_incoming(&[(firstcap, first), (newcap, again)]);
-    store(&b, new.as_value(), data_p);
-    store(&b, cap.as_value(), cap_p);
-    b.br(done);
+    store(&b, new.as_value(), data_p)?;
+    store(&b, cap.as_value(), cap_p)?;
+    b.br(done)?;
 
     b.at_end(done);
-    b.ret_void();
-    f
+    b.ret_void()?;
+    Ok(f)
 }
 
 /// `release(tape)`: when the buffer is on the heap, raises the hint to its size and
 /// frees it. A derivative whose tape never leaves the stack folds all of it away.
-fn emit_release<'ctx>(m: &'ctx Module, tape_ty: Type<'ctx>, hint: Value<'ctx>) -> Function<'ctx> {
+fn emit_release<'ctx>(m: &'ctx Module, tape_ty: Type<'ctx>, hint: Value<'ctx>) -> Built<Function<'ctx>> {
     let (i64t, ptr) = (m.int(64), m.ptr());
     let f = m.add_inline_helper("ox.tape.release", m.fn_type(m.void(), &[ptr]));
     let tape = f.params()[0];
     let (top, heap, done) = (m.append_block(f, "top"), m.append_block(f, "heap"), m.append_block(f, "done"));
     let b = m.builder();
     b.at_end(top);
-    let data = load(&b, ptr, field(&b, tape_ty, tape, DATA));
-    let stack = load(&b, ptr, field(&b, tape_ty, tape, STACK));
-    b.cond_br(b.icmp(crate::llvm::ICMP_EQ, data, stack), done, heap);
+    let data = load(&b, ptr, field(&b, tape_ty, tape, DATA)?)?;
+    let stack = load(&b, ptr, field(&b, tape_ty, tape, STACK)?)?;
+    b.cond_br(b.icmp(crate::llvm::ICMP_EQ, data, stack)?, done, heap)?;
     b.at_end(heap);
-    let cap = load(&b, i64t, field(&b, tape_ty, tape, CAP));
-    let known = b.load(i64t, hint).set_atomic_word();
-    let more = b.icmp(crate::llvm::ICMP_UGT, cap, known);
-    b.store(b.select(more, cap, known), hint).set_atomic_word();
-    runtime_call(&b, Runtime::Free, &[data]);
-    b.br(done);
+    let cap = load(&b, i64t, field(&b, tape_ty, tape, CAP)?)?;
+    let known = b.load(i64t, hint)?.set_atomic_word();
+    let more = b.icmp(crate::llvm::ICMP_UGT, cap, known)?;
+    b.store(b.select(more, cap, known)?, hint)?.set_atomic_word();
+    runtime_call(&b, Runtime::Free, &[data])?;
+    b.br(done)?;
     b.at_end(done);
-    b.ret_void();
-    f
+    b.ret_void()?;
+    Ok(f)
 }
 
 /// The engine's runtime functions that take and give back a tape's heap buffer.
@@ -272,7 +281,7 @@ const MEM_ARG_AND_INACCESSIBLE: u64 = 3 | MEM_INACCESSIBLE;
 /// A call of `which` by address, carrying the attributes LLVM gives `malloc`, `realloc`
 /// and `free`: without them the call would be opaque, and loads of Julia arrays in a
 /// loop that pushes could no longer be kept in registers or vectorized across it.
-fn runtime_call<'ctx>(b: &Builder<'ctx>, which: Runtime, args: &[Value<'ctx>]) -> Value<'ctx> {
+fn runtime_call<'ctx>(b: &Builder<'ctx>, which: Runtime, args: &[Value<'ctx>]) -> Built<Value<'ctx>> {
     use crate::runtime::buffers;
     let m = b.m;
     let (i64t, ptr) = (m.int(64), m.ptr());
@@ -285,14 +294,14 @@ fn runtime_call<'ctx>(b: &Builder<'ctx>, which: Runtime, args: &[Value<'ctx>]) -
             (m.fn_type(m.void(), &[ptr]), buffers::tape_free as *const () as usize, MEM_ARG_AND_INACCESSIBLE)
         }
     };
-    let call = b.call_typed(fty, m.const_address(addr), args);
+    let call = b.call_typed(fty, m.const_address(addr), args)?;
     call.add_call_attr(CALL_INDEX, "memory", memory);
     call.add_call_fn_attr("nounwind");
     call.add_call_fn_attr("willreturn");
     if !matches!(which, Runtime::Free) {
         call.add_call_attr(RESULT_INDEX, "noalias", 0);
     }
-    call.as_value()
+    Ok(call.as_value())
 }
 
 /// Whether `f` calls the runtime function that moves a tape to the heap: its calls may
@@ -306,47 +315,47 @@ pub fn takes_heap_buffers(f: Function) -> bool {
 }
 
 /// `put(tape, v)`: stores `v` in the next slot, which `reserve` made room for.
-fn emit_put<'ctx>(m: &'ctx Module, tape_ty: Type<'ctx>) -> Function<'ctx> {
+fn emit_put<'ctx>(m: &'ctx Module, tape_ty: Type<'ctx>) -> Built<Function<'ctx>> {
     let i64t = m.int(64);
     let ptr = m.ptr();
     let f = m.add_inline_helper("ox.tape.put", m.fn_type(m.void(), &[ptr, i64t]));
     let [tape, v] = [f.params()[0], f.params()[1]];
     let b = m.builder();
     b.at_end(m.append_block(f, "top"));
-    let len_p = field(&b, tape_ty, tape, LEN);
-    let len = load(&b, i64t, len_p);
-    let data = load(&b, ptr, tape);
-    store(&b, v, b.gep(i64t, data, &[len]));
-    store(&b, b.add(len, m.const_int(i64t, 1)), len_p);
-    b.ret_void();
-    f
+    let len_p = field(&b, tape_ty, tape, LEN)?;
+    let len = load(&b, i64t, len_p)?;
+    let data = load(&b, ptr, tape)?;
+    store(&b, v, b.gep(i64t, data, &[len])?)?;
+    store(&b, b.add(len, m.const_int(i64t, 1))?, len_p)?;
+    b.ret_void()?;
+    Ok(f)
 }
 
 /// `push(tape, v)`: `reserve(tape, 1)` then `put(tape, v)`.
-fn emit_push<'ctx>(m: &'ctx Module, reserve: Function<'ctx>, put: Function<'ctx>) -> Function<'ctx> {
+fn emit_push<'ctx>(m: &'ctx Module, reserve: Function<'ctx>, put: Function<'ctx>) -> Built<Function<'ctx>> {
     let i64t = m.int(64);
     let f = m.add_inline_helper("ox.tape.push", m.fn_type(m.void(), &[m.ptr(), i64t]));
     let [tape, v] = [f.params()[0], f.params()[1]];
     let b = m.builder();
     b.at_end(m.append_block(f, "top"));
-    b.call(reserve, &[tape, m.const_int(i64t, 1)]);
-    b.call(put, &[tape, v]);
-    b.ret_void();
-    f
+    b.call(reserve, &[tape, m.const_int(i64t, 1)])?;
+    b.call(put, &[tape, v])?;
+    b.ret_void()?;
+    Ok(f)
 }
 
-fn emit_pop<'ctx>(m: &'ctx Module, tape_ty: Type<'ctx>) -> Function<'ctx> {
+fn emit_pop<'ctx>(m: &'ctx Module, tape_ty: Type<'ctx>) -> Built<Function<'ctx>> {
     let i64t = m.int(64);
     let ptr = m.ptr();
     let f = m.add_inline_helper("ox.tape.pop", m.fn_type(i64t, &[ptr]));
     let tape = f.params()[0];
     let b = m.builder();
     b.at_end(m.append_block(f, "top"));
-    let len_p = field(&b, tape_ty, tape, LEN);
-    let len = b.sub(load(&b, i64t, len_p), m.const_int(i64t, 1));
-    store(&b, len, len_p);
-    let data = load(&b, ptr, tape);
-    let v = load(&b, i64t, b.gep(i64t, data, &[len]));
-    b.ret(v);
-    f
+    let len_p = field(&b, tape_ty, tape, LEN)?;
+    let len = b.sub(load(&b, i64t, len_p)?, m.const_int(i64t, 1))?;
+    store(&b, len, len_p)?;
+    let data = load(&b, ptr, tape)?;
+    let v = load(&b, i64t, b.gep(i64t, data, &[len])?)?;
+    b.ret(v)?;
+    Ok(f)
 }

@@ -18,7 +18,7 @@
 //! finds it on its own tape, as in Enzyme.
 
 use crate::error::{Error, Result};
-use crate::llvm::{Builder, Call, Value};
+use crate::llvm::{Builder, Built, Call, Value};
 
 /// `rule_call` mode: forward mode (`EnzymeRules.forward`).
 pub const FORWARD: u64 = 0;
@@ -94,24 +94,26 @@ pub fn call<'ctx>(
     let width = lanes.len();
     let at = |arr: Value<'ctx>, k: usize| b.gep(i8t, arr, &[m.const_int(i64t, 8 * k as u64)]);
     // A value's address: a pointer is its own, anything else is spilled into a slot.
-    let address = |v: Value<'ctx>| {
+    let address = |v: Value<'ctx>| -> Built<Value<'ctx>> {
         if v.ty().is_pointer() {
-            v
-        } else {
-            let slot = entry.alloca(v.ty(), "ox.rule.slot");
-            b.store(v, slot);
-            slot
+            return Ok(v);
         }
+        let slot = entry.alloca(v.ty(), "ox.rule.slot")?;
+        b.store(v, slot)?;
+        Ok(slot)
     };
-    let args = entry.alloca(m.array_type(ptr, n.max(1) as u32), "ox.rule.args");
-    let shadows = entry.alloca(m.array_type(ptr, (n * width).max(1) as u32), "ox.rule.shadows");
-    let out = entry.alloca(m.array_type(ptr, width as u32), "ox.rule.tangents");
-    let handle = entry.alloca(i64t, "ox.rule.handle");
+    let args = entry.alloca(m.array_type(ptr, n.max(1) as u32), "ox.rule.args")?;
+    let shadows = entry.alloca(m.array_type(ptr, (n * width).max(1) as u32), "ox.rule.shadows")?;
+    let out = entry.alloca(m.array_type(ptr, width as u32), "ox.rule.tangents")?;
+    let handle = entry.alloca(i64t, "ox.rule.handle")?;
     for k in 0..n {
-        b.store(address(inst.operand(k)), at(args, k));
+        b.store(address(inst.operand(k))?, at(args, k)?)?;
         for (l, lane) in lanes.iter().enumerate() {
-            let s = lane[k].map(address).unwrap_or_else(|| m.const_null(ptr));
-            b.store(s, at(shadows, l * n + k));
+            let s = match lane[k] {
+                Some(v) => address(v)?,
+                None => m.const_null(ptr),
+            };
+            b.store(s, at(shadows, l * n + k)?)?;
         }
     }
     let ty = inst.ty();
@@ -127,16 +129,16 @@ pub fn call<'ctx>(
     }
     let float = ty.is_floating();
     let active = float && wanted.derivative || array && !wanted.shadow_slots.is_empty();
-    let ret = if float || array { entry.alloca(ty, "ox.rule.ret") } else { m.const_null(ptr) };
+    let ret = if float || array { entry.alloca(ty, "ox.rule.ret")? } else { m.const_null(ptr) };
     let tangent_slots: Vec<Value<'ctx>> = (0..width)
         .map(|l| match wanted.shadow_slots.get(l) {
-            Some(&slot) => slot,
+            Some(&slot) => Ok(slot),
             None if float && active && mode == FORWARD => entry.alloca(ty, "ox.rule.tangent"),
-            None => m.const_null(ptr),
+            None => Ok(m.const_null(ptr)),
         })
-        .collect();
+        .collect::<Built<_>>()?;
     for (l, slot) in tangent_slots.iter().enumerate() {
-        b.store(*slot, at(out, l));
+        b.store(*slot, at(out, l)?)?;
     }
     // (An array result is always asked for: the code after the call reads it, or its
     // shadow, through the value the call is replaced by.)
@@ -157,14 +159,14 @@ pub fn call<'ctx>(
             out,
             handle,
         ],
-    );
-    let primal = if float || array { b.load(ty, ret) } else { hook_call.as_value() };
+    )?;
+    let primal = if float || array { b.load(ty, ret)? } else { hook_call.as_value() };
     let tangents = if float && active && mode == FORWARD {
-        tangent_slots.iter().map(|&s| b.load(ty, s)).collect()
+        tangent_slots.iter().map(|&s| b.load(ty, s)).collect::<Built<_>>()?
     } else {
         vec![]
     };
-    let handle = (mode == AUGMENTED).then(|| b.load(i64t, handle));
+    let handle = (mode == AUGMENTED).then(|| b.load(i64t, handle)).transpose()?;
     Ok(Called { primal, tangents, handle })
 }
 
@@ -186,39 +188,44 @@ pub fn reverse<'ctx>(
     let (n, inst) = (call.call_arg_count(), call.as_value());
     let width = dret.len();
     let at = |arr: Value<'ctx>, k: usize| b.gep(i8t, arr, &[m.const_int(i64t, 8 * k as u64)]);
-    let dret_arr = entry.alloca(m.array_type(ptr, width as u32), "ox.rule.dret");
+    let dret_arr = entry.alloca(m.array_type(ptr, width as u32), "ox.rule.dret")?;
     for (l, d) in dret.iter().enumerate() {
         let p = match d {
             Some(d) => {
-                let slot = entry.alloca(d.ty(), "ox.rule.dret.slot");
-                b.store(*d, slot);
+                let slot = entry.alloca(d.ty(), "ox.rule.dret.slot")?;
+                b.store(*d, slot)?;
                 slot
             }
             None => m.const_null(ptr),
         };
-        b.store(p, at(dret_arr, l));
+        b.store(p, at(dret_arr, l)?)?;
     }
-    let dargs = entry.alloca(m.array_type(ptr, (n * width).max(1) as u32), "ox.rule.dargs");
+    let dargs = entry.alloca(m.array_type(ptr, (n * width).max(1) as u32), "ox.rule.dargs")?;
     let mut slots: Vec<(usize, Vec<Value<'ctx>>)> = Vec::new();
     for k in 0..n {
         let ty = inst.operand(k).ty();
         let lanes: Option<Vec<Value<'ctx>>> =
-            active.contains(&k).then(|| (0..width).map(|_| entry.alloca(ty, "ox.rule.darg")).collect());
+            active.contains(&k).then(|| (0..width).map(|_| entry.alloca(ty, "ox.rule.darg")).collect()).transpose()?;
         for l in 0..width {
             let p = match &lanes {
                 Some(s) => {
-                    b.store(m.const_null(ty), s[l]);
+                    b.store(m.const_null(ty), s[l])?;
                     s[l]
                 }
                 None => m.const_null(ptr),
             };
-            b.store(p, at(dargs, l * n + k));
+            b.store(p, at(dargs, l * n + k)?)?;
         }
         if let Some(s) = lanes {
             slots.push((k, s));
         }
     }
     let fty = m.fn_type(m.void(), &[i64t, ptr, ptr]);
-    b.call_typed(fty, m.const_address(hook), &[handle, dret_arr, dargs]);
-    Ok(slots.into_iter().map(|(k, s)| (k, s.iter().map(|&p| b.load(inst.operand(k).ty(), p)).collect())).collect())
+    b.call_typed(fty, m.const_address(hook), &[handle, dret_arr, dargs])?;
+    let mut adjoints = Vec::with_capacity(slots.len());
+    for (k, s) in slots {
+        let ty = inst.operand(k).ty();
+        adjoints.push((k, s.iter().map(|&p| b.load(ty, p)).collect::<Built<_>>()?));
+    }
+    Ok(adjoints)
 }

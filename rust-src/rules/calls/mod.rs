@@ -136,13 +136,13 @@ impl Family for Call {
             args.extend(each_lane(cx, |lane| Ok(cx.tangent(a, lane).unwrap_or_else(|| b.m.const_null(a.ty()))))?);
         }
         args.extend(shadow_args(i, &fwd, cx)?);
-        let r = b.call(fwd.f, &args).as_value();
+        let r = b.call(fwd.f, &args)?.as_value();
         if !fwd.ret_float {
             cx.replace(i, r);
             return Ok(None);
         }
-        cx.replace(i, b.extract_value(r, 0));
-        Ok(Some(each_lane(cx, |lane| Ok(b.extract_value(r, 1 + lane as u32)))?))
+        cx.replace(i, b.extract_value(r, 0)?);
+        Ok(Some(each_lane(cx, |lane| Ok(b.extract_value(r, 1 + lane as u32)?))?))
     }
 
     /// `h.aug(x…, shadows…, tape)` in the call's place: the callee's forward sweep, on
@@ -151,11 +151,11 @@ impl Family for Call {
         let (aug, tape) =
             cx.augmented_callee(i).ok_or_else(|| Error::Internal(format!("no h.aug for {}", i.print())))?;
         let b = cx.builder();
-        b.before(i);
+        b.before(i)?;
         let mut args: Vec<Value<'ctx>> = call_args(call_site(i)?).collect();
         args.extend(shadow_args(i, &aug, cx)?);
         args.push(tape);
-        cx.replace(i, b.call(aug.f, &args).as_value());
+        cx.replace(i, b.call(aug.f, &args)?.as_value());
         Ok(None)
     }
 
@@ -166,15 +166,15 @@ impl Family for Call {
         let mut args: Vec<Value<'ctx>> = call_args(call_site(i)?).map(|a| cx.primal(a)).collect();
         args.extend(shadow_args(i, &rev, cx)?);
         if rev.ret_float {
-            args.extend(each_lane(cx, |lane| Ok(cx.take_adjoint(i, lane).unwrap_or_else(|| m.const_null(i.ty()))))?);
+            args.extend(each_lane(cx, |lane| Ok(cx.take_adjoint(i, lane)?.unwrap_or_else(|| m.const_null(i.ty()))))?);
         }
         args.push(tape);
-        let adjoints = b.call(rev.f, &args).as_value();
+        let adjoints = b.call(rev.f, &args)?.as_value();
         let w = cx.width();
         for (j, &k) in rev.float_params.iter().enumerate() {
             if cx.has_derivative(i.operand(k)) {
                 each_lane(cx, |lane| {
-                    cx.add_adjoint(i.operand(k), lane, b.extract_value(adjoints, (j * w + lane) as u32));
+                    cx.add_adjoint(i.operand(k), lane, b.extract_value(adjoints, (j * w + lane) as u32)?)?;
                     Ok(())
                 })?;
             }
@@ -206,7 +206,7 @@ impl Family for Custom {
     fn tangent<'ctx>(&self, i: Value<'ctx>, cx: &dyn Tangents<'ctx>) -> Result<Option<Vec<Value<'ctx>>>> {
         let call = call_site(i)?;
         let b = cx.builder();
-        b.before(i);
+        b.before(i)?;
         let lanes = each_lane(cx, |lane| {
             Ok(call_args(call)
                 .map(|a| if a.ty().is_floating() { cx.tangent(a, lane) } else { cx.shadow(a, lane) })
@@ -214,7 +214,7 @@ impl Family for Custom {
         })?;
         let wanted =
             custom::Wanted { primal: !i.users().is_empty(), derivative: true, shadow_slots: shadow_slots(i, cx)? };
-        let called = custom::call(b, &cx.entry_builder(), call, custom::FORWARD, &lanes, wanted)?;
+        let called = custom::call(b, &cx.entry_builder()?, call, custom::FORWARD, &lanes, wanted)?;
         cx.replace(i, called.primal);
         Ok((!called.tangents.is_empty()).then_some(called.tangents))
     }
@@ -224,7 +224,7 @@ impl Family for Custom {
     fn augment<'ctx>(&self, i: Value<'ctx>, cx: &dyn Augment<'ctx>) -> Result<Option<Value<'ctx>>> {
         let call = call_site(i)?;
         let b = cx.builder();
-        b.before(i);
+        b.before(i)?;
         let lanes = each_lane(cx, |lane| {
             Ok(call_args(call)
                 .map(|a| if a.ty().is_floating() { cx.has_derivative(a).then_some(a) } else { cx.shadow(a, lane) })
@@ -235,9 +235,9 @@ impl Family for Custom {
             derivative: cx.has_adjoint(i),
             shadow_slots: shadow_slots(i, cx)?,
         };
-        let called = custom::call(b, &cx.entry_builder(), call, custom::AUGMENTED, &lanes, wanted)?;
+        let called = custom::call(b, &cx.entry_builder()?, call, custom::AUGMENTED, &lanes, wanted)?;
         cx.replace(i, called.primal);
-        b.after(i);
+        b.after(i)?;
         hook_record(called.handle, i)
     }
 
@@ -248,14 +248,14 @@ impl Family for Custom {
     /// `rule_reverse(handle, z̄…)`, whose adjoints of the float arguments are added.
     fn adjoint<'ctx>(&self, i: Value<'ctx>, cx: &dyn Adjoints<'ctx>) -> Result<()> {
         let handle = cx.record().ok_or_else(|| Error::Internal(format!("no record for {}", i.print())))?;
-        let dret = each_lane(cx, |lane| Ok(cx.take_adjoint(i, lane)))?;
+        let dret = each_lane(cx, |lane| Ok(cx.take_adjoint(i, lane)?))?;
         let call = call_site(i)?;
         let active: Vec<usize> = (0..call.call_arg_count())
             .filter(|&k| i.operand(k).ty().is_floating() && cx.has_derivative(i.operand(k)))
             .collect();
-        for (k, lanes) in custom::reverse(cx.builder(), &cx.entry_builder(), call, handle, &dret, &active)? {
+        for (k, lanes) in custom::reverse(cx.builder(), &cx.entry_builder()?, call, handle, &dret, &active)? {
             for (lane, d) in lanes.into_iter().enumerate() {
-                cx.add_adjoint(i.operand(k), lane, d);
+                cx.add_adjoint(i.operand(k), lane, d)?;
             }
         }
         Ok(())
@@ -278,7 +278,7 @@ impl Family for Splat {
     fn augment<'ctx>(&self, i: Value<'ctx>, cx: &dyn Augment<'ctx>) -> Result<Option<Value<'ctx>>> {
         let (r, handle) = splat_call(i, cx, splat::AUGMENTED)?;
         cx.replace(i, r);
-        cx.builder().after(i);
+        cx.builder().after(i)?;
         hook_record(handle, i)
     }
 
@@ -317,8 +317,8 @@ fn splat_call<'ctx>(
 ) -> Result<(Value<'ctx>, Option<Value<'ctx>>)> {
     let call = call_site(i)?;
     let b = cx.builder();
-    b.before(i);
+    b.before(i)?;
     let lanes = each_lane(cx, |lane| Ok(call_args(call).skip(1).map(|a| cx.shadow(a, lane)).collect()))?;
     let slots = each_lane(cx, |lane| splat::slot(cx, i, lane))?;
-    splat::call(b, &cx.entry_builder(), call, mode, &lanes, &slots)
+    splat::call(b, &cx.entry_builder()?, call, mode, &lanes, &slots)
 }

@@ -41,27 +41,27 @@ pub fn call<'ctx>(
     let n = call.call_arg_count() - 1;
     let width = slots.len();
     let at = |arr: Value<'ctx>, k: usize| b.gep(i8t, arr, &[m.const_int(i64t, 8 * k as u64)]);
-    let args = entry.alloca(m.array_type(ptr, n as u32), "ox.splat.args");
-    let sh = entry.alloca(m.array_type(ptr, (n * width) as u32), "ox.splat.shadows");
-    let out = entry.alloca(m.array_type(ptr, width as u32), "ox.splat.out");
-    let handle = entry.alloca(i64t, "ox.splat.handle");
+    let args = entry.alloca(m.array_type(ptr, n as u32), "ox.splat.args")?;
+    let sh = entry.alloca(m.array_type(ptr, (n * width) as u32), "ox.splat.shadows")?;
+    let out = entry.alloca(m.array_type(ptr, width as u32), "ox.splat.out")?;
+    let handle = entry.alloca(i64t, "ox.splat.handle")?;
     for k in 0..n {
         let v = inst.operand(k + 1);
-        b.store(v, at(args, k));
+        b.store(v, at(args, k)?)?;
         for (l, lane) in shadows.iter().enumerate() {
-            b.store(lane[k].unwrap_or_else(|| m.const_null(v.ty())), at(sh, l * n + k));
+            b.store(lane[k].unwrap_or_else(|| m.const_null(v.ty())), at(sh, l * n + k)?)?;
         }
     }
     for (l, slot) in slots.iter().enumerate() {
-        b.store(*slot, at(out, l));
+        b.store(*slot, at(out, l)?)?;
     }
     let fty = m.fn_type(inst.ty(), &[i32t, ptr, ptr, i32t, i32t, ptr, ptr]);
     let r = b.call_typed(
         fty,
         m.const_address(hook),
         &[m.const_int(i32t, mode), args, sh, m.const_int(i32t, n as u64), m.const_int(i32t, width as u64), out, handle],
-    );
-    let h = (mode == AUGMENTED).then(|| b.load(i64t, handle));
+    )?;
+    let h = (mode == AUGMENTED).then(|| b.load(i64t, handle)).transpose()?;
     Ok((r.as_value(), h))
 }
 
@@ -70,7 +70,7 @@ pub fn reverse(b: &Builder, inst: Value, handle: Value) -> Result<()> {
     let m = b.m;
     let (_, hook) = hooks(inst)?;
     let fty = m.fn_type(m.void(), &[m.int(64)]);
-    b.call_typed(fty, m.const_address(hook), &[handle]);
+    b.call_typed(fty, m.const_address(hook), &[handle])?;
     Ok(())
 }
 
