@@ -333,6 +333,11 @@ function model_tree(@nospecialize(T), offset::Integer, depth::Integer, outer::Tu
             isconcretetype(F) || return nothing
             float = eltype(F) === Float64 ? OX_TT_FLOAT64 : OX_TT_FLOAT32
             push!(tree, OxTypeEntry(at, OX_TT_ARRAY, depth), OxTypeEntry(0, float, depth + 1))
+        elseif F <: Array && isconcretetype(F) && holds_no_floats(eltype(F))
+            # An array of integers or symbols (a `Dict`'s slots and keys): no derivative,
+            # so the engine reads the argument's, never the shadow's (`same_shape`
+            # checks that the shadow holds the same values).
+            push!(tree, OxTypeEntry(at, OX_TT_POINTER, depth))
         elseif F <: Array && isconcretetype(F) && element_tree(eltype(F), depth + 1, outer) !== nothing
             # An array of arrays or of struct objects (a vector of layers).
             push!(tree, OxTypeEntry(at, OX_TT_ARRAY, depth))
@@ -386,6 +391,12 @@ fieldtype_at(@nospecialize(T), path) = foldl(fieldtype, path; init = T)
 # Whether a struct object stores Float64 data inline (not in arrays, nor in the mutable
 # structs it holds).
 has_inline_float(@nospecialize(T)) = any(e -> e.kind == OX_TT_FLOAT64 && e.depth == 1, object_tree(T))
+
+# Whether values of `E` hold no float at all: integers, `Bool`, `Char`, bits structs of
+# them, symbols and strings. (An array of them carries no derivative.)
+holds_no_floats(@nospecialize(E)) =
+    E === Symbol || E === String ||
+    isbitstype(E) && has_float_tree(E) && all(e -> e.kind == OX_TT_INTEGER, type_tree(E))
 
 has_float_tree(@nospecialize(T)) = try
     type_tree(T)

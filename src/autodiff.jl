@@ -449,9 +449,22 @@ end
     is_model_struct(T) || return true
     field(v, path) = foldl((e, k) -> :(getfield($e, $k)), path; init = v)
     # (An array of arrays or of layers a model holds: element by element, recursively.)
+    # (An array without a derivative, a `Dict`'s keys, say: the derivative reads the
+    # argument's, so the shadow's data must sit where the argument's does.)
     same(p) = p in nested_array_paths(T) ? :(same_shape($(field(:x, p)), $(field(:dx, p)))) :
+              holds_no_floats(eltype(fieldtype_at(T, p))) ? :(same_values($(field(:x, p)), $(field(:dx, p)))) :
               :(size($(field(:x, p))) == size($(field(:dx, p))))
     return foldl((a, b) -> :($a && $b), (same(p) for p in array_paths(T)); init = true)
+end
+
+# Equal arrays without a derivative, unassigned elements included.
+function same_values(x::Array, dx::Array)
+    size(x) == size(dx) || return false
+    for k in eachindex(x)
+        isassigned(x, k) == isassigned(dx, k) || return false
+        isassigned(x, k) && !isequal(x[k], dx[k]) && return false
+    end
+    return true
 end
 
 function same_elements(x::Array, dx::Array)
@@ -471,8 +484,15 @@ end
         "Oxidase: the shadow of argument $i has size $(size(dx)), the argument $(size(x))"))
     for path in array_paths(typeof(x))
         a, da = foldl(getfield, path; init = x), foldl(getfield, path; init = dx)
-        same_shape(a, da) && continue
+        no_derivative = holds_no_floats(eltype(a))
+        (no_derivative ? same_values(a, da) : same_shape(a, da)) && continue
         name = join((fieldname(typeof(foldl(getfield, path[1:j-1]; init = x)), path[j]) for j in eachindex(path)), ".")
+        if no_derivative
+            throw(ArgumentError("Oxidase: field $name of the shadow of argument $i does not hold the argument's " *
+                                "values: it has no derivative, so the derivative reads the argument's and needs " *
+                                "the shadow's data where the argument's is (a Dict's keys, say); make the shadow " *
+                                "with make_zero"))
+        end
         if size(a) == size(da)   # an array of arrays or layers: an element's shadow
             k = findfirst(k -> !same_shape(a[k], da[k]), eachindex(a))
             throw(DimensionMismatch("Oxidase: element $k of field $name of the shadow of argument $i does not " *
@@ -481,6 +501,8 @@ end
         throw(DimensionMismatch("Oxidase: field $name of the shadow of argument $i has size $(size(da)), " *
                                 "the argument's $(size(a))"))
     end
+    # (`same_shape` found a difference the paths above do not name: never call it equal.)
+    throw(ArgumentError("Oxidase: the shadow of argument $i does not have the shape of the argument"))
 end
 
 # Inference in the newest world, not the caller's: like the extraction, so that a

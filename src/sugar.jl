@@ -316,10 +316,12 @@ check_chunk(::Val{n}) where {n} =
 """
     make_zero(x)
 
-A copy of `x` with every number zeroed, to hold a derivative of the same shape: arrays
-(of numbers, or of arrays and structs, recursively), tuples, named tuples, structs and
-mutable structs. Objects that appear several times in `x` appear as one zeroed copy as
-often (aliasing is kept). As in Enzyme.
+A copy of `x` with every float zeroed, to hold a derivative of the same shape: arrays
+(of numbers, or of arrays and structs, recursively), tuples, named tuples, structs,
+mutable structs and `Dict`s. Integers, symbols and strings carry no derivative and are
+kept as they are (a `Dict`'s keys and the positions of its values). Objects that
+appear several times in `x` appear as one zeroed copy as often (aliasing is kept). As
+in Enzyme.
 
 ```julia
 make_zero([1.0, 2.0])            # [0.0, 0.0]
@@ -329,12 +331,16 @@ make_zero((a = 1.0, b = [2.0]))  # (a = 0.0, b = [0.0])
 make_zero(x) = make_zero(x, IdDict{Any,Any}())
 
 make_zero(x::Number, seen) = zero(x)
+make_zero(x::Integer, seen) = x
 make_zero(x::Union{Symbol,AbstractString,Nothing,Function,Type,Char}, seen) = x
 make_zero(x::Tuple, seen) = map(v -> make_zero(v, seen), x)
 make_zero(x::NamedTuple, seen) = map(v -> make_zero(v, seen), x)
 
 function make_zero(x::AbstractArray{T}, seen) where {T}
     haskey(seen, x) && return seen[x]
+    # Integers, symbols: no derivative, kept as they are (a `Dict`'s keys and slots,
+    # whose positions the shadow's values must share).
+    holds_no_floats(T) && return (seen[x] = copy(x))
     isbitstype(T) && T <: Number && return (seen[x] = zero(x))
     z = similar(x)
     seen[x] = z
@@ -358,8 +364,9 @@ end
 """
     make_zero!(x)
 
-Zeroes the numbers of `x` in place: the elements of arrays and the fields of mutable
-structs, recursively through arrays, structs and tuples. A number held by an immutable
+Zeroes the floats of `x` in place: the elements of arrays and the fields of mutable
+structs, recursively through arrays, structs and tuples (integers are kept, as
+`make_zero` keeps them). A number held by an immutable
 object cannot change and is left as it is (it holds no accumulated derivative: a
 shadow's derivatives live in its mutable parts); `x` itself a number, or a tuple, is
 an `ArgumentError`. Returns `nothing`.
@@ -381,13 +388,15 @@ zero_in_place!(x::Union{Tuple,NamedTuple}, seen) = (foreach(v -> zero_in_place!(
 function zero_in_place!(x::AbstractArray{T}, seen) where {T}
     haskey(seen, x) && return nothing
     seen[x] = nothing
-    if isbitstype(T) && T <: Number
+    if holds_no_floats(T)
+        # (Integers, symbols: kept, as `make_zero` keeps them.)
+    elseif isbitstype(T) && T <: Number
         fill!(x, zero(T))
     else
         for i in eachindex(x)
             if !isassigned(x, i)
                 continue
-            elseif x[i] isa Number
+            elseif x[i] isa Number && !(x[i] isa Integer)
                 x[i] = zero(x[i])
             else
                 zero_in_place!(x[i], seen)
@@ -402,7 +411,9 @@ function zero_in_place!(x::T, seen) where {T}
     for i in 1:fieldcount(T)
         isdefined(x, i) || continue
         v = getfield(x, i)
-        if v isa Number && ismutable(x)
+        if v isa Integer
+            continue   # (kept, as `make_zero` keeps it)
+        elseif v isa Number && ismutable(x)
             setfield!(x, i, zero(v))
         else
             zero_in_place!(v, seen)

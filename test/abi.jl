@@ -56,7 +56,12 @@ end
     @test Oxidase.is_model_struct(AbiNet) && !Oxidase.has_inline_float(AbiNet)
     @test Oxidase.has_inline_float(AbiLayer)
     @test lt(Vector{AbiLayer}) == [(0, A, 0); (0, O, 1); layer]
-    @test lt(Vector{Int}) == lt(Dict{Symbol,Float64}) == []
+    @test lt(Vector{Int}) == lt(Dict{Symbol,Int}) == []
+    # A Dict of floats: its slots and keys are memory without a derivative (pointers the
+    # derivative does not look into), its values an array of floats, then integers.
+    P = Oxidase.OX_TT_POINTER
+    @test lt(Dict{Symbol,Float64}) ==
+          [(0, O, 0), (0, P, 1), (8, P, 1), (16, A, 1), (0, F64, 2), [(o, INT, 1) for o in 24:8:56]...]
 end
 
 @testset "argument descriptions" begin

@@ -756,3 +756,72 @@ f32_loss(m, x) = sum(abs2, m.l2.W * tanh.(m.l1.W * x .+ m.l1.b) .+ m.l2.b)
     err = caught(() -> autodiff(Reverse, v -> sum(v[1].w), Active, Duplicated(ls, [F32Inline(Float32[0, 0])])))
     @test err isa Oxidase.DifferentiationError && occursin("not yet supported", err.msg)
 end
+
+# Dicts of floats (issue 15): a `Dict` is a struct object whose `vals` array carries
+# the derivative; its `slots` and `keys` carry none, so the derivative reads the
+# argument's, and the shadow must hold its values at the same positions (`make_zero`
+# keeps integers and symbols; anything else is refused before the call). Reading by
+# key (with `get` and `haskey`) and iterating, against central differences over the
+# values. Writing into one is refused (`setindex!` may rehash: new arrays stored into
+# the `Dict`, which the shadow does not follow yet).
+dict_read(d) = d[:a]^2 * d[:b] + sin(d[:c])
+dict_iterate(d) = (s = 0.0; for (k, v) in d; s += v^2 * length(String(k)); end; s)
+dict_get(d) = get(d, :a, 0.0) * get(d, :z, 1.5) + (haskey(d, :c) ? d[:c]^3 : 0.0)
+dict_overwrite!(d) = (d[:a] = d[:a] * d[:b]; d[:a] * d[:c])
+const DICT_KEYS = (:a, :b, :c, :long_key)
+dict_of(v) = Dict(zip(DICT_KEYS, v))
+dict_values(d) = [d[k] for k in DICT_KEYS]
+struct IndexedModel
+    idx::Vector{Int}
+    w::Vector{Float64}
+end
+indexed_loss(m) = sum(m.w[i]^2 * i for i in m.idx)
+
+@testset "Dict arguments: $(nameof(f))" for f in (dict_read, dict_iterate, dict_get)
+    for v in ([2.0, 3.0, 0.5, -1.0], [-0.7, 0.2, 1.9, 0.4])
+        g = fd_gradient(u -> f(dict_of(u)), v)
+        dd = make_zero(dict_of(v))
+        @test dict_values(dd) == zeros(4) && collect(keys(dd)) == collect(keys(dict_of(v)))
+        autodiff(Reverse, f, Active, Duplicated(dict_of(v), dd))
+        @test dict_values(dd) ≈ g rtol = 1e-6 atol = 1e-8
+        d1, d2 = make_zero(dict_of(v)), make_zero(dict_of(v))
+        autodiff(Reverse, f, Active, BatchDuplicated(dict_of(v), (d1, d2)))
+        @test dict_values(d1) ≈ g rtol = 1e-6 atol = 1e-8
+        @test dict_values(d2) == dict_values(d1)
+        t = [1.0, 0.5, -0.5, 2.0]
+        (_, dt) = autodiff(Forward, f, Duplicated, Duplicated(dict_of(v), dict_of(t)))
+        @test dt ≈ g' * t rtol = 1e-6 atol = 1e-8
+        (_, lanes) = autodiff(Forward, f, BatchDuplicated, BatchDuplicated(dict_of(v), (dict_of(t), make_zero(dict_of(v)))))
+        @test lanes[1] ≈ dt rtol = 1e-12
+        @test lanes[2] == 0
+    end
+end
+
+@testset "Dict arguments: a shadow with its values elsewhere is refused" begin
+    d = dict_of([2.0, 3.0, 0.5, -1.0])
+    # The same keys in a Dict of another capacity sit elsewhere.
+    other = sizehint!(Dict{Symbol,Float64}(), 100)
+    foreach(k -> other[k] = 0.0, DICT_KEYS)
+    for mode in (Reverse, Forward)
+        err = caught(() -> autodiff(mode, dict_read, mode === Reverse ? Active : Duplicated, Duplicated(d, other)))
+        @test err isa ArgumentError && occursin("make_zero", err.msg)
+    end
+    err = caught(() -> autodiff(Reverse, dict_read, Active, Duplicated(d, Dict(:a => 0.0))))
+    @test err isa ArgumentError || err isa DimensionMismatch
+    for mode in (Reverse, Forward)
+        err = caught(() -> autodiff(mode, dict_overwrite!, mode === Reverse ? Active : Duplicated,
+                                    Duplicated(copy(d), make_zero(d))))
+        @test err isa Oxidase.DifferentiationError && occursin("rehash!", err.msg)
+    end
+end
+
+@testset "a struct holding an array of indices" begin
+    m = IndexedModel([1, 3, 3, 2], [0.5, 2.0, -1.0])
+    g = [2 * 0.5 * 1, 2 * 2.0 * 2, 2 * 2 * -1.0 * 3]
+    dm = make_zero(m)
+    @test dm.idx == m.idx && dm.w == zeros(3)
+    autodiff(Reverse, indexed_loss, Active, Duplicated(m, dm))
+    @test dm.w ≈ g
+    (_, t) = autodiff(Forward, indexed_loss, Duplicated, Duplicated(m, IndexedModel(copy(m.idx), [1.0, 0.0, 1.0])))
+    @test t ≈ g[1] + g[3]
+end

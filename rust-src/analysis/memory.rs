@@ -291,7 +291,7 @@ impl<'ctx> Memory<'ctx> {
                         Some(Leaf::StackArraysF64 | Leaf::StackMixedF64) => {
                             Some(stack_object_field(m, i, &insts, &shadowed, user)?)
                         }
-                        Some(Leaf::Object(fields)) => Some(loaded_field(m, i, fields, user)?),
+                        Some(Leaf::Object(fields)) => loaded_field(m, i, fields, user)?,
                         // An array of struct objects: its data pointer, then an element.
                         Some(Leaf::Objects(fields)) => Some(Leaf::ObjectsData(fields)),
                         Some(Leaf::ObjectsData(fields)) => Some(Leaf::Object(fields)),
@@ -801,14 +801,18 @@ fn field_layouts(m: &crate::llvm::Module, p: Value, fields: Fields, pointer: boo
 }
 
 /// What the pointer that load `i` reads from a struct object laid out as `fields` points
-/// to: what the field it reads holds. Refused when the load may read fields that hold
-/// different kinds of memory (a tuple of an array and a struct indexed at run time) or
-/// no field that holds a pointer.
-fn loaded_field(m: &crate::llvm::Module, i: Value, fields: Fields, user: &str) -> Result<Leaf> {
-    let leaves: Vec<Option<Leaf>> =
-        field_layouts(m, i.operand(0), fields, true).iter().map(|l| l.pointee_leaf()).collect();
+/// to: what the field it reads holds, `None` for memory without a derivative
+/// (`Layout::Pointer`: an array of integers or symbols, such as a `Dict`'s keys).
+/// Refused when the load may read fields that hold different kinds of memory (a tuple of
+/// an array and a struct indexed at run time) or no field that holds a pointer.
+fn loaded_field(m: &crate::llvm::Module, i: Value, fields: Fields, user: &str) -> Result<Option<Leaf>> {
+    let layouts = field_layouts(m, i.operand(0), fields, true);
+    if !layouts.is_empty() && layouts.iter().all(|l| **l == Layout::Pointer) {
+        return Ok(None);
+    }
+    let leaves: Vec<Option<Leaf>> = layouts.iter().map(|l| l.pointee_leaf()).collect();
     match leaves.first() {
-        Some(&Some(leaf)) if leaves.iter().all(|l| *l == Some(leaf)) => Ok(leaf),
+        Some(&Some(leaf)) if leaves.iter().all(|l| *l == Some(leaf)) => Ok(Some(leaf)),
         _ => Err(Error::Unsupported(format!(
             "a pointer read from a differentiated struct where its layout has {} (`{}`), in `{user}`{}",
             if leaves.is_empty() { "no field" } else { "fields of different kinds" },
