@@ -97,6 +97,7 @@ impl<'ctx> Inlined<'ctx> {
         for g in m.functions() {
             if g == self.entry || self.recursive.contains(&g) {
                 forward_try_slots(g);
+                forward_try_copies(m, g)?;
                 forward_gc_frame_slots(m, g);
                 rebase_element_phis(m, g)?;
                 splat_calls(m, g)?;
@@ -153,6 +154,81 @@ fn forward_try_slots(g: Function) {
         store.erase();
         slot.erase();
     }
+}
+
+/// Julia also keeps an immutable struct argument live across a `try` by copying it (a
+/// volatile `memcpy` from the argument's memory) into a stack slot, which the `catch`
+/// path and the code after it read back whole (`load volatile { ptr, i64 }`: a model
+/// holding a layer, around the `try` of a logging macro). The argument's memory is
+/// `readonly` (Julia never writes into an immutable struct it passes by reference), so
+/// where every run makes the copy before reaching a load (`Cfg::stored_between`), the
+/// load reads what the argument holds: it becomes a load from the argument, field by
+/// field, so that the engine sees the struct's pointers as the fields they are (a
+/// whole struct read from differentiated memory is not followed: refused).
+fn forward_try_copies(m: &Module, g: Function) -> Built<()> {
+    use crate::llvm::Opcode;
+    let Some(entry) = g.entry_block() else { return Ok(()) };
+    let params = g.params();
+    let readonly_param =
+        |v: Value| params.iter().position(|&p| p == v).is_some_and(|k| g.has_param_attr(k as u32, "readonly"));
+    // (slot, the copy into it, the argument copied)
+    let mut copies = Vec::new();
+    for slot in entry.instructions().into_iter().filter(|i| i.opcode() == Opcode::LLVMAlloca) {
+        let users = slot.users();
+        let is_copy = |u: &Value| {
+            u.as_call().is_some_and(|c| {
+                c.called_function().is_some_and(|f| f.name().starts_with("llvm.memcpy."))
+                    && u.operand(0) == slot
+                    && u.operand(2).const_int().is_some_and(|n| n as u64 == m.size_of(slot.allocated_type()))
+                    && readonly_param(u.operand(1))
+            })
+        };
+        let [copy] = users.iter().copied().filter(is_copy).collect::<Vec<_>>()[..] else { continue };
+        let loads_only = users.iter().all(|&u| u == copy || u.opcode() == Opcode::LLVMLoad && u.operand(0) == slot);
+        if loads_only && users.len() > 1 {
+            copies.push((slot, copy, copy.operand(1)));
+        }
+    }
+    if copies.is_empty() {
+        return Ok(());
+    }
+    let cfg = crate::analysis::cfg::Cfg::compute(g);
+    let b = m.builder();
+    for (slot, copy, from) in copies {
+        let loads: Vec<Value> = slot.users().into_iter().filter(|&u| u != copy).collect();
+        if !loads.iter().all(|&l| cfg.stored_between(from, copy, l)) {
+            continue;
+        }
+        for l in loads {
+            b.before(l)?;
+            let v = load_fields(m, &b, l.ty(), from)?;
+            l.replace_all_uses_with(v);
+            l.erase();
+        }
+        copy.erase();
+        slot.erase();
+    }
+    Ok(())
+}
+
+/// A value of type `ty` loaded from `p`, an aggregate field by field (`insertvalue`s of
+/// scalar loads), so that each field is a load of its own address.
+fn load_fields<'ctx>(
+    m: &'ctx Module,
+    b: &crate::llvm::Builder<'ctx>,
+    ty: crate::llvm::Type<'ctx>,
+    p: Value<'ctx>,
+) -> Built<Value<'ctx>> {
+    let Some(n) = ty.aggregate_len() else { return b.load(ty, p) };
+    let i32t = m.int(32);
+    let mut agg = m.poison(ty);
+    for k in 0..n {
+        let Some((_, field)) = m.index_offset(ty, k) else { return b.load(ty, p) };
+        let at = b.gep(ty, p, &[m.const_int(i32t, 0), m.const_int(i32t, k)])?;
+        let v = load_fields(m, b, field, at)?;
+        agg = b.insert_value(agg, v, k as u32)?;
+    }
+    Ok(agg)
 }
 
 /// Julia roots an object for the collector by storing it into a slot of the function's

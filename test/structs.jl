@@ -825,3 +825,57 @@ end
     (_, t) = autodiff(Forward, indexed_loss, Duplicated, Duplicated(m, IndexedModel(copy(m.idx), [1.0, 0.0, 1.0])))
     @test t ≈ g[1] + g[3]
 end
+
+# An immutable struct holding a mutable layer, live across a `try` (a logging macro's,
+# or the function's own): Julia copies it into a stack slot and reads it back whole
+# (`load volatile { ptr, i64 }`), which was refused ("a pointer that may point into a
+# differentiated array or into other memory"). The copy of a read-only argument is
+# the argument (`ingest::forward_try_copies`). Found by julia/property.jl. Both sides
+# of the `try` (the body throws for x[1] + 0.5 < 0), every mode, against central
+# differences over the layer's array and number.
+mutable struct TryLayer
+    w::Vector{Float64}
+    k::Float64
+end
+struct TryHolder
+    layer::TryLayer
+    n::Int
+end
+function held_logged(a, m)
+    x = m.layer.w * m.layer.k * 2
+    s = a * x[1]
+    @info "step" s v = x[1] + 0.13
+    return s + sum(i -> m.layer.w[i] * m.layer.k, 1:3) * s
+end
+function held_try(a, m)
+    x = m.layer.w .* m.layer.k
+    s = a * x[2]
+    s += try
+        log(x[1] + 0.5) * a
+    catch
+        x[2] * x[3]
+    end
+    return s + m.layer.w[3] * m.layer.k * m.n
+end
+holder_of(v) = TryHolder(TryLayer(v[1:3], v[4]), 3)
+@testset "a struct holding a layer, across a try: $(nameof(f))" for f in (held_logged, held_try)
+    Base.CoreLogging.with_logger(Base.CoreLogging.NullLogger()) do
+        for v in ([0.3, 0.7, -0.2, 0.5], [-1.2, 0.4, 0.9, 0.8]), a in (1.3, -0.6)
+            g = fd_gradient(u -> f(a, holder_of(u)), v)
+            dm = make_zero(holder_of(v))
+            autodiff(Reverse, f, Active, Const(a), Duplicated(holder_of(v), dm))
+            @test [dm.layer.w; dm.layer.k] ≈ g rtol = 1e-6 atol = 1e-8
+            d1, d2 = make_zero(holder_of(v)), make_zero(holder_of(v))
+            autodiff(Reverse, f, Active, Const(a), BatchDuplicated(holder_of(v), (d1, d2)))
+            @test [d1.layer.w; d1.layer.k] ≈ g rtol = 1e-6 atol = 1e-8
+            @test [d2.layer.w; d2.layer.k] == [d1.layer.w; d1.layer.k]
+            t = [1.0, -0.5, 0.25, 2.0]
+            (_, dt) = autodiff(Forward, f, Duplicated, Const(a), Duplicated(holder_of(v), holder_of(t)))
+            @test dt ≈ g' * t rtol = 1e-6 atol = 1e-8
+            (_, lanes) = autodiff(Forward, f, BatchDuplicated, Const(a),
+                                  BatchDuplicated(holder_of(v), (holder_of(t), make_zero(holder_of(v)))))
+            @test lanes[1] ≈ dt rtol = 1e-12
+            @test lanes[2] == 0
+        end
+    end
+end

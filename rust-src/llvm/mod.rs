@@ -322,7 +322,7 @@ impl<'ctx> Type<'ctx> {
         matches!(self.kind(), LLVMTypeKind::LLVMVectorTypeKind | LLVMTypeKind::LLVMScalableVectorTypeKind)
     }
     /// Number of fields of a struct or elements of an array type, `None` for other types.
-    fn aggregate_len(self) -> Option<u64> {
+    pub fn aggregate_len(self) -> Option<u64> {
         match self.kind() {
             // SAFETY: `self.0` is a live type (the `Type` invariant); the match arm has checked it is an
             // array type.
@@ -1116,6 +1116,11 @@ impl<'ctx> Function<'ctx> {
     pub fn has_fn_attr(self, name: &str) -> bool {
         let kind = Attribute::get_named_enum_kind_id(name);
         self.0.get_enum_attribute(AttributeLoc::Function, kind).is_some()
+    }
+    /// Has the enum attribute `name` on its parameter `k` (`readonly`, say).
+    pub fn has_param_attr(self, k: u32, name: &str) -> bool {
+        let kind = Attribute::get_named_enum_kind_id(name);
+        self.0.get_enum_attribute(AttributeLoc::Param(k), kind).is_some()
     }
     /// Adds the enum attribute `name` (no value), made in the function's own context.
     pub fn add_fn_attr(self, name: &str) {
