@@ -6,8 +6,9 @@
     Annotation{T}
 
 Abstract supertype of the activity annotations [`Const`](@ref), [`Active`](@ref),
-[`Duplicated`](@ref), [`DuplicatedNoNeed`](@ref), [`BatchDuplicated`](@ref) and
-[`BatchDuplicatedNoNeed`](@ref); `T` is the type of the wrapped primal value.
+[`Duplicated`](@ref), [`DuplicatedNoNeed`](@ref), [`MixedDuplicated`](@ref),
+[`BatchDuplicated`](@ref) and [`BatchDuplicatedNoNeed`](@ref); `T` is the type of the
+wrapped primal value.
 """
 abstract type Annotation{T} end
 
@@ -84,6 +85,21 @@ struct BatchDuplicatedNoNeed{T,N} <: Annotation{T}
     val::T
     dval::NTuple{N,T}
     BatchDuplicatedNoNeed{T,N}(val, dval) where {T,N} = new{T,N}(val, check_lanes(BatchDuplicatedNoNeed, dval))
+end
+
+"""
+    MixedDuplicated(x, Ref(∂x))
+
+For reverse mode: `x` is immutable and holds both numbers and mutable data (a struct
+holding an array and a `Float64`, a tuple of an array and a number). Its shadow `∂x`,
+of the same type, is held by a `Ref`: the arrays (and mutable structs) inside `∂x`
+accumulate their adjoints in place, as a `Duplicated` shadow's do, and the numbers'
+adjoints, which an immutable `∂x` cannot take in place, are added to them in a new
+`∂x` that the call stores into the `Ref`. As in Enzyme.
+"""
+struct MixedDuplicated{T} <: Annotation{T}
+    val::T
+    dval::Base.RefValue{T}
 end
 
 # The inner constructors replace the default outer ones: `T` and `N` come from the

@@ -378,6 +378,14 @@ end
 # are ignored, so they reach the engine as constants.
 function argument_activity(@nospecialize(mode::Mode), @nospecialize(a::Annotation), @nospecialize(T), i, name)
     a isa Const && return OX_CONST
+    if a isa MixedDuplicated
+        mode isa ReverseMode || throw(ArgumentError(
+            "Oxidase: MixedDuplicated is for reverse mode; in forward mode pass argument $i of $name as Duplicated"))
+        (needs_copy(T) && is_model_struct(T)) || throw(ArgumentError(
+            "Oxidase: MixedDuplicated is for an immutable struct holding arrays and numbers; argument $i of " *
+            "$name has type $T (use $(is_boxed(T) ? "Duplicated" : "Active"))"))
+        return OX_DUPLICATED
+    end
     if is_batch(a) && mode isa ReverseMode && !is_boxed(T)
         throw(ArgumentError(
             "Oxidase: $(typeof(a).name.name) is for mutable data in reverse mode; argument " *
@@ -404,7 +412,7 @@ function argument_activity(@nospecialize(mode::Mode), @nospecialize(a::Annotatio
         # so adjoints written into the shadow's Float64 fields would be lost.
         what = i == 0 ? "the function's captured data has" : "argument $i of $name has"
         fix = i == 0 ? "capture those numbers in arrays, or pass them as Active arguments" :
-              "make it a mutable struct, or hold those numbers in arrays"
+              "pass it as MixedDuplicated(x, Ref(dx)), make it a mutable struct, or hold those numbers in arrays"
         throw(ArgumentError(
             "Oxidase: $what the immutable type $(nameof(T)) with Float64 fields, whose derivatives " *
             "cannot be written into its shadow in reverse mode; $fix"))
@@ -436,6 +444,7 @@ end
 end
 check_shape(i, a) = nothing
 check_shape(i, a::Union{Duplicated,DuplicatedNoNeed}) = same_shape(a.val, a.dval) || shape_error(i, a.val, a.dval)
+check_shape(i, a::MixedDuplicated) = same_shape(a.val, a.dval[]) || shape_error(i, a.val, a.dval[])
 function check_shape(i, a::Union{BatchDuplicated,BatchDuplicatedNoNeed})
     for d in a.dval
         same_shape(a.val, d) || shape_error(i, a.val, d)

@@ -10,7 +10,7 @@ module Hot
 
 Base.Experimental.@optlevel 2
 
-using ..Oxidase: Annotation, Active, Const, Duplicated, DuplicatedNoNeed, BatchDuplicated,
+using ..Oxidase: Annotation, Active, Const, Duplicated, DuplicatedNoNeed, MixedDuplicated, BatchDuplicated,
                  BatchDuplicatedNoNeed, ForwardMode, ReverseMode, is_ghost, is_boxed,
                  DifferentiationError, status_message, buffers_mark, buffers_release
 
@@ -83,6 +83,24 @@ store_copy!(slot::Ptr{Cvoid}, q::Ptr{Cvoid}, x) = (write_fields!(q, x); unsafe_s
     return body
 end
 
+# The `T` whose fields `write_fields!` wrote at `q`.
+@generated function read_fields(::Type{T}, q::Ptr{Cvoid}) where {T}
+    fields = Any[]
+    for k in 1:fieldcount(T)
+        FT, off = fieldtype(T, k), fieldoffset(T, k)
+        if is_ghost(FT)
+            push!(fields, Base.issingletontype(FT) ? :($(FT.instance)) : :($(FT.parameters[1])))
+        elseif isbitstype(FT)
+            push!(fields, :(unsafe_load(Ptr{$FT}(q + $off))))
+        elseif FT isa DataType && Base.allocatedinline(FT)
+            push!(fields, :(read_fields($FT, q + $off)))
+        else
+            push!(fields, :(unsafe_pointer_to_objref(unsafe_load(Ptr{Ptr{Cvoid}}(q + $off)))::$FT))
+        end
+    end
+    return Expr(:new, T, fields...)
+end
+
 # The loops over the arguments recurse over the tuple (slot k + 1 holds argument k):
 # each store and load is typed, nothing is boxed, and the recursion inlines away.
 store_primals!(s::Scratch, anns::Tuple) = (foreach_arg((p, a) -> store!(p, a.val), s.argptrs, anns); nothing)
@@ -99,6 +117,7 @@ zero_adjoints!(s::Scratch, anns::Tuple) = (foreach_arg(zero_adjoint!, s.shadowpt
 load_adjoints(s::Scratch, anns::Tuple) = foreach_arg(load_adjoint, s.shadowptrs, anns)
 
 store_tangent!(p, a::Union{Duplicated,DuplicatedNoNeed}) = store!(p, a.dval)
+store_tangent!(p, a::MixedDuplicated) = store!(p, a.dval[])
 store_tangent!(p, a::Union{BatchDuplicated,BatchDuplicatedNoNeed}) = store_lanes!(p, a.dval)
 store_tangent!(p, a) = nothing
 
@@ -140,6 +159,8 @@ zero_adjoint!(p, a::Active{<:Number}) = nothing
 zero_adjoint!(p, a::Active{T}) where {T} = zero_words!(p, cld(sizeof(T), 8))
 zero_adjoint!(p, a) = nothing
 load_adjoint(p, ::Active{T}) where {T} = unsafe_load(Ptr{T}(p))
+# The shadow's copy (`needs_copy`), its numbers' adjoints added: a new shadow in the Ref.
+load_adjoint(p, a::MixedDuplicated{T}) where {T} = (a.dval[] = read_fields(T, unsafe_load(Ptr{Ptr{Cvoid}}(p))); nothing)
 load_adjoint(p, a) = nothing
 
 # `(f(ptrs[2], anns[1]), f(ptrs[3], anns[2]), ...)`
@@ -308,7 +329,7 @@ using .Hot: Scratch, store_function!, batch_width, call_forward, call_forward_ar
 has_shadow(::ForwardMode, a::Annotation) =
     a isa Union{Duplicated,DuplicatedNoNeed,BatchDuplicated,BatchDuplicatedNoNeed}
 has_shadow(::ReverseMode, a::Annotation) =
-    a isa Active ||
+    a isa Active || a isa MixedDuplicated ||
     a isa Union{Duplicated,DuplicatedNoNeed,BatchDuplicated,BatchDuplicatedNoNeed} && is_boxed(Core.Typeof(a.val))
 
 function Hot.Scratch(@nospecialize(mode::Mode), @nospecialize(RT::Type), @nospecialize(fa), @nospecialize(anns::Tuple))

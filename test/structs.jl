@@ -879,3 +879,45 @@ holder_of(v) = TryHolder(TryLayer(v[1:3], v[4]), 3)
         end
     end
 end
+
+# MixedDuplicated (reverse mode): an immutable struct holding an array and numbers, its
+# shadow in a Ref. The array's adjoints accumulate in place, the numbers' into a new
+# shadow stored in the Ref (Duplicated of such a struct is refused: its numbers'
+# adjoints would be lost). Loops of 0, 1 and many iterations, a tuple, accumulation
+# into a shadow that is not zero, against central differences.
+struct MixedModel
+    w::Vector{Float64}
+    s::Float64
+    n::Int
+end
+mixed_loss(m, a) = (t = 0.0; for i in 1:length(m.w); t += m.w[i] * m.s^i; end; t * a + m.s^2 * m.n)
+mixed_tuple(t) = t[1] * sum(abs2, t[2]) + sin(t[1])
+@testset "MixedDuplicated" begin
+    for n in (0, 1, 5), a in (1.5, -0.25)
+        w = [0.5 - 0.3k for k in 1:n]
+        s = 0.7
+        g = fd_gradient(v -> mixed_loss(MixedModel(v[1:n], v[n+1], 3), a), [w; s])
+        ref = Ref(MixedModel(zeros(n), 0.0, 3))
+        r = autodiff(Reverse, mixed_loss, Active, MixedDuplicated(MixedModel(copy(w), s, 3), ref), Active(a))
+        @test r[1][1] === nothing
+        @test r[1][2] ≈ fd_gradient(b -> mixed_loss(MixedModel(w, s, 3), b[1]), [a])[1] rtol = 1e-6 atol = 1e-8
+        @test [ref[].w; ref[].s] ≈ g rtol = 1e-6 atol = 1e-8
+        @test ref[].n == 3
+        # Accumulates: a second call adds the same again.
+        autodiff(Reverse, mixed_loss, Active, MixedDuplicated(MixedModel(copy(w), s, 3), ref), Const(a))
+        @test [ref[].w; ref[].s] ≈ 2g rtol = 1e-6 atol = 1e-8
+    end
+    ref = Ref((0.0, zeros(2)))
+    x = (0.4, [1.0, -3.0])
+    _, primal = autodiff(ReverseWithPrimal, mixed_tuple, Active, MixedDuplicated(x, ref))
+    @test primal == mixed_tuple(x)
+    @test ref[][1] ≈ sum(abs2, x[2]) + cos(x[1])
+    @test ref[][2] ≈ 2 .* x[1] .* x[2]
+    # Refused: forward mode, a type without both kinds of data, a misshapen shadow.
+    m = MixedModel([1.0, 2.0], 0.5, 1)
+    @test_throws ArgumentError autodiff(Forward, mixed_loss, Duplicated, MixedDuplicated(m, Ref(m)), Const(1.0))
+    @test_throws ArgumentError autodiff(Reverse, sin, Active, MixedDuplicated(1.0, Ref(0.0)))
+    @test_throws ArgumentError autodiff(Reverse, sum, Active, MixedDuplicated([1.0], Ref([0.0])))
+    @test_throws DimensionMismatch autodiff(Reverse, mixed_loss, Active,
+                                            MixedDuplicated(m, Ref(MixedModel(zeros(3), 0.0, 1))), Const(1.0))
+end
