@@ -99,7 +99,7 @@ impl<'ctx> Rewrite<'ctx> {
     /// Gives integer load `v` (not volatile nor atomic) a float twin, `load ft` of the
     /// same address.
     fn retype_load(&mut self, v: Value<'ctx>, ft: Type<'ctx>) -> Built<()> {
-        let plain_load = v.opcode_if_instruction() == Some(Opcode::LLVMLoad) && !v.is_volatile();
+        let plain_load = v.opcode_if_instruction() == Some(Opcode::LLVMLoad) && !v.is_volatile() && !v.is_atomic();
         if !plain_load || self.float_of.contains_key(&v) || v.ty().int_width() != ft.float_bits() {
             return Ok(());
         }
@@ -170,7 +170,7 @@ impl<'ctx> Rewrite<'ctx> {
                 if self.float_of.contains_key(&u) {
                     continue;
                 }
-                if u.opcode() == Opcode::LLVMStore && u.operand(0) == o && !u.is_volatile() {
+                if u.opcode() == Opcode::LLVMStore && u.operand(0) == o && !u.is_volatile() && !u.is_atomic() {
                     self.b.before(u)?;
                     self.b.store(x, u.operand(1))?.copy_tbaa_from(u);
                     u.erase();

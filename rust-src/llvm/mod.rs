@@ -673,6 +673,16 @@ impl<'ctx> Value<'ctx> {
         // (checked above).
         unsafe { LLVMGetVolatile(self.0) != 0 }
     }
+    /// Whether this load or store has an atomic ordering.
+    #[track_caller]
+    pub fn is_atomic(self) -> bool {
+        // SAFETY: `self.0` is a live value (the `Value` invariant); `LLVMIsA*` are checked casts, defined
+        // on any value.
+        let load_or_store = unsafe { !LLVMIsALoadInst(self.0).is_null() || !LLVMIsAStoreInst(self.0).is_null() };
+        self.require(load_or_store, "is_atomic", "a load or store");
+        // SAFETY: `self.0` is a live load or store (checked above), whose ordering LLVM reads.
+        unsafe { LLVMGetOrdering(self.0) != llvm_sys::LLVMAtomicOrdering::LLVMAtomicOrderingNotAtomic }
+    }
     /// `icmp`: its predicate.
     pub fn icmp_predicate(self) -> IntPredicate {
         self.require(self.opcode_if_instruction() == Some(Opcode::LLVMICmp), "icmp_predicate", "an icmp");
