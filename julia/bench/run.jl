@@ -387,11 +387,12 @@ const WHY_MISSED = [
      "shift `a`, whose adjoint is zero in exact arithmetic: the hand-written softmax " *
      "needs neither."),
     (("RK4 ODE", "rosenbrock(x, y), reverse"), "gradient / primal",
-     "Met on the Intel Xeon of the measurement before (2.42 and 2.10; 2.92) and missed on " *
-     "the AMD EPYC of 2026-11-30, where the earlier commit cc4bb9c, measured in the same " *
-     "window, gives the same figures (2.86 and 2.60; 3.76): the ratio moved with the " *
-     "machine, not with a change. Why this CPU weighs the derivative's fixed costs more " *
-     "is not known yet."),
+     "It moves with the machine, not with a change: 2.42 and 2.10 (ODE), 2.92 (rosenbrock) " *
+     "on one Intel Xeon; 2.86 and 2.60, 3.76 on the AMD EPYC of 2026-11-30, where the " *
+     "earlier commit cc4bb9c, measured in the same window, gave the same; 2.43 and 2.35, " *
+     "3.15 on the Intel Xeon of 2026-11-30's evening, where 74f7f22, measured beside it, " *
+     "gave 2.49 and 2.36, 3.07. The scalar derivative's fixed cost (about 10 ns) weighs " *
+     "against a 4.7 ns primal; why it differs between CPUs is not known yet."),
 ]
 
 function why_missed(rows)
