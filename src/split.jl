@@ -282,6 +282,10 @@ with_primal(a::Duplicated, x) = Duplicated(x, a.dval)
 with_primal(a::DuplicatedNoNeed, x) = DuplicatedNoNeed(x, a.dval)
 with_primal(a::BatchDuplicated, x) = BatchDuplicated(x, a.dval)
 with_primal(a::BatchDuplicatedNoNeed, x) = BatchDuplicatedNoNeed(x, a.dval)
+with_primal(a::MixedDuplicated, x) = MixedDuplicated(x, a.dval)
+# (An annotation without a method above would lose its shadow: never taken as Const.)
+with_primal(a::Annotation, x) =
+    throw(ArgumentError("Oxidase: split mode does not support $(typeof(a).name.name) arguments yet"))
 with_primal(f, x) = Const(x)   # an unannotated function
 
 # The thunk's call matches the types it was made for.

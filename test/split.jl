@@ -299,3 +299,24 @@ end
     fw, _ = autodiff_thunk(ReverseSplitWithPrimal, Const{typeof(copy)}, Active, Duplicated{Vector{Float64}})
     @test_throws ArgumentError fw(Const(copy), Duplicated([1.0], [0.0]))
 end
+
+# A MixedDuplicated argument (an immutable struct holding an array and a number): the
+# reverse thunk adds the number's adjoint into the Ref and the array's into its shadow,
+# as autodiff does (it was taken for Const: zero, without an error).
+struct SplitMixed
+    w::Vector{Float64}
+    s::Float64
+end
+split_mixed(m) = m.s * sum(abs2, m.w)
+@testset "MixedDuplicated in split mode" begin
+    forward, reverse = autodiff_thunk(ReverseSplitWithPrimal, Const{typeof(split_mixed)}, Active,
+                                      MixedDuplicated{SplitMixed})
+    for w in ([1.0, -2.0], [0.5])
+        m, ref = SplitMixed(copy(w), 0.75), Ref(SplitMixed(zeros(length(w)), 0.0))
+        tape, primal, _ = forward(Const(split_mixed), MixedDuplicated(m, ref))
+        @test primal == split_mixed(m)
+        reverse(Const(split_mixed), MixedDuplicated(m, ref), 2.0, tape)
+        @test ref[].w ≈ 2 .* 2 .* 0.75 .* w
+        @test ref[].s ≈ 2 * sum(abs2, w)
+    end
+end
