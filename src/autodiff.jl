@@ -226,8 +226,8 @@ function compile_derivative(@nospecialize(mode::Mode), @nospecialize(fa), @nospe
     # derivative writes too, even when it is not wanted (`dret` has room for it).
     mode isa ForwardMode && is_float_struct(RT) && (ret_activity = OX_DUPLICATED)
     width = batch_width(anns)
-    if width > 1 && any(a -> a isa Union{Duplicated,DuplicatedNoNeed}, anns)
-        throw(ArgumentError("Oxidase: $name mixes Duplicated and BatchDuplicated arguments; " *
+    if width > 1 && any(a -> a isa Union{Duplicated,DuplicatedNoNeed,MixedDuplicated}, anns)
+        throw(ArgumentError("Oxidase: $name mixes Duplicated (or MixedDuplicated) and BatchDuplicated arguments; " *
                             "batch every differentiated argument with the same number of tangents"))
     end
     # Batch reverse mode gives one adjoint per lane, which only a shadow can hold.

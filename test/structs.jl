@@ -920,4 +920,9 @@ mixed_tuple(t) = t[1] * sum(abs2, t[2]) + sin(t[1])
     @test_throws ArgumentError autodiff(Reverse, sum, Active, MixedDuplicated([1.0], Ref([0.0])))
     @test_throws DimensionMismatch autodiff(Reverse, mixed_loss, Active,
                                             MixedDuplicated(m, Ref(MixedModel(zeros(3), 0.0, 1))), Const(1.0))
+    # Beside a batch (its one shadow cannot serve every lane), and as a return annotation.
+    batched(m, x) = mixed_loss(m, 1.0) * sum(x)
+    @test_throws ArgumentError autodiff(Reverse, batched, Active, MixedDuplicated(m, Ref(m)),
+                                        BatchDuplicated([1.0], ([0.0], [0.0])))
+    @test_throws ArgumentError autodiff(Reverse, mixed_loss, MixedDuplicated, MixedDuplicated(m, Ref(m)), Const(1.0))
 end
