@@ -133,11 +133,7 @@ impl<'ctx> Rewrite<'ctx> {
 
     /// Integer `v`, flowing into a phi from block `bb`, as a float of type `ft`.
     fn float_in(&mut self, v: Value<'ctx>, ft: Type<'ctx>, bb: Block<'ctx>) -> Built<Value<'ctx>> {
-        if let Some(x) = self.known_float(v, ft)? {
-            return Ok(x);
-        }
-        self.b.before(bb.terminator().expect("blocks end with a terminator"))?;
-        self.b.bitcast(v, ft)
+        self.float_at(v, ft, bb.terminator().expect("blocks end with a terminator"))
     }
 
     /// `v` as a float without a new `bitcast`: the float a `bitcast` took the bits of, a
