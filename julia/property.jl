@@ -2,8 +2,8 @@
 # 3-element array (expression trees over + - * / sin cos exp log sqrt ^ with guarded
 # domains and special exponents, if/else and ifelse, loops with random trip counts,
 # array reads and writes, reductions, broadcasts and copies, splatting, views,
-# comprehensions, map/filter/reduce/accumulate over built arrays, vcat, reverse,
-# closures, push!, pop!, popfirst!, deleteat!, insert!, try, mutable structs and
+# comprehensions, map/filter/reduce/accumulate over built arrays, arrays of arrays,
+# vcat, reverse, closures, push!, pop!, popfirst!, deleteat!, insert!, try, mutable structs and
 # `Ref`s, runtime activity, printing, logging and string interpolation, custom rules),
 # some reading the array out of a struct holding a mutable struct (a model's layer) or
 # out of a vector of mutable structs,
@@ -206,6 +206,16 @@ function program(rng, name)
     end",
                 "y = [x[1]]; push!(y, x[2], $(expr(rng, 1, vars))); append!(y, (x[3], s))
     s += sum(abs2, y) + y[2] * y[4]",
+                # Arrays of arrays the function builds: a literal grown by `push!` in a
+                # loop of 0 to 3 iterations, then read; `map` over a literal of slices.
+                "vs = [x .* $(expr(rng, 1, vars)), x[1:2]]
+    for k in 1:$(rand(rng, 0:3))
+        push!(vs, x .* (k + s))
+    end
+    for v in vs
+        s += v[1] * v[end]
+    end",
+                "s += sum(map(v -> v[1] * v[2], [x[1:2], x[2:3] .* $(expr(rng, 1, vars))]))",
                 # `try`/`catch` (the body throws for some inputs).
                 "s += (try; log(x[1] + 0.5) * $(expr(rng, 1, vars)); catch; x[2] * x[3]; end)",
                 # Heap objects: a mutable struct around the array and a number, walked

@@ -323,6 +323,13 @@ impl ArrayHeader {
     pub fn holds_references(&self) -> bool {
         self.flags & (Self::PTR_ARRAY | Self::HAS_PTR) != 0
     }
+
+    /// Whether the elements are stored inline and hold references, perhaps beside
+    /// numbers (immutable structs holding an array and a float): neither numbers alone
+    /// nor references alone.
+    pub fn holds_inline_references(&self) -> bool {
+        self.flags & Self::HAS_PTR != 0 && self.flags & Self::PTR_ARRAY == 0
+    }
 }
 
 #[cfg(test)]

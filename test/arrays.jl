@@ -367,6 +367,70 @@ grown_while_iterating(x) = (v = [x[1], x[2]]; s = 0.0; for a in v; s += a^2; len
           fd_gradient(grown_while_iterating, x)' * [1.0, 2.0, 3.0] rtol = 1e-6
 end
 
+# An array read from a stack object (`hcat`'s tuple of arrays, a view, a closure) beside
+# an array the function resized: the stack object holds only the arrays stored into it,
+# so the reverse sweep need not load its data pointer again (it was refused before,
+# taken for one that may be the resized array), unless it is the resized array itself.
+resized_beside_hcat(x) = (y = collect(x); deleteat!(y, 2); insert!(y, 1, x[2]^3); y[1] * y[end] + y[2] + sum(hcat(x, ones(3)) * [sin(x[1]), 1.0]))
+resized_beside_vcat(x) = (y = x .* 2; push!(y, x[1]); sum(abs2, vcat(x, [x[3], 1.0])) * y[end])
+resized_into_vcat(x) = (y = x .* 2; push!(y, x[1] * x[2]); sum(abs2, vcat(x, y)))
+resized_beside_view(x) = (y = [x[1]]; for k in 2:3; push!(y, x[k]^2); end; sum(abs2, @view x[2:end]) + sum(y))
+resized_beside_closure(x) = (y = [x[1]]; pop!(y); push!(y, x[3]); sum(i -> x[i]^2 * y[1], 1:3))
+@testset "resizing: arrays in stack objects beside a resized one" begin
+    for f in (resized_beside_hcat, resized_beside_vcat, resized_into_vcat, resized_beside_view, resized_beside_closure),
+        x in ([0.1, 0.2, 0.3], [-1.5, 0.7, 0.3], [0.5, 0.9, 1.3])
+        check_all_modes(f, x)   # (test/finite_differences.jl)
+    end
+end
+
+# Arrays of arrays the function builds: an array stored into one gets its shadow stored
+# into the outer array's shadow, so that what is read back from it carries its derivative
+# (refused before: "storing a pointer to a differentiated array into differentiated
+# memory"). Literals, `push!` in loops of 0, 1 and many iterations, an element
+# overwritten after being read, arrays without a derivative beside differentiated ones
+# (allocated here, or a `Const` argument), `pop!`, copies, two levels, a branch picking
+# one of two, and inline tuples holding an array and a number.
+aoa_index(x) = (vs = [x .* 2, x .+ 1]; vs[1][2] * vs[2][3])
+aoa_loop(x, n) = (vs = Vector{Vector{Float64}}(); for k in 1:n; push!(vs, x .* k); end; s = x[1]; for v in vs; s += v[1] * v[2] + v[3]^2; end; s)
+aoa_overwritten(x) = (vs = [x .* 2, x .+ 1]; a = vs[1][1]; vs[1] = x .* 3; a * vs[1][2] + vs[2][3])
+aoa_constant(x) = (vs = [x .* 2, [1.0, 2.0, 3.0]]; sum(v -> v[1] * v[3], vs) + vs[2][2] * x[1])
+aoa_argument(x, c) = (vs = [x .* 2, c]; vs[1][1] * vs[2][2] + vs[2][3] * x[2])
+aoa_same(x) = (vs = [x, x]; vs[1][1] * vs[2][2])
+aoa_slices(x) = sum(map(v -> sum(abs2, v), [x[1:2], x[2:3]]))
+aoa_popped(x) = (vs = [x .* 2, x .+ 1, x .* x]; w = pop!(vs); sum(w) * vs[end][1])
+aoa_filled(x) = (vs = [zeros(3), zeros(3)]; for k in 1:3; vs[1][k] = x[k]^2; vs[2][k] = sin(x[k]); end; vs[1][1] * vs[2][2] + sum(vs[2]))
+aoa_branch(x) = (vs = x[1] > 0 ? [x .* 2] : [x .+ 1, x]; s = 0.0; for v in vs; s += v[2] * v[3]; end; s)
+aoa_copied(x) = (vs = [x .* 2, x .+ 1]; ws = copy(vs); ws[1] = x .* x; ws[1][1] * vs[1][2] + ws[2][3])
+aoa_nested(x) = (vss = [[x .* 2], [x .+ 1, x .* x]]; vss[2][2][3] * vss[1][1][1])
+aoa_tuples(x) = (ps = [(x[1:2], x[3])]; ps[1][1][2] * ps[1][2])
+struct ArraysHolder; vs::Vector{Vector{Float64}}; end
+aoa_held(x) = (h = ArraysHolder([x .* 2, x .* 3]); h.vs[2][1] * x[2])
+aoa_into_argument(vs, x) = (vs[1] = x .* 2; vs[1][1] * vs[2][1])
+aoa_f32(x) = (vs = Vector{Vector{Float32}}(); for k in 1:3; push!(vs, x .* Float32(k)); end; s = 0f0; for v in vs; s += v[1] * v[3]; end; s)
+@testset "arrays of arrays the function builds" begin
+    for f in (aoa_index, aoa_overwritten, aoa_constant, aoa_same, aoa_slices, aoa_popped, aoa_filled, aoa_branch,
+              aoa_copied, aoa_nested, aoa_tuples, aoa_held),
+        x in ([0.1, 0.2, 0.3], [-1.5, 0.7, 0.3], [0.5, 0.9, 1.3])
+        check_all_modes(f, x)   # (test/finite_differences.jl)
+    end
+    for n in (0, 1, 5), x in ([0.1, 0.2, 0.3], [-1.5, 0.7, 0.3])
+        check_all_modes(x -> aoa_loop(x, n), x)
+    end
+    check_all_modes_with_constant(aoa_argument, [0.1, 0.2, 0.3], [1.0, 2.0, 3.0])
+    # Float32: against the analytic gradient (central differences in Float32 are too
+    # coarse): s = Σₖ k² x₁ x₃ = 14 x₁ x₃.
+    x = Float32[0.1, 0.2, 0.3]
+    dx = zeros(Float32, 3)
+    autodiff(Reverse, aoa_f32, Active, Duplicated(copy(x), dx))
+    @test dx ≈ Float32[14 * x[3], 0, 14 * x[1]]
+    @test autodiff(Forward, aoa_f32, Duplicated, Duplicated(copy(x), Float32[1, 0, 0]))[2] ≈ 14 * x[3]
+    # Storing into an argument's array of arrays, whose shadow the caller made, is not
+    # followed yet: refused, never a derivative without that array's part.
+    err = caught(() -> autodiff(Reverse, aoa_into_argument, Active, Duplicated([[1.0, 2.0], [3.0, 4.0]], [zeros(2), zeros(2)]),
+                                Duplicated([0.5, 0.7], zeros(2))))   # (test/errors.jl)
+    @test err isa Oxidase.DifferentiationError && occursin("other than an array of arrays the function allocates", err.msg)
+end
+
 # A differentiated argument shrunk in place: the primal stays shrunk, as Julia leaves
 # it; its shadow ends at its length on entry in reverse mode (the reverse sweep undid
 # the `pop!`), holding the derivative with respect to every element the call received.

@@ -53,7 +53,17 @@ fn memory_rule(m: &Module, i: Value, mem: &Memory, unsure_copies: &HashSet<Value
             if i.operand(0).ty().is_floating() {
                 Some(Rule::Store)
             } else if i.operand(0).ty().is_pointer() && mem.is_shadowed(i.operand(0)) {
-                Some(Rule::Unsupported("storing a pointer to a differentiated array into differentiated memory".into()))
+                // (An array stored into an array of arrays the function builds: its
+                // shadow into the shadow array, `transform::shadow`.)
+                Some(if mem.mirrors_array_store(i) {
+                    Rule::Zero
+                } else {
+                    Rule::Unsupported(
+                        "storing a pointer to differentiated memory into differentiated memory other than an array of \
+                         arrays the function allocates"
+                            .into(),
+                    )
+                })
             } else if float_bits_into_float_array(i, mem) {
                 // An integer of an element's width stored into a differentiated float
                 // array is a float copied as bits; copies from memory the engine knows
@@ -171,9 +181,12 @@ fn memory_rule(m: &Module, i: Value, mem: &Memory, unsure_copies: &HashSet<Value
 /// Copies of arrays whose elements may hold references and numbers side by side
 /// (immutable structs holding an array and a float, stored inline), which the runtime
 /// helpers cannot take apart: of an argument, as its layout says; of an array of struct
-/// objects (`Leaf::Objects`, references alone), never; of any other array, whenever the
-/// type analysis sees the elements hold pointers (arrays of arrays too, to be safe: it
-/// cannot tell those from such structs).
+/// objects (`Leaf::Objects`, references alone), never; of any other array, when the
+/// type analysis finds pointers and numbers at the same element offsets. It cannot
+/// always tell (its trees of a fresh array are by constant offset): the reverse of
+/// every copy checks the array's flags when it runs (`rules::memory::ArrayCopy`; a copy
+/// of inline structs holding an array and a float, taken for an array of arrays, once
+/// lost the floats' adjoints).
 fn unsure_copies<'ctx>(
     insts: &[Value<'ctx>],
     subject: &Subject<'_, 'ctx>,
@@ -190,7 +203,7 @@ fn unsure_copies<'ctx>(
         .filter(|&i| !matches!(mem.leaf(i.operand(0)), Some(Leaf::Objects(_))))
         .filter(|&i| match arguments.get(&zero_offset_base(i.operand(0))) {
             Some(&mixed) => mixed,
-            None => types.tree(i.operand(0)).is_some_and(|t| t.elements_hold_pointers()),
+            None => types.tree(i.operand(0)).is_some_and(|t| t.mixed_elements()),
         })
         .collect()
 }
@@ -508,6 +521,21 @@ impl<'ctx> Activity<'ctx> {
                     continue;
                 }
             }
+            // Likewise an array of floats the function allocated, or a `Const` argument,
+            // stored into an array of arrays the function allocates that has a shadow
+            // (`[x .* 2, zeros(3)]`, `[x, c]`): the outer shadow holds its zero shadow
+            // (`Memory::mirrors_array_store`).
+            let array_of_arrays = value.ty().is_pointer() && mem.is_fresh_array_data(addr);
+            if i.opcode() == Opcode::LLVMStore && array_of_arrays && !mem.is_shadowed(value) && !inert.contains(&i) {
+                let allocated = crate::analysis::memory::zero_offset_base(value);
+                let argument = argument_bases.contains(&allocated);
+                let leaf = float_array_allocation(allocated, types)
+                    .or_else(|| constant_float_array(allocated, argument, &insts, &inert, mem, types));
+                if let Some(leaf) = leaf.filter(|&l| Some(l) == mem.leaf(addr)) {
+                    wants_shadow.insert(allocated, leaf);
+                    continue;
+                }
+            }
             // A differentiated number stored into a stack object (a closure capturing it
             // beside an array) that is not a GC frame: the object's shadow holds its
             // derivative too.
@@ -531,7 +559,10 @@ impl<'ctx> Activity<'ctx> {
             let carries = varied.contains(&value) || mem.is_shadowed(value) && !object || mem.is_escaped(value);
             if carries && !mem.is_shadowed(addr) && !mem.is_escaped(addr) {
                 if let Some(a) = mem.origin(addr) {
-                    let leaf = if value.ty().float_bits() == 32 { Leaf::ArrayF32 } else { Leaf::ArrayF64 };
+                    // (An array of `Float32` arrays is `ArrayF32` too: what is loaded
+                    // from its data is read as what was stored there.)
+                    let single = value.ty().float_bits() == 32 || mem.leaf(value) == Some(Leaf::ArrayF32) && !object;
+                    let leaf = if single { Leaf::ArrayF32 } else { Leaf::ArrayF64 };
                     wants_shadow.insert(a, leaf);
                 }
             }
@@ -723,7 +754,8 @@ fn describe(fname: &str, inst: Value, what: &str) -> String {
 /// shadowed by a zeroed copy (`Memory::copies`): its elements hold floats of one type
 /// and nothing else (the type analysis), the runtime to copy it is at hand, and a global
 /// appears in the function only as a value stored into stack objects that hold
-/// differentiated arrays or into GC root slots nobody reads (so that every access to
+/// differentiated arrays, into arrays of arrays the function allocates, or into GC root
+/// slots nobody reads (so that every access to
 /// it goes through them, and through the copy). An argument needs no such condition:
 /// every pointer the function derives from it is shadowed alike.
 fn constant_float_array(
@@ -741,7 +773,11 @@ fn constant_float_array(
     if let Some(address) = address {
         let stored_only = insts.iter().all(|&i| {
             let mentions = i.operands().into_iter().filter(|&v| mentions_address(v, address, 4)).count();
-            let into_object = || mem.leaf(i.operand(1)).is_some_and(Leaf::is_stack_object) || inert.contains(&i);
+            let into_object = || {
+                mem.leaf(i.operand(1)).is_some_and(Leaf::is_stack_object)
+                    || mem.is_fresh_array_data(i.operand(1))
+                    || inert.contains(&i)
+            };
             mentions == 0 || i.opcode() == Opcode::LLVMStore && i.operand(0) == a && mentions == 1 && into_object()
         });
         if !stored_only {

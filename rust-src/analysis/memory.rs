@@ -326,7 +326,14 @@ impl<'ctx> Memory<'ctx> {
                 // rule makes its shadow, from constant arguments a zero one).
                 if let (Some(leaf), Some(PointerOp::Merge)) = (shadowed.get(&i).copied(), pointer_op(i)) {
                     for v in merged(i) {
-                        let base = zero_offset_base(v);
+                        // (Or the data pointer of such an array, loaded at its own
+                        // address: the arrays of arrays two branches build.)
+                        let data_of = |v: Value<'ctx>| {
+                            (v.opcode_if_instruction() == Some(Opcode::LLVMLoad) && at_offset_zero(v.operand(0)))
+                                .then(|| zero_offset_base(v.operand(0)))
+                                .filter(|o| array_call(*o).is_some() && matches!(leaf, Leaf::ArrayF64 | Leaf::ArrayF32))
+                        };
+                        let base = data_of(v).unwrap_or_else(|| zero_offset_base(v));
                         let fresh = matches!(array_call(base), Some(ArrayCall::Alloc | ArrayCall::Copy))
                             || crate::names::rule_array_result(base).is_some();
                         if !shadowed.contains_key(&base) && fresh {
@@ -490,6 +497,53 @@ impl<'ctx> Memory<'ctx> {
         self.data_pointer_in(v, 8)
     }
 
+    /// Whether store `i` puts a differentiated array object into the data of an array
+    /// the function allocates (an array of arrays it builds: `[x .* 2, x .+ 1]`,
+    /// `push!(vs, v)` in a loop), of the same float type: the array's shadow then holds
+    /// the stored array's shadow at the same place (`transform::shadow` stores it there),
+    /// so a pointer loaded from its data is an array with a shadow, at any index. Every
+    /// other pointer stored into shadowed memory is refused (`untracked`), which keeps
+    /// that true. The outer shadow is the function's own allocation, made while the
+    /// collector is paused (`pipeline::runtime_flags`): nothing older than the arrays
+    /// stored into it holds it, so it needs no write barrier. (Into an argument's array
+    /// of arrays, whose shadow the caller made, it would; not yet.)
+    pub fn mirrors_array_store(&self, i: Value<'ctx>) -> bool {
+        if i.opcode_if_instruction() != Some(Opcode::LLVMStore) {
+            return false;
+        }
+        let (v, p) = (i.operand(0), i.operand(1));
+        let (Some(element), Some(data)) = (self.leaf(v), self.leaf(p)) else { return false };
+        if !matches!(element, Leaf::ArrayF64 | Leaf::ArrayF32) || self.is_data(v) || element != data || !self.is_data(p)
+        {
+            return false;
+        }
+        self.is_fresh_array_data(p)
+    }
+
+    /// Whether shadowed pointer `p` points into the data of an array of floats or arrays
+    /// that the function allocates (or copies), not into an argument's.
+    pub fn is_fresh_array_data(&self, p: Value<'ctx>) -> bool {
+        self.is_data(p)
+            && matches!(self.leaf(p), Some(Leaf::ArrayF64 | Leaf::ArrayF32))
+            && self.data_owner(p).is_some_and(|o| matches!(array_call(o), Some(ArrayCall::Alloc | ArrayCall::Copy)))
+    }
+
+    /// The array object whose data address `p` points into: a data pointer
+    /// (`data_pointer_of`) with address arithmetic on it.
+    fn data_owner(&self, p: Value<'ctx>) -> Option<Value<'ctx>> {
+        let mut q = p;
+        for _ in 0..16 {
+            if let Some(o) = self.data_pointer_of(q) {
+                return Some(o);
+            }
+            match q.opcode_if_instruction()? {
+                Opcode::LLVMGetElementPtr | Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast => q = q.operand(0),
+                _ => return None,
+            }
+        }
+        None
+    }
+
     /// Whether the function resizes a differentiated array.
     pub fn resizes(&self) -> bool {
         !self.resized.is_empty()
@@ -504,7 +558,8 @@ impl<'ctx> Memory<'ctx> {
         let argument = |a: Value<'ctx>| a.is_argument() || self.roots.iter().any(|&r| zero_offset_base(r) == a);
         let distinct =
             |a: Value<'ctx>, b: Value<'ctx>| fresh(a) && (fresh(b) || argument(b)) || fresh(b) && argument(a);
-        self.resized.iter().any(|&r| r == o || !distinct(o, r)).then_some(o)
+        let candidates = stack_loaded_objects(o, 4).unwrap_or_else(|| vec![o]);
+        self.resized.iter().any(|&r| candidates.iter().any(|&c| r == c || !distinct(c, r))).then_some(o)
     }
 
     /// The array object whose data pointer `v` is as an integer (the address a `ccall`
@@ -878,6 +933,59 @@ fn stack_object_field(
     }
 }
 
+/// The objects pointer `o` may be when it is loaded from a stack object (the tuple of
+/// arrays `hcat(x, y)` indexes, a closure): every pointer stored into that stack object,
+/// each followed the same way. `None` when that cannot be told: `o` is not such a load,
+/// or the stack object's address goes anywhere but loads, stores into it and lifetime
+/// markers (a call could store into it, a `memcpy` copy whole objects in).
+fn stack_loaded_objects(o: Value, depth: u32) -> Option<Vec<Value>> {
+    if depth == 0 || o.opcode_if_instruction() != Some(Opcode::LLVMLoad) {
+        return None;
+    }
+    let bases = alloca_bases(o.operand(0));
+    if bases.is_empty() {
+        return None;
+    }
+    let mut stored = Vec::new();
+    for a in bases {
+        let closed = every_use(
+            a,
+            |_| true,
+            |p, u| match u.opcode_if_instruction() {
+                Some(Opcode::LLVMLoad) => true,
+                Some(Opcode::LLVMStore) if u.operand(1) == p && u.operand(0) != p => {
+                    let s = u.operand(0);
+                    stored.push(zero_offset_base(s));
+                    // (Julia's object pointers live in address spaces LLVM never turns
+                    // into integers, but for an explicit `ptrtoint`.)
+                    s.opcode_if_instruction() != Some(Opcode::LLVMPtrToInt)
+                }
+                // (A throw reading it: `jl_bounds_error_unboxed_int`.)
+                Some(Opcode::LLVMCall) => u.as_call().is_some_and(|c| {
+                    is_lifetime_marker(c)
+                        || (c.has_fn_attr("noreturn") || c.called_function().is_some_and(|f| f.has_fn_attr("noreturn")))
+                            && (0..c.call_arg_count())
+                                .filter(|&k| u.operand(k) == p)
+                                .all(|k| c.has_arg_attr(k, "readonly"))
+                }),
+                _ => false,
+            },
+        );
+        if !closed {
+            return None;
+        }
+    }
+    let mut objects = Vec::new();
+    for s in stored.into_iter().filter(|s| s.ty().is_pointer()) {
+        for c in stack_loaded_objects(s, depth - 1).unwrap_or_else(|| vec![s]) {
+            if !objects.contains(&c) {
+                objects.push(c);
+            }
+        }
+    }
+    Some(objects)
+}
+
 /// Whether pointer `p` is its base object's own address.
 fn at_offset_zero(p: Value) -> bool {
     let base = zero_offset_base(p);
@@ -1021,10 +1129,14 @@ fn floats_only_stored_at(m: &crate::llvm::Module, p: Value) -> bool {
 }
 
 /// Shadowed pointers into array data: pointers loaded from an array object (its data
-/// pointer) and what derives from them; a pointer loaded from data is an object again
-/// (arrays of arrays). A root that is a struct of floats (`Leaf::F64`/`F32`) is data
+/// pointer, at the object's own address) and what derives from them; a pointer loaded
+/// from data is an object again (arrays of arrays), and so is one loaded from an array
+/// object at another offset (the array that owns a shared buffer, which Julia's write
+/// barrier reads). A root that is a struct of floats (`Leaf::F64`/`F32`) is data
 /// itself, and so is a struct or stack object of arrays (what is loaded from it is an
-/// array object).
+/// array object). Objects and data are found together, each step from what is known of
+/// its operands, so that the order of the instructions (a loop's phis) cannot make a
+/// load from data look like a load from an object.
 fn data_pointers<'ctx>(
     insts: &[Value<'ctx>],
     shadowed: &HashMap<Value<'ctx>, Leaf>,
@@ -1040,37 +1152,98 @@ fn data_pointers<'ctx>(
         .collect();
     // Array objects among the roots are objects, also when loaded (a `Const` argument
     // shadowed by a zeroed copy is the load from the argument array).
-    let objects: HashSet<Value<'ctx>> =
+    let array_roots: HashSet<Value<'ctx>> =
         roots.iter().filter(|(_, l)| matches!(l, Leaf::ArrayF64 | Leaf::ArrayF32)).map(|(v, _)| *v).collect();
-    grow_to_fixpoint(insts, HashSet::new(), |i, data| {
-        let Some(&leaf) = shadowed.get(&i) else { return false };
-        // Leaves that say which they are: a struct object (one a struct or an array
-        // holds, too) and addresses in it, an array of them and its data.
-        match leaf {
-            Leaf::Object(_) | Leaf::ObjectsData(_) => return true,
-            Leaf::Objects(_) => return false,
-            _ => {}
-        }
-        !objects.contains(&i)
-            && (plain.contains(&i)
-                || leaf.is_stack_object()
-                || match pointer_op(i) {
-                    Some(PointerOp::Derive) => data.contains(&i.operand(0)),
-                    Some(PointerOp::Load) => !data.contains(&i.operand(0)),
-                    Some(PointerOp::Merge) => merged(i).iter().any(|v| data.contains(v)),
+    let mut data: HashSet<Value<'ctx>> = HashSet::new();
+    let mut objects: HashSet<Value<'ctx>> = array_roots.clone();
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for &i in insts {
+            let Some(&leaf) = shadowed.get(&i) else { continue };
+            if data.contains(&i) || objects.contains(&i) {
+                continue;
+            }
+            // (`Some(true)`: data; `Some(false)`: an object; `None`: not known yet.)
+            let kind = match leaf {
+                // Leaves that say which they are: a struct object (one a struct or an
+                // array holds, too) and addresses in it, an array of them and its data.
+                Leaf::Object(_) | Leaf::ObjectsData(_) => Some(true),
+                Leaf::Objects(_) => Some(false),
+                _ if plain.contains(&i) || leaf.is_stack_object() => Some(true),
+                _ => match pointer_op(i) {
+                    Some(PointerOp::Derive | PointerOp::Merge) => {
+                        let from: Vec<Value<'ctx>> =
+                            if pointer_op(i) == Some(PointerOp::Merge) { merged(i) } else { vec![i.operand(0)] };
+                        if from.iter().any(|v| data.contains(v)) {
+                            Some(true)
+                        } else if from.iter().any(|v| objects.contains(v)) {
+                            Some(false)
+                        } else {
+                            None
+                        }
+                    }
+                    Some(PointerOp::Load) => {
+                        let p = i.operand(0);
+                        if data.contains(&p) {
+                            Some(false)
+                        } else if objects.contains(&p) {
+                            Some(at_offset_zero(p))
+                        } else if !shadowed.contains_key(&p) {
+                            Some(true)
+                        } else {
+                            None
+                        }
+                    }
                     // Out of an aggregate: what was put in at that path.
                     None if i.opcode() == Opcode::LLVMExtractValue => {
                         let index = i.indices();
-                        aggregates
+                        let sources = aggregates
                             .get(&i.operand(0))
                             .and_then(|ps| ps.iter().find(|p| p.index == index))
-                            .is_some_and(|p| p.sources.iter().any(|s| data.contains(s)))
+                            .map(|p| p.sources.clone())
+                            .unwrap_or_default();
+                        if sources.iter().any(|s| data.contains(s)) {
+                            Some(true)
+                        } else if sources.iter().any(|s| objects.contains(s)) || sources.is_empty() {
+                            Some(false)
+                        } else {
+                            None
+                        }
                     }
                     // A splat call's result is a boxed float: its memory is the float.
-                    None if is_splat(i) => true,
-                    None => false,
-                })
-    })
+                    None if is_splat(i) => Some(true),
+                    // Arrays a call makes (an allocation, a copy, a rule's result).
+                    None => Some(false),
+                },
+            };
+            match kind {
+                Some(true) if !array_roots.contains(&i) => {
+                    data.insert(i);
+                    changed = true;
+                }
+                Some(_) => {
+                    objects.insert(i);
+                    changed = true;
+                }
+                None => {}
+            }
+        }
+        // (A cycle of merges whose operands are all unknown: objects, as a load from a
+        // pointer that is not data would have made them before.)
+        if !changed {
+            if let Some(&i) = insts.iter().find(|&&i| {
+                shadowed.contains_key(&i)
+                    && !data.contains(&i)
+                    && !objects.contains(&i)
+                    && matches!(pointer_op(i), Some(PointerOp::Derive | PointerOp::Merge | PointerOp::Load))
+            }) {
+                objects.insert(i);
+                changed = true;
+            }
+        }
+    }
+    data
 }
 
 /// The smallest set holding `seed` and the instructions closed under `member(i, set)`,

@@ -109,12 +109,6 @@ impl TypeTree {
         self.get(&[0, 0, ANY]) == Some(Kind::Conflict)
     }
 
-    /// For the tree of an array object: whether its elements hold pointers (there is
-    /// something behind them), alone or beside numbers.
-    pub fn elements_hold_pointers(&self) -> bool {
-        self.0.keys().any(|p| p.len() >= 4 && p[0] == 0 && p[1] == 0 && p[2] == ANY)
-    }
-
     /// Whether nothing is known.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()

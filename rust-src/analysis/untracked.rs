@@ -236,7 +236,8 @@ impl<'ctx> Untracked<'ctx> {
                     // Floats: `activity::memory_rule`. A pointer stored into shadowed
                     // memory needs its shadow stored into the shadow memory, which is
                     // modeled for a differentiated array's object, a struct object and an
-                    // array of them stored into a stack object (`transform::shadow`) and
+                    // array of them stored into a stack object, and an array stored into
+                    // an array of arrays the function allocates (`transform::shadow`), and
                     // nothing else; integers are lost when they carry lost data.
                     use crate::request::Leaf;
                     let object = match inp.mem.leaf(v) {
@@ -244,7 +245,8 @@ impl<'ctx> Untracked<'ctx> {
                         Some(Leaf::Object(_) | Leaf::Objects(_)) => true,
                         _ => false,
                     };
-                    let mirrored = inp.mem.leaf(p).is_some_and(Leaf::is_stack_object) && object;
+                    let mirrored =
+                        inp.mem.leaf(p).is_some_and(Leaf::is_stack_object) && object || inp.mem.mirrors_array_store(i);
                     let unread = || memory::shadow_slot_unread(inp.m, inp.mem, p);
                     let pointer = v.ty().is_pointer() && !memory::is_null(v) && !mirrored && !unread()
                         || inp.mem.aggregate_paths(v).is_some();

@@ -1190,6 +1190,13 @@ impl<'ctx> Call<'ctx> {
         let kind = Attribute::get_named_enum_kind_id(name);
         self.0.get_enum_attribute(AttributeLoc::Function, kind).is_some()
     }
+    /// Has the enum attribute `name` on its argument `k` at this call site (`readonly`,
+    /// say).
+    pub fn has_arg_attr(self, k: usize, name: &str) -> bool {
+        let kind = Attribute::get_named_enum_kind_id(name);
+        let Ok(k) = u32::try_from(k) else { return false };
+        self.0.get_enum_attribute(AttributeLoc::Param(k), kind).is_some()
+    }
     /// Adds the enum function attribute `name` (no value) at this call site.
     pub fn add_call_fn_attr(self, name: &str) {
         self.add_attr_at(llvm_sys::LLVMAttributeFunctionIndex, name, 0)

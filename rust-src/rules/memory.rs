@@ -257,10 +257,12 @@ impl Family for ArrayCopy {
     }
 
     /// `ā' += b̄'` (`crate::runtime::array_accumulate_f64`, `_f32`); the copy's shadow started at
-    /// zero in reverse mode.
+    /// zero in reverse mode. Elements the helper cannot add up (stored inline, holding
+    /// references beside numbers: the type analysis cannot always tell them from an
+    /// array of arrays) stop the derivative when it runs, never a lost adjoint.
     fn adjoint<'ctx>(&self, i: Value<'ctx>, cx: &dyn Adjoints<'ctx>) -> Result<()> {
         let (b, m) = (cx.builder(), cx.builder().m);
-        let fty = m.fn_type(m.void(), &[m.ptr(), m.ptr()]);
+        let fty = m.fn_type(m.int(8), &[m.ptr(), m.ptr()]);
         let helper = match cx.leaf(i.operand(0)) {
             Some(Leaf::ArrayF32) => crate::runtime::array_accumulate_f32 as *const () as usize,
             _ => crate::runtime::array_accumulate_f64 as *const () as usize,
@@ -268,7 +270,16 @@ impl Family for ArrayCopy {
         each_lane(cx, |lane| {
             let src = b.to_generic_ptr(required(cx, i, Need::Shadow(0), lane)?)?;
             let copy = b.to_generic_ptr(required(cx, i, Need::ResultShadow, lane)?)?;
-            b.call_typed(fty, m.const_address(helper), &[src, copy])?;
+            let done = b.call_typed(fty, m.const_address(helper), &[src, copy])?.as_value();
+            let refused = b.icmp(crate::llvm::ICMP_EQ, done, m.const_int(m.int(8), 0))?;
+            cx.refuse_when(
+                refused,
+                &format!(
+                    "copying an array whose elements hold arrays and numbers side by side (immutable structs \
+                     stored inline){}",
+                    crate::names::where_(i)
+                ),
+            )?;
             Ok(())
         })?;
         Ok(())

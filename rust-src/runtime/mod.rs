@@ -103,28 +103,37 @@ pub unsafe extern "C" fn zero_array_range(a: *mut JlArray, first: usize, n: usiz
 /// `Float64` of the elements (numbers, or isbits structs of them, an integer beside them
 /// holding zero in a shadow). A copy of an array of references (arrays, struct
 /// objects) is shallow: its shadow holds the very shadows the original's does, which
-/// received the adjoints themselves; there is nothing to add. (Elements holding
-/// references beside numbers are never added up as numbers: such copies are refused
-/// before they run, `activity::unsure_copies`.)
+/// received the adjoints themselves; there is nothing to add. Elements stored inline
+/// that hold references, perhaps beside numbers (immutable structs holding an array and
+/// a float), cannot be added up as numbers: returns 0 for them, and the derivative
+/// stops with an error (`rules::memory::ArrayCopy`); 1 otherwise.
 ///
 /// # Safety
 /// `src` and `dst` must be live Julia arrays of the same length and element type.
-pub unsafe extern "C" fn array_accumulate_f64(src: *mut JlArray, dst: *mut JlArray) {
+pub unsafe extern "C" fn array_accumulate_f64(src: *mut JlArray, dst: *mut JlArray) -> u8 {
     let (s, d) = (&*src, &*dst);
+    if d.holds_inline_references() {
+        return 0;
+    }
     if !d.holds_references() {
         memcpy_adjoint(d.data as *mut f64, s.data as *mut f64, d.length * d.elsize as usize / 8);
     }
+    1
 }
 
 /// `array_accumulate_f64` for arrays whose numbers are `Float32`s.
 ///
 /// # Safety
 /// As `array_accumulate_f64`.
-pub unsafe extern "C" fn array_accumulate_f32(src: *mut JlArray, dst: *mut JlArray) {
+pub unsafe extern "C" fn array_accumulate_f32(src: *mut JlArray, dst: *mut JlArray) -> u8 {
     let (s, d) = (&*src, &*dst);
+    if d.holds_inline_references() {
+        return 0;
+    }
     if !d.holds_references() {
         memcpy_adjoint(d.data as *mut f32, s.data as *mut f32, d.length * d.elsize as usize / 4);
     }
+    1
 }
 
 #[cfg(test)]

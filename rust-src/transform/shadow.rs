@@ -230,7 +230,8 @@ pub fn build_lane<'ctx>(
         s.set_name(&format!("{}.shadow", i.name()));
         shadow.insert(i, s);
     }
-    // A differentiated array stored into a stack object: its shadow into the shadow
+    // A differentiated array stored into a stack object or into an array of arrays the
+    // function allocates (`Memory::mirrors_array_store`): its shadow into the shadow
     // object, right after (`untracked` refuses every other pointer stored there).
     for &i in &insts {
         // A shadowed heap object's type tag: the same tag in the shadow object's header
@@ -244,7 +245,9 @@ pub fn build_lane<'ctx>(
             }
             continue;
         }
-        if i.opcode() == Opcode::LLVMStore && mem.leaf(i.operand(1)).is_some_and(Leaf::is_stack_object) {
+        let mirrored =
+            |i: Value<'ctx>| mem.leaf(i.operand(1)).is_some_and(Leaf::is_stack_object) || mem.mirrors_array_store(i);
+        if i.opcode() == Opcode::LLVMStore && mirrored(i) {
             if let (Some(&v), Some(&p)) = (shadow.get(&i.operand(0)), shadow.get(&i.operand(1))) {
                 b.after(i)?;
                 b.store(v, p)?.mirror_access_of(i);
