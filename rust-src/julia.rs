@@ -311,6 +311,12 @@ pub struct ArrayHeader {
 }
 
 impl ArrayHeader {
+    /// `flags` bits: how the data is allocated (`how`), and the value saying it belongs
+    /// to another object.
+    const HOW: u16 = 3;
+    const HOW_SHARED: u16 = 3;
+    /// Byte offset of `ncols` (after data, length, flags, elsize, offset, nrows).
+    const NCOLS_OFFSET: usize = 32;
     /// `flags` bit: the elements are object references (`ptrarray`).
     const PTR_ARRAY: u16 = 1 << 12;
     /// `flags` bit: the elements are stored inline and hold object references
@@ -324,12 +330,40 @@ impl ArrayHeader {
         self.flags & (Self::PTR_ARRAY | Self::HAS_PTR) != 0
     }
 
+    /// The object that owns the array's data (Julia's `jl_array_owner`): the array
+    /// itself, or for an array sharing another's buffer (`how == 3`) the owner stored
+    /// after its dimensions.
+    ///
+    /// # Safety
+    /// `a` must be a live Julia array.
+    pub unsafe fn owner(a: *mut ArrayHeader) -> *mut u8 {
+        let flags = (*a).flags;
+        if flags & Self::HOW != Self::HOW_SHARED {
+            return a as *mut u8;
+        }
+        let ndims = usize::from((flags >> 2) & 0x1ff);
+        // `jl_array_data_owner_offset`: past `ncols` and the extra dimension words.
+        let offset = Self::NCOLS_OFFSET + 8 * (1 + ndims.saturating_sub(2));
+        *((a as *mut u8).add(offset) as *mut *mut u8)
+    }
+
     /// Whether the elements are stored inline and hold references, perhaps beside
     /// numbers (immutable structs holding an array and a float): neither numbers alone
     /// nor references alone.
     pub fn holds_inline_references(&self) -> bool {
         self.flags & Self::HAS_PTR != 0 && self.flags & Self::PTR_ARRAY == 0
     }
+}
+
+/// Whether storing a reference to `child` into `parent` must queue `parent` for the
+/// collector (Julia 1.5's `jl_gc_wb`): `parent` is old and marked, `child` young. The
+/// two low bits of the tag word before an object are its GC bits.
+///
+/// # Safety
+/// `parent` and `child` must be live Julia objects.
+pub unsafe fn write_barrier_needed(parent: *const u8, child: *const u8) -> bool {
+    let bits = |v: *const u8| *(v as *const usize).sub(1) & 3;
+    bits(parent) == 3 && bits(child) & 1 == 0
 }
 
 #[cfg(test)]
@@ -360,5 +394,51 @@ mod tests {
         assert_eq!(rt.strip_method_prefix("julia_f_1"), "f_1");
         // The runtime helpers' view of an array object: data, then length.
         assert_eq!(std::mem::offset_of!(ArrayHeader, length), 8);
+    }
+
+    /// An array header as Julia 1.5 lays it out, after the GC tag word: data, length,
+    /// flags, elsize, offset, nrows, ncols, then (when it shares another's data) the
+    /// owner.
+    #[repr(C)]
+    struct Tagged {
+        tag: usize,
+        data: *mut u8,
+        length: usize,
+        flags: u16,
+        elsize: u16,
+        offset: u32,
+        nrows: usize,
+        ncols: usize,
+        owner: *mut u8,
+    }
+
+    #[test]
+    fn array_owner_and_write_barrier() {
+        let mut other = Tagged {
+            tag: 3,
+            data: std::ptr::null_mut(),
+            length: 0,
+            flags: 0,
+            elsize: 8,
+            offset: 0,
+            nrows: 0,
+            ncols: 0,
+            owner: std::ptr::null_mut(),
+        };
+        let other_header = std::ptr::addr_of_mut!(other.data) as *mut u8;
+        // A 1-d array (`ndims` 1 in bits 2..11) that owns its data, and one that shares it.
+        let mut own = Tagged { tag: 0, flags: 1 << 2, owner: other_header, ..other };
+        let mut shared = Tagged { flags: 3 | (1 << 2), ..own };
+        // SAFETY: each header pointer points at the `data` field of a live `Tagged`,
+        // which holds a tag word before it and the owner field where Julia puts it.
+        unsafe {
+            let own_header = std::ptr::addr_of_mut!(own.data) as *mut ArrayHeader;
+            assert_eq!(ArrayHeader::owner(own_header), own_header as *mut u8);
+            let shared_header = std::ptr::addr_of_mut!(shared.data) as *mut ArrayHeader;
+            assert_eq!(ArrayHeader::owner(shared_header), other_header);
+            // Old and marked (3) holding a young (0) object: queue it; not when young.
+            assert!(write_barrier_needed(other_header, own_header as *const u8));
+            assert!(!write_barrier_needed(own_header as *const u8, other_header));
+        }
     }
 }

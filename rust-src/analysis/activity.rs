@@ -60,7 +60,7 @@ fn memory_rule(m: &Module, i: Value, mem: &Memory, unsure_copies: &HashSet<Value
                 } else {
                     Rule::Unsupported(
                         "storing a pointer to differentiated memory into differentiated memory other than an array of \
-                         arrays the function allocates"
+                         arrays (a struct's field, say)"
                             .into(),
                     )
                 })
@@ -116,6 +116,16 @@ fn memory_rule(m: &Module, i: Value, mem: &Memory, unsure_copies: &HashSet<Value
         Opcode::LLVMCall if crate::analysis::memory::resize_call(i).is_some() && mem.is_shadowed(i.operand(0)) => {
             let kind = crate::analysis::memory::resize_call(i)?;
             Some(if kind.inverse().is_some() { Rule::Resize(kind) } else { Rule::Zero })
+        }
+        // The collector's write barrier on an old differentiated array that now holds a
+        // young reference (`vs[1] = x .* 2`): bookkeeping, no derivative (the shadow
+        // store gets its own, `transform::shadow`).
+        Opcode::LLVMCall
+            if i.as_call()
+                .and_then(|c| callee_name(c.called_operand()))
+                .is_some_and(|n| n == crate::julia::current().write_barrier) =>
+        {
+            Some(Rule::Zero)
         }
         // Printing: no derivative (`crate::inactive`).
         Opcode::LLVMCall if crate::inactive::is_inactive_call(i) => Some(Rule::Zero),
@@ -522,10 +532,10 @@ impl<'ctx> Activity<'ctx> {
                 }
             }
             // Likewise an array of floats the function allocated, or a `Const` argument,
-            // stored into an array of arrays the function allocates that has a shadow
+            // stored into an array of arrays that has a shadow
             // (`[x .* 2, zeros(3)]`, `[x, c]`): the outer shadow holds its zero shadow
             // (`Memory::mirrors_array_store`).
-            let array_of_arrays = value.ty().is_pointer() && mem.is_fresh_array_data(addr);
+            let array_of_arrays = value.ty().is_pointer() && mem.array_data_owner(addr).is_some();
             if i.opcode() == Opcode::LLVMStore && array_of_arrays && !mem.is_shadowed(value) && !inert.contains(&i) {
                 let allocated = crate::analysis::memory::zero_offset_base(value);
                 let argument = argument_bases.contains(&allocated);
@@ -754,7 +764,7 @@ fn describe(fname: &str, inst: Value, what: &str) -> String {
 /// shadowed by a zeroed copy (`Memory::copies`): its elements hold floats of one type
 /// and nothing else (the type analysis), the runtime to copy it is at hand, and a global
 /// appears in the function only as a value stored into stack objects that hold
-/// differentiated arrays, into arrays of arrays the function allocates, or into GC root
+/// differentiated arrays, into arrays of arrays, or into GC root
 /// slots nobody reads (so that every access to
 /// it goes through them, and through the copy). An argument needs no such condition:
 /// every pointer the function derives from it is shadowed alike.
@@ -775,7 +785,7 @@ fn constant_float_array(
             let mentions = i.operands().into_iter().filter(|&v| mentions_address(v, address, 4)).count();
             let into_object = || {
                 mem.leaf(i.operand(1)).is_some_and(Leaf::is_stack_object)
-                    || mem.is_fresh_array_data(i.operand(1))
+                    || mem.array_data_owner(i.operand(1)).is_some()
                     || inert.contains(&i)
             };
             mentions == 0 || i.opcode() == Opcode::LLVMStore && i.operand(0) == a && mentions == 1 && into_object()

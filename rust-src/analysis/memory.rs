@@ -497,44 +497,52 @@ impl<'ctx> Memory<'ctx> {
         self.data_pointer_in(v, 8)
     }
 
-    /// Whether store `i` puts a differentiated array object into the data of an array
-    /// the function allocates (an array of arrays it builds: `[x .* 2, x .+ 1]`,
-    /// `push!(vs, v)` in a loop), of the same float type: the array's shadow then holds
+    /// Whether store `i` puts a differentiated array object into the data of an array of
+    /// arrays (one the function builds: `[x .* 2, x .+ 1]`, `push!(vs, v)` in a loop), of
+    /// the same float type: the array's shadow then holds
     /// the stored array's shadow at the same place (`transform::shadow` stores it there),
     /// so a pointer loaded from its data is an array with a shadow, at any index. Every
     /// other pointer stored into shadowed memory is refused (`untracked`), which keeps
-    /// that true. The outer shadow is the function's own allocation, made while the
-    /// collector is paused (`pipeline::runtime_flags`): nothing older than the arrays
-    /// stored into it holds it, so it needs no write barrier. (Into an argument's array
-    /// of arrays, whose shadow the caller made, it would; not yet.)
+    /// that true. Also into a differentiated argument's array of arrays (`vs[1] = x .* 2`):
+    /// its shadow, the caller's, may be old, so the shadow store is followed by the
+    /// collector's write barrier (`array_store_owner`).
     pub fn mirrors_array_store(&self, i: Value<'ctx>) -> bool {
+        self.array_store_owner(i).is_some()
+    }
+
+    /// For a store `mirrors_array_store` accepts, the (shadowed) address of the array it
+    /// stores into, and whether the function allocated that array (otherwise its shadow, the caller's, may be old,
+    /// and the shadow store needs the collector's write barrier: `transform::shadow`).
+    pub fn array_store_owner(&self, i: Value<'ctx>) -> Option<(Value<'ctx>, bool)> {
         if i.opcode_if_instruction() != Some(Opcode::LLVMStore) {
-            return false;
+            return None;
         }
         let (v, p) = (i.operand(0), i.operand(1));
-        let (Some(element), Some(data)) = (self.leaf(v), self.leaf(p)) else { return false };
-        if !matches!(element, Leaf::ArrayF64 | Leaf::ArrayF32) || self.is_data(v) || element != data || !self.is_data(p)
-        {
-            return false;
+        let (Some(element), Some(data)) = (self.leaf(v), self.leaf(p)) else { return None };
+        if !matches!(element, Leaf::ArrayF64 | Leaf::ArrayF32) || self.is_data(v) || element != data {
+            return None;
         }
-        self.is_fresh_array_data(p)
+        let (owner, address) = self.array_data_owner(p)?;
+        Some((address, matches!(array_call(owner), Some(ArrayCall::Alloc | ArrayCall::Copy))))
     }
 
-    /// Whether shadowed pointer `p` points into the data of an array of floats or arrays
-    /// that the function allocates (or copies), not into an argument's.
-    pub fn is_fresh_array_data(&self, p: Value<'ctx>) -> bool {
-        self.is_data(p)
-            && matches!(self.leaf(p), Some(Leaf::ArrayF64 | Leaf::ArrayF32))
-            && self.data_owner(p).is_some_and(|o| matches!(array_call(o), Some(ArrayCall::Alloc | ArrayCall::Copy)))
-    }
-
-    /// The array object whose data address `p` points into: a data pointer
-    /// (`data_pointer_of`) with address arithmetic on it.
-    fn data_owner(&self, p: Value<'ctx>) -> Option<Value<'ctx>> {
+    /// The array whose data shadowed pointer `p` points into, for an array of floats or
+    /// of arrays (`None` for any other memory, or an address whose array is not known):
+    /// the array object without casts, and the shadowed address its data pointer was
+    /// loaded from (the object, perhaps cast).
+    pub fn array_data_owner(&self, p: Value<'ctx>) -> Option<(Value<'ctx>, Value<'ctx>)> {
+        if !self.is_data(p) || !matches!(self.leaf(p), Some(Leaf::ArrayF64 | Leaf::ArrayF32)) {
+            return None;
+        }
         let mut q = p;
         for _ in 0..16 {
             if let Some(o) = self.data_pointer_of(q) {
-                return Some(o);
+                let mut load = q;
+                while pointer_op(load) == Some(PointerOp::Merge) {
+                    load = merged(load).into_iter().find(|&v| v != load && self.data_pointer_of(v) == Some(o))?;
+                }
+                let address = load.operand(0);
+                return self.is_shadowed(address).then_some((o, address));
             }
             match q.opcode_if_instruction()? {
                 Opcode::LLVMGetElementPtr | Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast => q = q.operand(0),

@@ -8,8 +8,9 @@ pub mod hooks;
 use crate::julia::ArrayHeader as JlArray;
 
 /// The addresses of every function here the derivative code calls: none of them throws.
-pub fn addresses() -> [usize; 13] {
+pub fn addresses() -> [usize; 14] {
     [
+        array_write_barrier as *const () as usize,
         memcpy_adjoint_f64 as *const () as usize,
         memcpy_adjoint_f32 as *const () as usize,
         zero_array as *const () as usize,
@@ -97,6 +98,28 @@ pub unsafe extern "C" fn zero_array_range(a: *mut JlArray, first: usize, n: usiz
     let n = n.min(a.length - first);
     let size = a.elsize as usize;
     std::ptr::write_bytes(a.data.add(first * size), 0, n * size);
+}
+
+/// The collector's write barrier for a reference `child` stored into the data of array
+/// `a` (a shadow array of arrays the caller made, which may be old): queues the array's
+/// owner with `queue_root` (the runtime's `jl_gc_queue_root`) when Julia's `jl_gc_wb`
+/// would. A null `child` needs none.
+///
+/// # Safety
+/// `a` must be a live Julia array, `child` null or a live Julia object, `queue_root`
+/// the runtime's `jl_gc_queue_root`.
+pub unsafe extern "C" fn array_write_barrier(
+    a: *mut JlArray,
+    child: *const u8,
+    queue_root: unsafe extern "C" fn(*mut u8),
+) {
+    if child.is_null() {
+        return;
+    }
+    let owner = JlArray::owner(a);
+    if crate::julia::write_barrier_needed(owner, child) {
+        queue_root(owner);
+    }
 }
 
 /// Reverse of `b = copy(a)` on shadows: `a' += b'`, `b' = 0`, number by number: every

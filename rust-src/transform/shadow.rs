@@ -251,6 +251,17 @@ pub fn build_lane<'ctx>(
             if let (Some(&v), Some(&p)) = (shadow.get(&i.operand(0)), shadow.get(&i.operand(1))) {
                 b.after(i)?;
                 b.store(v, p)?.mirror_access_of(i);
+                // (Into an array of arrays the function did not allocate: its shadow may be
+                // old, so the collector must learn it now holds a young shadow.)
+                if let Some((owner, false)) = mem.array_store_owner(i) {
+                    let Some(&s) = shadow.get(&owner) else {
+                        return Err(crate::error::Error::Internal(format!(
+                            "no shadow for the array of arrays `{}` a store writes into",
+                            owner.print().trim()
+                        )));
+                    };
+                    write_barrier(m, &b, s, v)?;
+                }
             }
         }
     }
@@ -268,6 +279,22 @@ pub fn build_lane<'ctx>(
         s.add_incoming(&pairs);
     }
     Ok(shadow)
+}
+
+/// The collector's write barrier for shadow array `a`, which now holds reference `v`
+/// (`runtime::array_write_barrier`, handed the runtime's `jl_gc_queue_root`).
+fn write_barrier<'ctx>(m: &'ctx Module, b: &Builder<'ctx>, a: Value<'ctx>, v: Value<'ctx>) -> crate::error::Result<()> {
+    let name = crate::julia::current().write_barrier;
+    let queue_root = crate::symbols::address_of(name).ok_or_else(|| {
+        crate::error::Error::Unsupported(format!(
+            "storing into an array of arrays needs the Julia runtime's `{name}` in this process"
+        ))
+    })?;
+    let helper = crate::runtime::array_write_barrier as *const () as usize;
+    let fty = m.fn_type(m.void(), &[m.ptr(), m.ptr(), m.ptr()]);
+    let args = [b.to_generic_ptr(a)?, b.to_generic_ptr(v)?, m.const_address(queue_root as usize)];
+    b.call_typed(fty, m.const_address(helper), &args)?;
+    Ok(())
 }
 
 /// The shadow of call `i` that a runtime hook called in its place writes into a slot of
