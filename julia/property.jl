@@ -3,8 +3,9 @@
 # domains and special exponents, if/else and ifelse, loops with random trip counts,
 # array reads and writes, reductions, broadcasts and copies, splatting, views,
 # comprehensions, map/filter/reduce/accumulate over built arrays, arrays of arrays,
-# vcat, reverse, closures, push!, pop!, popfirst!, deleteat!, insert!, try, mutable structs and
-# `Ref`s, runtime activity, printing, logging and string interpolation, custom rules),
+# vcat, reverse, closures, push!, pop!, popfirst!, deleteat!, insert!, try, mutable
+# structs (holding mutable structs too) and `Ref`s, runtime activity, printing, logging
+# and string interpolation, custom rules),
 # some reading the array out of a struct holding a mutable struct (a model's layer) or
 # out of a vector of mutable structs,
 # each differentiated in reverse, forward, batch-forward and split reverse mode (the
@@ -59,6 +60,12 @@ mutable struct Cell
     v::Float64
 end
 cell_walk(c::Cell, k) = k == 0 ? c.v : (c.v += c.w[k] * c.v / 2; cell_walk(c, k - 1))
+# A mutable struct holding one (a heap object holding a heap object), walked alike.
+mutable struct Nest
+    c::Cell
+    u::Float64
+end
+nest_walk(n::Nest, k) = k == 0 ? n.c.v * n.u : (n.c.v += n.c.w[k] * n.u; n.u *= 0.5; nest_walk(n, k - 1))
 
 # A model holding its layer by reference (issue 15): some programs take the array as a
 # field of a mutable struct held in an immutable one, differentiated as a whole.
@@ -221,6 +228,7 @@ function program(rng, name)
                 # Heap objects: a mutable struct around the array and a number, walked
                 # by a recursive function; a `Ref` accumulated in a loop.
                 "s += Property.cell_walk(Property.Cell(x, $(expr(rng, 1, vars))), $(rand(rng, 0:3)))",
+                "s += Property.nest_walk(Property.Nest(Property.Cell(x .* 2, $(expr(rng, 1, vars))), s), $(rand(rng, 0:3)))",
                 "r = Ref($(expr(rng, 1, vars)))\n    for k in 1:$(rand(rng, 0:3))\n        r[] += x[k] * r[]\n    end\n    s += r[]",
                 # Runtime activity: a branch picks the differentiated array or a constant.
                 "y = $(expr(rng, 1, vars)) > 0 ? x : Property.ROW\n    s += y[1] * y[3] + sum(abs2, y)",

@@ -504,8 +504,13 @@ impl<'ctx> Activity<'ctx> {
             // closure's capture, a tuple of arrays passed by reference): that object
             // gets a shadow holding the array's shadow. (A GC frame slot is not read.)
             // (Or a struct object, or an array of them: a closure over a model.)
+            // (Or a mutable struct the function allocates, with a shadow of its own, into
+            // another.)
             let array_object = matches!(mem.leaf(value), Some(Leaf::ArrayF64 | Leaf::ArrayF32)) && !mem.is_data(value)
-                || matches!(mem.leaf(value), Some(Leaf::Object(_) | Leaf::Objects(_)));
+                || matches!(mem.leaf(value), Some(Leaf::Object(_) | Leaf::Objects(_)))
+                || mem.is_heap_object(value)
+                    && crate::analysis::memory::object_base(addr)
+                        .is_some_and(|o| crate::analysis::memory::gc_allocation(o).is_some());
             // (A GC frame whose root slots are used as objects gets a shadow frame whose
             // root slots hold the shadows: `Memory::compute`.)
             if i.opcode() == Opcode::LLVMStore && array_object && !mem.is_shadowed(addr) && !inert.contains(&i) {

@@ -52,6 +52,10 @@ pub struct Memory<'ctx> {
     /// message)`. The derivative stops with the message when it takes such an edge (a
     /// view of an unaliased copy, on the path where a broadcast's arguments alias).
     cut_edges: Vec<(Value<'ctx>, crate::llvm::Block<'ctx>, String)>,
+    /// Heap objects the function allocates that hold other such objects (a mutable
+    /// struct holding another), with their layouts (`heap_layout`): what a callee handed
+    /// one reads it as (`callee_leaf`).
+    heap_layouts: HashMap<Value<'ctx>, Fields>,
 }
 
 /// The shadowed pointers an aggregate value holds: per index path, the memory type and
@@ -474,7 +478,19 @@ impl<'ctx> Memory<'ctx> {
                 args.into_iter().filter(|a| shadowed.contains_key(a)).map(zero_offset_base)
             })
             .collect();
+        let heap_layouts = shadowed
+            .iter()
+            .filter(|(v, l)| l.is_stack_object() && gc_allocation(**v).is_some())
+            .filter_map(|(v, _)| {
+                let layout = heap_layout(m, *v, &shadowed, 4)?;
+                layout
+                    .iter()
+                    .any(|(_, l)| matches!(l, Layout::Object(_)))
+                    .then(|| (*v, crate::request::intern(&layout)))
+            })
+            .collect();
         Ok(Memory {
+            heap_layouts,
             shadowed,
             origin,
             escaped,
@@ -567,7 +583,44 @@ impl<'ctx> Memory<'ctx> {
         let distinct =
             |a: Value<'ctx>, b: Value<'ctx>| fresh(a) && (fresh(b) || argument(b)) || fresh(b) && argument(a);
         let candidates = stack_loaded_objects(o, 4).unwrap_or_else(|| vec![o]);
-        self.resized.iter().any(|&r| candidates.iter().any(|&c| r == c || !distinct(c, r))).then_some(o)
+        // (An element of an array of arrays is not that array, which the function never
+        // stores anywhere as a value: `for v in vs` after `push!(vs, ...)`.)
+        let element_of = |c: Value<'ctx>, r: Value<'ctx>| self.element_of(c) == Some(r) && !stored_as_value(r);
+        self.resized
+            .iter()
+            .any(|&r| candidates.iter().any(|&c| r == c || !distinct(c, r) && !element_of(c, r)))
+            .then_some(o)
+    }
+
+    /// The array whose data pointer `c` was loaded from, when `c` is loaded from an
+    /// array's data (an element of an array of arrays).
+    fn element_of(&self, c: Value<'ctx>) -> Option<Value<'ctx>> {
+        self.element_in(c, 4)
+    }
+
+    /// `element_of`, through merges of elements of one array (the running element of
+    /// `for v in vs`), `depth` merges deep.
+    fn element_in(&self, c: Value<'ctx>, depth: u32) -> Option<Value<'ctx>> {
+        if pointer_op(c) == Some(PointerOp::Merge) && depth > 0 {
+            let arrays: Vec<Option<Value<'ctx>>> =
+                merged(c).into_iter().filter(|&v| v != c).map(|v| self.element_in(v, depth - 1)).collect();
+            let first = (*arrays.first()?)?;
+            return arrays.iter().all(|a| *a == Some(first)).then_some(first);
+        }
+        if c.opcode_if_instruction() != Some(Opcode::LLVMLoad) {
+            return None;
+        }
+        let mut q = c.operand(0);
+        for _ in 0..16 {
+            if let Some(o) = self.data_pointer_of(q) {
+                return Some(o);
+            }
+            match q.opcode_if_instruction()? {
+                Opcode::LLVMGetElementPtr | Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast => q = q.operand(0),
+                _ => return None,
+            }
+        }
+        None
     }
 
     /// The array object whose data pointer `v` is as an integer (the address a `ccall`
@@ -626,11 +679,18 @@ impl<'ctx> Memory<'ctx> {
                 Some(Opcode::LLVMStore) if u.operand(1) == p => {
                     let v = u.operand(0);
                     let array = matches!(self.leaf(v), Some(Leaf::ArrayF64 | Leaf::ArrayF32)) && !self.is_data(v);
-                    !v.ty().is_pointer() || is_null(v) || array || fresh(v)
+                    !v.ty().is_pointer() || is_null(v) || array || fresh(v) || self.is_heap_object(v)
                 }
-                // Stored as a value only into a GC frame slot nobody reads (`inert`):
-                // anywhere else, a pointer loaded back would be read as an array.
-                Some(Opcode::LLVMStore) => inert.contains(&u),
+                // Stored as a value only into a GC frame slot nobody reads (`inert`), or
+                // into another heap object the function allocates (a mutable struct
+                // holding it: that object's loads read it by its layout,
+                // `heap_object_field`, and without a shadow of its own the store is
+                // refused, `untracked`): anywhere else, a pointer loaded back would be
+                // read as an array.
+                Some(Opcode::LLVMStore) => {
+                    inert.contains(&u)
+                        || object_base(u.operand(1)).is_some_and(|o| gc_allocation(o).is_some() && o != a)
+                }
                 Some(Opcode::LLVMLoad | Opcode::LLVMICmp) => true,
                 Some(Opcode::LLVMCall) => u.as_call().is_some_and(|call| {
                     let callee = call.called_operand();
@@ -702,6 +762,20 @@ impl<'ctx> Memory<'ctx> {
     /// The array allocation a pointer derives from, when it derives from exactly one.
     pub fn origin(&self, p: Value<'ctx>) -> Option<Value<'ctx>> {
         self.origin.get(&p).copied()
+    }
+
+    /// Whether `v` is a heap object the function allocates, with a shadow of its own (a
+    /// mutable struct, which another may hold: `heap_object_field`).
+    pub fn is_heap_object(&self, v: Value<'ctx>) -> bool {
+        is_heap_object(v, &self.shadowed)
+    }
+
+    /// What a callee handed pointer `v` reads it as: its leaf, but a struct object laid
+    /// out as its stores say for a heap object the function allocates that holds
+    /// another (the callee does not see the stores that tell what its fields hold).
+    pub fn callee_leaf(&self, v: Value<'ctx>) -> Option<Leaf> {
+        let layout = self.heap_layouts.get(&zero_offset_base(v)).filter(|_| at_offset_zero(v));
+        layout.map(|f| Leaf::Object(f)).or_else(|| self.leaf(v))
     }
 
     /// Whether pointer `p` has a shadow.
@@ -885,6 +959,118 @@ fn loaded_field(m: &crate::llvm::Module, i: Value, fields: Fields, user: &str) -
     }
 }
 
+/// Whether `v` is a heap object the function allocates (a mutable struct, at its own
+/// address) that has a shadow of its own (`Leaf::StackArraysF64`/`StackMixedF64`).
+fn is_heap_object(v: Value, shadowed: &HashMap<Value, Leaf>) -> bool {
+    shadowed.get(&v).is_some_and(|l| l.is_stack_object())
+        && at_offset_zero(v)
+        && gc_allocation(zero_offset_base(v)).is_some()
+}
+
+/// The layout of heap object `a` (a mutable struct the function allocates), from what
+/// the function stores into it: `Float64` numbers, integers, differentiated arrays and
+/// such objects in turn (laid out alike), each at a constant offset. `None` when a store
+/// is at an offset not known or puts different kinds at one offset, when it stores a
+/// `Float32` or a pointer of no known layout, or when the object's address goes anywhere
+/// a store could be made without being seen (it is what `Memory::can_mirror` accepts).
+fn heap_layout<'ctx>(
+    m: &crate::llvm::Module,
+    a: Value<'ctx>,
+    shadowed: &HashMap<Value<'ctx>, Leaf>,
+    depth: u32,
+) -> Option<Vec<(u64, Layout)>> {
+    if depth == 0 || gc_allocation(a).is_none() {
+        return None;
+    }
+    let mut fields: std::collections::BTreeMap<u64, Layout> = std::collections::BTreeMap::new();
+    let mut known = true;
+    every_use(
+        a,
+        |d| !is_object_header(d),
+        |p, u| {
+            if u.opcode_if_instruction() != Some(Opcode::LLVMStore) || u.operand(1) != p {
+                return true;
+            }
+            let v = u.operand(0);
+            let layout = match (object_slot(m, p), v.ty().float_bits()) {
+                (Some((b, off)), _) if b != a || off < 0 => None,
+                (None, _) => None,
+                (_, 64) => Some(Layout::F64),
+                (_, 32) => None,
+                _ if v.ty().is_int() => Some(Layout::Integer),
+                _ if is_null(v) => return true,
+                _ => match shadowed.get(&v) {
+                    Some(Leaf::ArrayF64) => Some(Layout::array_of(Layout::F64)),
+                    Some(Leaf::ArrayF32) => Some(Layout::array_of(Layout::F32)),
+                    Some(Leaf::Object(f)) => Some(Layout::Object(f.to_vec())),
+                    _ if is_heap_object(v, shadowed) => {
+                        heap_layout(m, zero_offset_base(v), shadowed, depth - 1).map(Layout::Object)
+                    }
+                    _ => None,
+                },
+            };
+            let off = object_slot(m, p).map_or(0, |(_, o)| o as u64);
+            match layout {
+                Some(l) if fields.get(&off).is_none_or(|k| *k == l) => {
+                    fields.insert(off, l);
+                }
+                _ => known = false,
+            }
+            known
+        },
+    );
+    known.then(|| fields.into_iter().collect())
+}
+
+/// What a pointer load `i` from a field of a heap object the function allocates reads,
+/// when a heap object is stored there (a mutable struct holding another): a struct
+/// object laid out as the stored objects' stores say (`heap_layout`), which is what a
+/// callee handed the outer object reads too (`Memory::callee_leaf`). `None` when no heap
+/// object is stored there (arrays: `stack_object_field`); refused when objects of
+/// different layouts, or objects and other pointers, may be stored there.
+fn heap_object_field<'ctx>(
+    m: &crate::llvm::Module,
+    i: Value<'ctx>,
+    insts: &[Value<'ctx>],
+    shadowed: &HashMap<Value<'ctx>, Leaf>,
+    user: &str,
+) -> Result<Option<Leaf>> {
+    let Some(a) = object_base(i.operand(0)).filter(|a| gc_allocation(*a).is_some()) else { return Ok(None) };
+    let slot = object_slot(m, i.operand(0));
+    let stored: Vec<Value<'ctx>> = insts
+        .iter()
+        .filter(|s| s.opcode() == Opcode::LLVMStore && s.operand(0).ty().is_pointer() && !is_null(s.operand(0)))
+        .filter(|s| object_base(s.operand(1)) == Some(a))
+        .filter(|s| slot.is_none() || object_slot(m, s.operand(1)).is_none() || object_slot(m, s.operand(1)) == slot)
+        .map(|s| s.operand(0))
+        .collect();
+    if !stored.iter().any(|v| is_heap_object(*v, shadowed)) {
+        return Ok(None);
+    }
+    let refuse = |what: &str| {
+        Error::Unsupported(format!(
+            "a mutable struct holding {what} in one field (`{}`), in `{user}`{}",
+            i.print().trim(),
+            crate::names::where_(i)
+        ))
+    };
+    let mut layouts = Vec::new();
+    for v in stored {
+        if !is_heap_object(v, shadowed) {
+            return Err(refuse("another mutable struct and other memory"));
+        }
+        let layout = heap_layout(m, zero_offset_base(v), shadowed, 4)
+            .ok_or_else(|| refuse("a mutable struct whose fields are not all in sight"))?;
+        if !layouts.contains(&layout) {
+            layouts.push(layout);
+        }
+    }
+    match &layouts[..] {
+        [layout] => Ok(Some(Leaf::Object(crate::request::intern(layout)))),
+        _ => Err(refuse("mutable structs of different layouts")),
+    }
+}
+
 /// What the pointer load `i` reads from a stack object holding differentiated memory
 /// points to: what the shadowed pointers stored into that slot (into any slot, when the
 /// load's is not known) point to — struct objects of one layout, or arrays of them —
@@ -897,6 +1083,9 @@ fn stack_object_field(
     shadowed: &HashMap<Value, Leaf>,
     user: &str,
 ) -> Result<Leaf> {
+    if let Some(leaf) = heap_object_field(m, i, insts, shadowed, user)? {
+        return Ok(leaf);
+    }
     let slot = alloca_slot(m, i.operand(0));
     let bases = alloca_bases(i.operand(0));
     let mut layouts = HashSet::new();
@@ -939,6 +1128,19 @@ fn stack_object_field(
             crate::names::where_(i)
         ))),
     }
+}
+
+/// Whether object `r` is stored as a value (itself or cast) into memory other than the
+/// stack (GC frame slots root it; the heap could hold it in an array's data).
+fn stored_as_value(r: Value) -> bool {
+    !every_use(
+        r,
+        |_| true,
+        |p, u| {
+            let store = u.opcode_if_instruction() == Some(Opcode::LLVMStore) && u.operand(0) == p;
+            !store || !alloca_bases(u.operand(1)).is_empty() && alloca_base(u.operand(1)).is_some()
+        },
+    )
 }
 
 /// The objects pointer `o` may be when it is loaded from a stack object (the tuple of

@@ -243,7 +243,14 @@ impl<'ctx> Untracked<'ctx> {
                     let object = match inp.mem.leaf(v) {
                         Some(Leaf::ArrayF64 | Leaf::ArrayF32) => !inp.mem.is_data(v),
                         Some(Leaf::Object(_) | Leaf::Objects(_)) => true,
-                        _ => false,
+                        // (A mutable struct the function allocates, into another: what
+                        // a load from that field reads is told by the stores in sight,
+                        // `memory::heap_object_field`, so not into a callee's parameter
+                        // or a stack object.)
+                        _ => {
+                            inp.mem.is_heap_object(v)
+                                && memory::object_base(p).is_some_and(|o| memory::gc_allocation(o).is_some())
+                        }
                     };
                     let mirrored =
                         inp.mem.leaf(p).is_some_and(Leaf::is_stack_object) && object || inp.mem.mirrors_array_store(i);

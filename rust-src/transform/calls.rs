@@ -57,7 +57,7 @@ impl Pattern {
         let args = 0..call.call_arg_count();
         let call = call.as_value();
         Pattern {
-            shadowed: args.clone().map(|k| mem.leaf(call.operand(k))).collect(),
+            shadowed: args.clone().map(|k| mem.callee_leaf(call.operand(k))).collect(),
             maybe_constant: args.map(|k| mem.maybe_constant(call.operand(k))).collect(),
         }
     }
