@@ -409,6 +409,19 @@ aoa_into_argument(vs, x) = (vs[1] = x .* 2; vs[1][1] * vs[2][1])
 # Iterating over an array of arrays after growing it: its elements are never the array
 # itself, so their data pointers need not be loaded again (refused before).
 aoa_grown_iterated(x, n) = (vs = [x .* 2, x[1:2]]; for k in 1:n; push!(vs, x .* k); end; s = 0.0; for v in vs; s += v[1] * v[end]; end; s)
+# (And beside another array grown before: an element of `vs` is not that array either.)
+function aoa_grown_beside(x, n)
+    y = x[1:2]; push!(y, x[1]^2)
+    s = y[1] * y[3] + sum(y)
+    vs = [x .* 2, x[1:2]]
+    for k in 1:n
+        push!(vs, x .* (k + s))
+    end
+    for v in vs
+        s += v[1] * v[end]
+    end
+    s
+end
 aoa_f32(x) = (vs = Vector{Vector{Float32}}(); for k in 1:3; push!(vs, x .* Float32(k)); end; s = 0f0; for v in vs; s += v[1] * v[3]; end; s)
 @testset "arrays of arrays the function builds" begin
     for f in (aoa_index, aoa_overwritten, aoa_constant, aoa_same, aoa_slices, aoa_popped, aoa_filled, aoa_branch,
@@ -419,6 +432,7 @@ aoa_f32(x) = (vs = Vector{Vector{Float32}}(); for k in 1:3; push!(vs, x .* Float
     for n in (0, 1, 5), x in ([0.1, 0.2, 0.3], [-1.5, 0.7, 0.3])
         check_all_modes(x -> aoa_loop(x, n), x)
         check_all_modes(x -> aoa_grown_iterated(x, n), x)
+        check_all_modes(x -> aoa_grown_beside(x, n), x)
     end
     check_all_modes_with_constant(aoa_argument, [0.1, 0.2, 0.3], [1.0, 2.0, 3.0])
     # Float32: against the analytic gradient (central differences in Float32 are too
