@@ -583,12 +583,9 @@ impl<'ctx> Memory<'ctx> {
         let distinct =
             |a: Value<'ctx>, b: Value<'ctx>| fresh(a) && (fresh(b) || argument(b)) || fresh(b) && argument(a);
         let candidates = stack_loaded_objects(o, 4).unwrap_or_else(|| vec![o]);
-        // (An element of an array of arrays is neither that array nor an array allocated
-        // here, when the function never stores either into the heap: `for v in vs` after
-        // `push!(vs, ...)` or after `push!(y, ...)`.)
-        let element_of = |c: Value<'ctx>, r: Value<'ctx>| {
-            self.element_of(c).is_some_and(|x| x == r || fresh(r)) && !stored_as_value(r)
-        };
+        // (An element of an array of arrays is not that array, which the function never
+        // stores anywhere as a value: `for v in vs` after `push!(vs, ...)`.)
+        let element_of = |c: Value<'ctx>, r: Value<'ctx>| self.element_of(c) == Some(r) && !stored_as_value(r);
         self.resized
             .iter()
             .any(|&r| candidates.iter().any(|&c| r == c || !distinct(c, r) && !element_of(c, r)))
