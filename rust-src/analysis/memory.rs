@@ -550,15 +550,21 @@ impl<'ctx> Memory<'ctx> {
         if !self.is_data(p) || !matches!(self.leaf(p), Some(Leaf::ArrayF64 | Leaf::ArrayF32)) {
             return None;
         }
+        let (o, mut load) = self.data_pointer_under(p)?;
+        while pointer_op(load) == Some(PointerOp::Merge) {
+            load = merged(load).into_iter().find(|&v| v != load && self.data_pointer_of(v) == Some(o))?;
+        }
+        let address = load.operand(0);
+        self.is_shadowed(address).then_some((o, address))
+    }
+
+    /// The array whose data `p` points into, through GEPs and casts, and the data pointer
+    /// `p` is derived from (`None` when `p` is not derived from a data pointer).
+    fn data_pointer_under(&self, p: Value<'ctx>) -> Option<(Value<'ctx>, Value<'ctx>)> {
         let mut q = p;
         for _ in 0..16 {
             if let Some(o) = self.data_pointer_of(q) {
-                let mut load = q;
-                while pointer_op(load) == Some(PointerOp::Merge) {
-                    load = merged(load).into_iter().find(|&v| v != load && self.data_pointer_of(v) == Some(o))?;
-                }
-                let address = load.operand(0);
-                return self.is_shadowed(address).then_some((o, address));
+                return Some((o, q));
             }
             match q.opcode_if_instruction()? {
                 Opcode::LLVMGetElementPtr | Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast => q = q.operand(0),
@@ -610,17 +616,7 @@ impl<'ctx> Memory<'ctx> {
         if c.opcode_if_instruction() != Some(Opcode::LLVMLoad) {
             return None;
         }
-        let mut q = c.operand(0);
-        for _ in 0..16 {
-            if let Some(o) = self.data_pointer_of(q) {
-                return Some(o);
-            }
-            match q.opcode_if_instruction()? {
-                Opcode::LLVMGetElementPtr | Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast => q = q.operand(0),
-                _ => return None,
-            }
-        }
-        None
+        self.data_pointer_under(c.operand(0)).map(|(o, _)| o)
     }
 
     /// The array object whose data pointer `v` is as an integer (the address a `ccall`
