@@ -3,8 +3,9 @@
 # domains and special exponents, if/else and ifelse, loops with random trip counts,
 # array reads and writes, reductions, broadcasts and copies, splatting, views,
 # comprehensions, map/filter/reduce/accumulate over built arrays, arrays of arrays,
-# vcat, reverse, closures, push!, pop!, popfirst!, deleteat!, insert!, try, mutable
-# structs (holding mutable structs too) and `Ref`s, runtime activity, printing, logging
+# vcat, reverse, closures, push!, pop!, popfirst!, deleteat!, insert!, try (writes
+# before a throw, an exception built from a differentiated value), mutable structs
+# (holding mutable structs too) and `Ref`s, runtime activity, printing, logging
 # and string interpolation, custom rules),
 # some reading the array out of a struct holding a mutable struct (a model's layer) or
 # out of a vector of mutable structs,
@@ -225,6 +226,34 @@ function program(rng, name)
                 "s += sum(map(v -> v[1] * v[2], [x[1:2], x[2:3] .* $(expr(rng, 1, vars))]))",
                 # `try`/`catch` (the body throws for some inputs).
                 "s += (try; log(x[1] + 0.5) * $(expr(rng, 1, vars)); catch; x[2] * x[3]; end)",
+                # Writes inside a `try` body before a throw (the reverse sweep retraces
+                # the body's blocks that ran): per element, in a loop of 0 to 3; a loop
+                # inside the body left by a throw; an exception built from a
+                # differentiated value (only thrown).
+                "y = zeros(3)
+    for k in 1:$(rand(rng, 0:3))
+        try
+            y[k] = x[k] * $(expr(rng, 1, vars))
+            y[k] += sqrt(x[mod1(k + 1, 3)] + 0.5)
+        catch
+            y[k] -= x[k] * s
+        end
+    end
+    s += sum(y)",
+                "try
+        for k in 1:$(rand(rng, 0:3))
+            x[k] = x[k] * $(expr(rng, 1, vars))
+            k == 2 && s > 0 && error(\"stop\")
+        end
+    catch
+        s += x[1] * x[2]
+    end",
+                "try
+        s > 0.5 && throw(DomainError(s))
+        s += $(expr(rng, 1, vars))
+    catch
+        s = s * x[1]
+    end",
                 # Heap objects: a mutable struct around the array and a number, walked
                 # by a recursive function; a `Ref` accumulated in a loop.
                 "s += Property.cell_walk(Property.Cell(x, $(expr(rng, 1, vars))), $(rand(rng, 0:3)))",

@@ -394,17 +394,27 @@ pub fn lower(m: &Module, g: Function, entry_builder: &crate::llvm::Builder) -> B
     }
     let slot = entry_builder.alloca(i32t, "ox.status")?;
     entry_builder.store(m.const_int(i32t, 0), slot)?;
+    // (Volatile where a `try` may `longjmp` back: kept in a register, the status a
+    // marker in the body set would be lost when the `catch` runs.)
+    let volatile = g.blocks().into_iter().flat_map(|bb| bb.instructions()).any(crate::analysis::cfg::is_setjmp_call);
     let b = m.builder();
     for c in calls {
         b.before(c)?;
         let old = b.load(i32t, slot)?;
-        b.store(b.select(c.operand(0), c.operand(1), old)?, slot)?;
+        let new = b.store(b.select(c.operand(0), c.operand(1), old)?, slot)?;
+        if volatile {
+            old.set_volatile();
+            new.set_volatile();
+        }
         c.erase();
     }
     for bb in g.blocks() {
         if let Some(t) = bb.terminator().filter(|t| t.opcode() == Opcode::LLVMRet) {
             b.before(t)?;
             let status = b.load(i32t, slot)?;
+            if volatile {
+                status.set_volatile();
+            }
             t.set_operand(0, status);
         }
     }

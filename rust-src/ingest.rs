@@ -102,9 +102,39 @@ impl<'ctx> Inlined<'ctx> {
                 rebase_element_phis(m, g)?;
                 splat_calls(m, g)?;
                 crate::reinterpret::rewrite(m, g)?;
+                split_try_bodies_at_calls(m, g);
             }
         }
         Ok(())
+    }
+}
+
+/// Each call in a `try` body starts a block of its own. An exception thrown in the call
+/// resumes at the `catch`, having run the blocks before it whole and nothing of its
+/// own: the reverse sweep then retraces those blocks (`transform::reverse`, "retracing
+/// a `try`"), which a block that ran only in part would not allow. (Every call may
+/// throw, as far as this is concerned; intrinsics and inline assembly do not.)
+fn split_try_bodies_at_calls(m: &Module, g: Function) {
+    if !calls_setjmp(g) {
+        return;
+    }
+    let cfg = crate::analysis::cfg::Cfg::compute(g);
+    let Some(regions) = cfg.try_regions() else { return };
+    let may_throw = |i: Value| {
+        i.called_operand_if_call().is_some_and(|c| !c.is_inline_asm() && c.intrinsic_id() == 0)
+            && !crate::analysis::cfg::is_setjmp_call(i)
+    };
+    for bb in regions.iter().flat_map(|t| t.body.iter().map(|&b| cfg.blocks[b])) {
+        // (The tail keeps the block; each split moves what precedes a call out of it.)
+        while let Some(call) = bb
+            .instructions()
+            .into_iter()
+            .skip_while(|i| i.opcode() == crate::llvm::Opcode::LLVMPHI)
+            .skip(1)
+            .find(|&i| may_throw(i))
+        {
+            bb.split_before(m, call, &format!("{}.before_call", bb.name()));
+        }
     }
 }
 

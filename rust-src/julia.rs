@@ -159,6 +159,10 @@ pub struct Runtime {
     pub pop_handler: &'static str,
     /// The `setjmp` a `try` calls (a substring of its symbol).
     pub setjmp: &'static str,
+    /// Throwing an exception object.
+    pub throw: &'static str,
+    /// The exception a `catch e` reads.
+    pub current_exception: &'static str,
     /// Base's source files of elementary functions, by path relative to `base/` (a
     /// trailing `/` names a directory): functions there are kept as calls and
     /// differentiated by their rule.
@@ -234,6 +238,8 @@ pub const V1_5: Runtime = Runtime {
     enter_handler: "jl_enter_handler",
     pop_handler: "jl_pop_handler",
     setjmp: "sigsetjmp",
+    throw: "jl_throw",
+    current_exception: "jl_current_exception",
     base_math_files: &["math.jl", "special/"],
     gc_frame_header: 16,
 };

@@ -187,9 +187,7 @@ fn synthesize_prepared(m: &Module, f: Function, req: &Request, name: &str) -> Re
         argument_types: &argument_types,
     };
     let (mem, act) = Stage::Analyze.run(m, || analyze(m, &subject, &roots, &[]))?;
-    if req.mode == Mode::Reverse {
-        refuse_active_try_effects(frame.g, &act, &user_name)?;
-    }
+    refuse_active_try_effects(frame.g, &act, req.mode == Mode::Reverse, &user_name)?;
     Stage::Diagnostics.run(m, || {
         crate::diagnostics::insert(m, frame.g, &act, &user_name)?;
         Ok(())
@@ -246,9 +244,7 @@ fn generate_callees<'ctx>(m: &'ctx Module, req: &Request, callees: &transform::c
             argument_types: &[],
         };
         let (mem, act) = analyze(m, &subject, &roots, &maybe_constant)?;
-        if req.mode == Mode::Reverse {
-            refuse_active_try_effects(cf.g, &act, &name)?;
-        }
+        refuse_active_try_effects(cf.g, &act, req.mode == Mode::Reverse, &name)?;
         // Runtime diagnostics live in the entry's status; a callee reports at compile time.
         if let Some((_, message)) = act.unsupported_when_reached.first() {
             return Err(Error::Unsupported(message.clone()));
@@ -332,30 +328,48 @@ fn keep_primal_math_scalar(m: &Module) {
     }
 }
 
-/// Reverse mode refuses differentiated writes to memory inside a `try` body: when the
-/// body throws, the reverse sweep retraces the `catch` alone (below).
-fn refuse_active_try_effects(g: Function, act: &Activity, user_name: &str) -> Result<()> {
+/// What a throw inside a `try` body would leave half done. In reverse mode, a call
+/// there that writes differentiated memory: a throw inside it skips its reverse (the
+/// sweep retraces the body's blocks that ended, `transform::reverse::retrace_throws`),
+/// and the derivative of what it wrote before throwing would be lost. In both modes, a
+/// construct refused where it is reached (`diagnostics::insert`): refused as it runs,
+/// it would throw into the function's own `catch`, which would carry on.
+fn refuse_active_try_effects(g: Function, act: &Activity, reverse: bool, user_name: &str) -> Result<()> {
     if !g.blocks().into_iter().flat_map(|b| b.instructions()).any(crate::analysis::cfg::is_setjmp_call) {
         return Ok(());
     }
-    // A throw inside the body makes the reverse sweep retrace the `catch` alone: what
-    // the body computed is dropped with the tape it pushed (`reverse::rewind_tape_at_
-    // catches`), which is right for values, but not for what it wrote to memory a later
-    // read may see (its derivative would be lost), nor for the records splatting and
-    // BLAS calls keep outside the tape.
     let cfg = crate::analysis::cfg::Cfg::compute(g);
-    for (b, in_try) in cfg.try_bodies().into_iter().enumerate() {
-        if !in_try {
-            continue;
+    let in_body = match cfg.try_regions() {
+        Some(regions) => {
+            let mut in_body = vec![false; cfg.blocks.len()];
+            for b in regions.iter().flat_map(|t| t.body.iter()) {
+                in_body[*b] = true;
+            }
+            in_body
         }
-        let effect = |i: Value| act.is_active(i) && act.rule(i).family().writes_memory(i);
-        if let Some(i) = cfg.blocks[b].instructions().into_iter().find(|&i| effect(i)) {
+        // (Forward mode: the blocks of every `try`, `catch`es included.)
+        None if !reverse => cfg.try_bodies(),
+        None => {
             return Err(Error::Unsupported(format!(
-                "not yet supported in reverse mode: inside a `try`, writing a differentiated value to memory \
-                 (or a call that may), in `{user_name}`{}; move it out of the `try`, or use forward mode",
+                "not yet supported in reverse mode: a `try` inside another, or one whose handler the engine does not \
+                 recognize, in `{user_name}`"
+            )))
+        }
+    };
+    let is_call = |i: Value| i.called_operand_if_call().is_some_and(|c| !c.is_inline_asm() && c.intrinsic_id() == 0);
+    let effect = |i: Value| is_call(i) && act.is_active(i) && act.rule(i).family().writes_memory(i);
+    for (b, _) in in_body.iter().enumerate().filter(|(_, &t)| t) {
+        if let Some(i) = cfg.blocks[b].instructions().into_iter().find(|&i| reverse && effect(i)) {
+            return Err(Error::Unsupported(format!(
+                "not yet supported in reverse mode: inside a `try`, a call that writes a differentiated value to \
+                 memory and may throw, in `{user_name}`{}; move it out of the `try`, or use forward mode",
                 crate::names::where_(i)
             )));
         }
+    }
+    if let Some((_, message)) = act.unsupported_when_reached.iter().find(|(t, _)| in_body[cfg.index(t.parent_block())])
+    {
+        return Err(Error::Unsupported(message.clone()));
     }
     Ok(())
 }

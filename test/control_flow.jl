@@ -1,3 +1,4 @@
+using LinearAlgebra: LinearAlgebra
 # Calls, branches and loops: what reverse mode must record and replay.
 
 @noinline callee(x) = x * exp(x)
@@ -150,20 +151,21 @@ end
     end
     # A value computed before a `try` and read after its `catch`: Julia keeps it in a
     # volatile stack slot, which now has a shadow (a zero derivative came out once, and
-    # again when the shadow's accesses were not volatile). Forward mode, both paths;
-    # reverse mode refuses the body's write to the slot.
+    # again when the shadow's accesses were not volatile). Both modes, both paths (the
+    # reverse sweep retraces the body up to the throw, and so the write to the slot).
     @test autodiff(Forward, kept_from_try, Duplicated, Duplicated(2.0, 1.0)) == (8.0, 4.0)
-    for x in (0.5, 2.0)   # the body runs to its end, or throws before the write
+    @test autodiff(Reverse, kept_from_try, Active, Active(2.0)) == ((4.0,),)
+    for x in (0.3, 0.7, 2.0)   # the body runs to its end, or throws before the write
         @test autodiff(Forward, kept_rewritten, Duplicated, Duplicated(x, 1.0))[2] ≈ (x > 1 ? 4.0 : 6x + 1) rtol = 1e-14
+        @test autodiff(Reverse, kept_rewritten, Active, Active(x))[1][1] ≈ (x > 1 ? 4.0 : 6x + 1) rtol = 1e-14
     end
-    err = caught(() -> autodiff(Reverse, kept_from_try, Active, Active(2.0)))   # (test/errors.jl)
-    @test err isa Oxidase.DifferentiationError && occursin("try", err.msg)
 end
 
-# `try`/`catch` in reverse mode: a throw inside the body resumes at the `catch` with what
-# the body pushed still on the tape; the `catch` starts from the tape as the body found
-# it, so the reverse sweep retraces the path taken. Each program on inputs that take the
-# body and inputs that throw (early, or after the tape moved to the heap), against
+# `try`/`catch` in reverse mode: a throw inside the body resumes at the `catch`; the
+# reverse sweep retraces the path taken, the `catch` and then the body's blocks that ran
+# before the throw (each call in the body starts a block: the block of a call that
+# throws ran nothing else), writes to memory included. Each program on inputs that take
+# the body and inputs that throw (early, or after the tape moved to the heap), against
 # central differences, in reverse, batch reverse and forward mode.
 function try_sqrt(x)
     s = 0.0
@@ -195,29 +197,123 @@ end
 @noinline try_callee(a, b) = (try; a > 0 ? sqrt(a) * b : error("negative"); catch; 0.5 * b; end)
 try_in_callee(x) = try_callee(x[1], x[2]) * x[2] + try_callee(x[2], x[1])
 try_in_loop(x) = (s = 0.0; for k in 1:4; s += (try; log(x[1] - k / 4 + 0.01) * x[2]; catch; x[2]; end); end; s)
-function try_writes(x)   # an active write inside the body: refused in reverse mode
+function try_writes(x)   # a write inside the body, then a throw
     y = zeros(2)
     try
         y[1] = x[1]^2
         x[2] < 0 && error("negative")
+        y[2] = x[2] * 2.0
+    catch
+        y[2] = y[1] * 3.0
+    end
+    y[1] * x[2] + y[2]
+end
+function try_partial(x)   # each element: written, then a `sqrt` that may throw
+    y = zeros(length(x))
+    for i in eachindex(x)
+        try
+            y[i] = x[i]^2
+            y[i] += sqrt(x[i])
+        catch
+            y[i] += 1.0
+        end
+    end
+    sum(y)
+end
+function try_loop_body(x, n)   # a loop inside the body, left by a throw after k writes
+    y = zeros(length(x))
+    try
+        for i in 1:n
+            y[i] = x[i] * 3.0
+            y[i] += log(x[i])
+        end
+    catch
+        y[1] += x[1]^3
+    end
+    sum(abs2, y) + x[2]
+end
+function try_accumulate(x)   # the sum lives in the volatile slot Julia keeps for the `catch`
+    s = 0.0
+    for i in eachindex(x)
+        try
+            s += log(x[i])
+        catch
+            s += x[i]
+        end
+    end
+    s
+end
+function try_domain_error(x)   # the exception holds a differentiated value: only thrown
+    y = similar(x)
+    for i in eachindex(x)
+        try
+            y[i] = x[i] > 0 ? 2 * x[i] : throw(DomainError(x[i]))
+        catch
+            y[i] = x[i]^2
+        end
+    end
+    sum(y)
+end
+function try_reads_exception(x)   # reads the number back from the exception: refused
+    s = 0.0
+    for i in eachindex(x)
+        try
+            x[i] > 0 || throw(DomainError(x[i]))
+            s += x[i]
+        catch e
+            s += (e::DomainError).val::Float64 * 3
+        end
+    end
+    s
+end
+function try_product(A, x)   # BLAS writes `y` and may throw: refused in reverse mode
+    y = zeros(2)
+    try
+        LinearAlgebra.mul!(y, A, x)
+        x[1] < 0 && error("negative")
     catch
     end
-    y[1] * x[2]
+    sum(y)
 end
 include("finite_differences.jl")   # fd_gradient, check_all_modes
 # Once `DomainError(::Float64)` is compiled, Julia inlines it into `try_long_body` and
 # builds the exception's struct in the GC frame that keeps `x` for the `catch`: that was
 # refused when another test had compiled it first (tests/untracked.rs, try_struct).
 DomainError(-1.0)
-@testset "try/catch in reverse mode: $(nameof(f))" for f in (try_sqrt, try_value, try_long_body, try_in_callee, try_in_loop)
+@testset "try/catch in reverse mode: $(nameof(f))" for f in
+        (try_sqrt, try_value, try_long_body, try_in_callee, try_in_loop, try_writes, try_partial, try_accumulate)
     for x in ([0.25, 2.0], [-0.25, 2.0], [0.7, -1.5], [1.6, 0.3], [-0.3, -0.5])
         check_all_modes(f, x)
     end
 end
-@testset "try/catch in reverse mode: an active write in the body is refused" begin
-    err = caught(() -> autodiff(Reverse, try_writes, Active, Duplicated([0.5, -1.0], zeros(2))))
+@testset "try/catch in reverse mode: a loop in the body, left by a throw after $n iterations" for n in (0, 1, 2, 4)
+    for x in ([0.5, 2.0, 1.5, 0.7], [0.5, 2.0, -1.5, 0.7], [-0.5, 2.0, 1.5, 0.7])
+        check_all_modes(x -> try_loop_body(x, n), x)
+    end
+end
+@testset "try/catch: an exception built from a differentiated value" begin
+    # Compiled before and after Julia compiles `DomainError(::Float64)`: a dynamic call of
+    # the constructor, or the constructor inlined (the struct built in the GC frame).
+    for x in ([1.0, -2.0, 3.0], [0.5, 2.0, 4.0], [-1.0, -2.0, 0.5])
+        check_all_modes(try_domain_error, x)
+        try_domain_error(x)
+    end
+    for x in ([1.0, -2.0, 3.0], [0.5, 2.0, 4.0])
+        check_all_modes(try_domain_error, x)
+    end
+    # A number read back from a caught exception carries no derivative: refused where it
+    # reaches the result (it once came out as zero).
+    for mode in (Reverse, Forward)
+        args = mode === Reverse ? (Active, Duplicated([1.0, -2.0], zeros(2))) : (Duplicated, Duplicated([1.0, -2.0], [1.0, 1.0]))
+        err = caught(() -> autodiff(mode, try_reads_exception, args...))
+        @test err isa Oxidase.DifferentiationError && occursin("caught exception", err.msg)
+    end
+end
+@testset "try/catch in reverse mode: a call that writes memory and may throw is refused" begin
+    A = [1.0 2.0; 3.0 4.0]
+    err = caught(() -> autodiff(Reverse, try_product, Active, Const(A), Duplicated([0.5, -1.0], zeros(2))))
     @test err isa Oxidase.DifferentiationError && occursin("inside a `try`", err.msg)
-    @test autodiff(Forward, try_writes, Duplicated, Duplicated([0.5, 2.0], [1.0, 0.0]))[2] ≈ 2.0
+    @test autodiff(Forward, try_product, Duplicated, Const(A), Duplicated([0.5, 2.0], [1.0, 0.0]))[2] ≈ 4.0
 end
 
 # Printing a differentiated value through dynamic dispatch (`println(x)` reaches

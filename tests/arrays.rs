@@ -78,3 +78,20 @@ fn unused_primal_is_not_computed() {
         assert_eq!((t_lean, g_lean), (t, g));
     }
 }
+
+/// A `try` whose body writes a differentiated array and then throws (`try_retrace`, a
+/// `siglongjmp` to the handler as the runtime's `jl_throw` does): the reverse sweep
+/// retraces the `catch` and then the body's block that wrote, whose value it reads from
+/// the tape. Before, reverse mode refused the write; a value the block needed kept in
+/// a stack slot came back as it was at the `setjmp` (a crash in Julia).
+#[test]
+fn a_write_before_a_throw_is_retraced() {
+    for x1 in [1.5, -1.5, 0.25, -0.5] {
+        let x = [x1, 7.0];
+        let (p, g) = gradient("try_retrace", &x);
+        assert_eq!(p, 3.0 * x1 * x1);
+        assert_eq!(g, vec![6.0 * x1, 0.0], "x = {x:?}");
+        let (p, t) = directional("try_retrace", &x, &[1.0, 1.0]);
+        assert_eq!((p, t), (3.0 * x1 * x1, 6.0 * x1), "x = {x:?}");
+    }
+}

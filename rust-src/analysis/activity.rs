@@ -19,6 +19,41 @@ use std::collections::{HashMap, HashSet};
 
 /// Rules for instructions that touch shadowed memory (loads, stores, memory
 /// intrinsics); `None` leaves the instruction to `rules::classify`.
+/// What a `catch e` reads of the exception it caught, and what is computed from that:
+/// the runtime's current exception, and every value derived from it by address
+/// arithmetic, loads, merges and calls (but printing). The exception's contents carry
+/// no derivative (an exception built from a differentiated value is only thrown:
+/// `memory::thrown_only`), so a number among them is refused where it matters.
+fn caught_exception_values<'ctx>(insts: &[Value<'ctx>]) -> HashSet<Value<'ctx>> {
+    let name = crate::julia::current().current_exception;
+    let mut caught: HashSet<Value<'ctx>> = insts
+        .iter()
+        .copied()
+        .filter(|i| i.as_call().and_then(|c| callee_name(c.called_operand())).is_some_and(|n| n == name))
+        .collect();
+    if caught.is_empty() {
+        return caught;
+    }
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for &i in insts {
+            if caught.contains(&i) || i.ty().is_void() || crate::inactive::is_inactive_call(i) {
+                continue;
+            }
+            let from = match i.opcode() {
+                Opcode::LLVMStore | Opcode::LLVMRet | Opcode::LLVMBr | Opcode::LLVMSwitch => false,
+                _ => i.operands().iter().any(|o| caught.contains(o)),
+            };
+            if from {
+                caught.insert(i);
+                changed = true;
+            }
+        }
+    }
+    caught
+}
+
 fn memory_rule(m: &Module, i: Value, mem: &Memory, unsure_copies: &HashSet<Value>) -> Option<Rule> {
     match i.opcode() {
         // A stack object holding differentiated arrays holds no differentiated float:
@@ -153,6 +188,15 @@ fn memory_rule(m: &Module, i: Value, mem: &Memory, unsure_copies: &HashSet<Value
                 || name.starts_with("llvm.memmove")
                 || name == "memmove"
                 || name == "memcpy";
+            // Building an exception that is only thrown (`memory::thrown_only`): no
+            // derivative.
+            let thrown = |p: Value| {
+                crate::analysis::memory::object_base(p)
+                    .is_some_and(|o| crate::analysis::memory::thrown_only(m, o) && !differentiated(p))
+            };
+            if copy && thrown(dst) {
+                return Some(Rule::Zero);
+            }
             // Copying or clearing a stack object that holds differentiated arrays would
             // treat the arrays' shadows as numbers (the reverse of a copy adds).
             let stack_object = |p: Value| mem.leaf(p).is_some_and(Leaf::is_stack_object);
@@ -350,9 +394,21 @@ impl<'ctx> Activity<'ctx> {
         let live_insts: Vec<Value<'ctx>> =
             insts.iter().copied().filter(|i| live[cfg.index(i.parent_block())]).collect();
         let unsure_copies = unsure_copies(&insts, subject, mem, types);
+        let caught = caught_exception_values(&insts);
         let mut rules: HashMap<Value<'ctx>, Rule> = insts
             .iter()
-            .map(|&i| (i, memory_rule(m, i, mem, &unsure_copies).unwrap_or_else(|| rules::classify(i))))
+            .map(|&i| {
+                let rule = if caught.contains(&i) && i.ty().is_floating() {
+                    Rule::Unsupported(
+                        "a number read from a caught exception (`catch e`), which carries no derivative (the value \
+                         thrown may have had one)"
+                            .into(),
+                    )
+                } else {
+                    memory_rule(m, i, mem, &unsure_copies).unwrap_or_else(|| rules::classify(i))
+                };
+                (i, rule)
+            })
             .collect();
         // A pointer stored into a GC frame slot carries no derivative, as long as the
         // frame is read by nobody but the collector.

@@ -170,10 +170,25 @@ impl<'ctx> Cfg<'ctx> {
     }
 
     /// The successors of each block with the edges exceptions take: from every block of
-    /// a `try` body (what `setjmp`'s zero return leads to, up to leaving the handler) to
-    /// its `catch`, and not from the `setjmp` block to the `catch`. `None` for a `try`
-    /// whose branch has another shape, or one inside another.
+    /// a `try` body to its `catch`, and not from the `setjmp` block to the `catch`.
+    /// `None` where `try_regions` is.
     fn with_exception_edges(&self) -> Option<Vec<Vec<usize>>> {
+        let mut succs = self.succs.clone();
+        for t in self.try_regions()? {
+            succs[t.setjmp].retain(|&x| x != t.catch);
+            for &x in &t.body {
+                if !succs[x].contains(&t.catch) {
+                    succs[x].push(t.catch);
+                }
+            }
+        }
+        Some(succs)
+    }
+
+    /// Every `try` of the function: its `setjmp` block, its `catch` and its body (what
+    /// `setjmp`'s first return leads to, up to the blocks that leave the handler). `None`
+    /// for a `try` whose branch has another shape, or one inside another.
+    pub fn try_regions(&self) -> Option<Vec<TryRegion>> {
         let julia = crate::julia::current();
         let calls = |b: usize, name: &str| {
             self.blocks[b]
@@ -181,13 +196,13 @@ impl<'ctx> Cfg<'ctx> {
                 .into_iter()
                 .any(|i| i.called_operand_if_call().and_then(callee_name).is_some_and(|n| n.contains(name)))
         };
-        let mut succs = self.succs.clone();
+        let mut regions = Vec::new();
         let mut in_body = vec![false; self.blocks.len()];
         for d in (0..self.blocks.len()).filter(|&b| self.reachable(b)) {
             let Some(call) = self.blocks[d].instructions().into_iter().find(|&i| is_setjmp_call(i)) else { continue };
             let catch = self.index(catch_block(self.blocks[d], call)?);
-            succs[d].retain(|&x| x != catch);
-            let mut stack = succs[d].clone();
+            let mut body = Vec::new();
+            let mut stack: Vec<usize> = self.succs[d].iter().copied().filter(|&x| x != catch).collect();
             while let Some(x) = stack.pop() {
                 if x == catch || in_body[x] {
                     continue;
@@ -196,15 +211,15 @@ impl<'ctx> Cfg<'ctx> {
                     return None;
                 }
                 in_body[x] = true;
-                if !succs[x].contains(&catch) {
-                    succs[x].push(catch);
-                }
+                body.push(x);
                 if !calls(x, julia.pop_handler) {
                     stack.extend(self.succs[x].iter().copied());
                 }
             }
+            body.sort_unstable();
+            regions.push(TryRegion { setjmp: d, catch, body });
         }
-        Some(succs)
+        Some(regions)
     }
 
     /// The loops whose iterations the reverse sweep can count (`CountedLoop`).
@@ -249,6 +264,17 @@ impl<'ctx> Cfg<'ctx> {
         }
         out
     }
+}
+
+/// One `try` (`Cfg::try_regions`), by block index.
+#[derive(Clone, Debug)]
+pub struct TryRegion {
+    /// The block that calls `setjmp`, which an exception in the body returns to.
+    pub setjmp: usize,
+    /// Where `setjmp`'s second return leads.
+    pub catch: usize,
+    /// The blocks an exception thrown in them takes to `catch`, in layout order.
+    pub body: Vec<usize>,
 }
 
 /// A loop whose header is entered once from outside (`preheader`), then only from its

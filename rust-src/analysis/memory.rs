@@ -806,9 +806,70 @@ pub fn is_null(v: Value) -> bool {
 }
 
 /// For each pointer, the allocation (`jl_alloc_array_*`, `jl_array_copy`) it derives
-/// from: the allocation itself, pointers derived from it, and its data pointer.
+/// from: the allocation itself, pointers derived from it, and its data pointer. Merges
+/// that feed one another (an array carried around a loop by phis, as Julia does for the
+/// variables live across a `try`) have the origin every value entering them has.
 fn origins<'ctx>(insts: &[Value<'ctx>]) -> HashMap<Value<'ctx>, Value<'ctx>> {
     let mut origin: HashMap<Value<'ctx>, Value<'ctx>> = HashMap::new();
+    loop {
+        known_origins(insts, &mut origin);
+        if !merge_cycle_origins(insts, &mut origin) {
+            return origin;
+        }
+    }
+}
+
+/// Gives the merges `known_origins` leaves unknown because they feed one another an
+/// origin, where every value entering the group has it: assumed of the group at first,
+/// then dropped from each merge an operand disagrees with, until none does. Whether
+/// any merge got one.
+fn merge_cycle_origins<'ctx>(insts: &[Value<'ctx>], origin: &mut HashMap<Value<'ctx>, Value<'ctx>>) -> bool {
+    let is_merge = |v: Value<'ctx>| v.is_instruction() && pointer_op(v) == Some(PointerOp::Merge);
+    let mut assumed: HashMap<Value<'ctx>, Value<'ctx>> = HashMap::new();
+    for &i in insts.iter().filter(|&&i| pointer_op(i) == Some(PointerOp::Merge) && !origin.contains_key(&i)) {
+        let ops = merged(i);
+        let unknown_merge = |v: &Value<'ctx>| !origin.contains_key(v) && is_merge(*v);
+        let known: Vec<Value<'ctx>> = ops.iter().filter_map(|v| origin.get(v).copied()).collect();
+        let agree = !known.is_empty() && known.iter().all(|o| *o == known[0]);
+        if agree && ops.iter().all(|v| origin.contains_key(v) || unknown_merge(v)) {
+            assumed.insert(i, known[0]);
+        }
+    }
+    // (A merge fed only by other merges of the group takes theirs.)
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for &i in insts.iter().filter(|&&i| pointer_op(i) == Some(PointerOp::Merge)) {
+            if origin.contains_key(&i) || assumed.contains_key(&i) {
+                continue;
+            }
+            let ops = merged(i);
+            let of = |v: &Value<'ctx>| origin.get(v).or_else(|| assumed.get(v)).copied();
+            let merges_only = ops.iter().all(|v| is_merge(*v) || origin.contains_key(v));
+            if let Some(o) = ops.iter().find_map(of).filter(|_| merges_only) {
+                assumed.insert(i, o);
+                changed = true;
+            }
+        }
+    }
+    loop {
+        let of = |v: &Value<'ctx>| origin.get(v).or_else(|| assumed.get(v)).copied();
+        let wrong: Vec<Value<'ctx>> =
+            assumed.iter().filter(|(i, o)| merged(**i).iter().any(|v| of(v) != Some(**o))).map(|(i, _)| *i).collect();
+        if wrong.is_empty() {
+            break;
+        }
+        for i in wrong {
+            assumed.remove(&i);
+        }
+    }
+    let any = !assumed.is_empty();
+    origin.extend(assumed);
+    any
+}
+
+/// `origins`' rules from what is known of each operand.
+fn known_origins<'ctx>(insts: &[Value<'ctx>], origin: &mut HashMap<Value<'ctx>, Value<'ctx>>) {
     let mut changed = true;
     while changed {
         changed = false;
@@ -843,7 +904,6 @@ fn origins<'ctx>(insts: &[Value<'ctx>]) -> HashMap<Value<'ctx>, Value<'ctx>> {
             }
         }
     }
-    origin
 }
 
 /// `ptrtoint` of shadowed pointers, and what integer arithmetic, merges and `inttoptr`
@@ -2137,7 +2197,7 @@ fn is_unobserved<'ctx>(
     );
     readers.into_iter().all(|c| {
         let tuple = c.as_call().is_some_and(|call| is_tuple_of(call, c.operand(1)));
-        if crate::inactive::is_inactive_call(c) || tuple && printed_only_in(m, c, examined) {
+        if crate::inactive::is_inactive_call(c) || thrown_only(m, c) || tuple && printed_only_in(m, c, examined) {
             return true;
         }
         let block = c.parent_block().instructions();
@@ -2227,6 +2287,7 @@ fn is_argument_array<'ctx>(m: &'ctx crate::llvm::Module, s: Value<'ctx>, examine
             // only (the arguments of a splatted `println(xs...)`).
             Some(Opcode::LLVMCall)
                 if crate::inactive::is_inactive_call(u)
+                    || thrown_only(m, u)
                     || u.as_call().is_some_and(|call| is_tuple_of(call, p)) && printed_only_in(m, u, examined) =>
             {
                 handed = true;
@@ -2237,6 +2298,45 @@ fn is_argument_array<'ctx>(m: &'ctx crate::llvm::Module, s: Value<'ctx>, examine
         },
     );
     only_written_and_handed && handed
+}
+
+/// Whether what call `c` returns is only thrown: `throw(DomainError(x))`, where Julia
+/// builds the exception by a dynamic call of its constructor handed the boxed `x`, or
+/// allocates it and copies its fields in (the constructor inlined). The object is
+/// written, rooted in GC frame slots nothing reads and handed to the runtime's
+/// `throw`, so what it was built from reaches no result but through a `catch e` that
+/// reads the exception, which is refused where it reads a value from it
+/// (`untracked`, "a caught exception"). (A constructor is trusted to keep its arguments
+/// nowhere else.)
+pub fn thrown_only(m: &crate::llvm::Module, c: Value) -> bool {
+    let julia = crate::julia::current();
+    let name = |i: Value| i.as_call().and_then(|call| callee_name(call.called_operand()));
+    let allocated = gc_allocation(c).is_some();
+    let dynamic = name(c).is_some_and(|n| julia.dynamic_calls.contains(&n.as_str()));
+    if c.opcode_if_instruction() != Some(Opcode::LLVMCall) || !(allocated || dynamic) {
+        return false;
+    }
+    let mut thrown = false;
+    let only = every_use(
+        c,
+        |_| true,
+        |p, u| match u.opcode_if_instruction() {
+            Some(Opcode::LLVMStore) if u.operand(1) == p => allocated,
+            Some(Opcode::LLVMStore) => {
+                alloca_slot(m, u.operand(1)).is_some_and(|(s, off)| is_gc_frame(s) && !is_slot_loaded(m, s, off))
+            }
+            Some(Opcode::LLVMCall) if name(u).is_some_and(|n| n == julia.throw) => {
+                thrown = true;
+                true
+            }
+            Some(Opcode::LLVMCall) => {
+                let filled = name(u).is_some_and(|n| n.starts_with("llvm.memcpy.") || n.starts_with("llvm.memset."));
+                allocated && filled && u.operand(0) == p && u.operand(1) != p
+            }
+            _ => false,
+        },
+    );
+    only && thrown
 }
 
 /// Whether call `i` is `llvm.lifetime.start`/`end`.

@@ -39,6 +39,16 @@ pub enum Source {
     Remat,
 }
 
+/// The blocks of the function's `try` bodies (`Uses::in_try`).
+fn try_blocks(cfg: &Cfg) -> Vec<bool> {
+    let mut in_try = vec![false; cfg.blocks.len()];
+    // (A `try` of another shape is refused before any plan: `transform::reverse`.)
+    for b in cfg.try_regions().into_iter().flatten().flat_map(|t| t.body) {
+        in_try[b] = true;
+    }
+    in_try
+}
+
 /// How deep a recomputed value may nest.
 const REMAT_DEPTH: u32 = 6;
 
@@ -77,6 +87,12 @@ pub struct Uses<'ctx> {
     heap_readonly: bool,
     others_unwritten: bool,
     reload: HashSet<Value<'ctx>>,
+    /// Blocks of `try` bodies: a throw there leaves for the `catch` by `longjmp`, past
+    /// the control-flow graph LLVM sees, which promotes stack slots to registers and
+    /// keeps values there as if it could not happen; the reverse sweep then retraces the
+    /// blocks that ran (`transform::reverse::retrace_throws`). What it needs of them is
+    /// popped from the tape, which is memory.
+    in_try: Vec<bool>,
     /// Values `reload` makes stale that could not be recomputed (the plan is then
     /// refused: `stale_kept`).
     stale_kept: Vec<Value<'ctx>>,
@@ -103,6 +119,7 @@ impl<'ctx> Uses<'ctx> {
             heap_readonly: inp.heap_readonly,
             others_unwritten: inp.others_unwritten,
             reload: inp.reload.clone(),
+            in_try: try_blocks(inp.cfg),
             stale_kept: Vec::new(),
             needs: HashMap::new(),
             items: HashMap::new(),
@@ -218,14 +235,15 @@ impl<'ctx> Uses<'ctx> {
             return false;
         }
         let bi = self.cfg.index(v.parent_block());
-        !self.cfg.in_cycle[bi] && self.cfg.returns.iter().all(|&r| self.cfg.dominates(bi, r))
+        !self.cfg.in_cycle[bi] && !self.in_try[bi] && self.cfg.returns.iter().all(|&r| self.cfg.dominates(bi, r))
     }
 
     /// Where the reverse sweep gets primal value `v` (before deduplication).
     pub fn source_of(&self, v: Value<'ctx>) -> Source {
+        let bi = |v: Value<'ctx>| self.cfg.index(v.parent_block());
         if self.visible_in_reverse(v) {
             Source::Visible
-        } else if !self.separate && !self.cfg.in_cycle[self.cfg.index(v.parent_block())] {
+        } else if !self.separate && !self.cfg.in_cycle[bi(v)] && !self.in_try[bi(v)] {
             Source::Slot
         } else {
             Source::Pop

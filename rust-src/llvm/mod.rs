@@ -1284,6 +1284,68 @@ impl<'ctx> Block<'ctx> {
         debug_assert!(removed.is_ok());
         f.0.append_existing_basic_block(self.0);
     }
+    /// Splits the block before `at`, an instruction of it after its phis: the phis and
+    /// the instructions before `at` move into a new block `name` placed before it,
+    /// which branches here, and every branch into this block goes to the new block
+    /// instead. Returns the new block. (The C API has no `splitBasicBlock`; moving the
+    /// head rather than the tail keeps the successors' phis right, as the terminator
+    /// stays here.)
+    #[track_caller]
+    pub fn split_before(self, m: &'ctx Module, at: Value<'ctx>, name: &str) -> Block<'ctx> {
+        let f = self.parent_function();
+        let ok = at.is_instruction() && at.parent_block() == self && at.opcode() != Opcode::LLVMPHI;
+        if !ok {
+            wrong_kind("Block", "split_before", "an instruction of the block after its phis", &at.print());
+        }
+        if f.entry_block() == Some(self) {
+            wrong_kind("Block", "split_before", "a block other than the entry", &self.name());
+        }
+        let mut branches = Vec::new();
+        // SAFETY: `self` is a live block (the `Block` invariant); its value's use list is walked while
+        // nothing changes it, and every user of a block value is a live value.
+        unsafe {
+            let mut u = LLVMGetFirstUse(LLVMBasicBlockAsValue(self.raw()));
+            while !u.is_null() {
+                branches.push(LLVMGetUser(u));
+                u = LLVMGetNextUse(u);
+            }
+        }
+        // SAFETY: `LLVMIsA*` is a checked cast, defined on any live value.
+        if branches.iter().any(|&u| unsafe { LLVMIsATerminatorInst(u).is_null() }) {
+            wrong_kind("Block", "split_before", "a block only branches lead to", &self.name());
+        }
+        let n = cstr(name);
+        // SAFETY: `m.ctx` is live (the `Module` invariant), `self` a live block of that context in a function
+        // (checked by `parent_function`), `n` a NUL-terminated `CString` alive during the call.
+        let head = unsafe { LLVMInsertBasicBlockInContext(m.ctx, self.raw(), n.as_ptr()) };
+        for t in branches {
+            // SAFETY: `t` is a live terminator (checked above) and `k` ranges below its successor count;
+            // `head` is a live block of the same function.
+            unsafe {
+                for k in 0..LLVMGetNumSuccessors(t) {
+                    if LLVMGetSuccessor(t, k) == self.raw() {
+                        LLVMSetSuccessor(t, k, head);
+                    }
+                }
+            }
+        }
+        let moved: Vec<Value<'ctx>> = self.instructions().into_iter().take_while(|&i| i != at).collect();
+        // SAFETY: the builder is created in `m`'s context and disposed of below; each moved instruction is
+        // a live instruction of this block, unlinked and then inserted at the end of `head` (in the same
+        // function, so its operands and users stay valid), in its original order; the branch is built
+        // last, to this block.
+        unsafe {
+            let b = LLVMCreateBuilderInContext(m.ctx);
+            LLVMPositionBuilderAtEnd(b, head);
+            for i in moved {
+                LLVMInstructionRemoveFromParent(i.0);
+                LLVMInsertIntoBuilder(b, i.0);
+            }
+            LLVMBuildBr(b, self.raw());
+            LLVMDisposeBuilder(b);
+        }
+        Block::from_raw(head)
+    }
     /// The function containing the block.
     #[track_caller]
     pub fn parent_function(self) -> Function<'ctx> {

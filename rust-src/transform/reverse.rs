@@ -89,6 +89,10 @@ struct Reverse<'a, 'ctx> {
     /// Loops whose iterations are counted (`Cfg::counted_loops`), with the forward
     /// sweep's count (a phi in the header) and the reverse sweep's count (a stack slot).
     loops: Vec<(CountedLoop, Value<'ctx>, Value<'ctx>)>,
+    /// For each `catch`, the blocks an exception may leave the forward sweep after, for
+    /// the reverse sweep to go on to: its `try`'s `setjmp` block (number 0), then the
+    /// body's blocks that end in a branch (`retrace_throws`).
+    throw_sites: HashMap<usize, Vec<usize>>,
     /// Shadow pointers per lane, built in the forward sweep.
     shadow: Vec<HashMap<Value<'ctx>, Value<'ctx>>>,
     mem: &'a Memory<'ctx>,
@@ -213,6 +217,7 @@ impl<'a, 'ctx> Reverse<'a, 'ctx> {
             popped: RefCell::new(HashMap::new()),
             slots: HashMap::new(),
             loops: Vec::new(),
+            throw_sites: HashMap::new(),
             shadow,
             mem,
             others_unwritten: false,
@@ -223,10 +228,11 @@ impl<'a, 'ctx> Reverse<'a, 'ctx> {
     /// reverse sweep).
     fn run(mut self, eb: &Builder<'ctx>) -> Result<()> {
         self.make_adjoint_slots(eb)?;
+        self.find_throw_sites()?;
         self.count_loops()?;
         self.plan()?;
         self.instrument_forward()?;
-        self.rewind_tape_at_catches()?;
+        self.retrace_throws()?;
         self.fill_slots()?;
         self.emit_reverse()?;
         // Only now may calls change: the sweeps were built from the original calls.
@@ -401,7 +407,12 @@ impl<'a, 'ctx> Reverse<'a, 'ctx> {
         let i64t = self.m.int(64);
         let b = self.m.builder();
         let rb = self.rev_entry_builder()?;
-        for l in self.cfg.counted_loops() {
+        // (Not a loop in a `try` body whose `catch` is outside it: a throw leaves it
+        // without recording its count.)
+        let left_by_throws = |l: &CountedLoop| {
+            self.throw_sites.iter().any(|(c, sites)| !l.body.contains(c) && sites.iter().any(|b| l.body.contains(b)))
+        };
+        for l in self.cfg.counted_loops().into_iter().filter(|l| !left_by_throws(l)) {
             let header = self.cfg.blocks[l.header];
             b.before(header.first_non_phi().expect("blocks end with a terminator"))?;
             let c = b.phi(i64t, "ox.count")?;
@@ -500,45 +511,84 @@ impl<'a, 'ctx> Reverse<'a, 'ctx> {
         Ok(())
     }
 
-    /// `try`: a throw in the body returns to the `setjmp` of its `try` a second time,
-    /// with whatever the body pushed before it threw still on the tape; the `catch` then
-    /// runs, and the reverse sweep retraces that path, which pushed none of it. So the
-    /// block of the `setjmp` saves the tape's length when the `setjmp` returns the first
-    /// time (after the block's own pushes, which its second return repeats), and the
-    /// `catch` starts from that length. The tape's header is kept in memory (`escape`):
-    /// promoted to registers, the `catch` would see it as it was at the `setjmp`, with a
-    /// buffer the body may have reallocated. (The body's active effects on memory are
-    /// refused: `pipeline::refuse_active_try_effects`.)
-    fn rewind_tape_at_catches(&self) -> Result<()> {
+    /// The blocks each `catch` may be reached after (`throw_sites`).
+    fn find_throw_sites(&mut self) -> Result<()> {
+        let Some(regions) = self.cfg.try_regions() else {
+            return Err(Error::Unsupported(
+                "not yet supported in reverse mode: a `try` inside another, or one whose handler the engine does \
+                 not recognize"
+                    .into(),
+            ));
+        };
+        let ends = |b: usize| self.cfg.blocks[b].terminator().map(|t| t.opcode());
+        for t in regions {
+            let body = t.body.iter().copied().filter(|&b| ends(b) != Some(Opcode::LLVMUnreachable));
+            self.throw_sites.insert(t.catch, std::iter::once(t.setjmp).chain(body).collect());
+        }
+        Ok(())
+    }
+
+    /// Retracing a `try`. An exception thrown in the body returns to the `setjmp` of its
+    /// `try` a second time, and the `catch` runs. The body's blocks that ran before the
+    /// throw ran whole (each call starts a block: `ingest::split_try_bodies_at_calls`),
+    /// the one that threw ran nothing that has a derivative, and the reverse sweep
+    /// retraces the path taken: after the `catch`'s reverse block, the reverse block of
+    /// the last body block that ended, or of the `setjmp` block. So each of those blocks
+    /// records, as it ends, its number in `throw_sites` and the tape's length, in
+    /// volatile slots (what the `catch` reads after the `longjmp`: registers are restored
+    /// as they were at the `setjmp`); the `setjmp` block, on its first return only. The
+    /// `catch` cuts the tape back to that length, dropping what the throwing block and the
+    /// `setjmp` block's second return pushed, and pushes the number, which its reverse
+    /// block pops. The tape's header is kept in memory (`escape`): promoted to registers,
+    /// the `catch` would see it as it was at the `setjmp`, with a buffer the body may
+    /// have reallocated. (What a throw would leave half done is refused:
+    /// `pipeline::refuse_active_try_effects`.)
+    fn retrace_throws(&self) -> Result<()> {
         let m = self.m;
+        let i64t = m.int(64);
+        let b = m.builder();
         let mut escaped = false;
-        for bb in self.cfg.blocks.clone() {
-            let Some(call) = bb.instructions().into_iter().find(|&i| crate::analysis::cfg::is_setjmp_call(i)) else {
-                continue;
-            };
-            let Some(catch) = crate::analysis::cfg::catch_block(bb, call) else {
-                return Err(Error::Unsupported(format!(
-                    "not yet supported in reverse mode: a `try` whose handler the engine does not recognize{}",
-                    crate::names::where_(call)
-                )));
-            };
+        let mut catches: Vec<(&usize, &Vec<usize>)> = self.throw_sites.iter().collect();
+        catches.sort_unstable();
+        for (&catch, sites) in catches {
             let eb = self.frame.entry_builder(m)?;
             if !escaped {
                 eb.escape(self.tape.slot)?;
                 escaped = true;
             }
-            let i64t = m.int(64);
-            let saved = eb.alloca(i64t, "ox.try.tape_len")?;
-            eb.store(m.const_int(i64t, 0), saved)?.set_volatile();
-            let b = m.builder();
-            b.before(bb.terminator().expect("blocks end with a terminator"))?;
-            let first = b.icmp(crate::llvm::IntPredicate::LLVMIntEQ, call, m.const_int(call.ty(), 0))?;
-            let len = self.tape.len(&b)?;
-            let old = b.load(i64t, saved)?.set_volatile();
-            b.store(b.select(first, len, old)?, saved)?.set_volatile();
-            b.before(catch.first_non_phi().expect("blocks end with a terminator"))?;
-            let len = b.load(i64t, saved)?.set_volatile();
+            let saved_len = eb.alloca(i64t, "ox.try.tape_len")?;
+            let saved_site = eb.alloca(i64t, "ox.try.site")?;
+            eb.store(m.const_int(i64t, 0), saved_len)?.set_volatile();
+            eb.store(m.const_int(i64t, 0), saved_site)?.set_volatile();
+            for (k, &site) in sites.iter().enumerate() {
+                let bb = self.cfg.blocks[site];
+                b.before(bb.terminator().expect("blocks end with a terminator"))?;
+                let len = self.tape.len(&b)?;
+                let number = m.const_int(i64t, k as u64);
+                if k == 0 {
+                    // The `setjmp` block: on its first return only.
+                    let Some(call) = bb.instructions().into_iter().find(|&i| crate::analysis::cfg::is_setjmp_call(i))
+                    else {
+                        return Err(Error::Internal("a `try` without its `setjmp`".into()));
+                    };
+                    let first = b.icmp(crate::llvm::IntPredicate::LLVMIntEQ, call, m.const_int(call.ty(), 0))?;
+                    let old_len = b.load(i64t, saved_len)?.set_volatile();
+                    let old_site = b.load(i64t, saved_site)?.set_volatile();
+                    b.store(b.select(first, len, old_len)?, saved_len)?.set_volatile();
+                    b.store(b.select(first, number, old_site)?, saved_site)?.set_volatile();
+                } else {
+                    b.store(len, saved_len)?.set_volatile();
+                    b.store(number, saved_site)?.set_volatile();
+                }
+            }
+            let bb = self.cfg.blocks[catch];
+            b.before(bb.first_non_phi().expect("blocks end with a terminator"))?;
+            let len = b.load(i64t, saved_len)?.set_volatile();
             self.tape.set_len(&b, len)?;
+            if sites.len() > 1 {
+                let site = b.load(i64t, saved_site)?.set_volatile();
+                self.tape.push(&b, site)?;
+            }
         }
         Ok(())
     }
@@ -688,6 +738,15 @@ impl<'a, 'ctx> Reverse<'a, 'ctx> {
             let preds = self.cfg.preds[bi].clone();
             if bi == self.cfg.index(self.frame.body_entry) || preds.len() == 1 && preds[0] == 0 {
                 b.br(exit)?;
+            } else if let Some(sites) = self.throw_sites.get(&bi).filter(|s| s.len() > 1).cloned() {
+                // A `catch`: entered from its `setjmp` block, after the body block
+                // recorded last (`retrace_throws`).
+                self.accumulate_phis(&b, &phis, preds[0])?;
+                let idx = self.tape_rev.pop(&b, i64t)?;
+                let targets: Vec<(Value<'ctx>, Block<'ctx>)> =
+                    sites.iter().enumerate().map(|(k, &p)| (m.const_int(i64t, k as u64), self.rev_block(p))).collect();
+                let (_, default) = targets[0];
+                b.switch(idx, default, &targets[1..])?;
             } else if preds.len() == 1 {
                 self.accumulate_phis(&b, &phis, preds[0])?;
                 let target = self.rev_block(preds[0]);
