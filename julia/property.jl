@@ -259,6 +259,18 @@ function program(rng, name)
                 "s += Property.cell_walk(Property.Cell(x, $(expr(rng, 1, vars))), $(rand(rng, 0:3)))",
                 "s += Property.nest_walk(Property.Nest(Property.Cell(x .* 2, $(expr(rng, 1, vars))), s), $(rand(rng, 0:3)))",
                 "r = Ref($(expr(rng, 1, vars)))\n    for k in 1:$(rand(rng, 0:3))\n        r[] += x[k] * r[]\n    end\n    s += r[]",
+                # A mutable struct a loop replaces (a phi of heap objects), walked after,
+                # and a struct holding it replaced whole.
+                "c = Property.Cell(x .* 1.0, $(expr(rng, 1, vars)))
+    for k in 1:$(rand(rng, 0:3))
+        c = Property.Cell(c.w .* x[k], c.v * x[1] + sum(c.w))
+    end
+    s += Property.cell_walk(c, $(rand(rng, 0:3))) + c.w[2]",
+                "n = Property.Nest(Property.Cell(x .* 2, s), $(expr(rng, 1, vars)))
+    for k in 1:$(rand(rng, 0:3))
+        n = Property.Nest(Property.Cell(n.c.w .+ x[k], n.c.v * n.u), n.u + x[k])
+    end
+    s += Property.nest_walk(n, $(rand(rng, 0:2)))",
                 # Runtime activity: a branch picks the differentiated array or a constant.
                 "y = $(expr(rng, 1, vars)) > 0 ? x : Property.ROW\n    s += y[1] * y[3] + sum(abs2, y)",
                 # Printing a differentiated value (dynamic dispatch: a boxed value).

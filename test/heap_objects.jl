@@ -157,19 +157,63 @@ end
     end
 end
 
-# What the shadow object cannot hold yet is refused, in every mode: a field that holds
-# a heap object or `nothing` (a linked list), and an object that a loop replaces (the
-# merge of the objects of two iterations).
-@noinline ho_list_sum(n::HoNode) = n.next === nothing ? n.v : n.v * ho_list_sum(n.next)
-ho_linked(x) = ho_list_sum(HoNode(x[1], HoNode(x[2], HoNode(x[3], nothing))))
-function ho_chained(x)
+# Objects a loop or a branch replaces (`c = Cell(c.w .* 2, c.s * x)`): the merge of
+# the objects of two iterations, or of two paths, is read like each of them (a field
+# loaded from it holds what was stored into that field of any of them), and its shadow
+# is the merge of their shadows (refused before). Loops of 0, 1 and many iterations,
+# both sides of the branch, an object holding another, handed to a recursive function.
+function ho_chained(x, n)
     o = HoOut(HoIn(x[1], x[1:3]), x[2])
-    for k in 1:3
+    for k in 1:n
         o = HoOut(HoIn(o.i.a * x[3], o.i.w .* k), o.b + x[1])
     end
     ho_walk(o, 1)
 end
-@testset "refused, with a message: $(nameof(f))" for f in (ho_linked, ho_chained)
+function ho_replaced_in_loop(x, n)
+    c = HoModel(x .* 1.0, 1.0)
+    for k in 1:n
+        c = HoModel(c.w .* x[k], c.b * x[1] + sum(c.w))
+    end
+    c.b + c.w[2]
+end
+function ho_replaced_in_branch(x)
+    c = HoModel(x .* 2.0, x[1])
+    if x[2] > 0
+        c = HoModel(c.w .+ x[3], c.b * x[2])
+    end
+    c.b * c.w[1]
+end
+@testset "objects a loop of $n iterations replaces" for n in (0, 1, 4)
+    for x in ([0.1, 0.2, 0.3, 0.5], [-1.5, 0.7, 0.3, 2.0], [0.5, 0.9, 1.3, -0.4])
+        check_all_modes(x -> ho_chained(x, n), x)
+        check_all_modes(x -> ho_replaced_in_loop(x, n), x)
+    end
+end
+@testset "an object a branch replaces" begin
+    for x in ([0.1, 0.2, 0.3, 0.5], [-1.5, -0.7, 0.3, 2.0])   # both sides
+        check_all_modes(ho_replaced_in_branch, x)
+    end
+end
+
+# What the shadow object cannot hold yet is refused, in every mode: a field that holds
+# a heap object or `nothing` (a linked list), and a vector of mutable structs the
+# function fills by `push!` (its gradient once came out as zeros, without an error: a
+# struct loaded from the vector was taken for the vector's own memory, which holds no
+# derivative).
+@noinline ho_list_sum(n::HoNode) = n.next === nothing ? n.v : n.v * ho_list_sum(n.next)
+ho_linked(x) = ho_list_sum(HoNode(x[1], HoNode(x[2], HoNode(x[3], nothing))))
+function ho_pushed_layers(x)
+    layers = HoModel[]
+    for k in 1:3
+        push!(layers, HoModel(x .* k, 1.0 * k))
+    end
+    s = 0.0
+    for l in layers
+        s += l.b * sum(l.w)
+    end
+    s
+end
+@testset "refused, with a message: $(nameof(f))" for f in (ho_linked, ho_pushed_layers)
     x = [0.1, 0.2, 0.3, 0.5]
     e = caught(() -> autodiff(Reverse, f, Active, Duplicated(copy(x), zero(x))))   # (test/errors.jl)
     @test e isa Oxidase.DifferentiationError && occursin("derivative", e.msg)

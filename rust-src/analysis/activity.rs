@@ -629,12 +629,37 @@ impl<'ctx> Activity<'ctx> {
             let object = mem.leaf(value).is_some_and(Leaf::is_stack_object);
             let carries = varied.contains(&value) || mem.is_shadowed(value) && !object || mem.is_escaped(value);
             if carries && !mem.is_shadowed(addr) && !mem.is_escaped(addr) {
-                if let Some(a) = mem.origin(addr) {
+                // (Into an array the function allocates, or into an element of one, an
+                // array of arrays: its shadow holds the elements' shadows.)
+                if let Some(a) = mem.origin(addr).or_else(|| mem.element_origin(addr)) {
                     // (An array of `Float32` arrays is `ArrayF32` too: what is loaded
                     // from its data is read as what was stored there.)
                     let single = value.ty().float_bits() == 32 || mem.leaf(value) == Some(Leaf::ArrayF32) && !object;
                     let leaf = if single { Leaf::ArrayF32 } else { Leaf::ArrayF64 };
                     wants_shadow.insert(a, leaf);
+                }
+            }
+        }
+        // Heap objects merged with one another (a struct replaced in a loop: a phi of
+        // the first and the new one) are read through the merge alike, so they share one
+        // leaf: every one shadowed, holding numbers too if any does.
+        for &i in &insts {
+            use crate::analysis::memory::{gc_allocation, merged, pointer_op, shadowable_object, PointerOp};
+            if pointer_op(i) != Some(PointerOp::Merge) {
+                continue;
+            }
+            let objects: Vec<Value<'ctx>> =
+                merged(i).into_iter().filter(|&v| v.is_instruction() && gc_allocation(v).is_some()).collect();
+            let leaf_of = |o: Value<'ctx>| wants_shadow.get(&o).copied().or_else(|| mem.leaf(o));
+            let leaves: Vec<Option<Leaf>> = objects.iter().map(|&o| leaf_of(o)).collect();
+            if objects.len() < 2 || !leaves.iter().flatten().any(|l| l.is_stack_object()) {
+                continue;
+            }
+            let target =
+                if leaves.contains(&Some(Leaf::StackMixedF64)) { Leaf::StackMixedF64 } else { Leaf::StackArraysF64 };
+            for (o, l) in objects.into_iter().zip(leaves) {
+                if l != Some(target) && shadowable_object(o) && mem.can_mirror(o, &inert, &fresh) {
+                    wants_shadow.insert(o, target);
                 }
             }
         }

@@ -15,6 +15,9 @@ use std::collections::{HashMap, HashSet};
 pub struct Memory<'ctx> {
     shadowed: HashMap<Value<'ctx>, Leaf>,
     origin: HashMap<Value<'ctx>, Value<'ctx>>,
+    /// For pointers derived from an element loaded from an array's data (an array of
+    /// arrays' element, its data pointer, addresses into it), that array (`origins`).
+    element_origin: HashMap<Value<'ctx>, Value<'ctx>>,
     /// Integers (and pointers rebuilt from them) holding the address of shadowed memory:
     /// Julia's `ccall`s into BLAS pass array data this way.
     escaped: HashSet<Value<'ctx>>,
@@ -258,7 +261,7 @@ impl<'ctx> Memory<'ctx> {
         frames.retain(|&a| shadowable_stack_object(a));
         shadowed.extend(allocations.iter().filter(|(&k, _)| !is_frame(k)).map(|(k, v)| (*k, *v)));
         let insts: Vec<Value<'ctx>> = f.blocks().into_iter().flat_map(|b| b.instructions()).collect();
-        let origin = origins(&insts);
+        let (origin, element_origin) = origins(&insts);
         let mut aggregates: HashMap<Value<'ctx>, Paths<'ctx>> = HashMap::new();
         let mut changed = true;
         while changed {
@@ -493,6 +496,7 @@ impl<'ctx> Memory<'ctx> {
             heap_layouts,
             shadowed,
             origin,
+            element_origin,
             escaped,
             data,
             aggregates,
@@ -668,35 +672,69 @@ impl<'ctx> Memory<'ctx> {
         if gc_allocation(a).is_none() {
             return true;
         }
-        every_use(
-            a,
-            |d| !is_object_header(d),
-            |p, u| match u.opcode_if_instruction() {
-                Some(Opcode::LLVMStore) if u.operand(1) == p => {
-                    let v = u.operand(0);
-                    let array = matches!(self.leaf(v), Some(Leaf::ArrayF64 | Leaf::ArrayF32)) && !self.is_data(v);
-                    !v.ty().is_pointer() || is_null(v) || array || fresh(v) || self.is_heap_object(v)
+        // (Merges of such objects are followed like the object: a struct replaced in a
+        // loop, `c = Cell(c.w .* 2, c.s * x)`, is a phi of the first and the new one.)
+        let merges: std::cell::RefCell<Vec<Value<'ctx>>> = std::cell::RefCell::new(Vec::new());
+        let accept = |p: Value<'ctx>, u: Value<'ctx>| match u.opcode_if_instruction() {
+            Some(Opcode::LLVMStore) if u.operand(1) == p => {
+                let v = u.operand(0);
+                let array = matches!(self.leaf(v), Some(Leaf::ArrayF64 | Leaf::ArrayF32)) && !self.is_data(v);
+                !v.ty().is_pointer() || is_null(v) || array || fresh(v) || self.is_heap_object(v)
+            }
+            // Stored as a value only into a GC frame slot nobody reads (`inert`), or
+            // into another heap object the function allocates (a mutable struct
+            // holding it: that object's loads read it by its layout,
+            // `heap_object_field`, and without a shadow of its own the store is
+            // refused, `untracked`): anywhere else, a pointer loaded back would be
+            // read as an array.
+            Some(Opcode::LLVMStore) => {
+                inert.contains(&u) || object_base(u.operand(1)).is_some_and(|o| gc_allocation(o).is_some() && o != a)
+            }
+            Some(Opcode::LLVMLoad | Opcode::LLVMICmp) => true,
+            Some(Opcode::LLVMCall) => u.as_call().is_some_and(|call| {
+                let callee = call.called_operand();
+                let name = callee_name(callee).unwrap_or_default();
+                callee.as_function().is_some_and(|f| !f.is_declaration() || f.intrinsic_id() != 0)
+                    || name == crate::julia::current().write_barrier
+            }),
+            Some(Opcode::LLVMPHI) => {
+                merges.borrow_mut().push(u);
+                true
+            }
+            Some(Opcode::LLVMSelect) if u.operand(0) != p => {
+                merges.borrow_mut().push(u);
+                true
+            }
+            _ => {
+                if std::env::var_os("OXDBG").is_some() {
+                    eprintln!("OXDBG can_mirror {} refuses {}", a.print(), u.print());
                 }
-                // Stored as a value only into a GC frame slot nobody reads (`inert`), or
-                // into another heap object the function allocates (a mutable struct
-                // holding it: that object's loads read it by its layout,
-                // `heap_object_field`, and without a shadow of its own the store is
-                // refused, `untracked`): anywhere else, a pointer loaded back would be
-                // read as an array.
-                Some(Opcode::LLVMStore) => {
-                    inert.contains(&u)
-                        || object_base(u.operand(1)).is_some_and(|o| gc_allocation(o).is_some() && o != a)
-                }
-                Some(Opcode::LLVMLoad | Opcode::LLVMICmp) => true,
-                Some(Opcode::LLVMCall) => u.as_call().is_some_and(|call| {
-                    let callee = call.called_operand();
-                    let name = callee_name(callee).unwrap_or_default();
-                    callee.as_function().is_some_and(|f| !f.is_declaration() || f.intrinsic_id() != 0)
-                        || name == crate::julia::current().write_barrier
-                }),
-                _ => false,
-            },
-        )
+                false
+            }
+        };
+        if !every_use(a, |d| !is_object_header(d), accept) {
+            return false;
+        }
+        let mut seen: HashSet<Value<'ctx>> = HashSet::new();
+        loop {
+            let Some(merge) = merges.borrow_mut().pop() else { break };
+            if !seen.insert(merge) {
+                continue;
+            }
+            // Each value merged is such an object (at its own address) or a merge of them.
+            let object = |v: Value<'ctx>| {
+                v.is_instruction()
+                    && (pointer_op(v) == Some(PointerOp::Merge)
+                        || at_offset_zero(v) && gc_allocation(zero_offset_base(v)).is_some())
+            };
+            if std::env::var_os("OXDBG").is_some() {
+                eprintln!("OXDBG merge {} ok {}", merge.print(), merged(merge).into_iter().all(object));
+            }
+            if !merged(merge).into_iter().all(object) || !every_use(merge, |d| !is_object_header(d), accept) {
+                return false;
+            }
+        }
+        true
     }
 
     /// A stack slot holding differentiated numbers (`Leaf::StackMixedF64`), if any.
@@ -760,6 +798,12 @@ impl<'ctx> Memory<'ctx> {
         self.origin.get(&p).copied()
     }
 
+    /// The array allocation whose data the element `p` derives from was loaded from (an
+    /// inner array of an array of arrays the function allocates), when it is one.
+    pub fn element_origin(&self, p: Value<'ctx>) -> Option<Value<'ctx>> {
+        self.element_origin.get(&p).copied()
+    }
+
     /// Whether `v` is a heap object the function allocates, with a shadow of its own (a
     /// mutable struct, which another may hold: `heap_object_field`).
     pub fn is_heap_object(&self, v: Value<'ctx>) -> bool {
@@ -809,21 +853,60 @@ pub fn is_null(v: Value) -> bool {
 /// from: the allocation itself, pointers derived from it, and its data pointer. Merges
 /// that feed one another (an array carried around a loop by phis, as Julia does for the
 /// variables live across a `try`) have the origin every value entering them has.
-fn origins<'ctx>(insts: &[Value<'ctx>]) -> HashMap<Value<'ctx>, Value<'ctx>> {
+///
+/// A pointer loaded from the array object (its data pointer) has the array's origin; a
+/// pointer loaded from the array's data is an element, another object (an array of
+/// arrays, of mutable structs), and has none: once it had the array's, and what was
+/// read through an element of a vector of structs was taken for the vector's own
+/// memory (a zero gradient, without an error).
+/// The second map: for pointers derived from such an element, the array it was loaded
+/// from (`Memory::element_origin`).
+#[allow(clippy::type_complexity)]
+fn origins<'ctx>(insts: &[Value<'ctx>]) -> (HashMap<Value<'ctx>, Value<'ctx>>, HashMap<Value<'ctx>, Value<'ctx>>) {
     let mut origin: HashMap<Value<'ctx>, Value<'ctx>> = HashMap::new();
+    let mut data: HashSet<Value<'ctx>> = HashSet::new();
     loop {
-        known_origins(insts, &mut origin);
-        if !merge_cycle_origins(insts, &mut origin) {
-            return origin;
+        known_origins(insts, &mut origin, &mut data);
+        if !merge_cycle_origins(insts, &mut origin, &mut data) {
+            break;
         }
     }
+    let mut element: HashMap<Value<'ctx>, Value<'ctx>> = HashMap::new();
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for &i in insts {
+            if element.contains_key(&i) || origin.contains_key(&i) {
+                continue;
+            }
+            let o = match pointer_op(i) {
+                Some(PointerOp::Load) if data.contains(&i.operand(0)) => origin.get(&i.operand(0)).copied(),
+                // (And the element's own data pointer and what is derived from it.)
+                Some(PointerOp::Derive | PointerOp::Load) => element.get(&i.operand(0)).copied(),
+                Some(PointerOp::Merge) => {
+                    let all: Vec<Option<Value<'ctx>>> = merged(i).iter().map(|v| element.get(v).copied()).collect();
+                    all[0].filter(|o| all.iter().all(|x| *x == Some(*o)))
+                }
+                _ => None,
+            };
+            if let Some(o) = o {
+                element.insert(i, o);
+                changed = true;
+            }
+        }
+    }
+    (origin, element)
 }
 
 /// Gives the merges `known_origins` leaves unknown because they feed one another an
 /// origin, where every value entering the group has it: assumed of the group at first,
 /// then dropped from each merge an operand disagrees with, until none does. Whether
 /// any merge got one.
-fn merge_cycle_origins<'ctx>(insts: &[Value<'ctx>], origin: &mut HashMap<Value<'ctx>, Value<'ctx>>) -> bool {
+fn merge_cycle_origins<'ctx>(
+    insts: &[Value<'ctx>],
+    origin: &mut HashMap<Value<'ctx>, Value<'ctx>>,
+    data: &mut HashSet<Value<'ctx>>,
+) -> bool {
     let is_merge = |v: Value<'ctx>| v.is_instruction() && pointer_op(v) == Some(PointerOp::Merge);
     let mut assumed: HashMap<Value<'ctx>, Value<'ctx>> = HashMap::new();
     for &i in insts.iter().filter(|&&i| pointer_op(i) == Some(PointerOp::Merge) && !origin.contains_key(&i)) {
@@ -863,13 +946,32 @@ fn merge_cycle_origins<'ctx>(insts: &[Value<'ctx>], origin: &mut HashMap<Value<'
             assumed.remove(&i);
         }
     }
-    let any = !assumed.is_empty();
-    origin.extend(assumed);
+    // (The side, object or data, of the values entering each merge: one for all.)
+    let side = |v: &Value<'ctx>| data.contains(v);
+    assumed.retain(|i, _| {
+        let known: Vec<bool> = merged(*i).iter().filter(|v| origin.contains_key(v)).map(side).collect();
+        known.iter().all(|d| *d == known[0])
+    });
+    let sides: Vec<(Value<'ctx>, Value<'ctx>, bool)> = assumed
+        .into_iter()
+        .map(|(i, o)| (i, o, merged(i).iter().filter(|v| origin.contains_key(v)).any(side)))
+        .collect();
+    let any = !sides.is_empty();
+    for (i, o, is_data) in sides {
+        if is_data {
+            data.insert(i);
+        }
+        origin.insert(i, o);
+    }
     any
 }
 
 /// `origins`' rules from what is known of each operand.
-fn known_origins<'ctx>(insts: &[Value<'ctx>], origin: &mut HashMap<Value<'ctx>, Value<'ctx>>) {
+fn known_origins<'ctx>(
+    insts: &[Value<'ctx>],
+    origin: &mut HashMap<Value<'ctx>, Value<'ctx>>,
+    data: &mut HashSet<Value<'ctx>>,
+) {
     let mut changed = true;
     while changed {
         changed = false;
@@ -877,29 +979,37 @@ fn known_origins<'ctx>(insts: &[Value<'ctx>], origin: &mut HashMap<Value<'ctx>, 
             if origin.contains_key(&i) {
                 continue;
             }
+            let object = |v: Value<'ctx>| origin.get(&v).copied().filter(|_| !data.contains(&v));
+            // (The origin, and whether `i` is on the data side.)
             let o = if array_call(i).is_some() {
-                Some(i)
+                Some((i, false))
             } else {
                 match pointer_op(i) {
-                    Some(PointerOp::Derive) | Some(PointerOp::Load) => origin.get(&i.operand(0)).copied(),
+                    Some(PointerOp::Derive) => origin.get(&i.operand(0)).map(|o| (*o, data.contains(&i.operand(0)))),
+                    // The data pointer (or the owner), loaded from the array object.
+                    Some(PointerOp::Load) => object(i.operand(0)).map(|o| (o, true)),
                     Some(PointerOp::Merge) => {
-                        let all: Vec<Option<Value<'ctx>>> = merged(i).iter().map(|v| origin.get(v).copied()).collect();
+                        let all: Vec<Option<(Value<'ctx>, bool)>> =
+                            merged(i).iter().map(|v| origin.get(v).map(|o| (*o, data.contains(v)))).collect();
                         all[0].filter(|o| all.iter().all(|x| *x == Some(*o)))
                     }
                     // Addresses as integers (the data pointer loaded as an Int for BLAS).
                     None => match i.opcode() {
-                        Opcode::LLVMLoad | Opcode::LLVMPtrToInt if i.ty().is_int() => {
-                            origin.get(&i.operand(0)).copied()
-                        }
+                        Opcode::LLVMLoad if i.ty().is_int() => object(i.operand(0)).map(|o| (o, true)),
+                        Opcode::LLVMPtrToInt => origin.get(&i.operand(0)).map(|o| (*o, data.contains(&i.operand(0)))),
                         Opcode::LLVMAdd | Opcode::LLVMSub => {
-                            origin.get(&i.operand(0)).or_else(|| origin.get(&i.operand(1))).copied()
+                            let from = if origin.contains_key(&i.operand(0)) { i.operand(0) } else { i.operand(1) };
+                            origin.get(&from).map(|o| (*o, data.contains(&from)))
                         }
                         _ => None,
                     },
                 }
             };
-            if let Some(o) = o {
+            if let Some((o, is_data)) = o {
                 origin.insert(i, o);
+                if is_data {
+                    data.insert(i);
+                }
                 changed = true;
             }
         }
@@ -1091,15 +1201,7 @@ fn heap_object_field<'ctx>(
     shadowed: &HashMap<Value<'ctx>, Leaf>,
     user: &str,
 ) -> Result<Option<Leaf>> {
-    let Some(a) = object_base(i.operand(0)).filter(|a| gc_allocation(*a).is_some()) else { return Ok(None) };
-    let slot = object_slot(m, i.operand(0));
-    let stored: Vec<Value<'ctx>> = insts
-        .iter()
-        .filter(|s| s.opcode() == Opcode::LLVMStore && s.operand(0).ty().is_pointer() && !is_null(s.operand(0)))
-        .filter(|s| object_base(s.operand(1)) == Some(a))
-        .filter(|s| slot.is_none() || object_slot(m, s.operand(1)).is_none() || object_slot(m, s.operand(1)) == slot)
-        .map(|s| s.operand(0))
-        .collect();
+    let Some(stored) = heap_field_stores(m, i.operand(0), insts) else { return Ok(None) };
     if !stored.iter().any(|v| is_heap_object(*v, shadowed)) {
         return Ok(None);
     }
@@ -1127,6 +1229,31 @@ fn heap_object_field<'ctx>(
     }
 }
 
+/// The pointers stored into the field of heap objects the function allocates that
+/// address `p` points to (through merges of such objects: `object_slots`); every
+/// pointer stored into them when the field's offset is not known. `None` when `p` does
+/// not point into such objects.
+fn heap_field_stores<'ctx>(m: &crate::llvm::Module, p: Value<'ctx>, insts: &[Value<'ctx>]) -> Option<Vec<Value<'ctx>>> {
+    let (objects, off) = match object_slots(m, p) {
+        Some((objects, off)) => (objects, Some(off)),
+        None => (vec![object_base(p)?], None),
+    };
+    if !objects.iter().all(|a| gc_allocation(*a).is_some()) {
+        return None;
+    }
+    let stored = insts
+        .iter()
+        .filter(|s| s.opcode() == Opcode::LLVMStore && s.operand(0).ty().is_pointer() && !is_null(s.operand(0)))
+        .filter(|s| object_base(s.operand(1)).is_some_and(|b| objects.contains(&b)))
+        .filter(|s| match (off, object_slot(m, s.operand(1))) {
+            (Some(off), Some((_, at))) => off == at,
+            _ => true,
+        })
+        .map(|s| s.operand(0))
+        .collect();
+    Some(stored)
+}
+
 /// What the pointer load `i` reads from a stack object holding differentiated memory
 /// points to: what the shadowed pointers stored into that slot (into any slot, when the
 /// load's is not known) point to — struct objects of one layout, or arrays of them —
@@ -1141,6 +1268,21 @@ fn stack_object_field(
 ) -> Result<Leaf> {
     if let Some(leaf) = heap_object_field(m, i, insts, shadowed, user)? {
         return Ok(leaf);
+    }
+    // A heap object's field holds the arrays stored there (`Memory::can_mirror`): of
+    // `Float32` only if every one is.
+    if let Some(stored) = heap_field_stores(m, i.operand(0), insts) {
+        let f32 = stored.iter().filter_map(|v| shadowed.get(v)).map(|l| *l == Leaf::ArrayF32).collect::<HashSet<_>>();
+        return match f32.len() {
+            2 => Err(Error::Unsupported(format!(
+                "a mutable struct that holds a `Float32` array and a `Float64` one in one field (`{}`), in \
+                 `{user}`{}",
+                i.print().trim(),
+                crate::names::where_(i)
+            ))),
+            _ if f32.contains(&true) => Ok(Leaf::ArrayF32),
+            _ => Ok(Leaf::ArrayF64),
+        };
     }
     let slot = alloca_slot(m, i.operand(0));
     let bases = alloca_bases(i.operand(0));
@@ -2384,6 +2526,53 @@ pub fn object_slot<'ctx>(m: &'ctx crate::llvm::Module, p: Value<'ctx>) -> Option
         }
         _ => None,
     }
+}
+
+/// `object_slot` through merges of heap objects the function allocates (a struct
+/// replaced in a loop: a phi of the first and the new one, each at its own address):
+/// the objects the pointer may point into and the byte offset, the same in each.
+pub fn object_slots<'ctx>(m: &'ctx crate::llvm::Module, p: Value<'ctx>) -> Option<(Vec<Value<'ctx>>, i64)> {
+    if let Some((a, off)) = object_slot(m, p) {
+        return Some((vec![a], off));
+    }
+    if !p.is_instruction() {
+        return None;
+    }
+    match p.opcode() {
+        Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast => object_slots(m, p.operand(0)),
+        Opcode::LLVMGetElementPtr if p.num_operands() == 2 => {
+            let k = p.operand(1).const_int()?;
+            let (objects, off) = object_slots(m, p.operand(0))?;
+            Some((objects, off + k * m.size_of(p.gep_source_type()) as i64))
+        }
+        Opcode::LLVMPHI | Opcode::LLVMSelect => merged_heap_objects(p).map(|objects| (objects, 0)),
+        _ => None,
+    }
+}
+
+/// The heap objects the function allocates that merge `p` may be (each at its own
+/// address), through merges of merges; `None` if it may be anything else.
+fn merged_heap_objects(p: Value) -> Option<Vec<Value>> {
+    let (mut found, mut seen, mut work) = (Vec::new(), HashSet::new(), vec![p]);
+    while let Some(v) = work.pop() {
+        if !seen.insert(v) {
+            continue;
+        }
+        if !v.is_instruction() {
+            return None;
+        }
+        match v.opcode() {
+            Opcode::LLVMPHI | Opcode::LLVMSelect if v.ty().is_pointer() => work.extend(merged(v)),
+            _ if at_offset_zero(v) && gc_allocation(zero_offset_base(v)).is_some() => {
+                let o = zero_offset_base(v);
+                if !found.contains(&o) {
+                    found.push(o);
+                }
+            }
+            _ => return None,
+        }
+    }
+    Some(found)
 }
 
 /// Whether integer load `i` reads a field of a local object (a stack slot or a heap
