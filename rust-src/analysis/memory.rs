@@ -935,6 +935,13 @@ fn merge_cycle_origins<'ctx>(
             }
         }
     }
+    // (The side, object or data, of the values entering each merge: one for all; then
+    // every merge whose values do not all have its origin is dropped, in turn.)
+    let side = |v: &Value<'ctx>| data.contains(v);
+    assumed.retain(|i, _| {
+        let known: Vec<bool> = merged(*i).iter().filter(|v| origin.contains_key(v)).map(side).collect();
+        known.iter().all(|d| *d == known[0])
+    });
     loop {
         let of = |v: &Value<'ctx>| origin.get(v).or_else(|| assumed.get(v)).copied();
         let wrong: Vec<Value<'ctx>> =
@@ -946,12 +953,6 @@ fn merge_cycle_origins<'ctx>(
             assumed.remove(&i);
         }
     }
-    // (The side, object or data, of the values entering each merge: one for all.)
-    let side = |v: &Value<'ctx>| data.contains(v);
-    assumed.retain(|i, _| {
-        let known: Vec<bool> = merged(*i).iter().filter(|v| origin.contains_key(v)).map(side).collect();
-        known.iter().all(|d| *d == known[0])
-    });
     let sides: Vec<(Value<'ctx>, Value<'ctx>, bool)> = assumed
         .into_iter()
         .map(|(i, o)| (i, o, merged(i).iter().filter(|v| origin.contains_key(v)).any(side)))
