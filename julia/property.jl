@@ -4,7 +4,8 @@
 # array reads and writes, reductions, broadcasts and copies, splatting, views,
 # comprehensions, map/filter/reduce/accumulate over built arrays, arrays of arrays,
 # vcat, reverse, closures, push!, pop!, popfirst!, deleteat!, insert!, try (writes
-# before a throw, an exception built from a differentiated value), mutable structs
+# before a throw, an exception built from a differentiated value, a try inside
+# another), mutable structs
 # (holding mutable structs too) and `Ref`s, runtime activity, printing, logging
 # and string interpolation, custom rules),
 # some reading the array out of a struct holding a mutable struct (a model's layer) or
@@ -248,6 +249,21 @@ function program(rng, name)
     catch
         s += x[1] * x[2]
     end",
+                # A `try` inside another: the inner `catch` may throw to the outer one.
+                "y = zeros(2)
+    try
+        y[1] = x[1] * $(expr(rng, 1, vars))
+        try
+            y[2] = sqrt(x[2] + 0.5) * s
+        catch
+            y[2] = x[3] * y[1]
+            x[3] > 0.3 && error(\"again\")
+        end
+        s += log(x[1] + 0.5) * y[2]
+    catch
+        s -= y[1] * y[2]
+    end
+    s += y[1] + y[2]",
                 "try
         s > 0.5 && throw(DomainError(s))
         s += $(expr(rng, 1, vars))

@@ -351,8 +351,8 @@ fn refuse_active_try_effects(g: Function, act: &Activity, reverse: bool, user_na
         None if !reverse => cfg.try_bodies(),
         None => {
             return Err(Error::Unsupported(format!(
-                "not yet supported in reverse mode: a `try` inside another, or one whose handler the engine does not \
-                 recognize, in `{user_name}`"
+                "not yet supported in reverse mode: a `try` whose handler the engine does not recognize, in \
+                 `{user_name}`"
             )))
         }
     };

@@ -275,6 +275,69 @@ function try_product(A, x)   # BLAS writes `y` and may throw: refused in reverse
     end
     sum(y)
 end
+function try_nested(x)   # a `try` inside another, each with writes before a throw
+    y = zeros(3)
+    try
+        y[1] = x[1]^2
+        try
+            y[2] = sqrt(x[2]) * x[1]
+        catch
+            y[2] = x[1] * 3.0
+        end
+        y[3] = log(x[3]) * y[2]
+    catch
+        y[3] = y[1] + y[2]
+    end
+    sum(y) * x[3]
+end
+function try_rethrown(x)   # the inner `catch` throws to the outer one
+    y = zeros(2)
+    try
+        try
+            y[1] = sqrt(x[1]) * x[2]
+        catch
+            y[1] = x[2]^2
+            x[2] < 0 && error("both")
+            y[2] = 2 * x[2]
+        end
+    catch
+        y[2] = y[1] * x[1]
+    end
+    sum(y) + x[1] * x[3]
+end
+function try_nested_loop(x)   # nested `try`s in a loop, a loop in the inner body
+    s = 0.0
+    for i in 3:length(x)
+        try
+            t = 0.0
+            try
+                for j in 1:i
+                    t += log(x[j])
+                end
+            catch
+                t += x[i]
+            end
+            s += sqrt(t + x[1])
+        catch
+            s -= x[i]^2
+        end
+    end
+    s + x[1]
+end
+function try_nested_return(x)   # `return` from inside the inner body leaves both
+    try
+        try
+            x[1] > 0 && return sqrt(x[1]) * x[2]
+            y = log(x[2])
+            return y * x[1]
+        catch
+            x[3] < 0 && error("negative")
+        end
+        return x[1] * x[3]
+    catch
+        return x[2]^3
+    end
+end
 include("finite_differences.jl")   # fd_gradient, check_all_modes
 # Once `DomainError(::Float64)` is compiled, Julia inlines it into `try_long_body` and
 # builds the exception's struct in the GC frame that keeps `x` for the `catch`: that was
@@ -307,6 +370,17 @@ end
         args = mode === Reverse ? (Active, Duplicated([1.0, -2.0], zeros(2))) : (Duplicated, Duplicated([1.0, -2.0], [1.0, 1.0]))
         err = caught(() -> autodiff(mode, try_reads_exception, args...))
         @test err isa Oxidase.DifferentiationError && occursin("caught exception", err.msg)
+    end
+end
+@testset "try/catch: a `try` inside another: $(nameof(f))" for f in (try_nested, try_rethrown, try_nested_return)
+    for x in ([0.25, 2.0, 1.5], [-0.25, 2.0, 1.5], [0.7, -1.5, 2.0], [0.6, 0.3, -1.2], [-0.3, -0.5, 0.8], [-0.3, -0.5, -0.8])
+        check_all_modes(f, x)
+    end
+end
+@testset "try/catch: `try`s inside another in a loop of $(n - 2) iterations" for n in (2, 3, 6)
+    for x in ([0.5, 2.0, 1.5, 0.7, 1.1, 0.9], [0.5, 2.0, -1.5, 0.7, 1.1, 0.9], [-0.5, 2.0, 1.5, 0.7, 1.1, -0.9],
+              [0.1, 0.2, 0.3, 0.4, 0.5, 0.6], [0.2, -3.0, 0.3, 0.4, -0.5, 0.6])
+        check_all_modes(try_nested_loop, x[1:n])
     end
 end
 @testset "try/catch in reverse mode: a call that writes memory and may throw is refused" begin

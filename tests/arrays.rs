@@ -95,3 +95,25 @@ fn a_write_before_a_throw_is_retraced() {
         assert_eq!((p, t), (3.0 * x1 * x1, 6.0 * x1), "x = {x:?}");
     }
 }
+
+/// A `try` inside another (`tests/fixtures/try_nested.ll`): the inner `catch` pops its
+/// own handler, so its throw goes to the outer `catch`. On each of the three paths the
+/// reverse sweep retraces what ran: with `x₁ ≤ -1`, the outer `catch`, the inner
+/// `catch`, the inner body's block before the throw and the outer body's write.
+#[test]
+fn a_try_inside_another_is_retraced() {
+    for x1 in [1.5f64, 0.25, -0.5, -0.75, -1.5, -2.0] {
+        let x = [x1, 7.0];
+        let (p, d) = if x1 >= 0.0 {
+            (3.0 * x1.powi(3), 9.0 * x1 * x1)
+        } else if x1 > -1.0 {
+            (6.0 * x1 * x1, 12.0 * x1)
+        } else {
+            (3.0 * x1 * x1, 6.0 * x1)
+        };
+        let (pr, g) = gradient("try_nested", &x);
+        assert!((pr - p).abs() < 1e-12 && (g[0] - d).abs() < 1e-12 && g[1] == 0.0, "x = {x:?}: {pr} {g:?}");
+        let (pf, t) = directional("try_nested", &x, &[1.0, 1.0]);
+        assert!((pf - p).abs() < 1e-12 && (t - d).abs() < 1e-12, "x = {x:?}: {pf} {t}");
+    }
+}

@@ -98,30 +98,32 @@ impl<'ctx> Cfg<'ctx> {
         self.idom[b].is_some()
     }
 
-    /// Blocks of `try` bodies: what `setjmp`'s first return leads to, up to the blocks
-    /// that leave the handler (`jl_pop_handler`). An exception thrown there resumes at
-    /// the `catch`, an edge the CFG does not show: a block of a try body that ends in
-    /// `unreachable` does not end the computation.
+    /// Blocks of `try` bodies (`try_regions`) and the first block of each `catch`. An
+    /// exception thrown there resumes at a `catch`, an edge the CFG does not show: a
+    /// block of a try body that ends in `unreachable` does not end the computation.
+    /// Where `try_regions` does not recognize the handlers, every block a `setjmp`
+    /// leads to.
     pub fn try_bodies(&self) -> Vec<bool> {
-        let calls = |b: usize, name: &str| {
-            self.blocks[b]
-                .instructions()
-                .into_iter()
-                .any(|i| i.called_operand_if_call().and_then(callee_name).is_some_and(|n| n.contains(name)))
-        };
         let mut body = vec![false; self.blocks.len()];
-        let julia = crate::julia::current();
-        for b in (0..self.blocks.len()).filter(|&b| self.reachable(b) && calls(b, julia.setjmp)) {
-            // `br (setjmp(...) == 0), try, catch`: the body is one successor (the
-            // `catch` starts by leaving the handler, so taking both costs nothing).
-            let mut stack = self.succs[b].clone();
-            while let Some(x) = stack.pop() {
-                if body[x] {
-                    continue;
+        match self.try_regions() {
+            Some(regions) => {
+                for t in regions {
+                    body[t.catch] = true;
+                    for b in t.body {
+                        body[b] = true;
+                    }
                 }
-                body[x] = true;
-                if !calls(x, julia.pop_handler) {
-                    stack.extend(self.succs[x].iter().copied());
+            }
+            None => {
+                let mut stack: Vec<usize> = (0..self.blocks.len())
+                    .filter(|&b| self.reachable(b) && self.blocks[b].instructions().into_iter().any(is_setjmp_call))
+                    .flat_map(|b| self.succs[b].iter().copied())
+                    .collect();
+                while let Some(x) = stack.pop() {
+                    if !body[x] {
+                        body[x] = true;
+                        stack.extend(self.succs[x].iter().copied());
+                    }
                 }
             }
         }
@@ -134,7 +136,7 @@ impl<'ctx> Cfg<'ctx> {
     /// paths counted include the jumps exceptions make from a `try` body to its `catch`,
     /// which the graph does not show, and not the `setjmp` block's own edge to the
     /// `catch`, taken only when such a jump returns there. `false` where that is not
-    /// known: a `try` of another shape, one `try` inside another, `store` after a call
+    /// known: a `try` of another shape, `store` after a call
     /// in its block (the call may throw before it), or `load` in the block of `value`
     /// or `store`.
     pub fn stored_between(&self, value: Value<'ctx>, store: Value<'ctx>, load: Value<'ctx>) -> bool {
@@ -170,7 +172,8 @@ impl<'ctx> Cfg<'ctx> {
     }
 
     /// The successors of each block with the edges exceptions take: from every block of
-    /// a `try` body to its `catch`, and not from the `setjmp` block to the `catch`.
+    /// a `try` body to its `catch` (to each enclosing one, for a `try` inside another),
+    /// and not from the `setjmp` block to the `catch`.
     /// `None` where `try_regions` is.
     fn with_exception_edges(&self) -> Option<Vec<Vec<usize>>> {
         let mut succs = self.succs.clone();
@@ -185,35 +188,51 @@ impl<'ctx> Cfg<'ctx> {
         Some(succs)
     }
 
-    /// Every `try` of the function: its `setjmp` block, its `catch` and its body (what
-    /// `setjmp`'s first return leads to, up to the blocks that leave the handler). `None`
-    /// for a `try` whose branch has another shape, or one inside another.
+    /// Every `try` of the function: its `setjmp` block, its `catch` and its body: what
+    /// `setjmp`'s first return leads to while the `try`'s handler is on Julia's handler
+    /// stack. A `try` inside another pushes a handler of its own at its `setjmp` (its
+    /// body and its `catch` start with both on the stack); `jl_pop_handler(n)` pops `n`
+    /// (a `catch` pops its own first, a `return` from inside pops all). So the body of an
+    /// outer `try` holds the inner `try`'s body and `catch` too: an exception thrown in the
+    /// inner body goes to the inner `catch`, one thrown in the inner `catch` after its
+    /// pop to the outer. `None` for a `try` whose branch has another shape, or a block
+    /// reached with different handlers on the stack.
     pub fn try_regions(&self) -> Option<Vec<TryRegion>> {
-        let julia = crate::julia::current();
-        let calls = |b: usize, name: &str| {
-            self.blocks[b]
-                .instructions()
-                .into_iter()
-                .any(|i| i.called_operand_if_call().and_then(callee_name).is_some_and(|n| n.contains(name)))
+        let pop_handler = crate::julia::current().pop_handler;
+        let pops = |i: Value| -> Option<Option<u64>> {
+            let name = i.called_operand_if_call().and_then(callee_name)?;
+            name.contains(pop_handler).then(|| i.operand(0).const_uint())
         };
         let mut regions = Vec::new();
-        let mut in_body = vec![false; self.blocks.len()];
         for d in (0..self.blocks.len()).filter(|&b| self.reachable(b)) {
             let Some(call) = self.blocks[d].instructions().into_iter().find(|&i| is_setjmp_call(i)) else { continue };
             let catch = self.index(catch_block(self.blocks[d], call)?);
+            // Handlers pushed since this `try`'s, on entry to each block reached.
+            let mut depth: Vec<Option<u64>> = vec![None; self.blocks.len()];
             let mut body = Vec::new();
-            let mut stack: Vec<usize> = self.succs[d].iter().copied().filter(|&x| x != catch).collect();
-            while let Some(x) = stack.pop() {
-                if x == catch || in_body[x] {
-                    continue;
+            let mut stack: Vec<(usize, u64)> =
+                self.succs[d].iter().copied().filter(|&x| x != catch).map(|x| (x, 0)).collect();
+            while let Some((x, k)) = stack.pop() {
+                match depth[x] {
+                    Some(seen) if seen == k => continue,
+                    Some(_) => return None,
+                    None if x == catch || x == d => return None,
+                    None => {}
                 }
-                if x != d && calls(x, julia.setjmp) {
-                    return None;
-                }
-                in_body[x] = true;
+                depth[x] = Some(k);
                 body.push(x);
-                if !calls(x, julia.pop_handler) {
-                    stack.extend(self.succs[x].iter().copied());
+                let mut out = Some(k);
+                for i in self.blocks[x].instructions() {
+                    if is_setjmp_call(i) {
+                        out = out.map(|k| k + 1);
+                    } else if let Some(n) = pops(i) {
+                        let n = n?;
+                        out = out.and_then(|k| k.checked_sub(n));
+                    }
+                }
+                // (`None`: this `try`'s handler popped, the body ends here.)
+                if let Some(k) = out {
+                    stack.extend(self.succs[x].iter().map(|&s| (s, k)));
                 }
             }
             body.sort_unstable();

@@ -515,9 +515,7 @@ impl<'a, 'ctx> Reverse<'a, 'ctx> {
     fn find_throw_sites(&mut self) -> Result<()> {
         let Some(regions) = self.cfg.try_regions() else {
             return Err(Error::Unsupported(
-                "not yet supported in reverse mode: a `try` inside another, or one whose handler the engine does \
-                 not recognize"
-                    .into(),
+                "not yet supported in reverse mode: a `try` whose handler the engine does not recognize".into(),
             ));
         };
         let ends = |b: usize| self.cfg.blocks[b].terminator().map(|t| t.opcode());
@@ -541,8 +539,11 @@ impl<'a, 'ctx> Reverse<'a, 'ctx> {
     /// `setjmp` block's second return pushed, and pushes the number, which its reverse
     /// block pops. The tape's header is kept in memory (`escape`): promoted to registers,
     /// the `catch` would see it as it was at the `setjmp`, with a buffer the body may
-    /// have reallocated. (What a throw would leave half done is refused:
-    /// `pipeline::refuse_active_try_effects`.)
+    /// have reallocated. A `try` inside another is a part of the outer body like any
+    /// other (`Cfg::try_regions`): its blocks record for both, and a throw to the outer
+    /// `catch` after the inner one ran retraces through the inner `catch`'s reverse
+    /// block, which retraces the inner body in turn. (What a throw would leave half done
+    /// is refused: `pipeline::refuse_active_try_effects`.)
     fn retrace_throws(&self) -> Result<()> {
         let m = self.m;
         let i64t = m.int(64);
@@ -565,12 +566,13 @@ impl<'a, 'ctx> Reverse<'a, 'ctx> {
                 b.before(bb.terminator().expect("blocks end with a terminator"))?;
                 let len = self.tape.len(&b)?;
                 let number = m.const_int(i64t, k as u64);
-                if k == 0 {
-                    // The `setjmp` block: on its first return only.
-                    let Some(call) = bb.instructions().into_iter().find(|&i| crate::analysis::cfg::is_setjmp_call(i))
-                    else {
-                        return Err(Error::Internal("a `try` without its `setjmp`".into()));
-                    };
+                let setjmp = bb.instructions().into_iter().find(|&i| crate::analysis::cfg::is_setjmp_call(i));
+                if k == 0 && setjmp.is_none() {
+                    return Err(Error::Internal("a `try` without its `setjmp`".into()));
+                }
+                if let Some(call) = setjmp {
+                    // A `setjmp` block (this `try`'s, or one inside it): on its first
+                    // return only. (After its second, its `catch` records.)
                     let first = b.icmp(crate::llvm::IntPredicate::LLVMIntEQ, call, m.const_int(call.ty(), 0))?;
                     let old_len = b.load(i64t, saved_len)?.set_volatile();
                     let old_site = b.load(i64t, saved_site)?.set_volatile();
