@@ -6,8 +6,8 @@
 # vcat, reverse, closures, push!, pop!, popfirst!, deleteat!, insert!, try (writes
 # before a throw, an exception built from a differentiated value, a try inside
 # another), mutable structs
-# (holding mutable structs too) and `Ref`s, runtime activity, printing, logging
-# and string interpolation, custom rules),
+# (holding mutable structs too, in vectors the function fills) and `Ref`s, runtime
+# activity, printing, logging and string interpolation, custom rules),
 # some reading the array out of a struct holding a mutable struct (a model's layer) or
 # out of a vector of mutable structs,
 # each differentiated in reverse, forward, batch-forward and split reverse mode (the
@@ -287,6 +287,15 @@ function program(rng, name)
         n = Property.Nest(Property.Cell(n.c.w .+ x[k], n.c.v * n.u), n.u + x[k])
     end
     s += Property.nest_walk(n, $(rand(rng, 0:2)))",
+                # A vector of mutable structs the function fills: a comprehension of 0
+                # to 3, then 0 to 2 `push!`es, read back.
+                "ls = [Property.Cell(x .* k, x[k] * $(expr(rng, 1, vars))) for k in 1:$(rand(rng, 0:3))]
+    for k in 1:$(rand(rng, 0:2))
+        push!(ls, Property.Cell(x .+ k, s))
+    end
+    for c in ls
+        s += c.v * c.w[2]
+    end",
                 # Runtime activity: a branch picks the differentiated array or a constant.
                 "y = $(expr(rng, 1, vars)) > 0 ? x : Property.ROW\n    s += y[1] * y[3] + sum(abs2, y)",
                 # Printing a differentiated value (dynamic dispatch: a boxed value).
@@ -341,8 +350,11 @@ function check(f, v, held = :none)
     split = [sa, sb, sdx...] ./ 2
     finite = [fd(g, v, i) for i in 1:5]
     # A program whose value overflows near the point (`((s^2)^3)` four times over) has
-    # no derivative to compare: neither passed nor failed.
-    all(isfinite, finite) && isfinite(g(v)) || return missing, (rev = rev, finite = finite)
+    # no derivative to compare: neither passed nor failed. Nor has one whose value is so
+    # large that a `sin` or `exp(sin(s))` taken of it is rounding noise (seed
+    # 20261202504: `s` near 2.2e14, where one ulp is 0.03, so finite differences and the
+    # derivative's `cos(s)` see different angles).
+    all(isfinite, finite) && abs(g(v)) < 1e12 || return missing, (rev = rev, finite = finite)
     scale = max(1.0, maximum(abs, finite))
     ok = isapprox(rev, fwd; rtol = 1e-9, atol = 1e-9 * scale) &&
          isapprox([ts[1], ts[2]], rev[1:2]; rtol = 1e-9, atol = 1e-9 * scale) &&

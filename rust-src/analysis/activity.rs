@@ -140,13 +140,15 @@ fn memory_rule(m: &Module, i: Value, mem: &Memory, unsure_copies: &HashSet<Value
         }
         // Resizing a differentiated array resizes its shadow (`transform::shadow`); the
         // reverse sweep undoes it, unless it keeps every element where it was.
-        // (Not yet an array of struct objects: undoing a resize on its shadow would treat
-        // the shadows it holds as numbers.)
+        // (An array of struct objects may grow, `push!(layers, Layer(...))`: undone, the
+        // shadow's new elements, pointers to the objects' shadows, go. Not yet shrink:
+        // undone, the shadow would get null pointers back where the objects' shadows were,
+        // which the adjoints of earlier reads of them need.)
         Opcode::LLVMCall
-            if crate::analysis::memory::resize_call(i).is_some()
+            if crate::analysis::memory::resize_call(i).is_some_and(|k| !k.grows() && k.inverse().is_some())
                 && matches!(mem.leaf(i.operand(0)), Some(Leaf::Objects(_))) =>
         {
-            Some(Rule::Unsupported("resizing an array of differentiated structs".into()))
+            Some(Rule::Unsupported("shrinking an array of differentiated structs (`pop!`, `deleteat!`)".into()))
         }
         Opcode::LLVMCall if crate::analysis::memory::resize_call(i).is_some() && mem.is_shadowed(i.operand(0)) => {
             let kind = crate::analysis::memory::resize_call(i)?;
@@ -624,14 +626,34 @@ impl<'ctx> Activity<'ctx> {
                     continue;
                 }
             }
-            // (An object holding derivative data, stored into an array, makes no array
-            // of floats or arrays: its pointer stays untracked there, refused when reached.)
+            // A heap object with a shadow (a mutable struct the function allocates)
+            // stored into an array the function allocates (`push!(layers, Layer(...))`, a
+            // comprehension of them): the array's shadow holds the objects' shadows, each
+            // where the object is (`Leaf::Objects`, laid out as the objects' stores say;
+            // objects of another layout stored there too stay untracked, refused).
+            let fresh_array =
+                |a: &Value<'ctx>| crate::analysis::memory::array_call(*a) == Some(crate::julia::ArrayCall::Alloc);
+            // (Also where a store into an element's field made it an array of arrays the
+            // round before, when the objects had no shadow yet.)
+            let unshadowed = !mem.is_shadowed(addr) || mem.leaf(addr) == Some(Leaf::ArrayF64);
+            if i.opcode() == Opcode::LLVMStore && unshadowed && !inert.contains(&i) {
+                let array = mem.origin(addr).filter(fresh_array);
+                if let Some((a, fields)) = array.zip(mem.heap_object_layout(value)) {
+                    wants_shadow.insert(a, Leaf::Objects(fields));
+                    continue;
+                }
+            }
+            // (Any other object holding derivative data, stored into an array, makes no
+            // array of floats or arrays: its pointer stays untracked there, refused when
+            // reached.)
             let object = mem.leaf(value).is_some_and(Leaf::is_stack_object);
             let carries = varied.contains(&value) || mem.is_shadowed(value) && !object || mem.is_escaped(value);
             if carries && !mem.is_shadowed(addr) && !mem.is_escaped(addr) {
                 // (Into an array the function allocates, or into an element of one, an
                 // array of arrays: its shadow holds the elements' shadows.)
-                if let Some(a) = mem.origin(addr).or_else(|| mem.element_origin(addr)) {
+                // (Not an array of heap objects, which the elements' fields are stored into.)
+                let objects = |a: &Value<'ctx>| matches!(wants_shadow.get(a), Some(Leaf::Objects(_)));
+                if let Some(a) = mem.origin(addr).or_else(|| mem.element_origin(addr)).filter(|a| !objects(a)) {
                     // (An array of `Float32` arrays is `ArrayF32` too: what is loaded
                     // from its data is read as what was stored there.)
                     let single = value.ty().float_bits() == 32 || mem.leaf(value) == Some(Leaf::ArrayF32) && !object;

@@ -59,6 +59,8 @@ pub struct Memory<'ctx> {
     /// struct holding another), with their layouts (`heap_layout`): what a callee handed
     /// one reads it as (`callee_leaf`).
     heap_layouts: HashMap<Value<'ctx>, Fields>,
+    /// The module, for the layouts of heap objects (`heap_object_layout`).
+    module: &'ctx crate::llvm::Module,
 }
 
 /// The shadowed pointers an aggregate value holds: per index path, the memory type and
@@ -300,7 +302,10 @@ impl<'ctx> Memory<'ctx> {
                         }
                         Some(Leaf::Object(fields)) => loaded_field(m, i, fields, user)?,
                         // An array of struct objects: its data pointer, then an element.
-                        Some(Leaf::Objects(fields)) => Some(Leaf::ObjectsData(fields)),
+                        // (Any other pointer in the array object is its owner, an array of
+                        // the same kind, which a store into it hands the write barrier.)
+                        Some(Leaf::Objects(fields)) if at_offset_zero(i.operand(0)) => Some(Leaf::ObjectsData(fields)),
+                        Some(l @ Leaf::Objects(_)) => Some(l),
                         Some(Leaf::ObjectsData(fields)) => Some(Leaf::Object(fields)),
                         l => l,
                     },
@@ -493,6 +498,7 @@ impl<'ctx> Memory<'ctx> {
             })
             .collect();
         Ok(Memory {
+            module: m,
             heap_layouts,
             shadowed,
             origin,
@@ -539,6 +545,12 @@ impl<'ctx> Memory<'ctx> {
         }
         let (v, p) = (i.operand(0), i.operand(1));
         let (Some(element), Some(data)) = (self.leaf(v), self.leaf(p)) else { return None };
+        // (Or a heap object the function allocates into an array of them it allocates.)
+        if let Leaf::ObjectsData(fields) = data {
+            let owner = self.origin(p).filter(|&o| array_call(o) == Some(ArrayCall::Alloc))?;
+            let layout = self.heap_object_layout(v)?;
+            return (layout == fields && self.is_shadowed(owner)).then_some((owner, true));
+        }
         if !matches!(element, Leaf::ArrayF64 | Leaf::ArrayF32) || self.is_data(v) || element != data {
             return None;
         }
@@ -685,10 +697,14 @@ impl<'ctx> Memory<'ctx> {
             // into another heap object the function allocates (a mutable struct
             // holding it: that object's loads read it by its layout,
             // `heap_object_field`, and without a shadow of its own the store is
-            // refused, `untracked`): anywhere else, a pointer loaded back would be
-            // read as an array.
+            // refused, `untracked`), or into an array the function allocates (an array of
+            // such objects, `Leaf::Objects`, whose shadow holds the shadows; likewise
+            // refused without one): anywhere else, a pointer loaded back would be read
+            // as an array.
             Some(Opcode::LLVMStore) => {
-                inert.contains(&u) || object_base(u.operand(1)).is_some_and(|o| gc_allocation(o).is_some() && o != a)
+                inert.contains(&u)
+                    || object_base(u.operand(1)).is_some_and(|o| gc_allocation(o).is_some() && o != a)
+                    || self.origin(u.operand(1)).is_some_and(|o| array_call(o) == Some(ArrayCall::Alloc))
             }
             Some(Opcode::LLVMLoad | Opcode::LLVMICmp) => true,
             Some(Opcode::LLVMCall) => u.as_call().is_some_and(|call| {
@@ -705,12 +721,7 @@ impl<'ctx> Memory<'ctx> {
                 merges.borrow_mut().push(u);
                 true
             }
-            _ => {
-                if std::env::var_os("OXDBG").is_some() {
-                    eprintln!("OXDBG can_mirror {} refuses {}", a.print(), u.print());
-                }
-                false
-            }
+            _ => false,
         };
         if !every_use(a, |d| !is_object_header(d), accept) {
             return false;
@@ -721,15 +732,16 @@ impl<'ctx> Memory<'ctx> {
             if !seen.insert(merge) {
                 continue;
             }
-            // Each value merged is such an object (at its own address) or a merge of them.
+            // Each value merged is such an object (at its own address), a merge of them,
+            // or an element loaded from an array the function allocates (the first object
+            // stored there, forwarded to the loop that reads them all, meets the load).
+            let fresh_array = |o: Value<'ctx>| array_call(o) == Some(ArrayCall::Alloc);
             let object = |v: Value<'ctx>| {
                 v.is_instruction()
                     && (pointer_op(v) == Some(PointerOp::Merge)
-                        || at_offset_zero(v) && gc_allocation(zero_offset_base(v)).is_some())
+                        || at_offset_zero(v) && gc_allocation(zero_offset_base(v)).is_some()
+                        || pointer_op(v) == Some(PointerOp::Load) && self.origin(v.operand(0)).is_some_and(fresh_array))
             };
-            if std::env::var_os("OXDBG").is_some() {
-                eprintln!("OXDBG merge {} ok {}", merge.print(), merged(merge).into_iter().all(object));
-            }
             if !merged(merge).into_iter().all(object) || !every_use(merge, |d| !is_object_header(d), accept) {
                 return false;
             }
@@ -808,6 +820,17 @@ impl<'ctx> Memory<'ctx> {
     /// mutable struct, which another may hold: `heap_object_field`).
     pub fn is_heap_object(&self, v: Value<'ctx>) -> bool {
         is_heap_object(v, &self.shadowed)
+    }
+
+    /// The layout of heap object `v` (a mutable struct the function allocates, with a
+    /// shadow: `heap_layout`), which an array of such objects the function allocates is
+    /// an array of (`Leaf::Objects`). `None` for any other pointer, or a layout not known.
+    pub fn heap_object_layout(&self, v: Value<'ctx>) -> Option<Fields> {
+        if !self.is_heap_object(v) {
+            return None;
+        }
+        let layout = heap_layout(self.module, zero_offset_base(v), &self.shadowed, 4)?;
+        Some(crate::request::intern(&layout))
     }
 
     /// What a callee handed pointer `v` reads it as: its leaf, but a struct object laid
