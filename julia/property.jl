@@ -288,11 +288,12 @@ function program(rng, name)
     end
     s += Property.nest_walk(n, $(rand(rng, 0:2)))",
                 # A vector of mutable structs the function fills: a comprehension of 0
-                # to 3, then 0 to 2 `push!`es, read back.
+                # to 3, then 0 to 2 `push!`es, one popped, read back.
                 "ls = [Property.Cell(x .* k, x[k] * $(expr(rng, 1, vars))) for k in 1:$(rand(rng, 0:3))]
     for k in 1:$(rand(rng, 0:2))
         push!(ls, Property.Cell(x .+ k, s))
     end
+    length(ls) > 1 && (s += pop!(ls).v * x[2])
     for c in ls
         s += c.v * c.w[2]
     end",

@@ -321,6 +321,28 @@ unbuilt(x) = (v = x .* x; a = v[3]; unbuild!(v, 2); push!(v, a * x[2]); sum(abs2
     end
 end
 
+# A differentiated argument's array of arrays that the function shrinks: in reverse
+# mode its shadow comes back at its length on entry with every inner shadow in place,
+# the one popped holding its derivative, added to what the caller's shadow held (the
+# reverse sweep's undo of the shrink once put null elements back there, losing them).
+popped_inner(vs) = (v = pop!(vs); deleteat!(vs, 1); v[1] * v[2] + vs[1][1] * vs[end][2])
+@testset "resizing: a differentiated argument's array of arrays, shrunk" begin
+    make() = [[1.0, 2.0], [3.0, 4.0], [0.5, -1.5]]
+    # f = v₁v₂ + w₁w₂ with v = vs[3] popped and w = vs[2] (vs[1] deleted).
+    grad = [[0.0, 0.0], [4.0, 3.0], [-1.5, 0.5]]
+    start = [[0.5, 0.0], [0.0, 1.0], [1.0, 1.0]]
+    vs, dvs = make(), deepcopy(start)
+    autodiff(Reverse, popped_inner, Active, Duplicated(vs, dvs))
+    @test length(vs) == 1 && length(dvs) == 3 && all(k -> isassigned(dvs, k), 1:3)
+    @test dvs == start .+ grad
+    vs, d1, d2 = make(), deepcopy(start), [[0.0, 0.0], [0.0, 0.0], [0.0, 0.0]]
+    autodiff(Reverse, popped_inner, Active, BatchDuplicated(vs, (d1, d2)))
+    @test d1 == start .+ grad && d2 == grad
+    t = [[0.5, -1.0], [2.0, 0.25], [1.0, 3.0]]   # (shrunk with the argument: a copy)
+    @test autodiff(Forward, popped_inner, Duplicated, Duplicated(make(), deepcopy(t)))[2] ≈
+          sum(sum(g .* u) for (g, u) in zip(grad, t))
+end
+
 # Iterating over an array after resizing it walks a running element pointer, which the
 # reverse sweep could not find again after it undid the resize (refused, before): the
 # element address is now an index off the array's data pointer (`ingest::

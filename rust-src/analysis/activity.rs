@@ -140,16 +140,6 @@ fn memory_rule(m: &Module, i: Value, mem: &Memory, unsure_copies: &HashSet<Value
         }
         // Resizing a differentiated array resizes its shadow (`transform::shadow`); the
         // reverse sweep undoes it, unless it keeps every element where it was.
-        // (An array of struct objects may grow, `push!(layers, Layer(...))`: undone, the
-        // shadow's new elements, pointers to the objects' shadows, go. Not yet shrink:
-        // undone, the shadow would get null pointers back where the objects' shadows were,
-        // which the adjoints of earlier reads of them need.)
-        Opcode::LLVMCall
-            if crate::analysis::memory::resize_call(i).is_some_and(|k| !k.grows() && k.inverse().is_some())
-                && matches!(mem.leaf(i.operand(0)), Some(Leaf::Objects(_))) =>
-        {
-            Some(Rule::Unsupported("shrinking an array of differentiated structs (`pop!`, `deleteat!`)".into()))
-        }
         Opcode::LLVMCall if crate::analysis::memory::resize_call(i).is_some() && mem.is_shadowed(i.operand(0)) => {
             let kind = crate::analysis::memory::resize_call(i)?;
             Some(if kind.inverse().is_some() { Rule::Resize(kind) } else { Rule::Zero })

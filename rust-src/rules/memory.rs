@@ -7,7 +7,7 @@
 //! are always varied; the writes are wanted for themselves (a differentiated argument's
 //! shadow is an output, later loads read it).
 
-use super::{each_lane, required, Adjoints, Family, Flow, Need, Plan, Tangents};
+use super::{each_lane, required, Adjoints, Augment, Family, Flow, Need, Plan, Tangents};
 use crate::error::{Error, Result};
 use crate::julia::Resize;
 use crate::llvm::{Builder, Built, Module, Type, Value};
@@ -312,15 +312,67 @@ impl Family for ResizeArray {
         true
     }
 
+    /// Before a shrink: what the shadow is about to lose, when it holds references
+    /// (`runtime::save_elements`; one block per lane, linked).
+    fn augment<'ctx>(&self, i: Value<'ctx>, cx: &dyn Augment<'ctx>) -> Result<Option<Value<'ctx>>> {
+        if self.0.grows() || self.0.inverse().is_none() {
+            return Ok(None);
+        }
+        let (b, m) = (cx.builder(), cx.builder().m);
+        let (first, n) = self.removed(i, cx)?;
+        let mut saved = m.const_null(m.ptr());
+        for lane in 0..cx.width() {
+            let a = b.to_generic_ptr(required(cx, i, Need::Shadow(0), lane)?)?;
+            let helper = m.const_address(crate::runtime::save_elements as *const () as usize);
+            let fty = m.fn_type(m.ptr(), &[m.ptr(), m.int(64), m.int(64), m.ptr()]);
+            saved = b.call_typed(fty, helper, &[a, first, n, saved])?.as_value();
+        }
+        Ok(Some(saved))
+    }
+
+    fn record_type<'ctx>(&self, m: &'ctx Module) -> Option<Type<'ctx>> {
+        (!self.0.grows() && self.0.inverse().is_some()).then(|| m.ptr())
+    }
+
     fn adjoint<'ctx>(&self, i: Value<'ctx>, cx: &dyn Adjoints<'ctx>) -> Result<()> {
         let inverse = self.0.inverse().ok_or_else(|| Error::Internal(format!("no inverse of {:?}", self.0)))?;
-        let function = resize_function(cx.builder().m, inverse)?;
+        let (b, m) = (cx.builder(), cx.builder().m);
+        let function = resize_function(m, inverse)?;
         let args: Vec<Value<'ctx>> = (1..self.0.arg_count()).map(|k| cx.primal(i.operand(k))).collect();
-        each_lane(cx, |lane| {
-            resize_array(cx.builder(), inverse, function, required(cx, i, Need::Shadow(0), lane)?, &args)?;
-            Ok(())
-        })?;
+        let saved = cx.record();
+        let first = if saved.is_some() { Some(self.removed(i, cx)?.0) } else { None };
+        // (Lanes in reverse order: the last lane's block is the head of the links.)
+        let mut link = saved;
+        for lane in (0..cx.width()).rev() {
+            let a = required(cx, i, Need::Shadow(0), lane)?;
+            resize_array(b, inverse, function, a, &args)?;
+            if let (Some(saved), Some(first)) = (link, first) {
+                let helper = m.const_address(crate::runtime::restore_elements as *const () as usize);
+                let fty = m.fn_type(m.ptr(), &[m.ptr(), m.int(64), m.ptr()]);
+                link = Some(b.call_typed(fty, helper, &[b.to_generic_ptr(a)?, first, saved])?.as_value());
+            }
+        }
         Ok(())
+    }
+}
+
+impl ResizeArray {
+    /// For a shrink: the 0-based index of the first element it removes
+    /// (`runtime::LAST` for the last ones) and how many, as `i64`s.
+    fn removed<'ctx>(
+        &self,
+        i: Value<'ctx>,
+        cx: &(impl super::Values<'ctx> + ?Sized),
+    ) -> Result<(Value<'ctx>, Value<'ctx>)> {
+        let (b, m) = (cx.builder(), cx.builder().m);
+        let i64t = m.int(64);
+        let arg = |k: usize| b.cast_int(cx.primal(i.operand(k)), i64t);
+        Ok(match self.0 {
+            Resize::DelEnd => (m.const_int(i64t, crate::runtime::LAST as u64), arg(1)?),
+            Resize::DelBeg => (m.const_int(i64t, 0), arg(1)?),
+            Resize::DelAt => (arg(1)?, arg(2)?),
+            other => return Err(Error::Internal(format!("{other:?} removes no elements"))),
+        })
     }
 }
 

@@ -8,8 +8,10 @@ pub mod hooks;
 use crate::julia::ArrayHeader as JlArray;
 
 /// The addresses of every function here the derivative code calls: none of them throws.
-pub fn addresses() -> [usize; 14] {
+pub fn addresses() -> [usize; 16] {
     [
+        save_elements as *const () as usize,
+        restore_elements as *const () as usize,
         array_write_barrier as *const () as usize,
         memcpy_adjoint_f64 as *const () as usize,
         memcpy_adjoint_f32 as *const () as usize,
@@ -98,6 +100,62 @@ pub unsafe extern "C" fn zero_array_range(a: *mut JlArray, first: usize, n: usiz
     let n = n.min(a.length - first);
     let size = a.elsize as usize;
     std::ptr::write_bytes(a.data.add(first * size), 0, n * size);
+}
+
+/// `first` for `save_elements` and `restore_elements`: the last `n` elements.
+pub const LAST: usize = usize::MAX;
+
+/// Before a shrink of shadow array `a` in reverse mode's forward sweep: a copy of the `n`
+/// elements it is about to lose, from 0-based index `first` on (`LAST`: the last `n`),
+/// when they are, or hold, references (the shadows of arrays or struct objects, which
+/// the adjoints of earlier reads and the caller's shadow need back when the reverse
+/// sweep undoes the shrink: `restore_elements`). The copy is a `malloc`ed block that
+/// links `prev` (the copy of another lane, or null), which is returned when there is
+/// nothing to copy.
+///
+/// # Safety
+/// `a` must be a live Julia array, `prev` null or a block this function returned.
+pub unsafe extern "C" fn save_elements(a: *mut JlArray, first: usize, n: usize, prev: *mut u8) -> *mut u8 {
+    let a = &*a;
+    if !a.holds_references() || n == 0 {
+        return prev;
+    }
+    let first = if first == LAST { a.length.saturating_sub(n) } else { first.min(a.length) };
+    let n = n.min(a.length - first);
+    let size = a.elsize as usize;
+    let header = 2 * std::mem::size_of::<usize>();
+    let block = libc::malloc(header + n * size) as *mut u8;
+    if block.is_null() {
+        // (Out of memory: nothing saved; the undo leaves zeroed elements.)
+        return prev;
+    }
+    std::ptr::write(block as *mut *mut u8, prev);
+    std::ptr::write((block as *mut usize).add(1), n);
+    std::ptr::copy_nonoverlapping(a.data.add(first * size), block.add(header), n * size);
+    block
+}
+
+/// After the reverse sweep undid that shrink (the elements back, zeroed): the saved
+/// elements back in place, the block freed; returns the block it linked. Does nothing
+/// and returns `saved` when `a` holds no references (nothing was saved for it).
+///
+/// # Safety
+/// `a` must be a live Julia array, `saved` null or a block `save_elements` returned for
+/// the same shrink of the same array.
+pub unsafe extern "C" fn restore_elements(a: *mut JlArray, first: usize, saved: *mut u8) -> *mut u8 {
+    let a = &*a;
+    if !a.holds_references() || saved.is_null() {
+        return saved;
+    }
+    let n = std::ptr::read((saved as *const usize).add(1));
+    let prev = std::ptr::read(saved as *const *mut u8);
+    let first = if first == LAST { a.length.saturating_sub(n) } else { first.min(a.length) };
+    let n = n.min(a.length - first);
+    let size = a.elsize as usize;
+    let header = 2 * std::mem::size_of::<usize>();
+    std::ptr::copy_nonoverlapping(saved.add(header), a.data.add(first * size), n * size);
+    libc::free(saved as *mut libc::c_void);
+    prev
 }
 
 /// The collector's write barrier for a reference `child` stored into the data of array
