@@ -2,7 +2,8 @@
 # 3-element array (expression trees over + - * / sin cos exp log sqrt ^ with guarded
 # domains and special exponents, if/else and ifelse, loops with random trip counts,
 # array reads and writes, reductions, broadcasts and copies, splatting, views,
-# comprehensions, map/filter/reduce/accumulate over built arrays, arrays of arrays,
+# comprehensions (of tuples with integers too), map/filter/reduce/accumulate over
+# built arrays, arrays of arrays,
 # vcat, reverse, closures, push!, pop!, popfirst!, deleteat!, insert!, try (writes
 # before a throw, an exception built from a differentiated value, a try inside
 # another), mutable structs
@@ -287,9 +288,18 @@ function program(rng, name)
         n = Property.Nest(Property.Cell(n.c.w .+ x[k], n.c.v * n.u), n.u + x[k])
     end
     s += Property.nest_walk(n, $(rand(rng, 0:2)))",
+                # An array of (float, integer) tuples the function builds, 0 to 3 long.
+                # (What the comprehension captures is assigned once: a variable assigned
+                # again, as `s` is, would be boxed, and the function type-unstable.)
+                "c = $(expr(rng, 1, vars))
+    ps = [(x[k] * c, k) for k in 1:$(rand(rng, 0:3))]
+    for (v, k) in ps
+        s += v * k
+    end",
                 # A vector of mutable structs the function fills: a comprehension of 0
                 # to 3, then 0 to 2 `push!`es, one popped, read back.
-                "ls = [Property.Cell(x .* k, x[k] * $(expr(rng, 1, vars))) for k in 1:$(rand(rng, 0:3))]
+                "c = $(expr(rng, 1, vars))
+    ls = [Property.Cell(x .* k, x[k] * c) for k in 1:$(rand(rng, 0:3))]
     for k in 1:$(rand(rng, 0:2))
         push!(ls, Property.Cell(x .+ k, s))
     end

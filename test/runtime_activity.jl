@@ -31,6 +31,24 @@ end
     end
 end
 
+# A global array chosen at run time in a function that resizes another array: the
+# running element of `sum(abs2, y)` merges data pointers, one a constant expression (the
+# global's), which the analysis of resized arrays once took for an instruction (an
+# internal error, "engine panicked").
+const RA_ROW = [0.5, -0.25, 1.0]
+function ra_global_after_resize(x, flag, grow)
+    y = collect(x)
+    grow ? push!(y, 2 * x[2]) : deleteat!(y, 1)
+    s = y[1] * y[end]
+    y = flag ? x : RA_ROW
+    s + y[1] * y[3] + sum(abs2, y)
+end
+@testset "runtime activity beside a resized array" begin
+    for flag in (true, false), grow in (true, false), x in ([0.3, 0.7, -0.2], [-1.5, 0.25, 1.0])
+        check_all_modes(x -> ra_global_after_resize(x, flag, grow), x)
+    end
+end
+
 @testset "set_runtime_activity is accepted and changes nothing" begin
     x, c = [0.3, 0.7, -0.2], [0.5, -1.0, 2.0]
     for flag in (true, false)

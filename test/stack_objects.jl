@@ -100,17 +100,25 @@ end
     end
 end
 
-# Refused, never a wrong value, in every mode: a global the function also reads
-# directly (those reads would not see the copy the stack object's shadow holds), and an
-# array of integers beside a differentiated one (its elements reach the result through
-# a conversion Julia dispatches at run time; the type analysis, which merges the arrays
-# `vcat` walks, takes them for floats, and the copy of their bits is refused).
-so_global_also_read(x) = sum(vcat(x, SO_ROW) .^ 2) + SO_ROW[2] * x[1]
+# An array of integers beside a differentiated one: its elements reach the result
+# through a conversion Julia dispatches at run time, and the type analysis, which merges
+# the arrays `vcat` walks, takes them for floats. Their constant stores are stores of the
+# same bits as floats, which zero the shadow there (`memory::retype_bit_copies`), so the
+# copy of their bits carries a zero derivative (refused before).
 so_vcat_integers(x) = sum(abs2, vcat(x, [1, 2]))
-@testset "refused, with a message: $(nameof(f))" for (f, what) in (
-    (so_global_also_read, "without a derivative"),
-    (so_vcat_integers, "integer bits"),
-)
+so_closure_integers(x) = (k = [1, 2, 3, 4]; sum(i -> x[i] * k[i], 1:4))
+so_tuple_integers(x) = (t = (x, [1, 2]); sum(t[1]) * t[2][2])
+@testset "an array of integers beside a differentiated one: $(nameof(f))" for f in
+        (so_vcat_integers, so_closure_integers, so_tuple_integers)
+    for x in ([0.1, 0.2, 0.3, 0.5], [-1.5, 0.7, 2.0, -0.3])
+        check_all_modes(f, x)
+    end
+end
+
+# Refused, never a wrong value, in every mode: a global the function also reads
+# directly (those reads would not see the copy the stack object's shadow holds).
+so_global_also_read(x) = sum(vcat(x, SO_ROW) .^ 2) + SO_ROW[2] * x[1]
+@testset "refused, with a message: $(nameof(f))" for (f, what) in ((so_global_also_read, "without a derivative"),)
     x = [0.1, 0.2, 0.3, 0.5]
     e = caught(() -> autodiff(Reverse, f, Active, Duplicated(copy(x), zero(x))))   # (test/errors.jl)
     @test e isa Oxidase.DifferentiationError && occursin(what, e.msg)

@@ -14,6 +14,7 @@ pmodel(p::Point2, x) = p.a * sin(x) + p.b^2 * x
 sumsq_tuple(t) = (s = 0.0; for i in 1:length(t); s += t[i]^2; end; s)
 scaled_sum(p::Point2, v) = (s = 0.0; for i in eachindex(v); s += (p.a * v[i] + p.b)^2; end; s)
 fd(f, x; h = 1e-6) = (f(x + h) - f(x - h)) / (2h)
+include("finite_differences.jl")   # check_all_modes
 
 @testset "Enzyme's tuple example" begin
     @test autodiff(Reverse, t -> t[1] * t[2], Active, Active((2.0, 3.0))) == (((3.0, 2.0),),)
@@ -372,6 +373,36 @@ products(v) = sum(p[1] * p[2] for p in v)
     ys, dys = similar(xs), [(1.0, 0), (2.0, 0)]
     autodiff(Reverse, (y, x) -> (y .= x; nothing), Const, Duplicated(ys, dys), Duplicated(xs, dxs))
     @test ys == xs && dxs == [(1.0, 0), (2.0, 0)] && dys == [(0.0, 0), (0.0, 0)]
+end
+
+# Arrays of such elements the function builds, integers beside floats (`[(x[i], i) for i
+# in ...]`, named tuples): the integers' stores are no floats copied as bits, where the
+# type analysis finds only integers stored (refused before, as copies it could not
+# follow). In every mode, the loop over them run 0, 1 and several times.
+function paired_with_index(x, n)
+    ps = [(x[i], i) for i in 1:n]
+    s = x[1]
+    for (v, i) in ps
+        s += v * i + v^2
+    end
+    s
+end
+function named_with_index(x, n)
+    d = [(v = x[i] * x[1], k = i) for i in 1:n]
+    s = 0.0
+    for p in d
+        s += p.k > 1 ? p.v * p.k : sin(p.v)   # both branches
+    end
+    s + x[2]
+end
+# (With one element known when compiled, the integer is a constant, stored as one.)
+paired_once(x) = (c = x[2] * 2; ps = [(x[k] * c, k) for k in 1:1]; s = 0.0; for (v, k) in ps; s += v * k; end; s)
+@testset "arrays of (float, integer) tuples the function builds, $n elements" for n in (0, 1, 3)
+    for x in ([0.5, -1.2, 2.0], [1.5, 0.3, -0.7])
+        check_all_modes(x -> paired_with_index(x, n), x)   # (test/finite_differences.jl)
+        check_all_modes(x -> named_with_index(x, n), x)
+        check_all_modes(paired_once, x)
+    end
 end
 
 # An immutable object holding arrays has no address of its own in Julia 1.5 (it is

@@ -54,7 +54,7 @@ fn caught_exception_values<'ctx>(insts: &[Value<'ctx>]) -> HashSet<Value<'ctx>> 
     caught
 }
 
-fn memory_rule(m: &Module, i: Value, mem: &Memory, unsure_copies: &HashSet<Value>) -> Option<Rule> {
+fn memory_rule(m: &Module, i: Value, mem: &Memory, types: &Types, unsure_copies: &HashSet<Value>) -> Option<Rule> {
     match i.opcode() {
         // A stack object holding differentiated arrays holds no differentiated float:
         // its floats are constants, and one stored there would be lost.
@@ -99,7 +99,7 @@ fn memory_rule(m: &Module, i: Value, mem: &Memory, unsure_copies: &HashSet<Value
                             .into(),
                     )
                 })
-            } else if float_bits_into_float_array(i, mem) {
+            } else if float_bits_into_float_array(i, mem, types) {
                 // An integer of an element's width stored into a differentiated float
                 // array is a float copied as bits; copies from memory the engine knows
                 // holds floats were retyped (`memory::retype_bit_copies`), so this one
@@ -258,9 +258,15 @@ fn unsure_copies<'ctx>(
 /// differentiated array of floats.
 /// Bits loaded from memory without a derivative by declaration (a `Const` array's
 /// elements copied into a differentiated one) are a constant float's: not such a copy.
-fn float_bits_into_float_array(i: Value, mem: &Memory) -> bool {
+fn float_bits_into_float_array(i: Value, mem: &Memory, types: &Types) -> bool {
     let (v, p) = (i.operand(0), i.operand(1));
     if !v.ty().is_int() || !mem.is_data(p) {
+        return false;
+    }
+    // (Not an integer stored where the type analysis finds integers only: a tuple's `Int`
+    // beside a float, `[(x[i], i) for i in ...]`. Where floats are stored too, the kinds
+    // there conflict: an integer's bits stored over a float stay refused.)
+    if types.tree(p).is_some_and(|t| t.get(&[0, 0]) == Some(crate::analysis::types::Kind::Integer)) {
         return false;
     }
     let constant = v.opcode_if_instruction() == Some(Opcode::LLVMLoad) && mem.is_constant_data(v.operand(0));
@@ -397,7 +403,7 @@ impl<'ctx> Activity<'ctx> {
                             .into(),
                     )
                 } else {
-                    memory_rule(m, i, mem, &unsure_copies).unwrap_or_else(|| rules::classify(i))
+                    memory_rule(m, i, mem, types, &unsure_copies).unwrap_or_else(|| rules::classify(i))
                 };
                 (i, rule)
             })
@@ -427,7 +433,10 @@ impl<'ctx> Activity<'ctx> {
         // are not followed carries derivative data whatever its operands: refused when
         // reached.
         for &i in &insts {
-            if i.opcode() == Opcode::LLVMStore && mem.is_shadowed(i.operand(1)) && float_bits_into_float_array(i, mem) {
+            if i.opcode() == Opcode::LLVMStore
+                && mem.is_shadowed(i.operand(1))
+                && float_bits_into_float_array(i, mem, types)
+            {
                 forced.insert(i, i);
             }
         }

@@ -225,12 +225,13 @@ pub enum PointerOp {
     Merge,
 }
 
-/// How `i` derives a pointer, if it does.
+/// How instruction `i` derives a pointer, if it does (`None` for anything else: an
+/// argument, a constant, a merge's operand that is one).
 pub fn pointer_op(i: Value) -> Option<PointerOp> {
     if !i.ty().is_pointer() {
         return None;
     }
-    match i.opcode() {
+    match i.opcode_if_instruction()? {
         Opcode::LLVMGetElementPtr | Opcode::LLVMAddrSpaceCast | Opcode::LLVMBitCast => Some(PointerOp::Derive),
         Opcode::LLVMLoad => Some(PointerOp::Load),
         Opcode::LLVMPHI | Opcode::LLVMSelect => Some(PointerOp::Merge),
@@ -1432,11 +1433,32 @@ pub fn retype_bit_copies(m: &crate::llvm::Module, f: Function, mem: &Memory) -> 
     let b = m.builder();
     let mut changed = false;
     let insts: Vec<Value> = f.blocks().into_iter().flat_map(|bb| bb.instructions()).collect();
-    for i in insts {
-        let ty = i.ty();
-        if i.opcode() != Opcode::LLVMLoad || !ty.is_int() {
+    // (Both lists are made first: retyping a load erases the stores of its bits.)
+    let (stores, loads): (Vec<Value>, Vec<Value>) = insts
+        .into_iter()
+        .filter(|i| i.opcode() == Opcode::LLVMStore || i.opcode() == Opcode::LLVMLoad && i.ty().is_int())
+        .partition(|i| i.opcode() == Opcode::LLVMStore);
+    for i in stores {
+        // A constant integer of a float's width stored into a differentiated array of
+        // floats: the float of the same bits (a tuple's `Int` beside a float, `[(x[k],
+        // 1)]`, the bits of a constant float), whose store zeroes the shadow there like
+        // any constant's. (An integer field's shadow holds nothing that is read.)
+        if i.operand(0).const_int().is_none() || !mem.is_data(i.operand(1)) {
             continue;
         }
+        let float = match (mem.leaf(i.operand(1)), i.operand(0).ty().int_width()) {
+            (Some(Leaf::ArrayF64), 64) => m.f64(),
+            (Some(Leaf::ArrayF32), 32) => m.f32(),
+            _ => continue,
+        };
+        b.before(i)?;
+        let x = b.bitcast(i.operand(0), float)?;
+        b.store(x, i.operand(1))?;
+        i.erase();
+        changed = true;
+    }
+    for i in loads {
+        let ty = i.ty();
         // A float field of a stack object holding differentiated numbers (a tuple of
         // floats `push!(a, u, v)` copies from): where every store puts a float.
         let number_slot = mem.leaf(i.operand(0)) == Some(Leaf::StackMixedF64) && ty.int_width() == 64;

@@ -573,24 +573,25 @@ impl<'ctx> Value<'ctx> {
         // any value.
         unsafe { !LLVMIsAFunction(self.0).is_null() }
     }
-    /// `ConstantInt` value (sign-extended), if this is one.
+    /// `ConstantInt` value (sign-extended), if this is one of at most 64 bits (a wider
+    /// one's value does not fit: LLVM's read of it is undefined).
     pub fn const_int(self) -> Option<i64> {
         // SAFETY: `self.0` is a live value (the `Value` invariant); the `ConstantInt` read happens only after
-        // the checked cast succeeded.
+        // the checked cast succeeded, on a constant of at most 64 bits.
         unsafe {
-            if LLVMIsAConstantInt(self.0).is_null() {
+            if LLVMIsAConstantInt(self.0).is_null() || !self.ty().is_int() || self.ty().int_width() > 64 {
                 None
             } else {
                 Some(LLVMConstIntGetSExtValue(self.0))
             }
         }
     }
-    /// `ConstantInt` value (zero-extended), if this is one.
+    /// `ConstantInt` value (zero-extended), if this is one of at most 64 bits.
     pub fn const_uint(self) -> Option<u64> {
         // SAFETY: `self.0` is a live value (the `Value` invariant); the `ConstantInt` read happens only after
         // the checked cast succeeded.
         unsafe {
-            if LLVMIsAConstantInt(self.0).is_null() {
+            if LLVMIsAConstantInt(self.0).is_null() || !self.ty().is_int() || self.ty().int_width() > 64 {
                 None
             } else {
                 Some(LLVMConstIntGetZExtValue(self.0))
