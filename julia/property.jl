@@ -6,7 +6,7 @@
 # built arrays, arrays of arrays,
 # vcat, reverse, closures, push!, pop!, popfirst!, deleteat!, insert!, try (writes
 # before a throw, an exception built from a differentiated value, a try inside
-# another), mutable structs
+# another, a sum across a try in a helper), mutable structs
 # (holding mutable structs too, in vectors the function fills) and `Ref`s, runtime
 # activity, printing, logging and string interpolation, custom rules),
 # some reading the array out of a struct holding a mutable struct (a model's layer) or
@@ -69,6 +69,20 @@ mutable struct Nest
     u::Float64
 end
 nest_walk(n::Nest, k) = k == 0 ? n.c.v * n.u : (n.c.v += n.c.w[k] * n.u; n.u *= 0.5; nest_walk(n, k - 1))
+# Helpers that are not inlined, differentiated call by call: a closure over a number
+# and a sum kept across a `try` (in reverse mode, their shadows come from the collector).
+@noinline weighted_squares(x, c) = (a = x[1] * c; sum(i -> a * x[i]^2, 1:length(x)))
+@noinline function guarded_logs(x, n)
+    t = 0.0
+    try
+        for j in 1:n
+            t += log(x[j] + 0.5)
+        end
+    catch
+        t -= x[1]
+    end
+    t
+end
 
 # A model holding its layer by reference (issue 15): some programs take the array as a
 # field of a mutable struct held in an immutable one, differentiated as a whole.
@@ -275,6 +289,7 @@ function program(rng, name)
                 # by a recursive function; a `Ref` accumulated in a loop.
                 "s += Property.cell_walk(Property.Cell(x, $(expr(rng, 1, vars))), $(rand(rng, 0:3)))",
                 "s += Property.nest_walk(Property.Nest(Property.Cell(x .* 2, $(expr(rng, 1, vars))), s), $(rand(rng, 0:3)))",
+                "s += Property.weighted_squares(x, $(expr(rng, 1, vars))) + Property.guarded_logs(x, $(rand(rng, 0:3)))",
                 "r = Ref($(expr(rng, 1, vars)))\n    for k in 1:$(rand(rng, 0:3))\n        r[] += x[k] * r[]\n    end\n    s += r[]",
                 # A mutable struct a loop replaces (a phi of heap objects), walked after,
                 # and a struct holding it replaced whole.

@@ -142,6 +142,13 @@ pub struct Runtime {
     pub tuple_builtin: &'static str,
     /// The garbage collector's write barrier (no effect on values).
     pub write_barrier: &'static str,
+    /// The collector's allocation of an object of a size in bytes, untagged, for the
+    /// current task (`jl_gc_allocobj(size)`): the shadow of a stack object a callee
+    /// differentiated call by call builds, which its reverse function needs after the
+    /// callee's frame is gone.
+    pub gc_alloc_bytes: &'static str,
+    /// The runtime's global holding the `nothing` singleton's address.
+    pub nothing: &'static str,
     /// The builtin behind splatting, `f(x...)`: `(F, args, nargs)` with `iterate`, `f`
     /// and the collections in `args`.
     pub apply_iterate: &'static str,
@@ -231,6 +238,8 @@ pub const V1_5: Runtime = Runtime {
     dynamic_calls: &["jl_apply_generic", "jl_invoke"],
     tuple_builtin: "jl_f_tuple",
     write_barrier: "jl_gc_queue_root",
+    gc_alloc_bytes: "jl_gc_allocobj",
+    nothing: "jl_nothing",
     apply_iterate: "jl_f__apply_iterate",
     splat_builtins: &["jl_f__apply_iterate", "jl_f__apply"],
     apply_latest: "jl_f__apply_latest",

@@ -114,8 +114,9 @@ pub enum Leaf {
     /// A stack object like `StackArraysF64` that also holds differentiated `Float64`
     /// numbers (a closure capturing `a = x[1]` beside `x`): its shadow holds their
     /// tangents or adjoints at the same offsets. Its integer fields must not be copied
-    /// as bits (they might be a float's), and only the derivative function's own frame
-    /// may hold one in reverse mode (a callee's frame is gone when its reverse runs).
+    /// as bits (they might be a float's). In reverse mode a callee's shadow of one comes
+    /// from the collector, not its frame, which is gone when its reverse function runs
+    /// (`transform::shadow::Mode::heap_number_objects`).
     StackMixedF64,
 }
 

@@ -343,6 +343,16 @@ popped_inner(vs) = (v = pop!(vs); deleteat!(vs, 1); v[1] * v[2] + vs[1][1] * vs[
           sum(sum(g .* u) for (g, u) in zip(grad, t))
 end
 
+# An array of arrays literal read in a loop: LLVM hands the loop the first element
+# itself, merged with the ones it loads, before the outer array has a shadow (refused
+# before: the merge was of a shadowed array and memory without one).
+aa_literal(x) = (vs = [x .* 0.5, x[1:2]]; s = 1.5; for v in vs; s += v[1] * v[end]; end; s + x[2])
+@testset "resizing: an array of arrays literal read in a loop" begin
+    for x in ([0.5, 2.0, 1.5], [-0.5, 0.3, 2.0])
+        check_all_modes(aa_literal, x)
+    end
+end
+
 # Iterating over an array after resizing it walks a running element pointer, which the
 # reverse sweep could not find again after it undid the resize (refused, before): the
 # element address is now an index off the array's data pointer (`ingest::

@@ -338,6 +338,21 @@ function try_nested_return(x)   # `return` from inside the inner body leaves bot
         return x[2]^3
     end
 end
+# A `try` with a loop inside in a function that is not inlined: the sum lives in the
+# stack slot Julia keeps for the `catch`, whose shadow, in reverse mode, comes from the
+# collector (refused before: the callee's frame is gone when its reverse runs).
+@noinline function try_sum_logs(x, n)
+    t = 0.0
+    try
+        for j in 1:n
+            t += log(x[j])
+        end
+    catch
+        t += x[n]
+    end
+    t
+end
+try_in_helper(x) = try_sum_logs(x, length(x)) * x[1] + try_sum_logs(x, 2)
 include("finite_differences.jl")   # fd_gradient, check_all_modes
 # Once `DomainError(::Float64)` is compiled, Julia inlines it into `try_long_body` and
 # builds the exception's struct in the GC frame that keeps `x` for the `catch`: that was
@@ -381,6 +396,11 @@ end
     for x in ([0.5, 2.0, 1.5, 0.7, 1.1, 0.9], [0.5, 2.0, -1.5, 0.7, 1.1, 0.9], [-0.5, 2.0, 1.5, 0.7, 1.1, -0.9],
               [0.1, 0.2, 0.3, 0.4, 0.5, 0.6], [0.2, -3.0, 0.3, 0.4, -0.5, 0.6])
         check_all_modes(try_nested_loop, x[1:n])
+    end
+end
+@testset "try/catch: a loop inside a `try` in a helper that is not inlined" begin
+    for x in ([0.5, 2.0, 1.5, 0.7], [0.5, 2.0, -1.5, 0.7], [-0.5, 2.0, 1.5, 0.7], [0.1, 0.2, 0.3, 0.4])
+        check_all_modes(try_in_helper, x)
     end
 end
 @testset "try/catch in reverse mode: a call that writes memory and may throw is refused" begin

@@ -312,8 +312,35 @@ ho_popped_argument(ls) = (l = pop!(ls); l.b * sum(l.w) + ls[1].b * ls[1].w[1])
     @test autodiff(Forward, ho_popped_argument, Duplicated, Duplicated(make(), t))[2] ≈ 3 * 0.5 + 2.0 + 6 - 6 + 9 * 0.5
 end
 
-# What the shadow object cannot hold yet is refused, in every mode: a field that holds
-# a heap object or `nothing` (a linked list).
+# A mutable struct with a field that holds `nothing` (`Union{Nothing,Vector{Float64}}`),
+# handed to functions that are not inlined, the field filled later on one side of a
+# branch: the shadow holds `nothing` where the struct does (refused before).
+mutable struct HoCached
+    w::Vector{Float64}
+    s::Float64
+    cache::Union{Nothing,Vector{Float64}}
+end
+@noinline ho_use_cached(o::HoCached) = o.cache === nothing ? o.s * sum(o.w) : o.s * sum(o.cache)
+@noinline ho_rec_cached(o::HoCached, n) = n == 0 ? o.s * o.w[1] : (o.s += o.w[n] * o.s; ho_rec_cached(o, n - 1))
+ho_cached_recursive(x) = ho_rec_cached(HoCached(x .* 2, x[1] * x[2], nothing), 2)
+function ho_cached_filled(x)
+    o = HoCached(x .* 2, x[1], nothing)
+    a = ho_use_cached(o)
+    if x[2] > 0
+        o.cache = o.w .* x[3]
+    end
+    a + ho_use_cached(o)
+end
+@testset "a mutable struct with a field holding `nothing`: $(nameof(f))" for f in (ho_cached_recursive, ho_cached_filled)
+    for x in ([0.1, 0.2, 0.3, 0.5], [-1.5, -0.7, 0.3, 2.0])   # both sides of the branch
+        check_all_modes(f, x)
+    end
+end
+
+# What the shadow object cannot hold yet is refused, in every mode: a linked list, whose
+# nodes each have a layout of their own (a node holding a node holding `nothing`...), so
+# that the function walking it is called with a different one at each level (and here
+# the call on `n.next::Union{HoNode,Nothing}` is dispatched when it runs).
 @noinline ho_list_sum(n::HoNode) = n.next === nothing ? n.v : n.v * ho_list_sum(n.next)
 ho_linked(x) = ho_list_sum(HoNode(x[1], HoNode(x[2], HoNode(x[3], nothing))))
 @testset "refused, with a message: $(nameof(f))" for f in (ho_linked,)

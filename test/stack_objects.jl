@@ -127,14 +127,19 @@ so_global_also_read(x) = sum(vcat(x, SO_ROW) .^ 2) + SO_ROW[2] * x[1]
 end
 
 # A closure holding a differentiated number built in a function differentiated call by
-# call (recursive): its shadow would be gone when that function's reverse sweep runs.
-# Refused in reverse mode; forward mode (one function) differentiates it.
+# call (recursive, or not inlined): in reverse mode its shadow comes from the collector,
+# since the callee's frame is gone when its reverse function adds the number's adjoint
+# (refused before).
 so_rec_number(x, n) = n == 0 ? (a = x[1]; sum(i -> a * x[i], 1:length(x))) : so_rec_number(x, n - 1) * x[2]
-@testset "a closure over a number in a function differentiated call by call" begin
-    x = collect(range(0.1, 2.0; length = 20))
-    f = x -> so_rec_number(x, 2)
-    e = caught(() -> autodiff(Reverse, f, Active, Duplicated(copy(x), zero(x))))
-    @test e isa Oxidase.DifferentiationError && occursin("differentiated call by call", e.msg)
-    v = collect(range(1.0, -0.5; length = 20))
-    @test autodiff(Forward, f, Duplicated, Duplicated(copy(x), v))[2] ≈ fd_gradient(f, x)' * v rtol = 1e-6
+@noinline so_helper_number(x, c) = (a = x[1] * c; b = sin(x[2]); sum(i -> a * x[i]^2 + b, 1:length(x)))
+so_helper_twice(x) = so_helper_number(x, 2.0) * x[3] + so_helper_number(x, -1.0)
+@testset "a closure over a number in a function differentiated call by call, $n deep" for n in (0, 1, 2)
+    for x in (collect(range(0.1, 2.0; length = 20)), [-1.5, 0.7, 2.0, -0.3])
+        check_all_modes(x -> so_rec_number(x, n), x)
+    end
+end
+@testset "a closure over numbers in a helper that is not inlined" begin
+    for x in ([0.1, 0.2, 0.3, 0.5], [-1.5, 0.7, 2.0, -0.3])
+        check_all_modes(so_helper_twice, x)
+    end
 end

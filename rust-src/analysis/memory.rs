@@ -353,6 +353,19 @@ impl<'ctx> Memory<'ctx> {
                             shadowed.insert(base, leaf);
                             changed = true;
                         }
+                        // (Or an array the function allocates that an array is loaded from:
+                        // an array of arrays, whose first element LLVM forwards to the loop
+                        // that reads them all, `for v in [x .* 2, x[1:2]]`.)
+                        let loaded_from = (v.opcode_if_instruction() == Some(Opcode::LLVMLoad))
+                            .then(|| origin.get(&v.operand(0)).copied())
+                            .flatten()
+                            .filter(|o| array_call(*o) == Some(ArrayCall::Alloc));
+                        if let Some(o) = loaded_from.filter(|o| !shadowed.contains_key(o)) {
+                            if matches!(leaf, Leaf::ArrayF64 | Leaf::ArrayF32) {
+                                shadowed.insert(o, leaf);
+                                changed = true;
+                            }
+                        }
                         // Likewise a GC frame an array is loaded from (the tuple of arrays
                         // `vcat` reads at a variable index): its root slots hold
                         // differentiated arrays (a store of another pointer into one is
@@ -692,7 +705,7 @@ impl<'ctx> Memory<'ctx> {
             Some(Opcode::LLVMStore) if u.operand(1) == p => {
                 let v = u.operand(0);
                 let array = matches!(self.leaf(v), Some(Leaf::ArrayF64 | Leaf::ArrayF32)) && !self.is_data(v);
-                !v.ty().is_pointer() || is_null(v) || array || fresh(v) || self.is_heap_object(v)
+                !v.ty().is_pointer() || is_null(v) || is_nothing(v) || array || fresh(v) || self.is_heap_object(v)
             }
             // Stored as a value only into a GC frame slot nobody reads (`inert`), or
             // into another heap object the function allocates (a mutable struct
@@ -748,14 +761,6 @@ impl<'ctx> Memory<'ctx> {
             }
         }
         true
-    }
-
-    /// A stack slot holding differentiated numbers (`Leaf::StackMixedF64`), if any.
-    pub fn number_object(&self) -> Option<Value<'ctx>> {
-        self.shadowed
-            .iter()
-            .find(|(v, l)| **l == Leaf::StackMixedF64 && v.opcode_if_instruction() == Some(Opcode::LLVMAlloca))
-            .map(|(v, _)| *v)
     }
 
     /// Whether `v` is an array without a derivative shadowed by a zeroed copy
@@ -866,6 +871,21 @@ impl<'ctx> Memory<'ctx> {
     pub fn leaf(&self, p: Value<'ctx>) -> Option<Leaf> {
         self.shadowed.get(&p).copied()
     }
+}
+
+/// Whether `v` is Julia's `nothing`: the constant address of the singleton (a field
+/// typed `Union{Node,Nothing}` ending a linked list). It holds nothing to differentiate;
+/// a shadow object holds it where its primal does (`transform::shadow`).
+pub fn is_nothing(v: Value) -> bool {
+    static NOTHING: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    let nothing = NOTHING.get_or_init(|| {
+        let global = crate::symbols::address_of(crate::julia::current().nothing)?;
+        // SAFETY: the runtime's `jl_nothing` is a global pointer to the singleton, set
+        // when Julia starts, before any derivative is asked for.
+        let singleton = unsafe { *(global as *const u64) };
+        (singleton != 0).then_some(singleton)
+    });
+    nothing.is_some() && v.is_constant() && crate::llvm::const_address(v) == *nothing
 }
 
 /// Whether `v` is a null, undefined or poison constant.
@@ -1189,7 +1209,7 @@ fn heap_layout<'ctx>(
                 (_, 64) => Some(Layout::F64),
                 (_, 32) => None,
                 _ if v.ty().is_int() => Some(Layout::Integer),
-                _ if is_null(v) => return true,
+                _ if is_null(v) || is_nothing(v) => return true,
                 _ => match shadowed.get(&v) {
                     Some(Leaf::ArrayF64) => Some(Layout::array_of(Layout::F64)),
                     Some(Leaf::ArrayF32) => Some(Layout::array_of(Layout::F32)),
@@ -1226,7 +1246,9 @@ fn heap_object_field<'ctx>(
     shadowed: &HashMap<Value<'ctx>, Leaf>,
     user: &str,
 ) -> Result<Option<Leaf>> {
-    let Some(stored) = heap_field_stores(m, i.operand(0), insts) else { return Ok(None) };
+    let Some(mut stored) = heap_field_stores(m, i.operand(0), insts) else { return Ok(None) };
+    // (`nothing` beside such objects: the end of a linked list, read as the primal's.)
+    stored.retain(|&v| !is_nothing(v));
     if !stored.iter().any(|v| is_heap_object(*v, shadowed)) {
         return Ok(None);
     }

@@ -128,7 +128,7 @@ pub fn differentiate<'a, 'ctx>(
         .flat_map(|b| b.instructions())
         .any(|i| crate::analysis::memory::resize_call(i).is_some());
     let others_unwritten = !resizes && crate::analysis::memory::writes_only_fresh(frame.g);
-    let shadow = lane_shadows(m, frame, mem)?;
+    let shadow = lane_shadows(m, frame, mem, false)?;
     let eb = frame.entry_builder(m)?;
     let tape = Tape::new(m, &eb)?;
     let tape_rev = tape.with_slot(tape.slot);
@@ -147,17 +147,9 @@ pub fn differentiate_callee<'a, 'ctx>(
     pair: &'a Pair<'ctx>,
     callees: &'a Callees<'ctx>,
 ) -> Result<()> {
-    // A stack object's shadow lives in `h.aug`'s frame, gone when `h.rev` would add the
-    // adjoints of the numbers it holds.
-    if let Some(a) = mem.number_object() {
-        return Err(Error::Unsupported(format!(
-            "not yet supported in reverse mode: a struct or closure holding a differentiated number built inside \
-             `{}`, a function differentiated call by call{}; build it in the function you differentiate",
-            crate::names::julia_name(&pair.aug.name().replace(".aug", "")),
-            crate::names::where_(a)
-        )));
-    }
-    let shadow = lane_shadows(m, frame, mem)?;
+    // (A stack object holding differentiated numbers gets its shadow from the collector:
+    // in `h.aug`'s frame it would be gone when `h.rev` adds the numbers' adjoints.)
+    let shadow = lane_shadows(m, frame, mem, true)?;
     // h.rev's parameters mirror h.aug's: primal parameters and shadows, then the seed
     // (for a float return) and the tape.
     let (aug_params, rev_params) = (pair.aug.params(), pair.rev.params());
@@ -184,8 +176,10 @@ fn lane_shadows<'ctx>(
     m: &'ctx Module,
     frame: &Frame<'ctx>,
     mem: &Memory<'ctx>,
+    callee: bool,
 ) -> Result<Vec<HashMap<Value<'ctx>, Value<'ctx>>>> {
-    let mode = super::shadow::Mode { zero_copies: true, reload_merged_data: mem.resizes() };
+    let mode =
+        super::shadow::Mode { zero_copies: true, reload_merged_data: mem.resizes(), heap_number_objects: callee };
     frame.shadow_lanes.iter().map(|roots| super::shadow::build_lane(m, frame, roots, mem, mode)).collect()
 }
 

@@ -23,6 +23,29 @@ pub struct Mode {
     /// loaded from the shadow array at the merge, not merged: the reverse sweep loads it
     /// again there (`reverse::shadow_data_to_reload`), which a merge would not allow.
     pub reload_merged_data: bool,
+    /// Stack objects holding differentiated numbers get their shadow from the collector,
+    /// not from the frame (a callee's forward function, whose frame is gone when its
+    /// reverse function adds the numbers' adjoints there).
+    pub heap_number_objects: bool,
+}
+
+/// The shadow of stack object `a` from the collector (`Mode::heap_number_objects`):
+/// `a`'s bytes, zeroed, untagged, built where `b` stands. It needs no root and no tag:
+/// the collector is paused while a derivative that calls the runtime runs (this call is
+/// one, `pipeline::runtime_flags`), and the shadow is garbage when the call returns.
+fn heap_stack_object<'ctx>(m: &'ctx Module, b: &Builder<'ctx>, a: Value<'ctx>) -> crate::error::Result<Value<'ctx>> {
+    let name = crate::julia::current().gc_alloc_bytes;
+    let address = crate::symbols::address_of(name).ok_or_else(|| {
+        crate::error::Error::Unsupported(format!(
+            "the shadow of a struct or closure holding a differentiated number, built inside a function \
+             differentiated call by call, needs the Julia runtime's `{name}` in this process"
+        ))
+    })?;
+    let size = m.const_int(m.int(64), m.size_of(a.allocated_type()));
+    let s = b.call_typed(m.fn_type(m.ptr(), &[m.int(64)]), m.const_address(address as usize), &[size])?.as_value();
+    crate::rules::memory::zero_memory(b, s, size)?;
+    s.set_name(&format!("{}.shadow", a.name()));
+    Ok(s)
 }
 
 /// A zeroed copy of array `a` (the runtime's array copy, then every element cleared),
@@ -84,6 +107,10 @@ pub fn build_lane<'ctx>(
         // A stack object holding differentiated arrays: a zeroed stack object of the
         // same type, in the entry block, whose fields get the arrays' shadows where the
         // primal's get the arrays (below).
+        if i.opcode() == Opcode::LLVMAlloca && mode.heap_number_objects && mem.leaf(i) == Some(Leaf::StackMixedF64) {
+            shadow.insert(i, heap_stack_object(m, &frame.entry_builder(m)?, i)?);
+            continue;
+        }
         if i.opcode() == Opcode::LLVMAlloca && (mem.is_shadowed(i) || mem.is_shadow_frame(i)) {
             let eb = frame.entry_builder(m)?;
             let s = eb.alloca(i.allocated_type(), &format!("{}.shadow", i.name()))?;
@@ -247,6 +274,18 @@ pub fn build_lane<'ctx>(
         }
         let mirrored =
             |i: Value<'ctx>| mem.leaf(i.operand(1)).is_some_and(Leaf::is_stack_object) || mem.mirrors_array_store(i);
+        // (`nothing` into an object with a shadow: the same `nothing` into its shadow.)
+        let nothing_into_object = |i: Value<'ctx>| {
+            crate::analysis::memory::is_nothing(i.operand(0))
+                && mem.leaf(i.operand(1)).is_some_and(Leaf::is_stack_object)
+        };
+        if i.opcode() == Opcode::LLVMStore && nothing_into_object(i) {
+            if let Some(&p) = shadow.get(&i.operand(1)) {
+                b.after(i)?;
+                b.store(i.operand(0), p)?.mirror_access_of(i);
+            }
+            continue;
+        }
         if i.opcode() == Opcode::LLVMStore && mirrored(i) {
             if let (Some(&v), Some(&p)) = (shadow.get(&i.operand(0)), shadow.get(&i.operand(1))) {
                 b.after(i)?;
