@@ -124,10 +124,12 @@ pub unsafe extern "C" fn save_elements(a: *mut JlArray, first: usize, n: usize, 
     let n = n.min(a.length - first);
     let size = a.elsize as usize;
     let header = 2 * std::mem::size_of::<usize>();
-    let block = libc::malloc(header + n * size) as *mut u8;
+    let bytes = header + n * size;
+    let block = libc::malloc(bytes) as *mut u8;
     if block.is_null() {
-        // (Out of memory: nothing saved; the undo leaves zeroed elements.)
-        return prev;
+        // (Out of memory, as Rust's own allocations do: an undo without the saved
+        // elements would lose their derivatives without a word.)
+        std::alloc::handle_alloc_error(std::alloc::Layout::from_size_align_unchecked(bytes, 8));
     }
     std::ptr::write(block as *mut *mut u8, prev);
     std::ptr::write((block as *mut usize).add(1), n);
