@@ -630,13 +630,11 @@ impl<'ctx> Activity<'ctx> {
             // comprehension of them): the array's shadow holds the objects' shadows, each
             // where the object is (`Leaf::Objects`, laid out as the objects' stores say;
             // objects of another layout stored there too stay untracked, refused).
-            let fresh_array =
-                |a: &Value<'ctx>| crate::analysis::memory::array_call(*a) == Some(crate::julia::ArrayCall::Alloc);
             // (Also where a store into an element's field made it an array of arrays the
             // round before, when the objects had no shadow yet.)
             let unshadowed = !mem.is_shadowed(addr) || mem.leaf(addr) == Some(Leaf::ArrayF64);
             if i.opcode() == Opcode::LLVMStore && unshadowed && !inert.contains(&i) {
-                let array = mem.origin(addr).filter(fresh_array);
+                let array = mem.allocated_array(addr);
                 if let Some((a, fields)) = array.zip(mem.heap_object_layout(value)) {
                     wants_shadow.insert(a, Leaf::Objects(fields));
                     continue;

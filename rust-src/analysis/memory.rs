@@ -561,7 +561,7 @@ impl<'ctx> Memory<'ctx> {
         let (Some(element), Some(data)) = (self.leaf(v), self.leaf(p)) else { return None };
         // (Or a heap object the function allocates into an array of them it allocates.)
         if let Leaf::ObjectsData(fields) = data {
-            let owner = self.origin(p).filter(|&o| array_call(o) == Some(ArrayCall::Alloc))?;
+            let owner = self.allocated_array(p)?;
             let layout = self.heap_object_layout(v)?;
             return (layout == fields && self.is_shadowed(owner)).then_some((owner, true));
         }
@@ -718,7 +718,7 @@ impl<'ctx> Memory<'ctx> {
             Some(Opcode::LLVMStore) => {
                 inert.contains(&u)
                     || object_base(u.operand(1)).is_some_and(|o| gc_allocation(o).is_some() && o != a)
-                    || self.origin(u.operand(1)).is_some_and(|o| array_call(o) == Some(ArrayCall::Alloc))
+                    || self.allocated_array(u.operand(1)).is_some()
             }
             Some(Opcode::LLVMLoad | Opcode::LLVMICmp) => true,
             Some(Opcode::LLVMCall) => u.as_call().is_some_and(|call| {
@@ -749,12 +749,11 @@ impl<'ctx> Memory<'ctx> {
             // Each value merged is such an object (at its own address), a merge of them,
             // or an element loaded from an array the function allocates (the first object
             // stored there, forwarded to the loop that reads them all, meets the load).
-            let fresh_array = |o: Value<'ctx>| array_call(o) == Some(ArrayCall::Alloc);
             let object = |v: Value<'ctx>| {
                 v.is_instruction()
                     && (pointer_op(v) == Some(PointerOp::Merge)
                         || at_offset_zero(v) && gc_allocation(zero_offset_base(v)).is_some()
-                        || pointer_op(v) == Some(PointerOp::Load) && self.origin(v.operand(0)).is_some_and(fresh_array))
+                        || pointer_op(v) == Some(PointerOp::Load) && self.allocated_array(v.operand(0)).is_some())
             };
             if !merged(merge).into_iter().all(object) || !every_use(merge, |d| !is_object_header(d), accept) {
                 return false;
@@ -814,6 +813,12 @@ impl<'ctx> Memory<'ctx> {
     /// The array allocation a pointer derives from, when it derives from exactly one.
     pub fn origin(&self, p: Value<'ctx>) -> Option<Value<'ctx>> {
         self.origin.get(&p).copied()
+    }
+
+    /// The array the function allocates (`jl_alloc_array_*`) whose data `p` points into,
+    /// if it is one (`origin`, without copies and other arrays).
+    pub fn allocated_array(&self, p: Value<'ctx>) -> Option<Value<'ctx>> {
+        self.origin(p).filter(|&o| array_call(o) == Some(ArrayCall::Alloc))
     }
 
     /// The array allocation whose data the element `p` derives from was loaded from (an
