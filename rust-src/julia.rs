@@ -333,7 +333,7 @@ impl ArrayHeader {
     /// Byte offset of `ncols` (after data, length, flags, elsize, offset, nrows).
     const NCOLS_OFFSET: usize = 32;
     /// `flags` bit: the elements are object references (`ptrarray`).
-    const PTR_ARRAY: u16 = 1 << 12;
+    pub(crate) const PTR_ARRAY: u16 = 1 << 12;
     /// `flags` bit: the elements are stored inline and hold object references
     /// (`hasptr`: immutable structs holding arrays).
     const HAS_PTR: u16 = 1 << 13;

@@ -1,5 +1,6 @@
 //! The heap buffers a reverse-mode derivative owns during a call — its tape once it
-//! outgrows the stack, and the inputs saved for a BLAS call's reverse — recorded per
+//! outgrows the stack, the inputs saved for a BLAS call's reverse, and the shadow
+//! elements an array shrink removed (`runtime::save_elements`) — recorded per
 //! thread, so that a call that never returns can still give them back.
 //!
 //! A derivative frees what it allocated before it returns. But when its primal throws,
@@ -16,7 +17,7 @@
 //! inner call's mark. A call that returns leaves the stack as it found it.
 //!
 //! Only the slow paths come here (a tape's first move to the heap, its doublings, its
-//! free; one BLAS call's save and last reverse): a derivative whose tape stays on its
+//! free; one BLAS call's save and last reverse; a shrink of an array of references): a derivative whose tape stays on its
 //! stack never calls them, and the warm call of one that does calls them once or twice.
 
 use std::cell::{Cell, RefCell};
@@ -29,6 +30,8 @@ enum Owned {
     Tape(*mut u8),
     /// A BLAS call's saved inputs, from `Box::into_raw`.
     Blas(*mut Saved),
+    /// The shadow elements a shrink removed (`runtime::save_elements`), from `malloc`.
+    Elements(*mut u8),
 }
 
 impl Owned {
@@ -36,6 +39,7 @@ impl Owned {
         match self {
             Owned::Tape(p) => *p as usize,
             Owned::Blas(p) => *p as usize,
+            Owned::Elements(p) => *p as usize,
         }
     }
 }
@@ -120,6 +124,16 @@ pub(crate) fn disown_saved(p: *mut Saved) {
     forget(p as usize);
 }
 
+/// Records a block of saved shadow elements (`runtime::save_elements`).
+pub(crate) fn own_elements(p: *mut u8) {
+    with_live(|l| l.push(Owned::Elements(p)));
+}
+
+/// Forgets it before `runtime::restore_elements` frees it.
+pub(crate) fn disown_elements(p: *mut u8) {
+    forget(p as usize);
+}
+
 /// How many buffers this thread's derivatives hold now: the mark to give
 /// `oxidase_buffers_release` if the call about to start does not return.
 pub fn mark() -> usize {
@@ -138,13 +152,13 @@ pub unsafe fn release(mark: usize) -> usize {
     let n = left.len();
     for o in left.into_iter().rev() {
         match o {
-            // SAFETY: the record holds only buffers taken (`tape_alloc`/`tape_realloc`:
-            // `malloc`ed) and not yet given back (`tape_free` forgets a buffer before
-            // freeing it), each once, and `split_off` removed these from it. That no
+            // SAFETY: the record holds only buffers taken (`tape_alloc`/`tape_realloc`,
+            // `save_elements`: `malloc`ed) and not yet given back (`tape_free` and
+            // `restore_elements` forget a buffer before freeing it), each once, and `split_off` removed these from it. That no
             // derivative still running uses them is this function's documented
             // precondition, which it cannot check: `release` is safe to call but frees
             // live buffers when given a mark taken before a call still in progress.
-            Owned::Tape(p) => unsafe { libc::free(p as *mut libc::c_void) },
+            Owned::Tape(p) | Owned::Elements(p) => unsafe { libc::free(p as *mut libc::c_void) },
             // SAFETY: as above; a `Blas` record is the `Box::into_raw` of `blas_save`,
             // recorded by `own_saved` and forgotten by `disown_saved` before
             // `blas_reverse` frees it, so it is freed here only if still owned.

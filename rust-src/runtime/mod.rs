@@ -111,7 +111,8 @@ pub const LAST: usize = usize::MAX;
 /// the adjoints of earlier reads and the caller's shadow need back when the reverse
 /// sweep undoes the shrink: `restore_elements`). The copy is a `malloc`ed block that
 /// links `prev` (the copy of another lane, or null), which is returned when there is
-/// nothing to copy.
+/// nothing to copy. The block is in this thread's buffer record (`buffers`) until the
+/// undo frees it: a call left by a throw before the undo does not leak it.
 ///
 /// # Safety
 /// `a` must be a live Julia array, `prev` null or a block this function returned.
@@ -134,6 +135,8 @@ pub unsafe extern "C" fn save_elements(a: *mut JlArray, first: usize, n: usize, 
     std::ptr::write(block as *mut *mut u8, prev);
     std::ptr::write((block as *mut usize).add(1), n);
     std::ptr::copy_nonoverlapping(a.data.add(first * size), block.add(header), n * size);
+    // (Recorded: a call that throws before the undo gives it back, `buffers::release`.)
+    buffers::own_elements(block);
     block
 }
 
@@ -156,6 +159,7 @@ pub unsafe extern "C" fn restore_elements(a: *mut JlArray, first: usize, saved: 
     let size = a.elsize as usize;
     let header = 2 * std::mem::size_of::<usize>();
     std::ptr::copy_nonoverlapping(saved.add(header), a.data.add(first * size), n * size);
+    buffers::disown_elements(saved);
     libc::free(saved as *mut libc::c_void);
     prev
 }
@@ -221,6 +225,38 @@ pub unsafe extern "C" fn array_accumulate_f32(src: *mut JlArray, dst: *mut JlArr
 
 #[cfg(test)]
 mod tests {
+    use crate::julia::ArrayHeader;
+
+    #[test]
+    fn saved_elements_are_restored_and_released_with_the_buffers() {
+        let mut data = [11usize, 12, 13, 14];
+        let mut a =
+            ArrayHeader { data: data.as_mut_ptr() as *mut u8, length: 4, flags: ArrayHeader::PTR_ARRAY, elsize: 8 };
+        let a: *mut ArrayHeader = &mut a;
+        // SAFETY: `a` is an array header of 4 pointer-sized elements in `data`, which
+        // outlives every call; blocks are given back once each (restored, or released
+        // with no derivative running).
+        unsafe {
+            let mark = super::buffers::mark();
+            let saved = super::save_elements(a, super::LAST, 2, std::ptr::null_mut());
+            assert_eq!(super::buffers::mark(), mark + 1);
+            // The shrink, its undo (elements back, zeroed), the restore.
+            (*a).length = 2;
+            (*a).length = 4;
+            data[2] = 0;
+            data[3] = 0;
+            assert!(super::restore_elements(a, super::LAST, saved).is_null());
+            assert_eq!(data, [11, 12, 13, 14]);
+            assert_eq!(super::buffers::mark(), mark);
+            // Two lanes' blocks, left by a throw before the undo: released.
+            let first = super::save_elements(a, 0, 1, std::ptr::null_mut());
+            let _second = super::save_elements(a, 0, 1, first);
+            assert_eq!(super::buffers::mark(), mark + 2);
+            assert_eq!(super::buffers::release(mark), 2);
+            assert_eq!(super::buffers::mark(), mark);
+        }
+    }
+
     #[test]
     fn memmove_adjoint_with_overlap() {
         // memmove(a + 1, a, 2 elements): reverse moves a'[1..3] back onto a'[0..2].

@@ -304,13 +304,17 @@ fn runtime_call<'ctx>(b: &Builder<'ctx>, which: Runtime, args: &[Value<'ctx>]) -
     Ok(call.as_value())
 }
 
-/// Whether `f` calls the runtime function that moves a tape to the heap: its calls may
-/// leave a heap buffer behind when the primal throws (`OX_FLAG_RELEASE_ON_THROW`).
+/// Whether `f` calls a runtime function that takes a heap buffer (moves a tape to the
+/// heap, saves a BLAS call's inputs or a shrink's shadow elements): its calls may leave
+/// the buffer behind when the primal throws (`OX_FLAG_RELEASE_ON_THROW`).
 pub fn takes_heap_buffers(f: Function) -> bool {
     let alloc = crate::runtime::buffers::tape_alloc as *const () as usize as u64;
     let save = crate::runtime::blas::blas_save as *const () as usize as u64;
+    let elements = crate::runtime::save_elements as *const () as usize as u64;
     f.blocks().into_iter().flat_map(|b| b.instructions()).any(|i| {
-        i.called_operand_if_call().and_then(crate::llvm::const_address).is_some_and(|a| a == alloc || a == save)
+        i.called_operand_if_call()
+            .and_then(crate::llvm::const_address)
+            .is_some_and(|a| a == alloc || a == save || a == elements)
     })
 }
 
