@@ -481,6 +481,28 @@ end
     @test [r.kwargs[:y] for r in logger.logs if r.message == "y is"] == [0.25, 0.25, 0.25, 2.25, 2.25, 2.25]
 end
 
+# Printing beside code whose error message Julia inlines: `x .* [1.0, 2.0, 3.0]` may
+# throw a `DimensionMismatch`, whose message (`print_to_string`, inlined) reads the
+# same stack array of call arguments that `println` is handed later, with the boxed
+# value in it. The message is built only on paths that never reach the `println`, so
+# it never sees the box (once refused as "a boxed or printed value").
+pr_literal(x) = (s = x[1] + sum(reverse(x) .* [1.0, 2.0, 3.0]); println(devnull, "s = ", s); s)
+pr_literal_branch(x) = (s = sum(x .* [1.0, 2.0, 3.0]); s > 1 && println(devnull, "large: ", s); s^2)
+function pr_literal_loop(x, n)
+    s = 0.0
+    for k in 1:n
+        s += sum(x .* [1.0, k, 2.0]) * x[k]
+        println(devnull, "step ", k, ": ", s)
+    end
+    return s + x[1]
+end
+@testset "printing beside an inlined error message: $(nameof(f))" for f in
+        (pr_literal, pr_literal_branch, x -> pr_literal_loop(x, 0), x -> pr_literal_loop(x, 1), x -> pr_literal_loop(x, 3))
+    for x in ([0.5, -1.0, 2.0], [0.1, 0.2, 0.1], [1.5, 0.25, -0.75])
+        check_all_modes(f, x)
+    end
+end
+
 # A float read back from a string has no derivative: `string` is inactive (as in
 # Enzyme, whose list of inactive functions has it), so what comes out of the string is
 # a constant. The derivative through it is zero, not that of the identity.

@@ -171,6 +171,52 @@ impl<'ctx> Cfg<'ctx> {
         true
     }
 
+    /// Whether a run may execute instruction `to` after instruction `from` with no
+    /// instruction for which `kills` holds in between: later in `from`'s block, or in a
+    /// block a path leads to from there. The jumps exceptions make from a `try` body to
+    /// its `catch` (`with_exception_edges`) may leave a block before its killing
+    /// instruction, so they are taken whatever the block holds; `true` for a `try` of
+    /// another shape.
+    pub fn may_follow(&self, from: Value<'ctx>, to: Value<'ctx>, kills: impl Fn(Value<'ctx>) -> bool) -> bool {
+        let Some(with_exceptions) = self.with_exception_edges() else { return true };
+        // Scans block `b` from its start (or after `from`): whether `to` comes before a
+        // killing instruction, and whether the block ends with nothing killed.
+        let scan = |b: usize, after: Option<Value<'ctx>>| {
+            let instructions = self.blocks[b].instructions();
+            let start = after.map_or(0, |f| instructions.iter().position(|&i| i == f).map_or(0, |k| k + 1));
+            for &i in &instructions[start..] {
+                if i == to {
+                    return (true, false);
+                }
+                if kills(i) {
+                    return (false, false);
+                }
+            }
+            (false, true)
+        };
+        let mut seen = vec![false; self.blocks.len()];
+        let mut stack = Vec::new();
+        let f = self.index(from.parent_block());
+        let enter = |b: usize, after: Option<Value<'ctx>>, stack: &mut Vec<usize>| {
+            let (found, open) = scan(b, after);
+            let thrown = with_exceptions[b].iter().filter(|x| !self.succs[b].contains(x));
+            stack.extend(thrown.copied());
+            if open {
+                stack.extend(self.succs[b].iter().copied());
+            }
+            found
+        };
+        if enter(f, Some(from), &mut stack) {
+            return true;
+        }
+        while let Some(b) = stack.pop() {
+            if !std::mem::replace(&mut seen[b], true) && enter(b, None, &mut stack) {
+                return true;
+            }
+        }
+        false
+    }
+
     /// The successors of each block with the edges exceptions take: from every block of
     /// a `try` body to its `catch` (to each enclosing one, for a `try` inside another),
     /// and not from the `setjmp` block to the `catch`.
@@ -507,6 +553,54 @@ out:
         assert!(!stored_between_in(&format!(
             "try:\n  br i1 %c, label %stored, label %other\nstored:\n  {STORE}\n  {THROW}\n  br label %try.end\n\
              other:\n  {THROW}\n  br label %try.end"
+        )));
+    }
+
+    /// A loop whose iteration runs `@BODY@` (blocks ending by a branch to `latch`, which
+    /// stores `%box` into `%slot` and loops again), for `Cfg::may_follow` from that store
+    /// to the load `%r`, killed by stores of anything else into the slot.
+    const BOX_IN_LOOP: &str = r#"
+define void @f(i1 %c, i1 %d, ptr %box, ptr %other) {
+top:
+  %slot = alloca ptr
+  br label %loop
+loop:
+  @BODY@
+latch:
+  store ptr %box, ptr %slot
+  br i1 %c, label %loop, label %out
+out:
+  ret void
+}
+"#;
+
+    fn box_reaches_load(body: &str) -> bool {
+        let ctx = Context::create();
+        let m = OwnedModule::parse_ir(&ctx, &BOX_IN_LOOP.replace("@BODY@", body)).unwrap();
+        let f = m.function("f").unwrap();
+        let insts: Vec<_> = f.blocks().into_iter().flat_map(|b| b.instructions()).collect();
+        fn store_of(name: &'static str) -> impl Fn(crate::llvm::Value) -> bool {
+            move |i| i.opcode() == crate::llvm::Opcode::LLVMStore && i.operand(0).name() == name
+        }
+        let box_store = insts.iter().copied().find(|&i| store_of("box")(i)).unwrap();
+        let load = insts.iter().copied().find(|i| i.name() == "r").unwrap();
+        Cfg::compute(f).may_follow(box_store, load, store_of("other"))
+    }
+
+    #[test]
+    fn a_store_in_between_hides_what_the_last_iteration_stored() {
+        const OVERWRITE: &str = "store ptr %other, ptr %slot";
+        const LOAD: &str = "%r = load ptr, ptr %slot";
+        assert!(!box_reaches_load(&format!("{OVERWRITE}\n  {LOAD}\n  br label %latch")));
+        // Read before it is overwritten: the next iteration sees the box.
+        assert!(box_reaches_load(&format!("{LOAD}\n  {OVERWRITE}\n  br label %latch")));
+        // Overwritten on one path only.
+        assert!(box_reaches_load(&format!(
+            "br i1 %d, label %a, label %b\na:\n  {OVERWRITE}\n  br label %b\nb:\n  {LOAD}\n  br label %latch"
+        )));
+        assert!(!box_reaches_load(&format!(
+            "br i1 %d, label %a, label %b\na:\n  {OVERWRITE}\n  br label %j\nb:\n  {OVERWRITE}\n  br label %j\n\
+             j:\n  {LOAD}\n  br label %latch"
         )));
     }
 

@@ -2386,10 +2386,15 @@ fn argument_bytes(m: &crate::llvm::Module, i: Value, p: Value) -> Option<(u64, u
     Some((start, start + n * m.size_of(m.ptr())))
 }
 
-/// Whether no call reading argument array `s` but printing or logging (or building a
-/// tuple that is printed only) sees what box `a` stores at byte `offset`: each such call
-/// that reads the slot finds there what a store in its own block, before it, put there,
-/// and that store is not one of `a`.
+/// Whether nothing but printing or logging (or building a tuple that is printed only)
+/// sees what box `a` stores at byte `offset` of argument array `s`. Each call that
+/// reads the slot, and each load that may read it (Julia's own code inlined, such as
+/// the `print_to_string` of an error message on a path that throws), either runs on no
+/// path from a store of `a` there that does not store something else there first
+/// (`Cfg::may_follow`), or on a path that only throws (no `return` ahead, outside any
+/// `try`: the error message of a size check inlined into a loop, which walks the array
+/// by a pointer of its own), or, for a call, finds there what a store in its own
+/// block, before it, put there, and that store is not one of `a`.
 fn is_unobserved<'ctx>(
     m: &'ctx crate::llvm::Module,
     s: Value<'ctx>,
@@ -2397,19 +2402,41 @@ fn is_unobserved<'ctx>(
     a: Value<'ctx>,
     examined: &mut HashSet<Value<'ctx>>,
 ) -> bool {
-    let mut readers = Vec::new();
-    every_use(
-        s,
-        |_| true,
-        |p, u| {
-            if let Some((start, end)) = argument_bytes(m, u, p) {
-                if (start..end).contains(&offset) {
-                    readers.push(u);
-                }
-            }
-            true
-        },
-    );
+    let (mut readers, mut loads, mut stores_of_a) = (Vec::new(), Vec::new(), Vec::new());
+    every_use_through_merges(s, |p, u| {
+        match u.opcode_if_instruction() {
+            Some(Opcode::LLVMLoad) if alloca_slot(m, p).is_none_or(|(_, o)| o == offset) => loads.push(u),
+            Some(Opcode::LLVMStore) if u.operand(1) == p && strip_address(u.operand(0)) == a => stores_of_a.push(u),
+            _ => {}
+        }
+        match argument_bytes(m, u, p) {
+            Some((start, end)) if (start..end).contains(&offset) => readers.push(u),
+            None if never_returns(u) => readers.push(u),
+            _ => {}
+        }
+        true
+    });
+    // (A store of something else into the slot hides the box from what follows.)
+    let overwrites = |i: Value<'ctx>| {
+        i.opcode() == Opcode::LLVMStore
+            && alloca_slot(m, i.operand(1)) == Some((s, offset))
+            && strip_address(i.operand(0)) != a
+    };
+    // (What a reader finds where no path leads to a `return` nor into a `try` is part of
+    // an error being raised: whatever it reads, the call ends by that throw.)
+    let mut cfg = None;
+    let mut after_a = |r: Value<'ctx>| {
+        let (cfg, goes_on) = cfg.get_or_insert_with(|| {
+            let cfg = crate::analysis::cfg::Cfg::compute(r.parent_block().parent_function());
+            let (returns, caught) = (cfg.reaches_return(), cfg.try_bodies());
+            let goes_on: Vec<bool> = returns.iter().zip(&caught).map(|(&r, &c)| r || c).collect();
+            (cfg, goes_on)
+        });
+        goes_on[cfg.index(r.parent_block())] && stores_of_a.iter().any(|&st| cfg.may_follow(st, r, overwrites))
+    };
+    if loads.into_iter().any(&mut after_a) {
+        return false;
+    }
     readers.into_iter().all(|c| {
         let tuple = c.as_call().is_some_and(|call| is_tuple_of(call, c.operand(1)));
         if crate::inactive::is_inactive_call(c) || thrown_only(m, c) || tuple && printed_only_in(m, c, examined) {
@@ -2421,7 +2448,14 @@ fn is_unobserved<'ctx>(
             .iter()
             .rev()
             .find(|i| i.opcode() == Opcode::LLVMStore && alloca_slot(m, i.operand(1)) == Some((s, offset)));
-        last_store.is_some_and(|st| st.operand(0).ty().is_pointer() && strip_address(st.operand(0)) != a)
+        last_store.is_some_and(|st| st.operand(0).ty().is_pointer() && strip_address(st.operand(0)) != a) || !after_a(c)
+    })
+}
+
+/// Whether `i` calls a function that never returns (`noreturn`: the runtime's errors).
+fn never_returns(i: Value) -> bool {
+    i.as_call().is_some_and(|c| {
+        c.has_fn_attr("noreturn") || c.called_operand().as_function().is_some_and(|f| f.has_fn_attr("noreturn"))
     })
 }
 
@@ -2466,6 +2500,32 @@ fn every_use<'ctx>(
     true
 }
 
+/// `every_use`, following merges of the derived pointers too (`phi`, `select`: inlined
+/// code walking an argument array).
+fn every_use_through_merges<'ctx>(a: Value<'ctx>, mut accept: impl FnMut(Value<'ctx>, Value<'ctx>) -> bool) -> bool {
+    let mut work = vec![a];
+    let mut seen = HashSet::new();
+    while let Some(p) = work.pop() {
+        if !seen.insert(p) {
+            continue;
+        }
+        for u in p.users() {
+            let derived = match u.opcode_if_instruction() {
+                Some(Opcode::LLVMGetElementPtr | Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast) => u.operand(0) == p,
+                Some(Opcode::LLVMPHI) => true,
+                Some(Opcode::LLVMSelect) => u.operand(0) != p,
+                _ => false,
+            };
+            if derived {
+                work.push(u);
+            } else if !accept(p, u) {
+                return false;
+            }
+        }
+    }
+    true
+}
+
 /// Whether `p` is a stack slot that is only ever written.
 fn is_written_only(p: Value) -> bool {
     let written = |u: Value| u.opcode_if_instruction() == Some(Opcode::LLVMStore) && u.operand(1) == p;
@@ -2491,27 +2551,29 @@ fn is_argument_array<'ctx>(m: &'ctx crate::llvm::Module, s: Value<'ctx>, examine
         return true;
     }
     let mut handed = false;
-    let only_written_and_handed = every_use(
-        s,
-        |_| true,
-        |p, u| match u.opcode_if_instruction() {
-            // (Julia keeps the address of a builtin's argument array in a stack slot
-            // that nothing reads.)
-            Some(Opcode::LLVMStore) => u.operand(1) == p || is_written_only(u.operand(1)),
-            // An inactive call, or a tuple built from the array that is itself printed
-            // only (the arguments of a splatted `println(xs...)`).
-            Some(Opcode::LLVMCall)
-                if crate::inactive::is_inactive_call(u)
-                    || thrown_only(m, u)
-                    || u.as_call().is_some_and(|call| is_tuple_of(call, p)) && printed_only_in(m, u, examined) =>
-            {
-                handed = true;
-                true
-            }
-            Some(Opcode::LLVMCall) => u.as_call().is_some_and(is_lifetime_marker) || argument_bytes(m, u, p).is_some(),
-            _ => false,
-        },
-    );
+    let only_written_and_handed = every_use_through_merges(s, |p, u| match u.opcode_if_instruction() {
+        // (Julia keeps the address of a builtin's argument array in a stack slot
+        // that nothing reads.)
+        Some(Opcode::LLVMStore) => u.operand(1) == p || is_written_only(u.operand(1)),
+        // An inactive call, or a tuple built from the array that is itself printed
+        // only (the arguments of a splatted `println(xs...)`).
+        Some(Opcode::LLVMCall)
+            if crate::inactive::is_inactive_call(u)
+                || thrown_only(m, u)
+                || u.as_call().is_some_and(|call| is_tuple_of(call, p)) && printed_only_in(m, u, examined) =>
+        {
+            handed = true;
+            true
+        }
+        // (A call that never returns: the error of inlined code indexing the array,
+        // `jl_bounds_error_tuple_int`. It and loads, Julia's own code inlined, are
+        // readers `is_unobserved` checks.)
+        Some(Opcode::LLVMCall) => {
+            u.as_call().is_some_and(is_lifetime_marker) || argument_bytes(m, u, p).is_some() || never_returns(u)
+        }
+        Some(Opcode::LLVMLoad) => true,
+        _ => false,
+    });
     only_written_and_handed && handed
 }
 
