@@ -7,7 +7,7 @@
 # vcat, reverse, closures, push!, pop!, popfirst!, deleteat!, insert!, try (writes
 # before a throw, an exception built from a differentiated value, a try inside
 # another, a sum across a try in a helper), mutable structs
-# (holding mutable structs too, in vectors the function fills) and `Ref`s, runtime
+# (holding mutable structs too, in vectors the function fills or in array literals) and `Ref`s, runtime
 # activity, printing, logging and string interpolation, custom rules),
 # some reading the array out of a struct holding a mutable struct (a model's layer) or
 # out of a vector of mutable structs,
@@ -321,6 +321,14 @@ function program(rng, name)
     length(ls) > 1 && (s += pop!(ls).v * x[2])
     for c in ls
         s += c.v * c.w[2]
+    end",
+                # An array literal of mutable structs read in a loop (LLVM hands the loop
+                # the first struct itself, merged with those it loads), one of them
+                # holding an array without a derivative.
+                "c = $(expr(rng, 1, vars))
+    for l in [Property.Cell(x .* c, x[1]), Property.Cell(zeros(3), c), Property.Cell(x .+ s, 2.0)]
+        l.v *= x[2]
+        s += l.v * sum(l.w)
     end",
                 # Runtime activity: a branch picks the differentiated array or a constant.
                 "y = $(expr(rng, 1, vars)) > 0 ? x : Property.ROW\n    s += y[1] * y[3] + sum(abs2, y)",

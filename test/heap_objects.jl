@@ -251,6 +251,64 @@ end
     end
 end
 
+# An array literal of mutable structs read in a loop: LLVM hands the loop the first
+# struct itself, merged with the ones it loads from the array, so the loop's element is
+# a merge of a heap object and loaded elements, read by the object's layout; the array
+# is an array of such objects (`memory::forwarded_object_merge`). Once refused ("a
+# pointer that may point into a differentiated array or into other memory"). With a
+# branch on each struct (both sides), fields written through the loop's element, a
+# struct holding an array without a derivative (`zeros`: it gets a zero shadow), read
+# by index and by a function that is not inlined, and in an outer loop of 0, 1 and 4.
+function ho_literal_loop(x)
+    s = 0.0
+    for l in [HoModel(x .* 2, x[1]), HoModel(x[2:4] .+ 1.0, 3.0), HoModel(x .* x, x[2] * x[3])]
+        s += l.b > 0 ? l.b * sum(l.w) : l.w[1]^2
+    end
+    s
+end
+function ho_literal_mutated(x)
+    ls = [HoModel(x .* 2, x[1]), HoModel(x .+ 1.0, x[4])]
+    for l in ls
+        l.b *= x[2]
+        l.w[1] = l.b
+    end
+    s = 0.0
+    for l in ls
+        s += l.b * sum(l.w)
+    end
+    s
+end
+ho_literal_zeros(x) = (s = 0.0; for l in [HoModel(x .* 2, x[1]), HoModel(zeros(4), 3.0)]; s += l.b * l.w[2] + sum(l.w); end; s)
+ho_literal_indexed(x) = (ls = [HoModel(x .* 2, x[1]), HoModel(x .+ 1.0, 3.0)]; ls[2].b * ls[1].w[3] + ls[1].b)
+@noinline ho_literal_walk(ls) = sum(l -> l.b * l.w[2], ls)
+ho_literal_callee(x) = ho_literal_walk([HoModel(x .* 2, x[1]), HoModel(x .+ 1.0, 3.0)])
+function ho_literal_outer(x, n)
+    s = x[1]
+    for k in 1:n
+        for l in [HoModel(x .* k, s), HoModel(x .+ s, x[k])]
+            s += l.b * l.w[k]
+        end
+    end
+    s
+end
+@testset "an array literal of mutable structs: $(nameof(f))" for f in
+        (ho_literal_loop, ho_literal_mutated, ho_literal_zeros, ho_literal_indexed, ho_literal_callee)
+    for x in ([0.1, 0.2, 0.3, 0.5], [-1.5, 0.7, -0.3, 2.0], [0.5, -0.9, 1.3, -0.4])   # both sides
+        check_all_modes(f, x)
+    end
+end
+ho_literal_constant(x, c) = (s = 0.0; for l in [HoModel(x .* 2, x[1]), HoModel(c, 3.0)]; s += l.b * l.w[2]; end; s)
+@testset "an array literal of mutable structs, one holding a `Const` array" begin
+    for x in ([0.1, 0.2, 0.3], [-1.5, 0.7, -0.3])
+        check_all_modes_with_constant(ho_literal_constant, x, [1.0, 2.0, 3.0])
+    end
+end
+@testset "an array literal of mutable structs in a loop of $n iterations" for n in (0, 1, 4)
+    for x in ([0.1, 0.2, 0.3, 0.5], [-1.5, 0.7, -0.3, 2.0])
+        check_all_modes(x -> ho_literal_outer(x, n), x)
+    end
+end
+
 # Shrunk too (`pop!`, `popfirst!`, `deleteat!`), in a loop that also grows it, after
 # reads of what it shrinks away: the reverse sweep undoes each resize on the shadow,
 # and the structs' shadows read before it are on the tape.
@@ -340,10 +398,14 @@ end
 # What the shadow object cannot hold yet is refused, in every mode: a linked list, whose
 # nodes each have a layout of their own (a node holding a node holding `nothing`...), so
 # that the function walking it is called with a different one at each level (and here
-# the call on `n.next::Union{HoNode,Nothing}` is dispatched when it runs).
+# the call on `n.next::Union{HoNode,Nothing}` is dispatched when it runs). And an array
+# literal of structs, one holding a global array beside the others' differentiated
+# arrays (the global has no shadow to hold; the layouts differ).
 @noinline ho_list_sum(n::HoNode) = n.next === nothing ? n.v : n.v * ho_list_sum(n.next)
 ho_linked(x) = ho_list_sum(HoNode(x[1], HoNode(x[2], HoNode(x[3], nothing))))
-@testset "refused, with a message: $(nameof(f))" for f in (ho_linked,)
+const HO_W = [1.0, 2.0, 3.0, 4.0]
+ho_literal_global(x) = (s = 0.0; for l in [HoModel(x .* 2, x[1]), HoModel(HO_W, 3.0)]; s += l.b * l.w[2]; end; s)
+@testset "refused, with a message: $(nameof(f))" for f in (ho_linked, ho_literal_global)
     x = [0.1, 0.2, 0.3, 0.5]
     e = caught(() -> autodiff(Reverse, f, Active, Duplicated(copy(x), zero(x))))   # (test/errors.jl)
     @test e isa Oxidase.DifferentiationError && occursin("derivative", e.msg)

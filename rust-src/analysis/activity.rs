@@ -640,6 +640,26 @@ impl<'ctx> Activity<'ctx> {
                     continue;
                 }
             }
+            // A heap object without a shadow stored into an array of objects that has one
+            // (`[Layer(x .* 2, x[1]), Layer(zeros(3), 3.0)]`): it gets a shadow too, and an
+            // array of floats it holds a zeroed one (`Memory::can_mirror`'s `fresh`), so
+            // that its layout may be the others' (`Memory::array_store_owner`).
+            if i.opcode() == Opcode::LLVMStore
+                && matches!(mem.leaf(addr), Some(Leaf::ObjectsData(_)))
+                && !mem.is_shadowed(value)
+                && !inert.contains(&i)
+            {
+                use crate::analysis::memory::{at_offset_zero, gc_allocation, shadowable_object, zero_offset_base};
+                let object = zero_offset_base(value);
+                if at_offset_zero(value)
+                    && gc_allocation(object).is_some()
+                    && shadowable_object(object)
+                    && mem.can_mirror(object, &inert, &fresh)
+                {
+                    wants_shadow.entry(object).or_insert(Leaf::StackArraysF64);
+                    continue;
+                }
+            }
             // (Any other object holding derivative data, stored into an array, makes no
             // array of floats or arrays: its pointer stays untracked there, refused when
             // reached.)

@@ -310,7 +310,9 @@ impl<'ctx> Memory<'ctx> {
                         Some(Leaf::ObjectsData(fields)) => Some(Leaf::Object(fields)),
                         l => l,
                     },
-                    Some(PointerOp::Merge) => merged(i).iter().find_map(|v| shadowed.get(v).copied()),
+                    Some(PointerOp::Merge) => forwarded_object_merge(m, i, &origin, &shadowed)
+                        .map(|(_, fields)| Leaf::Object(fields))
+                        .or_else(|| merged(i).iter().find_map(|v| shadowed.get(v).copied())),
                     // A copy or a reshape of a differentiated array is differentiated.
                     None => match array_call(i) {
                         Some(ArrayCall::Copy) => shadowed.get(&i.operand(0)).copied(),
@@ -365,6 +367,12 @@ impl<'ctx> Memory<'ctx> {
                                 shadowed.insert(o, leaf);
                                 changed = true;
                             }
+                            // (Likewise an array of struct objects, `for l in [Layer(...),
+                            // Layer(...)]`: `forwarded_object_merge`.)
+                            if let Leaf::Object(fields) = leaf {
+                                shadowed.insert(o, Leaf::Objects(fields));
+                                changed = true;
+                            }
                         }
                         // Likewise a GC frame an array is loaded from (the tuple of arrays
                         // `vcat` reads at a variable index): its root slots hold
@@ -404,7 +412,14 @@ impl<'ctx> Memory<'ctx> {
         for &i in &insts {
             let layout = |l: &&Leaf| matches!(l, Leaf::Object(_) | Leaf::Objects(_) | Leaf::ObjectsData(_));
             if let (Some(PointerOp::Merge), Some(&leaf)) = (pointer_op(i), shadowed.get(&i).filter(layout)) {
-                if merged(i).iter().any(|v| shadowed.get(v).is_some_and(|l| *l != leaf)) {
+                // (A heap object of the same layout, forwarded: `forwarded_object_merge`.)
+                let same_object = |v: &Value<'ctx>| {
+                    Leaf::Object(crate::request::intern(
+                        &heap_layout(m, zero_offset_base(*v), &shadowed, 4).unwrap_or_default(),
+                    )) == leaf
+                        && is_heap_object(*v, &shadowed)
+                };
+                if merged(i).iter().any(|v| shadowed.get(v).is_some_and(|l| *l != leaf) && !same_object(v)) {
                     return Err(Error::Unsupported(format!(
                         "a pointer that may point to struct objects of different types, or to an array of them \
                          and into its data, in `{user}`{}",
@@ -1183,6 +1198,38 @@ fn is_heap_object(v: Value, shadowed: &HashMap<Value, Leaf>) -> bool {
         && gc_allocation(zero_offset_base(v)).is_some()
 }
 
+/// For merge `i` of a heap object the function allocates (with a shadow) and elements
+/// loaded from an array the function allocates: that array, and the object's layout
+/// (`heap_layout`). LLVM forwards the first struct of an array literal to the loop that
+/// reads them all (`for l in [Layer(...), Layer(...)]`), so the loop's element is the
+/// object itself, then the elements it loads: the array is an array of such objects
+/// (`Leaf::Objects`; its other elements are stored there only if of the same layout,
+/// `Memory::array_store_owner`, refused otherwise), and what is loaded from the merge
+/// is read by that layout. `None` for any other merge.
+fn forwarded_object_merge<'ctx>(
+    m: &crate::llvm::Module,
+    i: Value<'ctx>,
+    origin: &HashMap<Value<'ctx>, Value<'ctx>>,
+    shadowed: &HashMap<Value<'ctx>, Leaf>,
+) -> Option<(Value<'ctx>, Fields)> {
+    let values: Vec<Value<'ctx>> = merged(i).into_iter().filter(|&v| v != i).collect();
+    let object = values.iter().copied().find(|&v| is_heap_object(v, shadowed))?;
+    let loaded_from = |v: Value<'ctx>| {
+        (v.opcode_if_instruction() == Some(Opcode::LLVMLoad))
+            .then(|| origin.get(&v.operand(0)).copied())
+            .flatten()
+            .filter(|&o| array_call(o) == Some(ArrayCall::Alloc))
+    };
+    let array = values.iter().copied().find_map(loaded_from)?;
+    let fields = crate::request::intern(&heap_layout(m, zero_offset_base(object), shadowed, 4)?);
+    let fits = |v: Value<'ctx>| {
+        v == object
+            || loaded_from(v) == Some(array)
+            || pointer_op(v) == Some(PointerOp::Merge) && shadowed.get(&v) == Some(&Leaf::Object(fields))
+    };
+    values.into_iter().all(fits).then_some((array, fields))
+}
+
 /// The layout of heap object `a` (a mutable struct the function allocates), from what
 /// the function stores into it: `Float64` numbers, integers, differentiated arrays and
 /// such objects in turn (laid out alike), each at a constant offset. `None` when a store
@@ -1447,7 +1494,7 @@ fn stack_loaded_objects(o: Value, depth: u32) -> Option<Vec<Value>> {
 }
 
 /// Whether pointer `p` is its base object's own address.
-fn at_offset_zero(p: Value) -> bool {
+pub fn at_offset_zero(p: Value) -> bool {
     let base = zero_offset_base(p);
     !base.is_instruction() || base.opcode() != Opcode::LLVMGetElementPtr
 }
