@@ -149,6 +149,19 @@ pub struct Runtime {
     pub gc_alloc_bytes: &'static str,
     /// The runtime's global holding the `nothing` singleton's address.
     pub nothing: &'static str,
+    /// The address space of pointers to garbage-collected objects (Julia's tracked
+    /// pointers): a constant of it is an object's address, with a type tag before it.
+    pub tracked_address_space: u32,
+    /// The runtime's global holding the address of `Array`'s type name (`jl_typename_t`).
+    pub array_typename: &'static str,
+    /// The runtime's globals holding the addresses of the `Float64` and `Float32` types.
+    pub float_types: [(&'static str, crate::request::Leaf); 2],
+    /// The byte offset of a `DataType`'s type name.
+    pub datatype_name: u64,
+    /// The byte offset of a `DataType`'s parameters (a `svec`).
+    pub datatype_parameters: u64,
+    /// The byte offset of a `svec`'s first element (after its length).
+    pub svec_data: u64,
     /// The builtin behind splatting, `f(x...)`: `(F, args, nargs)` with `iterate`, `f`
     /// and the collections in `args`.
     pub apply_iterate: &'static str,
@@ -240,6 +253,16 @@ pub const V1_5: Runtime = Runtime {
     write_barrier: "jl_gc_queue_root",
     gc_alloc_bytes: "jl_gc_allocobj",
     nothing: "jl_nothing",
+    tracked_address_space: 10,
+    array_typename: "jl_array_typename",
+    float_types: [
+        ("jl_float64_type", crate::request::Leaf::ArrayF64),
+        ("jl_float32_type", crate::request::Leaf::ArrayF32),
+    ],
+    // (`jl_datatype_t`: name, super, parameters, ...; `jl_svec_t`: length, then data.)
+    datatype_name: 0,
+    datatype_parameters: 16,
+    svec_data: 8,
     apply_iterate: "jl_f__apply_iterate",
     splat_builtins: &["jl_f__apply_iterate", "jl_f__apply"],
     apply_latest: "jl_f__apply_latest",

@@ -819,6 +819,21 @@ impl<'ctx> Activity<'ctx> {
                     && mem.leaf(i.operand(1)).is_some_and(Leaf::is_stack_object)
                     && i.operand(0).ty().is_pointer();
                 if on_live_path && forced.contains_key(&i) && into_stack_object {
+                    // (The argument array of a call without a rule, `jl_invoke(sortperm,
+                    // args)`: that call is what to name.)
+                    let object = crate::analysis::memory::object_base(i.operand(1));
+                    let unsupported_reader =
+                        object.into_iter().flat_map(|o| o.users()).find_map(|u| match activity.rules.get(&u) {
+                            Some(Rule::Unsupported(what)) if u.opcode() == Opcode::LLVMCall => Some((u, what.clone())),
+                            _ => None,
+                        });
+                    if let Some((call, what)) = unsupported_reader {
+                        return Err(Error::Unsupported(describe(
+                            user_name,
+                            call,
+                            &format!("{what}, which is passed a differentiated array"),
+                        )));
+                    }
                     return Err(Error::Unsupported(describe(
                         user_name,
                         i,
@@ -887,8 +902,8 @@ fn describe(fname: &str, inst: Value, what: &str) -> String {
 /// The layout of `a` when it is an array of floats that exists before the call — a
 /// `Const` argument (`argument`), or a global Julia embeds by address — which may be
 /// shadowed by a zeroed copy (`Memory::copies`): its elements hold floats of one type
-/// and nothing else (the type analysis), the runtime to copy it is at hand, and a global
-/// appears in the function only as a value stored into stack objects that hold
+/// and nothing else (the type analysis for an argument; for a global, its type tag),
+/// the runtime to copy it is at hand, and a global appears in the function only as a value stored into stack objects that hold
 /// differentiated arrays, into arrays of arrays, or into GC root
 /// slots nobody reads (so that every access to
 /// it goes through them, and through the copy). An argument needs no such condition:
@@ -918,6 +933,8 @@ fn constant_float_array(
         if !stored_only {
             return None;
         }
+        // (What the object is, read off it: not what the type analysis inferred.)
+        return crate::analysis::memory::constant_float_array_object(a);
     }
     types.float_elements(a)
 }

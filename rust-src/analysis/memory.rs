@@ -908,6 +908,37 @@ pub fn is_nothing(v: Value) -> bool {
     nothing.is_some() && v.is_constant() && crate::llvm::const_address(v) == *nothing
 }
 
+/// The layout of the array at constant address `v` (an object Julia embeds by address),
+/// read off the object itself: its type tag names `Array{Float64}` or `Array{Float32}`.
+/// `None` for any other object, for a constant that is not a tracked pointer (only those
+/// address objects with a type tag before them), and where the runtime is not in this
+/// process. The type analysis alone cannot tell: a stack array reused for other objects
+/// later (the argument array of a call) smears their types over the constants stored
+/// into it, and a zeroed copy of an object that is not an array reads garbage sizes.
+pub fn constant_float_array_object(v: Value) -> Option<Leaf> {
+    let rt = crate::julia::current();
+    if !v.is_constant() || v.ty().address_space() != Some(rt.tracked_address_space) {
+        return None;
+    }
+    let address = crate::llvm::const_address(v).filter(|&a| a > rt.object_tag && a % 8 == 0)?;
+    let global = |name: &str| crate::symbols::address_of(name);
+    let array_typename = global(rt.array_typename)?;
+    // SAFETY: the runtime's globals are set when Julia starts, before any derivative is
+    // asked for; `address` is a tracked pointer Julia embedded in code it compiled, so a
+    // live object (the code roots it) with its type tag in the word before it, whose
+    // low four bits are GC bits; a type tag addresses a `DataType`, whose parameters
+    // are a `svec`, and an `Array` type has two (the element type and the dimensions).
+    unsafe {
+        let read = |a: u64| *(a as *const u64);
+        let tag = read(address - rt.object_tag) & !15;
+        if tag == 0 || read(tag + rt.datatype_name) != read(array_typename) {
+            return None;
+        }
+        let element = read(read(tag + rt.datatype_parameters) + rt.svec_data);
+        rt.float_types.iter().find(|(name, _)| global(name).is_some_and(|g| read(g) == element)).map(|&(_, leaf)| leaf)
+    }
+}
+
 /// Whether `v` is a null, undefined or poison constant.
 pub fn is_null(v: Value) -> bool {
     v.is_constant() && (v.print().contains("null") || v.print().contains("undef") || v.print().contains("poison"))

@@ -369,6 +369,11 @@ impl<'ctx> Type<'ctx> {
     pub fn is_pointer(self) -> bool {
         self.kind() == LLVMTypeKind::LLVMPointerTypeKind
     }
+    /// The address space of a pointer type, `None` for other types.
+    pub fn address_space(self) -> Option<u32> {
+        // SAFETY: `self.0` is a live type (the `Type` invariant), checked to be a pointer type.
+        self.is_pointer().then(|| unsafe { LLVMGetPointerAddressSpace(self.0) })
+    }
     /// `void`.
     pub fn is_void(self) -> bool {
         self.kind() == LLVMTypeKind::LLVMVoidTypeKind
