@@ -961,3 +961,73 @@ mixed_tuple(t) = t[1] * sum(abs2, t[2]) + sin(t[1])
                                         BatchDuplicated([1.0], ([0.0], [0.0])))
     @test_throws ArgumentError autodiff(Reverse, mixed_loss, MixedDuplicated, MixedDuplicated(m, Ref(m)), Const(1.0))
 end
+
+# A struct of floats a function that is not inlined returns through memory (`sret`):
+# Base's `sum` of complex numbers (`mapreduce_impl`, recursive past 1024 elements) and of
+# a user's 3-vector, and a user's `@noinline` helper. The caller's result buffer gets a
+# shadow the callee writes (forward) or reads (reverse); these were refused ("a
+# differentiable value stored to memory that carries no derivative").
+struct Vec3
+    x::Float64
+    y::Float64
+    z::Float64
+end
+Base.:+(a::Vec3, b::Vec3) = Vec3(a.x + b.x, a.y + b.y, a.z + b.z)
+Base.zero(::Type{Vec3}) = Vec3(0.0, 0.0, 0.0)
+@noinline vec3_scaled(v::Vec3, s) = Vec3(s * v.x, s * v.y^2, sin(s * v.z))
+sret_complex_sum(z) = (s = sum(z); real(s) * imag(s))
+sret_complex_abs2(z) = abs2(sum(z .* z))
+sret_vec3_sum(x) = (n = length(x) ÷ 3; v = Vec3[Vec3(x[i], x[n+i], x[2n+i]) for i in 1:n];
+                    s = sum(v); s.x * s.y + s.z)
+sret_vec3_arg(v) = (s = sum(v); s.x * s.y + s.z)
+Base.zero(::Vec3) = Vec3(0.0, 0.0, 0.0)
+sret_noinline(x) = (w = vec3_scaled(Vec3(x[1], x[2], x[3]), x[1] + 1.0); w.x + w.y * w.z)
+# (Reverse, reverse batch, forward and forward batch of a function of a complex vector,
+# against its gradient (∂/∂re + i ∂/∂im, as Enzyme returns it) given analytically.)
+function check_complex(f, z, grad)
+    g = grad(z)
+    dz = zero(z)
+    autodiff(Reverse, f, Active, Duplicated(copy(z), dz))
+    @test dz ≈ g rtol = 1e-10 atol = 1e-12
+    d1, d2 = zero(z), zero(z)
+    autodiff(Reverse, f, Active, BatchDuplicated(copy(z), (d1, d2)))
+    @test d1 ≈ g rtol = 1e-10 atol = 1e-12
+    @test d2 == d1
+    v = [complex(cos(j), 0.3j / (length(z) + 1)) for j in eachindex(z)]
+    (_, t) = autodiff(Forward, f, Duplicated, Duplicated(copy(z), copy(v)))
+    @test t ≈ sum(real.(conj.(g) .* v)) rtol = 1e-10 atol = 1e-12
+    (_, lanes) = autodiff(Forward, f, BatchDuplicated, BatchDuplicated(copy(z), (zero(v), copy(v))))
+    @test lanes[2] ≈ t rtol = 1e-12
+    @test lanes[1] == 0
+end
+@testset "a struct of floats returned through memory by a callee: n = $n" for n in (0, 1, 3, 40, 1500)
+    z = ComplexF64[complex(sin(0.1i), 0.2 - 0.01cos(i)) for i in 1:n]
+    # f = re(s) im(s), s = Σz: ∂f/∂re z_j = im(s), ∂f/∂im z_j = re(s).
+    check_complex(sret_complex_sum, z, z -> (s = sum(z); fill(complex(imag(s), real(s)), length(z))))
+    # f = |s|², s = Σz²: df = 2 re(conj(s) ds), ds = 2 z_j dz_j, so ∇_j = 4 s conj(z_j).
+    check_complex(sret_complex_abs2, z, z -> (s = sum(z .* z); 4 .* conj.(z) .* s))
+    n > 0 && check_all_modes(sret_vec3_sum, [0.1 .* (1:n); cos.(1:n); sin.(2 .* (1:n))])
+    # An array of 3-vectors as the argument. (Its elements' second and third fields are
+    # read as one `<2 x double>` at offsets 8 mod 16: the shadow access once assumed
+    # 16-byte alignment, and faulted.)
+    v = Vec3[Vec3(0.1i, cos(i), sin(2i)) for i in 1:n]
+    s = reduce(+, v; init = zero(Vec3))
+    dv = zero.(v)
+    autodiff(Reverse, sret_vec3_arg, Active, Duplicated(copy(v), dv))
+    @test all(d -> d.x ≈ s.y && d.y ≈ s.x && d.z == 1.0, dv)
+    d1, d2 = zero.(v), zero.(v)
+    autodiff(Reverse, sret_vec3_arg, Active, BatchDuplicated(copy(v), (d1, d2)))
+    @test d1 == dv && d2 == dv
+    w = Vec3[Vec3(1.0, -0.5i / n, 0.25) for i in 1:n]
+    ds = reduce(+, w; init = zero(Vec3))
+    (_, t) = autodiff(Forward, sret_vec3_arg, Duplicated, Duplicated(copy(v), copy(w)))
+    @test t ≈ ds.x * s.y + s.x * ds.y + ds.z rtol = 1e-12 atol = 1e-12
+    (_, lanes) = autodiff(Forward, sret_vec3_arg, BatchDuplicated, BatchDuplicated(copy(v), (copy(w), zero.(w))))
+    @test lanes[1] ≈ t rtol = 1e-12
+    @test lanes[2] == 0
+end
+@testset "a user's helper returning a struct of floats, not inlined" begin
+    for x in ([0.3, -0.7, 1.1], [1.5, 0.2, -2.0])
+        check_all_modes(sret_noinline, x)
+    end
+end

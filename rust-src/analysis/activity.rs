@@ -541,6 +541,23 @@ impl<'ctx> Activity<'ctx> {
                 }
             }
         }
+        for &i in &insts {
+            // A struct of floats a callee differentiated call by call returns through
+            // memory (`sret`: Base's `sum` of complex or dual numbers), when the call is
+            // handed derivative data: the caller's buffer gets a shadow of its own, which
+            // the callee's shadow parameter writes (a tangent) or reads (an adjoint).
+            if !matches!(rules[&i], Rule::Call) {
+                continue;
+            }
+            let Some(a) = crate::analysis::memory::float_sret_buffer(i) else { continue };
+            let carries = (1..i.as_call().map_or(0, |c| c.call_arg_count())).any(|k| {
+                let o = i.operand(k);
+                varied.contains(&o) || mem.is_shadowed(o) || mem.is_escaped(o)
+            });
+            if carries && !mem.is_shadowed(a) && crate::analysis::memory::shadowable_object(a) {
+                wants_shadow.entry(a).or_insert(Leaf::StackMixedF64);
+            }
+        }
         // (Arrays of floats that get a zeroed shadow of their own when stored into an
         // object with a shadow, below: allocated here, or a `Const` argument.)
         let fresh = |v: Value<'ctx>| {

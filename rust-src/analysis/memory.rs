@@ -2104,12 +2104,33 @@ fn root_slot_of(i: Value, frames: &HashSet<Value>) -> bool {
 /// `unaliascopy` copies) would need the callee to build the result's shadow, which it
 /// does not yet: the stack object keeps no shadow, and what reads it is refused when
 /// reached, as before stack objects had shadows.
+/// (The result buffer itself, when the struct holds only floats — a complex number, a
+/// dual number, a static vector — lends nothing: its shadow is the callee's shadow
+/// output, `float_sret_buffer`.)
 fn lends_roots_to_sret_call(a: Value) -> bool {
-    let sret_call = |u: Value| {
+    let sret_call = |p: Value, u: Value| {
         u.opcode_if_instruction() == Some(Opcode::LLVMCall)
             && u.as_call().and_then(|c| c.called_function()).is_some_and(|f| f.sret_type().is_some())
+            && !(float_sret_call(u).is_some() && u.operand(0) == p && (1..u.num_operands()).all(|k| u.operand(k) != p))
     };
-    !every_use(a, |_| true, |_, u| !sret_call(u))
+    !every_use(a, |_| true, |p, u| !sret_call(p, u))
+}
+
+/// The struct type call `call` returns through memory (`sret`), when it holds only
+/// floats of one type (a complex number, a dual number, a static vector): the caller's
+/// buffer then holds numbers and nothing the collector must see.
+pub fn float_sret_call<'ctx>(call: Value<'ctx>) -> Option<crate::llvm::Type<'ctx>> {
+    let ty = call.as_call()?.called_function()?.sret_type()?;
+    ty.float_aggregate().map(|_| ty)
+}
+
+/// The stack buffer the `sret` result of call `i` is written into, when it holds only
+/// floats (`float_sret_call`) and is an `alloca` of the caller (at offset zero).
+pub fn float_sret_buffer<'ctx>(i: Value<'ctx>) -> Option<Value<'ctx>> {
+    float_sret_call(i)?;
+    let out = i.operand(0);
+    let a = object_base(out).filter(|a| a.opcode_if_instruction() == Some(Opcode::LLVMAlloca))?;
+    at_offset_zero(out).then_some(a)
 }
 
 /// Whether stack slot `a` can have a shadow object: not one whose address goes to a

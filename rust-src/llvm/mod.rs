@@ -762,6 +762,17 @@ impl<'ctx> Value<'ctx> {
         }
         self
     }
+    /// Load or store: sets the alignment it may assume, in bytes.
+    #[track_caller]
+    pub fn set_alignment(self, bytes: u32) -> Value<'ctx> {
+        // SAFETY: `self.0` is a live value (the `Value` invariant); `LLVMIsA*` are checked casts, defined
+        // on any value.
+        let load_or_store = unsafe { !LLVMIsALoadInst(self.0).is_null() || !LLVMIsAStoreInst(self.0).is_null() };
+        self.require(load_or_store, "set_alignment", "a load or store");
+        // SAFETY: `self.0` is a live load or store (checked above), which the call accepts.
+        unsafe { LLVMSetAlignment(self.0, bytes) };
+        self
+    }
     /// Load or store of 8 bytes: makes it atomic (`monotonic`), for a word that calls
     /// on several threads read and write without other synchronization.
     #[track_caller]
