@@ -24,6 +24,7 @@ export gradient, gradient!, jacobian, make_zero, make_zero!, set_runtime_activit
 export EnzymeRules
 export autodiff_thunk, autodiff_deferred, ReverseSplitWithPrimal, ReverseSplitNoPrimal
 export ReverseSplitModified, ReverseSplitWidth
+export hvp, hvp!, hvp_and_gradient!
 
 include("errors.jl")
 include("annotations.jl")
@@ -37,6 +38,7 @@ include("hooks.jl")
 include("linalg_rules.jl")
 include("sugar.jl")
 include("split.jl")
+include("second_order.jl")
 include("check.jl")
 include("precompile.jl")
 

@@ -1,0 +1,221 @@
+# Second order: Hessian-vector products by reverse over forward. `f` runs on dual
+# numbers `x + εv` (forward mode, in Julia: `Dual` below), and the engine differentiates
+# that run in reverse mode. The ε part of `f(x + εv)` is `g(x, v) = ∇f(x)·v`, whose
+# gradient is `∂g/∂x = H(x) v` and `∂g/∂v = ∇f(x)`: one reverse pass over an array of
+# duals returns both, the first in the shadow's values, the second in its partials.
+#
+# Enzyme computes the same product forward over reverse, on any code; here `f` must be
+# generic over the element type (accept an array of any `Real`), as code written for
+# ForwardDiff is. Code that converts elements to `Float64` fails with an `ArgumentError`
+# saying so, never with a wrong value: a dual that cannot be made into a `Float64`
+# stops the run.
+
+"""
+    Oxidase.Dual{T}(value, partial)
+
+A dual number `value + ε partial` (`ε² = 0`), the forward-mode number that
+[`hvp`](@ref) runs `f` on. Arithmetic, comparisons and the elementary functions of
+`Base` are defined on it; comparisons and rounding look at the value only.
+"""
+struct Dual{T<:AbstractFloat} <: Real
+    value::T
+    partial::T
+end
+Dual(value::T, partial::T) where {T<:AbstractFloat} = Dual{T}(value, partial)
+Dual(value::Real, partial::Real) = Dual(promote(float(value), float(partial))...)
+Dual{T}(x::Real) where {T<:AbstractFloat} = Dual{T}(convert(T, x), zero(T))
+Dual{T}(x::Dual) where {T<:AbstractFloat} = Dual{T}(convert(T, x.value), convert(T, x.partial))
+
+value(x::Dual) = x.value
+value(x::Real) = x
+partial(x::Dual) = x.partial
+partial(x::Real) = zero(x)
+
+Base.promote_rule(::Type{Dual{T}}, ::Type{S}) where {T<:AbstractFloat,S<:Real} = Dual{promote_type(T, S)}
+Base.promote_rule(::Type{Dual{T}}, ::Type{Dual{S}}) where {T<:AbstractFloat,S<:AbstractFloat} = Dual{promote_type(T, S)}
+Base.zero(::Type{Dual{T}}) where {T} = Dual{T}(zero(T), zero(T))
+Base.one(::Type{Dual{T}}) where {T} = Dual{T}(one(T), zero(T))
+Base.zero(x::Dual) = zero(typeof(x))
+Base.one(x::Dual) = one(typeof(x))
+Base.typemin(::Type{Dual{T}}) where {T} = Dual{T}(typemin(T), zero(T))
+Base.typemax(::Type{Dual{T}}) where {T} = Dual{T}(typemax(T), zero(T))
+Base.float(x::Dual) = x
+Base.AbstractFloat(x::Dual) = x
+Base.eps(x::Dual) = eps(x.value)
+Base.eps(::Type{Dual{T}}) where {T} = eps(T)
+Base.show(io::IO, x::Dual) = print(io, "Dual(", x.value, ", ", x.partial, ")")
+
+# Predicates, comparisons and rounding see the value.
+for p in (:isnan, :isinf, :isfinite, :iszero, :isone, :isinteger, :signbit)
+    @eval Base.$p(x::Dual) = $p(x.value)
+end
+for op in (:<, :<=, :(==), :isless)
+    @eval Base.$op(a::Dual, b::Dual) = $op(a.value, b.value)
+    # (`AbstractFloat` and `AbstractIrrational` beside `Real`: Base's methods for them.)
+    for R in (:Real, :AbstractFloat, :AbstractIrrational)
+        @eval begin
+            Base.$op(a::Dual, b::$R) = $op(a.value, b)
+            Base.$op(a::$R, b::Dual) = $op(a, b.value)
+        end
+    end
+end
+for r in (:floor, :ceil, :trunc, :round)
+    @eval begin
+        Base.$r(x::Dual) = Dual($r(x.value), zero(x.partial))
+        Base.$r(::Type{I}, x::Dual) where {I<:Integer} = $r(I, x.value)
+    end
+end
+Base.round(x::Dual, r::RoundingMode) = Dual(round(x.value, r), zero(x.partial))
+Base.sign(x::Dual) = Dual(sign(x.value), zero(x.partial))
+
+# Arithmetic.
+Base.:+(a::Dual) = a
+Base.:-(a::Dual) = Dual(-a.value, -a.partial)
+Base.:+(a::Dual, b::Dual) = Dual(a.value + b.value, a.partial + b.partial)
+Base.:-(a::Dual, b::Dual) = Dual(a.value - b.value, a.partial - b.partial)
+Base.:*(a::Dual, b::Dual) = Dual(a.value * b.value, a.partial * b.value + a.value * b.partial)
+Base.:/(a::Dual, b::Dual) = (y = a.value / b.value; Dual(y, (a.partial - y * b.partial) / b.value))
+for R in (:Real, :Bool)   # (`Bool` beside `Real`: Base's methods for `Bool` operands)
+    @eval begin
+        Base.:+(a::Dual, b::$R) = Dual(a.value + b, a.partial)
+        Base.:+(a::$R, b::Dual) = Dual(a + b.value, b.partial)
+        Base.:-(a::Dual, b::$R) = Dual(a.value - b, a.partial)
+        Base.:-(a::$R, b::Dual) = Dual(a - b.value, -b.partial)
+        Base.:*(a::Dual, b::$R) = Dual(a.value * b, a.partial * b)
+        Base.:*(a::$R, b::Dual) = Dual(a * b.value, a * b.partial)
+        Base.:/(a::Dual, b::$R) = Dual(a.value / b, a.partial / b)
+        Base.:/(a::$R, b::Dual) = (y = a / b.value; Dual(y, -y * b.partial / b.value))
+    end
+end
+Base.inv(a::Dual) = (y = inv(a.value); Dual(y, -y * y * a.partial))
+Base.abs(a::Dual) = signbit(a.value) ? -a : a
+Base.abs2(a::Dual) = Dual(a.value * a.value, 2 * a.value * a.partial)
+Base.muladd(a::Dual, b::Dual, c::Dual) = a * b + c
+Base.fma(a::Dual, b::Dual, c::Dual) = a * b + c
+
+Base.:^(a::Dual, n::Integer) = n == 0 ? one(a) : Dual(a.value^n, n * a.value^(n - 1) * a.partial)
+Base.:^(a::Dual, b::Real) = Dual(a.value^b, b * a.value^(b - 1) * a.partial)
+Base.:^(a::Real, b::Dual) = (y = a^b.value; Dual(y, y * log(a) * b.partial))
+Base.:^(::Irrational{:ℯ}, b::Dual) = exp(b)
+Base.:^(a::Dual, b::Rational) = a^float(b)
+function Base.:^(a::Dual, b::Dual)
+    y = a.value^b.value
+    db = iszero(b.partial) ? zero(y) : y * log(a.value) * b.partial
+    return Dual(y, b.value * a.value^(b.value - 1) * a.partial + db)
+end
+
+# Elementary functions: `f(a) = f(x) + ε f'(x) p`, the derivative written with `x`, the
+# value, and `y = f(x)`.
+const DUAL_RULES = (
+    (:sqrt, :(inv(2y))), (:cbrt, :(inv(3y^2))),
+    (:exp, :y), (:exp2, :(y * log(oftype(x, 2)))), (:exp10, :(y * log(oftype(x, 10)))), (:expm1, :(y + 1)),
+    (:log, :(inv(x))), (:log2, :(inv(x * log(oftype(x, 2))))), (:log10, :(inv(x * log(oftype(x, 10))))),
+    (:log1p, :(inv(1 + x))),
+    (:sin, :(cos(x))), (:cos, :(-sin(x))), (:tan, :(1 + y^2)),
+    (:sec, :(y * tan(x))), (:csc, :(-y * cot(x))), (:cot, :(-(1 + y^2))),
+    (:sinh, :(cosh(x))), (:cosh, :(sinh(x))), (:tanh, :(1 - y^2)),
+    (:asin, :(inv(sqrt(1 - x^2)))), (:acos, :(-inv(sqrt(1 - x^2)))), (:atan, :(inv(1 + x^2))),
+    (:asinh, :(inv(sqrt(x^2 + 1)))), (:acosh, :(inv(sqrt(x^2 - 1)))), (:atanh, :(inv(1 - x^2))),
+    (:sinpi, :(oftype(x, π) * cospi(x))), (:cospi, :(-oftype(x, π) * sinpi(x))),
+    (:deg2rad, :(oftype(x, π) / 180)), (:rad2deg, :(180 / oftype(x, π))),
+)
+for (f, d) in DUAL_RULES
+    @eval function Base.$f(a::Dual)
+        x = a.value
+        y = $f(x)
+        return Dual(y, $d * a.partial)
+    end
+end
+function Base.atan(a::Dual, b::Dual)
+    r = a.value^2 + b.value^2
+    return Dual(atan(a.value, b.value), (b.value * a.partial - a.value * b.partial) / r)
+end
+Base.atan(a::Dual, b::Real) = atan(a, Dual(float(b), zero(a.partial)))
+Base.atan(a::Real, b::Dual) = atan(Dual(float(a), zero(b.partial)), b)
+Base.hypot(a::Dual, b::Dual) = (h = hypot(a.value, b.value); Dual(h, (a.value * a.partial + b.value * b.partial) / h))
+Base.sincos(a::Dual) = (sin(a), cos(a))
+
+"""
+    hvp(f, x, v)
+
+The product of the Hessian of `f` at the array `x` with the array `v` (Enzyme's `hvp`).
+`f` maps an array to a number and must accept an array of any `Real` element type:
+Oxidase runs it on dual numbers `x + εv` (`Oxidase.Dual`) and differentiates that run
+in reverse mode, which yields `H(x) v` and, at no extra cost, the gradient
+([`hvp_and_gradient!`](@ref)). Exact, as every derivative here is.
+
+```julia
+f(x) = sin(x[1] * x[2]) + x[3]^3
+hvp(f, [1.0, 2.0, 3.0], [1.0, 0.0, 0.0])   # [-4sin(2), cos(2) - 2sin(2), 0.0]
+```
+"""
+function hvp(f::F, x::AbstractArray{<:AbstractFloat}, v::AbstractArray) where {F}
+    res = similar(x)
+    hvp_and_gradient!(res, nothing, f, x, v)
+    return res
+end
+
+"""
+    hvp!(res, f, x, v)
+
+[`hvp`](@ref) into `res`, which it returns.
+"""
+function hvp!(res::AbstractArray, f::F, x::AbstractArray{<:AbstractFloat}, v::AbstractArray) where {F}
+    hvp_and_gradient!(res, nothing, f, x, v)
+    return res
+end
+
+"""
+    hvp_and_gradient!(res, grad, f, x, v)
+
+[`hvp`](@ref) into `res` and the gradient of `f` at `x` into `grad`, from one reverse
+pass; returns `(res, grad)`.
+"""
+function hvp_and_gradient!(res::AbstractArray, grad, f::F, x::AbstractArray{T}, v::AbstractArray) where {F,T<:AbstractFloat}
+    axes(v) == axes(x) || throw(DimensionMismatch("hvp: v has axes $(axes(v)), x has $(axes(x))"))
+    axes(res) == axes(x) || throw(DimensionMismatch("hvp: res has axes $(axes(res)), x has $(axes(x))"))
+    grad === nothing || axes(grad) == axes(x) ||
+        throw(DimensionMismatch("hvp: grad has axes $(axes(grad)), x has $(axes(x))"))
+    xd = Dual{T}.(x, v)
+    dxd = zero(xd)
+    g = DualPartial(f)
+    try
+        autodiff(Reverse, g, Active, Duplicated(xd, dxd))
+    catch e
+        # (A method missing for duals is a `MethodError` when `f` runs, which the engine
+        # may meet first as code that always throws.)
+        cause = e isa MethodError ? e : e isa DifferentiationError ? primal_error(g, xd) : nothing
+        cause isa MethodError && (n = not_generic(cause, f, typeof(xd))) isa ArgumentError && throw(n)
+        rethrow()
+    end
+    res .= value.(dxd)
+    grad === nothing || (grad .= partial.(dxd))
+    return res, grad
+end
+
+# The ε part of `f` on duals: a number (zero when `f` does not depend on its argument).
+struct DualPartial{F}
+    f::F
+end
+(g::DualPartial)(xd) = dual_partial(g.f(xd))
+dual_partial(y::Dual) = y.partial
+dual_partial(y::Real) = zero(float(y))
+dual_partial(y) = throw(ArgumentError("hvp: f must return a real number, got a $(typeof(y))"))
+
+primal_error(g, xd) = try
+    g(xd)
+    nothing
+catch e
+    e
+end
+
+# An error from `f` run on duals, said in terms of what the user can change: a method
+# missing for `Dual` means `f` is not generic over the element type.
+function not_generic(e, f, xt)
+    e isa MethodError || return e
+    mentions_dual(t) = t isa Type && (t <: Dual || any(p -> p isa Type && p <: Dual, t.parameters))
+    mentions_dual(e.f) || any(a -> mentions_dual(typeof(a)), e.args) || return e
+    return ArgumentError("hvp differentiates `$f` run on dual numbers (an argument of type $xt): " *
+                         "`$f` must accept an array of any `Real` element type, and it calls a method " *
+                         "that has none for `Oxidase.Dual`: $(sprint(showerror, e))")
+end

@@ -1,0 +1,142 @@
+# Second order (issue 16): Hessian-vector products, reverse over forward (`f` on
+# `Oxidase.Dual` numbers, differentiated by the engine in reverse mode), against
+# Hessians written out by hand and against central differences of the gradient.
+
+# Central differences of the gradient along v: (∇f(x + hv) - ∇f(x - hv)) / 2h, the
+# gradient given analytically (`grad`) or by reverse mode.
+using LinearAlgebra: dot
+
+fd_hvp(grad, x, v; h = 1e-6) = (grad(x .+ h .* v) .- grad(x .- h .* v)) ./ (2h)
+reverse_gradient(f) = x -> gradient(Reverse, f, x)
+
+so_rosenbrock(x) = sum(100 * (x[i+1] - x[i]^2)^2 + (1 - x[i])^2 for i in 1:length(x)-1)
+function so_rosenbrock_hessian(x)
+    n = length(x)
+    H = zeros(n, n)
+    for i in 1:n-1
+        H[i, i] += 1200x[i]^2 - 400x[i+1] + 2
+        H[i, i+1] -= 400x[i]
+        H[i+1, i] -= 400x[i]
+        H[i+1, i+1] += 200
+    end
+    return H
+end
+
+# A two-layer perceptron's squared loss, its parameters in one vector.
+const SO_IN, SO_HID = 3, 4
+const SO_X = [0.5 -1.0; 0.25 0.75; -0.5 1.5]   # two samples, in columns
+const SO_Y = [0.3 -0.2]
+const SO_A = [0.5 -1.0; 2.0 0.25]
+function so_mlp_loss(θ)
+    W1 = reshape(θ[1:SO_HID*SO_IN], SO_HID, SO_IN)
+    b1 = θ[SO_HID*SO_IN+1:SO_HID*SO_IN+SO_HID]
+    w2 = θ[SO_HID*SO_IN+SO_HID+1:end]
+    s = zero(eltype(θ))
+    for k in 1:size(SO_X, 2)
+        h = tanh.(W1 * SO_X[:, k] .+ b1)
+        s += (sum(w2 .* h) - SO_Y[k])^2
+    end
+    return s
+end
+
+@testset "rosenbrock: Hessian columns and products, n = $n" for n in (2, 3, 7)
+    x = [0.5 + 0.1i * (-1)^i for i in 1:n]
+    H = so_rosenbrock_hessian(x)
+    for j in 1:n
+        e = Float64.(1:n .== j)
+        @test hvp(so_rosenbrock, x, e) ≈ H[:, j] rtol = 1e-12
+    end
+    v = collect(range(1.0, -1.0; length = n))
+    @test hvp(so_rosenbrock, x, v) ≈ H * v rtol = 1e-12
+    @test hvp(so_rosenbrock, x, v) ≈ fd_hvp(reverse_gradient(so_rosenbrock), x, v) rtol = 1e-6
+    res, grad = zeros(n), zeros(n)
+    @test hvp_and_gradient!(res, grad, so_rosenbrock, x, v) === (res, grad)
+    @test res ≈ H * v rtol = 1e-12
+    @test grad ≈ gradient(Reverse, so_rosenbrock, x) rtol = 1e-12
+    out = zeros(n)
+    @test hvp!(out, so_rosenbrock, x, v) === out
+    @test out == res
+end
+
+@testset "an MLP loss" begin
+    θ = [0.1 * sin(3i) for i in 1:SO_HID*SO_IN+2SO_HID]
+    for v in (ones(length(θ)), [cos(i) for i in eachindex(θ)])
+        Hv = hvp(so_mlp_loss, θ, v)
+        @test Hv ≈ fd_hvp(reverse_gradient(so_mlp_loss), θ, v) rtol = 1e-6 atol = 1e-8
+        res, grad = similar(θ), similar(θ)
+        hvp_and_gradient!(res, grad, so_mlp_loss, θ, v)
+        @test res == Hv
+        @test grad ≈ gradient(Reverse, so_mlp_loss, θ) rtol = 1e-12
+    end
+end
+
+# Both sides of a branch, loops of 0, 1 and many iterations, elementary functions.
+so_branch(x) = x[1] > 0 ? x[1]^3 * x[2] : sin(x[1]) * x[2]^2
+so_loop(x) = (s = zero(eltype(x)); for i in 2:length(x); s += x[i-1] * exp(x[i]); end; s + x[1]^2)
+so_functions(x) = sum((x[i] > 0 ? sqrt(1 + x[i]^2) * log1p(x[i]^2) + x[i]^2.5 * exp2(x[i]) : zero(x[i])) +
+                      atan(x[i], 2.0) + tanh(x[i]) / (2 + cos(x[i])) + hypot(x[i], 1.5) + abs(x[i]) +
+                      max(x[i], 0.25)^3 for i in eachindex(x))
+@testset "branches, loops and elementary functions: $(nameof(f))" for f in (so_branch, so_loop, so_functions)
+    for x in ([0.7, -0.4, 1.3], [-0.6, 0.9, 0.2], [0.3], [0.4, 1.1])
+        f === so_branch && length(x) < 2 && continue
+        for v in ([1.0, 0.0, 0.0][1:length(x)], [0.5 - 0.75i for i in eachindex(x)])
+            @test hvp(f, x, v) ≈ fd_hvp(reverse_gradient(f), x, v) rtol = 1e-6 atol = 1e-7
+        end
+    end
+end
+so_branch_hessian(x) = x[1] > 0 ? [6x[1]*x[2] 3x[1]^2; 3x[1]^2 0.0] :
+                                  [-sin(x[1])*x[2]^2 2cos(x[1])*x[2]; 2cos(x[1])*x[2] 2sin(x[1])]
+@testset "a branch, by hand: x = $x" for x in ([0.7, -0.4], [-0.6, 0.9])
+    @test hvp(so_branch, x, [1.0, 2.0]) ≈ so_branch_hessian(x) * [1.0, 2.0] rtol = 1e-12
+end
+
+@testset "Float32, matrices, closures, constants" begin
+    x32 = Float32[0.5, -0.25, 1.0]
+    r = hvp(so_rosenbrock, x32, Float32[1, 0, 0])
+    @test r isa Vector{Float32}
+    @test r ≈ Float32.(so_rosenbrock_hessian(Float64.(x32))[:, 1]) rtol = 1e-5
+    A = SO_A
+    quad(X) = sum(dot(X[:, j], SO_A * X[:, j]) for j in 1:size(X, 2))   # Hessian A + A' in each column
+    X = [0.1 0.2; 0.3 0.4]
+    V = [1.0 0.0; 0.5 -1.0]
+    @test hvp(quad, X, V) ≈ (A + A') * V rtol = 1e-12
+    c = [1.0, 2.0, 3.0]
+    weighted(x) = sum(c .* x .^ 3)
+    @test hvp(weighted, [0.5, 1.0, 1.5], [1.0, 1.0, 1.0]) ≈ 6 .* c .* [0.5, 1.0, 1.5] rtol = 1e-12
+    @test hvp(x -> 2.0, [0.5, 1.0], [1.0, 1.0]) == [0.0, 0.0]
+end
+
+typed_only(x::Vector{Float64}) = sum(abs2, x)
+converts(x) = sum(Float64(xi)^2 for xi in x)
+@testset "refused, with a message: code written for Float64 only" begin
+    e = try
+        hvp(typed_only, [1.0, 2.0], [1.0, 0.0])
+    catch err
+        err
+    end
+    @test e isa ArgumentError && occursin("any `Real` element type", e.msg)
+    e = try
+        hvp(converts, [1.0, 2.0], [1.0, 0.0])
+    catch err
+        err
+    end
+    @test e isa ArgumentError && occursin("any `Real` element type", e.msg)
+    @test_throws DimensionMismatch hvp(so_rosenbrock, [1.0, 2.0], [1.0])
+    @test_throws DimensionMismatch hvp!(zeros(3), so_rosenbrock, [1.0, 2.0], [1.0, 0.0])
+    @test_throws ArgumentError hvp(x -> [x[1]], [1.0, 2.0], [1.0, 0.0])
+end
+
+# Refused today, never a wrong value: Julia's generic matrix product of a `Float64`
+# matrix with a matrix of duals (it tiles through global scratch buffers), and
+# `maximum` over duals (a pair of floats the reduction passes by value).
+mat_of_duals(X) = sum([0.5 -1.0; 2.0 0.25] * X)
+max_of_duals(x) = maximum(x)^3
+@testset "refused today: $(nameof(f))" for f in (mat_of_duals, max_of_duals)
+    x = f === mat_of_duals ? [0.1 0.2; 0.3 0.4] : [0.7, -0.4, 1.3]
+    @test_throws Oxidase.DifferentiationError hvp(f, x, one.(x))
+end
+
+@testset "no method ambiguities for Oxidase.Dual" begin
+    ambiguous = Test.detect_ambiguities(Oxidase, Base)
+    @test isempty(filter(p -> any(m -> occursin("Dual", string(m.sig)), p), ambiguous))
+end
