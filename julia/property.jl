@@ -13,7 +13,8 @@
 # out of a vector of mutable structs,
 # each differentiated in reverse, forward, batch-forward and split reverse mode (the
 # argument changed between the two thunks) and checked against the others and against
-# central finite differences.
+# central finite differences; and, where the program is generic over its element type,
+# its Hessian-vector product (`hvp`) against differences of its gradient.
 #
 #   julia --project=. julia/property.jl [CASES] [SEED]
 #
@@ -404,6 +405,33 @@ function check(f, v, held = :none)
     return ok, (rev = rev, fwd = fwd, batch = Tuple(ts), split = split, finite = finite)
 end
 
+# Second order: `hvp` (reverse over forward, issue 16) of the program as a function of
+# all five inputs, against central differences of its reverse-mode gradient (checked
+# against finite differences above), along a fixed direction. Programs written for
+# `Float64` only (`zeros(3)` filled with the input, say) cannot run on dual numbers:
+# `nothing`, as is a construct the engine refuses. A point near a kink of the gradient
+# (`max`, a branch) would differ; steps of three sizes are tried, as above.
+function check_hvp(f, v)
+    g(w) = f(w[1], w[2], w[3:5])
+    function grad(w)
+        dx = zeros(3)
+        ((da, db, _),) = autodiff(Reverse, f, Active, Active(w[1]), Active(w[2]), Duplicated(w[3:5], dx))
+        return [da, db, dx...]
+    end
+    dir = [1.0, -0.5, 0.25, 0.75, -1.0]
+    hv = try
+        hvp(g, v, dir)
+    catch err
+        err isa ArgumentError || err isa Oxidase.DifferentiationError || rethrow()
+        return nothing, err
+    end
+    finite = ((grad(v .+ h .* dir) .- grad(v .- h .* dir)) ./ 2h for h in (1e-5, 1e-6, 1e-7))
+    all(isfinite, hv) || return missing, hv
+    scale = max(1.0, maximum(abs, hv))
+    ok = any(d -> isapprox(hv, d; rtol = 1e-4, atol = 1e-5 * scale), finite)
+    return ok, (hvp = hv, finite = collect(finite))
+end
+
 """
     run_properties(cases, seed; io = stdout) -> (passed, failed, refused)
 
@@ -414,6 +442,7 @@ overflow is skipped; neither is passed nor failed.
 """
 function run_properties(cases::Integer, seed::Integer; io::IO = stdout)
     passed = failed = refused = 0
+    hvp_passed = hvp_skipped = hvp_program = 0
     for c in 1:cases
         rng = MersenneTwister(seed + c)
         name = Symbol("prop_", seed + c)
@@ -435,12 +464,29 @@ function run_properties(cases::Integer, seed::Integer; io::IO = stdout)
                 println(io, "overflows: seed $(seed + c) at point $v")
             elseif result[1]
                 passed += 1
+                # (Second order once a program, at the first point that passed.)
+                held == :none && hvp_program != c || continue
+                hvp_program = c
+                ok, detail = Base.CoreLogging.with_logger(LOGGER) do
+                    Base.invokelatest(check_hvp, f, v)
+                end
+                if ok === true
+                    hvp_passed += 1
+                elseif ok === false
+                    failed += 1
+                    println(io, "FAILED (hvp): seed $(seed + c) at point $v\n$src\n$detail\n")
+                else
+                    hvp_skipped += 1
+                    detail isa Exception && println(io, "hvp skipped: seed $(seed + c): ",
+                                                    first(sprint(showerror, detail), 160))
+                end
             else
                 failed += 1
                 println(io, "FAILED: seed $(seed + c) at point $v\n$src\n$(result[2])\n")
             end
         end
     end
+    println(io, "hvp: $hvp_passed programs passed, $hvp_skipped not generic over the element type or refused")
     return passed, failed, refused
 end
 

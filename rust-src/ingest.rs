@@ -96,6 +96,7 @@ impl<'ctx> Inlined<'ctx> {
     pub fn rewrite(&self, m: &'ctx Module) -> Built<()> {
         for g in m.functions() {
             if g == self.entry || self.recursive.contains(&g) {
+                scalarize_float_merges(m, g)?;
                 forward_try_slots(g);
                 forward_try_copies(m, g)?;
                 forward_gc_frame_slots(m, g);
@@ -107,6 +108,101 @@ impl<'ctx> Inlined<'ctx> {
         }
         Ok(())
     }
+}
+
+/// The number of fields of `ty` when it is a struct or array whose fields are each one
+/// float (a complex or dual number, a pair of floats): what `scalarize_float_merges`
+/// splits.
+fn float_fields(ty: crate::llvm::Type) -> Option<u32> {
+    let n = ty.aggregate_len()?;
+    let (_, leaves) = ty.float_aggregate()?;
+    (leaves == n && n > 0).then(|| u32::try_from(n).ok()).flatten()
+}
+
+/// A select or phi of a small struct of floats (`ifelse` on a dual or complex number, a
+/// struct merged after a branch) becomes one select or phi per field, and a field read
+/// back out of the merged struct (`extractvalue`) reads the merged field: the
+/// derivative rules follow floats, not first-class aggregates of them, which were
+/// refused. (A struct of floats still stored, returned or passed whole keeps its
+/// `insertvalue`s, and stays refused.)
+fn scalarize_float_merges<'ctx>(m: &'ctx Module, g: Function<'ctx>) -> Built<()> {
+    use crate::llvm::Opcode;
+    let insts = || g.blocks().into_iter().flat_map(|b| b.instructions()).collect::<Vec<_>>();
+    let merges: Vec<Value<'ctx>> = insts()
+        .into_iter()
+        .filter(|&i| matches!(i.opcode(), Opcode::LLVMSelect | Opcode::LLVMPHI) && float_fields(i.ty()).is_some())
+        .collect();
+    if merges.is_empty() {
+        return Ok(());
+    }
+    let b = m.builder();
+    for i in merges {
+        let (Some(n), Some((leaf, _))) = (float_fields(i.ty()), i.ty().float_aggregate()) else { continue };
+        let mut fields = Vec::new();
+        if let Some(phi) = i.as_phi() {
+            // (One extraction per incoming block, at its end: a block listed twice, as a
+            // `switch` may list it, must bring the same value both times.)
+            let incoming = phi.incoming();
+            let mut extracted: HashMap<(Value<'ctx>, crate::llvm::Block<'ctx>), Vec<Value<'ctx>>> = HashMap::new();
+            for &(v, pred) in &incoming {
+                if extracted.contains_key(&(v, pred)) {
+                    continue;
+                }
+                let end = pred.terminator().ok_or_else(|| crate::llvm::BuildError {
+                    method: "scalarize_float_merges",
+                    reason: "a phi's incoming block has no terminator".into(),
+                })?;
+                b.before(end)?;
+                let parts = (0..n).map(|k| b.extract_value(v, k)).collect::<Built<Vec<_>>>()?;
+                extracted.insert((v, pred), parts);
+            }
+            b.before(i)?;
+            for k in 0..n {
+                let field_phi = b.phi(leaf, &format!("{}.f{k}", i.name()))?;
+                let pairs: Vec<_> =
+                    incoming.iter().map(|&(v, pred)| (extracted[&(v, pred)][k as usize], pred)).collect();
+                field_phi.add_incoming(&pairs);
+                fields.push(field_phi.as_value());
+            }
+            b.before(i.parent_block().first_non_phi().unwrap_or(i))?;
+        } else {
+            b.before(i)?;
+            for k in 0..n {
+                let (x, y) = (b.extract_value(i.operand(1), k)?, b.extract_value(i.operand(2), k)?);
+                fields.push(b.select(i.operand(0), x, y)?);
+            }
+        }
+        let mut agg = m.poison(i.ty());
+        for (k, &f) in fields.iter().enumerate() {
+            agg = b.insert_value(agg, f, k as u32)?;
+        }
+        i.replace_all_uses_with(agg);
+        i.erase();
+    }
+    // Fields read out of a chain of `insertvalue`s: the value inserted there.
+    for e in insts() {
+        if e.opcode() != Opcode::LLVMExtractValue || !e.ty().is_float() {
+            continue;
+        }
+        let want = e.indices();
+        let mut cur = e.operand(0);
+        while cur.opcode_if_instruction() == Some(Opcode::LLVMInsertValue) {
+            if cur.indices() == want {
+                e.replace_all_uses_with(cur.operand(1));
+                e.erase();
+                break;
+            }
+            cur = cur.operand(0);
+        }
+    }
+    // What no longer has a use, from the last instruction up (a chain's tail first).
+    for i in insts().into_iter().rev() {
+        let dead = matches!(i.opcode(), Opcode::LLVMInsertValue | Opcode::LLVMExtractValue);
+        if dead && i.users().is_empty() {
+            i.erase();
+        }
+    }
+    Ok(())
 }
 
 /// Each call in a `try` body starts a block of its own. An exception thrown in the call

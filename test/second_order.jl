@@ -126,13 +126,23 @@ converts(x) = sum(Float64(xi)^2 for xi in x)
     @test_throws ArgumentError hvp(x -> [x[1]], [1.0, 2.0], [1.0, 0.0])
 end
 
-# Refused today, never a wrong value: Julia's generic matrix product of a `Float64`
-# matrix with a matrix of duals (it tiles through global scratch buffers), and
-# `maximum` over duals (a pair of floats the reduction passes by value).
-mat_of_duals(X) = sum([0.5 -1.0; 2.0 0.25] * X)
+# `maximum` and `ifelse` over duals: a select of the pair of floats, split into one per
+# field (refused before). Both sides of each comparison.
 max_of_duals(x) = maximum(x)^3
-@testset "refused today: $(nameof(f))" for f in (mat_of_duals, max_of_duals)
-    x = f === mat_of_duals ? [0.1 0.2; 0.3 0.4] : [0.7, -0.4, 1.3]
+ifelse_of_duals(x) = ifelse(x[1] > 0, x[2], x[3]) * x[2]
+@testset "selects of duals: x = $x" for x in ([0.7, -0.4, 1.3], [-0.7, 1.4, 0.3])
+    v = [1.0, 0.5, 0.25]
+    k = argmax(x)
+    @test hvp(max_of_duals, x, v) ≈ [i == k ? 6x[k] * v[k] : 0.0 for i in 1:3] rtol = 1e-12
+    H = x[1] > 0 ? [0 0 0; 0 2 0; 0 0 0] : [0 0 0; 0 0 1; 0 1 0]
+    @test hvp(ifelse_of_duals, x, v) ≈ H * v rtol = 1e-12
+end
+
+# Refused today, never a wrong value: Julia's generic matrix product of a `Float64`
+# matrix with a matrix of duals (it tiles through global scratch buffers).
+mat_of_duals(X) = sum([0.5 -1.0; 2.0 0.25] * X)
+@testset "refused today: $(nameof(f))" for f in (mat_of_duals,)
+    x = [0.1 0.2; 0.3 0.4]
     @test_throws Oxidase.DifferentiationError hvp(f, x, one.(x))
 end
 

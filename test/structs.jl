@@ -1031,3 +1031,20 @@ end
         check_all_modes(sret_noinline, x)
     end
 end
+
+# `ifelse` on a struct of floats: Julia selects the whole pair (`select` of a
+# `[2 x double]`), which the engine splits into a select per field (it was refused:
+# "ExtractValue on differentiable data"). Both sides of the branch.
+select_complex(z) = (w = ifelse(real(z[1]) > 0, z[1], z[2]); real(w * z[3]) + imag(w)^2)
+function select_complex_gradient(z)
+    k = real(z[1]) > 0 ? 1 : 2
+    w = z[k]
+    g = zeros(ComplexF64, length(z))
+    g[k] += complex(real(z[3]), -imag(z[3]) + 2imag(w))
+    g[3] += conj(w)
+    return g
+end
+@testset "a select of a struct of floats: $side" for (side, z) in
+        (("true", [0.3 + 0.1im, -0.2 + 0.5im, 0.7 - 0.4im]), ("false", [-0.3 + 0.6im, -0.2 + 0.9im, 0.7 + 0.4im]))
+    check_complex(select_complex, z, select_complex_gradient)
+end
