@@ -145,11 +145,11 @@ end
 try
     @testset "start and define" begin
         @test gb_ask((kind = "start", eval = "test")) == Dict("id" => 1, "tool" => "oxidase")
-        for mod in ("hello", "lse", "llsq", "ode", "det", "gmm", "lstm", "ba", "ht")
+        for mod in ("hello", "lse", "llsq", "ode", "det", "gmm", "lstm", "ba", "ht", "kmeans")
             @test gb_ask((kind = "define", var"module" = mod))["success"] === true
         end
         # (These need nested differentiation.)
-        for mod in ("kmeans", "particle", "saddle")
+        for mod in ("particle", "saddle")
             @test gb_ask((kind = "define", var"module" = mod))["success"] === false
         end
     end
@@ -176,6 +176,23 @@ try
         xf = Float64.(x)
         @test gb_output(gb_evaluate("lse", "primal", (x = x,))) ≈ 700 + log(sum(exp.(xf .- 700))) rtol = 1e-14
         @test gb_output(gb_evaluate("lse", "gradient", (x = x,))) ≈ exp.(xf .- 700) ./ sum(exp.(xf .- 700)) rtol = 1e-12
+    end
+
+    @testset "kmeans" begin
+        # The cost, and the Newton direction J ./ diag(H): each centroid minus the mean of
+        # the points nearest it (J = 2 Σ (Cⱼ - Pᵢ), diag H = 2 nⱼ).
+        for (n, k, d) in ((12, 3, 2), (40, 5, 4), (3, 1, 1))
+            P = [[sin(1.3i + 0.7l) * 2 for l in 1:d] for i in 1:n]
+            C = [P[j] .+ 0.01 for j in 1:k]   # (each centroid nearest at least one point)
+            nearest = [argmin([sum(abs2, C[j] .- P[i]) for j in 1:k]) for i in 1:n]
+            @test gb_output(gb_evaluate("kmeans", "cost", (points = P, centroids = C))) ≈
+                  sum(sum(abs2, C[nearest[i]] .- P[i]) for i in 1:n) rtol = 1e-13
+            dir = gb_output(gb_evaluate("kmeans", "dir", (points = P, centroids = C)))
+            @test length(dir) == k
+            for j in 1:k
+                @test dir[j] ≈ C[j] .- sum(P[nearest .== j]) ./ count(nearest .== j) rtol = 1e-12 atol = 1e-14
+            end
+        end
     end
 
     @testset "llsq" begin
@@ -220,7 +237,9 @@ try
 
     @testset "failures leave the tool running" begin
         gb_failure(gb_evaluate("lse", "hessian", (x = [1.0],)))
-        gb_failure(gb_evaluate("kmeans", "cost", (points = [[1.0]], centroids = [[1.0]])))
+        gb_failure(gb_evaluate("kmeans", "cost", (points = [[1.0]], centroids = [[1.0, 2.0]])))
+        gb_failure(gb_evaluate("kmeans", "dir", (points = Any[], centroids = [[1.0]])))
+        gb_failure(gb_evaluate("particle", "rr", (w = 1.0,)))
         gb_failure(gb_evaluate("lse", "primal", (x = "abc",)))
         gb_failure(gb_evaluate("lse", "gradient", (x = Float64[],)))
         gb_failure(gb_evaluate("llsq", "primal", (x = [1.0],)))

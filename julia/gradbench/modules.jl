@@ -1,11 +1,12 @@
 # The GradBench evals this tool implements (github.com/gradbench/gradbench, `evals/`):
-# hello, lse, llsq, ode and det here, gmm, lstm, ba and ht in their own files. Each primal
+# hello, lse, llsq, ode, det and kmeans here, gmm, lstm, ba and ht in their own files. Each primal
 # is written the way a user would write it, with plain loops over preallocated buffers,
 # and each derivative is `autodiff` on that same code (reverse mode for gradients and
 # ba's 2 × 15 blocks, forward mode column by column for ht's Jacobian): the point of the
 # benchmark is what the engine makes of ordinary Julia, not a hand-tuned formulation.
-# kmeans (a Hessian), particle and saddle (gradients inside gradients) need nested
-# differentiation, which Oxidase does not have: `define` answers false for them.
+# kmeans's Hessian diagonal is `hvp_and_gradient!` (reverse over forward). particle and
+# saddle (gradients inside gradients) need nested differentiation, which Oxidase does
+# not have: `define` answers false for them.
 #
 # `MODULES[module][function](input)` checks and converts the eval's input (a parsed
 # JSON object) and returns a function of no arguments that computes the output; the
@@ -239,6 +240,52 @@ end
 hello_primal(input) = (x = hello_number(input); () -> hello_square(x))
 hello_double(input) = (x = hello_number(input); () -> gradient(Reverse, hello_square, x)[1])
 
+# --- kmeans: Σᵢ minⱼ |Cⱼ - Pᵢ|² and the Newton direction J ./ diag(H) ---
+# Points and centroids are the columns of d×n and d×k matrices. The Hessian of the
+# cost in the centroids is diagonal (each point pulls on its nearest centroid alone), so
+# its product with a vector of ones is its diagonal: one `hvp_and_gradient!` gives the
+# gradient J and that diagonal, as GradBench's other Julia tools compute them.
+
+function kmeans_cost(C, P)
+    s = zero(eltype(C))
+    for i in axes(P, 2)
+        best = typemax(eltype(C))
+        for j in axes(C, 2)
+            dist = zero(eltype(C))
+            for l in axes(C, 1)
+                t = C[l, j] - P[l, i]
+                dist += t * t
+            end
+            best = min(best, dist)
+        end
+        s += best
+    end
+    return s
+end
+
+function kmeans_input(input)
+    points, centroids = get(input, "points", nothing), get(input, "centroids", nothing)
+    points isa AbstractVector && !isempty(points) && first(points) isa AbstractVector ||
+        throw(InputError("`points` must be a nonempty array of arrays of numbers"))
+    centroids isa AbstractVector && !isempty(centroids) ||
+        throw(InputError("`centroids` must be a nonempty array of arrays of numbers"))
+    d = length(first(points))
+    d > 0 || throw(InputError("each point must have at least one coordinate"))
+    return float_columns(input, "points", length(points), d), float_columns(input, "centroids", length(centroids), d)
+end
+
+function kmeans_primal(input)
+    P, C = kmeans_input(input)
+    return () -> kmeans_cost(C, P)
+end
+
+function kmeans_dir(input)
+    P, C = kmeans_input(input)
+    cost = c -> kmeans_cost(c, P)
+    J, H, ones_ = similar(C), similar(C), fill(1.0, size(C))
+    return () -> (hvp_and_gradient!(H, J, cost, C, ones_); columns(J ./ H))
+end
+
 # The ADBench-derived evals, one file each (gmm reuses `lse` above).
 include(joinpath(@__DIR__, "gmm.jl"))
 include(joinpath(@__DIR__, "lstm.jl"))
@@ -255,4 +302,5 @@ const MODULES = Dict{String,Dict{String,Function}}(
     "lstm" => Dict("objective" => lstm_primal, "jacobian" => lstm_gradient),
     "ba" => Dict("objective" => ba_primal, "jacobian" => ba_gradient),
     "ht" => Dict("objective" => ht_primal, "jacobian" => ht_gradient),
+    "kmeans" => Dict("cost" => kmeans_primal, "dir" => kmeans_dir),
 )
