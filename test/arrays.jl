@@ -963,3 +963,17 @@ ar_copy_interleaved(x, c) = (r = zeros(4); for b in 1:2; r[2b-1] = x[b] * c[b]; 
         check_all_modes_with_constant(f, x, c)   # (test/finite_differences.jl)
     end
 end
+
+# A filtered generator (its closure and generator built in root slots of the GC frame)
+# beside a second reduction: the frame's link into the thread's frame list once made
+# every slot of it unknowable, so the root the second reduction's result needs (a slot
+# nobody reads) counted as held beside the differentiated array, and the whole was
+# refused. Both sides of the filter, a loop of 0, 1 and many kept elements.
+ar_filtered_sum(x) = sum(sqrt(1 + x[i]^2) for i in eachindex(x) if x[i] > 0) + sum(abs, x)
+ar_filtered_times(x) = (mapreduce(v -> v^2, +, Iterators.filter(v -> v > 0.0, x); init = 0.0) + 1) * sum(x)
+@testset "a filtered generator beside another reduction: $(nameof(f))" for f in (ar_filtered_sum, ar_filtered_times)
+    for x in ([0.7, -0.4, 1.3], [0.7, -0.4, -1.3], [0.2, 0.5, 0.9, 1.4], [-0.3, -0.2, -1.0])
+        f === ar_filtered_sum && all(<(0), x) && continue   # (an empty `sum` throws)
+        check_all_modes(f, x)
+    end
+end

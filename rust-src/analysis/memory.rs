@@ -1920,6 +1920,13 @@ fn slot_accesses<'ctx>(m: &'ctx crate::llvm::Module, a: Value<'ctx>) -> Option<H
                 Opcode::LLVMLoad => Access::Load(range(u.ty())),
                 Opcode::LLVMStore if u.operand(1) == p && u.operand(0) != p => Access::Store(range(u.operand(0).ty())),
                 Opcode::LLVMStore if u.operand(1) != p && is_written_only(u.operand(1)) => continue,
+                // (A GC frame linked into the thread's frame list: the collector scans
+                // its roots, the program never reads them through the link.)
+                Opcode::LLVMStore
+                    if u.operand(0) == p && p == a && is_gc_frame(a) && thread_state_slot(u.operand(1)) =>
+                {
+                    continue
+                }
                 Opcode::LLVMCall if u.as_call().is_some_and(is_lifetime_marker) => Access::Lifetime,
                 Opcode::LLVMCall => Access::Call,
                 _ => return None,
