@@ -106,6 +106,16 @@ end
     @test hvp(x -> 2.0, [0.5, 1.0], [1.0, 1.0]) == [0.0, 0.0]
 end
 
+# A string built from a dual is the float's: a program that branches on its length takes
+# the branch it takes on floats (a dual once printed longer, and `hvp` differentiated
+# the other branch; found by the program generator). Both branches.
+so_printed(x) = (t = "s = $(x[1])"; length(t) > 12 ? x[1]^2 * x[2] : x[2]^3)
+@testset "a string of a dual is its value's: x = $x" for x in ([0.5, 0.7], [0.123456789012, 0.7])
+    H = length("s = $(x[1])") > 12 ? [2x[2] 2x[1]; 2x[1] 0.0] : [0.0 0.0; 0.0 6x[2]]
+    @test hvp(so_printed, x, [1.0, -0.5]) ≈ H * [1.0, -0.5] rtol = 1e-12
+    @test string(Oxidase.Dual(0.5, 2.0)) == "0.5"
+end
+
 typed_only(x::Vector{Float64}) = sum(abs2, x)
 converts(x) = sum(Float64(xi)^2 for xi in x)
 @testset "refused, with a message: code written for Float64 only" begin
