@@ -2581,6 +2581,23 @@ fn strip_address(mut p: Value) -> Value {
 fn every_use<'ctx>(
     a: Value<'ctx>,
     follow: impl Fn(Value<'ctx>) -> bool,
+    accept: impl FnMut(Value<'ctx>, Value<'ctx>) -> bool,
+) -> bool {
+    walk_uses(a, false, follow, accept)
+}
+
+/// `every_use`, following merges of the derived pointers too (`phi`, `select`: inlined
+/// code walking an argument array).
+fn every_use_through_merges<'ctx>(a: Value<'ctx>, accept: impl FnMut(Value<'ctx>, Value<'ctx>) -> bool) -> bool {
+    walk_uses(a, true, |_| true, accept)
+}
+
+/// `every_use` and `every_use_through_merges`: `merges` says whether a `phi` or a
+/// `select` of the pointer derives one.
+fn walk_uses<'ctx>(
+    a: Value<'ctx>,
+    merges: bool,
+    follow: impl Fn(Value<'ctx>) -> bool,
     mut accept: impl FnMut(Value<'ctx>, Value<'ctx>) -> bool,
 ) -> bool {
     let mut work = vec![a];
@@ -2590,40 +2607,16 @@ fn every_use<'ctx>(
             continue;
         }
         for u in p.users() {
-            let derived = matches!(
-                u.opcode_if_instruction(),
-                Some(Opcode::LLVMGetElementPtr | Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast)
-            ) && u.operand(0) == p;
+            let derived = match u.opcode_if_instruction() {
+                Some(Opcode::LLVMGetElementPtr | Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast) => u.operand(0) == p,
+                Some(Opcode::LLVMPHI) => merges,
+                Some(Opcode::LLVMSelect) => merges && u.operand(0) != p,
+                _ => false,
+            };
             if derived {
                 if follow(u) {
                     work.push(u);
                 }
-            } else if !accept(p, u) {
-                return false;
-            }
-        }
-    }
-    true
-}
-
-/// `every_use`, following merges of the derived pointers too (`phi`, `select`: inlined
-/// code walking an argument array).
-fn every_use_through_merges<'ctx>(a: Value<'ctx>, mut accept: impl FnMut(Value<'ctx>, Value<'ctx>) -> bool) -> bool {
-    let mut work = vec![a];
-    let mut seen = HashSet::new();
-    while let Some(p) = work.pop() {
-        if !seen.insert(p) {
-            continue;
-        }
-        for u in p.users() {
-            let derived = match u.opcode_if_instruction() {
-                Some(Opcode::LLVMGetElementPtr | Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast) => u.operand(0) == p,
-                Some(Opcode::LLVMPHI) => true,
-                Some(Opcode::LLVMSelect) => u.operand(0) != p,
-                _ => false,
-            };
-            if derived {
-                work.push(u);
             } else if !accept(p, u) {
                 return false;
             }
