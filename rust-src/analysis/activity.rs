@@ -920,10 +920,10 @@ fn describe(fname: &str, inst: Value, what: &str) -> String {
 /// `Const` argument (`argument`), or a global Julia embeds by address — which may be
 /// shadowed by a zeroed copy (`Memory::copies`): its elements hold floats of one type
 /// and nothing else (the type analysis for an argument; for a global, its type tag),
-/// the runtime to copy it is at hand, and a global appears in the function only as a value stored into stack objects that hold
-/// differentiated arrays, into arrays of arrays, or into GC root
-/// slots nobody reads (so that every access to
-/// it goes through them, and through the copy). An argument needs no such condition:
+/// the runtime to copy it is at hand, and a global appears in the function only as a
+/// value stored into stack objects that hold differentiated arrays, into arrays of
+/// arrays, or into GC root slots nobody reads (so that every access to it goes through
+/// them, and through the copy). An argument needs no such condition:
 /// every pointer the function derives from it is shadowed alike.
 fn constant_float_array(
     a: Value,
