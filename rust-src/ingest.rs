@@ -110,13 +110,13 @@ impl<'ctx> Inlined<'ctx> {
     }
 }
 
-/// The number of fields of `ty` when it is a struct or array whose fields are each one
-/// float (a complex or dual number, a pair of floats): what `scalarize_float_merges`
-/// splits.
-fn float_fields(ty: crate::llvm::Type) -> Option<u32> {
+/// The float type and the number of fields of `ty` when it is a struct or array whose
+/// fields are each one float of that type (a complex or dual number, a pair of floats):
+/// what `scalarize_float_merges` splits.
+fn float_fields(ty: crate::llvm::Type) -> Option<(crate::llvm::Type, u32)> {
     let n = ty.aggregate_len()?;
-    let (_, leaves) = ty.float_aggregate()?;
-    (leaves == n && n > 0).then(|| u32::try_from(n).ok()).flatten()
+    let (leaf, leaves) = ty.float_aggregate()?;
+    (leaves == n && n > 0).then(|| Some((leaf, u32::try_from(n).ok()?))).flatten()
 }
 
 /// A select or phi of a small struct of floats (`ifelse` on a dual or complex number, a
@@ -137,7 +137,7 @@ fn scalarize_float_merges<'ctx>(m: &'ctx Module, g: Function<'ctx>) -> Built<()>
     }
     let b = m.builder();
     for i in merges {
-        let (Some(n), Some((leaf, _))) = (float_fields(i.ty()), i.ty().float_aggregate()) else { continue };
+        let Some((leaf, n)) = float_fields(i.ty()) else { continue };
         let mut fields = Vec::new();
         if let Some(phi) = i.as_phi() {
             // (One extraction per incoming block, at its end: a block listed twice, as a

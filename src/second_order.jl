@@ -27,9 +27,7 @@ Dual{T}(x::Real) where {T<:AbstractFloat} = Dual{T}(convert(T, x), zero(T))
 Dual{T}(x::Dual) where {T<:AbstractFloat} = Dual{T}(convert(T, x.value), convert(T, x.partial))
 
 value(x::Dual) = x.value
-value(x::Real) = x
 partial(x::Dual) = x.partial
-partial(x::Real) = zero(x)
 
 Base.promote_rule(::Type{Dual{T}}, ::Type{S}) where {T<:AbstractFloat,S<:Real} = Dual{promote_type(T, S)}
 Base.promote_rule(::Type{Dual{T}}, ::Type{Dual{S}}) where {T<:AbstractFloat,S<:AbstractFloat} = Dual{promote_type(T, S)}
