@@ -410,7 +410,9 @@ end
 # against finite differences above), along a fixed direction. Programs written for
 # `Float64` only (`zeros(3)` filled with the input, say) cannot run on dual numbers:
 # `nothing`, as is a construct the engine refuses. A point near a kink of the gradient
-# (`max`, a branch) would differ; steps of three sizes are tried, as above.
+# (`max`, a branch) would differ; steps of three sizes are tried, as above. And the same
+# second derivatives through a nested `autodiff_deferred`, differentiated forward over
+# reverse.
 function check_hvp(f, v)
     g(w) = f(w[1], w[2], w[3:5])
     function grad(w)
@@ -429,7 +431,20 @@ function check_hvp(f, v)
     all(isfinite, hv) || return missing, hv
     scale = max(1.0, maximum(abs, hv))
     ok = any(d -> isapprox(hv, d; rtol = 1e-4, atol = 1e-5 * scale), finite)
-    return ok, (hvp = hv, finite = collect(finite))
+    ok || return ok, (hvp = hv, finite = collect(finite))
+    # Nested differentiation (forward over reverse): a function holding the program's
+    # gradient, `cᵀ∇g`, differentiated in forward mode along `dir`, is `cᵀ H dir`.
+    # (The weights written out: a closure capturing an array without a derivative beside
+    # differentiated ones is refused, docs/limitations.md.)
+    c = [0.5, 1.0, -1.0, 0.25, 2.0]
+    function weighted_gradient(w)
+        dw = zero(w)
+        autodiff_deferred(Reverse, g, Active, Duplicated(w, dw))
+        return 0.5 * dw[1] + dw[2] - dw[3] + 0.25 * dw[4] + 2.0 * dw[5]
+    end
+    nested = autodiff(Forward, weighted_gradient, Duplicated, Duplicated(copy(v), copy(dir)))[2]
+    ok = any(d -> isapprox(nested, sum(c .* d); rtol = 1e-4, atol = 1e-5 * scale * sum(abs, c)), finite)
+    return ok, (hvp = hv, nested = nested, finite = collect(finite))
 end
 
 """
@@ -486,7 +501,7 @@ function run_properties(cases::Integer, seed::Integer; io::IO = stdout)
             end
         end
     end
-    println(io, "hvp: $hvp_passed programs passed, $hvp_skipped not generic over the element type or refused")
+    println(io, "hvp and nested: $hvp_passed programs passed, $hvp_skipped not generic over the element type or refused")
     return passed, failed, refused
 end
 

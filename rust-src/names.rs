@@ -24,6 +24,12 @@ pub const RULE_PREFIX: &str = "oxidase.rule.";
 /// a shadow the rule makes (`rules::calls::custom`).
 pub const RULE_RESULT_ARRAY_F64: &str = "oxidase-rule-result-array-f64";
 
+/// The string attribute the Julia package puts on a function whose rule is one of the
+/// package's own (linear algebra, nested differentiation): the rule never resizes the
+/// arrays the call is handed, whatever the function's own body does
+/// (`analysis::memory`'s `may_resize`).
+pub const RULE_KEEPS_SIZES: &str = "oxidase-rule-keeps-sizes";
+
 /// Like `RULE_RESULT_ARRAY_F64`, for a rule returning an `Array{Float32}`.
 pub const RULE_RESULT_ARRAY_F32: &str = "oxidase-rule-result-array-f32";
 

@@ -39,6 +39,7 @@ include("linalg_rules.jl")
 include("sugar.jl")
 include("split.jl")
 include("second_order.jl")
+include("nested.jl")
 include("check.jl")
 include("precompile.jl")
 

@@ -57,7 +57,7 @@ end
     fn = function_value(fa)
     check_shapes(anns)
     check_shape(0, fa)
-    compiled = derivative(mode, fa, RA, anns)
+    compiled = cached_derivative(mode, fa, RA, anns)
     s = @inbounds compiled.scratch[Threads.threadid()]
     store_function!(s, fa)
     GC.@preserve fa begin
@@ -151,7 +151,7 @@ const CACHE_LOCK = ReentrantLock()
     return :($slot)
 end
 
-function derivative(mode::M, fn::F, ::Type{RA}, anns::A) where {M<:Mode,F,RA,A<:Tuple}
+function cached_derivative(mode::M, fn::F, ::Type{RA}, anns::A) where {M<:Mode,F,RA,A<:Tuple}
     slot = signature_slot(Tuple{F,A,M,RA})
     compiled = slot[]
     compiled !== nothing && is_current(compiled) && return compiled::CompiledDerivative

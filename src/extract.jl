@@ -98,14 +98,71 @@ function extract_bitcode(@nospecialize(f), @nospecialize(types::Type{<:Tuple}))
                                 prefer_specsig = true)
     # (Arguments, not a closure capturing `f`: a closure's type follows the types it
     # captures, and each new function would compile `with_codegen_lock` anew, 20 ms.)
-    bitcode, entry = with_codegen_lock(emit_bitcode, f, types, mi, ci, params)
+    bitcode, entry, ci = with_codegen_lock(emit_bitcode, f, types, mi, ci, params)
     return ExtractedIR(bitcode, entry, ci)
 end
 
-# Codegen, Julia's passes, the root's name and the bitcode: the caller holds the codegen lock.
+# The method instances of nested differentiations (`Oxidase.NESTED_NAMES`) that the
+# module calls through `jl_invoke(f, args, nargs, mi)`: among the operands of its calls,
+# the pointers codegen writes as an object's address.
+function nested_invokes(mod::Ptr{Cvoid})
+    found = Core.MethodInstance[]
+    invoke = ccall((:LLVMGetNamedFunction, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid}, Cstring), mod, "jl_invoke")
+    invoke == C_NULL && return found
+    users = Ptr{Cvoid}[invoke]
+    while !isempty(users)
+        use = ccall((:LLVMGetFirstUse, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), pop!(users))
+        while use != C_NULL
+            user = ccall((:LLVMGetUser, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), use)
+            use = ccall((:LLVMGetNextUse, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), use)
+            # (Through a cast of `jl_invoke` to the call's type.)
+            if ccall((:LLVMIsAConstantExpr, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), user) != C_NULL
+                push!(users, user)
+                continue
+            end
+            ccall((:LLVMIsACallInst, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), user) == C_NULL && continue
+            for k in 0:ccall((:LLVMGetNumOperands, LIBLLVM), Cint, (Ptr{Cvoid},), user) - 1
+                m = object_address(ccall((:LLVMGetOperand, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid}, Cuint), user, k))
+                m isa Core.MethodInstance && m.def isa Method || continue
+                name = "julia_" * String(m.def.name) * "_"
+                any(==(name), Oxidase.NESTED_NAMES) && !(m in found) && push!(found, m)
+            end
+        end
+    end
+    return found
+end
+
+# The object a constant pointer `v` is the address of (`inttoptr`, through casts), or
+# `nothing`.
+function object_address(v::Ptr{Cvoid})
+    pointer_kind = 12   # LLVMPointerTypeKind
+    ty = ccall((:LLVMTypeOf, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), v)
+    ccall((:LLVMGetTypeKind, LIBLLVM), Cint, (Ptr{Cvoid},), ty) == pointer_kind || return nothing
+    saw_inttoptr = false
+    while ccall((:LLVMIsAConstantExpr, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), v) != C_NULL
+        saw_inttoptr |= ccall((:LLVMGetConstOpcode, LIBLLVM), Cint, (Ptr{Cvoid},), v) == 40   # LLVMIntToPtr
+        v = ccall((:LLVMGetOperand, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid}, Cuint), v, 0)
+    end
+    (saw_inttoptr && ccall((:LLVMIsAConstantInt, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), v) != C_NULL) || return nothing
+    address = ccall((:LLVMConstIntGetZExtValue, LIBLLVM), Culonglong, (Ptr{Cvoid},), v)
+    return unsafe_pointer_to_objref(Ptr{Cvoid}(UInt(address)))
+end
+
+# Codegen, Julia's passes, the root's name and the bitcode, and the root's code instance
+# (which codegen may have made anew): the caller holds the codegen lock.
 function emit_bitcode(@nospecialize(f), @nospecialize(types), mi::Core.MethodInstance,
                       @nospecialize(ci), params::Base.CodegenParams)
     native, mod = create_native([mi], params, f, types)
+    # A nested differentiation whose specialization Julia inferred as part of `f`'s
+    # inference but did not cache (such frames are not, when inference limits them) is a
+    # `jl_invoke` of its method instance: compiled by itself, it is cached, and the module
+    # made again calls it by name, which its rule replaces (src/nested.jl).
+    uncached = nested_invokes(mod)
+    if !isempty(uncached)
+        foreach(m -> precompile(m.specTypes), uncached)
+        ccall((:LLVMDisposeModule, LIBLLVM), Cvoid, (Ptr{Cvoid},), mod)
+        native, mod = create_native([mi], params, f, types)
+    end
     # `@threads` loops: the module again, with the loops' closures (whose methods run in
     # tasks or through `invokelatest`, and so are not in it), each one's generic entry
     # named after the closure's type, `oxidase.latest.<address>`: the engine calls it
@@ -129,13 +186,29 @@ function emit_bitcode(@nospecialize(f), @nospecialize(types), mi::Core.MethodIns
     sidx = Ref{Int32}(0)
     ccall(:jl_get_function_id, Cvoid, (Ptr{Cvoid}, Any, Ref{Int32}, Ref{Int32}),
           native, ci, fidx, sidx)
-    sidx[] > 0 || error("Oxidase: $f$types has no specialised signature to differentiate")
+    if sidx[] == 0 && ci.inferred === nothing
+        # Julia cached the inference without its code (it does for a function it does not
+        # inline and whose signature it would not compile by itself, such as a closure
+        # over another closure); `jl_create_native` inferred it again, in a new instance.
+        world = Base.get_world_counter()
+        ci = ccall(:jl_rettype_inferred, Any, (Any, UInt, UInt), mi, world, world)
+        ci === nothing || ccall(:jl_get_function_id, Cvoid, (Ptr{Cvoid}, Any, Ref{Int32}, Ref{Int32}),
+                                native, ci, fidx, sidx)
+    end
+    if sidx[] == 0
+        # (Julia made no code for it: a plain `autodiff` inside is one cause, found in
+        # the inferred code.)
+        calls_plain_autodiff(f, types) && throw(plain_autodiff_error(f, types))
+        error("Oxidase: $f$types has no specialised signature to differentiate")
+    end
     llvmf = ccall(:jl_get_llvm_function, Ptr{Cvoid}, (Ptr{Cvoid}, UInt32), native, sidx[] - 1)
     entry = llvm_value_name(llvmf)
     # (A dynamic call: Julia 1.5 generates code for a function's statically resolved
     # callees with it, taken or not, and the walk cost every session's first gradient
     # some 30 ms, most of which define no function it marks.)
-    inactive = inactive_names_called(llvmf)
+    inactive, nested, plain = names_called(llvmf)
+    plain && throw(plain_autodiff_error(f, types))
+    nested && Base.invokelatest(Oxidase.use_nested_rules!)
     if !isempty(Oxidase.RULED_METHODS) || !isempty(inactive)
         Base.invokelatest(name_ruled_calls, native, mod, Base.get_world_counter(), ci, inactive)
     end
@@ -152,7 +225,7 @@ function emit_bitcode(@nospecialize(f), @nospecialize(types), mi::Core.MethodIns
     len = ccall((:LLVMGetBufferSize, LIBLLVM), Csize_t, (Ptr{Cvoid},), buf)
     bitcode = unsafe_wrap(Array, start, len) |> copy
     ccall((:LLVMDisposeMemoryBuffer, LIBLLVM), Cvoid, (Ptr{Cvoid},), buf)
-    return bitcode, entry
+    return bitcode, entry, ci
 end
 
 function create_native(mis::Vector{Core.MethodInstance}, params::Base.CodegenParams, @nospecialize(f),
@@ -273,17 +346,35 @@ end
 # `name_ruled_calls` to mark. (Calls on error paths do not count: a broadcast's code
 # builds its `DimensionMismatch` message with `string`, and the walk over `print`'s and
 # `string`'s specializations, compiled in every session, cost its first gradient some
-# 60 ms.)
-function inactive_names_called(root::Ptr{Cvoid})
+# 60 ms.) And whether one of them is a nested differentiation's (`autodiff_deferred`,
+# `gradient`; `Oxidase.NESTED_NAMES`), whose rules are registered then, and whether one
+# is the compiled-derivative lookup of a plain `autodiff` inlined into the code.
+function names_called(root::Ptr{Cvoid})
     found = String[]
+    nested = plain = false
     for f in called_functions(root)
         name = llvm_value_name(f)
         for n in Oxidase.INACTIVE_NAMES
             n in found || occursin(n, name) && push!(found, n)
         end
+        nested |= any(n -> startswith(name, n), Oxidase.NESTED_NAMES)
+        plain |= startswith(name, "julia_cached_derivative_")
     end
-    return found
+    return found, nested, plain
 end
+
+function calls_plain_autodiff(@nospecialize(f), @nospecialize(types))
+    lookup(x) = x isa Expr && x.head === :invoke && x.args[1] isa Core.MethodInstance &&
+                x.args[1].def isa Method && x.args[1].def.name === :cached_derivative &&
+                x.args[1].def.module === Oxidase
+    return any(((ci, _),) -> any(lookup, ci.code), code_typed(f, types))
+end
+
+plain_autodiff_error(@nospecialize(f), @nospecialize(types)) =
+    Oxidase.DifferentiationError("cannot differentiate `$f`: it calls `autodiff`, which is not differentiated " *
+                                 "inside a function being differentiated; call `autodiff_deferred` there (as " *
+                                 "Enzyme 0.11 asks), which is, forward over reverse (docs/api.md, \"Nested " *
+                                 "differentiation\")")
 
 # The functions of the module that `root` may call, transitively, on a path that
 # returns: calls in blocks that end in `unreachable` build an error and throw it.
@@ -306,7 +397,9 @@ function called_functions(root::Ptr{Cvoid})
                     if ccall((:LLVMIsAFunction, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), callee) != C_NULL &&
                        !(callee in seen)
                         push!(seen, callee)
-                        push!(work, callee)
+                        # (A nested differentiation's body is replaced by its rule: not walked.)
+                        nested = any(n -> startswith(llvm_value_name(callee), n), Oxidase.NESTED_NAMES)
+                        nested || push!(work, callee)
                     end
                 end
                 i = ccall((:LLVMGetNextInstruction, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), i)
@@ -359,7 +452,10 @@ function name_rule_calls(native::Ptr{Cvoid}, ctx::Ptr{Cvoid}, noinline::Ptr{Cvoi
                       "give the ruled method concrete, non-varargs arguments"))
             mark!(llvmf, "oxidase.rule.$(Oxidase.rule_site_id(mi.specTypes, ci.rettype)).", noinline)
             Oxidase.is_array_result(ci.rettype) &&
-                mark_array_result(ctx, llvmf, eltype(ci.rettype) === Float64 ? "f64" : "f32")
+                add_string_attribute!(ctx, llvmf, "oxidase-rule-result-array-" * (eltype(ci.rettype) === Float64 ? "f64" : "f32"))
+            # (The package's own rules never resize the arrays they are handed, though the
+            # function's body, which the engine reads, may resize others: caches.)
+            haskey(Oxidase.KEEPS_SIZES, m) && add_string_attribute!(ctx, llvmf, "oxidase-rule-keeps-sizes")
         else
             mark!(llvmf, "oxidase.inactive.", noinline)
         end
@@ -367,11 +463,12 @@ function name_rule_calls(native::Ptr{Cvoid}, ctx::Ptr{Cvoid}, noinline::Ptr{Cvoi
     return nothing
 end
 
-# Marks a rule's function as returning an `Array` of `Float64` ("f64") or `Float32`
-# ("f32"): the engine gives the call's result a shadow, which the rule makes
-# (`oxidase-rule-result-array-f64`, the engine's `names::RULE_RESULT_ARRAY_F64`).
-function mark_array_result(ctx::Ptr{Cvoid}, llvmf::Ptr{Cvoid}, eltype_name::String)
-    name = "oxidase-rule-result-array-" * eltype_name
+# Puts string attribute `name` on function `llvmf`: a rule's function returning an
+# `Array` of `Float64` or `Float32` (`oxidase-rule-result-array-f64`, `-f32`: the engine
+# gives the call's result a shadow, which the rule makes; the engine's
+# `names::RULE_RESULT_ARRAY_F64`), or one of the package's rules
+# (`names::RULE_KEEPS_SIZES`).
+function add_string_attribute!(ctx::Ptr{Cvoid}, llvmf::Ptr{Cvoid}, name::String)
     attr = ccall((:LLVMCreateStringAttribute, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid}, Cstring, Cuint, Cstring, Cuint),
                  ctx, name, sizeof(name), "", 0)
     ccall((:LLVMAddAttributeAtIndex, LIBLLVM), Cvoid, (Ptr{Cvoid}, Cuint, Ptr{Cvoid}), llvmf, typemax(Cuint), attr)

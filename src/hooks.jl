@@ -186,7 +186,7 @@ no_rule_error(site, rule, args...) =
 # method (`EnzymeRules`) when one applies, else Oxidase's own (`BuiltinRules`), else
 # `nothing`.
 function applicable_rule(which::Symbol, @nospecialize(args...))
-    for table in (EnzymeRules, BuiltinRules)
+    for table in (EnzymeRules, BuiltinRules, NestedRules)
         f = getfield(table, which)
         Base.invokelatest(applicable, f, args...) && return f
     end
@@ -284,11 +284,19 @@ function rule_call(mode::Int32, site_id::Int64, args::Ptr{Ptr{Cvoid}}, shadows::
     func = annotate_argument(1)
     anns = Any[annotate_argument(j) for j in 2:length(params)]
     R = site.rettype
-    (is_float_type(R) || R === Nothing || is_array_result(R)) ||
+    # (A ghost result, `nothing` or `((nothing,),)`, is the type's one instance: nothing
+    # to return, nothing to differentiate.)
+    ghost = is_ghost(R)
+    (is_float_type(R) || ghost || is_array_result(R)) || site.sig.parameters[1] !== typeof(autodiff_deferred) ||
+        throw(NestedRules.nested_error("the inner call returns a $R; supported are reverse-mode calls whose " *
+                                       "result holds no numbers (arguments Duplicated arrays or Const): " *
+                                       "forward over reverse. Not yet forward over forward, nor Active arguments inside"))
+    (is_float_type(R) || ghost || is_array_result(R)) ||
         throw(rule_error(site, rule, "cannot be applied: the function returns a $R (rules for functions " *
-                                     "returning Float64, Float32, nothing or arrays of Float64 or Float32 are supported)"))
-    needs_primal = flags & 1 != 0 && R !== Nothing
-    active = flags & 2 != 0 && R !== Nothing
+                                     "returning Float64, Float32, arrays of Float64 or Float32, or a value without " *
+                                     "data such as `nothing`, are supported)"))
+    needs_primal = flags & 1 != 0 && !ghost
+    active = flags & 2 != 0 && !ghost
     frame = last(hook_frames())
     if mode == 0
         forward_rule(site, func, anns, R, W, needs_primal, active, ret, tangents, frame)
@@ -375,7 +383,7 @@ function augmented_rule(site, func, anns, passing, operand, n, R, W, needs_prima
             store_result(site, "augmented_primal", "shadow", unsafe_load(shadows, l), R, lanes[l], frame, ar.primal)
         end
     end
-    rev = f === EnzymeRules.augmented_primal ? EnzymeRules.reverse : BuiltinRules.reverse
+    rev = getfield(parentmodule(f), :reverse)   # (the table whose `augmented_primal` ran)
     push!(frame, RuleRecord(site, rev, config, RT, func, anns, operand[2:end], n, ar.tape))
     unsafe_store!(handle, length(frame))
     return nothing

@@ -16,7 +16,7 @@ precompile(Extract.name_ruled_calls, (Ptr{Cvoid}, Ptr{Cvoid}, UInt, Any, Vector{
 precompile(use_builtin_rules!, (Any, Any))
 precompile(through_builtin_rule, (Any, Any))
 precompile(Extract.name_rule_calls, (Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Cvoid}, UInt, Any))
-precompile(Extract.inactive_names_called, (Ptr{Cvoid},))
+precompile(Extract.names_called, (Ptr{Cvoid},))
 precompile(fill_slot!, (Base.RefValue{Union{Nothing,CompiledDerivative}}, Mode, Any, Type, Tuple))
 precompile(status_message, (Int32,))
 # What `--trace-compile` showed compiled at the first gradient of a session (all but

@@ -301,17 +301,31 @@ function check_thunk_args(::Type{FA}, ::Type{TT}, fa, args::Tuple) where {FA,TT}
     return nothing
 end
 
+# (Non-inlinable, its arguments specialized: inside a function being differentiated,
+# its call is a rule call, src/nested.jl.)
 """
     autodiff_deferred(mode, f, args...)
 
 `autodiff` under the name Enzyme gives the variant it compiles lazily, for use inside
 functions that are themselves compiled later (GPU kernels, higher order). Oxidase
-compiles every derivative at its first call already, so this is [`autodiff`](@ref);
-an `autodiff` inside a function being differentiated is not supported yet (see
-docs/limitations.md).
+compiles every derivative at its first call already, so this is [`autodiff`](@ref).
+Inside a function being differentiated, `autodiff_deferred(Reverse, g, ...)` is
+differentiated forward over reverse or reverse over reverse (docs/api.md, "Nested
+differentiation"): its arguments arrays (`Duplicated`, `DuplicatedNoNeed`, `Const`), `g`
+generic over the element type.
 
 ```julia
 autodiff_deferred(Reverse, x -> x^2, Active, Active(3.0))   # ((6.0,),)
 ```
 """
-autodiff_deferred(mode::Mode, f, args...) = autodiff(mode, f, args...)
+@noinline autodiff_deferred(mode::Mode, f::F, ::Type{RA}, args::Vararg{Any,N}) where {F,RA<:Annotation,N} =
+    autodiff(mode, f, RA, args...)
+# (Without a return activity, in reverse mode: the activity is found when the call runs,
+# and both calls return the same type, so that the result's type is concrete where the
+# call is nested in a function being differentiated.)
+@noinline function autodiff_deferred(mode::Mode, f::F, args::Vararg{Any,N}) where {F,N}
+    mode isa ReverseMode || return autodiff(mode, f, args...)
+    anns = map(annotate, args)
+    RA = default_return_activity(mode, function_value(function_annotation(f)), anns)
+    return RA === Active ? autodiff(mode, f, Active, anns...) : autodiff(mode, f, Const, anns...)
+end

@@ -29,7 +29,7 @@ gradient(ReverseWithPrimal, (x, a) -> a * sum(x), [1.0, 2.0], Const(3.0))
 # (derivs = ([3.0, 3.0], nothing), val = 9.0)
 ```
 """
-function gradient(::ReverseMode{false}, f::F, x::AbstractArray) where {F}
+@noinline function gradient(::ReverseMode{false}, f::F, x::AbstractArray) where {F}
     dx = zero(x)
     autodiff(Reverse, f, Active, Duplicated(x, dx))
     return dx

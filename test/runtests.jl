@@ -33,6 +33,7 @@ using Test
     @testset "sugar" begin include("sugar.jl") end
     @testset "split mode" begin include("split.jl") end
     @testset "second order" begin include("second_order.jl") end
+    @testset "nested differentiation" begin include("nested.jl") end
     @testset "docs" begin include("docs.jl") end
     @testset "gradbench tool" begin include("gradbench.jl") end
 end

@@ -86,6 +86,33 @@ so_functions(x) = sum((x[i] > 0 ? sqrt(1 + x[i]^2) * log1p(x[i]^2) + x[i]^2.5 * 
 end
 so_branch_hessian(x) = x[1] > 0 ? [6x[1]*x[2] 3x[1]^2; 3x[1]^2 0.0] :
                                   [-sin(x[1])*x[2]^2 2cos(x[1])*x[2]; 2cos(x[1])*x[2] 2sin(x[1])]
+# Literal powers (`x^3` in the source: `Base.literal_pow`, products rather than `pow`).
+so_powers(x) = x[1]^3 + x[2]^-1 + x[1]^5 * x[2]^2 + x[2]^0 + x[1]^1
+so_powers_hessian(x) = [6x[1] + 20x[1]^3 * x[2]^2   10x[1]^4 * x[2];
+                        10x[1]^4 * x[2]             2x[2]^-3 + 2x[1]^5]
+@testset "literal powers: x = $x" for x in ([0.7, -1.3], [-1.1, 0.6])
+    for v in ([1.0, 0.0], [0.3, -2.0])
+        @test hvp(so_powers, x, v) ≈ so_powers_hessian(x) * v rtol = 1e-12
+    end
+    # The value each power's dual holds is Julia's for the float.
+    d = Oxidase.Dual(x[1], 1.0)
+    @test (d^3).value === x[1]^3 && (d^2).value === x[1]^2 && (d^-1).value === x[1]^-1
+    @test (d^3).partial ≈ 3x[1]^2 rtol = 1e-15
+end
+
+# Threads calling `hvp` at once, each on arrays of one shape: the reused dual arrays
+# (`take_duals`) are each call's own.
+@testset "hvp on several threads at once" begin
+    x = [0.3, -0.8, 1.1]
+    H = so_rosenbrock_hessian(x)
+    vs = [[cos(k), sin(k), cos(2k)] for k in 1:64]
+    out = Vector{Vector{Float64}}(undef, length(vs))
+    Threads.@threads for k in eachindex(vs)
+        out[k] = hvp(so_rosenbrock, x, vs[k])
+    end
+    @test all(k -> out[k] ≈ H * vs[k], eachindex(vs))
+end
+
 @testset "a branch, by hand: x = $x" for x in ([0.7, -0.4], [-0.6, 0.9])
     @test hvp(so_branch, x, [1.0, 2.0]) ≈ so_branch_hessian(x) * [1.0, 2.0] rtol = 1e-12
 end

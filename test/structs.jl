@@ -415,7 +415,7 @@ end
     f = mm -> mm.w2[1] * tanh(mm.b1[1])
     @test autodiff(Forward, f, Duplicated, Duplicated(m, along))[2] ≈ 1.0 * (1 - tanh(0.5)^2)
     @test Oxidase.needs_copy(TinyMLP) && !Oxidase.needs_copy(AffineMap) && !Oxidase.needs_copy(Vector{Float64})
-    c = Oxidase.derivative(Forward, f, Duplicated, (Duplicated(m, along),))
+    c = Oxidase.cached_derivative(Forward, f, Duplicated, (Duplicated(m, along),))
     s = c.scratch[Threads.threadid()]
     at = unsafe_load(Ptr{Ptr{Cvoid}}(s.argptrs[2]))
     @test pointer(s.data) < at < pointer(s.data) + sizeof(s.data)

@@ -2218,7 +2218,11 @@ pub fn writes_only_stack(g: Function) -> bool {
 /// throw: the reverse sweep never meets them.)
 fn may_resize<'ctx>(callee: Value<'ctx>, seen: &mut HashSet<Function<'ctx>>) -> bool {
     let Some(callee) = callee.as_function() else { return false };
-    if callee.is_declaration() || callee.has_fn_attr("noreturn") || !seen.insert(callee) {
+    if callee.is_declaration()
+        || callee.has_fn_attr("noreturn")
+        || callee.has_string_attr(crate::names::RULE_KEEPS_SIZES)
+        || !seen.insert(callee)
+    {
         return false;
     }
     let created = |a: Value<'ctx>| {

@@ -1,0 +1,225 @@
+# Differentiation nested inside a function being differentiated (issue 16, src/nested.jl):
+# `autodiff_deferred(Reverse, ...)` and `gradient(Reverse, f, x)` called by the function
+# given to `autodiff`, forward over reverse (and reverse over `gradient`), against
+# Hessians written out by hand and central differences of the outer function.
+
+using LinearAlgebra: dot
+
+# Central difference of `g` (array to number, or array to array) along `v`.
+nd_fd(g, x, v; h = 1e-6) = (g(x .+ h .* v) .- g(x .- h .* v)) ./ (2h)
+
+nd_rosenbrock(x) = sum(100 * (x[i+1] - x[i]^2)^2 + (1 - x[i])^2 for i in 1:length(x)-1)
+function nd_rosenbrock_hessian(x)
+    n = length(x)
+    H = zeros(n, n)
+    for i in 1:n-1
+        H[i, i] += 1200x[i]^2 - 400x[i+1] + 2
+        H[i, i+1] -= 400x[i]
+        H[i+1, i] -= 400x[i]
+        H[i+1, i+1] += 200
+    end
+    return H
+end
+
+# The gradient's squared norm through a nested `autodiff_deferred` and through `gradient`.
+function nd_gradnorm_deferred(x)
+    dx = zero(x)
+    autodiff_deferred(Reverse, nd_rosenbrock, Active, Duplicated(x, dx))
+    return sum(abs2, dx)
+end
+nd_gradnorm(x) = sum(abs2, gradient(Reverse, nd_rosenbrock, x))
+
+# A branch and a loop of k iterations around the inner function.
+function nd_branchy(x)
+    s = zero(eltype(x))
+    for i in eachindex(x)
+        s += x[i] > 0 ? x[i]^3 : sin(x[i]) * x[1]
+    end
+    return s
+end
+function nd_steps(x, k)
+    y = copy(x)
+    for _ in 1:k   # gradient steps: 0, 1 or many
+        y = y .- 0.01 .* gradient(Reverse, nd_branchy, y)
+    end
+    return sum(abs2, y)
+end
+
+# Enzyme's documented example: a function writing its output, its shadow the seed.
+function nd_f!(x, y)
+    y[1] = x[1] * x[1] + x[2] * x[1]
+    return nothing
+end
+function nd_grad!(x, dx, y, dy)
+    autodiff_deferred(Reverse, nd_f!, Duplicated(x, dx), DuplicatedNoNeed(y, dy))
+    return nothing
+end
+
+@testset "forward over reverse: Hessian-vector products" begin
+    for x in ([1.0, 2.0], [-1.2, 1.0, 0.5], [0.3, -0.7, 1.1, 2.0, -0.4])
+        H = nd_rosenbrock_hessian(x)
+        for v in ([1.0; zeros(length(x) - 1)], collect(range(-1.0, 1.0, length = length(x))))
+            # ‖∇f‖²: its derivative along v is 2 ∇fᵀ H v.
+            g = gradient(Reverse, nd_rosenbrock, x)
+            expected = 2 * dot(g, H * v)
+            for f in (nd_gradnorm_deferred, nd_gradnorm)
+                y, dy = autodiff(Forward, f, Duplicated, Duplicated(copy(x), copy(v)))
+                @test y ≈ sum(abs2, g)
+                @test dy ≈ expected rtol = 1e-10
+                @test dy ≈ nd_fd(f, x, v) rtol = 1e-5
+            end
+            # Batch forward: two directions at once.
+            w = reverse(v)
+            dys = autodiff(Forward, nd_gradnorm_deferred, BatchDuplicatedNoNeed, BatchDuplicated(copy(x), (copy(v), copy(w))))[1]
+            @test dys[1] ≈ expected rtol = 1e-10
+            @test dys[2] ≈ 2 * dot(g, H * w) rtol = 1e-10
+        end
+    end
+end
+
+@testset "forward over reverse: the Hessian itself, column by column" begin
+    # The tangent of the inner shadow `dx` along eᵢ is column i of H.
+    function inner_gradient!(g, x)
+        fill!(g, 0.0)
+        autodiff_deferred(Reverse, nd_rosenbrock, Active, Duplicated(x, g))
+        return nothing
+    end
+    x = [-1.2, 1.0, 0.5, 2.0]
+    H = zeros(4, 4)
+    for i in 1:4
+        e = zeros(4); e[i] = 1.0
+        g, dg = zeros(4), zeros(4)
+        autodiff(Forward, inner_gradient!, Const, Duplicated(g, dg), Duplicated(copy(x), e))
+        @test g ≈ gradient(Reverse, nd_rosenbrock, x)
+        H[:, i] = dg
+    end
+    @test H ≈ nd_rosenbrock_hessian(x)
+end
+
+@testset "Enzyme's example: a mutating inner function seeded by its output's shadow" begin
+    x, bx, y, by = [2.0, 2.0], [0.0, 0.0], [0.0], [1.0]
+    dx, dbx, dy, dby = [1.0, 0.0], [0.0, 0.0], [0.0], [0.0]
+    autodiff(Forward, nd_grad!, Const, Duplicated(x, dx), Duplicated(bx, dbx), Duplicated(y, dy), Duplicated(by, dby))
+    # f = x₁² + x₂x₁: ∇f = (2x₁ + x₂, x₁), H = [2 1; 1 0]; the seed is consumed.
+    @test bx == [6.0, 2.0]
+    @test dbx == [2.0, 1.0]
+    @test y == [8.0]
+    @test dy == [6.0]          # J ẋ
+    @test by == [0.0]
+    # A tangent on the seed adds Jᵀ ȳ̇.
+    x, bx, y, by = [2.0, 2.0], [0.0, 0.0], [0.0], [1.0]
+    dx, dbx, dy, dby = [0.0, 0.0], [0.0, 0.0], [0.0], [1.0]
+    autodiff(Forward, nd_grad!, Const, Duplicated(x, dx), Duplicated(bx, dbx), Duplicated(y, dy), Duplicated(by, dby))
+    @test dbx == [6.0, 2.0]
+end
+
+@testset "nested in loops and branches, 0, 1 and many steps" begin
+    for x in ([0.5, -0.3, 1.2], [-0.5, 0.4, -1.0]), k in (0, 1, 5)
+        v = [0.3, -1.0, 0.7]
+        f = x -> nd_steps(x, k)
+        y, dy = autodiff(Forward, f, Duplicated, Duplicated(copy(x), copy(v)))
+        @test y ≈ f(x)
+        @test dy ≈ nd_fd(f, x, v) rtol = 1e-6 atol = 1e-9
+        # Reverse over `gradient`: the same derivative, as a gradient.
+        gx = zero(x)
+        autodiff(Reverse, f, Active, Duplicated(copy(x), gx))
+        @test dot(gx, v) ≈ dy rtol = 1e-10 atol = 1e-12
+    end
+end
+
+@testset "reverse over gradient, batch reverse" begin
+    x = [-1.2, 1.0, 0.5]
+    H = nd_rosenbrock_hessian(x)
+    c = [1.0, -2.0, 0.5]
+    weighted(x) = dot(c, gradient(Reverse, nd_rosenbrock, x))   # ∇(cᵀ∇f) = H c
+    @test gradient(Reverse, weighted, x) ≈ H * c
+    dxs = (zeros(3), zeros(3))
+    twice(x) = 2 * weighted(x)
+    autodiff(Reverse, twice, Active, BatchDuplicated(copy(x), dxs))
+    @test dxs[1] ≈ 2 * H * c
+    @test dxs[2] ≈ 2 * H * c
+end
+
+# The inner gradient of a function of `y` and of a constant `p` (a closure's data passed
+# as an argument), differentiated with respect to `p`: saddle-point problems.
+nd_coupled(y, p) = p[1] * y[1]^2 + sin(p[2] * y[2]) * y[1] + p[1] * p[2] * y[2]
+function nd_ascent(p, k)
+    y = [0.3, -0.2]
+    for _ in 1:k
+        dy = zero(y)
+        autodiff_deferred(Reverse, nd_coupled, Active, Duplicated(y, dy), Const(p))
+        y = y .+ 0.05 .* dy
+    end
+    return nd_coupled(y, p)
+end
+
+@testset "reverse over reverse: `autodiff_deferred` with constant arguments" begin
+    for p in ([0.7, -1.3], [-0.4, 2.0]), k in (0, 1, 6)
+        f = p -> nd_ascent(p, k)
+        g = gradient(Reverse, f, copy(p))
+        for v in ([1.0, 0.0], [0.0, 1.0])
+            @test dot(g, v) ≈ nd_fd(f, p, v) rtol = 1e-6 atol = 1e-9
+        end
+        # Forward over reverse, the same derivative.
+        @test autodiff(Forward, f, Duplicated, Duplicated(copy(p), [1.0, 0.0]))[2] ≈ g[1] rtol = 1e-10
+        # Batch reverse: two lanes of the same seed.
+        dps = (zeros(2), zeros(2))
+        autodiff(Reverse, f, Active, BatchDuplicated(copy(p), dps))
+        @test dps[1] ≈ g rtol = 1e-12
+        @test dps[2] ≈ g rtol = 1e-12
+    end
+    # The gradient's norm through `autodiff_deferred`, in reverse: 2 H ∇f.
+    x = [-1.2, 1.0, 0.5]
+    @test gradient(Reverse, nd_gradnorm_deferred, x) ≈
+          2 * nd_rosenbrock_hessian(x) * gradient(Reverse, nd_rosenbrock, x) rtol = 1e-10
+end
+
+@testset "Float32" begin
+    x = Float32[1.0, 2.0, -0.5]
+    v = Float32[0.5, -1.0, 2.0]
+    # (Loops: Base's `sum` over duals of Float32 meets a pair of floats as one value, which
+    # the engine does not take yet.)
+    cube(z) = (s = zero(eltype(z)); for v in z; s += v * v; end; s * z[1])
+    f(x) = (g = gradient(Reverse, cube, x); s = zero(eltype(g)); for v in g; s += v * v; end; s)
+    y, dy = autodiff(Forward, f, Duplicated, Duplicated(copy(x), copy(v)))
+    @test dy isa Float32
+    @test dy ≈ Float32(nd_fd(z -> f(Float64.(z)), Float64.(x), Float64.(v))) rtol = 1e-4
+end
+
+@testset "refusals" begin
+    # `f` typed for Float64 cannot run on duals.
+    typed(x::Vector{Float64}) = sum(abs2, x)
+    outer_typed(x) = sum(gradient(Reverse, typed, x))
+    err = caught(() -> autodiff(Forward, outer_typed, Duplicated, Duplicated([1.0, 2.0], [1.0, 0.0])))
+    @test err isa ArgumentError
+    @test occursin("must accept arrays of any `Real` element type", err.msg)
+    # An Active number inside: its adjoint would be a result the rule cannot return yet.
+    active_inside(x) = autodiff_deferred(Reverse, a -> a^2, Active, Active(x[1]))[1][1]
+    err = caught(() -> autodiff(Forward, active_inside, Duplicated, Duplicated([3.0], [1.0])))
+    @test err isa Oxidase.DifferentiationError
+    @test occursin("nested", err.msg)
+    # Forward over forward: Julia's inference does not pin down the inner call's result.
+    fwd_inside(x) = autodiff_deferred(Forward, a -> a^2, DuplicatedNoNeed, Duplicated(x[1], 1.0))[1]
+    err = caught(() -> autodiff(Forward, fwd_inside, Duplicated, Duplicated([3.0], [1.0])))
+    @test err isa Oxidase.DifferentiationError
+    # Reverse over a nested `autodiff_deferred` whose function writes its arguments, or
+    # seeds an output's shadow.
+    err = caught(() -> gradient(Reverse, x -> (bx = zero(x); y = [0.0]; nd_grad!(x, bx, y, [1.0]); sum(bx)), [2.0, 2.0]))
+    @test err isa Oxidase.DifferentiationError
+    @test occursin("reverse mode over a nested `autodiff_deferred", err.msg)
+    # A closure over differentiated data as the inner function.
+    closure_inside(x) = sum(gradient(Reverse, z -> sum(abs2, z) * x[1], x))
+    err = caught(() -> autodiff(Forward, closure_inside, Duplicated, Duplicated([1.0, 2.0], [1.0, 0.0])))
+    @test err isa Oxidase.DifferentiationError
+    # A plain `autodiff` nested: the advice to call `autodiff_deferred`, in both modes.
+    plain(x) = (dx = zero(x); autodiff(Reverse, nd_rosenbrock, Active, Duplicated(x, dx)); sum(dx))
+    err = caught(() -> autodiff(Forward, plain, Duplicated, Duplicated([1.0, 2.0], [1.0, 0.0])))
+    @test err isa Oxidase.DifferentiationError
+    @test occursin("call `autodiff_deferred` there", err.msg)
+    err = caught(() -> gradient(Reverse, plain, [1.0, 2.0]))
+    @test err isa Oxidase.DifferentiationError
+    @test occursin("call `autodiff_deferred` there", err.msg)
+    # The process goes on: the same function differentiates afterwards.
+    @test autodiff(Forward, nd_gradnorm, Duplicated, Duplicated([1.0, 2.0], [1.0, 0.0]))[2] ≈
+          2 * dot(gradient(Reverse, nd_rosenbrock, [1.0, 2.0]), nd_rosenbrock_hessian([1.0, 2.0])[:, 1])
+end
