@@ -5,8 +5,8 @@
 # ba's 2 × 15 blocks, forward mode column by column for ht's Jacobian): the point of the
 # benchmark is what the engine makes of ordinary Julia, not a hand-tuned formulation.
 # kmeans's Hessian diagonal is `hvp_and_gradient!` (reverse over forward). particle and
-# saddle (gradients inside gradients) need nested differentiation, which Oxidase does
-# not have: `define` answers false for them.
+# saddle (gradients inside gradients, nested.jl) differentiate `autodiff_deferred` inside
+# the objective, forward over reverse and reverse over reverse.
 #
 # `MODULES[module][function](input)` checks and converts the eval's input (a parsed
 # JSON object) and returns a function of no arguments that computes the output; the
@@ -291,6 +291,7 @@ include(joinpath(@__DIR__, "gmm.jl"))
 include(joinpath(@__DIR__, "lstm.jl"))
 include(joinpath(@__DIR__, "ba.jl"))
 include(joinpath(@__DIR__, "ht.jl"))
+include(joinpath(@__DIR__, "nested.jl"))
 
 const MODULES = Dict{String,Dict{String,Function}}(
     "hello" => Dict("square" => hello_primal, "double" => hello_double),
@@ -303,4 +304,8 @@ const MODULES = Dict{String,Dict{String,Function}}(
     "ba" => Dict("objective" => ba_primal, "jacobian" => ba_gradient),
     "ht" => Dict("objective" => ht_primal, "jacobian" => ht_gradient),
     "kmeans" => Dict("cost" => kmeans_primal, "dir" => kmeans_dir),
+    "saddle" => Dict("rr" => saddle_function(:reverse), "fr" => saddle_function(:forward),
+                     "ff" => no_forward_inner("saddle ff"), "rf" => no_forward_inner("saddle rf")),
+    "particle" => Dict("rr" => particle_function(:reverse), "fr" => particle_function(:forward),
+                       "ff" => no_forward_inner("particle ff"), "rf" => no_forward_inner("particle rf")),
 )

@@ -1,0 +1,179 @@
+# GradBench's particle and saddle evals (evals/particle, evals/saddle): gradient
+# descent on objectives that contain gradients, Pearlmutter and Siskind's nested
+# differentiation benchmarks. The inner gradients are `autodiff_deferred(Reverse, ...)`
+# inside the objective, the outer ones `autodiff` in reverse mode (`rr`) or forward mode
+# (`fr`), which differentiates the inner ones by Oxidase's nested rules (forward over
+# reverse, reverse over reverse: docs/api.md, "Nested differentiation"). The inner
+# gradient in forward mode (`ff`, `rf`) would be forward over forward, which Oxidase does
+# not have: those functions answer with an error. Each inner function takes what a
+# closure would capture (the charges, the outer point) as a `Const` argument, whose
+# derivative the outer gradient gets all the same.
+
+# --- the gradient-descent solver (GradBench's cpp/gradbench/gd.hpp), on 2 or 1 numbers ---
+
+const GD_TOL = 1e-5
+
+gd_norm(g) = sqrt(sum(abs2, g))
+
+"""
+    gd_argmin(f, grad, x0) -> x
+
+GradBench's solver: steps of `eta` (from 1e-5) along minus the gradient, `eta` doubled
+after 10 accepted steps and halved after a rejected one (no decrease); stops when the
+gradient or a step is at most 1e-5 long. `f(x)` and `grad(x)` are the objective and
+its gradient at the vector `x`.
+"""
+function gd_argmin(f, grad, x0::Vector{Float64})
+    x = copy(x0)
+    fx, gx = f(x), grad(x)
+    i, eta = 0, 1e-5
+    while true
+        if gd_norm(gx) <= GD_TOL
+            return x
+        elseif i == 10
+            eta *= 2
+            i = 0
+        else
+            xp = x .- eta .* gx
+            gd_norm(x .- xp) <= GD_TOL && return x
+            fxp = f(xp)
+            if fxp < fx
+                x, fx, gx = xp, fxp, grad(xp)
+                i += 1
+            else
+                eta /= 2
+                i = 0
+            end
+        end
+    end
+end
+
+# --- saddle: min over x of max over y of (x₁² + x₂²) - (y₁² + y₂²) ---
+
+# Minus the objective, as a function of the inner point `y` and of the outer `x`: the
+# inner argmax is its argmin.
+saddle_neg(y, x) = -((x[1]^2 + x[2]^2) - (y[1]^2 + y[2]^2))
+
+# Its gradient in `y` at (y, x), by `autodiff_deferred` (nested inside the outer gradient).
+function saddle_neg_gradient(y, x)
+    gy = zero(y)
+    autodiff_deferred(Reverse, saddle_neg, Active, Duplicated(y, gy), Const(x))
+    return gy
+end
+
+# max over y of the objective at `x`: the inner descent written out (it runs inside the
+# outer derivative, which differentiates it step by step).
+function saddle_inner_max(x, start)
+    y = copy(start)
+    fy, gy = saddle_neg(y, x), saddle_neg_gradient(y, x)
+    i, eta = 0, 1e-5
+    while true
+        if gd_norm(gy) <= GD_TOL
+            break
+        elseif i == 10
+            eta *= 2
+            i = 0
+        else
+            yp = y .- eta .* gy
+            gd_norm(y .- yp) <= GD_TOL && break
+            fyp = saddle_neg(yp, x)
+            if fyp < fy
+                y, fy, gy = yp, fyp, saddle_neg_gradient(yp, x)
+                i += 1
+            else
+                eta /= 2
+                i = 0
+            end
+        end
+    end
+    return -saddle_neg(y, x)
+end
+
+function saddle_outer_gradient(outer::Symbol, x, start)
+    if outer === :reverse
+        g = zero(x)
+        autodiff(Reverse, saddle_inner_max, Active, Duplicated(x, g), Const(start))
+        return g
+    end
+    return [autodiff(Forward, saddle_inner_max, Duplicated, Duplicated(x, e), Const(start))[2]
+            for e in ([1.0, 0.0], [0.0, 1.0])]
+end
+
+# The inner point's gradient for the final argmax, in the outer mode (not nested).
+function saddle_final_gradient(outer::Symbol, y, x)
+    if outer === :reverse
+        g = zero(y)
+        autodiff(Reverse, saddle_neg, Active, Duplicated(y, g), Const(x))
+        return g
+    end
+    return [autodiff(Forward, saddle_neg, Duplicated, Duplicated(y, e), Const(x))[2] for e in ([1.0, 0.0], [0.0, 1.0])]
+end
+
+function saddle(outer::Symbol, start::Vector{Float64})
+    r1 = gd_argmin(x -> saddle_inner_max(x, start), x -> saddle_outer_gradient(outer, x, start), start)
+    r2 = gd_argmin(y -> saddle_neg(y, r1), y -> saddle_final_gradient(outer, y, r1), start)
+    return [r1; r2]
+end
+
+# --- particle: the control w that makes a charged particle's path cross the origin ---
+
+# The potential at `x` of the two fixed charges (each column of `charges`).
+particle_potential(x, charges) =
+    1 / sqrt((x[1] - charges[1])^2 + (x[2] - charges[2])^2) + 1 / sqrt((x[1] - charges[3])^2 + (x[2] - charges[4])^2)
+
+function particle_force(x, charges)
+    g = zero(x)
+    autodiff_deferred(Reverse, particle_potential, Active, Duplicated(x, g), Const(charges))
+    return g
+end
+
+# Naive Euler integration until the particle crosses the x axis, then x₀(t_f)² by linear
+# interpolation of the last step.
+function particle_naive_euler(w)
+    charges = [10.0, 10.0 - w, 10.0, 0.0]
+    x = [0.0, 8.0]
+    xdot = [0.75, 0.0]
+    dt = 1e-1
+    while true
+        xddot = -particle_force(x, charges)
+        x = x .+ dt .* xdot
+        if x[2] <= 0
+            dt_f = -x[2] / xdot[2]
+            x_t_f = x .+ dt_f .* xdot
+            return x_t_f[1]^2
+        end
+        xdot = xdot .+ dt .* xddot
+    end
+end
+
+function particle_gradient(outer::Symbol, w::Vector{Float64})
+    outer === :reverse && return [autodiff(Reverse, particle_naive_euler, Active, Active(w[1]))[1][1]]
+    return [autodiff(Forward, particle_naive_euler, Duplicated, Duplicated(w[1], 1.0))[2]]
+end
+
+particle(outer::Symbol, w0::Float64) =
+    gd_argmin(w -> particle_naive_euler(w[1]), w -> particle_gradient(outer, w), [w0])[1]
+
+# --- the eval's functions ---
+
+# `ff`, `rf`: the inner gradient in forward mode, nested in a derivative.
+no_forward_inner(name) =
+    _ -> error("$name: the inner gradient in forward mode inside a derivative (forward over forward, or " *
+               "reverse over forward) is not supported by Oxidase yet; `rr` and `fr` are")
+
+function saddle_input(input)
+    input isa AbstractDict || throw(InputError("`input` must be an object"))
+    start = float_vector(input, "start")
+    length(start) == 2 || throw(InputError("`start` must hold 2 numbers"))
+    return start
+end
+
+function particle_input(input)
+    input isa AbstractDict || throw(InputError("`input` must be an object"))
+    w = get(input, "w", nothing)
+    w isa Real && !(w isa Bool) || throw(InputError("`w` must be a number"))
+    return Float64(w)
+end
+
+saddle_function(outer) = input -> (start = saddle_input(input); () -> saddle(outer, start))
+particle_function(outer) = input -> (w = particle_input(input); () -> particle(outer, w))
