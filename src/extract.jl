@@ -102,6 +102,31 @@ function extract_bitcode(@nospecialize(f), @nospecialize(types::Type{<:Tuple}))
     return ExtractedIR(bitcode, entry, ci)
 end
 
+# Why `jl_create_native` made no specialized code for the root: Julia cached its
+# inference without the code (it does for a function it does not inline and whose
+# signature it would not compile by itself, such as a closure over another closure), and
+# codegen inferred it again, in a new instance, which this returns (setting `sidx`);
+# else a plain `autodiff` inside (found in the inferred code), or an error.
+function root_made_anew(native::Ptr{Cvoid}, mi::Core.MethodInstance, @nospecialize(ci), sidx::Ref{Int32},
+                        @nospecialize(f), @nospecialize(types))
+    if ci.inferred === nothing
+        world = Base.get_world_counter()
+        ci = ccall(:jl_rettype_inferred, Any, (Any, UInt, UInt), mi, world, world)
+        fidx = Ref{Int32}(0)
+        ci === nothing ||
+            ccall(:jl_get_function_id, Cvoid, (Ptr{Cvoid}, Any, Ref{Int32}, Ref{Int32}), native, ci, fidx, sidx)
+        sidx[] > 0 && return ci
+    end
+    calls_plain_autodiff(f, types) && throw(plain_autodiff_error(f, types))
+    error("Oxidase: $f$types has no specialised signature to differentiate")
+end
+
+# Whether the module calls `jl_invoke` (a use of its declaration).
+function calls_jl_invoke(mod::Ptr{Cvoid})
+    invoke = ccall((:LLVMGetNamedFunction, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid}, Cstring), mod, "jl_invoke")
+    return invoke != C_NULL && ccall((:LLVMGetFirstUse, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), invoke) != C_NULL
+end
+
 # The method instances of nested differentiations (`Oxidase.NESTED_NAMES`) that the
 # module calls through `jl_invoke(f, args, nargs, mi)`: among the operands of its calls,
 # the pointers codegen writes as an object's address.
@@ -157,11 +182,16 @@ function emit_bitcode(@nospecialize(f), @nospecialize(types), mi::Core.MethodIns
     # inference but did not cache (such frames are not, when inference limits them) is a
     # `jl_invoke` of its method instance: compiled by itself, it is cached, and the module
     # made again calls it by name, which its rule replaces (src/nested.jl).
-    uncached = nested_invokes(mod)
-    if !isempty(uncached)
-        foreach(m -> precompile(m.specTypes), uncached)
-        ccall((:LLVMDisposeModule, LIBLLVM), Cvoid, (Ptr{Cvoid},), mod)
-        native, mod = create_native([mi], params, f, types)
+    # (Looked for only when the module calls `jl_invoke` and some nested call was ever
+    # inferred, through a dynamic call: compiling the walk cost a session's first
+    # gradient of a function with a `jl_invoke` some 40 ms.)
+    if calls_jl_invoke(mod) && Oxidase.nested_specialized()
+        uncached = Base.invokelatest(nested_invokes, mod)::Vector{Core.MethodInstance}
+        if !isempty(uncached)
+            foreach(m -> precompile(m.specTypes), uncached)
+            ccall((:LLVMDisposeModule, LIBLLVM), Cvoid, (Ptr{Cvoid},), mod)
+            native, mod = create_native([mi], params, f, types)
+        end
     end
     # `@threads` loops: the module again, with the loops' closures (whose methods run in
     # tasks or through `invokelatest`, and so are not in it), each one's generic entry
@@ -186,28 +216,15 @@ function emit_bitcode(@nospecialize(f), @nospecialize(types), mi::Core.MethodIns
     sidx = Ref{Int32}(0)
     ccall(:jl_get_function_id, Cvoid, (Ptr{Cvoid}, Any, Ref{Int32}, Ref{Int32}),
           native, ci, fidx, sidx)
-    if sidx[] == 0 && ci.inferred === nothing
-        # Julia cached the inference without its code (it does for a function it does not
-        # inline and whose signature it would not compile by itself, such as a closure
-        # over another closure); `jl_create_native` inferred it again, in a new instance.
-        world = Base.get_world_counter()
-        ci = ccall(:jl_rettype_inferred, Any, (Any, UInt, UInt), mi, world, world)
-        ci === nothing || ccall(:jl_get_function_id, Cvoid, (Ptr{Cvoid}, Any, Ref{Int32}, Ref{Int32}),
-                                native, ci, fidx, sidx)
-    end
-    if sidx[] == 0
-        # (Julia made no code for it: a plain `autodiff` inside is one cause, found in
-        # the inferred code.)
-        calls_plain_autodiff(f, types) && throw(plain_autodiff_error(f, types))
-        error("Oxidase: $f$types has no specialised signature to differentiate")
-    end
+    # (Rare, and a dynamic call, as above.)
+    sidx[] == 0 && (ci = Base.invokelatest(root_made_anew, native, mi, ci, sidx, f, types))
     llvmf = ccall(:jl_get_llvm_function, Ptr{Cvoid}, (Ptr{Cvoid}, UInt32), native, sidx[] - 1)
     entry = llvm_value_name(llvmf)
     # (A dynamic call: Julia 1.5 generates code for a function's statically resolved
     # callees with it, taken or not, and the walk cost every session's first gradient
     # some 30 ms, most of which define no function it marks.)
     inactive, nested, plain = names_called(llvmf)
-    plain && throw(plain_autodiff_error(f, types))
+    plain && throw(Base.invokelatest(plain_autodiff_error, f, types))
     nested && Base.invokelatest(Oxidase.use_nested_rules!)
     if !isempty(Oxidase.RULED_METHODS) || !isempty(inactive)
         Base.invokelatest(name_ruled_calls, native, mod, Base.get_world_counter(), ci, inactive)
@@ -357,7 +374,7 @@ function names_called(root::Ptr{Cvoid})
         for n in Oxidase.INACTIVE_NAMES
             n in found || occursin(n, name) && push!(found, n)
         end
-        nested |= any(n -> startswith(name, n), Oxidase.NESTED_NAMES)
+        nested |= is_nested_name(name)
         plain |= startswith(name, "julia_cached_derivative_")
     end
     return found, nested, plain
@@ -375,6 +392,15 @@ plain_autodiff_error(@nospecialize(f), @nospecialize(types)) =
                                  "inside a function being differentiated; call `autodiff_deferred` there (as " *
                                  "Enzyme 0.11 asks), which is, forward over reverse (docs/api.md, \"Nested " *
                                  "differentiation\")")
+
+# Whether `name` is the code of a function with nested rules (`Oxidase.NESTED_NAMES`).
+# (A loop: `any` with a closure compiled anew in every session's first gradient.)
+function is_nested_name(name::String)
+    for n in Oxidase.NESTED_NAMES
+        startswith(name, n) && return true
+    end
+    return false
+end
 
 # The functions of the module that `root` may call, transitively, on a path that
 # returns: calls in blocks that end in `unreachable` build an error and throw it.
@@ -398,8 +424,7 @@ function called_functions(root::Ptr{Cvoid})
                        !(callee in seen)
                         push!(seen, callee)
                         # (A nested differentiation's body is replaced by its rule: not walked.)
-                        nested = any(n -> startswith(llvm_value_name(callee), n), Oxidase.NESTED_NAMES)
-                        nested || push!(work, callee)
+                        is_nested_name(llvm_value_name(callee)) || push!(work, callee)
                     end
                 end
                 i = ccall((:LLVMGetNextInstruction, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), i)

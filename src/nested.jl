@@ -253,6 +253,26 @@ const NESTED_NAMES = ("julia_autodiff_deferred_", "julia_gradient_")
 
 const NESTED_RULES_ON = Ref(false)
 
+# The methods with nested rules, with the calls their rules cover.
+const NESTED_METHODS = Pair{Any,Method}[
+    (Tuple{typeof(autodiff_deferred),Vararg{Any}} => m for m in methods(autodiff_deferred))...,
+    Tuple{typeof(gradient),ReverseMode{false},Any,Union{Array{Float64},Array{Float32}}} =>
+        which(gradient, Tuple{ReverseMode{false},Any,AbstractArray})]
+
+"""
+    nested_specialized() -> Bool
+
+Whether Julia has specialized a method with nested rules for some call (inferred a call
+of `autodiff_deferred` or `gradient`, in the function being differentiated or
+elsewhere): only then may a module hold a nested call (`Extract.nested_invokes`).
+"""
+function nested_specialized()
+    for (_, m) in NESTED_METHODS
+        has_specializations(m) && return true
+    end
+    return false
+end
+
 # The methods whose rules are the package's own (linear algebra, nested
 # differentiation), which never resize the arrays a call hands them: extraction says so
 # to the engine (`oxidase-rule-keeps-sizes`), which otherwise reads the function's own
@@ -269,10 +289,7 @@ time the call graph of a function being differentiated calls `autodiff_deferred`
 function use_nested_rules!()
     NESTED_RULES_ON[] && return nothing
     register_rule_hooks()
-    covered = (Tuple{typeof(autodiff_deferred),Vararg{Any}} => methods(autodiff_deferred),
-               Tuple{typeof(gradient),ReverseMode{false},Any,Union{Array{Float64},Array{Float32}}} =>
-                   [which(gradient, Tuple{ReverseMode{false},Any,AbstractArray})])
-    for (sig, ms) in covered, m in ms
+    for (sig, m) in NESTED_METHODS
         RULED_METHODS[m] = :rule
         KEEPS_SIZES[m] = nothing
         sigs = get!(() -> Any[], RULED_SIGNATURES, m)

@@ -8,26 +8,15 @@ using LinearAlgebra: dot
 # Central difference of `g` (array to number, or array to array) along `v`.
 nd_fd(g, x, v; h = 1e-6) = (g(x .+ h .* v) .- g(x .- h .* v)) ./ (2h)
 
-nd_rosenbrock(x) = sum(100 * (x[i+1] - x[i]^2)^2 + (1 - x[i])^2 for i in 1:length(x)-1)
-function nd_rosenbrock_hessian(x)
-    n = length(x)
-    H = zeros(n, n)
-    for i in 1:n-1
-        H[i, i] += 1200x[i]^2 - 400x[i+1] + 2
-        H[i, i+1] -= 400x[i]
-        H[i+1, i] -= 400x[i]
-        H[i+1, i+1] += 200
-    end
-    return H
-end
+include("rosenbrock_hessian.jl")   # so_rosenbrock, so_rosenbrock_hessian
 
 # The gradient's squared norm through a nested `autodiff_deferred` and through `gradient`.
 function nd_gradnorm_deferred(x)
     dx = zero(x)
-    autodiff_deferred(Reverse, nd_rosenbrock, Active, Duplicated(x, dx))
+    autodiff_deferred(Reverse, so_rosenbrock, Active, Duplicated(x, dx))
     return sum(abs2, dx)
 end
-nd_gradnorm(x) = sum(abs2, gradient(Reverse, nd_rosenbrock, x))
+nd_gradnorm(x) = sum(abs2, gradient(Reverse, so_rosenbrock, x))
 
 # A branch and a loop of k iterations around the inner function.
 function nd_branchy(x)
@@ -57,10 +46,10 @@ end
 
 @testset "forward over reverse: Hessian-vector products" begin
     for x in ([1.0, 2.0], [-1.2, 1.0, 0.5], [0.3, -0.7, 1.1, 2.0, -0.4])
-        H = nd_rosenbrock_hessian(x)
+        H = so_rosenbrock_hessian(x)
         for v in ([1.0; zeros(length(x) - 1)], collect(range(-1.0, 1.0, length = length(x))))
             # ‖∇f‖²: its derivative along v is 2 ∇fᵀ H v.
-            g = gradient(Reverse, nd_rosenbrock, x)
+            g = gradient(Reverse, so_rosenbrock, x)
             expected = 2 * dot(g, H * v)
             for f in (nd_gradnorm_deferred, nd_gradnorm)
                 y, dy = autodiff(Forward, f, Duplicated, Duplicated(copy(x), copy(v)))
@@ -81,7 +70,7 @@ end
     # The tangent of the inner shadow `dx` along eᵢ is column i of H.
     function inner_gradient!(g, x)
         fill!(g, 0.0)
-        autodiff_deferred(Reverse, nd_rosenbrock, Active, Duplicated(x, g))
+        autodiff_deferred(Reverse, so_rosenbrock, Active, Duplicated(x, g))
         return nothing
     end
     x = [-1.2, 1.0, 0.5, 2.0]
@@ -90,10 +79,10 @@ end
         e = zeros(4); e[i] = 1.0
         g, dg = zeros(4), zeros(4)
         autodiff(Forward, inner_gradient!, Const, Duplicated(g, dg), Duplicated(copy(x), e))
-        @test g ≈ gradient(Reverse, nd_rosenbrock, x)
+        @test g ≈ gradient(Reverse, so_rosenbrock, x)
         H[:, i] = dg
     end
-    @test H ≈ nd_rosenbrock_hessian(x)
+    @test H ≈ so_rosenbrock_hessian(x)
 end
 
 @testset "Enzyme's example: a mutating inner function seeded by its output's shadow" begin
@@ -129,9 +118,9 @@ end
 
 @testset "reverse over gradient, batch reverse" begin
     x = [-1.2, 1.0, 0.5]
-    H = nd_rosenbrock_hessian(x)
+    H = so_rosenbrock_hessian(x)
     c = [1.0, -2.0, 0.5]
-    weighted(x) = dot(c, gradient(Reverse, nd_rosenbrock, x))   # ∇(cᵀ∇f) = H c
+    weighted(x) = dot(c, gradient(Reverse, so_rosenbrock, x))   # ∇(cᵀ∇f) = H c
     @test gradient(Reverse, weighted, x) ≈ H * c
     dxs = (zeros(3), zeros(3))
     twice(x) = 2 * weighted(x)
@@ -171,7 +160,7 @@ end
     # The gradient's norm through `autodiff_deferred`, in reverse: 2 H ∇f.
     x = [-1.2, 1.0, 0.5]
     @test gradient(Reverse, nd_gradnorm_deferred, x) ≈
-          2 * nd_rosenbrock_hessian(x) * gradient(Reverse, nd_rosenbrock, x) rtol = 1e-10
+          2 * so_rosenbrock_hessian(x) * gradient(Reverse, so_rosenbrock, x) rtol = 1e-10
 end
 
 @testset "Float32" begin
@@ -212,7 +201,7 @@ end
     err = caught(() -> autodiff(Forward, closure_inside, Duplicated, Duplicated([1.0, 2.0], [1.0, 0.0])))
     @test err isa Oxidase.DifferentiationError
     # A plain `autodiff` nested: the advice to call `autodiff_deferred`, in both modes.
-    plain(x) = (dx = zero(x); autodiff(Reverse, nd_rosenbrock, Active, Duplicated(x, dx)); sum(dx))
+    plain(x) = (dx = zero(x); autodiff(Reverse, so_rosenbrock, Active, Duplicated(x, dx)); sum(dx))
     err = caught(() -> autodiff(Forward, plain, Duplicated, Duplicated([1.0, 2.0], [1.0, 0.0])))
     @test err isa Oxidase.DifferentiationError
     @test occursin("call `autodiff_deferred` there", err.msg)
@@ -221,5 +210,5 @@ end
     @test occursin("call `autodiff_deferred` there", err.msg)
     # The process goes on: the same function differentiates afterwards.
     @test autodiff(Forward, nd_gradnorm, Duplicated, Duplicated([1.0, 2.0], [1.0, 0.0]))[2] ≈
-          2 * dot(gradient(Reverse, nd_rosenbrock, [1.0, 2.0]), nd_rosenbrock_hessian([1.0, 2.0])[:, 1])
+          2 * dot(gradient(Reverse, so_rosenbrock, [1.0, 2.0]), so_rosenbrock_hessian([1.0, 2.0])[:, 1])
 end

@@ -9,18 +9,7 @@ using LinearAlgebra: dot
 fd_hvp(grad, x, v; h = 1e-6) = (grad(x .+ h .* v) .- grad(x .- h .* v)) ./ (2h)
 reverse_gradient(f) = x -> gradient(Reverse, f, x)
 
-so_rosenbrock(x) = sum(100 * (x[i+1] - x[i]^2)^2 + (1 - x[i])^2 for i in 1:length(x)-1)
-function so_rosenbrock_hessian(x)
-    n = length(x)
-    H = zeros(n, n)
-    for i in 1:n-1
-        H[i, i] += 1200x[i]^2 - 400x[i+1] + 2
-        H[i, i+1] -= 400x[i]
-        H[i+1, i] -= 400x[i]
-        H[i+1, i+1] += 200
-    end
-    return H
-end
+include("rosenbrock_hessian.jl")
 
 # A two-layer perceptron's squared loss, its parameters in one vector.
 const SO_IN, SO_HID = 3, 4

@@ -89,29 +89,21 @@ function saddle_inner_max(x, start)
     return -saddle_neg(y, x)
 end
 
-function saddle_outer_gradient(outer::Symbol, x, start)
+# The gradient of `f(x, c)` in the 2-vector `x`, `c` constant, in the outer mode: one
+# reverse call, or two forward ones. Of `saddle_inner_max` it is nested (the objective
+# holds gradients); of `saddle_neg`, for the final argmax, it is not.
+function gradient_in_first(outer::Symbol, f, x, c)
     if outer === :reverse
         g = zero(x)
-        autodiff(Reverse, saddle_inner_max, Active, Duplicated(x, g), Const(start))
+        autodiff(Reverse, f, Active, Duplicated(x, g), Const(c))
         return g
     end
-    return [autodiff(Forward, saddle_inner_max, Duplicated, Duplicated(x, e), Const(start))[2]
-            for e in ([1.0, 0.0], [0.0, 1.0])]
-end
-
-# The inner point's gradient for the final argmax, in the outer mode (not nested).
-function saddle_final_gradient(outer::Symbol, y, x)
-    if outer === :reverse
-        g = zero(y)
-        autodiff(Reverse, saddle_neg, Active, Duplicated(y, g), Const(x))
-        return g
-    end
-    return [autodiff(Forward, saddle_neg, Duplicated, Duplicated(y, e), Const(x))[2] for e in ([1.0, 0.0], [0.0, 1.0])]
+    return [autodiff(Forward, f, Duplicated, Duplicated(x, e), Const(c))[2] for e in ([1.0, 0.0], [0.0, 1.0])]
 end
 
 function saddle(outer::Symbol, start::Vector{Float64})
-    r1 = gd_argmin(x -> saddle_inner_max(x, start), x -> saddle_outer_gradient(outer, x, start), start)
-    r2 = gd_argmin(y -> saddle_neg(y, r1), y -> saddle_final_gradient(outer, y, r1), start)
+    r1 = gd_argmin(x -> saddle_inner_max(x, start), x -> gradient_in_first(outer, saddle_inner_max, x, start), start)
+    r2 = gd_argmin(y -> saddle_neg(y, r1), y -> gradient_in_first(outer, saddle_neg, y, r1), start)
     return [r1; r2]
 end
 
