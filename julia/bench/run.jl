@@ -103,7 +103,7 @@ function array_cases()
     n = 100
     push!(cases, array_case("dense solve `sum(A \\ b)`, gradient in A (Oxidase's rule)", "n = $n", solve_sum,
                             solve_sum_grad!, [i == j ? n + 1.0 : sin(i + 2j) for i in 1:n, j in 1:n],
-                            [cos(0.3i) for i in 1:n]))
+                            [cos(0.3i) for i in 1:n]; ratio = 3.0))
     return cases
 end
 
@@ -202,6 +202,48 @@ function measure(c::Case)
     c.ratio_limit === nothing || push!(targets, Target("gradient / primal", ours / primal, "≤", c.ratio_limit))
     c.hand_limit === nothing || push!(targets, Target("ours / hand-written", ours / hand, "≤", c.hand_limit))
     return Row(c.workload, c.size, primal, ours, hand, targets)
+end
+
+# Second order: `hvp(f, x, v)` against Oxidase's reverse gradient of the same `f`, the
+# cheap-gradient bound for a Hessian-vector product being a small multiple of one
+# gradient. Hand-written: the closed form for Rosenbrock; for the MLP, none (its `hvp`
+# is checked against central differences of the hand-written gradient instead).
+function second_order_rows()
+    rows = Row[]
+    for n in (100, 10^4)
+        x = [1.0 + 0.5 * sin(0.7i) for i in 1:n]
+        v = [cos(0.3i) for i in 1:n]
+        g, r, rh = zero(x), zero(x), zero(x)
+        grad = () -> (fill!(g, 0.0); autodiff(Reverse, rosenbrock_n, Active, Duplicated(x, g)); g)
+        hv = () -> hvp!(r, rosenbrock_n, x, v)
+        hand = () -> barrier(rosenbrock_n_hvp!, rh, x, v)
+        isapprox(hv(), hand(); rtol = RTOL) || error("hvp of rosenbrock_n differs from the hand-written one")
+        push!(rows, second_order_row("extended Rosenbrock, `hvp(f, x, v)` (primal column: Oxidase's gradient)",
+                                     size_label(n), grad, hv, hand))
+    end
+    d, h, N = 8, 16, 64
+    X = [cos(0.37i + 0.11j) for i in 1:d, j in 1:N]
+    y = [sin(0.2k) for k in 1:N]
+    θ = [0.3 * sin(1.7i) for i in 1:h*(d+2)]
+    v = [cos(0.5i) for i in eachindex(θ)]
+    loss = θ -> mlp_loss(θ, X, y)
+    g, r = zero(θ), zero(θ)
+    grad = () -> (fill!(g, 0.0); autodiff(Reverse, mlp_loss, Active, Duplicated(θ, g), Const(X), Const(y)); g)
+    hv = () -> hvp!(r, loss, θ, v)
+    z, g1, g2, step = zeros(h), zero(θ), zero(θ), 1e-6
+    fd = (mlp_grad!(g1, θ .+ step .* v, X, y, z) .- mlp_grad!(g2, θ .- step .* v, X, y, z)) ./ 2step
+    isapprox(hv(), fd; rtol = 1e-5) || error("hvp of the MLP loss differs from differences of its gradient")
+    push!(rows, second_order_row("MLP loss, `hvp(f, θ, v)` (primal column: Oxidase's gradient)",
+                                 "d = $d, h = $h, N = $N", grad, hv, nothing))
+    return rows
+end
+
+function second_order_row(workload, label, grad, hv, hand)
+    GC.gc()
+    fs = hand === nothing ? [grad, hv] : [grad, hv, hand]
+    t = side_by_side(fs, map(reps_for, fs))
+    return Row(workload, label, t[1], t[2], hand === nothing ? NaN : t[3],
+               [Target("hvp / gradient", t[2] / t[1], "≤", 4.0)])
 end
 
 # --- scalar calls: loops over varying inputs, so that no call is hoisted ---
@@ -391,8 +433,19 @@ const WHY_MISSED = [
      "on one Intel Xeon; 2.86 and 2.60, 3.76 on the AMD EPYC of 2026-11-30, where the " *
      "earlier commit cc4bb9c, measured in the same window, gave the same; 2.43 and 2.35, " *
      "3.15 on the Intel Xeon of 2026-11-30's evening, where 74f7f22, measured beside it, " *
-     "gave 2.49 and 2.36, 3.07. The scalar derivative's fixed cost (about 10 ns) weighs " *
-     "against a 4.7 ns primal; why it differs between CPUs is not known yet."),
+     "gave 2.49 and 2.36, 3.07; 4.62 and 4.73 (rosenbrock) for 179cb16 against 3.42 and " *
+     "3.62 for 5aaa990, alternating `--quick` runs on the Intel Xeon of 2026-12-01, whose " *
+     "scalar times were about twice those of earlier machines. The scalar derivative's " *
+     "fixed cost (about 10 ns) weighs against a 4.7 ns primal; why it differs between " *
+     "CPUs is not known yet."),
+    (("extended Rosenbrock, `hvp",), "hvp / gradient",
+     "The product's reverse pass runs on pairs of floats (a dual's value and partial), " *
+     "whose products cost three multiplications and whose tape and shadows are twice the " *
+     "gradient's, and the call moves the input into duals and the result out of them " *
+     "(three more passes over n elements, 160 KB arrays of duals at 10⁴ elements); " *
+     "Rosenbrock's gradient is itself a light loop (2 ns an element). Measured 3.7-4.3 at " *
+     "n = 100 and 3.8-5.0 at n = 10⁴ over five runs of 2026-12-01; the MLP loss, whose " *
+     "gradient does more arithmetic per element, is 1.4-1.5."),
 ]
 
 function why_missed(rows)
@@ -513,6 +566,12 @@ function document(runtime, latency, summary, missed)
     - Reverse jacobian: `f(x) = [s x[i] + sin(x[i]) for i in 1:8]` with `s = sum(abs2, x)`,
       200 inputs, by batch reverse mode (one forward sweep pulling 8 output rows back)
       and by 8 reverse passes of one row each. Hand-written: the closed-form Jacobian.
+    - Second order: `hvp!(r, f, x, v)` (reverse over forward: one reverse pass over `f`
+      run on dual numbers) beside Oxidase's reverse-mode gradient of the same `f`, whose
+      time fills the primal column; the target is hvp / gradient ≤ 4. Extended
+      Rosenbrock (hand-written: the closed form of its tridiagonal Hessian times `v`)
+      and the MLP loss above (no hand-written product: checked against central
+      differences of the hand-written gradient before timing).
     """
 end
 
@@ -535,6 +594,8 @@ function main()
         chunk_row, separate_row = row("$mode, chunk 8"), row("$mode, chunk 1")
         push!(chunk_row.targets, Target("time / chunk 1", chunk_row.ours / separate_row.ours, "<", 1.0))
     end
+    println(stderr, "timing Hessian-vector products")
+    append!(rows, second_order_rows())
     println(stderr, "timing scalar calls")
     append!(rows, scalar_rows())
     println(stderr, "timing first gradients in $FRESH_PROCESSES fresh process(es)")

@@ -178,12 +178,14 @@ function mlp_preactivation(θ, X, h, j, k)
     return a
 end
 
+# (Sums start at `zero(eltype(θ))`, which is 0.0 for `Float64`: `hvp` runs the loss on
+# dual numbers, second_order_rows in run.jl.)
 function mlp_loss(θ, X, y)
     d, N = size(X)
     h = mlp_size(θ, X)
-    total = 0.0
+    total = zero(eltype(θ))
     for k in 1:N
-        pred = 0.0
+        pred = zero(eltype(θ))
         for j in 1:h
             pred += θ[h*d+h+j] * tanh(mlp_preactivation(θ, X, h, j, k))
         end
@@ -237,7 +239,7 @@ end
 
 # The extended Rosenbrock function of a vector, for forward mode.
 function rosenbrock_n(x)
-    s = 0.0
+    s = zero(eltype(x))
     for i in 1:length(x)-1
         s += 100.0 * (x[i+1] - x[i]^2)^2 + (1.0 - x[i])^2
     end
@@ -252,4 +254,16 @@ function rosenbrock_n_grad!(g, x)
         g[i+1] += 200.0 * u
     end
     return g
+end
+
+# The Hessian of `rosenbrock_n` times `v`, by hand: each term's 2×2 block.
+function rosenbrock_n_hvp!(r, x, v)
+    fill!(r, 0.0)
+    for i in 1:length(x)-1
+        a = 1200.0 * x[i]^2 - 400.0 * x[i+1] + 2.0
+        b = -400.0 * x[i]
+        r[i] += a * v[i] + b * v[i+1]
+        r[i+1] += b * v[i] + 200.0 * v[i+1]
+    end
+    return r
 end
