@@ -29,7 +29,7 @@ export run_properties
 # `^` with special exponents (floats that are integers, 0 and 1) and a zero base: their
 # derivatives have 0·∞ and 0·log 0 traps (issue 13).
 const UNARY = ["sin(%)", "cos(%)", "tanh(%)", "exp(sin(%))", "log(1 + (%)^2)", "sqrt(1 + (%)^2)", "(%)^2", "(%)^3",
-               "(%)^0.0", "(%)^1.0", "(%)^3.0", "abs(%)^1.5"]
+               "(%)^0.0", "(%)^1.0", "(%)^3.0", "abs(%)^1.5", "prod(sincos(%))"]
 const BINARY = ["(%1 + %2)", "(%1 - %2)", "(%1 * %2)", "(%1 / (1 + (%2)^2))", "max(%1, %2)",
                 "(1 + (%1)^2)^(%2)", "(0.0 * (%1))^(1 + (%2)^2)"]
 

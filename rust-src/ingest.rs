@@ -53,6 +53,12 @@ pub fn inline<'ctx>(m: &'ctx Module, entry: &str) -> Result<Inlined<'ctx>> {
             julia_name(&f.name())
         )));
     }
+    let mut reachable = reachable;
+    for g in reachable.clone().into_iter().filter(|&g| g != f) {
+        if let Some(added) = split_sincos(m, g)? {
+            reachable.extend(added);
+        }
+    }
     // Everything that returns is inlined, except functions on a recursive cycle and
     // functions with a `try` (LLVM does not inline a function that calls `setjmp`):
     // those are differentiated call by call (`transform::calls`); and Base's elementary
@@ -827,6 +833,75 @@ fn is_gc_frame(a: Value) -> bool {
 /// Recognised by name, by a signature matching the row's operands, and by their code
 /// coming from Base's math files (a user's own `exp` lives in the user's file and is
 /// differentiated through its body).
+/// Base's `sincos(x)`, whose argument reduction works on the float's bits (no derivative
+/// there), as two kept calls of the elementary functions its halves are, which the math
+/// table differentiates: callers get a function that fills the pair (Julia returns it
+/// through an `sret` buffer) from `ox.julia.sin.…` and `ox.julia.cos.…` (kept calls), each of
+/// which calls `sincos` and keeps its half, so the values are `sincos`'s own. Returns the
+/// functions it added, or `None` when `g` is not Base's `sincos` of one float.
+fn split_sincos<'ctx>(m: &'ctx Module, g: Function<'ctx>) -> Built<Option<[Function<'ctx>; 3]>> {
+    // The pair comes back through an `sret` buffer (Float64), or as a value (Float32).
+    let params = g.params();
+    let sret = g.sret_type();
+    let Some(x) = params.last().filter(|x| x.ty().is_float()) else { return Ok(None) };
+    let real = x.ty();
+    let pair = m.array_type(real, 2);
+    let shape = match sret {
+        Some(t) => t == pair && params.len() == 2,
+        None => g.return_type() == pair && params.len() == 1,
+    };
+    if julia_name(&g.name()) != "sincos" || !shape {
+        return Ok(None);
+    }
+    let own_file = g
+        .blocks()
+        .into_iter()
+        .flat_map(|b| b.instructions())
+        .find_map(|i| i.source_chain().last().map(|l| l.file.clone()));
+    if !own_file.is_some_and(|f| crate::julia::current().is_base_math_file(&f)) {
+        return Ok(None);
+    }
+    // Callers call the splitting function; the halves call `sincos` itself.
+    let split = m.add_function(&format!("{}.ox_split", g.name()), g.function_type());
+    g.as_value().replace_all_uses_with(split.as_value());
+    split.add_fn_attr("alwaysinline");
+    let b = m.builder();
+    let index = |k: u64| m.const_int(m.int(32), k);
+    let mut halves = Vec::new();
+    for (k, base) in ["sin", "cos"].into_iter().enumerate() {
+        let h = m.add_function(&format!("{JULIA_MATH_PREFIX}{base}.{}.ox_half", g.name()), m.fn_type(real, &[real]));
+        h.add_fn_attr("noinline");
+        b.at_end(m.append_block(h, "top"));
+        let x = h.params()[0];
+        let v = if sret.is_some() {
+            let buffer = b.alloca(pair, "pair")?;
+            b.call(g, &[buffer, x])?;
+            let at = b.gep(pair, buffer, &[index(0), index(k as u64)])?;
+            b.load(real, at)?
+        } else {
+            b.extract_value(b.call(g, &[x])?.as_value(), k as u32)?
+        };
+        b.ret(v)?;
+        halves.push(h);
+    }
+    b.at_end(m.append_block(split, "top"));
+    let x = *split.params().last().expect("checked above");
+    let vs = [b.call(halves[0], &[x])?.as_value(), b.call(halves[1], &[x])?.as_value()];
+    if sret.is_some() {
+        let out = split.params()[0];
+        for (k, v) in vs.into_iter().enumerate() {
+            let at = b.gep(pair, out, &[index(0), index(k as u64)])?;
+            b.store(v, at)?;
+        }
+        b.ret_void()?;
+    } else {
+        let agg = b.insert_value(m.poison(pair), vs[0], 0)?;
+        let agg = b.insert_value(agg, vs[1], 1)?;
+        b.ret(agg)?;
+    }
+    Ok(Some([split, halves[0], halves[1]]))
+}
+
 fn base_math_function(g: Function) -> Option<&'static str> {
     use crate::rules::math::{base_function, Operand};
     let math = base_function(&julia_name(&g.name()))?;

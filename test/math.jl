@@ -116,3 +116,24 @@ end
         @test dy ≈ expected rtol = RTOL atol = 1e-300
     end
 end
+
+# Base's `sincos`, whose argument reduction works on the float's bits: its halves are
+# kept as calls of `sin` and `cos` (the engine's `ingest::split_sincos`), at every input
+# (large ones, where the reduction is Payne-Hanek's, zero, negative), in every mode.
+sc_product(x) = (sc = sincos(x); sc[1] * sc[2] + 3 * sc[2])
+sc_product_derivative(x) = cos(2x) - 3sin(x)
+sc_array(v) = (s = zero(eltype(v)); for x in v; (a, b) = sincos(x); s += a * x + b; end; s)
+@testset "sincos at $x" for x in (0.7, -2.3, 0.0, 1e7, 123456.789)
+    @test autodiff(Reverse, sc_product, Active, Active(x))[1][1] ≈ sc_product_derivative(x) rtol = 1e-12 atol = 1e-15
+    y, dy = autodiff(Forward, sc_product, Duplicated, Duplicated(x, 1.0))
+    @test y == sc_product(x)
+    @test dy ≈ sc_product_derivative(x) rtol = 1e-12 atol = 1e-15
+    @test autodiff(Forward, sc_product, BatchDuplicatedNoNeed, BatchDuplicated(x, (1.0, 2.0)))[1][2] ≈
+          2 * sc_product_derivative(x) rtol = 1e-12 atol = 1e-15
+    x32 = Float32(x)
+    @test autodiff(Reverse, sc_product, Active, Active(x32))[1][1] ≈ Float32(sc_product_derivative(Float64(x32))) rtol = 1e-4 atol = 1e-5
+    v = [x, 0.5, -1.5]
+    dv = zero(v)
+    autodiff(Reverse, sc_array, Active, Duplicated(v, dv))
+    @test dv ≈ [sin(t) + t * cos(t) - sin(t) for t in v] rtol = 1e-12 atol = 1e-14
+end
