@@ -62,7 +62,8 @@ function saddle_neg_gradient(y, x)
 end
 
 # max over y of the objective at `x`: the inner descent written out (it runs inside the
-# outer derivative, which differentiates it step by step).
+# outer derivative, which differentiates it step by step). Not `gd_argmin` with closures
+# over `x`: the outer derivative of that took 4.6 s a `saddle` (`rr`) against 1.9 s.
 function saddle_inner_max(x, start)
     y = copy(start)
     fy, gy = saddle_neg(y, x), saddle_neg_gradient(y, x)
