@@ -289,8 +289,8 @@ function rule_call(mode::Int32, site_id::Int64, args::Ptr{Ptr{Cvoid}}, shadows::
     ghost = is_ghost(R)
     (is_float_type(R) || ghost || is_array_result(R)) || site.sig.parameters[1] !== typeof(autodiff_deferred) ||
         throw(NestedRules.nested_error("the inner call returns a $R; supported are reverse-mode calls whose " *
-                                       "result holds no numbers (arguments Duplicated arrays or Const): " *
-                                       "forward over reverse. Not yet forward over forward, nor Active arguments inside"))
+                                       "result holds no numbers (arguments Duplicated arrays or Const). Not " *
+                                       "yet forward over forward, nor Active arguments inside"))
     (is_float_type(R) || ghost || is_array_result(R)) ||
         throw(rule_error(site, rule, "cannot be applied: the function returns a $R (rules for functions " *
                                      "returning Float64, Float32, arrays of Float64 or Float32, or a value without " *
