@@ -28,7 +28,7 @@
 module NestedRules
 
 using ..Oxidase: Oxidase, Annotation, Const, Active, Duplicated, DuplicatedNoNeed, BatchDuplicated,
-                 BatchDuplicatedNoNeed, ReverseMode, Reverse, Dual, DualPartial, value, partial, autodiff,
+                 ReverseMode, Reverse, DualPartial, value, partial, autodiff,
                  autodiff_deferred, gradient, hvp, DifferentiationError, on_duals, dual_array
 using ..Oxidase.EnzymeRules: FwdConfig, RevConfig, AugmentedReturn, needs_primal, needs_shadow, width
 
