@@ -21,7 +21,8 @@ pub const RULE_PREFIX: &str = "oxidase.rule.";
 
 /// The string attribute the Julia package puts on a function with a user-defined rule
 /// (`RULE_PREFIX`) that returns an `Array{Float64}`: the call's result is an array with
-/// a shadow the rule makes (`rules::calls::custom`).
+/// a shadow the rule makes (`rules::calls::custom`). On a rule returning a struct
+/// through memory (`sret`): the struct holds arrays of `Float64` (`rule_sret_result`).
 pub const RULE_RESULT_ARRAY_F64: &str = "oxidase-rule-result-array-f64";
 
 /// The string attribute the Julia package puts on a function whose rule is one of the
@@ -49,6 +50,39 @@ pub fn rule_array_result(i: crate::llvm::Value) -> Option<crate::request::Leaf> 
     } else {
         None
     }
+}
+
+/// What the result of rule call `i` holds when the rule returns it through memory
+/// (`sret`: a struct or tuple Julia stores inline), for the shadow of the caller's
+/// buffer: numbers of one float type (`logabsdet`'s tuple; the buffer's shadow holds
+/// their tangents or adjoints), or arrays of floats beside integers (a factorization
+/// object, `RULE_RESULT_ARRAY_F64`/`_F32`: the shadow holds the arrays' shadows, which
+/// the rule makes). `None` for any other call or result.
+pub fn rule_sret_result(i: crate::llvm::Value) -> Option<RuleSret> {
+    if i.opcode_if_instruction() != Some(crate::llvm::Opcode::LLVMCall) {
+        return None;
+    }
+    let f = i.as_call()?.called_function().filter(|f| f.name().starts_with(RULE_PREFIX))?;
+    let ty = f.sret_type()?;
+    if f.has_string_attr(RULE_RESULT_ARRAY_F64) {
+        Some(RuleSret::Arrays { f32: false })
+    } else if f.has_string_attr(RULE_RESULT_ARRAY_F32) {
+        Some(RuleSret::Arrays { f32: true })
+    } else {
+        ty.float_aggregate().map(|_| RuleSret::Floats)
+    }
+}
+
+/// What a rule's result returned through memory holds (`rule_sret_result`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RuleSret {
+    /// Numbers of one float type.
+    Floats,
+    /// Arrays of `Float32` (`f32`) or `Float64`, beside data without derivatives.
+    Arrays {
+        /// The arrays' element type is `Float32`.
+        f32: bool,
+    },
 }
 
 /// The name prefix the Julia package gives the functions declared without derivative

@@ -384,10 +384,17 @@ pub fn analyze<'ctx>(
     maybe_constant: &[Value<'ctx>],
 ) -> Result<(Memory<'ctx>, Activity<'ctx>)> {
     let (g, user_name) = (subject.f, subject.user_name);
+    // (And the arrays users' rules return: what the rule says they hold.)
+    let rule_results = g
+        .blocks()
+        .into_iter()
+        .flat_map(|b| b.instructions())
+        .filter_map(|i| crate::names::rule_array_result(i).map(|leaf| (i, types::seed_leaf(leaf))));
     let seeds: Vec<(Value<'ctx>, TypeTree)> = roots
         .iter()
         .map(|&(v, leaf)| (v, types::seed_leaf(leaf)))
         .chain(subject.argument_types.iter().cloned())
+        .chain(rule_results)
         .collect();
     let mut types = Types::compute(m, g, &seeds);
     // Floats moved as integer bits through merges (a union's value after SROA) become

@@ -476,8 +476,10 @@ function name_rule_calls(native::Ptr{Cvoid}, ctx::Ptr{Cvoid}, noinline::Ptr{Cvoi
                       "Julia calls this method with boxed arguments (varargs or untyped arguments); " *
                       "give the ruled method concrete, non-varargs arguments"))
             mark!(llvmf, "oxidase.rule.$(Oxidase.rule_site_id(mi.specTypes, ci.rettype)).", noinline)
-            Oxidase.is_array_result(ci.rettype) &&
-                add_string_attribute!(ctx, llvmf, "oxidase-rule-result-array-" * (eltype(ci.rettype) === Float64 ? "f64" : "f32"))
+            # (An array result, or a struct holding arrays that Julia returns through
+            # memory: a factorization.)
+            E = Oxidase.result_array_eltype(ci.rettype)
+            E === nothing || add_string_attribute!(ctx, llvmf, "oxidase-rule-result-array-" * (E === Float64 ? "f64" : "f32"))
             # (The package's own rules never resize the arrays they are handed, though the
             # function's body, which the engine reads, may resize others: caches.)
             haskey(Oxidase.KEEPS_SIZES, m) && add_string_attribute!(ctx, llvmf, "oxidase-rule-keeps-sizes")
@@ -489,8 +491,9 @@ function name_rule_calls(native::Ptr{Cvoid}, ctx::Ptr{Cvoid}, noinline::Ptr{Cvoi
 end
 
 # Puts string attribute `name` on function `llvmf`: a rule's function returning an
-# `Array` of `Float64` or `Float32` (`oxidase-rule-result-array-f64`, `-f32`: the engine
-# gives the call's result a shadow, which the rule makes; the engine's
+# `Array` of `Float64` or `Float32`, or a struct holding such arrays
+# (`oxidase-rule-result-array-f64`, `-f32`: the engine gives the call's result a
+# shadow, which the rule makes; the engine's
 # `names::RULE_RESULT_ARRAY_F64`), or one of the package's rules
 # (`names::RULE_KEEPS_SIZES`).
 function add_string_attribute!(ctx::Ptr{Cvoid}, llvmf::Ptr{Cvoid}, name::String)

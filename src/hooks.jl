@@ -174,6 +174,81 @@ Whether a rule's result of type `R` is an array the derivative gives a shadow: a
 """
 is_array_result(@nospecialize(R)) = R isa DataType && isconcretetype(R) && R <: Union{Array{Float64},Array{Float32}}
 
+"""
+    is_numbers_result(R)
+
+Whether a rule's result of type `R` is a struct or tuple of numbers of one float type
+(`logabsdet`'s `(Float64, Float64)`), which Julia returns through memory the caller
+gives (`sret`): its tangent, adjoint and shadow are values of the same type.
+"""
+function is_numbers_result(@nospecialize(R))
+    (R isa DataType && isconcretetype(R) && isbitstype(R) && !isprimitivetype(R) && fieldcount(R) >= 2) ||
+        return false
+    F = fieldtype(R, 1)
+    return (F === Float64 || F === Float32) && all(i -> fieldtype(R, i) === F, 1:fieldcount(R))
+end
+
+"""
+    is_arrays_result(R)
+
+Whether a rule's result of type `R` is an immutable struct holding arrays of `Float64`
+or of `Float32` beside data without derivatives (integers, characters): a factorization
+object (`LU`, `Cholesky`, `Eigen`). Julia returns it through memory the caller gives
+(`sret`); its tangent or shadow is an `R` holding the arrays' tangents or shadows and
+the primal's other fields, as Enzyme's is.
+"""
+function is_arrays_result(@nospecialize(R))
+    (R isa DataType && isconcretetype(R) && !R.mutable && !isbitstype(R) && Base.allocatedinline(R)) || return false
+    field_shadowing(R) === :struct || return false
+    return length(unique(eltype(A) for A in result_arrays(R))) == 1
+end
+
+# The array types among the fields of `R` (an `is_arrays_result` candidate), flattened.
+function result_arrays(@nospecialize(R))
+    arrays = Any[]
+    for i in 1:fieldcount(R)
+        F = fieldtype(R, i)
+        if is_array_result(F)
+            push!(arrays, F)
+        elseif field_shadowing(F) === :struct
+            append!(arrays, result_arrays(F))
+        end
+    end
+    return arrays
+end
+
+"""
+    result_array_eltype(R)
+
+The float type of the arrays a rule's result of type `R` is or holds (`Float64` or
+`Float32`), which extraction tells the engine (`oxidase-rule-result-array-f64`); `nothing`
+for a result without arrays.
+"""
+function result_array_eltype(@nospecialize(R))
+    is_array_result(R) && return eltype(R)
+    is_arrays_result(R) && return eltype(first(result_arrays(R)))
+    return nothing
+end
+
+# Writes `x`, of the inline immutable type `T`, at `p` as Julia lays it out, pushing
+# the objects its fields refer to onto `refs` in order (the roots a caller's GC frame
+# gets for a struct returned through memory).
+function store_inline!(p::Ptr{Cvoid}, @nospecialize(T), @nospecialize(x), refs::Vector{Any})
+    for i in 1:fieldcount(T)
+        F, at = fieldtype(T, i), p + fieldoffset(T, i)
+        v = getfield(x, i)
+        if isbitstype(F)
+            unsafe_store!(Ptr{F}(at), v)
+        elseif Base.allocatedinline(F)
+            store_inline!(at, F, v, refs)
+        else
+            unsafe_store!(Ptr{Ptr{Cvoid}}(at), pointer_from_objref(v))
+            push!(refs, v)
+        end
+    end
+    return nothing
+end
+
 rule_name(site::RuleSite) = string("`", site.sig.parameters[1].instance, "`",
                                    "(", join(("::" * string(T) for T in site.sig.parameters[2:end]), ", "), ")")
 rule_name(site::RuleSite, rule) = string("the custom rule `EnzymeRules.", rule, "` for ", rule_name(site))
@@ -194,19 +269,27 @@ function applicable_rule(which::Symbol, @nospecialize(args...))
 end
 
 # One call's arguments: per parameter of the specialization (the function first), its
-# type, how it is passed and its operand index in the call (0 for a ghost).
-function rule_operands(site::RuleSite, n::Int)
+# type, how it is passed and its operand index in the call (0 for a ghost); and the
+# number of operands before them. A result returned through memory (`sret`) takes the
+# first operand, and when it holds objects beside bits (Julia 1.5 passes none for a
+# struct of object references alone) the next: the caller's GC frame slots that root
+# them.
+function rule_operands(site::RuleSite, n::Int, sret::Bool)
     params = collect(Any, site.sig.parameters)
     passing = ArgPassing[arg_passing(T) for T in params]
     operand = zeros(Int, length(params))
-    k = 0
+    k = sret ? n - count(p -> p !== GHOST, passing) : 0
+    sret && !(k == 1 || k == 2 && !isbitstype(site.rettype)) &&
+        throw(DifferentiationError("$(rule_name(site)): the call passes $n arguments for a result returned " *
+                                   "through memory, a calling convention Oxidase's rules do not support"))
+    leading = k
     for j in eachindex(params)
         passing[j] === GHOST && continue
         operand[j] = (k += 1)
     end
     k == n || throw(DifferentiationError("$(rule_name(site)): the call passes $n arguments where its " *
                                          "signature has $k (an argument passing convention Oxidase's rules do not support)"))
-    return params, passing, operand
+    return params, passing, operand, leading
 end
 
 # An immutable passed by reference that carries a derivative (a `Symmetric` or
@@ -261,7 +344,8 @@ end
 function rule_call(mode::Int32, site_id::Int64, args::Ptr{Ptr{Cvoid}}, shadows::Ptr{Ptr{Cvoid}}, n::Int32,
                    width::Int32, flags::Int32, ret::Ptr{Cvoid}, tangents::Ptr{Ptr{Cvoid}}, handle::Ptr{Int64})
     site = rule_site(site_id)
-    params, passing, operand = rule_operands(site, Int(n))
+    sret = flags & RULE_SRET != 0
+    params, passing, operand, leading = rule_operands(site, Int(n), sret)
     W = Int(width)
     rule = mode == 0 ? "forward" : "augmented_primal"
     shadow(l, k) = unsafe_load(shadows, (l - 1) * Int(n) + k)
@@ -287,22 +371,89 @@ function rule_call(mode::Int32, site_id::Int64, args::Ptr{Ptr{Cvoid}}, shadows::
     # (A ghost result, `nothing` or `((nothing,),)`, is the type's one instance: nothing
     # to return, nothing to differentiate.)
     ghost = is_ghost(R)
-    (is_float_type(R) || ghost || is_array_result(R)) || site.sig.parameters[1] !== typeof(autodiff_deferred) ||
+    supported = is_float_type(R) || ghost || is_array_result(R) || sret && (is_numbers_result(R) || is_arrays_result(R))
+    supported || site.sig.parameters[1] !== typeof(autodiff_deferred) ||
         throw(NestedRules.nested_error("the inner call returns a $R; supported are reverse-mode calls whose " *
                                        "result holds no numbers (arguments Duplicated arrays or Const). Not " *
                                        "yet forward over forward, nor Active arguments inside"))
-    (is_float_type(R) || ghost || is_array_result(R)) ||
+    supported ||
         throw(rule_error(site, rule, "cannot be applied: the function returns a $R (rules for functions " *
-                                     "returning Float64, Float32, arrays of Float64 or Float32, or a value without " *
-                                     "data such as `nothing`, are supported)"))
-    needs_primal = flags & 1 != 0 && !ghost
-    active = flags & 2 != 0 && !ghost
+                                     "returning Float64, Float32, arrays of Float64 or Float32, tuples or structs " *
+                                     "of Float64 or of Float32 numbers, immutable structs holding such arrays " *
+                                     "beside integers (a factorization), or a value without data such as " *
+                                     "`nothing`, are supported)"))
+    needs_primal = flags & RULE_NEEDS_PRIMAL != 0 && !ghost
+    active = flags & RULE_RESULT_ACTIVE != 0 && !ghost
     frame = last(hook_frames())
+    # (A result returned through memory goes where the first operand points, and each
+    # lane's tangent or shadow where that operand's shadow does.)
+    out = sret ? ResultMemory(unsafe_load(args, 1), leading == 2 ? Ptr{Ptr{Cvoid}}(unsafe_load(args, 2)) : NO_ROOTS,
+                              Ptr{Cvoid}[shadow(l, 1) for l in 1:W]) : nothing
     if mode == 0
-        forward_rule(site, func, anns, R, W, needs_primal, active, ret, tangents, frame)
+        forward_rule(site, func, anns, R, W, needs_primal, active, ret, tangents, out, frame)
     else
         augmented_rule(site, func, anns, passing, operand, Int(n), R, W, needs_primal, active, ret, tangents,
-                       handle, frame)
+                       handle, out, frame)
+    end
+    return nothing
+end
+
+# `rule_call` flags (the engine's `rules::calls::custom`): the primal result is used; the
+# result's derivative is wanted; the result is returned through memory (`sret`).
+const RULE_NEEDS_PRIMAL = 1
+const RULE_RESULT_ACTIVE = 2
+const RULE_SRET = 4
+
+# Where a result returned through memory goes: the caller's buffer, its GC frame slots
+# for the objects the result refers to (NULL for a result of bits alone), and per lane
+# the buffer's shadow (NULL for none).
+const NO_ROOTS = Ptr{Ptr{Cvoid}}(0)
+
+struct ResultMemory
+    buffer::Ptr{Cvoid}
+    roots::Ptr{Ptr{Cvoid}}
+    shadows::Vector{Ptr{Cvoid}}
+end
+
+# Writes result `x` of type `R` into the caller's memory `p` (`what`: "primal", or a
+# lane's "tangent" or "shadow", checked against the primal `like`); the objects it
+# refers to are rooted in the hook frame until the derivative returns, and the primal's
+# also in the caller's GC frame slots (`roots`).
+function store_in_memory(site, rule, what, p::Ptr{Cvoid}, @nospecialize(R), @nospecialize(x), frame,
+                         roots::Ptr{Ptr{Cvoid}} = NO_ROOTS, @nospecialize(like) = nothing)
+    x isa R || throw(rule_error(site, rule, "returned a $(typeof(x)) as the $what, where a $R is expected"))
+    if like !== nothing && is_arrays_result(R)
+        for i in 1:fieldcount(R)
+            check_shadow_field(site, rule, what, getfield(x, i), getfield(like, i))
+        end
+    end
+    refs = Any[]
+    store_inline!(p, R, x, refs)
+    push!(frame, refs)
+    if roots != C_NULL
+        for (k, r) in enumerate(refs)
+            unsafe_store!(roots, pointer_from_objref(r), k)
+        end
+    end
+    return nothing
+end
+
+# A field of a tangent or shadow struct against the primal's: an array of the same
+# size that is not the primal's own (the derivative writes into it), an inner struct
+# field by field, and anything else (integers, `uplo`) what the primal holds.
+function check_shadow_field(site, rule, what, @nospecialize(d), @nospecialize(p))
+    if p isa Union{Array{Float64},Array{Float32}}
+        size(d) == size(p) ||
+            throw(rule_error(site, rule, "returned a $what holding an array of size $(size(d)) where the result's is $(size(p))"))
+        d === p && throw(rule_error(site, rule, "returned a $what holding the primal result's own array"))
+    elseif isstructtype(typeof(p)) && !isbitstype(typeof(p)) && fieldcount(typeof(p)) > 0
+        for i in 1:fieldcount(typeof(p))
+            check_shadow_field(site, rule, what, getfield(d, i), getfield(p, i))
+        end
+    else
+        isequal(d, p) ||
+            throw(rule_error(site, rule, "returned a $what whose $(typeof(p)) field differs from the primal's " *
+                                         "($d, not $p): fields without a derivative are the primal's"))
     end
     return nothing
 end
@@ -331,7 +482,7 @@ end
 
 # Forward mode: the rule's result, by Enzyme 0.13's shapes, into the primal's slot and
 # each lane's tangent slot.
-function forward_rule(site, func, anns, R, W, needs_primal, active, ret, tangents, frame)
+function forward_rule(site, func, anns, R, W, needs_primal, active, ret, tangents, out, frame)
     RT = !active ? Const{R} :
          W == 1 ? (needs_primal ? Duplicated{R} : DuplicatedNoNeed{R}) :
          (needs_primal ? BatchDuplicated{R,W} : BatchDuplicatedNoNeed{R,W})
@@ -351,6 +502,13 @@ function forward_rule(site, func, anns, R, W, needs_primal, active, ret, tangent
     else
         primal, ts = res, ()
     end
+    if out !== nothing
+        needs_primal && store_in_memory(site, "forward", "primal", out.buffer, R, primal, frame, out.roots)
+        for l in eachindex(ts)
+            store_in_memory(site, "forward", "tangent", out.shadows[l], R, ts[l], frame, NO_ROOTS, primal)
+        end
+        return nothing
+    end
     needs_primal && store_result(site, "forward", "primal", ret, R, primal, frame)
     for l in eachindex(ts)
         store_result(site, "forward", "tangent", unsafe_load(tangents, l), R, ts[l], frame, primal)
@@ -361,8 +519,9 @@ end
 # Reverse mode's forward sweep: `augmented_primal`, whose primal (and an array result's
 # shadows) go into the slots, and whose record stays in the hook frame for
 # `rule_reverse`.
-function augmented_rule(site, func, anns, passing, operand, n, R, W, needs_primal, active, ret, shadows, handle, frame)
-    array = is_array_result(R)
+function augmented_rule(site, func, anns, passing, operand, n, R, W, needs_primal, active, ret, shadows, handle, out,
+                        frame)
+    array = is_array_result(R) || is_arrays_result(R)
     RT = !active ? Const{R} : !array ? Active{R} : W == 1 ? Duplicated{R} : BatchDuplicated{R,W}
     # (An immutable passed by reference is a copy, but the arrays it wraps are not.)
     overwritten = (false, (p === BOXED || p === BY_REFERENCE && !isbitstype(T) for (p, T) in
@@ -373,14 +532,30 @@ function augmented_rule(site, func, anns, passing, operand, n, R, W, needs_prima
     ar = Base.invokelatest(f, config, func, RT, anns...)
     ar isa AugmentedReturn ||
         throw(rule_error(site, "augmented_primal", "must return an `AugmentedReturn(primal, shadow, tape)`, got a $(typeof(ar))"))
-    needs_primal && store_result(site, "augmented_primal", "primal", ret, R, ar.primal, frame)
+    if out !== nothing
+        needs_primal && store_in_memory(site, "augmented_primal", "primal", out.buffer, R, ar.primal, frame, out.roots)
+    else
+        needs_primal && store_result(site, "augmented_primal", "primal", ret, R, ar.primal, frame)
+    end
     if active && array
         lanes = W == 1 ? (ar.shadow,) : ar.shadow
         lanes isa Tuple && length(lanes) == W ||
-            throw(rule_error(site, "augmented_primal", "must return the result's shadow ($(W == 1 ? "an array" :
-                                                       "a tuple of $W arrays")), got a $(typeof(ar.shadow))"))
+            throw(rule_error(site, "augmented_primal", "must return the result's shadow ($(W == 1 ? "a $R" :
+                                                       "a tuple of $W $(R)s")), got a $(typeof(ar.shadow))"))
         for l in 1:W
-            store_result(site, "augmented_primal", "shadow", unsafe_load(shadows, l), R, lanes[l], frame, ar.primal)
+            if out !== nothing
+                store_in_memory(site, "augmented_primal", "shadow", out.shadows[l], R, lanes[l], frame, NO_ROOTS,
+                                ar.primal)
+            else
+                store_result(site, "augmented_primal", "shadow", unsafe_load(shadows, l), R, lanes[l], frame, ar.primal)
+            end
+        end
+    elseif active && out !== nothing
+        # (Numbers: the code after the call adds their adjoints into the buffer's
+        # shadow, which `rule_reverse` reads; a loop's earlier call has left its own
+        # there, taken.)
+        for l in 1:W
+            unsafe_store!(Ptr{R}(out.shadows[l]), zero_numbers(R))
         end
     end
     rev = getfield(parentmodule(f), :reverse)   # (the table whose `augmented_primal` ran)
@@ -397,8 +572,17 @@ function rule_reverse(handle::Int64, dret::Ptr{Ptr{Cvoid}}, dargs::Ptr{Ptr{Cvoid
     site = rec.site
     W = EnzymeRules.width(rec.config)
     d = if rec.RT <: Active
+        # (A number's adjoint is in a slot; numbers returned through memory have theirs
+        # in the buffer's shadow, taken: zeroed once read.)
         R = rec.RT.parameters[1]
-        ds = ntuple(l -> (p = unsafe_load(dret, l); p == C_NULL ? zero(R) : unsafe_load(Ptr{R}(p))), W)
+        function adjoint(l)
+            p = unsafe_load(dret, l)
+            p == C_NULL && return zero_numbers(R)
+            d = unsafe_load(Ptr{R}(p))
+            unsafe_store!(Ptr{R}(p), zero_numbers(R))
+            return d
+        end
+        ds = ntuple(adjoint, W)
         Active(W == 1 ? ds[1] : ds)
     else
         rec.RT
@@ -422,6 +606,13 @@ function rule_reverse(handle::Int64, dret::Ptr{Ptr{Cvoid}}, dargs::Ptr{Ptr{Cvoid
         end
     end
     return nothing
+end
+
+# Zero of a float type, or of a struct or tuple of numbers (`is_numbers_result`).
+zero_numbers(::Type{R}) where {R<:Real} = zero(R)
+function zero_numbers(::Type{R}) where {R}
+    zeros = Any[zero(fieldtype(R, i)) for i in 1:fieldcount(R)]
+    return ccall(:jl_new_structv, Any, (Any, Ptr{Any}, UInt32), R, zeros, length(zeros))::R
 end
 
 # The C entry points are trampolines into the hooks: `@cfunction` compiles its target

@@ -27,10 +27,10 @@
 # What these rules do not cover is refused, never differentiated wrongly: a non-square
 # `A \ B` (least squares), `logdet` at a singular matrix, a 2-norm at zero and
 # `eigvals` at a repeated eigenvalue (where the derivatives do not exist) raise a
-# `DifferentiationError` from the rule. Factorization objects (`lu`, `cholesky`,
-# `eigen`, `svd`, and `F \ b`, `ldiv!(F, b)` with them) and `logabsdet` (a tuple) still
-# reach LAPACK, which the engine refuses: a rule's result may be a number or an array,
-# not a struct or tuple (src/hooks.jl).
+# `DifferentiationError` from the rule. `qr`, `svd` and a general `eigen` still reach
+# LAPACK, which the engine refuses. Factorization objects and `logabsdet`'s tuple are
+# results Julia returns through memory (src/hooks.jl, `store_inline!`); their rules
+# are at the end of this file.
 
 module LinalgRules
 
@@ -206,10 +206,40 @@ end
 
 # A⁻ᵀ, the derivative of `logdet` at `A`; refused at a singular A, where `logdet` is
 # -Inf and has no derivative.
-function inverse_transpose(A::Matrix{<:LinalgFloat})
+function inverse_transpose(A::Matrix{<:LinalgFloat}, f = "logdet")
     F = lu(A; check = false)
-    issuccess(F) || throw(DifferentiationError("`logdet` at a singular matrix: its derivative, inv(A)', does not exist"))
+    issuccess(F) || throw(DifferentiationError("`$f` at a singular matrix: its derivative, inv(A)', does not exist"))
     return transpose(inv(F))
+end
+
+# --- (y, s) = logabsdet(A) ------------------------------------------------------------
+#
+# A tuple: its tangent is a tuple, and its adjoint comes as one (`Active((ȳ, s̄))`); the
+# sign is piecewise constant, with derivative zero.
+
+function BuiltinRules.forward(config::FwdConfig, ::Const{typeof(logabsdet)}, RT::Type,
+                              A::Annotation{Matrix{T}}) where {T<:LinalgFloat}
+    y = logabsdet(A.val)
+    (needs_shadow(config) && !(A isa Const)) || return needs_primal(config) ? y : nothing
+    G = inverse_transpose(A.val, "logabsdet")
+    return forward_result(config, y, each_lane(l -> (dot(G, lane(A, l)), zero(T)), config))
+end
+
+function BuiltinRules.augmented_primal(config::RevConfig, ::Const{typeof(logabsdet)}, RT::Type,
+                                       A::Annotation{Matrix{T}}) where {T<:LinalgFloat}
+    y = logabsdet(A.val)
+    G = RT <: Active && !(A isa Const) ? inverse_transpose(A.val, "logabsdet") : nothing
+    return AugmentedReturn(needs_primal(config) ? y : nothing, nothing, G)
+end
+
+function BuiltinRules.reverse(config::RevConfig, ::Const{typeof(logabsdet)}, dret, G,
+                              A::Annotation{Matrix{T}}) where {T<:LinalgFloat}
+    if dret isa Active && G !== nothing
+        for (l, ȳ) in enumerate(adjoint_lanes(config, dret))
+            lane(A, l) .+= ȳ[1] .* G
+        end
+    end
+    return (nothing,)
 end
 
 # --- y = ‖x‖₂, y = ‖x‖₁ -----------------------------------------------------------------
@@ -343,6 +373,300 @@ function BuiltinRules.reverse(config::RevConfig, ::Const{typeof(eigvals)}, ::Typ
     for l in 1:width(config)
         λ̄ = width(config) == 1 ? shadows : shadows[l]
         pullback!(data(lane(S, l)), S.val, V * Diagonal(λ̄) * transpose(V))
+    end
+    return (nothing,)
+end
+
+# --- factorizations: F = lu(A), cholesky(A), eigen(S); X = F \ B, ldiv!(F, B) -------
+#
+# A factorization object is an immutable struct of arrays (and integers): its tangent
+# and its shadow are the same struct holding the arrays' tangents or shadows and the
+# primal's integers (`LU(Ḟ, ipiv, info)`), as in Enzyme. The math, with P A = L U
+# (LAPACK's packing: L's strict lower triangle and U in one matrix), A = Uᵀ U or L Lᵀ,
+# S = V Diag(λ) Vᵀ, and Φ(M) the triangle of M (the factor's) with its diagonal halved:
+#
+#   F = lu(A)         C = L⁻¹ P Ȧ U⁻¹,  L̇ = L tril(C, -1),  U̇ = triu(C) U
+#                     Ā += Pᵀ L⁻ᵀ (tril(Lᵀ L̄, -1) + triu(Ū Uᵀ)) U⁻ᵀ
+#   F = cholesky(A)   U̇ = Φ(U⁻ᵀ Ȧ U⁻¹) U             Ā += U⁻¹ Φ(Ū Uᵀ) U⁻ᵀ
+#                     L̇ = L Φ(L⁻¹ Ȧ L⁻ᵀ)             Ā += L⁻ᵀ Φ(Lᵀ L̄) L⁻¹
+#   E = eigen(S)      K = Vᵀ Ṡ V,  λ̇ = diag(K),  V̇ = V (W ∘ K),  Wᵢⱼ = 1 / (λⱼ − λᵢ), Wᵢᵢ = 0
+#                     S̄ += V (Diag(λ̄) + W ∘ (Vᵀ V̄)) Vᵀ
+#   X = F \ B         Ẋ = F⁻¹(Ḃ − Ȧ X),  Ȧ from the factors' tangents (Pᵀ(L̇ U + L U̇),
+#                     U̇ᵀ U + Uᵀ U̇, L̇ Lᵀ + L L̇ᵀ)
+#                     B̄ += Z,  Ā = −Z Xᵀ reaching the factors: L̄ += tril(P Ā Uᵀ, -1),
+#                     Ū += triu(Lᵀ P Ā); Ū += triu(U (Ā + Āᵀ)); L̄ += tril((Ā + Āᵀ) L);
+#                     Z = A⁻ᵀ X̄
+#
+# `cholesky` reads one triangle of its argument (the upper one of a `Matrix`, the one a
+# symmetric view names); its factors matrix holds the other triangle as it was, whose
+# tangent and adjoint are the argument's. A rule on `ldiv!(F, B)` overwrites `B`'s shadow
+# with `Z` in the reverse sweep (`B`'s content before the call is what `Z` is the adjoint
+# of), and refuses a constant `B` with a differentiated `F` (the solution would carry a
+# derivative into memory without a shadow). `F \ B` has a rule of its own, so that its
+# copy of `B` needs none.
+
+const LUMatrix{T} = LU{T,Matrix{T}}
+const CholeskyMatrix{T} = Cholesky{T,Matrix{T}}
+const Factorized{T} = Union{LUMatrix{T},CholeskyMatrix{T}}
+const CholeskyInput{T} = Union{Matrix{T},SymmetricView{T}}
+
+# `M` with its rows permuted back by `Pᵀ` (P M = M[p, :]).
+function unpermute(p::Vector{Int}, M::AbstractVecOrMat)
+    R = similar(M)
+    R[p, ntuple(_ -> Colon(), ndims(M) - 1)...] = M
+    return R
+end
+
+# The factors as triangular matrices.
+lower(F::LU) = UnitLowerTriangular(F.factors)
+upper(F::LU) = UpperTriangular(F.factors)
+factor(C::Cholesky) = C.uplo == 'U' ? UpperTriangular(C.factors) : LowerTriangular(C.factors)
+
+# Φ(M): the upper (or lower) triangle of `M`, its diagonal halved.
+function halved_triangle(M::Matrix, upper::Bool)
+    R = upper ? triu(M) : tril(M)
+    for i in 1:size(R, 1)
+        R[i, i] /= 2
+    end
+    return R
+end
+
+# The tangent of `lu(A)`'s factors matrix for the tangent `Ȧ` of `A`.
+function factors_tangent(F::LU, Ȧ::Matrix)
+    L, U = lower(F), upper(F)
+    C = (L \ Ȧ[F.p, :]) / U
+    return L * tril(C, -1) + triu(C) * U
+end
+
+# The tangent of `cholesky(A)`'s factors matrix for the tangent `Ṁ` of the matrix `A` is
+# or wraps (whose triangle `C.uplo` it reads; the other is copied into the factors).
+function factors_tangent(C::Cholesky, Ṁ::Matrix)
+    Ȧ = Matrix(Symmetric(Ṁ, C.uplo == 'U' ? :U : :L))
+    if C.uplo == 'U'
+        U = factor(C)
+        return triu(halved_triangle((U' \ Ȧ) / U, true) * U) + tril(Ṁ, -1)
+    end
+    L = factor(C)
+    return tril(L * halved_triangle((L \ Ȧ) / L', false)) + triu(Ṁ, 1)
+end
+
+# Adds to `M̄` (the adjoint of the matrix `A` is or wraps) the pullback of the factors'
+# adjoint `F̄`, for F = lu(A) or cholesky(A).
+function factors_pullback!(M̄::Matrix, A, F::LU, F̄::Matrix)
+    L, U = lower(F), upper(F)
+    G = tril(L' * tril(F̄, -1), -1) + triu(triu(F̄) * U')
+    view(M̄, F.p, :) .+= (L' \ G) / U'
+    return M̄
+end
+function factors_pullback!(M̄::Matrix, A, C::Cholesky, F̄::Matrix)
+    if C.uplo == 'U'
+        U = factor(C)
+        G = (U \ halved_triangle(triu(F̄) * U', true)) / U'
+        M̄ .+= triu(G) .+ triu(permutedims(G), 1) .+ tril(F̄, -1)
+    else
+        L = factor(C)
+        G = (L' \ halved_triangle(L' * tril(F̄), false)) / L
+        M̄ .+= tril(G) .+ tril(permutedims(G), -1) .+ triu(F̄, 1)
+    end
+    return M̄
+end
+
+# Ȧ M, for the factors' tangent `Ḟ` of the matrix `A` factorized as `F`.
+function times_tangent(F::LU, Ḟ::Matrix, M::AbstractVecOrMat)
+    L, U = lower(F), upper(F)
+    return unpermute(F.p, tril(Ḟ, -1) * (U * M) + L * (triu(Ḟ) * M))
+end
+function times_tangent(C::Cholesky, Ḟ::Matrix, M::AbstractVecOrMat)
+    if C.uplo == 'U'
+        U, U̇ = factor(C), UpperTriangular(Ḟ)
+        return U̇' * (U * M) + U' * (U̇ * M)
+    end
+    L, L̇ = factor(C), LowerTriangular(Ḟ)
+    return L̇ * (L' * M) + L * (L̇' * M)
+end
+
+# Adds to the factors' adjoint `F̄` what Ā = −Z Xᵀ gives it.
+function solve_pullback!(F̄::Matrix, F::LU, Z, X)
+    L, U = lower(F), upper(F)
+    PĀ = -(as_matrix(Z)[F.p, :] * transpose(as_matrix(X)))
+    F̄ .+= tril(PĀ * U', -1) .+ triu(L' * PĀ)
+    return F̄
+end
+function solve_pullback!(F̄::Matrix, C::Cholesky, Z, X)
+    Ā = -(as_matrix(Z) * transpose(as_matrix(X)))
+    S = Ā + transpose(Ā)
+    C.uplo == 'U' ? (F̄ .+= triu(factor(C) * S)) : (F̄ .+= tril(S * factor(C)))
+    return F̄
+end
+
+# A⁻ᵀ R for the factorization `F` of A.
+transposed_solve(F::LU, R) = transpose(F) \ R
+transposed_solve(C::Cholesky, R) = C \ R
+
+# `F` with a copy of its factors, for a tape when later code may change them.
+keep(F::LU) = LU(copy(F.factors), F.ipiv, F.info)
+keep(C::Cholesky) = Cholesky(copy(C.factors), C.uplo, C.info)
+
+# A shadow or tangent of factorization `F` holding `D` as its factors.
+with_factors(F::LU, D) = LU(D, F.ipiv, F.info)
+with_factors(C::Cholesky, D) = Cholesky(D, C.uplo, C.info)
+
+# --- F = lu(A), F = cholesky(A) ---------------------------------------------------------
+
+for (f, Input) in ((:lu, :(Matrix{T})), (:cholesky, :(CholeskyInput{T})))
+    @eval begin
+        function BuiltinRules.forward(config::FwdConfig, ::Const{typeof($f)}, RT::Type,
+                                      A::Annotation{<:$Input}) where {T<:LinalgFloat}
+            F = $f(A.val)
+            needs_shadow(config) || return needs_primal(config) ? F : nothing
+            dF = each_lane(config) do l
+                with_factors(F, A isa Const ? zero(F.factors) : factors_tangent(F, data(lane(A, l))))
+            end
+            return forward_result(config, F, dF)
+        end
+
+        function BuiltinRules.augmented_primal(config::RevConfig, ::Const{typeof($f)}, RT::Type,
+                                               A::Annotation{<:$Input}) where {T<:LinalgFloat}
+            F = $f(A.val)
+            shadows = needs_shadow(config) ? each_lane(_ -> with_factors(F, zero(F.factors)), config) : nothing
+            # (The caller may change the factors it gets back before the reverse sweep.)
+            return AugmentedReturn(needs_primal(config) ? F : nothing, shadows, (keep(F), shadows))
+        end
+
+        function BuiltinRules.reverse(config::RevConfig, ::Const{typeof($f)}, ::Type, tape,
+                                      A::Annotation{<:$Input}) where {T<:LinalgFloat}
+            F, shadows = tape
+            (shadows === nothing || A isa Const) && return (nothing,)
+            for l in 1:width(config)
+                dF = width(config) == 1 ? shadows : shadows[l]
+                factors_pullback!(data(lane(A, l)), A.val, F, dF.factors)
+            end
+            return (nothing,)
+        end
+    end
+end
+
+# --- X = F \ B, ldiv!(F, B) --------------------------------------------------------------
+
+function BuiltinRules.forward(config::FwdConfig, ::Const{typeof(\)}, RT::Type, F::Annotation{<:Factorized{T}},
+                              B::Annotation{<:VecOrMat{T}}) where {T<:LinalgFloat}
+    X = F.val \ B.val
+    needs_shadow(config) || return needs_primal(config) ? X : nothing
+    dX = each_lane(config) do l
+        R = B isa Const ? zero(X) : copy(lane(B, l))
+        F isa Const || (R .-= times_tangent(F.val, lane(F, l).factors, X))
+        return F.val \ R
+    end
+    return forward_result(config, X, dX)
+end
+
+function BuiltinRules.augmented_primal(config::RevConfig, ::Const{typeof(\)}, RT::Type,
+                                       F::Annotation{<:Factorized{T}}, B::Annotation{<:VecOrMat{T}}) where {T<:LinalgFloat}
+    X = F.val \ B.val
+    shadows = needs_shadow(config) ? each_lane(_ -> zero(X), config) : nothing
+    kept = needs_primal(config) ? copy(X) : X
+    return AugmentedReturn(needs_primal(config) ? X : nothing, shadows,
+                           (overwritten(config)[2] ? keep(F.val) : F.val, kept, shadows))
+end
+
+function BuiltinRules.reverse(config::RevConfig, ::Const{typeof(\)}, ::Type, tape, F::Annotation{<:Factorized{T}},
+                              B::Annotation{<:VecOrMat{T}}) where {T<:LinalgFloat}
+    G, X, shadows = tape
+    shadows === nothing && return (nothing, nothing)
+    for l in 1:width(config)
+        Z = transposed_solve(G, width(config) == 1 ? shadows : shadows[l])
+        B isa Const || (lane(B, l) .+= Z)
+        F isa Const || solve_pullback!(lane(F, l).factors, G, Z, X)
+    end
+    return (nothing, nothing)
+end
+
+# `ldiv!(F, B)` overwrites B with the solution; a constant B cannot hold its derivative.
+function check_output(F, B)
+    F isa Const || !(B isa Const) ||
+        throw(DifferentiationError("`ldiv!(F, B)` with a differentiated factorization F into an array B " *
+                                   "without a derivative: the solution's derivative would be lost (make B " *
+                                   "`Duplicated`, or use `F \\ B`)"))
+    return nothing
+end
+
+function BuiltinRules.forward(config::FwdConfig, ::Const{typeof(ldiv!)}, RT::Type, F::Annotation{<:Factorized{T}},
+                              B::Annotation{<:VecOrMat{T}}) where {T<:LinalgFloat}
+    check_output(F, B)
+    X = ldiv!(F.val, B.val)
+    if !(B isa Const)
+        for l in 1:width(config)
+            dB = lane(B, l)
+            F isa Const || (dB .-= times_tangent(F.val, lane(F, l).factors, X))
+            ldiv!(F.val, dB)
+        end
+    end
+    needs_shadow(config) || return needs_primal(config) ? X : nothing
+    return forward_result(config, X, each_lane(l -> lane(B, l), config))
+end
+
+function BuiltinRules.augmented_primal(config::RevConfig, ::Const{typeof(ldiv!)}, RT::Type,
+                                       F::Annotation{<:Factorized{T}}, B::Annotation{<:VecOrMat{T}}) where {T<:LinalgFloat}
+    check_output(F, B)
+    X = ldiv!(F.val, B.val)
+    shadows = needs_shadow(config) && !(B isa Const) ? each_lane(l -> lane(B, l), config) : nothing
+    tape = B isa Const ? nothing : (overwritten(config)[2] ? keep(F.val) : F.val, copy(X))
+    return AugmentedReturn(needs_primal(config) ? X : nothing, shadows, tape)
+end
+
+function BuiltinRules.reverse(config::RevConfig, ::Const{typeof(ldiv!)}, ::Type, tape, F::Annotation{<:Factorized{T}},
+                              B::Annotation{<:VecOrMat{T}}) where {T<:LinalgFloat}
+    tape === nothing && return (nothing, nothing)
+    G, X = tape
+    for l in 1:width(config)
+        dB = lane(B, l)
+        Z = transposed_solve(G, dB)
+        dB .= Z
+        F isa Const || solve_pullback!(lane(F, l).factors, G, Z, X)
+    end
+    return (nothing, nothing)
+end
+
+# --- E = eigen(S), S a symmetric view ------------------------------------------------------
+
+# W with Wᵢⱼ = 1 / (λⱼ − λᵢ) off the diagonal and 0 on it; the eigenvalues are distinct
+# (`eigenvectors` refuses them otherwise).
+function gaps(λ::Vector{T}) where {T}
+    n = length(λ)
+    return T[i == j ? zero(T) : inv(λ[j] - λ[i]) for i in 1:n, j in 1:n]
+end
+
+function BuiltinRules.forward(config::FwdConfig, ::Const{typeof(eigen)}, RT::Type,
+                              S::Annotation{<:SymmetricView{T}}) where {T<:LinalgFloat}
+    E = eigen(S.val)
+    needs_shadow(config) || return needs_primal(config) ? E : nothing
+    S isa Const && return forward_result(config, E, each_lane(_ -> Eigen(zero(E.values), zero(E.vectors)), config))
+    eigenvectors(S.val)   # (refuses repeated eigenvalues)
+    V, W = E.vectors, gaps(E.values)
+    dE = each_lane(config) do l
+        K = transpose(V) * (tangent(S, l) * V)
+        return Eigen(diag(K), V * (W .* K))
+    end
+    return forward_result(config, E, dE)
+end
+
+function BuiltinRules.augmented_primal(config::RevConfig, ::Const{typeof(eigen)}, RT::Type,
+                                       S::Annotation{<:SymmetricView{T}}) where {T<:LinalgFloat}
+    E = eigen(S.val)
+    shadows = needs_shadow(config) ? each_lane(_ -> Eigen(zero(E.values), zero(E.vectors)), config) : nothing
+    needs_shadow(config) && !(S isa Const) && eigenvectors(S.val)
+    kept = Eigen(copy(E.values), copy(E.vectors))
+    return AugmentedReturn(needs_primal(config) ? E : nothing, shadows, (kept, shadows))
+end
+
+function BuiltinRules.reverse(config::RevConfig, ::Const{typeof(eigen)}, ::Type, tape,
+                              S::Annotation{<:SymmetricView{T}}) where {T<:LinalgFloat}
+    E, shadows = tape
+    (shadows === nothing || S isa Const) && return (nothing,)
+    V, W = E.vectors, gaps(E.values)
+    for l in 1:width(config)
+        Ē = width(config) == 1 ? shadows : shadows[l]
+        pullback!(data(lane(S, l)), S.val, V * ((Diagonal(Ē.values) + W .* (transpose(V) * Ē.vectors)) * transpose(V)))
     end
     return (nothing,)
 end

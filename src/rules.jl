@@ -299,8 +299,12 @@ function scan_tables!(tables, covered = nothing)
             covered === nothing || push!(covered, sig)
             for m in Extract.matching_methods(sig, Base.get_world_counter())
                 if !haskey(RULED_METHODS, m)
+                    original = m
                     m = redefine ? Extract.make_noinline!(m) : m
                     RULED_METHODS[m] = kind
+                    # (The redefined method is the one calls reach: Oxidase's rules keep
+                    # their arguments' sizes, `KEEPS_SIZES` in src/nested.jl.)
+                    haskey(KEEPS_SIZES, original) && (KEEPS_SIZES[m] = nothing)
                 end
                 sigs = get!(() -> Any[], RULED_SIGNATURES, m)
                 any(s -> s == sig, sigs) || push!(sigs, sig)

@@ -231,10 +231,9 @@ end
     S = [1.0 2.0; 2.0 4.0]
     e = caught(() -> autodiff(Reverse, logdet_of, Active, Duplicated(copy(S), zero(S))))   # (test/errors.jl)
     @test e isa DifferentiationError && occursin("singular", e.msg)
-    # Factorizations have no rule yet: LAPACK is refused.
-    for f in (M -> sum(lu(M) \ b), M -> logdet(cholesky(Symmetric(M * M'))), M -> logabsdet(M)[1],
-              M -> sum(cholesky(Symmetric(M * M')) \ b), M -> sum(ldiv!(lu(M), copy(b))),
-              M -> sum(eigen(Symmetric(M)).values), M -> sum(M / M'))
+    # Factorizations without rules yet, and `/`: LAPACK is refused.
+    for f in (M -> sum(qr(M) \ b), M -> sum(svd(M).S), M -> sum(eigen(M).values), M -> sum(M / M'),
+              M -> sum(lu(M; check = false) \ b))
         e = caught(() -> autodiff(Reverse, f, Active, Duplicated(copy(A), zero(A))))   # (test/errors.jl)
         @test e isa DifferentiationError
         e = caught(() -> autodiff(Forward, f, Duplicated, Duplicated(copy(A), copy(A))))   # (test/errors.jl)
@@ -438,4 +437,138 @@ end
     config = Oxidase.EnzymeRules.FwdConfig{true,true,1,false}()
     args = (config, Const(det), Duplicated{Float64}, Duplicated(A, zero(A)))
     @test Oxidase.applicable_rule(:forward, args...) === Oxidase.BuiltinRules.forward
+end
+
+# --- factorization objects: `lu`, `cholesky`, `eigen` and their solves -------------------
+#
+# A factorization is a struct of arrays the rule returns through memory (src/hooks.jl):
+# its tangent and shadow are the same struct holding the arrays' (src/linalg_rules.jl).
+
+lu_solve(A, b) = sum(lu(A) \ b)
+lu_solve_matrix(A, B) = sum(sin, lu(A) \ B)
+lu_det(A) = det(lu(A))
+lu_logabsdet(A) = logabsdet(lu(A))[1]
+# Two solves with one factorization, and the factors read directly.
+function lu_twice(A, b)
+    F = lu(A)
+    x = F \ b
+    y = F \ x
+    return sum(y) + dot(x, y) + sum(abs2, UpperTriangular(F.factors))
+end
+# `ldiv!` overwriting a differentiated vector the function built.
+lu_ldiv(A, b) = (F = lu(A); x = b .* 2; ldiv!(F, x); sum(abs2, x))
+# A loop of `n` factorizations, each solve feeding the next.
+function lu_loop(A, b, n)
+    x = copy(b)
+    for k in 1:n
+        x = lu(A) \ (x .+ k)
+    end
+    return sum(abs2, x)
+end
+chol_solve(A, b) = sum(cholesky(Symmetric(A)) \ b)
+chol_lower_solve(A, b) = sum(abs2, cholesky(Symmetric(A, :L)) \ b)
+chol_hermitian_solve(A, B) = sum(cholesky(Hermitian(A)) \ B)
+chol_logdet(A) = logdet(cholesky(Symmetric(A)))
+chol_ldiv(A, b) = (C = cholesky(Symmetric(A)); x = copy(b); ldiv!(C, x); sum(x .* b))
+chol_factor(A) = sum(abs2, triu(cholesky(Symmetric(A)).factors) .* [1.0, 2.0, 3.0])
+logabsdet_of(A) = logabsdet(A)[1]
+logabsdet_signed(A) = ((l, s) = logabsdet(A); s * l + l^2)
+# Functions of the eigenvectors that do not depend on their signs.
+eigen_weighted(A) = (E = eigen(Symmetric(A)); sum(E.values .* E.vectors[1, :] .^ 2))
+eigen_values(A) = (E = eigen(Symmetric(A)); sum(abs2, E.values) + sum(E.vectors[:, 2] .^ 2 .* E.values))
+# The factors in a view whose loop reads them (`inv`'s result too): the rules keep the
+# sizes of what they are handed, which the reverse sweep relies on (`KEEPS_SIZES`).
+lu_upper(A) = (F = lu(A); sum(abs2, UpperTriangular(F.factors)) + sum(abs2, UpperTriangular(inv(A))))
+eigen_vectors(A) = (E = eigen(Symmetric(A, :L)); sum(abs2, E.vectors[:, 1] .* [1.0, 2.0, 3.0]) + E.values[3])
+
+@testset "factorizations: $name" for (name, f, inputs) in (
+    ("lu(A) \\ b", lu_solve, rng -> (general(rng, 3), randn(rng, 3))),
+    ("lu(A) \\ B", lu_solve_matrix, rng -> (general(rng, 3), randn(rng, 3, 2))),
+    ("det(lu(A))", lu_det, rng -> (general(rng, 4),)),
+    ("logabsdet(lu(A))", lu_logabsdet, rng -> (general(rng, 3),)),
+    ("two solves with one lu", lu_twice, rng -> (general(rng, 3), randn(rng, 3))),
+    ("ldiv!(lu(A), x)", lu_ldiv, rng -> (general(rng, 3), randn(rng, 3))),
+    ("UpperTriangular(lu(A).factors)", lu_upper, rng -> (general(rng, 3),)),
+    ("lu in a loop, 0 iterations", (A, b) -> lu_loop(A, b, 0), rng -> (general(rng, 3), randn(rng, 3))),
+    ("lu in a loop, 1 iteration", (A, b) -> lu_loop(A, b, 1), rng -> (general(rng, 3), randn(rng, 3))),
+    ("lu in a loop, 4 iterations", (A, b) -> lu_loop(A, b, 4), rng -> (general(rng, 3), randn(rng, 3))),
+    ("cholesky(Symmetric(A)) \\ b", chol_solve, rng -> (spd(rng, 3), randn(rng, 3))),
+    ("cholesky(Symmetric(A, :L)) \\ b", chol_lower_solve, rng -> (spd(rng, 3), randn(rng, 3))),
+    ("cholesky(Hermitian(A)) \\ B", chol_hermitian_solve, rng -> (spd(rng, 3), randn(rng, 3, 2))),
+    ("logdet(cholesky(A))", chol_logdet, rng -> (spd(rng, 4),)),
+    ("ldiv!(cholesky(A), x)", chol_ldiv, rng -> (spd(rng, 3), randn(rng, 3))),
+    ("cholesky's factor", chol_factor, rng -> (spd(rng, 3),)),
+    ("logabsdet(A)", logabsdet_of, rng -> (general(rng, 3),)),
+    ("logabsdet(A), negative determinant", logabsdet_signed, rng -> (-general(rng, 3),)),
+    ("eigen(Symmetric(A))", eigen_weighted, rng -> (spd(rng, 3),)),
+    ("eigen(Symmetric(A, :L))", eigen_vectors, rng -> (spd(rng, 3),)),
+    ("eigen's values and a column of its vectors", eigen_values, rng -> (spd(rng, 3),)),
+)
+    rng = MersenneTwister(21)
+    for trial in 1:2
+        args = inputs(rng)
+        check_linalg(f, args, map(_ -> true, args))
+        # (Each argument constant in turn.)
+        if length(args) > 1
+            for k in eachindex(args)
+                check_linalg(f, args, ntuple(j -> j != k, length(args)))
+            end
+        end
+    end
+end
+
+@testset "factorizations: cholesky of a Matrix reads its upper triangle" begin
+    rng = MersenneTwister(22)
+    A, b = spd(rng, 3), randn(rng, 3)
+    dA, dU = zero(A), zero(A)
+    autodiff(Reverse, (A, b) -> sum(cholesky(A) \ b), Active, Duplicated(copy(A), dA), Const(b))
+    autodiff(Reverse, chol_solve, Active, Duplicated(copy(A), dU), Const(b))
+    @test dA ≈ dU rtol = 1e-12
+    @test dA == triu(dA)
+    # (Forward mode along a symmetric direction: the same as the view's.)
+    V = [1.0 0.5 0.2; 0.5 2.0 0.3; 0.2 0.3 -1.0]
+    t = autodiff(Forward, (A, b) -> sum(cholesky(A) \ b), Duplicated, Duplicated(copy(A), V), Const(b))[2]
+    @test t ≈ fd_directional(chol_solve, (A, b), (V, nothing)) rtol = 1e-6
+end
+
+@testset "factorizations: Float32 and ill-conditioned matrices" begin
+    rng = MersenneTwister(23)
+    A, b = Float32.(general(rng, 3)), Float32.(randn(rng, 3))
+    S = Float32.(spd(rng, 3))
+    for (f, args) in ((lu_solve, (A, b)), (chol_solve, (S, b)), (chol_logdet, (S,)), (lu_det, (A,)))
+        shadows = map(zero, args)
+        autodiff(Reverse, f, Active, map(Duplicated, map(copy, args), shadows)...)
+        wide = map(a -> Float64.(a), args)
+        wide_shadows = map(zero, wide)
+        autodiff(Reverse, f, Active, map(Duplicated, map(copy, wide), wide_shadows)...)
+        @test eltype(shadows[1]) === Float32
+        for k in eachindex(args)
+            @test shadows[k] ≈ wide_shadows[k] rtol = 1e-3
+        end
+    end
+    # (A tuple of two `Float32`s is returned in registers, not through memory: refused.)
+    e = caught(() -> autodiff(Reverse, logabsdet_of, Active, Duplicated(copy(A), zero(A))))
+    @test e isa DifferentiationError
+    # (Condition number about 1e8, as the solves' test above.)
+    U, s, V = svd(randn(rng, 4, 4))
+    A = U * Diagonal([1.0, 1e-2, 1e-5, 1e-8]) * V'
+    check_linalg(lu_solve, (A, randn(rng, 4)), (true, true); rtol = 1e-4, h = 1e-8)
+    S = U * Diagonal([1.0, 1e-2, 1e-4, 1e-6]) * U'
+    check_linalg(chol_solve, (S, randn(rng, 4)), (true, false); rtol = 1e-4, h = 1e-10)
+end
+
+@testset "factorizations: refused where the derivative does not exist" begin
+    # (`lu` of a singular matrix throws as Julia's does: a primal error.)
+    singular = [1.0 2.0; 2.0 4.0]
+    @test_throws SingularException autodiff(Reverse, lu_det, Active, Duplicated(copy(singular), zeros(2, 2)))
+    e = caught(() -> autodiff(Reverse, logabsdet_of, Active, Duplicated(copy(singular), zeros(2, 2))))
+    @test e isa DifferentiationError && occursin("logabsdet", e.msg) && occursin("singular", e.msg)
+    S = [2.0 0.0 0.0; 0.0 2.0 0.0; 0.0 0.0 1.0]
+    e = caught(() -> autodiff(Reverse, eigen_weighted, Active, Duplicated(copy(S), zero(S))))
+    @test e isa DifferentiationError && occursin("repeated eigenvalue", e.msg)
+    # (`ldiv!` into an array without a derivative, with a differentiated factorization.)
+    into_constant(A, b) = (x = copy(b); ldiv!(lu(A), b); sum(b) + sum(x))
+    e = caught(() -> autodiff(Reverse, into_constant, Active, Duplicated([2.0 1.0; 1.0 3.0], zeros(2, 2)),
+                              Const([1.0, 2.0])))
+    @test e isa DifferentiationError && occursin("ldiv!", e.msg)
 end

@@ -338,3 +338,115 @@ uses_bad_shadow(x) = sum(bad_shadow(x))
     e = caught(() -> autodiff(Forward, uses_bad_shadow, Duplicated, Duplicated(copy(x), ones(2))))   # (test/errors.jl)
     @test e isa DifferentiationError && occursin("bad_shadow", e.msg) && occursin("its own", e.msg)
 end
+
+# A rule returning a tuple of numbers: Julia returns it through memory the caller gives
+# (`sret`); its tangent is a tuple, its adjoint comes as `Active` of one, as in Enzyme.
+polar(r::Float64, θ::Float64) = (r * cos(θ), r * sin(θ))
+function EnzymeRules.forward(config, ::Const{typeof(polar)}, RT, r, θ)
+    y = polar(r.val, θ.val)
+    tangent(dr, dθ) = (dr * cos(θ.val) - r.val * sin(θ.val) * dθ, dr * sin(θ.val) + r.val * cos(θ.val) * dθ)
+    lanes(a) = a isa Const ? ntuple(_ -> 0.0, EnzymeRules.width(config)) :
+               a isa Duplicated ? (a.dval,) : a.dval
+    ts = map(tangent, lanes(r), lanes(θ))
+    EnzymeRules.width(config) == 1 || return needs_primal(config) ? BatchDuplicated(y, ts) : ts
+    return needs_primal(config) ? Duplicated(y, ts[1]) : ts[1]
+end
+EnzymeRules.augmented_primal(config, ::Const{typeof(polar)}, RT, r, θ) =
+    AugmentedReturn(needs_primal(config) ? polar(r.val, θ.val) : nothing, nothing, (r.val, θ.val))
+function EnzymeRules.reverse(config, ::Const{typeof(polar)}, dret::Active, tape, r, θ)
+    ρ, φ = tape
+    adjoint((x̄, ȳ)) = (x̄ * cos(φ) + ȳ * sin(φ), -x̄ * ρ * sin(φ) + ȳ * ρ * cos(φ))
+    lanes = EnzymeRules.width(config) == 1 ? (adjoint(dret.val),) : map(adjoint, dret.val)
+    pick(a, k) = a isa Active ? (EnzymeRules.width(config) == 1 ? lanes[1][k] : map(l -> l[k], lanes)) : nothing
+    return (pick(r, 1), pick(θ, 2))
+end
+# Used once, in a loop of `n` (0, 1, many), and on array elements (batch reverse mode).
+uses_polar(r, θ) = ((x, y) = polar(r, θ); x * y + x)
+function uses_polar_loop(r, θ, n)
+    s = 0.0
+    for k in 1:n
+        x, y = polar(r * k, θ + k)
+        s += x * y^2
+    end
+    return s
+end
+uses_polar_array(v) = ((x, y) = polar(v[1], v[2]); x^2 * v[3] + y)
+
+@testset "a rule returning a tuple of numbers" begin
+    for (r, θ) in ((1.5, 0.3), (0.7, -2.0))
+        gr = central_difference(t -> uses_polar(t, θ), r)
+        gθ = central_difference(t -> uses_polar(r, t), θ)
+        @test collect(autodiff(Reverse, uses_polar, Active, Active(r), Active(θ))[1]) ≈ [gr, gθ] rtol = 1e-6
+        @test autodiff(Forward, uses_polar, Duplicated, Duplicated(r, 1.0), Duplicated(θ, 0.5))[2] ≈
+              gr + 0.5gθ rtol = 1e-6
+        @test autodiff(Forward, uses_polar, Duplicated, Const(r), Duplicated(θ, 1.0))[2] ≈ gθ rtol = 1e-6
+        _, ts = autodiff(Forward, uses_polar, BatchDuplicated, BatchDuplicated(r, (1.0, 0.0)),
+                         BatchDuplicated(θ, (0.0, 1.0)))
+        @test collect(ts) ≈ [gr, gθ] rtol = 1e-6
+        for n in (0, 1, 4)
+            gr = n == 0 ? 0.0 : central_difference(t -> uses_polar_loop(t, θ, n), r)
+            @test autodiff(Reverse, uses_polar_loop, Active, Active(r), Const(θ), Const(n))[1][1] ≈ gr atol = 1e-8 rtol = 1e-6
+            @test autodiff(Forward, uses_polar_loop, Duplicated, Duplicated(r, 1.0), Const(θ), Const(n))[2] ≈ gr atol = 1e-8 rtol = 1e-6
+        end
+    end
+    v = [1.2, 0.4, -0.5]
+    g = [central_difference(t -> uses_polar_array([j == i ? t : v[j] for j in 1:3]), v[i]) for i in 1:3]
+    d1, d2 = zero(v), zero(v)
+    autodiff(Reverse, uses_polar_array, Active, BatchDuplicated(copy(v), (d1, d2)))
+    @test d1 ≈ g rtol = 1e-6
+    @test d2 == d1
+end
+
+# A rule returning an immutable struct of arrays (as a factorization is): its tangent and
+# shadow are the same struct holding the arrays' tangents or shadows.
+struct Split
+    low::Vector{Float64}
+    high::Vector{Float64}
+    count::Int
+end
+split_scaled(x::Vector{Float64}, a::Float64) = Split(a .* x[1:2], x[3:end] .^ 2, length(x))
+function EnzymeRules.forward(config::EnzymeRules.FwdConfigWidth{1}, ::Const{typeof(split_scaled)}, RT,
+                             x::Duplicated, a::Const)
+    y = split_scaled(x.val, a.val)
+    dy = Split(a.val .* x.dval[1:2], 2 .* x.val[3:end] .* x.dval[3:end], y.count)
+    return needs_primal(config) ? Duplicated(y, dy) : dy
+end
+function EnzymeRules.augmented_primal(config, ::Const{typeof(split_scaled)}, RT, x::Duplicated, a::Const)
+    y = split_scaled(x.val, a.val)
+    shadow = Split(zeros(2), zeros(length(x.val) - 2), y.count)
+    return AugmentedReturn(needs_primal(config) ? y : nothing, shadow, (copy(x.val), shadow))
+end
+function EnzymeRules.reverse(config, ::Const{typeof(split_scaled)}, ::Type, tape, x::Duplicated, a::Const)
+    xv, shadow = tape
+    x.dval[1:2] .+= a.val .* shadow.low
+    x.dval[3:end] .+= 2 .* xv[3:end] .* shadow.high
+    return (nothing, nothing)
+end
+uses_split(x) = (s = split_scaled(x, 3.0); sum(abs2, s.low) * s.count + sum(s.high .* x[1:2]))
+# The wrong struct: a tangent holding the primal's own array.
+bad_split(x::Vector{Float64}) = Split(x[1:2], x[3:4], 4)
+function EnzymeRules.forward(config, ::Const{typeof(bad_split)}, RT, x::Duplicated)
+    y = bad_split(x.val)
+    return Duplicated(y, Split(y.low, zeros(2), 4))
+end
+uses_bad_split(x) = sum(bad_split(x).low)
+# A tuple of a number and an integer: the engine does not shadow its memory yet.
+with_count(x::Float64) = (2x, 3)
+EnzymeRules.forward(config, ::Const{typeof(with_count)}, RT, x::Duplicated) =
+    Duplicated(with_count(x.val), (2x.dval, 0))
+uses_with_count(x) = ((y, n) = with_count(x); y * n)
+
+@testset "a rule returning a struct of arrays" begin
+    x = [0.5, -1.0, 2.0, 1.5]
+    g = [central_difference(t -> uses_split([j == i ? t : x[j] for j in 1:4]), x[i]) for i in 1:4]
+    dx = zero(x)
+    autodiff(Reverse, uses_split, Active, Duplicated(copy(x), dx))
+    @test dx ≈ g rtol = 1e-6
+    v = [1.0, 0.5, -0.3, 2.0]
+    @test autodiff(Forward, uses_split, Duplicated, Duplicated(copy(x), v))[2] ≈ g' * v rtol = 1e-6
+    e = caught(() -> autodiff(Forward, uses_bad_split, Duplicated, Duplicated([1.0, 2.0, 3.0, 4.0], ones(4))))
+    @test e isa DifferentiationError && occursin("bad_split", e.msg) && occursin("own array", e.msg)
+    # (Refused, never a zero: once a silently zero tangent.)
+    e = caught(() -> autodiff(Forward, uses_with_count, Duplicated, Duplicated(1.0, 1.0)))
+    @test e isa DifferentiationError && occursin("with_count", e.msg)
+end

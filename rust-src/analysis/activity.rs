@@ -501,6 +501,28 @@ impl<'ctx> Activity<'ctx> {
             }
         }
         for &i in &insts {
+            // An array of floats the function allocated, handed to a rule call that is
+            // handed derivative data: the rule may write into it (`ldiv!(lu(A), x)` with
+            // `x = copy(b)`), so it gets a shadow of its own (zero), which the rule gets
+            // and writes the derivative into; without one, that derivative would be
+            // lost. (A `Const` argument stays without one: by the rules' contract, a
+            // rule writes no derivative there, Oxidase's own refuse.)
+            if !matches!(rules[&i], Rule::Custom) {
+                continue;
+            }
+            let Some(call) = i.as_call() else { continue };
+            let carries = call_args(call).any(|a| varied.contains(&a) || mem.is_shadowed(a) || mem.is_escaped(a));
+            if !carries {
+                continue;
+            }
+            for a in call_args(call).filter(|a| a.ty().is_pointer() && !mem.is_shadowed(*a)) {
+                let allocated = crate::analysis::memory::zero_offset_base(a);
+                if let Some(leaf) = float_array_allocation(allocated, types).filter(|_| !mem.is_shadowed(allocated)) {
+                    wants_shadow.insert(allocated, leaf);
+                }
+            }
+        }
+        for &i in &insts {
             // The output array of a BLAS call on differentiated inputs: an array the
             // function allocated gets a shadow; a `Const` argument, a zeroed copy
             // (`Memory::copies`); any other output would drop the derivative written
@@ -556,6 +578,24 @@ impl<'ctx> Activity<'ctx> {
             });
             if carries && !mem.is_shadowed(a) && crate::analysis::memory::shadowable_object(a) {
                 wants_shadow.entry(a).or_insert(Leaf::StackMixedF64);
+            }
+        }
+        for &i in &insts {
+            // A struct or tuple a user's rule returns through memory, when the call is
+            // handed derivative data: numbers (`logabsdet`'s tuple), whose tangents or
+            // adjoints the buffer's shadow holds, or arrays (a factorization object),
+            // whose shadows the rule puts there (`rules::calls::custom`).
+            let Some((a, what)) = crate::analysis::memory::rule_sret_buffer(i) else { continue };
+            let carries = (1..i.as_call().map_or(0, |c| c.call_arg_count())).any(|k| {
+                let o = i.operand(k);
+                varied.contains(&o) || mem.is_shadowed(o) || mem.is_escaped(o)
+            });
+            if carries && !mem.is_shadowed(a) && crate::analysis::memory::shadowable_object(a) {
+                let leaf = match what {
+                    crate::names::RuleSret::Floats => Leaf::StackMixedF64,
+                    crate::names::RuleSret::Arrays { .. } => Leaf::StackArraysF64,
+                };
+                wants_shadow.entry(a).or_insert(leaf);
             }
         }
         // (Arrays of floats that get a zeroed shadow of their own when stored into an

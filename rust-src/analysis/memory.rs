@@ -1416,6 +1416,15 @@ fn stack_object_field(
     }
     let slot = alloca_slot(m, i.operand(0));
     let bases = alloca_bases(i.operand(0));
+    // A rule's result written there (a factorization object) holds arrays of the float
+    // type the rule says.
+    let rule_result = insts.iter().find_map(|&c| match rule_sret_buffer(c) {
+        Some((a, crate::names::RuleSret::Arrays { f32 })) if bases.contains(&a) => Some(f32),
+        _ => None,
+    });
+    if let Some(f32) = rule_result {
+        return Ok(if f32 { Leaf::ArrayF32 } else { Leaf::ArrayF64 });
+    }
     let mut layouts = HashSet::new();
     let mut others = false;
     // (The float type of the arrays stored there: `Float32` only if every one is.)
@@ -2113,12 +2122,14 @@ fn root_slot_of(i: Value, frames: &HashSet<Value>) -> bool {
 /// reached, as before stack objects had shadows.
 /// (The result buffer itself, when the struct holds only floats — a complex number, a
 /// dual number, a static vector — lends nothing: its shadow is the callee's shadow
-/// output, `float_sret_buffer`.)
+/// output, `float_sret_buffer`. Nor does the buffer of a rule's result that holds
+/// arrays, a factorization: the rule makes the shadow struct, `rule_sret_buffer`.)
 fn lends_roots_to_sret_call(a: Value) -> bool {
     let sret_call = |p: Value, u: Value| {
         u.opcode_if_instruction() == Some(Opcode::LLVMCall)
             && u.as_call().and_then(|c| c.called_function()).is_some_and(|f| f.sret_type().is_some())
             && !(float_sret_call(u).is_some() && u.operand(0) == p && (1..u.num_operands()).all(|k| u.operand(k) != p))
+            && !rule_sret_operand(p, u)
     };
     !every_use(a, |_| true, |p, u| !sret_call(p, u))
 }
@@ -2138,6 +2149,24 @@ pub fn float_sret_buffer<'ctx>(i: Value<'ctx>) -> Option<Value<'ctx>> {
     let out = i.operand(0);
     let a = object_base(out).filter(|a| a.opcode_if_instruction() == Some(Opcode::LLVMAlloca))?;
     at_offset_zero(out).then_some(a)
+}
+
+/// Whether `p` is one operand of a rule's call that returns a struct through memory
+/// (`names::rule_sret_result`), once: the buffer, whose shadow the rule fills; the GC
+/// frame slots that root the struct's objects, where the runtime hook writes the
+/// primal's (it roots their shadows itself, so a shadow frame has nothing to mirror);
+/// or an argument passed by reference (a view), which the hook reads with its shadow.
+fn rule_sret_operand(p: Value, u: Value) -> bool {
+    crate::names::rule_sret_result(u).is_some() && (0..u.num_operands()).filter(|&k| u.operand(k) == p).count() == 1
+}
+
+/// The stack buffer a rule writes its result into (`sret`, `names::rule_sret_result`),
+/// when it is an `alloca` of the caller (at offset zero), with what the result holds.
+pub fn rule_sret_buffer<'ctx>(i: Value<'ctx>) -> Option<(Value<'ctx>, crate::names::RuleSret)> {
+    let what = crate::names::rule_sret_result(i)?;
+    let out = i.operand(0);
+    let a = object_base(out).filter(|a| a.opcode_if_instruction() == Some(Opcode::LLVMAlloca))?;
+    at_offset_zero(out).then_some((a, what))
 }
 
 /// Whether stack slot `a` can have a shadow object: not one whose address goes to a

@@ -209,6 +209,19 @@ impl<'ctx> Untracked<'ctx> {
         changed
     }
 
+    /// Marks every object `p` may point into as holding lost data at `at`, at every
+    /// offset (a call wrote all of it).
+    fn mark_holding_whole(&mut self, p: Value<'ctx>, at: Value<'ctx>, objects: &Objects<'ctx>) -> bool {
+        let mut changed = false;
+        for o in objects.of(p).iter().filter(|o| **o != Object::Plumbing) {
+            if !self.holding.contains_key(o) {
+                self.holding.insert(*o, at);
+                changed = true;
+            }
+        }
+        changed
+    }
+
     fn mark_unmodeled(&mut self, i: Value<'ctx>, at: Value<'ctx>) -> bool {
         if self.unmodeled.contains_key(&i) {
             return false;
@@ -484,6 +497,21 @@ impl<'ctx> Untracked<'ctx> {
                 };
                 if let Some(at) = args.iter().find_map(|&a| unmodeled(self, a)) {
                     changed |= self.mark_unmodeled(i, at);
+                }
+                // A struct the rule returns through memory (`sret`) from derivative
+                // data, into a buffer that cannot have a shadow (one that holds numbers
+                // of two kinds, say; a buffer that can gets one, `activity`): the whole
+                // buffer holds lost data. (A rule writes nothing with a derivative into
+                // its other unshadowed pointers, `Const` arguments, by the rules'
+                // contract.)
+                let sret = call.called_function().is_some_and(|f| f.sret_type().is_some());
+                let shadowable = memory::rule_sret_buffer(i).is_some_and(|(a, _)| memory::shadowable_object(a));
+                if sret
+                    && !shadowable
+                    && !inp.mem.is_shadowed(args[0])
+                    && args.iter().any(|&a| Self::tracked(inp, a) || reaches(self, a).is_some())
+                {
+                    changed |= self.mark_holding_whole(args[0], i, objects);
                 }
                 let shadowed_result = inp.mem.is_shadowed(i);
                 if (i.ty().is_pointer() || i.ty().is_aggregate())

@@ -16,6 +16,12 @@
 //! `transform::shadow` reads the result's shadow from. The derivative code after the
 //! call reads and accumulates into that shadow like any array's; the rule's `reverse`
 //! finds it on its own tape, as in Enzyme.
+//!
+//! A struct or tuple result Julia returns through memory (`sret`, the call's first
+//! operand: `names::rule_sret_result`) goes there, and its tangent or shadow into the
+//! shadow of that buffer (`analysis::activity` gives it one): numbers' tangents, or a
+//! factorization's struct of shadow arrays. The reverse half reads numbers' adjoints
+//! from that shadow, where the code after the call accumulated them.
 
 use crate::error::{Error, Result};
 use crate::llvm::{Builder, Built, Call, Value};
@@ -30,6 +36,10 @@ pub const AUGMENTED: u64 = 1;
 const NEEDS_PRIMAL: u64 = 1;
 /// `rule_call` flag: the result's derivative is wanted.
 const RESULT_ACTIVE: u64 = 2;
+/// `rule_call` flag: the call returns its result through memory (`sret`, its first
+/// operand; `names::rule_sret_result`), and the operand's shadow gets the result's
+/// tangent or shadow.
+const SRET: u64 = 4;
 
 /// What the derivative wants of a rule call's result.
 pub struct Wanted<'ctx> {
@@ -128,7 +138,11 @@ pub fn call<'ctx>(
         )));
     }
     let float = ty.is_floating();
-    let active = float && wanted.derivative || array && !wanted.shadow_slots.is_empty();
+    // (A result returned through memory: the buffer's shadow, when it has one, holds
+    // the result's tangent, shadow or adjoint.)
+    let sret = call.called_function().is_some_and(|f| f.sret_type().is_some());
+    let sret_shadowed = sret && lanes.first().is_some_and(|l| l.first().is_some_and(|s| s.is_some()));
+    let active = float && wanted.derivative || array && !wanted.shadow_slots.is_empty() || sret_shadowed;
     let ret = if float || array { entry.alloca(ty, "ox.rule.ret")? } else { m.const_null(ptr) };
     let tangent_slots: Vec<Value<'ctx>> = (0..width)
         .map(|l| match wanted.shadow_slots.get(l) {
@@ -142,7 +156,10 @@ pub fn call<'ctx>(
     }
     // (An array result is always asked for: the code after the call reads it, or its
     // shadow, through the value the call is replaced by.)
-    let flags = if wanted.primal || array { NEEDS_PRIMAL } else { 0 } | if active { RESULT_ACTIVE } else { 0 };
+    // (So is a result returned through memory, read there.)
+    let flags = if wanted.primal || array || sret { NEEDS_PRIMAL } else { 0 }
+        | if active { RESULT_ACTIVE } else { 0 }
+        | if sret { SRET } else { 0 };
     let fty = m.fn_type(m.void(), &[i32t, i64t, ptr, ptr, i32t, i32t, i32t, ptr, ptr, ptr]);
     let hook_call = b.call_typed(
         fty,
@@ -172,7 +189,7 @@ pub fn call<'ctx>(
 
 /// Emits, at `b`, the reverse half of rule call `inst`: `rule_reverse(handle, dret,
 /// dargs)`, handed the result's adjoint in each lane (`dret`, `None` when the result has
-/// none). Returns the adjoint of each float operand in `active` (per lane), which the
+/// none; for numbers returned through memory, the buffer's shadow, which holds them). Returns the adjoint of each float operand in `active` (per lane), which the
 /// rule wrote into slots of the reverse sweep's entry block (`entry`).
 pub fn reverse<'ctx>(
     b: &Builder<'ctx>,
@@ -191,6 +208,8 @@ pub fn reverse<'ctx>(
     let dret_arr = entry.alloca(m.array_type(ptr, width as u32), "ox.rule.dret")?;
     for (l, d) in dret.iter().enumerate() {
         let p = match d {
+            // (The shadow of numbers returned through memory, which hold their adjoints.)
+            Some(d) if d.ty().is_pointer() => *d,
             Some(d) => {
                 let slot = entry.alloca(d.ty(), "ox.rule.dret.slot")?;
                 b.store(*d, slot)?;

@@ -245,10 +245,23 @@ impl Family for Custom {
         Some(m.int(64))
     }
 
+    /// Numbers the rule returns through memory: the buffer's shadow, which holds their
+    /// adjoints when the reverse sweep reaches the call.
+    fn needs<'ctx>(&self, i: Value<'ctx>, _cx: &mut dyn Plan<'ctx>) -> Result<Vec<Need>> {
+        let numbers = crate::names::rule_sret_result(i) == Some(crate::names::RuleSret::Floats);
+        Ok(if numbers { vec![Need::Shadow(0)] } else { vec![] })
+    }
+
     /// `rule_reverse(handle, z̄…)`, whose adjoints of the float arguments are added.
     fn adjoint<'ctx>(&self, i: Value<'ctx>, cx: &dyn Adjoints<'ctx>) -> Result<()> {
         let handle = cx.record().ok_or_else(|| Error::Internal(format!("no record for {}", i.print())))?;
-        let dret = each_lane(cx, |lane| Ok(cx.take_adjoint(i, lane)?))?;
+        let numbers = crate::names::rule_sret_result(i) == Some(crate::names::RuleSret::Floats);
+        let dret = each_lane(cx, |lane| {
+            if numbers {
+                return Ok(crate::rules::need(cx, i, Need::Shadow(0), lane));
+            }
+            Ok(cx.take_adjoint(i, lane)?)
+        })?;
         let call = call_site(i)?;
         let active: Vec<usize> = (0..call.call_arg_count())
             .filter(|&k| i.operand(k).ty().is_floating() && cx.has_derivative(i.operand(k)))
