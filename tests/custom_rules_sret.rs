@@ -1,0 +1,227 @@
+//! A user-defined rule whose result Julia returns through memory (`sret`: a tuple of two
+//! `Float64`s), without Julia: hooks written here stand for the Julia package's. The
+//! ruled function is `x ↦ (sin x, cos x)`, and the hooks give it twice its derivative on
+//! purpose, so a result matching that proves the hook ran. The hook writes the primal
+//! into the caller's buffer and the tangent into the buffer's shadow (forward mode), and
+//! reads the result's adjoints from that shadow (reverse mode). Checked in forward, batch
+//! forward and reverse mode, in a loop of 0, 1 and several calls. And a tuple of a float
+//! and an integer, whose buffer has no shadow: refused, where it once read back as a
+//! constant. (Its own test binary: the hooks are process-wide.)
+
+mod common;
+use common::*;
+use oxidase::request::{Activity::*, ArgSpec, Layout, Mode, Passing};
+use std::cell::RefCell;
+use std::ffi::c_void;
+
+/// The `rule_call` flag saying the result is returned through memory.
+const SRET: i32 = 4;
+
+thread_local! {
+    /// The argument of each augmented call, indexed by its handle.
+    static RECORDS: RefCell<Vec<f64>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The tangent the hooks give `(sin x, cos x)`: twice the true one.
+fn rule_tangent(x: f64) -> (f64, f64) {
+    (2.0 * x.cos(), -2.0 * x.sin())
+}
+
+#[allow(clippy::too_many_arguments)]
+unsafe extern "C" fn rule_call(
+    mode: i32,
+    _site: i64,
+    args: *const *const c_void,
+    shadows: *const *const c_void,
+    n: i32,
+    width: i32,
+    flags: i32,
+    _ret: *mut c_void,
+    _tangents: *const *mut c_void,
+    handle: *mut i64,
+) {
+    assert_eq!(n, 2, "the buffer and the argument");
+    assert_ne!(flags & SRET, 0, "the result is returned through memory");
+    assert_ne!(flags & 1, 0, "the primal result is always written (it is read from the buffer)");
+    let buffer = *args as *mut f64;
+    let x = *(*args.add(1) as *const f64);
+    *buffer = x.sin();
+    *buffer.add(1) = x.cos();
+    if mode == 0 {
+        assert_ne!(flags & 2, 0, "forward mode wants the result's tangent");
+        for l in 0..width as usize {
+            let out = *shadows.add(l * 2) as *mut f64;
+            let t = *shadows.add(l * 2 + 1) as *const f64;
+            assert!(!out.is_null() && !t.is_null(), "the buffer's shadow and the argument's tangent are passed");
+            let (a, b) = rule_tangent(x);
+            *out = a * *t;
+            *out.add(1) = b * *t;
+        }
+    } else {
+        RECORDS.with(|r| {
+            let mut r = r.borrow_mut();
+            r.push(x);
+            *handle = r.len() as i64 - 1;
+        });
+    }
+}
+
+unsafe extern "C" fn rule_reverse(handle: i64, dret: *const *const c_void, dargs: *const *mut c_void) {
+    let x = RECORDS.with(|r| r.borrow()[handle as usize]);
+    // (The buffer's shadow, holding the adjoints of the two numbers: taken.)
+    let d = *dret as *mut f64;
+    assert!(!d.is_null(), "the buffer's shadow is passed");
+    let (da, db) = (*d, *d.add(1));
+    *d = 0.0;
+    *d.add(1) = 0.0;
+    let out = *dargs.add(1) as *mut f64;
+    assert!(!out.is_null(), "the argument's adjoint is wanted");
+    let (a, b) = rule_tangent(x);
+    *out = da * a + db * b;
+}
+
+/// `s = Σₖ a·b` over `k` in `1..=n`, `(a, b) = pair(k·x)`, `pair` a function with a rule
+/// returning its tuple through memory.
+const PAIRS: &str = r#"
+define internal void @"oxidase.rule.3.julia_pair_1"(ptr noalias nocapture sret([2 x double]) %out, double %x) noinline {
+top:
+  %s = call double @llvm.sin.f64(double %x)
+  %c = call double @llvm.cos.f64(double %x)
+  store double %s, ptr %out
+  %p = getelementptr inbounds i8, ptr %out, i64 8
+  store double %c, ptr %p
+  ret void
+}
+
+declare double @llvm.sin.f64(double)
+declare double @llvm.cos.f64(double)
+
+define double @pairs(double %x, i64 %n) {
+top:
+  %buf = alloca [2 x double], align 8
+  br label %loop
+loop:
+  %k = phi i64 [ 1, %top ], [ %k1, %body ]
+  %s = phi double [ 0.0, %top ], [ %s1, %body ]
+  %more = icmp sle i64 %k, %n
+  br i1 %more, label %body, label %done
+body:
+  %kf = sitofp i64 %k to double
+  %kx = fmul double %kf, %x
+  call void @"oxidase.rule.3.julia_pair_1"(ptr noalias nocapture nonnull sret([2 x double]) %buf, double %kx)
+  %a = load double, ptr %buf, align 8
+  %q = getelementptr inbounds i8, ptr %buf, i64 8
+  %b = load double, ptr %q, align 8
+  %ab = fmul double %a, %b
+  %s1 = fadd double %s, %ab
+  %k1 = add i64 %k, 1
+  br label %loop
+done:
+  ret double %s
+}
+"#;
+
+/// The same with a tuple of a float and an integer: `{double, i64}`.
+const WITH_COUNT: &str = r#"
+define internal void @"oxidase.rule.4.julia_with_count_1"(ptr noalias nocapture sret({ double, i64 }) %out, double %x) noinline {
+top:
+  %y = fmul double %x, 2.0
+  store double %y, ptr %out
+  %p = getelementptr inbounds i8, ptr %out, i64 8
+  store i64 3, ptr %p
+  ret void
+}
+
+define double @with_count(double %x) {
+top:
+  %buf = alloca { double, i64 }, align 8
+  call void @"oxidase.rule.4.julia_with_count_1"(ptr noalias nocapture nonnull sret({ double, i64 }) %buf, double %x)
+  %y = load double, ptr %buf, align 8
+  %q = getelementptr inbounds i8, ptr %buf, i64 8
+  %c = load i64, ptr %q, align 8
+  %cf = sitofp i64 %c to double
+  %r = fmul double %y, %cf
+  ret double %r
+}
+"#;
+
+fn primal(x: f64, n: i64) -> f64 {
+    (1..=n).map(|k| (k as f64 * x).sin() * (k as f64 * x).cos()).sum()
+}
+
+/// The derivative the rule implies: `Σₖ k (ȧ b + a ḃ)` with the hooks' tangent.
+fn by_rule(x: f64, n: i64) -> f64 {
+    (1..=n)
+        .map(|k| {
+            let kx = k as f64 * x;
+            let (ta, tb) = rule_tangent(kx);
+            k as f64 * (ta * kx.cos() + kx.sin() * tb)
+        })
+        .sum()
+}
+
+fn int_arg() -> ArgSpec {
+    ArgSpec { passing: Passing::Value, activity: Const, type_tree: vec![(0, Layout::Integer)] }
+}
+
+fn compile(mode: Mode, width: u32) -> oxidase::ffi::OxDerivativeFn {
+    oxidase::runtime::hooks::set_rules(rule_call as *const () as usize, rule_reverse as *const () as usize);
+    let (x, ret) = if mode == Mode::Reverse { (Active, Active) } else { (Duplicated, Duplicated) };
+    compile_batch(PAIRS, "pairs", mode, width, vec![ghost(), float_arg(x), int_arg()], ret)
+        .unwrap_or_else(|e| panic!("{mode:?}: {e}"))
+}
+
+#[test]
+fn a_tuple_returned_through_memory_reaches_the_hooks_in_every_mode() {
+    let (rev, fwd, batch) = (compile(Mode::Reverse, 1), compile(Mode::Forward, 1), compile(Mode::Forward, 2));
+    for x in [0.3, -1.2] {
+        for n in [0i64, 1, 4] {
+            let (mut xv, mut nv, mut dx) = (x, n, 0.0);
+            let (mut y, mut seed) = (0.0, 1.0);
+            assert_eq!(
+                invoke(rev, &[NONE, ptr(&mut xv), ptr(&mut nv)], &[NONE, ptr(&mut dx), NONE], &mut y, &mut seed),
+                0
+            );
+            assert_close(y, primal(x, n), 1e-12, "primal");
+            assert_close(dx, by_rule(x, n), 1e-12, &format!("reverse, n = {n}"));
+
+            let (mut xv, mut nv, mut tx) = (x, n, 1.0);
+            let (mut y, mut t) = (0.0, 0.0);
+            assert_eq!(
+                invoke(fwd, &[NONE, ptr(&mut xv), ptr(&mut nv)], &[NONE, ptr(&mut tx), NONE], &mut y, &mut t),
+                0
+            );
+            assert_close(y, primal(x, n), 1e-12, "forward primal");
+            assert_close(t, by_rule(x, n), 1e-12, &format!("forward, n = {n}"));
+
+            let (mut xv, mut nv, mut tx) = (x, n, [1.0, 3.0]);
+            let mut ts = [0.0f64; 2];
+            let mut y = 0.0;
+            // SAFETY: the pointers come from live locals; the derivative writes two
+            // tangents through `ts`.
+            let status = unsafe {
+                batch(
+                    [NONE, ptr(&mut xv), ptr(&mut nv)].as_ptr(),
+                    [NONE, ptr(&mut tx), NONE].as_ptr(),
+                    ptr(&mut y),
+                    ts.as_mut_ptr() as *mut c_void,
+                )
+            };
+            assert_eq!(status, 0);
+            assert_close(ts[0], by_rule(x, n), 1e-12, "batch lane 1");
+            assert_close(ts[1], 3.0 * by_rule(x, n), 1e-12, "batch lane 2");
+        }
+    }
+}
+
+#[test]
+fn a_struct_whose_buffer_has_no_shadow_is_refused() {
+    oxidase::runtime::hooks::set_rules(rule_call as *const () as usize, rule_reverse as *const () as usize);
+    for mode in [Mode::Forward, Mode::Reverse] {
+        let (x, ret) = if mode == Mode::Reverse { (Active, Active) } else { (Duplicated, Duplicated) };
+        let e = compile_batch(WITH_COUNT, "with_count", mode, 1, vec![ghost(), float_arg(x)], ret)
+            .err()
+            .unwrap_or_else(|| panic!("{mode:?}: a derivative was compiled"));
+        assert!(e.to_string().contains("cannot follow"), "{mode:?}: {e}");
+    }
+}
