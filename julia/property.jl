@@ -144,6 +144,9 @@ function program(rng, name)
                 "s += sum(abs2, x) * $(expr(rng, 1, vars))",
                 "y = x .* $(expr(rng, 1, vars)); s += y[$(rand(rng, 1:3))]",
                 "x .= x .* 0.9 .+ $(expr(rng, 1, vars)) / 10",
+                # An outer product by broadcasting (`.^` builds `Ref`s without bytes beside
+                # the arrays, which bounds checking keeps).
+                "s += sum(x .^ 2 .* x') * $(expr(rng, 1, vars))",
                 "z = copy(x); z[1] = s; s = prod(z) + s",
                 "s += maximum(x) * $(expr(rng, 1, vars))",
                 # An element copied into a fresh array (an integer load/store in the IR).

@@ -43,10 +43,24 @@ so_closure_number_branch(x) = (a = x[1] > 0 ? x[2] : x[3]; sum(i -> a * x[i], 1:
     end
 end
 
+# Broadcasting `.^` builds `Ref`s of `^` and of `Val(2)`: objects without bytes of their
+# own, which bounds checking keeps beside the arrays in the objects its errors read (their
+# shadow is themselves). Refused before, under `--check-bounds=yes`.
+so_outer_power(x) = sum(x .^ 2 .* x')
+so_outer_power_matrix(x) = (M = reshape(x, 2, 2); sum(M .^ 2 .* x[3:4]'))
+so_outer_power_loop(x, n) = (s = x[1]; for k in 1:n; s += sum(x .^ 2 .* (x .* k)'); end; s)
+
+@testset "broadcasts that build objects without bytes: $(nameof(f))" for f in (so_outer_power, so_outer_power_matrix)
+    for x in ([0.1, 0.2, 0.3, 0.5], [-1.5, 0.7, 0.3, 2.0])
+        check_all_modes(f, x)
+    end
+end
+
 @testset "views made in loops of 0, 1 and many iterations, and in recursion" begin
     for n in (0, 1, 4), x in ([0.1, 0.2, 0.3, 0.5], [-1.5, 0.7, 0.3, 2.0])
         check_all_modes(x -> so_view_loop(x, n), x)
         check_all_modes(x -> so_recursive(x, min(n, 3)), x)
+        check_all_modes(x -> so_outer_power_loop(x, n), x)
     end
 end
 

@@ -908,6 +908,17 @@ pub fn is_nothing(v: Value) -> bool {
     nothing.is_some() && v.is_constant() && crate::llvm::const_address(v) == *nothing
 }
 
+/// Whether `v` is an object the function allocates without any bytes of its own (a
+/// `Ref` of a function or of a `Val`, which broadcasting builds): it holds no derivative
+/// data, ever, so where it is stored beside differentiated arrays its shadow is itself,
+/// as `nothing`'s is.
+pub fn is_empty_object(v: Value) -> bool {
+    let Some(base) = object_base(v).filter(|_| at_offset_zero(v)) else { return false };
+    let Some(alloc) = gc_allocation(base) else { return false };
+    let tag = if alloc.size_includes_tag { crate::julia::current().object_tag } else { 0 };
+    alloc.size_arg < base.num_operands() && base.operand(alloc.size_arg).const_uint() == Some(tag)
+}
+
 /// The layout of the array at constant address `v` (an object Julia embeds by address),
 /// read off the object itself: its type tag names `Array{Float64}` or `Array{Float32}`.
 /// `None` for any other object, for a constant that is not a tracked pointer (only those

@@ -268,9 +268,16 @@ impl<'ctx> Untracked<'ctx> {
                     let mirrored =
                         inp.mem.leaf(p).is_some_and(Leaf::is_stack_object) && object || inp.mem.mirrors_array_store(i);
                     let unread = || memory::shadow_slot_unread(inp.m, inp.mem, p);
-                    let pointer =
-                        v.ty().is_pointer() && !memory::is_null(v) && !memory::is_nothing(v) && !mirrored && !unread()
-                            || inp.mem.aggregate_paths(v).is_some();
+                    // (An object without bytes of its own into a stack object: its shadow
+                    // is itself, `transform::shadow`.)
+                    let empty = || memory::is_empty_object(v) && inp.mem.leaf(p).is_some_and(Leaf::is_stack_object);
+                    let pointer = v.ty().is_pointer()
+                        && !memory::is_null(v)
+                        && !memory::is_nothing(v)
+                        && !empty()
+                        && !mirrored
+                        && !unread()
+                        || inp.mem.aggregate_paths(v).is_some();
                     if let Some(at) = self.lost_at(v).or_else(|| pointer.then_some(i)) {
                         changed |= self.mark_unmodeled(i, at);
                     }

@@ -274,9 +274,12 @@ pub fn build_lane<'ctx>(
         }
         let mirrored =
             |i: Value<'ctx>| mem.leaf(i.operand(1)).is_some_and(Leaf::is_stack_object) || mem.mirrors_array_store(i);
-        // (`nothing` into an object with a shadow: the same `nothing` into its shadow.)
+        // (`nothing`, or an object without bytes of its own, into an object with a
+        // shadow: the same value into its shadow.)
         let nothing_into_object = |i: Value<'ctx>| {
-            crate::analysis::memory::is_nothing(i.operand(0))
+            let v = i.operand(0);
+            (crate::analysis::memory::is_nothing(v) || crate::analysis::memory::is_empty_object(v))
+                && !mem.is_shadowed(v)
                 && mem.leaf(i.operand(1)).is_some_and(Leaf::is_stack_object)
         };
         if i.opcode() == Opcode::LLVMStore && nothing_into_object(i) {
