@@ -485,17 +485,24 @@ function times_tangent(C::Cholesky, Ḟ::Matrix, M::AbstractVecOrMat)
     return L̇ * (L' * M) + L * (L̇' * M)
 end
 
-# Adds to the factors' adjoint `F̄` what Ā = −Z Xᵀ gives it.
+# Adds to the factors' adjoint `F̄` what Ā = −Z Xᵀ gives it, kept in factored form
+# (P Ā Uᵀ = −(P Z)(U X)ᵀ, Lᵀ P Ā = −(Lᵀ P Z) Xᵀ): for one right-hand side, products of
+# a triangle and a vector, not of two matrices.
 function solve_pullback!(F̄::Matrix, F::LU, Z, X)
     L, U = lower(F), upper(F)
-    PĀ = -(as_matrix(Z)[F.p, :] * transpose(as_matrix(X)))
-    F̄ .+= tril(PĀ * U', -1) .+ triu(L' * PĀ)
+    PZ, Xm = as_matrix(Z)[F.p, :], as_matrix(X)
+    F̄ .-= tril(PZ * transpose(U * Xm), -1) .+ triu((L' * PZ) * transpose(Xm))
     return F̄
 end
 function solve_pullback!(F̄::Matrix, C::Cholesky, Z, X)
-    Ā = -(as_matrix(Z) * transpose(as_matrix(X)))
-    S = Ā + transpose(Ā)
-    C.uplo == 'U' ? (F̄ .+= triu(factor(C) * S)) : (F̄ .+= tril(S * factor(C)))
+    Zm, Xm = as_matrix(Z), as_matrix(X)
+    if C.uplo == 'U'
+        U = factor(C)   # U (Ā + Āᵀ) = −(U Z) Xᵀ − (U X) Zᵀ
+        F̄ .-= triu((U * Zm) * transpose(Xm) .+ (U * Xm) * transpose(Zm))
+    else
+        L = factor(C)   # (Ā + Āᵀ) L = −Z (Lᵀ X)ᵀ − X (Lᵀ Z)ᵀ
+        F̄ .-= tril(Zm * transpose(L' * Xm) .+ Xm * transpose(L' * Zm))
+    end
     return F̄
 end
 

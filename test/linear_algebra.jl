@@ -531,6 +531,9 @@ end
     @test t ≈ fd_directional(chol_solve, (A, b), (V, nothing)) rtol = 1e-6
 end
 
+# The matrix with a one at (i, j).
+E(i, j) = [k == i && l == j ? big(1.0) : big(0.0) for k in 1:4, l in 1:4]
+
 @testset "factorizations: Float32 and ill-conditioned matrices" begin
     rng = MersenneTwister(23)
     A, b = Float32.(general(rng, 3)), Float32.(randn(rng, 3))
@@ -549,12 +552,25 @@ end
     # (A tuple of two `Float32`s is returned in registers, not through memory: refused.)
     e = caught(() -> autodiff(Reverse, logabsdet_of, Active, Duplicated(copy(A), zero(A))))
     @test e isa DifferentiationError
-    # (Condition number about 1e8, as the solves' test above.)
+    # Condition numbers of 1e8 (`lu`) and 1e6 (`cholesky`), where central differences
+    # in Float64 are off by percents: against central differences in 512-bit BigFloat,
+    # which Julia's generic `lu` and `cholesky` compute.
     U, s, V = svd(randn(rng, 4, 4))
-    A = U * Diagonal([1.0, 1e-2, 1e-5, 1e-8]) * V'
-    check_linalg(lu_solve, (A, randn(rng, 4)), (true, true); rtol = 1e-4, h = 1e-8)
-    S = U * Diagonal([1.0, 1e-2, 1e-4, 1e-6]) * U'
-    check_linalg(chol_solve, (S, randn(rng, 4)), (true, false); rtol = 1e-4, h = 1e-10)
+    D = [sin(1.0 + i) + cos(j) for i in 1:4, j in 1:4]
+    for (f, g, A, upper) in ((lu_solve, (M, b) -> sum(lu(M) \ b), U * Diagonal([1.0, 1e-2, 1e-5, 1e-8]) * V', false),
+                             (chol_solve, (M, b) -> sum(cholesky(Symmetric(M)) \ b),
+                              U * Diagonal([1.0, 1e-2, 1e-4, 1e-6]) * U', true))
+        b = randn(rng, 4)
+        G = setprecision(512) do
+            h = big"1e-60"
+            at(i, j, t) = g(big.(A) + t * E(i, j), big.(b))
+            [upper && i > j ? 0.0 : Float64((at(i, j, h) - at(i, j, -h)) / 2h) for i in 1:4, j in 1:4]
+        end
+        dA = zero(A)
+        autodiff(Reverse, f, Active, Duplicated(copy(A), dA), Const(b))
+        @test dA ≈ G rtol = 1e-8
+        @test autodiff(Forward, f, Duplicated, Duplicated(copy(A), D), Const(b))[2] ≈ sum(G .* D) rtol = 1e-8
+    end
 end
 
 @testset "factorizations: refused where the derivative does not exist" begin
