@@ -199,9 +199,18 @@ the primal's other fields, as Enzyme's is.
 """
 function is_arrays_result(@nospecialize(R))
     (R isa DataType && isconcretetype(R) && !R.mutable && !isbitstype(R) && Base.allocatedinline(R)) || return false
-    field_shadowing(R) === :struct || return false
-    return length(unique(eltype(A) for A in result_arrays(R))) == 1
+    known = lock(() -> get(ARRAYS_RESULTS, R, nothing), SHAPES_LOCK)
+    known === nothing || return known
+    answer = field_shadowing(R) === :struct && length(unique(eltype(A) for A in result_arrays(R))) == 1
+    lock(() -> ARRAYS_RESULTS[R] = answer, SHAPES_LOCK)
+    return answer
 end
+
+# `is_arrays_result` and `field_shadowing` of the struct types met so far, asked at
+# every rule call (derivatives run on several threads at once: under a lock).
+const ARRAYS_RESULTS = IdDict{Any,Bool}()
+const STRUCT_SHADOWING = IdDict{Any,Symbol}()
+const SHAPES_LOCK = ReentrantLock()
 
 # The array types among the fields of `R` (an `is_arrays_result` candidate), flattened.
 function result_arrays(@nospecialize(R))
@@ -306,7 +315,11 @@ function field_shadowing(@nospecialize(F))
     isconcretetype(F) || return :none
     (F <: Union{Integer,AbstractChar,Symbol,String} || F <: Array{<:Integer}) && return :primal
     (F isa DataType && !F.mutable && !isprimitivetype(F) && Base.allocatedinline(F)) || return :none
-    return all(i -> field_shadowing(fieldtype(F, i)) !== :none, 1:fieldcount(F)) ? :struct : :none
+    known = lock(() -> get(STRUCT_SHADOWING, F, nothing), SHAPES_LOCK)
+    known === nothing || return known
+    answer = all(i -> field_shadowing(fieldtype(F, i)) !== :none, 1:fieldcount(F)) ? :struct : :none
+    lock(() -> STRUCT_SHADOWING[F] = answer, SHAPES_LOCK)
+    return answer
 end
 
 # The shadow a rule gets for argument `k`, `primal` (a `:struct`), from `shadow`, its
