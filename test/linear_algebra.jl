@@ -62,6 +62,17 @@ function check_linalg(f, args, active; rtol = 1e-6, atol = 1e-8, h = 1e-6)
     @test autodiff(ReverseWithPrimal, f, Active, annotated...)[2] ≈ on_copies(f, args) rtol = 1e-13
 end
 
+# `check_linalg` with every argument differentiated, then with one argument constant at
+# a time (when there are several).
+function check_each_constant(f, args)
+    check_linalg(f, args, map(_ -> true, args))
+    if length(args) > 1
+        for k in eachindex(args)
+            check_linalg(f, args, ntuple(j -> j != k, length(args)))
+        end
+    end
+end
+
 solve_sum(A, b) = sum(A \ b)
 solve_matrix(A, B) = sum(sin, A \ B)
 det_of(A) = det(A)
@@ -100,14 +111,7 @@ end
         n in (1, 3, 5)
     rng = MersenneTwister(16 + n)
     for trial in 1:2
-        args = inputs(rng, n)
-        check_linalg(f, args, map(_ -> true, args))
-        # One argument constant at a time (when there are several).
-        if length(args) > 1
-            for k in eachindex(args)
-                check_linalg(f, args, ntuple(j -> j != k, length(args)))
-            end
-        end
+        check_each_constant(f, inputs(rng, n))
     end
 end
 
@@ -506,14 +510,7 @@ eigen_vectors(A) = (E = eigen(Symmetric(A, :L)); sum(abs2, E.vectors[:, 1] .* [1
 )
     rng = MersenneTwister(21)
     for trial in 1:2
-        args = inputs(rng)
-        check_linalg(f, args, map(_ -> true, args))
-        # (Each argument constant in turn.)
-        if length(args) > 1
-            for k in eachindex(args)
-                check_linalg(f, args, ntuple(j -> j != k, length(args)))
-            end
-        end
+        check_each_constant(f, inputs(rng))
     end
 end
 

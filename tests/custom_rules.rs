@@ -126,43 +126,10 @@ fn rule_calls_run_the_hooks_in_every_mode() {
     for x in [0.3, -1.2] {
         for n in [0i64, 1, 4] {
             let before = CALLS.with(|c| *c.borrow());
-            let (mut xv, mut nv, mut dx) = (x, n, 0.0);
-            let (mut y, mut seed) = (0.0, 1.0);
-            assert_eq!(
-                invoke(rev, &[NONE, ptr(&mut xv), ptr(&mut nv)], &[NONE, ptr(&mut dx), NONE], &mut y, &mut seed),
-                0
-            );
-            assert_close(y, primal(x, n), 1e-12, "primal");
-            assert_close(dx, by_rule(x, n), 1e-12, &format!("reverse, n = {n}"));
+            check_scalar_modes((rev, fwd, batch), x, n, primal(x, n), by_rule(x, n), &format!("n = {n}"));
+            // (Forward and batch mode count in `.0`.)
             let after = CALLS.with(|c| *c.borrow());
             assert_eq!((after.1 - before.1, after.2 - before.2), (n as usize, n as usize), "one record per call");
-
-            let (mut xv, mut nv, mut tx) = (x, n, 1.0);
-            let (mut y, mut t) = (0.0, 0.0);
-            assert_eq!(
-                invoke(fwd, &[NONE, ptr(&mut xv), ptr(&mut nv)], &[NONE, ptr(&mut tx), NONE], &mut y, &mut t),
-                0
-            );
-            assert_close(y, primal(x, n), 1e-12, "forward primal");
-            assert_close(t, by_rule(x, n), 1e-12, &format!("forward, n = {n}"));
-
-            // Batch: two lanes of tangents, 1 and 3.
-            let (mut xv, mut nv, mut tx) = (x, n, [1.0, 3.0]);
-            let mut ts = [0.0f64; 2];
-            let mut y = 0.0;
-            // SAFETY: the pointers come from live locals; the derivative writes two
-            // tangents through `ts`.
-            let status = unsafe {
-                batch(
-                    [NONE, ptr(&mut xv), ptr(&mut nv)].as_ptr(),
-                    [NONE, ptr(&mut tx), NONE].as_ptr(),
-                    ptr(&mut y),
-                    ts.as_mut_ptr() as *mut c_void,
-                )
-            };
-            assert_eq!(status, 0);
-            assert_close(ts[0], by_rule(x, n), 1e-12, "batch lane 1");
-            assert_close(ts[1], 3.0 * by_rule(x, n), 1e-12, "batch lane 2");
         }
     }
     RECORDS.with(|r| r.borrow_mut().clear());

@@ -199,14 +199,7 @@ impl<'ctx> Untracked<'ctx> {
             self.holding.insert(key, at);
             return true;
         }
-        let mut changed = false;
-        for o in objects.of(p).iter().filter(|o| **o != Object::Plumbing) {
-            if !self.holding.contains_key(o) {
-                self.holding.insert(*o, at);
-                changed = true;
-            }
-        }
-        changed
+        self.mark_holding_whole(p, at, objects)
     }
 
     /// Marks every object `p` may point into as holding lost data at `at`, at every

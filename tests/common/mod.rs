@@ -180,6 +180,49 @@ pub fn call_forward(d: OxDerivativeFn, xs: &[f64], dxs: &[f64]) -> (f64, f64) {
     (ret, dret)
 }
 
+/// Checks the derivatives of `f(x, n)` (a `Float64` and a constant `Int64`) compiled in
+/// reverse (`rev`), forward (`fwd`) and batch forward mode with two lanes (`batch`, whose
+/// second tangent is 3): the primal and each derivative against `primal` and
+/// `derivative` (`what` names the case in a failure).
+#[allow(clippy::too_many_arguments)]
+pub fn check_scalar_modes(
+    (rev, fwd, batch): (OxDerivativeFn, OxDerivativeFn, OxDerivativeFn),
+    x: f64,
+    n: i64,
+    primal: f64,
+    derivative: f64,
+    what: &str,
+) {
+    let (mut xv, mut nv, mut dx) = (x, n, 0.0);
+    let (mut y, mut seed) = (0.0, 1.0);
+    assert_eq!(invoke(rev, &[NONE, ptr(&mut xv), ptr(&mut nv)], &[NONE, ptr(&mut dx), NONE], &mut y, &mut seed), 0);
+    assert_close(y, primal, 1e-12, &format!("{what}: primal"));
+    assert_close(dx, derivative, 1e-12, &format!("{what}: reverse"));
+
+    let (mut xv, mut nv, mut tx) = (x, n, 1.0);
+    let (mut y, mut t) = (0.0, 0.0);
+    assert_eq!(invoke(fwd, &[NONE, ptr(&mut xv), ptr(&mut nv)], &[NONE, ptr(&mut tx), NONE], &mut y, &mut t), 0);
+    assert_close(y, primal, 1e-12, &format!("{what}: forward primal"));
+    assert_close(t, derivative, 1e-12, &format!("{what}: forward"));
+
+    let (mut xv, mut nv, mut tx) = (x, n, [1.0, 3.0]);
+    let mut ts = [0.0f64; 2];
+    let mut y = 0.0;
+    // SAFETY: the pointers come from live locals; the derivative writes two tangents
+    // through `ts`.
+    let status = unsafe {
+        batch(
+            [NONE, ptr(&mut xv), ptr(&mut nv)].as_ptr(),
+            [NONE, ptr(&mut tx), NONE].as_ptr(),
+            ptr(&mut y),
+            ts.as_mut_ptr() as *mut c_void,
+        )
+    };
+    assert_eq!(status, 0);
+    assert_close(ts[0], derivative, 1e-12, &format!("{what}: batch lane 1"));
+    assert_close(ts[1], 3.0 * derivative, 1e-12, &format!("{what}: batch lane 2"));
+}
+
 /// Central finite difference of g at x along coordinate i.
 pub fn central_difference(g: &dyn Fn(&[f64]) -> f64, x: &[f64], i: usize) -> f64 {
     let h = 1e-6 * x[i].abs().max(1.0);
