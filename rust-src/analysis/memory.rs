@@ -1429,7 +1429,17 @@ fn stack_object_field(
     let bases = alloca_bases(i.operand(0));
     // A rule's result written there (a factorization object) holds arrays of the float
     // type the rule says.
-    let rule_result = insts.iter().find_map(|&c| match rule_sret_buffer(c) {
+    // (The buffer is the call's operand: a user of the slot, or of a cast of it.)
+    let mut near = Vec::new();
+    for b in &bases {
+        for u in b.users() {
+            if pointer_op(u) == Some(PointerOp::Derive) {
+                near.extend(u.users());
+            }
+            near.push(u);
+        }
+    }
+    let rule_result = near.into_iter().find_map(|c| match rule_sret_buffer(c) {
         Some((a, crate::names::RuleSret::Arrays { f32 })) if bases.contains(&a) => Some(f32),
         _ => None,
     });
