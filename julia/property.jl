@@ -8,7 +8,8 @@
 # before a throw, an exception built from a differentiated value, a try inside
 # another, a sum across a try in a helper), mutable structs
 # (holding mutable structs too, in vectors the function fills or in array literals) and `Ref`s, runtime
-# activity, printing, logging and string interpolation, custom rules),
+# activity, printing, logging and string interpolation, custom rules (one returning a
+# tuple),
 # some reading the array out of a struct holding a mutable struct (a model's layer) or
 # out of a vector of mutable structs,
 # each differentiated in reverse, forward, batch-forward and split reverse mode (the
@@ -125,6 +126,24 @@ Oxidase.EnzymeRules.augmented_primal(config, ::Const{typeof(ruled_smooth)}, RT, 
     EnzymeRules.AugmentedReturn(ruled_smooth(v.val), nothing, nothing)
 Oxidase.EnzymeRules.reverse(config, ::Const{typeof(ruled_smooth)}, dret::Active, tape, v::Annotation) =
     (v isa Active ? dret.val * ruled_slope(v.val) : nothing,)
+# And one returning a tuple of numbers, which Julia returns through memory (`sret`).
+ruled_polar(v) = (cos(v), sin(v))
+function Oxidase.EnzymeRules.forward(config, ::Const{typeof(ruled_polar)}, RT, v::Annotation)
+    W = EnzymeRules.width(config)
+    y = ruled_polar(v.val)
+    tangent(d) = (-sin(v.val) * d, cos(v.val) * d)
+    ts = v isa Const ? ntuple(_ -> (0.0, 0.0), W) : W == 1 ? (tangent(v.dval),) : map(tangent, v.dval)
+    EnzymeRules.needs_shadow(config) || return EnzymeRules.needs_primal(config) ? y : nothing
+    EnzymeRules.needs_primal(config) || return W == 1 ? ts[1] : ts
+    return W == 1 ? Duplicated(y, ts[1]) : BatchDuplicated(y, ts)
+end
+Oxidase.EnzymeRules.augmented_primal(config, ::Const{typeof(ruled_polar)}, RT, v::Annotation) =
+    EnzymeRules.AugmentedReturn(ruled_polar(v.val), nothing, nothing)
+function Oxidase.EnzymeRules.reverse(config, ::Const{typeof(ruled_polar)}, dret::Active, tape, v::Annotation)
+    v isa Active || return (nothing,)
+    adjoint((a, b)) = -sin(v.val) * a + cos(v.val) * b
+    return (EnzymeRules.width(config) == 1 ? adjoint(dret.val) : map(adjoint, dret.val),)
+end
 
 function program(rng, name)
     vars = ["a", "b", "x[1]", "x[2]", "x[3]", "s"]
@@ -345,6 +364,7 @@ function program(rng, name)
                 "t = \"s = \$s, x = \$(x[$(rand(rng, 1:3))])\"\n    s += length(t) > 60 ? 1.0 : $(expr(rng, 1, vars))",
                 # A function with a custom rule (src/rules.jl), in any mode.
                 "s += Property.ruled_smooth($(expr(rng, 1, vars))) * x[$(rand(rng, 1:3))]",
+                "p = Property.ruled_polar($(expr(rng, 1, vars))); s += p[1] * x[$(rand(rng, 1:3))] + p[2]^2",
             ]))
         else
             push!(body, "k = 0\n    while s > 0.5 && k < 3\n        s = s / 2 + $(expr(rng, 1, vars)) / 10\n        k += 1\n    end")
