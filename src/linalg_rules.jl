@@ -680,6 +680,15 @@ end
 
 end # module LinalgRules
 
+# Base's functions that compute a permutation of indices: their result is integers and
+# they write nothing else, so they have no derivative. `sortperm` hands its vector to
+# `sort!` through a call Julia dispatches at run time (`jl_invoke`), which the engine
+# cannot follow; declared inactive, the call runs as it is. Their keyword calls
+# (`sortperm(x; rev = true)`) go through the keyword sorter, declared too.
+for f in (sortperm, sortperm!, partialsortperm, partialsortperm!), g in (f, Core.kwfunc(f))
+    @eval BuiltinRules.inactive(::$(typeof(g)), args...) = nothing
+end
+
 # The methods the rules Oxidase ships cover (`use_builtin_rules!`), found once every rule
 # is defined.
 const BUILTIN_TARGETS = builtin_targets()

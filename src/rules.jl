@@ -208,6 +208,8 @@ function forward end
 function augmented_primal end
 """The reverse rules Oxidase ships; see [`EnzymeRules.reverse`](@ref)."""
 function reverse end
+"""The functions Oxidase declares without derivative; see [`EnzymeRules.inactive`](@ref)."""
+function inactive end
 end # module BuiltinRules
 
 # --- the scan ------------------------------------------------------------------------
@@ -222,7 +224,8 @@ const RULE_TABLES = ((EnzymeRules.forward, :rule, 3, true),
 
 # The tables of the rules Oxidase ships, scanned once they are needed (`use_builtin_rules!`).
 const BUILTIN_RULE_TABLES = ((BuiltinRules.forward, :rule, 3, true),
-                             (BuiltinRules.augmented_primal, :rule, 3, true))
+                             (BuiltinRules.augmented_primal, :rule, 3, true),
+                             (BuiltinRules.inactive, :inactive, 2, true))
 
 # The methods `scan_rules!` has handled (after `make_noinline!`), with what extraction
 # makes of their calls, `:rule` or `:inactive`...

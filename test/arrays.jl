@@ -977,3 +977,33 @@ ar_filtered_times(x) = (mapreduce(v -> v^2, +, Iterators.filter(v -> v > 0.0, x)
         check_all_modes(f, x)
     end
 end
+
+# Permutations of indices (`sortperm`, `partialsortperm`, with keywords, into a given
+# vector) have no derivative: declared inactive (src/linalg_rules.jl), the call runs as
+# it is and its indices pick the elements whose derivatives flow. `sortperm` hands the
+# vector to `sort!` through `jl_invoke`, which the engine does not follow (refused before).
+sorted_weighted(x) = sum(x[sortperm(x)] .* (1.0:length(x)))
+sorted_reversed(x) = (p = sortperm(x; rev = true); x[p[1]] * x[p[2]] + 2x[p[end]])
+smallest_two(x) = (p = partialsortperm(x, 1:2); x[p[1]]^2 * x[p[2]])
+function ranked_by_abs(x)
+    p = sortperm!(zeros(Int, length(x)), x; by = abs)
+    q = sortperm(x; by = abs, rev = true)
+    s = 0.0
+    for i in eachindex(x)
+        s += i * sin(x[p[i]]) + x[q[i]]^2 / i
+    end
+    return s
+end
+ranked_in_loop(x) = (s = 0.0; for k in 1:length(x) - 1; p = sortperm(x[k:end]); s += x[k - 1 + p[1]] * k; end; s)
+@testset "sorting permutations: $(nameof(f))" for f in (sorted_weighted, sorted_reversed, smallest_two, ranked_by_abs,
+                                                         ranked_in_loop)
+    for x in ([0.3, 0.1, 0.2], [-1.5, 0.7, 0.3, 2.0], [2.0, -0.4, 1.1, 0.2, -3.0])
+        check_all_modes(f, x)   # (test/finite_differences.jl)
+    end
+end
+# The loop of `sortperm`s 0, 1 and many times; one element.
+@testset "sorting permutations in a loop of $(n - 1) iterations" for n in (1, 2, 5)
+    x = [0.3, -1.2, 0.8, 2.5, -0.1][1:n]
+    check_all_modes(ranked_in_loop, x)
+    check_all_modes(sorted_weighted, x)
+end
