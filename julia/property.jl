@@ -9,7 +9,7 @@
 # another, a sum across a try in a helper), mutable structs
 # (holding mutable structs too, in vectors the function fills or in array literals) and `Ref`s, runtime
 # activity, printing, logging and string interpolation, custom rules (one returning a
-# tuple),
+# tuple), typed variables closures capture and reassign (boxes), `sortperm`,
 # some reading the array out of a struct holding a mutable struct (a model's layer) or
 # out of a vector of mutable structs,
 # each differentiated in reverse, forward, batch-forward and split reverse mode (the
@@ -365,6 +365,23 @@ function program(rng, name)
                 # A function with a custom rule (src/rules.jl), in any mode.
                 "s += Property.ruled_smooth($(expr(rng, 1, vars))) * x[$(rand(rng, 1:3))]",
                 "p = Property.ruled_polar($(expr(rng, 1, vars))); s += p[1] * x[$(rand(rng, 1:3))] + p[2]^2",
+                # A typed variable a closure captures and reassigns (a `Core.Box`, which
+                # Julia elides into the boxed values when the closure is inlined into
+                # `foreach`, and keeps for a named one with a branch), named after the
+                # statement: a type declared twice is an error. (The closure captures
+                # nothing assigned twice: `s` would be boxed untyped, type-unstable.)
+                "local t$(length(body))::Float64 = $(expr(rng, 1, vars))
+    foreach(v -> (t$(length(body)) = t$(length(body)) * 0.5 + $(expr(rng, 1, ["v"])); nothing), x)
+    s += t$(length(body)) * $(expr(rng, 1, vars))",
+                "local t$(length(body))::Float64 = $(expr(rng, 1, vars))
+    step$(length(body))!(v) = (v > 0.2 ? (t$(length(body)) += v * t$(length(body))) : (t$(length(body)) -= v^2); nothing)
+    foreach(step$(length(body))!, x)
+    s += t$(length(body))",
+                # Permutations (inactive: their indices pick the elements).
+                "ix = sortperm(x); s += x[ix[1]] * $(expr(rng, 1, vars)) + x[ix[end]]^2",
+                "ix = sortperm(x; rev = true); for k in 1:$(rand(rng, 0:3))
+        s += x[ix[k]] * k
+    end",
             ]))
         else
             push!(body, "k = 0\n    while s > 0.5 && k < 3\n        s = s / 2 + $(expr(rng, 1, vars)) / 10\n        k += 1\n    end")

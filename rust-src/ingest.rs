@@ -102,6 +102,7 @@ impl<'ctx> Inlined<'ctx> {
     pub fn rewrite(&self, m: &'ctx Module) -> Built<()> {
         for g in m.functions() {
             if g == self.entry || self.recursive.contains(&g) {
+                materialize_constant_boxes(m, g)?;
                 scalarize_float_merges(m, g)?;
                 forward_try_slots(g);
                 forward_try_copies(m, g)?;
@@ -114,6 +115,103 @@ impl<'ctx> Inlined<'ctx> {
         }
         Ok(())
     }
+}
+
+/// A float literal's box merged (phi, select) with boxes of the same type the function
+/// allocates, or stored into an object the function allocates, becomes a box allocated
+/// where it enters the merge (or before the store), holding the same float.
+/// A typed variable that a closure captures and reassigns (`local s::Float64 = 0.0;
+/// foreach(v -> s += v^2, x)`) lives in a `Core.Box`, which Julia elides once the
+/// closure is inlined, keeping the boxed values themselves: the literal's box, which it
+/// embeds by address, then the box of each new value; when the closure is not inlined,
+/// the `Core.Box` holds them. The merge is then of objects the function allocates, each
+/// with a shadow (`Memory::can_mirror` refused the constant,
+/// and the value stored into the next box had no derivative). The literal's box, a
+/// global, is immutable, so a copy of it is the same value to Julia.
+fn materialize_constant_boxes<'ctx>(m: &'ctx Module, g: Function<'ctx>) -> Built<()> {
+    use crate::llvm::Opcode;
+    let insts: Vec<Value<'ctx>> = g.blocks().into_iter().flat_map(|b| b.instructions()).collect();
+    let entry = g.entry_block();
+    let position: HashMap<Value<'ctx>, usize> =
+        entry.map(|b| b.instructions()).unwrap_or_default().into_iter().enumerate().map(|(k, i)| (i, k)).collect();
+    // (An operand the copy can take at `at`: a constant, an argument, or a value of the
+    // entry block defined before it, such as the thread's state the allocation is handed.)
+    let available = |v: Value<'ctx>, at: Value<'ctx>| match (position.get(&v), position.get(&at)) {
+        _ if !v.is_instruction() => true,
+        (Some(p), Some(q)) => p < q,
+        (Some(_), None) => true,
+        (None, _) => false,
+    };
+    // The boxes the function allocates, by type tag: each allocation and its tag's store.
+    let mut allocated: HashMap<u64, Vec<(Value<'ctx>, Value<'ctx>)>> = HashMap::new();
+    let mut in_order: Vec<(Value<'ctx>, Value<'ctx>)> = Vec::new();
+    for &s in &insts {
+        if s.opcode() != Opcode::LLVMStore || !memory::is_object_header(s.operand(1)) {
+            continue;
+        }
+        let (Some(tag), base) = (crate::llvm::const_address(s.operand(0)), s.operand(1).operand(0)) else { continue };
+        if memory::gc_allocation(base).is_some() {
+            allocated.entry(tag).or_default().push((base, s));
+            in_order.push((base, s));
+        }
+    }
+    if allocated.is_empty() {
+        return Ok(());
+    }
+    let b = m.builder();
+    for &i in &insts {
+        // (Operand `k` of `i`, entering from block `pred` if `i` is a phi.)
+        let edges: Vec<(usize, Option<crate::llvm::Block<'ctx>>)> = match i.opcode() {
+            Opcode::LLVMPHI if i.ty().is_pointer() => {
+                let phi = i.as_phi().expect("a phi");
+                phi.incoming().into_iter().enumerate().map(|(k, (_, pred))| (k, Some(pred))).collect()
+            }
+            Opcode::LLVMSelect if i.ty().is_pointer() => vec![(1, None), (2, None)],
+            // (The box stored into the `Core.Box` of a closure Julia does not inline.)
+            Opcode::LLVMStore
+                if memory::object_base(i.operand(1)).is_some_and(|o| memory::gc_allocation(o).is_some()) =>
+            {
+                vec![(0, None)]
+            }
+            _ => continue,
+        };
+        // (One copy per incoming block: a block a `switch` lists twice brings one value.)
+        let mut copies: HashMap<Option<crate::llvm::Block<'ctx>>, Value<'ctx>> = HashMap::new();
+        for (k, pred) in edges {
+            let Some((tag, leaf, value)) = memory::constant_boxed_float(i.operand(k)) else { continue };
+            if let Some(&copy) = copies.get(&pred) {
+                i.set_operand(k, copy);
+                continue;
+            }
+            let at = match pred {
+                Some(bb) => bb.terminator().ok_or_else(|| crate::llvm::BuildError {
+                    method: "materialize_constant_boxes",
+                    reason: "a phi's incoming block has no terminator".into(),
+                })?,
+                None => i,
+            };
+            // (The allocation call of any object of the box's size whose operands are
+            // available here: the size decides the pool, not the type.)
+            let Some(&(like, tag_store)) = allocated.get(&tag).and_then(|a| a.first()) else { continue };
+            let size = |a: Value<'ctx>| memory::gc_allocation(a).and_then(|g| a.operand(g.size_arg).const_uint());
+            let usable = |&&(alloc, _): &&(Value<'ctx>, Value<'ctx>)| {
+                alloc.ty() == i.operand(k).ty()
+                    && size(like).is_some()
+                    && size(alloc) == size(like)
+                    && (0..alloc.num_operands()).all(|n| available(alloc.operand(n), at))
+            };
+            let Some(&(alloc, _)) = in_order.iter().find(usable) else { continue };
+            b.before(at)?;
+            let copy = b.clone_with(alloc, &[])?;
+            let header = b.clone_with(tag_store.operand(1), &[copy])?;
+            b.clone_with(tag_store, &[tag_store.operand(0), header])?;
+            let ty = if leaf == crate::request::Leaf::ArrayF32 { m.f32() } else { m.f64() };
+            b.store(m.const_real(ty, value), copy)?;
+            copies.insert(pred, copy);
+            i.set_operand(k, copy);
+        }
+    }
+    Ok(())
 }
 
 /// The float type and the number of fields of `ty` when it is a struct or array whose

@@ -122,3 +122,61 @@ power_sum(n) = x -> (s = 0.0; for _ in 1:n; s += x[1] * x[2]; end; s)
         @test gradient(Reverse, power_sum(n), x) ≈ n .* [x[2], x[1]]
     end
 end
+
+# A typed variable that a closure captures and reassigns lives in a `Core.Box`; once the
+# closure is inlined Julia keeps only the boxed values (a box allocated per new value,
+# the literal's box, a global, for the first): each allocated box gets a shadow, and
+# the literal's box becomes a box of the function's own (`ingest::materialize_constant_boxes`).
+# (Untyped, `s = 0.0`, the box holds `Any` and the code is type-unstable: refused.)
+include("finite_differences.jl")
+function boxed_sum(x)
+    local s::Float64 = 0.0
+    foreach(v -> (s += v^2; nothing), x)
+    return s
+end
+function boxed_from_data(x)
+    local s::Float64 = x[1]
+    foreach(v -> (s = s * v + sin(v); nothing), x)
+    return s * x[end]
+end
+function boxed_branches(x)
+    local s::Float64 = 1.0
+    step!(v) = (v > 0.5 ? (s += v^3) : (s *= v); nothing)
+    foreach(step!, x)
+    return s
+end
+function boxed_two(x)
+    local a::Float64 = 0.0
+    local b::Float64 = 2.0
+    foreach(v -> (a += v * b; b = a - v; nothing), x)
+    return a * b
+end
+function boxed_loop(x, n)
+    local s::Float64 = 0.5
+    bump!() = (s = s * x[1] + x[2]; nothing)
+    for _ in 1:n
+        bump!()
+    end
+    return s + x[3]
+end
+function boxed_f32(x)
+    local s::Float32 = 0.0f0
+    foreach(v -> (s += Float32(v)^2; nothing), x)
+    return Float64(s)
+end
+@testset "a typed captured variable a closure reassigns: $(nameof(f))" for f in
+        (boxed_sum, boxed_from_data, boxed_branches, boxed_two, x -> boxed_loop(x, 0), x -> boxed_loop(x, 1),
+         x -> boxed_loop(x, 5))
+    for x in ([0.3, 0.1, 0.7], [-1.5, 0.7, 0.3], [0.9, 0.6, 1.2])
+        check_all_modes(f, x)   # (test/finite_differences.jl)
+    end
+end
+# A `Float32` one Julia boxes with a runtime call (`jl_box_float32`), which the engine
+# does not follow yet: refused, not wrong.
+@testset "a typed captured Float32 variable a closure reassigns: refused" begin
+    x = [0.3, 0.1, 0.7]
+    err = caught(() -> autodiff(Reverse, boxed_f32, Active, Duplicated(copy(x), zeros(3))))   # (test/errors.jl)
+    @test err isa Oxidase.DifferentiationError && occursin("jl_box_float32", err.msg)
+    err = caught(() -> autodiff(Forward, boxed_f32, Duplicated, Duplicated(copy(x), ones(3))))
+    @test err isa Oxidase.DifferentiationError
+end

@@ -620,9 +620,18 @@ impl<'ctx> Activity<'ctx> {
             // (Or a struct object, or an array of them: a closure over a model.)
             // (Or a mutable struct the function allocates, with a shadow of its own, into
             // another.)
+            // (Or one given a shadow this round, above: the box of a new value stored into
+            // a closure's `Core.Box`.)
+            let heap_object = mem.is_heap_object(value) || {
+                use crate::analysis::memory::{at_offset_zero, gc_allocation, zero_offset_base};
+                let base = zero_offset_base(value);
+                at_offset_zero(value)
+                    && gc_allocation(base).is_some()
+                    && wants_shadow.get(&base).is_some_and(|l| l.is_stack_object())
+            };
             let array_object = matches!(mem.leaf(value), Some(Leaf::ArrayF64 | Leaf::ArrayF32)) && !mem.is_data(value)
                 || matches!(mem.leaf(value), Some(Leaf::Object(_) | Leaf::Objects(_)))
-                || mem.is_heap_object(value)
+                || heap_object
                     && crate::analysis::memory::object_base(addr)
                         .is_some_and(|o| crate::analysis::memory::gc_allocation(o).is_some());
             // (A GC frame whose root slots are used as objects gets a shadow frame whose
@@ -714,6 +723,31 @@ impl<'ctx> Activity<'ctx> {
                     && mem.can_mirror(object, &inert, &fresh)
                 {
                     wants_shadow.entry(object).or_insert(Leaf::StackArraysF64);
+                    continue;
+                }
+            }
+            // Likewise a heap object without a shadow stored into a field of a heap object
+            // that has one (the first value of a closure's `Core.Box`, a literal's box
+            // made the function's own, `ingest::materialize_constant_boxes`, beside the
+            // boxes of the differentiated values stored there later): what is loaded from
+            // the field is read as one of them (`memory::heap_object_field`).
+            if i.opcode() == Opcode::LLVMStore && !mem.is_shadowed(value) && !inert.contains(&i) {
+                use crate::analysis::memory::{
+                    at_offset_zero, gc_allocation, object_base, shadowable_object, zero_offset_base,
+                };
+                let object = zero_offset_base(value);
+                // (Given one this round, too: the box stored first, above, asked for it.)
+                let into_heap_object = object_base(addr).is_some_and(|o| {
+                    gc_allocation(o).is_some()
+                        && mem.leaf(o).or_else(|| wants_shadow.get(&o).copied()).is_some_and(|l| l.is_stack_object())
+                });
+                if into_heap_object
+                    && at_offset_zero(value)
+                    && gc_allocation(object).is_some()
+                    && shadowable_object(object)
+                    && mem.can_mirror(object, &inert, &fresh)
+                {
+                    wants_shadow.entry(object).or_insert(Leaf::StackMixedF64);
                     continue;
                 }
             }

@@ -412,12 +412,28 @@ impl<'ctx> Memory<'ctx> {
         for &i in &insts {
             let layout = |l: &&Leaf| matches!(l, Leaf::Object(_) | Leaf::Objects(_) | Leaf::ObjectsData(_));
             if let (Some(PointerOp::Merge), Some(&leaf)) = (pointer_op(i), shadowed.get(&i).filter(layout)) {
-                // (A heap object of the same layout, forwarded: `forwarded_object_merge`.)
-                let same_object = |v: &Value<'ctx>| {
+                // (A heap object of the same layout, forwarded: `forwarded_object_merge`;
+                // or a merge of such objects, the boxes of a closure's `Core.Box`.)
+                let one_object = |v: Value<'ctx>| {
                     Leaf::Object(crate::request::intern(
-                        &heap_layout(m, zero_offset_base(*v), &shadowed, 4).unwrap_or_default(),
+                        &heap_layout(m, zero_offset_base(v), &shadowed, 4).unwrap_or_default(),
                     )) == leaf
-                        && is_heap_object(*v, &shadowed)
+                        && is_heap_object(v, &shadowed)
+                };
+                let same_object = |v: &Value<'ctx>| {
+                    let (mut seen, mut work) = (HashSet::new(), vec![*v]);
+                    while let Some(w) = work.pop() {
+                        if !seen.insert(w) {
+                            continue;
+                        }
+                        match pointer_op(w) {
+                            Some(PointerOp::Merge) if w != i => work.extend(merged(w)),
+                            _ if w == i || shadowed.get(&w) == Some(&leaf) => {}
+                            _ if !one_object(w) => return false,
+                            _ => {}
+                        }
+                    }
+                    true
                 };
                 if merged(i).iter().any(|v| shadowed.get(v).is_some_and(|l| *l != leaf) && !same_object(v)) {
                     return Err(Error::Unsupported(format!(
@@ -720,7 +736,11 @@ impl<'ctx> Memory<'ctx> {
             Some(Opcode::LLVMStore) if u.operand(1) == p => {
                 let v = u.operand(0);
                 let array = matches!(self.leaf(v), Some(Leaf::ArrayF64 | Leaf::ArrayF32)) && !self.is_data(v);
-                !v.ty().is_pointer() || is_null(v) || is_nothing(v) || array || fresh(v) || self.is_heap_object(v)
+                // (Or an object the function allocates, with a shadow or not yet: the
+                // outer shadow then holds its shadow, and without one the store is
+                // refused, `untracked`.)
+                let object = at_offset_zero(v) && gc_allocation(zero_offset_base(v)).is_some();
+                !v.ty().is_pointer() || is_null(v) || is_nothing(v) || array || fresh(v) || object
             }
             // Stored as a value only into a GC frame slot nobody reads (`inert`), or
             // into another heap object the function allocates (a mutable struct
@@ -741,6 +761,9 @@ impl<'ctx> Memory<'ctx> {
                 let name = callee_name(callee).unwrap_or_default();
                 callee.as_function().is_some_and(|f| !f.is_declaration() || f.intrinsic_id() != 0)
                     || name == crate::julia::current().write_barrier
+                    // (An error path's call, which throws: `jl_type_error` when a box
+                    // does not hold the type a typed captured variable declares.)
+                    || is_noreturn_call(call)
             }),
             Some(Opcode::LLVMPHI) => {
                 merges.borrow_mut().push(u);
@@ -764,11 +787,15 @@ impl<'ctx> Memory<'ctx> {
             // Each value merged is such an object (at its own address), a merge of them,
             // or an element loaded from an array the function allocates (the first object
             // stored there, forwarded to the loop that reads them all, meets the load).
+            // (Or one loaded from a field of a heap object the function allocates, which
+            // holds what was stored there: the value in a closure's `Core.Box`.)
             let object = |v: Value<'ctx>| {
                 v.is_instruction()
                     && (pointer_op(v) == Some(PointerOp::Merge)
                         || at_offset_zero(v) && gc_allocation(zero_offset_base(v)).is_some()
-                        || pointer_op(v) == Some(PointerOp::Load) && self.allocated_array(v.operand(0)).is_some())
+                        || pointer_op(v) == Some(PointerOp::Load)
+                            && (self.allocated_array(v.operand(0)).is_some()
+                                || object_base(v.operand(0)).is_some_and(|o| gc_allocation(o).is_some())))
             };
             if !merged(merge).into_iter().all(object) || !every_use(merge, |d| !is_object_header(d), accept) {
                 return false;
@@ -947,6 +974,38 @@ pub fn constant_float_array_object(v: Value) -> Option<Leaf> {
         }
         let element = read(read(tag + rt.datatype_parameters) + rt.svec_data);
         rt.float_types.iter().find(|(name, _)| global(name).is_some_and(|g| read(g) == element)).map(|&(_, leaf)| leaf)
+    }
+}
+
+/// The type tag and the value of the boxed float at constant address `v` (the box of a
+/// float literal, which Julia embeds by address), read off the object itself: its type
+/// tag is `Float64`'s or `Float32`'s (the value comes back as an `f64`, exactly). `None`
+/// for any other object or constant, and where the runtime is not in this process.
+pub fn constant_boxed_float(v: Value) -> Option<(u64, Leaf, f64)> {
+    let rt = crate::julia::current();
+    if !v.is_constant() || v.ty().address_space() != Some(rt.tracked_address_space) {
+        return None;
+    }
+    let address = crate::llvm::const_address(v).filter(|&a| a > rt.object_tag && a % 8 == 0)?;
+    // (Without the runtime in this process, as in the engine's own tests, the address
+    // is another process's: nothing is read.)
+    let types: Vec<(u64, Leaf)> =
+        rt.float_types.iter().filter_map(|&(name, leaf)| Some((crate::symbols::address_of(name)?, leaf))).collect();
+    if types.len() != rt.float_types.len() {
+        return None;
+    }
+    // SAFETY: as in `constant_float_array_object`: `address` is a tracked pointer Julia
+    // embedded in code it compiled, a live object with its type tag in the word before
+    // it; the globals naming the float types are set when Julia starts, and an object
+    // of one of those types holds that float at its address.
+    unsafe {
+        let tag = *((address - rt.object_tag) as *const u64) & !15;
+        let &(_, leaf) = types.iter().find(|&&(global, _)| *(global as *const u64) == tag)?;
+        let value = match leaf {
+            Leaf::ArrayF32 => f64::from(*(address as *const f32)),
+            _ => *(address as *const f64),
+        };
+        Some((tag, leaf, value))
     }
 }
 
@@ -1341,8 +1400,14 @@ fn heap_object_field<'ctx>(
     user: &str,
 ) -> Result<Option<Leaf>> {
     let Some(mut stored) = heap_field_stores(m, i.operand(0), insts) else { return Ok(None) };
-    // (`nothing` beside such objects: the end of a linked list, read as the primal's.)
-    stored.retain(|&v| !is_nothing(v));
+    // (`nothing` beside such objects: the end of a linked list, read as the primal's.
+    // An object the function allocates without a shadow yet gets one from activity, in
+    // the next round, or its store is refused, `untracked`: the first value of a
+    // closure's `Core.Box`, beside the boxes of differentiated values.)
+    stored.retain(|&v| {
+        !is_nothing(v)
+            && (is_heap_object(v, shadowed) || !at_offset_zero(v) || gc_allocation(zero_offset_base(v)).is_none())
+    });
     if !stored.iter().any(|v| is_heap_object(*v, shadowed)) {
         return Ok(None);
     }
