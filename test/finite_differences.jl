@@ -19,7 +19,7 @@ function check_all_modes(f, x; rtol = 1e-6, atol = 1e-8)
     autodiff(Reverse, f, Active, BatchDuplicated(copy(x), (d1, d2)))
     @test d1 ≈ g rtol = rtol atol = atol
     @test d2 == d1
-    v = collect(range(1.0, -0.5; length = length(x)))
+    v = length(x) == 1 ? [1.0] : collect(range(1.0, -0.5; length = length(x)))
     (_, t) = autodiff(Forward, f, Duplicated, Duplicated(copy(x), copy(v)))
     @test t ≈ g' * v rtol = rtol atol = atol
     (_, lanes) = autodiff(Forward, f, BatchDuplicated, BatchDuplicated(copy(x), (copy(v), zero(x))))
