@@ -9,7 +9,8 @@
 # another, a sum across a try in a helper), mutable structs
 # (holding mutable structs too, in vectors the function fills or in array literals) and `Ref`s, runtime
 # activity, printing, logging and string interpolation, custom rules (one returning a
-# tuple), typed variables closures capture and reassign (boxes), `sortperm`,
+# tuple), typed variables closures capture and reassign (boxes), `sortperm`, complex
+# products,
 # some reading the array out of a struct holding a mutable struct (a model's layer) or
 # out of a vector of mutable structs,
 # each differentiated in reverse, forward, batch-forward and split reverse mode (the
@@ -22,7 +23,7 @@
 # A failure prints the seed and the program, so it can be reproduced.
 module Property
 
-using Oxidase, Random
+using Oxidase, Random, LinearAlgebra
 using Oxidase: Annotation, EnzymeRules
 
 export run_properties
@@ -111,6 +112,10 @@ const LOGGER = Base.CoreLogging.SimpleLogger(devnull, Base.CoreLogging.Debug)
 # A constant row that a branch may pick instead of the differentiated array (runtime
 # activity, issue 15).
 const ROW = [0.5, -1.0, 2.0]
+
+# A complex matrix, for products with complex vectors built from the array (the complex
+# BLAS rules, issue 16).
+const CM = [1.0+0.5im -0.5im 0.25; 0.3 1.0-1.0im 0.5im; -0.2+0.1im 0.4 0.8]
 
 ruled_smooth(v) = sqrt(1 + v^2)
 ruled_slope(v) = v / sqrt(1 + v^2)
@@ -377,6 +382,12 @@ function program(rng, name)
     step$(length(body))!(v) = (v > 0.2 ? (t$(length(body)) += v * t$(length(body))) : (t$(length(body)) -= v^2); nothing)
     foreach(step$(length(body))!, x)
     s += t$(length(body))",
+                # Complex products (BLAS `zgemv`, `zdotc`, `zgemm`) of vectors built from
+                # the array.
+                "zc = complex.(x, x .* $(expr(rng, 1, vars)))
+    s += sum(abs2, Property.CM * zc) / 4 + real(Property.dot(zc, Property.CM[:, $(rand(rng, 1:3))])) * imag(transpose(zc) * zc)",
+                "zc = complex.(x, $(expr(rng, 1, vars)))
+    s += imag(sum(Property.CM * (zc * transpose(zc)))) * $(expr(rng, 1, vars))",
                 # Permutations (inactive: their indices pick the elements).
                 "ix = sortperm(x); s += x[ix[1]] * $(expr(rng, 1, vars)) + x[ix[end]]^2",
                 "ix = sortperm(x; rev = true); for k in 1:$(rand(rng, 0:3))

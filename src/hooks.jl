@@ -170,9 +170,12 @@ is_float_type(@nospecialize(R)) = R === Float64 || R === Float32
     is_array_result(R)
 
 Whether a rule's result of type `R` is an array the derivative gives a shadow: an
-`Array` of `Float64` or `Float32` (extraction marks the calls, src/extract.jl).
+`Array` of `Float64` or `Float32`, or of complex numbers of them, whose memory is the
+floats of their two parts (extraction marks the calls, src/extract.jl).
 """
-is_array_result(@nospecialize(R)) = R isa DataType && isconcretetype(R) && R <: Union{Array{Float64},Array{Float32}}
+is_array_result(@nospecialize(R)) =
+    R isa DataType && isconcretetype(R) &&
+    R <: Union{Array{Float64},Array{Float32},Array{ComplexF64},Array{ComplexF32}}
 
 """
     is_numbers_result(R)
@@ -230,12 +233,12 @@ end
     result_array_eltype(R)
 
 The float type of the arrays a rule's result of type `R` is or holds (`Float64` or
-`Float32`), which extraction tells the engine (`oxidase-rule-result-array-f64`); `nothing`
-for a result without arrays.
+`Float32`; that of their parts for complex arrays), which extraction tells the engine
+(`oxidase-rule-result-array-f64`); `nothing` for a result without arrays.
 """
 function result_array_eltype(@nospecialize(R))
-    is_array_result(R) && return eltype(R)
-    is_arrays_result(R) && return eltype(first(result_arrays(R)))
+    is_array_result(R) && return real(eltype(R))
+    is_arrays_result(R) && return real(eltype(first(result_arrays(R))))
     return nothing
 end
 

@@ -30,7 +30,9 @@
 # `DifferentiationError` from the rule. `qr`, `svd` and a general `eigen` still reach
 # LAPACK, which the engine refuses. Factorization objects and `logabsdet`'s tuple are
 # results Julia returns through memory (src/hooks.jl, `store_inline!`); their rules
-# are at the end of this file.
+# are at the end of this file, followed by the complex BLAS products (`dot`, `A * x`,
+# `A * B`, `mul!` on `ComplexF64` and `ComplexF32` arrays: `dotc`, `dotu`, `gemv!`,
+# `gemm!`), whose real forms the engine differentiates itself.
 
 module LinalgRules
 
@@ -676,6 +678,178 @@ function BuiltinRules.reverse(config::RevConfig, ::Const{typeof(eigen)}, ::Type,
         pullback!(data(lane(S, l)), S.val, V * ((Diagonal(Ē.values) + W .* (transpose(V) * Ē.vectors)) * transpose(V)))
     end
     return (nothing,)
+end
+
+
+# --- complex BLAS: r = dotc(x, y), dotu(x, y); y ← α op(A) x + β y (gemv!); C ← α op(A) op(B) + β C (gemm!)
+
+# Julia's `x' * y`, `dot(x, y)`, `transpose(x) * y`, `A * x`, `A' * x`, `A * B` and
+# `mul!` on complex arrays reach these BLAS wrappers (the engine's own BLAS rules are
+# for real arrays). A complex number is a pair of reals; as in Enzyme, the adjoint of
+# `z = a + ib` is `z̄ = ∂L/∂a + i ∂L/∂b`, so a product `w = c z` sends `z̄ += conj(c) w̄`,
+# and `w = conj(c) z` sends `c̄ += conj(z̄ ...)`: with P = op(A), Q = op(B), u = P x,
+#   r = Σ conj(xᵢ) yᵢ    ṙ = dotc(ẋ, y) + dotc(x, ẏ)   x̄ += y conj(r̄),  ȳ += x r̄
+#   r = Σ xᵢ yᵢ          ṙ = dotu(ẋ, y) + dotu(x, ẏ)   x̄ += conj(y) r̄,  ȳ += conj(x) r̄
+#   y ← α u + β y        x̄ += conj(α) Pᴴ ȳ,  P̄ = conj(α) ȳ xᴴ,  ᾱ += uᴴ ȳ,  β̄ += y₀ᴴ ȳ,  ȳ ← conj(β) ȳ
+#   C ← α P Q + β C      P̄ = conj(α) C̄ Qᴴ,  Q̄ = conj(α) Pᴴ C̄,  ᾱ += ⟨PQ, C̄⟩,  β̄ += ⟨C₀, C̄⟩,  C̄ ← conj(β) C̄
+# where op is 'N' (P = A: Ā += P̄), 'T' (P = Aᵀ: Ā += P̄ᵀ) or 'C' (P = Aᴴ: Ā += P̄ᴴ), and
+# ⟨U, V⟩ = Σ conj(Uᵢⱼ) Vᵢⱼ. Tangents follow the same ops (conjugation is real-linear).
+
+const BlasComplex = Union{ComplexF64,ComplexF32}
+
+op(t::Char, A) = t == 'N' ? A : t == 'T' ? transpose(A) : adjoint(A)
+# What the adjoint `P̄` of `op(t, A)` adds to `Ā`.
+unop(t::Char, P̄) = t == 'N' ? P̄ : t == 'T' ? transpose(P̄) : adjoint(P̄)
+
+# A product written into an output without a derivative from inputs with one: refused,
+# its derivative would be lost.
+function check_product_output(out, inputs...)
+    out isa Const && any(a -> !(a isa Const), inputs) &&
+        throw(DifferentiationError("a complex matrix product (`mul!`, BLAS `gemv!`/`gemm!`) of differentiated " *
+                                   "inputs into an output without a derivative: its derivative would be lost " *
+                                   "(make the output `Duplicated`)"))
+    return nothing
+end
+
+# Lane `l`'s tangent of an annotated number or array, zero for a constant.
+tangent_or_zero(a::Annotation, l) = a isa Const ? zero(a.val) : lane(a, l)
+
+# Per lane, the adjoints of an `Active` number (`nothing` for another annotation).
+active_adjoint(a, config, adjoints) = a isa Active ? (width(config) == 1 ? adjoints[1] : Tuple(adjoints)) : nothing
+
+for (f, conjugated) in ((:(BLAS.dotc), true), (:(BLAS.dotu), false))
+    @eval function BuiltinRules.forward(config::FwdConfig, ::Const{typeof($f)}, RT::Type,
+                                        x::Annotation{<:Array{T}}, y::Annotation{<:Array{T}}) where {T<:BlasComplex}
+        r = $f(x.val, y.val)
+        needs_shadow(config) || return needs_primal(config) ? r : nothing
+        dr = each_lane(config) do l
+            (x isa Const ? zero(T) : $f(lane(x, l), y.val)) + (y isa Const ? zero(T) : $f(x.val, lane(y, l)))
+        end
+        return forward_result(config, r, dr)
+    end
+    @eval function BuiltinRules.augmented_primal(config::RevConfig, ::Const{typeof($f)}, RT::Type,
+                                                 x::Annotation{<:Array{T}}, y::Annotation{<:Array{T}}) where {T<:BlasComplex}
+        return AugmentedReturn(needs_primal(config) ? $f(x.val, y.val) : nothing, nothing, (copy(x.val), copy(y.val)))
+    end
+    @eval function BuiltinRules.reverse(config::RevConfig, ::Const{typeof($f)}, dret::Active, tape,
+                                        x::Annotation{<:Array{T}}, y::Annotation{<:Array{T}}) where {T<:BlasComplex}
+        xv, yv = tape
+        for (l, r̄) in enumerate(adjoint_lanes(config, dret))
+            if $conjugated
+                x isa Const || (lane(x, l) .+= yv .* conj(r̄))
+                y isa Const || (lane(y, l) .+= xv .* r̄)
+            else
+                x isa Const || (lane(x, l) .+= conj.(yv) .* r̄)
+                y isa Const || (lane(y, l) .+= conj.(xv) .* r̄)
+            end
+        end
+        return (nothing, nothing)
+    end
+end
+
+# y ← α op(A) x + β y; the tangent ẏ ← α̇ u + α op(Ȧ) x + α op(A) ẋ + β̇ y₀ + β ẏ.
+function BuiltinRules.forward(config::FwdConfig, ::Const{typeof(BLAS.gemv!)}, RT::Type, tA::Const{Char},
+                              α::Annotation, A::Annotation{Matrix{T}}, x::Annotation{Vector{T}}, β::Annotation,
+                              y::Annotation{Vector{T}}) where {T<:BlasComplex}
+    check_product_output(y, α, A, x, β)
+    t, a, b = tA.val, T(α.val), T(β.val)
+    y₀ = β isa Const ? nothing : copy(y.val)
+    BLAS.gemv!(t, α.val, A.val, x.val, β.val, y.val)
+    if !(y isa Const)
+        for l in 1:width(config)
+            ẏ = lane(y, l)
+            ẏ .*= b
+            A isa Const || BLAS.gemv!(t, a, lane(A, l), x.val, one(T), ẏ)
+            x isa Const || BLAS.gemv!(t, a, A.val, lane(x, l), one(T), ẏ)
+            α isa Const || (ẏ .+= T(lane(α, l)) .* (op(t, A.val) * x.val))
+            β isa Const || (ẏ .+= T(lane(β, l)) .* y₀)
+        end
+    end
+    needs_shadow(config) || return needs_primal(config) ? y.val : nothing
+    return forward_result(config, y.val, each_lane(l -> lane(y, l), config))
+end
+
+function BuiltinRules.augmented_primal(config::RevConfig, ::Const{typeof(BLAS.gemv!)}, RT::Type, tA::Const{Char},
+                                       α::Annotation, A::Annotation{Matrix{T}}, x::Annotation{Vector{T}},
+                                       β::Annotation, y::Annotation{Vector{T}}) where {T<:BlasComplex}
+    check_product_output(y, α, A, x, β)
+    y₀ = β isa Active ? copy(y.val) : nothing
+    tape = (copy(A.val), copy(x.val), y₀)
+    BLAS.gemv!(tA.val, α.val, A.val, x.val, β.val, y.val)
+    shadows = needs_shadow(config) && !(y isa Const) ? each_lane(l -> lane(y, l), config) : nothing
+    return AugmentedReturn(needs_primal(config) ? y.val : nothing, shadows, tape)
+end
+
+function BuiltinRules.reverse(config::RevConfig, ::Const{typeof(BLAS.gemv!)}, ::Type, tape, tA::Const{Char},
+                              α::Annotation, A::Annotation{Matrix{T}}, x::Annotation{Vector{T}}, β::Annotation,
+                              y::Annotation{Vector{T}}) where {T<:BlasComplex}
+    y isa Const && return (nothing, nothing, nothing, nothing, nothing, nothing)
+    Av, xv, y₀ = tape
+    t, a, b = tA.val, T(α.val), T(β.val)
+    ᾱ, β̄ = T[], T[]
+    for l in 1:width(config)
+        ȳ = lane(y, l)
+        x isa Const || (lane(x, l) .+= conj(a) .* (op(t, Av)' * ȳ))
+        A isa Const || (lane(A, l) .+= unop(t, conj(a) .* (ȳ * xv')))
+        α isa Active && push!(ᾱ, dot(op(t, Av) * xv, ȳ))
+        β isa Active && push!(β̄, dot(y₀, ȳ))
+        ȳ .*= conj(b)
+    end
+    return (nothing, active_adjoint(α, config, ᾱ), nothing, nothing, active_adjoint(β, config, β̄), nothing)
+end
+
+# C ← α op(A) op(B) + β C; Ċ ← α̇ PQ + α op(Ȧ) Q + α P op(Ḃ) + β̇ C₀ + β Ċ.
+function BuiltinRules.forward(config::FwdConfig, ::Const{typeof(BLAS.gemm!)}, RT::Type, tA::Const{Char},
+                              tB::Const{Char}, α::Annotation, A::Annotation{Matrix{T}}, B::Annotation{Matrix{T}},
+                              β::Annotation, C::Annotation{Matrix{T}}) where {T<:BlasComplex}
+    check_product_output(C, α, A, B, β)
+    s, t, a, b = tA.val, tB.val, T(α.val), T(β.val)
+    C₀ = β isa Const ? nothing : copy(C.val)
+    PQ = α isa Const ? nothing : op(s, A.val) * op(t, B.val)
+    BLAS.gemm!(s, t, α.val, A.val, B.val, β.val, C.val)
+    if !(C isa Const)
+        for l in 1:width(config)
+            Ċ = lane(C, l)
+            Ċ .*= b
+            A isa Const || BLAS.gemm!(s, t, a, lane(A, l), B.val, one(T), Ċ)
+            B isa Const || BLAS.gemm!(s, t, a, A.val, lane(B, l), one(T), Ċ)
+            α isa Const || (Ċ .+= T(lane(α, l)) .* PQ)
+            β isa Const || (Ċ .+= T(lane(β, l)) .* C₀)
+        end
+    end
+    needs_shadow(config) || return needs_primal(config) ? C.val : nothing
+    return forward_result(config, C.val, each_lane(l -> lane(C, l), config))
+end
+
+function BuiltinRules.augmented_primal(config::RevConfig, ::Const{typeof(BLAS.gemm!)}, RT::Type, tA::Const{Char},
+                                       tB::Const{Char}, α::Annotation, A::Annotation{Matrix{T}},
+                                       B::Annotation{Matrix{T}}, β::Annotation,
+                                       C::Annotation{Matrix{T}}) where {T<:BlasComplex}
+    check_product_output(C, α, A, B, β)
+    C₀ = β isa Active ? copy(C.val) : nothing
+    tape = (copy(A.val), copy(B.val), C₀)
+    BLAS.gemm!(tA.val, tB.val, α.val, A.val, B.val, β.val, C.val)
+    shadows = needs_shadow(config) && !(C isa Const) ? each_lane(l -> lane(C, l), config) : nothing
+    return AugmentedReturn(needs_primal(config) ? C.val : nothing, shadows, tape)
+end
+
+function BuiltinRules.reverse(config::RevConfig, ::Const{typeof(BLAS.gemm!)}, ::Type, tape, tA::Const{Char},
+                              tB::Const{Char}, α::Annotation, A::Annotation{Matrix{T}}, B::Annotation{Matrix{T}},
+                              β::Annotation, C::Annotation{Matrix{T}}) where {T<:BlasComplex}
+    C isa Const && return (nothing, nothing, nothing, nothing, nothing, nothing, nothing)
+    Av, Bv, C₀ = tape
+    s, t, a, b = tA.val, tB.val, T(α.val), T(β.val)
+    P, Q = op(s, Av), op(t, Bv)
+    ᾱ, β̄ = T[], T[]
+    for l in 1:width(config)
+        C̄ = lane(C, l)
+        A isa Const || (lane(A, l) .+= unop(s, conj(a) .* (C̄ * Q')))
+        B isa Const || (lane(B, l) .+= unop(t, conj(a) .* (P' * C̄)))
+        α isa Active && push!(ᾱ, dot(P * Q, C̄))
+        β isa Active && push!(β̄, dot(C₀, C̄))
+        C̄ .*= conj(b)
+    end
+    return (nothing, nothing, active_adjoint(α, config, ᾱ), nothing, nothing, active_adjoint(β, config, β̄), nothing)
 end
 
 end # module LinalgRules

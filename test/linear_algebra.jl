@@ -585,3 +585,116 @@ end
                               Const([1.0, 2.0])))
     @test e isa DifferentiationError && occursin("ldiv!", e.msg)
 end
+
+# --- complex BLAS: dot, transpose(x) * y, A * x, A' * x, transpose(A) * x, A * B, mul! ---
+
+# The gradient of a real function of complex arrays, as Enzyme gives it (∂f/∂Re + i ∂f/∂Im
+# for each element), from central differences along both parts.
+function complex_gradient(f, args, a; h = 1e-6)
+    g = zero(a)
+    for i in eachindex(a)
+        part(d) = (x = copy(a); x[i] += d; on_copies(f, map(b -> b === a ? x : b, args)))
+        g[i] = (part(h) - part(-h)) / 2h + im * (part(im * h) - part(-im * h)) / 2h
+    end
+    return g
+end
+
+# `f(args...)` (real, of complex arrays) in all four modes, `active[k]` saying whether
+# argument `k` is differentiated: reverse and batch reverse against `complex_gradient`,
+# forward and batch forward along complex directions (the directional derivative along
+# v is Re⟨g, v⟩).
+function check_complex(f, args, active; rtol = 1e-6, atol = 1e-8)
+    grads = map((a, on) -> on ? complex_gradient(f, args, a) : nothing, args, active)
+    shadows = map(zero, args)
+    autodiff(Reverse, f, Active, map((a, s, on) -> on ? Duplicated(copy(a), s) : Const(copy(a)), args, shadows, active)...)
+    lanes = map(a -> (zero(a), zero(a)), args)
+    autodiff(Reverse, f, Active,
+             map((a, l, on) -> on ? BatchDuplicated(copy(a), l) : Const(copy(a)), args, lanes, active)...)
+    for k in eachindex(args)
+        active[k] || continue
+        @test shadows[k] ≈ grads[k] rtol = rtol atol = atol
+        @test lanes[k][1] ≈ grads[k] rtol = rtol atol = atol
+        @test lanes[k][2] == lanes[k][1]
+    end
+    dir(a, s) = map(i -> complex(sin(s + i), cos(2s * i)), reshape(1:length(a), size(a)))
+    v, w = map(a -> dir(a, 1.0), args), map(a -> dir(a, 2.0), args)
+    along(d) = sum(real(dot(g, x)) for (g, x, on) in zip(grads, d, active) if on)
+    y, t = autodiff(Forward, f, Duplicated,
+                    map((a, d, on) -> on ? Duplicated(copy(a), copy(d)) : Const(copy(a)), args, v, active)...)
+    @test y ≈ on_copies(f, args) rtol = 1e-13
+    @test t ≈ along(v) rtol = rtol atol = atol
+    y, ts = autodiff(Forward, f, BatchDuplicated,
+                     map((a, d, e, on) -> on ? BatchDuplicated(copy(a), (copy(d), copy(e))) : Const(copy(a)),
+                         args, v, w, active)...)
+    @test ts[1] ≈ along(v) rtol = rtol atol = atol
+    @test ts[2] ≈ along(w) rtol = rtol atol = atol
+end
+
+cdot(z, w) = abs2(dot(z, w)) + real(dot(w, z)) * imag(z[1])
+cdotu(z, w) = imag(transpose(z) * w) + real(transpose(w) * z)^2
+cgemv(A, z) = sum(abs2, A * z)
+cgemv_adjoint(A, z) = real(sum(A' * z)) * imag(z[end])
+cgemv_transpose(A, z) = imag(sum(transpose(A) * z) * z[1])
+cgemm(A, B) = sum(abs2, A * B) + imag(sum((A * B) .* B[1]))
+# `mul!` with constant α and β (`y ← α A z + β y`).
+cmul5(A, z) = (y = fill(1.0 + 0.5im, size(A, 1)); mul!(y, A, z, 2.0 - 1.0im, 0.5im); sum(abs2, y))
+cmul5_matrix(A, B) = (C = fill(0.5 - 1.0im, size(A, 1), size(B, 2)); mul!(C, A, B, 1.5im, -0.5); sum(abs2, C))
+# A product in a loop of 0, 1 or several iterations.
+cpower(A, z, n) = (for _ in 1:n; z = A * z ./ 2; end; sum(abs2, z) + real(dot(z, reverse(z))))
+# Random complex arrays centred on zero.
+crand(rng, dims...) = rand(rng, ComplexF64, dims...) .- (0.5 + 0.5im)
+@testset "complex BLAS: $(nameof(f)), n = $n" for n in (2, 4),
+        (f, make) in ((cdot, rng -> (crand(rng, n), crand(rng, n))),
+                      (cdotu, rng -> (crand(rng, n), crand(rng, n))),
+                      (cgemv, rng -> (crand(rng, n + 1, n), crand(rng, n))),
+                      (cgemv_adjoint, rng -> (crand(rng, n, n + 1), crand(rng, n))),
+                      (cgemv_transpose, rng -> (crand(rng, n, n), crand(rng, n))),
+                      (cgemm, rng -> (crand(rng, n, n), crand(rng, n, n))),
+                      (cmul5, rng -> (crand(rng, n, n), crand(rng, n))),
+                      (cmul5_matrix, rng -> (crand(rng, n, n), crand(rng, n, n + 1))))
+    args = make(MersenneTwister(n))
+    check_complex(f, args, (true, true))
+    check_complex(f, args, (true, false))
+    check_complex(f, args, (false, true))
+end
+@testset "complex BLAS: a product in a loop of $n iterations" for n in (0, 1, 3)
+    rng = MersenneTwister(7)
+    check_complex((A, z) -> cpower(A, z, n), (crand(rng, 3, 3), crand(rng, 3)), (true, true))
+end
+# Real data through complex products, and ComplexF32.
+real_through_complex(x, A) = sum(abs2, A * complex.(x, x .^ 2)) + real(dot(complex.(x), A[:, 1]))
+@testset "complex BLAS: real arguments, ComplexF32" begin
+    rng = MersenneTwister(11)
+    A = crand(rng, 3, 3)
+    for x in (randn(rng, 3), randn(rng, 3))
+        check_all_modes_with_constant(real_through_complex, x, A)   # (test/finite_differences.jl)
+    end
+    A32, z32 = ComplexF32.(crand(rng, 3, 3)), ComplexF32.(crand(rng, 3))
+    z64 = ComplexF64.(z32)
+    g = complex_gradient(cgemv, (ComplexF64.(A32), z64), z64)
+    dz = zero(z32)
+    autodiff(Reverse, cgemv, Active, Const(A32), Duplicated(copy(z32), dz))
+    @test dz ≈ g rtol = 1e-4
+    @test autodiff(Forward, cgemv, Duplicated, Const(A32), Duplicated(copy(z32), ComplexF32[1, im, 0]))[2] ≈
+          real(dot(g, [1, im, 0])) rtol = 1e-4
+end
+@testset "complex BLAS: refused, never wrong" begin
+    rng = MersenneTwister(5)
+    A, z = crand(rng, 3, 3), crand(rng, 3)
+    # (A product of differentiated inputs into an output without a derivative.)
+    into_constant(A, z, y) = (mul!(y, A, z); sum(abs2, y))
+    e = caught(() -> autodiff(Reverse, into_constant, Active, Duplicated(copy(A), zero(A)), Const(z), Const(zeros(ComplexF64, 3))))
+    @test e isa DifferentiationError && occursin("complex matrix product", e.msg)
+    # (`A' * A` is `herk`, which has no rule; `A' * B` reaches a call Julia dispatches
+    # at run time; a differentiated α or β is a complex number the engine cannot hand
+    # a rule yet.)
+    gram(A) = sum(abs2, A' * A)
+    adjoint_product(A, B) = real(sum(A' * B))
+    scaled(A, z) = (y = zeros(ComplexF64, 3); mul!(y, A, z, z[1], 0.0); sum(abs2, y))
+    for (f, args) in ((gram, (A,)), (adjoint_product, (A, copy(A))), (scaled, (A, z)))
+        e = caught(() -> autodiff(Reverse, f, Active, map(a -> Duplicated(copy(a), zero(a)), args)...))
+        @test e isa DifferentiationError
+        e = caught(() -> autodiff(Forward, f, Duplicated, map(a -> Duplicated(copy(a), one.(a)), args)...))
+        @test e isa DifferentiationError
+    end
+end
