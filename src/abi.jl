@@ -29,6 +29,7 @@ function __init__()
     Libdl.dlopen(liboxidase)
     register_hooks()   # (src/hooks.jl)
     declare_inactive_functions()
+    record_builtin_baseline!()   # (src/rules.jl)
     return nothing
 end
 

@@ -327,14 +327,34 @@ function builtin_targets()
     return unique(targets)
 end
 
-# Whether Julia has specialized method `m` for some argument types (inferred it for a call).
-function has_specializations(m::Method)
+# How many argument types Julia has specialized method `m` for (inferred it for a call).
+function specialization_count(m::Method)
     specs = m.specializations
-    specs isa Core.SimpleVector || return false
+    specs isa Core.SimpleVector || return 0
+    n = 0
     for i in 1:length(specs)
-        isassigned(specs, i) && return true
+        isassigned(specs, i) && (n += 1)
     end
-    return false
+    return n
+end
+
+# Whether Julia has specialized method `m` for some argument types.
+has_specializations(m::Method) = specialization_count(m) > 0
+
+# The specializations each method the rules Oxidase ships cover has when the package is
+# loaded (`__init__`): Julia's system image holds some (`sortperm` of a `Vector{Int}`,
+# which Base itself uses), which say nothing of a function being differentiated. Only
+# more than these switch the rules on: counting those, every session's first gradient
+# once paid for switching them on (twice the latency of a session without them).
+# (One count per method of `BUILTIN_TARGETS`, in its order.)
+const BUILTIN_BASELINE = Int[]
+
+function record_builtin_baseline!()
+    resize!(BUILTIN_BASELINE, length(BUILTIN_TARGETS))
+    for k in eachindex(BUILTIN_TARGETS)
+        BUILTIN_BASELINE[k] = specialization_count(BUILTIN_TARGETS[k])
+    end
+    return nothing
 end
 
 const BUILTIN_RULES_ON = Ref(false)
@@ -348,7 +368,8 @@ const BUILTIN_SIGNATURES = Any[]
 Switches on the rules Oxidase ships (their methods made non-inlinable, as a user's
 rule's are, by `scan_tables!`) the first time the call graph of `f(::types...)`, once
 inferred, may call a method they cover: Julia specializes a method for every call it
-infers, inlined or not. A session that never differentiates, say, linear algebra leaves
+infers, inlined or not (beyond those it had when the package was loaded,
+`BUILTIN_BASELINE`). A session that never differentiates, say, linear algebra leaves
 LinearAlgebra's methods as they are, and its first gradient pays nothing for the rules.
 """
 function use_builtin_rules!(@nospecialize(f), @nospecialize(types))
@@ -356,8 +377,8 @@ function use_builtin_rules!(@nospecialize(f), @nospecialize(types))
     ccall(:jl_generating_output, Cint, ()) == 1 && return nothing
     precompile(f, (types.parameters...,))
     used = false
-    for m in BUILTIN_TARGETS
-        used |= has_specializations(m)
+    for k in eachindex(BUILTIN_TARGETS)
+        used |= specialization_count(BUILTIN_TARGETS[k]) > get(BUILTIN_BASELINE, k, 0)
     end
     used || return nothing
     Base.invokelatest(scan_tables!, BUILTIN_RULE_TABLES, BUILTIN_SIGNATURES)   # (dynamic: compiled only when used)

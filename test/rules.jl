@@ -450,3 +450,20 @@ uses_with_count(x) = ((y, n) = with_count(x); y * n)
     e = caught(() -> autodiff(Forward, uses_with_count, Duplicated, Duplicated(1.0, 1.0)))
     @test e isa DifferentiationError && occursin("with_count", e.msg)
 end
+
+# The rules Oxidase ships switch on (their methods made non-inlinable) only when the
+# function's call graph may reach them: not at the first gradient of a session whose
+# functions do not, even though Julia's system image holds specializations of some of
+# them (`sortperm` of a `Vector{Int}`); once every session's first gradient paid for it
+# (twice the latency). In a fresh process.
+@testset "the package's rules stay off until a function reaches them" begin
+    script = """
+        using Oxidase
+        gradient(Reverse, x -> sum(abs2, x), [1.0, 2.0]) == [2.0, 4.0] || exit(2)
+        Oxidase.BUILTIN_RULES_ON[] && exit(3)
+        gradient(Reverse, x -> x[sortperm(x)[1]] * x[2], [3.0, 1.0, 2.0]) == [0.0, 2.0, 0.0] || exit(4)
+        Oxidase.BUILTIN_RULES_ON[] || exit(5)
+        """
+    cmd = `$(Base.julia_cmd()) --startup-file=no --project=$(dirname(@__DIR__)) -e $script`
+    @test success(pipeline(cmd; stdout = stdout, stderr = stderr))
+end
