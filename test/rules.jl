@@ -464,6 +464,9 @@ end
         gradient(Reverse, x -> x[sortperm(x)[1]] * x[2], [3.0, 1.0, 2.0]) == [0.0, 2.0, 0.0] || exit(4)
         Oxidase.BUILTIN_RULES_ON[] || exit(5)
         """
-    cmd = `$(Base.julia_cmd()) --startup-file=no --project=$(dirname(@__DIR__)) -e $script`
-    @test success(pipeline(cmd; stdout = stdout, stderr = stderr))
+    # (`@__DIR__` outside the command literal: inside it, it is the working directory.)
+    project = dirname(@__DIR__)
+    cmd = `$(Base.julia_cmd()) --startup-file=no --project=$project -e $script`
+    # (The exit code says which check failed.)
+    @test run(pipeline(ignorestatus(cmd); stdout = stdout, stderr = stderr)).exitcode == 0
 end
