@@ -747,24 +747,35 @@ for (f, conjugated) in ((:(BLAS.dotc), true), (:(BLAS.dotu), false))
     end
 end
 
+# Lane by lane, the tangent of `out ← α X·Y + β out` (a product `times!(a, X, Y, D)` adds
+# `a X·Y` into `D`: gemv! or gemm! with their ops) into `out`'s shadow: Ȯ ← β Ȯ + α Ẋ·Y +
+# α X·Ẏ + α̇ P + β̇ out₀, with `P` the product X·Y and `out₀` the output before the call
+# (each needed only when α or β is differentiated).
+function product_tangents!(times!, config, α, X, Y, β, out, P, out₀)
+    out isa Const && return nothing
+    T = eltype(out.val)
+    a, b = T(α.val), T(β.val)
+    for l in 1:width(config)
+        Ȯ = lane(out, l)
+        Ȯ .*= b
+        X isa Const || times!(a, lane(X, l), Y.val, Ȯ)
+        Y isa Const || times!(a, X.val, lane(Y, l), Ȯ)
+        α isa Const || (Ȯ .+= T(lane(α, l)) .* P)
+        β isa Const || (Ȯ .+= T(lane(β, l)) .* out₀)
+    end
+    return nothing
+end
+
 # y ← α op(A) x + β y; the tangent ẏ ← α̇ u + α op(Ȧ) x + α op(A) ẋ + β̇ y₀ + β ẏ.
 function BuiltinRules.forward(config::FwdConfig, ::Const{typeof(BLAS.gemv!)}, RT::Type, tA::Const{Char},
                               α::Annotation, A::Annotation{Matrix{T}}, x::Annotation{Vector{T}}, β::Annotation,
                               y::Annotation{Vector{T}}) where {T<:BlasComplex}
     check_product_output(y, α, A, x, β)
-    t, a, b = tA.val, T(α.val), T(β.val)
+    t = tA.val
     y₀ = β isa Const ? nothing : copy(y.val)
     BLAS.gemv!(t, α.val, A.val, x.val, β.val, y.val)
-    if !(y isa Const)
-        for l in 1:width(config)
-            ẏ = lane(y, l)
-            ẏ .*= b
-            A isa Const || BLAS.gemv!(t, a, lane(A, l), x.val, one(T), ẏ)
-            x isa Const || BLAS.gemv!(t, a, A.val, lane(x, l), one(T), ẏ)
-            α isa Const || (ẏ .+= T(lane(α, l)) .* (op(t, A.val) * x.val))
-            β isa Const || (ẏ .+= T(lane(β, l)) .* y₀)
-        end
-    end
+    u = α isa Const ? nothing : op(t, A.val) * x.val
+    product_tangents!((a, M, v, D) -> BLAS.gemv!(t, a, M, v, one(T), D), config, α, A, x, β, y, u, y₀)
     needs_shadow(config) || return needs_primal(config) ? y.val : nothing
     return forward_result(config, y.val, each_lane(l -> lane(y, l), config))
 end
@@ -803,20 +814,11 @@ function BuiltinRules.forward(config::FwdConfig, ::Const{typeof(BLAS.gemm!)}, RT
                               tB::Const{Char}, α::Annotation, A::Annotation{Matrix{T}}, B::Annotation{Matrix{T}},
                               β::Annotation, C::Annotation{Matrix{T}}) where {T<:BlasComplex}
     check_product_output(C, α, A, B, β)
-    s, t, a, b = tA.val, tB.val, T(α.val), T(β.val)
+    s, t = tA.val, tB.val
     C₀ = β isa Const ? nothing : copy(C.val)
     PQ = α isa Const ? nothing : op(s, A.val) * op(t, B.val)
     BLAS.gemm!(s, t, α.val, A.val, B.val, β.val, C.val)
-    if !(C isa Const)
-        for l in 1:width(config)
-            Ċ = lane(C, l)
-            Ċ .*= b
-            A isa Const || BLAS.gemm!(s, t, a, lane(A, l), B.val, one(T), Ċ)
-            B isa Const || BLAS.gemm!(s, t, a, A.val, lane(B, l), one(T), Ċ)
-            α isa Const || (Ċ .+= T(lane(α, l)) .* PQ)
-            β isa Const || (Ċ .+= T(lane(β, l)) .* C₀)
-        end
-    end
+    product_tangents!((a, M, N, D) -> BLAS.gemm!(s, t, a, M, N, one(T), D), config, α, A, B, β, C, PQ, C₀)
     needs_shadow(config) || return needs_primal(config) ? C.val : nothing
     return forward_result(config, C.val, each_lane(l -> lane(C, l), config))
 end
