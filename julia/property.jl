@@ -10,7 +10,7 @@
 # (holding mutable structs too, in vectors the function fills or in array literals) and `Ref`s, runtime
 # activity, printing, logging and string interpolation, custom rules (one returning a
 # tuple), typed variables closures capture and reassign (boxes), `sortperm`, complex
-# products,
+# products, matrix literals of numbers,
 # some reading the array out of a struct holding a mutable struct (a model's layer) or
 # out of a vector of mutable structs,
 # each differentiated in reverse, forward, batch-forward and split reverse mode (the
@@ -388,6 +388,12 @@ function program(rng, name)
     s += sum(abs2, Property.CM * zc) / 4 + real(Property.dot(zc, Property.CM[:, $(rand(rng, 1:3))])) * imag(transpose(zc) * zc)",
                 "zc = complex.(x, $(expr(rng, 1, vars)))
     s += imag(sum(Property.CM * (zc * transpose(zc)))) * $(expr(rng, 1, vars))",
+                # Matrix literals of numbers (`hvcat` handed boxed floats, a literal's
+                # among them; nine through `jl_invoke`), used in a product and a solve.
+                "mA = [4.0 + ($(expr(rng, 1, vars)))^2 x[1] / 4; x[2] / 4 2.5]
+    s += sum(mA * [x[3], s]) + (mA \\ [1.0, x[2]])[1] / 10",
+                "mA = [x[1] $(expr(rng, 1, vars)) 0.5; x[2] 3.0 x[3]; 0.25 s 4.0]
+    s += sum(abs2, mA * x) / 10 + mA[2, $(rand(rng, 1:3))]",
                 # Permutations (inactive: their indices pick the elements).
                 "ix = sortperm(x); s += x[ix[1]] * $(expr(rng, 1, vars)) + x[ix[end]]^2",
                 "ix = sortperm(x; rev = true); for k in 1:$(rand(rng, 0:3))

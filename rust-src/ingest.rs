@@ -9,7 +9,7 @@ use crate::analysis::memory;
 use crate::error::{Error, Result};
 use crate::llvm::{passes, Built, Call, Function, Module, Phi, Value};
 use crate::names::{
-    julia_name, INACTIVE_PREFIX, JULIA_MATH_PREFIX, LATEST_PREFIX, RECURSIVE, RULE_PREFIX, SPLAT_PREFIX,
+    julia_name, INACTIVE_PREFIX, INVOKE_PREFIX, JULIA_MATH_PREFIX, LATEST_PREFIX, RECURSIVE, RULE_PREFIX, SPLAT_PREFIX,
 };
 use std::collections::{HashMap, HashSet};
 
@@ -43,6 +43,7 @@ pub fn inline<'ctx>(m: &'ctx Module, entry: &str) -> Result<Inlined<'ctx>> {
         None => f,
     };
     latest_calls(m)?;
+    invoke_calls(m)?;
     let callees = call_graph(m);
     let reachable = reachable_from(f, &callees);
     let recursive = recursive_functions(&reachable, &callees);
@@ -118,8 +119,10 @@ impl<'ctx> Inlined<'ctx> {
 }
 
 /// A float literal's box merged (phi, select) with boxes of the same type the function
-/// allocates, or stored into an object the function allocates, becomes a box allocated
-/// where it enters the merge (or before the store), holding the same float.
+/// allocates, or stored into an object the function allocates (or into a stack object
+/// it stores such boxes into: the arguments array of `hvcat` for `[x 0.5; y z]`),
+/// becomes a box allocated where it enters the merge (or before the store), holding the
+/// same float.
 /// A typed variable that a closure captures and reassigns (`local s::Float64 = 0.0;
 /// foreach(v -> s += v^2, x)`) lives in a `Core.Box`, which Julia elides once the
 /// closure is inlined, keeping the boxed values themselves: the literal's box, which it
@@ -158,6 +161,16 @@ fn materialize_constant_boxes<'ctx>(m: &'ctx Module, g: Function<'ctx>) -> Built
     if allocated.is_empty() {
         return Ok(());
     }
+    // The stack objects (not GC frames) the function stores boxes it allocates into: the
+    // arguments array of a call through Julia's generic calling convention (`hvcat` of
+    // `[x 0.5; y z]`), where a literal's box sits beside them.
+    let boxes: std::collections::HashSet<Value<'ctx>> = allocated.values().flatten().map(|&(a, _)| a).collect();
+    let holders: std::collections::HashSet<Value<'ctx>> = insts
+        .iter()
+        .filter(|s| s.opcode() == Opcode::LLVMStore && boxes.contains(&s.operand(0)))
+        .filter_map(|s| memory::alloca_base(s.operand(1)))
+        .filter(|&o| !memory::is_gc_frame(o))
+        .collect();
     let b = m.builder();
     for &i in &insts {
         // (Operand `k` of `i`, entering from block `pred` if `i` is a phi.)
@@ -167,9 +180,11 @@ fn materialize_constant_boxes<'ctx>(m: &'ctx Module, g: Function<'ctx>) -> Built
                 phi.incoming().into_iter().enumerate().map(|(k, (_, pred))| (k, Some(pred))).collect()
             }
             Opcode::LLVMSelect if i.ty().is_pointer() => vec![(1, None), (2, None)],
-            // (The box stored into the `Core.Box` of a closure Julia does not inline.)
+            // (The box stored into the `Core.Box` of a closure Julia does not inline, or
+            // into a stack object beside boxes the function allocates.)
             Opcode::LLVMStore
-                if memory::object_base(i.operand(1)).is_some_and(|o| memory::gc_allocation(o).is_some()) =>
+                if memory::object_base(i.operand(1)).is_some_and(|o| memory::gc_allocation(o).is_some())
+                    || memory::alloca_base(i.operand(1)).is_some_and(|o| holders.contains(&o)) =>
             {
                 vec![(0, None)]
             }
@@ -733,6 +748,58 @@ fn data_pointer_unchanged(cfg: &crate::analysis::cfg::Cfg, d: Value, from: crate
         let first = if b == start && !again { insts.iter().position(|&i| i == d).map_or(0, |k| k + 1) } else { 0 };
         insts[first..].iter().all(|&i| harmless(i))
     })
+}
+
+/// Calls through `jl_invoke(F, args, n, mi)` of a method instance whose generic entry the
+/// extraction added to the module (`INVOKE_PREFIX`: compiled for any number of trailing
+/// arguments of one type, `hvcat` of the nine numbers of `[a b c; d e f; g h i]`) call
+/// that entry, `(F, args, n)`, which is then inlined like any callee: its reads of the
+/// arguments array are in sight, where the runtime's call hid them.
+fn invoke_calls(m: &Module) -> Built<()> {
+    use crate::llvm::Opcode;
+    let entries: HashMap<u64, Function> = m
+        .functions()
+        .into_iter()
+        .filter_map(|g| {
+            let name = g.name();
+            let address = name.strip_prefix(INVOKE_PREFIX)?.split('.').next()?.parse::<u64>().ok()?;
+            (!g.is_declaration()).then_some((address, g))
+        })
+        .collect();
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let invoke = crate::julia::current().invoke;
+    let calls: Vec<Call> = m
+        .functions()
+        .into_iter()
+        .flat_map(|g| g.blocks())
+        .flat_map(|b| b.instructions())
+        .filter(|i| i.opcode() == Opcode::LLVMCall)
+        .filter_map(|i| i.as_call())
+        .filter(|c| {
+            c.call_arg_count() == 4 && crate::symbols::callee_name(c.called_operand()).as_deref() == Some(invoke)
+        })
+        .collect();
+    let b = m.builder();
+    for site in calls {
+        let call = site.as_value();
+        let Some(entry) = crate::llvm::const_address(call.operand(3)).and_then(|a| entries.get(&a)) else { continue };
+        let args = [call.operand(0), call.operand(1), call.operand(2)];
+        let params = entry.params();
+        let fits = params.len() == 3
+            && params.iter().zip(&args).all(|(p, a)| p.ty() == a.ty())
+            && entry.return_type() == call.ty();
+        if !fits {
+            continue;
+        }
+        b.before(call)?;
+        b.set_debug_loc_from(call)?;
+        let new = b.call_typed(entry.function_type(), entry.as_value(), &args)?;
+        call.replace_all_uses_with(new.as_value());
+        call.erase();
+    }
+    Ok(())
 }
 
 /// `Threads.@threads` loops, run on the calling thread: the loop's closure, called

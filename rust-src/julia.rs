@@ -156,6 +156,11 @@ pub struct Runtime {
     pub array_typename: &'static str,
     /// The runtime's globals holding the addresses of the `Float64` and `Float32` types.
     pub float_types: [(&'static str, crate::request::Leaf); 2],
+    /// The runtime's global holding the address of `Tuple`'s type name.
+    pub tuple_typename: &'static str,
+    /// The runtime's globals holding the addresses of the integer types and `Bool`: a
+    /// tuple of them holds no float (`hvcat`'s row lengths).
+    pub integer_types: &'static [&'static str],
     /// The byte offset of a `DataType`'s type name.
     pub datatype_name: u64,
     /// The byte offset of a `DataType`'s parameters (a `svec`).
@@ -167,6 +172,8 @@ pub struct Runtime {
     pub apply_iterate: &'static str,
     /// Every builtin that splats (`apply_iterate` and older forms), for messages.
     pub splat_builtins: &'static [&'static str],
+    /// The runtime's call of a method instance it names, `(F, args, nargs, mi)`.
+    pub invoke: &'static str,
     /// The builtin behind `Base.invokelatest(f, args...)`: `(F, args, nargs)` with `f`
     /// and its arguments in `args` (a `Threads.@threads` loop run on one thread).
     pub apply_latest: &'static str,
@@ -259,12 +266,25 @@ pub const V1_5: Runtime = Runtime {
         ("jl_float64_type", crate::request::Leaf::ArrayF64),
         ("jl_float32_type", crate::request::Leaf::ArrayF32),
     ],
+    tuple_typename: "jl_tuple_typename",
+    integer_types: &[
+        "jl_int64_type",
+        "jl_int32_type",
+        "jl_int16_type",
+        "jl_int8_type",
+        "jl_uint64_type",
+        "jl_uint32_type",
+        "jl_uint16_type",
+        "jl_uint8_type",
+        "jl_bool_type",
+    ],
     // (`jl_datatype_t`: name, super, parameters, ...; `jl_svec_t`: length, then data.)
     datatype_name: 0,
     datatype_parameters: 16,
     svec_data: 8,
     apply_iterate: "jl_f__apply_iterate",
     splat_builtins: &["jl_f__apply_iterate", "jl_f__apply"],
+    invoke: "jl_invoke",
     apply_latest: "jl_f__apply_latest",
     in_threaded_region: "jl_in_threaded_region",
     enter_handler: "jl_enter_handler",

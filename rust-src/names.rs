@@ -13,6 +13,11 @@ pub const SPLAT_PREFIX: &str = "oxidase.splat.";
 /// named by the extraction after the closure's type (its address follows): a
 /// `Threads.@threads` loop's `threadsfor_fun` (`src/extract.jl`, `ingest::latest_calls`).
 pub const LATEST_PREFIX: &str = "oxidase.latest.";
+/// The generic entry of a method instance Julia calls through `jl_invoke`, compiled for
+/// any number of trailing arguments of one type, which the extraction adds to the
+/// module: `oxidase.invoke.<address of the instance>.<its LLVM name>` (`src/extract.jl`,
+/// `ingest::invoke_calls`).
+pub const INVOKE_PREFIX: &str = "oxidase.invoke.";
 
 /// The name prefix the Julia package gives the functions with a user-defined rule
 /// (`EnzymeRules`): `oxidase.rule.<site>.julia_f_12`, where `<site>` names the

@@ -18,7 +18,10 @@
 #   - `Threads.@threads` makes a closure named `threadsfor_fun` and calls it with
 #     `Base.invokelatest(threadsfor_fun, true)` (one thread) or hands it to
 #     `threading_run` (tasks): neither call is compiled into the module, so the
-#     closure's method is added to it (`threads_closures`).
+#     closure's method is added to it (`threads_closures`);
+#   - a method instance compiled for any number of trailing arguments (`hvcat` of nine
+#     numbers) is called through `jl_invoke(f, args, nargs, mi)`, and its code is not in
+#     the module either: it is added too (`vararg_invokes`).
 module Extract
 
 import ..Oxidase
@@ -127,10 +130,9 @@ function calls_jl_invoke(mod::Ptr{Cvoid})
     return invoke != C_NULL && ccall((:LLVMGetFirstUse, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), invoke) != C_NULL
 end
 
-# The method instances of nested differentiations (`Oxidase.NESTED_NAMES`) that the
-# module calls through `jl_invoke(f, args, nargs, mi)`: among the operands of its calls,
-# the pointers codegen writes as an object's address.
-function nested_invokes(mod::Ptr{Cvoid})
+# The method instances the module calls through `jl_invoke(f, args, nargs, mi)`: among
+# the operands of its calls, the pointers codegen writes as an object's address.
+function invoked_instances(mod::Ptr{Cvoid})
     found = Core.MethodInstance[]
     invoke = ccall((:LLVMGetNamedFunction, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid}, Cstring), mod, "jl_invoke")
     invoke == C_NULL && return found
@@ -148,13 +150,38 @@ function nested_invokes(mod::Ptr{Cvoid})
             ccall((:LLVMIsACallInst, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), user) == C_NULL && continue
             for k in 0:ccall((:LLVMGetNumOperands, LIBLLVM), Cint, (Ptr{Cvoid},), user) - 1
                 m = object_address(ccall((:LLVMGetOperand, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid}, Cuint), user, k))
-                m isa Core.MethodInstance && m.def isa Method || continue
-                name = "julia_" * String(m.def.name) * "_"
-                any(==(name), Oxidase.NESTED_NAMES) && !(m in found) && push!(found, m)
+                m isa Core.MethodInstance && m.def isa Method && !(m in found) && push!(found, m)
             end
         end
     end
     return found
+end
+
+# The method instances of nested differentiations (`Oxidase.NESTED_NAMES`) that the
+# module calls through `jl_invoke`.
+nested_invokes(mod::Ptr{Cvoid}) =
+    filter(m -> any(==("julia_" * String(m.def.name) * "_"), Oxidase.NESTED_NAMES), invoked_instances(mod))
+
+# The method instances the module calls through `jl_invoke` that are compiled for any
+# number of trailing arguments of one concrete type, the others concrete too (`hvcat`
+# of nine numbers, or of four `Float32`s: `[a b c; d e f; g h i]`); codegen calls them
+# through the runtime, and their code is not in the module.
+vararg_invokes(mod::Ptr{Cvoid}) = filter(m -> concrete_vararg(m.specTypes), invoked_instances(mod))
+
+function concrete_vararg(@nospecialize(T))
+    T isa DataType && !isempty(T.parameters) || return false
+    params = T.parameters
+    Base.isvarargtype(params[end]) && isconcretetype(Base.unwrapva(params[end])) || return false
+    return all(isconcretetype, params[1:end-1])
+end
+
+# The inferred code of `mi`, inferred now if it was not: `nothing` if it cannot be.
+function instance_code(mi::Core.MethodInstance)
+    world = Base.get_world_counter()
+    ci = ccall(:jl_rettype_inferred, Any, (Any, UInt, UInt), mi, world, world)
+    ci === nothing && precompile(mi.specTypes)
+    ci === nothing && (ci = ccall(:jl_rettype_inferred, Any, (Any, UInt, UInt), mi, world, world))
+    return ci isa Core.CodeInstance ? ci : nothing
 end
 
 # The object a constant pointer `v` is the address of (`inttoptr`, through casts), or
@@ -197,11 +224,20 @@ function emit_bitcode(@nospecialize(f), @nospecialize(types), mi::Core.MethodIns
     # tasks or through `invokelatest`, and so are not in it), each one's generic entry
     # named after the closure's type, `oxidase.latest.<address>`: the engine calls it
     # where the module calls it with `invokelatest` (the loop on one thread).
+    # And with the method instances it calls through `jl_invoke` that are compiled for
+    # any number of arguments of one type (`vararg_invokes`), each one's generic entry
+    # named `oxidase.invoke.<address of the instance>.<its name>`: the engine calls it
+    # where the module calls `jl_invoke` (`ingest::invoke_calls`).
     closures = threads_closures(mod)
-    if !isempty(closures)
+    invoked = calls_jl_invoke(mod) ? Base.invokelatest(vararg_invokes, mod)::Vector{Core.MethodInstance} :
+              Core.MethodInstance[]
+    invoked_code = Any[Base.invokelatest(instance_code, m) for m in invoked]
+    keep = [c !== nothing for c in invoked_code]
+    invoked, invoked_code = invoked[keep], invoked_code[keep]
+    if !isempty(closures) || !isempty(invoked)
         instances = [closure_instance(T) for T in closures]
         ccall((:LLVMDisposeModule, LIBLLVM), Cvoid, (Ptr{Cvoid},), mod)
-        native, mod = create_native([mi; first.(instances)], params, f, types)
+        native, mod = create_native([mi; first.(instances); invoked], params, f, types)
         for (T, (_, ci)) in zip(closures, instances)
             fidx = Ref{Int32}(0)
             sidx = Ref{Int32}(0)
@@ -209,6 +245,17 @@ function emit_bitcode(@nospecialize(f), @nospecialize(types), mi::Core.MethodIns
             fidx[] > 0 || error("Oxidase: the `@threads` loop of $f$types was not compiled")
             llvmf = ccall(:jl_get_llvm_function, Ptr{Cvoid}, (Ptr{Cvoid}, UInt32), native, fidx[] - 1)
             name = "oxidase.latest.$(UInt(pointer_from_objref(T)))"
+            ccall((:LLVMSetValueName2, LIBLLVM), Cvoid, (Ptr{Cvoid}, Cstring, Csize_t), llvmf, name, sizeof(name))
+        end
+        # (An instance codegen did not compile keeps its `jl_invoke`, which the engine
+        # refuses when derivative data reaches it.)
+        for (m, ci) in zip(invoked, invoked_code)
+            fidx = Ref{Int32}(0)
+            sidx = Ref{Int32}(0)
+            ccall(:jl_get_function_id, Cvoid, (Ptr{Cvoid}, Any, Ref{Int32}, Ref{Int32}), native, ci, fidx, sidx)
+            fidx[] > 0 || continue
+            llvmf = ccall(:jl_get_llvm_function, Ptr{Cvoid}, (Ptr{Cvoid}, UInt32), native, fidx[] - 1)
+            name = "oxidase.invoke.$(UInt(pointer_from_objref(m))).$(llvm_value_name(llvmf))"
             ccall((:LLVMSetValueName2, LIBLLVM), Cvoid, (Ptr{Cvoid}, Cstring, Csize_t), llvmf, name, sizeof(name))
         end
     end

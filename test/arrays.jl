@@ -1007,3 +1007,63 @@ end
     check_all_modes(ranked_in_loop, x)
     check_all_modes(sorted_weighted, x)
 end
+
+# Matrix literals of numbers (`[a b; c d]`, `[a b c]`, `[a; b]`): Julia calls `hvcat`
+# (`hcat`, `vcat`) through its generic calling convention, handing it each number boxed
+# in an arguments array on the stack, a float literal's box beside the function's own,
+# with the row lengths. The boxes get shadows, and so does the array holding them (docs/
+# how-it-works.md, "Stack objects"); the array, which Julia reuses for every such call
+# in the function, is read by where each load is.
+using LinearAlgebra: dot, det
+lit_det(x) = (A = [x[1] x[2]; x[2] x[3]]; A[1, 1] * A[2, 2] - A[1, 2] * A[2, 1])
+lit_row(x) = (r = [x[1] x[2] x[3]]; sum(r .^ 2) * r[2])
+lit_column(x) = (c = [x[1]; x[2]; 2x[3]; 1.0]; dot(c, c))
+lit_solve(x) = sum([x[1] x[2]; 0.5 x[3] + 2] \ [1.0, x[1]])
+lit_matvec(x) = sum(abs2, [x[1] x[2]; x[3] 1.0] * x[1:2])
+lit_wide(x) = (A = [x[1] x[2] x[3]; x[3] x[1] 2.0]; sum(A * [1.0, x[2], 0.5]))
+function lit_rotation(x)
+    c, s = cos(x[1]), sin(x[1])
+    v = [c -s; s c] * [x[2], x[3]]
+    return v[1]^2 + 3v[2]
+end
+function lit_branch(x)
+    A = x[1] > 0 ? [x[1] x[2]; x[2] 1.0] : [1.0 x[2]; x[3] x[1]]
+    return sum(abs2, A * [2.0 0.3; 0.3 1.0]) + det(A)
+end
+# (A loop beside an error path that reuses the arguments array: `round` may throw.)
+function lit_loop(x, n)
+    s = 0.0
+    for k in 1:round(Int, n * x[3]^0)
+        A = [x[1] * k x[2]; x[2] x[1]]
+        s += A[1, 1] * A[2, 2] - A[1, 2]^2
+    end
+    return s
+end
+@testset "matrix literals: $(nameof(f))" for f in (lit_det, lit_row, lit_column, lit_solve, lit_matvec, lit_wide,
+                                                   lit_rotation, lit_branch)
+    for x in ([1.2, 2.7, 0.9], [-0.4, 0.3, 1.7], [0.8, -1.1, 0.2])
+        check_all_modes(f, x)
+    end
+end
+@testset "matrix literals in a loop of $n iterations" for n in (0, 1, 4)
+    for x in ([1.2, 2.7, 0.9], [-0.4, 0.3, 1.7])
+        check_all_modes(x -> lit_loop(x, n), x)
+    end
+end
+# Nine numbers: `hvcat` through `jl_invoke` of a method compiled for any number of them,
+# whose code the extraction adds to the module (`vararg_invokes`).
+lit_three(x) = det([x[1] x[2] 0.5; x[2] 3.0 x[3]; 0.1 x[3] 4.0])
+lit_nine(x) = (A = [x[1] x[2] x[3]; x[2] x[3] x[1]; x[3] x[1] x[2] * x[1]]; sum(A * x) + A[3, 3])
+@testset "matrix literals of nine numbers: $(nameof(f))" for f in (lit_three, lit_nine)
+    for x in ([1.2, 2.7, 0.9], [-0.4, 0.3, 1.7])
+        check_all_modes(f, x)
+    end
+end
+# Refused, not wrong: numbers of mixed types (`hvcat` picks each one out of a tuple of
+# `Float64`s and `Int`s by a builtin call) and `Float32`s (boxed by a runtime call).
+lit_mixed(x) = (A = [x[1] 0; 1 x[2]]; sum(A .* A) * x[3])
+lit_single(x) = (A = [x[1] x[2]; x[2] x[3]]; A[1, 1] * A[2, 2] + A[1, 2])
+@testset "matrix literals refused: $(nameof(f))" for (f, x) in ((lit_mixed, [1.2, 2.7, 0.9]), (lit_single, Float32[1, 2, 3]))
+    @test_throws Oxidase.DifferentiationError autodiff(Reverse, f, Active, Duplicated(copy(x), zero(x)))
+    @test_throws Oxidase.DifferentiationError autodiff(Forward, f, Duplicated, Duplicated(copy(x), one.(x)))
+end

@@ -685,16 +685,72 @@ end
     into_constant(A, z, y) = (mul!(y, A, z); sum(abs2, y))
     e = caught(() -> autodiff(Reverse, into_constant, Active, Duplicated(copy(A), zero(A)), Const(z), Const(zeros(ComplexF64, 3))))
     @test e isa DifferentiationError && occursin("complex matrix product", e.msg)
-    # (`A' * A` is `herk`, which has no rule; `A' * B` reaches a call Julia dispatches
-    # at run time; a differentiated α or β is a complex number the engine cannot hand
-    # a rule yet.)
+    # (`A' * A` is `herk`, which has no rule; a differentiated α or β is a complex
+    # number the engine cannot hand a rule yet.)
     gram(A) = sum(abs2, A' * A)
-    adjoint_product(A, B) = real(sum(A' * B))
     scaled(A, z) = (y = zeros(ComplexF64, 3); mul!(y, A, z, z[1], 0.0); sum(abs2, y))
-    for (f, args) in ((gram, (A,)), (adjoint_product, (A, copy(A))), (scaled, (A, z)))
+    for (f, args) in ((gram, (A,)), (scaled, (A, z)))
         e = caught(() -> autodiff(Reverse, f, Active, map(a -> Duplicated(copy(a), zero(a)), args)...))
         @test e isa DifferentiationError
         e = caught(() -> autodiff(Forward, f, Duplicated, map(a -> Duplicated(copy(a), one.(a)), args)...))
         @test e isa DifferentiationError
     end
+end
+
+# Complex `A' * B` and `A * B'` (`zgemm` with a conjugate transpose: `gemm_wrapper!`'s
+# call Julia dispatches at run time, once refused when compiled, is refused only where
+# it is reached, which these sizes do not).
+cadjoint_product(A, B) = real(sum(A' * B)) + imag(sum(A * B'))^2
+@testset "complex BLAS: A' * B and A * B', n = $n" for n in (2, 4)
+    rng = MersenneTwister(n + 40)
+    check_complex(cadjoint_product, (crand(rng, n, n), crand(rng, n, n)), (true, true))
+    check_complex(cadjoint_product, (crand(rng, n, n), crand(rng, n, n)), (false, true))
+end
+
+# Products of a matrix with its own transpose or another's (`X' * X`, `A * B'`): BLAS
+# `syrk` (one triangle, then `copytri!`) and `gemm` with transposes. `syrk_wrapper!` and
+# `gemm_wrapper!` also hold calls Julia dispatches at run time (2×2 and 3×3 products),
+# which refuse the derivative only where they are reached.
+gram_nt(x) = (B = reshape(x, 2, 3); sum(abs2, B * B') + tr(B * transpose(B)))
+gram_tn(x) = (B = reshape(x, 2, 3); sum(sin.(B' * B)))
+gram_tall(x) = (B = reshape(x, 4, 3); sum(B * B' .* (1:4)))
+gram_pair(x) = (A = reshape(x, 2, 3); B = A .+ 1.0; sum(A * B') + sum(A' * B))
+normal_equations(x) = (X = reshape(x[1:6], 3, 2); y = x[7:9]; sum(abs2, (X' * X) \ (X' * y)))
+function gram_loop(x, n)
+    B = reshape(x, 2, 3)
+    s = 0.0
+    for k in 1:n
+        s += sum(B * B') / k
+        B = B .* 1.5
+    end
+    return s
+end
+@testset "X' * X and A * B': $(nameof(f))" for (f, n) in ((gram_nt, 6), (gram_tn, 6), (gram_tall, 12), (gram_pair, 6),
+                                                           (normal_equations, 9))
+    for s in (0.3, -0.7)
+        check_all_modes(f, [sin(s * k) + 0.1k for k in 1:n])
+    end
+end
+@testset "X * X' in a loop of $n iterations" for n in (0, 1, 3)
+    check_all_modes(x -> gram_loop(x, n), [0.4, -0.2, 1.1, 0.7, 0.3, -0.9])
+end
+@testset "X * X' of Float32 (against the analytic gradient: twice the column sums)" begin
+    x = Float32[0.1, 0.5, -0.3, 0.8, 1.1, 0.2]
+    f32(x) = (B = reshape(x, 2, 3); sum(B * B'))
+    dx = zero(x)
+    autodiff(Reverse, f32, Active, Duplicated(copy(x), dx))
+    @test dx ≈ Float32[1.2, 1.2, 1.0, 1.0, 2.6, 2.6]
+    (_, t) = autodiff(Forward, f32, Duplicated, Duplicated(copy(x), Float32[1, 0, 0, 0, 0, 0]))
+    @test t ≈ 1.2f0
+end
+@testset "X * X' of a 2×2 matrix: refused where Julia dispatches at run time" begin
+    g2(x) = (B = reshape(x, 2, 2); sum(B * B'))
+    err = try
+        autodiff(Reverse, g2, Active, Duplicated([1.0, 2, 3, 4], zeros(4)))
+        nothing
+    catch e
+        e
+    end
+    @test err isa Oxidase.DifferentiationError
+    @test_throws Oxidase.DifferentiationError autodiff(Forward, g2, Duplicated, Duplicated([1.0, 2, 3, 4], ones(4)))
 end

@@ -632,8 +632,10 @@ impl<'ctx> Activity<'ctx> {
             let array_object = matches!(mem.leaf(value), Some(Leaf::ArrayF64 | Leaf::ArrayF32)) && !mem.is_data(value)
                 || matches!(mem.leaf(value), Some(Leaf::Object(_) | Leaf::Objects(_)))
                 || heap_object
-                    && crate::analysis::memory::object_base(addr)
-                        .is_some_and(|o| crate::analysis::memory::gc_allocation(o).is_some());
+                    && crate::analysis::memory::object_base(addr).is_some_and(|o| {
+                        crate::analysis::memory::gc_allocation(o).is_some()
+                            || o.opcode() == Opcode::LLVMAlloca && !crate::analysis::memory::is_gc_frame(o)
+                    });
             // (A GC frame whose root slots are used as objects gets a shadow frame whose
             // root slots hold the shadows: `Memory::compute`.)
             if i.opcode() == Opcode::LLVMStore && array_object && !mem.is_shadowed(addr) && !inert.contains(&i) {
@@ -656,6 +658,18 @@ impl<'ctx> Activity<'ctx> {
                     .or_else(|| constant_float_array(allocated, argument, &insts, &inert, mem, types));
                 if let Some(leaf) = leaf {
                     wants_shadow.insert(allocated, leaf);
+                    continue;
+                }
+                // (Or a box the function allocates around a constant float, beside boxes of
+                // differentiated ones: a literal in `[x 0.5; y z]`, whose box
+                // `ingest::materialize_constant_boxes` made the function's.)
+                let boxed = crate::analysis::memory::at_offset_zero(value)
+                    && crate::analysis::memory::gc_allocation(allocated).is_some()
+                    && crate::analysis::memory::shadowable_object(allocated)
+                    && mem.can_mirror(allocated, &inert, &fresh)
+                    && float_box(allocated);
+                if boxed {
+                    wants_shadow.insert(allocated, Leaf::StackMixedF64);
                     continue;
                 }
             }
@@ -831,6 +845,12 @@ impl<'ctx> Activity<'ctx> {
             if !varied.contains(&v) || !useful.insert(v) || !v.is_instruction() {
                 continue;
             }
+            // (A phi's value on an edge refused when taken, `Memory::cut_edges`, never
+            // reaches the result.)
+            if let Some(phi) = v.as_phi().filter(|_| mem.cut_edges().iter().any(|(p, _, _)| *p == v)) {
+                work.extend(phi.incoming().into_iter().filter(|(_, b)| !mem.is_cut(v, *b)).map(|(x, _)| x));
+                continue;
+            }
             work.extend(rules[&v].family().sources(v));
         }
 
@@ -918,6 +938,38 @@ impl<'ctx> Activity<'ctx> {
                             Some(Rule::Unsupported(what)) if u.opcode() == Opcode::LLVMCall => Some((u, what.clone())),
                             _ => None,
                         });
+                    // (When every reader of the object on a path that reaches the
+                    // return is such a call, refused when reached, and the rest are stores
+                    // into it — the arguments array of the calls Julia dispatches at run
+                    // time in `syrk_wrapper!` for 2×2 and 3×3 matrices —, no derivative
+                    // code reads the missing shadow: the store is refused when reached.)
+                    let refused_readers = object.is_some_and(|o| {
+                        o.users().into_iter().all(|u| {
+                            !live[cfg.index(u.parent_block())]
+                                || match u.opcode() {
+                                    Opcode::LLVMStore => u.operand(1) == o || u.operand(0) != o,
+                                    Opcode::LLVMGetElementPtr => u
+                                        .users()
+                                        .into_iter()
+                                        .all(|w| w.opcode() == Opcode::LLVMStore && w.operand(0) != u),
+                                    Opcode::LLVMCall => u.as_call().is_some_and(|c| {
+                                        crate::analysis::memory::is_lifetime_marker(c)
+                                            || crate::symbols::callee_name(c.called_operand()).is_some_and(|n| {
+                                                crate::julia::current().dynamic_calls.contains(&n.as_str())
+                                            }) && matches!(activity.rules.get(&u), Some(Rule::Unsupported(_)))
+                                    }),
+                                    _ => false,
+                                }
+                        })
+                    });
+                    if refused_readers {
+                        let message = format!(
+                            "cannot differentiate `{user_name}` at this argument: {}",
+                            describe(user_name, i, what)
+                        );
+                        activity.unsupported_when_reached.push((i, message));
+                        continue;
+                    }
                     if let Some((call, what)) = unsupported_reader {
                         return Err(Error::Unsupported(describe(
                             user_name,
@@ -1058,6 +1110,42 @@ fn mentions_address(v: Value, address: u64, depth: u32) -> bool {
         && v.is_constant()
         && !v.is_function()
         && v.operands().into_iter().any(|o| mentions_address(o, address, depth - 1))
+}
+
+/// Whether heap object `a`, which the function allocates, is a box of one float: 8 bytes
+/// (or 4) that only stores of a float of that width write, at its address. (Told by the
+/// stores, not the type analysis, which may not converge on a large function.)
+fn float_box(a: Value) -> bool {
+    let Some(alloc) = crate::analysis::memory::gc_allocation(a) else { return false };
+    let tag = if alloc.size_includes_tag { crate::julia::current().object_tag } else { 0 };
+    let Some(bits) = a.operand(alloc.size_arg).const_uint().and_then(|s| s.checked_sub(tag)).map(|s| 8 * s as u32)
+    else {
+        return false;
+    };
+    let mut stored = false;
+    let writes_float = |p: Value, u: Value| -> Option<bool> {
+        match u.opcode() {
+            Opcode::LLVMStore if u.operand(1) == p => Some(u.operand(0).ty().float_bits() == bits),
+            Opcode::LLVMStore | Opcode::LLVMLoad | Opcode::LLVMICmp => None,
+            _ if crate::analysis::memory::is_object_header(u) => None,
+            _ => Some(false),
+        }
+    };
+    for u in a.users() {
+        let uses = if matches!(u.opcode(), Opcode::LLVMAddrSpaceCast | Opcode::LLVMBitCast) {
+            u.users().into_iter().map(|w| (u, w)).collect()
+        } else {
+            vec![(a, u)]
+        };
+        for (p, w) in uses {
+            match writes_float(p, w) {
+                Some(true) => stored = true,
+                Some(false) => return false,
+                None => {}
+            }
+        }
+    }
+    stored
 }
 
 /// The layout of array `a` when it is an array the function allocated (or copied)

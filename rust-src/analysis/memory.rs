@@ -299,7 +299,7 @@ impl<'ctx> Memory<'ctx> {
                     // holds, what its layout says of the field.
                     Some(PointerOp::Load) => match shadowed.get(&i.operand(0)).copied() {
                         Some(Leaf::StackArraysF64 | Leaf::StackMixedF64) => {
-                            Some(stack_object_field(m, i, &insts, &shadowed, user)?)
+                            stack_object_field(m, i, &insts, &shadowed, user)?
                         }
                         Some(Leaf::Object(fields)) => loaded_field(m, i, fields, user)?,
                         // An array of struct objects: its data pointer, then an element.
@@ -397,7 +397,7 @@ impl<'ctx> Memory<'ctx> {
                 || shadowed.get(&i.operand(0)).is_some_and(|l| l.is_stack_object()) && shadowed.contains_key(&i);
             if pointer_op(i) == Some(PointerOp::Load)
                 && from_stack_object()
-                && shadowed.get(&i) != Some(&stack_object_field(m, i, &insts, &shadowed, user)?)
+                && shadowed.get(&i) != stack_object_field(m, i, &insts, &shadowed, user)?.as_ref()
             {
                 return Err(Error::Unsupported(format!(
                     "a struct, tuple or closure whose differentiated contents could not be told apart (`{}`), in \
@@ -451,6 +451,7 @@ impl<'ctx> Memory<'ctx> {
         // (A callee's parameter that a caller may pass such a merge in, with the
         // pointer itself as shadow, is tested alike: `transform::calls::Pattern`.)
         let mut chooses: HashSet<Value<'ctx>> = maybe_constant_roots.iter().copied().collect();
+        let mut cut_edges = Vec::new();
         for &i in &insts {
             if pointer_op(i) == Some(PointerOp::Merge) && shadowed.contains_key(&i) {
                 for v in merged(i) {
@@ -460,6 +461,32 @@ impl<'ctx> Memory<'ctx> {
                     }
                 }
                 let other = |v: &Value<'ctx>| !shadowed.contains_key(v) && !is_null(*v) && !inactive.contains(v);
+                // The result of a call Julia dispatches at run time, entering a phi beside
+                // a differentiated array (`gemm_wrapper!`'s fallback for strided matrices,
+                // which `A * B'` does not take: the call returns `C`): the edge from that
+                // call's path is refused when taken, as the call itself is.
+                let dynamic = |v: Value<'ctx>| {
+                    v.opcode_if_instruction() == Some(Opcode::LLVMCall)
+                        && v.as_call()
+                            .and_then(|c| callee_name(c.called_operand()))
+                            .is_some_and(|n| crate::julia::current().dynamic_calls.contains(&n.as_str()))
+                };
+                if let Some(phi) = i.as_phi() {
+                    let incoming = phi.incoming();
+                    let others: Vec<_> = incoming.iter().filter(|(v, _)| other(v)).collect();
+                    if !others.is_empty() && others.iter().all(|(v, _)| dynamic(*v)) {
+                        for (v, b) in others {
+                            let message = format!(
+                                "a call Julia dispatches when it runs (`{}`), whose result may be a differentiated \
+                                 array, in `{user}`{}",
+                                callee_name(v.as_call().expect("a call").called_operand()).unwrap_or_default(),
+                                crate::names::where_(*v)
+                            );
+                            cut_edges.push((i, *b, message));
+                        }
+                        continue;
+                    }
+                }
                 if let Some(other) = merged(i).into_iter().find(other) {
                     return Err(Error::Unsupported(format!(
                         "a pointer that may point into a differentiated array or into other memory ({}), in `{user}`{}",
@@ -471,7 +498,6 @@ impl<'ctx> Memory<'ctx> {
         }
         // A merge of aggregates must agree on what each path holds: a shadowed pointer on
         // one side and another pointer on the other has no shadow for the other side.
-        let mut cut_edges = Vec::new();
         for &i in &insts {
             let Some(paths) = aggregates.get(&i).filter(|_| matches!(i.opcode(), Opcode::LLVMPHI | Opcode::LLVMSelect))
             else {
@@ -729,6 +755,11 @@ impl<'ctx> Memory<'ctx> {
         if gc_allocation(a).is_none() {
             return true;
         }
+        // (A box only printing or logging reads keeps no shadow: it holds what is shown,
+        // and the argument arrays it goes into are handed to the runtime.)
+        if printed_only(self.module, a) {
+            return false;
+        }
         // (Merges of such objects are followed like the object: a struct replaced in a
         // loop, `c = Cell(c.w .* 2, c.s * x)`, is a phi of the first and the new one.)
         let merges: std::cell::RefCell<Vec<Value<'ctx>>> = std::cell::RefCell::new(Vec::new());
@@ -740,7 +771,7 @@ impl<'ctx> Memory<'ctx> {
                 // outer shadow then holds its shadow, and without one the store is
                 // refused, `untracked`.)
                 let object = at_offset_zero(v) && gc_allocation(zero_offset_base(v)).is_some();
-                !v.ty().is_pointer() || is_null(v) || is_nothing(v) || array || fresh(v) || object
+                !v.ty().is_pointer() || is_null(v) || is_inert_object(v) || array || fresh(v) || object
             }
             // Stored as a value only into a GC frame slot nobody reads (`inert`), or
             // into another heap object the function allocates (a mutable struct
@@ -750,9 +781,14 @@ impl<'ctx> Memory<'ctx> {
             // such objects, `Leaf::Objects`, whose shadow holds the shadows; likewise
             // refused without one): anywhere else, a pointer loaded back would be read
             // as an array.
+            // (Or into a stack object, which is not a GC frame: the arguments array of a
+            // call Julia makes through its generic calling convention, `hvcat` holding
+            // the boxed floats of `[a b; c d]`; the stack object then gets a shadow
+            // holding the box's, and `untracked` checks its every use.)
             Some(Opcode::LLVMStore) => {
                 inert.contains(&u)
                     || object_base(u.operand(1)).is_some_and(|o| gc_allocation(o).is_some() && o != a)
+                    || alloca_base(u.operand(1)).is_some_and(|o| !is_gc_frame(o))
                     || self.allocated_array(u.operand(1)).is_some()
             }
             Some(Opcode::LLVMLoad | Opcode::LLVMICmp) => true,
@@ -944,6 +980,67 @@ pub fn is_empty_object(v: Value) -> bool {
     let Some(alloc) = gc_allocation(base) else { return false };
     let tag = if alloc.size_includes_tag { crate::julia::current().object_tag } else { 0 };
     alloc.size_arg < base.num_operands() && base.operand(alloc.size_arg).const_uint() == Some(tag)
+}
+
+/// Whether `v` holds no derivative data, ever, so that where it is stored beside
+/// objects with shadows its shadow is itself: `nothing`, an object the function
+/// allocates without bytes of its own (`is_empty_object`), or a tuple of integers Julia
+/// embeds by address (`integer_tuple_constant`: the row lengths `hvcat` is handed
+/// beside the boxed floats of `[a b; c d]`).
+pub fn is_inert_object(v: Value) -> bool {
+    is_nothing(v) || is_empty_object(v) || integer_tuple_constant(v)
+}
+
+/// Whether `v` is a constant address (an object Julia embeds by address: a symbol, a
+/// type, a function, a tuple) of an object that is neither an array of floats nor a
+/// boxed float, read off its type tag; `false` where the runtime is not in this process.
+/// Such an object, immutable or without a derivative by declaration, is read as the
+/// primal's wherever it goes; a differentiated value stored into it is refused
+/// (`analysis::untracked`).
+fn constant_object_without_floats(v: Value) -> bool {
+    let rt = crate::julia::current();
+    v.is_constant()
+        && v.ty().address_space() == Some(rt.tracked_address_space)
+        && crate::llvm::const_address(v).is_some_and(|a| a > rt.object_tag && a % 8 == 0)
+        && crate::symbols::address_of(rt.array_typename).is_some()
+        && constant_float_array_object(v).is_none()
+        && constant_boxed_float(v).is_none()
+}
+
+/// Whether `v` is a constant address (an object Julia embeds by address) of a tuple
+/// whose fields are integers or `Bool`s, read off the object's type tag. `false` for any
+/// other object or constant, and where the runtime is not in this process.
+pub fn integer_tuple_constant(v: Value) -> bool {
+    let rt = crate::julia::current();
+    if !v.is_constant() || v.ty().address_space() != Some(rt.tracked_address_space) {
+        return false;
+    }
+    let Some(address) = crate::llvm::const_address(v).filter(|&a| a > rt.object_tag && a % 8 == 0) else {
+        return false;
+    };
+    let global = |name: &str| crate::symbols::address_of(name);
+    let Some(tuple_typename) = global(rt.tuple_typename) else { return false };
+    let integers: Vec<u64> = rt.integer_types.iter().filter_map(|name| global(name)).collect();
+    if integers.len() != rt.integer_types.len() {
+        return false;
+    }
+    // SAFETY: as in `constant_float_array_object`: `address` is a tracked pointer Julia
+    // embedded in code it compiled, a live object with its type tag in the word before
+    // it (low four bits GC bits); a `DataType`'s parameters are a `svec` (its length,
+    // then its elements); the globals read are set when Julia starts.
+    unsafe {
+        let read = |a: u64| *(a as *const u64);
+        let tag = read(address - rt.object_tag) & !15;
+        if tag == 0 || read(tag + rt.datatype_name) != read(tuple_typename) {
+            return false;
+        }
+        let parameters = read(tag + rt.datatype_parameters);
+        let n = read(parameters);
+        (0..n).all(|k| {
+            let t = read(parameters + rt.svec_data + 8 * k);
+            integers.iter().any(|&g| read(g) == t)
+        })
+    }
 }
 
 /// The layout of the array at constant address `v` (an object Julia embeds by address),
@@ -1464,8 +1561,41 @@ fn heap_field_stores<'ctx>(m: &crate::llvm::Module, p: Value<'ctx>, insts: &[Val
 /// points to: what the shadowed pointers stored into that slot (into any slot, when the
 /// load's is not known) point to — struct objects of one layout, or arrays of them —
 /// and an array of `Float64` otherwise (what stack objects first held: views, closures
-/// and tuples of arrays). A slot holding struct objects and other pointers is refused.
+/// and tuples of arrays), or no shadow at all where only objects without derivative
+/// data are stored (`is_inert_object`). A slot holding struct objects and other
+/// pointers is refused.
 fn stack_object_field(
+    m: &crate::llvm::Module,
+    i: Value,
+    insts: &[Value],
+    shadowed: &HashMap<Value, Leaf>,
+    user: &str,
+) -> Result<Option<Leaf>> {
+    // (Every pointer stored where `i` reads holds no derivative data, at a known slot:
+    // the row lengths beside the boxed floats in `hvcat`'s arguments array, and the
+    // constants an error path's call puts in the same array, which Julia reuses for
+    // every call through its generic calling convention. `i` reads it as the primal
+    // does.)
+    if let Some((base, offset)) = alloca_slot(m, i.operand(0)) {
+        let stored: Vec<Value> = insts
+            .iter()
+            .filter(|s| s.opcode() == Opcode::LLVMStore && s.operand(0).ty().is_pointer())
+            .filter(|s| alloca_bases(s.operand(1)).contains(&base))
+            .copied()
+            .collect();
+        let at_slot = |s: &Value| alloca_slot(m, s.operand(1)) == Some((base, offset));
+        let known = stored.iter().all(|s| alloca_slot(m, s.operand(1)).is_some());
+        let here: Vec<&Value> = stored.iter().filter(|s| at_slot(s)).collect();
+        let inert = |v: Value| is_inert_object(v) || constant_object_without_floats(v);
+        if known && !here.is_empty() && here.iter().all(|s| inert(s.operand(0))) {
+            return Ok(None);
+        }
+    }
+    stack_object_leaf(m, i, insts, shadowed, user).map(Some)
+}
+
+/// `stack_object_field` of a load `i` from a slot that may hold derivative data.
+fn stack_object_leaf(
     m: &crate::llvm::Module,
     i: Value,
     insts: &[Value],
@@ -1524,6 +1654,20 @@ fn stack_object_field(
         match shadowed.get(&s.operand(0)) {
             Some(l @ (Leaf::Object(_) | Leaf::Objects(_))) if into => {
                 layouts.insert(*l);
+            }
+            // (A heap object the function allocates, with a shadow: read by its layout,
+            // as from another heap object's field, `heap_object_field`; a boxed float in
+            // the arguments array of a call through Julia's generic calling convention.)
+            Some(_) if into && is_heap_object(s.operand(0), shadowed) => {
+                let layout = heap_layout(m, zero_offset_base(s.operand(0)), shadowed, 4).ok_or_else(|| {
+                    Error::Unsupported(format!(
+                        "a struct, tuple or closure that holds a mutable struct whose fields are not all in sight \
+                         (`{}`), in `{user}`{}",
+                        i.print().trim(),
+                        crate::names::where_(i)
+                    ))
+                })?;
+                layouts.insert(Leaf::Object(crate::request::intern(&layout)));
             }
             Some(l) if into => {
                 others = true;
@@ -1709,7 +1853,13 @@ fn retype_load(b: &crate::llvm::Builder, i: Value, float: crate::llvm::Type) -> 
                 u.erase();
             }
         }
-        i.replace_all_uses_with(bits);
+        // (Bits no other use reads are not left behind: a float's bits with no use
+        // would still count as derivative data leaving what the engine follows.)
+        if i.users().is_empty() {
+            bits.erase();
+        } else {
+            i.replace_all_uses_with(bits);
+        }
         i.erase();
     }
     Ok(true)
@@ -2835,7 +2985,7 @@ pub fn thrown_only(m: &crate::llvm::Module, c: Value) -> bool {
 }
 
 /// Whether call `i` is `llvm.lifetime.start`/`end`.
-fn is_lifetime_marker(i: Call) -> bool {
+pub fn is_lifetime_marker(i: Call) -> bool {
     callee_name(i.called_operand()).is_some_and(|n| n.starts_with("llvm.lifetime"))
 }
 

@@ -249,21 +249,27 @@ impl<'ctx> Untracked<'ctx> {
                     let object = match inp.mem.leaf(v) {
                         Some(Leaf::ArrayF64 | Leaf::ArrayF32) => !inp.mem.is_data(v),
                         Some(Leaf::Object(_) | Leaf::Objects(_)) => true,
-                        // (A mutable struct the function allocates, into another: what
-                        // a load from that field reads is told by the stores in sight,
-                        // `memory::heap_object_field`, so not into a callee's parameter
-                        // or a stack object.)
+                        // (A mutable struct the function allocates, into another or into
+                        // a stack object: what a load from there reads is told by the
+                        // stores in sight, `memory::heap_object_field` and
+                        // `stack_object_field`, so not into a callee's parameter.)
                         _ => {
                             inp.mem.is_heap_object(v)
-                                && memory::object_base(p).is_some_and(|o| memory::gc_allocation(o).is_some())
+                                && memory::object_base(p).is_some_and(|o| {
+                                    memory::gc_allocation(o).is_some()
+                                        || o.opcode() == LLVMAlloca && !memory::is_gc_frame(o)
+                                })
                         }
                     };
                     let mirrored =
                         inp.mem.leaf(p).is_some_and(Leaf::is_stack_object) && object || inp.mem.mirrors_array_store(i);
                     let unread = || memory::shadow_slot_unread(inp.m, inp.mem, p);
-                    // (An object without bytes of its own into a stack object: its shadow
-                    // is itself, `transform::shadow`.)
-                    let empty = || memory::is_empty_object(v) && inp.mem.leaf(p).is_some_and(Leaf::is_stack_object);
+                    // (An object without bytes of its own, or a constant tuple of integers,
+                    // into a stack object: its shadow is itself, `transform::shadow`.)
+                    let empty = || {
+                        (memory::is_empty_object(v) || memory::integer_tuple_constant(v))
+                            && inp.mem.leaf(p).is_some_and(Leaf::is_stack_object)
+                    };
                     let pointer = v.ty().is_pointer()
                         && !memory::is_null(v)
                         && !memory::is_nothing(v)

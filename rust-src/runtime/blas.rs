@@ -1,5 +1,5 @@
-//! Derivatives of the BLAS calls behind Julia's `x' * y` (`dot`), `A * x` (`gemv`) and
-//! `A * B` (`gemm`) on Float64/Float32 arrays. Julia calls the Fortran interface
+//! Derivatives of the BLAS calls behind Julia's `x' * y` (`dot`), `A * x` (`gemv`),
+//! `A * B` (`gemm`) and `A * A'` (`syrk`) on Float64/Float32 arrays. Julia calls the Fortran interface
 //! (`ddot_64_(n::Ref, x::Ptr, incx::Ref, ...)`); the derivative code passes the call's
 //! arguments and the shadows of its array arguments as two arrays of machine words.
 //!
@@ -9,7 +9,10 @@
 //!   which later code may overwrite) right after the call, and `blas_reverse` applies the
 //!   adjoint at the same point of the reverse sweep, then frees the copy:
 //!   dot `x̄ += r̄ y, ȳ += r̄ x`; gemv `x̄ += α op(A)ᵀ ȳ, Ā += α (ȳ xᵀ or x ȳᵀ), ȳ ← β ȳ`;
-//!   gemm `Ā += α C̄ op(B)ᵀ` (transposed for op(A) = Aᵀ), `B̄ += α op(A)ᵀ C̄`, `C̄ ← β C̄`.
+//!   gemm `Ā += α C̄ op(B)ᵀ` (transposed for op(A) = Aᵀ), `B̄ += α op(A)ᵀ C̄`, `C̄ ← β C̄`;
+//!   syrk (`C ← α op(A) op(A)ᵀ + β C` on one triangle of `C`, which is all it writes):
+//!   for each `(i, j)` of that triangle, `op(Ā)ᵢ += α C̄ᵢⱼ op(A)ⱼ`,
+//!   `op(Ā)ⱼ += α C̄ᵢⱼ op(A)ᵢ` (rows), `C̄ᵢⱼ ← β C̄ᵢⱼ`.
 //!
 //! Loops, not calls back into BLAS: correct for any strides, fast enough next to the
 //! primal call, and without a second BLAS to link.
@@ -24,6 +27,8 @@ pub enum BlasOp {
     Gemv = 1,
     /// `dgemm`.
     Gemm = 2,
+    /// `dsyrk`.
+    Syrk = 3,
 }
 
 /// Flag on the op code: single precision (`sdot`...).
@@ -44,6 +49,7 @@ pub fn lookup(name: &str) -> Option<u32> {
         "dot" => BlasOp::Dot,
         "gemv" => BlasOp::Gemv,
         "gemm" => BlasOp::Gemm,
+        "syrk" => BlasOp::Syrk,
         _ => return None,
     };
     Some(op as u32 | single)
@@ -54,6 +60,7 @@ pub fn array_args(op: u32) -> &'static [usize] {
     match op & !SINGLE {
         0 => &[1, 3],
         1 => &[4, 6, 9],
+        3 => &[5, 8],
         _ => &[6, 8, 11],
     }
 }
@@ -63,6 +70,7 @@ pub fn output_arg(op: u32) -> Option<usize> {
     match op & !SINGLE {
         1 => Some(9),
         2 => Some(11),
+        3 => Some(8),
         _ => None,
     }
 }
@@ -220,6 +228,25 @@ unsafe fn tangent<T: Float>(op: u32, args: *const u64, shadows: *const u64) -> f
             }
             0.0
         }
+        3 => {
+            let g = Syrk::<T>::read(args);
+            if s(8) == 0 {
+                return 0.0;
+            }
+            let (n, k) = g.a.shape();
+            let dc = Mat { p: s(8) as *mut T, ..g.c };
+            let da = Mat { p: s(5) as *mut T, ..g.a };
+            for (i, j) in g.triangle(n) {
+                let mut acc = T::default();
+                if s(5) != 0 {
+                    for l in 0..k {
+                        acc += da.get(i, l) * g.a.get(j, l) + g.a.get(i, l) * da.get(j, l);
+                    }
+                }
+                *dc.at(i, j) = g.alpha * acc + g.beta * dc.get(i, j);
+            }
+            0.0
+        }
         _ => {
             let g = Gemm::<T>::read(args);
             if s(11) == 0 {
@@ -293,6 +320,39 @@ impl<T: Float> Gemm<T> {
     }
 }
 
+/// `syrk`: `C ← α op(A) op(A)ᵀ + β C` on the `upper` (or lower) triangle of `C` (n×n),
+/// `op(A)` n×k.
+struct Syrk<T> {
+    a: Mat<T>,
+    c: Mat<T>,
+    alpha: T,
+    beta: T,
+    upper: bool,
+}
+
+impl<T: Float> Syrk<T> {
+    unsafe fn read(args: *const u64) -> Syrk<T> {
+        let a = |k: usize| *args.add(k);
+        let upper = matches!(*(a(0) as *const u8), b'U' | b'u');
+        let trans = transposed(a(1));
+        let (n, k) = (int(a(2)).max(0) as usize, int(a(3)).max(0) as usize);
+        let (ar, ac) = if trans { (k, n) } else { (n, k) };
+        Syrk {
+            a: Mat { p: a(5) as *mut T, rows: ar, cols: ac, ld: int(a(6)).max(1) as usize, trans },
+            c: Mat { p: a(8) as *mut T, rows: n, cols: n, ld: int(a(9)).max(1) as usize, trans: false },
+            alpha: scalar(a(4)),
+            beta: scalar(a(7)),
+            upper,
+        }
+    }
+
+    /// The elements `(i, j)` of the triangle of an n×n matrix that `syrk` writes.
+    fn triangle(&self, n: usize) -> impl Iterator<Item = (usize, usize)> {
+        let upper = self.upper;
+        (0..n).flat_map(move |j| (0..n).filter(move |&i| if upper { i <= j } else { i >= j }).map(move |i| (i, j)))
+    }
+}
+
 /// Reverse mode, forward sweep: copies what `blas_reverse` needs.
 ///
 /// # Safety
@@ -330,6 +390,17 @@ unsafe fn save<T: Float>(op: u32, args: *const u64) -> Saved {
                 trans: [g.a.trans, false],
                 inc: [g.incx, g.incy, g.a.ld as i64],
                 data: [bytes(&Mat { trans: false, ..g.a }), bytes(&g.x)],
+            }
+        }
+        3 => {
+            let g = Syrk::<T>::read(args);
+            Saved {
+                op,
+                scalars: [g.alpha.to_f64(), g.beta.to_f64()],
+                dims: [g.c.rows, g.a.shape().1, 0],
+                trans: [g.a.trans, g.upper],
+                inc: [g.a.ld as i64, g.c.ld as i64, 0],
+                data: [bytes(&Mat { trans: false, ..g.a }), Vec::new()],
             }
         }
         _ => {
@@ -409,6 +480,29 @@ unsafe fn reverse<T: Float>(sv: &Saved, shadows: *const u64, d: f64) {
                 *dy.at(i, 0) = beta * *dy.at(i, 0);
             }
         }
+        3 => {
+            let (n, k, trans, upper) = (sv.dims[0], sv.dims[1], sv.trans[0], sv.trans[1]);
+            let (alpha, beta) = (T::from_f64(sv.scalars[0]), T::from_f64(sv.scalars[1]));
+            let (ar, ac) = if trans { (k, n) } else { (n, k) };
+            let amat = Mat { p: data(0), rows: ar, cols: ac, ld: ar.max(1), trans };
+            if s(8) == 0 {
+                return;
+            }
+            let ld = |i: usize| sv.inc[i].max(1) as usize;
+            let dc = Mat { p: s(8) as *mut T, rows: n, cols: n, ld: ld(1), trans: false };
+            let da = Mat { p: s(5) as *mut T, rows: ar, cols: ac, ld: ld(0), trans };
+            let g = Syrk { a: amat, c: dc, alpha, beta, upper };
+            for (i, j) in g.triangle(n) {
+                let cb = alpha * dc.get(i, j);
+                if s(5) != 0 {
+                    for l in 0..k {
+                        *da.at(i, l) += cb * amat.get(j, l);
+                        *da.at(j, l) += cb * amat.get(i, l);
+                    }
+                }
+                *dc.at(i, j) = beta * dc.get(i, j);
+            }
+        }
         _ => {
             let (m, n, k) = (sv.dims[0], sv.dims[1], sv.dims[2]);
             let (ta, tb) = (sv.trans[0], sv.trans[1]);
@@ -450,13 +544,96 @@ unsafe fn reverse<T: Float>(sv: &Saved, shadows: *const u64, d: f64) {
 mod tests {
     use super::*;
 
+    /// `syrk` (`C ← α op(A) op(A)ᵀ + β C` on one triangle) against its definition: the
+    /// tangent against central differences of the primal, and the adjoint against the
+    /// tangent by the dot-product identity ⟨C̄, Ċ⟩ = ⟨Ā, Ȧ⟩ + ⟨C̄₀, Ċ₀⟩, for both
+    /// triangles and both transposes, with a leading dimension larger than the rows.
+    #[test]
+    fn syrk_tangent_and_adjoint() {
+        let (n, k, alpha, beta) = (3usize, 2usize, 1.5f64, 0.5f64);
+        for (uplo, trans) in [(b'U', b'N'), (b'L', b'N'), (b'U', b'T'), (b'L', b'T')] {
+            let (ar, ac) = if trans == b'N' { (n, k) } else { (k, n) };
+            let (lda, ldc) = (ar + 1, n + 2);
+            let a: Vec<f64> = (0..lda * ac).map(|i| ((i * 7 % 11) as f64 - 5.0) / 4.0).collect();
+            let c0: Vec<f64> = (0..ldc * n).map(|i| ((i * 5 % 7) as f64 - 3.0) / 2.0).collect();
+            let da: Vec<f64> = (0..lda * ac).map(|i| ((i * 3 % 5) as f64 - 2.0) / 3.0).collect();
+            let dc0: Vec<f64> = (0..ldc * n).map(|i| ((i * 2 % 9) as f64 - 4.0) / 5.0).collect();
+            let primal = |a: &[f64], c: &mut [f64]| {
+                let op = |i: usize, l: usize| if trans == b'N' { a[i + l * lda] } else { a[l + i * lda] };
+                for j in 0..n {
+                    for i in 0..n {
+                        if (uplo == b'U' && i <= j) || (uplo == b'L' && i >= j) {
+                            let dot: f64 = (0..k).map(|l| op(i, l) * op(j, l)).sum();
+                            c[i + j * ldc] = alpha * dot + beta * c[i + j * ldc];
+                        }
+                    }
+                }
+            };
+            let (ni, ki, ldai, ldci) = (n as i64, k as i64, lda as i64, ldc as i64);
+            let words = |a: &[f64], c: &mut [f64]| -> [u64; 10] {
+                [
+                    &uplo as *const u8 as u64,
+                    &trans as *const u8 as u64,
+                    &ni as *const i64 as u64,
+                    &ki as *const i64 as u64,
+                    &alpha as *const f64 as u64,
+                    a.as_ptr() as u64,
+                    &ldai as *const i64 as u64,
+                    &beta as *const f64 as u64,
+                    c.as_mut_ptr() as u64,
+                    &ldci as *const i64 as u64,
+                ]
+            };
+            // Tangent: Ċ after the call, against central differences along Ȧ, Ċ₀.
+            let mut c = c0.clone();
+            let mut dc = dc0.clone();
+            let args = words(&a, &mut c);
+            let mut shadows = [0u64; 10];
+            shadows[5] = da.as_ptr() as u64;
+            shadows[8] = dc.as_mut_ptr() as u64;
+            primal(&a, &mut c);
+            // SAFETY: the words point at live locals laid out as Fortran `dsyrk` takes them.
+            unsafe { blas_tangent(BlasOp::Syrk as u32, args.as_ptr(), shadows.as_ptr()) };
+            let h = 1e-6;
+            let shifted = |s: f64| {
+                let a: Vec<f64> = a.iter().zip(&da).map(|(x, d)| x + s * d).collect();
+                let mut c: Vec<f64> = c0.iter().zip(&dc0).map(|(x, d)| x + s * d).collect();
+                primal(&a, &mut c);
+                c
+            };
+            let (up, down) = (shifted(h), shifted(-h));
+            for i in 0..ldc * n {
+                assert!((dc[i] - (up[i] - down[i]) / (2.0 * h)).abs() < 1e-6, "{uplo} {trans} tangent at {i}");
+            }
+            // Adjoint: seed C̄, run the reverse, compare inner products.
+            let cbar: Vec<f64> = (0..ldc * n).map(|i| ((i * 4 % 13) as f64 - 6.0) / 7.0).collect();
+            let mut c = c0.clone();
+            let args = words(&a, &mut c);
+            // SAFETY: as above; the saved copy is freed by the last reverse.
+            let saved = unsafe { blas_save(BlasOp::Syrk as u32, args.as_ptr()) };
+            let mut abar = vec![0.0; lda * ac];
+            let mut cb = cbar.clone();
+            let mut shadows = [0u64; 10];
+            shadows[5] = abar.as_mut_ptr() as u64;
+            shadows[8] = cb.as_mut_ptr() as u64;
+            // SAFETY: `saved` comes from `blas_save` above.
+            unsafe { blas_reverse(saved, shadows.as_ptr(), 0.0, 1) };
+            let lhs: f64 = cbar.iter().zip(&dc).map(|(x, y)| x * y).sum();
+            let rhs: f64 = abar.iter().zip(&da).map(|(x, y)| x * y).sum::<f64>()
+                + cb.iter().zip(&dc0).map(|(x, y)| x * y).sum::<f64>();
+            assert!((lhs - rhs).abs() < 1e-10, "{uplo} {trans}: {lhs} vs {rhs}");
+        }
+    }
+
     #[test]
     fn names() {
         assert_eq!(lookup("ddot_64_"), Some(BlasOp::Dot as u32));
         assert_eq!(lookup("sgemv_"), Some(BlasOp::Gemv as u32 | SINGLE));
         assert_eq!(lookup("dgemm_64_"), Some(BlasOp::Gemm as u32));
+        assert_eq!(lookup("ssyrk_64_"), Some(BlasOp::Syrk as u32 | SINGLE));
         assert_eq!(lookup("daxpy_64_"), None);
         assert_eq!(lookup("memcpy"), None);
+        assert_eq!(lookup("dsyrk_64_"), Some(BlasOp::Syrk as u32));
         // A multi-byte first character (the bit-flip fuzzer found it panicking).
         assert_eq!(lookup("\u{ec}lvm.sin.f64"), None);
         assert_eq!(lookup(""), None);

@@ -274,11 +274,11 @@ pub fn build_lane<'ctx>(
         }
         let mirrored =
             |i: Value<'ctx>| mem.leaf(i.operand(1)).is_some_and(Leaf::is_stack_object) || mem.mirrors_array_store(i);
-        // (`nothing`, or an object without bytes of its own, into an object with a
-        // shadow: the same value into its shadow.)
+        // (`nothing`, an object without bytes of its own or a tuple of integers, into
+        // an object with a shadow: the same value into its shadow.)
         let nothing_into_object = |i: Value<'ctx>| {
             let v = i.operand(0);
-            (crate::analysis::memory::is_nothing(v) || crate::analysis::memory::is_empty_object(v))
+            crate::analysis::memory::is_inert_object(v)
                 && !mem.is_shadowed(v)
                 && mem.leaf(i.operand(1)).is_some_and(Leaf::is_stack_object)
         };
