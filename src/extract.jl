@@ -159,20 +159,37 @@ end
 
 # The method instances of nested differentiations (`Oxidase.NESTED_NAMES`) that the
 # module calls through `jl_invoke`.
-nested_invokes(mod::Ptr{Cvoid}) =
-    filter(m -> any(==("julia_" * String(m.def.name) * "_"), Oxidase.NESTED_NAMES), invoked_instances(mod))
+function nested_invokes(mod::Ptr{Cvoid})
+    found = Core.MethodInstance[]
+    for m in invoked_instances(mod)
+        name = "julia_" * String(m.def.name) * "_"
+        any(==(name), Oxidase.NESTED_NAMES) && push!(found, m)
+    end
+    return found
+end
 
 # The method instances the module calls through `jl_invoke` that are compiled for any
 # number of trailing arguments of one concrete type, the others concrete too (`hvcat`
 # of nine numbers, or of four `Float32`s: `[a b c; d e f; g h i]`); codegen calls them
 # through the runtime, and their code is not in the module.
-vararg_invokes(mod::Ptr{Cvoid}) = filter(m -> concrete_vararg(m.specTypes), invoked_instances(mod))
+# (Loops, not closures: the first gradient of a session compiles what is not
+# precompiled, and a closure here cost it some 100 ms.)
+function vararg_invokes(mod::Ptr{Cvoid})
+    found = Core.MethodInstance[]
+    for m in invoked_instances(mod)
+        concrete_vararg(m.specTypes) && push!(found, m)
+    end
+    return found
+end
 
 function concrete_vararg(@nospecialize(T))
     T isa DataType && !isempty(T.parameters) || return false
     params = T.parameters
     Base.isvarargtype(params[end]) && isconcretetype(Base.unwrapva(params[end])) || return false
-    return all(isconcretetype, params[1:end-1])
+    for k in 1:length(params) - 1
+        isconcretetype(params[k]) || return false
+    end
+    return true
 end
 
 # The inferred code of `mi`, inferred now if it was not: `nothing` if it cannot be.
@@ -229,11 +246,16 @@ function emit_bitcode(@nospecialize(f), @nospecialize(types), mi::Core.MethodIns
     # named `oxidase.invoke.<address of the instance>.<its name>`: the engine calls it
     # where the module calls `jl_invoke` (`ingest::invoke_calls`).
     closures = threads_closures(mod)
-    invoked = calls_jl_invoke(mod) ? Base.invokelatest(vararg_invokes, mod)::Vector{Core.MethodInstance} :
-              Core.MethodInstance[]
-    invoked_code = Any[Base.invokelatest(instance_code, m) for m in invoked]
-    keep = [c !== nothing for c in invoked_code]
-    invoked, invoked_code = invoked[keep], invoked_code[keep]
+    invoked = Core.MethodInstance[]
+    invoked_code = Core.CodeInstance[]
+    if calls_jl_invoke(mod)
+        for m in Base.invokelatest(vararg_invokes, mod)::Vector{Core.MethodInstance}
+            c = Base.invokelatest(instance_code, m)
+            c isa Core.CodeInstance || continue
+            push!(invoked, m)
+            push!(invoked_code, c)
+        end
+    end
     if !isempty(closures) || !isempty(invoked)
         instances = [closure_instance(T) for T in closures]
         ccall((:LLVMDisposeModule, LIBLLVM), Cvoid, (Ptr{Cvoid},), mod)
