@@ -440,7 +440,9 @@ const WHY_MISSED = [
      "3.15 on the Intel Xeon of 2026-11-30's evening, where 74f7f22, measured beside it, " *
      "gave 2.49 and 2.36, 3.07; 4.62 and 4.73 (rosenbrock) for 179cb16 against 3.42 and " *
      "3.62 for 5aaa990, alternating `--quick` runs on the Intel Xeon of 2026-12-01, whose " *
-     "scalar times were about twice those of earlier machines. The scalar derivative's " *
+     "scalar times were about twice those of earlier machines; 4.81, 5.04, 4.87 (rosenbrock) " *
+     "for 9dd88e9 against 7.56, 4.75, 3.41 for 09a1500 and a29e7ff, alternating on the AMD " *
+     "EPYC of 2026-12-02. The scalar derivative's " *
      "fixed cost (about 10 ns) weighs against a 4.7 ns primal; why it differs between " *
      "CPUs is not known yet."),
     (("extended Rosenbrock, `hvp",), "hvp / gradient",
