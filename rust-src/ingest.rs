@@ -750,13 +750,24 @@ fn data_pointer_unchanged(cfg: &crate::analysis::cfg::Cfg, d: Value, from: crate
     })
 }
 
+/// Every call instruction of every function of `m`.
+fn module_calls(m: &Module) -> Vec<Call<'_>> {
+    use crate::llvm::Opcode;
+    m.functions()
+        .into_iter()
+        .flat_map(|g| g.blocks())
+        .flat_map(|b| b.instructions())
+        .filter(|i| i.opcode() == Opcode::LLVMCall)
+        .filter_map(|i| i.as_call())
+        .collect()
+}
+
 /// Calls through `jl_invoke(F, args, n, mi)` of a method instance whose generic entry the
 /// extraction added to the module (`INVOKE_PREFIX`: compiled for any number of trailing
 /// arguments of one type, `hvcat` of the nine numbers of `[a b c; d e f; g h i]`) call
 /// that entry, `(F, args, n)`, which is then inlined like any callee: its reads of the
 /// arguments array are in sight, where the runtime's call hid them.
 fn invoke_calls(m: &Module) -> Built<()> {
-    use crate::llvm::Opcode;
     let entries: HashMap<u64, Function> = m
         .functions()
         .into_iter()
@@ -770,13 +781,8 @@ fn invoke_calls(m: &Module) -> Built<()> {
         return Ok(());
     }
     let invoke = crate::julia::current().invoke;
-    let calls: Vec<Call> = m
-        .functions()
+    let calls: Vec<Call> = module_calls(m)
         .into_iter()
-        .flat_map(|g| g.blocks())
-        .flat_map(|b| b.instructions())
-        .filter(|i| i.opcode() == Opcode::LLVMCall)
-        .filter_map(|i| i.as_call())
         .filter(|c| {
             c.call_arg_count() == 4 && crate::symbols::callee_name(c.called_operand()).as_deref() == Some(invoke)
         })
@@ -811,16 +817,8 @@ fn invoke_calls(m: &Module) -> Built<()> {
 /// derivative then runs the loop's iterations in order on one thread (the primal's
 /// results are the same: `@threads` iterations must not depend on one another).
 fn latest_calls(m: &Module) -> Built<()> {
-    use crate::llvm::Opcode;
     let julia = crate::julia::current();
-    let calls: Vec<Call> = m
-        .functions()
-        .into_iter()
-        .flat_map(|g| g.blocks())
-        .flat_map(|b| b.instructions())
-        .filter(|i| i.opcode() == Opcode::LLVMCall)
-        .filter_map(|i| i.as_call())
-        .collect();
+    let calls = module_calls(m);
     let name_of = |c: Call| crate::symbols::callee_name(c.called_operand());
     for site in calls {
         let call = site.as_value();
