@@ -1587,11 +1587,37 @@ fn stack_object_field(
         let known = stored.iter().all(|s| alloca_slot(m, s.operand(1)).is_some());
         let here: Vec<&Value> = stored.iter().filter(|s| at_slot(s)).collect();
         let inert = |v: Value| is_inert_object(v) || constant_object_without_floats(v);
-        if known && !here.is_empty() && here.iter().all(|s| inert(s.operand(0))) {
+        if known && !here.is_empty() && here.iter().all(|s| inert(s.operand(0))) && written_by_stores_only(base) {
             return Ok(None);
         }
     }
     stack_object_leaf(m, i, insts, shadowed, user).map(Some)
+}
+
+/// Whether only the function's own stores write into stack object `a`: its address (and
+/// what is derived from it, merges included) is loaded from, stored into, handed to
+/// lifetime markers or to the runtime's calls through the generic calling convention
+/// and builtins (`jl_...`, which read their arguments array and never write it), or
+/// stored into a slot nothing loads (where inlined generic code keeps its `args`).
+/// Anything else — a callee, a `memcpy` — could write a pointer there unseen.
+fn written_by_stores_only(a: Value) -> bool {
+    let lifetime = |u: Value| u.as_call().is_some_and(is_lifetime_marker);
+    every_use_through_merges(a, |p, u| match u.opcode_if_instruction() {
+        Some(Opcode::LLVMLoad) => true,
+        Some(Opcode::LLVMStore) if u.operand(0) != p => true,
+        Some(Opcode::LLVMStore) => alloca_base(u.operand(1)).is_some_and(|slot| {
+            every_use(
+                slot,
+                |_| true,
+                |_, w| lifetime(w) || w.opcode_if_instruction() == Some(Opcode::LLVMStore) && w.operand(0) != slot,
+            )
+        }),
+        Some(Opcode::LLVMCall) => {
+            lifetime(u)
+                || u.as_call().and_then(|c| callee_name(c.called_operand())).is_some_and(|n| n.starts_with("jl_"))
+        }
+        _ => false,
+    })
 }
 
 /// `stack_object_field` of a load `i` from a slot that may hold derivative data.
