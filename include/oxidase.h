@@ -256,6 +256,14 @@ uint32_t oxidase_set_verbose(uint32_t on);
 // Number of derivatives compiled so far (cache misses); for tests of the cache.
 uint64_t oxidase_compile_count(void);
 
+// The steps of the engine's compiles so far in the process (its cache misses) and
+// their wall-clock times added up, one `step seconds` line each, in the order they
+// first ran: `parse`, the pipeline's stages (`ingest`, `rewrite`, ..., `optimize`,
+// `clean-up`) and `jit`; for benchmarks of compile latency, which take the difference
+// over a call. Empty before the first compile. Free it with `oxidase_free_message`;
+// null if the engine failed to make the text.
+char *oxidase_compile_timings(void);
+
 // The message of a status code returned by a compiled derivative (codes from 100 on:
 // the derivative was not available at that input); a code from 100 on that this
 // process's engine never issued gets a message saying so. Null for codes below 100,

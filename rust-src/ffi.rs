@@ -359,6 +359,22 @@ pub extern "C" fn oxidase_compile_count() -> u64 {
     crate::cache::compile_count()
 }
 
+/// The steps of the engine's compiles so far in the process (its cache misses) and
+/// their wall-clock times added up, one `step seconds` line each, in the order they
+/// first ran: `parse`, the pipeline's stages (`ingest`, `rewrite`, ..., `optimize`,
+/// `clean-up`) and `jit`; for benchmarks of compile latency, which take the difference
+/// over a call. Empty before the first compile. Free it with `oxidase_free_message`;
+/// null if the engine failed to make the text.
+#[no_mangle]
+pub extern "C" fn oxidase_compile_timings() -> *mut c_char {
+    catch_unwind(|| {
+        let text: String =
+            crate::pipeline::timings().iter().map(|(step, seconds)| format!("{step} {seconds:.9}\n")).collect();
+        CString::new(text).map_or(std::ptr::null_mut(), CString::into_raw)
+    })
+    .unwrap_or(std::ptr::null_mut())
+}
+
 /// The message of a status code returned by a compiled derivative (codes from 100 on:
 /// the derivative was not available at that input); a code from 100 on that this
 /// process's engine never issued gets a message saying so. Null for codes below 100,

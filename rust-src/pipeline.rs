@@ -47,16 +47,40 @@ pub fn compile(bitcode: &[u8], req: &Request) -> Result<Compiled> {
         crate::llvm::fatal::inject(c"OXIDASE_INJECT_FATAL is set");
     }
     req.validate()?;
+    let compiled = compile_timed(bitcode, req);
+    let mut totals = TIMINGS.lock();
+    for (step, seconds) in stage::take_timings() {
+        match totals.iter_mut().find(|(s, _)| *s == step) {
+            Some(entry) => entry.1 += seconds,
+            None => totals.push((step, seconds)),
+        }
+    }
+    compiled
+}
+
+/// `compile`'s steps, each timed (`stage::timed`) for `last_timings`.
+fn compile_timed(bitcode: &[u8], req: &Request) -> Result<Compiled> {
     let jit = jit::global()?;
     let tsc = jit.new_context();
-    let m = OwnedModule::parse_bitcode(&tsc, bitcode, !req.writer_bitcode)?;
+    let m = stage::timed("parse", || OwnedModule::parse_bitcode(&tsc, bitcode, !req.writer_bitcode))?;
     let name = jit::fresh_symbol();
     let flags = synthesize(&m, req, &name, &jit.data_layout(), &jit.triple())?;
     // Debug info has served (source lines in messages); the JIT's DWARF would reach no
     // debugger, and the verifier checks debug metadata too loosely for code generation:
     // a flipped bit in a subprogram's fields that verifies still crashes DWARF emission.
-    m.strip_debug_info();
-    Ok(Compiled { addr: jit.add(&tsc, m, &name)?, flags })
+    stage::timed("finish", || m.strip_debug_info());
+    Ok(Compiled { addr: stage::timed("jit", || jit.add(&tsc, m, &name))?, flags })
+}
+
+/// The steps of every compile so far in the process (cache misses, successful or not),
+/// in the order they first ran, with their wall-clock seconds added up: `parse` (with
+/// the forked check of bytes not from Julia's writer), the `Stage`s by name, `jit`
+/// (machine code).
+static TIMINGS: parking_lot::Mutex<Vec<(&'static str, f64)>> = parking_lot::Mutex::new(Vec::new());
+
+/// See `TIMINGS`.
+pub fn timings() -> Vec<(&'static str, f64)> {
+    TIMINGS.lock().clone()
 }
 
 /// `OX_FLAG_PAUSE_GC` when the derivative calls into the Julia runtime on a path that
@@ -209,16 +233,21 @@ fn synthesize_prepared(m: &Module, f: Function, req: &Request, name: &str) -> Re
         }
     }
     stage::dump("synthesized", m);
-    Stage::Finish.verify(m)?;
-    let flags = m.functions().into_iter().filter(|g| !g.is_declaration()).map(runtime_flags).fold(0, |a, b| a | b);
+    let flags = stage::timed(Stage::Finish.name(), || -> Result<u32> {
+        Stage::Finish.verify(m)?;
+        Ok(m.functions().into_iter().filter(|g| !g.is_declaration()).map(runtime_flags).fold(0, |a, b| a | b))
+    })?;
     Stage::Optimize.run(m, || passes::run(m, "default<O2>").map_err(Error::Internal))?;
     // The engine's own rewrites of the optimized module are verified like the
     // synthesized one, before any further pass or the JIT sees them.
-    let folded = transform::lane_order::fold_lane_reversals(m)?;
-    if folded {
-        Stage::LaneOrder.verify(m)?;
-    }
-    if transform::dead_results::drop_unused_results(m)? || folded {
+    let folded = stage::timed(Stage::LaneOrder.name(), || -> Result<bool> {
+        let folded = transform::lane_order::fold_lane_reversals(m)?;
+        if folded {
+            Stage::LaneOrder.verify(m)?;
+        }
+        Ok(folded)
+    })?;
+    if stage::timed(Stage::DeadResults.name(), || transform::dead_results::drop_unused_results(m))? || folded {
         Stage::CleanUp.run(m, || passes::run(m, passes::CLEAN_UP).map_err(Error::Internal))?;
     }
     stage::dump("optimized", m);

@@ -22,6 +22,8 @@
 
 use crate::error::{Error, Result};
 use crate::llvm::Module;
+use std::cell::RefCell;
+use std::time::Instant;
 
 /// A stage of `pipeline::synthesize`, in the order they run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -111,11 +113,14 @@ impl Stage {
         }
     }
 
-    /// Runs `work` as this stage on `m`, then `after`.
+    /// Runs `work` as this stage on `m`, then `after`; both count as the stage's time
+    /// (`timed`).
     pub fn run<T>(self, m: &Module, work: impl FnOnce() -> Result<T>) -> Result<T> {
-        let out = work()?;
-        self.after(m)?;
-        Ok(out)
+        timed(self.name(), || {
+            let out = work()?;
+            self.after(m)?;
+            Ok(out)
+        })
     }
 }
 
@@ -124,6 +129,33 @@ impl Stage {
 /// say (the verifier costs about as much as a stage).
 pub fn verify_every_stage() -> bool {
     cfg!(debug_assertions) || cfg!(test) || std::env::var_os("OXIDASE_VERIFY").is_some_and(|v| v == "1")
+}
+
+thread_local! {
+    /// The steps of the compile running on this thread, with their wall-clock seconds,
+    /// in the order each first ran.
+    static CLOCK: RefCell<Vec<(&'static str, f64)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `work`, adding its wall-clock time to this thread's compile under `step` (a
+/// stage's name, or `parse`, `jit`...). Steps do not nest: each second counts once.
+pub fn timed<T>(step: &'static str, work: impl FnOnce() -> T) -> T {
+    let start = Instant::now();
+    let out = work();
+    let seconds = start.elapsed().as_secs_f64();
+    CLOCK.with(|c| {
+        let mut c = c.borrow_mut();
+        match c.iter_mut().find(|(s, _)| *s == step) {
+            Some(entry) => entry.1 += seconds,
+            None => c.push((step, seconds)),
+        }
+    });
+    out
+}
+
+/// This thread's steps since the last call (which it clears).
+pub fn take_timings() -> Vec<(&'static str, f64)> {
+    CLOCK.with(|c| std::mem::take(&mut *c.borrow_mut()))
 }
 
 /// With `OXIDASE_DUMP_IR` set, prints the module as it is after `stage`.

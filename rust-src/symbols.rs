@@ -19,8 +19,27 @@ pub fn callee_name(callee: Value) -> Option<String> {
     symbol_at(addr)
 }
 
+thread_local! {
+    /// `symbol_at`'s answers on this thread. A compile runs on a thread of its own
+    /// (`isolate::run`), so they live as long as one compile: the analyses ask about
+    /// the same call targets again and again, and `dladdr` searches a library's whole
+    /// symbol table (Julia's system image has tens of thousands), some 50 ms of an MLP
+    /// loss's compile before.
+    static NAMED: std::cell::RefCell<std::collections::HashMap<u64, Option<String>>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
 /// The exported symbol starting exactly at `addr`, if any.
 pub fn symbol_at(addr: u64) -> Option<String> {
+    if let Some(known) = NAMED.with(|n| n.borrow().get(&addr).cloned()) {
+        return known;
+    }
+    let name = look_up(addr);
+    NAMED.with(|n| n.borrow_mut().insert(addr, name.clone()));
+    name
+}
+
+fn look_up(addr: u64) -> Option<String> {
     named_at(addr).or_else(|| {
         BY_DLSYM.iter().find_map(|name| {
             // SAFETY: dlsym with a NUL-terminated name.

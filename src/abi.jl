@@ -436,6 +436,26 @@ tests of the compile caches.
 compile_count() = ccall((:oxidase_compile_count, liboxidase), UInt64, ())
 
 """
+    engine_timings() -> Vector{Pair{String,Float64}}
+
+The steps of the engine's compiles so far in this process (its cache misses) with their
+wall-clock seconds added up, in the order they first ran: `parse`, the pipeline's stages
+(`ingest`, `rewrite`, `prepare`, `frame`, `analyze`, `diagnostics`, `forward` or
+`reverse`, `callees`, `finish`, `optimize`, `lane-order`, `dead-results`, `clean-up`)
+and `jit`. For the latency benchmark (julia/bench/latency.jl), which takes differences.
+"""
+function engine_timings()
+    text = ccall((:oxidase_compile_timings, liboxidase), Ptr{UInt8}, ())
+    text == C_NULL && return Pair{String,Float64}[]
+    lines = try
+        split(unsafe_string(text), '\n'; keepempty = false)
+    finally
+        ccall((:oxidase_free_message, liboxidase), Cvoid, (Ptr{UInt8},), text)
+    end
+    return [String(step) => parse(Float64, seconds) for (step, seconds) in split.(lines, ' ')]
+end
+
+"""
     derivative_flags(fptr) -> UInt32
 
 The `OX_FLAG_*` flags of a compiled derivative (`OX_FLAG_PAUSE_GC`: it calls into the

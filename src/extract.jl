@@ -96,7 +96,9 @@ without the function), with every Julia callee defined in the module. Everything
 touches Julia's LLVM context runs under Julia's codegen lock.
 """
 function extract_bitcode(@nospecialize(f), @nospecialize(types::Type{<:Tuple}))
+    step!(:start)
     mi, ci = inferred_codeinst(f, types)
+    step!(:inference)
     params = Base.CodegenParams(track_allocations = false, code_coverage = false,
                                 prefer_specsig = true)
     # (Arguments, not a closure capturing `f`: a closure's type follows the types it
@@ -123,6 +125,31 @@ function root_made_anew(native::Ptr{Cvoid}, mi::Core.MethodInstance, @nospeciali
     calls_plain_autodiff(f, types) && throw(plain_autodiff_error(f, types))
     error("Oxidase: $f$types has no specialised signature to differentiate")
 end
+
+# The extractions' steps so far, with their seconds added up, for the latency benchmark
+# (julia/bench/latency.jl, which takes differences): `:inference`, `:codegen`
+# (`jl_create_native`, the module's walks and any second module), `:julia_passes`
+# (Julia's own O2 pipeline), `:bitcode` (writing it). `step!` ends a step begun at the
+# previous one.
+const STEP_TOTALS = Pair{Symbol,Float64}[]
+const STEP_START = Ref(UInt64(0))
+function step!(name::Symbol)
+    now = time_ns()
+    if name !== :start
+        k = findfirst(p -> p[1] === name, STEP_TOTALS)
+        seconds = (now - STEP_START[]) / 1e9
+        k === nothing ? push!(STEP_TOTALS, name => seconds) : (STEP_TOTALS[k] = name => STEP_TOTALS[k][2] + seconds)
+    end
+    STEP_START[] = now
+    return nothing
+end
+
+"""
+    extraction_timings() -> Vector{Pair{Symbol,Float64}}
+
+The steps of the extractions so far in this process with their seconds added up.
+"""
+extraction_timings() = copy(STEP_TOTALS)
 
 # Whether the module calls `jl_invoke` (a use of its declaration).
 function calls_jl_invoke(mod::Ptr{Cvoid})
@@ -299,6 +326,7 @@ function emit_bitcode(@nospecialize(f), @nospecialize(types), mi::Core.MethodIns
         Base.invokelatest(name_ruled_calls, native, mod, Base.get_world_counter(), ci, inactive)
     end
 
+    step!(:codegen)
     pm = ccall((:LLVMCreatePassManager, LIBLLVM), Ptr{Cvoid}, ())
     try
         ccall(:jl_add_optimization_passes, Cvoid, (Ptr{Cvoid}, Cint, Cint), pm, 2, 1)
@@ -306,11 +334,13 @@ function emit_bitcode(@nospecialize(f), @nospecialize(types), mi::Core.MethodIns
     finally
         ccall((:LLVMDisposePassManager, LIBLLVM), Cvoid, (Ptr{Cvoid},), pm)
     end
+    step!(:julia_passes)
     buf = ccall((:LLVMWriteBitcodeToMemoryBuffer, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), mod)
     start = ccall((:LLVMGetBufferStart, LIBLLVM), Ptr{UInt8}, (Ptr{Cvoid},), buf)
     len = ccall((:LLVMGetBufferSize, LIBLLVM), Csize_t, (Ptr{Cvoid},), buf)
     bitcode = unsafe_wrap(Array, start, len) |> copy
     ccall((:LLVMDisposeMemoryBuffer, LIBLLVM), Cvoid, (Ptr{Cvoid},), buf)
+    step!(:bitcode)
     return bitcode, entry, ci
 end
 

@@ -65,3 +65,26 @@ end
     @test Oxidase.derivative_flags(Oxidase.cached_derivative(Reverse, alloc_rosenbrock, Active,
                                                       (Active(1.0), Active(2.0))).fptr) == 0
 end
+
+# The latency benchmark's clocks (julia/bench/latency.jl): a compile adds to the
+# extraction's steps and to the engine's, each listed once, in the order it first ran.
+timed_first(x) = sin(x) * x + 2.0
+
+@testset "compile timings" begin
+    extraction = Dict(Oxidase.Extract.extraction_timings())
+    engine = Dict(Oxidase.engine_timings())
+    n = Oxidase.compile_count()
+    @test autodiff(Reverse, timed_first, Active, Active(0.5)) == ((cos(0.5) * 0.5 + sin(0.5),),)
+    @test Oxidase.compile_count() == n + 1
+    after = Oxidase.Extract.extraction_timings()
+    @test first.(after) == [:inference, :codegen, :julia_passes, :bitcode]
+    @test all(step -> last(step) > get(extraction, first(step), 0.0), after)
+    steps = Oxidase.engine_timings()
+    names = first.(steps)
+    @test allunique(names)
+    @test names[1] == "parse"
+    @test issubset(["ingest", "analyze", "reverse", "optimize", "jit"], names)
+    @test findfirst(==("ingest"), names) < findfirst(==("optimize"), names)
+    @test all(step -> last(step) >= get(engine, first(step), 0.0), steps)
+    @test last(steps[findfirst(==("jit"), names)]) > get(engine, "jit", 0.0)
+end

@@ -51,3 +51,36 @@ fn prints_the_analyses_asked_for() {
     let quiet = child_stderr(&[]);
     assert!(!quiet.contains("; ---- oxidase:"), "nothing is printed by default:\n{quiet}");
 }
+
+/// The C ABI's `oxidase_compile_timings` lists the steps of the compiles so far, in
+/// order, each with its seconds added up: parsing, every stage that ran, the JIT.
+#[test]
+fn compile_timings_name_every_step() {
+    compile_fixture("rosenbrock", Mode::Reverse, &[Active, Active], Active);
+    compile_fixture("rosenbrock", Mode::Forward, &[Duplicated, Duplicated], Duplicated);
+    let text = oxidase::ffi::oxidase_compile_timings();
+    assert!(!text.is_null(), "the engine makes the text");
+    // SAFETY: a C string from the engine, freed once below.
+    let lines = unsafe { std::ffi::CStr::from_ptr(text) }.to_string_lossy().into_owned();
+    // SAFETY: from the engine, not used after.
+    unsafe { oxidase::ffi::oxidase_free_message(text) };
+    let steps: Vec<(&str, f64)> = lines
+        .lines()
+        .map(|l| {
+            let (step, seconds) = l.split_once(' ').expect("`step seconds`");
+            (step, seconds.parse().expect("seconds"))
+        })
+        .collect();
+    let names: Vec<&str> = steps.iter().map(|(s, _)| *s).collect();
+    for step in ["parse", "ingest", "analyze", "forward", "reverse", "finish", "optimize", "jit"] {
+        assert!(names.contains(&step), "{step} in\n{lines}");
+    }
+    assert_eq!(names.first(), Some(&"parse"), "in the order they first ran:\n{lines}");
+    assert!(names.iter().position(|s| *s == "ingest") < names.iter().position(|s| *s == "optimize"), "{lines}");
+    assert!(steps.iter().all(|(_, s)| s.is_finite() && *s >= 0.0), "{lines}");
+    assert!(steps.iter().any(|(s, t)| *s == "jit" && *t > 0.0), "machine code takes time:\n{lines}");
+    let mut unique = names.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), names.len(), "each step once, its times added up:\n{lines}");
+}

@@ -11,6 +11,7 @@ using Oxidase
 
 include("timing.jl")
 include("workloads.jl")
+include("latency.jl")
 
 const QUICK = "--quick" in ARGS
 const WRITE = "--write" in ARGS
@@ -357,18 +358,23 @@ function stage_ms()
 end
 
 # (measurement, value, unit, target or nothing)
-function latency_rows()
+# (The issue's targets: rosenbrock's first gradient ≤ 150 ms, a second small function's
+# ≤ 50 ms, each realistic function's ≤ 300 ms; the breakdowns come from latency.jl.)
+function latency_rows(breakdowns)
     load, first, second_primal, second = fresh_process_ms()
     warm_allocation(1.0, 2.0)
     bytes = warm_allocation(1.1, 2.0)
     extract, rev, fwd = stage_ms()
     return [("`using Oxidase` in a fresh process", load, "ms", nothing),
             ("first gradient in a fresh process (rosenbrock, after `using`)", first, "ms",
-             Target("first gradient", first, "≤", 300.0)),
+             Target("first gradient", first, "≤", 150.0)),
             ("first call of a second function's primal in that process (sin·exp: Julia compiles it)",
              second_primal, "ms", nothing),
             ("first gradient of that second function, after its primal's first call", second, "ms",
-             Target("second function", second, "≤", 100.0)),
+             Target("second function", second, "≤", 50.0)),
+            [("first gradient in a fresh process, primal called first: $name (breakdown below)", 1e3b.total, "ms",
+              name == "rosenbrock, reverse" ? nothing : Target(name, 1e3b.total, "≤", 300.0))
+             for (name, b) in breakdowns]...,
             ("allocation of a warm scalar `autodiff(Reverse, …)` call", bytes, "bytes",
              Target("allocation", bytes, "≤", 0.0)),
             ("sin·exp call graph in a warm process: extraction", extract, "ms", nothing),
@@ -486,7 +492,7 @@ function machine()
     return (date = strip(read(`date`, String)), cpu = cpu, cores = cores, commit = commit)
 end
 
-function document(runtime, latency, summary, missed)
+function document(runtime, latency, breakdown, summary, missed)
     m = machine()
     mode = QUICK ? " (quick mode: fewer and shorter trials)" : ""
     return """
@@ -535,6 +541,23 @@ function document(runtime, latency, summary, missed)
     ## Latency and allocation
 
     $latency
+    ### First gradients, step by step
+
+    Each function in a fresh process (`julia/bench/latency.jl`, the fastest of
+    $FRESH_PROCESSES process$(FRESH_PROCESSES == 1 ? "" : "es")): `using Oxidase`, the
+    function's primal called once (Julia compiles it), then its first `autodiff` timed
+    and split into the extraction's steps (src/extract.jl: type inference of the call
+    graph, Julia's codegen of it into one module, Julia's own optimization passes over
+    it, its bitcode), the engine's steps (`Oxidase.engine_timings()`: parsing the
+    bitcode, each stage of the pipeline, LLVM's `default<O2>` and the JIT's machine
+    code) and the rest: mostly Julia compiling Oxidase's own Julia code for the new
+    function and argument types (Julia 1.5 keeps no native code of a package between
+    sessions), then the call. The functions: rosenbrock as above; an MLP loss
+    `sum(abs2, W2 * tanh.(W1 * x)) + sum(abs2, W1)` (W1 32×16, W2 4×32) in reverse mode
+    and in forward mode (along W1); RK4 with broadcasting (8 states, 10 steps); a
+    logistic loss `sum(log1p.(exp.(-y .* (X * w)))) / n + 0.01 dot(w, w)` (50×8).
+
+    $breakdown
     $summary
 
     ## Targets missed, and why
@@ -601,24 +624,30 @@ function main()
         chunk_row, separate_row = row("$mode, chunk 8"), row("$mode, chunk 1")
         push!(chunk_row.targets, Target("time / chunk 1", chunk_row.ours / separate_row.ours, "<", 1.0))
     end
+    # The convenience function at the cost of the raw call it makes (issue 17: ≤ 1.3).
+    sugar = row("forward gradient, chunk 8")
+    push!(sugar.targets, Target("time / raw batch call", sugar.ours / row("one raw batch call").ours, "≤", 1.3))
     println(stderr, "timing Hessian-vector products")
     append!(rows, second_order_rows())
     println(stderr, "timing scalar calls")
     append!(rows, scalar_rows())
     println(stderr, "timing first gradients in $FRESH_PROCESSES fresh process(es)")
-    latency = latency_rows()
+    breakdowns = latency_breakdowns(; processes = FRESH_PROCESSES)
+    latency = latency_rows(breakdowns)
+    breakdown_md = breakdown_table(breakdowns)
 
     targets = vcat([r.targets for r in rows]..., [t for (_, _, _, t) in latency if t !== nothing])
     summary = "$(count(met, targets)) of $(length(targets)) targets met."
     runtime_md, latency_md = runtime_table(rows), latency_table(latency)
     println(runtime_md)
     println(latency_md)
+    println(breakdown_md)
     println(summary)
     println()
     print(why_missed(rows))
     if WRITE
         path = joinpath(ROOT, "docs", "performance.md")
-        write(path, document(runtime_md, latency_md, summary, why_missed(rows)))
+        write(path, document(runtime_md, latency_md, breakdown_md, summary, why_missed(rows)))
         println(stderr, "wrote $path")
     end
 end
