@@ -10,7 +10,10 @@
 //! skips the free, and the caller releases what the call left (`buffers_release`). The derivative remembers the largest size its heap tape reached
 //! (`HINT`), and a later call's first move to the heap takes that size at once: a call
 //! like the last one copies and reallocates nothing more (measured on the RK4 ODE: the
-//! growth's copies and page faults were a tenth of the gradient's time). A block whose
+//! growth's copies and page faults were a tenth of the gradient's time), and takes the
+//! buffer the thread's last call gave back when it is large enough (`runtime::buffers`
+//! keeps the largest as a spare): a tape beyond glibc's `mmap` threshold no longer maps
+//! and faults in fresh pages on every call. A block whose
 //! pushes are known in number reserves room for all of them once (`reserve`) and then
 //! stores without checks (`put`).
 
