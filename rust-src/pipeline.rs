@@ -237,6 +237,9 @@ fn synthesize_prepared(m: &Module, f: Function, req: &Request, name: &str) -> Re
         Stage::Finish.verify(m)?;
         Ok(m.functions().into_iter().filter(|g| !g.is_declaration()).map(runtime_flags).fold(0, |a, b| a | b))
     })?;
+    // Debug info has served (source lines in messages, all made by now); LLVM's passes
+    // would carry every instruction's location through the optimization for nothing.
+    m.strip_debug_info();
     Stage::Optimize.run(m, || passes::run(m, "default<O2>").map_err(Error::Internal))?;
     // The engine's own rewrites of the optimized module are verified like the
     // synthesized one, before any further pass or the JIT sees them.
