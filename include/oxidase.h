@@ -253,6 +253,18 @@ void oxidase_declare_inactive_function(const void *function);
 // bug reports. Returns the previous setting (0 or 1).
 uint32_t oxidase_set_verbose(uint32_t on);
 
+// Lets go of a derivative `oxidase_compile` returned: every successful compile call
+// (a cache hit too) makes the caller one holder of the derivative, and the last holder's
+// release frees its code, which must not be called afterwards (nor be running on
+// another thread). Returns `OX_OK`, `OX_ERR_INVALID_REQUEST` for a pointer the engine
+// does not hold (never returned, or released by all its holders), or an error status
+// if the JIT could not free it (the code then stays).
+int32_t oxidase_release_derivative(OxDerivativeFn derivative);
+
+// Number of derivatives whose code is in the JIT now (compiled, not yet released by
+// all their holders); for tests of the cache's bound.
+uint64_t oxidase_live_derivatives(void);
+
 // Number of derivatives compiled so far (cache misses); for tests of the cache.
 uint64_t oxidase_compile_count(void);
 

@@ -256,7 +256,7 @@ pub unsafe extern "C" fn oxidase_compile(
     if out_message.is_null() {
         return OX_ERR_INVALID_REQUEST;
     }
-    let result = catch_unwind(AssertUnwindSafe(|| -> Result<crate::pipeline::Compiled, Error> {
+    let result = catch_unwind(AssertUnwindSafe(|| -> Result<crate::cache::Derivative, Error> {
         if bitcode.is_null() || out_fn.is_null() {
             return Err(bad("null bitcode or output pointer"));
         }
@@ -351,6 +351,29 @@ pub extern "C" fn oxidase_declare_inactive_function(function: *const c_void) {
 #[no_mangle]
 pub extern "C" fn oxidase_set_verbose(on: u32) -> u32 {
     u32::from(crate::pipeline::VERBOSE.swap(on != 0, std::sync::atomic::Ordering::Relaxed))
+}
+
+/// Lets go of a derivative `oxidase_compile` returned: every successful compile call
+/// (a cache hit too) makes the caller one holder of the derivative, and the last holder's
+/// release frees its code, which must not be called afterwards (nor be running on
+/// another thread). Returns `OX_OK`, `OX_ERR_INVALID_REQUEST` for a pointer the engine
+/// does not hold (never returned, or released by all its holders), or an error status
+/// if the JIT could not free it (the code then stays).
+#[no_mangle]
+pub extern "C" fn oxidase_release_derivative(derivative: OxDerivativeFn) -> i32 {
+    catch_unwind(|| match crate::cache::release(derivative as usize) {
+        Ok(true) => OX_OK,
+        Ok(false) => OX_ERR_INVALID_REQUEST,
+        Err(e) => e.status(),
+    })
+    .unwrap_or(OX_ERR_INTERNAL)
+}
+
+/// Number of derivatives whose code is in the JIT now (compiled, not yet released by
+/// all their holders); for tests of the cache's bound.
+#[no_mangle]
+pub extern "C" fn oxidase_live_derivatives() -> u64 {
+    catch_unwind(|| crate::cache::live_count() as u64).unwrap_or(0)
 }
 
 /// Number of derivatives compiled so far (cache misses); for tests of the cache.

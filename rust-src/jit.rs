@@ -2,7 +2,7 @@
 //! serialised by a lock, and each derivative gets a unique symbol name.
 
 use crate::error::{Error, Result};
-use crate::llvm::orc::{LlJit, ThreadSafeContext};
+use crate::llvm::orc::{LlJit, ThreadSafeContext, Tracker};
 use crate::llvm::OwnedModule;
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -49,11 +49,31 @@ impl Jit {
     pub fn new_context(&self) -> ThreadSafeContext {
         self.inner.new_context()
     }
-    /// Adds `m` and returns the address of its symbol `name`.
-    pub fn add<'ctx>(&self, tsc: &'ctx ThreadSafeContext, m: OwnedModule<'ctx>, name: &str) -> Result<usize> {
+    /// Adds `m` and returns the address of its symbol `name`, with the tracker that
+    /// frees its code (`remove`).
+    pub fn add<'ctx>(
+        &self,
+        tsc: &'ctx ThreadSafeContext,
+        m: OwnedModule<'ctx>,
+        name: &str,
+    ) -> Result<(usize, Tracker)> {
         let _g = self.lock.lock();
-        self.inner.add_module(tsc, m).map_err(Error::Jit)?;
-        self.inner.lookup(name).map_err(Error::Jit)
+        let tracker = self.inner.new_tracker();
+        self.inner.add_module_with(&tracker, tsc, m).map_err(Error::Jit)?;
+        match self.inner.lookup(name) {
+            Ok(addr) => Ok((addr, tracker)),
+            Err(e) => {
+                // (A module that does not link is not kept.)
+                let _ = tracker.remove();
+                Err(Error::Jit(e))
+            }
+        }
+    }
+
+    /// Frees the code `tracker` holds (a derivative no one calls any more).
+    pub fn remove(&self, tracker: &Tracker) -> Result<()> {
+        let _g = self.lock.lock();
+        tracker.remove().map_err(Error::Jit)
     }
     /// Defines absolute symbols, e.g. stand-ins for Julia runtime functions in tests.
     pub fn define_absolute(&self, symbols: &[(&str, usize)]) -> Result<()> {

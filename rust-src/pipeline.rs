@@ -17,13 +17,16 @@ use crate::symbols::callee_name;
 use crate::transform::{self, Frame};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// A compiled derivative: its address and its `OX_FLAG_*` flags.
-#[derive(Clone, Copy, Debug)]
+/// A compiled derivative: its address, its `OX_FLAG_*` flags and the JIT's tracker of
+/// its code (dropping the tracker keeps the code; `jit::Jit::remove` frees it).
+#[derive(Debug)]
 pub struct Compiled {
     /// Address of the derivative function.
     pub addr: usize,
     /// `OX_FLAG_*` bits.
     pub flags: u32,
+    /// What frees the code.
+    pub tracker: crate::llvm::orc::Tracker,
 }
 
 /// Compiles the derivative described by `req` from `bitcode`.
@@ -69,7 +72,8 @@ fn compile_timed(bitcode: &[u8], req: &Request) -> Result<Compiled> {
     // debugger, and the verifier checks debug metadata too loosely for code generation:
     // a flipped bit in a subprogram's fields that verifies still crashes DWARF emission.
     stage::timed("finish", || m.strip_debug_info());
-    Ok(Compiled { addr: stage::timed("jit", || jit.add(&tsc, m, &name))?, flags })
+    let (addr, tracker) = stage::timed("jit", || jit.add(&tsc, m, &name))?;
+    Ok(Compiled { addr, flags, tracker })
 }
 
 /// The steps of every compile so far in the process (cache misses, successful or not),

@@ -436,6 +436,24 @@ tests of the compile caches.
 compile_count() = ccall((:oxidase_compile_count, liboxidase), UInt64, ())
 
 """
+    release_derivative(fptr) -> Bool
+
+Lets go of a derivative `compile` returned (each `compile` makes its caller one holder;
+the engine frees the code when its last holder lets go, and it must not run after that).
+`false` for a pointer the engine does not hold. Called by `CompiledDerivative`'s
+finalizer.
+"""
+release_derivative(fptr::Ptr{Cvoid}) =
+    ccall((:oxidase_release_derivative, liboxidase), Int32, (Ptr{Cvoid},), fptr) == OX_OK
+
+"""
+    live_derivatives() -> Int
+
+How many derivatives' code the engine's JIT holds now (compiled, not released).
+"""
+live_derivatives() = Int(ccall((:oxidase_live_derivatives, liboxidase), UInt64, ()))
+
+"""
     engine_timings() -> Vector{Pair{String,Float64}}
 
 The steps of the engine's compiles so far in this process (its cache misses) with their

@@ -143,6 +143,53 @@ end
 
 const CACHE_LOCK = ReentrantLock()
 
+# A `CompiledDerivative` that becomes garbage (its slot refilled after a redefinition,
+# or emptied by the bound below) gives its code back to the engine, which frees it once
+# no other holder has it. Every call of the code roots the `CompiledDerivative`
+# (`GC.@preserve` in src/call.jl), so a collection during a call, on any thread, cannot
+# free code that is running.
+release_compiled(c::CompiledDerivative) = (release_derivative(c.fptr); nothing)
+
+# The bound on compiled derivatives: at most this many signatures keep theirs, the
+# oldest compiled (or recompiled) losing it first; its next call compiles it again. At
+# about 0.25-0.45 MiB of JIT code and data each, 500 derivatives hold some 125-225 MiB.
+const DERIVATIVE_LIMIT = Ref(500)
+# The slots that hold a derivative, oldest first (changed under `CACHE_LOCK`).
+const FILLED_SLOTS = Base.RefValue{Union{Nothing,CompiledDerivative}}[]
+
+"""
+    Oxidase.derivative_limit!(n) -> Int
+
+Sets how many compiled derivatives (one per call signature: function, argument types,
+mode and return annotation) the process keeps; beyond that, the derivative compiled
+longest ago is dropped, its code freed at the next garbage collection, and compiled
+again if called again. Returns the previous limit (500 by default).
+"""
+function derivative_limit!(n::Integer)
+    n >= 1 || throw(ArgumentError("derivative_limit!: the limit must be at least 1, got $n"))
+    lock(CACHE_LOCK) do
+        previous = DERIVATIVE_LIMIT[]
+        DERIVATIVE_LIMIT[] = n
+        evict_beyond_limit!()
+        return previous
+    end
+end
+
+function evict_beyond_limit!()
+    while length(FILLED_SLOTS) > DERIVATIVE_LIMIT[]
+        popfirst!(FILLED_SLOTS)[] = nothing
+    end
+end
+
+# `slot` now holds a new derivative: it becomes the newest, and the oldest beyond the
+# limit lose theirs.
+function note_filled!(slot::Base.RefValue{Union{Nothing,CompiledDerivative}})
+    k = findfirst(s -> s === slot, FILLED_SLOTS)
+    k === nothing || deleteat!(FILLED_SLOTS, k)
+    push!(FILLED_SLOTS, slot)
+    evict_beyond_limit!()
+end
+
 # One slot per call signature, created when the signature is first compiled: the
 # generated function returns the same `Ref` every time, so a cache hit is a field load
 # and a world-age comparison, with no hashing, no lock and no allocation.
@@ -174,6 +221,7 @@ end
         if compiled === nothing || !is_current(compiled)
             compiled = compile_derivative(mode, fn, primal_types(anns), RA, anns)
             slot[] = compiled
+            note_filled!(slot)
         end
         return compiled::CompiledDerivative
     finally
@@ -260,8 +308,9 @@ function compile_derivative(@nospecialize(mode::Mode), @nospecialize(fa), @nospe
     pause_gc = flags & OX_FLAG_PAUSE_GC != 0
     release_on_throw = flags & OX_FLAG_RELEASE_ON_THROW != 0
     hooks = flags & OX_FLAG_RUNTIME_HOOKS != 0
-    return CompiledDerivative(fptr, RT, ci, ci.def.def::Method, sig, world, scratch, pause_gc,
-                              release_on_throw, hooks, rules)
+    compiled = CompiledDerivative(fptr, RT, ci, ci.def.def::Method, sig, world, scratch, pause_gc,
+                                  release_on_throw, hooks, rules)
+    return finalizer(release_compiled, compiled)
 end
 
 # Unqualified names: messages read like the user's code, whatever module it lives in.

@@ -187,7 +187,7 @@ function call_forward_array(c, s::Scratch, anns::Tuple)
     c.hooks && open_hook_frame()
     prev = GC.enable(false)
     primal, tangents = try
-        status = GC.@preserve anns raw_call(c.fptr, s)
+        status = GC.@preserve c anns raw_call(c.fptr, s)
         status == 0 || throw(DifferentiationError(status_message(status)))
         object(p) = unsafe_pointer_to_objref(unsafe_load(Ptr{Ptr{Cvoid}}(p)))
         object(s.ret), ntuple(k -> object(s.dret + 8(k - 1)), width)
@@ -247,7 +247,12 @@ end
     prev = c.pause_gc && GC.enable(false)
     returned = false
     try
-        status = raw_call(c.fptr, s)
+        # A collection during the call must not free the code that runs (its
+        # `CompiledDerivative`'s finalizer, src/autodiff.jl), and this path may reach the
+        # runtime: `c` stays rooted. (The plain call needs no root: a derivative that
+        # never enters the runtime reaches no safepoint, so no collection can end, nor
+        # any finalizer run, before it returns.)
+        status = GC.@preserve c raw_call(c.fptr, s)
         returned = true
         return status
     finally

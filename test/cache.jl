@@ -88,3 +88,54 @@ timed_first(x) = sin(x) * x + 2.0
     @test all(step -> last(step) >= get(engine, first(step), 0.0), steps)
     @test last(steps[findfirst(==("jit"), names)]) > get(engine, "jit", 0.0)
 end
+
+# Compiled code is freed when its derivative is let go of: a redefinition replaces it, and
+# beyond `derivative_limit!` the derivative compiled longest ago goes (and is compiled
+# again when called again). The engine frees the code when Julia collects the
+# `CompiledDerivative`.
+function settle()
+    GC.gc(); GC.gc()
+    return Oxidase.live_derivatives()
+end
+
+@testset "redefinition frees the old code" begin
+    @eval freed_on_redefinition(x) = x^2 + 1.0
+    @test autodiff(Reverse, freed_on_redefinition, Active, Active(3.0)) == ((6.0,),)
+    live = settle()
+    for k in 1:5
+        @eval freed_on_redefinition(x) = x^2 + $k * x
+        @test autodiff(Reverse, freed_on_redefinition, Active, Active(3.0)) == ((6.0 + k,),)
+    end
+    @test settle() == live
+end
+
+@testset "a bounded number of derivatives" begin
+    previous = Oxidase.derivative_limit!(2)
+    try
+        fs = [@eval (x -> x^3 + $k * x) for k in 1:5]
+        n = Oxidase.compile_count()
+        for (k, f) in enumerate(fs)
+            @test autodiff(Reverse, f, Active, Active(2.0)) == ((12.0 + k,),)
+        end
+        @test Oxidase.compile_count() == n + 5
+        live = settle()
+        # The last two keep theirs...
+        @test autodiff(Reverse, fs[5], Active, Active(1.0)) == ((8.0,),)
+        @test autodiff(Reverse, fs[4], Active, Active(1.0)) == ((7.0,),)
+        @test Oxidase.compile_count() == n + 5
+        # ...the first is compiled again, right, and takes the place of the oldest.
+        @test autodiff(Reverse, fs[1], Active, Active(1.0)) == ((4.0,),)
+        @test Oxidase.compile_count() == n + 6
+        @test settle() == live
+        @test length(Oxidase.FILLED_SLOTS) == 2
+        # (fs[4], the oldest of the two before, went.)
+        @test autodiff(Reverse, fs[5], Active, Active(1.0)) == ((8.0,),)
+        @test Oxidase.compile_count() == n + 6
+        @test autodiff(Reverse, fs[4], Active, Active(1.0)) == ((7.0,),)
+        @test Oxidase.compile_count() == n + 7
+        @test_throws ArgumentError Oxidase.derivative_limit!(0)
+    finally
+        Oxidase.derivative_limit!(previous)
+    end
+    @test Oxidase.derivative_limit!(previous) == previous
+end

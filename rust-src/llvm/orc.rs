@@ -108,6 +108,33 @@ impl LlJit {
         Ok(())
     }
 
+    /// A new resource tracker of the main dylib: what is added with it (`add_module_with`)
+    /// is freed by `Tracker::remove`.
+    pub fn new_tracker(&self) -> Tracker {
+        // SAFETY: `self.jit` is live for the process; the tracker's reference is owned by
+        // the returned value, which releases it on drop.
+        Tracker(unsafe { LLVMOrcJITDylibCreateResourceTracker(LLVMOrcLLJITGetMainJITDylib(self.jit)) })
+    }
+
+    /// `add_module`, with `tracker` owning what the module becomes.
+    pub fn add_module_with<'ctx>(
+        &self,
+        tracker: &Tracker,
+        tsc: &'ctx ThreadSafeContext,
+        m: OwnedModule<'ctx>,
+    ) -> Result<(), String> {
+        let raw = m.into_raw();
+        // SAFETY: as in `add_module`; `tracker.0` is a live tracker of the main dylib.
+        let err = unsafe {
+            let tsm = LLVMOrcCreateNewThreadSafeModule(raw, tsc.0);
+            LLVMOrcLLJITAddLLVMIRModuleWithRT(self.jit, tracker.0, tsm)
+        };
+        if !err.is_null() {
+            return Err(error_string(err));
+        }
+        Ok(())
+    }
+
     /// Address of symbol `name`, compiling what it needs.
     pub fn lookup(&self, name: &str) -> Result<usize, String> {
         let n = CString::new(name).map_err(|e| e.to_string())?;
@@ -154,6 +181,44 @@ impl LlJit {
             }
         }
         Ok(())
+    }
+}
+
+/// A resource tracker of the JIT's main dylib (`LlJit::new_tracker`): the code, data and
+/// symbols of the modules added with it, which `remove` frees. Dropping it without
+/// `remove` leaves them in the JIT for the process's life.
+pub struct Tracker(LLVMOrcResourceTrackerRef);
+
+impl std::fmt::Debug for Tracker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Tracker({:p})", self.0)
+    }
+}
+
+// SAFETY: ORC's resource trackers are reference-counted and their removal goes through
+// the execution session's lock: they may be used and released from any thread.
+unsafe impl Send for Tracker {}
+// SAFETY: as for `Send`.
+unsafe impl Sync for Tracker {}
+
+impl Tracker {
+    /// Frees what was added with the tracker: its code and data, and its symbols leave
+    /// the dylib. Nothing may run that code afterwards.
+    pub fn remove(&self) -> Result<(), String> {
+        // SAFETY: `self.0` is a live tracker (released only on drop); the error is
+        // checked and consumed.
+        let err = unsafe { LLVMOrcResourceTrackerRemove(self.0) };
+        if !err.is_null() {
+            return Err(error_string(err));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Tracker {
+    fn drop(&mut self) {
+        // SAFETY: `self.0` was created by `new_tracker` and is released once, here.
+        unsafe { LLVMOrcReleaseResourceTracker(self.0) }
     }
 }
 
