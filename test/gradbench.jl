@@ -333,3 +333,18 @@ finally
     wait(gb_tool)
 end
 @test success(gb_tool)
+
+# The sweep over the evals' input sizes (julia/gradbench/sweep.jl) drives the tool through
+# the same protocol: on det's smaller half, one row per size with both times and a ratio.
+@testset "sweep over input sizes" begin
+    julia = joinpath(Sys.BINDIR, Base.julia_exename())
+    sweep = joinpath(GB_DIR, "sweep.jl")
+    out = read(pipeline(`$julia --project=$GB_REPO --startup-file=no $sweep --quick det`; stderr = devnull), String)
+    rows = [split(strip(l, '|'), '|') for l in split(out, '\n') if startswith(l, "| ℓ=")]
+    @test [strip(r[1]) for r in rows] == ["ℓ=5", "ℓ=6", "ℓ=7", "ℓ=8"]
+    for r in rows
+        primal, gradient, ratio = parse.(Float64, strip.(r[2:4]))
+        @test primal > 0 && gradient > 0
+        @test ratio ≈ gradient / primal rtol = 0.05
+    end
+end
