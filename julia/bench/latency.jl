@@ -10,6 +10,14 @@
 
 const LATENCY_ROOT = dirname(dirname(@__DIR__))
 
+const MLP_SETUP = """
+    using Random
+    Random.seed!(1)
+    W1, W2, x = randn(32, 16), randn(4, 32), randn(16)
+    f(W1, W2, x) = sum(abs2, W2 * tanh.(W1 * x)) + sum(abs2, W1)
+    primal() = f(W1, W2, x)
+    """
+
 # Each workload: its name, its set-up (definitions and inputs; the primal is called once
 # after it) and the timed first `autodiff` call. Written as a user would write them.
 const LATENCY_WORKLOADS = [
@@ -17,20 +25,10 @@ const LATENCY_WORKLOADS = [
      f(x, y) = (1.0 - x)^2 + 100.0 * (y - x^2)^2
      primal() = f(1.0, 2.0)
      """, "autodiff(Reverse, f, Active, Active(1.0), Active(2.0))"),
-    ("MLP loss, reverse", """
-     using Random
-     Random.seed!(1)
-     W1, W2, x = randn(32, 16), randn(4, 32), randn(16)
-     f(W1, W2, x) = sum(abs2, W2 * tanh.(W1 * x)) + sum(abs2, W1)
-     primal() = f(W1, W2, x)
-     """, "autodiff(Reverse, f, Active, Duplicated(W1, zero(W1)), Duplicated(W2, zero(W2)), Const(x))"),
-    ("MLP loss, forward", """
-     using Random
-     Random.seed!(1)
-     W1, W2, x = randn(32, 16), randn(4, 32), randn(16)
-     f(W1, W2, x) = sum(abs2, W2 * tanh.(W1 * x)) + sum(abs2, W1)
-     primal() = f(W1, W2, x)
-     """, "autodiff(Forward, f, Duplicated, Duplicated(W1, ones(size(W1))), Const(W2), Const(x))"),
+    ("MLP loss, reverse", MLP_SETUP,
+     "autodiff(Reverse, f, Active, Duplicated(W1, zero(W1)), Duplicated(W2, zero(W2)), Const(x))"),
+    ("MLP loss, forward", MLP_SETUP,
+     "autodiff(Forward, f, Duplicated, Duplicated(W1, ones(size(W1))), Const(W2), Const(x))"),
     ("RK4 ODE with broadcasting, reverse", """
      function rhs!(dy, y)
          dy .= -0.5 .* y .+ 0.1 .* sin.(y)
