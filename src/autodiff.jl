@@ -145,9 +145,10 @@ const CACHE_LOCK = ReentrantLock()
 
 # A `CompiledDerivative` that becomes garbage (its slot refilled after a redefinition,
 # or emptied by the bound below) gives its code back to the engine, which frees it once
-# no other holder has it. Every call of the code roots the `CompiledDerivative`
-# (`GC.@preserve` in src/call.jl), so a collection during a call, on any thread, cannot
-# free code that is running.
+# no other holder has it. Code that runs is never freed: a call that may reach Julia's
+# runtime roots its `CompiledDerivative` (`GC.@preserve` in src/call.jl), and one that
+# never does reaches no safepoint, so no collection can end, nor any finalizer run,
+# before it returns.
 release_compiled(c::CompiledDerivative) = (release_derivative(c.fptr); nothing)
 
 # The bound on compiled derivatives: at most this many signatures keep theirs, the
