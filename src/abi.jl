@@ -525,7 +525,7 @@ The exception for a failed `oxidase_compile`: an invalid request is the caller's
 mistake (`ArgumentError`); anything else is a [`DifferentiationError`](@ref) naming the
 function `name` and carrying the engine's message.
 """
-function engine_error(status::Integer, name::AbstractString, message::AbstractString)
+function engine_error(status::Integer, name, message::AbstractString)
     if status == OX_ERR_INVALID_REQUEST
         return ArgumentError("Oxidase: invalid differentiation request for $name: $message")
     end
@@ -561,7 +561,7 @@ Failures throw (see [`engine_error`](@ref)); `name` is the Julia signature used 
 their messages.
 """
 function compile(bitcode::Vector{UInt8}, entry::String, mode::UInt32, width::Integer,
-                 args::Vector{ArgDesc}, ret_activity::UInt32; name::AbstractString = entry,
+                 args::Vector{ArgDesc}, ret_activity::UInt32; name = entry,
                  primal_unused::Bool = false, writer_bitcode::Bool = false)
     width >= 1 || throw(ArgumentError("Oxidase: width must be at least 1, got $width"))
     oxargs = Vector{OxArg}(undef, length(args))

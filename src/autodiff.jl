@@ -263,7 +263,7 @@ end
 function compile_derivative(@nospecialize(mode::Mode), @nospecialize(fa), @nospecialize(types),
                             @nospecialize(RA::Type), @nospecialize(anns::Tuple))
     fn = function_value(fa)
-    name = signature_string(fn, types)
+    name = SignatureName(fn, types)
     ret_activity = return_activity(mode, RA, name)
     descs = ArgDesc[function_desc(mode, fa, name)]
     for (i, a) in enumerate(anns)
@@ -313,6 +313,14 @@ function compile_derivative(@nospecialize(mode::Mode), @nospecialize(fa), @nospe
                                   release_on_throw, hooks, rules)
     return finalizer(release_compiled, compiled)
 end
+
+# The signature as messages name it, formatted only when a message is made: formatting
+# types compiles `show` and `sprint` for them, 55-75 ms of a session's first gradient.
+struct SignatureName
+    fn::Any
+    types::Any
+end
+Base.print(io::IO, n::SignatureName) = print(io, signature_string(n.fn, n.types))
 
 # Unqualified names: messages read like the user's code, whatever module it lives in.
 # Types print as seen from the function's module (`Model`, not `Main.Mod.Model`).
