@@ -262,25 +262,27 @@ end
 # compiling this code again.
 function compile_derivative(@nospecialize(mode::Mode), @nospecialize(fa), @nospecialize(types),
                             @nospecialize(RA::Type), @nospecialize(anns::Tuple))
-    fn = function_value(fa)
+    # (Nothing here dispatches on the annotations' types: `getfield` and `isa`, so that a
+    # new signature compiles no specialization of this path.)
+    fn = fa isa Union{Duplicated,DuplicatedNoNeed} ? getfield(fa, :val) : fa
     name = SignatureName(fn, types)
     ret_activity = return_activity(mode, RA, name)
     descs = ArgDesc[function_desc(mode, fa, name)]
-    for (i, a) in enumerate(anns)
-        push!(descs, argument_desc(mode, a, i, name))
+    for i in 1:length(anns)
+        push!(descs, argument_desc(mode, getfield(anns, i)::Annotation, i, name))
     end
     world = Base.get_world_counter()
     RT = return_type(fn, types, anns, name, mode, RA)
     # A struct result in forward mode is written through memory whose tangent the
     # derivative writes too, even when it is not wanted (`dret` has room for it).
     mode isa ForwardMode && is_float_struct(RT) && (ret_activity = OX_DUPLICATED)
-    width = batch_width(anns)
-    if width > 1 && any(a -> a isa Union{Duplicated,DuplicatedNoNeed,MixedDuplicated}, anns)
+    width = cold_batch_width(anns)
+    if width > 1 && any_annotation(a -> a isa Union{Duplicated,DuplicatedNoNeed,MixedDuplicated}, anns)
         throw(ArgumentError("Oxidase: $name mixes Duplicated (or MixedDuplicated) and BatchDuplicated arguments; " *
                             "batch every differentiated argument with the same number of tangents"))
     end
     # Batch reverse mode gives one adjoint per lane, which only a shadow can hold.
-    if width > 1 && mode isa ReverseMode && any(a -> a isa Active, anns)
+    if width > 1 && mode isa ReverseMode && any_annotation(a -> a isa Active, anns)
         throw(ArgumentError("Oxidase: $name mixes Active and BatchDuplicated arguments in reverse " *
                             "mode; batch reverse mode differentiates arrays (BatchDuplicated) only, " *
                             "so pass numbers as Const or make them array elements"))
@@ -321,6 +323,14 @@ struct SignatureName
     types::Any
 end
 Base.print(io::IO, n::SignatureName) = print(io, signature_string(n.fn, n.types))
+
+# `any(p, anns)` compiled once for every tuple type.
+function any_annotation(p, @nospecialize(anns::Tuple))
+    for k in 1:length(anns)
+        p(getfield(anns, k)) && return true
+    end
+    return false
+end
 
 # Unqualified names: messages read like the user's code, whatever module it lives in.
 # Types print as seen from the function's module (`Model`, not `Main.Mod.Model`).
@@ -364,7 +374,7 @@ function function_desc(@nospecialize(mode::Mode), @nospecialize(fa), name)
 end
 
 function argument_desc(@nospecialize(mode::Mode), @nospecialize(a::Annotation), i::Int, name)
-    T = Core.Typeof(a.val)
+    T = Core.Typeof(getfield(a, :val))
     if a isa Active && mode isa ForwardMode
         throw(ArgumentError("Oxidase: Active arguments are not allowed in forward mode " *
                             "(argument $i of $name); use Duplicated(x, dx) or Const(x)"))

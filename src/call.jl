@@ -330,25 +330,39 @@ using .Hot: Scratch, store_function!, batch_width, call_forward, call_forward_ar
             call_derivative, forward_result, Lanes, needs_copy, object_words, value_words
 
 # Building the buffers runs once per compiled derivative: it stays with the cold path, at
-# the package's optimization level.
-has_shadow(::ForwardMode, a::Annotation) =
-    a isa Union{Duplicated,DuplicatedNoNeed,BatchDuplicated,BatchDuplicatedNoNeed}
-has_shadow(::ReverseMode, a::Annotation) =
-    a isa Active || a isa MixedDuplicated ||
-    a isa Union{Duplicated,DuplicatedNoNeed,BatchDuplicated,BatchDuplicatedNoNeed} && is_boxed(Core.Typeof(a.val))
+# the package's optimization level, and compiles once for every signature: no call in it
+# dispatches on the annotations' types (`getfield`, `isa`, `@nospecialize`), which cost
+# each new signature's first gradient ~24 ms of specializations before.
+function has_shadow(@nospecialize(mode::Mode), @nospecialize(a::Annotation))
+    duplicated = a isa Union{Duplicated,DuplicatedNoNeed,BatchDuplicated,BatchDuplicatedNoNeed}
+    mode isa ForwardMode && return duplicated
+    return a isa Active || a isa MixedDuplicated || duplicated && is_boxed(Core.Typeof(getfield(a, :val)))
+end
+
+# `batch_width`, for the cold path: the lanes of the batched arguments, or 1.
+function cold_batch_width(@nospecialize(anns::Tuple))
+    width = 1
+    for k in 1:length(anns)
+        a = getfield(anns, k)
+        if a isa Union{BatchDuplicated,BatchDuplicatedNoNeed}
+            width = max(width, length(getfield(a, :dval)::Tuple))
+        end
+    end
+    return width
+end
 
 function Hot.Scratch(@nospecialize(mode::Mode), @nospecialize(RT::Type), @nospecialize(fa), @nospecialize(anns::Tuple))
     n = length(anns)
-    F = Core.Typeof(function_value(fa))
+    F = Core.Typeof(fa isa Union{Duplicated,DuplicatedNoNeed} ? getfield(fa, :val) : fa)
     fn_words = value_words(F)
     # The shadow of a Duplicated function: its address, or its bytes.
     fn_shadow_words = fa isa Annotation && has_shadow(mode, fa) ? fn_words : 0
-    width = batch_width(anns)
+    width = cold_batch_width(anns)
     sizes = zeros(Int, n)            # 8-byte words per argument
     shadow_sizes = zeros(Int, n)     # `width` tangents or shadow objects, contiguous
     for k in 1:n
-        a = anns[k]
-        T = Core.Typeof(a.val)
+        a = getfield(anns, k)::Annotation
+        T = Core.Typeof(getfield(a, :val))
         sizes[k] = value_words(T)
         if has_shadow(mode, a) && sizes[k] > 0
             shadow_sizes[k] = is_boxed(T) ? width * object_words(T) : cld(width * sizeof(T), 8)
