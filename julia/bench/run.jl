@@ -578,13 +578,16 @@ function document(runtime, latency, breakdown, summary, missed)
     logistic loss `sum(log1p.(exp.(-y .* (X * w)))) / n + 0.01 dot(w, w)` (50×8).
 
     $breakdown
-    Where the time goes, and why the targets are missed: (1) **the rest**, 0.5–1 s, is
-    mostly Julia 1.5 generating native code for Oxidase's own cold path in every session
-    (it caches type inference with the package, not native code; measured with Julia's
-    profiler, 60% of it is LLVM 9 compiling Oxidase's methods and 20% type inference):
-    a second function in the same process pays almost none of it (the second-function
-    row), and Julia ≥ 1.9, which caches native code in package images, would remove most
-    of it. (2) **Julia's codegen of the call graph** (`extraction: codegen`, 0.1–0.3 s):
+    Where the time goes, and why the targets are missed: (1) **the rest** is mostly Julia
+    1.5 generating native code for Oxidase's own cold path in every session (it caches
+    type inference with the package, not native code; in Julia's profiler, most of it is
+    LLVM 9 compiling Oxidase's methods, then type inference): a second function in the
+    same process pays little of it (the second-function row), and Julia ≥ 1.9, which
+    caches native code in package images, would remove most of it. Two cuts of it:
+    messages' signatures formatted only when a message is made (formatting types
+    compiled `show` for them, 55–75 ms), and a new signature's buffers built without
+    dispatching on its annotation types (~24 ms a signature, 165 ms at a session's
+    first). (2) **Julia's codegen of the call graph** (`extraction: codegen`, 0.1–0.3 s):
     `jl_create_native` emits every callee, throw paths and broadcast machinery included,
     into one module. (3) **LLVM on the derivative** (`engine: optimize` and `engine:
     jit`, 0.2–2.5 s together): proportional to the module's size; RK4's five broadcasts
