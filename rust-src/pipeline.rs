@@ -61,7 +61,7 @@ pub fn compile(bitcode: &[u8], req: &Request) -> Result<Compiled> {
     compiled
 }
 
-/// `compile`'s steps, each timed (`stage::timed`) for `last_timings`.
+/// `compile`'s steps, each timed (`stage::timed`) for `timings`.
 fn compile_timed(bitcode: &[u8], req: &Request) -> Result<Compiled> {
     let jit = jit::global()?;
     let tsc = jit.new_context();
