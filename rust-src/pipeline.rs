@@ -67,11 +67,8 @@ fn compile_timed(bitcode: &[u8], req: &Request) -> Result<Compiled> {
     let tsc = jit.new_context();
     let m = stage::timed("parse", || OwnedModule::parse_bitcode(&tsc, bitcode, !req.writer_bitcode))?;
     let name = jit::fresh_symbol();
+    // (`synthesize` strips the debug info before optimizing.)
     let flags = synthesize(&m, req, &name, &jit.data_layout(), &jit.triple())?;
-    // Debug info has served (source lines in messages); the JIT's DWARF would reach no
-    // debugger, and the verifier checks debug metadata too loosely for code generation:
-    // a flipped bit in a subprogram's fields that verifies still crashes DWARF emission.
-    stage::timed("finish", || m.strip_debug_info());
     let (addr, tracker) = stage::timed("jit", || jit.add(&tsc, m, &name))?;
     Ok(Compiled { addr, flags, tracker })
 }
@@ -242,7 +239,10 @@ fn synthesize_prepared(m: &Module, f: Function, req: &Request, name: &str) -> Re
         Ok(m.functions().into_iter().filter(|g| !g.is_declaration()).map(runtime_flags).fold(0, |a, b| a | b))
     })?;
     // Debug info has served (source lines in messages, all made by now); LLVM's passes
-    // would carry every instruction's location through the optimization for nothing.
+    // would carry every instruction's location through the optimization for nothing, the
+    // JIT's DWARF would reach no debugger, and the verifier checks debug metadata too
+    // loosely for code generation: a flipped bit in a subprogram's fields that verifies
+    // still crashes DWARF emission.
     m.strip_debug_info();
     Stage::Optimize.run(m, || passes::run(m, "default<O2>").map_err(Error::Internal))?;
     // The engine's own rewrites of the optimized module are verified like the
