@@ -1,6 +1,7 @@
 # Property tests over generated programs: random Julia functions of two scalars and a
 # 3-element array (expression trees over + - * / sin cos exp log sqrt ^ with guarded
 # domains and special exponents, if/else and ifelse, loops with random trip counts,
+# nested loops whose inner loop uses what the outer one defines,
 # array reads and writes, reductions, broadcasts and copies, splatting, views,
 # comprehensions (of tuples with integers too), map/filter/reduce/accumulate over
 # built arrays, arrays of arrays,
@@ -155,9 +156,14 @@ function program(rng, name)
     body = ["s = $(expr(rng, 2, vars[1:5]))"]
     for _ in 1:rand(rng, 1:3)
         r = rand(rng)
-        if r < 0.3
+        if r < 0.2
             n = rand(rng, 0:4)
             push!(body, "for i in 1:$n\n        s += $(expr(rng, 2, [vars; "x[mod1(i, 3)]"])) / (i + 1)\n    end")
+        elseif r < 0.3
+            # Nested loops whose inner loop (of 2, 1 and 0 iterations) uses what the
+            # outer one defines, and reads an element of a fresh array it does not write
+            # (a triangular product, as in GMM).
+            push!(body, "t = zeros(3)\n    for j in 1:$(rand(rng, 0:3))\n        c = $(expr(rng, 1, [vars; "x[j]"]))\n        for i in j+1:3\n            t[i] += c * x[i] + t[j] * $(expr(rng, 1, vars))\n        end\n    end\n    s += sum(abs2, t)")
         elseif r < 0.5
             push!(body, "if $(expr(rng, 1, vars)) > 0\n        s = $(expr(rng, 2, vars))\n    else\n        s = $(expr(rng, 2, vars))\n    end")
         elseif r < 0.6

@@ -65,6 +65,76 @@ end
     end
 end
 
+# Nested loops whose inner loop reads what the outer loop defines. The reverse sweep
+# gets such values once per run of the inner loop (pushed where it is left), and a load
+# inside the inner loop from an address the outer loop computed, in an array the inner
+# loop does not write, likewise (`v[j]` of GMM's triangular product); a load from an
+# array the inner loop writes is taped per iteration. Dimensions 1 (inner loops of no
+# iteration), 2 and 5 (inner loops of 4, 3, 2, 1 and 0 iterations).
+function triangular_fresh(x)
+    d = length(x)
+    v = zeros(d)
+    out = zeros(d)
+    for j in 1:d
+        v[j] = sin(x[j]) + 0.5
+    end
+    l = [x[mod1(k, d)] * k for k in 1:d*(d-1)÷2]
+    li = 1
+    for j in 1:d
+        out[j] = v[j] * x[j]
+        c = cos(x[j])
+        for i in j+1:d
+            out[i] += l[li] * v[j] * c
+            li += 1
+        end
+    end
+    return sum(abs2, out)
+end
+
+# The inner loop writes the array whose element `v[j]` it reads (other elements).
+function triangular_same_array(x)
+    d = length(x)
+    v = x .* 2.0
+    for j in 1:d
+        for i in j+1:d
+            v[i] += v[j] * x[i]
+        end
+    end
+    return sum(abs2, v)
+end
+
+# The inner loop reads and writes one element, `v[j]`, at each iteration.
+function inner_accumulates(x)
+    d = length(x)
+    v = zeros(d)
+    for j in 1:d
+        for i in 1:j
+            v[j] += v[j] * 0.5 + x[i] * x[j]
+        end
+    end
+    return sum(v)
+end
+
+# A branch in the inner loop on what the outer loop read (both sides taken).
+function inner_branch(x)
+    d = length(x)
+    w = x .+ 0.0
+    s = 0.0
+    for j in 1:d
+        a = w[j]
+        for i in 1:d
+            s += a > 0 ? a * x[i] : sin(a) * x[i]^2
+        end
+    end
+    return s
+end
+
+@testset "nested loops: $(nameof(f)), d = $(length(x))" for f in
+        (triangular_fresh, triangular_same_array, inner_accumulates, inner_branch),
+        x in ([0.3], [0.7, -1.2], [0.4, -0.9, 1.3, 0.2, -0.5])
+    check_all_modes(f, x)
+end
+
 @testset "while loop" begin
     for x in [0.5, 3.0, 1000.0]
         @test autodiff(Reverse, halve_until_small, Active, Active(x))[1][1] ≈ dhalve_until_small(x) rtol = 1e-12

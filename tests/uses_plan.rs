@@ -7,7 +7,11 @@
 //! The fixtures: the sum of squares loop, and an RK4 integration of
 //! `y' = z(x, y)`, `z₁ = x₁`, `zᵢ = xᵢ yᵢ₋₁` (GradBench's ode, written as loops over
 //! stages the caller preallocates, so it runs without Julia's allocator), whose
-//! derivative is also checked against finite differences.
+//! derivative is also checked against finite differences; and a lower triangular
+//! product `out[i] += l[li] * v[j]` in nested loops (GMM's), whose inner loop pushes
+//! what its outer loop defines once per run of the inner loop, not once per iteration;
+//! and the same product into arrays the function creates, whose inner loop pushes
+//! nothing (`v[j]` is read from an array the loop does not write).
 
 mod common;
 use common::*;
@@ -21,7 +25,12 @@ fn arrays(n: usize) -> Vec<oxidase::request::ArgSpec> {
 /// The plans of the reverse derivative of fixture `name` (`Duplicated` arrays, an
 /// active Float64 result).
 fn plans_of(name: &str) -> String {
-    let count = if name == "rk4" { 7 } else { 1 };
+    let count = match name {
+        "rk4" => 7,
+        "triangular" => 3,
+        "triangular_fresh" => 2,
+        _ => 1,
+    };
     let (r, plans) = oxidase::stage::collect(oxidase::stage::Printed::Uses, || synthesize_fixture(name, arrays(count)));
     r.unwrap_or_else(|e| panic!("{name}: {e}"));
     plans.concat()
@@ -108,6 +117,95 @@ fn rk4_gradient_matches_finite_differences() {
             e[i] = 1.0;
             let (_, t, _) = call_rk4(fwd, &x, &e);
             assert_close(t, fd, 1e-6, &format!("forward, x{i}"));
+        }
+    }
+}
+
+#[test]
+fn triangular_uses_plan() {
+    golden("triangular");
+    // The inner loop's blocks push one value per iteration at most (`v[j]`, reloaded
+    // after a store to `out` that may alias it, and `l[li]`, from memory the function
+    // writes): the shadow addresses and the index where the inner loop starts are pushed
+    // where it is left.
+    let plan = plans_of("triangular");
+    assert!(plan.contains(" for loop "), "{plan}");
+    for line in plan.lines().filter(|l| l.contains("(in a loop): pushes ") && !l.contains("pushes nothing")) {
+        let pushed = line.split("pushes ").nth(1).unwrap();
+        assert!(pushed.matches(", ").count() <= 1 || pushed.contains("count of loop"), "{line}");
+    }
+}
+
+#[test]
+fn triangular_into_fresh_arrays_pushes_nothing_per_inner_iteration() {
+    golden("triangular_fresh");
+    let plan = plans_of("triangular_fresh");
+    // The inner loop is the one whose exit pushes `v[j]` (a load inside it) for it.
+    let inner = plan.lines().find(|l| l.contains("for loop ") && l.contains("(in a loop)")).expect("an inner loop");
+    let header = inner.rsplit("for loop ").next().unwrap();
+    assert!(plan.contains(&format!("hoisted to loop {header}")), "{plan}");
+    // (The entry's plan: `sum` calls a callee with a plan of its own after it.)
+    let entry = plan.split("; uses plan of ").nth(1).unwrap();
+    let pushing: Vec<&str> = entry
+        .lines()
+        .filter(|l| l.contains("(in a loop): pushes ") && !l.contains("pushes nothing"))
+        .filter(|l| !l.contains("count of loop") && !l.contains("predecessor"))
+        .collect();
+    // Only `sum(abs2, out)`'s loop pushes per iteration (its element, from an array the
+    // function wrote).
+    assert!(pushing.len() <= 1, "{pushing:?}");
+}
+
+/// `tri_sumsq` of the fixture, in Rust: `out = v + L v` for the strictly lower
+/// triangular `L` filled column by column from `l`, then `sum(abs2, out)`.
+fn tri_sumsq(l: &[f64], v: &[f64]) -> f64 {
+    let mut out = v.to_vec();
+    let mut li = 0;
+    for (j, vj) in v.iter().enumerate() {
+        for o in out.iter_mut().skip(j + 1) {
+            *o += l[li] * vj;
+            li += 1;
+        }
+    }
+    out.iter().map(|e| e * e).sum()
+}
+
+#[test]
+fn triangular_gradient_matches_finite_differences() {
+    let (text, entry) = fixture("triangular");
+    let rev = compile_text(&text, &entry, Mode::Reverse, arrays(3), Active).expect("reverse");
+    let fwd = compile_text(&text, &entry, Mode::Forward, arrays(3), Duplicated).expect("forward");
+    // d = 0, 1 (inner loops that never run), 2 and 5.
+    for v in [vec![], vec![0.7], vec![0.5, -1.5], vec![0.3, -0.8, 1.1, 2.0, -0.4]] {
+        let d = v.len();
+        let l: Vec<f64> = (0..d * d.saturating_sub(1) / 2).map(|k| 0.25 * k as f64 - 0.6).collect();
+        let x: Vec<f64> = l.iter().chain(&v).copied().collect();
+        let f = |x: &[f64]| tri_sumsq(&x[..l.len()], &x[l.len()..]);
+        let call = |d_fn, dx: &[f64]| {
+            let vals = [x[..l.len()].to_vec(), v.clone(), vec![0.0; d]];
+            let dvals = [dx[..l.len()].to_vec(), dx[l.len()..].to_vec(), vec![0.0; d]];
+            let primal: Vec<Box<FakeArray>> = vals.iter().map(|a| FakeArray::new(a)).collect();
+            let shadow: Vec<Box<FakeArray>> = dvals.iter().map(|a| FakeArray::new(a)).collect();
+            let mut pp: Vec<*mut std::ffi::c_void> =
+                primal.iter().map(|a| &**a as *const FakeArray as *mut _).collect();
+            let mut sp: Vec<*mut std::ffi::c_void> =
+                shadow.iter().map(|a| &**a as *const FakeArray as *mut _).collect();
+            let args: Vec<*mut std::ffi::c_void> = std::iter::once(NONE).chain(pp.iter_mut().map(ptr)).collect();
+            let shadows: Vec<*mut std::ffi::c_void> = std::iter::once(NONE).chain(sp.iter_mut().map(ptr)).collect();
+            let (mut ret, mut dret) = (0.0, 1.0);
+            assert_eq!(invoke(d_fn, &args, &shadows, &mut ret, &mut dret), 0);
+            let grad: Vec<f64> = shadow[0].values().into_iter().chain(shadow[1].values()).collect();
+            (ret, dret, grad)
+        };
+        let (y, _, grad) = call(rev, &vec![0.0; x.len()]);
+        assert_close(y, f(&x), 1e-12, "primal");
+        for i in 0..x.len() {
+            let fd = central_difference(&f, &x, i);
+            assert_close(grad[i], fd, 1e-6, &format!("reverse, d = {d}, x{i}"));
+            let mut e = vec![0.0; x.len()];
+            e[i] = 1.0;
+            let (_, t, _) = call(fwd, &e);
+            assert_close(t, fd, 1e-6, &format!("forward, d = {d}, x{i}"));
         }
     }
 }

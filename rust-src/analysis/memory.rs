@@ -2302,6 +2302,7 @@ pub fn writes_only_fresh(g: Function) -> bool {
         let name = callee_name(callee).unwrap_or_default();
         is_noreturn_call(call)
             || name.starts_with("ox.")
+            || scalar_libm_call(call)
             || crate::julia::current().is_gc_alloc(&name)
             || callee.as_function().is_some_and(|callee| !callee.is_declaration() && writes_only_stack(callee))
     })
@@ -2492,14 +2493,26 @@ fn thread_state(p: Value, depth: u32) -> bool {
 pub fn writes_only_stack(g: Function) -> bool {
     writes_only(g, &points_into_alloca, &|call| {
         let callee = call.called_operand();
-        callee.as_function().is_some_and(|callee| {
-            if callee.intrinsic_id() != 0 {
-                !callee.name().starts_with("llvm.mem")
-            } else {
-                !callee.is_declaration() || callee.name().starts_with("ox.")
-            }
-        })
+        scalar_libm_call(call)
+            || callee.as_function().is_some_and(|callee| {
+                if callee.intrinsic_id() != 0 {
+                    // memset, memcpy, memmove write their first operand (a GC frame's
+                    // slots are zeroed this way).
+                    !callee.name().starts_with("llvm.mem") || points_into_alloca(call.as_value().operand(0))
+                } else {
+                    !callee.is_declaration() || callee.name().starts_with("ox.")
+                }
+            })
     })
+}
+
+/// Whether `call` calls a C math function with numbers only (`lgamma` through
+/// `ccall`, say: `rules::math::is_scalar_libm`), which writes no memory the program
+/// reads.
+pub fn scalar_libm_call(call: Call) -> bool {
+    let i = call.as_value();
+    (0..call.call_arg_count()).all(|k| !i.operand(k).ty().is_pointer())
+        && callee_name(call.called_operand()).is_some_and(|n| crate::rules::math::is_scalar_libm(&n))
 }
 
 /// Whether a call of `callee` may resize an array it is handed and return: a function

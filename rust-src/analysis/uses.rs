@@ -37,6 +37,14 @@ pub enum Source {
     /// address arithmetic, and loads when the function writes no memory but its own
     /// stack): an array element `x[i]` and its shadow address cost one push of `i`.
     Remat,
+    /// Pushed once each time counted loop `k` (an index into the plan's loops) is left,
+    /// not at each use inside it: a value defined outside the loop (in an enclosing
+    /// loop's iteration, say) keeps one value while the loop runs, and so does a load
+    /// inside it from an address defined outside it that nothing in the loop writes
+    /// (`invariant_in`; the forward sweep keeps its last value in a stack slot, pushed
+    /// on the way out). The reverse sweep pops it into a stack slot where it enters the
+    /// loop's reverse, and loads it from there.
+    Hoisted(usize),
 }
 
 /// The blocks of the function's `try` bodies (`Uses::in_try`).
@@ -71,6 +79,9 @@ pub struct Inputs<'a, 'ctx> {
     /// Only memory the function allocated is written (`memory::writes_only_fresh`):
     /// loads from its arguments' arrays may be repeated.
     pub others_unwritten: bool,
+    /// The function resizes an array (`push!`...): a data pointer loaded before a loop
+    /// may be stale inside it.
+    pub resizes: bool,
     /// Shadow data pointers the reverse sweep must load again (`push!` may have moved
     /// the shadow's buffer since the forward sweep read them): their loads, and the
     /// addresses derived from them, are recomputed in the reverse block, never popped or
@@ -86,7 +97,10 @@ pub struct Uses<'ctx> {
     separate: bool,
     heap_readonly: bool,
     others_unwritten: bool,
+    resizes: bool,
     reload: HashSet<Value<'ctx>>,
+    /// `invariant_in`'s answers, by loop and array (what decides them).
+    unwritten_in: std::cell::RefCell<HashMap<(usize, Value<'ctx>), bool>>,
     /// Blocks of `try` bodies: a throw there leaves for the `catch` by `longjmp`, past
     /// the control-flow graph LLVM sees, which promotes stack slots to registers and
     /// keeps values there as if it could not happen; the reverse sweep then retraces the
@@ -96,6 +110,9 @@ pub struct Uses<'ctx> {
     /// Values `reload` makes stale that could not be recomputed (the plan is then
     /// refused: `stale_kept`).
     stale_kept: Vec<Value<'ctx>>,
+    /// Per counted loop, the values pushed where it is left (`Source::Hoisted`), in
+    /// push order.
+    hoisted: Vec<Vec<Value<'ctx>>>,
     /// Per active instruction: the primal values its partials need...
     needs: HashMap<Value<'ctx>, Vec<Need>>,
     /// ...and the values the reverse sweep fetches for them, in forward order, with
@@ -118,9 +135,12 @@ impl<'ctx> Uses<'ctx> {
             separate: inp.separate,
             heap_readonly: inp.heap_readonly,
             others_unwritten: inp.others_unwritten,
+            resizes: inp.resizes,
             reload: inp.reload.clone(),
+            unwritten_in: Default::default(),
             in_try: try_blocks(inp.cfg),
             stale_kept: Vec::new(),
+            hoisted: vec![Vec::new(); inp.loops.len()],
             needs: HashMap::new(),
             items: HashMap::new(),
         };
@@ -130,7 +150,7 @@ impl<'ctx> Uses<'ctx> {
                 let Some(ns) = needs.get(&inst) else { continue };
                 let mut items = Vec::new();
                 for v in ns.iter().flat_map(|&n| values(inst, n)) {
-                    let source = uses.fetched_from(v);
+                    let source = uses.fetched_at(v, bi);
                     if source == Source::Pop {
                         let mut leaves = Vec::new();
                         if uses.remat_plan(v, bi, REMAT_DEPTH, &mut leaves) {
@@ -143,6 +163,13 @@ impl<'ctx> Uses<'ctx> {
                         }
                     }
                     items.push((v, source));
+                }
+                for &(v, source) in &items {
+                    if let Source::Hoisted(k) = source {
+                        if !uses.hoisted[k].contains(&v) {
+                            uses.hoisted[k].push(v);
+                        }
+                    }
                 }
                 items_of.insert(inst, items);
             }
@@ -185,6 +212,92 @@ impl<'ctx> Uses<'ctx> {
         } else {
             self.source_of(v)
         }
+    }
+
+    /// Where the reverse sweep of block `at` gets `v`: `fetched_from`, but a value it
+    /// would pop at each iteration of a counted loop around `at` that does not contain
+    /// `v`'s definition is pushed once per run of that loop instead (`hoist_loop`).
+    pub fn fetched_at(&self, v: Value<'ctx>, at: usize) -> Source {
+        match self.fetched_from(v) {
+            Source::Pop if !self.stale(v, REMAT_DEPTH) => self.hoist_loop(v, at).map_or(Source::Pop, Source::Hoisted),
+            source => source,
+        }
+    }
+
+    /// The outermost counted loop around block `at` in which instruction `v` keeps one
+    /// value: a loop that does not contain `v`'s definition (which then dominates the
+    /// loop's header and, the loop's exits having only predecessors inside it, every
+    /// exit), or one in which `v` is an invariant load (`invariant_in`); if `v`'s block
+    /// is on a cycle, and no `try` body is involved (a throw would leave the loop without
+    /// passing an exit).
+    fn hoist_loop(&self, v: Value<'ctx>, at: usize) -> Option<usize> {
+        if !v.is_instruction() {
+            return None;
+        }
+        let d = self.cfg.index(v.parent_block());
+        if !self.cfg.in_cycle[d] || self.in_try[d] {
+            return None;
+        }
+        (0..self.loops.len())
+            .filter(|&k| {
+                let l = &self.loops[k];
+                l.body.contains(&at)
+                    && l.body.iter().all(|&b| !self.in_try[b])
+                    && (!l.body.contains(&d) || self.invariant_in(v, k))
+            })
+            .max_by_key(|&k| self.loops[k].body.len())
+    }
+
+    /// Whether `v` is a load inside counted loop `k` that reads the same value every
+    /// time in one run of the loop: its address is computed outside the loop, points
+    /// into the buffer of an array the function created (`fresh_buffer`), and nothing in
+    /// the loop may write there — its stores go to stack slots or to the buffers of
+    /// other arrays the function created, and its calls are to intrinsics, C math
+    /// functions, and the allocators. (LLVM leaves such loads in the loop when a store
+    /// in it might alias the address, which it cannot rule out for two arrays the
+    /// runtime allocated: `out[i] += l[k] * v[j]`.)
+    pub fn invariant_in(&self, v: Value<'ctx>, k: usize) -> bool {
+        use crate::analysis::memory::{gc_allocation, points_into_alloca};
+        if self.resizes || v.opcode() != Opcode::LLVMLoad || v.is_volatile() || v.is_atomic() {
+            return false;
+        }
+        let body = &self.loops[k].body;
+        let p = v.operand(0);
+        if p.is_instruction() && body.contains(&self.cfg.index(p.parent_block())) {
+            return false;
+        }
+        let Some(base) = fresh_buffer(p, ADDRESS_DEPTH) else { return false };
+        if let Some(&known) = self.unwritten_in.borrow().get(&(k, base)) {
+            return known;
+        }
+        let elsewhere =
+            |q: Value<'ctx>| points_into_alloca(q) || fresh_buffer(q, ADDRESS_DEPTH).is_some_and(|b| b != base);
+        let unwritten = body.iter().flat_map(|&b| self.cfg.blocks[b].instructions()).all(|i| match i.opcode() {
+            Opcode::LLVMStore => elsewhere(i.operand(1)),
+            Opcode::LLVMCall => i.as_call().is_some_and(|call| {
+                let callee = call.called_operand();
+                let intrinsic = callee.as_function().filter(|f| f.intrinsic_id() != 0);
+                match intrinsic {
+                    // memset, memcpy, memmove write their first operand.
+                    Some(f) => !f.name().starts_with("llvm.mem") || elsewhere(i.operand(0)),
+                    None => {
+                        crate::analysis::memory::scalar_libm_call(call)
+                            || crate::analysis::memory::array_call(i).is_some()
+                            || gc_allocation(i).is_some()
+                    }
+                }
+            }),
+            Opcode::LLVMAtomicRMW | Opcode::LLVMAtomicCmpXchg | Opcode::LLVMFence => false,
+            _ => true,
+        });
+        self.unwritten_in.borrow_mut().insert((k, base), unwritten);
+        unwritten
+    }
+
+    /// The values pushed where counted loop `k` is left (`Source::Hoisted(k)`), in push
+    /// order.
+    pub fn hoisted(&self, k: usize) -> &[Value<'ctx>] {
+        &self.hoisted[k]
     }
 
     /// Whether `v` is a shadow data pointer to load again (`Inputs::reload`) or an
@@ -263,9 +376,9 @@ impl<'ctx> Uses<'ctx> {
             if !self.loops[k].body.contains(&at) {
                 return false;
             }
-            match self.source_of(start) {
+            match self.fetched_at(start, at) {
                 Source::Visible => {}
-                Source::Slot => leaves.push((start, Source::Slot)),
+                source @ (Source::Slot | Source::Hoisted(_)) => leaves.push((start, source)),
                 _ => return false,
             }
             return true;
@@ -275,7 +388,7 @@ impl<'ctx> Uses<'ctx> {
         }
         let mut mine = Vec::new();
         for op in v.operands() {
-            match self.fetched_from(op) {
+            match self.fetched_at(op, at) {
                 Source::Visible => {}
                 Source::Pop if self.remat_plan(op, at, depth - 1, &mut mine) => {}
                 // (A stale address popped as it was would be stale still.)
@@ -393,8 +506,13 @@ impl<'ctx> Uses<'ctx> {
             if self.records_predecessor(bi) {
                 pushes.push("predecessor".into());
             }
-            for k in self.exited_loops(bi) {
+            let exited = self.exited_loops(bi);
+            for &k in &exited {
                 pushes.push(format!("count of loop {}", self.cfg.blocks[self.loops[k].header].name()));
+            }
+            for &k in &exited {
+                let header = self.cfg.blocks[self.loops[k].header].name();
+                pushes.extend(self.hoisted[k].iter().map(|&v| format!("{} for loop {header}", name(v))));
             }
             let mut lines = Vec::new();
             for inst in bb.instructions() {
@@ -412,7 +530,13 @@ impl<'ctx> Uses<'ctx> {
                     if *source == Source::Pop {
                         pushes.push(name(*v));
                     }
-                    uses.push(format!("{} {}", name(*v), format!("{source:?}").to_lowercase()));
+                    let from = match source {
+                        Source::Hoisted(k) => {
+                            format!("hoisted to loop {}", self.cfg.blocks[self.loops[*k].header].name())
+                        }
+                        _ => format!("{source:?}").to_lowercase(),
+                    };
+                    uses.push(format!("{} {from}", name(*v)));
                 }
                 if !uses.is_empty() {
                     lines.push(format!("  {}: {}", name(inst), uses.join(", ")));
@@ -427,6 +551,28 @@ impl<'ctx> Uses<'ctx> {
             }
         }
         out
+    }
+}
+
+/// The call creating the array whose data buffer pointer `p` points into: `p` derives,
+/// by address arithmetic, from the data pointer loaded from an array the function
+/// created with a buffer of its own (`jl_alloc_array_*`, `jl_array_copy`; not a
+/// reshape, which shares its argument's).
+fn fresh_buffer(p: Value, depth: u32) -> Option<Value> {
+    use crate::analysis::memory::{array_call, zero_offset_base, ArrayCall};
+    if depth == 0 || !p.is_instruction() {
+        return None;
+    }
+    match p.opcode() {
+        Opcode::LLVMGetElementPtr | Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast => {
+            fresh_buffer(p.operand(0), depth - 1)
+        }
+        Opcode::LLVMLoad => {
+            // The data pointer is the array object's first field.
+            let object = zero_offset_base(p.operand(0));
+            matches!(array_call(object), Some(ArrayCall::Alloc | ArrayCall::Copy)).then_some(object)
+        }
+        _ => None,
     }
 }
 

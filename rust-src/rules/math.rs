@@ -516,6 +516,41 @@ const NO_DERIVATIVE: &[&str] = &[
     "trap",
 ];
 
+/// C math functions of numbers without a rule in the table (so without a derivative
+/// here), which like the table's write no memory a program reaches through its own
+/// pointers (at most `errno`, and `lgamma`'s `signgam`).
+const OTHER_SCALAR_LIBM: &[&str] = &[
+    "lgamma",
+    "tgamma",
+    "erf",
+    "erfc",
+    "atan2",
+    "asinh",
+    "acosh",
+    "atanh",
+    "fmod",
+    "remainder",
+    "ldexp",
+    "logb",
+    "ilogb",
+    "j0",
+    "j1",
+    "y0",
+    "y1",
+];
+
+/// Whether call target `name` is a C math function of numbers (`lgamma`, `sin`,
+/// `floor`; not an intrinsic): called with numbers only, it writes no memory the
+/// program can read, and analyses that ask what a call may write can pass over it.
+pub fn is_scalar_libm(name: &str) -> bool {
+    if name.starts_with("llvm.") || name.starts_with(JULIA_MATH_PREFIX) {
+        return false;
+    }
+    let base = c_base_name(name);
+    let known = |n: &str| lookup_c(n).is_some() || OTHER_SCALAR_LIBM.contains(&n);
+    known(base) || base.strip_suffix('f').is_some_and(known)
+}
+
 /// What a callee name means for differentiation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Callee {
@@ -597,6 +632,16 @@ mod tests {
     /// The row named `name`, as `lookup` returns it.
     fn math(name: &str) -> Option<Callee> {
         Some(Callee::Math(TABLE.iter().find(|f| f.name == name).unwrap()))
+    }
+
+    #[test]
+    fn scalar_libm_functions_are_known_by_their_c_names() {
+        for name in ["lgamma", "lgammaf", "__lgamma_finite", "sin", "expm1f", "floor", "atan2", "erfc"] {
+            assert!(is_scalar_libm(name), "{name}");
+        }
+        for name in ["memcpy", "llvm.sin.f64", "jl_alloc_array_1d", "frexp", "modf", "sincos", "malloc"] {
+            assert!(!is_scalar_libm(name), "{name}");
+        }
     }
 
     #[test]

@@ -86,6 +86,11 @@ struct Reverse<'a, 'ctx> {
     popped: RefCell<HashMap<Value<'ctx>, Value<'ctx>>>,
     /// Stack slots of `Source::Slot` values.
     slots: HashMap<Value<'ctx>, Value<'ctx>>,
+    /// The reverse sweep's stack slots of `Source::Hoisted` values, by value and loop.
+    hoisted: HashMap<(Value<'ctx>, usize), Value<'ctx>>,
+    /// The forward sweep's stack slots of `Source::Hoisted` loads inside their loop,
+    /// which hold the last value loaded for the loop's exits to push.
+    hoisted_last: HashMap<Value<'ctx>, Value<'ctx>>,
     /// Loops whose iterations are counted (`Cfg::counted_loops`), with the forward
     /// sweep's count (a phi in the header) and the reverse sweep's count (a stack slot).
     loops: Vec<(CountedLoop, Value<'ctx>, Value<'ctx>)>,
@@ -210,6 +215,8 @@ impl<'a, 'ctx> Reverse<'a, 'ctx> {
             uses: None,
             popped: RefCell::new(HashMap::new()),
             slots: HashMap::new(),
+            hoisted: HashMap::new(),
+            hoisted_last: HashMap::new(),
             loops: Vec::new(),
             throw_sites: HashMap::new(),
             shadow,
@@ -225,6 +232,7 @@ impl<'a, 'ctx> Reverse<'a, 'ctx> {
         self.find_throw_sites()?;
         self.count_loops()?;
         self.plan()?;
+        self.make_hoisted_slots()?;
         self.instrument_forward()?;
         self.retrace_throws()?;
         self.fill_slots()?;
@@ -307,6 +315,37 @@ impl<'a, 'ctx> Reverse<'a, 'ctx> {
         Ok(())
     }
 
+    /// A slot in the reverse sweep for each value pushed where a loop is left
+    /// (`Source::Hoisted`), which the reverse sweep fills where it enters the loop; and
+    /// for a load inside the loop, a slot in the forward sweep that each execution of it
+    /// stores to, for the exits to push (it has one value in a run of the loop; a run
+    /// that never executes it pushes a value its reverse never reads).
+    fn make_hoisted_slots(&mut self) -> Built<()> {
+        let rb = self.rev_entry_builder()?;
+        let eb = self.frame.entry_builder(self.m)?;
+        let b = self.m.builder();
+        for k in 0..self.loops.len() {
+            for v in self.uses().hoisted(k).to_vec() {
+                let slot = rb.alloca(v.ty(), &format!("{}.hoisted", v.name()))?;
+                self.hoisted.insert((v, k), slot);
+                let inside = self.loops[k].0.body.contains(&self.cfg.index(v.parent_block()));
+                if inside && !self.hoisted_last.contains_key(&v) {
+                    let last = eb.alloca(v.ty(), &format!("{}.last", v.name()))?;
+                    eb.store(self.m.const_null(v.ty()), last)?;
+                    b.after(v)?;
+                    b.store(v, last)?;
+                    self.hoisted_last.insert(v, last);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The counted loops block `bi` exits, as indices into `loops`.
+    fn exited_loop_indices(&self, bi: usize) -> Vec<usize> {
+        (0..self.loops.len()).filter(|&k| self.loops[k].0.exits.contains(&bi)).collect()
+    }
+
     /// The value of need `n` of `inst` in batch lane `lane` (only shadows differ
     /// between lanes), as the forward sweep has it; `None` for a shadow that does not
     /// exist (a rule that needs it reports it: `rules::required`).
@@ -352,6 +391,7 @@ impl<'a, 'ctx> Reverse<'a, 'ctx> {
             separate: matches!(self.sweep, Sweep::Callee { .. }),
             heap_readonly: self.callees.heap_readonly,
             others_unwritten: self.others_unwritten,
+            resizes: self.mem.resizes(),
             reload: &reload,
         };
         let plan = Uses::compute(&inputs, needs, &|inst, n| self.need_values(inst, n));
@@ -434,7 +474,11 @@ impl<'a, 'ctx> Reverse<'a, 'ctx> {
     /// How many slots block `bb`'s forward sweep pushes, if it can know (no call-by-call
     /// callee pushes in between).
     fn slots_pushed(&self, bb: Block<'ctx>, pred_pushed: bool) -> Option<u64> {
-        let mut n = u64::from(pred_pushed) + self.exited_loops(self.cfg.index(bb)).len() as u64;
+        let bi = self.cfg.index(bb);
+        let mut n = u64::from(pred_pushed) + self.exited_loops(bi).len() as u64;
+        for k in self.exited_loop_indices(bi) {
+            n += self.uses().hoisted(k).iter().map(|&v| Tape::slots(v)).sum::<u64>();
+        }
         for inst in bb.instructions() {
             if self.pairs.contains_key(&inst) {
                 return None;
@@ -485,6 +529,16 @@ impl<'a, 'ctx> Reverse<'a, 'ctx> {
             }
             for (_, count, _) in self.exited_loops(bi) {
                 push(&b, *count)?;
+            }
+            // Values the loops' reverse sweeps need, which kept one value while they ran.
+            for k in self.exited_loop_indices(bi) {
+                for &v in self.uses().hoisted(k) {
+                    let value = match self.hoisted_last.get(&v) {
+                        Some(&last) => b.load(v.ty(), last)?,
+                        None => v,
+                    };
+                    push(&b, value)?;
+                }
             }
             for inst in bb.instructions() {
                 let Some(items) = self.uses().items(inst) else {
@@ -718,7 +772,13 @@ impl<'a, 'ctx> Reverse<'a, 'ctx> {
                 self.reverse_instruction(&b, inst)?;
             }
             b.clear_debug_loc();
-            // The counts of the loops this block exits, recorded after its predecessor.
+            // The values pushed where the loops this block exits were left, then their
+            // counts, recorded after its predecessor.
+            for k in self.exited_loop_indices(bi).into_iter().rev() {
+                for &v in self.uses().hoisted(k).iter().rev() {
+                    b.store(self.tape_rev.pop(&b, v.ty())?, self.hoisted[&(v, k)])?;
+                }
+            }
             let i64t = m.int(64);
             for (_, _, slot) in self.exited_loops(bi).into_iter().rev() {
                 b.store(self.tape_rev.pop(&b, i64t)?, *slot)?;
@@ -874,6 +934,7 @@ impl<'a, 'ctx> Reverse<'a, 'ctx> {
             let got = match source {
                 Source::Pop => self.tape_rev.pop(b, v.ty())?,
                 Source::Slot => b.load(v.ty(), self.slots[v])?,
+                Source::Hoisted(k) => b.load(v.ty(), self.hoisted[&(*v, *k)])?,
                 Source::Visible | Source::Reuse | Source::Remat => continue,
             };
             self.popped.borrow_mut().insert(*v, got);
