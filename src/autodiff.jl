@@ -72,6 +72,16 @@ end
         if mode isa ForwardMode && RT !== Union{} && isbitstype(RT) && !(RT <: AbstractFloat) && !is_ghost(RT)
             return forward_result(RA, call_forward(compiled, s, RT, anns)...)
         end
+        # A Float64 or Float32 result, whose concrete type inference knows here: the
+        # result tuple then has it (a function that calls `autodiff_deferred(Forward, ...)`
+        # and is itself differentiated needs it), where `call_derivative` branches on the
+        # compiled type at run time and returns a union.
+        if mode isa ForwardMode && (RT === Float64 || RT === Float32)
+            compiled.rettype === RT ||
+                throw(DifferentiationError("internal: the derivative was compiled for a $(compiled.rettype) result, " *
+                                           "inference now says $RT; please report this"))
+            return forward_result(RA, call_forward(compiled, s, RT, anns)...)
+        end
         mode isa ReverseMode && return call_derivative(mode, compiled, s, RA, anns, seed)
         return call_derivative(mode, compiled, s, RA, anns)
     end

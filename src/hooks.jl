@@ -371,13 +371,19 @@ function rule_call(mode::Int32, site_id::Int64, args::Ptr{Ptr{Cvoid}}, shadows::
         v = load_argument(unsafe_load(args, k), T, how)
         lanes = Ptr{Cvoid}[shadow(l, k) for l in 1:W]
         all(==(C_NULL), lanes) && return Const(v)
-        (j == 1 || how === BY_REFERENCE && field_shadowing(T) !== :struct) &&
+        # (In forward mode, a struct of numbers of one float type — an annotation such as
+        # `Duplicated(x, 1.0)` handed to a nested `autodiff_deferred(Forward, ...)` — has
+        # its tangent in its shadow memory, which loads as the struct itself. Not in
+        # reverse mode: there the shadow accumulates adjoints, which an immutable copy
+        # handed to the rule could not give back.)
+        numbers = how === BY_REFERENCE && mode == 0 && is_numbers_result(T)
+        (j == 1 || how === BY_REFERENCE && !numbers && field_shadowing(T) !== :struct) &&
             throw(rule_error(site, rule, "cannot be applied: argument $(j - 1) (a $T) carries a derivative the " *
                                          "engine cannot pass to a rule yet"))
         mode == 1 && how === BY_VALUE && return Active(v)
         ds = ntuple(W) do l
             d = load_argument(lanes[l], T, how)
-            return how === BY_REFERENCE ? shadow_struct(site, rule, j - 1, v, d) : d
+            return how === BY_REFERENCE && !numbers ? shadow_struct(site, rule, j - 1, v, d) : d
         end
         return W == 1 ? Duplicated(v, ds[1]) : BatchDuplicated(v, ds)
     end

@@ -28,7 +28,7 @@
 module NestedRules
 
 using ..Oxidase: Oxidase, Annotation, Const, Active, Duplicated, DuplicatedNoNeed, BatchDuplicated,
-                 ReverseMode, Reverse, DualPartial, value, partial, autodiff,
+                 ReverseMode, Reverse, ForwardMode, Forward, Dual, DualPartial, value, partial, autodiff,
                  autodiff_deferred, gradient, hvp, DifferentiationError, on_duals, dual_array
 using ..Oxidase.EnzymeRules: FwdConfig, RevConfig, AugmentedReturn, needs_primal, needs_shadow, width
 
@@ -146,6 +146,83 @@ function forward(config::FwdConfig, ::Const{typeof(autodiff_deferred)}, RT::Type
     return nothing
 end
 
+
+# Forward over forward, for `autodiff_deferred(Forward, f, RA, args...)` with arguments
+# that are numbers or arrays (`Duplicated`, `DuplicatedNoNeed`, `Const`, or plain): the
+# inner call returns `f`'s tangent `J dx` along the shadows (and `f`'s value, for a
+# `Duplicated` result). Their tangents along the outer tangents — ẋ of the arguments,
+# ḋx of the shadows — are `J ḋx + (∇²f ⋅ dx) ẋ` and `J ẋ`: one forward pass of `f` on
+# duals gives them, the arguments entering as `x + ε ẋ` and the shadows as `dx + ε ḋx`;
+# the results' values are the inner call's results, their partials the outer tangents.
+# Arrays `f` writes come out as duals alike.
+function forward(config::FwdConfig, ::Const{typeof(autodiff_deferred)}, RT::Type, ::Const{ForwardMode},
+                 fa::Annotation, rest::Annotation...)
+    f = inner_function(fa)
+    RA, outer = inner_activity(rest)
+    W = width(config)
+    args = [[forward_inner_argument(k, outer[k], l) for k in eachindex(outer)] for l in 1:W]
+    RA === nothing && (RA = Oxidase.default_return_activity(Forward, f, map(a -> Oxidase.annotate(a.ann), Tuple(args[1]))))
+    RA <: Union{Const,Duplicated,DuplicatedNoNeed} ||
+        throw(nested_error("the inner forward call's result is annotated $RA; forward over forward takes Duplicated, " *
+                           "DuplicatedNoNeed and Const results yet"))
+    runs = map(1:W) do l
+        anns = Tuple(map(forward_dual_annotation, args[l]))
+        results = on_duals(f, anns, "a nested `autodiff_deferred`") do
+            autodiff(Forward, f, RA, anns...)
+        end
+        all(r -> r isa Dual, results) ||
+            throw(nested_error("the inner forward call returns a $(typeof(results)); forward over forward takes " *
+                               "functions returning a number yet"))
+        return anns, results
+    end
+    # (Arrays `f` wrote: their tangents and values. Numbers came by value.)
+    for l in 1:W, (a, d) in zip(args[l], runs[l][1])
+        a.x isa FloatArray || continue
+        a.tx === nothing || (a.tx .= partial.(d.val))
+        a.tdx === nothing || (a.tdx .= partial.(d.dval))
+    end
+    for (a, d) in zip(args[1], runs[1][1])
+        a.x isa FloatArray || continue
+        a.x .= value.(d.val)
+        a.dx === nothing || (a.dx .= value.(d.dval))
+    end
+    primal = map(value, runs[1][2])
+    shadows = ntuple(l -> map(partial, runs[l][2]), W)
+    shadow = W == 1 ? shadows[1] : shadows
+    needs_shadow(config) || return needs_primal(config) ? primal : nothing
+    needs_primal(config) || return shadow
+    return W == 1 ? Duplicated(primal, shadow) : BatchDuplicated(primal, shadow)
+end
+
+# One argument of an inner forward call as lane `l` sees it: numbers as well as arrays;
+# a plain value is a constant inside.
+function forward_inner_argument(k, outer::Annotation, l::Int)
+    ann, t = outer.val, lane(outer, l)
+    differentiable(x) = x isa AbstractFloat || x isa FloatArray
+    if !(ann isa Annotation)
+        return InnerArgument(Const(ann), ann, nothing, differentiable(ann) ? t : nothing, nothing)
+    elseif ann isa Const
+        return InnerArgument(ann, ann.val, nothing, t === nothing || !differentiable(ann.val) ? nothing : t.val, nothing)
+    elseif ann isa Union{Duplicated,DuplicatedNoNeed}
+        x, dx = ann.val, ann.dval
+        differentiable(x) && typeof(dx) == typeof(x) ||
+            throw(nested_error("argument $k of the inner forward call is a $(typeof(x)); forward over forward takes " *
+                               "numbers and arrays of Float64 or Float32 (and constants without a derivative) yet"))
+        return t === nothing ? InnerArgument(ann, x, dx, nothing, nothing) : InnerArgument(ann, x, dx, t.val, t.dval)
+    end
+    throw(nested_error("argument $k of the inner forward call is annotated $(typeof(ann).name.name); forward over " *
+                       "forward takes Duplicated, DuplicatedNoNeed and Const arguments yet"))
+end
+
+# An inner forward call's argument on duals: `x + ε ẋ`, its shadow `dx + ε ḋx` (arrays
+# element by element); anything else as it is.
+function forward_dual_annotation(a::InnerArgument)
+    on(x, t) = x isa AbstractFloat ? Dual(x, t === nothing ? zero(x) : t) :
+               x isa FloatArray ? duals(x, t) : x
+    a.ann isa Const && return Const(on(a.x, a.tx))
+    a.dx === nothing && return a.x isa Real ? on(a.x, a.tx) : a.ann
+    return typeof(a.ann).name.wrapper(on(a.x, a.tx), on(a.dx, a.tdx))
+end
 
 # Reverse over reverse for `autodiff_deferred(Reverse, f, Active, ...)` whose arguments
 # are `Duplicated` and `Const` arrays that `f` reads and does not write: the call adds

@@ -6,7 +6,7 @@
 # benchmark is what the engine makes of ordinary Julia, not a hand-tuned formulation.
 # kmeans's Hessian diagonal is `hvp_and_gradient!` (reverse over forward). particle and
 # saddle (gradients inside gradients, nested.jl) differentiate `autodiff_deferred` inside
-# the objective, forward over reverse and reverse over reverse.
+# the objective, forward over reverse, reverse over reverse and forward over forward.
 #
 # `MODULES[module][function](input)` checks and converts the eval's input (a parsed
 # JSON object) and returns a function of no arguments that computes the output; the
@@ -304,8 +304,9 @@ const MODULES = Dict{String,Dict{String,Function}}(
     "ba" => Dict("objective" => ba_primal, "jacobian" => ba_gradient),
     "ht" => Dict("objective" => ht_primal, "jacobian" => ht_gradient),
     "kmeans" => Dict("cost" => kmeans_primal, "dir" => kmeans_dir),
-    "saddle" => Dict("rr" => saddle_function(:reverse), "fr" => saddle_function(:forward),
-                     "ff" => no_forward_inner("saddle ff"), "rf" => no_forward_inner("saddle rf")),
-    "particle" => Dict("rr" => particle_function(:reverse), "fr" => particle_function(:forward),
-                       "ff" => no_forward_inner("particle ff"), "rf" => no_forward_inner("particle rf")),
+    "saddle" => Dict("rr" => saddle_function(:reverse, :reverse), "fr" => saddle_function(:forward, :reverse),
+                     "ff" => saddle_function(:forward, :forward), "rf" => no_reverse_over_forward("saddle rf")),
+    "particle" => Dict("rr" => particle_function(:reverse, :reverse), "fr" => particle_function(:forward, :reverse),
+                       "ff" => particle_function(:forward, :forward),
+                       "rf" => no_reverse_over_forward("particle rf")),
 )

@@ -1,13 +1,14 @@
 # GradBench's particle and saddle evals (evals/particle, evals/saddle): gradient
 # descent on objectives that contain gradients, Pearlmutter and Siskind's nested
 # differentiation benchmarks. The inner gradients are `autodiff_deferred(Reverse, ...)`
-# inside the objective, the outer ones `autodiff` in reverse mode (`rr`) or forward mode
-# (`fr`), which differentiates the inner ones by Oxidase's nested rules (forward over
-# reverse, reverse over reverse: docs/api.md, "Nested differentiation"). The inner
-# gradient in forward mode (`ff`, `rf`) would be forward over forward, which Oxidase does
-# not have: those functions answer with an error. Each inner function takes what a
-# closure would capture (the charges, the outer point) as a `Const` argument, whose
-# derivative the outer gradient gets all the same.
+# inside the objective (or, for `ff`, one `autodiff_deferred(Forward, ...)` per
+# coordinate), the outer ones `autodiff` in reverse mode (`rr`) or forward mode (`fr`,
+# `ff`), which differentiates the inner ones by Oxidase's nested rules (forward over
+# reverse, reverse over reverse, forward over forward: docs/api.md, "Nested
+# differentiation"). Reverse over forward (`rf`) Oxidase does not have: it answers with
+# an error. Each inner function takes what a closure would capture (the charges, the
+# outer point) as a `Const` argument, whose derivative the outer gradient gets all the
+# same.
 
 # --- the gradient-descent solver (GradBench's cpp/gradbench/gd.hpp), on 2 or 1 numbers ---
 
@@ -54,19 +55,23 @@ end
 # inner argmax is its argmin.
 saddle_neg(y, x) = -((x[1]^2 + x[2]^2) - (y[1]^2 + y[2]^2))
 
-# Its gradient in `y` at (y, x), by `autodiff_deferred` (nested inside the outer gradient).
-function saddle_neg_gradient(y, x)
+# Its gradient in `y` at (y, x), by `autodiff_deferred` (nested inside the outer
+# gradient): one reverse call, or one forward call per coordinate.
+function saddle_neg_gradient(::Val{:reverse}, y, x)
     gy = zero(y)
     autodiff_deferred(Reverse, saddle_neg, Active, Duplicated(y, gy), Const(x))
     return gy
 end
+saddle_neg_gradient(::Val{:forward}, y, x) =
+    [autodiff_deferred(Forward, saddle_neg, Duplicated, Duplicated(y, [1.0, 0.0]), Const(x))[2],
+     autodiff_deferred(Forward, saddle_neg, Duplicated, Duplicated(y, [0.0, 1.0]), Const(x))[2]]
 
 # max over y of the objective at `x`: the inner descent written out (it runs inside the
 # outer derivative, which differentiates it step by step). Not `gd_argmin` with closures
 # over `x`: the outer derivative of that took 4.6 s a `saddle` (`rr`) against 1.9 s.
-function saddle_inner_max(x, start)
+function saddle_inner_max(x, start, inner)
     y = copy(start)
-    fy, gy = saddle_neg(y, x), saddle_neg_gradient(y, x)
+    fy, gy = saddle_neg(y, x), saddle_neg_gradient(inner, y, x)
     i, eta = 0, 1e-5
     while true
         if gd_norm(gy) <= GD_TOL
@@ -79,7 +84,7 @@ function saddle_inner_max(x, start)
             gd_norm(y .- yp) <= GD_TOL && break
             fyp = saddle_neg(yp, x)
             if fyp < fy
-                y, fy, gy = yp, fyp, saddle_neg_gradient(yp, x)
+                y, fy, gy = yp, fyp, saddle_neg_gradient(inner, yp, x)
                 i += 1
             else
                 eta /= 2
@@ -89,6 +94,9 @@ function saddle_inner_max(x, start)
     end
     return -saddle_neg(y, x)
 end
+
+saddle_inner_max_reverse(x, start) = saddle_inner_max(x, start, Val(:reverse))
+saddle_inner_max_forward(x, start) = saddle_inner_max(x, start, Val(:forward))
 
 # The gradient of `f(x, c)` in the 2-vector `x`, `c` constant, in the outer mode: one
 # reverse call, or two forward ones. Of `saddle_inner_max` it is nested (the objective
@@ -102,8 +110,10 @@ function gradient_in_first(outer::Symbol, f, x, c)
     return [autodiff(Forward, f, Duplicated, Duplicated(x, e), Const(c))[2] for e in ([1.0, 0.0], [0.0, 1.0])]
 end
 
-function saddle(outer::Symbol, start::Vector{Float64})
-    r1 = gd_argmin(x -> saddle_inner_max(x, start), x -> gradient_in_first(outer, saddle_inner_max, x, start), start)
+# (`inner`: `Val(:reverse)` or `Val(:forward)`, the mode of the gradients inside.)
+function saddle(outer::Symbol, inner::Val, start::Vector{Float64})
+    objective = inner isa Val{:reverse} ? saddle_inner_max_reverse : saddle_inner_max_forward
+    r1 = gd_argmin(x -> objective(x, start), x -> gradient_in_first(outer, objective, x, start), start)
     r2 = gd_argmin(y -> saddle_neg(y, r1), y -> gradient_in_first(outer, saddle_neg, y, r1), start)
     return [r1; r2]
 end
@@ -114,21 +124,24 @@ end
 particle_potential(x, charges) =
     1 / sqrt((x[1] - charges[1])^2 + (x[2] - charges[2])^2) + 1 / sqrt((x[1] - charges[3])^2 + (x[2] - charges[4])^2)
 
-function particle_force(x, charges)
+function particle_force(::Val{:reverse}, x, charges)
     g = zero(x)
     autodiff_deferred(Reverse, particle_potential, Active, Duplicated(x, g), Const(charges))
     return g
 end
+particle_force(::Val{:forward}, x, charges) =
+    [autodiff_deferred(Forward, particle_potential, Duplicated, Duplicated(x, [1.0, 0.0]), Const(charges))[2],
+     autodiff_deferred(Forward, particle_potential, Duplicated, Duplicated(x, [0.0, 1.0]), Const(charges))[2]]
 
 # Naive Euler integration until the particle crosses the x axis, then x₀(t_f)² by linear
 # interpolation of the last step.
-function particle_naive_euler(w)
+function particle_naive_euler(w, inner)
     charges = [10.0, 10.0 - w, 10.0, 0.0]
     x = [0.0, 8.0]
     xdot = [0.75, 0.0]
     dt = 1e-1
     while true
-        xddot = -particle_force(x, charges)
+        xddot = -particle_force(inner, x, charges)
         x = x .+ dt .* xdot
         if x[2] <= 0
             dt_f = -x[2] / xdot[2]
@@ -139,20 +152,20 @@ function particle_naive_euler(w)
     end
 end
 
-function particle_gradient(outer::Symbol, w::Vector{Float64})
-    outer === :reverse && return [autodiff(Reverse, particle_naive_euler, Active, Active(w[1]))[1][1]]
-    return [autodiff(Forward, particle_naive_euler, Duplicated, Duplicated(w[1], 1.0))[2]]
+function particle_gradient(outer::Symbol, inner::Val, w::Vector{Float64})
+    outer === :reverse && return [autodiff(Reverse, particle_naive_euler, Active, Active(w[1]), Const(inner))[1][1]]
+    return [autodiff(Forward, particle_naive_euler, Duplicated, Duplicated(w[1], 1.0), Const(inner))[2]]
 end
 
-particle(outer::Symbol, w0::Float64) =
-    gd_argmin(w -> particle_naive_euler(w[1]), w -> particle_gradient(outer, w), [w0])[1]
+particle(outer::Symbol, inner::Val, w0::Float64) =
+    gd_argmin(w -> particle_naive_euler(w[1], inner), w -> particle_gradient(outer, inner, w), [w0])[1]
 
 # --- the eval's functions ---
 
-# `ff`, `rf`: the inner gradient in forward mode, nested in a derivative.
-no_forward_inner(name) =
-    _ -> error("$name: the inner gradient in forward mode inside a derivative (forward over forward, or " *
-               "reverse over forward) is not supported by Oxidase yet; `rr` and `fr` are")
+# `rf`: the inner gradient in forward mode, nested in a reverse derivative.
+no_reverse_over_forward(name) =
+    _ -> error("$name: the inner gradient in forward mode inside a reverse derivative (reverse over forward) " *
+               "is not supported by Oxidase yet; `rr`, `fr` and `ff` are")
 
 function saddle_input(input)
     input isa AbstractDict || throw(InputError("`input` must be an object"))
@@ -168,5 +181,5 @@ function particle_input(input)
     return Float64(w)
 end
 
-saddle_function(outer) = input -> (start = saddle_input(input); () -> saddle(outer, start))
-particle_function(outer) = input -> (w = particle_input(input); () -> particle(outer, w))
+saddle_function(outer, inner) = input -> (start = saddle_input(input); () -> saddle(outer, Val(inner), start))
+particle_function(outer, inner) = input -> (w = particle_input(input); () -> particle(outer, Val(inner), w))

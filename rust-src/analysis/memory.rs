@@ -1836,6 +1836,15 @@ pub fn retype_bit_copies(m: &crate::llvm::Module, f: Function, mem: &Memory) -> 
             changed |= retype_load(&b, i, m.f64())?;
             continue;
         }
+        // A number of a struct of floats a call returned through memory (the `(value,
+        // tangent)` of a nested `autodiff_deferred(Forward, ...)`), copied as bits.
+        let returned = alloca_base(i.operand(0)).and_then(float_sret_element);
+        if let Some(float) =
+            returned.filter(|&f| f == m.f64() && ty.int_width() == 64 || f == m.f32() && ty.int_width() == 32)
+        {
+            changed |= retype_load(&b, i, float)?;
+            continue;
+        }
         if !mem.is_data(i.operand(0)) {
             continue;
         }
@@ -2412,6 +2421,15 @@ pub fn float_sret_buffer<'ctx>(i: Value<'ctx>) -> Option<Value<'ctx>> {
     let out = i.operand(0);
     let a = object_base(out).filter(|a| a.opcode_if_instruction() == Some(Opcode::LLVMAlloca))?;
     at_offset_zero(out).then_some(a)
+}
+
+/// The float type of the numbers in stack buffer `a`, when `a` is the buffer of a call
+/// returning a struct of floats of one type through memory (`float_sret_buffer`).
+fn float_sret_element<'ctx>(a: Value<'ctx>) -> Option<crate::llvm::Type<'ctx>> {
+    let call = a.users().into_iter().find(|&u| {
+        u.opcode_if_instruction() == Some(Opcode::LLVMCall) && u.num_operands() > 0 && float_sret_buffer(u) == Some(a)
+    })?;
+    Some(float_sret_call(call)?.float_aggregate()?.0)
 }
 
 /// Whether `p` is one operand of a rule's call that returns a struct through memory
