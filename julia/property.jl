@@ -17,7 +17,8 @@
 # each differentiated in reverse, forward, batch-forward and split reverse mode (the
 # argument changed between the two thunks) and checked against the others and against
 # central finite differences; and, where the program is generic over its element type,
-# its Hessian-vector product (`hvp`) against differences of its gradient.
+# its Hessian-vector product (`hvp`) against differences of its gradient, and the same
+# second derivatives through nested calls (forward over reverse, forward over forward).
 #
 #   julia --project=. julia/property.jl [CASES] [SEED]
 #
@@ -475,7 +476,7 @@ end
 # `nothing`, as is a construct the engine refuses. A point near a kink of the gradient
 # (`max`, a branch) would differ; steps of three sizes are tried, as above. And the same
 # second derivatives through a nested `autodiff_deferred`, differentiated forward over
-# reverse.
+# reverse, and through a nested forward call, forward over forward.
 function check_hvp(f, v)
     g(w) = f(w[1], w[2], w[3:5])
     function grad(w)
@@ -507,7 +508,13 @@ function check_hvp(f, v)
     end
     nested = autodiff(Forward, weighted_gradient, Duplicated, Duplicated(copy(v), copy(dir)))[2]
     ok = any(d -> isapprox(nested, sum(c .* d); rtol = 1e-4, atol = 1e-5 * scale * sum(abs, c)), finite)
-    return ok, (hvp = hv, nested = nested, finite = collect(finite))
+    ok || return ok, (hvp = hv, nested = nested, finite = collect(finite))
+    # Forward over forward: `cᵀ∇g` by a nested forward call, differentiated in forward
+    # mode along `dir`, is `cᵀ H dir` too.
+    directional(w) = autodiff_deferred(Forward, g, Duplicated, Duplicated(w, [0.5, 1.0, -1.0, 0.25, 2.0]))[2]
+    twice = autodiff(Forward, directional, Duplicated, Duplicated(copy(v), copy(dir)))[2]
+    ok = any(d -> isapprox(twice, sum(c .* d); rtol = 1e-4, atol = 1e-5 * scale * sum(abs, c)), finite)
+    return ok, (hvp = hv, nested = nested, forward_over_forward = twice, finite = collect(finite))
 end
 
 """
