@@ -47,7 +47,7 @@ Other cases raise a [`DifferentiationError`](@ref) (see `docs/limitations.md`);
 annotations that make no sense in the mode (an `Active` argument in forward mode) raise
 an `ArgumentError`. Exceptions thrown by `f` itself propagate unchanged.
 """
-function autodiff(mode::Mode, f::F, ::Type{RA}, args::Vararg{Any,N}) where {F,RA<:Annotation,N}
+@inline function autodiff(mode::Mode, f::F, ::Type{RA}, args::Vararg{Any,N}) where {F,RA<:Annotation,N}
     return annotated_autodiff(mode, function_annotation(f), RA, map(annotate, args), nothing)
 end
 
@@ -77,15 +77,18 @@ end
         # and is itself differentiated needs it), where `call_derivative` branches on the
         # compiled type at run time and returns a union.
         if mode isa ForwardMode && (RT === Float64 || RT === Float32)
-            compiled.rettype === RT ||
-                throw(DifferentiationError("internal: the derivative was compiled for a $(compiled.rettype) result, " *
-                                           "inference now says $RT; please report this"))
+            compiled.rettype === RT || rettype_mismatch(compiled.rettype, RT)
             return forward_result(RA, call_forward(compiled, s, RT, anns)...)
         end
         mode isa ReverseMode && return call_derivative(mode, compiled, s, RA, anns, seed)
         return call_derivative(mode, compiled, s, RA, anns)
     end
 end
+
+# (Out of line: a message built in `annotated_autodiff` would cost every call a GC frame.)
+@noinline rettype_mismatch(@nospecialize(compiled), @nospecialize(inferred)) =
+    throw(DifferentiationError("internal: the derivative was compiled for a $compiled result, inference now " *
+                               "says $inferred; please report this"))
 
 function autodiff(mode::Mode, f::F, args::Vararg{Any,N}) where {F,N}
     fa = function_annotation(f)
