@@ -60,10 +60,11 @@ duals(x::Array{T}, t) where {T} = dual_array(x, t === nothing ? zero(T) : t)
 # A shadow `s` whose tangent is `t`: `t + ε s`.
 shadow_duals(s::Array{T}, t) where {T} = dual_array(t === nothing ? zero(T) : t, s)
 
-function check_array(k, x)
-    x isa FloatArray && return x
-    throw(nested_error("argument $k of the inner call is a $(typeof(x)); nested differentiation takes arrays " *
-                       "of Float64 or Float32 (and constants without a derivative) yet"))
+function check_array(k, x; numbers::Bool = false)
+    (x isa FloatArray || numbers && x isa AbstractFloat) && return x
+    throw(nested_error("argument $k of the inner call is a $(typeof(x)); nested differentiation takes " *
+                       (numbers ? "numbers and " : "") * "arrays of Float64 or Float32 (and constants without a " *
+                       "derivative) yet"))
 end
 
 """
@@ -81,14 +82,19 @@ struct InnerArgument
     tdx::Any
 end
 
-function inner_argument(k, outer::Annotation, l::Int)
-    ann = outer.val
-    t = lane(outer, l)
-    if ann isa Const
-        t === nothing && return InnerArgument(ann, ann.val, nothing, nothing, nothing)
-        return InnerArgument(ann, check_array(k, ann.val), nothing, t.val, nothing)
+# (`numbers`: an inner forward call's, which takes numbers as well as arrays, and a plain
+# value as a constant.)
+function inner_argument(k, outer::Annotation, l::Int; numbers::Bool = false)
+    ann, t = outer.val, lane(outer, l)
+    differentiable(x) = x isa FloatArray || numbers && x isa AbstractFloat
+    if numbers && !(ann isa Annotation)
+        return InnerArgument(Const(ann), ann, nothing, differentiable(ann) ? t : nothing, nothing)
+    elseif ann isa Const
+        (t === nothing || numbers && !differentiable(ann.val)) && return InnerArgument(ann, ann.val, nothing, nothing, nothing)
+        return InnerArgument(ann, check_array(k, ann.val; numbers), nothing, t.val, nothing)
     elseif ann isa Union{Duplicated,DuplicatedNoNeed}
-        x, dx = check_array(k, ann.val), check_array(k, ann.dval)
+        x, dx = check_array(k, ann.val; numbers), check_array(k, ann.dval; numbers)
+        typeof(dx) == typeof(x) || throw(nested_error("argument $k of the inner call has a shadow of another type"))
         return t === nothing ? InnerArgument(ann, x, dx, nothing, nothing) : InnerArgument(ann, x, dx, t.val, t.dval)
     end
     throw(nested_error("argument $k of the inner call is annotated $(typeof(ann).name.name); nested " *
@@ -160,7 +166,7 @@ function forward(config::FwdConfig, ::Const{typeof(autodiff_deferred)}, RT::Type
     f = inner_function(fa)
     RA, outer = inner_activity(rest)
     W = width(config)
-    args = [[forward_inner_argument(k, outer[k], l) for k in eachindex(outer)] for l in 1:W]
+    args = [[inner_argument(k, outer[k], l; numbers = true) for k in eachindex(outer)] for l in 1:W]
     RA === nothing && (RA = Oxidase.default_return_activity(Forward, f, map(a -> Oxidase.annotate(a.ann), Tuple(args[1]))))
     RA <: Union{Const,Duplicated,DuplicatedNoNeed} ||
         throw(nested_error("the inner forward call's result is annotated $RA; forward over forward takes Duplicated, " *
@@ -192,26 +198,6 @@ function forward(config::FwdConfig, ::Const{typeof(autodiff_deferred)}, RT::Type
     needs_shadow(config) || return needs_primal(config) ? primal : nothing
     needs_primal(config) || return shadow
     return W == 1 ? Duplicated(primal, shadow) : BatchDuplicated(primal, shadow)
-end
-
-# One argument of an inner forward call as lane `l` sees it: numbers as well as arrays;
-# a plain value is a constant inside.
-function forward_inner_argument(k, outer::Annotation, l::Int)
-    ann, t = outer.val, lane(outer, l)
-    differentiable(x) = x isa AbstractFloat || x isa FloatArray
-    if !(ann isa Annotation)
-        return InnerArgument(Const(ann), ann, nothing, differentiable(ann) ? t : nothing, nothing)
-    elseif ann isa Const
-        return InnerArgument(ann, ann.val, nothing, t === nothing || !differentiable(ann.val) ? nothing : t.val, nothing)
-    elseif ann isa Union{Duplicated,DuplicatedNoNeed}
-        x, dx = ann.val, ann.dval
-        differentiable(x) && typeof(dx) == typeof(x) ||
-            throw(nested_error("argument $k of the inner forward call is a $(typeof(x)); forward over forward takes " *
-                               "numbers and arrays of Float64 or Float32 (and constants without a derivative) yet"))
-        return t === nothing ? InnerArgument(ann, x, dx, nothing, nothing) : InnerArgument(ann, x, dx, t.val, t.dval)
-    end
-    throw(nested_error("argument $k of the inner forward call is annotated $(typeof(ann).name.name); forward over " *
-                       "forward takes Duplicated, DuplicatedNoNeed and Const arguments yet"))
 end
 
 # An inner forward call's argument on duals: `x + ε ẋ`, its shadow `dx + ε ḋx` (arrays
