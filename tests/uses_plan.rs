@@ -85,21 +85,29 @@ fn rk4_last(x: &[f64]) -> f64 {
     y[n - 1]
 }
 
-/// Calls a derivative of the fixture with `x` (direction or gradient `dx`) and six
-/// scratch arrays with zero shadows: (primal, return tangent, dx afterwards).
-fn call_rk4(d: oxidase::ffi::OxDerivativeFn, x: &[f64], dx: &[f64]) -> (f64, f64, Vec<f64>) {
-    let n = x.len();
-    let primal: Vec<Box<FakeArray>> =
-        std::iter::once(FakeArray::new(x)).chain((0..6).map(|_| FakeArray::new(&vec![0.0; n]))).collect();
-    let shadow: Vec<Box<FakeArray>> =
-        std::iter::once(FakeArray::new(dx)).chain((0..6).map(|_| FakeArray::new(&vec![0.0; n]))).collect();
+/// Calls derivative `d` of a fixture whose arguments are arrays, with the arrays'
+/// values `vals` and their shadows' `dvals` (an active result seeded with 1): (primal,
+/// return tangent, the shadows afterwards).
+fn call_arrays(d: oxidase::ffi::OxDerivativeFn, vals: &[Vec<f64>], dvals: &[Vec<f64>]) -> (f64, f64, Vec<Vec<f64>>) {
+    let primal: Vec<Box<FakeArray>> = vals.iter().map(|a| FakeArray::new(a)).collect();
+    let shadow: Vec<Box<FakeArray>> = dvals.iter().map(|a| FakeArray::new(a)).collect();
     let mut pp: Vec<*mut std::ffi::c_void> = primal.iter().map(|a| &**a as *const FakeArray as *mut _).collect();
     let mut sp: Vec<*mut std::ffi::c_void> = shadow.iter().map(|a| &**a as *const FakeArray as *mut _).collect();
     let args: Vec<*mut std::ffi::c_void> = std::iter::once(NONE).chain(pp.iter_mut().map(ptr)).collect();
     let shadows: Vec<*mut std::ffi::c_void> = std::iter::once(NONE).chain(sp.iter_mut().map(ptr)).collect();
     let (mut ret, mut dret) = (0.0, 1.0);
     assert_eq!(invoke(d, &args, &shadows, &mut ret, &mut dret), 0);
-    (ret, dret, shadow[0].values())
+    (ret, dret, shadow.iter().map(|a| a.values()).collect())
+}
+
+/// Calls a derivative of the RK4 fixture with `x` (direction or gradient `dx`) and six
+/// scratch arrays with zero shadows: (primal, return tangent, dx afterwards).
+fn call_rk4(d: oxidase::ffi::OxDerivativeFn, x: &[f64], dx: &[f64]) -> (f64, f64, Vec<f64>) {
+    let n = x.len();
+    let vals: Vec<Vec<f64>> = std::iter::once(x.to_vec()).chain((0..6).map(|_| vec![0.0; n])).collect();
+    let dvals: Vec<Vec<f64>> = std::iter::once(dx.to_vec()).chain((0..6).map(|_| vec![0.0; n])).collect();
+    let (ret, dret, shadows) = call_arrays(d, &vals, &dvals);
+    (ret, dret, shadows[0].clone())
 }
 
 #[test]
@@ -184,17 +192,8 @@ fn triangular_gradient_matches_finite_differences() {
         let call = |d_fn, dx: &[f64]| {
             let vals = [x[..l.len()].to_vec(), v.clone(), vec![0.0; d]];
             let dvals = [dx[..l.len()].to_vec(), dx[l.len()..].to_vec(), vec![0.0; d]];
-            let primal: Vec<Box<FakeArray>> = vals.iter().map(|a| FakeArray::new(a)).collect();
-            let shadow: Vec<Box<FakeArray>> = dvals.iter().map(|a| FakeArray::new(a)).collect();
-            let mut pp: Vec<*mut std::ffi::c_void> =
-                primal.iter().map(|a| &**a as *const FakeArray as *mut _).collect();
-            let mut sp: Vec<*mut std::ffi::c_void> =
-                shadow.iter().map(|a| &**a as *const FakeArray as *mut _).collect();
-            let args: Vec<*mut std::ffi::c_void> = std::iter::once(NONE).chain(pp.iter_mut().map(ptr)).collect();
-            let shadows: Vec<*mut std::ffi::c_void> = std::iter::once(NONE).chain(sp.iter_mut().map(ptr)).collect();
-            let (mut ret, mut dret) = (0.0, 1.0);
-            assert_eq!(invoke(d_fn, &args, &shadows, &mut ret, &mut dret), 0);
-            let grad: Vec<f64> = shadow[0].values().into_iter().chain(shadow[1].values()).collect();
+            let (ret, dret, shadows) = call_arrays(d_fn, &vals, &dvals);
+            let grad: Vec<f64> = shadows[0].iter().chain(&shadows[1]).copied().collect();
             (ret, dret, grad)
         };
         let (y, _, grad) = call(rev, &vec![0.0; x.len()]);
