@@ -116,16 +116,33 @@ fn rk4_gradient_matches_finite_differences() {
     let rev = compile_text(&text, &entry, Mode::Reverse, arrays(7), Active).expect("reverse");
     let fwd = compile_text(&text, &entry, Mode::Forward, arrays(7), Duplicated).expect("forward");
     for x in [vec![0.5, 1.0, 2.0], vec![1.5, -0.5, 0.25, 3.0], vec![2.0]] {
-        let (y, _, grad) = call_rk4(rev, &x, &vec![0.0; x.len()]);
-        assert_close(y, rk4_last(&x), 1e-12, "primal");
-        for i in 0..x.len() {
-            let fd = central_difference(&rk4_last, &x, i);
-            assert_close(grad[i], fd, 1e-6, &format!("reverse, x{i}"));
-            let mut e = vec![0.0; x.len()];
-            e[i] = 1.0;
-            let (_, t, _) = call_rk4(fwd, &x, &e);
-            assert_close(t, fd, 1e-6, &format!("forward, x{i}"));
-        }
+        check_against_differences(&rk4_last, &x, &|d, dx| call_rk4(d, &x, dx), (rev, fwd), "");
+    }
+}
+
+/// Runs a derivative with the arguments' shadow `dx`: (primal, return tangent, gradient).
+type Call<'a> = dyn Fn(oxidase::ffi::OxDerivativeFn, &[f64]) -> (f64, f64, Vec<f64>) + 'a;
+
+/// Checks derivatives of `f` at `x` against its central differences: the primal and
+/// the gradient of `rev`, and the tangent of `fwd` along each coordinate.
+/// `call(derivative, dx)` runs one with the arguments' shadow `dx` (zero, or a
+/// direction): (primal, return tangent, gradient).
+fn check_against_differences(
+    f: &dyn Fn(&[f64]) -> f64,
+    x: &[f64],
+    call: &Call,
+    (rev, fwd): (oxidase::ffi::OxDerivativeFn, oxidase::ffi::OxDerivativeFn),
+    what: &str,
+) {
+    let (y, _, grad) = call(rev, &vec![0.0; x.len()]);
+    assert_close(y, f(x), 1e-12, &format!("primal{what}"));
+    for i in 0..x.len() {
+        let fd = central_difference(f, x, i);
+        assert_close(grad[i], fd, 1e-6, &format!("reverse{what}, x{i}"));
+        let mut e = vec![0.0; x.len()];
+        e[i] = 1.0;
+        let (_, t, _) = call(fwd, &e);
+        assert_close(t, fd, 1e-6, &format!("forward{what}, x{i}"));
     }
 }
 
@@ -196,15 +213,6 @@ fn triangular_gradient_matches_finite_differences() {
             let grad: Vec<f64> = shadows[0].iter().chain(&shadows[1]).copied().collect();
             (ret, dret, grad)
         };
-        let (y, _, grad) = call(rev, &vec![0.0; x.len()]);
-        assert_close(y, f(&x), 1e-12, "primal");
-        for i in 0..x.len() {
-            let fd = central_difference(&f, &x, i);
-            assert_close(grad[i], fd, 1e-6, &format!("reverse, d = {d}, x{i}"));
-            let mut e = vec![0.0; x.len()];
-            e[i] = 1.0;
-            let (_, t, _) = call(fwd, &e);
-            assert_close(t, fd, 1e-6, &format!("forward, d = {d}, x{i}"));
-        }
+        check_against_differences(&f, &x, &call, (rev, fwd), &format!(", d = {d}"));
     }
 }
