@@ -105,6 +105,7 @@ impl<'ctx> Inlined<'ctx> {
             if g == self.entry || self.recursive.contains(&g) {
                 materialize_constant_boxes(m, g)?;
                 scalarize_float_merges(m, g)?;
+                scalar_rule_results(m, g)?;
                 forward_try_slots(g);
                 forward_try_copies(m, g)?;
                 forward_gc_frame_slots(m, g);
@@ -236,6 +237,63 @@ fn float_fields(ty: crate::llvm::Type) -> Option<(crate::llvm::Type, u32)> {
     let n = ty.aggregate_len()?;
     let (leaf, leaves) = ty.float_aggregate()?;
     (leaves == n && n > 0).then(|| Some((leaf, u32::try_from(n).ok()?))).flatten()
+}
+
+/// A call of a function with a rule that returns a struct or tuple of one float in a
+/// register (`[1 x double]`: Enzyme's `(tangent,)` of `autodiff_deferred(Forward, g,
+/// DuplicatedNoNeed, ...)`) becomes a call of a wrapper returning the float (named as a
+/// function with the same rule, `<name>.one`), and its field read back (`extractvalue`)
+/// the float itself: the derivative rules follow floats, not first-class aggregates of
+/// them, and the rule's hook writes the same bytes for both types (`src/hooks.jl`,
+/// `is_one_number`). Where the call needs no derivative, the wrapper calls the function.
+fn scalar_rule_results<'ctx>(m: &'ctx Module, g: Function<'ctx>) -> Built<()> {
+    use crate::llvm::Opcode;
+    let calls: Vec<Value<'ctx>> = g
+        .blocks()
+        .into_iter()
+        .flat_map(|b| b.instructions())
+        .filter(|i| i.opcode() == Opcode::LLVMCall)
+        .filter(|i| {
+            i.as_call().and_then(|c| c.called_function()).is_some_and(|f| f.name().starts_with(RULE_PREFIX))
+                && float_fields(i.ty()).is_some_and(|(_, n)| n == 1)
+        })
+        .collect();
+    let b = m.builder();
+    for i in calls {
+        let call = i.as_call().expect("a call");
+        let f = call.called_function().expect("a function");
+        let (float, _) = float_fields(i.ty()).expect("one float");
+        let name = format!("{}.one", f.name());
+        let wrapper = match m.function(&name) {
+            Some(w) => w,
+            None => {
+                let params: Vec<crate::llvm::Type<'ctx>> = f.params().iter().map(|p| p.ty()).collect();
+                let w = m.add_function(&name, m.fn_type(float, &params));
+                w.add_fn_attr("noinline");
+                b.at_end(m.append_block(w, "top"));
+                let whole = b.call(f, &w.params())?.as_value();
+                b.ret(b.extract_value(whole, 0)?)?;
+                w
+            }
+        };
+        let args: Vec<Value<'ctx>> = (0..call.call_arg_count()).map(|k| i.operand(k)).collect();
+        b.before(i)?;
+        b.set_debug_loc_from(i)?;
+        let x = b.call(wrapper, &args)?.as_value();
+        let whole = b.insert_value(m.poison(i.ty()), x, 0)?;
+        for u in i.users() {
+            if u.opcode() == Opcode::LLVMExtractValue && u.indices() == [0] {
+                u.replace_all_uses_with(x);
+                u.erase();
+            }
+        }
+        i.replace_all_uses_with(whole);
+        i.erase();
+        if whole.users().is_empty() {
+            whole.erase();
+        }
+    }
+    Ok(())
 }
 
 /// A select or phi of a small struct of floats (`ifelse` on a dual or complex number, a

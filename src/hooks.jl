@@ -167,6 +167,17 @@ load_argument(p::Ptr{Cvoid}, @nospecialize(T), how::ArgPassing) =
 is_float_type(@nospecialize(R)) = R === Float64 || R === Float32
 
 """
+    is_one_number(R)
+
+Whether a rule's result of type `R` is a struct or tuple of one `Float64` or `Float32`
+(`autodiff_deferred(Forward, g, DuplicatedNoNeed, ...)`'s `(tangent,)`), which Julia
+returns in a register and the engine handles as the float (`ingest::scalar_rule_results`):
+its bytes are the float's.
+"""
+is_one_number(@nospecialize(R)) =
+    R isa DataType && isconcretetype(R) && isbitstype(R) && fieldcount(R) == 1 && is_float_type(fieldtype(R, 1))
+
+"""
     is_array_result(R)
 
 Whether a rule's result of type `R` is an array the derivative gives a shadow: an
@@ -393,11 +404,15 @@ function rule_call(mode::Int32, site_id::Int64, args::Ptr{Ptr{Cvoid}}, shadows::
     # (A ghost result, `nothing` or `((nothing,),)`, is the type's one instance: nothing
     # to return, nothing to differentiate.)
     ghost = is_ghost(R)
-    supported = is_float_type(R) || ghost || is_array_result(R) || sret && (is_numbers_result(R) || is_arrays_result(R))
+    # (A struct of one number in forward mode only: a reverse rule's adjoint of it would
+    # be the struct, which the engine does not hand over yet.)
+    supported = is_float_type(R) || ghost || is_array_result(R) || sret && (is_numbers_result(R) || is_arrays_result(R)) ||
+                mode == 0 && !sret && is_one_number(R)
     supported || site.sig.parameters[1] !== typeof(autodiff_deferred) ||
         throw(NestedRules.nested_error("the inner call returns a $R; supported are reverse-mode calls whose " *
-                                       "result holds no numbers (arguments Duplicated arrays or Const). Not " *
-                                       "yet forward over forward, nor Active arguments inside"))
+                                       "result holds no numbers (arguments Duplicated arrays or Const), and " *
+                                       "forward-mode calls returning numbers. Not yet Active arguments inside, nor " *
+                                       "reverse mode over a forward call"))
     supported ||
         throw(rule_error(site, rule, "cannot be applied: the function returns a $R (rules for functions " *
                                      "returning Float64, Float32, arrays of Float64 or Float32, tuples or structs " *
@@ -495,6 +510,9 @@ function store_result(site, rule, what, p::Ptr{Cvoid}, @nospecialize(R), @nospec
         end
         push!(frame, x)
         unsafe_store!(Ptr{Ptr{Cvoid}}(p), pointer_from_objref(x))
+    elseif is_one_number(R)
+        x isa R || throw(rule_error(site, rule, "returned a $(typeof(x)) as the $what, where a $R is expected"))
+        unsafe_store!(Ptr{R}(p), x)
     else
         x isa Real || throw(rule_error(site, rule, "returned a $(typeof(x)) as the $what, where a $R is expected"))
         unsafe_store!(Ptr{R}(p), convert(R, x))
