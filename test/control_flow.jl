@@ -1,4 +1,5 @@
 using LinearAlgebra: LinearAlgebra
+include("finite_differences.jl")   # fd_gradient, check_all_modes
 # Calls, branches and loops: what reverse mode must record and replay.
 
 @noinline callee(x) = x * exp(x)
@@ -423,7 +424,6 @@ end
     t
 end
 try_in_helper(x) = try_sum_logs(x, length(x)) * x[1] + try_sum_logs(x, 2)
-include("finite_differences.jl")   # fd_gradient, check_all_modes
 # Once `DomainError(::Float64)` is compiled, Julia inlines it into `try_long_body` and
 # builds the exception's struct in the GC frame that keeps `x` for the `catch`: that was
 # refused when another test had compiled it first (tests/untracked.rs, try_struct).
