@@ -341,7 +341,8 @@ impl<'a, 'ctx> Reverse<'a, 'ctx> {
         Ok(())
     }
 
-    /// The counted loops block `bi` exits, as indices into `loops`.
+    /// The counted loops block `bi` exits (indices into `loops`): it records their
+    /// counts, then the values hoisted to them, in this order.
     fn exited_loop_indices(&self, bi: usize) -> Vec<usize> {
         (0..self.loops.len()).filter(|&k| self.loops[k].0.exits.contains(&bi)).collect()
     }
@@ -466,18 +467,13 @@ impl<'a, 'ctx> Reverse<'a, 'ctx> {
         self.loops.iter().find(|(l, _, _)| l.header == bi)
     }
 
-    /// The counted loops block `bi` exits: it records their counts, in this order.
-    fn exited_loops(&self, bi: usize) -> Vec<&(CountedLoop, Value<'ctx>, Value<'ctx>)> {
-        self.loops.iter().filter(|(l, _, _)| l.exits.contains(&bi)).collect()
-    }
-
     /// How many slots block `bb`'s forward sweep pushes, if it can know (no call-by-call
     /// callee pushes in between).
     fn slots_pushed(&self, bb: Block<'ctx>, pred_pushed: bool) -> Option<u64> {
         let bi = self.cfg.index(bb);
-        let mut n = u64::from(pred_pushed) + self.exited_loops(bi).len() as u64;
+        let mut n = u64::from(pred_pushed);
         for k in self.exited_loop_indices(bi) {
-            n += self.uses().hoisted(k).iter().map(|&v| Tape::slots(v)).sum::<u64>();
+            n += 1 + self.uses().hoisted(k).iter().map(|&v| Tape::slots(v)).sum::<u64>();
         }
         for inst in bb.instructions() {
             if self.pairs.contains_key(&inst) {
@@ -527,8 +523,8 @@ impl<'a, 'ctx> Reverse<'a, 'ctx> {
             if let Some(phi) = pred.transpose()? {
                 push(&b, phi.as_value())?;
             }
-            for (_, count, _) in self.exited_loops(bi) {
-                push(&b, *count)?;
+            for k in self.exited_loop_indices(bi) {
+                push(&b, self.loops[k].1)?;
             }
             // Values the loops' reverse sweeps need, which kept one value while they ran.
             for k in self.exited_loop_indices(bi) {
@@ -780,8 +776,8 @@ impl<'a, 'ctx> Reverse<'a, 'ctx> {
                 }
             }
             let i64t = m.int(64);
-            for (_, _, slot) in self.exited_loops(bi).into_iter().rev() {
-                b.store(self.tape_rev.pop(&b, i64t)?, *slot)?;
+            for k in self.exited_loop_indices(bi).into_iter().rev() {
+                b.store(self.tape_rev.pop(&b, i64t)?, self.loops[k].2)?;
             }
             let phis: Vec<(Phi<'ctx>, Vec<Value<'ctx>>)> = insts
                 .iter()
