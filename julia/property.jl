@@ -224,6 +224,11 @@ function program(rng, name)
                 "s += sum(abs2, vcat(x, [1.0, $(expr(rng, 1, vars))]))",
                 "w = [1.0, 2.0, 0.5]; s += sum(i -> w[i] * x[i], 1:3) * $(expr(rng, 1, vars))",
                 "s += sum(hcat(x, ones(3)) * [$(expr(rng, 1, vars)), 1.0])",
+                # An array of integer indices (or a `Bool` mask) beside the array, in a
+                # closure handed to the pairwise reduction: a zeroed shadow of its own.
+                # (The closures capture only `x` and the array: see `@threads` below.)
+                "p = [$(join(rand(rng, 1:3, 3), ", "))]; s += sum(i -> x[p[i]] * $(expr(rng, 1, ["x[1]", "x[2]", "x[3]"])), 1:3)",
+                "mask = [v > $(round(randn(rng), digits = 2)) for v in x]; s += sum(i -> mask[i] ? x[i]^2 : x[i] * x[1], 1:3) * $(expr(rng, 1, vars))",
                 "s += sum(vcat(x, Property.ROW)) * $(expr(rng, 1, vars))",
                 "for k in 1:$(rand(rng, 0:3))
         s += sum(abs2, vcat(x .* k, Property.ROW)) * $(expr(rng, 1, vars))

@@ -39,6 +39,21 @@ pub const RULE_KEEPS_SIZES: &str = "oxidase-rule-keeps-sizes";
 /// Like `RULE_RESULT_ARRAY_F64`, for a rule returning an `Array{Float32}`.
 pub const RULE_RESULT_ARRAY_F32: &str = "oxidase-rule-result-array-f32";
 
+/// The string attribute the Julia package puts on a function without a derivative
+/// (`INACTIVE_PREFIX`) whose result is an `Array` of integers or `Bool`s (`sortperm`):
+/// memory that never holds a float (`integer_array_result`).
+pub const RESULT_INTEGER_ARRAY: &str = "oxidase-result-integer-array";
+
+/// Whether `i` is a call of a function without a derivative that returns an array of
+/// integers or `Bool`s (`RESULT_INTEGER_ARRAY`).
+pub fn integer_array_result(i: crate::llvm::Value) -> bool {
+    i.opcode_if_instruction() == Some(crate::llvm::Opcode::LLVMCall)
+        && i.ty().is_pointer()
+        && i.as_call()
+            .and_then(|c| c.called_function())
+            .is_some_and(|f| f.name().starts_with(INACTIVE_PREFIX) && f.has_string_attr(RESULT_INTEGER_ARRAY))
+}
+
 /// The array type of the result of call `i` of a function with a user-defined rule
 /// that returns an array (`RULE_RESULT_ARRAY_F64`, `_F32`): `Leaf::ArrayF64` or
 /// `Leaf::ArrayF32`. `None` for any other instruction.

@@ -450,7 +450,7 @@ function name_ruled_calls(native::Ptr{Cvoid}, mod::Ptr{Cvoid}, world::UInt, @nos
     found = Any[]
     for (name, g) in Oxidase.INACTIVE_NAMED
         name in inactive || continue
-        mark_inactive!(found, (typeof(g)::DataType).name.mt.defs, native, noinline, world, root)
+        mark_inactive!(found, (typeof(g)::DataType).name.mt.defs, native, ctx, noinline, world, root)
     end
     return nothing
 end
@@ -537,25 +537,38 @@ end
 # Marks the compiled specializations of the methods in a method table's tree
 # (`mt.defs`, walked as `Base.visit` does, whose closure the first extraction of every
 # session would compile) `oxidase.inactive`. `found` is scratch space.
-function mark_inactive!(found::Vector{Any}, @nospecialize(node), native::Ptr{Cvoid}, noinline::Ptr{Cvoid},
-                        world::UInt, @nospecialize(root))
+function mark_inactive!(found::Vector{Any}, @nospecialize(node), native::Ptr{Cvoid}, ctx::Ptr{Cvoid},
+                        noinline::Ptr{Cvoid}, world::UInt, @nospecialize(root))
     if node isa Core.TypeMapLevel
         for e in (node.targ, node.arg1)
             e isa Vector{Any} || continue
             for i in 2:2:length(e)
-                isassigned(e, i) && mark_inactive!(found, e[i], native, noinline, world, root)
+                isassigned(e, i) && mark_inactive!(found, e[i], native, ctx, noinline, world, root)
             end
         end
-        mark_inactive!(found, node.list, native, noinline, world, root)
-        mark_inactive!(found, node.any, native, noinline, world, root)
+        mark_inactive!(found, node.list, native, ctx, noinline, world, root)
+        mark_inactive!(found, node.any, native, ctx, noinline, world, root)
     end
     while node isa Core.TypeMapEntry
         for ci in push_codeinsts!(empty!(found), node.func::Method, world)
             ci === root && continue
             llvmf, _ = compiled_function(native, ci::Core.CodeInstance)
-            llvmf == C_NULL || mark!(llvmf, "oxidase.inactive.", noinline)
+            llvmf == C_NULL || mark_inactive_function!(llvmf, ctx, noinline, (ci::Core.CodeInstance).rettype)
         end
         node = node.next
+    end
+    return nothing
+end
+
+# Names `llvmf`, the code of a function without a derivative returning `R`,
+# `oxidase.inactive.<name>`; when `R` is an `Array` of integers or `Bool`s
+# (`sortperm`'s), says so (`oxidase-result-integer-array`): the engine may then shadow
+# the result by a zeroed copy where it sits beside differentiated arrays
+# (`names::RESULT_INTEGER_ARRAY`).
+function mark_inactive_function!(llvmf::Ptr{Cvoid}, ctx::Ptr{Cvoid}, noinline::Ptr{Cvoid}, @nospecialize(R))
+    mark!(llvmf, "oxidase.inactive.", noinline)
+    if R isa DataType && R <: Array && (eltype(R) === Bool || eltype(R) isa DataType && eltype(R) <: Base.BitInteger)
+        add_string_attribute!(ctx, llvmf, "oxidase-result-integer-array")
     end
     return nothing
 end
@@ -583,7 +596,7 @@ function name_rule_calls(native::Ptr{Cvoid}, ctx::Ptr{Cvoid}, noinline::Ptr{Cvoi
             # function's body, which the engine reads, may resize others: caches.)
             haskey(Oxidase.KEEPS_SIZES, m) && add_string_attribute!(ctx, llvmf, "oxidase-rule-keeps-sizes")
         else
-            mark!(llvmf, "oxidase.inactive.", noinline)
+            mark_inactive_function!(llvmf, ctx, noinline, ci.rettype)
         end
     end
     return nothing

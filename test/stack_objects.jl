@@ -129,6 +129,40 @@ so_tuple_integers(x) = (t = (x, [1, 2]); sum(t[1]) * t[2][2])
     end
 end
 
+# Arrays of integers used as indices (or `Bool`s as a mask) beside a differentiated
+# array, in a closure or a struct handed to a function that is not inlined: the type
+# analysis sees integers, and the allocation's array type says they hold no float
+# (`memory::integer_array_allocation`), so they get a zeroed shadow of their own like an
+# array of floats (refused before). Loops over 0, 1 and many indices; both sides of the
+# mask's branch.
+struct SOIndexed
+    w::Vector{Float64}
+    idx::Vector{Int}
+end
+@noinline so_indexed_sum(m) = (s = 0.0; for (k, i) in enumerate(m.idx); s += m.w[i]^2 * k; end; s)
+so_index_closure(x) = (p = collect(length(x):-1:1); sum(i -> x[p[i]] * i, 1:length(x)))
+so_index_literal(x) = sum(i -> x[i] * i, [3, 1, 2])
+so_index_struct(x, idx) = so_indexed_sum(SOIndexed(x, collect(idx))) + x[1]
+so_index_struct_fresh(x) = so_indexed_sum(SOIndexed(2 .* x, [4, 4, 1])) * x[2]
+so_mask_closure(x) = (mask = [v > 0 for v in x]; sum(i -> mask[i] ? x[i]^2 : 3 * x[i], 1:length(x)))
+so_index_int32(x) = (p = Int32[2, 3]; sum(i -> x[p[i]]^2, 1:2))
+# (One that a function without a derivative returns, `sortperm`: a zeroed copy.)
+so_sortperm_closure(x) = (p = sortperm(x); sum(i -> x[p[i]] * i, 1:length(x)))
+so_sortperm_struct(x) = so_indexed_sum(SOIndexed(x .* x[1], sortperm(x; rev = true)))
+@testset "an array of integers used as indices beside a differentiated one: $(nameof(f))" for f in
+        (so_index_closure, so_index_literal, so_index_struct_fresh, so_mask_closure, so_index_int32,
+         so_sortperm_closure, so_sortperm_struct)
+    for x in ([0.1, 0.2, 0.3, 0.5], [-1.5, 0.7, 2.0, -0.3])
+        check_all_modes(f, x)
+    end
+end
+@testset "a struct of a differentiated array and indices, over $(length(idx)) indices" for idx in
+        (Int[], [2], [4, 1, 3, 3])
+    for x in ([0.1, 0.2, 0.3, 0.5], [-1.5, 0.7, 2.0, -0.3])
+        check_all_modes(x -> so_index_struct(x, idx), x)
+    end
+end
+
 # Refused, never a wrong value, in every mode: a global the function also reads
 # directly (those reads would not see the copy the stack object's shadow holds).
 so_global_also_read(x) = sum(vcat(x, SO_ROW) .^ 2) + SO_ROW[2] * x[1]

@@ -603,7 +603,7 @@ impl<'ctx> Activity<'ctx> {
         let fresh = |v: Value<'ctx>| {
             let base = crate::analysis::memory::zero_offset_base(v);
             let argument = argument_bases.contains(&base);
-            float_array_allocation(base, types).is_some()
+            beside_allocation(base, types).is_some()
                 || argument && constant_float_array(base, true, &insts, &inert, mem, types).is_some()
         };
         for &i in &insts {
@@ -647,14 +647,15 @@ impl<'ctx> Activity<'ctx> {
                     continue;
                 }
             }
-            // An array of floats the function allocated, without a derivative, stored
-            // into a stack object that holds differentiated arrays (`vcat(x, [1.0,
-            // 2.0])`): it gets a shadow of its own (zero), which the object's shadow holds.
+            // An array of floats (or integers) the function allocated, without a
+            // derivative, stored into a stack object that holds differentiated arrays
+            // (`vcat(x, [1.0, 2.0])`, a closure over `x` and `p = sortperm(x)`): it gets a
+            // shadow of its own (zero), which the object's shadow holds.
             let stack_object = mem.leaf(addr).is_some_and(Leaf::is_stack_object);
             if i.opcode() == Opcode::LLVMStore && stack_object && !mem.is_shadowed(value) && !inert.contains(&i) {
                 let allocated = crate::analysis::memory::zero_offset_base(value);
                 let argument = argument_bases.contains(&allocated);
-                let leaf = float_array_allocation(allocated, types)
+                let leaf = beside_allocation(allocated, types)
                     .or_else(|| constant_float_array(allocated, argument, &insts, &inert, mem, types));
                 if let Some(leaf) = leaf {
                     wants_shadow.insert(allocated, leaf);
@@ -1156,4 +1157,16 @@ fn float_array_allocation(a: Value, types: &Types) -> Option<Leaf> {
         return None;
     }
     types.float_elements(a)
+}
+
+/// The shadow an array the function makes gets when it is stored beside differentiated
+/// arrays (into a closure, a view, a struct): an array of floats's, or for an array of
+/// integers, whose memory never holds a float, a zeroed array of the same type, which
+/// nothing writes a derivative into: from the same allocation
+/// (`memory::integer_array_allocation`), or a zeroed copy of one a function without a
+/// derivative returns (`names::integer_array_result`, `Memory::copies`).
+fn beside_allocation(a: Value, types: &Types) -> Option<Leaf> {
+    use crate::analysis::memory::{integer_array_allocation, zero_copies_available};
+    let returned = || crate::names::integer_array_result(a) && zero_copies_available();
+    float_array_allocation(a, types).or_else(|| (integer_array_allocation(a) || returned()).then_some(Leaf::ArrayF64))
 }

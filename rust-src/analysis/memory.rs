@@ -1074,6 +1074,39 @@ pub fn constant_float_array_object(v: Value) -> Option<Leaf> {
     }
 }
 
+/// Whether `a` is an array the function allocates (`jl_alloc_array_*`) whose elements
+/// are integers or `Bool`s, read off the array type the allocation is handed (a
+/// constant): its memory never holds a float (`sortperm`'s indices, `collect(1:n)`, an
+/// integer literal `[3, 1, 2]`). `false` for any other value, and where the runtime is
+/// not in this process.
+pub fn integer_array_allocation(a: Value) -> bool {
+    if array_call(a) != Some(ArrayCall::Alloc) {
+        return false;
+    }
+    let rt = crate::julia::current();
+    let Some(ty) = crate::llvm::const_address(a.operand(0)).filter(|&t| t > rt.object_tag && t % 8 == 0) else {
+        return false;
+    };
+    let global = |name: &str| crate::symbols::address_of(name);
+    let Some(array_typename) = global(rt.array_typename) else { return false };
+    let integers: Vec<u64> = rt.integer_types.iter().filter_map(|name| global(name)).collect();
+    if integers.len() != rt.integer_types.len() {
+        return false;
+    }
+    // SAFETY: as in `constant_float_array_object`: `ty` is the address Julia embedded in
+    // code it compiled for the array type it allocates, a live `DataType` (the code roots
+    // it) whose name is `Array`'s type name and whose parameters are a `svec` (the
+    // element type, then the dimensions); the globals read are set when Julia starts.
+    unsafe {
+        let read = |a: u64| *(a as *const u64);
+        if read(ty + rt.datatype_name) != read(array_typename) {
+            return false;
+        }
+        let element = read(read(ty + rt.datatype_parameters) + rt.svec_data);
+        integers.iter().any(|&g| read(g) == element)
+    }
+}
+
 /// The type tag and the value of the boxed float at constant address `v` (the box of a
 /// float literal, which Julia embeds by address), read off the object itself: its type
 /// tag is `Float64`'s or `Float32`'s (the value comes back as an `f64`, exactly). `None`
