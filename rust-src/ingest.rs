@@ -103,6 +103,7 @@ impl<'ctx> Inlined<'ctx> {
     pub fn rewrite(&self, m: &'ctx Module) -> Built<()> {
         for g in m.functions() {
             if g == self.entry || self.recursive.contains(&g) {
+                inline_float32_boxes(m, g)?;
                 materialize_constant_boxes(m, g)?;
                 scalarize_float_merges(m, g)?;
                 scalar_rule_results(m, g)?;
@@ -117,6 +118,51 @@ impl<'ctx> Inlined<'ctx> {
         }
         Ok(())
     }
+}
+
+/// Each `jl_box_float32(v)` call of `g` (the box Julia makes of a `Float32` it hands
+/// generic code: each number of a `Float32` matrix literal, `[a b; c d]`) rewritten into
+/// what code generation emits inline for a `Float64` box, which the analyses model as a
+/// heap object holding a number: an object from the collector (`jl_gc_allocobj(4)`),
+/// `Float32`'s type tag stored in its header, `v` stored at its address. Left as it is
+/// where the runtime is not in this process (the engine's own tests).
+fn inline_float32_boxes<'ctx>(m: &'ctx Module, g: Function<'ctx>) -> Built<()> {
+    let rt = crate::julia::current();
+    let boxes: Vec<Value<'ctx>> = g
+        .blocks()
+        .into_iter()
+        .flat_map(|b| b.instructions())
+        .filter(|i| {
+            i.as_call().is_some_and(|c| {
+                c.call_arg_count() == 1
+                    && crate::symbols::callee_name(c.called_operand()).is_some_and(|n| n == rt.box_float32)
+            })
+        })
+        .collect();
+    let tag_global = crate::symbols::address_of(rt.float32_type);
+    let (Some(first), Some(tag_global), Some(_)) =
+        (boxes.first(), tag_global, crate::symbols::address_of(rt.gc_alloc_bytes))
+    else {
+        return Ok(());
+    };
+    // SAFETY: `jl_float32_type` is the runtime's global holding `Float32`'s `DataType`,
+    // set when Julia starts, before any derivative is asked for.
+    let tag = unsafe { *(tag_global as *const u64) } as usize;
+    let alloc = m
+        .function(rt.gc_alloc_bytes)
+        .unwrap_or_else(|| m.add_function(rt.gc_alloc_bytes, m.fn_type(first.ty(), &[m.int(64)])));
+    let b = m.builder();
+    for call in boxes {
+        b.before(call)?;
+        b.set_debug_loc_from(call)?;
+        let object = b.call(alloc, &[m.const_int(m.int(64), 4)])?.as_value();
+        let header = b.gep(m.int(8), object, &[m.const_int(m.int(64), -(rt.object_tag as i64) as u64)])?;
+        b.store(m.const_address(tag), header)?;
+        b.store(call.operand(0), object)?;
+        call.replace_all_uses_with(object);
+        call.erase();
+    }
+    Ok(())
 }
 
 /// A float literal's box merged (phi, select) with boxes of the same type the function

@@ -147,6 +147,10 @@ pub struct Runtime {
     /// differentiated call by call builds, which its reverse function needs after the
     /// callee's frame is gone.
     pub gc_alloc_bytes: &'static str,
+    /// The runtime function boxing a `Float32` (`ingest::inline_float32_boxes`).
+    pub box_float32: &'static str,
+    /// The runtime's global holding the address of `Float32`'s `DataType`.
+    pub float32_type: &'static str,
     /// The runtime's global holding the `nothing` singleton's address.
     pub nothing: &'static str,
     /// The address space of pointers to garbage-collected objects (Julia's tracked
@@ -253,12 +257,16 @@ pub const V1_5: Runtime = Runtime {
         GcAlloc { name: "jl_gc_pool_alloc", size_arg: 2, size_includes_tag: true },
         GcAlloc { name: "jl_gc_big_alloc", size_arg: 1, size_includes_tag: true },
         GcAlloc { name: "jl_gc_alloc_typed", size_arg: 1, size_includes_tag: false },
+        // (What `ingest::inline_float32_boxes` makes of `jl_box_float32`.)
+        GcAlloc { name: "jl_gc_allocobj", size_arg: 0, size_includes_tag: false },
     ],
     object_tag: 8,
     dynamic_calls: &["jl_apply_generic", "jl_invoke"],
     tuple_builtin: "jl_f_tuple",
     write_barrier: "jl_gc_queue_root",
     gc_alloc_bytes: "jl_gc_allocobj",
+    box_float32: "jl_box_float32",
+    float32_type: "jl_float32_type",
     nothing: "jl_nothing",
     tracked_address_space: 10,
     array_typename: "jl_array_typename",

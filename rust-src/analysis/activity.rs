@@ -691,8 +691,15 @@ impl<'ctx> Activity<'ctx> {
             }
             // A differentiated number stored into a stack object (a closure capturing it
             // beside an array) that is not a GC frame: the object's shadow holds its
-            // derivative too.
-            let number = varied.contains(&value) && value.ty().float_bits() == 64 && i.opcode() == Opcode::LLVMStore;
+            // derivative too. (A `Float32` only into its own box: `[a b; c d]` of
+            // `Float32`s, `ingest::inline_float32_boxes`.)
+            let width = value.ty().float_bits();
+            let own_box = || {
+                crate::analysis::memory::at_offset_zero(addr)
+                    && crate::analysis::memory::object_base(addr).is_some_and(float_box)
+            };
+            let number =
+                varied.contains(&value) && (width == 64 || width == 32 && own_box()) && i.opcode() == Opcode::LLVMStore;
             let upgradable = !mem.is_shadowed(addr) || mem.leaf(addr) == Some(Leaf::StackArraysF64);
             if number && upgradable && !inert.contains(&i) {
                 let object = crate::analysis::memory::object_base(addr);

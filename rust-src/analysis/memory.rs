@@ -1490,6 +1490,8 @@ fn heap_layout<'ctx>(
                 (Some((b, off)), _) if b != a || off < 0 => None,
                 (None, _) => None,
                 (_, 64) => Some(Layout::F64),
+                // (`Float32` only in its own box, `ingest::inline_float32_boxes`.)
+                (_, 32) if is_float32_box(a) => Some(Layout::F32),
                 (_, 32) => None,
                 _ if v.ty().is_int() => Some(Layout::Integer),
                 _ if is_null(v) || is_nothing(v) => return true,
@@ -1514,6 +1516,15 @@ fn heap_layout<'ctx>(
         },
     );
     known.then(|| fields.into_iter().collect())
+}
+
+/// Whether `a` is an object of 4 bytes from the collector: a `Float32`'s box, which
+/// `ingest::inline_float32_boxes` makes of `jl_box_float32`.
+fn is_float32_box(a: Value) -> bool {
+    gc_allocation(a).is_some_and(|alloc| {
+        let tag = if alloc.size_includes_tag { crate::julia::current().object_tag } else { 0 };
+        a.operand(alloc.size_arg).const_uint() == Some(4 + tag)
+    })
 }
 
 /// What a pointer load `i` from a field of a heap object the function allocates reads,
@@ -1888,6 +1899,12 @@ pub fn retype_bit_copies(m: &crate::llvm::Module, f: Function, mem: &Memory) -> 
                 if field_layouts(m, i.operand(0), fields, false).contains(&&Layout::F64) =>
             {
                 m.f64()
+            }
+            // (A `Float32`'s box, `ingest::inline_float32_boxes`, read as 32 bits.)
+            (Some(Leaf::Object(fields)), 32)
+                if field_layouts(m, i.operand(0), fields, false).contains(&&Layout::F32) =>
+            {
+                m.f32()
             }
             (Some(Leaf::ArrayF32 | Leaf::F32), 32) => m.f32(),
             _ => continue,
