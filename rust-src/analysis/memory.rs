@@ -1889,6 +1889,14 @@ pub fn retype_bit_copies(m: &crate::llvm::Module, f: Function, mem: &Memory) -> 
             changed |= retype_load(&b, i, float)?;
             continue;
         }
+        // A `Float32` field of a struct object read as 32 bits (the number of a `Float32`'s
+        // box, `ingest::inline_float32_boxes`, which `hvcat` copies), wherever the pointer
+        // comes from: as an integer it would carry no derivative.
+        let f32_field = |fields| field_layouts(m, i.operand(0), fields, false).contains(&&Layout::F32);
+        if matches!(mem.leaf(i.operand(0)), Some(Leaf::Object(fields)) if ty.int_width() == 32 && f32_field(fields)) {
+            changed |= retype_load(&b, i, m.f32())?;
+            continue;
+        }
         if !mem.is_data(i.operand(0)) {
             continue;
         }
@@ -1899,12 +1907,6 @@ pub fn retype_bit_copies(m: &crate::llvm::Module, f: Function, mem: &Memory) -> 
                 if field_layouts(m, i.operand(0), fields, false).contains(&&Layout::F64) =>
             {
                 m.f64()
-            }
-            // (A `Float32`'s box, `ingest::inline_float32_boxes`, read as 32 bits.)
-            (Some(Leaf::Object(fields)), 32)
-                if field_layouts(m, i.operand(0), fields, false).contains(&&Layout::F32) =>
-            {
-                m.f32()
             }
             (Some(Leaf::ArrayF32 | Leaf::F32), 32) => m.f32(),
             _ => continue,
