@@ -11,7 +11,7 @@
 # (holding mutable structs too, in vectors the function fills or in array literals) and `Ref`s, runtime
 # activity, printing, logging and string interpolation, custom rules (one returning a
 # tuple), typed variables closures capture and reassign (boxes), `sortperm`, complex
-# products, matrix literals of numbers,
+# products, matrix literals of numbers (of different types too),
 # some reading the array out of a struct holding a mutable struct (a model's layer) or
 # out of a vector of mutable structs,
 # each differentiated in reverse, forward, batch-forward and split reverse mode (the
@@ -406,6 +406,10 @@ function program(rng, name)
     s += sum(mA * [x[3], s]) + (mA \\ [1.0, x[2]])[1] / 10",
                 "mA = [x[1] $(expr(rng, 1, vars)) 0.5; x[2] 3.0 x[3]; 0.25 s 4.0]
     s += sum(abs2, mA * x) / 10 + mA[2, $(rand(rng, 1:3))]",
+                # Numbers of different types in one literal (a tuple of `Float64`s and
+                # `Int`s that `hvcat` picks from at a variable index).
+                "mA = [$(expr(rng, 1, vars)) $(rand(rng, 0:2)); $(rand(rng, -1:1)) x[$(rand(rng, 1:3))]]
+    s += mA[1, 1] * mA[2, 2] - mA[1, 2] * mA[2, 1] + sum(mA * [x[1], s]) / 4",
                 # Permutations (inactive: their indices pick the elements).
                 "ix = sortperm(x); s += x[ix[1]] * $(expr(rng, 1, vars)) + x[ix[end]]^2",
                 "ix = sortperm(x; rev = true); for k in 1:$(rand(rng, 0:3))

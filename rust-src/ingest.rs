@@ -103,6 +103,7 @@ impl<'ctx> Inlined<'ctx> {
     pub fn rewrite(&self, m: &'ctx Module) -> Built<()> {
         for g in m.functions() {
             if g == self.entry || self.recursive.contains(&g) {
+                explicit_tuple_getfield(m, g)?;
                 inline_float32_boxes(m, g)?;
                 materialize_constant_boxes(m, g)?;
                 scalarize_float_merges(m, g)?;
@@ -118,6 +119,136 @@ impl<'ctx> Inlined<'ctx> {
         }
         Ok(())
     }
+}
+
+/// Each `jl_f_getfield(F, args, n)` of `g` that picks a field out of a tuple of numbers
+/// the function allocates, at an index known only when it runs (`args`: the tuple, the
+/// index boxed by `jl_box_int64`, perhaps the bounds check's flag), rewritten into what
+/// the analyses follow: a `switch` on the index to one block per field, which loads the
+/// field and boxes it as code generation would (a float into an object from
+/// `jl_gc_allocobj` with its type tag, an integer by `jl_box_int64`/`jl_box_int32`),
+/// merged where the call's result was used. Any other index throws the `BoundsError`
+/// the call would. This is how `hvcat` reads a matrix literal of numbers of different
+/// types (`[x 0; 0 y]`: a tuple of `Float64`s and `Int`s); a call the rewrite does not
+/// recognize stays, and is refused where it is handed derivative data.
+fn explicit_tuple_getfield<'ctx>(m: &'ctx Module, g: Function<'ctx>) -> Built<()> {
+    use crate::analysis::memory::NumberField;
+    use crate::llvm::Opcode;
+    let rt = crate::julia::current();
+    let named = |i: Value<'ctx>, name: &str| {
+        i.as_call().is_some_and(|c| crate::symbols::callee_name(c.called_operand()).is_some_and(|n| n == name))
+    };
+    let calls: Vec<Value<'ctx>> = g
+        .blocks()
+        .into_iter()
+        .flat_map(|b| b.instructions())
+        .filter(|&i| named(i, "jl_f_getfield") && i.num_operands() >= 3)
+        .collect();
+    for call in calls {
+        let bb = call.parent_block();
+        if g.entry_block() == Some(bb) || !matches!(call.operand(2).const_int(), Some(2 | 3)) {
+            continue;
+        }
+        // The last stores into the arguments array's first two slots before the call, in
+        // its block.
+        let args = call.operand(1);
+        let Some(array) = memory::alloca_base(args) else { continue };
+        let before: Vec<Value<'ctx>> = bb.instructions().into_iter().take_while(|&i| i != call).collect();
+        let slot = |offset: i64| {
+            before.iter().rev().find_map(|&s| {
+                (s.opcode() == Opcode::LLVMStore && memory::object_slot(m, s.operand(1)) == Some((array, offset)))
+                    .then(|| s.operand(0))
+            })
+        };
+        let (Some(tuple), Some(index_box)) = (slot(0), slot(8)) else { continue };
+        if memory::gc_allocation(tuple).is_none() || !named(index_box, "jl_box_int64") {
+            continue;
+        }
+        let index = index_box.operand(0);
+        // The tuple's type, from the tag stored in its header.
+        let Some(fields) = memory::constant_type_tag(tuple).and_then(memory::tuple_number_fields) else { continue };
+        let (Some(f64_type), Some(f32_type)) =
+            (crate::symbols::address_of("jl_float64_type"), crate::symbols::address_of(rt.float32_type))
+        else {
+            continue;
+        };
+        // SAFETY: the runtime's globals holding the float types' `DataType`s, set when
+        // Julia starts.
+        let (f64_tag, f32_tag) = unsafe { (*(f64_type as *const u64), *(f32_type as *const u64)) };
+        let declared = |name: &str, ty: crate::llvm::Type<'ctx>| {
+            m.function(name).unwrap_or_else(|| m.add_function(name, m.fn_type(call.ty(), &[ty])))
+        };
+        // `head`: what preceded the call; `taken`: the call alone; `bb`: the rest.
+        let next = call.next_instruction().expect("a call is no terminator");
+        let head = bb.split_before(m, call, &format!("{}.getfield", bb.name()));
+        let taken = bb.split_before(m, next, &format!("{}.getfield.any", bb.name()));
+        let rest = bb;
+        let b = m.builder();
+        let mut cases = Vec::new();
+        let mut boxes = Vec::new();
+        for (k, field) in fields.iter().enumerate() {
+            let block = m.append_block(g, &format!("{}.getfield.{}", bb.name(), k + 1));
+            b.at_end(block);
+            b.set_debug_loc_from(call)?;
+            let at = |offset: u64| b.gep(m.int(8), tuple, &[m.const_int(m.int(64), offset)]);
+            let boxed = match *field {
+                NumberField::F64(offset) | NumberField::F32(offset) => {
+                    let (ty, size, tag) = match field {
+                        NumberField::F64(_) => (m.f64(), 8, f64_tag),
+                        _ => (m.f32(), 4, f32_tag),
+                    };
+                    let v = b.load(ty, at(offset)?)?;
+                    let alloc = declared(rt.gc_alloc_bytes, m.int(64));
+                    let object = b.call(alloc, &[m.const_int(m.int(64), size)])?.as_value();
+                    let header = b.gep(m.int(8), object, &[m.const_int(m.int(64), -(rt.object_tag as i64) as u64)])?;
+                    b.store(m.const_address(tag as usize), header)?;
+                    b.store(v, object)?;
+                    object
+                }
+                NumberField::I64(offset) => {
+                    let v = b.load(m.int(64), at(offset)?)?;
+                    b.call(declared("jl_box_int64", m.int(64)), &[v])?.as_value()
+                }
+                NumberField::I32(offset) => {
+                    let v = b.load(m.int(32), at(offset)?)?;
+                    b.call(declared("jl_box_int32", m.int(32)), &[v])?.as_value()
+                }
+            };
+            b.br(rest)?;
+            cases.push((m.const_int(index.ty(), k as u64 + 1), block));
+            boxes.push((boxed, block));
+        }
+        // (The head's branch into the call becomes the switch.)
+        let branch = head.terminator().expect("a block split ends in a branch");
+        b.before(branch)?;
+        b.switch(index, taken, &cases)?;
+        branch.erase();
+        // Any other index throws the `BoundsError` the call would (`jl_bounds_error_int`,
+        // which never returns), and the arguments array is left to nobody: the stores into
+        // it, which would otherwise hand the tuple's derivative data to the runtime, become
+        // stores nobody reads.
+        let into_rest = taken.terminator().expect("a block split ends in a branch");
+        b.before(into_rest)?;
+        let throw = m.function(rt.bounds_error_int).unwrap_or_else(|| {
+            let f = m.add_function(rt.bounds_error_int, m.fn_type(m.void(), &[tuple.ty(), m.int(64)]));
+            f.add_fn_attr("noreturn");
+            f
+        });
+        b.set_debug_loc_from(call)?;
+        // (Julia declares it with the object in its address space for addresses it does
+        // not root.)
+        let object_type = throw.params()[0].ty();
+        let object = if object_type == tuple.ty() { tuple } else { b.addrspace_cast(tuple, object_type)? };
+        b.call(throw, &[object, index])?;
+        b.unreachable()?;
+        into_rest.erase();
+        b.before(next)?;
+        let merged = b.phi(call.ty(), &format!("{}.field", call.name()))?;
+        call.replace_all_uses_with(merged.as_value());
+        merged.add_incoming(&boxes);
+        call.erase();
+    }
+    Ok(())
 }
 
 /// Each `jl_box_float32(v)` call of `g` (the box Julia makes of a `Float32` it hands

@@ -149,6 +149,8 @@ pub struct Runtime {
     pub gc_alloc_bytes: &'static str,
     /// The runtime function boxing a `Float32` (`ingest::inline_float32_boxes`).
     pub box_float32: &'static str,
+    /// The runtime function throwing `BoundsError(v, i)` (`jl_bounds_error_int(v, i)`).
+    pub bounds_error_int: &'static str,
     /// The runtime's global holding the address of `Float32`'s `DataType`.
     pub float32_type: &'static str,
     /// The runtime's global holding the `nothing` singleton's address.
@@ -266,6 +268,7 @@ pub const V1_5: Runtime = Runtime {
     write_barrier: "jl_gc_queue_root",
     gc_alloc_bytes: "jl_gc_allocobj",
     box_float32: "jl_box_float32",
+    bounds_error_int: "jl_bounds_error_int",
     float32_type: "jl_float32_type",
     nothing: "jl_nothing",
     tracked_address_space: 10,

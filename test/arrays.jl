@@ -1103,10 +1103,47 @@ end
         check_all_modes_f32(x -> lit_single_loop(x, n), x)
     end
 end
-# Refused, not wrong: numbers of mixed types (`hvcat` picks each one out of a tuple of
-# `Float64`s and `Int`s by a builtin call).
+# Numbers of different types in one literal (`[x 0; 0 y]`): `hvcat` picks each out of a
+# tuple of `Float64`s and `Int`s by a builtin call at a variable index, which the engine
+# rewrites into a switch over the fields (`ingest::explicit_tuple_getfield`); the
+# integers' boxes are their own shadows.
 lit_mixed(x) = (A = [x[1] 0; 1 x[2]]; sum(A .* A) * x[3])
-@testset "matrix literals refused: $(nameof(f))" for (f, x) in ((lit_mixed, [1.2, 2.7, 0.9]),)
+lit_mixed_det(x) = det([x[1] 0; 0 x[2]]) * x[3] + det([x[3] 1; 2 x[1]])
+lit_mixed_float(x) = sum([x[1] 0.5 2; x[2] 1 x[3]] * [x[3], 1.0, 2.0])
+function lit_mixed_branch(x)
+    A = x[1] > 0 ? [x[1] 0; 2 x[2]] : [1 x[3]; x[2] 0]
+    return sum(A * [x[3], x[1]])
+end
+function lit_mixed_loop(x, n)
+    s = x[3]
+    for k in 1:n
+        A = [x[1] k; 0 x[2]]
+        s += A[1, 1] * A[2, 2] + A[1, 2] * x[3]
+    end
+    return s
+end
+lit_mixed_single(x) = (A = [x[1] 0; 1 x[2]]; A[1, 1] * A[2, 2] + A[2, 1] * x[3])
+@testset "matrix literals of numbers of different types: $(nameof(f))" for f in (lit_mixed, lit_mixed_det,
+                                                                                  lit_mixed_float, lit_mixed_branch)
+    for x in ([1.2, 2.7, 0.9], [-0.4, 0.3, 1.7])
+        check_all_modes(f, x)
+    end
+end
+@testset "matrix literals of numbers of different types in a loop of $n iterations" for n in (0, 1, 4)
+    for x in ([1.2, 2.7, 0.9], [-0.4, 0.3, 1.7])
+        check_all_modes(x -> lit_mixed_loop(x, n), x)
+    end
+end
+@testset "Float32 and Int in one matrix literal" begin
+    for x in (Float32[1.2, 2.7, 0.9], Float32[-0.4, 0.3, 1.7])
+        check_all_modes_f32(lit_mixed_single, x)
+    end
+end
+# Refused, not wrong: nine numbers of different types (Julia builds their tuple by a
+# runtime call, `jl_f_tuple`, from their boxes).
+lit_mixed_nine(x) = det([x[3] 1 0; 0 x[1] 2; 1 0 x[2]])
+@testset "matrix literals refused: $(nameof(f))" for f in (lit_mixed_nine,)
+    x = [1.2, 2.7, 0.9]
     @test_throws Oxidase.DifferentiationError autodiff(Reverse, f, Active, Duplicated(copy(x), zero(x)))
     @test_throws Oxidase.DifferentiationError autodiff(Forward, f, Duplicated, Duplicated(copy(x), one.(x)))
 end

@@ -10,8 +10,8 @@ end
 # The gradient of `f` at `x` in reverse mode, in a reverse batch of two lanes, and the
 # directional derivative along a fixed direction in forward mode (alone and as lane 1 of
 # a batch beside a zero lane), each against central differences.
-function check_all_modes(f, x; rtol = 1e-6, atol = 1e-8)
-    g = fd_gradient(f, x)
+function check_all_modes(f, x; rtol = 1e-6, atol = 1e-8, h = 1e-6)
+    g = fd_gradient(f, x; h = h)
     dx = zero(x)
     autodiff(Reverse, f, Active, Duplicated(copy(x), dx))
     @test dx ≈ g rtol = rtol atol = atol

@@ -84,6 +84,8 @@ fn memory_rule(m: &Module, i: Value, mem: &Memory, types: &Types, unsure_copies:
             Some(Rule::Zero)
         }
         Opcode::LLVMLoad if i.ty().is_floating() && mem.is_shadowed(i.operand(0)) => Some(Rule::Load),
+        // An integer field of a tuple of numbers, as its type says: no float's bits.
+        Opcode::LLVMLoad if crate::analysis::memory::typed_integer_field(m, i) == Some(true) => Some(Rule::Zero),
         Opcode::LLVMStore if mem.is_shadowed(i.operand(1)) => {
             if i.operand(0).ty().is_floating() {
                 Some(Rule::Store)
@@ -192,6 +194,15 @@ fn memory_rule(m: &Module, i: Value, mem: &Memory, types: &Types, unsure_copies:
             // Copying or clearing a stack object that holds differentiated arrays would
             // treat the arrays' shadows as numbers (the reverse of a copy adds).
             let stack_object = |p: Value| mem.leaf(p).is_some_and(Leaf::is_stack_object);
+            // (But bytes without a derivative copied into a tuple of numbers, which holds
+            // no pointer: the integers of `[x 0; 0 y]`'s tuple. Their shadow is zero.)
+            let numbers_only = |p: Value| {
+                use crate::analysis::memory::{constant_type_tag, object_base, tuple_number_fields};
+                object_base(p).and_then(constant_type_tag).and_then(tuple_number_fields).is_some()
+            };
+            if copy && stack_object(dst) && numbers_only(dst) && !differentiated(src) {
+                return Some(Rule::MemZero);
+            }
             if (copy || name.starts_with("llvm.memset") || name == "memset")
                 && (stack_object(dst) || copy && stack_object(src))
             {
@@ -692,11 +703,13 @@ impl<'ctx> Activity<'ctx> {
             // A differentiated number stored into a stack object (a closure capturing it
             // beside an array) that is not a GC frame: the object's shadow holds its
             // derivative too. (A `Float32` only into its own box: `[a b; c d]` of
-            // `Float32`s, `ingest::inline_float32_boxes`.)
+            // `Float32`s, `ingest::inline_float32_boxes`; or into a tuple of numbers whose
+            // type says what it holds, `[a 0; 0 b]`'s.)
             let width = value.ty().float_bits();
             let own_box = || {
-                crate::analysis::memory::at_offset_zero(addr)
-                    && crate::analysis::memory::object_base(addr).is_some_and(float_box)
+                use crate::analysis::memory::{at_offset_zero, holds_float32, object_base};
+                at_offset_zero(addr) && object_base(addr).is_some_and(float_box)
+                    || object_base(addr).is_some_and(|o| holds_float32(o) && !float_box(o))
             };
             let number =
                 varied.contains(&value) && (width == 64 || width == 32 && own_box()) && i.opcode() == Opcode::LLVMStore;

@@ -824,10 +824,12 @@ impl<'ctx> Memory<'ctx> {
             // or an element loaded from an array the function allocates (the first object
             // stored there, forwarded to the loop that reads them all, meets the load).
             // (Or one loaded from a field of a heap object the function allocates, which
-            // holds what was stored there: the value in a closure's `Core.Box`.)
+            // holds what was stored there: the value in a closure's `Core.Box`. Or an
+            // integer's box, which holds no float: its own shadow there, `constant_data`.)
             let object = |v: Value<'ctx>| {
                 v.is_instruction()
                     && (pointer_op(v) == Some(PointerOp::Merge)
+                        || integer_box(v)
                         || at_offset_zero(v) && gc_allocation(zero_offset_base(v)).is_some()
                         || pointer_op(v) == Some(PointerOp::Load)
                             && (self.allocated_array(v.operand(0)).is_some()
@@ -1040,6 +1042,72 @@ pub fn integer_tuple_constant(v: Value) -> bool {
             let t = read(parameters + rt.svec_data + 8 * k);
             integers.iter().any(|&g| read(g) == t)
         })
+    }
+}
+
+/// The type tag the function stores into the header of object `a`, which it allocates,
+/// as a constant (the address of its `DataType`). `None` for any other object.
+pub fn constant_type_tag(a: Value) -> Option<u64> {
+    gc_allocation(a)?;
+    a.users().into_iter().filter(|&h| is_object_header(h)).find_map(|h| {
+        h.users()
+            .into_iter()
+            .find(|s| s.opcode() == Opcode::LLVMStore && s.operand(1) == h)
+            .and_then(|s| crate::llvm::const_address(s.operand(0)))
+    })
+}
+
+/// A field of a tuple of numbers (`tuple_number_fields`): its byte offset and type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NumberField {
+    /// A `Float64` at this offset.
+    F64(u64),
+    /// A `Float32` at this offset.
+    F32(u64),
+    /// An `Int64` at this offset.
+    I64(u64),
+    /// An `Int32` at this offset.
+    I32(u64),
+}
+
+/// The fields of the tuple type at address `ty` (a `DataType` Julia embedded in code, the
+/// type tag it stores into a tuple it allocates) when each is a `Float64`, `Float32`,
+/// `Int64` or `Int32`, at their offsets (each aligned to its size, as Julia lays out a
+/// tuple of such numbers). `None` for any other type, and where the runtime is not in
+/// this process.
+pub fn tuple_number_fields(ty: u64) -> Option<Vec<NumberField>> {
+    let rt = crate::julia::current();
+    if ty <= rt.object_tag || !ty.is_multiple_of(8) {
+        return None;
+    }
+    let global = |name: &str| crate::symbols::address_of(name);
+    let tuple_typename = global(rt.tuple_typename)?;
+    let kinds = [
+        (global("jl_float64_type")?, 8, NumberField::F64 as fn(u64) -> NumberField),
+        (global("jl_float32_type")?, 4, NumberField::F32 as fn(u64) -> NumberField),
+        (global("jl_int64_type")?, 8, NumberField::I64 as fn(u64) -> NumberField),
+        (global("jl_int32_type")?, 4, NumberField::I32 as fn(u64) -> NumberField),
+    ];
+    // SAFETY: `ty` is the address of a type object Julia embedded in code it compiled (the
+    // code roots it); a `DataType`'s name and parameters are at the runtime's offsets, its
+    // parameters a `svec` (its length, then its elements); the globals read are set when
+    // Julia starts.
+    unsafe {
+        let read = |a: u64| *(a as *const u64);
+        if read(ty + rt.datatype_name) != read(tuple_typename) {
+            return None;
+        }
+        let parameters = read(ty + rt.datatype_parameters);
+        let mut offset: u64 = 0;
+        let mut fields = Vec::new();
+        for k in 0..read(parameters) {
+            let t = read(parameters + rt.svec_data + 8 * k);
+            let &(_, size, field) = kinds.iter().find(|(g, _, _)| read(*g) == t)?;
+            offset = offset.div_ceil(size) * size;
+            fields.push(field(offset));
+            offset += size;
+        }
+        Some(fields)
     }
 }
 
@@ -1322,12 +1390,18 @@ fn escaped_addresses<'ctx>(insts: &[Value<'ctx>], shadowed: &HashMap<Value<'ctx>
             LLVMPtrToInt => shadowed.contains_key(&i.operand(0)) || escaped.contains(&i.operand(0)),
             // An array's data pointer read as an integer (`pointer(x)`): a
             // pointer-sized load at offset 0 of a shadowed object (the length, at
-            // offset 8, is just a number).
+            // offset 8, is just a number). (Not from objects that hold numbers only: a
+            // tuple of numbers, `tuple_number_fields`, or numbers' boxes.)
             LLVMLoad => {
+                let numbers = || {
+                    number_box_merge(i.operand(0))
+                        || constant_type_tag(zero_offset_base(i.operand(0))).and_then(tuple_number_fields).is_some()
+                };
                 i.ty().is_int()
                     && i.ty().int_width() == 64
                     && shadowed.contains_key(&i.operand(0))
                     && at_offset_zero(i.operand(0))
+                    && !numbers()
             }
             LLVMAdd | LLVMSub | LLVMMul | LLVMAnd | LLVMOr | LLVMXor | LLVMShl | LLVMLShr | LLVMAShr | LLVMTrunc
             | LLVMZExt | LLVMSExt | LLVMIntToPtr | LLVMBitCast | LLVMAddrSpaceCast => from_operands(),
@@ -1490,8 +1564,9 @@ fn heap_layout<'ctx>(
                 (Some((b, off)), _) if b != a || off < 0 => None,
                 (None, _) => None,
                 (_, 64) => Some(Layout::F64),
-                // (`Float32` only in its own box, `ingest::inline_float32_boxes`.)
-                (_, 32) if is_float32_box(a) => Some(Layout::F32),
+                // (`Float32` only in its own box, `ingest::inline_float32_boxes`, or in a
+                // tuple of numbers whose type says so.)
+                (_, 32) if holds_float32(a) => Some(Layout::F32),
                 (_, 32) => None,
                 _ if v.ty().is_int() => Some(Layout::Integer),
                 _ if is_null(v) || is_nothing(v) => return true,
@@ -1516,6 +1591,13 @@ fn heap_layout<'ctx>(
         },
     );
     known.then(|| fields.into_iter().collect())
+}
+
+/// Whether heap object `a` may hold a `Float32` field: a `Float32`'s box
+/// (`is_float32_box`), or a tuple of numbers whose type tag says what each field holds
+/// (`tuple_number_fields`).
+pub fn holds_float32(a: Value) -> bool {
+    is_float32_box(a) || constant_type_tag(a).and_then(tuple_number_fields).is_some()
 }
 
 /// Whether `a` is an object of 4 bytes from the collector: a `Float32`'s box, which
@@ -1879,6 +1961,23 @@ pub fn retype_bit_copies(m: &crate::llvm::Module, f: Function, mem: &Memory) -> 
         if number_slot && floats_only_stored_at(m, i.operand(0)) {
             changed |= retype_load(&b, i, m.f64())?;
             continue;
+        }
+        // A number out of a merge of boxes of numbers, floats' and integers' (the field
+        // `hvcat` picks out of a tuple of numbers of different types,
+        // `ingest::explicit_tuple_getfield`), read with the floats' width: the float (an
+        // integer's bits stay its bits, and its box is its own shadow).
+        if mem.leaf(i.operand(0)) == Some(Leaf::StackMixedF64) {
+            match (number_boxes(i.operand(0)), ty.int_width()) {
+                (Some(8), 64) => {
+                    changed |= retype_load(&b, i, m.f64())?;
+                    continue;
+                }
+                (Some(4), 32) => {
+                    changed |= retype_load(&b, i, m.f32())?;
+                    continue;
+                }
+                _ => {}
+            }
         }
         // A number of a struct of floats a call returned through memory (the `(value,
         // tangent)` of a nested `autodiff_deferred(Forward, ...)`), copied as bits.
@@ -2626,13 +2725,49 @@ pub fn points_into_alloca(p: Value) -> bool {
 /// parameter without a shadow (a `Const` argument), a global, or what is loaded from or
 /// derived from those. (Runtime activity treats such memory as constant when a merge
 /// chooses it; memory the engine merely lost track of is not such data.)
+/// For `p`, a merge (at offset 0) of boxes of numbers the function makes — of
+/// integers (`integer_box`) and of floats of one width (objects from the collector of 8
+/// bytes, or of 4) —: the floats' width in bytes (8 if there are only integers).
+fn number_boxes(p: Value) -> Option<u64> {
+    let merge = zero_offset_base(p);
+    if pointer_op(merge) != Some(PointerOp::Merge) || !at_offset_zero(p) {
+        return None;
+    }
+    let mut width = None;
+    for v in merged(merge) {
+        if integer_box(v) {
+            continue;
+        }
+        let alloc = gc_allocation(v)?;
+        let tag = if alloc.size_includes_tag { crate::julia::current().object_tag } else { 0 };
+        let size = v.operand(alloc.size_arg).const_uint()?.checked_sub(tag).filter(|s| *s == 4 || *s == 8)?;
+        if *width.get_or_insert(size) != size {
+            return None;
+        }
+    }
+    Some(width.unwrap_or(8))
+}
+
+/// Whether `p` is a merge of boxes of numbers (`number_boxes`).
+fn number_box_merge(p: Value) -> bool {
+    number_boxes(p).is_some()
+}
+
+/// Whether `v` is a box of an integer the runtime makes (`jl_box_int64`): memory that
+/// never holds a float (beside a float's box at a merge: the field `hvcat` picks out of a
+/// tuple of numbers of different types, `ingest::explicit_tuple_getfield`).
+fn integer_box(v: Value) -> bool {
+    v.as_call().and_then(|c| callee_name(c.called_operand())).and_then(|n| crate::julia::current().box_call(&n))
+        == Some(crate::julia::Boxed::Integer)
+}
+
 fn constant_data(v: Value, shadowed: &HashMap<Value, Leaf>) -> bool {
     let mut p = v;
     for _ in 0..12 {
         if shadowed.contains_key(&p) {
             return false;
         }
-        if p.is_argument() || p.is_constant() {
+        if p.is_argument() || p.is_constant() || integer_box(p) {
             return true;
         }
         match pointer_op(p) {
@@ -2652,11 +2787,15 @@ fn derived_from<'ctx>(insts: &[Value<'ctx>], seeds: &HashSet<Value<'ctx>>) -> Ha
         let from = |v: Value<'ctx>| set.contains(&v);
         match i.opcode() {
             LLVMGetElementPtr | LLVMExtractValue => from(i.operand(0)),
-            // Pointers loaded, and an array's data pointer read as an integer.
+            // Pointers loaded, and an array's data pointer read as an integer (not the
+            // number in a merge of numbers' boxes, `number_box_merge`).
             LLVMLoad => {
                 from(i.operand(0))
                     && (i.ty().is_pointer()
-                        || i.ty().is_int() && i.ty().int_width() == 64 && at_offset_zero(i.operand(0)))
+                        || i.ty().is_int()
+                            && i.ty().int_width() == 64
+                            && at_offset_zero(i.operand(0))
+                            && !number_box_merge(i.operand(0)))
             }
             LLVMPHI => i.as_phi().is_some_and(|phi| phi.incoming().iter().any(|(v, _)| from(*v))),
             LLVMSelect => from(i.operand(1)) || from(i.operand(2)),
@@ -3187,17 +3326,35 @@ fn merged_heap_objects(p: Value) -> Option<Vec<Value>> {
     Some(found)
 }
 
+/// For a load `i` from a tuple of numbers the function allocates, whose type tag says
+/// what each field holds (`hvcat`'s of `[x 0; 0 y]`, `tuple_number_fields`): whether it
+/// reads an integer field whole. `None` for a load from any other object.
+pub fn typed_integer_field(m: &crate::llvm::Module, i: Value) -> Option<bool> {
+    let (base, offset) = object_slot(m, i.operand(0))?;
+    let fields = constant_type_tag(base).and_then(tuple_number_fields)?;
+    let width = if i.ty().is_int() { i.ty().int_width() } else { 0 };
+    Some(fields.iter().any(|f| match *f {
+        NumberField::I64(at) => at as i64 == offset && width == 64,
+        NumberField::I32(at) => at as i64 == offset && width == 32,
+        _ => false,
+    }))
+}
+
 /// Whether integer load `i` reads a field of a local object (a stack slot or a heap
 /// object the function allocates) that only ever holds integers that `is_number` says
 /// are no float's bits: every store into the object is at a constant offset, and those
 /// at the load's offset store such integers of the load's width; the object's address
-/// goes nowhere but into loads, stores and `inert` stores (GC frame slots nobody reads).
+/// goes nowhere but into loads, stores and `inert` stores (GC frame slots nobody reads);
+/// or, in a tuple of numbers, what its type says (`typed_integer_field`).
 pub fn integer_field<'ctx>(
     m: &'ctx crate::llvm::Module,
     i: Value<'ctx>,
     inert: &HashSet<Value<'ctx>>,
     is_number: &dyn Fn(Value<'ctx>) -> bool,
 ) -> bool {
+    if let Some(integer) = typed_integer_field(m, i) {
+        return integer;
+    }
     let Some((base, offset)) = object_slot(m, i.operand(0)) else { return false };
     every_use(
         base,
