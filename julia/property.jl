@@ -18,7 +18,8 @@
 # argument changed between the two thunks) and checked against the others and against
 # central finite differences; and, where the program is generic over its element type,
 # its Hessian-vector product (`hvp`) against differences of its gradient, and the same
-# second derivatives through nested calls (forward over reverse, forward over forward).
+# second derivatives through nested calls (forward over reverse, forward over forward,
+# reverse over forward).
 #
 #   julia --project=. julia/property.jl [CASES] [SEED]
 #
@@ -485,7 +486,8 @@ end
 # `nothing`, as is a construct the engine refuses. A point near a kink of the gradient
 # (`max`, a branch) would differ; steps of three sizes are tried, as above. And the same
 # second derivatives through a nested `autodiff_deferred`, differentiated forward over
-# reverse, and through a nested forward call, forward over forward.
+# reverse, and through a nested forward call, forward over forward and reverse over
+# forward.
 function check_hvp(f, v)
     g(w) = f(w[1], w[2], w[3:5])
     function grad(w)
@@ -529,7 +531,20 @@ function check_hvp(f, v)
         return nothing, err
     end
     ok = any(d -> isapprox(twice, sum(c .* d); rtol = 1e-4, atol = 1e-5 * scale * sum(abs, c)), finite)
-    return ok, (hvp = hv, nested = nested, forward_over_forward = twice, finite = collect(finite))
+    ok || return ok, (hvp = hv, nested = nested, forward_over_forward = twice, finite = collect(finite))
+    # Reverse over forward: the gradient of that nested forward call is `H c` (H
+    # symmetric); along `dir`, `cᵀ H dir` again.
+    back = try
+        dw = zeros(5)
+        autodiff(Reverse, directional, Active, Duplicated(copy(v), dw))
+        sum(dw .* dir)
+    catch err
+        err isa ArgumentError || err isa Oxidase.DifferentiationError || rethrow()
+        return nothing, err
+    end
+    ok = any(d -> isapprox(back, sum(c .* d); rtol = 1e-4, atol = 1e-5 * scale * sum(abs, c)), finite)
+    return ok, (hvp = hv, nested = nested, forward_over_forward = twice, reverse_over_forward = back,
+                finite = collect(finite))
 end
 
 """

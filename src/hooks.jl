@@ -404,15 +404,15 @@ function rule_call(mode::Int32, site_id::Int64, args::Ptr{Ptr{Cvoid}}, shadows::
     # (A ghost result, `nothing` or `((nothing,),)`, is the type's one instance: nothing
     # to return, nothing to differentiate.)
     ghost = is_ghost(R)
-    # (A struct of one number in forward mode only: a reverse rule's adjoint of it would
-    # be the struct, which the engine does not hand over yet.)
+    # (A struct of one number, which Julia returns in a register, is the float to the
+    # engine, `ingest::scalar_rule_results`: in reverse mode its adjoint's bytes are the
+    # struct's, `rule_reverse`.)
     supported = is_float_type(R) || ghost || is_array_result(R) || sret && (is_numbers_result(R) || is_arrays_result(R)) ||
-                mode == 0 && !sret && is_one_number(R)
+                !sret && is_one_number(R)
     supported || site.sig.parameters[1] !== typeof(autodiff_deferred) ||
         throw(NestedRules.nested_error("the inner call returns a $R; supported are reverse-mode calls whose " *
                                        "result holds no numbers (arguments Duplicated arrays or Const), and " *
-                                       "forward-mode calls returning numbers. Not yet Active arguments inside, nor " *
-                                       "reverse mode over a forward call"))
+                                       "forward-mode calls returning numbers. Not yet Active arguments inside"))
     supported ||
         throw(rule_error(site, rule, "cannot be applied: the function returns a $R (rules for functions " *
                                      "returning Float64, Float32, arrays of Float64 or Float32, tuples or structs " *

@@ -210,6 +210,73 @@ function forward_dual_annotation(a::InnerArgument)
     return typeof(a.ann).name.wrapper(on(a.x, a.tx), on(a.dx, a.tdx))
 end
 
+# Reverse over forward, for `autodiff_deferred(Forward, f, RA, args...)` of a function
+# returning a number, whose arguments are `Duplicated` (or `DuplicatedNoNeed`) and
+# `Const` arrays that `f` reads and does not write: the call returns `ẏ = Σₖ ∇ₖf ⋅ vₖ`
+# along the shadows `vₖ` (and `y = f(x)` for a `Duplicated` result). Given the
+# adjoints `ȳ` and `ẏ̄` of its results, each array's adjoint gains
+# `ȳ ∇ₖf + ẏ̄ (∇²f ⋅ v)ₖ` and each shadow's `ẏ̄ ∇ₖf`: one reverse pass of `ẏ` (`f`'s
+# partial, `DualPartial`) on duals `xₖ + ε vₖ` gives both, `(∇²f ⋅ v)ₖ` in the values of
+# the arguments' adjoints and `∇ₖf` in their partials.
+function augmented_primal(config::RevConfig, ::Const{typeof(autodiff_deferred)}, RT::Type, ::Const{ForwardMode},
+                          fa::Annotation, rest::Annotation...)
+    f = inner_function(fa)
+    RA, outer = inner_activity(rest)
+    inner = map(a -> a.val, outer)
+    RA === nothing && (RA = Oxidase.default_return_activity(Forward, f, map(Oxidase.annotate, inner)))
+    RA <: Union{Duplicated,DuplicatedNoNeed} ||
+        throw(nested_error("reverse mode over a nested forward `autodiff_deferred` takes a Duplicated or " *
+                           "DuplicatedNoNeed result yet, not $RA"))
+    for (k, a) in enumerate(inner)
+        a isa Union{Duplicated,DuplicatedNoNeed,Const} ||
+            throw(nested_error("reverse mode over a nested forward `autodiff_deferred` takes Duplicated, " *
+                               "DuplicatedNoNeed and Const arrays yet; argument $k is a $(typeof(a))"))
+        check_array(k, a.val)
+        a isa Const || check_array(k, a.dval)
+    end
+    # The arrays and directions `f` sees, for the reverse sweep (code after the call may
+    # change them).
+    kept = map(a -> (copy(a.val), a isa Const ? nothing : copy(a.dval)), inner)
+    result = autodiff(Forward, f, RA, inner...)
+    all(r -> r isa AbstractFloat, result) ||
+        throw(nested_error("reverse mode over a nested forward `autodiff_deferred` takes functions returning a " *
+                           "number yet, not $(typeof(result))"))
+    for (k, a) in enumerate(inner)
+        a.val == kept[k][1] ||
+            throw(nested_error("reverse mode over a nested forward `autodiff_deferred` needs a function that " *
+                               "does not write its arguments; argument $k changed"))
+    end
+    return AugmentedReturn(needs_primal(config) ? result : nothing, nothing, kept)
+end
+
+function reverse(config::RevConfig, ::Const{typeof(autodiff_deferred)}, dret, kept, ::Const{ForwardMode},
+                 fa::Annotation, rest::Annotation...)
+    f = inner_function(fa)
+    RA, outer = inner_activity(rest)
+    RA === nothing && (RA = Oxidase.default_return_activity(Forward, f, map(a -> Oxidase.annotate(a.val), outer)))
+    nothing_back = map(_ -> nothing, (nothing, nothing, rest...))
+    dret isa Active || return nothing_back
+    for l in 1:width(config)
+        ȳs = width(config) == 1 ? dret.val : dret.val[l]
+        # (`y`'s adjoint, then `ẏ`'s: a `DuplicatedNoNeed` result is `ẏ` alone.)
+        ȳ, ẏ̄ = RA <: Duplicated ? (ȳs[1], ȳs[2]) : (zero(ȳs[1]), ȳs[1])
+        adjoints = map(k -> lane(outer[k], l), Tuple(eachindex(outer)))
+        any(!isnothing, adjoints) && !(iszero(ȳ) && iszero(ẏ̄)) || continue
+        anns = map(k -> Duplicated(duals(kept[k][1], kept[k][2]), zero(duals(kept[k][1], nothing))),
+                   Tuple(eachindex(outer)))
+        on_duals(f, anns, "a nested `autodiff_deferred`") do
+            autodiff(Reverse, DualPartial(f), Active, anns...)
+        end
+        for (k, t) in enumerate(adjoints)
+            t === nothing && continue
+            s = anns[k].dval
+            t.val .+= ẏ̄ .* value.(s) .+ ȳ .* partial.(s)
+            outer[k].val isa Const || (t.dval .+= ẏ̄ .* partial.(s))
+        end
+    end
+    return nothing_back
+end
+
 # Reverse over reverse for `autodiff_deferred(Reverse, f, Active, ...)` whose arguments
 # are `Duplicated` and `Const` arrays that `f` reads and does not write: the call adds
 # `∇ₖf` into each `dxₖ`; its adjoints are `d̄xₖ` passed through and, for every array,

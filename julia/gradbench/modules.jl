@@ -305,8 +305,7 @@ const MODULES = Dict{String,Dict{String,Function}}(
     "ht" => Dict("objective" => ht_primal, "jacobian" => ht_gradient),
     "kmeans" => Dict("cost" => kmeans_primal, "dir" => kmeans_dir),
     "saddle" => Dict("rr" => saddle_function(:reverse, :reverse), "fr" => saddle_function(:forward, :reverse),
-                     "ff" => saddle_function(:forward, :forward), "rf" => no_reverse_over_forward("saddle rf")),
+                     "ff" => saddle_function(:forward, :forward), "rf" => saddle_function(:reverse, :forward)),
     "particle" => Dict("rr" => particle_function(:reverse, :reverse), "fr" => particle_function(:forward, :reverse),
-                       "ff" => particle_function(:forward, :forward),
-                       "rf" => no_reverse_over_forward("particle rf")),
+                       "ff" => particle_function(:forward, :forward), "rf" => particle_function(:reverse, :forward)),
 )

@@ -1,12 +1,11 @@
 # GradBench's particle and saddle evals (evals/particle, evals/saddle): gradient
 # descent on objectives that contain gradients, Pearlmutter and Siskind's nested
 # differentiation benchmarks. The inner gradients are `autodiff_deferred(Reverse, ...)`
-# inside the objective (or, for `ff`, one `autodiff_deferred(Forward, ...)` per
-# coordinate), the outer ones `autodiff` in reverse mode (`rr`) or forward mode (`fr`,
-# `ff`), which differentiates the inner ones by Oxidase's nested rules (forward over
-# reverse, reverse over reverse, forward over forward: docs/api.md, "Nested
-# differentiation"). Reverse over forward (`rf`) Oxidase does not have: it answers with
-# an error. Each inner function takes what a closure would capture (the charges, the
+# inside the objective (or, for `ff` and `rf`, one `autodiff_deferred(Forward, ...)` per
+# coordinate), the outer ones `autodiff` in reverse mode (`rr`, `rf`) or forward mode
+# (`fr`, `ff`), which differentiates the inner ones by Oxidase's nested rules (forward
+# over reverse, reverse over reverse, forward over forward, reverse over forward:
+# docs/api.md, "Nested differentiation"). Each inner function takes what a closure would capture (the charges, the
 # outer point) as a `Const` argument, whose derivative the outer gradient gets all the
 # same.
 
@@ -161,11 +160,6 @@ particle(outer::Symbol, inner::Val, w0::Float64) =
     gd_argmin(w -> particle_naive_euler(w[1], inner), w -> particle_gradient(outer, inner, w), [w0])[1]
 
 # --- the eval's functions ---
-
-# `rf`: the inner gradient in forward mode, nested in a reverse derivative.
-no_reverse_over_forward(name) =
-    _ -> error("$name: the inner gradient in forward mode inside a reverse derivative (reverse over forward) " *
-               "is not supported by Oxidase yet; `rr`, `fr` and `ff` are")
 
 function saddle_input(input)
     input isa AbstractDict || throw(InputError("`input` must be an object"))
