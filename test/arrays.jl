@@ -1123,8 +1123,11 @@ function lit_mixed_loop(x, n)
     return s
 end
 lit_mixed_single(x) = (A = [x[1] 0; 1 x[2]]; A[1, 1] * A[2, 2] + A[2, 1] * x[3])
+lit_mixed_row(x) = sum([x[1] 1 x[2]] .* x[3]) + sum(abs2, [x[1]; 2; x[3]])
+lit_mixed_wide(x) = sum([x[1] 0 x[2]; 1 x[3] 2] * [1.0, 2.0, 3.0]) + sum([x[1] Int32(2); Int32(0) x[2]] * x[1:2])
 @testset "matrix literals of numbers of different types: $(nameof(f))" for f in (lit_mixed, lit_mixed_det,
-                                                                                  lit_mixed_float, lit_mixed_branch)
+                                                                                  lit_mixed_float, lit_mixed_branch,
+                                                                                  lit_mixed_row, lit_mixed_wide)
     for x in ([1.2, 2.7, 0.9], [-0.4, 0.3, 1.7])
         check_all_modes(f, x)
     end
@@ -1139,10 +1142,12 @@ end
         check_all_modes_f32(lit_mixed_single, x)
     end
 end
-# Refused, not wrong: nine numbers of different types (Julia builds their tuple by a
-# runtime call, `jl_f_tuple`, from their boxes).
+# Refused, not wrong: nine numbers of different types, and a vector of them (Julia builds
+# their tuple by a runtime call, `jl_f_tuple`, from their boxes); a `Bool` among floats.
 lit_mixed_nine(x) = det([x[3] 1 0; 0 x[1] 2; 1 0 x[2]])
-@testset "matrix literals refused: $(nameof(f))" for f in (lit_mixed_nine,)
+lit_mixed_vector(x) = sum(abs2, [x[1], 0, x[2]]) * x[3]
+lit_mixed_bool(x) = sum([x[1] true; false x[2]] * x[1:2])
+@testset "matrix literals refused: $(nameof(f))" for f in (lit_mixed_nine, lit_mixed_vector, lit_mixed_bool)
     x = [1.2, 2.7, 0.9]
     @test_throws Oxidase.DifferentiationError autodiff(Reverse, f, Active, Duplicated(copy(x), zero(x)))
     @test_throws Oxidase.DifferentiationError autodiff(Forward, f, Duplicated, Duplicated(copy(x), one.(x)))
