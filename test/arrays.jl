@@ -1039,8 +1039,31 @@ function lit_loop(x, n)
     end
     return s
 end
+# Numbers of different types in one literal (`[x 0; 0 y]`): `hvcat` picks each out of a
+# tuple of `Float64`s and `Int`s by a builtin call at a variable index, which the engine
+# rewrites into a switch over the fields (`ingest::explicit_tuple_getfield`); the
+# integers' boxes are their own shadows.
+lit_mixed(x) = (A = [x[1] 0; 1 x[2]]; sum(A .* A) * x[3])
+lit_mixed_det(x) = det([x[1] 0; 0 x[2]]) * x[3] + det([x[3] 1; 2 x[1]])
+lit_mixed_float(x) = sum([x[1] 0.5 2; x[2] 1 x[3]] * [x[3], 1.0, 2.0])
+function lit_mixed_branch(x)
+    A = x[1] > 0 ? [x[1] 0; 2 x[2]] : [1 x[3]; x[2] 0]
+    return sum(A * [x[3], x[1]])
+end
+function lit_mixed_loop(x, n)
+    s = x[3]
+    for k in 1:n
+        A = [x[1] k; 0 x[2]]
+        s += A[1, 1] * A[2, 2] + A[1, 2] * x[3]
+    end
+    return s
+end
+lit_mixed_single(x) = (A = [x[1] 0; 1 x[2]]; A[1, 1] * A[2, 2] + A[2, 1] * x[3])
+lit_mixed_row(x) = sum([x[1] 1 x[2]] .* x[3]) + sum(abs2, [x[1]; 2; x[3]])
+lit_mixed_wide(x) = sum([x[1] 0 x[2]; 1 x[3] 2] * [1.0, 2.0, 3.0]) + sum([x[1] Int32(2); Int32(0) x[2]] * x[1:2])
 @testset "matrix literals: $(nameof(f))" for f in (lit_det, lit_row, lit_column, lit_solve, lit_matvec, lit_wide,
-                                                   lit_rotation, lit_branch)
+                                                   lit_rotation, lit_branch, lit_mixed, lit_mixed_det,
+                                                   lit_mixed_float, lit_mixed_branch, lit_mixed_row, lit_mixed_wide)
     for x in ([1.2, 2.7, 0.9], [-0.4, 0.3, 1.7], [0.8, -1.1, 0.2])
         check_all_modes(f, x)
     end
@@ -1048,6 +1071,7 @@ end
 @testset "matrix literals in a loop of $n iterations" for n in (0, 1, 4)
     for x in ([1.2, 2.7, 0.9], [-0.4, 0.3, 1.7])
         check_all_modes(x -> lit_loop(x, n), x)
+        check_all_modes(x -> lit_mixed_loop(x, n), x)
     end
 end
 # Nine numbers: `hvcat` through `jl_invoke` of a method compiled for any number of them,
@@ -1101,40 +1125,6 @@ end
 @testset "Float32 matrix literals in a loop of $n iterations" for n in (0, 1, 4)
     for x in (Float32[1.2, 2.7, 0.9], Float32[-0.4, 0.3, 1.7])
         check_all_modes_f32(x -> lit_single_loop(x, n), x)
-    end
-end
-# Numbers of different types in one literal (`[x 0; 0 y]`): `hvcat` picks each out of a
-# tuple of `Float64`s and `Int`s by a builtin call at a variable index, which the engine
-# rewrites into a switch over the fields (`ingest::explicit_tuple_getfield`); the
-# integers' boxes are their own shadows.
-lit_mixed(x) = (A = [x[1] 0; 1 x[2]]; sum(A .* A) * x[3])
-lit_mixed_det(x) = det([x[1] 0; 0 x[2]]) * x[3] + det([x[3] 1; 2 x[1]])
-lit_mixed_float(x) = sum([x[1] 0.5 2; x[2] 1 x[3]] * [x[3], 1.0, 2.0])
-function lit_mixed_branch(x)
-    A = x[1] > 0 ? [x[1] 0; 2 x[2]] : [1 x[3]; x[2] 0]
-    return sum(A * [x[3], x[1]])
-end
-function lit_mixed_loop(x, n)
-    s = x[3]
-    for k in 1:n
-        A = [x[1] k; 0 x[2]]
-        s += A[1, 1] * A[2, 2] + A[1, 2] * x[3]
-    end
-    return s
-end
-lit_mixed_single(x) = (A = [x[1] 0; 1 x[2]]; A[1, 1] * A[2, 2] + A[2, 1] * x[3])
-lit_mixed_row(x) = sum([x[1] 1 x[2]] .* x[3]) + sum(abs2, [x[1]; 2; x[3]])
-lit_mixed_wide(x) = sum([x[1] 0 x[2]; 1 x[3] 2] * [1.0, 2.0, 3.0]) + sum([x[1] Int32(2); Int32(0) x[2]] * x[1:2])
-@testset "matrix literals of numbers of different types: $(nameof(f))" for f in (lit_mixed, lit_mixed_det,
-                                                                                  lit_mixed_float, lit_mixed_branch,
-                                                                                  lit_mixed_row, lit_mixed_wide)
-    for x in ([1.2, 2.7, 0.9], [-0.4, 0.3, 1.7])
-        check_all_modes(f, x)
-    end
-end
-@testset "matrix literals of numbers of different types in a loop of $n iterations" for n in (0, 1, 4)
-    for x in ([1.2, 2.7, 0.9], [-0.4, 0.3, 1.7])
-        check_all_modes(x -> lit_mixed_loop(x, n), x)
     end
 end
 @testset "Float32 and Int in one matrix literal" begin

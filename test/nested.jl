@@ -9,6 +9,7 @@ using LinearAlgebra: dot
 nd_fd(g, x, v; h = 1e-6) = (g(x .+ h .* v) .- g(x .- h .* v)) ./ (2h)
 
 include("rosenbrock_hessian.jl")   # so_rosenbrock, so_rosenbrock_hessian
+include("finite_differences.jl")   # fd_gradient, check_all_modes
 
 # The gradient's squared norm through a nested `autodiff_deferred` and through `gradient`.
 function nd_gradnorm_deferred(x)
@@ -248,7 +249,6 @@ end
 # such calls' squares with the point `Const` inside, and of `d ↦ ∇f(x)⋅d` (`∇f(x)`), in
 # plain and batch reverse mode, in a loop of 0, 1 and many calls with both branches,
 # against differences of the inner derivative along each coordinate.
-rf_gradient(g, x) = [nd_fd(g, x, Float64.(1:length(x) .== i)) for i in 1:length(x)]
 function rf_branch_loop(x, n)
     s = x[2]
     for k in 1:n   # 0, 1 or many nested calls
@@ -260,18 +260,12 @@ rf_noneed(x) = autodiff_deferred(Forward, ff_array, DuplicatedNoNeed, Duplicated
 
 @testset "reverse over forward: arrays" begin
     for x in ([0.5, 2.0, -1.0], [-0.3, 0.7, 1.1])
+        # (Reverse and batch reverse over forward; forward over forward beside them.)
         for f in (ff_dir1, rf_noneed, x -> ff_gradient_norm(x[1:2]) + x[3])
-            g = rf_gradient(f, x)
-            dx = zero(x)
-            autodiff(Reverse, f, Active, Duplicated(copy(x), dx))
-            @test dx ≈ g rtol = 1e-6 atol = 1e-9
-            d1, d2 = zero(x), zero(x)
-            autodiff(Reverse, f, Active, BatchDuplicated(copy(x), (d1, d2)))
-            @test d1 ≈ g rtol = 1e-6 atol = 1e-9
-            @test d2 == d1
+            check_all_modes(f, x)
         end
         for n in (0, 1, 4)
-            g = rf_gradient(y -> rf_branch_loop(y, n), x)
+            g = fd_gradient(y -> rf_branch_loop(y, n), x)
             dx = zero(x)
             autodiff(Reverse, rf_branch_loop, Active, Duplicated(copy(x), dx), Const(n))
             @test dx ≈ g rtol = 1e-6 atol = 1e-9
@@ -279,12 +273,12 @@ rf_noneed(x) = autodiff_deferred(Forward, ff_array, DuplicatedNoNeed, Duplicated
         # The inner direction differentiated: the gradient of `J d` in `d` is J.
         d, dd = [1.0, -0.5, 2.0], zeros(3)
         autodiff(Reverse, ff_dir, Active, Const(copy(x)), Duplicated(copy(d), dd))
-        @test dd ≈ rf_gradient(e -> ff_dir(x, e), d) rtol = 1e-6
+        @test dd ≈ fd_gradient(e -> ff_dir(x, e), d) rtol = 1e-6
         # Both at once.
         dx, dd = zero(x), zeros(3)
         autodiff(Reverse, ff_dir, Active, Duplicated(copy(x), dx), Duplicated(copy(d), dd))
-        @test dx ≈ rf_gradient(y -> ff_dir(y, d), x) rtol = 1e-6
-        @test dd ≈ rf_gradient(e -> ff_dir(x, e), d) rtol = 1e-6
+        @test dx ≈ fd_gradient(y -> ff_dir(y, d), x) rtol = 1e-6
+        @test dd ≈ fd_gradient(e -> ff_dir(x, e), d) rtol = 1e-6
     end
 end
 

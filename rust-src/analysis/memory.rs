@@ -1009,6 +1009,12 @@ fn constant_object_without_floats(v: Value) -> bool {
         && constant_boxed_float(v).is_none()
 }
 
+/// The addresses of the runtime's globals holding the integer types and `Bool`
+/// (`Runtime::integer_types`), when every one is in this process.
+fn integer_type_globals() -> Option<Vec<u64>> {
+    crate::julia::current().integer_types.iter().map(|name| crate::symbols::address_of(name)).collect()
+}
+
 /// Whether `v` is a constant address (an object Julia embeds by address) of a tuple
 /// whose fields are integers or `Bool`s, read off the object's type tag. `false` for any
 /// other object or constant, and where the runtime is not in this process.
@@ -1020,12 +1026,11 @@ pub fn integer_tuple_constant(v: Value) -> bool {
     let Some(address) = crate::llvm::const_address(v).filter(|&a| a > rt.object_tag && a % 8 == 0) else {
         return false;
     };
-    let global = |name: &str| crate::symbols::address_of(name);
-    let Some(tuple_typename) = global(rt.tuple_typename) else { return false };
-    let integers: Vec<u64> = rt.integer_types.iter().filter_map(|name| global(name)).collect();
-    if integers.len() != rt.integer_types.len() {
+    let (Some(tuple_typename), Some(integers)) =
+        (crate::symbols::address_of(rt.tuple_typename), integer_type_globals())
+    else {
         return false;
-    }
+    };
     // SAFETY: as in `constant_float_array_object`: `address` is a tracked pointer Julia
     // embedded in code it compiled, a live object with its type tag in the word before
     // it (low four bits GC bits); a `DataType`'s parameters are a `svec` (its length,
@@ -1155,12 +1160,11 @@ pub fn integer_array_allocation(a: Value) -> bool {
     let Some(ty) = crate::llvm::const_address(a.operand(0)).filter(|&t| t > rt.object_tag && t % 8 == 0) else {
         return false;
     };
-    let global = |name: &str| crate::symbols::address_of(name);
-    let Some(array_typename) = global(rt.array_typename) else { return false };
-    let integers: Vec<u64> = rt.integer_types.iter().filter_map(|name| global(name)).collect();
-    if integers.len() != rt.integer_types.len() {
+    let (Some(array_typename), Some(integers)) =
+        (crate::symbols::address_of(rt.array_typename), integer_type_globals())
+    else {
         return false;
-    }
+    };
     // SAFETY: as in `constant_float_array_object`: `ty` is the address Julia embedded in
     // code it compiled for the array type it allocates, a live `DataType` (the code roots
     // it) whose name is `Array`'s type name and whose parameters are a `svec` (the
