@@ -1085,22 +1085,8 @@ lit_nine(x) = (A = [x[1] x[2] x[3]; x[2] x[3] x[1]; x[3] x[1] x[2] * x[1]]; sum(
 end
 # `Float32`s, which Julia boxes by a runtime call (`jl_box_float32`), which the engine
 # rewrites into the box Julia makes of a `Float64` inline (`ingest::inline_float32_boxes`).
-# Checked against central differences of the same generic code run in `Float64`.
-function check_all_modes_f32(f, x)
-    g = fd_gradient(f, Float64.(x))
-    dx = zero(x)
-    autodiff(Reverse, f, Active, Duplicated(copy(x), dx))
-    @test dx ≈ g rtol = 1e-4 atol = 1e-5
-    d1, d2 = zero(x), zero(x)
-    autodiff(Reverse, f, Active, BatchDuplicated(copy(x), (d1, d2)))
-    @test d1 == dx && d2 == dx
-    v = Float32[1.0, 0.25, -0.5]
-    (_, t) = autodiff(Forward, f, Duplicated, Duplicated(copy(x), copy(v)))
-    @test t ≈ g' * v rtol = 1e-4 atol = 1e-5
-    (_, lanes) = autodiff(Forward, f, BatchDuplicated, BatchDuplicated(copy(x), (copy(v), zero(x))))
-    @test lanes[1] ≈ t rtol = 1e-6
-    @test lanes[2] == 0
-end
+# Checked against central differences of the same generic code run in `Float64`
+# (`check_float32`, above).
 lit_single(x) = (A = [x[1] x[2]; x[2] x[3]]; A[1, 1] * A[2, 2] + A[1, 2])
 lit_single_det(x) = det([x[1] x[2]; x[3] x[1]]) * x[2]
 lit_single_constant(x) = sum(abs2, [x[1] 0.5f0; x[3] 2x[1]] * [x[2], 1.0f0])
@@ -1119,17 +1105,17 @@ end
 @testset "Float32 matrix literals: $(nameof(f))" for f in (lit_single, lit_single_det, lit_single_constant,
                                                            lit_single_branch)
     for x in (Float32[1.2, 2.7, 0.9], Float32[-0.4, 0.3, 1.7])
-        check_all_modes_f32(f, x)
+        check_float32(f, x)
     end
 end
 @testset "Float32 matrix literals in a loop of $n iterations" for n in (0, 1, 4)
     for x in (Float32[1.2, 2.7, 0.9], Float32[-0.4, 0.3, 1.7])
-        check_all_modes_f32(x -> lit_single_loop(x, n), x)
+        check_float32(x -> lit_single_loop(x, n), x)
     end
 end
 @testset "Float32 and Int in one matrix literal" begin
     for x in (Float32[1.2, 2.7, 0.9], Float32[-0.4, 0.3, 1.7])
-        check_all_modes_f32(lit_mixed_single, x)
+        check_float32(lit_mixed_single, x)
     end
 end
 # Refused, not wrong: nine numbers of different types, and a vector of them (Julia builds
