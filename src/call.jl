@@ -153,9 +153,12 @@ end
 batch_width(anns::Tuple) = max(1, map(lane_count, anns)...)
 lane_count(::Union{BatchDuplicated{T,N},BatchDuplicatedNoNeed{T,N}}) where {T,N} = N
 lane_count(::Annotation) = 1
-# The derivative writes (does not add) the adjoint of an Active number.
-zero_adjoint!(p, a::Active{<:Number}) = nothing
-# A struct or tuple of floats: zero bits are zeros.
+# The derivative writes (does not add) the adjoint of an Active float.
+zero_adjoint!(p, a::Active{<:Base.IEEEFloat}) = nothing
+# A struct or tuple of floats, a complex number or another `Number` made of floats
+# (whose adjoint the derivative adds, field by field): zero bits are zeros. (Complex and
+# struct numbers were once skipped here with the floats: each call added to the last
+# one's adjoint.)
 zero_adjoint!(p, a::Active{T}) where {T} = zero_words!(p, cld(sizeof(T), 8))
 zero_adjoint!(p, a) = nothing
 load_adjoint(p, ::Active{T}) where {T} = unsafe_load(Ptr{T}(p))

@@ -49,6 +49,27 @@ end
     @test autodiff(Reverse, z -> z.re * z.im^2, Active, Active(1.0 + 2.0im)) == ((4.0 + 4.0im,),)
 end
 
+# The adjoint of an `Active` number that is a struct (a complex number, a `Real` of the
+# user's made of floats) is added by the derivative into its slot, which each call must
+# clear: each call once returned the sum of the adjoints of all calls before it.
+struct TwoPartReal <: Real
+    v::Float64
+    p::Float64
+end
+Base.:*(a::TwoPartReal, b::TwoPartReal) = TwoPartReal(a.v * b.v, a.v * b.p + a.p * b.v)
+two_part_loss(q) = (r = q * q; 2 * r.v + r.p)
+@testset "repeated calls with Active struct numbers" begin
+    for _ in 1:3
+        # |z|⁴ = (a² + b²)²: ∂a + i ∂b = 4(a² + b²)(a + ib).
+        @test autodiff(Reverse, z -> abs2(z * z), Active, Active(0.5 + 1.0im)) == ((2.5 + 5.0im,),)
+        @test autodiff(Reverse, z -> abs2(z * z), Active, Active(0.5f0 + 1.0f0im)) == ((2.5f0 + 5.0f0im,),)
+        # 2v² + 2vp: ∂v = 4v + 2p, ∂p = 2v.
+        @test autodiff(Reverse, two_part_loss, Active, Active(TwoPartReal(0.5, 2.0))) == ((TwoPartReal(6.0, 1.0),),)
+        @test autodiff(ReverseWithPrimal, two_part_loss, Active, Active(TwoPartReal(0.5, 2.0))) ==
+              ((TwoPartReal(6.0, 1.0),), 2.5)
+    end
+end
+
 @testset "a struct next to a Duplicated array" begin
     v = [0.3, -1.2, 2.0]
     dv = zeros(3)
