@@ -366,6 +366,9 @@ struct RuleRecord
     operand::Vector{Int}      # per argument (without the function): its operand index
     n::Int                    # the call's operand count
     tape::Any
+    # Per argument: for a struct of numbers passed by reference (`Active` to the rule),
+    # each lane's shadow memory, which its adjoint is added into; `nothing` otherwise.
+    byref::Vector{Any}
 end
 
 function rule_call(mode::Int32, site_id::Int64, args::Ptr{Ptr{Cvoid}}, shadows::Ptr{Ptr{Cvoid}}, n::Int32,
@@ -376,22 +379,27 @@ function rule_call(mode::Int32, site_id::Int64, args::Ptr{Ptr{Cvoid}}, shadows::
     W = Int(width)
     rule = mode == 0 ? "forward" : "augmented_primal"
     shadow(l, k) = unsafe_load(shadows, (l - 1) * Int(n) + k)
+    byref = Any[nothing for _ in 2:length(params)]
     function annotate_argument(j)
         T, how, k = params[j], passing[j], operand[j]
         how === GHOST && return Const(T.instance)
         v = load_argument(unsafe_load(args, k), T, how)
         lanes = Ptr{Cvoid}[shadow(l, k) for l in 1:W]
         all(==(C_NULL), lanes) && return Const(v)
-        # (In forward mode, a struct of numbers of one float type — an annotation such as
-        # `Duplicated(x, 1.0)` handed to a nested `autodiff_deferred(Forward, ...)` — has
-        # its tangent in its shadow memory, which loads as the struct itself. Not in
-        # reverse mode: there the shadow accumulates adjoints, which an immutable copy
-        # handed to the rule could not give back.)
-        numbers = how === BY_REFERENCE && mode == 0 && is_numbers_result(T)
+        # (A struct of numbers of one float type — an annotation such as `Duplicated(x,
+        # 1.0)` handed to a nested `autodiff_deferred(Forward, ...)` — has its tangent in
+        # its shadow memory in forward mode, which loads as the struct itself; in reverse
+        # mode it is `Active`, and `rule_reverse` adds the adjoint the rule returns into
+        # that memory, where the derivative reads it.)
+        numbers = how === BY_REFERENCE && is_numbers_result(T)
         (j == 1 || how === BY_REFERENCE && !numbers && field_shadowing(T) !== :struct) &&
             throw(rule_error(site, rule, "cannot be applied: argument $(j - 1) (a $T) carries a derivative the " *
                                          "engine cannot pass to a rule yet"))
         mode == 1 && how === BY_VALUE && return Active(v)
+        if mode == 1 && numbers
+            byref[j-1] = lanes
+            return Active(v)
+        end
         ds = ntuple(W) do l
             d = load_argument(lanes[l], T, how)
             return how === BY_REFERENCE && !numbers ? shadow_struct(site, rule, j - 1, v, d) : d
@@ -430,7 +438,7 @@ function rule_call(mode::Int32, site_id::Int64, args::Ptr{Ptr{Cvoid}}, shadows::
         forward_rule(site, func, anns, R, W, needs_primal, active, ret, tangents, out, frame)
     else
         augmented_rule(site, func, anns, passing, operand, Int(n), R, W, needs_primal, active, ret, tangents,
-                       handle, out, frame)
+                       handle, out, frame, byref)
     end
     return nothing
 end
@@ -560,7 +568,7 @@ end
 # shadows) go into the slots, and whose record stays in the hook frame for
 # `rule_reverse`.
 function augmented_rule(site, func, anns, passing, operand, n, R, W, needs_primal, active, ret, shadows, handle, out,
-                        frame)
+                        frame, byref)
     array = is_array_result(R) || is_arrays_result(R)
     RT = !active ? Const{R} : !array ? Active{R} : W == 1 ? Duplicated{R} : BatchDuplicated{R,W}
     # (An immutable passed by reference is a copy, but the arrays it wraps are not.)
@@ -599,7 +607,7 @@ function augmented_rule(site, func, anns, passing, operand, n, R, W, needs_prima
         end
     end
     rev = getfield(parentmodule(f), :reverse)   # (the table whose `augmented_primal` ran)
-    push!(frame, RuleRecord(site, rev, config, RT, func, anns, operand[2:end], n, ar.tape))
+    push!(frame, RuleRecord(site, rev, config, RT, func, anns, operand[2:end], n, ar.tape, byref))
     unsafe_store!(handle, length(frame))
     return nothing
 end
@@ -630,15 +638,27 @@ function rule_reverse(handle::Int64, dret::Ptr{Ptr{Cvoid}}, dargs::Ptr{Ptr{Cvoid
     found = Base.invokelatest(applicable, rec.reverse, rec.config, rec.func, d, rec.tape, rec.anns...)
     found || throw(no_rule_error(site, "reverse", rec.config, rec.func, d, rec.tape, rec.anns...))
     grads = Base.invokelatest(rec.reverse, rec.config, rec.func, d, rec.tape, rec.anns...)
-    adjoint_ok(g) = W == 1 ? g isa Real : g isa Tuple && length(g) == W && all(x -> x isa Real, g)
+    # (A number's adjoint, or a struct of numbers' as that struct.)
+    one_ok(g, T) = T <: Real ? g isa Real : g isa T
+    adjoint_ok(g, T) = W == 1 ? one_ok(g, T) : g isa Tuple && length(g) == W && all(x -> one_ok(x, T), g)
     shape_ok = grads isa Tuple && length(grads) == length(rec.anns) &&
-               all(j -> rec.anns[j] isa Active ? adjoint_ok(grads[j]) : grads[j] === nothing, eachindex(rec.anns))
+               all(j -> rec.anns[j] isa Active ? adjoint_ok(grads[j], typeof(rec.anns[j].val)) : grads[j] === nothing,
+                   eachindex(rec.anns))
     expected = Tuple{(a isa Active ? (W == 1 ? typeof(a.val) : NTuple{W,typeof(a.val)}) : Nothing for a in rec.anns)...}
     shape_ok || throw(rule_error(site, "reverse", "must return a $expected (one entry per argument: the " *
                                  "adjoint of an Active one, nothing for the others), got a $(typeof(grads))"))
     for (j, a) in enumerate(rec.anns)
         a isa Active || continue
         T = typeof(a.val)
+        if rec.byref[j] !== nothing
+            # (Into the struct's shadow memory, field by field.)
+            for l in 1:W
+                p = Ptr{T}(rec.byref[j][l])
+                p == C_NULL && continue
+                unsafe_store!(p, add_numbers(unsafe_load(p), W == 1 ? grads[j] : grads[j][l]))
+            end
+            continue
+        end
         for l in 1:W
             p = unsafe_load(dargs, (l - 1) * rec.n + rec.operand[j])
             p == C_NULL && continue
@@ -646,6 +666,12 @@ function rule_reverse(handle::Int64, dret::Ptr{Ptr{Cvoid}}, dargs::Ptr{Ptr{Cvoid
         end
     end
     return nothing
+end
+
+# The field-by-field sum of two structs or tuples of numbers (`is_numbers_result`).
+function add_numbers(a::R, b::R) where {R}
+    sums = Any[getfield(a, i) + getfield(b, i) for i in 1:fieldcount(R)]
+    return ccall(:jl_new_structv, Any, (Any, Ptr{Any}, UInt32), R, sums, length(sums))::R
 end
 
 # Zero of a float type, or of a struct or tuple of numbers (`is_numbers_result`).

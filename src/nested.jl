@@ -211,13 +211,15 @@ function forward_dual_annotation(a::InnerArgument)
 end
 
 # Reverse over forward, for `autodiff_deferred(Forward, f, RA, args...)` of a function
-# returning a number, whose arguments are `Duplicated` (or `DuplicatedNoNeed`) and
-# `Const` arrays that `f` reads and does not write: the call returns `ẏ = Σₖ ∇ₖf ⋅ vₖ`
-# along the shadows `vₖ` (and `y = f(x)` for a `Duplicated` result). Given the
-# adjoints `ȳ` and `ẏ̄` of its results, each array's adjoint gains
+# returning a number, whose arguments are numbers or arrays that `f` reads and does not
+# write (`Duplicated`, `DuplicatedNoNeed` or `Const`): the call returns
+# `ẏ = Σₖ ∇ₖf ⋅ vₖ` along the shadows `vₖ` (and `y = f(x)` for a `Duplicated` result).
+# Given the adjoints `ȳ` and `ẏ̄` of its results, each argument's adjoint gains
 # `ȳ ∇ₖf + ẏ̄ (∇²f ⋅ v)ₖ` and each shadow's `ẏ̄ ∇ₖf`: one reverse pass of `ẏ` (`f`'s
 # partial, `DualPartial`) on duals `xₖ + ε vₖ` gives both, `(∇²f ⋅ v)ₖ` in the values of
-# the arguments' adjoints and `∇ₖf` in their partials.
+# the arguments' adjoints and `∇ₖf` in their partials. An array argument's adjoints go
+# into the outer shadows; a number argument (an annotation of numbers, `Active` to the
+# outer derivative) gets its adjoint returned as an annotation of the same kind.
 function augmented_primal(config::RevConfig, ::Const{typeof(autodiff_deferred)}, RT::Type, ::Const{ForwardMode},
                           fa::Annotation, rest::Annotation...)
     f = inner_function(fa)
@@ -230,12 +232,12 @@ function augmented_primal(config::RevConfig, ::Const{typeof(autodiff_deferred)},
     for (k, a) in enumerate(inner)
         a isa Union{Duplicated,DuplicatedNoNeed,Const} ||
             throw(nested_error("reverse mode over a nested forward `autodiff_deferred` takes Duplicated, " *
-                               "DuplicatedNoNeed and Const arrays yet; argument $k is a $(typeof(a))"))
-        check_array(k, a.val)
-        a isa Const || check_array(k, a.dval)
+                               "DuplicatedNoNeed and Const arguments yet; argument $k is a $(typeof(a))"))
+        check_array(k, a.val; numbers = true)
+        a isa Const || check_array(k, a.dval; numbers = true)
     end
-    # The arrays and directions `f` sees, for the reverse sweep (code after the call may
-    # change them).
+    # The values and directions `f` sees, for the reverse sweep (code after the call may
+    # change the arrays).
     kept = map(a -> (copy(a.val), a isa Const ? nothing : copy(a.dval)), inner)
     result = autodiff(Forward, f, RA, inner...)
     all(r -> r isa AbstractFloat, result) ||
@@ -249,32 +251,55 @@ function augmented_primal(config::RevConfig, ::Const{typeof(autodiff_deferred)},
     return AugmentedReturn(needs_primal(config) ? result : nothing, nothing, kept)
 end
 
+# Argument `k` of the reverse pass on duals: `x + ε v` (`v` zero for a `Const`), an
+# array with a zero dual shadow, a number `Active`.
+function reverse_dual_argument(outer::Annotation, (x, v))
+    x isa FloatArray && return Duplicated(duals(x, v), zero(duals(x, nothing)))
+    d = Dual(x, v === nothing ? zero(x) : v)
+    return outer isa Active ? Active(d) : Const(d)
+end
+
+# A number argument's adjoint, as an annotation of the kind the inner call was handed:
+# `ȳ ∇f + ẏ̄ (∇²f ⋅ v)` for the number, `ẏ̄ ∇f` for its shadow (`d`: the dual adjoint
+# of the reverse pass, `nothing` when none ran).
+function number_adjoint(ann, d, ȳ, ẏ̄)
+    x̄ = d === nothing ? zero(ann.val) : oftype(ann.val, ẏ̄ * value(d) + ȳ * partial(d))
+    ann isa Const && return Const(x̄)
+    v̄ = d === nothing ? zero(ann.dval) : oftype(ann.dval, ẏ̄ * partial(d))
+    return typeof(ann).name.wrapper(x̄, v̄)
+end
+
 function reverse(config::RevConfig, ::Const{typeof(autodiff_deferred)}, dret, kept, ::Const{ForwardMode},
                  fa::Annotation, rest::Annotation...)
     f = inner_function(fa)
     RA, outer = inner_activity(rest)
     RA === nothing && (RA = Oxidase.default_return_activity(Forward, f, map(a -> Oxidase.annotate(a.val), outer)))
-    nothing_back = map(_ -> nothing, (nothing, nothing, rest...))
-    dret isa Active || return nothing_back
-    for l in 1:width(config)
-        ȳs = width(config) == 1 ? dret.val : dret.val[l]
+    W = width(config)
+    numbers = [a isa Active ? Vector{Any}(undef, W) : nothing for a in outer]
+    for l in 1:W
         # (`y`'s adjoint, then `ẏ`'s: a `DuplicatedNoNeed` result is `ẏ` alone.)
-        ȳ, ẏ̄ = RA <: Duplicated ? (ȳs[1], ȳs[2]) : (zero(ȳs[1]), ȳs[1])
-        adjoints = map(k -> lane(outer[k], l), Tuple(eachindex(outer)))
-        any(!isnothing, adjoints) && !(iszero(ȳ) && iszero(ẏ̄)) || continue
-        anns = map(k -> Duplicated(duals(kept[k][1], kept[k][2]), zero(duals(kept[k][1], nothing))),
-                   Tuple(eachindex(outer)))
-        on_duals(f, anns, "a nested `autodiff_deferred`") do
-            autodiff(Reverse, DualPartial(f), Active, anns...)
+        ȳs = dret isa Active ? (W == 1 ? dret.val : dret.val[l]) : nothing
+        ȳ, ẏ̄ = ȳs === nothing ? (0.0, 0.0) : RA <: Duplicated ? (ȳs[1], ȳs[2]) : (zero(ȳs[1]), ȳs[1])
+        wanted = any(k -> outer[k] isa Active || lane(outer[k], l) !== nothing, eachindex(outer)) &&
+                 !(iszero(ȳ) && iszero(ẏ̄))
+        anns = map(k -> reverse_dual_argument(outer[k], kept[k]), Tuple(eachindex(outer)))
+        adjoints = !wanted ? nothing : on_duals(f, anns, "a nested `autodiff_deferred`") do
+            autodiff(Reverse, DualPartial(f), Active, anns...)[1]
         end
-        for (k, t) in enumerate(adjoints)
-            t === nothing && continue
+        for (k, a) in enumerate(outer)
+            if a isa Active
+                numbers[k][l] = number_adjoint(a.val, adjoints === nothing ? nothing : adjoints[k], ȳ, ẏ̄)
+                continue
+            end
+            t = lane(a, l)
+            (t === nothing || adjoints === nothing) && continue
             s = anns[k].dval
             t.val .+= ẏ̄ .* value.(s) .+ ȳ .* partial.(s)
-            outer[k].val isa Const || (t.dval .+= ẏ̄ .* partial.(s))
+            a.val isa Const || (t.dval .+= ẏ̄ .* partial.(s))
         end
     end
-    return nothing_back
+    back = map(k -> numbers[k] === nothing ? nothing : W == 1 ? numbers[k][1] : Tuple(numbers[k]), eachindex(outer))
+    return (nothing, nothing, (length(rest) > length(outer) ? (nothing,) : ())..., back...)
 end
 
 # Reverse over reverse for `autodiff_deferred(Reverse, f, Active, ...)` whose arguments

@@ -282,6 +282,26 @@ rf_noneed(x) = autodiff_deferred(Forward, ff_array, DuplicatedNoNeed, Duplicated
     end
 end
 
+# Reverse over forward on numbers: `Duplicated(x, 1.0)` inside is a struct of numbers the
+# rule gets `Active` and whose adjoint it returns (`f''` times the adjoint of `f'`).
+rf_scaled(x) = ff_d1(x[1]) * x[2] + autodiff_deferred(Forward, ff_scalar, Duplicated, Duplicated(x[2], x[1]))[1]
+@testset "reverse over forward: numbers" begin
+    for x in (-1.3, 0.4, 2.5)
+        fd = nd_fd(y -> ff_d1(y[1]), [x], [1.0])[1]
+        @test autodiff(Reverse, ff_d1, Active, Active(x))[1][1] ≈ fd rtol = 1e-6
+        @test autodiff(Reverse, ff_d1_noneed, Active, Active(x))[1][1] ≈ fd rtol = 1e-6
+        for n in (0, 1, 4)
+            fdn = nd_fd(y -> ff_branch_loop(y[1], n), [x], [1.0])[1]
+            @test autodiff(Reverse, ff_branch_loop, Active, Active(x), Const(n))[1][1] ≈ fdn rtol = 1e-6 atol = 1e-9
+        end
+        # A number from an array, and a direction that is differentiated too.
+        v = [x, 0.7]
+        dv = zeros(2)
+        autodiff(Reverse, rf_scaled, Active, Duplicated(copy(v), dv))
+        @test dv ≈ fd_gradient(rf_scaled, v) rtol = 1e-6 atol = 1e-9
+    end
+end
+
 @testset "refusals" begin
     # `f` typed for Float64 cannot run on duals.
     typed(x::Vector{Float64}) = sum(abs2, x)
@@ -294,9 +314,12 @@ end
     err = caught(() -> autodiff(Forward, active_inside, Duplicated, Duplicated([3.0], [1.0])))
     @test err isa Oxidase.DifferentiationError
     @test occursin("nested", err.msg)
-    # Reverse over forward on numbers: not yet.
-    err = caught(() -> autodiff(Reverse, ff_d1, Active, Active(0.5)))
+    # Reverse over forward with an inner function that writes its argument.
+    writes(v) = (v[1] *= 2; v[1] * v[2])
+    err = caught(() -> gradient(Reverse, x -> autodiff_deferred(Forward, writes, Duplicated, Duplicated(x, [1.0, 0.0]))[2],
+                                [1.0, 2.0]))
     @test err isa Oxidase.DifferentiationError
+    @test occursin("does not write its arguments", err.msg)
     # Reverse over a nested `autodiff_deferred` whose function writes its arguments, or
     # seeds an output's shadow.
     err = caught(() -> gradient(Reverse, x -> (bx = zero(x); y = [0.0]; nd_grad!(x, bx, y, [1.0]); sum(bx)), [2.0, 2.0]))
