@@ -198,12 +198,7 @@ fn explicit_tuple_getfield<'ctx>(m: &'ctx Module, g: Function<'ctx>) -> Built<()
                         _ => (m.f32(), 4, f32_tag),
                     };
                     let v = b.load(ty, at(offset)?)?;
-                    let alloc = declared(rt.gc_alloc_bytes, m.int(64));
-                    let object = b.call(alloc, &[m.const_int(m.int(64), size)])?.as_value();
-                    let header = b.gep(m.int(8), object, &[m.const_int(m.int(64), -(rt.object_tag as i64) as u64)])?;
-                    b.store(m.const_address(tag as usize), header)?;
-                    b.store(v, object)?;
-                    object
+                    inline_box(m, &b, declared(rt.gc_alloc_bytes, m.int(64)), tag as usize, size, v)?
                 }
                 NumberField::I64(offset) => {
                     let v = b.load(m.int(64), at(offset)?)?;
@@ -286,14 +281,30 @@ fn inline_float32_boxes<'ctx>(m: &'ctx Module, g: Function<'ctx>) -> Built<()> {
     for call in boxes {
         b.before(call)?;
         b.set_debug_loc_from(call)?;
-        let object = b.call(alloc, &[m.const_int(m.int(64), 4)])?.as_value();
-        let header = b.gep(m.int(8), object, &[m.const_int(m.int(64), -(rt.object_tag as i64) as u64)])?;
-        b.store(m.const_address(tag), header)?;
-        b.store(call.operand(0), object)?;
+        let object = inline_box(m, &b, alloc, tag, 4, call.operand(0))?;
         call.replace_all_uses_with(object);
         call.erase();
     }
     Ok(())
+}
+
+/// A box of float `v` as code generation emits one inline, built where `b` stands: an
+/// object of `size` bytes from the collector (`alloc`, `jl_gc_allocobj`), the type tag
+/// `tag` in its header, `v` at its address.
+fn inline_box<'ctx>(
+    m: &'ctx Module,
+    b: &crate::llvm::Builder<'ctx>,
+    alloc: Function<'ctx>,
+    tag: usize,
+    size: u64,
+    v: Value<'ctx>,
+) -> Built<Value<'ctx>> {
+    let object = b.call(alloc, &[m.const_int(m.int(64), size)])?.as_value();
+    let header_offset = -(crate::julia::current().object_tag as i64) as u64;
+    let header = b.gep(m.int(8), object, &[m.const_int(m.int(64), header_offset)])?;
+    b.store(m.const_address(tag), header)?;
+    b.store(v, object)?;
+    Ok(object)
 }
 
 /// A float literal's box merged (phi, select) with boxes of the same type the function
