@@ -11,7 +11,7 @@
 # (holding mutable structs too, in vectors the function fills or in array literals) and `Ref`s, runtime
 # activity, printing, logging and string interpolation, custom rules (one returning a
 # tuple), typed variables closures capture and reassign (boxes), `sortperm`, complex
-# products, matrix literals of numbers (of different types too),
+# products, matrix and vector literals of numbers (of different types too),
 # some reading the array out of a struct holding a mutable struct (a model's layer) or
 # out of a vector of mutable structs,
 # each differentiated in reverse, forward, batch-forward and split reverse mode (the
@@ -411,6 +411,12 @@ function program(rng, name)
                 # `Int`s that `hvcat` picks from at a variable index).
                 "mA = [$(expr(rng, 1, vars)) $(rand(rng, 0:2)); $(rand(rng, -1:1)) x[$(rand(rng, 1:3))]]
     s += mA[1, 1] * mA[2, 2] - mA[1, 2] * mA[2, 1] + sum(mA * [x[1], s]) / 4",
+                # Nine of them (`hvcat` compiled for any arguments: the extraction
+                # compiles it for their types), and a vector of a float and integers.
+                "mA = [x[1] $(rand(rng, 0:2)) 1; 0 $(expr(rng, 1, vars)) 2; 1 0 x[$(rand(rng, 1:3))]]
+    s += sum(mA * x) / 8 + mA[2, 2] * mA[3, 3] / 4",
+                "vm = [$(expr(rng, 1, vars)), $(rand(rng, -1:2)), x[$(rand(rng, 1:3))]]
+    s += sum(abs2, vm) / 4 + vm[1] * vm[2]",
                 # Permutations (inactive: their indices pick the elements).
                 "ix = sortperm(x); s += x[ix[1]] * $(expr(rng, 1, vars)) + x[ix[end]]^2",
                 "ix = sortperm(x; rev = true); for k in 1:$(rand(rng, 0:3))

@@ -219,6 +219,268 @@ function concrete_vararg(@nospecialize(T))
     return true
 end
 
+# --- calls compiled for wider argument types -------------------------------------------
+
+# Julia compiles a method with varargs for wider argument types than a call's when the
+# arguments' types differ (`[a, 1]` calls `vect(::Float64, ::Vararg{Any})`): generic code
+# that dispatches each operation when it runs, which the engine cannot differentiate.
+# The call is `jl_invoke(F, args, n, mi)` of that instance, or, when the instance was
+# compiled before, a call of its code (a `japi1_` function, handed the boxed arguments).
+# Where the module shows each argument's type (a literal object, a box allocated with
+# its type, `jl_box_int64`...), the extraction compiles the same method for those types
+# too (`vect(::Float64, ::Int64)`, which Julia infers) and the call goes to that: the
+# method Julia runs, on the same arguments, in code whose types are known.
+
+const JLCALL_F_CC = 37    # codegen's convention for calls of `japi1_` code: F, then the boxed arguments
+const JLCALL_F2_CC = 38   # and for `jl_invoke`: the method instance, F, then the arguments
+
+# A call compiled for wider types than its arguments': the call, its `japi1_` function
+# (or `C_NULL` for a `jl_invoke`), and the instance of the same method for its types.
+struct WidenedCall
+    call::Ptr{Cvoid}
+    generic::Ptr{Cvoid}
+    instance::Core.MethodInstance
+end
+
+# Whether the module defines a `japi1_` function or calls `jl_invoke`.
+function may_widen(mod::Ptr{Cvoid})
+    calls_jl_invoke(mod) && return true
+    fn = ccall((:LLVMGetFirstFunction, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), mod)
+    while fn != C_NULL
+        ccall((:LLVMIsDeclaration, LIBLLVM), Cint, (Ptr{Cvoid},), fn) == 0 &&
+            startswith(llvm_value_name(fn), "japi1_") && return true
+        fn = ccall((:LLVMGetNextFunction, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), fn)
+    end
+    return false
+end
+
+# The module's calls compiled for wider types than their arguments', where it shows the
+# arguments' types.
+function widened_calls(native::Ptr{Cvoid}, mod::Ptr{Cvoid})
+    found = WidenedCall[]
+    world = Base.get_world_counter()
+    fn = ccall((:LLVMGetFirstFunction, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), mod)
+    while fn != C_NULL
+        name = llvm_value_name(fn)
+        generic = ccall((:LLVMIsDeclaration, LIBLLVM), Cint, (Ptr{Cvoid},), fn) == 0 && startswith(name, "japi1_")
+        (generic || name == "jl_invoke") && widened_calls_of!(found, native, fn, generic, world)
+        fn = ccall((:LLVMGetNextFunction, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), fn)
+    end
+    return found
+end
+
+function widened_calls_of!(found::Vector{WidenedCall}, native::Ptr{Cvoid}, fn::Ptr{Cvoid}, generic::Bool, world::UInt)
+    users = Ptr{Cvoid}[fn]
+    while !isempty(users)
+        use = ccall((:LLVMGetFirstUse, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), pop!(users))
+        while use != C_NULL
+            user = ccall((:LLVMGetUser, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), use)
+            use = ccall((:LLVMGetNextUse, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), use)
+            # (Through a cast of the function to the call's type.)
+            if ccall((:LLVMIsAConstantExpr, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), user) != C_NULL
+                push!(users, user)
+                continue
+            end
+            ccall((:LLVMIsACallInst, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), user) == C_NULL && continue
+            cc = ccall((:LLVMGetInstructionCallConv, LIBLLVM), Cuint, (Ptr{Cvoid},), user)
+            cc == (generic ? JLCALL_F_CC : JLCALL_F2_CC) || continue
+            n = ccall((:LLVMGetNumOperands, LIBLLVM), Cint, (Ptr{Cvoid},), user) - 1
+            callee = ccall((:LLVMGetOperand, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid}, Cuint), user, n)
+            strip_constant_casts(callee) == fn || continue   # called, not passed
+            # The instance a `jl_invoke` names, before F.
+            wide = nothing
+            if !generic
+                n < 2 && continue
+                address = literal_address(ccall((:LLVMGetOperand, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid}, Cuint), user, 0))
+                address == 0 && continue
+                wide = unsafe_pointer_to_objref(Ptr{Cvoid}(address))
+                wide isa Core.MethodInstance || continue
+            end
+            mi = concrete_instance(native, generic ? fn : C_NULL, wide, user, generic ? 0 : 1, n, world)
+            mi === nothing || push!(found, WidenedCall(user, generic ? fn : C_NULL, mi))
+        end
+    end
+    return found
+end
+
+# The method instance, inferred, for the types of the arguments of `call` (operands
+# `first` to `stop - 1`, the function first) of the method of the instance `wide`, or of
+# the one compiled as `fn`; or `nothing`: a type not shown, another method, no narrower
+# instance, or a method with a rule of its own, declared inactive or Oxidase's (which
+# keep the code Julia calls).
+function concrete_instance(native::Ptr{Cvoid}, fn::Ptr{Cvoid}, @nospecialize(wide), call::Ptr{Cvoid},
+                           first::Integer, stop::Integer, world::UInt)
+    types = Any[]
+    for k in first:stop - 1
+        T = operand_type(ccall((:LLVMGetOperand, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid}, Cuint), call, k))
+        T === nothing && return nothing
+        push!(types, T)
+    end
+    isempty(types) && return nothing
+    sig = Tuple{types...}
+    Base.isdispatchtuple(sig) || return nothing
+    matches = Base._methods_by_ftype(sig, -1, world)
+    (matches isa Vector && length(matches) == 1) || return nothing
+    match = matches[1]::Core.SimpleVector
+    method = match[3]::Method
+    (method.module === Oxidase || parentmodule(method.module) === Oxidase) && return nothing
+    haskey(Oxidase.RULED_METHODS, method) && return nothing
+    for g in Oxidase.INACTIVE_OBJECTS
+        typeof(g) === types[1] && return nothing
+    end
+    # The call is to this method (not to another through `invoke`), for wider types;
+    # not for any number of arguments of one type, whose code is as good
+    # (`vararg_invokes`).
+    wide === nothing && (wide = compiled_instance(native, method, fn, world))
+    wide isa Core.MethodInstance || return nothing
+    (wide.def === method && sig <: wide.specTypes && sig != wide.specTypes) || return nothing
+    concrete_vararg(wide.specTypes) && return nothing
+    # (Only calls that may be handed derivative data: each new instance is inferred and
+    # compiled, which a message built on an error path, `string("n = ", n)`, does not
+    # need.)
+    any(carries_floats, types) || return nothing
+    types[1] <: Type{<:Exception} && return nothing
+    if method === VECT_METHOD
+        # `vect`'s code for these types still iterates over a tuple of several types,
+        # which Julia compiles to a union of a float's and an integer's bits: the
+        # substitute does the same, element by element.
+        matches = Base._methods_by_ftype(Tuple{typeof(typed_vect),types[2:end]...}, -1, world)
+        (matches isa Vector && length(matches) == 1) || return nothing
+        match = matches[1]::Core.SimpleVector
+        method = match[3]::Method
+    end
+    mi = Core.Compiler.specialize_method(method, match[1], match[2])::Core.MethodInstance
+    mi === wide && return nothing
+    ci = ccall(:jl_rettype_inferred, Any, (Any, UInt, UInt), mi, world, world)
+    if !(ci isa Core.CodeInstance)
+        Core.Compiler.typeinf_ext(mi, world)
+        ci = ccall(:jl_rettype_inferred, Any, (Any, UInt, UInt), mi, world, world)
+    end
+    ci isa Core.CodeInstance || return nothing
+    return mi
+end
+
+# The specialization of `method` whose code `native` holds as `fn`, or `nothing`.
+function compiled_instance(native::Ptr{Cvoid}, method::Method, fn::Ptr{Cvoid}, world::UInt)
+    fidx = Ref{Int32}(0)
+    sidx = Ref{Int32}(0)
+    for ci in push_codeinsts!(Any[], method, world)
+        fidx[] = sidx[] = 0
+        ccall(:jl_get_function_id, Cvoid, (Ptr{Cvoid}, Any, Ref{Int32}, Ref{Int32}), native, ci, fidx, sidx)
+        # (The code of an instance compiled with the generic signature, `japi1_`, is its
+        # specialized function, its generic entry -1.)
+        for k in (fidx[], sidx[])
+            k > 0 && ccall(:jl_get_llvm_function, Ptr{Cvoid}, (Ptr{Cvoid}, UInt32), native, k - 1) == fn &&
+                return (ci::Core.CodeInstance).def
+        end
+    end
+    return nothing
+end
+
+# The Julia type of a boxed argument whose type the module shows: a literal object's, a
+# box's allocated with its type tag (`julia.gc_alloc_obj`), or a `jl_box_*` call's.
+function operand_type(v::Ptr{Cvoid})
+    address = literal_address(v)
+    address != 0 && return Core.Typeof(unsafe_pointer_to_objref(Ptr{Cvoid}(address)))
+    while ccall((:LLVMIsACastInst, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), v) != C_NULL
+        v = ccall((:LLVMGetOperand, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid}, Cuint), v, 0)
+    end
+    ccall((:LLVMIsACallInst, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), v) == C_NULL && return nothing
+    callee = ccall((:LLVMGetCalledValue, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), v)
+    ccall((:LLVMIsAFunction, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), callee) == C_NULL && return nothing
+    name = llvm_value_name(callee)
+    if name == "julia.gc_alloc_obj"
+        tag = literal_address(ccall((:LLVMGetOperand, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid}, Cuint), v, 2))
+        tag == 0 && return nothing
+        T = unsafe_pointer_to_objref(Ptr{Cvoid}(tag))
+        return T isa DataType && isconcretetype(T) ? T : nothing
+    end
+    for (box, T) in BOX_FUNCTIONS
+        name == box && return T
+    end
+    return nothing
+end
+
+# Whether a value of type `T` may hold floats: a float or complex number, an array of
+# them, a struct or tuple with such a field (three levels deep).
+function carries_floats(@nospecialize(T), depth::Int = 3)
+    T isa DataType || return false
+    (T <: AbstractFloat || T <: Complex) && return true
+    T <: Array && return carries_floats(eltype(T), depth)
+    (depth > 0 && isconcretetype(T)) || return false
+    for k in 1:fieldcount(T)
+        carries_floats(fieldtype(T, k), depth - 1) && return true
+    end
+    return false
+end
+
+# Base's `vect(X...)`, the array literal `[a, b]` of numbers of several types, and what
+# its calls are compiled to instead: the same array, each element converted on its own
+# (`vect` converts them in a loop over the tuple `X`).
+const VECT_METHOD = which(Base.vect, Tuple{Int, Float64})
+@generated function typed_vect(X...)
+    stores = [:(@inbounds a[$k] = X[$k]) for k in 1:length(X)]
+    return quote
+        a = Vector{$(promote_type(X...))}(undef, $(length(X)))
+        $(stores...)
+        return a
+    end
+end
+
+const BOX_FUNCTIONS = (("jl_box_int64", Int64), ("jl_box_int32", Int32), ("jl_box_int16", Int16),
+                       ("jl_box_int8", Int8), ("jl_box_uint64", UInt64), ("jl_box_uint32", UInt32),
+                       ("jl_box_uint16", UInt16), ("jl_box_uint8", UInt8), ("jl_box_float64", Float64),
+                       ("jl_box_float32", Float32), ("jl_box_char", Char))
+
+llvm_type(v::Ptr{Cvoid}) = ccall((:LLVMTypeOf, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), v)
+
+# `v` without the constant casts around it.
+function strip_constant_casts(v::Ptr{Cvoid})
+    while ccall((:LLVMIsAConstantExpr, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), v) != C_NULL
+        v = ccall((:LLVMGetOperand, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid}, Cuint), v, 0)
+    end
+    return v
+end
+
+# Each call of `widened_calls(native, mod)` goes to its instance, which `native` now
+# holds: a `japi1_` call calls the instance's generic entry instead, and a `jl_invoke`
+# names the instance instead, whose generic entry is named for the engine to call there
+# (`oxidase.invoke.<address of the instance>.<its name>`, as for `vararg_invokes`).
+function respecialize_calls!(native::Ptr{Cvoid}, calls::Vector{WidenedCall})
+    world = Base.get_world_counter()
+    fidx = Ref{Int32}(0)
+    sidx = Ref{Int32}(0)
+    for c in calls
+        ci = ccall(:jl_rettype_inferred, Any, (Any, UInt, UInt), c.instance, world, world)
+        ci isa Core.CodeInstance || continue
+        fidx[] = 0
+        ccall(:jl_get_function_id, Cvoid, (Ptr{Cvoid}, Any, Ref{Int32}, Ref{Int32}), native, ci, fidx, sidx)
+        fidx[] > 0 || continue
+        entry = ccall(:jl_get_llvm_function, Ptr{Cvoid}, (Ptr{Cvoid}, UInt32), native, fidx[] - 1)
+        if c.generic != C_NULL
+            n = ccall((:LLVMGetNumOperands, LIBLLVM), Cint, (Ptr{Cvoid},), c.call) - 1
+            old = ccall((:LLVMGetOperand, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid}, Cuint), c.call, n)
+            llvm_type(entry) == llvm_type(c.generic) || continue
+            new = ccall((:LLVMConstBitCast, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid}, Ptr{Cvoid}), entry, llvm_type(old))
+            ccall((:LLVMSetOperand, LIBLLVM), Cvoid, (Ptr{Cvoid}, Cuint, Ptr{Cvoid}), c.call, n, new)
+        else
+            # `addrspacecast (inttoptr (i64 <address> to %jl_value_t*))`, the instance's.
+            old = ccall((:LLVMGetOperand, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid}, Cuint), c.call, 0)
+            inner = ccall((:LLVMGetOperand, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid}, Cuint), old, 0)
+            int = ccall((:LLVMGetOperand, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid}, Cuint), inner, 0)
+            address = ccall((:LLVMConstInt, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid}, Culonglong, Cint),
+                            llvm_type(int), UInt(pointer_from_objref(c.instance)), 0)
+            pointer = ccall((:LLVMConstIntToPtr, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid}, Ptr{Cvoid}), address, llvm_type(inner))
+            new = ccall((:LLVMConstAddrSpaceCast, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid}, Ptr{Cvoid}), pointer, llvm_type(old))
+            ccall((:LLVMSetOperand, LIBLLVM), Cvoid, (Ptr{Cvoid}, Cuint, Ptr{Cvoid}), c.call, 0, new)
+            name = "oxidase.invoke.$(UInt(pointer_from_objref(c.instance))).$(llvm_value_name(entry))"
+            startswith(llvm_value_name(entry), "oxidase.invoke.") ||
+                ccall((:LLVMSetValueName2, LIBLLVM), Cvoid, (Ptr{Cvoid}, Cstring, Csize_t), entry, name, sizeof(name))
+        end
+    end
+    return nothing
+end
+
 # The inferred code of `mi`, inferred now if it was not: `nothing` if it cannot be.
 function instance_code(mi::Core.MethodInstance)
     world = Base.get_world_counter()
@@ -283,10 +545,22 @@ function emit_bitcode(@nospecialize(f), @nospecialize(types), mi::Core.MethodIns
             push!(invoked_code, c)
         end
     end
-    if !isempty(closures) || !isempty(invoked)
+    # And with the method instances for the types of calls compiled for wider ones
+    # (`widened_calls`), which those calls then call.
+    respecialized = Core.MethodInstance[]
+    if may_widen(mod)
+        for c in Base.invokelatest(widened_calls, native, mod)::Vector{WidenedCall}
+            c.instance in respecialized || push!(respecialized, c.instance)
+        end
+    end
+    if !isempty(closures) || !isempty(invoked) || !isempty(respecialized)
         instances = [closure_instance(T) for T in closures]
         ccall((:LLVMDisposeModule, LIBLLVM), Cvoid, (Ptr{Cvoid},), mod)
-        native, mod = create_native([mi; first.(instances); invoked], params, f, types)
+        native, mod = create_native([mi; first.(instances); invoked; respecialized], params, f, types)
+        if !isempty(respecialized)
+            calls = Base.invokelatest(widened_calls, native, mod)
+            Base.invokelatest(respecialize_calls!, native, calls)
+        end
         for (T, (_, ci)) in zip(closures, instances)
             fidx = Ref{Int32}(0)
             sidx = Ref{Int32}(0)

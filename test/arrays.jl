@@ -1118,12 +1118,50 @@ end
         check_float32(lit_mixed_single, x)
     end
 end
-# Refused, not wrong: nine numbers of different types, and a vector of them (Julia builds
-# their tuple by a runtime call, `jl_f_tuple`, from their boxes); a `Bool` among floats.
+# Literals Julia builds from a tuple of numbers of several types by a method compiled
+# for any arguments (`vect(::Float64, ::Vararg{Any})`, `hvcat` of nine): the extraction
+# compiles the method for the literal's types instead (`Extract.widened_calls`; `[a, b]`
+# through `Extract.typed_vect`, the same array element by element).
 lit_mixed_nine(x) = det([x[3] 1 0; 0 x[1] 2; 1 0 x[2]])
 lit_mixed_vector(x) = sum(abs2, [x[1], 0, x[2]]) * x[3]
+lit_mixed_pair(x) = (v = [x[1], 1]; v[1] * v[2] + x[2] * x[3])
+lit_mixed_kinds(x) = sum([x[1], Int32(3), x[2]] .* [1.0, 2.0, x[3]]) + sum(abs2, [0.5f0, x[3]]) + sum([x[1], true])
+lit_mixed_long(x) = sum(abs2, [x[1], 0, x[2], 1, x[3], 2, x[1] * x[2], 3, 4, 5, x[3]])
+function lit_mixed_vector_branch(x)
+    v = x[1] > 0 ? [x[1], 2, x[3]] : [1, x[2], 0]
+    return sum(v .* x)
+end
+function lit_mixed_vector_loop(x, n)
+    s = x[1]
+    for k in 1:n
+        v = [x[2] * k, k, x[3]]
+        s += v[1] * v[2] + v[3] * s
+    end
+    return s
+end
+@testset "literals of numbers of several types: $(nameof(f))" for f in
+        (lit_mixed_nine, lit_mixed_vector, lit_mixed_pair, lit_mixed_kinds, lit_mixed_long, lit_mixed_vector_branch)
+    for x in ([1.2, 2.7, 0.9], [-0.4, 0.3, 1.7], [0.8, -1.1, 0.2])
+        check_all_modes(f, x)
+    end
+end
+@testset "vector literals of several types in a loop of $n iterations" for n in (0, 1, 4)
+    for x in ([1.2, 2.7, 0.9], [-0.4, 0.3, 1.7])
+        check_all_modes(x -> lit_mixed_vector_loop(x, n), x)
+    end
+end
+@testset "a vector literal of a Float32 and an Int" begin
+    for x in (Float32[1.2, 2.7, 0.9], Float32[-0.4, 0.3, 1.7])
+        check_float32(x -> sum(abs2, [x[1], 2, x[2]]) * x[3], x)
+    end
+end
+# Refused, not wrong: a `Bool` among floats in a matrix literal (`hvcat` picks it out of
+# its tuple, whose `Bool` fields the engine's rewrite does not read), and a vector literal
+# of three types or more, whose `vect` Julia inlines (its loop over a tuple of several
+# types moves each element as a union of a float's and an integer's bits).
 lit_mixed_bool(x) = sum([x[1] true; false x[2]] * x[1:2])
-@testset "matrix literals refused: $(nameof(f))" for f in (lit_mixed_nine, lit_mixed_vector, lit_mixed_bool)
+lit_mixed_inlined(x) = sum([x[1], Int32(3), x[2], true, 0.5f0] .* [1.0, 2.0, x[3], 4.0, 5.0])
+@testset "literals refused: $(nameof(f))" for f in (lit_mixed_bool, lit_mixed_inlined)
     x = [1.2, 2.7, 0.9]
     @test_throws Oxidase.DifferentiationError autodiff(Reverse, f, Active, Duplicated(copy(x), zero(x)))
     @test_throws Oxidase.DifferentiationError autodiff(Forward, f, Duplicated, Duplicated(copy(x), one.(x)))
