@@ -312,8 +312,19 @@ function compile_derivative(@nospecialize(mode::Mode), @nospecialize(fa), @nospe
              mode isa ForwardMode && RA <: Union{Const,DuplicatedNoNeed,BatchDuplicatedNoNeed}
     # (The bytes are Julia's LLVM writer's, just made: no child-process check, which costs a
     # fork of this whole process per compile; see OX_REQ_WRITER_BITCODE.)
-    fptr = compile(ir.bitcode, ir.entry, mode_code(mode), width, descs, ret_activity; name = name,
-                   primal_unused = unused, writer_bitcode = true)
+    fptr = try
+        compile(ir.bitcode, ir.entry, mode_code(mode), width, descs, ret_activity; name = name,
+                primal_unused = unused, writer_bitcode = true)
+    catch err
+        # Refused: once more, with the calls Julia compiled for wider argument types
+        # going to instances for the types the module shows (`Extract.widened_calls`);
+        # the first refusal stands when there are none.
+        err isa DifferentiationError || throw(err)
+        ir = Base.invokelatest(Extract.extract_bitcode, fn, types, true)::Extract.ExtractedIR
+        ir.respecialized || throw(err)
+        compile(ir.bitcode, ir.entry, mode_code(mode), width, descs, ret_activity; name = name,
+                primal_unused = unused, writer_bitcode = true)
+    end
     ci = ir.codeinst::Core.CodeInstance
     sig = Tuple{Core.Typeof(fn), types.parameters...}
     scratch = Scratch[]

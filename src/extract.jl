@@ -39,6 +39,7 @@ struct ExtractedIR
     bitcode::Vector{UInt8}
     entry::String
     codeinst::Any
+    respecialized::Bool   # some call goes to an instance for narrower types (`widened_calls`)
 end
 
 function inferred_codeinst(@nospecialize(f), @nospecialize(types::Type{<:Tuple}))
@@ -89,13 +90,16 @@ function llvm_value_name(v::Ptr{Cvoid})
 end
 
 """
-    extract_bitcode(f, types) -> ExtractedIR
+    extract_bitcode(f, types, respecialize = false) -> ExtractedIR
 
 Optimized LLVM 9 bitcode of `f` specialised on `types` (a `Tuple` type of the arguments
 without the function), with every Julia callee defined in the module. Everything that
-touches Julia's LLVM context runs under Julia's codegen lock.
+touches Julia's LLVM context runs under Julia's codegen lock. With `respecialize`, the calls Julia compiled for wider argument types than the module shows
+go to the same methods compiled for those types (`widened_calls`): the caller asks for
+that after the engine refused the module without it, so that functions without such
+calls do not pay for the search.
 """
-function extract_bitcode(@nospecialize(f), @nospecialize(types::Type{<:Tuple}))
+function extract_bitcode(@nospecialize(f), @nospecialize(types::Type{<:Tuple}), respecialize::Bool = false)
     step!(:start)
     mi, ci = inferred_codeinst(f, types)
     step!(:inference)
@@ -103,8 +107,8 @@ function extract_bitcode(@nospecialize(f), @nospecialize(types::Type{<:Tuple}))
                                 prefer_specsig = true)
     # (Arguments, not a closure capturing `f`: a closure's type follows the types it
     # captures, and each new function would compile `with_codegen_lock` anew, 20 ms.)
-    bitcode, entry, ci = with_codegen_lock(emit_bitcode, f, types, mi, ci, params)
-    return ExtractedIR(bitcode, entry, ci)
+    bitcode, entry, ci, respecialized = with_codegen_lock(emit_bitcode, f, types, mi, ci, params, respecialize)
+    return ExtractedIR(bitcode, entry, ci, respecialized)
 end
 
 # Why `jl_create_native` made no specialized code for the root: Julia cached its
@@ -229,7 +233,10 @@ end
 # Where the module shows each argument's type (a literal object, a box allocated with
 # its type, `jl_box_int64`...), the extraction compiles the same method for those types
 # too (`vect(::Float64, ::Int64)`, which Julia infers) and the call goes to that: the
-# method Julia runs, on the same arguments, in code whose types are known.
+# method Julia runs, on the same arguments, in code whose types are known. (Searched for
+# only when the engine refused the module without it: `extract_bitcode`'s
+# `respecialize`. The search's own code, compiled in a session's first search, cost
+# first gradients that never needed it some 100 ms.)
 
 const JLCALL_F_CC = 37    # codegen's convention for calls of `japi1_` code: F, then the boxed arguments
 const JLCALL_F2_CC = 38   # and for `jl_invoke`: the method instance, F, then the arguments
@@ -509,7 +516,7 @@ end
 # Codegen, Julia's passes, the root's name and the bitcode, and the root's code instance
 # (which codegen may have made anew): the caller holds the codegen lock.
 function emit_bitcode(@nospecialize(f), @nospecialize(types), mi::Core.MethodInstance,
-                      @nospecialize(ci), params::Base.CodegenParams)
+                      @nospecialize(ci), params::Base.CodegenParams, respecialize::Bool)
     native, mod = create_native([mi], params, f, types)
     # A nested differentiation whose specialization Julia inferred as part of `f`'s
     # inference but did not cache (such frames are not, when inference limits them) is a
@@ -548,7 +555,7 @@ function emit_bitcode(@nospecialize(f), @nospecialize(types), mi::Core.MethodIns
     # And with the method instances for the types of calls compiled for wider ones
     # (`widened_calls`), which those calls then call.
     respecialized = Core.MethodInstance[]
-    if may_widen(mod)
+    if respecialize && may_widen(mod)
         for c in Base.invokelatest(widened_calls, native, mod)::Vector{WidenedCall}
             c.instance in respecialized || push!(respecialized, c.instance)
         end
@@ -615,7 +622,7 @@ function emit_bitcode(@nospecialize(f), @nospecialize(types), mi::Core.MethodIns
     bitcode = unsafe_wrap(Array, start, len) |> copy
     ccall((:LLVMDisposeMemoryBuffer, LIBLLVM), Cvoid, (Ptr{Cvoid},), buf)
     step!(:bitcode)
-    return bitcode, entry, ci
+    return bitcode, entry, ci, !isempty(respecialized)
 end
 
 function create_native(mis::Vector{Core.MethodInstance}, params::Base.CodegenParams, @nospecialize(f),

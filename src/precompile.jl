@@ -5,8 +5,9 @@ for mode in (ForwardMode, ReverseMode{false}, ReverseMode{true})
     precompile(Scratch, (mode, Type, Any, Tuple))
 end
 precompile(Extract.extract_bitcode, (Any, Type))
+precompile(Extract.extract_bitcode, (Any, Type, Bool))
 precompile(Extract.inferred_codeinst, (Any, Type))
-precompile(Extract.emit_bitcode, (Any, Any, Core.MethodInstance, Any, Base.CodegenParams))
+precompile(Extract.emit_bitcode, (Any, Any, Core.MethodInstance, Any, Base.CodegenParams, Bool))
 precompile(compile, (Vector{UInt8}, String, UInt32, Int, Vector{ArgDesc}, UInt32))
 precompile(Core.kwfunc(compile), (NamedTuple{(:name, :primal_unused, :writer_bitcode),Tuple{SignatureName,Bool,Bool}},
                                   typeof(compile), Vector{UInt8}, String, UInt32, Int, Vector{ArgDesc}, UInt32))
