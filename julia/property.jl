@@ -11,7 +11,7 @@
 # (holding mutable structs too, in vectors the function fills or in array literals) and `Ref`s, runtime
 # activity, printing, logging and string interpolation, custom rules (one returning a
 # tuple), typed variables closures capture and reassign (boxes), `sortperm`, complex
-# products, matrix and vector literals of numbers (of different types too),
+# products, matrix and vector literals of numbers (of different types too), solves (`\`, `/`),
 # some reading the array out of a struct holding a mutable struct (a model's layer) or
 # out of a vector of mutable structs,
 # each differentiated in reverse, forward, batch-forward and split reverse mode (the
@@ -404,7 +404,7 @@ function program(rng, name)
                 # Matrix literals of numbers (`hvcat` handed boxed floats, a literal's
                 # among them; nine through `jl_invoke`), used in a product and a solve.
                 "mA = [4.0 + ($(expr(rng, 1, vars)))^2 x[1] / 4; x[2] / 4 2.5]
-    s += sum(mA * [x[3], s]) + (mA \\ [1.0, x[2]])[1] / 10",
+    s += sum(mA * [x[3], s]) + (mA \\ [1.0, x[2]])[1] / 10 + sum([x[3] 1.0] / mA) / 10",
                 "mA = [x[1] $(expr(rng, 1, vars)) 0.5; x[2] 3.0 x[3]; 0.25 s 4.0]
     s += sum(abs2, mA * x) / 10 + mA[2, $(rand(rng, 1:3))]",
                 # Numbers of different types in one literal (a tuple of `Float64`s and

@@ -1,6 +1,6 @@
 # Derivative rules for dense linear algebra on `Matrix{Float64}` and `Matrix{Float32}`:
 # `A \ B` (A a matrix, its transpose or adjoint, or a triangular or symmetric view of
-# one), `det`, `logdet`, `inv`, `eigvals` of a symmetric view, and the 1- and 2-norms of
+# one), `A / B` (matrices), `det`, `logdet`, `inv`, `eigvals` of a symmetric view, and the 1- and 2-norms of
 # an array (`norm(x)`, `norm(x, 1)`, `norm(A)`), in forward, batch forward and reverse
 # (batch too) mode. They are `BuiltinRules` methods (src/rules.jl), applied like a
 # user's `EnzymeRules`: the call is kept, and the derivative runs the rule through the
@@ -10,6 +10,7 @@
 #
 # The math (X̄, Ȳ, d̄, λ̄: the result's adjoint; Ȧ, Ḃ: tangents):
 #   X = A \ B       Ẋ = A⁻¹(Ḃ − Ȧ X)          B̄ += Z,  Ā −= Z Xᵀ,  Z = A⁻ᵀ X̄
+#   X = A / B       Ẋ = (Ȧ − X Ḃ) B⁻¹          Ā += Z,  B̄ −= Xᵀ Z,  Z = X̄ B⁻ᵀ
 #   d = det(A)      ḋ = ⟨C, Ȧ⟩                Ā += d̄ C,  C = det(A) A⁻ᵀ (the cofactors)
 #   y = logdet(A)   ẏ = ⟨A⁻ᵀ, Ȧ⟩              Ā += ȳ A⁻ᵀ
 #   Y = inv(A)      Ẏ = −Y Ȧ Y                 Ā −= Yᵀ Ȳ Yᵀ
@@ -175,6 +176,56 @@ function BuiltinRules.reverse(config::RevConfig, ::Const{typeof(\)}, ::Type, tap
         Z = transposed_solve(S, A.val, width(config) == 1 ? shadows : shadows[l])
         B isa Const || (lane(B, l) .+= Z)
         A isa Const || pullback!(data(lane(A, l)), A.val, -(as_matrix(Z) * transpose(as_matrix(X))))
+    end
+    return (nothing, nothing)
+end
+
+# --- X = A / B ---------------------------------------------------------------------
+
+# Julia computes `A / B` as `(Bᵀ \ Aᵀ)ᵀ`, with `solver(Bᵀ)`, S (the same checks, the
+# same factorization, so the same bits). Then R B⁻¹ = (S \ Rᵀ)ᵀ and X̄ B⁻ᵀ = (Sᵀ \ X̄ᵀ)ᵀ.
+right_solve(S, R) = copy(transpose(S \ transpose(R)))
+right_solve_transposed(S, R) = copy(transpose(transpose(S) \ transpose(R)))
+function right_solver(B::Matrix, A::Matrix)
+    size(A, 2) == size(B, 2) || throw(DimensionMismatch("Both inputs should have the same number of columns"))
+    m, n = size(B)
+    m == n || throw(DifferentiationError("`A / B` with a non-square B ($m×$n, a least-squares solve) is not " *
+                                         "differentiated yet; square systems are"))
+    return solver(transpose(B), transpose(A))
+end
+
+function BuiltinRules.forward(config::FwdConfig, ::Const{typeof(/)}, RT::Type, A::Annotation{Matrix{T}},
+                              B::Annotation{Matrix{T}}) where {T<:LinalgFloat}
+    S = right_solver(B.val, A.val)
+    X = right_solve(S, A.val)
+    needs_shadow(config) || return needs_primal(config) ? X : nothing
+    dX = each_lane(config) do l
+        R = A isa Const ? zero(X) : copy(lane(A, l))
+        B isa Const || (R .-= X * lane(B, l))
+        return right_solve(S, R)
+    end
+    return forward_result(config, X, dX)
+end
+
+function BuiltinRules.augmented_primal(config::RevConfig, ::Const{typeof(/)}, RT::Type, A::Annotation{Matrix{T}},
+                                       B::Annotation{Matrix{T}}) where {T<:LinalgFloat}
+    # (The triangular solvers wrap B's matrix itself: keep a copy when later code may
+    # change it.)
+    S = right_solver(overwritten(config)[3] ? copy(B.val) : B.val, A.val)
+    X = right_solve(S, A.val)
+    shadows = needs_shadow(config) ? each_lane(_ -> zero(X), config) : nothing
+    kept = needs_primal(config) ? copy(X) : X
+    return AugmentedReturn(needs_primal(config) ? X : nothing, shadows, (S, kept, shadows))
+end
+
+function BuiltinRules.reverse(config::RevConfig, ::Const{typeof(/)}, ::Type, tape, A::Annotation{Matrix{T}},
+                              B::Annotation{Matrix{T}}) where {T<:LinalgFloat}
+    S, X, shadows = tape
+    shadows === nothing && return (nothing, nothing)
+    for l in 1:width(config)
+        Z = right_solve_transposed(S, width(config) == 1 ? shadows : shadows[l])
+        A isa Const || (lane(A, l) .+= Z)
+        B isa Const || mul!(lane(B, l), transpose(X), Z, -one(T), one(T))
     end
     return (nothing, nothing)
 end

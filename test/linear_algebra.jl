@@ -79,6 +79,18 @@ det_of(A) = det(A)
 logdet_of(A) = logdet(A)
 inv_sum(A) = sum(inv(A))
 solve_product(A, b) = sum(abs2, A \ (A * b))
+# `A / B`: A's rows times B⁻¹ (A m×n, B square), also in a loop.
+rdiv_sum(A, B) = sum(A / B)
+rdiv_sin(A, B) = sum(sin, (A / B) * A')
+function rdiv_loop(A, B)
+    X = copy(A)
+    s = 0.0
+    for k in 1:3
+        X = (X .+ k) / B
+        s += k * sum(abs2, X)
+    end
+    return s
+end
 
 # `\` in a loop: each iteration solves with the previous solution.
 function solve_loop(A, b)
@@ -107,6 +119,9 @@ end
         ("sum(inv(A))", inv_sum, (rng, n) -> (general(rng, n),)),
         ("sum(abs2, A \\ (A * b))", solve_product, (rng, n) -> (general(rng, n), randn(rng, n))),
         ("\\ in a loop", solve_loop, (rng, n) -> (general(rng, n), randn(rng, n))),
+        ("sum(A / B), A 2×n", rdiv_sum, (rng, n) -> (randn(rng, 2, n), general(rng, n))),
+        ("sum(sin, (A / B) * A'), A n×n", rdiv_sin, (rng, n) -> (randn(rng, n, n), general(rng, n))),
+        ("/ in a loop", rdiv_loop, (rng, n) -> (randn(rng, 3, n), general(rng, n))),
         ("\\, inv and det beside other array code", beside, (rng, n) -> (general(rng, n), randn(rng, n)))),
         n in (1, 3, 5)
     rng = MersenneTwister(16 + n)
@@ -124,6 +139,9 @@ end
     check_linalg(solve_sum, (Matrix(Diagonal(diag(U))), b), (true, true))
     check_linalg(det_of, (U,), (true,))
     check_linalg(inv_sum, (Matrix(U'),), (true,))
+    check_linalg(rdiv_sum, (randn(rng, 2, 4), U), (true, true))
+    check_linalg(rdiv_sum, (randn(rng, 2, 4), Matrix(U')), (false, true))
+    check_linalg(rdiv_sum, (randn(rng, 2, 4), Matrix(Diagonal(diag(U)))), (true, true))
 end
 
 @testset "Float32" begin
@@ -138,6 +156,11 @@ end
     y, t = autodiff(Forward, inv_sum, Duplicated, Duplicated(copy(A), ones(Float32, 3, 3)))
     @test t isa Float32
     @test t ≈ -sum(inv(Float64.(A)) * ones(3, 3) * inv(Float64.(A))) rtol = 1e-4
+    # sum(C A⁻¹) = 𝟙ᵀ C A⁻¹ 𝟙: Ā = −(A⁻ᵀ Cᵀ 𝟙)(𝟙ᵀ A⁻ᵀ).
+    C, dA = Float32.(randn(rng, 2, 3)), zero(A)
+    autodiff(Reverse, rdiv_sum, Active, Const(C), Duplicated(copy(A), dA))
+    Ai = inv(Float64.(A))
+    @test dA ≈ Float32.(-(Ai' * Float64.(C)' * ones(2)) * (ones(3)' * Ai')) rtol = 1e-4
 end
 
 @testset "the function given to autodiff is det, logdet, inv or \\" begin
@@ -163,6 +186,9 @@ end
         @test autodiff(ForwardWithPrimal, \, Duplicated(copy(A), dA), Duplicated(copy(b), ones(n)))[2] == A \ b
         @test autodiff(ForwardWithPrimal, \, Duplicated(copy(A), dA), Duplicated(copy(B), ones(n, 3)))[2] == A \ B
         @test autodiff(ForwardWithPrimal, inv, Duplicated(copy(A), ones(n, n)))[2] == inv(A)
+        @test autodiff(ForwardWithPrimal, /, Duplicated(copy(B'), ones(3, n)), Duplicated(copy(A), dA))[2] == B' / A
+        U = triu(A)
+        @test autodiff(ForwardWithPrimal, /, Duplicated(copy(B'), ones(3, n)), Duplicated(copy(U), dA))[2] == B' / U
         @test autodiff(ReverseWithPrimal, det, Active, Duplicated(copy(A), zero(A)))[2] === det(A)
         @test autodiff(ReverseWithPrimal, logdet, Active, Duplicated(copy(S), zero(S)))[2] === logdet(S)
         @test autodiff(ForwardWithPrimal, det, Duplicated(copy(A), ones(n, n)))[2] === det(A)
@@ -235,7 +261,10 @@ end
     S = [1.0 2.0; 2.0 4.0]
     e = caught(() -> autodiff(Reverse, logdet_of, Active, Duplicated(copy(S), zero(S))))   # (test/errors.jl)
     @test e isa DifferentiationError && occursin("singular", e.msg)
-    # Factorizations without rules yet, and `/`: LAPACK is refused.
+    wide = Matrix(tall')
+    e = caught(() -> autodiff(Reverse, rdiv_sum, Active, Const(wide), Duplicated(copy(wide), zero(wide))))   # (test/errors.jl)
+    @test e isa DifferentiationError && occursin("non-square", e.msg)
+    # Factorizations without rules yet, and `/` by a transposed view: LAPACK is refused.
     for f in (M -> sum(qr(M) \ b), M -> sum(svd(M).S), M -> sum(eigen(M).values), M -> sum(M / M'),
               M -> sum(lu(M; check = false) \ b))
         e = caught(() -> autodiff(Reverse, f, Active, Duplicated(copy(A), zero(A))))   # (test/errors.jl)
@@ -349,6 +378,7 @@ end
     @test cond(UpperTriangular(U)) > 1e3
     check_linalg(upper_solve, (U, b), (true, true); rtol = 1e-4, h = 1e-8)
     check_linalg(upper_adjoint_solve, (U, b), (true, false); rtol = 1e-4, h = 1e-8)
+    check_linalg(rdiv_sum, (B', A), (true, true); rtol = 1e-4, h = 1e-8)
     # Eigenvalues 10⁻³ apart, of a matrix of norm 1.
     Q = Matrix(qr(randn(rng, 4, 4)).Q)
     S = Q * Diagonal([1.0, 1.0 + 1e-3, -0.5, 0.25]) * Q'
