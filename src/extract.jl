@@ -167,25 +167,33 @@ function invoked_instances(mod::Ptr{Cvoid})
     found = Core.MethodInstance[]
     invoke = ccall((:LLVMGetNamedFunction, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid}, Cstring), mod, "jl_invoke")
     invoke == C_NULL && return found
-    users = Ptr{Cvoid}[invoke]
+    for call in calls_using(invoke)
+        for k in 0:ccall((:LLVMGetNumOperands, LIBLLVM), Cint, (Ptr{Cvoid},), call) - 1
+            m = object_address(ccall((:LLVMGetOperand, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid}, Cuint), call, k))
+            m isa Core.MethodInstance && m.def isa Method && !(m in found) && push!(found, m)
+        end
+    end
+    return found
+end
+
+# The call instructions with `fn` among their operands, directly or through a constant
+# cast (of a function to the call's type).
+function calls_using(fn::Ptr{Cvoid})
+    calls = Ptr{Cvoid}[]
+    users = Ptr{Cvoid}[fn]
     while !isempty(users)
         use = ccall((:LLVMGetFirstUse, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), pop!(users))
         while use != C_NULL
             user = ccall((:LLVMGetUser, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), use)
             use = ccall((:LLVMGetNextUse, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), use)
-            # (Through a cast of `jl_invoke` to the call's type.)
             if ccall((:LLVMIsAConstantExpr, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), user) != C_NULL
                 push!(users, user)
-                continue
-            end
-            ccall((:LLVMIsACallInst, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), user) == C_NULL && continue
-            for k in 0:ccall((:LLVMGetNumOperands, LIBLLVM), Cint, (Ptr{Cvoid},), user) - 1
-                m = object_address(ccall((:LLVMGetOperand, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid}, Cuint), user, k))
-                m isa Core.MethodInstance && m.def isa Method && !(m in found) && push!(found, m)
+            elseif ccall((:LLVMIsACallInst, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), user) != C_NULL
+                push!(calls, user)
             end
         end
     end
-    return found
+    return calls
 end
 
 # The method instances of nested differentiations (`Oxidase.NESTED_NAMES`) that the
@@ -277,35 +285,23 @@ function widened_calls(native::Ptr{Cvoid}, mod::Ptr{Cvoid})
 end
 
 function widened_calls_of!(found::Vector{WidenedCall}, native::Ptr{Cvoid}, fn::Ptr{Cvoid}, generic::Bool, world::UInt)
-    users = Ptr{Cvoid}[fn]
-    while !isempty(users)
-        use = ccall((:LLVMGetFirstUse, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), pop!(users))
-        while use != C_NULL
-            user = ccall((:LLVMGetUser, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), use)
-            use = ccall((:LLVMGetNextUse, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), use)
-            # (Through a cast of the function to the call's type.)
-            if ccall((:LLVMIsAConstantExpr, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), user) != C_NULL
-                push!(users, user)
-                continue
-            end
-            ccall((:LLVMIsACallInst, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), user) == C_NULL && continue
-            cc = ccall((:LLVMGetInstructionCallConv, LIBLLVM), Cuint, (Ptr{Cvoid},), user)
-            cc == (generic ? JLCALL_F_CC : JLCALL_F2_CC) || continue
-            n = ccall((:LLVMGetNumOperands, LIBLLVM), Cint, (Ptr{Cvoid},), user) - 1
-            callee = ccall((:LLVMGetOperand, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid}, Cuint), user, n)
-            strip_constant_casts(callee) == fn || continue   # called, not passed
-            # The instance a `jl_invoke` names, before F.
-            wide = nothing
-            if !generic
-                n < 2 && continue
-                address = literal_address(ccall((:LLVMGetOperand, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid}, Cuint), user, 0))
-                address == 0 && continue
-                wide = unsafe_pointer_to_objref(Ptr{Cvoid}(address))
-                wide isa Core.MethodInstance || continue
-            end
-            mi = concrete_instance(native, generic ? fn : C_NULL, wide, user, generic ? 0 : 1, n, world)
-            mi === nothing || push!(found, WidenedCall(user, generic ? fn : C_NULL, mi))
+    for call in calls_using(fn)
+        cc = ccall((:LLVMGetInstructionCallConv, LIBLLVM), Cuint, (Ptr{Cvoid},), call)
+        cc == (generic ? JLCALL_F_CC : JLCALL_F2_CC) || continue
+        n = ccall((:LLVMGetNumOperands, LIBLLVM), Cint, (Ptr{Cvoid},), call) - 1
+        callee = ccall((:LLVMGetOperand, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid}, Cuint), call, n)
+        strip_constant_casts(callee) == fn || continue   # called, not passed
+        # The instance a `jl_invoke` names, before F.
+        wide = nothing
+        if !generic
+            n < 2 && continue
+            address = literal_address(ccall((:LLVMGetOperand, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid}, Cuint), call, 0))
+            address == 0 && continue
+            wide = unsafe_pointer_to_objref(Ptr{Cvoid}(address))
+            wide isa Core.MethodInstance || continue
         end
+        mi = concrete_instance(native, generic ? fn : C_NULL, wide, call, generic ? 0 : 1, n, world)
+        mi === nothing || push!(found, WidenedCall(call, generic ? fn : C_NULL, mi))
     end
     return found
 end

@@ -1061,17 +1061,40 @@ end
 lit_mixed_single(x) = (A = [x[1] 0; 1 x[2]]; A[1, 1] * A[2, 2] + A[2, 1] * x[3])
 lit_mixed_row(x) = sum([x[1] 1 x[2]] .* x[3]) + sum(abs2, [x[1]; 2; x[3]])
 lit_mixed_wide(x) = sum([x[1] 0 x[2]; 1 x[3] 2] * [1.0, 2.0, 3.0]) + sum([x[1] Int32(2); Int32(0) x[2]] * x[1:2])
-@testset "matrix literals: $(nameof(f))" for f in (lit_det, lit_row, lit_column, lit_solve, lit_matvec, lit_wide,
-                                                   lit_rotation, lit_branch, lit_mixed, lit_mixed_det,
-                                                   lit_mixed_float, lit_mixed_branch, lit_mixed_row, lit_mixed_wide)
+# Literals Julia builds from a tuple of numbers of several types by a method compiled
+# for any arguments (`vect(::Float64, ::Vararg{Any})`, `hvcat` of nine): the extraction
+# compiles the method for the literal's types instead (`Extract.widened_calls`; `[a, b]`
+# through `Extract.typed_vect`, the same array element by element).
+lit_mixed_nine(x) = det([x[3] 1 0; 0 x[1] 2; 1 0 x[2]])
+lit_mixed_vector(x) = sum(abs2, [x[1], 0, x[2]]) * x[3]
+lit_mixed_pair(x) = (v = [x[1], 1]; v[1] * v[2] + x[2] * x[3])
+lit_mixed_kinds(x) = sum([x[1], Int32(3), x[2]] .* [1.0, 2.0, x[3]]) + sum(abs2, [0.5f0, x[3]]) + sum([x[1], true])
+lit_mixed_long(x) = sum(abs2, [x[1], 0, x[2], 1, x[3], 2, x[1] * x[2], 3, 4, 5, x[3]])
+function lit_mixed_vector_branch(x)
+    v = x[1] > 0 ? [x[1], 2, x[3]] : [1, x[2], 0]
+    return sum(v .* x)
+end
+function lit_mixed_vector_loop(x, n)
+    s = x[1]
+    for k in 1:n
+        v = [x[2] * k, k, x[3]]
+        s += v[1] * v[2] + v[3] * s
+    end
+    return s
+end
+@testset "matrix and vector literals: $(nameof(f))" for f in
+        (lit_det, lit_row, lit_column, lit_solve, lit_matvec, lit_wide, lit_rotation, lit_branch, lit_mixed,
+         lit_mixed_det, lit_mixed_float, lit_mixed_branch, lit_mixed_row, lit_mixed_wide, lit_mixed_nine,
+         lit_mixed_vector, lit_mixed_pair, lit_mixed_kinds, lit_mixed_long, lit_mixed_vector_branch)
     for x in ([1.2, 2.7, 0.9], [-0.4, 0.3, 1.7], [0.8, -1.1, 0.2])
         check_all_modes(f, x)
     end
 end
-@testset "matrix literals in a loop of $n iterations" for n in (0, 1, 4)
+@testset "matrix and vector literals in a loop of $n iterations" for n in (0, 1, 4)
     for x in ([1.2, 2.7, 0.9], [-0.4, 0.3, 1.7])
         check_all_modes(x -> lit_loop(x, n), x)
         check_all_modes(x -> lit_mixed_loop(x, n), x)
+        check_all_modes(x -> lit_mixed_vector_loop(x, n), x)
     end
 end
 # Nine numbers: `hvcat` through `jl_invoke` of a method compiled for any number of them,
@@ -1113,46 +1136,10 @@ end
         check_float32(x -> lit_single_loop(x, n), x)
     end
 end
-@testset "Float32 and Int in one matrix literal" begin
+lit_mixed_single_vector(x) = sum(abs2, [x[1], 2, x[2]]) * x[3]
+@testset "Float32 and Int in one literal: $(nameof(f))" for f in (lit_mixed_single, lit_mixed_single_vector)
     for x in (Float32[1.2, 2.7, 0.9], Float32[-0.4, 0.3, 1.7])
-        check_float32(lit_mixed_single, x)
-    end
-end
-# Literals Julia builds from a tuple of numbers of several types by a method compiled
-# for any arguments (`vect(::Float64, ::Vararg{Any})`, `hvcat` of nine): the extraction
-# compiles the method for the literal's types instead (`Extract.widened_calls`; `[a, b]`
-# through `Extract.typed_vect`, the same array element by element).
-lit_mixed_nine(x) = det([x[3] 1 0; 0 x[1] 2; 1 0 x[2]])
-lit_mixed_vector(x) = sum(abs2, [x[1], 0, x[2]]) * x[3]
-lit_mixed_pair(x) = (v = [x[1], 1]; v[1] * v[2] + x[2] * x[3])
-lit_mixed_kinds(x) = sum([x[1], Int32(3), x[2]] .* [1.0, 2.0, x[3]]) + sum(abs2, [0.5f0, x[3]]) + sum([x[1], true])
-lit_mixed_long(x) = sum(abs2, [x[1], 0, x[2], 1, x[3], 2, x[1] * x[2], 3, 4, 5, x[3]])
-function lit_mixed_vector_branch(x)
-    v = x[1] > 0 ? [x[1], 2, x[3]] : [1, x[2], 0]
-    return sum(v .* x)
-end
-function lit_mixed_vector_loop(x, n)
-    s = x[1]
-    for k in 1:n
-        v = [x[2] * k, k, x[3]]
-        s += v[1] * v[2] + v[3] * s
-    end
-    return s
-end
-@testset "literals of numbers of several types: $(nameof(f))" for f in
-        (lit_mixed_nine, lit_mixed_vector, lit_mixed_pair, lit_mixed_kinds, lit_mixed_long, lit_mixed_vector_branch)
-    for x in ([1.2, 2.7, 0.9], [-0.4, 0.3, 1.7], [0.8, -1.1, 0.2])
-        check_all_modes(f, x)
-    end
-end
-@testset "vector literals of several types in a loop of $n iterations" for n in (0, 1, 4)
-    for x in ([1.2, 2.7, 0.9], [-0.4, 0.3, 1.7])
-        check_all_modes(x -> lit_mixed_vector_loop(x, n), x)
-    end
-end
-@testset "a vector literal of a Float32 and an Int" begin
-    for x in (Float32[1.2, 2.7, 0.9], Float32[-0.4, 0.3, 1.7])
-        check_float32(x -> sum(abs2, [x[1], 2, x[2]]) * x[3], x)
+        check_float32(f, x)
     end
 end
 # Refused, not wrong: a `Bool` among floats in a matrix literal (`hvcat` picks it out of
