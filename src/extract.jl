@@ -94,10 +94,11 @@ end
 
 Optimized LLVM 9 bitcode of `f` specialised on `types` (a `Tuple` type of the arguments
 without the function), with every Julia callee defined in the module. Everything that
-touches Julia's LLVM context runs under Julia's codegen lock. With `respecialize`, the calls Julia compiled for wider argument types than the module shows
-go to the same methods compiled for those types (`widened_calls`): the caller asks for
-that after the engine refused the module without it, so that functions without such
-calls do not pay for the search.
+touches Julia's LLVM context runs under Julia's codegen lock. With `respecialize`, the
+calls Julia compiled for wider argument types than the module shows go to the same
+methods compiled for those types (`widened_calls`): the caller asks for that after the
+engine refused the module without it, so that functions without such calls do not pay
+for the search.
 """
 function extract_bitcode(@nospecialize(f), @nospecialize(types::Type{<:Tuple}), respecialize::Bool = false)
     step!(:start)
@@ -437,6 +438,14 @@ const BOX_FUNCTIONS = (("jl_box_int64", Int64), ("jl_box_int32", Int32), ("jl_bo
 
 llvm_type(v::Ptr{Cvoid}) = ccall((:LLVMTypeOf, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), v)
 
+# The opcode of a constant expression (LLVM 9's `LLVMOpcode`), or -1 for another value.
+const LLVM_INT_TO_PTR = 40
+const LLVM_ADDRSPACE_CAST = 60
+function constant_opcode(v::Ptr{Cvoid})
+    ccall((:LLVMIsAConstantExpr, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), v) == C_NULL && return Cint(-1)
+    return ccall((:LLVMGetConstOpcode, LIBLLVM), Cint, (Ptr{Cvoid},), v)
+end
+
 # `v` without the constant casts around it.
 function strip_constant_casts(v::Ptr{Cvoid})
     while ccall((:LLVMIsAConstantExpr, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), v) != C_NULL
@@ -467,14 +476,19 @@ function respecialize_calls!(native::Ptr{Cvoid}, calls::Vector{WidenedCall})
             new = ccall((:LLVMConstBitCast, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid}, Ptr{Cvoid}), entry, llvm_type(old))
             ccall((:LLVMSetOperand, LIBLLVM), Cvoid, (Ptr{Cvoid}, Cuint, Ptr{Cvoid}), c.call, n, new)
         else
-            # `addrspacecast (inttoptr (i64 <address> to %jl_value_t*))`, the instance's.
+            # The instance's address: `addrspacecast (inttoptr (i64 <address>))`, or the
+            # `inttoptr` alone.
             old = ccall((:LLVMGetOperand, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid}, Cuint), c.call, 0)
-            inner = ccall((:LLVMGetOperand, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid}, Cuint), old, 0)
+            inner = constant_opcode(old) == LLVM_INT_TO_PTR ? old :
+                    ccall((:LLVMGetOperand, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid}, Cuint), old, 0)
+            (constant_opcode(old) in (LLVM_INT_TO_PTR, LLVM_ADDRSPACE_CAST) &&
+             constant_opcode(inner) == LLVM_INT_TO_PTR) || continue
             int = ccall((:LLVMGetOperand, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid}, Cuint), inner, 0)
             address = ccall((:LLVMConstInt, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid}, Culonglong, Cint),
                             llvm_type(int), UInt(pointer_from_objref(c.instance)), 0)
-            pointer = ccall((:LLVMConstIntToPtr, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid}, Ptr{Cvoid}), address, llvm_type(inner))
-            new = ccall((:LLVMConstAddrSpaceCast, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid}, Ptr{Cvoid}), pointer, llvm_type(old))
+            new = ccall((:LLVMConstIntToPtr, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid}, Ptr{Cvoid}), address, llvm_type(inner))
+            inner == old ||
+                (new = ccall((:LLVMConstAddrSpaceCast, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid}, Ptr{Cvoid}), new, llvm_type(old)))
             ccall((:LLVMSetOperand, LIBLLVM), Cvoid, (Ptr{Cvoid}, Cuint, Ptr{Cvoid}), c.call, 0, new)
             name = "oxidase.invoke.$(UInt(pointer_from_objref(c.instance))).$(llvm_value_name(entry))"
             startswith(llvm_value_name(entry), "oxidase.invoke.") ||

@@ -1153,3 +1153,24 @@ lit_mixed_inlined(x) = sum([x[1], Int32(3), x[2], true, 0.5f0] .* [1.0, 2.0, x[3
     @test_throws Oxidase.DifferentiationError autodiff(Reverse, f, Active, Duplicated(copy(x), zero(x)))
     @test_throws Oxidase.DifferentiationError autodiff(Forward, f, Duplicated, Duplicated(copy(x), one.(x)))
 end
+# A product of a matrix literal of nine numbers of several types (the literal alone,
+# indexed or handed to `det`, works): right when the function's first derivative is
+# compiled after Julia compiled `hvcat` for any arguments (a call of that code, then
+# sent to the literal's types), refused when it runs otherwise (`jl_invoke` of it:
+# "writing to memory ... at the literal's stores"). Never wrong; which of the two a
+# call meets depends on what ran before, so the primal runs first here.
+lit_mixed_nine_product(x) = sum([x[1] 0 1; 0 x[3] 2; 1 0 x[2]] * [1.0, 2.0, 3.0])
+@testset "a product of a nine-number literal of several types: right or refused" begin
+    for x in ([1.2, 2.7, 0.9], [-0.4, 0.3, 1.7])
+        dx = zero(x)
+        lit_mixed_nine_product(x)
+        done = try
+            autodiff(Reverse, lit_mixed_nine_product, Active, Duplicated(copy(x), dx))
+            true
+        catch e
+            e isa Oxidase.DifferentiationError || rethrow()
+            false
+        end
+        done && @test dx ≈ fd_gradient(lit_mixed_nine_product, x) rtol = 1e-6 atol = 1e-8
+    end
+end
