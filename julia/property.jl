@@ -417,6 +417,12 @@ function program(rng, name)
     s += sum(mA * x) / 8 + mA[2, 2] * mA[3, 3] / 4",
                 "vm = [$(expr(rng, 1, vars)), $(rand(rng, -1:2)), x[$(rand(rng, 1:3))]]
     s += sum(abs2, vm) / 4 + vm[1] * vm[2]",
+                # Gram products of 2×2 and 3×3 matrices (LinearAlgebra's `syrk_wrapper!`,
+                # whose small kernels Julia dispatches at run time: Oxidase's rule).
+                "mG = reshape([x[1], $(expr(rng, 1, vars)), x[$(rand(rng, 1:3))], s], 2, 2)
+    s += sum(mG' * mG .* [1.0 0.0; 0.0 0.5]) / 8 + sum(mG * mG') * $(expr(rng, 1, vars)) / 16",
+                "mG = hcat(x, x .* $(expr(rng, 1, vars)), x .^ 2)
+    s += sum(abs2, mG' * mG) / 64",
                 # Permutations (inactive: their indices pick the elements).
                 "ix = sortperm(x); s += x[ix[1]] * $(expr(rng, 1, vars)) + x[ix[end]]^2",
                 "ix = sortperm(x; rev = true); for k in 1:$(rand(rng, 0:3))

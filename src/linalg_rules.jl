@@ -33,7 +33,8 @@
 # results Julia returns through memory (src/hooks.jl, `store_inline!`); their rules
 # are at the end of this file, followed by the complex BLAS products (`dot`, `A * x`,
 # `A * B`, `mul!` on `ComplexF64` and `ComplexF32` arrays: `dotc`, `dotu`, `gemv!`,
-# `gemm!`), whose real forms the engine differentiates itself.
+# `gemm!`), whose real forms the engine differentiates itself, and the Gram products
+# `X' * X`, `X * X'` of real matrices (LinearAlgebra's `syrk_wrapper!`).
 
 module LinalgRules
 
@@ -903,6 +904,77 @@ function BuiltinRules.reverse(config::RevConfig, ::Const{typeof(BLAS.gemm!)}, ::
         C̄ .*= conj(b)
     end
     return (nothing, nothing, active_adjoint(α, config, ᾱ), nothing, nothing, active_adjoint(β, config, β̄), nothing)
+end
+
+# --- C ← α P Pᵀ + β C, P = op(A): LinearAlgebra's `syrk_wrapper!` ---------------------
+
+# `X' * X`, `X * X'` and `mul!(C, X', X, α, β)` of a real matrix reach Julia's
+# `syrk_wrapper!(C, tA, X, α, β)` (tA 'T': P = Xᵀ; 'N': P = X), which calls BLAS `syrk`
+# (one triangle, then `copytri!`) or, for a 2×2 or 3×3 X, small kernels through a call
+# Julia dispatches at run time (their `MulAddMul` type depends on α's and β's values),
+# which the engine cannot follow. As a product C ← α P Q + β C with Q = Pᵀ = op(t, X)
+# (t the other op), its derivative is gemm!'s above with B = A (the tangent and the
+# adjoint of both factors reach X):
+#   Ċ ← β Ċ + α op(Ẋ) Pᵀ + α P op(Ẋ)ᵀ + α̇ P Pᵀ + β̇ C₀
+#   X̄ += unop(s, α C̄ P) + unop(t, α Pᵀ C̄),  ᾱ += ⟨P Pᵀ, C̄⟩,  β̄ += ⟨C₀, C̄⟩,  C̄ ← β C̄
+# The primal is Julia's own call, so its bits are Julia's.
+other_op(s::Char) = s == 'T' ? 'N' : 'T'
+
+function check_gram_output(C, inputs...)
+    C isa Const && any(a -> !(a isa Const), inputs) &&
+        throw(DifferentiationError("a product of a matrix with its own transpose (`X' * X`, `mul!(C, X', X)`) of " *
+                                   "a differentiated matrix into an output without a derivative: its derivative " *
+                                   "would be lost (make the output `Duplicated`)"))
+    return nothing
+end
+
+function BuiltinRules.forward(config::FwdConfig, ::Const{typeof(LinearAlgebra.syrk_wrapper!)}, RT::Type,
+                              C::Annotation{Matrix{T}}, tA::Const{Char}, X::Annotation{Matrix{T}}, α::Annotation,
+                              β::Annotation) where {T<:LinalgFloat}
+    check_gram_output(C, X, α, β)
+    s = tA.val
+    t = other_op(s)
+    C₀ = β isa Const ? nothing : copy(C.val)
+    PPᵀ = α isa Const ? nothing : op(s, X.val) * op(t, X.val)
+    LinearAlgebra.syrk_wrapper!(C.val, s, X.val, α.val, β.val)
+    # (The product's two factors are X: the tangent takes both terms.)
+    product_tangents!((a, M, N, D) -> BLAS.gemm!(s, t, a, M, N, one(T), D), config, α, X, X, β, C, PPᵀ, C₀)
+    needs_shadow(config) || return needs_primal(config) ? C.val : nothing
+    return forward_result(config, C.val, each_lane(l -> lane(C, l), config))
+end
+
+function BuiltinRules.augmented_primal(config::RevConfig, ::Const{typeof(LinearAlgebra.syrk_wrapper!)}, RT::Type,
+                                       C::Annotation{Matrix{T}}, tA::Const{Char}, X::Annotation{Matrix{T}},
+                                       α::Annotation, β::Annotation) where {T<:LinalgFloat}
+    check_gram_output(C, X, α, β)
+    C₀ = β isa Active ? copy(C.val) : nothing
+    tape = (copy(X.val), C₀)
+    LinearAlgebra.syrk_wrapper!(C.val, tA.val, X.val, α.val, β.val)
+    shadows = needs_shadow(config) && !(C isa Const) ? each_lane(l -> lane(C, l), config) : nothing
+    return AugmentedReturn(needs_primal(config) ? C.val : nothing, shadows, tape)
+end
+
+function BuiltinRules.reverse(config::RevConfig, ::Const{typeof(LinearAlgebra.syrk_wrapper!)}, ::Type, tape,
+                              C::Annotation{Matrix{T}}, tA::Const{Char}, X::Annotation{Matrix{T}}, α::Annotation,
+                              β::Annotation) where {T<:LinalgFloat}
+    C isa Const && return (nothing, nothing, nothing, nothing, nothing)
+    Xv, C₀ = tape
+    s = tA.val
+    t, a, b = other_op(s), T(α.val), T(β.val)
+    P = op(s, Xv)
+    ᾱ, β̄ = T[], T[]
+    for l in 1:width(config)
+        C̄ = lane(C, l)
+        if !(X isa Const)
+            X̄ = lane(X, l)
+            X̄ .+= unop(s, a .* (C̄ * P))
+            X̄ .+= unop(t, a .* (P' * C̄))
+        end
+        α isa Active && push!(ᾱ, dot(P * P', C̄))
+        β isa Active && push!(β̄, dot(C₀, C̄))
+        C̄ .*= b
+    end
+    return (nothing, nothing, nothing, active_adjoint(α, config, ᾱ), active_adjoint(β, config, β̄))
 end
 
 end # module LinalgRules

@@ -744,9 +744,7 @@ cadjoint_product(A, B) = real(sum(A' * B)) + imag(sum(A * B'))^2
 end
 
 # Products of a matrix with its own transpose or another's (`X' * X`, `A * B'`): BLAS
-# `syrk` (one triangle, then `copytri!`) and `gemm` with transposes. `syrk_wrapper!` and
-# `gemm_wrapper!` also hold calls Julia dispatches at run time (2×2 and 3×3 products),
-# which refuse the derivative only where they are reached.
+# `syrk` (one triangle, then `copytri!`) and `gemm` with transposes.
 gram_nt(x) = (B = reshape(x, 2, 3); sum(abs2, B * B') + tr(B * transpose(B)))
 gram_tn(x) = (B = reshape(x, 2, 3); sum(sin.(B' * B)))
 gram_tall(x) = (B = reshape(x, 4, 3); sum(B * B' .* (1:4)))
@@ -779,14 +777,67 @@ end
     (_, t) = autodiff(Forward, f32, Duplicated, Duplicated(copy(x), Float32[1, 0, 0, 0, 0, 0]))
     @test t ≈ 1.2f0
 end
-@testset "X * X' of a 2×2 matrix: refused where Julia dispatches at run time" begin
-    g2(x) = (B = reshape(x, 2, 2); sum(B * B'))
-    err = try
-        autodiff(Reverse, g2, Active, Duplicated([1.0, 2, 3, 4], zeros(4)))
-        nothing
-    catch e
-        e
+# 2×2 and 3×3 products `X' * X`, `X * X'` go to Julia's small kernels through a call it
+# dispatches at run time, which the engine cannot follow (once refused): Oxidase's rule
+# for `syrk_wrapper!` (src/linalg_rules.jl) covers every size, and `mul!(C, X', X, α, β)`.
+gram_small_tn(x, n) = (X = reshape(x, n, n); tr(X' * X) + sum(sin.(X' * X)))
+gram_small_nt(x, n) = (X = reshape(x, n, n); sum(abs2, X * X') * x[1])
+function gram_small_loop(x, n, k)
+    X = reshape(x, n, n)
+    s = 0.0
+    for j in 1:k
+        s += sum(X' * X) / j
+        X = X .* 0.5 .+ x[end]
     end
-    @test err isa Oxidase.DifferentiationError
-    @test_throws Oxidase.DifferentiationError autodiff(Forward, g2, Duplicated, Duplicated([1.0, 2, 3, 4], ones(4)))
+    return s
+end
+# A branch: the Gram matrix of X or of Xᵀ, picked by the sign of x[1].
+gram_small_branch(x, n) = (X = reshape(x, n, n); G = x[1] > 0 ? X' * X : X * X'; sum(G .* (1:n)))
+# C ← α X' X + β C with α, β and C's entries differentiated.
+function gram_mul5(x, n)
+    X = reshape(x[1:n*n], n, n)
+    C = fill(x[end], n, n)
+    mul!(C, X', X, x[1], x[2])
+    return sum(sin.(C))
+end
+@testset "X' * X and X * X' of $n×$n matrices (syrk_wrapper!'s rule)" for n in (2, 3)
+    for s in (0.3, -0.7)
+        x = [sin(s * k) + 0.1k for k in 1:n*n]
+        check_all_modes(x -> gram_small_tn(x, n), x)
+        check_all_modes(x -> gram_small_nt(x, n), x)
+        check_all_modes(x -> gram_small_branch(x, n), x)
+        check_all_modes(x -> gram_mul5(x, n), [x; 0.4])
+        for k in (0, 1, 3)
+            check_all_modes(x -> gram_small_loop(x, n, k), x)
+        end
+    end
+    # The primal comes from Julia's own call: the same bits.
+    x = [0.1k - 0.3 for k in 1:n*n]
+    @test autodiff(ReverseWithPrimal, x -> gram_small_tn(x, n), Active, Duplicated(copy(x), zero(x)))[2] ===
+          gram_small_tn(x, n)
+end
+@testset "X' * X of a larger matrix and x * x' of a vector, beside the rule" begin
+    check_all_modes(x -> (X = reshape(x, 4, 3); sum(sin.(X' * X))), [0.1k - 0.5 for k in 1:12])
+    check_all_modes(x -> sum(sin.(x * x')), [0.3, -0.2, 0.8])
+end
+@testset "X' * X of Float32 matrices (against the analytic gradient, 2 X)" begin
+    X = Float32[0.5 -1.0; 2.0 0.25]
+    dX = zero(X)
+    autodiff(Reverse, X -> tr(X' * X), Active, Duplicated(copy(X), dX))
+    @test dX ≈ 2X
+    (_, t) = autodiff(Forward, X -> tr(X' * X), Duplicated, Duplicated(copy(X), Float32[1 0; 0 0]))
+    @test t ≈ 2 * X[1, 1]
+end
+@testset "mul!(C, X', X, α, β): a constant X, a differentiated α" begin
+    # C ← α XᵀX: the derivative in α is sum(XᵀX) (X a Const 3×3 matrix).
+    c = [0.5, -1.0, 2.0, 0.25, 1.5, -0.75, 1.0, 0.3, -0.2]
+    f(x, c) = (X = reshape(c, 3, 3); C = zeros(3, 3); mul!(C, X', X, x[1], 0.0); sum(C) * x[2] + x[3])
+    check_all_modes_with_constant(f, [0.7, 1.3, -0.4], c)
+end
+@testset "mul!(C, X', X) into a Const C of a differentiated X: refused" begin
+    h(x, C) = (X = reshape(x, 2, 2); mul!(C, X', X); sum(C))
+    @test_throws Oxidase.DifferentiationError autodiff(Reverse, h, Active, Duplicated([1.0, 2, 3, 4], zeros(4)),
+                                                       Const(zeros(2, 2)))
+    @test_throws Oxidase.DifferentiationError autodiff(Forward, h, Duplicated, Duplicated([1.0, 2, 3, 4], ones(4)),
+                                                       Const(zeros(2, 2)))
 end

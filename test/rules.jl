@@ -321,6 +321,35 @@ uses_scaled_inside(x) = sum(sin, scaled(x, x[1])) * x[2]
     @test jacobian(Reverse, x -> scaled(x, 3.0), x) ≈ [3.0 0 0; 0 3.0 0; 0 0 3.0]
 end
 
+# The rule given differentiated numbers alone (a global array beside them): the result's
+# shadow is the rule's, also where Julia then hands the array to a broadcast (once an
+# internal error: the engine took the result for an array without a derivative).
+const SCALED_BASE = [1.0, -2.0, 0.5]
+uses_scaled_number(a) = sum(sin.(scaled(SCALED_BASE, a))) + sum(scaled(SCALED_BASE, a * a))
+function uses_scaled_number_loop(a, n)
+    s = 0.0
+    for k in 1:n
+        s += sum(abs2, scaled(SCALED_BASE, a / k))
+    end
+    return s
+end
+
+@testset "a rule returning an array, given numbers alone" begin
+    for a in (0.7, -1.3)
+        g = central_difference(uses_scaled_number, a)
+        @test autodiff(Reverse, uses_scaled_number, Active, Active(a))[1][1] ≈ g rtol = 1e-6
+        @test autodiff(Forward, uses_scaled_number, Duplicated, Duplicated(a, 1.0))[2] ≈ g rtol = 1e-6
+        @test collect(autodiff(Forward, uses_scaled_number, BatchDuplicated, BatchDuplicated(a, (1.0, -2.0)))[2]) ≈
+              [g, -2g] rtol = 1e-6
+        for n in (0, 1, 3)
+            gn = central_difference(t -> uses_scaled_number_loop(t, n), a)
+            @test autodiff(Reverse, uses_scaled_number_loop, Active, Active(a), Const(n))[1][1] ≈ gn rtol = 1e-6 atol = 1e-12
+            @test autodiff(Forward, uses_scaled_number_loop, Duplicated, Duplicated(a, 1.0), Const(n))[2] ≈ gn rtol = 1e-6 atol = 1e-12
+        end
+    end
+    @test SCALED_BASE == [1.0, -2.0, 0.5]
+end
+
 # A shadow of the wrong size, or the primal as its own shadow: refused when the rule runs.
 bad_shadow(x::Vector{Float64}) = 2 .* x
 EnzymeRules.augmented_primal(config, ::Const{typeof(bad_shadow)}, RT, x::Duplicated) =

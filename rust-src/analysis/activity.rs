@@ -528,7 +528,12 @@ impl<'ctx> Activity<'ctx> {
             }
             for a in call_args(call).filter(|a| a.ty().is_pointer() && !mem.is_shadowed(*a)) {
                 let allocated = crate::analysis::memory::zero_offset_base(a);
-                if let Some(leaf) = float_array_allocation(allocated, types).filter(|_| !mem.is_shadowed(allocated)) {
+                // (By its type too: an output the rule returns, such as `syrk_wrapper!`'s,
+                // is read through the call's result, so nothing in the code reads floats
+                // through the allocation itself.)
+                let leaf = float_array_allocation(allocated, types)
+                    .or_else(|| crate::analysis::memory::float_array_allocation_by_type(allocated));
+                if let Some(leaf) = leaf.filter(|_| !mem.is_shadowed(allocated)) {
                     wants_shadow.insert(allocated, leaf);
                 }
             }

@@ -1147,24 +1147,16 @@ pub fn constant_float_array_object(v: Value) -> Option<Leaf> {
     }
 }
 
-/// Whether `a` is an array the function allocates (`jl_alloc_array_*`) whose elements
-/// are integers or `Bool`s, read off the array type the allocation is handed (a
-/// constant): its memory never holds a float (`sortperm`'s indices, `collect(1:n)`, an
-/// integer literal `[3, 1, 2]`). `false` for any other value, and where the runtime is
-/// not in this process.
-pub fn integer_array_allocation(a: Value) -> bool {
+/// The element type (its `DataType`'s address) of an array the function allocates
+/// (`jl_alloc_array_*`), read off the array type the allocation is handed (a constant).
+/// `None` for any other value, and where the runtime is not in this process.
+fn allocated_element_type(a: Value) -> Option<u64> {
     if array_call(a) != Some(ArrayCall::Alloc) {
-        return false;
+        return None;
     }
     let rt = crate::julia::current();
-    let Some(ty) = crate::llvm::const_address(a.operand(0)).filter(|&t| t > rt.object_tag && t % 8 == 0) else {
-        return false;
-    };
-    let (Some(array_typename), Some(integers)) =
-        (crate::symbols::address_of(rt.array_typename), integer_type_globals())
-    else {
-        return false;
-    };
+    let ty = crate::llvm::const_address(a.operand(0)).filter(|&t| t > rt.object_tag && t % 8 == 0)?;
+    let array_typename = crate::symbols::address_of(rt.array_typename)?;
     // SAFETY: as in `constant_float_array_object`: `ty` is the address Julia embedded in
     // code it compiled for the array type it allocates, a live `DataType` (the code roots
     // it) whose name is `Array`'s type name and whose parameters are a `svec` (the
@@ -1172,11 +1164,40 @@ pub fn integer_array_allocation(a: Value) -> bool {
     unsafe {
         let read = |a: u64| *(a as *const u64);
         if read(ty + rt.datatype_name) != read(array_typename) {
-            return false;
+            return None;
         }
-        let element = read(read(ty + rt.datatype_parameters) + rt.svec_data);
-        integers.iter().any(|&g| read(g) == element)
+        Some(read(read(ty + rt.datatype_parameters) + rt.svec_data))
     }
+}
+
+/// Whether `a` is an array the function allocates (`jl_alloc_array_*`) whose elements
+/// are integers or `Bool`s, read off the array type the allocation is handed (a
+/// constant): its memory never holds a float (`sortperm`'s indices, `collect(1:n)`, an
+/// integer literal `[3, 1, 2]`). `false` for any other value, and where the runtime is
+/// not in this process.
+pub fn integer_array_allocation(a: Value) -> bool {
+    let (Some(element), Some(integers)) = (allocated_element_type(a), integer_type_globals()) else {
+        return false;
+    };
+    // SAFETY: the globals `integer_type_globals` names are set when Julia starts.
+    integers.iter().any(|&g| unsafe { *(g as *const u64) } == element)
+}
+
+/// The array type of an array of `Float64` or `Float32` the function allocates
+/// (`jl_alloc_array_*`), read off the array type the allocation is handed, whatever the
+/// code does with its memory afterwards (an output handed to a rule, which returns it:
+/// the code after the call reads the floats through the call's result). `None` for any
+/// other value, and where the runtime is not in this process.
+pub fn float_array_allocation_by_type(a: Value) -> Option<Leaf> {
+    let element = allocated_element_type(a)?;
+    let rt = crate::julia::current();
+    rt.float_types
+        .iter()
+        .find(|(name, _)| {
+            // SAFETY: the runtime's globals are set when Julia starts.
+            crate::symbols::address_of(name).is_some_and(|g| unsafe { *(g as *const u64) } == element)
+        })
+        .map(|&(_, leaf)| leaf)
 }
 
 /// The type tag and the value of the boxed float at constant address `v` (the box of a
@@ -2631,7 +2652,10 @@ fn is_zero_copy(a: Value) -> bool {
     match a.opcode_if_instruction() {
         None => true,
         Some(Opcode::LLVMAlloca) => false,
-        Some(_) => array_call(a).is_none() && gc_allocation(a).is_none(),
+        // (An array a rule returns has the shadow the rule makes: `rules::calls::custom`.)
+        Some(_) => {
+            array_call(a).is_none() && gc_allocation(a).is_none() && crate::names::rule_array_result(a).is_none()
+        }
     }
 }
 

@@ -317,7 +317,13 @@ fn shadow_slots<'ctx>(i: Value<'ctx>, cx: &(impl Values<'ctx> + ?Sized)) -> Resu
         cx.shadow(i, lane)
             .filter(|s| s.opcode_if_instruction() == Some(crate::llvm::Opcode::LLVMLoad))
             .map(|s| s.operand(0))
-            .ok_or_else(|| Error::Internal(format!("a rule's array result without a shadow slot: {}", i.print())))
+            .ok_or_else(|| {
+                Error::Internal(format!(
+                    "a rule's array result without a shadow slot: {} (shadow: {})",
+                    i.print(),
+                    cx.shadow(i, lane).map(|s| s.print()).unwrap_or_default()
+                ))
+            })
     })
 }
 
