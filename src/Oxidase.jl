@@ -18,7 +18,7 @@ using LinearAlgebra
 # registers, and a warm scalar reverse call took 12.5 ns instead of 10.5.
 Base.Experimental.@optlevel 1
 
-export autodiff, Forward, ForwardWithPrimal, Reverse, ReverseWithPrimal
+export autodiff, Forward, ForwardWithPrimal, Reverse, ReverseWithPrimal, ReverseHolomorphic
 export Const, Active, Duplicated, DuplicatedNoNeed, MixedDuplicated, BatchDuplicated, BatchDuplicatedNoNeed
 export gradient, gradient!, jacobian, make_zero, make_zero!, set_runtime_activity
 export EnzymeRules

@@ -126,7 +126,41 @@ function autodiff(::ForwardWithPrimalMode, f::F, ::Type{RA}, args::Vararg{Any,N}
     return (tangent, primal)
 end
 
-# Core.Typeof, not typeof: a type passed as a value (`Const(Float64)`) specializes as
+# Enzyme's `ReverseHolomorphic`. For a holomorphic f = u + iv of z = a + ib, reverse mode
+# on the real part u gives z̄ = ∂u/∂a + i ∂u/∂b = ∂u/∂a − i ∂v/∂a (Cauchy–Riemann), the
+# conjugate of f′(z) = ∂u/∂a + i ∂v/∂a. So: the gradient of `real ∘ f`, conjugated; a
+# `Duplicated` array's share goes through a zeroed shadow of its own, conjugated, then
+# added, so that what the shadow held before is not conjugated.
+function autodiff(::ReverseHolomorphicMode, f::F, ::Type{RA}, args::Vararg{Any,N}) where {F,RA<:Annotation,N}
+    RA <: Active || throw(ArgumentError("Oxidase: ReverseHolomorphic differentiates a number the function " *
+                                        "returns: the return annotation is Active, not $RA"))
+    fa = function_annotation(f)
+    fa isa Annotation && throw(ArgumentError("Oxidase: ReverseHolomorphic differentiates with respect to the " *
+                                             "arguments; pass the function itself (or as Const)"))
+    anns = map(holomorphic_argument, map(annotate, args))
+    adjoints = autodiff(Reverse, RealPart(fa), Active, map(first, anns)...)[1]
+    foreach(a -> a[2] === nothing || (a[2] .+= conj.(a[1].dval)), anns)
+    return (map(a -> a === nothing ? nothing : conj(a), adjoints),)
+end
+autodiff(mode::ReverseHolomorphicMode, f::F, args::Vararg{Any,N}) where {F,N} = autodiff(mode, f, Active, args...)
+
+# The function whose gradient `ReverseHolomorphic` takes: the real part of f's result.
+struct RealPart{F} <: Function
+    f::F
+end
+(r::RealPart)(args::Vararg{Any,N}) where {N} = real(r.f(args...))
+
+# An argument as `ReverseHolomorphic` hands it to `Reverse` (a `Duplicated` array with a
+# zeroed shadow), and the user's shadow, which that one's conjugate is added to
+# (`nothing` where there is none).
+holomorphic_argument(a::Const) = (a, nothing)
+holomorphic_argument(a::Active{<:Number}) = (a, nothing)
+holomorphic_argument(a::Duplicated{<:AbstractArray{<:Number}}) = (Duplicated(a.val, zero(a.dval)), a.dval)
+holomorphic_argument(a::Annotation) =
+    throw(ArgumentError("Oxidase: ReverseHolomorphic takes numbers as Active or Const and arrays of numbers as " *
+                        "Duplicated or Const, not $(typeof(a))"))
+
+# Core.Typeof, not typeof: a type passed as a value (`Const(Float64)`) specializes as# Core.Typeof, not typeof: a type passed as a value (`Const(Float64)`) specializes as
 # `Type{Float64}`, as Julia's own dispatch does.
 primal_types(anns::Tuple) = Tuple{map(a -> Core.Typeof(a.val), anns)...}
 

@@ -74,6 +74,31 @@ autodiff(ForwardWithPrimal, x -> x^2, Duplicated(3.0, 1.0))   # (6.0, 9.0)
 const ForwardWithPrimal = ForwardWithPrimalMode()
 
 """
+    ReverseHolomorphicMode
+
+Type of [`ReverseHolomorphic`](@ref).
+"""
+struct ReverseHolomorphicMode <: Mode end
+
+"""
+    ReverseHolomorphic
+
+Reverse mode for a holomorphic function of complex numbers (Enzyme.jl's): `autodiff(
+ReverseHolomorphic, f, Active, args...)` returns `(derivatives,)`, the complex derivative
+f′(z) for each `Active` argument `z`, and adds it into the shadow of each `Duplicated`
+array of numbers (`nothing` for the other arguments). `f` must be holomorphic in its
+differentiated arguments (built from `+`, `*`, `/`, `exp`, `log`, powers...: no `real`,
+`imag`, `conj`, `abs`): the result is then its derivative ∂f/∂z. (`Reverse` gives, for a
+real result, the adjoint ∂f/∂a + i ∂f/∂b of `z = a + ib`; a complex result is not a
+`Reverse` return.)
+
+```julia
+autodiff(ReverseHolomorphic, z -> z * z, Active, Active(3.1 + 2.7im))   # ((6.2 + 5.4im,),)
+```
+"""
+const ReverseHolomorphic = ReverseHolomorphicMode()
+
+"""
     set_runtime_activity(mode)
     set_runtime_activity(mode, on::Bool)
 

@@ -158,3 +158,48 @@ switched(x, on::Bool) = on ? x^2 : 2x
     @test err isa Oxidase.DifferentiationError
     @test occursin("pass it as Const", err.msg)
 end
+
+# ReverseHolomorphic: f′(z) of holomorphic functions, checked against the analytic
+# derivative, central differences along the real axis (which give f′ for a holomorphic
+# f) and forward mode's tangent along 1.
+holo_product(z, w) = exp(z) * w^3 / (1 + z)
+function holo_horner(z, n)
+    s = one(z)
+    for k in 1:n
+        s = s * z + k
+    end
+    return s
+end
+holo_branch(z) = real(z) > 0 ? z^3 - 2z : sin(z) * z
+holo_sum(v, c) = sum(v .^ 2 .* c) * v[1]
+holo_difference(f, z; h = 1e-6) = (f(z + h) - f(z - h)) / 2h
+
+@testset "ReverseHolomorphic" begin
+    @test autodiff(ReverseHolomorphic, z -> z * z, Active, Active(3.1 + 2.7im))[1][1] ≈ 6.2 + 5.4im
+    for z in (0.4 + 0.3im, -1.2 + 2.0im), w in (0.5 - 1.0im, 2.0 + 0.1im)
+        dz, dw = autodiff(ReverseHolomorphic, holo_product, Active, Active(z), Active(w))[1]
+        @test dz ≈ exp(z) * w^3 / (1 + z) - exp(z) * w^3 / (1 + z)^2
+        @test dw ≈ 3 * exp(z) * w^2 / (1 + z)
+        @test dz ≈ autodiff(Forward, holo_product, Duplicated, Duplicated(z, 1.0 + 0.0im), Const(w))[2]
+    end
+    # A loop of 0, 1 and many steps; both sides of a branch (each side holomorphic).
+    for z in (0.7 - 0.2im, -0.3 + 1.1im), n in (0, 1, 5)
+        d = autodiff(ReverseHolomorphic, holo_horner, Active, Active(z), Const(n))[1][1]
+        @test d ≈ holo_difference(t -> holo_horner(t, n), z) rtol = 1e-6 atol = 1e-9
+    end
+    for z in (0.8 + 0.5im, -0.6 - 0.4im)
+        @test autodiff(ReverseHolomorphic, holo_branch, Active(z))[1][1] ≈ holo_difference(holo_branch, z) rtol = 1e-6
+    end
+    # A Duplicated array: f′ with respect to each element, added to what the shadow held;
+    # a Const array beside it.
+    v, c = [1.0 + 1.0im, 2.0 - 0.5im], [0.5 + 0.0im, 1.0 - 1.0im]
+    dv = [1.0 + 2.0im, 0.0im]
+    @test autodiff(ReverseHolomorphic, holo_sum, Active, Duplicated(copy(v), dv), Const(c)) == ((nothing, nothing),)
+    expected = [2v[1] * c[1] * v[1] + sum(v .^ 2 .* c), 2v[2] * c[2] * v[1]]
+    @test dv ≈ [1.0 + 2.0im, 0.0im] .+ expected
+    # ComplexF32.
+    @test autodiff(ReverseHolomorphic, z -> z^3, Active, Active(1.0f0 + 2.0f0im))[1][1] ≈ 3 * (1.0f0 + 2.0f0im)^2
+    # What it does not take.
+    @test_throws ArgumentError autodiff(ReverseHolomorphic, z -> z * z, Duplicated, Active(1.0im))
+    @test_throws ArgumentError autodiff(ReverseHolomorphic, sum, Active, BatchDuplicated([1.0im], ([0.0im], [0.0im])))
+end
