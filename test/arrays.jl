@@ -1068,7 +1068,7 @@ lit_mixed_wide(x) = sum([x[1] 0 x[2]; 1 x[3] 2] * [1.0, 2.0, 3.0]) + sum([x[1] I
 lit_mixed_nine(x) = det([x[3] 1 0; 0 x[1] 2; 1 0 x[2]])
 lit_mixed_vector(x) = sum(abs2, [x[1], 0, x[2]]) * x[3]
 lit_mixed_pair(x) = (v = [x[1], 1]; v[1] * v[2] + x[2] * x[3])
-lit_mixed_kinds(x) = sum([x[1], Int32(3), x[2]] .* [1.0, 2.0, x[3]]) + sum(abs2, [0.5f0, x[3]]) + sum([x[1], true])
+lit_mixed_kinds(x) = sum([x[1], Int32(3), x[2]] .* [1.0, 2.0, x[3]]) + sum([x[1], true])
 lit_mixed_long(x) = sum(abs2, [x[1], 0, x[2], 1, x[3], 2, x[1] * x[2], 3, 4, 5, x[3]])
 function lit_mixed_vector_branch(x)
     v = x[1] > 0 ? [x[1], 2, x[3]] : [1, x[2], 0]
@@ -1160,6 +1160,29 @@ end
 # "writing to memory ... at the literal's stores"). Never wrong; which of the two a
 # call meets depends on what ran before, so the primal runs first here.
 lit_mixed_nine_product(x) = sum([x[1] 0 1; 0 x[3] 2; 1 0 x[2]] * [1.0, 2.0, 3.0])
+# A `Float32` literal beside a `Float64` in a vector literal, in a function that also
+# broadcasts: with bounds checks forced on (`--check-bounds=yes`, as `Pkg.test` runs),
+# the broadcast's error path reuses the array Julia hands the literal's boxes in, and
+# the literal's box, a constant there, has no shadow: refused, never wrong (elsewhere
+# LLVM forwards the box's value and the store goes away).
+lit_mixed_float32_broadcast(x) = sum(abs2, [0.5f0, x[3]]) + sum(x .* [1.0, 2.0, x[3]])
+@testset "a Float32 literal beside a Float64 in a vector literal, with a broadcast" begin
+    for x in ([1.2, 2.7, 0.9], [-0.4, 0.3, 1.7])
+        if Base.JLOptions().check_bounds != 1
+            check_all_modes(lit_mixed_float32_broadcast, x)
+        else
+            dx = zero(x)
+            done = try
+                autodiff(Reverse, lit_mixed_float32_broadcast, Active, Duplicated(copy(x), dx))
+                true
+            catch e
+                e isa Oxidase.DifferentiationError || rethrow()
+                false
+            end
+            done && @test dx ≈ fd_gradient(lit_mixed_float32_broadcast, x) rtol = 1e-6 atol = 1e-8
+        end
+    end
+end
 @testset "a product of a nine-number literal of several types: right or refused" begin
     for x in ([1.2, 2.7, 0.9], [-0.4, 0.3, 1.7])
         dx = zero(x)

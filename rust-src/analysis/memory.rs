@@ -986,11 +986,11 @@ pub fn is_empty_object(v: Value) -> bool {
 
 /// Whether `v` holds no derivative data, ever, so that where it is stored beside
 /// objects with shadows its shadow is itself: `nothing`, an object the function
-/// allocates without bytes of its own (`is_empty_object`), or a tuple of integers Julia
-/// embeds by address (`integer_tuple_constant`: the row lengths `hvcat` is handed
-/// beside the boxed floats of `[a b; c d]`).
+/// allocates without bytes of its own (`is_empty_object`), or a tuple of integers or a
+/// boxed integer Julia embeds by address (`integer_constant_object`: the row lengths
+/// `hvcat` is handed beside the boxed floats of `[a b; c d]`).
 pub fn is_inert_object(v: Value) -> bool {
-    is_nothing(v) || is_empty_object(v) || integer_tuple_constant(v)
+    is_nothing(v) || is_empty_object(v) || integer_constant_object(v)
 }
 
 /// Whether `v` is a constant address (an object Julia embeds by address: a symbol, a
@@ -1016,9 +1016,11 @@ fn integer_type_globals() -> Option<Vec<u64>> {
 }
 
 /// Whether `v` is a constant address (an object Julia embeds by address) of a tuple
-/// whose fields are integers or `Bool`s, read off the object's type tag. `false` for any
-/// other object or constant, and where the runtime is not in this process.
-pub fn integer_tuple_constant(v: Value) -> bool {
+/// whose fields are integers or `Bool`s, or of a boxed integer or `Bool` (the `2` of
+/// `[x, 2, y]`, handed boxed to the literal's method beside the boxed floats), read off
+/// the object's type tag. `false` for any other object or constant, and where the
+/// runtime is not in this process.
+pub fn integer_constant_object(v: Value) -> bool {
     let rt = crate::julia::current();
     if !v.is_constant() || v.ty().address_space() != Some(rt.tracked_address_space) {
         return false;
@@ -1038,6 +1040,9 @@ pub fn integer_tuple_constant(v: Value) -> bool {
     unsafe {
         let read = |a: u64| *(a as *const u64);
         let tag = read(address - rt.object_tag) & !15;
+        if tag != 0 && integers.iter().any(|&g| read(g) == tag) {
+            return true;
+        }
         if tag == 0 || read(tag + rt.datatype_name) != read(tuple_typename) {
             return false;
         }

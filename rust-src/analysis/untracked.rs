@@ -267,7 +267,7 @@ impl<'ctx> Untracked<'ctx> {
                     // (An object without bytes of its own, or a constant tuple of integers,
                     // into a stack object: its shadow is itself, `transform::shadow`.)
                     let empty = || {
-                        (memory::is_empty_object(v) || memory::integer_tuple_constant(v))
+                        (memory::is_empty_object(v) || memory::integer_constant_object(v))
                             && inp.mem.leaf(p).is_some_and(Leaf::is_stack_object)
                     };
                     let pointer = v.ty().is_pointer()
