@@ -753,15 +753,15 @@ op(t::Char, A) = t == 'N' ? A : t == 'T' ? transpose(A) : adjoint(A)
 # What the adjoint `P̄` of `op(t, A)` adds to `Ā`.
 unop(t::Char, P̄) = t == 'N' ? P̄ : t == 'T' ? transpose(P̄) : adjoint(P̄)
 
-# A product written into an output without a derivative from inputs with one: refused,
-# its derivative would be lost.
-function check_product_output(out, inputs...)
+# A product (`what`, as the message names it) written into an output without a
+# derivative from inputs with one: refused, its derivative would be lost.
+function check_product_output(out, what::String, inputs...)
     out isa Const && any(a -> !(a isa Const), inputs) &&
-        throw(DifferentiationError("a complex matrix product (`mul!`, BLAS `gemv!`/`gemm!`) of differentiated " *
-                                   "inputs into an output without a derivative: its derivative would be lost " *
-                                   "(make the output `Duplicated`)"))
+        throw(DifferentiationError("$what of differentiated inputs into an output without a derivative: its " *
+                                   "derivative would be lost (make the output `Duplicated`)"))
     return nothing
 end
+const COMPLEX_PRODUCT = "a complex matrix product (`mul!`, BLAS `gemv!`/`gemm!`)"
 
 # Lane `l`'s tangent of an annotated number or array, zero for a constant.
 tangent_or_zero(a::Annotation, l) = a isa Const ? zero(a.val) : lane(a, l)
@@ -822,7 +822,7 @@ end
 function BuiltinRules.forward(config::FwdConfig, ::Const{typeof(BLAS.gemv!)}, RT::Type, tA::Const{Char},
                               α::Annotation, A::Annotation{Matrix{T}}, x::Annotation{Vector{T}}, β::Annotation,
                               y::Annotation{Vector{T}}) where {T<:BlasComplex}
-    check_product_output(y, α, A, x, β)
+    check_product_output(y, COMPLEX_PRODUCT, α, A, x, β)
     t = tA.val
     y₀ = β isa Const ? nothing : copy(y.val)
     BLAS.gemv!(t, α.val, A.val, x.val, β.val, y.val)
@@ -835,7 +835,7 @@ end
 function BuiltinRules.augmented_primal(config::RevConfig, ::Const{typeof(BLAS.gemv!)}, RT::Type, tA::Const{Char},
                                        α::Annotation, A::Annotation{Matrix{T}}, x::Annotation{Vector{T}},
                                        β::Annotation, y::Annotation{Vector{T}}) where {T<:BlasComplex}
-    check_product_output(y, α, A, x, β)
+    check_product_output(y, COMPLEX_PRODUCT, α, A, x, β)
     y₀ = β isa Active ? copy(y.val) : nothing
     tape = (copy(A.val), copy(x.val), y₀)
     BLAS.gemv!(tA.val, α.val, A.val, x.val, β.val, y.val)
@@ -865,7 +865,7 @@ end
 function BuiltinRules.forward(config::FwdConfig, ::Const{typeof(BLAS.gemm!)}, RT::Type, tA::Const{Char},
                               tB::Const{Char}, α::Annotation, A::Annotation{Matrix{T}}, B::Annotation{Matrix{T}},
                               β::Annotation, C::Annotation{Matrix{T}}) where {T<:BlasComplex}
-    check_product_output(C, α, A, B, β)
+    check_product_output(C, COMPLEX_PRODUCT, α, A, B, β)
     s, t = tA.val, tB.val
     C₀ = β isa Const ? nothing : copy(C.val)
     PQ = α isa Const ? nothing : op(s, A.val) * op(t, B.val)
@@ -879,7 +879,7 @@ function BuiltinRules.augmented_primal(config::RevConfig, ::Const{typeof(BLAS.ge
                                        tB::Const{Char}, α::Annotation, A::Annotation{Matrix{T}},
                                        B::Annotation{Matrix{T}}, β::Annotation,
                                        C::Annotation{Matrix{T}}) where {T<:BlasComplex}
-    check_product_output(C, α, A, B, β)
+    check_product_output(C, COMPLEX_PRODUCT, α, A, B, β)
     C₀ = β isa Active ? copy(C.val) : nothing
     tape = (copy(A.val), copy(B.val), C₀)
     BLAS.gemm!(tA.val, tB.val, α.val, A.val, B.val, β.val, C.val)
@@ -920,18 +920,12 @@ end
 # The primal is Julia's own call, so its bits are Julia's.
 other_op(s::Char) = s == 'T' ? 'N' : 'T'
 
-function check_gram_output(C, inputs...)
-    C isa Const && any(a -> !(a isa Const), inputs) &&
-        throw(DifferentiationError("a product of a matrix with its own transpose (`X' * X`, `mul!(C, X', X)`) of " *
-                                   "a differentiated matrix into an output without a derivative: its derivative " *
-                                   "would be lost (make the output `Duplicated`)"))
-    return nothing
-end
+const GRAM_PRODUCT = "a product of a matrix with its own transpose (`X' * X`, `mul!(C, X', X)`)"
 
 function BuiltinRules.forward(config::FwdConfig, ::Const{typeof(LinearAlgebra.syrk_wrapper!)}, RT::Type,
                               C::Annotation{Matrix{T}}, tA::Const{Char}, X::Annotation{Matrix{T}}, α::Annotation,
                               β::Annotation) where {T<:LinalgFloat}
-    check_gram_output(C, X, α, β)
+    check_product_output(C, GRAM_PRODUCT, X, α, β)
     s = tA.val
     t = other_op(s)
     C₀ = β isa Const ? nothing : copy(C.val)
@@ -946,7 +940,7 @@ end
 function BuiltinRules.augmented_primal(config::RevConfig, ::Const{typeof(LinearAlgebra.syrk_wrapper!)}, RT::Type,
                                        C::Annotation{Matrix{T}}, tA::Const{Char}, X::Annotation{Matrix{T}},
                                        α::Annotation, β::Annotation) where {T<:LinalgFloat}
-    check_gram_output(C, X, α, β)
+    check_product_output(C, GRAM_PRODUCT, X, α, β)
     C₀ = β isa Active ? copy(C.val) : nothing
     tape = (copy(X.val), C₀)
     LinearAlgebra.syrk_wrapper!(C.val, tA.val, X.val, α.val, β.val)
