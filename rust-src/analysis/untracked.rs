@@ -264,8 +264,9 @@ impl<'ctx> Untracked<'ctx> {
                     let mirrored =
                         inp.mem.leaf(p).is_some_and(Leaf::is_stack_object) && object || inp.mem.mirrors_array_store(i);
                     let unread = || memory::shadow_slot_unread(inp.m, inp.mem, p);
-                    // (An object without bytes of its own, or a constant tuple of integers,
-                    // into a stack object: its shadow is itself, `transform::shadow`.)
+                    // (An object without bytes of its own, or a constant tuple of integers or
+                    // boxed integer, into a stack object: its shadow is itself,
+                    // `transform::shadow`.)
                     let empty = || {
                         (memory::is_empty_object(v) || memory::integer_constant_object(v))
                             && inp.mem.leaf(p).is_some_and(Leaf::is_stack_object)
