@@ -612,6 +612,7 @@ function run_properties(cases::Integer, seed::Integer; io::IO = stdout)
                 println(io, "FAILED: seed $(seed + c) at point $v\n$src\n$(result[2])\n")
             end
         end
+        flush(io)   # (a long run's findings reach a file as they come)
     end
     println(io, "hvp and nested: $hvp_passed programs passed, $hvp_skipped not generic over the element type or refused")
     return passed, failed, refused
