@@ -160,7 +160,7 @@ holomorphic_argument(a::Annotation) =
     throw(ArgumentError("Oxidase: ReverseHolomorphic takes numbers as Active or Const and arrays of numbers as " *
                         "Duplicated or Const, not $(typeof(a))"))
 
-# Core.Typeof, not typeof: a type passed as a value (`Const(Float64)`) specializes as# Core.Typeof, not typeof: a type passed as a value (`Const(Float64)`) specializes as
+# Core.Typeof, not typeof: a type passed as a value (`Const(Float64)`) specializes as
 # `Type{Float64}`, as Julia's own dispatch does.
 primal_types(anns::Tuple) = Tuple{map(a -> Core.Typeof(a.val), anns)...}
 
