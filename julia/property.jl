@@ -423,6 +423,12 @@ function program(rng, name)
     s += sum(mG' * mG .* [1.0 0.0; 0.0 0.5]) / 8 + sum(mG * mG') * $(expr(rng, 1, vars)) / 16",
                 "mG = hcat(x, x .* $(expr(rng, 1, vars)), x .^ 2)
     s += sum(abs2, mG' * mG) / 64",
+                # A least-squares solve (a tall matrix), the matrix exponential and
+                # singular values: rules of Oxidase's own.
+                "mL = [x[1] 1.0; x[2] 2.0; x[3] 0.5; $(expr(rng, 1, vars)) 1.5]
+    s += sum(mL \\ [1.0, x[$(rand(rng, 1:3))], 0.5, s]) / 8",
+                "s += sum(exp([x[1] $(expr(rng, 1, vars)); x[2] -x[3]] ./ 4)) / 4",
+                "s += sum(Property.svdvals([x[1] 1.0 0.5; $(expr(rng, 1, vars)) x[3] -1.0])) / 4",
                 # Permutations (inactive: their indices pick the elements).
                 "ix = sortperm(x); s += x[ix[1]] * $(expr(rng, 1, vars)) + x[ix[end]]^2",
                 "ix = sortperm(x; rev = true); for k in 1:$(rand(rng, 0:3))

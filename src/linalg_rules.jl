@@ -1,6 +1,7 @@
 # Derivative rules for dense linear algebra on `Matrix{Float64}` and `Matrix{Float32}`:
 # `A \ B` (A a matrix, its transpose or adjoint, or a triangular or symmetric view of
-# one), `A / B` (matrices), `det`, `logdet`, `inv`, `eigvals` of a symmetric view, and the 1- and 2-norms of
+# one; a tall matrix in the least-squares sense), `A / B` (matrices), `det`, `logdet`,
+# `inv`, `exp`, `svdvals`, `eigvals` of a symmetric view, and the 1- and 2-norms of
 # an array (`norm(x)`, `norm(x, 1)`, `norm(A)`), in forward, batch forward and reverse
 # (batch too) mode. They are `BuiltinRules` methods (src/rules.jl), applied like a
 # user's `EnzymeRules`: the call is kept, and the derivative runs the rule through the
@@ -14,6 +15,8 @@
 #   d = det(A)      ḋ = ⟨C, Ȧ⟩                Ā += d̄ C,  C = det(A) A⁻ᵀ (the cofactors)
 #   y = logdet(A)   ẏ = ⟨A⁻ᵀ, Ȧ⟩              Ā += ȳ A⁻ᵀ
 #   Y = inv(A)      Ẏ = −Y Ȧ Y                 Ā −= Yᵀ Ȳ Yᵀ
+#   X = A \ B, A tall: see `LeastSquares`      Y = exp(A): see `exp_derivative`
+#   σ = svdvals(A)  σ̇ᵢ = uᵢᵀ Ȧ vᵢ              Ā += U Diag(σ̄) Vᵀ  (A = U Diag(σ) Vᵀ, thin)
 #   λ = eigvals(S)  λ̇ᵢ = vᵢᵀ Ṡ vᵢ             S̄ += V Diag(λ̄) Vᵀ  (S = V Diag(λ) Vᵀ, S symmetric)
 #   y = ‖x‖₂        ẏ = ⟨x, ẋ⟩ / y            x̄ += ȳ x / y
 #   y = ‖x‖₁        ẏ = ⟨sign(x), ẋ⟩          x̄ += ȳ sign(x)   (sign(±0) = ±1, as `abs`'s)
@@ -25,9 +28,10 @@
 # Each rule computes its primal as Julia does (the same factorization and solve), so
 # the primal a derivative returns is Julia's bit for bit.
 #
-# What these rules do not cover is refused, never differentiated wrongly: a non-square
-# `A \ B` (least squares), `logdet` at a singular matrix, a 2-norm at zero and
-# `eigvals` at a repeated eigenvalue (where the derivatives do not exist) raise a
+# What these rules do not cover is refused, never differentiated wrongly: a wide
+# `A \ B` (minimum norm), `logdet` at a singular matrix, a least-squares `A \ B` at a
+# rank-deficient A, a 2-norm at zero, `eigvals` at a repeated eigenvalue and `svdvals`
+# at a repeated or zero singular value (where the derivatives do not exist) raise a
 # `DifferentiationError` from the rule. `qr`, `svd` and a general `eigen` still reach
 # LAPACK, which the engine refuses. Factorization objects and `logabsdet`'s tuple are
 # results Julia returns through memory (src/hooks.jl, `store_inline!`); their rules
@@ -122,13 +126,18 @@ What LinearAlgebra's `A \\ B` solves with: for a square matrix (or its transpose
 diagonal, or `A` as a triangular matrix when it is one, else its LU factorization
 (which throws `SingularException` for a singular `A`, as `\\` does); a triangular view
 itself; for a symmetric view, its Bunch-Kaufman factorization (a vector `B`) or its LU
-factorization (a matrix `B`). A non-square `A`, which `\\` solves in the least-squares
-sense, is refused.
+factorization (a matrix `B`); for a tall matrix, its pivoted QR factorization, which
+solves in the least-squares sense ([`LeastSquares`](@ref)). A wide matrix (an
+underdetermined, minimum-norm solve) and a tall transposed view are refused.
 """
 function solver(A::Union{Matrix{T},Adjoint{T,Matrix{T}},Transpose{T,Matrix{T}}}, B) where {T<:LinalgFloat}
     m, n = size(A)
-    m == n || throw(DifferentiationError("`A \\ B` with a non-square A ($m×$n, a least-squares solve) is not " *
-                                         "differentiated yet; square systems are"))
+    if m != n
+        (A isa Matrix && m > n) && return LeastSquares(A)
+        throw(DifferentiationError("`A \\ B` with a $(m > n ? "tall transposed" : "wide") A ($m×$n, " *
+                                   "$(m > n ? "a least-squares" : "an underdetermined, minimum-norm") solve) is " *
+                                   "not differentiated yet; square systems and a tall `Matrix` A are"))
+    end
     if istril(A)
         return istriu(A) ? Diagonal(A) : LowerTriangular(A)
     end
@@ -139,44 +148,94 @@ solver(A::Union{TriangularView,Adjoint{<:Any,<:TriangularView},Transpose{<:Any,<
 solver(A::SymmetricView, B::AbstractVector) = factorize(A)
 solver(A::SymmetricView, B::AbstractMatrix) = lu(A)
 
+"""
+    LeastSquares(A)
+
+A tall matrix `A` (m×n, m > n) of full column rank with its pivoted QR factorization
+`A P = Q R`, which `A \\ B` solves with in the least-squares sense, as LinearAlgebra's
+`\\` does (`qr(A, Val(true)) \\ B`, the same bits). Refused at a rank-deficient `A`
+(to rounding), where `\\` returns a basic solution whose derivative does not exist.
+With the residual R = B − A X and `gram_solve(S, V)` = (AᵀA)⁻¹V = P R⁻¹ R⁻ᵀ Pᵀ V:
+
+    Ẋ = A⁺(Ḃ − Ȧ X) + (AᵀA)⁻¹ Ȧᵀ R       B̄ += A W,  Ā += R Wᵀ − A W Xᵀ,  W = (AᵀA)⁻¹ X̄
+
+(for a square A, where R = 0 and A (AᵀA)⁻¹ = A⁻ᵀ, the square solve's formulas).
+"""
+struct LeastSquares{T<:LinalgFloat}
+    A::Matrix{T}
+    F::QRPivoted{T,Matrix{T}}
+end
+function LeastSquares(A::Matrix{T}) where {T<:LinalgFloat}
+    F = qr(A, Val(true))
+    m, n = size(A)
+    d = abs.(diag(F.factors))
+    (d[1] > 0 && d[n] > m * eps(T) * d[1]) ||
+        throw(DifferentiationError("`A \\ B` with a rank-deficient A ($m×$n, rank < $n to rounding): the " *
+                                   "least-squares solution has no derivative there"))
+    return LeastSquares(A, F)
+end
+Base.:\(S::LeastSquares, B::AbstractVecOrMat) = S.F \ B
+
+function gram_solve(S::LeastSquares, V::AbstractVecOrMat)
+    n = size(S.A, 2)
+    R = UpperTriangular(view(S.F.factors, 1:n, 1:n))
+    p = S.F.p
+    return unpermute(p, R \ (transpose(R) \ (V isa AbstractVector ? V[p] : V[p, :])))
+end
+
+# What `\\` with a tall A adds to the square solve's formulas (nothing for the others):
+# the residual R = B − A X, kept for the reverse sweep, and (AᵀA)⁻¹ Ȧᵀ R in a tangent.
+residual(S, A, B, X) = nothing
+residual(S::LeastSquares, A, B, X) = B - S.A * X
+residual_tangent!(Ẋ, S, Ȧ, R) = Ẋ
+residual_tangent!(Ẋ, S::LeastSquares, Ȧ, R) = (Ẋ .+= gram_solve(S, transpose(Ȧ) * R))
+
 # Aᵀ \ R with `A`'s solver `S`; a symmetric A is its own transpose (and Julia has no
 # transposed Bunch-Kaufman solve).
 transposed_solve(S, A, R) = transpose(S) \ R
 transposed_solve(S, ::SymmetricView, R) = S \ R
+transposed_solve(S::LeastSquares, A, R) = S.A * gram_solve(S, R)
 
 function BuiltinRules.forward(config::FwdConfig, ::Const{typeof(\)}, RT::Type, A::Annotation{<:SolveMatrix{T}},
                               B::Annotation{<:VecOrMat{T}}) where {T<:LinalgFloat}
     S = solver(A.val, B.val)
     X = S \ B.val
     needs_shadow(config) || return needs_primal(config) ? X : nothing
+    residue = residual(S, A.val, B.val, X)
     dX = each_lane(config) do l
-        R = B isa Const ? zero(X) : copy(lane(B, l))
+        R = B isa Const ? zero(B.val) : copy(lane(B, l))
         A isa Const || (R .-= tangent(A, l) * X)
-        return S \ R
+        return A isa Const ? S \ R : residual_tangent!(S \ R, S, tangent(A, l), residue)
     end
     return forward_result(config, X, dX)
 end
 
 function BuiltinRules.augmented_primal(config::RevConfig, ::Const{typeof(\)}, RT::Type,
                                        A::Annotation{<:SolveMatrix{T}}, B::Annotation{<:VecOrMat{T}}) where {T<:LinalgFloat}
-    # (The triangular solvers wrap A's matrix itself: keep a copy when later code may
-    # change it.)
+    # (The triangular solvers, and a least-squares one, wrap A's matrix itself: keep a
+    # copy when later code may change it.)
     S = solver(overwritten(config)[2] ? keep(A.val) : A.val, B.val)
     X = S \ B.val
     shadows = needs_shadow(config) ? each_lane(_ -> zero(X), config) : nothing
     # (The caller may change the X it gets back before the reverse sweep.)
     kept = needs_primal(config) ? copy(X) : X
-    return AugmentedReturn(needs_primal(config) ? X : nothing, shadows, (S, kept, shadows))
+    residue = needs_shadow(config) && !(A isa Const) ? residual(S, A.val, B.val, X) : nothing
+    return AugmentedReturn(needs_primal(config) ? X : nothing, shadows, (S, kept, shadows, residue))
 end
 
 function BuiltinRules.reverse(config::RevConfig, ::Const{typeof(\)}, ::Type, tape, A::Annotation{<:SolveMatrix{T}},
                               B::Annotation{<:VecOrMat{T}}) where {T<:LinalgFloat}
-    S, X, shadows = tape
+    S, X, shadows, residue = tape
     shadows === nothing && return (nothing, nothing)
     for l in 1:width(config)
-        Z = transposed_solve(S, A.val, width(config) == 1 ? shadows : shadows[l])
+        X̄ = width(config) == 1 ? shadows : shadows[l]
+        W = residue === nothing ? nothing : gram_solve(S, X̄)
+        Z = W === nothing ? transposed_solve(S, A.val, X̄) : S.A * W
         B isa Const || (lane(B, l) .+= Z)
-        A isa Const || pullback!(data(lane(A, l)), A.val, -(as_matrix(Z) * transpose(as_matrix(X))))
+        A isa Const && continue
+        Ā = -(as_matrix(Z) * transpose(as_matrix(X)))
+        W === nothing || (Ā .+= as_matrix(residue) * transpose(as_matrix(W)))
+        pullback!(data(lane(A, l)), A.val, Ā)
     end
     return (nothing, nothing)
 end
@@ -374,6 +433,111 @@ function BuiltinRules.reverse(config::RevConfig, ::Const{typeof(inv)}, ::Type, t
     for l in 1:width(config)
         Ȳ = width(config) == 1 ? shadows : shadows[l]
         mul!(lane(A, l), transpose(Y), Ȳ * transpose(Y), -one(T), one(T))
+    end
+    return (nothing,)
+end
+
+# --- Y = exp(A) ---------------------------------------------------------------------
+
+"""
+    exp_derivative(A, E)
+
+The Fréchet derivative L(A, E) of the matrix exponential at `A` in the direction `E`:
+the upper right block of the exponential of the block matrix [A E; 0 A] (Higham,
+*Functions of Matrices*, 2008, Theorem 3.6 and §10.6), computed by Julia's own `exp`.
+L is linear in E; E is scaled to A's size first, so that the block's norm, which sets
+how many times the exponential squares, is about A's. L(Aᵀ, Ȳ) is the adjoint of
+L(A, ·) under ⟨P, Q⟩ (L(A, E) = ∫₀¹ e^{sA} E e^{(1−s)A} ds), so Ā += L(Aᵀ, Ȳ).
+"""
+function exp_derivative(A::AbstractMatrix{T}, E::AbstractMatrix{T}) where {T<:LinalgFloat}
+    n = size(A, 1)
+    e = opnorm(E, 1)
+    e == 0 && return zeros(T, n, n)
+    a = opnorm(A, 1)
+    t = (a > 0 ? a : one(T)) / e
+    M = exp([A t .* E; zeros(T, n, n) A])
+    return M[1:n, n+1:2n] ./ t
+end
+
+function BuiltinRules.forward(config::FwdConfig, ::Const{typeof(exp)}, RT::Type,
+                              A::Annotation{Matrix{T}}) where {T<:LinalgFloat}
+    Y = exp(A.val)
+    needs_shadow(config) || return needs_primal(config) ? Y : nothing
+    dY = each_lane(l -> A isa Const ? zero(Y) : exp_derivative(A.val, lane(A, l)), config)
+    return forward_result(config, Y, dY)
+end
+
+function BuiltinRules.augmented_primal(config::RevConfig, ::Const{typeof(exp)}, RT::Type,
+                                       A::Annotation{Matrix{T}}) where {T<:LinalgFloat}
+    Y = exp(A.val)
+    shadows = needs_shadow(config) ? each_lane(_ -> zero(Y), config) : nothing
+    # (The reverse sweep needs A as it is now.)
+    kept = shadows !== nothing && !(A isa Const) ? copy(A.val) : nothing
+    return AugmentedReturn(needs_primal(config) ? Y : nothing, shadows, (kept, shadows))
+end
+
+function BuiltinRules.reverse(config::RevConfig, ::Const{typeof(exp)}, ::Type, tape,
+                              A::Annotation{Matrix{T}}) where {T<:LinalgFloat}
+    A₀, shadows = tape
+    A₀ === nothing && return (nothing,)
+    for l in 1:width(config)
+        lane(A, l) .+= exp_derivative(transpose(A₀), width(config) == 1 ? shadows : shadows[l])
+    end
+    return (nothing,)
+end
+
+# --- σ = svdvals(A) ------------------------------------------------------------------
+
+"""
+    singular_vectors(A)
+
+The left and right singular vectors `U`, `V` of `A` (thin: A = U Diag(σ) Vᵀ, σ
+descending as `svdvals` returns them), which give each singular value's derivative:
+σ̇ᵢ = uᵢᵀ Ȧ vᵢ, Ā += U Diag(σ̄) Vᵀ. Refused where two singular values coincide (to
+rounding), where each one's derivative does not exist, and at a zero singular value,
+where σ, like `abs`, has none either. (`opnorm(A)`, `cond(A)` and the nuclear norm
+`sum(svdvals(A))` reach this rule.)
+"""
+function singular_vectors(A::Matrix{T}) where {T<:LinalgFloat}
+    F = svd(A)
+    σ = F.S
+    tolerance = maximum(size(A)) * eps(T) * σ[1]
+    for i in 1:length(σ)
+        σ[i] <= tolerance &&
+            throw(DifferentiationError("`svdvals` of a matrix with a zero singular value (to rounding): it has " *
+                                       "no derivative there"))
+        i < length(σ) && σ[i] - σ[i+1] <= tolerance &&
+            throw(DifferentiationError("`svdvals` of a matrix with a repeated singular value ($(σ[i]) and " *
+                                       "$(σ[i+1])): the singular values have no derivative there"))
+    end
+    return F.U, F.V
+end
+
+function BuiltinRules.forward(config::FwdConfig, ::Const{typeof(svdvals)}, RT::Type,
+                              A::Annotation{Matrix{T}}) where {T<:LinalgFloat}
+    σ = svdvals(A.val)
+    needs_shadow(config) || return needs_primal(config) ? σ : nothing
+    U, V = A isa Const || isempty(σ) ? (nothing, nothing) : singular_vectors(A.val)
+    dσ = each_lane(l -> U === nothing ? zero(σ) : vec(sum(U .* (lane(A, l) * V); dims = 1)), config)
+    return forward_result(config, σ, dσ)
+end
+
+function BuiltinRules.augmented_primal(config::RevConfig, ::Const{typeof(svdvals)}, RT::Type,
+                                       A::Annotation{Matrix{T}}) where {T<:LinalgFloat}
+    σ = svdvals(A.val)
+    shadows = needs_shadow(config) ? each_lane(_ -> zero(σ), config) : nothing
+    UV = needs_shadow(config) && !(A isa Const) && !isempty(σ) ? singular_vectors(A.val) : nothing
+    return AugmentedReturn(needs_primal(config) ? σ : nothing, shadows, (UV, shadows))
+end
+
+function BuiltinRules.reverse(config::RevConfig, ::Const{typeof(svdvals)}, ::Type, tape,
+                              A::Annotation{Matrix{T}}) where {T<:LinalgFloat}
+    UV, shadows = tape
+    UV === nothing && return (nothing,)
+    U, V = UV
+    for l in 1:width(config)
+        σ̄ = width(config) == 1 ? shadows : shadows[l]
+        mul!(lane(A, l), U * Diagonal(σ̄), transpose(V), one(T), one(T))
     end
     return (nothing,)
 end

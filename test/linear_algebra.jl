@@ -256,12 +256,15 @@ end
     rng = MersenneTwister(9)
     A, b = general(rng, 3), randn(rng, 3)
     tall = randn(rng, 4, 3)
-    e = caught(() -> autodiff(Reverse, solve_sum, Active, Duplicated(copy(tall), zero(tall)), Const(randn(rng, 4))))   # (test/errors.jl)
-    @test e isa DifferentiationError && occursin("non-square", e.msg)
+    # (A wide A: an underdetermined, minimum-norm solve; a tall one is least squares.)
+    wide = Matrix(tall')
+    e = caught(() -> autodiff(Reverse, solve_sum, Active, Duplicated(copy(wide), zero(wide)), Const(randn(rng, 3))))   # (test/errors.jl)
+    @test e isa DifferentiationError && occursin("wide", e.msg)
+    e = caught(() -> autodiff(Forward, solve_sum, Duplicated, Duplicated(copy(wide), ones(3, 4)), Const(randn(rng, 3))))   # (test/errors.jl)
+    @test e isa DifferentiationError && occursin("wide", e.msg)
     S = [1.0 2.0; 2.0 4.0]
     e = caught(() -> autodiff(Reverse, logdet_of, Active, Duplicated(copy(S), zero(S))))   # (test/errors.jl)
     @test e isa DifferentiationError && occursin("singular", e.msg)
-    wide = Matrix(tall')
     e = caught(() -> autodiff(Reverse, rdiv_sum, Active, Const(wide), Duplicated(copy(wide), zero(wide))))   # (test/errors.jl)
     @test e isa DifferentiationError && occursin("non-square", e.msg)
     # Factorizations without rules yet, and `/` by a transposed view: LAPACK is refused.
@@ -463,6 +466,102 @@ end
     @test e isa DifferentiationError && occursin("repeated eigenvalue", e.msg)
     e = caught(() -> autodiff(Forward, largest_eigval, Duplicated, Duplicated(copy(S), ones(3, 3))))   # (test/errors.jl)
     @test e isa DifferentiationError && occursin("repeated eigenvalue", e.msg)
+end
+
+# --- least squares, the matrix exponential, singular values ---------------------------
+
+# `A \ b` with a tall A (least squares, Julia's pivoted QR), also the residual's norm
+# (the fit's objective) and a fit inside a loop; `exp(A)`; `svdvals(A)` and what reaches
+# it (`opnorm`, the nuclear norm).
+fit_residual(A, b) = (x = A \ b; sum(abs2, b - A * x) + sum(abs2, x))
+function fit_loop(A, b)
+    s = 0.0
+    for k in 1:3
+        s += k * sum(A \ (b .* k .+ 1.0))
+    end
+    return s
+end
+exp_sin(A) = sum(sin, exp(A))
+function exp_loop(A)
+    Y = A
+    for k in 1:2
+        Y = exp(Y ./ 4) .+ A
+    end
+    return sum(abs2, Y)
+end
+exp_times(A, B) = sum(exp(A) * B)
+svdvals_sum(A) = sum(svdvals(A))
+svdvals_weighted(A) = dot(svdvals(A), 1:min(size(A)...))
+opnorm_of(A) = opnorm(A)
+
+@testset "$name, n = $n" for (name, f, inputs) in (
+        ("sum(A \\ b), A tall", solve_sum, (rng, n) -> (randn(rng, n + 2, n), randn(rng, n + 2))),
+        ("sum(sin, A \\ B), A tall, B a matrix", solve_matrix, (rng, n) -> (randn(rng, 2n, n), randn(rng, 2n, 2))),
+        ("the residual of a least-squares fit", fit_residual, (rng, n) -> (randn(rng, n + 3, n), randn(rng, n + 3))),
+        ("least squares in a loop", fit_loop, (rng, n) -> (randn(rng, n + 1, n), randn(rng, n + 1))),
+        ("sum(sin, exp(A))", exp_sin, (rng, n) -> (randn(rng, n, n),)),
+        ("exp in a loop", exp_loop, (rng, n) -> (randn(rng, n, n) ./ n,)),
+        ("sum(exp(A) * B)", exp_times, (rng, n) -> (2 .* randn(rng, n, n), randn(rng, n, 2))),
+        ("sum(svdvals(A))", svdvals_sum, (rng, n) -> (randn(rng, n, n),)),
+        ("svdvals of a tall A", svdvals_weighted, (rng, n) -> (randn(rng, n + 2, n),)),
+        ("svdvals of a wide A", svdvals_weighted, (rng, n) -> (randn(rng, n, n + 1),)),
+        ("opnorm(A)", opnorm_of, (rng, n) -> (randn(rng, n + 1, n + 1),))),
+        n in (1, 3, 5)
+    rng = MersenneTwister(61 + n)
+    check_each_constant(f, inputs(rng, n))
+end
+
+@testset "least squares, exp and svdvals: ill-conditioned, Float32, Julia's bits" begin
+    rng = MersenneTwister(62)
+    # (Columns nearly parallel: condition number about 10⁴.)
+    u = randn(rng, 6)
+    A = [u u .+ 1e-4 .* randn(rng, 6) randn(rng, 6)]
+    @test cond(A) > 1e3
+    check_linalg(solve_sum, (A, randn(rng, 6)), (true, true); rtol = 1e-4, h = 1e-8)
+    # (A large exponential: entries of exp(A) about e⁸.)
+    check_linalg(exp_sin, (8 .* Matrix(qr(randn(rng, 3, 3)).Q) + I,), (true,); rtol = 1e-5)
+    # Singular values 10⁻³ apart.
+    U, V = Matrix(qr(randn(rng, 4, 4)).Q), Matrix(qr(randn(rng, 3, 3)).Q)
+    check_linalg(svdvals_weighted, (U[:, 1:3] * Diagonal([1.0, 1.001, 0.5]) * V',), (true,); rtol = 1e-4, h = 1e-8)
+    # Float32, against central differences in Float64.
+    for (f, A64) in ((solve_sum, (randn(rng, 5, 3), randn(rng, 5))), (exp_sin, (randn(rng, 3, 3),)),
+                     (svdvals_sum, (randn(rng, 3, 3),)))
+        args = map(a -> Float32.(a), A64)
+        shadows = map(zero, args)
+        autodiff(Reverse, f, Active, map(Duplicated, map(copy, args), shadows)...)
+        for k in eachindex(args)
+            g = reshape(fd_gradient(x -> f(map(b -> b === A64[k] ? x : b, A64)...), A64[k]), size(A64[k]))
+            @test shadows[k] ≈ g rtol = 1e-2
+        end
+    end
+    # The primals are Julia's, bit for bit.
+    A, b = randn(rng, 5, 3), randn(rng, 5)
+    @test autodiff(ReverseWithPrimal, solve_sum, Active, Duplicated(copy(A), zero(A)), Const(b))[2] === solve_sum(A, b)
+    M = randn(rng, 4, 4)
+    @test autodiff(ReverseWithPrimal, exp_sin, Active, Duplicated(copy(M), zero(M)))[2] === exp_sin(M)
+    @test autodiff(ReverseWithPrimal, svdvals_sum, Active, Duplicated(copy(M), zero(M)))[2] === svdvals_sum(M)
+end
+
+@testset "least squares and svdvals: refused where the derivative does not exist" begin
+    rng = MersenneTwister(63)
+    # A rank-deficient tall A (two equal columns).
+    u = randn(rng, 5)
+    D = [u u randn(rng, 5)]
+    e = caught(() -> autodiff(Reverse, solve_sum, Active, Duplicated(copy(D), zero(D)), Const(randn(rng, 5))))   # (test/errors.jl)
+    @test e isa DifferentiationError && occursin("rank-deficient", e.msg)
+    e = caught(() -> autodiff(Forward, solve_sum, Duplicated, Duplicated(copy(D), ones(5, 3)), Const(randn(rng, 5))))   # (test/errors.jl)
+    @test e isa DifferentiationError && occursin("rank-deficient", e.msg)
+    # A repeated singular value, and a zero one.
+    for (M, what) in ((Matrix(2.0I, 3, 3), "repeated singular value"), ([1.0 2.0; 2.0 4.0], "zero singular value"))
+        e = caught(() -> autodiff(Reverse, svdvals_sum, Active, Duplicated(copy(M), zero(M))))   # (test/errors.jl)
+        @test e isa DifferentiationError && occursin(what, e.msg)
+        e = caught(() -> autodiff(Forward, svdvals_sum, Duplicated, Duplicated(copy(M), ones(size(M)))))   # (test/errors.jl)
+        @test e isa DifferentiationError && occursin(what, e.msg)
+    end
+    # `exp` at zero, where the exponential's derivative is the identity map.
+    dA = zeros(2, 2)
+    autodiff(Reverse, exp_sin, Active, Duplicated(zeros(2, 2), dA))
+    @test dA ≈ cos(1.0) .* [1.0 0.0; 0.0 1.0] .+ cos(0.0) .* [0.0 1.0; 1.0 0.0]
 end
 
 @testset "a user's rule takes precedence over Oxidase's" begin
