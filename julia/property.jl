@@ -429,6 +429,12 @@ function program(rng, name)
     s += sum(mL \\ [1.0, x[$(rand(rng, 1:3))], 0.5, s]) / 8",
                 "s += sum(exp([x[1] $(expr(rng, 1, vars)); x[2] -x[3]] ./ 4)) / 4",
                 "s += sum(Property.svdvals([x[1] 1.0 0.5; $(expr(rng, 1, vars)) x[3] -1.0])) / 4",
+                # Ranges with differentiated endpoints: `LinRange` computes in floats;
+                # Base's float `range` computes with integers at small rationals (then
+                # refused, never zero) and in twice-precision floats elsewhere.
+                "s += sum(v -> v^2, LinRange(x[1], $(expr(rng, 1, vars)), $(rand(rng, 2:5)))) / 4",
+                "rg = range(x[$(rand(rng, 1:3))], $(expr(rng, 1, vars)); length = $(rand(rng, 2:4))); s += rg[2] * rg[end] / 2",
+                "rg = range(x[1]; step = 1 + x[2]^2, length = $(rand(rng, 1:4))); s += sum(rg) * $(expr(rng, 1, vars)) / 4",
                 # Permutations (inactive: their indices pick the elements).
                 "ix = sortperm(x); s += x[ix[1]] * $(expr(rng, 1, vars)) + x[ix[end]]^2",
                 "ix = sortperm(x; rev = true); for k in 1:$(rand(rng, 0:3))
@@ -520,7 +526,14 @@ function check_hvp(f, v)
         err isa ArgumentError || err isa Oxidase.DifferentiationError || rethrow()
         return nothing, err
     end
-    finite = ((grad(v .+ h .* dir) .- grad(v .- h .* dir)) ./ 2h for h in (1e-5, 1e-6, 1e-7))
+    # (Gradients at nearby points may be refused where the point is not: a float range
+    # whose endpoint, moved by h, is exactly a small rational, say.)
+    finite = try
+        [(grad(v .+ h .* dir) .- grad(v .- h .* dir)) ./ 2h for h in (1e-5, 1e-6, 1e-7)]
+    catch err
+        err isa Oxidase.DifferentiationError || rethrow()
+        return nothing, err
+    end
     all(isfinite, hv) || return missing, hv
     scale = max(1.0, maximum(abs, hv))
     ok = any(d -> isapprox(hv, d; rtol = 1e-4, atol = 1e-5 * scale), finite)

@@ -175,6 +175,7 @@ pub fn insert(m: &Module, g: Function, act: &Activity, user: &str) -> Built<usiz
         }
     }
     count += insert_special_points(m, &cfg, &live, act, user, marker)?;
+    count += insert_rebuilt_equalities(m, &insts, &live, &cfg, act, user, marker)?;
     // A construct refused where it is reached stops the derivative there when the caller
     // has a stop hook (its shadows may not exist: going on could read through null ones).
     let stop = crate::runtime::hooks::stop().map(|a| (m.fn_type(m.void(), &[m.int(32)]), m.const_address(a)));
@@ -357,6 +358,100 @@ fn insert_special_points(
             mark(&b, sel, &test)?;
             count += 1;
         }
+    }
+    Ok(count)
+}
+
+/// Whether float `y` is rebuilt from an integer that an active float was converted to
+/// (`fptosi`, `fptoui`, after rounding or not), through arithmetic, conversions and
+/// merges, within a few steps: `T(round(Int, d * x) / d)`, as Base's `rat` and float
+/// ranges compute it.
+fn rebuilt_from_integer(y: Value, act: &Activity) -> bool {
+    let mut seen = std::collections::HashSet::new();
+    let mut stack = vec![(y, 0u32)];
+    while let Some((v, depth)) = stack.pop() {
+        if !v.is_instruction() || depth > 12 || !seen.insert(v) {
+            continue;
+        }
+        if matches!(v.opcode(), Opcode::LLVMFPToSI | Opcode::LLVMFPToUI) {
+            // (`round(Int, x)` rounds first: `fptosi(rint(x))`.)
+            let x = v.operand(0);
+            let rounded = x.as_call().filter(|c| {
+                c.called_function().is_some_and(|f| {
+                    let name = f.name();
+                    [
+                        "llvm.rint.",
+                        "llvm.round.",
+                        "llvm.floor.",
+                        "llvm.ceil.",
+                        "llvm.trunc.",
+                        "llvm.nearbyint.",
+                        "llvm.roundeven.",
+                    ]
+                    .iter()
+                    .any(|k| name.starts_with(k))
+                })
+            });
+            if act.is_varied(x) || rounded.is_some_and(|c| act.is_varied(c.as_value().operand(0))) {
+                return true;
+            }
+        }
+        // (Not through memory or calls: what is found is a value computed in registers.)
+        if matches!(v.opcode(), Opcode::LLVMLoad | Opcode::LLVMCall | Opcode::LLVMAlloca) {
+            continue;
+        }
+        stack.extend(v.operands().into_iter().filter(|o| !o.ty().is_pointer()).map(|o| (o, depth + 1)));
+    }
+    false
+}
+
+/// An equality test of an active float `x` against a value rebuilt from an integer `x`
+/// (or another active float) was converted to: the code checks whether `x` is exactly
+/// a small rational, and when it is, goes on with integers, whose derivative is zero
+/// (`range(a, b; length = n)`, `a:s:b` and `range(a; step = s, length = n)` with
+/// float endpoints take that path at `0.5`, `1.3`...: Base's `rat`). The function's value
+/// is the same on either path, its derivative is not: the run is flagged when the test
+/// finds them equal. (Elsewhere such a range is refused when compiled; `LinRange`
+/// computes its elements in floats and differentiates.)
+fn insert_rebuilt_equalities(
+    m: &Module,
+    insts: &[Value],
+    live: &[bool],
+    cfg: &Cfg,
+    act: &Activity,
+    user: &str,
+    marker: Function,
+) -> Built<usize> {
+    let b = m.builder();
+    let mut count = 0;
+    for &c in insts {
+        if c.opcode() != Opcode::LLVMFCmp || !live[cfg.index(c.parent_block())] {
+            continue;
+        }
+        use RealPredicate::*;
+        let negated = match c.real_predicate() {
+            LLVMRealOEQ | LLVMRealUEQ => false,
+            LLVMRealUNE | LLVMRealONE => true,
+            _ => continue,
+        };
+        let (a, z) = (c.operand(0), c.operand(1));
+        let rebuilt = |x: Value, y: Value| {
+            act.is_varied(x) && !act.is_varied(y) && !y.is_constant() && rebuilt_from_integer(y, act)
+        };
+        if !(rebuilt(a, z) || rebuilt(z, a)) {
+            continue;
+        }
+        let code = register(describe(
+            user,
+            c,
+            "its implementation tests whether an argument is exactly a value rebuilt from integers \
+             (a small rational, as `range` and `a:s:b` of floats do), and computes with integers \
+             when it is, which carries no derivative; use `LinRange(a, b, n)`, or evaluate at a nearby point",
+        ));
+        b.after(c)?;
+        let equal = if negated { b.xor_true(c)? } else { c };
+        b.call(marker, &[equal, m.const_int(m.int(32), code as u64)])?;
+        count += 1;
     }
     Ok(count)
 }

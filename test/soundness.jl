@@ -59,6 +59,15 @@ splat_beside_broadcast(x) = atan(x[2:3]...) + sum(x[1:3] .* [1.0, 2.0, 3.0])
 # an `ArgumentError` from inside the derivative. Refused until `sortperm` was declared
 # inactive (its result is integers): its call now runs as it is.
 sortperm_weighted(x) = sum(sortperm(x) .* x)
+# Float ranges: Base's `range(a, b; length = n)`, `a:s:b` and `range(a; step = s,
+# length = n)` check whether their endpoints are small rationals (`rat`: 0.1, 1.5 are)
+# and then compute with integers, whose derivative is zero; they once returned zero
+# gradients (`range_indexed`) and now raise at such points (a runtime diagnostic).
+# `LinRange` computes its elements in floats, and differentiates.
+range_indexed(x) = (r = range(x[1], x[2]; length = 5); r[3] * r[5] + x[3])
+range_sum_sq(x) = sum(abs2, range(x[1], x[2]; length = 5)) + x[3]
+colon_sum_sq(x) = sum(abs2, x[1]:x[2]:3.0) + x[3]
+linrange_sin(x) = sum(sin, LinRange(x[1], x[2], 4)) * x[3]
 
 # (program, gradient, whether it is refused today)
 const CASES = [
@@ -76,6 +85,13 @@ const CASES = [
     (vcat_scalar, x -> 2 .* x, true),
     (splat_beside_broadcast, x -> [1.0; 2 + x[3] / (x[2]^2 + x[3]^2); 3 - x[2] / (x[2]^2 + x[3]^2); zeros(length(x) - 3)], false),
     (sortperm_weighted, x -> Float64.(sortperm(x)), false),
+    (range_indexed, x -> [x[2] / 2; x[2] + x[1] / 2; 1.0; zeros(length(x) - 3)], true),
+    (range_sum_sq, x -> (t = (0:4) ./ 4; p = x[1] .+ t .* (x[2] - x[1]);
+                         [2sum(p .* (1 .- t)); 2sum(p .* t); 1.0; zeros(length(x) - 3)]), true),
+    (colon_sum_sq, x -> (k = 0:floor(Int, (3.0 - x[1]) / x[2]); p = x[1] .+ k .* x[2];
+                         [2sum(p); 2sum(p .* k); 1.0; zeros(length(x) - 3)]), true),
+    (linrange_sin, x -> (t = (0:3) ./ 3; p = x[1] .+ t .* (x[2] - x[1]);
+                         [x[3] * sum(cos.(p) .* (1 .- t)); x[3] * sum(cos.(p) .* t); sum(sin.(p)); zeros(length(x) - 3)]), false),
 ]
 
 @testset "never silently wrong: $(nameof(f))" for (f, grad, refused_today) in CASES
@@ -89,6 +105,24 @@ const CASES = [
         t = forward_or_refusal(f, x, v)
         @test t isa Oxidase.DifferentiationError || t ≈ expected' * v
         @test (t isa Oxidase.DifferentiationError) == refused_today
+    end
+end
+
+# Away from small rationals, `a:s:b` and `range(a; step = s, length = n)` take Base's
+# float path, which differentiates (its truncated high parts have derivative zero, and
+# the low parts carry it); `range(a, b; length = n)` there is refused when compiled.
+@testset "float ranges away from small rationals" begin
+    for x in ([0.123456789, 0.98765431, 0.3], [-1.2345678901, 0.7182818284, 2.0])
+        cases = [(colon_sum_sq, (k = 0:floor(Int, (3.0 - x[1]) / x[2]); p = x[1] .+ k .* x[2]; [2sum(p), 2sum(p .* k), 1.0])),
+                 (x -> sum(abs2, range(x[1]; step = x[2], length = 4)) * x[3],
+                  (k = 0:3; p = x[1] .+ k .* x[2]; [2x[3] * sum(p), 2x[3] * sum(p .* k), sum(abs2, p)]))]
+        for (f, expected) in cases
+            @test expected ≈ [central(f, x, Float64.(1:3 .== i)) for i in 1:3] rtol = 1e-6
+            @test reverse_or_refusal(f, x) ≈ expected
+            v = [1.0, -0.5, 0.25]
+            @test forward_or_refusal(f, x, v) ≈ expected' * v
+        end
+        @test reverse_or_refusal(range_indexed, x) isa Oxidase.DifferentiationError
     end
 end
 

@@ -145,6 +145,29 @@ fn runtime_diagnostics_instead_of_wrong_derivatives() {
     assert!(oxidase::ffi::oxidase_status_message(i32::MIN).is_null());
 }
 
+/// A test of an active float against a value rebuilt from the integer it was rounded
+/// to, which then computes with that integer (Base's float ranges do, through `rat`):
+/// the value is the same on both paths, the derivative is not. Flagged when the test
+/// finds them equal, never a zero derivative; elsewhere differentiated.
+#[test]
+fn equality_with_a_value_rebuilt_from_integers_is_flagged() {
+    let rev = compile_fixture("rebuilt_rational", Mode::Reverse, &[Active], Active);
+    let fwd = compile_fixture("rebuilt_rational", Mode::Forward, &[Duplicated], Duplicated);
+    for x in [0.3, -1.1, 0.123] {
+        let (p, g) = call_reverse(rev, &[x]);
+        assert_eq!((p, g), (2.0 * x, vec![2.0]));
+        assert_eq!(call_forward(fwd, &[x], &[1.0]), (2.0 * x, 2.0));
+    }
+    for x in [0.25, -1.5, 2.0] {
+        let (mut x, mut adj, mut r, mut seed) = (x, 0.0, 0.0, 1.0);
+        let status = invoke(rev, &[NONE, ptr(&mut x)], &[NONE, ptr(&mut adj)], &mut r, &mut seed);
+        assert!(status >= 100, "rebuilt_rational({x}): status {status}");
+        let p = oxidase::ffi::oxidase_status_message(status);
+        let message = unsafe { std::ffi::CStr::from_ptr(p) }.to_string_lossy().into_owned();
+        assert!(message.contains("rebuilt from integers"), "{message}");
+    }
+}
+
 /// A value kept in a `try`'s volatile stack slot (`ingest::forward_try_slots`): before,
 /// its store was "a differentiable value stored to memory that carries no derivative".
 #[test]

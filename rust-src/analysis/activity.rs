@@ -897,8 +897,29 @@ impl<'ctx> Activity<'ctx> {
                 && number_object(i.operand(0))
                 && !crate::analysis::memory::integer_field(m, i, &inert, &is_number)
             {
-                // (Handed to an error path's call, which throws, it carries nothing on.)
-                let copied = i.users().into_iter().any(|u| {
+                // (Handed to an error path's call, which throws, it carries nothing on.
+                // An integer `max` or `min`, as `OneTo(len)` takes of a range's length,
+                // carries it on only if its result is copied.)
+                let min_max = |u: Value<'ctx>| {
+                    u.opcode() == Opcode::LLVMCall
+                        && u.as_call().and_then(|c| c.called_function()).is_some_and(|f| {
+                            let name = f.name();
+                            ["llvm.smax.", "llvm.smin.", "llvm.umax.", "llvm.umin."].iter().any(|k| name.starts_with(k))
+                        })
+                };
+                let mut reached = i.users();
+                let mut k = 0;
+                while k < reached.len() {
+                    if min_max(reached[k]) {
+                        for v in reached[k].users() {
+                            if !reached.contains(&v) {
+                                reached.push(v);
+                            }
+                        }
+                    }
+                    k += 1;
+                }
+                let copied = reached.into_iter().filter(|&u| !min_max(u)).any(|u| {
                     let throws = u.opcode() == Opcode::LLVMCall
                         && u.as_call().is_some_and(crate::analysis::memory::is_noreturn_call);
                     !throws

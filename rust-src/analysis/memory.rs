@@ -3401,13 +3401,38 @@ pub fn integer_field<'ctx>(
             },
             Some(Opcode::LLVMStore) => inert.contains(&u),
             // (An error path's call, `throw_boundserror(r, i)` given the range by
-            // reference, throws: nothing after it reads the field.)
-            Some(Opcode::LLVMCall) => {
-                u.as_call().is_some_and(|call| is_lifetime_marker(call) || is_noreturn_call(call))
-            }
+            // reference, throws: nothing after it reads the field. A call that only
+            // reads the object, such as a copy out of it or a reduction over a
+            // `LinRange` given by reference, or zeroes part of it, stores no float's
+            // bits into the field.)
+            Some(Opcode::LLVMCall) => u
+                .as_call()
+                .is_some_and(|call| is_lifetime_marker(call) || is_noreturn_call(call) || only_reads(call, p)),
             _ => false,
         },
     )
+}
+
+/// Whether call `c` stores no float's bits through its operand `p` and keeps no copy
+/// of it: `p` is the source of a `memcpy`/`memmove` (and not its destination), the
+/// destination of a `memset` (a byte pattern: an integer, carrying no derivative), or
+/// every argument `p` is passed as is `readonly` and `nocapture` (at the call or on the
+/// callee).
+fn only_reads(c: Call, p: Value) -> bool {
+    if let Some(name) = c.called_function().map(|f| f.name()) {
+        if ["llvm.memcpy.", "llvm.memmove."].iter().any(|m| name.starts_with(m)) {
+            return c.as_value().operand(0) != p;
+        }
+        if name.starts_with("llvm.memset.") {
+            return c.as_value().operand(1) != p && c.as_value().operand(2) != p;
+        }
+    }
+    let args: Vec<usize> = (0..c.call_arg_count()).filter(|&k| c.as_value().operand(k) == p).collect();
+    let has = |k: usize, attr: &str| {
+        c.has_arg_attr(k, attr)
+            || c.called_function().is_some_and(|f| u32::try_from(k).is_ok_and(|k| f.has_param_attr(k, attr)))
+    };
+    !args.is_empty() && args.iter().all(|&k| has(k, "readonly") && has(k, "nocapture"))
 }
 
 /// Whether call `i` never returns (an error path: it throws).
