@@ -423,12 +423,13 @@ function program(rng, name)
     s += sum(mG' * mG .* [1.0 0.0; 0.0 0.5]) / 8 + sum(mG * mG') * $(expr(rng, 1, vars)) / 16",
                 "mG = hcat(x, x .* $(expr(rng, 1, vars)), x .^ 2)
     s += sum(abs2, mG' * mG) / 64",
-                # A least-squares solve (a tall matrix), the matrix exponential and
-                # singular values: rules of Oxidase's own.
+                # A least-squares solve (a tall matrix), the matrix exponential,
+                # singular values and condition numbers: rules of Oxidase's own.
                 "mL = [x[1] 1.0; x[2] 2.0; x[3] 0.5; $(expr(rng, 1, vars)) 1.5]
     s += sum(mL \\ [1.0, x[$(rand(rng, 1:3))], 0.5, s]) / 8",
                 "s += sum(exp([x[1] $(expr(rng, 1, vars)); x[2] -x[3]] ./ 4)) / 4",
                 "s += sum(Property.svdvals([x[1] 1.0 0.5; $(expr(rng, 1, vars)) x[3] -1.0])) / 4",
+                "s += Property.cond([x[1] 1.0; $(expr(rng, 1, vars)) x[2] + 2.0], $(rand(rng, (1, 2, Inf)))) / 8",
                 # Ranges with differentiated endpoints: `LinRange` computes in floats;
                 # Base's float `range` computes with integers at small rationals (then
                 # refused, never zero) and in twice-precision floats elsewhere.

@@ -1,7 +1,7 @@
 # Derivative rules for dense linear algebra on `Matrix{Float64}` and `Matrix{Float32}`:
 # `A \ B` (A a matrix, its transpose or adjoint, or a triangular or symmetric view of
 # one; a tall matrix in the least-squares sense), `A / B` (matrices), `det`, `logdet`,
-# `inv`, `exp`, `svdvals`, `eigvals` of a symmetric view, and the 1- and 2-norms of
+# `inv`, `exp`, `svdvals`, `cond`, `eigvals` of a symmetric view, and the 1- and 2-norms of
 # an array (`norm(x)`, `norm(x, 1)`, `norm(A)`), in forward, batch forward and reverse
 # (batch too) mode. They are `BuiltinRules` methods (src/rules.jl), applied like a
 # user's `EnzymeRules`: the call is kept, and the derivative runs the rule through the
@@ -17,6 +17,7 @@
 #   Y = inv(A)      Ẏ = −Y Ȧ Y                 Ā −= Yᵀ Ȳ Yᵀ
 #   X = A \ B, A tall: see `LeastSquares`      Y = exp(A): see `exp_derivative`
 #   σ = svdvals(A)  σ̇ᵢ = uᵢᵀ Ȧ vᵢ              Ā += U Diag(σ̄) Vᵀ  (A = U Diag(σ) Vᵀ, thin)
+#   κ = cond(A, p)  κ̇ = ⟨G, Ȧ⟩                Ā += κ̄ G  (G = ∂κ/∂A: see `cond_gradient`)
 #   λ = eigvals(S)  λ̇ᵢ = vᵢᵀ Ṡ vᵢ             S̄ += V Diag(λ̄) Vᵀ  (S = V Diag(λ) Vᵀ, S symmetric)
 #   y = ‖x‖₂        ẏ = ⟨x, ẋ⟩ / y            x̄ += ȳ x / y
 #   y = ‖x‖₁        ẏ = ⟨sign(x), ẋ⟩          x̄ += ȳ sign(x)   (sign(±0) = ±1, as `abs`'s)
@@ -30,8 +31,9 @@
 #
 # What these rules do not cover is refused, never differentiated wrongly: a wide
 # `A \ B` (minimum norm), `logdet` at a singular matrix, a least-squares `A \ B` at a
-# rank-deficient A, a 2-norm at zero, `eigvals` at a repeated eigenvalue and `svdvals`
-# at a repeated or zero singular value (where the derivatives do not exist) raise a
+# rank-deficient A, a 2-norm at zero, `eigvals` at a repeated eigenvalue, `svdvals`
+# at a repeated or zero singular value and `cond` where its largest or smallest
+# singular value is (where the derivatives do not exist) raise a
 # `DifferentiationError` from the rule. `qr`, `svd` and a general `eigen` still reach
 # LAPACK, which the engine refuses. Factorization objects and `logabsdet`'s tuple are
 # results Julia returns through memory (src/hooks.jl, `store_inline!`); their rules
@@ -495,7 +497,7 @@ The left and right singular vectors `U`, `V` of `A` (thin: A = U Diag(σ) Vᵀ, 
 descending as `svdvals` returns them), which give each singular value's derivative:
 σ̇ᵢ = uᵢᵀ Ȧ vᵢ, Ā += U Diag(σ̄) Vᵀ. Refused where two singular values coincide (to
 rounding), where each one's derivative does not exist, and at a zero singular value,
-where σ, like `abs`, has none either. (`opnorm(A)`, `cond(A)` and the nuclear norm
+where σ, like `abs`, has none either. (`opnorm(A)` and the nuclear norm
 `sum(svdvals(A))` reach this rule.)
 """
 function singular_vectors(A::Matrix{T}) where {T<:LinalgFloat}
@@ -541,6 +543,95 @@ function BuiltinRules.reverse(config::RevConfig, ::Const{typeof(svdvals)}, ::Typ
     end
     return (nothing,)
 end
+
+# --- κ = cond(A), cond(A, p) -----------------------------------------------------------
+#
+# Julia's `cond` calls `inv` inside a `try` for p = 1 and ∞, which reverse mode refuses
+# even when p = 2 takes `svdvals`: a rule for the whole call, whose derivative is the
+# gradient G = ∂κ/∂A (κ̇ = ⟨G, Ȧ⟩, Ā += κ̄ G).
+
+"""
+    cond_gradient(A, p)
+
+∂κ/∂A for κ = cond(A, p). For p = 2, κ = σ₁/σₖ (the largest and smallest singular
+values): G = (u₁v₁ᵀ − κ uₖvₖᵀ)/σₖ, refused where σ₁ or σₖ is repeated or σₖ is zero.
+For p = 1 and ∞, κ = N(A) N(Y) with Y = A⁻¹ and N the operator norm (the largest
+absolute column or row sum): G = N(Y) ∇N(A) − N(A) Yᵀ ∇N(Y) Yᵀ (`opnorm_gradient`),
+refused at a singular A.
+"""
+function cond_gradient(A::Matrix{T}, p::Real) where {T<:LinalgFloat}
+    if p == 2
+        F = svd(A)
+        σ = F.S
+        k = length(σ)
+        k == 0 && return zero(A)
+        tolerance = maximum(size(A)) * eps(T) * σ[1]
+        σ[k] <= tolerance && throw(DifferentiationError("`cond` of a matrix with a zero singular value (to rounding): " *
+                                                       "it has no derivative there"))
+        if k > 1 && (σ[1] - σ[2] <= tolerance || σ[k-1] - σ[k] <= tolerance)
+            throw(DifferentiationError("`cond` of a matrix whose largest or smallest singular value is repeated: " *
+                                       "it has no derivative there"))
+        end
+        κ = σ[1] / σ[k]
+        return (F.U[:, 1] * F.V[:, 1]' .- κ .* (F.U[:, k] * F.V[:, k]')) ./ σ[k]
+    end
+    Y = try
+        inv(A)
+    catch err
+        err isa SingularException || rethrow()
+        throw(DifferentiationError("`cond(A, $p)` of a singular matrix: it is infinite there"))
+    end
+    return opnorm(Y, p) .* opnorm_gradient(A, p) .- opnorm(A, p) .* (transpose(Y) * opnorm_gradient(Y, p) * transpose(Y))
+end
+
+# ∂N/∂X for N(X) = opnorm(X, p), p = 1 (the largest absolute column sum) or ∞ (row sum):
+# the signs of the largest column (row). Where two tie, or an entry there is zero, N has
+# one-sided derivatives only; as the engine does for `max` and `abs` (and the rule of
+# `norm(x, 1)`), the first largest and the sign of zero's bit pick one.
+function opnorm_gradient(X::Matrix{T}, p::Real) where {T}
+    rows = p == Inf
+    j = argmax(vec(sum(abs, X; dims = rows ? 2 : 1)))
+    G = zero(X)
+    rows ? (G[j, :] .= copysign.(one(T), view(X, j, :))) : (G[:, j] .= copysign.(one(T), view(X, :, j)))
+    return G
+end
+
+# (`cond(A)` is `cond(A, 2)`; `p`, a number that picks the norm, has derivative zero.
+# One method for each arity: a rule's signature names its arguments one by one.)
+function cond_forward(config, A::Annotation{Matrix{T}}, p::Tuple) where {T}
+    κ = cond(A.val, map(a -> a.val, p)...)
+    needs_shadow(config) || return needs_primal(config) ? κ : nothing
+    G = A isa Const ? nothing : cond_gradient(A.val, isempty(p) ? 2 : p[1].val)
+    return forward_result(config, κ, each_lane(l -> G === nothing ? zero(κ) : dot(G, lane(A, l)), config))
+end
+
+function cond_augmented(config, RT, A::Annotation{Matrix{T}}, p::Tuple) where {T}
+    κ = cond(A.val, map(a -> a.val, p)...)
+    G = RT <: Active && !(A isa Const) ? cond_gradient(A.val, isempty(p) ? 2 : p[1].val) : nothing
+    return AugmentedReturn(needs_primal(config) ? κ : nothing, nothing, G)
+end
+
+function cond_reverse(config, dret, G, A::Annotation, p::Tuple)
+    if dret isa Active && G !== nothing
+        for (l, κ̄) in enumerate(adjoint_lanes(config, dret))
+            lane(A, l) .+= κ̄ .* G
+        end
+    end
+    return (nothing, map(a -> active_adjoint(a, config, fill(zero(a.val), width(config))), p)...)
+end
+
+BuiltinRules.forward(config::FwdConfig, ::Const{typeof(cond)}, RT::Type, A::Annotation{Matrix{T}}) where {T<:LinalgFloat} =
+    cond_forward(config, A, ())
+BuiltinRules.forward(config::FwdConfig, ::Const{typeof(cond)}, RT::Type, A::Annotation{Matrix{T}},
+                     p::Annotation{<:Real}) where {T<:LinalgFloat} = cond_forward(config, A, (p,))
+BuiltinRules.augmented_primal(config::RevConfig, ::Const{typeof(cond)}, RT::Type,
+                              A::Annotation{Matrix{T}}) where {T<:LinalgFloat} = cond_augmented(config, RT, A, ())
+BuiltinRules.augmented_primal(config::RevConfig, ::Const{typeof(cond)}, RT::Type, A::Annotation{Matrix{T}},
+                              p::Annotation{<:Real}) where {T<:LinalgFloat} = cond_augmented(config, RT, A, (p,))
+BuiltinRules.reverse(config::RevConfig, ::Const{typeof(cond)}, dret, G,
+                     A::Annotation{Matrix{T}}) where {T<:LinalgFloat} = cond_reverse(config, dret, G, A, ())
+BuiltinRules.reverse(config::RevConfig, ::Const{typeof(cond)}, dret, G, A::Annotation{Matrix{T}},
+                     p::Annotation{<:Real}) where {T<:LinalgFloat} = cond_reverse(config, dret, G, A, (p,))
 
 # --- λ = eigvals(S), S a symmetric view ----------------------------------------------
 

@@ -493,6 +493,9 @@ exp_times(A, B) = sum(exp(A) * B)
 svdvals_sum(A) = sum(svdvals(A))
 svdvals_weighted(A) = dot(svdvals(A), 1:min(size(A)...))
 opnorm_of(A) = opnorm(A)
+cond_of(A) = cond(A)
+cond_p(A) = cond(A, 1) + cond(2 .* A, Inf)
+cond_loop(A, b) = (s = 0.0; for k in 1:3; s += cond(A .+ k .* (b * b')) / k; end; s)
 
 @testset "$name, n = $n" for (name, f, inputs) in (
         ("sum(A \\ b), A tall", solve_sum, (rng, n) -> (randn(rng, n + 2, n), randn(rng, n + 2))),
@@ -505,7 +508,11 @@ opnorm_of(A) = opnorm(A)
         ("sum(svdvals(A))", svdvals_sum, (rng, n) -> (randn(rng, n, n),)),
         ("svdvals of a tall A", svdvals_weighted, (rng, n) -> (randn(rng, n + 2, n),)),
         ("svdvals of a wide A", svdvals_weighted, (rng, n) -> (randn(rng, n, n + 1),)),
-        ("opnorm(A)", opnorm_of, (rng, n) -> (randn(rng, n + 1, n + 1),))),
+        ("opnorm(A)", opnorm_of, (rng, n) -> (randn(rng, n + 1, n + 1),)),
+        ("cond(A)", cond_of, (rng, n) -> (randn(rng, n + 1, n + 1),)),
+        ("cond of a tall A", cond_of, (rng, n) -> (randn(rng, n + 2, n),)),
+        ("cond(A, 1) + cond(2A, Inf)", cond_p, (rng, n) -> (randn(rng, n, n) + n * I,)),
+        ("cond in a loop", cond_loop, (rng, n) -> (randn(rng, n + 1, n + 1), randn(rng, n + 1)))),
         n in (1, 3, 5)
     rng = MersenneTwister(61 + n)
     check_each_constant(f, inputs(rng, n))
@@ -556,6 +563,15 @@ end
         e = caught(() -> autodiff(Reverse, svdvals_sum, Active, Duplicated(copy(M), zero(M))))   # (test/errors.jl)
         @test e isa DifferentiationError && occursin(what, e.msg)
         e = caught(() -> autodiff(Forward, svdvals_sum, Duplicated, Duplicated(copy(M), ones(size(M)))))   # (test/errors.jl)
+        @test e isa DifferentiationError && occursin(what, e.msg)
+    end
+    # `cond` where its largest singular value is repeated (it is 1 there, its minimum),
+    # and `cond(A, 1)` of a singular matrix (Inf, as Julia returns).
+    for (f, M, what) in ((cond_of, [2.0 0.0 0.0; 0.0 2.0 0.0; 0.0 0.0 1.0], "repeated"),
+                         (cond_p, [1.0 2.0; 2.0 4.0], "singular"))
+        e = caught(() -> autodiff(Reverse, f, Active, Duplicated(copy(M), zero(M))))   # (test/errors.jl)
+        @test e isa DifferentiationError && occursin(what, e.msg)
+        e = caught(() -> autodiff(Forward, f, Duplicated, Duplicated(copy(M), ones(size(M)))))   # (test/errors.jl)
         @test e isa DifferentiationError && occursin(what, e.msg)
     end
     # `exp` at zero, where the exponential's derivative is the identity map.
