@@ -229,35 +229,38 @@ struct EqualityTest<'ctx> {
     cond_true_when_equal: bool,
 }
 
-/// Finds `fcmp oeq x, C` in `c`, directly or under `or`/`and` (`!isfinite(x) ||
-/// iszero(x)`, as `cbrt` tests), with `x` active.
-fn equality_test<'ctx>(c: Value<'ctx>, act: &Activity<'ctx>) -> Option<EqualityTest<'ctx>> {
+/// Finds every `fcmp oeq x, C` in `c` that makes the condition take the same value when
+/// it holds, directly or under `or`/`and` (`!isfinite(x) || iszero(x)`, as `cbrt`
+/// tests; `(arx == 0) | (arx == 1)`, as `sinpi` does: each one is a special point),
+/// with `x` active.
+fn equality_tests<'ctx>(c: Value<'ctx>, act: &Activity<'ctx>) -> Vec<EqualityTest<'ctx>> {
     use RealPredicate::*;
     if !c.is_instruction() {
-        return None;
+        return Vec::new();
     }
     match c.opcode() {
         Opcode::LLVMFCmp => {
             let (x, k) = (c.operand(0), c.operand(1));
             if !act.is_varied(x) || k.const_real().is_none() {
-                return None;
+                return Vec::new();
             }
             let negated = match c.real_predicate() {
                 LLVMRealOEQ | LLVMRealUEQ => false,
                 LLVMRealUNE | LLVMRealONE => true,
-                _ => return None,
+                _ => return Vec::new(),
             };
-            Some(EqualityTest { fcmp: c, negated, cond_true_when_equal: !negated })
+            vec![EqualityTest { fcmp: c, negated, cond_true_when_equal: !negated }]
         }
         // `a | b` is true when `a` is; `a & b` is false when `a` is.
         Opcode::LLVMOr | Opcode::LLVMAnd if c.ty().is_int() && c.ty().int_width() == 1 => {
             let want = c.opcode() == Opcode::LLVMOr;
             [c.operand(0), c.operand(1)]
                 .into_iter()
-                .filter_map(|o| equality_test(o, act))
-                .find(|t| t.cond_true_when_equal == want)
+                .flat_map(|o| equality_tests(o, act))
+                .filter(|t| t.cond_true_when_equal == want)
+                .collect()
         }
-        _ => None,
+        _ => Vec::new(),
     }
 }
 
@@ -336,27 +339,29 @@ fn insert_special_points(
                 if t.opcode() != Opcode::LLVMBr || t.num_operands() != 3 {
                     continue;
                 }
-                let Some(test) = equality_test(t.operand(0), act) else { continue };
-                // Operands of a conditional br: cond, false dest, true dest.
-                let dest = t.operand(if test.cond_true_when_equal { 2 } else { 1 });
-                if dest.as_block() != into || !special_value(v, &test, act) {
-                    continue;
+                for test in equality_tests(t.operand(0), act) {
+                    // Operands of a conditional br: cond, false dest, true dest.
+                    let dest = t.operand(if test.cond_true_when_equal { 2 } else { 1 });
+                    if dest.as_block() != into || !special_value(v, &test, act) {
+                        continue;
+                    }
+                    mark(&b, t, &test)?;
+                    count += 1;
                 }
-                mark(&b, t, &test)?;
-                count += 1;
             }
         }
         for sel in bb.instructions().into_iter().filter(|i| i.opcode() == Opcode::LLVMSelect) {
             if !act.is_active(sel) {
                 continue;
             }
-            let Some(test) = equality_test(sel.operand(0), act) else { continue };
-            let chosen_when_equal = sel.operand(if test.cond_true_when_equal { 1 } else { 2 });
-            if !special_value(chosen_when_equal, &test, act) {
-                continue;
+            for test in equality_tests(sel.operand(0), act) {
+                let chosen_when_equal = sel.operand(if test.cond_true_when_equal { 1 } else { 2 });
+                if !special_value(chosen_when_equal, &test, act) {
+                    continue;
+                }
+                mark(&b, sel, &test)?;
+                count += 1;
             }
-            mark(&b, sel, &test)?;
-            count += 1;
         }
     }
     Ok(count)

@@ -69,6 +69,18 @@ end
         @test err isa Oxidase.DifferentiationError
         @test err !== nothing && occursin("equals 1.0", err.msg)
     end
+    # `sinpi` returns a signed zero when `(arx == 0) | (arx == 1)` (x an integer, even
+    # or odd): each test of the `|` is a special point. Only the second was flagged, and
+    # at even integers (0 too) the derivative came out 0 instead of ±π, silently.
+    for x in (0.0, 2.0, 1.0, -3.0), call in (() -> autodiff(Reverse, sinpi, Active, Active(x)),
+                                             () -> autodiff(Forward, sinpi, Duplicated, Duplicated(x, 1.0)))
+        err = caught(call)
+        @test err isa Oxidase.DifferentiationError && occursin("special-cased", err.msg)
+    end
+    for x in (0.3, -1.25, 2.7)
+        @test autodiff(Reverse, sinpi, Active, Active(x))[1][1] ≈ π * cospi(x) rtol = 1e-12
+        @test autodiff(Forward, sinpi, Duplicated, Duplicated(x, 1.0))[2] ≈ π * cospi(x) rtol = 1e-12
+    end
     for x in (0.5, -1.0, 1.5)   # elsewhere: -y / (x² + y²)
         @test autodiff(Reverse, atan, Active, Const(2.0), Active(x))[1][2] ≈ -2 / (x^2 + 4) rtol = 1e-14
         @test autodiff(Forward, atan, Duplicated, Const(2.0), Duplicated(x, 1.0))[2] ≈ -2 / (x^2 + 4) rtol = 1e-14
