@@ -44,6 +44,7 @@ pub fn inline<'ctx>(m: &'ctx Module, entry: &str) -> Result<Inlined<'ctx>> {
     };
     latest_calls(m)?;
     invoke_calls(m)?;
+    link_native_code(m, f)?;
     let callees = call_graph(m);
     let reachable = reachable_from(f, &callees);
     let recursive = recursive_functions(&reachable, &callees);
@@ -1328,6 +1329,39 @@ fn base_math_function(g: Function) -> Option<&'static str> {
         .flat_map(|b| b.instructions())
         .find_map(|i| i.source_chain().last().map(|l| l.file.clone()))?;
     crate::julia::current().is_base_math_file(&own_file).then_some(math.name)
+}
+
+/// Base's elementary functions whose machine code Julia has already (the primal's first
+/// call compiled them; the extraction gives their code the address, `NATIVE_CODE`):
+/// each becomes a function of the kept name (`ox.julia.sin.julia_sin_12`) that calls
+/// that code. The derivative calls Julia's own code, which computed the primal, and
+/// neither LLVM's optimization nor the JIT goes through the body again (`sin` is some
+/// 650 lines, with its argument reduction) in every derivative that calls it. Only
+/// functions of floats alone (`sin(x)`, `atan(y, x)`), whose calling convention is the
+/// same in both compilers' code; a body Julia has no code for yet stays.
+fn link_native_code<'ctx>(m: &'ctx Module, entry: Function<'ctx>) -> Built<()> {
+    for g in m.functions() {
+        if g == entry || g.is_declaration() || g.name().starts_with(JULIA_MATH_PREFIX) {
+            continue;
+        }
+        let Some(address) = g.string_attr_value(crate::names::NATIVE_CODE).and_then(|a| a.parse::<u64>().ok()) else {
+            continue;
+        };
+        let real = g.return_type();
+        let Some(base) = base_math_function(g) else { continue };
+        if address == 0 || !g.params().iter().all(|p| p.ty() == real) {
+            continue;
+        }
+        let linked = m.add_function(&format!("{JULIA_MATH_PREFIX}{base}.{}", g.name()), g.function_type());
+        let b = m.builder();
+        b.at_end(m.append_block(linked, "top"));
+        let r = b.call_typed(g.function_type(), m.const_address(address as usize), &linked.params())?;
+        b.ret(r.as_value())?;
+        linked.add_string_attr(crate::names::NATIVE_CODE);
+        g.as_value().replace_all_uses_with(linked.as_value());
+        g.delete_function();
+    }
+    Ok(())
 }
 
 /// A function under `f`'s name that calls `f`, renamed as one of Base's elementary

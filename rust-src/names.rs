@@ -126,6 +126,12 @@ fn unmarked(llvm: &str) -> &str {
     llvm.strip_prefix(INACTIVE_PREFIX).unwrap_or(llvm)
 }
 
+/// The string attribute the Julia package gives a Base elementary function's code when
+/// Julia has compiled that method already: the address of its machine code, in decimal
+/// (`src/extract.jl`, `link_native_code!`). `ingest` then calls that code instead of
+/// compiling the function's body again in every derivative that calls it.
+pub const NATIVE_CODE: &str = "oxidase-native";
+
 /// Prefix `ingest` gives Base's elementary functions it keeps as calls:
 /// `ox.julia.exp.julia_exp_123`.
 pub const JULIA_MATH_PREFIX: &str = "ox.julia.";

@@ -610,8 +610,11 @@ function emit_bitcode(@nospecialize(f), @nospecialize(types), mi::Core.MethodIns
     # (A dynamic call: Julia 1.5 generates code for a function's statically resolved
     # callees with it, taken or not, and the walk cost every session's first gradient
     # some 30 ms, most of which define no function it marks.)
-    inactive, nested, plain = names_called(llvmf)
+    inactive, nested, plain, scalar = names_called(llvmf)
     plain && throw(Base.invokelatest(plain_autodiff_error, f, types))
+    # (A dynamic call: compiled in the first session's extraction that meets a function
+    # of floats alone, not in every first gradient.)
+    isempty(scalar) || Base.invokelatest(link_native_code!, native, scalar, Base.get_world_counter())
     nested && Base.invokelatest(Oxidase.use_nested_rules!)
     if !isempty(Oxidase.RULED_METHODS) || !isempty(inactive)
         Base.invokelatest(name_ruled_calls, native, mod, Base.get_world_counter(), ci, inactive)
@@ -755,9 +758,11 @@ end
 # `string`'s specializations, compiled in every session, cost its first gradient some
 # 60 ms.) And whether one of them is a nested differentiation's (`autodiff_deferred`,
 # `gradient`; `Oxidase.NESTED_NAMES`), whose rules are registered then, and whether one
-# is the compiled-derivative lookup of a plain `autodiff` inlined into the code.
+# is the compiled-derivative lookup of a plain `autodiff` inlined into the code. And the
+# functions of floats alone it calls (`link_native_code!`).
 function names_called(root::Ptr{Cvoid})
     found = String[]
+    scalar = Ptr{Cvoid}[]
     nested = plain = false
     for f in called_functions(root)
         name = llvm_value_name(f)
@@ -766,8 +771,83 @@ function names_called(root::Ptr{Cvoid})
         end
         nested |= is_nested_name(name)
         plain |= startswith(name, "julia_cached_derivative_")
+        f != root && startswith(name, "julia_") && float_kind(f) != 0 && push!(scalar, f)
     end
-    return found, nested, plain
+    return found, nested, plain, scalar
+end
+
+# The LLVM type kind of the floats `fn` takes and returns when it takes and returns
+# `double`s alone or `float`s alone (`LLVMDoubleTypeKind`, `LLVMFloatTypeKind`), else 0.
+function float_kind(fn::Ptr{Cvoid})
+    fty = ccall((:LLVMGetElementType, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},),
+                ccall((:LLVMTypeOf, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), fn))
+    kind(t) = ccall((:LLVMGetTypeKind, LIBLLVM), Cint, (Ptr{Cvoid},), t)
+    k = kind(ccall((:LLVMGetReturnType, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), fty))
+    (k == 2 || k == 3) || return Cint(0)
+    n = ccall((:LLVMCountParamTypes, LIBLLVM), Cuint, (Ptr{Cvoid},), fty)
+    n > 0 || return Cint(0)
+    params = Vector{Ptr{Cvoid}}(undef, n)
+    ccall((:LLVMGetParamTypes, LIBLLVM), Cvoid, (Ptr{Cvoid}, Ptr{Ptr{Cvoid}}), fty, params)
+    for t in params
+        kind(t) == k || return Cint(0)
+    end
+    return k
+end
+
+# Gives each function in `fns` that is the code of one of Base.Math's methods for floats
+# alone, which Julia has compiled already (the primal's first call did), the address of
+# that machine code as the string attribute `oxidase-native`: the engine calls it instead
+# of compiling the body again (`ingest::link_native_code`, which also checks that the
+# body is one of Base's elementary functions with a derivative rule). The caller holds
+# the codegen lock.
+function link_native_code!(native::Ptr{Cvoid}, fns::Vector{Ptr{Cvoid}}, world::UInt)
+    fidx = Ref{Int32}(0)
+    sidx = Ref{Int32}(0)
+    for fn in fns
+        # `julia_<name>_<n>`: Julia's name for a method's specialized code.
+        name = llvm_value_name(fn)
+        cut = ncodeunits(name)
+        while cut > 7 && codeunit(name, cut) != UInt8('_')
+            cut -= 1
+        end
+        cut > 7 || continue
+        s = GC.@preserve name ccall(:jl_symbol_n, Ref{Symbol}, (Ptr{UInt8}, Csize_t), pointer(name) + 6, cut - 7)
+        isdefined(Base.Math, s) || continue
+        g = getfield(Base.Math, s)
+        g isa Function || continue
+        T = float_kind(fn) == 3 ? Float64 : Float32
+        n = ccall((:LLVMCountParams, LIBLLVM), Cuint, (Ptr{Cvoid},), fn)
+        sig = n == 1 ? Tuple{typeof(g), T} : n == 2 ? Tuple{typeof(g), T, T} : n == 3 ? Tuple{typeof(g), T, T, T} : continue
+        matches = Base._methods_by_ftype(sig, 1, world)
+        (matches isa Vector && length(matches) == 1) || continue
+        match = matches[1]::Core.SimpleVector
+        method = match[3]::Method
+        method.module === Base.Math || continue
+        mi = Core.Compiler.specialize_method(method, match[1], match[2])::Core.MethodInstance
+        ci = isdefined(mi, :cache) ? mi.cache : nothing
+        while ci isa Core.CodeInstance
+            if ci.min_world <= world <= ci.max_world && ci.isspecsig && ci.specptr != C_NULL && ci.rettype === T
+                # (The module's function must be this instance's code.)
+                fidx[] = sidx[] = 0
+                ccall(:jl_get_function_id, Cvoid, (Ptr{Cvoid}, Any, Ref{Int32}, Ref{Int32}), native, ci, fidx, sidx)
+                if sidx[] > 0 && ccall(:jl_get_llvm_function, Ptr{Cvoid}, (Ptr{Cvoid}, UInt32), native, sidx[] - 1) == fn
+                    add_string_attribute!(fn, "oxidase-native", string(UInt(ci.specptr)))
+                end
+                break
+            end
+            ci = isdefined(ci, :next) ? ci.next : nothing
+        end
+    end
+    return nothing
+end
+
+function add_string_attribute!(fn::Ptr{Cvoid}, key::String, value::String)
+    ctx = ccall((:LLVMGetTypeContext, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},),
+                ccall((:LLVMTypeOf, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), fn))
+    attr = ccall((:LLVMCreateStringAttribute, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid}, Cstring, Cuint, Cstring, Cuint),
+                 ctx, key, sizeof(key), value, sizeof(value))
+    ccall((:LLVMAddAttributeAtIndex, LIBLLVM), Cvoid, (Ptr{Cvoid}, Cuint, Ptr{Cvoid}), fn, typemax(Cuint), attr)
+    return nothing
 end
 
 function calls_plain_autodiff(@nospecialize(f), @nospecialize(types))

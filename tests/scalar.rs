@@ -70,6 +70,62 @@ fn julia_math_by_rule() {
     }
 }
 
+static NATIVE_CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+extern "C" fn native_sin(x: f64) -> f64 {
+    NATIVE_CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    x.sin()
+}
+
+extern "C" fn native_exp(x: f64) -> f64 {
+    NATIVE_CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    x.exp()
+}
+
+/// `sin`'s and `exp`'s bodies given the address of machine code for them (the string
+/// attribute `oxidase-native`, as the extraction gives Julia's own compiled code): the
+/// derivative calls that code instead of compiling the bodies, in both modes, with the
+/// derivatives from the math table; an attribute that is no address leaves the body.
+#[test]
+fn julia_math_linked_to_native_code() {
+    let (text, entry) = fixture("sinexplog");
+    let with = |sin: &str, exp: &str| {
+        text.replace(
+            "define internal double @julia_sin_80(double %0) !dbg",
+            "define internal double @julia_sin_80(double %0) #900 !dbg",
+        )
+        .replace(
+            "define internal double @julia_exp_79(double %0) !dbg",
+            "define internal double @julia_exp_79(double %0) #901 !dbg",
+        ) + &format!(
+            "\nattributes #900 = {{ \"oxidase-native\"=\"{sin}\" }}\nattributes #901 = {{ \"oxidase-native\"=\"{exp}\" }}\n"
+        )
+    };
+    let linked = with(&(native_sin as *const () as usize).to_string(), &(native_exp as *const () as usize).to_string());
+    let args = || vec![ghost(), float_arg(Active)];
+    let rev = compile_text(&linked, &entry, Mode::Reverse, args(), Active).unwrap();
+    let fwd = compile_text(&linked, &entry, Mode::Forward, vec![ghost(), float_arg(Duplicated)], Duplicated).unwrap();
+    for x in [0.1, 0.95, 1.0, 2.0, 3.7, 100.0] {
+        let before = NATIVE_CALLS.load(std::sync::atomic::Ordering::Relaxed);
+        let (p, g) = call_reverse(rev, &[x]);
+        assert!(NATIVE_CALLS.load(std::sync::atomic::Ordering::Relaxed) > before, "reverse calls the native code");
+        assert_close(p, sinexplog(x), 1e-14, "primal");
+        assert_close(g[0], sinexplog_derivative(x), 1e-12, &format!("reverse at {x}"));
+        let before = NATIVE_CALLS.load(std::sync::atomic::Ordering::Relaxed);
+        let (p2, t) = call_forward(fwd, &[x], &[1.0]);
+        assert!(NATIVE_CALLS.load(std::sync::atomic::Ordering::Relaxed) > before, "forward calls the native code");
+        assert_eq!(p, p2);
+        assert_close(t, sinexplog_derivative(x), 1e-12, &format!("forward at {x}"));
+    }
+    // Not an address: the bodies stay, and the native code is not called.
+    let unlinked = with("0", "not a number");
+    let rev = compile_text(&unlinked, &entry, Mode::Reverse, args(), Active).unwrap();
+    let before = NATIVE_CALLS.load(std::sync::atomic::Ordering::Relaxed);
+    let (_, g) = call_reverse(rev, &[0.5]);
+    assert_eq!(NATIVE_CALLS.load(std::sync::atomic::Ordering::Relaxed), before);
+    assert_close(g[0], sinexplog_derivative(0.5), 1e-12, "reverse, bodies kept");
+}
+
 #[test]
 fn forward_with_first_argument_duplicated_and_no_ghost() {
     let text = include_str!("c/abi_test.ll");

@@ -1170,6 +1170,11 @@ impl<'ctx> Function<'ctx> {
     pub fn has_string_attr(self, name: &str) -> bool {
         self.0.get_string_attribute(AttributeLoc::Function, name).is_some()
     }
+    /// The value of its string attribute `name`, if it has one (lossy UTF-8).
+    pub fn string_attr_value(self, name: &str) -> Option<String> {
+        let attr = self.0.get_string_attribute(AttributeLoc::Function, name)?;
+        Some(attr.get_string_value().to_string_lossy().into_owned())
+    }
 }
 
 impl<'ctx> Call<'ctx> {
