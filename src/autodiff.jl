@@ -642,10 +642,7 @@ end
 
 # Inference in the newest world, not the caller's: like the extraction, so that a
 # function redefined by `@eval` since the caller started is seen as it is now.
-function inferred_return_type(@nospecialize(fn), @nospecialize(types))
-    rts = Base.return_types(fn, types)
-    return isempty(rts) ? Union{} : Union{rts...}
-end
+inferred_return_type(@nospecialize(fn), @nospecialize(types)) = Extract.inferred_return_type(fn, types)
 
 # The engine returns Float64 or Float32 for now. A function inferred to never return
 # (Union{}) is run, so that it raises its own exception as it would without autodiff.

@@ -45,12 +45,31 @@ end
 function inferred_codeinst(@nospecialize(f), @nospecialize(types::Type{<:Tuple}))
     precompile(f, (types.parameters...,)) || throw(MethodError(f, types))
     world = Base.get_world_counter()
-    mis = Base.method_instances(f, types, world)
-    isempty(mis) && throw(MethodError(f, types))
-    mi = mis[1]
+    # (Not `Base.method_instances`, which Julia compiles at a session's first gradient:
+    # 12 ms.)
+    matches = Base._methods_by_ftype(Tuple{Core.Typeof(f), types.parameters...}, -1, world)
+    (matches isa Vector && !isempty(matches)) || throw(MethodError(f, types))
+    match = matches[1]::Core.SimpleVector
+    mi = Core.Compiler.specialize_method(match[3]::Method, match[1], match[2])::Core.MethodInstance
     ci = ccall(:jl_rettype_inferred, Any, (Any, UInt, UInt), mi, world, world)
     ci === nothing && error("Oxidase: type inference of $f$types failed")
     return mi, ci
+end
+
+# `Base.CodegenParams(track_allocations = false, code_coverage = false, prefer_specsig =
+# true)`, Julia 1.5's fields in order, built without the keyword constructor, which
+# Julia compiles at a session's first gradient (18 ms, merging the keywords).
+codegen_params() =
+    ccall(:jl_new_structv, Any, (Any, Ptr{Any}, UInt32), Base.CodegenParams,
+          Any[Cint(0), Cint(0), Cint(1), Cint(1), Cint(1), Base.default_debug_info_kind(),
+              nothing, nothing, nothing, nothing, nothing], 11)::Base.CodegenParams
+
+# The type inference infers for calls of `f` with arguments of `types` in the newest
+# world (the union over the methods that match). (Not `Base.return_types`, which Julia
+# compiles at a session's first gradient, with the reflection it calls: some 60 ms.)
+function inferred_return_type(@nospecialize(f), @nospecialize(types))
+    return ccall(:jl_call_in_typeinf_world, Any, (Ptr{Any}, Cint),
+                 Any[Core.Compiler._return_type, f, types, Base.get_world_counter()], 4)
 end
 
 """
@@ -104,8 +123,7 @@ function extract_bitcode(@nospecialize(f), @nospecialize(types::Type{<:Tuple}), 
     step!(:start)
     mi, ci = inferred_codeinst(f, types)
     step!(:inference)
-    params = Base.CodegenParams(track_allocations = false, code_coverage = false,
-                                prefer_specsig = true)
+    params = codegen_params()
     # (Arguments, not a closure capturing `f`: a closure's type follows the types it
     # captures, and each new function would compile `with_codegen_lock` anew, 20 ms.)
     bitcode, entry, ci, respecialized = with_codegen_lock(emit_bitcode, f, types, mi, ci, params, respecialize)
