@@ -305,10 +305,20 @@ function on_duals(run, f, anns::Tuple, what)
         # (A method missing for duals is a `MethodError` when `f` runs, which the engine
         # may meet first as code that always throws.)
         vals = map(a -> a.val, anns)
-        cause = e isa MethodError ? e : e isa DifferentiationError ? primal_error(f, vals) : nothing
+        cause = task_cause(e)
+        cause = cause isa MethodError ? cause : e isa DifferentiationError ? task_cause(primal_error(f, vals)) : nothing
         cause isa MethodError && (n = not_generic(cause, f, typeof(vals), what)) isa ArgumentError && throw(n)
         rethrow()
     end
+end
+
+# The error a task raised, for one that failed in a task: `Threads.@threads` runs the
+# loop in tasks, and `wait` raises a `TaskFailedException` holding the task.
+function task_cause(e)
+    while e isa TaskFailedException
+        e = e.task.exception
+    end
+    return e
 end
 
 primal_error(f, vals) = try

@@ -134,8 +134,21 @@ end
 
 typed_only(x::Vector{Float64}) = sum(abs2, x)
 converts(x) = sum(Float64(xi)^2 for xi in x)
+# (A `@threads` loop writing a dual into a `Float64` array fails in a task: its
+# `MethodError` reached the caller inside a `TaskFailedException`, when the function,
+# inferred never to return on duals, ran as it is; found by the program generator, which
+# stopped on it.)
+function threaded_float_array(x)
+    y = zeros(length(x))
+    Threads.@threads for k in eachindex(x)
+        y[k] = x[k]^2
+    end
+    z = zeros(2)
+    z[1] = x[1]
+    return sum(y) + z[1]
+end
 @testset "refused, with a message: code written for Float64 only" begin
-    for f in (typed_only, converts)
+    for f in (typed_only, converts, threaded_float_array)
         e = caught(() -> hvp(f, [1.0, 2.0], [1.0, 0.0]))   # (test/errors.jl)
         @test e isa ArgumentError && occursin("any `Real` element type", e.msg)
     end
