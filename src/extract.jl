@@ -849,7 +849,9 @@ function link_native_code!(native::Ptr{Cvoid}, fns::Vector{Ptr{Cvoid}}, world::U
                 fidx[] = sidx[] = 0
                 ccall(:jl_get_function_id, Cvoid, (Ptr{Cvoid}, Any, Ref{Int32}, Ref{Int32}), native, ci, fidx, sidx)
                 if sidx[] > 0 && ccall(:jl_get_llvm_function, Ptr{Cvoid}, (Ptr{Cvoid}, UInt32), native, sidx[] - 1) == fn
-                    add_string_attribute!(fn, "oxidase-native", string(UInt(ci.specptr)))
+                    ctx = ccall((:LLVMGetTypeContext, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},),
+                                ccall((:LLVMTypeOf, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), fn))
+                    add_string_attribute!(ctx, fn, "oxidase-native", string(UInt(ci.specptr)))
                 end
                 break
             end
@@ -859,14 +861,6 @@ function link_native_code!(native::Ptr{Cvoid}, fns::Vector{Ptr{Cvoid}}, world::U
     return nothing
 end
 
-function add_string_attribute!(fn::Ptr{Cvoid}, key::String, value::String)
-    ctx = ccall((:LLVMGetTypeContext, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},),
-                ccall((:LLVMTypeOf, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), fn))
-    attr = ccall((:LLVMCreateStringAttribute, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid}, Cstring, Cuint, Cstring, Cuint),
-                 ctx, key, sizeof(key), value, sizeof(value))
-    ccall((:LLVMAddAttributeAtIndex, LIBLLVM), Cvoid, (Ptr{Cvoid}, Cuint, Ptr{Cvoid}), fn, typemax(Cuint), attr)
-    return nothing
-end
 
 function calls_plain_autodiff(@nospecialize(f), @nospecialize(types))
     lookup(x) = x isa Expr && x.head === :invoke && x.args[1] isa Core.MethodInstance &&
@@ -968,6 +962,12 @@ function name_rule_calls(native::Ptr{Cvoid}, ctx::Ptr{Cvoid}, noinline::Ptr{Cvoi
     for (m, what) in Oxidase.RULED_METHODS, ci in push_codeinsts!(Any[], m, world)
         mi = ci.def
         (ci === root || !Oxidase.covers(m, mi.specTypes)) && continue
+        # A rule is the derivative of the function of numbers; called with dual numbers
+        # (`hvp` and nested calls run the function on them), its reverse applied to duals
+        # is not the reverse of the function on duals: the second derivative through it
+        # came out zero, without an error. The function's own code on duals, which
+        # computes both parts, is differentiated instead.
+        what === :rule && mentions_dual(mi.specTypes) && continue
         llvmf, specialized = compiled_function(native, ci)
         llvmf == C_NULL && continue
         if what === :rule
@@ -991,15 +991,19 @@ function name_rule_calls(native::Ptr{Cvoid}, ctx::Ptr{Cvoid}, noinline::Ptr{Cvoi
     return nothing
 end
 
-# Puts string attribute `name` on function `llvmf`: a rule's function returning an
+# Whether type `T` is or holds `Oxidase.Dual` (in its parameters, a few levels down).
+mentions_dual(@nospecialize(T), depth::Int = 4) =
+    T isa DataType && (T <: Oxidase.Dual || depth > 0 && any(p -> mentions_dual(p, depth - 1), T.parameters))
+
+# Puts string attribute `name` (with `value`, empty by default) on function `llvmf`: a rule's function returning an
 # `Array` of `Float64` or `Float32`, or a struct holding such arrays
 # (`oxidase-rule-result-array-f64`, `-f32`: the engine gives the call's result a
 # shadow, which the rule makes; the engine's
 # `names::RULE_RESULT_ARRAY_F64`), or one of the package's rules
 # (`names::RULE_KEEPS_SIZES`).
-function add_string_attribute!(ctx::Ptr{Cvoid}, llvmf::Ptr{Cvoid}, name::String)
+function add_string_attribute!(ctx::Ptr{Cvoid}, llvmf::Ptr{Cvoid}, name::String, value::String = "")
     attr = ccall((:LLVMCreateStringAttribute, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid}, Cstring, Cuint, Cstring, Cuint),
-                 ctx, name, sizeof(name), "", 0)
+                 ctx, name, sizeof(name), value, sizeof(value))
     ccall((:LLVMAddAttributeAtIndex, LIBLLVM), Cvoid, (Ptr{Cvoid}, Cuint, Ptr{Cvoid}), llvmf, typemax(Cuint), attr)
     return nothing
 end

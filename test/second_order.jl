@@ -132,6 +132,39 @@ so_printed(x) = (t = "s = $(x[1])"; length(t) > 12 ? x[1]^2 * x[2] : x[2]^3)
     @test string(Oxidase.Dual(0.5, 2.0)) == "0.5"
 end
 
+# A function with a custom rule, in a function whose Hessian `hvp` takes: the rule is the
+# first derivative of the function of numbers; on duals the function's own code is
+# differentiated (the rule's reverse applied to duals gave a zero second derivative
+# through it, silently; found by the program generator).
+so_smooth(v) = sqrt(1 + v^2)
+so_slope(v) = v / sqrt(1 + v^2)
+so_curve(v) = 1 / (1 + v^2)^1.5
+const SO_RULE_CALLS = Ref(0)
+function Oxidase.EnzymeRules.forward(config, ::Const{typeof(so_smooth)}, RT, v::Duplicated)
+    SO_RULE_CALLS[] += 1
+    return Duplicated(so_smooth(v.val), so_slope(v.val) * v.dval)
+end
+function Oxidase.EnzymeRules.augmented_primal(config, ::Const{typeof(so_smooth)}, RT, v::Active)
+    SO_RULE_CALLS[] += 1
+    return Oxidase.EnzymeRules.AugmentedReturn(so_smooth(v.val), nothing, nothing)
+end
+Oxidase.EnzymeRules.reverse(config, ::Const{typeof(so_smooth)}, dret::Active, tape, v::Active) =
+    (dret.val * so_slope(v.val),)
+so_ruled_product(x) = so_smooth(x[1]) * x[2]
+so_ruled_difference(x) = so_smooth(x[1] - x[2]) + x[1]^2
+@testset "hvp through a function with a custom rule: x = $x" for x in ([0.3, 0.7], [-1.2, 0.4], [0.0, 2.0])
+    a, b = x
+    H1 = [so_curve(a)*b so_slope(a); so_slope(a) 0.0]
+    H2 = so_curve(a - b) * [1.0 -1.0; -1.0 1.0] + [2.0 0.0; 0.0 0.0]
+    for (f, H) in ((so_ruled_product, H1), (so_ruled_difference, H2)), v in ([1.0, 0.0], [0.0, 1.0], [0.5, -2.0])
+        @test hvp(f, x, v) ≈ H * v rtol = 1e-10 atol = 1e-12
+    end
+    # The first derivative still takes the rule.
+    calls = SO_RULE_CALLS[]
+    @test gradient(Reverse, so_ruled_product, x) ≈ [so_slope(a) * b, so_smooth(a)] rtol = 1e-12
+    @test SO_RULE_CALLS[] > calls
+end
+
 typed_only(x::Vector{Float64}) = sum(abs2, x)
 converts(x) = sum(Float64(xi)^2 for xi in x)
 # (A `@threads` loop writing a dual into a `Float64` array fails in a task: its
