@@ -1333,18 +1333,19 @@ fn base_math_function(g: Function) -> Option<&'static str> {
 
 /// Base's elementary functions whose machine code Julia has already (the primal's first
 /// call compiled them; the extraction gives their code the address, `NATIVE_CODE`):
-/// each becomes a function of the kept name (`ox.julia.sin.julia_sin_12`) that calls
-/// that code. The derivative calls Julia's own code, which computed the primal, and
-/// neither LLVM's optimization nor the JIT goes through the body again (`sin` is some
-/// 650 lines, with its argument reduction) in every derivative that calls it. Only
-/// functions of floats alone (`sin(x)`, `atan(y, x)`), whose calling convention is the
-/// same in both compilers' code; a body Julia has no code for yet stays.
+/// each becomes a declaration (`names::native_code_name`: `ox.julia.sin.native.<address>`)
+/// which the JIT resolves to that code. The derivative calls Julia's own code, which
+/// computed the primal, and neither LLVM's optimization nor the JIT goes through the
+/// body again (`sin` is some 650 lines, with its argument reduction) in every
+/// derivative that calls it. Only functions of floats alone (`sin(x)`, `atan(y, x)`),
+/// whose calling convention is the same in both compilers' code; a body Julia has no
+/// code for yet stays.
 fn link_native_code<'ctx>(m: &'ctx Module, entry: Function<'ctx>) -> Built<()> {
     for g in m.functions() {
         if g == entry || g.is_declaration() || g.name().starts_with(JULIA_MATH_PREFIX) {
             continue;
         }
-        let Some(address) = g.string_attr_value(crate::names::NATIVE_CODE).and_then(|a| a.parse::<u64>().ok()) else {
+        let Some(address) = g.string_attr_value(crate::names::NATIVE_CODE).and_then(|a| a.parse::<usize>().ok()) else {
             continue;
         };
         let real = g.return_type();
@@ -1352,12 +1353,12 @@ fn link_native_code<'ctx>(m: &'ctx Module, entry: Function<'ctx>) -> Built<()> {
         if address == 0 || !g.params().iter().all(|p| p.ty() == real) {
             continue;
         }
-        let linked = m.add_function(&format!("{JULIA_MATH_PREFIX}{base}.{}", g.name()), g.function_type());
-        let b = m.builder();
-        b.at_end(m.append_block(linked, "top"));
-        let r = b.call_typed(g.function_type(), m.const_address(address as usize), &linked.params())?;
-        b.ret(r.as_value())?;
-        linked.add_string_attr(crate::names::NATIVE_CODE);
+        let name = crate::names::native_code_name(base, address);
+        let linked = match m.function(&name) {
+            Some(linked) if linked.function_type() == g.function_type() => linked,
+            Some(_) => continue,
+            None => m.add_function(&name, g.function_type()),
+        };
         g.as_value().replace_all_uses_with(linked.as_value());
         g.delete_function();
     }

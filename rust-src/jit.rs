@@ -5,13 +5,15 @@ use crate::error::{Error, Result};
 use crate::llvm::orc::{LlJit, ThreadSafeContext, Tracker};
 use crate::llvm::OwnedModule;
 use parking_lot::Mutex;
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
-/// The JIT and the lock that serialises changes to it.
+/// The JIT and the lock that serialises changes to it, which holds the names of the
+/// absolute symbols defined so far (each can be defined once).
 pub struct Jit {
     inner: LlJit,
-    lock: Mutex<()>,
+    lock: Mutex<HashSet<String>>,
     layout: String,
     triple: String,
 }
@@ -23,7 +25,7 @@ pub fn global() -> Result<&'static Jit> {
         LlJit::new().map(|inner| {
             let layout = inner.data_layout();
             let triple = inner.triple();
-            Jit { inner, lock: Mutex::new(()), layout, triple }
+            Jit { inner, lock: Mutex::new(HashSet::new()), layout, triple }
         })
     })
     .as_ref()
@@ -50,14 +52,30 @@ impl Jit {
         self.inner.new_context()
     }
     /// Adds `m` and returns the address of its symbol `name`, with the tracker that
-    /// frees its code (`remove`).
+    /// frees its code (`remove`). The machine code of Julia's that `m` declares
+    /// (`names::native_code_name`) is defined first, as absolute symbols.
     pub fn add<'ctx>(
         &self,
         tsc: &'ctx ThreadSafeContext,
         m: OwnedModule<'ctx>,
         name: &str,
     ) -> Result<(usize, Tracker)> {
-        let _g = self.lock.lock();
+        let mut defined = self.lock.lock();
+        let native: Vec<(String, usize)> = m
+            .functions()
+            .into_iter()
+            .filter(|g| g.is_declaration())
+            .filter_map(|g| {
+                let name = g.name();
+                crate::names::native_code_address(&name).map(|address| (name, address))
+            })
+            .filter(|(name, _)| !defined.contains(name))
+            .collect();
+        if !native.is_empty() {
+            let symbols: Vec<(&str, usize)> = native.iter().map(|(n, a)| (n.as_str(), *a)).collect();
+            self.inner.define_absolute(&symbols).map_err(Error::Jit)?;
+            defined.extend(native.into_iter().map(|(n, _)| n));
+        }
         let tracker = self.inner.new_tracker();
         self.inner.add_module_with(&tracker, tsc, m).map_err(Error::Jit)?;
         match self.inner.lookup(name) {
@@ -77,7 +95,9 @@ impl Jit {
     }
     /// Defines absolute symbols, e.g. stand-ins for Julia runtime functions in tests.
     pub fn define_absolute(&self, symbols: &[(&str, usize)]) -> Result<()> {
-        let _g = self.lock.lock();
-        self.inner.define_absolute(symbols).map_err(Error::Jit)
+        let mut defined = self.lock.lock();
+        self.inner.define_absolute(symbols).map_err(Error::Jit)?;
+        defined.extend(symbols.iter().map(|(n, _)| n.to_string()));
+        Ok(())
     }
 }

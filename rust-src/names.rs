@@ -136,6 +136,21 @@ pub const NATIVE_CODE: &str = "oxidase-native";
 /// `ox.julia.exp.julia_exp_123`.
 pub const JULIA_MATH_PREFIX: &str = "ox.julia.";
 
+/// The declaration `ingest::link_native_code` puts in place of a Base elementary
+/// function whose machine code Julia has (`NATIVE_CODE`): `ox.julia.sin.native.<address>`,
+/// an absolute symbol for the JIT (`jit::Jit::add`), so to every analysis a declared
+/// `ox.` function, which writes no memory the program reads.
+pub fn native_code_name(base: &str, address: usize) -> String {
+    format!("{JULIA_MATH_PREFIX}{base}.native.{address}")
+}
+
+/// The address in a name `native_code_name` made.
+pub fn native_code_address(name: &str) -> Option<usize> {
+    let rest = name.strip_prefix(JULIA_MATH_PREFIX)?;
+    let (_, address) = rest.split_once(".native.")?;
+    address.parse().ok()
+}
+
 /// The Julia function name behind an LLVM function name.
 pub fn julia_name(llvm: &str) -> String {
     let stripped = crate::julia::current().strip_method_prefix(unmarked(llvm));

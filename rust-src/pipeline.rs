@@ -90,11 +90,6 @@ pub fn timings() -> Vec<(&'static str, f64)> {
 /// The engine's own runtime functions (`crate::runtime`), called by address, never
 /// enter Julia.
 fn runtime_flags(g: Function) -> u32 {
-    // Julia's own code of a Base elementary function of floats (`ingest::link_native_code`)
-    // allocates only to throw.
-    if g.has_string_attr(crate::names::NATIVE_CODE) {
-        return 0;
-    }
     let cfg = crate::analysis::cfg::Cfg::compute(g);
     let live = cfg.reaches_return();
     let engine = crate::runtime::addresses();

@@ -780,7 +780,7 @@ end
 # functions of floats alone it calls (`link_native_code!`).
 function names_called(root::Ptr{Cvoid})
     found = String[]
-    scalar = Ptr{Cvoid}[]
+    scalar = Tuple{Ptr{Cvoid},Cint}[]
     nested = plain = false
     for f in called_functions(root)
         name = llvm_value_name(f)
@@ -789,7 +789,10 @@ function names_called(root::Ptr{Cvoid})
         end
         nested |= is_nested_name(name)
         plain |= startswith(name, "julia_cached_derivative_")
-        f != root && startswith(name, "julia_") && float_kind(f) != 0 && push!(scalar, f)
+        if f != root && startswith(name, "julia_")
+            kind = float_kind(f)
+            kind != 0 && push!(scalar, (f, kind))
+        end
     end
     return found, nested, plain, scalar
 end
@@ -818,10 +821,10 @@ end
 # of compiling the body again (`ingest::link_native_code`, which also checks that the
 # body is one of Base's elementary functions with a derivative rule). The caller holds
 # the codegen lock.
-function link_native_code!(native::Ptr{Cvoid}, fns::Vector{Ptr{Cvoid}}, world::UInt)
+function link_native_code!(native::Ptr{Cvoid}, fns::Vector{Tuple{Ptr{Cvoid},Cint}}, world::UInt)
     fidx = Ref{Int32}(0)
     sidx = Ref{Int32}(0)
-    for fn in fns
+    for (fn, kind) in fns
         # `julia_<name>_<n>`: Julia's name for a method's specialized code.
         name = llvm_value_name(fn)
         cut = ncodeunits(name)
@@ -833,7 +836,7 @@ function link_native_code!(native::Ptr{Cvoid}, fns::Vector{Ptr{Cvoid}}, world::U
         isdefined(Base.Math, s) || continue
         g = getfield(Base.Math, s)
         g isa Function || continue
-        T = float_kind(fn) == 3 ? Float64 : Float32
+        T = kind == 3 ? Float64 : Float32
         n = ccall((:LLVMCountParams, LIBLLVM), Cuint, (Ptr{Cvoid},), fn)
         sig = n == 1 ? Tuple{typeof(g), T} : n == 2 ? Tuple{typeof(g), T, T} : n == 3 ? Tuple{typeof(g), T, T, T} : continue
         matches = Base._methods_by_ftype(sig, 1, world)
@@ -967,7 +970,7 @@ function name_rule_calls(native::Ptr{Cvoid}, ctx::Ptr{Cvoid}, noinline::Ptr{Cvoi
         # is not the reverse of the function on duals: the second derivative through it
         # came out zero, without an error. The function's own code on duals, which
         # computes both parts, is differentiated instead.
-        what === :rule && mentions_dual(mi.specTypes) && continue
+        what === :rule && Oxidase.mentions_dual(mi.specTypes) && continue
         llvmf, specialized = compiled_function(native, ci)
         llvmf == C_NULL && continue
         if what === :rule
@@ -990,10 +993,6 @@ function name_rule_calls(native::Ptr{Cvoid}, ctx::Ptr{Cvoid}, noinline::Ptr{Cvoi
     end
     return nothing
 end
-
-# Whether type `T` is or holds `Oxidase.Dual` (in its parameters, a few levels down).
-mentions_dual(@nospecialize(T), depth::Int = 4) =
-    T isa DataType && (T <: Oxidase.Dual || depth > 0 && any(p -> mentions_dual(p, depth - 1), T.parameters))
 
 # Puts string attribute `name` (with `value`, empty by default) on function `llvmf`: a rule's function returning an
 # `Array` of `Float64` or `Float32`, or a struct holding such arrays

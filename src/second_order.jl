@@ -28,6 +28,10 @@ Dual{T}(x::Dual) where {T<:AbstractFloat} = Dual{T}(convert(T, x.value), convert
 value(x::Dual) = x.value
 partial(x::Dual) = x.partial
 
+# Whether type `T` is or holds `Dual` (in its parameters, a few levels down).
+mentions_dual(@nospecialize(T), depth::Int = 4) =
+    T isa DataType && (T <: Dual || depth > 0 && any(p -> mentions_dual(p, depth - 1), T.parameters))
+
 Base.promote_rule(::Type{Dual{T}}, ::Type{S}) where {T<:AbstractFloat,S<:Real} = Dual{promote_type(T, S)}
 Base.promote_rule(::Type{Dual{T}}, ::Type{Dual{S}}) where {T<:AbstractFloat,S<:AbstractFloat} = Dual{promote_type(T, S)}
 Base.zero(::Type{Dual{T}}) where {T} = Dual{T}(zero(T), zero(T))
@@ -332,8 +336,7 @@ end
 # missing for `Dual` means `f` is not generic over the element type.
 function not_generic(e, f, argtypes, what)
     e isa MethodError || return e
-    mentions_dual(t) = t isa Type && (t <: Dual || any(p -> p isa Type && p <: Dual, t.parameters))
-    mentions_dual(e.f) || any(a -> mentions_dual(typeof(a)), e.args) || return e
+    mentions_dual(e.f isa Type ? e.f : typeof(e.f)) || any(a -> mentions_dual(typeof(a)), e.args) || return e
     return ArgumentError("$what differentiates `$f` run on dual numbers (arguments of types $argtypes): " *
                          "`$f` must accept arrays of any `Real` element type, and it calls a method " *
                          "that has none for `Oxidase.Dual`: $(sprint(showerror, e))")

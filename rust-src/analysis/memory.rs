@@ -2500,16 +2500,12 @@ pub fn writes_only_fresh(g: Function) -> bool {
 
 /// Whether every store of `g` on a path that returns (blocks ending in `unreachable`
 /// throw) has an address `store_ok` accepts, every call is one `call_ok` accepts, and
-/// nothing is atomic. Julia's own code of a Base elementary function of floats
-/// (`ingest::link_native_code`), which `g` calls, writes only its stack, as its body did.
+/// nothing is atomic.
 fn writes_only<'ctx>(
     g: Function<'ctx>,
     store_ok: &dyn Fn(Value<'ctx>) -> bool,
     call_ok: &dyn Fn(Call<'ctx>) -> bool,
 ) -> bool {
-    if g.has_string_attr(crate::names::NATIVE_CODE) {
-        return true;
-    }
     g.blocks().into_iter().all(|bb| {
         if bb.terminator().map(|t| t.opcode()) == Some(Opcode::LLVMUnreachable) {
             return true;
