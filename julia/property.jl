@@ -193,6 +193,9 @@ function program(rng, name)
                 "y = x .* $(expr(rng, 1, vars)); s += +(y...)",
                 "s += max(0.5, x...) * $(expr(rng, 1, vars))",
                 "s += atan(x[2:3]...) * $(expr(rng, 1, vars))",
+                # Splatting views, of the argument and of an array the function built.
+                "s += atan(view(x, 2:3)...) * $(expr(rng, 1, vars))",
+                "y = x .* $(expr(rng, 1, vars)); s += max(0.0, view(y, 1:2:length(y))...)",
                 # A splat's result copied into an array (as integer bits, by LLVM).
                 "y = [+(x...), $(expr(rng, 1, vars))]; s += y[1] * y[2]",
                 # A generator's sum (a union-typed result, moved as integer bits) put

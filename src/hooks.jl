@@ -54,8 +54,21 @@ function splat_arguments(args::Ptr{Ptr{Cvoid}}, shadows::Ptr{Ptr{Cvoid}}, n::Int
             for i in 1:length(c)
                 push!(vals, c[i]); push!(from, i); push!(owners, lanes)
             end
+        elseif c isa SubArray && parent(c) isa Union{Array{Float64},Array{Float32}}
+            # A view of an array: its shadow is the same view of the array's shadow, the
+            # parent first in both. Each element's derivative goes to its parent's.
+            parents = Ptr{Cvoid}[unsafe_load(Ptr{Ptr{Cvoid}}(s)) for s in lanes]
+            for p in parents
+                p != C_NULL && (shadow = unsafe_pointer_to_objref(p)) isa typeof(parent(c)) &&
+                    size(shadow) == size(parent(c)) ||
+                    throw(splat_error("the shadow of a splatted view does not match the view's array"))
+            end
+            indices = LinearIndices(parent(c))[c.indices...]
+            for (v, i) in zip(c, indices isa Integer ? (indices,) : indices)
+                push!(vals, v); push!(from, i); push!(owners, parents)
+            end
         else
-            throw(splat_error("splatting a differentiated $(typeof(c)) is not supported yet (arrays of Float64 or Float32 are)"))
+            throw(splat_error("splatting a differentiated $(typeof(c)) is not supported yet (arrays of Float64 or Float32 and views of them are)"))
         end
     end
     return f, vals, from, owners

@@ -333,8 +333,8 @@ fn lost_construct(at: Value) -> String {
                 "splatting (`f(x...)`, Julia's `_apply_iterate` builtin) whose arguments the engine cannot see".into()
             }
             Some(n) if n.starts_with(crate::names::SPLAT_PREFIX) => {
-                "splatting (`f(x...)`) something other than a differentiated `Array` (a view, a tuple, or a \
-                 closure or struct holding differentiated data)"
+                "splatting (`f(x...)`) something other than a differentiated `Array` or a view of one (a view \
+                 by an array of indices, a tuple, or a closure or struct holding differentiated data)"
                     .into()
             }
             Some(n) if crate::julia::current().dynamic_calls.contains(&n.as_str()) => format!(
