@@ -1,5 +1,5 @@
 # Property tests over generated programs: random Julia functions of two scalars and a
-# 3-element array (expression trees over + - * / sin cos exp log sqrt ^ with guarded
+# 3-element array (expression trees over + - * / sin cos exp log sqrt ^ ldexp with guarded
 # domains and special exponents, if/else and ifelse, loops with random trip counts,
 # nested loops whose inner loop uses what the outer one defines,
 # array reads and writes, reductions, broadcasts and copies, splatting, views,
@@ -34,7 +34,9 @@ export run_properties
 # `^` with special exponents (floats that are integers, 0 and 1) and a zero base: their
 # derivatives have 0·∞ and 0·log 0 traps (issue 13).
 const UNARY = ["sin(%)", "cos(%)", "tanh(%)", "exp(sin(%))", "log(1 + (%)^2)", "sqrt(1 + (%)^2)", "(%)^2", "(%)^3",
-               "(%)^0.0", "(%)^1.0", "(%)^3.0", "abs(%)^1.5", "prod(sincos(%))"]
+               "(%)^0.0", "(%)^1.0", "(%)^3.0", "abs(%)^1.5", "prod(sincos(%))",
+               # Floats rebuilt from their bits (a derivative once lost).
+               "ldexp(%, 2)", "ldexp(%, -1)"]
 const BINARY = ["(%1 + %2)", "(%1 - %2)", "(%1 * %2)", "(%1 / (1 + (%2)^2))", "max(%1, %2)",
                 "(1 + (%1)^2)^(%2)", "(0.0 * (%1))^(1 + (%2)^2)"]
 

@@ -160,7 +160,13 @@ pub fn insert(m: &Module, g: Function, act: &Activity, user: &str) -> Built<usiz
         }
         let lossy = match i.opcode() {
             Opcode::LLVMSIToFP | Opcode::LLVMUIToFP => class.contains_key(&i.operand(0)),
-            Opcode::LLVMBitCast => i.ty().is_floating() && class.get(&i.operand(0)) == Some(&Bits::Mixed),
+            Opcode::LLVMBitCast if i.ty().is_floating() => match class.get(&i.operand(0)) {
+                Some(Bits::Mixed) => true,
+                // A float's bits, masked, that `crate::reinterpret` found no way to
+                // follow: only a truncation is piecewise constant.
+                Some(Bits::Pattern) => !reinterpreted(i) && !truncation(i.operand(0)),
+                _ => false,
+            },
             _ => false,
         };
         if lossy && reaches_active_merge(i, act) {
@@ -189,6 +195,28 @@ pub fn insert(m: &Module, g: Function, act: &Activity, user: &str) -> Built<usiz
         count += 1;
     }
     Ok(count)
+}
+
+/// Whether float `y` rebuilt from bits is `crate::reinterpret`'s: the first operand of its
+/// marker `ox.reinterpret(y, x)`, which carries the derivative.
+fn reinterpreted(y: Value) -> bool {
+    y.users().into_iter().any(|u| {
+        u.called_operand_if_call().is_some_and(|c| c.name().starts_with("ox.reinterpret.")) && u.operand(0) == y
+    })
+}
+
+/// Whether `bits` is a float's bits with its low mantissa bits cleared: `and` with a
+/// constant that clears a run of the mantissa's lowest bits, or all of them (a Dekker
+/// split's high part; the sign, the exponent, 2ᵉ), whatever it does to sign and
+/// exponent: a step function of the float, whose derivative is zero.
+fn truncation(bits: Value) -> bool {
+    if !bits.is_instruction() || bits.opcode() != Opcode::LLVMAnd {
+        return false;
+    }
+    let mant = mantissa_mask(scalar_int_width(bits.ty()));
+    let Some(mask) = bits.operand(1).const_uint().or_else(|| bits.operand(0).const_uint()) else { return false };
+    let cleared = !mask & mant;
+    cleared != 0 && (cleared & (cleared + 1)) == 0
 }
 
 /// Whether the float rebuilt at `lossy` reaches the result without ever being combined

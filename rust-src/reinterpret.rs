@@ -6,7 +6,10 @@
 //! before analysis: `y` is replaced by `ox.reinterpret(y, x)`, an identity call whose
 //! rule carries that derivative. Any other integer operation on float bits (exponent
 //! extraction, truncating mantissa bits for Dekker splits) is piecewise constant in the
-//! float, and its derivative is zero.
+//! float, and its derivative is zero when it keeps the float's sign, exponent and high
+//! mantissa bits (a truncation: `and` with such a mask); any other float rebuilt from a
+//! float's bits without a rewrite here is refused where it is reached
+//! (`diagnostics::insert`).
 //!
 //! The same module handles the other rounding idiom of Julia's math code: `(y + C) - C`
 //! with a huge constant `C` (`log` rounds its reduced argument to 1/128 this way). In
@@ -129,12 +132,52 @@ pub fn rewrite(m: &Module, f: Function) -> Built<()> {
     Ok(())
 }
 
-/// Whether `v` is `and w, C` with `C` clearing every mantissa bit (a sign or exponent
-/// extraction), so or-ing it into another float's bits keeps that float's mantissa.
+/// Whether `v` has no mantissa bit set, so or-ing it into another float's bits keeps that
+/// float's mantissa: `and w, C` with `C` clearing every mantissa bit (a sign or exponent
+/// extraction), or `shl w, C` shifting past the mantissa (an exponent put in place, as
+/// `ldexp` does).
 fn no_mantissa_bits(v: Value, mant: u64) -> bool {
+    let mant_bits = 64 - u64::from(mant.leading_zeros());
     v.is_instruction()
-        && v.opcode() == Opcode::LLVMAnd
-        && [v.operand(0), v.operand(1)].iter().any(|o| o.const_uint().is_some_and(|k| k & mant == 0))
+        && match v.opcode() {
+            Opcode::LLVMAnd => {
+                [v.operand(0), v.operand(1)].iter().any(|o| o.const_uint().is_some_and(|k| k & mant == 0))
+            }
+            Opcode::LLVMShl => v.operand(1).const_uint().is_some_and(|k| k >= mant_bits),
+            _ => false,
+        }
+}
+
+/// Whether `shl` `i` is `v << (ctlz(v) - e)` with `e` the bits of sign and exponent
+/// (12 for 64-bit floats, 9 for 32-bit): a subnormal normalized.
+fn normalizes(i: Value, width: u32) -> bool {
+    let e = u64::from(width) - (64 - u64::from(mantissa_mask(width).leading_zeros()));
+    let (v, amount) = (i.operand(0), without_int_casts(i.operand(1)));
+    if !amount.is_instruction() || amount.opcode() != Opcode::LLVMAdd {
+        return false;
+    }
+    let ctlz = without_int_casts(amount.operand(0));
+    amount.operand(1).const_uint().is_some_and(|k| k == (e - 1).wrapping_neg() & mask_of(amount.ty().int_width()))
+        && ctlz.is_instruction()
+        && ctlz.called_operand_if_call().is_some_and(|c| c.name().starts_with("llvm.ctlz."))
+        && ctlz.operand(0) == v
+}
+
+/// `v` without the integer widenings and narrowings around it (Julia computes shift
+/// amounts in `Int`).
+fn without_int_casts(mut v: Value) -> Value {
+    while v.is_instruction() && matches!(v.opcode(), Opcode::LLVMTrunc | Opcode::LLVMZExt | Opcode::LLVMSExt) {
+        v = v.operand(0);
+    }
+    v
+}
+
+fn mask_of(width: u32) -> u64 {
+    if width >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << width) - 1
+    }
 }
 
 /// The float whose bits `i` carries with the mantissa intact, built as SSA next to `i`.
@@ -186,6 +229,10 @@ fn source<'ctx>(
                 None
             }
         }
+        // A subnormal's bits normalized, `v << (leading_zeros(v) - exponent bits - 1)`
+        // (`ldexp`, `significand`): the leading one lands on the exponent's lowest bit,
+        // and the float is `v`'s times 2ᵏ.
+        Opcode::LLVMShl if normalizes(i, ty.int_width()) => source(m, i.operand(0), memo)?,
         Opcode::LLVMPHI => {
             let Some(old) = i.as_phi() else { return Ok(None) };
             let b = m.builder();

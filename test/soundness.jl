@@ -207,6 +207,40 @@ end
     end
 end
 
+# Floats taken apart and rebuilt by their bits (Base's `ldexp`, `significand`, `frexp`,
+# and a user's `reinterpret`): the derivative follows a float whose mantissa is kept
+# (±x·2ᵏ, also a subnormal normalized) and a truncation (a step function, derivative
+# zero); anything else is refused where it is reached. `ldexp`, `significand` and `frexp`
+# once had derivative zero, without an error.
+bits_or(x, n) = reinterpret(Float64, reinterpret(UInt64, x) | UInt64(n)) * 2
+bits_truncated(x) = (hi = reinterpret(Float64, reinterpret(UInt64, x) & 0xffff_ffff_f800_0000); hi * hi + x)
+@testset "floats rebuilt from their bits" begin
+    cases = [(x -> ldexp(x, 3), x -> 8.0), (x -> ldexp(x, -2) * x, x -> x / 2),
+             (x -> significand(x) * x, x -> 2 * significand(x)), (x -> frexp(x)[1] * 3, x -> 3 / 2.0^frexp(x)[2]),
+             (x -> Float64(ldexp(Float32(x), 3)), x -> 8.0), (x -> Float64(significand(Float32(x))), x -> 1 / 2.0^exponent(Float32(x))),
+             (x -> x > 0 ? ldexp(x, 1) : significand(x), x -> x > 0 ? 2.0 : 1 / 2.0^exponent(x))]
+    for (f, df) in cases, x in (0.3, 0.77, 1.3, -2.5, 1000.0)
+        @test autodiff(Reverse, f, Active, Active(x))[1][1] == df(x)
+        @test autodiff(Forward, f, Duplicated, Duplicated(x, 1.0))[2] == df(x)
+        @test Tuple(autodiff(Forward, f, BatchDuplicated, BatchDuplicated(x, (1.0, 2.0)))[2]) == (df(x), 2df(x))
+        @test isapprox(central(v -> f(v[1]), [x], [1.0]; h = 1e-4 * abs(x)), df(x); rtol = 2e-3)   # (Float32 rows)
+    end
+    # A subnormal input, normalized by `ldexp` on the way.
+    @test autodiff(Reverse, x -> ldexp(x, 60), Active, Active(1e-310))[1][1] == 2.0^60
+    # In a loop of 0, 1 and many steps.
+    halvings(x, n) = (for _ in 1:n; x = ldexp(x, -1) + x; end; x)
+    for n in (0, 1, 5)
+        @test autodiff(Reverse, halvings, Active, Active(0.7), Const(n))[1][1] == 1.5^n
+    end
+    # A truncation (a Dekker split's high part) has derivative zero; bits or-ed into the
+    # mantissa are refused, where they once gave zero.
+    @test autodiff(Reverse, bits_truncated, Active, Active(0.3))[1][1] == 1.0
+    for x in (0.3, 1.7)
+        @test_throws Oxidase.DifferentiationError autodiff(Reverse, bits_or, Active, Active(x), Const(3))
+        @test_throws Oxidase.DifferentiationError autodiff(Forward, bits_or, Duplicated, Duplicated(x, 1.0), Const(3))
+    end
+end
+
 # (A tuple of a differentiated and a constant global array that the function also reads
 # directly: the copy shadowing the global in the tuple would not be what those reads see.)
 const CONSTANT_ROW = [1.0, 2.0]
