@@ -160,16 +160,18 @@ pub fn insert(m: &Module, g: Function, act: &Activity, user: &str) -> Built<usiz
         }
         let lossy = match i.opcode() {
             Opcode::LLVMSIToFP | Opcode::LLVMUIToFP => class.contains_key(&i.operand(0)),
-            Opcode::LLVMBitCast if i.ty().is_floating() => match class.get(&i.operand(0)) {
+            // (`crate::reinterpret` follows the float a rebuild keeps, through a
+            // subnormal's normalization, which is arithmetic on the bits, too.)
+            Opcode::LLVMBitCast if i.ty().is_floating() && !reinterpreted(i) => match class.get(&i.operand(0)) {
                 Some(Bits::Mixed) => true,
                 // A float's bits, masked, that `crate::reinterpret` found no way to
                 // follow: only a truncation is piecewise constant.
-                Some(Bits::Pattern) => !reinterpreted(i) && !truncation(i.operand(0)),
+                Some(Bits::Pattern) => !truncation(i.operand(0)),
                 _ => false,
             },
             _ => false,
         };
-        if lossy && reaches_active_merge(i, act) {
+        if lossy && reaches_active_merge(i, act, i.opcode() == Opcode::LLVMBitCast) {
             let code = register(describe(
                 user,
                 i,
@@ -219,12 +221,18 @@ fn truncation(bits: Value) -> bool {
     cleared != 0 && (cleared & (cleared + 1)) == 0
 }
 
-/// Whether the float rebuilt at `lossy` reaches the result without ever being combined
-/// with active data: it merges, still inactive, into an active phi or select (or is
-/// returned). Then the derivative on that path is plainly missing. When it is combined
-/// with active data first (`cbrt` refines an integer-made first guess by Newton steps
-/// on `x`), the derivative is recovered and nothing is flagged.
-fn reaches_active_merge(lossy: Value, act: &Activity) -> bool {
+/// Whether the float rebuilt at `lossy` reaches an active value. A float rebuilt from a
+/// float's bits (`bits`: a bitcast) does when it is combined with active data into a
+/// value whose derivative is needed, merges
+/// into an active phi or select, is stored into shadowed memory, or is returned: its
+/// derivative is missing from that value (`x * rebuilt(x)` lost the rebuilt factor's,
+/// silently, when being combined with active data was taken for a Newton step refining
+/// an integer-made guess, as `cbrt`'s body does; `cbrt` and Base's other functions of
+/// that kind are kept calls with rules). An integer converted to a float (`sitofp`) may
+/// hold a float's bits or be an integer moved in the same register (a union of a float
+/// and an `Int`, as mixed matrix literals pick their elements): it is flagged only when
+/// it merges, still inactive, into an active phi or select, or is returned.
+fn reaches_active_merge(lossy: Value, act: &Activity, bits: bool) -> bool {
     let mut seen = std::collections::HashSet::new();
     let mut stack = vec![lossy];
     while let Some(v) = stack.pop() {
@@ -238,6 +246,11 @@ fn reaches_active_merge(lossy: Value, act: &Activity) -> bool {
             match u.opcode() {
                 Opcode::LLVMRet => return true,
                 Opcode::LLVMPHI | Opcode::LLVMSelect if act.is_active(u) => return true,
+                _ if bits && act.is_active(u) && u.ty().is_floating() => return true,
+                // Stored into shadowed memory, where the shadow gets no derivative.
+                Opcode::LLVMStore if bits && u.operand(0) == v && matches!(act.rule(u), crate::rules::Rule::Store) => {
+                    return true
+                }
                 _ if act.is_varied(u) => {}
                 _ if u.ty().is_floating() => stack.push(u),
                 _ => {}

@@ -218,7 +218,8 @@ bits_truncated(x) = (hi = reinterpret(Float64, reinterpret(UInt64, x) & 0xffff_f
     cases = [(x -> ldexp(x, 3), x -> 8.0), (x -> ldexp(x, -2) * x, x -> x / 2),
              (x -> significand(x) * x, x -> 2 * significand(x)), (x -> frexp(x)[1] * 3, x -> 3 / 2.0^frexp(x)[2]),
              (x -> Float64(ldexp(Float32(x), 3)), x -> 8.0), (x -> Float64(significand(Float32(x))), x -> 1 / 2.0^exponent(Float32(x))),
-             (x -> x > 0 ? ldexp(x, 1) : significand(x), x -> x > 0 ? 2.0 : 1 / 2.0^exponent(x))]
+             (x -> x > 0 ? ldexp(x, 1) : significand(x), x -> x > 0 ? 2.0 : 1 / 2.0^exponent(x)),
+             (x -> x > 0 ? ldexp(x, 1) : 2x, x -> 2.0)]
     for (f, df) in cases, x in (0.3, 0.77, 1.3, -2.5, 1000.0)
         @test autodiff(Reverse, f, Active, Active(x))[1][1] == df(x)
         @test autodiff(Forward, f, Duplicated, Duplicated(x, 1.0))[2] == df(x)
@@ -236,6 +237,8 @@ bits_truncated(x) = (hi = reinterpret(Float64, reinterpret(UInt64, x) & 0xffff_f
     # mantissa are refused, where they once gave zero.
     @test autodiff(Reverse, bits_truncated, Active, Active(0.3))[1][1] == 1.0
     for x in (0.3, 1.7)
+        # (Combined with the float itself: it once kept only the other factor's derivative.)
+        @test_throws Oxidase.DifferentiationError autodiff(Reverse, v -> v * bits_or(v, 3), Active, Active(x))
         @test_throws Oxidase.DifferentiationError autodiff(Reverse, bits_or, Active, Active(x), Const(3))
         @test_throws Oxidase.DifferentiationError autodiff(Forward, bits_or, Duplicated, Duplicated(x, 1.0), Const(3))
     end
