@@ -6,10 +6,9 @@
 //! before analysis: `y` is replaced by `ox.reinterpret(y, x)`, an identity call whose
 //! rule carries that derivative. Any other integer operation on float bits (exponent
 //! extraction, truncating mantissa bits for Dekker splits) is piecewise constant in the
-//! float, and its derivative is zero when it keeps the float's sign, exponent and high
-//! mantissa bits (a truncation: `and` with such a mask); any other float rebuilt from a
-//! float's bits without a rewrite here is refused where it is reached
-//! (`diagnostics::insert`).
+//! float, and its derivative is zero when it clears a run of the mantissa's low bits (a
+//! truncation: `and` with such a mask); any other float rebuilt from a float's bits
+//! without a rewrite here is refused where it is reached (`diagnostics::insert`).
 //!
 //! The same module handles the other rounding idiom of Julia's math code: `(y + C) - C`
 //! with a huge constant `C` (`log` rounds its reduced argument to 1/128 this way). In
