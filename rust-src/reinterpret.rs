@@ -150,13 +150,13 @@ fn no_mantissa_bits(v: Value, mant: u64) -> bool {
 /// Whether `shl` `i` is `v << (ctlz(v) - e)` with `e` the bits of sign and exponent
 /// (12 for 64-bit floats, 9 for 32-bit): a subnormal normalized.
 fn normalizes(i: Value, width: u32) -> bool {
-    let e = u64::from(width) - (64 - u64::from(mantissa_mask(width).leading_zeros()));
+    let e = i64::from(width) - (64 - i64::from(mantissa_mask(width).leading_zeros()));
     let (v, amount) = (i.operand(0), without_int_casts(i.operand(1)));
     if !amount.is_instruction() || amount.opcode() != Opcode::LLVMAdd {
         return false;
     }
     let ctlz = without_int_casts(amount.operand(0));
-    amount.operand(1).const_uint().is_some_and(|k| k == (e - 1).wrapping_neg() & mask_of(amount.ty().int_width()))
+    amount.operand(1).const_int() == Some(1 - e)
         && ctlz.is_instruction()
         && ctlz.called_operand_if_call().is_some_and(|c| c.name().starts_with("llvm.ctlz."))
         && ctlz.operand(0) == v
@@ -169,14 +169,6 @@ fn without_int_casts(mut v: Value) -> Value {
         v = v.operand(0);
     }
     v
-}
-
-fn mask_of(width: u32) -> u64 {
-    if width >= 64 {
-        u64::MAX
-    } else {
-        (1u64 << width) - 1
-    }
 }
 
 /// The float whose bits `i` carries with the mantissa intact, built as SSA next to `i`.
