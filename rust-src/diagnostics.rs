@@ -21,7 +21,7 @@ use crate::analysis::cfg::Cfg;
 use crate::error::{Error, Result};
 use crate::llvm::{Built, Function, Module, Opcode, RealPredicate, Type, Value};
 use parking_lot::Mutex;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::CString;
 
 const MARKER: &str = "ox.diagnostic";
@@ -129,8 +129,15 @@ fn describe(user: &str, inst: Value, what: &str) -> String {
     format!("cannot differentiate `{user}` at this argument: {what}{}", crate::names::where_(inst))
 }
 
-/// Inserts diagnostic markers into the derivative function `g`; returns how many.
-pub fn insert(m: &Module, g: Function, act: &Activity, user: &str) -> Built<usize> {
+/// Inserts diagnostic markers into the derivative function `g`, whose values `arguments`
+/// are the Julia function's arguments; returns how many.
+pub fn insert<'ctx>(
+    m: &Module,
+    g: Function<'ctx>,
+    act: &Activity<'ctx>,
+    user: &str,
+    arguments: &[Value<'ctx>],
+) -> Built<usize> {
     let cfg = Cfg::compute(g);
     let live = cfg.reaches_return();
     let order = cfg.reverse_postorder();
@@ -149,6 +156,8 @@ pub fn insert(m: &Module, g: Function, act: &Activity, user: &str) -> Built<usiz
         }
     }
 
+    let definite = definitely_bits(&insts, &class, arguments);
+
     let i1 = m.int(1);
     let marker = m.get_or_declare(MARKER, m.fn_type(m.void(), &[i1, m.int(32)]));
     let b = m.builder();
@@ -158,25 +167,34 @@ pub fn insert(m: &Module, g: Function, act: &Activity, user: &str) -> Built<usiz
         if !live[cfg.index(i.parent_block())] {
             continue;
         }
-        let lossy = match i.opcode() {
-            Opcode::LLVMSIToFP | Opcode::LLVMUIToFP => class.contains_key(&i.operand(0)),
+        // A float made of a float's bits is refused where it meets active data, as a
+        // bitcast is; an integer that may be an `Int` moved in a union's register only
+        // where it merges into active data (`reaches_active_merge`).
+        let (lossy, bits) = match i.opcode() {
+            Opcode::LLVMSIToFP | Opcode::LLVMUIToFP => {
+                (class.contains_key(&i.operand(0)), definite.contains(&i.operand(0)))
+            }
             // (`crate::reinterpret` follows the float a rebuild keeps, through a
             // subnormal's normalization, which is arithmetic on the bits, too.)
-            Opcode::LLVMBitCast if i.ty().is_floating() && !reinterpreted(i) => match class.get(&i.operand(0)) {
-                Some(Bits::Mixed) => true,
-                // A float's bits, masked, that `crate::reinterpret` found no way to
-                // follow: only a truncation is piecewise constant.
-                Some(Bits::Pattern) => !truncation(i.operand(0)),
-                _ => false,
-            },
-            _ => false,
+            Opcode::LLVMBitCast if i.ty().is_floating() && !reinterpreted(i) => {
+                let lossy = match class.get(&i.operand(0)) {
+                    Some(Bits::Mixed) => true,
+                    // A float's bits, masked, that `crate::reinterpret` found no way to
+                    // follow: only a truncation is piecewise constant.
+                    Some(Bits::Pattern) => !truncation(i.operand(0)),
+                    _ => false,
+                };
+                (lossy, true)
+            }
+            _ => (false, false),
         };
-        if lossy && reaches_active_merge(i, act, i.opcode() == Opcode::LLVMBitCast) {
-            let code = register(describe(
-                user,
-                i,
-                "its value is computed with integer arithmetic on the bits of a float, which carries no derivative",
-            ));
+        if lossy && reaches_active_merge(i, act, bits) {
+            let what = if i.opcode() == Opcode::LLVMBitCast {
+                "its value is computed with integer arithmetic on the bits of a float, which carries no derivative"
+            } else {
+                "it reads the bits of a float as an integer number (`Float64(reinterpret(Int, x))`), which carries no derivative"
+            };
+            let code = register(describe(user, i, what));
             b.after(i)?;
             b.call(marker, &[always, m.const_int(m.int(32), code as u64)])?;
             count += 1;
@@ -197,6 +215,69 @@ pub fn insert(m: &Module, g: Function, act: &Activity, user: &str) -> Built<usiz
         count += 1;
     }
     Ok(count)
+}
+
+/// The integers (of `class`) that are a float's bits, or arithmetic on them, on every
+/// path: made from a bitcast of a float that is an argument or computed as one
+/// (`computed_float`), without a merge on the way, where a union of a float and an `Int`
+/// in one register (a phi or select of the float's bits and an integer) would be one. A
+/// phi or select is one only when all it merges is.
+fn definitely_bits<'ctx>(
+    insts: &[Value<'ctx>],
+    class: &HashMap<Value<'ctx>, Bits>,
+    arguments: &[Value<'ctx>],
+) -> HashSet<Value<'ctx>> {
+    let mut definite: HashSet<Value> = HashSet::new();
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for &i in insts {
+            if definite.contains(&i) || !class.contains_key(&i) {
+                continue;
+            }
+            let is = match i.opcode() {
+                Opcode::LLVMBitCast => {
+                    !i.name().starts_with(crate::analysis::memory::RETYPED_BITS)
+                        && computed_float(i.operand(0), arguments)
+                }
+                Opcode::LLVMPHI => {
+                    i.as_phi().is_some_and(|phi| phi.incoming().into_iter().all(|(v, _)| definite.contains(&v)))
+                }
+                Opcode::LLVMSelect => definite.contains(&i.operand(1)) && definite.contains(&i.operand(2)),
+                _ => i.operands().into_iter().any(|o| definite.contains(&o)),
+            };
+            if is {
+                definite.insert(i);
+                changed = true;
+            }
+        }
+    }
+    definite
+}
+
+/// Whether `v` is a float on every path: one of the function's `arguments` (a float
+/// argument is Julia's `Float64` or `Float32`), or the result of float arithmetic
+/// or a conversion to float. A float loaded from memory may be an integer's bits: Julia
+/// copies a union's integer where a float may be, and `memory::retype_bit_copies` loads
+/// as floats the integers the type analysis takes for them (`vcat(x, [1, 2])`).
+fn computed_float<'ctx>(v: Value<'ctx>, arguments: &[Value<'ctx>]) -> bool {
+    use Opcode::*;
+    arguments.contains(&v)
+        || (v.is_instruction()
+            && matches!(
+                v.opcode(),
+                LLVMLoad
+                    | LLVMFAdd
+                    | LLVMFSub
+                    | LLVMFMul
+                    | LLVMFDiv
+                    | LLVMFRem
+                    | LLVMFNeg
+                    | LLVMFPTrunc
+                    | LLVMFPExt
+                    | LLVMSIToFP
+                    | LLVMUIToFP
+            ))
 }
 
 /// Whether float `y` rebuilt from bits is `crate::reinterpret`'s: the first operand of its
@@ -222,13 +303,15 @@ fn truncation(bits: Value) -> bool {
 }
 
 /// Whether the float rebuilt at `lossy` reaches an active value. A float rebuilt from a
-/// float's bits (`bits`: a bitcast) does when it is combined with active data into a
+/// float's bits (`bits`: a bitcast, or an integer conversion of what is a float's bits
+/// on every path, `definitely_bits`) does when it is combined with active data into a
 /// value whose derivative is needed, merges
 /// into an active phi or select, is stored into shadowed memory, or is returned: its
 /// derivative is missing from that value (`x * rebuilt(x)` lost the rebuilt factor's,
 /// silently, when being combined with active data was taken for a Newton step refining
 /// an integer-made guess, as `cbrt`'s body does; `cbrt` and Base's other functions of
-/// that kind are kept calls with rules). An integer converted to a float (`sitofp`) may
+/// that kind are kept calls with rules; `Float64(reinterpret(Int, x)) * x` lost its
+/// first factor's the same way). Any other integer converted to a float (`sitofp`) may
 /// hold a float's bits or be an integer moved in the same register (a union of a float
 /// and an `Int`, as mixed matrix literals pick their elements): it is flagged only when
 /// it merges, still inactive, into an active phi or select, or is returned.

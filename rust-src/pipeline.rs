@@ -214,7 +214,8 @@ fn synthesize_prepared(m: &Module, f: Function, req: &Request, name: &str) -> Re
     let (mem, act) = Stage::Analyze.run(m, || analyze(m, &subject, &roots, &[]))?;
     refuse_active_try_effects(frame.g, &act, req.mode == Mode::Reverse, &user_name)?;
     Stage::Diagnostics.run(m, || {
-        crate::diagnostics::insert(m, frame.g, &act, &user_name)?;
+        let arguments: Vec<Value> = frame.primal.iter().flatten().copied().collect();
+        crate::diagnostics::insert(m, frame.g, &act, &user_name, &arguments)?;
         Ok(())
     })?;
     let callees = transform::calls::Callees::new(m);

@@ -244,6 +244,36 @@ bits_truncated(x) = (hi = reinterpret(Float64, reinterpret(UInt64, x) & 0xffff_f
     end
 end
 
+# A float's bits read as an integer number and combined with the float: the integer's
+# dependence on the float (about 2⁵² per binade) was dropped, silently. Refused where it
+# meets active data; an exponent read from the bits is piecewise constant and still
+# differentiates, on both sides of a binade boundary.
+bits_number(x) = Float64(reinterpret(Int, x)) * 1e-18 * x
+bits_shifted(x) = Float64(reinterpret(Int, x) >> 40) * x
+bits_single(x) = x * Float32(reinterpret(Int32, Float32(x)))
+bits_exponent(x) = Float64(reinterpret(Int, x) >> 52) * x
+bits_element(x) = Float64(reinterpret(Int, x[1]) >> 40) * x[1] * x[2]
+@testset "a float's bits read as a number" begin
+    for f in (bits_number, bits_shifted, bits_single), x in (1.5, 3.0, -0.25)
+        @test_throws Oxidase.DifferentiationError autodiff(Reverse, f, Active, Active(x))
+        @test_throws Oxidase.DifferentiationError autodiff(Forward, f, Duplicated, Duplicated(x, 1.0))
+        @test_throws Oxidase.DifferentiationError autodiff(Forward, f, BatchDuplicated, BatchDuplicated(x, (1.0, 2.0)))
+    end
+    # (Of an array's element, read from memory. Not yet: an element used only by its
+    # bits, which LLVM reads as an integer; docs/limitations.md.)
+    x = [1.5, 2.0]
+    @test_throws Oxidase.DifferentiationError autodiff(Reverse, bits_element, Active, Duplicated(copy(x), zeros(2)))
+    @test_throws Oxidase.DifferentiationError autodiff(Forward, bits_element, Duplicated, Duplicated(copy(x), [1.0, 0.0]))
+    @test_throws Oxidase.DifferentiationError autodiff(Reverse, bits_element, Active,
+                                                       BatchDuplicated(copy(x), (zeros(2), zeros(2))))
+    for x in (1.5, 1.99, 2.01, 3.0)
+        e = Float64(reinterpret(Int, x) >> 52)
+        @test autodiff(Reverse, bits_exponent, Active, Active(x))[1][1] == e
+        @test autodiff(Forward, bits_exponent, Duplicated, Duplicated(x, 1.0))[2] == e
+        @test isapprox(central(v -> bits_exponent(v[1]), [x], [1.0]; h = 1e-6), e; rtol = 1e-6)
+    end
+end
+
 # (A tuple of a differentiated and a constant global array that the function also reads
 # directly: the copy shadowing the global in the tuple would not be what those reads see.)
 const CONSTANT_ROW = [1.0, 2.0]

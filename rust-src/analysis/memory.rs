@@ -2046,12 +2046,17 @@ pub fn retype_bit_copies(m: &crate::llvm::Module, f: Function, mem: &Memory) -> 
 }
 
 /// Integer load `i` as a load of `float` and a bitcast, its stores storing the float.
+/// The name of the integer bits of a load `retype_load` made a float's: they may be an
+/// integer's (`diagnostics` does not take them for a float's bits).
+pub const RETYPED_BITS: &str = "ox.retyped.bits";
+
 fn retype_load(b: &crate::llvm::Builder, i: Value, float: crate::llvm::Type) -> crate::llvm::Built<bool> {
     let ty = i.ty();
     {
         b.before(i)?;
         let x = b.load(float, i.operand(0))?;
         let bits = b.bitcast(x, ty)?;
+        bits.set_name(RETYPED_BITS);
         for u in i.users() {
             // The bits read back as the float (a store to memory and a load from it,
             // which LLVM forwarded): the float itself, whose derivative the round trip
