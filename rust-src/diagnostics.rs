@@ -86,12 +86,18 @@ fn scalar_int_width(ty: Type) -> u32 {
     }
 }
 
-fn classify(i: Value, act: &Activity, class: &HashMap<Value, Bits>) -> Bits {
+fn classify<'ctx>(
+    i: Value<'ctx>,
+    act: &Activity<'ctx>,
+    class: &HashMap<Value<'ctx>, Bits>,
+    float_arrays: &[(Value<'ctx>, u32)],
+) -> Bits {
     use Opcode::*;
     let of = |v: Value| class.get(&v).copied().unwrap_or(Bits::Constantish);
     let operands_max = || i.operands().into_iter().map(of).max().unwrap_or(Bits::Constantish);
     match i.opcode() {
         LLVMBitCast if i.ty().is_int() && act.is_varied(i.operand(0)) => Bits::Pattern,
+        LLVMLoad if element_bits(i, float_arrays) => Bits::Pattern,
         LLVMFPToSI | LLVMFPToUI => Bits::Constantish,
         LLVMICmp => Bits::Constantish,
         LLVMLShr | LLVMAShr => {
@@ -129,15 +135,24 @@ fn describe(user: &str, inst: Value, what: &str) -> String {
     format!("cannot differentiate `{user}` at this argument: {what}{}", crate::names::where_(inst))
 }
 
-/// Inserts diagnostic markers into the derivative function `g`, whose values `arguments`
-/// are the Julia function's arguments; returns how many.
+/// The Julia function's arguments, as the derivative function sees them.
+pub struct Arguments<'a, 'ctx> {
+    /// Every argument's value.
+    pub values: &'a [Value<'ctx>],
+    /// The differentiated arrays of floats alone (their objects), with the floats'
+    /// width: every element is a float (`request::ArgSpec::float_array_width`).
+    pub float_arrays: &'a [(Value<'ctx>, u32)],
+}
+
+/// Inserts diagnostic markers into the derivative function `g`; returns how many.
 pub fn insert<'ctx>(
     m: &Module,
     g: Function<'ctx>,
     act: &Activity<'ctx>,
     user: &str,
-    arguments: &[Value<'ctx>],
+    args: &Arguments<'_, 'ctx>,
 ) -> Built<usize> {
+    let float_arrays = args.float_arrays;
     let cfg = Cfg::compute(g);
     let live = cfg.reaches_return();
     let order = cfg.reverse_postorder();
@@ -148,7 +163,7 @@ pub fn insert<'ctx>(
     while changed {
         changed = false;
         for &i in &insts {
-            let c = classify(i, act, &class);
+            let c = classify(i, act, &class, float_arrays);
             if c != Bits::Constantish && class.get(&i) != Some(&c) {
                 class.insert(i, c);
                 changed = true;
@@ -156,7 +171,7 @@ pub fn insert<'ctx>(
         }
     }
 
-    let definite = definitely_bits(&insts, &class, arguments);
+    let definite = definitely_bits(&insts, &class, args);
 
     let i1 = m.int(1);
     let marker = m.get_or_declare(MARKER, m.fn_type(m.void(), &[i1, m.int(32)]));
@@ -225,8 +240,9 @@ pub fn insert<'ctx>(
 fn definitely_bits<'ctx>(
     insts: &[Value<'ctx>],
     class: &HashMap<Value<'ctx>, Bits>,
-    arguments: &[Value<'ctx>],
+    arguments: &Arguments<'_, 'ctx>,
 ) -> HashSet<Value<'ctx>> {
+    let Arguments { values: arguments, float_arrays } = *arguments;
     let mut definite: HashSet<Value> = HashSet::new();
     let mut changed = true;
     while changed {
@@ -236,10 +252,14 @@ fn definitely_bits<'ctx>(
                 continue;
             }
             let is = match i.opcode() {
-                Opcode::LLVMBitCast => {
-                    !i.name().starts_with(crate::analysis::memory::RETYPED_BITS)
-                        && computed_float(i.operand(0), arguments)
+                // (`classify` took it for an element of a differentiated array.)
+                Opcode::LLVMLoad => true,
+                // (A load `memory::retype_bit_copies` made a float's may be an integer's
+                // bits, but not one from a differentiated array of floats.)
+                Opcode::LLVMBitCast if i.name().starts_with(crate::analysis::memory::RETYPED_BITS) => {
+                    element_bits(i.operand(0), float_arrays)
                 }
+                Opcode::LLVMBitCast => computed_float(i.operand(0), arguments),
                 Opcode::LLVMPHI => {
                     i.as_phi().is_some_and(|phi| phi.incoming().into_iter().all(|(v, _)| definite.contains(&v)))
                 }
@@ -253,6 +273,36 @@ fn definitely_bits<'ctx>(
         }
     }
     definite
+}
+
+/// Whether load `i` reads an element of a differentiated array of floats (`float_arrays`),
+/// as a float or as an integer of the floats' width: the float's bits (LLVM reads an
+/// element that way when the code uses only its bits, `reinterpret(Int, x[1])`). Only an address into one
+/// argument's data on every path: element by element from the data pointer loaded from
+/// the array object, without merges, where an integer array's data could be another.
+fn element_bits<'ctx>(i: Value<'ctx>, float_arrays: &[(Value<'ctx>, u32)]) -> bool {
+    if !i.is_instruction() || i.opcode() != Opcode::LLVMLoad {
+        return false;
+    }
+    let width = match i.ty().float_bits() {
+        0 if i.ty().is_int() => i.ty().int_width(),
+        bits => bits,
+    };
+    let mut p = i.operand(0);
+    loop {
+        if !p.is_instruction() {
+            return false;
+        }
+        match p.opcode() {
+            Opcode::LLVMGetElementPtr | Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast => p = p.operand(0),
+            Opcode::LLVMLoad => {
+                let object = crate::analysis::memory::zero_offset_base(p.operand(0));
+                let base = crate::analysis::memory::zero_offset_base;
+                return float_arrays.iter().any(|&(a, w)| base(a) == object && w == width);
+            }
+            _ => return false,
+        }
+    }
 }
 
 /// Whether `v` is a float on every path: one of the function's `arguments` (a float

@@ -214,7 +214,15 @@ fn synthesize_prepared(m: &Module, f: Function, req: &Request, name: &str) -> Re
     let (mem, act) = Stage::Analyze.run(m, || analyze(m, &subject, &roots, &[]))?;
     refuse_active_try_effects(frame.g, &act, req.mode == Mode::Reverse, &user_name)?;
     Stage::Diagnostics.run(m, || {
-        let arguments: Vec<Value> = frame.primal.iter().flatten().copied().collect();
+        let values: Vec<Value> = frame.primal.iter().flatten().copied().collect();
+        let float_arrays: Vec<(Value, u32)> = req
+            .args
+            .iter()
+            .zip(&frame.primal)
+            .filter(|(a, _)| a.passing == Passing::Boxed && a.activity == Act::Duplicated)
+            .filter_map(|(a, v)| Some(((*v)?, a.float_array_width()?)))
+            .collect();
+        let arguments = crate::diagnostics::Arguments { values: &values, float_arrays: &float_arrays };
         crate::diagnostics::insert(m, frame.g, &act, &user_name, &arguments)?;
         Ok(())
     })?;

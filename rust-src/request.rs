@@ -204,6 +204,19 @@ impl ArgSpec {
         }
     }
 
+    /// For an array of `Float64`s or `Float32`s alone (no struct elements, no integers
+    /// beside them): the floats' width in bits.
+    pub fn float_array_width(&self) -> Option<u32> {
+        match self.type_tree.as_slice() {
+            [(0, Layout::Array(element))] => match element.as_slice() {
+                [(0, Layout::F64)] => Some(64),
+                [(0, Layout::F32)] => Some(32),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
     /// Whether the argument holds no pointer in its own bytes (a struct or tuple of
     /// numbers, which Julia passes by reference to those bytes).
     pub fn holds_no_pointer(&self) -> bool {

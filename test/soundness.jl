@@ -253,19 +253,30 @@ bits_shifted(x) = Float64(reinterpret(Int, x) >> 40) * x
 bits_single(x) = x * Float32(reinterpret(Int32, Float32(x)))
 bits_exponent(x) = Float64(reinterpret(Int, x) >> 52) * x
 bits_element(x) = Float64(reinterpret(Int, x[1]) >> 40) * x[1] * x[2]
+bits_element_only(x) = Float64(reinterpret(Int, x[1]) >> 40) * x[2]
+bits_element_single(x) = Float64(reinterpret(Int32, x[1])) * x[2]
+bits_element_exponent(x) = Float64(reinterpret(Int, x[1]) >> 52) * x[2]
 @testset "a float's bits read as a number" begin
     for f in (bits_number, bits_shifted, bits_single), x in (1.5, 3.0, -0.25)
         @test_throws Oxidase.DifferentiationError autodiff(Reverse, f, Active, Active(x))
         @test_throws Oxidase.DifferentiationError autodiff(Forward, f, Duplicated, Duplicated(x, 1.0))
         @test_throws Oxidase.DifferentiationError autodiff(Forward, f, BatchDuplicated, BatchDuplicated(x, (1.0, 2.0)))
     end
-    # (Of an array's element, read from memory. Not yet: an element used only by its
-    # bits, which LLVM reads as an integer; docs/limitations.md.)
-    x = [1.5, 2.0]
-    @test_throws Oxidase.DifferentiationError autodiff(Reverse, bits_element, Active, Duplicated(copy(x), zeros(2)))
-    @test_throws Oxidase.DifferentiationError autodiff(Forward, bits_element, Duplicated, Duplicated(copy(x), [1.0, 0.0]))
-    @test_throws Oxidase.DifferentiationError autodiff(Reverse, bits_element, Active,
-                                                       BatchDuplicated(copy(x), (zeros(2), zeros(2))))
+    # (Of an array's element, read from memory; also one the function uses only by its
+    # bits, which LLVM reads as an integer.)
+    for (f, x) in ((bits_element, [1.5, 2.0]), (bits_element_only, [1.5, 2.0]), (bits_element_single, Float32[1.5, 2.0]))
+        @test_throws Oxidase.DifferentiationError autodiff(Reverse, f, Active, Duplicated(copy(x), zero(x)))
+        @test_throws Oxidase.DifferentiationError autodiff(Forward, f, Duplicated, Duplicated(copy(x), one.(x)))
+        @test_throws Oxidase.DifferentiationError autodiff(Reverse, f, Active,
+                                                           BatchDuplicated(copy(x), (zero(x), zero(x))))
+    end
+    for x in ([1.5, 2.0], [3.0, -0.5])
+        e = Float64(reinterpret(Int, x[1]) >> 52)
+        dx = zeros(2)
+        autodiff(Reverse, bits_element_exponent, Active, Duplicated(copy(x), dx))
+        @test dx == [0.0, e]
+        @test autodiff(Forward, bits_element_exponent, Duplicated, Duplicated(copy(x), [1.0, 1.0]))[2] == e
+    end
     for x in (1.5, 1.99, 2.01, 3.0)
         e = Float64(reinterpret(Int, x) >> 52)
         @test autodiff(Reverse, bits_exponent, Active, Active(x))[1][1] == e
