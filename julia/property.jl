@@ -36,7 +36,9 @@ export run_properties
 const UNARY = ["sin(%)", "cos(%)", "tanh(%)", "exp(sin(%))", "log(1 + (%)^2)", "sqrt(1 + (%)^2)", "(%)^2", "(%)^3",
                "(%)^0.0", "(%)^1.0", "(%)^3.0", "abs(%)^1.5", "prod(sincos(%))",
                # Floats rebuilt from their bits (a derivative once lost).
-               "ldexp(%, 2)", "ldexp(%, -1)"]
+               "ldexp(%, 2)", "ldexp(%, -1)",
+               # Argument reduction on the float's bits, kept as a call with a rule.
+               "rem2pi(%, RoundNearest)"]
 const BINARY = ["(%1 + %2)", "(%1 - %2)", "(%1 * %2)", "(%1 / (1 + (%2)^2))", "max(%1, %2)",
                 "(1 + (%1)^2)^(%2)", "(0.0 * (%1))^(1 + (%2)^2)"]
 

@@ -49,6 +49,31 @@ const UNARY = [
     end
 end
 
+# `rem2pi` and `mod2pi` (Julia's `rem2pi(x, RoundDown)`): derivative 1 (the rounding's
+# jumps aside), at every input: a kept call with a rule, where its body's argument
+# reduction on the float's bits (for large x) was refused. Against central differences
+# away from the jumps, in every mode, in a loop of 0, 1 and many steps.
+wrapped(x) = mod2pi(x) * x
+wrapped_nearest(x) = rem2pi(3x, RoundNearest)^2
+wrapped_modes(x) = rem2pi(x, RoundToZero) + rem2pi(x, RoundUp) + rem2pi(x, RoundDown)
+wrapped_steps(x, n) = (for _ in 1:n; x = mod2pi(2x) + x; end; x)
+@testset "rem2pi and mod2pi" begin
+    for f in (wrapped, wrapped_nearest, wrapped_modes), x in (0.3, -2.0, 7.5, 123.4, 1e7 + 0.1)
+        h = abs(x) > 1e3 ? 1e-3 : 1e-6   # (quadratic between jumps: exact but for rounding)
+        fd = (f(x + h) - f(x - h)) / 2h
+        @test autodiff(Reverse, f, Active, Active(x))[1][1] ≈ fd rtol = 1e-5
+        @test autodiff(Forward, f, Duplicated, Duplicated(x, 1.0))[2] ≈ fd rtol = 1e-5
+        t = autodiff(Forward, f, BatchDuplicated, BatchDuplicated(x, (1.0, -2.0)))[2]
+        @test t[1] ≈ fd rtol = 1e-5
+        @test t[2] ≈ -2fd rtol = 1e-5
+    end
+    @test autodiff(Reverse, mod2pi, Active, Active(1e300))[1][1] == 1.0
+    for n in (0, 1, 4)
+        @test autodiff(Reverse, wrapped_steps, Active, Active(0.3), Const(n))[1][1] == 3.0^n
+        @test autodiff(Forward, wrapped_steps, Duplicated, Duplicated(0.3, 1.0), Const(n))[2] == 3.0^n
+    end
+end
+
 @testset "hypot" begin
     for (x, y) in [(3.0, 4.0), (-1.5, 0.2), (1e-3, 2.0)]
         h = hypot(x, y)

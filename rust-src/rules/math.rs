@@ -458,6 +458,18 @@ pub static TABLE: &[MathFn] = &[
         special: &[Special { at: &[0.0], d: &[INF] }, Special { at: &[8.0], d: &[1.0 / 12.0] }],
         ..UNARY
     },
+    // z = rem2pi(x, r), x − 2πk for the integer k rounding mode r picks (`mod2pi(x)` is
+    // `rem2pi(x, RoundDown)`): ∂x = 1, also at the jumps, where the rounding changes k
+    // (as `floor`'s derivative is 0). Base's function alone, a call Julia does not
+    // inline: its body reduces large arguments on the float's bits (Payne–Hanek), which
+    // the engine refuses.
+    MathFn {
+        name: "rem2pi",
+        base: true,
+        partials: &[(0, C(1.0))],
+        special: &[Special { at: &[0.0], d: &[1.0] }, Special { at: &[1e300], d: &[1.0] }],
+        ..UNARY
+    },
     // z = hypot(x, y): ∂x = x / z, ∂y = y / z; 0 at the origin, where they are 0/0
     // (ChainRules' subgradient of the norm).
     MathFn {
@@ -683,7 +695,7 @@ mod tests {
     fn rows_are_well_formed() {
         for (i, f) in TABLE.iter().enumerate() {
             assert!(TABLE[..i].iter().all(|g| g.name != f.name), "{} twice", f.name);
-            assert!(!f.llvm.is_empty() || !f.libm.is_empty(), "{} has no name to call it by", f.name);
+            assert!(f.base || !f.llvm.is_empty() || !f.libm.is_empty(), "{} has no name to call it by", f.name);
             assert!(!f.partials.is_empty(), "{} has no partial", f.name);
             for (k, _) in f.partials {
                 assert_eq!(f.operands.get(*k), Some(&Operand::Real), "{}: partial for operand {k}", f.name);
