@@ -38,7 +38,7 @@ const UNARY = ["sin(%)", "cos(%)", "tanh(%)", "exp(sin(%))", "log(1 + (%)^2)", "
                # Floats rebuilt from their bits (a derivative once lost).
                "ldexp(%, 2)", "ldexp(%, -1)",
                # Argument reduction on the float's bits, kept as a call with a rule.
-               "rem2pi(%, RoundNearest)"]
+               "rem2pi(%, RoundNearest)", "(% + eps(%))"]
 const BINARY = ["(%1 + %2)", "(%1 - %2)", "(%1 * %2)", "(%1 / (1 + (%2)^2))", "max(%1, %2)",
                 "(1 + (%1)^2)^(%2)", "(0.0 * (%1))^(1 + (%2)^2)"]
 

@@ -213,6 +213,7 @@ end
 # zero); anything else is refused where it is reached. `ldexp`, `significand` and `frexp`
 # once had derivative zero, without an error.
 bits_or(x, n) = reinterpret(Float64, reinterpret(UInt64, x) | UInt64(n)) * 2
+bits_merged(x) = (x > 0 ? bits_or(x, 3) : reinterpret(Float64, reinterpret(UInt64, x) & 0xffff_ffff_f800_0000)) * x
 bits_truncated(x) = (hi = reinterpret(Float64, reinterpret(UInt64, x) & 0xffff_ffff_f800_0000); hi * hi + x)
 @testset "floats rebuilt from their bits" begin
     cases = [(x -> ldexp(x, 3), x -> 8.0), (x -> ldexp(x, -2) * x, x -> x / 2),
@@ -233,6 +234,21 @@ bits_truncated(x) = (hi = reinterpret(Float64, reinterpret(UInt64, x) & 0xffff_f
     for n in (0, 1, 5)
         @test autodiff(Reverse, halvings, Active, Active(0.7), Const(n))[1][1] == 1.5^n
     end
+    # `eps(x)`, 2ᵉ rebuilt from the exponent on one path and the subnormal's on another,
+    # merged: piecewise constant (it was refused); in every mode, normal and subnormal.
+    for x in (1.5, -3.0, 1e-310, 3.0f0, 1.0f-40)
+        @test autodiff(Reverse, v -> v * eps(v), Active, Active(x))[1][1] === eps(x)
+        @test autodiff(Forward, v -> v * eps(v), Duplicated, Duplicated(x, one(x)))[2] === eps(x)
+        @test Tuple(autodiff(Forward, v -> v + eps(v), BatchDuplicated, BatchDuplicated(x, (one(x), -one(x))))[2]) ==
+              (one(x), -one(x))
+    end
+    # A merge of floats rebuilt from bits, one of which is not a truncation: refused
+    # where that one is reached; the truncation's side differentiates (derivative T(x)).
+    @test_throws Oxidase.DifferentiationError autodiff(Reverse, bits_merged, Active, Active(0.7))
+    @test_throws Oxidase.DifferentiationError autodiff(Forward, bits_merged, Duplicated, Duplicated(0.7, 1.0))
+    t = reinterpret(Float64, reinterpret(UInt64, -0.7) & 0xffff_ffff_f800_0000)
+    @test autodiff(Reverse, bits_merged, Active, Active(-0.7))[1][1] == t
+    @test autodiff(Forward, bits_merged, Duplicated, Duplicated(-0.7, 1.0))[2] == t
     # A truncation (a Dekker split's high part) has derivative zero; bits or-ed into the
     # mantissa are refused, where they once gave zero.
     @test autodiff(Reverse, bits_truncated, Active, Active(0.3))[1][1] == 1.0

@@ -350,8 +350,11 @@ impl<'ctx> Untracked<'ctx> {
                     let bits = sources.iter().all(|(_, b)| *b);
                     changed |= self.mark_lost_as(i, at, bits);
                     // A float that comes out of lost data has no derivative the engine
-                    // knows: it is read like a load through a lost pointer.
-                    let rebuilt_from_bits = bits && i.opcode() == LLVMBitCast;
+                    // knows: it is read like a load through a lost pointer. One rebuilt
+                    // from a float's bits, or a merge of such floats (`eps(x)`: 2ᵉ for a
+                    // normal `x`, by another path for a subnormal), is `diagnostics`'
+                    // to refuse where it is reached, unless it is piecewise constant.
+                    let rebuilt_from_bits = bits && matches!(i.opcode(), LLVMBitCast | LLVMPHI | LLVMSelect);
                     if i.ty().is_floating() && !Self::tracked(inp, i) && !rebuilt_from_bits {
                         changed |= self.mark_unmodeled(i, at);
                     }
