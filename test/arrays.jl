@@ -1195,3 +1195,25 @@ end
         right_or_refused(lit_mixed_nine_product, x)
     end
 end
+# A float printed to a stream Julia dispatches on at run time, then a product of a
+# nine-number literal of several types once Julia compiled `hvcat` for any arguments:
+# the print and the literal's `hvcat` share one argument array on the stack. The
+# literal's boxes were taken for boxes only printing reads (a check of the tuple
+# holding them, failed under way, was later taken as passed), and the literal's
+# derivative was lost, silently, in every mode (found by the property run).
+LIT_SINK = IOBuffer()
+lit_printed_product(x) = (println(LIT_SINK, x[1]^3); sum([x[1] 1 1; 0 x[2] 2; 1 0 x[3]] * x))
+Core.eval(@__MODULE__, :(Base.hvcat((3, 3, 3), 1.0, 1, 1, 0, 2.0, 2, 1, 0, 3.0)))   # (`hvcat` for any arguments)
+@testset "a printed float, then a product of a nine-number literal: right or refused" begin
+    for x in ([-0.81, 0.43, -0.57], [1.2, 2.7, 0.9])
+        lit_printed_product(x)
+        right_or_refused(lit_printed_product, x)
+        t = try
+            autodiff(Forward, lit_printed_product, Duplicated, Duplicated(copy(x), [1.0, 0.0, 0.0]))[2]
+        catch e
+            e isa Oxidase.DifferentiationError || rethrow()
+            nothing
+        end
+        t === nothing || @test t ≈ fd_gradient(lit_printed_product, x)[1] rtol = 1e-6
+    end
+end

@@ -2922,12 +2922,23 @@ pub fn into_printed_box(m: &crate::llvm::Module, p: Value) -> bool {
     object_base(p).is_some_and(|a| gc_allocation(a).is_some() && printed_only(m, a))
 }
 
-/// `printed_only`, where the objects and arrays in `examined` are being checked already
-/// (argument arrays are reused and tuples hold each other: each is checked once).
+/// `printed_only`, where the objects and arrays in `examined` are being checked already,
+/// further up the recursion (argument arrays are reused and tuples hold each other: a
+/// cycle assumes what it is checking). Only those: a check that has ended, true or
+/// false, leaves the set, so that its answer is never taken for granted elsewhere (a
+/// tuple of a matrix literal's boxes handed to code that is not printing, found not
+/// printed-only while its argument array was checked, was then taken for printed-only,
+/// and the literal's derivative was lost when a `println` shared the array).
 fn printed_only_in<'ctx>(m: &'ctx crate::llvm::Module, a: Value<'ctx>, examined: &mut HashSet<Value<'ctx>>) -> bool {
     if !examined.insert(a) {
         return true;
     }
+    let printed = printed_only_uses(m, a, examined);
+    examined.remove(&a);
+    printed
+}
+
+fn printed_only_uses<'ctx>(m: &'ctx crate::llvm::Module, a: Value<'ctx>, examined: &mut HashSet<Value<'ctx>>) -> bool {
     every_use(
         a,
         |_| true,
@@ -3201,9 +3212,20 @@ fn is_tuple_of(i: Call, args: Value) -> bool {
 /// the tuple builtin, building a tuple printed only), and read by other calls only as
 /// their argument array; see `printed_only_in`.
 fn is_argument_array<'ctx>(m: &'ctx crate::llvm::Module, s: Value<'ctx>, examined: &mut HashSet<Value<'ctx>>) -> bool {
+    // (As in `printed_only_in`: `examined` holds the checks under way.)
     if !examined.insert(s) {
         return true;
     }
+    let is = argument_array_uses(m, s, examined);
+    examined.remove(&s);
+    is
+}
+
+fn argument_array_uses<'ctx>(
+    m: &'ctx crate::llvm::Module,
+    s: Value<'ctx>,
+    examined: &mut HashSet<Value<'ctx>>,
+) -> bool {
     let mut handed = false;
     let only_written_and_handed = every_use_through_merges(s, |p, u| match u.opcode_if_instruction() {
         // (Julia keeps the address of a builtin's argument array in a stack slot
