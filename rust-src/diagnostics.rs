@@ -277,8 +277,8 @@ fn definitely_bits<'ctx>(
 
 /// Whether load `i` reads an element of a differentiated array of floats (`float_arrays`),
 /// as a float or as an integer of the floats' width: the float's bits (LLVM reads an
-/// element that way when the code uses only its bits, `reinterpret(Int, x[1])`). Only an address into one
-/// argument's data on every path: element by element from the data pointer loaded from
+/// element that way when the code uses only its bits, `reinterpret(Int, x[1])`). Only
+/// an address into one argument's data on every path: from the data pointer loaded from
 /// the array object, without merges, where an integer array's data could be another.
 fn element_bits<'ctx>(i: Value<'ctx>, float_arrays: &[(Value<'ctx>, u32)]) -> bool {
     if !i.is_instruction() || i.opcode() != Opcode::LLVMLoad {
@@ -306,10 +306,12 @@ fn element_bits<'ctx>(i: Value<'ctx>, float_arrays: &[(Value<'ctx>, u32)]) -> bo
 }
 
 /// Whether `v` is a float on every path: one of the function's `arguments` (a float
-/// argument is Julia's `Float64` or `Float32`), or the result of float arithmetic
-/// or a conversion to float. A float loaded from memory may be an integer's bits: Julia
-/// copies a union's integer where a float may be, and `memory::retype_bit_copies` loads
-/// as floats the integers the type analysis takes for them (`vcat(x, [1, 2])`).
+/// argument is Julia's `Float64` or `Float32`), the result of float arithmetic or of a
+/// conversion to float, or a load of a float as Julia's code reads one. (Not the float
+/// loads `memory::retype_bit_copies` made of integer ones, whose bits are named
+/// `RETYPED_BITS`: the type analysis takes for floats integers a union moves where a
+/// float may be, `vcat(x, [1, 2])`; `definitely_bits` takes those only from a
+/// differentiated array of floats.)
 fn computed_float<'ctx>(v: Value<'ctx>, arguments: &[Value<'ctx>]) -> bool {
     use Opcode::*;
     arguments.contains(&v)

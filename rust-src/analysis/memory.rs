@@ -2045,11 +2045,11 @@ pub fn retype_bit_copies(m: &crate::llvm::Module, f: Function, mem: &Memory) -> 
     Ok(changed)
 }
 
-/// Integer load `i` as a load of `float` and a bitcast, its stores storing the float.
 /// The name of the integer bits of a load `retype_load` made a float's: they may be an
 /// integer's (`diagnostics` does not take them for a float's bits).
 pub const RETYPED_BITS: &str = "ox.retyped.bits";
 
+/// Integer load `i` as a load of `float` and a bitcast, its stores storing the float.
 fn retype_load(b: &crate::llvm::Builder, i: Value, float: crate::llvm::Type) -> crate::llvm::Built<bool> {
     let ty = i.ty();
     {
