@@ -18,6 +18,7 @@
 
 use crate::analysis::activity::Activity;
 use crate::analysis::cfg::Cfg;
+use crate::analysis::memory::Memory;
 use crate::error::{Error, Result};
 use crate::llvm::{Built, Function, Module, Opcode, RealPredicate, Type, Value};
 use parking_lot::Mutex;
@@ -90,14 +91,14 @@ fn classify<'ctx>(
     i: Value<'ctx>,
     act: &Activity<'ctx>,
     class: &HashMap<Value<'ctx>, Bits>,
-    float_arrays: &[(Value<'ctx>, u32)],
+    arrays: &FloatArrays<'_, 'ctx>,
 ) -> Bits {
     use Opcode::*;
     let of = |v: Value| class.get(&v).copied().unwrap_or(Bits::Constantish);
     let operands_max = || i.operands().into_iter().map(of).max().unwrap_or(Bits::Constantish);
     match i.opcode() {
         LLVMBitCast if i.ty().is_int() && act.is_varied(i.operand(0)) => Bits::Pattern,
-        LLVMLoad if element_bits(i, float_arrays) => Bits::Pattern,
+        LLVMLoad if arrays.element_bits(i) => Bits::Pattern,
         LLVMFPToSI | LLVMFPToUI => Bits::Constantish,
         LLVMICmp => Bits::Constantish,
         LLVMLShr | LLVMAShr => {
@@ -144,15 +145,23 @@ pub struct Arguments<'a, 'ctx> {
     pub float_arrays: &'a [(Value<'ctx>, u32)],
 }
 
+/// The differentiated arrays of floats alone, and the memory analysis that tells which
+/// array an address points into.
+struct FloatArrays<'a, 'ctx> {
+    arrays: &'a [(Value<'ctx>, u32)],
+    mem: &'a Memory<'ctx>,
+}
+
 /// Inserts diagnostic markers into the derivative function `g`; returns how many.
 pub fn insert<'ctx>(
     m: &Module,
     g: Function<'ctx>,
     act: &Activity<'ctx>,
+    mem: &Memory<'ctx>,
     user: &str,
     args: &Arguments<'_, 'ctx>,
 ) -> Built<usize> {
-    let float_arrays = args.float_arrays;
+    let arrays = FloatArrays { arrays: args.float_arrays, mem };
     let cfg = Cfg::compute(g);
     let live = cfg.reaches_return();
     let order = cfg.reverse_postorder();
@@ -163,7 +172,7 @@ pub fn insert<'ctx>(
     while changed {
         changed = false;
         for &i in &insts {
-            let c = classify(i, act, &class, float_arrays);
+            let c = classify(i, act, &class, &arrays);
             if c != Bits::Constantish && class.get(&i) != Some(&c) {
                 class.insert(i, c);
                 changed = true;
@@ -171,7 +180,7 @@ pub fn insert<'ctx>(
         }
     }
 
-    let definite = definitely_bits(&insts, &class, args);
+    let definite = definitely_bits(&insts, &class, args.values, &arrays);
 
     let i1 = m.int(1);
     let marker = m.get_or_declare(MARKER, m.fn_type(m.void(), &[i1, m.int(32)]));
@@ -240,9 +249,9 @@ pub fn insert<'ctx>(
 fn definitely_bits<'ctx>(
     insts: &[Value<'ctx>],
     class: &HashMap<Value<'ctx>, Bits>,
-    arguments: &Arguments<'_, 'ctx>,
+    arguments: &[Value<'ctx>],
+    arrays: &FloatArrays<'_, 'ctx>,
 ) -> HashSet<Value<'ctx>> {
-    let Arguments { values: arguments, float_arrays } = *arguments;
     let mut definite: HashSet<Value> = HashSet::new();
     let mut changed = true;
     while changed {
@@ -257,7 +266,7 @@ fn definitely_bits<'ctx>(
                 // (A load `memory::retype_bit_copies` made a float's may be an integer's
                 // bits, but not one from a differentiated array of floats.)
                 Opcode::LLVMBitCast if i.name().starts_with(crate::analysis::memory::RETYPED_BITS) => {
-                    element_bits(i.operand(0), float_arrays)
+                    arrays.element_bits(i.operand(0))
                 }
                 Opcode::LLVMBitCast => computed_float(i.operand(0), arguments),
                 Opcode::LLVMPHI => {
@@ -275,33 +284,23 @@ fn definitely_bits<'ctx>(
     definite
 }
 
-/// Whether load `i` reads an element of a differentiated array of floats (`float_arrays`),
-/// as a float or as an integer of the floats' width: the float's bits (LLVM reads an
-/// element that way when the code uses only its bits, `reinterpret(Int, x[1])`). Only
-/// an address into one argument's data on every path: from the data pointer loaded from
-/// the array object, without merges, where an integer array's data could be another.
-fn element_bits<'ctx>(i: Value<'ctx>, float_arrays: &[(Value<'ctx>, u32)]) -> bool {
-    if !i.is_instruction() || i.opcode() != Opcode::LLVMLoad {
-        return false;
-    }
-    let width = match i.ty().float_bits() {
-        0 if i.ty().is_int() => i.ty().int_width(),
-        bits => bits,
-    };
-    let mut p = i.operand(0);
-    loop {
-        if !p.is_instruction() {
+impl<'ctx> FloatArrays<'_, 'ctx> {
+    /// Whether load `i` reads an element of one of the arrays, as a float or as an
+    /// integer of the floats' width: the float's bits (LLVM reads an element that way
+    /// when the code uses only its bits, `reinterpret(Int, x[1])`). Only an address into
+    /// that argument's data on every path (`Memory::data_pointer_under`), where an
+    /// integer array's data could be another.
+    fn element_bits(&self, i: Value<'ctx>) -> bool {
+        if !i.is_instruction() || i.opcode() != Opcode::LLVMLoad {
             return false;
         }
-        match p.opcode() {
-            Opcode::LLVMGetElementPtr | Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast => p = p.operand(0),
-            Opcode::LLVMLoad => {
-                let object = crate::analysis::memory::zero_offset_base(p.operand(0));
-                let base = crate::analysis::memory::zero_offset_base;
-                return float_arrays.iter().any(|&(a, w)| base(a) == object && w == width);
-            }
-            _ => return false,
-        }
+        let width = match i.ty().float_bits() {
+            0 if i.ty().is_int() => i.ty().int_width(),
+            bits => bits,
+        };
+        let Some((object, _)) = self.mem.data_pointer_under(i.operand(0)) else { return false };
+        let base = crate::analysis::memory::zero_offset_base;
+        self.arrays.iter().any(|&(a, w)| base(a) == object && w == width)
     }
 }
 

@@ -223,7 +223,7 @@ fn synthesize_prepared(m: &Module, f: Function, req: &Request, name: &str) -> Re
             .filter_map(|(a, v)| Some(((*v)?, a.float_array_width()?)))
             .collect();
         let arguments = crate::diagnostics::Arguments { values: &values, float_arrays: &float_arrays };
-        crate::diagnostics::insert(m, frame.g, &act, &user_name, &arguments)?;
+        crate::diagnostics::insert(m, frame.g, &act, &mem, &user_name, &arguments)?;
         Ok(())
     })?;
     let callees = transform::calls::Callees::new(m);

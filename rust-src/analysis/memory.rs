@@ -647,7 +647,7 @@ impl<'ctx> Memory<'ctx> {
 
     /// The array whose data `p` points into, through GEPs and casts, and the data pointer
     /// `p` is derived from (`None` when `p` is not derived from a data pointer).
-    fn data_pointer_under(&self, p: Value<'ctx>) -> Option<(Value<'ctx>, Value<'ctx>)> {
+    pub fn data_pointer_under(&self, p: Value<'ctx>) -> Option<(Value<'ctx>, Value<'ctx>)> {
         let mut q = p;
         for _ in 0..16 {
             if let Some(o) = self.data_pointer_of(q) {
