@@ -182,36 +182,62 @@ fn field<'ctx>(b: &Builder<'ctx>, tape_ty: Type<'ctx>, tape: Value<'ctx>, i: u64
     b.gep(tape_ty, tape, &[m.const_int(m.int(32), 0), m.const_int(m.int(32), i)])
 }
 
-/// `reserve(tape, n)`: unless `n` more slots fit, moves the buffer to a bigger one:
-/// at least twice the size, from the stack to the heap (`malloc` and copy) the first
-/// time, on the heap with `realloc` afterwards.
+/// `reserve(tape, n)`: unless `n` more slots fit, moves the buffer to a bigger one
+/// (`ox.tape.grow`). Inlined at every block that pushes (RK4's derivative has 169), so
+/// it holds the check alone: with the move inlined too, the copies of the move were
+/// half of the instructions of RK4's optimized derivative and of LLVM's time on it.
 fn emit_reserve<'ctx>(m: &'ctx Module, tape_ty: Type<'ctx>, hint: Value<'ctx>) -> Built<Function<'ctx>> {
     let i64t = m.int(64);
-    let ptr = m.ptr();
-    let malloc = |b: &Builder<'ctx>, bytes| runtime_call(b, Runtime::Alloc, &[bytes]);
-    let realloc = |b: &Builder<'ctx>, data, bytes| runtime_call(b, Runtime::Realloc, &[data, bytes]);
-    let memcpy = m.intrinsic("llvm.memcpy", &[ptr, ptr, i64t]).expect("llvm.memcpy exists");
-    let f = m.add_inline_helper("ox.tape.reserve", m.fn_type(m.void(), &[ptr, i64t]));
+    let grow = emit_grow(m, hint)?;
+    let f = m.add_inline_helper("ox.tape.reserve", m.fn_type(m.void(), &[m.ptr(), i64t]));
     let [tape, n] = [f.params()[0], f.params()[1]];
-    let block = |name| m.append_block(f, name);
-    let (top, grow, first, again, moved, done) =
-        (block("top"), block("grow"), block("first"), block("again"), block("moved"), block("done"));
+    let (top, full, done) = (m.append_block(f, "top"), m.append_block(f, "full"), m.append_block(f, "done"));
     let b = m.builder();
     b.at_end(top);
     let cap_p = field(&b, tape_ty, tape, CAP)?;
     let len = load(&b, i64t, field(&b, tape_ty, tape, LEN)?)?;
     let cap = load(&b, i64t, cap_p)?;
     let need = b.add(len, n)?;
-    let full = b.icmp(crate::llvm::ICMP_UGT, need, cap)?;
-    b.cond_br(full, grow, done)?;
+    b.cond_br(b.icmp(crate::llvm::ICMP_UGT, need, cap)?, full, done)?;
 
-    b.at_end(grow);
+    b.at_end(full);
+    let data_p = field(&b, tape_ty, tape, DATA)?;
+    let data = load(&b, m.ptr(), data_p)?;
+    let stack = load(&b, m.ptr(), field(&b, tape_ty, tape, STACK)?)?;
+    let moved = b.call(grow, &[data, len, cap, need, stack])?.as_value();
+    store(&b, b.extract_value(moved, 0)?, data_p)?;
+    store(&b, b.extract_value(moved, 1)?, cap_p)?;
+    b.br(done)?;
+
+    b.at_end(done);
+    b.ret_void()?;
+    Ok(f)
+}
+
+/// `grow(data, len, cap, need, stack) -> {data, cap}`: a buffer for at least `need`
+/// slots holding the `len` in `data`: at least twice the size, from the stack to the
+/// heap (`malloc` and copy) the first time, on the heap with `realloc` afterwards. Not
+/// inlined, and marked cold: it runs a few times per call at most. It takes the
+/// header's fields, not the header, so that the header's pointer never escapes and
+/// LLVM keeps the fields in registers between moves.
+fn emit_grow<'ctx>(m: &'ctx Module, hint: Value<'ctx>) -> Built<Function<'ctx>> {
+    let (i64t, ptr) = (m.int(64), m.ptr());
+    let malloc = |b: &Builder<'ctx>, bytes| runtime_call(b, Runtime::Alloc, &[bytes]);
+    let realloc = |b: &Builder<'ctx>, data, bytes| runtime_call(b, Runtime::Realloc, &[data, bytes]);
+    let memcpy = m.intrinsic("llvm.memcpy", &[ptr, ptr, i64t]).expect("llvm.memcpy exists");
+    let moved_ty = m.struct_type(&[ptr, i64t]);
+    let f = m.add_function("ox.tape.grow", m.fn_type(moved_ty, &[ptr, i64t, i64t, i64t, ptr]));
+    f.set_internal();
+    f.add_fn_attr("noinline");
+    f.add_fn_attr("cold");
+    let [data, len, cap, need, stack] = [f.params()[0], f.params()[1], f.params()[2], f.params()[3], f.params()[4]];
+    let block = |name| m.append_block(f, name);
+    let (top, first, again, moved) = (block("top"), block("first"), block("again"), block("moved"));
+    let b = m.builder();
+    b.at_end(top);
     let doubled = b.mul(cap, m.const_int(i64t, 2))?;
     let newcap = b.select(b.icmp(crate::llvm::ICMP_UGT, need, doubled)?, need, doubled)?;
     let bytes = b.mul(newcap, m.const_int(i64t, 8))?;
-    let data_p = field(&b, tape_ty, tape, DATA)?;
-    let data = load(&b, ptr, data_p)?;
-    let stack = load(&b, ptr, field(&b, tape_ty, tape, STACK)?)?;
     b.cond_br(b.icmp(crate::llvm::ICMP_EQ, data, stack)?, first, again)?;
 
     b.at_end(first);
@@ -231,12 +257,8 @@ fn emit_reserve<'ctx>(m: &'ctx Module, tape_ty: Type<'ctx>, hint: Value<'ctx>) -
     new.add_incoming(&[(heap, first), (grown, again)]);
     let cap = b.phi(i64t, "cap")?;
     cap.add_incoming(&[(firstcap, first), (newcap, again)]);
-    store(&b, new.as_value(), data_p)?;
-    store(&b, cap.as_value(), cap_p)?;
-    b.br(done)?;
-
-    b.at_end(done);
-    b.ret_void()?;
+    let pair = b.insert_value(m.poison(moved_ty), new.as_value(), 0)?;
+    b.ret(b.insert_value(pair, cap.as_value(), 1)?)?;
     Ok(f)
 }
 
