@@ -336,7 +336,7 @@ function compile_derivative(@nospecialize(mode::Mode), @nospecialize(fa), @nospe
     end
     rules = current_rules()
     # (Dynamic: a static call would generate the scan's code with this function's.)
-    rules[1] == BUILTIN_RULE_METHODS || Base.invokelatest(scan_rules!, rules)
+    rules[1] == BUILTIN_RULE_METHODS && isempty(USER_RULES) || Base.invokelatest(scan_rules!, rules)
     use_builtin_rules!(fn, types)
     fn = through_builtin_rule(fn, types)
     ir = Extract.extract_bitcode(fn, types)

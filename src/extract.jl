@@ -962,9 +962,11 @@ end
 # `name_ruled_calls` for the methods of `RULED_METHODS`.
 function name_rule_calls(native::Ptr{Cvoid}, ctx::Ptr{Cvoid}, noinline::Ptr{Cvoid}, world::UInt,
                          @nospecialize(root))
-    for (m, what) in Oxidase.RULED_METHODS, ci in push_codeinsts!(Any[], m, world)
+    for m in keys(Oxidase.RULED_METHODS), ci in push_codeinsts!(Any[], m, world)
         mi = ci.def
-        (ci === root || !Oxidase.covers(m, mi.specTypes)) && continue
+        ci === root && continue
+        what = Oxidase.covering_kind(m, mi.specTypes)
+        what === nothing && continue
         # A rule is the derivative of the function of numbers; called with dual numbers
         # (`hvp` and nested calls run the function on them), its reverse applied to duals
         # is not the reverse of the function on duals: the second derivative through it

@@ -447,8 +447,8 @@ function use_nested_rules!()
     for (sig, m) in NESTED_METHODS
         RULED_METHODS[m] = :rule
         KEEPS_SIZES[m] = nothing
-        sigs = get!(() -> Any[], RULED_SIGNATURES, m)
-        sig in sigs || push!(sigs, sig)
+        sigs = get!(() -> Pair{Any,Symbol}[], RULED_SIGNATURES, m)
+        any(s -> s == (sig => :rule), sigs) || push!(sigs, sig => :rule)
     end
     NESTED_RULES_ON[] = true
     return nothing

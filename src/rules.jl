@@ -227,22 +227,36 @@ const BUILTIN_RULE_TABLES = ((BuiltinRules.forward, :rule, 3, true),
                              (BuiltinRules.augmented_primal, :rule, 3, true),
                              (BuiltinRules.inactive, :inactive, 2, true))
 
-# The methods `scan_rules!` has handled (after `make_noinline!`), with what extraction
-# makes of their calls, `:rule` or `:inactive`...
+# The methods the scans have handled (made non-inlinable by `make_noinline!` where the
+# table says so), with what extraction made of their calls when first handled...
 const RULED_METHODS = IdDict{Method,Symbol}()
 
-# ...and the call signatures the rules cover, per method: extraction marks only the
-# specializations a rule covers (`covers`), so that a rule for `f(::Matrix{Float64})`
-# leaves `f(::Matrix{Int})`, a specialization of the same method, differentiated as code.
-const RULED_SIGNATURES = IdDict{Method,Vector{Any}}()
+# ...and the call signatures the package's own rules and nested differentiation's cover,
+# per method, each with what extraction makes of its calls (`:rule` or `:inactive`):
+# extraction marks only the specializations a rule covers (`covering_kind`), so that a
+# rule for `f(::Matrix{Float64})` leaves `f(::Matrix{Int})`, a specialization of the
+# same method, differentiated as code.
+const RULED_SIGNATURES = IdDict{Method,Vector{Pair{Any,Symbol}}}()
+
+# The same for the user's rules and `inactive` declarations as they are now: rebuilt by
+# every scan of the user's tables (`scan_rules!`), so that a rule deleted, or replaced
+# by an `inactive` declaration, no longer marks the calls it marked. (A method made
+# non-inlinable stays so.)
+const USER_RULES = IdDict{Method,Vector{Pair{Any,Symbol}}}()
 
 """
-    covers(m::Method, specialization) -> Bool
+    covering_kind(m::Method, specialization) -> Union{Symbol,Nothing}
 
-Whether a rule (or `inactive` declaration) covers the specialization of `m` with
-signature `specialization` (a `Tuple` type, the function first).
+What extraction makes of a call of the specialization of `m` with signature
+`specialization` (a `Tuple` type, the function first): `:rule` or `:inactive` when a
+rule or `inactive` declaration covers it (the user's first), `nothing` when none does.
 """
-covers(m::Method, @nospecialize(specialization)) = any(sig -> specialization <: sig, get(RULED_SIGNATURES, m, Any[]))
+function covering_kind(m::Method, @nospecialize(specialization))
+    for table in (USER_RULES, RULED_SIGNATURES), (sig, kind) in get(table, m, Pair{Any,Symbol}[])
+        specialization <: sig && return kind
+    end
+    return nothing
+end
 
 # The primal type an argument annotation in a rule's signature stands for: `T` for
 # `Duplicated{T}` (`Matrix{T}` for `Annotation{Matrix{T}}`, where `T` is one of the rule's
@@ -286,14 +300,16 @@ precompiled (its modules are closed to new methods then).
 """
 function scan_rules!(stamp = rules_stamp())
     ccall(:jl_generating_output, Cint, ()) == 1 && return nothing
+    empty!(USER_RULES)
     stamp[1] == BUILTIN_RULE_METHODS && return nothing
-    scan_tables!(RULE_TABLES)
+    scan_tables!(RULE_TABLES, nothing, USER_RULES)
     return nothing
 end
 
 # The scan of `tables` (`RULE_TABLES`, `BUILTIN_RULE_TABLES`); the signatures covered
-# are pushed onto `covered` when one is given.
-function scan_tables!(tables, covered = nothing)
+# are pushed onto `covered` when one is given, and go with their kind to `user` (the
+# user's tables: `USER_RULES`) or else to `RULED_SIGNATURES`.
+function scan_tables!(tables, covered = nothing, user = nothing)
     register_rule_hooks()   # (src/hooks.jl)
     for (table, kind, position, redefine) in tables
         for rule in methods(table)
@@ -309,8 +325,8 @@ function scan_tables!(tables, covered = nothing)
                     # their arguments' sizes, `KEEPS_SIZES` in src/nested.jl.)
                     haskey(KEEPS_SIZES, original) && (KEEPS_SIZES[m] = nothing)
                 end
-                sigs = get!(() -> Any[], RULED_SIGNATURES, m)
-                any(s -> s == sig, sigs) || push!(sigs, sig)
+                sigs = get!(() -> Pair{Any,Symbol}[], user === nothing ? RULED_SIGNATURES : user, m)
+                any(s -> s == (sig => kind), sigs) || push!(sigs, sig => kind)
             end
         end
     end

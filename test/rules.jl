@@ -499,3 +499,42 @@ end
     # (The exit code says which check failed.)
     @test run(pipeline(ignorestatus(cmd); stdout = stdout, stderr = stderr)).exitcode == 0
 end
+
+# A rule deleted, or replaced by an `inactive` declaration, no longer applies (its
+# calls were once still marked as rule calls: "the custom rule has no method"). Each
+# change at top level, as a user makes it.
+swapped(x) = x^2
+uses_swapped(x) = 3.0 * swapped(x)
+function EnzymeRules.forward(config, ::Const{typeof(swapped)}, RT, x::Duplicated)
+    return needs_primal(config) ? Duplicated(x.val^2, 100.0 * x.dval) : 100.0 * x.dval
+end
+function EnzymeRules.augmented_primal(config, ::Const{typeof(swapped)}, RT, x::Active)
+    return AugmentedReturn(needs_primal(config) ? x.val^2 : nothing, nothing, nothing)
+end
+EnzymeRules.reverse(config, ::Const{typeof(swapped)}, dret::Active, tape, x::Active) = (100.0 * dret.val,)
+
+@testset "a rule, before it is deleted" begin
+    @test autodiff(Forward, uses_swapped, Duplicated, Duplicated(2.0, 1.0)) == (12.0, 300.0)
+    @test autodiff(Reverse, uses_swapped, Active, Active(2.0)) == ((300.0,),)
+end
+
+for table in (EnzymeRules.forward, EnzymeRules.augmented_primal, EnzymeRules.reverse)
+    Base.delete_method(only(m for m in methods(table) if occursin("swapped", string(m.sig))))
+end
+EnzymeRules.inactive(::typeof(swapped), args...) = nothing
+
+@testset "replaced by an inactive declaration" begin
+    @test autodiff(Forward, uses_swapped, Duplicated, Duplicated(2.0, 1.0)) == (12.0, 0.0)
+    @test autodiff(Reverse, uses_swapped, Active, Active(2.0)) == ((0.0,),)
+end
+
+Base.delete_method(only(m for m in methods(EnzymeRules.inactive) if occursin("swapped", string(m.sig))))
+
+@testset "and deleted: the function's own derivative" begin
+    for x in (-1.5, 0.0, 2.0)
+        @test autodiff(Forward, uses_swapped, Duplicated, Duplicated(x, 1.0)) == (3x^2, 6x)
+        @test autodiff(Reverse, uses_swapped, Active, Active(x)) == ((6x,),)
+        @test Tuple(autodiff(Forward, uses_swapped, BatchDuplicated, BatchDuplicated(x, (1.0, -2.0)))[2]) ==
+              (6x, -12x)
+    end
+end
