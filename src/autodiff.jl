@@ -339,7 +339,7 @@ function compile_derivative(@nospecialize(mode::Mode), @nospecialize(fa), @nospe
     rules[1] == BUILTIN_RULE_METHODS && isempty(USER_RULES) || Base.invokelatest(scan_rules!, rules)
     use_builtin_rules!(fn, types)
     fn = through_builtin_rule(fn, types)
-    ir = Extract.extract_bitcode(fn, types)
+    ir = extracted(fn, types, false, rules)
     # `Reverse` returns no primal, nor do forward returns without one: the derivative
     # may then drop the work that only the primal needed.
     unused = mode isa ReverseMode{false} ||
@@ -354,7 +354,7 @@ function compile_derivative(@nospecialize(mode::Mode), @nospecialize(fa), @nospe
         # going to instances for the types the module shows (`Extract.widened_calls`);
         # the first refusal stands when there are none.
         err isa DifferentiationError || throw(err)
-        ir = Base.invokelatest(Extract.extract_bitcode, fn, types, true)::Extract.ExtractedIR
+        ir = Base.invokelatest(extracted, fn, types, true, rules)::Extract.ExtractedIR
         ir.respecialized || throw(err)
         compile(ir.bitcode, ir.entry, mode_code(mode), width, descs, ret_activity; name = name,
                 primal_unused = unused, writer_bitcode = true)
@@ -372,6 +372,62 @@ function compile_derivative(@nospecialize(mode::Mode), @nospecialize(fa), @nospe
     compiled = CompiledDerivative(fptr, RT, ci, ci.def.def::Method, sig, world, scratch, pause_gc,
                                   release_on_throw, hooks, rules)
     return finalizer(release_compiled, compiled)
+end
+
+# --- extracted call graphs, kept for the next mode -------------------------------------
+
+# A call graph's extracted bitcode, kept with what `is_current` checks of a derivative.
+mutable struct KeptExtraction
+    sig::Type
+    respecialize::Bool
+    ir::Extract.ExtractedIR
+    method::Method
+    world::UInt
+    rules::Tuple{Int,UInt}
+end
+
+# The last extractions, newest last (changed under `CACHE_LOCK`). The bitcode does not
+# depend on the mode, width or annotations, only on the function's code: a function
+# differentiated in several modes (reverse, then forward; `gradient` and `jacobian`;
+# a width the batch sugar chooses) is extracted once. That saves the extraction's time
+# (0.1-0.4 s on the functions of docs/performance.md) and memory: each `jl_create_native`
+# leaves ~0.4 MiB in Julia 1.5's LLVM context that is never freed, even for a function
+# extracted before (docs/limitations.md). A few entries cover the modes of the
+# functions in use; a function's bitcode is 0.01-0.5 MB.
+const KEPT_EXTRACTIONS = KeptExtraction[]
+const EXTRACTION_LIMIT = 16
+
+# Whether a kept extraction still shows the code that would run: the same checks as a
+# derivative's (`is_current`).
+function is_current(e::KeptExtraction, rules::Tuple{Int,UInt})
+    e.rules == rules || return false
+    world = world_counter()
+    e.world == world && return true
+    (e.ir.codeinst::Core.CodeInstance).max_world == typemax(UInt) || return false
+    dispatched_method(e.sig, world) === e.method || return false
+    e.world = world
+    return true
+end
+
+# `Extract.extract_bitcode(fn, types, respecialize)`, or the same bitcode extracted
+# before while it is current. Called under `CACHE_LOCK`, after the rules are scanned
+# (`rules` is `current_rules()` then).
+function extracted(@nospecialize(fn), @nospecialize(types), respecialize::Bool, rules::Tuple{Int,UInt})
+    sig = Tuple{Core.Typeof(fn), types.parameters...}
+    for k in length(KEPT_EXTRACTIONS):-1:1
+        e = KEPT_EXTRACTIONS[k]
+        (e.respecialize == respecialize && e.sig == sig) || continue
+        deleteat!(KEPT_EXTRACTIONS, k)
+        is_current(e, rules) || break
+        push!(KEPT_EXTRACTIONS, e)
+        return e.ir
+    end
+    world = Base.get_world_counter()
+    ir = Extract.extract_bitcode(fn, types, respecialize)
+    ci = ir.codeinst::Core.CodeInstance
+    push!(KEPT_EXTRACTIONS, KeptExtraction(sig, respecialize, ir, ci.def.def::Method, world, rules))
+    length(KEPT_EXTRACTIONS) > EXTRACTION_LIMIT && popfirst!(KEPT_EXTRACTIONS)
+    return ir
 end
 
 # The signature as messages name it, formatted only when a message is made: formatting

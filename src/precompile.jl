@@ -15,6 +15,8 @@ precompile(compile, (Vector{UInt8}, String, UInt32, Int, Vector{ArgDesc}, UInt32
 precompile(Core.kwfunc(compile), (NamedTuple{(:name, :primal_unused, :writer_bitcode),Tuple{SignatureName,Bool,Bool}},
                                   typeof(compile), Vector{UInt8}, String, UInt32, Int, Vector{ArgDesc}, UInt32))
 precompile(is_current, (CompiledDerivative,))
+precompile(is_current, (KeptExtraction, Tuple{Int,UInt}))
+precompile(extracted, (Any, Any, Bool, Tuple{Int,UInt}))
 precompile(scan_rules!, (Tuple{Int,UInt},))
 precompile(rules_stamp, ())
 precompile(table_stamp, (Core.MethodTable,))

@@ -46,6 +46,55 @@ end
     @test autodiff(Reverse, noinline_outer, Active, Active(0.5))[1][1] ≈ -2sin(0.5) rtol = 1e-12
 end
 
+# The extracted call graph serves every mode, return annotation and width of the same
+# function (src/autodiff.jl, `extracted`), until its code changes: a redefined callee,
+# a more specific method, a rule for a callee.
+kept_inner(x) = x^2
+kept_outer(x) = 2.0 * kept_inner(x)
+
+@testset "one extraction for every mode, until the code changes" begin
+    @test autodiff(Reverse, kept_outer, Active, Active(3.0)) == ((12.0,),)
+    steps = Oxidase.Extract.extraction_timings()
+    n = Oxidase.compile_count()
+    @test autodiff(Forward, kept_outer, Duplicated, Duplicated(3.0, 1.0)) == (18.0, 12.0)
+    @test autodiff(ReverseWithPrimal, kept_outer, Active, Active(3.0)) == ((12.0,), 18.0)
+    y, dys = autodiff(Forward, kept_outer, BatchDuplicated, BatchDuplicated(3.0, (1.0, 2.0)))
+    @test (y, Tuple(dys)) == (18.0, (12.0, 24.0))
+    @test Oxidase.compile_count() == n + 3
+    @test Oxidase.Extract.extraction_timings() == steps
+    # A callee redefined: the next derivative, in any mode, is extracted anew.
+    @eval kept_inner(x) = x^3
+    @test autodiff(Forward, kept_outer, DuplicatedNoNeed, Duplicated(2.0, 1.0)) == (24.0,)
+    @test Oxidase.Extract.extraction_timings() != steps
+    steps = Oxidase.Extract.extraction_timings()
+    @test autodiff(Reverse, kept_outer, Active, Active(2.0)) == ((24.0,),)
+    @test Oxidase.Extract.extraction_timings() == steps
+    # The root overtaken by a more specific method.
+    @eval kept_outer(x::Float64) = 3.0 * kept_inner(x)
+    @test autodiff(Forward, kept_outer, Duplicated, Duplicated(2.0, 1.0)) == (24.0, 36.0)
+    @test autodiff(Reverse, kept_outer, Const, Active(2.0)) == ((0.0,),)
+    @test autodiff(ReverseWithPrimal, kept_outer, Active, Active(1.0)) == ((9.0,), 3.0)
+end
+
+# A rule for the callee (defined at top level: code running in an older world than the
+# rule's does not see it, in Julia as in Oxidase's rule hooks).
+function EnzymeRules.forward(config, ::Const{typeof(kept_inner)}, RT, x::Duplicated)
+    y = x.val^3
+    return EnzymeRules.needs_primal(config) ? Duplicated(y, 100.0 * x.dval) : 100.0 * x.dval
+end
+
+@testset "a kept extraction is not used once a rule is defined" begin
+    @test autodiff(Forward, kept_outer, DuplicatedNoNeed, Duplicated(2.0, 1.0)) == (300.0,)
+    @test autodiff(Forward, kept_outer, Duplicated, Duplicated(2.0, 1.0)) == (24.0, 300.0)
+end
+
+Base.delete_method(only(methods(EnzymeRules.forward, (Any, Const{typeof(kept_inner)}, Any, Duplicated))))
+
+@testset "nor once it is deleted" begin
+    @test autodiff(Forward, kept_outer, Duplicated, Duplicated(2.0, 1.0)) == (24.0, 36.0)
+    @test autodiff(Forward, kept_outer, DuplicatedNoNeed, Duplicated(2.0, 1.0)) == (36.0,)
+end
+
 # A warm call reuses the signature's slot and preallocated argument buffers: it
 # allocates nothing (counted, not timed).
 alloc_rosenbrock(x, y) = (1.0 - x)^2 + 100.0 * (y - x^2)^2
