@@ -178,6 +178,16 @@ typedef int32_t (*OxDerivativeFn)(void *const *args, void *const *shadows, void 
 // Version string of the engine (static: do not free).
 const char *oxidase_version(void);
 
+// 1 when the engine knows the derivative of Base's elementary function `name` (`sin`,
+// `atan`) of `arity` floats, else 0 (also for a NULL or non-UTF-8 `name`). The
+// extraction hands the engine such a function as a declaration carrying the address of
+// Julia's machine code for it (the `oxidase-native` attribute), without its body: the
+// engine calls that code.
+//
+// # Safety
+// `name` must be NULL or a NUL-terminated string.
+uint32_t oxidase_is_base_math_function(const char *name, uint32_t arity);
+
 // Compiles (or finds in the cache) the derivative of `req->entry` in the given LLVM
 // bitcode. On success stores the function pointer in `*out_fn` and returns `OX_OK`. On
 // failure returns a status and stores in `*out_message` a message to free with

@@ -220,6 +220,24 @@ pub extern "C" fn oxidase_version() -> *const c_char {
     V.as_ptr()
 }
 
+/// 1 when the engine knows the derivative of Base's elementary function `name` (`sin`,
+/// `atan`) of `arity` floats, else 0 (also for a NULL or non-UTF-8 `name`). The
+/// extraction hands the engine such a function as a declaration carrying the address of
+/// Julia's machine code for it (the `oxidase-native` attribute), without its body: the
+/// engine calls that code.
+///
+/// # Safety
+/// `name` must be NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn oxidase_is_base_math_function(name: *const c_char, arity: u32) -> u32 {
+    if name.is_null() {
+        return 0;
+    }
+    // SAFETY: non-NULL, and NUL-terminated by the contract.
+    let Ok(name) = unsafe { CStr::from_ptr(name) }.to_str() else { return 0 };
+    u32::from(crate::rules::math::is_base_float_function(name, arity as usize))
+}
+
 /// Compiles (or finds in the cache) the derivative of `req->entry` in the given LLVM
 /// bitcode. On success stores the function pointer in `*out_fn` and returns `OX_OK`. On
 /// failure returns a status and stores in `*out_message` a message to free with

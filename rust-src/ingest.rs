@@ -1312,7 +1312,9 @@ fn split_sincos<'ctx>(m: &'ctx Module, g: Function<'ctx>) -> Built<Option<[Funct
     Ok(Some([split, halves[0], halves[1]]))
 }
 
-fn base_math_function(g: Function) -> Option<&'static str> {
+/// The math table's row for Base's function `g` names, when `g` takes and returns what
+/// the row says.
+fn base_math_signature(g: Function) -> Option<&'static str> {
     use crate::rules::math::{base_function, Operand};
     let math = base_function(&julia_name(&g.name()))?;
     let (params, real) = (g.params(), g.return_type());
@@ -1320,15 +1322,20 @@ fn base_math_function(g: Function) -> Option<&'static str> {
         Operand::Real => p.ty() == real,
         Operand::Int => p.ty().is_int(),
     };
-    if !real.is_float() || params.len() != math.operands.len() || !params.iter().zip(math.operands).all(matches) {
-        return None;
-    }
+    (real.is_float() && params.len() == math.operands.len() && params.iter().zip(math.operands).all(matches))
+        .then_some(math.name)
+}
+
+/// The same for a body, which must come from one of Base's math files (its source
+/// locations say so): a function of the user's named `sin` is not Base's.
+fn base_math_function(g: Function) -> Option<&'static str> {
+    let name = base_math_signature(g)?;
     let own_file = g
         .blocks()
         .into_iter()
         .flat_map(|b| b.instructions())
         .find_map(|i| i.source_chain().last().map(|l| l.file.clone()))?;
-    crate::julia::current().is_base_math_file(&own_file).then_some(math.name)
+    crate::julia::current().is_base_math_file(&own_file).then_some(name)
 }
 
 /// Base's elementary functions whose machine code Julia has already (the primal's first
@@ -1339,17 +1346,20 @@ fn base_math_function(g: Function) -> Option<&'static str> {
 /// body again (`sin` is some 650 lines, with its argument reduction) in every
 /// derivative that calls it. Only functions of floats alone (`sin(x)`, `atan(y, x)`),
 /// whose calling convention is the same in both compilers' code; a body Julia has no
-/// code for yet stays.
+/// code for yet stays. The extraction sends these functions as declarations when the
+/// engine has their rows (`oxidase_base_math_functions`): it has checked that they are
+/// Base.Math's methods, and Julia's passes then skip their bodies.
 fn link_native_code<'ctx>(m: &'ctx Module, entry: Function<'ctx>) -> Built<()> {
     for g in m.functions() {
-        if g == entry || g.is_declaration() || g.name().starts_with(JULIA_MATH_PREFIX) {
+        if g == entry || g.name().starts_with(JULIA_MATH_PREFIX) {
             continue;
         }
         let Some(address) = g.string_attr_value(crate::names::NATIVE_CODE).and_then(|a| a.parse::<usize>().ok()) else {
             continue;
         };
         let real = g.return_type();
-        let Some(base) = base_math_function(g) else { continue };
+        let base = if g.is_declaration() { base_math_signature(g) } else { base_math_function(g) };
+        let Some(base) = base else { continue };
         if address == 0 || !g.params().iter().all(|p| p.ty() == real) {
             continue;
         }

@@ -416,6 +416,11 @@ Version string of the loaded engine.
 """
 engine_version() = unsafe_string(ccall((:oxidase_version, liboxidase), Cstring, ()))
 
+# Whether the engine has a derivative for Base's elementary function `name` of `arity`
+# floats: the extraction sends those without their bodies (`Extract.link_native_code!`).
+is_base_math_function(name::Symbol, arity::Integer) =
+    ccall((:oxidase_is_base_math_function, liboxidase), UInt32, (Cstring, UInt32), String(name), arity) == 1
+
 """
     Oxidase.verbose(on::Bool) -> Bool
 

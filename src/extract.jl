@@ -632,7 +632,12 @@ function emit_bitcode(@nospecialize(f), @nospecialize(types), mi::Core.MethodIns
     plain && throw(Base.invokelatest(plain_autodiff_error, f, types))
     # (A dynamic call: compiled in the first session's extraction that meets a function
     # of floats alone, not in every first gradient.)
-    isempty(scalar) || Base.invokelatest(link_native_code!, native, scalar, Base.get_world_counter())
+    if !isempty(scalar)
+        Base.invokelatest(link_native_code!, native, scalar, Base.get_world_counter())
+        # (What only the bodies just deleted called: `sin`'s Payne–Hanek reduction,
+        # `log`'s error message and the printing it compiles.)
+        Base.invokelatest(drop_unreachable!, mod, llvmf)
+    end
     nested && Base.invokelatest(Oxidase.use_nested_rules!)
     if !isempty(Oxidase.RULED_METHODS) || !isempty(inactive)
         Base.invokelatest(name_ruled_calls, native, mod, Base.get_world_counter(), ci, inactive)
@@ -818,9 +823,10 @@ end
 # Gives each function in `fns` that is the code of one of Base.Math's methods for floats
 # alone, which Julia has compiled already (the primal's first call did), the address of
 # that machine code as the string attribute `oxidase-native`: the engine calls it instead
-# of compiling the body again (`ingest::link_native_code`, which also checks that the
-# body is one of Base's elementary functions with a derivative rule). The caller holds
-# the codegen lock.
+# of compiling the body again (`ingest::link_native_code`). Where the engine has a
+# derivative for the function (`Oxidase.is_base_math_function`), its body goes: Julia's
+# passes over `sin`'s 650 lines and the bitcode's were for nothing. (Otherwise the engine
+# checks the body is Base's and differentiates it.) The caller holds the codegen lock.
 function link_native_code!(native::Ptr{Cvoid}, fns::Vector{Tuple{Ptr{Cvoid},Cint}}, world::UInt)
     fidx = Ref{Int32}(0)
     sidx = Ref{Int32}(0)
@@ -855,6 +861,8 @@ function link_native_code!(native::Ptr{Cvoid}, fns::Vector{Tuple{Ptr{Cvoid},Cint
                     ctx = ccall((:LLVMGetTypeContext, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},),
                                 ccall((:LLVMTypeOf, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), fn))
                     add_string_attribute!(ctx, fn, "oxidase-native", string(UInt(ci.specptr)))
+                    # (Julia's passes, the bitcode and the engine then skip its body.)
+                    Oxidase.is_base_math_function(s, n) && delete_body!(fn)
                 end
                 break
             end
@@ -864,6 +872,100 @@ function link_native_code!(native::Ptr{Cvoid}, fns::Vector{Tuple{Ptr{Cvoid},Cint
     return nothing
 end
 
+# Makes function `fn` a declaration (LLVM 9's C API has no `deleteBody`): every
+# instruction's uses replaced by `undef`, the instructions erased, then the blocks, the
+# metadata and the linkage a body needs.
+function delete_body!(fn::Ptr{Cvoid})
+    blocks = Ptr{Cvoid}[]
+    bb = ccall((:LLVMGetFirstBasicBlock, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), fn)
+    while bb != C_NULL
+        push!(blocks, bb)
+        bb = ccall((:LLVMGetNextBasicBlock, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), bb)
+    end
+    for bb in blocks
+        i = ccall((:LLVMGetFirstInstruction, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), bb)
+        while i != C_NULL
+            ty = ccall((:LLVMTypeOf, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), i)
+            ccall((:LLVMReplaceAllUsesWith, LIBLLVM), Cvoid, (Ptr{Cvoid}, Ptr{Cvoid}), i,
+                  ccall((:LLVMGetUndef, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), ty))
+            i = ccall((:LLVMGetNextInstruction, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), i)
+        end
+    end
+    for bb in blocks
+        i = ccall((:LLVMGetFirstInstruction, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), bb)
+        while i != C_NULL
+            next = ccall((:LLVMGetNextInstruction, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), i)
+            ccall((:LLVMInstructionEraseFromParent, LIBLLVM), Cvoid, (Ptr{Cvoid},), i)
+            i = next
+        end
+    end
+    for bb in blocks
+        ccall((:LLVMDeleteBasicBlock, LIBLLVM), Cvoid, (Ptr{Cvoid},), bb)
+    end
+    ccall((:LLVMGlobalClearMetadata, LIBLLVM), Cvoid, (Ptr{Cvoid},), fn)
+    ccall((:LLVMSetLinkage, LIBLLVM), Cvoid, (Ptr{Cvoid}, Cint), fn, 0)   # external
+    return nothing
+end
+
+# Deletes the bodies of the functions in `mod` that neither the entry `root` nor a
+# function the engine finds by name (`oxidase.latest.`, `oxidase.invoke.`, and rule
+# calls, `oxidase.rule.`/`oxidase.inactive.`) can reach through the operands of its
+# instructions (calls, and functions passed as values), nor a global's initializer:
+# Julia's passes would go over them for nothing, and the engine drops them anyway.
+function drop_unreachable!(mod::Ptr{Cvoid}, root::Ptr{Cvoid})
+    live = Ptr{Cvoid}[]
+    work = Ptr{Cvoid}[]
+    reach!(live, work, root, 0)
+    fn = ccall((:LLVMGetFirstFunction, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), mod)
+    while fn != C_NULL
+        startswith(llvm_value_name(fn), "oxidase.") && reach!(live, work, fn, 0)
+        fn = ccall((:LLVMGetNextFunction, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), fn)
+    end
+    g = ccall((:LLVMGetFirstGlobal, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), mod)
+    while g != C_NULL
+        init = ccall((:LLVMGetInitializer, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), g)
+        init == C_NULL || reach!(live, work, init, 0)
+        g = ccall((:LLVMGetNextGlobal, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), g)
+    end
+    while !isempty(work)
+        bb = ccall((:LLVMGetFirstBasicBlock, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), pop!(work))
+        while bb != C_NULL
+            i = ccall((:LLVMGetFirstInstruction, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), bb)
+            while i != C_NULL
+                for k in 0:ccall((:LLVMGetNumOperands, LIBLLVM), Cint, (Ptr{Cvoid},), i) - 1
+                    reach!(live, work, ccall((:LLVMGetOperand, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid}, Cuint), i, k), 0)
+                end
+                i = ccall((:LLVMGetNextInstruction, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), i)
+            end
+            bb = ccall((:LLVMGetNextBasicBlock, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), bb)
+        end
+    end
+    fn = ccall((:LLVMGetFirstFunction, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), mod)
+    while fn != C_NULL
+        if ccall((:LLVMIsDeclaration, LIBLLVM), Cint, (Ptr{Cvoid},), fn) == 0 && !(fn in live)
+            delete_body!(fn)
+        end
+        fn = ccall((:LLVMGetNextFunction, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), fn)
+    end
+    return nothing
+end
+
+# `drop_unreachable!`'s step: the functions among `v` and its operands, through constant
+# expressions (`bitcast (@f to ...)`), become `live`, the new ones to be walked too.
+# (No closure: a session compiles this once, at its first function calling `sin`.)
+function reach!(live::Vector{Ptr{Cvoid}}, work::Vector{Ptr{Cvoid}}, v::Ptr{Cvoid}, depth::Int)
+    if ccall((:LLVMIsAFunction, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), v) != C_NULL
+        if !(v in live)
+            push!(live, v)
+            push!(work, v)
+        end
+    elseif depth < 4 && ccall((:LLVMIsAConstantExpr, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), v) != C_NULL
+        for k in 0:ccall((:LLVMGetNumOperands, LIBLLVM), Cint, (Ptr{Cvoid},), v) - 1
+            reach!(live, work, ccall((:LLVMGetOperand, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid}, Cuint), v, k), depth + 1)
+        end
+    end
+    return nothing
+end
 
 function calls_plain_autodiff(@nospecialize(f), @nospecialize(types))
     lookup(x) = x isa Expr && x.head === :invoke && x.args[1] isa Core.MethodInstance &&

@@ -126,6 +126,43 @@ fn julia_math_linked_to_native_code() {
     assert_close(g[0], sinexplog_derivative(0.5), 1e-12, "reverse, bodies kept");
 }
 
+/// The same functions sent as declarations carrying the address, without their bodies
+/// (the extraction drops the bodies of the functions the engine has rows for:
+/// `oxidase_is_base_math_function`); a declaration whose attribute is no address is an
+/// error, not a call of nothing.
+#[test]
+fn julia_math_declared_with_native_code() {
+    let (text, entry) = fixture("sinexplog");
+    let declared = |sin: &str, exp: &str| {
+        let mut out = text.clone();
+        for (name, attrs) in [("julia_sin_80", 900), ("julia_exp_79", 901)] {
+            let start =
+                out.find(&format!("define internal double @{name}(double %0)")).expect("the fixture defines it");
+            let end = start + out[start..].find("\n}\n").expect("a body") + 3;
+            out.replace_range(start..end, &format!("declare double @{name}(double) #{attrs}\n"));
+        }
+        out + &format!(
+            "\nattributes #900 = {{ \"oxidase-native\"=\"{sin}\" }}\nattributes #901 = {{ \"oxidase-native\"=\"{exp}\" }}\n"
+        )
+    };
+    let linked =
+        declared(&(native_sin as *const () as usize).to_string(), &(native_exp as *const () as usize).to_string());
+    assert!(!linked.contains("define internal double @julia_sin_80"));
+    let rev = compile_text(&linked, &entry, Mode::Reverse, vec![ghost(), float_arg(Active)], Active).unwrap();
+    let fwd = compile_text(&linked, &entry, Mode::Forward, vec![ghost(), float_arg(Duplicated)], Duplicated).unwrap();
+    for x in [0.1, 1.0, 3.7] {
+        let before = NATIVE_CALLS.load(std::sync::atomic::Ordering::Relaxed);
+        let (p, g) = call_reverse(rev, &[x]);
+        assert!(NATIVE_CALLS.load(std::sync::atomic::Ordering::Relaxed) > before, "reverse calls the native code");
+        assert_close(p, sinexplog(x), 1e-14, "primal");
+        assert_close(g[0], sinexplog_derivative(x), 1e-12, &format!("reverse at {x}"));
+        let (_, t) = call_forward(fwd, &[x], &[1.0]);
+        assert_close(t, sinexplog_derivative(x), 1e-12, &format!("forward at {x}"));
+    }
+    let unlinked = declared("0", "not a number");
+    assert!(compile_text(&unlinked, &entry, Mode::Reverse, vec![ghost(), float_arg(Active)], Active).is_err());
+}
+
 #[test]
 fn forward_with_first_argument_duplicated_and_no_ghost() {
     let text = include_str!("c/abi_test.ll");

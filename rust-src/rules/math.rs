@@ -607,6 +607,12 @@ pub fn lookup(name: &str) -> Option<Callee> {
     lookup_c(base).or_else(|| base.strip_suffix('f').and_then(lookup_c))
 }
 
+/// Whether the table has a row for Base's Julia function `name` (`base`) of `arity`
+/// floats alone.
+pub fn is_base_float_function(name: &str, arity: usize) -> bool {
+    base_function(name).is_some_and(|f| f.operands.len() == arity && f.operands.iter().all(|o| *o == Operand::Real))
+}
+
 /// The row of Base's Julia function `name`, if `ingest` keeps its calls.
 pub fn base_function(name: &str) -> Option<&'static MathFn> {
     TABLE.iter().find(|f| f.base && f.name == name)
