@@ -462,14 +462,22 @@ function table_stamp(mt::Core.MethodTable)
         if entry.max_world == typemax(UInt)
             count += 1
             newest = max(newest, entry.min_world)
+        else
+            newest = max(newest, entry.max_world)   # (deleted or replaced then)
         end
         entry = entry.next
     end
     if entry !== nothing
+        # (`MethodList` lists deleted methods too: once counted, deleting a rule from a
+        # table of many left the stamp as it was, and the derivatives that called it.)
         count = 0
         for m in Base.MethodList(mt)
-            count += 1
-            newest = max(newest, m.primary_world)
+            if m.deleted_world == typemax(UInt)
+                count += 1
+                newest = max(newest, m.primary_world)
+            else
+                newest = max(newest, m.deleted_world)
+            end
         end
     end
     return (count, newest)

@@ -538,3 +538,34 @@ Base.delete_method(only(m for m in methods(EnzymeRules.inactive) if occursin("sw
               (6x, -12x)
     end
 end
+
+# Deleting a rule from a table of many (Julia keeps a long table as a tree, whose
+# listing includes deleted methods): the rule tables' stamp once stayed as it was, the
+# derivative compiled with the rule stayed cached, and its call of the deleted rule
+# failed ("the custom rule has no method").
+for k in 1:20
+    f = Symbol(:stamp_filler_, k)
+    @eval $f(x) = x
+    @eval EnzymeRules.forward(config, ::Const{typeof($f)}, RT, x::Duplicated) = x.dval
+end
+stamp_inner(x) = x^2
+uses_stamp_inner(x) = 2.0 * stamp_inner(x)
+function EnzymeRules.forward(config, ::Const{typeof(stamp_inner)}, RT, x::Duplicated)
+    return needs_primal(config) ? Duplicated(x.val^2, 7.0 * x.dval) : 7.0 * x.dval
+end
+
+@testset "a rule in a table of many" begin
+    @test autodiff(Forward, uses_stamp_inner, Duplicated, Duplicated(3.0, 1.0)) == (18.0, 14.0)
+end
+
+const STAMP_WITH_RULE = Oxidase.rules_stamp()
+Base.delete_method(only(m for m in methods(EnzymeRules.forward) if occursin("stamp_inner", string(m.sig))))
+
+@testset "deleted from it" begin
+    @test !(typeof(EnzymeRules.forward).name.mt.defs isa Union{Nothing,Core.TypeMapEntry})   # the shape that hid it
+    @test Oxidase.rules_stamp() != STAMP_WITH_RULE
+    for x in (-1.0, 3.0)
+        @test autodiff(Forward, uses_stamp_inner, Duplicated, Duplicated(x, 1.0)) == (2x^2, 4x)
+        @test autodiff(Reverse, uses_stamp_inner, Active, Active(x)) == ((4x,),)
+    end
+end
