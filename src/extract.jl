@@ -882,22 +882,14 @@ function delete_body!(fn::Ptr{Cvoid})
         push!(blocks, bb)
         bb = ccall((:LLVMGetNextBasicBlock, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), bb)
     end
-    for bb in blocks
-        i = ccall((:LLVMGetFirstInstruction, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), bb)
-        while i != C_NULL
-            ty = ccall((:LLVMTypeOf, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), i)
-            ccall((:LLVMReplaceAllUsesWith, LIBLLVM), Cvoid, (Ptr{Cvoid}, Ptr{Cvoid}), i,
-                  ccall((:LLVMGetUndef, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), ty))
-            i = ccall((:LLVMGetNextInstruction, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), i)
-        end
+    body = instructions_of(fn)
+    for i in body
+        ty = ccall((:LLVMTypeOf, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), i)
+        ccall((:LLVMReplaceAllUsesWith, LIBLLVM), Cvoid, (Ptr{Cvoid}, Ptr{Cvoid}), i,
+              ccall((:LLVMGetUndef, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), ty))
     end
-    for bb in blocks
-        i = ccall((:LLVMGetFirstInstruction, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), bb)
-        while i != C_NULL
-            next = ccall((:LLVMGetNextInstruction, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), i)
-            ccall((:LLVMInstructionEraseFromParent, LIBLLVM), Cvoid, (Ptr{Cvoid},), i)
-            i = next
-        end
+    for i in body
+        ccall((:LLVMInstructionEraseFromParent, LIBLLVM), Cvoid, (Ptr{Cvoid},), i)
     end
     for bb in blocks
         ccall((:LLVMDeleteBasicBlock, LIBLLVM), Cvoid, (Ptr{Cvoid},), bb)
@@ -928,16 +920,10 @@ function drop_unreachable!(mod::Ptr{Cvoid}, root::Ptr{Cvoid})
         g = ccall((:LLVMGetNextGlobal, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), g)
     end
     while !isempty(work)
-        bb = ccall((:LLVMGetFirstBasicBlock, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), pop!(work))
-        while bb != C_NULL
-            i = ccall((:LLVMGetFirstInstruction, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), bb)
-            while i != C_NULL
-                for k in 0:ccall((:LLVMGetNumOperands, LIBLLVM), Cint, (Ptr{Cvoid},), i) - 1
-                    reach!(live, work, ccall((:LLVMGetOperand, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid}, Cuint), i, k), 0)
-                end
-                i = ccall((:LLVMGetNextInstruction, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), i)
+        for i in instructions_of(pop!(work))
+            for k in 0:ccall((:LLVMGetNumOperands, LIBLLVM), Cint, (Ptr{Cvoid},), i) - 1
+                reach!(live, work, ccall((:LLVMGetOperand, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid}, Cuint), i, k), 0)
             end
-            bb = ccall((:LLVMGetNextBasicBlock, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), bb)
         end
     end
     fn = ccall((:LLVMGetFirstFunction, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), mod)
@@ -991,32 +977,42 @@ end
 
 # The functions of the module that `root` may call, transitively, on a path that
 # returns: calls in blocks that end in `unreachable` build an error and throw it.
+# The instructions of function `fn`, block after block; with `skip_throwing`, not those of
+# the blocks that end in `unreachable` (they build an error and throw it). (A vector,
+# not a closure per walk: each closure is compiled in a session's first extraction.)
+function instructions_of(fn::Ptr{Cvoid}, skip_throwing::Bool = false)
+    found = Ptr{Cvoid}[]
+    bb = ccall((:LLVMGetFirstBasicBlock, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), fn)
+    while bb != C_NULL
+        term = ccall((:LLVMGetBasicBlockTerminator, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), bb)
+        throws = skip_throwing &&
+                 (term == C_NULL || ccall((:LLVMIsAUnreachableInst, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), term) != C_NULL)
+        i = throws ? C_NULL : ccall((:LLVMGetFirstInstruction, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), bb)
+        while i != C_NULL
+            push!(found, i)
+            i = ccall((:LLVMGetNextInstruction, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), i)
+        end
+        bb = ccall((:LLVMGetNextBasicBlock, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), bb)
+    end
+    return found
+end
+
 function called_functions(root::Ptr{Cvoid})
     seen = Ptr{Cvoid}[root]
     work = Ptr{Cvoid}[root]
     while !isempty(work)
-        bb = ccall((:LLVMGetFirstBasicBlock, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), pop!(work))
-        while bb != C_NULL
-            term = ccall((:LLVMGetBasicBlockTerminator, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), bb)
-            throws = term == C_NULL || ccall((:LLVMIsAUnreachableInst, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), term) != C_NULL
-            i = throws ? C_NULL : ccall((:LLVMGetFirstInstruction, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), bb)
-            while i != C_NULL
-                if ccall((:LLVMIsACallInst, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), i) != C_NULL
-                    callee = ccall((:LLVMGetCalledValue, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), i)
-                    # (Through the casts of a call with another signature: `japi1_`.)
-                    while ccall((:LLVMIsAConstantExpr, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), callee) != C_NULL
-                        callee = ccall((:LLVMGetOperand, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid}, Cuint), callee, 0)
-                    end
-                    if ccall((:LLVMIsAFunction, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), callee) != C_NULL &&
-                       !(callee in seen)
-                        push!(seen, callee)
-                        # (A nested differentiation's body is replaced by its rule: not walked.)
-                        is_nested_name(llvm_value_name(callee)) || push!(work, callee)
-                    end
-                end
-                i = ccall((:LLVMGetNextInstruction, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), i)
+        for i in instructions_of(pop!(work), true)
+            ccall((:LLVMIsACallInst, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), i) == C_NULL && continue
+            callee = ccall((:LLVMGetCalledValue, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), i)
+            # (Through the casts of a call with another signature: `japi1_`.)
+            while ccall((:LLVMIsAConstantExpr, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), callee) != C_NULL
+                callee = ccall((:LLVMGetOperand, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid}, Cuint), callee, 0)
             end
-            bb = ccall((:LLVMGetNextBasicBlock, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), bb)
+            if ccall((:LLVMIsAFunction, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), callee) != C_NULL && !(callee in seen)
+                push!(seen, callee)
+                # (A nested differentiation's body is replaced by its rule: not walked.)
+                is_nested_name(llvm_value_name(callee)) || push!(work, callee)
+            end
         end
     end
     return seen

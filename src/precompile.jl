@@ -28,6 +28,8 @@ precompile(Extract.name_rule_calls, (Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Cvoid}, UInt, A
 precompile(Extract.names_called, (Ptr{Cvoid},))
 precompile(Extract.link_native_code!, (Ptr{Cvoid}, Vector{Tuple{Ptr{Cvoid},Cint}}, UInt))
 precompile(Extract.delete_body!, (Ptr{Cvoid},))
+precompile(Extract.instructions_of, (Ptr{Cvoid}, Bool))
+precompile(Extract.instructions_of, (Ptr{Cvoid},))
 precompile(Extract.drop_unreachable!, (Ptr{Cvoid}, Ptr{Cvoid}))
 precompile(Extract.reach!, (Vector{Ptr{Cvoid}}, Vector{Ptr{Cvoid}}, Ptr{Cvoid}, Int))
 precompile(is_base_math_function, (Symbol, UInt32))
