@@ -1347,7 +1347,7 @@ fn base_math_function(g: Function) -> Option<&'static str> {
 /// derivative that calls it. Only functions of floats alone (`sin(x)`, `atan(y, x)`),
 /// whose calling convention is the same in both compilers' code; a body Julia has no
 /// code for yet stays. The extraction sends these functions as declarations when the
-/// engine has their rows (`oxidase_base_math_functions`): it has checked that they are
+/// engine has their rows (`oxidase_is_base_math_function`): it has checked that they are
 /// Base.Math's methods, and Julia's passes then skip their bodies.
 fn link_native_code<'ctx>(m: &'ctx Module, entry: Function<'ctx>) -> Built<()> {
     for g in m.functions() {
