@@ -113,6 +113,17 @@ case!(
     P,
     1e-6
 );
+// A `switch` with two cases to one block (Julia's `mapreduce` over a length of 0 or 1):
+// the block's recorded predecessor needs its phi entry once for each edge (found by the
+// property run, seed 20261210027: "PHINode should have one entry for each predecessor").
+case!(
+    switch_two_cases_to_one_block,
+    "entry:\n  %k = fptosi double %y to i32\n  switch i32 %k, label %other [ i32 0, label %join\n i32 1, label %join ]\nother:\n  %b = fmul double %x, %y\n  br label %join\njoin:\n  %p = phi double [ %x, %entry ], [ %x, %entry ], [ %b, %other ]\n  %r = fmul double %p, %x\n  ret double %r",
+    "",
+    |x, y| if (0.0..2.0).contains(&y.trunc()) { x * x } else { x * y * x },
+    &[(0.7, 0.5), (-1.25, 1.5), (2.5, 2.5), (1.5, -1.5)],
+    1e-7
+);
 case!(
     switch_on_integer,
     "entry:\n  %k = fptosi double %y to i32\n  switch i32 %k, label %other [ i32 0, label %zero\n i32 1, label %one ]\nzero:\n  %a = fmul double %x, %x\n  br label %join\none:\n  %b = fmul double %x, %y\n  br label %join\nother:\n  br label %join\njoin:\n  %p = phi double [ %a, %zero ], [ %b, %one ], [ %x, %other ]\n  ret double %p",

@@ -1266,6 +1266,19 @@ impl<'ctx> Phi<'ctx> {
             })
             .collect()
     }
+    /// Adds one incoming pair per edge from each block to the phi's: a block whose
+    /// terminator reaches the phi's block by several edges (a `switch` with two cases
+    /// to it) needs the value once for each, or the module does not verify. For phis
+    /// built from a CFG's predecessor lists, which name a block once.
+    pub fn add_incoming_edges(self, pairs: &[(Value<'ctx>, Block<'ctx>)]) {
+        let to = self.as_value().parent_block();
+        let mut all = Vec::with_capacity(pairs.len());
+        for &(v, from) in pairs {
+            let edges = from.terminator().map_or(0, |t| t.successors().into_iter().filter(|&s| s == to).count());
+            all.extend(std::iter::repeat_n((v, from), edges.max(1)));
+        }
+        self.add_incoming(&all);
+    }
     /// Adds incoming pairs. Not inkwell's `add_incoming`, which takes `&dyn BasicValue`s
     /// (a `Value` is not one: it may be of any type).
     pub fn add_incoming(self, pairs: &[(Value<'ctx>, Block<'ctx>)]) {

@@ -452,7 +452,7 @@ impl<'a, 'ctx> Reverse<'a, 'ctx> {
             b.before(header.first_non_phi().expect("blocks end with a terminator"))?;
             let c = b.phi(i64t, "ox.count")?;
             let next = b.add(c.as_value(), self.m.const_int(i64t, 1))?;
-            c.add_incoming(&[
+            c.add_incoming_edges(&[
                 (self.m.const_int(i64t, 0), self.cfg.blocks[l.preheader]),
                 (next, self.cfg.blocks[l.latch]),
             ]);
@@ -514,7 +514,7 @@ impl<'a, 'ctx> Reverse<'a, 'ctx> {
                     .enumerate()
                     .map(|(k, &p)| (self.m.const_int(i64t, k as u64), self.cfg.blocks[p]))
                     .collect();
-                phi.add_incoming(&pairs);
+                phi.add_incoming_edges(&pairs);
                 Ok(phi)
             });
             if let Some(n) = reserved {
