@@ -136,6 +136,78 @@ end
     check_all_modes(f, x)
 end
 
+# Branches in loops whose two sides join: the reverse sweep takes the side an iteration
+# took from the branch's condition, recomputed from what it has (the loop's count, the
+# arguments, an element of an array nothing writes), instead of from the tape; or from
+# the tape when it cannot (a condition on a running sum).
+function loop_branch_on_element(x)
+    s = 0.0
+    for i in eachindex(x)
+        if x[i] > 0
+            s += x[i]^2
+        end
+        s += 0.5 * x[i]
+    end
+    return s
+end
+function loop_branch_on_index(x)
+    s = 0.0
+    for i in 1:length(x)
+        if isodd(i)
+            s += sin(x[i]) * s
+        else
+            s -= x[i] * x[1]
+        end
+    end
+    return s
+end
+function loop_branch_on_running_sum(x)
+    s = 0.15
+    for i in eachindex(x)
+        if s > 0.3
+            s = s * x[i]
+        end
+        s += x[i] / 4
+    end
+    return s
+end
+# GradBench's determinant by expansion by minors (julia/gradbench/modules.jl), a
+# recursive callee whose loop tests a bit of its argument.
+function det_minor_test(a, ell, row, used)
+    row == ell && return a[(row - 1) * ell + trailing_zeros(~used) + 1]
+    d, sign = 0.0, 1.0
+    for col in 1:ell
+        if used & (1 << (col - 1)) == 0
+            d += sign * a[(row - 1) * ell + col] * det_minor_test(a, ell, row + 1, used | (1 << (col - 1)))
+            sign = -sign
+        end
+    end
+    return d
+end
+det_by_minor_test(a) = det_minor_test(a, isqrt(length(a)), 1, 0)
+
+@testset "a branch in a loop: $(nameof(f)), n = $(length(x))" for f in
+        (loop_branch_on_element, loop_branch_on_index, loop_branch_on_running_sum),
+        x in ([0.3], [-0.7], [0.7, -1.2], [0.4, -0.9, 1.3, 0.2, -0.5], [2.0, 0.8, -0.3, 1.1])
+    check_all_modes(f, x)
+end
+@testset "a branch in a loop, empty" begin
+    for f in (loop_branch_on_element, loop_branch_on_index, loop_branch_on_running_sum)
+        dx = Float64[]
+        autodiff(Reverse, f, Active, Duplicated(Float64[], dx))
+        @test isempty(dx)
+    end
+end
+@testset "determinant by minors, ℓ = $ell" for ell in 1:4
+    A = [sin(1.3 * i + 0.7 * j) + (i == j) for i in 1:ell, j in 1:ell]
+    a = vec(permutedims(A))   # row after row
+    exact = vec(permutedims(LinearAlgebra.det(A) * LinearAlgebra.inv(A)'))   # ∂det/∂A = det(A) A⁻ᵀ
+    da = zero(a)
+    autodiff(Reverse, det_by_minor_test, Active, Duplicated(copy(a), da))
+    @test da ≈ exact rtol = 1e-10 atol = 1e-12
+    check_all_modes(det_by_minor_test, a)
+end
+
 @testset "while loop" begin
     for x in [0.5, 3.0, 1000.0]
         @test autodiff(Reverse, halve_until_small, Active, Active(x))[1][1] ≈ dhalve_until_small(x) rtol = 1e-12

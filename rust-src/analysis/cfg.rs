@@ -73,6 +73,53 @@ impl<'ctx> Cfg<'ctx> {
         }
     }
 
+    /// For a block `j` of two predecessors, the conditional branch that decides which
+    /// one each entry into `j` comes from: `(cond, [pred if true, pred if false])`,
+    /// indices into `preds[j]`. The branch ends `j`'s immediate dominator `c`, each of
+    /// its two edges reaches one predecessor of `j` (without passing `c` or `j` again;
+    /// the edge itself when `c` is the predecessor), not the same one, and no cycle
+    /// through `j` avoids `c`. Then between the last run of `c` and an entry into `j`
+    /// the path leaves `c` by one edge and reaches `j` once, through the predecessor
+    /// that edge reaches: the predecessor follows from the condition's value at `c`.
+    pub fn branch_decides(&self, j: usize) -> Option<(Value<'ctx>, [usize; 2])> {
+        let preds = &self.preds[j];
+        let c = self.idom[j].filter(|&c| c != j && preds.len() == 2)?;
+        let term = self.blocks[c].terminator().filter(|t| t.opcode() == Opcode::LLVMBr && t.num_operands() == 3)?;
+        // (`successors` in LLVM's order: the true destination, then the false one.)
+        let dest: Vec<usize> = term.successors().into_iter().map(|b| self.index(b)).collect();
+        if dest[0] == dest[1] {
+            return None;
+        }
+        // The predecessors of `j` reached from `from` without entering `c` or `j`.
+        let reached = |from: &[usize]| -> Vec<usize> {
+            let mut seen = vec![false; self.blocks.len()];
+            let mut stack: Vec<usize> = from.iter().copied().filter(|&s| s != c && s != j).collect();
+            let mut found = Vec::new();
+            while let Some(x) = stack.pop() {
+                if std::mem::replace(&mut seen[x], true) {
+                    continue;
+                }
+                found.extend(preds.iter().position(|&p| p == x));
+                stack.extend(self.succs[x].iter().copied().filter(|&s| s != c && s != j && !seen[s]));
+            }
+            found
+        };
+        if !reached(&self.succs[j]).is_empty() {
+            return None; // a cycle through `j` that avoids `c`
+        }
+        let by_edge = |d: usize| -> Vec<usize> {
+            if d == j {
+                preds.iter().position(|&p| p == c).into_iter().collect()
+            } else {
+                reached(&[d])
+            }
+        };
+        match (by_edge(dest[0]).as_slice(), by_edge(dest[1]).as_slice()) {
+            (&[t], &[f]) if t != f => Some((term.operand(0), [t, f])),
+            _ => None,
+        }
+    }
+
     /// Reachable blocks in reverse postorder: definitions come before their uses
     /// (except through phis).
     pub fn reverse_postorder(&self) -> Vec<usize> {

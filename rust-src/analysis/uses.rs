@@ -47,6 +47,21 @@ pub enum Source {
     Hoisted(usize),
 }
 
+/// A join block whose predecessor the reverse sweep computes from a branch's condition
+/// instead of popping it (`Cfg::branch_decides`): the condition is visible there, in a
+/// stack slot, or recomputed from such values, with nothing pushed (a branch in a loop
+/// otherwise costs a slot of tape an iteration: most of the tape of GradBench's `det`).
+#[derive(Clone, Debug)]
+pub struct Branch<'ctx> {
+    /// The `i1` the branch tests.
+    pub cond: Value<'ctx>,
+    /// The predecessor (an index into the CFG's predecessors of the block) an entry
+    /// comes from when `cond` is true, and when it is false.
+    pub from: [usize; 2],
+    /// What the reverse sweep fetches to have `cond`, as an instruction's items.
+    pub items: Vec<(Value<'ctx>, Source)>,
+}
+
 /// The blocks of the function's `try` bodies (`Uses::in_try`).
 fn try_blocks(cfg: &Cfg) -> Vec<bool> {
     let mut in_try = vec![false; cfg.blocks.len()];
@@ -59,6 +74,9 @@ fn try_blocks(cfg: &Cfg) -> Vec<bool> {
 
 /// How deep a recomputed value may nest.
 const REMAT_DEPTH: u32 = 6;
+
+/// How many values a branch's condition may be recomputed from (`had_without_push`).
+const BRANCH_REMAT_VALUES: u32 = 32;
 
 /// How many address computations and loads `argument_memory` follows back.
 const ADDRESS_DEPTH: u32 = 12;
@@ -118,6 +136,8 @@ pub struct Uses<'ctx> {
     /// ...and the values the reverse sweep fetches for them, in forward order, with
     /// where each comes from (a recomputed value after the values it is built from).
     items: HashMap<Value<'ctx>, Vec<(Value<'ctx>, Source)>>,
+    /// Join blocks whose predecessor follows from a branch (by block index).
+    branches: HashMap<usize, Branch<'ctx>>,
 }
 
 impl<'ctx> Uses<'ctx> {
@@ -143,6 +163,7 @@ impl<'ctx> Uses<'ctx> {
             hoisted: vec![Vec::new(); inp.loops.len()],
             needs: HashMap::new(),
             items: HashMap::new(),
+            branches: HashMap::new(),
         };
         let mut items_of: HashMap<Value<'ctx>, Vec<(Value<'ctx>, Source)>> = HashMap::new();
         for (bi, bb) in uses.cfg.blocks.iter().enumerate() {
@@ -184,9 +205,91 @@ impl<'ctx> Uses<'ctx> {
                 }
             }
         }
+        // (Not in a function with a `try`: a `longjmp` enters a `catch` past the edges
+        // the CFG shows.)
+        let tried = uses.cfg.try_bodies().iter().any(|&t| t);
+        for bi in (1..uses.cfg.blocks.len()).filter(|_| !tried) {
+            if let Some(branch) = uses.branch_plan(bi) {
+                for &(v, source) in &branch.items {
+                    if let Source::Hoisted(k) = source {
+                        if !uses.hoisted[k].contains(&v) {
+                            uses.hoisted[k].push(v);
+                        }
+                    }
+                }
+                uses.branches.insert(bi, branch);
+            }
+        }
         uses.needs = needs;
         uses.items = items_of;
         uses
+    }
+
+    /// Block `bi`'s predecessor from a branch (`Branch`), if its condition is had
+    /// without a push.
+    fn branch_plan(&self, bi: usize) -> Option<Branch<'ctx>> {
+        if !self.cfg.reachable(bi) || self.loops.iter().any(|l| l.header == bi) {
+            return None;
+        }
+        let (cond, from) = self.cfg.branch_decides(bi)?;
+        let mut items = Vec::new();
+        let mut budget = BRANCH_REMAT_VALUES;
+        self.had_without_push(cond, bi, &mut budget, &mut HashMap::new(), &mut items).then_some(Branch {
+            cond,
+            from,
+            items,
+        })
+    }
+
+    /// Whether the reverse block of `at` can have `v` with nothing pushed: visible, in a
+    /// stack slot, hoisted to a loop, or recomputed from such values (the induction
+    /// variable of a counted loop around `at` from its count), looking at no more than
+    /// `budget` values. Adds what it fetches to `items`, each value once, those it is
+    /// computed from first. (`remat_plan` for a condition, which may be deeper than an
+    /// address, say `used & (1 << (col - 1)) == 0`, and may be pushed nothing.)
+    fn had_without_push(
+        &self,
+        v: Value<'ctx>,
+        at: usize,
+        budget: &mut u32,
+        known: &mut HashMap<Value<'ctx>, bool>,
+        items: &mut Vec<(Value<'ctx>, Source)>,
+    ) -> bool {
+        if let Some(&had) = known.get(&v) {
+            return had;
+        }
+        if *budget == 0 {
+            return false;
+        }
+        *budget -= 1;
+        let had = match self.fetched_at(v, at) {
+            Source::Visible => true,
+            source @ (Source::Slot | Source::Hoisted(_)) => {
+                items.push((v, source));
+                true
+            }
+            Source::Pop => {
+                let ok = if let Some((k, start, _)) = self.induction(v) {
+                    self.loops[k].body.contains(&at) && self.had_without_push(start, at, budget, known, items)
+                } else {
+                    self.recomputable_in_condition(v)
+                        && !self.stale(v, REMAT_DEPTH)
+                        && v.operands().into_iter().all(|op| self.had_without_push(op, at, budget, known, items))
+                };
+                if ok {
+                    items.push((v, Source::Remat));
+                }
+                ok
+            }
+            Source::Reuse | Source::Remat => false,
+        };
+        known.insert(v, had);
+        had
+    }
+
+    /// Block `bi`'s predecessor from a branch, if the plan computes it so.
+    pub fn branch(&self, bi: usize) -> Option<&Branch<'ctx>> {
+        self.branches.get(&bi)
     }
 
     /// The needs of active instruction `inst` (none for another).
@@ -202,7 +305,8 @@ impl<'ctx> Uses<'ctx> {
 
     /// Every value the plan keeps in a stack slot.
     pub fn slot_values(&self) -> Vec<Value<'ctx>> {
-        self.items.values().flatten().filter(|(_, s)| *s == Source::Slot).map(|(v, _)| *v).collect()
+        let branches = self.branches.values().flat_map(|b| &b.items);
+        self.items.values().flatten().chain(branches).filter(|(_, s)| *s == Source::Slot).map(|(v, _)| *v).collect()
     }
 
     /// Where the reverse sweep gets `v`: `source_of`, but a stale value is recomputed.
@@ -448,6 +552,12 @@ impl<'ctx> Uses<'ctx> {
                     && unwritten(v.operand(0)))
     }
 
+    /// Whether `v` may be recomputed as part of a branch's condition (`Branch`):
+    /// `recomputable`, or a comparison, a select or float arithmetic.
+    pub fn recomputable_in_condition(&self, v: Value<'ctx>) -> bool {
+        self.recomputable(v) || comparison_or_float_arithmetic(v)
+    }
+
     /// Whether pointer `p` reaches only memory the caller passed in: it derives, through
     /// address arithmetic and loads from such memory, from an argument (loaded in the
     /// entry block). Memory allocated in the call is never reached this way.
@@ -471,9 +581,12 @@ impl<'ctx> Uses<'ctx> {
 
     /// Whether the forward sweep records, on entering block `bi`, which predecessor it
     /// came from (several predecessors, and not a counted loop's header, whose reverse
-    /// counts down instead).
+    /// counts down instead, nor a block whose predecessor follows from a branch).
     pub fn records_predecessor(&self, bi: usize) -> bool {
-        bi != 0 && self.cfg.preds[bi].len() >= 2 && !self.loops.iter().any(|l| l.header == bi)
+        bi != 0
+            && self.cfg.preds[bi].len() >= 2
+            && !self.loops.iter().any(|l| l.header == bi)
+            && !self.branches.contains_key(&bi)
     }
 
     /// The counted loops (indices into `loops`) block `bi` exits: it records their
@@ -542,6 +655,22 @@ impl<'ctx> Uses<'ctx> {
                     lines.push(format!("  {}: {}", name(inst), uses.join(", ")));
                 }
             }
+            if let Some(branch) = self.branches.get(&bi) {
+                let mut uses: Vec<String> = branch
+                    .items
+                    .iter()
+                    .map(|(v, source)| match source {
+                        Source::Hoisted(k) => {
+                            format!("{} hoisted to loop {}", name(*v), self.cfg.blocks[self.loops[*k].header].name())
+                        }
+                        _ => format!("{} {}", name(*v), format!("{source:?}").to_lowercase()),
+                    })
+                    .collect();
+                if uses.is_empty() {
+                    uses.push(format!("{} visible", name(branch.cond)));
+                }
+                lines.push(format!("  predecessor from {}: {}", name(branch.cond), uses.join(", ")));
+            }
             let cycle = if self.cfg.in_cycle[bi] { " (in a loop)" } else { "" };
             let pushed = if pushes.is_empty() { "nothing".to_string() } else { pushes.join(", ") };
             out.push_str(&format!("{}{cycle}: pushes {pushed}\n", bb.name()));
@@ -597,6 +726,30 @@ fn pure_arithmetic(v: Value) -> bool {
             | LLVMZExt
             | LLVMTrunc
             | LLVMPtrToInt
+    )
+}
+
+/// Comparisons, selects and float arithmetic, which a branch's condition may be
+/// recomputed from too (`had_without_push`): pure, and the same bits again from the
+/// same operands.
+fn comparison_or_float_arithmetic(v: Value) -> bool {
+    use Opcode::*;
+    matches!(
+        v.opcode(),
+        LLVMICmp
+            | LLVMFCmp
+            | LLVMSelect
+            | LLVMFAdd
+            | LLVMFSub
+            | LLVMFMul
+            | LLVMFDiv
+            | LLVMFNeg
+            | LLVMSIToFP
+            | LLVMUIToFP
+            | LLVMFPToSI
+            | LLVMFPToUI
+            | LLVMFPExt
+            | LLVMFPTrunc
     )
 }
 

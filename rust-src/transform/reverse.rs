@@ -497,7 +497,7 @@ impl<'a, 'ctx> Reverse<'a, 'ctx> {
                 continue;
             }
             let preds = &self.cfg.preds[bi];
-            let record_pred = preds.len() >= 2 && self.counted_header(bi).is_none();
+            let record_pred = self.uses().records_predecessor(bi);
             let reserved = self.slots_pushed(*bb, record_pred).filter(|&n| n > 0);
             let push = |b: &Builder<'ctx>, v: Value<'ctx>| {
                 if reserved.is_some() {
@@ -815,7 +815,15 @@ impl<'a, 'ctx> Reverse<'a, 'ctx> {
                             |p: usize| m.const_int(i64t, preds.iter().position(|&q| q == p).expect("pred") as u64);
                         b.select(done, index(l.preheader), index(l.latch))?
                     }
-                    None => self.tape_rev.pop(&b, i64t)?,
+                    None => match self.uses().branch(bi) {
+                        // The predecessor from the branch's condition (`uses::Branch`).
+                        Some(branch) => {
+                            self.fetch_list(&b, &branch.items, branch.cond)?;
+                            let index = |k: usize| m.const_int(i64t, k as u64);
+                            b.select(self.fetched(branch.cond), index(branch.from[0]), index(branch.from[1]))?
+                        }
+                        None => self.tape_rev.pop(&b, i64t)?,
+                    },
                 };
                 let mut edges = Vec::new();
                 for (k, &p) in preds.iter().enumerate() {
@@ -899,8 +907,9 @@ impl<'a, 'ctx> Reverse<'a, 'ctx> {
         Ok(())
     }
 
-    /// Recomputes `v` (a `Source::Remat` value, or part of one) at the builder from the
-    /// values this reverse block already has.
+    /// Recomputes `v` (a `Source::Remat` value, or part of one or of a branch's
+    /// condition: `uses::Branch`) at the builder from the values this reverse block
+    /// already has.
     fn rebuild(&self, b: &Builder<'ctx>, v: Value<'ctx>) -> Built<Value<'ctx>> {
         if let Some(&x) = self.popped.borrow().get(&v) {
             return Ok(x);
@@ -909,7 +918,7 @@ impl<'a, 'ctx> Reverse<'a, 'ctx> {
             let count = b.load(self.m.int(64), self.loops[k].2)?;
             let count = b.int_cast(count, v.ty())?;
             b.add(self.rebuild(b, start)?, b.mul(step, count)?)?
-        } else if self.uses().fetched_from(v) == Source::Visible || !self.uses().recomputable(v) {
+        } else if self.uses().fetched_from(v) == Source::Visible || !self.uses().recomputable_in_condition(v) {
             return Ok(self.remap(v));
         } else {
             let ops = v.operands().into_iter().map(|o| self.rebuild(b, o)).collect::<Built<Vec<_>>>()?;
@@ -922,6 +931,12 @@ impl<'a, 'ctx> Reverse<'a, 'ctx> {
     /// Fetches the values `inst`'s partials need, in the reverse block at the builder.
     fn fetch_items(&self, b: &Builder<'ctx>, inst: Value<'ctx>) -> Result<()> {
         let Some(items) = self.uses().items(inst) else { return Ok(()) };
+        self.fetch_list(b, items, inst)
+    }
+
+    /// Fetches `items` (an instruction's, or a `uses::Branch`'s for its condition
+    /// `what`) in the reverse block at the builder.
+    fn fetch_list(&self, b: &Builder<'ctx>, items: &[(Value<'ctx>, Source)], what: Value<'ctx>) -> Result<()> {
         // Pops in reverse push order, then the recomputed values, from them.
         for (v, source) in items.iter().rev() {
             if self.popped.borrow().contains_key(v) && *source != Source::Pop {
@@ -944,7 +959,7 @@ impl<'a, 'ctx> Reverse<'a, 'ctx> {
                     return Err(Error::Internal(format!(
                         "reverse mode: {} was not popped before {}",
                         v.print(),
-                        inst.print()
+                        what.print()
                     )));
                 }
                 _ => {}
