@@ -553,9 +553,9 @@ impl<'ctx> Uses<'ctx> {
     }
 
     /// Whether `v` may be recomputed as part of a branch's condition (`Branch`):
-    /// `recomputable`, or a comparison, a select or float arithmetic.
+    /// `recomputable`, or float comparisons and arithmetic.
     pub fn recomputable_in_condition(&self, v: Value<'ctx>) -> bool {
-        self.recomputable(v) || comparison_or_float_arithmetic(v)
+        self.recomputable(v) || float_arithmetic(v)
     }
 
     /// Whether pointer `p` reaches only memory the caller passed in: it derives, through
@@ -705,7 +705,9 @@ fn fresh_buffer(p: Value, depth: u32) -> Option<Value> {
     }
 }
 
-/// Instructions `Source::Remat` may recompute: pure integer and address arithmetic.
+/// Instructions `Source::Remat` may recompute: pure integer and address arithmetic,
+/// integer and pointer comparisons, and selects (a bit mask `1 << (col - 1)`, which
+/// Julia computes with selects for shifts of 64 or more).
 fn pure_arithmetic(v: Value) -> bool {
     use Opcode::*;
     matches!(
@@ -726,19 +728,20 @@ fn pure_arithmetic(v: Value) -> bool {
             | LLVMZExt
             | LLVMTrunc
             | LLVMPtrToInt
+            | LLVMICmp
+            | LLVMSelect
     )
 }
 
-/// Comparisons, selects and float arithmetic, which a branch's condition may be
-/// recomputed from too (`had_without_push`): pure, and the same bits again from the
-/// same operands.
-fn comparison_or_float_arithmetic(v: Value) -> bool {
+/// Float comparisons and arithmetic, which a branch's condition may be recomputed from
+/// too (`had_without_push`): pure, and the same bits again from the same operands.
+/// (Not for the values partials need, which `remat_plan` would recompute from a pushed
+/// operand: as much tape, more work.)
+fn float_arithmetic(v: Value) -> bool {
     use Opcode::*;
     matches!(
         v.opcode(),
-        LLVMICmp
-            | LLVMFCmp
-            | LLVMSelect
+        LLVMFCmp
             | LLVMFAdd
             | LLVMFSub
             | LLVMFMul
