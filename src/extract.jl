@@ -1193,4 +1193,13 @@ function matching_methods(@nospecialize(sig), world::UInt)
     return Method[match[3] for match in matches]
 end
 
+# Whether a collection is due: the bytes allocated since the last one (`allocd`, the
+# threads' counts combined) exceed the collector's interval, which Julia 1.5's
+# `Base.GC_Num` calls `collect` (1.10 calls it `interval`). Allocations made while the
+# collector is off count, but trigger nothing (src/call.jl, `collect_if_due`).
+function collection_due()
+    n = Base.gc_num()
+    return n.allocd > Int64(n.collect)
+end
+
 end # module
