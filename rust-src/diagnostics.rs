@@ -205,13 +205,32 @@ pub fn insert<'ctx>(
                     Some(Bits::Mixed) => true,
                     // A float's bits, masked, that `crate::reinterpret` found no way to
                     // follow: only a truncation is piecewise constant.
-                    Some(Bits::Pattern) => !truncation(i.operand(0)),
+                    Some(Bits::Pattern) => !truncation(i.operand(0)) && guarded_mask(i).is_none(),
                     _ => false,
                 };
                 (lossy, true)
             }
             _ => (false, false),
         };
+        // A truncation by a mask known only at run time (`reinterpret::
+        // guard_variable_truncations`): refused where the mask is not ones then zeros.
+        if let Some(mask) = guarded_mask(i).filter(|_| class.get(&i.operand(0)) == Some(&Bits::Pattern)) {
+            if reaches_active_merge(i, act, bits) {
+                let what = "its value is computed from the bits of a float masked by a mask that keeps its low bits \
+                            and clears higher ones (not a truncation: `reinterpret(UInt64, x) & (typemax(UInt64) >> k)`), \
+                            which carries no derivative";
+                let code = register(describe(user, i, what));
+                b.after(i)?;
+                let ones = m.const_int(mask.ty(), u64::MAX);
+                let cleared = b.xor(mask, ones)?;
+                // (Ones then zeros: the bits it clears are a low run, `c & (c + 1) == 0`.)
+                let run = b.and(cleared, b.add(cleared, m.const_int(mask.ty(), 1))?)?;
+                let other = b.icmp(crate::llvm::ICMP_NE, run, m.const_int(mask.ty(), 0))?;
+                b.call(marker, &[other, m.const_int(m.int(32), code as u64)])?;
+                count += 1;
+            }
+            continue;
+        }
         if lossy && reaches_active_merge(i, act, bits) {
             let what = if i.opcode() == Opcode::LLVMBitCast {
                 "its value is computed with integer arithmetic on the bits of a float, which carries no derivative"
@@ -337,6 +356,14 @@ fn reinterpreted(y: Value) -> bool {
     y.users().into_iter().any(|u| {
         u.called_operand_if_call().is_some_and(|c| c.name().starts_with("ox.reinterpret.")) && u.operand(0) == y
     })
+}
+
+/// The mask of float `y`, its bits masked by a mask known only at run time, when its
+/// every use is the guard `reinterpret::guard_variable_truncations` put on it.
+fn guarded_mask<'ctx>(y: Value<'ctx>) -> Option<Value<'ctx>> {
+    let (_, mask) = crate::reinterpret::variable_mask(y)?;
+    let users = y.users();
+    (!users.is_empty() && users.iter().all(|&u| crate::reinterpret::truncation_guard(u, y))).then_some(mask)
 }
 
 /// Whether `bits` is a float's bits with its low mantissa bits cleared: `and` with a

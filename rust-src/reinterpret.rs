@@ -98,7 +98,78 @@ fn rewrite_rounding(m: &Module, f: Function) -> Built<()> {
     Ok(())
 }
 
-/// Rewrites every mantissa-preserving reinterpret chain and rounding idiom in `f`.
+/// `y = bitcast (and (bitcast x), mask)` with a `mask` known only at run time: `(x,
+/// mask)`. Julia's `TwicePrecision` (float ranges: `range(a; step = h, length = n)`,
+/// `a:h:b`) splits a float with `truncbits(x, nb)`, `reinterpret(UInt64, x) &
+/// (typemax(UInt64) << nb)`, `nb` computed from the length.
+pub fn variable_mask(y: Value) -> Option<(Value, Value)> {
+    if !y.is_instruction() || y.opcode() != Opcode::LLVMBitCast || !y.ty().is_float() {
+        return None;
+    }
+    let w = y.operand(0);
+    if !w.is_instruction() || w.opcode() != Opcode::LLVMAnd {
+        return None;
+    }
+    let bits_of = |v: Value| v.is_instruction() && v.opcode() == Opcode::LLVMBitCast && v.operand(0).ty() == y.ty();
+    let (a, c) = (w.operand(0), w.operand(1));
+    let (x, mask) = if bits_of(a) {
+        (a.operand(0), c)
+    } else if bits_of(c) {
+        (c.operand(0), a)
+    } else {
+        return None;
+    };
+    (!mask.is_constant()).then_some((x, mask))
+}
+
+/// Whether `s` is the guard `guard_variable_truncations` put on `y`: `select (mask ==
+/// -1), x, y`.
+pub fn truncation_guard(s: Value, y: Value) -> bool {
+    let Some((x, mask)) = variable_mask(y) else { return false };
+    let c = s.operand(0);
+    s.opcode() == Opcode::LLVMSelect
+        && s.operand(1) == x
+        && s.operand(2) == y
+        && c.is_instruction()
+        && c.opcode() == Opcode::LLVMICmp
+        && c.operand(0) == mask
+        && c.operand(1).const_int() == Some(-1)
+}
+
+/// A float's bits masked by a mask known only at run time (`variable_mask`) are the float
+/// itself when the mask is all ones, and otherwise, when the mask is ones then zeros (as
+/// `typemax(UInt64) << nb` is for any `nb` ≥ 0), a truncation: a step function of the
+/// float, whose derivative is zero. So `y` becomes `select (mask == -1), x, y` — the
+/// same bits — whose derivative is `x`'s where the mask keeps everything and zero
+/// elsewhere; a mask of another shape (`typemax(UInt64) >> k`, which keeps the low bits
+/// and clears sign and exponent) is refused where it is met
+/// (`diagnostics::insert`, a test at run time).
+fn guard_variable_truncations(m: &Module, f: Function) -> Built<()> {
+    let b = m.builder();
+    let casts: Vec<Value> =
+        f.blocks().into_iter().flat_map(|bb| bb.instructions()).filter(|&y| variable_mask(y).is_some()).collect();
+    for y in casts {
+        let (x, mask) = variable_mask(y).expect("filtered");
+        let users = y.users();
+        if users.iter().any(|u| u.called_operand_if_call().is_some_and(|c| c.name().starts_with("ox.reinterpret."))) {
+            continue;
+        }
+        b.after(y)?;
+        let whole = b.icmp(crate::llvm::ICMP_EQ, mask, m.const_int(mask.ty(), u64::MAX))?;
+        let guarded = b.select(whole, x, y)?;
+        for u in users {
+            for k in 0..u.num_operands() {
+                if u.operand(k) == y {
+                    u.set_operand(k, guarded);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Rewrites every mantissa-preserving reinterpret chain and rounding idiom in `f`, and
+/// guards truncations by masks known only at run time.
 pub fn rewrite(m: &Module, f: Function) -> Built<()> {
     rewrite_rounding(m, f)?;
     let mut sources: HashMap<Value, Option<Value>> = HashMap::new();
@@ -128,7 +199,7 @@ pub fn rewrite(m: &Module, f: Function) -> Built<()> {
             }
         }
     }
-    Ok(())
+    guard_variable_truncations(m, f)
 }
 
 /// Whether `v` has no mantissa bit set, so or-ing it into another float's bits keeps that

@@ -108,12 +108,19 @@ const CASES = [
     end
 end
 
+range_step_sum(x) = sum(range(x[1]; step = 1 + x[2]^2, length = 3)) * x[3]
+colon_sin(x) = sum(sin, x[1]:abs(x[2]):(x[1] + 4.1)) * x[3]
 # Away from small rationals, `a:s:b` and `range(a; step = s, length = n)` take Base's
 # float path, which differentiates (its truncated high parts have derivative zero, and
 # the low parts carry it); `range(a, b; length = n)` there is refused when compiled.
 @testset "float ranges away from small rationals" begin
     for x in ([0.123456789, 0.98765431, 0.3], [-1.2345678901, 0.7182818284, 2.0])
+        # (The step of `range_step_sum` and the stop of `colon_sin` are computed: Julia
+        # does not fold the split's mask, `typemax(UInt64) << nb`, to a constant there.)
         cases = [(colon_sum_sq, (k = 0:floor(Int, (3.0 - x[1]) / x[2]); p = x[1] .+ k .* x[2]; [2sum(p), 2sum(p .* k), 1.0])),
+                 (range_step_sum, (st = 1 + x[2]^2; [3x[3], 6x[2] * x[3], 3x[1] + 3st])),
+                 (colon_sin, (k = 0:floor(Int, 4.1 / abs(x[2])); p = x[1] .+ k .* abs(x[2]);
+                              [x[3] * sum(cos.(p)), sign(x[2]) * x[3] * sum(cos.(p) .* k), sum(sin.(p))])),
                  (x -> sum(abs2, range(x[1]; step = x[2], length = 4)) * x[3],
                   (k = 0:3; p = x[1] .+ k .* x[2]; [2x[3] * sum(p), 2x[3] * sum(p .* k), sum(abs2, p)]))]
         for (f, expected) in cases

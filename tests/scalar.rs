@@ -274,3 +274,58 @@ fn value_kept_across_a_try() {
         assert_eq!(call_forward(fwd, &[x], &[1.0]), (x * x, 2.0 * x));
     }
 }
+
+/// `f(x, y)`: `t`, the bits of `x` masked by a mask known only at run time (`-1 << n` or
+/// `-1 >> n` with `n = trunc(y)`, as Julia's `TwicePrecision` splits a float for a float
+/// range), `l = x - t`, then `body`.
+fn masked(shift: &str, body: &str) -> String {
+    format!(
+        "define double @f(double %x, double %y) {{\n  %n = fptosi double %y to i64\n  %m = {shift} i64 -1, %n\n  \
+         %b = bitcast double %x to i64\n  %a = and i64 %b, %m\n  %t = bitcast i64 %a to double\n  \
+         %l = fsub double %x, %t\n{body}\n}}\n"
+    )
+}
+
+/// A float's bits masked by a mask of ones then zeros known only at run time are a step
+/// function of the float (derivative zero), or the float itself when the mask is all ones
+/// (`n = 0`): both differentiated exactly. A mask that keeps the low bits and clears
+/// higher ones is refused where it is met.
+#[test]
+fn truncation_by_a_mask_known_at_run_time() {
+    let compile = |text: &str, mode: Mode| {
+        let act = if mode == Mode::Reverse { Active } else { Duplicated };
+        compile_text(text, "f", mode, vec![ghost(), float_arg(act), float_arg(act)], act).expect("compiles")
+    };
+    // (t + l)², Dekker's split squared: 2x whatever the split.
+    let square = masked("shl", "  %tt = fmul double %t, %t\n  %tl = fmul double %t, %l\n  %tl2 = fmul double %tl, 2.0\n  \
+                                %ll = fmul double %l, %l\n  %s1 = fadd double %tt, %tl2\n  %s = fadd double %s1, %ll\n  \
+                                ret double %s");
+    // t · y: the float itself times y when nothing is cleared.
+    let scaled = masked("shl", "  %s = fmul double %t, %y\n  ret double %s");
+    let (rev, fwd) = (compile(&square, Mode::Reverse), compile(&square, Mode::Forward));
+    for (x, y) in [(0.7, 0.5), (-1.3, 3.5), (2.9, 30.5), (0.1, 52.5)] {
+        let (_, g) = call_reverse(rev, &[x, y]);
+        assert_close(g[0], 2.0 * x, 1e-12, &format!("reverse ∂x of (t + l)² at n = {}", y as i64));
+        assert_eq!(g[1], 0.0);
+        assert_close(call_forward(fwd, &[x, y], &[1.0, 0.0]).1, 2.0 * x, 1e-12, "forward ∂x of (t + l)²");
+    }
+    let (rev, fwd) = (compile(&scaled, Mode::Reverse), compile(&scaled, Mode::Forward));
+    for (x, y) in [(0.7, 0.5), (-1.3, 0.25)] {
+        let (p, g) = call_reverse(rev, &[x, y]);
+        assert_eq!(p, x * y);
+        assert_eq!(g, vec![y, x]);
+        assert_eq!(call_forward(fwd, &[x, y], &[1.0, 0.0]).1, y);
+    }
+    // n = 20: t is constant between the multiples of 2^-32 around 0.7.
+    let t = f64::from_bits(0.7f64.to_bits() & (u64::MAX << 20));
+    assert_eq!(call_reverse(rev, &[0.7, 20.5]).1, vec![0.0, t]);
+    // -1 >> n keeps the low bits: refused where met, not a zero derivative.
+    let low = masked("lshr", "  %s = fmul double %t, %y\n  ret double %s");
+    let rev = compile(&low, Mode::Reverse);
+    assert_eq!(call_reverse(rev, &[0.7, 0.5]).1, vec![0.5, 0.7]);
+    let (mut x, mut y, mut dx, mut dy, mut r, mut seed) = (0.7, 3.5, 0.0, 0.0, 0.0, 1.0);
+    let status = invoke(rev, &[NONE, ptr(&mut x), ptr(&mut y)], &[NONE, ptr(&mut dx), ptr(&mut dy)], &mut r, &mut seed);
+    assert!(status >= 100, "a mask keeping low bits: status {status}");
+    let message = unsafe { std::ffi::CStr::from_ptr(oxidase::ffi::oxidase_status_message(status)) };
+    assert!(message.to_string_lossy().contains("keeps its low bits"), "{message:?}");
+}

@@ -343,6 +343,14 @@ impl<'ctx> Builder<'ctx> {
     pub fn mul(&self, a: Value<'ctx>, b: Value<'ctx>) -> Built<Value<'ctx>> {
         self.binop("mul", InstructionOpcode::Mul, false, a, b)
     }
+    /// integer `and`.
+    pub fn and(&self, a: Value<'ctx>, b: Value<'ctx>) -> Built<Value<'ctx>> {
+        self.binop("and", InstructionOpcode::And, false, a, b)
+    }
+    /// integer `xor`.
+    pub fn xor(&self, a: Value<'ctx>, b: Value<'ctx>) -> Built<Value<'ctx>> {
+        self.binop("xor", InstructionOpcode::Xor, false, a, b)
+    }
 
     /// An integer converted to `ty` (truncated or sign-extended; unchanged if equal).
     pub fn int_cast(&self, v: Value<'ctx>, ty: Type<'ctx>) -> Built<Value<'ctx>> {

@@ -1879,6 +1879,9 @@ fn wrong_kind(class: &str, method: &str, wants: &str, got: &str) -> ! {
 /// `icmp eq`.
 pub const ICMP_EQ: LLVMIntPredicate = LLVMIntPredicate::LLVMIntEQ;
 
+/// `icmp ne`.
+pub const ICMP_NE: LLVMIntPredicate = LLVMIntPredicate::LLVMIntNE;
+
 /// `icmp ugt`.
 pub const ICMP_UGT: LLVMIntPredicate = LLVMIntPredicate::LLVMIntUGT;
 
