@@ -162,9 +162,17 @@ function program(rng, name)
     body = ["s = $(expr(rng, 2, vars[1:5]))"]
     for _ in 1:rand(rng, 1:3)
         r = rand(rng)
-        if r < 0.2
+        if r < 0.13
             n = rand(rng, 0:4)
             push!(body, "for i in 1:$n\n        s += $(expr(rng, 2, [vars; "x[mod1(i, 3)]"])) / (i + 1)\n    end")
+        elseif r < 0.2
+            # A branch inside a loop of 0 to 4 iterations, on the element, the index or
+            # the running sum: the reverse sweep recomputes which side an iteration took
+            # from the condition (`uses::Branch`), or pops it (the running sum).
+            n = rand(rng, 0:4)
+            c = round(randn(rng); digits = 2)
+            cond = rand(rng, ["x[mod1(i, 3)] > $c", "isodd(i)", "s > $c", "i * x[1] < $c"])
+            push!(body, "for i in 1:$n\n        if $cond\n            s += $(expr(rng, 2, [vars; "x[mod1(i, 3)]"])) / (i + 1)\n        else\n            s -= $(expr(rng, 1, vars)) / (i + 2)\n        end\n    end")
         elseif r < 0.3
             # Nested loops whose inner loop (of 2, 1 and 0 iterations) uses what the
             # outer one defines, and reads an element of a fresh array it does not write
