@@ -150,20 +150,16 @@ fn guard_variable_truncations(m: &Module, f: Function) -> Built<()> {
         f.blocks().into_iter().flat_map(|bb| bb.instructions()).filter(|&y| variable_mask(y).is_some()).collect();
     for y in casts {
         let (x, mask) = variable_mask(y).expect("filtered");
-        let users = y.users();
-        if users.iter().any(|u| u.called_operand_if_call().is_some_and(|c| c.name().starts_with("ox.reinterpret."))) {
+        if y.users().iter().any(|u| u.called_operand_if_call().is_some_and(|c| c.name().starts_with("ox.reinterpret.")))
+        {
             continue;
         }
         b.after(y)?;
         let whole = b.icmp(crate::llvm::ICMP_EQ, mask, m.const_int(mask.ty(), u64::MAX))?;
         let guarded = b.select(whole, x, y)?;
-        for u in users {
-            for k in 0..u.num_operands() {
-                if u.operand(k) == y {
-                    u.set_operand(k, guarded);
-                }
-            }
-        }
+        // (Every use of `y` now the guard's, the guard's own given back.)
+        y.replace_all_uses_with(guarded);
+        guarded.set_operand(2, y);
     }
     Ok(())
 }

@@ -75,6 +75,18 @@ fn try_blocks(cfg: &Cfg) -> Vec<bool> {
 /// How deep a recomputed value may nest.
 const REMAT_DEPTH: u32 = 6;
 
+/// Adds the `Source::Hoisted` values of `items` to their loops' push lists (`hoisted`,
+/// per loop), once each.
+fn note_hoisted<'ctx>(hoisted: &mut [Vec<Value<'ctx>>], items: &[(Value<'ctx>, Source)]) {
+    for &(v, source) in items {
+        if let Source::Hoisted(k) = source {
+            if !hoisted[k].contains(&v) {
+                hoisted[k].push(v);
+            }
+        }
+    }
+}
+
 /// How many values a branch's condition may be recomputed from (`had_without_push`).
 const BRANCH_REMAT_VALUES: u32 = 32;
 
@@ -185,13 +197,7 @@ impl<'ctx> Uses<'ctx> {
                     }
                     items.push((v, source));
                 }
-                for &(v, source) in &items {
-                    if let Source::Hoisted(k) = source {
-                        if !uses.hoisted[k].contains(&v) {
-                            uses.hoisted[k].push(v);
-                        }
-                    }
-                }
+                note_hoisted(&mut uses.hoisted, &items);
                 items_of.insert(inst, items);
             }
             // One push per value and block: the last item of it pushes it.
@@ -210,13 +216,7 @@ impl<'ctx> Uses<'ctx> {
         let tried = uses.cfg.try_bodies().iter().any(|&t| t);
         for bi in (1..uses.cfg.blocks.len()).filter(|_| !tried) {
             if let Some(branch) = uses.branch_plan(bi) {
-                for &(v, source) in &branch.items {
-                    if let Source::Hoisted(k) = source {
-                        if !uses.hoisted[k].contains(&v) {
-                            uses.hoisted[k].push(v);
-                        }
-                    }
-                }
+                note_hoisted(&mut uses.hoisted, &branch.items);
                 uses.branches.insert(bi, branch);
             }
         }
