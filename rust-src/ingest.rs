@@ -9,7 +9,8 @@ use crate::analysis::memory;
 use crate::error::{Error, Result};
 use crate::llvm::{passes, Built, Call, Function, Module, Phi, Value};
 use crate::names::{
-    julia_name, INACTIVE_PREFIX, INVOKE_PREFIX, JULIA_MATH_PREFIX, LATEST_PREFIX, RECURSIVE, RULE_PREFIX, SPLAT_PREFIX,
+    julia_name, INACTIVE_PREFIX, INVOKE_PREFIX, JULIA_MATH_PREFIX, LATEST_PREFIX, RECURSIVE, RULE_PREFIX, SPAWN_PREFIX,
+    SPLAT_PREFIX,
 };
 use std::collections::{HashMap, HashSet};
 
@@ -43,6 +44,7 @@ pub fn inline<'ctx>(m: &'ctx Module, entry: &str) -> Result<Inlined<'ctx>> {
         None => f,
     };
     latest_calls(m)?;
+    spawn_calls(m)?;
     invoke_calls(m)?;
     link_native_code(m, f)?;
     let callees = call_graph(m);
@@ -1107,6 +1109,92 @@ fn latest_calls(m: &Module) -> Built<()> {
         if let Some(array) = array {
             delete_if_only_stored(array);
         }
+    }
+    Ok(())
+}
+
+/// Tasks the function makes (`Threads.@spawn`, `@async`, `schedule(Task(f))`), run
+/// where they are scheduled, on the calling thread, as `@threads` loops are
+/// (`latest_calls`): the task (`jl_new_task(closure, completion, stack size)`) becomes
+/// the object the extraction's `oxidase.spawn.new` makes, laid out as a `Task`, and the
+/// call scheduling it (`enq_work(t)`) calls `oxidase.spawn.<closure type>(closure, t)`,
+/// which runs the closure and stores its result and the state `:done` into the object
+/// (src/extract.jl, `run_spawned`): `wait` and `fetch` find the task done, and read its
+/// result with code in sight. Both are Julia code, inlined like every callee, so the
+/// closure's captured data and the result are followed like any object the function
+/// allocates. A task scheduled elsewhere than where it is made, or made from a closure
+/// whose type the code does not show, stays a task of the runtime's, and derivative
+/// data handed to it is refused where it is reached.
+fn spawn_calls(m: &Module) -> Built<()> {
+    let julia = crate::julia::current();
+    let Some(new) = m.function(&format!("{SPAWN_PREFIX}new")) else { return Ok(()) };
+    let name_of = |c: Call| crate::symbols::callee_name(c.called_operand());
+    let mut made: HashMap<Value, Value> = HashMap::new();
+    for site in module_calls(m) {
+        let schedule = site.as_value();
+        let scheduled =
+            name_of(site).is_some_and(|n| julia.strip_method_prefix(&n) != n && julia_name(&n) == julia.enq_work);
+        if !scheduled || site.call_arg_count() != 1 {
+            continue;
+        }
+        let task = memory::zero_offset_base(schedule.operand(0));
+        if !task.as_call().is_some_and(|c| c.call_arg_count() == 3 && name_of(c).as_deref() == Some(julia.new_task)) {
+            continue;
+        }
+        let closure = task.operand(0);
+        let Some(tag) = type_tag(memory::zero_offset_base(closure)) else { continue };
+        let Some(run) = m.function(&format!("{SPAWN_PREFIX}{tag}")) else { continue };
+        let (new_params, run_params) = (new.params(), run.params());
+        let jlcall = |ps: &[Value]| ps.len() == 3 && ps[0].ty() == task.ty() && ps[1].ty().is_pointer();
+        if !jlcall(&new_params)
+            || !jlcall(&run_params)
+            || new.return_type() != task.ty()
+            || run.return_type() != schedule.ty()
+            || closure.ty() != task.ty()
+        {
+            continue;
+        }
+        let b = m.builder();
+        let object = match made.get(&task) {
+            Some(&o) => o,
+            None => {
+                b.before(task)?;
+                b.set_debug_loc_from(task)?;
+                // (A generic entry's first argument is the function object, which the
+                // entry of a function without fields, such as these two, never reads:
+                // the closure stands in for it.)
+                let nargs = m.const_int(new_params[2].ty(), 0);
+                let o = b.call_typed(
+                    new.function_type(),
+                    new.as_value(),
+                    &[closure, m.const_null(new_params[1].ty()), nargs],
+                )?;
+                task.replace_all_uses_with(o.as_value());
+                made.insert(task, o.as_value());
+                o.as_value()
+            }
+        };
+        // A helper putting the closure and the task into an arguments array of its
+        // own for `run`'s generic entry (inlined, like every callee).
+        let helper =
+            m.add_function(&format!("{SPAWN_PREFIX}call.{tag}"), m.fn_type(schedule.ty(), &[task.ty(), task.ty()]));
+        let hb = m.builder();
+        hb.at_end(m.append_block(helper, "top"));
+        let ps = helper.params();
+        let slots = hb.alloca(m.array_type(task.ty(), 2), "args")?;
+        hb.store(ps[0], slots)?;
+        hb.store(ps[1], hb.gep(m.int(8), slots, &[m.const_int(m.int(64), 8)])?)?;
+        let nargs = m.const_int(run_params[2].ty(), 2);
+        let r = hb.call_typed(run.function_type(), run.as_value(), &[ps[0], slots, nargs])?;
+        hb.ret(r.as_value())?;
+        b.before(schedule)?;
+        b.set_debug_loc_from(schedule)?;
+        let ran = b.call(helper, &[closure, object])?;
+        schedule.replace_all_uses_with(ran.as_value());
+        schedule.erase();
+    }
+    for task in made.into_keys() {
+        task.erase();
     }
     Ok(())
 }

@@ -155,6 +155,8 @@ pub struct Runtime {
     pub float32_type: &'static str,
     /// The runtime's global holding the `nothing` singleton's address.
     pub nothing: &'static str,
+    /// The runtime's global holding the address of `Symbol`'s `DataType`.
+    pub symbol_type: &'static str,
     /// The address space of pointers to garbage-collected objects (Julia's tracked
     /// pointers): a constant of it is an object's address, with a type tag before it.
     pub tracked_address_space: u32,
@@ -186,6 +188,10 @@ pub struct Runtime {
     /// Whether the calling task runs inside a `Threads.@threads` loop (which then runs
     /// its iterations on the calling thread).
     pub in_threaded_region: &'static str,
+    /// The runtime's function making a task, `(closure, completion, stack size)`.
+    pub new_task: &'static str,
+    /// Base's function scheduling a task to run (`schedule(t)`, `Threads.@spawn`).
+    pub enq_work: &'static str,
     /// Entering an exception handler (`try`), and leaving it.
     pub enter_handler: &'static str,
     /// Leaving an exception handler.
@@ -271,6 +277,7 @@ pub const V1_5: Runtime = Runtime {
     bounds_error_int: "jl_bounds_error_int",
     float32_type: "jl_float32_type",
     nothing: "jl_nothing",
+    symbol_type: "jl_symbol_type",
     tracked_address_space: 10,
     array_typename: "jl_array_typename",
     float_types: [
@@ -298,6 +305,8 @@ pub const V1_5: Runtime = Runtime {
     invoke: "jl_invoke",
     apply_latest: "jl_f__apply_latest",
     in_threaded_region: "jl_in_threaded_region",
+    new_task: "jl_new_task",
+    enq_work: "enq_work",
     enter_handler: "jl_enter_handler",
     pop_handler: "jl_pop_handler",
     setjmp: "sigsetjmp",

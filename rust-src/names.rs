@@ -13,6 +13,11 @@ pub const SPLAT_PREFIX: &str = "oxidase.splat.";
 /// named by the extraction after the closure's type (its address follows): a
 /// `Threads.@threads` loop's `threadsfor_fun` (`src/extract.jl`, `ingest::latest_calls`).
 pub const LATEST_PREFIX: &str = "oxidase.latest.";
+/// The generic entries the extraction adds for the tasks a function makes
+/// (`Threads.@spawn`, `@async`, `schedule(Task(f))`): `oxidase.spawn.new` makes the
+/// object standing for a task, `oxidase.spawn.<address of the closure's type>` runs the
+/// closure and stores its result there (`src/extract.jl`, `ingest::spawn_calls`).
+pub const SPAWN_PREFIX: &str = "oxidase.spawn.";
 /// The generic entry of a method instance Julia calls through `jl_invoke`, compiled for
 /// any number of trailing arguments of one type, which the extraction adds to the
 /// module: `oxidase.invoke.<address of the instance>.<its LLVM name>` (`src/extract.jl`,

@@ -40,11 +40,22 @@ end
 # engine recognizes by the address of the function object in the code
 # (`oxidase_declare_inactive_function`); their static calls (`"x = $x"` calls
 # `print_to_string`) by the name extraction gives the compiled methods
-# (`Extract.name_ruled_calls`).
+# (`Extract.name_ruled_calls`). And waiting for a task (`Base._wait(::Task)`, behind
+# `wait` and `fetch`): a task made inside a derivative has run when it was scheduled
+# (`Extract.run_spawned`), so the wait returns at once; its result is read by the
+# caller's own code.
 const INACTIVE_FUNCTIONS = (print, println, show, display, sprint, repr, string, Base.print_to_string,
                             Base.Ryu.writeshortest, Base.Ryu.writefixed, Base.Ryu.writeexp,
                             Core.print, Core.println, Base.CoreLogging.handle_message,
-                            Base.CoreLogging.logging_error)
+                            Base.CoreLogging.logging_error, Base._wait)
+
+# A `@sync` block's bookkeeping: each task made in it is put into a channel, whose
+# tasks `sync_end` waits for at the block's end. Inside a derivative every task has run
+# when it was scheduled (`Extract.run_spawned`), so there is nothing to wait for, and
+# the task's result is read, if at all, through the task the code holds: the channel
+# carries no derivative.
+BuiltinRules.inactive(::typeof(put!), ::Channel{Any}, ::Task) = nothing
+BuiltinRules.inactive(::typeof(Base.sync_end), ::Channel{Any}) = nothing
 
 """
     DiscardLogger()

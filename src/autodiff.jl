@@ -423,7 +423,15 @@ function extracted(@nospecialize(fn), @nospecialize(types), respecialize::Bool, 
         return e.ir
     end
     world = Base.get_world_counter()
-    ir = Extract.extract_bitcode(fn, types, respecialize)
+    ir = try
+        Extract.extract_bitcode(fn, types, respecialize)
+    catch e
+        e isa Extract.TasksNeedRules || rethrow()
+        Base.invokelatest(builtin_rules_on!)
+        rules = current_rules()
+        world = Base.get_world_counter()
+        Extract.extract_bitcode(fn, types, respecialize)
+    end
     ci = ir.codeinst::Core.CodeInstance
     push!(KEPT_EXTRACTIONS, KeptExtraction(sig, respecialize, ir, ci.def.def::Method, world, rules))
     length(KEPT_EXTRACTIONS) > EXTRACTION_LIMIT && popfirst!(KEPT_EXTRACTIONS)

@@ -570,6 +570,13 @@ function emit_bitcode(@nospecialize(f), @nospecialize(types), mi::Core.MethodIns
     # named `oxidase.invoke.<address of the instance>.<its name>`: the engine calls it
     # where the module calls `jl_invoke` (`ingest::invoke_calls`).
     closures = threads_closures(mod)
+    spawned = spawn_closures(mod)
+    # (A task's `@sync` bookkeeping has inactive declarations among the rules Oxidase
+    # ships: the caller switches them on and asks again, `TasksNeedRules`.)
+    if !isempty(spawned) && !Oxidase.BUILTIN_RULES_ON[]
+        ccall((:LLVMDisposeModule, LIBLLVM), Cvoid, (Ptr{Cvoid},), mod)
+        throw(TasksNeedRules())
+    end
     invoked = Core.MethodInstance[]
     invoked_code = Core.CodeInstance[]
     if calls_jl_invoke(mod)
@@ -588,10 +595,20 @@ function emit_bitcode(@nospecialize(f), @nospecialize(types), mi::Core.MethodIns
             c.instance in respecialized || push!(respecialized, c.instance)
         end
     end
-    if !isempty(closures) || !isempty(invoked) || !isempty(respecialized)
+    if !isempty(closures) || !isempty(spawned) || !isempty(invoked) || !isempty(respecialized)
         instances = [closure_instance(T) for T in closures]
+        tasks = spawn_instances(spawned)
         ccall((:LLVMDisposeModule, LIBLLVM), Cvoid, (Ptr{Cvoid},), mod)
-        native, mod = create_native([mi; first.(instances); invoked; respecialized], params, f, types)
+        native, mod = create_native([mi; first.(instances); first.(tasks); invoked; respecialized], params, f, types)
+        # (A task made inside a task's closure, which is in the module only now.)
+        for _ in 1:3
+            inner = filter(T -> !(T in spawned), spawn_closures(mod))
+            isempty(inner) && break
+            append!(spawned, inner)
+            tasks = spawn_instances(spawned)
+            ccall((:LLVMDisposeModule, LIBLLVM), Cvoid, (Ptr{Cvoid},), mod)
+            native, mod = create_native([mi; first.(instances); first.(tasks); invoked; respecialized], params, f, types)
+        end
         if !isempty(respecialized)
             calls = Base.invokelatest(widened_calls, native, mod)
             Base.invokelatest(respecialize_calls!, native, calls)
@@ -603,6 +620,14 @@ function emit_bitcode(@nospecialize(f), @nospecialize(types), mi::Core.MethodIns
             fidx[] > 0 || error("Oxidase: the `@threads` loop of $f$types was not compiled")
             llvmf = ccall(:jl_get_llvm_function, Ptr{Cvoid}, (Ptr{Cvoid}, UInt32), native, fidx[] - 1)
             name = "oxidase.latest.$(UInt(pointer_from_objref(T)))"
+            ccall((:LLVMSetValueName2, LIBLLVM), Cvoid, (Ptr{Cvoid}, Cstring, Csize_t), llvmf, name, sizeof(name))
+        end
+        for (name, (_, ci)) in zip(spawn_names(spawned), tasks)
+            fidx = Ref{Int32}(0)
+            sidx = Ref{Int32}(0)
+            ccall(:jl_get_function_id, Cvoid, (Ptr{Cvoid}, Any, Ref{Int32}, Ref{Int32}), native, ci, fidx, sidx)
+            fidx[] > 0 || error("Oxidase: the task of $f$types was not compiled")
+            llvmf = ccall(:jl_get_llvm_function, Ptr{Cvoid}, (Ptr{Cvoid}, UInt32), native, fidx[] - 1)
             ccall((:LLVMSetValueName2, LIBLLVM), Cvoid, (Ptr{Cvoid}, Cstring, Csize_t), llvmf, name, sizeof(name))
         end
         # (An instance codegen did not compile keeps its `jl_invoke`, which the engine
@@ -717,6 +742,136 @@ function closure_instance(@nospecialize(T::DataType))
     ci = ccall(:jl_rettype_inferred, Any, (Any, UInt, UInt), mi, world, world)
     ci isa Core.CodeInstance || error("Oxidase: type inference of the `@threads` loop $T failed")
     return mi, ci
+end
+
+# --- `Threads.@spawn`, `@async`, `schedule` -----------------------------------------
+
+# A task made in the function (`jl_new_task(f, completion, stack size)`) runs, inside a
+# derivative, on the calling thread when it is scheduled (`enq_work`), like a `@threads`
+# loop: the engine (`ingest::spawn_calls`) makes the task a `SpawnedTask` instead
+# (`spawned_task`, named `oxidase.spawn.new`), an object laid out as a `Task` as far as
+# Julia code reads one, and runs the closure where it is scheduled (`run_spawned`, for
+# each closure type `T`, named `oxidase.spawn.<address of T>`), which stores the result
+# and marks the task done: `wait` and `fetch` then return at once (`_wait` is declared
+# inactive, src/rules.jl). The two are ordinary Julia code, so the task's result and the
+# closure's captured data are followed like any object the function allocates. (The
+# layout is Julia 1.5's `Task`, checked below; Julia ≥ 1.7 adds fields.)
+mutable struct SpawnedTask
+    next::Any
+    queue::Any
+    storage::Any
+    state::Symbol
+    donenotify::Any
+    result::Any
+    exception::Any
+    backtrace::Any
+    logstate::Any
+    code::Any
+    sticky::Bool
+    # (The fields from `result` on are left undefined, null, until the task runs: a
+    # field holding `nothing` and then the result would hold a global and an object,
+    # which the engine does not shadow.)
+    SpawnedTask() = new(nothing, nothing, nothing, :runnable, nothing)
+end
+
+let same = fieldcount(SpawnedTask) == fieldcount(Task) &&
+           all(fieldname(SpawnedTask, k) === fieldname(Task, k) &&
+               fieldoffset(SpawnedTask, k) == fieldoffset(Task, k) for k in 1:fieldcount(Task))
+    same || error("Oxidase: this Julia's `Task` is laid out unlike `Oxidase.Extract.SpawnedTask`")
+end
+
+spawned_task() = SpawnedTask()
+
+# (Code that asks a task it holds as `Any` dispatches on its type: `sync_end`, at the
+# end of a `@sync` block, waits for what is not a `Task` with `wait`.)
+Base.wait(::SpawnedTask) = nothing
+Base.fetch(t::SpawnedTask) = t.result
+Base.istaskstarted(::SpawnedTask) = true
+Base.istaskdone(t::SpawnedTask) = t.state === :done
+Base.istaskfailed(::SpawnedTask) = false
+
+function run_spawned(f, t::SpawnedTask)
+    t.result = f()
+    t.state = :done
+    return t
+end
+
+"""
+    TasksNeedRules()
+
+Thrown by the extraction of a function that makes tasks before the rules Oxidase ships
+are on: `Oxidase.extracted` switches them on and extracts again.
+"""
+struct TasksNeedRules <: Exception end
+
+# The closure types of the tasks the module makes (`jl_new_task`'s first argument, an
+# object of a literal type from `julia.gc_alloc_obj`), found among the allocations' users.
+function spawn_closures(mod::Ptr{Cvoid})
+    found = DataType[]
+    alloc = ccall((:LLVMGetNamedFunction, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid}, Cstring), mod, "julia.gc_alloc_obj")
+    alloc == C_NULL && return found
+    new_task = UInt64(UInt(cglobal(:jl_new_task)))
+    use = ccall((:LLVMGetFirstUse, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), alloc)
+    while use != C_NULL
+        call = ccall((:LLVMGetUser, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), use)
+        use = ccall((:LLVMGetNextUse, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), use)
+        T = allocated_type(call)
+        T isa DataType && T <: Function && !(T in found) || continue
+        passes_to(call, new_task) && push!(found, T)
+    end
+    return found
+end
+
+# Whether value `v`, or a cast of it, is the first argument of a call of the runtime
+# function at address `callee`.
+function passes_to(v::Ptr{Cvoid}, callee::UInt64, depth::Int = 2)
+    use = ccall((:LLVMGetFirstUse, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), v)
+    while use != C_NULL
+        u = ccall((:LLVMGetUser, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), use)
+        use = ccall((:LLVMGetNextUse, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), use)
+        if ccall((:LLVMIsACallInst, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), u) != C_NULL
+            literal_address(ccall((:LLVMGetCalledValue, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), u)) == callee &&
+                ccall((:LLVMGetOperand, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid}, Cuint), u, 0) == v && return true
+        elseif depth > 0 && (ccall((:LLVMIsABitCastInst, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), u) != C_NULL ||
+                             ccall((:LLVMIsAAddrSpaceCastInst, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), u) != C_NULL)
+            passes_to(u, callee, depth - 1) && return true
+        end
+    end
+    return false
+end
+
+# The type of the object `julia.gc_alloc_obj` call `v` allocates, if `v` is one with a
+# literal type.
+function allocated_type(v::Ptr{Cvoid})
+    ccall((:LLVMIsACallInst, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), v) == C_NULL && return nothing
+    ccall((:LLVMGetNumOperands, LIBLLVM), Cint, (Ptr{Cvoid},), v) >= 3 || return nothing
+    address = literal_address(ccall((:LLVMGetOperand, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid}, Cuint), v, 2))
+    address == 0 && return nothing
+    return unsafe_pointer_to_objref(Ptr{Cvoid}(address))
+end
+
+# `spawned_task` first, then `run_spawned` for each closure type: their method
+# instances and inferred code (none when no task is made).
+function spawn_instances(closures::Vector{DataType})
+    isempty(closures) && return Tuple{Core.MethodInstance,Any}[]
+    return [instance_of(Tuple{typeof(spawned_task)}, "a task");
+            [instance_of(Tuple{typeof(run_spawned),T,SpawnedTask}, "the task $T") for T in closures]]
+end
+
+spawn_names(closures::Vector{DataType}) =
+    isempty(closures) ? String[] :
+    ["oxidase.spawn.new"; ["oxidase.spawn.$(UInt(pointer_from_objref(T)))" for T in closures]]
+
+function instance_of(@nospecialize(sig), what::String)
+    precompile(sig) || error("Oxidase: $what cannot be compiled")
+    world = Base.get_world_counter()
+    matches = Base._methods_by_ftype(sig, -1, world)
+    length(matches) == 1 || error("Oxidase: $what has no single method")
+    match = matches[1]::Core.SimpleVector
+    mi = Core.Compiler.specialize_method(match[3]::Method, match[1], match[2])::Core.MethodInstance
+    ci = ccall(:jl_rettype_inferred, Any, (Any, UInt, UInt), mi, world, world)
+    ci isa Core.CodeInstance || error("Oxidase: type inference of $what failed")
+    return (mi, ci)
 end
 
 # --- custom rules (src/rules.jl) -----------------------------------------------------

@@ -48,6 +48,8 @@ precompile(Extract.concrete_instance, (Ptr{Cvoid}, Ptr{Cvoid}, Any, Ptr{Cvoid}, 
 precompile(Extract.compiled_instance, (Ptr{Cvoid}, Method, Ptr{Cvoid}, UInt))
 precompile(Extract.operand_type, (Ptr{Cvoid},))
 precompile(Extract.carries_floats, (Any, Int))
+precompile(Extract.spawn_closures, (Ptr{Cvoid},))
+precompile(Extract.passes_to, (Ptr{Cvoid}, UInt64, Int))
 precompile(Extract.respecialize_calls!, (Ptr{Cvoid}, Vector{Extract.WidenedCall}))
 precompile(Extract.constant_opcode, (Ptr{Cvoid},))
 precompile(nested_specialized, ())

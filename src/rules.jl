@@ -397,7 +397,13 @@ function use_builtin_rules!(@nospecialize(f), @nospecialize(types))
         used |= specialization_count(BUILTIN_TARGETS[k]) > get(BUILTIN_BASELINE, k, 0)
     end
     used || return nothing
-    Base.invokelatest(scan_tables!, BUILTIN_RULE_TABLES, BUILTIN_SIGNATURES)   # (dynamic: compiled only when used)
+    Base.invokelatest(builtin_rules_on!)   # (dynamic: compiled only when used)
+    return nothing
+end
+
+function builtin_rules_on!()
+    BUILTIN_RULES_ON[] && return nothing
+    scan_tables!(BUILTIN_RULE_TABLES, BUILTIN_SIGNATURES)
     BUILTIN_RULES_ON[] = true
     return nothing
 end

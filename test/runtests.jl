@@ -24,6 +24,7 @@ using Test
     @testset "linear algebra" begin include("linear_algebra.jl") end
     @testset "workloads" begin include("workloads.jl") end
     @testset "threaded loops" begin include("threaded_loops.jl") end
+    @testset "tasks" begin include("tasks.jl") end
     @testset "threads" begin include("threads.jl") end
     @testset "distributed" begin include("distributed.jl") end
     @testset "never silently wrong" begin include("soundness.jl") end

@@ -203,6 +203,18 @@ fn memory_rule(m: &Module, i: Value, mem: &Memory, types: &Types, unsure_copies:
             if copy && stack_object(dst) && numbers_only(dst) && !differentiated(src) {
                 return Some(Rule::MemZero);
             }
+            // (But zeroing fields of a heap object the function allocates, in the block
+            // that allocates it, as Julia clears the fields a constructor leaves
+            // undefined, `new(a, b)` of a struct with more fields: the shadow's are
+            // zeroed alike, null beside null.)
+            let heap_object = |p: Value| {
+                crate::analysis::memory::object_base(p).is_some_and(|o| {
+                    crate::analysis::memory::gc_allocation(o).is_some() && o.parent_block() == i.parent_block()
+                })
+            };
+            if name.starts_with("llvm.memset") && src.const_uint() == Some(0) && stack_object(dst) && heap_object(dst) {
+                return Some(Rule::MemZero);
+            }
             if (copy || name.starts_with("llvm.memset") || name == "memset")
                 && (stack_object(dst) || copy && stack_object(src))
             {

@@ -533,15 +533,18 @@ impl<'ctx> Memory<'ctx> {
         let roots = roots.iter().map(|(v, _)| *v).collect();
         let copies = allocations.keys().copied().filter(|&a| is_zero_copy(a)).collect();
         // Arrays resized here, or handed to a function (differentiated call by call)
-        // that may resize them.
+        // that may resize them. (A function declared inactive changes no differentiated
+        // memory, whatever it resizes: `put!` of a task into a `@sync` block's channel.)
         let resized = insts
             .iter()
             .flat_map(|&i| {
                 let args: Vec<Value<'ctx>> = if resize_call(i).is_some() {
                     vec![i.operand(0)]
-                } else if let Some(call) =
-                    i.as_call().filter(|c| i.opcode() == Opcode::LLVMCall && !c.has_fn_attr("noreturn"))
-                {
+                } else if let Some(call) = i.as_call().filter(|c| {
+                    i.opcode() == Opcode::LLVMCall
+                        && !c.has_fn_attr("noreturn")
+                        && !crate::inactive::is_inactive_call(i)
+                }) {
                     // (The callee's body is scanned only when it is handed a shadowed array.)
                     let handed: Vec<Value<'ctx>> =
                         (0..call.call_arg_count()).map(|k| i.operand(k)).filter(|a| shadowed.contains_key(a)).collect();
@@ -985,12 +988,32 @@ pub fn is_empty_object(v: Value) -> bool {
 }
 
 /// Whether `v` holds no derivative data, ever, so that where it is stored beside
-/// objects with shadows its shadow is itself: `nothing`, an object the function
-/// allocates without bytes of its own (`is_empty_object`), or a tuple of integers or a
-/// boxed integer Julia embeds by address (`integer_constant_object`: the row lengths
-/// `hvcat` is handed beside the boxed floats of `[a b; c d]`).
+/// objects with shadows its shadow is itself: `nothing`, a symbol (a task's state), an
+/// object the function allocates without bytes of its own (`is_empty_object`), or a
+/// tuple of integers or a boxed integer Julia embeds by address
+/// (`integer_constant_object`: the row lengths `hvcat` is handed beside the boxed floats
+/// of `[a b; c d]`).
 pub fn is_inert_object(v: Value) -> bool {
-    is_nothing(v) || is_empty_object(v) || integer_constant_object(v)
+    is_nothing(v) || is_symbol(v) || is_empty_object(v) || integer_constant_object(v)
+}
+
+/// Whether `v` is a symbol Julia embeds by address (read off its type tag; `false`
+/// where the runtime is not in this process).
+pub fn is_symbol(v: Value) -> bool {
+    let rt = crate::julia::current();
+    if !v.is_constant() || v.ty().address_space() != Some(rt.tracked_address_space) {
+        return false;
+    }
+    let (Some(address), Some(global)) = (
+        crate::llvm::const_address(v).filter(|&a| a > rt.object_tag && a % 8 == 0),
+        crate::symbols::address_of(rt.symbol_type),
+    ) else {
+        return false;
+    };
+    // SAFETY: as in `constant_boxed_float`: `address` is a tracked pointer Julia
+    // embedded in code it compiled, a live object with its type tag in the word before
+    // it, and the global naming `Symbol`'s type is set when Julia starts.
+    unsafe { *((address - rt.object_tag) as *const u64) & !15 == *(global as *const u64) }
 }
 
 /// Whether `v` is a constant address (an object Julia embeds by address: a symbol, a
@@ -1600,6 +1623,8 @@ fn heap_layout<'ctx>(
                 (_, 32) => None,
                 _ if v.ty().is_int() => Some(Layout::Integer),
                 _ if is_null(v) || is_nothing(v) => return true,
+                // (A symbol, a task's state: memory without a derivative.)
+                _ if is_symbol(v) => Some(Layout::Pointer),
                 _ => match shadowed.get(&v) {
                     Some(Leaf::ArrayF64) => Some(Layout::array_of(Layout::F64)),
                     Some(Leaf::ArrayF32) => Some(Layout::array_of(Layout::F32)),

@@ -274,6 +274,7 @@ impl<'ctx> Untracked<'ctx> {
                     let pointer = v.ty().is_pointer()
                         && !memory::is_null(v)
                         && !memory::is_nothing(v)
+                        && !memory::is_symbol(v)
                         && !empty()
                         && !mirrored
                         && !unread()
