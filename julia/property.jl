@@ -5,7 +5,8 @@
 # array reads and writes, reductions, broadcasts and copies, splatting, views,
 # comprehensions (of tuples with integers too), map/filter/reduce/accumulate over
 # built arrays, arrays of arrays,
-# vcat, reverse, closures, push!, pop!, popfirst!, deleteat!, insert!, try (writes
+# vcat, reverse, closures, `@threads` loops, tasks (`@sync` with `@spawn`, a vector of
+# fetched tasks), push!, pop!, popfirst!, deleteat!, insert!, try (writes
 # before a throw, an exception built from a differentiated value, a try inside
 # another, a sum across a try in a helper), mutable structs
 # (holding mutable structs too, in vectors the function fills or in array literals) and `Ref`s, runtime
@@ -258,6 +259,19 @@ function program(rng, name)
         yt[k] = x[k] * $(expr(rng, 1, ["x[1]", "x[2]", "x[3]"]))
     end
     s += sum(yt) * $(expr(rng, 1, vars))",
+                # Tasks, which the derivative runs where they are scheduled: a `@sync`
+                # block of 0 to 3 `@spawn`s filling an array, and a vector of 0 to 3
+                # tasks whose results are fetched (the closures capture `x`, `yt` and
+                # the loop's index only, as above).
+                "yt = zeros(3)
+    @sync for k in 1:$(rand(rng, 0:3))
+        Threads.@spawn yt[k] = x[k] * $(expr(rng, 1, ["x[1]", "x[2]", "x[3]"]))
+    end
+    s += sum(yt) * $(expr(rng, 1, vars))",
+                "ts = [Threads.@spawn(x[k] * $(expr(rng, 1, ["x[1]", "x[2]", "x[3]"]))) for k in 1:$(rand(rng, 0:3))]
+    for t in ts
+        s += fetch(t)::Float64 * $(expr(rng, 1, vars))
+    end",
                 # `push!` in a loop, the element read back after later pushes.
                 "y = [x[1]]\n    for k in 2:3\n        push!(y, y[k-1] * x[k] + $(expr(rng, 1, vars)))\n    end\n    s += y[end]",
                 # Shrinking, growing at the front and in the middle (reverse mode undoes
