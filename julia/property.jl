@@ -5,8 +5,8 @@
 # array reads and writes, reductions, broadcasts and copies, splatting, views,
 # comprehensions (of tuples with integers too), map/filter/reduce/accumulate over
 # built arrays, arrays of arrays,
-# vcat, reverse, closures, `@threads` loops, tasks (`@sync` with `@spawn`, a vector of
-# fetched tasks), push!, pop!, popfirst!, deleteat!, insert!, try (writes
+# vcat, reverse, closures, `@threads` loops (with an atomic accumulator), tasks (`@sync`
+# with `@spawn`, a vector of fetched tasks), push!, pop!, popfirst!, deleteat!, insert!, try (writes
 # before a throw, an exception built from a differentiated value, a try inside
 # another, a sum across a try in a helper), mutable structs
 # (holding mutable structs too, in vectors the function fills or in array literals) and `Ref`s, runtime
@@ -259,6 +259,13 @@ function program(rng, name)
         yt[k] = x[k] * $(expr(rng, 1, ["x[1]", "x[2]", "x[3]"]))
     end
     s += sum(yt) * $(expr(rng, 1, vars))",
+                # A float accumulated atomically in a `@threads` loop of 0 to 3
+                # iterations (plain loads and stores in the derivative).
+                "acc = Threads.Atomic{Float64}($(expr(rng, 1, vars)))
+    Threads.@threads for k in 1:$(rand(rng, 0:3))
+        Threads.atomic_add!(acc, x[k] * $(expr(rng, 1, ["x[1]", "x[2]", "x[3]"])))
+    end
+    s += acc[] * $(expr(rng, 1, vars))",
                 # Tasks, which the derivative runs where they are scheduled: a `@sync`
                 # block of 0 to 3 `@spawn`s filling an array, and a vector of 0 to 3
                 # tasks whose results are fetched (the closures capture `x`, `yt` and

@@ -104,8 +104,17 @@ impl<'ctx> Inlined<'ctx> {
     /// kept in `try` and GC-frame slots forwarded, splat calls made explicit, float
     /// data moved as integers reinterpreted (`reinterpret`).
     pub fn rewrite(&self, m: &'ctx Module) -> Built<()> {
+        let differentiated = |g: &Function<'ctx>| *g == self.entry || self.recursive.contains(g);
+        let mut lowered = false;
+        for g in m.functions().into_iter().filter(differentiated) {
+            lowered |= plain_atomics(m, g)?;
+        }
+        if lowered {
+            passes::run(m, "function(sroa,early-cse<memssa>,instcombine<no-verify-fixpoint>,simplifycfg,sroa)")
+                .map_err(|reason| crate::llvm::BuildError { method: "plain_atomics", reason })?;
+        }
         for g in m.functions() {
-            if g == self.entry || self.recursive.contains(&g) {
+            if differentiated(&g) {
                 explicit_tuple_getfield(m, g)?;
                 inline_float32_boxes(m, g)?;
                 materialize_constant_boxes(m, g)?;
@@ -1197,6 +1206,86 @@ fn spawn_calls(m: &Module) -> Built<()> {
         task.erase();
     }
     Ok(())
+}
+
+/// The atomic memory operations of `g`, a function to differentiate (its callees
+/// inlined), become plain ones: a derivative runs on one thread (the iterations of a
+/// `@threads` loop in order, each task where it is scheduled), so nothing else runs
+/// beside it. (Not in the functions it calls without differentiating them, such as
+/// `println`, whose locks other threads take too.) An atomic load or store loses its
+/// ordering; `cmpxchg` loads, compares and stores what it would (the new value when the
+/// memory held the expected one), and answers the value it found and whether it
+/// matched; `atomicrmw` loads, stores the operation's result and answers the value it
+/// found. The compare loops Julia builds `atomic_add!` of a float from (load, add,
+/// `cmpxchg` of the bits, retry on a mismatch) then succeed at once, which the clean-up
+/// that follows (`Inlined::rewrite`) folds into a load, an `fadd` and a store,
+/// differentiated like any. (An atomic of an operation not listed here, `nand`, stays,
+/// refused where it is reached.) Whether any was lowered.
+fn plain_atomics<'ctx>(m: &'ctx Module, g: Function<'ctx>) -> Built<bool> {
+    use crate::llvm::Opcode;
+    use llvm_sys::LLVMAtomicRMWBinOp as Rmw;
+    let atomics: Vec<Value> = g
+        .blocks()
+        .into_iter()
+        .flat_map(|b| b.instructions())
+        .filter(|i| match i.opcode() {
+            Opcode::LLVMLoad | Opcode::LLVMStore => i.is_atomic(),
+            Opcode::LLVMAtomicCmpXchg | Opcode::LLVMAtomicRMW => true,
+            _ => false,
+        })
+        .collect();
+    let lowered = !atomics.is_empty();
+    let b = m.builder();
+    for i in atomics {
+        b.before(i)?;
+        b.set_debug_loc_from(i)?;
+        let new = match i.opcode() {
+            Opcode::LLVMLoad => Some(b.load(i.ty(), i.operand(0))?),
+            Opcode::LLVMStore => {
+                b.store(i.operand(0), i.operand(1))?;
+                None
+            }
+            Opcode::LLVMAtomicCmpXchg => {
+                let (p, expected, replacement) = (i.operand(0), i.operand(1), i.operand(2));
+                let found = b.load(expected.ty(), p)?;
+                let matched = b.icmp(crate::llvm::ICMP_EQ, found, expected)?;
+                b.store(b.select(matched, replacement, found)?, p)?;
+                let pair = b.insert_value(m.poison(i.ty()), found, 0)?;
+                Some(b.insert_value(pair, matched, 1)?)
+            }
+            _ => {
+                let (p, v) = (i.operand(0), i.operand(1));
+                let found = b.load(v.ty(), p)?;
+                let pick =
+                    |pred: llvm_sys::LLVMIntPredicate| -> Built<Value> { b.select(b.icmp(pred, found, v)?, found, v) };
+                let stored = match i.atomic_rmw_op() {
+                    Rmw::LLVMAtomicRMWBinOpXchg => v,
+                    Rmw::LLVMAtomicRMWBinOpAdd => b.add(found, v)?,
+                    Rmw::LLVMAtomicRMWBinOpSub => b.sub(found, v)?,
+                    Rmw::LLVMAtomicRMWBinOpAnd => b.and(found, v)?,
+                    Rmw::LLVMAtomicRMWBinOpOr => b.or(found, v)?,
+                    Rmw::LLVMAtomicRMWBinOpXor => b.xor(found, v)?,
+                    Rmw::LLVMAtomicRMWBinOpMax => pick(llvm_sys::LLVMIntPredicate::LLVMIntSGT)?,
+                    Rmw::LLVMAtomicRMWBinOpMin => pick(llvm_sys::LLVMIntPredicate::LLVMIntSLT)?,
+                    Rmw::LLVMAtomicRMWBinOpUMax => pick(llvm_sys::LLVMIntPredicate::LLVMIntUGT)?,
+                    Rmw::LLVMAtomicRMWBinOpUMin => pick(llvm_sys::LLVMIntPredicate::LLVMIntULT)?,
+                    Rmw::LLVMAtomicRMWBinOpFAdd => b.fadd(found, v)?,
+                    Rmw::LLVMAtomicRMWBinOpFSub => b.fsub(found, v)?,
+                    _ => {
+                        found.erase();
+                        continue;
+                    }
+                };
+                b.store(stored, p)?;
+                Some(found)
+            }
+        };
+        if let Some(new) = new {
+            i.replace_all_uses_with(new);
+        }
+        i.erase();
+    }
+    Ok(lowered)
 }
 
 /// The type tag code generation writes into the header of garbage-collected object

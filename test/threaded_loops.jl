@@ -48,6 +48,26 @@ function tl_constant(x, c)   # a `Const` array read in the loop
     sum(abs2, y)
 end
 
+function tl_atomic(x)    # a float accumulated atomically, and a count of positives
+    acc = Threads.Atomic{Float64}(0.0)
+    count = Threads.Atomic{Int}(0)
+    Threads.@threads for i in eachindex(x)
+        Threads.atomic_add!(acc, x[i]^2 * x[end])
+        x[i] > 0 && Threads.atomic_add!(count, 1)
+    end
+    return acc[] * (1 + count[]) + x[1]
+end
+function tl_atomic_ops(x)    # the other operations, and what they return
+    a = Threads.Atomic{Float64}(x[1])
+    old = Threads.atomic_add!(a, x[2]^2)
+    Threads.atomic_sub!(a, 0.5 * old)
+    m = Threads.atomic_max!(a, x[3] * x[2])
+    prev = Threads.atomic_xchg!(a, a[] * m + x[1])
+    Threads.atomic_cas!(a, a[], a[] + prev)   # succeeds
+    Threads.atomic_cas!(a, prev - 1.0, 0.0)   # fails: a holds more than prev - 1
+    return a[] + Threads.atomic_min!(a, x[1])
+end
+
 @testset "@threads: $(nameof(f))" for f in (tl_fill, tl_inplace, tl_branch, tl_caller)
     for x in ([0.3, -0.5, 0.7, 1.2], [-1.5, 0.7, 0.3, 2.0], [0.2, 0.4])
         check_all_modes(f, x)
@@ -69,4 +89,9 @@ end
     @test dx ≈ fd_gradient(v -> tl_number(v, a), x) rtol = 1e-6 atol = 1e-8
     @test da ≈ (tl_number(x, a + 1e-6) - tl_number(x, a - 1e-6)) / 2e-6 rtol = 1e-6
     @test autodiff(Forward, tl_number, Duplicated, Const(x), Duplicated(a, 1.0))[2] ≈ da rtol = 1e-12
+end
+@testset "atomics: $(nameof(f))" for f in (tl_atomic, tl_atomic_ops)
+    for x in ([0.3, -0.5, 0.7, 1.2], [-1.5, 0.7, 0.3, 2.0], [1.1, 0.4, 2.5])
+        check_all_modes(f, x)
+    end
 end

@@ -347,6 +347,10 @@ impl<'ctx> Builder<'ctx> {
     pub fn and(&self, a: Value<'ctx>, b: Value<'ctx>) -> Built<Value<'ctx>> {
         self.binop("and", InstructionOpcode::And, false, a, b)
     }
+    /// integer `or`.
+    pub fn or(&self, a: Value<'ctx>, b: Value<'ctx>) -> Built<Value<'ctx>> {
+        self.binop("or", InstructionOpcode::Or, false, a, b)
+    }
     /// integer `xor`.
     pub fn xor(&self, a: Value<'ctx>, b: Value<'ctx>) -> Built<Value<'ctx>> {
         self.binop("xor", InstructionOpcode::Xor, false, a, b)

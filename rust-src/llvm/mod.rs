@@ -689,6 +689,12 @@ impl<'ctx> Value<'ctx> {
         // SAFETY: `self.0` is a live load or store (checked above), whose ordering LLVM reads.
         unsafe { LLVMGetOrdering(self.0) != llvm_sys::LLVMAtomicOrdering::LLVMAtomicOrderingNotAtomic }
     }
+    /// `atomicrmw`: its operation.
+    pub fn atomic_rmw_op(self) -> llvm_sys::LLVMAtomicRMWBinOp {
+        self.require(self.opcode_if_instruction() == Some(Opcode::LLVMAtomicRMW), "atomic_rmw_op", "an atomicrmw");
+        // SAFETY: `self.0` is a live `atomicrmw` (the `Value` invariant and the check above).
+        unsafe { LLVMGetAtomicRMWBinOp(self.0) }
+    }
     /// `icmp`: its predicate.
     pub fn icmp_predicate(self) -> IntPredicate {
         self.require(self.opcode_if_instruction() == Some(Opcode::LLVMICmp), "icmp_predicate", "an icmp");
