@@ -43,19 +43,29 @@ function tk_constant(x, c)   # a `Const` array read in the tasks
     tasks = [Threads.@spawn(c[i] * exp(x[i])) for i in eachindex(x)]
     return sum(t -> abs2(fetch(t)::Float64), tasks)
 end
-function tk_nested(x)    # a task made inside a task: not yet
+function tk_nested(x)    # a task made inside a task, whose result the outer one returns
     t = Threads.@spawn begin
-        u = Threads.@spawn sum(abs2, x)
+        u = Threads.@spawn sum(abs2, x) * x[1]
         fetch(u)::Float64
     end
-    return fetch(t)::Float64
+    return fetch(t)::Float64 + x[end]
+end
+function tk_nested_sync(x)   # tasks made by tasks in a `@sync` block: not yet
+    y = zeros(length(x))
+    @sync for i in eachindex(x)
+        Threads.@spawn begin
+            inner = Threads.@spawn x[i] * x[end]
+            y[i] = sin(x[i]) * fetch(inner)::Float64
+        end
+    end
+    return sum(y)
 end
 function tk_throws(x)    # the task throws
     t = Threads.@spawn sqrt(x[1])
     return fetch(t)::Float64
 end
 
-@testset "tasks: $(nameof(f))" for f in (tk_fetch, tk_tasks, tk_sync, tk_async, tk_schedule)
+@testset "tasks: $(nameof(f))" for f in (tk_fetch, tk_tasks, tk_sync, tk_async, tk_schedule, tk_nested)
     for x in ([0.3, -0.5, 0.7, 1.2], [-1.5, 0.7, 0.3, 2.0], [0.2, 0.4])
         check_all_modes(f, x)
     end
@@ -75,8 +85,10 @@ end
     (_, primal) = autodiff(ReverseWithPrimal, tk_sync, Active, Duplicated(copy(x), zero(x)))
     @test primal == tk_sync(copy(x))
     @test autodiff(Forward, tk_tasks, Duplicated, Duplicated(copy(x), zero(x)))[1] == tk_tasks(copy(x))
-    # A task made inside another one stays the runtime's: refused, not a wrong number.
-    @test_throws Oxidase.DifferentiationError autodiff(Reverse, tk_nested, Active, Duplicated(copy(x), zero(x)))
+    # A task made in a task in a `@sync` block: the outer task's closure holds the block's
+    # channel (an object without a derivative) beside differentiated arrays: refused,
+    # not a wrong number.
+    @test_throws Oxidase.DifferentiationError autodiff(Reverse, tk_nested_sync, Active, Duplicated(copy(x), zero(x)))
     # A task that throws: the derivative throws where the task runs (its exception, not
     # the `TaskFailedException` `fetch` wraps it in), and the process goes on.
     @test_throws DomainError autodiff(Reverse, tk_throws, Active, Duplicated([-1.0], zeros(1)))

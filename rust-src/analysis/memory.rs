@@ -774,7 +774,11 @@ impl<'ctx> Memory<'ctx> {
                 // outer shadow then holds its shadow, and without one the store is
                 // refused, `untracked`.)
                 let object = at_offset_zero(v) && gc_allocation(zero_offset_base(v)).is_some();
-                !v.ty().is_pointer() || is_null(v) || is_inert_object(v) || array || fresh(v) || object
+                // (Or a struct object read from a field of another, whose shadow is read
+                // from the other's shadow: a task's result fetched and returned by an
+                // outer task, the same box.)
+                let read_object = matches!(self.leaf(v), Some(Leaf::Object(_)));
+                !v.ty().is_pointer() || is_null(v) || is_inert_object(v) || array || fresh(v) || object || read_object
             }
             // Stored as a value only into a GC frame slot nobody reads (`inert`), or
             // into another heap object the function allocates (a mutable struct
