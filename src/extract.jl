@@ -731,17 +731,21 @@ end
 
 # The method instance and inferred code of closure type `T` called with one `Bool` (a
 # `@threads` loop's `threadsfor_fun(onethread)`).
-function closure_instance(@nospecialize(T::DataType))
-    sig = Tuple{T, Bool}
-    precompile(sig) || error("Oxidase: the `@threads` loop $T cannot be compiled")
+closure_instance(@nospecialize(T::DataType)) = instance_of(Tuple{T,Bool}, "the `@threads` loop", T)
+
+# The method instance and inferred code of the one method a call of signature `sig`
+# reaches. (`what` and `T` name it in a message, formatted only then: formatting a type
+# compiles `show` for it.)
+function instance_of(@nospecialize(sig), what::String, @nospecialize(T))
+    precompile(sig) || error("Oxidase: $what $T cannot be compiled")
     world = Base.get_world_counter()
     matches = Base._methods_by_ftype(sig, -1, world)
-    length(matches) == 1 || error("Oxidase: the `@threads` loop $T has no single method for one `Bool`")
+    length(matches) == 1 || error("Oxidase: $what $T has no single method")
     match = matches[1]::Core.SimpleVector
     mi = Core.Compiler.specialize_method(match[3]::Method, match[1], match[2])::Core.MethodInstance
     ci = ccall(:jl_rettype_inferred, Any, (Any, UInt, UInt), mi, world, world)
-    ci isa Core.CodeInstance || error("Oxidase: type inference of the `@threads` loop $T failed")
-    return mi, ci
+    ci isa Core.CodeInstance || error("Oxidase: type inference of $what $T failed")
+    return (mi, ci)
 end
 
 # --- `Threads.@spawn`, `@async`, `schedule` -----------------------------------------
@@ -854,25 +858,13 @@ end
 # instances and inferred code (none when no task is made).
 function spawn_instances(closures::Vector{DataType})
     isempty(closures) && return Tuple{Core.MethodInstance,Any}[]
-    return [instance_of(Tuple{typeof(spawned_task)}, "a task");
-            [instance_of(Tuple{typeof(run_spawned),T,SpawnedTask}, "the task $T") for T in closures]]
+    return [instance_of(Tuple{typeof(spawned_task)}, "a task", SpawnedTask);
+            [instance_of(Tuple{typeof(run_spawned),T,SpawnedTask}, "the task of closure", T) for T in closures]]
 end
 
 spawn_names(closures::Vector{DataType}) =
     isempty(closures) ? String[] :
     ["oxidase.spawn.new"; ["oxidase.spawn.$(UInt(pointer_from_objref(T)))" for T in closures]]
-
-function instance_of(@nospecialize(sig), what::String)
-    precompile(sig) || error("Oxidase: $what cannot be compiled")
-    world = Base.get_world_counter()
-    matches = Base._methods_by_ftype(sig, -1, world)
-    length(matches) == 1 || error("Oxidase: $what has no single method")
-    match = matches[1]::Core.SimpleVector
-    mi = Core.Compiler.specialize_method(match[3]::Method, match[1], match[2])::Core.MethodInstance
-    ci = ccall(:jl_rettype_inferred, Any, (Any, UInt, UInt), mi, world, world)
-    ci isa Core.CodeInstance || error("Oxidase: type inference of $what failed")
-    return (mi, ci)
-end
 
 # --- custom rules (src/rules.jl) -----------------------------------------------------
 

@@ -86,18 +86,31 @@ function squares_summed(x)
     return sum(y)
 end
 
+# Runs `call()` `n` times: whether the collector ran meanwhile, and the RSS growth (MiB).
+function collected_while(call, n)
+    GC.gc()
+    collections, before = Base.gc_num().pause, rss_mib()
+    for _ in 1:n
+        call()
+    end
+    return Base.gc_num().pause > collections, rss_mib() - before
+end
+
 @testset "memory: a loop of gradients that allocate collects" begin
     x = collect(range(-1.0, 1.0; length = 10^6)); dx = zero(x)
     autodiff(Reverse, squares_summed, Active, Duplicated(x, dx))
     @test dx ≈ 2 .* x
-    GC.gc()
-    collections, before = Base.gc_num().pause, rss_mib()
-    for _ in 1:60   # 960 MB allocated
-        autodiff(Reverse, squares_summed, Active, Duplicated(x, dx))
-    end
-    grown = rss_mib() - before
+    # (960 MB allocated.)
+    collected, grown = collected_while(() -> autodiff(Reverse, squares_summed, Active, Duplicated(x, dx)), 60)
     println("RSS growth over 60 allocating gradients: $(round(grown; digits = 1)) MiB")
-    @test Base.gc_num().pause > collections
+    @test collected
+    @test grown < 400
+    # The same in forward mode (`call_forward_array` collects too).
+    t = fill!(zero(x), 1.0)
+    @test autodiff(Forward, squares_summed, Duplicated, Duplicated(x, t))[2] ≈ 2 * sum(x)
+    collected, grown = collected_while(() -> autodiff(Forward, squares_summed, Duplicated, Duplicated(x, t)), 60)
+    println("RSS growth over 60 allocating forward derivatives: $(round(grown; digits = 1)) MiB")
+    @test collected
     @test grown < 400
 end
 

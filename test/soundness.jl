@@ -128,6 +128,14 @@ colon_sin(x) = sum(sin, x[1]:abs(x[2]):(x[1] + 4.1)) * x[3]
             @test reverse_or_refusal(f, x) ≈ expected
             v = [1.0, -0.5, 0.25]
             @test forward_or_refusal(f, x, v) ≈ expected' * v
+            # Both batch modes (the run-time mask check in every lane).
+            d1, d2 = zero(x), zero(x)
+            autodiff(Reverse, f, Active, BatchDuplicated(copy(x), (d1, d2)))
+            @test d1 ≈ expected
+            @test d2 == d1
+            (_, lanes) = autodiff(Forward, f, BatchDuplicated, BatchDuplicated(copy(x), (copy(v), zero(x))))
+            @test lanes[1] ≈ expected' * v
+            @test lanes[2] == 0
         end
         @test reverse_or_refusal(range_indexed, x) isa Oxidase.DifferentiationError
     end
