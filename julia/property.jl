@@ -277,7 +277,7 @@ function program(rng, name)
     s += sum(yt) * $(expr(rng, 1, vars))",
                 "ts = [Threads.@spawn(x[k] * $(expr(rng, 1, ["x[1]", "x[2]", "x[3]"]))) for k in 1:$(rand(rng, 0:3))]
     for t in ts
-        s += fetch(t)::Float64 * $(expr(rng, 1, vars))
+        s += fetch(t)::eltype(x) * $(expr(rng, 1, vars))
     end",
                 # `push!` in a loop, the element read back after later pushes.
                 "y = [x[1]]\n    for k in 2:3\n        push!(y, y[k-1] * x[k] + $(expr(rng, 1, vars)))\n    end\n    s += y[end]",

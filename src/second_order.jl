@@ -308,10 +308,12 @@ function on_duals(run, f, anns::Tuple, what)
     catch e
         # (A method missing for duals is a `MethodError` when `f` runs, which the engine
         # may meet first as code that always throws.)
+        # (Or a type assertion a dual fails, `fetch(t)::Float64`, a `TypeError`.)
         vals = map(a -> a.val, anns)
         cause = task_cause(e)
-        cause = cause isa MethodError ? cause : e isa DifferentiationError ? task_cause(primal_error(f, vals)) : nothing
-        cause isa MethodError && (n = not_generic(cause, f, typeof(vals), what)) isa ArgumentError && throw(n)
+        generic = Union{MethodError,TypeError}
+        cause = cause isa generic ? cause : e isa DifferentiationError ? task_cause(primal_error(f, vals)) : nothing
+        cause isa generic && (n = not_generic(cause, f, typeof(vals), what)) isa ArgumentError && throw(n)
         rethrow()
     end
 end
@@ -333,8 +335,15 @@ catch e
 end
 
 # An error from `f` run on duals, said in terms of what the user can change: a method
-# missing for `Dual` means `f` is not generic over the element type.
+# missing for `Dual`, or a type assertion a `Dual` fails, means `f` is not generic over
+# the element type.
 function not_generic(e, f, argtypes, what)
+    if e isa TypeError
+        mentions_dual(typeof(e.got)) || return e
+        return ArgumentError("$what differentiates `$f` run on dual numbers (arguments of types $argtypes): " *
+                             "`$f` must accept arrays of any `Real` element type, and it asserts a type " *
+                             "that `Oxidase.Dual` is not: $(sprint(showerror, e))")
+    end
     e isa MethodError || return e
     mentions_dual(e.f isa Type ? e.f : typeof(e.f)) || any(a -> mentions_dual(typeof(a)), e.args) || return e
     return ArgumentError("$what differentiates `$f` run on dual numbers (arguments of types $argtypes): " *

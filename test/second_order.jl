@@ -180,8 +180,14 @@ function threaded_float_array(x)
     z[1] = x[1]
     return sum(y) + z[1]
 end
+# A type assertion a dual fails (a task's result, `fetch(t)::Float64`): its `TypeError`
+# stopped the program generator too.
+function asserts_float(x)
+    t = Threads.@spawn sum(abs2, x)
+    return fetch(t)::Float64 * x[1]
+end
 @testset "refused, with a message: code written for Float64 only" begin
-    for f in (typed_only, converts, threaded_float_array)
+    for f in (typed_only, converts, threaded_float_array, asserts_float)
         e = caught(() -> hvp(f, [1.0, 2.0], [1.0, 0.0]))   # (test/errors.jl)
         @test e isa ArgumentError && occursin("any `Real` element type", e.msg)
     end
