@@ -100,8 +100,9 @@ pub fn inline<'ctx>(m: &'ctx Module, entry: &str) -> Result<Inlined<'ctx>> {
 }
 
 impl<'ctx> Inlined<'ctx> {
-    /// Rewrites the functions to differentiate into what the analyses model: values
-    /// kept in `try` and GC-frame slots forwarded, splat calls made explicit, float
+    /// Rewrites the functions to differentiate into what the analyses model: atomic
+    /// memory operations made plain (`plain_atomics`), values kept in `try` and
+    /// GC-frame slots forwarded, splat calls made explicit, float
     /// data moved as integers reinterpreted (`reinterpret`).
     pub fn rewrite(&self, m: &'ctx Module) -> Built<()> {
         let differentiated = |g: &Function<'ctx>| *g == self.entry || self.recursive.contains(g);

@@ -571,6 +571,9 @@ function emit_bitcode(@nospecialize(f), @nospecialize(types), mi::Core.MethodIns
     # where the module calls `jl_invoke` (`ingest::invoke_calls`).
     closures = threads_closures(mod)
     spawned = spawn_closures(mod)
+    # (The entries added below, which the module's code reaches only through the engine:
+    # their calls are looked at like the root's, `names_called`.)
+    entries = Ptr{Cvoid}[]
     # (A task's `@sync` bookkeeping has inactive declarations among the rules Oxidase
     # ships: the caller switches them on and asks again, `TasksNeedRules`.)
     if !isempty(spawned) && !Oxidase.BUILTIN_RULES_ON[]
@@ -604,6 +607,10 @@ function emit_bitcode(@nospecialize(f), @nospecialize(types), mi::Core.MethodIns
         for _ in 1:3
             inner = filter(T -> !(T in spawned), spawn_closures(mod))
             isempty(inner) && break
+            if !Oxidase.BUILTIN_RULES_ON[]   # (the first tasks, in a `@threads` loop's body)
+                ccall((:LLVMDisposeModule, LIBLLVM), Cvoid, (Ptr{Cvoid},), mod)
+                throw(TasksNeedRules())
+            end
             append!(spawned, inner)
             tasks = spawn_instances(spawned)
             ccall((:LLVMDisposeModule, LIBLLVM), Cvoid, (Ptr{Cvoid},), mod)
@@ -621,6 +628,7 @@ function emit_bitcode(@nospecialize(f), @nospecialize(types), mi::Core.MethodIns
             llvmf = ccall(:jl_get_llvm_function, Ptr{Cvoid}, (Ptr{Cvoid}, UInt32), native, fidx[] - 1)
             name = "oxidase.latest.$(UInt(pointer_from_objref(T)))"
             ccall((:LLVMSetValueName2, LIBLLVM), Cvoid, (Ptr{Cvoid}, Cstring, Csize_t), llvmf, name, sizeof(name))
+            push!(entries, llvmf)
         end
         for (name, (_, ci)) in zip(spawn_names(spawned), tasks)
             fidx = Ref{Int32}(0)
@@ -629,6 +637,7 @@ function emit_bitcode(@nospecialize(f), @nospecialize(types), mi::Core.MethodIns
             fidx[] > 0 || error("Oxidase: the task of $f$types was not compiled")
             llvmf = ccall(:jl_get_llvm_function, Ptr{Cvoid}, (Ptr{Cvoid}, UInt32), native, fidx[] - 1)
             ccall((:LLVMSetValueName2, LIBLLVM), Cvoid, (Ptr{Cvoid}, Cstring, Csize_t), llvmf, name, sizeof(name))
+            push!(entries, llvmf)
         end
         # (An instance codegen did not compile keeps its `jl_invoke`, which the engine
         # refuses when derivative data reaches it.)
@@ -653,7 +662,7 @@ function emit_bitcode(@nospecialize(f), @nospecialize(types), mi::Core.MethodIns
     # (A dynamic call: Julia 1.5 generates code for a function's statically resolved
     # callees with it, taken or not, and the walk cost every session's first gradient
     # some 30 ms, most of which define no function it marks.)
-    inactive, nested, plain, scalar = names_called(llvmf)
+    inactive, nested, plain, scalar = names_called(llvmf, entries)
     plain && throw(Base.invokelatest(plain_autodiff_error, f, types))
     # (A dynamic call: compiled in the first session's extraction that meets a function
     # of floats alone, not in every first gradient.)
@@ -757,7 +766,7 @@ end
 # Julia code reads one, and runs the closure where it is scheduled (`run_spawned`, for
 # each closure type `T`, named `oxidase.spawn.<address of T>`), which stores the result
 # and marks the task done: `wait` and `fetch` then return at once (`_wait` is declared
-# inactive, src/rules.jl). The two are ordinary Julia code, so the task's result and the
+# inactive, src/abi.jl). The two are ordinary Julia code, so the task's result and the
 # closure's captured data are followed like any object the function allocates. (The
 # layout is Julia 1.5's `Task`, checked below; Julia ≥ 1.7 adds fields.)
 mutable struct SpawnedTask
@@ -786,13 +795,9 @@ end
 
 spawned_task() = SpawnedTask()
 
-# (Code that asks a task it holds as `Any` dispatches on its type: `sync_end`, at the
-# end of a `@sync` block, waits for what is not a `Task` with `wait`.)
+# (`sync_end`, at the end of a `@sync` block, waits for what is not a `Task` with
+# `wait`, dispatched on its type: the stand-in has run.)
 Base.wait(::SpawnedTask) = nothing
-Base.fetch(t::SpawnedTask) = t.result
-Base.istaskstarted(::SpawnedTask) = true
-Base.istaskdone(t::SpawnedTask) = t.state === :done
-Base.istaskfailed(::SpawnedTask) = false
 
 function run_spawned(f, t::SpawnedTask)
     t.result = f()
@@ -929,12 +934,13 @@ end
 # 60 ms.) And whether one of them is a nested differentiation's (`autodiff_deferred`,
 # `gradient`; `Oxidase.NESTED_NAMES`), whose rules are registered then, and whether one
 # is the compiled-derivative lookup of a plain `autodiff` inlined into the code. And the
-# functions of floats alone it calls (`link_native_code!`).
-function names_called(root::Ptr{Cvoid})
+# functions of floats alone it calls (`link_native_code!`). The same for the functions
+# the `entries` call (`@threads` loops' and tasks' closures, which the engine calls).
+function names_called(root::Ptr{Cvoid}, entries::Vector{Ptr{Cvoid}} = Ptr{Cvoid}[])
     found = String[]
     scalar = Tuple{Ptr{Cvoid},Cint}[]
     nested = plain = false
-    for f in called_functions(root)
+    for f in called_functions([root; entries])
         name = llvm_value_name(f)
         for n in Oxidase.INACTIVE_NAMES
             n in found || occursin(n, name) && push!(found, n)
@@ -1144,9 +1150,9 @@ function instructions_of(fn::Ptr{Cvoid}, skip_throwing::Bool = false)
     return found
 end
 
-function called_functions(root::Ptr{Cvoid})
-    seen = Ptr{Cvoid}[root]
-    work = Ptr{Cvoid}[root]
+function called_functions(roots::Vector{Ptr{Cvoid}})
+    seen = copy(roots)
+    work = copy(roots)
     while !isempty(work)
         for i in instructions_of(pop!(work), true)
             ccall((:LLVMIsACallInst, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), i) == C_NULL && continue

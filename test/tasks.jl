@@ -5,6 +5,14 @@
 # threads (test/threads/loops.jl), where the primal itself runs the tasks on both.
 # (Needs fd_gradient and check_all_modes: test/finite_differences.jl.)
 
+function tk_in_threads(x)   # a task made in a `@threads` loop's body
+    y = zeros(length(x))
+    Threads.@threads for i in eachindex(x)
+        t = Threads.@spawn x[i]^2 * x[end]
+        y[i] = fetch(t)::Float64
+    end
+    return sum(y)
+end
 function tk_fetch(x)
     t = Threads.@spawn sum(abs2, x)
     return fetch(t)::Float64 * x[1]
@@ -65,7 +73,10 @@ function tk_throws(x)    # the task throws
     return fetch(t)::Float64
 end
 
-@testset "tasks: $(nameof(f))" for f in (tk_fetch, tk_tasks, tk_sync, tk_async, tk_schedule, tk_nested)
+# (`tk_in_threads` first: in a fresh process, as test/threads/loops.jl runs this file,
+# its tasks appear only in the module made again with the loop's closure, where the
+# extraction switches the shipped rules on, `TasksNeedRules`.)
+@testset "tasks: $(nameof(f))" for f in (tk_in_threads, tk_fetch, tk_tasks, tk_sync, tk_async, tk_schedule, tk_nested)
     for x in ([0.3, -0.5, 0.7, 1.2], [-1.5, 0.7, 0.3, 2.0], [0.2, 0.4])
         check_all_modes(f, x)
     end
