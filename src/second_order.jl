@@ -319,12 +319,18 @@ function on_duals(run, f, anns::Tuple, what)
 end
 
 # The error a task raised, for one that failed in a task: `Threads.@threads` runs the
-# loop in tasks, and `wait` raises a `TaskFailedException` holding the task.
+# loop in tasks, and `wait` raises a `TaskFailedException` holding the task; the end of
+# a `@sync` block raises a `CompositeException` of those (the first is taken).
 function task_cause(e)
-    while e isa TaskFailedException
-        e = e.task.exception
+    while true
+        if e isa TaskFailedException
+            e = e.task.exception
+        elseif e isa CompositeException && !isempty(e.exceptions)
+            e = first(e.exceptions)
+        else
+            return e
+        end
     end
-    return e
 end
 
 primal_error(f, vals) = try

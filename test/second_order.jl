@@ -186,8 +186,17 @@ function asserts_float(x)
     t = Threads.@spawn sum(abs2, x)
     return fetch(t)::Float64 * x[1]
 end
+# (Its `MethodError` in a task of a `@sync` block reaches the caller inside a
+# `CompositeException`: it stopped the generator as well.)
+function synced_float_array(x)
+    y = zeros(length(x))
+    @sync for k in eachindex(x)
+        Threads.@spawn y[k] = x[k]^2
+    end
+    return sum(y)
+end
 @testset "refused, with a message: code written for Float64 only" begin
-    for f in (typed_only, converts, threaded_float_array, asserts_float)
+    for f in (typed_only, converts, threaded_float_array, asserts_float, synced_float_array)
         e = caught(() -> hvp(f, [1.0, 2.0], [1.0, 0.0]))   # (test/errors.jl)
         @test e isa ArgumentError && occursin("any `Real` element type", e.msg)
     end
