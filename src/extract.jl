@@ -561,6 +561,87 @@ function emit_bitcode(@nospecialize(f), @nospecialize(types), mi::Core.MethodIns
             native, mod = create_native([mi], params, f, types)
         end
     end
+    # The module again, with entries the engine calls (`@threads` loops, tasks, calls
+    # compiled for any number of arguments or for wider types): rare, so a dynamic call,
+    # compiled in the first session's extraction that needs it (compiled with every
+    # extraction, it cost every session's first gradient 60–100 ms). The checks are
+    # cheap: most modules call `jl_invoke` and `invokelatest` on a throw path, for no
+    # instance compiled for any number of arguments and no `@threads` closure; a task is
+    # scheduled by `enq_work`, which the engine looks for by name too.
+    entries = Ptr{Cvoid}[]
+    invoked = calls_jl_invoke(mod) ? Base.invokelatest(vararg_invokes, mod)::Vector{Core.MethodInstance} :
+              Core.MethodInstance[]
+    closures = threads_closures(mod)
+    if !isempty(invoked) || !isempty(closures) || names_prefix(mod, "julia_enq_work_") ||
+       respecialize && may_widen(mod)
+        native, mod, entries, respecialize =
+            Base.invokelatest(with_entries, native, mod, f, types, mi, params, closures, invoked,
+                              respecialize)::Tuple{Ptr{Cvoid},Ptr{Cvoid},Vector{Ptr{Cvoid}},Bool}
+    else
+        respecialize = false
+    end
+    fidx = Ref{Int32}(0)
+    sidx = Ref{Int32}(0)
+    ccall(:jl_get_function_id, Cvoid, (Ptr{Cvoid}, Any, Ref{Int32}, Ref{Int32}),
+          native, ci, fidx, sidx)
+    # (Rare, and a dynamic call, as above.)
+    sidx[] == 0 && (ci = Base.invokelatest(root_made_anew, native, mi, ci, sidx, f, types))
+    llvmf = ccall(:jl_get_llvm_function, Ptr{Cvoid}, (Ptr{Cvoid}, UInt32), native, sidx[] - 1)
+    entry = llvm_value_name(llvmf)
+    # (A dynamic call: Julia 1.5 generates code for a function's statically resolved
+    # callees with it, taken or not, and the walk cost every session's first gradient
+    # some 30 ms, most of which define no function it marks.)
+    inactive, nested, plain, scalar = names_called(llvmf, entries)
+    plain && throw(Base.invokelatest(plain_autodiff_error, f, types))
+    # (A dynamic call: compiled in the first session's extraction that meets a function
+    # of floats alone, not in every first gradient.)
+    if !isempty(scalar)
+        Base.invokelatest(link_native_code!, native, scalar, Base.get_world_counter())
+        # (What only the bodies just deleted called: `sin`'s Payne–Hanek reduction,
+        # `log`'s error message and the printing it compiles.)
+        Base.invokelatest(drop_unreachable!, mod, llvmf)
+    end
+    nested && Base.invokelatest(Oxidase.use_nested_rules!)
+    if !isempty(Oxidase.RULED_METHODS) || !isempty(inactive)
+        Base.invokelatest(name_ruled_calls, native, mod, Base.get_world_counter(), ci, inactive)
+    end
+
+    step!(:codegen)
+    pm = ccall((:LLVMCreatePassManager, LIBLLVM), Ptr{Cvoid}, ())
+    try
+        ccall(:jl_add_optimization_passes, Cvoid, (Ptr{Cvoid}, Cint, Cint), pm, 2, 1)
+        ccall((:LLVMRunPassManager, LIBLLVM), Cint, (Ptr{Cvoid}, Ptr{Cvoid}), pm, mod)
+    finally
+        ccall((:LLVMDisposePassManager, LIBLLVM), Cvoid, (Ptr{Cvoid},), pm)
+    end
+    step!(:julia_passes)
+    buf = ccall((:LLVMWriteBitcodeToMemoryBuffer, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), mod)
+    start = ccall((:LLVMGetBufferStart, LIBLLVM), Ptr{UInt8}, (Ptr{Cvoid},), buf)
+    len = ccall((:LLVMGetBufferSize, LIBLLVM), Csize_t, (Ptr{Cvoid},), buf)
+    bitcode = unsafe_wrap(Array, start, len) |> copy
+    ccall((:LLVMDisposeMemoryBuffer, LIBLLVM), Cvoid, (Ptr{Cvoid},), buf)
+    step!(:bitcode)
+    return bitcode, entry, ci, respecialize
+end
+
+# Whether the module has a function whose name starts with `prefix`.
+function names_prefix(mod::Ptr{Cvoid}, prefix::String)
+    fn = ccall((:LLVMGetFirstFunction, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), mod)
+    while fn != C_NULL
+        startswith(llvm_value_name(fn), prefix) && return true
+        fn = ccall((:LLVMGetNextFunction, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), fn)
+    end
+    return false
+end
+
+# The module made again with the entries the engine calls besides the root (with
+# `native` and `mod` then disposed of), given the closure types of its `@threads` loops
+# and the instances compiled for any number of arguments that it calls through
+# `jl_invoke` (`vararg`): `native`, `mod`, the entries' functions and whether calls
+# were respecialized. The caller holds the codegen lock.
+function with_entries(native::Ptr{Cvoid}, mod::Ptr{Cvoid}, @nospecialize(f), @nospecialize(types),
+                      mi::Core.MethodInstance, params::Base.CodegenParams, closures::Vector{DataType},
+                      vararg::Vector{Core.MethodInstance}, respecialize::Bool)
     # `@threads` loops: the module again, with the loops' closures (whose methods run in
     # tasks or through `invokelatest`, and so are not in it), each one's generic entry
     # named after the closure's type, `oxidase.latest.<address>`: the engine calls it
@@ -569,7 +650,6 @@ function emit_bitcode(@nospecialize(f), @nospecialize(types), mi::Core.MethodIns
     # any number of arguments of one type (`vararg_invokes`), each one's generic entry
     # named `oxidase.invoke.<address of the instance>.<its name>`: the engine calls it
     # where the module calls `jl_invoke` (`ingest::invoke_calls`).
-    closures = threads_closures(mod)
     spawned = spawn_closures(mod)
     # (The entries added below, which the module's code reaches only through the engine:
     # their calls are looked at like the root's, `names_called`.)
@@ -582,13 +662,11 @@ function emit_bitcode(@nospecialize(f), @nospecialize(types), mi::Core.MethodIns
     end
     invoked = Core.MethodInstance[]
     invoked_code = Core.CodeInstance[]
-    if calls_jl_invoke(mod)
-        for m in Base.invokelatest(vararg_invokes, mod)::Vector{Core.MethodInstance}
-            c = Base.invokelatest(instance_code, m)
-            c isa Core.CodeInstance || continue
-            push!(invoked, m)
-            push!(invoked_code, c)
-        end
+    for m in vararg
+        c = instance_code(m)
+        c isa Core.CodeInstance || continue
+        push!(invoked, m)
+        push!(invoked_code, c)
     end
     # And with the method instances for the types of calls compiled for wider ones
     # (`widened_calls`), which those calls then call.
@@ -651,48 +729,7 @@ function emit_bitcode(@nospecialize(f), @nospecialize(types), mi::Core.MethodIns
             ccall((:LLVMSetValueName2, LIBLLVM), Cvoid, (Ptr{Cvoid}, Cstring, Csize_t), llvmf, name, sizeof(name))
         end
     end
-    fidx = Ref{Int32}(0)
-    sidx = Ref{Int32}(0)
-    ccall(:jl_get_function_id, Cvoid, (Ptr{Cvoid}, Any, Ref{Int32}, Ref{Int32}),
-          native, ci, fidx, sidx)
-    # (Rare, and a dynamic call, as above.)
-    sidx[] == 0 && (ci = Base.invokelatest(root_made_anew, native, mi, ci, sidx, f, types))
-    llvmf = ccall(:jl_get_llvm_function, Ptr{Cvoid}, (Ptr{Cvoid}, UInt32), native, sidx[] - 1)
-    entry = llvm_value_name(llvmf)
-    # (A dynamic call: Julia 1.5 generates code for a function's statically resolved
-    # callees with it, taken or not, and the walk cost every session's first gradient
-    # some 30 ms, most of which define no function it marks.)
-    inactive, nested, plain, scalar = names_called(llvmf, entries)
-    plain && throw(Base.invokelatest(plain_autodiff_error, f, types))
-    # (A dynamic call: compiled in the first session's extraction that meets a function
-    # of floats alone, not in every first gradient.)
-    if !isempty(scalar)
-        Base.invokelatest(link_native_code!, native, scalar, Base.get_world_counter())
-        # (What only the bodies just deleted called: `sin`'s Payne–Hanek reduction,
-        # `log`'s error message and the printing it compiles.)
-        Base.invokelatest(drop_unreachable!, mod, llvmf)
-    end
-    nested && Base.invokelatest(Oxidase.use_nested_rules!)
-    if !isempty(Oxidase.RULED_METHODS) || !isempty(inactive)
-        Base.invokelatest(name_ruled_calls, native, mod, Base.get_world_counter(), ci, inactive)
-    end
-
-    step!(:codegen)
-    pm = ccall((:LLVMCreatePassManager, LIBLLVM), Ptr{Cvoid}, ())
-    try
-        ccall(:jl_add_optimization_passes, Cvoid, (Ptr{Cvoid}, Cint, Cint), pm, 2, 1)
-        ccall((:LLVMRunPassManager, LIBLLVM), Cint, (Ptr{Cvoid}, Ptr{Cvoid}), pm, mod)
-    finally
-        ccall((:LLVMDisposePassManager, LIBLLVM), Cvoid, (Ptr{Cvoid},), pm)
-    end
-    step!(:julia_passes)
-    buf = ccall((:LLVMWriteBitcodeToMemoryBuffer, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), mod)
-    start = ccall((:LLVMGetBufferStart, LIBLLVM), Ptr{UInt8}, (Ptr{Cvoid},), buf)
-    len = ccall((:LLVMGetBufferSize, LIBLLVM), Csize_t, (Ptr{Cvoid},), buf)
-    bitcode = unsafe_wrap(Array, start, len) |> copy
-    ccall((:LLVMDisposeMemoryBuffer, LIBLLVM), Cvoid, (Ptr{Cvoid},), buf)
-    step!(:bitcode)
-    return bitcode, entry, ci, !isempty(respecialized)
+    return native, mod, entries, !isempty(respecialized)
 end
 
 function create_native(mis::Vector{Core.MethodInstance}, params::Base.CodegenParams, @nospecialize(f),
@@ -940,7 +977,7 @@ function names_called(root::Ptr{Cvoid}, entries::Vector{Ptr{Cvoid}} = Ptr{Cvoid}
     found = String[]
     scalar = Tuple{Ptr{Cvoid},Cint}[]
     nested = plain = false
-    for f in called_functions([root; entries])
+    for f in called_functions(pushfirst!(copy(entries), root))
         name = llvm_value_name(f)
         for n in Oxidase.INACTIVE_NAMES
             n in found || occursin(n, name) && push!(found, n)
