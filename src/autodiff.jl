@@ -641,6 +641,11 @@ function check_shape(i, a::Union{BatchDuplicated,BatchDuplicatedNoNeed})
     end
 end
 
+# (Arrays of floats, the common case, and their elements, which `shape_error`'s
+# inference meets, need no generated code: the generator's own compile cost a
+# session's first gradient of such an argument some 20 ms.)
+same_shape(x::Array{T,N}, dx::Array{T,N}) where {T<:Union{Float64,Float32},N} = size(x) == size(dx)
+same_shape(::T, ::T) where {T<:Union{Float64,Float32}} = true
 @generated function same_shape(x::T, dx::T) where {T}
     # Arrays of arrays: every element's shadow too (a loop over the elements).
     T <: Array && is_nested_eltype(eltype(T)) && return :(size(x) == size(dx) && same_elements(x, dx))

@@ -59,7 +59,9 @@ const LATENCY_WORKLOADS = [
 ]
 
 # The script a fresh process runs: set-up, the primal once, then the timed first
-# derivative; it prints `total <s>`, how many derivatives the call compiled, then
+# derivative; it prints `total <s>`, the time Julia spent compiling methods during the
+# call (`compile <s>`: Julia's own log of what it compiles, `jl_dump_compiles`, almost
+# all of it Oxidase's cold path), how many derivatives the call compiled, then
 # `extraction <step> <s>` and `engine <step> <s>` lines (the call's share of the totals).
 function latency_script(setup, call)
     return """
@@ -69,10 +71,18 @@ function latency_script(setup, call)
     compiles = Oxidase.compile_count()
     extraction = Dict(Oxidase.Extract.extraction_timings())
     engine = Dict(Oxidase.engine_timings())
+    log = tempname()
+    io = open(log, "w")
+    ccall(:jl_dump_compiles, Cvoid, (Ptr{Cvoid},), io.handle)
     t = time_ns()
     $call
     total = (time_ns() - t) / 1e9
+    ccall(:jl_dump_compiles, Cvoid, (Ptr{Cvoid},), C_NULL)
+    close(io)
     println("total ", total)
+    # (Each line Julia logs: the nanoseconds it spent compiling a method, a tab, its signature.)
+    println("compile ", mapreduce(l -> parse(Int, split(l, '\t')[1]), +, eachline(log); init = 0) / 1e9)
+    rm(log)
     println("compiles ", Oxidase.compile_count() - compiles)
     for (step, s) in Oxidase.Extract.extraction_timings()
         println("extraction ", step, " ", s - get(extraction, step, 0.0))
@@ -85,23 +95,26 @@ end
 
 struct Breakdown
     total::Float64                         # seconds
+    julia_compile::Float64                 # seconds Julia spent compiling methods, within the steps
     compiles::Int
     steps::Vector{Pair{String,Float64}}    # "extraction: codegen" => seconds, ...
 end
 
 function parse_breakdown(out)
-    total, compiles, steps = NaN, 0, Pair{String,Float64}[]
+    total, julia_compile, compiles, steps = NaN, NaN, 0, Pair{String,Float64}[]
     for line in split(out, '\n'; keepempty = false)
         words = split(line)
         if words[1] == "total"
             total = parse(Float64, words[2])
+        elseif words[1] == "compile"
+            julia_compile = parse(Float64, words[2])
         elseif words[1] == "compiles"
             compiles = parse(Int, words[2])
         elseif words[1] in ("extraction", "engine")
             push!(steps, "$(words[1]): $(words[2])" => parse(Float64, words[3]))
         end
     end
-    return Breakdown(total, compiles, steps)
+    return Breakdown(total, julia_compile, compiles, steps)
 end
 
 # The fastest of `processes` fresh processes, whole: its steps add up to its total.
@@ -134,6 +147,8 @@ function breakdown_table(results)
     println(io, "| rest (Julia compiling Oxidase's methods for the call, the call) | ",
             join([ms(b.total - sum(Float64[s for (_, s) in b.steps])) for (_, b) in results], " | "), " |")
     println(io, "| **first gradient** | ", join(["**$(ms(b.total))**" for (_, b) in results], " | "), " |")
+    println(io, "| of which Julia compiling methods (inside the steps above: mostly Oxidase's cold path) | ",
+            join([ms(b.julia_compile) for (_, b) in results], " | "), " |")
     println(io, "| derivatives compiled | ", join([string(b.compiles) for (_, b) in results], " | "), " |")
     return String(take!(io))
 end

@@ -578,31 +578,39 @@ function document(runtime, latency, breakdown, summary, missed)
     logistic loss `sum(log1p.(exp.(-y .* (X * w)))) / n + 0.01 dot(w, w)` (50×8).
 
     $breakdown
-    Where the time goes, and why the targets are missed: (1) **the rest** is mostly Julia
-    1.5 generating native code for Oxidase's own cold path in every session (it caches
-    type inference with the package, not native code; in Julia's profiler, most of it is
-    LLVM 9 compiling Oxidase's methods, then type inference): a second function in the
-    same process pays little of it (the second-function row), and Julia ≥ 1.9, which
-    caches native code in package images, would remove most of it. Cuts made so far:
-    messages' signatures formatted only when a message is made (formatting types
-    compiled `show` for them, 55–75 ms), and a new signature's buffers built without
-    dispatching on its annotation types (~24 ms a signature, 165 ms at a session's
-    first); and Base's reflection (`return_types`, `method_instances`) and
-    `CodegenParams`' keyword constructor, which Julia compiled at every session's first
-    gradient, replaced by calls it has compiled (~90 ms). (2) **Julia's codegen of the call graph** (`extraction: codegen`, 0.1–0.3 s):
-    `jl_create_native` emits every callee, throw paths and broadcast machinery included,
-    into one module. (3) **LLVM on the derivative** (`engine: optimize` and `engine:
-    jit`, 0.2–2.5 s together): proportional to the module's size; RK4's five broadcasts
-    inline Julia's aliasing checks and copies into a 15,000-line derivative (8,700 lines
-    before differentiation), whose `default<O2>` spends its time in InstCombine and GVN
-    and whose machine code in instruction selection (`llc -O2` alone takes 0.35 s on the
-    MLP's 7,000 lines; `-O1` no less). Base's elementary functions the derivative keeps
+    Where the time goes, and why the targets are missed: (1) **Julia compiling
+    Oxidase's own cold path**, in every session (the row "of which Julia compiling
+    methods", Julia's own log of what it compiles, `jl_dump_compiles`): 0.24–0.34 s of
+    each first gradient, spread over the extraction's steps (the extraction's code is
+    compiled the first time it runs) and the rest. Julia 1.5 caches type inference with
+    a package, not native code; a second function in the same process pays little of
+    it (the second-function row), and Julia ≥ 1.9, whose package images cache native
+    code, would remove most of it. Cuts made so far: messages' signatures formatted
+    only when a message is made (formatting types compiled `show` for them, 55–75 ms);
+    a new signature's buffers built without dispatching on its annotation types (~24
+    ms a signature, 165 ms at a session's first); Base's reflection (`return_types`,
+    `method_instances`) and `CodegenParams`' keyword constructor replaced by calls
+    Julia has compiled (~90 ms); the extraction's rare paths (`@threads` loops, tasks,
+    calls compiled for any number of arguments) one dynamic call behind cheap checks
+    (60–100 ms); the shape check of a float array's shadow not generated (~20 ms).
+    (2) **Julia's codegen of the call graph** (`extraction: codegen`, with the first
+    compile of the extraction's code): `jl_create_native` emits every callee, throw
+    paths and broadcast machinery included, into one module. (3) **LLVM on the
+    derivative** (`engine: optimize` and `engine: jit`): proportional to the module's
+    size; RK4's five broadcasts inline Julia's aliasing checks and copies into a
+    derivative of 11,200 instructions after optimization (7,600 before), whose
+    `default<O2>` spends its time in InstCombine and GVN and whose machine code in
+    instruction selection (`llc -O2` takes 0.18 s on the logistic loss's 5,200 lines,
+    `-O1` as long, `-O0` 0.06 s). Base's elementary functions the derivative keeps
     calling (`sin`, `exp`, `tanh`...) no longer go through either: the derivative calls
     the machine code Julia compiled for the primal (`sin` is 650 lines; engine and JIT
-    on `sin(x) * exp(y)`: 11 ms, 58 ms before). The engine's own analyses take 0.08–0.2 s.
-    Reaching 300 ms needs the next steps: derivative code kept and reused across
+    on `sin(x) * exp(y)`: 11 ms, 58 ms before), and their bodies are no longer
+    extracted. The engine's own analyses take 0.03–0.1 s. Reaching 300 ms needs the
+    next steps: the extraction's walks of Julia's module done in the engine (compiled
+    ahead of time) instead of in Julia, derivative code kept and reused across
     functions (Base's broadcast and BLAS wrappers), cold paths (throws) outlined and
-    compiled lazily, and less of Julia's code to extract.
+    compiled lazily, or a quick first tier of machine code while the optimized one is
+    built.
 
     $summary
 
