@@ -448,9 +448,16 @@ const WHY_MISSED = [
      "3.62 for 5aaa990, alternating `--quick` runs on the Intel Xeon of 2026-12-01, whose " *
      "scalar times were about twice those of earlier machines; 4.81, 5.04, 4.87 (rosenbrock) " *
      "for 9dd88e9 against 7.56, 4.75, 3.41 for 09a1500 and a29e7ff, alternating on the AMD " *
-     "EPYC of 2026-12-02. The scalar derivative's " *
+     "EPYC of 2026-12-02; 2.69 and 3.23 (ODE), 3.91 and 3.46 (rosenbrock) for 5ab40a8 " *
+     "against 3.03 and 3.03, 4.95 and 3.48 for 7ccdbda, alternating on the AMD EPYC of " *
+     "2026-12-04 (the two differ only in compile-time code). The scalar derivative's " *
      "fixed cost (about 10 ns) weighs against a 4.7 ns primal; why it differs between " *
      "CPUs is not known yet."),
+    (("RK4 ODE",), "ours / hand-written",
+     "Within the spread of runs, not a change: 1.11 at 0d7e50f (2026-12-03); on the AMD " *
+     "EPYC of 2026-12-04, alternating `--quick` runs gave 1.11 and 1.32 for 5ab40a8 " *
+     "against 1.25 and 1.21 for 7ccdbda, whose derivative code is the same (they differ " *
+     "only in compile-time code)."),
     (("extended Rosenbrock, `hvp",), "hvp / gradient",
      "The product's reverse pass runs on pairs of floats (a dual's value and partial), " *
      "whose products cost three multiplications and whose tape and shadows are twice the " *
