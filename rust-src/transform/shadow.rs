@@ -242,7 +242,30 @@ pub fn build_lane<'ctx>(
             if i.opcode() == Opcode::LLVMPHI {
                 b.before(i.parent_block().first_non_phi().expect("blocks end with a terminator"))?;
             }
-            let s = b.load(i.ty(), of(object))?;
+            // (The object may be known by a cast of it, or it a cast of a value known:
+            // the argument loaded in the entry, whose address-space cast is the root.
+            // An object without a shadow would make this a load through null.)
+            let cast_of = |v: Value<'ctx>| {
+                matches!(v.opcode_if_instruction(), Some(Opcode::LLVMAddrSpaceCast | Opcode::LLVMBitCast))
+            };
+            let known = shadow.get(&object).copied().or_else(|| {
+                let beside = object.users().into_iter().filter(|&u| cast_of(u)).find_map(|u| shadow.get(&u).copied());
+                let under = cast_of(object).then(|| shadow.get(&object.operand(0)).copied()).flatten();
+                beside.or(under)
+            });
+            let from = match known {
+                Some(s) if s.ty() == object.ty() => Some(s),
+                Some(s) => Some(b.cast(Opcode::LLVMAddrSpaceCast, s, object.ty())?),
+                None => None,
+            };
+            let Some(from) = from else {
+                return Err(crate::error::Error::Internal(format!(
+                    "no shadow for the array `{}` whose data pointer the merge `{}` reloads",
+                    object.print().trim(),
+                    i.print().trim()
+                )));
+            };
+            let s = b.load(i.ty(), from)?;
             s.set_name(&format!("{}.shadow", i.name()));
             shadow.insert(i, s);
             continue;
