@@ -467,11 +467,17 @@ function program(rng, name)
                 "s += sum(Property.svdvals([x[1] 1.0 0.5; $(expr(rng, 1, vars)) x[3] -1.0])) / 4",
                 "s += Property.cond([x[1] 1.0; $(expr(rng, 1, vars)) x[2] + 2.0], $(rand(rng, (1, 2, Inf)))) / 8",
                 # Ranges with differentiated endpoints: `LinRange` computes in floats;
-                # Base's float `range` computes with integers at small rationals (then
-                # refused, never zero) and in twice-precision floats elsewhere.
+                # Base's float ranges (integers at small rationals, twice-precision
+                # floats elsewhere) differentiate through Oxidase's rules
+                # (src/range_rules.jl). (`a:s:b` with b - a fixed: its length does not
+                # change with the point.)
                 "s += sum(v -> v^2, LinRange(x[1], $(expr(rng, 1, vars)), $(rand(rng, 2:5)))) / 4",
                 "rg = range(x[$(rand(rng, 1:3))], $(expr(rng, 1, vars)); length = $(rand(rng, 2:4))); s += rg[2] * rg[end] / 2",
                 "rg = range(x[1]; step = 1 + x[2]^2, length = $(rand(rng, 1:4))); s += sum(rg) * $(expr(rng, 1, vars)) / 4",
+                "rg = range($(rand(rng, 0:1)), $(expr(rng, 1, vars)); length = $(rand(rng, 2:5))); s += sum(sin, rg) / 4",
+                (k = rand(rng, 1:3); "for v in x[$k]:$(rand(rng, (0.25, 0.5))):(x[$k] + $(rand(rng, (0.3, 1.1, 2.3))))
+        s += v * $(expr(rng, 1, vars)) / 8
+    end"),
                 # Permutations (inactive: their indices pick the elements).
                 "ix = sortperm(x); s += x[ix[1]] * $(expr(rng, 1, vars)) + x[ix[end]]^2",
                 "ix = sortperm(x; rev = true); for k in 1:$(rand(rng, 0:3))

@@ -79,8 +79,8 @@ pub fn rule_array_result(i: crate::llvm::Value) -> Option<crate::request::Leaf> 
 
 /// What the result of rule call `i` holds when the rule returns it through memory
 /// (`sret`: a struct or tuple Julia stores inline), for the shadow of the caller's
-/// buffer: numbers of one float type (`logabsdet`'s tuple; the buffer's shadow holds
-/// their tangents or adjoints), or arrays of floats beside integers (a factorization
+/// buffer: numbers of one float type, with integers beside them or not (`logabsdet`'s
+/// tuple, a float range; the buffer's shadow holds their tangents or adjoints), or arrays of floats beside integers (a factorization
 /// object, `RULE_RESULT_ARRAY_F64`/`_F32`: the shadow holds the arrays' shadows, which
 /// the rule makes). `None` for any other call or result.
 pub fn rule_sret_result(i: crate::llvm::Value) -> Option<RuleSret> {
@@ -94,14 +94,15 @@ pub fn rule_sret_result(i: crate::llvm::Value) -> Option<RuleSret> {
     } else if f.has_string_attr(RULE_RESULT_ARRAY_F32) {
         Some(RuleSret::Arrays { f32: true })
     } else {
-        ty.float_aggregate().map(|_| RuleSret::Floats)
+        ty.numbers_aggregate().map(|_| RuleSret::Floats)
     }
 }
 
 /// What a rule's result returned through memory holds (`rule_sret_result`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RuleSret {
-    /// Numbers of one float type.
+    /// Numbers of one float type, with integers beside them (a float range's length
+    /// and offset), which carry no derivative and are read from the primal.
     Floats,
     /// Arrays of `Float32` (`f32`) or `Float64`, beside data without derivatives.
     Arrays {

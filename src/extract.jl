@@ -591,8 +591,11 @@ function emit_bitcode(@nospecialize(f), @nospecialize(types), mi::Core.MethodIns
     # (A dynamic call: Julia 1.5 generates code for a function's statically resolved
     # callees with it, taken or not, and the walk cost every session's first gradient
     # some 30 ms, most of which define no function it marks.)
-    inactive, nested, plain, scalar = names_called(llvmf, entries)
+    inactive, nested, plain, scalar, ranges = names_called(llvmf, entries)
     plain && throw(Base.invokelatest(plain_autodiff_error, f, types))
+    # (A float range is made by a call Oxidase's range rules cover: registered now, and
+    # its calls marked below.)
+    ranges && Base.invokelatest(Oxidase.use_range_rules!)
     # (A dynamic call: compiled in the first session's extraction that meets a function
     # of floats alone, not in every first gradient.)
     if !isempty(scalar)
@@ -971,12 +974,13 @@ end
 # 60 ms.) And whether one of them is a nested differentiation's (`autodiff_deferred`,
 # `gradient`; `Oxidase.NESTED_NAMES`), whose rules are registered then, and whether one
 # is the compiled-derivative lookup of a plain `autodiff` inlined into the code. And the
-# functions of floats alone it calls (`link_native_code!`). The same for the functions
-# the `entries` call (`@threads` loops' and tasks' closures, which the engine calls).
+# functions of floats alone it calls (`link_native_code!`), and whether it makes a float
+# range (`Base._range`, `(:)`, src/range_rules.jl). The same for the functions the
+# `entries` call (`@threads` loops' and tasks' closures, which the engine calls).
 function names_called(root::Ptr{Cvoid}, entries::Vector{Ptr{Cvoid}} = Ptr{Cvoid}[])
     found = String[]
     scalar = Tuple{Ptr{Cvoid},Cint}[]
-    nested = plain = false
+    nested = plain = ranges = false
     for f in called_functions(pushfirst!(copy(entries), root))
         name = llvm_value_name(f)
         for n in Oxidase.INACTIVE_NAMES
@@ -984,12 +988,13 @@ function names_called(root::Ptr{Cvoid}, entries::Vector{Ptr{Cvoid}} = Ptr{Cvoid}
         end
         nested |= is_nested_name(name)
         plain |= startswith(name, "julia_cached_derivative_")
+        ranges |= startswith(name, "julia__range_") || startswith(name, "julia_Colon_")
         if f != root && startswith(name, "julia_")
             kind = float_kind(f)
             kind != 0 && push!(scalar, (f, kind))
         end
     end
-    return found, nested, plain, scalar
+    return found, nested, plain, scalar, ranges
 end
 
 # The LLVM type kind of the floats `fn` takes and returns when it takes and returns

@@ -205,14 +205,34 @@ is_array_result(@nospecialize(R)) =
     is_numbers_result(R)
 
 Whether a rule's result of type `R` is a struct or tuple of numbers of one float type
-(`logabsdet`'s `(Float64, Float64)`), which Julia returns through memory the caller
-gives (`sret`): its tangent, adjoint and shadow are values of the same type.
+(`logabsdet`'s `(Float64, Float64)`), nested or not, beside integers or not (a float
+range: `StepRangeLen{Float64,TwicePrecision{Float64},TwicePrecision{Float64}}`, its
+length and offset), which Julia returns through memory the caller gives (`sret`): its
+tangent, adjoint and shadow are values of the same type, whose integers are the
+primal's in a tangent and carry nothing in an adjoint.
 """
 function is_numbers_result(@nospecialize(R))
     (R isa DataType && isconcretetype(R) && isbitstype(R) && !isprimitivetype(R) && fieldcount(R) >= 2) ||
         return false
-    F = fieldtype(R, 1)
-    return (F === Float64 || F === Float32) && all(i -> fieldtype(R, i) === F, 1:fieldcount(R))
+    floats = DataType[]
+    leaves_ok(T) = T === Float64 || T === Float32 ? (push!(floats, T); true) :
+                   T <: Integer ? isprimitivetype(T) :
+                   !isprimitivetype(T) && all(i -> leaves_ok(fieldtype(T, i)), 1:fieldcount(T))
+    return leaves_ok(R) && !isempty(floats) && all(==(floats[1]), floats)
+end
+
+"""
+    is_float_numbers(T)
+
+Whether `T` is a struct or tuple of two or more numbers of one float type and nothing
+else: an argument a rule gets by reference whose adjoint is added field by field into
+its shadow memory (`add_numbers`).
+"""
+function is_float_numbers(@nospecialize(T))
+    (T isa DataType && isconcretetype(T) && isbitstype(T) && !isprimitivetype(T) && fieldcount(T) >= 2) ||
+        return false
+    F = fieldtype(T, 1)
+    return (F === Float64 || F === Float32) && all(i -> fieldtype(T, i) === F, 1:fieldcount(T))
 end
 
 """
@@ -294,10 +314,10 @@ no_rule_error(site, rule, args...) =
     rule_error(site, rule, "has no method for " * join((a isa Type ? string(a) : string(typeof(a)) for a in args), ", "))
 
 # The rule `which` (`:forward`, `:augmented_primal`) for these arguments: the user's
-# method (`EnzymeRules`) when one applies, else Oxidase's own (`BuiltinRules`), else
-# `nothing`.
+# method (`EnzymeRules`) when one applies, else Oxidase's own (`BuiltinRules`,
+# `NestedRules`, `RangeRules`), else `nothing`.
 function applicable_rule(which::Symbol, @nospecialize(args...))
-    for table in (EnzymeRules, BuiltinRules, NestedRules)
+    for table in (EnzymeRules, BuiltinRules, NestedRules, RangeRules)
         f = getfield(table, which)
         Base.invokelatest(applicable, f, args...) && return f
     end
@@ -404,7 +424,7 @@ function rule_call(mode::Int32, site_id::Int64, args::Ptr{Ptr{Cvoid}}, shadows::
         # its shadow memory in forward mode, which loads as the struct itself; in reverse
         # mode it is `Active`, and `rule_reverse` adds the adjoint the rule returns into
         # that memory, where the derivative reads it.)
-        numbers = how === BY_REFERENCE && is_numbers_result(T)
+        numbers = how === BY_REFERENCE && is_float_numbers(T)
         (j == 1 || how === BY_REFERENCE && !numbers && field_shadowing(T) !== :struct) &&
             throw(rule_error(site, rule, "cannot be applied: argument $(j - 1) (a $T) carries a derivative the " *
                                          "engine cannot pass to a rule yet"))
@@ -437,7 +457,7 @@ function rule_call(mode::Int32, site_id::Int64, args::Ptr{Ptr{Cvoid}}, shadows::
     supported ||
         throw(rule_error(site, rule, "cannot be applied: the function returns a $R (rules for functions " *
                                      "returning Float64, Float32, arrays of Float64 or Float32, tuples or structs " *
-                                     "of Float64 or of Float32 numbers, immutable structs holding such arrays " *
+                                     "of Float64 or of Float32 numbers (integers beside them allowed), immutable structs holding such arrays " *
                                      "beside integers (a factorization), or a value without data such as " *
                                      "`nothing`, are supported)"))
     needs_primal = flags & RULE_NEEDS_PRIMAL != 0 && !ghost
@@ -681,16 +701,17 @@ function rule_reverse(handle::Int64, dret::Ptr{Ptr{Cvoid}}, dargs::Ptr{Ptr{Cvoid
     return nothing
 end
 
-# The field-by-field sum of two structs or tuples of numbers (`is_numbers_result`).
+# The field-by-field sum of two structs or tuples of numbers (`is_float_numbers`).
 function add_numbers(a::R, b::R) where {R}
     sums = Any[getfield(a, i) + getfield(b, i) for i in 1:fieldcount(R)]
     return ccall(:jl_new_structv, Any, (Any, Ptr{Any}, UInt32), R, sums, length(sums))::R
 end
 
-# Zero of a float type, or of a struct or tuple of numbers (`is_numbers_result`).
+# Zero of a number type, or of a struct or tuple of numbers, nested or not
+# (`is_numbers_result`), made field by field (not by its constructors, which may check).
 zero_numbers(::Type{R}) where {R<:Real} = zero(R)
 function zero_numbers(::Type{R}) where {R}
-    zeros = Any[zero(fieldtype(R, i)) for i in 1:fieldcount(R)]
+    zeros = Any[zero_numbers(fieldtype(R, i)) for i in 1:fieldcount(R)]
     return ccall(:jl_new_structv, Any, (Any, Ptr{Any}, UInt32), R, zeros, length(zeros))::R
 end
 

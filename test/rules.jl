@@ -459,7 +459,9 @@ function EnzymeRules.forward(config, ::Const{typeof(bad_split)}, RT, x::Duplicat
     return Duplicated(y, Split(y.low, zeros(2), 4))
 end
 uses_bad_split(x) = sum(bad_split(x).low)
-# A tuple of a number and an integer: the engine does not shadow its memory yet.
+# A tuple of a number and an integer (once refused, and before that a zero tangent):
+# its memory's shadow holds the number's tangent; the integer is read from the primal
+# (the rule's tangent may hold anything there).
 with_count(x::Float64) = (2x, 3)
 EnzymeRules.forward(config, ::Const{typeof(with_count)}, RT, x::Duplicated) =
     Duplicated(with_count(x.val), (2x.dval, 0))
@@ -475,8 +477,12 @@ uses_with_count(x) = ((y, n) = with_count(x); y * n)
     @test autodiff(Forward, uses_split, Duplicated, Duplicated(copy(x), v))[2] ≈ g' * v rtol = 1e-6
     e = caught(() -> autodiff(Forward, uses_bad_split, Duplicated, Duplicated([1.0, 2.0, 3.0, 4.0], ones(4))))
     @test e isa DifferentiationError && occursin("bad_split", e.msg) && occursin("own array", e.msg)
-    # (Refused, never a zero: once a silently zero tangent.)
-    e = caught(() -> autodiff(Forward, uses_with_count, Duplicated, Duplicated(1.0, 1.0)))
+    for x in (1.0, -0.75)
+        @test autodiff(Forward, uses_with_count, Duplicated, Duplicated(x, 1.0)) == (6x, 6.0)
+        @test autodiff(Forward, uses_with_count, Duplicated, Duplicated(x, -2.0)) == (6x, -12.0)
+    end
+    # (Reverse mode needs `augmented_primal`, which this rule has not: named.)
+    e = caught(() -> autodiff(Reverse, uses_with_count, Active, Active(1.0)))
     @test e isa DifferentiationError && occursin("with_count", e.msg)
 end
 

@@ -14,6 +14,7 @@ using Test
     @testset "math sweep" begin include("math_sweep.jl") end
     @testset "control flow" begin include("control_flow.jl") end
     @testset "arrays" begin include("arrays.jl") end
+    @testset "float ranges" begin include("ranges.jl") end
     @testset "batch" begin include("batch.jl") end
     @testset "structs and tuples" begin include("structs.jl") end
     @testset "closures" begin include("closures.jl") end

@@ -5,8 +5,10 @@
 //! into the caller's buffer and the tangent into the buffer's shadow (forward mode), and
 //! reads the result's adjoints from that shadow (reverse mode). Checked in forward, batch
 //! forward and reverse mode, in a loop of 0, 1 and several calls. And a tuple of a float
-//! and an integer, whose buffer has no shadow: refused, where it once read back as a
-//! constant. (Its own test binary: the hooks are process-wide.)
+//! and an integer (a float range holds two integers beside its numbers), once refused
+//! (and before that read back as a constant): its buffer's shadow holds the float's
+//! tangent or adjoint, and the integer is read from the primal. (Its own test binary:
+//! the hooks are process-wide.)
 
 mod common;
 use common::*;
@@ -18,9 +20,14 @@ use std::ffi::c_void;
 const SRET: i32 = 4;
 
 thread_local! {
-    /// The argument of each augmented call, indexed by its handle.
-    static RECORDS: RefCell<Vec<f64>> = const { RefCell::new(Vec::new()) };
+    /// The site and argument of each augmented call, indexed by its handle.
+    static RECORDS: RefCell<Vec<(i64, f64)>> = const { RefCell::new(Vec::new()) };
 }
+
+/// The site of `with_count`'s rule, whose hooks give `x ↦ (2x, 3)` the tangent `5ẋ`
+/// (not the body's `2ẋ`, so a result matching it proves the hook ran).
+const WITH_COUNT_SITE: i64 = 4;
+const WITH_COUNT_TANGENT: f64 = 5.0;
 
 /// The tangent the hooks give `(sin x, cos x)`: twice the true one.
 fn rule_tangent(x: f64) -> (f64, f64) {
@@ -30,7 +37,7 @@ fn rule_tangent(x: f64) -> (f64, f64) {
 #[allow(clippy::too_many_arguments)]
 unsafe extern "C" fn rule_call(
     mode: i32,
-    _site: i64,
+    site: i64,
     args: *const *const c_void,
     shadows: *const *const c_void,
     n: i32,
@@ -45,9 +52,24 @@ unsafe extern "C" fn rule_call(
     assert_ne!(flags & 1, 0, "the primal result is always written (it is read from the buffer)");
     let buffer = *args as *mut f64;
     let x = *(*args.add(1) as *const f64);
-    *buffer = x.sin();
-    *buffer.add(1) = x.cos();
-    if mode == 0 {
+    if site == WITH_COUNT_SITE {
+        // (The float, then the integer, as the caller's type lays them out; a tangent's
+        // integer is the primal's, as the Julia package writes it.)
+        *buffer = 2.0 * x;
+        *(buffer.add(1) as *mut i64) = 3;
+    } else {
+        *buffer = x.sin();
+        *buffer.add(1) = x.cos();
+    }
+    if mode == 0 && site == WITH_COUNT_SITE {
+        for l in 0..width as usize {
+            let out = *shadows.add(l * 2) as *mut f64;
+            let t = *shadows.add(l * 2 + 1) as *const f64;
+            assert!(!out.is_null() && !t.is_null(), "the buffer's shadow and the argument's tangent are passed");
+            *out = WITH_COUNT_TANGENT * *t;
+            *(out.add(1) as *mut i64) = 3;
+        }
+    } else if mode == 0 {
         assert_ne!(flags & 2, 0, "forward mode wants the result's tangent");
         for l in 0..width as usize {
             let out = *shadows.add(l * 2) as *mut f64;
@@ -60,17 +82,25 @@ unsafe extern "C" fn rule_call(
     } else {
         RECORDS.with(|r| {
             let mut r = r.borrow_mut();
-            r.push(x);
+            r.push((site, x));
             *handle = r.len() as i64 - 1;
         });
     }
 }
 
 unsafe extern "C" fn rule_reverse(handle: i64, dret: *const *const c_void, dargs: *const *mut c_void) {
-    let x = RECORDS.with(|r| r.borrow()[handle as usize]);
-    // (The buffer's shadow, holding the adjoints of the two numbers: taken.)
+    let (site, x) = RECORDS.with(|r| r.borrow()[handle as usize]);
+    // (The buffer's shadow, holding the adjoints of the two numbers, or of the one
+    // number beside the integer: taken.)
     let d = *dret as *mut f64;
     assert!(!d.is_null(), "the buffer's shadow is passed");
+    if site == WITH_COUNT_SITE {
+        let out = *dargs.add(1) as *mut f64;
+        assert!(!out.is_null(), "the argument's adjoint is wanted");
+        *out = WITH_COUNT_TANGENT * *d;
+        *d = 0.0;
+        return;
+    }
     let (da, db) = (*d, *d.add(1));
     *d = 0.0;
     *d.add(1) = 0.0;
@@ -121,7 +151,8 @@ done:
 }
 "#;
 
-/// The same with a tuple of a float and an integer: `{double, i64}`.
+/// A tuple of a float and an integer, `{double, i64}`: `(2x, 3)`, whose numbers'
+/// product is returned (`n` unused).
 const WITH_COUNT: &str = r#"
 define internal void @"oxidase.rule.4.julia_with_count_1"(ptr noalias nocapture sret({ double, i64 }) %out, double %x) noinline {
 top:
@@ -132,7 +163,7 @@ top:
   ret void
 }
 
-define double @with_count(double %x) {
+define double @with_count(double %x, i64 %n) {
 top:
   %buf = alloca { double, i64 }, align 8
   call void @"oxidase.rule.4.julia_with_count_1"(ptr noalias nocapture nonnull sret({ double, i64 }) %buf, double %x)
@@ -182,13 +213,16 @@ fn a_tuple_returned_through_memory_reaches_the_hooks_in_every_mode() {
 }
 
 #[test]
-fn a_struct_whose_buffer_has_no_shadow_is_refused() {
+fn a_float_beside_an_integer_reaches_the_hooks_in_every_mode() {
     oxidase::runtime::hooks::set_rules(rule_call as *const () as usize, rule_reverse as *const () as usize);
-    for mode in [Mode::Forward, Mode::Reverse] {
+    let compile = |mode: Mode, width: u32| {
         let (x, ret) = if mode == Mode::Reverse { (Active, Active) } else { (Duplicated, Duplicated) };
-        let e = compile_batch(WITH_COUNT, "with_count", mode, 1, vec![ghost(), float_arg(x)], ret)
-            .err()
-            .unwrap_or_else(|| panic!("{mode:?}: a derivative was compiled"));
-        assert!(e.to_string().contains("cannot follow"), "{mode:?}: {e}");
+        compile_batch(WITH_COUNT, "with_count", mode, width, vec![ghost(), float_arg(x), int_arg()], ret)
+            .unwrap_or_else(|e| panic!("{mode:?}: {e}"))
+    };
+    let fns = (compile(Mode::Reverse, 1), compile(Mode::Forward, 1), compile(Mode::Forward, 2));
+    for x in [0.3, -1.2] {
+        // (y = 2x times the count 3; the hooks' tangent of y is 5ẋ.)
+        check_scalar_modes(fns, x, 0, 6.0 * x, 3.0 * WITH_COUNT_TANGENT, "with_count");
     }
 }

@@ -3461,9 +3461,21 @@ pub fn integer_field<'ctx>(
             // reads the object, such as a copy out of it or a reduction over a
             // `LinRange` given by reference, or zeroes part of it, stores no float's
             // bits into the field.)
-            Some(Opcode::LLVMCall) => u
-                .as_call()
-                .is_some_and(|call| is_lifetime_marker(call) || is_noreturn_call(call) || only_reads(call, p)),
+            Some(Opcode::LLVMCall) => u.as_call().is_some_and(|call| {
+                is_lifetime_marker(call) || is_noreturn_call(call) || only_reads(call, p) || {
+                    // (A rule's result, numbers beside integers, written as its type lays it
+                    // out: a float range's length and offset are integers.)
+                    p == base
+                        && u.operand(0) == p
+                        && offset >= 0
+                        && crate::names::rule_sret_result(u) == Some(crate::names::RuleSret::Floats)
+                        && call
+                            .called_function()
+                            .and_then(|f| f.sret_type())
+                            .and_then(|t| m.leaf_at(t, offset as u64))
+                            .is_some_and(|t| t == i.ty())
+                }
+            }),
             _ => false,
         },
     )

@@ -452,6 +452,32 @@ impl<'ctx> Type<'ctx> {
         }
         Some((leaf?, count))
     }
+    /// An array or struct (nested or not) whose leaves are the float type `leaf` and
+    /// integers, with at least one float (a Julia struct of numbers of one float type
+    /// beside integers, such as a float range): `leaf`.
+    pub fn numbers_aggregate(self) -> Option<Type<'ctx>> {
+        fn leaves<'ctx>(t: Type<'ctx>, float: &mut Option<Type<'ctx>>) -> bool {
+            match t.kind() {
+                LLVMTypeKind::LLVMArrayTypeKind => leaves(t.element(), float),
+                LLVMTypeKind::LLVMStructTypeKind => {
+                    // SAFETY: `t.0` is a live type (the `Type` invariant); the match arm has checked it
+                    // is a struct type.
+                    let n = unsafe { LLVMCountStructElementTypes(t.0) };
+                    // SAFETY: as above; `k` ranges below `LLVMCountStructElementTypes`.
+                    (0..n).all(|k| leaves(Type::from_raw(unsafe { LLVMStructGetTypeAtIndex(t.0, k) }), float))
+                }
+                LLVMTypeKind::LLVMIntegerTypeKind => true,
+                _ if t.is_float() => *float.get_or_insert(t) == t,
+                _ => false,
+            }
+        }
+        let mut float = None;
+        if leaves(self, &mut float) {
+            float
+        } else {
+            None
+        }
+    }
     /// Bits of a scalar float type (16, 32, 64), 0 otherwise.
     pub fn float_bits(self) -> u32 {
         match self.kind() {
@@ -1612,6 +1638,21 @@ impl Module {
                 Type::from_raw(LLVMStructGetTypeAtIndex(ty.0, k)),
             ))
         }
+    }
+
+    /// The scalar type at byte offset `offset` of type `ty` (an aggregate, nested or not,
+    /// or a scalar at offset 0): `None` between fields or in padding.
+    pub fn leaf_at<'ctx>(&'ctx self, ty: Type<'ctx>, offset: u64) -> Option<Type<'ctx>> {
+        let Some(n) = ty.aggregate_len() else {
+            return (offset == 0).then_some(ty);
+        };
+        for k in 0..n {
+            let (at, inner) = self.index_offset(ty, k)?;
+            if (at..at + self.size_of(inner)).contains(&offset) {
+                return self.leaf_at(inner, offset - at);
+            }
+        }
+        None
     }
 
     /// The byte offset `insertvalue`/`extractvalue` indices reach in aggregate type
