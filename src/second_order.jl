@@ -108,6 +108,12 @@ Base.:^(a::Dual, n::Integer) = n == 0 ? one(a) : Dual(a.value^n, n * a.value^(n 
     Dual(Base.literal_pow(^, a.value, Val(n)), n * Base.literal_pow(^, a.value, Val(n - 1)) * a.partial)
 Base.:^(a::Dual, b::Real) = Dual(a.value^b, b * a.value^(b - 1) * a.partial)
 Base.:^(a::Real, b::Dual) = (y = a^b.value; Dual(y, y * log(a) * b.partial))
+# `a:s:b` of duals, as Julia makes it of floats: elements `a + (i - 1)s`, `b` setting
+# the length only, the length the values' range has. (Base's generic `StepRange` of a
+# `Real` needs `rem`; `range(a, b; length)` and `range(a; step, length)` of duals work
+# as they are.)
+Base.:(:)(a::Dual{T}, s::Dual{T}, b::Dual{T}) where {T} = StepRangeLen(a, s, length(a.value:s.value:b.value))
+Base.:(:)(a::Dual{T}, b::Dual{T}) where {T} = a:one(a):b
 Base.:^(::Irrational{:ℯ}, b::Dual) = exp(b)
 Base.:^(a::Dual, b::Rational) = a^float(b)
 function Base.:^(a::Dual, b::Dual)

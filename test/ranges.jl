@@ -141,3 +141,25 @@ end
         foreach(m -> Oxidase.KEEPS_SIZES[m] = nothing, range_methods)
     end
 end
+
+# `hvp` runs the function on dual numbers: `a:s:b` and `a:b` of duals are made as of
+# floats (Base's generic ranges of a `Real` need `rem`, and raised an `ErrorException`
+# the generator met); the product itself is refused for now (the range is a struct of
+# duals the engine does not follow there), never a wrong number.
+@testset "float ranges of dual numbers" begin
+    D = Oxidase.Dual
+    a, s, b = D(0.3, 1.0), D(0.25, 0.5), D(1.4, 1.0)
+    r = a:s:b
+    @test length(r) == length(0.3:0.25:1.4) == 5
+    @test [v.value for v in r] ≈ collect(0.3:0.25:1.4)
+    @test [v.partial for v in r] ≈ 1.0 .+ 0.5 .* (0:4)
+    @test [v.value for v in a:D(2.5, 1.0)] ≈ [0.3, 1.3, 2.3]
+    @test [v.partial for v in a:3] == [1.0, 1.0, 1.0]
+    colon_hvp(x) = sum(abs2, x[1]:0.25:(x[1] + 1.1)) * x[2]
+    e = try
+        hvp(colon_hvp, [0.3, 0.7], [1.0, -0.5])
+    catch err
+        err
+    end
+    @test e isa Oxidase.DifferentiationError
+end
