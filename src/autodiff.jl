@@ -490,10 +490,11 @@ end
 function function_desc(@nospecialize(mode::Mode), @nospecialize(fa), name)
     fa isa Annotation && return argument_desc(mode, fa, 0, name)
     F = Core.Typeof(fa)
-    is_ghost(F) && return arg_desc(F, OX_CONST)
-    check_argument_type(F, 0, name, true)
-    return arg_desc(F, OX_CONST)
+    is_ghost(F) && return ArgDesc(OX_PASS_GHOST, OX_CONST, OxTypeEntry[])
+    return Base.invokelatest(closure_desc, F, name)::ArgDesc
 end
+
+closure_desc(@nospecialize(F), name) = (check_argument_type(F, 0, name, true); arg_desc(F, OX_CONST))
 
 function argument_desc(@nospecialize(mode::Mode), @nospecialize(a::Annotation), i::Int, name)
     T = Core.Typeof(getfield(a, :val))
@@ -501,8 +502,37 @@ function argument_desc(@nospecialize(mode::Mode), @nospecialize(a::Annotation), 
         throw(ArgumentError("Oxidase: Active arguments are not allowed in forward mode " *
                             "(argument $i of $name); use Duplicated(x, dx) or Const(x)"))
     end
+    d = common_desc(mode, a, T)
+    d === nothing || return d
+    return Base.invokelatest(general_argument_desc, mode, a, T, i, name)::ArgDesc
+end
+
+function general_argument_desc(@nospecialize(mode::Mode), @nospecialize(a::Annotation), @nospecialize(T), i::Int,
+                               name)
     check_argument_type(T, i, name, a isa Const)
     return arg_desc(T, argument_activity(mode, a, T, i, name))
+end
+
+# The descriptions of the arguments most calls have (a number, an array of numbers, an
+# integer), as `general_argument_desc` makes them, without its checks and type trees:
+# Julia compiles that code at a session's first gradient (with `closure_desc`'s, ~75
+# ms), so it runs through a dynamic call, compiled when first needed. `nothing` for any
+# other argument, or one refused there.
+function common_desc(@nospecialize(mode::Mode), @nospecialize(a::Annotation), @nospecialize(T))
+    duplicated = a isa Duplicated || a isa DuplicatedNoNeed
+    if T === Float64 || T === Float32
+        kind = T === Float64 ? OX_TT_FLOAT64 : OX_TT_FLOAT32
+        act = a isa Const ? OX_CONST : a isa Active && mode isa ReverseMode ? OX_ACTIVE :
+              duplicated && mode isa ForwardMode ? OX_DUPLICATED : return nothing
+        return ArgDesc(OX_PASS_VALUE, act, [OxTypeEntry(0, kind, 0)])
+    end
+    if T isa DataType && isconcretetype(T) && (T <: Array{Float64} || T <: Array{Float32})
+        act = a isa Const ? OX_CONST : duplicated ? OX_DUPLICATED : return nothing
+        kind = T <: Array{Float64} ? OX_TT_FLOAT64 : OX_TT_FLOAT32
+        return ArgDesc(OX_PASS_BOXED, act, [OxTypeEntry(0, OX_TT_ARRAY, 0), OxTypeEntry(0, kind, 1)])
+    end
+    T === Int && a isa Const && return ArgDesc(OX_PASS_VALUE, OX_CONST, [OxTypeEntry(0, OX_TT_INTEGER, 0)])
+    return nothing
 end
 
 # Constant isbits structs and tuples are passed as they are (the engine reads them

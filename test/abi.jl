@@ -129,3 +129,28 @@ end
     end
     @test isdefined(Oxidase, :OX_ACTIVE) && isdefined(Oxidase, :OX_ERR_JIT)
 end
+
+# The descriptions of common arguments made without the general checks and type trees
+# (`common_desc`, a fast path for a session's first gradient) are the general ones.
+@testset "common argument descriptions are the general ones" begin
+    name = Oxidase.SignatureName(sin, Tuple{Float64})
+    values = (1.0, 1.0f0, [1.0, 2.0], Float32[1, 2], rand(2, 2), 3, (1.0, 2.0), Int8(1))
+    for mode in (Forward, Reverse), v in values, A in (Const, Active, Duplicated, DuplicatedNoNeed)
+        a = A === Const || A === Active ? A(v) : A(v, v isa Tuple ? (0.0, 0.0) : zero(v))
+        T = Core.Typeof(v)
+        fast = Oxidase.common_desc(mode, a, T)
+        general = try
+            Oxidase.general_argument_desc(mode, a, T, 1, name)
+        catch e
+            e
+        end
+        if fast !== nothing
+            @test general isa Oxidase.ArgDesc
+            @test (fast.passing, fast.activity, fast.type_tree) == (general.passing, general.activity, general.type_tree)
+        end
+    end
+    # (The common cases are answered.)
+    @test Oxidase.common_desc(Reverse, Active(1.0), Float64) !== nothing
+    @test Oxidase.common_desc(Reverse, Duplicated([1.0], [0.0]), Vector{Float64}) !== nothing
+    @test Oxidase.common_desc(Forward, Duplicated(1.0f0, 0.0f0), Float32) !== nothing
+end
