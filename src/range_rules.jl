@@ -130,22 +130,33 @@ function reverse(config::RevConfig, ::Const{typeof(Base._range)}, dret, o::Int, 
     return (ā, s̄, nothing, nothing)
 end
 
-# a:s:b (and a:b, which calls it with s = 1); b sets the length only.
-function forward(config::FwdConfig, ::Const{Colon}, RT::Type, a::Annotation{T}, s::Annotation{T},
-                              b::Annotation{T}) where {T<:RangeFloat}
-    r = a.val:s.val:b.val
-    return range_forward(config, r, a, s, STEP_COEFFICIENTS)
-end
-function augmented_primal(config::RevConfig, ::Const{Colon}, RT::Type, a::Annotation{T},
-                                       s::Annotation{T}, b::Annotation{T}) where {T<:RangeFloat}
-    r = a.val:s.val:b.val
-    return AugmentedReturn(needs_primal(config) ? r : nothing, nothing, r.offset)
-end
-function reverse(config::RevConfig, ::Const{Colon}, dret, o::Int, a::Annotation{T},
-                              s::Annotation{T}, b::Annotation{T}) where {T<:RangeFloat}
-    ā, s̄ = range_reverse(config, dret, o, a, s, STEP_COEFFICIENTS)
-    b̄ = b isa Active ? active_adjoint(b, config, zeros(T, width(config))) : nothing
-    return (ā, s̄, b̄)
+# a:s:b (and a:b, which calls it with s = 1); b sets the length only. The three of one
+# float type, or some of them integers (`0:0.5:x`, which Base promotes in a call of its
+# own: covered, or the engine would meet the copy of the inner call's result).
+const ColonArgs = ((:(Annotation{T}), :(Annotation{T}), :(Annotation{T})),
+                   (:(Annotation{<:Integer}), :(Annotation{T}), :(Annotation{T})),
+                   (:(Annotation{T}), :(Annotation{<:Integer}), :(Annotation{T})),
+                   (:(Annotation{T}), :(Annotation{T}), :(Annotation{<:Integer})),
+                   (:(Annotation{<:Integer}), :(Annotation{<:Integer}), :(Annotation{T})),
+                   (:(Annotation{<:Integer}), :(Annotation{T}), :(Annotation{<:Integer})),
+                   (:(Annotation{T}), :(Annotation{<:Integer}), :(Annotation{<:Integer})))
+for (A, S, B) in ColonArgs
+    @eval begin
+        function forward(config::FwdConfig, ::Const{Colon}, RT::Type, a::$A, s::$S, b::$B) where {T<:RangeFloat}
+            r = a.val:s.val:b.val
+            return range_forward(config, r, a, s, STEP_COEFFICIENTS)
+        end
+        function augmented_primal(config::RevConfig, ::Const{Colon}, RT::Type, a::$A, s::$S,
+                                  b::$B) where {T<:RangeFloat}
+            r = a.val:s.val:b.val
+            return AugmentedReturn(needs_primal(config) ? r : nothing, nothing, r.offset)
+        end
+        function reverse(config::RevConfig, ::Const{Colon}, dret, o::Int, a::$A, s::$S, b::$B) where {T<:RangeFloat}
+            ā, s̄ = range_reverse(config, dret, o, a, s, STEP_COEFFICIENTS)
+            b̄ = b isa Active ? active_adjoint(b, config, zeros(typeof(b.val), width(config))) : nothing
+            return (ā, s̄, b̄)
+        end
+    end
 end
 
 end # module RangeRules
