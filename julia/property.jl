@@ -478,6 +478,8 @@ function program(rng, name)
                 (k = rand(rng, 1:3); "for v in x[$k]:$(rand(rng, (0.25, 0.5))):(x[$k] + $(rand(rng, (0.3, 1.1, 2.3))))
         s += v * $(expr(rng, 1, vars)) / 8
     end"),
+                # (`a:s:b` of a float and integers, which Base promotes in a call of its own.)
+                (k = rand(rng, 1:3); "s += sum(sin, x[$k]:1:(x[$k] + $(rand(rng, (0.5, 2.5))))) * $(expr(rng, 1, vars)) / 8"),
                 # Permutations (inactive: their indices pick the elements).
                 "ix = sortperm(x); s += x[ix[1]] * $(expr(rng, 1, vars)) + x[ix[end]]^2",
                 "ix = sortperm(x; rev = true); for k in 1:$(rand(rng, 0:3))

@@ -277,16 +277,7 @@ struct WidenedCall
 end
 
 # Whether the module defines a `japi1_` function or calls `jl_invoke`.
-function may_widen(mod::Ptr{Cvoid})
-    calls_jl_invoke(mod) && return true
-    fn = ccall((:LLVMGetFirstFunction, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), mod)
-    while fn != C_NULL
-        ccall((:LLVMIsDeclaration, LIBLLVM), Cint, (Ptr{Cvoid},), fn) == 0 &&
-            startswith(llvm_value_name(fn), "japi1_") && return true
-        fn = ccall((:LLVMGetNextFunction, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), fn)
-    end
-    return false
-end
+may_widen(mod::Ptr{Cvoid}) = calls_jl_invoke(mod) || names_prefix(mod, "japi1_", true)
 
 # The module's calls compiled for wider types than their arguments', where it shows the
 # arguments' types.
@@ -627,11 +618,13 @@ function emit_bitcode(@nospecialize(f), @nospecialize(types), mi::Core.MethodIns
     return bitcode, entry, ci, respecialize
 end
 
-# Whether the module has a function whose name starts with `prefix`.
-function names_prefix(mod::Ptr{Cvoid}, prefix::String)
+# Whether the module has a function (defined, with `defined`) whose name starts with
+# `prefix`.
+function names_prefix(mod::Ptr{Cvoid}, prefix::String, defined::Bool = false)
     fn = ccall((:LLVMGetFirstFunction, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), mod)
     while fn != C_NULL
-        startswith(llvm_value_name(fn), prefix) && return true
+        (!defined || ccall((:LLVMIsDeclaration, LIBLLVM), Cint, (Ptr{Cvoid},), fn) == 0) &&
+            startswith(llvm_value_name(fn), prefix) && return true
         fn = ccall((:LLVMGetNextFunction, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), fn)
     end
     return false
