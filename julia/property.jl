@@ -97,17 +97,19 @@ end
 
 # A model holding its layer by reference (issue 15): some programs take the array as a
 # field of a mutable struct held in an immutable one, differentiated as a whole.
+# (Its `Float32` field `c` is a constant of the program: read beside the Float64 ones.)
 mutable struct Layer
     w::Vector{Float64}
     k::Float64
+    c::Float32
 end
 struct Holder
     layer::Layer
     n::Int
 end
-hold(x, k = 0.5) = Holder(Layer(x, k), 3)
+hold(x, k = 0.5) = Holder(Layer(x, k, 0.75f0), 3)
 # Or as the first of a vector of layers (a vector of mutable structs).
-hold_vector(x, k = 0.5) = [Layer(x, k), Layer([0.25], -k)]
+hold_vector(x, k = 0.5) = [Layer(x, k, 0), Layer([0.25], -k, 1.5f0)]
 
 # A stream that is not a constant, so printing to it dispatches at run time, like
 # `println(x)` to `stdout` (the printing functions are inactive: issue 15).
@@ -493,8 +495,8 @@ function program(rng, name)
     push!(body, "return s + $(expr(rng, 1, vars))")
     held = rand(rng) < 0.15 ? rand(rng, (:struct, :vector)) : :none
     # Closures over the model (handed to the pairwise sum), before the return.
-    held == :struct && insert!(body, length(body), "s += sum(i -> m.layer.w[i] * m.layer.k, 1:3) * s")
-    held == :vector && insert!(body, length(body), "s += sum(l -> l.k * l.w[1], m) * s")
+    held == :struct && insert!(body, length(body), "s += sum(i -> m.layer.w[i] * m.layer.k * m.layer.c, 1:3) * s")
+    held == :vector && insert!(body, length(body), "s += sum(l -> l.k * l.w[1] + l.c, m) * s")
     held == :struct && pushfirst!(body, "x = m.layer.w * m.layer.k * 2")
     held == :vector && pushfirst!(body, "x = m[1].w * (m[1].k - m[2].k)")
     return "function $name(a, b, $(held == :none ? "x" : "m"))\n    " * join(body, "\n    ") * "\nend", held
@@ -510,10 +512,10 @@ fd(f, v, i; h = 1e-6) = (f(v .+ h .* (1:length(v) .== i)) - f(v .- h .* (1:lengt
 differences(f, v, first) = Iterators.flatten(((first,), ([fd(f, v, i; h = h) for i in 1:length(v)] for h in (1e-7, 1e-8))))
 
 # (`held`: the program takes `hold(x)` or `hold_vector(x)`, and its shadows hold the
-# array's, and zeros for the layers' `Float64`s and the second layer's array.)
+# array's, and zeros for the layers' numbers and the second layer's array.)
 function check(f, v, held = :none)
     arg(x) = held == :struct ? hold(x) : held == :vector ? hold_vector(x) : x
-    shadow(x) = held == :struct ? hold(x, 0.0) : held == :vector ? [Layer(x, 0.0), Layer([0.0], 0.0)] : x
+    shadow(x) = held == :struct ? Holder(Layer(x, 0.0, 0), 3) : held == :vector ? [Layer(x, 0.0, 0), Layer([0.0], 0.0, 0)] : x
     g(w) = f(w[1], w[2], arg(w[3:5]))             # copies x: f may write into it
     a, b, x = v[1], v[2], v[3:5]
     dx = zeros(3)

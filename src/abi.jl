@@ -296,7 +296,7 @@ function element_tree(@nospecialize(E), depth::Integer, outer::Tuple = ())
     (E <: Array || isbitstype(E) || fieldcount(E) == 0) && return nothing
     if E.mutable
         tree = model_tree(E, 0, depth + 1, (outer..., E))
-        differentiable = tree !== nothing && any(e -> e.kind in (OX_TT_ARRAY, OX_TT_FLOAT64), tree)
+        differentiable = tree !== nothing && any(e -> e.kind in (OX_TT_ARRAY, OX_TT_FLOAT64, OX_TT_FLOAT32), tree)
         return differentiable ? [OxTypeEntry(0, OX_TT_OBJECT, depth); tree] : nothing
     end
     Base.allocatedinline(E) || return nothing
@@ -315,8 +315,8 @@ end
 Whether `T` is a struct object (mutable, or immutable but not isbits) that can be
 `Duplicated(model, dmodel)`, with `dmodel` of the same type holding the shadows: its
 fields are `Array`s of `Float64` or `Float32` (weight matrices, bias vectors), arrays of
-arrays and of such mutable structs (a vector of layers), `Float64` numbers
-(stored inline, their derivatives in `dmodel`'s fields), integers and other bits
+arrays and of such mutable structs (a vector of layers), `Float64` and `Float32`
+numbers (stored inline, their derivatives in `dmodel`'s fields), integers and other bits
 without floats (constant, e.g. sizes), singletons, immutable structs of these (a
 network of layers: Julia stores them inline, so their fields are the outer struct's),
 and mutable structs of these (layers Julia holds by reference: `dmodel`'s layer holds
@@ -329,7 +329,7 @@ function model_struct_tree(@nospecialize(T))
     (isconcretetype(T) && T isa DataType && !(T <: Array) && !isbitstype(T) && fieldcount(T) >= 1) || return nothing
     tree = model_tree(T, 0, 1, (T,))
     tree === nothing && return nothing
-    any(e -> e.kind in (OX_TT_ARRAY, OX_TT_FLOAT64), tree) || return nothing
+    any(e -> e.kind in (OX_TT_ARRAY, OX_TT_FLOAT64, OX_TT_FLOAT32), tree) || return nothing
     return [OxTypeEntry(0, OX_TT_OBJECT, 0); tree]
 end
 
@@ -355,11 +355,10 @@ function model_tree(@nospecialize(T), offset::Integer, depth::Integer, outer::Tu
             push!(tree, OxTypeEntry(at, OX_TT_ARRAY, depth))
             append!(tree, element_tree(eltype(F), depth + 1, outer))
         elseif isbitstype(F)
-            # Inline bits: Float64 leaves (differentiated) and integers; Float32 and
-            # other floats are not supported inline yet.
+            # Inline bits: Float64 and Float32 leaves (differentiated) and integers.
             has_float_tree(F) || return nothing
             entries = type_tree(F, at, depth)
-            all(e -> e.kind in (OX_TT_FLOAT64, OX_TT_INTEGER), entries) || return nothing
+            all(e -> e.kind in (OX_TT_FLOAT64, OX_TT_FLOAT32, OX_TT_INTEGER), entries) || return nothing
             append!(tree, entries)
         elseif !(F isa DataType && isconcretetype(F)) || F <: Array || F in outer
             return nothing
@@ -402,7 +401,7 @@ fieldtype_at(@nospecialize(T), path) = foldl(fieldtype, path; init = T)
 
 # Whether a struct object stores Float64 data inline (not in arrays, nor in the mutable
 # structs it holds).
-has_inline_float(@nospecialize(T)) = any(e -> e.kind == OX_TT_FLOAT64 && e.depth == 1, object_tree(T))
+has_inline_float(@nospecialize(T)) = any(e -> e.kind in (OX_TT_FLOAT64, OX_TT_FLOAT32) && e.depth == 1, object_tree(T))
 
 # Whether values of `E` hold no float at all: integers, `Bool`, `Char`, bits structs of
 # them, symbols and strings. (An array of them carries no derivative.)

@@ -563,7 +563,7 @@ function check_argument_type(@nospecialize(T), i, name, constant::Bool)
     throw(DifferentiationError(
         "cannot differentiate $name: not yet supported: differentiating $T (arrays of " *
         "Float64 and Float32 are supported, and structs whose fields are such arrays, Float64 " *
-        "numbers and integers; pass it as Const if it needs no derivative) ($where_)"))
+        "and Float32 numbers and integers; pass it as Const if it needs no derivative) ($where_)"))
 end
 
 # An isbits struct or tuple whose fields are all Float64 or all Float32 (Julia passes it
@@ -634,7 +634,7 @@ function argument_activity(@nospecialize(mode::Mode), @nospecialize(a::Annotatio
         fix = i == 0 ? "capture those numbers in arrays, or pass them as Active arguments" :
               "pass it as MixedDuplicated(x, Ref(dx)), make it a mutable struct, or hold those numbers in arrays"
         throw(ArgumentError(
-            "Oxidase: $what the immutable type $(nameof(T)) with Float64 fields, whose derivatives " *
+            "Oxidase: $what the immutable type $(nameof(T)) with float fields, whose derivatives " *
             "cannot be written into its shadow in reverse mode; $fix"))
     end
     is_boxed(T) && return OX_DUPLICATED   # (shapes: `check_shapes`, on every call)

@@ -813,6 +813,72 @@ f32_loss(m, x) = sum(abs2, m.l2.W * tanh.(m.l1.W * x .+ m.l1.b) .+ m.l2.b)
     @test err isa Oxidase.DifferentiationError && occursin("not yet supported", err.msg)
 end
 
+# Float32 numbers held in struct objects (fields of mutable structs, inline fields of
+# immutable ones through MixedDuplicated, beside Float64 ones, in a vector of layers):
+# the derivative in the fields' own types, against central differences of the same
+# program in Float64 (`F32Knob{Float64}`), in every mode.
+mutable struct F32Knob{T,S}
+    s::T
+    w::Vector{T}
+    n::Int
+    t::S
+end
+struct F32Frozen{T}
+    s::T
+    w::Vector{T}
+end
+f32_knob(k) = (a = zero(k.s); for i in 1:k.n; a += k.s * k.w[i] + oftype(a, sin(k.t * k.w[i])); end; a * k.s)
+f32_frozen(f) = f.s * f.w[1] + f.s^2 * f.w[end]
+f32_layers(ls) = (a = zero(ls[1].s); for l in ls; a += l.s * l.w[1] + l.s^2; end; a)
+knob_vec(k) = [Float64(k.s); Float64.(k.w); Float64(k.t)]
+knob_of(v, n, T, S) = F32Knob{T,S}(T(v[1]), T.(v[2:end-1]), n, S(v[end]))
+@testset "Float32 numbers in struct objects" begin
+    for (n, v) in ((0, [1.5, 0.3, -0.2, 0.7]), (1, [0.8, -1.1, 0.4, 2.0]), (3, [-0.6, 0.9, 0.25, -0.4, 1.3]))
+        g = fd_gradient(u -> f32_knob(knob_of(u, n, Float64, Float64)), v)
+        for S in (Float32, Float64)   # a Float64 field beside the Float32 ones
+            k = knob_of(v, n, Float32, S)
+            dk = knob_of(zero(v), n, Float32, S)
+            autodiff(Reverse, f32_knob, Active, Duplicated(k, dk))
+            @test dk.s isa Float32 && dk.t isa S
+            @test knob_vec(dk) ≈ g rtol = 1e-3 atol = 1e-4
+            d1, d2 = knob_of(zero(v), n, Float32, S), knob_of(zero(v), n, Float32, S)
+            autodiff(Reverse, f32_knob, Active, BatchDuplicated(k, (d1, d2)))
+            @test knob_vec(d1) == knob_vec(dk) && knob_vec(d2) == knob_vec(dk)
+            u = [sin(i) for i in eachindex(v)]
+            (_, t) = autodiff(Forward, f32_knob, Duplicated, Duplicated(k, knob_of(u, n, Float32, S)))
+            @test t isa Float32
+            @test t ≈ g' * u rtol = 1e-3 atol = 1e-4
+            (_, lanes) = autodiff(Forward, f32_knob, BatchDuplicated,
+                                  BatchDuplicated(k, (knob_of(u, n, Float32, S), knob_of(zero(v), n, Float32, S))))
+            @test lanes[1] ≈ t rtol = 1e-6
+            @test lanes[2] == 0
+        end
+    end
+    # An immutable struct object with a Float32 field: MixedDuplicated in reverse mode
+    # (Duplicated would lose the field's derivative, and is refused), Duplicated forward.
+    f = F32Frozen(1.5f0, Float32[2, -1])
+    err = caught(() -> autodiff(Reverse, f32_frozen, Active, Duplicated(f, F32Frozen(0f0, Float32[0, 0]))))
+    @test err isa ArgumentError && occursin("MixedDuplicated", err.msg)
+    df = Ref(F32Frozen(0f0, Float32[0, 0]))
+    autodiff(Reverse, f32_frozen, Active, MixedDuplicated(f, df))
+    @test df[].s === 2f0 + 2 * 1.5f0 * -1f0 && df[].w == Float32[1.5, 1.5^2]
+    @test autodiff(Forward, f32_frozen, Duplicated, Duplicated(f, F32Frozen(1f0, Float32[0, 1])))[2] ≈
+          2 + 2 * 1.5 * -1 + 1.5^2 rtol = 1e-6
+    # A vector of mutable layers with Float32 scales: loops over 0, 1 and 2 of them.
+    for m in 0:2
+        vals = [(0.7, 2.0), (-1.2, 0.5)][1:m]
+        ls = [F32Knob{Float32,Float32}(s, [w], 0, 0) for (s, w) in vals]
+        dls = [F32Knob{Float32,Float32}(0, [0], 0, 0) for _ in vals]
+        m == 0 && continue   # (ls[1] is read for the zero: an empty vector has none)
+        autodiff(Reverse, f32_layers, Active, Duplicated(ls, dls))
+        @test [d.s for d in dls] ≈ [w + 2s for (s, w) in vals] rtol = 1e-6
+        @test [d.w[1] for d in dls] ≈ [s for (s, w) in vals] rtol = 1e-6
+        t = autodiff(Forward, f32_layers, Duplicated,
+                     Duplicated(ls, [F32Knob{Float32,Float32}(1, [0], 0, 0) for _ in vals]))[2]
+        @test t ≈ sum(w + 2s for (s, w) in vals) rtol = 1e-6
+    end
+end
+
 # Dicts of floats (issue 15): a `Dict` is a struct object whose `vals` array carries
 # the derivative; its `slots` and `keys` carry none, so the derivative reads the
 # argument's, and the shadow must hold its values at the same positions (`make_zero`
