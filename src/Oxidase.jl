@@ -19,6 +19,7 @@ using LinearAlgebra
 Base.Experimental.@optlevel 1
 
 export autodiff, Forward, ForwardWithPrimal, Reverse, ReverseWithPrimal, ReverseHolomorphic
+export ReverseHolomorphicWithPrimal
 export Const, Active, Duplicated, DuplicatedNoNeed, MixedDuplicated, BatchDuplicated, BatchDuplicatedNoNeed
 export gradient, gradient!, jacobian, make_zero, make_zero!, set_runtime_activity
 export EnzymeRules

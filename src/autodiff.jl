@@ -132,23 +132,57 @@ end
 # `Duplicated` array's share goes through a zeroed shadow of its own, conjugated, then
 # added, so that what the shadow held before is not conjugated.
 function autodiff(::ReverseHolomorphicMode, f::F, ::Type{RA}, args::Vararg{Any,N}) where {F,RA<:Annotation,N}
-    RA <: Active || throw(ArgumentError("Oxidase: ReverseHolomorphic differentiates a number the function " *
-                                        "returns: the return annotation is Active, not $RA"))
-    fa = function_annotation(f)
-    fa isa Annotation && throw(ArgumentError("Oxidase: ReverseHolomorphic differentiates with respect to the " *
-                                             "arguments; pass the function itself (or as Const)"))
+    fa = holomorphic_function(f, RA, "ReverseHolomorphic")
     anns = map(holomorphic_argument, map(annotate, args))
     adjoints = autodiff(Reverse, RealPart(fa), Active, map(first, anns)...)[1]
-    foreach(a -> a[2] === nothing || (a[2] .+= conj.(a[1].dval)), anns)
-    return (map(a -> a === nothing ? nothing : conj(a), adjoints),)
+    return (holomorphic_derivatives(anns, adjoints),)
 end
-autodiff(mode::ReverseHolomorphicMode, f::F, args::Vararg{Any,N}) where {F,N} = autodiff(mode, f, Active, args...)
+
+# With the primal: the same gradient of the real part, of a function that also stores
+# f's whole result into a `Duplicated` Ref handed to it first (its shadow gets nothing
+# back: the result does not depend on what the Ref held), so `f` runs once.
+function autodiff(::ReverseHolomorphicWithPrimalMode, f::F, ::Type{RA}, args::Vararg{Any,N}) where {F,RA<:Annotation,N}
+    fa = holomorphic_function(f, RA, "ReverseHolomorphicWithPrimal")
+    anns = map(holomorphic_argument, map(annotate, args))
+    inner = map(first, anns)
+    T = inferred_return_type(fa, primal_types(inner))
+    (T isa DataType && isconcretetype(T) && T <: Number) || throw(ArgumentError(
+        "Oxidase: ReverseHolomorphicWithPrimal differentiates a number the function returns; its return type " *
+        "is inferred as $T"))
+    out = Ref{T}(zero(T))
+    adjoints = autodiff(Reverse, KeepResult(fa), Active, Duplicated(out, Ref{T}(zero(T))), inner...)[1]
+    return (holomorphic_derivatives(anns, Base.tail(adjoints)), out[])
+end
+autodiff(mode::Union{ReverseHolomorphicMode,ReverseHolomorphicWithPrimalMode}, f::F, args::Vararg{Any,N}) where {F,N} =
+    autodiff(mode, f, Active, args...)
+
+function holomorphic_function(f, ::Type{RA}, mode::String) where {RA}
+    RA <: Active || throw(ArgumentError("Oxidase: $mode differentiates a number the function returns: the " *
+                                        "return annotation is Active, not $RA"))
+    fa = function_annotation(f)
+    fa isa Annotation && throw(ArgumentError("Oxidase: $mode differentiates with respect to the arguments; " *
+                                             "pass the function itself (or as Const)"))
+    return fa
+end
+
+# f′ from the adjoints of the real part: conjugated, and a `Duplicated` array's added to
+# its shadow.
+function holomorphic_derivatives(anns::Tuple, adjoints::Tuple)
+    foreach(a -> a[2] === nothing || (a[2] .+= conj.(a[1].dval)), anns)
+    return map(a -> a === nothing ? nothing : conj(a), adjoints)
+end
 
 # The function whose gradient `ReverseHolomorphic` takes: the real part of f's result.
 struct RealPart{F} <: Function
     f::F
 end
 (r::RealPart)(args::Vararg{Any,N}) where {N} = real(r.f(args...))
+
+# The same, keeping f's result in `out` (`ReverseHolomorphicWithPrimal`).
+struct KeepResult{F} <: Function
+    f::F
+end
+(k::KeepResult)(out, args::Vararg{Any,N}) where {N} = (v = k.f(args...); out[] = v; real(v))
 
 # An argument as `ReverseHolomorphic` hands it to `Reverse` (a `Duplicated` array with a
 # zeroed shadow), and the user's shadow, which that one's conjugate is added to

@@ -99,6 +99,27 @@ autodiff(ReverseHolomorphic, z -> z * z, Active, Active(3.1 + 2.7im))   # ((6.2 
 const ReverseHolomorphic = ReverseHolomorphicMode()
 
 """
+    ReverseHolomorphicWithPrimalMode
+
+Type of [`ReverseHolomorphicWithPrimal`](@ref).
+"""
+struct ReverseHolomorphicWithPrimalMode <: Mode end
+
+"""
+    ReverseHolomorphicWithPrimal
+
+[`ReverseHolomorphic`](@ref) that also returns the function's result, as in Enzyme.jl:
+`autodiff(ReverseHolomorphicWithPrimal, f, Active, args...)` returns `(derivatives,
+primal)`; the function runs once.
+
+```julia
+autodiff(ReverseHolomorphicWithPrimal, z -> z * z, Active, Active(3.1 + 2.7im))
+# ((6.2 + 5.4im,), 2.3200000000000003 + 16.740000000000002im)
+```
+"""
+const ReverseHolomorphicWithPrimal = ReverseHolomorphicWithPrimalMode()
+
+"""
     set_runtime_activity(mode)
     set_runtime_activity(mode, on::Bool)
 

@@ -203,3 +203,38 @@ holo_difference(f, z; h = 1e-6) = (f(z + h) - f(z - h)) / 2h
     @test_throws ArgumentError autodiff(ReverseHolomorphic, z -> z * z, Duplicated, Active(1.0im))
     @test_throws ArgumentError autodiff(ReverseHolomorphic, sum, Active, BatchDuplicated([1.0im], ([0.0im], [0.0im])))
 end
+
+# With the primal: the same derivatives and f's result, from one run of f (a function
+# that counts its calls).
+const HOLO_CALLS = Ref(0)
+holo_counted(z, n) = (HOLO_CALLS[] += 1; holo_horner(z, n))
+@testset "ReverseHolomorphicWithPrimal" begin
+    for z in (0.4 + 0.3im, -1.2 + 2.0im), w in (0.5 - 1.0im, 2.0 + 0.1im)
+        ((dz, dw), p) = autodiff(ReverseHolomorphicWithPrimal, holo_product, Active, Active(z), Active(w))
+        @test p === holo_product(z, w)
+        @test (dz, dw) == autodiff(ReverseHolomorphic, holo_product, Active, Active(z), Active(w))[1]
+    end
+    for z in (0.7 - 0.2im, -0.3 + 1.1im), n in (0, 1, 5)
+        HOLO_CALLS[] = 0
+        ((d, _), p) = autodiff(ReverseHolomorphicWithPrimal, holo_counted, Active(z), Const(n))
+        @test HOLO_CALLS[] == 1
+        @test p ≈ holo_horner(z, n)
+        @test d ≈ holo_difference(t -> holo_horner(t, n), z) rtol = 1e-6 atol = 1e-9
+    end
+    for z in (0.8 + 0.5im, -0.6 - 0.4im)
+        ((d,), p) = autodiff(ReverseHolomorphicWithPrimal, holo_branch, Active(z))
+        @test p ≈ holo_branch(z)
+        @test d ≈ holo_difference(holo_branch, z) rtol = 1e-6
+    end
+    v, c = [1.0 + 1.0im, 2.0 - 0.5im], [0.5 + 0.0im, 1.0 - 1.0im]
+    dv = [1.0 + 2.0im, 0.0im]
+    r = autodiff(ReverseHolomorphicWithPrimal, holo_sum, Active, Duplicated(copy(v), dv), Const(c))
+    @test r[1] == (nothing, nothing) && r[2] ≈ holo_sum(v, c)
+    @test dv ≈ [1.0 + 2.0im, 0.0im] .+ [2v[1] * c[1] * v[1] + sum(v .^ 2 .* c), 2v[2] * c[2] * v[1]]
+    # ComplexF32, a real function of a real argument, and what it does not take.
+    ((d,), p) = autodiff(ReverseHolomorphicWithPrimal, z -> z^3, Active, Active(1.0f0 + 2.0f0im))
+    @test p === (1.0f0 + 2.0f0im)^3 && d ≈ 3 * (1.0f0 + 2.0f0im)^2
+    @test autodiff(ReverseHolomorphicWithPrimal, x -> x^3, Active, Active(2.0)) === ((12.0,), 8.0)
+    @test_throws ArgumentError autodiff(ReverseHolomorphicWithPrimal, z -> z * z, Duplicated, Active(1.0im))
+    @test_throws ArgumentError autodiff(ReverseHolomorphicWithPrimal, sum, Active, BatchDuplicated([1.0im], ([0.0im], [0.0im])))
+end
