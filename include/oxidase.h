@@ -116,6 +116,11 @@
 // depth.
 #define OX_TT_ARRAY 5
 
+// Type tree: bits without derivative whatever they hold, floats included (a field of a
+// type the user declared inactive, `EnzymeRules.inactive_type`, stored inline): the
+// derivative reads them as constants and never reads the shadow's.
+#define OX_TT_INACTIVE 6
+
 // What the bytes at an offset of an argument hold: one node of the argument's layout
 // (`request::Layout`), the tree sent in preorder. An entry at depth 0 is at an offset
 // of the argument; an entry at depth d + 1 is at an offset of the memory the nearest

@@ -103,11 +103,18 @@ mutable struct Layer
     k::Float64
     c::Float32
 end
+# (And a scale of a type declared without derivative, `EnzymeRules.inactive_type`,
+# stored inline: the shadow's holds garbage, which a derivative reading it would show.)
+struct Scale
+    s::Float64
+end
+EnzymeRules.inactive_type(::Type{Scale}) = true
 struct Holder
     layer::Layer
     n::Int
+    scale::Scale
 end
-hold(x, k = 0.5) = Holder(Layer(x, k, 0.75f0), 3)
+hold(x, k = 0.5) = Holder(Layer(x, k, 0.75f0), 3, Scale(1.25))
 # Or as the first of a vector of layers (a vector of mutable structs).
 hold_vector(x, k = 0.5) = [Layer(x, k, 0), Layer([0.25], -k, 1.5f0)]
 
@@ -495,9 +502,9 @@ function program(rng, name)
     push!(body, "return s + $(expr(rng, 1, vars))")
     held = rand(rng) < 0.15 ? rand(rng, (:struct, :vector)) : :none
     # Closures over the model (handed to the pairwise sum), before the return.
-    held == :struct && insert!(body, length(body), "s += sum(i -> m.layer.w[i] * m.layer.k * m.layer.c, 1:3) * s")
+    held == :struct && insert!(body, length(body), "s += sum(i -> m.layer.w[i] * m.layer.k * m.layer.c, 1:3) * s * m.scale.s")
     held == :vector && insert!(body, length(body), "s += sum(l -> l.k * l.w[1] + l.c, m) * s")
-    held == :struct && pushfirst!(body, "x = m.layer.w * m.layer.k * 2")
+    held == :struct && pushfirst!(body, "x = m.layer.w * (m.layer.k * 2 * m.scale.s)")
     held == :vector && pushfirst!(body, "x = m[1].w * (m[1].k - m[2].k)")
     return "function $name(a, b, $(held == :none ? "x" : "m"))\n    " * join(body, "\n    ") * "\nend", held
 end
@@ -515,7 +522,7 @@ differences(f, v, first) = Iterators.flatten(((first,), ([fd(f, v, i; h = h) for
 # array's, and zeros for the layers' numbers and the second layer's array.)
 function check(f, v, held = :none)
     arg(x) = held == :struct ? hold(x) : held == :vector ? hold_vector(x) : x
-    shadow(x) = held == :struct ? Holder(Layer(x, 0.0, 0), 3) : held == :vector ? [Layer(x, 0.0, 0), Layer([0.0], 0.0, 0)] : x
+    shadow(x) = held == :struct ? Holder(Layer(x, 0.0, 0), 3, Scale(99.0)) : held == :vector ? [Layer(x, 0.0, 0), Layer([0.0], 0.0, 0)] : x
     g(w) = f(w[1], w[2], arg(w[3:5]))             # copies x: f may write into it
     a, b, x = v[1], v[2], v[3:5]
     dx = zeros(3)

@@ -92,3 +92,7 @@ pub const OX_TT_OBJECT: u32 = 4;
 /// Type tree: a pointer to a Julia `Array`, one element's fields following at the next
 /// depth.
 pub const OX_TT_ARRAY: u32 = 5;
+/// Type tree: bits without derivative whatever they hold, floats included (a field of a
+/// type the user declared inactive, `EnzymeRules.inactive_type`, stored inline): the
+/// derivative reads them as constants and never reads the shadow's.
+pub const OX_TT_INACTIVE: u32 = 6;

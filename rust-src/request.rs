@@ -49,6 +49,10 @@ pub enum Layout {
     Integer,
     /// A pointer to memory the derivative does not look into.
     Pointer,
+    /// Bits without derivative, floats included (a field of a type declared inactive,
+    /// stored inline): read as constants, the shadow's never read, never written with a
+    /// differentiated number (`analysis::memory::Memory::inactive_field`).
+    Inactive,
     /// A pointer to a heap object (a struct Julia allocates: mutable, or holding
     /// references) whose fields are at these offsets of it.
     Object(Vec<(u64, Layout)>),
@@ -146,7 +150,7 @@ impl Layout {
         match self {
             Layout::Array(element) => Some(Layout::element_floats(element)),
             Layout::Object(fields) => Some(Leaf::Object(intern(fields))),
-            Layout::F64 | Layout::F32 | Layout::Integer | Layout::Pointer => None,
+            Layout::F64 | Layout::F32 | Layout::Integer | Layout::Pointer | Layout::Inactive => None,
         }
     }
 }

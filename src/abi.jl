@@ -140,6 +140,7 @@ const OX_TT_INTEGER = UInt32(2)
 const OX_TT_POINTER = UInt32(3)
 const OX_TT_OBJECT = UInt32(4)
 const OX_TT_ARRAY = UInt32(5)
+const OX_TT_INACTIVE = UInt32(6)
 
 mode_code(::ForwardMode) = OX_MODE_FORWARD
 mode_code(::ReverseMode) = OX_MODE_REVERSE
@@ -341,7 +342,12 @@ function model_tree(@nospecialize(T), offset::Integer, depth::Integer, outer::Tu
     tree = OxTypeEntry[]
     for k in 1:fieldcount(T)
         F, at = fieldtype(T, k), offset + fieldoffset(T, k)
-        if F <: Union{Array{Float64},Array{Float32}}
+        if is_inactive_type(F)
+            # Declared without derivative (`EnzymeRules.inactive_type`): the derivative
+            # reads the argument's, never the shadow's. Held by reference: memory the
+            # derivative does not look into; stored inline: bytes without derivative.
+            append!(tree, inactive_tree(F, at, depth))
+        elseif F <: Union{Array{Float64},Array{Float32}}
             isconcretetype(F) || return nothing
             float = eltype(F) === Float64 ? OX_TT_FLOAT64 : OX_TT_FLOAT32
             push!(tree, OxTypeEntry(at, OX_TT_ARRAY, depth), OxTypeEntry(0, float, depth + 1))
@@ -357,8 +363,8 @@ function model_tree(@nospecialize(T), offset::Integer, depth::Integer, outer::Tu
         elseif isbitstype(F)
             # Inline bits: Float64 and Float32 leaves (differentiated) and integers.
             has_float_tree(F) || return nothing
-            entries = type_tree(F, at, depth)
-            all(e -> e.kind in (OX_TT_FLOAT64, OX_TT_FLOAT32, OX_TT_INTEGER), entries) || return nothing
+            entries = bits_tree(F, at, depth)
+            all(e -> e.kind in (OX_TT_FLOAT64, OX_TT_FLOAT32, OX_TT_INTEGER, OX_TT_INACTIVE), entries) || return nothing
             append!(tree, entries)
         elseif !(F isa DataType && isconcretetype(F)) || F <: Array || F in outer
             return nothing
@@ -378,13 +384,46 @@ function model_tree(@nospecialize(T), offset::Integer, depth::Integer, outer::Tu
     return tree
 end
 
+# The entries of a field of a type declared without derivative at `offset`: a reference
+# is memory the derivative does not look into; a struct stored inline (Julia 1.5 stores
+# immutable structs inline, references and all) is its references, and its bits,
+# `OX_TT_INACTIVE` (constants: the shadow's are never read).
+function inactive_tree(@nospecialize(F), offset::Integer, depth::Integer)
+    isbitstype(F) && return [OxTypeEntry(e.offset, OX_TT_INACTIVE, e.depth) for e in bits_tree(F, offset, depth)]
+    (F isa DataType && !F.mutable && Base.allocatedinline(F)) || return [OxTypeEntry(offset, OX_TT_POINTER, depth)]
+    tree = OxTypeEntry[]
+    for k in 1:fieldcount(F)
+        append!(tree, inactive_tree(fieldtype(F, k), offset + fieldoffset(F, k), depth))
+    end
+    return tree
+end
+
+# `type_tree` of isbits `F` held by a struct object, where fields of types declared
+# without derivative are `OX_TT_INACTIVE`.
+function bits_tree(@nospecialize(F), offset::Integer, depth::Integer)
+    isprimitivetype(F) && return type_tree(F, offset, depth)
+    is_inactive_type(F) && return [OxTypeEntry(e.offset, OX_TT_INACTIVE, e.depth) for e in type_tree(F, offset, depth)]
+    tree = OxTypeEntry[]
+    for k in 1:fieldcount(F)
+        append!(tree, bits_tree(fieldtype(F, k), offset + fieldoffset(F, k), depth))
+    end
+    return tree
+end
+
+# Whether isbits `T` holds a field of a type declared without derivative (not yet
+# differentiated as a number: `Active`, an array's elements).
+holds_inactive_bits(@nospecialize(T)) =
+    isbitstype(T) && has_float_tree(T) && any(e -> e.kind == OX_TT_INACTIVE, bits_tree(T, 0, 0))
+
 # The paths (field indices) from a model struct to each of its arrays.
 # (Through inline structs and held mutable ones alike: `is_model_struct` holds of `T`.)
 function array_paths(@nospecialize(T), prefix::Tuple = ())
     paths = Tuple[]
     for k in 1:fieldcount(T)
         F = fieldtype(T, k)
-        if F <: Array
+        if is_inactive_type(F)
+            continue   # (no derivative: the shadow's is never read)
+        elseif F <: Array
             push!(paths, (prefix..., k))
         elseif !isbitstype(F) && F isa DataType
             append!(paths, array_paths(F, (prefix..., k)))

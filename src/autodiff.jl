@@ -575,12 +575,19 @@ end
 function check_argument_type(@nospecialize(T), i, name, constant::Bool)
     (is_ghost(T) || T === Float64 || T === Float32) && return
     where_ = i == 0 ? "the function has type $T" : "argument $i has type $T"
+    !constant && is_inactive_type(T) && throw(ArgumentError(
+        "Oxidase: $(i == 0 ? "the function" : "argument $i") of $name has the type $T, declared without " *
+        "derivative (EnzymeRules.inactive_type): pass it as Const"))
     T <: AbstractFloat && throw(DifferentiationError(
         "cannot differentiate $name: not yet supported: floating-point types other than " *
         "Float64 and Float32 ($where_)"))
     isprimitivetype(T) && return
     if isbitstype(T)
         constant && has_float_tree(T) && return
+        holds_inactive_bits(T) && throw(DifferentiationError(
+            "cannot differentiate $name: not yet supported: differentiating a struct or tuple that holds a type " *
+            "declared without derivative (EnzymeRules.inactive_type) ($where_); hold it in a struct object, or " *
+            "pass it as Const"))
         !constant && is_active_struct(T) && return
         constant && throw(DifferentiationError(
             "cannot differentiate $name: not yet supported: $T, which holds floating-point " *
@@ -621,6 +628,7 @@ Float32), possibly with integers beside them, and its derivative has its type, w
 zero integers. Batches need floats alone (`is_float_struct`).
 """
 function is_active_struct(@nospecialize(T))
+    holds_inactive_bits(T) && return false
     is_float_struct(T) && return true
     (isbitstype(T) && !isprimitivetype(T) && has_float_tree(T)) || return false
     tree = type_tree(T)

@@ -28,7 +28,7 @@ Custom derivative rules, with Enzyme.jl 0.13's interface: define methods of
 [`EnzymeRules.forward`](@ref) (forward mode) or of [`EnzymeRules.augmented_primal`](@ref)
 and [`EnzymeRules.reverse`](@ref) (reverse mode) for your function, and every
 differentiated call of it uses them. [`EnzymeRules.inactive`](@ref) declares a function
-without derivative.
+without derivative, [`EnzymeRules.inactive_type`](@ref) a type.
 
 ```julia
 using Oxidase
@@ -188,6 +188,23 @@ Like [`inactive`](@ref), but `f` stays inlinable: only the calls Julia does not 
 are constant.
 """
 function inactive_noinl end
+
+"""
+    inactive_type(::Type{T}) -> Bool
+
+A method returning `true` declares the values of `T` without derivative, as in
+Enzyme.jl: a grid, a plan, a table of constants or an algorithm's settings that a
+differentiated model or closure holds. The derivative reads such a field's data from
+the argument itself (the shadow's field is never read), and `make_zero` shares it
+rather than copying it. An argument of such a type is `Const`. Defining a method makes
+the derivatives compiled before recompile. The fallback returns `false`.
+
+```julia
+struct Grid; x::Vector{Float64}; end
+EnzymeRules.inactive_type(::Type{Grid}) = true
+```
+"""
+inactive_type(::Type) = false
 
 end # module EnzymeRules
 
@@ -453,7 +470,8 @@ function rules_stamp()
     (c2, w2) = table_stamp(typeof(EnzymeRules.augmented_primal).name.mt)
     (c3, w3) = table_stamp(typeof(EnzymeRules.inactive).name.mt)
     (c4, w4) = table_stamp(typeof(EnzymeRules.inactive_noinl).name.mt)
-    return (c1 + c2 + c3 + c4, max(w1, w2, w3, w4))
+    (c5, w5) = table_stamp(typeof(EnzymeRules.inactive_type).name.mt)
+    return (c1 + c2 + c3 + c4 + c5, max(w1, w2, w3, w4, w5))
 end
 
 # One rule table's live methods, walked in its method table's list (what `methods`
@@ -501,10 +519,26 @@ const BUILTIN_RULE_METHODS = rules_stamp()[1]
 @inline function current_rules()
     empty(f) = typeof(f).name.mt.defs === nothing
     if empty(EnzymeRules.forward) && empty(EnzymeRules.augmented_primal) && empty(EnzymeRules.inactive) &&
-       empty(EnzymeRules.inactive_noinl)
+       empty(EnzymeRules.inactive_noinl) && only_fallback(EnzymeRules.inactive_type)
         return (0, UInt(0))
     end
     return Base.invokelatest(rules_stamp)::Tuple{Int,UInt}
+end
+
+# Whether `f`'s table holds one method, the package's fallback (`inactive_type`'s).
+@inline only_fallback(f) = (d = typeof(f).name.mt.defs; d isa Core.TypeMapEntry && d.next === nothing)
+
+"""
+    is_inactive_type(T) -> Bool
+
+Whether the user declared `T` without derivative (`EnzymeRules.inactive_type`), or an
+array of such values: asked as the rule tables are now.
+"""
+function is_inactive_type(@nospecialize(T))
+    only_fallback(EnzymeRules.inactive_type) && return false
+    T isa Type || return false
+    T <: Array && T isa DataType && is_inactive_type(eltype(T)) && return true
+    return Base.invokelatest(EnzymeRules.inactive_type, T) === true
 end
 
 # --- call sites ------------------------------------------------------------------------

@@ -319,9 +319,10 @@ check_chunk(::Val{n}) where {n} =
 A copy of `x` with every float zeroed, to hold a derivative of the same shape: arrays
 (of numbers, or of arrays and structs, recursively), tuples, named tuples, structs,
 mutable structs and `Dict`s. Integers, symbols and strings carry no derivative and are
-kept as they are (a `Dict`'s keys and the positions of its values). Objects that
-appear several times in `x` appear as one zeroed copy as often (aliasing is kept). As
-in Enzyme.
+kept as they are (a `Dict`'s keys and the positions of its values), and so are values
+of types declared without derivative ([`EnzymeRules.inactive_type`](@ref)): the same
+object, not a copy. Objects that appear several times in `x` appear as one zeroed copy
+as often (aliasing is kept). As in Enzyme.
 
 ```julia
 make_zero([1.0, 2.0])            # [0.0, 0.0]
@@ -332,12 +333,13 @@ make_zero(x) = make_zero(x, IdDict{Any,Any}())
 
 make_zero(x::Number, seen) = zero(x)
 make_zero(x::Integer, seen) = x
-make_zero(x::Union{Symbol,AbstractString,Nothing,Function,Type,Char}, seen) = x
+make_zero(x::Union{Symbol,AbstractString,Nothing,Type,Char}, seen) = x
 make_zero(x::Tuple, seen) = map(v -> make_zero(v, seen), x)
 make_zero(x::NamedTuple, seen) = map(v -> make_zero(v, seen), x)
 
 function make_zero(x::AbstractArray{T}, seen) where {T}
     haskey(seen, x) && return seen[x]
+    is_inactive_type(typeof(x)) && return x   # (declared without derivative: shared)
     # Integers, symbols: no derivative, kept as they are (a `Dict`'s keys and slots,
     # whose positions the shadow's values must share).
     holds_no_floats(T) && return (seen[x] = copy(x))
@@ -351,7 +353,7 @@ function make_zero(x::AbstractArray{T}, seen) where {T}
 end
 
 function make_zero(x::T, seen) where {T}
-    fieldcount(T) == 0 && return x
+    (fieldcount(T) == 0 || is_inactive_type(T)) && return x
     ismutable(x) && haskey(seen, x) && return seen[x]
     fields = Any[make_zero(getfield(x, i), seen) for i in 1:fieldcount(T) if isdefined(x, i)]
     length(fields) == fieldcount(T) ||
@@ -382,11 +384,11 @@ function make_zero!(x)
     return nothing
 end
 
-zero_in_place!(x::Union{Number,Symbol,AbstractString,Nothing,Function,Type,Char}, seen) = nothing
+zero_in_place!(x::Union{Number,Symbol,AbstractString,Nothing,Type,Char}, seen) = nothing
 zero_in_place!(x::Union{Tuple,NamedTuple}, seen) = (foreach(v -> zero_in_place!(v, seen), x); nothing)
 
 function zero_in_place!(x::AbstractArray{T}, seen) where {T}
-    haskey(seen, x) && return nothing
+    (haskey(seen, x) || is_inactive_type(typeof(x))) && return nothing
     seen[x] = nothing
     if holds_no_floats(T)
         # (Integers, symbols: kept, as `make_zero` keeps them.)
@@ -407,6 +409,7 @@ function zero_in_place!(x::AbstractArray{T}, seen) where {T}
 end
 
 function zero_in_place!(x::T, seen) where {T}
+    is_inactive_type(T) && return nothing
     ismutable(x) && (haskey(seen, x) ? (return nothing) : (seen[x] = nothing))
     for i in 1:fieldcount(T)
         isdefined(x, i) || continue

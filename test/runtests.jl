@@ -22,6 +22,7 @@ using Test
     @testset "heap objects" begin include("heap_objects.jl") end
     @testset "runtime activity" begin include("runtime_activity.jl") end
     @testset "custom rules" begin include("rules.jl") end
+    @testset "inactive types" begin include("inactive_types.jl") end
     @testset "linear algebra" begin include("linear_algebra.jl") end
     @testset "workloads" begin include("workloads.jl") end
     @testset "threaded loops" begin include("threaded_loops.jl") end

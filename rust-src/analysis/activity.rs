@@ -83,6 +83,17 @@ fn memory_rule(m: &Module, i: Value, mem: &Memory, types: &Types, unsure_copies:
         {
             Some(Rule::Zero)
         }
+        // A field of a type declared without derivative (`EnzymeRules.inactive_type`,
+        // `Layout::Inactive`): its numbers are constants (the shadow's are never read),
+        // and a differentiated one stored there would lose its derivative.
+        Opcode::LLVMLoad if i.ty().is_floating() && mem.inactive_field(m, i.operand(0)) => Some(Rule::Zero),
+        Opcode::LLVMStore if i.operand(0).ty().is_floating() && mem.inactive_field(m, i.operand(1)) => {
+            Some(Rule::Unsupported(
+                "a differentiated number stored into a field of a type declared without derivative \
+                 (`EnzymeRules.inactive_type`), where its derivative would be lost"
+                    .into(),
+            ))
+        }
         Opcode::LLVMLoad if i.ty().is_floating() && mem.is_shadowed(i.operand(0)) => Some(Rule::Load),
         // An integer field of a tuple of numbers, as its type says: no float's bits.
         Opcode::LLVMLoad if crate::analysis::memory::typed_integer_field(m, i) == Some(true) => Some(Rule::Zero),
@@ -182,6 +193,15 @@ fn memory_rule(m: &Module, i: Value, mem: &Memory, types: &Types, unsure_copies:
                 || name.starts_with("llvm.memmove")
                 || name == "memmove"
                 || name == "memcpy";
+            // (A copy would take the shadow's bytes of an inactive field for derivatives.)
+            let len = (call.call_arg_count() > 2).then(|| i.operand(2).const_uint()).flatten();
+            if copy && (mem.may_touch_inactive(m, src, len) || mem.may_touch_inactive(m, dst, len)) {
+                return Some(Rule::Unsupported(
+                    "copying a struct object's field of a type declared without derivative \
+                     (`EnzymeRules.inactive_type`) stored inline"
+                        .into(),
+                ));
+            }
             // Building an exception that is only thrown (`memory::thrown_only`): no
             // derivative.
             let thrown = |p: Value| {

@@ -963,6 +963,32 @@ impl<'ctx> Memory<'ctx> {
     pub fn leaf(&self, p: Value<'ctx>) -> Option<Leaf> {
         self.shadowed.get(&p).copied()
     }
+
+    /// Whether `p` addresses fields of a struct object declared without derivative
+    /// (`Layout::Inactive`) and nothing else.
+    pub fn inactive_field(&self, m: &crate::llvm::Module, p: Value<'ctx>) -> bool {
+        let Some(Leaf::Object(fields)) = self.leaf(p) else { return false };
+        if !fields.iter().any(|(_, l)| *l == Layout::Inactive) {
+            return false;
+        }
+        let layouts = field_layouts(m, p, fields, false);
+        !layouts.is_empty() && layouts.iter().all(|l| **l == Layout::Inactive)
+    }
+
+    /// Whether `len` bytes (`None`: not known) from address `p` may include a field of a
+    /// struct object declared without derivative (`Layout::Inactive`).
+    pub fn may_touch_inactive(&self, m: &crate::llvm::Module, p: Value<'ctx>, len: Option<u64>) -> bool {
+        let Some(Leaf::Object(fields)) = self.leaf(p) else { return false };
+        let inactive: Vec<i64> =
+            fields.iter().filter(|(_, l)| *l == Layout::Inactive).map(|(at, _)| *at as i64).collect();
+        if inactive.is_empty() {
+            return false;
+        }
+        match (field_offsets(m, p, 4), len.and_then(|n| i64::try_from(n).ok())) {
+            (Some(starts), Some(n)) => starts.iter().any(|&s| inactive.iter().any(|&at| at >= s && at < s + n)),
+            _ => true,
+        }
+    }
 }
 
 /// Whether `v` is Julia's `nothing`: the constant address of the singleton (a field

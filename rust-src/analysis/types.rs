@@ -295,6 +295,8 @@ fn layout_tree(layout: &Layout) -> TypeTree {
         Layout::F32 => TypeTree::scalar(Kind::F32),
         Layout::Integer => TypeTree::scalar(Kind::Integer),
         Layout::Pointer => TypeTree::scalar(Kind::Pointer),
+        // (What an inactive field holds is not said: nothing the derivative follows.)
+        Layout::Inactive => TypeTree::default(),
         Layout::Object(fields) => TypeTree::pointer_to(&seed(fields)),
         // An element's numbers in place: the elements' float type at every offset
         // (integers beside them carry no derivative, and a path holds one kind); an
