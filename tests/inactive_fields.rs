@@ -80,7 +80,7 @@ fn a_declared_field_is_read_as_a_constant() {
 #[test]
 fn a_differentiated_number_stored_into_a_declared_field_is_refused() {
     for (mode, ret) in [(Mode::Forward, Activity::Duplicated), (Mode::Reverse, Activity::Active)] {
-        let err = compile_text(STORE, "julia_store", mode, object_arg(Layout::Inactive), ret).err().expect("refused");
+        let err = compile_text(STORE, "julia_store", mode, object_arg(Layout::Inactive), ret).expect_err("refused");
         assert!(err.to_string().contains("declared without derivative"), "{err}");
     }
 }
