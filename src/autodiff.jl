@@ -457,14 +457,26 @@ function extracted(@nospecialize(fn), @nospecialize(types), respecialize::Bool, 
         return e.ir
     end
     world = Base.get_world_counter()
-    ir = try
-        Extract.extract_bitcode(fn, types, respecialize)
-    catch e
-        e isa Extract.TasksNeedRules || rethrow()
-        Base.invokelatest(builtin_rules_on!)
-        rules = current_rules()
-        world = Base.get_world_counter()
-        Extract.extract_bitcode(fn, types, respecialize)
+    ir = nothing
+    for attempt in 1:3
+        ir = try
+            Extract.extract_bitcode(fn, types, respecialize)
+        catch e
+            # (Rules switched on when first needed, then extracted again: those Oxidase
+            # ships, for tasks; plain `autodiff` calls made rule calls, for nesting.)
+            if e isa Extract.TasksNeedRules
+                Base.invokelatest(builtin_rules_on!)
+            elseif e isa Extract.PlainAutodiffNeedsRules
+                Base.invokelatest(use_plain_nested_rules!)
+            else
+                rethrow()
+            end
+            attempt == 3 && rethrow()
+            rules = current_rules()
+            world = Base.get_world_counter()
+            continue
+        end
+        break
     end
     ci = ir.codeinst::Core.CodeInstance
     push!(KEPT_EXTRACTIONS, KeptExtraction(sig, respecialize, ir, ci.def.def::Method, world, rules))

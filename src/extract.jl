@@ -145,7 +145,7 @@ function root_made_anew(native::Ptr{Cvoid}, mi::Core.MethodInstance, @nospeciali
             ccall(:jl_get_function_id, Cvoid, (Ptr{Cvoid}, Any, Ref{Int32}, Ref{Int32}), native, ci, fidx, sidx)
         sidx[] > 0 && return ci
     end
-    calls_plain_autodiff(f, types) && throw(plain_autodiff_error(f, types))
+    calls_plain_autodiff(f, types) && throw(plain_autodiff(f, types))
     error("Oxidase: $f$types has no specialised signature to differentiate")
 end
 
@@ -583,7 +583,7 @@ function emit_bitcode(@nospecialize(f), @nospecialize(types), mi::Core.MethodIns
     # callees with it, taken or not, and the walk cost every session's first gradient
     # some 30 ms, most of which define no function it marks.)
     inactive, nested, plain, scalar, ranges = names_called(llvmf, entries)
-    plain && throw(Base.invokelatest(plain_autodiff_error, f, types))
+    plain && throw(Base.invokelatest(plain_autodiff, f, types))
     # (A float range is made by a call Oxidase's range rules cover: registered now, and
     # its calls marked below.)
     ranges && Base.invokelatest(Oxidase.use_range_rules!)
@@ -845,6 +845,20 @@ Thrown by the extraction of a function that makes tasks before the rules Oxidase
 are on: `Oxidase.extracted` switches them on and extracts again.
 """
 struct TasksNeedRules <: Exception end
+
+"""
+    PlainAutodiffNeedsRules()
+
+Thrown by the extraction of a function that calls `autodiff` (Julia inlined it: the
+module holds its compiled-derivative lookup) before plain `autodiff` calls are rule calls:
+`Oxidase.extracted` makes them so (`Oxidase.use_plain_nested_rules!`) and extracts again.
+"""
+struct PlainAutodiffNeedsRules <: Exception end
+
+# A plain `autodiff` inlined into the function: ask for its rules, unless they are on
+# (then it is a call Oxidase cannot make a rule call of, a refusal).
+plain_autodiff(@nospecialize(f), @nospecialize(types)) =
+    Oxidase.PLAIN_NESTED_ON[] ? plain_autodiff_error(f, types) : PlainAutodiffNeedsRules()
 
 # The closure types of the tasks the module makes (`jl_new_task`'s first argument, an
 # object of a literal type from `julia.gc_alloc_obj`), found among the allocations' users.
@@ -1149,9 +1163,8 @@ function calls_plain_autodiff(@nospecialize(f), @nospecialize(types))
 end
 
 plain_autodiff_error(@nospecialize(f), @nospecialize(types)) =
-    Oxidase.DifferentiationError("cannot differentiate `$f`: it calls `autodiff`, which is not differentiated " *
-                                 "inside a function being differentiated; call `autodiff_deferred` there (as " *
-                                 "Enzyme 0.11 asks), which is, forward over reverse (docs/api.md, \"Nested " *
+    Oxidase.DifferentiationError("cannot differentiate `$f`: it calls `autodiff` in a form that is not " *
+                                 "differentiated inside a function being differentiated (docs/api.md, \"Nested " *
                                  "differentiation\")")
 
 # Whether `name` is the code of a function with nested rules (`Oxidase.NESTED_NAMES`).

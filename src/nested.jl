@@ -41,6 +41,10 @@ function reverse end
 
 const FloatArray = Union{Array{Float64},Array{Float32}}
 
+# `autodiff_deferred`, and plain `autodiff` once its calls are rule calls
+# (`use_plain_nested_rules!`): the same function under two names.
+const NestedAutodiff = Union{typeof(autodiff_deferred),typeof(autodiff)}
+
 nested_error(msg) = DifferentiationError("differentiating a nested `autodiff_deferred` or `gradient` call: " * msg)
 
 # The function differentiated inside: constant (a closure's captured data then carries
@@ -123,7 +127,7 @@ dual_function(f, ::Type{RA}) where {RA} =
 inner_activity(rest::Tuple{Const{<:Type},Vararg{Any}}) = (rest[1].val, Base.tail(rest))
 inner_activity(rest::Tuple) = (nothing, rest)
 
-function forward(config::FwdConfig, ::Const{typeof(autodiff_deferred)}, RT::Type, ::Const{ReverseMode{false}},
+function forward(config::FwdConfig, ::Const{<:NestedAutodiff}, RT::Type, ::Const{ReverseMode{false}},
                  fa::Annotation, rest::Annotation...)
     f = inner_function(fa)
     RA, outer = inner_activity(rest)
@@ -161,7 +165,7 @@ end
 # duals gives them, the arguments entering as `x + ε ẋ` and the shadows as `dx + ε ḋx`;
 # the results' values are the inner call's results, their partials the outer tangents.
 # Arrays `f` writes come out as duals alike.
-function forward(config::FwdConfig, ::Const{typeof(autodiff_deferred)}, RT::Type, ::Const{ForwardMode},
+function forward(config::FwdConfig, ::Const{<:NestedAutodiff}, RT::Type, ::Const{ForwardMode},
                  fa::Annotation, rest::Annotation...)
     f = inner_function(fa)
     RA, outer = inner_activity(rest)
@@ -220,7 +224,7 @@ end
 # the arguments' adjoints and `∇ₖf` in their partials. An array argument's adjoints go
 # into the outer shadows; a number argument (an annotation of numbers, `Active` to the
 # outer derivative) gets its adjoint returned as an annotation of the same kind.
-function augmented_primal(config::RevConfig, ::Const{typeof(autodiff_deferred)}, RT::Type, ::Const{ForwardMode},
+function augmented_primal(config::RevConfig, ::Const{<:NestedAutodiff}, RT::Type, ::Const{ForwardMode},
                           fa::Annotation, rest::Annotation...)
     f = inner_function(fa)
     RA, outer = inner_activity(rest)
@@ -269,7 +273,7 @@ function number_adjoint(ann, d, ȳ, ẏ̄)
     return typeof(ann).name.wrapper(x̄, v̄)
 end
 
-function reverse(config::RevConfig, ::Const{typeof(autodiff_deferred)}, dret, kept, ::Const{ForwardMode},
+function reverse(config::RevConfig, ::Const{<:NestedAutodiff}, dret, kept, ::Const{ForwardMode},
                  fa::Annotation, rest::Annotation...)
     f = inner_function(fa)
     RA, outer = inner_activity(rest)
@@ -307,7 +311,7 @@ end
 # `∇ₖf` into each `dxₖ`; its adjoints are `d̄xₖ` passed through and, for every array,
 # the Hessian (symmetric) times the shadows' adjoints, `Σₖ ∂²f/∂(·)∂xₖ ⋅ d̄xₖ`, from one
 # reverse pass of `f` on duals `xₖ + ε d̄xₖ` (the constants' partials zero).
-function augmented_primal(config::RevConfig, ::Const{typeof(autodiff_deferred)}, RT::Type, ::Const{ReverseMode{false}},
+function augmented_primal(config::RevConfig, ::Const{<:NestedAutodiff}, RT::Type, ::Const{ReverseMode{false}},
                           fa::Annotation, rest::Annotation...)
     f = inner_function(fa)
     RA, outer = inner_activity(rest)
@@ -332,7 +336,7 @@ function augmented_primal(config::RevConfig, ::Const{typeof(autodiff_deferred)},
     return AugmentedReturn(nothing, nothing, kept)
 end
 
-function reverse(config::RevConfig, ::Const{typeof(autodiff_deferred)}, dret, kept, ::Const{ReverseMode{false}},
+function reverse(config::RevConfig, ::Const{<:NestedAutodiff}, dret, kept, ::Const{ReverseMode{false}},
                  fa::Annotation, rest::Annotation...)
     f = inner_function(fa)
     _, outer = inner_activity(rest)
@@ -404,7 +408,7 @@ end # module NestedRules
 
 # What the names of the code of the functions with nested rules start with: the
 # methods are non-inlinable, so their calls stay calls (`Extract.names_called`).
-const NESTED_NAMES = ("julia_autodiff_deferred_", "julia_gradient_")
+const NESTED_NAMES = ["julia_autodiff_deferred_", "julia_gradient_"]
 
 const NESTED_RULES_ON = Ref(false)
 
@@ -444,12 +448,41 @@ time the call graph of a function being differentiated calls `autodiff_deferred`
 function use_nested_rules!()
     NESTED_RULES_ON[] && return nothing
     register_rule_hooks()
-    for (sig, m) in NESTED_METHODS
-        RULED_METHODS[m] = :rule
-        KEEPS_SIZES[m] = nothing
-        sigs = get!(() -> Pair{Any,Symbol}[], RULED_SIGNATURES, m)
-        any(s -> s == (sig => :rule), sigs) || push!(sigs, sig => :rule)
-    end
+    foreach(rule_nested_method!, NESTED_METHODS)
     NESTED_RULES_ON[] = true
+    return nothing
+end
+
+function rule_nested_method!((sig, m)::Pair)
+    RULED_METHODS[m] = :rule
+    KEEPS_SIZES[m] = nothing
+    sigs = get!(() -> Pair{Any,Symbol}[], RULED_SIGNATURES, m)
+    any(s -> s == (sig => :rule), sigs) || push!(sigs, sig => :rule)
+    return nothing
+end
+
+const PLAIN_NESTED_ON = Ref(false)
+
+"""
+    use_plain_nested_rules!()
+
+Makes plain `autodiff(Forward or Reverse, f, ...)` calls nested in a function being
+differentiated rule calls, as `autodiff_deferred`'s are, the first time extraction meets
+one (Julia inlined it there: `Extract.PlainAutodiffNeedsRules`): its two generic methods
+become non-inlinable (`Extract.make_noinline!`; Julia then infers the callers again, and
+every `autodiff` call of the session is a call), and their calls are covered by the
+nested rules. Sessions that never nest a plain `autodiff` pay nothing.
+"""
+function use_plain_nested_rules!()
+    PLAIN_NESTED_ON[] && return nothing
+    use_nested_rules!()
+    for types in (Tuple{Mode,Any,Type{<:Annotation},Vararg{Any}}, Tuple{Mode,Any,Vararg{Any}})
+        m = Extract.make_noinline!(which(autodiff, types))
+        pair = Tuple{typeof(autodiff),types.parameters...} => m
+        push!(NESTED_METHODS, pair)
+        rule_nested_method!(pair)
+    end
+    push!(NESTED_NAMES, "julia_autodiff_")
+    PLAIN_NESTED_ON[] = true
     return nothing
 end

@@ -329,15 +329,78 @@ end
     closure_inside(x) = sum(gradient(Reverse, z -> sum(abs2, z) * x[1], x))
     err = caught(() -> autodiff(Forward, closure_inside, Duplicated, Duplicated([1.0, 2.0], [1.0, 0.0])))
     @test err isa Oxidase.DifferentiationError
-    # A plain `autodiff` nested: the advice to call `autodiff_deferred`, in both modes.
-    plain(x) = (dx = zero(x); autodiff(Reverse, so_rosenbrock, Active, Duplicated(x, dx)); sum(dx))
-    err = caught(() -> autodiff(Forward, plain, Duplicated, Duplicated([1.0, 2.0], [1.0, 0.0])))
-    @test err isa Oxidase.DifferentiationError
-    @test occursin("call `autodiff_deferred` there", err.msg)
-    err = caught(() -> gradient(Reverse, plain, [1.0, 2.0]))
-    @test err isa Oxidase.DifferentiationError
-    @test occursin("call `autodiff_deferred` there", err.msg)
-    # The process goes on: the same function differentiates afterwards.
-    @test autodiff(Forward, nd_gradnorm, Duplicated, Duplicated([1.0, 2.0], [1.0, 0.0]))[2] ≈
-          2 * dot(gradient(Reverse, so_rosenbrock, [1.0, 2.0]), so_rosenbrock_hessian([1.0, 2.0])[:, 1])
+end
+
+# Plain `autodiff` nested, as Enzyme 0.13 allows: the first one met makes `autodiff`'s
+# calls rule calls, as `autodiff_deferred`'s are (src/nested.jl), then the same checks
+# as above: forward over reverse (plain and batch), reverse over reverse, forward over
+# forward and reverse over forward, loops of 0, 1 and many nested calls, both branches.
+function pl_gradnorm(x)
+    dx = zero(x)
+    autodiff(Reverse, so_rosenbrock, Active, Duplicated(x, dx))
+    return sum(abs2, dx)
+end
+pl_d1(x) = autodiff(Forward, ff_scalar, Duplicated, Duplicated(x, 1.0))[2]
+pl_dir(x, d) = autodiff(Forward, ff_array, Duplicated, Duplicated(x, d))[2]
+function pl_branch_loop(x, n)
+    s = 0.0
+    for k in 1:n
+        s += x > 0 ? pl_d1(x * k) : pl_d1(x)^2
+    end
+    return s
+end
+function pl_ascent(p, k)   # gradient steps on y, p constant inside: 0, 1 or many
+    y = [0.5, -0.3]
+    for _ in 1:k
+        dy = zero(y)
+        autodiff(Reverse, nd_coupled, Active, Duplicated(y, dy), Const(p))
+        y = y .+ 0.1 .* dy
+    end
+    return nd_coupled(y, p)
+end
+pl_dir_sum(x) = x[2] * pl_dir(x, [1.0, -0.5, 2.0])
+function pl_warm_calls(n)
+    acc = 0.0
+    for i in 1:n
+        acc += autodiff(Reverse, ff_scalar, Active, Active(0.5 + i))[1][1]
+        acc += autodiff(Forward, ff_scalar, Duplicated, Duplicated(0.5 + i, 1.0))[2]
+    end
+    return acc
+end
+
+@testset "plain `autodiff` nested" begin
+    for x in ([1.0, 2.0], [-1.2, 1.0, 0.5])
+        H, g = so_rosenbrock_hessian(x), gradient(Reverse, so_rosenbrock, x)
+        v = collect(range(-1.0, 1.0, length = length(x)))
+        y, dy = autodiff(Forward, pl_gradnorm, Duplicated, Duplicated(copy(x), copy(v)))
+        @test y ≈ sum(abs2, g)
+        @test dy ≈ 2 * dot(g, H * v) rtol = 1e-10
+        dys = autodiff(Forward, pl_gradnorm, BatchDuplicatedNoNeed, BatchDuplicated(copy(x), (copy(v), zero(v))))[1]
+        @test dys[1] ≈ dy rtol = 1e-12
+        @test dys[2] == 0
+        # Reverse over reverse: ∇‖∇f‖² = 2 H ∇f.
+        @test gradient(Reverse, pl_gradnorm, copy(x)) ≈ 2 * H * g rtol = 1e-10
+    end
+    for k in (0, 1, 4), p in ([0.7, -1.1], [1.3, 0.4])
+        @test gradient(Reverse, q -> pl_ascent(q, k), copy(p)) ≈ fd_gradient(q -> pl_ascent(q, k), p) rtol = 1e-6 atol = 1e-9
+    end
+    for x in (-1.3, 0.4, 2.5), n in (0, 1, 4)
+        fdn = nd_fd(y -> pl_branch_loop(y[1], n), [x], [1.0])[1]
+        @test autodiff(Forward, pl_branch_loop, Duplicated, Duplicated(x, 1.0), Const(n))[2] ≈ fdn rtol = 1e-6 atol = 1e-9
+        @test autodiff(Reverse, pl_branch_loop, Active, Active(x), Const(n))[1][1] ≈ fdn rtol = 1e-6 atol = 1e-9
+    end
+    for x in ([0.5, 2.0, -1.0], [-0.3, 0.7, 1.1])
+        fd = fd_gradient(pl_dir_sum, x)
+        @test gradient(Reverse, pl_dir_sum, copy(x)) ≈ fd rtol = 1e-6
+        lanes = autodiff(Forward, pl_dir_sum, BatchDuplicated, BatchDuplicated(copy(x), ([1.0, 0, 0], [0, 0, 1.0])))[2]
+        @test [lanes[1], lanes[2]] ≈ fd[[1, 3]] rtol = 1e-6
+    end
+    # The same functions through `autodiff_deferred` give the same derivatives.
+    @test autodiff(Forward, pl_gradnorm, Duplicated, Duplicated([1.0, 2.0], [1.0, 0.0])) ==
+          autodiff(Forward, nd_gradnorm_deferred, Duplicated, Duplicated([1.0, 2.0], [1.0, 0.0]))
+    # `autodiff` at the top level still works (no longer inlined), and warm calls
+    # allocate nothing.
+    @test autodiff(Reverse, ff_scalar, Active, Active(0.5))[1][1] ≈ ff_d1(0.5)
+    pl_warm_calls(2)
+    @test @allocated(pl_warm_calls(1000)) <= 16   # (the Float64 result itself may be boxed)
 end
