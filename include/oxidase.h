@@ -121,6 +121,10 @@
 // derivative reads them as constants and never reads the shadow's.
 #define OX_TT_INACTIVE 6
 
+// Type tree: a pointer to an object laid out as the object whose field this is (a
+// list's next node, a tree's child), or to `nothing`.
+#define OX_TT_SELF 7
+
 // What the bytes at an offset of an argument hold: one node of the argument's layout
 // (`request::Layout`), the tree sent in preorder. An entry at depth 0 is at an offset
 // of the argument; an entry at depth d + 1 is at an offset of the memory the nearest

@@ -117,6 +117,13 @@ end
 hold(x, k = 0.5) = Holder(Layer(x, k, 0.75f0), 3, Scale(1.25))
 # Or as the first of a vector of layers (a vector of mutable structs).
 hold_vector(x, k = 0.5) = [Layer(x, k, 0), Layer([0.25], -k, 1.5f0)]
+# Or as the first node of a linked list of two (a type that links to itself).
+mutable struct Link
+    w::Vector{Float64}
+    k::Float64
+    next::Union{Link,Nothing}
+end
+hold_list(x, k = 0.5) = Link(x, k, Link([0.25], -k, nothing))
 
 # A stream that is not a constant, so printing to it dispatches at run time, like
 # `println(x)` to `stdout` (the printing functions are inactive: issue 15).
@@ -500,12 +507,14 @@ function program(rng, name)
         end
     end
     push!(body, "return s + $(expr(rng, 1, vars))")
-    held = rand(rng) < 0.15 ? rand(rng, (:struct, :vector)) : :none
+    held = rand(rng) < 0.15 ? rand(rng, (:struct, :vector, :list)) : :none
     # Closures over the model (handed to the pairwise sum), before the return.
     held == :struct && insert!(body, length(body), "s += sum(i -> m.layer.w[i] * m.layer.k * m.layer.c, 1:3) * s * m.scale.s")
     held == :vector && insert!(body, length(body), "s += sum(l -> l.k * l.w[1] + l.c, m) * s")
     held == :struct && pushfirst!(body, "x = m.layer.w * (m.layer.k * 2 * m.scale.s)")
     held == :vector && pushfirst!(body, "x = m[1].w * (m[1].k - m[2].k)")
+    held == :list && insert!(body, length(body), "q = m\n    while q !== nothing\n        s += q.k * q.w[1] * s\n        q = q.next\n    end")
+    held == :list && pushfirst!(body, "x = m.w * (m.k - m.next.k)")
     return "function $name(a, b, $(held == :none ? "x" : "m"))\n    " * join(body, "\n    ") * "\nend", held
 end
 
@@ -518,11 +527,13 @@ fd(f, v, i; h = 1e-6) = (f(v .+ h .* (1:length(v) .== i)) - f(v .- h .* (1:lengt
 # taken in `BigFloat` to 1e-10, and those of 1e-6 only to 6e-4.
 differences(f, v, first) = Iterators.flatten(((first,), ([fd(f, v, i; h = h) for i in 1:length(v)] for h in (1e-7, 1e-8))))
 
-# (`held`: the program takes `hold(x)` or `hold_vector(x)`, and its shadows hold the
-# array's, and zeros for the layers' numbers and the second layer's array.)
+# (`held`: the program takes `hold(x)`, `hold_vector(x)` or `hold_list(x)`, and its
+# shadows hold the array's, and zeros for the layers' (nodes') numbers and the second
+# one's array.)
 function check(f, v, held = :none)
-    arg(x) = held == :struct ? hold(x) : held == :vector ? hold_vector(x) : x
-    shadow(x) = held == :struct ? Holder(Layer(x, 0.0, 0), 3, Scale(99.0)) : held == :vector ? [Layer(x, 0.0, 0), Layer([0.0], 0.0, 0)] : x
+    arg(x) = held == :struct ? hold(x) : held == :vector ? hold_vector(x) : held == :list ? hold_list(x) : x
+    shadow(x) = held == :struct ? Holder(Layer(x, 0.0, 0), 3, Scale(99.0)) : held == :vector ? [Layer(x, 0.0, 0), Layer([0.0], 0.0, 0)] :
+                held == :list ? Link(x, 0.0, Link([0.0], 0.0, nothing)) : x
     g(w) = f(w[1], w[2], arg(w[3:5]))             # copies x: f may write into it
     a, b, x = v[1], v[2], v[3:5]
     dx = zeros(3)

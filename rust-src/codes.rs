@@ -96,3 +96,6 @@ pub const OX_TT_ARRAY: u32 = 5;
 /// type the user declared inactive, `EnzymeRules.inactive_type`, stored inline): the
 /// derivative reads them as constants and never reads the shadow's.
 pub const OX_TT_INACTIVE: u32 = 6;
+/// Type tree: a pointer to an object laid out as the object whose field this is (a
+/// list's next node, a tree's child), or to `nothing`.
+pub const OX_TT_SELF: u32 = 7;

@@ -120,6 +120,7 @@ fn layout_level(tt: &[OxTypeEntry], at: &mut usize, depth: u32) -> std::result::
             OX_TT_INTEGER => Layout::Integer,
             OX_TT_POINTER => Layout::Pointer,
             OX_TT_INACTIVE => Layout::Inactive,
+            OX_TT_SELF if depth > 0 => Layout::SelfRef,
             OX_TT_OBJECT => Layout::Object(nested(at)?),
             OX_TT_ARRAY => Layout::Array(nested(at)?),
             c => return Err(format!("unknown type tree kind {c}")),

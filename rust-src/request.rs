@@ -53,6 +53,9 @@ pub enum Layout {
     /// stored inline): read as constants, the shadow's never read, never written with a
     /// differentiated number (`analysis::memory::Memory::inactive_field`).
     Inactive,
+    /// A pointer to an object laid out as the object whose field this is (a list's next
+    /// node, a tree's child), or to `nothing` (which ends the list).
+    SelfRef,
     /// A pointer to a heap object (a struct Julia allocates: mutable, or holding
     /// references) whose fields are at these offsets of it.
     Object(Vec<(u64, Layout)>),
@@ -150,7 +153,16 @@ impl Layout {
         match self {
             Layout::Array(element) => Some(Layout::element_floats(element)),
             Layout::Object(fields) => Some(Leaf::Object(intern(fields))),
-            Layout::F64 | Layout::F32 | Layout::Integer | Layout::Pointer | Layout::Inactive => None,
+            Layout::F64 | Layout::F32 | Layout::Integer | Layout::Pointer | Layout::Inactive | Layout::SelfRef => None,
+        }
+    }
+
+    /// `pointee_leaf` of a field of the struct object laid out as `fields`: a
+    /// self-reference points to another such object.
+    pub fn pointee_leaf_in(&self, fields: Fields) -> Option<Leaf> {
+        match self {
+            Layout::SelfRef => Some(Leaf::Object(fields)),
+            _ => self.pointee_leaf(),
         }
     }
 }

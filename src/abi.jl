@@ -141,6 +141,7 @@ const OX_TT_POINTER = UInt32(3)
 const OX_TT_OBJECT = UInt32(4)
 const OX_TT_ARRAY = UInt32(5)
 const OX_TT_INACTIVE = UInt32(6)
+const OX_TT_SELF = UInt32(7)
 
 mode_code(::ForwardMode) = OX_MODE_FORWARD
 mode_code(::ReverseMode) = OX_MODE_REVERSE
@@ -338,7 +339,7 @@ end
 # immutable structs of these (flattened into this object), and mutable structs of these
 # (objects of their own, a level deeper); `nothing` for anything else, and for a type
 # that holds itself (`outer`: the struct types on the way here).
-function model_tree(@nospecialize(T), offset::Integer, depth::Integer, outer::Tuple)
+function model_tree(@nospecialize(T), offset::Integer, depth::Integer, outer::Tuple, @nospecialize(object = T))
     tree = OxTypeEntry[]
     for k in 1:fieldcount(T)
         F, at = fieldtype(T, k), offset + fieldoffset(T, k)
@@ -366,10 +367,14 @@ function model_tree(@nospecialize(T), offset::Integer, depth::Integer, outer::Tu
             entries = bits_tree(F, at, depth)
             all(e -> e.kind in (OX_TT_FLOAT64, OX_TT_FLOAT32, OX_TT_INTEGER, OX_TT_INACTIVE), entries) || return nothing
             append!(tree, entries)
+        elseif F === object || F == Union{object,Nothing}
+            # A link to another object of this type (a list's next node, a tree's
+            # child), or to `nothing`.
+            push!(tree, OxTypeEntry(at, OX_TT_SELF, depth))
         elseif !(F isa DataType && isconcretetype(F)) || F <: Array || F in outer
             return nothing
         elseif !F.mutable && Base.allocatedinline(F)
-            inner = model_tree(F, at, depth, (outer..., F))
+            inner = model_tree(F, at, depth, (outer..., F), object)
             inner === nothing && return nothing
             append!(tree, inner)
         elseif F.mutable && fieldcount(F) >= 1
@@ -417,20 +422,24 @@ holds_inactive_bits(@nospecialize(T)) =
 
 # The paths (field indices) from a model struct to each of its arrays.
 # (Through inline structs and held mutable ones alike: `is_model_struct` holds of `T`.)
-function array_paths(@nospecialize(T), prefix::Tuple = ())
+function array_paths(@nospecialize(T), prefix::Tuple = (), outer::Tuple = (T,))
     paths = Tuple[]
     for k in 1:fieldcount(T)
         F = fieldtype(T, k)
-        if is_inactive_type(F)
-            continue   # (no derivative: the shadow's is never read)
+        if is_inactive_type(F) || F in outer
+            continue   # (no derivative: the shadow's is never read; a link: `same_structure`)
         elseif F <: Array
             push!(paths, (prefix..., k))
         elseif !isbitstype(F) && F isa DataType
-            append!(paths, array_paths(F, (prefix..., k)))
+            append!(paths, array_paths(F, (prefix..., k), (outer..., F)))
         end
     end
     return paths
 end
+
+# Whether a struct object of type `T` links to others of its own type (a list, a tree),
+# at any depth: its shadow's links are checked by walking both (`same_structure`).
+has_self_links(@nospecialize(T)) = any(e -> e.kind == OX_TT_SELF, object_tree(T))
 
 # The array paths of `T` whose arrays hold arrays or struct objects, which a shadow must
 # mirror element by element (`same_shape`).

@@ -735,6 +735,8 @@ same_shape(::T, ::T) where {T<:Union{Float64,Float32}} = true
     T <: Array && is_nested_eltype(eltype(T)) && return :(size(x) == size(dx) && same_elements(x, dx))
     T <: AbstractArray && return :(size(x) == size(dx))
     is_model_struct(T) || return true
+    # (A list or a tree: as many links as the argument's, walked.)
+    has_self_links(T) && return :(same_structure(x, dx))
     field(v, path) = foldl((e, k) -> :(getfield($e, $k)), path; init = v)
     # (An array of arrays or of layers a model holds: element by element, recursively.)
     # (An array without a derivative, a `Dict`'s keys, say: the derivative reads the
@@ -743,6 +745,34 @@ same_shape(::T, ::T) where {T<:Union{Float64,Float32}} = true
               holds_no_floats(eltype(fieldtype_at(T, p))) ? :(same_values($(field(:x, p)), $(field(:dx, p)))) :
               :(size($(field(:x, p))) == size($(field(:dx, p))))
     return foldl((a, b) -> :($a && $b), (same(p) for p in array_paths(T)); init = true)
+end
+
+# Whether shadow `dx` has the structure of `x`, a struct object linking to others of its
+# type (`has_self_links`): the same objects, `nothing` where `x` has it, arrays of the
+# same sizes (and values, for those without a derivative), walked breadth first (a list
+# of any length, no recursion; a node met twice is walked once).
+function same_structure(x, dx)
+    work = Any[(x, dx)]
+    seen = IdDict{Any,Nothing}()
+    while !isempty(work)
+        (a, da) = pop!(work)
+        typeof(a) === typeof(da) || return false
+        if a isa Array
+            ok = holds_no_floats(eltype(a)) ? same_values(a, da) : a isa Union{Array{Float64},Array{Float32}} ?
+                 size(a) == size(da) : same_shape(a, da)
+            ok || return false
+        elseif !isbits(a) && !is_inactive_type(typeof(a))
+            if ismutable(a)
+                haskey(seen, a) && continue
+                seen[a] = nothing
+            end
+            for k in 1:nfields(a)
+                isdefined(a, k) == isdefined(da, k) || return false
+                isdefined(a, k) && push!(work, (getfield(a, k), getfield(da, k)))
+            end
+        end
+    end
+    return true
 end
 
 # Equal arrays without a derivative, unassigned elements included.
@@ -763,6 +793,10 @@ function same_elements(x::Array, dx::Array)
 end
 
 @noinline function shape_error(i, x, dx)
+    has_self_links(typeof(x)) && throw(DimensionMismatch(
+        "Oxidase: the shadow of argument $i does not have the argument's structure: its links (a list's or a " *
+        "tree's, `nothing` where the argument has it) or the sizes of the arrays they hold differ; make it with " *
+        "make_zero"))
     if x isa Array && size(x) == size(dx)   # an array of arrays: an element's shadow
         k = findfirst(k -> !same_shape(x[k], dx[k]), eachindex(x))
         throw(DimensionMismatch("Oxidase: element $k of the shadow of argument $i does not have the " *

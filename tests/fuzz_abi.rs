@@ -410,7 +410,7 @@ proptest! {
         }
         let nests = entries.first().is_none_or(|e| e.2 == 0)
             && entries.windows(2).all(|w| w[1].2 <= w[0].2 || (w[1].2 == w[0].2 + 1 && (w[0].1 == OX_TT_OBJECT || w[0].1 == OX_TT_ARRAY)));
-        let known = entries.iter().all(|e| e.1 <= OX_TT_INACTIVE && e.0 <= 1 << 32);
+        let known = entries.iter().all(|e| (e.1 <= OX_TT_INACTIVE || e.1 == OX_TT_SELF && e.2 > 0) && e.0 <= 1 << 32);
         if !(nests && known) {
             prop_assert_eq!(status, OX_ERR_INVALID_REQUEST);
         }

@@ -266,6 +266,9 @@ impl<'ctx> Memory<'ctx> {
         let insts: Vec<Value<'ctx>> = f.blocks().into_iter().flat_map(|b| b.instructions()).collect();
         let (origin, element_origin) = origins(&insts);
         let mut aggregates: HashMap<Value<'ctx>, Paths<'ctx>> = HashMap::new();
+        // Loads through a merge of object addresses decided before every address was
+        // known (a loop's back edge): checked again once all are (`merged_loaded_field`).
+        let mut provisional: Vec<Value<'ctx>> = Vec::new();
         let mut changed = true;
         while changed {
             changed = false;
@@ -300,6 +303,16 @@ impl<'ctx> Memory<'ctx> {
                     Some(PointerOp::Load) => match shadowed.get(&i.operand(0)).copied() {
                         Some(Leaf::StackArraysF64 | Leaf::StackMixedF64) => {
                             stack_object_field(m, i, &insts, &shadowed, user)?
+                        }
+                        // (Through a merge of field addresses of objects of different
+                        // layouts, each read by its own: a loop over a list whose first
+                        // node a model holds, `p = m.head` then `p = p.next`.)
+                        Some(Leaf::Object(fields)) if pointer_op(i.operand(0)) == Some(PointerOp::Merge) => {
+                            let (leaf, complete) = merged_loaded_field(m, i, fields, &shadowed, user)?;
+                            if !complete {
+                                provisional.push(i);
+                            }
+                            leaf
                         }
                         Some(Leaf::Object(fields)) => loaded_field(m, i, fields, user)?,
                         // An array of struct objects: its data pointer, then an element.
@@ -390,6 +403,16 @@ impl<'ctx> Memory<'ctx> {
                 }
             }
         }
+        // A load through a merge of object addresses decided before all of them were
+        // known reads what every one of them says now.
+        for &i in &provisional {
+            if let Some(Leaf::Object(fields)) = shadowed.get(&i.operand(0)).copied() {
+                let (leaf, _) = merged_loaded_field(m, i, fields, &shadowed, user)?;
+                if leaf != shadowed.get(&i).copied() {
+                    return Err(loaded_field_error(i, "fields of different kinds", user));
+                }
+            }
+        }
         // A pointer loaded from a stack object was read by what had been stored there when
         // the load was reached; what is stored there in the end must say the same.
         for &i in &insts {
@@ -435,7 +458,14 @@ impl<'ctx> Memory<'ctx> {
                     }
                     true
                 };
-                if merged(i).iter().any(|v| shadowed.get(v).is_some_and(|l| *l != leaf) && !same_object(v)) {
+                // (Or a merge of field addresses that only pointer loads read, each by
+                // every address's own layout: `merged_loaded_field`.)
+                let loads_only = i.users().iter().all(|u| {
+                    u.opcode_if_instruction() == Some(Opcode::LLVMLoad) && u.operand(0) == i && u.ty().is_pointer()
+                });
+                if !loads_only
+                    && merged(i).iter().any(|v| shadowed.get(v).is_some_and(|l| *l != leaf) && !same_object(v))
+                {
                     return Err(Error::Unsupported(format!(
                         "a pointer that may point to struct objects of different types, or to an array of them \
                          and into its data, in `{user}`{}",
@@ -1551,7 +1581,9 @@ fn field_layouts(m: &crate::llvm::Module, p: Value, fields: Fields, pointer: boo
         None => fields
             .iter()
             .map(|(_, l)| l)
-            .filter(|l| !pointer || matches!(l, Layout::Pointer | Layout::Object(_) | Layout::Array(_)))
+            .filter(|l| {
+                !pointer || matches!(l, Layout::Pointer | Layout::SelfRef | Layout::Object(_) | Layout::Array(_))
+            })
             .collect(),
     }
 }
@@ -1562,19 +1594,60 @@ fn field_layouts(m: &crate::llvm::Module, p: Value, fields: Fields, pointer: boo
 /// Refused when the load may read fields that hold different kinds of memory (a tuple of
 /// an array and a struct indexed at run time) or no field that holds a pointer.
 fn loaded_field(m: &crate::llvm::Module, i: Value, fields: Fields, user: &str) -> Result<Option<Leaf>> {
-    let layouts = field_layouts(m, i.operand(0), fields, true);
+    loaded_field_at(m, i, i.operand(0), fields, user)
+}
+
+/// `loaded_field` for load `i` reading address `p` of a struct object laid out as
+/// `fields`.
+fn loaded_field_at(m: &crate::llvm::Module, i: Value, p: Value, fields: Fields, user: &str) -> Result<Option<Leaf>> {
+    let layouts = field_layouts(m, p, fields, true);
     if !layouts.is_empty() && layouts.iter().all(|l| **l == Layout::Pointer) {
         return Ok(None);
     }
-    let leaves: Vec<Option<Leaf>> = layouts.iter().map(|l| l.pointee_leaf()).collect();
+    let leaves: Vec<Option<Leaf>> = layouts.iter().map(|l| l.pointee_leaf_in(fields)).collect();
     match leaves.first() {
         Some(&Some(leaf)) if leaves.iter().all(|l| *l == Some(leaf)) => Ok(Some(leaf)),
-        _ => Err(Error::Unsupported(format!(
-            "a pointer read from a differentiated struct where its layout has {} (`{}`), in `{user}`{}",
-            if leaves.is_empty() { "no field" } else { "fields of different kinds" },
-            i.print().trim(),
-            crate::names::where_(i)
-        ))),
+        _ => Err(loaded_field_error(i, if leaves.is_empty() { "no field" } else { "fields of different kinds" }, user)),
+    }
+}
+
+fn loaded_field_error(i: Value, what: &str, user: &str) -> Error {
+    Error::Unsupported(format!(
+        "a pointer read from a differentiated struct where its layout has {what} (`{}`), in `{user}`{}",
+        i.print().trim(),
+        crate::names::where_(i)
+    ))
+}
+
+/// What load `i` reads through a merge of addresses (a phi or select) into struct
+/// objects, the merge's own layout `fields`: each address read by its own object's
+/// layout (a loop over a list whose first node a model holds merges `&m.head` with
+/// `&p.next`), refused when they disagree; and whether every address was known (a
+/// loop's back edge may not be yet: checked again after, `Memory::compute`). An address
+/// into other memory (a stack object, say) leaves the merge read as one object.
+fn merged_loaded_field<'ctx>(
+    m: &crate::llvm::Module,
+    i: Value<'ctx>,
+    fields: Fields,
+    shadowed: &HashMap<Value<'ctx>, Leaf>,
+    user: &str,
+) -> Result<(Option<Leaf>, bool)> {
+    let p = i.operand(0);
+    let mut leaves = Vec::new();
+    let mut complete = true;
+    for v in merged(p) {
+        match shadowed.get(&v) {
+            _ if v == p => {}
+            Some(Leaf::Object(f)) => leaves.push(loaded_field_at(m, i, v, f, user)?),
+            Some(_) => return Ok((loaded_field(m, i, fields, user)?, true)),
+            None => complete = false,
+        }
+    }
+    leaves.dedup();
+    match leaves.as_slice() {
+        [] => Ok((loaded_field(m, i, fields, user)?, complete)),
+        [one] => Ok((*one, complete)),
+        _ => Err(loaded_field_error(i, "fields of different kinds", user)),
     }
 }
 

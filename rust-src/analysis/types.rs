@@ -294,7 +294,8 @@ fn layout_tree(layout: &Layout) -> TypeTree {
         Layout::F64 => TypeTree::scalar(Kind::F64),
         Layout::F32 => TypeTree::scalar(Kind::F32),
         Layout::Integer => TypeTree::scalar(Kind::Integer),
-        Layout::Pointer => TypeTree::scalar(Kind::Pointer),
+        // (A self-reference's pointee would be the tree being built: left a pointer.)
+        Layout::Pointer | Layout::SelfRef => TypeTree::scalar(Kind::Pointer),
         // (What an inactive field holds is not said: nothing the derivative follows.)
         Layout::Inactive => TypeTree::default(),
         Layout::Object(fields) => TypeTree::pointer_to(&seed(fields)),
@@ -304,7 +305,8 @@ fn layout_tree(layout: &Layout) -> TypeTree {
         // that holds both (an immutable struct of an array and a float, inline) is a
         // conflict at every offset.
         Layout::Array(fields) => {
-            let reference = |l: &Layout| matches!(l, Layout::Pointer | Layout::Object(_) | Layout::Array(_));
+            let reference =
+                |l: &Layout| matches!(l, Layout::Pointer | Layout::SelfRef | Layout::Object(_) | Layout::Array(_));
             let element = match fields.iter().find(|(_, l)| matches!(l, Layout::F64 | Layout::F32)) {
                 Some((_, l)) if !fields.iter().any(|(_, l)| reference(l)) => layout_tree(l),
                 _ => seed(fields),
