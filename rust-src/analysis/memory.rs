@@ -458,11 +458,13 @@ impl<'ctx> Memory<'ctx> {
                     }
                     true
                 };
-                // (Or a merge of field addresses that only pointer loads read, each by
-                // every address's own layout: `merged_loaded_field`.)
-                let loads_only = i.users().iter().all(|u| {
-                    u.opcode_if_instruction() == Some(Opcode::LLVMLoad) && u.operand(0) == i && u.ty().is_pointer()
-                });
+                // (Or a merge of addresses into struct objects that only pointer loads
+                // read, each by every address's own layout: `merged_loaded_field`.)
+                let loads_only = matches!(leaf, Leaf::Object(_))
+                    && merged(i).iter().all(|v| *v == i || matches!(shadowed.get(v), Some(Leaf::Object(_))))
+                    && i.users().iter().all(|u| {
+                        u.opcode_if_instruction() == Some(Opcode::LLVMLoad) && u.operand(0) == i && u.ty().is_pointer()
+                    });
                 if !loads_only
                     && merged(i).iter().any(|v| shadowed.get(v).is_some_and(|l| *l != leaf) && !same_object(v))
                 {
