@@ -41,12 +41,13 @@ fn list_arg() -> Vec<ArgSpec> {
     vec![ghost(), ArgSpec { passing: Passing::Boxed, activity: Activity::Duplicated, type_tree: vec![(0, node)] }]
 }
 
-/// A list of `values` (its nodes boxed, linked, the last to null).
-fn list(values: &[f64]) -> Vec<Box<Node>> {
-    let mut nodes: Vec<Box<Node>> = values.iter().map(|&v| Box::new(Node { v, next: std::ptr::null_mut() })).collect();
-    for k in (1..nodes.len()).rev() {
-        let next = &mut *nodes[k] as *mut Node;
-        nodes[k - 1].next = next;
+/// A list of `values` (its nodes in one vector, linked, the last to null).
+fn list(values: &[f64]) -> Vec<Node> {
+    let mut nodes: Vec<Node> = values.iter().map(|&v| Node { v, next: std::ptr::null_mut() }).collect();
+    let base = nodes.as_mut_ptr();
+    for k in 1..nodes.len() {
+        // SAFETY: `k` is within the vector, which is never resized after.
+        nodes[k - 1].next = unsafe { base.add(k) };
     }
     nodes
 }
@@ -55,7 +56,7 @@ fn list(values: &[f64]) -> Vec<Box<Node>> {
 /// or seed after, the shadow's values after).
 fn call(d: oxidase::ffi::OxDerivativeFn, x: &[f64], dx: &[f64], seed: f64) -> (f64, f64, Vec<f64>) {
     let (xs, dxs) = (list(x), list(dx));
-    let (mut xp, mut dxp) = (&*xs[0] as *const Node as *mut c_void, &*dxs[0] as *const Node as *mut c_void);
+    let (mut xp, mut dxp) = (&xs[0] as *const Node as *mut c_void, &dxs[0] as *const Node as *mut c_void);
     let (mut ret, mut dret) = (0.0, seed);
     assert_eq!(invoke(d, &[NONE, ptr(&mut xp)], &[NONE, ptr(&mut dxp)], &mut ret, &mut dret), 0);
     (ret, dret, dxs.iter().map(|n| n.v).collect())
