@@ -50,6 +50,14 @@ an `ArgumentError`. Exceptions thrown by `f` itself propagate unchanged.
 @inline function autodiff(mode::Mode, f::F, ::Type{RA}, args::Vararg{Any,N}) where {F,RA<:Annotation,N}
     return annotated_autodiff(mode, function_annotation(f), RA, map(annotate, args), nothing)
 end
+# (The same, for the modes that nested differentiation covers, apart: a plain `autodiff`
+# nested in a function being differentiated makes this method non-inlinable
+# (`use_plain_nested_rules!`, src/nested.jl), and the other modes' calls stay inlined:
+# `ReverseWithPrimal`'s result, returned from a call, was boxed, 48 bytes a call.)
+@inline function autodiff(mode::Union{ReverseMode{false},ForwardMode}, f::F, ::Type{RA},
+                          args::Vararg{Any,N}) where {F,RA<:Annotation,N}
+    return annotated_autodiff(mode, function_annotation(f), RA, map(annotate, args), nothing)
+end
 
 # `autodiff` once the function and arguments are annotated; `seed` is the result's
 # cotangent in reverse mode, `nothing` for Enzyme's (1 for an `Active` result).

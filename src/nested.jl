@@ -466,22 +466,23 @@ const PLAIN_NESTED_ON = Ref(false)
 """
     use_plain_nested_rules!()
 
-Makes plain `autodiff(Forward or Reverse, f, ...)` calls nested in a function being
+Makes plain `autodiff(Forward or Reverse, f, RA, ...)` calls nested in a function being
 differentiated rule calls, as `autodiff_deferred`'s are, the first time extraction meets
-one (Julia inlined it there: `Extract.PlainAutodiffNeedsRules`): its two generic methods
-become non-inlinable (`Extract.make_noinline!`; Julia then infers the callers again, and
-every `autodiff` call of the session is a call), and their calls are covered by the
-nested rules. Sessions that never nest a plain `autodiff` pay nothing.
+one (Julia inlined it there: `Extract.PlainAutodiffNeedsRules`): its method for those
+two modes becomes non-inlinable (`Extract.make_noinline!`; Julia then infers the
+callers again, and every such `autodiff` call of the session is a call), and its calls
+are covered by the nested rules. (Without a return activity, a nested call's activity
+is found when it runs: call `autodiff_deferred` there.) Sessions that never nest a
+plain `autodiff` pay nothing.
 """
 function use_plain_nested_rules!()
     PLAIN_NESTED_ON[] && return nothing
     use_nested_rules!()
-    for types in (Tuple{Mode,Any,Type{<:Annotation},Vararg{Any}}, Tuple{Mode,Any,Vararg{Any}})
-        m = Extract.make_noinline!(which(autodiff, types))
-        pair = Tuple{typeof(autodiff),types.parameters...} => m
-        push!(NESTED_METHODS, pair)
-        rule_nested_method!(pair)
-    end
+    types = Tuple{Union{ReverseMode{false},ForwardMode},Any,Type{<:Annotation},Vararg{Any}}
+    m = Extract.make_noinline!(which(autodiff, types))
+    pair = Tuple{typeof(autodiff),types.parameters...} => m
+    push!(NESTED_METHODS, pair)
+    rule_nested_method!(pair)
     push!(NESTED_NAMES, "julia_autodiff_")
     PLAIN_NESTED_ON[] = true
     return nothing

@@ -364,6 +364,7 @@ function pl_warm_calls(n)
     for i in 1:n
         acc += autodiff(Reverse, ff_scalar, Active, Active(0.5 + i))[1][1]
         acc += autodiff(Forward, ff_scalar, Duplicated, Duplicated(0.5 + i, 1.0))[2]
+        acc += autodiff(ReverseWithPrimal, ff_scalar, Active, Active(0.5 + i))[2]
     end
     return acc
 end
