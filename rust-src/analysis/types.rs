@@ -30,8 +30,9 @@
 //! Paths are kept finite: at most `MAX_DEPTH` pointers deep and offsets within
 //! `MAX_OFFSET`; a pointer that steps through memory in a loop (a phi fed by an
 //! address computed from itself) has only `ANY` offsets. The fixed point is then
-//! reached in a few rounds; if it is not within `MAX_ROUNDS`, `converged` is false and
-//! clients must treat every answer as unknown.
+//! reached in a few rounds; if it is not within `MAX_ROUNDS`, or a tree grows past
+//! `MAX_TREE_PATHS`, `converged` is false and clients must treat every answer as
+//! unknown.
 //!
 //! `OXIDASE_PRINT=types` prints the result (`Types::print`); golden tests in
 //! `tests/type_analysis.rs` keep three of them.
@@ -53,6 +54,10 @@ const MAX_OFFSET: i64 = 1 << 16;
 const MAX_GEP_OFFSETS: usize = 16;
 /// Rounds over the function before the analysis gives up.
 const MAX_ROUNDS: usize = 64;
+/// Paths one value's tree may hold before the analysis gives up: offsets multiply at
+/// each pointer followed (a list node's fields, then the next node's...), and trees
+/// of millions of paths took gigabytes and did not finish.
+const MAX_TREE_PATHS: usize = 4096;
 
 /// What the bytes at one path hold.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -343,6 +348,8 @@ struct Propagation<'ctx> {
     /// constant expressions of one address (`objects`).
     objects: HashMap<u64, Value<'ctx>>,
     changed: bool,
+    /// A tree grew past `MAX_TREE_PATHS`: nothing is known (`converged` false).
+    overflow: bool,
 }
 
 /// The value standing for `v` in `objects`: the first constant expression seen with
@@ -403,6 +410,7 @@ impl<'ctx> Propagation<'ctx> {
         let t = if self.strided.contains(&v) { t.strided() } else { t.clone() };
         let entry = self.trees.entry(v).or_default();
         self.changed |= entry.merge(&t);
+        self.overflow |= entry.0.len() > MAX_TREE_PATHS;
     }
 
     fn add_kind(&mut self, v: Value<'ctx>, kind: Kind) {
@@ -710,6 +718,7 @@ impl<'ctx> Types<'ctx> {
             reused_slots: reused_slots(m, &insts),
             objects: embedded_objects(&insts),
             changed: false,
+            overflow: false,
         };
         for p in f.params() {
             let facts = prop.type_facts(p.ty());
@@ -723,10 +732,13 @@ impl<'ctx> Types<'ctx> {
             prop.add(i, &facts);
         }
         let mut converged = false;
-        for _ in 0..MAX_ROUNDS {
+        'rounds: for _ in 0..MAX_ROUNDS {
             prop.changed = false;
             for &i in &insts {
                 prop.step(i);
+                if prop.overflow {
+                    break 'rounds;
+                }
             }
             if !prop.changed {
                 converged = true;
