@@ -228,7 +228,12 @@ no bytes, and an isbits struct or tuple is the trees of its fields at their offs
 Other types have no tree yet: an `ArgumentError` (callers check first, with a better
 message). (At `offset` and `depth` in a larger tree: a field, an array's element.)
 """
-function type_tree(@nospecialize(T), offset::Integer = 0, depth::Integer = 0)
+function type_tree(@nospecialize(T), offset::Integer = 0, depth::Integer = 0; declared::Bool = false)
+    # (`declared`: fields of types declared without derivative are `OX_TT_INACTIVE`, as a
+    # struct object holds them, `bits_tree`.)
+    if declared && !isprimitivetype(T) && is_inactive_type(T)
+        return [OxTypeEntry(e.offset, OX_TT_INACTIVE, e.depth) for e in type_tree(T, offset, depth)]
+    end
     T === Float64 && return [OxTypeEntry(offset, OX_TT_FLOAT64, depth)]
     T === Float32 && return [OxTypeEntry(offset, OX_TT_FLOAT32, depth)]
     is_ghost(T) && return OxTypeEntry[]
@@ -240,7 +245,7 @@ function type_tree(@nospecialize(T), offset::Integer = 0, depth::Integer = 0)
     if isbitstype(T) && !isprimitivetype(T)
         tree = OxTypeEntry[]
         for i in 1:fieldcount(T)
-            append!(tree, type_tree(fieldtype(T, i), offset + fieldoffset(T, i), depth))
+            append!(tree, type_tree(fieldtype(T, i), offset + fieldoffset(T, i), depth; declared = declared))
         end
         return tree
     end
@@ -405,15 +410,7 @@ end
 
 # `type_tree` of isbits `F` held by a struct object, where fields of types declared
 # without derivative are `OX_TT_INACTIVE`.
-function bits_tree(@nospecialize(F), offset::Integer, depth::Integer)
-    isprimitivetype(F) && return type_tree(F, offset, depth)
-    is_inactive_type(F) && return [OxTypeEntry(e.offset, OX_TT_INACTIVE, e.depth) for e in type_tree(F, offset, depth)]
-    tree = OxTypeEntry[]
-    for k in 1:fieldcount(F)
-        append!(tree, bits_tree(fieldtype(F, k), offset + fieldoffset(F, k), depth))
-    end
-    return tree
-end
+bits_tree(@nospecialize(F), offset::Integer, depth::Integer) = type_tree(F, offset, depth; declared = true)
 
 # Whether isbits `T` holds a field of a type declared without derivative (not yet
 # differentiated as a number: `Active`, an array's elements).

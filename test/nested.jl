@@ -133,11 +133,11 @@ end
 # The inner gradient of a function of `y` and of a constant `p` (a closure's data passed
 # as an argument), differentiated with respect to `p`: saddle-point problems.
 nd_coupled(y, p) = p[1] * y[1]^2 + sin(p[2] * y[2]) * y[1] + p[1] * p[2] * y[2]
-function nd_ascent(p, k)
+function nd_ascent(p, k, nested = autodiff_deferred)   # (or a plain `autodiff`, below)
     y = [0.3, -0.2]
     for _ in 1:k
         dy = zero(y)
-        autodiff_deferred(Reverse, nd_coupled, Active, Duplicated(y, dy), Const(p))
+        nested(Reverse, nd_coupled, Active, Duplicated(y, dy), Const(p))
         y = y .+ 0.05 .* dy
     end
     return nd_coupled(y, p)
@@ -349,15 +349,7 @@ function pl_branch_loop(x, n)
     end
     return s
 end
-function pl_ascent(p, k)   # gradient steps on y, p constant inside: 0, 1 or many
-    y = [0.5, -0.3]
-    for _ in 1:k
-        dy = zero(y)
-        autodiff(Reverse, nd_coupled, Active, Duplicated(y, dy), Const(p))
-        y = y .+ 0.1 .* dy
-    end
-    return nd_coupled(y, p)
-end
+pl_ascent(p, k) = nd_ascent(p, k, autodiff)
 pl_dir_sum(x) = x[2] * pl_dir(x, [1.0, -0.5, 2.0])
 function pl_warm_calls(n)
     acc = 0.0
