@@ -1164,7 +1164,9 @@ end
 
 plain_autodiff_error(@nospecialize(f), @nospecialize(types)) =
     Oxidase.DifferentiationError("cannot differentiate `$f`: it calls `autodiff` in a form that is not " *
-                                 "differentiated inside a function being differentiated (docs/api.md, \"Nested " *
+                                 "differentiated inside a function being differentiated (a mode other than " *
+                                 "`Forward` and `Reverse`, or no return activity: call `autodiff_deferred(mode, " *
+                                 "g, RA, args...)` there; docs/api.md, \"Nested " *
                                  "differentiation\")")
 
 # Whether `name` is the code of a function with nested rules (`Oxidase.NESTED_NAMES`).

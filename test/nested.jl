@@ -391,6 +391,10 @@ end
     # The same functions through `autodiff_deferred` give the same derivatives.
     @test autodiff(Forward, pl_gradnorm, Duplicated, Duplicated([1.0, 2.0], [1.0, 0.0])) ==
           autodiff(Forward, nd_gradnorm_deferred, Duplicated, Duplicated([1.0, 2.0], [1.0, 0.0]))
+    # Other modes nested plainly (`ReverseWithPrimal`): refused, saying what to call.
+    withprimal(x) = (dx = zero(x); autodiff(ReverseWithPrimal, so_rosenbrock, Active, Duplicated(x, dx))[2] + sum(dx))
+    err = caught(() -> autodiff(Forward, withprimal, Duplicated, Duplicated([1.0, 2.0], [1.0, 0.0])))
+    @test err isa Oxidase.DifferentiationError && occursin("autodiff_deferred(mode", err.msg)
     # `autodiff` at the top level still works (no longer inlined), and warm calls
     # allocate nothing.
     @test autodiff(Reverse, ff_scalar, Active, Active(0.5))[1][1] ≈ ff_d1(0.5)
