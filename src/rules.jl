@@ -196,7 +196,7 @@ A method returning `true` declares the values of `T` without derivative, as in
 Enzyme.jl: a grid, a plan, a table of constants or an algorithm's settings that a
 differentiated model or closure holds. The derivative reads such a field's data from
 the argument itself (the shadow's field is never read), and `make_zero` shares it
-rather than copying it. An argument of such a type is `Const`. Defining a method makes
+rather than copying it. An argument of such a type must be passed as `Const`. Defining a method makes
 the derivatives compiled before recompile. The fallback returns `false`.
 
 ```julia
