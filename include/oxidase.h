@@ -184,6 +184,18 @@ typedef struct OxRequest {
 // says why). Julia exceptions raised by the differentiated code propagate as in Julia.
 typedef int32_t (*OxDerivativeFn)(void *const *args, void *const *shadows, void *ret, void *dret);
 
+// Where a derivative compiled in two tiers (`oxidase_derivative_tier`) announces its
+// optimized code: `optimized` is zero until that code is ready, then its address,
+// which takes the same arguments as the quick code and is called with the flags in
+// `flags` (`OX_FLAG_*`, written before `optimized`). Read it with an acquiring load
+// (a plain load on x86-64).
+typedef struct OxTierSlot {
+  // Address of the optimized derivative, or 0.
+  uint64_t optimized;
+  // Its `OX_FLAG_*` bits, valid once `optimized` is not 0.
+  uint32_t flags;
+} OxTierSlot;
+
 // Version string of the engine (static: do not free).
 const char *oxidase_version(void);
 
@@ -279,6 +291,28 @@ uint32_t oxidase_set_verbose(uint32_t on);
 // does not hold (never returned, or released by all its holders), or an error status
 // if the JIT could not free it (the code then stays).
 int32_t oxidase_release_derivative(OxDerivativeFn derivative);
+
+// The tier slot of a derivative `oxidase_compile` returned: a large derivative is first
+// compiled quickly, without optimization, and returned at once, while a thread of the
+// engine compiles it optimized; the slot says when that code is ready (`OxTierSlot`).
+// The caller should then call it instead (both compute the same derivative; each call
+// runs in one of them) and keep `derivative` as the handle it releases. NULL when
+// `derivative` is not in two tiers (already optimized) or unknown. The slot is valid
+// until the derivative's last holder releases it.
+const struct OxTierSlot *oxidase_derivative_tier(OxDerivativeFn derivative);
+
+// Blocks until the optimized code of `derivative` (compiled in two tiers) is ready, or
+// could not be made; returns at once for any other derivative. Then its tier slot
+// says which.
+void oxidase_wait_tier(OxDerivativeFn derivative);
+
+// Blocks until no engine thread is optimizing a derivative (for benchmarks and tests
+// that measure or check the optimized code; the process's exit waits too).
+void oxidase_wait_optimized(void);
+
+// Number of derivatives whose optimized tier could not be made (the quick code stays
+// in use); for tests.
+uint64_t oxidase_tier_failures(void);
 
 // Number of derivatives whose code is in the JIT now (compiled, not yet released by
 // all their holders); for tests of the cache's bound.

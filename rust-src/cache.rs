@@ -10,12 +10,13 @@
 use crate::error::Result;
 use crate::llvm::orc::Tracker;
 use crate::request::Request;
+use crate::tier::Tier;
 use parking_lot::Mutex;
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 #[derive(Clone, PartialEq, Eq, Hash)]
 struct Key {
@@ -30,6 +31,10 @@ struct Live {
     flags: u32,
     holders: usize,
     tracker: Tracker,
+    /// The JIT that holds the code at the derivative's address.
+    jit: &'static crate::jit::Jit,
+    /// Its optimizing tier, when it was compiled quickly first (`crate::tier`).
+    tier: Option<Arc<Tier>>,
 }
 
 #[derive(Default)]
@@ -70,7 +75,7 @@ pub fn get_or_compile(bitcode: &[u8], req: &Request) -> Result<Derivative> {
     let d = Derivative { addr: c.addr, flags: c.flags };
     let mut state = STATE.lock();
     state.addresses.insert(key.clone(), c.addr);
-    state.live.insert(c.addr, Live { key, flags: c.flags, holders: 1, tracker: c.tracker });
+    state.live.insert(c.addr, Live { key, flags: c.flags, holders: 1, tracker: c.tracker, jit: c.jit, tier: c.tier });
     Ok(d)
 }
 
@@ -97,8 +102,25 @@ pub fn release(addr: usize) -> Result<bool> {
         state.addresses.remove(&live.key);
         live
     };
-    crate::jit::global()?.remove(&gone.tracker)?;
+    if let Some(tier) = &gone.tier {
+        tier.release()?;
+    }
+    gone.jit.remove(&gone.tracker)?;
     Ok(true)
+}
+
+/// Blocks until the optimizing tier of the derivative at `addr` has ended (its code in
+/// the slot, or failed); at once when it has none.
+pub fn wait_for_tier(addr: usize) {
+    let tier = STATE.lock().live.get(&addr).and_then(|l| l.tier.clone());
+    if let Some(tier) = tier {
+        tier.wait();
+    }
+}
+
+/// The tier slot of the derivative at `addr` (`crate::tier`), when it has one.
+pub fn tier_of(addr: usize) -> Option<*const crate::codes::OxTierSlot> {
+    STATE.lock().live.get(&addr)?.tier.as_ref().map(|t| t.slot())
 }
 
 /// The `OX_FLAG_*` flags of a compiled derivative; `None` for an unknown address.

@@ -99,3 +99,16 @@ pub const OX_TT_INACTIVE: u32 = 6;
 /// Type tree: a pointer to an object laid out as the object whose field this is (a
 /// list's next node, a tree's child), or to `nothing`.
 pub const OX_TT_SELF: u32 = 7;
+
+/// Where a derivative compiled in two tiers (`oxidase_derivative_tier`) announces its
+/// optimized code: `optimized` is zero until that code is ready, then its address,
+/// which takes the same arguments as the quick code and is called with the flags in
+/// `flags` (`OX_FLAG_*`, written before `optimized`). Read it with an acquiring load
+/// (a plain load on x86-64).
+#[repr(C)]
+pub struct OxTierSlot {
+    /// Address of the optimized derivative, or 0.
+    pub optimized: u64,
+    /// Its `OX_FLAG_*` bits, valid once `optimized` is not 0.
+    pub flags: u32,
+}

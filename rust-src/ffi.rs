@@ -389,6 +389,40 @@ pub extern "C" fn oxidase_release_derivative(derivative: OxDerivativeFn) -> i32 
     .unwrap_or(OX_ERR_INTERNAL)
 }
 
+/// The tier slot of a derivative `oxidase_compile` returned: a large derivative is first
+/// compiled quickly, without optimization, and returned at once, while a thread of the
+/// engine compiles it optimized; the slot says when that code is ready (`OxTierSlot`).
+/// The caller should then call it instead (both compute the same derivative; each call
+/// runs in one of them) and keep `derivative` as the handle it releases. NULL when
+/// `derivative` is not in two tiers (already optimized) or unknown. The slot is valid
+/// until the derivative's last holder releases it.
+#[no_mangle]
+pub extern "C" fn oxidase_derivative_tier(derivative: OxDerivativeFn) -> *const crate::codes::OxTierSlot {
+    catch_unwind(|| crate::cache::tier_of(derivative as usize).unwrap_or(std::ptr::null())).unwrap_or(std::ptr::null())
+}
+
+/// Blocks until the optimized code of `derivative` (compiled in two tiers) is ready, or
+/// could not be made; returns at once for any other derivative. Then its tier slot
+/// says which.
+#[no_mangle]
+pub extern "C" fn oxidase_wait_tier(derivative: OxDerivativeFn) {
+    let _ = catch_unwind(|| crate::cache::wait_for_tier(derivative as usize));
+}
+
+/// Blocks until no engine thread is optimizing a derivative (for benchmarks and tests
+/// that measure or check the optimized code; the process's exit waits too).
+#[no_mangle]
+pub extern "C" fn oxidase_wait_optimized() {
+    let _ = catch_unwind(crate::tier::wait);
+}
+
+/// Number of derivatives whose optimized tier could not be made (the quick code stays
+/// in use); for tests.
+#[no_mangle]
+pub extern "C" fn oxidase_tier_failures() -> u64 {
+    catch_unwind(|| crate::tier::failures() as u64).unwrap_or(0)
+}
+
 /// Number of derivatives whose code is in the JIT now (compiled, not yet released by
 /// all their holders); for tests of the cache's bound.
 #[no_mangle]

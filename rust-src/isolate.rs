@@ -67,6 +67,40 @@ pub fn run<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<
     }
 }
 
+/// Runs `work` on a thread of its own named `name` and returns at once; `done` gets its
+/// result, or the error of a panic (or LLVM fatal error) in it, on that thread. `Err`
+/// when no thread could be started (`done` is not called then).
+pub fn spawn<T: 'static>(
+    name: &str,
+    work: impl FnOnce() -> T + Send + 'static,
+    done: impl FnOnce(Result<T>) + Send + 'static,
+) -> Result<()> {
+    install_hook();
+    type Done<T> = Box<dyn FnOnce(Result<T>) + Send>;
+    let done: std::sync::Arc<parking_lot::Mutex<Option<Done<T>>>> =
+        std::sync::Arc::new(parking_lot::Mutex::new(Some(Box::new(done))));
+    let on_panic = done.clone();
+    std::thread::Builder::new()
+        .name(name.into())
+        .stack_size(WORKER_STACK)
+        .spawn(move || {
+            ON_PANIC.with(|p| {
+                *p.borrow_mut() = Some(Box::new(move |e| {
+                    if let Some(d) = on_panic.lock().take() {
+                        d(Err(e))
+                    }
+                }))
+            });
+            let out = work();
+            ON_PANIC.with(|p| p.borrow_mut().take());
+            if let Some(d) = done.lock().take() {
+                d(Ok(out))
+            }
+        })
+        .map(|_| ())
+        .map_err(|e| Error::Internal(format!("cannot start a thread: {e}")))
+}
+
 /// On a worker thread: hands `error` to the waiting caller and parks the thread for
 /// good (never returns). Elsewhere: returns, and the caller must end some other way.
 pub(crate) fn stop_worker(error: Error) {

@@ -1,5 +1,9 @@
-//! The process-wide JIT. One LLJIT serves every compiled derivative; additions are
-//! serialised by a lock, and each derivative gets a unique symbol name.
+//! The process-wide JITs. Three LLJITs serve every compiled derivative: `global` makes
+//! optimized machine code for the compiles callers ask for, `quick` unoptimized machine
+//! code for the quick tier of large derivatives, and `background` optimized code for
+//! the optimizing tier's thread (`crate::tier`), so that neither tier ever waits for the
+//! other. Each serialises its additions by a lock; each derivative gets a unique symbol
+//! name.
 
 use crate::error::{Error, Result};
 use crate::llvm::orc::{LlJit, ThreadSafeContext, Tracker};
@@ -18,24 +22,64 @@ pub struct Jit {
     triple: String,
 }
 
-/// The process's JIT, created on first use.
-pub fn global() -> Result<&'static Jit> {
-    static JIT: OnceLock<std::result::Result<Jit, String>> = OnceLock::new();
-    JIT.get_or_init(|| {
-        LlJit::new().map(|inner| {
-            let layout = inner.data_layout();
-            let triple = inner.triple();
-            Jit { inner, lock: Mutex::new(HashSet::new()), layout, triple }
+/// Which of the process's JITs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Which {
+    Global,
+    Quick,
+    Background,
+}
+
+/// The process's JIT `which`, created on first use.
+fn instance(which: Which) -> Result<&'static Jit> {
+    static JITS: [OnceLock<std::result::Result<Jit, String>>; 3] = [OnceLock::new(), OnceLock::new(), OnceLock::new()];
+    JITS[which as usize]
+        .get_or_init(|| {
+            LlJit::new(which == Which::Quick).map(|inner| Jit {
+                layout: inner.data_layout(),
+                triple: inner.triple(),
+                inner,
+                lock: Mutex::new(HashSet::new()),
+            })
         })
-    })
-    .as_ref()
-    .map_err(|e| Error::Jit(e.clone()))
+        .as_ref()
+        .map_err(|e| Error::Jit(e.clone()))
+}
+
+/// The JIT of the compiles callers ask for (optimized machine code).
+pub fn global() -> Result<&'static Jit> {
+    instance(Which::Global)
+}
+
+/// The JIT of the quick tier (unoptimized machine code: `crate::tier`).
+pub fn quick() -> Result<&'static Jit> {
+    instance(Which::Quick)
+}
+
+/// The JIT of the optimizing tier's thread (optimized machine code: `crate::tier`).
+pub fn background() -> Result<&'static Jit> {
+    instance(Which::Background)
+}
+
+/// Defines absolute symbols in every JIT (stand-ins for Julia runtime functions in
+/// tests); all three exist afterwards.
+pub fn define_absolute_everywhere(symbols: &[(&str, usize)]) -> Result<()> {
+    for jit in [global()?, quick()?, background()?] {
+        jit.define_absolute(symbols)?;
+    }
+    Ok(())
 }
 
 /// A symbol name no other derivative uses.
 pub fn fresh_symbol() -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     format!("ox.derivative.{}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+impl std::fmt::Debug for Jit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Jit({})", self.triple)
+    }
 }
 
 impl Jit {

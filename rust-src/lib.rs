@@ -36,4 +36,5 @@ pub mod rules;
 pub mod runtime;
 pub mod stage;
 pub mod symbols;
+pub mod tier;
 pub mod transform;

@@ -27,7 +27,19 @@ pub struct Compiled {
     pub flags: u32,
     /// What frees the code.
     pub tracker: crate::llvm::orc::Tracker,
+    /// The JIT that holds it.
+    pub jit: &'static jit::Jit,
+    /// The optimizing tier of code compiled quickly first (`crate::tier`).
+    pub tier: Option<std::sync::Arc<crate::tier::Tier>>,
 }
+
+/// The optimization of a derivative's module before it is made into machine code.
+pub const OPTIMIZE: &str = "default<O2>";
+
+/// The quick tier's (`crate::tier`): promote stack slots to registers, fold what is
+/// obviously redundant, simplify the control flow. With unoptimized instruction
+/// selection, about a third of `OPTIMIZE`'s compile time, and code about half as fast.
+pub const QUICK: &str = "function(sroa,early-cse,instcombine<no-verify-fixpoint>,simplifycfg)";
 
 /// Compiles the derivative described by `req` from `bitcode`.
 /// With `OXIDASE_INJECT_PANIC` set, every compile panics, and with `OXIDASE_INJECT_FATAL`
@@ -51,26 +63,118 @@ pub fn compile(bitcode: &[u8], req: &Request) -> Result<Compiled> {
     }
     req.validate()?;
     let compiled = compile_timed(bitcode, req);
-    let mut totals = TIMINGS.lock();
     for (step, seconds) in stage::take_timings() {
-        match totals.iter_mut().find(|(s, _)| *s == step) {
-            Some(entry) => entry.1 += seconds,
-            None => totals.push((step, seconds)),
-        }
+        add_timing(step, seconds);
     }
     compiled
 }
 
 /// `compile`'s steps, each timed (`stage::timed`) for `timings`.
 fn compile_timed(bitcode: &[u8], req: &Request) -> Result<Compiled> {
-    let jit = jit::global()?;
-    let tsc = jit.new_context();
+    let optimizing = jit::global()?;
+    let tsc = optimizing.new_context();
+    if !req.writer_bitcode {
+        // Bytes checked in a child process (`llvm::sandbox`), which `fork` makes of this
+        // one: no optimizing thread may hold LLVM's locks then (the child would find
+        // them held for good).
+        crate::tier::wait();
+    }
     let m = stage::timed("parse", || OwnedModule::parse_bitcode(&tsc, bitcode, !req.writer_bitcode))?;
     let name = jit::fresh_symbol();
-    // (`synthesize` strips the debug info before optimizing.)
-    let flags = synthesize(&m, req, &name, &jit.data_layout(), &jit.triple())?;
+    let synthesized = synthesize_unoptimized(&m, req, &name, &optimizing.data_layout(), &optimizing.triple())?;
+    let policy = crate::tier::policy(&m);
+    let (jit, pipeline) = match policy {
+        crate::tier::Policy::Optimized => (optimizing, OPTIMIZE),
+        crate::tier::Policy::Tiered | crate::tier::Policy::Quick => (jit::quick()?, QUICK),
+    };
+    // The optimizing tier starts from the synthesized module, as the quick one does.
+    let tier_bitcode = (policy == crate::tier::Policy::Tiered).then(|| m.to_bitcode());
+    if policy != crate::tier::Policy::Optimized {
+        stage::timed(Stage::Optimize.name(), || contract_multiply_adds(&m))?;
+    }
+    let flags = synthesized | optimize(&m, pipeline, passes::Machine::Foreground)?;
     let (addr, tracker) = stage::timed("jit", || jit.add(&tsc, m, &name))?;
-    Ok(Compiled { addr, flags, tracker })
+    let tier =
+        tier_bitcode.and_then(|bitcode| crate::tier::Tier::start(move || optimized_tier(&bitcode, &name, synthesized)));
+    Ok(Compiled { addr, flags, tracker, jit, tier })
+}
+
+/// Fuses what optimized instruction selection fuses on a host with fused multiply-adds
+/// and the quick tier's does not: a `fadd` or `fsub` that allows contraction, of a
+/// `fmul` that allows it too, in the same block and used there only (Julia's `muladd`)
+/// becomes one `llvm.fma`, the multiply on the left preferred, as LLVM's DAG combiner
+/// does. Without it the quick code would round `muladd(a, b, c)` twice: its primal would
+/// not be Julia's bit for bit.
+fn contract_multiply_adds(m: &Module) -> Result<()> {
+    if !passes::host_has_fma() {
+        return Ok(());
+    }
+    let fusable = |v: Value, block| {
+        v.opcode_if_instruction() == Some(Opcode::LLVMFMul)
+            && v.allows_contraction()
+            && v.parent_block() == block
+            && v.users().len() == 1
+    };
+    let b = m.builder();
+    for g in m.functions() {
+        for block in g.blocks() {
+            for i in block.instructions() {
+                let sub = match i.opcode_if_instruction() {
+                    Some(Opcode::LLVMFAdd) => false,
+                    Some(Opcode::LLVMFSub) => true,
+                    _ => continue,
+                };
+                if !i.allows_contraction() {
+                    continue;
+                }
+                let (left, right) = (i.operand(0), i.operand(1));
+                b.before(i).map_err(internal)?;
+                // (a * b) ± c, or c + a * b, or c - a * b = (-a) * b + c.
+                let (product, fma) = if fusable(left, block) {
+                    let c = if sub { b.fneg(right).map_err(internal)? } else { right };
+                    (left, b.intrinsic("llvm.fma", &[left.operand(0), left.operand(1), c]).map_err(internal)?)
+                } else if fusable(right, block) {
+                    let a = if sub { b.fneg(right.operand(0)).map_err(internal)? } else { right.operand(0) };
+                    (right, b.intrinsic("llvm.fma", &[a, right.operand(1), left]).map_err(internal)?)
+                } else {
+                    continue;
+                };
+                i.replace_all_uses_with(fma.as_value());
+                i.erase();
+                product.erase();
+            }
+        }
+    }
+    Ok(())
+}
+
+fn internal(e: impl std::fmt::Display) -> Error {
+    Error::Internal(e.to_string())
+}
+
+/// The optimizing tier's work (`crate::tier`), on its own thread: the synthesized
+/// module's `bitcode` parsed again, optimized, made into machine code in
+/// `jit::background`; the address of its entry `name`, its flags (with `synthesized`,
+/// those known before optimization) and its tracker.
+fn optimized_tier(bitcode: &[u8], name: &str, synthesized: u32) -> Result<(usize, u32, crate::llvm::orc::Tracker)> {
+    let start = std::time::Instant::now();
+    let jit = jit::background()?;
+    let tsc = jit.new_context();
+    // The engine wrote these bytes itself: no check in a child process.
+    let m = OwnedModule::parse_bitcode(&tsc, bitcode, false)?;
+    let flags = synthesized | optimize(&m, OPTIMIZE, passes::Machine::Background)?;
+    let (addr, tracker) = jit.add(&tsc, m, name)?;
+    add_timing("optimized-tier", start.elapsed().as_secs_f64());
+    Ok((addr, flags, tracker))
+}
+
+/// Adds `seconds` to the compile timings' `step` (work done outside a compile's thread).
+pub(crate) fn add_timing(step: &'static str, seconds: f64) {
+    let mut totals = TIMINGS.lock();
+    match totals.iter_mut().find(|(s, _)| *s == step) {
+        Some(entry) => entry.1 += seconds,
+        None => totals.push((step, seconds)),
+    }
 }
 
 /// The steps of every compile so far in the process (cache misses, successful or not),
@@ -118,6 +222,13 @@ fn runtime_flags(g: Function) -> u32 {
 /// optimized; returns its `OX_FLAG_*` flags. Separate from `compile` so tests can
 /// inspect the IR.
 pub fn synthesize(m: &Module, req: &Request, name: &str, layout: &str, triple: &str) -> Result<u32> {
+    let flags = synthesize_unoptimized(m, req, name, layout, triple)?;
+    Ok(flags | optimize(m, OPTIMIZE, passes::Machine::Foreground)?)
+}
+
+/// `synthesize` up to the verified synthesized module, without debug information, not
+/// yet optimized; returns the flags known from it (`OX_FLAG_PAUSE_GC`).
+pub fn synthesize_unoptimized(m: &Module, req: &Request, name: &str, layout: &str, triple: &str) -> Result<u32> {
     m.set_data_layout(layout);
     m.set_triple(triple);
     let inlined = Stage::Ingest.run(m, || crate::ingest::inline(m, &req.entry))?;
@@ -253,7 +364,14 @@ fn synthesize_prepared(m: &Module, f: Function, req: &Request, name: &str) -> Re
     // loosely for code generation: a flipped bit in a subprogram's fields that verifies
     // still crashes DWARF emission.
     m.strip_debug_info();
-    Stage::Optimize.run(m, || passes::run(m, "default<O2>").map_err(Error::Internal))?;
+    Ok(flags)
+}
+
+/// Optimizes a synthesized module (`synthesize_unoptimized`) with `pipeline` on the
+/// target machine `machine`, then the engine's rewrites of optimized code; returns the
+/// flags read from the result (`OX_FLAG_RELEASE_ON_THROW`, `OX_FLAG_RUNTIME_HOOKS`).
+pub fn optimize(m: &Module, pipeline: &str, machine: passes::Machine) -> Result<u32> {
+    Stage::Optimize.run(m, || passes::run_on(m, pipeline, machine).map_err(Error::Internal))?;
     // The engine's own rewrites of the optimized module are verified like the
     // synthesized one, before any further pass or the JIT sees them.
     let folded = stage::timed(Stage::LaneOrder.name(), || -> Result<bool> {
@@ -264,10 +382,10 @@ fn synthesize_prepared(m: &Module, f: Function, req: &Request, name: &str) -> Re
         Ok(folded)
     })?;
     if stage::timed(Stage::DeadResults.name(), || transform::dead_results::drop_unused_results(m))? || folded {
-        Stage::CleanUp.run(m, || passes::run(m, passes::CLEAN_UP).map_err(Error::Internal))?;
+        Stage::CleanUp.run(m, || passes::run_on(m, passes::CLEAN_UP, machine).map_err(Error::Internal))?;
     }
     stage::dump("optimized", m);
-    Ok(flags | release_flag(m) | hooks_flag(m))
+    Ok(release_flag(m) | hooks_flag(m))
 }
 
 /// The callees' derivative functions (`transform::calls`), each analysed with every

@@ -534,6 +534,34 @@ function engine_timings()
 end
 
 """
+    derivative_tier(fptr) -> Ptr{UInt64}
+
+The tier slot of a derivative `compile` returned (`OxTierSlot`): a large derivative is
+first compiled quickly, without optimization, while a thread of the engine compiles it
+optimized; the slot's first word becomes that code's address when it is ready (zero
+before), its next four bytes its flags. `C_NULL` for a derivative compiled optimized
+from the start. Valid until the derivative is released.
+"""
+derivative_tier(fptr::Ptr{Cvoid}) = ccall((:oxidase_derivative_tier, liboxidase), Ptr{UInt64}, (Ptr{Cvoid},), fptr)
+
+"""
+    Oxidase.wait_optimized()
+
+Waits until the engine has compiled the optimized code of every derivative it first
+compiled quickly (docs/how-it-works.md, "Two tiers"); their next calls run it. For
+benchmarks, which measure the optimized code. Returns `nothing`.
+"""
+wait_optimized() = ccall((:oxidase_wait_optimized, liboxidase), Cvoid, ())
+
+"""
+    tier_failures() -> Int
+
+How many derivatives' optimized code the engine could not compile (their quick code
+stays in use); zero unless the engine has a bug.
+"""
+tier_failures() = Int(ccall((:oxidase_tier_failures, liboxidase), UInt64, ()))
+
+"""
     derivative_flags(fptr) -> UInt32
 
 The `OX_FLAG_*` flags of a compiled derivative (`OX_FLAG_PAUSE_GC`: it calls into the

@@ -214,10 +214,16 @@ primal_types(anns::Tuple) = Tuple{map(a -> Core.Typeof(a.val), anns)...}
 A derivative compiled by the engine, with what is needed to call it (`fptr`, the
 primal return type `rettype`) and to notice that it went stale: the root `CodeInstance`
 and `Method` it was made from, the call signature `sig`, and the last `world` in which
-it was known to be current.
+it was known to be current. A large derivative comes first as quick code, and `tier` is
+where the engine announces its optimized code (`derivative_tier`): the second call
+switches to it (`Hot.tier_up!`); `handle` stays the quick code's address, by which the
+engine knows the derivative.
 """
 mutable struct CompiledDerivative
     fptr::Ptr{Cvoid}
+    handle::Ptr{Cvoid}
+    tier::Ptr{UInt64}          # C_NULL once the code is optimized
+    ran_quick::Bool            # the quick code has run (its one call)
     rettype::DataType
     codeinst::Core.CodeInstance
     method::Method
@@ -238,7 +244,14 @@ const CACHE_LOCK = ReentrantLock()
 # runtime roots its `CompiledDerivative` (`GC.@preserve` in src/call.jl), and one that
 # never does reaches no safepoint, so no collection can end, nor any finalizer run,
 # before it returns.
-release_compiled(c::CompiledDerivative) = (release_derivative(c.fptr); nothing)
+release_compiled(c::CompiledDerivative) = (release_derivative(c.handle); nothing)
+
+function Hot.set_flags!(c::CompiledDerivative, flags::UInt32)
+    c.pause_gc = flags & OX_FLAG_PAUSE_GC != 0
+    c.release_on_throw = flags & OX_FLAG_RELEASE_ON_THROW != 0
+    c.hooks = flags & OX_FLAG_RUNTIME_HOOKS != 0
+    return nothing
+end
 
 # The bound on compiled derivatives: at most this many signatures keep theirs, the
 # oldest compiled (or recompiled) losing it first; its next call compiles it again. At
@@ -407,12 +420,9 @@ function compile_derivative(@nospecialize(mode::Mode), @nospecialize(fa), @nospe
     for _ in 1:Threads.nthreads()   # (a loop, not a comprehension: no closure to compile per signature)
         push!(scratch, Scratch(mode, RT, fa, anns))
     end
-    flags = derivative_flags(fptr)
-    pause_gc = flags & OX_FLAG_PAUSE_GC != 0
-    release_on_throw = flags & OX_FLAG_RELEASE_ON_THROW != 0
-    hooks = flags & OX_FLAG_RUNTIME_HOOKS != 0
-    compiled = CompiledDerivative(fptr, RT, ci, ci.def.def::Method, sig, world, scratch, pause_gc,
-                                  release_on_throw, hooks, rules)
+    compiled = CompiledDerivative(fptr, fptr, derivative_tier(fptr), false, RT, ci, ci.def.def::Method, sig, world,
+                                  scratch, false, false, false, rules)
+    Hot.set_flags!(compiled, derivative_flags(fptr))
     return finalizer(release_compiled, compiled)
 end
 

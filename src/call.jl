@@ -12,7 +12,7 @@ Base.Experimental.@optlevel 2
 
 using ..Oxidase: Annotation, Active, Const, Duplicated, DuplicatedNoNeed, MixedDuplicated, BatchDuplicated,
                  BatchDuplicatedNoNeed, ForwardMode, ReverseMode, is_ghost, is_boxed,
-                 DifferentiationError, status_message, buffers_mark, buffers_release, Extract
+                 DifferentiationError, status_message, buffers_mark, buffers_release, Extract, liboxidase
 
 """
     Scratch(mode, RT, fn, anns)
@@ -187,6 +187,7 @@ function call_forward_array(c, s::Scratch, anns::Tuple)
     store_primals!(s, anns)
     store_tangents!(s, anns)
     width = batch_width(anns)
+    tier_up!(c)
     collect_if_due()
     c.hooks && open_hook_frame()
     prev = GC.enable(false)
@@ -220,6 +221,38 @@ function call_reverse(c, s::Scratch, ::Type{RT}, seed, anns::Tuple) where {RT}
     return load_adjoints(s, anns), unsafe_load(Ptr{RT}(s.ret))
 end
 
+# Before each call: a derivative compiled in two tiers runs its quick code once, at its
+# first call, and its optimized code from the second call on, waiting for the engine to
+# finish it when it is not ready yet (docs/how-it-works.md, "Two tiers"). The two may
+# differ in the last bits (the optimized code computes loops of `cos` with glibc's
+# vector functions); switching at a fixed call, never when the engine happens to be
+# done, keeps every call's result the same from run to run. One load and a comparison
+# while the derivative has a tier slot, none once switched.
+@inline function tier_up!(c)
+    c.tier == C_NULL && return nothing
+    c.ran_quick ? upgrade!(c) : (c.ran_quick = true)
+    return nothing
+end
+
+# The optimized code's flags are the quick code's or fewer (its optimization only drops
+# heap buffers and calls; what the synthesized code needs, `pause_gc`, is the same): the
+# address is switched before the flags, so that a call on another thread that reads the
+# new flags also reads the new address.
+@noinline function upgrade!(c)
+    unsafe_load(c.tier) == 0 && ccall((:oxidase_wait_tier, liboxidase), Cvoid, (Ptr{Cvoid},), c.handle)
+    address = unsafe_load(c.tier)
+    if address != 0    # (otherwise the engine could not make it: the quick code stays)
+        flags = unsafe_load(Ptr{UInt32}(c.tier + 8))
+        c.fptr = Ptr{Cvoid}(address)
+        set_flags!(c, flags)
+    end
+    c.tier = Ptr{UInt64}(C_NULL)
+    return nothing
+end
+
+# (Its method is defined with `CompiledDerivative`, src/autodiff.jl.)
+function set_flags! end
+
 # A derivative that calls into the Julia runtime (`pause_gc`) may allocate while it
 # holds Julia objects outside any GC frame (see ARCHITECTURE.md, "GC"), so the collector
 # is off for the call and `finally` turns it back on when `f` throws. A derivative that
@@ -233,6 +266,7 @@ end
 # buffer record and, on a throw, the release of what the call left. Derivatives whose
 # tape stays on the stack (every warm scalar call) pay for neither.
 function invoke_compiled(c, s::Scratch, anns::Tuple)
+    tier_up!(c)
     status = GC.@preserve anns if c.pause_gc || c.release_on_throw || c.hooks
         guarded_call(c, s)
     else

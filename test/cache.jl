@@ -188,3 +188,87 @@ end
     end
     @test Oxidase.derivative_limit!(previous) == previous
 end
+
+# Two tiers (docs/how-it-works.md, "Two tiers"): a large derivative runs quick code at
+# its first call while the engine optimizes it on a thread of its own; the second call
+# runs the optimized code, waiting for it if needed. Both are checked against central
+# differences, in every mode.
+const TIER_W2 = [0.1 * sin(3i + j) for i in 1:3, j in 1:12]
+const TIER_X = [cos(k) for k in 1:6]
+tier_loss(w) = sum(abs2, TIER_W2 * tanh.(reshape(w, 12, 6) * TIER_X)) + sum(abs2, w)
+tier_loss_quick(w) = sum(abs2, TIER_W2 * tanh.(reshape(w, 12, 6) * TIER_X)) + 2.0 * sum(abs2, w)
+tier_loss_optimized(w) = sum(abs2, TIER_W2 * tanh.(reshape(w, 12, 6) * TIER_X)) + 3.0 * sum(abs2, w)
+tier_scalar(x, y) = (1.0 - x)^2 + 100.0 * (y - x^2)^2
+tier_muladd(x) = muladd(x[1], x[2], x[3]) - muladd(x[2], x[3], -x[1]) * x[3] + evalpoly(x[1], (x[2], x[3], 0.3, 0.7))
+newest_derivative() = Oxidase.FILLED_SLOTS[end][]
+tier_points() = ([0.3 * cos(k) for k in 1:72], [0.5 * sin(2k + 1) for k in 1:72])
+
+@testset "two tiers: quick code first, then optimized" begin
+    failures = Oxidase.tier_failures()
+    W1 = first(tier_points())
+    g = fd_gradient(tier_loss, W1)
+    dW = zero(W1)
+    autodiff(Reverse, tier_loss, Active, Duplicated(copy(W1), dW))
+    c = newest_derivative()
+    @test Oxidase.derivative_tier(c.handle) != C_NULL   # large enough for two tiers
+    @test c.fptr == c.handle && c.tier != C_NULL       # the first call ran the quick code
+    @test c.pause_gc          # (it allocates: the collector must wait, in either tier)
+    @test dW ≈ g rtol = 1e-6 atol = 1e-8
+    again = zero(W1)
+    autodiff(Reverse, tier_loss, Active, Duplicated(copy(W1), again))
+    @test c.tier == C_NULL && c.fptr != c.handle       # the second, the optimized code
+    @test c.pause_gc
+    @test again ≈ dW rtol = 1e-12
+    third = zero(W1)
+    autodiff(Reverse, tier_loss, Active, Duplicated(copy(W1), third))
+    @test third == again
+    # Every mode, at two points: the first calls of the other modes' derivatives run
+    # their quick code, the later ones their optimized code.
+    for W in tier_points()
+        check_all_modes(tier_loss, W; exact_lanes = false)
+        check_all_modes(tier_loss, W; exact_lanes = false)
+    end
+    @test Oxidase.tier_failures() == failures
+end
+
+@testset "OXIDASE_TIERS" begin
+    W1 = first(tier_points())
+    # Quick code only, never upgraded.
+    withenv("OXIDASE_TIERS" => "quick") do
+        check_all_modes(tier_loss_quick, W1; exact_lanes = false)
+        c = newest_derivative()
+        @test Oxidase.derivative_tier(c.handle) == C_NULL
+        @test c.fptr == c.handle
+        # The quick code fuses Julia's `muladd` as Julia's code does: its primal is
+        # Julia's, bit for bit (at 0.1 * 10.0 - 1.0 a fused and an unfused multiply-add
+        # differ), and its derivatives are right.
+        for x in ([0.1, 10.0, -1.0], [1 / 3, 3.0, -1.0], [0.7, -0.3, 2.2])
+            @test autodiff(ReverseWithPrimal, tier_muladd, Active, Duplicated(copy(x), zeros(3)))[2] === tier_muladd(x)
+            @test autodiff(Forward, tier_muladd, Duplicated, Duplicated(copy(x), [1.0, 0.0, 0.0]))[1] === tier_muladd(x)
+            check_all_modes(tier_muladd, x)
+        end
+    end
+    # Optimized from the start, the large derivative too.
+    withenv("OXIDASE_TIERS" => "optimized") do
+        check_all_modes(tier_loss_optimized, W1; exact_lanes = false)
+        c = newest_derivative()
+        @test Oxidase.derivative_tier(c.handle) == C_NULL
+    end
+    # Every derivative in two tiers, a small one too; a warm call of its optimized code
+    # allocates nothing, as an optimized-only derivative's.
+    withenv("OXIDASE_TIERS" => "always") do
+        gradient(x, y) = (-2 * (1 - x) - 400x * (y - x^2), 200 * (y - x^2))
+        @test all(autodiff(Reverse, tier_scalar, Active, Active(0.5), Active(2.0))[1] .≈ gradient(0.5, 2.0))
+        c = newest_derivative()
+        @test Oxidase.derivative_tier(c.handle) != C_NULL
+        Oxidase.wait_optimized()
+        for (x, y) in ((0.5, 2.0), (-1.5, 0.25))
+            @test all(autodiff(Reverse, tier_scalar, Active, Active(x), Active(y))[1] .≈ gradient(x, y))
+            @test c.tier == C_NULL && c.fptr != c.handle
+            @test autodiff(Forward, tier_scalar, Duplicated, Duplicated(x, 1.0), Const(y))[2] ≈ gradient(x, y)[1]
+        end
+        warm() = autodiff(Reverse, tier_scalar, Active, Active(0.5), Active(2.0))
+        warm()
+        @test (@allocated warm()) == 0
+    end
+end

@@ -54,7 +54,9 @@ end
         @test Hv ≈ fd_hvp(reverse_gradient(so_mlp_loss), θ, v) rtol = 1e-6 atol = 1e-8
         res, grad = similar(θ), similar(θ)
         hvp_and_gradient!(res, grad, so_mlp_loss, θ, v)
-        @test res == Hv
+        # (Another derivative, which may add the adjoints' terms in another order: the
+        # quick tier's code and the optimized one's differ there, docs/api.md.)
+        @test res ≈ Hv rtol = 1e-13
         @test grad ≈ gradient(Reverse, so_mlp_loss, θ) rtol = 1e-12
     end
 end

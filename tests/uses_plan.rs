@@ -17,11 +17,6 @@ mod common;
 use common::*;
 use oxidase::request::{Activity::*, Mode};
 
-/// The arguments of the fixtures: the function, then `arrays` arrays, all `Duplicated`.
-fn arrays(n: usize) -> Vec<oxidase::request::ArgSpec> {
-    std::iter::once(ghost()).chain((0..n).map(|_| array_arg(Duplicated))).collect()
-}
-
 /// The plans of the reverse derivative of fixture `name` (`Duplicated` arrays, an
 /// active Float64 result).
 fn plans_of(name: &str) -> String {
@@ -62,52 +57,6 @@ fn sum_of_squares_pushes_nothing_per_iteration() {
 #[test]
 fn rk4_uses_plan() {
     golden("rk4");
-}
-
-/// `rk4_last!` of the fixture, in Rust: the last element of `y` after ten RK4 steps.
-fn rk4_last(x: &[f64]) -> f64 {
-    let n = x.len();
-    let h = 0.1;
-    let z = |i: usize, v: &[f64]| if i == 0 { x[0] } else { x[i] * v[i - 1] };
-    let mut y = vec![0.0; n];
-    for _ in 0..10 {
-        let k1: Vec<f64> = (0..n).map(|i| z(i, &y)).collect();
-        let t: Vec<f64> = (0..n).map(|i| y[i] + h / 2.0 * k1[i]).collect();
-        let k2: Vec<f64> = (0..n).map(|i| z(i, &t)).collect();
-        let t: Vec<f64> = (0..n).map(|i| y[i] + h / 2.0 * k2[i]).collect();
-        let k3: Vec<f64> = (0..n).map(|i| z(i, &t)).collect();
-        let t: Vec<f64> = (0..n).map(|i| y[i] + h * k3[i]).collect();
-        let k4: Vec<f64> = (0..n).map(|i| z(i, &t)).collect();
-        for i in 0..n {
-            y[i] += h / 6.0 * (k1[i] + 2.0 * k2[i] + 2.0 * k3[i] + k4[i]);
-        }
-    }
-    y[n - 1]
-}
-
-/// Calls derivative `d` of a fixture whose arguments are arrays, with the arrays'
-/// values `vals` and their shadows' `dvals` (an active result seeded with 1): (primal,
-/// return tangent, the shadows afterwards).
-fn call_arrays(d: oxidase::ffi::OxDerivativeFn, vals: &[Vec<f64>], dvals: &[Vec<f64>]) -> (f64, f64, Vec<Vec<f64>>) {
-    let primal: Vec<Box<FakeArray>> = vals.iter().map(|a| FakeArray::new(a)).collect();
-    let shadow: Vec<Box<FakeArray>> = dvals.iter().map(|a| FakeArray::new(a)).collect();
-    let mut pp: Vec<*mut std::ffi::c_void> = primal.iter().map(|a| &**a as *const FakeArray as *mut _).collect();
-    let mut sp: Vec<*mut std::ffi::c_void> = shadow.iter().map(|a| &**a as *const FakeArray as *mut _).collect();
-    let args: Vec<*mut std::ffi::c_void> = std::iter::once(NONE).chain(pp.iter_mut().map(ptr)).collect();
-    let shadows: Vec<*mut std::ffi::c_void> = std::iter::once(NONE).chain(sp.iter_mut().map(ptr)).collect();
-    let (mut ret, mut dret) = (0.0, 1.0);
-    assert_eq!(invoke(d, &args, &shadows, &mut ret, &mut dret), 0);
-    (ret, dret, shadow.iter().map(|a| a.values()).collect())
-}
-
-/// Calls a derivative of the RK4 fixture with `x` (direction or gradient `dx`) and six
-/// scratch arrays with zero shadows: (primal, return tangent, dx afterwards).
-fn call_rk4(d: oxidase::ffi::OxDerivativeFn, x: &[f64], dx: &[f64]) -> (f64, f64, Vec<f64>) {
-    let n = x.len();
-    let vals: Vec<Vec<f64>> = std::iter::once(x.to_vec()).chain((0..6).map(|_| vec![0.0; n])).collect();
-    let dvals: Vec<Vec<f64>> = std::iter::once(dx.to_vec()).chain((0..6).map(|_| vec![0.0; n])).collect();
-    let (ret, dret, shadows) = call_arrays(d, &vals, &dvals);
-    (ret, dret, shadows[0].clone())
 }
 
 #[test]

@@ -608,19 +608,25 @@ function document(runtime, latency, breakdown, summary, missed)
     paths and broadcast machinery included, into one module. (3) **LLVM on the
     derivative** (`engine: optimize` and `engine: jit`): proportional to the module's
     size; RK4's five broadcasts inline Julia's aliasing checks and copies into a
-    derivative of 11,200 instructions after optimization (7,600 before), whose
-    `default<O2>` spends its time in InstCombine and GVN and whose machine code in
-    instruction selection (`llc -O2` takes 0.18 s on the logistic loss's 5,200 lines,
-    `-O1` as long, `-O0` 0.06 s). Base's elementary functions the derivative keeps
+    derivative of 7,900 instructions before optimization, whose `default<O2>` spends
+    its time in InstCombine and GVN and whose machine code in instruction selection
+    (`llc -O2` takes 0.18 s on the logistic loss's 5,200 lines, `-O1` as long, `-O0`
+    0.06 s). So a derivative of 2,000 instructions or more (all but rosenbrock here) is
+    first compiled quickly — a few cheap passes and unoptimized machine code, which
+    runs about half as fast — and returned, while the engine compiles it optimized on a
+    thread of its own (the last row, after the first gradient, not in it; the next
+    call after it runs the optimized code: docs/how-it-works.md, "Two tiers"). Before
+    that, the same functions' first gradients took 0.70 s (MLP, reverse), 1.28 s (RK4)
+    and 0.60–0.67 s (logistic), measured side by side with `OXIDASE_TIERS=optimized`
+    (2026-12-04). Base's elementary functions the derivative keeps
     calling (`sin`, `exp`, `tanh`...) no longer go through either: the derivative calls
     the machine code Julia compiled for the primal (`sin` is 650 lines; engine and JIT
     on `sin(x) * exp(y)`: 11 ms, 58 ms before), and their bodies are no longer
     extracted. The engine's own analyses take 0.03–0.1 s. Reaching 300 ms needs the
     next steps: the extraction's walks of Julia's module done in the engine (compiled
     ahead of time) instead of in Julia, derivative code kept and reused across
-    functions (Base's broadcast and BLAS wrappers), cold paths (throws) outlined and
-    compiled lazily, or a quick first tier of machine code while the optimized one is
-    built.
+    functions (Base's broadcast and BLAS wrappers), and cold paths (throws) outlined
+    and compiled lazily.
 
     $summary
 

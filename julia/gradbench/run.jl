@@ -20,9 +20,13 @@ const TOOL = "oxidase"
 # Runs `f` at least `min_runs` times and until the runs add up to `min_seconds`;
 # returns the last output and the timings. Fast functions run millions of times in a
 # second, so the loop only records integers.
+# The warm-up compiles, and waits until the engine has optimized what it compiled
+# quickly first (docs/how-it-works.md, "Two tiers"), so that every timed run runs the
+# optimized code.
 function timed_runs(f, min_runs::Integer, min_seconds::Real)
     t0 = time_ns()
     out = f()
+    Oxidase.wait_optimized()
     warmup = Int(time_ns() - t0)
     times = Int[]
     total = 0

@@ -858,6 +858,17 @@ impl<'ctx> Value<'ctx> {
         let v = unsafe { LLVMGetNextInstruction(self.0) };
         (!v.is_null()).then_some(Value::from_raw(v))
     }
+    /// Whether this is a floating-point instruction whose fast-math flags allow
+    /// contraction (`contract`: Julia's `muladd`, `@fastmath`).
+    pub fn allows_contraction(self) -> bool {
+        // SAFETY: `self.0` is a live value (the `Value` invariant); LLVM reads fast-math flags
+        // only of values that can carry them, asked first.
+        self.is_instruction()
+            && unsafe {
+                LLVMCanValueUseFastMathFlags(self.0) != 0
+                    && LLVMGetFastMathFlags(self.0) & llvm_sys::LLVMFastMathAllowContract != 0
+            }
+    }
     /// Users of this value.
     pub fn users(self) -> Vec<Value<'ctx>> {
         let mut out = Vec::new();

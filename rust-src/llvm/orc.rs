@@ -34,10 +34,16 @@ fn error_string(err: LLVMErrorRef) -> String {
 }
 
 impl LlJit {
-    /// Creates the JIT with a process symbol search generator on its main dylib.
-    pub fn new() -> Result<LlJit, String> {
+    /// Creates the JIT with a process symbol search generator on its main dylib. Its
+    /// machine code is made at LLVM's default optimization level (`-O2`), or with
+    /// `quick` at none (`-O0`: fast instruction selection, no scheduling, a quick
+    /// register allocator), some three times faster to make (`crate::tier`).
+    pub fn new(quick: bool) -> Result<LlJit, String> {
         super::passes::init_native_target()?;
-        // SAFETY: the native target is initialised (above); every out-pointer is a local;
+        let machine = if quick { Some(super::passes::quick_machine()?) } else { None };
+        // SAFETY: the native target is initialised (above); `machine` is a target machine
+        // nothing else owns, and the machine builder made of it passes to the JIT
+        // builder, which `LLVMOrcCreateLLJIT` consumes; every out-pointer is a local;
         // each error is checked for null before use and consumed by `error_string`; the
         // builder is consumed by `LLVMOrcCreateLLJIT`, the generator by the dylib it is
         // added to; `prefix` is the global prefix of the JIT just created; the reporter
@@ -45,6 +51,11 @@ impl LlJit {
         // returns, a created `jit` is leaked, not disposed of: a leak, not a fault.)
         unsafe {
             let builder = LLVMOrcCreateLLJITBuilder();
+            if let Some(tm) = machine {
+                // The JIT's machine builder takes over the target machine.
+                let jtmb = LLVMOrcJITTargetMachineBuilderCreateFromTargetMachine(tm);
+                LLVMOrcLLJITBuilderSetJITTargetMachineBuilder(builder, jtmb);
+            }
             let mut jit = std::ptr::null_mut();
             let err = LLVMOrcCreateLLJIT(&mut jit, builder);
             if !err.is_null() {

@@ -11,17 +11,28 @@ use std::mem::ManuallyDrop;
 use std::sync::OnceLock;
 
 struct HostMachine(TargetMachine);
-// SAFETY: the target machine is created once; afterwards it is used only by `run`, under
-// `PASSES`, one pipeline at a time (LLVM's TargetMachine is not safe to use from two
-// threads at once: it builds and caches its subtargets lazily).
+// SAFETY: each target machine is created once; afterwards it is used only by `run_on`,
+// under its own lock, one pipeline at a time (LLVM's TargetMachine is not safe to use
+// from two threads at once: it builds and caches its subtargets lazily).
 unsafe impl Send for HostMachine {}
-// SAFETY: as for `Send`: every use after creation holds `PASSES`.
+// SAFETY: as for `Send`: every use after creation holds the machine's lock.
 unsafe impl Sync for HostMachine {}
 
-/// Held while a pass pipeline runs with the shared target machine: two compiles on two
-/// threads (Julia tasks on two threads, parallel tests) would otherwise race in its
-/// lazily built subtarget (seen as a crash in `TargetLoweringBase::getTypeConversion`).
-static PASSES: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
+/// Which of the two host target machines a pipeline runs with, each behind a lock of
+/// its own: two compiles on two threads (Julia tasks on two threads, parallel tests)
+/// would otherwise race in a machine's lazily built subtarget (seen as a crash in
+/// `TargetLoweringBase::getTypeConversion`). The optimizing tier's thread (`crate::tier`)
+/// has the second, so that its `default<O2>` never makes a compile wait.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Machine {
+    /// Compiles asked for by the caller.
+    Foreground,
+    /// The optimizing tier's thread.
+    Background,
+}
+
+/// Held while a pass pipeline runs with the machine of the same index.
+static PASSES: [parking_lot::Mutex<()>; 2] = [parking_lot::Mutex::new(()), parking_lot::Mutex::new(())];
 
 /// Initialises LLVM's native target (its code generator, assembly printer and parser)
 /// once per process, and its vector math library; `Err` when LLVM has no native target.
@@ -81,10 +92,10 @@ fn use_libmvec() {
 pub const CLEAN_UP: &str =
     "always-inline,function(instcombine<no-verify-fixpoint>,simplifycfg,loop(loop-deletion),adce,simplifycfg),globaldce";
 
-fn host_machine() -> Result<&'static TargetMachine, String> {
-    static TM: OnceLock<Result<HostMachine, String>> = OnceLock::new();
+fn host_machine(machine: Machine) -> Result<&'static TargetMachine, String> {
+    static TM: [OnceLock<Result<HostMachine, String>>; 2] = [OnceLock::new(), OnceLock::new()];
     init_native_target()?;
-    let tm = TM.get_or_init(|| {
+    let tm = TM[machine as usize].get_or_init(|| {
         let triple = TargetMachine::get_default_triple();
         let target = Target::from_triple(&triple).map_err(|e| e.to_string())?;
         target
@@ -102,6 +113,33 @@ fn host_machine() -> Result<&'static TargetMachine, String> {
     tm.as_ref().map(|h| &h.0).map_err(Clone::clone)
 }
 
+/// A new host target machine that makes machine code without optimizing it (for the
+/// quick JIT, `LlJit::new`, which takes it over: the caller owns the returned handle).
+pub fn quick_machine() -> Result<llvm_sys::target_machine::LLVMTargetMachineRef, String> {
+    init_native_target()?;
+    let triple = TargetMachine::get_default_triple();
+    let target = Target::from_triple(&triple).map_err(|e| e.to_string())?;
+    let tm = target
+        .create_target_machine(
+            &triple,
+            &TargetMachine::get_host_cpu_name().to_string(),
+            &TargetMachine::get_host_cpu_features().to_string(),
+            OptimizationLevel::None,
+            RelocMode::Default,
+            CodeModel::JITDefault,
+        )
+        .ok_or_else(|| format!("LLVM made no target machine for {}", triple.as_str().to_string_lossy()))?;
+    let raw = tm.as_mut_ptr();
+    // Ownership passes to the caller (inkwell would dispose of it on drop).
+    std::mem::forget(tm);
+    Ok(raw)
+}
+
+/// Whether the host's CPU has fused multiply-add instructions (x86-64's FMA3).
+pub fn host_has_fma() -> bool {
+    TargetMachine::get_host_cpu_features().to_string().split(',').any(|f| f == "+fma")
+}
+
 /// Host triple, e.g. `x86_64-pc-linux-gnu`.
 pub fn host_triple() -> String {
     TargetMachine::get_default_triple().as_str().to_string_lossy().into_owned()
@@ -109,8 +147,13 @@ pub fn host_triple() -> String {
 
 /// Runs a textual pass pipeline (`"default<O2>"`, `"always-inline,sroa"`...) on `m`.
 pub fn run(m: &Module, pipeline: &str) -> Result<(), String> {
-    let tm = host_machine()?;
-    let _one_at_a_time = PASSES.lock();
+    run_on(m, pipeline, Machine::Foreground)
+}
+
+/// `run`, with the target machine `machine`.
+pub fn run_on(m: &Module, pipeline: &str, machine: Machine) -> Result<(), String> {
+    let tm = host_machine(machine)?;
+    let _one_at_a_time = PASSES[machine as usize].lock();
     // SAFETY: `m.m` is a live module (the `Module` invariant) that the caller's borrow
     // keeps from other use for the call; `ManuallyDrop` keeps this second inkwell handle
     // from disposing of it: its `OwnedModule` does.
