@@ -33,13 +33,27 @@ pub struct Compiled {
     pub tier: Option<std::sync::Arc<crate::tier::Tier>>,
 }
 
-/// The optimization of a derivative's module before it is made into machine code.
-pub const OPTIMIZE: &str = "default<O2>";
+/// How a synthesized module is optimized before it is made into machine code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Optimization {
+    /// `default<O2>`, then the engine's rewrites of optimized code (`lane_order`,
+    /// `dead_results`) and the clean-up after them.
+    Full,
+    /// The quick tier's (`crate::tier`): promote stack slots to registers, fold what is
+    /// obviously redundant, simplify the control flow, and nothing else (the engine's
+    /// rewrites of optimized code only make it faster). With unoptimized instruction
+    /// selection, about a third of `Full`'s compile time, and code about half as fast.
+    Quick,
+}
 
-/// The quick tier's (`crate::tier`): promote stack slots to registers, fold what is
-/// obviously redundant, simplify the control flow. With unoptimized instruction
-/// selection, about a third of `OPTIMIZE`'s compile time, and code about half as fast.
-pub const QUICK: &str = "function(sroa,early-cse,instcombine<no-verify-fixpoint>,simplifycfg)";
+impl Optimization {
+    fn pipeline(self) -> &'static str {
+        match self {
+            Optimization::Full => "default<O2>",
+            Optimization::Quick => "function(sroa,early-cse,instcombine<no-verify-fixpoint>,simplifycfg)",
+        }
+    }
+}
 
 /// Compiles the derivative described by `req` from `bitcode`.
 /// With `OXIDASE_INJECT_PANIC` set, every compile panics, and with `OXIDASE_INJECT_FATAL`
@@ -84,8 +98,8 @@ fn compile_timed(bitcode: &[u8], req: &Request) -> Result<Compiled> {
     let synthesized = synthesize_unoptimized(&m, req, &name, &optimizing.data_layout(), &optimizing.triple())?;
     let policy = crate::tier::policy(&m);
     let (jit, pipeline) = match policy {
-        crate::tier::Policy::Optimized => (optimizing, OPTIMIZE),
-        crate::tier::Policy::Tiered | crate::tier::Policy::Quick => (jit::quick()?, QUICK),
+        crate::tier::Policy::Optimized => (optimizing, Optimization::Full),
+        crate::tier::Policy::Tiered | crate::tier::Policy::Quick => (jit::quick()?, Optimization::Quick),
     };
     // The optimizing tier starts from the synthesized module, as the quick one does.
     let tier_bitcode = (policy == crate::tier::Policy::Tiered).then(|| m.to_bitcode());
@@ -162,7 +176,7 @@ fn optimized_tier(bitcode: &[u8], name: &str, synthesized: u32) -> Result<(usize
     let tsc = jit.new_context();
     // The engine wrote these bytes itself: no check in a child process.
     let m = OwnedModule::parse_bitcode(&tsc, bitcode, false)?;
-    let flags = synthesized | optimize(&m, OPTIMIZE, passes::Machine::Background)?;
+    let flags = synthesized | optimize(&m, Optimization::Full, passes::Machine::Background)?;
     let (addr, tracker) = jit.add(&tsc, m, name)?;
     add_timing("optimized-tier", start.elapsed().as_secs_f64());
     Ok((addr, flags, tracker))
@@ -223,7 +237,7 @@ fn runtime_flags(g: Function) -> u32 {
 /// inspect the IR.
 pub fn synthesize(m: &Module, req: &Request, name: &str, layout: &str, triple: &str) -> Result<u32> {
     let flags = synthesize_unoptimized(m, req, name, layout, triple)?;
-    Ok(flags | optimize(m, OPTIMIZE, passes::Machine::Foreground)?)
+    Ok(flags | optimize(m, Optimization::Full, passes::Machine::Foreground)?)
 }
 
 /// `synthesize` up to the verified synthesized module, without debug information, not
@@ -367,22 +381,24 @@ fn synthesize_prepared(m: &Module, f: Function, req: &Request, name: &str) -> Re
     Ok(flags)
 }
 
-/// Optimizes a synthesized module (`synthesize_unoptimized`) with `pipeline` on the
-/// target machine `machine`, then the engine's rewrites of optimized code; returns the
-/// flags read from the result (`OX_FLAG_RELEASE_ON_THROW`, `OX_FLAG_RUNTIME_HOOKS`).
-pub fn optimize(m: &Module, pipeline: &str, machine: passes::Machine) -> Result<u32> {
-    Stage::Optimize.run(m, || passes::run_on(m, pipeline, machine).map_err(Error::Internal))?;
-    // The engine's own rewrites of the optimized module are verified like the
-    // synthesized one, before any further pass or the JIT sees them.
-    let folded = stage::timed(Stage::LaneOrder.name(), || -> Result<bool> {
-        let folded = transform::lane_order::fold_lane_reversals(m)?;
-        if folded {
-            Stage::LaneOrder.verify(m)?;
+/// Optimizes a synthesized module (`synthesize_unoptimized`) as `how` says, on the
+/// target machine `machine`; returns the flags read from the result
+/// (`OX_FLAG_RELEASE_ON_THROW`, `OX_FLAG_RUNTIME_HOOKS`).
+pub fn optimize(m: &Module, how: Optimization, machine: passes::Machine) -> Result<u32> {
+    Stage::Optimize.run(m, || passes::run_on(m, how.pipeline(), machine).map_err(Error::Internal))?;
+    if how == Optimization::Full {
+        // The engine's own rewrites of the optimized module are verified like the
+        // synthesized one, before any further pass or the JIT sees them.
+        let folded = stage::timed(Stage::LaneOrder.name(), || -> Result<bool> {
+            let folded = transform::lane_order::fold_lane_reversals(m)?;
+            if folded {
+                Stage::LaneOrder.verify(m)?;
+            }
+            Ok(folded)
+        })?;
+        if stage::timed(Stage::DeadResults.name(), || transform::dead_results::drop_unused_results(m))? || folded {
+            Stage::CleanUp.run(m, || passes::run_on(m, passes::CLEAN_UP, machine).map_err(Error::Internal))?;
         }
-        Ok(folded)
-    })?;
-    if stage::timed(Stage::DeadResults.name(), || transform::dead_results::drop_unused_results(m))? || folded {
-        Stage::CleanUp.run(m, || passes::run_on(m, passes::CLEAN_UP, machine).map_err(Error::Internal))?;
     }
     stage::dump("optimized", m);
     Ok(release_flag(m) | hooks_flag(m))

@@ -2,7 +2,7 @@
 //! instruction selection take most of a large derivative's compile (0.2 s of an MLP
 //! loss's, 0.65 s of an RK4 solver's with broadcasting), and the first call waits for
 //! them. So a derivative of `QUICK_FROM` instructions or more is first compiled
-//! quickly — a few cheap passes (`pipeline::QUICK`) and unoptimized machine code
+//! quickly — a few cheap passes (`pipeline::Optimization::Quick`) and unoptimized machine code
 //! (`jit::quick`) — and handed out at once, while a thread of its own compiles the same
 //! synthesized module optimized (`pipeline::optimized_tier`, `jit::background`). When that is
 //! done, the derivative's `OxTierSlot` holds the optimized code's address and flags.

@@ -233,6 +233,7 @@ mutable struct CompiledDerivative
     pause_gc::Bool             # the derivative may allocate: no collection during the call
     release_on_throw::Bool     # a throwing call may leave heap buffers (tape) to free
     hooks::Bool                # the derivative calls the runtime hooks (src/hooks.jl)
+    guarded::Bool              # any of the three, or a tier slot: the call takes `Hot.guarded_call`
     rules::Tuple{Int,UInt}     # the rule tables it was compiled with (`rules_stamp`, src/rules.jl)
 end
 
@@ -421,8 +422,9 @@ function compile_derivative(@nospecialize(mode::Mode), @nospecialize(fa), @nospe
         push!(scratch, Scratch(mode, RT, fa, anns))
     end
     compiled = CompiledDerivative(fptr, fptr, derivative_tier(fptr), false, RT, ci, ci.def.def::Method, sig, world,
-                                  scratch, false, false, false, rules)
+                                  scratch, false, false, false, false, rules)
     Hot.set_flags!(compiled, derivative_flags(fptr))
+    compiled.guarded = compiled.pause_gc || compiled.release_on_throw || compiled.hooks || compiled.tier != C_NULL
     return finalizer(release_compiled, compiled)
 end
 

@@ -226,8 +226,9 @@ end
 # finish it when it is not ready yet (docs/how-it-works.md, "Two tiers"). The two may
 # differ in the last bits (the optimized code computes loops of `cos` with glibc's
 # vector functions); switching at a fixed call, never when the engine happens to be
-# done, keeps every call's result the same from run to run. One load and a comparison
-# while the derivative has a tier slot, none once switched.
+# done, keeps every call's result the same from run to run. A derivative with a tier
+# slot takes the guarded call (`c.guarded`, `invoke_compiled`), so that the plain call,
+# a warm scalar gradient's, pays nothing for tiers (a check there cost it 3 ns).
 @inline function tier_up!(c)
     c.tier == C_NULL && return nothing
     c.ran_quick ? upgrade!(c) : (c.ran_quick = true)
@@ -247,6 +248,7 @@ end
         set_flags!(c, flags)
     end
     c.tier = Ptr{UInt64}(C_NULL)
+    c.guarded = c.pause_gc || c.release_on_throw || c.hooks
     return nothing
 end
 
@@ -266,8 +268,7 @@ function set_flags! end
 # buffer record and, on a throw, the release of what the call left. Derivatives whose
 # tape stays on the stack (every warm scalar call) pay for neither.
 function invoke_compiled(c, s::Scratch, anns::Tuple)
-    tier_up!(c)
-    status = GC.@preserve anns if c.pause_gc || c.release_on_throw || c.hooks
+    status = GC.@preserve anns if c.guarded
         guarded_call(c, s)
     else
         raw_call(c.fptr, s)
@@ -292,10 +293,13 @@ end
 # A derivative that calls the runtime hooks (src/hooks.jl) gets a frame for their
 # records, closed however the call ends.
 @inline function guarded_call(c, s::Scratch)
-    c.pause_gc && collect_if_due()
-    mark = c.release_on_throw ? buffers_mark() : UInt(0)
-    c.hooks && open_hook_frame()
-    prev = c.pause_gc && GC.enable(false)
+    tier_up!(c)
+    # (Read once: another thread may switch `c` to its optimized code meanwhile.)
+    fptr, pause_gc, release_on_throw, hooks = c.fptr, c.pause_gc, c.release_on_throw, c.hooks
+    pause_gc && collect_if_due()
+    mark = release_on_throw ? buffers_mark() : UInt(0)
+    hooks && open_hook_frame()
+    prev = pause_gc && GC.enable(false)
     returned = false
     try
         # A collection during the call must not free the code that runs (its
@@ -303,13 +307,13 @@ end
         # runtime: `c` stays rooted. (The plain call needs no root: a derivative that
         # never enters the runtime reaches no safepoint, so no collection can end, nor
         # any finalizer run, before it returns.)
-        status = GC.@preserve c raw_call(c.fptr, s)
+        status = GC.@preserve c raw_call(fptr, s)
         returned = true
         return status
     finally
-        returned || !c.release_on_throw || buffers_release(mark)
-        c.pause_gc && GC.enable(prev)
-        c.hooks && close_hook_frame()
+        returned || !release_on_throw || buffers_release(mark)
+        pause_gc && GC.enable(prev)
+        hooks && close_hook_frame()
     end
 end
 
