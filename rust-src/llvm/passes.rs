@@ -94,41 +94,31 @@ pub const CLEAN_UP: &str =
 
 fn host_machine(machine: Machine) -> Result<&'static TargetMachine, String> {
     static TM: [OnceLock<Result<HostMachine, String>>; 2] = [OnceLock::new(), OnceLock::new()];
-    init_native_target()?;
-    let tm = TM[machine as usize].get_or_init(|| {
-        let triple = TargetMachine::get_default_triple();
-        let target = Target::from_triple(&triple).map_err(|e| e.to_string())?;
-        target
-            .create_target_machine(
-                &triple,
-                &TargetMachine::get_host_cpu_name().to_string(),
-                &TargetMachine::get_host_cpu_features().to_string(),
-                OptimizationLevel::Default,
-                RelocMode::Default,
-                CodeModel::JITDefault,
-            )
-            .map(HostMachine)
-            .ok_or_else(|| format!("LLVM made no target machine for {}", triple.as_str().to_string_lossy()))
-    });
+    let tm = TM[machine as usize].get_or_init(|| new_host_machine(OptimizationLevel::Default).map(HostMachine));
     tm.as_ref().map(|h| &h.0).map_err(Clone::clone)
+}
+
+/// A target machine for this host's CPU and its features, optimizing at `level`.
+fn new_host_machine(level: OptimizationLevel) -> Result<TargetMachine, String> {
+    init_native_target()?;
+    let triple = TargetMachine::get_default_triple();
+    let target = Target::from_triple(&triple).map_err(|e| e.to_string())?;
+    target
+        .create_target_machine(
+            &triple,
+            &TargetMachine::get_host_cpu_name().to_string(),
+            &TargetMachine::get_host_cpu_features().to_string(),
+            level,
+            RelocMode::Default,
+            CodeModel::JITDefault,
+        )
+        .ok_or_else(|| format!("LLVM made no target machine for {}", triple.as_str().to_string_lossy()))
 }
 
 /// A new host target machine that makes machine code without optimizing it (for the
 /// quick JIT, `LlJit::new`, which takes it over: the caller owns the returned handle).
 pub fn quick_machine() -> Result<llvm_sys::target_machine::LLVMTargetMachineRef, String> {
-    init_native_target()?;
-    let triple = TargetMachine::get_default_triple();
-    let target = Target::from_triple(&triple).map_err(|e| e.to_string())?;
-    let tm = target
-        .create_target_machine(
-            &triple,
-            &TargetMachine::get_host_cpu_name().to_string(),
-            &TargetMachine::get_host_cpu_features().to_string(),
-            OptimizationLevel::None,
-            RelocMode::Default,
-            CodeModel::JITDefault,
-        )
-        .ok_or_else(|| format!("LLVM made no target machine for {}", triple.as_str().to_string_lossy()))?;
+    let tm = new_host_machine(OptimizationLevel::None)?;
     let raw = tm.as_mut_ptr();
     // Ownership passes to the caller (inkwell would dispose of it on drop).
     std::mem::forget(tm);
