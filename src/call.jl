@@ -240,10 +240,14 @@ end
 # address is switched before the flags, so that a call on another thread that reads the
 # new flags also reads the new address.
 @noinline function upgrade!(c)
-    unsafe_load(c.tier) == 0 && ccall((:oxidase_wait_tier, liboxidase), Cvoid, (Ptr{Cvoid},), c.handle)
-    address = unsafe_load(c.tier)
+    # (The slot's address is read once: another thread may finish the switch meanwhile
+    # and clear `c.tier`; the slot itself stays valid while `c` is alive.)
+    tier = c.tier
+    tier == C_NULL && return nothing
+    unsafe_load(tier) == 0 && ccall((:oxidase_wait_tier, liboxidase), Cvoid, (Ptr{Cvoid},), c.handle)
+    address = unsafe_load(tier)
     if address != 0    # (otherwise the engine could not make it: the quick code stays)
-        flags = unsafe_load(Ptr{UInt32}(c.tier + 8))
+        flags = unsafe_load(Ptr{UInt32}(tier + 8))
         c.fptr = Ptr{Cvoid}(address)
         set_flags!(c, flags)
     end

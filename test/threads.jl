@@ -6,6 +6,12 @@ two_threads(script, args...) =
            merge(ENV, Dict("JULIA_NUM_THREADS" => "2")))
 
 @test success(pipeline(two_threads(joinpath(@__DIR__, "threads", "run.jl")); stdout = stdout, stderr = stderr))
+# The same with every derivative in two tiers (docs/how-it-works.md, "Two tiers"): two
+# threads' calls meet a derivative switching to its optimized code (a switch on one
+# thread once left the other reading a cleared slot, and crashed).
+@test success(pipeline(setenv(two_threads(joinpath(@__DIR__, "threads", "run.jl")),
+                              merge(ENV, Dict("JULIA_NUM_THREADS" => "2", "OXIDASE_TIERS" => "always")));
+                       stdout = stdout, stderr = stderr))
 # `Threads.@threads` loops inside the differentiated function, their primal on both threads.
 @test success(pipeline(two_threads(joinpath(@__DIR__, "threads", "loops.jl")); stdout = stdout, stderr = stderr))
 
