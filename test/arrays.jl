@@ -541,7 +541,7 @@ end
     # The collector is paused for its calls (its heap tape also makes it release its
     # buffers when it throws: OX_FLAG_RELEASE_ON_THROW).
     @test Oxidase.derivative_flags(Oxidase.cached_derivative(Reverse, churn, Active,
-                                                      (Duplicated(x, zero(x)),)).fptr) & Oxidase.OX_FLAG_PAUSE_GC != 0
+                                                      (Duplicated(x, zero(x)),)).handle) & Oxidase.OX_FLAG_PAUSE_GC != 0
 end
 
 # Base's reductions recurse (pairwise summation): the recursive helper is differentiated

@@ -112,7 +112,7 @@ end
     warm_calls(2)
     @test @allocated(warm_calls(1000)) <= 16   # the Float64 result itself may be boxed
     @test Oxidase.derivative_flags(Oxidase.cached_derivative(Reverse, alloc_rosenbrock, Active,
-                                                      (Active(1.0), Active(2.0))).fptr) == 0
+                                                      (Active(1.0), Active(2.0))).handle) == 0
 end
 
 # The latency benchmark's clocks (julia/bench/latency.jl): a compile adds to the
