@@ -103,8 +103,10 @@ fn compile_timed(bitcode: &[u8], req: &Request) -> Result<Compiled> {
     };
     // The optimizing tier starts from the synthesized module, as the quick one does.
     let tier_bitcode = (policy == crate::tier::Policy::Tiered).then(|| m.to_bitcode());
-    if policy != crate::tier::Policy::Optimized {
-        stage::timed(Stage::Optimize.name(), || contract_multiply_adds(&m))?;
+    if policy != crate::tier::Policy::Optimized && stage::timed(Stage::Optimize.name(), || contract_multiply_adds(&m))?
+    {
+        // (The engine's rewrite is verified like the others before the JIT sees it.)
+        Stage::Optimize.verify(&m)?;
     }
     let flags = synthesized | optimize(&m, pipeline, passes::Machine::Foreground)?;
     let (addr, tracker) = stage::timed("jit", || jit.add(&tsc, m, &name))?;
@@ -118,11 +120,12 @@ fn compile_timed(bitcode: &[u8], req: &Request) -> Result<Compiled> {
 /// `fmul` that allows it too, in the same block and used there only (Julia's `muladd`)
 /// becomes one `llvm.fma`, the multiply on the left preferred, as LLVM's DAG combiner
 /// does. Without it the quick code would round `muladd(a, b, c)` twice: its primal would
-/// not be Julia's bit for bit.
-fn contract_multiply_adds(m: &Module) -> Result<()> {
+/// not be Julia's bit for bit. Returns whether it fused any.
+fn contract_multiply_adds(m: &Module) -> Result<bool> {
     if !passes::host_has_fma() {
-        return Ok(());
+        return Ok(false);
     }
+    let mut fused = false;
     let fusable = |v: Value, block| {
         v.opcode_if_instruction() == Some(Opcode::LLVMFMul)
             && v.allows_contraction()
@@ -156,10 +159,11 @@ fn contract_multiply_adds(m: &Module) -> Result<()> {
                 i.replace_all_uses_with(fma.as_value());
                 i.erase();
                 product.erase();
+                fused = true;
             }
         }
     }
-    Ok(())
+    Ok(fused)
 }
 
 fn internal(e: impl std::fmt::Display) -> Error {
