@@ -74,6 +74,15 @@ mutable struct Cell
     v::Float64
 end
 cell_walk(c::Cell, k) = k == 0 ? c.v : (c.v += c.w[k] * c.v / 2; cell_walk(c, k - 1))
+# A node of a linked list the program builds in a loop (nodes that link to one another,
+# issue 15), walked by a loop or by a recursive function.
+mutable struct Node
+    v::Float64
+    w::Vector{Float64}
+    next::Union{Node,Nothing}
+end
+node_walk(l::Node, k) = l.v * l.w[1] * k + (l.next === nothing ? 0.0 : node_walk(l.next, k + 1))
+node_walk(::Nothing, k) = 0.0
 # A mutable struct holding one (a heap object holding a heap object), walked alike.
 mutable struct Nest
     c::Cell
@@ -396,6 +405,23 @@ function program(rng, name)
         n = Property.Nest(Property.Cell(n.c.w .+ x[k], n.c.v * n.u), n.u + x[k])
     end
     s += Property.nest_walk(n, $(rand(rng, 0:2)))",
+                # A linked list the function builds, of 0 to 3 nodes, walked by a loop
+                # or by a recursive function; a struct chosen by a branch, held by another.
+                "l = nothing
+    for k in 1:$(rand(rng, 0:3))
+        l = Property.Node(x[k] * $(expr(rng, 1, vars)), x .* k, l)
+    end
+    while l !== nothing
+        s += l.v * l.w[2]
+        l = l.next
+    end",
+                "l = nothing
+    for k in 1:$(rand(rng, 0:3))
+        l = Property.Node($(expr(rng, 1, vars)) + k, x .+ s, l)
+    end
+    s += Property.node_walk(l, 1)",
+                "c = $(expr(rng, 1, vars)) > 0 ? Property.Cell(x .* 2, x[1] * s) : Property.Cell(x .+ 1, $(expr(rng, 1, vars)))
+    s += Property.nest_walk(Property.Nest(c, s), $(rand(rng, 0:3)))",
                 # An array of (float, integer) tuples the function builds, 0 to 3 long.
                 # (What the comprehension captures is assigned once: a variable assigned
                 # again, as `s` is, would be boxed, and the function type-unstable.)

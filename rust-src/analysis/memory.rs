@@ -486,13 +486,17 @@ impl<'ctx> Memory<'ctx> {
         let mut cut_edges = Vec::new();
         for &i in &insts {
             if pointer_op(i) == Some(PointerOp::Merge) && shadowed.contains_key(&i) {
+                // (`nothing`, the end of a list or a field not filled yet, is never read
+                // through: its shadow is itself, `transform::shadow`.)
                 for v in merged(i) {
-                    if !shadowed.contains_key(&v) && !is_null(v) && constant_data(v, &shadowed) {
+                    if !shadowed.contains_key(&v) && !is_null(v) && !is_nothing(v) && constant_data(v, &shadowed) {
                         inactive.insert(v);
                         chooses.insert(i);
                     }
                 }
-                let other = |v: &Value<'ctx>| !shadowed.contains_key(v) && !is_null(*v) && !inactive.contains(v);
+                let other = |v: &Value<'ctx>| {
+                    !shadowed.contains_key(v) && !is_null(*v) && !is_nothing(*v) && !inactive.contains(v)
+                };
                 // The result of a call Julia dispatches at run time, entering a phi beside
                 // a differentiated array (`gemm_wrapper!`'s fallback for strided matrices,
                 // which `A * B'` does not take: the call returns `C`): the edge from that
@@ -599,7 +603,7 @@ impl<'ctx> Memory<'ctx> {
                 let layout = heap_layout(m, *v, &shadowed, 4)?;
                 layout
                     .iter()
-                    .any(|(_, l)| matches!(l, Layout::Object(_)))
+                    .any(|(_, l)| matches!(l, Layout::Object(_) | Layout::SelfRef))
                     .then(|| (*v, crate::request::intern(&layout)))
             })
             .collect();
@@ -805,7 +809,9 @@ impl<'ctx> Memory<'ctx> {
                 // (Or an object the function allocates, with a shadow or not yet: the
                 // outer shadow then holds its shadow, and without one the store is
                 // refused, `untracked`.)
-                let object = at_offset_zero(v) && gc_allocation(zero_offset_base(v)).is_some();
+                // (Or a merge of such objects and `nothing`: a link to the previous node
+                // of a list built in a loop, `heap_family`.)
+                let object = linked_objects(self.module, v).is_some_and(|o| !o.is_empty());
                 // (Or a struct object read from a field of another, whose shadow is read
                 // from the other's shadow: a task's result fetched and returned by an
                 // outer task, the same box.)
@@ -826,7 +832,11 @@ impl<'ctx> Memory<'ctx> {
             // holding the box's, and `untracked` checks its every use.)
             Some(Opcode::LLVMStore) => {
                 inert.contains(&u)
-                    || object_base(u.operand(1)).is_some_and(|o| gc_allocation(o).is_some() && o != a)
+                    || object_slots(self.module, u.operand(1)).is_some_and(|(objects, _)| {
+                        !objects.is_empty()
+                            && objects.iter().all(|o| gc_allocation(*o).is_some())
+                            && (!objects.contains(&a) || pointer_op(p) == Some(PointerOp::Merge))
+                    })
                     || alloca_base(u.operand(1)).is_some_and(|o| !is_gc_frame(o))
                     || self.allocated_array(u.operand(1)).is_some()
             }
@@ -874,7 +884,15 @@ impl<'ctx> Memory<'ctx> {
                             && (self.allocated_array(v.operand(0)).is_some()
                                 || object_base(v.operand(0)).is_some_and(|o| gc_allocation(o).is_some())))
             };
-            if !merged(merge).into_iter().all(object) || !every_use(merge, |d| !is_object_header(d), accept) {
+            // (Or `nothing`, and the links of a list the function builds, which a loop
+            // walking it merges with the nodes: `merged_heap_objects`.)
+            // (Or addresses of one field of such objects: GVN merges `c.v`'s address when
+            // a branch chose `c`; what is stored through it, `heap_layout` and
+            // `heap_field_stores` see.)
+            let objects = merged(merge).into_iter().all(|v| is_nothing(v) || object(v))
+                || merged_heap_objects(self.module, merge).is_some()
+                || merged_fields(self.module, merge).is_some();
+            if !objects || !every_use(merge, |d| !is_object_header(d), accept) {
                 return false;
             }
         }
@@ -950,6 +968,16 @@ impl<'ctx> Memory<'ctx> {
     /// mutable struct, which another may hold: `heap_object_field`).
     pub fn is_heap_object(&self, v: Value<'ctx>) -> bool {
         is_heap_object(v, &self.shadowed)
+    }
+
+    /// Whether `v` is a merge of heap objects with shadows of their own and `nothing`
+    /// (a link to the previous node of a list built in a loop), which may be stored into
+    /// such an object like one of them.
+    pub fn is_heap_object_merge(&self, v: Value<'ctx>) -> bool {
+        pointer_op(v) == Some(PointerOp::Merge)
+            && self.shadowed.contains_key(&v)
+            && merged_heap_objects(self.module, v)
+                .is_some_and(|o| !o.is_empty() && o.iter().all(|o| is_heap_object(*o, &self.shadowed)))
     }
 
     /// The layout of heap object `v` (a mutable struct the function allocates, with a
@@ -1699,6 +1727,11 @@ fn forwarded_object_merge<'ctx>(
 /// is at an offset not known or puts different kinds at one offset, when it stores a
 /// `Float32` or a pointer of no known layout, or when the object's address goes anywhere
 /// a store could be made without being seen (it is what `Memory::can_mirror` accepts).
+///
+/// Objects that link to one another round a loop (the nodes of a list the function
+/// builds, `l = Node(x, l)`: `heap_family`) have one layout, what is stored into any of
+/// them, and a field holding such a link is `Layout::SelfRef`, as in the layout Julia
+/// gives a list passed as an argument: a list of any length is one finite layout.
 fn heap_layout<'ctx>(
     m: &crate::llvm::Module,
     a: Value<'ctx>,
@@ -1708,49 +1741,124 @@ fn heap_layout<'ctx>(
     if depth == 0 || gc_allocation(a).is_none() {
         return None;
     }
+    let family = heap_family(m, a);
     let mut fields: std::collections::BTreeMap<u64, Layout> = std::collections::BTreeMap::new();
     let mut known = true;
-    every_use(
-        a,
-        |d| !is_object_header(d),
-        |p, u| {
-            if u.opcode_if_instruction() != Some(Opcode::LLVMStore) || u.operand(1) != p {
-                return true;
-            }
-            let v = u.operand(0);
-            let layout = match (object_slot(m, p), v.ty().float_bits()) {
-                (Some((b, off)), _) if b != a || off < 0 => None,
-                (None, _) => None,
-                (_, 64) => Some(Layout::F64),
-                // (`Float32` only in its own box, `ingest::inline_float32_boxes`, or in a
-                // tuple of numbers whose type says so.)
-                (_, 32) if holds_float32(a) => Some(Layout::F32),
-                (_, 32) => None,
-                _ if v.ty().is_int() => Some(Layout::Integer),
-                _ if is_null(v) || is_nothing(v) => return true,
-                // (A symbol, a task's state: memory without a derivative.)
-                _ if is_symbol(v) => Some(Layout::Pointer),
-                _ => match shadowed.get(&v) {
-                    Some(Leaf::ArrayF64) => Some(Layout::array_of(Layout::F64)),
-                    Some(Leaf::ArrayF32) => Some(Layout::array_of(Layout::F32)),
-                    Some(Leaf::Object(f)) => Some(Layout::Object(f.to_vec())),
-                    _ if is_heap_object(v, shadowed) => {
-                        heap_layout(m, zero_offset_base(v), shadowed, depth - 1).map(Layout::Object)
-                    }
-                    _ => None,
-                },
-            };
-            let off = object_slot(m, p).map_or(0, |(_, o)| o as u64);
-            match layout {
-                Some(l) if fields.get(&off).is_none_or(|k| *k == l) => {
-                    fields.insert(off, l);
+    for &member in &family {
+        // (Through merges too: a store through a merge of objects, or of their fields'
+        // addresses, may store into this one.)
+        walk_uses(
+            member,
+            true,
+            |d| !is_object_header(d),
+            |p, u| {
+                if u.opcode_if_instruction() != Some(Opcode::LLVMStore) || u.operand(1) != p {
+                    return true;
                 }
-                _ => known = false,
+                // (A store through a merge with other memory — an element loaded from an
+                // array of such objects, `forwarded_object_merge` — is read by the
+                // array's layout, not this one's.)
+                let slots = object_slots(m, p);
+                if slots.is_none() && object_base(p) != Some(member) {
+                    return true;
+                }
+                let v = u.operand(0);
+                let objects = || linked_objects(m, v).filter(|o| !o.is_empty());
+                let link = || v.ty().is_pointer() && objects().is_some_and(|o| o.iter().all(|o| family.contains(o)));
+                // (A merge of other such objects, of one layout: a struct chosen by a
+                // branch, or replaced in a loop, then stored into this one.)
+                let merged_objects = || {
+                    let objects = objects().filter(|o| o.iter().all(|o| is_heap_object(*o, shadowed)))?;
+                    let mut layouts = objects.iter().map(|o| heap_layout(m, *o, shadowed, depth - 1));
+                    let first = layouts.next()??;
+                    layouts.all(|l| l.as_ref() == Some(&first)).then_some(Layout::Object(first))
+                };
+                let layout = match (slots.clone(), v.ty().float_bits()) {
+                    (Some((b, off)), _) if !b.contains(&member) || off < 0 => None,
+                    (None, _) => None,
+                    (_, 64) => Some(Layout::F64),
+                    // (`Float32` only in its own box, `ingest::inline_float32_boxes`, or in a
+                    // tuple of numbers whose type says so.)
+                    (_, 32) if holds_float32(member) => Some(Layout::F32),
+                    (_, 32) => None,
+                    _ if v.ty().is_int() => Some(Layout::Integer),
+                    _ if is_null(v) || is_nothing(v) => return true,
+                    // (A symbol, a task's state: memory without a derivative.)
+                    _ if is_symbol(v) => Some(Layout::Pointer),
+                    _ if link() => Some(Layout::SelfRef),
+                    _ => match shadowed.get(&v) {
+                        Some(Leaf::ArrayF64) => Some(Layout::array_of(Layout::F64)),
+                        Some(Leaf::ArrayF32) => Some(Layout::array_of(Layout::F32)),
+                        Some(Leaf::Object(f)) => Some(Layout::Object(f.to_vec())),
+                        _ if is_heap_object(v, shadowed) => {
+                            heap_layout(m, zero_offset_base(v), shadowed, depth - 1).map(Layout::Object)
+                        }
+                        _ if pointer_op(v) == Some(PointerOp::Merge) => merged_objects(),
+                        _ => None,
+                    },
+                };
+                let off = slots.map_or(0, |(_, o)| o as u64);
+                match layout {
+                    Some(l) if fields.get(&off).is_none_or(|k| *k == l) => {
+                        fields.insert(off, l);
+                    }
+                    _ => known = false,
+                }
+                known
+            },
+        );
+        if !known {
+            return None;
+        }
+    }
+    Some(fields.into_iter().collect())
+}
+
+/// The heap objects pointer `v` may be: itself, at its own address, or what a merge of
+/// them may be (`merged_heap_objects`: `nothing` and links beside them).
+fn linked_objects<'ctx>(m: &crate::llvm::Module, v: Value<'ctx>) -> Option<Vec<Value<'ctx>>> {
+    if at_offset_zero(v) && gc_allocation(zero_offset_base(v)).is_some() {
+        return Some(vec![zero_offset_base(v)]);
+    }
+    (pointer_op(v) == Some(PointerOp::Merge)).then(|| merged_heap_objects(m, v)).flatten()
+}
+
+/// The heap objects that link to one another round a loop with `a` (the nodes of a list
+/// the function builds, from the different allocations Julia makes of one constructor
+/// call): a pointer that may be some of them (`linked_objects`) stored into a field of
+/// one of those very objects makes them one family, and so on from each. Just `a` when
+/// it links to nothing that links back.
+fn heap_family<'ctx>(m: &crate::llvm::Module, a: Value<'ctx>) -> Vec<Value<'ctx>> {
+    let mut family = vec![a];
+    let mut k = 0;
+    while k < family.len() {
+        let b = family[k];
+        k += 1;
+        let mut joined = Vec::new();
+        walk_uses(
+            b,
+            true,
+            |d| !is_object_header(d),
+            |p, u| {
+                if u.opcode_if_instruction() == Some(Opcode::LLVMStore) && u.operand(0) == p && p.ty().is_pointer() {
+                    let into = object_slots(m, u.operand(1)).map(|(o, _)| o).unwrap_or_default();
+                    if let Some(objects) = linked_objects(m, p) {
+                        if into.iter().any(|o| objects.contains(o)) {
+                            joined.extend(objects);
+                            joined.extend(into);
+                        }
+                    }
+                }
+                true
+            },
+        );
+        for o in joined {
+            if !family.contains(&o) {
+                family.push(o);
             }
-            known
-        },
-    );
-    known.then(|| fields.into_iter().collect())
+        }
+    }
+    family
 }
 
 /// Whether heap object `a` may hold a `Float32` field: a `Float32`'s box
@@ -1782,7 +1890,17 @@ fn heap_object_field<'ctx>(
     shadowed: &HashMap<Value<'ctx>, Leaf>,
     user: &str,
 ) -> Result<Option<Leaf>> {
-    let Some(mut stored) = heap_field_stores(m, i.operand(0), insts) else { return Ok(None) };
+    let Some(stored) = heap_field_stores(m, i.operand(0), insts) else { return Ok(None) };
+    // (A merge of such objects stored there is the objects it may be: the link to the
+    // previous node of a list built in a loop, `l = Node(x, l)`.)
+    let mut stored: Vec<Value<'ctx>> = stored
+        .into_iter()
+        .flat_map(|v| match pointer_op(v) {
+            Some(PointerOp::Merge) => merged_heap_objects(m, v).unwrap_or_else(|| vec![v]),
+            _ => vec![v],
+        })
+        .collect();
+    stored.dedup();
     // (`nothing` beside such objects: the end of a linked list, read as the primal's.
     // An object the function allocates without a shadow yet gets one from activity, in
     // the next round, or its store is refused, `untracked`: the first value of a
@@ -1833,8 +1951,12 @@ fn heap_field_stores<'ctx>(m: &crate::llvm::Module, p: Value<'ctx>, insts: &[Val
     let stored = insts
         .iter()
         .filter(|s| s.opcode() == Opcode::LLVMStore && s.operand(0).ty().is_pointer() && !is_null(s.operand(0)))
-        .filter(|s| object_base(s.operand(1)).is_some_and(|b| objects.contains(&b)))
-        .filter(|s| match (off, object_slot(m, s.operand(1))) {
+        // (Or through a merge of such objects, or of their fields' addresses.)
+        .filter(|s| {
+            object_base(s.operand(1)).is_some_and(|b| objects.contains(&b))
+                || object_slots(m, s.operand(1)).is_some_and(|(o, _)| o.iter().any(|b| objects.contains(b)))
+        })
+        .filter(|s| match (off, object_slots(m, s.operand(1))) {
             (Some(off), Some((_, at))) => off == at,
             _ => true,
         })
@@ -3452,7 +3574,7 @@ pub fn object_base(p: Value) -> Option<Value> {
 /// The object (`object_base`: a stack slot or a heap object the function allocates) a
 /// pointer points into and the constant byte offset, through casts and single-index
 /// GEPs with constant indices.
-pub fn object_slot<'ctx>(m: &'ctx crate::llvm::Module, p: Value<'ctx>) -> Option<(Value<'ctx>, i64)> {
+pub fn object_slot<'ctx>(m: &crate::llvm::Module, p: Value<'ctx>) -> Option<(Value<'ctx>, i64)> {
     if !p.is_instruction() {
         return None;
     }
@@ -3472,7 +3594,7 @@ pub fn object_slot<'ctx>(m: &'ctx crate::llvm::Module, p: Value<'ctx>) -> Option
 /// `object_slot` through merges of heap objects the function allocates (a struct
 /// replaced in a loop: a phi of the first and the new one, each at its own address):
 /// the objects the pointer may point into and the byte offset, the same in each.
-pub fn object_slots<'ctx>(m: &'ctx crate::llvm::Module, p: Value<'ctx>) -> Option<(Vec<Value<'ctx>>, i64)> {
+pub fn object_slots<'ctx>(m: &crate::llvm::Module, p: Value<'ctx>) -> Option<(Vec<Value<'ctx>>, i64)> {
     if let Some((a, off)) = object_slot(m, p) {
         return Some((vec![a], off));
     }
@@ -3486,34 +3608,127 @@ pub fn object_slots<'ctx>(m: &'ctx crate::llvm::Module, p: Value<'ctx>) -> Optio
             let (objects, off) = object_slots(m, p.operand(0))?;
             Some((objects, off + k * m.size_of(p.gep_source_type()) as i64))
         }
-        Opcode::LLVMPHI | Opcode::LLVMSelect => merged_heap_objects(p).map(|objects| (objects, 0)),
+        Opcode::LLVMPHI | Opcode::LLVMSelect => {
+            merged_heap_objects(m, p).map(|objects| (objects, 0)).or_else(|| merged_fields(m, p))
+        }
         _ => None,
     }
 }
 
-/// The heap objects the function allocates that merge `p` may be (each at its own
-/// address), through merges of merges; `None` if it may be anything else.
-fn merged_heap_objects(p: Value) -> Option<Vec<Value>> {
-    let (mut found, mut seen, mut work) = (Vec::new(), HashSet::new(), vec![p]);
+/// For a merge of addresses of one field of heap objects the function allocates (GVN
+/// merges `c.v`'s address where a branch chose `c`, through merges of merges): the
+/// objects and the field's offset, the same in each. `None` for any other merge.
+fn merged_fields<'ctx>(m: &crate::llvm::Module, p: Value<'ctx>) -> Option<(Vec<Value<'ctx>>, i64)> {
+    let (mut objects, mut offset, mut seen, mut work) = (Vec::new(), None, HashSet::new(), vec![p]);
     while let Some(v) = work.pop() {
         if !seen.insert(v) {
             continue;
         }
-        if !v.is_instruction() {
+        if matches!(v.opcode_if_instruction(), Some(Opcode::LLVMPHI | Opcode::LLVMSelect)) {
+            work.extend(merged(v));
+            continue;
+        }
+        let (o, off) = object_slot(m, v).filter(|(o, _)| gc_allocation(*o).is_some())?;
+        if *offset.get_or_insert(off) != off {
             return None;
         }
-        match v.opcode() {
-            Opcode::LLVMPHI | Opcode::LLVMSelect if v.ty().is_pointer() => work.extend(merged(v)),
-            _ if at_offset_zero(v) && gc_allocation(zero_offset_base(v)).is_some() => {
-                let o = zero_offset_base(v);
-                if !found.contains(&o) {
-                    found.push(o);
-                }
-            }
-            _ => return None,
+        if !objects.contains(&o) {
+            objects.push(o);
         }
     }
-    Some(found)
+    Some((objects, offset?))
+}
+
+/// The heap objects the function allocates that merge `p` may be (each at its own
+/// address), through merges of merges, `nothing` (the end of a linked list, which holds
+/// nothing to differentiate; or null) and links: a pointer loaded from a field of such objects,
+/// which is what was stored into that field of them (a loop walking a list the function
+/// built, `l = l.next`, merges the nodes with what their `next` fields hold). `None` if
+/// it may be anything else.
+fn merged_heap_objects<'ctx>(m: &crate::llvm::Module, p: Value<'ctx>) -> Option<Vec<Value<'ctx>>> {
+    let (mut found, mut seen, mut work, mut links) = (Vec::new(), HashSet::new(), vec![p], Vec::new());
+    loop {
+        while let Some(v) = work.pop() {
+            // (Or a null pointer: a field never set, which the primal never reads
+            // through either.)
+            if !seen.insert(v) || is_nothing(v) || is_null(v) {
+                continue;
+            }
+            if !v.is_instruction() {
+                return None;
+            }
+            match v.opcode() {
+                Opcode::LLVMPHI | Opcode::LLVMSelect if v.ty().is_pointer() => work.extend(merged(v)),
+                _ if at_offset_zero(v) && gc_allocation(zero_offset_base(v)).is_some() => {
+                    let o = zero_offset_base(v);
+                    if !found.contains(&o) {
+                        found.push(o);
+                    }
+                }
+                Opcode::LLVMLoad if v.ty().is_pointer() => links.push(constant_field(m, v.operand(0))?),
+                _ => return None,
+            }
+        }
+        if links.is_empty() {
+            return Some(found);
+        }
+        // Each link reads a field of the merge itself (a field of another object is not
+        // followed here), at a constant offset: what the function stores there, into
+        // these objects or through a merge of them, is what it may read.
+        if !links.iter().all(|(base, _)| seen.contains(base)) {
+            return None;
+        }
+        let f = p.parent_block().parent_function();
+        let before = seen.len();
+        for s in f.blocks().into_iter().flat_map(|b| b.instructions()) {
+            if s.opcode() != Opcode::LLVMStore || !s.operand(0).ty().is_pointer() {
+                continue;
+            }
+            let Some((base, off)) = constant_field(m, s.operand(1)) else { continue };
+            // (Or through another merge that may be one of these objects.)
+            let into = found.contains(&base) || seen.contains(&base) || may_merge_into(base, &found);
+            if into && links.iter().any(|&(_, at)| at == off) && !seen.contains(&s.operand(0)) {
+                work.push(s.operand(0));
+            }
+        }
+        if work.is_empty() && seen.len() == before {
+            return Some(found);
+        }
+    }
+}
+
+/// Whether merge `p` (through merges of merges) may be one of `objects`.
+fn may_merge_into(p: Value, objects: &[Value]) -> bool {
+    let (mut seen, mut work) = (HashSet::new(), vec![p]);
+    while let Some(v) = work.pop() {
+        if !seen.insert(v) {
+            continue;
+        }
+        match v.opcode_if_instruction() {
+            Some(Opcode::LLVMPHI | Opcode::LLVMSelect) => work.extend(merged(v)),
+            _ if objects.contains(&zero_offset_base(v)) => return true,
+            _ => {}
+        }
+    }
+    false
+}
+
+/// The pointer address `p` is a constant byte offset from (through casts and
+/// single-index GEPs with a constant index), and that offset.
+fn constant_field<'ctx>(m: &crate::llvm::Module, p: Value<'ctx>) -> Option<(Value<'ctx>, i64)> {
+    if !p.is_instruction() {
+        return Some((p, 0));
+    }
+    match p.opcode() {
+        Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast => constant_field(m, p.operand(0)),
+        Opcode::LLVMGetElementPtr if p.num_operands() == 2 => {
+            let k = p.operand(1).const_int()?;
+            let (base, off) = constant_field(m, p.operand(0))?;
+            Some((base, off + k * m.size_of(p.gep_source_type()) as i64))
+        }
+        Opcode::LLVMGetElementPtr => None,
+        _ => Some((p, 0)),
+    }
 }
 
 /// For a load `i` from a tuple of numbers the function allocates, whose type tag says

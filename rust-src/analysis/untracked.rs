@@ -254,10 +254,15 @@ impl<'ctx> Untracked<'ctx> {
                         // stores in sight, `memory::heap_object_field` and
                         // `stack_object_field`, so not into a callee's parameter.)
                         _ => {
-                            inp.mem.is_heap_object(v)
+                            (inp.mem.is_heap_object(v) || inp.mem.is_heap_object_merge(v))
                                 && memory::object_base(p).is_some_and(|o| {
                                     memory::gc_allocation(o).is_some()
                                         || o.opcode() == LLVMAlloca && !memory::is_gc_frame(o)
+                                })
+                            // (A link stored through a merge of nodes: `l.next = prev`.)
+                            || inp.mem.is_heap_object_merge(v)
+                                && memory::object_slots(inp.m, p).is_some_and(|(o, _)| {
+                                    !o.is_empty() && o.iter().all(|o| memory::gc_allocation(*o).is_some())
                                 })
                         }
                     };

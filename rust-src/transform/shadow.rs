@@ -174,7 +174,7 @@ pub fn build_lane<'ctx>(
         // (Memory without a derivative that a merge may choose is its own shadow there:
         // runtime activity, `Memory::maybe_constant`.)
         let of = |v: Value<'ctx>| {
-            let own = mem.is_inactive_side(v).then_some(v);
+            let own = (mem.is_inactive_side(v) || crate::analysis::memory::is_nothing(v)).then_some(v);
             shadow.get(&v).copied().or(own).unwrap_or_else(|| m.const_null(v.ty()))
         };
         if i.opcode() == Opcode::LLVMExtractValue {
@@ -337,7 +337,9 @@ pub fn build_lane<'ctx>(
             .map(|(v, bb)| {
                 // (An aggregate's other incoming values are constants: copied as they are;
                 // memory without a derivative is its own shadow: runtime activity.)
-                let missing = if v.ty().is_aggregate() || mem.is_inactive_side(v) { v } else { m.const_null(v.ty()) };
+                // (`nothing` is its own shadow.)
+                let own = mem.is_inactive_side(v) || crate::analysis::memory::is_nothing(v);
+                let missing = if v.ty().is_aggregate() || own { v } else { m.const_null(v.ty()) };
                 (shadow.get(&v).copied().unwrap_or(missing), bb)
             })
             .collect();

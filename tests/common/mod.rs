@@ -51,6 +51,15 @@ extern "C" fn runtime_stub() {
 /// to do without Julia.
 extern "C" fn runtime_noop() {}
 
+/// The collector's allocation of an object of `osize` bytes with its tag word before it
+/// (heap objects the fixtures build): zeroed memory that is never freed (tests are
+/// short), returned past the tag.
+extern "C" fn pool_alloc(_ptls: *mut c_void, _pool: i32, osize: i32) -> *mut u8 {
+    let words = vec![0u64; (osize as usize).div_ceil(8)].leak();
+    // SAFETY: the allocation holds at least the tag word (`osize` counts it).
+    unsafe { (words.as_mut_ptr() as *mut u8).add(8) }
+}
+
 static STUB_DATA: [u64; 64] = [0; 64];
 
 /// Without Julia in the process, Julia runtime symbols the fixtures refer to (on error
@@ -67,6 +76,8 @@ pub fn define_runtime_stubs(m: &Module) {
         if f.is_declaration() && is_runtime(&n) && !defined.contains(&n) {
             let stub = if n == "jl_pop_handler" {
                 runtime_noop as *const () as usize
+            } else if n == "jl_gc_pool_alloc" {
+                pool_alloc as *const () as usize
             } else {
                 runtime_stub as *const () as usize
             };
