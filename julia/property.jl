@@ -74,6 +74,9 @@ mutable struct Cell
     v::Float64
 end
 cell_walk(c::Cell, k) = k == 0 ? c.v : (c.v += c.w[k] * c.v / 2; cell_walk(c, k - 1))
+# A recursive function returning a fresh array at each level (its derivative functions
+# hand the result's shadow back), broadcasting and copying inside.
+@noinline rec_arrays(x, c, k) = k == 0 ? copy(x) .* c : rec_arrays(x, c, k - 1) .+ x .* c
 # A node of a linked list the program builds in a loop (nodes that link to one another,
 # issue 15), walked by a loop or by a recursive function.
 mutable struct Node
@@ -405,6 +408,7 @@ function program(rng, name)
         n = Property.Nest(Property.Cell(n.c.w .+ x[k], n.c.v * n.u), n.u + x[k])
     end
     s += Property.nest_walk(n, $(rand(rng, 0:2)))",
+                "s += sum(abs2, Property.rec_arrays(x, $(expr(rng, 1, vars)), $(rand(rng, 0:3))))",
                 # A linked list the function builds, of 0 to 3 nodes, walked by a loop
                 # or by a recursive function; a struct chosen by a branch, held by another.
                 "l = nothing

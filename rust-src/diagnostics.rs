@@ -19,7 +19,7 @@
 use crate::analysis::activity::Activity;
 use crate::analysis::cfg::Cfg;
 use crate::analysis::memory::Memory;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::llvm::{Built, Function, Module, Opcode, RealPredicate, Type, Value};
 use parking_lot::Mutex;
 use std::collections::{HashMap, HashSet};
@@ -665,17 +665,32 @@ fn insert_rebuilt_equalities(
 
 /// At `b`: the derivative reports `message` when `cond` holds as it runs (a marker,
 /// which `lower` turns into the entry's status). A callee's derivative function
-/// (`in_entry` false) has no status to report through, so there the construct is
-/// refused at compile time.
+/// (`in_entry` false) has no status of its own: it notes the refusal on its thread
+/// (`runtime::note_callee_refusal`), which the entry takes as its status when it
+/// returns (`lower`).
 pub fn refuse_when(b: &crate::llvm::Builder, in_entry: bool, cond: Value, message: &str) -> Result<()> {
-    if !in_entry {
-        return Err(Error::Unsupported(message.to_string()));
-    }
     let m = b.m;
-    let marker = m.get_or_declare(MARKER, m.fn_type(m.void(), &[m.int(1), m.int(32)]));
     let code = register(message.to_string());
+    if !in_entry {
+        let note = crate::runtime::note_callee_refusal as *const () as usize;
+        let fty = m.fn_type(m.void(), &[m.int(8), m.int(32)]);
+        let refused = b.cast(Opcode::LLVMZExt, cond, m.int(8))?;
+        b.call_typed(fty, m.const_address(note), &[refused, m.const_int(m.int(32), code as u64)])?;
+        return Ok(());
+    }
+    let marker = m.get_or_declare(MARKER, m.fn_type(m.void(), &[m.int(1), m.int(32)]));
     b.call(marker, &[cond, m.const_int(m.int(32), code as u64)])?;
     Ok(())
+}
+
+/// Whether a function of `m` notes refusals for its entry (`refuse_when` in a callee).
+fn notes_callee_refusals(m: &Module) -> bool {
+    let note = crate::runtime::note_callee_refusal as *const () as usize;
+    m.functions()
+        .into_iter()
+        .flat_map(|g| g.blocks())
+        .flat_map(|bb| bb.instructions())
+        .any(|i| i.called_operand_if_call().and_then(crate::llvm::const_address).is_some_and(|a| a as usize == note))
 }
 
 /// Replaces the markers in `g` by updates of a status slot and makes every `ret` of `g`
@@ -691,11 +706,18 @@ pub fn lower(m: &Module, g: Function, entry_builder: &crate::llvm::Builder) -> B
                 && i.as_call().and_then(|c| c.called_function()).is_some_and(|f| f.name() == MARKER)
         })
         .collect();
-    if calls.is_empty() {
+    let from_callees = notes_callee_refusals(m);
+    if calls.is_empty() && !from_callees {
         return Ok(());
     }
     let slot = entry_builder.alloca(i32t, "ox.status")?;
     entry_builder.store(m.const_int(i32t, 0), slot)?;
+    let take = crate::runtime::take_callee_refusal as *const () as usize;
+    let take_fty = m.fn_type(i32t, &[]);
+    if from_callees {
+        // (A call that threw may have left one: not this call's.)
+        entry_builder.call_typed(take_fty, m.const_address(take), &[])?;
+    }
     // (Volatile where a `try` may `longjmp` back: kept in a register, the status a
     // marker in the body set would be lost when the `catch` runs.)
     let volatile = g.blocks().into_iter().flat_map(|bb| bb.instructions()).any(crate::analysis::cfg::is_setjmp_call);
@@ -713,9 +735,15 @@ pub fn lower(m: &Module, g: Function, entry_builder: &crate::llvm::Builder) -> B
     for bb in g.blocks() {
         if let Some(t) = bb.terminator().filter(|t| t.opcode() == Opcode::LLVMRet) {
             b.before(t)?;
-            let status = b.load(i32t, slot)?;
+            let mut status = b.load(i32t, slot)?;
             if volatile {
                 status.set_volatile();
+            }
+            // (The entry's own refusal first, else its callees'.)
+            if from_callees {
+                let noted = b.call_typed(take_fty, m.const_address(take), &[])?.as_value();
+                let own = b.icmp(crate::llvm::ICMP_NE, status, m.const_int(i32t, 0))?;
+                status = b.select(own, status, noted)?;
             }
             t.set_operand(0, status);
         }

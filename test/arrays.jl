@@ -668,6 +668,45 @@ call_power(x, n) = power(x, n)
     end
 end
 
+# Recursive functions (differentiated call by call) that return arrays they make, copy
+# or are handed: their derivative functions hand the result's shadow back to the caller
+# (`transform::calls`), and arrays they broadcast or copy inside get shadows as anywhere
+# (a copy's reverse checks, when it runs, that its elements are numbers; a callee notes
+# a failed check for its caller, which reports it). Both were refused.
+@noinline rec_scaled(x, k) = k == 0 ? copy(x) : rec_scaled(x, k - 1) .* x
+@noinline rec_doubled(x, k) = k == 0 ? x : rec_doubled(x .* 2, k - 1)
+@noinline rec_squares(x, k) = k == 0 ? sum(abs2, x) : rec_squares(x .* 2, k - 1)
+@noinline rec_copied(x, k) = k == 0 ? sum(abs2, x) : rec_copied(copy(x), k - 1) * x[1]
+function rec_merge(a, b)   # the merge step of a merge sort
+    out = similar(a, length(a) + length(b))
+    i = j = 1
+    for k in eachindex(out)
+        if j > length(b) || (i <= length(a) && a[i] <= b[j])
+            out[k] = a[i]; i += 1
+        else
+            out[k] = b[j]; j += 1
+        end
+    end
+    return out
+end
+@noinline rec_sort(x) = length(x) <= 1 ? copy(x) : rec_merge(rec_sort(x[1:end÷2]), rec_sort(x[end÷2+1:end]))
+@testset "recursive functions returning or broadcasting arrays, $k levels" for k in (0, 1, 4)
+    for f in (x -> sum(abs2, rec_scaled(x, k)), x -> sum(sin, rec_doubled(x, k)), x -> rec_squares(x, k),
+              x -> rec_copied(x, k))
+        for x in ([0.7], [0.7, -1.2, 0.4], [0.3, 1.1, -0.8, 0.9, 0.6])
+            check_all_modes(f, x)
+        end
+    end
+end
+@testset "a merge sort by recursion (fresh arrays at every level)" begin
+    w = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]
+    for x in ([0.7], [0.7, -1.2, 0.4], [0.3, 1.1, -0.8, 0.9, 2.0, -0.1, 1.7])   # distinct: no ties
+        f = x -> sum(rec_sort(x) .* w[1:length(x)])
+        check_all_modes(f, x)
+        @test rec_sort(x) == sort(x)
+    end
+end
+
 # BLAS calls (x' * y, A * x, A * B on Float64 arrays) have rules: copies of the inputs
 # are saved for the reverse sweep, the adjoints are loops.
 blas_cases = [

@@ -86,6 +86,24 @@ ra_copy(x, c, flag) = (a = flag ? x : c; b = copy(a); b[1] * x[2])
 # Returning the merged array (forward mode) would make the constant array its own
 # tangent: refused when compiled (it once returned `c` as the tangent).
 ra_return(x, c, flag) = flag ? x : c
+# The same write in a recursive function (differentiated call by call): the callee notes
+# the refusal as it runs, and the call reports it; the other choice differentiates. (A
+# callee once refused both, when compiled.)
+@noinline ra_rec_write(a, x, k) = k == 0 ? sum(abs2, x) + a[1] * a[3] : (a[1] = 2 * x[2] + a[1]; ra_rec_write(a, x, k - 1))
+ra_write_in_callee(x, c, flag) = ra_rec_write(flag ? x : c, x, 2)
+@testset "runtime activity in a recursive callee" begin
+    x, c = [0.3, 0.7, -0.2], [0.5, -1.0, 2.0]
+    check_all_modes_with_constant((x, c) -> ra_write_in_callee(x, c, true), x, c)
+    e = caught(() -> autodiff(Reverse, ra_write_in_callee, Active, Duplicated(copy(x), zero(x)), Const(copy(c)),
+                              Const(false)))
+    @test e isa Oxidase.DifferentiationError && occursin("into memory without a derivative", e.msg)
+    e = caught(() -> autodiff(Forward, ra_write_in_callee, Duplicated, Duplicated(copy(x), ones(3)), Const(copy(c)),
+                              Const(false)))
+    @test e isa Oxidase.DifferentiationError && occursin("into memory without a derivative", e.msg)
+    # (Noted on the thread and taken by the call: the next call does not report it.)
+    check_all_modes_with_constant((x, c) -> ra_write_in_callee(x, c, true), x, c)
+end
+
 @testset "runtime activity: what is refused" begin
     x, c = [0.3, 0.7, -0.2], [0.5, -1.0, 2.0]
     e = caught(() -> autodiff(Reverse, ra_write, Active, Duplicated(copy(x), zero(x)), Const(copy(c)), Const(false)))

@@ -540,6 +540,8 @@ end
 copied_nested(v) = (c = copy(v); c[1][1] * c[2][2] + c[1][2])
 copied_tuples(v) = (c = copy(v); c[1][1] * c[2][2] + c[1][2])
 copied_pairs(v) = (c = copy(v); c[1].bias * c[2].w[1])
+@noinline copied_pairs_recursive(v, k) = k == 0 ? copied_pairs(v) : copied_pairs_recursive(v, k - 1) * 1.5
+copied_pairs_nested(v) = copied_pairs_recursive(v, 2)
 copied_built_arrays(x) = (vs = [x, 2 .* x]; c = copy(vs); c[1][1] * c[2][2])
 copied_built_pairs(x) = (ws = [CopiedPair(x, x[1]), CopiedPair(x, x[2])]; c = copy(ws); c[1].bias * c[2].w[1])
 @testset "copies of arrays of arrays and of structs" begin
@@ -566,6 +568,10 @@ copied_built_pairs(x) = (ws = [CopiedPair(x, x[1]), CopiedPair(x, x[2])]; c = co
     err = caught(() -> autodiff(Reverse, copied_pairs, Active, Duplicated(ps, dps)))
     @test err isa Oxidase.DifferentiationError && occursin("hold arrays and numbers side by side", err.msg)
     @test ps[1].w == [1.0] && ps[2].w == [3.0]
+    # The same copy in a recursive function (differentiated call by call): the callee
+    # notes the refusal as it runs, and the call reports it.
+    err = caught(() -> autodiff(Reverse, copied_pairs_nested, Active, Duplicated(ps, dps)))
+    @test err isa Oxidase.DifferentiationError && occursin("hold arrays and numbers side by side", err.msg)
 end
 
 # Mutable structs held in other structs (a model holding its layers by reference), any

@@ -79,6 +79,7 @@ fn a_threads_loop_calls_its_closure_on_one_thread() {
         f,
         active_params: &[x, y],
         returned_active: true,
+        returned_memory: None,
         plumbing: &[],
         user_name: "loop",
         argument_types: &[],

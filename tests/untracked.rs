@@ -73,8 +73,15 @@ fn parsed<'c>(ctx: &'c Context, text: &str) -> OwnedModule<'c> {
 fn analyse_in<'m>(m: &'m Module, entry: &str) -> Result<Act<'m>, Error> {
     let f = m.function(entry).expect("entry");
     let x = f.params()[0];
-    let subject =
-        Subject { f, active_params: &[x], returned_active: true, plumbing: &[], user_name: entry, argument_types: &[] };
+    let subject = Subject {
+        f,
+        active_params: &[x],
+        returned_active: true,
+        returned_memory: None,
+        plumbing: &[],
+        user_name: entry,
+        argument_types: &[],
+    };
     oxidase::pipeline::analyze(m, &subject, &[(x, Leaf::ArrayF64)], &[]).map(|(_, act)| act)
 }
 

@@ -393,6 +393,10 @@ pub struct Subject<'a, 'ctx> {
     pub active_params: &'a [Value<'ctx>],
     /// Whether the derivative of the returned value is wanted.
     pub returned_active: bool,
+    /// For a callee differentiated call by call whose callers read the shadow of the
+    /// memory it returns (`memory::callee_result_leaf`): what that memory holds. Every
+    /// array it may return then gets a shadow.
+    pub returned_memory: Option<Leaf>,
     /// Parameters whose memory is the caller's argument plumbing (the derivative
     /// entry's `args` and `shadows` arrays), which the differentiated code never writes.
     pub plumbing: &'a [Value<'ctx>],
@@ -530,6 +534,15 @@ impl<'ctx> Activity<'ctx> {
                 if v.ty().is_pointer() && !mem.is_shadowed(v) {
                     if let Some(a) = mem.origin(v) {
                         wants_shadow.insert(a, Leaf::ArrayF64);
+                    }
+                }
+            }
+            // Every array a callee returns whose callers read its shadow: a fresh array
+            // that holds no derivative gets a zero one.
+            if let Some(leaf) = subject.returned_memory.filter(|_| i.opcode() == Opcode::LLVMRet) {
+                for a in crate::analysis::memory::returned_allocations(i) {
+                    if !mem.is_shadowed(a) {
+                        wants_shadow.insert(a, leaf);
                     }
                 }
             }

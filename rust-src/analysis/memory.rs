@@ -338,8 +338,11 @@ impl<'ctx> Memory<'ctx> {
                         // An array a user's rule returns, given differentiated memory: the
                         // rule makes its shadow (`rules::calls::custom`; a rule given
                         // differentiated numbers only asks for one through activity).
+                        // (Or a callee differentiated call by call returns it: its
+                        // derivative functions hand its shadow back, `transform::calls`.)
                         _ => crate::names::rule_array_result(i)
-                            .filter(|_| i.as_call().is_some_and(|c| handed_shadowed(c, &shadowed))),
+                            .filter(|_| i.as_call().is_some_and(|c| handed_shadowed(c, &shadowed)))
+                            .or_else(|| callee_result_leaf(m, i, &shadowed)),
                     },
                 };
                 if let Some(leaf) = from {
@@ -1679,6 +1682,119 @@ fn merged_loaded_field<'ctx>(
         [one] => Ok((*one, complete)),
         _ => Err(loaded_field_error(i, "fields of different kinds", user)),
     }
+}
+
+/// For call `i` of a callee differentiated call by call (`names::RECURSIVE`) that
+/// returns a pointer and is handed shadowed memory: what the memory it returns holds,
+/// when it is the same whatever the callee returns (`returned_leaf`). The callee's
+/// derivative functions then hand the result's shadow back (`transform::calls`), which
+/// the caller reads as its own (a recursive function returning a fresh array, `g(x, k)
+/// = k == 0 ? copy(x) : g(x, k - 1) .* x`). `None` for any other call.
+pub fn callee_result_leaf<'ctx>(
+    m: &'ctx crate::llvm::Module,
+    i: Value<'ctx>,
+    shadowed: &HashMap<Value<'ctx>, Leaf>,
+) -> Option<Leaf> {
+    let call = i.as_call().filter(|_| i.opcode() == Opcode::LLVMCall && i.ty().is_pointer())?;
+    let h = call.called_function().filter(|h| h.has_string_attr(crate::names::RECURSIVE))?;
+    // (An array of floats the caller allocates and hands on counts as shadowed: activity
+    // gives it a shadow in a later round when derivative data is written into it, `x .*
+    // 2` handed to the recursion; if it never gets one, the callee returning it is
+    // refused, `transform::calls::write_result_shadows`.)
+    let args: Vec<Option<Leaf>> = (0..call.call_arg_count())
+        .map(|k| {
+            let a = i.operand(k);
+            shadowed.get(&a).copied().or_else(|| {
+                let base = zero_offset_base(a);
+                (at_offset_zero(a) && array_call(base) == Some(ArrayCall::Alloc))
+                    .then(|| float_array_allocation_by_type(base))
+                    .flatten()
+            })
+        })
+        .collect();
+    if args.iter().all(Option::is_none) {
+        return None;
+    }
+    // (Once its derivative functions are being built, its body is in one of them, whose
+    // first parameters are its own: a recursive call inside it.)
+    let body = if h.is_declaration() {
+        [".aug", ".fwd"].iter().find_map(|s| m.function(&format!("{}{s}", h.name())).filter(|g| !g.is_declaration()))?
+    } else {
+        h
+    };
+    returned_leaf(body, h, &args)
+}
+
+/// What the memory callee `h` (its body in function `body`) returns holds, given what
+/// its pointer parameters' memory holds (`args`): the same leaf for every value it may return, each a fresh array of
+/// floats (by its type), a shadowed parameter, a copy of one, or the result of its own
+/// recursive call (`nothing` and null aside). `None` when any other value may be
+/// returned (an object, a global, another call's result): the result then has no shadow,
+/// and derivative data reaching it is refused (`untracked`).
+fn returned_leaf(body: crate::llvm::Function, h: crate::llvm::Function, args: &[Option<Leaf>]) -> Option<Leaf> {
+    let params = body.params();
+    let mut work: Vec<Value> = body
+        .blocks()
+        .into_iter()
+        .filter_map(|b| b.terminator())
+        .filter(|t| t.opcode() == Opcode::LLVMRet && t.num_operands() == 1)
+        .map(|t| t.operand(0))
+        .collect();
+    let (mut leaf, mut seen) = (None, HashSet::new());
+    while let Some(v) = work.pop() {
+        if !seen.insert(v) || is_nothing(v) || is_null(v) {
+            continue;
+        }
+        let found = match v.opcode_if_instruction() {
+            Some(Opcode::LLVMPHI | Opcode::LLVMSelect) => {
+                work.extend(merged(v));
+                continue;
+            }
+            Some(Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast) => {
+                work.push(v.operand(0));
+                continue;
+            }
+            Some(Opcode::LLVMCall) => match array_call(v) {
+                Some(ArrayCall::Alloc) => float_array_allocation_by_type(v),
+                Some(ArrayCall::Copy) => {
+                    work.push(v.operand(0));
+                    continue;
+                }
+                _ if v.as_call().and_then(|c| c.called_function()).is_some_and(|g| g == h || g == body) => continue,
+                _ => None,
+            },
+            Some(_) => None,
+            None => params.iter().take(args.len()).position(|p| *p == v).and_then(|k| args.get(k).copied().flatten()),
+        };
+        match (found, leaf) {
+            (Some(l), None) => leaf = Some(l),
+            (Some(l), Some(k)) if l == k => {}
+            _ => return None,
+        }
+    }
+    leaf
+}
+
+/// The array allocations and copies return `r` may return, through merges and casts.
+pub fn returned_allocations(r: Value) -> Vec<Value> {
+    let (mut found, mut seen, mut work) = (Vec::new(), HashSet::new(), Vec::new());
+    if r.num_operands() == 1 {
+        work.push(r.operand(0));
+    }
+    while let Some(v) = work.pop() {
+        if !seen.insert(v) {
+            continue;
+        }
+        match v.opcode_if_instruction() {
+            Some(Opcode::LLVMPHI | Opcode::LLVMSelect) => work.extend(merged(v)),
+            Some(Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast) => work.push(v.operand(0)),
+            Some(Opcode::LLVMCall) if matches!(array_call(v), Some(ArrayCall::Alloc | ArrayCall::Copy)) => {
+                found.push(v)
+            }
+            _ => {}
+        }
+    }
+    found
 }
 
 /// Whether `v` is a heap object the function allocates (a mutable struct, at its own

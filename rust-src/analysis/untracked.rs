@@ -540,14 +540,19 @@ impl<'ctx> Untracked<'ctx> {
             CallKind::CallByCall => {
                 // The callee's derivative gets shadows for shadowed pointers and
                 // tangents for floats, nothing for a lost pointer or memory holding
-                // lost data; a pointer it returns has no shadow.
+                // lost data; a pointer it returns has no shadow, unless its derivative
+                // functions hand one back (`memory::callee_result_leaf`).
                 // (A tuple or struct holding shadowed pointers has no shadow parameter.)
                 let held = |a: Value<'ctx>| inp.mem.aggregate_paths(a).is_some().then_some(i);
                 if let Some(at) = args.iter().find_map(|&a| reaches(self, a).or_else(|| held(a))) {
                     changed |= self.mark_unmodeled(i, at);
                     changed |= self.mark_lost(i, at);
                 }
-                if (i.ty().is_pointer() || i.ty().is_aggregate()) && args.iter().any(|&a| Self::tracked(inp, a)) {
+                let returns_shadow = inp.mem.is_shadowed(i);
+                if (i.ty().is_pointer() || i.ty().is_aggregate())
+                    && !returns_shadow
+                    && args.iter().any(|&a| Self::tracked(inp, a))
+                {
                     changed |= self.mark_lost(i, i);
                 }
             }

@@ -8,8 +8,10 @@ pub mod hooks;
 use crate::julia::ArrayHeader as JlArray;
 
 /// The addresses of every function here the derivative code calls: none of them throws.
-pub fn addresses() -> [usize; 16] {
+pub fn addresses() -> [usize; 18] {
     [
+        note_callee_refusal as *const () as usize,
+        take_callee_refusal as *const () as usize,
         save_elements as *const () as usize,
         restore_elements as *const () as usize,
         array_write_barrier as *const () as usize,
@@ -27,6 +29,33 @@ pub fn addresses() -> [usize; 16] {
         buffers::tape_realloc as *const () as usize,
         buffers::tape_free as *const () as usize,
     ]
+}
+
+thread_local! {
+    /// The first refusal a callee's derivative function met as it ran on this thread
+    /// (`diagnostics::refuse_when`), which the entry that called it reports as its
+    /// status when it returns (`take_callee_refusal`); 0 for none.
+    static CALLEE_REFUSAL: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Notes refusal `code` (`diagnostics::register`) when `refused` is not 0: a callee's
+/// derivative function met, as it ran, a construct the derivative cannot follow. The
+/// first one noted stays until the entry takes it.
+pub extern "C" fn note_callee_refusal(refused: u8, code: u32) {
+    if refused != 0 {
+        CALLEE_REFUSAL.with(|c| {
+            if c.get() == 0 {
+                c.set(code)
+            }
+        });
+    }
+}
+
+/// The refusal callees noted on this thread since the last call (0 for none), cleared:
+/// called by an entry whose callees may note one, when it starts (a call that threw
+/// may have left one) and when it returns.
+pub extern "C" fn take_callee_refusal() -> u32 {
+    CALLEE_REFUSAL.with(|c| c.replace(0))
 }
 
 /// Reverse of `memcpy(dst, src, nbytes)` on Float64 data: `src' += dst'`, `dst' = 0`,
@@ -226,6 +255,20 @@ pub unsafe extern "C" fn array_accumulate_f32(src: *mut JlArray, dst: *mut JlArr
 #[cfg(test)]
 mod tests {
     use crate::julia::ArrayHeader;
+
+    #[test]
+    fn a_callee_refusal_is_the_first_noted_and_taken_once() {
+        assert_eq!(super::take_callee_refusal(), 0);
+        super::note_callee_refusal(0, 5);
+        assert_eq!(super::take_callee_refusal(), 0, "a check that passed notes nothing");
+        super::note_callee_refusal(1, 7);
+        super::note_callee_refusal(1, 9);
+        assert_eq!(super::take_callee_refusal(), 7, "the first refusal is reported");
+        assert_eq!(super::take_callee_refusal(), 0, "and taken");
+        // (Per thread: another thread's refusal is not this one's.)
+        std::thread::spawn(|| super::note_callee_refusal(1, 3)).join().unwrap();
+        assert_eq!(super::take_callee_refusal(), 0);
+    }
 
     #[test]
     fn saved_elements_are_restored_and_released_with_the_buffers() {

@@ -34,6 +34,10 @@ pub struct Pattern {
     /// `analysis::memory::Memory::maybe_constant`): the callee tests it where it loads
     /// and stores through it.
     pub maybe_constant: Vec<bool>,
+    /// What the memory the callee returns holds, when the call site reads its shadow
+    /// (`analysis::memory::callee_result_leaf`): the callee's derivative functions then
+    /// write the result's shadow, one per lane, into slots the call site passes.
+    pub returned: Option<Leaf>,
 }
 
 impl Pattern {
@@ -59,6 +63,7 @@ impl Pattern {
         Pattern {
             shadowed: args.clone().map(|k| mem.callee_leaf(call.operand(k))).collect(),
             maybe_constant: args.map(|k| mem.maybe_constant(call.operand(k))).collect(),
+            returned: mem.leaf(call).filter(|_| call.ty().is_pointer()),
         }
     }
 
@@ -67,9 +72,10 @@ impl Pattern {
     /// without a derivative (a test that a shadowed pointer always passes costs a
     /// comparison).
     fn join(&self, other: &Pattern) -> Option<Pattern> {
-        (self.shadowed == other.shadowed).then(|| Pattern {
+        (self.shadowed == other.shadowed && self.returned == other.returned).then(|| Pattern {
             shadowed: self.shadowed.clone(),
             maybe_constant: self.maybe_constant.iter().zip(&other.maybe_constant).map(|(a, b)| *a || *b).collect(),
+            returned: self.returned,
         })
     }
 }
@@ -168,11 +174,16 @@ impl<'ctx> Callees<'ctx> {
         let float_params: Vec<usize> = (0..params.len()).filter(|&k| params[k].is_floating()).collect();
         let ret = h.return_type();
         let ret_float = ret.is_floating();
+        // (The slots the result's shadows go into, one per lane; `h.rev` takes them too,
+        // unread, so that its parameters mirror `h.aug`'s up to the seeds.)
+        let slots = if pattern.returned.is_some() { width } else { 0 };
         let mut aug_params = params.clone();
         aug_params.extend(&shadows);
+        aug_params.extend(std::iter::repeat_n(m.ptr(), slots));
         aug_params.push(m.ptr());
         let mut rev_params = params.clone();
         rev_params.extend(&shadows);
+        rev_params.extend(std::iter::repeat_n(m.ptr(), slots));
         if ret_float {
             rev_params.extend(std::iter::repeat_n(ret, width));
         }
@@ -212,6 +223,10 @@ impl<'ctx> Callees<'ctx> {
             if s.is_some() {
                 fwd_params.extend(std::iter::repeat_n(*t, width));
             }
+        }
+        // (The slots the result's tangents, shadows of its memory, go into, one per lane.)
+        if pattern.returned.is_some() {
+            fwd_params.extend(std::iter::repeat_n(m.ptr(), width));
         }
         let ret = h.return_type();
         let ret_float = ret.is_floating();
@@ -297,6 +312,36 @@ impl<'ctx> Callees<'ctx> {
         }
         Ok(())
     }
+}
+
+/// Before `ret` of a callee whose callers read the shadow of the memory it returns: that
+/// shadow in each lane (`shadows`), into the lane's slot. `nothing` and null are their
+/// own shadows; any other value without a shadow is refused here, since the caller
+/// would read its derivative from a stand-in that nothing writes.
+pub fn write_result_shadows<'ctx>(
+    b: &crate::llvm::Builder<'ctx>,
+    ret: crate::llvm::Value<'ctx>,
+    shadows: &[HashMap<crate::llvm::Value<'ctx>, crate::llvm::Value<'ctx>>],
+    slots: &[crate::llvm::Value<'ctx>],
+) -> Result<()> {
+    let v = ret.operand(0);
+    b.before(ret)?;
+    for (lane, &slot) in slots.iter().enumerate() {
+        let own = crate::analysis::memory::is_nothing(v) || crate::analysis::memory::is_null(v);
+        let s = match shadows.get(lane).and_then(|s| s.get(&v)) {
+            Some(&s) => s,
+            None if own => v,
+            None => {
+                return Err(Error::Unsupported(format!(
+                    "a recursive function that returns memory whose derivative the engine cannot follow (`{}`){}",
+                    v.print().trim(),
+                    crate::names::where_(ret)
+                )))
+            }
+        };
+        b.store(s, slot)?;
+    }
+    Ok(())
 }
 
 fn different_patterns(h: Function) -> Error {

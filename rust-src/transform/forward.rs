@@ -111,10 +111,15 @@ pub fn differentiate_callee<'ctx>(
         .enumerate()
         .filter_map(|(j, &k)| Some((frame.primal[k]?, (0..w).map(|l| params[n + j * w + l]).collect())))
         .collect();
-    let (cfg, tangent, _) = add_tangents(m, frame, act, mem, callees, seeds, w)?;
+    let (cfg, tangent, shadows) = add_tangents(m, frame, act, mem, callees, seeds, w)?;
     let b = m.builder();
     for &r in &cfg.returns {
         let ret = cfg.blocks[r].terminator().expect("return block");
+        // The shadow of the memory it returns (its tangent), into the caller's slots.
+        if fwd.pattern.returned.is_some() {
+            let slots = &params[params.len() - w..];
+            super::calls::write_result_shadows(&b, ret, &shadows, slots)?;
+        }
         if fwd.ret_float {
             b.before(ret)?;
             let v = ret.operand(0);
@@ -268,6 +273,7 @@ impl<'ctx> rules::Tangents<'ctx> for Context<'_, 'ctx> {
             float_params: fwd.float_params,
             shadowed: fwd.pattern.shadowed.iter().map(Option::is_some).collect(),
             ret_float: fwd.ret_float,
+            result_slots: fwd.pattern.returned.is_some(),
         })
     }
     fn replace(&self, old: Value<'ctx>, new: Value<'ctx>) {

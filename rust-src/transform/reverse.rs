@@ -695,6 +695,12 @@ impl<'a, 'ctx> Reverse<'a, 'ctx> {
                     }
                 }
                 Sweep::Callee { pair, .. } => {
+                    // The shadow of the memory it returns, into the caller's slots.
+                    if pair.pattern.returned.is_some() {
+                        let params = pair.aug.params();
+                        let slots = &params[params.len() - 1 - self.width..params.len() - 1];
+                        super::calls::write_result_shadows(&b, ret, &self.shadow, slots)?;
+                    }
                     // h.aug returns; h.rev must learn which return it took.
                     if returns.len() > 1 {
                         b.before(ret)?;
@@ -1109,5 +1115,6 @@ fn callee<'ctx>(pair: &Pair<'ctx>, f: Function<'ctx>) -> Callee<'ctx> {
         float_params: pair.float_params.clone(),
         shadowed: pair.pattern.shadowed.iter().map(Option::is_some).collect(),
         ret_float: pair.ret_float,
+        result_slots: pair.pattern.returned.is_some(),
     }
 }

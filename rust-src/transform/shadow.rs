@@ -201,7 +201,9 @@ pub fn build_lane<'ctx>(
         // the slot holds a zeroed array header of its own, so that the shadow addresses
         // built from it (its data pointer, null) are harmless where the call is not
         // differentiated (on a path that ends in an exception).
-        if crate::names::rule_array_result(i).is_some() {
+        // (Likewise the memory a callee differentiated call by call returns: its `h.fwd`
+        // or `h.aug` writes the shadow into the slot, `transform::calls`.)
+        if crate::names::rule_array_result(i).is_some() || is_callee_result(i) {
             shadow.insert(i, shadow_from_hook(m, frame, &b, i, SPARE_HEADER_WORDS)?);
             continue;
         }
@@ -386,6 +388,13 @@ fn shadow_from_hook<'ctx>(
     let s = b.load(i.ty(), slot)?;
     s.set_name(&format!("{}.shadow", i.name()));
     Ok(s)
+}
+
+/// Whether `i` calls a callee differentiated call by call (whose result, when shadowed,
+/// is the memory it returns: `analysis::memory::callee_result_leaf`).
+fn is_callee_result(i: Value) -> bool {
+    i.opcode() == crate::llvm::Opcode::LLVMCall
+        && i.as_call().and_then(|c| c.called_function()).is_some_and(|h| h.has_string_attr(crate::names::RECURSIVE))
 }
 
 /// Words of the zeroed stand-in for an array header a rule's array result has as shadow

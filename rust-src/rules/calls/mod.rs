@@ -30,6 +30,9 @@ pub struct Callee<'ctx> {
     pub shadowed: Vec<bool>,
     /// Whether `h` returns a float (with its tangents, or taking its adjoint as seed).
     pub ret_float: bool,
+    /// Whether it takes, after the shadows, one slot per lane that `h.fwd` and `h.aug`
+    /// write the shadow of the memory `h` returns into (`h.rev` takes them unread).
+    pub result_slots: bool,
 }
 
 impl<'ctx> Callee<'ctx> {
@@ -50,6 +53,25 @@ fn shadow_args<'ctx>(
         args.extend(each_lane(cx, |lane| required(cx, i, Need::Shadow(k), lane))?);
     }
     Ok(args)
+}
+
+/// The slots, one per lane, that the callee's `h.fwd` or `h.aug` writes the shadow of the
+/// memory call `i` returns into: what the result's shadow is loaded from
+/// (`transform::shadow`). None when the callee takes no slots.
+fn result_slots<'ctx>(
+    i: Value<'ctx>,
+    callee: &Callee<'ctx>,
+    cx: &(impl Values<'ctx> + ?Sized),
+) -> Result<Vec<Value<'ctx>>> {
+    if !callee.result_slots {
+        return Ok(Vec::new());
+    }
+    each_lane(cx, |lane| {
+        cx.shadow(i, lane)
+            .filter(|s| s.opcode_if_instruction() == Some(crate::llvm::Opcode::LLVMLoad))
+            .map(|s| s.operand(0))
+            .ok_or_else(|| Error::Internal(format!("a call's result without a shadow slot: {}", i.print())))
+    })
 }
 
 /// A record the hook's forward half returned, which its reverse half reads.
@@ -95,17 +117,22 @@ fn call_writes_memory(i: Value) -> bool {
 
 /// The activity answers of a call differentiated elsewhere (a callee's derivative
 /// functions, a user's rule): its float arguments carry derivatives in, its result out,
-/// and it may write its pointer arguments.
+/// and it may write its pointer arguments. Memory it returns with a shadow carries
+/// derivative data even from constant arguments (derivatives may be written into it
+/// after, or it merges with differentiated memory): the callee's derivative function
+/// (`analysis::memory::callee_result_leaf`) or the rule (`custom`) makes that shadow,
+/// which the code after the call reads, so the call is differentiated, never left to
+/// the shadow's stand-in.
 macro_rules! call_activity {
     () => {
         fn sources<'ctx>(&self, i: Value<'ctx>) -> Vec<Value<'ctx>> {
             float_args(i)
         }
         fn varied<'ctx>(&self, i: Value<'ctx>, flow: &Flow<'_, 'ctx>) -> bool {
-            call_varied(i, flow)
+            call_varied(i, flow) || (flow.shadowed)(i)
         }
         fn is_sink<'ctx>(&self, i: Value<'ctx>, flow: &Flow<'_, 'ctx>) -> bool {
-            call_is_sink(i, flow)
+            call_is_sink(i, flow) || (flow.varied)(i) && (flow.shadowed)(i)
         }
         fn writes_memory(&self, i: Value) -> bool {
             call_writes_memory(i)
@@ -136,6 +163,7 @@ impl Family for Call {
             args.extend(each_lane(cx, |lane| Ok(cx.tangent(a, lane).unwrap_or_else(|| b.m.const_null(a.ty()))))?);
         }
         args.extend(shadow_args(i, &fwd, cx)?);
+        args.extend(result_slots(i, &fwd, cx)?);
         let r = b.call(fwd.f, &args)?.as_value();
         if !fwd.ret_float {
             cx.replace(i, r);
@@ -154,6 +182,7 @@ impl Family for Call {
         b.before(i)?;
         let mut args: Vec<Value<'ctx>> = call_args(call_site(i)?).collect();
         args.extend(shadow_args(i, &aug, cx)?);
+        args.extend(result_slots(i, &aug, cx)?);
         args.push(tape);
         cx.replace(i, b.call(aug.f, &args)?.as_value());
         Ok(None)
@@ -165,6 +194,9 @@ impl Family for Call {
         let (b, m) = (cx.builder(), cx.builder().m);
         let mut args: Vec<Value<'ctx>> = call_args(call_site(i)?).map(|a| cx.primal(a)).collect();
         args.extend(shadow_args(i, &rev, cx)?);
+        if rev.result_slots {
+            args.extend(each_lane(cx, |_| Ok(m.const_null(m.ptr())))?);
+        }
         if rev.ret_float {
             args.extend(each_lane(cx, |lane| Ok(cx.take_adjoint(i, lane)?.unwrap_or_else(|| m.const_null(i.ty()))))?);
         }
@@ -184,22 +216,7 @@ impl Family for Call {
 }
 
 impl Family for Custom {
-    fn sources<'ctx>(&self, i: Value<'ctx>) -> Vec<Value<'ctx>> {
-        float_args(i)
-    }
-    /// An array result with a shadow carries derivative data even from constant
-    /// arguments (it merges with differentiated memory): the rule makes its shadow.
-    fn varied<'ctx>(&self, i: Value<'ctx>, flow: &Flow<'_, 'ctx>) -> bool {
-        call_varied(i, flow) || (flow.shadowed)(i)
-    }
-    /// Besides writing into its pointer arguments, a rule writes the shadow of an array
-    /// it returns, which the code after the call reads (`custom`).
-    fn is_sink<'ctx>(&self, i: Value<'ctx>, flow: &Flow<'_, 'ctx>) -> bool {
-        call_is_sink(i, flow) || (flow.varied)(i) && (flow.shadowed)(i)
-    }
-    fn writes_memory(&self, i: Value) -> bool {
-        call_writes_memory(i)
-    }
+    call_activity!();
 
     /// The hook's call in place of the call (`EnzymeRules.forward`), handed each
     /// lane's tangents of float arguments and shadows of pointer arguments.
