@@ -479,41 +479,35 @@ function ho_built_list_written(x)   # written through after it is built
     end
     return ho_walk(l)
 end
+# The sum of `g` over the nodes from `l` on.
+function ho_fold(g, l)
+    s = 0.0
+    while l !== nothing
+        s += g(l)
+        l = l.next
+    end
+    return s
+end
 function ho_built_list_arrays(x)
     l = nothing
     for k in eachindex(x)
         l = HoArrayLink(x .* k, l)
     end
-    s = 0.0
-    while l !== nothing
-        s += sum(abs2, l.w) * l.w[1]
-        l = l.next
-    end
-    return s
+    return ho_fold(n -> sum(abs2, n.w) * n.w[1], l)
 end
 function ho_built_list_immutable(x)
     l = nothing
     for v in x
         l = HoImmutableLink(2v, l)
     end
-    s = 0.0
-    while l !== nothing
-        s += cos(l.v)
-        l = l.next
-    end
-    return s
+    return ho_fold(n -> cos(n.v), l)
 end
 function ho_built_list_counts(x)
     l = nothing
     for (k, v) in enumerate(x)
         l = HoCountLink(v, k, l)
     end
-    s = 0.0
-    while l !== nothing
-        s += l.v * l.n
-        l = l.next
-    end
-    return s
+    return ho_fold(n -> n.v * n.n, l)
 end
 function ho_built_lists_two(x)
     a = nothing

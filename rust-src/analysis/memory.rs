@@ -3691,42 +3691,27 @@ pub fn object_base(p: Value) -> Option<Value> {
 /// pointer points into and the constant byte offset, through casts and single-index
 /// GEPs with constant indices.
 pub fn object_slot<'ctx>(m: &crate::llvm::Module, p: Value<'ctx>) -> Option<(Value<'ctx>, i64)> {
-    if !p.is_instruction() {
-        return None;
-    }
-    match p.opcode() {
-        Opcode::LLVMAlloca => Some((p, 0)),
-        Opcode::LLVMCall => gc_allocation(p).map(|_| (p, 0)),
-        Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast => object_slot(m, p.operand(0)),
-        Opcode::LLVMGetElementPtr if p.num_operands() == 2 => {
-            let k = p.operand(1).const_int()?;
-            let (a, off) = object_slot(m, p.operand(0))?;
-            Some((a, off + k * m.size_of(p.gep_source_type()) as i64))
-        }
-        _ => None,
-    }
+    constant_field(m, p).filter(|(base, _)| is_object(*base))
+}
+
+/// Whether `v` is a stack slot or a heap object the function allocates, at its own
+/// address.
+fn is_object(v: Value) -> bool {
+    v.opcode_if_instruction() == Some(Opcode::LLVMAlloca) || gc_allocation(v).is_some()
 }
 
 /// `object_slot` through merges of heap objects the function allocates (a struct
 /// replaced in a loop: a phi of the first and the new one, each at its own address):
 /// the objects the pointer may point into and the byte offset, the same in each.
 pub fn object_slots<'ctx>(m: &crate::llvm::Module, p: Value<'ctx>) -> Option<(Vec<Value<'ctx>>, i64)> {
-    if let Some((a, off)) = object_slot(m, p) {
-        return Some((vec![a], off));
+    let (base, off) = constant_field(m, p)?;
+    if is_object(base) {
+        return Some((vec![base], off));
     }
-    if !p.is_instruction() {
-        return None;
-    }
-    match p.opcode() {
-        Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast => object_slots(m, p.operand(0)),
-        Opcode::LLVMGetElementPtr if p.num_operands() == 2 => {
-            let k = p.operand(1).const_int()?;
-            let (objects, off) = object_slots(m, p.operand(0))?;
-            Some((objects, off + k * m.size_of(p.gep_source_type()) as i64))
-        }
-        Opcode::LLVMPHI | Opcode::LLVMSelect => {
-            merged_heap_objects(m, p).map(|objects| (objects, 0)).or_else(|| merged_fields(m, p))
-        }
+    match base.opcode_if_instruction()? {
+        Opcode::LLVMPHI | Opcode::LLVMSelect => merged_heap_objects(m, base)
+            .map(|objects| (objects, off))
+            .or_else(|| merged_fields(m, base).map(|(objects, at)| (objects, at + off))),
         _ => None,
     }
 }
