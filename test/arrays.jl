@@ -677,6 +677,13 @@ end
 @noinline rec_doubled(x, k) = k == 0 ? x : rec_doubled(x .* 2, k - 1)
 @noinline rec_squares(x, k) = k == 0 ? sum(abs2, x) : rec_squares(x .* 2, k - 1)
 @noinline rec_copied(x, k) = k == 0 ? sum(abs2, x) : rec_copied(copy(x), k - 1) * x[1]
+@noinline function rec_returned(x, k)   # the recursive call's result returned as it is
+    k == 0 && return copy(x)
+    y = rec_returned(x .* 2, k - 1)
+    return y
+end
+# (Two branches making arrays, merged, beside the recursive call's result.)
+@noinline rec_branches(x, k) = k <= 0 ? x .* x : (k % 2 == 0 ? rec_branches(x, k - 1) .+ x : rec_branches(x .* 0.5, k - 2))
 function rec_merge(a, b)   # the merge step of a merge sort
     out = similar(a, length(a) + length(b))
     i = j = 1
@@ -692,7 +699,7 @@ end
 @noinline rec_sort(x) = length(x) <= 1 ? copy(x) : rec_merge(rec_sort(x[1:end÷2]), rec_sort(x[end÷2+1:end]))
 @testset "recursive functions returning or broadcasting arrays, $k levels" for k in (0, 1, 4)
     for f in (x -> sum(abs2, rec_scaled(x, k)), x -> sum(sin, rec_doubled(x, k)), x -> rec_squares(x, k),
-              x -> rec_copied(x, k))
+              x -> rec_copied(x, k), x -> sum(abs2, rec_returned(x, k)) * x[1], x -> sum(sin, rec_branches(x, k + 1)))
         for x in ([0.7], [0.7, -1.2, 0.4], [0.3, 1.1, -0.8, 0.9, 0.6])
             check_all_modes(f, x)
         end

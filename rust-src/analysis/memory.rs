@@ -364,12 +364,26 @@ impl<'ctx> Memory<'ctx> {
                                 .then(|| zero_offset_base(v.operand(0)))
                                 .filter(|o| array_call(*o).is_some() && matches!(leaf, Leaf::ArrayF64 | Leaf::ArrayF32))
                         };
-                        let base = data_of(v).unwrap_or_else(|| zero_offset_base(v));
-                        let fresh = matches!(array_call(base), Some(ArrayCall::Alloc | ArrayCall::Copy))
-                            || crate::names::rule_array_result(base).is_some();
-                        if !shadowed.contains_key(&base) && fresh {
-                            shadowed.insert(base, leaf);
-                            changed = true;
+                        let fresh = |base: Value<'ctx>| {
+                            matches!(array_call(base), Some(ArrayCall::Alloc | ArrayCall::Copy))
+                                || crate::names::rule_array_result(base).is_some()
+                        };
+                        // (Or a merge of fresh arrays beside shadowed memory: the arrays the
+                        // branches of a recursive function make, merged with what its
+                        // recursive call returns. It gets its leaf from them next round.)
+                        let bases = match pointer_op(v) {
+                            Some(PointerOp::Merge)
+                                if !shadowed.contains_key(&v) && matches!(leaf, Leaf::ArrayF64 | Leaf::ArrayF32) =>
+                            {
+                                merged(v).into_iter().map(zero_offset_base).filter(|b| fresh(*b)).collect()
+                            }
+                            _ => vec![data_of(v).unwrap_or_else(|| zero_offset_base(v))],
+                        };
+                        for base in bases {
+                            if !shadowed.contains_key(&base) && fresh(base) {
+                                shadowed.insert(base, leaf);
+                                changed = true;
+                            }
                         }
                         // (Or an array the function allocates that an array is loaded from:
                         // an array of arrays, whose first element LLVM forwards to the loop
