@@ -86,6 +86,13 @@ mutable struct Node
 end
 node_walk(l::Node, k) = l.v * l.w[1] * k + (l.next === nothing ? 0.0 : node_walk(l.next, k + 1))
 node_walk(::Nothing, k) = 0.0
+# Recursive callees (differentiated call by call) that keep a number they are handed
+# in memory the program allocated and reads after: a fresh array, a `Ref`, a struct
+# holding an array (their derivative once came out zero: nothing after the call read a
+# derivative from it, so it was not differentiated).
+@noinline keep_into!(a::Vector{Float64}, k, y) = k == 0 ? 0 : (a[k] = y * k; keep_into!(a, k - 1, y))
+@noinline add_into!(r::Base.RefValue{Float64}, k, y) = k == 0 ? 0 : (r[] += y * k; add_into!(r, k - 1, y))
+@noinline keep_into!(c::Cell, k, y) = k == 0 ? 0 : (c.w[k] = y * k; c.v += y; keep_into!(c, k - 1, y))
 # A mutable struct holding one (a heap object holding a heap object), walked alike.
 mutable struct Nest
     c::Cell
@@ -409,6 +416,15 @@ function program(rng, name)
     end
     s += Property.nest_walk(n, $(rand(rng, 0:2)))",
                 "s += sum(abs2, Property.rec_arrays(x, $(expr(rng, 1, vars)), $(rand(rng, 0:3))))",
+                "a = zeros(3)
+    Property.keep_into!(a, $(rand(rng, 0:3)), $(expr(rng, 1, vars)))
+    s += a[1] * x[2] + a[3]",
+                "r = Ref(s)
+    Property.add_into!(r, $(rand(rng, 0:3)), $(expr(rng, 1, vars)))
+    s += r[] * x[1]",
+                "c = Property.Cell(zeros(3), 0.0)
+    Property.keep_into!(c, $(rand(rng, 0:3)), $(expr(rng, 1, vars)))
+    s += c.v + c.w[2] * x[3]",
                 # A linked list the function builds, of 0 to 3 nodes, walked by a loop
                 # or by a recursive function; a struct chosen by a branch, held by another.
                 "l = nothing

@@ -374,3 +374,83 @@ end
     @test_throws Oxidase.DifferentiationError autodiff(Reverse, mul_into_global, Active,
                                                        BatchDuplicated(copy(x), (zero(x), zero(x))))
 end
+
+# A callee differentiated call by call (recursive, so not inlined) handed a
+# differentiated number and memory without a derivative, which it stores the number into
+# (found at 047be6a: `a = zeros(3); keep_into!(a, 3, y)`): nothing after the call read a
+# derivative from it, so it was not differentiated, and the gradient through the number
+# it kept was zero, in every mode. Such a call is differentiated now
+# (`memory::kept_float_args`), and the memory the function allocated gets a shadow of
+# its own; memory that cannot have one (a global) makes the callee refuse the store.
+@noinline function keep_into!(a, k, y)
+    k == 0 && return 0
+    a[k] = y * k
+    return keep_into!(a, k - 1, y)
+end
+@noinline function add_into!(r, k, y)
+    k == 0 && return 0
+    r[] += y * k
+    return add_into!(r, k - 1, y)
+end
+mutable struct KeptSum
+    s::Float64
+end
+mutable struct KeptBag
+    v::Vector{Float64}
+    n::Int
+end
+@noinline function add_into!(c::KeptSum, k, y)
+    k == 0 && return 0
+    c.s += y * k
+    return add_into!(c, k - 1, y)
+end
+@noinline function keep_into!(b::KeptBag, k, y)
+    k == 0 && return 0
+    b.v[k] = y * k
+    b.n += 1
+    return keep_into!(b, k - 1, y)
+end
+# (Not recursive: inlined by the engine, where the array is loaded from the struct's
+# field, not forwarded from its allocation.)
+@noinline put_pair!(b::KeptBag, y) = (b.v[1] = y; b.v[2] = 2y; 0)
+# (The number reaches the store through another callee.)
+@noinline relay!(a, k, y) = k == 0 ? 0 : keep_into!(a, k, y + 0.5) + relay!(a, k - 1, y)
+kept_in_array(x) = (a = zeros(3); keep_into!(a, 3, x[1] * x[2]); a[1] * x[3] + a[3])
+kept_in_ref(x) = (r = Ref(0.0); add_into!(r, 2, x[1] * x[2]); r[] * x[3])
+kept_in_struct(x) = (c = KeptSum(0.0); add_into!(c, 2, x[1] * x[2]); c.s * x[3])
+kept_in_struct_array(x) = (b = KeptBag(zeros(2), 0); keep_into!(b, 2, x[1] * x[2]); b.v[1] * x[3] + b.v[2])
+kept_by_inlined(x) = (b = KeptBag(zeros(2), 0); put_pair!(b, x[1] * x[2]); b.v[1] * x[3] + b.v[2])
+kept_through_relay(x) = (a = zeros(3); relay!(a, 3, x[1]); sum(abs2, a) * x[2])
+# Loops of 0, 1 and many calls, each one reading what the one before kept.
+function kept_in_loop(x, n)
+    a = zeros(3)
+    for j in 1:n
+        keep_into!(a, 3, x[j % 3 + 1] + a[2] * x[1])
+    end
+    return sum(a) + x[3]
+end
+const KEPT_GLOBAL = zeros(2)
+kept_in_global(x) = (keep_into!(KEPT_GLOBAL, 2, x[1]); KEPT_GLOBAL[1] * x[2])
+@testset "a callee keeps a differentiated number: $(nameof(f))" for f in (
+    kept_in_array, kept_in_ref, kept_in_struct, kept_in_struct_array, kept_by_inlined, kept_through_relay)
+    for x in ([0.3, -1.2, 2.0], [1.5, 0.25, -0.7])
+        check_all_modes(f, x)
+    end
+end
+@testset "a callee keeps a differentiated number, in a loop of $n" for n in (0, 1, 5)
+    for x in ([0.3, -1.2, 2.0], [0.5, 0.25, -0.7])
+        check_all_modes(x -> kept_in_loop(x, n), x)
+    end
+end
+@testset "a callee keeps a differentiated number: analytic" begin
+    x = [0.3, -1.2, 2.0]
+    dx = zero(x)
+    autodiff(Reverse, kept_in_array, Active, Duplicated(copy(x), dx))
+    # a[1] = y, a[3] = 3y with y = x₁x₂: f = y x₃ + 3y.
+    @test dx ≈ [x[2] * (x[3] + 3), x[1] * (x[3] + 3), x[1] * x[2]]
+end
+@testset "a callee keeps a differentiated number in a global: refused" begin
+    x = [0.3, -1.2, 2.0]
+    @test reverse_or_refusal(kept_in_global, x) isa Oxidase.DifferentiationError
+    @test forward_or_refusal(kept_in_global, x, [1.0, 0.5, 0.25]) isa Oxidase.DifferentiationError
+end

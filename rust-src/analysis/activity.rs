@@ -331,6 +331,7 @@ fn varied_values<'ctx>(
             varied: &|v| varied.contains(&v),
             shadowed: &|p| mem.is_shadowed(p),
             forced: &|v| forced.contains_key(&v),
+            keeps: &|_, _| false,
         };
         rules[&i].family().varied(i, &flow)
     })
@@ -520,6 +521,14 @@ impl<'ctx> Activity<'ctx> {
             }
         }
 
+        // The numbers each callee differentiated call by call may keep in memory
+        // (`memory::kept_float_args`).
+        let kept: HashMap<Value<'ctx>, Vec<usize>> = insts
+            .iter()
+            .filter(|&&i| matches!(rules[&i], Rule::Call))
+            .filter_map(|&i| Some((i, crate::analysis::memory::kept_float_args(i.as_call()?))))
+            .filter(|(_, ks)| !ks.is_empty())
+            .collect();
         // Derivative data written into an array the function allocated: that array needs
         // a shadow (found here, built on the next round of analysis).
         let mut wants_shadow = HashMap::new();
@@ -667,6 +676,35 @@ impl<'ctx> Activity<'ctx> {
             beside_allocation(base, types).is_some()
                 || argument && constant_float_array(base, true, &insts, &inert, mem, types).is_some()
         };
+        for &i in &insts {
+            // Memory the function allocated, handed to a callee that may keep a
+            // differentiated number it is also handed (`aset!(a, k, y)` storing `y` into a
+            // fresh array `a`, a `Ref`, a mutable struct): it gets a shadow of its own
+            // (zero), which the callee's derivative writes `y`'s derivative into.
+            // (Memory that cannot have one stays without: the callee's derivative refuses
+            // the store.)
+            let Some(ks) = kept.get(&i) else { continue };
+            let Some(call) = i.as_call() else { continue };
+            if !ks.iter().any(|&k| varied.contains(&i.operand(k))) {
+                continue;
+            }
+            for a in call_args(call).filter(|a| a.ty().is_pointer() && !mem.is_shadowed(*a)) {
+                use crate::analysis::memory::{at_offset_zero, gc_allocation, shadowable_object, zero_offset_base};
+                let allocated = zero_offset_base(a);
+                let leaf = float_array_allocation(allocated, types)
+                    .or_else(|| crate::analysis::memory::float_array_allocation_by_type(allocated));
+                if let Some(leaf) = leaf.filter(|_| !mem.is_shadowed(allocated)) {
+                    wants_shadow.insert(allocated, leaf);
+                } else if at_offset_zero(a)
+                    && gc_allocation(allocated).is_some()
+                    && shadowable_object(allocated)
+                    && !mem.is_shadowed(allocated)
+                    && mem.can_mirror(allocated, &inert, &fresh)
+                {
+                    wants_shadow.entry(allocated).or_insert(Leaf::StackMixedF64);
+                }
+            }
+        }
         for &i in &insts {
             let (value, addr) = match i.opcode() {
                 Opcode::LLVMStore => (i.operand(0), i.operand(1)),
@@ -846,12 +884,37 @@ impl<'ctx> Activity<'ctx> {
                 // array of arrays: its shadow holds the elements' shadows.)
                 // (Not an array of heap objects, which the elements' fields are stored into.)
                 let objects = |a: &Value<'ctx>| matches!(wants_shadow.get(a), Some(Leaf::Objects(_)));
+                // (An array of `Float32` arrays is `ArrayF32` too: what is loaded
+                // from its data is read as what was stored there.)
+                let single = value.ty().float_bits() == 32 || mem.leaf(value) == Some(Leaf::ArrayF32) && !object;
+                let leaf = if single { Leaf::ArrayF32 } else { Leaf::ArrayF64 };
                 if let Some(a) = mem.origin(addr).or_else(|| mem.element_origin(addr)).filter(|a| !objects(a)) {
-                    // (An array of `Float32` arrays is `ArrayF32` too: what is loaded
-                    // from its data is read as what was stored there.)
-                    let single = value.ty().float_bits() == 32 || mem.leaf(value) == Some(Leaf::ArrayF32) && !object;
-                    let leaf = if single { Leaf::ArrayF32 } else { Leaf::ArrayF64 };
                     wants_shadow.insert(a, leaf);
+                } else if let Some((holders, arrays)) =
+                    crate::analysis::memory::field_array_stores(m, addr, &insts).filter(|_| value.ty().is_floating())
+                {
+                    // (Into an array loaded from a field of mutable structs the function
+                    // allocates, `c.w[i] = y`: every array of floats stored into that field
+                    // gets a shadow, and the structs get shadows holding them.)
+                    use crate::analysis::memory::{shadowable_object, zero_offset_base};
+                    let arrays: Vec<Value<'ctx>> = arrays.into_iter().map(zero_offset_base).collect();
+                    let floats = |a: &Value<'ctx>| {
+                        mem.is_shadowed(*a)
+                            || float_array_allocation(*a, types)
+                                .or_else(|| crate::analysis::memory::float_array_allocation_by_type(*a))
+                                == Some(leaf)
+                    };
+                    let mirrored = |o: &Value<'ctx>| {
+                        mem.is_shadowed(*o) || shadowable_object(*o) && mem.can_mirror(*o, &inert, &fresh)
+                    };
+                    if !arrays.is_empty() && arrays.iter().all(floats) && holders.iter().all(mirrored) {
+                        for a in arrays.into_iter().filter(|a| !mem.is_shadowed(*a)) {
+                            wants_shadow.insert(a, leaf);
+                        }
+                        for o in holders.into_iter().filter(|o| !mem.is_shadowed(*o)) {
+                            wants_shadow.entry(o).or_insert(Leaf::StackArraysF64);
+                        }
+                    }
                 }
             }
         }
@@ -904,6 +967,7 @@ impl<'ctx> Activity<'ctx> {
             varied: &|v| varied.contains(&v),
             shadowed: &|p| mem.is_shadowed(p),
             forced: &|v| forced.contains_key(&v),
+            keeps: &|i, k| kept.get(&i).is_some_and(|ks| ks.contains(&k)),
         };
         for &i in &insts {
             let on_live_path = live[cfg.index(i.parent_block())];

@@ -2066,6 +2066,32 @@ fn heap_object_field<'ctx>(
     }
 }
 
+/// For address `p` into the data of an array loaded from a field of heap objects the
+/// function allocates (`c.w[i] = y` where nothing forwards `c.w` to the store: a callee
+/// inlined after Julia's optimization, `Dict`'s `setindex!`): those objects and the
+/// pointers stored into that field (`heap_field_stores`).
+pub fn field_array_stores<'ctx>(
+    m: &crate::llvm::Module,
+    p: Value<'ctx>,
+    insts: &[Value<'ctx>],
+) -> Option<(Vec<Value<'ctx>>, Vec<Value<'ctx>>)> {
+    let data = strip_address(p);
+    if data.opcode_if_instruction() != Some(Opcode::LLVMLoad) {
+        return None;
+    }
+    let array = zero_offset_base(data.operand(0));
+    if array.opcode_if_instruction() != Some(Opcode::LLVMLoad) || !array.ty().is_pointer() {
+        return None;
+    }
+    let field = array.operand(0);
+    let objects = match object_slots(m, field) {
+        Some((objects, _)) => objects,
+        None => vec![object_base(field)?],
+    };
+    let stored = heap_field_stores(m, field, insts)?;
+    Some((objects, stored))
+}
+
 /// The pointers stored into the field of heap objects the function allocates that
 /// address `p` points to (through merges of such objects: `object_slots`); every
 /// pointer stored into them when the field's offset is not known. `None` when `p` does
@@ -3093,6 +3119,88 @@ pub fn writes_only_stack(g: Function) -> bool {
                 }
             })
     })
+}
+
+/// The arguments (by position) of call `call`, a callee differentiated call by call,
+/// whose number its callee may keep (`keeps_param`). A derivative that comes only from
+/// such an argument (the call's result unused, no shadowed memory handed to it) still
+/// leaves the call: its derivative must run, so that what it writes is differentiated
+/// or refused (`aset!(a, k, y)` storing `y` into a fresh array `a` once gave the caller a
+/// zero derivative).
+pub fn kept_float_args(call: Call) -> Vec<usize> {
+    let Some(callee) = call.called_function().filter(|f| !f.is_declaration()) else { return Vec::new() };
+    let i = call.as_value();
+    (0..call.call_arg_count())
+        .filter(|&k| i.operand(k).ty().is_floating())
+        .filter(|&k| keeps_param(callee, k, &mut HashSet::new()))
+        .collect()
+}
+
+/// Whether function `g` may keep its parameter `k` (a number) beyond the call, other than
+/// by returning a value computed from it: store something computed from it into memory
+/// (any memory: its own fresh arrays may be returned or stored in turn), or hand it to a
+/// call that may (a function whose body is in the module, examined in turn; any other
+/// call but elementary math and printing). Comparisons and conversions to integers carry
+/// no derivative, and paths that end in an exception never return. A function already
+/// being examined with that parameter adds nothing (recursion: what it keeps, another
+/// instruction shows).
+fn keeps_param<'ctx>(g: Function<'ctx>, k: usize, seen: &mut HashSet<(Function<'ctx>, usize)>) -> bool {
+    let Some(&param) = g.params().get(k) else { return true };
+    if !seen.insert((g, k)) {
+        return false;
+    }
+    let throws = |v: Value| v.parent_block().terminator().is_some_and(|t| t.opcode() == Opcode::LLVMUnreachable);
+    let mut work = vec![param];
+    let mut reached: HashSet<Value<'ctx>> = HashSet::from([param]);
+    while let Some(v) = work.pop() {
+        for u in v.users() {
+            if !u.is_instruction() || throws(u) {
+                continue;
+            }
+            let carries = match u.opcode() {
+                Opcode::LLVMStore => {
+                    if u.operand(0) == v {
+                        return true;
+                    }
+                    false
+                }
+                Opcode::LLVMAtomicRMW | Opcode::LLVMAtomicCmpXchg => return true,
+                Opcode::LLVMCall => {
+                    let Some(call) = u.as_call() else { return true };
+                    if crate::inactive::is_inactive_call(u) || is_noreturn_call(call) {
+                        continue;
+                    }
+                    let callee = call.called_operand();
+                    let intrinsic = callee.as_function().is_some_and(|f| f.intrinsic_id() != 0);
+                    let memory = callee_name(callee).is_some_and(|n| n.starts_with("llvm.mem"));
+                    if intrinsic && !memory || scalar_libm_call(call) {
+                        true
+                    } else {
+                        let Some(f) = call.called_function().filter(|f| !f.is_declaration()) else { return true };
+                        if (0..call.call_arg_count()).any(|j| u.operand(j) == v && keeps_param(f, j, seen)) {
+                            return true;
+                        }
+                        true
+                    }
+                }
+                Opcode::LLVMICmp
+                | Opcode::LLVMFCmp
+                | Opcode::LLVMFPToSI
+                | Opcode::LLVMFPToUI
+                | Opcode::LLVMLoad
+                | Opcode::LLVMRet
+                | Opcode::LLVMBr
+                | Opcode::LLVMSwitch => false,
+                // Anything else computes a value from it (arithmetic, casts, its bits,
+                // merges, aggregates) or is an operation nobody lists here: followed.
+                _ => true,
+            };
+            if carries && !u.ty().is_void() && reached.insert(u) {
+                work.push(u);
+            }
+        }
+    }
+    false
 }
 
 /// Whether `call` calls a C math function with numbers only (`lgamma` through

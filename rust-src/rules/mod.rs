@@ -60,6 +60,9 @@ pub struct Flow<'a, 'ctx> {
     /// Whether an instruction touches derivative data the engine lost track of
     /// (`analysis::untracked`).
     pub forced: &'a dyn Fn(Value<'ctx>) -> bool,
+    /// Whether a call's callee may keep its argument `k`, a number, in memory
+    /// (`analysis::memory::kept_float_args`).
+    pub keeps: &'a dyn Fn(Value<'ctx>, usize) -> bool,
 }
 
 /// The activity answers (`Family::sources`, `varied`, `is_sink`, `writes_memory`) of an

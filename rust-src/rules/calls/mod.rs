@@ -125,6 +125,9 @@ fn call_writes_memory(i: Value) -> bool {
 /// the shadow's stand-in.
 macro_rules! call_activity {
     () => {
+        call_activity!(|_, _| false);
+    };
+    ($keeps:expr) => {
         fn sources<'ctx>(&self, i: Value<'ctx>) -> Vec<Value<'ctx>> {
             float_args(i)
         }
@@ -132,7 +135,8 @@ macro_rules! call_activity {
             call_varied(i, flow) || (flow.shadowed)(i)
         }
         fn is_sink<'ctx>(&self, i: Value<'ctx>, flow: &Flow<'_, 'ctx>) -> bool {
-            call_is_sink(i, flow) || (flow.varied)(i) && (flow.shadowed)(i)
+            let keeps: fn(Value<'ctx>, &Flow<'_, 'ctx>) -> bool = $keeps;
+            call_is_sink(i, flow) || (flow.varied)(i) && (flow.shadowed)(i) || keeps(i, flow)
         }
         fn writes_memory(&self, i: Value) -> bool {
             call_writes_memory(i)
@@ -140,8 +144,15 @@ macro_rules! call_activity {
     };
 }
 
+/// A callee may keep a differentiated number it is handed (store it into memory it is
+/// handed, or into its own and return that): its derivative runs even when nothing
+/// after the call reads a derivative from it, and refuses what it cannot shadow.
+fn keeps_varied_number<'ctx>(i: Value<'ctx>, flow: &Flow<'_, 'ctx>) -> bool {
+    i.as_call().is_some_and(|c| call_args(c).enumerate().any(|(k, a)| (flow.varied)(a) && (flow.keeps)(i, k)))
+}
+
 impl Family for Call {
-    call_activity!();
+    call_activity!(keeps_varied_number);
 
     /// Every argument, and the shadows of the shadowed ones: `h.rev` takes them all.
     fn needs<'ctx>(&self, i: Value<'ctx>, cx: &mut dyn Plan<'ctx>) -> Result<Vec<Need>> {
