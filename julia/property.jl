@@ -425,6 +425,20 @@ function program(rng, name)
                 "c = Property.Cell(zeros(3), 0.0)
     Property.keep_into!(c, $(rand(rng, 0:3)), $(expr(rng, 1, vars)))
     s += c.v + c.w[2] * x[3]",
+                # Dicts the program fills (0 to 3 entries, or enough to rehash), updates
+                # and reads back by key, with `get` and by iterating over the values.
+                "d = Dict{Int,Float64}()
+    for k in 1:$(rand(rng, [0, 1, 3, 20]))
+        d[k] = x[k % 3 + 1] * $(expr(rng, 1, vars))
+    end
+    for v in values(d)
+        s += v * x[2]
+    end
+    s += get(d, 1, 0.5) * x[3]",
+                "d = Dict{Symbol,Float64}()
+    d[:a] = $(expr(rng, 1, vars))
+    d[:a] += x[1] * s
+    s += d[:a] * get(d, :b, x[2])",
                 # A linked list the function builds, of 0 to 3 nodes, walked by a loop
                 # or by a recursive function; a struct chosen by a branch, held by another.
                 "l = nothing

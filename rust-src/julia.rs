@@ -157,6 +157,10 @@ pub struct Runtime {
     pub nothing: &'static str,
     /// The runtime's global holding the address of `Symbol`'s `DataType`.
     pub symbol_type: &'static str,
+    /// The runtime function hashing an object by identity (`objectid`, what a `Dict`
+    /// with `Symbol` keys hashes them by): it reads the object, keeps and writes
+    /// nothing, and its integer result carries no derivative.
+    pub object_id: &'static str,
     /// The address space of pointers to garbage-collected objects (Julia's tracked
     /// pointers): a constant of it is an object's address, with a type tag before it.
     pub tracked_address_space: u32,
@@ -278,6 +282,7 @@ pub const V1_5: Runtime = Runtime {
     float32_type: "jl_float32_type",
     nothing: "jl_nothing",
     symbol_type: "jl_symbol_type",
+    object_id: "jl_object_id",
     tracked_address_space: 10,
     array_typename: "jl_array_typename",
     float_types: [

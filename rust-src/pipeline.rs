@@ -591,7 +591,7 @@ pub fn analyze<'ctx>(
     let mut allocations = std::collections::HashMap::new();
     loop {
         let mut mem = Memory::compute(m, g, roots, maybe_constant, &allocations, user_name)?;
-        if crate::analysis::memory::retype_bit_copies(m, g, &mem)? {
+        if crate::analysis::memory::retype_bit_copies(m, g, &mem, &types)? {
             mem = Memory::compute(m, g, roots, maybe_constant, &allocations, user_name)?;
         }
         let act = Activity::compute(m, subject, &mem, &types)?;

@@ -151,6 +151,9 @@ impl Layout {
     /// memory that carries derivatives).
     pub fn pointee_leaf(&self) -> Option<Leaf> {
         match self {
+            // (An array of objects laid out as the one holding it, a tree's children:
+            // only `pointee_leaf_in` knows that layout.)
+            Layout::Array(element) if matches!(element.as_slice(), [(0, Layout::SelfRef)]) => None,
             Layout::Array(element) => Some(Layout::element_floats(element)),
             Layout::Object(fields) => Some(Leaf::Object(intern(fields))),
             Layout::F64 | Layout::F32 | Layout::Integer | Layout::Pointer | Layout::Inactive | Layout::SelfRef => None,
@@ -158,10 +161,14 @@ impl Layout {
     }
 
     /// `pointee_leaf` of a field of the struct object laid out as `fields`: a
-    /// self-reference points to another such object.
+    /// self-reference points to another such object, and an array of self-references
+    /// (`kids::Vector{Node}`) is an array of such objects.
     pub fn pointee_leaf_in(&self, fields: Fields) -> Option<Leaf> {
         match self {
             Layout::SelfRef => Some(Leaf::Object(fields)),
+            Layout::Array(element) if matches!(element.as_slice(), [(0, Layout::SelfRef)]) => {
+                Some(Leaf::Objects(fields))
+            }
             _ => self.pointee_leaf(),
         }
     }

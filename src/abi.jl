@@ -362,6 +362,9 @@ function model_tree(@nospecialize(T), offset::Integer, depth::Integer, outer::Tu
             # so the engine reads the argument's, never the shadow's (`same_shape`
             # checks that the shadow holds the same values).
             push!(tree, OxTypeEntry(at, OX_TT_POINTER, depth))
+        elseif F <: Array{object,1}
+            # An array of objects of this type (a tree's children, `kids::Vector{Node}`).
+            push!(tree, OxTypeEntry(at, OX_TT_ARRAY, depth), OxTypeEntry(0, OX_TT_SELF, depth + 1))
         elseif F <: Array && isconcretetype(F) && element_tree(eltype(F), depth + 1, outer) !== nothing
             # An array of arrays or of struct objects (a vector of layers).
             push!(tree, OxTypeEntry(at, OX_TT_ARRAY, depth))

@@ -805,9 +805,12 @@ function same_values(x::Array, dx::Array)
     return true
 end
 
+# (An element left unassigned, as a `Dict`'s values are in its empty slots, must be
+# unassigned in the shadow too.)
 function same_elements(x::Array, dx::Array)
     for k in eachindex(x)
-        same_shape(x[k], dx[k]) || return false
+        isassigned(x, k) == isassigned(dx, k) || return false
+        isassigned(x, k) && !same_shape(x[k], dx[k]) && return false
     end
     return true
 end
@@ -818,7 +821,8 @@ end
         "tree's, `nothing` where the argument has it) or the sizes of the arrays they hold differ; make it with " *
         "make_zero"))
     if x isa Array && size(x) == size(dx)   # an array of arrays: an element's shadow
-        k = findfirst(k -> !same_shape(x[k], dx[k]), eachindex(x))
+        k = findfirst(k -> isassigned(x, k) != isassigned(dx, k) || isassigned(x, k) && !same_shape(x[k], dx[k]),
+                      eachindex(x))
         throw(DimensionMismatch("Oxidase: element $k of the shadow of argument $i does not have the " *
                                 "shape of the argument's element $k"))
     end

@@ -520,11 +520,12 @@ pair_energy(ls) = (s = 0.0; for l in ls; s += l.w[1] * l.w[2] + l.bias^2; end; s
     dls = [WeightedPair([0.0, 0.0], 0.0), WeightedPair([0.0, 0.0], 0.0)]
     autodiff(Reverse, pair_energy, Active, Duplicated(ls, dls))
     @test [(d.w, d.bias) for d in dls] == [([l.w[2], l.w[1]], 2 * l.bias) for l in ls]
-    # Shadows must match element by element; an undefined element is Julia's error.
+    # Shadows must match element by element, an element left undefined too (where the
+    # argument's is defined; it once threw Julia's `UndefRefError`).
     err = caught(() -> autodiff(Reverse, pair_products, Active, Duplicated(vs, [[0.0], [0.0, 0.0]])))
     @test err isa DimensionMismatch && occursin("element 1 of the shadow", err.msg)
-    @test caught(() -> autodiff(Reverse, pair_products, Active,
-                                Duplicated(vs, Vector{Vector{Float64}}(undef, 2)))) isa UndefRefError
+    err = caught(() -> autodiff(Reverse, pair_products, Active, Duplicated(vs, Vector{Vector{Float64}}(undef, 2))))
+    @test err isa DimensionMismatch && occursin("element 1 of the shadow", err.msg)
 end
 
 # `copy` of a differentiated array whose elements are not plain numbers, in reverse mode:
@@ -843,6 +844,45 @@ l_values(n) = (out = Float64[]; while n !== nothing; push!(out, n.v, n.w[1]); n 
     @test err isa DimensionMismatch
 end
 
+# Trees whose children are a vector (`kids::Vector{KTree}`, issue 15): an array of
+# objects laid out as the object holding it (`Layout::Array([(0, SelfRef)])`), walked by
+# a recursive function, leaves (no children) and nested levels, every mode.
+mutable struct KTree
+    v::Float64
+    kids::Vector{KTree}
+end
+k_sum(t::KTree, c) = (s = sin(t.v) * c; for k in t.kids; s += k_sum(k, c * 0.5); end; s)
+k_top(t, c) = k_sum(t, c)
+k_tree(v) = KTree(v[1], [KTree(v[2], KTree[]), KTree(v[3], [KTree(v[4], KTree[])])])
+k_values(t) = [t.v, t.kids[1].v, t.kids[2].v, t.kids[2].kids[1].v]
+@testset "trees with a vector of children" begin
+    for v in ([0.5, 1.0, -0.3, 2.0], [-1.1, 0.2, 0.7, -0.4])
+        g = [cos(v[1]), 0.5cos(v[2]), 0.5cos(v[3]), 0.25cos(v[4])]
+        @test g ≈ fd_gradient(u -> k_top(k_tree(u), 1.0), v) rtol = 1e-6
+        dt = make_zero(k_tree(v))
+        autodiff(Reverse, k_top, Active, Duplicated(k_tree(v), dt), Const(1.0))
+        @test k_values(dt) ≈ g
+        d1, d2 = make_zero(k_tree(v)), make_zero(k_tree(v))
+        autodiff(Reverse, k_top, Active, BatchDuplicated(k_tree(v), (d1, d2)), Const(1.0))
+        @test k_values(d1) ≈ g && k_values(d2) ≈ g
+        u = [1.0, -0.5, 2.0, 0.25]
+        (_, t) = autodiff(Forward, k_top, Duplicated, Duplicated(k_tree(v), k_tree(u)), Const(1.0))
+        @test t ≈ g' * u
+        (_, lanes) = autodiff(Forward, k_top, BatchDuplicated, BatchDuplicated(k_tree(v), (k_tree(u), make_zero(k_tree(v)))),
+                              Const(1.0))
+        @test lanes[1] ≈ t && lanes[2] == 0
+        # A leaf alone.
+        dl = make_zero(KTree(v[1], KTree[]))
+        autodiff(Reverse, k_top, Active, Duplicated(KTree(v[1], KTree[]), dl), Const(2.0))
+        @test dl.v ≈ 2cos(v[1])
+    end
+    # A shadow with fewer children is refused before the call.
+    bad = make_zero(k_tree([0.5, 1.0, -0.3, 2.0]))
+    pop!(bad.kids)
+    err = caught(() -> autodiff(Reverse, k_top, Active, Duplicated(k_tree([0.5, 1.0, -0.3, 2.0]), bad), Const(1.0)))
+    @test err isa DimensionMismatch
+end
+
 # A model's arrays in views and concatenations (stack objects holding them): once
 # refused, the model's arrays being taken for something other than arrays.
 held_view(m, x) = sum(abs2, @view m.l1.b[2:end]) * m.l2.s + sum(vcat(m.l1.b, m.l2.b)) * m.l1.s + sum(vcat(m.l2.b, x))
@@ -1013,6 +1053,25 @@ indexed_loss(m) = sum(m.w[i]^2 * i for i in m.idx)
     end
 end
 
+# A `Dict` of arrays (parameters by name): its values array holds arrays, and nothing in
+# its empty slots (the shadow's check once read those: an `UndefRefError`).
+dict_arrays_loss(p) = sum(abs2, p[:w] .* 2.0) + p[:w][1] * p[:v][1]
+@testset "Dict arguments: arrays by name" begin
+    p = Dict(:w => [1.0, 2.0], :v => [3.0])
+    g_w, g_v = [8 * 1.0 + 3.0, 8 * 2.0], [1.0]
+    dp = make_zero(p)
+    autodiff(Reverse, dict_arrays_loss, Active, Duplicated(p, dp))
+    @test dp[:w] ≈ g_w && dp[:v] ≈ g_v
+    d1, d2 = make_zero(p), make_zero(p)
+    autodiff(Reverse, dict_arrays_loss, Active, BatchDuplicated(p, (d1, d2)))
+    @test d1[:w] ≈ g_w && d2[:v] ≈ g_v
+    (_, t) = autodiff(Forward, dict_arrays_loss, Duplicated, Duplicated(p, Dict(:w => [1.0, -1.0], :v => [2.0])))
+    @test t ≈ g_w[1] - g_w[2] + 2 * g_v[1]
+    # A shadow missing an entry is refused before the call.
+    err = caught(() -> autodiff(Reverse, dict_arrays_loss, Active, Duplicated(p, Dict(:w => [0.0, 0.0]))))
+    @test err isa ArgumentError && occursin("make_zero", err.msg)
+end
+
 @testset "Dict arguments: a shadow with its values elsewhere is refused" begin
     d = dict_of([2.0, 3.0, 0.5, -1.0])
     # The same keys in a Dict of another capacity sit elsewhere.
@@ -1029,6 +1088,63 @@ end
                                     Duplicated(copy(d), make_zero(d))))
         @test err isa Oxidase.DifferentiationError && occursin("rehash!", err.msg)
     end
+end
+
+# Dicts the function builds (issue 15): `Dict{Int,Float64}` and `Dict{Symbol,Float64}`,
+# filled by `setindex!` (which rehashes into new arrays as the `Dict` grows, in
+# `ht_keyindex2!`, a recursive function differentiated call by call), updated, read by
+# key, with `get`, and by iterating over its values; loops of 0, 1 and many entries and
+# both sides of a branch, every mode against central differences.
+function dict_filled(x, n)
+    d = Dict{Int,Float64}()
+    for i in 1:n
+        d[i] = x[i % 3 + 1]^2 * i
+    end
+    s = x[3]
+    for v in values(d)
+        s += v * x[1]
+    end
+    return s
+end
+function dict_rehashed(x)
+    d = Dict{Int,Float64}()
+    for i in 1:40
+        d[i] = x[1 + i % 3] * i
+    end
+    return sum(d[i] * d[41 - i] for i in 1:40)
+end
+dict_symbols(x) = (d = Dict{Symbol,Float64}(); d[:a] = x[1]; d[:b] = x[2]^2; d[:a] * d[:b] + x[3])
+dict_pair_updated(x) = (d = Dict(:w => x[1] * x[2]); d[:w] += x[3]^2; d[:w] * x[1])
+function dict_accumulated(x, n)
+    d = Dict{Int,Float64}()
+    for k in 1:n
+        d[k % 2] = get(d, k % 2, 0.5) * x[k % 3 + 1] + x[1]
+    end
+    return get(d, 0, x[2]) + get(d, 1, 0.0) * x[3]
+end
+function dict_branch(x)
+    d = Dict{Symbol,Float64}()
+    if x[1] > 0
+        d[:a] = x[1] * x[2]
+    else
+        d[:b] = x[2]^2
+    end
+    d[:c] = x[3]
+    return get(d, :a, 1.0) * get(d, :b, 2.0) + d[:c] * x[1]
+end
+@testset "Dicts the function builds: $name" for (name, f) in (
+    ("filled, 0", x -> dict_filled(x, 0)), ("filled, 1", x -> dict_filled(x, 1)), ("filled, 7", x -> dict_filled(x, 7)),
+    ("rehashed", dict_rehashed), ("symbols", dict_symbols), ("pair updated", dict_pair_updated),
+    ("accumulated, 0", x -> dict_accumulated(x, 0)), ("accumulated, 1", x -> dict_accumulated(x, 1)),
+    ("accumulated, 6", x -> dict_accumulated(x, 6)), ("branch", dict_branch))
+    for x in ([0.7, -1.3, 2.1], [-0.4, 0.9, 1.6])
+        check_all_modes(f, x)
+    end
+end
+@testset "Dicts the function builds: analytic" begin
+    x = [0.7, -1.3, 2.1]; dx = zero(x)
+    autodiff(Reverse, dict_symbols, Active, Duplicated(copy(x), dx))
+    @test dx ≈ [x[2]^2, 2 * x[1] * x[2], 1.0]
 end
 
 @testset "a struct holding an array of indices" begin

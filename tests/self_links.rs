@@ -78,3 +78,108 @@ fn a_list_of_any_length_in_both_modes() {
         assert_close(t, x.iter().zip(&dir).map(|(v, d)| 2.0 * v * d).sum(), 1e-14, "forward");
     }
 }
+
+/// A tree node whose children are a Julia vector of nodes (`kids::Vector{Node}`: the
+/// array's data pointer, then its length).
+#[repr(C)]
+struct KNode {
+    v: f64,
+    kids: *mut Kids,
+}
+#[repr(C)]
+struct Kids {
+    data: *mut *mut KNode,
+    length: usize,
+}
+
+/// `s = n.v^2 + Σₖ 3 n.kids[k].v^2` (the children read through the vector's data).
+const KIDS_SUM: &str = r#"
+define double @julia_kids_sum(ptr addrspace(10) %n) {
+top:
+  %nc = addrspacecast ptr addrspace(10) %n to ptr addrspace(11)
+  %v = load double, ptr addrspace(11) %nc, align 8
+  %s0 = fmul double %v, %v
+  %kp = getelementptr inbounds i8, ptr addrspace(11) %nc, i64 8
+  %kids = load ptr addrspace(10), ptr addrspace(11) %kp, align 8
+  %kc = addrspacecast ptr addrspace(10) %kids to ptr addrspace(11)
+  %lenp = getelementptr inbounds i8, ptr addrspace(11) %kc, i64 8
+  %len = load i64, ptr addrspace(11) %lenp, align 8
+  %data = load ptr addrspace(13), ptr addrspace(11) %kc, align 8
+  %empty = icmp eq i64 %len, 0
+  br i1 %empty, label %exit, label %loop
+loop:
+  %i = phi i64 [ 0, %top ], [ %i1, %loop ]
+  %s = phi double [ %s0, %top ], [ %s1, %loop ]
+  %ep = getelementptr inbounds ptr addrspace(10), ptr addrspace(13) %data, i64 %i
+  %kid = load ptr addrspace(10), ptr addrspace(13) %ep, align 8
+  %kidc = addrspacecast ptr addrspace(10) %kid to ptr addrspace(11)
+  %kv = load double, ptr addrspace(11) %kidc, align 8
+  %kv2 = fmul double %kv, %kv
+  %kv6 = fmul double %kv2, 3.0
+  %s1 = fadd double %s, %kv6
+  %i1 = add i64 %i, 1
+  %more = icmp ult i64 %i1, %len
+  br i1 %more, label %loop, label %exit
+exit:
+  %r = phi double [ %s0, %top ], [ %s1, %loop ]
+  ret double %r
+}
+"#;
+
+/// A root holding `values[0]` and one child (without children) per other value; the
+/// nodes and vectors are boxed so that their addresses stay put.
+fn kids_tree(values: &[f64]) -> (Box<KNode>, Vec<Box<KNode>>, Vec<Box<Kids>>, Vec<Vec<*mut KNode>>) {
+    let mut leaves_kids: Vec<Box<Kids>> = Vec::new();
+    let mut pointer_vectors: Vec<Vec<*mut KNode>> = Vec::new();
+    let mut children: Vec<Box<KNode>> = Vec::new();
+    for &v in &values[1..] {
+        let mut empty: Vec<*mut KNode> = Vec::new();
+        let kids = Box::new(Kids { data: empty.as_mut_ptr(), length: 0 });
+        pointer_vectors.push(empty);
+        let mut kids = kids;
+        children.push(Box::new(KNode { v, kids: &mut *kids }));
+        leaves_kids.push(kids);
+    }
+    let mut pointers: Vec<*mut KNode> = children.iter_mut().map(|c| &mut **c as *mut KNode).collect();
+    let mut root_kids = Box::new(Kids { data: pointers.as_mut_ptr(), length: pointers.len() });
+    pointer_vectors.push(pointers);
+    let root = Box::new(KNode { v: values[0], kids: &mut *root_kids });
+    leaves_kids.push(root_kids);
+    (root, children, leaves_kids, pointer_vectors)
+}
+
+#[test]
+fn a_tree_whose_children_are_a_vector_in_both_modes() {
+    let node = Layout::Object(vec![(0, Layout::F64), (8, Layout::array_of(Layout::SelfRef))]);
+    let arg = || {
+        vec![
+            ghost(),
+            ArgSpec { passing: Passing::Boxed, activity: Activity::Duplicated, type_tree: vec![(0, node.clone())] },
+        ]
+    };
+    let rev = compile_text(KIDS_SUM, "julia_kids_sum", Mode::Reverse, arg(), Activity::Active).expect("reverse");
+    let fwd = compile_text(KIDS_SUM, "julia_kids_sum", Mode::Forward, arg(), Activity::Duplicated).expect("forward");
+    for x in [vec![1.5], vec![1.0, -2.0], vec![0.5, 1.0, 1.5, -0.25]] {
+        let expected = |dx: &[f64]| 2.0 * x[0] * dx[0] + (1..x.len()).map(|k| 6.0 * x[k] * dx[k]).sum::<f64>();
+        let primal = x[0] * x[0] + x[1..].iter().map(|v| 3.0 * v * v).sum::<f64>();
+        // Reverse: the shadow tree collects each node's adjoint.
+        let (t, _c, _k, _p) = kids_tree(&x);
+        let (dt, dc, _dk, _dp) = kids_tree(&vec![0.0; x.len()]);
+        let (mut tp, mut dtp) = (&*t as *const KNode as *mut c_void, &*dt as *const KNode as *mut c_void);
+        let (mut ret, mut dret) = (0.0, 1.0);
+        assert_eq!(invoke(rev, &[NONE, ptr(&mut tp)], &[NONE, ptr(&mut dtp)], &mut ret, &mut dret), 0);
+        assert_close(ret, primal, 1e-14, "primal");
+        assert_close(dt.v, 2.0 * x[0], 1e-14, "reverse: the root");
+        for (k, c) in dc.iter().enumerate() {
+            assert_close(c.v, 6.0 * x[k + 1], 1e-14, "reverse: a child");
+        }
+        // Forward: along a direction held by the shadow tree.
+        let dir: Vec<f64> = (0..x.len()).map(|k| (k as f64 + 1.0).cos()).collect();
+        let (t, _c, _k, _p) = kids_tree(&x);
+        let (dt, _dc, _dk, _dp) = kids_tree(&dir);
+        let (mut tp, mut dtp) = (&*t as *const KNode as *mut c_void, &*dt as *const KNode as *mut c_void);
+        let (mut ret, mut tangent) = (0.0, 0.0);
+        assert_eq!(invoke(fwd, &[NONE, ptr(&mut tp)], &[NONE, ptr(&mut dtp)], &mut ret, &mut tangent), 0);
+        assert_close(tangent, expected(&dir), 1e-14, "forward");
+    }
+}

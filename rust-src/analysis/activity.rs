@@ -1316,12 +1316,13 @@ fn float_array_allocation(a: Value, types: &Types) -> Option<Leaf> {
 
 /// The shadow an array the function makes gets when it is stored beside differentiated
 /// arrays (into a closure, a view, a struct): an array of floats's, or for an array of
-/// integers, whose memory never holds a float, a zeroed array of the same type, which
+/// integers (or `Symbol`s), whose memory never holds a float, a zeroed array of the same type, which
 /// nothing writes a derivative into: from the same allocation
 /// (`memory::integer_array_allocation`), or a zeroed copy of one a function without a
 /// derivative returns (`names::integer_array_result`, `Memory::copies`).
 fn beside_allocation(a: Value, types: &Types) -> Option<Leaf> {
-    use crate::analysis::memory::{integer_array_allocation, zero_copies_available};
+    use crate::analysis::memory::{integer_array_allocation, symbol_array_allocation, zero_copies_available};
     let returned = || crate::names::integer_array_result(a) && zero_copies_available();
-    float_array_allocation(a, types).or_else(|| (integer_array_allocation(a) || returned()).then_some(Leaf::ArrayF64))
+    let inert = || integer_array_allocation(a) || symbol_array_allocation(a);
+    float_array_allocation(a, types).or_else(|| (inert() || returned()).then_some(Leaf::ArrayF64))
 }

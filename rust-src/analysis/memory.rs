@@ -35,6 +35,9 @@ pub struct Memory<'ctx> {
     roots: Vec<Value<'ctx>>,
     /// The differentiated arrays a resize call grows or shrinks (their objects).
     resized: Vec<Value<'ctx>>,
+    /// The instructions that may resize them (resize calls, and calls of functions that
+    /// may resize an array they are handed).
+    resize_sites: Vec<Value<'ctx>>,
     /// Arrays without a derivative of their own (a `Const` argument, a global) that a
     /// stack object holds beside differentiated arrays (`vcat(x, c)`, a closure over
     /// `x` and `c`): each is shadowed by a zeroed copy made where it is defined (on
@@ -588,7 +591,7 @@ impl<'ctx> Memory<'ctx> {
         // Arrays resized here, or handed to a function (differentiated call by call)
         // that may resize them. (A function declared inactive changes no differentiated
         // memory, whatever it resizes: `put!` of a task into a `@sync` block's channel.)
-        let resized = insts
+        let resized_at: Vec<(Value<'ctx>, Value<'ctx>)> = insts
             .iter()
             .flat_map(|&i| {
                 let args: Vec<Value<'ctx>> = if resize_call(i).is_some() {
@@ -610,9 +613,12 @@ impl<'ctx> Memory<'ctx> {
                 } else {
                     Vec::new()
                 };
-                args.into_iter().filter(|a| shadowed.contains_key(a)).map(zero_offset_base)
+                args.into_iter().filter(|a| shadowed.contains_key(a)).map(move |a| (i, zero_offset_base(a)))
             })
             .collect();
+        let resized = resized_at.iter().map(|&(_, a)| a).collect();
+        let mut resize_sites: Vec<Value<'ctx>> = resized_at.iter().map(|&(i, _)| i).collect();
+        resize_sites.dedup();
         let heap_layouts = shadowed
             .iter()
             .filter(|(v, l)| l.is_stack_object() && gc_allocation(**v).is_some())
@@ -636,6 +642,7 @@ impl<'ctx> Memory<'ctx> {
             frames,
             roots,
             resized,
+            resize_sites,
             copies,
             inactive,
             maybe_constant,
@@ -720,6 +727,11 @@ impl<'ctx> Memory<'ctx> {
     /// Whether the function resizes a differentiated array.
     pub fn resizes(&self) -> bool {
         !self.resized.is_empty()
+    }
+
+    /// The instructions that may resize a differentiated array (`resized`).
+    pub fn resize_sites(&self) -> &[Value<'ctx>] {
+        &self.resize_sites
     }
 
     /// `data_pointer_of(v)`, when that array may be one the function resizes: the same
@@ -1316,6 +1328,19 @@ pub fn integer_array_allocation(a: Value) -> bool {
     };
     // SAFETY: the globals `integer_type_globals` names are set when Julia starts.
     integers.iter().any(|&g| unsafe { *(g as *const u64) } == element)
+}
+
+/// Whether `a` is an array of `Symbol`s the function allocates (`jl_alloc_array_*`, by
+/// its type, as `integer_array_allocation`): references to interned names, which carry
+/// no derivative and are never written through (a `Dict{Symbol,Float64}`'s keys).
+pub fn symbol_array_allocation(a: Value) -> bool {
+    let (Some(element), Some(symbol)) =
+        (allocated_element_type(a), crate::symbols::address_of(crate::julia::current().symbol_type))
+    else {
+        return false;
+    };
+    // SAFETY: `jl_symbol_type` is set when Julia starts.
+    unsafe { *(symbol as *const u64) == element }
 }
 
 /// The array type of an array of `Float64` or `Float32` the function allocates
@@ -1917,6 +1942,14 @@ fn heap_layout<'ctx>(
                     _ if is_symbol(v) => Some(Layout::Pointer),
                     _ if link() => Some(Layout::SelfRef),
                     _ => match shadowed.get(&v) {
+                        // (An array of integers beside differentiated ones has a zero
+                        // shadow; a callee reads its elements as integers.)
+                        Some(Leaf::ArrayF64) if integer_array_allocation(zero_offset_base(v)) => {
+                            Some(Layout::array_of(Layout::Integer))
+                        }
+                        Some(Leaf::ArrayF64) if symbol_array_allocation(zero_offset_base(v)) => {
+                            Some(Layout::array_of(Layout::Pointer))
+                        }
                         Some(Leaf::ArrayF64) => Some(Layout::array_of(Layout::F64)),
                         Some(Leaf::ArrayF32) => Some(Layout::array_of(Layout::F32)),
                         Some(Leaf::Object(f)) => Some(Layout::Object(f.to_vec())),
@@ -2362,8 +2395,16 @@ pub fn at_offset_zero(p: Value) -> bool {
 /// LLVM copies floats as integers (`load i64` + `store i64` is what `instcombine` makes
 /// of `y[i] = r[i]`). In shadowed memory that would hide the derivative, so integer
 /// loads of a float's width from shadowed memory become float loads plus a bitcast, and
-/// stores of such bitcasts become float stores, wherever they store. Returns whether anything changed.
-pub fn retype_bit_copies(m: &crate::llvm::Module, f: Function, mem: &Memory) -> crate::llvm::Built<bool> {
+/// stores of such bitcasts become float stores, wherever they store. (Not where the
+/// type analysis finds integers: an array of integers beside differentiated arrays in a
+/// struct has a zero shadow too, `Layout::array_of(Layout::Integer)`, and its elements'
+/// bits go on as integers, a `Dict`'s keys into a hash.) Returns whether anything changed.
+pub fn retype_bit_copies(
+    m: &crate::llvm::Module,
+    f: Function,
+    mem: &Memory,
+    types: &crate::analysis::types::Types,
+) -> crate::llvm::Built<bool> {
     let b = m.builder();
     let mut changed = false;
     let insts: Vec<Value> = f.blocks().into_iter().flat_map(|bb| bb.instructions()).collect();
@@ -2435,6 +2476,11 @@ pub fn retype_bit_copies(m: &crate::llvm::Module, f: Function, mem: &Memory) -> 
             continue;
         }
         if !mem.is_data(i.operand(0)) {
+            continue;
+        }
+        let integers =
+            |t: &crate::analysis::types::TypeTree| t.get(&[0, 0]) == Some(crate::analysis::types::Kind::Integer);
+        if types.tree(i.operand(0)).is_some_and(integers) {
             continue;
         }
         let float = match (mem.leaf(i.operand(0)), ty.int_width()) {

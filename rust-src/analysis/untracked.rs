@@ -604,7 +604,8 @@ impl<'ctx> Untracked<'ctx> {
 /// What the engine knows a call does to the data it is handed.
 enum CallKind {
     /// Reads nothing a derivative depends on and keeps nothing: error paths (they never
-    /// return), lifetime markers, the GC write barrier, reading the thread pointer.
+    /// return), lifetime markers, the GC write barrier, reading the thread pointer,
+    /// hashing an object by identity (`objectid`: an integer).
     Inert,
     /// Elementary math on numbers (a rule or a zero derivative).
     Pure,
@@ -672,6 +673,7 @@ fn call_kind<'ctx>(call: Call<'ctx>, inp: &Inputs<'_, 'ctx>) -> CallKind {
     }
     match name.as_str() {
         n if crate::julia::current().is_gc_alloc(n) || n == crate::julia::current().write_barrier => CallKind::Inert,
+        n if n == crate::julia::current().object_id => CallKind::Inert,
         _ if matches!(inp.rules.get(&i), Some(Rule::Zero)) && crate::rules::math::lookup(&name).is_some() => {
             CallKind::Pure
         }

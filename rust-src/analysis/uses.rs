@@ -467,7 +467,8 @@ impl<'ctx> Uses<'ctx> {
         }
     }
 
-    /// Whether `v` can be recomputed in the reverse sweep from at most one pushed value,
+    /// Whether `v` can be recomputed in the reverse sweep from at most one pushed value
+    /// (from any number when `v` is stale, `stale`: popped as it was, it would be wrong),
     /// adding what it is built from (`Visible` values aside) to `leaves`.
     /// `at` is the block whose reverse needs `v`.
     fn remat_plan(&self, v: Value<'ctx>, at: usize, depth: u32, leaves: &mut Vec<(Value<'ctx>, Source)>) -> bool {
@@ -501,7 +502,9 @@ impl<'ctx> Uses<'ctx> {
             }
         }
         let pushed: HashSet<Value<'ctx>> = mine.iter().filter(|(_, s)| *s == Source::Pop).map(|(v, _)| *v).collect();
-        if pushed.len() > 1 {
+        // (A shadow element address after a resize: the shadow array and the index both
+        // popped, the data pointer loaded again, `Dict` values read after a rehash.)
+        if pushed.len() > 1 && !self.stale(v, REMAT_DEPTH) {
             return false;
         }
         leaves.extend(mine);

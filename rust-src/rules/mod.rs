@@ -438,6 +438,10 @@ fn classify_call(call: Call) -> Rule {
     if name.as_deref().is_some_and(|n| n.starts_with(crate::names::RULE_PREFIX)) {
         return Rule::Custom;
     }
+    // Hashing an object by identity (a `Dict`'s `Symbol` keys): an integer, nothing kept.
+    if name.as_deref() == Some(crate::julia::current().object_id) {
+        return Rule::Zero;
+    }
     match name.as_deref().and_then(math::lookup) {
         Some(Callee::Math(f)) => Formula::Math(f).rule(),
         Some(Callee::Reinterpret) => Formula::Reinterpret.rule(),
