@@ -4,7 +4,6 @@
 //! reads each node's shadow from the previous node's shadow, in every mode.
 mod common;
 use common::*;
-use oxidase::request::{Activity, ArgSpec, Layout, Mode, Passing};
 
 /// `l = null; for k in 0:n-1; l = Node(x * k + x^2, l); end` (at least one node), then
 /// `s = Σ node.v^2` walking the list from the last node (null ends it here, where
@@ -58,26 +57,7 @@ fn derivative(x: f64, n: i64) -> f64 {
     (0..n.max(1)).map(|k| 2.0 * (x * k as f64 + x * x) * (k as f64 + 2.0 * x)).sum()
 }
 
-fn compile(mode: Mode, width: u32) -> oxidase::ffi::OxDerivativeFn {
-    let int = ArgSpec { passing: Passing::Value, activity: Activity::Const, type_tree: vec![(0, Layout::Integer)] };
-    let (x, ret) = if mode == Mode::Reverse {
-        (Activity::Active, Activity::Active)
-    } else {
-        (Activity::Duplicated, Activity::Duplicated)
-    };
-    compile_batch(BUILT_LIST, "built_list", mode, width, vec![ghost(), float_arg(x), int], ret)
-        .unwrap_or_else(|e| panic!("{mode:?}: {e}"))
-}
-
 #[test]
 fn a_list_the_function_builds_in_every_mode() {
-    let fns = (compile(Mode::Reverse, 1), compile(Mode::Forward, 1), compile(Mode::Forward, 2));
-    for x in [0.3, -1.2] {
-        for n in [1i64, 2, 7] {
-            let h = 1e-6;
-            let central = (primal(x + h, n) - primal(x - h, n)) / (2.0 * h);
-            assert_close(derivative(x, n), central, 1e-6, "the analytic derivative");
-            check_scalar_modes(fns, x, n, primal(x, n), derivative(x, n), &format!("x = {x}, n = {n}"));
-        }
-    }
+    check_scalar_and_count(BUILT_LIST, "built_list", primal, derivative, &[0.3, -1.2], &[1, 2, 7]);
 }

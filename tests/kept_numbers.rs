@@ -6,7 +6,6 @@
 //! the callee's derivative writes into.
 mod common;
 use common::*;
-use oxidase::request::{Activity, ArgSpec, Layout, Mode, Passing};
 
 /// `r = Ref(0.0); add_into!(r, n, x^2); r[] * x`, where the recursive
 /// `add_into!(r, k, y)` adds `y * k` into `r[]` for k = n, …, 1.
@@ -55,26 +54,7 @@ fn derivative(x: f64, n: i64) -> f64 {
     3.0 * x * x * (n * (n + 1) / 2) as f64
 }
 
-fn compile(mode: Mode, width: u32) -> oxidase::ffi::OxDerivativeFn {
-    let int = ArgSpec { passing: Passing::Value, activity: Activity::Const, type_tree: vec![(0, Layout::Integer)] };
-    let (x, ret) = if mode == Mode::Reverse {
-        (Activity::Active, Activity::Active)
-    } else {
-        (Activity::Duplicated, Activity::Duplicated)
-    };
-    compile_batch(KEPT_IN_REF, "kept_in_ref", mode, width, vec![ghost(), float_arg(x), int], ret)
-        .unwrap_or_else(|e| panic!("{mode:?}: {e}"))
-}
-
 #[test]
 fn a_number_a_recursive_callee_keeps_in_a_ref_in_every_mode() {
-    let fns = (compile(Mode::Reverse, 1), compile(Mode::Forward, 1), compile(Mode::Forward, 2));
-    for x in [0.3, -1.2] {
-        for n in [0i64, 1, 4] {
-            let h = 1e-6;
-            let central = (primal(x + h, n) - primal(x - h, n)) / (2.0 * h);
-            assert_close(derivative(x, n), central, 1e-6, "the analytic derivative");
-            check_scalar_modes(fns, x, n, primal(x, n), derivative(x, n), &format!("x = {x}, n = {n}"));
-        }
-    }
+    check_scalar_and_count(KEPT_IN_REF, "kept_in_ref", primal, derivative, &[0.3, -1.2], &[0, 1, 4]);
 }

@@ -126,26 +126,27 @@ exit:
 }
 "#;
 
-/// A root holding `values[0]` and one child (without children) per other value; the
-/// nodes and vectors are boxed so that their addresses stay put.
-fn kids_tree(values: &[f64]) -> (Box<KNode>, Vec<Box<KNode>>, Vec<Box<Kids>>, Vec<Vec<*mut KNode>>) {
-    let mut leaves_kids: Vec<Box<Kids>> = Vec::new();
-    let mut pointer_vectors: Vec<Vec<*mut KNode>> = Vec::new();
-    let mut children: Vec<Box<KNode>> = Vec::new();
-    for &v in &values[1..] {
-        let mut empty: Vec<*mut KNode> = Vec::new();
-        let kids = Box::new(Kids { data: empty.as_mut_ptr(), length: 0 });
-        pointer_vectors.push(empty);
-        let mut kids = kids;
-        children.push(Box::new(KNode { v, kids: &mut *kids }));
-        leaves_kids.push(kids);
+/// A root holding `values[0]` and one child (without children) per other value, with
+/// the vectors they point to (moving a `Vec` or a `Box` leaves its contents in place).
+struct KidsTree {
+    root: Box<KNode>,
+    children: Vec<KNode>,
+    _leaf_kids: Vec<Kids>,
+    _root_kids: Box<Kids>,
+    _pointers: Vec<*mut KNode>,
+}
+
+fn kids_tree(values: &[f64]) -> KidsTree {
+    let n = values.len() - 1;
+    let mut leaf_kids: Vec<Kids> = (0..n).map(|_| Kids { data: std::ptr::null_mut(), length: 0 }).collect();
+    let mut children: Vec<KNode> = values[1..].iter().map(|&v| KNode { v, kids: std::ptr::null_mut() }).collect();
+    for (c, k) in children.iter_mut().zip(leaf_kids.iter_mut()) {
+        c.kids = k;
     }
-    let mut pointers: Vec<*mut KNode> = children.iter_mut().map(|c| &mut **c as *mut KNode).collect();
-    let mut root_kids = Box::new(Kids { data: pointers.as_mut_ptr(), length: pointers.len() });
-    pointer_vectors.push(pointers);
+    let mut pointers: Vec<*mut KNode> = children.iter_mut().map(|c| c as *mut KNode).collect();
+    let mut root_kids = Box::new(Kids { data: pointers.as_mut_ptr(), length: n });
     let root = Box::new(KNode { v: values[0], kids: &mut *root_kids });
-    leaves_kids.push(root_kids);
-    (root, children, leaves_kids, pointer_vectors)
+    KidsTree { root, children, _leaf_kids: leaf_kids, _root_kids: root_kids, _pointers: pointers }
 }
 
 #[test]
@@ -163,21 +164,19 @@ fn a_tree_whose_children_are_a_vector_in_both_modes() {
         let expected = |dx: &[f64]| 2.0 * x[0] * dx[0] + (1..x.len()).map(|k| 6.0 * x[k] * dx[k]).sum::<f64>();
         let primal = x[0] * x[0] + x[1..].iter().map(|v| 3.0 * v * v).sum::<f64>();
         // Reverse: the shadow tree collects each node's adjoint.
-        let (t, _c, _k, _p) = kids_tree(&x);
-        let (dt, dc, _dk, _dp) = kids_tree(&vec![0.0; x.len()]);
-        let (mut tp, mut dtp) = (&*t as *const KNode as *mut c_void, &*dt as *const KNode as *mut c_void);
+        let (t, dt) = (kids_tree(&x), kids_tree(&vec![0.0; x.len()]));
+        let (mut tp, mut dtp) = (&*t.root as *const KNode as *mut c_void, &*dt.root as *const KNode as *mut c_void);
         let (mut ret, mut dret) = (0.0, 1.0);
         assert_eq!(invoke(rev, &[NONE, ptr(&mut tp)], &[NONE, ptr(&mut dtp)], &mut ret, &mut dret), 0);
         assert_close(ret, primal, 1e-14, "primal");
-        assert_close(dt.v, 2.0 * x[0], 1e-14, "reverse: the root");
-        for (k, c) in dc.iter().enumerate() {
+        assert_close(dt.root.v, 2.0 * x[0], 1e-14, "reverse: the root");
+        for (k, c) in dt.children.iter().enumerate() {
             assert_close(c.v, 6.0 * x[k + 1], 1e-14, "reverse: a child");
         }
         // Forward: along a direction held by the shadow tree.
         let dir: Vec<f64> = (0..x.len()).map(|k| (k as f64 + 1.0).cos()).collect();
-        let (t, _c, _k, _p) = kids_tree(&x);
-        let (dt, _dc, _dk, _dp) = kids_tree(&dir);
-        let (mut tp, mut dtp) = (&*t as *const KNode as *mut c_void, &*dt as *const KNode as *mut c_void);
+        let (t, dt) = (kids_tree(&x), kids_tree(&dir));
+        let (mut tp, mut dtp) = (&*t.root as *const KNode as *mut c_void, &*dt.root as *const KNode as *mut c_void);
         let (mut ret, mut tangent) = (0.0, 0.0);
         assert_eq!(invoke(fwd, &[NONE, ptr(&mut tp)], &[NONE, ptr(&mut dtp)], &mut ret, &mut tangent), 0);
         assert_close(tangent, expected(&dir), 1e-14, "forward");

@@ -234,6 +234,43 @@ pub fn check_scalar_modes(
     assert_close(ts[1], 3.0 * derivative, 1e-12, &format!("{what}: batch lane 2"));
 }
 
+/// Compiles fixture function `name(x::Float64, n::Int)` (a `Float64` result) in `mode`:
+/// `x` and the result `Active` in reverse mode, `Duplicated` in forward mode; `n` a
+/// constant integer.
+pub fn compile_scalar_and_count(text: &str, name: &str, mode: Mode, width: u32) -> OxDerivativeFn {
+    let int = ArgSpec { passing: Passing::Value, activity: Activity::Const, type_tree: vec![(0, Layout::Integer)] };
+    let (x, ret) = if mode == Mode::Reverse {
+        (Activity::Active, Activity::Active)
+    } else {
+        (Activity::Duplicated, Activity::Duplicated)
+    };
+    compile_batch(text, name, mode, width, vec![ghost(), float_arg(x), int], ret)
+        .unwrap_or_else(|e| panic!("{mode:?}: {e}"))
+}
+
+/// Every mode of fixture `name(x, n)` (`compile_scalar_and_count`) at each `x` and `n`,
+/// against its analytic derivative, itself checked against central differences of the
+/// primal.
+pub fn check_scalar_and_count(
+    text: &str,
+    name: &str,
+    primal: fn(f64, i64) -> f64,
+    derivative: fn(f64, i64) -> f64,
+    xs: &[f64],
+    ns: &[i64],
+) {
+    let compile = |mode, width| compile_scalar_and_count(text, name, mode, width);
+    let fns = (compile(Mode::Reverse, 1), compile(Mode::Forward, 1), compile(Mode::Forward, 2));
+    for &x in xs {
+        for &n in ns {
+            let h = 1e-6;
+            let central = (primal(x + h, n) - primal(x - h, n)) / (2.0 * h);
+            assert_close(derivative(x, n), central, 1e-6, "the analytic derivative");
+            check_scalar_modes(fns, x, n, primal(x, n), derivative(x, n), &format!("x = {x}, n = {n}"));
+        }
+    }
+}
+
 /// Central finite difference of g at x along coordinate i.
 pub fn central_difference(g: &dyn Fn(&[f64]) -> f64, x: &[f64], i: usize) -> f64 {
     let h = 1e-6 * x[i].abs().max(1.0);
