@@ -93,6 +93,9 @@ node_walk(::Nothing, k) = 0.0
 @noinline keep_into!(a::Vector{Float64}, k, y) = k == 0 ? 0 : (a[k] = y * k; keep_into!(a, k - 1, y))
 @noinline add_into!(r::Base.RefValue{Float64}, k, y) = k == 0 ? 0 : (r[] += y * k; add_into!(r, k - 1, y))
 @noinline keep_into!(c::Cell, k, y) = k == 0 ? 0 : (c.w[k] = y * k; c.v += y; keep_into!(c, k - 1, y))
+# A recursive reader of an array the program resizes after the call (its reverse runs
+# after the caller's has undone the growth: its derivative was once lost).
+@noinline rsum_sq(a, k) = k == 0 ? 0.0 : a[k]^2 + rsum_sq(a, k - 1)
 # A mutable struct holding one (a heap object holding a heap object), walked alike.
 mutable struct Nest
     c::Cell
@@ -416,15 +419,21 @@ function program(rng, name)
     end
     s += Property.nest_walk(n, $(rand(rng, 0:2)))",
                 "s += sum(abs2, Property.rec_arrays(x, $(expr(rng, 1, vars)), $(rand(rng, 0:3))))",
-                "a = zeros(3)
-    Property.keep_into!(a, $(rand(rng, 0:3)), $(expr(rng, 1, vars)))
-    s += a[1] * x[2] + a[3]",
+                "ka = zeros(3)
+    Property.keep_into!(ka, $(rand(rng, 0:3)), $(expr(rng, 1, vars)))
+    s += ka[1] * x[2] + ka[3]",
                 "r = Ref(s)
     Property.add_into!(r, $(rand(rng, 0:3)), $(expr(rng, 1, vars)))
     s += r[] * x[1]",
                 "c = Property.Cell(zeros(3), 0.0)
     Property.keep_into!(c, $(rand(rng, 0:3)), $(expr(rng, 1, vars)))
     s += c.v + c.w[2] * x[3]",
+                "ra = x .* $(expr(rng, 1, vars))
+    s += Property.rsum_sq(ra, 3)
+    for j in 1:$(rand(rng, [0, 1, 3, 40]))
+        push!(ra, x[j % 3 + 1] * s)
+    end
+    s += sum(ra)",
                 # Dicts the program fills (0 to 3 entries, or enough to rehash), updates
                 # and reads back by key, with `get` and by iterating over the values.
                 "d = Dict{Int,Float64}()

@@ -386,6 +386,33 @@ pushed_two(x) = (y = [x[1]]; push!(y, x[2], x[3]); y[1] * y[2] + y[3]^2)
 appended_tuple(x) = (y = x .* 2; append!(y, (x[1] * x[2], sin(x[3]))); sum(abs2, y))
 pushed_two_iterated(x) = (y = [x[1]]; push!(y, x[2], x[3] * x[1]); s = 0.0; for v in y; s += v * x[3]; end; s)
 grown_while_iterating(x) = (v = [x[1], x[2]]; s = 0.0; for a in v; s += a^2; length(v) < 4 && push!(v, a * x[3]); end; s)
+# A recursive function (differentiated call by call) reads an array the caller resizes
+# after the call: the caller's reverse sweep undoes the growth before the callee's
+# reverse runs, and the shadow's buffer may have moved (found at 7364e00: the callee's
+# adjoints were written into the buffer the growth left, and lost, without an error).
+# The callee loads its shadow data pointers again (`Reverse::shadow_data_to_reload`);
+# a running element it cannot compute again is refused; resized only before the call,
+# nothing moves.
+@noinline resized_rsum(a, k) = k == 0 ? 0.0 : a[k]^2 + resized_rsum(a, k - 1)
+@noinline resized_rloop(a, k) = k == 0 ? 0.0 : (s = 0.0; for v in a; s += v^2; end; s * k + resized_rloop(a, k - 1))
+read_then_grown(x) = (a = x .* 2; s = resized_rsum(a, 3); for j in 1:40; push!(a, x[1] * j); end; s + sum(a))
+read_then_shrunk(x) = (a = x .* 2; s = resized_rsum(a, 3); resize!(a, 1); s + a[1])
+grown_then_iterated(x) = (a = x .* 2; push!(a, x[1]); s = resized_rloop(a, 2); s + a[end])
+iterated_then_grown(x) = (a = x .* 2; s = resized_rloop(a, 2); for j in 1:40; push!(a, x[2] * j); end; s + sum(a))
+@testset "resizing after a callee read the array" begin
+    for f in (read_then_grown, read_then_shrunk, grown_then_iterated), x in ([0.3, -1.2, 2.0], [1.5, 0.25, -0.7])
+        check_all_modes(f, x)   # (test/finite_differences.jl)
+    end
+    # Σ (2xₖ)² + 2Σxₖ + x₁ Σ j: 8xₖ + 2, and 820 more in x₁.
+    x = [0.3, -1.2, 2.0]; dx = zero(x)
+    autodiff(Reverse, read_then_grown, Active, Duplicated(copy(x), dx))
+    @test dx ≈ 8 .* x .+ 2 .+ [820.0, 0.0, 0.0]
+    err = caught(() -> autodiff(Reverse, iterated_then_grown, Active, Duplicated(copy(x), zeros(3))))
+    @test err isa Oxidase.DifferentiationError && occursin("an element address of an array the function resizes", err.msg)
+    @test autodiff(Forward, iterated_then_grown, Duplicated, Duplicated(copy(x), [1.0, 2.0, 3.0]))[2] ≈
+          fd_gradient(iterated_then_grown, x)' * [1.0, 2.0, 3.0] rtol = 1e-6
+end
+
 @testset "resizing: iterating after a resize" begin
     for f in (iterated_after_push, iterated_after_collect, iterated_sin, iterated_after_pop, iterated_until, iterated_twice,
               pushed_two, appended_tuple, pushed_two_iterated),

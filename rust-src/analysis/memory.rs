@@ -3258,6 +3258,14 @@ pub fn scalar_libm_call(call: Call) -> bool {
         && callee_name(call.called_operand()).is_some_and(|n| crate::rules::math::is_scalar_libm(&n))
 }
 
+/// Whether instruction `i` is a call of a function that may resize an array it is
+/// handed (`may_resize`).
+pub fn may_resize_call(i: Value) -> bool {
+    i.opcode() == Opcode::LLVMCall
+        && i.as_call()
+            .is_some_and(|c| !c.has_fn_attr("noreturn") && may_resize(c.called_operand(), &mut HashSet::new()))
+}
+
 /// Whether a call of `callee` may resize an array it is handed and return: a function
 /// whose body, on a path that returns, calls one of the runtime's resizing functions on
 /// an array it did not create (or hands such an array to a function that may resize

@@ -438,7 +438,16 @@ impl<'a, 'ctx> Reverse<'a, 'ctx> {
     /// it: the elements then have the indices they had when the forward sweep used them.
     /// The pointer loaded as a pointer, as an integer (handed to `memmove`), or merged.
     fn shadow_data_to_reload(&self) -> std::collections::HashSet<Value<'ctx>> {
-        if !self.mem.resizes() {
+        // A callee's arrays may be resized after it returns, by its caller (or another
+        // function), whose reverse sweep undoes that resize before this callee's reverse
+        // runs: every shadow data pointer it reads is loaded again there when an array
+        // may be resized after a call of it (`a = x .* 2; s = rsum(a, 3); push!(a, ...)`
+        // once lost the callee's adjoints, written into the buffer the growth left).
+        let callee_after_resize = match &self.sweep {
+            Sweep::Callee { pair, .. } => resized_after_calls_of(self.m, pair.aug),
+            Sweep::Entry { .. } => false,
+        };
+        if !self.mem.resizes() && !callee_after_resize {
             return Default::default();
         }
         let insts: Vec<Value<'ctx>> = self.cfg.blocks.iter().flat_map(|b| b.instructions()).collect();
@@ -450,7 +459,10 @@ impl<'a, 'ctx> Reverse<'a, 'ctx> {
         // array too: `shadow::build_lane`.)
         insts
             .into_iter()
-            .filter(|&i| self.mem.resized_data_pointer(i).is_some() && resized_after(i))
+            .filter(|&i| {
+                self.mem.resized_data_pointer(i).is_some() && resized_after(i)
+                    || callee_after_resize && self.mem.data_pointer_of(i).is_some()
+            })
             .flat_map(|i| self.shadow.iter().filter_map(move |s| s.get(&i).copied()))
             .collect()
     }
@@ -1141,4 +1153,78 @@ fn callee<'ctx>(pair: &Pair<'ctx>, f: Function<'ctx>) -> Callee<'ctx> {
         ret_float: pair.ret_float,
         result_slots: pair.pattern.returned.is_some(),
     }
+}
+
+/// Whether an array may be resized after a call of callee `f` (`h.aug`, or `h` itself in
+/// bodies not rewritten yet) returns, while the derivative runs: a resize, or a call of a
+/// function that may resize what it is handed, may run after one of its call sites, or
+/// after a call site of the function making that call, and so on up (`push!` after `s =
+/// rsum(a, 3)`). The shadows of arrays the callee reads may then move before its reverse
+/// sweep runs (`Reverse::shadow_data_to_reload`).
+fn resized_after_calls_of(m: &Module, f: Function) -> bool {
+    fn base(name: &str) -> &str {
+        name.strip_suffix(".aug").unwrap_or(name)
+    }
+    fn go(m: &Module, name: &str, seen: &mut std::collections::HashSet<String>) -> bool {
+        use crate::analysis::memory::{may_resize_call, resize_call};
+        if !seen.insert(name.to_string()) {
+            return false;
+        }
+        let resizes = |i: Value| resize_call(i).is_some() || may_resize_call(i);
+        let callee_named = |i: Value, f: &dyn Fn(&str) -> bool| {
+            i.opcode() == Opcode::LLVMCall
+                && i.as_call().and_then(|c| c.called_function()).is_some_and(|g| f(&g.name()))
+        };
+        let calls_it = |i: Value| callee_named(i, &|n| base(n) == name);
+        // (Its reverse half, where the caller's reverse sweep calls it: resizes undone
+        // after that are undone after the callee's reverse has run.)
+        let rev = format!("{name}.rev");
+        let reverses_it = |i: Value| callee_named(i, &|n| n == rev);
+        m.functions().into_iter().any(|g| {
+            let sites: Vec<Value> =
+                g.blocks().into_iter().flat_map(|b| b.instructions()).filter(|&i| calls_it(i)).collect();
+            !sites.is_empty()
+                && (sites.iter().any(|&c| runs_after_in(c, &resizes, &reverses_it)) || go(m, base(&g.name()), seen))
+        })
+    }
+    go(m, base(&f.name()), &mut std::collections::HashSet::new())
+}
+
+/// Whether an instruction `matches` accepts may run after instruction `i` (in its block
+/// after it, or in a block its block leads to) before one `stop` accepts.
+fn runs_after_in<'ctx>(
+    i: Value<'ctx>,
+    matches: &dyn Fn(Value<'ctx>) -> bool,
+    stop: &dyn Fn(Value<'ctx>) -> bool,
+) -> bool {
+    // Whether `insts` hold a match before a stop; then whether they hold no stop.
+    let scan = |insts: &mut dyn Iterator<Item = Value<'ctx>>| -> (bool, bool) {
+        for x in insts {
+            if stop(x) {
+                return (false, false);
+            }
+            if matches(x) {
+                return (true, false);
+            }
+        }
+        (false, true)
+    };
+    let block = i.parent_block();
+    let (found, goes_on) = scan(&mut block.instructions().into_iter().skip_while(|&x| x != i).skip(1));
+    if found || !goes_on {
+        return found;
+    }
+    let mut seen: std::collections::HashSet<Block<'ctx>> = std::collections::HashSet::new();
+    let mut stack: Vec<Block<'ctx>> = block.terminator().map(|t| t.successors()).unwrap_or_default();
+    while let Some(b) = stack.pop() {
+        if !seen.insert(b) {
+            continue;
+        }
+        match scan(&mut b.instructions().into_iter()) {
+            (true, _) => return true,
+            (false, true) => stack.extend(b.terminator().map(|t| t.successors()).unwrap_or_default()),
+            (false, false) => {}
+        }
+    }
+    false
 }
