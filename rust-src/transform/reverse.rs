@@ -410,26 +410,6 @@ impl<'a, 'ctx> Reverse<'a, 'ctx> {
         Ok(())
     }
 
-    /// Whether instruction `later` may run after instruction `i` in one call: after it in
-    /// its block, or in a block a successor of `i`'s leads to (a loop around both).
-    fn runs_after(&self, i: Value<'ctx>, later: Value<'ctx>) -> bool {
-        let (from, to) = (self.cfg.index(i.parent_block()), self.cfg.index(later.parent_block()));
-        if from == to && i.parent_block().instructions().into_iter().skip_while(|&x| x != i).any(|x| x == later) {
-            return true;
-        }
-        let mut seen = vec![false; self.cfg.blocks.len()];
-        let mut stack: Vec<usize> = self.cfg.succs[from].clone();
-        while let Some(b) = stack.pop() {
-            if b == to {
-                return true;
-            }
-            if !std::mem::replace(&mut seen[b], true) {
-                stack.extend(self.cfg.succs[b].iter().copied());
-            }
-        }
-        false
-    }
-
     /// When the function resizes a differentiated array (`push!`, `pop!`, `deleteat!`),
     /// the shadow data pointers the reverse sweep uses: a resize may move the shadow's
     /// buffer (and free the old one) or shift its elements after the forward sweep read
@@ -454,7 +434,7 @@ impl<'a, 'ctx> Reverse<'a, 'ctx> {
         // (A pointer read after the last resize the function may make is the one the
         // reverse sweep finds: each later resize is undone before it is used. `Dict`
         // values read after the `Dict` is filled.)
-        let resized_after = |i: Value<'ctx>| self.mem.resize_sites().iter().any(|&r| self.runs_after(i, r));
+        let resized_after = |i: Value<'ctx>| runs_after_in(i, &|x| self.mem.resize_sites().contains(&x), &|_| false);
         // (A merge of one array's data pointers has its shadow loaded from the shadow
         // array too: `shadow::build_lane`.)
         insts
