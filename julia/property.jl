@@ -448,6 +448,12 @@ function program(rng, name)
     d[:a] = $(expr(rng, 1, vars))
     d[:a] += x[1] * s
     s += d[:a] * get(d, :b, x[2])",
+                # A Dict built from 2 to 5 pairs (LLVM merges the pairs, or keeps them in a
+                # stack array for four or more), read by key and over its values.
+                "d = Dict($(join(["$(k == 1 ? ":a" : ":k$k") => $(expr(rng, 1, vars))" for k in 1:rand(rng, 2:5)], ", ")))
+    s += d[:a] * x[2] + sum(values(d)) * x[1]",
+                "d = Dict($(join(["$k => x[$(rand(rng, 1:3))] * $(expr(rng, 1, vars))" for k in 1:rand(rng, 2:5)], ", ")))
+    s += get(d, 1, x[3]) * get(d, 9, s)",
                 # A linked list the function builds, of 0 to 3 nodes, walked by a loop
                 # or by a recursive function; a struct chosen by a branch, held by another.
                 "l = nothing

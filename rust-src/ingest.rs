@@ -119,6 +119,7 @@ impl<'ctx> Inlined<'ctx> {
                 explicit_tuple_getfield(m, g)?;
                 inline_float32_boxes(m, g)?;
                 materialize_constant_boxes(m, g)?;
+                forward_indexed_stack_loads(m, g)?;
                 scalarize_float_merges(m, g)?;
                 scalar_rule_results(m, g)?;
                 forward_try_slots(g);
@@ -432,8 +433,7 @@ fn materialize_constant_boxes<'ctx>(m: &'ctx Module, g: Function<'ctx>) -> Built
 }
 
 /// The float type and the number of fields of `ty` when it is a struct or array whose
-/// fields are each one float of that type (a complex or dual number, a pair of floats):
-/// what `scalarize_float_merges` splits.
+/// fields are each one float of that type (a complex or dual number, a pair of floats).
 fn float_fields(ty: crate::llvm::Type) -> Option<(crate::llvm::Type, u32)> {
     let n = ty.aggregate_len()?;
     let (leaf, leaves) = ty.float_aggregate()?;
@@ -497,25 +497,170 @@ fn scalar_rule_results<'ctx>(m: &'ctx Module, g: Function<'ctx>) -> Built<()> {
     Ok(())
 }
 
-/// A select or phi of a small struct of floats (`ifelse` on a dual or complex number, a
-/// struct merged after a branch) becomes one select or phi per field, and a field read
-/// back out of the merged struct (`extractvalue`) reads the merged field: the
-/// derivative rules follow floats, not first-class aggregates of them, which were
-/// refused. (A struct of floats still stored, returned or passed whole keeps its
-/// `insertvalue`s, and stays refused.)
+/// A small array on the stack that the same block fills at constant offsets and then
+/// reads at an index known only when it runs (`Dict(:a => x[1], :b => x[2], :c => x[3],
+/// :d => x[4])`: LLVM keeps the tuple of pairs in such an array, filled again in each
+/// iteration of the loop over it, and reads pair `i`): each such read becomes a `select`
+/// on the index among the values stored, which the derivative rules follow (a float
+/// read from a stack array at a varying index had no derivative the analyses model,
+/// and a key read there no known type). When no read of the array is left, its stores
+/// go too. Only arrays whose address goes nowhere but to loads, stores and lifetime
+/// markers, and reads with every offset stored earlier in their own block, by a store
+/// of the read's size, with no other store to those bytes in between.
+fn forward_indexed_stack_loads<'ctx>(m: &'ctx Module, g: Function<'ctx>) -> Built<()> {
+    use crate::analysis::memory::{constant_field, is_lifetime_marker};
+    use crate::llvm::{IntPredicate, Opcode};
+    const MAX_ELEMENTS: usize = 16;
+    let Some(entry) = g.entry_block() else { return Ok(()) };
+    let arrays: Vec<Value<'ctx>> = entry
+        .instructions()
+        .into_iter()
+        .filter(|a| {
+            a.opcode() == Opcode::LLVMAlloca && a.allocated_type().kind() == llvm_sys::LLVMTypeKind::LLVMArrayTypeKind
+        })
+        .collect();
+    let b = m.builder();
+    for a in arrays {
+        // The array's addresses and what uses them; `None` if it escapes.
+        let Some(uses) = local_uses(a) else { continue };
+        let stores: Vec<(Value<'ctx>, i64, u64)> = uses
+            .iter()
+            .filter(|u| u.opcode() == Opcode::LLVMStore)
+            .filter_map(|&u| {
+                let (base, off) = constant_field(m, u.operand(1))?;
+                (base == a).then(|| (u, off, m.size_of(u.operand(0).ty())))
+            })
+            .collect();
+        let all_stores_constant = uses.iter().filter(|u| u.opcode() == Opcode::LLVMStore).count() == stores.len();
+        if !all_stores_constant {
+            continue;
+        }
+        let mut forwarded = false;
+        for l in uses.iter().copied().filter(|u| u.opcode() == Opcode::LLVMLoad) {
+            let gep = l.operand(0);
+            if gep.opcode_if_instruction() != Some(Opcode::LLVMGetElementPtr) {
+                continue;
+            }
+            let variable: Vec<u32> =
+                (1..gep.num_operands() as u32).filter(|&k| gep.operand(k as usize).const_int().is_none()).collect();
+            let ([k], Some((base, base_off)), Some((offsets, _))) =
+                (variable.as_slice(), constant_field(m, gep.operand(0)), m.gep_offsets(gep, MAX_ELEMENTS))
+            else {
+                continue;
+            };
+            if base != a || offsets.len() < 2 {
+                continue;
+            }
+            let index = gep.operand(*k as usize);
+            let size = m.size_of(l.ty());
+            // The value each offset holds at the load: the last store to it before the load
+            // in the load's block.
+            let before: Vec<Value<'ctx>> =
+                l.parent_block().instructions().into_iter().take_while(|&i| i != l).collect();
+            let value_at = |at: i64| -> Option<Value<'ctx>> {
+                for &i in before.iter().rev() {
+                    let Some(&(_, off, n)) = stores.iter().find(|(s, _, _)| *s == i) else { continue };
+                    if off == at && n == size {
+                        return Some(i.operand(0));
+                    }
+                    if off < at + size as i64 && at < off + n as i64 {
+                        return None;
+                    }
+                }
+                None
+            };
+            let Some(values) = offsets.iter().map(|&o| value_at(base_off + o)).collect::<Option<Vec<_>>>() else {
+                continue;
+            };
+            // (A float stored as its bits, or bits read as a float, of the same size.)
+            let same_kind = |v: Value<'ctx>| v.ty() == l.ty() || !v.ty().is_pointer() && !l.ty().is_pointer();
+            if !values.iter().all(|&v| same_kind(v)) {
+                continue;
+            }
+            b.before(l)?;
+            b.set_debug_loc_from(l)?;
+            let as_read = |v: Value<'ctx>| if v.ty() == l.ty() { Ok(v) } else { b.bitcast(v, l.ty()) };
+            let mut chosen = as_read(values[values.len() - 1])?;
+            for (j, &v) in values.iter().enumerate().rev().skip(1) {
+                let is_j = b.icmp(IntPredicate::LLVMIntEQ, index, m.const_int(index.ty(), j as u64))?;
+                chosen = b.select(is_j, as_read(v)?, chosen)?;
+            }
+            l.replace_all_uses_with(chosen);
+            l.erase();
+            forwarded = true;
+        }
+        // An array nobody reads any more: its stores, addresses and markers go with it.
+        if forwarded && local_uses(a).is_some_and(|uses| uses.iter().all(|u| u.opcode() != Opcode::LLVMLoad)) {
+            for u in local_uses(a).unwrap_or_default() {
+                if u.opcode() == Opcode::LLVMStore || u.as_call().is_some_and(is_lifetime_marker) {
+                    u.erase();
+                }
+            }
+            // (What is left are addresses: each erased once nothing uses it.)
+            let mut addresses = local_uses(a).unwrap_or_default();
+            while let Some(i) = addresses.iter().position(|u| u.users().is_empty()) {
+                addresses.swap_remove(i).erase();
+            }
+            if a.users().is_empty() {
+                a.erase();
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The instructions that use stack object `a`'s address, through address arithmetic
+/// and casts (those included): `None` when the address goes anywhere but to loads and
+/// stores through it and lifetime markers.
+fn local_uses<'ctx>(a: Value<'ctx>) -> Option<Vec<Value<'ctx>>> {
+    use crate::llvm::Opcode;
+    let (mut out, mut work) = (Vec::new(), vec![a]);
+    while let Some(p) = work.pop() {
+        for u in p.users() {
+            match u.opcode_if_instruction()? {
+                Opcode::LLVMGetElementPtr | Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast if u.operand(0) == p => {
+                    work.push(u);
+                }
+                Opcode::LLVMLoad => {}
+                Opcode::LLVMStore if u.operand(1) == p && u.operand(0) != p => {}
+                Opcode::LLVMCall if u.as_call().is_some_and(crate::analysis::memory::is_lifetime_marker) => {}
+                _ => return None,
+            }
+            out.push(u);
+        }
+    }
+    Some(out)
+}
+
+/// The field types of `ty` when it is a struct or array whose fields are each one
+/// float, integer or pointer, at least one a float (a complex or dual number, a pair of
+/// floats, a `Pair{Symbol,Float64}`): what `scalarize_float_merges` splits.
+fn merged_fields(ty: crate::llvm::Type) -> Option<Vec<crate::llvm::Type>> {
+    let fields = ty.fields()?;
+    let scalar = |t: &crate::llvm::Type| t.is_float() || t.is_int() || t.is_pointer();
+    (fields.iter().all(scalar) && fields.iter().any(|t| t.is_float())).then_some(fields)
+}
+
+/// A select or phi of a small struct holding floats (`ifelse` on a dual or complex
+/// number, a struct merged after a branch, the pairs a `Dict(:a => x[1], :b => x[2])`
+/// loops over) becomes one select or phi per field, and a field read back out of the
+/// merged struct (`extractvalue`) reads the merged field: the derivative rules follow
+/// floats, not first-class aggregates of them, which were refused. (A struct of floats
+/// still stored, returned or passed whole keeps its `insertvalue`s, and stays refused.)
 fn scalarize_float_merges<'ctx>(m: &'ctx Module, g: Function<'ctx>) -> Built<()> {
     use crate::llvm::Opcode;
     let insts = || g.blocks().into_iter().flat_map(|b| b.instructions()).collect::<Vec<_>>();
     let merges: Vec<Value<'ctx>> = insts()
         .into_iter()
-        .filter(|&i| matches!(i.opcode(), Opcode::LLVMSelect | Opcode::LLVMPHI) && float_fields(i.ty()).is_some())
+        .filter(|&i| matches!(i.opcode(), Opcode::LLVMSelect | Opcode::LLVMPHI) && merged_fields(i.ty()).is_some())
         .collect();
     if merges.is_empty() {
         return Ok(());
     }
     let b = m.builder();
     for i in merges {
-        let Some((leaf, n)) = float_fields(i.ty()) else { continue };
+        let Some(types) = merged_fields(i.ty()) else { continue };
+        let n = types.len() as u32;
         let mut fields = Vec::new();
         if let Some(phi) = i.as_phi() {
             // (One extraction per incoming block, at its end: a block listed twice, as a
@@ -535,10 +680,9 @@ fn scalarize_float_merges<'ctx>(m: &'ctx Module, g: Function<'ctx>) -> Built<()>
                 extracted.insert((v, pred), parts);
             }
             b.before(i)?;
-            for k in 0..n {
-                let field_phi = b.phi(leaf, &format!("{}.f{k}", i.name()))?;
-                let pairs: Vec<_> =
-                    incoming.iter().map(|&(v, pred)| (extracted[&(v, pred)][k as usize], pred)).collect();
+            for (k, &ty) in types.iter().enumerate() {
+                let field_phi = b.phi(ty, &format!("{}.f{k}", i.name()))?;
+                let pairs: Vec<_> = incoming.iter().map(|&(v, pred)| (extracted[&(v, pred)][k], pred)).collect();
                 field_phi.add_incoming(&pairs);
                 fields.push(field_phi.as_value());
             }
@@ -557,20 +701,34 @@ fn scalarize_float_merges<'ctx>(m: &'ctx Module, g: Function<'ctx>) -> Built<()>
         i.replace_all_uses_with(agg);
         i.erase();
     }
-    // Fields read out of a chain of `insertvalue`s: the value inserted there.
+    // Fields read out of a chain of `insertvalue`s: the value inserted there, or the
+    // field of the struct the chain starts from (a constant `Pair`'s key). An
+    // `insertvalue` of a struct the field read is a part of goes on into that struct; one
+    // into a part of the field read ends the walk (the field is read whole where it is).
     for e in insts() {
-        if e.opcode() != Opcode::LLVMExtractValue || !e.ty().is_float() {
+        if e.opcode() != Opcode::LLVMExtractValue {
             continue;
         }
-        let want = e.indices();
-        let mut cur = e.operand(0);
-        while cur.opcode_if_instruction() == Some(Opcode::LLVMInsertValue) {
-            if cur.indices() == want {
-                e.replace_all_uses_with(cur.operand(1));
-                e.erase();
-                break;
+        let (mut cur, mut want) = (e.operand(0), e.indices());
+        let found = loop {
+            if cur.opcode_if_instruction() != Some(Opcode::LLVMInsertValue) {
+                break cur.constant_field(&want);
             }
-            cur = cur.operand(0);
+            let at = cur.indices();
+            if at == want {
+                break Some(cur.operand(1));
+            }
+            if want.starts_with(&at) {
+                (cur, want) = (cur.operand(1), want[at.len()..].to_vec());
+            } else if at.starts_with(&want) {
+                break None;
+            } else {
+                cur = cur.operand(0);
+            }
+        };
+        if let Some(v) = found {
+            e.replace_all_uses_with(v);
+            e.erase();
         }
     }
     // What no longer has a use, from the last instruction up (a chain's tail first).

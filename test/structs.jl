@@ -1132,11 +1132,21 @@ function dict_branch(x)
     d[:c] = x[3]
     return get(d, :a, 1.0) * get(d, :b, 2.0) + d[:c] * x[1]
 end
+# Built from several pairs: the constructor loops over the tuple of pairs, which LLVM
+# merges as first-class structs of a key and a float (two or three pairs) or keeps in a
+# stack array read at the loop's index (four or more); both were refused.
+dict_two_pairs(x) = (d = Dict(:a => x[1], :b => x[2]^2); d[:a] * d[:b] + x[3])
+dict_int_pairs(x) = (d = Dict(1 => x[1], 2 => x[2] * x[3], 3 => sin(x[3])); sum(values(d)) * d[2])
+dict_five_pairs(x) = (d = Dict(:a => x[1], :b => x[2], :c => x[3], :d => x[1] * x[2], :e => 2.0); d[:d] * d[:e] + sum(abs2, values(d)))
+dict_pairs_grown(x) = (d = Dict(1 => x[1], 2 => x[2]); for k in 3:20; d[k] = x[3] * d[k - 2]; end; d[1] * d[20] + sum(values(d)))
+dict_pairs_branch(x) = (d = x[1] > 0 ? Dict(:a => x[1], :b => x[2]) : Dict(:a => x[2], :b => x[3]); get(d, :c, x[3]) * d[:a] * d[:b])
 @testset "Dicts the function builds: $name" for (name, f) in (
     ("filled, 0", x -> dict_filled(x, 0)), ("filled, 1", x -> dict_filled(x, 1)), ("filled, 7", x -> dict_filled(x, 7)),
     ("rehashed", dict_rehashed), ("symbols", dict_symbols), ("pair updated", dict_pair_updated),
     ("accumulated, 0", x -> dict_accumulated(x, 0)), ("accumulated, 1", x -> dict_accumulated(x, 1)),
-    ("accumulated, 6", x -> dict_accumulated(x, 6)), ("branch", dict_branch))
+    ("accumulated, 6", x -> dict_accumulated(x, 6)), ("branch", dict_branch), ("two pairs", dict_two_pairs),
+    ("three pairs, integer keys", dict_int_pairs), ("five pairs", dict_five_pairs), ("pairs, grown", dict_pairs_grown),
+    ("pairs, branch", dict_pairs_branch))
     for x in ([0.7, -1.3, 2.1], [-0.4, 0.9, 1.6])
         check_all_modes(f, x)
     end
@@ -1145,6 +1155,13 @@ end
     x = [0.7, -1.3, 2.1]; dx = zero(x)
     autodiff(Reverse, dict_symbols, Active, Duplicated(copy(x), dx))
     @test dx ≈ [x[2]^2, 2 * x[1] * x[2], 1.0]
+    dx = zero(x)
+    autodiff(Reverse, dict_two_pairs, Active, Duplicated(copy(x), dx))
+    @test dx ≈ [x[2]^2, 2 * x[1] * x[2], 1.0]
+    # d[:d] * 2 + x₁² + x₂² + x₃² + (x₁x₂)² + 4
+    dx = zero(x)
+    autodiff(Reverse, dict_five_pairs, Active, Duplicated(copy(x), dx))
+    @test dx ≈ [2 * x[2] + 2 * x[1] + 2 * x[1] * x[2]^2, 2 * x[1] + 2 * x[2] + 2 * x[2] * x[1]^2, 2 * x[3]]
 end
 
 @testset "a struct holding an array of indices" begin

@@ -1117,8 +1117,25 @@ pub fn is_inert_object(v: Value) -> bool {
 }
 
 /// Whether `v` is a symbol Julia embeds by address (read off its type tag; `false`
-/// where the runtime is not in this process).
+/// where the runtime is not in this process), or a merge (`phi`, `select`) of such
+/// symbols: the keys of `Dict(:a => x[1], :b => x[2])`, chosen as its loop runs.
 pub fn is_symbol(v: Value) -> bool {
+    fn merged<'ctx>(v: Value<'ctx>, seen: &mut HashSet<Value<'ctx>>) -> bool {
+        if !seen.insert(v) {
+            return true;
+        }
+        match v.opcode_if_instruction() {
+            Some(Opcode::LLVMPHI) => v.as_phi().is_some_and(|phi| phi.incoming().iter().all(|&(x, _)| merged(x, seen))),
+            Some(Opcode::LLVMSelect) => merged(v.operand(1), seen) && merged(v.operand(2), seen),
+            Some(_) => false,
+            None => constant_symbol(v),
+        }
+    }
+    merged(v, &mut HashSet::new())
+}
+
+/// Whether constant `v` is a symbol Julia embeds by address.
+fn constant_symbol(v: Value) -> bool {
     let rt = crate::julia::current();
     if !v.is_constant() || v.ty().address_space() != Some(rt.tracked_address_space) {
         return false;
@@ -3992,7 +4009,7 @@ fn may_merge_into(p: Value, objects: &[Value]) -> bool {
 
 /// The pointer address `p` is a constant byte offset from (through casts and
 /// single-index GEPs with a constant index), and that offset.
-fn constant_field<'ctx>(m: &crate::llvm::Module, p: Value<'ctx>) -> Option<(Value<'ctx>, i64)> {
+pub(crate) fn constant_field<'ctx>(m: &crate::llvm::Module, p: Value<'ctx>) -> Option<(Value<'ctx>, i64)> {
     if !p.is_instruction() {
         return Some((p, 0));
     }

@@ -333,6 +333,21 @@ impl<'ctx> Type<'ctx> {
             _ => None,
         }
     }
+    /// The types of a struct's fields or of an array's elements, in order; `None` for
+    /// other types.
+    pub fn fields(self) -> Option<Vec<Type<'ctx>>> {
+        match self.kind() {
+            LLVMTypeKind::LLVMArrayTypeKind => Some(vec![self.element(); self.aggregate_len()? as usize]),
+            LLVMTypeKind::LLVMStructTypeKind => {
+                // SAFETY: `self.0` is a live type (the `Type` invariant); the match arm has checked it is a
+                // struct type.
+                let n = unsafe { LLVMCountStructElementTypes(self.0) };
+                // SAFETY: as above; `k` ranges below `LLVMCountStructElementTypes`.
+                Some((0..n).map(|k| Type::from_raw(unsafe { LLVMStructGetTypeAtIndex(self.0, k) })).collect())
+            }
+            _ => None,
+        }
+    }
     /// Panics unless `ok`: `method` was called on a type that is not `wants` (a bug of
     /// the caller: LLVM's C API would read it as the wrong class, undefined behaviour).
     #[track_caller]
@@ -591,6 +606,19 @@ impl<'ctx> Value<'ctx> {
         // SAFETY: `self.0` is a live value (the `Value` invariant); `LLVMIsA*` is a checked cast, defined on
         // any value.
         unsafe { !LLVMIsAConstant(self.0).is_null() }
+    }
+    /// The field at `path` of a constant struct or array (`extractvalue` folded); `None`
+    /// when `self` is not such a constant or the path leaves it.
+    pub fn constant_field(self, path: &[u32]) -> Option<Value<'ctx>> {
+        path.iter().try_fold(self, |c, &k| {
+            if !c.is_constant() || !c.ty().is_aggregate() || u64::from(k) >= c.ty().aggregate_len()? {
+                return None;
+            }
+            // SAFETY: `c.0` is a live constant of an aggregate type (checked above) and `k` is below its
+            // number of fields; LLVM returns the field's constant, or null when it cannot.
+            let field = unsafe { LLVMGetAggregateElement(c.0, k) };
+            (!field.is_null()).then(|| Value::from_raw(field))
+        })
     }
     /// A function argument.
     pub fn is_argument(self) -> bool {
