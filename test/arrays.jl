@@ -1085,6 +1085,21 @@ end
     check_all_modes(sorted_weighted, x)
 end
 
+# Sorted values (`sort`, `sort!`, with `rev` and `by`): Base's sort of floats is a
+# recursive function (differentiated call by call) beside a `resize!` of its scratch
+# space, so the callee loads its shadow data pointers again in its reverse sweep, and
+# a merge of one array's data pointers there is loaded, not merged (`sort(x; rev =
+# true)`'s insertion sort was an internal error: "PHI nodes not grouped"). Sizes 1, 3 and
+# 25 (insertion sort below 20 elements, quicksort above).
+sorted_values(x) = sum(sort(x) .* (1.0:length(x)))
+sorted_reverse(x) = sum(sort(x; rev = true) .* (1.0:length(x))) * x[1]
+sorted_by_abs(x) = (y = copy(x); sort!(y; by = abs); sum(abs2, y[1:min(2, end)]) + y[end] * x[1])
+@testset "sorted values: $(nameof(f))" for f in (sorted_values, sorted_reverse, sorted_by_abs)
+    for x in ([0.7], [0.3, -1.2, 0.8], [sin(3k) + 0.01k for k in 1:25])
+        check_all_modes(f, x)
+    end
+end
+
 # Matrix literals of numbers (`[a b; c d]`, `[a b c]`, `[a; b]`): Julia calls `hvcat`
 # (`hcat`, `vcat`) through its generic calling convention, handing it each number boxed
 # in an arguments array on the stack, a float literal's box beside the function's own,

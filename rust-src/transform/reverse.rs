@@ -35,6 +35,7 @@
 //! so everything else it needs is pushed.
 
 use super::calls::{Callees, Pair, Pattern};
+use super::shadow::ReloadData;
 use super::tape::Tape;
 use super::{accumulate, Frame};
 use crate::analysis::activity::Activity;
@@ -133,7 +134,8 @@ pub fn differentiate<'a, 'ctx>(
         .flat_map(|b| b.instructions())
         .any(|i| crate::analysis::memory::resize_call(i).is_some());
     let others_unwritten = !resizes && crate::analysis::memory::writes_only_fresh(frame.g);
-    let shadow = lane_shadows(m, frame, mem, false)?;
+    let reload = if mem.resizes() { ReloadData::Resized } else { ReloadData::No };
+    let shadow = lane_shadows(m, frame, mem, false, reload)?;
     let eb = frame.entry_builder(m)?;
     let tape = Tape::new(m, &eb)?;
     let tape_rev = tape.with_slot(tape.slot);
@@ -154,7 +156,17 @@ pub fn differentiate_callee<'a, 'ctx>(
 ) -> Result<()> {
     // (A stack object holding differentiated numbers gets its shadow from the collector:
     // in `h.aug`'s frame it would be gone when `h.rev` adds the numbers' adjoints.)
-    let shadow = lane_shadows(m, frame, mem, true)?;
+    // (Its merges of one array's data pointers are loaded again in its reverse sweep
+    // when an array may be resized after a call of it, `Reverse::shadow_data_to_reload`:
+    // their shadows are loads then, not merges, which could not be loaded again.)
+    let reload = if resized_after_calls_of(m, pair.aug) {
+        ReloadData::All
+    } else if mem.resizes() {
+        ReloadData::Resized
+    } else {
+        ReloadData::No
+    };
+    let shadow = lane_shadows(m, frame, mem, true, reload)?;
     // h.rev's parameters mirror h.aug's: primal parameters and shadows, then the seed
     // (for a float return) and the tape.
     let (aug_params, rev_params) = (pair.aug.params(), pair.rev.params());
@@ -182,9 +194,9 @@ fn lane_shadows<'ctx>(
     frame: &Frame<'ctx>,
     mem: &Memory<'ctx>,
     callee: bool,
+    reload: ReloadData,
 ) -> Result<Vec<HashMap<Value<'ctx>, Value<'ctx>>>> {
-    let mode =
-        super::shadow::Mode { zero_copies: true, reload_merged_data: mem.resizes(), heap_number_objects: callee };
+    let mode = super::shadow::Mode { zero_copies: true, reload_merged_data: reload, heap_number_objects: callee };
     frame.shadow_lanes.iter().map(|roots| super::shadow::build_lane(m, frame, roots, mem, mode)).collect()
 }
 

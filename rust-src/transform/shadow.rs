@@ -19,14 +19,28 @@ pub struct Mode {
     /// Copies of differentiated arrays get a zeroed shadow (the reverse sweep, where a
     /// copy's adjoint starts at zero), not the copy of the shadow.
     pub zero_copies: bool,
-    /// A merge of one array's data pointers (before and after a `push!`) gets its shadow
-    /// loaded from the shadow array at the merge, not merged: the reverse sweep loads it
-    /// again there (`reverse::shadow_data_to_reload`), which a merge would not allow.
-    pub reload_merged_data: bool,
+    /// Which merges of one array's data pointers (before and after a `push!`) get their
+    /// shadow loaded from the shadow array at the merge, not merged: the reverse sweep
+    /// loads it again there (`reverse::shadow_data_to_reload`), which a merge would not
+    /// allow.
+    pub reload_merged_data: ReloadData,
     /// Stack objects holding differentiated numbers get their shadow from the collector,
     /// not from the frame (a callee's forward function, whose frame is gone when its
     /// reverse function adds the numbers' adjoints there).
     pub heap_number_objects: bool,
+}
+
+/// Which shadow data pointers the reverse sweep loads again (`Mode::reload_merged_data`).
+#[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
+pub enum ReloadData {
+    /// None: nothing resizes the arrays while the derivative runs.
+    #[default]
+    No,
+    /// Those of arrays the function resizes.
+    Resized,
+    /// Every one: the function is a callee whose arrays may be resized after it returns
+    /// (`reverse::resized_after_calls_of`).
+    All,
 }
 
 /// The shadow of stack object `a` from the collector (`Mode::heap_number_objects`):
@@ -91,7 +105,11 @@ pub fn build_lane<'ctx>(
     let b = m.builder();
     let mut phis = Vec::new();
     let holds_shadow = |i: Value<'ctx>| mem.is_shadowed(i) || mem.aggregate_paths(i).is_some();
-    let reloaded = |i: Value<'ctx>| mode.reload_merged_data && mem.resized_data_pointer(i).is_some();
+    let reloaded = |i: Value<'ctx>| match mode.reload_merged_data {
+        ReloadData::No => false,
+        ReloadData::Resized => mem.resized_data_pointer(i).is_some(),
+        ReloadData::All => mem.data_pointer_of(i).is_some(),
+    };
     for &i in &insts {
         let Some(phi) = i.as_phi() else { continue };
         if holds_shadow(i) && !shadow.contains_key(&i) && !reloaded(i) {
