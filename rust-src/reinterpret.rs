@@ -261,6 +261,16 @@ fn source<'ctx>(
     let mant = mantissa_mask(ty.int_width());
     let result = match i.opcode() {
         Opcode::LLVMBitCast if i.operand(0).ty() == fty => Some(i.operand(0)),
+        // A float loaded as its bits (`instcombine` folds `bitcast (load double)` into
+        // `load i64`: `copysign(x[1], x[2])`): the same bits loaded as a float, which
+        // memory with a shadow gives a derivative (`memory::retype_bit_copies` does the
+        // same for the integer load once shadows are known).
+        Opcode::LLVMLoad if !i.is_volatile() => {
+            let b = m.builder();
+            b.before(i)?;
+            b.set_debug_loc_from(i)?;
+            Some(b.load(fty, i.operand(0))?)
+        }
         Opcode::LLVMAnd | Opcode::LLVMOr | Opcode::LLVMXor => {
             let (a, c) = (i.operand(0), i.operand(1));
             let (var, mask) = match (a.const_uint(), c.const_uint()) {

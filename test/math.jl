@@ -3,6 +3,8 @@
 # lookups, Newton steps) differentiated as code; exp2, expm1, log2 and log10 are
 # openlibm calls in Julia 1.5, differentiated by rule.
 
+include("finite_differences.jl")   # fd_gradient, check_all_modes
+
 const RTOL = 1e-10
 
 cube(x) = x^3
@@ -82,6 +84,22 @@ end
         @test dy ≈ y / h rtol = RTOL
         @test autodiff(Forward, hypot, DuplicatedNoNeed, Duplicated(x, 1.0), Const(y))[1] ≈ x / h rtol = RTOL
         @test autodiff(Forward, hypot, DuplicatedNoNeed, Const(x), Duplicated(y, 1.0))[1] ≈ y / h rtol = RTOL
+    end
+end
+
+# `copysign`, `flipsign` and `abs` of array elements: Julia builds them from the
+# float's bits, which LLVM loads from the array as an integer (`load i64`); the float
+# under the masks is the same bits loaded as a float (`reinterpret::source`). Refused
+# before ("integer arithmetic on the bits of a float"). Both signs of each argument.
+signs_of(x) = copysign(x[1], x[2]) * x[3] + flipsign(x[2], x[3]) + copysign(x[3], -1.0) * abs(x[1])
+@testset "copysign and flipsign of array elements" begin
+    for x in ([0.7, -1.3, 2.1], [-0.4, 0.9, -1.6], [1.1, 0.5, 0.3])
+        check_all_modes(signs_of, x)
+        s(v) = v > 0 ? 1.0 : -1.0
+        (x1, x2, x3) = x
+        dx = zero(x)
+        autodiff(Reverse, signs_of, Active, Duplicated(copy(x), dx))
+        @test dx ≈ [s(x1) * s(x2) * x3 - abs(x3) * s(x1), s(x3), copysign(x1, x2) - s(x3) * abs(x1)]
     end
 end
 
