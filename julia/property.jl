@@ -576,6 +576,11 @@ function program(rng, name)
                 "ix = sortperm(x; rev = true); for k in 1:$(rand(rng, 0:3))
         s += x[ix[k]] * k
     end",
+                # Sorted values (a recursive sort beside a resize of its scratch space),
+                # and signs taken from an array's elements (masks over their bits).
+                "sv = sort(x .* $(expr(rng, 1, vars)); rev = $(rand(rng, (true, false))))
+    s += sv[1] * x[2] + sv[end]",
+                "s += copysign(x[$(rand(rng, 1:3))], x[$(rand(rng, 1:3))]) * $(expr(rng, 1, vars)) + flipsign(s, x[$(rand(rng, 1:3))])",
             ]))
         else
             push!(body, "k = 0\n    while s > 0.5 && k < 3\n        s = s / 2 + $(expr(rng, 1, vars)) / 10\n        k += 1\n    end")
