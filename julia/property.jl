@@ -77,6 +77,9 @@ cell_walk(c::Cell, k) = k == 0 ? c.v : (c.v += c.w[k] * c.v / 2; cell_walk(c, k 
 # A recursive function returning a fresh array at each level (its derivative functions
 # hand the result's shadow back), broadcasting and copying inside.
 @noinline rec_arrays(x, c, k) = k == 0 ? copy(x) .* c : rec_arrays(x, c, k - 1) .+ x .* c
+# A recursive function returning a mutable struct it builds (its callers read the
+# shadow its derivative hands back), updated at each level.
+rec_cell(x, c, k) = k == 0 ? Cell(x .* c, c) : (r = rec_cell(x, c, k - 1); r.v *= x[k]; r)
 # A node of a linked list the program builds in a loop (nodes that link to one another,
 # issue 15), walked by a loop or by a recursive function.
 mutable struct Node
@@ -419,6 +422,8 @@ function program(rng, name)
     end
     s += Property.nest_walk(n, $(rand(rng, 0:2)))",
                 "s += sum(abs2, Property.rec_arrays(x, $(expr(rng, 1, vars)), $(rand(rng, 0:3))))",
+                "rc = Property.rec_cell(x, $(expr(rng, 1, vars)), $(rand(rng, 0:3)))
+    s += rc.v * sum(rc.w) + rc.w[2]",
                 "ka = zeros(3)
     Property.keep_into!(ka, $(rand(rng, 0:3)), $(expr(rng, 1, vars)))
     s += ka[1] * x[2] + ka[3]",

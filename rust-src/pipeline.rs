@@ -589,6 +589,11 @@ pub fn analyze<'ctx>(
     }
     Printed::Types.print(&g.name(), || types.print(g));
     let mut allocations = std::collections::HashMap::new();
+    // (A callee whose callers read the shadow of the struct object it returns: every
+    // such object it allocates has a shadow, also one nothing differentiated reaches.)
+    if matches!(subject.returned_memory, Some(Leaf::Object(_))) {
+        allocations.extend(crate::analysis::memory::returned_objects(g));
+    }
     loop {
         let mut mem = Memory::compute(m, g, roots, maybe_constant, &allocations, user_name)?;
         if crate::analysis::memory::retype_bit_copies(m, g, &mem, &types)? {

@@ -606,6 +606,65 @@ end
     @test_throws Oxidase.DifferentiationError autodiff(Forward, f, Duplicated, Duplicated(copy(x), ones(3)))
 end
 
+# Structs a callee differentiated call by call returns (a recursive function building
+# one, a function with a `try`): the caller reads the fields of the shadow the callee's
+# derivative hands back, laid out as the callee's stores into the object say
+# (`memory::returned_object_layout`), and the callee gives every object it returns a
+# shadow, also one holding no derivative yet that the caller writes into. Once refused
+# ("reading a value ... through a call to `mkc`"). Levels 0, 1 and 3; both sides of the
+# branch that returns `nothing`; the `try` body throwing or not.
+mutable struct HoRet; w::Vector{Float64}; s::Float64; end
+mutable struct HoRetOuter; m::HoRet; t::Float64; end
+ho_ret_build(x, k) = k == 0 ? HoRet(x .* 2, x[1]) : (c = ho_ret_build(x, k - 1); c.s *= x[k]; c)
+ho_ret_zero(x, k) = k == 0 ? HoRetOuter(HoRet(zeros(3), 1.0), 0.0) : (o = ho_ret_zero(x, k - 1); o.t += x[k]; o)
+ho_ret_maybe(x, k) = k == 0 ? (x[1] > 0 ? HoRet(x .* 1, x[2]) : nothing) : ho_ret_maybe(x, k - 1)
+function ho_ret_try(x)
+    m = HoRet(zeros(3), 0.0)
+    try
+        m.s = x[2] * 2
+        x[1] < -0.5 && error("negative")
+        for i in 1:3
+            m.w[i] = x[i]^2
+        end
+    catch
+        m.s = x[3]
+    end
+    return m
+end
+ho_ret_read(x, k) = (c = ho_ret_build(x, k); sum(c.w) * c.s)
+ho_ret_written(x, k) = (o = ho_ret_zero(x, k); o.m.w .= x .* o.t; o.m.s = x[3]; sum(o.m.w) * o.m.s + o.m.w[1])
+ho_ret_nothing(x) = (m = ho_ret_maybe(x, 2); m === nothing ? x[3]^2 : m.s * sum(m.w))
+ho_ret_caught(x) = (m = ho_ret_try(x); m.w[1] * m.s + sum(m.w))
+ho_ret_nested(x, k) = k == 0 ? HoRetOuter(HoRet(x .* 2, x[1]), x[3]) : (o = ho_ret_nested(x, k - 1); o.t *= x[2]; o)
+ho_ret_held(x, k) = (o = ho_ret_nested(x, k); o.m.s * o.t + sum(o.m.w))
+@testset "a struct a callee returns: $name" for (name, f) in (
+        ("built, 0", x -> ho_ret_read(x, 0)), ("built, 1", x -> ho_ret_read(x, 1)), ("built, 3", x -> ho_ret_read(x, 3)),
+        ("zero, written after, 0", x -> ho_ret_written(x, 0)), ("zero, written after, 2", x -> ho_ret_written(x, 2)),
+        ("or nothing", ho_ret_nothing), ("from a try", ho_ret_caught), ("nested, 0", x -> ho_ret_held(x, 0)),
+        ("nested, 2", x -> ho_ret_held(x, 2)))
+    for x in ([0.7, -1.3, 2.1], [-0.8, 0.9, 1.6], [0.3, 0.5, -1.1])
+        check_all_modes(f, x)
+    end
+end
+@testset "a struct a callee returns: analytic" begin
+    # Two levels: s = x₁ · x₁ · x₂, w = 2x, so f = S s with S = 2 sum(x).
+    x = [0.7, -1.3, 2.1]; dx = zero(x)
+    autodiff(Reverse, x -> ho_ret_read(x, 2), Active, Duplicated(copy(x), dx))
+    S, s = 2 * sum(x), x[1]^2 * x[2]
+    @test dx ≈ [2s + S * 2 * x[1] * x[2], 2s + S * x[1]^2, 2s]
+end
+# Still refused: a struct holding a `Const` array, and a list a recursive function
+# builds (`l = Node(v, build(k - 1))`: the link is the recursive call's result).
+ho_ret_const(x, c, k) = k == 0 ? HoRet(c, x[1]) : ho_ret_const(x, c, k - 1)
+ho_ret_list(x, k) = k == 0 ? nothing : HoLink(x[k]^2, ho_ret_list(x, k - 1))
+@testset "a struct a callee returns, refused: $name" for (name, f) in (
+        ("holding a constant", x -> (m = ho_ret_const(x, [1.0, 2.0, 3.0], 2); m.s * m.w[2])),
+        ("list", x -> ho_walk(ho_ret_list(x, 3)) * x[1]))
+    x = [0.7, -1.2, 0.4]
+    @test_throws Oxidase.DifferentiationError autodiff(Reverse, f, Active, Duplicated(copy(x), zero(x)))
+    @test_throws Oxidase.DifferentiationError autodiff(Forward, f, Duplicated, Duplicated(copy(x), ones(3)))
+end
+
 # A function that is not inlined, called once with a differentiated array and once with
 # a constant one: the second call keeps a copy of the original (it once failed with an
 # internal error, the original's body having moved into its derivative).

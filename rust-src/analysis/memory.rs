@@ -1778,7 +1778,70 @@ pub fn callee_result_leaf<'ctx>(
     } else {
         h
     };
-    returned_leaf(body, h, &args)
+    returned_leaf(m, body, h, &args)
+}
+
+/// The layout of heap object `a` that callee body `body` allocates and returns, read off
+/// the stores it makes into it (`heap_layout`) with what the arrays and objects stored
+/// there are told by their types alone: the callee's own analysis, which gives them
+/// their shadows, runs after its callers' (`Subject::returned_memory`).
+fn returned_object_layout<'ctx>(
+    m: &crate::llvm::Module,
+    body: crate::llvm::Function<'ctx>,
+    a: Value<'ctx>,
+    args: &[Option<Leaf>],
+) -> Option<Fields> {
+    let mut by_type: HashMap<Value<'ctx>, Leaf> = HashMap::new();
+    for i in body.blocks().into_iter().flat_map(|b| b.instructions()) {
+        let leaf = if gc_allocation(i).is_some() {
+            Some(Leaf::StackMixedF64)
+        } else if array_call(i) == Some(ArrayCall::Alloc) {
+            float_array_allocation_by_type(i)
+                .or_else(|| (integer_array_allocation(i) || symbol_array_allocation(i)).then_some(Leaf::ArrayF64))
+        } else {
+            None
+        };
+        if let Some(l) = leaf {
+            by_type.insert(i, l);
+        }
+    }
+    // (The parameters' arrays are what the call site hands: a float copied from one
+    // into a field as its bits is a float there, `heap_layout`.)
+    for (p, leaf) in body.params().into_iter().zip(args) {
+        if let Some(l) = leaf {
+            by_type.insert(p, *l);
+        }
+    }
+    let fields = heap_layout(m, a, &by_type, 4)?;
+    Some(crate::request::intern(&fields))
+}
+
+/// Whether integer `v` is a `Float64`'s bits loaded from the data of an array of
+/// `Float64` with a shadow (`shadowed`, at the array object or its cast; not an array of
+/// integers or symbols beside differentiated ones, whose zero shadow is one too).
+fn float_bits_load(v: Value, shadowed: &HashMap<Value, Leaf>) -> bool {
+    let floats = |o: Value| {
+        let base = zero_offset_base(o);
+        [o, base].iter().any(|o| shadowed.get(o) == Some(&Leaf::ArrayF64))
+            && !integer_array_allocation(base)
+            && !symbol_array_allocation(base)
+    };
+    v.opcode_if_instruction() == Some(Opcode::LLVMLoad)
+        && v.ty().int_width() == 64
+        && data_object(v.operand(0)).is_some_and(floats)
+}
+
+/// The array object whose data pointer address `p` is based on (`load ptr, obj` then
+/// address arithmetic).
+fn data_object(p: Value) -> Option<Value> {
+    let mut p = p;
+    loop {
+        match p.opcode_if_instruction()? {
+            Opcode::LLVMGetElementPtr | Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast => p = p.operand(0),
+            Opcode::LLVMLoad => return Some(p.operand(0)),
+            _ => return None,
+        }
+    }
 }
 
 /// What the memory callee `h` (its body in function `body`) returns holds, given what
@@ -1787,7 +1850,12 @@ pub fn callee_result_leaf<'ctx>(
 /// recursive call (`nothing` and null aside). `None` when any other value may be
 /// returned (an object, a global, another call's result): the result then has no shadow,
 /// and derivative data reaching it is refused (`untracked`).
-fn returned_leaf(body: crate::llvm::Function, h: crate::llvm::Function, args: &[Option<Leaf>]) -> Option<Leaf> {
+fn returned_leaf(
+    m: &crate::llvm::Module,
+    body: crate::llvm::Function,
+    h: crate::llvm::Function,
+    args: &[Option<Leaf>],
+) -> Option<Leaf> {
     let params = body.params();
     let mut work: Vec<Value> = body
         .blocks()
@@ -1817,6 +1885,8 @@ fn returned_leaf(body: crate::llvm::Function, h: crate::llvm::Function, args: &[
                     continue;
                 }
                 _ if v.as_call().and_then(|c| c.called_function()).is_some_and(|g| g == h || g == body) => continue,
+                // (A mutable struct it allocates, laid out by what it stores there.)
+                _ if gc_allocation(v).is_some() => returned_object_layout(m, body, v, args).map(Leaf::Object),
                 _ => None,
             },
             Some(_) => None,
@@ -1829,6 +1899,66 @@ fn returned_leaf(body: crate::llvm::Function, h: crate::llvm::Function, args: &[
         }
     }
     leaf
+}
+
+/// The heap objects (mutable structs) function `g` allocates and may return, through
+/// merges and casts, each with the leaf its shadow has: a callee whose callers read
+/// the shadow of the object it returns (`callee_result_leaf`) gives each one, before
+/// anything is known of what it holds.
+pub fn returned_objects<'ctx>(g: crate::llvm::Function<'ctx>) -> Vec<(Value<'ctx>, Leaf)> {
+    let (mut found, mut seen) = (Vec::new(), HashSet::new());
+    let mut work: Vec<Value<'ctx>> = g
+        .blocks()
+        .into_iter()
+        .filter_map(|b| b.terminator())
+        .filter(|t| t.opcode() == Opcode::LLVMRet && t.num_operands() == 1)
+        .map(|t| t.operand(0))
+        .collect();
+    while let Some(v) = work.pop() {
+        if !seen.insert(v) {
+            continue;
+        }
+        match v.opcode_if_instruction() {
+            Some(Opcode::LLVMPHI | Opcode::LLVMSelect) => work.extend(merged(v)),
+            Some(Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast) => work.push(v.operand(0)),
+            Some(Opcode::LLVMCall) if gc_allocation(v).is_some() => found.push((v, Leaf::StackMixedF64)),
+            _ => {}
+        }
+    }
+    // (And the arrays and objects stored into them, as their types say, at any depth:
+    // the layout the callers read them by, `returned_object_layout`.)
+    let stores: Vec<Value<'ctx>> =
+        g.blocks().into_iter().flat_map(|b| b.instructions()).filter(|i| i.opcode() == Opcode::LLVMStore).collect();
+    let mut objects: HashSet<Value<'ctx>> = found.iter().map(|(o, _)| *o).collect();
+    let mut arrays: HashSet<Value<'ctx>> = HashSet::new();
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for &i in &stores {
+            if !object_base(i.operand(1)).is_some_and(|o| objects.contains(&o)) {
+                continue;
+            }
+            let a = zero_offset_base(i.operand(0));
+            if !a.is_instruction() {
+                continue;
+            }
+            if gc_allocation(a).is_some() && at_offset_zero(i.operand(0)) && objects.insert(a) {
+                found.push((a, Leaf::StackMixedF64));
+                changed = true;
+                continue;
+            }
+            if array_call(a) != Some(ArrayCall::Alloc) || arrays.contains(&a) {
+                continue;
+            }
+            let leaf = float_array_allocation_by_type(a)
+                .or_else(|| (integer_array_allocation(a) || symbol_array_allocation(a)).then_some(Leaf::ArrayF64));
+            if let Some(l) = leaf {
+                arrays.insert(a);
+                found.push((a, l));
+            }
+        }
+    }
+    found
 }
 
 /// The array allocations and copies return `r` may return, through merges and casts.
@@ -1953,6 +2083,10 @@ fn heap_layout<'ctx>(
                     // tuple of numbers whose type says so.)
                     (_, 32) if holds_float32(member) => Some(Layout::F32),
                     (_, 32) => None,
+                    // (A float copied from a differentiated array as its bits, `load i64`
+                    // then `store i64`, as `instcombine` makes of `Cell(w, x[1])`: a float
+                    // field, as `retype_bit_copies` makes it once shadows are known.)
+                    _ if v.ty().is_int() && float_bits_load(v, shadowed) => Some(Layout::F64),
                     _ if v.ty().is_int() => Some(Layout::Integer),
                     _ if is_null(v) || is_nothing(v) => return true,
                     // (A symbol, a task's state: memory without a derivative.)
