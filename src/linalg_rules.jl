@@ -45,7 +45,7 @@
 module LinalgRules
 
 using LinearAlgebra
-using ..Oxidase: Annotation, Const, Active, Duplicated, BatchDuplicated, DifferentiationError, BuiltinRules
+using ..Oxidase: Annotation, Const, Active, Duplicated, BatchDuplicated, DifferentiationError, BuiltinRules, Hot
 using ..Oxidase.EnzymeRules: FwdConfig, RevConfig, AugmentedReturn, needs_primal, needs_shadow, width, overwritten
 
 const LinalgFloat = Union{Float64,Float32}
@@ -815,6 +815,59 @@ function solve_pullback!(F̄::Matrix, C::Cholesky, Z, X)
     return F̄
 end
 
+# Solves with a factorization `lu` made in the function: their adjoint of A is
+# Ā = −Z Xᵀ (`Z = A⁻ᵀ X̄`), which mapping their factors' adjoint back through `lu`'s
+# pullback gives too, with four matrix products and triangular solves (n³ each) where
+# this is one outer product (n² per right-hand side). So a solve with such a
+# factorization keeps its pair (Z, X) beside the shadow's factors, and `lu`'s reverse,
+# which runs after every solve's, adds −Z Xᵀ to Ā and maps back only what else reached
+# the factors (`det(F)`, `F.factors`). A factorization the function did not make (an
+# argument) has no entry: its solves add to its factors' adjoint as before.
+#
+# The pairs live in the derivative call's hook frame (`Hot.hook_frames`, closed when the
+# call returns or throws), keyed by the shadow factors matrix itself (`IdDict`: two
+# lanes' zero matrices are equal, not the same). A solve in another call (split mode's
+# reverse thunk) finds no list there and maps its adjoint back itself.
+struct DeferredSolves
+    pairs::IdDict{Matrix,Vector{Any}}
+end
+
+# The current call's deferred solves (`create`d on first use by an `lu`), or `nothing`.
+function deferred_solves(create::Bool)
+    frames = Hot.hook_frames()
+    isempty(frames) && return nothing
+    frame = last(frames)
+    k = findfirst(x -> x isa DeferredSolves, frame)
+    k === nothing || return frame[k]::DeferredSolves
+    create || return nothing
+    d = DeferredSolves(IdDict{Matrix,Vector{Any}}())
+    push!(frame, d)
+    return d
+end
+
+# Opens the list of deferred solves for the shadow factors `D` of an `lu` made in the
+# function.
+function defer_solves_into!(D::Matrix)
+    d = deferred_solves(true)
+    d === nothing || (d.pairs[D] = Any[])
+    return D
+end
+
+# Keeps (Z, X) for `D`'s `lu` if it has a list; `false` if not (the caller maps it).
+function defer_solve!(D::Matrix, Z, X)
+    d = deferred_solves(false)
+    list = d === nothing ? nothing : get(d.pairs, D, nothing)
+    list === nothing && return false
+    push!(list, (Z, X))
+    return true
+end
+
+# The pairs deferred into `D`, and `D`'s list closed.
+function take_deferred!(D::Matrix)
+    d = deferred_solves(false)
+    return d === nothing ? Any[] : pop!(d.pairs, D, Any[])
+end
+
 # A⁻ᵀ R for the factorization `F` of A.
 transposed_solve(F::LU, R) = transpose(F) \ R
 transposed_solve(C::Cholesky, R) = C \ R
@@ -845,6 +898,9 @@ for (f, Input) in ((:lu, :(Matrix{T})), (:cholesky, :(CholeskyInput{T})))
                                                A::Annotation{<:$Input}) where {T<:LinalgFloat}
             F = $f(A.val)
             shadows = needs_shadow(config) ? each_lane(_ -> with_factors(F, zero(F.factors)), config) : nothing
+            if F isa LU && shadows !== nothing && !(A isa Const)
+                foreach(dF -> defer_solves_into!(dF.factors), width(config) == 1 ? (shadows,) : shadows)
+            end
             # (The caller may change the factors it gets back before the reverse sweep.)
             return AugmentedReturn(needs_primal(config) ? F : nothing, shadows, (keep(F), shadows))
         end
@@ -855,7 +911,15 @@ for (f, Input) in ((:lu, :(Matrix{T})), (:cholesky, :(CholeskyInput{T})))
             (shadows === nothing || A isa Const) && return (nothing,)
             for l in 1:width(config)
                 dF = width(config) == 1 ? shadows : shadows[l]
-                factors_pullback!(data(lane(A, l)), A.val, F, dF.factors)
+                Ā = data(lane(A, l))
+                if F isa LU
+                    for (Z, X) in take_deferred!(dF.factors)
+                        mul!(Ā, as_matrix(Z), transpose(as_matrix(X)), -1, 1)
+                    end
+                    # (Nothing else reached the factors: nothing to map back.)
+                    iszero(dF.factors) && continue
+                end
+                factors_pullback!(Ā, A.val, F, dF.factors)
             end
             return (nothing,)
         end
@@ -892,7 +956,7 @@ function BuiltinRules.reverse(config::RevConfig, ::Const{typeof(\)}, ::Type, tap
     for l in 1:width(config)
         Z = transposed_solve(G, width(config) == 1 ? shadows : shadows[l])
         B isa Const || (lane(B, l) .+= Z)
-        F isa Const || solve_pullback!(lane(F, l).factors, G, Z, X)
+        F isa Const || G isa LU && defer_solve!(lane(F, l).factors, Z, copy(X)) || solve_pullback!(lane(F, l).factors, G, Z, X)
     end
     return (nothing, nothing)
 end
@@ -938,7 +1002,7 @@ function BuiltinRules.reverse(config::RevConfig, ::Const{typeof(ldiv!)}, ::Type,
         dB = lane(B, l)
         Z = transposed_solve(G, dB)
         dB .= Z
-        F isa Const || solve_pullback!(lane(F, l).factors, G, Z, X)
+        F isa Const || G isa LU && defer_solve!(lane(F, l).factors, Z, copy(X)) || solve_pullback!(lane(F, l).factors, G, Z, X)
     end
     return (nothing, nothing)
 end

@@ -105,8 +105,8 @@ function array_cases()
     push!(cases, array_case("dense solve `sum(A \\ b)`, gradient in A (Oxidase's rule)", "n = $n", solve_sum,
                             solve_sum_grad!, [i == j ? n + 1.0 : sin(i + 2j) for i in 1:n, j in 1:n],
                             [cos(0.3i) for i in 1:n]; ratio = 3.0))
-    # (No target yet: `lu`'s pullback maps any adjoint of the factors back to A, some
-    # four matrix products and triangular solves against the factorization's one.)
+    # (No target of its own: the solves with a factorization the function made hand their
+    # adjoint of A to `lu`'s reverse as outer products, `LinalgRules.DeferredSolves`.)
     push!(cases, array_case("dense solve through `lu`: `sum(lu(A) \\ b)`, gradient in A", "n = $n", lu_solve_sum,
                             solve_sum_grad!, [i == j ? n + 1.0 : sin(i + 2j) for i in 1:n, j in 1:n],
                             [cos(0.3i) for i in 1:n]))
