@@ -55,8 +55,15 @@ use std::collections::HashMap;
 enum Sweep<'a, 'ctx> {
     /// The ABI entry: the reverse sweep follows the forward sweep in the same function.
     Entry { req: &'a Request },
-    /// A callee: the reverse sweep is `pair.rev`, whose entry block ends in `entry_br`.
-    Callee { pair: &'a Pair<'ctx>, entry_br: Value<'ctx>, remap: HashMap<Value<'ctx>, Value<'ctx>> },
+    /// A callee: the reverse sweep is `pair.rev`, whose entry block ends in `entry_br`;
+    /// `resized_after`: an array may be resized after one of its calls returns
+    /// (`resized_after_calls_of`).
+    Callee {
+        pair: &'a Pair<'ctx>,
+        entry_br: Value<'ctx>,
+        remap: HashMap<Value<'ctx>, Value<'ctx>>,
+        resized_after: bool,
+    },
 }
 
 struct Reverse<'a, 'ctx> {
@@ -159,7 +166,8 @@ pub fn differentiate_callee<'a, 'ctx>(
     // (Its merges of one array's data pointers are loaded again in its reverse sweep
     // when an array may be resized after a call of it, `Reverse::shadow_data_to_reload`:
     // their shadows are loads then, not merges, which could not be loaded again.)
-    let reload = if resized_after_calls_of(m, pair.aug) {
+    let resized_after = resized_after_calls_of(m, pair.aug);
+    let reload = if resized_after {
         ReloadData::All
     } else if mem.resizes() {
         ReloadData::Resized
@@ -182,7 +190,7 @@ pub fn differentiate_callee<'a, 'ctx>(
     eb.before(entry_br)?;
     let tape = Tape::on(m, frame.tape.expect("callee frames have a tape"))?;
     let tape_rev = tape.with_slot(*rev_params.last().expect("h.rev takes the tape"));
-    let sweep = Sweep::Callee { pair, entry_br, remap };
+    let sweep = Sweep::Callee { pair, entry_br, remap, resized_after };
     let r = Reverse::new(Inputs { m, frame, act, mem, callees }, shadow, sweep, (tape, tape_rev));
     r.run(&eb)
 }
@@ -436,7 +444,7 @@ impl<'a, 'ctx> Reverse<'a, 'ctx> {
         // may be resized after a call of it (`a = x .* 2; s = rsum(a, 3); push!(a, ...)`
         // once lost the callee's adjoints, written into the buffer the growth left).
         let callee_after_resize = match &self.sweep {
-            Sweep::Callee { pair, .. } => resized_after_calls_of(self.m, pair.aug),
+            Sweep::Callee { resized_after, .. } => *resized_after,
             Sweep::Entry { .. } => false,
         };
         if !self.mem.resizes() && !callee_after_resize {
