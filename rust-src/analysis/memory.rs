@@ -1857,13 +1857,7 @@ fn returned_leaf(
     args: &[Option<Leaf>],
 ) -> Option<Leaf> {
     let params = body.params();
-    let mut work: Vec<Value> = body
-        .blocks()
-        .into_iter()
-        .filter_map(|b| b.terminator())
-        .filter(|t| t.opcode() == Opcode::LLVMRet && t.num_operands() == 1)
-        .map(|t| t.operand(0))
-        .collect();
+    let mut work = returned_values(body);
     let (mut leaf, mut seen) = (None, HashSet::new());
     while let Some(v) = work.pop() {
         if !seen.insert(v) || is_nothing(v) || is_null(v) {
@@ -1906,25 +1900,10 @@ fn returned_leaf(
 /// the shadow of the object it returns (`callee_result_leaf`) gives each one, before
 /// anything is known of what it holds.
 pub fn returned_objects<'ctx>(g: crate::llvm::Function<'ctx>) -> Vec<(Value<'ctx>, Leaf)> {
-    let (mut found, mut seen) = (Vec::new(), HashSet::new());
-    let mut work: Vec<Value<'ctx>> = g
-        .blocks()
+    let mut found: Vec<(Value<'ctx>, Leaf)> = merged_sources(returned_values(g), |v| gc_allocation(v).is_some())
         .into_iter()
-        .filter_map(|b| b.terminator())
-        .filter(|t| t.opcode() == Opcode::LLVMRet && t.num_operands() == 1)
-        .map(|t| t.operand(0))
+        .map(|o| (o, Leaf::StackMixedF64))
         .collect();
-    while let Some(v) = work.pop() {
-        if !seen.insert(v) {
-            continue;
-        }
-        match v.opcode_if_instruction() {
-            Some(Opcode::LLVMPHI | Opcode::LLVMSelect) => work.extend(merged(v)),
-            Some(Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast) => work.push(v.operand(0)),
-            Some(Opcode::LLVMCall) if gc_allocation(v).is_some() => found.push((v, Leaf::StackMixedF64)),
-            _ => {}
-        }
-    }
     // (And the arrays and objects stored into them, as their types say, at any depth:
     // the layout the callers read them by, `returned_object_layout`.)
     let stores: Vec<Value<'ctx>> =
@@ -1963,10 +1942,23 @@ pub fn returned_objects<'ctx>(g: crate::llvm::Function<'ctx>) -> Vec<(Value<'ctx
 
 /// The array allocations and copies return `r` may return, through merges and casts.
 pub fn returned_allocations(r: Value) -> Vec<Value> {
-    let (mut found, mut seen, mut work) = (Vec::new(), HashSet::new(), Vec::new());
-    if r.num_operands() == 1 {
-        work.push(r.operand(0));
-    }
+    let returned = if r.num_operands() == 1 { vec![r.operand(0)] } else { Vec::new() };
+    merged_sources(returned, |v| matches!(array_call(v), Some(ArrayCall::Alloc | ArrayCall::Copy)))
+}
+
+/// The values function `g` may return (each `ret`'s operand).
+fn returned_values(g: crate::llvm::Function) -> Vec<Value> {
+    g.blocks()
+        .into_iter()
+        .filter_map(|b| b.terminator())
+        .filter(|t| t.opcode() == Opcode::LLVMRet && t.num_operands() == 1)
+        .map(|t| t.operand(0))
+        .collect()
+}
+
+/// The calls `keep` accepts that values `from` may be, through merges and casts.
+fn merged_sources<'ctx>(from: Vec<Value<'ctx>>, keep: impl Fn(Value<'ctx>) -> bool) -> Vec<Value<'ctx>> {
+    let (mut found, mut seen, mut work) = (Vec::new(), HashSet::new(), from);
     while let Some(v) = work.pop() {
         if !seen.insert(v) {
             continue;
@@ -1974,9 +1966,7 @@ pub fn returned_allocations(r: Value) -> Vec<Value> {
         match v.opcode_if_instruction() {
             Some(Opcode::LLVMPHI | Opcode::LLVMSelect) => work.extend(merged(v)),
             Some(Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast) => work.push(v.operand(0)),
-            Some(Opcode::LLVMCall) if matches!(array_call(v), Some(ArrayCall::Alloc | ArrayCall::Copy)) => {
-                found.push(v)
-            }
+            Some(Opcode::LLVMCall) if keep(v) => found.push(v),
             _ => {}
         }
     }
