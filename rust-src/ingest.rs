@@ -572,8 +572,10 @@ fn forward_indexed_stack_loads<'ctx>(m: &'ctx Module, g: Function<'ctx>) -> Buil
             let Some(values) = offsets.iter().map(|&o| value_at(base_off + o)).collect::<Option<Vec<_>>>() else {
                 continue;
             };
-            // (A float stored as its bits, or bits read as a float, of the same size.)
-            let same_kind = |v: Value<'ctx>| v.ty() == l.ty() || !v.ty().is_pointer() && !l.ty().is_pointer();
+            // (A float stored as its bits, or bits read as a float, of the same size; not a
+            // pointer or a struct value, which no bitcast turns into another type.)
+            let scalar = |t: crate::llvm::Type<'ctx>| !t.is_pointer() && !t.is_aggregate();
+            let same_kind = |v: Value<'ctx>| v.ty() == l.ty() || scalar(v.ty()) && scalar(l.ty());
             if !values.iter().all(|&v| same_kind(v)) {
                 continue;
             }
