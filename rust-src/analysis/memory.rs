@@ -1793,14 +1793,7 @@ fn returned_object_layout<'ctx>(
 ) -> Option<Fields> {
     let mut by_type: HashMap<Value<'ctx>, Leaf> = HashMap::new();
     for i in body.blocks().into_iter().flat_map(|b| b.instructions()) {
-        let leaf = if gc_allocation(i).is_some() {
-            Some(Leaf::StackMixedF64)
-        } else if array_call(i) == Some(ArrayCall::Alloc) {
-            float_array_allocation_by_type(i)
-                .or_else(|| (integer_array_allocation(i) || symbol_array_allocation(i)).then_some(Leaf::ArrayF64))
-        } else {
-            None
-        };
+        let leaf = if gc_allocation(i).is_some() { Some(Leaf::StackMixedF64) } else { array_leaf_by_type(i) };
         if let Some(l) = leaf {
             by_type.insert(i, l);
         }
@@ -1926,12 +1919,10 @@ pub fn returned_objects<'ctx>(g: crate::llvm::Function<'ctx>) -> Vec<(Value<'ctx
                 changed = true;
                 continue;
             }
-            if array_call(a) != Some(ArrayCall::Alloc) || arrays.contains(&a) {
+            if arrays.contains(&a) {
                 continue;
             }
-            let leaf = float_array_allocation_by_type(a)
-                .or_else(|| (integer_array_allocation(a) || symbol_array_allocation(a)).then_some(Leaf::ArrayF64));
-            if let Some(l) = leaf {
+            if let Some(l) = array_leaf_by_type(a) {
                 arrays.insert(a);
                 found.push((a, l));
             }
@@ -1944,6 +1935,17 @@ pub fn returned_objects<'ctx>(g: crate::llvm::Function<'ctx>) -> Vec<(Value<'ctx
 pub fn returned_allocations(r: Value) -> Vec<Value> {
     let returned = if r.num_operands() == 1 { vec![r.operand(0)] } else { Vec::new() };
     merged_sources(returned, |v| matches!(array_call(v), Some(ArrayCall::Alloc | ArrayCall::Copy)))
+}
+
+/// The leaf of the shadow array allocation `a` gets by its type alone: an array of
+/// floats its own; an array of integers or symbols a zero one (`Leaf::ArrayF64`, as
+/// beside differentiated arrays). `None` for anything else.
+fn array_leaf_by_type(a: Value) -> Option<Leaf> {
+    if array_call(a) != Some(ArrayCall::Alloc) {
+        return None;
+    }
+    float_array_allocation_by_type(a)
+        .or_else(|| (integer_array_allocation(a) || symbol_array_allocation(a)).then_some(Leaf::ArrayF64))
 }
 
 /// The values function `g` may return (each `ret`'s operand).
