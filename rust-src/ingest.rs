@@ -1042,9 +1042,89 @@ fn splat_calls(m: &Module, g: Function) -> Built<()> {
         }
     }
     for array in arrays {
+        drop_overwritten_stores(m, g, array);
         delete_if_only_stored(array);
     }
     Ok(())
+}
+
+/// Deletes the stores into stack array `a` that a later store to the same bytes
+/// overwrites on every path before anything reads the array or hands it on (paths that
+/// end in `unreachable` or return never read it again). Inlined generic calls refill
+/// one arguments array call after call; once a splat call takes its values as operands
+/// (`splat_calls`), the values it read are dead there, and the analyses would otherwise
+/// see the splatted array in a slot that later holds the next call's boxed numbers
+/// (`hvcat(rows, x[1], max(x...))`).
+fn drop_overwritten_stores(m: &Module, g: Function, a: Value) {
+    use crate::llvm::Opcode;
+    let touches = |i: Value| i.operands().iter().any(|&o| o.ty().is_pointer() && memory::alloca_base(o) == Some(a));
+    // What instruction `i` does to bytes `off..off + size` of the array: `Some(true)`
+    // overwrites them all, `Some(false)` may read them (or the array escapes), `None`
+    // neither.
+    let effect = |i: Value, off: u64, size: u64| match i.opcode() {
+        Opcode::LLVMGetElementPtr | Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast => None,
+        Opcode::LLVMStore
+            if memory::alloca_base(i.operand(0)) != Some(a) && memory::alloca_base(i.operand(1)) == Some(a) =>
+        {
+            match memory::alloca_slot(m, i.operand(1)) {
+                Some((_, o)) => {
+                    let n = m.size_of(i.operand(0).ty());
+                    (o <= off && off + size <= o + n).then_some(true)
+                }
+                None => None,
+            }
+        }
+        _ if touches(i) => Some(false),
+        _ => None,
+    };
+    let dead_after = |s: Value, off: u64, size: u64| {
+        let mut seen = HashSet::new();
+        let mut work = vec![(s.parent_block(), s.next_instruction())];
+        while let Some((b, from)) = work.pop() {
+            let insts = b.instructions();
+            let k = from.and_then(|f| insts.iter().position(|&i| i == f)).unwrap_or(0);
+            let mut ended = false;
+            for &i in &insts[k..] {
+                match effect(i, off, size) {
+                    Some(true) => {
+                        ended = true;
+                        break;
+                    }
+                    Some(false) => return false,
+                    None => {}
+                }
+            }
+            if !ended {
+                for n in b.terminator().map(|t| t.successors()).unwrap_or_default() {
+                    if seen.insert(n) {
+                        work.push((n, None));
+                    }
+                }
+            }
+        }
+        true
+    };
+    let mut dead = Vec::new();
+    for b in g.blocks() {
+        for s in b.instructions() {
+            if s.opcode() != Opcode::LLVMStore || memory::alloca_base(s.operand(1)) != Some(a) || touches_value(s, a) {
+                continue;
+            }
+            if let Some((_, off)) = memory::alloca_slot(m, s.operand(1)) {
+                if dead_after(s, off, m.size_of(s.operand(0).ty())) {
+                    dead.push(s);
+                }
+            }
+        }
+    }
+    for s in dead {
+        s.erase();
+    }
+}
+
+/// Whether store `s` stores (an address into) stack array `a` itself.
+fn touches_value(s: Value, a: Value) -> bool {
+    s.operand(0).ty().is_pointer() && memory::alloca_base(s.operand(0)) == Some(a)
 }
 
 /// In a function that resizes arrays, a merge of element addresses of one array, each

@@ -53,6 +53,14 @@ vcat_scalar(x) = sum(abs2, [x; 1.0])
 # where the sizes differ), which overwrites it before reading it: x's slice stored there
 # for the splat needs no shadow (it was refused: a constant stored beside it had none).
 splat_beside_broadcast(x) = atan(x[2:3]...) + sum(x[1:3] .* [1.0, 2.0, 3.0])
+# A splat's result is an untyped boxed number to Julia: a matrix literal holding it
+# hands every entry to `hvcat` as a box in one arguments array, the splat's box beside
+# the boxes of differentiated and constant numbers (refused before: "a struct, tuple or
+# closure that holds a differentiated struct beside other differentiated memory").
+splat_in_matrix(x) = (s = max(x...); sum([x[1] s; x[2] 3.0]))
+splat_in_matrix_product(x) = (s = x[1] + max(x...); M = [x[1] -0.71 0.5; x[2] 3.0 x[3]; 0.25 s 4.0]; sum(M * x[1:3]))
+splat_in_matrix_loop(n) = x -> (t = 0.0; for i in 1:n; t += sum(abs2, [min(x...) x[2]; i * x[1] max(x...)]); end; t)
+unit(x, k) = Float64.(eachindex(x) .== k)
 # `sortperm(x)` is a call Julia dispatches when it runs (`jl_invoke`), passed an array
 # of `x` beside the sort's function objects: a type analysis smeared over the reused
 # argument array once took those for arrays of floats, and their "zeroed copies" threw
@@ -86,6 +94,11 @@ const CASES = [
     (vcat_scalar, x -> 2 .* x, true),
     (splat_beside_broadcast, x -> [1.0; 2 + x[3] / (x[2]^2 + x[3]^2); 3 - x[2] / (x[2]^2 + x[3]^2); zeros(length(x) - 3)], false),
     (sortperm_weighted, x -> Float64.(sortperm(x)), false),
+    (splat_in_matrix, x -> unit(x, 1) .+ unit(x, argmax(x)) .+ unit(x, 2), false),
+    (splat_in_matrix_product, x -> (s = x[1] + maximum(x); ds = unit(x, 1) .+ unit(x, argmax(x));
+                                    [2x[1] + x[2] + 0.25; x[1] + 2.29 + s; 4.5 + 2x[3]; zeros(length(x) - 3)] .+ x[2] .* ds), false),
+    [(splat_in_matrix_loop(n), x -> 2n .* (minimum(x) .* unit(x, argmin(x)) .+ x[2] .* unit(x, 2) .+ maximum(x) .* unit(x, argmax(x))) .+
+                                    2x[1] * sum(abs2, 1:n) .* unit(x, 1), false) for n in (0, 1, 4)]...,
     (range_indexed, x -> [x[2] / 2; x[2] + x[1] / 2; 1.0; zeros(length(x) - 3)], false),
     (range_sum_sq, x -> (t = (0:4) ./ 4; p = x[1] .+ t .* (x[2] - x[1]);
                          [2sum(p .* (1 .- t)); 2sum(p .* t); 1.0; zeros(length(x) - 3)]), false),
@@ -350,6 +363,13 @@ end
 # function allocates (a global) is refused.
 using LinearAlgebra
 include("finite_differences.jl")
+# (The splat results in matrix literals above, in a reverse batch too.)
+@testset "a splat's result in a matrix literal, every mode" begin
+    for f in (splat_in_matrix, splat_in_matrix_product, splat_in_matrix_loop(0), splat_in_matrix_loop(1),
+              splat_in_matrix_loop(4)), x in ([0.1, 0.2, 0.3], [0.5, -0.2, 0.1], [-1.5, 0.7, 0.3, 2.0])
+        check_all_modes(f, x)
+    end
+end
 const SOUND_M = [1.0 2.0 0.5; 3.0 4.0 -1.0; 0.0 -2.0 1.5]
 const SOUND_Y = zeros(3)
 mul_into_constant(x, y) = (mul!(y, SOUND_M, x); sum(abs2, y))

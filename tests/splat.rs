@@ -179,6 +179,85 @@ fn a_splat_result_copied_as_bits_keeps_its_derivative() {
     assert_close(dy.values()[0], 6.0, 1e-12, "the copy's tangent in y's shadow");
 }
 
+/// `s = Σ (+(x...))²` over two splats whose boxed results go, as `hvcat` hands its
+/// entries on, into the same arguments array the splats were handed `x` in (the builtin
+/// call's array refilled for the next call), then read back at a varying index:
+/// `2 (Σx)²`. The splats' stores of `x` are dead there once the splat takes `x` as an
+/// operand (`ingest::drop_overwritten_stores`), and a pointer loaded from the array is
+/// the boxed number (`memory::stack_object_leaf`).
+const BOXES_IN_ARGS: &str = "
+define double @boxes_in_args(ptr addrspace(10) %x) {
+top:
+  %args = alloca [3 x ptr addrspace(10)], align 8
+  store ptr addrspace(10) null, ptr %args, align 8
+  %f = getelementptr inbounds i8, ptr %args, i64 8
+  store ptr addrspace(10) null, ptr %f, align 8
+  %c = getelementptr inbounds i8, ptr %args, i64 16
+  store ptr addrspace(10) %x, ptr %c, align 8
+  %r1 = call ptr addrspace(10) @jl_f__apply_iterate(ptr addrspace(10) null, ptr %args, i32 3)
+  store ptr addrspace(10) null, ptr %args, align 8
+  store ptr addrspace(10) null, ptr %f, align 8
+  store ptr addrspace(10) %x, ptr %c, align 8
+  %r2 = call ptr addrspace(10) @jl_f__apply_iterate(ptr addrspace(10) null, ptr %args, i32 3)
+  %len = getelementptr inbounds i8, ptr addrspace(10) %x, i64 8
+  %n = load i64, ptr addrspace(10) %len, align 8
+  %ok = icmp sge i64 %n, 0
+  br i1 %ok, label %fill, label %fail
+fail:
+  unreachable
+fill:
+  store ptr addrspace(10) null, ptr %args, align 8
+  store ptr addrspace(10) %r1, ptr %f, align 8
+  store ptr addrspace(10) %r2, ptr %c, align 8
+  br label %loop
+loop:
+  %k = phi i64 [ 1, %fill ], [ %k1, %loop ]
+  %s = phi double [ 0.0, %fill ], [ %s1, %loop ]
+  %slot = getelementptr inbounds ptr addrspace(10), ptr %args, i64 %k
+  %box = load ptr addrspace(10), ptr %slot, align 8
+  %v = load double, ptr addrspace(10) %box, align 8
+  %sq = fmul double %v, %v
+  %s1 = fadd double %s, %sq
+  %k1 = add i64 %k, 1
+  %more = icmp slt i64 %k1, 3
+  br i1 %more, label %loop, label %done
+done:
+  ret double %s1
+}
+";
+
+#[test]
+fn splat_results_read_back_from_a_refilled_arguments_array() {
+    oxidase::runtime::hooks::set_splat(splat_call as *const () as usize, splat_reverse as *const () as usize);
+    let text = format!("{DECLS}{BOXES_IN_ARGS}");
+    let rev = compile_text(&text, "boxes_in_args", Mode::Reverse, vec![ghost(), array_arg(Duplicated)], Active)
+        .unwrap_or_else(|e| panic!("reverse: {e}"));
+    let fwd = compile_text(&text, "boxes_in_args", Mode::Forward, vec![ghost(), array_arg(Duplicated)], Duplicated)
+        .unwrap_or_else(|e| panic!("forward: {e}"));
+    let f = |v: &[f64]| 2.0 * v.iter().sum::<f64>().powi(2);
+    for x in [[0.1, 0.2, 0.3], [-1.5, 0.7, 2.0]] {
+        let run = |d, dx: &[f64], seed: f64| {
+            let (xa, da) = (FakeArray::new(&x), FakeArray::new(dx));
+            let (mut xp, mut dp) = (&*xa as *const FakeArray as *mut c_void, &*da as *const FakeArray as *mut c_void);
+            let (mut ret, mut dret) = (0.0, seed);
+            let status = invoke(d, &[NONE, ptr(&mut xp)], &[NONE, ptr(&mut dp)], &mut ret, &mut dret);
+            assert_eq!(status, 0);
+            (ret, dret, da.values())
+        };
+        let (y, _, grad) = run(rev, &[0.0; 3], 1.0);
+        assert_close(y, f(&x), 1e-12, "primal");
+        for i in 0..3 {
+            let fd = central_difference(&f, &x, i);
+            assert_close(grad[i], fd, 1e-6, &format!("reverse, x{i}"));
+            let mut e = [0.0; 3];
+            e[i] = 1.0;
+            let (_, t, _) = run(fwd, &e, 0.0);
+            assert_close(t, fd, 1e-6, &format!("forward, x{i}"));
+        }
+    }
+    RECORDS.with(|r| r.borrow_mut().clear());
+}
+
 fn compile(mode: Mode) -> oxidase::ffi::OxDerivativeFn {
     oxidase::runtime::hooks::set_splat(splat_call as *const () as usize, splat_reverse as *const () as usize);
     let int = oxidase::request::ArgSpec {

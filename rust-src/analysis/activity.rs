@@ -728,9 +728,12 @@ impl<'ctx> Activity<'ctx> {
                     && gc_allocation(base).is_some()
                     && wants_shadow.get(&base).is_some_and(|l| l.is_stack_object())
             };
+            // (Or a splat's result, a boxed number with a shadow box.)
+            let boxed_number =
+                matches!(mem.leaf(value), Some(Leaf::F64 | Leaf::F32)) && crate::analysis::memory::is_splat(value);
             let array_object = matches!(mem.leaf(value), Some(Leaf::ArrayF64 | Leaf::ArrayF32)) && !mem.is_data(value)
                 || matches!(mem.leaf(value), Some(Leaf::Object(_) | Leaf::Objects(_)))
-                || heap_object
+                || (heap_object || boxed_number)
                     && crate::analysis::memory::object_base(addr).is_some_and(|o| {
                         crate::analysis::memory::gc_allocation(o).is_some()
                             || o.opcode() == Opcode::LLVMAlloca && !crate::analysis::memory::is_gc_frame(o)

@@ -2411,6 +2411,11 @@ fn stack_object_leaf(
     let mut others = false;
     // (The float type of the arrays stored there: `Float32` only if every one is.)
     let mut arrays_f32 = None;
+    // (Boxed numbers stored there, as the memory they point to: a splat's result, or a
+    // box of one float the function allocates, side by side in the arguments array of
+    // a call through the generic calling convention, `hvcat(rows, x[1], max(x...))`.)
+    let mut boxes = HashSet::new();
+    let mut box_layouts = HashSet::new();
     for s in insts.iter().filter(|s| s.opcode() == Opcode::LLVMStore && s.operand(0).ty().is_pointer()) {
         let into = match (slot, alloca_slot(m, s.operand(1))) {
             (Some(a), Some(b)) => a == b,
@@ -2433,7 +2438,15 @@ fn stack_object_leaf(
                         crate::names::where_(i)
                     ))
                 })?;
-                layouts.insert(Leaf::Object(crate::request::intern(&layout)));
+                let leaf = Leaf::Object(crate::request::intern(&layout));
+                match layout.as_slice() {
+                    [(0, Layout::F64)] => box_layouts.insert((Leaf::F64, leaf)),
+                    [(0, Layout::F32)] => box_layouts.insert((Leaf::F32, leaf)),
+                    _ => layouts.insert(leaf),
+                };
+            }
+            Some(l @ (Leaf::F64 | Leaf::F32)) if into => {
+                boxes.insert(*l);
             }
             Some(l) if into => {
                 others = true;
@@ -2450,7 +2463,23 @@ fn stack_object_leaf(
             _ => {}
         }
     }
+    // (Boxes the function allocates are objects of one float, unless a splat's result
+    // is stored there too: then all are read as the number they point to.)
+    if boxes.is_empty() {
+        layouts.extend(box_layouts.into_iter().map(|(_, l)| l));
+    } else {
+        boxes.extend(box_layouts.into_iter().map(|(f, _)| f));
+    }
     match (layouts.len(), others) {
+        // Boxed numbers only (of one float type): a pointer loaded there points to the
+        // number, as the box's own pointer does.
+        (0, false) if boxes.len() == 1 => Ok(boxes.into_iter().next().expect("one")),
+        _ if !boxes.is_empty() => Err(Error::Unsupported(format!(
+            "a struct, tuple or closure that holds a boxed differentiated number beside other differentiated \
+             memory, or a `Float32` beside a `Float64`, in one place (`{}`), in `{user}`{}",
+            i.print().trim(),
+            crate::names::where_(i)
+        ))),
         (0, _) if arrays_f32 == Some(true) => Ok(Leaf::ArrayF32),
         (0, _) => Ok(Leaf::ArrayF64),
         (1, false) => Ok(layouts.into_iter().next().expect("one")),
@@ -2805,6 +2834,9 @@ fn data_pointers<'ctx>(
                             None
                         }
                     }
+                    // (A boxed number read out of a stack object, `stack_object_leaf`:
+                    // its memory is the number.)
+                    Some(PointerOp::Load) if matches!(leaf, Leaf::F64 | Leaf::F32) => Some(true),
                     Some(PointerOp::Load) => {
                         let p = i.operand(0);
                         if data.contains(&p) {

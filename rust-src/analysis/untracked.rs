@@ -249,6 +249,11 @@ impl<'ctx> Untracked<'ctx> {
                     let object = match inp.mem.leaf(v) {
                         Some(Leaf::ArrayF64 | Leaf::ArrayF32) => !inp.mem.is_data(v),
                         Some(Leaf::Object(_) | Leaf::Objects(_)) => true,
+                        // (A splat's result, a boxed number with a shadow box, into the
+                        // arguments array of a call through the generic calling convention,
+                        // beside other boxes: `memory::stack_object_field` reads it as the
+                        // number it points to.)
+                        Some(Leaf::F64 | Leaf::F32) if memory::is_splat(v) => true,
                         // (A mutable struct the function allocates, into another or into
                         // a stack object: what a load from there reads is told by the
                         // stores in sight, `memory::heap_object_field` and
