@@ -13,6 +13,7 @@
 # activity, printing, logging and string interpolation, custom rules (one returning a
 # tuple), typed variables closures capture and reassign (boxes), `sortperm`, complex
 # products, matrix and vector literals of numbers (of different types too), solves (`\`, `/`),
+# Dicts filled, from pairs or from a generator,
 # some reading the array out of a struct holding a mutable struct (a model's layer) or
 # out of a vector of mutable structs,
 # each differentiated in reverse, forward, batch-forward and split reverse mode (the
@@ -459,6 +460,10 @@ function program(rng, name)
     s += d[:a] * x[2] + sum(values(d)) * x[1]",
                 "d = Dict($(join(["$k => x[$(rand(rng, 1:3))] * $(expr(rng, 1, vars))" for k in 1:rand(rng, 2:5)], ", ")))
     s += get(d, 1, x[3]) * get(d, 9, s)",
+                # A Dict built from a generator over 0, 1, 3 or 20 keys (Base's
+                # constructor, in a `try` that rethrows), with a branch in the values.
+                "dg = Dict(k => (x[k % 3 + 1] > $(round(2rand(rng) - 1; digits = 2)) ? x[k % 3 + 1]^2 : $(round(2rand(rng) - 1; digits = 2)) * x[k % 3 + 1]) for k in 1:$(rand(rng, [0, 1, 3, 20])))
+    s += sum(values(dg)) * x[2] + get(dg, 2, x[3])",
                 # A linked list the function builds, of 0 to 3 nodes, walked by a loop
                 # or by a recursive function; a struct chosen by a branch, held by another.
                 "l = nothing

@@ -541,9 +541,18 @@ fn refuse_active_try_effects(g: Function, act: &Activity, reverse: bool, user_na
             )))
         }
     };
+    // (A `try` whose `catch` always throws on, `rethrow()` or another exception — Base's
+    // `Dict(kv)` around its whole construction —, never carries on after a throw in its
+    // body: the derivative throws too, and no reverse sweep runs.)
+    let mut effects_in_body = vec![false; cfg.blocks.len()];
+    for t in cfg.try_regions().into_iter().flatten().filter(|t| catch_may_return(&cfg, t.catch)) {
+        for &b in &t.body {
+            effects_in_body[b] = true;
+        }
+    }
     let is_call = |i: Value| i.called_operand_if_call().is_some_and(|c| !c.is_inline_asm() && c.intrinsic_id() == 0);
     let effect = |i: Value| is_call(i) && act.is_active(i) && act.rule(i).family().writes_memory(i);
-    for (b, _) in in_body.iter().enumerate().filter(|(_, &t)| t) {
+    for (b, _) in in_body.iter().enumerate().filter(|(b, &t)| t && effects_in_body[*b]) {
         if let Some(i) = cfg.blocks[b].instructions().into_iter().find(|&i| reverse && effect(i)) {
             return Err(Error::Unsupported(format!(
                 "not yet supported in reverse mode: inside a `try`, a call that writes a differentiated value to \
@@ -557,6 +566,25 @@ fn refuse_active_try_effects(g: Function, act: &Activity, reverse: bool, user_na
         return Err(Error::Unsupported(message.clone()));
     }
     Ok(())
+}
+
+/// Whether a path from block `catch` (a `try`'s handler) reaches a `ret`: a handler
+/// whose every path ends in `unreachable` (after `rethrow()` or a `throw`) only passes
+/// the exception on.
+fn catch_may_return(cfg: &crate::analysis::cfg::Cfg, catch: usize) -> bool {
+    let mut seen = vec![false; cfg.blocks.len()];
+    let mut work = vec![catch];
+    while let Some(b) = work.pop() {
+        if std::mem::replace(&mut seen[b], true) {
+            continue;
+        }
+        let Some(t) = cfg.blocks[b].terminator() else { continue };
+        if t.opcode() == crate::llvm::Opcode::LLVMRet {
+            return true;
+        }
+        work.extend(t.successors().into_iter().map(|s| cfg.index(s)));
+    }
+    false
 }
 
 /// Memory and activity analysis of `g`. Arrays the function allocates get shadows when

@@ -363,6 +363,23 @@ end
 # function allocates (a global) is refused.
 using LinearAlgebra
 include("finite_differences.jl")
+# A callee differentiated call by call (recursive) handed differentiated memory and
+# returning an integer: the integer is taken to carry no derivative only where the
+# callee's type analysis finds it an integer, never a float's bits (a `Dict`'s slot
+# index, test/structs.jl); a float's bits returned as an `Int64` and made a float again
+# stay refused, and an integer computed from them (piecewise constant) has derivative 0.
+sound_bits_of(x, k) = k == 0 ? reinterpret(Int64, x[1]) : sound_bits_of(x, k - 1)
+sound_bits_mixed(x, k) = k == 0 ? reinterpret(Int64, x[1]) * 3 + 1 : sound_bits_mixed(x, k - 1)
+float_from_callee_bits(x) = reinterpret(Float64, sound_bits_of(x, 2)) * x[2]
+integer_from_callee_bits(x) = Float64(sound_bits_mixed(x, 2) % 7) * x[2]
+@testset "an integer a callee returns from a float's bits" begin
+    x = [0.7, -1.3]
+    @test reverse_or_refusal(float_from_callee_bits, x) isa Oxidase.DifferentiationError
+    @test forward_or_refusal(float_from_callee_bits, x, [1.0, 0.5]) isa Oxidase.DifferentiationError
+    @test reverse_or_refusal(integer_from_callee_bits, x) ≈ [0.0, Float64(sound_bits_mixed(x, 2) % 7)]
+    @test forward_or_refusal(integer_from_callee_bits, x, [1.0, 0.5]) ≈ 0.5 * Float64(sound_bits_mixed(x, 2) % 7)
+end
+
 # (The splat results in matrix literals above, in a reverse batch too.)
 @testset "a splat's result in a matrix literal, every mode" begin
     for f in (splat_in_matrix, splat_in_matrix_product, splat_in_matrix_loop(0), splat_in_matrix_loop(1),

@@ -1140,7 +1140,17 @@ dict_int_pairs(x) = (d = Dict(1 => x[1], 2 => x[2] * x[3], 3 => sin(x[3])); sum(
 dict_five_pairs(x) = (d = Dict(:a => x[1], :b => x[2], :c => x[3], :d => x[1] * x[2], :e => 2.0); d[:d] * d[:e] + sum(abs2, values(d)))
 dict_pairs_grown(x) = (d = Dict(1 => x[1], 2 => x[2]); for k in 3:20; d[k] = x[3] * d[k - 2]; end; d[1] * d[20] + sum(values(d)))
 dict_pairs_branch(x) = (d = x[1] > 0 ? Dict(:a => x[1], :b => x[2]) : Dict(:a => x[2], :b => x[3]); get(d, :c, x[3]) * d[:a] * d[:b])
+# From a generator (`Dict(k => v for ...)`): Base's constructor builds it inside a
+# `try` whose `catch` always throws on, in a function it does not inline, returning the
+# `Dict`; `setindex!`'s slot index comes from `ht_keyindex2!`, a recursive callee whose
+# integer result the engine once took for a float's bits (refused in every mode).
+dict_generated(x, n) = (d = Dict(k => x[mod1(k, 3)] * k for k in 1:n); sum(values(d)) + x[1])
+dict_generated_read(x) = (d = Dict(i => x[i]^2 for i in 1:3); d[1] + d[3] * d[2])
+dict_generated_branch(x) = (d = Dict(i => (x[i] > 0 ? x[i]^2 : -x[i]) for i in 1:3); d[2] * d[3] + get(d, 4, x[1]))
 @testset "Dicts the function builds: $name" for (name, f) in (
+    ("generated, 0", x -> dict_generated(x, 0)), ("generated, 1", x -> dict_generated(x, 1)),
+    ("generated, 20", x -> dict_generated(x, 20)), ("generated, read", dict_generated_read),
+    ("generated, branch", dict_generated_branch),
     ("filled, 0", x -> dict_filled(x, 0)), ("filled, 1", x -> dict_filled(x, 1)), ("filled, 7", x -> dict_filled(x, 7)),
     ("rehashed", dict_rehashed), ("symbols", dict_symbols), ("pair updated", dict_pair_updated),
     ("accumulated, 0", x -> dict_accumulated(x, 0)), ("accumulated, 1", x -> dict_accumulated(x, 1)),
@@ -1155,6 +1165,9 @@ end
     x = [0.7, -1.3, 2.1]; dx = zero(x)
     autodiff(Reverse, dict_symbols, Active, Duplicated(copy(x), dx))
     @test dx ≈ [x[2]^2, 2 * x[1] * x[2], 1.0]
+    dx = zero(x)
+    autodiff(Reverse, dict_generated_read, Active, Duplicated(copy(x), dx))
+    @test dx ≈ [2 * x[1], 2 * x[2] * x[3]^2, 2 * x[3] * x[2]^2]
     dx = zero(x)
     autodiff(Reverse, dict_two_pairs, Active, Duplicated(copy(x), dx))
     @test dx ≈ [x[2]^2, 2 * x[1] * x[2], 1.0]

@@ -319,14 +319,20 @@ fn float_bits_into_float_array(i: Value, mem: &Memory, types: &Types) -> bool {
 /// Varied values: those that depend on an active parameter, to a fixed point (loops
 /// carry variation around). `forced` instructions touch untracked derivative data and
 /// count as varied whatever their operands.
+/// A call in `integer_results` varies only with the numbers it is handed: the memory
+/// it reads gives its integer result no float's bits.
 fn varied_values<'ctx>(
     insts: &[Value<'ctx>],
     rules: &HashMap<Value<'ctx>, Rule>,
     forced: &HashMap<Value<'ctx>, Value<'ctx>>,
     active_params: &[Value<'ctx>],
     mem: &Memory<'ctx>,
+    integer_results: &HashSet<Value<'ctx>>,
 ) -> HashSet<Value<'ctx>> {
     crate::analysis::memory::grow_to_fixpoint(insts, active_params.iter().copied().collect(), |i, varied| {
+        if integer_results.contains(&i) {
+            return i.as_call().is_some_and(|c| call_args(c).any(|a| !a.ty().is_pointer() && varied.contains(&a)));
+        }
         let flow = Flow {
             varied: &|v| varied.contains(&v),
             shadowed: &|p| mem.is_shadowed(p),
@@ -335,6 +341,108 @@ fn varied_values<'ctx>(
         };
         rules[&i].family().varied(i, &flow)
     })
+}
+
+/// Whether call `i` of a callee with a body returns integers only: every value its
+/// `ret`s return is computed by integer arithmetic, merges and the callee's own
+/// recursive calls from constants, its integer parameters (whose variation the caller
+/// sees) and loads, none of them typed as a float by the callee's type analysis, which
+/// types its pointer parameters as the memory handed to them (`Memory::callee_leaf`):
+/// a float's bits loaded from differentiated memory are typed as the float they are.
+/// (Comparisons are not followed: an index chosen by comparing floats is piecewise
+/// constant, its derivative zero.)
+fn returns_integers<'ctx>(m: &'ctx Module, i: Value<'ctx>, mem: &Memory<'ctx>) -> bool {
+    use crate::analysis::types::Kind;
+    let Some(call) = i.as_call() else { return false };
+    let Some(callee) = call.called_function().filter(|f| !f.blocks().is_empty()) else { return false };
+    // (A pointer into an array's data is typed as its elements are only as an array
+    // object: not followed.)
+    let array_data = |a: Value<'ctx>| {
+        mem.is_data(a) && matches!(mem.leaf(a), Some(Leaf::ArrayF64 | Leaf::ArrayF32 | Leaf::F64 | Leaf::F32))
+    };
+    if call_args(call).any(array_data) {
+        return false;
+    }
+    let seeds: Vec<(Value<'ctx>, crate::analysis::types::TypeTree)> = callee
+        .params()
+        .into_iter()
+        .zip(call_args(call))
+        .filter_map(|(p, a)| mem.callee_leaf(a).map(|l| (p, crate::analysis::types::seed_leaf(l))))
+        .collect();
+    let types = Types::compute(m, callee, &seeds);
+    let integer = |v: Value<'ctx>| {
+        types
+            .tree(v)
+            .is_some_and(|t| t.get(&[0]) == Some(Kind::Integer) && t.entries().all(|(_, k)| k == Kind::Integer))
+    };
+    let mut work: Vec<Value<'ctx>> = callee
+        .blocks()
+        .into_iter()
+        .filter_map(|b| b.terminator())
+        .filter(|t| t.opcode() == Opcode::LLVMRet && t.num_operands() == 1)
+        .map(|t| t.operand(0))
+        .collect();
+    if work.is_empty() {
+        return false;
+    }
+    let mut seen = HashSet::new();
+    while let Some(v) = work.pop() {
+        if !seen.insert(v) || v.is_constant() {
+            continue;
+        }
+        if !v.is_instruction() {
+            // (A parameter: an integer the caller hands in, varied or not there.)
+            if v.ty().is_int() && callee.params().contains(&v) {
+                continue;
+            }
+            return false;
+        }
+        match v.opcode() {
+            // (A number loaded from memory: an integer, as its memory is typed.)
+            Opcode::LLVMLoad if v.ty().is_int() && integer(v) => {}
+            Opcode::LLVMAdd
+            | Opcode::LLVMSub
+            | Opcode::LLVMMul
+            | Opcode::LLVMShl
+            | Opcode::LLVMLShr
+            | Opcode::LLVMAShr
+            | Opcode::LLVMAnd
+            | Opcode::LLVMOr
+            | Opcode::LLVMXor
+            | Opcode::LLVMSDiv
+            | Opcode::LLVMUDiv
+            | Opcode::LLVMSRem
+            | Opcode::LLVMURem
+            | Opcode::LLVMTrunc
+            | Opcode::LLVMZExt
+            | Opcode::LLVMSExt
+            | Opcode::LLVMFreeze
+            // (Floats computed from integers, and their bits: `hash` of an `Int` adds
+            // the bits of `Float64(k)`.)
+            | Opcode::LLVMBitCast
+            | Opcode::LLVMSIToFP
+            | Opcode::LLVMUIToFP
+            | Opcode::LLVMFAdd
+            | Opcode::LLVMFSub
+            | Opcode::LLVMFMul
+            | Opcode::LLVMFNeg => work.extend(v.operands()),
+            Opcode::LLVMSelect => work.extend([v.operand(1), v.operand(2)]),
+            Opcode::LLVMPHI => {
+                work.extend(v.as_phi().map_or_else(Vec::new, |p| p.incoming().into_iter().map(|(x, _)| x).collect()))
+            }
+            Opcode::LLVMICmp | Opcode::LLVMFCmp => {}
+            Opcode::LLVMCall => {
+                let Some(c) = v.as_call() else { return false };
+                match c.called_function() {
+                    Some(f) if f == callee => {}
+                    Some(f) if f.intrinsic_id() != 0 => work.extend(call_args(c)),
+                    _ => return false,
+                }
+            }
+            _ => return false,
+        }
+    }
+    true
 }
 
 /// The refusal of instruction `i`, which touches derivative data whose tracking was
@@ -488,9 +596,16 @@ impl<'ctx> Activity<'ctx> {
                 forced.insert(i, i);
             }
         }
+        // Calls of callees differentiated call by call whose integer result is an
+        // integer, never a float's bits (a `Dict`'s slot index, from `ht_keyindex2!`).
+        let integer_results: HashSet<Value<'ctx>> = insts
+            .iter()
+            .copied()
+            .filter(|&i| matches!(rules[&i], Rule::Call) && i.ty().is_int() && returns_integers(m, i, mem))
+            .collect();
         let mut varied;
         loop {
-            varied = varied_values(&insts, &rules, &forced, active_params, mem);
+            varied = varied_values(&insts, &rules, &forced, active_params, mem, &integer_results);
             let lost = untracked::Untracked::compute(&untracked::Inputs {
                 m,
                 insts: &live_insts,
