@@ -1147,10 +1147,17 @@ dict_pairs_branch(x) = (d = x[1] > 0 ? Dict(:a => x[1], :b => x[2]) : Dict(:a =>
 dict_generated(x, n) = (d = Dict(k => x[mod1(k, 3)] * k for k in 1:n); sum(values(d)) + x[1])
 dict_generated_read(x) = (d = Dict(i => x[i]^2 for i in 1:3); d[1] + d[3] * d[2])
 dict_generated_branch(x) = (d = Dict(i => (x[i] > 0 ? x[i]^2 : -x[i]) for i in 1:3); d[2] * d[3] + get(d, 4, x[1]))
+# (Symbol keys from a tuple the generator captures beside `x`: each key is loaded from
+# the constant tuple, `memory::loaded_constant_symbol`; the slot index is hashed from
+# the symbol's identity, `jl_object_id`.)
+dict_generated_symbols(x) = (d = Dict(k => x[i] * i for (i, k) in enumerate((:a, :b, :c))); d[:a] * d[:c] - d[:b])
+@noinline sum_of_generator(g) = sum(g)
+generator_with_symbols(x) = sum_of_generator(x[i] * (k === :b ? 3.0 : 1.0) for (i, k) in enumerate((:a, :b, :c)))
 @testset "Dicts the function builds: $name" for (name, f) in (
     ("generated, 0", x -> dict_generated(x, 0)), ("generated, 1", x -> dict_generated(x, 1)),
     ("generated, 20", x -> dict_generated(x, 20)), ("generated, read", dict_generated_read),
-    ("generated, branch", dict_generated_branch),
+    ("generated, branch", dict_generated_branch), ("generated, symbols", dict_generated_symbols),
+    ("generator holding symbols", generator_with_symbols),
     ("filled, 0", x -> dict_filled(x, 0)), ("filled, 1", x -> dict_filled(x, 1)), ("filled, 7", x -> dict_filled(x, 7)),
     ("rehashed", dict_rehashed), ("symbols", dict_symbols), ("pair updated", dict_pair_updated),
     ("accumulated, 0", x -> dict_accumulated(x, 0)), ("accumulated, 1", x -> dict_accumulated(x, 1)),

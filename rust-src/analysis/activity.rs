@@ -370,10 +370,15 @@ fn returns_integers<'ctx>(m: &'ctx Module, i: Value<'ctx>, mem: &Memory<'ctx>) -
         .filter_map(|(p, a)| mem.callee_leaf(a).map(|l| (p, crate::analysis::types::seed_leaf(l))))
         .collect();
     let types = Types::compute(m, callee, &seeds);
+    // (An array's length or size, which Julia's alias tags say: an integer whatever the
+    // memory handed in is known to be.)
+    let header =
+        |v: Value<'ctx>| v.tbaa_type_name().is_some_and(|n| matches!(n.as_str(), "jtbaa_arraylen" | "jtbaa_arraysize"));
     let integer = |v: Value<'ctx>| {
-        types
-            .tree(v)
-            .is_some_and(|t| t.get(&[0]) == Some(Kind::Integer) && t.entries().all(|(_, k)| k == Kind::Integer))
+        header(v)
+            || types
+                .tree(v)
+                .is_some_and(|t| t.get(&[0]) == Some(Kind::Integer) && t.entries().all(|(_, k)| k == Kind::Integer))
     };
     let mut work: Vec<Value<'ctx>> = callee
         .blocks()
@@ -433,6 +438,10 @@ fn returns_integers<'ctx>(m: &'ctx Module, i: Value<'ctx>, mem: &Memory<'ctx>) -
             Opcode::LLVMICmp | Opcode::LLVMFCmp => {}
             Opcode::LLVMCall => {
                 let Some(c) = v.as_call() else { return false };
+                // (An object's identity hash, `hash` of a `Symbol` key: no float's bits.)
+                if callee_name(c.called_operand()).is_some_and(|n| n == crate::julia::current().object_id) {
+                    continue;
+                }
                 match c.called_function() {
                     Some(f) if f == callee => {}
                     Some(f) if f.intrinsic_id() != 0 => work.extend(call_args(c)),
@@ -1251,6 +1260,7 @@ impl<'ctx> Activity<'ctx> {
                             &format!("{what}, which is passed a differentiated array"),
                         )));
                     }
+                    eprintln!("DEBUG {} // {}", i.print(), i.operand(0).print());
                     return Err(Error::Unsupported(describe(
                         user_name,
                         i,

@@ -1127,11 +1127,41 @@ pub fn is_symbol(v: Value) -> bool {
         match v.opcode_if_instruction() {
             Some(Opcode::LLVMPHI) => v.as_phi().is_some_and(|phi| phi.incoming().iter().all(|&(x, _)| merged(x, seen))),
             Some(Opcode::LLVMSelect) => merged(v.operand(1), seen) && merged(v.operand(2), seen),
+            Some(Opcode::LLVMLoad) => loaded_constant_symbol(v),
             Some(_) => false,
             None => constant_symbol(v),
         }
     }
     merged(v, &mut HashSet::new())
+}
+
+/// Whether load `v` reads a symbol out of a field of an immutable object Julia embeds
+/// by address (`jtbaa_immut`, `jtbaa_const`: the keys of a tuple of symbols a generator
+/// captures, `enumerate((:a, :b))`): such a field never changes, so the symbol is read
+/// here once, and symbols live as long as the process.
+fn loaded_constant_symbol(v: Value) -> bool {
+    let rt = crate::julia::current();
+    let immutable = v.tbaa_type_name().is_some_and(|n| n == "jtbaa_immut" || n == "jtbaa_const");
+    let (Some(at), Some(global)) = (
+        crate::llvm::const_address(v.operand(0)).filter(|&a| a > rt.object_tag && a % 8 == 0),
+        crate::symbols::address_of(rt.symbol_type),
+    ) else {
+        return false;
+    };
+    if !immutable || v.ty().address_space() != Some(rt.tracked_address_space) {
+        return false;
+    }
+    // SAFETY: `at` is an address Julia embedded in code it compiled, into an immutable
+    // object (the access's TBAA says so) that its method keeps alive; the field holds a
+    // pointer to a live object or null, and an object has its type tag in the word
+    // before it (low four bits GC bits); the global naming `Symbol`'s type is set when
+    // Julia starts.
+    unsafe {
+        let field = *(at as *const u64);
+        field > rt.object_tag
+            && field.is_multiple_of(8)
+            && *((field - rt.object_tag) as *const u64) & !15 == *(global as *const u64)
+    }
 }
 
 /// Whether constant `v` is a symbol Julia embeds by address.
@@ -1175,7 +1205,7 @@ fn integer_type_globals() -> Option<Vec<u64>> {
 }
 
 /// Whether `v` is a constant address (an object Julia embeds by address) of a tuple
-/// whose fields are integers or `Bool`s, or of a boxed integer or `Bool` (the `2` of
+/// whose fields are integers, `Bool`s or symbols, or of a boxed integer or `Bool` (the `2` of
 /// `[x, 2, y]`, handed boxed to the literal's method beside the boxed floats), read off
 /// the object's type tag. `false` for any other object or constant, and where the
 /// runtime is not in this process.
@@ -1207,9 +1237,11 @@ pub fn integer_constant_object(v: Value) -> bool {
         }
         let parameters = read(tag + rt.datatype_parameters);
         let n = read(parameters);
+        // (Symbols too: the keys of `enumerate((:a, :b))` a generator captures.)
+        let symbol = crate::symbols::address_of(rt.symbol_type).map(read);
         (0..n).all(|k| {
             let t = read(parameters + rt.svec_data + 8 * k);
-            integers.iter().any(|&g| read(g) == t)
+            integers.iter().any(|&g| read(g) == t) || symbol == Some(t)
         })
     }
 }

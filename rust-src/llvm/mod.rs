@@ -798,6 +798,36 @@ impl<'ctx> Value<'ctx> {
         }
         self
     }
+    /// The name of the TBAA type of this memory access's `!tbaa` tag (Julia's
+    /// `jtbaa_immut` for a field of an immutable object, say); `None` without one.
+    pub fn tbaa_type_name(self) -> Option<String> {
+        if !self.is_instruction() {
+            return None;
+        }
+        // SAFETY: `self.0` is a live instruction (the `Value` invariant; checked above); the kind name is a
+        // NUL-terminated literal of the length given; an access tag's operands are read only after its
+        // operand count is checked, its first operand (the base type node) likewise, and an MD string's
+        // bytes are read with the length LLVM returns for them.
+        unsafe {
+            let ctx = LLVMGetTypeContext(LLVMTypeOf(self.0));
+            let kind = LLVMGetMDKindIDInContext(ctx, c"tbaa".as_ptr(), 4);
+            let md = LLVMGetMetadata(self.0, kind);
+            let first = |node: LLVMValueRef| -> Option<LLVMValueRef> {
+                if node.is_null() || LLVMIsAMDNode(node).is_null() || LLVMGetMDNodeNumOperands(node) == 0 {
+                    return None;
+                }
+                let mut ops = vec![std::ptr::null_mut(); LLVMGetMDNodeNumOperands(node) as usize];
+                LLVMGetMDNodeOperands(node, ops.as_mut_ptr());
+                Some(ops[0]).filter(|o| !o.is_null())
+            };
+            let name = first(first(md)?)?;
+            let mut len = 0;
+            let bytes = LLVMGetMDString(name, &mut len);
+            (!bytes.is_null()).then(|| {
+                String::from_utf8_lossy(std::slice::from_raw_parts(bytes as *const u8, len as usize)).into_owned()
+            })
+        }
+    }
     /// Tags a load or store with TBAA type `name`, a child of Julia's `jtbaa` node
     /// beside `jtbaa_data` and `jtbaa_stack`: LLVM then knows it touches none of the
     /// memory Julia's tagged accesses touch (a buffer only the engine reads and writes).
@@ -2040,6 +2070,30 @@ pad:
     }
 
     /// `copy_tbaa_from` copies an ordinary tag and refuses a constant one.
+    #[test]
+    fn tbaa_type_names_are_read_off_access_tags() {
+        let ctx = Context::create();
+        let m = OwnedModule::parse_ir(
+            &ctx,
+            r#"
+define i64 @f(ptr %p) {
+  %a = load i64, ptr %p, !tbaa !2
+  %b = load i64, ptr %p
+  %c = add i64 %a, %b
+  ret i64 %c
+}
+!0 = !{!"jtbaa"}
+!1 = !{!"jtbaa_arraylen", !0, i64 0}
+!2 = !{!1, !1, i64 0}
+"#,
+        )
+        .unwrap();
+        let insts = m.function("f").unwrap().entry_block().unwrap().instructions();
+        assert_eq!(insts[0].tbaa_type_name().as_deref(), Some("jtbaa_arraylen"));
+        assert_eq!(insts[1].tbaa_type_name(), None);
+        assert_eq!(insts[2].tbaa_type_name(), None);
+    }
+
     #[test]
     fn tbaa_copied_unless_constant() {
         let ctx = Context::create();
