@@ -1260,7 +1260,6 @@ impl<'ctx> Activity<'ctx> {
                             &format!("{what}, which is passed a differentiated array"),
                         )));
                     }
-                    eprintln!("DEBUG {} // {}", i.print(), i.operand(0).print());
                     return Err(Error::Unsupported(describe(
                         user_name,
                         i,
