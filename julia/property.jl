@@ -13,7 +13,7 @@
 # activity, printing, logging and string interpolation, custom rules (one returning a
 # tuple), typed variables closures capture and reassign (boxes), `sortperm`, complex
 # products, matrix and vector literals of numbers (of different types too), solves (`\`, `/`),
-# Dicts filled, from pairs or from a generator,
+# Dicts filled, from pairs or from a generator, arrays written through a reshape,
 # some reading the array out of a struct holding a mutable struct (a model's layer) or
 # out of a vector of mutable structs,
 # each differentiated in reverse, forward, batch-forward and split reverse mode (the
@@ -558,6 +558,11 @@ function program(rng, name)
                 # whose small kernels Julia dispatches at run time: Oxidase's rule).
                 "mG = reshape([x[1], $(expr(rng, 1, vars)), x[$(rand(rng, 1:3))], s], 2, 2)
     s += sum(mG' * mG .* [1.0 0.0; 0.0 0.5]) / 8 + sum(mG * mG') * $(expr(rng, 1, vars)) / 16",
+                # Written through a reshape (or `vec`) of an array the program allocates.
+                "mR = zeros(2, 2)
+    vec(mR)[$(rand(rng, 1:4))] = $(expr(rng, 1, vars))
+    reshape(mR, 1, 4)[1, $(rand(rng, 1:4))] += x[$(rand(rng, 1:3))] * s
+    s += sum(mR * [x[1], x[2]]) / 4",
                 "mG = hcat(x, x .* $(expr(rng, 1, vars)), x .^ 2)
     s += sum(abs2, mG' * mG) / 64",
                 # A least-squares solve (a tall matrix), the matrix exponential,

@@ -1309,3 +1309,31 @@ Core.eval(@__MODULE__, :(Base.hvcat((3, 3, 3), 1.0, 1, 1, 0, 2.0, 2, 1, 0, 3.0))
         t === nothing || @test t ≈ fd_gradient(lit_printed_product, x)[1] rtol = 1e-6
     end
 end
+
+# Writing through a reshape of an array the function allocates (`reshape(y, 3, 1)[2] =
+# v`, `vec(A)[k] = v`): the reshape was its own origin, so the reshape got a shadow of
+# its own, built as the reshape of the array's shadow, which did not exist: the runtime
+# was handed null and the Julia process crashed (found by probing). The array wrapped
+# is the one that gets the shadow now; through a reshape of a `Const` argument the
+# write is refused.
+reshape_write(x) = (y = zeros(3); reshape(y, 3, 1)[2] = x[1]; sum(y) * x[1])
+reshape_write_copy(x) = (y = copy(x); reshape(y, 1, 3)[1] = x[2]^2; sum(abs2, y))
+vec_write(x) = (A = zeros(2, 2); v = vec(A); v[3] = x[1] * x[2]; v[1] = x[3]; sum(A * [1.0, 2.0]) + A[1, 2])
+reshape_loop(x, n) = (y = zeros(3); r = reshape(y, 1, 3); for k in 1:n; r[1, mod1(k, 3)] += x[k % 3 + 1]^2; end; sum(y .* x))
+const_reshape_write(x, c) = (reshape(c, 3, 1)[2] = x[1]; sum(c) * x[1])
+@testset "writing through a reshape: $name" for (name, f) in (
+        ("allocated", reshape_write), ("copy", reshape_write_copy), ("vec", vec_write),
+        ("loop, 0", x -> reshape_loop(x, 0)), ("loop, 1", x -> reshape_loop(x, 1)), ("loop, 5", x -> reshape_loop(x, 5)))
+    for x in ([0.3, -0.7, 1.1], [1.2, 0.4, -0.9])
+        check_all_modes(f, x)   # (test/finite_differences.jl)
+    end
+end
+@testset "writing through a reshape: analytic, and refused into a Const argument" begin
+    x = [0.3, -0.7, 1.1]; dx = zero(x)
+    autodiff(Reverse, reshape_write, Active, Duplicated(copy(x), dx))
+    @test dx ≈ [2 * x[1], 0.0, 0.0]
+    e = caught(() -> autodiff(Reverse, const_reshape_write, Active, Duplicated(copy(x), zero(x)), Const(zeros(3))))
+    @test e isa Oxidase.DifferentiationError
+    @test_throws Oxidase.DifferentiationError autodiff(Forward, const_reshape_write, Duplicated,
+                                                       Duplicated(copy(x), ones(3)), Const(zeros(3)))
+end

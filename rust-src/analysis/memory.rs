@@ -1579,7 +1579,16 @@ fn known_origins<'ctx>(
             }
             let object = |v: Value<'ctx>| origin.get(&v).copied().filter(|_| !data.contains(&v));
             // (The origin, and whether `i` is on the data side.)
-            let o = if array_call(i).is_some() {
+            // (A reshape's data is the array's it wraps: a write through it writes
+            // there, so that array is the one that needs a shadow. Its shadow is then
+            // the reshape of that shadow; with no origin, a write through it is refused
+            // where it is not shadowed, never given a shadow wrapping nothing.)
+            let o = if array_call(i) == Some(ArrayCall::Reshape) {
+                match origin.get(&i.operand(1)) {
+                    Some(&o) if !data.contains(&i.operand(1)) => Some((o, false)),
+                    _ => None,
+                }
+            } else if array_call(i).is_some() {
                 Some((i, false))
             } else {
                 match pointer_op(i) {

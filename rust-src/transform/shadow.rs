@@ -238,9 +238,16 @@ pub fn build_lane<'ctx>(
                     let source = shadow.get(&args[0]).copied().unwrap_or(args[0]);
                     b.call_typed(site.called_function_type(), site.called_operand(), &[source])?
                 }
+                // (The reshape of the array's shadow: an array without one has nothing
+                // to wrap, and a reshape of null would crash the runtime.)
                 ArrayCall::Reshape => {
                     let mut a = args.clone();
-                    a[1] = of(args[1]);
+                    a[1] = shadow.get(&args[1]).copied().ok_or_else(|| {
+                        crate::error::Error::Internal(format!(
+                            "a shadow for a reshape of an array without one (`{}`)",
+                            i.print().trim()
+                        ))
+                    })?;
                     b.call_typed(site.called_function_type(), site.called_operand(), &a)?
                 }
             }
