@@ -46,6 +46,50 @@ top:
 !2 = !{!1, !1, i64 0}
 "#;
 
+/// `last` again, but its last level also doubles `x[1]` in place (as
+/// `ht_keyindex2!`'s rehash moves a `Dict`'s values): the call must stay
+/// differentiated although its result carries no derivative. `x[3]² + x[1]` after the
+/// call: the derivative in `x[1]` is 2.
+const INDEX_AND_WRITE: &str = r#"
+define internal i64 @last(ptr addrspace(10) %a, i64 %k) {
+top:
+  %done = icmp eq i64 %k, 0
+  br i1 %done, label %base, label %rec
+rec:
+  %k1 = sub i64 %k, 1
+  %r = call i64 @last(ptr addrspace(10) %a, i64 %k1)
+  ret i64 %r
+base:
+  %d = load ptr, ptr addrspace(10) %a, align 8
+  %x1 = load double, ptr %d, align 8
+  %x2 = fmul double %x1, 2.0
+  store double %x2, ptr %d, align 8
+  %lenp = getelementptr inbounds i8, ptr addrspace(10) %a, i64 8
+  %len = load i64, ptr addrspace(10) %lenp, align 8, !tbaa !2
+  %i = add i64 %len, -1
+  ret i64 %i
+}
+
+define double @doubled_then_indexed(ptr addrspace(10) %x, i64 %n) {
+top:
+  %i = call i64 @last(ptr addrspace(10) %x, i64 %n)
+  %d = load ptr, ptr addrspace(10) %x, align 8
+  %p = getelementptr double, ptr %d, i64 %i
+  %v = load double, ptr %p, align 8
+  %sq = fmul double %v, %v
+  %w = load double, ptr %d, align 8
+  %neg = sub i64 0, %i
+  %slot = getelementptr inbounds i8, ptr addrspace(10) %x, i64 32
+  store i64 %neg, ptr addrspace(10) %slot, align 8
+  %r = fadd double %sq, %w
+  ret double %r
+}
+
+!0 = !{!"jtbaa"}
+!1 = !{!"jtbaa_arraylen", !0, i64 0}
+!2 = !{!1, !1, i64 0}
+"#;
+
 /// The same shape, but `bits` returns the bits of `x[1]`, which the caller makes a
 /// float again and multiplies by `x[1]`.
 const BITS: &str = r#"
@@ -103,6 +147,30 @@ fn an_index_a_recursive_callee_computes_from_a_length_carries_no_derivative() {
     for x in [[0.3, -1.2, 0.7], [1.5, 0.25, -2.0]] {
         let f = |v: &[f64]| v[2] * v[2];
         for n in [0i64, 1, 3] {
+            let (y, _, grad) = run(rev, &x, &[0.0; 3], n, 1.0);
+            assert_close(y, f(&x), 1e-12, "primal");
+            for i in 0..3 {
+                let fd = central_difference(&f, &x, i);
+                assert_close(grad[i], fd, 1e-6, &format!("reverse, n = {n}, x{i}"));
+                let mut e = [0.0; 3];
+                e[i] = 1.0;
+                let (_, t, _) = run(fwd, &x, &e, n, 0.0);
+                assert_close(t, fd, 1e-6, &format!("forward, n = {n}, x{i}"));
+            }
+        }
+    }
+}
+
+#[test]
+fn a_callee_returning_an_index_is_still_differentiated_where_it_writes() {
+    let rev = compile_text(INDEX_AND_WRITE, "doubled_then_indexed", Mode::Reverse, args(), Active)
+        .unwrap_or_else(|e| panic!("reverse: {e}"));
+    let fwd = compile_text(INDEX_AND_WRITE, "doubled_then_indexed", Mode::Forward, args(), Duplicated)
+        .unwrap_or_else(|e| panic!("forward: {e}"));
+    // (The callee doubles x[1] once, at its last level.)
+    let f = |v: &[f64]| v[2] * v[2] + 2.0 * v[0];
+    for x in [[0.3, -1.2, 0.7], [1.5, 0.25, -2.0]] {
+        for n in [0i64, 2] {
             let (y, _, grad) = run(rev, &x, &[0.0; 3], n, 1.0);
             assert_close(y, f(&x), 1e-12, "primal");
             for i in 0..3 {

@@ -319,20 +319,14 @@ fn float_bits_into_float_array(i: Value, mem: &Memory, types: &Types) -> bool {
 /// Varied values: those that depend on an active parameter, to a fixed point (loops
 /// carry variation around). `forced` instructions touch untracked derivative data and
 /// count as varied whatever their operands.
-/// A call in `integer_results` varies only with the numbers it is handed: the memory
-/// it reads gives its integer result no float's bits.
 fn varied_values<'ctx>(
     insts: &[Value<'ctx>],
     rules: &HashMap<Value<'ctx>, Rule>,
     forced: &HashMap<Value<'ctx>, Value<'ctx>>,
     active_params: &[Value<'ctx>],
     mem: &Memory<'ctx>,
-    integer_results: &HashSet<Value<'ctx>>,
 ) -> HashSet<Value<'ctx>> {
     crate::analysis::memory::grow_to_fixpoint(insts, active_params.iter().copied().collect(), |i, varied| {
-        if integer_results.contains(&i) {
-            return i.as_call().is_some_and(|c| call_args(c).any(|a| !a.ty().is_pointer() && varied.contains(&a)));
-        }
         let flow = Flow {
             varied: &|v| varied.contains(&v),
             shadowed: &|p| mem.is_shadowed(p),
@@ -614,12 +608,25 @@ impl<'ctx> Activity<'ctx> {
             .collect();
         let mut varied;
         loop {
-            varied = varied_values(&insts, &rules, &forced, active_params, mem, &integer_results);
+            varied = varied_values(&insts, &rules, &forced, active_params, mem);
+            // (Such a call stays varied, and so a sink differentiated call by call: it may
+            // write derivative data into the memory it is handed, as `ht_keyindex2!`'s
+            // rehash moves a `Dict`'s values. Only its integer result, unless a number it is
+            // handed varies, carries no derivative data for `untracked` to follow.)
+            let carried: HashSet<Value<'ctx>> = varied
+                .iter()
+                .copied()
+                .filter(|v| {
+                    !integer_results.contains(v)
+                        || v.as_call()
+                            .is_some_and(|c| call_args(c).any(|a| !a.ty().is_pointer() && varied.contains(&a)))
+                })
+                .collect();
             let lost = untracked::Untracked::compute(&untracked::Inputs {
                 m,
                 insts: &live_insts,
                 rules: &rules,
-                varied: &varied,
+                varied: &carried,
                 mem,
                 inert: &inert,
                 plumbing,
