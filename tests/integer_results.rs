@@ -138,19 +138,17 @@ fn run(d: oxidase::ffi::OxDerivativeFn, x: &[f64], dx: &[f64], n: i64, seed: f64
     (ret, dret, da.values())
 }
 
-#[test]
-fn an_index_a_recursive_callee_computes_from_a_length_carries_no_derivative() {
-    let rev =
-        compile_text(INDEX, "square_last", Mode::Reverse, args(), Active).unwrap_or_else(|e| panic!("reverse: {e}"));
-    let fwd = compile_text(INDEX, "square_last", Mode::Forward, args(), Duplicated)
-        .unwrap_or_else(|e| panic!("forward: {e}"));
+/// `name` in `text` in reverse and forward mode, against central differences of `f`,
+/// at two points and for each recursion depth in `depths`.
+fn check_modes(text: &str, name: &str, f: &dyn Fn(&[f64]) -> f64, depths: &[i64]) {
+    let rev = compile_text(text, name, Mode::Reverse, args(), Active).unwrap_or_else(|e| panic!("reverse: {e}"));
+    let fwd = compile_text(text, name, Mode::Forward, args(), Duplicated).unwrap_or_else(|e| panic!("forward: {e}"));
     for x in [[0.3, -1.2, 0.7], [1.5, 0.25, -2.0]] {
-        let f = |v: &[f64]| v[2] * v[2];
-        for n in [0i64, 1, 3] {
+        for &n in depths {
             let (y, _, grad) = run(rev, &x, &[0.0; 3], n, 1.0);
             assert_close(y, f(&x), 1e-12, "primal");
             for i in 0..3 {
-                let fd = central_difference(&f, &x, i);
+                let fd = central_difference(f, &x, i);
                 assert_close(grad[i], fd, 1e-6, &format!("reverse, n = {n}, x{i}"));
                 let mut e = [0.0; 3];
                 e[i] = 1.0;
@@ -162,27 +160,14 @@ fn an_index_a_recursive_callee_computes_from_a_length_carries_no_derivative() {
 }
 
 #[test]
+fn an_index_a_recursive_callee_computes_from_a_length_carries_no_derivative() {
+    check_modes(INDEX, "square_last", &|v: &[f64]| v[2] * v[2], &[0, 1, 3]);
+}
+
+#[test]
 fn a_callee_returning_an_index_is_still_differentiated_where_it_writes() {
-    let rev = compile_text(INDEX_AND_WRITE, "doubled_then_indexed", Mode::Reverse, args(), Active)
-        .unwrap_or_else(|e| panic!("reverse: {e}"));
-    let fwd = compile_text(INDEX_AND_WRITE, "doubled_then_indexed", Mode::Forward, args(), Duplicated)
-        .unwrap_or_else(|e| panic!("forward: {e}"));
     // (The callee doubles x[1] once, at its last level.)
-    let f = |v: &[f64]| v[2] * v[2] + 2.0 * v[0];
-    for x in [[0.3, -1.2, 0.7], [1.5, 0.25, -2.0]] {
-        for n in [0i64, 2] {
-            let (y, _, grad) = run(rev, &x, &[0.0; 3], n, 1.0);
-            assert_close(y, f(&x), 1e-12, "primal");
-            for i in 0..3 {
-                let fd = central_difference(&f, &x, i);
-                assert_close(grad[i], fd, 1e-6, &format!("reverse, n = {n}, x{i}"));
-                let mut e = [0.0; 3];
-                e[i] = 1.0;
-                let (_, t, _) = run(fwd, &x, &e, n, 0.0);
-                assert_close(t, fd, 1e-6, &format!("forward, n = {n}, x{i}"));
-            }
-        }
-    }
+    check_modes(INDEX_AND_WRITE, "doubled_then_indexed", &|v: &[f64]| v[2] * v[2] + 2.0 * v[0], &[0, 2]);
 }
 
 #[test]
