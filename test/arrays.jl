@@ -1198,6 +1198,19 @@ lit_nine(x) = (A = [x[1] x[2] x[3]; x[2] x[3] x[1]; x[3] x[1] x[2] * x[1]]; sum(
         check_all_modes(f, x)
     end
 end
+# `Float32` data copied by `memmove` (`copyto!`, `y[1:3] = x`, `vcat`): a copy into an
+# array the function allocated once gave that array a `Float64` shadow (the copy's
+# operands are integers, which showed no float type), and the copy's adjoint then added
+# the bytes up as `Float64`s: the last of an odd number of elements got no adjoint,
+# without an error. Forward and reverse, an odd and an even length.
+f32_copyto(x) = (y = similar(x, length(x) + 1); copyto!(y, 1, x, 1, length(x)); y[end] = 1; sum(abs2, y) * x[1])
+f32_setrange(x) = (y = zeros(eltype(x), length(x) + 1); y[1:length(x)] = x; sum(abs2, y) * x[2])
+f32_vcat(x) = sum(abs2, vcat(x, x .* 2))
+@testset "Float32 arrays copied by memmove: $(nameof(f))" for f in (f32_copyto, f32_setrange, f32_vcat)
+    for x in (Float32[1.2, 2.7, 0.9], Float32[-0.4, 0.3, 1.7, 0.6])
+        check_float32(f, x)
+    end
+end
 # `Float32`s, which Julia boxes by a runtime call (`jl_box_float32`), which the engine
 # rewrites into the box Julia makes of a `Float64` inline (`ingest::inline_float32_boxes`).
 # Checked against central differences of the same generic code run in `Float64`

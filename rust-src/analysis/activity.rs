@@ -1023,7 +1023,17 @@ impl<'ctx> Activity<'ctx> {
                 let single = value.ty().float_bits() == 32 || mem.leaf(value) == Some(Leaf::ArrayF32) && !object;
                 let leaf = if single { Leaf::ArrayF32 } else { Leaf::ArrayF64 };
                 if let Some(a) = mem.origin(addr).or_else(|| mem.element_origin(addr)).filter(|a| !objects(a)) {
-                    wants_shadow.insert(a, leaf);
+                    // (An array of floats takes its own float type, which the value does
+                    // not show when it is an address: `libc`'s `memmove` copying a
+                    // `Float32` array's data into it, handed integers, made it `Float64`,
+                    // and the copy's adjoint then added its bytes up as `Float64`s.)
+                    let own = (mem.origin(addr) == Some(a))
+                        .then(|| {
+                            float_array_allocation(a, types)
+                                .or_else(|| crate::analysis::memory::float_array_allocation_by_type(a))
+                        })
+                        .flatten();
+                    wants_shadow.insert(a, own.unwrap_or(leaf));
                 } else if let Some((holders, arrays)) =
                     crate::analysis::memory::field_array_stores(m, addr, &insts).filter(|_| value.ty().is_floating())
                 {

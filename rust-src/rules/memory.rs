@@ -206,7 +206,16 @@ impl Family for MemCopy {
     /// `src' += dst'`, `dst' = 0`, element by element (`crate::runtime`).
     fn adjoint<'ctx>(&self, i: Value<'ctx>, cx: &dyn Adjoints<'ctx>) -> Result<()> {
         let (b, m) = (cx.builder(), cx.builder().m);
-        let helper = match cx.leaf(i.operand(0)).unwrap_or(Leaf::ArrayF64) {
+        // (The numbers' type, from the destination or the source: a `Float32` array's
+        // bytes added up as `Float64`s lost the last odd element's adjoint, and any
+        // other's were added as bits.)
+        let leaf = copied_leaf(cx, i.operand(0), 8).or_else(|| copied_leaf(cx, i.operand(1), 8)).ok_or_else(|| {
+            Error::Unsupported(format!(
+                "copying memory that holds derivatives whose number type the engine does not know{}",
+                crate::names::where_(i)
+            ))
+        })?;
+        let helper = match leaf {
             Leaf::ArrayF32 | Leaf::F32 => crate::runtime::memcpy_adjoint_f32 as *const () as usize,
             _ => crate::runtime::memcpy_adjoint_f64 as *const () as usize,
         };
@@ -220,6 +229,36 @@ impl Family for MemCopy {
             Ok(())
         })?;
         Ok(())
+    }
+}
+
+/// The float type of the memory at address `p`, an operand of a copy: its own, or that
+/// of the pointer it is computed from, through casts, address arithmetic and the integer
+/// arithmetic of a `ccall(:memmove, ...)` handed addresses as integers (an array's data
+/// pointer loaded as one).
+fn copied_leaf<'ctx>(cx: &dyn Adjoints<'ctx>, p: Value<'ctx>, depth: usize) -> Option<Leaf> {
+    use crate::llvm::Opcode;
+    if let Some(leaf) = cx.leaf(p) {
+        return Some(leaf);
+    }
+    if depth == 0 {
+        return None;
+    }
+    match p.opcode_if_instruction()? {
+        Opcode::LLVMPtrToInt
+        | Opcode::LLVMIntToPtr
+        | Opcode::LLVMBitCast
+        | Opcode::LLVMAddrSpaceCast
+        | Opcode::LLVMGetElementPtr
+        | Opcode::LLVMSub => copied_leaf(cx, p.operand(0), depth - 1),
+        Opcode::LLVMAdd => {
+            copied_leaf(cx, p.operand(0), depth - 1).or_else(|| copied_leaf(cx, p.operand(1), depth - 1))
+        }
+        // (An array's data pointer loaded as an integer at the array object's address.)
+        Opcode::LLVMLoad if p.ty().is_int() => cx
+            .leaf(crate::analysis::memory::zero_offset_base(p.operand(0)))
+            .filter(|l| matches!(l, Leaf::ArrayF64 | Leaf::ArrayF32)),
+        _ => None,
     }
 }
 
@@ -265,7 +304,13 @@ impl Family for ArrayCopy {
         let fty = m.fn_type(m.int(8), &[m.ptr(), m.ptr()]);
         let helper = match cx.leaf(i.operand(0)) {
             Some(Leaf::ArrayF32) => crate::runtime::array_accumulate_f32 as *const () as usize,
-            _ => crate::runtime::array_accumulate_f64 as *const () as usize,
+            Some(_) => crate::runtime::array_accumulate_f64 as *const () as usize,
+            None => {
+                return Err(Error::Unsupported(format!(
+                    "copying an array whose number type the engine does not know{}",
+                    crate::names::where_(i)
+                )))
+            }
         };
         each_lane(cx, |lane| {
             let src = b.to_generic_ptr(required(cx, i, Need::Shadow(0), lane)?)?;
