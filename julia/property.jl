@@ -289,6 +289,16 @@ function program(rng, name)
                 "p = [$(join(rand(rng, 1:3, 3), ", "))]; s += sum(i -> x[p[i]] * $(expr(rng, 1, ["x[1]", "x[2]", "x[3]"])), 1:3)",
                 "mask = [v > $(round(randn(rng), digits = 2)) for v in x]; s += sum(i -> mask[i] ? x[i]^2 : x[i] * x[1], 1:3) * $(expr(rng, 1, vars))",
                 "s += sum(vcat(x, Property.ROW)) * $(expr(rng, 1, vars))",
+                # Arrays and numbers concatenated (`[x; 1.0]`, `[1.0; W * v]`: Base's
+                # `__cat` for any arguments, compiled for their types instead), also
+                # growing in a loop.
+                "s += sum(abs2, [$(expr(rng, 1, vars)); x; $(round(randn(rng), digits = 2))])",
+                "s += sum(abs2, [1.0; [0.5 -1.0; 2.0 0.25] * x[1:2]; x[3]]) * $(expr(rng, 1, vars))",
+                "vg = [x[1]]
+    for k in 1:$(rand(rng, 0:3))
+        vg = [vg; x[k] * $(expr(rng, 1, vars))]
+    end
+    s += sum(abs2, vg)",
                 "for k in 1:$(rand(rng, 0:3))
         s += sum(abs2, vcat(x .* k, Property.ROW)) * $(expr(rng, 1, vars))
     end",

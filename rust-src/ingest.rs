@@ -94,6 +94,9 @@ pub fn inline<'ctx>(m: &'ctx Module, entry: &str) -> Result<Inlined<'ctx>> {
         }
     }
     drop_unreachable_functions(m, &reachable);
+    for g in m.functions().into_iter().filter(|g| !g.is_declaration()) {
+        split_call_frames(m, g)?;
+    }
     passes::run(m, "always-inline,sroa,early-cse,simplifycfg,instcombine<no-verify-fixpoint>,sroa,simplifycfg")
         .map_err(Error::Internal)?;
     Ok(Inlined { entry: f, recursive })
@@ -1594,6 +1597,104 @@ fn splat_values<'ctx>(m: &'ctx Module, call: Value<'ctx>) -> Option<Vec<Value<'c
         }
     }
     values.into_iter().collect()
+}
+
+/// Gives each call of `g` that is handed an arguments array on the stack (Julia's
+/// generic calling convention: `japi1_` code, `jl_invoke`, builtins) an array of its
+/// own. Julia's GC lowering makes one such array per function and fills it again before
+/// each call; once the callees are inlined, their reads of one call's arguments and
+/// another's meet in the same slots (a matrix literal's float boxes and, later, an
+/// array handed to `vcat`'s copy), which the stack analysis reads as one slot holding
+/// both kinds of object. Only arrays whose every store lies, in its call's block,
+/// between the previous call handed the array (or the block's start) and its call, and
+/// that nothing but those stores, the calls and lifetime markers uses.
+fn split_call_frames<'ctx>(m: &'ctx Module, g: Function<'ctx>) -> Built<()> {
+    use crate::llvm::Opcode;
+    let Some(entry) = g.entry_block() else { return Ok(()) };
+    let frames: Vec<Value<'ctx>> = entry
+        .instructions()
+        .into_iter()
+        .filter(|&a| a.opcode() == Opcode::LLVMAlloca && !is_gc_frame(a))
+        .filter(|a| {
+            let t = a.allocated_type();
+            t.is_pointer() || t.kind() == llvm_sys::LLVMTypeKind::LLVMArrayTypeKind && t.element().is_pointer()
+        })
+        .collect();
+    let b = m.builder();
+    for a in frames {
+        // The calls handed the array itself, and the stores into it.
+        let (mut calls, mut stores) = (Vec::new(), Vec::new());
+        let (mut addresses, mut k) = (vec![a], 0);
+        let mut plain = true;
+        while plain && k < addresses.len() {
+            let p = addresses[k];
+            k += 1;
+            for u in p.users() {
+                match u.opcode_if_instruction() {
+                    Some(Opcode::LLVMGetElementPtr | Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast)
+                        if u.operand(0) == p =>
+                    {
+                        addresses.push(u)
+                    }
+                    Some(Opcode::LLVMStore) if u.operand(1) == p && u.operand(0) != p => stores.push(u),
+                    Some(Opcode::LLVMCall) if u.as_call().is_some_and(memory::is_lifetime_marker) => {}
+                    Some(Opcode::LLVMCall) if p == a && u.operands().iter().filter(|&&o| o == a).count() == 1 => {
+                        calls.push(u)
+                    }
+                    _ => plain = false,
+                }
+            }
+        }
+        if !plain || calls.len() < 2 {
+            continue;
+        }
+        // Each call's stores: those before it in its block, after the previous call.
+        let mut owned: Vec<(Value<'ctx>, Vec<Value<'ctx>>)> = Vec::new();
+        for &call in &calls {
+            let block = call.parent_block().instructions();
+            let here = block.iter().position(|&i| i == call).expect("a call is in its block");
+            let mut mine = Vec::new();
+            for &i in block[..here].iter().rev() {
+                if calls.contains(&i) {
+                    break;
+                }
+                if stores.contains(&i) {
+                    mine.push(i);
+                }
+            }
+            owned.push((call, mine));
+        }
+        // Each call is handed the number of its arguments after the array, and its stores
+        // fill each of their slots once, pointers 8 bytes apart: a generic call's
+        // arguments, nothing a call reads that an earlier call's stores put there.
+        let fills_arguments = |call: Value<'ctx>, mine: &[Value<'ctx>]| {
+            let k = call.operands().iter().position(|&o| o == a).expect("the call is handed the array");
+            let Some(n) = call.operands().get(k + 1).and_then(|o| o.const_uint()) else { return false };
+            let mut offsets: Vec<u64> =
+                mine.iter().filter_map(|s| memory::alloca_slot(m, s.operand(1)).map(|(_, off)| off)).collect();
+            offsets.sort_unstable();
+            offsets.len() == mine.len() && offsets.iter().copied().eq((0..n).map(|j| 8 * j))
+        };
+        if owned.iter().map(|(_, mine)| mine.len()).sum::<usize>() != stores.len()
+            || !owned.iter().all(|(call, mine)| fills_arguments(*call, mine))
+        {
+            continue;
+        }
+        // (The first call keeps the array.)
+        for (call, mine) in owned.into_iter().skip(1) {
+            b.before(a)?;
+            let own = b.clone_with(a, &[a.operand(0)])?;
+            for s in mine {
+                let (_, off) = memory::alloca_slot(m, s.operand(1)).expect("fills_arguments found its offset");
+                b.before(s)?;
+                let slot = b.gep(m.int(8), own, &[m.const_int(m.int(64), off)])?;
+                s.set_operand(1, slot);
+            }
+            let k = call.operands().iter().position(|&o| o == a).expect("the call is handed the array");
+            call.set_operand(k, own);
+        }
+    }
+    Ok(())
 }
 
 /// Deletes alloca `a` when it is only stored into (through address arithmetic), with

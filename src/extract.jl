@@ -276,25 +276,93 @@ struct WidenedCall
     instance::Core.MethodInstance
 end
 
+# The types type inference gave the arguments of the calls through `invoke` (`jl_invoke`,
+# or once compiled a call of its `japi1_` code) in the module's functions, the types the
+# module does not show (an argument's, a call result's). Found function by function as
+# asked for: the root's code and, breadth first, the code of the instances it calls,
+# inferred and optimized again in the same world (the code codegen compiled, which Julia
+# does not keep for a function it does not inline), at most `CALL_TYPES_SEARCHED`.
+mutable struct CallTypes
+    native::Ptr{Cvoid}
+    queue::Vector{Core.MethodInstance}
+    seen::Base.IdSet{Any}
+    # Per LLVM function, per instance it calls, the arguments' types, the function first
+    # (`nothing` where two calls differ).
+    functions::Dict{Ptr{Cvoid},IdDict{Any,Any}}
+end
+
+const CALL_TYPES_SEARCHED = 64
+
+CallTypes(native::Ptr{Cvoid}, root::Core.MethodInstance) =
+    CallTypes(native, Core.MethodInstance[root], Base.IdSet{Any}(), Dict{Ptr{Cvoid},IdDict{Any,Any}}())
+
+function call_types!(calls::CallTypes, fn::Ptr{Cvoid})
+    while !haskey(calls.functions, fn) && !isempty(calls.queue) && length(calls.seen) < CALL_TYPES_SEARCHED
+        mi = popfirst!(calls.queue)
+        mi in calls.seen && continue
+        push!(calls.seen, mi)
+        ci = instance_code(mi)
+        ci === nothing && continue
+        fidx = Ref{Int32}(0)
+        sidx = Ref{Int32}(0)
+        ccall(:jl_get_function_id, Cvoid, (Ptr{Cvoid}, Any, Ref{Int32}, Ref{Int32}), calls.native, ci, fidx, sidx)
+        (fidx[] > 0 || sidx[] > 0) || continue
+        mi.def isa Method && mi.specTypes isa DataType || continue
+        src = Core.Compiler.typeinf_code(mi.def, mi.specTypes, mi.sparam_vals, true,
+                                         Core.Compiler.Params(Base.get_world_counter()))[1]
+        src isa Core.CodeInfo || continue
+        sptypes = Core.Compiler.sptypes_from_meth_instance(mi)
+        types = IdDict{Any,Any}()
+        for stmt in src.code
+            (stmt isa Expr && stmt.head === :invoke) || continue
+            callee = stmt.args[1]
+            callee isa Core.MethodInstance || continue
+            found = Any[Core.Compiler.widenconst(Core.Compiler.argextype(a, src, sptypes, src.slottypes))
+                        for a in stmt.args[2:end]]
+            types[callee] = haskey(types, callee) && types[callee] != found ? nothing : found
+            callee in calls.seen || push!(calls.queue, callee)
+        end
+        for k in (fidx[], sidx[])
+            k > 0 && (calls.functions[ccall(:jl_get_llvm_function, Ptr{Cvoid}, (Ptr{Cvoid}, UInt32), calls.native, k - 1)] = types)
+        end
+    end
+    return get(calls.functions, fn, nothing)
+end
+
+# The type inference gave the argument `k` (the function first) of `call`, a call of the
+# instance `wide`, if concrete; or `nothing`.
+function inferred_argument_type(calls::CallTypes, @nospecialize(wide), call::Ptr{Cvoid}, k::Int)
+    wide isa Core.MethodInstance || return nothing
+    block = ccall((:LLVMGetInstructionParent, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), call)
+    types = call_types!(calls, ccall((:LLVMGetBasicBlockParent, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), block))
+    types === nothing && return nothing
+    types = get(types, wide, nothing)
+    (types isa Vector{Any} && k <= length(types)) || return nothing
+    T = types[k]
+    return T isa DataType && isconcretetype(T) ? T : nothing
+end
+
 # Whether the module defines a `japi1_` function or calls `jl_invoke`.
 may_widen(mod::Ptr{Cvoid}) = calls_jl_invoke(mod) || names_prefix(mod, "japi1_", true)
 
 # The module's calls compiled for wider types than their arguments', where it shows the
 # arguments' types.
-function widened_calls(native::Ptr{Cvoid}, mod::Ptr{Cvoid})
+function widened_calls(native::Ptr{Cvoid}, mod::Ptr{Cvoid}, root::Core.MethodInstance)
     found = WidenedCall[]
     world = Base.get_world_counter()
+    calls = CallTypes(native, root)
     fn = ccall((:LLVMGetFirstFunction, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), mod)
     while fn != C_NULL
         name = llvm_value_name(fn)
         generic = ccall((:LLVMIsDeclaration, LIBLLVM), Cint, (Ptr{Cvoid},), fn) == 0 && startswith(name, "japi1_")
-        (generic || name == "jl_invoke") && widened_calls_of!(found, native, fn, generic, world)
+        (generic || name == "jl_invoke") && widened_calls_of!(found, native, fn, generic, world, calls)
         fn = ccall((:LLVMGetNextFunction, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), fn)
     end
     return found
 end
 
-function widened_calls_of!(found::Vector{WidenedCall}, native::Ptr{Cvoid}, fn::Ptr{Cvoid}, generic::Bool, world::UInt)
+function widened_calls_of!(found::Vector{WidenedCall}, native::Ptr{Cvoid}, fn::Ptr{Cvoid}, generic::Bool, world::UInt,
+                           calls::CallTypes)
     for call in calls_using(fn)
         cc = ccall((:LLVMGetInstructionCallConv, LIBLLVM), Cuint, (Ptr{Cvoid},), call)
         cc == (generic ? JLCALL_F_CC : JLCALL_F2_CC) || continue
@@ -310,7 +378,7 @@ function widened_calls_of!(found::Vector{WidenedCall}, native::Ptr{Cvoid}, fn::P
             wide = unsafe_pointer_to_objref(Ptr{Cvoid}(address))
             wide isa Core.MethodInstance || continue
         end
-        mi = concrete_instance(native, generic ? fn : C_NULL, wide, call, generic ? 0 : 1, n, world)
+        mi = concrete_instance(native, generic ? fn : C_NULL, wide, call, generic ? 0 : 1, n, world, calls)
         mi === nothing || push!(found, WidenedCall(call, generic ? fn : C_NULL, mi))
     end
     return found
@@ -322,14 +390,24 @@ end
 # instance, or a method with a rule of its own, declared inactive or Oxidase's (which
 # keep the code Julia calls).
 function concrete_instance(native::Ptr{Cvoid}, fn::Ptr{Cvoid}, @nospecialize(wide), call::Ptr{Cvoid},
-                           first::Integer, stop::Integer, world::UInt)
-    types = Any[]
-    for k in first:stop - 1
-        T = operand_type(ccall((:LLVMGetOperand, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid}, Cuint), call, k))
-        T === nothing && return nothing
-        push!(types, T)
-    end
+                           first::Integer, stop::Integer, world::UInt, calls::CallTypes)
+    types = Any[operand_type(ccall((:LLVMGetOperand, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid}, Cuint), call, k))
+                for k in first:stop - 1]
     isempty(types) && return nothing
+    # (An exception's constructor, on an error path.)
+    types[1] isa Type && types[1] <: Type{<:Exception} && return nothing
+    if any(T -> T === nothing, types)
+        # Where the module does not show an argument's type, it may be the concrete one
+        # the instance was compiled for (`__cat`'s destination array) or the one type
+        # inference gave the call's argument (an argument of the function, a call's
+        # result).
+        wide === nothing && (wide = compiled_instance_of(native, types[1], fn, world))
+        for k in 1:length(types)
+            types[k] === nothing && (types[k] = instance_argument_type(wide, k))
+            types[k] === nothing && (types[k] = inferred_argument_type(calls, wide, call, k))
+            types[k] === nothing && return nothing
+        end
+    end
     sig = Tuple{types...}
     Base.isdispatchtuple(sig) || return nothing
     matches = Base._methods_by_ftype(sig, -1, world)
@@ -352,12 +430,13 @@ function concrete_instance(native::Ptr{Cvoid}, fn::Ptr{Cvoid}, @nospecialize(wid
     # compiled, which a message built on an error path, `string("n = ", n)`, does not
     # need.)
     any(carries_floats, types) || return nothing
-    types[1] <: Type{<:Exception} && return nothing
-    if method === VECT_METHOD
-        # `vect`'s code for these types still iterates over a tuple of several types,
-        # which Julia compiles to a union of a float's and an integer's bits: the
-        # substitute does the same, element by element.
-        matches = Base._methods_by_ftype(Tuple{typeof(typed_vect),types[2:end]...}, -1, world)
+    substitute = method === VECT_METHOD ? typed_vect : method === CAT_METHOD ? typed_cat : nothing
+    if substitute !== nothing
+        # `vect`'s and `__cat`'s code for these types still iterates over a tuple of
+        # several types, which Julia compiles to a union of a float's and an integer's
+        # bits (or of a float's and an array's box): the substitute does the same,
+        # element by element.
+        matches = Base._methods_by_ftype(Tuple{typeof(substitute),types[2:end]...}, -1, world)
         (matches isa Vector && length(matches) == 1) || return nothing
         match = matches[1]::Core.SimpleVector
         method = match[3]::Method
@@ -438,6 +517,63 @@ const VECT_METHOD = which(Base.vect, Tuple{Int, Float64})
         $(stores...)
         return a
     end
+end
+
+# Base's `__cat(A, shape, catdims, X...)`, which copies the arguments of `cat`, `vcat`,
+# `hcat` and `hvcat` into the array `A` once they are not all arrays of one kind
+# (`[x; 1.0]`, `vcat(x, y[1])`), and what its calls are compiled to instead: the same
+# copies, one argument after the other, into the same blocks of `A`. (`__cat` loops
+# over the tuple `X`, each element then boxed as a union of an array and a number, and
+# splats a vector of ranges into the index tuple.)
+const CAT_METHOD = which(Base.__cat, Tuple{Vector{Float64}, Tuple{Int}, Tuple{Bool}, Vector{Float64}, Float64})
+@generated function typed_cat(A, shape::NTuple{N, Any}, catdims, X...) where N
+    offsets = [Symbol(:offset, i) for i in 1:N]
+    body = Expr(:block, (:($o = 0) for o in offsets)...)
+    for k in 1:length(X)
+        x = Symbol(:x, k)
+        push!(body.args, :($x = X[$k]))
+        blocks = [Symbol(:block, k, :_, i) for i in 1:N]
+        for i in 1:N
+            # (`__cat` concatenates along the dimensions `catdims` marks, the others
+            # past its length not.)
+            push!(body.args, quote
+                if $i <= length(catdims) && catdims[$i]
+                    $(blocks[i]) = UnitRange{Int}($(offsets[i]) .+ Base.cat_indices($x, $i))
+                    $(offsets[i]) += Base.cat_size($x, $i)
+                else
+                    $(blocks[i]) = UnitRange{Int}(1:shape[$i])
+                end
+            end)
+        end
+        push!(body.args, X[k] <: AbstractArray ? :(A[$(blocks...)] = $x) : :(fill!(view(A, $(blocks...)), $x)))
+    end
+    push!(body.args, :(return A))
+    return body
+end
+
+# The specialization of a method of the function of type `F` whose code `native` holds
+# as `fn` (a `japi1_` function), or `nothing`: none, or a function of many methods.
+function compiled_instance_of(native::Ptr{Cvoid}, @nospecialize(F), fn::Ptr{Cvoid}, world::UInt)
+    (F isa DataType && fn != C_NULL) || return nothing
+    matches = Base._methods_by_ftype(Tuple{F, Vararg{Any}}, 8, world)
+    matches isa Vector || return nothing
+    for match in matches
+        mi = compiled_instance(native, (match::Core.SimpleVector)[3]::Method, fn, world)
+        mi === nothing || return mi
+    end
+    return nothing
+end
+
+# The concrete type the instance `wide` was compiled for at its argument `k` (its
+# function first), or `nothing`: another type, or one of its trailing `Vararg`.
+function instance_argument_type(@nospecialize(wide), k::Int)
+    wide isa Core.MethodInstance || return nothing
+    wide.specTypes isa DataType || return nothing
+    params = wide.specTypes.parameters
+    k <= length(params) || return nothing
+    T = params[k]
+    Base.isvarargtype(T) && return nothing
+    return isconcretetype(T) ? T : nothing
 end
 
 const BOX_FUNCTIONS = (("jl_box_int64", Int64), ("jl_box_int32", Int32), ("jl_box_int16", Int16),
@@ -668,7 +804,7 @@ function with_entries(native::Ptr{Cvoid}, mod::Ptr{Cvoid}, @nospecialize(f), @no
     # (`widened_calls`), which those calls then call.
     respecialized = Core.MethodInstance[]
     if respecialize && may_widen(mod)
-        for c in Base.invokelatest(widened_calls, native, mod)::Vector{WidenedCall}
+        for c in Base.invokelatest(widened_calls, native, mod, mi)::Vector{WidenedCall}
             c.instance in respecialized || push!(respecialized, c.instance)
         end
     end
@@ -691,7 +827,7 @@ function with_entries(native::Ptr{Cvoid}, mod::Ptr{Cvoid}, @nospecialize(f), @no
             native, mod = create_native([mi; first.(instances); first.(tasks); invoked; respecialized], params, f, types)
         end
         if !isempty(respecialized)
-            calls = Base.invokelatest(widened_calls, native, mod)
+            calls = Base.invokelatest(widened_calls, native, mod, mi)
             Base.invokelatest(respecialize_calls!, native, calls)
         end
         for (T, (_, ci)) in zip(closures, instances)

@@ -1198,6 +1198,44 @@ lit_nine(x) = (A = [x[1] x[2] x[3]; x[2] x[3] x[1]; x[3] x[1] x[2] * x[1]]; sum(
         check_all_modes(f, x)
     end
 end
+# Arrays and numbers concatenated (`[x; 1.0]`, `vcat(1.0, W * v)`): Base's `cat`
+# machinery calls its copying step `__cat` through `jl_invoke` of a method compiled for
+# any arguments; the extraction compiles it for the call's types instead, as
+# `Extract.typed_cat` (the same copies, one argument after the other), with the types
+# the module does not show (an argument, a call's result) from type inference. Each
+# generic call also gets its own arguments array on the stack (`ingest::split_call_frames`:
+# the literal's boxes and the array handed to `__cat` shared one before).
+const CAT_ROW = [0.5, -1.0, 2.0]
+cat_number_after(x) = sum(abs2, vcat(x, 1.0))
+cat_number_before(x) = sum(abs2, [1.0; x; x[1]])
+cat_numbers_between(x) = sum(abs2, [x[2]; x .* 2; 2.0; x])
+cat_bias(x) = sum(abs2, tanh.([1.0; [2.0 3.0; 4.0 5.0] * x[1:2]; x[3]]))
+cat_constant(x) = sum(abs2, [x; 2.0; CAT_ROW]) * x[2]
+@noinline cat_prepend(y) = [1.0; y]
+cat_in_callee(x) = sum(abs2, cat_prepend(x .* 2)) * x[3]
+cat_branch(x) = (v = x[1] > 0 ? [x; x[1]^2] : [x[2]; 0.5; x]; sum(v .* (1:length(v))))
+function cat_loop(x, n)
+    v = [x[1]]
+    for k in 1:n
+        v = [v; x[mod1(k, 3)] * k]
+    end
+    return sum(abs2, v)
+end
+cat_single(x) = sum(abs2, [x; 0.5f0; x[1] * x[2]])
+@testset "arrays and numbers concatenated: $(nameof(f))" for f in
+        (cat_number_after, cat_number_before, cat_numbers_between, cat_bias, cat_constant, cat_in_callee, cat_branch)
+    for x in ([1.2, 2.7, 0.9], [-0.4, 0.3, 1.7], [0.8, -1.1, 0.2])
+        check_all_modes(f, x)
+    end
+    # (The values, against the formula.)
+    x = [1.2, 2.7, 0.9]
+    f === cat_number_before && @test gradient(Reverse, f, x) ≈ [4x[1], 2x[2], 2x[3]]
+end
+@testset "arrays and numbers concatenated in a loop of $n iterations" for n in (0, 1, 5)
+    for x in ([1.2, 2.7, 0.9], [-0.4, 0.3, 1.7])
+        check_all_modes(x -> cat_loop(x, n), x)
+    end
+end
 # `Float32` data copied by `memmove` (`copyto!`, `y[1:3] = x`, `vcat`): a copy into an
 # array the function allocated once gave that array a `Float64` shadow (the copy's
 # operands are integers, which showed no float type), and the copy's adjoint then added
@@ -1206,11 +1244,18 @@ end
 f32_copyto(x) = (y = similar(x, length(x) + 1); copyto!(y, 1, x, 1, length(x)); y[end] = 1; sum(abs2, y) * x[1])
 f32_setrange(x) = (y = zeros(eltype(x), length(x) + 1); y[1:length(x)] = x; sum(abs2, y) * x[2])
 f32_vcat(x) = sum(abs2, vcat(x, x .* 2))
-@testset "Float32 arrays copied by memmove: $(nameof(f))" for f in (f32_copyto, f32_setrange, f32_vcat)
+f32_vcat_number(x) = sum(abs2, [x; x[1]])
+@testset "Float32 arrays copied by memmove: $(nameof(f))" for f in (f32_copyto, f32_setrange, f32_vcat, f32_vcat_number)
     for x in (Float32[1.2, 2.7, 0.9], Float32[-0.4, 0.3, 1.7, 0.6])
         check_float32(f, x)
     end
 end
+@testset "Float32 arrays and numbers concatenated" begin
+    for x in (Float32[1.2, 2.7, 0.9], Float32[-0.4, 0.3, 1.7])
+        check_float32(cat_single, x)
+    end
+end
+
 # `Float32`s, which Julia boxes by a runtime call (`jl_box_float32`), which the engine
 # rewrites into the box Julia makes of a `Float64` inline (`ingest::inline_float32_boxes`).
 # Checked against central differences of the same generic code run in `Float64`

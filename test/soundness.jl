@@ -47,7 +47,8 @@ vcat_sum(x) = sum(vcat(x, 2 .* x))
 # Once its primal has run, Julia compiles `[x; 1.0]` as a loop over the arguments of
 # `__cat` in a stack array, each handed to dynamic dispatch (`setindex!`): the slot
 # holding `x` is read through a merge of addresses, and it once passed for a GC root
-# that nothing reads (the gradient was zero).
+# that nothing reads (the gradient was zero). Refused after that; now the extraction
+# compiles `__cat` for the arguments' types (`Extract.typed_cat`).
 vcat_scalar(x) = sum(abs2, [x; 1.0])
 # The splat's argument array is reused by the broadcast's error message (on the path
 # where the sizes differ), which overwrites it before reading it: x's slice stored there
@@ -91,7 +92,7 @@ const CASES = [
     (comprehension_of_built, x -> fill(2.0, length(x)), false),
     (map_of_built, x -> 2 .* cos.(2 .* x), false),
     (vcat_sum, x -> fill(3.0, length(x)), false),
-    (vcat_scalar, x -> 2 .* x, true),
+    (vcat_scalar, x -> 2 .* x, false),
     (splat_beside_broadcast, x -> [1.0; 2 + x[3] / (x[2]^2 + x[3]^2); 3 - x[2] / (x[2]^2 + x[3]^2); zeros(length(x) - 3)], false),
     (sortperm_weighted, x -> Float64.(sortperm(x)), false),
     (splat_in_matrix, x -> unit(x, 1) .+ unit(x, argmax(x)) .+ unit(x, 2), false),
@@ -117,7 +118,8 @@ const CASES = [
         @test (r isa Oxidase.DifferentiationError) == refused_today
         v = collect(range(1.0, -0.5; length = length(x)))
         t = forward_or_refusal(f, x, v)
-        @test t isa Oxidase.DifferentiationError || t ≈ expected' * v
+        # (At the first point `vcat_scalar`'s directional derivative is 0, to rounding.)
+        @test t isa Oxidase.DifferentiationError || isapprox(t, expected' * v; rtol = sqrt(eps()), atol = 1e-12)
         @test (t isa Oxidase.DifferentiationError) == refused_today
     end
 end
