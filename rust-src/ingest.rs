@@ -1990,7 +1990,7 @@ fn calls_setjmp(g: Function) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::drop_overwritten_stores;
+    use super::{drop_overwritten_stores, split_call_frames};
     use crate::llvm::{Context, Opcode, OwnedModule};
 
     /// The stores `drop_overwritten_stores` leaves in `f`, as the values they store.
@@ -2055,5 +2055,82 @@ top:
 "#,
         );
         assert_eq!(left, ["p"]);
+    }
+
+    /// For each call handed an arguments array, in order, the array (by name: the
+    /// arrays the split adds have none) and the values the stores into it put there, by
+    /// offset, after `split_call_frames`.
+    fn frames_after_split(ir: &str) -> Vec<(String, Vec<(u64, String)>)> {
+        let ctx = Context::create();
+        let m = OwnedModule::parse_ir(&ctx, ir).unwrap();
+        let f = m.function("f").unwrap();
+        split_call_frames(&m, f).unwrap();
+        let insts: Vec<_> = f.blocks().into_iter().flat_map(|b| b.instructions()).collect();
+        insts
+            .iter()
+            .filter(|i| i.opcode() == Opcode::LLVMCall)
+            .map(|&c| {
+                let array = c.operand(1);
+                let mut stored: Vec<(u64, String)> = insts
+                    .iter()
+                    .filter(|i| i.opcode() == Opcode::LLVMStore)
+                    .filter_map(|&st| {
+                        let (base, off) = crate::analysis::memory::alloca_slot(&m, st.operand(1))?;
+                        (base == array).then(|| (off, st.operand(0).name()))
+                    })
+                    .collect();
+                stored.sort();
+                (array.name(), stored)
+            })
+            .collect()
+    }
+
+    /// Two generic calls refilling the one arguments array Julia's GC lowering makes:
+    /// each gets an array of its own, holding its own arguments.
+    #[test]
+    fn each_generic_call_gets_its_own_arguments_array() {
+        let frames = frames_after_split(
+            r#"
+declare ptr @g(ptr, ptr, i32)
+define ptr @f(ptr %F, ptr %a, ptr %b, ptr %c) {
+top:
+  %frame = alloca [2 x ptr], align 8
+  %s1 = getelementptr inbounds i8, ptr %frame, i64 8
+  store ptr %a, ptr %frame, align 8
+  store ptr %b, ptr %s1, align 8
+  %r1 = call ptr @g(ptr %F, ptr %frame, i32 2)
+  store ptr %c, ptr %frame, align 8
+  %r2 = call ptr @g(ptr %F, ptr %frame, i32 1)
+  ret ptr %r2
+}
+"#,
+        );
+        assert_eq!(frames.len(), 2);
+        assert_ne!(frames[0].0, frames[1].0);
+        assert_eq!(frames[0].1, vec![(0, "a".to_string()), (8, "b".to_string())]);
+        assert_eq!(frames[1].1, vec![(0, "c".to_string())]);
+    }
+
+    /// A call that reads what an earlier call's stores left (no stores of its own before
+    /// it): the array is not generic calls' arguments, and stays shared.
+    #[test]
+    fn an_array_a_call_reads_without_filling_stays_shared() {
+        let frames = frames_after_split(
+            r#"
+declare ptr @g(ptr, ptr, i32)
+define ptr @f(ptr %F, ptr %a, ptr %b) {
+top:
+  %frame = alloca [2 x ptr], align 8
+  %s1 = getelementptr inbounds i8, ptr %frame, i64 8
+  store ptr %a, ptr %frame, align 8
+  store ptr %b, ptr %s1, align 8
+  %r1 = call ptr @g(ptr %F, ptr %frame, i32 2)
+  %r2 = call ptr @g(ptr %F, ptr %frame, i32 2)
+  ret ptr %r2
+}
+"#,
+        );
+        assert_eq!(frames[0].0, "frame");
+        assert_eq!(frames[1].0, "frame");
     }
 }
