@@ -470,6 +470,12 @@ function program(rng, name)
     s += d[:a] * x[2] + sum(values(d)) * x[1]",
                 "d = Dict($(join(["$k => x[$(rand(rng, 1:3))] * $(expr(rng, 1, vars))" for k in 1:rand(rng, 2:5)], ", ")))
     s += get(d, 1, x[3]) * get(d, 9, s)",
+                # `String` keys: literals, and names from a vector of them in a loop.
+                "ds = Dict(\"a\" => $(expr(rng, 1, vars)), \"b\" => x[$(rand(rng, 1:3))])
+    for (i, name) in enumerate([\"w\", \"b\", \"z\"][1:$(rand(rng, 0:3))])
+        ds[name] = get(ds, name, 0.5) * x[i] + $(expr(rng, 1, vars))
+    end
+    s += ds[\"a\"] * ds[\"b\"] + get(ds, \"w\", x[1])",
                 # A Dict built from a generator over 0, 1, 3 or 20 keys (Base's
                 # constructor, in a `try` that rethrows), with a branch in the values.
                 "dg = Dict(k => (x[k % 3 + 1] > $(round(2rand(rng) - 1; digits = 2)) ? x[k % 3 + 1]^2 : $(round(2rand(rng) - 1; digits = 2)) * x[k % 3 + 1]) for k in 1:$(rand(rng, [0, 1, 3, 20])))

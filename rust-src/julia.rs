@@ -155,12 +155,16 @@ pub struct Runtime {
     pub float32_type: &'static str,
     /// The runtime's global holding the `nothing` singleton's address.
     pub nothing: &'static str,
-    /// The runtime's global holding the address of `Symbol`'s `DataType`.
-    pub symbol_type: &'static str,
-    /// The runtime function hashing an object by identity (`objectid`, what a `Dict`
-    /// with `Symbol` keys hashes them by): it reads the object, keeps and writes
-    /// nothing, and its integer result carries no derivative.
-    pub object_id: &'static str,
+    /// The runtime's globals holding the addresses of `Symbol`'s and `String`'s
+    /// `DataType`s: immutable objects without floats, which code never writes through
+    /// (a `Dict`'s keys), so that stored beside objects with shadows, each is its own.
+    pub name_types: [&'static str; 2],
+    /// Functions that read memory, keep and write nothing, and return an integer
+    /// without derivative: the runtime's hashes of an object by identity (`objectid`,
+    /// what a `Dict` with `Symbol` keys hashes them by) or of bytes (`memhash_seed`, a
+    /// `String` key's hash), its comparison of two objects (`jl_egal`, `===`), and
+    /// libc's `memcmp` (`==` of two `String`s).
+    pub read_only_functions: [&'static str; 4],
     /// The address space of pointers to garbage-collected objects (Julia's tracked
     /// pointers): a constant of it is an object's address, with a type tag before it.
     pub tracked_address_space: u32,
@@ -281,8 +285,8 @@ pub const V1_5: Runtime = Runtime {
     bounds_error_int: "jl_bounds_error_int",
     float32_type: "jl_float32_type",
     nothing: "jl_nothing",
-    symbol_type: "jl_symbol_type",
-    object_id: "jl_object_id",
+    name_types: ["jl_symbol_type", "jl_string_type"],
+    read_only_functions: ["jl_object_id", "memhash_seed", "jl_egal", "memcmp"],
     tracked_address_space: 10,
     array_typename: "jl_array_typename",
     float_types: [

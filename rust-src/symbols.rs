@@ -7,7 +7,7 @@ use crate::llvm::Value;
 
 /// C library functions Julia calls by name (`ccall(:memmove, ...)`), whose address is
 /// that of an optimised variant glibc picks at load time, which `dladdr` cannot name.
-const BY_DLSYM: &[&std::ffi::CStr] = &[c"memmove", c"memcpy", c"memset"];
+const BY_DLSYM: &[&std::ffi::CStr] = &[c"memmove", c"memcpy", c"memset", c"memcmp"];
 
 /// Name of the symbol resolving a call target: the function's name, or the symbol
 /// behind an absolute address (Julia's `ccall`s arrive as `inttoptr` constants).

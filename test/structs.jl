@@ -1168,6 +1168,51 @@ generator_with_symbols(x) = sum_of_generator(x[i] * (k === :b ? 3.0 : 1.0) for (
         check_all_modes(f, x)
     end
 end
+# `String` keys: a string literal (embedded by address), or an element of a vector of
+# strings, is a name like a `Symbol` (`memory::is_name`: immutable, no derivative ever,
+# its own shadow); `Dict`'s `hash` of it (`memhash_seed`) and comparisons (`jl_egal`,
+# `memcmp` for `==`) read memory and return integers. Were refused.
+const DICT_NAMES = ["w", "b", "c"]
+dict_strings(x) = (d = Dict("a" => x[1], "b" => x[2]^2); d["a"] * d["b"] + get(d, "c", 2.0) * x[3])
+dict_strings_set(x) = (d = Dict{String,Float64}(); d["u"] = x[1]^2; d["v"] = x[3]; d["u"] += x[2]; d["u"] * d["v"])
+function dict_strings_loop(x, n)
+    d = Dict{String,Float64}()
+    for (i, name) in enumerate(["w", "b", "c"][1:n])
+        d[name] = x[i]^2 * i
+    end
+    return get(d, "w", 1.0) * get(d, "c", x[2]) + get(d, "b", 0.5)
+end
+dict_strings_global(x) = (d = Dict(name => x[i] * i for (i, name) in enumerate(DICT_NAMES)); d["w"] * d["c"] - d["b"])
+dict_strings_branch(x) = (d = Dict{String,Float64}(); x[1] > 0 ? (d["p"] = x[1]) : (d["q"] = x[2]^2); get(d, "p", x[3]) * get(d, "q", 2.0))
+@testset "Dicts with String keys: $name" for (name, f) in (
+    ("literals", dict_strings), ("set and updated", dict_strings_set), ("branch", dict_strings_branch),
+    ("from a vector, 0", x -> dict_strings_loop(x, 0)), ("from a vector, 1", x -> dict_strings_loop(x, 1)),
+    ("from a vector, 3", x -> dict_strings_loop(x, 3)))
+    for x in ([0.7, -1.3, 2.1], [-0.4, 0.9, 1.6])
+        check_all_modes(f, x)
+    end
+end
+@testset "Dicts with String keys: from a global vector of names" begin
+    # (Forward mode; in reverse mode the generator's `Dict` is refused, not wrong.)
+    for x in ([0.7, -1.3, 2.1], [-0.4, 0.9, 1.6])
+        v = [1.0, 0.5, -0.5]
+        (_, t) = autodiff(Forward, dict_strings_global, Duplicated, Duplicated(copy(x), copy(v)))
+        @test t ≈ fd_gradient(dict_strings_global, x)' * v rtol = 1e-6
+        dx = zero(x)
+        r = try
+            autodiff(Reverse, dict_strings_global, Active, Duplicated(copy(x), dx)); dx
+        catch e
+            e
+        end
+        @test r isa Oxidase.DifferentiationError || isapprox(r, fd_gradient(dict_strings_global, x); rtol = 1e-6)
+    end
+    # Strings made as the function runs are not known names: refused, not wrong.
+    dict_made_keys(x) = (d = Dict(string("k", i) => x[i] for i in 1:3); d["k1"] * d["k3"])
+    @test caught(() -> autodiff(Reverse, dict_made_keys, Active, Duplicated([0.7, -1.3, 2.1], zeros(3)))) isa
+          Oxidase.DifferentiationError
+    @test caught(() -> autodiff(Forward, dict_made_keys, Duplicated, Duplicated([0.7, -1.3, 2.1], ones(3)))) isa
+          Oxidase.DifferentiationError
+end
 @testset "Dicts the function builds: analytic" begin
     x = [0.7, -1.3, 2.1]; dx = zero(x)
     autodiff(Reverse, dict_symbols, Active, Duplicated(copy(x), dx))
@@ -1175,6 +1220,9 @@ end
     dx = zero(x)
     autodiff(Reverse, dict_generated_read, Active, Duplicated(copy(x), dx))
     @test dx ≈ [2 * x[1], 2 * x[2] * x[3]^2, 2 * x[3] * x[2]^2]
+    dx = zero(x)
+    autodiff(Reverse, dict_strings, Active, Duplicated(copy(x), dx))
+    @test dx ≈ [x[2]^2, 2 * x[1] * x[2], 2.0]
     dx = zero(x)
     autodiff(Reverse, dict_two_pairs, Active, Duplicated(copy(x), dx))
     @test dx ≈ [x[2]^2, 2 * x[1] * x[2], 1.0]

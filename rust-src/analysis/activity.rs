@@ -432,8 +432,9 @@ fn returns_integers<'ctx>(m: &'ctx Module, i: Value<'ctx>, mem: &Memory<'ctx>) -
             Opcode::LLVMICmp | Opcode::LLVMFCmp => {}
             Opcode::LLVMCall => {
                 let Some(c) = v.as_call() else { return false };
-                // (An object's identity hash, `hash` of a `Symbol` key: no float's bits.)
-                if callee_name(c.called_operand()).is_some_and(|n| n == crate::julia::current().object_id) {
+                // (An object's identity hash or a string's, `hash` of a `Symbol` or
+                // `String` key: no float's bits.)
+                if callee_name(c.called_operand()).is_some_and(|n| crate::julia::current().read_only_functions.contains(&n.as_str())) {
                     continue;
                 }
                 match c.called_function() {
@@ -1465,8 +1466,8 @@ fn float_array_allocation(a: Value, types: &Types) -> Option<Leaf> {
 /// (`memory::integer_array_allocation`), or a zeroed copy of one a function without a
 /// derivative returns (`names::integer_array_result`, `Memory::copies`).
 fn beside_allocation(a: Value, types: &Types) -> Option<Leaf> {
-    use crate::analysis::memory::{integer_array_allocation, symbol_array_allocation, zero_copies_available};
+    use crate::analysis::memory::{integer_array_allocation, name_array_allocation, zero_copies_available};
     let returned = || crate::names::integer_array_result(a) && zero_copies_available();
-    let inert = || integer_array_allocation(a) || symbol_array_allocation(a);
+    let inert = || integer_array_allocation(a) || name_array_allocation(a);
     float_array_allocation(a, types).or_else(|| (inert() || returned()).then_some(Leaf::ArrayF64))
 }

@@ -1107,19 +1107,26 @@ pub fn is_empty_object(v: Value) -> bool {
 }
 
 /// Whether `v` holds no derivative data, ever, so that where it is stored beside
-/// objects with shadows its shadow is itself: `nothing`, a symbol (a task's state), an
-/// object the function allocates without bytes of its own (`is_empty_object`), or a
-/// tuple of integers or a boxed integer Julia embeds by address
+/// objects with shadows its shadow is itself: `nothing`, a name (a symbol: a task's
+/// state; a string), an object the function allocates without bytes of its own
+/// (`is_empty_object`), a tuple of integers or a boxed integer Julia embeds by address
 /// (`integer_constant_object`: the row lengths `hvcat` is handed beside the boxed floats
-/// of `[a b; c d]`).
+/// of `[a b; c d]`), or an array of names Julia embeds by address (a global
+/// `const NAMES = ["a", "b"]` a generator over `x` captures).
 pub fn is_inert_object(v: Value) -> bool {
-    is_nothing(v) || is_symbol(v) || is_empty_object(v) || integer_constant_object(v)
+    is_nothing(v)
+        || is_name(v)
+        || is_empty_object(v)
+        || integer_constant_object(v)
+        || constant_array_element(v).is_some_and(|e| name_type_tags().contains(&e))
 }
 
-/// Whether `v` is a symbol Julia embeds by address (read off its type tag; `false`
-/// where the runtime is not in this process), or a merge (`phi`, `select`) of such
-/// symbols: the keys of `Dict(:a => x[1], :b => x[2])`, chosen as its loop runs.
-pub fn is_symbol(v: Value) -> bool {
+/// Whether `v` is a name, a `Symbol` or a `String` (immutable, without a derivative
+/// ever): one Julia embeds by address (read off its type tag; `false` where the runtime
+/// is not in this process), one loaded from a constant immutable object or from an
+/// array of names, or a merge (`phi`, `select`) of such names: the keys of `Dict(:a =>
+/// x[1], :b => x[2])` or `Dict("a" => x[1])`, chosen as its loop runs.
+pub fn is_name(v: Value) -> bool {
     fn merged<'ctx>(v: Value<'ctx>, seen: &mut HashSet<Value<'ctx>>) -> bool {
         if !seen.insert(v) {
             return true;
@@ -1127,25 +1134,59 @@ pub fn is_symbol(v: Value) -> bool {
         match v.opcode_if_instruction() {
             Some(Opcode::LLVMPHI) => v.as_phi().is_some_and(|phi| phi.incoming().iter().all(|&(x, _)| merged(x, seen))),
             Some(Opcode::LLVMSelect) => merged(v.operand(1), seen) && merged(v.operand(2), seen),
-            Some(Opcode::LLVMLoad) => loaded_constant_symbol(v),
+            Some(Opcode::LLVMLoad) => loaded_constant_name(v) || loaded_name_element(v),
             Some(_) => false,
-            None => constant_symbol(v),
+            None => constant_name(v),
         }
     }
     merged(v, &mut HashSet::new())
 }
 
-/// Whether load `v` reads a symbol out of a field of an immutable object Julia embeds
-/// by address (`jtbaa_immut`, `jtbaa_const`: the keys of a tuple of symbols a generator
-/// captures, `enumerate((:a, :b))`): such a field never changes, so the symbol is read
-/// here once, and symbols live as long as the process.
-fn loaded_constant_symbol(v: Value) -> bool {
+/// The type tags of names: `Symbol`'s and `String`'s `DataType`s (`julia::Runtime::
+/// name_types`), those the process has.
+fn name_type_tags() -> Vec<u64> {
+    crate::julia::current()
+        .name_types
+        .iter()
+        .filter_map(|name| crate::symbols::address_of(name))
+        // SAFETY: the runtime's globals naming types are set when Julia starts.
+        .map(|g| unsafe { *(g as *const u64) })
+        .collect()
+}
+
+/// Whether load `v` reads an element of an array of names (`Vector{String}`, a vector of
+/// `Symbol`s) the function allocates or Julia embeds by address (a constant global):
+/// through the array's data pointer, loaded at the array object's address. Such an
+/// element is a name (or unset), whatever was stored there.
+fn loaded_name_element(v: Value) -> bool {
+    let rt = crate::julia::current();
+    if v.ty().address_space() != Some(rt.tracked_address_space) {
+        return false;
+    }
+    let mut p = v.operand(0);
+    while matches!(
+        p.opcode_if_instruction(),
+        Some(Opcode::LLVMGetElementPtr | Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast)
+    ) {
+        p = p.operand(0);
+    }
+    if p.opcode_if_instruction() != Some(Opcode::LLVMLoad) || !at_offset_zero(p.operand(0)) {
+        return false;
+    }
+    let array = zero_offset_base(p.operand(0));
+    name_array_allocation(array) || constant_array_element(array).is_some_and(|e| name_type_tags().contains(&e))
+}
+
+/// Whether load `v` reads a name (a symbol or a string) out of a field of an immutable
+/// object Julia embeds by address (`jtbaa_immut`, `jtbaa_const`: the keys of a tuple of
+/// symbols a generator captures, `enumerate((:a, :b))`): such a field never changes, so
+/// the name is read here once, and the object keeps it alive.
+fn loaded_constant_name(v: Value) -> bool {
     let rt = crate::julia::current();
     let immutable = v.tbaa_type_name().is_some_and(|n| n == "jtbaa_immut" || n == "jtbaa_const");
-    let (Some(at), Some(global)) = (
-        crate::llvm::const_address(v.operand(0)).filter(|&a| a > rt.object_tag && a % 8 == 0),
-        crate::symbols::address_of(rt.symbol_type),
-    ) else {
+    let (Some(at), tags) =
+        (crate::llvm::const_address(v.operand(0)).filter(|&a| a > rt.object_tag && a % 8 == 0), name_type_tags())
+    else {
         return false;
     };
     if !immutable || v.ty().address_space() != Some(rt.tracked_address_space) {
@@ -1154,32 +1195,28 @@ fn loaded_constant_symbol(v: Value) -> bool {
     // SAFETY: `at` is an address Julia embedded in code it compiled, into an immutable
     // object (the access's TBAA says so) that its method keeps alive; the field holds a
     // pointer to a live object or null, and an object has its type tag in the word
-    // before it (low four bits GC bits); the global naming `Symbol`'s type is set when
-    // Julia starts.
+    // before it (low four bits GC bits).
     unsafe {
         let field = *(at as *const u64);
         field > rt.object_tag
             && field.is_multiple_of(8)
-            && *((field - rt.object_tag) as *const u64) & !15 == *(global as *const u64)
+            && tags.contains(&(*((field - rt.object_tag) as *const u64) & !15))
     }
 }
 
-/// Whether constant `v` is a symbol Julia embeds by address.
-fn constant_symbol(v: Value) -> bool {
+/// Whether constant `v` is a name (a symbol or a string) Julia embeds by address.
+fn constant_name(v: Value) -> bool {
     let rt = crate::julia::current();
     if !v.is_constant() || v.ty().address_space() != Some(rt.tracked_address_space) {
         return false;
     }
-    let (Some(address), Some(global)) = (
-        crate::llvm::const_address(v).filter(|&a| a > rt.object_tag && a % 8 == 0),
-        crate::symbols::address_of(rt.symbol_type),
-    ) else {
+    let Some(address) = crate::llvm::const_address(v).filter(|&a| a > rt.object_tag && a % 8 == 0) else {
         return false;
     };
     // SAFETY: as in `constant_boxed_float`: `address` is a tracked pointer Julia
     // embedded in code it compiled, a live object with its type tag in the word before
-    // it, and the global naming `Symbol`'s type is set when Julia starts.
-    unsafe { *((address - rt.object_tag) as *const u64) & !15 == *(global as *const u64) }
+    // it.
+    name_type_tags().contains(&unsafe { *((address - rt.object_tag) as *const u64) & !15 })
 }
 
 /// Whether `v` is a constant address (an object Julia embeds by address: a symbol, a
@@ -1238,10 +1275,10 @@ pub fn integer_constant_object(v: Value) -> bool {
         let parameters = read(tag + rt.datatype_parameters);
         let n = read(parameters);
         // (Symbols too: the keys of `enumerate((:a, :b))` a generator captures.)
-        let symbol = crate::symbols::address_of(rt.symbol_type).map(read);
+        let names = name_type_tags();
         (0..n).all(|k| {
             let t = read(parameters + rt.svec_data + 8 * k);
-            integers.iter().any(|&g| read(g) == t) || symbol == Some(t)
+            integers.iter().any(|&g| read(g) == t) || names.contains(&t)
         })
     }
 }
@@ -1321,12 +1358,25 @@ pub fn tuple_number_fields(ty: u64) -> Option<Vec<NumberField>> {
 /// into it, and a zeroed copy of an object that is not an array reads garbage sizes.
 pub fn constant_float_array_object(v: Value) -> Option<Leaf> {
     let rt = crate::julia::current();
+    let element = constant_array_element(v)?;
+    let global = |name: &str| crate::symbols::address_of(name);
+    // SAFETY: the runtime's globals are set when Julia starts.
+    rt.float_types
+        .iter()
+        .find(|(name, _)| global(name).is_some_and(|g| unsafe { *(g as *const u64) } == element))
+        .map(|&(_, leaf)| leaf)
+}
+
+/// The element type (its `DataType`'s address) of the array at constant address `v` (an
+/// array Julia embeds by address), read off its type tag; `None` for any other value,
+/// and where the runtime is not in this process.
+fn constant_array_element(v: Value) -> Option<u64> {
+    let rt = crate::julia::current();
     if !v.is_constant() || v.ty().address_space() != Some(rt.tracked_address_space) {
         return None;
     }
     let address = crate::llvm::const_address(v).filter(|&a| a > rt.object_tag && a % 8 == 0)?;
-    let global = |name: &str| crate::symbols::address_of(name);
-    let array_typename = global(rt.array_typename)?;
+    let array_typename = crate::symbols::address_of(rt.array_typename)?;
     // SAFETY: the runtime's globals are set when Julia starts, before any derivative is
     // asked for; `address` is a tracked pointer Julia embedded in code it compiled, so a
     // live object (the code roots it) with its type tag in the word before it, whose
@@ -1338,8 +1388,7 @@ pub fn constant_float_array_object(v: Value) -> Option<Leaf> {
         if tag == 0 || read(tag + rt.datatype_name) != read(array_typename) {
             return None;
         }
-        let element = read(read(tag + rt.datatype_parameters) + rt.svec_data);
-        rt.float_types.iter().find(|(name, _)| global(name).is_some_and(|g| read(g) == element)).map(|&(_, leaf)| leaf)
+        Some(read(read(tag + rt.datatype_parameters) + rt.svec_data))
     }
 }
 
@@ -1379,17 +1428,12 @@ pub fn integer_array_allocation(a: Value) -> bool {
     integers.iter().any(|&g| unsafe { *(g as *const u64) } == element)
 }
 
-/// Whether `a` is an array of `Symbol`s the function allocates (`jl_alloc_array_*`, by
-/// its type, as `integer_array_allocation`): references to interned names, which carry
-/// no derivative and are never written through (a `Dict{Symbol,Float64}`'s keys).
-pub fn symbol_array_allocation(a: Value) -> bool {
-    let (Some(element), Some(symbol)) =
-        (allocated_element_type(a), crate::symbols::address_of(crate::julia::current().symbol_type))
-    else {
-        return false;
-    };
-    // SAFETY: `jl_symbol_type` is set when Julia starts.
-    unsafe { *(symbol as *const u64) == element }
+/// Whether `a` is an array of names, `Symbol`s or `String`s, the function allocates
+/// (`jl_alloc_array_*`, by its type, as `integer_array_allocation`): references to
+/// immutable objects, which carry no derivative and are never written through (a
+/// `Dict{Symbol,Float64}`'s keys, a `Dict{String,Float64}`'s).
+pub fn name_array_allocation(a: Value) -> bool {
+    allocated_element_type(a).is_some_and(|element| name_type_tags().contains(&element))
 }
 
 /// The array type of an array of `Float64` or `Float32` the function allocates
@@ -1858,7 +1902,7 @@ fn float_bits_load(v: Value, shadowed: &HashMap<Value, Leaf>) -> bool {
         let base = zero_offset_base(o);
         [o, base].iter().any(|o| shadowed.get(o) == Some(&Leaf::ArrayF64))
             && !integer_array_allocation(base)
-            && !symbol_array_allocation(base)
+            && !name_array_allocation(base)
     };
     v.opcode_if_instruction() == Some(Opcode::LLVMLoad)
         && v.ty().int_width() == 64
@@ -1986,7 +2030,7 @@ fn array_leaf_by_type(a: Value) -> Option<Leaf> {
         return None;
     }
     float_array_allocation_by_type(a)
-        .or_else(|| (integer_array_allocation(a) || symbol_array_allocation(a)).then_some(Leaf::ArrayF64))
+        .or_else(|| (integer_array_allocation(a) || name_array_allocation(a)).then_some(Leaf::ArrayF64))
 }
 
 /// The values function `g` may return (each `ret`'s operand).
@@ -2123,7 +2167,7 @@ fn heap_layout<'ctx>(
                     _ if v.ty().is_int() => Some(Layout::Integer),
                     _ if is_null(v) || is_nothing(v) => return true,
                     // (A symbol, a task's state: memory without a derivative.)
-                    _ if is_symbol(v) => Some(Layout::Pointer),
+                    _ if is_name(v) => Some(Layout::Pointer),
                     _ if link() => Some(Layout::SelfRef),
                     _ => match shadowed.get(&v) {
                         // (An array of integers beside differentiated ones has a zero
@@ -2131,7 +2175,7 @@ fn heap_layout<'ctx>(
                         Some(Leaf::ArrayF64) if integer_array_allocation(zero_offset_base(v)) => {
                             Some(Layout::array_of(Layout::Integer))
                         }
-                        Some(Leaf::ArrayF64) if symbol_array_allocation(zero_offset_base(v)) => {
+                        Some(Leaf::ArrayF64) if name_array_allocation(zero_offset_base(v)) => {
                             Some(Layout::array_of(Layout::Pointer))
                         }
                         Some(Leaf::ArrayF64) => Some(Layout::array_of(Layout::F64)),

@@ -274,17 +274,14 @@ impl<'ctx> Untracked<'ctx> {
                     let mirrored =
                         inp.mem.leaf(p).is_some_and(Leaf::is_stack_object) && object || inp.mem.mirrors_array_store(i);
                     let unread = || memory::shadow_slot_unread(inp.m, inp.mem, p);
-                    // (An object without bytes of its own, or a constant tuple of integers or
-                    // boxed integer, into a stack object: its shadow is itself,
-                    // `transform::shadow`.)
-                    let empty = || {
-                        (memory::is_empty_object(v) || memory::integer_constant_object(v))
-                            && inp.mem.leaf(p).is_some_and(Leaf::is_stack_object)
-                    };
+                    // (An object without bytes of its own, a constant tuple of integers or
+                    // boxed integer, or a constant array of names, into a stack object:
+                    // its shadow is itself, `transform::shadow`.)
+                    let empty = || memory::is_inert_object(v) && inp.mem.leaf(p).is_some_and(Leaf::is_stack_object);
                     let pointer = v.ty().is_pointer()
                         && !memory::is_null(v)
                         && !memory::is_nothing(v)
-                        && !memory::is_symbol(v)
+                        && !memory::is_name(v)
                         && !empty()
                         && !mirrored
                         && !unread()
@@ -678,7 +675,7 @@ fn call_kind<'ctx>(call: Call<'ctx>, inp: &Inputs<'_, 'ctx>) -> CallKind {
     }
     match name.as_str() {
         n if crate::julia::current().is_gc_alloc(n) || n == crate::julia::current().write_barrier => CallKind::Inert,
-        n if n == crate::julia::current().object_id => CallKind::Inert,
+        n if crate::julia::current().read_only_functions.contains(&n) => CallKind::Inert,
         _ if matches!(inp.rules.get(&i), Some(Rule::Zero)) && crate::rules::math::lookup(&name).is_some() => {
             CallKind::Pure
         }

@@ -438,8 +438,9 @@ fn classify_call(call: Call) -> Rule {
     if name.as_deref().is_some_and(|n| n.starts_with(crate::names::RULE_PREFIX)) {
         return Rule::Custom;
     }
-    // Hashing an object by identity (a `Dict`'s `Symbol` keys): an integer, nothing kept.
-    if name.as_deref() == Some(crate::julia::current().object_id) {
+    // Hashing an object by identity or a string's bytes (a `Dict`'s `Symbol` or `String`
+    // keys): an integer, nothing kept.
+    if name.as_deref().is_some_and(|n| crate::julia::current().read_only_functions.contains(&n)) {
         return Rule::Zero;
     }
     match name.as_deref().and_then(math::lookup) {
