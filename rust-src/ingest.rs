@@ -2085,26 +2085,33 @@ top:
             .collect()
     }
 
-    /// Two generic calls refilling the one arguments array Julia's GC lowering makes:
-    /// each gets an array of its own, holding its own arguments.
-    #[test]
-    fn each_generic_call_gets_its_own_arguments_array() {
-        let frames = frames_after_split(
+    /// A function whose first generic call is handed `%a` and `%b` in the arguments
+    /// array `%frame`, followed by `second` (the second call, and what fills it).
+    fn two_calls(second: &str) -> String {
+        format!(
             r#"
 declare ptr @g(ptr, ptr, i32)
-define ptr @f(ptr %F, ptr %a, ptr %b, ptr %c) {
+define ptr @f(ptr %F, ptr %a, ptr %b, ptr %c) {{
 top:
   %frame = alloca [2 x ptr], align 8
   %s1 = getelementptr inbounds i8, ptr %frame, i64 8
   store ptr %a, ptr %frame, align 8
   store ptr %b, ptr %s1, align 8
   %r1 = call ptr @g(ptr %F, ptr %frame, i32 2)
-  store ptr %c, ptr %frame, align 8
-  %r2 = call ptr @g(ptr %F, ptr %frame, i32 1)
+{second}
   ret ptr %r2
-}
-"#,
-        );
+}}
+"#
+        )
+    }
+
+    /// Two generic calls refilling the one arguments array Julia's GC lowering makes:
+    /// each gets an array of its own, holding its own arguments.
+    #[test]
+    fn each_generic_call_gets_its_own_arguments_array() {
+        let frames = frames_after_split(&two_calls(
+            "  store ptr %c, ptr %frame, align 8\n  %r2 = call ptr @g(ptr %F, ptr %frame, i32 1)",
+        ));
         assert_eq!(frames.len(), 2);
         assert_ne!(frames[0].0, frames[1].0);
         assert_eq!(frames[0].1, vec![(0, "a".to_string()), (8, "b".to_string())]);
@@ -2115,21 +2122,7 @@ top:
     /// it): the array is not generic calls' arguments, and stays shared.
     #[test]
     fn an_array_a_call_reads_without_filling_stays_shared() {
-        let frames = frames_after_split(
-            r#"
-declare ptr @g(ptr, ptr, i32)
-define ptr @f(ptr %F, ptr %a, ptr %b) {
-top:
-  %frame = alloca [2 x ptr], align 8
-  %s1 = getelementptr inbounds i8, ptr %frame, i64 8
-  store ptr %a, ptr %frame, align 8
-  store ptr %b, ptr %s1, align 8
-  %r1 = call ptr @g(ptr %F, ptr %frame, i32 2)
-  %r2 = call ptr @g(ptr %F, ptr %frame, i32 2)
-  ret ptr %r2
-}
-"#,
-        );
+        let frames = frames_after_split(&two_calls("  %r2 = call ptr @g(ptr %F, ptr %frame, i32 2)"));
         assert_eq!(frames[0].0, "frame");
         assert_eq!(frames[1].0, "frame");
     }
