@@ -1638,7 +1638,15 @@ fn split_call_frames<'ctx>(m: &'ctx Module, g: Function<'ctx>) -> Built<()> {
                     }
                     Some(Opcode::LLVMStore) if u.operand(1) == p && u.operand(0) != p => stores.push(u),
                     Some(Opcode::LLVMCall) if u.as_call().is_some_and(memory::is_lifetime_marker) => {}
-                    Some(Opcode::LLVMCall) if p == a && u.operands().iter().filter(|&&o| o == a).count() == 1 => {
+                    // (Handed as a generic call's arguments: the second operand, after the
+                    // function, not to an intrinsic such as `memset`.)
+                    Some(Opcode::LLVMCall)
+                        if p == a
+                            && u.num_operands() > 2
+                            && u.operand(1) == a
+                            && u.operands().iter().filter(|&&o| o == a).count() == 1
+                            && u.as_call().is_none_or(|c| c.called_operand().intrinsic_id() == 0) =>
+                    {
                         calls.push(u)
                     }
                     _ => plain = false,
@@ -1668,8 +1676,7 @@ fn split_call_frames<'ctx>(m: &'ctx Module, g: Function<'ctx>) -> Built<()> {
         // fill each of their slots once, pointers 8 bytes apart: a generic call's
         // arguments, nothing a call reads that an earlier call's stores put there.
         let fills_arguments = |call: Value<'ctx>, mine: &[Value<'ctx>]| {
-            let k = call.operands().iter().position(|&o| o == a).expect("the call is handed the array");
-            let Some(n) = call.operands().get(k + 1).and_then(|o| o.const_uint()) else { return false };
+            let Some(n) = call.operand(2).const_uint() else { return false };
             let mut offsets: Vec<u64> =
                 mine.iter().filter_map(|s| memory::alloca_slot(m, s.operand(1)).map(|(_, off)| off)).collect();
             offsets.sort_unstable();
@@ -1690,8 +1697,7 @@ fn split_call_frames<'ctx>(m: &'ctx Module, g: Function<'ctx>) -> Built<()> {
                 let slot = b.gep(m.int(8), own, &[m.const_int(m.int(64), off)])?;
                 s.set_operand(1, slot);
             }
-            let k = call.operands().iter().position(|&o| o == a).expect("the call is handed the array");
-            call.set_operand(k, own);
+            call.set_operand(1, own);
         }
     }
     Ok(())
