@@ -254,10 +254,15 @@ fn copied_leaf<'ctx>(cx: &dyn Adjoints<'ctx>, p: Value<'ctx>, depth: usize) -> O
         Opcode::LLVMAdd => {
             copied_leaf(cx, p.operand(0), depth - 1).or_else(|| copied_leaf(cx, p.operand(1), depth - 1))
         }
-        // (An array's data pointer loaded as an integer at the array object's address.)
-        Opcode::LLVMLoad if p.ty().is_int() => cx
-            .leaf(crate::analysis::memory::zero_offset_base(p.operand(0)))
-            .filter(|l| matches!(l, Leaf::ArrayF64 | Leaf::ArrayF32)),
+        // (An array's data pointer loaded as an integer at the array object's address:
+        // the object, through casts.)
+        Opcode::LLVMLoad if p.ty().is_int() => {
+            let mut o = p.operand(0);
+            while matches!(o.opcode_if_instruction(), Some(Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast)) {
+                o = o.operand(0);
+            }
+            cx.leaf(o).filter(|l| matches!(l, Leaf::ArrayF64 | Leaf::ArrayF32))
+        }
         _ => None,
     }
 }
