@@ -308,8 +308,14 @@ function call_types!(calls::CallTypes, fn::Ptr{Cvoid})
         ccall(:jl_get_function_id, Cvoid, (Ptr{Cvoid}, Any, Ref{Int32}, Ref{Int32}), calls.native, ci, fidx, sidx)
         (fidx[] > 0 || sidx[] > 0) || continue
         mi.def isa Method && mi.specTypes isa DataType || continue
-        src = Core.Compiler.typeinf_code(mi.def, mi.specTypes, mi.sparam_vals, true,
-                                         Core.Compiler.Params(Base.get_world_counter()))[1]
+        # (A method inference cannot redo, a generated function's say: its calls keep
+        # the types the module shows.)
+        src = try
+            Core.Compiler.typeinf_code(mi.def, mi.specTypes, mi.sparam_vals, true,
+                                       Core.Compiler.Params(Base.get_world_counter()))[1]
+        catch
+            nothing
+        end
         src isa Core.CodeInfo || continue
         sptypes = Core.Compiler.sptypes_from_meth_instance(mi)
         types = IdDict{Any,Any}()
