@@ -1189,7 +1189,7 @@ fn loaded_constant_name(v: Value) -> bool {
     else {
         return false;
     };
-    if !immutable || v.ty().address_space() != Some(rt.tracked_address_space) {
+    if !immutable || v.ty().address_space() != Some(rt.tracked_address_space) || tags.is_empty() {
         return false;
     }
     // SAFETY: `at` is an address Julia embedded in code it compiled, into an immutable
@@ -1210,13 +1210,19 @@ fn constant_name(v: Value) -> bool {
     if !v.is_constant() || v.ty().address_space() != Some(rt.tracked_address_space) {
         return false;
     }
-    let Some(address) = crate::llvm::const_address(v).filter(|&a| a > rt.object_tag && a % 8 == 0) else {
+    let (Some(address), tags) =
+        (crate::llvm::const_address(v).filter(|&a| a > rt.object_tag && a % 8 == 0), name_type_tags())
+    else {
         return false;
     };
+    // (No runtime in this process, no names: the address is not read.)
+    if tags.is_empty() {
+        return false;
+    }
     // SAFETY: as in `constant_boxed_float`: `address` is a tracked pointer Julia
     // embedded in code it compiled, a live object with its type tag in the word before
     // it.
-    name_type_tags().contains(&unsafe { *((address - rt.object_tag) as *const u64) & !15 })
+    tags.contains(&unsafe { *((address - rt.object_tag) as *const u64) & !15 })
 }
 
 /// Whether `v` is a constant address (an object Julia embeds by address: a symbol, a
