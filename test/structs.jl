@@ -1213,6 +1213,35 @@ end
     @test caught(() -> autodiff(Forward, dict_made_keys, Duplicated, Duplicated([0.7, -1.3, 2.1], ones(3)))) isa
           Oxidase.DifferentiationError
 end
+# A `Dict` beside a matrix literal of six numbers or more (found by the program
+# generator, seed 20261360652): Julia's `hvcat` walks its tuple of row lengths in a loop
+# LLVM unrolls, merging the addresses of two of its fields (`phi [t + 8], [t + 16]`);
+# the type analysis let what one field holds flow through the merge to the other and
+# back, eight bytes further each round, gave up, and without it the `Dict`'s values
+# array had no shadow (refused in every mode, "a differentiable value stored to memory
+# that carries no derivative"). Such a merge is now read as a pointer stepping through
+# the tuple.
+dict_beside_literal(x) = (d = Dict{Symbol,Float64}(); d[:a] = x[2]; s = d[:a] * x[1];
+    m = [x[1] 1.0; x[2] 2.0; x[3] 0.5; (2.0 - x[1]) 1.5]; s + sum(m \ [1.0, x[3], 0.5, s]))
+dict_beside_square(x) = (d = Dict(:u => x[1]); m = [d[:u] 1.0 0.5; x[2] 2.0 x[3]; 0.1 0.2 3.0]; d[:u] * det(m))
+function dict_beside_literal_loop(x, n)
+    d = Dict{Int,Float64}()
+    for k in 1:n
+        d[k] = x[mod1(k, 3)] * k
+    end
+    m = [x[1] 1.0; x[2] get(d, 1, 2.0); x[3] 0.5]
+    return sum(m) * get(d, n, x[3])
+end
+dict_beside_literal_branch(x) = (d = Dict{Symbol,Float64}(); x[1] > 0 ? (d[:p] = x[1]^2) : (d[:q] = x[2]);
+    m = [x[1] 1.0; x[2] 2.0; x[3] 0.5]; sum(abs2, m) * get(d, :p, 1.0) + get(d, :q, 0.0))
+@testset "Dicts beside matrix literals: $name" for (name, f) in (
+    ("least squares", dict_beside_literal), ("3×3 determinant", dict_beside_square),
+    ("filled, 0", x -> dict_beside_literal_loop(x, 0)), ("filled, 1", x -> dict_beside_literal_loop(x, 1)),
+    ("filled, 6", x -> dict_beside_literal_loop(x, 6)), ("branch", dict_beside_literal_branch))
+    for x in ([0.7, -1.3, 2.1], [-0.4, 0.9, 1.6])
+        check_all_modes(f, x)
+    end
+end
 @testset "Dicts the function builds: analytic" begin
     x = [0.7, -1.3, 2.1]; dx = zero(x)
     autodiff(Reverse, dict_symbols, Active, Duplicated(copy(x), dx))

@@ -29,7 +29,8 @@
 //!
 //! Paths are kept finite: at most `MAX_DEPTH` pointers deep and offsets within
 //! `MAX_OFFSET`; a pointer that steps through memory in a loop (a phi fed by an
-//! address computed from itself) has only `ANY` offsets. The fixed point is then
+//! address computed from itself), or that merges addresses at different offsets from
+//! one base, has only `ANY` offsets. The fixed point is then
 //! reached in a few rounds; if it is not within `MAX_ROUNDS`, or a tree grows past
 //! `MAX_TREE_PATHS`, `converged` is false and clients must treat every answer as
 //! unknown.
@@ -634,9 +635,57 @@ impl<'ctx> Propagation<'ctx> {
     }
 }
 
-/// Pointers that step through memory in a loop: phis fed by an address computed from
-/// themselves.
-fn strided_pointers<'ctx>(insts: &[Value<'ctx>]) -> HashSet<Value<'ctx>> {
+/// Pointers that step through memory: phis fed by an address computed from themselves
+/// (a loop), and merges of addresses at different constant offsets from one base (the
+/// `k`-th field of a tuple after a loop unrolled by LLVM, `phi [p + 8], [p + 16]`).
+/// Merged as they are, what the memory holds at one offset would flow, through the
+/// merge and back, to the other, and on round after round (the offsets creep by their
+/// difference each round and the analysis never converges).
+fn strided_pointers<'ctx>(m: &'ctx Module, insts: &[Value<'ctx>]) -> HashSet<Value<'ctx>> {
+    let mut strided = stepping_pointers(insts);
+    strided.extend(insts.iter().copied().filter(|&i| i.ty().is_pointer() && merges_offsets(m, i)));
+    strided
+}
+
+/// Whether pointer merge `i` (a phi or a select) merges addresses at two different
+/// constant offsets from one base.
+fn merges_offsets<'ctx>(m: &'ctx Module, i: Value<'ctx>) -> bool {
+    let merged: Vec<Value<'ctx>> = match (i.opcode(), i.as_phi()) {
+        (Opcode::LLVMPHI, Some(phi)) => phi.incoming().into_iter().map(|(v, _)| v).collect(),
+        (Opcode::LLVMSelect, _) => vec![i.operand(1), i.operand(2)],
+        _ => return false,
+    };
+    let mut seen: HashMap<Value<'ctx>, i64> = HashMap::new();
+    for v in merged {
+        let Some((base, offset)) = constant_offset(m, v) else { continue };
+        if seen.insert(base, offset).is_some_and(|o| o != offset) {
+            return true;
+        }
+    }
+    false
+}
+
+/// The base address `p` is computed from by casts and `getelementptr`s of one constant
+/// offset each, and the sum of those offsets.
+fn constant_offset<'ctx>(m: &'ctx Module, mut p: Value<'ctx>) -> Option<(Value<'ctx>, i64)> {
+    let mut offset = 0i64;
+    while p.is_instruction() {
+        match p.opcode() {
+            Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast => {}
+            Opcode::LLVMGetElementPtr => match m.gep_offsets(p, 1)?.0[..] {
+                [c] => offset = offset.checked_add(c)?,
+                _ => return None,
+            },
+            _ => break,
+        }
+        p = p.operand(0);
+    }
+    Some((p, offset))
+}
+
+/// Phis fed by an address computed from themselves: pointers stepping through memory in
+/// a loop.
+fn stepping_pointers<'ctx>(insts: &[Value<'ctx>]) -> HashSet<Value<'ctx>> {
     let derived_from = |mut v: Value<'ctx>, phi: Value<'ctx>| {
         while v.is_instruction()
             && matches!(v.opcode(), Opcode::LLVMGetElementPtr | Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast)
@@ -713,7 +762,7 @@ impl<'ctx> Types<'ctx> {
         let mut prop = Propagation {
             m,
             trees: HashMap::new(),
-            strided: strided_pointers(&insts),
+            strided: strided_pointers(m, &insts),
             thread_state: thread_state(&insts),
             reused_slots: reused_slots(m, &insts),
             objects: embedded_objects(&insts),
@@ -793,5 +842,53 @@ impl<'ctx> Types<'ctx> {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Types, ANY};
+    use crate::llvm::{Context, OwnedModule};
+
+    /// A pointer merging two fields of one tuple (`t[2]` or `t[3]`, LLVM's unrolled loop
+    /// over a tuple of row lengths in `hvcat`): before it was taken for a stepping
+    /// pointer, the kinds flowed through the merge from one offset to the other and back,
+    /// eight bytes further each round, and the analysis gave up (nothing known), which
+    /// refused a `Dict` beside a 3×2 matrix literal.
+    #[test]
+    fn a_merge_of_two_fields_converges() {
+        let ir = r#"
+define i64 @f(i1 %c) {
+entry:
+  %t = alloca [3 x i64], align 8
+  store i64 2, ptr %t, align 8
+  %a = getelementptr inbounds i8, ptr %t, i64 8
+  store i64 2, ptr %a, align 8
+  %b = getelementptr inbounds i8, ptr %t, i64 16
+  store i64 2, ptr %b, align 8
+  br i1 %c, label %l, label %r
+l:
+  %p8 = getelementptr inbounds i8, ptr %t, i64 8
+  br label %j
+r:
+  %p16 = getelementptr inbounds i8, ptr %t, i64 16
+  br label %j
+j:
+  %p = phi ptr [ %p8, %l ], [ %p16, %r ]
+  %v = load i64, ptr %p, align 8
+  %w = getelementptr inbounds i64, ptr %t, i64 %v
+  %x = load i64, ptr %w, align 8
+  ret i64 %x
+}
+"#;
+        let ctx = Context::create();
+        let m = OwnedModule::parse_ir(&ctx, ir).unwrap();
+        let f = m.function("f").unwrap();
+        let types = Types::compute(&m, f, &[]);
+        assert!(types.converged, "{}", types.print(f));
+        let phi = f.blocks()[3].instructions()[0];
+        let tree = types.tree(phi).unwrap();
+        assert!(tree.entries().all(|(p, _)| p.len() < 2 || p[1] == ANY), "{tree}");
+        assert!(tree.entries().any(|(p, k)| p[..] == [0, ANY] && k == super::Kind::Integer), "{tree}");
     }
 }
