@@ -476,6 +476,18 @@ function program(rng, name)
         ds[name] = get(ds, name, 0.5) * x[i] + $(expr(rng, 1, vars))
     end
     s += ds[\"a\"] * ds[\"b\"] + get(ds, \"w\", x[1])",
+                # `String` and `Symbol` keys the program makes (`"k$i"` is `string("k",
+                # i)`), 0 to 3 of them.
+                "dn = Dict{String,Float64}()
+    for i in 1:$(rand(rng, 0:3))
+        dn[\"k\$i\"] = x[i] * $(expr(rng, 1, vars))
+    end
+    s += get(dn, \"k1\", x[2]) * get(dn, string(\"k\", $(rand(rng, 1:3))), 0.5)",
+                "dy = Dict{Symbol,Float64}()
+    for i in 1:$(rand(rng, 0:3))
+        dy[Symbol(:w, i)] = get(dy, Symbol(:w, i - 1), x[2]) * x[i] + $(expr(rng, 1, vars))
+    end
+    s += get(dy, :w1, 0.5) * x[3] + get(dy, :w3, s)",
                 # A Dict built from a generator over 0, 1, 3 or 20 keys (Base's
                 # constructor, in a `try` that rethrows), with a branch in the values.
                 "dg = Dict(k => (x[k % 3 + 1] > $(round(2rand(rng) - 1; digits = 2)) ? x[k % 3 + 1]^2 : $(round(2rand(rng) - 1; digits = 2)) * x[k % 3 + 1]) for k in 1:$(rand(rng, [0, 1, 3, 20])))

@@ -165,6 +165,10 @@ pub struct Runtime {
     /// `String` key's hash), its comparison of two objects (`jl_egal`, `===`), and
     /// libc's `memcmp` (`==` of two `String`s).
     pub read_only_functions: [&'static str; 4],
+    /// Functions that read memory, keep and write nothing, and return a name (a
+    /// `Symbol`, immutable and without a derivative): the runtime's interning of a
+    /// string's bytes (`Symbol("k", i)`, `Symbol(s)`).
+    pub name_functions: [&'static str; 2],
     /// The address space of pointers to garbage-collected objects (Julia's tracked
     /// pointers): a constant of it is an object's address, with a type tag before it.
     pub tracked_address_space: u32,
@@ -287,6 +291,7 @@ pub const V1_5: Runtime = Runtime {
     nothing: "jl_nothing",
     name_types: ["jl_symbol_type", "jl_string_type"],
     read_only_functions: ["jl_object_id", "memhash_seed", "jl_egal", "memcmp"],
+    name_functions: ["jl_symbol_n", "jl_symbol"],
     tracked_address_space: 10,
     array_typename: "jl_array_typename",
     float_types: [

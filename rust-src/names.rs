@@ -49,6 +49,21 @@ pub const RULE_RESULT_ARRAY_F32: &str = "oxidase-rule-result-array-f32";
 /// memory that never holds a float (`integer_array_result`).
 pub const RESULT_INTEGER_ARRAY: &str = "oxidase-result-integer-array";
 
+/// The string attribute the Julia package puts on a function without a derivative
+/// (`INACTIVE_PREFIX`) whose result is a `String` or a `Symbol` (`string("k", i)`): a
+/// name, immutable and without a derivative (`name_result`, `analysis::memory::is_name`).
+pub const RESULT_NAME: &str = "oxidase-result-name";
+
+/// Whether `i` is a call of a function without a derivative that returns a `String` or
+/// a `Symbol` (`RESULT_NAME`).
+pub fn name_result(i: crate::llvm::Value) -> bool {
+    i.opcode_if_instruction() == Some(crate::llvm::Opcode::LLVMCall)
+        && i.ty().is_pointer()
+        && i.as_call()
+            .and_then(|c| c.called_function())
+            .is_some_and(|f| f.name().starts_with(INACTIVE_PREFIX) && f.has_string_attr(RESULT_NAME))
+}
+
 /// Whether `i` is a call of a function without a derivative that returns an array of
 /// integers or `Bool`s (`RESULT_INTEGER_ARRAY`).
 pub fn integer_array_result(i: crate::llvm::Value) -> bool {

@@ -1393,11 +1393,15 @@ end
 # `oxidase.inactive.<name>`; when `R` is an `Array` of integers or `Bool`s
 # (`sortperm`'s), says so (`oxidase-result-integer-array`): the engine may then shadow
 # the result by a zeroed copy where it sits beside differentiated arrays
-# (`names::RESULT_INTEGER_ARRAY`).
+# (`names::RESULT_INTEGER_ARRAY`). When `R` is a `String` or a `Symbol` (`string("k",
+# i)`), says that (`oxidase-result-name`): the result is a name, immutable and without a
+# derivative, like a string literal (`names::RESULT_NAME`), and may be a `Dict`'s key.
 function mark_inactive_function!(llvmf::Ptr{Cvoid}, ctx::Ptr{Cvoid}, noinline::Ptr{Cvoid}, @nospecialize(R))
     mark!(llvmf, "oxidase.inactive.", noinline)
     if R isa DataType && R <: Array && (eltype(R) === Bool || eltype(R) isa DataType && eltype(R) <: Base.BitInteger)
         add_string_attribute!(ctx, llvmf, "oxidase-result-integer-array")
+    elseif R === String || R === Symbol
+        add_string_attribute!(ctx, llvmf, "oxidase-result-name")
     end
     return nothing
 end

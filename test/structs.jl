@@ -1206,12 +1206,72 @@ end
         end
         @test r isa Oxidase.DifferentiationError || isapprox(r, fd_gradient(dict_strings_global, x); rtol = 1e-6)
     end
-    # Strings made as the function runs are not known names: refused, not wrong.
+    # Strings made as the function runs, from a generator of the elements themselves:
+    # forward mode; in reverse mode the generator's `Dict` is refused, not wrong.
     dict_made_keys(x) = (d = Dict(string("k", i) => x[i] for i in 1:3); d["k1"] * d["k3"])
-    @test caught(() -> autodiff(Reverse, dict_made_keys, Active, Duplicated([0.7, -1.3, 2.1], zeros(3)))) isa
+    x = [0.7, -1.3, 2.1]
+    @test caught(() -> autodiff(Reverse, dict_made_keys, Active, Duplicated(copy(x), zeros(3)))) isa
           Oxidase.DifferentiationError
-    @test caught(() -> autodiff(Forward, dict_made_keys, Duplicated, Duplicated([0.7, -1.3, 2.1], ones(3)))) isa
-          Oxidase.DifferentiationError
+    (_, t) = autodiff(Forward, dict_made_keys, Duplicated, Duplicated(copy(x), [1.0, 0.5, -0.5]))
+    @test t ≈ fd_gradient(dict_made_keys, x)' * [1.0, 0.5, -0.5] rtol = 1e-6
+end
+# `String` keys the function makes: `string("k", i)` and `"k$i"` (which Julia lowers to
+# it), `string(:w, i)`, a vector of them made by a comprehension. `string` has no
+# derivative (`INACTIVE_FUNCTIONS`); the extraction marks its compiled methods that
+# return a `String` (`oxidase-result-name`), whose result is then a name like a literal.
+# Were refused in every mode ("a store into memory without a shadow").
+function dict_made_loop(x, n)
+    d = Dict{String,Float64}()
+    for i in 1:n
+        d["k$i"] = x[i] * i
+    end
+    return get(d, "k1", x[2]) * get(d, string("k", 3), 0.5) + get(d, "k2", 0.0)
+end
+function dict_made_symbol_names(x)
+    d = Dict{String,Float64}()
+    for i in 1:2
+        d[string(:w, i)] = x[i]^2
+    end
+    return x[3] > 0 ? d["w1"] * x[3] : d["w2"] - x[3]
+end
+function dict_made_names_vector(x)
+    names = [string("p", i) for i in 1:3]
+    d = Dict{String,Float64}()
+    for (k, name) in enumerate(names)
+        d[name] = x[k] + k
+    end
+    return d["p1"] * d["p2"] * d["p3"]
+end
+@testset "Dicts with String keys the function makes: $name" for (name, f) in (
+    ("loop, 0", x -> dict_made_loop(x, 0)), ("loop, 1", x -> dict_made_loop(x, 1)), ("loop, 3", x -> dict_made_loop(x, 3)),
+    ("string of a symbol, branch", dict_made_symbol_names), ("vector of names", dict_made_names_vector))
+    for x in ([0.7, -1.3, 2.1], [-0.4, 0.9, -1.6])
+        check_all_modes(f, x)
+    end
+end
+# `Symbol` keys the function makes: `Symbol("k", i)` and `Symbol(name)` intern a
+# string's bytes in the runtime (`jl_symbol_n`, `julia::Runtime::name_functions`), whose
+# result is a name.
+function dict_made_symbols(x, n)
+    d = Dict{Symbol,Float64}()
+    for i in 1:n
+        d[Symbol(:w, i)] = get(d, Symbol(:w, i - 1), x[2]) * x[i] + 0.5
+    end
+    return get(d, :w1, 0.5) * x[3] + get(d, :w3, x[1])
+end
+function dict_made_symbols_from_strings(x)
+    d = Dict{Symbol,Float64}()
+    for (i, name) in enumerate(("a", "b"))
+        d[Symbol(name)] = x[i] * i
+    end
+    return x[3] > 0 ? d[:a] * d[:b] + x[3] : d[:b]^2
+end
+@testset "Dicts with Symbol keys the function makes: $name" for (name, f) in (
+    ("loop, 0", x -> dict_made_symbols(x, 0)), ("loop, 1", x -> dict_made_symbols(x, 1)),
+    ("loop, 3", x -> dict_made_symbols(x, 3)), ("from strings, branch", dict_made_symbols_from_strings))
+    for x in ([0.7, -1.3, 2.1], [-0.4, 0.9, -1.6])
+        check_all_modes(f, x)
+    end
 end
 # A `Dict` beside a matrix literal of six numbers or more (found by the program
 # generator, seed 20261360652): Julia's `hvcat` walks its tuple of row lengths in a loop
@@ -1221,6 +1281,7 @@ end
 # array had no shadow (refused in every mode, "a differentiable value stored to memory
 # that carries no derivative"). Such a merge is now read as a pointer stepping through
 # the tuple.
+using LinearAlgebra: det
 dict_beside_literal(x) = (d = Dict{Symbol,Float64}(); d[:a] = x[2]; s = d[:a] * x[1];
     m = [x[1] 1.0; x[2] 2.0; x[3] 0.5; (2.0 - x[1]) 1.5]; s + sum(m \ [1.0, x[3], 0.5, s]))
 dict_beside_square(x) = (d = Dict(:u => x[1]); m = [d[:u] 1.0 0.5; x[2] 2.0 x[3]; 0.1 0.2 3.0]; d[:u] * det(m))

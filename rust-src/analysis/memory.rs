@@ -1124,7 +1124,7 @@ pub fn is_inert_object(v: Value) -> bool {
 /// Whether `v` is a name, a `Symbol` or a `String` (immutable, without a derivative
 /// ever): one Julia embeds by address (read off its type tag; `false` where the runtime
 /// is not in this process), one loaded from a constant immutable object or from an
-/// array of names, or a merge (`phi`, `select`) of such names: the keys of `Dict(:a =>
+/// array of names, one a function without a derivative returns, or a merge (`phi`, `select`) of such names: the keys of `Dict(:a =>
 /// x[1], :b => x[2])` or `Dict("a" => x[1])`, chosen as its loop runs.
 pub fn is_name(v: Value) -> bool {
     fn merged<'ctx>(v: Value<'ctx>, seen: &mut HashSet<Value<'ctx>>) -> bool {
@@ -1135,6 +1135,14 @@ pub fn is_name(v: Value) -> bool {
             Some(Opcode::LLVMPHI) => v.as_phi().is_some_and(|phi| phi.incoming().iter().all(|&(x, _)| merged(x, seen))),
             Some(Opcode::LLVMSelect) => merged(v.operand(1), seen) && merged(v.operand(2), seen),
             Some(Opcode::LLVMLoad) => loaded_constant_name(v) || loaded_name_element(v),
+            // (A `String` or `Symbol` a function without a derivative returns,
+            // `string("k", i)`, or the runtime interns, `Symbol("k", i)`.)
+            Some(Opcode::LLVMCall) => {
+                crate::names::name_result(v)
+                    || v.as_call().and_then(|c| callee_name(c.called_operand())).is_some_and(|n| {
+                        v.ty().is_pointer() && crate::julia::current().name_functions.contains(&n.as_str())
+                    })
+            }
             Some(_) => false,
             None => constant_name(v),
         }

@@ -676,6 +676,7 @@ fn call_kind<'ctx>(call: Call<'ctx>, inp: &Inputs<'_, 'ctx>) -> CallKind {
     match name.as_str() {
         n if crate::julia::current().is_gc_alloc(n) || n == crate::julia::current().write_barrier => CallKind::Inert,
         n if crate::julia::current().read_only_functions.contains(&n) => CallKind::Inert,
+        n if crate::julia::current().name_functions.contains(&n) => CallKind::Inert,
         _ if matches!(inp.rules.get(&i), Some(Rule::Zero)) && crate::rules::math::lookup(&name).is_some() => {
             CallKind::Pure
         }

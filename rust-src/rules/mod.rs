@@ -440,7 +440,9 @@ fn classify_call(call: Call) -> Rule {
     }
     // Hashing an object by identity or a string's bytes (a `Dict`'s `Symbol` or `String`
     // keys): an integer, nothing kept.
-    if name.as_deref().is_some_and(|n| crate::julia::current().read_only_functions.contains(&n)) {
+    // (Or interning a string's bytes as a `Symbol`: a name, nothing kept.)
+    let rt = crate::julia::current();
+    if name.as_deref().is_some_and(|n| rt.read_only_functions.contains(&n) || rt.name_functions.contains(&n)) {
         return Rule::Zero;
     }
     match name.as_deref().and_then(math::lookup) {
