@@ -551,7 +551,20 @@ fn refuse_active_try_effects(g: Function, act: &Activity, reverse: bool, user_na
         }
     }
     let is_call = |i: Value| i.called_operand_if_call().is_some_and(|c| !c.is_inline_asm() && c.intrinsic_id() == 0);
-    let effect = |i: Value| is_call(i) && act.is_active(i) && act.rule(i).family().writes_memory(i);
+    // (But a call that throws, if at all, before it writes: the runtime's array copy,
+    // whose only exception is the allocation's, made before the bytes are copied —
+    // `copy(x)`, Base's broadcast copying a source that may alias its destination —, and
+    // libc's copies, which never throw. Skipping its reverse after a throw is exact.)
+    let throws_before_writing = |i: Value| {
+        use crate::analysis::memory::{array_call, ArrayCall};
+        let libc_copy = i
+            .called_operand_if_call()
+            .and_then(crate::symbols::callee_name)
+            .is_some_and(|n| matches!(n.as_str(), "memmove" | "memcpy" | "memset"));
+        array_call(i) == Some(ArrayCall::Copy) || libc_copy
+    };
+    let effect =
+        |i: Value| is_call(i) && act.is_active(i) && act.rule(i).family().writes_memory(i) && !throws_before_writing(i);
     for (b, _) in in_body.iter().enumerate().filter(|(b, &t)| t && effects_in_body[*b]) {
         if let Some(i) = cfg.blocks[b].instructions().into_iter().find(|&i| reverse && effect(i)) {
             return Err(Error::Unsupported(format!(

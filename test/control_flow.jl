@@ -551,6 +551,30 @@ end
     @test err isa Oxidase.DifferentiationError && occursin("inside a `try`", err.msg)
     @test autodiff(Forward, try_product, Duplicated, Const(A), Duplicated([0.5, 2.0], [1.0, 0.0]))[2] ≈ 4.0
 end
+# Broadcasting into an array inside a `try`, in reverse mode: Base's broadcast copies a
+# source that may alias its destination (`copy`, the runtime's `jl_array_copy`), a call
+# that writes a differentiated value and was refused as one that may throw half done.
+# The copy throws, if at all, when it allocates, before it writes anything (so do
+# libc's copies, which never throw): skipping its reverse after a throw is exact. Both
+# sides of the throw, every mode.
+try_broadcast(x) = (y = similar(x); try; y .= x .^ 2; catch; y .= 0; end; sum(y))
+function try_broadcast_throws(x)
+    y = zeros(3)
+    try
+        y .= x .* x[1]
+        x[1] > 0.5 && error("too large")
+    catch
+        y .= x .+ y
+    end
+    return sum(abs2, y)
+end
+try_copied(x) = (s = 0.0; try; c = copy(x); c[1] = -c[1] * x[2]; s = c[1] * c[3]; x[3] > 1.8 && error("no"); catch; s = -x[1]; end; s)
+@testset "try/catch in reverse mode: broadcasting and copying inside the body: $(nameof(f))" for f in (
+    try_broadcast, try_broadcast_throws, try_copied)
+    for x in ([0.7, -1.3, 2.1], [-0.4, 0.9, 1.6], [0.3, 0.5, -1.2])
+        check_all_modes(f, x)
+    end
+end
 
 # Printing a differentiated value through dynamic dispatch (`println(x)` reaches
 # `println(stdout, x)` through a global, with `x` boxed): Julia's printing functions are
