@@ -393,6 +393,16 @@ function program(rng, name)
     catch
         s += x[1] * x[2]
     end",
+                # Broadcasting into an array inside a `try` (Base copies a source that
+                # may alias its destination), then a throw for some inputs.
+                "yb = zeros(3)
+    try
+        yb .= x .* $(expr(rng, 1, vars))
+        s > $(round(2rand(rng) - 1; digits = 2)) && error(\"stop\")
+    catch
+        yb .= yb .+ x
+    end
+    s += sum(abs2, yb)",
                 # A `try` inside another: the inner `catch` may throw to the outer one.
                 "y = zeros(2)
     try
