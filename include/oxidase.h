@@ -56,6 +56,12 @@
 // and closes it after, whether the call returns or throws.
 #define OX_FLAG_RUNTIME_HOOKS 4
 
+// Derivative flag: the derivative holds a construct it cannot differentiate on a path
+// some inputs take, refused where it is reached, in a function that calls code Julia
+// dispatches as it runs. The caller may try a derivative of code compiled for narrower
+// types (calls made directly), which may have none.
+#define OX_FLAG_REFUSED_WHEN_REACHED 8
+
 // Request flag: the caller does not read the primal result, so the derivative need not
 // write `*ret` (a float result only), and the work computing it can be dropped when
 // nothing else needs it (`Reverse` without the primal, `DuplicatedNoNeed` returns).

@@ -42,6 +42,12 @@ pub const OX_FLAG_RELEASE_ON_THROW: u32 = 2;
 /// and closes it after, whether the call returns or throws.
 pub const OX_FLAG_RUNTIME_HOOKS: u32 = 4;
 
+/// Derivative flag: the derivative holds a construct it cannot differentiate on a path
+/// some inputs take, refused where it is reached, in a function that calls code Julia
+/// dispatches as it runs. The caller may try a derivative of code compiled for narrower
+/// types (calls made directly), which may have none.
+pub const OX_FLAG_REFUSED_WHEN_REACHED: u32 = 8;
+
 /// Request flag: the caller does not read the primal result, so the derivative need not
 /// write `*ret` (a float result only), and the work computing it can be dropped when
 /// nothing else needs it (`Reverse` without the primal, `DuplicatedNoNeed` returns).

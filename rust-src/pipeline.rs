@@ -245,7 +245,8 @@ pub fn synthesize(m: &Module, req: &Request, name: &str, layout: &str, triple: &
 }
 
 /// `synthesize` up to the verified synthesized module, without debug information, not
-/// yet optimized; returns the flags known from it (`OX_FLAG_PAUSE_GC`).
+/// yet optimized; returns the flags known from it (`OX_FLAG_PAUSE_GC`,
+/// `OX_FLAG_REFUSED_WHEN_REACHED`).
 pub fn synthesize_unoptimized(m: &Module, req: &Request, name: &str, layout: &str, triple: &str) -> Result<u32> {
     m.set_data_layout(layout);
     m.set_triple(triple);
@@ -343,6 +344,18 @@ fn synthesize_prepared(m: &Module, f: Function, req: &Request, name: &str) -> Re
     };
     let (mem, act) = Stage::Analyze.run(m, || analyze(m, &subject, &roots, &[]))?;
     refuse_active_try_effects(frame.g, &act, req.mode == Mode::Reverse, &user_name)?;
+    // (Only where the function calls code Julia dispatches as it runs, which code
+    // compiled for narrower types may call directly: what the flag is for.)
+    let dispatches = frame.g.blocks().into_iter().flat_map(|b| b.instructions()).any(|i| {
+        i.called_operand_if_call()
+            .and_then(callee_name)
+            .is_some_and(|n| crate::julia::current().dynamic_calls.contains(&n.as_str()))
+    });
+    let refused_when_reached = if act.unsupported_when_reached.is_empty() || !dispatches {
+        0
+    } else {
+        crate::codes::OX_FLAG_REFUSED_WHEN_REACHED
+    };
     Stage::Diagnostics.run(m, || {
         let values: Vec<Value> = frame.primal.iter().flatten().copied().collect();
         let float_arrays: Vec<(Value, u32)> = req
@@ -376,7 +389,7 @@ fn synthesize_prepared(m: &Module, f: Function, req: &Request, name: &str) -> Re
     let flags = stage::timed(Stage::Finish.name(), || -> Result<u32> {
         Stage::Finish.verify(m)?;
         Ok(m.functions().into_iter().filter(|g| !g.is_declaration()).map(runtime_flags).fold(0, |a, b| a | b))
-    })?;
+    })? | refused_when_reached;
     // Debug info has served (source lines in messages, all made by now); LLVM's passes
     // would carry every instruction's location through the optimization for nothing, the
     // JIT's DWARF would reach no debugger, and the verifier checks debug metadata too

@@ -119,6 +119,8 @@ const OX_FLAG_PAUSE_GC = UInt32(1)
 const OX_FLAG_RELEASE_ON_THROW = UInt32(2)
 # The derivative calls the runtime hooks: open their record frame around the call.
 const OX_FLAG_RUNTIME_HOOKS = UInt32(4)
+# Refused where reached, in code that dispatches as it runs: try narrower types.
+const OX_FLAG_REFUSED_WHEN_REACHED = UInt32(8)
 
 const OX_REQ_PRIMAL_UNUSED = UInt32(1)
 const OX_REQ_WRITER_BITCODE = UInt32(2)

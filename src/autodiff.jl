@@ -415,6 +415,13 @@ function compile_derivative(@nospecialize(mode::Mode), @nospecialize(fa), @nospe
         compile(ir.bitcode, ir.entry, mode_code(mode), width, descs, ret_activity; name = name,
                 primal_unused = unused, writer_bitcode = true)
     end
+    # Compiled, but refused on a path some inputs take, in code that calls what Julia
+    # dispatches as it runs (a literal `vect` whose value a branch then drops): once
+    # more with those calls respecialized; kept only if nothing is refused there.
+    if !ir.respecialized && derivative_flags(fptr) & OX_FLAG_REFUSED_WHEN_REACHED != 0
+        fptr, ir = Base.invokelatest(narrower_derivative, fptr, ir, fn, types, rules, mode, width, descs,
+                                     ret_activity, name, unused)
+    end
     ci = ir.codeinst::Core.CodeInstance
     sig = Tuple{Core.Typeof(fn), types.parameters...}
     scratch = Scratch[]
@@ -426,6 +433,28 @@ function compile_derivative(@nospecialize(mode::Mode), @nospecialize(fa), @nospe
     Hot.set_flags!(compiled, derivative_flags(fptr))
     compiled.guarded = compiled.pause_gc || compiled.release_on_throw || compiled.hooks || compiled.tier != C_NULL
     return finalizer(release_compiled, compiled)
+end
+
+# The derivative of `fn` extracted with its calls respecialized (`Extract.widened_calls`)
+# when that one refuses nothing where reached (`OX_FLAG_REFUSED_WHEN_REACHED`), the other
+# one released; else `fptr` and `ir` as they are. Reached only after such a compile.
+function narrower_derivative(fptr::Ptr{Cvoid}, ir::Extract.ExtractedIR, @nospecialize(fn), @nospecialize(types),
+                             rules, @nospecialize(mode), width, descs, ret_activity, name, unused::Bool)
+    narrow = extracted(fn, types, true, rules)
+    narrow.respecialized || return fptr, ir
+    second = try
+        compile(narrow.bitcode, narrow.entry, mode_code(mode), width, descs, ret_activity; name = name,
+                primal_unused = unused, writer_bitcode = true)
+    catch err
+        err isa DifferentiationError || rethrow()
+        return fptr, ir
+    end
+    if derivative_flags(second) & OX_FLAG_REFUSED_WHEN_REACHED != 0
+        release_derivative(second)
+        return fptr, ir
+    end
+    release_derivative(fptr)
+    return second, narrow
 end
 
 # --- extracted call graphs, kept for the next mode -------------------------------------

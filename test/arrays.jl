@@ -1189,6 +1189,28 @@ end
         check_all_modes(x -> lit_mixed_vector_loop(x, n), x)
     end
 end
+# A literal of two types whose value both sides of a branch then drop (found by the
+# program generator, seed 20261370155): the first derivative compiled, but refused
+# where the dynamic `vect` call is reached, and the respecialized extraction, tried only
+# after a refusal at compile time, never ran. A derivative refused where reached, in code with dynamic calls, is
+# now compiled once more from the respecialized extraction
+# (`OX_FLAG_REFUSED_WHEN_REACHED`). Both sides of the branch, every mode.
+function lit_mixed_dropped(x)
+    s = x[2]
+    v = [-0.76, 2, x[3]]
+    s += sum(abs2, v) / 4 + v[1] * v[2]
+    if x[1] > 0
+        s = ifelse(x[2] - 0.68 > 0, -0.56 * x[1], x[2]^3.0)
+    else
+        s = x[1]^3
+    end
+    return s + x[2]
+end
+@testset "a vector literal of two types whose value is dropped: lit_mixed_dropped" begin
+    for x in ([1.2, 2.7, 0.9], [0.4, 0.3, 1.7], [-0.4, 0.3, 1.7])
+        check_all_modes(lit_mixed_dropped, x)
+    end
+end
 # Nine numbers: `hvcat` through `jl_invoke` of a method compiled for any number of them,
 # whose code the extraction adds to the module (`vararg_invokes`).
 lit_three(x) = det([x[1] x[2] 0.5; x[2] 3.0 x[3]; 0.1 x[3] 4.0])
