@@ -502,6 +502,12 @@ function program(rng, name)
                 # constructor, in a `try` that rethrows), with a branch in the values.
                 "dg = Dict(k => (x[k % 3 + 1] > $(round(2rand(rng) - 1; digits = 2)) ? x[k % 3 + 1]^2 : $(round(2rand(rng) - 1; digits = 2)) * x[k % 3 + 1]) for k in 1:$(rand(rng, [0, 1, 3, 20])))
     s += sum(values(dg)) * x[2] + get(dg, 2, x[3])",
+                # A Dict of the elements themselves (0 to 3), read by key and by pairs.
+                "de = Dict(k => x[k] for k in 1:$(rand(rng, 0:3)))
+    for (k, v) in de
+        s += v * k * $(expr(rng, 1, vars))
+    end
+    s += get(de, 2, x[1]) * x[3]",
                 # A linked list the function builds, of 0 to 3 nodes, walked by a loop
                 # or by a recursive function; a struct chosen by a branch, held by another.
                 "l = nothing

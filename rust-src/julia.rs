@@ -172,6 +172,9 @@ pub struct Runtime {
     /// The address space of pointers to garbage-collected objects (Julia's tracked
     /// pointers): a constant of it is an object's address, with a type tag before it.
     pub tracked_address_space: u32,
+    /// The address space of pointers derived from objects (an immutable struct Julia
+    /// passes by reference, read-only, is one).
+    pub derived_address_space: u32,
     /// The runtime's global holding the address of `Array`'s type name (`jl_typename_t`).
     pub array_typename: &'static str,
     /// The runtime's globals holding the addresses of the `Float64` and `Float32` types.
@@ -293,6 +296,7 @@ pub const V1_5: Runtime = Runtime {
     read_only_functions: ["jl_object_id", "memhash_seed", "jl_egal", "memcmp"],
     name_functions: ["jl_symbol_n", "jl_symbol"],
     tracked_address_space: 10,
+    derived_address_space: 11,
     array_typename: "jl_array_typename",
     float_types: [
         ("jl_float64_type", crate::request::Leaf::ArrayF64),

@@ -1273,6 +1273,33 @@ end
         check_all_modes(f, x)
     end
 end
+# A generator whose values are the differentiated elements themselves, or multiples of
+# them (`Dict(k => x[k] for k in 1:n)`), in reverse mode: the reverse sweep needs the
+# elements' addresses, which the engine could not tell apart from those of the `Dict`'s
+# own arrays, which its rehashing resizes (refused). `x` is read from the generator, an
+# immutable argument the constructor never writes (`memory::loaded_from_readonly_param`:
+# it existed when the call began), and the `Dict`'s fields only ever hold arrays of
+# numbers made during the call (`memory::holds_only_fresh_arrays`, through the callees
+# handed the `Dict`): they are not `x`. Also iterating over the pairs of such a `Dict`.
+dict_gen_elements(x, n) = (d = Dict(k => x[k] for k in 1:n); get(d, 1, x[2]) * get(d, 2, 0.5) + get(d, 3, x[1]))
+dict_gen_scaled(x) = (d = Dict(k => 2x[k] for k in 1:3); d[1] * d[2] + d[3])
+function dict_gen_pairs(x)
+    d = Dict(k => x[k] for k in 1:3)
+    s = 0.0
+    for (k, v) in d
+        s += v * k + (k == 2 ? v^2 : 0.0)
+    end
+    return s
+end
+dict_gen_branch(x) = (d = Dict(k => (x[k] > 0 ? x[k] : -3x[k]) for k in 1:3); d[1] * d[3] - d[2])
+@testset "Dicts from generators of the elements, in reverse mode: $name" for (name, f) in (
+    ("elements, 0", x -> dict_gen_elements(x, 0)), ("elements, 1", x -> dict_gen_elements(x, 1)),
+    ("elements, 3", x -> dict_gen_elements(x, 3)), ("scaled", dict_gen_scaled), ("pairs", dict_gen_pairs),
+    ("branch", dict_gen_branch))
+    for x in ([0.7, -1.3, 2.1], [-0.4, 0.9, 1.6])
+        check_all_modes(f, x)
+    end
+end
 # A `Dict` beside a matrix literal of six numbers or more (found by the program
 # generator, seed 20261360652): Julia's `hvcat` walks its tuple of row lengths in a loop
 # LLVM unrolls, merging the addresses of two of its fields (`phi [t + 8], [t + 16]`);

@@ -604,7 +604,7 @@ impl<'ctx> Memory<'ctx> {
                     // (The callee's body is scanned only when it is handed a shadowed array.)
                     let handed: Vec<Value<'ctx>> =
                         (0..call.call_arg_count()).map(|k| i.operand(k)).filter(|a| shadowed.contains_key(a)).collect();
-                    let resizes = !handed.is_empty() && may_resize(call.called_operand(), &mut HashSet::new());
+                    let resizes = !handed.is_empty() && may_resize(m, call.called_operand(), &mut HashSet::new());
                     if resizes {
                         handed
                     } else {
@@ -743,6 +743,18 @@ impl<'ctx> Memory<'ctx> {
         let argument = |a: Value<'ctx>| a.is_argument() || self.roots.iter().any(|&r| zero_offset_base(r) == a);
         let distinct =
             |a: Value<'ctx>, b: Value<'ctx>| fresh(a) && (fresh(b) || argument(b)) || fresh(b) && argument(a);
+        // (Or an array that existed when the call began, a field of an immutable
+        // argument, and one the function's own object only ever holds arrays made during
+        // the call in: a generator's `x` and the `vals` of the `Dict` it fills, which
+        // `rehash!` replaces and resizes.)
+        let existed = |a: Value<'ctx>| argument(a) || loaded_from_readonly_param(a);
+        // (Or such an object itself, handed to a function that resizes what it reaches
+        // from it: only arrays made during the call.)
+        let held_fresh =
+            |a: Value<'ctx>| holds_only_fresh_arrays(self.module, a) || holds_only_fresh_number_arrays(self.module, a);
+        let distinct = |a: Value<'ctx>, b: Value<'ctx>| {
+            distinct(a, b) || existed(a) && held_fresh(b) || existed(b) && held_fresh(a)
+        };
         let candidates = stack_loaded_objects(o, 4).unwrap_or_else(|| vec![o]);
         // (An element of an array of arrays is not that array, which the function never
         // stores anywhere as a value: `for v in vs` after `push!(vs, ...)`.)
@@ -3534,18 +3546,20 @@ pub fn scalar_libm_call(call: Call) -> bool {
 
 /// Whether instruction `i` is a call of a function that may resize an array it is
 /// handed (`may_resize`).
-pub fn may_resize_call(i: Value) -> bool {
+pub fn may_resize_call(m: &crate::llvm::Module, i: Value) -> bool {
     i.opcode() == Opcode::LLVMCall
         && i.as_call()
-            .is_some_and(|c| !c.has_fn_attr("noreturn") && may_resize(c.called_operand(), &mut HashSet::new()))
+            .is_some_and(|c| !c.has_fn_attr("noreturn") && may_resize(m, c.called_operand(), &mut HashSet::new()))
 }
 
 /// Whether a call of `callee` may resize an array it is handed and return: a function
 /// whose body, on a path that returns, calls one of the runtime's resizing functions on
 /// an array it did not create (or hands such an array to a function that may resize
 /// it, transitively). (Julia's error paths build messages in buffers they grow, then
-/// throw: the reverse sweep never meets them.)
-fn may_resize<'ctx>(callee: Value<'ctx>, seen: &mut HashSet<Function<'ctx>>) -> bool {
+/// throw: the reverse sweep never meets them.) An array loaded from a field of an object
+/// the function allocates, which only ever holds arrays made during the call
+/// (`holds_only_fresh_arrays`: a `Dict` the function builds), is one it created.
+fn may_resize<'ctx>(m: &crate::llvm::Module, callee: Value<'ctx>, seen: &mut HashSet<Function<'ctx>>) -> bool {
     let Some(callee) = callee.as_function() else { return false };
     if callee.is_declaration()
         || callee.has_fn_attr("noreturn")
@@ -3557,7 +3571,10 @@ fn may_resize<'ctx>(callee: Value<'ctx>, seen: &mut HashSet<Function<'ctx>>) -> 
     let created = |a: Value<'ctx>| {
         let base = zero_offset_base(a);
         base.is_instruction() && matches!(array_call(base), Some(ArrayCall::Alloc | ArrayCall::Copy))
+            || holds_only_fresh_arrays(m, base)
     };
+    // (Or an object it allocates holding such arrays of numbers only, handed on.)
+    let created_or_holds = |a: Value<'ctx>| created(a) || holds_only_fresh_number_arrays(m, a);
     let returning = |b: &crate::llvm::Block<'ctx>| b.terminator().map(|t| t.opcode()) != Some(Opcode::LLVMUnreachable);
     callee.blocks().into_iter().filter(returning).flat_map(|b| b.instructions()).any(|i| {
         if resize_call(i).is_some() {
@@ -3566,8 +3583,10 @@ fn may_resize<'ctx>(callee: Value<'ctx>, seen: &mut HashSet<Function<'ctx>>) -> 
         i.opcode() == Opcode::LLVMCall
             && i.as_call().is_some_and(|call| {
                 !call.has_fn_attr("noreturn")
-                    && may_resize(call.called_operand(), seen)
-                    && (0..call.call_arg_count()).map(|k| i.operand(k)).any(|a| a.ty().is_pointer() && !created(a))
+                    && may_resize(m, call.called_operand(), seen)
+                    && (0..call.call_arg_count())
+                        .map(|k| i.operand(k))
+                        .any(|a| a.ty().is_pointer() && !created_or_holds(a))
             })
     })
 }
@@ -3947,6 +3966,140 @@ fn never_returns(i: Value) -> bool {
     i.as_call().is_some_and(|c| {
         c.has_fn_attr("noreturn") || c.called_operand().as_function().is_some_and(|f| f.has_fn_attr("noreturn"))
     })
+}
+
+/// The base address `p` is computed from by casts and `getelementptr`s of one constant
+/// offset each, and the sum of those offsets.
+fn base_and_offset<'ctx>(m: &crate::llvm::Module, mut p: Value<'ctx>) -> Option<(Value<'ctx>, i64)> {
+    let mut offset = 0i64;
+    while p.is_instruction() {
+        match p.opcode() {
+            Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast => {}
+            Opcode::LLVMGetElementPtr => match m.gep_offsets(p, 1)?.0[..] {
+                [c] => offset = offset.checked_add(c)?,
+                _ => return None,
+            },
+            _ => break,
+        }
+        p = p.operand(0);
+    }
+    Some((p, offset))
+}
+
+/// Whether `a` is loaded from memory a parameter of its function points to that the
+/// function never writes through (`readonly`, or only read, compared and handed to calls
+/// that only read it), an immutable argument Julia passes by reference (a derived
+/// pointer, not a mutable object that another argument may also be: a generator's
+/// fields), so that `a` was there when the call began.
+fn loaded_from_readonly_param(a: Value) -> bool {
+    if a.opcode_if_instruction() != Some(Opcode::LLVMLoad) {
+        return false;
+    }
+    let base = strip_address(a.operand(0));
+    let Some(f) = base.is_argument().then(|| a.parent_block().parent_function()) else { return false };
+    if base.ty().address_space() != Some(crate::julia::current().derived_address_space) {
+        return false;
+    }
+    let index = f.params().into_iter().position(|q| q == base);
+    let declared = index.and_then(|k| u32::try_from(k).ok()).is_some_and(|k| f.has_param_attr(k, "readonly"));
+    declared
+        || every_use(
+            base,
+            |_| true,
+            |p, u| match u.opcode_if_instruction() {
+                Some(Opcode::LLVMLoad | Opcode::LLVMICmp) => true,
+                Some(Opcode::LLVMCall) => u.as_call().is_some_and(|c| is_lifetime_marker(c) || only_reads(c, p)),
+                _ => false,
+            },
+        )
+}
+
+/// Whether array object `a` is loaded from a field of an object the function allocates
+/// into which the function, and every function it hands the object to, stores only
+/// arrays made there and then: an array made during the call, never one that existed
+/// when it began (a `Dict`'s `vals`, which `rehash!` replaces by new arrays).
+fn holds_only_fresh_arrays(m: &crate::llvm::Module, a: Value) -> bool {
+    if a.opcode_if_instruction() != Some(Opcode::LLVMLoad) {
+        return false;
+    }
+    let Some((o, field)) = base_and_offset(m, a.operand(0)) else { return false };
+    gc_allocation(o).is_some() && field_gets_fresh_arrays(m, o, Some(field), &mut HashSet::new(), 4)
+}
+
+/// Whether `o` is an object the function allocates whose every pointer field only ever
+/// holds arrays made during the call, of numbers or names (whose elements hold no
+/// array): a `Dict` the function builds. Handed to a function that resizes what it
+/// reaches from it, only arrays made during the call are resized.
+fn holds_only_fresh_number_arrays(m: &crate::llvm::Module, o: Value) -> bool {
+    let o = zero_offset_base(o);
+    o.is_instruction() && gc_allocation(o).is_some() && field_gets_fresh_arrays(m, o, None, &mut HashSet::new(), 4)
+}
+
+/// `holds_only_fresh_arrays` of the field at byte `field` of object `o` (an allocation,
+/// or a callee's parameter it was handed as), or of every field holding a pointer
+/// (`None`: arrays of numbers or names only), through calls `depth` deep (a recursive
+/// callee is checked once: the parameters being checked are `checking`). The object may
+/// be read, compared, returned, rooted in a GC frame slot and handed to the collector's
+/// write barrier; anything else it meets (stored elsewhere, merged, handed to a function
+/// the module does not define) is `false`.
+fn field_gets_fresh_arrays<'ctx>(
+    m: &crate::llvm::Module,
+    o: Value<'ctx>,
+    field: Option<i64>,
+    checking: &mut HashSet<Value<'ctx>>,
+    depth: u32,
+) -> bool {
+    if !checking.insert(o) {
+        return true;
+    }
+    let rt = crate::julia::current();
+    every_use(
+        o,
+        |_| true,
+        |p, u| match u.opcode_if_instruction() {
+            Some(Opcode::LLVMLoad | Opcode::LLVMICmp | Opcode::LLVMRet) => true,
+            Some(Opcode::LLVMStore) if u.operand(1) == p && u.operand(0) != p => {
+                let Some((base, at)) = base_and_offset(m, p) else { return false };
+                let v = u.operand(0);
+                let fresh = array_call(v).is_some();
+                match field {
+                    Some(field) => {
+                        let size = i64::try_from(m.size_of(v.ty())).unwrap_or(i64::MAX);
+                        let overlaps = at < field + 8 && field < at.saturating_add(size);
+                        base == o && (!overlaps || at == field && fresh)
+                    }
+                    None => {
+                        let numbers = || {
+                            float_array_allocation_by_type(v).is_some()
+                                || integer_array_allocation(v)
+                                || name_array_allocation(v)
+                        };
+                        // (The type tag, in the header before the fields.)
+                        let header = at < 0 && v.is_constant();
+                        base == o && (header || !v.ty().is_pointer() && !v.ty().is_aggregate() || fresh && numbers())
+                    }
+                }
+            }
+            Some(Opcode::LLVMStore) => alloca_base(u.operand(1)).is_some_and(is_gc_frame) && u.operand(0) == p,
+            Some(Opcode::LLVMCall) => u.as_call().is_some_and(|c| {
+                if is_lifetime_marker(c) || callee_name(c.called_operand()).is_some_and(|n| n == rt.write_barrier) {
+                    return true;
+                }
+                let Some(h) = c.called_function().filter(|h| !h.is_declaration() && depth > 0) else { return false };
+                // (Its result may be the object again, `rehash!(h)` returning `h`: its uses
+                // are checked too.)
+                let result = !u.ty().is_pointer() || field_gets_fresh_arrays(m, u, field, checking, depth - 1);
+                result
+                    && (0..c.call_arg_count()).filter(|&k| u.operand(k) == p).all(|k| {
+                        base_and_offset(m, p) == Some((o, 0))
+                            && h.params()
+                                .get(k)
+                                .is_some_and(|&q| field_gets_fresh_arrays(m, q, field, checking, depth - 1))
+                    })
+            }),
+            _ => false,
+        },
+    )
 }
 
 /// `p` without the address arithmetic and casts applied to it.
@@ -4419,5 +4572,87 @@ pub fn alloca_base(p: Value) -> Option<Value> {
         Opcode::LLVMAlloca => Some(p),
         Opcode::LLVMGetElementPtr | Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast => alloca_base(p.operand(0)),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{holds_only_fresh_arrays, loaded_from_readonly_param};
+    use crate::llvm::{Context, Opcode, OwnedModule, Value};
+
+    /// A `Dict`-like object `%d` whose field at byte 16 a callee refills (`rehash!`), and
+    /// `%x`, read from a generator passed by reference: the field holds arrays made
+    /// during the call only when every store into it, here and in the callee, stores a
+    /// new array; `%x` existed when the call began when nothing writes through `%g`.
+    fn module(refill: &str, through_g: &str) -> String {
+        format!(
+            r#"
+declare ptr addrspace(10) @jl_gc_pool_alloc(ptr, i32, i32)
+declare ptr addrspace(10) @jl_alloc_array_1d(ptr addrspace(10), i64)
+
+define void @refill(ptr addrspace(10) %d, ptr addrspace(10) %old) {{
+  %a = call ptr addrspace(10) @jl_alloc_array_1d(ptr addrspace(10) null, i64 4)
+  %f = getelementptr inbounds i8, ptr addrspace(10) %d, i64 16
+  store ptr addrspace(10) {refill}, ptr addrspace(10) %f, align 8
+  ret void
+}}
+
+define ptr addrspace(10) @f(ptr addrspace(11) %g) {{
+  %d = call ptr addrspace(10) @jl_gc_pool_alloc(ptr null, i32 1, i32 32)
+  %a = call ptr addrspace(10) @jl_alloc_array_1d(ptr addrspace(10) null, i64 2)
+  %f = getelementptr inbounds i8, ptr addrspace(10) %d, i64 16
+  store ptr addrspace(10) %a, ptr addrspace(10) %f, align 8
+  %x = load ptr addrspace(10), ptr addrspace(11) %g, align 8
+  {through_g}
+  call void @refill(ptr addrspace(10) %d, ptr addrspace(10) %x)
+  %v = load ptr addrspace(10), ptr addrspace(10) %f, align 8
+  ret ptr addrspace(10) %v
+}}
+"#
+        )
+    }
+
+    /// The loads of `@f`: the generator's `%x`, then the field's `%v`.
+    macro_rules! loads {
+        ($m:expr) => {
+            $m.function("f")
+                .unwrap()
+                .blocks()
+                .into_iter()
+                .flat_map(|b| b.instructions())
+                .filter(|i| i.opcode() == Opcode::LLVMLoad)
+                .collect::<Vec<Value>>()
+        };
+    }
+
+    #[test]
+    fn a_field_refilled_with_new_arrays_holds_only_fresh_ones() {
+        let ctx = Context::create();
+        let m = OwnedModule::parse_ir(&ctx, &module("%a", "")).unwrap();
+        let [x, v] = loads!(m)[..] else { panic!("two loads") };
+        assert!(holds_only_fresh_arrays(&m, v));
+        assert!(loaded_from_readonly_param(x));
+    }
+
+    /// The callee stores the array it was handed, which existed before the call: the
+    /// field may hold `%x` itself (the two would alias: an element address of `%x`
+    /// taken before a resize of the field's array would be stale).
+    #[test]
+    fn a_field_refilled_with_an_older_array_does_not() {
+        let ctx = Context::create();
+        let m = OwnedModule::parse_ir(&ctx, &module("%old", "")).unwrap();
+        let [_, v] = loads!(m)[..] else { panic!("two loads") };
+        assert!(!holds_only_fresh_arrays(&m, v));
+    }
+
+    /// Written through, the generator's memory may hold a new array by the time `%x`
+    /// is loaded.
+    #[test]
+    fn memory_written_through_a_parameter_is_not_read_only() {
+        let ctx = Context::create();
+        let m = OwnedModule::parse_ir(&ctx, &module("%a", "store ptr addrspace(10) %d, ptr addrspace(11) %g, align 8"))
+            .unwrap();
+        let [x, _] = loads!(m)[..] else { panic!("two loads") };
+        assert!(!loaded_from_readonly_param(x));
     }
 }

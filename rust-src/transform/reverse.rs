@@ -1170,7 +1170,7 @@ fn resized_after_calls_of(m: &Module, f: Function) -> bool {
         if !seen.insert(name.to_string()) {
             return false;
         }
-        let resizes = |i: Value| resize_call(i).is_some() || may_resize_call(i);
+        let resizes = |i: Value| resize_call(i).is_some() || may_resize_call(m, i);
         let callee_named = |i: Value, f: &dyn Fn(&str) -> bool| {
             i.opcode() == Opcode::LLVMCall
                 && i.as_call().and_then(|c| c.called_function()).is_some_and(|g| f(&g.name()))
