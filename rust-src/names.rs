@@ -57,21 +57,23 @@ pub const RESULT_NAME: &str = "oxidase-result-name";
 /// Whether `i` is a call of a function without a derivative that returns a `String` or
 /// a `Symbol` (`RESULT_NAME`).
 pub fn name_result(i: crate::llvm::Value) -> bool {
+    inactive_result_marked(i, RESULT_NAME)
+}
+
+/// Whether `i` is a call of a function without a derivative (`INACTIVE_PREFIX`) that
+/// returns a pointer and carries string attribute `attr`.
+fn inactive_result_marked(i: crate::llvm::Value, attr: &str) -> bool {
     i.opcode_if_instruction() == Some(crate::llvm::Opcode::LLVMCall)
         && i.ty().is_pointer()
         && i.as_call()
             .and_then(|c| c.called_function())
-            .is_some_and(|f| f.name().starts_with(INACTIVE_PREFIX) && f.has_string_attr(RESULT_NAME))
+            .is_some_and(|f| f.name().starts_with(INACTIVE_PREFIX) && f.has_string_attr(attr))
 }
 
 /// Whether `i` is a call of a function without a derivative that returns an array of
 /// integers or `Bool`s (`RESULT_INTEGER_ARRAY`).
 pub fn integer_array_result(i: crate::llvm::Value) -> bool {
-    i.opcode_if_instruction() == Some(crate::llvm::Opcode::LLVMCall)
-        && i.ty().is_pointer()
-        && i.as_call()
-            .and_then(|c| c.called_function())
-            .is_some_and(|f| f.name().starts_with(INACTIVE_PREFIX) && f.has_string_attr(RESULT_INTEGER_ARRAY))
+    inactive_result_marked(i, RESULT_INTEGER_ARRAY)
 }
 
 /// The array type of the result of call `i` of a function with a user-defined rule

@@ -3970,7 +3970,7 @@ fn never_returns(i: Value) -> bool {
 
 /// The base address `p` is computed from by casts and `getelementptr`s of one constant
 /// offset each, and the sum of those offsets.
-fn base_and_offset<'ctx>(m: &crate::llvm::Module, mut p: Value<'ctx>) -> Option<(Value<'ctx>, i64)> {
+pub fn base_and_offset<'ctx>(m: &crate::llvm::Module, mut p: Value<'ctx>) -> Option<(Value<'ctx>, i64)> {
     let mut offset = 0i64;
     while p.is_instruction() {
         match p.opcode() {

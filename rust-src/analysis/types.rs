@@ -657,30 +657,12 @@ fn merges_offsets<'ctx>(m: &'ctx Module, i: Value<'ctx>) -> bool {
     };
     let mut seen: HashMap<Value<'ctx>, i64> = HashMap::new();
     for v in merged {
-        let Some((base, offset)) = constant_offset(m, v) else { continue };
+        let Some((base, offset)) = crate::analysis::memory::base_and_offset(m, v) else { continue };
         if seen.insert(base, offset).is_some_and(|o| o != offset) {
             return true;
         }
     }
     false
-}
-
-/// The base address `p` is computed from by casts and `getelementptr`s of one constant
-/// offset each, and the sum of those offsets.
-fn constant_offset<'ctx>(m: &'ctx Module, mut p: Value<'ctx>) -> Option<(Value<'ctx>, i64)> {
-    let mut offset = 0i64;
-    while p.is_instruction() {
-        match p.opcode() {
-            Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast => {}
-            Opcode::LLVMGetElementPtr => match m.gep_offsets(p, 1)?.0[..] {
-                [c] => offset = offset.checked_add(c)?,
-                _ => return None,
-            },
-            _ => break,
-        }
-        p = p.operand(0);
-    }
-    Some((p, offset))
 }
 
 /// Phis fed by an address computed from themselves: pointers stepping through memory in
