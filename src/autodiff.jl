@@ -437,17 +437,21 @@ end
 
 # The derivative of `fn` extracted with its calls respecialized (`Extract.widened_calls`)
 # when that one refuses nothing where reached (`OX_FLAG_REFUSED_WHEN_REACHED`), the other
-# one released; else `fptr` and `ir` as they are. Reached only after such a compile.
+# one released; else `fptr` and `ir` as they are. Reached only after such a compile. (An
+# error other than a refusal is raised, `fptr` released first.)
 function narrower_derivative(fptr::Ptr{Cvoid}, ir::Extract.ExtractedIR, @nospecialize(fn), @nospecialize(types),
                              rules, @nospecialize(mode), width, descs, ret_activity, name, unused::Bool)
-    narrow = extracted(fn, types, true, rules)
-    narrow.respecialized || return fptr, ir
-    second = try
-        compile(narrow.bitcode, narrow.entry, mode_code(mode), width, descs, ret_activity; name = name,
-                primal_unused = unused, writer_bitcode = true)
+    second = C_NULL
+    narrow = ir
+    try
+        narrow = extracted(fn, types, true, rules)
+        narrow.respecialized || return fptr, ir
+        second = compile(narrow.bitcode, narrow.entry, mode_code(mode), width, descs, ret_activity; name = name,
+                         primal_unused = unused, writer_bitcode = true)
     catch err
-        err isa DifferentiationError || rethrow()
-        return fptr, ir
+        err isa DifferentiationError && return fptr, ir
+        release_derivative(fptr)
+        rethrow()
     end
     if derivative_flags(second) & OX_FLAG_REFUSED_WHEN_REACHED != 0
         release_derivative(second)
