@@ -4039,9 +4039,10 @@ fn holds_only_fresh_number_arrays(m: &crate::llvm::Module, o: Value) -> bool {
 /// or a callee's parameter it was handed as), or of every field holding a pointer
 /// (`None`: arrays of numbers or names only), through calls `depth` deep (a recursive
 /// callee is checked once: the parameters being checked are `checking`). The object may
-/// be read, compared, returned, rooted in a GC frame slot and handed to the collector's
-/// write barrier; anything else it meets (stored elsewhere, merged, handed to a function
-/// the module does not define) is `false`.
+/// be read, compared, returned, rooted in a GC frame slot, handed to the collector's
+/// write barrier, and merged with other objects (what the merge meets is checked alike);
+/// anything else it meets (stored elsewhere, handed to a function the module does not
+/// define) is `false`.
 fn field_gets_fresh_arrays<'ctx>(
     m: &crate::llvm::Module,
     o: Value<'ctx>,
@@ -4081,6 +4082,12 @@ fn field_gets_fresh_arrays<'ctx>(
                 }
             }
             Some(Opcode::LLVMStore) => alloca_base(u.operand(1)).is_some_and(is_gc_frame) && u.operand(0) == p,
+            // (A merge of the object with others, `rehash!`'s result: whatever it is, what
+            // is stored through it is checked alike.)
+            Some(Opcode::LLVMPHI) => p == o && field_gets_fresh_arrays(m, u, field, checking, depth),
+            Some(Opcode::LLVMSelect) => {
+                p == o && u.operand(0) != p && field_gets_fresh_arrays(m, u, field, checking, depth)
+            }
             Some(Opcode::LLVMCall) => u.as_call().is_some_and(|c| {
                 if is_lifetime_marker(c) || callee_name(c.called_operand()).is_some_and(|n| n == rt.write_barrier) {
                     return true;
@@ -4643,6 +4650,47 @@ define ptr addrspace(10) @f(ptr addrspace(11) %g) {{
         let m = OwnedModule::parse_ir(&ctx, &module("%old", "")).unwrap();
         let [_, v] = loads!(m)[..] else { panic!("two loads") };
         assert!(!holds_only_fresh_arrays(&m, v));
+    }
+
+    /// The object merged with another (`rehash!`'s result is the `Dict` again): a store
+    /// through the merge counts as a store into the object.
+    #[test]
+    fn a_store_through_a_merge_of_the_object_counts() {
+        let ir = |stored: &str| {
+            format!(
+                r#"
+declare ptr addrspace(10) @jl_gc_pool_alloc(ptr, i32, i32)
+declare ptr addrspace(10) @jl_alloc_array_1d(ptr addrspace(10), i64)
+
+define ptr addrspace(10) @f(i1 %c, ptr addrspace(10) %old) {{
+top:
+  %d = call ptr addrspace(10) @jl_gc_pool_alloc(ptr null, i32 1, i32 32)
+  %e = call ptr addrspace(10) @jl_gc_pool_alloc(ptr null, i32 1, i32 32)
+  %a = call ptr addrspace(10) @jl_alloc_array_1d(ptr addrspace(10) null, i64 2)
+  %f = getelementptr inbounds i8, ptr addrspace(10) %d, i64 16
+  store ptr addrspace(10) %a, ptr addrspace(10) %f, align 8
+  br i1 %c, label %l, label %r
+l:
+  br label %j
+r:
+  br label %j
+j:
+  %m = phi ptr addrspace(10) [ %d, %l ], [ %e, %r ]
+  %n = call ptr addrspace(10) @jl_alloc_array_1d(ptr addrspace(10) null, i64 4)
+  %g = getelementptr inbounds i8, ptr addrspace(10) %m, i64 16
+  store ptr addrspace(10) {stored}, ptr addrspace(10) %g, align 8
+  %v = load ptr addrspace(10), ptr addrspace(10) %f, align 8
+  ret ptr addrspace(10) %v
+}}
+"#
+            )
+        };
+        for (stored, fresh) in [("%n", true), ("%old", false)] {
+            let ctx = Context::create();
+            let m = OwnedModule::parse_ir(&ctx, &ir(stored)).unwrap();
+            let [v] = loads!(m)[..] else { panic!("one load") };
+            assert_eq!(holds_only_fresh_arrays(&m, v), fresh, "{stored}");
+        }
     }
 
     /// Written through, the generator's memory may hold a new array by the time `%x`
