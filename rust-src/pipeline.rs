@@ -346,12 +346,14 @@ fn synthesize_prepared(m: &Module, f: Function, req: &Request, name: &str) -> Re
     refuse_active_try_effects(frame.g, &act, req.mode == Mode::Reverse, &user_name)?;
     // (Only where the function calls code Julia dispatches as it runs, which code
     // compiled for narrower types may call directly: what the flag is for.)
-    let dispatches = frame.g.blocks().into_iter().flat_map(|b| b.instructions()).any(|i| {
-        i.called_operand_if_call()
-            .and_then(callee_name)
-            .is_some_and(|n| crate::julia::current().dynamic_calls.contains(&n.as_str()))
-    });
-    let refused_when_reached = if act.unsupported_when_reached.is_empty() || !dispatches {
+    let dispatches = || {
+        frame.g.blocks().into_iter().flat_map(|b| b.instructions()).any(|i| {
+            i.called_operand_if_call()
+                .and_then(callee_name)
+                .is_some_and(|n| crate::julia::current().dynamic_calls.contains(&n.as_str()))
+        })
+    };
+    let refused_when_reached = if act.unsupported_when_reached.is_empty() || !dispatches() {
         0
     } else {
         crate::codes::OX_FLAG_REFUSED_WHEN_REACHED

@@ -1183,13 +1183,7 @@ fn loaded_name_element(v: Value) -> bool {
     if v.ty().address_space() != Some(rt.tracked_address_space) {
         return false;
     }
-    let mut p = v.operand(0);
-    while matches!(
-        p.opcode_if_instruction(),
-        Some(Opcode::LLVMGetElementPtr | Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast)
-    ) {
-        p = p.operand(0);
-    }
+    let p = strip_address(v.operand(0));
     if p.opcode_if_instruction() != Some(Opcode::LLVMLoad) || !at_offset_zero(p.operand(0)) {
         return false;
     }
