@@ -37,6 +37,8 @@ export run_properties
 # derivatives have 0·∞ and 0·log 0 traps (issue 13).
 const UNARY = ["sin(%)", "cos(%)", "tanh(%)", "exp(sin(%))", "log(1 + (%)^2)", "sqrt(1 + (%)^2)", "(%)^2", "(%)^3",
                "(%)^0.0", "(%)^1.0", "(%)^3.0", "abs(%)^1.5", "prod(sincos(%))",
+               # A sine and cosine of one angle (the later one's partial is the earlier's result).
+               "(cos(%) - 2sin(%))",
                # Floats rebuilt from their bits (a derivative once lost).
                "ldexp(%, 2)", "ldexp(%, -1)",
                # Argument reduction on the float's bits, kept as a call with a rule.

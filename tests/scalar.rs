@@ -3,7 +3,7 @@
 
 mod common;
 use common::*;
-use oxidase::request::{Activity::*, Mode};
+use oxidase::request::{Activity::*, ArgSpec, Layout, Mode, Passing};
 
 fn rosen(x: f64, y: f64) -> f64 {
     (1.0 - x).powi(2) + 100.0 * (y - x * x).powi(2)
@@ -328,4 +328,63 @@ fn truncation_by_a_mask_known_at_run_time() {
     assert!(status >= 100, "a mask keeping low bits: status {status}");
     let message = unsafe { std::ffi::CStr::from_ptr(oxidase::ffi::oxidase_status_message(status)) };
     assert!(message.to_string_lossy().contains("keeps its low bits"), "{message:?}");
+}
+
+fn polar(x: f64, n: i64) -> f64 {
+    let mut s = 0.0;
+    for k in 1..=n {
+        let t = k as f64 * x;
+        s += t.cos() * x + t.sin() * t.sin();
+    }
+    s + x.sin() * x.cos()
+}
+
+fn polar_derivative(x: f64, n: i64) -> f64 {
+    let mut d = 0.0;
+    for k in 1..=n {
+        let (k, t) = (k as f64, k as f64 * x);
+        d += -k * t.sin() * x + t.cos() + 2.0 * k * t.sin() * t.cos();
+    }
+    d + x.cos() * x.cos() - x.sin() * x.sin()
+}
+
+extern "C" fn plain_sin(x: f64) -> f64 {
+    x.sin()
+}
+
+extern "C" fn plain_cos(x: f64) -> f64 {
+    x.cos()
+}
+
+/// `cos(k x)` then `sin(k x)` in a loop, and Base's `sincos(x)` (whose halves the engine
+/// splits, sine first): the partial of the later call of each pair is the earlier call's
+/// result (`rules::math::earlier_call`), which the reverse sweep fetches instead of
+/// computing `cos` or `sin` of the operand again; the earlier call's partial comes from
+/// its operand. Every mode, loops of 0, 1 and 5 iterations, against the analytic
+/// derivative; and the uses plan, which says what each adjoint fetches.
+#[test]
+fn sin_and_cos_of_one_angle() {
+    let (text, entry) = fixture("polar");
+    // (The fixture's `sin` and `cos` are Julia's machine code at addresses of the session
+    // that captured it: functions of this process stand in.)
+    let text = text
+        .replace(
+            "\"oxidase-native\"=\"139888771999840\"",
+            &format!("\"oxidase-native\"=\"{}\"", plain_cos as *const () as usize),
+        )
+        .replace(
+            "\"oxidase-native\"=\"139888772002704\"",
+            &format!("\"oxidase-native\"=\"{}\"", plain_sin as *const () as usize),
+        );
+    let int = ArgSpec { passing: Passing::Value, activity: Const, type_tree: vec![(0, Layout::Integer)] };
+    let (r, plans) = oxidase::stage::collect(oxidase::stage::Printed::Uses, || {
+        synthesize_fixture("polar", vec![ghost(), float_arg(Active), int])
+    });
+    r.unwrap();
+    let plan = plans.concat();
+    // In the loop, %15 = k x, %16 = cos(%15), %17 = sin(%15); after it, Base's sincos
+    // split: %25 = sin(x), %26 = cos(x).
+    assert!(plan.contains("\n  %16: %15 pop\n  %17: %16 pop\n"), "sin(k x) reads cos(k x):\n{plan}");
+    assert!(plan.contains("\n  %26: %25 visible\n"), "sincos's cos(x) reads its sin(x):\n{plan}");
+    check_scalar_and_count(&text, &entry, polar, polar_derivative, &[0.3, -1.2, 2.5], &[0, 1, 5]);
 }

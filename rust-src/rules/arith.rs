@@ -62,7 +62,7 @@ impl Family for Scale<'_> {
     fn needs<'ctx>(&self, i: Value<'ctx>, cx: &mut dyn Plan<'ctx>) -> Result<Vec<Need>> {
         let mut needs = Vec::new();
         for &k in self.ops.iter().filter(|&&k| cx.is_active(i.operand(k))) {
-            for n in self.formula.needs(k) {
+            for n in self.formula.needs_at(k, i) {
                 if !needs.contains(&n) {
                     needs.push(n);
                 }
@@ -191,6 +191,13 @@ impl Formula {
     /// its expression.
     pub fn needs(self, k: usize) -> Vec<Need> {
         self.partial_expr(k).needs()
+    }
+
+    /// The same for instruction `i`, whose partial may read another call's result
+    /// ([`Expr::Sibling`]).
+    pub fn needs_at(self, k: usize, i: Value) -> Vec<Need> {
+        let earlier = |name: &'static str| crate::rules::math::earlier_call(i, name).is_some();
+        self.partial_expr(k).needs_where(&earlier)
     }
 
     /// Builds `∂z/∂(operand k)` at type `ty` (the instruction's result type) from the

@@ -6,9 +6,10 @@
 //! than as code that builds it. Two things are read off the one expression:
 //!
 //! - [`Expr::needs`]: the primal values the partial reads, its free variables (operands
-//!   `xₖ` and the result `z`). The reverse sweep keeps exactly these (tape, slot or
-//!   recompute). They cannot disagree with what the partial uses: [`Expr::build`] asks
-//!   its `env` for free variables and nothing else.
+//!   `xₖ` and the result `z`, and another call's result where the function computes the
+//!   value the partial needs anyway: [`Expr::Sibling`]). The reverse sweep keeps exactly
+//!   these (tape, slot or recompute). They cannot disagree with what the partial uses:
+//!   [`Expr::build`] asks its `env` for free variables and nothing else.
 //! - [`Expr::build`]: the IR computing the partial, emitted by forward mode
 //!   (`ż = Σ ∂z/∂xₖ · ẋₖ`, `transform::forward`) and reverse mode (`x̄ₖ += ∂z/∂xₖ · z̄`,
 //!   `transform::reverse`) alike.
@@ -60,6 +61,11 @@ pub enum Expr {
     Is(Cmp, &'static Expr, &'static Expr),
     /// `c ? a : b`, both arms computed (`select`).
     Select(&'static Expr, &'static Expr, &'static Expr),
+    /// `name(x₀)`, the math table's function `name` of operand 0: the result of the
+    /// function's own call of it before the instruction, in its block, where there is
+    /// one (`Need::Sibling`, `math::earlier_call`: `sin x`'s partial is the `cos x` a
+    /// rotation computes beside it), else `fallback`, which computes the same.
+    Sibling(&'static str, &'static Expr),
     /// `c ? a : b` computing only the arm taken, for an arm worth skipping (a libm call
     /// needed only in a rare range): a branch in an always-inlined helper function
     /// `ox.<name>.<type>`, called with the free variables of the whole expression. The
@@ -84,10 +90,16 @@ pub enum Cmp {
 
 impl Expr {
     /// The primal values the expression reads: operands in increasing order, then the
-    /// result.
+    /// result; every [`Expr::Sibling`] computed from its fallback.
     pub fn needs(&self) -> Vec<Need> {
+        self.needs_where(&|_| false)
+    }
+
+    /// The same, where `earlier(name)` says whether the instruction has the call
+    /// [`Expr::Sibling`] reads (then its result is a need, not its fallback's).
+    pub fn needs_where(&self, earlier: &dyn Fn(&'static str) -> bool) -> Vec<Need> {
         let mut out = Vec::new();
-        self.collect_needs(&mut out);
+        self.collect_needs(&mut out, earlier);
         out.sort_by_key(|n| match n {
             Need::Op(k) => *k,
             _ => usize::MAX,
@@ -96,19 +108,24 @@ impl Expr {
         out
     }
 
-    fn collect_needs(&self, out: &mut Vec<Need>) {
+    fn collect_needs(&self, out: &mut Vec<Need>, earlier: &dyn Fn(&'static str) -> bool) {
         use Expr::*;
         match self {
             X(k) => out.push(Need::Op(*k)),
             Z => out.push(Need::Result),
             C(_) => {}
             Add(a, b) | Sub(a, b) | Mul(a, b) | Div(a, b) | Is(_, a, b) => {
-                a.collect_needs(out);
-                b.collect_needs(out);
+                a.collect_needs(out, earlier);
+                b.collect_needs(out, earlier);
             }
-            Neg(a) | Sq(a) | Float(a) | Libm(_, a) => a.collect_needs(out),
-            Intrinsic(_, args) => args.iter().for_each(|a| a.collect_needs(out)),
-            Select(c, a, b) | Branch(_, c, a, b) => [c, a, b].iter().for_each(|e| e.collect_needs(out)),
+            Neg(a) | Sq(a) | Float(a) | Libm(_, a) => a.collect_needs(out, earlier),
+            Intrinsic(_, args) => args.iter().for_each(|a| a.collect_needs(out, earlier)),
+            Select(c, a, b) => [c, a, b].iter().for_each(|e| e.collect_needs(out, earlier)),
+            Sibling(name, _) if earlier(name) => out.push(Need::Sibling(name)),
+            Sibling(_, fallback) => fallback.collect_needs(out, earlier),
+            // (A branch's helper takes its free variables as parameters, and reads no
+            // other call's result.)
+            Branch(_, c, a, b) => [c, a, b].iter().for_each(|e| e.collect_needs(out, &|_| false)),
         }
     }
 
@@ -134,13 +151,18 @@ struct Interpreter<'a, 'ctx> {
 
 impl<'ctx> Interpreter<'_, 'ctx> {
     fn var(&self, n: Need) -> Result<Value<'ctx>> {
+        self.var_if_any(n)
+            .ok_or_else(|| Error::Internal(format!("a partial derivative reads {n:?}, which has no value")))
+    }
+
+    /// Free variable `n`, or `None` when `env` has none.
+    fn var_if_any(&self, n: Need) -> Option<Value<'ctx>> {
         if let Some(&v) = self.seen.borrow().get(&n) {
-            return Ok(v);
+            return Some(v);
         }
-        let v = (self.env)(n)
-            .ok_or_else(|| Error::Internal(format!("a partial derivative reads {n:?}, which has no value")))?;
+        let v = (self.env)(n)?;
         self.seen.borrow_mut().insert(n, v);
-        Ok(v)
+        Some(v)
     }
 
     fn eval(&self, e: &Expr, ty: Type<'ctx>) -> Result<Value<'ctx>> {
@@ -204,6 +226,10 @@ impl<'ctx> Interpreter<'_, 'ctx> {
                 let [x, y] = self.peers([x, y], ty)?;
                 b.select(c, x, y)?
             }
+            Sibling(name, fallback) => match self.var_if_any(Need::Sibling(name)) {
+                Some(v) => v,
+                None => self.eval(fallback, ty)?,
+            },
             Branch(name, ..) => self.branch(name, e, ty)?,
         })
     }

@@ -240,7 +240,7 @@ pub static TABLE: &[MathFn] = &[
         libm: &["sin"],
         base: true,
         domain: Domain::Finite,
-        partials: &[(0, Intrinsic("cos", &[X(0)]))],
+        partials: &[(0, Sibling("cos", &Intrinsic("cos", &[X(0)])))],
         special: &[Special { at: &[0.0], d: &[1.0] }],
         ..UNARY
     },
@@ -251,7 +251,7 @@ pub static TABLE: &[MathFn] = &[
         libm: &["cos"],
         base: true,
         domain: Domain::Finite,
-        partials: &[(0, Neg(&Intrinsic("sin", &[X(0)])))],
+        partials: &[(0, Neg(&Sibling("sin", &Intrinsic("sin", &[X(0)]))))],
         special: &[Special { at: &[0.0], d: &[0.0] }],
         ..UNARY
     },
@@ -378,7 +378,7 @@ pub static TABLE: &[MathFn] = &[
         llvm: &["sinh"],
         libm: &["sinh"],
         base: true,
-        partials: &[(0, Libm("cosh", &X(0)))],
+        partials: &[(0, Sibling("cosh", &Libm("cosh", &X(0))))],
         special: &[Special { at: &[0.0], d: &[1.0] }],
         ..UNARY
     },
@@ -388,7 +388,7 @@ pub static TABLE: &[MathFn] = &[
         llvm: &["cosh"],
         libm: &["cosh"],
         base: true,
-        partials: &[(0, Libm("sinh", &X(0)))],
+        partials: &[(0, Sibling("sinh", &Libm("sinh", &X(0))))],
         special: &[Special { at: &[0.0], d: &[0.0] }],
         ..UNARY
     },
@@ -605,6 +605,33 @@ pub fn lookup(name: &str) -> Option<Callee> {
     }
     let base = c_base_name(name);
     lookup_c(base).or_else(|| base.strip_suffix('f').and_then(lookup_c))
+}
+
+/// The result of the nearest call before `i`, in `i`'s block, of the table's function
+/// `name` on `i`'s operand 0, at `i`'s type: the partial of `sin x` reads the `cos x` the
+/// function computes anyway (a rotation's `cos θ` and `sin θ`, the halves of Base's
+/// `sincos`) instead of computing it again (`Expr::Sibling`). A call before `i` in its
+/// block has run whenever `i` has, and its value is at hand wherever `i`'s derivative is
+/// built: forward mode builds it right after `i`, and the reverse sweep's forward half
+/// pushes what `i`'s adjoint needs right after `i`. (The later call of a pair computes
+/// its partial from its own operand: the earlier one cannot read it.)
+pub fn earlier_call<'ctx>(i: crate::llvm::Value<'ctx>, name: &str) -> Option<crate::llvm::Value<'ctx>> {
+    let x = i.as_call().filter(|c| c.call_arg_count() == 1).map(|_| i.operand(0))?;
+    let mut found = None;
+    for j in i.parent_block().instructions() {
+        if j == i {
+            return found;
+        }
+        let Some(call) = j.as_call() else { continue };
+        if call.call_arg_count() != 1 || j.operand(0) != x || j.ty() != i.ty() {
+            continue;
+        }
+        let callee = crate::symbols::callee_name(call.called_operand());
+        if matches!(callee.as_deref().and_then(lookup), Some(Callee::Math(f)) if f.name == name) {
+            found = Some(j);
+        }
+    }
+    None
 }
 
 /// Whether the table has a row for Base's Julia function `name` (`base`) of `arity`

@@ -238,6 +238,7 @@ pub fn need<'ctx>(cx: &(impl Values<'ctx> + ?Sized), i: Value<'ctx>, n: Need, la
         Need::Result => Some(cx.primal(i)),
         Need::Shadow(k) => cx.shadow(i.operand(k), lane),
         Need::ResultShadow => cx.shadow(i, lane),
+        Need::Sibling(name) => math::earlier_call(i, name).map(|j| cx.primal(j)),
     }
 }
 
@@ -296,6 +297,9 @@ pub enum Need {
     Shadow(usize),
     /// The shadow of the instruction's own (pointer) result.
     ResultShadow,
+    /// The result of an earlier call of math function `name` on the instruction's
+    /// operand 0 (`math::earlier_call`): `cos x` beside `sin x`, whose partial it is.
+    Sibling(&'static str),
 }
 
 /// How an instruction is differentiated: the tag the analyses store; what it means is

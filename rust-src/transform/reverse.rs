@@ -376,6 +376,7 @@ impl<'a, 'ctx> Reverse<'a, 'ctx> {
             Need::Result => Some(inst),
             Need::Shadow(k) => self.shadow[lane].get(&inst.operand(k)).copied(),
             Need::ResultShadow => self.shadow[lane].get(&inst).copied(),
+            Need::Sibling(name) => crate::rules::math::earlier_call(inst, name),
         }
     }
 
@@ -386,7 +387,7 @@ impl<'a, 'ctx> Reverse<'a, 'ctx> {
             Need::Shadow(_) | Need::ResultShadow => {
                 (0..self.width).filter_map(|l| self.need_value(inst, n, l)).collect()
             }
-            Need::Op(_) | Need::Result => self.need_value(inst, n, 0).into_iter().collect(),
+            Need::Op(_) | Need::Result | Need::Sibling(_) => self.need_value(inst, n, 0).into_iter().collect(),
         }
     }
 
