@@ -65,20 +65,22 @@ function ba_input(input)
     return BAInput(repeat(cam, 1, n), repeat(x, 1, m), fill(Float64(w), p), repeat(feat, 1, p), obs)
 end
 
-function ba_objective(b::BAInput)
-    p = length(b.weights)
-    reproj = zeros(2, p)
-    for i in 1:p
+function ba_objective!(reproj, werr, b::BAInput)
+    for i in eachindex(b.weights)
         ba_reprojection_error!(view(reproj, :, i), view(b.cams, :, b.obs[1, i]), view(b.points, :, b.obs[2, i]),
                                b.weights[i], view(b.feats, :, i))
+        werr[i] = ba_weight_error(b.weights[i])
     end
-    return reproj, map(ba_weight_error, b.weights)
+    return reproj, werr
 end
+
+ba_objective(b::BAInput) = ba_objective!(zeros(2, length(b.weights)), zeros(length(b.weights)), b)
 
 function ba_primal(input)
     b = ba_input(input)
+    reproj, werr = zeros(2, length(b.weights)), zeros(length(b.weights))
     return function ()
-        reproj, werr = ba_objective(b)
+        ba_objective!(reproj, werr, b)
         # The eval checks the first error pair and the first weight error, each with the
         # number of repetitions.
         return (reproj_error = (elements = reproj[:, 1], repeated = size(reproj, 2)),
@@ -95,11 +97,21 @@ struct SparseRows
     vals::Vector{Float64}
 end
 
-function ba_jacobian(b::BAInput)
+# Every row's pattern is known in advance (15 entries a reprojection row, one a weight
+# row): the lists have their final sizes from the start, and `ba_jacobian!` fills them.
+function ba_sparse_rows(b::BAInput)
+    p = length(b.weights)
+    entries = 2p * (BA_CAMERA + 4) + p
+    return SparseRows(zeros(Int, 3p + 1), zeros(Int, entries), zeros(entries))
+end
+
+function ba_jacobian!(J::SparseRows, b::BAInput)
     n, m, p = size(b.cams, 2), size(b.points, 2), length(b.weights)
-    J = SparseRows([0], Int[], Float64[])
+    per_row = BA_CAMERA + 4
+    J.rows[1] = 0
     cam, dcam, X, dX, feat = zeros(BA_CAMERA), zeros(BA_CAMERA), zeros(3), zeros(3), zeros(2)
     err, seed = zeros(2), zeros(2)
+    at = 0    # entries written so far
     for i in 1:p
         c, k = b.obs[1, i], b.obs[2, i]
         cam .= view(b.cams, :, c)
@@ -108,31 +120,42 @@ function ba_jacobian(b::BAInput)
         for row in 1:2
             fill!(dcam, 0.0)
             fill!(dX, 0.0)
-            seed .= (row == 1, row == 2)
+            seed[1], seed[2] = row == 1, row == 2
             ((_, _, _, dw, _),) = autodiff(Reverse, ba_reprojection_error!, Const, Duplicated(err, seed),
                                            Duplicated(cam, dcam), Duplicated(X, dX), Active(b.weights[i]), Const(feat))
-            append!(J.cols, BA_CAMERA * (c - 1) .+ (0:BA_CAMERA-1))
-            append!(J.cols, BA_CAMERA * n + 3 * (k - 1) .+ (0:2))
-            push!(J.cols, BA_CAMERA * n + 3m + i - 1)
-            append!(J.vals, dcam)
-            append!(J.vals, dX)
-            push!(J.vals, dw)
-            push!(J.rows, J.rows[end] + BA_CAMERA + 4)
+            for j in 1:BA_CAMERA
+                J.cols[at+j] = BA_CAMERA * (c - 1) + j - 1
+                J.vals[at+j] = dcam[j]
+            end
+            for j in 1:3
+                J.cols[at+BA_CAMERA+j] = BA_CAMERA * n + 3 * (k - 1) + j - 1
+                J.vals[at+BA_CAMERA+j] = dX[j]
+            end
+            J.cols[at+per_row] = BA_CAMERA * n + 3m + i - 1
+            J.vals[at+per_row] = dw
+            at += per_row
+            J.rows[2(i-1)+row+1] = at
         end
     end
     for i in 1:p
         ((dw,),) = autodiff(Reverse, ba_weight_error, Active, Active(b.weights[i]))
-        push!(J.cols, BA_CAMERA * n + 3m + i - 1)
-        push!(J.vals, dw)
-        push!(J.rows, J.rows[end] + 1)
+        at += 1
+        J.cols[at] = BA_CAMERA * n + 3m + i - 1
+        J.vals[at] = dw
+        J.rows[2p+i+1] = at
     end
     return J
 end
 
+ba_jacobian(b::BAInput) = ba_jacobian!(ba_sparse_rows(b), b)
+
 function ba_gradient(input)
     b = ba_input(input)
+    # Allocated once, like every other eval's buffers: a Jacobian of a million
+    # observations is 250 MB, whose fresh pages would otherwise be faulted in at every run.
+    J = ba_sparse_rows(b)
     return function ()
-        J = ba_jacobian(b)
+        ba_jacobian!(J, b)
         # The eval checks the first 30 entries of each list and the last.
         shown(v) = vcat(v[1:min(30, end)], v[end])
         return (rows = shown(J.rows), cols = shown(J.cols), vals = shown(J.vals))
