@@ -384,11 +384,13 @@ function compile_derivative(@nospecialize(mode::Mode), @nospecialize(fa), @nospe
         throw(ArgumentError("Oxidase: $name mixes Duplicated (or MixedDuplicated) and BatchDuplicated arguments; " *
                             "batch every differentiated argument with the same number of tangents"))
     end
-    # Batch reverse mode gives one adjoint per lane, which only a shadow can hold.
-    if width > 1 && mode isa ReverseMode && any_annotation(a -> a isa Active, anns)
-        throw(ArgumentError("Oxidase: $name mixes Active and BatchDuplicated arguments in reverse " *
-                            "mode; batch reverse mode differentiates arrays (BatchDuplicated) only, " *
-                            "so pass numbers as Const or make them array elements"))
+    # Batch reverse mode gives one adjoint per lane: a tuple of them for an `Active`
+    # number (`Float64` or `Float32`); other `Active` values have no such layout yet.
+    if width > 1 && mode isa ReverseMode &&
+       any_annotation(a -> a isa Active && !(getfield(a, :val) isa Base.IEEEFloat), anns)
+        throw(ArgumentError("Oxidase: $name mixes Active arguments other than Float64 or Float32 numbers " *
+                            "with BatchDuplicated arguments in reverse mode, which is not supported yet; " *
+                            "make them array elements"))
     end
     rules = current_rules()
     # (Dynamic: a static call would generate the scan's code with this function's.)

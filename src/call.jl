@@ -114,7 +114,11 @@ end
 store_tangents!(s::Scratch, anns::Tuple) = (foreach_arg(store_tangent!, s.shadowptrs, anns); nothing)
 # Adjoints are accumulated into, so they start at zero.
 zero_adjoints!(s::Scratch, anns::Tuple) = (foreach_arg(zero_adjoint!, s.shadowptrs, anns); nothing)
-load_adjoints(s::Scratch, anns::Tuple) = foreach_arg(load_adjoint, s.shadowptrs, anns)
+load_adjoints(s::Scratch, anns::Tuple) = load_adjoints(s, anns, Val(batch_width(anns)))
+load_adjoints(s::Scratch, anns::Tuple, ::Val{1}) = foreach_arg(load_adjoint, s.shadowptrs, anns)
+# In batch reverse mode a number's adjoint has a lane per batch lane: a tuple of them, as
+# in Enzyme.
+load_adjoints(s::Scratch, anns::Tuple, lanes::Val) = foreach_arg((p, a) -> load_adjoint(p, a, lanes), s.shadowptrs, anns)
 
 store_tangent!(p, a::Union{Duplicated,DuplicatedNoNeed}) = store!(p, a.dval)
 store_tangent!(p, a::MixedDuplicated) = store!(p, a.dval[])
@@ -165,6 +169,8 @@ load_adjoint(p, ::Active{T}) where {T} = unsafe_load(Ptr{T}(p))
 # The shadow's copy (`needs_copy`), its numbers' adjoints added: a new shadow in the Ref.
 load_adjoint(p, a::MixedDuplicated{T}) where {T} = (a.dval[] = read_fields(T, unsafe_load(Ptr{Ptr{Cvoid}}(p))); nothing)
 load_adjoint(p, a) = nothing
+load_adjoint(p, ::Active{T}, ::Val{N}) where {T,N} = ntuple(k -> unsafe_load(Ptr{T}(p), k), Val(N))
+load_adjoint(p, a, ::Val) = nothing
 
 # `(f(ptrs[2], anns[1]), f(ptrs[3], anns[2]), ...)`
 @inline foreach_arg(f, ptrs, anns::Tuple) = _foreach_arg(f, ptrs, 2, anns...)

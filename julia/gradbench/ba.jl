@@ -109,8 +109,10 @@ function ba_jacobian!(J::SparseRows, b::BAInput)
     n, m, p = size(b.cams, 2), size(b.points, 2), length(b.weights)
     per_row = BA_CAMERA + 4
     J.rows[1] = 0
-    cam, dcam, X, dX, feat = zeros(BA_CAMERA), zeros(BA_CAMERA), zeros(3), zeros(3), zeros(2)
-    err, seed = zeros(2), zeros(2)
+    cam, X, feat, err = zeros(BA_CAMERA), zeros(3), zeros(2), zeros(2)
+    # The two rows of an observation's block in one batch reverse call: lane `row` pulls
+    # back the error's `row`th unit vector.
+    seeds, dcams, dXs = (zeros(2), zeros(2)), (zeros(BA_CAMERA), zeros(BA_CAMERA)), (zeros(3), zeros(3))
     at = 0    # entries written so far
     for i in 1:p
         c, k = b.obs[1, i], b.obs[2, i]
@@ -118,21 +120,24 @@ function ba_jacobian!(J::SparseRows, b::BAInput)
         X .= view(b.points, :, k)
         feat .= view(b.feats, :, i)
         for row in 1:2
-            fill!(dcam, 0.0)
-            fill!(dX, 0.0)
-            seed[1], seed[2] = row == 1, row == 2
-            ((_, _, _, dw, _),) = autodiff(Reverse, ba_reprojection_error!, Const, Duplicated(err, seed),
-                                           Duplicated(cam, dcam), Duplicated(X, dX), Active(b.weights[i]), Const(feat))
+            seeds[row] .= (row == 1, row == 2)
+            fill!(dcams[row], 0.0)
+            fill!(dXs[row], 0.0)
+        end
+        ((_, _, _, dws, _),) = autodiff(Reverse, ba_reprojection_error!, Const, BatchDuplicated(err, seeds),
+                                        BatchDuplicated(cam, dcams), BatchDuplicated(X, dXs), Active(b.weights[i]),
+                                        Const(feat))
+        for row in 1:2
             for j in 1:BA_CAMERA
                 J.cols[at+j] = BA_CAMERA * (c - 1) + j - 1
-                J.vals[at+j] = dcam[j]
+                J.vals[at+j] = dcams[row][j]
             end
             for j in 1:3
                 J.cols[at+BA_CAMERA+j] = BA_CAMERA * n + 3 * (k - 1) + j - 1
-                J.vals[at+BA_CAMERA+j] = dX[j]
+                J.vals[at+BA_CAMERA+j] = dXs[row][j]
             end
             J.cols[at+per_row] = BA_CAMERA * n + 3m + i - 1
-            J.vals[at+per_row] = dw
+            J.vals[at+per_row] = dws[row]
             at += per_row
             J.rows[2(i-1)+row+1] = at
         end
