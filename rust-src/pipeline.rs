@@ -372,6 +372,7 @@ fn synthesize_prepared(m: &Module, f: Function, req: &Request, name: &str) -> Re
         Ok(())
     })?;
     let callees = transform::calls::Callees::new(m);
+    callees.note_resizes(frame.g, &mem);
     match req.mode {
         Mode::Forward => {
             Stage::Forward.run(m, || transform::forward::differentiate(m, &frame, req, &act, &mem, &callees))?
@@ -444,6 +445,7 @@ fn generate_callees<'ctx>(m: &'ctx Module, req: &Request, callees: &transform::c
             argument_types: &[],
         };
         let (mem, act) = analyze(m, &subject, &roots, &maybe_constant)?;
+        callees.note_resizes(cf.g, &mem);
         refuse_active_try_effects(cf.g, &act, req.mode == Mode::Reverse, &name)?;
         // Runtime diagnostics live in the entry's status; a callee reports at compile time.
         if let Some((_, message)) = act.unsupported_when_reached.first() {

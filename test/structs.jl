@@ -1303,6 +1303,27 @@ dict_gen_branch(x) = (d = Dict(k => (x[k] > 0 ? x[k] : -3x[k]) for k in 1:3); d[
         check_all_modes(f, x)
     end
 end
+# The same beside a logging call after the `Dict` is made (found by the program
+# generator of c1140c8, seed 20261380125; refused in reverse mode before): the call keeps the
+# `Dict` constructor a callee of its own, and the logging machinery then grows buffers
+# of its own (its keyword arguments, a global list), which made every shadow address
+# the constructor read one to load again in its reverse sweep, and a merge of them
+# cannot be. Only resizes of differentiated arrays after the call count now
+# (`Callees::resizing_after`, from each caller's memory analysis).
+function dict_gen_logged(x, n)
+    s = x[3]
+    d = Dict(k => x[k] for k in 1:n)
+    s += get(d, 2, x[1]) * get(d, 1, 0.5)
+    @info "step" s
+    return s
+end
+@testset "Dicts from generators beside logging, n = $n" for n in (0, 1, 3)
+    Base.CoreLogging.with_logger(Base.CoreLogging.NullLogger()) do
+        for x in ([0.7, -1.3, 2.1], [-0.4, 0.9, 1.6])
+            check_all_modes(x -> dict_gen_logged(x, n), x)
+        end
+    end
+end
 # A `Dict` beside a matrix literal of six numbers or more (found by the program
 # generator, seed 20261360652): Julia's `hvcat` walks its tuple of row lengths in a loop
 # LLVM unrolls, merging the addresses of two of its fields (`phi [t + 8], [t + 16]`);

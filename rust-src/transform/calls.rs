@@ -132,6 +132,10 @@ pub struct Callees<'ctx> {
     /// Callees whose derivative functions are built (or being built): their patterns
     /// are final.
     generated: RefCell<std::collections::HashSet<Function<'ctx>>>,
+    /// For each function analysed so far (the entry, callees' `h.aug`), the functions it
+    /// calls at a site after which it may resize a differentiated array, by name
+    /// (`reverse::called_before_resizes`).
+    resizing: RefCell<HashMap<Function<'ctx>, std::collections::HashSet<String>>>,
 }
 
 impl<'ctx> Callees<'ctx> {
@@ -153,7 +157,20 @@ impl<'ctx> Callees<'ctx> {
             queue: RefCell::new(Vec::new()),
             primal_copies: RefCell::new(HashMap::new()),
             generated: RefCell::new(std::collections::HashSet::new()),
+            resizing: RefCell::new(HashMap::new()),
         }
+    }
+
+    /// Records what `g`'s memory analysis says of the resizes after its calls (`g` as
+    /// analysed, before any transform).
+    pub fn note_resizes(&self, g: Function<'ctx>, mem: &crate::analysis::memory::Memory<'ctx>) {
+        self.resizing.borrow_mut().insert(g, super::reverse::called_before_resizes(g, mem));
+    }
+
+    /// The functions `g` calls at a site after which it may resize a differentiated
+    /// array, if `g` was analysed (`note_resizes`).
+    pub fn resizing_after(&self, g: Function<'ctx>) -> Option<std::collections::HashSet<String>> {
+        self.resizing.borrow().get(&g).cloned()
     }
 
     /// The pair of `h` for `pattern` and `width` lanes, declared now and defined by

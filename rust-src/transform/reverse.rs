@@ -166,7 +166,7 @@ pub fn differentiate_callee<'a, 'ctx>(
     // (Its merges of one array's data pointers are loaded again in its reverse sweep
     // when an array may be resized after a call of it, `Reverse::shadow_data_to_reload`:
     // their shadows are loads then, not merges, which could not be loaded again.)
-    let resized_after = resized_after_calls_of(m, pair.aug);
+    let resized_after = resized_after_calls_of(m, pair.aug, callees);
     let reload = if resized_after {
         ReloadData::All
     } else if mem.resizes() {
@@ -1161,12 +1161,19 @@ fn callee<'ctx>(pair: &Pair<'ctx>, f: Function<'ctx>) -> Callee<'ctx> {
 /// function that may resize what it is handed, may run after one of its call sites, or
 /// after a call site of the function making that call, and so on up (`push!` after `s =
 /// rsum(a, 3)`). The shadows of arrays the callee reads may then move before its reverse
-/// sweep runs (`Reverse::shadow_data_to_reload`).
-fn resized_after_calls_of(m: &Module, f: Function) -> bool {
+/// sweep runs (`Reverse::shadow_data_to_reload`). For a caller already analysed, what its
+/// memory analysis found (`Callees::resizing_after`): only a resize of a differentiated
+/// array counts, not the logging machinery's growing its own buffers after the call.
+fn resized_after_calls_of<'ctx>(m: &'ctx Module, f: Function<'ctx>, callees: &Callees<'ctx>) -> bool {
     fn base(name: &str) -> &str {
         name.strip_suffix(".aug").unwrap_or(name)
     }
-    fn go(m: &Module, name: &str, seen: &mut std::collections::HashSet<String>) -> bool {
+    fn go<'ctx>(
+        m: &'ctx Module,
+        name: &str,
+        callees: &Callees<'ctx>,
+        seen: &mut std::collections::HashSet<String>,
+    ) -> bool {
         use crate::analysis::memory::{may_resize_call, resize_call};
         if !seen.insert(name.to_string()) {
             return false;
@@ -1184,11 +1191,29 @@ fn resized_after_calls_of(m: &Module, f: Function) -> bool {
         m.functions().into_iter().any(|g| {
             let sites: Vec<Value> =
                 g.blocks().into_iter().flat_map(|b| b.instructions()).filter(|&i| calls_it(i)).collect();
-            !sites.is_empty()
-                && (sites.iter().any(|&c| runs_after_in(c, &resizes, &reverses_it)) || go(m, base(&g.name()), seen))
+            let resized_here = || match callees.resizing_after(g) {
+                Some(callees_before_resizes) => callees_before_resizes.contains(name),
+                None => sites.iter().any(|&c| runs_after_in(c, &resizes, &reverses_it)),
+            };
+            !sites.is_empty() && (resized_here() || go(m, base(&g.name()), callees, seen))
         })
     }
-    go(m, base(&f.name()), &mut std::collections::HashSet::new())
+    go(m, base(&f.name()), callees, &mut std::collections::HashSet::new())
+}
+
+/// The functions `g` calls at a site after which it may resize a differentiated array
+/// (`Memory::resize_sites`), by name: what `resized_after_calls_of` asks of a caller
+/// (`Callees::note_resizes`). Read from `g` as analysed, before any transform.
+pub fn called_before_resizes<'ctx>(g: Function<'ctx>, mem: &Memory<'ctx>) -> std::collections::HashSet<String> {
+    let resizes = |x: Value<'ctx>| mem.resize_sites().contains(&x);
+    g.blocks()
+        .into_iter()
+        .flat_map(|b| b.instructions())
+        .filter_map(|c| {
+            let callee = c.as_call().filter(|_| c.opcode() == Opcode::LLVMCall)?.called_function()?;
+            (!callee.is_declaration() && runs_after_in(c, &resizes, &|_| false)).then(|| callee.name())
+        })
+        .collect()
 }
 
 /// Whether an instruction `matches` accepts may run after instruction `i` (in its block
