@@ -62,7 +62,7 @@ impl Family for Scale<'_> {
     fn needs<'ctx>(&self, i: Value<'ctx>, cx: &mut dyn Plan<'ctx>) -> Result<Vec<Need>> {
         let mut needs = Vec::new();
         for &k in self.ops.iter().filter(|&&k| cx.is_active(i.operand(k))) {
-            for n in self.formula.needs_at(k, i) {
+            for n in self.formula.needs_where(k, &|name| cx.earlier_call(i, name).is_some()) {
                 if !needs.contains(&n) {
                     needs.push(n);
                 }
@@ -193,11 +193,10 @@ impl Formula {
         self.partial_expr(k).needs()
     }
 
-    /// The same for instruction `i`, whose partial may read another call's result
-    /// ([`Expr::Sibling`]).
-    pub fn needs_at(self, k: usize, i: Value) -> Vec<Need> {
-        let earlier = |name: &'static str| crate::rules::math::earlier_call(i, name).is_some();
-        self.partial_expr(k).needs_where(&earlier)
+    /// The same where `earlier(name)` says whether the instruction has the earlier call
+    /// an [`Expr::Sibling`] in its partial reads.
+    pub fn needs_where(self, k: usize, earlier: &dyn Fn(&'static str) -> bool) -> Vec<Need> {
+        self.partial_expr(k).needs_where(earlier)
     }
 
     /// Builds `∂z/∂(operand k)` at type `ty` (the instruction's result type) from the

@@ -181,6 +181,12 @@ pub trait Values<'ctx> {
     /// status, `crate::diagnostics`). A callee's derivative function, which reports
     /// nothing when it runs, refuses with the message now.
     fn refuse_when(&self, cond: Value<'ctx>, message: &str) -> Result<()>;
+    /// The result of an earlier call of math function `name` on `i`'s operand 0
+    /// (`math::earlier_call`, `Need::Sibling`). The reverse transform answers from what it
+    /// found when it planned, before its sweeps change the function.
+    fn earlier_call(&self, i: Value<'ctx>, name: &'static str) -> Option<Value<'ctx>> {
+        math::earlier_call(i, name)
+    }
 }
 
 /// Forward mode's view of the tangents built so far.
@@ -203,6 +209,8 @@ pub trait Plan<'ctx> {
     /// The pointer arguments of call `call` whose shadows the callee's derivative
     /// functions take (building those functions, `transform::calls`).
     fn callee_shadowed(&mut self, call: Call<'ctx>) -> Result<Vec<bool>>;
+    /// As `Values::earlier_call`: the same answer for the plan as for the sweeps.
+    fn earlier_call(&self, i: Value<'ctx>, name: &'static str) -> Option<Value<'ctx>>;
 }
 
 /// The forward sweep of reverse mode at an active instruction.
@@ -238,7 +246,7 @@ pub fn need<'ctx>(cx: &(impl Values<'ctx> + ?Sized), i: Value<'ctx>, n: Need, la
         Need::Result => Some(cx.primal(i)),
         Need::Shadow(k) => cx.shadow(i.operand(k), lane),
         Need::ResultShadow => cx.shadow(i, lane),
-        Need::Sibling(name) => math::earlier_call(i, name).map(|j| cx.primal(j)),
+        Need::Sibling(name) => cx.earlier_call(i, name).map(|j| cx.primal(j)),
     }
 }
 

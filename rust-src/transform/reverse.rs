@@ -92,6 +92,8 @@ struct Reverse<'a, 'ctx> {
     uses: Option<Uses<'ctx>>,
     /// Values popped so far in the reverse block being emitted (for `Source::Reuse`).
     popped: RefCell<HashMap<Value<'ctx>, Value<'ctx>>>,
+    /// `sibling`'s answers, from the plan on.
+    siblings: RefCell<HashMap<(Value<'ctx>, &'static str), Option<Value<'ctx>>>>,
     /// Stack slots of `Source::Slot` values.
     slots: HashMap<Value<'ctx>, Value<'ctx>>,
     /// The reverse sweep's stack slots of `Source::Hoisted` values, by value and loop.
@@ -234,6 +236,7 @@ impl<'a, 'ctx> Reverse<'a, 'ctx> {
             rev: HashMap::new(),
             uses: None,
             popped: RefCell::new(HashMap::new()),
+            siblings: RefCell::new(HashMap::new()),
             slots: HashMap::new(),
             hoisted: HashMap::new(),
             hoisted_last: HashMap::new(),
@@ -376,7 +379,7 @@ impl<'a, 'ctx> Reverse<'a, 'ctx> {
             Need::Result => Some(inst),
             Need::Shadow(k) => self.shadow[lane].get(&inst.operand(k)).copied(),
             Need::ResultShadow => self.shadow[lane].get(&inst).copied(),
-            Need::Sibling(name) => crate::rules::math::earlier_call(inst, name),
+            Need::Sibling(name) => self.sibling(inst, name),
         }
     }
 
@@ -1028,6 +1031,13 @@ impl<'a, 'ctx> Reverse<'a, 'ctx> {
 
     /// Primal value `v` in the reverse block being emitted: popped or recomputed there,
     /// or `v` itself (`h.rev`'s parameter for one of `h.aug`'s).
+    /// `math::earlier_call(i, name)` as it was when first asked, which is when the plan
+    /// is made: the sweeps' instrumentation changes the function after that, and the
+    /// partial must read what the plan kept.
+    fn sibling(&self, i: Value<'ctx>, name: &'static str) -> Option<Value<'ctx>> {
+        *self.siblings.borrow_mut().entry((i, name)).or_insert_with(|| crate::rules::math::earlier_call(i, name))
+    }
+
     fn fetched(&self, v: Value<'ctx>) -> Value<'ctx> {
         self.popped.borrow().get(&v).copied().unwrap_or_else(|| self.remap(v))
     }
@@ -1039,6 +1049,9 @@ macro_rules! sweep_values {
     () => {
         fn builder(&self) -> &Builder<'ctx> {
             self.b
+        }
+        fn earlier_call(&self, i: Value<'ctx>, name: &'static str) -> Option<Value<'ctx>> {
+            self.r.sibling(i, name)
         }
         fn width(&self) -> usize {
             self.r.width
@@ -1133,6 +1146,9 @@ impl<'ctx> rules::Plan<'ctx> for Reverse<'_, 'ctx> {
     }
     fn maybe_constant(&self, p: Value<'ctx>) -> bool {
         self.mem.maybe_constant(p)
+    }
+    fn earlier_call(&self, i: Value<'ctx>, name: &'static str) -> Option<Value<'ctx>> {
+        self.sibling(i, name)
     }
     fn callee_shadowed(&mut self, call: Call<'ctx>) -> Result<Vec<bool>> {
         let h = call
