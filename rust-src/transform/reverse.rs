@@ -56,13 +56,17 @@ enum Sweep<'a, 'ctx> {
     /// The ABI entry: the reverse sweep follows the forward sweep in the same function.
     Entry { req: &'a Request },
     /// A callee: the reverse sweep is `pair.rev`, whose entry block ends in `entry_br`;
-    /// `resized_after`: an array may be resized after one of its calls returns
-    /// (`resized_after_calls_of`).
+    /// `resized_after`: an array may be resized after one of its calls returns, by any
+    /// resize (`resized_after_calls_of` without its callers' analyses), which has its
+    /// reverse sweep load its shadow data pointers again; `shadows_move`: a
+    /// differentiated array may be (with them), so that a shadow address it cannot load
+    /// again is refused rather than kept.
     Callee {
         pair: &'a Pair<'ctx>,
         entry_br: Value<'ctx>,
         remap: HashMap<Value<'ctx>, Value<'ctx>>,
         resized_after: bool,
+        shadows_move: bool,
     },
 }
 
@@ -168,7 +172,12 @@ pub fn differentiate_callee<'a, 'ctx>(
     // (Its merges of one array's data pointers are loaded again in its reverse sweep
     // when an array may be resized after a call of it, `Reverse::shadow_data_to_reload`:
     // their shadows are loads then, not merges, which could not be loaded again.)
-    let resized_after = resized_after_calls_of(m, pair.aug, callees);
+    // (Loading shadow data pointers again is also the cheaper plan: a loop's reverse then
+    // loads them from the shadow arrays rather than popping one a lane and iteration. So
+    // any resize after the call asks for it, and only a resize of a differentiated array
+    // makes an address that cannot be loaded again a refusal.)
+    let resized_after = resized_after_calls_of(m, pair.aug, None);
+    let shadows_move = resized_after_calls_of(m, pair.aug, Some(callees));
     let reload = if resized_after {
         ReloadData::All
     } else if mem.resizes() {
@@ -192,7 +201,7 @@ pub fn differentiate_callee<'a, 'ctx>(
     eb.before(entry_br)?;
     let tape = Tape::on(m, frame.tape.expect("callee frames have a tape"))?;
     let tape_rev = tape.with_slot(*rev_params.last().expect("h.rev takes the tape"));
-    let sweep = Sweep::Callee { pair, entry_br, remap, resized_after };
+    let sweep = Sweep::Callee { pair, entry_br, remap, resized_after, shadows_move };
     let r = Reverse::new(Inputs { m, frame, act, mem, callees }, shadow, sweep, (tape, tape_rev));
     r.run(&eb)
 }
@@ -408,18 +417,30 @@ impl<'a, 'ctx> Reverse<'a, 'ctx> {
             }
         }
         let loops: Vec<CountedLoop> = self.loops.iter().map(|(l, _, _)| l.clone()).collect();
-        let reload = self.shadow_data_to_reload();
-        let inputs = uses::Inputs {
-            cfg: &self.cfg,
-            loops: &loops,
-            entry: self.frame.entry,
-            separate: matches!(self.sweep, Sweep::Callee { .. }),
-            heap_readonly: self.callees.heap_readonly,
-            others_unwritten: self.others_unwritten,
-            resizes: self.mem.resizes(),
-            reload: &reload,
+        let (resized_after, shadows_move) = match self.sweep {
+            Sweep::Callee { resized_after, shadows_move, .. } => (resized_after, shadows_move),
+            Sweep::Entry { .. } => (false, false),
         };
-        let plan = Uses::compute(&inputs, needs, &|inst, n| self.need_values(inst, n));
+        let plan_with = |reload: &std::collections::HashSet<Value<'ctx>>| {
+            let inputs = uses::Inputs {
+                cfg: &self.cfg,
+                loops: &loops,
+                entry: self.frame.entry,
+                separate: matches!(self.sweep, Sweep::Callee { .. }),
+                heap_readonly: self.callees.heap_readonly,
+                others_unwritten: self.others_unwritten,
+                resizes: self.mem.resizes(),
+                reload,
+            };
+            Uses::compute(&inputs, needs.clone(), &|inst, n| self.need_values(inst, n))
+        };
+        let mut plan = plan_with(&self.shadow_data_to_reload(resized_after));
+        // (A callee whose shadows cannot move after its calls loads its shadow data
+        // pointers again only because that is the cheaper plan: where a value made from
+        // them cannot be loaded again, it is planned without.)
+        if resized_after && !shadows_move && !plan.stale_kept().is_empty() {
+            plan = plan_with(&self.shadow_data_to_reload(false));
+        }
         if let Some(&v) = plan.stale_kept().first() {
             return Err(Error::Unsupported(format!(
                 "not yet supported in reverse mode: an element address of an array the function resizes (`push!`, \
@@ -441,16 +462,13 @@ impl<'a, 'ctx> Reverse<'a, 'ctx> {
     /// ResizeArray`), so it loads the pointer again from the shadow array where it uses
     /// it: the elements then have the indices they had when the forward sweep used them.
     /// The pointer loaded as a pointer, as an integer (handed to `memmove`), or merged.
-    fn shadow_data_to_reload(&self) -> std::collections::HashSet<Value<'ctx>> {
+    /// With `callee_after_resize`, in a callee, every shadow data pointer it reads.
+    fn shadow_data_to_reload(&self, callee_after_resize: bool) -> std::collections::HashSet<Value<'ctx>> {
         // A callee's arrays may be resized after it returns, by its caller (or another
         // function), whose reverse sweep undoes that resize before this callee's reverse
         // runs: every shadow data pointer it reads is loaded again there when an array
         // may be resized after a call of it (`a = x .* 2; s = rsum(a, 3); push!(a, ...)`
         // once lost the callee's adjoints, written into the buffer the growth left).
-        let callee_after_resize = match &self.sweep {
-            Sweep::Callee { resized_after, .. } => *resized_after,
-            Sweep::Entry { .. } => false,
-        };
         if !self.mem.resizes() && !callee_after_resize {
             return Default::default();
         }
@@ -1177,17 +1195,18 @@ fn callee<'ctx>(pair: &Pair<'ctx>, f: Function<'ctx>) -> Callee<'ctx> {
 /// function that may resize what it is handed, may run after one of its call sites, or
 /// after a call site of the function making that call, and so on up (`push!` after `s =
 /// rsum(a, 3)`). The shadows of arrays the callee reads may then move before its reverse
-/// sweep runs (`Reverse::shadow_data_to_reload`). For a caller already analysed, what its
-/// memory analysis found (`Callees::resizing_after`): only a resize of a differentiated
-/// array counts, not the logging machinery's growing its own buffers after the call.
-fn resized_after_calls_of<'ctx>(m: &'ctx Module, f: Function<'ctx>, callees: &Callees<'ctx>) -> bool {
+/// sweep runs (`Reverse::shadow_data_to_reload`). With `recorded`, for a caller already
+/// analysed, what its memory analysis found (`Callees::resizing_after`): only a resize of
+/// a differentiated array counts, not the logging machinery's growing its own buffers
+/// after the call.
+fn resized_after_calls_of<'ctx>(m: &'ctx Module, f: Function<'ctx>, recorded: Option<&Callees<'ctx>>) -> bool {
     fn base(name: &str) -> &str {
         name.strip_suffix(".aug").unwrap_or(name)
     }
     fn go<'ctx>(
         m: &'ctx Module,
         name: &str,
-        callees: &Callees<'ctx>,
+        recorded: Option<&Callees<'ctx>>,
         seen: &mut std::collections::HashSet<String>,
     ) -> bool {
         use crate::analysis::memory::{may_resize_call, resize_call};
@@ -1207,14 +1226,14 @@ fn resized_after_calls_of<'ctx>(m: &'ctx Module, f: Function<'ctx>, callees: &Ca
         m.functions().into_iter().any(|g| {
             let sites: Vec<Value> =
                 g.blocks().into_iter().flat_map(|b| b.instructions()).filter(|&i| calls_it(i)).collect();
-            let resized_here = || match callees.resizing_after(g) {
+            let resized_here = || match recorded.and_then(|c| c.resizing_after(g)) {
                 Some(callees_before_resizes) => callees_before_resizes.contains(name),
                 None => sites.iter().any(|&c| runs_after_in(c, &resizes, &reverses_it)),
             };
-            !sites.is_empty() && (resized_here() || go(m, base(&g.name()), callees, seen))
+            !sites.is_empty() && (resized_here() || go(m, base(&g.name()), recorded, seen))
         })
     }
-    go(m, base(&f.name()), callees, &mut std::collections::HashSet::new())
+    go(m, base(&f.name()), recorded, &mut std::collections::HashSet::new())
 }
 
 /// The functions `g` calls at a site after which it may resize a differentiated array
