@@ -262,11 +262,11 @@ end
 function ht_jacobian!(J, h::HTInput, err, derrs::NTuple{W}, seeds::NTuple{W}, useeds::NTuple{W}) where {W}
     extra = isempty(h.us) ? 0 : 2
     ncol = length(h.theta) + extra
-    for first in 1:W:ncol
+    for start in 1:W:ncol
         for l in 1:W
             fill!(seeds[l], 0.0)
             fill!(useeds[l], 0.0)
-            col = first + l - 1
+            col = start + l - 1
             if col <= extra
                 useeds[l][col, :] .= 1.0
             elseif col <= ncol
@@ -280,8 +280,8 @@ function ht_jacobian!(J, h::HTInput, err, derrs::NTuple{W}, seeds::NTuple{W}, us
             autodiff(Forward, ht_objective_complicated!, Const, BatchDuplicated(err, derrs),
                      BatchDuplicated(h.theta, seeds), BatchDuplicated(h.us, useeds), Const(h.model))
         end
-        for l in 1:min(W, ncol - first + 1)
-            J[:, first+l-1] = derrs[l]
+        for l in 1:min(W, ncol - start + 1)
+            J[:, start+l-1] = derrs[l]
         end
     end
     return J
