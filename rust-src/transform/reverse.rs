@@ -1047,8 +1047,6 @@ impl<'a, 'ctx> Reverse<'a, 'ctx> {
         Ok(())
     }
 
-    /// Primal value `v` in the reverse block being emitted: popped or recomputed there,
-    /// or `v` itself (`h.rev`'s parameter for one of `h.aug`'s).
     /// `math::earlier_call(i, name)` as it was when first asked, which is when the plan
     /// is made: the sweeps' instrumentation changes the function after that, and the
     /// partial must read what the plan kept.
@@ -1056,6 +1054,8 @@ impl<'a, 'ctx> Reverse<'a, 'ctx> {
         *self.siblings.borrow_mut().entry((i, name)).or_insert_with(|| crate::rules::math::earlier_call(i, name))
     }
 
+    /// Primal value `v` in the reverse block being emitted: popped or recomputed there,
+    /// or `v` itself (`h.rev`'s parameter for one of `h.aug`'s).
     fn fetched(&self, v: Value<'ctx>) -> Value<'ctx> {
         self.popped.borrow().get(&v).copied().unwrap_or_else(|| self.remap(v))
     }
