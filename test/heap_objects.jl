@@ -195,6 +195,22 @@ end
     end
 end
 
+# An object a branch chose (a merge of two objects with shadows), stored into another
+# object with no differentiated number of its own beside it (`HoOut(o, 0.5)`): the
+# outer object gets a shadow holding the merge's shadow, as it does for one object
+# (refused before, "a store into memory without a shadow"; found by the program
+# generator, seed 20261390280). Both sides of the branch, recursions of 0, 1 and 4 calls.
+function ho_chosen_inside(x, n, b)
+    i = x[2] > 0 ? HoIn(x[1] * 2, x[1:3] .* 2) : HoIn(b, x[1:3] .+ 1)
+    ho_walk(HoOut(i, b), n)
+end
+@testset "an object a branch chose, inside another, a recursion of $n calls" for n in (0, 1, 4)
+    for x in ([0.1, 0.2, 0.3, 0.5], [-1.5, -0.7, 0.3, 2.0])   # both sides
+        check_all_modes(x -> ho_chosen_inside(x, n, 0.5), x)
+        check_all_modes(x -> ho_chosen_inside(x, n, x[4]), x)
+    end
+end
+
 # A vector of mutable structs the function fills (by `push!`, a comprehension, in a loop
 # or a branch), read back, written through, or handed to a function that is not
 # inlined: the vector's shadow holds the structs' shadows (`Leaf::Objects`). Its

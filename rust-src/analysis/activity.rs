@@ -853,7 +853,7 @@ impl<'ctx> Activity<'ctx> {
             // another.)
             // (Or one given a shadow this round, above: the box of a new value stored into
             // a closure's `Core.Box`.)
-            let heap_object = mem.is_heap_object(value) || {
+            let heap_object = mem.is_heap_object(value) || mem.is_heap_object_merge(value) || {
                 use crate::analysis::memory::{at_offset_zero, gc_allocation, zero_offset_base};
                 let base = zero_offset_base(value);
                 at_offset_zero(value)
