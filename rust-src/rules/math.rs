@@ -613,8 +613,8 @@ pub fn lookup(name: &str) -> Option<Callee> {
 /// `sincos`) instead of computing it again (`Expr::Sibling`). A call before `i` in its
 /// block has run whenever `i` has, and its value is at hand wherever `i`'s derivative is
 /// built: forward mode builds it right after `i`, and the reverse sweep's forward half
-/// pushes what `i`'s adjoint needs right after `i`. (The later call of a pair computes
-/// its partial from its own operand: the earlier one cannot read it.)
+/// pushes what `i`'s adjoint needs right after `i`. (The earlier call of a pair computes
+/// its partial from its own operand: it cannot read the later one.)
 pub fn earlier_call<'ctx>(i: crate::llvm::Value<'ctx>, name: &str) -> Option<crate::llvm::Value<'ctx>> {
     let x = i.as_call().filter(|c| c.call_arg_count() == 1).map(|_| i.operand(0))?;
     let mut found = None;
