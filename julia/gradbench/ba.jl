@@ -74,8 +74,6 @@ function ba_objective!(reproj, werr, b::BAInput)
     return reproj, werr
 end
 
-ba_objective(b::BAInput) = ba_objective!(zeros(2, length(b.weights)), zeros(length(b.weights)), b)
-
 function ba_primal(input)
     b = ba_input(input)
     reproj, werr = zeros(2, length(b.weights)), zeros(length(b.weights))
@@ -151,8 +149,6 @@ function ba_jacobian!(J::SparseRows, b::BAInput)
     end
     return J
 end
-
-ba_jacobian(b::BAInput) = ba_jacobian!(ba_sparse_rows(b), b)
 
 function ba_gradient(input)
     b = ba_input(input)

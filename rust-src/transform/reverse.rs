@@ -57,7 +57,7 @@ enum Sweep<'a, 'ctx> {
     Entry { req: &'a Request },
     /// A callee: the reverse sweep is `pair.rev`, whose entry block ends in `entry_br`;
     /// `resized_after`: an array may be resized after one of its calls returns, by any
-    /// resize (`resized_after_calls_of` without its callers' analyses), which has its
+    /// resize (`resized_after_calls_of`'s first answer), which has its
     /// reverse sweep load its shadow data pointers again; `shadows_move`: a
     /// differentiated array may be (with them), so that a shadow address it cannot load
     /// again is refused rather than kept.
@@ -176,8 +176,7 @@ pub fn differentiate_callee<'a, 'ctx>(
     // loads them from the shadow arrays rather than popping one a lane and iteration. So
     // any resize after the call asks for it, and only a resize of a differentiated array
     // makes an address that cannot be loaded again a refusal.)
-    let resized_after = resized_after_calls_of(m, pair.aug, None);
-    let shadows_move = resized_after_calls_of(m, pair.aug, Some(callees));
+    let (resized_after, shadows_move) = resized_after_calls_of(m, pair.aug, callees);
     let reload = if resized_after {
         ReloadData::All
     } else if mem.resizes() {
@@ -1195,23 +1194,23 @@ fn callee<'ctx>(pair: &Pair<'ctx>, f: Function<'ctx>) -> Callee<'ctx> {
 /// function that may resize what it is handed, may run after one of its call sites, or
 /// after a call site of the function making that call, and so on up (`push!` after `s =
 /// rsum(a, 3)`). The shadows of arrays the callee reads may then move before its reverse
-/// sweep runs (`Reverse::shadow_data_to_reload`). With `recorded`, for a caller already
-/// analysed, what its memory analysis found (`Callees::resizing_after`): only a resize of
-/// a differentiated array counts, not the logging machinery's growing its own buffers
-/// after the call.
-fn resized_after_calls_of<'ctx>(m: &'ctx Module, f: Function<'ctx>, recorded: Option<&Callees<'ctx>>) -> bool {
+/// sweep runs (`Reverse::shadow_data_to_reload`). Two answers, from one walk: whether
+/// any resize may follow, and whether a resize of a differentiated array may, which for
+/// a caller already analysed is what its memory analysis found (`Callees::resizing_after`),
+/// not the logging machinery's growing its own buffers after the call.
+fn resized_after_calls_of<'ctx>(m: &'ctx Module, f: Function<'ctx>, callees: &Callees<'ctx>) -> (bool, bool) {
     fn base(name: &str) -> &str {
         name.strip_suffix(".aug").unwrap_or(name)
     }
     fn go<'ctx>(
         m: &'ctx Module,
         name: &str,
-        recorded: Option<&Callees<'ctx>>,
+        callees: &Callees<'ctx>,
         seen: &mut std::collections::HashSet<String>,
-    ) -> bool {
+    ) -> (bool, bool) {
         use crate::analysis::memory::{may_resize_call, resize_call};
         if !seen.insert(name.to_string()) {
-            return false;
+            return (false, false);
         }
         let resizes = |i: Value| resize_call(i).is_some() || may_resize_call(m, i);
         let callee_named = |i: Value, f: &dyn Fn(&str) -> bool| {
@@ -1223,17 +1222,25 @@ fn resized_after_calls_of<'ctx>(m: &'ctx Module, f: Function<'ctx>, recorded: Op
         // after that are undone after the callee's reverse has run.)
         let rev = format!("{name}.rev");
         let reverses_it = |i: Value| callee_named(i, &|n| n == rev);
-        m.functions().into_iter().any(|g| {
+        let (mut any, mut differentiated) = (false, false);
+        for g in m.functions() {
+            if any && differentiated {
+                break;
+            }
             let sites: Vec<Value> =
                 g.blocks().into_iter().flat_map(|b| b.instructions()).filter(|&i| calls_it(i)).collect();
-            let resized_here = || match recorded.and_then(|c| c.resizing_after(g)) {
-                Some(callees_before_resizes) => callees_before_resizes.contains(name),
-                None => sites.iter().any(|&c| runs_after_in(c, &resizes, &reverses_it)),
-            };
-            !sites.is_empty() && (resized_here() || go(m, base(&g.name()), recorded, seen))
-        })
+            if sites.is_empty() {
+                continue;
+            }
+            let here = sites.iter().any(|&c| runs_after_in(c, &resizes, &reverses_it));
+            let here_differentiated = callees.resizing_after(g).map_or(here, |s| s.contains(name));
+            let (above, above_differentiated) = go(m, base(&g.name()), callees, seen);
+            any |= here || above;
+            differentiated |= here_differentiated || above_differentiated;
+        }
+        (any, differentiated)
     }
-    go(m, base(&f.name()), recorded, &mut std::collections::HashSet::new())
+    go(m, base(&f.name()), callees, &mut std::collections::HashSet::new())
 }
 
 /// The functions `g` calls at a site after which it may resize a differentiated array
