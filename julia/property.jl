@@ -16,7 +16,7 @@
 # Dicts filled, from pairs or from a generator, arrays written through a reshape,
 # some reading the array out of a struct holding a mutable struct (a model's layer) or
 # out of a vector of mutable structs,
-# each differentiated in reverse, forward, batch-forward and split reverse mode (the
+# each differentiated in reverse, forward, batch-forward, batch-reverse and split reverse mode (the
 # argument changed between the two thunks) and checked against the others and against
 # central finite differences; and, where the program is generic over its element type,
 # its Hessian-vector product (`hvp`) against differences of its gradient, and the same
@@ -181,8 +181,13 @@ function Oxidase.EnzymeRules.forward(config, ::Const{typeof(ruled_smooth)}, RT, 
 end
 Oxidase.EnzymeRules.augmented_primal(config, ::Const{typeof(ruled_smooth)}, RT, v::Annotation) =
     EnzymeRules.AugmentedReturn(ruled_smooth(v.val), nothing, nothing)
-Oxidase.EnzymeRules.reverse(config, ::Const{typeof(ruled_smooth)}, dret::Active, tape, v::Annotation) =
-    (v isa Active ? dret.val * ruled_slope(v.val) : nothing,)
+# (In batch reverse mode `dret.val` holds one cotangent a lane, and the rule returns
+# one adjoint a lane.)
+function Oxidase.EnzymeRules.reverse(config, ::Const{typeof(ruled_smooth)}, dret::Active, tape, v::Annotation)
+    v isa Active || return (nothing,)
+    slope = ruled_slope(v.val)
+    return (EnzymeRules.width(config) == 1 ? dret.val * slope : map(d -> d * slope, dret.val),)
+end
 # And one returning a tuple of numbers, which Julia returns through memory (`sret`).
 ruled_polar(v) = (cos(v), sin(v))
 function Oxidase.EnzymeRules.forward(config, ::Const{typeof(ruled_polar)}, RT, v::Annotation)
@@ -685,6 +690,18 @@ function check(f, v, held = :none)
     e(i) = Float64[j == i for j in 1:5]
     (_, ts) = autodiff(Forward, f, BatchDuplicated, BatchDuplicated(a, (1.0, 0.0)), BatchDuplicated(b, (0.0, 1.0)),
                        BatchDuplicated(arg(copy(x)), (shadow(zeros(3)), shadow(zeros(3)))))
+    # Batch reverse mode: an Active result seeds both lanes with 1; the numbers get a
+    # tuple of adjoints, one per lane. The first lane's shadow starts at zero, so that
+    # lane is the gradient. The second's starts at ones: a shadow is also the cotangent
+    # of the array's final contents (a program that writes into `x` pulls it back) and
+    # reverse mode adds into it, so that lane is a single reverse pass seeded alike.
+    bdx = (zeros(3), ones(3))
+    ((ba, bb, _),) = autodiff(Reverse, f, Active, Active(a), Active(b),
+                              BatchDuplicated(arg(copy(x)), (shadow(bdx[1]), shadow(bdx[2]))))
+    lanes = [[ba[1], bb[1], bdx[1]...], [ba[2], bb[2], bdx[2]...]]
+    ones_dx = ones(3)
+    ((oa, ob, _),) = autodiff(Reverse, f, Active, Active(a), Active(b), Duplicated(arg(copy(x)), shadow(ones_dx)))
+    seeded = [oa, ob, ones_dx...]
     # Split mode: the forward thunk's tape, the argument changed before the reverse
     # thunk (which must differentiate at the saved values), a cotangent of 2.
     forward, reverse = autodiff_thunk(ReverseSplitWithPrimal, Const{typeof(f)}, Active, Active{Float64},
@@ -704,9 +721,11 @@ function check(f, v, held = :none)
     scale = max(1.0, maximum(abs, finite))
     ok = isapprox(rev, fwd; rtol = 1e-9, atol = 1e-9 * scale) &&
          isapprox([ts[1], ts[2]], rev[1:2]; rtol = 1e-9, atol = 1e-9 * scale) &&
+         isapprox(lanes[1], rev; rtol = 1e-9, atol = 1e-9 * scale) &&
+         isapprox(lanes[2], seeded; rtol = 1e-9, atol = 1e-9 * scale) &&
          isapprox(split, rev; rtol = 1e-12, atol = 1e-12 * scale) && isapprox(primal, g(v); rtol = 1e-12) &&
          any(isapprox(rev, f; rtol = 1e-4, atol = 1e-5 * scale) for f in differences(g, v, finite))
-    return ok, (rev = rev, fwd = fwd, batch = Tuple(ts), split = split, finite = finite)
+    return ok, (rev = rev, fwd = fwd, batch = Tuple(ts), batch_reverse = lanes, seeded = seeded, split = split, finite = finite)
 end
 
 # Second order: `hvp` (reverse over forward, issue 16) of the program as a function of
