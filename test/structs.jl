@@ -844,6 +844,46 @@ l_values(n) = (out = Float64[]; while n !== nothing; push!(out, n.v, n.w[1]); n 
     @test err isa DimensionMismatch
 end
 
+# A list walked after a loop with a `try` in it (generator seed 20261127): Julia keeps
+# the head live across the `try` in a volatile slot, so after ingestion the walk merges
+# the head with itself round the loop as well as with the links. The array field was
+# refused ("fields of different kinds": the merge's field offsets were not followed
+# round the cycle). The `catch` runs when the loop passes `y`'s end (m = 3).
+function l_after_try(n, c, m)
+    y = zeros(2)
+    for k in 1:m
+        try
+            y[k] = n.v * n.w[1] * c
+        catch
+            y[1] -= n.v^2
+        end
+    end
+    s = sum(y)
+    p = n
+    while p !== nothing
+        s += p.v > 0 ? p.v^2 * p.w[1] * s : sin(p.v) * c
+        p = p.next
+    end
+    return s
+end
+@testset "a list walked after a loop with a try: $len nodes, m = $m" for len in (1, 2, 6), m in (0, 1, 3)
+    v = [(-1)^k * (0.3 + 0.2k) for k in 1:2len]
+    g = fd_gradient(u -> l_after_try(l_list(u), 0.7, m), v)
+    dn = make_zero(l_list(v))
+    autodiff(Reverse, l_after_try, Active, Duplicated(l_list(v), dn), Const(0.7), Const(m))
+    @test l_values(dn) ≈ g rtol = 1e-6 atol = 1e-8
+    d1, d2 = make_zero(l_list(v)), make_zero(l_list(v))
+    autodiff(Reverse, l_after_try, Active, BatchDuplicated(l_list(v), (d1, d2)), Const(0.7), Const(m))
+    @test l_values(d1) == l_values(dn) && l_values(d2) == l_values(dn)
+    u = [cos(k) for k in eachindex(v)]
+    (_, t) = autodiff(Forward, l_after_try, Duplicated, Duplicated(l_list(v), l_list(u)), Const(0.7), Const(m))
+    @test t ≈ g' * u rtol = 1e-6 atol = 1e-8
+    (_, lanes) = autodiff(Forward, l_after_try, BatchDuplicated,
+                          BatchDuplicated(l_list(v), (l_list(u), l_list(zero(u)))), Const(0.7), Const(m))
+    @test lanes[1] ≈ t rtol = 1e-12
+    @test lanes[2] == 0
+end
+
 # Trees whose children are a vector (`kids::Vector{KTree}`, issue 15): an array of
 # objects laid out as the object holding it (`Layout::Array([(0, SelfRef)])`), walked by
 # a recursive function, leaves (no children) and nested levels, every mode.

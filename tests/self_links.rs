@@ -182,3 +182,142 @@ fn a_tree_whose_children_are_a_vector_in_both_modes() {
         assert_close(tangent, expected(&dir), 1e-14, "forward");
     }
 }
+
+/// A node holding a number, an array and the link (pointers of two kinds).
+#[repr(C)]
+struct WNode {
+    v: f64,
+    w: *mut FakeArray,
+    next: *mut WNode,
+}
+
+/// The walk of `LIST_SUM` over nodes holding arrays, `S = Σ p.v * p.w[1]`, inside an
+/// outer loop of two rounds whose head comes round through a `try`: `t = S/2`, then
+/// `t = (t + S) + 1`, so the result is `1.5 S + 1`. Julia 1.5's shape (as in
+/// `tests/fixtures/try_slot.ll`): the head kept in a volatile slot of the GC frame,
+/// loaded back on the `catch` path. Once ingestion forwards the slot, the node loads
+/// merge the head with the links through a cycle of merges (the head merged with
+/// itself round the outer loop). Their field offsets are found all the same
+/// (`memory::field_offsets`); loading the array field was refused as a read of a
+/// field of unknown kind. (The thread state the frame is linked into is a global
+/// here: the test runs outside Julia.)
+const LIST_TWICE: &str = r#"
+declare i32 @__sigsetjmp(ptr, i32) #0
+declare void @jl_pop_handler(i32)
+@thread_state = internal global [16 x ptr] zeroinitializer
+
+define double @julia_list_twice(ptr addrspace(10) %n) {
+top:
+  %gcframe = alloca [4 x ptr addrspace(10)], align 16
+  %tp = call ptr asm "movq $1, $0", "=r,r"(ptr @thread_state)
+  %ptls = getelementptr inbounds i8, ptr %tp, i64 64
+  %prev = load ptr, ptr %ptls, align 8
+  %link = getelementptr inbounds i8, ptr %gcframe, i64 8
+  store ptr %prev, ptr %link, align 8
+  store ptr %gcframe, ptr %ptls, align 8
+  %phic = getelementptr inbounds i8, ptr %gcframe, i64 16
+  store ptr addrspace(10) null, ptr %phic, align 8
+  %buf = alloca [256 x i8], align 16
+  br label %outer
+outer:
+  %h = phi ptr addrspace(10) [ %n, %top ], [ %h2, %latch ]
+  %k = phi i64 [ 0, %top ], [ %k1, %latch ]
+  %t = phi double [ 0.0, %top ], [ %t2, %latch ]
+  br label %inner
+inner:
+  %p = phi ptr addrspace(10) [ %h, %outer ], [ %next, %body ]
+  %s = phi double [ %t, %outer ], [ %s2, %body ]
+  %done = icmp eq ptr addrspace(10) %p, null
+  br i1 %done, label %after, label %body
+body:
+  %pc = addrspacecast ptr addrspace(10) %p to ptr addrspace(11)
+  %v = load double, ptr addrspace(11) %pc, align 8
+  %wp = getelementptr inbounds i8, ptr addrspace(11) %pc, i64 8
+  %w = load ptr addrspace(10), ptr addrspace(11) %wp, align 8
+  %wc = addrspacecast ptr addrspace(10) %w to ptr addrspace(11)
+  %data = load ptr addrspace(13), ptr addrspace(11) %wc, align 8
+  %w1 = load double, ptr addrspace(13) %data, align 8
+  %vw = fmul double %v, %w1
+  %s2 = fadd double %s, %vw
+  %pn = getelementptr inbounds i8, ptr addrspace(11) %pc, i64 16
+  %next = load ptr addrspace(10), ptr addrspace(11) %pn, align 8
+  br label %inner
+after:
+  %k1 = add i64 %k, 1
+  %first = icmp eq i64 %k, 0
+  %ta = fmul double %s, 0.5
+  %tb = fadd double %s, 1.0
+  %t2 = select i1 %first, double %ta, double %tb
+  %r = call i32 @__sigsetjmp(ptr %buf, i32 0) #0
+  %ok = icmp eq i32 %r, 0
+  br i1 %ok, label %try, label %catch
+try:
+  store volatile ptr addrspace(10) %h, ptr %phic, align 8
+  call void @jl_pop_handler(i32 1)
+  br label %latch
+catch:
+  %hl = load volatile ptr addrspace(10), ptr %phic, align 8
+  call void @jl_pop_handler(i32 1)
+  br label %latch
+latch:
+  %h2 = phi ptr addrspace(10) [ %h, %try ], [ %hl, %catch ]
+  %again = icmp ult i64 %k1, 2
+  br i1 %again, label %outer, label %exit
+exit:
+  store ptr %prev, ptr %ptls, align 8
+  ret double %t2
+}
+
+attributes #0 = { returns_twice }
+"#;
+
+/// Nodes holding `v[k]` and an array `[w[k]]`, linked in order (the arrays in a vector
+/// never resized after, so they stay in place when it is returned).
+fn w_list(v: &[f64], w: &[f64]) -> (Vec<WNode>, Vec<FakeArray>) {
+    let mut arrays: Vec<FakeArray> = w.iter().map(|&x| *FakeArray::new(&[x])).collect();
+    let mut nodes: Vec<WNode> =
+        v.iter().zip(arrays.iter_mut()).map(|(&v, a)| WNode { v, w: a, next: std::ptr::null_mut() }).collect();
+    let base = nodes.as_mut_ptr();
+    for k in 1..nodes.len() {
+        // SAFETY: `k` is within the vector, which is never resized after.
+        nodes[k - 1].next = unsafe { base.add(k) };
+    }
+    (nodes, arrays)
+}
+
+#[test]
+fn a_list_whose_head_comes_round_an_outer_loop() {
+    let node = Layout::Object(vec![(0, Layout::F64), (8, Layout::array_of(Layout::F64)), (16, Layout::SelfRef)]);
+    let arg = || {
+        vec![
+            ghost(),
+            ArgSpec { passing: Passing::Boxed, activity: Activity::Duplicated, type_tree: vec![(0, node.clone())] },
+        ]
+    };
+    let rev = compile_text(LIST_TWICE, "julia_list_twice", Mode::Reverse, arg(), Activity::Active).expect("reverse");
+    let fwd =
+        compile_text(LIST_TWICE, "julia_list_twice", Mode::Forward, arg(), Activity::Duplicated).expect("forward");
+    for (v, w) in
+        [(vec![1.5], vec![-0.5]), (vec![1.0, -2.0], vec![0.25, 3.0]), (vec![0.5, 1.0, 1.5, -0.25], vec![2.0; 4])]
+    {
+        let s: f64 = v.iter().zip(&w).map(|(a, b)| a * b).sum();
+        // Reverse: each node's number gets 1.5 w, its array 1.5 v.
+        let ((xs, _xa), (dxs, dxa)) = (w_list(&v, &w), w_list(&vec![0.0; v.len()], &vec![0.0; v.len()]));
+        let (mut xp, mut dxp) = (&xs[0] as *const WNode as *mut c_void, &dxs[0] as *const WNode as *mut c_void);
+        let (mut ret, mut dret) = (0.0, 1.0);
+        assert_eq!(invoke(rev, &[NONE, ptr(&mut xp)], &[NONE, ptr(&mut dxp)], &mut ret, &mut dret), 0);
+        assert_close(ret, 1.5 * s + 1.0, 1e-14, "primal");
+        for k in 0..v.len() {
+            assert_close(dxs[k].v, 1.5 * w[k], 1e-14, "reverse: a node's number");
+            assert_close(dxa[k].values()[0], 1.5 * v[k], 1e-14, "reverse: a node's array");
+        }
+        // Forward: along a direction held by the shadow list.
+        let (dv, dw): (Vec<f64>, Vec<f64>) = (0..v.len()).map(|k| ((k as f64).cos(), (k as f64).sin())).unzip();
+        let ((xs, _xa), (dxs, _dxa)) = (w_list(&v, &w), w_list(&dv, &dw));
+        let (mut xp, mut dxp) = (&xs[0] as *const WNode as *mut c_void, &dxs[0] as *const WNode as *mut c_void);
+        let (mut ret, mut tangent) = (0.0, 0.0);
+        assert_eq!(invoke(fwd, &[NONE, ptr(&mut xp)], &[NONE, ptr(&mut dxp)], &mut ret, &mut tangent), 0);
+        let expected: f64 = (0..v.len()).map(|k| 1.5 * (dv[k] * w[k] + v[k] * dw[k])).sum();
+        assert_close(tangent, expected, 1e-14, "forward");
+    }
+}

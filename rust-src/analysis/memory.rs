@@ -1085,7 +1085,7 @@ impl<'ctx> Memory<'ctx> {
         if inactive.is_empty() {
             return false;
         }
-        match (field_offsets(m, p, 4), len.and_then(|n| i64::try_from(n).ok())) {
+        match (field_offsets(m, p), len.and_then(|n| i64::try_from(n).ok())) {
             (Some(starts), Some(n)) => starts.iter().any(|&s| inactive.iter().any(|&at| at >= s && at < s + n)),
             _ => true,
         }
@@ -1737,40 +1737,79 @@ pub fn zero_offset_base(p: Value) -> Value {
 
 /// The byte offsets from the struct object that address `p` is in (`p` without its
 /// casts and constant-offset `getelementptr`s, through merges of such addresses): a
-/// few, or `None` when an index varies over more (a tuple field picked at run time) or
-/// the address comes round a loop.
-fn field_offsets(m: &crate::llvm::Module, p: Value, depth: u32) -> Option<Vec<i64>> {
-    if !p.is_instruction() {
-        return Some(vec![0]);
+/// few, or `None` when an index varies over more (a tuple field picked at run time).
+/// Merges may form cycles (a loop over a list's nodes inside another loop merges the
+/// first node with itself): the offsets are the least fixpoint over the web of merges,
+/// so an address that steps forward round a loop grows past the limit and is `None`,
+/// while one that only comes round again adds nothing.
+fn field_offsets(m: &crate::llvm::Module, p: Value) -> Option<Vec<i64>> {
+    const LIMIT: usize = 16;
+    enum Node<'ctx> {
+        Start,
+        Cast(Value<'ctx>),
+        Gep(Value<'ctx>, Vec<i64>),
+        Merge(Vec<Value<'ctx>>),
     }
-    let mut all: Vec<i64> = match p.opcode() {
-        Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast => return field_offsets(m, p.operand(0), depth),
-        Opcode::LLVMGetElementPtr => {
-            let (steps, _) = m.gep_offsets(p, 16)?;
-            let base = field_offsets(m, p.operand(0), depth)?;
-            base.iter().flat_map(|b| steps.iter().map(move |s| b.checked_add(*s))).collect::<Option<_>>()?
+    let mut nodes: HashMap<Value, Node> = HashMap::new();
+    let mut order = Vec::new();
+    let mut work = vec![p];
+    while let Some(v) = work.pop() {
+        if nodes.contains_key(&v) {
+            continue;
         }
-        Opcode::LLVMPHI | Opcode::LLVMSelect if depth > 0 => {
-            let mut all = Vec::new();
-            for v in merged(p) {
-                all.extend(field_offsets(m, v, depth - 1)?);
+        let node = match v.opcode_if_instruction() {
+            Some(Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast) => Node::Cast(v.operand(0)),
+            Some(Opcode::LLVMGetElementPtr) => Node::Gep(v.operand(0), m.gep_offsets(v, LIMIT)?.0),
+            Some(Opcode::LLVMPHI | Opcode::LLVMSelect) => Node::Merge(merged(v)),
+            // A pointer to an object (loaded from a field, an argument) is its start.
+            _ => Node::Start,
+        };
+        match &node {
+            Node::Start => {}
+            Node::Cast(b) | Node::Gep(b, _) => work.push(*b),
+            Node::Merge(vs) => work.extend(vs.iter().copied()),
+        }
+        nodes.insert(v, node);
+        order.push(v);
+        if order.len() > 256 {
+            return None;
+        }
+    }
+    // Operands first: most values are then final after one round.
+    order.reverse();
+    let mut offsets: HashMap<Value, Vec<i64>> = HashMap::new();
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for v in &order {
+            let of = |b: &Value| offsets.get(b).cloned().unwrap_or_default();
+            let mut all: Vec<i64> = match &nodes[v] {
+                Node::Start => vec![0],
+                Node::Cast(b) => of(b),
+                Node::Gep(b, steps) => {
+                    of(b).iter().flat_map(|b| steps.iter().map(move |s| b.checked_add(*s))).collect::<Option<_>>()?
+                }
+                Node::Merge(vs) => vs.iter().flat_map(of).collect(),
+            };
+            all.sort_unstable();
+            all.dedup();
+            if all.len() > LIMIT {
+                return None;
             }
-            all
+            if offsets.get(v) != Some(&all) {
+                offsets.insert(*v, all);
+                changed = true;
+            }
         }
-        Opcode::LLVMPHI | Opcode::LLVMSelect => return None,
-        // A pointer to an object (loaded from a field, an argument) is its start.
-        _ => vec![0],
-    };
-    all.sort_unstable();
-    all.dedup();
-    (all.len() <= 16).then_some(all)
+    }
+    offsets.remove(&p)
 }
 
 /// The layouts of the fields of struct object `fields` that address `p` may read: the
 /// fields at its offsets, or when they are not known every field that holds a pointer
 /// (`pointer`) or every field.
 fn field_layouts(m: &crate::llvm::Module, p: Value, fields: Fields, pointer: bool) -> Vec<&'static Layout> {
-    match field_offsets(m, p, 4) {
+    match field_offsets(m, p) {
         Some(offsets) => fields.iter().filter(|(at, _)| offsets.contains(&(*at as i64))).map(|(_, l)| l).collect(),
         None => fields
             .iter()
