@@ -659,6 +659,11 @@ pub fn analyze<'ctx>(
         }
         let act = Activity::compute(m, subject, &mem, &types)?;
         if act.wants_shadow.is_empty() {
+            // (A field read before the object stored there had its shadow, which no
+            // round gave it.)
+            if let Some(refusal) = mem.awaiting() {
+                return Err(Error::Unsupported(refusal.to_string()));
+            }
             Printed::Activity.print(&g.name(), || act.print(g));
             return Ok((mem, act));
         }

@@ -211,6 +211,39 @@ end
     end
 end
 
+# An object holding another, rebuilt in a loop from the fields of the last one, whose
+# array field is a broadcast of an array the function computed (`y = x * c`): a load of
+# the inner object was reached before activity had given the broadcast's result its
+# shadow, and was refused outright ("fields are not all in sight"; generator seed
+# 20261137; with a branch before the loop, the blocks came in an order that worked).
+# It now waits for the next round of the analysis, and is refused only if the last
+# round still cannot read it. Loops of 0, 1 and 3 iterations, a recursion of 0 and 2
+# calls after; with a branch, both sides.
+ho_rec_rebuilt(q, k) = k == 0 ? q.m.b * q.s : (q.m.b += q.m.w[k] * q.s; q.s *= 0.5; ho_rec_rebuilt(q, k - 1))
+function ho_rebuilt_nest(x, n, r)
+    y = x * (x[2] - x[1])
+    q = HoNest(HoModel(y .* 2, y[3] * x[4]), y[1])
+    for k in 1:n
+        q = HoNest(HoModel(q.m.w .+ y[k], q.m.b * q.s), q.s + y[k])
+    end
+    return ho_rec_rebuilt(q, r) + y[1]
+end
+function ho_rebuilt_nest_branch(x, n, r)
+    y = x * (x[2] - x[1])
+    q = HoNest(HoModel(y .* 2, y[3] * x[4]), x[1] > 0 ? y[1] : sin(y[2]))
+    for k in 1:n
+        q = HoNest(HoModel(q.m.w .+ y[k], q.m.b * q.s), q.s + y[k])
+    end
+    return ho_rec_rebuilt(q, r) + y[1]
+end
+@testset "an object holding another, rebuilt from a computed array: a loop of $n, a recursion of $r" for n in (0, 1, 3),
+                                                                                                          r in (0, 2)
+    for x in ([0.1, 0.2, 0.3, 0.5], [-1.5, 0.7, 0.3, 2.0], [0.5, 0.9, 1.3, -0.4])   # both sides of the branch
+        check_all_modes(x -> ho_rebuilt_nest(x, n, r), x)
+        check_all_modes(x -> ho_rebuilt_nest_branch(x, n, r), x)
+    end
+end
+
 # A vector of mutable structs the function fills (by `push!`, a comprehension, in a loop
 # or a branch), read back, written through, or handed to a function that is not
 # inlined: the vector's shadow holds the structs' shadows (`Leaf::Objects`). Its

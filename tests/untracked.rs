@@ -409,3 +409,15 @@ fn a_union_result_moved_as_integer_bits_into_an_array_is_followed() {
     assert!(activity.contains("phi double"), "the merge is a float and active:\n{activity}");
     assert!(!activity.contains("phi i64"), "no integer merge of float bits is active:\n{activity}");
 }
+
+/// An object holding another (`HoNest(HoModel(w, b), s)`), rebuilt in a loop from the
+/// last one's fields, its array a broadcast of an array the function computed (`y .* 2`,
+/// `q.m.w .+ y[k]` with `y = x * (x[2] - x[1])`). The load of the inner object is
+/// reached before activity gives the broadcast's result a shadow (the next round of the
+/// analysis does); it was refused outright ("a mutable struct whose fields are not all
+/// in sight"). It now waits for that round (`Memory::awaiting`). (Values in
+/// test/heap_objects.jl: allocating the arrays needs the Julia runtime.)
+#[test]
+fn a_field_read_before_its_object_has_a_shadow_waits_for_the_next_round() {
+    synthesize_fixture("rebuilt_nest", vec![ghost(), array_arg(Duplicated)]).expect("differentiated");
+}

@@ -64,6 +64,10 @@ pub struct Memory<'ctx> {
     heap_layouts: HashMap<Value<'ctx>, Fields>,
     /// The module, for the layouts of heap objects (`heap_object_layout`).
     module: &'ctx crate::llvm::Module,
+    /// Why a load from a heap object's field was read as no field: an object stored
+    /// there awaits its shadow, which a later round of the analysis may give it
+    /// (`heap_object_field`). Refused when the last round still says so.
+    awaiting: Option<String>,
 }
 
 /// The shadowed pointers an aggregate value holds: per index path, the memory type and
@@ -272,9 +276,14 @@ impl<'ctx> Memory<'ctx> {
         // Loads through a merge of object addresses decided before every address was
         // known (a loop's back edge): checked again once all are (`merged_loaded_field`).
         let mut provisional: Vec<Value<'ctx>> = Vec::new();
+        // A load read as no field because an object stored there awaits its shadow (the
+        // last pass's; `heap_object_field`): the refusal, if no later round of the
+        // analysis gives it one (`pipeline::analyze`).
+        let mut awaiting: Option<String> = None;
         let mut changed = true;
         while changed {
             changed = false;
+            awaiting = None;
             for &i in &insts {
                 if shadowed.contains_key(&i) {
                     continue;
@@ -305,7 +314,7 @@ impl<'ctx> Memory<'ctx> {
                     // holds, what its layout says of the field.
                     Some(PointerOp::Load) => match shadowed.get(&i.operand(0)).copied() {
                         Some(Leaf::StackArraysF64 | Leaf::StackMixedF64) => {
-                            stack_object_field(m, i, &insts, &shadowed, user)?
+                            stack_object_field(m, i, &insts, &shadowed, user, &mut awaiting)?
                         }
                         // (Through a merge of field addresses of objects of different
                         // layouts, each read by its own: a loop over a list whose first
@@ -440,7 +449,7 @@ impl<'ctx> Memory<'ctx> {
                 || shadowed.get(&i.operand(0)).is_some_and(|l| l.is_stack_object()) && shadowed.contains_key(&i);
             if pointer_op(i) == Some(PointerOp::Load)
                 && from_stack_object()
-                && shadowed.get(&i) != stack_object_field(m, i, &insts, &shadowed, user)?.as_ref()
+                && shadowed.get(&i) != stack_object_field(m, i, &insts, &shadowed, user, &mut awaiting)?.as_ref()
             {
                 return Err(Error::Unsupported(format!(
                     "a struct, tuple or closure whose differentiated contents could not be told apart (`{}`), in \
@@ -632,6 +641,7 @@ impl<'ctx> Memory<'ctx> {
             .collect();
         Ok(Memory {
             module: m,
+            awaiting,
             heap_layouts,
             shadowed,
             origin,
@@ -648,6 +658,12 @@ impl<'ctx> Memory<'ctx> {
             maybe_constant,
             cut_edges,
         })
+    }
+
+    /// Why a load was read as no field for want of a shadow this round (`awaiting`):
+    /// the refusal, if no later round gives one.
+    pub fn awaiting(&self) -> Option<&str> {
+        self.awaiting.as_deref()
     }
 
     /// The array object whose data pointer `v` is: a load of the pointer from the object,
@@ -2327,6 +2343,48 @@ fn is_float32_box(a: Value) -> bool {
     })
 }
 
+/// Whether `heap_layout` of heap object `a` may become known in a later round of the
+/// analysis: a store into it (or into a heap object stored there) stores an object the
+/// function allocates that has no shadow yet. Activity gives one to an array where it
+/// sees derivative data written (a broadcast's result, `Cell(w .+ x[k], v)`), which a
+/// load of the field reached before it did in this round.
+fn awaits_shadow<'ctx>(
+    m: &crate::llvm::Module,
+    a: Value<'ctx>,
+    shadowed: &HashMap<Value<'ctx>, Leaf>,
+    depth: u32,
+) -> bool {
+    if depth == 0 || gc_allocation(a).is_none() {
+        return false;
+    }
+    let mut awaits = false;
+    for member in heap_family(m, a) {
+        walk_uses(
+            member,
+            true,
+            |d| !is_object_header(d),
+            |p, u| {
+                if u.opcode_if_instruction() != Some(Opcode::LLVMStore) || u.operand(1) != p {
+                    return true;
+                }
+                let v = u.operand(0);
+                let base = zero_offset_base(v);
+                awaits = v.ty().is_pointer()
+                    && if shadowed.contains_key(&v) {
+                        is_heap_object(v, shadowed) && awaits_shadow(m, base, shadowed, depth - 1)
+                    } else {
+                        array_call(base) == Some(ArrayCall::Alloc) || gc_allocation(base).is_some()
+                    };
+                !awaits
+            },
+        );
+        if awaits {
+            return true;
+        }
+    }
+    false
+}
+
 /// What a pointer load `i` from a field of a heap object the function allocates reads,
 /// when a heap object is stored there (a mutable struct holding another): a struct
 /// object laid out as the stored objects' stores say (`heap_layout`), which is what a
@@ -2339,6 +2397,7 @@ fn heap_object_field<'ctx>(
     insts: &[Value<'ctx>],
     shadowed: &HashMap<Value<'ctx>, Leaf>,
     user: &str,
+    awaiting: &mut Option<String>,
 ) -> Result<Option<Leaf>> {
     let Some(stored) = heap_field_stores(m, i.operand(0), insts) else { return Ok(None) };
     // (A merge of such objects stored there is the objects it may be: the link to the
@@ -2374,8 +2433,16 @@ fn heap_object_field<'ctx>(
         if !is_heap_object(v, shadowed) {
             return Err(refuse("another mutable struct and other memory"));
         }
-        let layout = heap_layout(m, zero_offset_base(v), shadowed, 4)
-            .ok_or_else(|| refuse("a mutable struct whose fields are not all in sight"))?;
+        let Some(layout) = heap_layout(m, zero_offset_base(v), shadowed, 4) else {
+            // (An object stored there that awaits its shadow from activity: read as no
+            // field this round; refused if the last round still reads it so.)
+            let refusal = refuse("a mutable struct whose fields are not all in sight");
+            if awaits_shadow(m, zero_offset_base(v), shadowed, 4) {
+                awaiting.get_or_insert(refusal.to_string());
+                return Ok(None);
+            }
+            return Err(refusal);
+        };
         if !layouts.contains(&layout) {
             layouts.push(layout);
         }
@@ -2448,12 +2515,16 @@ fn heap_field_stores<'ctx>(m: &crate::llvm::Module, p: Value<'ctx>, insts: &[Val
 /// and tuples of arrays), or no shadow at all where only objects without derivative
 /// data are stored (`is_inert_object`). A slot holding struct objects and other
 /// pointers is refused.
+///
+/// (`None` also this round, where a struct object stored there awaits its shadow:
+/// `heap_object_field`, which says so in `awaiting`.)
 fn stack_object_field(
     m: &crate::llvm::Module,
     i: Value,
     insts: &[Value],
     shadowed: &HashMap<Value, Leaf>,
     user: &str,
+    awaiting: &mut Option<String>,
 ) -> Result<Option<Leaf>> {
     // (Every pointer stored where `i` reads holds no derivative data, at a known slot:
     // the row lengths beside the boxed floats in `hvcat`'s arguments array, and the
@@ -2475,7 +2546,7 @@ fn stack_object_field(
             return Ok(None);
         }
     }
-    stack_object_leaf(m, i, insts, shadowed, user).map(Some)
+    stack_object_leaf(m, i, insts, shadowed, user, awaiting)
 }
 
 /// Whether only the function's own stores write into stack object `a`: its address (and
@@ -2511,9 +2582,15 @@ fn stack_object_leaf(
     insts: &[Value],
     shadowed: &HashMap<Value, Leaf>,
     user: &str,
-) -> Result<Leaf> {
-    if let Some(leaf) = heap_object_field(m, i, insts, shadowed, user)? {
-        return Ok(leaf);
+    awaiting: &mut Option<String>,
+) -> Result<Option<Leaf>> {
+    let mut waits = None;
+    if let Some(leaf) = heap_object_field(m, i, insts, shadowed, user, &mut waits)? {
+        return Ok(Some(leaf));
+    }
+    if let Some(refusal) = waits {
+        awaiting.get_or_insert(refusal);
+        return Ok(None);
     }
     // A heap object's field holds the arrays stored there (`Memory::can_mirror`): of
     // `Float32` only if every one is.
@@ -2526,8 +2603,8 @@ fn stack_object_leaf(
                 i.print().trim(),
                 crate::names::where_(i)
             ))),
-            _ if f32.contains(&true) => Ok(Leaf::ArrayF32),
-            _ => Ok(Leaf::ArrayF64),
+            _ if f32.contains(&true) => Ok(Some(Leaf::ArrayF32)),
+            _ => Ok(Some(Leaf::ArrayF64)),
         };
     }
     let slot = alloca_slot(m, i.operand(0));
@@ -2549,7 +2626,7 @@ fn stack_object_leaf(
         _ => None,
     });
     if let Some(f32) = rule_result {
-        return Ok(if f32 { Leaf::ArrayF32 } else { Leaf::ArrayF64 });
+        return Ok(Some(if f32 { Leaf::ArrayF32 } else { Leaf::ArrayF64 }));
     }
     let mut layouts = HashSet::new();
     let mut others = false;
@@ -2574,14 +2651,21 @@ fn stack_object_leaf(
             // as from another heap object's field, `heap_object_field`; a boxed float in
             // the arguments array of a call through Julia's generic calling convention.)
             Some(_) if into && is_heap_object(s.operand(0), shadowed) => {
-                let layout = heap_layout(m, zero_offset_base(s.operand(0)), shadowed, 4).ok_or_else(|| {
-                    Error::Unsupported(format!(
+                let object = zero_offset_base(s.operand(0));
+                let Some(layout) = heap_layout(m, object, shadowed, 4) else {
+                    let refusal = Error::Unsupported(format!(
                         "a struct, tuple or closure that holds a mutable struct whose fields are not all in sight \
                          (`{}`), in `{user}`{}",
                         i.print().trim(),
                         crate::names::where_(i)
-                    ))
-                })?;
+                    ));
+                    // (Or not yet: `heap_object_field`.)
+                    if awaits_shadow(m, object, shadowed, 4) {
+                        awaiting.get_or_insert(refusal.to_string());
+                        return Ok(None);
+                    }
+                    return Err(refusal);
+                };
                 let leaf = Leaf::Object(crate::request::intern(&layout));
                 match layout.as_slice() {
                     [(0, Layout::F64)] => box_layouts.insert((Leaf::F64, leaf)),
@@ -2617,16 +2701,16 @@ fn stack_object_leaf(
     match (layouts.len(), others) {
         // Boxed numbers only (of one float type): a pointer loaded there points to the
         // number, as the box's own pointer does.
-        (0, false) if boxes.len() == 1 => Ok(boxes.into_iter().next().expect("one")),
+        (0, false) if boxes.len() == 1 => Ok(boxes.into_iter().next()),
         _ if !boxes.is_empty() => Err(Error::Unsupported(format!(
             "a struct, tuple or closure that holds a boxed differentiated number beside other differentiated \
              memory, or a `Float32` beside a `Float64`, in one place (`{}`), in `{user}`{}",
             i.print().trim(),
             crate::names::where_(i)
         ))),
-        (0, _) if arrays_f32 == Some(true) => Ok(Leaf::ArrayF32),
-        (0, _) => Ok(Leaf::ArrayF64),
-        (1, false) => Ok(layouts.into_iter().next().expect("one")),
+        (0, _) if arrays_f32 == Some(true) => Ok(Some(Leaf::ArrayF32)),
+        (0, _) => Ok(Some(Leaf::ArrayF64)),
+        (1, false) => Ok(layouts.into_iter().next()),
         _ => Err(Error::Unsupported(format!(
             "a struct, tuple or closure that holds a differentiated struct beside other differentiated memory in \
              one place (`{}`), in `{user}`{}",
@@ -4617,8 +4701,53 @@ pub fn alloca_base(p: Value) -> Option<Value> {
 
 #[cfg(test)]
 mod tests {
-    use super::{holds_only_fresh_arrays, loaded_from_readonly_param};
+    use super::{holds_only_fresh_arrays, loaded_from_readonly_param, Memory};
     use crate::llvm::{Context, Opcode, OwnedModule, Value};
+    use crate::request::Leaf;
+    use std::collections::HashMap;
+
+    /// An object `%o` holding another, `%i`, whose field holds a new array `%a`: a load
+    /// of `%o`'s field reads `%i` by its layout, which is not known while `%a` has no
+    /// shadow. In a round of the analysis before activity gives `%a` one, the load is
+    /// read as no field and the refusal waits (`Memory::awaiting`); once `%a` has its
+    /// shadow, the load reads a struct object and nothing waits.
+    #[test]
+    fn a_field_whose_object_awaits_a_shadow_waits_for_the_next_round() {
+        let text = r#"
+declare ptr addrspace(10) @jl_gc_pool_alloc(ptr, i32, i32)
+declare ptr addrspace(10) @jl_alloc_array_1d(ptr addrspace(10), i64)
+
+define double @f(double %x) {
+  %a = call ptr addrspace(10) @jl_alloc_array_1d(ptr addrspace(10) null, i64 2)
+  %i = call ptr addrspace(10) @jl_gc_pool_alloc(ptr null, i32 1, i32 32)
+  store ptr addrspace(10) %a, ptr addrspace(10) %i, align 8
+  %ib = getelementptr inbounds i8, ptr addrspace(10) %i, i64 8
+  store double %x, ptr addrspace(10) %ib, align 8
+  %o = call ptr addrspace(10) @jl_gc_pool_alloc(ptr null, i32 1, i32 32)
+  store ptr addrspace(10) %i, ptr addrspace(10) %o, align 8
+  %ob = getelementptr inbounds i8, ptr addrspace(10) %o, i64 8
+  store double %x, ptr addrspace(10) %ob, align 8
+  %again = load ptr addrspace(10), ptr addrspace(10) %o, align 8
+  %b = getelementptr inbounds i8, ptr addrspace(10) %again, i64 8
+  %v = load double, ptr addrspace(10) %b, align 8
+  ret double %v
+}
+"#;
+        let ctx = Context::create();
+        let m = OwnedModule::parse_ir(&ctx, text).unwrap();
+        let f = m.function("f").unwrap();
+        let insts: Vec<Value> = f.blocks().into_iter().flat_map(|b| b.instructions()).collect();
+        let named = |n: &str| *insts.iter().find(|i| i.name() == n).unwrap();
+        let mut allocations: HashMap<Value, Leaf> =
+            [(named("o"), Leaf::StackMixedF64), (named("i"), Leaf::StackMixedF64)].into_iter().collect();
+        let mem = Memory::compute(&m, f, &[], &[], &allocations, "f").expect("waits, not refused");
+        assert!(mem.awaiting().is_some_and(|r| r.contains("not all in sight")), "the refusal waits");
+        assert_eq!(mem.leaf(named("again")), None, "read as no field this round");
+        allocations.insert(named("a"), Leaf::ArrayF64);
+        let mem = Memory::compute(&m, f, &[], &[], &allocations, "f").expect("differentiated");
+        assert_eq!(mem.awaiting(), None);
+        assert!(matches!(mem.leaf(named("again")), Some(Leaf::Object(_))), "read by its layout");
+    }
 
     /// A `Dict`-like object `%d` whose field at byte 16 a callee refills (`rehash!`), and
     /// `%x`, read from a generator passed by reference: the field holds arrays made
