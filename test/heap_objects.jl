@@ -244,6 +244,25 @@ end
     end
 end
 
+# An array of integers the function computes (`collect(1:3) .+ n`), stored into an
+# object beside a differentiated number: it gets a zeroed shadow with the object, and
+# the broadcast's integer stores into it were refused as a float's bits copied into a
+# differentiated array ("memory whose floats the engine does not follow"). An integer
+# stored into an array of integers, as its allocation's type says, carries nothing.
+# Recursions of 0, 1 and 3 calls, both sides of a branch. (The same array in an object
+# a loop replaces is still refused: docs/limitations.md.)
+mutable struct HoCounts
+    w::Vector{Int}
+    b::Float64
+end
+@noinline ho_rec_counts(m, k) = k == 0 ? m.b : (m.b += m.w[k] * m.b * 0.25; ho_rec_counts(m, k - 1))
+ho_counts(x, n) = ho_rec_counts(HoCounts(collect(1:3) .+ n, x[1] > 0 ? x[1] * x[2] : cos(x[3])), n)
+@testset "an object holding an array of integers the function computed, a recursion of $n calls" for n in (0, 1, 3)
+    for x in ([0.1, 0.2, 0.3, 0.5], [-1.5, 0.7, 0.3, 2.0])   # both sides
+        check_all_modes(x -> ho_counts(x, n), x)
+    end
+end
+
 # A vector of mutable structs the function fills (by `push!`, a comprehension, in a loop
 # or a branch), read back, written through, or handed to a function that is not
 # inlined: the vector's shadow holds the structs' shadows (`Leaf::Objects`). Its

@@ -312,6 +312,12 @@ fn float_bits_into_float_array(i: Value, mem: &Memory, types: &Types) -> bool {
     if types.tree(p).is_some_and(|t| t.get(&[0, 0]) == Some(crate::analysis::types::Kind::Integer)) {
         return false;
     }
+    // (Nor an integer stored into an array of integers the function allocates, as its
+    // type says: `collect(1:3) .+ 1`, which gets a zeroed shadow when stored into an
+    // object beside differentiated numbers.)
+    if mem.allocated_array(p).is_some_and(crate::analysis::memory::integer_array_allocation) {
+        return false;
+    }
     let constant = v.opcode_if_instruction() == Some(Opcode::LLVMLoad) && mem.is_constant_data(v.operand(0));
     !constant && matches!((mem.leaf(p), v.ty().int_width()), (Some(Leaf::ArrayF64), 64) | (Some(Leaf::ArrayF32), 32))
 }
