@@ -9,7 +9,8 @@
 # with `@spawn`, a vector of fetched tasks), push!, pop!, popfirst!, deleteat!, insert!, try (writes
 # before a throw, an exception built from a differentiated value, a try inside
 # another, a sum across a try in a helper), mutable structs
-# (holding mutable structs too, in vectors the function fills or in array literals) and `Ref`s, runtime
+# (holding mutable structs too, in vectors the function fills or in array literals, or an
+# array of integers the function computes) and `Ref`s, runtime
 # activity, printing, logging and string interpolation, custom rules (one returning a
 # tuple), typed variables closures capture and reassign (boxes), `sortperm`, complex
 # products, matrix and vector literals of numbers (of different types too), solves (`\`, `/`),
@@ -77,6 +78,12 @@ mutable struct Cell
     v::Float64
 end
 cell_walk(c::Cell, k) = k == 0 ? c.v : (c.v += c.w[k] * c.v / 2; cell_walk(c, k - 1))
+# And one holding an array of integers the function computes beside the number.
+mutable struct Counts
+    w::Vector{Int}
+    v::Float64
+end
+counts_walk(c::Counts, k) = k == 0 ? c.v : (c.v += c.w[k] * c.v / 4; counts_walk(c, k - 1))
 # A recursive function returning a fresh array at each level (its derivative functions
 # hand the result's shadow back), broadcasting and copying inside.
 @noinline rec_arrays(x, c, k) = k == 0 ? copy(x) .* c : rec_arrays(x, c, k - 1) .+ x .* c
@@ -434,6 +441,7 @@ function program(rng, name)
                 # Heap objects: a mutable struct around the array and a number, walked
                 # by a recursive function; a `Ref` accumulated in a loop.
                 "s += Property.cell_walk(Property.Cell(x, $(expr(rng, 1, vars))), $(rand(rng, 0:3)))",
+                "s += Property.counts_walk(Property.Counts(collect(1:3) .+ $(rand(rng, 0:2)), $(expr(rng, 1, vars))), $(rand(rng, 0:3)))",
                 "s += Property.nest_walk(Property.Nest(Property.Cell(x .* 2, $(expr(rng, 1, vars))), s), $(rand(rng, 0:3)))",
                 "s += Property.weighted_squares(x, $(expr(rng, 1, vars))) + Property.guarded_logs(x, $(rand(rng, 0:3)))",
                 "r = Ref($(expr(rng, 1, vars)))\n    for k in 1:$(rand(rng, 0:3))\n        r[] += x[k] * r[]\n    end\n    s += r[]",
