@@ -161,10 +161,12 @@ pub struct Runtime {
     pub name_types: [&'static str; 2],
     /// Functions that read memory, keep and write nothing, and return an integer
     /// without derivative: the runtime's hashes of an object by identity (`objectid`,
-    /// what a `Dict` with `Symbol` keys hashes them by) or of bytes (`memhash_seed`, a
+    /// what a `Dict` with `Symbol` keys hashes them by; `jl_object_id_` of a value of
+    /// a given type, which a broadcast's aliasing check takes of a `Diagonal` holding
+    /// a differentiated array, `A + Diagonal(x)`) or of bytes (`memhash_seed`, a
     /// `String` key's hash), its comparison of two objects (`jl_egal`, `===`), and
     /// libc's `memcmp` (`==` of two `String`s).
-    pub read_only_functions: [&'static str; 4],
+    pub read_only_functions: [&'static str; 5],
     /// Functions that read memory, keep and write nothing, and return a name (a
     /// `Symbol`, immutable and without a derivative): the runtime's interning of a
     /// string's bytes (`Symbol("k", i)`, `Symbol(s)`).
@@ -293,7 +295,7 @@ pub const V1_5: Runtime = Runtime {
     float32_type: "jl_float32_type",
     nothing: "jl_nothing",
     name_types: ["jl_symbol_type", "jl_string_type"],
-    read_only_functions: ["jl_object_id", "memhash_seed", "jl_egal", "memcmp"],
+    read_only_functions: ["jl_object_id", "jl_object_id_", "memhash_seed", "jl_egal", "memcmp"],
     name_functions: ["jl_symbol_n", "jl_symbol"],
     tracked_address_space: 10,
     derived_address_space: 11,

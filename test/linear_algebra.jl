@@ -130,6 +130,23 @@ end
     end
 end
 
+# A matrix plus a `Diagonal` of a vector (`A + Diagonal(x)`, a shift of the diagonal):
+# `+` broadcasts, and the broadcast's aliasing check hashes the `Diagonal` by value
+# (`objectid`, the runtime's `jl_object_id_`, which reads it and returns an integer).
+# It was refused as derivative data handed to the runtime.
+shifted_det(A, x) = det(A + Diagonal(x))
+shifted_inv(A, x) = sum(inv(Diagonal(x) + A))
+shifted_solve(A, x, b) = sum((A + Diagonal(x)) \ b)
+shifted_sum(A, x) = sum(abs2, A + Diagonal(x)) * x[1]
+@testset "A + Diagonal(x): $(nameof(f)), n = $n" for f in (shifted_det, shifted_inv, shifted_solve, shifted_sum),
+                                                     n in (1, 3, 5)
+    rng = MersenneTwister(40 + n)
+    for trial in 1:2
+        args = f === shifted_solve ? (general(rng, n), randn(rng, n), randn(rng, n)) : (general(rng, n), randn(rng, n))
+        check_each_constant(f, args)
+    end
+end
+
 @testset "triangular and diagonal A: the solve \\ uses" begin
     rng = MersenneTwister(3)
     U = triu(general(rng, 4))
