@@ -676,6 +676,37 @@ eigen_vectors(A) = (E = eigen(Symmetric(A, :L)); sum(abs2, E.vectors[:, 1] .* [1
     end
 end
 
+# Factorizations of a matrix the function computes (a kernel matrix's `cholesky` in a
+# Gaussian process's log likelihood, `lu` of a shifted matrix): the rule's call is handed
+# root slots of the function's GC frame for the factorization's arrays, which it only
+# writes. Counted as a read of the whole frame, it made every array the frame roots
+# (the computed matrix among them) need a shadowed frame, and a constant array rooted
+# in another slot of it was refused. Loops of 0, 1 and 3 factorizations.
+function gp_loglik(x, y)
+    K = [exp(-(x[i] - x[j])^2) for i in eachindex(x), j in eachindex(x)] + 0.5I
+    C = cholesky(Symmetric(K))
+    return -logdet(C) - dot(y, C \ y)
+end
+lu_computed(A, x) = (F = lu(A .* x'); sum(F \ x) + det(F))
+function lu_computed_loop(A, x, n)
+    y = copy(x)
+    for k in 1:n
+        y = lu(A + Diagonal(y) * k) \ y
+    end
+    return sum(abs2, y)
+end
+@testset "factorizations of a computed matrix: $name" for (name, f, inputs) in (
+    ("a Gaussian process's log likelihood", gp_loglik, rng -> (randn(rng, 4), randn(rng, 4))),
+    ("lu(A .* x')", lu_computed, rng -> (general(rng, 3), 2 .+ rand(rng, 3))),
+    ("lu in a loop, 0 iterations", (A, x) -> lu_computed_loop(A, x, 0), rng -> (general(rng, 3), 2 .+ rand(rng, 3))),
+    ("lu in a loop, 1 iteration", (A, x) -> lu_computed_loop(A, x, 1), rng -> (general(rng, 3), 2 .+ rand(rng, 3))),
+    ("lu in a loop, 3 iterations", (A, x) -> lu_computed_loop(A, x, 3), rng -> (general(rng, 3), 2 .+ rand(rng, 3))))
+    rng = MersenneTwister(77)
+    for trial in 1:2
+        check_each_constant(f, inputs(rng))
+    end
+end
+
 @testset "factorizations: cholesky of a Matrix reads its upper triangle" begin
     rng = MersenneTwister(22)
     A, b = spd(rng, 3), randn(rng, 3)

@@ -3171,7 +3171,7 @@ pub fn inert_pointer_stores<'ctx>(m: &'ctx crate::llvm::Module, insts: &[Value<'
         let keeps_nothing =
             callee.is_function() && ["llvm.lifetime.", "llvm.memset."].iter().any(|p| callee.name().starts_with(p));
         if !keeps_nothing {
-            for k in 0..call.call_arg_count() {
+            for k in (0..call.call_arg_count()).filter(|&k| !rule_result_roots(*i, k)) {
                 read.extend(alloca_bases(i.operand(k)).into_iter().map(|a| (a, None)));
             }
         }
@@ -3205,6 +3205,24 @@ pub fn inert_pointer_stores<'ctx>(m: &'ctx crate::llvm::Module, insts: &[Value<'
         })
         .copied()
         .collect()
+}
+
+/// Whether operand `k` of call `i` is where a rule returning a struct through memory
+/// (`names::rule_sret_result`: a factorization, `lu(M)`) gets the root slots of a GC
+/// frame for the struct's objects: the parameter after the result buffer, a plain
+/// pointer into the frame, which the runtime hook writes the primal's objects into and
+/// never reads (`rule_sret_operand`). The frame's other slots are not read by the call.
+pub fn rule_result_roots(i: Value, k: usize) -> bool {
+    k == 1
+        && crate::names::rule_sret_result(i).is_some()
+        && i.as_call()
+            .and_then(|c| c.called_function())
+            .and_then(|f| f.params().get(1).copied())
+            .is_some_and(|p| p.ty().address_space() == Some(0))
+        && {
+            let bases = alloca_bases(i.operand(k));
+            !bases.is_empty() && bases.iter().all(|&a| is_gc_frame(a))
+        }
 }
 
 /// What an instruction does to a stack slot's memory (`slot_accesses`): the byte ranges
@@ -4705,6 +4723,46 @@ mod tests {
     use crate::llvm::{Context, Opcode, OwnedModule, Value};
     use crate::request::Leaf;
     use std::collections::HashMap;
+
+    /// A rule returning a factorization through memory is handed root slots of the GC
+    /// frame (`%roots`), which it only writes: a pointer stored into another slot of the
+    /// frame (`%slot`) is still read by nobody but the collector. Handed to any other
+    /// call, the frame may be read anywhere.
+    #[test]
+    fn a_rule_writing_root_slots_reads_no_other_slot_of_the_frame() {
+        let ir = |callee: &str| {
+            format!(
+                r#"
+declare void @oxidase.rule.1.lu(ptr sret({{ ptr addrspace(10), ptr addrspace(10), i64 }}), ptr, ptr addrspace(10)) #0
+declare void @other(ptr sret({{ ptr addrspace(10), ptr addrspace(10), i64 }}), ptr, ptr addrspace(10))
+
+define void @f(ptr addrspace(10) %m, ptr addrspace(10) %c) {{
+  %gcframe = alloca [6 x ptr addrspace(10)], align 16
+  %tp = call ptr asm "movq %fs:0, $0", "=r"()
+  %ptls = getelementptr i8, ptr %tp, i64 -15720
+  store ptr %gcframe, ptr %ptls, align 8
+  %roots = getelementptr inbounds i8, ptr %gcframe, i64 16
+  %slot = getelementptr inbounds i8, ptr %gcframe, i64 32
+  store ptr addrspace(10) %c, ptr %slot, align 8
+  %buf = alloca {{ ptr addrspace(10), ptr addrspace(10), i64 }}, align 8
+  call void @{callee}(ptr sret({{ ptr addrspace(10), ptr addrspace(10), i64 }}) %buf, ptr %roots, ptr addrspace(10) %m)
+  ret void
+}}
+
+attributes #0 = {{ "oxidase-rule-result-array-f64" }}
+"#
+            )
+        };
+        for (callee, inert) in [("oxidase.rule.1.lu", true), ("other", false)] {
+            let ctx = Context::create();
+            let m = OwnedModule::parse_ir(&ctx, &ir(callee)).unwrap();
+            let f = m.function("f").unwrap();
+            let insts: Vec<Value> = f.blocks().into_iter().flat_map(|b| b.instructions()).collect();
+            let store =
+                *insts.iter().find(|i| i.opcode() == Opcode::LLVMStore && i.operand(1).name() == "slot").unwrap();
+            assert_eq!(super::inert_pointer_stores(&m, &insts).contains(&store), inert, "{callee}");
+        }
+    }
 
     /// An object `%o` holding another, `%i`, whose field holds a new array `%a`: a load
     /// of `%o`'s field reads `%i` by its layout, which is not known while `%a` has no

@@ -835,6 +835,11 @@ fn escaped_roots<'ctx>(
                                 CallKind::Inert | CallKind::Pure | CallKind::MemoryIntrinsic { .. } | CallKind::Resize
                             )
                             || memory::array_call(u).is_some()
+                            // (The root slots a rule returning a struct through memory
+                            // writes the primal's objects into: `memory::rule_result_roots`.)
+                            || (0..call.call_arg_count())
+                                .filter(|&k| u.operand(k) == p)
+                                .all(|k| memory::rule_result_roots(u, k))
                     }),
                     _ => false,
                 };
