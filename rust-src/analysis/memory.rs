@@ -2198,86 +2198,89 @@ fn heap_layout<'ctx>(
     let family = heap_family(m, a);
     let mut fields: std::collections::BTreeMap<u64, Layout> = std::collections::BTreeMap::new();
     let mut known = true;
-    for &member in &family {
-        // (Through merges too: a store through a merge of objects, or of their fields'
-        // addresses, may store into this one.)
+    each_store_into(&family, |member, p, u| {
+        // (A store through a merge with other memory — an element loaded from an
+        // array of such objects, `forwarded_object_merge` — is read by the
+        // array's layout, not this one's.)
+        let slots = object_slots(m, p);
+        if slots.is_none() && object_base(p) != Some(member) {
+            return true;
+        }
+        let v = u.operand(0);
+        let objects = || linked_objects(m, v).filter(|o| !o.is_empty());
+        let link = || v.ty().is_pointer() && objects().is_some_and(|o| o.iter().all(|o| family.contains(o)));
+        // (A merge of other such objects, of one layout: a struct chosen by a
+        // branch, or replaced in a loop, then stored into this one.)
+        let merged_objects = || {
+            let objects = objects().filter(|o| o.iter().all(|o| is_heap_object(*o, shadowed)))?;
+            let mut layouts = objects.iter().map(|o| heap_layout(m, *o, shadowed, depth - 1));
+            let first = layouts.next()??;
+            layouts.all(|l| l.as_ref() == Some(&first)).then_some(Layout::Object(first))
+        };
+        let layout = match (slots.clone(), v.ty().float_bits()) {
+            (Some((b, off)), _) if !b.contains(&member) || off < 0 => None,
+            (None, _) => None,
+            (_, 64) => Some(Layout::F64),
+            // (`Float32` only in its own box, `ingest::inline_float32_boxes`, or in a
+            // tuple of numbers whose type says so.)
+            (_, 32) if holds_float32(member) => Some(Layout::F32),
+            (_, 32) => None,
+            // (A float copied from a differentiated array as its bits, `load i64`
+            // then `store i64`, as `instcombine` makes of `Cell(w, x[1])`: a float
+            // field, as `retype_bit_copies` makes it once shadows are known.)
+            _ if v.ty().is_int() && float_bits_load(v, shadowed) => Some(Layout::F64),
+            _ if v.ty().is_int() => Some(Layout::Integer),
+            _ if is_null(v) || is_nothing(v) => return true,
+            // (A symbol, a task's state: memory without a derivative.)
+            _ if is_name(v) => Some(Layout::Pointer),
+            _ if link() => Some(Layout::SelfRef),
+            _ => match shadowed.get(&v) {
+                // (An array of integers beside differentiated ones has a zero
+                // shadow; a callee reads its elements as integers.)
+                Some(Leaf::ArrayF64) if integer_array_allocation(zero_offset_base(v)) => {
+                    Some(Layout::array_of(Layout::Integer))
+                }
+                Some(Leaf::ArrayF64) if name_array_allocation(zero_offset_base(v)) => {
+                    Some(Layout::array_of(Layout::Pointer))
+                }
+                Some(Leaf::ArrayF64) => Some(Layout::array_of(Layout::F64)),
+                Some(Leaf::ArrayF32) => Some(Layout::array_of(Layout::F32)),
+                Some(Leaf::Object(f)) => Some(Layout::Object(f.to_vec())),
+                _ if is_heap_object(v, shadowed) => {
+                    heap_layout(m, zero_offset_base(v), shadowed, depth - 1).map(Layout::Object)
+                }
+                _ if pointer_op(v) == Some(PointerOp::Merge) => merged_objects(),
+                _ => None,
+            },
+        };
+        let off = slots.map_or(0, |(_, o)| o as u64);
+        match layout {
+            Some(l) if fields.get(&off).is_none_or(|k| *k == l) => {
+                fields.insert(off, l);
+            }
+            _ => known = false,
+        }
+        known
+    });
+    known.then(|| fields.into_iter().collect())
+}
+
+/// Visits every store into a member of heap family `family`, through merges of the
+/// members' addresses too (a store through a merge of objects, or of their fields'
+/// addresses, may store into any of them): `visit(member, address, store)`, until it
+/// returns `false`. Returns whether every visit returned `true`.
+fn each_store_into<'ctx>(
+    family: &[Value<'ctx>],
+    mut visit: impl FnMut(Value<'ctx>, Value<'ctx>, Value<'ctx>) -> bool,
+) -> bool {
+    family.iter().all(|&member| {
         walk_uses(
             member,
             true,
             |d| !is_object_header(d),
-            |p, u| {
-                if u.opcode_if_instruction() != Some(Opcode::LLVMStore) || u.operand(1) != p {
-                    return true;
-                }
-                // (A store through a merge with other memory — an element loaded from an
-                // array of such objects, `forwarded_object_merge` — is read by the
-                // array's layout, not this one's.)
-                let slots = object_slots(m, p);
-                if slots.is_none() && object_base(p) != Some(member) {
-                    return true;
-                }
-                let v = u.operand(0);
-                let objects = || linked_objects(m, v).filter(|o| !o.is_empty());
-                let link = || v.ty().is_pointer() && objects().is_some_and(|o| o.iter().all(|o| family.contains(o)));
-                // (A merge of other such objects, of one layout: a struct chosen by a
-                // branch, or replaced in a loop, then stored into this one.)
-                let merged_objects = || {
-                    let objects = objects().filter(|o| o.iter().all(|o| is_heap_object(*o, shadowed)))?;
-                    let mut layouts = objects.iter().map(|o| heap_layout(m, *o, shadowed, depth - 1));
-                    let first = layouts.next()??;
-                    layouts.all(|l| l.as_ref() == Some(&first)).then_some(Layout::Object(first))
-                };
-                let layout = match (slots.clone(), v.ty().float_bits()) {
-                    (Some((b, off)), _) if !b.contains(&member) || off < 0 => None,
-                    (None, _) => None,
-                    (_, 64) => Some(Layout::F64),
-                    // (`Float32` only in its own box, `ingest::inline_float32_boxes`, or in a
-                    // tuple of numbers whose type says so.)
-                    (_, 32) if holds_float32(member) => Some(Layout::F32),
-                    (_, 32) => None,
-                    // (A float copied from a differentiated array as its bits, `load i64`
-                    // then `store i64`, as `instcombine` makes of `Cell(w, x[1])`: a float
-                    // field, as `retype_bit_copies` makes it once shadows are known.)
-                    _ if v.ty().is_int() && float_bits_load(v, shadowed) => Some(Layout::F64),
-                    _ if v.ty().is_int() => Some(Layout::Integer),
-                    _ if is_null(v) || is_nothing(v) => return true,
-                    // (A symbol, a task's state: memory without a derivative.)
-                    _ if is_name(v) => Some(Layout::Pointer),
-                    _ if link() => Some(Layout::SelfRef),
-                    _ => match shadowed.get(&v) {
-                        // (An array of integers beside differentiated ones has a zero
-                        // shadow; a callee reads its elements as integers.)
-                        Some(Leaf::ArrayF64) if integer_array_allocation(zero_offset_base(v)) => {
-                            Some(Layout::array_of(Layout::Integer))
-                        }
-                        Some(Leaf::ArrayF64) if name_array_allocation(zero_offset_base(v)) => {
-                            Some(Layout::array_of(Layout::Pointer))
-                        }
-                        Some(Leaf::ArrayF64) => Some(Layout::array_of(Layout::F64)),
-                        Some(Leaf::ArrayF32) => Some(Layout::array_of(Layout::F32)),
-                        Some(Leaf::Object(f)) => Some(Layout::Object(f.to_vec())),
-                        _ if is_heap_object(v, shadowed) => {
-                            heap_layout(m, zero_offset_base(v), shadowed, depth - 1).map(Layout::Object)
-                        }
-                        _ if pointer_op(v) == Some(PointerOp::Merge) => merged_objects(),
-                        _ => None,
-                    },
-                };
-                let off = slots.map_or(0, |(_, o)| o as u64);
-                match layout {
-                    Some(l) if fields.get(&off).is_none_or(|k| *k == l) => {
-                        fields.insert(off, l);
-                    }
-                    _ => known = false,
-                }
-                known
-            },
-        );
-        if !known {
-            return None;
-        }
-    }
-    Some(fields.into_iter().collect())
+            |p, u| u.opcode_if_instruction() != Some(Opcode::LLVMStore) || u.operand(1) != p || visit(member, p, u),
+        )
+    })
 }
 
 /// The heap objects pointer `v` may be: itself, at its own address, or what a merge of
@@ -2357,32 +2360,17 @@ fn awaits_shadow<'ctx>(
     if depth == 0 || gc_allocation(a).is_none() {
         return false;
     }
-    let mut awaits = false;
-    for member in heap_family(m, a) {
-        walk_uses(
-            member,
-            true,
-            |d| !is_object_header(d),
-            |p, u| {
-                if u.opcode_if_instruction() != Some(Opcode::LLVMStore) || u.operand(1) != p {
-                    return true;
-                }
-                let v = u.operand(0);
-                let base = zero_offset_base(v);
-                awaits = v.ty().is_pointer()
-                    && if shadowed.contains_key(&v) {
-                        is_heap_object(v, shadowed) && awaits_shadow(m, base, shadowed, depth - 1)
-                    } else {
-                        array_call(base) == Some(ArrayCall::Alloc) || gc_allocation(base).is_some()
-                    };
-                !awaits
-            },
-        );
-        if awaits {
-            return true;
-        }
-    }
-    false
+    !each_store_into(&heap_family(m, a), |_, _, u| {
+        let v = u.operand(0);
+        let base = zero_offset_base(v);
+        let awaits = v.ty().is_pointer()
+            && if shadowed.contains_key(&v) {
+                is_heap_object(v, shadowed) && awaits_shadow(m, base, shadowed, depth - 1)
+            } else {
+                array_call(base) == Some(ArrayCall::Alloc) || gc_allocation(base).is_some()
+            };
+        !awaits
+    })
 }
 
 /// What a pointer load `i` from a field of a heap object the function allocates reads,
