@@ -44,12 +44,18 @@ fn list_arg() -> Vec<ArgSpec> {
 /// A list of `values` (its nodes in one vector, linked, the last to null).
 fn list(values: &[f64]) -> Vec<Node> {
     let mut nodes: Vec<Node> = values.iter().map(|&v| Node { v, next: std::ptr::null_mut() }).collect();
+    link(&mut nodes, |n| &mut n.next);
+    nodes
+}
+
+/// Links `nodes` in order through their `next` field (the last keeps its null): the
+/// caller never resizes the vector after, so the addresses stay valid.
+fn link<T>(nodes: &mut [T], next: fn(&mut T) -> &mut *mut T) {
     let base = nodes.as_mut_ptr();
     for k in 1..nodes.len() {
-        // SAFETY: `k` is within the vector, which is never resized after.
-        nodes[k - 1].next = unsafe { base.add(k) };
+        // SAFETY: `k` is within the slice.
+        *next(&mut nodes[k - 1]) = unsafe { base.add(k) };
     }
-    nodes
 }
 
 /// Calls the derivative on `x` with shadow `dx` (lists of one length): (primal, tangent
@@ -277,11 +283,7 @@ fn w_list(v: &[f64], w: &[f64]) -> (Vec<WNode>, Vec<FakeArray>) {
     let mut arrays: Vec<FakeArray> = w.iter().map(|&x| *FakeArray::new(&[x])).collect();
     let mut nodes: Vec<WNode> =
         v.iter().zip(arrays.iter_mut()).map(|(&v, a)| WNode { v, w: a, next: std::ptr::null_mut() }).collect();
-    let base = nodes.as_mut_ptr();
-    for k in 1..nodes.len() {
-        // SAFETY: `k` is within the vector, which is never resized after.
-        nodes[k - 1].next = unsafe { base.add(k) };
-    }
+    link(&mut nodes, |n| &mut n.next);
     (nodes, arrays)
 }
 
