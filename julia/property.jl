@@ -14,6 +14,7 @@
 # activity, printing, logging and string interpolation, custom rules (one returning a
 # tuple), typed variables closures capture and reassign (boxes), `sortperm`, complex
 # products, matrix and vector literals of numbers (of different types too), solves (`\`, `/`),
+# factorizations of a computed matrix, a matrix plus a `Diagonal`,
 # Dicts filled, from pairs or from a generator, arrays written through a reshape,
 # some reading the array out of a struct holding a mutable struct (a model's layer) or
 # out of a vector of mutable structs,
@@ -631,6 +632,12 @@ function program(rng, name)
                 "s += sum(exp([x[1] $(expr(rng, 1, vars)); x[2] -x[3]] ./ 4)) / 4",
                 "s += sum(Property.svdvals([x[1] 1.0 0.5; $(expr(rng, 1, vars)) x[3] -1.0])) / 4",
                 "s += Property.cond([x[1] 1.0; $(expr(rng, 1, vars)) x[2] + 2.0], $(rand(rng, (1, 2, Inf)))) / 8",
+                # Factorizations of a matrix the program computes (a kernel matrix, as in a
+                # Gaussian process), and a matrix plus a `Diagonal`.
+                "mK = [exp(-(x[i] - x[j])^2) for i in 1:3, j in 1:3] + (1 + ($(expr(rng, 1, vars)))^2) * Property.I
+    s += -Property.logdet(Property.cholesky(Property.Symmetric(mK))) / 4 + sum(Property.lu(mK) \\ [1.0, s, x[2]]) / 8",
+                # (Not yet of a matrix literal `[x[1] 1.0; ...]`, refused: docs/limitations.md.)
+                "s += Property.det(reshape([x[1], $(expr(rng, 1, vars)), 1.0, 2.0], 2, 2) + Property.Diagonal([s, x[3]])) / 8",
                 # Ranges with differentiated endpoints: `LinRange` computes in floats;
                 # Base's float ranges (integers at small rationals, twice-precision
                 # floats elsewhere) differentiate through Oxidase's rules
