@@ -177,6 +177,10 @@ const ROW = [0.5, -1.0, 2.0]
 # BLAS rules, issue 16).
 const CM = [1.0+0.5im -0.5im 0.25; 0.3 1.0-1.0im 0.5im; -0.2+0.1im 0.4 0.8]
 
+# A constant matrix, shifted by a `Diagonal` of differentiated numbers (a broadcast
+# reading it or the copy `Base.unalias` makes of it, issue 16).
+const KM = [2.0 0.5 0.25; -0.5 3.0 0.1; 0.2 0.3 2.5]
+
 ruled_smooth(v) = sqrt(1 + v^2)
 ruled_slope(v) = v / sqrt(1 + v^2)
 function Oxidase.EnzymeRules.forward(config, ::Const{typeof(ruled_smooth)}, RT, v::Annotation)
@@ -636,8 +640,13 @@ function program(rng, name)
                 # Gaussian process), and a matrix plus a `Diagonal`.
                 "mK = [exp(-(x[i] - x[j])^2) for i in 1:3, j in 1:3] + (1 + ($(expr(rng, 1, vars)))^2) * Property.I
     s += -Property.logdet(Property.cholesky(Property.Symmetric(mK))) / 4 + sum(Property.lu(mK) \\ [1.0, s, x[2]]) / 8",
-                # (Not yet of a matrix literal `[x[1] 1.0; ...]`, refused: docs/limitations.md.)
-                "s += Property.det(reshape([x[1], $(expr(rng, 1, vars)), 1.0, 2.0], 2, 2) + Property.Diagonal([s, x[3]])) / 8",
+                # (Of a reshaped vector literal, a matrix literal, a constant global,
+                # broadcast or added in either order.)
+                rand(rng, ["s += Property.det(reshape([x[1], $(expr(rng, 1, vars)), 1.0, 2.0], 2, 2) + Property.Diagonal([s, x[3]])) / 8",
+                           "s += Property.det([x[1] 1.0; $(expr(rng, 1, vars)) 2.0] + Property.Diagonal([s, x[3]])) / 8",
+                           "s += Property.det(Property.Diagonal(x .* $(expr(rng, 1, vars))) + Property.KM) / 16",
+                           "s += sum(abs2, Property.KM .+ Property.Diagonal(x)) * $(expr(rng, 1, vars)) / 32",
+                           "s += Property.det(Property.KM .* x' + Property.Diagonal([s, x[2], 1.0])) / 32"]),
                 # Ranges with differentiated endpoints: `LinRange` computes in floats;
                 # Base's float ranges (integers at small rationals, twice-precision
                 # floats elsewhere) differentiate through Oxidase's rules

@@ -192,6 +192,11 @@ pub struct Runtime {
     pub datatype_parameters: u64,
     /// The byte offset of a `svec`'s first element (after its length).
     pub svec_data: u64,
+    /// The byte offset of a `DataType`'s size in bytes (a 32-bit integer).
+    pub datatype_size: u64,
+    /// The function among `read_only_functions` that reads a value of a given type by
+    /// reference, `(type, address)`: it reads the type's size in bytes from the address.
+    pub typed_object_id: &'static str,
     /// The builtin behind splatting, `f(x...)`: `(F, args, nargs)` with `iterate`, `f`
     /// and the collections in `args`.
     pub apply_iterate: &'static str,
@@ -316,10 +321,13 @@ pub const V1_5: Runtime = Runtime {
         "jl_uint8_type",
         "jl_bool_type",
     ],
-    // (`jl_datatype_t`: name, super, parameters, ...; `jl_svec_t`: length, then data.)
+    // (`jl_datatype_t`: name, super, parameters, types, names, instance, layout, size
+    // (`int32_t`), ...; `jl_svec_t`: length, then data.)
     datatype_name: 0,
     datatype_parameters: 16,
     svec_data: 8,
+    datatype_size: 56,
+    typed_object_id: "jl_object_id_",
     apply_iterate: "jl_f__apply_iterate",
     splat_builtins: &["jl_f__apply_iterate", "jl_f__apply"],
     invoke: "jl_invoke",

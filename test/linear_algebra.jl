@@ -133,27 +133,49 @@ end
 # A matrix plus a `Diagonal` of a vector (`A + Diagonal(x)`, a shift of the diagonal):
 # `+` broadcasts, and the broadcast's aliasing check hashes the `Diagonal` by value
 # (`objectid`, the runtime's `jl_object_id_`, which reads it and returns an integer).
-# It was refused as derivative data handed to the runtime. (`A` is differentiated:
-# with bounds checks forced on, as `Pkg.test` runs, a `Const` `A` beside the
-# differentiated `x`, and `Diagonal(x) + A` in that order, are refused, though they
-# differentiate in a plain session: docs/limitations.md. `with_differentiated_first`
-# leaves the `Const` first argument out.)
-function with_differentiated_first(f, args)
-    check_linalg(f, args, map(_ -> true, args))
-    for k in 2:length(args)
-        check_linalg(f, args, ntuple(j -> j != k, length(args)))
-    end
-end
+# It was refused as derivative data handed to the runtime. With a `Const` `A`, the
+# broadcast reads `A` or the copy `Base.unalias` makes of it (a merge of the two, each
+# shadowed by a zeroed array), and with bounds checks forced on, as `Pkg.test` runs,
+# the `Diagonal` is rooted in a GC frame whose other slots hold values without a
+# shadow: both were refused.
 shifted_det(A, x) = det(A + Diagonal(x))
 shifted_inv(A, x) = sum(inv(A + Diagonal(x)))
 shifted_solve(A, x, b) = sum((A + Diagonal(x)) \ b)
 shifted_sum(A, x) = sum(abs2, A + Diagonal(x)) * x[1]
-@testset "A + Diagonal(x): $(nameof(f)), n = $n" for f in (shifted_det, shifted_inv, shifted_solve, shifted_sum),
+shifted_first(A, x) = det(Diagonal(x) + A)
+shifted_broadcast(A, x) = sum(abs2, A .+ Diagonal(x)) * x[1]
+scaled_shift(A, x) = det(A .* x' + Diagonal(x))
+# Shifted once per iteration (`k` times), on one side of a branch or the other.
+function shifted_loop(A, x, k)
+    M = copy(A)
+    for j in 1:k
+        M = M + Diagonal(x .* j)
+    end
+    return x[1] > 0 ? det(M) : sum(abs2, M .+ Diagonal(x))
+end
+@testset "A + Diagonal(x): $(nameof(f)), n = $n" for f in (shifted_det, shifted_inv, shifted_solve, shifted_sum,
+                                                            shifted_first, shifted_broadcast, scaled_shift),
                                                      n in (1, 3, 5)
     rng = MersenneTwister(40 + n)
     for trial in 1:2
         args = f === shifted_solve ? (general(rng, n), randn(rng, n), randn(rng, n)) : (general(rng, n), randn(rng, n))
-        with_differentiated_first(f, args)
+        check_each_constant(f, args)
+    end
+end
+@testset "A + Diagonal(x) in a loop of $k, x[1] $(sign)" for k in (0, 1, 3), sign in (1, -1)
+    rng = MersenneTwister(50 + k)
+    x = rand(rng, 3) .+ 0.5
+    x[1] *= sign
+    check_each_constant((A, x) -> shifted_loop(A, x, k), (general(rng, 3), x))
+end
+# A matrix literal plus the `Diagonal` of a vector literal: the `Diagonal` is rooted in
+# the GC frame that also roots the literal's boxes, which `jl_object_id_` reads only
+# the `Diagonal`'s bytes of (refused before: the whole frame counted as read).
+literal_shift(x) = det([x[1] 1.0; x[2] 2.0] + Diagonal([x[2], x[3]]))
+literal_shift_sum(x) = sum(abs2, [x[1] 1.0; x[2] 2.0] + Diagonal([x[2], 2.0]))
+@testset "matrix literal + Diagonal(vector literal): $(nameof(f))" for f in (literal_shift, literal_shift_sum)
+    for x in ([1.0, 2.0, 3.0], [-0.5, 1.5, 0.25])
+        check_linalg(f, (x,), (true,))
     end
 end
 
@@ -691,8 +713,8 @@ end
 # root slots of the function's GC frame for the factorization's arrays, which it only
 # writes. Counted as a read of the whole frame, it made every array the frame roots
 # (the computed matrix among them) need a shadowed frame, and a constant array rooted
-# in another slot of it was refused. Loops of 0, 1 and 3 factorizations. (As above, a
-# `Const` `A` broadcast with the differentiated `x` is left out: `A .* x'` copies it.)
+# in another slot of it was refused. Loops of 0, 1 and 3 factorizations; each argument
+# `Const` in turn.
 function gp_loglik(x, y)
     K = [exp(-(x[i] - x[j])^2) for i in eachindex(x), j in eachindex(x)] + 0.5I
     C = cholesky(Symmetric(K))
@@ -714,7 +736,7 @@ end
     ("lu in a loop, 3 iterations", (A, x) -> lu_computed_loop(A, x, 3), rng -> (general(rng, 3), 2 .+ rand(rng, 3))))
     rng = MersenneTwister(77)
     for trial in 1:2
-        with_differentiated_first(f, inputs(rng))
+        check_each_constant(f, inputs(rng))
     end
 end
 

@@ -901,6 +901,29 @@ impl<'ctx> Activity<'ctx> {
                     wants_shadow.insert(allocated, leaf);
                     continue;
                 }
+                // (Or a merge of such arrays, each shadowed already or shadowable so: a
+                // `Const` argument or the copy `Base.unalias` makes of it, `A .+
+                // Diagonal(x)`'s; each gets its shadow, and the merge a merge of them.)
+                let merged = merged_arrays(allocated).and_then(|bases| {
+                    let mut leaves = Vec::new();
+                    for b in bases {
+                        let leaf = match mem.leaf(b) {
+                            Some(l) if mem.is_shadowed(b) => l,
+                            _ => beside_allocation(b, types).or_else(|| {
+                                constant_float_array(b, argument_bases.contains(&b), &insts, &inert, mem, types)
+                            })?,
+                        };
+                        leaves.push((b, leaf));
+                    }
+                    let first = leaves.first()?.1;
+                    leaves.iter().all(|&(_, l)| l == first).then_some(leaves)
+                });
+                if let Some(leaves) = merged {
+                    for (b, leaf) in leaves.into_iter().filter(|&(b, _)| !mem.is_shadowed(b)) {
+                        wants_shadow.insert(b, leaf);
+                    }
+                    continue;
+                }
                 // (Or a box the function allocates around a constant float, beside boxes of
                 // differentiated ones: a literal in `[x 0.5; y z]`, whose box
                 // `ingest::materialize_constant_boxes` made the function's.)
@@ -1405,6 +1428,37 @@ fn argument_array(p: Value) -> Option<Value> {
             _ => return None,
         }
     }
+}
+
+/// The arrays merge `v` chooses among (through `phi`s, `select`s, casts and merges of
+/// merges, without casts), or `None` when `v` is no merge or the web holds more than a
+/// few values.
+fn merged_arrays(v: Value) -> Option<Vec<Value>> {
+    const LIMIT: usize = 16;
+    if !matches!(v.opcode_if_instruction(), Some(Opcode::LLVMPHI | Opcode::LLVMSelect)) {
+        return None;
+    }
+    let (mut found, mut seen, mut work) = (Vec::new(), HashSet::new(), vec![v]);
+    while let Some(w) = work.pop() {
+        if !seen.insert(w) {
+            continue;
+        }
+        if seen.len() > LIMIT {
+            return None;
+        }
+        match w.opcode_if_instruction() {
+            Some(Opcode::LLVMPHI | Opcode::LLVMSelect) => work.extend(crate::analysis::memory::merged(w)),
+            _ => {
+                let base = crate::analysis::memory::zero_offset_base(w);
+                if base != w {
+                    work.push(base);
+                } else if !found.contains(&w) {
+                    found.push(w);
+                }
+            }
+        }
+    }
+    Some(found)
 }
 
 /// Whether constant `v` refers to absolute address `address`, itself or through the

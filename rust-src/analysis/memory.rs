@@ -3142,8 +3142,9 @@ pub fn grow_to_fixpoint<'ctx>(
 /// alloca and constant byte offset; a load at an unknown offset (through a merge of
 /// addresses, say: the loop over a splatted call's argument array) counts for every
 /// alloca it may read, and so does a call handed an address into one (the argument
-/// array of a dynamic call, which the callee reads), but for lifetime markers and
-/// `memset`.
+/// array of a dynamic call, which the callee reads), but for lifetime markers, `memset`
+/// and calls that never return, and but for a call reading a value of a type it is
+/// given (`typed_read`), which reads that value's bytes only.
 pub fn inert_pointer_stores<'ctx>(m: &'ctx crate::llvm::Module, insts: &[Value<'ctx>]) -> HashSet<Value<'ctx>> {
     let mut read = HashSet::new();
     for i in insts.iter().filter(|i| i.opcode() == Opcode::LLVMLoad) {
@@ -3156,10 +3157,19 @@ pub fn inert_pointer_stores<'ctx>(m: &'ctx crate::llvm::Module, insts: &[Value<'
     }
     for (i, call) in insts.iter().filter(|i| i.opcode() == Opcode::LLVMCall).filter_map(|i| Some((i, i.as_call()?))) {
         let callee = call.called_operand();
-        let keeps_nothing =
-            callee.is_function() && ["llvm.lifetime.", "llvm.memset."].iter().any(|p| callee.name().starts_with(p));
+        // (Nor does a call that never returns, which has no derivative and reads the
+        // primal objects only: `throw_boundserror` handed an array rooted in the frame,
+        // with bounds checks forced on.)
+        let keeps_nothing = callee.is_function()
+            && ["llvm.lifetime.", "llvm.memset."].iter().any(|p| callee.name().starts_with(p))
+            || is_noreturn_call(call);
         if !keeps_nothing {
             for k in (0..call.call_arg_count()).filter(|&k| !rule_result_roots(*i, k)) {
+                // (A value of a known type read by reference from a slot: those bytes.)
+                if let Some((a, range)) = typed_read(m, *i, k) {
+                    read.extend(range.step_by(8).map(|off| (a, Some(off))));
+                    continue;
+                }
                 read.extend(alloca_bases(i.operand(k)).into_iter().map(|a| (a, None)));
             }
         }
@@ -3193,6 +3203,37 @@ pub fn inert_pointer_stores<'ctx>(m: &'ctx crate::llvm::Module, insts: &[Value<'
         })
         .copied()
         .collect()
+}
+
+/// The stack slot and byte range operand `k` of call `i` reads, when `i` reads a value
+/// of a type it is given by reference from a constant offset into a slot and nothing
+/// else there: `jl_object_id_(T, p)`, which a broadcast's aliasing check takes of a
+/// `Diagonal` Julia roots in a GC frame (the rest of the frame stays unread).
+fn typed_read<'ctx>(
+    m: &'ctx crate::llvm::Module,
+    i: Value<'ctx>,
+    k: usize,
+) -> Option<(Value<'ctx>, std::ops::Range<u64>)> {
+    let rt = crate::julia::current();
+    let call = i.as_call()?;
+    if k != 1 || call.call_arg_count() != 2 || callee_name(call.called_operand())? != rt.typed_object_id {
+        return None;
+    }
+    let ty = crate::llvm::const_address(i.operand(0)).filter(|&a| a > rt.object_tag && a % 8 == 0)?;
+    let type_tag = crate::symbols::address_of("jl_datatype_type")?;
+    let (a, offset) = alloca_slot(m, i.operand(1))?;
+    // SAFETY: `ty` is the address of an object Julia embedded in code it compiled (the
+    // code roots it), its type tag in the word before it (low four bits GC bits); it is
+    // read as a `DataType` only when that tag is `DataType`'s, whose size is a 32-bit
+    // integer at the runtime's offset; the global read is set when Julia starts.
+    let size = unsafe {
+        let read = |a: u64| *(a as *const u64);
+        if read(ty - rt.object_tag) & !15 != read(type_tag) {
+            return None;
+        }
+        *((ty + rt.datatype_size) as *const i32)
+    };
+    (size > 0).then(|| (a, offset..offset + size as u64))
 }
 
 /// Whether operand `k` of call `i` is where a rule returning a struct through memory
@@ -3923,7 +3964,10 @@ fn printed_only_uses<'ctx>(m: &'ctx crate::llvm::Module, a: Value<'ctx>, examine
 /// without a shadow (whose derivative copies no shadow). Julia builds an immutable
 /// struct there before copying it into a heap object (the `DomainError` a `throw`
 /// inside a `try` makes): a pointer without a shadow stored into such a slot leaves the
-/// shadow slot stale, and nothing sees it.
+/// shadow slot stale, and nothing sees it. (Nor does a call that never returns, handed
+/// the address of a slot: `throw_boundserror` given an object rooted there, with
+/// bounds checks forced on. It has no derivative, `Rule::ErrorPath`, and reads the
+/// primal frame only.)
 pub fn shadow_slot_unread(m: &crate::llvm::Module, mem: &Memory, p: Value) -> bool {
     let Some((s, offset)) = alloca_slot(m, p) else { return false };
     if !is_gc_frame(s) || is_slot_loaded(m, s, offset) {
@@ -3941,7 +3985,7 @@ pub fn shadow_slot_unread(m: &crate::llvm::Module, mem: &Memory, p: Value) -> bo
                     && u.operand(0) != p
                     && alloca_base(u.operand(0)).is_none()
                     && !mem.is_shadowed(u.operand(0));
-                copy_out || is_lifetime_marker(call) || name.starts_with("llvm.memset.")
+                copy_out || is_lifetime_marker(call) || name.starts_with("llvm.memset.") || is_noreturn_call(call)
             }),
             _ => false,
         },
