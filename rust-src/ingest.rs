@@ -777,22 +777,28 @@ fn split_try_bodies_at_calls(m: &Module, g: Function) {
 
 /// Julia keeps the values live across a `try` in volatile stack slots: stored on
 /// entering the `try`, loaded back in the `catch` path that `setjmp` returns to (the
-/// logging macros wrap their work in one). A float slot stored once holds, at a load,
-/// the value stored, when every run from the value's definition to the load passes the
-/// store (`Cfg::stored_between`, which counts the jumps from the `try` body to the
-/// `catch`): in a loop, the value of the iteration that entered the `try`. Its loads
-/// become the value, so a differentiated value passed through the slot keeps its
-/// derivative.
+/// logging macros wrap their work in one): floats, and immutable structs held whole (a
+/// model holding its layer, `{ ptr, i64, [1 x double] }`, which a closure after the
+/// loop reads). A load reads the value a store of the slot wrote when every run from
+/// the value's definition to the load passes that store (`Cfg::stored_between`, which
+/// counts the jumps from the `try` body to the `catch`) and no run from another store of
+/// the slot reaches the load without passing it again (`Cfg::may_follow`): in a loop,
+/// the value of the iteration that entered the `try` (one store, or one per iteration
+/// of an unrolled loop). Its loads become the value, so a differentiated value passed
+/// through the slot keeps its derivative, and a struct its fields.
 fn forward_try_slots(g: Function) {
     use crate::llvm::Opcode;
     let Some(entry) = g.entry_block() else { return };
     // (Only functions with such slots pay for the control-flow graph.)
-    let volatile_float = |i: Value| i.is_volatile() && i.operand(0).ty().is_floating();
+    let volatile_value = |i: Value| {
+        let ty = i.operand(0).ty();
+        i.is_volatile() && (ty.is_floating() || ty.is_aggregate())
+    };
     let slots: Vec<Value> = entry
         .instructions()
         .into_iter()
         .filter(|i| i.opcode() == Opcode::LLVMAlloca)
-        .filter(|a| a.users().into_iter().any(|u| u.opcode() == Opcode::LLVMStore && volatile_float(u)))
+        .filter(|a| a.users().into_iter().any(|u| u.opcode() == Opcode::LLVMStore && volatile_value(u)))
         .collect();
     if slots.is_empty() {
         return;
@@ -803,22 +809,28 @@ fn forward_try_slots(g: Function) {
         let stores: Vec<Value> =
             users.iter().copied().filter(|u| u.opcode() == Opcode::LLVMStore && u.operand(1) == slot).collect();
         let loads: Vec<Value> = users.iter().copied().filter(|u| u.opcode() == Opcode::LLVMLoad).collect();
-        let [store] = stores[..] else { continue };
-        let value = store.operand(0);
-        if !value.ty().is_floating() || stores.len() + loads.len() != users.len() {
+        if stores.is_empty() || stores.len() + loads.len() != users.len() {
             continue;
         }
-        if loads.iter().any(|l| l.ty() != value.ty()) {
+        let ty = stores[0].operand(0).ty();
+        if !(ty.is_floating() || ty.is_aggregate()) || users.iter().any(|&u| u.ty() != ty && u.operand(0).ty() != ty) {
             continue;
         }
-        if !loads.iter().all(|&l| cfg.stored_between(value, store, l)) {
-            continue;
-        }
-        for l in loads {
-            l.replace_all_uses_with(value);
+        // The store each load reads, where one is known.
+        let read_by = |load: Value| {
+            stores.iter().copied().find(|&store| {
+                cfg.stored_between(store.operand(0), store, load)
+                    && stores.iter().all(|&other| other == store || !cfg.may_follow(other, load, |i| i == store))
+            })
+        };
+        let Some(read) = loads.iter().map(|&l| read_by(l)).collect::<Option<Vec<Value>>>() else { continue };
+        for (l, store) in loads.into_iter().zip(read) {
+            l.replace_all_uses_with(store.operand(0));
             l.erase();
         }
-        store.erase();
+        for store in stores {
+            store.erase();
+        }
         slot.erase();
     }
 }

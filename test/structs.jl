@@ -1455,8 +1455,31 @@ function held_try(a, m)
     end
     return s + m.layer.w[3] * m.layer.k * m.n
 end
+# A `try` in each iteration of a loop Julia unrolls, the holder read after it by a
+# closure (generator seed 20261207215): each `try` keeps the holder in one stack slot
+# (three stores of the struct whole), and the iterations' bodies share the block that
+# throws the bounds error. The slot was forwarded only for floats stored once, and the
+# shared block sent its exceptions to every iteration's `catch`: with a `catch` taken,
+# the holder's merge was refused ("holds a differentiated array on one path and other
+# memory on this one"). Loops of 0, 1 and 3, both sides of the `try`.
+function held_try_loop(a, m, n)
+    x = m.layer.w * 2
+    s = a
+    for k in 1:n
+        try
+            s += sqrt(x[k] + 0.5)
+        catch
+            s -= x[k] * a
+        end
+    end
+    return s + sum(i -> m.layer.w[i] * m.layer.k, 1:3) * s
+end
+held_try_0(a, m) = held_try_loop(a, m, 0)
+held_try_1(a, m) = held_try_loop(a, m, 1)
+held_try_3(a, m) = held_try_loop(a, m, 3)
 holder_of(v) = TryHolder(TryLayer(v[1:3], v[4]), 3)
-@testset "a struct holding a layer, across a try: $(nameof(f))" for f in (held_logged, held_try)
+@testset "a struct holding a layer, across a try: $(nameof(f))" for f in (held_logged, held_try, held_try_0,
+                                                                          held_try_1, held_try_3)
     Base.CoreLogging.with_logger(Base.CoreLogging.NullLogger()) do
         for v in ([0.3, 0.7, -0.2, 0.5], [-1.2, 0.4, 0.9, 0.8]), a in (1.3, -0.6)
             g = fd_gradient(u -> f(a, holder_of(u)), v)

@@ -193,27 +193,23 @@ impl<'ctx> Cfg<'ctx> {
             return false;
         }
         let mut before_store = store.parent_block().instructions().into_iter().take_while(|&i| i != store);
-        let may_throw = |i: Value<'ctx>| {
-            i.called_operand_if_call().is_some_and(|callee| !callee.is_inline_asm() && callee.intrinsic_id() == 0)
-        };
         if before_store.any(may_throw) {
             return false;
         }
         if def == s {
             return true;
         }
-        let Some(succs) = self.with_exception_edges() else { return false };
-        let mut seen = vec![false; self.blocks.len()];
-        let mut stack = succs[def].clone();
-        while let Some(b) = stack.pop() {
+        let Some(handlers) = self.handlers() else { return false };
+        let mut seen = HashSet::new();
+        let mut stack = handlers.steps(self, def, handlers.may_be_active(def), true, true);
+        while let Some((b, active)) = stack.pop() {
             if b == l {
                 return false;
             }
-            if b == s || seen[b] {
+            if b == s || !seen.insert((b, active)) {
                 continue;
             }
-            seen[b] = true;
-            stack.extend(succs[b].iter().copied());
+            stack.extend(handlers.steps(self, b, active, true, true));
         }
         true
     }
@@ -225,60 +221,60 @@ impl<'ctx> Cfg<'ctx> {
     /// instruction, so they are taken whatever the block holds; `true` for a `try` of
     /// another shape.
     pub fn may_follow(&self, from: Value<'ctx>, to: Value<'ctx>, kills: impl Fn(Value<'ctx>) -> bool) -> bool {
-        let Some(with_exceptions) = self.with_exception_edges() else { return true };
+        let Some(handlers) = self.handlers() else { return true };
         // Scans block `b` from its start (or after `from`): whether `to` comes before a
-        // killing instruction, and whether the block ends with nothing killed.
+        // killing instruction, whether the block ends with nothing killed, and whether a
+        // call that may throw comes before the kill (or the end).
         let scan = |b: usize, after: Option<Value<'ctx>>| {
             let instructions = self.blocks[b].instructions();
             let start = after.map_or(0, |f| instructions.iter().position(|&i| i == f).map_or(0, |k| k + 1));
+            let mut throws = false;
             for &i in &instructions[start..] {
                 if i == to {
-                    return (true, false);
+                    return (true, false, throws);
                 }
                 if kills(i) {
-                    return (false, false);
+                    return (false, false, throws);
                 }
+                throws |= may_throw(i);
             }
-            (false, true)
+            (false, true, throws)
         };
-        let mut seen = vec![false; self.blocks.len()];
+        let mut seen = HashSet::new();
         let mut stack = Vec::new();
         let f = self.index(from.parent_block());
-        let enter = |b: usize, after: Option<Value<'ctx>>, stack: &mut Vec<usize>| {
-            let (found, open) = scan(b, after);
-            let thrown = with_exceptions[b].iter().filter(|x| !self.succs[b].contains(x));
-            stack.extend(thrown.copied());
-            if open {
-                stack.extend(self.succs[b].iter().copied());
-            }
+        // (The exceptions' jumps are taken from a block where a call may throw before
+        // what kills; its successors only when nothing in it kills.)
+        let enter = |b: usize, active: u64, after: Option<Value<'ctx>>, stack: &mut Vec<(usize, u64)>| {
+            let (found, open, throws) = scan(b, after);
+            stack.extend(handlers.steps(self, b, active, throws, open));
             found
         };
-        if enter(f, Some(from), &mut stack) {
+        if enter(f, handlers.may_be_active(f), Some(from), &mut stack) {
             return true;
         }
-        while let Some(b) = stack.pop() {
-            if !std::mem::replace(&mut seen[b], true) && enter(b, None, &mut stack) {
+        while let Some((b, active)) = stack.pop() {
+            if seen.insert((b, active)) && enter(b, active, None, &mut stack) {
                 return true;
             }
         }
         false
     }
 
-    /// The successors of each block with the edges exceptions take: from every block of
-    /// a `try` body to its `catch` (to each enclosing one, for a `try` inside another),
-    /// and not from the `setjmp` block to the `catch`.
-    /// `None` where `try_regions` is.
-    fn with_exception_edges(&self) -> Option<Vec<Vec<usize>>> {
-        let mut succs = self.succs.clone();
-        for t in self.try_regions()? {
-            succs[t.setjmp].retain(|&x| x != t.catch);
-            for &x in &t.body {
-                if !succs[x].contains(&t.catch) {
-                    succs[x].push(t.catch);
-                }
+    /// The `try` regions (`try_regions`) as the walks of `stored_between` and
+    /// `may_follow` follow them. `None` where `try_regions` is, or for more than 64.
+    fn handlers(&self) -> Option<Handlers> {
+        let regions = self.try_regions()?;
+        if regions.len() > 64 {
+            return None;
+        }
+        let mut in_body = vec![0u64; self.blocks.len()];
+        for (k, t) in regions.iter().enumerate() {
+            for &b in &t.body {
+                in_body[b] |= 1 << k;
             }
         }
-        Some(succs)
+        Some(Handlers { regions, in_body })
     }
 
     /// Every `try` of the function: its `setjmp` block, its `catch` and its body: what
@@ -373,6 +369,59 @@ impl<'ctx> Cfg<'ctx> {
             let mut body: Vec<usize> = body.into_iter().collect();
             body.sort_unstable();
             out.push(CountedLoop { header, preheader, latch, exits, body });
+        }
+        out
+    }
+}
+
+/// Whether instruction `i` may throw: a call (not inline assembly, not an intrinsic).
+fn may_throw(i: Value) -> bool {
+    i.called_operand_if_call().is_some_and(|callee| !callee.is_inline_asm() && callee.intrinsic_id() == 0)
+}
+
+/// The `try` regions of a function, for walks that take the jumps exceptions make. A
+/// walk's state is a block and the regions whose handler may be on Julia's handler stack
+/// on entering it (a mask, bit k for region k): an exception thrown in a block jumps to
+/// the `catch` of each of those whose body holds it. A region's handler is pushed on
+/// going from its `setjmp` block into its body and is off the stack once the walk leaves
+/// the body (its `jl_pop_handler` ran). So a block that the bodies of several `try`s share
+/// (the bounds error of an unrolled loop with a `try` in each iteration) sends an
+/// exception only to the `catch` of the `try` the walk entered it from.
+struct Handlers {
+    regions: Vec<TryRegion>,
+    /// For each block, the regions whose body holds it.
+    in_body: Vec<u64>,
+}
+
+impl Handlers {
+    /// The regions whose handler may be on the stack in block `b` when a walk starts
+    /// there: every one whose body holds it.
+    fn may_be_active(&self, b: usize) -> u64 {
+        self.in_body[b]
+    }
+
+    /// The states a walk reaches from block `b` entered with handlers `active`: when
+    /// `throws`, the exceptions' jumps to the `catch`es, and, when `normal`, the block's
+    /// successors (not a `setjmp` block's edge to its `catch`, taken only when an
+    /// exception jumps there).
+    fn steps(&self, cfg: &Cfg, b: usize, active: u64, throws: bool, normal: bool) -> Vec<(usize, u64)> {
+        let mut out = Vec::new();
+        for (k, t) in self.regions.iter().enumerate() {
+            if throws && active & (1 << k) != 0 && self.in_body[b] & (1 << k) != 0 {
+                // (Still on the stack in the `catch`: the enclosing regions' handlers.)
+                out.push((t.catch, active & self.in_body[t.catch] & !(1 << k)));
+            }
+        }
+        if normal {
+            for &y in &cfg.succs[b] {
+                if self.regions.iter().any(|t| t.setjmp == b && t.catch == y) {
+                    continue;
+                }
+                let entered: u64 = (0..self.regions.len())
+                    .filter(|&k| self.regions[k].setjmp == b && self.in_body[y] & (1 << k) != 0)
+                    .fold(0, |m, k| m | 1 << k);
+                out.push((y, (active & self.in_body[y]) | entered));
+            }
         }
         out
     }
@@ -601,6 +650,85 @@ out:
             "try:\n  br i1 %c, label %stored, label %other\nstored:\n  {STORE}\n  {THROW}\n  br label %try.end\n\
              other:\n  {THROW}\n  br label %try.end"
         )));
+    }
+
+    /// Two `try`s in a row (a loop of two iterations, unrolled), each storing its value
+    /// into the same slot, whose bodies share the block that throws a bounds error: an
+    /// exception there goes to the `catch` of the `try` the run is in, so each `catch`
+    /// reads the value its own `try` stored. (Taking the shared block's jumps to both
+    /// `catch`es, the first `catch` could read the second `try`'s value.)
+    #[test]
+    fn tries_sharing_a_throwing_block_each_catch_what_their_own_body_throws() {
+        let text = r#"
+declare i32 @__sigsetjmp(ptr, i32)
+declare void @jl_pop_handler(i32)
+declare void @throw_error() noreturn
+
+define double @f(double %x, i1 %c) {
+top:
+  %buf = alloca [200 x i8]
+  %slot = alloca double
+  %v1 = fadd double %x, 1.0
+  %sj1 = call i32 @__sigsetjmp(ptr %buf, i32 0)
+  %z1 = icmp eq i32 %sj1, 0
+  br i1 %z1, label %try1, label %catch1
+try1:
+  store volatile double %v1, ptr %slot
+  br i1 %c, label %oob, label %end1
+end1:
+  call void @jl_pop_handler(i32 1)
+  br label %second
+catch1:
+  call void @jl_pop_handler(i32 1)
+  %r1 = load volatile double, ptr %slot
+  br label %second
+second:
+  %s = phi double [ %v1, %end1 ], [ %r1, %catch1 ]
+  %v2 = fadd double %s, 1.0
+  %sj2 = call i32 @__sigsetjmp(ptr %buf, i32 0)
+  %z2 = icmp eq i32 %sj2, 0
+  br i1 %z2, label %try2, label %catch2
+try2:
+  store volatile double %v2, ptr %slot
+  br i1 %c, label %oob, label %end2
+end2:
+  call void @jl_pop_handler(i32 1)
+  br label %out
+catch2:
+  call void @jl_pop_handler(i32 1)
+  %r2 = load volatile double, ptr %slot
+  br label %out
+oob:
+  call void @throw_error()
+  unreachable
+out:
+  %t = phi double [ %v2, %end2 ], [ %r2, %catch2 ]
+  ret double %t
+}
+"#;
+        let ctx = Context::create();
+        let m = OwnedModule::parse_ir(&ctx, text).unwrap();
+        let f = m.function("f").unwrap();
+        let insts: Vec<_> = f.blocks().into_iter().flat_map(|b| b.instructions()).collect();
+        let named = |n: &str| insts.iter().copied().find(|i| i.name() == n).unwrap();
+        let store_of = |v: &str| {
+            insts
+                .iter()
+                .copied()
+                .find(|i| i.opcode() == crate::llvm::Opcode::LLVMStore && i.operand(0).name() == v)
+                .unwrap()
+        };
+        let cfg = Cfg::compute(f);
+        assert_eq!(cfg.try_regions().map(|r| r.len()), Some(2));
+        let (store1, store2) = (store_of("v1"), store_of("v2"));
+        assert!(cfg.stored_between(named("v1"), store1, named("r1")));
+        assert!(cfg.stored_between(named("v2"), store2, named("r2")));
+        // No run from the second store reaches the first `catch`; every run from the
+        // first to the second `catch` passes the second store.
+        assert!(!cfg.may_follow(store2, named("r1"), |i| i == store1));
+        assert!(!cfg.may_follow(store1, named("r2"), |i| i == store2));
+        // Without the second store in between, the first store's value reaches it.
+        assert!(cfg.may_follow(store1, named("r2"), |_| false));
     }
 
     /// A loop whose iteration runs `@BODY@` (blocks ending by a branch to `latch`, which
