@@ -1364,6 +1364,23 @@ end
         end
     end
 end
+# The same before a call of a function differentiated call by call that broadcasts two
+# arrays (generator seed 20261207059; refused in reverse mode before): the broadcast's
+# `DimensionMismatch` builds its message in a buffer it grows (`resize!` of an
+# `IOBuffer`'s array), then throws. Blocks apart, the growing was taken for a resize
+# the call may make and return from, after the `Dict` constructor's calls. Error paths
+# are now every block from which no `return` can be reached (outside a `try`).
+@noinline dict_gen_rec(x, c, k) = k == 0 ? copy(x) .* c : dict_gen_rec(x, c, k - 1) .+ x .* c
+function dict_gen_then_broadcast(x, n, k)
+    d = Dict(j => x[j] for j in 1:n)
+    s = get(d, 2, x[1]) * x[3]
+    return s + sum(abs2, dict_gen_rec(x, cos(x[3]), k))
+end
+@testset "Dicts from generators before a call that broadcasts, n = $n, k = $k" for n in (0, 1, 3), k in (0, 2)
+    for x in ([0.7, -1.3, 2.1], [-0.4, 0.9, 1.6])
+        check_all_modes(x -> dict_gen_then_broadcast(x, n, k), x)
+    end
+end
 # A `Dict` beside a matrix literal of six numbers or more (found by the program
 # generator, seed 20261360652): Julia's `hvcat` walks its tuple of row lengths in a loop
 # LLVM unrolls, merging the addresses of two of its fields (`phi [t + 8], [t + 16]`);

@@ -3720,7 +3720,8 @@ pub fn may_resize_call(m: &crate::llvm::Module, i: Value) -> bool {
 /// whose body, on a path that returns, calls one of the runtime's resizing functions on
 /// an array it did not create (or hands such an array to a function that may resize
 /// it, transitively). (Julia's error paths build messages in buffers they grow, then
-/// throw: the reverse sweep never meets them.) An array loaded from a field of an object
+/// throw: the reverse sweep never meets them, also where the growing and the throw are
+/// blocks apart, as in a broadcast's `DimensionMismatch`.) An array loaded from a field of an object
 /// the function allocates, which only ever holds arrays made during the call
 /// (`holds_only_fresh_arrays`: a `Dict` the function builds), is one it created.
 fn may_resize<'ctx>(m: &crate::llvm::Module, callee: Value<'ctx>, seen: &mut HashSet<Function<'ctx>>) -> bool {
@@ -3739,7 +3740,15 @@ fn may_resize<'ctx>(m: &crate::llvm::Module, callee: Value<'ctx>, seen: &mut Has
     };
     // (Or an object it allocates holding such arrays of numbers only, handed on.)
     let created_or_holds = |a: Value<'ctx>| created(a) || holds_only_fresh_number_arrays(m, a);
-    let returning = |b: &crate::llvm::Block<'ctx>| b.terminator().map(|t| t.opcode()) != Some(Opcode::LLVMUnreachable);
+    // (Blocks from which the call may return: not those that only go on to throw, as
+    // an error message built in an `IOBuffer` does, but those in a `try`, whose `catch`
+    // may return.)
+    let cfg = crate::analysis::cfg::Cfg::compute(callee);
+    let (returns, in_try) = (cfg.reaches_return(), cfg.try_bodies());
+    let returning = |b: &crate::llvm::Block<'ctx>| {
+        let k = cfg.index(*b);
+        returns[k] || in_try[k]
+    };
     callee.blocks().into_iter().filter(returning).flat_map(|b| b.instructions()).any(|i| {
         if resize_call(i).is_some() {
             return !created(i.operand(0));
