@@ -249,17 +249,28 @@ end
 # the broadcast's integer stores into it were refused as a float's bits copied into a
 # differentiated array ("memory whose floats the engine does not follow"). An integer
 # stored into an array of integers, as its allocation's type says, carries nothing.
-# Recursions of 0, 1 and 3 calls, both sides of a branch. (The same array in an object
-# a loop replaces is still refused: docs/limitations.md.)
+# Recursions of 0, 1 and 3 calls, both sides of a branch. And the same in an object a
+# loop replaces (`m = HoCounts(m.w .+ 1, ...)`), handed to the recursion after: the
+# broadcast's loads of the old array's elements were taken for a float's bits (refused),
+# since the type analysis did not know the array's elements; it reads them off the
+# array type the allocation is handed now (integers), as Enzyme's does.
 mutable struct HoCounts
     w::Vector{Int}
     b::Float64
 end
 @noinline ho_rec_counts(m, k) = k == 0 ? m.b : (m.b += m.w[k] * m.b * 0.25; ho_rec_counts(m, k - 1))
 ho_counts(x, n) = ho_rec_counts(HoCounts(collect(1:3) .+ n, x[1] > 0 ? x[1] * x[2] : cos(x[3])), n)
+function ho_counts_loop(x, n)
+    m = HoCounts(collect(1:3) .+ n, x[1] > 0 ? x[1] * x[2] : cos(x[3]))
+    for k in 1:n
+        m = HoCounts(m.w .+ k, m.b * x[k] + m.w[k] / 8)
+    end
+    return ho_rec_counts(m, n)
+end
 @testset "an object holding an array of integers the function computed, a recursion of $n calls" for n in (0, 1, 3)
     for x in ([0.1, 0.2, 0.3, 0.5], [-1.5, 0.7, 0.3, 2.0])   # both sides
         check_all_modes(x -> ho_counts(x, n), x)
+        check_all_modes(x -> ho_counts_loop(x, n), x)
     end
 end
 

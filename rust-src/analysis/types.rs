@@ -590,7 +590,15 @@ impl<'ctx> Propagation<'ctx> {
         } else if let Some(kind) = rt.array_call(&name) {
             match kind {
                 ArrayCall::Alloc => {
-                    self.add(i, &array_object(&TypeTree::default()));
+                    // (An array of integers or `Bool`s, as the array type it is handed
+                    // says, holds integers: what a struct holding it hands a loop that
+                    // replaces the struct, `m = Model(m.w .+ 1, ...)`, loads as such.)
+                    let elements = if crate::analysis::memory::integer_array_allocation(i) {
+                        TypeTree::scalar(Kind::Integer)
+                    } else {
+                        TypeTree::default()
+                    };
+                    self.add(i, &array_object(&elements));
                     for k in 1..call.call_arg_count() {
                         self.add_kind(i.operand(k), Kind::Integer);
                     }
