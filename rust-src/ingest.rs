@@ -1852,9 +1852,9 @@ fn split_sincos<'ctx>(m: &'ctx Module, g: Function<'ctx>) -> Built<Option<[Funct
 /// The math table's row for Base's function `g` names, when `g` takes and returns what
 /// the row says.
 fn base_math_signature(g: Function) -> Option<&'static str> {
-    use crate::rules::math::{base_function, Operand};
-    let math = base_function(&julia_name(&g.name()))?;
+    use crate::rules::math::{base_function_of, Operand};
     let (params, real) = (g.params(), g.return_type());
+    let math = base_function_of(&julia_name(&g.name()), params.len())?;
     let matches = |(p, o): (&Value, &Operand)| match o {
         Operand::Real => p.ty() == real,
         Operand::Int => p.ty().is_int(),

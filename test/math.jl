@@ -87,6 +87,35 @@ end
     end
 end
 
+# `atan(y, x)`, the angle of (x, y): a row of the engine's math table (`atan2`), whose
+# partials x / (x² + y²) and -y / (x² + y²) hold also where Base's code returns a
+# special value (x = 1: `atan(y)`; y = 0 or x = 0: constants), which were refused
+# before ("returns a special-cased value"), and for huge operands (the partials are
+# computed on the operands scaled). Every mode, in a loop of 0, 1 and 3 angles.
+function angle_sum(v, n)
+    s = atan(v[1], v[2])
+    for k in 1:n
+        s += atan(v[1] * k, v[2] - k) * v[3]
+    end
+    return s
+end
+@testset "atan(y, x)" begin
+    for (y, x) in [(0.3, 1.0), (0.7, -1.3), (0.0, 2.0), (0.0, -2.0), (2.0, 0.0), (-2.0, 0.0), (0.5, 1.0), (1e200, 1e200)]
+        # (x² + y² overflows for the huge operands: their partials are ±1 / (2 · 10²⁰⁰).)
+        dy, dx = abs(y) > 1e100 ? (5e-201, -5e-201) : (x / (x^2 + y^2), -y / (x^2 + y^2))
+        ((ry, rx),) = autodiff(Reverse, atan, Active, Active(y), Active(x))
+        @test ry ≈ dy rtol = RTOL
+        @test rx ≈ dx rtol = RTOL
+        @test autodiff(Forward, atan, DuplicatedNoNeed, Duplicated(y, 1.0), Const(x))[1] ≈ dy rtol = RTOL
+        @test autodiff(Forward, atan, DuplicatedNoNeed, Const(y), Duplicated(x, 1.0))[1] ≈ dx rtol = RTOL
+    end
+    # (Away from the negative x axis, where the angle jumps by 2π: y = 0 with x > 0, x
+    # = 1 and x = 0 on the way.)
+    for n in (0, 1, 3), v in ([0.3, 1.0, 0.5], [0.0, 4.5, 1.5], [0.4, 2.0, -0.7])
+        check_all_modes(v -> angle_sum(v, n), v)
+    end
+end
+
 # `copysign`, `flipsign` and `abs` of array elements: Julia builds them from the
 # float's bits, which LLVM loads from the array as an integer (`load i64`); the float
 # under the masks is the same bits loaded as a float (`reinterpret::source`). Refused

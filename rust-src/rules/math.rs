@@ -37,8 +37,12 @@ const NAN: f64 = f64::NAN;
 
 /// An elementary function with a known derivative: a row of [`TABLE`].
 pub struct MathFn {
-    /// Its name: in messages and tests, and Base's Julia function when `base`.
+    /// Its name: in messages and tests, and Base's Julia function when `base` (unless
+    /// `julia` names it).
     pub name: &'static str,
+    /// Base's Julia function, when it is not `name`: `atan2` is Base's `atan` of two
+    /// floats (rows are told apart by name; Base's functions by name and arity).
+    pub julia: &'static str,
     /// Its LLVM intrinsics, without `llvm.` and the type suffixes (`fmuladd` for
     /// `llvm.fmuladd.f64`).
     pub llvm: &'static [&'static str],
@@ -112,6 +116,7 @@ impl std::fmt::Debug for MathFn {
 /// A function of one float (the common case; rows override what differs).
 const UNARY: MathFn = MathFn {
     name: "",
+    julia: "",
     llvm: &[],
     libm: &[],
     base: false,
@@ -124,6 +129,13 @@ const UNARY: MathFn = MathFn {
 /// A function of two floats.
 const BINARY: MathFn = MathFn { operands: &[Operand::Real, Operand::Real], ..UNARY };
 
+/// `max(|x₀|, |x₁|)`: the scale of `atan(y, x)`'s vector (x, y) = (x₁, x₀).
+const SCALE_YX: Expr = Intrinsic("maxnum", &[Intrinsic("fabs", &[X(0)]), Intrinsic("fabs", &[X(1)])]);
+/// `x₁ / s`, `x₀ / s` for that scale `s`, and the scaled squared length: neither
+/// overflows nor underflows, whatever the operands' size.
+const X_SCALED: Expr = Div(&X(1), &SCALE_YX);
+const Y_SCALED: Expr = Div(&X(0), &SCALE_YX);
+const SCALED_LENGTH2: Expr = Add(&Sq(&X_SCALED), &Sq(&Y_SCALED));
 /// `copysign(1, x₀)`: ±1.
 const SIGN_X0: Expr = Intrinsic("copysign", &[C(1.0), X(0)]);
 /// `copysign(1, x₁)`.
@@ -470,6 +482,34 @@ pub static TABLE: &[MathFn] = &[
         special: &[Special { at: &[0.0], d: &[1.0] }, Special { at: &[1e300], d: &[1.0] }],
         ..UNARY
     },
+    // z = atan(y, x), the angle of (x, y): ∂y = x / (x² + y²), ∂x = -y / (x² + y²),
+    // computed on the operands scaled by s = max(|x|, |y|), ((x/s) / ((x/s)² + (y/s)²))
+    // / s, which neither overflows nor underflows for large or small operands; 0 at the
+    // origin, where they are 0/0 (as `hypot`'s).
+    // Base's code returns special values (`x == 1 && return atan(y)`, `y == 0`, `x == 0`)
+    // whose branches carry no derivative in x: the row gives it there too.
+    MathFn {
+        name: "atan2",
+        julia: "atan",
+        libm: &["atan2"],
+        base: true,
+        partials: &[
+            (0, Select(&Is(Eq, &SCALE_YX, &C(0.0)), &C(0.0), &Div(&Div(&X_SCALED, &SCALED_LENGTH2), &SCALE_YX))),
+            (1, Select(&Is(Eq, &SCALE_YX, &C(0.0)), &C(0.0), &Neg(&Div(&Div(&Y_SCALED, &SCALED_LENGTH2), &SCALE_YX)))),
+        ],
+        special: &[
+            Special { at: &[0.0, 0.0], d: &[0.0, 0.0] },
+            Special { at: &[1.0, 1.0], d: &[0.5, -0.5] },
+            // x = 1: Base returns atan(y)
+            Special { at: &[2.0, 1.0], d: &[0.2, -0.4] },
+            // y = 0 and x = 0: Base returns constants
+            Special { at: &[0.0, 2.0], d: &[0.5, -0.0] },
+            Special { at: &[0.0, -2.0], d: &[-0.5, -0.0] },
+            Special { at: &[3.0, 0.0], d: &[0.0, -0.3333333333333333] },
+            Special { at: &[1e200, 1e200], d: &[5e-201, -5e-201] },
+        ],
+        ..BINARY
+    },
     // z = hypot(x, y): ∂x = x / z, ∂y = y / z; 0 at the origin, where they are 0/0
     // (ChainRules' subgradient of the norm).
     MathFn {
@@ -536,7 +576,6 @@ const OTHER_SCALAR_LIBM: &[&str] = &[
     "tgamma",
     "erf",
     "erfc",
-    "atan2",
     "asinh",
     "acosh",
     "atanh",
@@ -637,12 +676,21 @@ pub fn earlier_call<'ctx>(i: crate::llvm::Value<'ctx>, name: &str) -> Option<cra
 /// Whether the table has a row for Base's Julia function `name` (`base`) of `arity`
 /// floats alone.
 pub fn is_base_float_function(name: &str, arity: usize) -> bool {
-    base_function(name).is_some_and(|f| f.operands.len() == arity && f.operands.iter().all(|o| *o == Operand::Real))
+    base_function_of(name, arity).is_some_and(|f| f.operands.iter().all(|o| *o == Operand::Real))
 }
 
-/// The row of Base's Julia function `name`, if `ingest` keeps its calls.
+/// The row named `name` of one of Base's Julia functions, if `ingest` keeps its calls.
 pub fn base_function(name: &str) -> Option<&'static MathFn> {
     TABLE.iter().find(|f| f.base && f.name == name)
+}
+
+/// The row of Base's Julia function `julia` of `arity` operands, if `ingest` keeps its
+/// calls (`atan` of two floats is the row `atan2`).
+pub fn base_function_of(julia: &str, arity: usize) -> Option<&'static MathFn> {
+    TABLE.iter().find(|f| {
+        let named = if f.julia.is_empty() { f.name } else { f.julia };
+        f.base && named == julia && f.operands.len() == arity
+    })
 }
 
 /// A C function by its plain name (`expm1`, no `f`).
