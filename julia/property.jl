@@ -10,11 +10,11 @@
 # before a throw, an exception built from a differentiated value, a try inside
 # another, a sum across a try in a helper), mutable structs
 # (holding mutable structs too, in vectors the function fills or in array literals, or an
-# array of integers the function computes) and `Ref`s, runtime
+# array of integers the function computes, built once or replaced by a loop) and `Ref`s, runtime
 # activity, printing, logging and string interpolation, custom rules (one returning a
 # tuple), typed variables closures capture and reassign (boxes), `sortperm`, complex
 # products, matrix and vector literals of numbers (of different types too), solves (`\`, `/`),
-# factorizations of a computed matrix, a matrix plus a `Diagonal`,
+# factorizations of a computed matrix, a matrix (a literal, a constant) plus a `Diagonal`,
 # Dicts filled, from pairs or from a generator, arrays written through a reshape,
 # some reading the array out of a struct holding a mutable struct (a model's layer) or
 # out of a vector of mutable structs,
@@ -446,7 +446,13 @@ function program(rng, name)
                 # Heap objects: a mutable struct around the array and a number, walked
                 # by a recursive function; a `Ref` accumulated in a loop.
                 "s += Property.cell_walk(Property.Cell(x, $(expr(rng, 1, vars))), $(rand(rng, 0:3)))",
-                "s += Property.counts_walk(Property.Counts(collect(1:3) .+ $(rand(rng, 0:2)), $(expr(rng, 1, vars))), $(rand(rng, 0:3)))",
+                # (Or a struct holding an array of integers, replaced by a loop first.)
+                rand(rng, ["s += Property.counts_walk(Property.Counts(collect(1:3) .+ $(rand(rng, 0:2)), $(expr(rng, 1, vars))), $(rand(rng, 0:3)))",
+                           "cn = Property.Counts(collect(1:3) .+ $(rand(rng, 0:2)), $(expr(rng, 1, vars)))
+    for k in 1:$(rand(rng, 0:3))
+        cn = Property.Counts(cn.w .+ k, cn.v * x[k] + cn.w[k] / 8)
+    end
+    s += Property.counts_walk(cn, $(rand(rng, 0:3)))"]),
                 "s += Property.nest_walk(Property.Nest(Property.Cell(x .* 2, $(expr(rng, 1, vars))), s), $(rand(rng, 0:3)))",
                 "s += Property.weighted_squares(x, $(expr(rng, 1, vars))) + Property.guarded_logs(x, $(rand(rng, 0:3)))",
                 "r = Ref($(expr(rng, 1, vars)))\n    for k in 1:$(rand(rng, 0:3))\n        r[] += x[k] * r[]\n    end\n    s += r[]",
