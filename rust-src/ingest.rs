@@ -812,8 +812,10 @@ fn forward_try_slots(g: Function) {
         if stores.is_empty() || stores.len() + loads.len() != users.len() {
             continue;
         }
+        // (One type throughout: every store stores it, every load reads it.)
         let ty = stores[0].operand(0).ty();
-        if !(ty.is_floating() || ty.is_aggregate()) || users.iter().any(|&u| u.ty() != ty && u.operand(0).ty() != ty) {
+        let one_type = stores.iter().all(|s| s.operand(0).ty() == ty) && loads.iter().all(|l| l.ty() == ty);
+        if !(ty.is_floating() || ty.is_aggregate()) || !one_type {
             continue;
         }
         // The store each load reads, where one is known.

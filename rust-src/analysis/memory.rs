@@ -3142,9 +3142,9 @@ pub fn grow_to_fixpoint<'ctx>(
 /// alloca and constant byte offset; a load at an unknown offset (through a merge of
 /// addresses, say: the loop over a splatted call's argument array) counts for every
 /// alloca it may read, and so does a call handed an address into one (the argument
-/// array of a dynamic call, which the callee reads), but for lifetime markers, `memset`
-/// and calls that never return, and but for a call reading a value of a type it is
-/// given (`typed_read`), which reads that value's bytes only.
+/// array of a dynamic call, which the callee reads). Lifetime markers, `memset` and
+/// calls that never return read nothing; a call reading a value of a type it is given
+/// (`typed_read`) reads that value's bytes only.
 pub fn inert_pointer_stores<'ctx>(m: &'ctx crate::llvm::Module, insts: &[Value<'ctx>]) -> HashSet<Value<'ctx>> {
     let mut read = HashSet::new();
     for i in insts.iter().filter(|i| i.opcode() == Opcode::LLVMLoad) {
