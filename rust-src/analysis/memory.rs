@@ -552,7 +552,9 @@ impl<'ctx> Memory<'ctx> {
                         continue;
                     }
                 }
-                if let Some(other) = merged(i).into_iter().find(other) {
+                // (Unless a load merged here was read as no field this round, its object
+                // awaiting a shadow: the next round reads it again, `awaiting`.)
+                if let Some(other) = merged(i).into_iter().find(other).filter(|_| awaiting.is_none()) {
                     return Err(Error::Unsupported(format!(
                         "a pointer that may point into a differentiated array or into other memory ({}), in `{user}`{}",
                         other.print().trim(),
