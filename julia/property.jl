@@ -14,7 +14,7 @@
 # activity, printing, logging and string interpolation, custom rules (one returning a
 # tuple), typed variables closures capture and reassign (boxes), `sortperm`, complex
 # products, matrix and vector literals of numbers (of different types too), solves (`\`, `/`),
-# factorizations of a computed matrix, a matrix (a literal, a constant) plus a `Diagonal`,
+# factorizations of a computed matrix (`svd` and `pinv` too), a matrix (a literal, a constant) plus a `Diagonal`,
 # Dicts filled, from pairs or from a generator, arrays written through a reshape,
 # some reading the array out of a struct holding a mutable struct (a model's layer) or
 # out of a vector of mutable structs,
@@ -642,6 +642,11 @@ function program(rng, name)
                 "s += sum(exp([x[1] $(expr(rng, 1, vars)); x[2] -x[3]] ./ 4)) / 4",
                 "s += sum(Property.svdvals([x[1] 1.0 0.5; $(expr(rng, 1, vars)) x[3] -1.0])) / 4",
                 "s += Property.cond([x[1] 1.0; $(expr(rng, 1, vars)) x[2] + 2.0], $(rand(rng, (1, 2, Inf)))) / 8",
+                # The thin SVD's fields (sign-free products) and the pseudo-inverse of a
+                # tall matrix the program computes.
+                "mS = [x[1] 1.0; x[2] 2.0; x[3] -0.5 + $(expr(rng, 1, vars))]
+    fS = Property.svd(mS)
+    s += (sum(fS.S) + fS.U[1, 1] * fS.Vt[1, 1]) / 8 + sum(Property.pinv(mS) * [1.0, s, x[2]]) / 16",
                 # Factorizations of a matrix the program computes (a kernel matrix, as in a
                 # Gaussian process), and a matrix plus a `Diagonal`.
                 "mK = [exp(-(x[i] - x[j])^2) for i in 1:3, j in 1:3] + (1 + ($(expr(rng, 1, vars)))^2) * Property.I

@@ -127,6 +127,7 @@ impl<'ctx> Inlined<'ctx> {
                 scalar_rule_results(m, g)?;
                 forward_try_slots(g);
                 forward_try_copies(m, g)?;
+                rule_results_out_of_gc_frames(m, g)?;
                 forward_gc_frame_slots(m, g);
                 rebase_element_phis(m, g)?;
                 splat_calls(m, g)?;
@@ -1002,6 +1003,98 @@ fn forward_gc_frame_slots(m: &Module, g: Function) {
             load.erase();
         }
     }
+}
+
+/// A rule's call that returns a struct of arrays through memory (a factorization:
+/// `names::rule_sret_result`) into slots of a GC frame, where Julia placed the buffer
+/// because it holds objects the collector must see (`svd(A)`'s `SVD`, read field by
+/// field from the frame or handed on by reference), is handed a buffer of its own
+/// instead: an `alloca` of the result's type, which the analyses shadow as they do any
+/// rule's result buffer (`memory::rule_sret_buffer`). Every address of those slots
+/// becomes the same address in the buffer, and right after the call the buffer's
+/// pointers are copied into the slots, which keep rooting the objects. Left alone when
+/// the frame is addressed at an unknown offset, or something other than the frame's
+/// zeroing stores into those slots.
+fn rule_results_out_of_gc_frames<'ctx>(m: &'ctx Module, g: Function<'ctx>) -> Built<()> {
+    use crate::llvm::Opcode;
+    let calls: Vec<Value<'ctx>> = g
+        .blocks()
+        .into_iter()
+        .flat_map(|b| b.instructions())
+        .filter(|&i| i.opcode() == Opcode::LLVMCall && crate::names::rule_sret_result(i).is_some())
+        .collect();
+    let b = m.builder();
+    for call in calls {
+        let Some(ty) = call.as_call().and_then(|c| c.called_function()).and_then(|f| f.sret_type()) else { continue };
+        let Some((frame, start)) = memory::alloca_slot(m, call.operand(0)) else { continue };
+        // (Linked into the thread's frames; `is_gc_frame` here also wants no call.)
+        if !memory::is_gc_frame(frame) || start == 0 || ty.aggregate_len().is_none() {
+            continue;
+        }
+        let end = start + m.size_of(ty);
+        let inside = |off: u64| off >= start && off < end;
+        // The addresses the frame's own arithmetic makes in those slots (each replaced),
+        // and whether anything else reaches them.
+        let mut addresses = Vec::new();
+        let mut alone = true;
+        for i in g.blocks().into_iter().flat_map(|b| b.instructions()) {
+            match i.opcode() {
+                Opcode::LLVMGetElementPtr | Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast
+                    if memory::alloca_base(i) == Some(frame) =>
+                {
+                    match memory::alloca_slot(m, i) {
+                        None => alone = false,
+                        Some((_, off)) if !inside(off) => {
+                            // (An address outside them that leads into them.)
+                            alone &= i.users().into_iter().all(|u| {
+                                !matches!(
+                                    u.opcode(),
+                                    Opcode::LLVMGetElementPtr | Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast
+                                ) || memory::alloca_slot(m, u).is_some_and(|(_, o)| !inside(o))
+                            })
+                        }
+                        Some((_, off)) if i.operand(0) == frame => addresses.push((i, off - start)),
+                        // (Derived from one of those replaced.)
+                        Some(_) => {}
+                    }
+                }
+                Opcode::LLVMStore
+                    if memory::alloca_slot(m, i.operand(1)).is_some_and(|(a, off)| a == frame && inside(off)) =>
+                {
+                    alone &= memory::is_null(i.operand(0));
+                }
+                _ => {}
+            }
+        }
+        if !alone {
+            continue;
+        }
+        b.before(frame)?;
+        let buffer = b.alloca(ty, "rule.result")?;
+        // (Null until the call writes it, as the zeroed frame's slots are.)
+        let fields: Vec<(u64, crate::llvm::Type<'ctx>)> =
+            (0..ty.aggregate_len().unwrap_or(0)).filter_map(|k| m.index_offset(ty, k)).collect();
+        for &(off, field) in &fields {
+            let at = b.gep(m.int(8), buffer, &[m.const_int(m.int(64), off)])?;
+            b.store(m.const_null(field), at)?;
+        }
+        for (address, off) in addresses {
+            b.before(address)?;
+            let moved = b.gep(m.int(8), buffer, &[m.const_int(m.int(64), off)])?;
+            let moved = if moved.ty() == address.ty() { moved } else { b.addrspace_cast(moved, address.ty())? };
+            address.replace_all_uses_with(moved);
+            address.erase();
+        }
+        // (The slots root the result's objects, as before.)
+        b.after(call)?;
+        for &(off, field) in &fields {
+            let from = b.gep(m.int(8), buffer, &[m.const_int(m.int(64), off)])?;
+            let v = b.load(field, from)?;
+            let to = b.gep(m.int(8), frame, &[m.const_int(m.int(64), start + off)])?;
+            b.store(v, to)?;
+        }
+    }
+    Ok(())
 }
 
 /// Splatting (`f(x...)`) compiles to Julia's builtin `jl_f__apply_iterate(F, args, n)`,
@@ -2010,7 +2103,7 @@ fn calls_setjmp(g: Function) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{drop_overwritten_stores, split_call_frames};
+    use super::{drop_overwritten_stores, rule_results_out_of_gc_frames, split_call_frames};
     use crate::llvm::{Context, Opcode, OwnedModule};
 
     /// The stores `drop_overwritten_stores` leaves in `f`, as the values they store.
@@ -2145,5 +2238,73 @@ top:
         let frames = frames_after_split(&two_calls("  %r2 = call ptr @g(ptr %F, ptr %frame, i32 2)"));
         assert_eq!(frames[0].0, "frame");
         assert_eq!(frames[1].0, "frame");
+    }
+
+    /// `svd(A)`'s result as Julia 1.5 leaves it: the rule's `sret` buffer is two root
+    /// slots of the GC frame, read field by field and handed on by reference. After the
+    /// rewrite the call writes a buffer of its own, every address of those slots is the
+    /// buffer's (the reads, the call handed the struct), the frame's other slots are
+    /// untouched, and after the call the buffer's pointers are stored into the slots.
+    #[test]
+    fn a_rule_result_in_gc_frame_slots_gets_a_buffer_of_its_own() {
+        let ctx = Context::create();
+        let ir = r#"
+declare void @oxidase.rule.1.svd(ptr sret([2 x ptr addrspace(10)]), ptr addrspace(10)) "oxidase-rule-result-array-f64"
+declare double @use(ptr, ptr addrspace(10))
+define double @f(ptr addrspace(10) %A, ptr addrspace(10) %other) {
+top:
+  %frame = alloca [5 x ptr addrspace(10)], align 16
+  call void @llvm.memset.p0.i32(ptr %frame, i8 0, i32 40, i1 false)
+  %thread = call ptr asm "movq %fs:0, $0", "=r"()
+  %ptls = getelementptr i8, ptr %thread, i64 -15720
+  store ptr %frame, ptr %ptls, align 8
+  %result = getelementptr inbounds i8, ptr %frame, i64 16
+  %root = getelementptr inbounds i8, ptr %frame, i64 32
+  store ptr addrspace(10) %other, ptr %root, align 8
+  call void @oxidase.rule.1.svd(ptr sret([2 x ptr addrspace(10)]) %result, ptr addrspace(10) %A)
+  %second = getelementptr inbounds i8, ptr %frame, i64 24
+  %s = load ptr addrspace(10), ptr %second, align 8
+  %v = call double @use(ptr %result, ptr addrspace(10) %s)
+  ret double %v
+}
+declare void @llvm.memset.p0.i32(ptr, i8, i32, i1)
+"#;
+        let m = OwnedModule::parse_ir(&ctx, ir).unwrap();
+        let f = m.function("f").unwrap();
+        rule_results_out_of_gc_frames(&m, f).unwrap();
+        assert!(m.verify().is_ok(), "{}", m.print());
+        let insts: Vec<_> = f.blocks().into_iter().flat_map(|b| b.instructions()).collect();
+        let frame = *insts.iter().find(|i| i.name() == "frame").unwrap();
+        let base = |p| crate::analysis::memory::alloca_slot(&m, p);
+        let call = *insts
+            .iter()
+            .find(|i| {
+                i.opcode() == Opcode::LLVMCall
+                    && i.operand(0).is_instruction()
+                    && i.num_operands() == 3
+                    && i.operand(1).name() == "A"
+            })
+            .unwrap();
+        let (buffer, at) = base(call.operand(0)).unwrap();
+        assert!(buffer != frame && at == 0, "the call writes a buffer of its own");
+        let load = *insts.iter().find(|i| i.name() == "s").unwrap();
+        assert_eq!(base(load.operand(0)), Some((buffer, 8)), "the read of the second field");
+        let handed = *insts
+            .iter()
+            .find(|i| i.opcode() == Opcode::LLVMCall && i.num_operands() == 3 && i.operand(1).name() == "s")
+            .unwrap();
+        assert_eq!(base(handed.operand(0)), Some((buffer, 0)), "the struct handed on");
+        let into_frame: Vec<(u64, bool)> = insts
+            .iter()
+            .filter(|i| i.opcode() == Opcode::LLVMStore)
+            .filter_map(|i| {
+                base(i.operand(1)).filter(|(a, _)| *a == frame).map(|(_, off)| (off, i.operand(0).name() == "other"))
+            })
+            .collect();
+        assert_eq!(
+            into_frame,
+            [(32, true), (16, false), (24, false)],
+            "the other root stays; the copies follow the call"
+        );
     }
 }

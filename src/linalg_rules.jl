@@ -1,8 +1,8 @@
 # Derivative rules for dense linear algebra on `Matrix{Float64}` and `Matrix{Float32}`:
 # `A \ B` (A a matrix, its transpose or adjoint, or a triangular or symmetric view of
 # one; a tall matrix in the least-squares sense), `A / B` (matrices), `det`, `logdet`,
-# `inv`, `exp`, `svdvals`, `cond`, `eigvals` of a symmetric view, and the 1- and 2-norms of
-# an array (`norm(x)`, `norm(x, 1)`, `norm(A)`), in forward, batch forward and reverse
+# `inv`, `exp`, `svdvals`, `cond`, `eigvals` of a symmetric view, `pinv`, and the 1- and
+# 2-norms of an array (`norm(x)`, `norm(x, 1)`, `norm(A)`), in forward, batch forward and reverse
 # (batch too) mode. They are `BuiltinRules` methods (src/rules.jl), applied like a
 # user's `EnzymeRules`: the call is kept, and the derivative runs the rule through the
 # runtime hooks (src/hooks.jl). Without them the engine would meet LAPACK (`getrf`,
@@ -34,8 +34,10 @@
 # rank-deficient A, a 2-norm at zero, `eigvals` at a repeated eigenvalue, `svdvals`
 # at a repeated or zero singular value and `cond` where its largest or smallest
 # singular value is (where the derivatives do not exist) raise a
-# `DifferentiationError` from the rule. `qr`, `svd` and a general `eigen` still reach
-# LAPACK, which the engine refuses. Factorization objects and `logabsdet`'s tuple are
+# `DifferentiationError` from the rule, as do `svd` at a repeated or zero singular value
+# and `pinv` at a rank-deficient matrix. `qr` and a general `eigen` still reach
+# LAPACK, which the engine refuses. Factorization objects (`lu`, `cholesky`, `eigen`,
+# `svd`) and `logabsdet`'s tuple are
 # results Julia returns through memory (src/hooks.jl, `store_inline!`); their rules
 # are at the end of this file, followed by the complex BLAS products (`dot`, `A * x`,
 # `A * B`, `mul!` on `ComplexF64` and `ComplexF32` arrays: `dotc`, `dotu`, `gemv!`,
@@ -502,17 +504,24 @@ where σ, like `abs`, has none either. (`opnorm(A)` and the nuclear norm
 """
 function singular_vectors(A::Matrix{T}) where {T<:LinalgFloat}
     F = svd(A)
-    σ = F.S
-    tolerance = maximum(size(A)) * eps(T) * σ[1]
+    check_singular_values(F.S, size(A), "svdvals", "the singular values")
+    return F.U, F.V
+end
+
+# Refuses singular values `σ` (descending) of a matrix of size `dims` where two coincide
+# (to rounding) or one is zero, in a message about function `name`, whose `what` has no
+# derivative there.
+function check_singular_values(σ::Vector{T}, dims, name, what) where {T}
+    isempty(σ) && return
+    tolerance = maximum(dims) * eps(T) * σ[1]
     for i in 1:length(σ)
         σ[i] <= tolerance &&
-            throw(DifferentiationError("`svdvals` of a matrix with a zero singular value (to rounding): it has " *
-                                       "no derivative there"))
+            throw(DifferentiationError("`$name` of a matrix with a zero singular value (to rounding): $what " *
+                                       "has no derivative there"))
         i < length(σ) && σ[i] - σ[i+1] <= tolerance &&
-            throw(DifferentiationError("`svdvals` of a matrix with a repeated singular value ($(σ[i]) and " *
-                                       "$(σ[i+1])): the singular values have no derivative there"))
+            throw(DifferentiationError("`$name` of a matrix with a repeated singular value ($(σ[i]) and " *
+                                       "$(σ[i+1])): $what has no derivative there"))
     end
-    return F.U, F.V
 end
 
 function BuiltinRules.forward(config::FwdConfig, ::Const{typeof(svdvals)}, RT::Type,
@@ -687,6 +696,7 @@ function BuiltinRules.reverse(config::RevConfig, ::Const{typeof(eigvals)}, ::Typ
 end
 
 # --- factorizations: F = lu(A), cholesky(A), eigen(S); X = F \ B, ldiv!(F, B) -------
+# (`svd(A)` and its `F \ B`, and `pinv`, follow `eigen`'s section.)
 #
 # A factorization object is an immutable struct of arrays (and integers): its tangent
 # and its shadow are the same struct holding the arrays' tangents or shadows and the
@@ -1051,6 +1061,198 @@ function BuiltinRules.reverse(config::RevConfig, ::Const{typeof(eigen)}, ::Type,
     return (nothing,)
 end
 
+# --- F = svd(A), the thin SVD ---------------------------------------------------------------
+#
+# A = U Σ Vᵀ with U m×k, V n×k, k = min(m, n), σ distinct and nonzero (refused otherwise:
+# `check_singular_values`); Julia's `SVD` holds U, σ and Vt = Vᵀ. With P = Uᵀ Ȧ V and
+# Wᵢⱼ = 1 / (σⱼ² − σᵢ²) off the diagonal, 0 on it (Townsend, "Differentiating the
+# singular value decomposition", 2016):
+#   σ̇ = diag(P),  U̇ = U (W ∘ (P Σ + Σ Pᵀ)) + (I − U Uᵀ) Ȧ V Σ⁻¹,
+#   V̇ = V (W ∘ (Σ P + Pᵀ Σ)) + (I − V Vᵀ) Ȧᵀ U Σ⁻¹
+#   Ā += U (Diag(σ̄) + (W ∘ (Uᵀ Ū − Ūᵀ U)) Σ + Σ (W ∘ (Vᵀ V̄ − V̄ᵀ V))) Vᵀ
+#        + (I − U Uᵀ) Ū Σ⁻¹ Vᵀ + U Σ⁻¹ V̄ᵀ (I − V Vᵀ)
+# The complement terms vanish for a square A (U and V are then square).
+
+function squared_gaps(σ::Vector{T}) where {T}
+    k = length(σ)
+    return T[i == j ? zero(T) : inv(σ[j]^2 - σ[i]^2) for i in 1:k, j in 1:k]
+end
+
+# Tangent (U̇, σ̇, V̇ᵀ) of `F = svd(A)` along `Ȧ`, as an `SVD`.
+function svd_tangent(F::SVD{T}, Ȧ::AbstractMatrix) where {T}
+    U, σ, V = F.U, F.S, copy(transpose(F.Vt))
+    W, Σ = squared_gaps(σ), Diagonal(σ)
+    P = transpose(U) * Ȧ * V
+    U̇ = U * (W .* (P * Σ + Σ * transpose(P))) + (Ȧ * V - U * P) / Σ
+    V̇ = V * (W .* (Σ * P + transpose(P) * Σ)) + (transpose(Ȧ) * U - V * transpose(P)) / Σ
+    return SVD(U̇, diag(P), copy(transpose(V̇)))
+end
+
+# Ā += (what `svd_pullback` says) for the adjoint `F̄` of `F = svd(A)`.
+function svd_pullback!(Ā::Matrix{T}, F::SVD{T}, F̄::SVD{T}) where {T}
+    U, σ, V = F.U, F.S, transpose(F.Vt)
+    Ū, σ̄, V̄ = F̄.U, F̄.S, transpose(F̄.Vt)
+    W, Σ = squared_gaps(σ), Diagonal(σ)
+    UŪ, VV̄ = transpose(U) * Ū, transpose(V) * V̄
+    core = Diagonal(σ̄) + (W .* (UŪ - transpose(UŪ))) * Σ + Σ * (W .* (VV̄ - transpose(VV̄)))
+    mul!(Ā, U * core, transpose(V), one(T), one(T))
+    # (The complements: (I − U Uᵀ) Ū Σ⁻¹ Vᵀ and U Σ⁻¹ V̄ᵀ (I − V Vᵀ).)
+    mul!(Ā, (Ū - U * UŪ) / Σ, transpose(V), one(T), one(T))
+    mul!(Ā, U / Σ, transpose(V̄ - V * VV̄), one(T), one(T))
+    return Ā
+end
+
+zero_svd(F::SVD) = SVD(zero(F.U), zero(F.S), zero(F.Vt))
+
+function BuiltinRules.forward(config::FwdConfig, ::Const{typeof(svd)}, RT::Type,
+                              A::Annotation{Matrix{T}}) where {T<:LinalgFloat}
+    F = svd(A.val)
+    needs_shadow(config) || return needs_primal(config) ? F : nothing
+    A isa Const && return forward_result(config, F, each_lane(_ -> zero_svd(F), config))
+    check_singular_values(F.S, size(A.val), "svd", "the factorization")
+    return forward_result(config, F, each_lane(l -> svd_tangent(F, lane(A, l)), config))
+end
+
+function BuiltinRules.augmented_primal(config::RevConfig, ::Const{typeof(svd)}, RT::Type,
+                                       A::Annotation{Matrix{T}}) where {T<:LinalgFloat}
+    F = svd(A.val)
+    shadows = needs_shadow(config) ? each_lane(_ -> zero_svd(F), config) : nothing
+    needs_shadow(config) && !(A isa Const) && check_singular_values(F.S, size(A.val), "svd", "the factorization")
+    kept = SVD(copy(F.U), copy(F.S), copy(F.Vt))
+    return AugmentedReturn(needs_primal(config) ? F : nothing, shadows, (kept, shadows))
+end
+
+function BuiltinRules.reverse(config::RevConfig, ::Const{typeof(svd)}, ::Type, tape,
+                              A::Annotation{Matrix{T}}) where {T<:LinalgFloat}
+    F, shadows = tape
+    (shadows === nothing || A isa Const) && return (nothing,)
+    for l in 1:width(config)
+        svd_pullback!(lane(A, l), F, width(config) == 1 ? shadows : shadows[l])
+    end
+    return (nothing,)
+end
+
+# X = F \ B with F = svd(A) of full rank (Julia drops the singular values below
+# eps·σ₁; refused then): X = V Y, Y = Σ⁻¹ Uᵀ B,
+#   Ẋ = V̇ Y + V Σ⁻¹ (U̇ᵀ B + Uᵀ Ḃ − Σ̇ Y)
+#   W = Σ⁻¹ Vᵀ X̄:  V̄ += X̄ Yᵀ,  Ū += B Wᵀ,  B̄ += U W,  σ̄ᵢ −= Σⱼ Wᵢⱼ Yᵢⱼ
+
+function check_svd_solve(F::SVD{T}) where {T}
+    isempty(F.S) || F.S[end] > eps(T) * F.S[1] ||
+        throw(DifferentiationError("`F \\ B` with `F = svd(A)` of a rank-deficient A (singular value " *
+                                   "$(F.S[end]) of $(F.S[1])): the solution has no derivative there"))
+end
+
+svd_copy(F::SVD) = SVD(copy(F.U), copy(F.S), copy(F.Vt))
+
+function BuiltinRules.forward(config::FwdConfig, ::Const{typeof(\)}, RT::Type, F::Annotation{SVD{T,T,Matrix{T}}},
+                              B::Annotation{<:VecOrMat{T}}) where {T<:LinalgFloat}
+    X = F.val \ B.val
+    needs_shadow(config) || return needs_primal(config) ? X : nothing
+    F isa Const && B isa Const && return forward_result(config, X, each_lane(_ -> zero(X), config))
+    check_svd_solve(F.val)
+    U, σ, Vt = F.val.U, F.val.S, F.val.Vt
+    Y = (transpose(U) * B.val) ./ σ
+    dX = each_lane(config) do l
+        R = B isa Const ? zero(Y) : transpose(U) * lane(B, l)
+        if !(F isa Const)
+            dF = lane(F, l)
+            R .+= transpose(dF.U) * B.val .- dF.S .* Y
+        end
+        Ẋ = transpose(Vt) * (R ./ σ)
+        F isa Const || (Ẋ .+= transpose(lane(F, l).Vt) * Y)
+        return Ẋ
+    end
+    return forward_result(config, X, dX)
+end
+
+function BuiltinRules.augmented_primal(config::RevConfig, ::Const{typeof(\)}, RT::Type,
+                                       F::Annotation{SVD{T,T,Matrix{T}}}, B::Annotation{<:VecOrMat{T}}) where {T<:LinalgFloat}
+    X = F.val \ B.val
+    shadows = needs_shadow(config) ? each_lane(_ -> zero(X), config) : nothing
+    differentiated = needs_shadow(config) && !(F isa Const && B isa Const)
+    differentiated && check_svd_solve(F.val)
+    tape = differentiated ? (svd_copy(F.val), copy(B.val), shadows) : nothing
+    return AugmentedReturn(needs_primal(config) ? X : nothing, shadows, tape)
+end
+
+function BuiltinRules.reverse(config::RevConfig, ::Const{typeof(\)}, ::Type, tape, F::Annotation{SVD{T,T,Matrix{T}}},
+                              B::Annotation{<:VecOrMat{T}}) where {T<:LinalgFloat}
+    tape === nothing && return (nothing, nothing)
+    G, M, shadows = tape
+    U, σ, Vt = G.U, G.S, G.Vt
+    Y = (transpose(U) * M) ./ σ
+    for l in 1:width(config)
+        X̄ = width(config) == 1 ? shadows : shadows[l]
+        W = (Vt * X̄) ./ σ
+        B isa Const || mul!(lane(B, l), U, W, one(T), one(T))
+        if !(F isa Const)
+            F̄ = lane(F, l)
+            mul!(F̄.Vt, as_matrix(Y), transpose(as_matrix(X̄)), one(T), one(T))
+            mul!(F̄.U, as_matrix(M), transpose(as_matrix(W)), one(T), one(T))
+            F̄.S .-= vec(sum(as_matrix(W) .* as_matrix(Y); dims = 2))
+        end
+    end
+    return (nothing, nothing)
+end
+
+# --- X = pinv(A) ------------------------------------------------------------------------------
+#
+# For A of full rank (X = A⁺; refused otherwise, where A⁺ jumps: Julia's `pinv` drops the
+# singular values below its tolerance):
+#   Ẋ = −X Ȧ X + X Xᵀ Ȧᵀ (I − A X) + (I − X A) Ȧᵀ Xᵀ X
+#   Ā += −Xᵀ X̄ Xᵀ + (I − A X) X̄ᵀ X Xᵀ + Xᵀ X X̄ᵀ (I − X A)
+# (Golub and Pereyra 1973). A square A's X is A⁻¹ and the last two terms vanish.
+
+function check_full_rank(A::Matrix{T}) where {T}
+    σ = svdvals(A)
+    isempty(σ) && return
+    # (Julia's `pinv` tolerance, with its default `rtol`.)
+    tolerance = eps(real(float(one(T)))) * min(size(A)...) * σ[1]
+    σ[end] <= tolerance &&
+        throw(DifferentiationError("`pinv` of a rank-deficient matrix (singular value $(σ[end]) of " *
+                                   "$(σ[1])): the pseudo-inverse has no derivative there"))
+end
+
+function pinv_tangent(A::Matrix, X::Matrix, Ȧ::AbstractMatrix)
+    Ȧt = transpose(Ȧ)
+    return -X * Ȧ * X + X * (transpose(X) * (Ȧt - Ȧt * A * X)) + (Ȧt - X * (A * Ȧt)) * (transpose(X) * X)
+end
+
+function BuiltinRules.forward(config::FwdConfig, ::Const{typeof(pinv)}, RT::Type,
+                              A::Annotation{Matrix{T}}) where {T<:LinalgFloat}
+    X = pinv(A.val)
+    needs_shadow(config) || return needs_primal(config) ? X : nothing
+    A isa Const && return forward_result(config, X, each_lane(_ -> zero(X), config))
+    check_full_rank(A.val)
+    return forward_result(config, X, each_lane(l -> pinv_tangent(A.val, X, lane(A, l)), config))
+end
+
+function BuiltinRules.augmented_primal(config::RevConfig, ::Const{typeof(pinv)}, RT::Type,
+                                       A::Annotation{Matrix{T}}) where {T<:LinalgFloat}
+    X = pinv(A.val)
+    shadows = needs_shadow(config) ? each_lane(_ -> zero(X), config) : nothing
+    differentiated = needs_shadow(config) && !(A isa Const)
+    differentiated && check_full_rank(A.val)
+    return AugmentedReturn(needs_primal(config) ? X : nothing, shadows,
+                           differentiated ? (copy(A.val), copy(X), shadows) : nothing)
+end
+
+function BuiltinRules.reverse(config::RevConfig, ::Const{typeof(pinv)}, ::Type, tape,
+                              A::Annotation{Matrix{T}}) where {T<:LinalgFloat}
+    tape === nothing && return (nothing,)
+    M, X, shadows = tape
+    Xt = transpose(X)
+    for l in 1:width(config)
+        X̄ = width(config) == 1 ? shadows : shadows[l]
+        X̄t = transpose(X̄)
+        Ā = lane(A, l)
+        mul!(Ā, Xt * X̄, Xt, -one(T), one(T))
+        mul!(Ā, X̄t - M * (X * X̄t), X * Xt, one(T), one(T))
+        mul!(Ā, Xt * X, X̄t - (X̄t * X) * M, one(T), one(T))
+    end
+    return (nothing,)
+end
 
 # --- complex BLAS: r = dotc(x, y), dotu(x, y); y ← α op(A) x + β y (gemv!); C ← α op(A) op(B) + β C (gemm!)
 

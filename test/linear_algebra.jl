@@ -317,7 +317,7 @@ end
     e = caught(() -> autodiff(Reverse, rdiv_sum, Active, Const(wide), Duplicated(copy(wide), zero(wide))))   # (test/errors.jl)
     @test e isa DifferentiationError && occursin("non-square", e.msg)
     # Factorizations without rules yet, and `/` by a transposed view: LAPACK is refused.
-    for f in (M -> sum(qr(M) \ b), M -> sum(svd(M).S), M -> sum(eigen(M).values), M -> sum(M / M'),
+    for f in (M -> sum(qr(M) \ b), M -> sum(svd(M; full = true).U), M -> sum(eigen(M).values), M -> sum(M / M'),
               M -> sum(lu(M; check = false) \ b))
         e = caught(() -> autodiff(Reverse, f, Active, Duplicated(copy(A), zero(A))))   # (test/errors.jl)
         @test e isa DifferentiationError
@@ -627,6 +627,85 @@ end
     dA = zeros(2, 2)
     autodiff(Reverse, exp_sin, Active, Duplicated(zeros(2, 2), dA))
     @test dA ≈ cos(1.0) .* [1.0 0.0; 0.0 1.0] .+ cos(0.0) .* [0.0 1.0; 1.0 0.0]
+end
+
+# --- the singular value decomposition: `svd(A)`, `svd(A) \ b`, `pinv(A)` ----------------
+#
+# Functions of the factorization that do not depend on the signs of its singular
+# vectors (each pair uᵢ, vᵢ may flip together), read through the object's fields
+# (`F.S` summed directly: the `SVD` Julia keeps in its GC frame's slots), tall, square
+# and wide; `F \ b`; `pinv(A)` alone and in a loop of 0, 1 and 3 steps.
+svd_rebuilt(A) = (F = svd(A); sum(F.U * Diagonal(F.S .^ 2) * F.Vt))
+svd_first_pair(A) = (F = svd(A); sum(abs2, F.U[:, 1] * F.Vt[1, :]' .* (1:size(A, 1))))
+svd_fields(A) = (F = svd(A); sum(F.S) + F.U[1, 1] * F.Vt[1, 1])
+svd_of_computed(A, b) = (F = svd(A .* b[1:size(A, 2)]'); sum(F.S .* F.S) + sum(abs2, F.U * F.Vt))
+svd_solve(A, b) = sum(svd(A) \ b)
+pinv_apply(A, b) = sum(abs2, pinv(A) * b)
+function pinv_loop(A, n)
+    X = copy(A)
+    for k in 1:n
+        X = pinv(X .+ 0.5k)
+    end
+    return sum(sin, X)
+end
+
+@testset "$name, n = $n" for (name, f, inputs) in (
+        ("svd(A): U Diag(σ²) Vᵀ", svd_rebuilt, (rng, n) -> (general(rng, n),)),
+        ("svd of a tall A: the first pair", svd_first_pair, (rng, n) -> (randn(rng, n + 2, n),)),
+        ("svd of a wide A: the first pair", svd_first_pair, (rng, n) -> (randn(rng, n, n + 1),)),
+        ("svd(A)'s fields", svd_fields, (rng, n) -> (randn(rng, n + 1, n),)),
+        ("svd of a matrix the function computes", svd_of_computed, (rng, n) -> (randn(rng, n, n), randn(rng, n))),
+        ("svd(A) \\ b", svd_solve, (rng, n) -> (general(rng, n), randn(rng, n))),
+        ("svd(A) \\ B", svd_solve, (rng, n) -> (general(rng, n), randn(rng, n, 2))),
+        ("pinv(A) * b, A square", pinv_apply, (rng, n) -> (general(rng, n), randn(rng, n))),
+        ("pinv(A) * b, A tall", pinv_apply, (rng, n) -> (randn(rng, n + 2, n), randn(rng, n + 2))),
+        ("pinv(A) * b, A wide", pinv_apply, (rng, n) -> (randn(rng, n, n + 2), randn(rng, n))),
+        ("pinv in a loop, 0 steps", A -> pinv_loop(A, 0), (rng, n) -> (general(rng, n),)),
+        ("pinv in a loop, 1 step", A -> pinv_loop(A, 1), (rng, n) -> (general(rng, n),)),
+        ("pinv in a loop, 3 steps", A -> pinv_loop(A, 3), (rng, n) -> (general(rng, n),))),
+        n in (1, 3, 5)
+    rng = MersenneTwister(71 + n)
+    check_each_constant(f, inputs(rng, n))
+end
+
+@testset "svd and pinv: ill-conditioned, Float32, Julia's bits, refusals" begin
+    rng = MersenneTwister(72)
+    # Singular values from 1 down to 10⁻³, 10⁻² apart at the top.
+    U, V = Matrix(qr(randn(rng, 4, 4)).Q), Matrix(qr(randn(rng, 3, 3)).Q)
+    A = U[:, 1:3] * Diagonal([1.0, 0.99, 1e-3]) * V'
+    for f in (svd_rebuilt, svd_first_pair, svd_fields)
+        check_linalg(f, (A,), (true,); rtol = 1e-4, h = 1e-8)
+    end
+    check_linalg(pinv_apply, (A, randn(rng, 4)), (true, true); rtol = 1e-4, h = 1e-9)
+    # Float32, against central differences in Float64.
+    for (f, A64) in ((svd_fields, (randn(rng, 4, 3),)), (pinv_apply, (randn(rng, 3, 3) + 3I, randn(rng, 3))),
+                     (svd_solve, (randn(rng, 3, 3) + 3I, randn(rng, 3))))
+        args = map(a -> Float32.(a), A64)
+        shadows = map(zero, args)
+        autodiff(Reverse, f, Active, map(Duplicated, map(copy, args), shadows)...)
+        for k in eachindex(args)
+            g = reshape(fd_gradient(x -> f(map(b -> b === A64[k] ? x : b, A64)...), A64[k]), size(A64[k]))
+            @test shadows[k] ≈ g rtol = 1e-2
+        end
+    end
+    M, b = randn(rng, 4, 3), randn(rng, 3)
+    @test autodiff(ReverseWithPrimal, svd_fields, Active, Duplicated(copy(M), zero(M)))[2] === svd_fields(M)
+    P = Matrix(M')
+    @test autodiff(ReverseWithPrimal, pinv_apply, Active, Duplicated(copy(P), zero(P)), Const(b))[2] === pinv_apply(P, b)
+    # Where the derivatives do not exist: a repeated singular value (an orthogonal
+    # matrix's are all 1) or a zero one; `pinv` of a rank-deficient A, and `svd(A) \ b`
+    # (refused by `svd`'s rule).
+    Q = Matrix(qr(randn(rng, 3, 3)).Q)
+    D = [1.0 2.0 3.0; 2.0 4.0 6.0; 1.0 0.0 1.0]
+    for (f, args, what) in ((svd_rebuilt, (Q,), "repeated singular value"), (svd_fields, (D,), "zero singular value"),
+                            (pinv_apply, (D, randn(rng, 3)), "rank-deficient"),
+                            (svd_solve, (D, randn(rng, 3)), "zero singular value"))
+        e = caught(() -> autodiff(Reverse, f, Active, Duplicated(copy(args[1]), zero(args[1])), map(Const, args[2:end])...))   # (test/errors.jl)
+        @test e isa DifferentiationError && occursin(what, e.msg)
+        e = caught(() -> autodiff(Forward, f, Duplicated, Duplicated(copy(args[1]), ones(size(args[1]))),
+                                  map(Const, args[2:end])...))   # (test/errors.jl)
+        @test e isa DifferentiationError && occursin(what, e.msg)
+    end
 end
 
 @testset "a user's rule takes precedence over Oxidase's" begin
