@@ -14,7 +14,8 @@
 # activity, printing, logging and string interpolation, custom rules (one returning a
 # tuple), typed variables closures capture and reassign (boxes), `sortperm`, complex
 # products, matrix and vector literals of numbers (of different types too), solves (`\`, `/`),
-# factorizations of a computed matrix (`svd` and `pinv` too), a matrix (a literal, a constant) plus a `Diagonal`,
+# factorizations of a computed matrix (`svd` and `pinv` too), the largest and smallest
+# elements along dimensions (a softmax), a matrix (a literal, a constant) plus a `Diagonal`,
 # Dicts filled, from pairs or from a generator, arrays written through a reshape,
 # some reading the array out of a struct holding a mutable struct (a model's layer) or
 # out of a vector of mutable structs,
@@ -642,6 +643,11 @@ function program(rng, name)
                 "s += sum(exp([x[1] $(expr(rng, 1, vars)); x[2] -x[3]] ./ 4)) / 4",
                 "s += sum(Property.svdvals([x[1] 1.0 0.5; $(expr(rng, 1, vars)) x[3] -1.0])) / 4",
                 "s += Property.cond([x[1] 1.0; $(expr(rng, 1, vars)) x[2] + 2.0], $(rand(rng, (1, 2, Inf)))) / 8",
+                # A softmax over the columns of a matrix the program computes (the
+                # largest element of each column subtracted), and the rows' minima.
+                "mM = reshape([x; x .* $(expr(rng, 1, vars))], 2, 3)
+    eM = exp.(mM .- maximum(mM; dims = 1))
+    s += sum(eM ./ sum(eM; dims = 1) .* [1.0 2.0 3.0; -1.0 0.5 2.0]) / 4 + sum(minimum(mM; dims = 2)) / 8",
                 # The thin SVD's fields (sign-free products) and the pseudo-inverse of a
                 # tall matrix the program computes.
                 "mS = [x[1] 1.0; x[2] 2.0; x[3] -0.5 + $(expr(rng, 1, vars))]

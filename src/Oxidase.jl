@@ -37,6 +37,10 @@ include("call.jl")
 include("autodiff.jl")
 include("hooks.jl")
 include("linalg_rules.jl")
+include("reduction_rules.jl")
+# The methods the rules Oxidase ships cover (`use_builtin_rules!`), found once every rule
+# is defined.
+const BUILTIN_TARGETS = builtin_targets()
 include("range_rules.jl")
 include("sugar.jl")
 include("split.jl")

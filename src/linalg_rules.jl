@@ -1502,7 +1502,3 @@ end # module LinalgRules
 for f in (sortperm, sortperm!, partialsortperm, partialsortperm!), g in (f, Core.kwfunc(f))
     @eval BuiltinRules.inactive(::$(typeof(g)), args...) = nothing
 end
-
-# The methods the rules Oxidase ships cover (`use_builtin_rules!`), found once every rule
-# is defined.
-const BUILTIN_TARGETS = builtin_targets()

@@ -598,6 +598,57 @@ reductions = [
     @test autodiff(Forward, f, Duplicated, Duplicated(copy(x), v))[2] ≈ sum(dx .* v) rtol = 1e-10 atol = 1e-12
 end
 
+# The largest and smallest elements along dimensions (src/reduction_rules.jl): softmax
+# over columns as a model writes it, a 3-d array, several dimensions, a vector, Float32,
+# `maximum(abs, A; dims)` (Base's code), loops of 0, 1 and 3 iterations; ties take the
+# first element of a slice, whose derivative the test computes by hand.
+dims_max_sq(x) = sum(abs2, maximum(reshape(x, 2, 3); dims = 1))
+dims_min_rows(x) = sum(minimum(reshape(x, 2, 3); dims = 2) .* [1.0, -2.0])
+function dims_softmax(x)
+    A = reshape(x, 2, 3)
+    E = exp.(A .- maximum(A; dims = 1))
+    return sum(E ./ sum(E; dims = 1) .* [1.0 2.0 3.0; 4.0 5.0 6.0])
+end
+dims_3d(x) = sum(abs2, minimum(reshape([x; x .* 2], 2, 3, 2); dims = (1, 3)))
+dims_vector(x) = sum(maximum(x; dims = 1)) + sum(minimum(x; dims = 1))^2
+dims_abs(x) = sum(maximum(abs, reshape(x, 3, 2); dims = 1))
+function dims_loop(x, n)
+    A = reshape(x, 2, 3)
+    s = 0.0
+    for k in 1:n
+        A = A .* maximum(A; dims = 1) .+ 0.1k
+        s += sum(minimum(A; dims = 2))
+    end
+    return s + sum(A)
+end
+
+@testset "maximum and minimum along dimensions: $name" for (name, f) in (
+        ("maximum(A; dims = 1)", dims_max_sq), ("minimum(A; dims = 2)", dims_min_rows),
+        ("softmax over columns", dims_softmax), ("a 3-d array, dims = (1, 3)", dims_3d),
+        ("a vector, dims = 1", dims_vector), ("maximum(abs, A; dims = 1)", dims_abs),
+        ("in a loop of 0 iterations", x -> dims_loop(x, 0)), ("in a loop of 1 iteration", x -> dims_loop(x, 1)),
+        ("in a loop of 3 iterations", x -> dims_loop(x, 3)))
+    for x in ([0.3, -1.2, 2.0, 0.7, 1.1, -0.4], [-0.5, 0.25, 1.5, -2.0, 0.75, 1.25])
+        check_all_modes(f, x)
+    end
+end
+
+@testset "maximum and minimum along dimensions: Float32, Julia's bits, ties" begin
+    x = Float32[0.3, -1.2, 2.0, 0.7, 1.1, -0.4]
+    dx = zero(x)
+    autodiff(Reverse, dims_max_sq, Active, Duplicated(copy(x), dx))
+    @test dx ≈ Float32[0.6, 0, 4, 0, 2.2, 0]
+    x = [0.3, -1.2, 2.0, 0.7, 1.1, -0.4]
+    @test autodiff(ReverseWithPrimal, dims_softmax, Active, Duplicated(copy(x), zero(x)))[2] === dims_softmax(x)
+    # Two equal elements in a slice: the first one's derivative, as `findmax` picks it.
+    tied = [1.0, 1.0, 2.0, 0.5, -1.0, -1.0]
+    dx = zero(tied)
+    autodiff(Reverse, dims_max_sq, Active, Duplicated(copy(tied), dx))
+    @test dx == [2.0, 0.0, 4.0, 0.0, -2.0, 0.0]
+    (_, t) = autodiff(Forward, dims_max_sq, Duplicated, Duplicated(copy(tied), [1.0, 10.0, 1.0, 1.0, 1.0, 10.0]))
+    @test t == 2.0 + 4.0 - 2.0
+end
+
 # The reverse derivative drops the forward sweep's unused results (the partial sums of
 # the recursion, Base's `sin` of every element) but still throws where the primal does:
 # an unused call of `sin`, `log`, `asin`... becomes the test of its argument's domain.
