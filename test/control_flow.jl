@@ -529,6 +529,28 @@ end
         @test err isa Oxidase.DifferentiationError && occursin("caught exception", err.msg)
     end
 end
+# A matrix literal's boxed numbers beside such an exception (generator seed
+# 20261209127): the constructor, once inlined, builds the exception's fields in slots
+# of the GC frame and copies them into the object with a `memcpy`, which was counted as
+# reading every slot of the frame, the boxes' too, so that the boxes kept no shadow.
+# The copy reads its 16 bytes. Both sides of the branch, with the constructor compiled
+# first (as `try_domain_error` does).
+function try_literal_domain_error(x)
+    s = sum(abs2, [x[1] 0.1 x[2]; 0.2 x[3] -0.1])
+    try
+        s > 0.5 && throw(DomainError(s))
+        s += 1.0
+    catch
+        s = s * x[1]
+    end
+    return s
+end
+@testset "try/catch: an exception built beside a matrix literal" begin
+    try_domain_error([1.0, -2.0])
+    for x in ([0.3, 1.2, 2.0], [0.1, 0.2, 0.1], [-0.2, 0.3, 0.25])
+        check_all_modes(try_literal_domain_error, x)
+    end
+end
 @testset "try/catch: a `try` inside another: $(nameof(f))" for f in (try_nested, try_rethrown, try_nested_return)
     for x in ([0.25, 2.0, 1.5], [-0.25, 2.0, 1.5], [0.7, -1.5, 2.0], [0.6, 0.3, -1.2], [-0.3, -0.5, 0.8], [-0.3, -0.5, -0.8])
         check_all_modes(f, x)

@@ -3146,7 +3146,8 @@ pub fn grow_to_fixpoint<'ctx>(
 /// alloca it may read, and so does a call handed an address into one (the argument
 /// array of a dynamic call, which the callee reads). Lifetime markers, `memset` and
 /// calls that never return read nothing; a call reading a value of a type it is given
-/// (`typed_read`) reads that value's bytes only.
+/// (`typed_read`) reads that value's bytes only, and so does a `memcpy` of a constant
+/// length from a slot (`copied_bytes`).
 pub fn inert_pointer_stores<'ctx>(m: &'ctx crate::llvm::Module, insts: &[Value<'ctx>]) -> HashSet<Value<'ctx>> {
     let mut read = HashSet::new();
     for i in insts.iter().filter(|i| i.opcode() == Opcode::LLVMLoad) {
@@ -3169,6 +3170,10 @@ pub fn inert_pointer_stores<'ctx>(m: &'ctx crate::llvm::Module, insts: &[Value<'
             for k in (0..call.call_arg_count()).filter(|&k| !rule_result_roots(*i, k)) {
                 // (A value of a known type read by reference from a slot: those bytes.)
                 if let Some((a, range)) = typed_read(m, *i, k) {
+                    read.extend(range.step_by(8).map(|off| (a, Some(off))));
+                    continue;
+                }
+                if let Some((a, range)) = copied_bytes(m, *i, k) {
                     read.extend(range.step_by(8).map(|off| (a, Some(off))));
                     continue;
                 }
@@ -3205,6 +3210,27 @@ pub fn inert_pointer_stores<'ctx>(m: &'ctx crate::llvm::Module, insts: &[Value<'
         })
         .copied()
         .collect()
+}
+
+/// The stack slot and byte range a `memcpy` or `memmove` of a constant length reads
+/// when operand `k` is its source at a constant offset into a slot: a struct Julia
+/// builds in GC frame slots and copies into the heap object it allocates (an
+/// exception's fields, `DomainError(x)`), which reads those slots only.
+fn copied_bytes<'ctx>(
+    m: &'ctx crate::llvm::Module,
+    i: Value<'ctx>,
+    k: usize,
+) -> Option<(Value<'ctx>, std::ops::Range<u64>)> {
+    let callee = i.as_call()?.called_operand();
+    let copy = callee.is_function() && ["llvm.memcpy.", "llvm.memmove."].iter().any(|p| callee.name().starts_with(p));
+    if !copy || k != 1 {
+        return None;
+    }
+    let length = i.operand(2).const_uint()?;
+    let (a, offset) = alloca_slot(m, i.operand(1))?;
+    // (Whole slots: a copy from the middle of one reads all of it.)
+    let start = offset - offset % 8;
+    Some((a, start..offset + length))
 }
 
 /// The stack slot and byte range operand `k` of call `i` reads, when `i` reads a value
