@@ -643,6 +643,10 @@ function program(rng, name)
                 "s += sum(exp([x[1] $(expr(rng, 1, vars)); x[2] -x[3]] ./ 4)) / 4",
                 "s += sum(Property.svdvals([x[1] 1.0 0.5; $(expr(rng, 1, vars)) x[3] -1.0])) / 4",
                 "s += Property.cond([x[1] 1.0; $(expr(rng, 1, vars)) x[2] + 2.0], $(rand(rng, (1, 2, Inf)))) / 8",
+                # A matrix literal of constants (a design matrix written out) solved
+                # against differentiated data, square or tall.
+                rand(rng, ["s += sum([2.0 0.5 0.0; 0.5 3.0 1.0; 0.0 1.0 4.0] \\ [x[1], s, $(expr(rng, 1, vars))]) / 4",
+                           "s += sum(abs2, [1.0 0.0; 1.0 1.0; 1.0 2.0; 1.0 3.0] \\ [x[1], x[2], s, x[3]]) / 8"]),
                 # A softmax over the columns of a matrix the program computes (the
                 # largest element of each column subtracted), and the rows' minima.
                 "mM = reshape([x; x .* $(expr(rng, 1, vars))], 2, 3)

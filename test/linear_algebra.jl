@@ -629,6 +629,36 @@ end
     @test dA ≈ cos(1.0) .* [1.0 0.0; 0.0 1.0] .+ cos(0.0) .* [0.0 1.0; 1.0 0.0]
 end
 
+# A matrix literal of constants solved against differentiated data (a polynomial fit
+# with its design matrix written out): `hvcat` copies the literals' bits from their
+# boxes into the matrix, which a rule handed differentiated data gives a zero shadow;
+# those copies are the constants they are (`memory::retype_bit_copies`), once refused as
+# floats copied from memory the engine does not follow. Square and tall, in a loop of
+# 0, 1 and 3 solves.
+literal_solve(x) = sum([1.0 0.0 2.0; 1.0 1.0 3.0; 1.0 2.0 1.0] \ x)
+function literal_fit(y)
+    A = [1.0 0.0; 1.0 1.0; 1.0 2.0; 1.0 3.0; 1.0 4.0]
+    c = A \ y
+    return sum(abs2, A * c - y) + c[2]^2
+end
+function literal_loop(x, n)
+    y = copy(x)
+    for k in 1:n
+        y = [2.0 0.5 0.0; 0.5 3.0 1.0; 0.0 1.0 4.0] \ (y .+ k)
+    end
+    return sum(abs2, y)
+end
+
+@testset "a matrix literal of constants: $name" for (name, f, n) in (
+        ("solved", literal_solve, 3), ("a least-squares fit", literal_fit, 5),
+        ("in a loop of 0 solves", x -> literal_loop(x, 0), 3), ("in a loop of 1 solve", x -> literal_loop(x, 1), 3),
+        ("in a loop of 3 solves", x -> literal_loop(x, 3), 3))
+    rng = MersenneTwister(81)
+    for trial in 1:2
+        check_linalg(f, (randn(rng, n),), (true,))
+    end
+end
+
 # --- the singular value decomposition: `svd(A)`, `svd(A) \ b`, `pinv(A)` ----------------
 #
 # Functions of the factorization that do not depend on the signs of its singular

@@ -2550,19 +2550,25 @@ fn written_by_stores_only(a: Value) -> bool {
     every_use_through_merges(a, |p, u| match u.opcode_if_instruction() {
         Some(Opcode::LLVMLoad) => true,
         Some(Opcode::LLVMStore) if u.operand(0) != p => true,
-        Some(Opcode::LLVMStore) => alloca_base(u.operand(1)).is_some_and(|slot| {
-            every_use(
-                slot,
-                |_| true,
-                |_, w| lifetime(w) || w.opcode_if_instruction() == Some(Opcode::LLVMStore) && w.operand(0) != slot,
-            )
-        }),
+        Some(Opcode::LLVMStore) => alloca_base(u.operand(1)).is_some_and(unread_slot),
         Some(Opcode::LLVMCall) => {
             lifetime(u)
                 || u.as_call().and_then(|c| callee_name(c.called_operand())).is_some_and(|n| n.starts_with("jl_"))
         }
         _ => false,
     })
+}
+
+/// Whether stack slot `slot` is only stored into and handed to lifetime markers: nothing
+/// reads what is stored there (where inlined generic code keeps its `args`, a volatile
+/// store for the debugger).
+fn unread_slot(slot: Value) -> bool {
+    let lifetime = |u: Value| u.as_call().is_some_and(is_lifetime_marker);
+    every_use(
+        slot,
+        |_| true,
+        |_, w| lifetime(w) || w.opcode_if_instruction() == Some(Opcode::LLVMStore) && w.operand(0) != slot,
+    )
 }
 
 /// `stack_object_field` of a load `i` from a slot that may hold derivative data.
@@ -2750,13 +2756,25 @@ fn stack_loaded_objects(o: Value, depth: u32) -> Option<Vec<Value>> {
                     // into integers, but for an explicit `ptrtoint`.)
                     s.opcode_if_instruction() != Some(Opcode::LLVMPtrToInt)
                 }
-                // (A throw reading it: `jl_bounds_error_unboxed_int`.)
+                // (Its address kept in a slot nothing reads: an inlined generic entry's
+                // `args`.)
+                Some(Opcode::LLVMStore) if u.operand(0) == p && p == a => {
+                    alloca_base(u.operand(1)).is_some_and(unread_slot)
+                }
+                // (A throw reading it: `jl_bounds_error_unboxed_int`; the runtime's bounds
+                // errors only read what they are handed, `jl_bounds_error_tuple_int` the
+                // arguments array it prints.)
                 Some(Opcode::LLVMCall) => u.as_call().is_some_and(|c| {
+                    let noreturn =
+                        c.has_fn_attr("noreturn") || c.called_function().is_some_and(|f| f.has_fn_attr("noreturn"));
+                    let bounds_error =
+                        callee_name(c.called_operand()).is_some_and(|n| n.starts_with("jl_bounds_error"));
                     is_lifetime_marker(c)
-                        || (c.has_fn_attr("noreturn") || c.called_function().is_some_and(|f| f.has_fn_attr("noreturn")))
-                            && (0..c.call_arg_count())
-                                .filter(|&k| u.operand(k) == p)
-                                .all(|k| c.has_arg_attr(k, "readonly"))
+                        || noreturn
+                            && (bounds_error
+                                || (0..c.call_arg_count())
+                                    .filter(|&k| u.operand(k) == p)
+                                    .all(|k| c.has_arg_attr(k, "readonly")))
                 }),
                 _ => false,
             },
@@ -2865,6 +2883,14 @@ pub fn retype_bit_copies(
             changed |= retype_load(&b, i, m.f32())?;
             continue;
         }
+        // A literal's bits: a number read as an integer out of the box of a float literal
+        // (Julia embeds it by address; `hvcat` copies the literals of `[1.0 0.0; 1.0
+        // 2.0]` from its arguments array into the matrix), stored into a differentiated
+        // array: the constant float, whose store zeroes the shadow there.
+        if let Some(float) = literal_bits(m, i, mem) {
+            changed |= retype_load(&b, i, float)?;
+            continue;
+        }
         if !mem.is_data(i.operand(0)) {
             continue;
         }
@@ -2887,6 +2913,40 @@ pub fn retype_bit_copies(
         changed |= retype_load(&b, i, float)?;
     }
     Ok(changed)
+}
+
+/// The float type of integer load `i` when it reads a float literal's box (the constant
+/// itself, or a pointer loaded from a stack object that holds only such boxes, of
+/// floats of `i`'s width, and integer constants) and its bits are stored into a
+/// differentiated float array of that width: `retype_bit_copies` makes it a float.
+/// `None` otherwise.
+fn literal_bits<'ctx>(
+    m: &'ctx crate::llvm::Module,
+    i: Value<'ctx>,
+    mem: &Memory<'ctx>,
+) -> Option<crate::llvm::Type<'ctx>> {
+    let (float, leaf) = match i.ty().int_width() {
+        64 => (m.f64(), Leaf::ArrayF64),
+        32 => (m.f32(), Leaf::ArrayF32),
+        _ => return None,
+    };
+    let into_data = i.users().into_iter().any(|u| {
+        u.opcode() == Opcode::LLVMStore
+            && u.operand(0) == i
+            && mem.is_data(u.operand(1))
+            && mem.leaf(u.operand(1)) == Some(leaf)
+    });
+    if !into_data || !at_offset_zero(i.operand(0)) {
+        return None;
+    }
+    let p = zero_offset_base(i.operand(0));
+    let objects = if p.is_constant() { vec![p] } else { stack_loaded_objects(p, 4)? };
+    // (Beside the integer constants the same array holds, which the load never reads
+    // there: `hvcat`'s tuple of row lengths. Immutable constants all: whatever bits the
+    // load reads carry no derivative.)
+    let literal = |o: &Value| constant_boxed_float(*o).is_some_and(|(_, l, _)| l == leaf);
+    let constant = |o: &Value| literal(o) || integer_constant_object(*o);
+    (objects.iter().any(literal) && objects.iter().all(constant)).then_some(float)
 }
 
 /// The name of the integer bits of a load `retype_load` made a float's: they may be an
