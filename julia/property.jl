@@ -648,10 +648,12 @@ function program(rng, name)
                 rand(rng, ["s += sum([2.0 0.5 0.0; 0.5 3.0 1.0; 0.0 1.0 4.0] \\ [x[1], s, $(expr(rng, 1, vars))]) / 4",
                            "s += sum(abs2, [1.0 0.0; 1.0 1.0; 1.0 2.0; 1.0 3.0] \\ [x[1], x[2], s, x[3]]) / 8"]),
                 # A softmax over the columns of a matrix the program computes (the
-                # largest element of each column subtracted), and the rows' minima.
+                # largest element of each column subtracted), the rows' minima, running
+                # sums along the rows.
                 "mM = reshape([x; x .* $(expr(rng, 1, vars))], 2, 3)
     eM = exp.(mM .- maximum(mM; dims = 1))
-    s += sum(eM ./ sum(eM; dims = 1) .* [1.0 2.0 3.0; -1.0 0.5 2.0]) / 4 + sum(minimum(mM; dims = 2)) / 8",
+    s += sum(eM ./ sum(eM; dims = 1) .* [1.0 2.0 3.0; -1.0 0.5 2.0]) / 4 + sum(minimum(mM; dims = 2)) / 8 +
+         sum(abs2, cumsum(mM; dims = 2)) / 32",
                 # The thin SVD's fields (sign-free products) and the pseudo-inverse of a
                 # tall matrix the program computes.
                 "mS = [x[1] 1.0; x[2] 2.0; x[3] -0.5 + $(expr(rng, 1, vars))]

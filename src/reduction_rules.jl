@@ -1,5 +1,6 @@
 # Derivative rules for the largest and smallest elements along dimensions,
-# `maximum(A; dims)` and `minimum(A; dims)` of an `Array{Float64}` or `Array{Float32}`,
+# `maximum(A; dims)` and `minimum(A; dims)`, and for running sums along one,
+# `cumsum(A; dims)` (at the end), of an `Array{Float64}` or `Array{Float32}`,
 # in forward, batch forward and reverse (batch too) mode. Julia starts such a reduction
 # from an array filled with the extremum of the first slice, which it computes through a
 # call it compiles for any function (`reducedim_init`, reached by `jl_invoke`) over a
@@ -60,6 +61,38 @@ for f in (maximum, minimum)
             return (nothing, nothing, nothing)
         end
     end
+end
+
+# Running sums along a dimension, `cumsum(A; dims)`: Julia accumulates along a dimension
+# other than the first through a call it dispatches when it runs (`_accumulaten!`, its
+# index ranges' types not inferred), which the engine refuses. Linear in A:
+#   Y = cumsum(A; dims)     Ẏ = cumsum(Ȧ; dims)     Ā += reverse(cumsum(reverse(Ȳ; dims); dims); dims)
+const CUMSUM_KW = typeof(Core.kwfunc(cumsum))
+const DimKeyword = NamedTuple{(:dims,),<:Tuple{Integer}}
+
+function BuiltinRules.forward(config::FwdConfig, ::Const{CUMSUM_KW}, RT::Type, kws::Const{<:DimKeyword},
+                              ::Const{typeof(cumsum)}, A::Annotation{Array{T,N}}) where {T<:LinalgFloat,N}
+    Y = cumsum(A.val; dims = kws.val.dims)
+    needs_shadow(config) || return needs_primal(config) ? Y : nothing
+    return forward_result(config, Y, each_lane(l -> A isa Const ? zero(Y) : cumsum(lane(A, l); dims = kws.val.dims), config))
+end
+
+function BuiltinRules.augmented_primal(config::RevConfig, ::Const{CUMSUM_KW}, RT::Type, kws::Const{<:DimKeyword},
+                                       ::Const{typeof(cumsum)}, A::Annotation{Array{T,N}}) where {T<:LinalgFloat,N}
+    Y = cumsum(A.val; dims = kws.val.dims)
+    shadows = needs_shadow(config) ? each_lane(_ -> zero(Y), config) : nothing
+    return AugmentedReturn(needs_primal(config) ? Y : nothing, shadows, shadows)
+end
+
+function BuiltinRules.reverse(config::RevConfig, ::Const{CUMSUM_KW}, ::Type, shadows, kws::Const{<:DimKeyword},
+                              ::Const{typeof(cumsum)}, A::Annotation{Array{T,N}}) where {T<:LinalgFloat,N}
+    (shadows === nothing || A isa Const) && return (nothing, nothing, nothing)
+    d = kws.val.dims
+    for l in 1:width(config)
+        Ȳ = width(config) == 1 ? shadows : shadows[l]
+        lane(A, l) .+= reverse(cumsum(reverse(Ȳ; dims = d); dims = d); dims = d)
+    end
+    return (nothing, nothing, nothing)
 end
 
 end # module ReductionRules

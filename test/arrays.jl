@@ -633,6 +633,21 @@ end
     end
 end
 
+# Running sums along a dimension (src/reduction_rules.jl): along the first (Base's code
+# does it; the rule now), the second and the third, and in a loop.
+cumsum_rows(x) = sum(abs2, cumsum(reshape(x, 2, 3); dims = 2))
+cumsum_cols(x) = sum(sin, cumsum(reshape(x, 3, 2); dims = 1))
+cumsum_3d(x) = sum(abs2, cumsum(reshape([x; x .* 2], 2, 3, 2); dims = 3))
+cumsum_loop(x, n) = (A = reshape(x, 2, 3); for k in 1:n; A = cumsum(A; dims = 2) ./ (k + 2); end; sum(abs2, A))
+@testset "running sums along a dimension: $name" for (name, f) in (
+        ("dims = 2", cumsum_rows), ("dims = 1", cumsum_cols), ("dims = 3", cumsum_3d),
+        ("in a loop of 0 iterations", x -> cumsum_loop(x, 0)), ("in a loop of 1 iteration", x -> cumsum_loop(x, 1)),
+        ("in a loop of 3 iterations", x -> cumsum_loop(x, 3)))
+    for x in ([0.3, -1.2, 2.0, 0.7, 1.1, -0.4], [-0.5, 0.25, 1.5, -2.0, 0.75, 1.25])
+        check_all_modes(f, x)
+    end
+end
+
 @testset "maximum and minimum along dimensions: Float32, Julia's bits, ties" begin
     x = Float32[0.3, -1.2, 2.0, 0.7, 1.1, -0.4]
     dx = zero(x)
