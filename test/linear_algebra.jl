@@ -567,6 +567,20 @@ cond_loop(A, b) = (s = 0.0; for k in 1:3; s += cond(A .+ k .* (b * b')) / k; end
     check_each_constant(f, inputs(rng, n))
 end
 
+# Each `(f, args)` of `cases` on `Float32` copies of its `Float64` arguments, every one
+# differentiated in reverse mode, against central differences in `Float64`.
+function check_float32_cases(cases)
+    for (f, A64) in cases
+        args = map(a -> Float32.(a), A64)
+        shadows = map(zero, args)
+        autodiff(Reverse, f, Active, map(Duplicated, map(copy, args), shadows)...)
+        for k in eachindex(args)
+            g = reshape(fd_gradient(x -> f(map(b -> b === A64[k] ? x : b, A64)...), A64[k]), size(A64[k]))
+            @test shadows[k] ≈ g rtol = 1e-2
+        end
+    end
+end
+
 @testset "least squares, exp and svdvals: ill-conditioned, Float32, Julia's bits" begin
     rng = MersenneTwister(62)
     # (Columns nearly parallel: condition number about 10⁴.)
@@ -579,17 +593,8 @@ end
     # Singular values 10⁻³ apart.
     U, V = Matrix(qr(randn(rng, 4, 4)).Q), Matrix(qr(randn(rng, 3, 3)).Q)
     check_linalg(svdvals_weighted, (U[:, 1:3] * Diagonal([1.0, 1.001, 0.5]) * V',), (true,); rtol = 1e-4, h = 1e-8)
-    # Float32, against central differences in Float64.
-    for (f, A64) in ((solve_sum, (randn(rng, 5, 3), randn(rng, 5))), (exp_sin, (randn(rng, 3, 3),)),
-                     (svdvals_sum, (randn(rng, 3, 3),)))
-        args = map(a -> Float32.(a), A64)
-        shadows = map(zero, args)
-        autodiff(Reverse, f, Active, map(Duplicated, map(copy, args), shadows)...)
-        for k in eachindex(args)
-            g = reshape(fd_gradient(x -> f(map(b -> b === A64[k] ? x : b, A64)...), A64[k]), size(A64[k]))
-            @test shadows[k] ≈ g rtol = 1e-2
-        end
-    end
+    check_float32_cases(((solve_sum, (randn(rng, 5, 3), randn(rng, 5))), (exp_sin, (randn(rng, 3, 3),)),
+                         (svdvals_sum, (randn(rng, 3, 3),))))
     # The primals are Julia's, bit for bit.
     A, b = randn(rng, 5, 3), randn(rng, 5)
     @test autodiff(ReverseWithPrimal, solve_sum, Active, Duplicated(copy(A), zero(A)), Const(b))[2] === solve_sum(A, b)
@@ -707,17 +712,8 @@ end
         check_linalg(f, (A,), (true,); rtol = 1e-4, h = 1e-8)
     end
     check_linalg(pinv_apply, (A, randn(rng, 4)), (true, true); rtol = 1e-4, h = 1e-9)
-    # Float32, against central differences in Float64.
-    for (f, A64) in ((svd_fields, (randn(rng, 4, 3),)), (pinv_apply, (randn(rng, 3, 3) + 3I, randn(rng, 3))),
-                     (svd_solve, (randn(rng, 3, 3) + 3I, randn(rng, 3))))
-        args = map(a -> Float32.(a), A64)
-        shadows = map(zero, args)
-        autodiff(Reverse, f, Active, map(Duplicated, map(copy, args), shadows)...)
-        for k in eachindex(args)
-            g = reshape(fd_gradient(x -> f(map(b -> b === A64[k] ? x : b, A64)...), A64[k]), size(A64[k]))
-            @test shadows[k] ≈ g rtol = 1e-2
-        end
-    end
+    check_float32_cases(((svd_fields, (randn(rng, 4, 3),)), (pinv_apply, (randn(rng, 3, 3) + 3I, randn(rng, 3))),
+                         (svd_solve, (randn(rng, 3, 3) + 3I, randn(rng, 3)))))
     M, b = randn(rng, 4, 3), randn(rng, 3)
     @test autodiff(ReverseWithPrimal, svd_fields, Active, Duplicated(copy(M), zero(M)))[2] === svd_fields(M)
     P = Matrix(M')
