@@ -1103,6 +1103,7 @@ function svd_pullback!(Ā::Matrix{T}, F::SVD{T}, F̄::SVD{T}) where {T}
 end
 
 zero_svd(F::SVD) = SVD(zero(F.U), zero(F.S), zero(F.Vt))
+svd_copy(F::SVD) = SVD(copy(F.U), copy(F.S), copy(F.Vt))
 
 function BuiltinRules.forward(config::FwdConfig, ::Const{typeof(svd)}, RT::Type,
                               A::Annotation{Matrix{T}}) where {T<:LinalgFloat}
@@ -1118,8 +1119,7 @@ function BuiltinRules.augmented_primal(config::RevConfig, ::Const{typeof(svd)}, 
     F = svd(A.val)
     shadows = needs_shadow(config) ? each_lane(_ -> zero_svd(F), config) : nothing
     needs_shadow(config) && !(A isa Const) && check_singular_values(F.S, size(A.val), "svd", "the factorization")
-    kept = SVD(copy(F.U), copy(F.S), copy(F.Vt))
-    return AugmentedReturn(needs_primal(config) ? F : nothing, shadows, (kept, shadows))
+    return AugmentedReturn(needs_primal(config) ? F : nothing, shadows, (svd_copy(F), shadows))
 end
 
 function BuiltinRules.reverse(config::RevConfig, ::Const{typeof(svd)}, ::Type, tape,
@@ -1142,8 +1142,6 @@ function check_svd_solve(F::SVD{T}) where {T}
         throw(DifferentiationError("`F \\ B` with `F = svd(A)` of a rank-deficient A (singular value " *
                                    "$(F.S[end]) of $(F.S[1])): the solution has no derivative there"))
 end
-
-svd_copy(F::SVD) = SVD(copy(F.U), copy(F.S), copy(F.Vt))
 
 function BuiltinRules.forward(config::FwdConfig, ::Const{typeof(\)}, RT::Type, F::Annotation{SVD{T,T,Matrix{T}}},
                               B::Annotation{<:VecOrMat{T}}) where {T<:LinalgFloat}
