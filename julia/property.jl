@@ -14,7 +14,8 @@
 # activity, printing, logging and string interpolation, custom rules (one returning a
 # tuple), typed variables closures capture and reassign (boxes), `sortperm`, complex
 # products, matrix and vector literals of numbers (of different types too), solves (`\`, `/`),
-# factorizations of a computed matrix (`svd` and `pinv` too), the largest and smallest
+# factorizations of a computed matrix (`svd` and `pinv` too), calls Julia dispatches when
+# they run (functions in non-constant globals), the largest and smallest
 # elements along dimensions (a softmax), a matrix (a literal, a constant) plus a `Diagonal`,
 # Dicts filled, from pairs or from a generator, arrays written through a reshape,
 # some reading the array out of a struct holding a mutable struct (a model's layer) or
@@ -165,6 +166,15 @@ hold_list(x, k = 0.5) = Link(x, k, Link([0.25], -k, nothing))
 # A stream that is not a constant, so printing to it dispatches at run time, like
 # `println(x)` to `stdout` (the printing functions are inactive: issue 15).
 SINK = IOBuffer()
+
+# Functions held in non-constant globals: calls through them are dispatched when they
+# run (issue 15).
+DYN_UNARY = v -> sin(v) * v + v^2 / 4
+DYN_NORM = v -> sqrt(1 + sum(abs2, v))
+DYN_LENGTH = length
+DYN_WRITE! = (y, x) -> (y .+= x .^ 2 ./ 4; nothing)
+DYN_BINARY = (a, b) -> a > b ? a * b / 2 + b : a + sin(b)
+DYN_SCALE = (v, c) -> v .* c .+ v .^ 2
 
 # What the programs log: every record handled (so that the logger's method runs), and
 # written where nobody sees it.
@@ -684,6 +694,19 @@ function program(rng, name)
     end"),
                 # (`a:s:b` of a float and integers, which Base promotes in a call of its own.)
                 (k = rand(rng, 1:3); "s += sum(sin, x[$k]:1:(x[$k] + $(rand(rng, (0.5, 2.5))))) * $(expr(rng, 1, vars)) / 8"),
+                # Calls Julia dispatches when they run (functions held in non-constant
+                # globals): on numbers, on an array, writing into an array the program
+                # made, in a loop (issue 15's type-unstable code).
+                "s += Property.DYN_UNARY(x[$(rand(rng, 1:3))] * $(expr(rng, 1, vars)))::Float64 / 4",
+                "s += Property.DYN_NORM(x .* $(expr(rng, 1, vars)))::Float64 / 8 + Property.DYN_LENGTH(x)::Int * s / 8",
+                "yD = x .* $(expr(rng, 1, vars)); Property.DYN_WRITE!(yD, x); s += sum(abs2, yD) / 16",
+                "for k in 1:$(rand(rng, 0:3))
+        s = Property.DYN_BINARY(s, x[k])::Float64
+    end",
+                # Arrays such calls return, and splatting into `vcat` (whose result
+                # Julia infers as a union).
+                "s += sum(Property.DYN_SCALE(x, $(expr(rng, 1, vars)))::Vector{Float64}) / 4",
+                "vS = vcat(x..., $(expr(rng, 1, vars)))::Vector{Float64}; s += vS[$(rand(rng, 1:4))] * vS[end] / 4",
                 # Permutations (inactive: their indices pick the elements).
                 "ix = sortperm(x); s += x[ix[1]] * $(expr(rng, 1, vars)) + x[ix[end]]^2",
                 "ix = sortperm(x; rev = true); for k in 1:$(rand(rng, 0:3))

@@ -9,8 +9,8 @@ use crate::analysis::memory;
 use crate::error::{Error, Result};
 use crate::llvm::{passes, Built, Call, Function, Module, Phi, Value};
 use crate::names::{
-    julia_name, INACTIVE_PREFIX, INVOKE_PREFIX, JULIA_MATH_PREFIX, LATEST_PREFIX, RECURSIVE, RULE_PREFIX, SPAWN_PREFIX,
-    SPLAT_PREFIX,
+    julia_name, DYNAMIC_PREFIX, INACTIVE_PREFIX, INVOKE_PREFIX, JULIA_MATH_PREFIX, LATEST_PREFIX, RECURSIVE,
+    RULE_PREFIX, SPAWN_PREFIX, SPLAT_PREFIX,
 };
 use std::collections::{HashMap, HashSet};
 
@@ -1108,20 +1108,29 @@ fn rule_results_out_of_gc_frames<'ctx>(m: &'ctx Module, g: Function<'ctx>) -> Bu
 /// it if derivative data reaches it).
 fn splat_calls(m: &Module, g: Function) -> Built<()> {
     use crate::llvm::Opcode;
-    let calls: Vec<Call> = g
+    let calls: Vec<(Call, &str)> = g
         .blocks()
         .into_iter()
         .flat_map(|b| b.instructions())
         .filter(|i| i.opcode() == Opcode::LLVMCall)
         .filter_map(|i| i.as_call())
-        .filter(|c| {
-            c.call_arg_count() == 3
-                && crate::symbols::callee_name(c.called_operand()).as_deref()
-                    == Some(crate::julia::current().apply_iterate)
+        .filter_map(|c| {
+            if c.call_arg_count() != 3 {
+                return None;
+            }
+            let name = crate::symbols::callee_name(c.called_operand())?;
+            let rt = crate::julia::current();
+            if name == rt.apply_iterate {
+                Some((c, SPLAT_PREFIX))
+            } else if name == rt.apply_generic && !crate::inactive::is_inactive_call(c.as_value()) {
+                Some((c, DYNAMIC_PREFIX))
+            } else {
+                None
+            }
         })
         .collect();
     let mut arrays = Vec::new();
-    for site in calls {
+    for (site, prefix) in calls {
         let call = site.as_value();
         let Some(values) = splat_values(m, call) else { continue };
         let array = memory::alloca_base(call.operand(1)).expect("splat_values found the array");
@@ -1129,7 +1138,7 @@ fn splat_calls(m: &Module, g: Function) -> Built<()> {
             call.ty(),
             &[call.operand(0).ty()].into_iter().chain(values.iter().map(|v| v.ty())).collect::<Vec<_>>(),
         );
-        let helper = m.add_function(&format!("{SPLAT_PREFIX}{}", values.len()), fty);
+        let helper = m.add_function(&format!("{prefix}{}", values.len()), fty);
         let b = m.builder();
         b.at_end(m.append_block(helper, "top"));
         let params = helper.params();

@@ -197,6 +197,8 @@ pub struct Runtime {
     /// The function among `read_only_functions` that reads a value of a given type by
     /// reference, `(type, address)`: it reads the type's size in bytes from the address.
     pub typed_object_id: &'static str,
+    /// The generic call: `jl_apply_generic(F, args, n)` (`ingest::splat_calls`).
+    pub apply_generic: &'static str,
     /// The builtin behind splatting, `f(x...)`: `(F, args, nargs)` with `iterate`, `f`
     /// and the collections in `args`.
     pub apply_iterate: &'static str,
@@ -329,6 +331,7 @@ pub const V1_5: Runtime = Runtime {
     datatype_size: 56,
     typed_object_id: "jl_object_id_",
     apply_iterate: "jl_f__apply_iterate",
+    apply_generic: "jl_apply_generic",
     splat_builtins: &["jl_f__apply_iterate", "jl_f__apply"],
     invoke: "jl_invoke",
     apply_latest: "jl_f__apply_latest",

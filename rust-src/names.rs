@@ -9,6 +9,18 @@ pub const RECURSIVE: &str = "oxidase-recursive";
 
 /// The name prefix of the functions `ingest::splat_calls` makes: `oxidase.splat.<n>`.
 pub const SPLAT_PREFIX: &str = "oxidase.splat.";
+/// The name prefix of the functions `ingest::splat_calls` makes of a call Julia
+/// dispatches when it runs (`jl_apply_generic(F, args, n)`): `oxidase.dynamic.<n>(F,
+/// value₁, …, valueₙ)`, differentiated like a splat call, by a runtime hook that picks
+/// the method (`rules::Rule::Splat`).
+pub const DYNAMIC_PREFIX: &str = "oxidase.dynamic.";
+
+/// Whether `name` is a function `ingest::splat_calls` makes, a splat call's
+/// (`SPLAT_PREFIX`) or a dynamic call's (`DYNAMIC_PREFIX`): both are differentiated by
+/// the runtime hook (`rules::Rule::Splat`).
+pub fn is_hook_call(name: &str) -> bool {
+    name.starts_with(SPLAT_PREFIX) || name.starts_with(DYNAMIC_PREFIX)
+}
 /// The generic entry of a closure's method that Julia calls through `invokelatest`,
 /// named by the extraction after the closure's type (its address follows): a
 /// `Threads.@threads` loop's `threadsfor_fun` (`src/extract.jl`, `ingest::latest_calls`).

@@ -37,7 +37,8 @@ autodiff(Reverse, rosenbrock, Active, Active(1.0), Active(2.0))   # ((-400.0, 20
 autodiff(Forward, rosenbrock, Duplicated, Const(1.0), Duplicated(3.0, 1.0))  # (400.0, 400.0)
 ```
 
-Currently supported: `Float64` and `Float32` results; arguments that are `Float64`,
+Currently supported: `Float64` and `Float32` results (a result inferred as an abstract
+type, `Any`, is differentiated as a float, which each call checks); arguments that are `Float64`,
 `Float32`, structs and tuples of them (integers beside them allowed), arrays of these or
 of arrays, mutable structs, models (structs of `Float64` arrays, numbers, integers and
 such structs), integers, `Bool` or singletons; `f` any function
@@ -63,6 +64,11 @@ end
 # cotangent in reverse mode, `nothing` for Enzyme's (1 for an `Active` result).
 @inline function annotated_autodiff(mode::Mode, fa::F, ::Type{RA}, anns::A, seed) where {F,RA,A<:Tuple}
     fn = function_value(fa)
+    # (A result inference gives up on: `FloatResult`. Decided from inferred types, so
+    # free for every other function.)
+    if fa === fn && unknown_float_result(Core.Compiler.return_type(fn, primal_types(anns)))
+        return annotated_autodiff(mode, FloatResult{result_float(primal_types(anns))}(fn), RA, anns, seed)
+    end
     check_shapes(anns)
     check_shape(0, fa)
     compiled = cached_derivative(mode, fa, RA, anns)
@@ -119,8 +125,55 @@ function_value(f) = f
 # batched return when any argument is batched in forward mode.
 function default_return_activity(::ReverseMode, fn, anns::Tuple)
     rt = inferred_return_type(fn, primal_types(anns))
-    return rt !== Union{} && isconcretetype(rt) && rt <: AbstractFloat ? Active : Const
+    return rt !== Union{} && isconcretetype(rt) && rt <: AbstractFloat || unknown_float_result(rt) ? Active : Const
 end
+
+"""
+    unknown_float_result(RT)
+
+Whether a function's inferred result type `RT` is one inference gave up on (`Any`,
+`Real`, `AbstractFloat`: an abstract type, not a `Union` of concrete ones) that a float
+may be. Such a function is differentiated as returning a float (`FloatResult`): the
+calls it makes that Julia dispatches when they run are differentiated when they run
+(src/hooks.jl).
+"""
+unknown_float_result(@nospecialize(RT)) =
+    RT isa DataType && RT !== Union{} && !isconcretetype(RT) && Float64 <: RT
+
+# The float type such a result is taken to be: `Float32` when every float among the
+# argument types is one, `Float64` otherwise.
+function result_float(@nospecialize(types::Type{<:Tuple}))
+    has(T, F) = T === F || T isa DataType && (T <: AbstractArray && has(eltype(T), F) ||
+                                              !(T <: AbstractArray) && any(i -> has(fieldtype(T, i), F), 1:fieldcount(T)))
+    return any(T -> has(T, Float32), types.parameters) && !any(T -> has(T, Float64), types.parameters) ? Float32 : Float64
+end
+
+"""
+    FloatResult{T}(f)
+
+`f`, whose result inference cannot pin down (`unknown_float_result`), as a function
+returning a `T`: `autodiff` differentiates it in `f`'s place, and a call whose result
+is not a `T` raises a `DifferentiationError`.
+"""
+struct FloatResult{T,F} <: Function
+    f::F
+end
+FloatResult{T}(f::F) where {T,F} = FloatResult{T,F}(f)
+# (Methods of fixed arities: Julia compiles a method of `args...` for the argument
+# types of a call only up to a few more arguments than its type's other methods take,
+# and a widened specialization is not the one extraction infers. So are `Seeded` and
+# `Keep`'s, src/hooks.jl.)
+for n in 0:16
+    args = [Symbol(:a, k) for k in 1:n]
+    @eval function (r::FloatResult{T})($(args...)) where {T}
+        y = r.f($(args...))
+        y isa T || unknown_result_error(r.f, T, y)
+        return y::T
+    end
+end
+@noinline unknown_result_error(@nospecialize(f), @nospecialize(T), @nospecialize(y)) =
+    throw(DifferentiationError("cannot differentiate `$f`: its result is inferred as `Any` and differentiated " *
+                               "as a $T, and this call returned a $(typeof(y))"))
 
 default_return_activity(::Union{ForwardMode,ForwardWithPrimalMode}, fn, anns::Tuple) =
     any(is_batch, anns) ? BatchDuplicated : Duplicated
@@ -558,6 +611,8 @@ end
 # Unqualified names: messages read like the user's code, whatever module it lives in.
 # Types print as seen from the function's module (`Model`, not `Main.Mod.Model`).
 function signature_string(@nospecialize(fn), @nospecialize(types))
+    # (A function whose result inference gives up on is named as the user wrote it.)
+    fn isa FloatResult && return signature_string(getfield(fn, :f), types)
     fname = fn isa Function ? nameof(fn) : fn isa Type ? fn : nameof(typeof(fn))
     from = parentmodule(typeof(fn))
     shown(@nospecialize(T)) = sprint(show, T; context = :module => from)

@@ -22,15 +22,16 @@ using .Hot: hook_frames
 struct SplatRecord
     f::Any
     vals::Vector{Any}          # the flattened arguments, as they were at the call
-    from::Vector{Int}          # per value: its index in its differentiated array, 0 if constant
+    from::Vector{Int}          # per value: where its derivative is (`element_pointer`), 0 if constant
     shadows::Vector{Vector{Ptr{Cvoid}}}   # per value's array (by value): per lane, the shadow array
-    adjoints::Vector{Any}      # per lane: the result's adjoint box
+    adjoints::Vector{Any}      # per lane: the result's adjoint box (a number) or array
 end
 
 splat_error(msg) = DifferentiationError("splatting a differentiated array into a call (`f(x...)`): " * msg)
 
-# The function, the flattened values and, per value, its index in a differentiated
-# array (0 for constants) with that array's shadows per lane.
+# The function, the flattened values and, per value, where its derivative is in its
+# collection's shadow (`element_pointer`; 0 for constants) with that collection's
+# shadows per lane.
 function splat_arguments(args::Ptr{Ptr{Cvoid}}, shadows::Ptr{Ptr{Cvoid}}, n::Int, width::Int)
     shadow(l, k) = unsafe_load(shadows, (l - 1) * n + k)
     for k in 1:2, l in 1:width
@@ -67,69 +68,126 @@ function splat_arguments(args::Ptr{Ptr{Cvoid}}, shadows::Ptr{Ptr{Cvoid}}, n::Int
             for (v, i) in zip(c, indices isa Integer ? (indices,) : indices)
                 push!(vals, v); push!(from, i); push!(owners, parents)
             end
+        elseif c isa Tuple && isbitstype(typeof(c))
+            # A tuple of numbers (`vcat(x..., y)` splats `(y,)`): its shadow is a tuple
+            # object of the same type, whose fields hold the numbers' derivatives.
+            for (i, v) in enumerate(c)
+                push!(vals, v); push!(owners, lanes)
+                push!(from, v isa Union{Float64,Float32} ? -(Int(fieldoffset(typeof(c), i)) + 1) : 0)
+            end
         else
-            throw(splat_error("splatting a differentiated $(typeof(c)) is not supported yet (arrays of Float64 or Float32 and views of them are)"))
+            throw(splat_error("splatting a differentiated $(typeof(c)) is not supported yet (arrays of Float64 " *
+                              "or Float32, views of them and tuples of numbers are)"))
         end
     end
     return f, vals, from, owners
 end
 
+# Where the derivative of a splatted value of type `T` is, in lane shadow `owner`: its
+# element `from` of a shadow array (`from > 0`), its field at byte offset `-from - 1` of a
+# shadow tuple (`from < 0`).
+element_pointer(::Type{T}, owner::Ptr{Cvoid}, from::Int) where {T} =
+    from > 0 ? shadow_data(T, owner) + (from - 1) * sizeof(T) : Ptr{T}(owner - from - 1)
+
 # The elements of shadow array `s` (an array object: its data pointer comes first), as
 # `T`s.
 shadow_data(::Type{T}, s::Ptr{Cvoid}) where {T} = unsafe_load(Ptr{Ptr{T}}(s))
 
-function float_result(f, y)
-    y isa Union{Float64,Float32} ||
-        throw(splat_error("`$f` returned a $(typeof(y)); only Float64 and Float32 results are differentiated yet"))
-    return y
+# Mode flags (the engine's `rules::calls::splat`): a dynamic call, and what the engine
+# reads the result as (a boxed float without either array flag).
+const DYNAMIC = Int32(2)
+const RESULT_ARRAY_F64 = Int32(4)
+const RESULT_ARRAY_F32 = Int32(8)
+
+# The result type the engine reads the call's result as, from the mode's flags: a float
+# (`Union{Float64,Float32}`: the code after the call says which), or an array of one.
+function engine_result(mode::Int32)
+    mode & RESULT_ARRAY_F64 != 0 && return Array{Float64}
+    mode & RESULT_ARRAY_F32 != 0 && return Array{Float32}
+    return Union{Float64,Float32}
+end
+
+function checked_result(error, f, y, mode::Int32)
+    E = engine_result(mode)
+    y isa E && return y
+    what = E === Union{Float64,Float32} ? "a Float64 or Float32" : "an $E"
+    throw(error("`$f` returned a $(typeof(y)) where the code after the call reads $what; " *
+                "only Float64 and Float32 results, and arrays of them, are differentiated yet"))
+end
+
+# `f(args...)` seeded with the adjoint `d` of its result: the reverse sweep's call, whose
+# gradient is `d`'s product with the call's Jacobian.
+struct Seeded{F,T}
+    f::F
+    d::T
+end
+for n in 0:16   # (fixed arities: `FloatResult`, src/autodiff.jl)
+    args = [Symbol(:a, k) for k in 1:n]
+    @eval (s::Seeded)($(args...)) = seeded(s.f($(args...)), s.d)
+end
+seeded(y::Real, d::Real) = y * d
+function seeded(y::Array, d::Array)
+    size(y) == size(d) || throw(DimensionMismatch("a result's adjoint of another size"))
+    s = zero(eltype(y))
+    for i in eachindex(y)
+        s += y[i] * d[i]
+    end
+    return s
+end
+
+# A shadow the hook gives the derivative (a box holding a float, an array), rooted by
+# the hook frame until the derivative returns, its address written into `out`'s slot.
+function hand_shadow!(frame, out::Ptr{Ptr{Ptr{Cvoid}}}, l::Int, shadow)
+    push!(frame, shadow)
+    unsafe_store!(unsafe_load(out, l), Ptr{Cvoid}(pointer_from_objref(shadow)))
+    return shadow
 end
 
 function splat_call(mode::Int32, args::Ptr{Ptr{Cvoid}}, shadows::Ptr{Ptr{Cvoid}}, n::Int32, width::Int32,
                     out::Ptr{Ptr{Ptr{Cvoid}}}, handle::Ptr{Int64})
+    mode & DYNAMIC != 0 && return dynamic_call(mode & ~DYNAMIC, args, shadows, Int(n), Int(width), out, handle)
     f, vals, from, owners = splat_arguments(args, shadows, Int(n), Int(width))
-    y = float_result(f, f(vals...))
-    T = typeof(y)
+    y = checked_result(splat_error, f, f(vals...), mode)
     frame = last(hook_frames())
-    boxes = Any[]
+    shadows = Any[]
     for l in 1:width
-        t = zero(T)
-        if mode == 0 && any(!=(0), from)
+        t = zero(y)
+        if mode & 1 == 0 && any(!=(0), from)
             annotated = map(eachindex(vals)) do j
                 from[j] == 0 && return Const(vals[j])
                 v = vals[j]
-                Duplicated(v, unsafe_load(shadow_data(typeof(v), owners[j][l]), from[j]))
+                Duplicated(v, unsafe_load(element_pointer(typeof(v), owners[j][l], from[j])))
             end
-            t = T(inner_derivative(f, () -> autodiff(Forward, f, DuplicatedNoNeed, annotated...)[1]))
+            d = inner_derivative(f, () -> autodiff(Forward, f, DuplicatedNoNeed, annotated...)[1])
+            t = y isa Array ? convert(typeof(y), d) : typeof(y)(d)
         end
-        box = Ref(t)
-        push!(boxes, box)
-        unsafe_store!(unsafe_load(out, l), Ptr{Cvoid}(pointer_from_objref(box)))
+        push!(shadows, hand_shadow!(frame, out, l, y isa Array ? t : Ref(t)))
     end
-    # (The boxes are rooted by the frame until the derivative returns.)
-    if mode == 0
-        push!(frame, boxes)
-    else
-        push!(frame, SplatRecord(f, vals, from, owners, boxes))
+    if mode & 1 == 1
+        push!(frame, SplatRecord(f, vals, from, owners, shadows))
         unsafe_store!(handle, length(frame))
     end
     return y
 end
 
 function splat_reverse(handle::Int64)
-    rec = last(hook_frames())[handle]::SplatRecord
-    ds = Float64[Float64(b[]) for b in rec.adjoints]
-    # (A zero adjoint adds nothing, even where a partial is infinite: the call's
-    # derivative is not taken at all then.)
-    (all(iszero, ds) || all(==(0), rec.from)) && return nothing
-    annotated = map(j -> rec.from[j] == 0 ? Const(rec.vals[j]) : Active(rec.vals[j]), eachindex(rec.vals))
-    grads = inner_derivative(rec.f, () -> autodiff(Reverse, rec.f, Active, annotated...)[1])
-    for j in eachindex(rec.vals)
-        i = rec.from[j]
-        i == 0 && continue
-        T = typeof(rec.vals[j])
-        for (l, d) in enumerate(ds)
-            p = shadow_data(T, rec.shadows[j][l])
-            unsafe_store!(p, unsafe_load(p, i) + T(d * grads[j]), i)
+    rec = last(hook_frames())[handle]
+    rec isa DynamicRecord && return dynamic_reverse(rec)
+    rec = rec::SplatRecord
+    all(==(0), rec.from) && return nothing
+    for (l, shadow) in enumerate(rec.adjoints)
+        d = shadow isa Array ? shadow : shadow[]
+        # (A zero adjoint adds nothing, even where a partial is infinite: the call's
+        # derivative is not taken at all then.)
+        iszero(d) && continue
+        annotated = map(j -> rec.from[j] == 0 ? Const(rec.vals[j]) : Active(rec.vals[j]), eachindex(rec.vals))
+        grads = inner_derivative(rec.f, () -> autodiff(Reverse, Seeded(rec.f, d), Active, annotated...)[1])
+        for j in eachindex(rec.vals)
+            i = rec.from[j]
+            i == 0 && continue
+            T = typeof(rec.vals[j])
+            p = element_pointer(T, rec.shadows[j][l], i)
+            unsafe_store!(p, unsafe_load(p) + T(grads[j]))
         end
     end
     return nothing
@@ -142,6 +200,219 @@ function inner_derivative(f, run)
     catch e
         e isa DifferentiationError || rethrow()
         throw(splat_error("in the call of `$f`: " * e.msg))
+    end
+end
+
+# --- calls Julia dispatches when they run ------------------------------------------
+#
+# A call whose method Julia picks only when it runs (`jl_apply_generic`: code whose
+# types inference cannot pin down, a function held in a non-constant global) comes
+# through the splat hooks with the mode flagged `DYNAMIC` (the engine's
+# `rules::calls::splat`): its values are the function, then its arguments, each as the
+# object the generic calling convention passes (a number in a box). Its derivative is
+# taken then, for the types the arguments have: the engine's shadow of a boxed
+# `Float64` or `Float32` is a box holding its tangent (forward mode) or the adjoint the
+# hook adds into (reverse mode); of an array of them, the shadow array. Values of types
+# that hold no floats (integers, ranges of them, symbols, strings, functions) carry no
+# derivative whatever their shadow; anything else with a shadow is refused.
+#
+# - forward mode: one `autodiff(ForwardWithPrimal, f, ...)` runs the call and its
+#   tangents (one batch call for all lanes), so that a call that mutates runs once;
+# - reverse mode: the forward sweep runs the call, keeping the arguments as they were
+#   (arrays copied); the reverse sweep runs `autodiff(Reverse, ...)` on them, per lane,
+#   with the result's adjoint as the seed and the arrays' shadows `Duplicated`: what the
+#   call wrote into an array has its adjoint there, which that call takes back.
+#
+# The result must be what the engine reads it as, a `Float64` or a `Float32` (in a box
+# whose shadow is a box) or an array of them (whose shadow is an array), or of a type
+# that holds no floats.
+
+struct DynamicRecord
+    f::Any
+    vals::Vector{Any}          # the arguments as they were at the call (arrays copied)
+    kinds::Vector{Symbol}      # per argument: :const, :number or :array
+    shadows::Vector{Vector{Ptr{Cvoid}}}   # per argument, per lane: its shadow's address
+    adjoints::Vector{Any}      # per lane: the result's adjoint box or array (none: no floats)
+end
+
+dynamic_error(f, msg) =
+    DifferentiationError("a call Julia dispatches when it runs (`$f`, in code whose types Julia cannot infer): " * msg)
+
+"""
+    carries_no_derivative(T)
+
+Whether values of type `T` carry no derivative through a dynamic call: integers,
+characters, symbols, strings, `nothing`, types, and immutable bits types (ranges of
+integers, singleton functions) made of such.
+"""
+function carries_no_derivative(@nospecialize(T))
+    T isa DataType || return false
+    (T <: Union{Integer,AbstractChar,Symbol,String,Nothing,Missing} || T <: Type) && return true
+    T <: AbstractFloat && return false
+    isbitstype(T) || return false
+    return all(i -> carries_no_derivative(fieldtype(T, i)), 1:fieldcount(T))
+end
+
+function dynamic_arguments(args::Ptr{Ptr{Cvoid}}, shadows::Ptr{Ptr{Cvoid}}, n::Int, width::Int)
+    shadow(l, k) = unsafe_load(shadows, (l - 1) * n + k)
+    f = unsafe_pointer_to_objref(unsafe_load(args, 1))
+    if any(l -> shadow(l, 1) != C_NULL, 1:width) && !carries_no_derivative(typeof(f))
+        throw(dynamic_error(f, "the function called carries a derivative (a closure over differentiated data); not supported yet"))
+    end
+    vals, kinds, lanes = Any[], Symbol[], Vector{Ptr{Cvoid}}[]
+    for k in 2:n
+        v = unsafe_pointer_to_objref(unsafe_load(args, k))
+        s = Ptr{Cvoid}[shadow(l, k) for l in 1:width]
+        # (A value that is its own shadow is memory without a derivative that a merge
+        # may choose: runtime activity, the engine's `Memory::maybe_constant`.)
+        kind = if all(p -> p == C_NULL || p == unsafe_load(args, k), s) || carries_no_derivative(typeof(v))
+            :const
+        elseif any(==(unsafe_load(args, k)), s)
+            throw(dynamic_error(f, "an argument carries a derivative in some lanes and is constant in others; not supported yet"))
+        elseif v isa Union{Float64,Float32}
+            :number
+        elseif v isa Union{Array{Float64},Array{Float32}}
+            for p in s
+                p != C_NULL && (a = unsafe_pointer_to_objref(p)) isa typeof(v) && size(a) == size(v) ||
+                    throw(dynamic_error(f, "the shadow of an argument does not match it"))
+            end
+            :array
+        else
+            throw(dynamic_error(f, "an argument of type $(typeof(v)) carries a derivative; only Float64 and Float32 " *
+                                    "numbers and arrays of them are differentiated through such calls yet"))
+        end
+        push!(vals, v); push!(kinds, kind); push!(lanes, s)
+    end
+    return f, vals, kinds, lanes
+end
+
+# The result type of `f` on `vals`, checked: what the engine reads it as (`mode`'s
+# flags: a float, an array of floats), or a type that holds no floats.
+# Whether the call's result (inferred for `f` on `vals`) is differentiated (`true`: a
+# float, an array of floats) or carries no derivative (`false`), checked against what the
+# engine reads it as (`mode`'s flags). A result inference gives up on (`Any`) is taken as
+# a float, which the inner `autodiff` checks (`FloatResult`, src/autodiff.jl), and the
+# call's result is checked again here.
+function dynamic_result(f, vals, mode::Int32)
+    R = Core.Compiler.return_type(f, Tuple{map(Core.Typeof, vals)...})
+    E = engine_result(mode)
+    isconcretetype(R) && R <: E && return true
+    E === Union{Float64,Float32} && carries_no_derivative(R) && return false
+    E === Union{Float64,Float32} && unknown_float_result(R) && return true
+    what = E === Union{Float64,Float32} ? "a Float64 or Float32, or a type that holds no floats" : "an $E"
+    throw(dynamic_error(f, "its result is inferred as $R where the code after the call reads $what; only " *
+                           "Float64 and Float32 results and arrays of them, and results that hold no floats, " *
+                           "are differentiated through such calls yet"))
+end
+
+function dynamic_call(mode::Int32, args::Ptr{Ptr{Cvoid}}, shadows::Ptr{Ptr{Cvoid}}, n::Int, width::Int,
+                      out::Ptr{Ptr{Ptr{Cvoid}}}, handle::Ptr{Int64})
+    f, vals, kinds, lanes = dynamic_arguments(args, shadows, n, width)
+    differentiable = dynamic_result(f, vals, mode)
+    active = any(!=(:const), kinds)
+    frame = last(hook_frames())
+    if mode & 1 == 0
+        if !active
+            y = f(vals...)
+            ts = ntuple(_ -> differentiable ? zero(y) : 0.0, width)
+        elseif differentiable
+            annotated = map(eachindex(vals)) do j
+                kinds[j] === :const && return Const(vals[j])
+                T = typeof(vals[j])
+                ds = ntuple(l -> kinds[j] === :number ? unsafe_load(Ptr{T}(lanes[j][l])) :
+                                 unsafe_pointer_to_objref(lanes[j][l]), width)
+                width == 1 ? Duplicated(vals[j], ds[1]) : BatchDuplicated(vals[j], ds)
+            end
+            RA = width == 1 ? Duplicated : BatchDuplicated
+            t, y = inner_dynamic(f, () -> autodiff(ForwardWithPrimal, f, RA, annotated...))
+            ts = width == 1 ? (t,) : Tuple(t)
+        else
+            # (A call on differentiated arrays returning no floats may still write
+            # into them: its tangents are taken, its result kept aside.)
+            y = forward_no_floats(f, vals, kinds, lanes, width)
+            ts = ntuple(_ -> 0.0, width)
+        end
+        differentiable && checked_result(msg -> dynamic_error(f, msg), f, y, mode)
+        for l in 1:width
+            t = ts[l]
+            hand_shadow!(frame, out, l, y isa Array ? convert(typeof(y), t) : Ref(y isa AbstractFloat ? typeof(y)(t) : t))
+        end
+        return y
+    end
+    # (The arguments as they are now: the call may overwrite them.)
+    copies = IdDict{Any,Any}()
+    kept = Any[kinds[j] === :const || !(vals[j] isa Array) ? vals[j] : get!(() -> copy(vals[j]), copies, vals[j])
+               for j in eachindex(vals)]
+    y = f(vals...)
+    differentiable && checked_result(msg -> dynamic_error(f, msg), f, y, mode)
+    adjoints = Any[hand_shadow!(frame, out, l, y isa Array ? zero(y) : Ref(differentiable ? zero(y) : 0.0))
+                   for l in 1:width]
+    push!(frame, DynamicRecord(f, kept, kinds, lanes, differentiable ? adjoints : Any[]))
+    unsafe_store!(handle, length(frame))
+    return y
+end
+
+# Runs `f` on `vals` in forward mode with the arrays' tangents, keeping its result
+# (of a type without floats) aside.
+function forward_no_floats(f, vals, kinds, lanes, width)
+    result = Ref{Any}(nothing)
+    keep = Keep(f, result)
+    annotated = map(eachindex(vals)) do j
+        kinds[j] === :array || return Const(vals[j])
+        ds = ntuple(l -> unsafe_pointer_to_objref(lanes[j][l]), width)
+        width == 1 ? Duplicated(vals[j], ds[1]) : BatchDuplicated(vals[j], ds)
+    end
+    inner_dynamic(f, () -> autodiff(Forward, keep, Const, annotated...))
+    return result[]
+end
+
+# `f(args...)`, its result kept in `out` (a result without floats: no derivative).
+struct Keep{F}
+    f::F
+    out::Base.RefValue{Any}
+end
+for n in 0:16   # (fixed arities: `FloatResult`, src/autodiff.jl)
+    args = [Symbol(:a, k) for k in 1:n]
+    @eval (k::Keep)($(args...)) = (k.out[] = k.f($(args...)); nothing)
+end
+
+function dynamic_reverse(rec::DynamicRecord)
+    width = length(rec.shadows) > 0 ? length(rec.shadows[1]) : length(rec.adjoints)
+    any(k -> k !== :const, rec.kinds) || return nothing
+    for l in 1:width
+        d = isempty(rec.adjoints) ? nothing : rec.adjoints[l] isa Array ? rec.adjoints[l] : rec.adjoints[l][]
+        # (A zero adjoint of a call on numbers adds nothing: not taken at all then.)
+        d !== nothing && iszero(d) && all(k -> k !== :array, rec.kinds) && continue
+        # (Each lane's call may overwrite the arrays: each gets copies of its own.)
+        copies = IdDict{Any,Any}()
+        annotated = map(eachindex(rec.vals)) do j
+            v, kind = rec.vals[j], rec.kinds[j]
+            v = v isa Array ? get!(() -> copy(v), copies, v) : v
+            kind === :const ? Const(v) : kind === :number ? Active(v) :
+                Duplicated(v, unsafe_pointer_to_objref(rec.shadows[j][l]))
+        end
+        grads = if d === nothing
+            inner_dynamic(rec.f, () -> autodiff(Reverse, Keep(rec.f, Ref{Any}(nothing)), Const, annotated...)[1])
+        else
+            inner_dynamic(rec.f, () -> autodiff(Reverse, Seeded(rec.f, d), Active, annotated...)[1])
+        end
+        for j in eachindex(rec.vals)
+            rec.kinds[j] === :number || continue
+            T = typeof(rec.vals[j])
+            p = Ptr{T}(rec.shadows[j][l])
+            unsafe_store!(p, unsafe_load(p) + T(grads[j]))
+        end
+    end
+    return nothing
+end
+
+# The derivative of the dynamic call, with the error, if any, saying where it came from.
+function inner_dynamic(f, run)
+    try
+        return run()
+    catch e
+        e isa DifferentiationError || rethrow()
+        throw(dynamic_error(f, e.msg))
     end
 end
 
@@ -721,7 +992,7 @@ end
 # compiled when a derivative first calls it.
 splat_call_c(mode::Int32, args::Ptr{Ptr{Cvoid}}, shadows::Ptr{Ptr{Cvoid}}, n::Int32, width::Int32,
              out::Ptr{Ptr{Ptr{Cvoid}}}, handle::Ptr{Int64}) =
-    Base.invokelatest(splat_call, mode, args, shadows, n, width, out, handle)::Union{Float64,Float32}
+    Base.invokelatest(splat_call, mode, args, shadows, n, width, out, handle)
 splat_reverse_c(handle::Int64) = (Base.invokelatest(splat_reverse, handle); nothing)
 rule_call_c(mode::Int32, site::Int64, args::Ptr{Ptr{Cvoid}}, shadows::Ptr{Ptr{Cvoid}}, n::Int32, width::Int32,
             flags::Int32, ret::Ptr{Cvoid}, tangents::Ptr{Ptr{Cvoid}}, handle::Ptr{Int64}) =

@@ -487,7 +487,9 @@ ho_literal_global(x) = (s = 0.0; for l in [HoModel(x .* 2, x[1]), HoModel(HO_W, 
 @testset "refused, with a message: $(nameof(f))" for f in (ho_linked, ho_literal_global)
     x = [0.1, 0.2, 0.3, 0.5]
     e = caught(() -> autodiff(Reverse, f, Active, Duplicated(copy(x), zero(x))))   # (test/errors.jl)
-    @test e isa Oxidase.DifferentiationError && occursin("derivative", e.msg)
+    # (The list's recursive call is dispatched when it runs; its function is refused
+    # as called with different activities at two sites.)
+    @test e isa Oxidase.DifferentiationError && (occursin("derivative", e.msg) || occursin("differentiated", e.msg))
     @test_throws Oxidase.DifferentiationError autodiff(Forward, f, Duplicated, Duplicated(copy(x), ones(4)))
     @test_throws Oxidase.DifferentiationError autodiff(Reverse, f, Active, BatchDuplicated(copy(x), (zero(x), zero(x))))
 end

@@ -21,6 +21,7 @@ using Test
     @testset "stack objects" begin include("stack_objects.jl") end
     @testset "heap objects" begin include("heap_objects.jl") end
     @testset "runtime activity" begin include("runtime_activity.jl") end
+    @testset "dynamic calls" begin include("dynamic_calls.jl") end
     @testset "custom rules" begin include("rules.jl") end
     @testset "inactive types" begin include("inactive_types.jl") end
     @testset "linear algebra" begin include("linear_algebra.jl") end

@@ -709,11 +709,14 @@ impl<'ctx> Activity<'ctx> {
             // `x = copy(b)`), so it gets a shadow of its own (zero), which the rule gets
             // and writes the derivative into; without one, that derivative would be
             // lost. (A `Const` argument stays without one: by the rules' contract, a
-            // rule writes no derivative there, Oxidase's own refuse.)
-            if !matches!(rules[&i], Rule::Custom) {
+            // rule writes no derivative there, Oxidase's own refuse.) Likewise for a call
+            // Julia dispatches when it runs, whose method may write into any array it
+            // gets (`rules::calls::splat`).
+            let Some(call) = i.as_call() else { continue };
+            let dynamic = matches!(rules[&i], Rule::Splat) && crate::rules::calls::splat::is_dynamic(call);
+            if !matches!(rules[&i], Rule::Custom) && !dynamic {
                 continue;
             }
-            let Some(call) = i.as_call() else { continue };
             let carries = call_args(call).any(|a| varied.contains(&a) || mem.is_shadowed(a) || mem.is_escaped(a));
             if !carries {
                 continue;

@@ -195,30 +195,68 @@ fn handed_shadowed<'ctx>(c: Call<'ctx>, shadowed: &HashMap<Value<'ctx>, Leaf>) -
     (0..c.call_arg_count()).any(|k| shadowed.contains_key(&c.as_value().operand(k)))
 }
 
-/// Whether `i` is a splat call (`ingest::splat_calls`).
+/// Whether `i` is a splat call or a dynamic call (`ingest::splat_calls`).
 pub fn is_splat(i: Value) -> bool {
     i.opcode_if_instruction() == Some(Opcode::LLVMCall)
-        && i.as_call()
-            .and_then(|c| c.called_function())
-            .is_some_and(|f| f.name().starts_with(crate::names::SPLAT_PREFIX))
+        && i.as_call().and_then(|c| c.called_function()).is_some_and(|f| crate::names::is_hook_call(&f.name()))
 }
 
-/// The float type a splat call's boxed result is read as: Float32 when a load reads 32
-/// bits of it (as a float, or as an integer copying the float's bits), Float64 otherwise.
-fn box_leaf(call: Value) -> Leaf {
+/// What a splat or dynamic call's result (`is_splat`) is read as: an array of floats
+/// when the code loads a pointer at its address (the array's data pointer, once Julia
+/// checked its type), else a boxed float; of `Float32` when a load reads 32 bits of the
+/// float (as a float, or as an integer copying its bits; through the data pointer for
+/// an array), `Float64` otherwise. The runtime hook checks, when the call runs, that the
+/// result is what the engine reads it as (`rules::calls::splat`).
+pub fn hook_result_leaf(call: Value) -> Leaf {
+    // (What Julia checks the result's type against, when the checks agree: a type
+    // assertion, `vcat(x...)::Vector{Float64}`.)
+    let checked: Vec<Leaf> = checked_types(call).into_iter().filter_map(type_leaf).collect();
+    if let Some(&first) = checked.first() {
+        if checked.iter().all(|&l| l == first) {
+            return first;
+        }
+    }
+    // (Whether a load through `p`, a pointer, reads 32 bits.)
+    fn reads_32_bits(p: Value) -> bool {
+        let mut work = vec![p];
+        let mut seen = HashSet::new();
+        while let Some(p) = work.pop() {
+            if !seen.insert(p) {
+                continue;
+            }
+            for u in p.users() {
+                match u.opcode() {
+                    Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast | Opcode::LLVMGetElementPtr => work.push(u),
+                    Opcode::LLVMLoad if u.ty().float_bits() == 32 || u.ty().is_int() && u.ty().int_width() == 32 => {
+                        return true
+                    }
+                    _ => {}
+                }
+            }
+        }
+        false
+    }
     let mut work = vec![call];
+    let mut seen = HashSet::new();
     while let Some(p) = work.pop() {
+        if !seen.insert(p) {
+            continue;
+        }
         for u in p.users() {
             match u.opcode() {
                 Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast | Opcode::LLVMGetElementPtr => work.push(u),
-                Opcode::LLVMLoad if u.ty().float_bits() == 32 || u.ty().is_int() && u.ty().int_width() == 32 => {
-                    return Leaf::F32
+                Opcode::LLVMLoad if u.ty().is_pointer() && at_offset_zero(u.operand(0)) => {
+                    return if reads_32_bits(u) { Leaf::ArrayF32 } else { Leaf::ArrayF64 };
                 }
                 _ => {}
             }
         }
     }
-    Leaf::F64
+    if reads_32_bits(call) {
+        Leaf::F32
+    } else {
+        Leaf::F64
+    }
 }
 
 /// How a pointer-typed instruction derives from its operands, for shadowing.
@@ -343,9 +381,10 @@ impl<'ctx> Memory<'ctx> {
                         Some(ArrayCall::Copy) => shadowed.get(&i.operand(0)).copied(),
                         Some(ArrayCall::Reshape) => shadowed.get(&i.operand(1)).copied(),
                         // Splatting differentiated collections: the result, a boxed
-                        // float, has a shadow box (`rules::Rule::Splat`).
+                        // float or an array of floats, has a shadow box or array
+                        // (`rules::Rule::Splat`).
                         _ if is_splat(i) && i.as_call().is_some_and(|c| handed_shadowed(c, &shadowed)) => {
-                            Some(box_leaf(i))
+                            Some(hook_result_leaf(i))
                         }
                         // An array a user's rule returns, given differentiated memory: the
                         // rule makes its shadow (`rules::calls::custom`; a rule given
@@ -376,9 +415,14 @@ impl<'ctx> Memory<'ctx> {
                                 .then(|| zero_offset_base(v.operand(0)))
                                 .filter(|o| array_call(*o).is_some() && matches!(leaf, Leaf::ArrayF64 | Leaf::ArrayF32))
                         };
+                        // (Or a box of a float the function allocates, merged with a
+                        // dynamic call's result: a variable inference gives up on, `s =
+                        // 0.0` then `s += f(v)` in a loop.)
                         let fresh = |base: Value<'ctx>| {
                             matches!(array_call(base), Some(ArrayCall::Alloc | ArrayCall::Copy))
                                 || crate::names::rule_array_result(base).is_some()
+                                || matches!(leaf, Leaf::F64 | Leaf::F32)
+                                    && constant_type_tag(base).and_then(type_leaf) == Some(leaf)
                         };
                         // (Or a merge of fresh arrays beside shadowed memory: the arrays the
                         // branches of a recursive function make, merged with what its
@@ -1403,6 +1447,88 @@ pub fn constant_float_array_object(v: Value) -> Option<Leaf> {
         .iter()
         .find(|(name, _)| global(name).is_some_and(|g| unsafe { *(g as *const u64) } == element))
         .map(|&(_, leaf)| leaf)
+}
+
+/// The types (their `DataType`s' addresses) the code compares object `p`'s type tag
+/// with: the tag loaded at `p - object_tag`, its GC bits masked off, compared (`icmp`)
+/// with a constant, as Julia's type checks and assertions do.
+fn checked_types(p: Value) -> Vec<u64> {
+    let rt = crate::julia::current();
+    let mut out = Vec::new();
+    let tag_address = |g: Value| {
+        g.opcode() == Opcode::LLVMGetElementPtr
+            && g.num_operands() == 2
+            && g.operand(0) == p
+            && g.gep_source_type().int_width() == 8
+            && g.operand(1).const_int() == Some(-(rt.object_tag as i64))
+    };
+    for g in p.users().into_iter().filter(|&g| tag_address(g)) {
+        let mut work: Vec<Value> = g.users().into_iter().filter(|l| l.opcode() == Opcode::LLVMLoad).collect();
+        while let Some(v) = work.pop() {
+            for u in v.users() {
+                match u.opcode() {
+                    Opcode::LLVMAnd | Opcode::LLVMIntToPtr | Opcode::LLVMAddrSpaceCast | Opcode::LLVMBitCast => {
+                        work.push(u)
+                    }
+                    Opcode::LLVMICmp => {
+                        let other = if u.operand(0) == v { u.operand(1) } else { u.operand(0) };
+                        if let Some(a) = crate::llvm::const_address(other).filter(|&a| a > rt.object_tag && a % 8 == 0)
+                        {
+                            out.push(a);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    out
+}
+
+/// What a value of the type at address `ty` (a `DataType` Julia embedded in code) is to
+/// the engine: a `Float64` or `Float32` (`Leaf::F64`, `F32`), or an `Array` of one
+/// (`ArrayF64`, `ArrayF32`); `None` for any other type, and where the runtime is not in
+/// this process.
+fn type_leaf(ty: u64) -> Option<Leaf> {
+    let rt = crate::julia::current();
+    let global = |name: &str| {
+        // SAFETY: the runtime's globals naming types are set when Julia starts.
+        crate::symbols::address_of(name).map(|g| unsafe { *(g as *const u64) })
+    };
+    let (f64_type, f32_type) = (global("jl_float64_type")?, global(rt.float32_type)?);
+    if ty == f64_type {
+        return Some(Leaf::F64);
+    }
+    if ty == f32_type {
+        return Some(Leaf::F32);
+    }
+    // (Only a `DataType` is read further: its own type tag says it is one.)
+    let datatype = global("jl_datatype_type")?;
+    // SAFETY: `ty` is an object Julia embedded in code it compiled (the code roots it),
+    // whose type tag is in the word before it, with four GC bits.
+    if unsafe { *((ty - rt.object_tag) as *const u64) } & !15 != datatype {
+        return None;
+    }
+    let element = array_type_element(ty)?;
+    (element == f64_type).then_some(Leaf::ArrayF64).or((element == f32_type).then_some(Leaf::ArrayF32))
+}
+
+/// The element type (its `DataType`'s address) of the array type at address `ty`;
+/// `None` for any other type, and where the runtime is not in this process.
+fn array_type_element(ty: u64) -> Option<u64> {
+    let rt = crate::julia::current();
+    let array_typename = crate::symbols::address_of(rt.array_typename)?;
+    // SAFETY: `ty` is an address Julia embedded in code it compiled and compares type
+    // tags with: a live `DataType` (the code roots it), whose name is a type name and
+    // whose parameters are a `svec` (an `Array` type's: the element type, then the
+    // dimensions); the globals read are set when Julia starts.
+    unsafe {
+        let read = |a: u64| *(a as *const u64);
+        if read(ty + rt.datatype_name) != read(array_typename) {
+            return None;
+        }
+        Some(read(read(ty + rt.datatype_parameters) + rt.svec_data))
+    }
 }
 
 /// The element type (its `DataType`'s address) of the array at constant address `v` (an
@@ -3143,8 +3269,9 @@ fn data_pointers<'ctx>(
                             None
                         }
                     }
-                    // A splat call's result is a boxed float: its memory is the float.
-                    None if is_splat(i) => Some(true),
+                    // A splat call's result is a boxed float, whose memory is the float,
+                    // or an array of floats.
+                    None if is_splat(i) => Some(matches!(hook_result_leaf(i), Leaf::F64 | Leaf::F32)),
                     // Arrays a call makes (an allocation, a copy, a rule's result).
                     None => Some(false),
                 },
@@ -3654,9 +3781,13 @@ fn is_zero_copy(a: Value) -> bool {
     match a.opcode_if_instruction() {
         None => true,
         Some(Opcode::LLVMAlloca) => false,
-        // (An array a rule returns has the shadow the rule makes: `rules::calls::custom`.)
+        // (An array a rule returns has the shadow the rule makes: `rules::calls::custom`;
+        // a splat or dynamic call's, the one the runtime hook makes.)
         Some(_) => {
-            array_call(a).is_none() && gc_allocation(a).is_none() && crate::names::rule_array_result(a).is_none()
+            array_call(a).is_none()
+                && gc_allocation(a).is_none()
+                && crate::names::rule_array_result(a).is_none()
+                && !is_splat(a)
         }
     }
 }

@@ -444,7 +444,7 @@ fn classify_call(call: Call) -> Rule {
     let name = callee_name(callee);
     // Splatting constant collections: the call as it is (`activity` gives a call handed
     // shadowed collections `Rule::Splat`).
-    if name.as_deref().is_some_and(|n| n.starts_with(crate::names::SPLAT_PREFIX)) {
+    if name.as_deref().is_some_and(crate::names::is_hook_call) {
         return Rule::Zero;
     }
     if name.as_deref().is_some_and(|n| n.starts_with(crate::names::RULE_PREFIX)) {

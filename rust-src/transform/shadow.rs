@@ -202,14 +202,18 @@ pub fn build_lane<'ctx>(
             shadow.insert(i, s);
             continue;
         }
-        // A splat call's shadow box comes from the runtime hook the transforms call in
-        // its place, which writes its address into a slot of the entry block: read
-        // right after the call (`rules::calls::splat`). Until the hook writes it, the slot
-        // holds a zeroed box of its own: a call refused when reached (a closure over
+        // A splat call's shadow box (or shadow array) comes from the runtime hook the
+        // transforms call in its place, which writes its address into a slot of the entry
+        // block: read right after the call (`rules::calls::splat`). Until the hook writes
+        // it, the slot holds a zeroed box (or array header) of its own: a call refused when reached (a closure over
         // differentiated data, say) is still followed by the derivative's code, which
         // must not touch memory at random before the status reports the refusal.
         if crate::analysis::memory::is_splat(i) {
-            shadow.insert(i, shadow_from_hook(m, frame, &b, i, 2)?);
+            let words = match crate::analysis::memory::hook_result_leaf(i) {
+                Leaf::ArrayF64 | Leaf::ArrayF32 => SPARE_HEADER_WORDS,
+                _ => 2,
+            };
+            shadow.insert(i, shadow_from_hook(m, frame, &b, i, words)?);
             continue;
         }
         // An array a user's rule returns: its shadow is the rule's (the shadow array in

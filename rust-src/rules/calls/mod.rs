@@ -365,7 +365,9 @@ fn splat_call<'ctx>(
     let call = call_site(i)?;
     let b = cx.builder();
     b.before(i)?;
-    let lanes = each_lane(cx, |lane| Ok(call_args(call).skip(1).map(|a| cx.shadow(a, lane)).collect()))?;
+    // (A dynamic call's function, operand 0, is one of the values the hook gets.)
+    let skip = usize::from(!splat::is_dynamic(call));
+    let lanes = each_lane(cx, |lane| Ok(call_args(call).skip(skip).map(|a| cx.shadow(a, lane)).collect()))?;
     let slots = each_lane(cx, |lane| splat::slot(cx, i, lane))?;
-    splat::call(b, &cx.entry_builder()?, call, mode, &lanes, &slots)
+    splat::call(b, &cx.entry_builder()?, call, mode, &lanes, &slots, cx.leaf(i))
 }

@@ -1,0 +1,165 @@
+# Calls Julia dispatches when they run (`jl_apply_generic`): a function held in a
+# non-constant global, code whose types inference cannot pin down. The engine hands each
+# such call to the runtime hook (src/hooks.jl, "calls Julia dispatches when they run"),
+# which differentiates the method the call picks, for the types its arguments have.
+include("finite_differences.jl")
+
+# Non-constant globals: every call through them is dispatched when it runs.
+dyn_scalar = sin
+dyn_norm = x -> sum(abs2, x)
+dyn_fill! = (y, x) -> (y .= 2 .* x .+ y; nothing)
+dyn_length = length
+dyn_mul = *
+dyn_branch = v -> v > 0.5 ? v^3 : sin(v) * v
+dyn_vector = x -> 2 .* x
+dyn_tuple = x -> (x, 2x)
+
+dyn_twice(x) = dyn_scalar(x)::Float64 * 2.0
+function dyn_loop(x, n)
+    s = 0.0
+    for i in 1:n
+        s += dyn_scalar(x[i])::Float64 * x[end]
+    end
+    return s
+end
+dyn_generator(x) = sum(dyn_scalar(x[i])::Float64 for i in eachindex(x))
+dyn_array_argument(x) = dyn_norm(x)::Float64 + x[1]
+dyn_writes(x) = (y = x[2] .* x; dyn_fill!(y, x); sum(abs2, y))
+dyn_integer_result(x) = x[1] * dyn_length(x)::Int + x[2]
+dyn_two_numbers(x) = dyn_mul(x[1], x[2])::Float64 * x[3]
+dyn_branches(x) = dyn_branch(x[1])::Float64 + dyn_branch(x[2])::Float64 * x[3]
+dyn_array_result(x) = sum(abs2, dyn_vector(x)::Vector{Float64}) * x[1] + x[2]
+# (`[x...]` and `vcat(x...)` splat: Julia picks `vect`'s or `vcat`'s method when the call
+# runs, and infers the result as `Union{Vector{Any}, Vector{Float64}}` (`Any[]` for no
+# arguments); asserted, what reads it is compiled for a `Vector{Float64}`.)
+splat_vcat(x) = (v = vcat(x...)::Vector{Float64}; v[1] * v[end] + sum(v))
+splat_vect(x) = sum(abs2, [x...]::Vector{Float64})
+splat_vect_more(x) = (v = [x..., 2.0]::Vector{Float64}; v[1] * v[end] + x[2])
+# (A number splatted beside the array is a tuple `(y,)` whose shadow holds its derivative.)
+splat_vcat_number(x) = (v = vcat(x..., x[1]^2)::Vector{Float64}; sum(abs2, v) * v[end])
+splat_sum_number(x) = +(x..., x[2] * 3.0) * x[1]
+# (Unasserted, the code reading it is split by the result's type, and the branch for a
+# `Vector{Any}` reads boxes the engine does not follow: refused.)
+splat_vect_unasserted(x) = sum(abs2, [x...])::Float64
+
+@testset "a function in a non-constant global, every mode" begin
+    for x in (0.5, -1.3, 2.0)
+        ((dx,),) = autodiff(Reverse, dyn_twice, Active, Active(x))
+        @test dx ≈ 2cos(x)
+        @test autodiff(Forward, dyn_twice, Duplicated, Duplicated(x, 1.0))[2] ≈ 2cos(x)
+        (_, lanes) = autodiff(Forward, dyn_twice, BatchDuplicated, BatchDuplicated(x, (1.0, 3.0)))
+        @test lanes[1] ≈ 2cos(x) && lanes[2] ≈ 6cos(x)
+        @test dyn_twice(x) == 2sin(x)
+    end
+    for (f, x) in ((dyn_generator, [0.3, 1.2, -0.7]), (dyn_array_argument, [0.3, 1.2, -0.7, 2.0]),
+                   (dyn_writes, [0.3, 1.2, -0.7]), (dyn_integer_result, [0.3, 1.2]),
+                   (dyn_two_numbers, [0.3, 1.2, -0.7]), (dyn_two_numbers, [-2.0, 0.5, 3.0]))
+        check_all_modes(f, x)
+    end
+end
+
+@testset "dynamic calls in loops of 0, 1 and many iterations" begin
+    x = [0.3, 1.2, -0.7, 0.9]
+    for n in (0, 1, 4)
+        check_all_modes(x -> dyn_loop(x, n), x)
+    end
+    dx = zeros(4)
+    autodiff(Reverse, dyn_loop, Active, Duplicated(copy(x), dx), Const(0))
+    @test dx == zeros(4)
+end
+
+@testset "both sides of a branch in the method called" begin
+    for x in ([0.2, 0.9, 1.5], [0.8, 0.1, -2.0], [0.7, 0.6, 0.5])
+        check_all_modes(dyn_branches, x)
+    end
+end
+
+@testset "Float32" begin
+    x = 0.7f0
+    ((dx,),) = autodiff(Reverse, x -> dyn_scalar(x)::Float32 * 2f0, Active, Active(x))
+    @test dx isa Float32 && dx ≈ 2cos(x)
+    @test autodiff(Forward, x -> dyn_scalar(x)::Float32 * 2f0, Duplicated, Duplicated(x, 1f0))[2] ≈ 2cos(x)
+end
+
+@testset "the method the call picks when it runs" begin
+    # (The derivative compiled once follows the global's new value.)
+    global dyn_scalar = cos
+    ((dx,),) = autodiff(Reverse, dyn_twice, Active, Active(0.4))
+    @test dx ≈ -2sin(0.4)
+    global dyn_scalar = x -> x^3
+    @test autodiff(Forward, dyn_twice, Duplicated, Duplicated(0.4, 1.0))[2] ≈ 6 * 0.4^2
+    global dyn_scalar = sin
+end
+
+@testset "array results, splatting into vcat and a vector literal" begin
+    for (f, x) in ((dyn_array_result, [0.3, 1.2, -0.7]), (splat_vcat, [0.3, 1.2, -0.7]), (splat_vcat, [2.0]),
+                   (splat_vect, [0.3, 1.2, -0.7, 0.1]), (splat_vect_more, [0.3, 1.2, -0.7]),
+                   (splat_vcat_number, [0.3, 1.2, -0.7]), (splat_sum_number, [0.3, 1.2, -0.7]))
+        check_all_modes(f, x)
+    end
+    (y, t) = autodiff(Forward, x -> dyn_vector(x)::Vector{Float64} .* x, Duplicated,
+                      Duplicated([1.0, 2.0], [1.0, 0.0]))
+    @test y == [2.0, 8.0] && t == [4.0, 0.0]
+end
+
+# Functions whose result inference gives up on (`Any`): differentiated as returning a
+# float (`Oxidase.FloatResult`), which each call checks.
+dyn_any(x) = dyn_scalar(x[1]) * x[2]
+dyn_any_scalar(x) = dyn_scalar(x) * x
+dyn_any_direct(x) = dyn_scalar(x)
+dyn_any_three(a, b, x) = dyn_scalar(a) * b + x[1] * x[2]
+# (A method called dynamically whose own result is inferred as `Any`.)
+dyn_outer = v -> dyn_scalar(v) * v
+dyn_nested(x) = dyn_outer(x[1])::Float64 * x[2]
+dyn_any_loop(x, n) = (s = 0.0; for i in 1:n; s += dyn_scalar(x[i]) * x[end]; end; s)
+
+@testset "a result inferred as `Any`" begin
+    @test Base.return_types(dyn_any, (Vector{Float64},)) == [Any]
+    for x in ([0.5, 2.0], [-1.0, 0.3])
+        check_all_modes(dyn_any, x)
+        @test gradient(Reverse, dyn_any, x) ≈ [cos(x[1]) * x[2], sin(x[1])]
+    end
+    for n in (0, 1, 3)
+        check_all_modes(x -> dyn_any_loop(x, n), [0.3, 1.2, -0.7])
+    end
+    check_all_modes(dyn_nested, [0.3, 1.2])
+    ((dx,),) = autodiff(Reverse, dyn_any_scalar, Active, Active(0.5))
+    @test dx ≈ cos(0.5) * 0.5 + sin(0.5)
+    ((dx32,),) = autodiff(Reverse, dyn_any_scalar, Active, Active(0.5f0))
+    @test dx32 isa Float32 && dx32 ≈ cos(0.5f0) * 0.5f0 + sin(0.5f0)
+    @test autodiff(Forward, dyn_any_scalar, Duplicated, Duplicated(0.5, 1.0))[2] ≈ dx
+    # (Three arguments: `FloatResult`'s methods of fixed arities are compiled for them.)
+    dv = zeros(2)
+    ((da, db, _),) = autodiff(Reverse, dyn_any_three, Active, Active(0.5), Active(2.0), Duplicated([3.0, 4.0], dv))
+    @test da ≈ 2cos(0.5) && db ≈ sin(0.5) && dv == [4.0, 3.0]
+    @test autodiff(Forward, dyn_any_three, Duplicated, Duplicated(0.5, 1.0), Duplicated(2.0, 0.0),
+                   Duplicated([3.0, 4.0], [0.0, 1.0]))[2] ≈ 2cos(0.5) + 3.0
+    # (Reverse mode's return activity defaults to `Active` for it, as for a float.)
+    @test autodiff(Reverse, dyn_any_scalar, Active(0.5))[1][1] ≈ dx
+    # A call returning something else than the float it is differentiated as.
+    global dyn_scalar = v -> round(Int, v)
+    # (`round(Int, v) * v`'s derivative is `round(Int, v)`: an integer carries none.)
+    @test autodiff(Reverse, dyn_any_scalar, Active, Active(2.25))[1][1] == 2.0
+    err = try
+        autodiff(Reverse, dyn_any_direct, Active, Active(0.5))
+    catch e
+        e
+    end
+    global dyn_scalar = sin
+    @test err isa Oxidase.DifferentiationError
+    @test occursin("inferred as `Any`", sprint(showerror, err))
+end
+
+@testset "refused: what the hook does not differentiate yet" begin
+    x = [0.3, 1.2]
+    @test_throws Oxidase.DifferentiationError autodiff(Reverse, splat_vect_unasserted, Active,
+                                                       Duplicated(copy(x), zeros(2)))
+    # A tuple result.
+    err = try
+        autodiff(Reverse, x -> dyn_tuple(x[1])[2]::Float64, Active, Duplicated(copy(x), zeros(2)))
+    catch e
+        e
+    end
+    @test err isa Oxidase.DifferentiationError
+    @test occursin("a call Julia dispatches when it runs", sprint(showerror, err))
+end
