@@ -175,6 +175,7 @@ DYN_LENGTH = length
 DYN_WRITE! = (y, x) -> (y .+= x .^ 2 ./ 4; nothing)
 DYN_BINARY = (a, b) -> a > b ? a * b / 2 + b : a + sin(b)
 DYN_SCALE = (v, c) -> v .* c .+ v .^ 2
+DYN_MATRIX = [1.0 0.5 -0.5; 0.25 2.0 1.0]
 
 # What the programs log: every record handled (so that the logger's method runs), and
 # written where nobody sees it.
@@ -706,6 +707,8 @@ function program(rng, name)
                 # Arrays such calls return, and splatting into `vcat` (whose result
                 # Julia infers as a union).
                 "s += sum(Property.DYN_SCALE(x, $(expr(rng, 1, vars)))::Vector{Float64}) / 4",
+                # (A product with a non-constant global handed, untyped, to `sum`.)
+                "s += sum(Property.DYN_MATRIX * (x .* $(expr(rng, 1, vars))))::Float64 / 8",
                 "vS = vcat(x..., $(expr(rng, 1, vars)))::Vector{Float64}; s += vS[$(rand(rng, 1:4))] * vS[end] / 4",
                 # Permutations (inactive: their indices pick the elements).
                 "ix = sortperm(x); s += x[ix[1]] * $(expr(rng, 1, vars)) + x[ix[end]]^2",

@@ -98,19 +98,25 @@ shadow_data(::Type{T}, s::Ptr{Cvoid}) where {T} = unsafe_load(Ptr{Ptr{T}}(s))
 const DYNAMIC = Int32(2)
 const RESULT_ARRAY_F64 = Int32(4)
 const RESULT_ARRAY_F32 = Int32(8)
+const RESULT_ANY = Int32(16)   # (the engine never reads the result: any of them)
 
 # The result type the engine reads the call's result as, from the mode's flags: a float
 # (`Union{Float64,Float32}`: the code after the call says which), or an array of one.
 function engine_result(mode::Int32)
+    mode & RESULT_ANY != 0 && return Union{Float64,Float32,Array{Float64},Array{Float32}}
     mode & RESULT_ARRAY_F64 != 0 && return Array{Float64}
     mode & RESULT_ARRAY_F32 != 0 && return Array{Float32}
     return Union{Float64,Float32}
 end
 
+engine_result_name(@nospecialize(E)) =
+    E === Union{Float64,Float32} ? "a Float64 or Float32" :
+    Float64 <: E ? "a Float64 or Float32 or an array of them" : "an $E"
+
 function checked_result(error, f, y, mode::Int32)
     E = engine_result(mode)
     y isa E && return y
-    what = E === Union{Float64,Float32} ? "a Float64 or Float32" : "an $E"
+    what = engine_result_name(E)
     throw(error("`$f` returned a $(typeof(y)) where the code after the call reads $what; " *
                 "only Float64 and Float32 results, and arrays of them, are differentiated yet"))
 end
@@ -297,9 +303,9 @@ function dynamic_result(f, vals, mode::Int32)
     R = Core.Compiler.return_type(f, Tuple{map(Core.Typeof, vals)...})
     E = engine_result(mode)
     isconcretetype(R) && R <: E && return true
-    E === Union{Float64,Float32} && carries_no_derivative(R) && return false
-    E === Union{Float64,Float32} && unknown_float_result(R) && return true
-    what = E === Union{Float64,Float32} ? "a Float64 or Float32, or a type that holds no floats" : "an $E"
+    Float64 <: E && carries_no_derivative(R) && return false
+    Float64 <: E && unknown_float_result(R) && return true
+    what = engine_result_name(E) * (Float64 <: E ? ", or a type that holds no floats" : "")
     throw(dynamic_error(f, "its result is inferred as $R where the code after the call reads $what; only " *
                            "Float64 and Float32 results and arrays of them, and results that hold no floats, " *
                            "are differentiated through such calls yet"))

@@ -150,6 +150,30 @@ dyn_any_loop(x, n) = (s = 0.0; for i in 1:n; s += dyn_scalar(x[i]) * x[end]; end
     @test occursin("inferred as `Any`", sprint(showerror, err))
 end
 
+# Everyday code that inference gives up on: globals that are not constant (a number, a
+# matrix, whose product with `x` is handed to `sum` as an untyped array), an untyped
+# field, a `Vector{Any}`, a `Dict{Symbol,Any}` of parameters. (Not yet: a differentiated
+# number stored into a `Dict{Symbol,Any}` or another array of boxes, refused.)
+dyn_alpha = 0.5
+dyn_matrix = [1.0 2.0 0.5; 3.0 4.0 -1.0]
+struct DynUntyped
+    a
+end
+const DYN_UNTYPED = DynUntyped(2.0)
+dyn_global_number(x) = dyn_alpha * sum(abs2, x)
+dyn_global_matrix(x) = sum(dyn_matrix * x) * x[1]
+dyn_global_in_loop(x) = (s = 0.0; for i in eachindex(x); s += dyn_alpha * x[i]^2; end; s)
+dyn_untyped_field(x) = DYN_UNTYPED.a * x[1] + x[2]
+dyn_any_vector(x) = (v = Any[x[1], x[2]]; v[1] * v[2] + x[3])
+dyn_any_dict(x) = (p = Dict{Symbol,Any}(:a => 2.0, :b => 3); p[:a] * x[1]^2 + p[:b] * x[3])
+
+@testset "everyday type-unstable code: $(nameof(f))" for f in (dyn_global_number, dyn_global_matrix,
+        dyn_global_in_loop, dyn_untyped_field, dyn_any_vector, dyn_any_dict)
+    for x in ([0.3, 1.2, -0.7], [-1.0, 0.5, 2.0])
+        check_all_modes(f, x)
+    end
+end
+
 @testset "refused: what the hook does not differentiate yet" begin
     x = [0.3, 1.2]
     @test_throws Oxidase.DifferentiationError autodiff(Reverse, splat_vect_unasserted, Active,

@@ -1459,6 +1459,7 @@ fn checked_types(p: Value) -> Vec<u64> {
         g.opcode() == Opcode::LLVMGetElementPtr
             && g.num_operands() == 2
             && g.operand(0) == p
+            && g.gep_source_type().is_int()
             && g.gep_source_type().int_width() == 8
             && g.operand(1).const_int() == Some(-(rt.object_tag as i64))
     };
@@ -3678,7 +3679,10 @@ fn root_slot_of(i: Value, frames: &HashSet<Value>) -> bool {
             Some(Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast) => p = p.operand(0),
             // (Julia's frame addressing: `getelementptr i8, frame, k`.)
             Some(Opcode::LLVMGetElementPtr)
-                if p.num_operands() == 2 && p.gep_source_type().is_int() && p.gep_source_type().int_width() == 8 =>
+                if p.num_operands() == 2
+                    && p.gep_source_type().is_int()
+                    && p.gep_source_type().is_int()
+                    && p.gep_source_type().int_width() == 8 =>
             {
                 let Some(k) = p.operand(1).const_uint() else { return false };
                 offset += k;

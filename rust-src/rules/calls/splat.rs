@@ -25,6 +25,92 @@ pub const RESULT_ARRAY_F64: u64 = 4;
 /// `splat_call` mode flag: as `RESULT_ARRAY_F64`, an array of `Float32`.
 pub const RESULT_ARRAY_F32: u64 = 8;
 
+/// `splat_call` mode flag: the derivative never reads the call's result itself (it only
+/// hands it to other splat or dynamic calls, roots it, checks its type): the result may
+/// be any of the types the hook differentiates (a float, an array of floats), and its
+/// shadow is what the hook makes (`unread_result`).
+pub const RESULT_ANY: u64 = 16;
+
+/// Whether call `i`'s result is never read by the code: every use hands it to a splat
+/// or dynamic call, stores it into a stack slot (a GC frame's root, an arguments array),
+/// compares it, or reads its type tag (at `-object_tag`) to compare that.
+pub fn unread_result(i: Value) -> bool {
+    use crate::llvm::Opcode;
+    let rt = crate::julia::current();
+    let hook_call =
+        |u: Value| u.as_call().and_then(|c| c.called_function()).is_some_and(|f| crate::names::is_hook_call(&f.name()));
+    let tag_check = |g: Value| {
+        g.opcode() == Opcode::LLVMGetElementPtr
+            && g.num_operands() == 2
+            && g.gep_source_type().is_int()
+            && g.gep_source_type().int_width() == 8
+            && g.operand(1).const_int() == Some(-(rt.object_tag as i64))
+            && g.users().into_iter().all(|l| l.opcode() == Opcode::LLVMLoad && l.ty().is_int())
+    };
+    let mut work = vec![i];
+    let mut seen = std::collections::HashSet::new();
+    while let Some(p) = work.pop() {
+        if !seen.insert(p) {
+            continue;
+        }
+        for u in p.users() {
+            let fine = match u.opcode() {
+                Opcode::LLVMAddrSpaceCast | Opcode::LLVMBitCast => {
+                    work.push(u);
+                    true
+                }
+                Opcode::LLVMCall => hook_call(u) && u.as_call().is_some_and(|c| c.called_operand() != p),
+                Opcode::LLVMStore => u.operand(0) == p && never_loaded(u.operand(1)),
+                Opcode::LLVMICmp => true,
+                Opcode::LLVMGetElementPtr => tag_check(u),
+                _ => false,
+            };
+            if !fine {
+                return false;
+            }
+        }
+    }
+    true
+}
+
+/// Whether `slot`, an address in a stack object (the object itself, or a constant byte
+/// offset into it), is never read: no load from the object reads those bytes (a GC
+/// frame's root slot; the object's other slots may be read, its link to the previous
+/// frame). Any address into the object at a varying offset reads it all.
+fn never_loaded(slot: Value) -> bool {
+    use crate::llvm::Opcode;
+    fn at(v: Value) -> Option<(Value, i64)> {
+        match v.opcode_if_instruction() {
+            Some(Opcode::LLVMAlloca) => Some((v, 0)),
+            Some(Opcode::LLVMGetElementPtr)
+                if v.num_operands() == 2
+                    && v.gep_source_type().is_int()
+                    && v.gep_source_type().int_width() == 8
+                    && v.operand(0).opcode_if_instruction() == Some(Opcode::LLVMAlloca) =>
+            {
+                Some((v.operand(0), v.operand(1).const_int()?))
+            }
+            _ => None,
+        }
+    }
+    let Some((object, offset)) = at(slot) else { return false };
+    let mut addresses = vec![(object, 0i64)];
+    while let Some((a, off)) = addresses.pop() {
+        for u in a.users() {
+            match u.opcode() {
+                Opcode::LLVMLoad if off == offset => return false,
+                Opcode::LLVMGetElementPtr => match at(u) {
+                    Some((_, o)) if u.operand(0) == object => addresses.push((u, o)),
+                    _ => return false,
+                },
+                Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast => addresses.push((u, off)),
+                _ => {}
+            }
+        }
+    }
+    true
+}
+
 /// Whether `call` is a dynamic call (`crate::names::DYNAMIC_PREFIX`).
 pub fn is_dynamic(call: Call) -> bool {
     call.called_function().is_some_and(|f| f.name().starts_with(crate::names::DYNAMIC_PREFIX))
@@ -81,7 +167,7 @@ pub fn call<'ctx>(
         fty,
         m.const_address(hook),
         &[
-            m.const_int(i32t, mode | if dynamic { DYNAMIC } else { 0 } | result_flags(leaf)),
+            m.const_int(i32t, mode | if dynamic { DYNAMIC } else { 0 } | result_flags(inst, leaf)),
             args,
             sh,
             m.const_int(i32t, n as u64),
@@ -94,9 +180,12 @@ pub fn call<'ctx>(
     Ok((r.as_value(), h))
 }
 
-/// The mode flags saying what the engine reads the call's result as (`leaf`, the
-/// memory analysis's: `analysis::memory::hook_result_leaf`).
-fn result_flags(leaf: Option<Leaf>) -> u64 {
+/// The mode flags saying what the engine reads call `inst`'s result as (`leaf`, the
+/// memory analysis's: `analysis::memory::hook_result_leaf`), if it reads it at all.
+fn result_flags(inst: Value, leaf: Option<Leaf>) -> u64 {
+    if unread_result(inst) {
+        return RESULT_ANY;
+    }
     match leaf {
         Some(Leaf::ArrayF64) => RESULT_ARRAY_F64,
         Some(Leaf::ArrayF32) => RESULT_ARRAY_F32,
