@@ -200,14 +200,16 @@ function splat_reverse(handle::Int64)
 end
 
 # The derivative of the splatted call, with the error, if any, saying where it came from.
-function inner_derivative(f, run)
+# `run()`, its `DifferentiationError` raised again as `error(message)`.
+function rethrown_as(run, error)
     try
         return run()
     catch e
         e isa DifferentiationError || rethrow()
-        throw(splat_error("in the call of `$f`: " * e.msg))
+        throw(error(e.msg))
     end
 end
+inner_derivative(f, run) = rethrown_as(run, msg -> splat_error("in the call of `$f`: " * msg))
 
 # --- calls Julia dispatches when they run ------------------------------------------
 #
@@ -413,14 +415,7 @@ function dynamic_reverse(rec::DynamicRecord)
 end
 
 # The derivative of the dynamic call, with the error, if any, saying where it came from.
-function inner_dynamic(f, run)
-    try
-        return run()
-    catch e
-        e isa DifferentiationError || rethrow()
-        throw(dynamic_error(f, e.msg))
-    end
-end
+inner_dynamic(f, run) = rethrown_as(run, msg -> dynamic_error(f, msg))
 
 # --- custom rules (src/rules.jl) -----------------------------------------------------
 #

@@ -1514,8 +1514,9 @@ fn type_leaf(ty: u64) -> Option<Leaf> {
     (element == f64_type).then_some(Leaf::ArrayF64).or((element == f32_type).then_some(Leaf::ArrayF32))
 }
 
-/// The element type (its `DataType`'s address) of the array type at address `ty`;
-/// `None` for any other type, and where the runtime is not in this process.
+/// The element type (its `DataType`'s address) of the array type at address `ty` (a
+/// `DataType` Julia embedded in code it compiled, or an object's type tag); `None` for
+/// any other type, and where the runtime is not in this process.
 fn array_type_element(ty: u64) -> Option<u64> {
     let rt = crate::julia::current();
     let array_typename = crate::symbols::address_of(rt.array_typename)?;
@@ -1541,20 +1542,15 @@ fn constant_array_element(v: Value) -> Option<u64> {
         return None;
     }
     let address = crate::llvm::const_address(v).filter(|&a| a > rt.object_tag && a % 8 == 0)?;
-    let array_typename = crate::symbols::address_of(rt.array_typename)?;
-    // SAFETY: the runtime's globals are set when Julia starts, before any derivative is
-    // asked for; `address` is a tracked pointer Julia embedded in code it compiled, so a
+    crate::symbols::address_of(rt.array_typename)?;
+    // SAFETY: `address` is a tracked pointer Julia embedded in code it compiled, so a
     // live object (the code roots it) with its type tag in the word before it, whose
-    // low four bits are GC bits; a type tag addresses a `DataType`, whose parameters
-    // are a `svec`, and an `Array` type has two (the element type and the dimensions).
-    unsafe {
-        let read = |a: u64| *(a as *const u64);
-        let tag = read(address - rt.object_tag) & !15;
-        if tag == 0 || read(tag + rt.datatype_name) != read(array_typename) {
-            return None;
-        }
-        Some(read(read(tag + rt.datatype_parameters) + rt.svec_data))
+    // low four bits are GC bits; a type tag addresses a `DataType`.
+    let tag = unsafe { *((address - rt.object_tag) as *const u64) } & !15;
+    if tag == 0 {
+        return None;
     }
+    array_type_element(tag)
 }
 
 /// The element type (its `DataType`'s address) of an array the function allocates
@@ -1565,19 +1561,9 @@ fn allocated_element_type(a: Value) -> Option<u64> {
         return None;
     }
     let rt = crate::julia::current();
+    // (`ty` is the array type Julia embedded in code it compiled for the allocation.)
     let ty = crate::llvm::const_address(a.operand(0)).filter(|&t| t > rt.object_tag && t % 8 == 0)?;
-    let array_typename = crate::symbols::address_of(rt.array_typename)?;
-    // SAFETY: as in `constant_float_array_object`: `ty` is the address Julia embedded in
-    // code it compiled for the array type it allocates, a live `DataType` (the code roots
-    // it) whose name is `Array`'s type name and whose parameters are a `svec` (the
-    // element type, then the dimensions); the globals read are set when Julia starts.
-    unsafe {
-        let read = |a: u64| *(a as *const u64);
-        if read(ty + rt.datatype_name) != read(array_typename) {
-            return None;
-        }
-        Some(read(read(ty + rt.datatype_parameters) + rt.svec_data))
-    }
+    array_type_element(ty)
 }
 
 /// Whether `a` is an array the function allocates (`jl_alloc_array_*`) whose elements
