@@ -161,11 +161,15 @@ end
 FloatResult{T}(f::F) where {T,F} = FloatResult{T,F}(f)
 # (Methods of fixed arities: Julia compiles a method of `args...` for the argument
 # types of a call only up to a few more arguments than its type's other methods take,
-# and a widened specialization is not the one extraction infers. So are `Seeded` and
-# `Keep`'s, src/hooks.jl.)
+# and a widened specialization is not the one extraction infers. Each argument's type
+# is a parameter: Julia does not specialize on a function argument a method only
+# passes along, and the call through it would be dispatched when it runs (and come
+# back here through the runtime hook, forever). So are `Seeded` and `Keep`'s,
+# src/hooks.jl.)
 for n in 0:16
-    args = [Symbol(:a, k) for k in 1:n]
-    @eval function (r::FloatResult{T})($(args...)) where {T}
+    args, types = [Symbol(:a, k) for k in 1:n], [Symbol(:A, k) for k in 1:n]
+    typed = [:($a::$A) for (a, A) in zip(args, types)]
+    @eval function (r::FloatResult{T})($(typed...)) where {T,$(types...)}
         y = r.f($(args...))
         y isa T || unknown_result_error(r.f, T, y)
         return y::T

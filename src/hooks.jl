@@ -25,6 +25,7 @@ struct SplatRecord
     from::Vector{Int}          # per value: where its derivative is (`element_pointer`), 0 if constant
     shadows::Vector{Vector{Ptr{Cvoid}}}   # per value's array (by value): per lane, the shadow array
     adjoints::Vector{Any}      # per lane: the result's adjoint box (a number) or array
+    result::Any                # the call's result, which the reverse sweep's replay must give
 end
 
 splat_error(msg) = DifferentiationError("splatting a differentiated array into a call (`f(x...)`): " * msg)
@@ -127,9 +128,10 @@ struct Seeded{F,T}
     f::F
     d::T
 end
-for n in 0:16   # (fixed arities: `FloatResult`, src/autodiff.jl)
-    args = [Symbol(:a, k) for k in 1:n]
-    @eval (s::Seeded)($(args...)) = seeded(s.f($(args...)), s.d)
+for n in 0:16   # (fixed arities, typed: `FloatResult`, src/autodiff.jl)
+    args, types = [Symbol(:a, k) for k in 1:n], [Symbol(:A, k) for k in 1:n]
+    typed = [:($a::$T) for (a, T) in zip(args, types)]
+    @eval (s::Seeded)($(typed...)) where {$(types...)} = seeded(s.f($(args...)), s.d)
 end
 seeded(y::Real, d::Real) = y * d
 function seeded(y::Array, d::Array)
@@ -170,7 +172,7 @@ function splat_call(mode::Int32, args::Ptr{Ptr{Cvoid}}, shadows::Ptr{Ptr{Cvoid}}
         push!(shadows, hand_shadow!(frame, out, l, y isa Array ? t : Ref(t)))
     end
     if mode & 1 == 1
-        push!(frame, SplatRecord(f, vals, from, owners, shadows))
+        push!(frame, SplatRecord(f, vals, from, owners, shadows, y isa Array ? copy(y) : y))
         unsafe_store!(handle, length(frame))
     end
     return y
@@ -181,6 +183,7 @@ function splat_reverse(handle::Int64)
     rec isa DynamicRecord && return dynamic_reverse(rec)
     rec = rec::SplatRecord
     all(==(0), rec.from) && return nothing
+    check_replay(rec.f, rec.vals, rec.result, (f, msg) -> splat_error("in the call of `$f`: " * msg))
     for (l, shadow) in enumerate(rec.adjoints)
         d = shadow isa Array ? shadow : shadow[]
         # (A zero adjoint adds nothing, even where a partial is infinite: the call's
@@ -226,8 +229,8 @@ inner_derivative(f, run) = rethrown_as(run, msg -> splat_error("in the call of `
 #
 # - forward mode: one `autodiff(ForwardWithPrimal, f, ...)` runs the call and its
 #   tangents (one batch call for all lanes), so that a call that mutates runs once;
-# - reverse mode: the forward sweep runs the call, keeping the arguments as they were
-#   (arrays copied); the reverse sweep runs `autodiff(Reverse, ...)` on them, per lane,
+# - reverse mode: the forward sweep runs the call, keeping the function and the
+#   arguments as they were (deep copies); the reverse sweep runs `autodiff(Reverse, ...)` on them, per lane,
 #   with the result's adjoint as the seed and the arrays' shadows `Duplicated`: what the
 #   call wrote into an array has its adjoint there, which that call takes back.
 #
@@ -237,10 +240,11 @@ inner_derivative(f, run) = rethrown_as(run, msg -> splat_error("in the call of `
 
 struct DynamicRecord
     f::Any
-    vals::Vector{Any}          # the arguments as they were at the call (arrays copied)
+    vals::Vector{Any}          # the arguments as they were at the call (copies: `kept_values`)
     kinds::Vector{Symbol}      # per argument: :const, :number or :array
     shadows::Vector{Vector{Ptr{Cvoid}}}   # per argument, per lane: its shadow's address
     adjoints::Vector{Any}      # per lane: the result's adjoint box or array (none: no floats)
+    result::Any                # the call's result, which the reverse sweep's replay must give
 end
 
 dynamic_error(f, msg) =
@@ -294,8 +298,6 @@ function dynamic_arguments(args::Ptr{Ptr{Cvoid}}, shadows::Ptr{Ptr{Cvoid}}, n::I
     return f, vals, kinds, lanes
 end
 
-# The result type of `f` on `vals`, checked: what the engine reads it as (`mode`'s
-# flags: a float, an array of floats), or a type that holds no floats.
 # Whether the call's result (inferred for `f` on `vals`) is differentiated (`true`: a
 # float, an array of floats) or carries no derivative (`false`), checked against what the
 # engine reads it as (`mode`'s flags). A result inference gives up on (`Any`) is taken as
@@ -347,17 +349,43 @@ function dynamic_call(mode::Int32, args::Ptr{Ptr{Cvoid}}, shadows::Ptr{Ptr{Cvoid
         end
         return y
     end
-    # (The arguments as they are now: the call may overwrite them.)
-    copies = IdDict{Any,Any}()
-    kept = Any[kinds[j] === :const || !(vals[j] isa Array) ? vals[j] : get!(() -> copy(vals[j]), copies, vals[j])
-               for j in eachindex(vals)]
+    # (The function and the arguments as they are now, constant ones too: the call may
+    # overwrite them, and so may the code after it, before the reverse sweep.)
+    f_kept, kept = kept_values(f, vals)
     y = f(vals...)
     differentiable && checked_result(msg -> dynamic_error(f, msg), f, y, mode)
     adjoints = Any[hand_shadow!(frame, out, l, y isa Array ? zero(y) : Ref(differentiable ? zero(y) : 0.0))
                    for l in 1:width]
-    push!(frame, DynamicRecord(f, kept, kinds, lanes, differentiable ? adjoints : Any[]))
+    push!(frame, DynamicRecord(f_kept, kept, kinds, lanes, differentiable ? adjoints : Any[],
+                               y isa Array ? copy(y) : y))
     unsafe_store!(handle, length(frame))
     return y
+end
+
+# The reverse sweep replays a call on what it kept of the call's function and
+# arguments. What the call read elsewhere (a global array), the code after it may have
+# changed since: then the replay's derivative would be another call's. Its result is
+# checked to be the call's (run on copies, as the call may write into its arguments);
+# a different one is refused. (A change that leaves the result as it was but not its
+# derivative is not caught: the reverse sweep of a derivative taken when the call runs,
+# in split mode, is the next step.)
+function check_replay(f, vals, result, error)
+    g, copies = kept_values(f, vals)
+    again = g(copies...)
+    isequal(again, result) || throw(error(f, "what the call read changed between its forward and reverse sweep " *
+                                             "(a global it reads, written after the call): its replay gives " *
+                                             "$(summary(again)) $(again isa Number ? again : "") where the call gave " *
+                                             "$(result isa Number ? result : summary(result)); not supported yet"))
+    return nothing
+end
+
+# Copies of `f` and `vals`, deep, sharing one table so that what they share they still
+# share (an array handed twice, a closure over an argument): what the reverse sweep
+# replays the call on. (Numbers, strings, singletons are their own copies.)
+function kept_values(f, vals)
+    copies = IdDict{Any,Any}()
+    keep(v) = isbits(v) ? v : Base.deepcopy_internal(v, copies)
+    return keep(f), Any[keep(v) for v in vals]
 end
 
 # Runs `f` on `vals` in forward mode with the arrays' tangents, keeping its result
@@ -379,30 +407,31 @@ struct Keep{F}
     f::F
     out::Base.RefValue{Any}
 end
-for n in 0:16   # (fixed arities: `FloatResult`, src/autodiff.jl)
-    args = [Symbol(:a, k) for k in 1:n]
-    @eval (k::Keep)($(args...)) = (k.out[] = k.f($(args...)); nothing)
+for n in 0:16   # (fixed arities, typed: `FloatResult`, src/autodiff.jl)
+    args, types = [Symbol(:a, k) for k in 1:n], [Symbol(:A, k) for k in 1:n]
+    typed = [:($a::$T) for (a, T) in zip(args, types)]
+    @eval (k::Keep)($(typed...)) where {$(types...)} = (k.out[] = k.f($(args...)); nothing)
 end
 
 function dynamic_reverse(rec::DynamicRecord)
     width = length(rec.shadows) > 0 ? length(rec.shadows[1]) : length(rec.adjoints)
     any(k -> k !== :const, rec.kinds) || return nothing
+    check_replay(rec.f, rec.vals, rec.result, dynamic_error)
     for l in 1:width
         d = isempty(rec.adjoints) ? nothing : rec.adjoints[l] isa Array ? rec.adjoints[l] : rec.adjoints[l][]
         # (A zero adjoint of a call on numbers adds nothing: not taken at all then.)
         d !== nothing && iszero(d) && all(k -> k !== :array, rec.kinds) && continue
-        # (Each lane's call may overwrite the arrays: each gets copies of its own.)
-        copies = IdDict{Any,Any}()
-        annotated = map(eachindex(rec.vals)) do j
-            v, kind = rec.vals[j], rec.kinds[j]
-            v = v isa Array ? get!(() -> copy(v), copies, v) : v
+        # (Each lane's call may overwrite what it is handed: each gets copies of its own.)
+        f, vals = width == 1 ? (rec.f, rec.vals) : kept_values(rec.f, rec.vals)
+        annotated = map(eachindex(vals)) do j
+            v, kind = vals[j], rec.kinds[j]
             kind === :const ? Const(v) : kind === :number ? Active(v) :
                 Duplicated(v, unsafe_pointer_to_objref(rec.shadows[j][l]))
         end
         grads = if d === nothing
-            inner_dynamic(rec.f, () -> autodiff(Reverse, Keep(rec.f, Ref{Any}(nothing)), Const, annotated...)[1])
+            inner_dynamic(f, () -> autodiff(Reverse, Keep(f, Ref{Any}(nothing)), Const, annotated...)[1])
         else
-            inner_dynamic(rec.f, () -> autodiff(Reverse, Seeded(rec.f, d), Active, annotated...)[1])
+            inner_dynamic(f, () -> autodiff(Reverse, Seeded(f, d), Active, annotated...)[1])
         end
         for j in eachindex(rec.vals)
             rec.kinds[j] === :number || continue

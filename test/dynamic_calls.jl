@@ -174,6 +174,40 @@ dyn_any_dict(x) = (p = Dict{Symbol,Any}(:a => 2.0, :b => 3); p[:a] * x[1]^2 + p[
     end
 end
 
+# A constant matrix a dynamic call multiplies, overwritten after the call: the reverse
+# sweep replays the call on a copy of the matrix as it was. A closure that reads the
+# global matrix itself would replay on the overwritten one: the replay's result differs
+# from the call's, and the reverse sweep refuses (forward mode runs the call once).
+dyn_scratch = zeros(2, 2)
+function dyn_overwritten(x)
+    dyn_scratch .= [1.0 2.0; 3.0 4.0]
+    s = sum(dyn_scratch * x)::Float64
+    dyn_scratch .= 0.0
+    return s * x[1]
+end
+function dyn_global_read_overwritten(x)
+    dyn_scratch .= [1.0 2.0; 3.0 4.0]
+    t = dyn_outer_call(v -> sum(dyn_scratch * v), x)::Float64
+    dyn_scratch .= 0.0
+    return t * x[1]
+end
+dyn_outer_call = (g, v) -> g(v)
+
+@testset "what the call read, overwritten after it" begin
+    for x in ([0.3, 1.2], [-1.0, 2.0])
+        check_all_modes(dyn_overwritten, x)
+        g = fd_gradient(dyn_global_read_overwritten, x)
+        @test autodiff(Forward, dyn_global_read_overwritten, Duplicated, Duplicated(copy(x), [1.0, 0.0]))[2] ≈ g[1]
+        err = try
+            autodiff(Reverse, dyn_global_read_overwritten, Active, Duplicated(copy(x), zeros(2)))
+        catch e
+            e
+        end
+        @test err isa Oxidase.DifferentiationError
+        @test occursin("changed between its forward and reverse sweep", sprint(showerror, err))
+    end
+end
+
 @testset "refused: what the hook does not differentiate yet" begin
     x = [0.3, 1.2]
     @test_throws Oxidase.DifferentiationError autodiff(Reverse, splat_vect_unasserted, Active,
