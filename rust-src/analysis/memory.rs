@@ -216,8 +216,9 @@ pub fn hook_result_leaf(call: Value) -> Leaf {
             return first;
         }
     }
-    // (Whether a load through `p`, a pointer, reads 32 bits.)
-    fn reads_32_bits(p: Value) -> bool {
+    // (The first load through `p`, a pointer, or through an address derived from it,
+    // for which `wanted` holds.)
+    fn load_through<'ctx>(p: Value<'ctx>, wanted: impl Fn(Value<'ctx>) -> bool) -> Option<Value<'ctx>> {
         let mut work = vec![p];
         let mut seen = HashSet::new();
         while let Some(p) = work.pop() {
@@ -227,35 +228,21 @@ pub fn hook_result_leaf(call: Value) -> Leaf {
             for u in p.users() {
                 match u.opcode() {
                     Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast | Opcode::LLVMGetElementPtr => work.push(u),
-                    Opcode::LLVMLoad if u.ty().float_bits() == 32 || u.ty().is_int() && u.ty().int_width() == 32 => {
-                        return true
-                    }
+                    Opcode::LLVMLoad if wanted(u) => return Some(u),
                     _ => {}
                 }
             }
         }
-        false
+        None
     }
-    let mut work = vec![call];
-    let mut seen = HashSet::new();
-    while let Some(p) = work.pop() {
-        if !seen.insert(p) {
-            continue;
-        }
-        for u in p.users() {
-            match u.opcode() {
-                Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast | Opcode::LLVMGetElementPtr => work.push(u),
-                Opcode::LLVMLoad if u.ty().is_pointer() && at_offset_zero(u.operand(0)) => {
-                    return if reads_32_bits(u) { Leaf::ArrayF32 } else { Leaf::ArrayF64 };
-                }
-                _ => {}
-            }
-        }
-    }
-    if reads_32_bits(call) {
-        Leaf::F32
-    } else {
-        Leaf::F64
+    let reads_32_bits = |p: Value| {
+        load_through(p, |u| u.ty().float_bits() == 32 || u.ty().is_int() && u.ty().int_width() == 32).is_some()
+    };
+    match load_through(call, |u| u.ty().is_pointer() && at_offset_zero(u.operand(0))) {
+        Some(data) if reads_32_bits(data) => Leaf::ArrayF32,
+        Some(_) => Leaf::ArrayF64,
+        None if reads_32_bits(call) => Leaf::F32,
+        None => Leaf::F64,
     }
 }
 
