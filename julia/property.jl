@@ -12,7 +12,7 @@
 # (holding mutable structs too, in vectors the function fills or in array literals, or an
 # array of integers the function computes, built once or replaced by a loop) and `Ref`s, runtime
 # activity, printing, logging and string interpolation, custom rules (one returning a
-# tuple), typed variables closures capture and reassign (boxes), `sortperm`, complex
+# tuple), variables closures capture and reassign (boxes, typed or not), `sortperm`, complex
 # products, matrix and vector literals of numbers (of different types too), solves (`\`, `/`),
 # factorizations of a computed matrix (`svd` and `pinv` too), calls Julia dispatches when
 # they run (functions in non-constant globals), the largest and smallest
@@ -614,6 +614,17 @@ function program(rng, name)
     step$(length(body))!(v) = (v > 0.2 ? (t$(length(body)) += v * t$(length(body))) : (t$(length(body)) -= v^2); nothing)
     foreach(step$(length(body))!, x)
     s += t$(length(body))",
+                # The same without a declared type: the box's contents are what
+                # inference gives up on, every operation on them a call Julia dispatches
+                # when it runs, whose boxed result goes back into the box (read back
+                # asserted, so that `s` stays a `Float64`).
+                "u$(length(body)) = $(expr(rng, 1, vars))
+    foreach(v -> (u$(length(body)) = u$(length(body)) * 0.5 + $(expr(rng, 1, ["v"])); nothing), x)
+    s += u$(length(body))::Float64 * $(expr(rng, 1, vars))",
+                "u$(length(body)) = $(expr(rng, 1, vars))
+    stepu$(length(body))!(v) = (u$(length(body)) = v > 0.2 ? u$(length(body)) * v : u$(length(body)) - v^2; nothing)
+    foreach(stepu$(length(body))!, x)
+    s += u$(length(body))::Float64",
                 # Complex products (BLAS `zgemv`, `zdotc`, `zgemm`) of vectors built from
                 # the array.
                 "zc = complex.(x, x .* $(expr(rng, 1, vars)))

@@ -174,6 +174,80 @@ dyn_any_dict(x) = (p = Dict{Symbol,Any}(:a => 2.0, :b => 3); p[:a] * x[1]^2 + p[
     end
 end
 
+# Variables a closure captures and reassigns, without a declared type: Julia keeps them
+# in a `Core.Box` whose contents inference gives up on, so every operation on them is a
+# dynamic call, whose boxed result goes back into the box (`memory::heap_object_field`).
+function box_accumulate(x, n)
+    a = 0.0
+    add! = v -> (a += v * x[1]; nothing)
+    for i in 1:n
+        add!(sin(i * x[2]))
+    end
+    return a + x[3]
+end
+function box_branch(x)
+    s = x[1]
+    step! = () -> (s = s > 1 ? s^2 * x[2] : 3s + x[3])
+    step!(); step!()
+    return s
+end
+function box_shared(x)
+    a = 1.0
+    scale! = () -> (a *= x[1])
+    read = () -> a
+    scale!(); scale!()
+    return read() * x[2] + a
+end
+function box_foreach(x)
+    p = 1.0
+    foreach(v -> (p *= v), x)
+    return p
+end
+# (The initial value a constant: the box's first contents carry no derivative.)
+function box_from_constant(x)
+    s = 2.0
+    foreach(v -> (s = s * v + 1.0), x)
+    return s
+end
+box_in_loop(x, n) = box_accumulate(x, n)
+
+@testset "a closure's reassigned capture of an inferred-abstract type (`Core.Box`): $(nameof(f))" for f in
+        (box_branch, box_shared, box_foreach, box_from_constant)
+    # (Both sides of `box_branch`'s branch: `s > 1` first, then not.)
+    for x in ([0.3, 1.2, -0.7], [1.5, 0.5, 2.0], [-1.0, 0.5, 2.0])
+        check_all_modes(f, x)
+    end
+end
+
+@testset "a closure's reassigned capture, in loops of 0, 1 and many iterations" begin
+    for n in (0, 1, 5), x in ([0.3, 1.2, -0.7], [1.5, 0.5, 2.0])
+        check_all_modes(x -> box_accumulate(x, n), x)
+    end
+end
+
+# A capture holding an array, reassigned: the dynamic call's result beside the array the
+# function allocates is refused with a message naming the fix (declaring its type).
+function box_array(x)
+    v = [x[1], 2x[2]]
+    grow! = () -> (v = v .* x[1])
+    grow!()
+    return sum(v)
+end
+function box_array_typed(x)
+    v::Vector{Float64} = [x[1], 2x[2]]
+    grow! = () -> (v = v .* x[1])
+    grow!()
+    return sum(v)
+end
+
+@testset "a closure's reassigned capture of an array" begin
+    x = [0.3, 1.2]
+    err = caught(() -> autodiff(Reverse, box_array, Active, Duplicated(copy(x), zeros(2))))
+    @test err isa Oxidase.DifferentiationError
+    @test occursin("declare its type", sprint(showerror, err))
+    check_all_modes(box_array_typed, x)
+end
+
 # A constant matrix a dynamic call multiplies, overwritten after the call: the reverse
 # sweep replays the call on a copy of the matrix as it was. A closure that reads the
 # global matrix itself would replay on the overwritten one: the replay's result differs

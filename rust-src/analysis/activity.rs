@@ -870,8 +870,8 @@ impl<'ctx> Activity<'ctx> {
                     && wants_shadow.get(&base).is_some_and(|l| l.is_stack_object())
             };
             // (Or a splat's result, a boxed number with a shadow box.)
-            let boxed_number =
-                matches!(mem.leaf(value), Some(Leaf::F64 | Leaf::F32)) && crate::analysis::memory::is_splat(value);
+            // (Or a merge of them and of boxes the function allocates.)
+            let boxed_number = mem.leaf(value).is_some_and(|l| crate::analysis::memory::boxed_hook_result(value, l));
             let array_object = matches!(mem.leaf(value), Some(Leaf::ArrayF64 | Leaf::ArrayF32)) && !mem.is_data(value)
                 || matches!(mem.leaf(value), Some(Leaf::Object(_) | Leaf::Objects(_)))
                 || (heap_object || boxed_number)

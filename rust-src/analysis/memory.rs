@@ -906,7 +906,19 @@ impl<'ctx> Memory<'ctx> {
                 // from the other's shadow: a task's result fetched and returned by an
                 // outer task, the same box.)
                 let read_object = matches!(self.leaf(v), Some(Leaf::Object(_)));
-                !v.ty().is_pointer() || is_null(v) || is_inert_object(v) || array || fresh(v) || object || read_object
+                // (Or a dynamic call's result, a boxed float whose shadow is a box, or a
+                // merge of them: a closure's `Core.Box` holding a variable inference
+                // gives up on. Without a shadow, when the calls are handed none, the
+                // store is refused, `untracked`.)
+                let boxed = hook_boxes(v);
+                !v.ty().is_pointer()
+                    || is_null(v)
+                    || is_inert_object(v)
+                    || array
+                    || fresh(v)
+                    || object
+                    || read_object
+                    || boxed
             }
             // Stored as a value only into a GC frame slot nobody reads (`inert`), or
             // into another heap object the function allocates (a mutable struct
@@ -2348,6 +2360,10 @@ fn heap_layout<'ctx>(
                 Some(Leaf::ArrayF64) => Some(Layout::array_of(Layout::F64)),
                 Some(Leaf::ArrayF32) => Some(Layout::array_of(Layout::F32)),
                 Some(Leaf::Object(f)) => Some(Layout::Object(f.to_vec())),
+                // (A dynamic call's boxed float, whose shadow is a box: an object of one
+                // float, as the function's own boxes are. A closure's `Core.Box` holds
+                // them when inference gives up on the captured variable.)
+                Some(&leaf) if boxed_hook_result(v, leaf) => Some(Layout::Object(vec![(0, float_layout(leaf))])),
                 _ if is_heap_object(v, shadowed) => {
                     heap_layout(m, zero_offset_base(v), shadowed, depth - 1).map(Layout::Object)
                 }
@@ -2439,6 +2455,89 @@ pub fn holds_float32(a: Value) -> bool {
     is_float32_box(a) || constant_type_tag(a).and_then(tuple_number_fields).is_some()
 }
 
+/// Whether `v`, shadowed as `leaf`, is a splat's or dynamic call's result read as a
+/// boxed float (`hook_result_leaf`), a merge of them (`hook_boxes`), or a box the
+/// function allocates that such a merge made a float's (`Memory::compute`'s `fresh`): a
+/// box whose shadow is a box.
+pub fn boxed_hook_result(v: Value, leaf: Leaf) -> bool {
+    matches!(leaf, Leaf::F64 | Leaf::F32)
+        && (hook_boxes(v) || at_offset_zero(v) && gc_allocation(zero_offset_base(v)).is_some())
+}
+
+/// Whether `v` is a splat's or dynamic call's result, or a merge of such results and of
+/// boxes the function allocates (`s = s > 1 ? s^2 : 3s` on a variable inference gives
+/// up on), with at least one such result.
+fn hook_boxes(v: Value) -> bool {
+    let (mut work, mut seen, mut any) = (vec![v], HashSet::new(), false);
+    while let Some(w) = work.pop() {
+        if !seen.insert(w) {
+            continue;
+        }
+        match pointer_op(w) {
+            Some(PointerOp::Merge) => work.extend(merged(w)),
+            _ if is_splat(w) => any = true,
+            _ if at_offset_zero(w) && gc_allocation(zero_offset_base(w)).is_some() => {}
+            _ => return false,
+        }
+    }
+    any
+}
+
+/// The float type of `v` when it is a splat's or dynamic call's boxed float, with its
+/// shadow or not yet given one (it gets one when it is handed shadowed memory, whose
+/// reads may depend on what this one says; stored without one into memory that has a
+/// shadow, its store is refused, `untracked`).
+fn boxed_hook_leaf(v: Value, shadowed: &HashMap<Value, Leaf>) -> Option<Leaf> {
+    let leaf = match shadowed.get(&v) {
+        Some(&leaf) => leaf,
+        None if is_splat(v) => hook_result_leaf(v),
+        // (A merge of them, read as the first result it may be is.)
+        None if pointer_op(v) == Some(PointerOp::Merge) && hook_boxes(v) => {
+            let mut work = merged(v);
+            let mut seen = HashSet::new();
+            loop {
+                let w = work.pop()?;
+                if !seen.insert(w) {
+                    continue;
+                }
+                match pointer_op(w) {
+                    Some(PointerOp::Merge) => work.extend(merged(w)),
+                    _ if is_splat(w) => break hook_result_leaf(w),
+                    _ => {}
+                }
+            }
+        }
+        None => return None,
+    };
+    boxed_hook_result(v, leaf).then_some(leaf)
+}
+
+/// Whether address `p` is in the header of a splat's or dynamic call's boxed result (or
+/// of a merge of them, `hook_boxes`), or of a box loaded from a field that holds them
+/// (`heap_object_field`): its type tag, read by the write barrier and by type checks,
+/// which is no float's bits.
+fn hook_box_header(p: Value, mem: &Memory) -> bool {
+    let boxed = |q: Value| {
+        hook_boxes(q)
+            || q.opcode_if_instruction() == Some(Opcode::LLVMLoad)
+                && matches!(mem.leaf(q), Some(Leaf::F64 | Leaf::F32))
+                && mem.leaf(q.operand(0)).is_some_and(Leaf::is_stack_object)
+    };
+    p.opcode_if_instruction() == Some(Opcode::LLVMGetElementPtr)
+        && p.num_operands() == 2
+        && p.operand(1).const_int().is_some_and(|k| k < 0)
+        && boxed(p.operand(0))
+}
+
+/// The layout of a float of memory type `leaf` (`F64` or `F32`).
+fn float_layout(leaf: Leaf) -> Layout {
+    if leaf == Leaf::F32 {
+        Layout::F32
+    } else {
+        Layout::F64
+    }
+}
+
 /// Whether `a` is an object of 4 bytes from the collector: a `Float32`'s box, which
 /// `ingest::inline_float32_boxes` makes of `jl_box_float32`.
 fn is_float32_box(a: Value) -> bool {
@@ -2508,7 +2607,8 @@ fn heap_object_field<'ctx>(
         !is_nothing(v)
             && (is_heap_object(v, shadowed) || !at_offset_zero(v) || gc_allocation(zero_offset_base(v)).is_none())
     });
-    if !stored.iter().any(|v| is_heap_object(*v, shadowed)) {
+    let hook_results_stored = stored.iter().any(|v| boxed_hook_leaf(*v, shadowed).is_some());
+    if !hook_results_stored && !stored.iter().any(|v| is_heap_object(*v, shadowed)) {
         return Ok(None);
     }
     let refuse = |what: &str| {
@@ -2519,7 +2619,29 @@ fn heap_object_field<'ctx>(
         ))
     };
     let mut layouts = Vec::new();
+    let mut hook_results = false;
     for v in stored {
+        if let Some(leaf) = boxed_hook_leaf(v, shadowed) {
+            let layout = vec![(0, float_layout(leaf))];
+            if !layouts.contains(&layout) {
+                layouts.push(layout);
+            }
+            hook_results = true;
+            continue;
+        }
+        // (A box the function allocates, stored beside them, gets its shadow from
+        // activity in the next round: the first value of a closure's `Core.Box`.)
+        let fresh_box = at_offset_zero(v) && gc_allocation(zero_offset_base(v)).is_some();
+        if hook_results_stored && fresh_box && !is_heap_object(v, shadowed) {
+            awaiting.get_or_insert(refuse("a box whose fields are not all in sight").to_string());
+            return Ok(None);
+        }
+        if !is_heap_object(v, shadowed) && hook_results_stored {
+            return Err(refuse(
+                "a dynamic call's result beside other memory (a variable a closure captures and reassigns, of a type \
+                 inference gives up on, holding an array: declare its type, `v::Vector{Float64} = ...`)",
+            ));
+        }
         if !is_heap_object(v, shadowed) {
             return Err(refuse("another mutable struct and other memory"));
         }
@@ -2538,6 +2660,11 @@ fn heap_object_field<'ctx>(
         }
     }
     match &layouts[..] {
+        // (Boxed floats, among them a dynamic call's: a pointer loaded there points to
+        // the number, as the call's own result does, and as in a stack object,
+        // `stack_object_leaf`.)
+        [layout] if hook_results && matches!(layout[..], [(0, Layout::F64)]) => Ok(Some(Leaf::F64)),
+        [layout] if hook_results && matches!(layout[..], [(0, Layout::F32)]) => Ok(Some(Leaf::F32)),
         [layout] => Ok(Some(Leaf::Object(crate::request::intern(layout)))),
         _ => Err(refuse("mutable structs of different layouts")),
     }
@@ -2991,7 +3118,7 @@ pub fn retype_bit_copies(
             changed |= retype_load(&b, i, float)?;
             continue;
         }
-        if !mem.is_data(i.operand(0)) {
+        if !mem.is_data(i.operand(0)) || hook_box_header(i.operand(0), mem) {
             continue;
         }
         let integers =

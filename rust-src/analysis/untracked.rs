@@ -253,7 +253,9 @@ impl<'ctx> Untracked<'ctx> {
                         // arguments array of a call through the generic calling convention,
                         // beside other boxes: `memory::stack_object_field` reads it as the
                         // number it points to.)
-                        Some(Leaf::F64 | Leaf::F32) if memory::is_splat(v) => true,
+                        // (Or a merge of them and of boxes the function allocates, into
+                        // a closure's `Core.Box`: `memory::heap_object_field`.)
+                        Some(l @ (Leaf::F64 | Leaf::F32)) if memory::boxed_hook_result(v, l) => true,
                         // (A mutable struct the function allocates, into another or into
                         // a stack object: what a load from there reads is told by the
                         // stores in sight, `memory::heap_object_field` and
