@@ -721,6 +721,9 @@ function program(rng, name)
                 # (A product with a non-constant global handed, untyped, to `sum`.)
                 "s += sum(Property.DYN_MATRIX * (x .* $(expr(rng, 1, vars))))::Float64 / 8",
                 "vS = vcat(x..., $(expr(rng, 1, vars)))::Vector{Float64}; s += vS[$(rand(rng, 1:4))] * vS[end] / 4",
+                # (Not asserted: Julia splits the code by the result's type, a
+                # `Vector{Any}` or a `Vector{Float64}`.)
+                "s += sum(abs2, [x..., $(expr(rng, 1, vars))])::Float64 / 8",
                 # Permutations (inactive: their indices pick the elements).
                 "ix = sortperm(x); s += x[ix[1]] * $(expr(rng, 1, vars)) + x[ix[end]]^2",
                 "ix = sortperm(x; rev = true); for k in 1:$(rand(rng, 0:3))

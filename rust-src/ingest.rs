@@ -117,6 +117,7 @@ impl<'ctx> Inlined<'ctx> {
             passes::run(m, "function(sroa,early-cse<memssa>,instcombine<no-verify-fixpoint>,simplifycfg,sroa)")
                 .map_err(|reason| crate::llvm::BuildError { method: "plain_atomics", reason })?;
         }
+        let mut folded = false;
         for g in m.functions() {
             if differentiated(&g) {
                 explicit_tuple_getfield(m, g)?;
@@ -131,6 +132,16 @@ impl<'ctx> Inlined<'ctx> {
                 forward_gc_frame_slots(m, g);
                 rebase_element_phis(m, g)?;
                 splat_calls(m, g)?;
+                folded |= fold_refused_type_checks(m, g);
+            }
+        }
+        // (The branches for the types ruled out go.)
+        if folded {
+            passes::run(m, "function(simplifycfg)")
+                .map_err(|reason| crate::llvm::BuildError { method: "fold_refused_type_checks", reason })?;
+        }
+        for g in m.functions() {
+            if differentiated(&g) {
                 crate::reinterpret::rewrite(m, g)?;
                 split_try_bodies_at_calls(m, g);
             }
@@ -1165,6 +1176,34 @@ fn splat_calls(m: &Module, g: Function) -> Built<()> {
         delete_if_only_stored(array);
     }
     Ok(())
+}
+
+/// Union splitting on the result of a splat or dynamic call that the engine reads as an
+/// array of floats (`analysis::memory::refused_type_checks`): the comparisons of its
+/// type tag with other types become constants (false for `==`), and the call's helper
+/// function records the type left (`names::ASSERTED_RESULT`), which the hook is told
+/// and checks. Whether anything was folded (then `simplifycfg` deletes the branches).
+fn fold_refused_type_checks(m: &Module, g: Function) -> bool {
+    let calls: Vec<Value> =
+        g.blocks().into_iter().flat_map(|b| b.instructions()).filter(|&i| memory::is_splat(i)).collect();
+    let mut folded = false;
+    for call in calls {
+        let (leaf, folds) = memory::refused_type_checks(call);
+        if folds.is_empty() {
+            continue;
+        }
+        let helper = call.as_call().and_then(|c| c.called_function()).expect("a splat call's helper");
+        helper.add_string_attr_value(
+            crate::names::ASSERTED_RESULT,
+            if leaf == crate::request::Leaf::ArrayF32 { "ArrayF32" } else { "ArrayF64" },
+        );
+        for (cmp, eq) in folds {
+            cmp.replace_all_uses_with(m.const_int(m.int(1), u64::from(!eq)));
+            cmp.erase();
+        }
+        folded = true;
+    }
+    folded
 }
 
 /// Deletes the stores into stack array `a` that a later store to the same bytes

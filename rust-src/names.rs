@@ -265,6 +265,21 @@ pub fn where_(inst: crate::llvm::Value) -> String {
     }
 }
 
+/// The string attribute of a splat's or dynamic call's helper function (`ingest::
+/// splat_calls`) whose result's other types ingestion ruled out (`analysis::memory::refused_type_checks`),
+/// its value the leaf the result is read as: the hook is told, and refuses any other.
+pub const ASSERTED_RESULT: &str = "oxidase-asserted-result";
+
+/// The leaf `ASSERTED_RESULT` gives call `call`'s result, if any.
+pub fn asserted_result(call: crate::llvm::Value) -> Option<crate::request::Leaf> {
+    let f = call.as_call()?.called_function()?;
+    match f.string_attr_value(ASSERTED_RESULT)?.as_str() {
+        "ArrayF64" => Some(crate::request::Leaf::ArrayF64),
+        "ArrayF32" => Some(crate::request::Leaf::ArrayF32),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::julia_name;

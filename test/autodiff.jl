@@ -214,7 +214,11 @@ holo_counted(z, n) = (HOLO_CALLS[] += 1; holo_horner(z, n))
     for z in (0.4 + 0.3im, -1.2 + 2.0im), w in (0.5 - 1.0im, 2.0 + 0.1im)
         ((dz, dw), p) = autodiff(ReverseHolomorphicWithPrimal, holo_product, Active, Active(z), Active(w))
         @test p === holo_product(z, w)
-        @test (dz, dw) == autodiff(ReverseHolomorphic, holo_product, Active, Active(z), Active(w))[1]
+        # (Two compiled derivatives: equal up to the rounding of contracted `fma`s, which
+        # the JIT uses where the machine has them.)
+        (ez, ew) = autodiff(ReverseHolomorphic, holo_product, Active, Active(z), Active(w))[1]
+        @test dz ≈ ez rtol = 1e-14
+        @test dw ≈ ew rtol = 1e-14
     end
     for z in (0.7 - 0.2im, -0.3 + 1.1im), n in (0, 1, 5)
         HOLO_CALLS[] = 0

@@ -282,10 +282,28 @@ dyn_outer_call = (g, v) -> g(v)
     end
 end
 
+# Union splitting: Julia infers `[x...]` as a `Vector{Any}` or a `Vector{Float64}` and
+# branches on the result's type; the hook refuses anything but the array of floats the
+# engine reads, so the other branch is dead code (`ingest::fold_refused_type_checks`).
+splat_vect_more_unasserted(x) = (v = [x..., 2.0]; v[1] * v[end] + sum(v))::Float64
+splat_vcat_broadcast(x) = sum(vcat(x...) .* x)::Float64
+
+@testset "union splitting on a splat's result: $(nameof(f))" for f in (splat_vect_unasserted,
+                                                                      splat_vect_more_unasserted,
+                                                                      splat_vcat_broadcast)
+    for x in ([0.3, 1.2, -0.7], [-1.0, 0.5, 2.0])
+        check_all_modes(f, x)
+    end
+end
+
 @testset "refused: what the hook does not differentiate yet" begin
     x = [0.3, 1.2]
-    @test_throws Oxidase.DifferentiationError autodiff(Reverse, splat_vect_unasserted, Active,
-                                                       Duplicated(copy(x), zeros(2)))
+    # A broadcast of a splat's result, not asserted, with itself: the broadcast's
+    # machinery is dispatched when it runs, handed a `Broadcasted` object.
+    err = caught(() -> autodiff(Reverse, x -> (v = vcat(x...); sum(v .* v) * x[1])::Float64, Active,
+                                Duplicated(copy(x), zeros(2))))
+    @test err isa Oxidase.DifferentiationError
+    @test occursin("Broadcasted", sprint(showerror, err))
     # A tuple result.
     err = try
         autodiff(Reverse, x -> dyn_tuple(x[1])[2]::Float64, Active, Duplicated(copy(x), zeros(2)))

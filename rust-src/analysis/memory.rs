@@ -208,6 +208,11 @@ pub fn is_splat(i: Value) -> bool {
 /// an array), `Float64` otherwise. The runtime hook checks, when the call runs, that the
 /// result is what the engine reads it as (`rules::calls::splat`).
 pub fn hook_result_leaf(call: Value) -> Leaf {
+    // (What ingestion decided when it folded the checks for other types:
+    // `refused_type_checks`.)
+    if let Some(leaf) = crate::names::asserted_result(call) {
+        return leaf;
+    }
     // (What Julia checks the result's type against, when the checks agree: a type
     // assertion, `vcat(x...)::Vector{Float64}`.)
     let checked: Vec<Leaf> = checked_types(call).into_iter().filter_map(type_leaf).collect();
@@ -1448,10 +1453,41 @@ pub fn constant_float_array_object(v: Value) -> Option<Leaf> {
         .map(|&(_, leaf)| leaf)
 }
 
+/// Union splitting on a splat's or dynamic call's result: Julia compares the result's
+/// type tag with each type inference allows (`[x...]`: a `Vector{Any}` or a
+/// `Vector{Float64}`) and branches to code for each. Where the engine reads the result
+/// as an array of floats (`hook_result_leaf`), the hook refuses any other result when
+/// the call runs, so every comparison with another type is false: these are the
+/// comparisons to fold (`icmp`s, each with whether it is an `eq`), with the leaf. Their
+/// branches are dead code, whose reads of another type's memory the analyses would
+/// refuse. Empty for a result read as a boxed float (a dynamic call may return an
+/// integer there too) or never read.
+pub fn refused_type_checks(call: Value) -> (Leaf, Vec<(Value, bool)>) {
+    let leaf = hook_result_leaf(call);
+    if !matches!(leaf, Leaf::ArrayF64 | Leaf::ArrayF32) || crate::rules::calls::splat::unread_result(call) {
+        return (leaf, Vec::new());
+    }
+    let folds = tag_compares(call)
+        .into_iter()
+        .filter(|&(_, ty)| type_leaf(ty) != Some(leaf))
+        .filter_map(|(cmp, _)| match cmp.icmp_predicate() {
+            crate::llvm::IntPredicate::LLVMIntEQ => Some((cmp, true)),
+            crate::llvm::IntPredicate::LLVMIntNE => Some((cmp, false)),
+            _ => None,
+        })
+        .collect();
+    (leaf, folds)
+}
+
 /// The types (their `DataType`s' addresses) the code compares object `p`'s type tag
 /// with: the tag loaded at `p - object_tag`, its GC bits masked off, compared (`icmp`)
 /// with a constant, as Julia's type checks and assertions do.
 fn checked_types(p: Value) -> Vec<u64> {
+    tag_compares(p).into_iter().map(|(_, a)| a).collect()
+}
+
+/// The comparisons `checked_types` finds, each with the type's address.
+fn tag_compares(p: Value) -> Vec<(Value, u64)> {
     let rt = crate::julia::current();
     let mut out = Vec::new();
     let tag_address = |g: Value| {
@@ -1474,7 +1510,7 @@ fn checked_types(p: Value) -> Vec<u64> {
                         let other = if u.operand(0) == v { u.operand(1) } else { u.operand(0) };
                         if let Some(a) = crate::llvm::const_address(other).filter(|&a| a > rt.object_tag && a % 8 == 0)
                         {
-                            out.push(a);
+                            out.push((u, a));
                         }
                     }
                     _ => {}

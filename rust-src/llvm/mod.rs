@@ -1267,6 +1267,11 @@ impl<'ctx> Function<'ctx> {
         let attr = self.0.get_type().get_context().create_string_attribute(name, "");
         self.0.add_attribute(AttributeLoc::Function, attr)
     }
+    /// Adds the string attribute `name` with value `value`.
+    pub fn add_string_attr_value(self, name: &str, value: &str) {
+        let attr = self.0.get_type().get_context().create_string_attribute(name, value);
+        self.0.add_attribute(AttributeLoc::Function, attr)
+    }
     /// Has the string attribute `name`.
     pub fn has_string_attr(self, name: &str) -> bool {
         self.0.get_string_attribute(AttributeLoc::Function, name).is_some()

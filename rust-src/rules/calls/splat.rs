@@ -36,6 +36,11 @@ pub const RESULT_ANY: u64 = 16;
 /// compares it, or reads its type tag (at `-object_tag`) to compare that.
 pub fn unread_result(i: Value) -> bool {
     use crate::llvm::Opcode;
+    // (A result whose other types ingestion ruled out is checked to be the one left:
+    // `ingest::fold_refused_type_checks`.)
+    if crate::names::asserted_result(i).is_some() {
+        return false;
+    }
     let rt = crate::julia::current();
     let hook_call =
         |u: Value| u.as_call().and_then(|c| c.called_function()).is_some_and(|f| crate::names::is_hook_call(&f.name()));
