@@ -225,8 +225,16 @@ end
     end
 end
 
-# A capture holding an array, reassigned: the dynamic call's result beside the array the
-# function allocates is refused with a message naming the fix (declaring its type).
+# A capture holding an array, reassigned: the dynamic call's result, stored beside the
+# array the function allocates, is read as an array too (`memory::stored_beside_arrays`).
+# A broadcast there is two dynamic calls, the first returning a `Broadcasted` object:
+# refused when it runs.
+function box_array_product(x)
+    v = [x[1], 2x[2]]
+    grow! = () -> (v = v * x[1]; nothing)
+    grow!(); grow!()
+    return sum(v::Vector{Float64})
+end
 function box_array(x)
     v = [x[1], 2x[2]]
     grow! = () -> (v = v .* x[1])
@@ -244,8 +252,11 @@ end
     x = [0.3, 1.2]
     err = caught(() -> autodiff(Reverse, box_array, Active, Duplicated(copy(x), zeros(2))))
     @test err isa Oxidase.DifferentiationError
-    @test occursin("declare its type", sprint(showerror, err))
+    @test occursin("Broadcasted", sprint(showerror, err))
     check_all_modes(box_array_typed, x)
+    for x in ([0.3, 1.2], [-1.0, 0.5])
+        check_all_modes(box_array_product, x)
+    end
 end
 
 # A constant matrix a dynamic call multiplies, overwritten after the call: the reverse

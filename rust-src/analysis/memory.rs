@@ -247,8 +247,30 @@ pub fn hook_result_leaf(call: Value) -> Leaf {
         Some(data) if reads_32_bits(data) => Leaf::ArrayF32,
         Some(_) => Leaf::ArrayF64,
         None if reads_32_bits(call) => Leaf::F32,
-        None => Leaf::F64,
+        None => stored_beside_arrays(call).unwrap_or(Leaf::F64),
     }
+}
+
+/// For a result the code stores into a heap object the function allocates (a closure's
+/// `Core.Box`, holding a variable whose type inference gives up on) without reading it
+/// there itself: the kind of array of floats the function allocates and stores into that
+/// object too (`v = zeros(3)`, then `v = v .* x` in the closure), if any; the result is
+/// read as one, as the loads of the object's field read the arrays stored there.
+fn stored_beside_arrays(call: Value) -> Option<Leaf> {
+    let objects: Vec<Value> = call
+        .users()
+        .into_iter()
+        .filter(|u| u.opcode() == Opcode::LLVMStore && u.operand(0) == call)
+        .filter_map(|u| object_base(u.operand(1)))
+        .filter(|&o| gc_allocation(o).is_some())
+        .collect();
+    let mut found = None;
+    each_store_into(&objects, |_, _, u| {
+        let leaf = float_array_allocation_by_type(zero_offset_base(u.operand(0)));
+        found = found.or(leaf);
+        true
+    });
+    found
 }
 
 /// How a pointer-typed instruction derives from its operands, for shadowing.
