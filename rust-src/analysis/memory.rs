@@ -251,18 +251,25 @@ pub fn hook_result_leaf(call: Value) -> Leaf {
     }
 }
 
-/// For a result the code stores into a heap object the function allocates (a closure's
-/// `Core.Box`, holding a variable whose type inference gives up on) without reading it
-/// there itself: the kind of array of floats the function allocates and stores into that
-/// object too (`v = zeros(3)`, then `v = v .* x` in the closure), if any; the result is
-/// read as one, as the loads of the object's field read the arrays stored there.
+/// For a result the code stores into an object of one field the function allocates (a
+/// closure's `Core.Box`, holding a variable whose type inference gives up on) without
+/// reading it there itself: the kind of array of floats the function allocates and
+/// stores into that object too (`v = [x[1], x[2]]`, then `v = v * x[1]` in the
+/// closure), if any; the result is read as one, as the loads of the object's field read
+/// the arrays stored there.
 fn stored_beside_arrays(call: Value) -> Option<Leaf> {
+    let one_field = |o: Value| {
+        gc_allocation(o).is_some_and(|alloc| {
+            let tag = if alloc.size_includes_tag { crate::julia::current().object_tag } else { 0 };
+            o.operand(alloc.size_arg).const_uint() == Some(8 + tag)
+        })
+    };
     let objects: Vec<Value> = call
         .users()
         .into_iter()
         .filter(|u| u.opcode() == Opcode::LLVMStore && u.operand(0) == call)
         .filter_map(|u| object_base(u.operand(1)))
-        .filter(|&o| gc_allocation(o).is_some())
+        .filter(|&o| one_field(o))
         .collect();
     let mut found = None;
     each_store_into(&objects, |_, _, u| {
