@@ -258,18 +258,12 @@ pub fn hook_result_leaf(call: Value) -> Leaf {
 /// closure), if any; the result is read as one, as the loads of the object's field read
 /// the arrays stored there.
 fn stored_beside_arrays(call: Value) -> Option<Leaf> {
-    let one_field = |o: Value| {
-        gc_allocation(o).is_some_and(|alloc| {
-            let tag = if alloc.size_includes_tag { crate::julia::current().object_tag } else { 0 };
-            o.operand(alloc.size_arg).const_uint() == Some(8 + tag)
-        })
-    };
     let objects: Vec<Value> = call
         .users()
         .into_iter()
         .filter(|u| u.opcode() == Opcode::LLVMStore && u.operand(0) == call)
         .filter_map(|u| object_base(u.operand(1)))
-        .filter(|&o| one_field(o))
+        .filter(|&o| own_bytes(o) == Some(8))
         .collect();
     let mut found = None;
     each_store_into(&objects, |_, _, u| {
@@ -1208,9 +1202,18 @@ pub fn is_nothing(v: Value) -> bool {
 /// as `nothing`'s is.
 pub fn is_empty_object(v: Value) -> bool {
     let Some(base) = object_base(v).filter(|_| at_offset_zero(v)) else { return false };
-    let Some(alloc) = gc_allocation(base) else { return false };
+    own_bytes(base) == Some(0)
+}
+
+/// The size of the object that collector allocation `a` makes, its header left out (a
+/// constant); `None` for anything else.
+fn own_bytes(a: Value) -> Option<u64> {
+    let alloc = gc_allocation(a)?;
     let tag = if alloc.size_includes_tag { crate::julia::current().object_tag } else { 0 };
-    alloc.size_arg < base.num_operands() && base.operand(alloc.size_arg).const_uint() == Some(tag)
+    if alloc.size_arg >= a.num_operands() {
+        return None;
+    }
+    a.operand(alloc.size_arg).const_uint()?.checked_sub(tag)
 }
 
 /// Whether `v` holds no derivative data, ever, so that where it is stored beside
@@ -2533,19 +2536,25 @@ pub fn boxed_hook_result(v: Value, leaf: Leaf) -> bool {
 /// boxes the function allocates (`s = s > 1 ? s^2 : 3s` on a variable inference gives
 /// up on), with at least one such result.
 fn hook_boxes(v: Value) -> bool {
-    let (mut work, mut seen, mut any) = (vec![v], HashSet::new(), false);
+    hook_box_results(v).is_some_and(|calls| !calls.is_empty())
+}
+
+/// The splat or dynamic calls whose results `v` may be, through merges, when every
+/// other value it may be is a box the function allocates; `None` otherwise.
+fn hook_box_results(v: Value) -> Option<Vec<Value>> {
+    let (mut work, mut seen, mut calls) = (vec![v], HashSet::new(), Vec::new());
     while let Some(w) = work.pop() {
         if !seen.insert(w) {
             continue;
         }
         match pointer_op(w) {
             Some(PointerOp::Merge) => work.extend(merged(w)),
-            _ if is_splat(w) => any = true,
+            _ if is_splat(w) => calls.push(w),
             _ if at_offset_zero(w) && gc_allocation(zero_offset_base(w)).is_some() => {}
-            _ => return false,
+            _ => return None,
         }
     }
-    any
+    Some(calls)
 }
 
 /// The float type of `v` when it is a splat's or dynamic call's boxed float, with its
@@ -2556,22 +2565,8 @@ fn boxed_hook_leaf(v: Value, shadowed: &HashMap<Value, Leaf>) -> Option<Leaf> {
     let leaf = match shadowed.get(&v) {
         Some(&leaf) => leaf,
         None if is_splat(v) => hook_result_leaf(v),
-        // (A merge of them, read as the first result it may be is.)
-        None if pointer_op(v) == Some(PointerOp::Merge) && hook_boxes(v) => {
-            let mut work = merged(v);
-            let mut seen = HashSet::new();
-            loop {
-                let w = work.pop()?;
-                if !seen.insert(w) {
-                    continue;
-                }
-                match pointer_op(w) {
-                    Some(PointerOp::Merge) => work.extend(merged(w)),
-                    _ if is_splat(w) => break hook_result_leaf(w),
-                    _ => {}
-                }
-            }
-        }
+        // (A merge of them, read as a result it may be is.)
+        None if pointer_op(v) == Some(PointerOp::Merge) => hook_result_leaf(*hook_box_results(v)?.first()?),
         None => return None,
     };
     boxed_hook_result(v, leaf).then_some(leaf)
@@ -2606,10 +2601,7 @@ fn float_layout(leaf: Leaf) -> Layout {
 /// Whether `a` is an object of 4 bytes from the collector: a `Float32`'s box, which
 /// `ingest::inline_float32_boxes` makes of `jl_box_float32`.
 fn is_float32_box(a: Value) -> bool {
-    gc_allocation(a).is_some_and(|alloc| {
-        let tag = if alloc.size_includes_tag { crate::julia::current().object_tag } else { 0 };
-        a.operand(alloc.size_arg).const_uint() == Some(4 + tag)
-    })
+    own_bytes(a) == Some(4)
 }
 
 /// Whether `heap_layout` of heap object `a` may become known in a later round of the
@@ -4174,9 +4166,7 @@ fn number_boxes(p: Value) -> Option<u64> {
         if integer_box(v) {
             continue;
         }
-        let alloc = gc_allocation(v)?;
-        let tag = if alloc.size_includes_tag { crate::julia::current().object_tag } else { 0 };
-        let size = v.operand(alloc.size_arg).const_uint()?.checked_sub(tag).filter(|s| *s == 4 || *s == 8)?;
+        let size = own_bytes(v).filter(|s| *s == 4 || *s == 8)?;
         if *width.get_or_insert(size) != size {
             return None;
         }
