@@ -211,6 +211,38 @@ end
     end
 end
 
+# An object a branch chose, built from an array the function computed (`y = x * 2.0`),
+# held by another and written through after (`q.m.b += ...`, the store through a merge
+# of the two objects' fields): one side's object got its shadow a round of the analysis
+# before the other's, whose array comes through Julia's unaliasing copy, and the merge
+# was refused outright ("a pointer that may point into a differentiated array or into
+# other memory"; generator seed 20261230008). It now waits for the next round. Both
+# sides of the branch; written once at index `k`, and in loops of 0, 1 and 3 iterations.
+function ho_chosen_written(x, k)
+    y = x * 2.0
+    s = x[4] * y[1]
+    m = y[2] > 0 ? HoModel(y .* 2, y[1] * s) : HoModel(y .+ 1, tanh(y[1]))
+    q = HoNest(m, s)
+    q.m.b += q.m.w[k] * q.s
+    return q.m.b * q.s
+end
+function ho_chosen_written_in_loop(x, n)
+    y = x * 2.0
+    s = x[4] * y[1]
+    m = y[2] > 0 ? HoModel(y .* 2, y[1] * s) : HoModel(y .+ 1, tanh(y[1]))
+    q = HoNest(m, s)
+    for k in 1:n
+        q.m.b += q.m.w[k] * q.s
+    end
+    return q.m.b * q.s
+end
+@testset "an object a branch chose from a computed array, written through: $n" for n in (0, 1, 3)
+    for x in ([0.1, 0.2, 0.3, 0.5], [-1.5, -0.7, 0.3, 2.0], [0.4, 0.9, -0.3, -1.1])   # both sides
+        n > 0 && check_all_modes(x -> ho_chosen_written(x, n), x)
+        check_all_modes(x -> ho_chosen_written_in_loop(x, n), x)
+    end
+end
+
 # An object holding another, rebuilt in a loop from the fields of the last one, whose
 # array field is a broadcast of an array the function computed (`y = x * c`): a load of
 # the inner object was reached before activity had given the broadcast's result its

@@ -614,11 +614,24 @@ impl<'ctx> Memory<'ctx> {
                 // (Unless a load merged here was read as no field this round, its object
                 // awaiting a shadow: the next round reads it again, `awaiting`.)
                 if let Some(other) = merged(i).into_iter().find(other).filter(|_| awaiting.is_none()) {
-                    return Err(Error::Unsupported(format!(
+                    let refusal = format!(
                         "a pointer that may point into a differentiated array or into other memory ({}), in `{user}`{}",
                         other.print().trim(),
                         crate::names::where_(i)
-                    )));
+                    );
+                    // (An object or array the function allocates may get its shadow in a
+                    // later round, once what it holds is differentiated: a struct built
+                    // on each side of a branch, one of them from an array that a copy
+                    // made differentiated a round later. The refusal waits for it.)
+                    let mut base = other;
+                    while pointer_op(base) == Some(PointerOp::Derive) {
+                        base = base.operand(0);
+                    }
+                    if gc_allocation(base).is_some() || array_call(base) == Some(ArrayCall::Alloc) {
+                        awaiting = Some(refusal);
+                        continue;
+                    }
+                    return Err(Error::Unsupported(refusal));
                 }
             }
         }
@@ -5224,6 +5237,48 @@ define double @f(double %x) {
         let mem = Memory::compute(&m, f, &[], &[], &allocations, "f").expect("differentiated");
         assert_eq!(mem.awaiting(), None);
         assert!(matches!(mem.leaf(named("again")), Some(Leaf::Object(_))), "read by its layout");
+    }
+
+    /// Two objects `%p` and `%q`, each holding an array and a float (at byte 8), one of
+    /// them chosen (`%c`) and its float written through the choice: in a round where
+    /// only `%p` has its shadow, the merge of their fields' addresses waits for `%q`'s
+    /// (`Memory::awaiting`) instead of being refused, so the round after, which gives it
+    /// one, can differentiate it (generator seed 20261230008).
+    #[test]
+    fn a_merge_with_an_object_awaiting_its_shadow_waits_for_the_next_round() {
+        let text = r#"
+declare ptr addrspace(10) @jl_gc_pool_alloc(ptr, i32, i32)
+declare ptr addrspace(10) @jl_alloc_array_1d(ptr addrspace(10), i64)
+
+define void @f(double %x, i1 %c) {
+  %a = call ptr addrspace(10) @jl_alloc_array_1d(ptr addrspace(10) null, i64 2)
+  %p = call ptr addrspace(10) @jl_gc_pool_alloc(ptr null, i32 1, i32 32)
+  store ptr addrspace(10) %a, ptr addrspace(10) %p, align 8
+  %pf = getelementptr inbounds i8, ptr addrspace(10) %p, i64 8
+  store double %x, ptr addrspace(10) %pf, align 8
+  %b = call ptr addrspace(10) @jl_alloc_array_1d(ptr addrspace(10) null, i64 2)
+  %q = call ptr addrspace(10) @jl_gc_pool_alloc(ptr null, i32 1, i32 32)
+  store ptr addrspace(10) %b, ptr addrspace(10) %q, align 8
+  %qf = getelementptr inbounds i8, ptr addrspace(10) %q, i64 8
+  store double %x, ptr addrspace(10) %qf, align 8
+  %chosen = select i1 %c, ptr addrspace(10) %pf, ptr addrspace(10) %qf
+  store double %x, ptr addrspace(10) %chosen, align 8
+  ret void
+}
+"#;
+        let ctx = Context::create();
+        let m = OwnedModule::parse_ir(&ctx, text).unwrap();
+        let f = m.function("f").unwrap();
+        let insts: Vec<Value> = f.blocks().into_iter().flat_map(|b| b.instructions()).collect();
+        let named = |n: &str| *insts.iter().find(|i| i.name() == n).unwrap();
+        let mut allocations: HashMap<Value, Leaf> =
+            [(named("a"), Leaf::ArrayF64), (named("p"), Leaf::StackMixedF64)].into_iter().collect();
+        let mem = Memory::compute(&m, f, &[], &[], &allocations, "f").expect("waits, not refused");
+        assert!(mem.awaiting().is_some_and(|r| r.contains("into other memory")), "the refusal waits");
+        allocations.extend([(named("b"), Leaf::ArrayF64), (named("q"), Leaf::StackMixedF64)]);
+        let mem = Memory::compute(&m, f, &[], &[], &allocations, "f").expect("differentiated");
+        assert_eq!(mem.awaiting(), None);
+        assert!(mem.is_shadowed(named("chosen")));
     }
 
     /// A `Dict`-like object `%d` whose field at byte 16 a callee refills (`rehash!`), and
