@@ -152,6 +152,21 @@ Base.atan(a::Dual, b::Real) = atan(a, Dual(float(b), zero(a.partial)))
 Base.atan(a::Real, b::Dual) = atan(Dual(float(a), zero(b.partial)), b)
 Base.hypot(a::Dual, b::Dual) = (h = hypot(a.value, b.value); Dual(h, (a.value * a.partial + b.value * b.partial) / h))
 Base.sincos(a::Dual) = (sin(a), cos(a))
+# Scaling by a power of two, and remainders: `rem(x, y) = x - q y` with `q` the integer
+# quotient rounded toward zero, `mod(x, y)` with it rounded down, constant between the
+# jumps (where the derivative does not exist, the one-sided one of the side taken).
+Base.ldexp(a::Dual, e::Integer) = Dual(ldexp(a.value, e), ldexp(a.partial, e))
+for r in (:rem, :mod)
+    @eval begin
+        function Base.$r(a::Dual, b::Dual)
+            y = $r(a.value, b.value)
+            q = round((a.value - y) / b.value)
+            return Dual(y, a.partial - q * b.partial)
+        end
+        Base.$r(a::Dual, b::Real) = $r(a, Dual(float(b), zero(a.partial)))
+        Base.$r(a::Real, b::Dual) = $r(Dual(float(a), zero(b.partial)), b)
+    end
+end
 
 """
     hvp(f, x, v)

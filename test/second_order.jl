@@ -75,6 +75,16 @@ so_functions(x) = sum((x[i] > 0 ? sqrt(1 + x[i]^2) * log1p(x[i]^2) + x[i]^2.5 * 
         end
     end
 end
+# Scaling by powers of two and remainders (`ldexp`, `rem`, `mod`: once a `MethodError`
+# on `Oxidase.Dual`; generator seeds 20261230099, 20261230180), both signs of the
+# dividend and of the divisor, and the divisor differentiated too.
+so_remainders(x) = rem(x[1] * x[2], 1.5) + mod(x[2]^2, x[1]) + ldexp(x[1] * x[3], -2) + rem(x[3], x[2]) * x[1] +
+                   mod(-x[3] * x[1], 0.4)
+@testset "ldexp, rem and mod: x = $x" for x in ([1.3, 2.1, 0.7], [-1.3, 0.6, 2.9], [0.9, -1.7, -0.45])
+    for v in ([1.0, 0.0, 0.0], [0.3, -1.0, 0.5])
+        @test hvp(so_remainders, x, v) ≈ fd_hvp(reverse_gradient(so_remainders), x, v) rtol = 1e-6 atol = 1e-7
+    end
+end
 so_branch_hessian(x) = x[1] > 0 ? [6x[1]*x[2] 3x[1]^2; 3x[1]^2 0.0] :
                                   [-sin(x[1])*x[2]^2 2cos(x[1])*x[2]; 2cos(x[1])*x[2] 2sin(x[1])]
 # Literal powers (`x^3` in the source: `Base.literal_pow`, products rather than `pow`).
