@@ -174,6 +174,7 @@ DYN_NORM = v -> sqrt(1 + sum(abs2, v))
 DYN_LENGTH = length
 DYN_WRITE! = (y, x) -> (y .+= x .^ 2 ./ 4; nothing)
 DYN_BINARY = (a, b) -> a > b ? a * b / 2 + b : a + sin(b)
+DYN_PAIR = t -> t[1] > t[2] ? t[1] * cos(t[2]) : t[2]^2 - t[1]
 DYN_SCALE = (v, c) -> v .* c .+ v .^ 2
 DYN_MATRIX = [1.0 0.5 -0.5; 0.25 2.0 1.0]
 
@@ -715,6 +716,9 @@ function program(rng, name)
                 "for k in 1:$(rand(rng, 0:3))
         s = Property.DYN_BINARY(s, x[k])::Float64
     end",
+                # (A tuple of floats handed to such a call, in a box whose shadow is
+                # memory of its layout.)
+                "s += Property.DYN_PAIR((x[$(rand(rng, 1:3))], $(expr(rng, 1, vars))))::Float64 / 4",
                 # Arrays such calls return, and splatting into `vcat` (whose result
                 # Julia infers as a union).
                 "s += sum(Property.DYN_SCALE(x, $(expr(rng, 1, vars)))::Vector{Float64}) / 4",

@@ -241,7 +241,7 @@ inner_derivative(f, run) = rethrown_as(run, msg -> splat_error("in the call of `
 struct DynamicRecord
     f::Any
     vals::Vector{Any}          # the arguments as they were at the call (copies: `kept_values`)
-    kinds::Vector{Symbol}      # per argument: :const, :number or :array
+    kinds::Vector{Symbol}      # per argument: :const, :number, :numbers (a tuple or struct of them) or :array
     shadows::Vector{Vector{Ptr{Cvoid}}}   # per argument, per lane: its shadow's address
     adjoints::Vector{Any}      # per lane: the result's adjoint box or array (none: no floats)
     result::Any                # the call's result, which the reverse sweep's replay must give
@@ -283,6 +283,11 @@ function dynamic_arguments(args::Ptr{Ptr{Cvoid}}, shadows::Ptr{Ptr{Cvoid}}, n::I
             throw(dynamic_error(f, "an argument carries a derivative in some lanes and is constant in others; not supported yet"))
         elseif v isa Union{Float64,Float32}
             :number
+        elseif is_float_numbers(typeof(v))
+            # (A tuple or an immutable struct of floats, `g((x[1], x[2]))`, in a box
+            # whose shadow is memory of its layout: its tangent, or where its adjoint
+            # goes, field by field.)
+            :numbers
         elseif v isa Union{Array{Float64},Array{Float32}}
             for p in s
                 p != C_NULL && (a = unsafe_pointer_to_objref(p)) isa typeof(v) && size(a) == size(v) ||
@@ -291,7 +296,8 @@ function dynamic_arguments(args::Ptr{Ptr{Cvoid}}, shadows::Ptr{Ptr{Cvoid}}, n::I
             :array
         else
             throw(dynamic_error(f, "an argument of type $(typeof(v)) carries a derivative; only Float64 and Float32 " *
-                                    "numbers and arrays of them are differentiated through such calls yet"))
+                                    "numbers, arrays of them and tuples or immutable structs of them are " *
+                                    "differentiated through such calls yet"))
         end
         push!(vals, v); push!(kinds, kind); push!(lanes, s)
     end
@@ -329,7 +335,7 @@ function dynamic_call(mode::Int32, args::Ptr{Ptr{Cvoid}}, shadows::Ptr{Ptr{Cvoid
             annotated = map(eachindex(vals)) do j
                 kinds[j] === :const && return Const(vals[j])
                 T = typeof(vals[j])
-                ds = ntuple(l -> kinds[j] === :number ? unsafe_load(Ptr{T}(lanes[j][l])) :
+                ds = ntuple(l -> kinds[j] !== :array ? unsafe_load(Ptr{T}(lanes[j][l])) :
                                  unsafe_pointer_to_objref(lanes[j][l]), width)
                 width == 1 ? Duplicated(vals[j], ds[1]) : BatchDuplicated(vals[j], ds)
             end
@@ -425,7 +431,7 @@ function dynamic_reverse(rec::DynamicRecord)
         f, vals = width == 1 ? (rec.f, rec.vals) : kept_values(rec.f, rec.vals)
         annotated = map(eachindex(vals)) do j
             v, kind = vals[j], rec.kinds[j]
-            kind === :const ? Const(v) : kind === :number ? Active(v) :
+            kind === :const ? Const(v) : kind !== :array ? Active(v) :
                 Duplicated(v, unsafe_pointer_to_objref(rec.shadows[j][l]))
         end
         grads = if d === nothing
@@ -434,10 +440,10 @@ function dynamic_reverse(rec::DynamicRecord)
             inner_dynamic(f, () -> autodiff(Reverse, Seeded(f, d), Active, annotated...)[1])
         end
         for j in eachindex(rec.vals)
-            rec.kinds[j] === :number || continue
+            rec.kinds[j] in (:number, :numbers) || continue
             T = typeof(rec.vals[j])
             p = Ptr{T}(rec.shadows[j][l])
-            unsafe_store!(p, unsafe_load(p) + T(grads[j]))
+            unsafe_store!(p, rec.kinds[j] === :number ? unsafe_load(p) + T(grads[j]) : add_numbers(unsafe_load(p), grads[j]::T))
         end
     end
     return nothing

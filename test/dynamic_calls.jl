@@ -307,6 +307,45 @@ splat_vcat_broadcast(x) = sum(vcat(x...) .* x)::Float64
     end
 end
 
+# A tuple or an immutable struct of floats handed to such a call (it comes in a box whose
+# shadow is memory of its layout): `Duplicated` with the tangent read from it in forward
+# mode, `Active` in reverse mode, its adjoint added field by field (refused before, "an
+# argument of type Tuple{Float64,Float64} carries a derivative").
+struct DynPair
+    a::Float64
+    b::Float64
+end
+dyn_on_tuple = t -> t[1] > 0 ? t[1] * sin(t[2]) : t[2]^2 * t[1]
+dyn_on_pair = p -> p.a^2 * p.b + p.b
+dyn_on_triple32 = t -> t[1] * t[2] + t[3]^2
+dyn_tuple_argument(x) = dyn_on_tuple((x[1], x[2] * x[1]))::Float64 * x[3]
+dyn_pair_argument(x) = dyn_on_pair(DynPair(x[2], x[1] * x[3]))::Float64 + x[1]
+function dyn_tuples_in_loop(x, n)
+    s = x[1]
+    for i in 1:n
+        s += dyn_on_tuple((s, x[i]))::Float64 * x[end]
+    end
+    return s
+end
+dyn_float32_tuple(x) = Float64(dyn_on_triple32((Float32(x[1]), Float32(x[2]), Float32(x[3]) * 2.0f0))::Float32)
+
+@testset "tuples and structs of floats handed to such a call: $(nameof(f))" for f in (dyn_tuple_argument,
+                                                                                     dyn_pair_argument)
+    for x in ([0.3, 1.2, -0.7], [-1.0, 0.5, 2.0], [0.8, -0.4, 1.5])   # both sides of the branch
+        check_all_modes(f, x)
+    end
+end
+@testset "tuples handed to such a call in a loop of $n iterations" for n in (0, 1, 3)
+    for x in ([0.3, 1.2, -0.7, 0.9], [-1.0, 0.5, 2.0, -0.3])
+        check_all_modes(x -> dyn_tuples_in_loop(x, n), x)
+    end
+end
+@testset "a tuple of Float32" begin
+    for x in ([0.3, 1.2, -0.7], [-1.0, 0.5, 2.0])
+        check_all_modes(dyn_float32_tuple, x; rtol = 1e-3, atol = 1e-4, h = 1e-3)
+    end
+end
+
 @testset "refused: what the hook does not differentiate yet" begin
     x = [0.3, 1.2]
     # A broadcast of a splat's result, not asserted, with itself: the broadcast's
