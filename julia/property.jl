@@ -175,6 +175,7 @@ DYN_LENGTH = length
 DYN_WRITE! = (y, x) -> (y .+= x .^ 2 ./ 4; nothing)
 DYN_BINARY = (a, b) -> a > b ? a * b / 2 + b : a + sin(b)
 DYN_PAIR = t -> t[1] > t[2] ? t[1] * cos(t[2]) : t[2]^2 - t[1]
+DYN_TWO = v -> v > 0 ? (sin(v), v^2 / 2) : (v, 1 - v)
 DYN_SCALE = (v, c) -> v .* c .+ v .^ 2
 DYN_MATRIX = [1.0 0.5 -0.5; 0.25 2.0 1.0]
 
@@ -719,6 +720,8 @@ function program(rng, name)
                 # (A tuple of floats handed to such a call, in a box whose shadow is
                 # memory of its layout.)
                 "s += Property.DYN_PAIR((x[$(rand(rng, 1:3))], $(expr(rng, 1, vars))))::Float64 / 4",
+                # (And a tuple of floats such a call returns, read by other such calls.)
+                "tD = Property.DYN_TWO(x[$(rand(rng, 1:3))] * $(expr(rng, 1, vars))); s += (tD[1] * tD[2])::Float64 / 4",
                 # Arrays such calls return, and splatting into `vcat` (whose result
                 # Julia infers as a union).
                 "s += sum(Property.DYN_SCALE(x, $(expr(rng, 1, vars)))::Vector{Float64}) / 4",

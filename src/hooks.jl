@@ -114,9 +114,12 @@ engine_result_name(@nospecialize(E)) =
     E === Union{Float64,Float32} ? "a Float64 or Float32" :
     Float64 <: E ? "a Float64 or Float32 or an array of them" : "an $E"
 
-function checked_result(error, f, y, mode::Int32)
+function checked_result(error, f, y, mode::Int32; numbers::Bool = false)
     E = engine_result(mode)
     y isa E && return y
+    # (A dynamic call's result that only other such calls read may be a tuple or an
+    # immutable struct of floats: its shadow is what the hook makes, `Ref(t)`.)
+    numbers && mode & RESULT_ANY != 0 && is_float_numbers(typeof(y)) && return y
     what = engine_result_name(E)
     throw(error("`$f` returned a $(typeof(y)) where the code after the call reads $what; " *
                 "only Float64 and Float32 results, and arrays of them, are differentiated yet"))
@@ -134,6 +137,21 @@ for n in 0:16   # (fixed arities, typed: `FloatResult`, src/autodiff.jl)
     @eval (s::Seeded)($(typed...)) where {$(types...)} = seeded(s.f($(args...)), s.d)
 end
 seeded(y::Real, d::Real) = y * d
+seeded(y, d) = seeded_fields(y, d)
+# (A tuple or an immutable struct of floats, field by field: `is_float_numbers`.)
+@generated function seeded_fields(y::T, d::T) where {T}
+    is_float_numbers(T) || return :(throw(ArgumentError("no adjoint product for a result of type $T")))
+    product = :(zero($(fieldtype(T, 1))))
+    for i in 1:fieldcount(T)
+        product = :($product + getfield(y, $i) * getfield(d, $i))
+    end
+    return product
+end
+
+# A zero of the result `y` (a number, an array, a tuple or struct of floats), and
+# whether an adjoint is zero.
+zero_result(y) = y isa Union{Number,Array} ? zero(y) : zero_numbers(typeof(y))
+zero_adjoint(d) = d isa Union{Number,Array} ? iszero(d) : all(i -> iszero(getfield(d, i)), 1:fieldcount(typeof(d)))
 function seeded(y::Array, d::Array)
     size(y) == size(d) || throw(DimensionMismatch("a result's adjoint of another size"))
     s = zero(eltype(y))
@@ -313,6 +331,8 @@ function dynamic_result(f, vals, mode::Int32)
     R = Core.Compiler.return_type(f, Tuple{map(Core.Typeof, vals)...})
     E = engine_result(mode)
     isconcretetype(R) && R <: E && return true
+    # (A tuple or an immutable struct of floats that only other such calls read.)
+    mode & RESULT_ANY != 0 && is_float_numbers(R) && return true
     Float64 <: E && carries_no_derivative(R) && return false
     Float64 <: E && unknown_float_result(R) && return true
     what = engine_result_name(E) * (Float64 <: E ? ", or a type that holds no floats" : "")
@@ -321,16 +341,29 @@ function dynamic_result(f, vals, mode::Int32)
                            "are differentiated through such calls yet"))
 end
 
+# `getfield(p, name)` with the name a constant of the method (`FieldOf{name}()(p)`): a
+# field read by a name known only when the call runs (`p.a` of a `p` whose type
+# inference gave up on, `getproperty(p, :a)` dispatched then) is differentiated as a
+# read of that field, which the engine follows, not of any field.
+struct FieldOf{name} end
+(::FieldOf{name})(p) where {name} = getfield(p, name)
+
+function field_read(f, vals, kinds, lanes)
+    (f === getproperty || f === getfield) && length(vals) == 2 && vals[2] isa Union{Symbol,Int} &&
+        kinds[2] === :const && kinds[1] !== :const || return f, vals, kinds, lanes
+    return FieldOf{vals[2]}(), vals[1:1], kinds[1:1], lanes[1:1]
+end
+
 function dynamic_call(mode::Int32, args::Ptr{Ptr{Cvoid}}, shadows::Ptr{Ptr{Cvoid}}, n::Int, width::Int,
                       out::Ptr{Ptr{Ptr{Cvoid}}}, handle::Ptr{Int64})
-    f, vals, kinds, lanes = dynamic_arguments(args, shadows, n, width)
+    f, vals, kinds, lanes = field_read(dynamic_arguments(args, shadows, n, width)...)
     differentiable = dynamic_result(f, vals, mode)
     active = any(!=(:const), kinds)
     frame = last(hook_frames())
     if mode & 1 == 0
         if !active
             y = f(vals...)
-            ts = ntuple(_ -> differentiable ? zero(y) : 0.0, width)
+            ts = ntuple(_ -> differentiable ? zero_result(y) : 0.0, width)
         elseif differentiable
             annotated = map(eachindex(vals)) do j
                 kinds[j] === :const && return Const(vals[j])
@@ -348,10 +381,11 @@ function dynamic_call(mode::Int32, args::Ptr{Ptr{Cvoid}}, shadows::Ptr{Ptr{Cvoid
             y = forward_no_floats(f, vals, kinds, lanes, width)
             ts = ntuple(_ -> 0.0, width)
         end
-        differentiable && checked_result(msg -> dynamic_error(f, msg), f, y, mode)
+        differentiable && checked_result(msg -> dynamic_error(f, msg), f, y, mode; numbers = true)
         for l in 1:width
             t = ts[l]
-            hand_shadow!(frame, out, l, y isa Array ? convert(typeof(y), t) : Ref(y isa AbstractFloat ? typeof(y)(t) : t))
+            hand_shadow!(frame, out, l, y isa Array ? convert(typeof(y), t) : y isa AbstractFloat ? Ref(typeof(y)(t)) :
+                                        is_float_numbers(typeof(y)) ? Ref{typeof(y)}(t) : Ref(t))
         end
         return y
     end
@@ -359,8 +393,8 @@ function dynamic_call(mode::Int32, args::Ptr{Ptr{Cvoid}}, shadows::Ptr{Ptr{Cvoid
     # overwrite them, and so may the code after it, before the reverse sweep.)
     f_kept, kept = kept_values(f, vals)
     y = f(vals...)
-    differentiable && checked_result(msg -> dynamic_error(f, msg), f, y, mode)
-    adjoints = Any[hand_shadow!(frame, out, l, y isa Array ? zero(y) : Ref(differentiable ? zero(y) : 0.0))
+    differentiable && checked_result(msg -> dynamic_error(f, msg), f, y, mode; numbers = true)
+    adjoints = Any[hand_shadow!(frame, out, l, y isa Array ? zero(y) : Ref(differentiable ? zero_result(y) : 0.0))
                    for l in 1:width]
     push!(frame, DynamicRecord(f_kept, kept, kinds, lanes, differentiable ? adjoints : Any[],
                                y isa Array ? copy(y) : y))
@@ -426,7 +460,7 @@ function dynamic_reverse(rec::DynamicRecord)
     for l in 1:width
         d = isempty(rec.adjoints) ? nothing : rec.adjoints[l] isa Array ? rec.adjoints[l] : rec.adjoints[l][]
         # (A zero adjoint of a call on numbers adds nothing: not taken at all then.)
-        d !== nothing && iszero(d) && all(k -> k !== :array, rec.kinds) && continue
+        d !== nothing && zero_adjoint(d) && all(k -> k !== :array, rec.kinds) && continue
         # (Each lane's call may overwrite what it is handed: each gets copies of its own.)
         f, vals = width == 1 ? (rec.f, rec.vals) : kept_values(rec.f, rec.vals)
         annotated = map(eachindex(vals)) do j

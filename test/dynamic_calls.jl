@@ -346,6 +346,43 @@ end
     end
 end
 
+# A tuple or an immutable struct of floats that such a call returns and only other such
+# calls read (`t[2]`, `p.a` and `dyn_get(t, 2)` are dispatched when they run too): its
+# shadow is a `Ref` the hook makes, holding its tangent or taking its adjoint, which the
+# reverse call seeds with field by field (refused before). A field read by name,
+# `getproperty(p, :a)`, is differentiated as a read of that field (`FieldOf{:a}`).
+struct DynResult
+    a::Float64
+    b::Float64
+end
+dyn_mixed_tuple = v -> (v, 2)
+dyn_make_pair = v -> v > 0 ? DynResult(sin(v), v^2) : DynResult(v, cos(v))
+dyn_get = (t, i) -> t[i]
+dyn_tuple_result(x) = dyn_tuple(x[1])[2]::Float64 * x[2]
+dyn_tuple_result_both(x) = (t = dyn_tuple(x[1] * x[2]); t[1] * x[3] + t[2])::Float64
+dyn_struct_result(x) = (p = dyn_make_pair(x[2]); p.a * x[1] + p.b)::Float64
+dyn_tuple_result_handed(x) = dyn_get(dyn_tuple(x[3]), 2)::Float64 + x[1]
+function dyn_tuple_results_in_loop(x, n)
+    s = x[1]
+    for i in 1:n
+        t = dyn_tuple(s * x[i])
+        s = (t[1] + t[2] * x[end])::Float64
+    end
+    return s
+end
+
+@testset "tuples and structs of floats such a call returns: $(nameof(f))" for f in (dyn_tuple_result,
+        dyn_tuple_result_both, dyn_struct_result, dyn_tuple_result_handed)
+    for x in ([0.3, 1.2, -0.7], [-1.0, -0.5, 2.0])   # both sides of `dyn_make_pair`'s branch
+        check_all_modes(f, x)
+    end
+end
+@testset "tuples such a call returns, in a loop of $n iterations" for n in (0, 1, 3)
+    for x in ([0.3, 1.2, -0.7, 0.9], [-1.0, 0.5, 2.0, -0.3])
+        check_all_modes(x -> dyn_tuple_results_in_loop(x, n), x)
+    end
+end
+
 @testset "refused: what the hook does not differentiate yet" begin
     x = [0.3, 1.2]
     # A broadcast of a splat's result, not asserted, with itself: the broadcast's
@@ -354,9 +391,9 @@ end
                                 Duplicated(copy(x), zeros(2))))
     @test err isa Oxidase.DifferentiationError
     @test occursin("Broadcasted", sprint(showerror, err))
-    # A tuple result.
+    # A tuple result of a float and an integer.
     err = try
-        autodiff(Reverse, x -> dyn_tuple(x[1])[2]::Float64, Active, Duplicated(copy(x), zeros(2)))
+        autodiff(Reverse, x -> dyn_mixed_tuple(x[1])[1]::Float64, Active, Duplicated(copy(x), zeros(2)))
     catch e
         e
     end
