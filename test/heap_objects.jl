@@ -218,6 +218,9 @@ end
 # was refused outright ("a pointer that may point into a differentiated array or into
 # other memory"; generator seed 20261230008). It now waits for the next round. Both
 # sides of the branch; written once at index `k`, and in loops of 0, 1 and 3 iterations.
+# (Each builds the objects itself: built in a shared helper, or written in a loop, they
+# reached the analysis in an order that worked before the fix, so the test would not
+# catch its loss.)
 function ho_chosen_written(x, k)
     y = x * 2.0
     s = x[4] * y[1]

@@ -5223,20 +5223,40 @@ define double @f(double %x) {
   ret double %v
 }
 "#;
+        let first = [("o", Leaf::StackMixedF64), ("i", Leaf::StackMixedF64)];
+        waits_one_round(text, &first, &[("a", Leaf::ArrayF64)], "not all in sight", |mem, named, last| {
+            if last {
+                assert!(matches!(mem.leaf(named("again")), Some(Leaf::Object(_))), "read by its layout");
+            } else {
+                assert_eq!(mem.leaf(named("again")), None, "read as no field this round");
+            }
+        });
+    }
+
+    /// Analyses `text`'s `@f` with the allocations named in `first` shadowed, where the
+    /// refusal (containing `waits_with`) waits for the next round (`Memory::awaiting`);
+    /// then with those in `then` too, where nothing waits. `check` holds of both analyses
+    /// (given values by name, and whether it is the last).
+    fn waits_one_round(
+        text: &str,
+        first: &[(&str, Leaf)],
+        then: &[(&str, Leaf)],
+        waits_with: &str,
+        check: impl for<'a> Fn(&Memory<'a>, &dyn Fn(&str) -> Value<'a>, bool),
+    ) {
         let ctx = Context::create();
         let m = OwnedModule::parse_ir(&ctx, text).unwrap();
         let f = m.function("f").unwrap();
         let insts: Vec<Value> = f.blocks().into_iter().flat_map(|b| b.instructions()).collect();
         let named = |n: &str| *insts.iter().find(|i| i.name() == n).unwrap();
-        let mut allocations: HashMap<Value, Leaf> =
-            [(named("o"), Leaf::StackMixedF64), (named("i"), Leaf::StackMixedF64)].into_iter().collect();
+        let mut allocations: HashMap<Value, Leaf> = first.iter().map(|(n, l)| (named(n), *l)).collect();
         let mem = Memory::compute(&m, f, &[], &[], &allocations, "f").expect("waits, not refused");
-        assert!(mem.awaiting().is_some_and(|r| r.contains("not all in sight")), "the refusal waits");
-        assert_eq!(mem.leaf(named("again")), None, "read as no field this round");
-        allocations.insert(named("a"), Leaf::ArrayF64);
+        assert!(mem.awaiting().is_some_and(|r| r.contains(waits_with)), "the refusal waits");
+        check(&mem, &named, false);
+        allocations.extend(then.iter().map(|(n, l)| (named(n), *l)));
         let mem = Memory::compute(&m, f, &[], &[], &allocations, "f").expect("differentiated");
         assert_eq!(mem.awaiting(), None);
-        assert!(matches!(mem.leaf(named("again")), Some(Leaf::Object(_))), "read by its layout");
+        check(&mem, &named, true);
     }
 
     /// Two objects `%p` and `%q`, each holding an array and a float (at byte 8), one of
@@ -5266,19 +5286,11 @@ define void @f(double %x, i1 %c) {
   ret void
 }
 "#;
-        let ctx = Context::create();
-        let m = OwnedModule::parse_ir(&ctx, text).unwrap();
-        let f = m.function("f").unwrap();
-        let insts: Vec<Value> = f.blocks().into_iter().flat_map(|b| b.instructions()).collect();
-        let named = |n: &str| *insts.iter().find(|i| i.name() == n).unwrap();
-        let mut allocations: HashMap<Value, Leaf> =
-            [(named("a"), Leaf::ArrayF64), (named("p"), Leaf::StackMixedF64)].into_iter().collect();
-        let mem = Memory::compute(&m, f, &[], &[], &allocations, "f").expect("waits, not refused");
-        assert!(mem.awaiting().is_some_and(|r| r.contains("into other memory")), "the refusal waits");
-        allocations.extend([(named("b"), Leaf::ArrayF64), (named("q"), Leaf::StackMixedF64)]);
-        let mem = Memory::compute(&m, f, &[], &[], &allocations, "f").expect("differentiated");
-        assert_eq!(mem.awaiting(), None);
-        assert!(mem.is_shadowed(named("chosen")));
+        let (first, then) =
+            ([("a", Leaf::ArrayF64), ("p", Leaf::StackMixedF64)], [("b", Leaf::ArrayF64), ("q", Leaf::StackMixedF64)]);
+        waits_one_round(text, &first, &then, "into other memory", |mem, named, last| {
+            assert!(!last || mem.is_shadowed(named("chosen")));
+        });
     }
 
     /// A `Dict`-like object `%d` whose field at byte 16 a callee refills (`rehash!`), and
