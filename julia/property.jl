@@ -177,6 +177,9 @@ DYN_BINARY = (a, b) -> a > b ? a * b / 2 + b : a + sin(b)
 DYN_PAIR = t -> t[1] > t[2] ? t[1] * cos(t[2]) : t[2]^2 - t[1]
 DYN_TWO = v -> v > 0 ? (sin(v), v^2 / 2) : (v, 1 - v)
 DYN_SCALE = (v, c) -> v .* c .+ v .^ 2
+DYN_VIEW = v -> v[1] > 0 ? sum(abs2, v) * v[end] / 2 : sum(v) * v[1]
+DYN_SUM = sum
+DYN_ARRAYS = t -> sum(t[1] .* t[2])
 DYN_MATRIX = [1.0 0.5 -0.5; 0.25 2.0 1.0]
 
 # What the programs log: every record handled (so that the logger's method runs), and
@@ -722,6 +725,14 @@ function program(rng, name)
                 "s += Property.DYN_PAIR((x[$(rand(rng, 1:3))], $(expr(rng, 1, vars))))::Float64 / 4",
                 # (And a tuple of floats such a call returns, read by other such calls.)
                 "tD = Property.DYN_TWO(x[$(rand(rng, 1:3))] * $(expr(rng, 1, vars))); s += (tD[1] * tD[2])::Float64 / 4",
+                # (Structs holding arrays handed to such a call, boxed for it, with a
+                # shadow object of their type: a view, a generator over an array the
+                # program made, a tuple of arrays.)
+                (k = rand(rng, 1:2); "s += Property.DYN_VIEW(view(x, $k:$(k + 1)))::Float64 * $(expr(rng, 1, vars)) / 4"),
+                # (The generator's closure captures `x` only: a variable the program
+                # reassigns would be a `Core.Box`, which such calls are not handed yet.)
+                "s += Property.DYN_SUM(v * x[$(rand(rng, 1:3))] for v in x .* x[$(rand(rng, 1:3))])::Float64 / 8",
+                "s += Property.DYN_ARRAYS((x, x .* $(expr(rng, 1, vars))))::Float64 / 8",
                 # Arrays such calls return, and splatting into `vcat` (whose result
                 # Julia infers as a union).
                 "s += sum(Property.DYN_SCALE(x, $(expr(rng, 1, vars)))::Vector{Float64}) / 4",

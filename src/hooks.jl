@@ -259,8 +259,10 @@ inner_derivative(f, run) = rethrown_as(run, msg -> splat_error("in the call of `
 struct DynamicRecord
     f::Any
     vals::Vector{Any}          # the arguments as they were at the call (copies: `kept_values`)
-    kinds::Vector{Symbol}      # per argument: :const, :number, :numbers (a tuple or struct of them) or :array
+    kinds::Vector{Symbol}      # per argument: :const, :number, :numbers (a tuple or struct of them), :array or :struct (holding arrays)
     shadows::Vector{Vector{Ptr{Cvoid}}}   # per argument, per lane: its shadow's address
+    structs::Vector{Vector{Any}}          # per argument, per lane: a struct's shadow (`mirrored_struct`), made
+                                          # at the call, where a constant array is still told by identity
     adjoints::Vector{Any}      # per lane: the result's adjoint box or array (none: no floats)
     result::Any                # the call's result, which the reverse sweep's replay must give
 end
@@ -312,14 +314,82 @@ function dynamic_arguments(args::Ptr{Ptr{Cvoid}}, shadows::Ptr{Ptr{Cvoid}}, n::I
                     throw(dynamic_error(f, "the shadow of an argument does not match it"))
             end
             :array
+        elseif holds_arrays_only(typeof(v))
+            # (An immutable struct holding differentiated arrays beside data without a
+            # derivative — a view, a generator over an array —, boxed for the call: its
+            # shadow is an object of its type holding the arrays' shadows.)
+            for p in s
+                p != C_NULL && mirrored_struct(v, unsafe_pointer_to_objref(p)) !== nothing ||
+                    throw(dynamic_error(f, "the shadow of an argument of type $(typeof(v)) does not match it"))
+            end
+            :struct
         else
             throw(dynamic_error(f, "an argument of type $(typeof(v)) carries a derivative; only Float64 and Float32 " *
-                                    "numbers, arrays of them and tuples or immutable structs of them are " *
-                                    "differentiated through such calls yet"))
+                                    "numbers, arrays of them, tuples or immutable structs of them, and immutable " *
+                                    "structs holding such arrays beside data without a derivative (a view, a " *
+                                    "generator) are differentiated through such calls yet"))
         end
         push!(vals, v); push!(kinds, kind); push!(lanes, s)
     end
     return f, vals, kinds, lanes
+end
+
+# Whether `T` is an immutable struct whose fields, at any depth of immutable structs, are
+# arrays of `Float64` or `Float32` (one of them at least) and data without a derivative
+# (`carries_no_derivative`): a view, a generator over an array, a tuple of arrays.
+function holds_arrays_only(@nospecialize(T))
+    (T isa DataType && isconcretetype(T) && isstructtype(T) && !T.mutable && !(T <: Array) && fieldcount(T) >= 1) ||
+        return false
+    arrays = false
+    for i in 1:fieldcount(T)
+        F = fieldtype(T, i)
+        if F <: Union{Array{Float64},Array{Float32}} && isconcretetype(F)
+            arrays = true
+        elseif holds_arrays_only(F)
+            arrays = true
+        elseif !carries_no_derivative(F)
+            return false
+        end
+    end
+    return arrays
+end
+
+# The shadow of struct `v` (`holds_arrays_only`) that the argument's shadow object `d`,
+# the engine's, stands for: `v` with each array replaced by its shadow in `d` (the
+# tangent, or where its adjoint goes). `d` holds only the arrays' shadows (its other
+# fields are never written), so the rest is `v`'s. A constant array `d` holds as its own
+# shadow (runtime activity) gets a zero one, whose derivative is dropped. `nothing`
+# when `d` does not match `v`.
+function mirrored_struct(v, d)
+    T = typeof(v)
+    typeof(d) === T || return nothing
+    fields = Vector{Any}(undef, fieldcount(T))
+    for i in 1:fieldcount(T)
+        x = getfield(v, i)
+        F = fieldtype(T, i)
+        fields[i] = if F <: Array
+            isdefined(d, i) || return nothing
+            a = getfield(d, i)
+            a === x ? zero(x) : a isa typeof(x) && size(a) == size(x) ? a : return nothing
+        elseif carries_no_derivative(F)
+            x
+        else
+            isdefined(d, i) || return nothing
+            m = mirrored_struct(x, getfield(d, i))
+            m === nothing && return nothing
+            m
+        end
+    end
+    return ccall(:jl_new_structv, Any, (Any, Ptr{Any}, UInt32), T, fields, length(fields))
+end
+
+# What a differentiated argument's shadow is to the inner `autodiff`, from the address
+# the engine hands in lane `p`: the shadow array, a struct holding the arrays' shadows
+# (`mirrored_struct`), or the tangent number(s) read there.
+function argument_shadow(kind::Symbol, v, p::Ptr{Cvoid})
+    kind === :array && return unsafe_pointer_to_objref(p)
+    kind === :struct && return mirrored_struct(v, unsafe_pointer_to_objref(p))
+    return unsafe_load(Ptr{typeof(v)}(p))
 end
 
 # Whether the call's result (inferred for `f` on `vals`) is differentiated (`true`: a
@@ -367,9 +437,7 @@ function dynamic_call(mode::Int32, args::Ptr{Ptr{Cvoid}}, shadows::Ptr{Ptr{Cvoid
         elseif differentiable
             annotated = map(eachindex(vals)) do j
                 kinds[j] === :const && return Const(vals[j])
-                T = typeof(vals[j])
-                ds = ntuple(l -> kinds[j] !== :array ? unsafe_load(Ptr{T}(lanes[j][l])) :
-                                 unsafe_pointer_to_objref(lanes[j][l]), width)
+                ds = ntuple(l -> argument_shadow(kinds[j], vals[j], lanes[j][l]), width)
                 width == 1 ? Duplicated(vals[j], ds[1]) : BatchDuplicated(vals[j], ds)
             end
             RA = width == 1 ? Duplicated : BatchDuplicated
@@ -396,7 +464,9 @@ function dynamic_call(mode::Int32, args::Ptr{Ptr{Cvoid}}, shadows::Ptr{Ptr{Cvoid
     differentiable && checked_result(msg -> dynamic_error(f, msg), f, y, mode; numbers = true)
     adjoints = Any[hand_shadow!(frame, out, l, y isa Array ? zero(y) : Ref(differentiable ? zero_result(y) : 0.0))
                    for l in 1:width]
-    push!(frame, DynamicRecord(f_kept, kept, kinds, lanes, differentiable ? adjoints : Any[],
+    structs = [Any[kinds[j] === :struct ? argument_shadow(:struct, vals[j], p) : nothing for p in lanes[j]]
+               for j in eachindex(vals)]
+    push!(frame, DynamicRecord(f_kept, kept, kinds, lanes, structs, differentiable ? adjoints : Any[],
                                y isa Array ? copy(y) : y))
     unsafe_store!(handle, length(frame))
     return y
@@ -434,8 +504,8 @@ function forward_no_floats(f, vals, kinds, lanes, width)
     result = Ref{Any}(nothing)
     keep = Keep(f, result)
     annotated = map(eachindex(vals)) do j
-        kinds[j] === :array || return Const(vals[j])
-        ds = ntuple(l -> unsafe_pointer_to_objref(lanes[j][l]), width)
+        kinds[j] in (:array, :struct) || return Const(vals[j])
+        ds = ntuple(l -> argument_shadow(kinds[j], vals[j], lanes[j][l]), width)
         width == 1 ? Duplicated(vals[j], ds[1]) : BatchDuplicated(vals[j], ds)
     end
     inner_dynamic(f, () -> autodiff(Forward, keep, Const, annotated...))
@@ -460,13 +530,13 @@ function dynamic_reverse(rec::DynamicRecord)
     for l in 1:width
         d = isempty(rec.adjoints) ? nothing : rec.adjoints[l] isa Array ? rec.adjoints[l] : rec.adjoints[l][]
         # (A zero adjoint of a call on numbers adds nothing: not taken at all then.)
-        d !== nothing && zero_adjoint(d) && all(k -> k !== :array, rec.kinds) && continue
+        d !== nothing && zero_adjoint(d) && all(k -> !(k in (:array, :struct)), rec.kinds) && continue
         # (Each lane's call may overwrite what it is handed: each gets copies of its own.)
         f, vals = width == 1 ? (rec.f, rec.vals) : kept_values(rec.f, rec.vals)
         annotated = map(eachindex(vals)) do j
             v, kind = vals[j], rec.kinds[j]
-            kind === :const ? Const(v) : kind !== :array ? Active(v) :
-                Duplicated(v, unsafe_pointer_to_objref(rec.shadows[j][l]))
+            kind === :const ? Const(v) : kind === :struct ? Duplicated(v, rec.structs[j][l]) :
+                kind !== :array ? Active(v) : Duplicated(v, unsafe_pointer_to_objref(rec.shadows[j][l]))
         end
         grads = if d === nothing
             inner_dynamic(f, () -> autodiff(Reverse, Keep(f, Ref{Any}(nothing)), Const, annotated...)[1])

@@ -383,6 +383,50 @@ end
     end
 end
 
+# Immutable structs holding differentiated arrays beside data without a derivative (a
+# view, a generator over an array, a tuple of arrays) handed to such a call: boxed for
+# it, with a shadow object of their type holding the arrays' shadows, which the hook
+# hands on as a struct of that type (`mirrored_struct`). Refused before ("an argument of
+# type SubArray{...} carries a derivative").
+dyn_on_view = v -> v[1] > 0 ? sum(abs2, v) * v[end] : sum(v) * v[1]
+dyn_on_generator = g -> sum(g)
+dyn_on_arrays = t -> sum(t[1] .* t[2])
+dyn_scale! = v -> (v .*= v[1]; nothing)
+dyn_view_argument(x) = dyn_on_view(view(x, 2:3))::Float64 + x[1]
+dyn_generator_argument(x) = dyn_on_generator(v * sin(v) for v in x)::Float64 * x[2]
+dyn_arrays_argument(x) = dyn_on_arrays((x, x .* x[1]))::Float64
+dyn_view_written(x) = (y = x .* 2; dyn_scale!(view(y, 2:3)); sum(abs2, y) * x[1])
+function dyn_views_in_loop(x, n)
+    s = x[1]
+    for i in 1:n
+        s += dyn_on_view(view(x, i:i+1))::Float64 * s
+    end
+    return s
+end
+# (A `Const` array in the struct: its shadow there is itself or a zeroed copy; the hook
+# hands on a zero array for it, whose derivative is dropped.)
+dyn_constant_in_struct(x, c) = dyn_on_arrays((x, c))::Float64 + dyn_on_view(view(c, 1:2))::Float64 * x[2]
+
+@testset "structs holding arrays handed to such a call: $(nameof(f))" for f in (dyn_view_argument,
+        dyn_generator_argument, dyn_arrays_argument, dyn_view_written)
+    for x in ([0.3, 1.2, -0.7], [-1.0, -0.5, 2.0], [0.8, 0.4, 1.5])   # both sides of `dyn_on_view`'s branch
+        check_all_modes(f, x)
+    end
+end
+@testset "views handed to such a call in a loop of $n iterations" for n in (0, 1, 3)
+    for x in ([0.3, 1.2, -0.7, 0.9], [-1.0, 0.5, 2.0, -0.3])
+        check_all_modes(x -> dyn_views_in_loop(x, n), x)
+    end
+end
+@testset "a struct holding a `Const` array beside a differentiated one" begin
+    for c in ([0.5, -1.0, 2.0], [-0.5, 1.0, 0.25])
+        check_all_modes_with_constant(dyn_constant_in_struct, [0.3, 1.2, -0.7], c)
+    end
+    c = [0.5, -1.0, 2.0]
+    autodiff(Reverse, dyn_constant_in_struct, Active, Duplicated([0.3, 1.2, -0.7], zeros(3)), Const(c))
+    @test c == [0.5, -1.0, 2.0]
+end
+
 @testset "refused: what the hook does not differentiate yet" begin
     x = [0.3, 1.2]
     # A broadcast of a splat's result, not asserted, with itself: the broadcast's
