@@ -323,6 +323,11 @@ function dynamic_arguments(args::Ptr{Ptr{Cvoid}}, shadows::Ptr{Ptr{Cvoid}}, n::I
                     throw(dynamic_error(f, "the shadow of an argument of type $(typeof(v)) does not match it"))
             end
             :struct
+        elseif holds_box(typeof(v))
+            throw(dynamic_error(f, "an argument of type $(typeof(v)) holds a closure over a variable the function " *
+                                    "reassigns (Julia keeps it in a `Core.Box`, whose contents inference gives up " *
+                                    "on): not supported yet; give the closure a variable assigned once " *
+                                    "(`s1 = s; [v * cos(s1) for v in x]`)"))
         else
             throw(dynamic_error(f, "an argument of type $(typeof(v)) carries a derivative; only Float64 and Float32 " *
                                     "numbers, arrays of them, tuples or immutable structs of them, and immutable " *
@@ -353,6 +358,12 @@ function holds_arrays_only(@nospecialize(T))
     end
     return arrays
 end
+
+# Whether an immutable struct of type `T` holds a `Core.Box`, at any depth of immutable
+# structs (a generator over a closure that captures a reassigned variable).
+holds_box(@nospecialize(T)) =
+    T isa DataType && isstructtype(T) && !T.mutable && !(T <: Array) &&
+    any(i -> (F = fieldtype(T, i); F === Core.Box || holds_box(F)), 1:fieldcount(T))
 
 # The shadow of struct `v` (`holds_arrays_only`) that the argument's shadow object `d`,
 # the engine's, stands for: `v` with each array replaced by its shadow in `d` (the

@@ -427,6 +427,40 @@ end
     @test c == [0.5, -1.0, 2.0]
 end
 
+# A comprehension over a variable the function reassigns: Julia keeps the variable in a
+# `Core.Box`, infers `collect` and `sum` as calls it dispatches when they run, and boxes
+# the generator (copied whole from the stack, `memory::pointer_struct_copy`) for them.
+# The hook refuses the generator, naming the box and the way out (before, the engine
+# refused it with advice about `Const` arrays that did not apply); the rewrite it
+# advises differentiates.
+function box_comprehension(x)
+    s = x[1]
+    s += sum([v * cos(s) for v in x])
+    return s
+end
+box_map(x) = (s = x[2]; s += sum(map(v -> v * sin(s), x)); s * x[1])
+function box_comprehension_advised(x)
+    s = x[1]
+    s1 = s
+    s += sum([v * cos(s1) for v in x])
+    return s
+end
+
+@testset "a comprehension over a reassigned variable (`Core.Box`)" begin
+    for f in (box_comprehension, box_map)
+        for mode in (:reverse, :forward)
+            x = [0.3, 1.2, -0.7]
+            err = caught(() -> mode === :reverse ? autodiff(Reverse, f, Active, Duplicated(copy(x), zeros(3))) :
+                                                   autodiff(Forward, f, Duplicated, Duplicated(copy(x), ones(3))))
+            @test err isa Oxidase.DifferentiationError
+            @test occursin("Core.Box", sprint(showerror, err))
+        end
+    end
+    for x in ([0.3, 1.2, -0.7], [-1.0, 0.5, 2.0])
+        check_all_modes(box_comprehension_advised, x)
+    end
+end
+
 @testset "refused: what the hook does not differentiate yet" begin
     x = [0.3, 1.2]
     # A broadcast of a splat's result, not asserted, with itself: the broadcast's

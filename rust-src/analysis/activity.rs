@@ -235,6 +235,12 @@ fn memory_rule(m: &Module, i: Value, mem: &Memory, types: &Types, unsure_copies:
             if name.starts_with("llvm.memset") && src.const_uint() == Some(0) && stack_object(dst) && heap_object(dst) {
                 return Some(Rule::MemZero);
             }
+            // (A struct of pointers copied whole into a heap object with a shadow: the
+            // same copy between the shadows, made with the shadows, `transform::shadow`;
+            // the pointers carry no derivative of their own.)
+            if crate::analysis::memory::pointer_struct_copy(mem, i).is_some_and(|o| mem.is_shadowed(o)) {
+                return Some(Rule::Zero);
+            }
             if (copy || name.starts_with("llvm.memset") || name == "memset")
                 && (stack_object(dst) || copy && stack_object(src))
             {
@@ -843,6 +849,20 @@ impl<'ctx> Activity<'ctx> {
                     && mem.can_mirror(allocated, &inert, &fresh)
                 {
                     wants_shadow.entry(allocated).or_insert(Leaf::StackMixedF64);
+                }
+            }
+        }
+        for &i in &insts {
+            // A heap object the function allocates that a struct of pointers with a shadow
+            // is copied into whole (`pointer_struct_copy`: a generator over a closure's
+            // `Core.Box`, boxed for a call Julia dispatches when it runs): it gets a shadow
+            // too, which the same copy between the shadows fills (`transform::shadow`).
+            if let Some(dst) = crate::analysis::memory::pointer_struct_copy(mem, i) {
+                if !mem.is_shadowed(dst)
+                    && crate::analysis::memory::shadowable_object(dst)
+                    && mem.can_mirror(dst, &inert, &fresh)
+                {
+                    wants_shadow.entry(dst).or_insert(Leaf::StackArraysF64);
                 }
             }
         }

@@ -627,7 +627,21 @@ impl<'ctx> Memory<'ctx> {
                     while pointer_op(base) == Some(PointerOp::Derive) {
                         base = base.operand(0);
                     }
-                    if gc_allocation(base).is_some() || array_call(base) == Some(ArrayCall::Alloc) {
+                    let fresh_object = gc_allocation(base).is_some();
+                    if fresh_object && !stored_into(base) {
+                        // (An object only the runtime or C code fills, that never gets a
+                        // shadow: the `BigInt` a sum returns on the path for an array of
+                        // them, beside a float's box, in a union split over the element
+                        // types a comprehension may have. Refused if the run takes that
+                        // path, which it never does for floats.)
+                        if let Some(phi) = i.as_phi() {
+                            for (_, b) in phi.incoming().into_iter().filter(|(v, _)| *v == other) {
+                                cut_edges.push((i, b, refusal.clone()));
+                            }
+                            continue;
+                        }
+                    }
+                    if fresh_object || array_call(base) == Some(ArrayCall::Alloc) {
                         awaiting = Some(refusal);
                         continue;
                     }
@@ -665,7 +679,7 @@ impl<'ctx> Memory<'ctx> {
         }
         let escaped = escaped_addresses(&insts, &shadowed);
         let maybe_constant = derived_from(&insts, &chooses);
-        refuse_runtime_activity_escapes(&insts, &maybe_constant, &frames, user)?;
+        refuse_runtime_activity_escapes(m, &insts, &maybe_constant, &frames, user)?;
         let containers: Vec<(Value<'ctx>, Leaf)> =
             roots.iter().copied().chain(allocations.iter().map(|(k, v)| (*k, *v))).collect();
         let data = data_pointers(&insts, &shadowed, &containers, &aggregates);
@@ -980,7 +994,7 @@ impl<'ctx> Memory<'ctx> {
                             && objects.iter().all(|o| gc_allocation(*o).is_some())
                             && (!objects.contains(&a) || pointer_op(p) == Some(PointerOp::Merge))
                     })
-                    || alloca_base(u.operand(1)).is_some_and(|o| !is_gc_frame(o))
+                    || alloca_base(u.operand(1)).is_some_and(|o| !is_gc_frame(o) || self.frames.contains(&o))
                     || self.allocated_array(u.operand(1)).is_some()
             }
             Some(Opcode::LLVMLoad | Opcode::LLVMICmp) => true,
@@ -2638,7 +2652,9 @@ fn awaits_shadow<'ctx>(
             && if shadowed.contains_key(&v) {
                 is_heap_object(v, shadowed) && awaits_shadow(m, base, shadowed, depth - 1)
             } else {
-                array_call(base) == Some(ArrayCall::Alloc) || gc_allocation(base).is_some()
+                // (Or a dynamic call's boxed result, shadowed once an argument is: the
+                // sum a closure's `Core.Box` is given back, `s += sum(...)`.)
+                array_call(base) == Some(ArrayCall::Alloc) || gc_allocation(base).is_some() || is_splat(base)
             };
         !awaits
     })
@@ -4192,6 +4208,39 @@ fn number_box_merge(p: Value) -> bool {
     number_boxes(p).is_some()
 }
 
+/// For `i`, a `memcpy` of a whole stack object with a shadow that holds pointers only
+/// (`Leaf::StackArraysF64`) to the start of a heap object the function allocates, of
+/// a size that holds it, which is handed to a call Julia dispatches when it runs (Julia
+/// boxing a struct for it): that heap object. (Not an exception object a struct is
+/// copied into, which is thrown.)
+pub fn pointer_struct_copy<'ctx>(mem: &Memory<'ctx>, i: Value<'ctx>) -> Option<Value<'ctx>> {
+    let call = i.as_call().filter(|_| i.opcode() == Opcode::LLVMCall)?;
+    let name = callee_name(call.called_operand())?;
+    if !name.starts_with("llvm.memcpy") {
+        return None;
+    }
+    let (dst, src) = (i.operand(0), i.operand(1));
+    if mem.leaf(src) != Some(Leaf::StackArraysF64) || !at_offset_zero(dst) {
+        return None;
+    }
+    let object = zero_offset_base(dst);
+    let len = i.operand(2).const_uint()?;
+    let handed = object.users().into_iter().any(|u| is_splat(u) && u.operands().contains(&object));
+    (gc_allocation(object).is_some() && own_bytes(object).is_some_and(|n| n >= len) && handed).then_some(object)
+}
+
+/// Whether the function stores anything into object `a` it allocates (not counting its
+/// type tag): an object nothing stores into is filled by the runtime or C code, if at
+/// all, and never gets a shadow from activity.
+fn stored_into(a: Value) -> bool {
+    !walk_uses(
+        a,
+        true,
+        |d| !is_object_header(d),
+        |p, u| !(u.opcode_if_instruction() == Some(Opcode::LLVMStore) && u.operand(1) == p),
+    )
+}
+
 /// Whether `v` is a box of an integer the runtime makes (`jl_box_int64`): memory that
 /// never holds a float (beside a float's box at a merge: the field `hvcat` picks out of a
 /// tuple of numbers of different types, `ingest::explicit_tuple_getfield`).
@@ -4256,6 +4305,7 @@ fn derived_from<'ctx>(insts: &[Value<'ctx>], seeds: &HashSet<Value<'ctx>>) -> Ha
 /// (a load of it from there would not be tested), and returning it (forward mode would
 /// return the constant array as its own tangent).
 fn refuse_runtime_activity_escapes(
+    m: &crate::llvm::Module,
     insts: &[Value],
     maybe_constant: &HashSet<Value>,
     frames: &HashSet<Value>,
@@ -4275,8 +4325,13 @@ fn refuse_runtime_activity_escapes(
                 return refuse(i, "returned");
             }
             Opcode::LLVMStore if maybe_constant.contains(&i.operand(0)) => {
-                let frame_slot = alloca_base(i.operand(1)).is_some_and(|a| is_gc_frame(a) && !frames.contains(&a));
-                if !frame_slot {
+                let p = i.operand(1);
+                let frame_slot = alloca_base(p).is_some_and(|a| is_gc_frame(a) && !frames.contains(&a));
+                // A slot nothing reads back: the argument array of a call made before
+                // (`unread_slot`), or a GC frame root slot no load reads.
+                let unread = alloca_base(p).is_some_and(unread_slot)
+                    || alloca_slot(m, p).is_some_and(|(a, off)| is_gc_frame(a) && frame_slot_unread(m, a, off));
+                if !(frame_slot || unread) {
                     return refuse(i, "stored into memory");
                 }
             }
@@ -4292,7 +4347,10 @@ fn refuse_runtime_activity_escapes(
                 let error_path = is_noreturn_call(call);
                 // A function differentiated call by call tests the pointer too (its
                 // pattern says so: `transform::calls::Pattern::maybe_constant`).
-                let differentiated = callee.as_function().is_some_and(|f| f.has_string_attr(crate::names::RECURSIVE));
+                let differentiated = callee.as_function().is_some_and(|f| f.has_string_attr(crate::names::RECURSIVE))
+                    // (A call Julia dispatches when it runs takes an argument that is its
+                    // own shadow as constant: src/hooks.jl, `dynamic_arguments`.)
+                    || name.starts_with(crate::names::DYNAMIC_PREFIX);
                 if !(intrinsic || inert || error_path || differentiated) {
                     return refuse(i, &format!("handed to `{}`", crate::names::julia_name(&name)));
                 }
@@ -4444,6 +4502,34 @@ fn is_slot_loaded(m: &crate::llvm::Module, s: Value, offset: u64) -> bool {
         |_| true,
         |p, u| {
             u.opcode_if_instruction() != Some(Opcode::LLVMLoad) || alloca_slot(m, p).is_some_and(|(_, o)| o != offset)
+        },
+    )
+}
+
+/// Whether nothing reads root slot `offset` of GC frame `a` but the collector: every use
+/// of the frame's addresses is a load of another slot, a store into it, the store of the
+/// frame into the thread's state (which links it for the collector), or a lifetime
+/// marker or `memset`. (Stricter than `!is_slot_loaded`: an address of the frame handed
+/// to a call or stored elsewhere may be read there.)
+fn frame_slot_unread(m: &crate::llvm::Module, a: Value, offset: u64) -> bool {
+    every_use(
+        a,
+        |_| true,
+        |p, u| match u.opcode_if_instruction() {
+            Some(Opcode::LLVMLoad) => alloca_slot(m, p).is_some_and(|(_, o)| o != offset),
+            Some(Opcode::LLVMStore) => u.operand(0) != p || p == a && thread_state(u.operand(1), 8),
+            Some(Opcode::LLVMCall) => u.as_call().is_some_and(|c| {
+                let name = callee_name(c.called_operand()).unwrap_or_default();
+                // (A copy out of other slots: a struct Julia keeps in the frame, boxed.)
+                let copy_elsewhere = name.starts_with("llvm.memcpy.")
+                    && u.operand(1) == p
+                    && u.operand(0) != p
+                    && alloca_slot(m, p)
+                        .zip(u.operand(2).const_uint())
+                        .is_some_and(|((_, o), len)| offset < o || offset >= o + len);
+                is_lifetime_marker(c) || name.starts_with("llvm.memset.") || copy_elsewhere
+            }),
+            _ => false,
         },
     )
 }

@@ -265,6 +265,10 @@ impl<'ctx> Untracked<'ctx> {
                                 && memory::object_base(p).is_some_and(|o| {
                                     memory::gc_allocation(o).is_some()
                                         || o.opcode() == LLVMAlloca && !memory::is_gc_frame(o)
+                                        // (Or a GC frame with a shadow frame, where Julia
+                                        // keeps a struct that holds objects, a
+                                        // generator over a closure's `Core.Box`.)
+                                        || inp.mem.is_shadow_frame(o)
                                 })
                             // (A link stored through a merge of nodes: `l.next = prev`.)
                             || inp.mem.is_heap_object_merge(v)

@@ -343,6 +343,23 @@ pub fn build_lane<'ctx>(
             }
             continue;
         }
+        // A struct of pointers copied whole into a heap object with a shadow
+        // (`memory::pointer_struct_copy`): the same copy between the shadows.
+        if crate::analysis::memory::pointer_struct_copy(mem, i).is_some_and(|o| mem.is_shadowed(o)) {
+            let (Some(&d), Some(&s), Some(call)) = (shadow.get(&i.operand(0)), shadow.get(&i.operand(1)), i.as_call())
+            else {
+                return Err(crate::error::Error::Internal(format!(
+                    "no shadow for the struct a copy boxes, `{}`",
+                    i.print().trim()
+                )));
+            };
+            b.after(i)?;
+            let mut args: Vec<Value<'ctx>> = (0..call.call_arg_count()).map(|k| i.operand(k)).collect();
+            args[0] = d;
+            args[1] = s;
+            b.call_typed(call.called_function_type(), call.called_operand(), &args)?;
+            continue;
+        }
         if i.opcode() == Opcode::LLVMStore && mirrored(i) {
             if let (Some(&v), Some(&p)) = (shadow.get(&i.operand(0)), shadow.get(&i.operand(1))) {
                 b.after(i)?;
