@@ -729,9 +729,12 @@ function program(rng, name)
                 # shadow object of their type: a view, a generator over an array the
                 # program made, a tuple of arrays.)
                 (k = rand(rng, 1:2); "s += Property.DYN_VIEW(view(x, $k:$(k + 1)))::Float64 * $(expr(rng, 1, vars)) / 4"),
-                # (The generator's closure captures `x` only: a variable the program
-                # reassigns would be a `Core.Box`, which such calls are not handed yet.)
                 "s += Property.DYN_SUM(v * x[$(rand(rng, 1:3))] for v in x .* x[$(rand(rng, 1:3))])::Float64 / 8",
+                # (A generator over a variable the program reassigns, which Julia keeps
+                # in a `Core.Box` that the generator's closure holds. Not `s`: every use
+                # of a boxed `s` would be type-unstable.)
+                "bS = x[$(rand(rng, 1:3))]; bS *= $(expr(rng, 1, vars))
+    s += Property.DYN_SUM(v * sin(bS) for v in x)::Float64 / 8",
                 "s += Property.DYN_ARRAYS((x, x .* $(expr(rng, 1, vars))))::Float64 / 8",
                 # Arrays such calls return, and splatting into `vcat` (whose result
                 # Julia infers as a union).

@@ -377,6 +377,13 @@ function model_tree(@nospecialize(T), offset::Integer, depth::Integer, outer::Tu
             entries = bits_tree(F, at, depth)
             all(e -> e.kind in (OX_TT_FLOAT64, OX_TT_FLOAT32, OX_TT_INTEGER, OX_TT_INACTIVE), entries) || return nothing
             append!(tree, entries)
+        elseif T === Core.Box && F === Any
+            # The contents of the box a closure keeps a variable it reassigns in: a boxed
+            # `Float64` (an object holding the number at offset 0), its shadow one too,
+            # which is what `same_shape` (`box_paths`) lets through. Julia's code reads
+            # the number only after testing the object's type, and hands it to calls it
+            # dispatches when they run otherwise (src/hooks.jl).
+            push!(tree, OxTypeEntry(at, OX_TT_OBJECT, depth), OxTypeEntry(0, OX_TT_FLOAT64, depth + 1))
         elseif F === object || F == Union{object,Nothing}
             # A link to another object of this type (a list's next node, a tree's
             # child), or to `nothing`.
@@ -432,12 +439,51 @@ function array_paths(@nospecialize(T), prefix::Tuple = (), outer::Tuple = (T,))
             continue   # (no derivative: the shadow's is never read; a link: `same_structure`)
         elseif F <: Array
             push!(paths, (prefix..., k))
-        elseif !isbitstype(F) && F isa DataType
+        elseif !isbitstype(F) && F isa DataType && isconcretetype(F)
             append!(paths, array_paths(F, (prefix..., k), (outer..., F)))
         end
     end
     return paths
 end
+
+# The paths (field indices) from a model struct to each `Core.Box` it holds (a
+# closure's reassigned variable), through inline structs and held mutable ones.
+function box_paths(@nospecialize(T), prefix::Tuple = (), outer::Tuple = (T,))
+    T === Core.Box && return Tuple[prefix]
+    paths = Tuple[]
+    for k in 1:fieldcount(T)
+        F = fieldtype(T, k)
+        if F === Core.Box
+            push!(paths, (prefix..., k))
+        elseif !is_inactive_type(F) && !(F in outer) && !(F <: Array) && !isbitstype(F) && F isa DataType &&
+               isconcretetype(F)
+            append!(paths, box_paths(F, (prefix..., k), (outer..., F)))
+        end
+    end
+    return paths
+end
+
+# Whether `box` (an argument's) and `dbox` (its shadow's) hold what their layout says
+# (`model_tree`): a boxed `Float64`, and another or a `Ref` of one (the engine's shadow
+# of a boxed number is mutable, a `Base.RefValue{Float64}`: the same layout).
+box_matches(box::Core.Box, dbox::Core.Box) =
+    box !== dbox && isdefined(box, :contents) && isdefined(dbox, :contents) && box.contents isa Float64 &&
+    dbox.contents isa Union{Float64,Base.RefValue{Float64}} && box_contents(box) != box_contents(dbox)
+
+# `box_matches`, and then shadow box `dbox` holds a number of its own (a boxed `Float64`
+# equal to the one it held, made now), which the derivative may write into: the one it
+# held may be shared (Julia boxes a literal `0.0` once, for all code that boxes it).
+function box_matches!(box::Core.Box, dbox::Core.Box)
+    box_matches(box, dbox) || return false
+    dbox.contents isa Float64 && (dbox.contents = fresh_float(dbox.contents::Float64))
+    return true
+end
+
+# A boxed `Float64` nothing else holds.
+fresh_float(v::Float64) = ccall(:jl_box_float64, Any, (Float64,), v)
+
+# The address of the object box `b` holds (its first word).
+box_contents(b::Core.Box) = unsafe_load(Ptr{Ptr{Cvoid}}(pointer_from_objref(b)))
 
 # Whether a struct object of type `T` links to others of its own type (a list, a tree),
 # at any depth: its shadow's links are checked by walking both (`same_structure`).

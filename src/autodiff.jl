@@ -144,7 +144,8 @@ unknown_float_result(@nospecialize(RT)) =
 # argument types is one, `Float64` otherwise.
 function result_float(@nospecialize(types::Type{<:Tuple}))
     has(T, F) = T === F || T isa DataType && (T <: AbstractArray && has(eltype(T), F) ||
-                                              !(T <: AbstractArray) && any(i -> has(fieldtype(T, i), F), 1:fieldcount(T)))
+                                              !(T <: AbstractArray) && isconcretetype(T) &&
+                                              any(i -> has(fieldtype(T, i), F), 1:fieldcount(T)))
     return any(T -> has(T, Float32), types.parameters) && !any(T -> has(T, Float64), types.parameters) ? Float32 : Float64
 end
 
@@ -858,7 +859,9 @@ same_shape(::T, ::T) where {T<:Union{Float64,Float32}} = true
     same(p) = p in nested_array_paths(T) ? :(same_shape($(field(:x, p)), $(field(:dx, p)))) :
               holds_no_floats(eltype(fieldtype_at(T, p))) ? :(same_values($(field(:x, p)), $(field(:dx, p)))) :
               :(size($(field(:x, p))) == size($(field(:dx, p))))
-    return foldl((a, b) -> :($a && $b), (same(p) for p in array_paths(T)); init = true)
+    # (A closure's box: a boxed `Float64` in each, the shadow's its own, `box_matches!`.)
+    boxes = (:(box_matches!($(field(:x, p)), $(field(:dx, p)))) for p in box_paths(T))
+    return foldl((a, b) -> :($a && $b), Iterators.flatten(((same(p) for p in array_paths(T)), boxes)); init = true)
 end
 
 # Whether shadow `dx` has the structure of `x`, a struct object linking to others of its
@@ -940,6 +943,14 @@ end
         end
         throw(DimensionMismatch("Oxidase: field $name of the shadow of argument $i has size $(size(da)), " *
                                 "the argument's $(size(a))"))
+    end
+    for path in box_paths(typeof(x))
+        box, dbox = foldl(getfield, path; init = x), foldl(getfield, path; init = dx)
+        box_matches(box, dbox) && continue
+        throw(DifferentiationError(
+            "cannot differentiate argument $i: not yet supported: a `Core.Box` (a variable a closure reassigns) " *
+            "that does not hold a `Float64` in the argument and another in its shadow; it holds " *
+            "$(isdefined(box, :contents) ? typeof(box.contents) : "nothing yet")"))
     end
     # (`same_shape` found a difference the paths above do not name: never call it equal.)
     throw(ArgumentError("Oxidase: the shadow of argument $i does not have the shape of the argument"))

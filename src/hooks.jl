@@ -256,6 +256,15 @@ inner_derivative(f, run) = rethrown_as(run, msg -> splat_error("in the call of `
 # whose shadow is a box) or an array of them (whose shadow is an array), or of a type
 # that holds no floats.
 
+# A box in the shadow of a struct handed to a dynamic call (`mirrored_struct`): `box`,
+# holding a number of its own, stands for the engine's shadow box `engine` (of a
+# variable a closure reassigns), whose boxed number `number` it took or adds into.
+struct ShadowBox
+    box::Core.Box
+    engine::Core.Box
+    number::Ptr{Float64}
+end
+
 struct DynamicRecord
     f::Any
     vals::Vector{Any}          # the arguments as they were at the call (copies: `kept_values`)
@@ -263,6 +272,7 @@ struct DynamicRecord
     shadows::Vector{Vector{Ptr{Cvoid}}}   # per argument, per lane: its shadow's address
     structs::Vector{Vector{Any}}          # per argument, per lane: a struct's shadow (`mirrored_struct`), made
                                           # at the call, where a constant array is still told by identity
+    boxes::Vector{Vector{ShadowBox}}      # per lane: the boxes in those shadows, and the engine's they stand for
     adjoints::Vector{Any}      # per lane: the result's adjoint box or array (none: no floats)
     result::Any                # the call's result, which the reverse sweep's replay must give
 end
@@ -314,20 +324,17 @@ function dynamic_arguments(args::Ptr{Ptr{Cvoid}}, shadows::Ptr{Ptr{Cvoid}}, n::I
                     throw(dynamic_error(f, "the shadow of an argument does not match it"))
             end
             :array
-        elseif holds_arrays_only(typeof(v))
-            # (An immutable struct holding differentiated arrays beside data without a
-            # derivative — a view, a generator over an array —, boxed for the call: its
-            # shadow is an object of its type holding the arrays' shadows.)
+        elseif holds_arrays_or_boxes(typeof(v))
+            # (An immutable struct holding differentiated arrays or a closure's boxes
+            # beside data without a derivative — a view, a generator over an array —,
+            # boxed for the call: its shadow is an object of its type holding the arrays'
+            # and boxes' shadows.)
             for p in s
-                p != C_NULL && mirrored_struct(v, unsafe_pointer_to_objref(p)) !== nothing ||
-                    throw(dynamic_error(f, "the shadow of an argument of type $(typeof(v)) does not match it"))
+                p != C_NULL && mirrored_struct(v, unsafe_pointer_to_objref(p), false) !== nothing ||
+                    throw(dynamic_error(f, "the shadow of an argument of type $(typeof(v)) does not match it" *
+                                           box_advice(v)))
             end
             :struct
-        elseif holds_box(typeof(v))
-            throw(dynamic_error(f, "an argument of type $(typeof(v)) holds a closure over a variable the function " *
-                                    "reassigns (Julia keeps it in a `Core.Box`, whose contents inference gives up " *
-                                    "on): not supported yet; give the closure a variable assigned once " *
-                                    "(`s1 = s; [v * cos(s1) for v in x]`)"))
         else
             throw(dynamic_error(f, "an argument of type $(typeof(v)) carries a derivative; only Float64 and Float32 " *
                                     "numbers, arrays of them, tuples or immutable structs of them, and immutable " *
@@ -340,38 +347,60 @@ function dynamic_arguments(args::Ptr{Ptr{Cvoid}}, shadows::Ptr{Ptr{Cvoid}}, n::I
 end
 
 # Whether `T` is an immutable struct whose fields, at any depth of immutable structs, are
-# arrays of `Float64` or `Float32` (one of them at least) and data without a derivative
-# (`carries_no_derivative`): a view, a generator over an array, a tuple of arrays.
-function holds_arrays_only(@nospecialize(T))
+# arrays of `Float64` or `Float32` or `Core.Box`es (a closure's variable it reassigns; one
+# of these at least) and data without a derivative (`carries_no_derivative`): a view, a
+# generator over an array, a tuple of arrays, a closure.
+function holds_arrays_or_boxes(@nospecialize(T))
     (T isa DataType && isconcretetype(T) && isstructtype(T) && !T.mutable && !(T <: Array) && fieldcount(T) >= 1) ||
         return false
-    arrays = false
+    found = false
     for i in 1:fieldcount(T)
         F = fieldtype(T, i)
-        if F <: Union{Array{Float64},Array{Float32}} && isconcretetype(F)
-            arrays = true
-        elseif holds_arrays_only(F)
-            arrays = true
+        if F <: Union{Array{Float64},Array{Float32}} && isconcretetype(F) || F === Core.Box
+            found = true
+        elseif holds_arrays_or_boxes(F)
+            found = true
         elseif !carries_no_derivative(F)
             return false
         end
     end
-    return arrays
+    return found
 end
 
-# Whether an immutable struct of type `T` holds a `Core.Box`, at any depth of immutable
-# structs (a generator over a closure that captures a reassigned variable).
-holds_box(@nospecialize(T)) =
-    T isa DataType && isstructtype(T) && !T.mutable && !(T <: Array) &&
-    any(i -> (F = fieldtype(T, i); F === Core.Box || holds_box(F)), 1:fieldcount(T))
+# Why the shadow of `v` may not match it: a box holding other than a `Float64`.
+function box_advice(v)
+    for path in box_paths(typeof(v))
+        b = foldl(getfield, path; init = v)
+        isdefined(b, :contents) && b.contents isa Float64 && continue
+        return "; it holds a closure over a variable the function reassigns (Julia keeps it in a `Core.Box`), " *
+               "which holds $(isdefined(b, :contents) ? "a $(typeof(b.contents))" : "nothing yet"): only a " *
+               "`Float64` is differentiated there yet; " * ASSIGNED_ONCE
+    end
+    return ""
+end
 
-# The shadow of struct `v` (`holds_arrays_only`) that the argument's shadow object `d`,
-# the engine's, stands for: `v` with each array replaced by its shadow in `d` (the
-# tangent, or where its adjoint goes). `d` holds only the arrays' shadows (its other
-# fields are never written), so the rest is `v`'s. A constant array `d` holds as its own
-# shadow (runtime activity) gets a zero one, whose derivative is dropped. `nothing`
-# when `d` does not match `v`.
-function mirrored_struct(v, d)
+const ASSIGNED_ONCE = "give the closure a variable assigned once (`s1 = s; [v * cos(s1) for v in x]`)"
+
+# What a refusal of a call handed `vals` adds when one of them holds a closure over a
+# variable the function reassigns: Julia infers less around such a variable, often
+# what the refusal is about.
+box_hint(vals) =
+    any(v -> holds_arrays_or_boxes(typeof(v)) && !isempty(box_paths(typeof(v))), vals) ?
+    " (the call is handed a closure over a variable the function reassigns, which Julia keeps in a `Core.Box` " *
+    "and infers nothing about: if it is the cause, $ASSIGNED_ONCE)" : ""
+
+
+# The shadow of struct `v` (`holds_arrays_or_boxes`) that the argument's shadow object
+# `d`, the engine's, stands for: `v` with each array replaced by its shadow in `d` (the
+# tangent, or where its adjoint goes), and each box by one of its own (`ShadowBox`,
+# pushed onto `boxes`) holding a `Ref` of the tangent of the number `d`'s box holds
+# (forward mode) or of zero (`reverse`: the adjoint, added into `d`'s after the call,
+# `add_box_adjoints`).
+# `d` holds only the arrays' and boxes' shadows (its other fields are never written),
+# so the rest is `v`'s. A constant array `d` holds as its own shadow (runtime activity)
+# gets a zero one, whose derivative is dropped; so does a constant box. `nothing` when
+# `d` does not match `v`.
+function mirrored_struct(v, d, reverse::Bool, boxes::Vector{ShadowBox} = ShadowBox[])
     T = typeof(v)
     typeof(d) === T || return nothing
     fields = Vector{Any}(undef, fieldcount(T))
@@ -382,11 +411,23 @@ function mirrored_struct(v, d)
             isdefined(d, i) || return nothing
             a = getfield(d, i)
             a === x ? zero(x) : a isa typeof(x) && size(a) == size(x) ? a : return nothing
+        elseif F === Core.Box
+            isdefined(d, i) || return nothing
+            b = getfield(d, i)
+            if b === x
+                Core.Box(Ref(0.0))
+            else
+                box_matches(x, b) || return nothing
+                number = Ptr{Float64}(box_contents(b))
+                own = Core.Box(Ref(reverse ? 0.0 : unsafe_load(number)))
+                push!(boxes, ShadowBox(own, b, number))
+                own
+            end
         elseif carries_no_derivative(F)
             x
         else
             isdefined(d, i) || return nothing
-            m = mirrored_struct(x, getfield(d, i))
+            m = mirrored_struct(x, getfield(d, i), reverse, boxes)
             m === nothing && return nothing
             m
         end
@@ -394,12 +435,33 @@ function mirrored_struct(v, d)
     return ccall(:jl_new_structv, Any, (Any, Ptr{Any}, UInt32), T, fields, length(fields))
 end
 
+# Adds the adjoints the call's derivative left in the boxes of a struct's shadow into
+# the engine's boxed numbers they stand for.
+function add_box_adjoints(boxes::Vector{ShadowBox})
+    for b in boxes
+        GC.@preserve b unsafe_store!(b.number, unsafe_load(b.number) + (b.box.contents::Base.RefValue{Float64})[])
+    end
+end
+
+# The addresses of the numbers the boxes of the struct arguments hold: a call that
+# reassigns such a variable (stores another number into its box) is refused, as the
+# engine's shadow box would still hold the old number's shadow.
+box_numbers(vals, kinds) =
+    [box_contents(foldl(getfield, path; init = vals[j])) for j in eachindex(vals) if kinds[j] === :struct
+     for path in box_paths(typeof(vals[j]))]
+
+function check_boxes_kept(f, before, vals, kinds)
+    box_numbers(vals, kinds) == before && return nothing
+    throw(dynamic_error(f, "the call reassigns a variable that a closure it is handed captures (Julia keeps it in " *
+                           "a `Core.Box`): not supported yet; return the new value instead"))
+end
+
 # What a differentiated argument's shadow is to the inner `autodiff`, from the address
 # the engine hands in lane `p`: the shadow array, a struct holding the arrays' shadows
-# (`mirrored_struct`), or the tangent number(s) read there.
+# (`mirrored_struct`, forward mode), or the tangent number(s) read there.
 function argument_shadow(kind::Symbol, v, p::Ptr{Cvoid})
     kind === :array && return unsafe_pointer_to_objref(p)
-    kind === :struct && return mirrored_struct(v, unsafe_pointer_to_objref(p))
+    kind === :struct && return mirrored_struct(v, unsafe_pointer_to_objref(p), false)
     return unsafe_load(Ptr{typeof(v)}(p))
 end
 
@@ -419,7 +481,7 @@ function dynamic_result(f, vals, mode::Int32)
     what = engine_result_name(E) * (Float64 <: E ? ", or a type that holds no floats" : "")
     throw(dynamic_error(f, "its result is inferred as $R where the code after the call reads $what; only " *
                            "Float64 and Float32 results and arrays of them, and results that hold no floats, " *
-                           "are differentiated through such calls yet"))
+                           "are differentiated through such calls yet" * box_hint(vals)))
 end
 
 # `getfield(p, name)` with the name a constant of the method (`FieldOf{name}()(p)`): a
@@ -441,6 +503,7 @@ function dynamic_call(mode::Int32, args::Ptr{Ptr{Cvoid}}, shadows::Ptr{Ptr{Cvoid
     differentiable = dynamic_result(f, vals, mode)
     active = any(!=(:const), kinds)
     frame = last(hook_frames())
+    numbers = box_numbers(vals, kinds)
     if mode & 1 == 0
         if !active
             y = f(vals...)
@@ -452,7 +515,7 @@ function dynamic_call(mode::Int32, args::Ptr{Ptr{Cvoid}}, shadows::Ptr{Ptr{Cvoid
                 width == 1 ? Duplicated(vals[j], ds[1]) : BatchDuplicated(vals[j], ds)
             end
             RA = width == 1 ? Duplicated : BatchDuplicated
-            t, y = inner_dynamic(f, () -> autodiff(ForwardWithPrimal, f, RA, annotated...))
+            t, y = inner_dynamic(f, vals, () -> autodiff(ForwardWithPrimal, f, RA, annotated...))
             ts = width == 1 ? (t,) : Tuple(t)
         else
             # (A call on differentiated arrays returning no floats may still write
@@ -460,6 +523,7 @@ function dynamic_call(mode::Int32, args::Ptr{Ptr{Cvoid}}, shadows::Ptr{Ptr{Cvoid
             y = forward_no_floats(f, vals, kinds, lanes, width)
             ts = ntuple(_ -> 0.0, width)
         end
+        check_boxes_kept(f, numbers, vals, kinds)
         differentiable && checked_result(msg -> dynamic_error(f, msg), f, y, mode; numbers = true)
         for l in 1:width
             t = ts[l]
@@ -472,12 +536,14 @@ function dynamic_call(mode::Int32, args::Ptr{Ptr{Cvoid}}, shadows::Ptr{Ptr{Cvoid
     # overwrite them, and so may the code after it, before the reverse sweep.)
     f_kept, kept = kept_values(f, vals)
     y = f(vals...)
+    check_boxes_kept(f, numbers, vals, kinds)
     differentiable && checked_result(msg -> dynamic_error(f, msg), f, y, mode; numbers = true)
     adjoints = Any[hand_shadow!(frame, out, l, y isa Array ? zero(y) : Ref(differentiable ? zero_result(y) : 0.0))
                    for l in 1:width]
-    structs = [Any[kinds[j] === :struct ? argument_shadow(:struct, vals[j], p) : nothing for p in lanes[j]]
-               for j in eachindex(vals)]
-    push!(frame, DynamicRecord(f_kept, kept, kinds, lanes, structs, differentiable ? adjoints : Any[],
+    boxes = [ShadowBox[] for _ in 1:width]
+    structs = [Any[kinds[j] === :struct ? mirrored_struct(vals[j], unsafe_pointer_to_objref(lanes[j][l]), true, boxes[l]) :
+                   nothing for l in 1:width] for j in eachindex(vals)]
+    push!(frame, DynamicRecord(f_kept, kept, kinds, lanes, structs, boxes, differentiable ? adjoints : Any[],
                                y isa Array ? copy(y) : y))
     unsafe_store!(handle, length(frame))
     return y
@@ -519,7 +585,7 @@ function forward_no_floats(f, vals, kinds, lanes, width)
         ds = ntuple(l -> argument_shadow(kinds[j], vals[j], lanes[j][l]), width)
         width == 1 ? Duplicated(vals[j], ds[1]) : BatchDuplicated(vals[j], ds)
     end
-    inner_dynamic(f, () -> autodiff(Forward, keep, Const, annotated...))
+    inner_dynamic(f, vals, () -> autodiff(Forward, keep, Const, annotated...))
     return result[]
 end
 
@@ -550,10 +616,11 @@ function dynamic_reverse(rec::DynamicRecord)
                 kind !== :array ? Active(v) : Duplicated(v, unsafe_pointer_to_objref(rec.shadows[j][l]))
         end
         grads = if d === nothing
-            inner_dynamic(f, () -> autodiff(Reverse, Keep(f, Ref{Any}(nothing)), Const, annotated...)[1])
+            inner_dynamic(f, vals, () -> autodiff(Reverse, Keep(f, Ref{Any}(nothing)), Const, annotated...)[1])
         else
-            inner_dynamic(f, () -> autodiff(Reverse, Seeded(f, d), Active, annotated...)[1])
+            inner_dynamic(f, vals, () -> autodiff(Reverse, Seeded(f, d), Active, annotated...)[1])
         end
+        add_box_adjoints(rec.boxes[l])
         for j in eachindex(rec.vals)
             rec.kinds[j] in (:number, :numbers) || continue
             T = typeof(rec.vals[j])
@@ -565,7 +632,7 @@ function dynamic_reverse(rec::DynamicRecord)
 end
 
 # The derivative of the dynamic call, with the error, if any, saying where it came from.
-inner_dynamic(f, run) = rethrown_as(run, msg -> dynamic_error(f, msg))
+inner_dynamic(f, vals, run) = rethrown_as(run, msg -> dynamic_error(f, msg * box_hint(vals)))
 
 # --- custom rules (src/rules.jl) -----------------------------------------------------
 #

@@ -430,9 +430,10 @@ end
 # A comprehension over a variable the function reassigns: Julia keeps the variable in a
 # `Core.Box`, infers `collect` and `sum` as calls it dispatches when they run, and boxes
 # the generator (copied whole from the stack, `memory::pointer_struct_copy`) for them.
-# The hook refuses the generator, naming the box and the way out (before, the engine
-# refused it with advice about `Const` arrays that did not apply); the rewrite it
-# advises differentiates.
+# The hook now hands the generator on (below), but `collect`'s result is inferred as an
+# array of an unknown element type, which the code after it reads: refused, the error
+# naming the box and the way out (before, the engine refused it with advice about
+# `Const` arrays that did not apply); the rewrite it advises differentiates.
 function box_comprehension(x)
     s = x[1]
     s += sum([v * cos(s) for v in x])
@@ -459,6 +460,83 @@ end
     for x in ([0.3, 1.2, -0.7], [-1.0, 0.5, 2.0])
         check_all_modes(box_comprehension_advised, x)
     end
+end
+
+# A generator over a variable the function reassigns handed to such a call that returns
+# a float: the generator's closure holds the variable's `Core.Box`, whose shadow (the
+# engine's, holding the number's shadow) the hook hands on in a box of its own
+# (`mirrored_struct`), adding the adjoint it gets into the engine's after the call
+# (`add_box_adjoints`). Refused before.
+box_sum = sum   # (a non-constant global: `box_sum(...)` is dispatched when it runs)
+function box_generator(x)
+    s = x[1]
+    s *= x[2]
+    r = box_sum((v > 0 ? v * s : v^2 * s) for v in x)::Float64   # (both sides, by the signs of `x`)
+    return r * s
+end
+function box_generator_in_loop(x, n)
+    s = x[1]
+    for k in 1:n
+        s += box_sum(v * sin(s) for v in x)::Float64 * x[k]
+    end
+    return s
+end
+
+@testset "a generator over a reassigned variable (`Core.Box`) handed to such a call" begin
+    for x in ([0.3, 1.2, -0.7], [-1.0, 0.5, 2.0], [0.8, 0.4, 1.5])
+        check_all_modes(box_generator, x)
+    end
+    for n in (0, 1, 3), x in ([0.3, 1.2, -0.7, 0.9], [-1.0, 0.5, 2.0, -0.3])
+        check_all_modes(x -> box_generator_in_loop(x, n), x)
+    end
+    # (A generator whose closure reassigns the variable: the engine's shadow box would
+    # still hold the old number's shadow. Refused: by the hook after the call in reverse
+    # mode, by the inner derivative's engine in forward mode.)
+    reassigning(x) = (s = x[1]; box_sum((s += v; s) for v in x)::Float64 * s)
+    for mode in (:reverse, :forward)
+        err = caught(() -> mode === :reverse ? autodiff(Reverse, reassigning, Active, Duplicated([0.3, 1.2], zeros(2))) :
+                                               autodiff(Forward, reassigning, Duplicated, Duplicated([0.3, 1.2], ones(2))))
+        @test err isa Oxidase.DifferentiationError
+        @test occursin(mode === :reverse ? "the call reassigns a variable" : "Core.Box", sprint(showerror, err))
+    end
+end
+
+# A `Core.Box` as a differentiated argument, or held by one (a generator over a
+# reassigned variable): its layout says it holds a boxed `Float64`, and so must its
+# shadow, a number of its own (the one it holds is replaced by an equal one first, so
+# that a literal `0.0`, which Julia boxes once for all code, is never written into).
+box_square(b) = (b.contents::Float64)^2 * 3
+function box_generator_of(x)
+    s = x[1]
+    s += 1.0
+    return (v * cos(s) for v in x)
+end
+@testset "a `Core.Box` as a differentiated argument" begin
+    for v in (0.5, -1.5)
+        db = Core.Box(0.0)
+        autodiff(Reverse, box_square, Active, Duplicated(Core.Box(v), db))
+        @test db.contents == 6v
+        @test Core.Box(0.0).contents === 0.0   # (the literal's box was not written into)
+        dbs = (Core.Box(0.0), Core.Box(0.0))
+        autodiff(Reverse, box_square, Active, BatchDuplicated(Core.Box(v), dbs))
+        @test dbs[1].contents == 6v && dbs[2].contents == 6v
+        @test autodiff(Forward, box_square, Duplicated, Duplicated(Core.Box(v), Core.Box(1.0)))[2] ≈ 6v
+        _, t = autodiff(Forward, box_square, BatchDuplicated, BatchDuplicated(Core.Box(v), (Core.Box(1.0), Core.Box(2.0))))
+        @test t[1] ≈ 6v && t[2] ≈ 12v
+    end
+    x = [0.3, 1.2, -0.7]
+    g = box_generator_of(x)
+    s = x[1] + 1.0
+    dx, db = zeros(3), Core.Box(0.0)
+    closure_over(box) = ccall(:jl_new_structv, Any, (Any, Ptr{Any}, UInt32), typeof(g.f), Any[box], 1)
+    dg = Base.Generator(closure_over(db), dx)
+    autodiff(Reverse, sum, Active, Duplicated(g, dg))
+    @test dx ≈ fill(cos(s), 3)
+    @test db.contents ≈ -sin(s) * sum(x)
+    @test autodiff(Forward, sum, Duplicated, Duplicated(g, Base.Generator(closure_over(Core.Box(1.0)), zeros(3))))[2] ≈
+          -sin(s) * sum(x)
+    err = caught(() -> autodiff(Reverse, box_square, Active, Duplicated(Core.Box(1), Core.Box(0))))
+    @test err isa Oxidase.DifferentiationError && occursin("Core.Box", sprint(showerror, err))
 end
 
 @testset "refused: what the hook does not differentiate yet" begin

@@ -2884,6 +2884,25 @@ fn unread_slot(slot: Value) -> bool {
     )
 }
 
+/// Whether instruction `i` is in a block that ends in `unreachable`: a path that throws.
+fn in_throwing_block(i: Value) -> bool {
+    i.parent_block().terminator().is_some_and(|t| t.opcode() == Opcode::LLVMUnreachable)
+}
+
+/// Whether stack slot `slot` is read only by calls that throw (their block ends in
+/// `unreachable`: the argument array of the error a failed type assertion raises), so
+/// that what is stored into it never reaches code that returns.
+fn error_path_slot(slot: Value) -> bool {
+    every_use(
+        slot,
+        |_| true,
+        |_, u| {
+            u.as_call().is_some_and(|c| is_lifetime_marker(c) || in_throwing_block(u))
+                || u.opcode_if_instruction() == Some(Opcode::LLVMStore) && u.operand(0) != slot
+        },
+    )
+}
+
 /// `stack_object_field` of a load `i` from a slot that may hold derivative data.
 fn stack_object_leaf(
     m: &crate::llvm::Module,
@@ -4054,12 +4073,11 @@ fn keeps_param<'ctx>(g: Function<'ctx>, k: usize, seen: &mut HashSet<(Function<'
     if !seen.insert((g, k)) {
         return false;
     }
-    let throws = |v: Value| v.parent_block().terminator().is_some_and(|t| t.opcode() == Opcode::LLVMUnreachable);
     let mut work = vec![param];
     let mut reached: HashSet<Value<'ctx>> = HashSet::from([param]);
     while let Some(v) = work.pop() {
         for u in v.users() {
-            if !u.is_instruction() || throws(u) {
+            if !u.is_instruction() || in_throwing_block(u) {
                 continue;
             }
             let carries = match u.opcode() {
@@ -4329,7 +4347,7 @@ fn refuse_runtime_activity_escapes(
                 let frame_slot = alloca_base(p).is_some_and(|a| is_gc_frame(a) && !frames.contains(&a));
                 // A slot nothing reads back: the argument array of a call made before
                 // (`unread_slot`), or a GC frame root slot no load reads.
-                let unread = alloca_base(p).is_some_and(unread_slot)
+                let unread = alloca_base(p).is_some_and(|a| unread_slot(a) || error_path_slot(a))
                     || alloca_slot(m, p).is_some_and(|(a, off)| is_gc_frame(a) && frame_slot_unread(m, a, off));
                 if !(frame_slot || unread) {
                     return refuse(i, "stored into memory");
@@ -4509,8 +4527,9 @@ fn is_slot_loaded(m: &crate::llvm::Module, s: Value, offset: u64) -> bool {
 /// Whether nothing reads root slot `offset` of GC frame `a` but the collector: every use
 /// of the frame's addresses is a load of another slot, a store into it, the store of the
 /// frame into the thread's state (which links it for the collector), or a lifetime
-/// marker or `memset`. (Stricter than `!is_slot_loaded`: an address of the frame handed
-/// to a call or stored elsewhere may be read there.)
+/// marker or `memset`, or a call that throws (its block ends in `unreachable`). (Stricter
+/// than `!is_slot_loaded`: an address of the frame handed to a call that returns, or
+/// stored elsewhere, may be read there.)
 fn frame_slot_unread(m: &crate::llvm::Module, a: Value, offset: u64) -> bool {
     every_use(
         a,
@@ -4527,7 +4546,7 @@ fn frame_slot_unread(m: &crate::llvm::Module, a: Value, offset: u64) -> bool {
                     && alloca_slot(m, p)
                         .zip(u.operand(2).const_uint())
                         .is_some_and(|((_, o), len)| offset < o || offset >= o + len);
-                is_lifetime_marker(c) || name.starts_with("llvm.memset.") || copy_elsewhere
+                is_lifetime_marker(c) || name.starts_with("llvm.memset.") || copy_elsewhere || in_throwing_block(u)
             }),
             _ => false,
         },
