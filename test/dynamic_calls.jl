@@ -482,9 +482,31 @@ function box_generator_in_loop(x, n)
     return s
 end
 
+# (And the closure itself, handed to `sum(f, x)` inside such a call: Base's pairwise
+# `mapreduce_impl`, a recursive function, returns the boxed results of the calls it
+# dispatches when they run, `op(v1, v2)`, whose shadows its derivative hands back.)
+box_apply = (h, x) -> sum(h, x)
+function box_closure(x)
+    s = x[1]
+    s += 1.0
+    return box_apply(v -> v > 0 ? v * sin(s) : v^2 * s, x)::Float64 + s
+end
+function box_closure_in_loop(x, n)
+    s = x[1]
+    for k in 1:n
+        s += box_apply(v -> v * sin(s), x)::Float64 * x[k] / 4
+    end
+    return s
+end
+
 @testset "a generator over a reassigned variable (`Core.Box`) handed to such a call" begin
     for x in ([0.3, 1.2, -0.7], [-1.0, 0.5, 2.0], [0.8, 0.4, 1.5])
         check_all_modes(box_generator, x)
+        check_all_modes(box_closure, x)
+    end
+    check_all_modes(box_closure, [0.7])   # (`sum` of one element: `mapreduce_first`)
+    for n in (0, 1, 3), x in ([0.3, 1.2, -0.7, 0.9], [-1.0, 0.5, 2.0, -0.3])
+        check_all_modes(x -> box_closure_in_loop(x, n), x)
     end
     for n in (0, 1, 3), x in ([0.3, 1.2, -0.7, 0.9], [-1.0, 0.5, 2.0, -0.3])
         check_all_modes(x -> box_generator_in_loop(x, n), x)

@@ -641,7 +641,9 @@ impl<'ctx> Memory<'ctx> {
                             continue;
                         }
                     }
-                    if fresh_object || array_call(base) == Some(ArrayCall::Alloc) {
+                    // (So may a call Julia dispatches when it runs, once it is handed
+                    // shadowed memory: a heap object holding a closure's `Core.Box`.)
+                    if fresh_object || array_call(base) == Some(ArrayCall::Alloc) || is_splat(base) {
                         awaiting = Some(refusal);
                         continue;
                     }
@@ -2243,6 +2245,9 @@ fn returned_leaf(
                 _ if v.as_call().and_then(|c| c.called_function()).is_some_and(|g| g == h || g == body) => continue,
                 // (A mutable struct it allocates, laid out by what it stores there.)
                 _ if gc_allocation(v).is_some() => returned_object_layout(m, body, v, args).map(Leaf::Object),
+                // (A call Julia dispatches when it runs: a boxed float whose shadow is a
+                // box, or an array of floats, as the code after the call reads it.)
+                _ if is_splat(v) => Some(hook_result_leaf(v)),
                 _ => None,
             },
             Some(_) => None,
