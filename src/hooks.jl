@@ -257,13 +257,17 @@ inner_derivative(f, run) = rethrown_as(run, msg -> splat_error("in the call of `
 # that holds no floats.
 
 # A box in the shadow of a struct handed to a dynamic call (`mirrored_struct`): `box`,
-# holding a number of its own, stands for the engine's shadow box `engine` (of a
-# variable a closure reassigns), whose boxed number `number` it took or adds into.
+# holding a number of its own, stands for the engine's shadow box of a variable a
+# closure reassigns, whose boxed number `target` (the engine's: a `Ref` or a boxed
+# `Float64`; kept here, so that it outlives the call's reverse sweep whatever the box
+# holds by then) it took or adds into.
 struct ShadowBox
     box::Core.Box
-    engine::Core.Box
-    number::Ptr{Float64}
+    target::Any
 end
+
+# The address of the number boxed number `b` (a `Ref`, or a `Float64` in a box) holds.
+number_address(b) = Ptr{Float64}(ccall(:jl_value_ptr, Ptr{Cvoid}, (Any,), b))
 
 struct DynamicRecord
     f::Any
@@ -418,9 +422,9 @@ function mirrored_struct(v, d, reverse::Bool, boxes::Vector{ShadowBox} = ShadowB
                 Core.Box(Ref(0.0))
             else
                 box_matches(x, b) || return nothing
-                number = Ptr{Float64}(box_contents(b))
-                own = Core.Box(Ref(reverse ? 0.0 : unsafe_load(number)))
-                push!(boxes, ShadowBox(own, b, number))
+                target = b.contents
+                own = Core.Box(Ref(reverse ? 0.0 : GC.@preserve(target, unsafe_load(number_address(target)))))
+                push!(boxes, ShadowBox(own, target))
                 own
             end
         elseif carries_no_derivative(F)
@@ -439,7 +443,11 @@ end
 # the engine's boxed numbers they stand for.
 function add_box_adjoints(boxes::Vector{ShadowBox})
     for b in boxes
-        GC.@preserve b unsafe_store!(b.number, unsafe_load(b.number) + (b.box.contents::Base.RefValue{Float64})[])
+        target = b.target
+        GC.@preserve target begin
+            p = number_address(target)
+            unsafe_store!(p, unsafe_load(p) + (b.box.contents::Base.RefValue{Float64})[])
+        end
     end
 end
 
