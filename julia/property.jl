@@ -735,6 +735,13 @@ function program(rng, name)
                 # of a boxed `s` would be type-unstable.)
                 "bS = x[$(rand(rng, 1:3))]; bS *= $(expr(rng, 1, vars))
     s += Property.DYN_SUM(v * sin(bS) for v in x)::Float64 / 8",
+                # (A comprehension and `map` over such a variable: `collect` and `map`
+                # are then dispatched when they run, their result an array of an
+                # element type inference cannot tell.)
+                "bC = x[$(rand(rng, 1:3))]; bC *= $(expr(rng, 1, vars))
+    s += sum([v * cos(bC) for v in x])::Float64 / 8",
+                "bM = x[$(rand(rng, 1:3))]; bM += $(expr(rng, 1, vars))
+    s += sum(map(v -> v > 0 ? v * sin(bM) : v^2 * bM, x))::Float64 / 8",
                 "s += Property.DYN_ARRAYS((x, x .* $(expr(rng, 1, vars))))::Float64 / 8",
                 # Arrays such calls return, and splatting into `vcat` (whose result
                 # Julia infers as a union).

@@ -64,10 +64,10 @@ end
 # cotangent in reverse mode, `nothing` for Enzyme's (1 for an `Active` result).
 @inline function annotated_autodiff(mode::Mode, fa::F, ::Type{RA}, anns::A, seed) where {F,RA,A<:Tuple}
     fn = function_value(fa)
-    # (A result inference gives up on: `FloatResult`. Decided from inferred types, so
+    # (A result inference gives up on: `TypedResult`. Decided from inferred types, so
     # free for every other function.)
     if fa === fn && unknown_float_result(Core.Compiler.return_type(fn, primal_types(anns)))
-        return annotated_autodiff(mode, FloatResult{result_float(primal_types(anns))}(fn), RA, anns, seed)
+        return annotated_autodiff(mode, TypedResult{result_float(primal_types(anns))}(fn), RA, anns, seed)
     end
     check_shapes(anns)
     check_shape(0, fa)
@@ -133,7 +133,7 @@ end
 
 Whether a function's inferred result type `RT` is one inference gave up on (`Any`,
 `Real`, `AbstractFloat`: an abstract type, not a `Union` of concrete ones) that a float
-may be. Such a function is differentiated as returning a float (`FloatResult`): the
+may be. Such a function is differentiated as returning a float (`TypedResult`): the
 calls it makes that Julia dispatches when they run are differentiated when they run
 (src/hooks.jl).
 """
@@ -150,16 +150,17 @@ function result_float(@nospecialize(types::Type{<:Tuple}))
 end
 
 """
-    FloatResult{T}(f)
+    TypedResult{T}(f)
 
-`f`, whose result inference cannot pin down (`unknown_float_result`), as a function
-returning a `T`: `autodiff` differentiates it in `f`'s place, and a call whose result
-is not a `T` raises a `DifferentiationError`.
+`f`, whose result inference cannot pin down (`unknown_float_result`; in a call Julia
+dispatches when it runs, also an array whose element type it cannot, src/hooks.jl), as
+a function returning a `T`: `autodiff` differentiates it in `f`'s place, and a call
+whose result is not a `T` raises a `DifferentiationError`.
 """
-struct FloatResult{T,F} <: Function
+struct TypedResult{T,F} <: Function
     f::F
 end
-FloatResult{T}(f::F) where {T,F} = FloatResult{T,F}(f)
+TypedResult{T}(f::F) where {T,F} = TypedResult{T,F}(f)
 # (Methods of fixed arities: Julia compiles a method of `args...` for the argument
 # types of a call only up to a few more arguments than its type's other methods take,
 # and a widened specialization is not the one extraction infers. Each argument's type
@@ -170,15 +171,17 @@ FloatResult{T}(f::F) where {T,F} = FloatResult{T,F}(f)
 for n in 0:16
     args, types = [Symbol(:a, k) for k in 1:n], [Symbol(:A, k) for k in 1:n]
     typed = [:($a::$A) for (a, A) in zip(args, types)]
-    @eval function (r::FloatResult{T})($(typed...)) where {T,$(types...)}
+    @eval function (r::TypedResult{T})($(typed...)) where {T,$(types...)}
         y = r.f($(args...))
-        y isa T || unknown_result_error(r.f, T, y)
+        y isa T || unknown_result_error(r.f, T, y, ($(args...),))
         return y::T
     end
 end
-@noinline unknown_result_error(@nospecialize(f), @nospecialize(T), @nospecialize(y)) =
-    throw(DifferentiationError("cannot differentiate `$f`: its result is inferred as `Any` and differentiated " *
+@noinline function unknown_result_error(@nospecialize(f), @nospecialize(T), @nospecialize(y), @nospecialize(args))
+    R = Core.Compiler.return_type(f, Tuple{map(Core.Typeof, args)...})
+    throw(DifferentiationError("cannot differentiate `$f`: its result is inferred as `$R` and differentiated " *
                                "as a $T, and this call returned a $(typeof(y))"))
+end
 
 default_return_activity(::Union{ForwardMode,ForwardWithPrimalMode}, fn, anns::Tuple) =
     any(is_batch, anns) ? BatchDuplicated : Duplicated
@@ -617,7 +620,7 @@ end
 # Types print as seen from the function's module (`Model`, not `Main.Mod.Model`).
 function signature_string(@nospecialize(fn), @nospecialize(types))
     # (A function whose result inference gives up on is named as the user wrote it.)
-    fn isa FloatResult && return signature_string(getfield(fn, :f), types)
+    fn isa TypedResult && return signature_string(getfield(fn, :f), types)
     fname = fn isa Function ? nameof(fn) : fn isa Type ? fn : nameof(typeof(fn))
     from = parentmodule(typeof(fn))
     shown(@nospecialize(T)) = sprint(show, T; context = :module => from)

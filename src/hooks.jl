@@ -131,7 +131,7 @@ struct Seeded{F,T}
     f::F
     d::T
 end
-for n in 0:16   # (fixed arities, typed: `FloatResult`, src/autodiff.jl)
+for n in 0:16   # (fixed arities, typed: `TypedResult`, src/autodiff.jl)
     args, types = [Symbol(:a, k) for k in 1:n], [Symbol(:A, k) for k in 1:n]
     typed = [:($a::$T) for (a, T) in zip(args, types)]
     @eval (s::Seeded)($(typed...)) where {$(types...)} = seeded(s.f($(args...)), s.d)
@@ -282,7 +282,9 @@ struct DynamicRecord
 end
 
 dynamic_error(f, msg) =
-    DifferentiationError("a call Julia dispatches when it runs (`$f`, in code whose types Julia cannot infer): " * msg)
+    DifferentiationError("a call Julia dispatches when it runs (`$(untyped(f))`, in code whose types Julia cannot " *
+                         "infer): " * msg)
+untyped(f) = f isa TypedResult ? getfield(f, :f) : f
 
 """
     carries_no_derivative(T)
@@ -339,6 +341,11 @@ function dynamic_arguments(args::Ptr{Ptr{Cvoid}}, shadows::Ptr{Ptr{Cvoid}}, n::I
                                            box_advice(v)))
             end
             :struct
+        elseif v isa Array && isempty(v)
+            # (An empty array of another element type, `collect`'s result when there is
+            # no first element to tell it: it holds nothing to differentiate, so long as
+            # the call leaves it empty, `check_still_empty`.)
+            :empty
         else
             throw(dynamic_error(f, "an argument of type $(typeof(v)) carries a derivative; only Float64 and Float32 " *
                                     "numbers, arrays of them, tuples or immutable structs of them, and immutable " *
@@ -458,6 +465,12 @@ box_numbers(vals, kinds) =
     [box_contents(foldl(getfield, path; init = vals[j])) for j in eachindex(vals) if kinds[j] === :struct
      for path in box_paths(typeof(vals[j]))]
 
+function check_still_empty(f, empties)
+    all(isempty, empties) && return nothing
+    throw(dynamic_error(f, "the call adds elements to an empty array whose shadow the engine made without knowing " *
+                           "its element type (`collect` of nothing); not supported yet"))
+end
+
 function check_boxes_kept(f, before, vals, kinds)
     box_numbers(vals, kinds) == before && return nothing
     throw(dynamic_error(f, "the call reassigns a variable that a closure it is handed captures (Julia keeps it in " *
@@ -476,16 +489,29 @@ end
 # Whether the call's result (inferred for `f` on `vals`) is differentiated (`true`: a
 # float, an array of floats) or carries no derivative (`false`), checked against what the
 # engine reads it as (`mode`'s flags). A result inference gives up on (`Any`) is taken as
-# a float, which the inner `autodiff` checks (`FloatResult`, src/autodiff.jl), and the
+# a float, which the inner `autodiff` checks (`TypedResult`, src/autodiff.jl), and the
 # call's result is checked again here.
+#
+# Also the function the inner `autodiff` differentiates for `f`: `f` itself, or, for a
+# result that inference knows is an array but not of what (`Array{_A,1} where _A`: the
+# `collect` of a generator whose closure captures a `Core.Box`) and that the engine
+# reads as an array of floats or only hands on, `f` as a function returning the one
+# array type both allow (`TypedResult`; of the arguments' float type where the engine
+# allows either), which checks each result.
 function dynamic_result(f, vals, mode::Int32)
     R = Core.Compiler.return_type(f, Tuple{map(Core.Typeof, vals)...})
     E = engine_result(mode)
-    isconcretetype(R) && R <: E && return true
+    isconcretetype(R) && R <: E && return true, f
     # (A tuple or an immutable struct of floats that only other such calls read.)
-    mode & RESULT_ANY != 0 && is_float_numbers(R) && return true
-    Float64 <: E && carries_no_derivative(R) && return false
-    Float64 <: E && unknown_float_result(R) && return true
+    mode & RESULT_ANY != 0 && is_float_numbers(R) && return true, f
+    Float64 <: E && carries_no_derivative(R) && return false, f
+    Float64 <: E && unknown_float_result(R) && return true, f
+    if R <: Array
+        A = typeintersect(R, E)
+        # (When the engine only hands the result on, of the float type the arguments have.)
+        isconcretetype(A) || (A = typeintersect(A, Array{result_float(Tuple{map(Core.Typeof, vals)...})}))
+        isconcretetype(A) && return true, TypedResult{A}(f)
+    end
     what = engine_result_name(E) * (Float64 <: E ? ", or a type that holds no floats" : "")
     throw(dynamic_error(f, "its result is inferred as $R where the code after the call reads $what; only " *
                            "Float64 and Float32 results and arrays of them, and results that hold no floats, " *
@@ -505,10 +531,20 @@ function field_read(f, vals, kinds, lanes)
     return FieldOf{vals[2]}(), vals[1:1], kinds[1:1], lanes[1:1]
 end
 
+# Functions whose result is new storage with undefined contents (`similar`, and the
+# helpers Base's `collect` and `map` make their result with when inference cannot tell
+# its element type): the result carries no derivative whatever they are handed, so the
+# call is taken as one on constants (a zero shadow; nothing for the reverse sweep, whose
+# replay would find other contents).
+const FRESH_STORAGE = (similar, Base._similar_for, Base._array_for)
+
 function dynamic_call(mode::Int32, args::Ptr{Ptr{Cvoid}}, shadows::Ptr{Ptr{Cvoid}}, n::Int, width::Int,
                       out::Ptr{Ptr{Ptr{Cvoid}}}, handle::Ptr{Int64})
     f, vals, kinds, lanes = field_read(dynamic_arguments(args, shadows, n, width)...)
-    differentiable = dynamic_result(f, vals, mode)
+    any(g -> f === g, FRESH_STORAGE) && (kinds = map(_ -> :const, kinds))
+    empties = Any[vals[j] for j in eachindex(vals) if kinds[j] === :empty]
+    kinds = map(k -> k === :empty ? :const : k, kinds)
+    differentiable, fd = dynamic_result(f, vals, mode)
     active = any(!=(:const), kinds)
     frame = last(hook_frames())
     numbers = box_numbers(vals, kinds)
@@ -523,7 +559,7 @@ function dynamic_call(mode::Int32, args::Ptr{Ptr{Cvoid}}, shadows::Ptr{Ptr{Cvoid
                 width == 1 ? Duplicated(vals[j], ds[1]) : BatchDuplicated(vals[j], ds)
             end
             RA = width == 1 ? Duplicated : BatchDuplicated
-            t, y = inner_dynamic(f, vals, () -> autodiff(ForwardWithPrimal, f, RA, annotated...))
+            t, y = inner_dynamic(f, vals, () -> autodiff(ForwardWithPrimal, fd, RA, annotated...))
             ts = width == 1 ? (t,) : Tuple(t)
         else
             # (A call on differentiated arrays returning no floats may still write
@@ -532,6 +568,7 @@ function dynamic_call(mode::Int32, args::Ptr{Ptr{Cvoid}}, shadows::Ptr{Ptr{Cvoid
             ts = ntuple(_ -> 0.0, width)
         end
         check_boxes_kept(f, numbers, vals, kinds)
+        check_still_empty(f, empties)
         differentiable && checked_result(msg -> dynamic_error(f, msg), f, y, mode; numbers = true)
         for l in 1:width
             t = ts[l]
@@ -542,9 +579,10 @@ function dynamic_call(mode::Int32, args::Ptr{Ptr{Cvoid}}, shadows::Ptr{Ptr{Cvoid
     end
     # (The function and the arguments as they are now, constant ones too: the call may
     # overwrite them, and so may the code after it, before the reverse sweep.)
-    f_kept, kept = kept_values(f, vals)
+    f_kept, kept = kept_values(fd, vals)
     y = f(vals...)
     check_boxes_kept(f, numbers, vals, kinds)
+    check_still_empty(f, empties)
     differentiable && checked_result(msg -> dynamic_error(f, msg), f, y, mode; numbers = true)
     adjoints = Any[hand_shadow!(frame, out, l, y isa Array ? zero(y) : Ref(differentiable ? zero_result(y) : 0.0))
                    for l in 1:width]
@@ -602,7 +640,7 @@ struct Keep{F}
     f::F
     out::Base.RefValue{Any}
 end
-for n in 0:16   # (fixed arities, typed: `FloatResult`, src/autodiff.jl)
+for n in 0:16   # (fixed arities, typed: `TypedResult`, src/autodiff.jl)
     args, types = [Symbol(:a, k) for k in 1:n], [Symbol(:A, k) for k in 1:n]
     typed = [:($a::$T) for (a, T) in zip(args, types)]
     @eval (k::Keep)($(typed...)) where {$(types...)} = (k.out[] = k.f($(args...)); nothing)

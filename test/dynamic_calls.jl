@@ -103,7 +103,7 @@ end
 end
 
 # Functions whose result inference gives up on (`Any`): differentiated as returning a
-# float (`Oxidase.FloatResult`), which each call checks.
+# float (`Oxidase.TypedResult`), which each call checks.
 dyn_any(x) = dyn_scalar(x[1]) * x[2]
 dyn_any_scalar(x) = dyn_scalar(x) * x
 dyn_any_direct(x) = dyn_scalar(x)
@@ -128,7 +128,7 @@ dyn_any_loop(x, n) = (s = 0.0; for i in 1:n; s += dyn_scalar(x[i]) * x[end]; end
     ((dx32,),) = autodiff(Reverse, dyn_any_scalar, Active, Active(0.5f0))
     @test dx32 isa Float32 && dx32 ≈ cos(0.5f0) * 0.5f0 + sin(0.5f0)
     @test autodiff(Forward, dyn_any_scalar, Duplicated, Duplicated(0.5, 1.0))[2] ≈ dx
-    # (Three arguments: `FloatResult`'s methods of fixed arities are compiled for them.)
+    # (Three arguments: `TypedResult`'s methods of fixed arities are compiled for them.)
     dv = zeros(2)
     ((da, db, _),) = autodiff(Reverse, dyn_any_three, Active, Active(0.5), Active(2.0), Duplicated([3.0, 4.0], dv))
     @test da ≈ 2cos(0.5) && db ≈ sin(0.5) && dv == [4.0, 3.0]
@@ -430,16 +430,45 @@ end
 # A comprehension over a variable the function reassigns: Julia keeps the variable in a
 # `Core.Box`, infers `collect` and `sum` as calls it dispatches when they run, and boxes
 # the generator (copied whole from the stack, `memory::pointer_struct_copy`) for them.
-# The hook now hands the generator on (below), but `collect`'s result is inferred as an
-# array of an unknown element type, which the code after it reads: refused, the error
-# naming the box and the way out (before, the engine refused it with advice about
-# `Const` arrays that did not apply); the rewrite it advises differentiates.
+# `collect`'s result, inferred as an array of an unknown element type, merges with the
+# empty array it makes when there is no first element; the engine reads it as an array
+# of floats through that merge (`memory::result_and_merges`), and the hook has the call
+# differentiated as returning one (`TypedResult`), making the empty array's shadow
+# without a derivative (`similar`, `FRESH_STORAGE`). Refused before.
 function box_comprehension(x)
     s = x[1]
     s += sum([v * cos(s) for v in x])
     return s
 end
 box_map(x) = (s = x[2]; s += sum(map(v -> v * sin(s), x)); s * x[1])
+function box_comprehension_branch(x)
+    s = x[1]
+    s *= 2
+    a = [v > 0 ? v * cos(s) : v^2 * s for v in x]
+    return s + a[end] + sum(a)
+end
+function box_comprehension_loop(x, n)
+    s = x[1]
+    for _ in 1:n
+        s = s * 0.5 + sum([v * sin(s) for v in x])
+    end
+    return s
+end
+# (Only handed on, to `foldl`: the result is of the arguments' float type. With one
+# element, the comprehension is over nothing: `collect` makes a `Vector{Any}`.)
+function box_comprehension_handed(x)
+    s = x[1]
+    s *= 2
+    t = [v * s for v in x[2:end]]
+    return s + foldl(+, t; init = 0.0)
+end
+# (A closure returning an `Int` on one side of its branch: `collect` widens the array
+# it fills, which the engine cannot follow.)
+function box_comprehension_widened(x)
+    s = x[1]
+    s += 1
+    return sum([v > 0 ? v * s : 0 for v in x])
+end
 function box_comprehension_advised(x)
     s = x[1]
     s1 = s
@@ -448,17 +477,26 @@ function box_comprehension_advised(x)
 end
 
 @testset "a comprehension over a reassigned variable (`Core.Box`)" begin
-    for f in (box_comprehension, box_map)
-        for mode in (:reverse, :forward)
-            x = [0.3, 1.2, -0.7]
-            err = caught(() -> mode === :reverse ? autodiff(Reverse, f, Active, Duplicated(copy(x), zeros(3))) :
-                                                   autodiff(Forward, f, Duplicated, Duplicated(copy(x), ones(3))))
-            @test err isa Oxidase.DifferentiationError
-            @test occursin("Core.Box", sprint(showerror, err))
-        end
-    end
-    for x in ([0.3, 1.2, -0.7], [-1.0, 0.5, 2.0])
+    for x in ([0.3, 1.2, -0.7], [-1.0, 0.5, 2.0], [0.7, 0.2])
+        check_all_modes(box_comprehension, x)
+        check_all_modes(box_map, x)
+        check_all_modes(box_comprehension_branch, x)
+        check_all_modes(box_comprehension_handed, x)
         check_all_modes(box_comprehension_advised, x)
+    end
+    for x in ([0.7], [-0.7])
+        check_all_modes(box_comprehension, x)
+        check_all_modes(box_comprehension_branch, x)
+        check_all_modes(box_comprehension_handed, x)
+    end
+    for n in (0, 1, 3)
+        check_all_modes(x -> box_comprehension_loop(x, n), [0.3, 1.2, -0.7])
+    end
+    for x in ([0.7, 0.2], [0.7, -0.2]), mode in (:reverse, :forward)
+        err = caught(() -> mode === :reverse ?
+                           autodiff(Reverse, box_comprehension_widened, Active, Duplicated(copy(x), zeros(2))) :
+                           autodiff(Forward, box_comprehension_widened, Duplicated, Duplicated(copy(x), ones(2))))
+        @test err isa Oxidase.DifferentiationError
     end
 end
 

@@ -238,7 +238,7 @@ fn memory_rule(m: &Module, i: Value, mem: &Memory, types: &Types, unsure_copies:
             // (A struct of pointers copied whole into a heap object with a shadow: the
             // same copy between the shadows, made with the shadows, `transform::shadow`;
             // the pointers carry no derivative of their own.)
-            if crate::analysis::memory::pointer_struct_copy(mem, i).is_some_and(|o| mem.is_shadowed(o)) {
+            if crate::analysis::memory::pointer_struct_copy(mem, i).is_some_and(|(o, _)| mem.is_shadowed(o)) {
                 return Some(Rule::Zero);
             }
             if (copy || name.starts_with("llvm.memset") || name == "memset")
@@ -857,12 +857,12 @@ impl<'ctx> Activity<'ctx> {
             // is copied into whole (`pointer_struct_copy`: a generator over a closure's
             // `Core.Box`, boxed for a call Julia dispatches when it runs): it gets a shadow
             // too, which the same copy between the shadows fills (`transform::shadow`).
-            if let Some(dst) = crate::analysis::memory::pointer_struct_copy(mem, i) {
+            if let Some((dst, leaf)) = crate::analysis::memory::pointer_struct_copy(mem, i) {
                 if !mem.is_shadowed(dst)
                     && crate::analysis::memory::shadowable_object(dst)
                     && mem.can_mirror(dst, &inert, &fresh)
                 {
-                    wants_shadow.entry(dst).or_insert(Leaf::StackArraysF64);
+                    wants_shadow.entry(dst).or_insert(leaf);
                 }
             }
         }

@@ -215,7 +215,8 @@ pub fn hook_result_leaf(call: Value) -> Leaf {
     }
     // (What Julia checks the result's type against, when the checks agree: a type
     // assertion, `vcat(x...)::Vector{Float64}`.)
-    let checked: Vec<Leaf> = checked_types(call).into_iter().filter_map(type_leaf).collect();
+    let reads = crate::rules::calls::splat::result_and_merges(call);
+    let checked: Vec<Leaf> = reads.iter().flat_map(|&r| checked_types(r)).filter_map(type_leaf).collect();
     if let Some(&first) = checked.first() {
         if checked.iter().all(|&l| l == first) {
             return first;
@@ -243,10 +244,10 @@ pub fn hook_result_leaf(call: Value) -> Leaf {
     let reads_32_bits = |p: Value| {
         load_through(p, |u| u.ty().float_bits() == 32 || u.ty().is_int() && u.ty().int_width() == 32).is_some()
     };
-    match load_through(call, |u| u.ty().is_pointer() && at_offset_zero(u.operand(0))) {
+    match reads.iter().find_map(|&r| load_through(r, |u| u.ty().is_pointer() && at_offset_zero(u.operand(0)))) {
         Some(data) if reads_32_bits(data) => Leaf::ArrayF32,
         Some(_) => Leaf::ArrayF64,
-        None if reads_32_bits(call) => Leaf::F32,
+        None if reads.iter().any(|&r| reads_32_bits(r)) => Leaf::F32,
         None => stored_beside_arrays(call).unwrap_or(Leaf::F64),
     }
 }
@@ -1528,9 +1529,20 @@ pub fn refused_type_checks(call: Value) -> (Leaf, Vec<(Value, bool)>) {
     if !matches!(leaf, Leaf::ArrayF64 | Leaf::ArrayF32) || crate::rules::calls::splat::unread_result(call) {
         return (leaf, Vec::new());
     }
-    let folds = tag_compares(call)
-        .into_iter()
-        .filter(|&(_, ty)| type_leaf(ty) != Some(leaf))
+    // (Not a comparison with the type of an array allocated here that merges with the
+    // result: that array may be what the merge holds.)
+    let reads = crate::rules::calls::splat::result_and_merges(call);
+    let allocated: Vec<u64> = reads
+        .iter()
+        .filter(|&&r| pointer_op(r) == Some(PointerOp::Merge))
+        .flat_map(|&r| merged(r))
+        .filter(|&v| array_call(v) == Some(ArrayCall::Alloc))
+        .filter_map(|v| crate::llvm::const_address(v.operand(0)))
+        .collect();
+    let folds = reads
+        .iter()
+        .flat_map(|&r| tag_compares(r))
+        .filter(|&(_, ty)| type_leaf(ty) != Some(leaf) && !allocated.contains(&ty))
         .filter_map(|(cmp, _)| match cmp.icmp_predicate() {
             crate::llvm::IntPredicate::LLVMIntEQ => Some((cmp, true)),
             crate::llvm::IntPredicate::LLVMIntNE => Some((cmp, false)),
@@ -4231,25 +4243,38 @@ fn number_box_merge(p: Value) -> bool {
     number_boxes(p).is_some()
 }
 
-/// For `i`, a `memcpy` of a whole stack object with a shadow that holds pointers only
-/// (`Leaf::StackArraysF64`) to the start of a heap object the function allocates, of
-/// a size that holds it, which is handed to a call Julia dispatches when it runs (Julia
-/// boxing a struct for it): that heap object. (Not an exception object a struct is
-/// copied into, which is thrown.)
-pub fn pointer_struct_copy<'ctx>(mem: &Memory<'ctx>, i: Value<'ctx>) -> Option<Value<'ctx>> {
+/// For `i`, a `memcpy` of a whole struct with a shadow that holds pointers only to the
+/// start of a heap object the function allocates, of a size that holds it, which is
+/// handed to a call Julia dispatches when it runs (Julia boxing a struct for it): that
+/// heap object, and the leaf its shadow gets. The struct is a stack object
+/// (`Leaf::StackArraysF64`), or an immutable struct argument passed by reference whose
+/// fields are pointers and integers (`Leaf::Object`: a generator handed to a
+/// derivative taken when a call runs, `src/hooks.jl`); the copy of its shadow holds the
+/// same shadows at the same offsets. (Not an exception object a struct is copied into,
+/// which is thrown.)
+pub fn pointer_struct_copy<'ctx>(mem: &Memory<'ctx>, i: Value<'ctx>) -> Option<(Value<'ctx>, Leaf)> {
     let call = i.as_call().filter(|_| i.opcode() == Opcode::LLVMCall)?;
     let name = callee_name(call.called_operand())?;
     if !name.starts_with("llvm.memcpy") {
         return None;
     }
     let (dst, src) = (i.operand(0), i.operand(1));
-    if mem.leaf(src) != Some(Leaf::StackArraysF64) || !at_offset_zero(dst) {
+    let leaf = match mem.leaf(src)? {
+        Leaf::StackArraysF64 => Leaf::StackArraysF64,
+        Leaf::Object(fields)
+            if at_offset_zero(src) && fields.iter().all(|(_, l)| !matches!(l, Layout::F64 | Layout::F32)) =>
+        {
+            Leaf::Object(fields)
+        }
+        _ => return None,
+    };
+    if !at_offset_zero(dst) {
         return None;
     }
     let object = zero_offset_base(dst);
     let len = i.operand(2).const_uint()?;
     let handed = object.users().into_iter().any(|u| is_splat(u) && u.operands().contains(&object));
-    (gc_allocation(object).is_some() && own_bytes(object).is_some_and(|n| n >= len) && handed).then_some(object)
+    (gc_allocation(object).is_some() && own_bytes(object).is_some_and(|n| n >= len) && handed).then_some((object, leaf))
 }
 
 /// Whether the function stores anything into object `a` it allocates (not counting its
@@ -5518,5 +5543,50 @@ j:
             .unwrap();
         let [x, _] = loads!(m)[..] else { panic!("two loads") };
         assert!(!loaded_from_readonly_param(x));
+    }
+
+    /// `collect`'s result when inference cannot tell its element type: a dynamic call's
+    /// result merged with the empty array allocated when there is nothing to collect.
+    /// What the code reads through the merge (a data pointer) it reads of the result: an
+    /// array of floats. Merged with an argument instead, the merge is not the result's.
+    #[test]
+    fn a_dynamic_result_is_read_through_a_merge_with_an_empty_array() {
+        let ir = |other: &str| {
+            format!(
+                r#"
+declare ptr addrspace(10) @jl_alloc_array_1d(ptr addrspace(10), i64)
+declare ptr addrspace(10) @oxidase.dynamic.1(ptr addrspace(10), ptr addrspace(10))
+
+define double @f(i1 %empty, ptr addrspace(10) %g, ptr addrspace(10) %t, ptr addrspace(10) %arg) {{
+top:
+  br i1 %empty, label %none, label %some
+none:
+  %e = {other}
+  br label %join
+some:
+  %r = call ptr addrspace(10) @oxidase.dynamic.1(ptr addrspace(10) %g, ptr addrspace(10) %t)
+  br label %join
+join:
+  %a = phi ptr addrspace(10) [ %e, %none ], [ %r, %some ]
+  %data = load ptr addrspace(13), ptr addrspace(10) %a, align 8
+  %v = load double, ptr addrspace(13) %data, align 8
+  ret double %v
+}}
+"#
+            )
+        };
+        let alloc = "call ptr addrspace(10) @jl_alloc_array_1d(ptr addrspace(10) %t, i64 0)";
+        let argument = "getelementptr i8, ptr addrspace(10) %arg, i64 0";
+        for (other, leaf) in [(alloc, Leaf::ArrayF64), (argument, Leaf::F64)] {
+            let ctx = Context::create();
+            let m = OwnedModule::parse_ir(&ctx, &ir(other)).unwrap();
+            let f = m.function("f").unwrap();
+            let r = f.blocks().into_iter().flat_map(|b| b.instructions()).find(|i| i.name() == "r").unwrap();
+            assert_eq!(super::hook_result_leaf(r), leaf, "{other}");
+            assert_eq!(
+                crate::rules::calls::splat::result_and_merges(r).len(),
+                if leaf == Leaf::ArrayF64 { 2 } else { 1 }
+            );
+        }
     }
 }

@@ -345,7 +345,7 @@ pub fn build_lane<'ctx>(
         }
         // A struct of pointers copied whole into a heap object with a shadow
         // (`memory::pointer_struct_copy`): the same copy between the shadows.
-        if crate::analysis::memory::pointer_struct_copy(mem, i).is_some_and(|o| mem.is_shadowed(o)) {
+        if crate::analysis::memory::pointer_struct_copy(mem, i).is_some_and(|(o, _)| mem.is_shadowed(o)) {
             let (Some(&d), Some(&s), Some(call)) = (shadow.get(&i.operand(0)), shadow.get(&i.operand(1)), i.as_call())
             else {
                 return Err(crate::error::Error::Internal(format!(
