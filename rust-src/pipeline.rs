@@ -657,6 +657,7 @@ pub fn analyze<'ctx>(
         if crate::analysis::memory::retype_bit_copies(m, g, &mem, &types)? {
             mem = Memory::compute(m, g, roots, maybe_constant, &allocations, user_name)?;
         }
+        Printed::Memory.print(&g.name(), || mem.print(g));
         let act = Activity::compute(m, subject, &mem, &types)?;
         if act.wants_shadow.is_empty() {
             // (A field read before the object stored there had its shadow, which no

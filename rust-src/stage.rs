@@ -183,6 +183,9 @@ pub enum Printed {
     Uses,
     /// `analysis::types::Types::print`: what each value holds, byte by byte (`types`).
     Types,
+    /// `analysis::memory::Memory::print`: the pointers with a shadow and what the memory
+    /// they point to holds (`memory`), once per round of the analysis.
+    Memory,
 }
 
 impl Printed {
@@ -193,6 +196,7 @@ impl Printed {
             Printed::Untracked => "untracked data",
             Printed::Uses => "uses plan",
             Printed::Types => "type analysis",
+            Printed::Memory => "shadow memory",
         }
     }
 
@@ -202,6 +206,7 @@ impl Printed {
             Printed::Untracked => "untracked",
             Printed::Uses => "uses",
             Printed::Types => "types",
+            Printed::Memory => "memory",
         }
     }
 

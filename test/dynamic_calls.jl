@@ -500,6 +500,47 @@ end
     end
 end
 
+# A reduction over a generator over such a variable, inlined into the function: the
+# generator lives in a GC frame's root slot that Julia reads back as a stack object
+# (it gets a shadow frame holding the box's shadow), and the reduction merges its
+# result with the `_InitialValue()` singleton it tests for an empty collection (a
+# type tag read at a merge with a constant object, `memory::hook_box_results`). The
+# call `mapreduce_empty` that throws for an empty collection reads the arguments array
+# it is handed, nothing else (`memory::only_trap_follows`). Refused before.
+box_reduction(x) = (s = x[1] * 2; s += sum(v * cos(s) for v in x); s)
+function box_reduction_branch(x)
+    s = x[1]
+    s *= x[2]
+    t = sum(v > 0 ? v * cos(s) : v^2 * s for v in x)
+    return s + t
+end
+function box_reduction_loop(x, n)
+    s = x[1]
+    for _ in 1:n
+        s = s * 0.5 + sum(v * sin(s) for v in x)
+    end
+    return s
+end
+box_reduction_init(x) = (s = x[1] * 2; s += foldl(+, (v * cos(s) for v in x[2:end]); init = 0.0); s)
+# (The closure itself handed to `sum`, which hands it by reference to Base's recursive
+# pairwise `mapreduce_impl`: still refused.)
+box_reduction_closure(x) = (s = x[1] * 2; s += sum(v -> v * sin(s), x); s)
+
+@testset "a reduction over a generator over a reassigned variable, inlined" begin
+    for x in ([0.3, 1.2, -0.7], [-1.0, 0.5, 2.0], [0.7, 0.2])
+        check_all_modes(box_reduction, x)
+        check_all_modes(box_reduction_branch, x)
+        check_all_modes(box_reduction_init, x)
+    end
+    check_all_modes(box_reduction, [0.7])
+    check_all_modes(box_reduction_init, [0.7])
+    for n in (0, 1, 3)
+        check_all_modes(x -> box_reduction_loop(x, n), [0.3, 1.2, -0.7])
+    end
+    err = caught(() -> autodiff(Reverse, box_reduction_closure, Active, Duplicated([0.3, 1.2, -0.7], zeros(3))))
+    @test err isa Oxidase.DifferentiationError
+end
+
 # A generator over a variable the function reassigns handed to such a call that returns
 # a float: the generator's closure holds the variable's `Core.Box`, whose shadow (the
 # engine's, holding the number's shadow) the hook hands on in a box of its own

@@ -898,7 +898,13 @@ impl<'ctx> Activity<'ctx> {
                     && crate::analysis::memory::object_base(addr).is_some_and(|o| {
                         crate::analysis::memory::gc_allocation(o).is_some()
                             || o.opcode() == Opcode::LLVMAlloca && !crate::analysis::memory::is_gc_frame(o)
-                    });
+                    })
+                // (Or a heap object with a shadow stored into a GC frame's root slot that
+                // is read back: a generator over a closure's `Core.Box` Julia keeps in a
+                // slot and hands by reference to the reduction inlined below. Unread slots
+                // are `inert`.)
+                || heap_object
+                    && crate::analysis::memory::alloca_base(addr).is_some_and(crate::analysis::memory::is_gc_frame);
             // (A GC frame whose root slots are used as objects gets a shadow frame whose
             // root slots hold the shadows: `Memory::compute`.)
             if i.opcode() == Opcode::LLVMStore && array_object && !mem.is_shadowed(addr) && !inert.contains(&i) {

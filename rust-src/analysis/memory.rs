@@ -998,6 +998,11 @@ impl<'ctx> Memory<'ctx> {
                             && (!objects.contains(&a) || pointer_op(p) == Some(PointerOp::Merge))
                     })
                     || alloca_base(u.operand(1)).is_some_and(|o| !is_gc_frame(o) || self.frames.contains(&o))
+                    // (Or into a root slot of a GC frame that is read back, which Julia
+                    // uses as a stack object — a generator over a closure's box, kept in
+                    // a slot and handed by reference to the reduction inlined below —:
+                    // the frame gets a shadow frame holding the shadow, `activity`.)
+                    || alloca_base(u.operand(1)).is_some_and(|o| is_gc_frame(o) && shadowable_stack_object(o))
                     || self.allocated_array(u.operand(1)).is_some()
             }
             Some(Opcode::LLVMLoad | Opcode::LLVMICmp) => true,
@@ -1087,6 +1092,25 @@ impl<'ctx> Memory<'ctx> {
     /// `Const` argument's, a global's: `constant_data`).
     pub fn is_constant_data(&self, p: Value<'ctx>) -> bool {
         constant_data(p, &self.shadowed)
+    }
+
+    /// Text printer for tests and bug reports: one line per value with a shadow, with
+    /// what the memory it points to holds, whether it points into an array's data, and
+    /// whether its shadow may be itself when the code runs (runtime activity).
+    pub fn print(&self, f: Function<'ctx>) -> String {
+        let mut out = String::new();
+        for i in f.params().into_iter().chain(f.blocks().into_iter().flat_map(|b| b.instructions())) {
+            let Some(leaf) = self.shadowed.get(&i) else { continue };
+            let mut notes = vec![format!("{leaf:?}")];
+            if self.data.contains(&i) {
+                notes.push("data".into());
+            }
+            if self.maybe_constant.contains(&i) {
+                notes.push("maybe constant".into());
+            }
+            out.push_str(&format!("{}  ; {}\n", i.print().trim(), notes.join(", ")));
+        }
+        out
     }
 
     /// Whether shadowed pointer `p` may point into memory without a derivative, which the
@@ -2584,8 +2608,17 @@ fn hook_boxes(v: Value) -> bool {
 }
 
 /// The splat or dynamic calls whose results `v` may be, through merges, when every
-/// other value it may be is a box the function allocates; `None` otherwise.
+/// other value it may be is a box the function allocates, or an object Julia embeds by
+/// address (a literal's box, or a singleton: the `_InitialValue()` a reduction over a
+/// generator merges with its result, which it tests for an empty collection); `None`
+/// otherwise.
 fn hook_box_results(v: Value) -> Option<Vec<Value>> {
+    let rt = crate::julia::current();
+    let embedded = |w: Value| {
+        w.is_constant()
+            && w.ty().address_space() == Some(rt.tracked_address_space)
+            && crate::llvm::const_address(w).is_some_and(|a| a > rt.object_tag && a % 8 == 0)
+    };
     let (mut work, mut seen, mut calls) = (vec![v], HashSet::new(), Vec::new());
     while let Some(w) = work.pop() {
         if !seen.insert(w) {
@@ -2595,6 +2628,7 @@ fn hook_box_results(v: Value) -> Option<Vec<Value>> {
             Some(PointerOp::Merge) => work.extend(merged(w)),
             _ if is_splat(w) => calls.push(w),
             _ if at_offset_zero(w) && gc_allocation(zero_offset_base(w)).is_some() => {}
+            _ if embedded(w) => {}
             _ => return None,
         }
     }
@@ -2904,6 +2938,22 @@ fn unread_slot(slot: Value) -> bool {
 /// Whether instruction `i` is in a block that ends in `unreachable`: a path that throws.
 fn in_throwing_block(i: Value) -> bool {
     i.parent_block().terminator().is_some_and(|t| t.opcode() == Opcode::LLVMUnreachable)
+}
+
+/// Whether call `i` is followed in its block only by traps and `unreachable`: Julia's
+/// code after a call its inference says never returns (it throws).
+fn only_trap_follows(i: Value) -> bool {
+    let mut next = i.next_instruction();
+    while let Some(n) = next {
+        match n.opcode() {
+            Opcode::LLVMUnreachable => return true,
+            Opcode::LLVMCall
+                if n.as_call().is_some_and(|c| callee_name(c.called_operand()).as_deref() == Some("llvm.trap")) => {}
+            _ => return false,
+        }
+        next = n.next_instruction();
+    }
+    false
 }
 
 /// Whether stack slot `slot` is read only by calls that throw (their block ends in
@@ -3573,9 +3623,12 @@ pub fn inert_pointer_stores<'ctx>(m: &'ctx crate::llvm::Module, insts: &[Value<'
         // (Nor does a call that never returns, which has no derivative and reads the
         // primal objects only: `throw_boundserror` handed an array rooted in the frame,
         // with bounds checks forced on.)
+        // (Nor one that only a trap follows, which Julia's inference says never returns:
+        // `mapreduce_empty`'s error, called through the generic calling convention.)
         let keeps_nothing = callee.is_function()
             && ["llvm.lifetime.", "llvm.memset."].iter().any(|p| callee.name().starts_with(p))
-            || is_noreturn_call(call);
+            || is_noreturn_call(call)
+            || only_trap_follows(*i);
         if !keeps_nothing {
             for k in (0..call.call_arg_count()).filter(|&k| !rule_result_roots(*i, k)) {
                 // (A value of a known type read by reference from a slot: those bytes.)
@@ -5587,6 +5640,36 @@ join:
                 crate::rules::calls::splat::result_and_merges(r).len(),
                 if leaf == Leaf::ArrayF64 { 2 } else { 1 }
             );
+        }
+    }
+
+    /// A pointer stored into the arguments array of a call that only a trap follows
+    /// (Julia's inference says it never returns: `mapreduce_empty`'s error) is read by
+    /// nothing that has a derivative; followed by a return, the call may read it.
+    #[test]
+    fn an_argument_of_a_call_only_a_trap_follows_is_inert() {
+        let ir = |after: &str| {
+            format!(
+                r#"
+declare ptr addrspace(10) @jl_invoke(ptr addrspace(10), ptr, i32, ptr addrspace(10))
+declare void @llvm.trap()
+
+define void @f(ptr addrspace(10) %x, ptr addrspace(10) %m) {{
+  %args = alloca [2 x ptr addrspace(10)], align 8
+  store ptr addrspace(10) %x, ptr %args, align 8
+  %r = call ptr addrspace(10) @jl_invoke(ptr addrspace(10) %m, ptr %args, i32 1, ptr addrspace(10) %m)
+  {after}
+}}
+"#
+            )
+        };
+        for (after, inert) in [("call void @llvm.trap()\n  unreachable", true), ("ret void", false)] {
+            let ctx = Context::create();
+            let m = OwnedModule::parse_ir(&ctx, &ir(after)).unwrap();
+            let f = m.function("f").unwrap();
+            let insts: Vec<Value> = f.blocks().into_iter().flat_map(|b| b.instructions()).collect();
+            let store = insts.iter().copied().find(|i| i.opcode() == Opcode::LLVMStore).unwrap();
+            assert_eq!(super::inert_pointer_stores(&m, &insts).contains(&store), inert, "{after}");
         }
     }
 }
