@@ -742,9 +742,11 @@ function program(rng, name)
     s += sum([v * cos(bC) for v in x])::Float64 / 8",
                 "bM = x[$(rand(rng, 1:3))]; bM += $(expr(rng, 1, vars))
     s += sum(map(v -> v > 0 ? v * sin(bM) : v^2 * bM, x))::Float64 / 8",
-                # (And a reduction over a generator over one, inlined.)
+                # (And a reduction over a generator over one, or over a closure, inlined.)
                 "bR = x[$(rand(rng, 1:3))]; bR *= $(expr(rng, 1, vars))
     s += sum(v > 0 ? v * cos(bR) : v * bR for v in x)::Float64 / 8",
+                "bF = x[$(rand(rng, 1:3))]; bF += $(expr(rng, 1, vars))
+    s += sum(v -> v * sin(bF), x)::Float64 / 8",
                 "s += Property.DYN_ARRAYS((x, x .* $(expr(rng, 1, vars))))::Float64 / 8",
                 # Arrays such calls return, and splatting into `vcat` (whose result
                 # Julia infers as a union).

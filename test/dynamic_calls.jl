@@ -522,11 +522,25 @@ function box_reduction_loop(x, n)
     return s
 end
 box_reduction_init(x) = (s = x[1] * 2; s += foldl(+, (v * cos(s) for v in x[2:end]); init = 0.0); s)
-# (The closure itself handed to `sum`, which hands it by reference to Base's recursive
-# pairwise `mapreduce_impl`: still refused.)
+# (And the closure itself handed to `sum`, which hands it by reference to Base's
+# recursive pairwise `mapreduce_impl`, differentiated call by call: what it returns is
+# what the calls it dispatches return, `memory::returns_hook_boxes`. One element takes
+# `mapreduce_first`, more than 1024 the recursion.)
 box_reduction_closure(x) = (s = x[1] * 2; s += sum(v -> v * sin(s), x); s)
+function box_reduction_closure_branch(x)
+    s = x[1]
+    s *= x[end]
+    return s + sum(v -> v > 0 ? v * cos(s) : v^2 * s, x)
+end
+function box_reduction_closure_loop(x, n)
+    s = x[1]
+    for _ in 1:n
+        s = s * 0.5 + sum(v -> v * sin(s), x)
+    end
+    return s
+end
 
-@testset "a reduction over a generator over a reassigned variable, inlined" begin
+@testset "a reduction over a reassigned variable (`Core.Box`), inlined" begin
     for x in ([0.3, 1.2, -0.7], [-1.0, 0.5, 2.0], [0.7, 0.2])
         check_all_modes(box_reduction, x)
         check_all_modes(box_reduction_branch, x)
@@ -537,8 +551,21 @@ box_reduction_closure(x) = (s = x[1] * 2; s += sum(v -> v * sin(s), x); s)
     for n in (0, 1, 3)
         check_all_modes(x -> box_reduction_loop(x, n), [0.3, 1.2, -0.7])
     end
-    err = caught(() -> autodiff(Reverse, box_reduction_closure, Active, Duplicated([0.3, 1.2, -0.7], zeros(3))))
-    @test err isa Oxidase.DifferentiationError
+    # (With bounds checks forced on, as `Pkg.test` runs, `mapreduce_impl` merges the
+    # results of its dispatched calls in a shape the engine does not follow yet: refused.)
+    if Base.JLOptions().check_bounds == 1
+        err = caught(() -> autodiff(Reverse, box_reduction_closure, Active, Duplicated([0.3, 1.2, -0.7], zeros(3))))
+        @test err isa Oxidase.DifferentiationError
+    else
+        for x in ([0.3, 1.2, -0.7], [-1.0, 0.5, 2.0], [0.7, 0.2], [0.7], [-0.4])
+            check_all_modes(box_reduction_closure, x)
+            check_all_modes(box_reduction_closure_branch, x)
+        end
+        for n in (0, 1, 3)
+            check_all_modes(x -> box_reduction_closure_loop(x, n), [0.3, 1.2, -0.7])
+        end
+        check_all_modes(box_reduction_closure, collect(range(-1.0, 1.3; length = 1100)); rtol = 1e-5)
+    end
 end
 
 # A generator over a variable the function reassigns handed to such a call that returns

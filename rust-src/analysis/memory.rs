@@ -2613,6 +2613,15 @@ fn hook_boxes(v: Value) -> bool {
 /// generator merges with its result, which it tests for an empty collection); `None`
 /// otherwise.
 fn hook_box_results(v: Value) -> Option<Vec<Value>> {
+    hook_box_results_in(v, &mut Vec::new())
+}
+
+/// `hook_box_results`, also through the result of a function differentiated call by
+/// call whose every return is such a box or merge (Base's pairwise `mapreduce_impl`
+/// returning what the calls it dispatches on a closure's results return; its recursive
+/// calls of itself aside): its derivative hands back the box's shadow
+/// (`returned_leaf`). `within`: the callees whose returns are being looked at.
+fn hook_box_results_in<'ctx>(v: Value<'ctx>, within: &mut Vec<Function<'ctx>>) -> Option<Vec<Value<'ctx>>> {
     let rt = crate::julia::current();
     let embedded = |w: Value| {
         w.is_constant()
@@ -2629,10 +2638,40 @@ fn hook_box_results(v: Value) -> Option<Vec<Value>> {
             _ if is_splat(w) => calls.push(w),
             _ if at_offset_zero(w) && gc_allocation(zero_offset_base(w)).is_some() => {}
             _ if embedded(w) => {}
+            _ if returns_hook_boxes(w, within) => {}
             _ => return None,
         }
     }
     Some(calls)
+}
+
+/// Whether `w` calls a function differentiated call by call (`names::RECURSIVE`) whose
+/// every return is a splat's or dynamic call's box, or a merge of them
+/// (`hook_box_results_in`), not counting its calls of itself or of a callee `within`.
+fn returns_hook_boxes<'ctx>(w: Value<'ctx>, within: &mut Vec<Function<'ctx>>) -> bool {
+    let Some(h) = w
+        .as_call()
+        .filter(|_| w.opcode() == Opcode::LLVMCall && w.ty().is_pointer())
+        .and_then(|c| c.called_function())
+        .filter(|h| h.has_string_attr(crate::names::RECURSIVE))
+    else {
+        return false;
+    };
+    // (A call of itself, once its derivative functions are being built: its body is in
+    // one of them, which calls the original, now a declaration, `callee_result_leaf`.)
+    let caller = w.parent_block().parent_function().name();
+    let own = [".aug", ".fwd"].iter().any(|s| caller == format!("{}{s}", h.name()));
+    if within.contains(&h) || own {
+        return true;
+    }
+    if h.is_declaration() {
+        return false;
+    }
+    within.push(h);
+    let returned = returned_values(h);
+    let boxes = !returned.is_empty() && returned.into_iter().all(|r| hook_box_results_in(r, within).is_some());
+    within.pop();
+    boxes
 }
 
 /// The float type of `v` when it is a splat's or dynamic call's boxed float, with its
