@@ -127,9 +127,9 @@ pub fn result_and_merges<'ctx>(call: Value<'ctx>) -> Vec<Value<'ctx>> {
 /// offset into it), is never read: no load from the object, and no copy out of it,
 /// reads those bytes (a GC frame's root slot; the object's other slots may be read, its
 /// link to the previous frame, or a tuple Julia keeps in a slot it does not need as a
-/// root then, `x[2:end]`'s). An address into the object at a varying offset, or handed
-/// to a call (but for the object itself: the frame's clearing, its lifetime), reads all
-/// the bytes from there on.
+/// root then, `x[2:end]`'s). An address into the object at a varying offset reads all
+/// of it; one handed to a call (but for the object itself: the frame's clearing, its
+/// lifetime) reads all the bytes from there on.
 fn never_loaded(slot: Value) -> bool {
     use crate::llvm::Opcode;
     // (A constant byte offset from `v`'s operand 0.)
@@ -163,10 +163,10 @@ fn never_loaded(slot: Value) -> bool {
         for u in a.users() {
             match u.opcode() {
                 Opcode::LLVMLoad if covers(off, bytes(u.ty())) => return false,
+                // (An address at a varying offset may reach any byte, before it too.)
                 Opcode::LLVMGetElementPtr => match byte_offset(u) {
                     Some(o) if u.operand(0) == a => addresses.push((u, off + o)),
-                    _ if covers(off, None) => return false,
-                    _ => {}
+                    _ => return false,
                 },
                 Opcode::LLVMBitCast | Opcode::LLVMAddrSpaceCast => addresses.push((u, off)),
                 Opcode::LLVMCall if a != object => {
