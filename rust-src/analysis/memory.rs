@@ -643,8 +643,10 @@ impl<'ctx> Memory<'ctx> {
                         }
                     }
                     // (So may a call Julia dispatches when it runs, once it is handed
-                    // shadowed memory: a heap object holding a closure's `Core.Box`.)
-                    if fresh_object || array_call(base) == Some(ArrayCall::Alloc) || is_splat(base) {
+                    // shadowed memory: a heap object holding a closure's `Core.Box`; and a
+                    // merge of such results, a loop's accumulator, `hook_boxes`.)
+                    if fresh_object || array_call(base) == Some(ArrayCall::Alloc) || is_splat(base) || hook_boxes(base)
+                    {
                         awaiting = Some(refusal);
                         continue;
                     }
@@ -4583,11 +4585,43 @@ pub fn shadow_slot_unread(m: &crate::llvm::Module, mem: &Memory, p: Value) -> bo
                     && u.operand(0) != p
                     && alloca_base(u.operand(0)).is_none()
                     && !mem.is_shadowed(u.operand(0));
-                copy_out || is_lifetime_marker(call) || name.starts_with("llvm.memset.") || is_noreturn_call(call)
+                // (A struct Julia passes by reference from another slot: its callee reads
+                // and writes that struct's bytes only.)
+                let elsewhere = by_reference_bytes(u, p)
+                    .zip(alloca_slot(m, p))
+                    .is_some_and(|(n, (_, at))| offset + 8 <= at || offset >= at + n);
+                copy_out
+                    || elsewhere
+                    || is_lifetime_marker(call)
+                    || name.starts_with("llvm.memset.")
+                    || is_noreturn_call(call)
             }),
             _ => false,
         },
     )
+}
+
+/// The number of bytes from `p` that call `call` may read or write, when `p` is only
+/// handed to it as an immutable struct Julia passes by reference: every argument that
+/// is `p` is a `nocapture` parameter `dereferenceable(n)` of the function it calls
+/// (Julia's calling convention for a struct of `n` bytes, whose callee reads its fields
+/// and nothing around them, as its code generator emits them).
+fn by_reference_bytes(call: Value, p: Value) -> Option<u64> {
+    let c = call.as_call()?;
+    let callee = c.called_operand().as_function()?;
+    let mut bytes = None;
+    for k in 0..c.call_arg_count() {
+        if call.operand(k) != p {
+            continue;
+        }
+        let k = u32::try_from(k).ok()?;
+        if !callee.has_param_attr(k, "nocapture") {
+            return None;
+        }
+        let n = callee.param_attr_value(k, "dereferenceable")?;
+        bytes = Some(bytes.map_or(n, |b: u64| b.max(n)));
+    }
+    bytes
 }
 
 /// The values a copy of `len` bytes from `src`, an address at a constant offset into a
@@ -5685,6 +5719,43 @@ join:
     /// A pointer stored into the arguments array of a call that only a trap follows
     /// (Julia's inference says it never returns: `mapreduce_empty`'s error) is read by
     /// nothing that has a derivative; followed by a return, the call may read it.
+    #[test]
+    fn a_struct_passed_by_reference_bounds_what_its_callee_reads() {
+        // (Julia's `mapreduce_impl` given a closure rooted in a GC frame slot: it reads
+        // that slot's 8 bytes, not the slot beside it, where a `Const` number's box is.)
+        let ir = |attrs: &str| {
+            format!(
+                r#"
+declare ptr addrspace(10) @g(ptr addrspace(11) {attrs}, ptr addrspace(11))
+
+define void @f(ptr addrspace(11) %q) {{
+  %frame = alloca [4 x ptr addrspace(10)], align 16
+  %slot = getelementptr inbounds i8, ptr %frame, i64 16
+  %p = addrspacecast ptr %slot to ptr addrspace(11)
+  %r = call ptr addrspace(10) @g(ptr addrspace(11) %p, ptr addrspace(11) %q)
+  ret void
+}}
+"#
+            )
+        };
+        for (attrs, bytes) in [
+            ("nocapture readonly dereferenceable(8)", Some(8)),
+            ("nocapture dereferenceable(16)", Some(16)),
+            // (A callee that may keep the address, or that says nothing of the size.)
+            ("readonly dereferenceable(8)", None),
+            ("nocapture readonly", None),
+        ] {
+            let ctx = Context::create();
+            let m = OwnedModule::parse_ir(&ctx, &ir(attrs)).unwrap();
+            let f = m.function("f").unwrap();
+            let insts: Vec<Value> = f.blocks().into_iter().flat_map(|b| b.instructions()).collect();
+            let call = insts.iter().copied().find(|i| i.opcode() == Opcode::LLVMCall).unwrap();
+            assert_eq!(super::by_reference_bytes(call, call.operand(0)), bytes, "{attrs}");
+            // (An address the callee is not handed.)
+            assert_eq!(super::by_reference_bytes(call, insts[0]), None, "{attrs}");
+        }
+    }
+
     #[test]
     fn an_argument_of_a_call_only_a_trap_follows_is_inert() {
         let ir = |after: &str| {

@@ -1250,6 +1250,12 @@ impl<'ctx> Function<'ctx> {
         let kind = Attribute::get_named_enum_kind_id(name);
         self.0.get_enum_attribute(AttributeLoc::Param(k), kind).is_some()
     }
+    /// The value of the enum attribute `name` on its parameter `k` (the byte count of
+    /// `dereferenceable`, say), if it has it.
+    pub fn param_attr_value(self, k: u32, name: &str) -> Option<u64> {
+        let kind = Attribute::get_named_enum_kind_id(name);
+        Some(self.0.get_enum_attribute(AttributeLoc::Param(k), kind)?.get_enum_value())
+    }
     /// Adds the enum attribute `name` (no value), made in the function's own context.
     pub fn add_fn_attr(self, name: &str) {
         let kind = Attribute::get_named_enum_kind_id(name);
