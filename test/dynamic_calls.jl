@@ -219,6 +219,27 @@ box_in_loop(x, n) = box_accumulate(x, n)
     end
 end
 
+# Such a box kept in a GC frame slot across the calls after the closure (a
+# factorization's) and loaded back from there: read by its layout, a box of a boxed
+# float, into which the closure stores each new value (`memory::mirrors_box_store`;
+# refused before: "storing a pointer to differentiated memory into differentiated
+# memory other than an array of arrays").
+using LinearAlgebra: I, cholesky, det, logdet, lu
+function box_kept_in_frame(x, solve)
+    s = x[1]
+    u = s * s
+    foreach(v -> (u = u * 0.5 + cos(v); nothing), x)
+    s += u::Float64 * s
+    A = x * x' + 2.0 * I
+    return s + solve(A, x)
+end
+@testset "a closure's reassigned capture, kept in a GC frame slot: $name" for (name, solve) in
+        (("cholesky", (A, x) -> logdet(cholesky(A))), ("lu", (A, x) -> det(lu(A))), ("\\", (A, x) -> sum(A \ x)))
+    for x in ([0.3, -0.5, 0.8], [1.1, 0.2], [0.7])
+        check_all_modes(x -> box_kept_in_frame(x, solve), x)
+    end
+end
+
 @testset "a closure's reassigned capture, in loops of 0, 1 and many iterations" begin
     for n in (0, 1, 5), x in ([0.3, 1.2, -0.7], [1.5, 0.5, 2.0])
         check_all_modes(x -> box_accumulate(x, n), x)

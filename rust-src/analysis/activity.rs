@@ -103,7 +103,9 @@ fn memory_rule(m: &Module, i: Value, mem: &Memory, types: &Types, unsure_copies:
             } else if i.operand(0).ty().is_pointer() && mem.is_shadowed(i.operand(0)) {
                 // (An array stored into an array of arrays the function builds: its
                 // shadow into the shadow array, `transform::shadow`.)
-                Some(if mem.mirrors_array_store(i) {
+                // (Or a boxed float into a `Core.Box` read by its layout:
+                // `Memory::mirrors_box_store`.)
+                Some(if mem.mirrors_array_store(i) || mem.mirrors_box_store(i) {
                     Rule::Zero
                 } else {
                     Rule::Unsupported(

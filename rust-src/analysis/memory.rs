@@ -779,6 +779,25 @@ impl<'ctx> Memory<'ctx> {
         self.array_store_owner(i).is_some()
     }
 
+    /// Whether store `i` writes a boxed float with a shadow box (a dynamic call's result,
+    /// or a merge of them, `boxed_hook_result`) into the only field of an object read by
+    /// its layout as a box of that float (`Leaf::Object`): a closure's `Core.Box` that
+    /// Julia keeps in a GC frame slot and loads back, `u = u * 0.5 + cos(v)` in a
+    /// closure handed to `foreach`. The shadow box goes into the shadow object
+    /// (`transform::shadow`, with the collector's write barrier: the shadow object may be
+    /// old), so a load of the field reads a box with a shadow, as its layout says.
+    pub fn mirrors_box_store(&self, i: Value<'ctx>) -> bool {
+        if i.opcode_if_instruction() != Some(Opcode::LLVMStore) || !at_offset_zero(i.operand(1)) {
+            return false;
+        }
+        let (v, p) = (i.operand(0), i.operand(1));
+        let (Some(Leaf::Object(fields)), Some(l @ (Leaf::F64 | Leaf::F32))) = (self.leaf(p), self.leaf(v)) else {
+            return false;
+        };
+        let boxed = Layout::Object(vec![(0, float_layout(l))]);
+        boxed_hook_result(v, l) && matches!(fields, [(0, f)] if *f == boxed)
+    }
+
     /// For a store `mirrors_array_store` accepts, the (shadowed) address of the array it
     /// stores into, and whether the function allocated that array (otherwise its shadow, the caller's, may be old,
     /// and the shadow store needs the collector's write barrier: `transform::shadow`).

@@ -277,8 +277,9 @@ impl<'ctx> Untracked<'ctx> {
                                 })
                         }
                     };
-                    let mirrored =
-                        inp.mem.leaf(p).is_some_and(Leaf::is_stack_object) && object || inp.mem.mirrors_array_store(i);
+                    let mirrored = inp.mem.leaf(p).is_some_and(Leaf::is_stack_object) && object
+                        || inp.mem.mirrors_array_store(i)
+                        || inp.mem.mirrors_box_store(i);
                     let unread = || memory::shadow_slot_unread(inp.m, inp.mem, p);
                     // (An object without bytes of its own, a constant tuple of integers or
                     // boxed integer, or a constant array of names, into a stack object:

@@ -215,6 +215,26 @@ pub unsafe extern "C" fn array_write_barrier(
     }
 }
 
+/// The collector's write barrier for a reference `child` stored into a field of heap
+/// object `parent` (a shadow `Core.Box`, which may be old): queues `parent` with
+/// `queue_root` when Julia's `jl_gc_wb` would. A null `child` needs none.
+///
+/// # Safety
+/// `parent` must be a live Julia object, `child` null or a live Julia object,
+/// `queue_root` the runtime's `jl_gc_queue_root`.
+pub unsafe extern "C" fn object_write_barrier(
+    parent: *mut u8,
+    child: *const u8,
+    queue_root: unsafe extern "C" fn(*mut u8),
+) {
+    if child.is_null() {
+        return;
+    }
+    if crate::julia::write_barrier_needed(parent, child) {
+        queue_root(parent);
+    }
+}
+
 /// Reverse of `b = copy(a)` on shadows: `a' += b'`, `b' = 0`, number by number: every
 /// `Float64` of the elements (numbers, or isbits structs of them, an integer beside them
 /// holding zero in a shadow). A copy of an array of references (arrays, struct

@@ -326,8 +326,11 @@ pub fn build_lane<'ctx>(
             }
             continue;
         }
-        let mirrored =
-            |i: Value<'ctx>| mem.leaf(i.operand(1)).is_some_and(Leaf::is_stack_object) || mem.mirrors_array_store(i);
+        let mirrored = |i: Value<'ctx>| {
+            mem.leaf(i.operand(1)).is_some_and(Leaf::is_stack_object)
+                || mem.mirrors_array_store(i)
+                || mem.mirrors_box_store(i)
+        };
         // (`nothing`, an object without bytes of its own or a tuple of integers, into
         // an object with a shadow: the same value into its shadow.)
         let nothing_into_object = |i: Value<'ctx>| {
@@ -375,6 +378,12 @@ pub fn build_lane<'ctx>(
                     };
                     write_barrier(m, &b, s, v)?;
                 }
+                // (Into a `Core.Box` read by its layout, at its only field: the shadow
+                // object, which may be old, now holds a young shadow box.)
+                if mem.mirrors_box_store(i) {
+                    let helper = crate::runtime::object_write_barrier as *const () as usize;
+                    barrier(m, &b, helper, p, v)?;
+                }
             }
         }
     }
@@ -399,13 +408,24 @@ pub fn build_lane<'ctx>(
 /// The collector's write barrier for shadow array `a`, which now holds reference `v`
 /// (`runtime::array_write_barrier`, handed the runtime's `jl_gc_queue_root`).
 fn write_barrier<'ctx>(m: &'ctx Module, b: &Builder<'ctx>, a: Value<'ctx>, v: Value<'ctx>) -> crate::error::Result<()> {
+    barrier(m, b, crate::runtime::array_write_barrier as *const () as usize, a, v)
+}
+
+/// A call of runtime write barrier `helper` (at that address) for object `a`, which
+/// now holds reference `v`, handed the runtime's `jl_gc_queue_root`.
+fn barrier<'ctx>(
+    m: &'ctx Module,
+    b: &Builder<'ctx>,
+    helper: usize,
+    a: Value<'ctx>,
+    v: Value<'ctx>,
+) -> crate::error::Result<()> {
     let name = crate::julia::current().write_barrier;
     let queue_root = crate::symbols::address_of(name).ok_or_else(|| {
         crate::error::Error::Unsupported(format!(
             "storing into an array of arrays needs the Julia runtime's `{name}` in this process"
         ))
     })?;
-    let helper = crate::runtime::array_write_barrier as *const () as usize;
     let fty = m.fn_type(m.void(), &[m.ptr(), m.ptr(), m.ptr()]);
     let args = [b.to_generic_ptr(a)?, b.to_generic_ptr(v)?, m.const_address(queue_root as usize)];
     b.call_typed(fty, m.const_address(helper), &args)?;
