@@ -521,6 +521,26 @@ end
     end
 end
 
+# A comprehension whose elements are a `Union` of a float and an integer (`0` on one
+# side of a branch): `collect` stores the floats' bits into a `Vector{Float64}` and
+# widens it for an integer, a float inside a `Union` the engine does not follow. Refused
+# whatever the signs, with the way out named; with `0.0` it differentiates.
+union_comprehension(x) = sum([v > 0 ? v * x[1] : 0 for v in x])
+union_comprehension_advised(x) = sum([v > 0 ? v * x[1] : 0.0 for v in x])
+@testset "a comprehension of a `Union` of a float and an integer" begin
+    for x in ([0.3, 1.2, 0.5], [0.3, -1.2, 0.5]), mode in (:reverse, :forward)
+        err = caught(() -> mode === :reverse ?
+                           autodiff(Reverse, union_comprehension, Active, Duplicated(copy(x), zeros(3))) :
+                           autodiff(Forward, union_comprehension, Duplicated, Duplicated(copy(x), ones(3))))
+        @test err isa Oxidase.DifferentiationError
+        @test occursin("`Union` of a float and another type", sprint(showerror, err))
+        @test occursin("cond ? v : 0.0", sprint(showerror, err))
+    end
+    for x in ([0.3, 1.2, 0.5], [0.3, -1.2, 0.5], [-0.4, -1.0, 2.0])
+        check_all_modes(union_comprehension_advised, x)
+    end
+end
+
 # A reduction over a generator over such a variable, inlined into the function: the
 # generator lives in a GC frame's root slot that Julia reads back as a stack object
 # (it gets a shadow frame holding the box's shadow), and the reduction merges its

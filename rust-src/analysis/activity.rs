@@ -119,11 +119,19 @@ fn memory_rule(m: &Module, i: Value, mem: &Memory, types: &Types, unsure_copies:
                 // array is a float copied as bits; copies from memory the engine knows
                 // holds floats were retyped (`memory::retype_bit_copies`), so this one
                 // came from memory it does not, and would leave a zero derivative.
-                Some(Rule::Unsupported(
+                Some(Rule::Unsupported(if union_payload(i.operand(0)) {
+                    // (Julia's `Union` of a float and an integer, moved as its bits: `[v
+                    // > 0 ? v * s : 0 for v in x]`, whose `collect` stores the float case
+                    // into a `Vector{Float64}` and widens the array for the other.)
+                    "a value of a `Union` of a float and another type (`cond ? v : 0`, say), stored as bits into a \
+                     differentiated array: the engine does not follow a float inside a `Union` yet; make both \
+                     sides floats (`cond ? v : 0.0`)"
+                        .into()
+                } else {
                     "a float copied as integer bits into a differentiated array from memory whose floats the \
                      engine does not follow"
-                        .into(),
-                ))
+                        .into()
+                }))
             } else {
                 // Integers, pointers and other bits stored into shadowed memory (an
                 // array's length, say) carry no derivative.
@@ -328,6 +336,27 @@ fn float_bits_into_float_array(i: Value, mem: &Memory, types: &Types) -> bool {
     }
     let constant = v.opcode_if_instruction() == Some(Opcode::LLVMLoad) && mem.is_constant_data(v.operand(0));
     !constant && matches!((mem.leaf(p), v.ty().int_width()), (Some(Leaf::ArrayF64), 64) | (Some(Leaf::ArrayF32), 32))
+}
+
+/// Whether integer `v` merges a float's bits with an integer's (through phis and
+/// selects): the payload of a `Union` of a float and an integer type, as Julia moves it.
+fn union_payload(v: Value) -> bool {
+    let (mut work, mut seen) = (vec![v], HashSet::new());
+    let (mut float_bits, mut integer) = (false, false);
+    while let Some(w) = work.pop() {
+        if !seen.insert(w) {
+            continue;
+        }
+        match w.opcode_if_instruction() {
+            Some(Opcode::LLVMPHI) => work.extend(w.as_phi().into_iter().flat_map(|p| p.incoming()).map(|(x, _)| x)),
+            Some(Opcode::LLVMSelect) => work.extend([w.operand(1), w.operand(2)]),
+            Some(Opcode::LLVMBitCast) if w.operand(0).ty().is_floating() => float_bits = true,
+            Some(Opcode::LLVMSExt | Opcode::LLVMZExt | Opcode::LLVMFPToSI | Opcode::LLVMFPToUI) => integer = true,
+            None if w.const_int().is_some() => integer = true,
+            _ => {}
+        }
+    }
+    float_bits && integer
 }
 
 /// Varied values: those that depend on an active parameter, to a fixed point (loops
