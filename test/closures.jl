@@ -190,3 +190,49 @@ end
         end
     end
 end
+
+# Such a box that Julia keeps in a GC frame's root slot across code it cannot inline (a
+# factorization before or after the closure) and loads back from there: read by its
+# layout, a box of a boxed float, into which the closure stores each new value's box
+# (`memory::Memory::mirrors_box_store`, with the collector's write barrier). Refused
+# before ("a differentiable value stored to memory that carries no derivative").
+using LinearAlgebra: I, cholesky, det, logdet, lu
+function boxed_after_cholesky(x)
+    A = x * x' + 2.0 * I
+    c = logdet(cholesky(A))
+    local u::Float64 = x[1] * c
+    foreach(v -> (u = u * 0.5 + cos(v); nothing), x)
+    return u
+end
+function boxed_before_lu(x)
+    local u::Float64 = x[1]
+    foreach(v -> (u = u * v + sin(v); nothing), x)
+    A = x * x' + 2.0 * I
+    return u * det(lu(A))
+end
+function boxed_f32_before_cholesky(x)
+    local u::Float32 = Float32(x[1])
+    foreach(v -> (u = u * 0.5f0 + Float32(v); nothing), x)
+    A = x * x' + 2.0 * I
+    return Float64(u) * logdet(cholesky(A))
+end
+# (A named closure with a branch, called in a loop: `s > 1` first, then not.)
+function boxed_loop_after_cholesky(x, n)
+    A = x * x' + 2.0 * I
+    local s::Float64 = 0.5 * logdet(cholesky(A))
+    bump!() = (s = s > 1 ? s * x[1] : s + x[2]; nothing)
+    for _ in 1:n
+        bump!()
+    end
+    return s + x[3]
+end
+@testset "a typed captured variable kept in a GC frame slot" begin
+    for x in ([0.3, -0.5, 0.8], [1.1, 0.2, -0.4], [0.7])
+        check_all_modes(boxed_after_cholesky, x)
+        check_all_modes(boxed_before_lu, x)
+        check_all_modes(boxed_f32_before_cholesky, x; rtol = 1e-3, atol = 1e-4, h = 1e-3)
+    end
+    for n in (0, 1, 4)
+        check_all_modes(x -> boxed_loop_after_cholesky(x, n), [0.3, -0.5, 0.8])
+    end
+end

@@ -780,10 +780,11 @@ impl<'ctx> Memory<'ctx> {
     }
 
     /// Whether store `i` writes a boxed float with a shadow box (a dynamic call's result,
-    /// or a merge of them, `boxed_hook_result`) into the only field of an object read by
-    /// its layout as a box of that float (`Leaf::Object`): a closure's `Core.Box` that
-    /// Julia keeps in a GC frame slot and loads back, `u = u * 0.5 + cos(v)` in a
-    /// closure handed to `foreach`. The shadow box goes into the shadow object
+    /// or a merge of them, `boxed_hook_result`; or a box the function allocates) into the
+    /// only field of an object read by its layout as a box of that float
+    /// (`Leaf::Object`, `box_field`): a closure's `Core.Box` that Julia keeps in a GC
+    /// frame slot and loads back, `u = u * 0.5 + cos(v)` in a closure handed to
+    /// `foreach`, with `u` typed or not. The shadow box goes into the shadow object
     /// (`transform::shadow`, with the collector's write barrier: the shadow object may be
     /// old), so a load of the field reads a box with a shadow, as its layout says.
     pub fn mirrors_box_store(&self, i: Value<'ctx>) -> bool {
@@ -791,11 +792,38 @@ impl<'ctx> Memory<'ctx> {
             return false;
         }
         let (v, p) = (i.operand(0), i.operand(1));
-        let (Some(Leaf::Object(fields)), Some(l @ (Leaf::F64 | Leaf::F32))) = (self.leaf(p), self.leaf(v)) else {
-            return false;
+        let Some(field) = self.box_field(p) else { return false };
+        // (Or a box of a float the function allocates, with a shadow: the new value of
+        // a variable declared `local u::Float64`.)
+        let fresh_box = || {
+            at_offset_zero(v)
+                && gc_allocation(zero_offset_base(v)).is_some()
+                && self.leaf(v).is_some_and(Leaf::is_stack_object)
+                && constant_type_tag(zero_offset_base(v)).and_then(type_leaf) == Some(field)
         };
-        let boxed = Layout::Object(vec![(0, float_layout(l))]);
-        boxed_hook_result(v, l) && matches!(fields, [(0, f)] if *f == boxed)
+        match self.leaf(v) {
+            Some(l @ (Leaf::F64 | Leaf::F32)) => l == field && boxed_hook_result(v, l),
+            Some(_) => fresh_box(),
+            None => false,
+        }
+    }
+
+    /// The float type of the box that address `p` holds, when `p` is the only field of
+    /// an object read by its layout as a box of a boxed float (`Leaf::Object`): a
+    /// `Core.Box` loaded back from a GC frame slot (`mirrors_box_store`).
+    fn box_field(&self, p: Value<'ctx>) -> Option<Leaf> {
+        let Some(Leaf::Object(fields)) = self.leaf(p) else { return None };
+        if !at_offset_zero(p) {
+            return None;
+        }
+        match fields {
+            [(0, Layout::Object(inner))] => match inner.as_slice() {
+                [(0, Layout::F64)] => Some(Leaf::F64),
+                [(0, Layout::F32)] => Some(Leaf::F32),
+                _ => None,
+            },
+            _ => None,
+        }
     }
 
     /// For a store `mirrors_array_store` accepts, the (shadowed) address of the array it
@@ -1025,6 +1053,9 @@ impl<'ctx> Memory<'ctx> {
                     // the frame gets a shadow frame holding the shadow, `activity`.)
                     || alloca_base(u.operand(1)).is_some_and(|o| is_gc_frame(o) && shadowable_stack_object(o))
                     || self.allocated_array(u.operand(1)).is_some()
+                    // (Or, a box of a float, into a `Core.Box` read by its layout, whose
+                    // shadow then holds its shadow, `mirrors_box_store`.)
+                    || self.box_field(u.operand(1)).is_some_and(|l| constant_type_tag(a).and_then(type_leaf) == Some(l))
             }
             Some(Opcode::LLVMLoad | Opcode::LLVMICmp) => true,
             Some(Opcode::LLVMCall) => u.as_call().is_some_and(|call| {
@@ -1068,7 +1099,9 @@ impl<'ctx> Memory<'ctx> {
                         || at_offset_zero(v) && gc_allocation(zero_offset_base(v)).is_some()
                         || pointer_op(v) == Some(PointerOp::Load)
                             && (self.allocated_array(v.operand(0)).is_some()
-                                || object_base(v.operand(0)).is_some_and(|o| gc_allocation(o).is_some())))
+                                || object_base(v.operand(0)).is_some_and(|o| gc_allocation(o).is_some())
+                                // (Or from a `Core.Box` read by its layout: `box_field`.)
+                                || self.box_field(v.operand(0)).is_some()))
             };
             // (Or `nothing`, and the links of a list the function builds, which a loop
             // walking it merges with the nodes: `merged_heap_objects`.)
