@@ -471,6 +471,22 @@ function check_still_empty(f, empties)
                            "its element type (`collect` of nothing); not supported yet"))
 end
 
+# In reverse mode the call runs as it is, its derivative taken on the reverse sweep by
+# replaying it: a call that resized a differentiated array (`push!`) left its shadow at
+# the old size, which the code after it would read. Refused where it happens.
+function check_sizes_kept(f, vals, kinds, lanes)
+    for j in eachindex(vals)
+        kinds[j] === :array || continue
+        for p in lanes[j]
+            p == C_NULL || size(unsafe_pointer_to_objref(p)) == size(vals[j]) && continue
+            throw(dynamic_error(f, "the call resized a differentiated array (`push!`, `append!`, `resize!`...); " *
+                                   "in reverse mode a call Julia dispatches when it runs may not resize one yet " *
+                                   "(forward mode may); give the array its element type where it is made (`Float64[v * s for v in x]`)"))
+        end
+    end
+    return nothing
+end
+
 function check_boxes_kept(f, before, vals, kinds)
     box_numbers(vals, kinds) == before && return nothing
     throw(dynamic_error(f, "the call reassigns a variable that a closure it is handed captures (Julia keeps it in " *
@@ -581,6 +597,7 @@ function dynamic_call(mode::Int32, args::Ptr{Ptr{Cvoid}}, shadows::Ptr{Ptr{Cvoid
     # overwrite them, and so may the code after it, before the reverse sweep.)
     f_kept, kept = kept_values(fd, vals)
     y = f(vals...)
+    check_sizes_kept(f, vals, kinds, lanes)
     check_boxes_kept(f, numbers, vals, kinds)
     check_still_empty(f, empties)
     differentiable && checked_result(msg -> dynamic_error(f, msg), f, y, mode; numbers = true)

@@ -521,6 +521,39 @@ end
     end
 end
 
+# `push!` onto such a comprehension's result: dispatched when it runs, as the array's
+# element type is unknown to Julia. Forward mode differentiates it; reverse mode, which
+# replays such a call on its reverse sweep, refuses it where it resizes the array (its
+# shadow would stay at the old size: refused before by the next call, `sum`, with "the
+# shadow of an argument does not match it"). With the element type given, every mode.
+function box_comprehension_pushed(x)
+    s = x[1]
+    s *= 2
+    t = [v * cos(s) for v in x]
+    push!(t, x[2] * s)
+    return sum(t)
+end
+function box_comprehension_pushed_typed(x)
+    s = x[1]
+    s *= 2
+    t = Float64[v * cos(s) for v in x]
+    push!(t, x[2] * s)
+    return sum(t)
+end
+@testset "`push!` onto a comprehension over a reassigned variable" begin
+    for x in ([0.3, 1.2, -0.7], [-1.0, 0.5, 2.0])
+        err = caught(() -> autodiff(Reverse, box_comprehension_pushed, Active, Duplicated(copy(x), zeros(3))))
+        @test err isa Oxidase.DifferentiationError
+        @test occursin("`push!`", sprint(showerror, err)) && occursin("resized", sprint(showerror, err))
+        g = fd_gradient(box_comprehension_pushed, x)
+        v = [1.0, 0.5, -0.5]
+        (y, t) = autodiff(Forward, box_comprehension_pushed, Duplicated, Duplicated(copy(x), copy(v)))
+        @test y ≈ box_comprehension_pushed(x)
+        @test t ≈ g' * v rtol = 1e-6 atol = 1e-8
+        check_all_modes(box_comprehension_pushed_typed, x)
+    end
+end
+
 # A comprehension whose elements are a `Union` of a float and an integer (`0` on one
 # side of a branch): `collect` stores the floats' bits into a `Vector{Float64}` and
 # widens it for an integer, a float inside a `Union` the engine does not follow. Refused
