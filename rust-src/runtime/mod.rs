@@ -206,12 +206,8 @@ pub unsafe extern "C" fn array_write_barrier(
     child: *const u8,
     queue_root: unsafe extern "C" fn(*mut u8),
 ) {
-    if child.is_null() {
-        return;
-    }
-    let owner = JlArray::owner(a);
-    if crate::julia::write_barrier_needed(owner, child) {
-        queue_root(owner);
+    if !child.is_null() {
+        object_write_barrier(JlArray::owner(a), child, queue_root)
     }
 }
 
