@@ -5768,9 +5768,9 @@ join:
         }
     }
 
-    /// A pointer stored into the arguments array of a call that only a trap follows
-    /// (Julia's inference says it never returns: `mapreduce_empty`'s error) is read by
-    /// nothing that has a derivative; followed by a return, the call may read it.
+    /// A GC frame slot handed by reference to a callee (`nocapture dereferenceable(n)`:
+    /// a struct of `n` bytes) bounds what the callee reads there, and so which slots
+    /// beside it are unread (`shadow_slot_unread`).
     #[test]
     fn a_struct_passed_by_reference_bounds_what_its_callee_reads() {
         // (Julia's `mapreduce_impl` given a closure rooted in a GC frame slot: it reads
@@ -5808,6 +5808,9 @@ define void @f(ptr addrspace(11) %q) {{
         }
     }
 
+    /// A pointer stored into the arguments array of a call that only a trap follows
+    /// (Julia's inference says it never returns: `mapreduce_empty`'s error) is read by
+    /// nothing that has a derivative; followed by a return, the call may read it.
     #[test]
     fn an_argument_of_a_call_only_a_trap_follows_is_inert() {
         let ir = |after: &str| {

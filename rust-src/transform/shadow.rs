@@ -423,7 +423,8 @@ fn barrier<'ctx>(
     let name = crate::julia::current().write_barrier;
     let queue_root = crate::symbols::address_of(name).ok_or_else(|| {
         crate::error::Error::Unsupported(format!(
-            "storing into an array of arrays needs the Julia runtime's `{name}` in this process"
+            "storing a shadow object into another (an array of arrays, a `Core.Box`) needs the Julia runtime's \
+             `{name}` in this process"
         ))
     })?;
     let fty = m.fn_type(m.void(), &[m.ptr(), m.ptr(), m.ptr()]);
