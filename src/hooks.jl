@@ -478,10 +478,11 @@ function check_sizes_kept(f, vals, kinds, lanes)
     for j in eachindex(vals)
         kinds[j] === :array || continue
         for p in lanes[j]
-            p == C_NULL || size(unsafe_pointer_to_objref(p)) == size(vals[j]) && continue
+            (p == C_NULL || size(unsafe_pointer_to_objref(p)) == size(vals[j])) && continue
             throw(dynamic_error(f, "the call resized a differentiated array (`push!`, `append!`, `resize!`...); " *
                                    "in reverse mode a call Julia dispatches when it runs may not resize one yet " *
-                                   "(forward mode may); give the array its element type where it is made (`Float64[v * s for v in x]`)"))
+                                   "(forward mode may); give the array its element type where it is made " *
+                                   "(`Float64[v * s for v in x]`)"))
         end
     end
     return nothing
