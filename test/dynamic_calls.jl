@@ -240,6 +240,46 @@ end
     end
 end
 
+# A comprehension of mutable structs built from a captured variable that is reassigned
+# (a `Core.Box`): Julia checks that `x[k] * s` is the `Float64` the field declares and
+# builds the struct inline, with a fallback dynamic call for any other type, whose
+# struct result merges with the inline one (`memory::returns_struct_object`; long-run
+# seed 20261210592). The inline struct is followed; the fallback is refused if taken.
+mutable struct BoxedCell
+    w::Vector{Float64}
+    v::Float64
+end
+function boxed_cells(x, n)
+    s = x[1]
+    cells = [BoxedCell(x .* k, x[k] > 0 ? x[k] * s : sin(x[k] * s)) for k in 1:n]
+    for c in cells
+        s += c.v * c.w[end]
+    end
+    return s
+end
+@testset "a comprehension of structs over a reassigned capture (n = $n)" for n in (0, 1, 2, 3)
+    for x in ([0.3, -0.7, 0.5], [-0.4, 1.1, 0.9], [1.2, 0.6, -1.5])
+        check_all_modes(x -> boxed_cells(x, n), x)
+    end
+end
+# The fallback taken: `k * t` of an `Int` in the box is an `Int`, and the struct is
+# built by the dynamic call, which the engine refuses when it runs.
+function boxed_cells_int(x)
+    t = 1
+    cells = [BoxedCell(x .* k, k * t) for k in 1:2]
+    t = 2
+    return sum(c -> c.v * c.w[1], cells) * t
+end
+@testset "a struct a dynamic call returns is refused when the call runs" begin
+    x = [0.3, -0.7, 0.5]
+    for call in (() -> autodiff(Reverse, boxed_cells_int, Active, Duplicated(copy(x), zero(x))),
+                 () -> autodiff(Forward, boxed_cells_int, Duplicated, Duplicated(copy(x), ones(3))))
+        err = caught(call)
+        @test err isa Oxidase.DifferentiationError
+        @test occursin("BoxedCell", err.msg) || occursin("struct", err.msg)
+    end
+end
+
 @testset "a closure's reassigned capture, in loops of 0, 1 and many iterations" begin
     for n in (0, 1, 5), x in ([0.3, 1.2, -0.7], [1.5, 0.5, 2.0])
         check_all_modes(x -> box_accumulate(x, n), x)

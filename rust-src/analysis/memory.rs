@@ -201,6 +201,28 @@ pub fn is_splat(i: Value) -> bool {
         && i.as_call().and_then(|c| c.called_function()).is_some_and(|f| crate::names::is_hook_call(&f.name()))
 }
 
+/// Whether splat or dynamic call `call`'s result enters a `phi` beside a struct object
+/// the function allocates (of a type Julia names in its header, not a float's box):
+/// then the call returns that struct (Julia's fallback for `Cell(w, x[k] * s)` when the
+/// product, of a captured variable in a `Core.Box`, is not the `Float64` it checked
+/// for). The hook gives no shadow of a struct, and refuses such a result when the call
+/// runs (`checked_result`); the call has no shadow and the edge from its path into the
+/// `phi` is refused when taken (`Memory::cut_edges`), so that the struct built on the
+/// other path is followed alone.
+pub fn returns_struct_object(call: Value) -> bool {
+    if !is_splat(call) || !matches!(hook_result_leaf(call), Leaf::F64 | Leaf::F32) {
+        return false;
+    }
+    // (More than a number's 8 bytes: no box of a number, whatever its type.)
+    let struct_object = |v: Value| {
+        let base = zero_offset_base(v);
+        at_offset_zero(v)
+            && own_bytes(base).is_some_and(|n| n > 8)
+            && constant_type_tag(base).is_some_and(|t| !matches!(type_leaf(t), Some(Leaf::F64 | Leaf::F32)))
+    };
+    call.users().into_iter().filter(|u| u.opcode() == Opcode::LLVMPHI).any(|u| merged(u).into_iter().any(struct_object))
+}
+
 /// What a splat or dynamic call's result (`is_splat`) is read as: an array of floats
 /// when the code loads a pointer at its address (the array's data pointer, once Julia
 /// checked its type), else a boxed float; of `Float32` when a load reads 32 bits of the
@@ -400,7 +422,7 @@ impl<'ctx> Memory<'ctx> {
                         // float or an array of floats, has a shadow box or array
                         // (`rules::Rule::Splat`).
                         _ if is_splat(i) && i.as_call().is_some_and(|c| handed_shadowed(c, &shadowed)) => {
-                            Some(hook_result_leaf(i))
+                            (!returns_struct_object(i)).then(|| hook_result_leaf(i))
                         }
                         // An array a user's rule returns, given differentiated memory: the
                         // rule makes its shadow (`rules::calls::custom`; a rule given
@@ -590,23 +612,34 @@ impl<'ctx> Memory<'ctx> {
                 // a differentiated array (`gemm_wrapper!`'s fallback for strided matrices,
                 // which `A * B'` does not take: the call returns `C`): the edge from that
                 // call's path is refused when taken, as the call itself is.
+                // (Or a struct object a dynamic call returns, beside the one the function
+                // builds on the other path: `returns_struct_object`.)
                 let dynamic = |v: Value<'ctx>| {
                     v.opcode_if_instruction() == Some(Opcode::LLVMCall)
                         && v.as_call()
                             .and_then(|c| callee_name(c.called_operand()))
                             .is_some_and(|n| crate::julia::current().dynamic_calls.contains(&n.as_str()))
+                        || returns_struct_object(v)
                 };
                 if let Some(phi) = i.as_phi() {
                     let incoming = phi.incoming();
                     let others: Vec<_> = incoming.iter().filter(|(v, _)| other(v)).collect();
                     if !others.is_empty() && others.iter().all(|(v, _)| dynamic(*v)) {
                         for (v, b) in others {
-                            let message = format!(
-                                "a call Julia dispatches when it runs (`{}`), whose result may be a differentiated \
-                                 array, in `{user}`{}",
-                                callee_name(v.as_call().expect("a call").called_operand()).unwrap_or_default(),
-                                crate::names::where_(*v)
-                            );
+                            let message = if returns_struct_object(*v) {
+                                format!(
+                                    "a call Julia dispatches when it runs, whose result is a struct (Julia's \
+                                     fallback where it could not infer a type), in `{user}`{}",
+                                    crate::names::where_(*v)
+                                )
+                            } else {
+                                format!(
+                                    "a call Julia dispatches when it runs (`{}`), whose result may be a \
+                                     differentiated array, in `{user}`{}",
+                                    callee_name(v.as_call().expect("a call").called_operand()).unwrap_or_default(),
+                                    crate::names::where_(*v)
+                                )
+                            };
                             cut_edges.push((i, *b, message));
                         }
                         continue;
@@ -1092,10 +1125,13 @@ impl<'ctx> Memory<'ctx> {
             // (Or one loaded from a field of a heap object the function allocates, which
             // holds what was stored there: the value in a closure's `Core.Box`. Or an
             // integer's box, which holds no float: its own shadow there, `constant_data`.)
+            // (Or a struct a dynamic call returns, whose edge into the merge is refused
+            // when taken: `returns_struct_object`.)
             let object = |v: Value<'ctx>| {
                 v.is_instruction()
                     && (pointer_op(v) == Some(PointerOp::Merge)
                         || integer_box(v)
+                        || returns_struct_object(v)
                         || at_offset_zero(v) && gc_allocation(zero_offset_base(v)).is_some()
                         || pointer_op(v) == Some(PointerOp::Load)
                             && (self.allocated_array(v.operand(0)).is_some()
@@ -1221,12 +1257,20 @@ impl<'ctx> Memory<'ctx> {
     /// The layout of heap object `v` (a mutable struct the function allocates, with a
     /// shadow: `heap_layout`), which an array of such objects the function allocates is
     /// an array of (`Leaf::Objects`). `None` for any other pointer, or a layout not known.
+    /// (Or of a merge of such objects of one layout: a struct built on one path, beside
+    /// a dynamic call's on the other, `returns_struct_object`.)
     pub fn heap_object_layout(&self, v: Value<'ctx>) -> Option<Fields> {
-        if !self.is_heap_object(v) {
+        if self.is_heap_object(v) {
+            let layout = heap_layout(self.module, zero_offset_base(v), &self.shadowed, 4)?;
+            return Some(crate::request::intern(&layout));
+        }
+        if !self.is_heap_object_merge(v) {
             return None;
         }
-        let layout = heap_layout(self.module, zero_offset_base(v), &self.shadowed, 4)?;
-        Some(crate::request::intern(&layout))
+        let objects = merged_heap_objects(self.module, v)?;
+        let mut layouts = objects.iter().map(|&o| heap_layout(self.module, o, &self.shadowed, 4));
+        let first = layouts.next()??;
+        layouts.all(|l| l.as_ref() == Some(&first)).then(|| crate::request::intern(&first))
     }
 
     /// What a callee handed pointer `v` reads it as: its leaf, but a struct object laid
@@ -5250,6 +5294,9 @@ fn merged_heap_objects<'ctx>(m: &crate::llvm::Module, p: Value<'ctx>) -> Option<
             }
             match v.opcode() {
                 Opcode::LLVMPHI | Opcode::LLVMSelect if v.ty().is_pointer() => work.extend(merged(v)),
+                // (A struct a dynamic call returns, whose edge into the merge is refused
+                // when taken: `returns_struct_object`.)
+                Opcode::LLVMCall if returns_struct_object(v) => {}
                 _ if at_offset_zero(v) && gc_allocation(zero_offset_base(v)).is_some() => {
                     let o = zero_offset_base(v);
                     if !found.contains(&o) {
@@ -5765,6 +5812,44 @@ join:
                 crate::rules::calls::splat::result_and_merges(r).len(),
                 if leaf == Leaf::ArrayF64 { 2 } else { 1 }
             );
+        }
+    }
+
+    /// Julia's fallback for a struct built from a value of a type it could not infer: a
+    /// dynamic call returning the struct, merged with the one built inline. Merged with
+    /// a box of a number (8 bytes) instead, the call's result is the number it reads.
+    #[test]
+    fn a_dynamic_call_merged_with_a_struct_returns_a_struct() {
+        let ir = |bytes: u32| {
+            format!(
+                r#"
+declare ptr addrspace(10) @jl_gc_pool_alloc(ptr, i32, i32)
+declare ptr addrspace(10) @oxidase.dynamic.1(ptr addrspace(10), ptr addrspace(10))
+
+define ptr addrspace(10) @f(i1 %inline, ptr addrspace(10) %g, ptr addrspace(10) %t) {{
+top:
+  br i1 %inline, label %built, label %fallback
+built:
+  %o = call ptr addrspace(10) @jl_gc_pool_alloc(ptr null, i32 1424, i32 {bytes})
+  %h = getelementptr i8, ptr addrspace(10) %o, i64 -8
+  store ptr addrspace(10) addrspacecast (ptr inttoptr (i64 4096 to ptr) to ptr addrspace(10)), ptr addrspace(10) %h, align 8
+  br label %join
+fallback:
+  %r = call ptr addrspace(10) @oxidase.dynamic.1(ptr addrspace(10) %g, ptr addrspace(10) %t)
+  br label %join
+join:
+  %c = phi ptr addrspace(10) [ %o, %built ], [ %r, %fallback ]
+  ret ptr addrspace(10) %c
+}}
+"#
+            )
+        };
+        for (bytes, fallback) in [(32, true), (16, false)] {
+            let ctx = Context::create();
+            let m = OwnedModule::parse_ir(&ctx, &ir(bytes)).unwrap();
+            let f = m.function("f").unwrap();
+            let r = f.blocks().into_iter().flat_map(|b| b.instructions()).find(|i| i.name() == "r").unwrap();
+            assert_eq!(super::returns_struct_object(r), fallback, "{bytes} bytes");
         }
     }
 

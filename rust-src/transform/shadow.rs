@@ -186,6 +186,25 @@ pub fn build_lane<'ctx>(
             shadow.insert(i, s);
             continue;
         }
+        // A splat call's shadow box (or shadow array) comes from the runtime hook the
+        // transforms call in its place, which writes its address into a slot of the entry
+        // block: read right after the call (`rules::calls::splat`). Until the hook writes
+        // it, the slot holds a zeroed box (or array header) of its own: a call refused when reached (a closure over
+        // differentiated data, say) is still followed by the derivative's code, which
+        // must not touch memory at random before the status reports the refusal.
+        // (Also for a call that returns a struct, which has no shadow of its own but is
+        // still the hook's: `analysis::memory::returns_struct_object`.)
+        if crate::analysis::memory::is_splat(i)
+            && (mem.is_shadowed(i) || crate::analysis::memory::returns_struct_object(i))
+            && !shadow.contains_key(&i)
+        {
+            let words = match crate::analysis::memory::hook_result_leaf(i) {
+                Leaf::ArrayF64 | Leaf::ArrayF32 => SPARE_HEADER_WORDS,
+                _ => 2,
+            };
+            shadow.insert(i, shadow_from_hook(m, frame, &b, i, words)?);
+            continue;
+        }
         if !mem.is_shadowed(i) || shadow.contains_key(&i) {
             continue;
         }
@@ -200,20 +219,6 @@ pub fn build_lane<'ctx>(
             let s = b.clone_with(i, &[shadow.get(&i.operand(0)).copied().unwrap_or(i.operand(0))])?;
             s.set_name(&format!("{}.shadow", i.name()));
             shadow.insert(i, s);
-            continue;
-        }
-        // A splat call's shadow box (or shadow array) comes from the runtime hook the
-        // transforms call in its place, which writes its address into a slot of the entry
-        // block: read right after the call (`rules::calls::splat`). Until the hook writes
-        // it, the slot holds a zeroed box (or array header) of its own: a call refused when reached (a closure over
-        // differentiated data, say) is still followed by the derivative's code, which
-        // must not touch memory at random before the status reports the refusal.
-        if crate::analysis::memory::is_splat(i) {
-            let words = match crate::analysis::memory::hook_result_leaf(i) {
-                Leaf::ArrayF64 | Leaf::ArrayF32 => SPARE_HEADER_WORDS,
-                _ => 2,
-            };
-            shadow.insert(i, shadow_from_hook(m, frame, &b, i, words)?);
             continue;
         }
         // An array a user's rule returns: its shadow is the rule's (the shadow array in
