@@ -774,6 +774,12 @@ function program(rng, name)
     end
     push!(body, "return s + $(expr(rng, 1, vars))")
     held = rand(rng) < 0.15 ? rand(rng, (:struct, :vector, :list)) : :none
+    # A new array stored into a field of the model, read back below (its shadow goes
+    # into the shadow model's field, as in Enzyme: issue 15).
+    if held != :none && rand(rng) < 0.5
+        field = held == :struct ? "m.layer.w" : held == :vector ? "m[1].w" : "m.next.w"
+        insert!(body, length(body), "$field = x .* ($(expr(rng, 1, vars)) / 4)")
+    end
     # Closures over the model (handed to the pairwise sum), before the return.
     held == :struct && insert!(body, length(body), "s += sum(i -> m.layer.w[i] * m.layer.k * m.layer.c, 1:3) * s * m.scale.s")
     held == :vector && insert!(body, length(body), "s += sum(l -> l.k * l.w[1] + l.c, m) * s")

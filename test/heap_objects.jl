@@ -835,3 +835,148 @@ end
     @test caught(() -> autodiff(Forward, esc_escaped, Duplicated, Duplicated(copy(x), [1.0, 0.0]))) isa
           Oxidase.DifferentiationError
 end
+
+# Arrays and struct objects stored into the fields of a `Duplicated` mutable struct (a
+# model's cache, a layer replaced): the shadow array or struct goes into the shadow
+# struct's field, as in Enzyme (`memory::Memory::mirrors_field_store`), so reading the
+# field back reads memory with a shadow. The adjoints of what the field held before
+# reach the shadow it had then.
+mutable struct FieldCache
+    w::Vector{Float64}
+    cache::Vector{Float64}
+end
+mutable struct FieldNum
+    a::Float64
+    b::Float64
+end
+mutable struct FieldOuter
+    inner::FieldNum
+    spare::FieldNum
+    w::Vector{Float64}
+end
+field_arrays(m::FieldCache) = [m.w, m.cache]
+field_arrays(o::FieldOuter) = [o.w]
+# The struct objects whose numbers are differentiated too, as they were on entry.
+field_numbers(m::FieldCache) = FieldNum[]
+field_numbers(o::FieldOuter) = [o.inner, o.spare]
+zero_like(m::FieldCache) = FieldCache(zero(m.w), zero(m.cache))
+zero_like(o::FieldOuter) = FieldOuter(FieldNum(0.0, 0.0), FieldNum(0.0, 0.0), zero(o.w))
+
+# Reverse, batch reverse, forward and batch forward against central differences, in
+# `x` and in the struct's arrays as they were on entry.
+function check_struct_modes(f, mk, x; h = 1e-6)
+    fd(g, v) = map(eachindex(v)) do i
+        vp, vm = copy(v), copy(v)
+        vp[i] += h; vm[i] -= h
+        (g(vp) - g(vm)) / 2h
+    end
+    gx = fd(v -> f(mk(), v), x)
+    garrays = map(eachindex(field_arrays(mk()))) do k
+        fd(a -> (m = mk(); copyto!(field_arrays(m)[k], a); f(m, copy(x))), copy(field_arrays(mk())[k]))
+    end
+    gnumbers = map(eachindex(field_numbers(mk()))) do k
+        fd(ab -> (m = mk(); n = field_numbers(m)[k]; n.a = ab[1]; n.b = ab[2]; f(m, copy(x))),
+           [field_numbers(mk())[k].a, field_numbers(mk())[k].b])
+    end
+    m, dm, dx = mk(), zero_like(mk()), zero(x)
+    entry, numbers = field_arrays(dm), field_numbers(dm)
+    autodiff(Reverse, f, Active, Duplicated(m, dm), Duplicated(copy(x), dx))
+    @test dx ≈ gx rtol = 1e-6 atol = 1e-8
+    for (a, g) in zip(entry, garrays)
+        @test a ≈ g rtol = 1e-6 atol = 1e-8
+    end
+    for (n, g) in zip(numbers, gnumbers)
+        @test [n.a, n.b] ≈ g rtol = 1e-6 atol = 1e-8
+    end
+    dm1, dm2, d1, d2 = zero_like(mk()), zero_like(mk()), zero(x), zero(x)
+    autodiff(Reverse, f, Active, BatchDuplicated(mk(), (dm1, dm2)), BatchDuplicated(copy(x), (d1, d2)))
+    @test d1 ≈ gx rtol = 1e-6 atol = 1e-8
+    @test d2 == d1
+    v = collect(range(1.0, -0.5; length = length(x)))
+    tm = zero_like(mk())
+    tangents = field_arrays(tm)
+    for (k, t) in enumerate(tangents)
+        t .= 0.25 * k
+    end
+    for (k, n) in enumerate(field_numbers(tm))
+        n.a, n.b = 0.5 * k, -0.25 * k
+    end
+    expected = gx' * v + sum(sum(g .* t) for (g, t) in zip(garrays, tangents)) +
+               foldl(+, [g' * [n.a, n.b] for (g, n) in zip(gnumbers, field_numbers(tm))]; init = 0.0)
+    (_, t) = autodiff(Forward, f, Duplicated, Duplicated(mk(), tm), Duplicated(copy(x), copy(v)))
+    @test t ≈ expected rtol = 1e-6 atol = 1e-8
+    (_, lanes) = autodiff(Forward, f, BatchDuplicated, BatchDuplicated(mk(), (zero_like(mk()), zero_like(mk()))),
+                          BatchDuplicated(copy(x), (copy(v), zero(x))))
+    @test lanes[1] ≈ gx' * v rtol = 1e-6 atol = 1e-8
+    @test lanes[2] == 0
+end
+
+make_cache() = FieldCache([1.0, 2.0, -0.5], [0.5, -1.5, 0.25])
+make_outer() = FieldOuter(FieldNum(1.5, -0.5), FieldNum(0.75, 2.0), [0.5, 0.25])
+
+function cache_replaced(m, x)
+    m.cache = m.w .* x[1]
+    return sum(m.cache) * x[2]
+end
+function cache_read_then_replaced(m, x)
+    s = sum(m.cache) * x[1]
+    m.cache = m.w .* x[2]
+    return s + sum(abs2, m.cache) * x[1]
+end
+function cache_in_branch(m, x)
+    if x[1] > 0
+        m.cache = m.w .* x[1]
+    else
+        m.cache = m.cache .+ sin(x[2])
+    end
+    return sum(m.cache) * x[2]
+end
+function cache_in_loop(m, x, n)
+    for k in 1:n
+        m.cache = m.cache .* x[k] .+ m.w
+    end
+    return sum(m.cache) + x[1]
+end
+function inner_replaced(o, x)
+    o.inner = FieldNum(x[1] * 2, x[2] * o.inner.a)
+    return o.inner.a * o.inner.b + sum(o.w)
+end
+function inner_from_spare(o, x)
+    o.inner = o.spare
+    o.spare = FieldNum(x[1], x[2])
+    return o.inner.a * x[1] + o.spare.b * o.inner.b + sum(o.w) * x[2]
+end
+function array_field_replaced(o, x)
+    o.w = x .* o.inner.a
+    return sum(o.w) * o.spare.b
+end
+
+@testset "arrays and structs stored into a Duplicated struct's fields: $name" for (name, f, mk) in (
+        ("an array field replaced", cache_replaced, make_cache),
+        ("read, then replaced", cache_read_then_replaced, make_cache),
+        ("a struct field replaced by a new struct", inner_replaced, make_outer),
+        ("a struct field replaced by another field's", inner_from_spare, make_outer),
+        ("the array field of a struct holding structs", array_field_replaced, make_outer))
+    for x in ([0.3, -0.7, 0.5], [-1.2, 0.4, 2.0])
+        check_struct_modes(f, mk, x)
+    end
+end
+@testset "an array field replaced on both sides of a branch" begin
+    for x in ([0.3, -0.7, 0.5], [-1.2, 0.4, 2.0])
+        check_struct_modes(cache_in_branch, make_cache, x)
+    end
+end
+@testset "an array field replaced in a loop of $n iterations" for n in (0, 1, 3)
+    for x in ([0.3, -0.7, 0.5], [-1.2, 0.4, 2.0])
+        check_struct_modes((m, x) -> cache_in_loop(m, x, n), make_cache, x)
+    end
+end
+# Into a `Const` struct there is no shadow field to hold the shadow: refused, as a
+# `Const` array written with differentiated numbers is.
+@testset "an array stored into a Const struct's field is refused" begin
+    x = [0.3, -0.7, 0.5]
+    @test caught(() -> autodiff(Forward, cache_replaced, Duplicated, Const(make_cache()),
+                                Duplicated(copy(x), [1.0, 0.0, 0.0]))) isa Oxidase.DifferentiationError
+    @test caught(() -> autodiff(Reverse, cache_replaced, Active, Const(make_cache()),
+                                Duplicated(copy(x), zero(x)))) isa Oxidase.DifferentiationError
+end

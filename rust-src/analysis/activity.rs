@@ -105,15 +105,20 @@ fn memory_rule(m: &Module, i: Value, mem: &Memory, types: &Types, unsure_copies:
                 // shadow into the shadow array, `transform::shadow`.)
                 // (Or a boxed float into a `Core.Box` read by its layout:
                 // `Memory::mirrors_box_store`.)
-                Some(if mem.mirrors_array_store(i) || mem.mirrors_box_store(i) {
-                    Rule::Zero
-                } else {
-                    Rule::Unsupported(
-                        "storing a pointer to differentiated memory into differentiated memory other than an array of \
-                         arrays (a struct's field, say)"
+                // (Or an array or struct object into a struct's field that holds one:
+                // `Memory::mirrors_field_store`.)
+                Some(
+                    if mem.mirrors_array_store(i) || mem.mirrors_box_store(i) || mem.mirrors_field_store(i).is_some() {
+                        Rule::Zero
+                    } else {
+                        Rule::Unsupported(
+                        "storing a pointer to differentiated memory where the engine would not read it back as what \
+                         it is (a struct of another layout than the field's, such as a new node of a list ended by \
+                         `nothing`; an array of floats of another type)"
                             .into(),
                     )
-                })
+                    },
+                )
             } else if float_bits_into_float_array(i, mem, types) {
                 // An integer of an element's width stored into a differentiated float
                 // array is a float copied as bits; copies from memory the engine knows

@@ -841,6 +841,54 @@ impl<'ctx> Memory<'ctx> {
         }
     }
 
+    /// Whether store `i` writes a pointer with a shadow into a field of a struct object
+    /// read by its layout (`Leaf::Object`, a `Duplicated` mutable struct, or one loaded
+    /// from another's field) that holds what the pointer is: an array of floats
+    /// (`m.cache = m.w .* x[1]`), or a struct object of the field's layout, read from
+    /// elsewhere or one the function allocates (`o.inner = Inner(x[1], x[2])`). As
+    /// Enzyme does, the shadow pointer goes into the shadow object's field
+    /// (`transform::shadow`, with the collector's write barrier: the shadow object,
+    /// the caller's, may be old), so a load of the field reads memory with a shadow, as
+    /// the layout says. Returns the field's byte offset in the object (the shadow
+    /// object the barrier is for starts that far before the shadow field). (A
+    /// `Core.Box`'s only field holds a boxed float: `mirrors_box_store`.)
+    pub fn mirrors_field_store(&self, i: Value<'ctx>) -> Option<i64> {
+        if i.opcode_if_instruction() != Some(Opcode::LLVMStore) {
+            return None;
+        }
+        let (v, p) = (i.operand(0), i.operand(1));
+        let Some(Leaf::Object(fields)) = self.leaf(p) else { return None };
+        if !v.ty().is_pointer() || self.box_field(p).is_some() {
+            return None;
+        }
+        let (_, offset) = constant_field(self.module, p)?;
+        let (_, layout) = fields.iter().find(|(at, _)| *at as i64 == offset)?;
+        // (An array of integers or of names has a zero shadow, never written here.)
+        if let Layout::Array(element) = layout {
+            if matches!(element.as_slice(), [(0, Layout::Integer | Layout::Pointer | Layout::Inactive)]) {
+                return None;
+            }
+        }
+        let wanted = layout.pointee_leaf_in(fields)?;
+        let fits = match wanted {
+            Leaf::ArrayF64 | Leaf::ArrayF32 => self.leaf(v) == Some(wanted) && !self.is_data(v),
+            Leaf::Object(f) => self.leaf(v) == Some(wanted) || self.heap_object_layout(v) == Some(f),
+            _ => false,
+        };
+        fits.then_some(offset)
+    }
+
+    /// Whether address `p` is a field of a struct object read by its layout
+    /// (`Leaf::Object`) that holds a struct object: a heap object the function
+    /// allocates may be stored there (`Memory::can_mirror`), whose layout
+    /// `mirrors_field_store` then checks.
+    fn object_field(&self, p: Value<'ctx>) -> bool {
+        let Some(Leaf::Object(fields)) = self.leaf(p) else { return false };
+        constant_field(self.module, p).is_some_and(|(_, offset)| {
+            fields.iter().any(|(at, l)| *at as i64 == offset && matches!(l, Layout::Object(_) | Layout::SelfRef))
+        })
+    }
+
     /// The float type of the box that address `p` holds, when `p` is the only field of
     /// an object read by its layout as a box of a boxed float (`Leaf::Object`): a
     /// `Core.Box` loaded back from a GC frame slot (`mirrors_box_store`).
@@ -1089,6 +1137,9 @@ impl<'ctx> Memory<'ctx> {
                     // (Or, a box of a float, into a `Core.Box` read by its layout, whose
                     // shadow then holds its shadow, `mirrors_box_store`.)
                     || self.box_field(u.operand(1)).is_some_and(|l| constant_type_tag(a).and_then(type_leaf) == Some(l))
+                    // (Or into a struct object's field read by its layout as holding a
+                    // struct object: `mirrors_field_store` checks the layouts agree.)
+                    || u.operand(0) == p && self.object_field(u.operand(1))
             }
             Some(Opcode::LLVMLoad | Opcode::LLVMICmp) => true,
             Some(Opcode::LLVMCall) => u.as_call().is_some_and(|call| {

@@ -279,7 +279,8 @@ impl<'ctx> Untracked<'ctx> {
                     };
                     let mirrored = inp.mem.leaf(p).is_some_and(Leaf::is_stack_object) && object
                         || inp.mem.mirrors_array_store(i)
-                        || inp.mem.mirrors_box_store(i);
+                        || inp.mem.mirrors_box_store(i)
+                        || inp.mem.mirrors_field_store(i).is_some();
                     let unread = || memory::shadow_slot_unread(inp.m, inp.mem, p);
                     // (An object without bytes of its own, a constant tuple of integers or
                     // boxed integer, or a constant array of names, into a stack object:

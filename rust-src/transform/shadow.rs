@@ -335,6 +335,7 @@ pub fn build_lane<'ctx>(
             mem.leaf(i.operand(1)).is_some_and(Leaf::is_stack_object)
                 || mem.mirrors_array_store(i)
                 || mem.mirrors_box_store(i)
+                || mem.mirrors_field_store(i).is_some()
         };
         // (`nothing`, an object without bytes of its own or a tuple of integers, into
         // an object with a shadow: the same value into its shadow.)
@@ -388,6 +389,13 @@ pub fn build_lane<'ctx>(
                 if mem.mirrors_box_store(i) {
                     let helper = crate::runtime::object_write_barrier as *const () as usize;
                     barrier(m, &b, helper, p, v)?;
+                }
+                // (Likewise into a field of a struct object read by its layout: its
+                // shadow, the caller's, may be old.)
+                if let Some(offset) = mem.mirrors_field_store(i) {
+                    let start = b.gep(m.int(8), p, &[m.const_int(m.int(64), offset.wrapping_neg() as u64)])?;
+                    let helper = crate::runtime::object_write_barrier as *const () as usize;
+                    barrier(m, &b, helper, start, v)?;
                 }
             }
         }
