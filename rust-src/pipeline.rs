@@ -580,8 +580,15 @@ fn refuse_active_try_effects(g: Function, act: &Activity, reverse: bool, user_na
             .is_some_and(|n| matches!(n.as_str(), "memmove" | "memcpy" | "memset"));
         array_call(i) == Some(ArrayCall::Copy) || libc_copy
     };
-    let effect =
-        |i: Value| is_call(i) && act.is_active(i) && act.rule(i).family().writes_memory(i) && !throws_before_writing(i);
+    // (Nor a callee that only reads what it is handed: `sum(abs2, x)`'s pairwise
+    // `mapreduce_impl`. Its reverse is skipped after a throw, with nothing to undo.)
+    let effect = |i: Value| {
+        is_call(i)
+            && act.is_active(i)
+            && act.rule(i).family().writes_memory(i)
+            && !throws_before_writing(i)
+            && !crate::analysis::memory::call_only_reads(i)
+    };
     for (b, _) in in_body.iter().enumerate().filter(|(b, &t)| t && effects_in_body[*b]) {
         if let Some(i) = cfg.blocks[b].instructions().into_iter().find(|&i| reverse && effect(i)) {
             return Err(Error::Unsupported(format!(

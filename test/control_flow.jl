@@ -598,6 +598,61 @@ try_copied(x) = (s = 0.0; try; c = copy(x); c[1] = -c[1] * x[2]; s = c[1] * c[3]
     end
 end
 
+# A call inside the `try` that only reads the arrays it is handed (`sum(abs2, x)`, whose
+# pairwise `mapreduce_impl` Julia does not inline; a helper that reads and may throw):
+# a throw inside it leaves nothing half written, so skipping its reverse is exact
+# (`memory::call_only_reads`). Both sides of a throw, inside the call and after it;
+# and a helper that writes into an array before it may throw.
+@noinline checked_norm(x) = (s = sum(abs2, x); s > 4.0 && error("too large"); sqrt(s))
+@noinline function doubled_checked!(y, x)
+    y .= 2 .* x
+    maximum(y) > 3.0 && error("too large")
+    return nothing
+end
+function try_reduced(x)
+    s = x[1]
+    try
+        s = sum(abs2, x) * s
+        x[2] > 0.5 && error("after the call")
+    catch
+        s = -s * x[3]
+    end
+    return s
+end
+function try_reduced_throwing(x)
+    s = 0.0
+    try
+        s = sum(v -> v > 1.5 ? error("inside the call") : v^2, x)
+    catch
+        s = x[1] * x[2]
+    end
+    return s
+end
+function try_read_helper(x)
+    t = x[2]
+    try
+        t += checked_norm(x) * x[1]
+    catch
+        t -= x[3]^2
+    end
+    return t
+end
+function try_written_helper(x)
+    y = zeros(length(x))
+    try
+        doubled_checked!(y, x)
+    catch
+        y[1] = x[1]
+    end
+    return sum(y)
+end
+@testset "try/catch in reverse mode: a call that only reads inside the body: $(nameof(f))" for f in (
+    try_reduced, try_reduced_throwing, try_read_helper, try_written_helper)
+    for x in ([0.7, -1.3, 0.4], [-0.4, 0.9, 1.6], [0.3, 0.6, -1.2], [1.9, 0.2, 0.1], [1.9, 1.2, 0.1])
+        check_all_modes(f, x)
+    end
+end
+
 # Printing a differentiated value through dynamic dispatch (`println(x)` reaches
 # `println(stdout, x)` through a global, with `x` boxed): Julia's printing functions are
 # declared inactive (src/abi.jl, the engine's `inactive`), so the call has no derivative

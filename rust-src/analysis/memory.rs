@@ -5486,6 +5486,74 @@ pub fn integer_field<'ctx>(
     )
 }
 
+/// Whether call `i`, of a function with a body (differentiated call by call), writes
+/// nothing through the pointers it is handed, nor through any pointer loaded from the
+/// memory they lead to (an array's data), and keeps none of them: every use of them in
+/// the callee, and in the functions it hands them to in turn, only derives addresses,
+/// loads, compares, or hands them to one of the runtime's functions that never return
+/// (an error, which reads them to format its message). A throw inside such a call leaves nothing half
+/// written (`pipeline::refuse_active_try_effects`: `sum(abs2, x)` inside a `try`, whose
+/// pairwise `mapreduce_impl` reads `x`).
+pub fn call_only_reads(i: Value) -> bool {
+    let Some(c) = i.as_call().filter(|_| i.opcode() == Opcode::LLVMCall) else { return false };
+    let Some(f) = c.called_function().filter(|f| !f.is_declaration()) else { return false };
+    let mut seen = HashSet::new();
+    (0..c.call_arg_count()).filter(|&k| i.operand(k).ty().is_pointer()).all(|k| param_only_read(f, k, &mut seen))
+}
+
+/// `call_only_reads` for parameter `k` of function `f` (`seen`: the parameters already
+/// followed, a recursion's).
+fn param_only_read<'ctx>(f: Function<'ctx>, k: usize, seen: &mut HashSet<(Value<'ctx>, usize)>) -> bool {
+    const LIMIT: usize = 64;
+    if !seen.insert((f.as_value(), k)) {
+        return true;
+    }
+    if seen.len() > LIMIT {
+        return false;
+    }
+    let Some(param) = f.params().get(k).copied() else { return false };
+    let mut pointers = vec![param];
+    let mut visited = HashSet::new();
+    while let Some(a) = pointers.pop() {
+        if !visited.insert(a) {
+            continue;
+        }
+        if visited.len() > 4 * LIMIT {
+            return false;
+        }
+        let ok = walk_uses(
+            a,
+            true,
+            |_| true,
+            |p, u| match u.opcode_if_instruction() {
+                Some(Opcode::LLVMLoad) => {
+                    if u.ty().is_pointer() {
+                        pointers.push(u);
+                    }
+                    true
+                }
+                Some(Opcode::LLVMICmp) => true,
+                // (A function with a body is followed, even one that always throws: it
+                // may write before it does. The runtime's error functions only read.)
+                Some(Opcode::LLVMCall) => u.as_call().is_some_and(|call| match call.called_function() {
+                    Some(g) if !g.is_declaration() => {
+                        call.called_operand() != p
+                            && (0..call.call_arg_count())
+                                .filter(|&j| u.operand(j) == p)
+                                .all(|j| param_only_read(g, j, seen))
+                    }
+                    _ => is_lifetime_marker(call) || is_noreturn_call(call) || only_reads(call, p),
+                }),
+                _ => false,
+            },
+        );
+        if !ok {
+            return false;
+        }
+    }
+    true
+}
+
 /// Whether call `c` stores no float's bits through its operand `p` and keeps no copy
 /// of it: `p` is the source of a `memcpy`/`memmove` (and not its destination), the
 /// destination of a `memset` (a byte pattern: an integer, carrying no derivative), or
@@ -5863,6 +5931,55 @@ join:
                 crate::rules::calls::splat::result_and_merges(r).len(),
                 if leaf == Leaf::ArrayF64 { 2 } else { 1 }
             );
+        }
+    }
+
+    /// A callee that only reads the array it is handed, through its data pointer and a
+    /// recursive call of itself (Base's pairwise `mapreduce_impl`), leaves nothing half
+    /// written when it throws; one that stores through the data pointer does not.
+    #[test]
+    fn a_callee_that_only_reads_its_array() {
+        let ir = |write: &str| {
+            format!(
+                r#"
+declare void @jl_bounds_error_ints(ptr addrspace(12), ptr, i64) noreturn
+
+define double @h(ptr addrspace(10) %a, i64 %n) {{
+top:
+  %c = icmp eq i64 %n, 0
+  br i1 %c, label %leaf, label %split
+leaf:
+  %data = load ptr addrspace(13), ptr addrspace(10) %a, align 8
+  %v = load double, ptr addrspace(13) %data, align 8
+  {write}
+  ret double %v
+split:
+  %m = sub i64 %n, 1
+  %r = call double @h(ptr addrspace(10) %a, i64 %m)
+  %e = addrspacecast ptr addrspace(10) %a to ptr addrspace(12)
+  %bad = icmp slt i64 %n, 0
+  br i1 %bad, label %oob, label %done
+oob:
+  call void @jl_bounds_error_ints(ptr addrspace(12) %e, ptr null, i64 1)
+  unreachable
+done:
+  ret double %r
+}}
+
+define double @f(ptr addrspace(10) %x) {{
+top:
+  %s = call double @h(ptr addrspace(10) %x, i64 4)
+  ret double %s
+}}
+"#
+            )
+        };
+        for (write, reads) in [("", true), ("store double 0.0, ptr addrspace(13) %data, align 8", false)] {
+            let ctx = Context::create();
+            let m = OwnedModule::parse_ir(&ctx, &ir(write)).unwrap();
+            let f = m.function("f").unwrap();
+            let s = f.blocks().into_iter().flat_map(|b| b.instructions()).find(|i| i.name() == "s").unwrap();
+            assert_eq!(super::call_only_reads(s), reads, "{write}");
         }
     }
 
