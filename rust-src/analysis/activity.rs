@@ -499,7 +499,7 @@ fn returns_integers<'ctx>(m: &'ctx Module, i: Value<'ctx>, mem: &Memory<'ctx>) -
 
 /// The refusal of instruction `i`, which touches derivative data whose tracking was
 /// lost at instruction `at`.
-fn untracked_message(i: Value, at: Value) -> String {
+fn untracked_message<'ctx>(i: Value<'ctx>, at: Value<'ctx>, mem: &Memory<'ctx>) -> String {
     let what = match i.opcode() {
         Opcode::LLVMLoad => "reading a value",
         Opcode::LLVMStore => "writing to memory",
@@ -512,14 +512,14 @@ fn untracked_message(i: Value, at: Value) -> String {
          derivative data in memory the engine does not shadow (an object held by another object, \
          an array without a derivative beside a differentiated one, a global) or handed to runtime \
          builtins is not followed yet)",
-        lost_construct(at),
+        lost_construct(at, mem),
         crate::names::where_(at)
     )
 }
 
 /// What instruction `at`, where derivative data left what the engine tracks, is, in
 /// the user's terms.
-fn lost_construct(at: Value) -> String {
+fn lost_construct<'ctx>(at: Value<'ctx>, mem: &Memory<'ctx>) -> String {
     match at.opcode() {
         Opcode::LLVMCall => match at.as_call().and_then(|c| crate::symbols::callee_name(c.called_operand())) {
             Some(n) if crate::julia::current().splat_builtins.contains(&n.as_str()) => {
@@ -539,6 +539,13 @@ fn lost_construct(at: Value) -> String {
             None => "a call through an unknown function pointer".into(),
         },
         Opcode::LLVMInsertValue => "a tuple or struct value holding it".into(),
+        // (Into an argument declared without a derivative: a differentiated array
+        // stored into a field of a `Const` struct, which has no shadow field for it.)
+        Opcode::LLVMStore if mem.is_constant_data(at.operand(1)) => {
+            "a store into an argument or a global without a derivative (a `Const` struct or array: mark it \
+             `Duplicated`, with a zero shadow)"
+                .into()
+        }
         Opcode::LLVMStore => "a store into memory without a shadow (a tuple, struct, view or box)".into(),
         Opcode::LLVMIntToPtr | Opcode::LLVMPtrToInt => "a pointer turned into an integer".into(),
         _ => format!("`{}`", at.print().trim()),
@@ -691,7 +698,7 @@ impl<'ctx> Activity<'ctx> {
                             .and_then(|c| crate::symbols::callee_name(c.called_operand()))
                             .is_some_and(|n| crate::julia::current().is_runtime(&n));
                     if runtime || !matches!(rules[&i], Rule::Unsupported(_)) {
-                        rules.insert(i, Rule::Unsupported(untracked_message(i, at)));
+                        rules.insert(i, Rule::Unsupported(untracked_message(i, at, mem)));
                     }
                     changed = true;
                 }
