@@ -580,14 +580,18 @@ fn refuse_active_try_effects(g: Function, act: &Activity, reverse: bool, user_na
             .is_some_and(|n| matches!(n.as_str(), "memmove" | "memcpy" | "memset"));
         array_call(i) == Some(ArrayCall::Copy) || libc_copy
     };
-    // (Nor a callee that only reads what it is handed: `sum(abs2, x)`'s pairwise
-    // `mapreduce_impl`. Its reverse is skipped after a throw, with nothing to undo.)
+    // (Nor a callee differentiated call by call that only reads what it is handed:
+    // `sum(abs2, x)`'s pairwise `mapreduce_impl`. Its reverse is skipped after a throw,
+    // with nothing to undo. Not a call with a user's rule, whose augmented primal is the
+    // user's code, not the body read here.)
+    let only_reads =
+        |i: Value| matches!(act.rule(i), crate::rules::Rule::Call) && crate::analysis::memory::call_only_reads(i);
     let effect = |i: Value| {
         is_call(i)
             && act.is_active(i)
             && act.rule(i).family().writes_memory(i)
             && !throws_before_writing(i)
-            && !crate::analysis::memory::call_only_reads(i)
+            && !only_reads(i)
     };
     for (b, _) in in_body.iter().enumerate().filter(|(b, &t)| t && effects_in_body[*b]) {
         if let Some(i) = cfg.blocks[b].instructions().into_iter().find(|&i| reverse && effect(i)) {
