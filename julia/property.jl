@@ -133,6 +133,19 @@ nest_walk(n::Nest, k) = k == 0 ? n.c.v * n.u : (n.c.v += n.c.w[k] * n.u; n.u *= 
     t
 end
 
+# A reduction that only reads `x` inside a `try` that may throw after it (in reverse
+# mode, `memory::call_only_reads`: once refused as a call that may write and throw).
+@noinline function guarded_sumsq(x, c)
+    t = c
+    try
+        t = sum(abs2, x) * c
+        c > 0.5 && error("large")
+    catch
+        t = -c * x[1]
+    end
+    t
+end
+
 # A model holding its layer by reference (issue 15): some programs take the array as a
 # field of a mutable struct held in an immutable one, differentiated as a whole.
 # (Its `Float32` field `c` is a constant of the program: read beside the Float64 ones.)
@@ -471,7 +484,7 @@ function program(rng, name)
     end
     s += Property.counts_walk(cn, $(rand(rng, 0:3)))"]),
                 "s += Property.nest_walk(Property.Nest(Property.Cell(x .* 2, $(expr(rng, 1, vars))), s), $(rand(rng, 0:3)))",
-                "s += Property.weighted_squares(x, $(expr(rng, 1, vars))) + Property.guarded_logs(x, $(rand(rng, 0:3)))",
+                "s += Property.weighted_squares(x, $(expr(rng, 1, vars))) + Property.guarded_logs(x, $(rand(rng, 0:3))) + Property.guarded_sumsq(x, s)",
                 "r = Ref($(expr(rng, 1, vars)))\n    for k in 1:$(rand(rng, 0:3))\n        r[] += x[k] * r[]\n    end\n    s += r[]",
                 # A mutable struct a loop replaces (a phi of heap objects), walked after,
                 # and a struct holding it replaced whole.
