@@ -343,7 +343,7 @@ fn synthesize_prepared(m: &Module, f: Function, req: &Request, name: &str) -> Re
         argument_types: &argument_types,
     };
     let (mem, act) = Stage::Analyze.run(m, || analyze(m, &subject, &roots, &[]))?;
-    refuse_active_try_effects(frame.g, &act, req.mode == Mode::Reverse, &user_name)?;
+    refuse_active_try_effects(frame.g, &act, req.mode == Mode::Reverse, &user_name, &|h| h)?;
     // (Only where the function calls code Julia dispatches as it runs, which code
     // compiled for narrower types may call directly: what the flag is for.)
     let dispatches = || {
@@ -446,7 +446,7 @@ fn generate_callees<'ctx>(m: &'ctx Module, req: &Request, callees: &transform::c
         };
         let (mem, act) = analyze(m, &subject, &roots, &maybe_constant)?;
         callees.note_resizes(cf.g, &mem);
-        refuse_active_try_effects(cf.g, &act, req.mode == Mode::Reverse, &name)?;
+        refuse_active_try_effects(cf.g, &act, req.mode == Mode::Reverse, &name, &|h| callees.primal_body(h))?;
         // Runtime diagnostics live in the entry's status; a callee reports at compile time.
         if let Some((_, message)) = act.unsupported_when_reached.first() {
             return Err(Error::Unsupported(message.clone()));
@@ -535,8 +535,15 @@ fn keep_primal_math_scalar(m: &Module) {
 /// sweep retraces the body's blocks that ended, `transform::reverse::retrace_throws`),
 /// and the derivative of what it wrote before throwing would be lost. In both modes, a
 /// construct refused where it is reached (`diagnostics::insert`): refused as it runs,
-/// it would throw into the function's own `catch`, which would carry on.
-fn refuse_active_try_effects(g: Function, act: &Activity, reverse: bool, user_name: &str) -> Result<()> {
+/// it would throw into the function's own `catch`, which would carry on. `body` finds a
+/// callee's primal body (`memory::call_only_reads`).
+fn refuse_active_try_effects<'ctx>(
+    g: Function<'ctx>,
+    act: &Activity<'ctx>,
+    reverse: bool,
+    user_name: &str,
+    body: &dyn Fn(Function<'ctx>) -> Function<'ctx>,
+) -> Result<()> {
     if !g.blocks().into_iter().flat_map(|b| b.instructions()).any(crate::analysis::cfg::is_setjmp_call) {
         return Ok(());
     }
@@ -584,9 +591,10 @@ fn refuse_active_try_effects(g: Function, act: &Activity, reverse: bool, user_na
     // `sum(abs2, x)`'s pairwise `mapreduce_impl`. Its reverse is skipped after a throw,
     // with nothing to undo. Not a call with a user's rule, whose augmented primal is the
     // user's code, not the body read here.)
-    let only_reads =
-        |i: Value| matches!(act.rule(i), crate::rules::Rule::Call) && crate::analysis::memory::call_only_reads(i);
-    let effect = |i: Value| {
+    let only_reads = |i: Value<'ctx>| {
+        matches!(act.rule(i), crate::rules::Rule::Call) && crate::analysis::memory::call_only_reads(i, body)
+    };
+    let effect = |i: Value<'ctx>| {
         is_call(i)
             && act.is_active(i)
             && act.rule(i).family().writes_memory(i)

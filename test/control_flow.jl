@@ -646,8 +646,24 @@ function try_written_helper(x)
     end
     return sum(y)
 end
+# The same read inside a helper's `try`, when the caller reduces an array of its own
+# with the same `mapreduce_impl`: that callee's derivative is built first, its body
+# moves into it, and the helper's `try` reads the copy kept for primal calls
+# (`Callees::primal_body`; long-run seed 20261403208 was refused).
+@noinline function guarded_sumsq_helper(x)
+    s = 0.0
+    try
+        s = sum(abs2, x)
+        s > 4.0 && error("too large")
+    catch
+        s = x[1]
+    end
+    return s
+end
+try_reduced_after(x) = (t = 2 .* x; guarded_sumsq_helper(x) * x[2] + sum(abs2, t))
+try_reduced_before(x) = (t = 2 .* x; u = sum(abs2, t); u + guarded_sumsq_helper(x) * x[2])
 @testset "try/catch in reverse mode: a call that only reads inside the body: $(nameof(f))" for f in (
-    try_reduced, try_reduced_throwing, try_read_helper, try_written_helper)
+    try_reduced, try_reduced_throwing, try_read_helper, try_written_helper, try_reduced_after, try_reduced_before)
     for x in ([0.7, -1.3, 0.4], [-0.4, 0.9, 1.6], [0.3, 0.6, -1.2], [1.9, 0.2, 0.1], [1.9, 1.2, 0.1])
         check_all_modes(f, x)
     end

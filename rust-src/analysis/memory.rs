@@ -5493,17 +5493,24 @@ pub fn integer_field<'ctx>(
 /// loads, compares, or hands them to one of the runtime's functions that never return
 /// (an error, which reads them to format its message). A throw inside such a call leaves nothing half
 /// written (`pipeline::refuse_active_try_effects`: `sum(abs2, x)` inside a `try`, whose
-/// pairwise `mapreduce_impl` reads `x`).
-pub fn call_only_reads(i: Value) -> bool {
+/// pairwise `mapreduce_impl` reads `x`). `body` gives the function whose body to read
+/// for a callee: a callee whose body already moved into its derivative function is read
+/// in the copy kept for its primal calls (`transform::calls::Callees::primal_body`).
+pub fn call_only_reads<'ctx>(i: Value<'ctx>, body: &dyn Fn(Function<'ctx>) -> Function<'ctx>) -> bool {
     let Some(c) = i.as_call().filter(|_| i.opcode() == Opcode::LLVMCall) else { return false };
-    let Some(f) = c.called_function().filter(|f| !f.is_declaration()) else { return false };
+    let Some(f) = c.called_function().map(body).filter(|f| !f.is_declaration()) else { return false };
     let mut seen = HashSet::new();
-    (0..c.call_arg_count()).filter(|&k| i.operand(k).ty().is_pointer()).all(|k| param_only_read(f, k, &mut seen))
+    (0..c.call_arg_count()).filter(|&k| i.operand(k).ty().is_pointer()).all(|k| param_only_read(f, k, body, &mut seen))
 }
 
 /// `call_only_reads` for parameter `k` of function `f` (`seen`: the parameters already
 /// followed, a recursion's).
-fn param_only_read<'ctx>(f: Function<'ctx>, k: usize, seen: &mut HashSet<(Value<'ctx>, usize)>) -> bool {
+fn param_only_read<'ctx>(
+    f: Function<'ctx>,
+    k: usize,
+    body: &dyn Fn(Function<'ctx>) -> Function<'ctx>,
+    seen: &mut HashSet<(Value<'ctx>, usize)>,
+) -> bool {
     const LIMIT: usize = 64;
     if !seen.insert((f.as_value(), k)) {
         return true;
@@ -5535,12 +5542,12 @@ fn param_only_read<'ctx>(f: Function<'ctx>, k: usize, seen: &mut HashSet<(Value<
                 Some(Opcode::LLVMICmp) => true,
                 // (A function with a body is followed, even one that always throws: it
                 // may write before it does. The runtime's error functions only read.)
-                Some(Opcode::LLVMCall) => u.as_call().is_some_and(|call| match call.called_function() {
+                Some(Opcode::LLVMCall) => u.as_call().is_some_and(|call| match call.called_function().map(body) {
                     Some(g) if !g.is_declaration() => {
                         call.called_operand() != p
                             && (0..call.call_arg_count())
                                 .filter(|&j| u.operand(j) == p)
-                                .all(|j| param_only_read(g, j, seen))
+                                .all(|j| param_only_read(g, j, body, seen))
                     }
                     _ => is_lifetime_marker(call) || is_noreturn_call(call) || only_reads(call, p),
                 }),
@@ -5971,6 +5978,11 @@ top:
   %s = call double @h(ptr addrspace(10) %x, i64 4)
   ret double %s
 }}
+
+define double @sink() {{
+top:
+  ret double 0.0
+}}
 "#
             )
         };
@@ -5979,7 +5991,17 @@ top:
             let m = OwnedModule::parse_ir(&ctx, &ir(write)).unwrap();
             let f = m.function("f").unwrap();
             let s = f.blocks().into_iter().flat_map(|b| b.instructions()).find(|i| i.name() == "s").unwrap();
-            assert_eq!(super::call_only_reads(s), reads, "{write}");
+            assert_eq!(super::call_only_reads(s, &|f| f), reads, "{write}");
+            // The same callee once its body moved into its derivative function (a callee
+            // of the caller's, generated first): its body is read in the primal copy.
+            let h = m.function("h").unwrap();
+            let copy = m.clone_function(h, "h.primal").unwrap();
+            let sink = m.function("sink").unwrap();
+            for b in h.blocks() {
+                b.move_to_end_of(sink);
+            }
+            assert!(!super::call_only_reads(s, &|f| f), "{write}: a declaration is not read");
+            assert_eq!(super::call_only_reads(s, &|f| if f == h { copy } else { f }), reads, "{write}");
         }
     }
 

@@ -313,6 +313,16 @@ impl<'ctx> Callees<'ctx> {
         Ok(())
     }
 
+    /// The function holding `h`'s primal body: `h` itself, or, once its body moved into
+    /// its derivative function (callees generated before the caller that is read), the
+    /// copy `keep_primal` made of it.
+    pub fn primal_body(&self, h: Function<'ctx>) -> Function<'ctx> {
+        match self.primal_copies.borrow().get(&h) {
+            Some(&copy) if h.is_declaration() => copy,
+            _ => h,
+        }
+    }
+
     /// Deletes the original callees, whose bodies moved: their calls were rewritten to
     /// their derivative functions, or go to the copy `keep_primal` made.
     pub fn finish(&self) -> Result<()> {
