@@ -789,9 +789,14 @@ function program(rng, name)
     held = rand(rng) < 0.15 ? rand(rng, (:struct, :vector, :list)) : :none
     # A new array stored into a field of the model, read back below (its shadow goes
     # into the shadow model's field, as in Enzyme: issue 15).
+    # For a list, a new node instead, ending the list or linked to the node it
+    # replaces (its shadow node goes into the shadow list).
     if held != :none && rand(rng) < 0.5
         field = held == :struct ? "m.layer.w" : held == :vector ? "m[1].w" : "m.next.w"
-        insert!(body, length(body), "$field = x .* ($(expr(rng, 1, vars)) / 4)")
+        value = "x .* ($(expr(rng, 1, vars)) / 4)"
+        statement = held == :list ? rand(rng, ("$field = $value", "m.next = Property.Link($value, s / 2, nothing)",
+                                               "m.next = Property.Link($value, s / 2, m.next)")) : "$field = $value"
+        insert!(body, length(body), statement)
     end
     # Closures over the model (handed to the pairwise sum), before the return.
     held == :struct && insert!(body, length(body), "s += sum(i -> m.layer.w[i] * m.layer.k * m.layer.c, 1:3) * s * m.scale.s")

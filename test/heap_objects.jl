@@ -981,3 +981,77 @@ end
     @test caught(() -> autodiff(Reverse, cache_replaced, Active, Const(make_cache()),
                                 Duplicated(copy(x), zero(x)))) isa Oxidase.DifferentiationError
 end
+
+# A new node stored into a list's `next` field (`Union{FieldList,Nothing}`): the node
+# ends the list with `nothing`, which its stores leave out of its layout, or links to
+# the node it replaces, read by its type; Julia builds it twice when `l.next` may be
+# either, and the two merge (`memory::lays_out_as`, `joined_layout`). The shadow node
+# goes into the shadow list's field, its own `next` null where the primal's is
+# `nothing`. Checked in `x` and in both nodes' arrays, in every mode.
+mutable struct FieldList
+    w::Vector{Float64}
+    k::Float64
+    next::Union{FieldList,Nothing}
+end
+field_arrays(l::FieldList) = [l.w, l.next.w]
+field_numbers(l::FieldList) = FieldNum[]
+zero_like(l::FieldList) = FieldList(zero(l.w), 0.0, FieldList(zero(l.next.w), 0.0, nothing))
+make_list() = FieldList([0.5, -1.0, 0.25], 1.5, FieldList([0.75, 2.0, -0.5], -0.5, nothing))
+function walk_list(l, s)
+    q = l
+    while q !== nothing
+        s += q.k * sum(q.w) * s
+        q = q.next
+    end
+    return s
+end
+function link_appended(l, x)
+    l.next.next = FieldList(x .* l.k, x[1] * x[2], nothing)
+    return walk_list(l, x[3])
+end
+function link_replaced(l, x)
+    l.next = FieldList(l.next.w .* x[1], x[3], nothing)
+    return walk_list(l, x[2])
+end
+function link_in_branch(l, x)
+    if x[1] > 0
+        l.next.next = FieldList(x .* x[2], x[1], nothing)
+    else
+        l.next.k *= x[2]
+    end
+    return walk_list(l, x[3])
+end
+function link_inserted(l, x, n)
+    for k in 1:n
+        l.next = FieldList(x .* k, x[k], l.next)
+    end
+    return walk_list(l, x[1])
+end
+function link_at_tail(l, x, n)
+    for k in 1:n
+        t = l
+        while t.next !== nothing
+            t = t.next
+        end
+        t.next = FieldList(x .* x[k], 0.5 * k, nothing)
+    end
+    return walk_list(l, x[2])
+end
+function fresh_list_appended(l, x)
+    h = FieldList(x .* 2, x[1], nothing)
+    h.next = FieldList(l.w .* x[2], x[3], nothing)
+    return walk_list(h, x[1]) + walk_list(l, x[2])
+end
+@testset "a new list node stored into a Duplicated list: $name" for (name, f) in (
+        ("appended", link_appended), ("replacing a node", link_replaced), ("on both sides of a branch", link_in_branch),
+        ("into a list the function built", fresh_list_appended))
+    for x in ([0.3, -0.7, 0.5], [-1.2, 0.4, 0.9])
+        check_struct_modes(f, make_list, x)
+    end
+end
+@testset "new list nodes in a loop of $n iterations" for n in (0, 1, 3)
+    for x in ([0.3, -0.7, 0.5], [-1.2, 0.4, 0.9])
+        check_struct_modes((l, x) -> link_inserted(l, x, n), make_list, x)
+        check_struct_modes((l, x) -> link_at_tail(l, x, n), make_list, x)
+    end
+end

@@ -113,8 +113,8 @@ fn memory_rule(m: &Module, i: Value, mem: &Memory, types: &Types, unsure_copies:
                     } else {
                         Rule::Unsupported(
                         "storing a pointer to differentiated memory where the engine would not read it back as what \
-                         it is (a struct of another layout than the field's, such as a new node of a list ended by \
-                         `nothing`; an array of floats of another type)"
+                         it is (a struct laid out otherwise than the field's type says; an array of floats of another \
+                         type)"
                             .into(),
                     )
                     },

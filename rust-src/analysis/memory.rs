@@ -872,7 +872,9 @@ impl<'ctx> Memory<'ctx> {
         let wanted = layout.pointee_leaf_in(fields)?;
         let fits = match wanted {
             Leaf::ArrayF64 | Leaf::ArrayF32 => self.leaf(v) == Some(wanted) && !self.is_data(v),
-            Leaf::Object(f) => self.leaf(v) == Some(wanted) || self.heap_object_layout(v) == Some(f),
+            Leaf::Object(f) => {
+                self.leaf(v) == Some(wanted) || self.heap_object_layout(v).is_some_and(|g| lays_out_as(g, f))
+            }
             _ => false,
         };
         fits.then_some(offset)
@@ -1321,7 +1323,8 @@ impl<'ctx> Memory<'ctx> {
         let objects = merged_heap_objects(self.module, v)?;
         let mut layouts = objects.iter().map(|&o| heap_layout(self.module, o, &self.shadowed, 4));
         let first = layouts.next()??;
-        layouts.all(|l| l.as_ref() == Some(&first)).then(|| crate::request::intern(&first))
+        let joined = layouts.try_fold(first, |joined, l| joined_layout(&joined, &l?))?;
+        Some(crate::request::intern(&joined))
     }
 
     /// What a callee handed pointer `v` reads it as: its leaf, but a struct object laid
@@ -2585,6 +2588,47 @@ fn forwarded_object_merge<'ctx>(
 /// builds, `l = Node(x, l)`: `heap_family`) have one layout, what is stored into any of
 /// them, and a field holding such a link is `Layout::SelfRef`, as in the layout Julia
 /// gives a list passed as an argument: a list of any length is one finite layout.
+/// The layout of objects laid out as `a` and as `b`, one chosen by a branch: the same
+/// fields, but for references one of them never sets or sets to `nothing`
+/// (`heap_layout` leaves them out: Julia builds `Link(w, k, l.next)` once with
+/// `nothing`, once with the node, when `l.next` may be either). `None` when they differ
+/// otherwise.
+fn joined_layout(a: &[(u64, Layout)], b: &[(u64, Layout)]) -> Option<Vec<(u64, Layout)>> {
+    let mut joined: std::collections::BTreeMap<u64, Layout> = a.iter().cloned().collect();
+    for (at, l) in b {
+        match joined.get(at) {
+            Some(k) if k != l => return None,
+            Some(_) => {}
+            None => {
+                joined.insert(*at, l.clone());
+            }
+        }
+    }
+    let only_one =
+        |(at, l): (&u64, &Layout)| a.iter().any(|(s, _)| s == at) && b.iter().any(|(s, _)| s == at) || is_reference(l);
+    joined.iter().all(only_one).then(|| joined.into_iter().collect())
+}
+
+/// Whether a field of layout `l` holds a reference, which may be `nothing` or never set.
+fn is_reference(l: &Layout) -> bool {
+    matches!(l, Layout::SelfRef | Layout::Object(_) | Layout::Array(_) | Layout::Pointer)
+}
+
+/// Whether an object whose stores lay it out as `stored` is an object of layout
+/// `wanted`: the same fields, but for those `wanted` holds a reference in that the object
+/// never sets, or sets to `nothing` (`heap_layout` leaves them out): a new list node
+/// `Link(w, k, nothing)`, its `next` a `Layout::SelfRef`. Nothing reads through its
+/// shadow's field: the primal's `nothing` has no fields. A field that holds
+/// an object of layout `wanted` itself is its `SelfRef` (`Link(w, k, l.next)`, the
+/// node it links to read by its type).
+fn lays_out_as(stored: &[(u64, Layout)], wanted: &[(u64, Layout)]) -> bool {
+    let same = |(at, l): &(u64, Layout)| match l {
+        Layout::Object(g) if g.as_slice() == wanted => wanted.contains(&(*at, Layout::SelfRef)),
+        _ => wanted.contains(&(*at, l.clone())),
+    };
+    stored.iter().all(same) && wanted.iter().all(|(at, l)| stored.iter().any(|(s, _)| s == at) || is_reference(l))
+}
+
 fn heap_layout<'ctx>(
     m: &crate::llvm::Module,
     a: Value<'ctx>,
@@ -5939,6 +5983,27 @@ join:
                 if leaf == Leaf::ArrayF64 { 2 } else { 1 }
             );
         }
+    }
+
+    /// A new list node's stores leave out its `next` when it is `nothing`; it is still a
+    /// node of the list's layout, and joins the node Julia builds on the other path
+    /// (linked to the old `next`, read by its type). A missing float, or a field of
+    /// another layout, is not.
+    #[test]
+    fn a_node_ended_by_nothing_is_a_node() {
+        use crate::request::Layout::{Array, Object, SelfRef, F64};
+        let node = vec![(0, Array(vec![(0, F64)])), (8, F64), (16, SelfRef)];
+        let ended = vec![(0, Array(vec![(0, F64)])), (8, F64)];
+        let linked = vec![(0, Array(vec![(0, F64)])), (8, F64), (16, Object(node.clone()))];
+        assert!(super::lays_out_as(&ended, &node));
+        assert!(super::lays_out_as(&linked, &node));
+        assert!(!super::lays_out_as(&[(0, Array(vec![(0, F64)]))], &node), "a float left out");
+        assert!(!super::lays_out_as(&[(0, Array(vec![(0, F64)])), (8, F64), (16, F64)], &node));
+        assert_eq!(super::joined_layout(&ended, &linked), Some(linked.clone()));
+        assert_eq!(super::joined_layout(&linked, &ended), Some(linked.clone()));
+        assert_eq!(super::joined_layout(&ended, &[(8, F64)]), Some(ended.clone()), "an array is a reference");
+        assert_eq!(super::joined_layout(&ended, &[(0, Array(vec![(0, F64)]))]), None, "a float left out");
+        assert_eq!(super::joined_layout(&ended, &[(0, Array(vec![(0, F64)])), (8, F64), (16, F64)]), None);
     }
 
     /// A callee that only reads the array it is handed, through its data pointer and a
