@@ -1311,7 +1311,8 @@ impl<'ctx> Memory<'ctx> {
     /// shadow: `heap_layout`), which an array of such objects the function allocates is
     /// an array of (`Leaf::Objects`). `None` for any other pointer, or a layout not known.
     /// (Or of a merge of such objects of one layout: a struct built on one path, beside
-    /// a dynamic call's on the other, `returns_struct_object`.)
+    /// a dynamic call's on the other, `returns_struct_object`; but for references some
+    /// of them leave out, `joined_layout`.)
     pub fn heap_object_layout(&self, v: Value<'ctx>) -> Option<Fields> {
         if self.is_heap_object(v) {
             let layout = heap_layout(self.module, zero_offset_base(v), &self.shadowed, 4)?;
@@ -2577,17 +2578,6 @@ fn forwarded_object_merge<'ctx>(
     values.into_iter().all(fits).then_some((array, fields))
 }
 
-/// The layout of heap object `a` (a mutable struct the function allocates), from what
-/// the function stores into it: `Float64` numbers, integers, differentiated arrays and
-/// such objects in turn (laid out alike), each at a constant offset. `None` when a store
-/// is at an offset not known or puts different kinds at one offset, when it stores a
-/// `Float32` or a pointer of no known layout, or when the object's address goes anywhere
-/// a store could be made without being seen (it is what `Memory::can_mirror` accepts).
-///
-/// Objects that link to one another round a loop (the nodes of a list the function
-/// builds, `l = Node(x, l)`: `heap_family`) have one layout, what is stored into any of
-/// them, and a field holding such a link is `Layout::SelfRef`, as in the layout Julia
-/// gives a list passed as an argument: a list of any length is one finite layout.
 /// The layout of objects laid out as `a` and as `b`, one chosen by a branch: the same
 /// fields, but for references one of them never sets or sets to `nothing`
 /// (`heap_layout` leaves them out: Julia builds `Link(w, k, l.next)` once with
@@ -2629,6 +2619,17 @@ fn lays_out_as(stored: &[(u64, Layout)], wanted: &[(u64, Layout)]) -> bool {
     stored.iter().all(same) && wanted.iter().all(|(at, l)| stored.iter().any(|(s, _)| s == at) || is_reference(l))
 }
 
+/// The layout of heap object `a` (a mutable struct the function allocates), from what
+/// the function stores into it: `Float64` numbers, integers, differentiated arrays and
+/// such objects in turn (laid out alike), each at a constant offset. `None` when a store
+/// is at an offset not known or puts different kinds at one offset, when it stores a
+/// `Float32` or a pointer of no known layout, or when the object's address goes anywhere
+/// a store could be made without being seen (it is what `Memory::can_mirror` accepts).
+///
+/// Objects that link to one another round a loop (the nodes of a list the function
+/// builds, `l = Node(x, l)`: `heap_family`) have one layout, what is stored into any of
+/// them, and a field holding such a link is `Layout::SelfRef`, as in the layout Julia
+/// gives a list passed as an argument: a list of any length is one finite layout.
 fn heap_layout<'ctx>(
     m: &crate::llvm::Module,
     a: Value<'ctx>,
