@@ -986,8 +986,8 @@ end
 # ends the list with `nothing`, which its stores leave out of its layout, or links to
 # the node it replaces, read by its type; Julia builds it twice when `l.next` may be
 # either, and the two merge (`memory::lays_out_as`, `joined_layout`). The shadow node
-# goes into the shadow list's field, its own `next` null where the primal's is
-# `nothing`. Checked in `x` and in both nodes' arrays, in every mode.
+# goes into the shadow list's field. Checked in `x` and in both nodes' arrays, in every
+# mode, on both sides of the branch (x₁ > 0 and < 0).
 mutable struct FieldList
     w::Vector{Float64}
     k::Float64
