@@ -2605,18 +2605,21 @@ fn is_reference(l: &Layout) -> bool {
 }
 
 /// Whether an object whose stores lay it out as `stored` is an object of layout
-/// `wanted`: the same fields, but for those `wanted` holds a reference in that the object
-/// never sets, or sets to `nothing` (`heap_layout` leaves them out): a new list node
+/// `wanted`: joined with it, it adds nothing (`joined_layout`), so it has the same fields
+/// but for references it never sets, or sets to `nothing`: a new list node
 /// `Link(w, k, nothing)`, its `next` a `Layout::SelfRef`. Nothing reads through its
 /// shadow's field: the primal's `nothing` has no fields. A field that holds
 /// an object of layout `wanted` itself is its `SelfRef` (`Link(w, k, l.next)`, the
 /// node it links to read by its type).
 fn lays_out_as(stored: &[(u64, Layout)], wanted: &[(u64, Layout)]) -> bool {
-    let same = |(at, l): &(u64, Layout)| match l {
-        Layout::Object(g) if g.as_slice() == wanted => wanted.contains(&(*at, Layout::SelfRef)),
-        _ => wanted.contains(&(*at, l.clone())),
-    };
-    stored.iter().all(same) && wanted.iter().all(|(at, l)| stored.iter().any(|(s, _)| s == at) || is_reference(l))
+    let stored: Vec<(u64, Layout)> = stored
+        .iter()
+        .map(|(at, l)| match l {
+            Layout::Object(g) if g.as_slice() == wanted => (*at, Layout::SelfRef),
+            _ => (*at, l.clone()),
+        })
+        .collect();
+    joined_layout(&stored, wanted).as_deref() == Some(wanted)
 }
 
 /// The layout of heap object `a` (a mutable struct the function allocates), from what
