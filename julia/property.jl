@@ -709,7 +709,7 @@ function program(rng, name)
                            "s += Property.det([x[1] 1.0; $(expr(rng, 1, vars)) 2.0] + Property.Diagonal([s, x[3]])) / 8",
                            "s += Property.det(Property.Diagonal(x .* $(expr(rng, 1, vars))) + Property.KM) / 16",
                            "s += sum(abs2, Property.KM .+ Property.Diagonal(x)) * $(expr(rng, 1, vars)) / 32",
-                           "s += Property.det(Property.KM .* x' + Property.Diagonal([s, x[2], 1.0])) / 32"]),
+                           "s += Property.det(Property.KM .* x' + Property.Diagonal([s, x[2], 1.0])) / 32""]),
                 # Ranges with differentiated endpoints: `LinRange` computes in floats;
                 # Base's float ranges (integers at small rationals, twice-precision
                 # floats elsewhere) differentiate through Oxidase's rules
@@ -718,7 +718,12 @@ function program(rng, name)
                 "s += sum(v -> v^2, LinRange(x[1], $(expr(rng, 1, vars)), $(rand(rng, 2:5)))) / 4",
                 "rg = range(x[$(rand(rng, 1:3))], $(expr(rng, 1, vars)); length = $(rand(rng, 2:4))); s += rg[2] * rg[end] / 2",
                 "rg = range(x[1]; step = 1 + x[2]^2, length = $(rand(rng, 1:4))); s += sum(rg) * $(expr(rng, 1, vars)) / 4",
-                "rg = range($(rand(rng, 0:1)), $(expr(rng, 1, vars)); length = $(rand(rng, 2:5))); s += sum(sin, rg) / 4",
+                # (Or a float range scaled by a differentiated number, broadcast or not,
+                # and divided: Base's two-part products, `TwiceRules`.)
+                (c = rand(rng, 1:3);
+                 c == 1 ? "rg = range($(rand(rng, 0:1)), $(expr(rng, 1, vars)); length = $(rand(rng, 2:5))); s += sum(sin, rg) / 4" :
+                 c == 2 ? "tg = range(0, 1; length = $(rand(rng, 2:5))); s += sum(abs2, $(expr(rng, 1, vars)) .* tg) / 4 + sum(tg ./ (2 + x[$(rand(rng, 1:3))]^2)) / 8" :
+                 "s += sum(x[$(rand(rng, 1:3))] * (0:0.25:1)) * $(expr(rng, 1, vars)) / 8"),
                 (k = rand(rng, 1:3); "for v in x[$k]:$(rand(rng, (0.25, 0.5))):(x[$k] + $(rand(rng, (0.3, 1.1, 2.3))))
         s += v * $(expr(rng, 1, vars)) / 8
     end"),

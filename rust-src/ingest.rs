@@ -97,9 +97,42 @@ pub fn inline<'ctx>(m: &'ctx Module, entry: &str) -> Result<Inlined<'ctx>> {
     for g in m.functions().into_iter().filter(|g| !g.is_declaration()) {
         split_call_frames(m, g)?;
     }
-    passes::run(m, "always-inline,sroa,early-cse,simplifycfg,instcombine<no-verify-fixpoint>,sroa,simplifycfg")
+    passes::run(m, "always-inline").map_err(Error::Internal)?;
+    for g in m.functions().into_iter().filter(|g| !g.is_declaration()) {
+        untag_stack_accesses(g);
+    }
+    passes::run(m, "sroa,early-cse,simplifycfg,instcombine<no-verify-fixpoint>,sroa,simplifycfg")
         .map_err(Error::Internal)?;
     Ok(Inlined { entry: f, recursive })
+}
+
+/// Drops the type-based alias class (`!tbaa`) of every access of `g` to its stack slots,
+/// once its callees are inlined into it. Julia tags a function's writes into a slot
+/// `jtbaa_stack`, and a callee's reads of the same bytes, through the pointer it was
+/// handed, as what they are to it (`jtbaa_const` for the fields of an immutable struct
+/// passed by reference): inlined, two classes for one memory, which LLVM takes for two
+/// memories. The reads were folded to the slot's undefined first contents (a float range
+/// built in a slot out of two rules' results, then summed: NaN, in optimized code only).
+fn untag_stack_accesses(g: Function) {
+    use crate::analysis::memory::alloca_bases;
+    use crate::llvm::Opcode;
+    for i in g.blocks().into_iter().flat_map(|b| b.instructions()) {
+        let stack = match i.opcode() {
+            Opcode::LLVMLoad => !alloca_bases(i.operand(0)).is_empty(),
+            Opcode::LLVMStore => !alloca_bases(i.operand(1)).is_empty(),
+            Opcode::LLVMCall => {
+                let copy = i.as_call().and_then(|c| c.called_function()).is_some_and(|f| {
+                    let name = f.name();
+                    ["llvm.memcpy", "llvm.memmove", "llvm.memset"].iter().any(|k| name.starts_with(k))
+                });
+                copy && (0..2).any(|k| i.operand(k).ty().is_pointer() && !alloca_bases(i.operand(k)).is_empty())
+            }
+            _ => false,
+        };
+        if stack && i.tbaa_type_name().is_some() {
+            i.clear_tbaa();
+        }
+    }
 }
 
 impl<'ctx> Inlined<'ctx> {
@@ -2151,7 +2184,7 @@ fn calls_setjmp(g: Function) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{drop_overwritten_stores, rule_results_out_of_gc_frames, split_call_frames};
+    use super::{drop_overwritten_stores, rule_results_out_of_gc_frames, split_call_frames, untag_stack_accesses};
     use crate::llvm::{Context, Opcode, OwnedModule};
 
     /// The stores `drop_overwritten_stores` leaves in `f`, as the values they store.
@@ -2353,6 +2386,67 @@ declare void @llvm.memset.p0.i32(ptr, i8, i32, i1)
             into_frame,
             [(32, true), (16, false), (24, false)],
             "the other root stays; the copies follow the call"
+        );
+    }
+
+    /// A float range as an inlined `sum` met it: a stack slot filled by a copy the
+    /// caller tags `jtbaa_stack`, and read by the callee's code, inlined, as the
+    /// `jtbaa_const` fields of the struct it was handed by reference. Every access to the
+    /// slot loses its tag (LLVM took them for two memories, and folded the reads to the
+    /// slot's undefined first contents); an access to other memory keeps its own.
+    #[test]
+    fn accesses_to_a_stack_slot_lose_their_alias_class() {
+        let ctx = Context::create();
+        let ir = r#"
+declare void @make(ptr sret([2 x double]))
+define double @f(ptr addrspace(13) %data) {
+top:
+  %part = alloca [2 x double], align 8
+  %range = alloca { [2 x double], i64 }, align 8
+  call void @make(ptr sret([2 x double]) %part)
+  call void @llvm.memcpy.p0.p0.i64(ptr %range, ptr %part, i64 16, i1 false), !tbaa !2
+  %len = getelementptr inbounds i8, ptr %range, i64 16
+  store i64 4, ptr %len, align 8, !tbaa !2
+  %ref = addrspacecast ptr %range to ptr addrspace(11)
+  %hi = load double, ptr addrspace(11) %ref, align 8, !tbaa !4
+  %x = load double, ptr addrspace(13) %data, align 8, !tbaa !6
+  %y = fmul double %hi, %x
+  ret double %y
+}
+declare void @llvm.memcpy.p0.p0.i64(ptr, ptr, i64, i1)
+!0 = !{!"jtbaa"}
+!1 = !{!"jtbaa_stack", !0, i64 0}
+!2 = !{!1, !1, i64 0}
+!3 = !{!"jtbaa_const", !0, i64 0}
+!4 = !{!3, !3, i64 0}
+!5 = !{!"jtbaa_arraybuf", !0, i64 0}
+!6 = !{!5, !5, i64 0}
+"#;
+        let m = OwnedModule::parse_ir(&ctx, ir).unwrap();
+        let f = m.function("f").unwrap();
+        untag_stack_accesses(f);
+        assert!(m.verify().is_ok(), "{}", m.print());
+        let tags: Vec<(Opcode, Option<String>)> = f
+            .blocks()
+            .into_iter()
+            .flat_map(|b| b.instructions())
+            .filter(|i| {
+                matches!(i.opcode(), Opcode::LLVMLoad | Opcode::LLVMStore)
+                    || i.name().is_empty() && i.opcode() == Opcode::LLVMCall
+            })
+            .map(|i| (i.opcode(), i.tbaa_type_name()))
+            .collect();
+        assert_eq!(
+            tags,
+            vec![
+                (Opcode::LLVMCall, None),
+                (Opcode::LLVMCall, None),
+                (Opcode::LLVMStore, None),
+                (Opcode::LLVMLoad, None),
+                (Opcode::LLVMLoad, Some("jtbaa_arraybuf".to_string())),
+            ],
+            "{}",
+            m.print()
         );
     }
 }

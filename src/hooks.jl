@@ -868,9 +868,9 @@ no_rule_error(site, rule, args...) =
 
 # The rule `which` (`:forward`, `:augmented_primal`) for these arguments: the user's
 # method (`EnzymeRules`) when one applies, else Oxidase's own (`BuiltinRules`,
-# `NestedRules`, `RangeRules`), else `nothing`.
+# `NestedRules`, `RangeRules`, `TwiceRules`), else `nothing`.
 function applicable_rule(which::Symbol, @nospecialize(args...))
-    for table in (EnzymeRules, BuiltinRules, NestedRules, RangeRules)
+    for table in (EnzymeRules, BuiltinRules, NestedRules, RangeRules, TwiceRules)
         f = getfield(table, which)
         Base.invokelatest(applicable, f, args...) && return f
     end

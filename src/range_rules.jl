@@ -187,3 +187,127 @@ function use_range_rules!()
     RANGE_RULES_ON[] = true
     return nothing
 end
+
+# --- a float range scaled: the two-part arithmetic ----------------------------------
+#
+# A `Float64` range keeps `ref` and `step` as two-part numbers (`TwicePrecision`: the
+# value is `hi + lo`), and Base scales it by a number (`x .* r`, `r .* x`, `r ./ x`,
+# `x * r`, `r[2:end]`) with two-part arithmetic whose special cases carry no derivative:
+# a product whose high part is zero, or a quotient's, is returned as `(0, 0)` (`ref`
+# of a range from 0: a time grid `x[1] .* range(0, 1; length = n)`), and `x * r`
+# truncates the step's high part to fewer bits with integer operations. The engine
+# refuses both where they are reached. The rules below take each operation as the
+# function of the values it computes (`X * Y`, `X / Y`, `X` truncated), whose tangent
+# goes into the result's high part with a zero low part, and whose transpose reads the
+# adjoint of the high part (a consumer of a two-part number reads `hi + lo`: adjoints
+# reach both parts alike) and hands an adjoint `(ḡ, ḡ)` to a two-part argument: the
+# same convention as the range rules above.
+#
+# The methods are small and inlined everywhere: they are made non-inlinable when first
+# needed (`use_builtin_rules!`), which is when a function being differentiated scales
+# a `Float64` range (`TWICE_TRIGGERS`), so that a session that only builds ranges pays
+# nothing for them.
+
+module TwiceRules
+
+using ..Oxidase: Annotation, Const, Active
+using ..Oxidase.EnzymeRules: FwdConfig, RevConfig, AugmentedReturn, needs_primal, needs_shadow, width
+using ..LinalgRules: each_lane, forward_result, lane, adjoint_lanes, active_adjoint
+
+"""The forward rules of Base's two-part arithmetic; see [`EnzymeRules.forward`](@ref)."""
+function forward end
+"""The augmented forward rules of Base's two-part arithmetic; see [`EnzymeRules.augmented_primal`](@ref)."""
+function augmented_primal end
+"""The reverse rules of Base's two-part arithmetic; see [`EnzymeRules.reverse`](@ref)."""
+function reverse end
+
+const TP = Base.TwicePrecision{Float64}
+
+# The number a two-part value (or a number) stands for, and the tangent of argument `a`
+# in lane `l` as such a number (zero for a constant).
+value(x::TP) = x.hi + x.lo
+value(x::Real) = Float64(x)
+tangent(a::Annotation, l) = a isa Const ? 0.0 : value(lane(a, l))
+
+# An adjoint `ḡ` of the value, as argument `a`'s type takes it.
+adjoint_as(::TP, ḡ) = TP(ḡ, ḡ)
+adjoint_as(::Float64, ḡ) = ḡ
+
+# Forward: lane by lane, the result's tangent from the partial derivatives `∂` of its
+# value in the arguments' values (zero tangents for constants).
+function twice_forward(config, y::TP, args::Tuple, ∂::Tuple)
+    needs_shadow(config) || return needs_primal(config) ? y : nothing
+    dy = each_lane(config) do l
+        ẏ = 0.0
+        for k in eachindex(args)
+            ẏ += ∂[k] * tangent(args[k], l)
+        end
+        return TP(ẏ, 0.0)
+    end
+    return forward_result(config, y, dy)
+end
+
+# Reverse: per argument, its adjoints (lane by lane) when it is `Active`, else `nothing`.
+function twice_reverse(config, dret, args::Tuple, ∂::Tuple)
+    ḡ = dret isa Active ? Float64[d.hi for d in adjoint_lanes(config, dret)] : zeros(width(config))
+    return ntuple(length(args)) do k
+        a = args[k]
+        a isa Active || return nothing
+        return active_adjoint(a, config, [adjoint_as(a.val, ∂[k] * g) for g in ḡ])
+    end
+end
+
+# x * y of two two-part numbers; x * v of a two-part number and a float or an integer.
+partials(::typeof(*), X, Y) = (Y, X)
+# x / y of two two-part numbers.
+partials(::typeof(/), X, Y) = (1 / Y, -(X / Y) / Y)
+# `twiceprecision(x, nb)`: `x` with its high part cut to `nb` bits, the same value.
+partials(::typeof(Base.twiceprecision), X, nb) = (1.0, 0.0)
+
+for (f, A, B) in ((:*, :(Annotation{TP}), :(Annotation{TP})), (:*, :(Annotation{TP}), :(Annotation{Float64})),
+                  (:*, :(Annotation{TP}), :(Annotation{<:Integer})), (:/, :(Annotation{TP}), :(Annotation{TP})),
+                  (:(Base.twiceprecision), :(Annotation{TP}), :(Annotation{<:Integer})))
+    @eval begin
+        function forward(config::FwdConfig, ::Const{typeof($f)}, RT::Type, x::$A, y::$B)
+            return twice_forward(config, $f(x.val, y.val), (x, y), partials($f, value(x.val), value(y.val)))
+        end
+        function augmented_primal(config::RevConfig, ::Const{typeof($f)}, RT::Type, x::$A, y::$B)
+            return AugmentedReturn(needs_primal(config) ? $f(x.val, y.val) : nothing, nothing, nothing)
+        end
+        function reverse(config::RevConfig, ::Const{typeof($f)}, dret, ::Nothing, x::$A, y::$B)
+            return twice_reverse(config, dret, (x, y), partials($f, value(x.val), value(y.val)))
+        end
+    end
+end
+
+end # module TwiceRules
+
+# The two-part arithmetic's tables (their methods are redefined non-inlinable).
+const TWICE_RULE_TABLES = ((TwiceRules.forward, :rule, 3, true), (TwiceRules.augmented_primal, :rule, 3, true))
+
+# The methods by which a function scales a `Float64` range (broadcast by a number, times
+# or over one, a range of its indices), whose specializations beyond those Julia had
+# when the package was loaded (`TWICE_BASELINE`) switch the two-part rules on.
+const TWICE_TRIGGERS = let R = StepRangeLen{Float64,TwiceRules.TP,TwiceRules.TP}, S = Broadcast.DefaultArrayStyle{1}
+    unique(Method[which(Broadcast.broadcasted, Tuple{S,typeof(*),Float64,R}),
+                  which(Broadcast.broadcasted, Tuple{S,typeof(*),R,Float64}),
+                  which(Broadcast.broadcasted, Tuple{S,typeof(/),R,Float64}),
+                  which(*, Tuple{Float64,R}), which(*, Tuple{R,Float64}), which(/, Tuple{R,Float64}),
+                  which(getindex, Tuple{R,UnitRange{Int}})])
+end
+const TWICE_BASELINE = Int[]
+const TWICE_RULES_ON = Ref(false)
+
+function twice_rules_on!()
+    TWICE_RULES_ON[] && return nothing
+    # (Numbers in, a number out: no array resized, `KEEPS_SIZES`.)
+    world = Base.get_world_counter()
+    for (table, kind, position, _) in TWICE_RULE_TABLES, rule in methods(table)
+        sig = covered_signature(rule.sig, position, kind === :rule)
+        sig === nothing && continue
+        foreach(m -> KEEPS_SIZES[m] = nothing, Extract.matching_methods(sig, world))
+    end
+    scan_tables!(TWICE_RULE_TABLES)
+    TWICE_RULES_ON[] = true
+    return nothing
+end

@@ -383,11 +383,21 @@ has_specializations(m::Method) = specialization_count(m) > 0
 const BUILTIN_BASELINE = Int[]
 
 function record_builtin_baseline!()
-    resize!(BUILTIN_BASELINE, length(BUILTIN_TARGETS))
-    for k in eachindex(BUILTIN_TARGETS)
-        BUILTIN_BASELINE[k] = specialization_count(BUILTIN_TARGETS[k])
+    for (targets, baseline) in ((BUILTIN_TARGETS, BUILTIN_BASELINE), (TWICE_TRIGGERS, TWICE_BASELINE))
+        resize!(baseline, length(targets))
+        for k in eachindex(targets)
+            baseline[k] = specialization_count(targets[k])
+        end
     end
     return nothing
+end
+
+# Whether Julia has specialized one of `targets` beyond its count in `baseline`.
+function specialized_beyond(targets::Vector{Method}, baseline::Vector{Int})
+    for k in eachindex(targets)
+        specialization_count(targets[k]) > get(baseline, k, 0) && return true
+    end
+    return false
 end
 
 const BUILTIN_RULES_ON = Ref(false)
@@ -404,17 +414,16 @@ inferred, may call a method they cover: Julia specializes a method for every cal
 infers, inlined or not (beyond those it had when the package was loaded,
 `BUILTIN_BASELINE`). A session that never differentiates, say, linear algebra leaves
 LinearAlgebra's methods as they are, and its first gradient pays nothing for the rules.
+The rules of a `Float64` range's two-part arithmetic (`TwiceRules`, src/range_rules.jl)
+are switched on the same way, by the methods that scale such a range (`TWICE_TRIGGERS`).
 """
 function use_builtin_rules!(@nospecialize(f), @nospecialize(types))
-    BUILTIN_RULES_ON[] && return nothing
+    BUILTIN_RULES_ON[] && TWICE_RULES_ON[] && return nothing
     ccall(:jl_generating_output, Cint, ()) == 1 && return nothing
     precompile(f, (types.parameters...,))
-    used = false
-    for k in eachindex(BUILTIN_TARGETS)
-        used |= specialization_count(BUILTIN_TARGETS[k]) > get(BUILTIN_BASELINE, k, 0)
-    end
-    used || return nothing
-    Base.invokelatest(builtin_rules_on!)   # (dynamic: compiled only when used)
+    # (Dynamic: compiled only when used.)
+    BUILTIN_RULES_ON[] || specialized_beyond(BUILTIN_TARGETS, BUILTIN_BASELINE) && Base.invokelatest(builtin_rules_on!)
+    TWICE_RULES_ON[] || specialized_beyond(TWICE_TRIGGERS, TWICE_BASELINE) && Base.invokelatest(twice_rules_on!)
     return nothing
 end
 

@@ -166,3 +166,52 @@ end
     end
     @test e isa Oxidase.DifferentiationError
 end
+
+# A float range scaled by a differentiated number (src/range_rules.jl, `TwiceRules`):
+# Base scales a `Float64` range's two-part `ref` and `step` with products whose special
+# cases (a zero high part: the `ref` of a range from 0) carry no derivative, and `x * r`
+# truncates the step's bits with integers; both were refused. The two-part rules are
+# switched on by the first function that scales such a range.
+sc_grid(x) = sum(abs2, x[1] .* range(0, 1; length = 5)) + x[2] * x[3]
+sc_right(x) = sum(sin.(range(0.0, 2.0; length = 4) .* x[2])) + x[1] * x[3]
+sc_over(x) = sum(range(0, 1; length = 5) ./ x[1]) * x[2] + x[3]
+sc_literal(x) = sum(x[1] .* (0:0.25:1)) * x[3] + x[2]
+sc_times(x) = sum(abs2, x[1] * range(0.5, 2.0; length = 4)) + sum(range(1.0, 3.0; length = 5) / x[2]) * x[3]
+# A differentiated range scaled, then indexed by a range (whose offset and step Base
+# multiplies by integers).
+sc_both(x) = sum(abs2, x[3] .* range(x[1], x[2]; length = 4))
+sc_index(x) = (r = x[1] .* range(0, 1; length = 6); r[2:end][3] * x[2] + sum(r[2:4]) * x[3] + last(r[1:2:5]))
+sc_branch(x) = x[1] > 0 ? sum(abs2, x[2] .* range(0, 1; length = 3)) * x[3] : sum(range(0, 2; length = 3) ./ x[2])
+sc_loop(n) = x -> begin
+    s = x[3]
+    for k in 1:n
+        s += sum(abs2, (x[1] * k) .* range(0, 1; length = k + 1)) * x[2]
+    end
+    s
+end
+# (Fused into the broadcast of `exp`: no range method; here beside the others.)
+sc_fused(x) = sum(exp.(-x[1] .* range(0, 1; length = 4))) * x[2] + x[3]
+
+@testset "a float range scaled by a differentiated number: $name" for (name, f) in (
+        ("a time grid", sc_grid), ("the range times a number", sc_right), ("over a number", sc_over),
+        ("a literal range", sc_literal), ("x * r and r / x", sc_times),
+        ("a differentiated range scaled", sc_both), ("indexed by ranges", sc_index), ("a branch", sc_branch),
+        ("a loop of none", sc_loop(0)), ("a loop of one", sc_loop(1)), ("a loop of three", sc_loop(3)),
+        ("fused", sc_fused))
+    # (Both sides of the branch; a scale of exactly zero, where Base's product of a
+    # two-part number and a number returns early, except where it divides or is the
+    # branch's condition.)
+    for x in ([0.7, 1.3, -0.4], [-1.25, 0.35, 0.9], [0.123456789, -2.5, 1.5], [0.0, 0.8, 1.1])
+        (f === sc_over || f === sc_branch) && x[1] == 0 && continue
+        check_all_modes(f, x)
+    end
+end
+
+@testset "a Float32 range scaled" begin
+    f(x) = sum(abs2, x[1] .* range(0.0f0, 1.0f0; length = 5)) + sum(range(1.0f0, 2.0f0; length = 3) ./ x[2])
+    x = Float32[0.7, 1.3]
+    dx = zero(x)
+    autodiff(Reverse, f, Active, Duplicated(copy(x), dx))
+    t = Float32.(collect(range(0.0, 1.0; length = 5)))
+    @test dx ≈ Float32[2x[1] * sum(abs2, t), -sum(range(1.0f0, 2.0f0; length = 3)) / x[2]^2] rtol = 1e-5
+end

@@ -256,8 +256,11 @@ fn memory_rule(m: &Module, i: Value, mem: &Memory, types: &Types, unsure_copies:
             if crate::analysis::memory::pointer_struct_copy(mem, i).is_some_and(|(o, _)| mem.is_shadowed(o)) {
                 return Some(Rule::Zero);
             }
+            // (But numbers alone copied between slots that hold numbers alone, or such a
+            // slot cleared, below: `memory::number_slot`.)
+            let objects_copied = |p: Value| stack_object(p) && !crate::analysis::memory::number_slot(p);
             if (copy || name.starts_with("llvm.memset") || name == "memset")
-                && (stack_object(dst) || copy && stack_object(src))
+                && (objects_copied(dst) || copy && (objects_copied(src) || stack_object(src) && !stack_object(dst)))
             {
                 return Some(Rule::Unsupported(
                     "copying a struct, tuple or closure that holds differentiated arrays".into(),
@@ -907,6 +910,29 @@ impl<'ctx> Activity<'ctx> {
                 {
                     wants_shadow.entry(dst).or_insert(leaf);
                 }
+            }
+        }
+        for &i in &insts {
+            // Numbers copied whole out of a stack slot with a shadow that holds numbers
+            // alone into another such slot (a two-part number a rule returned, copied
+            // into the float range built from it): the destination gets a shadow too,
+            // which the same copy between the shadows fills (`memory::number_slot`).
+            use crate::analysis::memory::{alloca_base, is_gc_frame, number_slot, shadowable_object};
+            let copy = i.as_call().and_then(|c| c.called_function()).is_some_and(|f| {
+                let name = f.name();
+                name.starts_with("llvm.memcpy") || name.starts_with("llvm.memmove")
+            });
+            if !copy || !number_slot(i.operand(0)) || !number_slot(i.operand(1)) {
+                continue;
+            }
+            let Some(dst) = alloca_base(i.operand(0)) else { continue };
+            if mem.leaf(i.operand(1)) == Some(Leaf::StackMixedF64)
+                && !mem.is_shadowed(dst)
+                && shadowable_object(dst)
+                && !is_gc_frame(dst)
+                && mem.can_mirror(dst, &inert, &fresh)
+            {
+                wants_shadow.entry(dst).or_insert(Leaf::StackMixedF64);
             }
         }
         for &i in &insts {

@@ -5515,19 +5515,34 @@ pub fn integer_field<'ctx>(
             // `LinRange` given by reference, or zeroes part of it, stores no float's
             // bits into the field.)
             Some(Opcode::LLVMCall) => u.as_call().is_some_and(|call| {
-                is_lifetime_marker(call) || is_noreturn_call(call) || only_reads(call, p) || {
-                    // (A rule's result, numbers beside integers, written as its type lays it
-                    // out: a float range's length and offset are integers.)
-                    p == base
-                        && u.operand(0) == p
-                        && offset >= 0
-                        && crate::names::rule_sret_result(u) == Some(crate::names::RuleSret::Floats)
-                        && call
-                            .called_function()
-                            .and_then(|f| f.sret_type())
-                            .and_then(|t| m.leaf_at(t, offset as u64))
-                            .is_some_and(|t| t == i.ty())
-                }
+                is_lifetime_marker(call)
+                    || is_noreturn_call(call)
+                    || only_reads(call, p)
+                    || {
+                        // (A copy or a clear of bytes beside the field: the two parts of a float
+                        // range's `ref` and `step` copied into their places before its length.)
+                        let bytes = i64::from(i.ty().int_width() / 8);
+                        let name = call.called_function().map(|f| f.name()).unwrap_or_default();
+                        let writes = ["llvm.memcpy", "llvm.memmove", "llvm.memset"].iter().any(|k| name.starts_with(k));
+                        writes
+                            && u.operand(0) == p
+                            && object_slot(m, p)
+                                .zip(u.operand(2).const_uint())
+                                .is_some_and(|((_, at), len)| at + len as i64 <= offset || at >= offset + bytes)
+                    }
+                    || {
+                        // (A rule's result, numbers beside integers, written as its type lays it
+                        // out: a float range's length and offset are integers.)
+                        p == base
+                            && u.operand(0) == p
+                            && offset >= 0
+                            && crate::names::rule_sret_result(u) == Some(crate::names::RuleSret::Floats)
+                            && call
+                                .called_function()
+                                .and_then(|f| f.sret_type())
+                                .and_then(|t| m.leaf_at(t, offset as u64))
+                                .is_some_and(|t| t == i.ty())
+                    }
             }),
             _ => false,
         },
@@ -5669,6 +5684,14 @@ pub fn alloca_bases(p: Value) -> Vec<Value> {
         }
     }
     found
+}
+
+/// Whether `p` points into a stack slot that holds numbers alone: `Float64`s, with
+/// integers beside them or not (`Type::numbers_aggregate`: a two-part number a rule
+/// returned, the float range built from two of them). A copy between two such slots
+/// moves numbers, whose shadows are copied alike; no pointer is among them.
+pub fn number_slot(p: Value) -> bool {
+    alloca_base(p).is_some_and(|a| a.allocated_type().numbers_aggregate().is_some_and(|f| f.float_bits() == 64))
 }
 
 /// The alloca a pointer is derived from, at any offset.

@@ -798,6 +798,20 @@ impl<'ctx> Value<'ctx> {
         }
         self
     }
+    /// Drops this memory access's type-based alias class (`!tbaa`), if it has one;
+    /// returns it.
+    pub fn clear_tbaa(self) -> Value<'ctx> {
+        self.require(self.is_instruction(), "clear_tbaa", "an instruction");
+        // SAFETY: `self.0` is a live instruction (the `Value` invariant; checked above: metadata attaches
+        // only to instructions); the kind name is a NUL-terminated literal of the length given; a null
+        // node removes the attachment.
+        unsafe {
+            let ctx = LLVMGetTypeContext(LLVMTypeOf(self.0));
+            let kind = LLVMGetMDKindIDInContext(ctx, c"tbaa".as_ptr(), 4);
+            LLVMSetMetadata(self.0, kind, std::ptr::null_mut());
+        }
+        self
+    }
     /// The name of the TBAA type of this memory access's `!tbaa` tag (Julia's
     /// `jtbaa_immut` for a field of an immutable object, say); `None` without one.
     pub fn tbaa_type_name(self) -> Option<String> {
