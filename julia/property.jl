@@ -709,7 +709,9 @@ function program(rng, name)
                            "s += Property.det([x[1] 1.0; $(expr(rng, 1, vars)) 2.0] + Property.Diagonal([s, x[3]])) / 8",
                            "s += Property.det(Property.Diagonal(x .* $(expr(rng, 1, vars))) + Property.KM) / 16",
                            "s += sum(abs2, Property.KM .+ Property.Diagonal(x)) * $(expr(rng, 1, vars)) / 32",
-                           "s += Property.det(Property.KM .* x' + Property.Diagonal([s, x[2], 1.0])) / 32""]),
+                           "s += Property.det(Property.KM .* x' + Property.Diagonal([s, x[2], 1.0])) / 32",
+                           # (A differentiated α of BLAS's gemv, in a `Ref` slot.)
+                           "yM = x .* 2; Property.mul!(yM, Property.KM, x, $(expr(rng, 1, vars)), 0.0); s += sum(yM) / 8"]),
                 # Ranges with differentiated endpoints: `LinRange` computes in floats;
                 # Base's float ranges (integers at small rationals, twice-precision
                 # floats elsewhere) differentiate through Oxidase's rules

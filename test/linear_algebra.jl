@@ -324,6 +324,17 @@ end
         e = caught(() -> autodiff(Forward, f, Duplicated, Duplicated(copy(A), copy(A))))   # (test/errors.jl)
         @test e isa DifferentiationError
     end
+    # A differentiated β of BLAS's gemv and gemm (the factor of the output's old
+    # contents, which the call overwrites): once dropped silently. (Julia multiplies
+    # matrices of 2 and 3 rows without BLAS: those differentiate as code.)
+    M5 = randn(rng, 5, 5)
+    for (f, M) in ((M -> (y = M[:, 1] .* 2; mul!(y, M, b, 1.0, M[1]); sum(y)), A),
+                   (M -> (C = M .+ 1; mul!(C, M, M .* 2, 0.5, M[2] - 1); sum(abs2, C)), M5))
+        e = caught(() -> autodiff(Reverse, f, Active, Duplicated(copy(M), zero(M))))   # (test/errors.jl)
+        @test e isa DifferentiationError && occursin("β", e.msg)
+        e = caught(() -> autodiff(Forward, f, Duplicated, Duplicated(copy(M), copy(M))))   # (test/errors.jl)
+        @test e isa DifferentiationError && occursin("β", e.msg)
+    end
 end
 
 # --- views of a matrix, symmetric eigenvalues, norms ---------------------------------
@@ -349,6 +360,11 @@ traces(A, B) = tr(A * B) + tr(A)^2
 mul3(y, A, x) = (mul!(y, A, x); sum(abs2, y))
 mul5(C, A, B) = (mul!(C, A, B, 2.0, -0.5); sum(sin, C))
 mul5_transposed(y, A, x) = (mul!(y, transpose(A), x, -1.5, 0.25); sum(abs2, y))
+# A differentiated α (BLAS's gemv and gemm take it by reference; its derivative was once
+# dropped, silently).
+mul5_scaled(y, A, x) = (mul!(y, A, x, 0.5 + x[1]^2, 0.0); sum(abs2, y))
+gemm_scaled(C, A, B) = (mul!(C, A, B, 2A[1], 0.25); sum(sin, C))
+gemm_scaled_transposed(C, A, B) = (mul!(C, transpose(A), B', B[end] - 1, -0.5); sum(abs2, C))
 kron_of(A, B) = sum(sin, kron(A, B))
 kron_vectors(x, y) = sum(abs2, kron(x, y))
 three_argument_dot(x, A, y) = dot(x, A, y)
@@ -380,6 +396,10 @@ three_argument_dot(x, A, y) = dot(x, A, y)
         ("mul!(y, A, x)", mul3, (rng, n) -> (randn(rng, n), randn(rng, n, n), randn(rng, n)), ()),
         ("mul!(C, A, B, α, β)", mul5, (rng, n) -> (randn(rng, n, n), randn(rng, n, n), randn(rng, n, n)), ()),
         ("mul!(y, transpose(A), x, α, β)", mul5_transposed, (rng, n) -> (randn(rng, n), randn(rng, n, n), randn(rng, n)), ()),
+        ("mul!(y, A, x, α(x), 0)", mul5_scaled, (rng, n) -> (randn(rng, n), randn(rng, n, n), randn(rng, n)), ()),
+        ("mul!(C, A, B, α(A), β)", gemm_scaled, (rng, n) -> (randn(rng, n, n), randn(rng, n, n), randn(rng, n, n)), ()),
+        ("mul!(C, transpose(A), B', α(B), β)", gemm_scaled_transposed,
+         (rng, n) -> (randn(rng, n, n), randn(rng, n, n), randn(rng, n, n)), ()),
         ("kron(A, B)", kron_of, (rng, n) -> (randn(rng, n, n), randn(rng, 2, 2)), ()),
         ("kron(x, y)", kron_vectors, (rng, n) -> (randn(rng, n), randn(rng, 2)), ()),
         ("dot(x, A, y)", three_argument_dot, (rng, n) -> (randn(rng, n), randn(rng, n, n), randn(rng, n)), ())),

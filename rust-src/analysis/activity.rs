@@ -193,7 +193,21 @@ fn memory_rule(m: &Module, i: Value, mem: &Memory, types: &Types, unsure_copies:
             if let Some(op) = crate::runtime::blas::lookup(&name) {
                 let arrays = crate::runtime::blas::array_args(op);
                 let differentiated = |k: &usize| *k < call.call_arg_count() && mem.is_escaped(i.operand(*k));
-                return arrays.iter().any(differentiated).then_some(Rule::Blas(op));
+                // (`α` and `β` come in `Ref` slots, with a shadow when a differentiated
+                // number was stored there: `mul!(y, A, x, a, b)`. The rule takes `α`'s
+                // derivative; `β`'s would need the output's old contents, which the
+                // call overwrites. Once silently dropped, both.)
+                let carries = |k: usize| k < call.call_arg_count() && mem.is_shadowed(i.operand(k));
+                let scalars = crate::runtime::blas::scalar_args(op);
+                if scalars.is_some_and(|(_, beta)| carries(beta)) {
+                    return Some(Rule::Unsupported(
+                        "a BLAS product whose β (the factor of the output's old contents, `mul!(C, A, B, α, β)`) \
+                         carries a derivative"
+                            .into(),
+                    ));
+                }
+                let alpha = scalars.is_some_and(|(alpha, _)| carries(alpha));
+                return (arrays.iter().any(differentiated) || alpha).then_some(Rule::Blas(op));
             }
             // Copies and fills take three or more arguments; a call of fewer (`llvm.trap`)
             // has no operand 1 to read.

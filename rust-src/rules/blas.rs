@@ -22,7 +22,8 @@ impl Blas {
     }
 
     /// The words of lane `lane`'s shadows of the call's arguments: the array
-    /// arguments' (0 for one without a shadow), 0 for the others.
+    /// arguments' and the `Ref` slots' of `α` and `β` (0 for one without a shadow), 0
+    /// for the others.
     fn shadow_words<'ctx>(
         &self,
         call: Call<'ctx>,
@@ -33,7 +34,8 @@ impl Blas {
         let i = call.as_value();
         let shadows: Vec<Option<Value<'ctx>>> = (0..call.call_arg_count())
             .map(|k| {
-                let wanted = !arrays_only || self.arrays(call).any(|a| a == k);
+                let scalar = crate::runtime::blas::scalar_args(self.0).is_some_and(|(a, b)| k == a || k == b);
+                let wanted = !arrays_only || scalar || self.arrays(call).any(|a| a == k);
                 wanted.then(|| cx.shadow(i.operand(k), lane)).flatten()
             })
             .collect();

@@ -65,6 +65,17 @@ pub fn array_args(op: u32) -> &'static [usize] {
     }
 }
 
+/// The positions of the scalars `α` and `β` (`y ← α op(A) x + β y`), each passed by
+/// reference (a `Ref` slot, whose shadow holds the number's tangent or adjoint), if any.
+pub fn scalar_args(op: u32) -> Option<(usize, usize)> {
+    match op & !SINGLE {
+        1 => Some((3, 8)),
+        2 => Some((5, 10)),
+        3 => Some((4, 7)),
+        _ => None,
+    }
+}
+
 /// The output array argument (written by the call), if any.
 pub fn output_arg(op: u32) -> Option<usize> {
     match op & !SINGLE {
@@ -214,8 +225,9 @@ unsafe fn tangent<T: Float>(op: u32, args: *const u64, shadows: *const u64) -> f
             }
             let (rows, cols) = g.a.shape();
             let dy = vector::<T>(s(9), rows, g.incy);
+            let dalpha = scalar_tangent::<T>(s(3));
             for i in 0..rows {
-                let mut acc = T::default();
+                let (mut acc, mut product) = (T::default(), T::default());
                 for j in 0..cols {
                     if s(4) != 0 {
                         acc += Mat { p: s(4) as *mut T, ..g.a }.get(i, j) * g.x.get(j, 0);
@@ -223,8 +235,12 @@ unsafe fn tangent<T: Float>(op: u32, args: *const u64, shadows: *const u64) -> f
                     if s(6) != 0 {
                         acc += g.a.get(i, j) * *vector::<T>(s(6), cols, g.incx).at(j, 0);
                     }
+                    if dalpha.is_some() {
+                        product += g.a.get(i, j) * g.x.get(j, 0);
+                    }
                 }
-                *dy.at(i, 0) = g.alpha * acc + g.beta * *dy.at(i, 0);
+                let scaled = dalpha.map_or(T::default(), |d| d * product);
+                *dy.at(i, 0) = g.alpha * acc + g.beta * *dy.at(i, 0) + scaled;
             }
             0.0
         }
@@ -236,14 +252,21 @@ unsafe fn tangent<T: Float>(op: u32, args: *const u64, shadows: *const u64) -> f
             let (n, k) = g.a.shape();
             let dc = Mat { p: s(8) as *mut T, ..g.c };
             let da = Mat { p: s(5) as *mut T, ..g.a };
+            let dalpha = scalar_tangent::<T>(s(4));
             for (i, j) in g.triangle(n) {
-                let mut acc = T::default();
+                let (mut acc, mut product) = (T::default(), T::default());
                 if s(5) != 0 {
                     for l in 0..k {
                         acc += da.get(i, l) * g.a.get(j, l) + g.a.get(i, l) * da.get(j, l);
                     }
                 }
-                *dc.at(i, j) = g.alpha * acc + g.beta * dc.get(i, j);
+                if dalpha.is_some() {
+                    for l in 0..k {
+                        product += g.a.get(i, l) * g.a.get(j, l);
+                    }
+                }
+                let scaled = dalpha.map_or(T::default(), |d| d * product);
+                *dc.at(i, j) = g.alpha * acc + g.beta * dc.get(i, j) + scaled;
             }
             0.0
         }
@@ -255,9 +278,10 @@ unsafe fn tangent<T: Float>(op: u32, args: *const u64, shadows: *const u64) -> f
             let (m, k) = g.a.shape();
             let n = g.b.shape().1;
             let dc = Mat { p: s(11) as *mut T, rows: g.c.rows, cols: g.c.cols, ld: g.c.ld, trans: false };
+            let dalpha = scalar_tangent::<T>(s(5));
             for i in 0..m {
                 for j in 0..n {
-                    let mut acc = T::default();
+                    let (mut acc, mut product) = (T::default(), T::default());
                     for l in 0..k {
                         if s(6) != 0 {
                             acc += Mat { p: s(6) as *mut T, ..g.a }.get(i, l) * g.b.get(l, j);
@@ -265,12 +289,29 @@ unsafe fn tangent<T: Float>(op: u32, args: *const u64, shadows: *const u64) -> f
                         if s(8) != 0 {
                             acc += g.a.get(i, l) * Mat { p: s(8) as *mut T, ..g.b }.get(l, j);
                         }
+                        if dalpha.is_some() {
+                            product += g.a.get(i, l) * g.b.get(l, j);
+                        }
                     }
-                    *dc.at(i, j) = g.alpha * acc + g.beta * *dc.at(i, j);
+                    let scaled = dalpha.map_or(T::default(), |d| d * product);
+                    *dc.at(i, j) = g.alpha * acc + g.beta * *dc.at(i, j) + scaled;
                 }
             }
             0.0
         }
+    }
+}
+
+/// The tangent of `α` held in the shadow of its `Ref` slot (`shadow`, 0 for none).
+unsafe fn scalar_tangent<T: Float>(shadow: u64) -> Option<T> {
+    (shadow != 0).then(|| *(shadow as *const T))
+}
+
+/// Adds `d` into the adjoint of `α` held in the shadow of its `Ref` slot (`shadow`, 0
+/// for none).
+unsafe fn add_scalar_adjoint<T: Float>(shadow: u64, d: T) {
+    if shadow != 0 {
+        *(shadow as *mut T) += d;
     }
 }
 
@@ -465,9 +506,13 @@ unsafe fn reverse<T: Float>(sv: &Saved, shadows: *const u64, d: f64) {
             }
             let dy = vector::<T>(s(9), m, sv.inc[1]);
             let lda = sv.inc[2].max(1) as usize;
+            let mut dalpha = T::default();
             for i in 0..m {
                 let yb = *dy.at(i, 0);
                 for j in 0..n {
+                    if s(3) != 0 {
+                        dalpha += yb * amat.get(i, j) * x.get(j, 0);
+                    }
                     if s(4) != 0 {
                         *Mat { p: s(4) as *mut T, rows, cols, ld: lda, trans }.at(i, j) += alpha * yb * x.get(j, 0);
                     }
@@ -476,6 +521,7 @@ unsafe fn reverse<T: Float>(sv: &Saved, shadows: *const u64, d: f64) {
                     }
                 }
             }
+            add_scalar_adjoint(s(3), dalpha);
             for i in 0..m {
                 *dy.at(i, 0) = beta * *dy.at(i, 0);
             }
@@ -492,6 +538,7 @@ unsafe fn reverse<T: Float>(sv: &Saved, shadows: *const u64, d: f64) {
             let dc = Mat { p: s(8) as *mut T, rows: n, cols: n, ld: ld(1), trans: false };
             let da = Mat { p: s(5) as *mut T, rows: ar, cols: ac, ld: ld(0), trans };
             let g = Syrk { a: amat, c: dc, alpha, beta, upper };
+            let mut dalpha = T::default();
             for (i, j) in g.triangle(n) {
                 let cb = alpha * dc.get(i, j);
                 if s(5) != 0 {
@@ -500,8 +547,14 @@ unsafe fn reverse<T: Float>(sv: &Saved, shadows: *const u64, d: f64) {
                         *da.at(j, l) += cb * amat.get(i, l);
                     }
                 }
+                if s(4) != 0 {
+                    for l in 0..k {
+                        dalpha += dc.get(i, j) * amat.get(i, l) * amat.get(j, l);
+                    }
+                }
                 *dc.at(i, j) = beta * dc.get(i, j);
             }
+            add_scalar_adjoint(s(4), dalpha);
         }
         _ => {
             let (m, n, k) = (sv.dims[0], sv.dims[1], sv.dims[2]);
@@ -518,6 +571,7 @@ unsafe fn reverse<T: Float>(sv: &Saved, shadows: *const u64, d: f64) {
             let dc = Mat { p: s(11) as *mut T, rows: m, cols: n, ld: ld(2), trans: false };
             let da = Mat { p: s(6) as *mut T, rows: ar, cols: ac, ld: ld(0), trans: ta };
             let db = Mat { p: s(8) as *mut T, rows: br, cols: bc, ld: ld(1), trans: tb };
+            let mut dalpha = T::default();
             for i in 0..m {
                 for j in 0..n {
                     let cb = alpha * dc.get(i, j);
@@ -528,9 +582,13 @@ unsafe fn reverse<T: Float>(sv: &Saved, shadows: *const u64, d: f64) {
                         if s(8) != 0 {
                             *db.at(l, j) += amat.get(i, l) * cb;
                         }
+                        if s(5) != 0 {
+                            dalpha += dc.get(i, j) * amat.get(i, l) * bmat.get(l, j);
+                        }
                     }
                 }
             }
+            add_scalar_adjoint(s(5), dalpha);
             for i in 0..m {
                 for j in 0..n {
                     *dc.at(i, j) = beta * dc.get(i, j);
@@ -546,7 +604,7 @@ mod tests {
 
     /// `syrk` (`C ← α op(A) op(A)ᵀ + β C` on one triangle) against its definition: the
     /// tangent against central differences of the primal, and the adjoint against the
-    /// tangent by the dot-product identity ⟨C̄, Ċ⟩ = ⟨Ā, Ȧ⟩ + ⟨C̄₀, Ċ₀⟩, for both
+    /// tangent by the dot-product identity ⟨C̄, Ċ⟩ = ᾱ α̇ + ⟨Ā, Ȧ⟩ + ⟨C̄₀, Ċ₀⟩, for both
     /// triangles and both transposes, with a leading dimension larger than the rows.
     #[test]
     fn syrk_tangent_and_adjoint() {
@@ -558,7 +616,8 @@ mod tests {
             let c0: Vec<f64> = (0..ldc * n).map(|i| ((i * 5 % 7) as f64 - 3.0) / 2.0).collect();
             let da: Vec<f64> = (0..lda * ac).map(|i| ((i * 3 % 5) as f64 - 2.0) / 3.0).collect();
             let dc0: Vec<f64> = (0..ldc * n).map(|i| ((i * 2 % 9) as f64 - 4.0) / 5.0).collect();
-            let primal = |a: &[f64], c: &mut [f64]| {
+            let dalpha = 0.7f64;
+            let primal = |alpha: f64, a: &[f64], c: &mut [f64]| {
                 let op = |i: usize, l: usize| if trans == b'N' { a[i + l * lda] } else { a[l + i * lda] };
                 for j in 0..n {
                     for i in 0..n {
@@ -584,21 +643,22 @@ mod tests {
                     &ldci as *const i64 as u64,
                 ]
             };
-            // Tangent: Ċ after the call, against central differences along Ȧ, Ċ₀.
+            // Tangent: Ċ after the call, against central differences along α̇, Ȧ, Ċ₀.
             let mut c = c0.clone();
             let mut dc = dc0.clone();
             let args = words(&a, &mut c);
             let mut shadows = [0u64; 10];
+            shadows[4] = &dalpha as *const f64 as u64;
             shadows[5] = da.as_ptr() as u64;
             shadows[8] = dc.as_mut_ptr() as u64;
-            primal(&a, &mut c);
+            primal(alpha, &a, &mut c);
             // SAFETY: the words point at live locals laid out as Fortran `dsyrk` takes them.
             unsafe { blas_tangent(BlasOp::Syrk as u32, args.as_ptr(), shadows.as_ptr()) };
             let h = 1e-6;
             let shifted = |s: f64| {
                 let a: Vec<f64> = a.iter().zip(&da).map(|(x, d)| x + s * d).collect();
                 let mut c: Vec<f64> = c0.iter().zip(&dc0).map(|(x, d)| x + s * d).collect();
-                primal(&a, &mut c);
+                primal(alpha + s * dalpha, &a, &mut c);
                 c
             };
             let (up, down) = (shifted(h), shifted(-h));
@@ -612,15 +672,18 @@ mod tests {
             // SAFETY: as above; the saved copy is freed by the last reverse.
             let saved = unsafe { blas_save(BlasOp::Syrk as u32, args.as_ptr()) };
             let mut abar = vec![0.0; lda * ac];
+            let mut alphabar = 0.0f64;
             let mut cb = cbar.clone();
             let mut shadows = [0u64; 10];
+            shadows[4] = &mut alphabar as *mut f64 as u64;
             shadows[5] = abar.as_mut_ptr() as u64;
             shadows[8] = cb.as_mut_ptr() as u64;
             // SAFETY: `saved` comes from `blas_save` above.
             unsafe { blas_reverse(saved, shadows.as_ptr(), 0.0, 1) };
             let lhs: f64 = cbar.iter().zip(&dc).map(|(x, y)| x * y).sum();
             let rhs: f64 = abar.iter().zip(&da).map(|(x, y)| x * y).sum::<f64>()
-                + cb.iter().zip(&dc0).map(|(x, y)| x * y).sum::<f64>();
+                + cb.iter().zip(&dc0).map(|(x, y)| x * y).sum::<f64>()
+                + alphabar * dalpha;
             assert!((lhs - rhs).abs() < 1e-10, "{uplo} {trans}: {lhs} vs {rhs}");
         }
     }
