@@ -339,8 +339,8 @@ end
 
 # --- views of a matrix, symmetric eigenvalues, norms ---------------------------------
 #
-# And what the engine differentiates as code, with no rule (BLAS's gemv and gemm have
-# the engine's own): `tr`, 3- and 5-argument `mul!`, `kron`, `dot(x, A, y)`.
+# And what the engine differentiates as code, with no rule (BLAS's gemv, gemm, symv and
+# trmv have the engine's own): `tr`, 3- and 5-argument `mul!`, `kron`, `dot(x, A, y)`.
 
 upper_solve(A, b) = sum(UpperTriangular(A) \ b)
 lower_solve_matrix(A, B) = sum(sin, LowerTriangular(A) \ B)
@@ -365,6 +365,12 @@ mul5_transposed(y, A, x) = (mul!(y, transpose(A), x, -1.5, 0.25); sum(abs2, y))
 mul5_scaled(y, A, x) = (mul!(y, A, x, 0.5 + x[1]^2, 0.0); sum(abs2, y))
 gemm_scaled(C, A, B) = (mul!(C, A, B, 2A[1], 0.25); sum(sin, C))
 gemm_scaled_transposed(C, A, B) = (mul!(C, transpose(A), B', B[end] - 1, -0.5); sum(abs2, C))
+# A symmetric matrix (one triangle of `A`) times a vector: BLAS's symv.
+symmetric_times(A, x) = sum(abs2, Symmetric(A) * x) + dot(x, Hermitian(A, :L) * x)
+symmetric_mul5(y, A, x) = (mul!(y, Symmetric(A, :L), x, 2 + x[1], 0.5); sum(sin, y))
+# A triangular matrix times a vector: BLAS's trmv, in place on a copy of the vector.
+triangular_times(A, x) = sum(abs2, UpperTriangular(A) * x) + sum(LowerTriangular(A)' * x .* x)
+unit_triangular_times(A, x) = sum(sin, UnitLowerTriangular(A) * x) + dot(x, UnitUpperTriangular(A) * x)
 kron_of(A, B) = sum(sin, kron(A, B))
 kron_vectors(x, y) = sum(abs2, kron(x, y))
 three_argument_dot(x, A, y) = dot(x, A, y)
@@ -400,6 +406,11 @@ three_argument_dot(x, A, y) = dot(x, A, y)
         ("mul!(C, A, B, α(A), β)", gemm_scaled, (rng, n) -> (randn(rng, n, n), randn(rng, n, n), randn(rng, n, n)), ()),
         ("mul!(C, transpose(A), B', α(B), β)", gemm_scaled_transposed,
          (rng, n) -> (randn(rng, n, n), randn(rng, n, n), randn(rng, n, n)), ()),
+        ("Symmetric(A) * x, Hermitian(A, :L) * x", symmetric_times, (rng, n) -> (randn(rng, n, n), randn(rng, n)), ()),
+        ("mul!(y, Symmetric(A, :L), x, α(x), β)", symmetric_mul5, (rng, n) -> (randn(rng, n), randn(rng, n, n), randn(rng, n)), ()),
+        ("UpperTriangular(A) * x, LowerTriangular(A)' * x", triangular_times, (rng, n) -> (randn(rng, n, n), randn(rng, n)), ()),
+        ("UnitLowerTriangular(A) * x, UnitUpperTriangular(A) * x", unit_triangular_times,
+         (rng, n) -> (randn(rng, n, n), randn(rng, n)), ()),
         ("kron(A, B)", kron_of, (rng, n) -> (randn(rng, n, n), randn(rng, 2, 2)), ()),
         ("kron(x, y)", kron_vectors, (rng, n) -> (randn(rng, n), randn(rng, 2)), ()),
         ("dot(x, A, y)", three_argument_dot, (rng, n) -> (randn(rng, n), randn(rng, n, n), randn(rng, n)), ())),

@@ -66,6 +66,18 @@ impl Family for Blas {
     /// array writes its tangent into the output's shadow instead).
     fn tangent<'ctx>(&self, i: Value<'ctx>, cx: &dyn Tangents<'ctx>) -> Result<Option<Vec<Value<'ctx>>>> {
         let (b, call) = (cx.builder(), call_site(i)?);
+        if crate::runtime::blas::in_place(self.0) {
+            // (The inputs as they were, copied before the call, which overwrites one.)
+            let saved = save_before(i, self.0, &cx.entry_builder()?, call)?;
+            let args = words(b, &cx.entry_builder()?, &args_of(call))?;
+            let width = cx.width();
+            each_lane(cx, |lane| {
+                let shadows = self.shadow_words(call, cx, lane, false)?;
+                tangent_saved(b, saved, args, shadows, lane + 1 == width)?;
+                Ok(())
+            })?;
+            return Ok(None);
+        }
         let args = words(b, &cx.entry_builder()?, &args_of(call))?;
         let float = i.ty().is_floating();
         let lanes = each_lane(cx, |lane| {
@@ -77,6 +89,9 @@ impl Family for Blas {
 
     /// A copy of what the reverse needs, made now (`blas_save`).
     fn augment<'ctx>(&self, i: Value<'ctx>, cx: &dyn Augment<'ctx>) -> Result<Option<Value<'ctx>>> {
+        if crate::runtime::blas::in_place(self.0) {
+            return Ok(Some(save_before(i, self.0, &cx.entry_builder()?, call_site(i)?)?));
+        }
         let b = cx.builder();
         let args = words(b, &cx.entry_builder()?, &args_of(call_site(i)?))?;
         Ok(Some(save(b, self.0, args)?))
@@ -127,6 +142,26 @@ fn tangent<'ctx>(b: &Builder<'ctx>, op: u32, args: Value<'ctx>, shadows: Value<'
     let fty = m.fn_type(m.f64(), &[m.int(32), m.ptr(), m.ptr()]);
     let f = crate::runtime::blas::blas_tangent as *const () as usize;
     Ok(b.call_typed(fty, m.const_address(f), &[m.const_int(m.int(32), op as u64), args, shadows])?.as_value())
+}
+
+/// `blas_save(op, args) -> ptr` made just before call `i` (a routine that overwrites an
+/// input: `runtime::blas::in_place`).
+fn save_before<'ctx>(i: Value<'ctx>, op: u32, entry: &Builder<'ctx>, call: Call<'ctx>) -> Result<Value<'ctx>> {
+    let pre = entry.m.builder();
+    pre.before(i)?;
+    pre.set_debug_loc_from(i)?;
+    let args = words(&pre, entry, &args_of(call))?;
+    Ok(save(&pre, op, args)?)
+}
+
+/// `blas_tangent_saved(saved, args, shadows, last)`.
+fn tangent_saved(b: &Builder, saved: Value, args: Value, shadows: Value, last: bool) -> Built<()> {
+    let m = b.m;
+    let i32t = m.int(32);
+    let fty = m.fn_type(m.void(), &[m.ptr(), m.ptr(), m.ptr(), i32t]);
+    let f = crate::runtime::blas::blas_tangent_saved as *const () as usize;
+    b.call_typed(fty, m.const_address(f), &[saved, args, shadows, m.const_int(i32t, u64::from(last))])?;
+    Ok(())
 }
 
 /// `blas_save(op, args) -> ptr`.

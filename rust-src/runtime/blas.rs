@@ -1,5 +1,6 @@
 //! Derivatives of the BLAS calls behind Julia's `x' * y` (`dot`), `A * x` (`gemv`),
-//! `A * B` (`gemm`) and `A * A'` (`syrk`) on Float64/Float32 arrays. Julia calls the Fortran interface
+//! `A * B` (`gemm`), `A * A'` (`syrk`) and `Symmetric(A) * x` (`symv`) on Float64/Float32
+//! arrays. Julia calls the Fortran interface
 //! (`ddot_64_(n::Ref, x::Ptr, incx::Ref, ...)`); the derivative code passes the call's
 //! arguments and the shadows of its array arguments as two arrays of machine words.
 //!
@@ -10,6 +11,8 @@
 //!   adjoint at the same point of the reverse sweep, then frees the copy:
 //!   dot `x̄ += r̄ y, ȳ += r̄ x`; gemv `x̄ += α op(A)ᵀ ȳ, Ā += α (ȳ xᵀ or x ȳᵀ), ȳ ← β ȳ`;
 //!   gemm `Ā += α C̄ op(B)ᵀ` (transposed for op(A) = Aᵀ), `B̄ += α op(A)ᵀ C̄`, `C̄ ← β C̄`;
+//!   symv (`y ← α S x + β y`, S symmetric, one triangle of A stored) as gemv with
+//!   `Ā += α ȳ xᵀ` folded onto the stored triangle;
 //!   syrk (`C ← α op(A) op(A)ᵀ + β C` on one triangle of `C`, which is all it writes):
 //!   for each `(i, j)` of that triangle, `op(Ā)ᵢ += α C̄ᵢⱼ op(A)ⱼ`,
 //!   `op(Ā)ⱼ += α C̄ᵢⱼ op(A)ᵢ` (rows), `C̄ᵢⱼ ← β C̄ᵢⱼ`.
@@ -29,6 +32,10 @@ pub enum BlasOp {
     Gemm = 2,
     /// `dsyrk`.
     Syrk = 3,
+    /// `dsymv`.
+    Symv = 4,
+    /// `dtrmv` (in place: `x ← op(T) x`).
+    Trmv = 5,
 }
 
 /// Flag on the op code: single precision (`sdot`...).
@@ -50,6 +57,8 @@ pub fn lookup(name: &str) -> Option<u32> {
         "gemv" => BlasOp::Gemv,
         "gemm" => BlasOp::Gemm,
         "syrk" => BlasOp::Syrk,
+        "symv" => BlasOp::Symv,
+        "trmv" => BlasOp::Trmv,
         _ => return None,
     };
     Some(op as u32 | single)
@@ -61,6 +70,8 @@ pub fn array_args(op: u32) -> &'static [usize] {
         0 => &[1, 3],
         1 => &[4, 6, 9],
         3 => &[5, 8],
+        4 => &[3, 5, 8],
+        5 => &[4, 6],
         _ => &[6, 8, 11],
     }
 }
@@ -72,8 +83,16 @@ pub fn scalar_args(op: u32) -> Option<(usize, usize)> {
         1 => Some((3, 8)),
         2 => Some((5, 10)),
         3 => Some((4, 7)),
+        4 => Some((2, 7)),
         _ => None,
     }
+}
+
+/// Whether the routine overwrites an input it needs for its derivative (`trmv`'s `x`):
+/// `blas_save` is then called before the call, and forward mode reads that copy
+/// (`blas_tangent_saved`).
+pub fn in_place(op: u32) -> bool {
+    op & !SINGLE == BlasOp::Trmv as u32
 }
 
 /// The output array argument (written by the call), if any.
@@ -82,6 +101,8 @@ pub fn output_arg(op: u32) -> Option<usize> {
         1 => Some(9),
         2 => Some(11),
         3 => Some(8),
+        4 => Some(8),
+        5 => Some(6),
         _ => None,
     }
 }
@@ -244,6 +265,35 @@ unsafe fn tangent<T: Float>(op: u32, args: *const u64, shadows: *const u64) -> f
             }
             0.0
         }
+        // (In place: its tangent needs the copy made before the call, `blas_tangent_saved`.)
+        5 => 0.0,
+        4 => {
+            let g = Symv::<T>::read(args);
+            if s(8) == 0 {
+                return 0.0;
+            }
+            let dy = vector::<T>(s(8), g.n, g.incy);
+            let da = Mat { p: s(3) as *mut T, ..g.a };
+            let dx = vector::<T>(s(5), g.n, g.incx);
+            let dalpha = scalar_tangent::<T>(s(2));
+            for i in 0..g.n {
+                let (mut acc, mut product) = (T::default(), T::default());
+                for j in 0..g.n {
+                    if s(3) != 0 {
+                        acc += g.sym(&da, i, j) * g.x.get(j, 0);
+                    }
+                    if s(5) != 0 {
+                        acc += g.sym(&g.a, i, j) * dx.get(j, 0);
+                    }
+                    if dalpha.is_some() {
+                        product += g.sym(&g.a, i, j) * g.x.get(j, 0);
+                    }
+                }
+                let scaled = dalpha.map_or(T::default(), |d| d * product);
+                *dy.at(i, 0) = g.alpha * acc + g.beta * *dy.at(i, 0) + scaled;
+            }
+            0.0
+        }
         3 => {
             let g = Syrk::<T>::read(args);
             if s(8) == 0 {
@@ -361,6 +411,143 @@ impl<T: Float> Gemm<T> {
     }
 }
 
+/// `symv`: `y ← α S x + β y`, `S` the symmetric n×n matrix whose `upper` (or lower)
+/// triangle `A` holds (the other is not read).
+struct Symv<T> {
+    a: Mat<T>,
+    x: Mat<T>,
+    n: usize,
+    alpha: T,
+    beta: T,
+    incx: i64,
+    incy: i64,
+    upper: bool,
+}
+
+impl<T: Float> Symv<T> {
+    unsafe fn read(args: *const u64) -> Symv<T> {
+        let a = |k: usize| *args.add(k);
+        let upper = matches!(*(a(0) as *const u8), b'U' | b'u');
+        let n = int(a(1)).max(0) as usize;
+        let (incx, incy) = (int(a(6)), int(a(9)));
+        Symv {
+            a: Mat { p: a(3) as *mut T, rows: n, cols: n, ld: int(a(4)).max(1) as usize, trans: false },
+            x: vector(a(5), n, incx),
+            n,
+            alpha: scalar(a(2)),
+            beta: scalar(a(7)),
+            incx,
+            incy,
+            upper,
+        }
+    }
+
+    /// Whether element (i, j) is in the triangle `m` holds.
+    fn stored(&self, i: usize, j: usize) -> bool {
+        if self.upper {
+            i <= j
+        } else {
+            i >= j
+        }
+    }
+
+    /// Element (i, j) of the symmetric matrix whose triangle `m` holds.
+    unsafe fn sym(&self, m: &Mat<T>, i: usize, j: usize) -> T {
+        if self.stored(i, j) {
+            m.get(i, j)
+        } else {
+            m.get(j, i)
+        }
+    }
+}
+
+/// `trmv`: `x ← P x`, `P = op(T)`, `T` the n×n triangle (`upper` or lower) of `A`, with
+/// ones on its diagonal when `unit` (then `A`'s diagonal is not read).
+struct Trmv<T> {
+    a: Mat<T>,
+    n: usize,
+    upper: bool,
+    unit: bool,
+    incx: i64,
+}
+
+impl<T: Float> Trmv<T> {
+    unsafe fn read(args: *const u64) -> Trmv<T> {
+        let a = |k: usize| *args.add(k);
+        let upper = matches!(*(a(0) as *const u8), b'U' | b'u');
+        let unit = matches!(*(a(2) as *const u8), b'U' | b'u');
+        let n = int(a(3)).max(0) as usize;
+        let trans = transposed(a(1));
+        Trmv {
+            a: Mat { p: a(4) as *mut T, rows: n, cols: n, ld: int(a(5)).max(1) as usize, trans },
+            n,
+            upper,
+            unit,
+            incx: int(a(7)),
+        }
+    }
+
+    /// Whether element (i, j) of `op(T)` is read from `A` (in the triangle, off the
+    /// diagonal when it is unit).
+    fn stored(&self, i: usize, j: usize) -> bool {
+        let (r, c) = if self.a.trans { (j, i) } else { (i, j) };
+        (if self.upper { r <= c } else { r >= c }) && !(self.unit && r == c)
+    }
+
+    /// Element (i, j) of `op(T)` with `m` (`A` or its shadow) in `A`'s place; the unit
+    /// diagonal's ones are `one` (zero for a tangent).
+    unsafe fn element(&self, m: &Mat<T>, i: usize, j: usize, one: T) -> T {
+        if self.unit && i == j {
+            one
+        } else if self.stored(i, j) {
+            m.get(i, j)
+        } else {
+            T::default()
+        }
+    }
+}
+
+/// Forward mode for a routine that overwrites an input (`in_place`): its tangent from
+/// `saved`, the copy `blas_save` made before the call; the last lane frees it.
+///
+/// # Safety
+/// As `blas_tangent`; `saved` comes from `blas_save` for the same call, made before it.
+pub unsafe extern "C" fn blas_tangent_saved(saved: *mut Saved, args: *const u64, shadows: *const u64, last: u32) {
+    if (*saved).op & SINGLE != 0 {
+        trmv_tangent::<f32>(&*saved, args, shadows)
+    } else {
+        trmv_tangent::<f64>(&*saved, args, shadows)
+    }
+    if last != 0 {
+        crate::runtime::buffers::disown_saved(saved);
+        drop(Box::from_raw(saved));
+    }
+}
+
+/// `ẋ ← P ẋ₀ + Ṗ x₀` (x₀ the saved copy of `x` before the call).
+unsafe fn trmv_tangent<T: Float>(sv: &Saved, args: *const u64, shadows: *const u64) {
+    let s = |k: usize| *shadows.add(k);
+    if s(6) == 0 {
+        return;
+    }
+    let g = Trmv::<T>::read(args);
+    let n = g.n;
+    let x0 = vector::<T>(sv.data[1].as_ptr() as u64, n, 1);
+    let dx = vector::<T>(s(6), n, g.incx);
+    let da = Mat { p: s(4) as *mut T, ..g.a };
+    let dx0: Vec<T> = (0..n).map(|j| dx.get(j, 0)).collect();
+    for i in 0..n {
+        let mut acc = T::default();
+        for (j, &d) in dx0.iter().enumerate() {
+            acc += g.element(&g.a, i, j, T::from_f64(1.0)) * d;
+            if s(4) != 0 {
+                acc += g.element(&da, i, j, T::default()) * x0.get(j, 0);
+            }
+        }
+        *dx.at(i, 0) = acc;
+    }
+}
+
 /// `syrk`: `C ← α op(A) op(A)ᵀ + β C` on the `upper` (or lower) triangle of `C` (n×n),
 /// `op(A)` n×k.
 struct Syrk<T> {
@@ -431,6 +618,29 @@ unsafe fn save<T: Float>(op: u32, args: *const u64) -> Saved {
                 trans: [g.a.trans, false],
                 inc: [g.incx, g.incy, g.a.ld as i64],
                 data: [bytes(&Mat { trans: false, ..g.a }), bytes(&g.x)],
+            }
+        }
+        5 => {
+            let g = Trmv::<T>::read(args);
+            let x = vector::<T>(a(6), g.n, g.incx);
+            Saved {
+                op,
+                scalars: [0.0; 2],
+                dims: [g.n, 0, 0],
+                trans: [g.a.trans, g.upper],
+                inc: [g.incx, g.a.ld as i64, i64::from(g.unit)],
+                data: [bytes(&Mat { trans: false, ..g.a }), bytes(&x)],
+            }
+        }
+        4 => {
+            let g = Symv::<T>::read(args);
+            Saved {
+                op,
+                scalars: [g.alpha.to_f64(), g.beta.to_f64()],
+                dims: [g.n, 0, 0],
+                trans: [g.upper, false],
+                inc: [g.incx, g.incy, g.a.ld as i64],
+                data: [bytes(&g.a), bytes(&g.x)],
             }
         }
         3 => {
@@ -523,6 +733,65 @@ unsafe fn reverse<T: Float>(sv: &Saved, shadows: *const u64, d: f64) {
             }
             add_scalar_adjoint(s(3), dalpha);
             for i in 0..m {
+                *dy.at(i, 0) = beta * *dy.at(i, 0);
+            }
+        }
+        5 => {
+            // x = P x₀: P̄ += x̄ x₀ᵀ on the elements read from A, x̄₀ = Pᵀ x̄.
+            let n = sv.dims[0];
+            if s(6) == 0 {
+                return;
+            }
+            let (trans, upper, unit) = (sv.trans[0], sv.trans[1], sv.inc[2] != 0);
+            let a = Mat { p: data(0), rows: n, cols: n, ld: n.max(1), trans };
+            let g = Trmv { a, n, upper, unit, incx: sv.inc[0] };
+            let x0 = vector::<T>(data(1) as u64, n, 1);
+            let dx = vector::<T>(s(6), n, sv.inc[0]);
+            let da = Mat { p: s(4) as *mut T, rows: n, cols: n, ld: sv.inc[1].max(1) as usize, trans };
+            let xb: Vec<T> = (0..n).map(|i| dx.get(i, 0)).collect();
+            for j in 0..n {
+                let mut acc = T::default();
+                for (i, &b) in xb.iter().enumerate() {
+                    acc += g.element(&a, i, j, T::from_f64(1.0)) * b;
+                    if s(4) != 0 && g.stored(i, j) {
+                        *da.at(i, j) += b * x0.get(j, 0);
+                    }
+                }
+                *dx.at(j, 0) = acc;
+            }
+        }
+        4 => {
+            let n = sv.dims[0];
+            let (alpha, beta) = (T::from_f64(sv.scalars[0]), T::from_f64(sv.scalars[1]));
+            if s(8) == 0 {
+                return;
+            }
+            // (The copies are dense: A with leading dimension n, x with stride 1.)
+            let a = Mat { p: data(0), rows: n, cols: n, ld: n.max(1), trans: false };
+            let x = vector::<T>(data(1) as u64, n, 1);
+            let g = Symv { a, x, n, alpha, beta, incx: sv.inc[0], incy: sv.inc[1], upper: sv.trans[0] };
+            let dy = vector::<T>(s(8), n, sv.inc[1]);
+            let dx = vector::<T>(s(5), n, sv.inc[0]);
+            let da = Mat { p: s(3) as *mut T, rows: n, cols: n, ld: sv.inc[2].max(1) as usize, trans: false };
+            let mut dalpha = T::default();
+            for i in 0..n {
+                let yb = *dy.at(i, 0);
+                for j in 0..n {
+                    if s(5) != 0 {
+                        *dx.at(j, 0) += alpha * g.sym(&a, i, j) * yb;
+                    }
+                    if s(3) != 0 {
+                        // (S[i, j] and S[j, i] are one stored element.)
+                        let (r, c) = if g.stored(i, j) { (i, j) } else { (j, i) };
+                        *da.at(r, c) += alpha * yb * x.get(j, 0);
+                    }
+                    if s(2) != 0 {
+                        dalpha += yb * g.sym(&a, i, j) * x.get(j, 0);
+                    }
+                }
+            }
+            add_scalar_adjoint(s(2), dalpha);
+            for i in 0..n {
                 *dy.at(i, 0) = beta * *dy.at(i, 0);
             }
         }
@@ -685,6 +954,178 @@ mod tests {
                 + cb.iter().zip(&dc0).map(|(x, y)| x * y).sum::<f64>()
                 + alphabar * dalpha;
             assert!((lhs - rhs).abs() < 1e-10, "{uplo} {trans}: {lhs} vs {rhs}");
+        }
+    }
+
+    /// `trmv` (`x ← op(T) x` in place, T one triangle of A, unit diagonal or not) the
+    /// same way, from the copy `blas_save` makes before the call: the tangent against
+    /// central differences along Ȧ, ẋ₀, and the adjoint by ⟨x̄, ẋ⟩ = ⟨Ā, Ȧ⟩ + ⟨x̄₀, ẋ₀⟩.
+    #[test]
+    fn trmv_tangent_and_adjoint() {
+        let (n, lda, incx) = (3usize, 4usize, 2usize);
+        for (uplo, trans, diag) in [(b'U', b'N', b'N'), (b'L', b'N', b'U'), (b'U', b'T', b'U'), (b'L', b'T', b'N')] {
+            let a: Vec<f64> = (0..lda * n).map(|i| ((i * 7 % 11) as f64 - 5.0) / 4.0).collect();
+            let x0: Vec<f64> = (0..n * incx).map(|i| ((i * 5 % 7) as f64 - 3.0) / 2.0).collect();
+            let da: Vec<f64> = (0..lda * n).map(|i| ((i * 2 % 9) as f64 - 4.0) / 5.0).collect();
+            let dx0: Vec<f64> = (0..n * incx).map(|i| ((i * 4 % 13) as f64 - 6.0) / 7.0).collect();
+            let primal = |a: &[f64], x: &mut [f64]| {
+                let t = |r: usize, c: usize| {
+                    let inside = if uplo == b'U' { r <= c } else { r >= c };
+                    if diag == b'U' && r == c {
+                        1.0
+                    } else if inside {
+                        a[r + c * lda]
+                    } else {
+                        0.0
+                    }
+                };
+                let p = |i: usize, j: usize| if trans == b'N' { t(i, j) } else { t(j, i) };
+                let old: Vec<f64> = (0..n).map(|j| x[j * incx]).collect();
+                for i in 0..n {
+                    x[i * incx] = (0..n).map(|j| p(i, j) * old[j]).sum();
+                }
+            };
+            let (ni, ldai, incxi) = (n as i64, lda as i64, incx as i64);
+            let words = |a: &[f64], x: &mut [f64]| -> [u64; 8] {
+                [
+                    &uplo as *const u8 as u64,
+                    &trans as *const u8 as u64,
+                    &diag as *const u8 as u64,
+                    &ni as *const i64 as u64,
+                    a.as_ptr() as u64,
+                    &ldai as *const i64 as u64,
+                    x.as_mut_ptr() as u64,
+                    &incxi as *const i64 as u64,
+                ]
+            };
+            let tag = format!("{} {} {}", uplo as char, trans as char, diag as char);
+            let mut x = x0.clone();
+            let mut dx = dx0.clone();
+            let args = words(&a, &mut x);
+            // SAFETY: the words point at live locals laid out as Fortran `dtrmv` takes them;
+            // the copy is made before the call, as the rule makes it, and freed by the tangent.
+            let saved = unsafe { blas_save(BlasOp::Trmv as u32, args.as_ptr()) };
+            primal(&a, &mut x);
+            let mut shadows = [0u64; 8];
+            shadows[4] = da.as_ptr() as u64;
+            shadows[6] = dx.as_mut_ptr() as u64;
+            // SAFETY: `saved` comes from `blas_save` above, for this call.
+            unsafe { blas_tangent_saved(saved, args.as_ptr(), shadows.as_ptr(), 1) };
+            let h = 1e-6;
+            let shifted = |t: f64| {
+                let a: Vec<f64> = a.iter().zip(&da).map(|(p, q)| p + t * q).collect();
+                let mut x: Vec<f64> = x0.iter().zip(&dx0).map(|(p, q)| p + t * q).collect();
+                primal(&a, &mut x);
+                x
+            };
+            let (up, down) = (shifted(h), shifted(-h));
+            for i in 0..n {
+                let k = i * incx;
+                assert!((dx[k] - (up[k] - down[k]) / (2.0 * h)).abs() < 1e-6, "{tag}: tangent at {i}");
+            }
+            let xbar: Vec<f64> = (0..n * incx).map(|i| ((i * 3 % 5) as f64 - 2.0) / 3.0).collect();
+            let mut x = x0.clone();
+            let args = words(&a, &mut x);
+            // SAFETY: as above; the reverse frees the copy.
+            let saved = unsafe { blas_save(BlasOp::Trmv as u32, args.as_ptr()) };
+            primal(&a, &mut x);
+            let mut abar = vec![0.0; lda * n];
+            let mut xb = xbar.clone();
+            let mut shadows = [0u64; 8];
+            shadows[4] = abar.as_mut_ptr() as u64;
+            shadows[6] = xb.as_mut_ptr() as u64;
+            // SAFETY: `saved` comes from `blas_save` above.
+            unsafe { blas_reverse(saved, shadows.as_ptr(), 0.0, 1) };
+            let lhs: f64 = (0..n).map(|i| xbar[i * incx] * dx[i * incx]).sum();
+            let rhs: f64 = abar.iter().zip(&da).map(|(p, q)| p * q).sum::<f64>()
+                + (0..n).map(|j| xb[j * incx] * dx0[j * incx]).sum::<f64>();
+            assert!((lhs - rhs).abs() < 1e-10, "{tag}: {lhs} vs {rhs}");
+        }
+    }
+
+    /// `symv` (`y ← α S x + β y`, S symmetric from one stored triangle of A, the other
+    /// triangle garbage the call must not read) the same way: the tangent against
+    /// central differences along α̇, Ȧ, ẋ, ẏ₀, and the adjoint by the dot-product
+    /// identity ⟨ȳ, ẏ⟩ = ᾱ α̇ + ⟨Ā, Ȧ⟩ + ⟨x̄, ẋ⟩ + ⟨ȳ₀, ẏ₀⟩, with strides and a leading
+    /// dimension larger than n.
+    #[test]
+    fn symv_tangent_and_adjoint() {
+        let (n, alpha, beta, dalpha) = (3usize, 1.5f64, 0.5f64, -0.7f64);
+        let (lda, incx, incy) = (n + 1, 2usize, 3usize);
+        for uplo in [b'U', b'L'] {
+            let a: Vec<f64> = (0..lda * n).map(|i| ((i * 7 % 11) as f64 - 5.0) / 4.0).collect();
+            let x: Vec<f64> = (0..n * incx).map(|i| ((i * 5 % 7) as f64 - 3.0) / 2.0).collect();
+            let y0: Vec<f64> = (0..n * incy).map(|i| ((i * 3 % 5) as f64 - 2.0) / 3.0).collect();
+            let da: Vec<f64> = (0..lda * n).map(|i| ((i * 2 % 9) as f64 - 4.0) / 5.0).collect();
+            let dx: Vec<f64> = (0..n * incx).map(|i| ((i * 4 % 13) as f64 - 6.0) / 7.0).collect();
+            let dy0: Vec<f64> = (0..n * incy).map(|i| ((i * 6 % 5) as f64 - 2.0) / 3.0).collect();
+            let stored = |i: usize, j: usize| if uplo == b'U' { i <= j } else { i >= j };
+            let primal = |alpha: f64, a: &[f64], x: &[f64], y: &mut [f64]| {
+                let sym = |i: usize, j: usize| if stored(i, j) { a[i + j * lda] } else { a[j + i * lda] };
+                for i in 0..n {
+                    let sx: f64 = (0..n).map(|j| sym(i, j) * x[j * incx]).sum();
+                    y[i * incy] = alpha * sx + beta * y[i * incy];
+                }
+            };
+            let (ni, ldai, incxi, incyi) = (n as i64, lda as i64, incx as i64, incy as i64);
+            let words = |a: &[f64], x: &[f64], y: &mut [f64]| -> [u64; 10] {
+                [
+                    &uplo as *const u8 as u64,
+                    &ni as *const i64 as u64,
+                    &alpha as *const f64 as u64,
+                    a.as_ptr() as u64,
+                    &ldai as *const i64 as u64,
+                    x.as_ptr() as u64,
+                    &incxi as *const i64 as u64,
+                    &beta as *const f64 as u64,
+                    y.as_mut_ptr() as u64,
+                    &incyi as *const i64 as u64,
+                ]
+            };
+            let mut y = y0.clone();
+            let mut dy = dy0.clone();
+            let args = words(&a, &x, &mut y);
+            let mut shadows = [0u64; 10];
+            shadows[2] = &dalpha as *const f64 as u64;
+            shadows[3] = da.as_ptr() as u64;
+            shadows[5] = dx.as_ptr() as u64;
+            shadows[8] = dy.as_mut_ptr() as u64;
+            primal(alpha, &a, &x, &mut y);
+            // SAFETY: the words point at live locals laid out as Fortran `dsymv` takes them.
+            unsafe { blas_tangent(BlasOp::Symv as u32, args.as_ptr(), shadows.as_ptr()) };
+            let h = 1e-6;
+            let shifted = |t: f64| {
+                let shift = |v: &[f64], d: &[f64]| -> Vec<f64> { v.iter().zip(d).map(|(p, q)| p + t * q).collect() };
+                let mut y = shift(&y0, &dy0);
+                primal(alpha + t * dalpha, &shift(&a, &da), &shift(&x, &dx), &mut y);
+                y
+            };
+            let (up, down) = (shifted(h), shifted(-h));
+            for i in 0..n {
+                let k = i * incy;
+                assert!((dy[k] - (up[k] - down[k]) / (2.0 * h)).abs() < 1e-6, "{uplo} tangent at {i}");
+            }
+            let ybar: Vec<f64> = (0..n * incy).map(|i| ((i * 4 % 9) as f64 - 4.0) / 5.0).collect();
+            let mut y = y0.clone();
+            let args = words(&a, &x, &mut y);
+            // SAFETY: as above; the saved copy is freed by the last reverse.
+            let saved = unsafe { blas_save(BlasOp::Symv as u32, args.as_ptr()) };
+            let (mut abar, mut xbar, mut alphabar) = (vec![0.0; lda * n], vec![0.0; n * incx], 0.0f64);
+            let mut yb = ybar.clone();
+            let mut shadows = [0u64; 10];
+            shadows[2] = &mut alphabar as *mut f64 as u64;
+            shadows[3] = abar.as_mut_ptr() as u64;
+            shadows[5] = xbar.as_mut_ptr() as u64;
+            shadows[8] = yb.as_mut_ptr() as u64;
+            // SAFETY: `saved` comes from `blas_save` above.
+            unsafe { blas_reverse(saved, shadows.as_ptr(), 0.0, 1) };
+            let dot = |u: &[f64], v: &[f64]| -> f64 { u.iter().zip(v).map(|(p, q)| p * q).sum() };
+            let lhs: f64 = (0..n).map(|i| ybar[i * incy] * dy[i * incy]).sum();
+            let rhs = alphabar * dalpha
+                + dot(&abar, &da)
+                + (0..n).map(|j| xbar[j * incx] * dx[j * incx]).sum::<f64>()
+                + (0..n).map(|i| yb[i * incy] * dy0[i * incy]).sum::<f64>();
+            assert!((lhs - rhs).abs() < 1e-10, "{uplo}: {lhs} vs {rhs}");
         }
     }
 
