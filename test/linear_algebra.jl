@@ -339,8 +339,9 @@ end
 
 # --- views of a matrix, symmetric eigenvalues, norms ---------------------------------
 #
-# And what the engine differentiates as code, with no rule (BLAS's gemv, gemm, symv and
-# trmv have the engine's own): `tr`, 3- and 5-argument `mul!`, `kron`, `dot(x, A, y)`.
+# And what the engine differentiates as code, with no rule (BLAS's gemv, gemm, symv,
+# trmv, axpy, axpby, scal and ger have the engine's own): `tr`, 3- and 5-argument `mul!`,
+# `kron`, `dot(x, A, y)`.
 
 upper_solve(A, b) = sum(UpperTriangular(A) \ b)
 lower_solve_matrix(A, B) = sum(sin, LowerTriangular(A) \ B)
@@ -371,6 +372,11 @@ symmetric_mul5(y, A, x) = (mul!(y, Symmetric(A, :L), x, 2 + x[1], 0.5); sum(sin,
 # A triangular matrix times a vector: BLAS's trmv, in place on a copy of the vector.
 triangular_times(A, x) = sum(abs2, UpperTriangular(A) * x) + sum(LowerTriangular(A)' * x .* x)
 unit_triangular_times(A, x) = sum(sin, UnitLowerTriangular(A) * x) + dot(x, UnitUpperTriangular(A) * x)
+# Vector updates and a rank-one update, α differentiated: BLAS's axpy, axpby, scal, ger.
+axpy_of(x, y) = (z = copy(y); axpy!(x[1], x, z); sum(abs2, z))
+axpby_of(x, y) = (z = copy(y); axpby!(x[end] - 1, x, 0.5, z); sum(sin, z))
+scal_of(x) = (z = x .* 2; BLAS.scal!(length(z), x[end], z, 1); sum(sin, z))
+ger_of(A, x, y) = (B = copy(A); BLAS.ger!(x[1] + y[end], x, y, B); sum(abs2, B))
 kron_of(A, B) = sum(sin, kron(A, B))
 kron_vectors(x, y) = sum(abs2, kron(x, y))
 three_argument_dot(x, A, y) = dot(x, A, y)
@@ -411,6 +417,10 @@ three_argument_dot(x, A, y) = dot(x, A, y)
         ("UpperTriangular(A) * x, LowerTriangular(A)' * x", triangular_times, (rng, n) -> (randn(rng, n, n), randn(rng, n)), ()),
         ("UnitLowerTriangular(A) * x, UnitUpperTriangular(A) * x", unit_triangular_times,
          (rng, n) -> (randn(rng, n, n), randn(rng, n)), ()),
+        ("axpy!(α(x), x, y)", axpy_of, (rng, n) -> (randn(rng, n), randn(rng, n)), ()),
+        ("axpby!(α(x), x, β, y)", axpby_of, (rng, n) -> (randn(rng, n), randn(rng, n)), ()),
+        ("BLAS.scal!(n, α(x), y, 1)", scal_of, (rng, n) -> (randn(rng, n),), ()),
+        ("BLAS.ger!(α(x, y), x, y, A)", ger_of, (rng, n) -> (randn(rng, n, n), randn(rng, n), randn(rng, n)), ()),
         ("kron(A, B)", kron_of, (rng, n) -> (randn(rng, n, n), randn(rng, 2, 2)), ()),
         ("kron(x, y)", kron_vectors, (rng, n) -> (randn(rng, n), randn(rng, 2)), ()),
         ("dot(x, A, y)", three_argument_dot, (rng, n) -> (randn(rng, n), randn(rng, n, n), randn(rng, n)), ())),

@@ -198,16 +198,15 @@ fn memory_rule(m: &Module, i: Value, mem: &Memory, types: &Types, unsure_copies:
                 // derivative; `β`'s would need the output's old contents, which the
                 // call overwrites. Once silently dropped, both.)
                 let carries = |k: usize| k < call.call_arg_count() && mem.is_shadowed(i.operand(k));
-                let scalars = crate::runtime::blas::scalar_args(op);
-                if scalars.is_some_and(|(_, beta)| carries(beta)) {
+                let (alpha, beta) = crate::runtime::blas::scalar_args(op);
+                if beta.is_some_and(carries) {
                     return Some(Rule::Unsupported(
-                        "a BLAS product whose β (the factor of the output's old contents, `mul!(C, A, B, α, β)`) \
-                         carries a derivative"
+                        "a BLAS product or update whose β (the factor of the output's old contents: \
+                         `mul!(C, A, B, α, β)`, `axpby!(α, x, β, y)`) carries a derivative"
                             .into(),
                     ));
                 }
-                let alpha = scalars.is_some_and(|(alpha, _)| carries(alpha));
-                return (arrays.iter().any(differentiated) || alpha).then_some(Rule::Blas(op));
+                return (arrays.iter().any(differentiated) || alpha.is_some_and(carries)).then_some(Rule::Blas(op));
             }
             // Copies and fills take three or more arguments; a call of fewer (`llvm.trap`)
             // has no operand 1 to read.

@@ -34,7 +34,8 @@ impl Blas {
         let i = call.as_value();
         let shadows: Vec<Option<Value<'ctx>>> = (0..call.call_arg_count())
             .map(|k| {
-                let scalar = crate::runtime::blas::scalar_args(self.0).is_some_and(|(a, b)| k == a || k == b);
+                let (alpha, beta) = crate::runtime::blas::scalar_args(self.0);
+                let scalar = alpha == Some(k) || beta == Some(k);
                 let wanted = !arrays_only || scalar || self.arrays(call).any(|a| a == k);
                 wanted.then(|| cx.shadow(i.operand(k), lane)).flatten()
             })

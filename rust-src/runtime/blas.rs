@@ -1,5 +1,6 @@
 //! Derivatives of the BLAS calls behind Julia's `x' * y` (`dot`), `A * x` (`gemv`),
-//! `A * B` (`gemm`), `A * A'` (`syrk`) and `Symmetric(A) * x` (`symv`) on Float64/Float32
+//! `A * B` (`gemm`), `A * A'` (`syrk`), `Symmetric(A) * x` (`symv`), a triangular view
+//! times `x` (`trmv`), `axpy!`, `axpby!`, `BLAS.scal!` and `BLAS.ger!` on Float64/Float32
 //! arrays. Julia calls the Fortran interface
 //! (`ddot_64_(n::Ref, x::Ptr, incx::Ref, ...)`); the derivative code passes the call's
 //! arguments and the shadows of its array arguments as two arrays of machine words.
@@ -12,7 +13,10 @@
 //!   dot `x̄ += r̄ y, ȳ += r̄ x`; gemv `x̄ += α op(A)ᵀ ȳ, Ā += α (ȳ xᵀ or x ȳᵀ), ȳ ← β ȳ`;
 //!   gemm `Ā += α C̄ op(B)ᵀ` (transposed for op(A) = Aᵀ), `B̄ += α op(A)ᵀ C̄`, `C̄ ← β C̄`;
 //!   symv (`y ← α S x + β y`, S symmetric, one triangle of A stored) as gemv with
-//!   `Ā += α ȳ xᵀ` folded onto the stored triangle;
+//!   `Ā += α ȳ xᵀ` folded onto the stored triangle; trmv (`x ← P x₀`, P = op(T)):
+//!   `P̄ += x̄ x₀ᵀ` on the elements read, `x̄₀ = Pᵀ x̄`; axpy, axpby (`y ← α x + β y₀`):
+//!   `x̄ += α ȳ`, `ȳ₀ = β ȳ`; scal (`x ← α x₀`): `x̄₀ = α x̄`; ger (`A ← α x yᵀ + A₀`):
+//!   `x̄ += α Ā y`, `ȳ += α Āᵀ x`; and `ᾱ` by the same products with the adjoint;
 //!   syrk (`C ← α op(A) op(A)ᵀ + β C` on one triangle of `C`, which is all it writes):
 //!   for each `(i, j)` of that triangle, `op(Ā)ᵢ += α C̄ᵢⱼ op(A)ⱼ`,
 //!   `op(Ā)ⱼ += α C̄ᵢⱼ op(A)ᵢ` (rows), `C̄ᵢⱼ ← β C̄ᵢⱼ`.
@@ -36,6 +40,14 @@ pub enum BlasOp {
     Symv = 4,
     /// `dtrmv` (in place: `x ← op(T) x`).
     Trmv = 5,
+    /// `daxpy` (`y ← α x + y`).
+    Axpy = 6,
+    /// `dscal` (in place: `x ← α x`).
+    Scal = 7,
+    /// `daxpby` (`y ← α x + β y`).
+    Axpby = 8,
+    /// `dger` (`A ← α x yᵀ + A`).
+    Ger = 9,
 }
 
 /// Flag on the op code: single precision (`sdot`...).
@@ -59,6 +71,10 @@ pub fn lookup(name: &str) -> Option<u32> {
         "syrk" => BlasOp::Syrk,
         "symv" => BlasOp::Symv,
         "trmv" => BlasOp::Trmv,
+        "axpy" => BlasOp::Axpy,
+        "scal" => BlasOp::Scal,
+        "axpby" => BlasOp::Axpby,
+        "ger" => BlasOp::Ger,
         _ => return None,
     };
     Some(op as u32 | single)
@@ -72,19 +88,27 @@ pub fn array_args(op: u32) -> &'static [usize] {
         3 => &[5, 8],
         4 => &[3, 5, 8],
         5 => &[4, 6],
+        6 => &[2, 4],
+        7 => &[2],
+        8 => &[2, 5],
+        9 => &[3, 5, 7],
         _ => &[6, 8, 11],
     }
 }
 
 /// The positions of the scalars `α` and `β` (`y ← α op(A) x + β y`), each passed by
-/// reference (a `Ref` slot, whose shadow holds the number's tangent or adjoint), if any.
-pub fn scalar_args(op: u32) -> Option<(usize, usize)> {
+/// reference (a `Ref` slot, whose shadow holds the number's tangent or adjoint), where
+/// the routine has them.
+pub fn scalar_args(op: u32) -> (Option<usize>, Option<usize>) {
     match op & !SINGLE {
-        1 => Some((3, 8)),
-        2 => Some((5, 10)),
-        3 => Some((4, 7)),
-        4 => Some((2, 7)),
-        _ => None,
+        1 => (Some(3), Some(8)),
+        2 => (Some(5), Some(10)),
+        3 => (Some(4), Some(7)),
+        4 => (Some(2), Some(7)),
+        6 | 7 => (Some(1), None),
+        8 => (Some(1), Some(4)),
+        9 => (Some(2), None),
+        _ => (None, None),
     }
 }
 
@@ -92,7 +116,7 @@ pub fn scalar_args(op: u32) -> Option<(usize, usize)> {
 /// `blas_save` is then called before the call, and forward mode reads that copy
 /// (`blas_tangent_saved`).
 pub fn in_place(op: u32) -> bool {
-    op & !SINGLE == BlasOp::Trmv as u32
+    [BlasOp::Trmv as u32, BlasOp::Scal as u32].contains(&(op & !SINGLE))
 }
 
 /// The output array argument (written by the call), if any.
@@ -103,6 +127,10 @@ pub fn output_arg(op: u32) -> Option<usize> {
         3 => Some(8),
         4 => Some(8),
         5 => Some(6),
+        6 => Some(4),
+        7 => Some(2),
+        8 => Some(5),
+        9 => Some(7),
         _ => None,
     }
 }
@@ -266,7 +294,54 @@ unsafe fn tangent<T: Float>(op: u32, args: *const u64, shadows: *const u64) -> f
             0.0
         }
         // (In place: its tangent needs the copy made before the call, `blas_tangent_saved`.)
-        5 => 0.0,
+        5 | 7 => 0.0,
+        // axpy, axpby: ẏ ← α̇ x + α ẋ + β ẏ (β = 1 for axpy).
+        6 | 8 => {
+            let v = Vectors::<T>::read(op, args);
+            if s(v.out) == 0 {
+                return 0.0;
+            }
+            let dy = vector::<T>(s(v.out), v.n, v.incy);
+            let dx = vector::<T>(s(2), v.n, v.incx);
+            let dalpha = scalar_tangent::<T>(s(1));
+            for i in 0..v.n {
+                let mut t = v.beta * *dy.at(i, 0);
+                if s(2) != 0 {
+                    t += v.alpha * dx.get(i, 0);
+                }
+                if let Some(d) = dalpha {
+                    t += d * v.x.get(i, 0);
+                }
+                *dy.at(i, 0) = t;
+            }
+            0.0
+        }
+        // ger: Ȧ ← Ȧ + α̇ x yᵀ + α (ẋ yᵀ + x ẏᵀ).
+        9 => {
+            let g = Ger::<T>::read(args);
+            if s(7) == 0 {
+                return 0.0;
+            }
+            let da = Mat { p: s(7) as *mut T, ..g.a };
+            let (dx, dy) = (vector::<T>(s(3), g.a.rows, g.incx), vector::<T>(s(5), g.a.cols, g.incy));
+            let dalpha = scalar_tangent::<T>(s(2));
+            for j in 0..g.a.cols {
+                for i in 0..g.a.rows {
+                    let mut t = T::default();
+                    if s(3) != 0 {
+                        t += g.alpha * dx.get(i, 0) * g.y.get(j, 0);
+                    }
+                    if s(5) != 0 {
+                        t += g.alpha * g.x.get(i, 0) * dy.get(j, 0);
+                    }
+                    if let Some(d) = dalpha {
+                        t += d * g.x.get(i, 0) * g.y.get(j, 0);
+                    }
+                    *da.at(i, j) += t;
+                }
+            }
+            0.0
+        }
         4 => {
             let g = Symv::<T>::read(args);
             if s(8) == 0 {
@@ -461,6 +536,58 @@ impl<T: Float> Symv<T> {
     }
 }
 
+/// `axpy` (`y ← α x + y`), `axpby` (`y ← α x + β y`) and `scal` (`x ← α x`, read as
+/// `y ← α x` with `y` the same vector): `out` is the written vector's argument.
+struct Vectors<T> {
+    x: Mat<T>,
+    n: usize,
+    alpha: T,
+    beta: T,
+    incx: i64,
+    incy: i64,
+    out: usize,
+}
+
+impl<T: Float> Vectors<T> {
+    unsafe fn read(op: u32, args: *const u64) -> Vectors<T> {
+        let a = |k: usize| *args.add(k);
+        let n = int(a(0)).max(0) as usize;
+        let incx = int(a(3));
+        let (beta, incy, out) = match op & !SINGLE {
+            6 => (T::from_f64(1.0), int(a(5)), 4),
+            8 => (scalar(a(4)), int(a(6)), 5),
+            _ => (T::default(), incx, 2),
+        };
+        Vectors { x: vector(a(2), n, incx), n, alpha: scalar(a(1)), beta, incx, incy, out }
+    }
+}
+
+/// `ger`: `A ← α x yᵀ + A`, `A` m×n.
+struct Ger<T> {
+    a: Mat<T>,
+    x: Mat<T>,
+    y: Mat<T>,
+    alpha: T,
+    incx: i64,
+    incy: i64,
+}
+
+impl<T: Float> Ger<T> {
+    unsafe fn read(args: *const u64) -> Ger<T> {
+        let a = |k: usize| *args.add(k);
+        let (m, n) = (int(a(0)).max(0) as usize, int(a(1)).max(0) as usize);
+        let (incx, incy) = (int(a(4)), int(a(6)));
+        Ger {
+            a: Mat { p: a(7) as *mut T, rows: m, cols: n, ld: int(a(8)).max(1) as usize, trans: false },
+            x: vector(a(3), m, incx),
+            y: vector(a(5), n, incy),
+            alpha: scalar(a(2)),
+            incx,
+            incy,
+        }
+    }
+}
+
 /// `trmv`: `x ← P x`, `P = op(T)`, `T` the n×n triangle (`upper` or lower) of `A`, with
 /// ones on its diagonal when `unit` (then `A`'s diagonal is not read).
 struct Trmv<T> {
@@ -513,14 +640,30 @@ impl<T: Float> Trmv<T> {
 /// # Safety
 /// As `blas_tangent`; `saved` comes from `blas_save` for the same call, made before it.
 pub unsafe extern "C" fn blas_tangent_saved(saved: *mut Saved, args: *const u64, shadows: *const u64, last: u32) {
-    if (*saved).op & SINGLE != 0 {
-        trmv_tangent::<f32>(&*saved, args, shadows)
-    } else {
-        trmv_tangent::<f64>(&*saved, args, shadows)
+    match ((*saved).op & SINGLE != 0, (*saved).op & !SINGLE == BlasOp::Scal as u32) {
+        (true, true) => scal_tangent::<f32>(&*saved, args, shadows),
+        (false, true) => scal_tangent::<f64>(&*saved, args, shadows),
+        (true, false) => trmv_tangent::<f32>(&*saved, args, shadows),
+        (false, false) => trmv_tangent::<f64>(&*saved, args, shadows),
     }
     if last != 0 {
         crate::runtime::buffers::disown_saved(saved);
         drop(Box::from_raw(saved));
+    }
+}
+
+/// `scal`: `ẋ ← α ẋ₀ + α̇ x₀` (x₀ the saved copy of `x` before the call).
+unsafe fn scal_tangent<T: Float>(sv: &Saved, args: *const u64, shadows: *const u64) {
+    let s = |k: usize| *shadows.add(k);
+    if s(2) == 0 {
+        return;
+    }
+    let v = Vectors::<T>::read(sv.op, args);
+    let x0 = vector::<T>(sv.data[0].as_ptr() as u64, v.n, 1);
+    let dx = vector::<T>(s(2), v.n, v.incx);
+    let dalpha = scalar_tangent::<T>(s(1));
+    for i in 0..v.n {
+        *dx.at(i, 0) = v.alpha * dx.get(i, 0) + dalpha.map_or(T::default(), |d| d * x0.get(i, 0));
     }
 }
 
@@ -618,6 +761,29 @@ unsafe fn save<T: Float>(op: u32, args: *const u64) -> Saved {
                 trans: [g.a.trans, false],
                 inc: [g.incx, g.incy, g.a.ld as i64],
                 data: [bytes(&Mat { trans: false, ..g.a }), bytes(&g.x)],
+            }
+        }
+        6..=8 => {
+            // (axpy and axpby after the call, scal before it: x is what they read.)
+            let v = Vectors::<T>::read(op, args);
+            Saved {
+                op,
+                scalars: [v.alpha.to_f64(), v.beta.to_f64()],
+                dims: [v.n, 0, 0],
+                trans: [false; 2],
+                inc: [v.incx, v.incy, 0],
+                data: [bytes(&v.x), Vec::new()],
+            }
+        }
+        9 => {
+            let g = Ger::<T>::read(args);
+            Saved {
+                op,
+                scalars: [g.alpha.to_f64(), 0.0],
+                dims: [g.a.rows, g.a.cols, 0],
+                trans: [false; 2],
+                inc: [g.incx, g.incy, g.a.ld as i64],
+                data: [bytes(&g.x), bytes(&g.y)],
             }
         }
         5 => {
@@ -735,6 +901,62 @@ unsafe fn reverse<T: Float>(sv: &Saved, shadows: *const u64, d: f64) {
             for i in 0..m {
                 *dy.at(i, 0) = beta * *dy.at(i, 0);
             }
+        }
+        6..=8 => {
+            // y = α x + β y₀: x̄ += α ȳ, ᾱ += ⟨ȳ, x⟩, ȳ₀ = β ȳ (scal: y is x, x̄₀ = α x̄).
+            let n = sv.dims[0];
+            let (alpha, beta) = (T::from_f64(sv.scalars[0]), T::from_f64(sv.scalars[1]));
+            let scal = sv.op & !SINGLE == BlasOp::Scal as u32;
+            let out = match sv.op & !SINGLE {
+                6 => 4,
+                8 => 5,
+                _ => 2,
+            };
+            if s(out) == 0 {
+                return;
+            }
+            let x = vector::<T>(data(0) as u64, n, 1);
+            let dy = vector::<T>(s(out), n, sv.inc[1]);
+            let dx = vector::<T>(s(2), n, sv.inc[0]);
+            let mut dalpha = T::default();
+            for i in 0..n {
+                let yb = dy.get(i, 0);
+                dalpha += yb * x.get(i, 0);
+                if scal {
+                    *dy.at(i, 0) = alpha * yb;
+                } else {
+                    if s(2) != 0 {
+                        *dx.at(i, 0) += alpha * yb;
+                    }
+                    *dy.at(i, 0) = beta * yb;
+                }
+            }
+            add_scalar_adjoint(s(1), dalpha);
+        }
+        9 => {
+            // A = α x yᵀ + A₀: x̄ += α Ā y, ȳ += α Āᵀ x, ᾱ += ⟨Ā, x yᵀ⟩, Ā₀ = Ā.
+            let (m, n) = (sv.dims[0], sv.dims[1]);
+            if s(7) == 0 {
+                return;
+            }
+            let alpha = T::from_f64(sv.scalars[0]);
+            let (x, y) = (vector::<T>(data(0) as u64, m, 1), vector::<T>(data(1) as u64, n, 1));
+            let da = Mat { p: s(7) as *mut T, rows: m, cols: n, ld: sv.inc[2].max(1) as usize, trans: false };
+            let (dx, dy) = (vector::<T>(s(3), m, sv.inc[0]), vector::<T>(s(5), n, sv.inc[1]));
+            let mut dalpha = T::default();
+            for j in 0..n {
+                for i in 0..m {
+                    let ab = da.get(i, j);
+                    if s(3) != 0 {
+                        *dx.at(i, 0) += alpha * ab * y.get(j, 0);
+                    }
+                    if s(5) != 0 {
+                        *dy.at(j, 0) += alpha * ab * x.get(i, 0);
+                    }
+                    dalpha += ab * x.get(i, 0) * y.get(j, 0);
+                }
+            }
+            add_scalar_adjoint(s(2), dalpha);
         }
         5 => {
             // x = P x₀: P̄ += x̄ x₀ᵀ on the elements read from A, x̄₀ = Pᵀ x̄.
@@ -957,6 +1179,132 @@ mod tests {
         }
     }
 
+    /// `axpy`, `axpby`, `scal` and `ger` the same way: each tangent against central
+    /// differences along α̇ and the arrays' tangents, and each adjoint by the dot-product
+    /// identity (⟨ū, u̇⟩ summed over the written array on one side, over α and the
+    /// inputs, the written array's old contents included, on the other). Strides 2 and 3.
+    #[test]
+    fn vector_updates_tangent_and_adjoint() {
+        let n = 3usize;
+        let (incx, incy) = (2usize, 3usize);
+        let (ni, incxi, incyi, mi, ldai) = (n as i64, incx as i64, incy as i64, 2i64, 3i64);
+        let fill = |len: usize, k: usize| -> Vec<f64> { (0..len).map(|i| ((i * k % 11) as f64 - 5.0) / 4.0).collect() };
+        let (alpha, beta, dalpha) = (1.5f64, -0.5f64, 0.7f64);
+        for op in [BlasOp::Axpy, BlasOp::Axpby, BlasOp::Scal, BlasOp::Ger] {
+            // The arrays (x, y, A), their tangents, and the written array's index.
+            let (m, ld) = (mi as usize, ldai as usize);
+            let x0 = fill(n.max(m) * incx, 7);
+            let y0 = fill(n * incy, 5);
+            let a0 = fill(ld * n, 3);
+            let (dx0, dy0, da0) = (fill(n.max(m) * incx, 2), fill(n * incy, 4), fill(ld * n, 6));
+            let primal = |al: f64, x: &mut [f64], y: &mut [f64], a: &mut [f64]| match op {
+                BlasOp::Axpy => (0..n).for_each(|i| y[i * incy] += al * x[i * incx]),
+                BlasOp::Axpby => (0..n).for_each(|i| y[i * incy] = al * x[i * incx] + beta * y[i * incy]),
+                BlasOp::Scal => (0..n).for_each(|i| x[i * incx] *= al),
+                _ => (0..n).for_each(|j| (0..m).for_each(|i| a[i + j * ld] += al * x[i * incx] * y[j * incy])),
+            };
+            let words = |x: &mut [f64], y: &mut [f64], a: &mut [f64]| -> Vec<u64> {
+                let (px, py, pa) = (x.as_mut_ptr() as u64, y.as_mut_ptr() as u64, a.as_mut_ptr() as u64);
+                let (al, be) = (&alpha as *const f64 as u64, &beta as *const f64 as u64);
+                let r = |v: &i64| v as *const i64 as u64;
+                match op {
+                    BlasOp::Axpy => vec![r(&ni), al, px, r(&incxi), py, r(&incyi)],
+                    BlasOp::Axpby => vec![r(&ni), al, px, r(&incxi), be, py, r(&incyi)],
+                    BlasOp::Scal => vec![r(&ni), al, px, r(&incxi)],
+                    _ => vec![r(&mi), r(&ni), al, px, r(&incxi), py, r(&incyi), pa, r(&ldai)],
+                }
+            };
+            // (Where the shadows go, by argument: α, x, y, A.)
+            let (ka, kx, ky, kaa) = match op {
+                BlasOp::Axpy => (1, 2, 4, usize::MAX),
+                BlasOp::Axpby => (1, 2, 5, usize::MAX),
+                BlasOp::Scal => (1, 2, usize::MAX, usize::MAX),
+                _ => (2, 3, 5, 7),
+            };
+            let in_place = op == BlasOp::Scal;
+            // Tangent.
+            let (mut x, mut y, mut a) = (x0.clone(), y0.clone(), a0.clone());
+            let (mut dx, mut dy, mut da) = (dx0.clone(), dy0.clone(), da0.clone());
+            let args = words(&mut x, &mut y, &mut a);
+            let mut shadows = vec![0u64; args.len()];
+            shadows[ka] = &dalpha as *const f64 as u64;
+            shadows[kx] = dx.as_mut_ptr() as u64;
+            if ky != usize::MAX {
+                shadows[ky] = dy.as_mut_ptr() as u64;
+            }
+            if kaa != usize::MAX {
+                shadows[kaa] = da.as_mut_ptr() as u64;
+            }
+            // SAFETY: the words point at live locals laid out as the Fortran routine takes
+            // them; an in-place routine's copy is made before the call and freed by its tangent.
+            let saved = in_place.then(|| unsafe { blas_save(op as u32, args.as_ptr()) });
+            primal(alpha, &mut x, &mut y, &mut a);
+            match saved {
+                // SAFETY: as above.
+                Some(sv) => unsafe { blas_tangent_saved(sv, args.as_ptr(), shadows.as_ptr(), 1) },
+                // SAFETY: as above.
+                None => unsafe {
+                    blas_tangent(op as u32, args.as_ptr(), shadows.as_ptr());
+                },
+            }
+            let h = 1e-6;
+            let shifted = |t: f64| {
+                let sh = |v: &[f64], d: &[f64]| -> Vec<f64> { v.iter().zip(d).map(|(p, q)| p + t * q).collect() };
+                let (mut x, mut y, mut a) = (sh(&x0, &dx0), sh(&y0, &dy0), sh(&a0, &da0));
+                primal(alpha + t * dalpha, &mut x, &mut y, &mut a);
+                match op {
+                    BlasOp::Scal => x,
+                    BlasOp::Ger => a,
+                    _ => y,
+                }
+            };
+            let (up, down) = (shifted(h), shifted(-h));
+            let (written, written0): (&[f64], &[f64]) = match op {
+                BlasOp::Scal => (&dx, &dx0),
+                BlasOp::Ger => (&da, &da0),
+                _ => (&dy, &dy0),
+            };
+            for k in 0..up.len() {
+                assert!((written[k] - (up[k] - down[k]) / (2.0 * h)).abs() < 1e-6, "{op:?}: tangent at {k}");
+            }
+            // Adjoint.
+            let (mut x, mut y, mut a) = (x0.clone(), y0.clone(), a0.clone());
+            let args = words(&mut x, &mut y, &mut a);
+            // SAFETY: as above; the reverse frees the copy.
+            let saved = in_place.then(|| unsafe { blas_save(op as u32, args.as_ptr()) });
+            primal(alpha, &mut x, &mut y, &mut a);
+            // SAFETY: as above (after the call for the others, as the rule makes it).
+            let saved = saved.unwrap_or_else(|| unsafe { blas_save(op as u32, args.as_ptr()) });
+            let wbar = fill(written.len(), 9);
+            let (mut xb, mut yb, mut ab, mut alphabar) =
+                (vec![0.0; dx0.len()], vec![0.0; dy0.len()], vec![0.0; da0.len()], 0.0f64);
+            match op {
+                BlasOp::Scal => xb = wbar.clone(),
+                BlasOp::Ger => ab = wbar.clone(),
+                _ => yb = wbar.clone(),
+            }
+            let mut shadows = vec![0u64; args.len()];
+            shadows[ka] = &mut alphabar as *mut f64 as u64;
+            shadows[kx] = xb.as_mut_ptr() as u64;
+            if ky != usize::MAX {
+                shadows[ky] = yb.as_mut_ptr() as u64;
+            }
+            if kaa != usize::MAX {
+                shadows[kaa] = ab.as_mut_ptr() as u64;
+            }
+            // SAFETY: `saved` comes from `blas_save` above.
+            unsafe { blas_reverse(saved, shadows.as_ptr(), 0.0, 1) };
+            let dot = |u: &[f64], v: &[f64]| -> f64 { u.iter().zip(v).map(|(p, q)| p * q).sum() };
+            let lhs = dot(&wbar, written);
+            let _ = written0;
+            let rhs = alphabar * dalpha
+                + dot(&xb, &dx0)
+                + if ky != usize::MAX { dot(&yb, &dy0) } else { 0.0 }
+                + if kaa != usize::MAX { dot(&ab, &da0) } else { 0.0 };
+            assert!((lhs - rhs).abs() < 1e-10, "{op:?}: {lhs} vs {rhs}");
+        }
+    }
+
     /// `trmv` (`x ← op(T) x` in place, T one triangle of A, unit diagonal or not) the
     /// same way, from the copy `blas_save` makes before the call: the tangent against
     /// central differences along Ȧ, ẋ₀, and the adjoint by ⟨x̄, ẋ⟩ = ⟨Ā, Ȧ⟩ + ⟨x̄₀, ẋ₀⟩.
@@ -1135,7 +1483,10 @@ mod tests {
         assert_eq!(lookup("sgemv_"), Some(BlasOp::Gemv as u32 | SINGLE));
         assert_eq!(lookup("dgemm_64_"), Some(BlasOp::Gemm as u32));
         assert_eq!(lookup("ssyrk_64_"), Some(BlasOp::Syrk as u32 | SINGLE));
-        assert_eq!(lookup("daxpy_64_"), None);
+        assert_eq!(lookup("daxpy_64_"), Some(BlasOp::Axpy as u32));
+        assert_eq!(lookup("dtrmv_64_"), Some(BlasOp::Trmv as u32));
+        assert_eq!(lookup("ssymv_"), Some(BlasOp::Symv as u32 | SINGLE));
+        assert_eq!(lookup("dtrsv_64_"), None);
         assert_eq!(lookup("memcpy"), None);
         assert_eq!(lookup("dsyrk_64_"), Some(BlasOp::Syrk as u32));
         // A multi-byte first character (the bit-flip fuzzer found it panicking).
