@@ -121,11 +121,8 @@ fn untag_stack_accesses(g: Function) {
             Opcode::LLVMLoad => !alloca_bases(i.operand(0)).is_empty(),
             Opcode::LLVMStore => !alloca_bases(i.operand(1)).is_empty(),
             Opcode::LLVMCall => {
-                let copy = i.as_call().and_then(|c| c.called_function()).is_some_and(|f| {
-                    let name = f.name();
-                    ["llvm.memcpy", "llvm.memmove", "llvm.memset"].iter().any(|k| name.starts_with(k))
-                });
-                copy && (0..2).any(|k| i.operand(k).ty().is_pointer() && !alloca_bases(i.operand(k)).is_empty())
+                memory::writes_bytes(i)
+                    && (0..2).any(|k| i.operand(k).ty().is_pointer() && !alloca_bases(i.operand(k)).is_empty())
             }
             _ => false,
         };

@@ -930,12 +930,8 @@ impl<'ctx> Activity<'ctx> {
             // alone into another such slot (a two-part number a rule returned, copied
             // into the float range built from it): the destination gets a shadow too,
             // which the same copy between the shadows fills (`memory::number_slot`).
-            use crate::analysis::memory::{alloca_base, is_gc_frame, number_slot, shadowable_object};
-            let copy = i.as_call().and_then(|c| c.called_function()).is_some_and(|f| {
-                let name = f.name();
-                name.starts_with("llvm.memcpy") || name.starts_with("llvm.memmove")
-            });
-            if !copy || !number_slot(i.operand(0)) || !number_slot(i.operand(1)) {
+            use crate::analysis::memory::{alloca_base, is_byte_copy, is_gc_frame, number_slot, shadowable_object};
+            if !is_byte_copy(i) || !number_slot(i.operand(0)) || !number_slot(i.operand(1)) {
                 continue;
             }
             let Some(dst) = alloca_base(i.operand(0)) else { continue };

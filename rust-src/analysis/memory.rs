@@ -5522,9 +5522,7 @@ pub fn integer_field<'ctx>(
                         // (A copy or a clear of bytes beside the field: the two parts of a float
                         // range's `ref` and `step` copied into their places before its length.)
                         let bytes = i64::from(i.ty().int_width() / 8);
-                        let name = call.called_function().map(|f| f.name()).unwrap_or_default();
-                        let writes = ["llvm.memcpy", "llvm.memmove", "llvm.memset"].iter().any(|k| name.starts_with(k));
-                        writes
+                        writes_bytes(u)
                             && u.operand(0) == p
                             && object_slot(m, p)
                                 .zip(u.operand(2).const_uint())
@@ -5684,6 +5682,19 @@ pub fn alloca_bases(p: Value) -> Vec<Value> {
         }
     }
     found
+}
+
+/// Whether `i` is a call of LLVM's `memcpy` or `memmove` intrinsic.
+pub fn is_byte_copy(i: Value) -> bool {
+    let name = i.as_call().and_then(|c| c.called_function()).map(|f| f.name()).unwrap_or_default();
+    name.starts_with("llvm.memcpy") || name.starts_with("llvm.memmove")
+}
+
+/// Whether `i` writes bytes through its first operand as LLVM's `memcpy`, `memmove`
+/// or `memset` intrinsic.
+pub fn writes_bytes(i: Value) -> bool {
+    is_byte_copy(i)
+        || i.as_call().and_then(|c| c.called_function()).is_some_and(|f| f.name().starts_with("llvm.memset"))
 }
 
 /// Whether `p` points into a stack slot that holds numbers alone: `Float64`s, with
