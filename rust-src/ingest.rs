@@ -174,10 +174,41 @@ impl<'ctx> Inlined<'ctx> {
             if differentiated(&g) {
                 crate::reinterpret::rewrite(m, g)?;
                 split_try_bodies_at_calls(m, g);
+                define_undefined_lanes(m, g)?;
             }
         }
         Ok(())
     }
+}
+
+/// Gives every undefined number `g` computes with a value: `undef`/`poison` floats and
+/// vector lanes in its constants become zero, and undefined lanes of its shuffle masks
+/// pick lane 0. (Any value may stand for an undefined one: the primal is the same.)
+///
+/// LLVM leaves lanes undefined where no one reads the result's lane: Julia's vectorized
+/// `Dual(0.002 + 0.61b, 0.61ḃ)` is `fadd <b', ḃ'>, <0.002, poison>` and `fmul <b', ḃ'>,
+/// <poison, 0.61>`, shuffled lane by lane. The reverse sweep runs such an instruction
+/// backwards: its adjoint `z̄ ⋅ <poison, 0.61>`, zero in the unread lane, is
+/// `0 ⋅ poison`, poison, and reaches `b'`, a lane that is read. Optimized code folded
+/// that to garbage (a wrong second derivative of a loop on duals, without error).
+fn define_undefined_lanes<'ctx>(m: &'ctx Module, g: Function<'ctx>) -> Built<()> {
+    use crate::llvm::Opcode;
+    let b = m.builder();
+    for i in g.blocks().into_iter().flat_map(|bb| bb.instructions()) {
+        for k in 0..i.num_operands() {
+            if let Some(defined) = m.with_undefined_zero(i.operand(k)) {
+                i.set_operand(k, defined);
+            }
+        }
+        if i.opcode() == Opcode::LLVMShuffleVector && i.shuffle_mask().contains(&None) {
+            let mask: Vec<Option<u32>> = i.shuffle_mask().iter().map(|k| Some(k.unwrap_or(0))).collect();
+            b.before(i)?;
+            let defined = b.shuffle(i.operand(0), i.operand(1), &mask)?;
+            i.replace_all_uses_with(defined);
+            i.erase();
+        }
+    }
+    Ok(())
 }
 
 /// Each `jl_f_getfield(F, args, n)` of `g` that picks a field out of a tuple of numbers
@@ -2181,7 +2212,10 @@ fn calls_setjmp(g: Function) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{drop_overwritten_stores, rule_results_out_of_gc_frames, split_call_frames, untag_stack_accesses};
+    use super::{
+        define_undefined_lanes, drop_overwritten_stores, rule_results_out_of_gc_frames, split_call_frames,
+        untag_stack_accesses,
+    };
     use crate::llvm::{Context, Opcode, OwnedModule};
 
     /// The stores `drop_overwritten_stores` leaves in `f`, as the values they store.
@@ -2391,6 +2425,41 @@ declare void @llvm.memset.p0.i32(ptr, i8, i32, i1)
     /// `jtbaa_const` fields of the struct it was handed by reference. Every access to the
     /// slot loses its tag (LLVM took them for two memories, and folded the reads to the
     /// slot's undefined first contents); an access to other memory keeps its own.
+    #[test]
+    fn undefined_lanes_get_values() {
+        let ctx = Context::create();
+        let ir = r#"
+define double @f(double %x, double %y, i1 %c) {
+top:
+  %v0 = insertelement <2 x double> poison, double %x, i32 0
+  %v1 = insertelement <2 x double> %v0, double %y, i32 1
+  %a = fadd <2 x double> %v1, <double 2.0e-3, double poison>
+  %m = fmul <2 x double> %v1, <double undef, double 0.61>
+  %s = shufflevector <2 x double> %a, <2 x double> %m, <2 x i32> <i32 0, i32 3>
+  %t = shufflevector <2 x double> %s, <2 x double> poison, <2 x i32> <i32 1, i32 poison>
+  %k = select <2 x i1> <i1 true, i1 poison>, <2 x double> %s, <2 x double> %t
+  br i1 %c, label %one, label %two
+one:
+  br label %two
+two:
+  %p = phi double [ undef, %top ], [ %x, %one ]
+  %e = extractelement <2 x double> %k, i32 0
+  %r = fmul double %e, %p
+  ret double %r
+}
+"#;
+        let m = OwnedModule::parse_ir(&ctx, ir).unwrap();
+        let f = m.function("f").unwrap();
+        define_undefined_lanes(&m, f).unwrap();
+        assert!(m.verify().is_ok(), "{}", m.print());
+        let text = f.as_value().print();
+        assert!(!text.contains("poison") && !text.contains("undef"), "{text}");
+        assert!(text.contains("<double 2.000000e-03, double 0.000000e+00>"), "{text}");
+        assert!(text.contains("<double 0.000000e+00, double 6.100000e-01>"), "{text}");
+        assert!(text.contains("<2 x i32> <i32 1, i32 0>"), "{text}");
+        assert!(text.contains("phi double [ 0.000000e+00, %top ]"), "{text}");
+    }
+
     #[test]
     fn accesses_to_a_stack_slot_lose_their_alias_class() {
         let ctx = Context::create();

@@ -85,6 +85,51 @@ so_remainders(x) = rem(x[1] * x[2], 1.5) + mod(x[2]^2, x[1]) + ldexp(x[1] * x[3]
         @test hvp(so_remainders, x, v) ≈ fd_hvp(reverse_gradient(so_remainders), x, v) rtol = 1e-6 atol = 1e-7
     end
 end
+# Julia vectorizes a dual's two parts: `0.002 + 0.61b` is `fadd <b, ḃ>, <0.002, poison>`
+# and `fmul <b, ḃ>, <poison, 0.61>`, a lane left undefined where no one reads it. Its
+# adjoint once poisoned `b`'s, and optimized code made an `hvp` wrong without error
+# (docs/limitations.md had `so_lanes_doc`'s: -0.482 for 0.168). Loops of 0, 1 and more
+# iterations, both sides of the branch.
+function so_lanes(x, n)
+    s = exp(abs(x[2])^1.5)
+    for i in 1:n
+        if x[mod1(i, 3)] > -1.24
+            s += (0.12^3 + 0.61 * x[2]) * i
+        else
+            s -= (x[3] * -0.4) / (i + 2)
+        end
+    end
+    return 4x[1] - s^2
+end
+function so_lanes_doc(a, b, x)
+    s = (1 + a^2)^(abs(b)^1.5)
+    for i in 1:2
+        if x[mod1(i, 3)] > -1.24
+            s += (0.12^3 + 0.61 * b) / (i + 1)
+        else
+            s -= (x[3] * -0.4) / (i + 2)
+        end
+    end
+    return 4a - s^2
+end
+@testset "vectorized duals, undefined lanes: n = $n" for n in (0, 1, 2, 5)
+    f = x -> so_lanes(x, n)
+    for x in ([0.02, 0.09, -0.14], [0.3, -0.7, -1.5], [-0.4, -1.3, 0.8]), v in ([1.0, -0.5, 0.25], [0.0, 1.0, 0.0])
+        @test hvp(f, x, v) ≈ fd_hvp(reverse_gradient(f), x, v) rtol = 1e-6 atol = 1e-7
+    end
+end
+so_lanes_doc_g(w) = so_lanes_doc(w[1], w[2], w[3:5])
+const SO_LANES_C = [0.5, 1, -1, 0.25, 2]
+so_lanes_doc_h(w) = dot(SO_LANES_C, gradient(Reverse, so_lanes_doc_g, w))
+@testset "vectorized duals, the documented program" begin
+    g = so_lanes_doc_g
+    w = [0.021881857639600266, 0.09301108235598265, -0.1426423398748442, -0.12413270307139657, -0.6160260922480671]
+    v = [1, -0.5, 0.25, 0.75, -1]
+    fd = fd_hvp(reverse_gradient(g), w, v)
+    @test hvp(g, w, v) ≈ fd rtol = 1e-6 atol = 1e-7
+    # Forward over a nested reverse pass: the same dual run inside.
+    @test autodiff(Forward, so_lanes_doc_h, Duplicated, Duplicated(w, v))[2] ≈ dot(SO_LANES_C, fd) rtol = 1e-6
+end
 so_branch_hessian(x) = x[1] > 0 ? [6x[1]*x[2] 3x[1]^2; 3x[1]^2 0.0] :
                                   [-sin(x[1])*x[2]^2 2cos(x[1])*x[2]; 2cos(x[1])*x[2] 2sin(x[1])]
 # Literal powers (`x^3` in the source: `Base.literal_pow`, products rather than `pow`).

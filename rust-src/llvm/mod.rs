@@ -1939,6 +1939,37 @@ impl Module {
         // SAFETY: `ty` is a live type (the `Type` invariant); every type has a zero value.
         Value::from_raw(unsafe { LLVMConstNull(ty.0) })
     }
+    /// The constant `c` with its undefined numbers made zero: a float `undef`/`poison`,
+    /// or a vector of numbers with `undef`/`poison` lanes. `None` when `c` is no such
+    /// constant (nothing undefined in it, or not a number or vector of numbers).
+    pub fn with_undefined_zero<'ctx>(&'ctx self, c: Value<'ctx>) -> Option<Value<'ctx>> {
+        let ty = c.ty();
+        if !c.is_constant() {
+            return None;
+        }
+        if ty.is_float() {
+            return c.is_poison_or_undef().then(|| self.const_null(ty));
+        }
+        if ty.kind() != LLVMTypeKind::LLVMVectorTypeKind || !(ty.element().is_float() || ty.element().is_int()) {
+            return None;
+        }
+        if c.is_poison_or_undef() {
+            return Some(self.const_null(ty));
+        }
+        // SAFETY: `c.0` is a live constant of a fixed vector type (checked above) and `k` is below its lane
+        // count; LLVM returns the lane's constant, or null for a constant it cannot split (an expression).
+        let mut lanes: Vec<LLVMValueRef> =
+            (0..ty.vector_size()).map(|k| unsafe { LLVMGetAggregateElement(c.0, k) }).collect();
+        if lanes.iter().any(|l| l.is_null()) || !lanes.iter().any(|&l| Value::from_raw(l).is_poison_or_undef()) {
+            return None;
+        }
+        for l in lanes.iter_mut().filter(|l| Value::from_raw(**l).is_poison_or_undef()) {
+            *l = self.const_null(ty.element()).0;
+        }
+        // SAFETY: `lanes` holds `vector_size` live constants of the vector's element type and outlives the
+        // call, which copies them.
+        Some(Value::from_raw(unsafe { LLVMConstVector(lanes.as_mut_ptr(), lanes.len() as u32) }))
+    }
     /// A pointer constant holding an absolute address.
     pub fn const_address(&self, addr: usize) -> Value<'_> {
         // SAFETY: `self.m` and `self.ctx` are live (the `Module` invariant); an `i64` constant converted to
