@@ -714,7 +714,11 @@ function program(rng, name)
                            "yM = x .* 2; Property.mul!(yM, Property.KM, x, $(expr(rng, 1, vars)), 0.0); Property.axpy!(x[1] / 2, x, yM); s += sum(yM) / 8",
                            # (A triangular and a symmetric matrix times a vector: BLAS's trmv
                            # and symv.)
-                           "s += sum(abs2, Property.UpperTriangular(Property.KM .* $(expr(rng, 1, vars))) * x) / 16 + Property.dot(x, Property.Symmetric(Property.KM) * x) / 16"]),
+                           "s += sum(abs2, Property.UpperTriangular(Property.KM .* $(expr(rng, 1, vars))) * x) / 16 + Property.dot(x, Property.Symmetric(Property.KM) * x) / 16",
+                           # (Solves with triangular views of a constant global, unit or
+                           # not, and in place.)
+                           "s += sum(Property.UpperTriangular(Property.KM) \\ (x .* $(expr(rng, 1, vars)))) / 8 + sum(abs2, Property.UnitLowerTriangular(Property.KM)' \\ x) / 16",
+                           "yT = x .* $(expr(rng, 1, vars)); Property.ldiv!(Property.LowerTriangular(Property.KM), yT); s += sum(yT) / 8"]),
                 # Ranges with differentiated endpoints: `LinRange` computes in floats;
                 # Base's float ranges (integers at small rationals, twice-precision
                 # floats elsewhere) differentiate through Oxidase's rules

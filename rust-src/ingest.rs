@@ -159,6 +159,7 @@ impl<'ctx> Inlined<'ctx> {
                 forward_try_slots(g);
                 forward_try_copies(m, g)?;
                 rule_results_out_of_gc_frames(m, g)?;
+                rule_arguments_out_of_gc_frames(m, g)?;
                 forward_gc_frame_slots(m, g);
                 rebase_element_phis(m, g)?;
                 splat_calls(m, g)?;
@@ -1075,6 +1076,59 @@ fn forward_gc_frame_slots(m: &Module, g: Function) {
             load.erase();
         }
     }
+}
+
+/// A rule's call handed an immutable struct by reference that Julia built in slots of
+/// the GC frame, because it holds objects the collector must see (`UpperTriangular(A)`,
+/// the first argument of `\`), is handed a copy of its own instead: an `alloca` that the
+/// struct's pointers are copied into right before the call. To the analyses the frame is
+/// one object, which also roots the function's differentiated arrays: a constant matrix
+/// in it, handed to the rule, sat beside them without a shadow, and the call was
+/// refused. The frame's slots keep rooting the objects.
+fn rule_arguments_out_of_gc_frames<'ctx>(m: &'ctx Module, g: Function<'ctx>) -> Built<()> {
+    use crate::llvm::Opcode;
+    let calls: Vec<Value<'ctx>> = g
+        .blocks()
+        .into_iter()
+        .flat_map(|b| b.instructions())
+        .filter(|&i| {
+            i.opcode() == Opcode::LLVMCall
+                && i.as_call().and_then(|c| c.called_function()).is_some_and(|f| f.name().starts_with(RULE_PREFIX))
+        })
+        .collect();
+    let b = m.builder();
+    for call in calls {
+        let Some(c) = call.as_call() else { continue };
+        for k in 0..c.call_arg_count() {
+            let arg = call.operand(k);
+            let Some((frame, start)) = memory::alloca_slot(m, arg).filter(|_| arg.ty().is_pointer()) else {
+                continue;
+            };
+            let Some(bytes) = memory::by_reference_bytes(call, arg) else { continue };
+            let object = frame.allocated_type();
+            let array = object.kind() == llvm_sys::LLVMTypeKind::LLVMArrayTypeKind;
+            if !memory::is_gc_frame(frame) || start == 0 || bytes == 0 || bytes % 8 != 0 || !array {
+                continue;
+            }
+            let slot = object.element();
+            let words = u32::try_from(bytes / 8).map_err(|_| crate::llvm::BuildError {
+                method: "rule_arguments_out_of_gc_frames",
+                reason: format!("a struct of {bytes} bytes"),
+            })?;
+            b.before(frame)?;
+            let copy = b.alloca(m.array_type(slot, words), "rule.argument")?;
+            b.before(call)?;
+            for w in 0..u64::from(words) {
+                let from = b.gep(m.int(8), frame, &[m.const_int(m.int(64), start + 8 * w)])?;
+                let v = b.load(slot, from)?;
+                let to = b.gep(m.int(8), copy, &[m.const_int(m.int(64), 8 * w)])?;
+                b.store(v, to)?;
+            }
+            let copy = if copy.ty() == arg.ty() { copy } else { b.addrspace_cast(copy, arg.ty())? };
+            call.set_operand(k, copy);
+        }
+    }
+    Ok(())
 }
 
 /// A rule's call that returns a struct of arrays through memory (a factorization:
@@ -2213,8 +2267,8 @@ fn calls_setjmp(g: Function) -> bool {
 #[cfg(test)]
 mod tests {
     use super::{
-        define_undefined_lanes, drop_overwritten_stores, rule_results_out_of_gc_frames, split_call_frames,
-        untag_stack_accesses,
+        define_undefined_lanes, drop_overwritten_stores, rule_arguments_out_of_gc_frames,
+        rule_results_out_of_gc_frames, split_call_frames, untag_stack_accesses,
     };
     use crate::llvm::{Context, Opcode, OwnedModule};
 
@@ -2418,6 +2472,58 @@ declare void @llvm.memset.p0.i32(ptr, i8, i32, i1)
             [(32, true), (16, false), (24, false)],
             "the other root stays; the copies follow the call"
         );
+    }
+
+    /// `UpperTriangular(C) \ x` with a global constant `C`: Julia roots the view in a slot
+    /// of the GC frame that also roots the solution, and hands the rule the slot's
+    /// address. After the rewrite the rule reads a copy of its own, filled from the slot
+    /// right before the call; the slot keeps rooting the matrix.
+    #[test]
+    fn a_rule_argument_in_gc_frame_slots_gets_a_copy_of_its_own() {
+        let ctx = Context::create();
+        let ir = r#"
+declare ptr addrspace(10) @oxidase.rule.1.solve(ptr addrspace(11) nocapture readonly dereferenceable(8), ptr addrspace(10))
+define ptr addrspace(10) @f(ptr addrspace(10) %C, ptr addrspace(10) %x) {
+top:
+  %frame = alloca [4 x ptr addrspace(10)], align 16
+  call void @llvm.memset.p0.i32(ptr %frame, i8 0, i32 32, i1 false)
+  %thread = call ptr asm "movq %fs:0, $0", "=r"()
+  %ptls = getelementptr i8, ptr %thread, i64 -15720
+  store ptr %frame, ptr %ptls, align 8
+  %view = getelementptr inbounds i8, ptr %frame, i64 16
+  store ptr addrspace(10) %C, ptr %view, align 8
+  %ref = addrspacecast ptr %view to ptr addrspace(11)
+  %y = call ptr addrspace(10) @oxidase.rule.1.solve(ptr addrspace(11) %ref, ptr addrspace(10) %x)
+  %root = getelementptr inbounds i8, ptr %frame, i64 24
+  store ptr addrspace(10) %y, ptr %root, align 8
+  ret ptr addrspace(10) %y
+}
+declare void @llvm.memset.p0.i32(ptr, i8, i32, i1)
+"#;
+        let m = OwnedModule::parse_ir(&ctx, ir).unwrap();
+        let f = m.function("f").unwrap();
+        rule_arguments_out_of_gc_frames(&m, f).unwrap();
+        assert!(m.verify().is_ok(), "{}", m.print());
+        let insts: Vec<_> = f.blocks().into_iter().flat_map(|b| b.instructions()).collect();
+        let frame = *insts.iter().find(|i| i.name() == "frame").unwrap();
+        let base = |p| crate::analysis::memory::alloca_slot(&m, p);
+        let call = *insts.iter().find(|i| i.name() == "y").unwrap();
+        let (copy, at) = base(call.operand(0)).unwrap();
+        assert!(copy != frame && at == 0, "the rule reads a copy of its own");
+        let at_call = insts.iter().position(|&i| i == call).unwrap();
+        let fills: Vec<usize> = (0..insts.len())
+            .filter(|&k| insts[k].opcode() == Opcode::LLVMStore && base(insts[k].operand(1)) == Some((copy, 0)))
+            .collect();
+        assert!(fills.len() == 1 && fills[0] < at_call, "filled once, before the call");
+        let fill = insts[fills[0]];
+        let read = fill.operand(0);
+        assert!(read.opcode() == Opcode::LLVMLoad && base(read.operand(0)) == Some((frame, 16)), "from the slot");
+        let roots: Vec<(u64, String)> = insts
+            .iter()
+            .filter(|i| i.opcode() == Opcode::LLVMStore)
+            .filter_map(|i| base(i.operand(1)).filter(|(a, _)| *a == frame).map(|(_, off)| (off, i.operand(0).name())))
+            .collect();
+        assert_eq!(roots, [(16, "C".to_string()), (24, "y".to_string())], "the slots keep rooting");
     }
 
     /// A float range as an inlined `sum` met it: a stack slot filled by a copy the

@@ -53,7 +53,8 @@ using ..Oxidase.EnzymeRules: FwdConfig, RevConfig, AugmentedReturn, needs_primal
 const LinalgFloat = Union{Float64,Float32}
 
 # The views of a `Matrix{T}` the rules differentiate through, beside the matrix itself.
-const TriangularView{T} = Union{UpperTriangular{T,Matrix{T}},LowerTriangular{T,Matrix{T}}}
+const TriangularView{T} = Union{UpperTriangular{T,Matrix{T}},LowerTriangular{T,Matrix{T}},
+                                UnitUpperTriangular{T,Matrix{T}},UnitLowerTriangular{T,Matrix{T}}}
 const SymmetricView{T} = Union{Symmetric{T,Matrix{T}},Hermitian{T,Matrix{T}}}
 const TransposedView{T} = Union{Adjoint{T,<:Union{Matrix{T},TriangularView{T}}},
                                 Transpose{T,<:Union{Matrix{T},TriangularView{T}}}}
@@ -85,7 +86,8 @@ as_matrix(x::AbstractMatrix) = x
 
 # The matrix `A` wraps (`A` itself for a matrix).
 data(A::Matrix) = A
-data(A::Union{UpperTriangular,LowerTriangular,Symmetric,Hermitian}) = parent(A)
+data(A::Union{UpperTriangular,LowerTriangular,UnitUpperTriangular,UnitLowerTriangular}) = parent(A)
+data(A::Union{Symmetric,Hermitian}) = parent(A)
 data(A::Union{Adjoint,Transpose}) = data(parent(A))
 
 # The view `A` is, of the matrix `D` instead: with `D = Ṁ`, A's tangent. (A shadow's
@@ -93,13 +95,24 @@ data(A::Union{Adjoint,Transpose}) = data(parent(A))
 like(::Matrix, D) = D
 like(::UpperTriangular, D) = UpperTriangular(D)
 like(::LowerTriangular, D) = LowerTriangular(D)
+like(::UnitUpperTriangular, D) = UnitUpperTriangular(D)
+like(::UnitLowerTriangular, D) = UnitLowerTriangular(D)
 like(A::Symmetric, D) = Symmetric(D, LinearAlgebra.sym_uplo(A.uplo))
 like(A::Hermitian, D) = Hermitian(D, LinearAlgebra.sym_uplo(A.uplo))
 like(A::Adjoint, D) = adjoint(like(parent(A), D))
 like(A::Transpose, D) = transpose(like(parent(A), D))
 
+# The tangent of view `A` of a matrix whose tangent is `D`: the same view of `D`, but
+# for a unit triangular view, whose diagonal is ones whatever the matrix holds: there
+# the strict triangle of `D`, with a zero diagonal.
+tangent_view(A, D) = like(A, D)
+tangent_view(::UnitUpperTriangular, D) = UpperTriangular(triu(D, 1))
+tangent_view(::UnitLowerTriangular, D) = LowerTriangular(tril(D, -1))
+tangent_view(A::Adjoint, D) = adjoint(tangent_view(parent(A), D))
+tangent_view(A::Transpose, D) = transpose(tangent_view(parent(A), D))
+
 # Lane `l`'s tangent of annotated `A`, the view of its shadow matrix.
-tangent(A::Annotation, l) = like(A.val, data(lane(A, l)))
+tangent(A::Annotation, l) = tangent_view(A.val, data(lane(A, l)))
 
 # `A` with a copy of its matrix, for a tape when later code may change the matrix.
 keep(A) = like(A, copy(data(A)))
@@ -115,6 +128,8 @@ Adds to `M̄`, the adjoint of the matrix `A` wraps, what the adjoint `Ḡ` of th
 pullback!(M̄, ::Matrix, Ḡ) = (M̄ .+= Ḡ)
 pullback!(M̄, ::UpperTriangular, Ḡ) = (M̄ .+= triu(Ḡ))
 pullback!(M̄, ::LowerTriangular, Ḡ) = (M̄ .+= tril(Ḡ))
+pullback!(M̄, ::UnitUpperTriangular, Ḡ) = (M̄ .+= triu(Ḡ, 1))
+pullback!(M̄, ::UnitLowerTriangular, Ḡ) = (M̄ .+= tril(Ḡ, -1))
 function pullback!(M̄, A::Union{Symmetric,Hermitian}, Ḡ)
     Ḡᵀ = permutedims(Ḡ)
     return A.uplo == 'U' ? (M̄ .+= triu(Ḡ) .+ triu(Ḡᵀ, 1)) : (M̄ .+= tril(Ḡ) .+ tril(Ḡᵀ, -1))
@@ -972,9 +987,9 @@ function BuiltinRules.reverse(config::RevConfig, ::Const{typeof(\)}, ::Type, tap
 end
 
 # `ldiv!(F, B)` overwrites B with the solution; a constant B cannot hold its derivative.
-function check_output(F, B)
+function check_output(F, B, what = "factorization F")
     F isa Const || !(B isa Const) ||
-        throw(DifferentiationError("`ldiv!(F, B)` with a differentiated factorization F into an array B " *
+        throw(DifferentiationError("`ldiv!(F, B)` with a differentiated $what into an array B " *
                                    "without a derivative: the solution's derivative would be lost (make B " *
                                    "`Duplicated`, or use `F \\ B`)"))
     return nothing
@@ -1013,6 +1028,49 @@ function BuiltinRules.reverse(config::RevConfig, ::Const{typeof(ldiv!)}, ::Type,
         Z = transposed_solve(G, dB)
         dB .= Z
         F isa Const || G isa LU && defer_solve!(lane(F, l).factors, Z, copy(X)) || solve_pullback!(lane(F, l).factors, G, Z, X)
+    end
+    return (nothing, nothing)
+end
+
+# --- ldiv!(A, B), A a triangular view (or its transpose) -----------------------------
+#
+# LAPACK's `trtrs` overwrites B with X = A⁻¹B: Ẋ = A⁻¹(Ḃ − Ȧ X) into B's shadow; in
+# reverse, Z = A⁻ᵀ X̄ replaces B's shadow and Ā −= Z Xᵀ (its triangle, `pullback!`).
+const TriangularSolve{T} = Union{TriangularView{T},Adjoint{T,<:TriangularView{T}},Transpose{T,<:TriangularView{T}}}
+
+function BuiltinRules.forward(config::FwdConfig, ::Const{typeof(ldiv!)}, RT::Type, A::Annotation{<:TriangularSolve{T}},
+                              B::Annotation{<:VecOrMat{T}}) where {T<:LinalgFloat}
+    check_output(A, B, "triangular matrix A")
+    X = ldiv!(A.val, B.val)
+    if !(B isa Const)
+        for l in 1:width(config)
+            dB = lane(B, l)
+            A isa Const || (dB .-= tangent(A, l) * X)
+            ldiv!(A.val, dB)
+        end
+    end
+    needs_shadow(config) || return needs_primal(config) ? X : nothing
+    return forward_result(config, X, each_lane(l -> lane(B, l), config))
+end
+
+function BuiltinRules.augmented_primal(config::RevConfig, ::Const{typeof(ldiv!)}, RT::Type,
+                                       A::Annotation{<:TriangularSolve{T}}, B::Annotation{<:VecOrMat{T}}) where {T<:LinalgFloat}
+    check_output(A, B, "triangular matrix A")
+    X = ldiv!(A.val, B.val)
+    shadows = needs_shadow(config) && !(B isa Const) ? each_lane(l -> lane(B, l), config) : nothing
+    tape = B isa Const ? nothing : (overwritten(config)[2] ? keep(A.val) : A.val, copy(X))
+    return AugmentedReturn(needs_primal(config) ? X : nothing, shadows, tape)
+end
+
+function BuiltinRules.reverse(config::RevConfig, ::Const{typeof(ldiv!)}, ::Type, tape, A::Annotation{<:TriangularSolve{T}},
+                              B::Annotation{<:VecOrMat{T}}) where {T<:LinalgFloat}
+    tape === nothing && return (nothing, nothing)
+    S, X = tape
+    for l in 1:width(config)
+        dB = lane(B, l)
+        Z = transpose(S) \ dB
+        dB .= Z
+        A isa Const || pullback!(data(lane(A, l)), A.val, -(as_matrix(Z) * transpose(as_matrix(X))))
     end
     return (nothing, nothing)
 end

@@ -348,6 +348,12 @@ lower_solve_matrix(A, B) = sum(sin, LowerTriangular(A) \ B)
 upper_adjoint_solve(A, b) = sum(abs2, UpperTriangular(A)' \ b)
 lower_transpose_solve(A, b) = sum(transpose(LowerTriangular(A)) \ b)
 symmetric_solve(A, b) = sum(Symmetric(A) \ b)
+# Unit triangular views (ones on the diagonal, whatever A holds there), and `ldiv!`
+# with a triangular view (LAPACK's trtrs, in place), also into an argument.
+unit_solve(A, b) = sum(UnitUpperTriangular(A) \ b) + sum(abs2, UnitLowerTriangular(A)' \ b)
+ldiv_upper(A, b) = (y = copy(b); ldiv!(UpperTriangular(A), y); sum(abs2, y))
+ldiv_unit_lower_adjoint(A, B) = (Y = copy(B); ldiv!(UnitLowerTriangular(A)', Y); sum(sin, Y))
+ldiv_in_place(A, b) = (ldiv!(LowerTriangular(A), b); sum(abs2, b) * b[1])
 lower_symmetric_solve_matrix(A, B) = sum(sin, Symmetric(A, :L) \ B)
 hermitian_solve(A, b) = sum(abs2, Hermitian(A) \ b)
 adjoint_solve(A, b) = sum(A' \ b)
@@ -393,6 +399,14 @@ three_argument_dot(x, A, y) = dot(x, A, y)
         ("LowerTriangular(A) \\ B", lower_solve_matrix, (rng, n) -> (general(rng, n), randn(rng, n, 2)), ()),
         ("UpperTriangular(A)' \\ b", upper_adjoint_solve, (rng, n) -> (general(rng, n), randn(rng, n)), ()),
         ("transpose(LowerTriangular(A)) \\ b", lower_transpose_solve, (rng, n) -> (general(rng, n), randn(rng, n)), ()),
+        ("UnitUpperTriangular(A) \\ b, UnitLowerTriangular(A)' \\ b", unit_solve,
+         (rng, n) -> (general(rng, n), randn(rng, n)), ()),
+        ("ldiv!(UpperTriangular(A), b)", ldiv_upper, (rng, n) -> (general(rng, n), randn(rng, n)), ()),
+        ("ldiv!(UnitLowerTriangular(A)', B)", ldiv_unit_lower_adjoint,
+         (rng, n) -> (general(rng, n), randn(rng, n, 2)), ()),
+        # (A differentiated and b constant: the solution's derivative has nowhere to go.)
+        ("ldiv!(LowerTriangular(A), b) into an argument", ldiv_in_place,
+         (rng, n) -> (general(rng, n), randn(rng, n)), (2,)),
         ("Symmetric(A) \\ b", symmetric_solve, (rng, n) -> (general(rng, n), randn(rng, n)), ()),
         ("Symmetric(A, :L) \\ B", lower_symmetric_solve_matrix, (rng, n) -> (general(rng, n), randn(rng, n, 2)), ()),
         ("Hermitian(A) \\ b, A SPD", hermitian_solve, (rng, n) -> (spd(rng, n), randn(rng, n)), ()),
@@ -441,6 +455,30 @@ three_argument_dot(x, A, y) = dot(x, A, y)
             end
         end
     end
+end
+
+# A triangular view of a global constant matrix: Julia roots the view in its GC frame
+# beside the differentiated solution, and hands the rule the view's frame slot (once
+# refused: a constant array beside a differentiated one, `ingest::rule_arguments_out_of_gc_frames`).
+const LA_TRIANGLE = [2.0 1.0 0.5; -0.3 3.0 1.0; 0.7 0.2 1.5]
+global_upper_solve(b) = sum(UpperTriangular(LA_TRIANGLE) \ b)
+global_unit_solve(b) = sum(abs2, UnitLowerTriangular(LA_TRIANGLE) \ b) * b[1]
+global_ldiv(b) = (y = copy(b); ldiv!(UpperTriangular(LA_TRIANGLE)', y); sum(sin, y))
+function global_solve_loop(b, k)
+    y = copy(b)
+    for j in 1:k
+        y = UpperTriangular(LA_TRIANGLE) \ (y .* j)
+    end
+    return y[1] > 0 ? sum(abs2, y) : sum(y)
+end
+@testset "a triangular view of a global constant: $(nameof(f))" for f in (global_upper_solve, global_unit_solve,
+                                                                          global_ldiv)
+    for b in ([0.3, -0.7, 1.1], [-1.2, 0.4, 2.0])
+        check_linalg(f, (b,), (true,))
+    end
+end
+@testset "a triangular view of a global constant in a loop of $k, y[1] $(sign)" for k in (0, 1, 3), sign in (1, -1)
+    check_linalg(b -> global_solve_loop(b, k), ([0.5sign, -0.7, 1.1],), (true,))
 end
 
 @testset "norms of long arrays (BLAS's nrm2 and asum)" begin

@@ -796,6 +796,24 @@ impl<'ctx> Activity<'ctx> {
                 if let Some(leaf) = leaf.filter(|_| !mem.is_shadowed(allocated)) {
                     wants_shadow.insert(allocated, leaf);
                 }
+                // Likewise the arrays in a struct the rule is handed by reference
+                // (`Duplicated(y, dy)` of a nested `autodiff_deferred`, whose `dy` the
+                // rule writes): the struct then gets a shadow holding theirs.
+                if allocated.opcode_if_instruction() == Some(Opcode::LLVMAlloca) {
+                    let held = insts.iter().filter(|s| {
+                        s.opcode() == Opcode::LLVMStore
+                            && s.operand(0).ty().is_pointer()
+                            && crate::analysis::memory::alloca_base(s.operand(1)) == Some(allocated)
+                    });
+                    for s in held {
+                        let array = crate::analysis::memory::zero_offset_base(s.operand(0));
+                        let leaf = float_array_allocation(array, types)
+                            .or_else(|| crate::analysis::memory::float_array_allocation_by_type(array));
+                        if let Some(leaf) = leaf.filter(|_| !mem.is_shadowed(array)) {
+                            wants_shadow.insert(array, leaf);
+                        }
+                    }
+                }
             }
         }
         for &i in &insts {

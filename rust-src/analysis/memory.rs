@@ -4801,7 +4801,7 @@ pub fn shadow_slot_unread(m: &crate::llvm::Module, mem: &Memory, p: Value) -> bo
 /// is `p` is a `nocapture` parameter `dereferenceable(n)` of the function it calls
 /// (Julia's calling convention for a struct of `n` bytes, whose callee reads its fields
 /// and nothing around them, as its code generator emits them).
-fn by_reference_bytes(call: Value, p: Value) -> Option<u64> {
+pub fn by_reference_bytes(call: Value, p: Value) -> Option<u64> {
     let c = call.as_call()?;
     let callee = c.called_operand().as_function()?;
     let mut bytes = None;
