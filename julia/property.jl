@@ -712,6 +712,8 @@ function program(rng, name)
                            "s += Property.det(Property.KM .* x' + Property.Diagonal([s, x[2], 1.0])) / 32",
                            # (A differentiated α of BLAS's gemv, in a `Ref` slot.)
                            "yM = x .* 2; Property.mul!(yM, Property.KM, x, $(expr(rng, 1, vars)), 0.0); Property.axpy!(x[1] / 2, x, yM); s += sum(yM) / 8",
+                           # (A differentiated β: gemv and axpby read the output's old contents.)
+                           "yB = x .* 0.5; Property.mul!(yB, Property.KM, x, 0.5, $(expr(rng, 1, vars))); Property.axpby!(0.25, x, x[2], yB); s += sum(yB) / 8",
                            # (A triangular and a symmetric matrix times a vector: BLAS's trmv
                            # and symv.)
                            "s += sum(abs2, Property.UpperTriangular(Property.KM .* $(expr(rng, 1, vars))) * x) / 16 + Property.dot(x, Property.Symmetric(Property.KM) * x) / 16",

@@ -986,23 +986,45 @@ function BuiltinRules.reverse(config::RevConfig, ::Const{typeof(\)}, ::Type, tap
     return (nothing, nothing)
 end
 
+# --- ldiv!(F, B), F a factorization or a triangular view (or its transpose) ----------
+#
+# The solve overwrites B with X = F⁻¹B (LAPACK's `getrs`, `potrs`, `trtrs`): Ẋ = F⁻¹(Ḃ −
+# Ḟ X) into B's shadow; in reverse, Z = F⁻ᵀ X̄ replaces B's shadow and F̄ −= Z Xᵀ,
+# through the factors (`solve_pullback!`) or onto the view's triangle (`pullback!`).
+const TriangularSolve{T} = Union{TriangularView{T},Adjoint{T,<:TriangularView{T}},Transpose{T,<:TriangularView{T}}}
+const LeftDivisor{T} = Union{Factorized{T},TriangularSolve{T}}
+
+transposed_solve(A::TriangularSolve, R) = transpose(A) \ R
+# Ḟ X, lane `l`'s tangent of F times X.
+tangent_times(F::Annotation{<:Factorized}, l, X) = times_tangent(F.val, lane(F, l).factors, X)
+tangent_times(A::Annotation{<:TriangularSolve}, l, X) = tangent(A, l) * X
+# F̄ −= Z Xᵀ into lane `l`'s shadow, `G` the divisor kept for the reverse sweep.
+function ldiv_pullback!(F::Annotation{<:Factorized}, l, G, Z, X)
+    G isa LU && defer_solve!(lane(F, l).factors, Z, copy(X)) || solve_pullback!(lane(F, l).factors, G, Z, X)
+    return nothing
+end
+ldiv_pullback!(A::Annotation{<:TriangularSolve}, l, S, Z, X) =
+    (pullback!(data(lane(A, l)), A.val, -(as_matrix(Z) * transpose(as_matrix(X)))); nothing)
+divisor_name(::Annotation{<:Factorized}) = "factorization F"
+divisor_name(::Annotation{<:TriangularSolve}) = "triangular matrix F"
+
 # `ldiv!(F, B)` overwrites B with the solution; a constant B cannot hold its derivative.
-function check_output(F, B, what = "factorization F")
+function check_output(F, B)
     F isa Const || !(B isa Const) ||
-        throw(DifferentiationError("`ldiv!(F, B)` with a differentiated $what into an array B " *
+        throw(DifferentiationError("`ldiv!(F, B)` with a differentiated $(divisor_name(F)) into an array B " *
                                    "without a derivative: the solution's derivative would be lost (make B " *
                                    "`Duplicated`, or use `F \\ B`)"))
     return nothing
 end
 
-function BuiltinRules.forward(config::FwdConfig, ::Const{typeof(ldiv!)}, RT::Type, F::Annotation{<:Factorized{T}},
+function BuiltinRules.forward(config::FwdConfig, ::Const{typeof(ldiv!)}, RT::Type, F::Annotation{<:LeftDivisor{T}},
                               B::Annotation{<:VecOrMat{T}}) where {T<:LinalgFloat}
     check_output(F, B)
     X = ldiv!(F.val, B.val)
     if !(B isa Const)
         for l in 1:width(config)
             dB = lane(B, l)
-            F isa Const || (dB .-= times_tangent(F.val, lane(F, l).factors, X))
+            F isa Const || (dB .-= tangent_times(F, l, X))
             ldiv!(F.val, dB)
         end
     end
@@ -1011,7 +1033,7 @@ function BuiltinRules.forward(config::FwdConfig, ::Const{typeof(ldiv!)}, RT::Typ
 end
 
 function BuiltinRules.augmented_primal(config::RevConfig, ::Const{typeof(ldiv!)}, RT::Type,
-                                       F::Annotation{<:Factorized{T}}, B::Annotation{<:VecOrMat{T}}) where {T<:LinalgFloat}
+                                       F::Annotation{<:LeftDivisor{T}}, B::Annotation{<:VecOrMat{T}}) where {T<:LinalgFloat}
     check_output(F, B)
     X = ldiv!(F.val, B.val)
     shadows = needs_shadow(config) && !(B isa Const) ? each_lane(l -> lane(B, l), config) : nothing
@@ -1019,7 +1041,7 @@ function BuiltinRules.augmented_primal(config::RevConfig, ::Const{typeof(ldiv!)}
     return AugmentedReturn(needs_primal(config) ? X : nothing, shadows, tape)
 end
 
-function BuiltinRules.reverse(config::RevConfig, ::Const{typeof(ldiv!)}, ::Type, tape, F::Annotation{<:Factorized{T}},
+function BuiltinRules.reverse(config::RevConfig, ::Const{typeof(ldiv!)}, ::Type, tape, F::Annotation{<:LeftDivisor{T}},
                               B::Annotation{<:VecOrMat{T}}) where {T<:LinalgFloat}
     tape === nothing && return (nothing, nothing)
     G, X = tape
@@ -1027,50 +1049,7 @@ function BuiltinRules.reverse(config::RevConfig, ::Const{typeof(ldiv!)}, ::Type,
         dB = lane(B, l)
         Z = transposed_solve(G, dB)
         dB .= Z
-        F isa Const || G isa LU && defer_solve!(lane(F, l).factors, Z, copy(X)) || solve_pullback!(lane(F, l).factors, G, Z, X)
-    end
-    return (nothing, nothing)
-end
-
-# --- ldiv!(A, B), A a triangular view (or its transpose) -----------------------------
-#
-# LAPACK's `trtrs` overwrites B with X = A⁻¹B: Ẋ = A⁻¹(Ḃ − Ȧ X) into B's shadow; in
-# reverse, Z = A⁻ᵀ X̄ replaces B's shadow and Ā −= Z Xᵀ (its triangle, `pullback!`).
-const TriangularSolve{T} = Union{TriangularView{T},Adjoint{T,<:TriangularView{T}},Transpose{T,<:TriangularView{T}}}
-
-function BuiltinRules.forward(config::FwdConfig, ::Const{typeof(ldiv!)}, RT::Type, A::Annotation{<:TriangularSolve{T}},
-                              B::Annotation{<:VecOrMat{T}}) where {T<:LinalgFloat}
-    check_output(A, B, "triangular matrix A")
-    X = ldiv!(A.val, B.val)
-    if !(B isa Const)
-        for l in 1:width(config)
-            dB = lane(B, l)
-            A isa Const || (dB .-= tangent(A, l) * X)
-            ldiv!(A.val, dB)
-        end
-    end
-    needs_shadow(config) || return needs_primal(config) ? X : nothing
-    return forward_result(config, X, each_lane(l -> lane(B, l), config))
-end
-
-function BuiltinRules.augmented_primal(config::RevConfig, ::Const{typeof(ldiv!)}, RT::Type,
-                                       A::Annotation{<:TriangularSolve{T}}, B::Annotation{<:VecOrMat{T}}) where {T<:LinalgFloat}
-    check_output(A, B, "triangular matrix A")
-    X = ldiv!(A.val, B.val)
-    shadows = needs_shadow(config) && !(B isa Const) ? each_lane(l -> lane(B, l), config) : nothing
-    tape = B isa Const ? nothing : (overwritten(config)[2] ? keep(A.val) : A.val, copy(X))
-    return AugmentedReturn(needs_primal(config) ? X : nothing, shadows, tape)
-end
-
-function BuiltinRules.reverse(config::RevConfig, ::Const{typeof(ldiv!)}, ::Type, tape, A::Annotation{<:TriangularSolve{T}},
-                              B::Annotation{<:VecOrMat{T}}) where {T<:LinalgFloat}
-    tape === nothing && return (nothing, nothing)
-    S, X = tape
-    for l in 1:width(config)
-        dB = lane(B, l)
-        Z = transpose(S) \ dB
-        dB .= Z
-        A isa Const || pullback!(data(lane(A, l)), A.val, -(as_matrix(Z) * transpose(as_matrix(X))))
+        F isa Const || ldiv_pullback!(F, l, G, Z, X)
     end
     return (nothing, nothing)
 end

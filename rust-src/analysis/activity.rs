@@ -194,17 +194,14 @@ fn memory_rule(m: &Module, i: Value, mem: &Memory, types: &Types, unsure_copies:
                 let arrays = crate::runtime::blas::array_args(op);
                 let differentiated = |k: &usize| *k < call.call_arg_count() && mem.is_escaped(i.operand(*k));
                 // (`α` and `β` come in `Ref` slots, with a shadow when a differentiated
-                // number was stored there: `mul!(y, A, x, a, b)`. The rule takes `α`'s
-                // derivative; `β`'s would need the output's old contents, which the
-                // call overwrites. Once silently dropped, both.)
+                // number was stored there: `mul!(y, A, x, a, b)`. The rule takes both
+                // derivatives; `β`'s needs the output's old contents, which the rule then
+                // reads before the call overwrites them, `KEEP_OLD`. Once silently
+                // dropped, both.)
                 let carries = |k: usize| k < call.call_arg_count() && mem.is_shadowed(i.operand(k));
                 let (alpha, beta) = crate::runtime::blas::scalar_args(op);
                 if beta.is_some_and(carries) {
-                    return Some(Rule::Unsupported(
-                        "a BLAS product or update whose β (the factor of the output's old contents: \
-                         `mul!(C, A, B, α, β)`, `axpby!(α, x, β, y)`) carries a derivative"
-                            .into(),
-                    ));
+                    return Some(Rule::Blas(op | crate::runtime::blas::KEEP_OLD));
                 }
                 return (arrays.iter().any(differentiated) || alpha.is_some_and(carries)).then_some(Rule::Blas(op));
             }
@@ -836,6 +833,7 @@ impl<'ctx> Activity<'ctx> {
                     wants_shadow.insert(a, leaf);
                     continue;
                 }
+                // (Also through `α` or `β`, whose `Ref` slots are shadowed, not escaped.)
                 let derivative_in = (0..call.call_arg_count())
                     .filter(|&k| k != out)
                     .any(|k| mem.is_escaped(i.operand(k)) || mem.is_shadowed(i.operand(k)));

@@ -26,6 +26,7 @@ impl Blas {
     /// for the others.
     fn shadow_words<'ctx>(
         &self,
+        b: &Builder<'ctx>,
         call: Call<'ctx>,
         cx: &(impl Values<'ctx> + ?Sized),
         lane: usize,
@@ -40,7 +41,7 @@ impl Blas {
                 wanted.then(|| cx.shadow(i.operand(k), lane)).flatten()
             })
             .collect();
-        words(cx.builder(), &cx.entry_builder()?, &shadows)
+        words(b, &cx.entry_builder()?, &shadows)
     }
 }
 
@@ -73,24 +74,36 @@ impl Family for Blas {
             let args = words(b, &cx.entry_builder()?, &args_of(call))?;
             let width = cx.width();
             each_lane(cx, |lane| {
-                let shadows = self.shadow_words(call, cx, lane, false)?;
+                let shadows = self.shadow_words(b, call, cx, lane, false)?;
                 tangent_saved(b, saved, args, shadows, lane + 1 == width)?;
                 Ok(())
             })?;
             return Ok(None);
         }
+        // (With a differentiated `β`, before the call, which overwrites the output's old
+        // contents that `β̇ y₀` reads; the output's tangent is all it makes.)
+        let pre = b.m.builder();
+        let b = if self.0 & crate::runtime::blas::KEEP_OLD != 0 {
+            pre.before(i)?;
+            pre.set_debug_loc_from(i)?;
+            &pre
+        } else {
+            b
+        };
         let args = words(b, &cx.entry_builder()?, &args_of(call))?;
         let float = i.ty().is_floating();
         let lanes = each_lane(cx, |lane| {
-            let t = tangent(b, self.0, args, self.shadow_words(call, cx, lane, false)?)?;
+            let t = tangent(b, self.0, args, self.shadow_words(b, call, cx, lane, false)?)?;
             Ok(if float { convert(b, t, i.ty())? } else { t })
         })?;
         Ok(float.then_some(lanes))
     }
 
-    /// A copy of what the reverse needs, made now (`blas_save`).
+    /// A copy of what the reverse needs, made now (`blas_save`), or just before the call
+    /// when it overwrites something the reverse reads (an input, or the output's old
+    /// contents for a differentiated `β`).
     fn augment<'ctx>(&self, i: Value<'ctx>, cx: &dyn Augment<'ctx>) -> Result<Option<Value<'ctx>>> {
-        if crate::runtime::blas::in_place(self.0) {
+        if crate::runtime::blas::in_place(self.0) || self.0 & crate::runtime::blas::KEEP_OLD != 0 {
             return Ok(Some(save_before(i, self.0, &cx.entry_builder()?, call_site(i)?)?));
         }
         let b = cx.builder();
@@ -112,7 +125,7 @@ impl Family for Blas {
                 Some(d) => convert(b, d, m.f64())?,
                 None => m.const_real(m.f64(), 0.0),
             };
-            reverse(b, saved, self.shadow_words(call, cx, lane, true)?, d, lane + 1 == width)?;
+            reverse(b, saved, self.shadow_words(b, call, cx, lane, true)?, d, lane + 1 == width)?;
             Ok(())
         })?;
         Ok(())
