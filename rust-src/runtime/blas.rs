@@ -347,18 +347,18 @@ unsafe fn bytes<T: Float>(m: &Mat<T>) -> Vec<u8> {
 /// arguments (0 where there is none), as Julia's BLAS `ccall` passes them.
 pub unsafe extern "C" fn blas_tangent(op: u32, args: *const u64, shadows: *const u64) -> f64 {
     if op & SINGLE != 0 {
-        let t = tangent::<f32>(op, args, shadows);
-        if op & KEEP_OLD != 0 {
-            add_beta_tangent::<f32>(op, args, shadows);
-        }
-        t
+        tangent_and_beta::<f32>(op, args, shadows)
     } else {
-        let t = tangent::<f64>(op, args, shadows);
-        if op & KEEP_OLD != 0 {
-            add_beta_tangent::<f64>(op, args, shadows);
-        }
-        t
+        tangent_and_beta::<f64>(op, args, shadows)
     }
+}
+
+unsafe fn tangent_and_beta<T: Float>(op: u32, args: *const u64, shadows: *const u64) -> f64 {
+    let t = tangent::<T>(op, args, shadows);
+    if op & KEEP_OLD != 0 {
+        add_beta_tangent::<T>(op, args, shadows);
+    }
+    t
 }
 
 unsafe fn tangent<T: Float>(op: u32, args: *const u64, shadows: *const u64) -> f64 {
@@ -975,10 +975,8 @@ unsafe fn save<T: Float>(op: u32, args: *const u64) -> Saved {
 /// `blas_tangent` (the shadows have the leading dimensions of the primal arrays).
 pub unsafe extern "C" fn blas_reverse(saved: *mut Saved, shadows: *const u64, d: f64, last: u32) {
     if (*saved).op & SINGLE != 0 {
-        add_beta_adjoint::<f32>(&*saved, shadows);
         reverse::<f32>(&*saved, shadows, d)
     } else {
-        add_beta_adjoint::<f64>(&*saved, shadows);
         reverse::<f64>(&*saved, shadows, d)
     }
     if last != 0 {
@@ -988,6 +986,8 @@ pub unsafe extern "C" fn blas_reverse(saved: *mut Saved, shadows: *const u64, d:
 }
 
 unsafe fn reverse<T: Float>(sv: &Saved, shadows: *const u64, d: f64) {
+    // (β's adjoint first, from the output's adjoint before it is scaled by β.)
+    add_beta_adjoint::<T>(sv, shadows);
     let s = |k: usize| *shadows.add(k);
     let data = |i: usize| sv.data[i].as_ptr() as *mut T;
     match routine(sv.op) {
