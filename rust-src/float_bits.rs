@@ -140,8 +140,10 @@ impl<'ctx> Rewrite<'ctx> {
     /// rewritten value's float twin (a select's made now, where the select is), a
     /// constant's bits.
     fn known_float(&mut self, v: Value<'ctx>, ft: Type<'ctx>) -> Built<Option<Value<'ctx>>> {
+        // (An undefined integer as zero, not as poison: the reverse sweep multiplies by
+        // the float, and a zero adjoint times poison is poison, `ingest::define_undefined_lanes`.)
         if v.is_poison_or_undef() {
-            return Ok(Some(self.m.poison(ft)));
+            return Ok(Some(self.m.const_null(ft)));
         }
         if v.is_constant() {
             return Ok(Some(const_bitcast(v, ft)));
