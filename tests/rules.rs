@@ -251,7 +251,9 @@ case!(
 );
 // Lanes LLVM leaves undefined where no one reads them, as in Julia's vectorized dual
 // number `Dual(0.002 + 0.61b, 0.61ḃ)`: the adjoint of the unread lane, zero, times the
-// undefined constant was poison, and optimized code made garbage of `x`'s adjoint.
+// undefined constant was poison, and optimized code once made garbage of `b`'s adjoint.
+// (Here LLVM happened not to fold the poison; the rewrite itself is checked by the unit
+// test `undefined_lanes_get_values`, the case that failed by test/second_order.jl.)
 case!(
     undefined_lanes,
     "entry:\n  %v0 = insertelement <2 x double> poison, double %x, i32 0\n  %v1 = insertelement <2 x double> %v0, double %y, i32 1\n  %a = fadd <2 x double> %v1, <double 2.0e-3, double poison>\n  %m = fmul <2 x double> %v1, <double poison, double 0.61>\n  %s = shufflevector <2 x double> %a, <2 x double> %m, <2 x i32> <i32 0, i32 3>\n  br label %loop\nloop:\n  %i = phi i32 [ 0, %entry ], [ %i1, %loop ]\n  %acc = phi <2 x double> [ %v1, %entry ], [ %acc1, %loop ]\n  %acc1 = fadd <2 x double> %acc, %s\n  %i1 = add i32 %i, 1\n  %c = icmp slt i32 %i1, 2\n  br i1 %c, label %loop, label %exit\nexit:\n  %e0 = extractelement <2 x double> %acc1, i32 0\n  %e1 = extractelement <2 x double> %acc1, i32 1\n  %r = fmul double %e0, %e1\n  ret double %r",
