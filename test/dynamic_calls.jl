@@ -219,6 +219,35 @@ box_in_loop(x, n) = box_accumulate(x, n)
     end
 end
 
+# Such a capture's number turned into a string or printed beside an element of the
+# argument, by a call Julia dispatches when it runs: its argument array holds the boxed number, which
+# has a shadow box, beside a box of the element that only that call reads, whose slot in
+# the array's shadow nothing reads (`memory::stored_for_inactive_calls_only`; refused
+# before: "a struct, tuple or closure that holds a differentiated array beside an array
+# (or other object)"). Met by the property test's idiom sweep (`Property.run_idioms`),
+# where an earlier statement had assigned the captured variable. (Not yet, refused:
+# the same closure summed over `1:length(x)` or `eachindex(x)`, whose length is not a
+# constant, docs/limitations.md.)
+function box_interpolated(x, n)
+    s = x[2]
+    c = x[1]
+    for k in 1:n
+        c = c * x[k] + 0.5
+    end
+    s += sum(i -> c * x[i], 1:3)
+    t = "s = $s, x = $(x[1])"
+    occursin("NaN", t) && error(t)
+    print(devnull, "c = ", c, ", x = ", x[3])
+    return s > 0 ? s * x[3] : s^2
+end
+
+@testset "a closure's reassigned capture in a string (loop of $n iterations)" for n in (0, 1, 3)
+    # (Both sides of the branch: `s` negative, positive, negative.)
+    for x in ([0.3, 1.2, -0.7], [1.5, 0.5, 2.0], [-1.0, -0.5, 2.0])
+        check_all_modes(x -> box_interpolated(x, n), x)
+    end
+end
+
 # Such a box kept in a GC frame slot across the calls after the closure (a
 # factorization's) and loaded back from there: read by its layout, a box of a boxed
 # float, into which the closure stores each new value (`memory::mirrors_box_store`;

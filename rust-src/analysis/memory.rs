@@ -4712,6 +4712,19 @@ pub fn printed_only(m: &crate::llvm::Module, a: Value) -> bool {
     printed_only_in(m, a, &mut HashSet::new())
 }
 
+/// Whether store `i` puts a pointer into a slot of a stack array of call arguments that
+/// only calls without derivative (printing, logging) read there, as `printed_only`
+/// tests each store of a box it follows: where the array has a shadow (it holds a
+/// boxed number with a shadow box too, `string("s = ", s, ", x = ", x[1])` with `s` a
+/// `Core.Box`'s untyped number), the slot's shadow is never read.
+pub fn stored_for_inactive_calls_only(m: &crate::llvm::Module, i: Value) -> bool {
+    let Some((s, offset)) = alloca_slot(m, i.operand(1)) else { return false };
+    let mut examined = HashSet::new();
+    !is_gc_frame(s)
+        && is_argument_array(m, s, &mut examined)
+        && is_unobserved(m, s, offset, strip_address(i.operand(0)), &mut examined)
+}
+
 /// Whether `p` points into a box allocated by the collector that only printing or
 /// logging reads (`printed_only`).
 pub fn into_printed_box(m: &crate::llvm::Module, p: Value) -> bool {

@@ -281,7 +281,10 @@ impl<'ctx> Untracked<'ctx> {
                         || inp.mem.mirrors_array_store(i)
                         || inp.mem.mirrors_box_store(i)
                         || inp.mem.mirrors_field_store(i).is_some();
-                    let unread = || memory::shadow_slot_unread(inp.m, inp.mem, p);
+                    let unread = || {
+                        memory::shadow_slot_unread(inp.m, inp.mem, p)
+                            || memory::stored_for_inactive_calls_only(inp.m, i)
+                    };
                     // (An object without bytes of its own, a constant tuple of integers or
                     // boxed integer, or a constant array of names, into a stack object:
                     // its shadow is itself, `transform::shadow`.)
