@@ -496,7 +496,8 @@ array_statements(rng, vars, tag = 0) = [
     end
     s += sum(ra)",
     # Dicts the program fills (0 to 3 entries, or enough to rehash), updates
-    # and reads back by key, with `get` and by iterating over the values.
+    # and reads back by key, with `get` and by iterating over the values; a
+    # second one filled after (its rehash resizes its own arrays only).
     "d = Dict{Int,Float64}()
     for k in 1:$(rand(rng, [0, 1, 3, 20]))
         d[k] = x[k % 3 + 1] * $(expr(rng, 1, vars))
@@ -504,7 +505,9 @@ array_statements(rng, vars, tag = 0) = [
     for v in values(d)
         s += v * x[2]
     end
-    s += get(d, 1, 0.5) * x[3]",
+    d2 = Dict{Int,Float64}()
+    d2[1] = s * x[1]
+    s += get(d, 1, 0.5) * x[3] + d2[1] / 2",
     "d = Dict{Symbol,Float64}()
     d[:a] = $(expr(rng, 1, vars))
     d[:a] += x[1] * s
@@ -986,6 +989,19 @@ function check_hvp(f, v, plain::Bool = false)
                 finite = collect(finite))
 end
 
+# `check(f, v, held)` with logging silenced; Oxidase's refusal (a construct or input
+# without a derivative) is returned instead of thrown.
+function checked(f, v, held)
+    try
+        Base.CoreLogging.with_logger(LOGGER) do
+            Base.invokelatest(check, f, v, held)
+        end
+    catch err
+        err isa Oxidase.DifferentiationError || rethrow()
+        err
+    end
+end
+
 """
     run_properties(cases, seed; io = stdout) -> (passed, failed, refused)
 
@@ -1004,14 +1020,10 @@ function run_properties(cases::Integer, seed::Integer; io::IO = stdout)
         f = Core.eval(Main, Meta.parse(src))
         for _ in 1:3
             v = 2 .* rand(rng, 5) .- 1
-            result = try
-                Base.CoreLogging.with_logger(LOGGER) do
-                    Base.invokelatest(check, f, v, held)
-                end
-            catch err
-                err isa Oxidase.DifferentiationError || rethrow()
+            result = checked(f, v, held)
+            if result isa Oxidase.DifferentiationError
                 refused += 1
-                println(io, "refused: seed $(seed + c): ", first(err.msg, 200))
+                println(io, "refused: seed $(seed + c): ", first(result.msg, 200))
                 continue
             end
             if ismissing(result[1])
@@ -1068,14 +1080,10 @@ function run_idioms(seed::Integer; io::IO = stdout)
         outcome = :skipped
         for _ in 1:3
             v = 2 .* rand(rng, 5) .- 1
-            result = try
-                Base.CoreLogging.with_logger(LOGGER) do
-                    Base.invokelatest(check, f, v, held)
-                end
-            catch err
-                err isa Oxidase.DifferentiationError || rethrow()
+            result = checked(f, v, held)
+            if result isa Oxidase.DifferentiationError
                 outcome = :refused
-                println(io, "refused: idiom $k, seed $(seed + k): ", first(err.msg, 200))
+                println(io, "refused: idiom $k, seed $(seed + k): ", first(result.msg, 200))
                 continue
             end
             ismissing(result[1]) && continue

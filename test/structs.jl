@@ -1193,7 +1193,29 @@ dict_generated_branch(x) = (d = Dict(i => (x[i] > 0 ? x[i]^2 : -x[i]) for i in 1
 dict_generated_symbols(x) = (d = Dict(k => x[i] * i for (i, k) in enumerate((:a, :b, :c))); d[:a] * d[:c] - d[:b])
 @noinline sum_of_generator(g) = sum(g)
 generator_with_symbols(x) = sum_of_generator(x[i] * (k === :b ? 3.0 : 1.0) for (i, k) in enumerate((:a, :b, :c)))
+# Two `Dict`s, the second filled after the first's values are read: its `rehash!`
+# resizes only its own arrays (`memory::under_distinct_objects`; refused in reverse mode
+# before: "an element address of an array the function resizes"). Met by the property
+# test's idiom sweep (`Property.run_idioms`).
+function dicts_two(x, n)
+    d = Dict{Int,Float64}()
+    for k in 1:n
+        d[k] = x[k % 3 + 1] * x[3]
+    end
+    s = x[2]
+    for v in values(d)
+        s += v * x[2]
+    end
+    e = Dict{Int,Float64}()
+    for k in 1:n
+        e[k] = s * x[k % 3 + 1]
+    end
+    return s + get(e, 1, x[1]) * (s > 0 ? x[3] : x[1])
+end
+dicts_pairs_after(x) = (d = Dict(1 => x[1], 2 => x[2]); s = sum(values(d)) * x[3]; e = Dict("a" => s, "b" => x[2]); e["a"] * e["b"])
 @testset "Dicts the function builds: $name" for (name, f) in (
+    ("two, 0", x -> dicts_two(x, 0)), ("two, 1", x -> dicts_two(x, 1)), ("two, 20", x -> dicts_two(x, 20)),
+    ("two from pairs", dicts_pairs_after),
     ("generated, 0", x -> dict_generated(x, 0)), ("generated, 1", x -> dict_generated(x, 1)),
     ("generated, 20", x -> dict_generated(x, 20)), ("generated, read", dict_generated_read),
     ("generated, branch", dict_generated_branch), ("generated, symbols", dict_generated_symbols),

@@ -33,8 +33,9 @@ pub struct Memory<'ctx> {
     frames: HashSet<Value<'ctx>>,
     /// The differentiated object arguments (as the function sees them).
     roots: Vec<Value<'ctx>>,
-    /// The differentiated arrays a resize call grows or shrinks (their objects).
-    resized: Vec<Value<'ctx>>,
+    /// The differentiated arrays a resize call grows or shrinks (their objects), each
+    /// with the instruction that may resize it.
+    resized: Vec<(Value<'ctx>, Value<'ctx>)>,
     /// The instructions that may resize them (resize calls, and calls of functions that
     /// may resize an array they are handed).
     resize_sites: Vec<Value<'ctx>>,
@@ -751,7 +752,7 @@ impl<'ctx> Memory<'ctx> {
                 args.into_iter().filter(|a| shadowed.contains_key(a)).map(move |a| (i, zero_offset_base(a)))
             })
             .collect();
-        let resized = resized_at.iter().map(|&(_, a)| a).collect();
+        let resized = resized_at.clone();
         let mut resize_sites: Vec<Value<'ctx>> = resized_at.iter().map(|&(i, _)| i).collect();
         resize_sites.dedup();
         let heap_layouts = shadowed
@@ -978,6 +979,13 @@ impl<'ctx> Memory<'ctx> {
     /// here is surely distinct from another array allocated here or from an argument).
     pub fn resized_data_pointer(&self, v: Value<'ctx>) -> Option<Value<'ctx>> {
         let o = self.data_pointer_of(v).or_else(|| self.data_address_of(v))?;
+        (!self.resize_sites_of(v).is_empty()).then_some(o)
+    }
+
+    /// The instructions that may resize the array whose data pointer `v` is
+    /// (`resized_data_pointer`): none when it is surely none of the arrays resized.
+    pub fn resize_sites_of(&self, v: Value<'ctx>) -> Vec<Value<'ctx>> {
+        let Some(o) = self.data_pointer_of(v).or_else(|| self.data_address_of(v)) else { return Vec::new() };
         let fresh = |a: Value<'ctx>| a.is_instruction() && array_call(a).is_some();
         let argument = |a: Value<'ctx>| a.is_argument() || self.roots.iter().any(|&r| zero_offset_base(r) == a);
         let distinct =
@@ -991,17 +999,26 @@ impl<'ctx> Memory<'ctx> {
         // from it: only arrays made during the call.)
         let held_fresh =
             |a: Value<'ctx>| holds_only_fresh_arrays(self.module, a) || holds_only_fresh_number_arrays(self.module, a);
+        // (Or arrays under two objects the function allocates that hold arrays of their
+        // own only: two `Dict`s.)
         let distinct = |a: Value<'ctx>, b: Value<'ctx>| {
-            distinct(a, b) || existed(a) && held_fresh(b) || existed(b) && held_fresh(a)
+            distinct(a, b)
+                || existed(a) && held_fresh(b)
+                || existed(b) && held_fresh(a)
+                || under_distinct_objects(self.module, a, b)
         };
         let candidates = stack_loaded_objects(o, 4).unwrap_or_else(|| vec![o]);
         // (An element of an array of arrays is not that array, which the function never
         // stores anywhere as a value: `for v in vs` after `push!(vs, ...)`.)
         let element_of = |c: Value<'ctx>, r: Value<'ctx>| self.element_of(c) == Some(r) && !stored_as_value(r);
-        self.resized
+        let mut sites: Vec<Value<'ctx>> = self
+            .resized
             .iter()
-            .any(|&r| candidates.iter().any(|&c| r == c || !distinct(c, r) && !element_of(c, r)))
-            .then_some(o)
+            .filter(|&&(_, r)| candidates.iter().any(|&c| r == c || !distinct(c, r) && !element_of(c, r)))
+            .map(|&(site, _)| site)
+            .collect();
+        sites.dedup();
+        sites
     }
 
     /// The array whose data pointer `c` was loaded from, when `c` is loaded from an
@@ -5059,7 +5076,7 @@ fn holds_only_fresh_arrays(m: &crate::llvm::Module, a: Value) -> bool {
         return false;
     }
     let Some((o, field)) = base_and_offset(m, a.operand(0)) else { return false };
-    gc_allocation(o).is_some() && field_gets_fresh_arrays(m, o, Some(field), &mut HashSet::new(), 4)
+    gc_allocation(o).is_some() && field_gets_fresh_arrays(m, o, Some(field), false, &mut HashSet::new(), 4)
 }
 
 /// Whether `o` is an object the function allocates whose every pointer field only ever
@@ -5068,12 +5085,117 @@ fn holds_only_fresh_arrays(m: &crate::llvm::Module, a: Value) -> bool {
 /// reaches from it, only arrays made during the call are resized.
 fn holds_only_fresh_number_arrays(m: &crate::llvm::Module, o: Value) -> bool {
     let o = zero_offset_base(o);
-    o.is_instruction() && gc_allocation(o).is_some() && field_gets_fresh_arrays(m, o, None, &mut HashSet::new(), 4)
+    o.is_instruction()
+        && gc_allocation(o).is_some()
+        && field_gets_fresh_arrays(m, o, None, false, &mut HashSet::new(), 4)
+}
+
+/// Whether `a` and `b`, arrays or objects holding arrays that a resize may reach, are
+/// surely apart: each is, or is loaded from a field of, an object the function
+/// allocates, the two objects are made by different instructions (so never the same
+/// object), and each object's pointer fields only ever hold arrays of numbers or names
+/// made during the call, each stored into that object alone (`stored_once`): no array
+/// is under both. Two `Dict`s, each handed to the `rehash!` that resizes its own arrays.
+fn under_distinct_objects<'ctx>(m: &crate::llvm::Module, a: Value<'ctx>, b: Value<'ctx>) -> bool {
+    let exclusive = |o: Value<'ctx>| field_gets_fresh_arrays(m, o, None, true, &mut HashSet::new(), 4);
+    match (allocated_owner(m, a, 4), allocated_owner(m, b, 4)) {
+        (Some(oa), Some(ob)) => oa != ob && exclusive(oa) && exclusive(ob),
+        _ => false,
+    }
+}
+
+/// The object the function allocates that `v` is, or is an array under: `v` is loaded
+/// from one of its fields, or is an array made here and stored into one of its fields
+/// alone (`stored_once`; the new `vals` of a `rehash!` inlined), or merges such arrays
+/// of one object (`depth` merges deep).
+fn allocated_owner<'ctx>(m: &crate::llvm::Module, v: Value<'ctx>, depth: u32) -> Option<Value<'ctx>> {
+    let allocation = |o: Value<'ctx>| o.is_instruction() && gc_allocation(o).is_some();
+    let v = zero_offset_base(v);
+    if allocation(v) {
+        return Some(v);
+    }
+    match v.opcode_if_instruction()? {
+        Opcode::LLVMLoad => base_and_offset(m, v.operand(0)).map(|(o, _)| o).filter(|&o| allocation(o)),
+        Opcode::LLVMCall if array_call(v).is_some() => {
+            let rooted = |u: Value<'ctx>| alloca_base(u.operand(1)).is_some_and(is_gc_frame);
+            let stores: Vec<Value<'ctx>> = v
+                .users()
+                .into_iter()
+                .filter(|u| u.opcode() == Opcode::LLVMStore && u.operand(0) == v && !rooted(*u))
+                .collect();
+            let [store] = stores[..] else { return None };
+            let (o, _) = base_and_offset(m, store.operand(1))?;
+            (allocation(o) && stored_once(v, store)).then_some(o)
+        }
+        Opcode::LLVMPHI | Opcode::LLVMSelect if depth > 0 => {
+            let owners: Vec<Option<Value<'ctx>>> =
+                merged(v).into_iter().filter(|&w| w != v).map(|w| allocated_owner(m, w, depth - 1)).collect();
+            let first = (*owners.first()?)?;
+            owners.iter().all(|o| *o == Some(first)).then_some(first)
+        }
+        _ => None,
+    }
+}
+
+/// Whether array `v`, just made by an allocation call, is stored as a value by `store`
+/// alone (besides GC frame slots rooting it), and `store` cannot run twice for one run
+/// of the allocation (every cycle through it passes the allocation): then the array is
+/// held by the one object `store` writes into. Its other uses read or write its
+/// contents, resize it, or throw.
+fn stored_once(v: Value, store: Value) -> bool {
+    if !v.is_instruction() || !store.is_instruction() {
+        return false;
+    }
+    let f = v.parent_block().parent_function();
+    if store.parent_block().parent_function() != f {
+        return false;
+    }
+    let rt = crate::julia::current();
+    // (Through merges too: the owner of an array of strings, a merge of the array and
+    // what it shares its data with, which the write barrier of a store into it reads.)
+    let only_here = every_use_through_merges(v, |p, u| match u.opcode_if_instruction() {
+        Some(Opcode::LLVMLoad | Opcode::LLVMICmp) => true,
+        Some(Opcode::LLVMStore) if u.operand(1) == p && u.operand(0) != p => true,
+        Some(Opcode::LLVMStore) => u == store || alloca_base(u.operand(1)).is_some_and(is_gc_frame),
+        Some(Opcode::LLVMCall) => u.as_call().is_some_and(|c| {
+            is_lifetime_marker(c)
+                || callee_name(c.called_operand()).is_some_and(|n| n == rt.write_barrier)
+                || resize_call(u).is_some() && u.operand(0) == p && (1..c.call_arg_count()).all(|k| u.operand(k) != p)
+                // (A bounds error, with bounds checks forced on: it throws. Another
+                // object it could put the array in is no `Dict`: what `allocated_owner`
+                // objects hold are arrays stored there as they are made.)
+                || never_returns(u)
+        }),
+        _ => false,
+    });
+    if !only_here {
+        return false;
+    }
+    // (A walk from the store's block that comes back to it without passing the
+    // allocation's block: a loop storing the same array again.)
+    let cfg = crate::analysis::cfg::Cfg::compute(f);
+    let (from, made) = (cfg.index(store.parent_block()), cfg.index(v.parent_block()));
+    if from == made {
+        return true;
+    }
+    let mut seen = vec![false; cfg.blocks.len()];
+    let mut work: Vec<usize> = cfg.succs[from].clone();
+    while let Some(b) = work.pop() {
+        if b == from {
+            return false;
+        }
+        if b == made || std::mem::replace(&mut seen[b], true) {
+            continue;
+        }
+        work.extend(cfg.succs[b].iter().copied());
+    }
+    true
 }
 
 /// `holds_only_fresh_arrays` of the field at byte `field` of object `o` (an allocation,
 /// or a callee's parameter it was handed as), or of every field holding a pointer
-/// (`None`: arrays of numbers or names only), through calls `depth` deep (a recursive
+/// (`None`: arrays of numbers or names only; with `exclusive`, each stored there alone,
+/// `stored_once`), through calls `depth` deep (a recursive
 /// callee is checked once: the parameters being checked are `checking`). The object may
 /// be read, compared, returned, rooted in a GC frame slot, handed to the collector's
 /// write barrier, and merged with other objects (what the merge meets is checked alike);
@@ -5083,6 +5205,7 @@ fn field_gets_fresh_arrays<'ctx>(
     m: &crate::llvm::Module,
     o: Value<'ctx>,
     field: Option<i64>,
+    exclusive: bool,
     checking: &mut HashSet<Value<'ctx>>,
     depth: u32,
 ) -> bool {
@@ -5113,16 +5236,20 @@ fn field_gets_fresh_arrays<'ctx>(
                         };
                         // (The type tag, in the header before the fields.)
                         let header = at < 0 && v.is_constant();
-                        base == o && (header || !v.ty().is_pointer() && !v.ty().is_aggregate() || fresh && numbers())
+                        let alone = || !exclusive || stored_once(v, u);
+                        base == o
+                            && (header
+                                || !v.ty().is_pointer() && !v.ty().is_aggregate()
+                                || fresh && numbers() && alone())
                     }
                 }
             }
             Some(Opcode::LLVMStore) => alloca_base(u.operand(1)).is_some_and(is_gc_frame) && u.operand(0) == p,
             // (A merge of the object with others, `rehash!`'s result: whatever it is, what
             // is stored through it is checked alike.)
-            Some(Opcode::LLVMPHI) => p == o && field_gets_fresh_arrays(m, u, field, checking, depth),
+            Some(Opcode::LLVMPHI) => p == o && field_gets_fresh_arrays(m, u, field, exclusive, checking, depth),
             Some(Opcode::LLVMSelect) => {
-                p == o && u.operand(0) != p && field_gets_fresh_arrays(m, u, field, checking, depth)
+                p == o && u.operand(0) != p && field_gets_fresh_arrays(m, u, field, exclusive, checking, depth)
             }
             Some(Opcode::LLVMCall) => u.as_call().is_some_and(|c| {
                 if is_lifetime_marker(c) || callee_name(c.called_operand()).is_some_and(|n| n == rt.write_barrier) {
@@ -5131,13 +5258,14 @@ fn field_gets_fresh_arrays<'ctx>(
                 let Some(h) = c.called_function().filter(|h| !h.is_declaration() && depth > 0) else { return false };
                 // (Its result may be the object again, `rehash!(h)` returning `h`: its uses
                 // are checked too.)
-                let result = !u.ty().is_pointer() || field_gets_fresh_arrays(m, u, field, checking, depth - 1);
+                let result =
+                    !u.ty().is_pointer() || field_gets_fresh_arrays(m, u, field, exclusive, checking, depth - 1);
                 result
                     && (0..c.call_arg_count()).filter(|&k| u.operand(k) == p).all(|k| {
                         base_and_offset(m, p) == Some((o, 0))
                             && h.params()
                                 .get(k)
-                                .is_some_and(|&q| field_gets_fresh_arrays(m, q, field, checking, depth - 1))
+                                .is_some_and(|&q| field_gets_fresh_arrays(m, q, field, exclusive, checking, depth - 1))
                     })
             }),
             _ => false,
@@ -5917,6 +6045,98 @@ define ptr addrspace(10) @f(ptr addrspace(11) %g) {{
                 .filter(|i| i.opcode() == Opcode::LLVMLoad)
                 .collect::<Vec<Value>>()
         };
+    }
+
+    /// A new array is held by one object only when the store into it is its only store
+    /// as a value (a GC frame root aside) and cannot run twice with it: not when it is
+    /// stored into a second object, not when a loop stores it again without allocating
+    /// anew, not when a merge of it is stored. Then its owner is that object
+    /// (`allocated_owner`), whatever merges of it are read.
+    #[test]
+    fn a_new_array_stored_once_belongs_to_its_object() {
+        let ir = |body: &str| {
+            format!(
+                r#"
+declare ptr addrspace(10) @jl_gc_pool_alloc(ptr, i32, i32)
+declare ptr addrspace(10) @jl_alloc_array_1d(ptr addrspace(10), i64)
+
+define void @f(i1 %c) {{
+entry:
+  %gcframe = alloca [4 x ptr addrspace(10)], align 16
+  %root = getelementptr inbounds i8, ptr %gcframe, i64 16
+  %o = call ptr addrspace(10) @jl_gc_pool_alloc(ptr null, i32 1, i32 32)
+  %p = call ptr addrspace(10) @jl_gc_pool_alloc(ptr null, i32 1, i32 32)
+  %a = call ptr addrspace(10) @jl_alloc_array_1d(ptr addrspace(10) null, i64 2)
+  store ptr addrspace(10) %a, ptr %root, align 8
+  br label %loop
+loop:
+  {body}
+  br i1 %c, label %loop, label %done
+done:
+  ret void
+}}
+"#
+            )
+        };
+        for (body, array, once) in [
+            ("store ptr addrspace(10) %a, ptr addrspace(10) %o, align 8", "a", false),
+            (
+                "%b = call ptr addrspace(10) @jl_alloc_array_1d(ptr addrspace(10) null, i64 2)\n  \
+                 store ptr addrspace(10) %b, ptr addrspace(10) %o, align 8",
+                "b",
+                true,
+            ),
+        ] {
+            let ctx = Context::create();
+            let m = OwnedModule::parse_ir(&ctx, &ir(body)).unwrap();
+            let f = m.function("f").unwrap();
+            let insts: Vec<Value> = f.blocks().into_iter().flat_map(|b| b.instructions()).collect();
+            let named = |n: &str| *insts.iter().find(|i| i.name() == n).unwrap();
+            let stores: Vec<Value> = insts
+                .iter()
+                .copied()
+                .filter(|i| i.opcode() == Opcode::LLVMStore && i.operand(1).name() != "root")
+                .collect();
+            // (In the loop: stored again on each iteration, without a new array; or
+            // made anew on each.)
+            let [store] = stores[..] else { panic!("one store") };
+            assert_eq!(super::stored_once(named(array), store), once, "{body}");
+        }
+        let straight = |extra: &str| {
+            format!(
+                r#"
+declare ptr addrspace(10) @jl_gc_pool_alloc(ptr, i32, i32)
+declare ptr addrspace(10) @jl_alloc_array_1d(ptr addrspace(10), i64)
+
+define void @f(i1 %c) {{
+  %o = call ptr addrspace(10) @jl_gc_pool_alloc(ptr null, i32 1, i32 32)
+  %p = call ptr addrspace(10) @jl_gc_pool_alloc(ptr null, i32 1, i32 32)
+  %a = call ptr addrspace(10) @jl_alloc_array_1d(ptr addrspace(10) null, i64 2)
+  store ptr addrspace(10) %a, ptr addrspace(10) %o, align 8
+  %r = load ptr addrspace(10), ptr addrspace(10) %o, align 8
+  %m = select i1 %c, ptr addrspace(10) %a, ptr addrspace(10) %r
+  {extra}
+  ret void
+}}
+"#
+            )
+        };
+        for (extra, owned) in [
+            ("", true),
+            ("store ptr addrspace(10) %a, ptr addrspace(10) %p, align 8", false),
+            ("store ptr addrspace(10) %m, ptr addrspace(10) %p, align 8", false),
+        ] {
+            let ctx = Context::create();
+            let m = OwnedModule::parse_ir(&ctx, &straight(extra)).unwrap();
+            let f = m.function("f").unwrap();
+            let insts: Vec<Value> = f.blocks().into_iter().flat_map(|b| b.instructions()).collect();
+            let named = |n: &str| *insts.iter().find(|i| i.name() == n).unwrap();
+            let owner = super::allocated_owner(&m, named("a"), 4);
+            assert_eq!(owner == Some(named("o")), owned, "{extra}");
+            // (The load of the field and the merge of it with the array: the same owner.)
+            assert_eq!(super::allocated_owner(&m, named("r"), 4), Some(named("o")));
+            assert_eq!(super::allocated_owner(&m, named("m"), 4) == Some(named("o")), owned, "{extra}");
+        }
     }
 
     #[test]

@@ -475,15 +475,17 @@ impl<'a, 'ctx> Reverse<'a, 'ctx> {
         // (A pointer read after the last resize the function may make is the one the
         // reverse sweep finds: each later resize is undone before it is used. `Dict`
         // values read after the `Dict` is filled.)
-        let resized_after = |i: Value<'ctx>| runs_after_in(i, &|x| self.mem.resize_sites().contains(&x), &|_| false);
+        // (Only a resize that may reach the array the pointer is into: not another
+        // `Dict`'s, filled after the first is read.)
+        let resized_after = |i: Value<'ctx>| {
+            let sites = self.mem.resize_sites_of(i);
+            !sites.is_empty() && runs_after_in(i, &|x| sites.contains(&x), &|_| false)
+        };
         // (A merge of one array's data pointers has its shadow loaded from the shadow
         // array too: `shadow::build_lane`.)
         insts
             .into_iter()
-            .filter(|&i| {
-                self.mem.resized_data_pointer(i).is_some() && resized_after(i)
-                    || callee_after_resize && self.mem.data_pointer_of(i).is_some()
-            })
+            .filter(|&i| resized_after(i) || callee_after_resize && self.mem.data_pointer_of(i).is_some())
             .flat_map(|i| self.shadow.iter().filter_map(move |s| s.get(&i).copied()))
             .collect()
     }
