@@ -5171,25 +5171,9 @@ fn stored_once(v: Value, store: Value) -> bool {
     if !only_here {
         return false;
     }
-    // (A walk from the store's block that comes back to it without passing the
-    // allocation's block: a loop storing the same array again.)
-    let cfg = crate::analysis::cfg::Cfg::compute(f);
-    let (from, made) = (cfg.index(store.parent_block()), cfg.index(v.parent_block()));
-    if from == made {
-        return true;
-    }
-    let mut seen = vec![false; cfg.blocks.len()];
-    let mut work: Vec<usize> = cfg.succs[from].clone();
-    while let Some(b) = work.pop() {
-        if b == from {
-            return false;
-        }
-        if b == made || std::mem::replace(&mut seen[b], true) {
-            continue;
-        }
-        work.extend(cfg.succs[b].iter().copied());
-    }
-    true
+    // (A loop storing the same array again: the store runs after itself without the
+    // allocation in between.)
+    !crate::analysis::cfg::Cfg::compute(f).may_follow(store, store, |i| i == v)
 }
 
 /// `holds_only_fresh_arrays` of the field at byte `field` of object `o` (an allocation,
