@@ -756,8 +756,11 @@ array_statements(rng, vars, tag = 0) = [
     # (And a reduction over a generator over one, or over a closure, inlined.)
     "bR = x[$(rand(rng, 1:3))]; bR *= $(expr(rng, 1, vars))
     s += sum(v > 0 ? v * cos(bR) : v * bR for v in x)::Float64 / 8",
+    # (The second sum's closure holds `x` beside the box: Julia boxes it for
+    # `mapreduce_first`, called for a single element.)
     "bF = x[$(rand(rng, 1:3))]; bF += $(expr(rng, 1, vars))
-    s += sum(v -> v * sin(bF), x)::Float64 / 8",
+    s += sum(v -> v * sin(bF), x)::Float64 / 8
+    s += sum(i -> x[i] * cos(bF), eachindex(x))::Float64 / 8",
     "s += Property.DYN_ARRAYS((x, x .* $(expr(rng, 1, vars))))::Float64 / 8",
     # Arrays such calls return, and splatting into `vcat` (whose result
     # Julia infers as a union).

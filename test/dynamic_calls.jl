@@ -684,7 +684,70 @@ function box_reduction_closure_loop(x, n)
     return s
 end
 
+# (A closure over the indices of `x`, holding `x` beside the box: for one element Julia
+# boxes the closure for `mapreduce_first` through `jl_invoke`, inlined, whose loads of
+# the closure's fields find the shadows the shadow copy holds: refused before.)
+function box_reduction_indices(x)
+    c = x[1]
+    c = c * x[end]
+    return sum(i -> x[i] * c, eachindex(x))
+end
+function box_reduction_indices_branch(x)
+    c = x[1] + 1.0
+    c *= x[end]
+    return c + sum(i -> x[i] > 0 ? x[i] * sin(c) : x[i]^2 * c, 1:length(x))
+end
+# (With a matrix reshaped from a literal first: its dimensions, boxed for the runtime's
+# `jl_reshape_array`, are rooted in a slot of the GC frame that holds the closure, whose
+# shadow slot nothing reads.)
+function box_reduction_indices_reshape(x)
+    s = x[end] / 2
+    m = reshape([x[1], 0.84, x[end], s], 2, 2)
+    s += sum(m)
+    c = x[1]
+    c += s
+    return s + sum(i -> x[i] * cos(c), eachindex(x))::Float64 / 8
+end
+# (A variable updated by two `while` loops in a row before a comprehension over it:
+# LLVM reads the box once as the first loop ends, and the second loop's variable
+# merges that read with what its dynamic calls return; the box gets its shadow a round
+# of the analysis after those results, refused before.)
+function box_two_whiles(x)
+    s = x[1]
+    k = 0
+    while s > 0.5 && k < 3
+        s = s / 2 + x[1] / 10
+        k += 1
+    end
+    k = 0
+    while s > 0.5 && k < 3
+        s = s / 2 + x[end] / 10
+        k += 1
+    end
+    return s + sum([v * sin(s) for v in x])::Float64
+end
+function box_reduction_indices_loop(x, n)
+    c = x[1]
+    for _ in 1:n
+        c = c * 0.5 + sum(i -> x[i] * cos(c), eachindex(x))
+    end
+    return c
+end
+
 @testset "a reduction over a reassigned variable (`Core.Box`), inlined" begin
+    for x in ([0.3, 1.2, -0.7], [-1.0, 0.5, 2.0], [0.7, 0.2], [0.7], [-0.4])
+        check_all_modes(box_reduction_indices, x)
+        check_all_modes(box_reduction_indices_branch, x)
+        check_all_modes(box_reduction_indices_reshape, x)
+    end
+    for n in (0, 1, 3), x in ([0.3, 1.2, -0.7], [0.6])
+        check_all_modes(x -> box_reduction_indices_loop(x, n), x)
+    end
+    # (Iterations of the two loops: 0 and 0, 2 and 0, 3 and 0, 3 and 1, 3 and 3, 1 and 0.)
+    for x in ([0.3, 1.2, -0.7], [0.9, 0.2, 0.4], [1.5, 0.8, 2.0], [2.0, 0.1], [40.0, 3.0, 1.0], [0.7])
+        check_all_modes(box_two_whiles, x)
+    end
+    check_all_modes(box_reduction_indices, collect(range(-1.0, 1.3; length = 1100)); rtol = 1e-5)
     for x in ([0.3, 1.2, -0.7], [-1.0, 0.5, 2.0], [0.7, 0.2])
         check_all_modes(box_reduction, x)
         check_all_modes(box_reduction_branch, x)

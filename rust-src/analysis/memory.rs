@@ -679,7 +679,18 @@ impl<'ctx> Memory<'ctx> {
                     // (So may a call Julia dispatches when it runs, once it is handed
                     // shadowed memory: a heap object holding a closure's `Core.Box`; and a
                     // merge of such results, a loop's accumulator, `hook_boxes`.)
-                    if fresh_object || array_call(base) == Some(ArrayCall::Alloc) || is_splat(base) || hook_boxes(base)
+                    // (Or a load from a field of an object the function allocates that has
+                    // no shadow yet: a closure's `Core.Box`, which gets one once the boxes
+                    // stored into it have theirs, read before a second loop that updates
+                    // it.)
+                    let unshadowed_field = pointer_op(other) == Some(PointerOp::Load)
+                        && object_base(other.operand(0))
+                            .is_some_and(|o| gc_allocation(o).is_some() && !shadowed.contains_key(&o));
+                    if fresh_object
+                        || array_call(base) == Some(ArrayCall::Alloc)
+                        || is_splat(base)
+                        || hook_boxes(base)
+                        || unshadowed_field
                     {
                         awaiting = Some(refusal);
                         continue;
@@ -4551,8 +4562,8 @@ fn number_box_merge(p: Value) -> bool {
 
 /// For `i`, a `memcpy` of a whole struct with a shadow that holds pointers only to the
 /// start of a heap object the function allocates, of a size that holds it, which is
-/// handed to a call Julia dispatches when it runs (Julia boxing a struct for it): that
-/// heap object, and the leaf its shadow gets. The struct is a stack object
+/// handed to a call Julia dispatches when it runs (Julia boxing a struct for it), or only
+/// read where it is (`read_in_place`): that heap object, and the leaf its shadow gets. The struct is a stack object
 /// (`Leaf::StackArraysF64`), or an immutable struct argument passed by reference whose
 /// fields are pointers and integers (`Leaf::Object`: a generator handed to a
 /// derivative taken when a call runs, `src/hooks.jl`); the copy of its shadow holds the
@@ -4580,7 +4591,30 @@ pub fn pointer_struct_copy<'ctx>(mem: &Memory<'ctx>, i: Value<'ctx>) -> Option<(
     let object = zero_offset_base(dst);
     let len = i.operand(2).const_uint()?;
     let handed = object.users().into_iter().any(|u| is_splat(u) && u.operands().contains(&object));
-    (gc_allocation(object).is_some() && own_bytes(object).is_some_and(|n| n >= len) && handed).then_some((object, leaf))
+    (gc_allocation(object).is_some()
+        && own_bytes(object).is_some_and(|n| n >= len)
+        && (handed || read_in_place(object, i)))
+    .then_some((object, leaf))
+}
+
+/// Whether heap object `object`, filled by the copy `copy`, is only read where it is:
+/// its fields loaded, its address rooted in a GC frame, its type tag written. A call
+/// Julia dispatches when it runs, inlined (`jl_invoke` of `mapreduce_first` handed a
+/// closure that holds a `Core.Box` beside an array), reads the fields of the struct
+/// it was handed boxed; the loads then find the shadows the shadow copy holds.
+fn read_in_place(object: Value, copy: Value) -> bool {
+    every_use(
+        object,
+        |_| true,
+        |p, u| match u.opcode_if_instruction() {
+            Some(Opcode::LLVMLoad) => true,
+            Some(Opcode::LLVMStore) if u.operand(0) == p => {
+                alloca_base(u.operand(1)).is_some_and(is_gc_frame) && p == object
+            }
+            Some(Opcode::LLVMStore) => is_object_header(p),
+            _ => u == copy,
+        },
+    )
 }
 
 /// Whether the function stores anything into object `a` it allocates (not counting its
@@ -4805,17 +4839,28 @@ pub fn shadow_slot_unread(m: &crate::llvm::Module, mem: &Memory, p: Value) -> bo
             Some(Opcode::LLVMLoad | Opcode::LLVMStore) => true,
             Some(Opcode::LLVMCall) => u.as_call().is_some_and(|call| {
                 let name = call.called_operand().name();
-                let copy_out = ["llvm.memcpy.", "llvm.memmove."].iter().any(|c| name.starts_with(c))
+                let copy = ["llvm.memcpy.", "llvm.memmove."].iter().any(|c| name.starts_with(c));
+                let copy_out = copy
                     && u.operand(1) == p
                     && u.operand(0) != p
                     && alloca_base(u.operand(0)).is_none()
                     && !mem.is_shadowed(u.operand(0));
+                // (Or a copy of other slots of the frame: a closure Julia keeps in two
+                // of them, boxed for a call, `pointer_struct_copy`.)
+                let copies_other_slots = copy
+                    && u.operand(1) == p
+                    && u.operand(0) != p
+                    && u.operand(2)
+                        .const_uint()
+                        .zip(alloca_slot(m, p))
+                        .is_some_and(|(n, (_, at))| offset + 8 <= at || offset >= at + n);
                 // (A struct Julia passes by reference from another slot: its callee reads
                 // and writes that struct's bytes only.)
                 let elsewhere = by_reference_bytes(u, p)
                     .zip(alloca_slot(m, p))
                     .is_some_and(|(n, (_, at))| offset + 8 <= at || offset >= at + n);
                 copy_out
+                    || copies_other_slots
                     || elsewhere
                     || is_lifetime_marker(call)
                     || name.starts_with("llvm.memset.")
