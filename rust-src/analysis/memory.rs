@@ -6477,4 +6477,55 @@ define void @f(ptr addrspace(10) %x, ptr addrspace(10) %m) {{
             assert_eq!(super::inert_pointer_stores(&m, &insts).contains(&store), inert, "{after}");
         }
     }
+
+    /// A heap object a struct of pointers is copied into whole is read where it is
+    /// (`read_in_place`) when its fields are only loaded and its address only rooted in
+    /// a GC frame: Julia boxing a closure for a `jl_invoke` the engine inlined. Not when
+    /// the address goes into a stack slot that is no GC frame, to a call, or when a field
+    /// is written.
+    #[test]
+    fn a_boxed_closure_read_by_loads_is_read_in_place() {
+        let ir = |uses: &str| {
+            format!(
+                r#"
+declare ptr addrspace(10) @jl_gc_pool_alloc(ptr, i32, i32)
+declare void @g(ptr addrspace(10))
+declare void @llvm.memcpy.p10.p0.i64(ptr addrspace(10), ptr, i64, i1)
+
+define void @f() {{
+  %gcframe = alloca [4 x ptr addrspace(10)], align 16
+  %thread = call ptr asm "movq %fs:0, $0", "=r"()
+  %ptls = getelementptr i8, ptr %thread, i64 -15720
+  store ptr %gcframe, ptr %ptls, align 8
+  %closure = getelementptr inbounds i8, ptr %gcframe, i64 16
+  %slot = getelementptr inbounds i8, ptr %gcframe, i64 32
+  %args = alloca [2 x ptr addrspace(10)], align 8
+  %o = call ptr addrspace(10) @jl_gc_pool_alloc(ptr %ptls, i32 1424, i32 32)
+  %tag = getelementptr i8, ptr addrspace(10) %o, i64 -8
+  store ptr addrspace(10) null, ptr addrspace(10) %tag, align 8
+  call void @llvm.memcpy.p10.p0.i64(ptr addrspace(10) %o, ptr %closure, i64 16, i1 false)
+  %second = getelementptr inbounds i8, ptr addrspace(10) %o, i64 8
+  %x = load ptr addrspace(10), ptr addrspace(10) %o, align 8
+  %box = load ptr addrspace(10), ptr addrspace(10) %second, align 8
+  {uses}
+  ret void
+}}
+"#
+            )
+        };
+        for (uses, in_place) in [
+            ("store ptr addrspace(10) %o, ptr %slot, align 8", true),
+            ("store ptr addrspace(10) %o, ptr %args, align 8", false),
+            ("call void @g(ptr addrspace(10) %o)", false),
+            ("store ptr addrspace(10) null, ptr addrspace(10) %second, align 8", false),
+        ] {
+            let ctx = Context::create();
+            let m = OwnedModule::parse_ir(&ctx, &ir(uses)).unwrap();
+            let f = m.function("f").unwrap();
+            let insts: Vec<Value> = f.blocks().into_iter().flat_map(|b| b.instructions()).collect();
+            let object = *insts.iter().find(|i| i.name() == "o").unwrap();
+            let copy = *insts.iter().find(|i| i.opcode() == Opcode::LLVMCall && i.operand(0) == object).unwrap();
+            assert_eq!(super::read_in_place(object, copy), in_place, "{uses}");
+        }
+    }
 }
