@@ -798,6 +798,20 @@ end
     end
 end
 
+# Not yet: a call of a function with few methods on such a variable, which Julia splits
+# by the variable's type when the code runs, inlining each method: `ldexp`'s `BigFloat`
+# method reads the box as a `BigFloat` (docs/limitations.md). Refused, in every mode,
+# not differentiated wrongly.
+box_ldexp(x) = (s = x[end]; s += sum([v * ldexp(s, 2) for v in x]); s)
+@testset "a reassigned variable handed to a method Julia splits by its type: refused" begin
+    x = [0.3, 1.2, -0.7]
+    @test box_ldexp(x) isa Float64
+    for run in (() -> autodiff(Reverse, box_ldexp, Active, Duplicated(copy(x), zero(x))),
+                () -> autodiff(Forward, box_ldexp, Duplicated, Duplicated(copy(x), ones(3))))
+        @test caught(run) isa Oxidase.DifferentiationError
+    end
+end
+
 # A generator over a variable the function reassigns handed to such a call that returns
 # a float: the generator's closure holds the variable's `Core.Box`, whose shadow (the
 # engine's, holding the number's shadow) the hook hands on in a box of its own
