@@ -4839,17 +4839,13 @@ pub fn shadow_slot_unread(m: &crate::llvm::Module, mem: &Memory, p: Value) -> bo
             Some(Opcode::LLVMLoad | Opcode::LLVMStore) => true,
             Some(Opcode::LLVMCall) => u.as_call().is_some_and(|call| {
                 let name = call.called_operand().name();
-                let copy = ["llvm.memcpy.", "llvm.memmove."].iter().any(|c| name.starts_with(c));
-                let copy_out = copy
+                let copy_from_frame = ["llvm.memcpy.", "llvm.memmove."].iter().any(|c| name.starts_with(c))
                     && u.operand(1) == p
-                    && u.operand(0) != p
-                    && alloca_base(u.operand(0)).is_none()
-                    && !mem.is_shadowed(u.operand(0));
+                    && u.operand(0) != p;
+                let copy_out = copy_from_frame && alloca_base(u.operand(0)).is_none() && !mem.is_shadowed(u.operand(0));
                 // (Or a copy of other slots of the frame: a closure Julia keeps in two
                 // of them, boxed for a call, `pointer_struct_copy`.)
-                let copies_other_slots = copy
-                    && u.operand(1) == p
-                    && u.operand(0) != p
+                let copies_other_slots = copy_from_frame
                     && u.operand(2)
                         .const_uint()
                         .zip(alloca_slot(m, p))
