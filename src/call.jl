@@ -37,10 +37,6 @@ end
 # stack and drop before the derivative reads it (measured: zero tangents at -O2). Its
 # fields are copied into the scratch instead, after the pointer to that copy.
 needs_copy(@nospecialize(T)) = !is_ghost(T) && !isbitstype(T) && T isa DataType && !T.mutable
-# Scratch words of an object argument: its address, and the copy when it needs one.
-object_words(@nospecialize(T)) = needs_copy(T) ? 1 + cld(sizeof(T), 8) : 1
-# Scratch words of a value of type `T`: none for a ghost, its bytes or its object's.
-value_words(@nospecialize(T)) = is_ghost(T) ? 0 : is_boxed(T) ? object_words(T) : cld(sizeof(T), 8)
 
 # Bits are stored as they are, objects as their address (the caller keeps them alive),
 # or as the address of a copy of their fields (`needs_copy`); values of ghost types (and
@@ -392,7 +388,14 @@ end
 end # module Hot
 
 using .Hot: Scratch, store_function!, batch_width, call_forward, call_forward_array, call_reverse,
-            call_derivative, forward_result, Lanes, needs_copy, object_words, value_words
+            call_derivative, forward_result, Lanes, needs_copy
+
+# Scratch words of an object argument: its address, and the copy when it needs one.
+object_words(@nospecialize(T)) = needs_copy(T) ? 1 + cld(sizeof(T)::Int, 8) : 1
+# Scratch words of a value of type `T`: none for a ghost, its bytes or its object's.
+# (With `Scratch`, out of `Hot`: they run once per signature, and compiled at -O2 they
+# cost each session's first gradient 12 ms.)
+value_words(@nospecialize(T)) = is_ghost(T) ? 0 : is_boxed(T) ? object_words(T) : cld(sizeof(T)::Int, 8)
 
 # Building the buffers runs once per compiled derivative: it stays with the cold path, at
 # the package's optimization level, and compiles once for every signature: no call in it

@@ -42,7 +42,7 @@ struct ExtractedIR
     respecialized::Bool   # some call goes to an instance for narrower types (`widened_calls`)
 end
 
-function inferred_codeinst(@nospecialize(f), @nospecialize(types::Type{<:Tuple}))
+function inferred_codeinst(@nospecialize(f), @nospecialize(types::Type))
     precompile(f, (types.parameters...,)) || throw(MethodError(f, types))
     world = Base.get_world_counter()
     # (Not `Base.method_instances`, which Julia compiles at a session's first gradient:
@@ -119,7 +119,7 @@ methods compiled for those types (`widened_calls`): the caller asks for that aft
 engine refused the module without it, so that functions without such calls do not pay
 for the search.
 """
-function extract_bitcode(@nospecialize(f), @nospecialize(types::Type{<:Tuple}), respecialize::Bool = false)
+function extract_bitcode(@nospecialize(f), @nospecialize(types::Type), respecialize::Bool = false)
     step!(:start)
     mi, ci = inferred_codeinst(f, types)
     step!(:inference)
