@@ -720,11 +720,13 @@ function compile(bitcode::Vector{UInt8}, entry::String, mode::UInt32, width::Int
               (Ptr{UInt8}, Csize_t, Ref{OxRequest}, Ref{Ptr{Cvoid}}, Ref{Ptr{UInt8}}),
               bitcode, length(bitcode), req, out_fn, out_msg)
     end
+    # (The messages are read through dynamic calls: Julia 1.5 compiles a method's statically
+    # resolved callees with it, and these cost every session's first gradient 4 ms.)
     if status != OX_OK
-        throw(engine_error(status, name, take_message(out_msg[])))
+        throw(Base.invokelatest(engine_error, status, name, Base.invokelatest(take_message, out_msg[])))
     end
     # The header promises no message on success; free one anyway rather than leak it.
-    out_msg[] == C_NULL || take_message(out_msg[])
+    out_msg[] == C_NULL || Base.invokelatest(take_message, out_msg[])
 
     if out_fn[] == C_NULL
         throw(DifferentiationError("cannot differentiate $name: the engine reported success " *

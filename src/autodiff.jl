@@ -439,7 +439,10 @@ function compile_derivative(@nospecialize(mode::Mode), @nospecialize(fa), @nospe
     RT = return_type(fn, types, anns, name, mode, RA)
     # A struct result in forward mode is written through memory whose tangent the
     # derivative writes too, even when it is not wanted (`dret` has room for it).
-    mode isa ForwardMode && is_float_struct(RT) && (ret_activity = OX_DUPLICATED)
+    # (`is_float_struct` through a dynamic call, for a struct alone: its type trees cost
+    # every session's first gradient 20 ms of compilation.)
+    mode isa ForwardMode && isbitstype(RT) && !isprimitivetype(RT) && Base.invokelatest(is_float_struct, RT)::Bool &&
+        (ret_activity = OX_DUPLICATED)
     width = cold_batch_width(anns)
     if width > 1 && any_annotation(a -> a isa Union{Duplicated,DuplicatedNoNeed,MixedDuplicated}, anns)
         throw(ArgumentError("Oxidase: $name mixes Duplicated (or MixedDuplicated) and BatchDuplicated arguments; " *
