@@ -202,6 +202,29 @@ typedef struct OxTierSlot {
   uint32_t flags;
 } OxTierSlot;
 
+// 64-bit words the engine allocated (addresses, or pairs of a function and a number),
+// freed with `oxidase_free_words`.
+typedef struct OxWords {
+  // The words; NULL when `len` is 0.
+  uint64_t *data;
+  // How many.
+  size_t len;
+} OxWords;
+
+// Patterns `oxidase_julia_names_called` looks for in the called functions' names:
+// each a NUL-terminated string of patterns separated by newlines (empty, or NULL, for
+// none).
+typedef struct OxNamePatterns {
+  // Prefixes of the functions whose calls are not followed.
+  const char *stop_prefixes;
+  // Substrings looked for.
+  const char *substrings;
+  // Prefixes looked for.
+  const char *prefixes;
+  // The prefix of the functions whose float signature is reported (one pattern).
+  const char *float_prefix;
+} OxNamePatterns;
+
 // Version string of the engine (static: do not free).
 const char *oxidase_version(void);
 
@@ -354,5 +377,59 @@ size_t oxidase_buffers_mark(void);
 // Must not be called while a derivative started after the mark is still running on
 // this thread.
 size_t oxidase_buffers_release(size_t mark);
+
+// Frees words the engine returned. Empty words are ignored.
+//
+// # Safety
+// `words` must come from the engine, unchanged, and be freed once.
+void oxidase_free_words(struct OxWords words);
+
+// Which of `patterns` the names of the functions `roots` may call hold: the functions
+// `roots[0]` (the entry) and the other roots call, transitively, outside the blocks that
+// end in `unreachable`, not following the calls of a function whose name starts with a
+// stop prefix. Writes one byte per substring, then one per prefix, into `found` (1 when
+// some called function's name holds it, else 0), and into `*float_functions` the pairs
+// (function, LLVM type kind: 2 float, 3 double) of the called functions other than
+// `roots[0]` whose name starts with the float prefix and that take and return floats of
+// that type alone. Returns `OX_OK`, or a status with a message in `*out_message` to free
+// with `oxidase_free_message`.
+//
+// # Safety
+// `library` names Julia's LLVM library, already loaded; `roots` holds `n_roots` (at
+// least 1) live functions of one of its modules, and the caller holds Julia's codegen
+// lock; `patterns` is a valid pattern set; `found` is writable for
+// as many bytes as there are substrings and prefixes; `float_functions` and
+// `out_message` are writable.
+int32_t oxidase_julia_names_called(const char *library, void *const *roots, size_t n_roots, const struct OxNamePatterns *patterns, uint8_t *found, struct OxWords *float_functions, char **out_message);
+
+// Deletes the bodies of the functions of `module` that neither `root` nor a function
+// whose name starts with one of `kept_prefixes` (separated by newlines) can reach through
+// its instructions' operands (through at most four constant expressions), nor a global
+// variable's initializer. Returns `OX_OK`, or a status with a message.
+//
+// # Safety
+// `library` names Julia's LLVM library, already loaded; `module` is a live module of it
+// and `root` one of its functions, and the caller holds Julia's codegen lock;
+// `kept_prefixes` is NULL or NUL-terminated; `out_message` is writable.
+int32_t oxidase_julia_drop_unreachable(const char *library, void *module, void *root, const char *kept_prefixes, char **out_message);
+
+// Makes `function` a declaration: its body deleted, its metadata cleared, its linkage
+// external. Returns `OX_OK`, or a status with a message.
+//
+// # Safety
+// `library` names Julia's LLVM library, already loaded; `function` is a live function of
+// one of its modules whose instructions nothing outside it uses, and the caller holds
+// Julia's codegen lock; `out_message` is writable.
+int32_t oxidase_julia_delete_body(const char *library, void *function, char **out_message);
+
+// The literal addresses (`inttoptr` constants) among the operands of the calls of the
+// function of `module` named `callee`, each once, into `*addresses` (none when the
+// module has no such function). Returns `OX_OK`, or a status with a message.
+//
+// # Safety
+// `library` names Julia's LLVM library, already loaded; `module` is a live module of
+// it, and the caller holds Julia's codegen lock; `callee` is NUL-terminated;
+// `addresses` and `out_message` are writable.
+int32_t oxidase_julia_call_operand_addresses(const char *library, void *module, const char *callee, struct OxWords *addresses, char **out_message);
 
 #endif  /* OXIDASE_H */

@@ -481,3 +481,256 @@ pub unsafe extern "C" fn oxidase_buffers_release(mark: usize) -> usize {
     // SAFETY: the caller's promise above is `release`'s precondition.
     catch_unwind(|| unsafe { crate::runtime::buffers::release(mark) }).unwrap_or(0)
 }
+
+// --- walks of Julia's module, for the extraction (`crate::extraction`) --------------
+//
+// The module, its functions and its values are objects of Julia's own LLVM library
+// (`library`, the name Julia's `Extract.LIBLLVM` gives it, already loaded in the
+// process), not of the LLVM the engine links: see `llvm::julia_llvm`. The caller holds
+// Julia's codegen lock for the call.
+
+/// Patterns `oxidase_julia_names_called` looks for in the called functions' names:
+/// each a NUL-terminated string of patterns separated by newlines (empty, or NULL, for
+/// none).
+#[repr(C)]
+pub struct OxNamePatterns {
+    /// Prefixes of the functions whose calls are not followed.
+    pub stop_prefixes: *const c_char,
+    /// Substrings looked for.
+    pub substrings: *const c_char,
+    /// Prefixes looked for.
+    pub prefixes: *const c_char,
+    /// The prefix of the functions whose float signature is reported (one pattern).
+    pub float_prefix: *const c_char,
+}
+
+/// 64-bit words the engine allocated (addresses, or pairs of a function and a number),
+/// freed with `oxidase_free_words`.
+#[repr(C)]
+pub struct OxWords {
+    /// The words; NULL when `len` is 0.
+    pub data: *mut u64,
+    /// How many.
+    pub len: usize,
+}
+
+impl OxWords {
+    fn from_vec(words: Vec<u64>) -> OxWords {
+        if words.is_empty() {
+            return OxWords { data: std::ptr::null_mut(), len: 0 };
+        }
+        let boxed = words.into_boxed_slice();
+        let len = boxed.len();
+        OxWords { data: Box::into_raw(boxed).cast::<u64>(), len }
+    }
+}
+
+/// Frees words the engine returned. Empty words are ignored.
+///
+/// # Safety
+/// `words` must come from the engine, unchanged, and be freed once.
+#[no_mangle]
+pub unsafe extern "C" fn oxidase_free_words(words: OxWords) {
+    if !words.data.is_null() && words.len > 0 {
+        // SAFETY: `data` and `len` are a boxed slice's (`OxWords::from_vec`), freed once.
+        drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(words.data, words.len)) });
+    }
+}
+
+/// The patterns of a NUL-terminated string of patterns separated by newlines (none for
+/// NULL or an empty string).
+///
+/// # Safety
+/// `patterns` must be NULL or NUL-terminated.
+unsafe fn patterns_of(patterns: *const c_char) -> Vec<String> {
+    if patterns.is_null() {
+        return Vec::new();
+    }
+    // SAFETY: non-NULL and NUL-terminated by the contract.
+    let text = unsafe { CStr::from_ptr(patterns) }.to_string_lossy();
+    text.split('\n').filter(|p| !p.is_empty()).map(str::to_owned).collect()
+}
+
+/// Runs a walk of Julia's module with the table of `library`, turning panics and errors
+/// into a status and a message.
+///
+/// # Safety
+/// `library` must be NULL or NUL-terminated, `out_message` NULL or writable.
+unsafe fn julia_walk(
+    library: *const c_char,
+    out_message: *mut *mut c_char,
+    walk: impl FnOnce(&crate::llvm::julia_llvm::JuliaLlvm) -> Result<(), Error>,
+) -> i32 {
+    if out_message.is_null() {
+        return OX_ERR_INVALID_REQUEST;
+    }
+    let result = catch_unwind(AssertUnwindSafe(|| -> Result<(), Error> {
+        if library.is_null() {
+            return Err(bad("null library name"));
+        }
+        // SAFETY: non-NULL and NUL-terminated by the contract.
+        let name = unsafe { CStr::from_ptr(library) }.to_str().map_err(|_| bad("library name is not UTF-8"))?;
+        let llvm = crate::llvm::julia_llvm::JuliaLlvm::get(name).map_err(Error::Internal)?;
+        walk(llvm)
+    }));
+    match result {
+        Ok(Ok(())) => OX_OK,
+        Ok(Err(e)) => {
+            // SAFETY: `out_message` is non-null and writable by the contract.
+            unsafe { message_out(out_message, e.to_string()) };
+            e.status()
+        }
+        Err(p) => {
+            // SAFETY: as above.
+            unsafe { message_out(out_message, format!("internal error: engine panicked: {}", panic_text(p))) };
+            OX_ERR_INTERNAL
+        }
+    }
+}
+
+/// Which of `patterns` the names of the functions `roots` may call hold: the functions
+/// `roots[0]` (the entry) and the other roots call, transitively, outside the blocks that
+/// end in `unreachable`, not following the calls of a function whose name starts with a
+/// stop prefix. Writes one byte per substring, then one per prefix, into `found` (1 when
+/// some called function's name holds it, else 0), and into `*float_functions` the pairs
+/// (function, LLVM type kind: 2 float, 3 double) of the called functions other than
+/// `roots[0]` whose name starts with the float prefix and that take and return floats of
+/// that type alone. Returns `OX_OK`, or a status with a message in `*out_message` to free
+/// with `oxidase_free_message`.
+///
+/// # Safety
+/// `library` names Julia's LLVM library, already loaded; `roots` holds `n_roots` (at
+/// least 1) live functions of one of its modules, and the caller holds Julia's codegen
+/// lock; `patterns` is a valid pattern set; `found` is writable for
+/// as many bytes as there are substrings and prefixes; `float_functions` and
+/// `out_message` are writable.
+#[no_mangle]
+pub unsafe extern "C" fn oxidase_julia_names_called(
+    library: *const c_char,
+    roots: *const *mut c_void,
+    n_roots: usize,
+    patterns: *const OxNamePatterns,
+    found: *mut u8,
+    float_functions: *mut OxWords,
+    out_message: *mut *mut c_char,
+) -> i32 {
+    // SAFETY: the contract above is `julia_walk`'s and the closure's.
+    unsafe {
+        julia_walk(library, out_message, |llvm| {
+            let p = patterns.as_ref().ok_or_else(|| bad("null patterns"))?;
+            if roots.is_null() || n_roots == 0 || n_roots > 1 << 16 || float_functions.is_null() {
+                return Err(bad("no roots, too many, or a null output"));
+            }
+            let patterns = crate::extraction::NamePatterns {
+                stop_prefixes: patterns_of(p.stop_prefixes),
+                substrings: patterns_of(p.substrings),
+                prefixes: patterns_of(p.prefixes),
+                float_prefix: patterns_of(p.float_prefix).into_iter().next().unwrap_or_default(),
+            };
+            let n_found = patterns.substrings.len() + patterns.prefixes.len();
+            if n_found > 0 && found.is_null() {
+                return Err(bad("null found array"));
+            }
+            let roots: Vec<_> = std::slice::from_raw_parts(roots, n_roots)
+                .iter()
+                .map(|&r| crate::llvm::julia_llvm::JValue(r))
+                .collect();
+            let names = crate::extraction::names_called(llvm, &roots, &patterns);
+            for (k, &hit) in names.substrings.iter().chain(&names.prefixes).enumerate() {
+                *found.add(k) = u8::from(hit);
+            }
+            let words = names.float_functions.iter().flat_map(|&(f, kind)| [f.0 as u64, kind as u64]).collect();
+            *float_functions = OxWords::from_vec(words);
+            Ok(())
+        })
+    }
+}
+
+/// Deletes the bodies of the functions of `module` that neither `root` nor a function
+/// whose name starts with one of `kept_prefixes` (separated by newlines) can reach through
+/// its instructions' operands (through at most four constant expressions), nor a global
+/// variable's initializer. Returns `OX_OK`, or a status with a message.
+///
+/// # Safety
+/// `library` names Julia's LLVM library, already loaded; `module` is a live module of it
+/// and `root` one of its functions, and the caller holds Julia's codegen lock;
+/// `kept_prefixes` is NULL or NUL-terminated; `out_message` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn oxidase_julia_drop_unreachable(
+    library: *const c_char,
+    module: *mut c_void,
+    root: *mut c_void,
+    kept_prefixes: *const c_char,
+    out_message: *mut *mut c_char,
+) -> i32 {
+    // SAFETY: the contract above is `julia_walk`'s and the closure's.
+    unsafe {
+        julia_walk(library, out_message, |llvm| {
+            if module.is_null() || root.is_null() {
+                return Err(bad("null module or root"));
+            }
+            let kept = patterns_of(kept_prefixes);
+            use crate::llvm::julia_llvm::JValue;
+            crate::extraction::drop_unreachable(llvm, JValue(module), JValue(root), &kept);
+            Ok(())
+        })
+    }
+}
+
+/// Makes `function` a declaration: its body deleted, its metadata cleared, its linkage
+/// external. Returns `OX_OK`, or a status with a message.
+///
+/// # Safety
+/// `library` names Julia's LLVM library, already loaded; `function` is a live function of
+/// one of its modules whose instructions nothing outside it uses, and the caller holds
+/// Julia's codegen lock; `out_message` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn oxidase_julia_delete_body(
+    library: *const c_char,
+    function: *mut c_void,
+    out_message: *mut *mut c_char,
+) -> i32 {
+    // SAFETY: the contract above is `julia_walk`'s and the closure's.
+    unsafe {
+        julia_walk(library, out_message, |llvm| {
+            if function.is_null() {
+                return Err(bad("null function"));
+            }
+            llvm.delete_body(crate::llvm::julia_llvm::JValue(function));
+            Ok(())
+        })
+    }
+}
+
+/// The literal addresses (`inttoptr` constants) among the operands of the calls of the
+/// function of `module` named `callee`, each once, into `*addresses` (none when the
+/// module has no such function). Returns `OX_OK`, or a status with a message.
+///
+/// # Safety
+/// `library` names Julia's LLVM library, already loaded; `module` is a live module of
+/// it, and the caller holds Julia's codegen lock; `callee` is NUL-terminated;
+/// `addresses` and `out_message` are writable.
+#[no_mangle]
+pub unsafe extern "C" fn oxidase_julia_call_operand_addresses(
+    library: *const c_char,
+    module: *mut c_void,
+    callee: *const c_char,
+    addresses: *mut OxWords,
+    out_message: *mut *mut c_char,
+) -> i32 {
+    // SAFETY: the contract above is `julia_walk`'s and the closure's.
+    unsafe {
+        julia_walk(library, out_message, |llvm| {
+            if module.is_null() || callee.is_null() || addresses.is_null() {
+                return Err(bad("null module, callee or output"));
+            }
+            let found = crate::extraction::call_operand_addresses(
+                llvm,
+                crate::llvm::julia_llvm::JValue(module),
+                CStr::from_ptr(callee),
+            );
+            *addresses = OxWords::from_vec(found);
+            Ok(())
+        })
+    }
+}

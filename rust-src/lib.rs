@@ -7,6 +7,8 @@
 //! (`analysis::activity`), synthesizes forward- or reverse-mode code from per-instruction
 //! rules (`rules`, `transform`), verifies and optimizes it, JIT-compiles it (`jit`),
 //! caches it (`cache`) and hands back a function pointer through the C ABI (`ffi`).
+//! Before that, Julia's extraction has the engine walk its own module, in Julia's LLVM
+//! (`extraction`, through `llvm::julia_llvm`).
 //!
 //! Glossary: *primal* — the original computation and its values; *tangent* — the
 //! forward-mode derivative carried next to a primal value; *adjoint* — the reverse-mode
@@ -20,6 +22,7 @@ pub mod cache;
 pub mod codes;
 pub mod diagnostics;
 pub mod error;
+pub mod extraction;
 pub mod ffi;
 pub mod float_bits;
 pub mod inactive;

@@ -97,6 +97,8 @@ const INACTIVE_OBJECTS = Any[g for f in INACTIVE_FUNCTIONS for g in (f, Core.kwf
 const INACTIVE_NAMED = Tuple{String,Any}[(string(nameof(f)), g) for f in INACTIVE_FUNCTIONS
                                          for g in (f, Core.kwfunc(f), keyword_bodies(f)...)]
 const INACTIVE_NAMES = unique!([name for (name, _) in INACTIVE_NAMED])
+# (As the engine's walk takes them, `Extract.names_called`: joined by newlines.)
+const INACTIVE_NAMES_TEXT = join(INACTIVE_NAMES, '\n')
 
 function declare_inactive_functions()
     for g in INACTIVE_OBJECTS

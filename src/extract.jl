@@ -28,6 +28,44 @@ import ..Oxidase
 
 const LIBLLVM = "libLLVM-9.so.1"
 
+# The engine walks Julia's module for the extraction (`oxidase_julia_*`, include/oxidase.h,
+# rust-src/extraction.rs): its code is compiled ahead of time, where Julia 1.5 compiles
+# this package's anew in every session (the walks in Julia cost a session's first
+# gradients some 40 ms of that). `LIBLLVM` names the library whose objects they are; the
+# caller holds the codegen lock.
+
+# `OxNamePatterns`: lists of patterns, each joined by newlines.
+struct OxNamePatterns
+    stop_prefixes::Ptr{UInt8}
+    substrings::Ptr{UInt8}
+    prefixes::Ptr{UInt8}
+    float_prefix::Ptr{UInt8}
+end
+
+# `OxWords`: words the engine allocated, freed with `oxidase_free_words`.
+struct OxWords
+    data::Ptr{UInt64}
+    len::Csize_t
+end
+
+# The words of `w`, copied out, then freed.
+function take_words(w::OxWords)
+    words = Vector{UInt64}(undef, w.len)
+    for k in 1:length(words)
+        words[k] = unsafe_load(w.data, k)
+    end
+    ccall((:oxidase_free_words, Oxidase.liboxidase), Cvoid, (OxWords,), w)
+    return words
+end
+
+# Raises the engine's failure of a walk (its message, through a dynamic call: a message
+# formatted here would compile with every walk).
+walked(status::Int32, message::Ref{Ptr{UInt8}}) = status == 0 || throw(Base.invokelatest(walk_error, status, message[]))
+
+walk_error(status, message::Ptr{UInt8}) =
+    ErrorException("Oxidase: the engine's walk of Julia's module failed (status $status): " *
+                   Oxidase.take_message(message))
+
 """
     ExtractedIR
 
@@ -181,16 +219,18 @@ function calls_jl_invoke(mod::Ptr{Cvoid})
 end
 
 # The method instances the module calls through `jl_invoke(f, args, nargs, mi)`: among
-# the operands of its calls, the pointers codegen writes as an object's address.
+# the operands of its calls, the literal addresses codegen writes as objects' (found by
+# the engine, `oxidase_julia_call_operand_addresses`).
 function invoked_instances(mod::Ptr{Cvoid})
     found = Core.MethodInstance[]
-    invoke = ccall((:LLVMGetNamedFunction, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid}, Cstring), mod, "jl_invoke")
-    invoke == C_NULL && return found
-    for call in calls_using(invoke)
-        for k in 0:ccall((:LLVMGetNumOperands, LIBLLVM), Cint, (Ptr{Cvoid},), call) - 1
-            m = object_address(ccall((:LLVMGetOperand, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid}, Cuint), call, k))
-            m isa Core.MethodInstance && m.def isa Method && !(m in found) && push!(found, m)
-        end
+    words = Ref(OxWords(C_NULL, 0))
+    message = Ref{Ptr{UInt8}}(C_NULL)
+    status = ccall((:oxidase_julia_call_operand_addresses, Oxidase.liboxidase), Int32,
+                   (Cstring, Ptr{Cvoid}, Cstring, Ref{OxWords}, Ref{Ptr{UInt8}}), LIBLLVM, mod, "jl_invoke", words, message)
+    walked(status, message)
+    for address in take_words(words[])
+        m = unsafe_pointer_to_objref(Ptr{Cvoid}(UInt(address)))
+        m isa Core.MethodInstance && m.def isa Method && push!(found, m)
     end
     return found
 end
@@ -658,22 +698,6 @@ function instance_code(mi::Core.MethodInstance)
     return ci isa Core.CodeInstance ? ci : nothing
 end
 
-# The object a constant pointer `v` is the address of (`inttoptr`, through casts), or
-# `nothing`.
-function object_address(v::Ptr{Cvoid})
-    pointer_kind = 12   # LLVMPointerTypeKind
-    ty = ccall((:LLVMTypeOf, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), v)
-    ccall((:LLVMGetTypeKind, LIBLLVM), Cint, (Ptr{Cvoid},), ty) == pointer_kind || return nothing
-    saw_inttoptr = false
-    while ccall((:LLVMIsAConstantExpr, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), v) != C_NULL
-        saw_inttoptr |= ccall((:LLVMGetConstOpcode, LIBLLVM), Cint, (Ptr{Cvoid},), v) == 40   # LLVMIntToPtr
-        v = ccall((:LLVMGetOperand, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid}, Cuint), v, 0)
-    end
-    (saw_inttoptr && ccall((:LLVMIsAConstantInt, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), v) != C_NULL) || return nothing
-    address = ccall((:LLVMConstIntGetZExtValue, LIBLLVM), Culonglong, (Ptr{Cvoid},), v)
-    return unsafe_pointer_to_objref(Ptr{Cvoid}(UInt(address)))
-end
-
 # Codegen, Julia's passes, the root's name and the bitcode, and the root's code instance
 # (which codegen may have made anew): the caller holds the codegen lock.
 function emit_bitcode(@nospecialize(f), @nospecialize(types), mi::Core.MethodInstance,
@@ -1125,44 +1149,53 @@ end
 # is the compiled-derivative lookup of a plain `autodiff` inlined into the code. And the
 # functions of floats alone it calls (`link_native_code!`), and whether it makes a float
 # range (`Base._range`, `(:)`, src/range_rules.jl). The same for the functions the
-# `entries` call (`@threads` loops' and tasks' closures, which the engine calls).
+# `entries` call (`@threads` loops' and tasks' closures, which the engine calls). (The
+# engine walks the calls, `oxidase_julia_names_called`; it does not follow a nested
+# differentiation's, whose body its rule replaces.)
 function names_called(root::Ptr{Cvoid}, entries::Vector{Ptr{Cvoid}} = Ptr{Cvoid}[])
+    roots = pushfirst!(copy(entries), root)
+    hits = Vector{UInt8}(undef, length(Oxidase.INACTIVE_NAMES) + length(Oxidase.NESTED_NAMES) + 3)
+    words = Ref(OxWords(C_NULL, 0))
+    message = Ref{Ptr{UInt8}}(C_NULL)
+    # (`NESTED_NAMES` grows when plain nested `autodiff` calls get rules.)
+    nested_names = join(Oxidase.NESTED_NAMES, '\n')
+    prefixes = nested_names * "\n" * CALL_PREFIXES
+    status = GC.@preserve nested_names prefixes begin
+        # (`INACTIVE_NAMES_TEXT` and `METHOD_CODE_PREFIX` are constants, which the package's
+        # globals keep alive.)
+        patterns = OxNamePatterns(pointer(nested_names), pointer(Oxidase.INACTIVE_NAMES_TEXT), pointer(prefixes),
+                                  pointer(METHOD_CODE_PREFIX))
+        ccall((:oxidase_julia_names_called, Oxidase.liboxidase), Int32,
+              (Cstring, Ptr{Ptr{Cvoid}}, Csize_t, Ref{OxNamePatterns}, Ptr{UInt8}, Ref{OxWords}, Ref{Ptr{UInt8}}),
+              LIBLLVM, roots, length(roots), patterns, hits, words, message)
+    end
+    walked(status, message)
     found = String[]
+    for (k, name) in enumerate(Oxidase.INACTIVE_NAMES)
+        hits[k] == 1 && push!(found, name)
+    end
+    n = length(Oxidase.INACTIVE_NAMES) + length(Oxidase.NESTED_NAMES)
+    nested = false
+    for k in length(Oxidase.INACTIVE_NAMES)+1:n
+        nested |= hits[k] == 1
+    end
+    plain = hits[n+1] == 1
+    ranges = hits[n+2] == 1 || hits[n+3] == 1
     scalar = Tuple{Ptr{Cvoid},Cint}[]
-    nested = plain = ranges = false
-    for f in called_functions(pushfirst!(copy(entries), root))
-        name = llvm_value_name(f)
-        for n in Oxidase.INACTIVE_NAMES
-            n in found || occursin(n, name) && push!(found, n)
-        end
-        nested |= is_nested_name(name)
-        plain |= startswith(name, "julia_cached_derivative_")
-        ranges |= startswith(name, "julia__range_") || startswith(name, "julia_Colon_")
-        if f != root && startswith(name, "julia_")
-            kind = float_kind(f)
-            kind != 0 && push!(scalar, (f, kind))
-        end
+    pairs = take_words(words[])
+    for k in 1:2:length(pairs)
+        push!(scalar, (Ptr{Cvoid}(UInt(pairs[k])), Cint(pairs[k+1])))
     end
     return found, nested, plain, scalar, ranges
 end
 
-# The LLVM type kind of the floats `fn` takes and returns when it takes and returns
-# `double`s alone or `float`s alone (`LLVMDoubleTypeKind`, `LLVMFloatTypeKind`), else 0.
-function float_kind(fn::Ptr{Cvoid})
-    fty = ccall((:LLVMGetElementType, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},),
-                ccall((:LLVMTypeOf, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), fn))
-    kind(t) = ccall((:LLVMGetTypeKind, LIBLLVM), Cint, (Ptr{Cvoid},), t)
-    k = kind(ccall((:LLVMGetReturnType, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), fty))
-    (k == 2 || k == 3) || return Cint(0)
-    n = ccall((:LLVMCountParamTypes, LIBLLVM), Cuint, (Ptr{Cvoid},), fty)
-    n > 0 || return Cint(0)
-    params = Vector{Ptr{Cvoid}}(undef, n)
-    ccall((:LLVMGetParamTypes, LIBLLVM), Cvoid, (Ptr{Cvoid}, Ptr{Ptr{Cvoid}}), fty, params)
-    for t in params
-        kind(t) == k || return Cint(0)
-    end
-    return k
-end
+# The prefixes `names_called` looks for after the nested ones: the compiled-derivative
+# lookup of a plain `autodiff` inlined into the code, and the two calls that make a
+# float range.
+const CALL_PREFIXES = "julia_cached_derivative_\njulia__range_\njulia_Colon_"
+
+# Julia's name for a method's specialized code: `julia_<name>_<n>`.
+const METHOD_CODE_PREFIX = "julia_"
 
 # Gives each function in `fns` that is the code of one of Base.Math's methods for floats
 # alone, which Julia has compiled already (the primal's first call did), the address of
@@ -1216,30 +1249,13 @@ function link_native_code!(native::Ptr{Cvoid}, fns::Vector{Tuple{Ptr{Cvoid},Cint
     return nothing
 end
 
-# Makes function `fn` a declaration (LLVM 9's C API has no `deleteBody`): every
-# instruction's uses replaced by `undef`, the instructions erased, then the blocks, the
-# metadata and the linkage a body needs.
+# Makes function `fn` a declaration (LLVM 9's C API has no `deleteBody`: the engine does
+# it, `oxidase_julia_delete_body`).
 function delete_body!(fn::Ptr{Cvoid})
-    blocks = Ptr{Cvoid}[]
-    bb = ccall((:LLVMGetFirstBasicBlock, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), fn)
-    while bb != C_NULL
-        push!(blocks, bb)
-        bb = ccall((:LLVMGetNextBasicBlock, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), bb)
-    end
-    body = instructions_of(fn)
-    for i in body
-        ty = ccall((:LLVMTypeOf, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), i)
-        ccall((:LLVMReplaceAllUsesWith, LIBLLVM), Cvoid, (Ptr{Cvoid}, Ptr{Cvoid}), i,
-              ccall((:LLVMGetUndef, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), ty))
-    end
-    for i in body
-        ccall((:LLVMInstructionEraseFromParent, LIBLLVM), Cvoid, (Ptr{Cvoid},), i)
-    end
-    for bb in blocks
-        ccall((:LLVMDeleteBasicBlock, LIBLLVM), Cvoid, (Ptr{Cvoid},), bb)
-    end
-    ccall((:LLVMGlobalClearMetadata, LIBLLVM), Cvoid, (Ptr{Cvoid},), fn)
-    ccall((:LLVMSetLinkage, LIBLLVM), Cvoid, (Ptr{Cvoid}, Cint), fn, 0)   # external
+    message = Ref{Ptr{UInt8}}(C_NULL)
+    status = ccall((:oxidase_julia_delete_body, Oxidase.liboxidase), Int32, (Cstring, Ptr{Cvoid}, Ref{Ptr{UInt8}}),
+                   LIBLLVM, fn, message)
+    walked(status, message)
     return nothing
 end
 
@@ -1248,52 +1264,12 @@ end
 # calls, `oxidase.rule.`/`oxidase.inactive.`) can reach through the operands of its
 # instructions (calls, and functions passed as values), nor a global's initializer:
 # Julia's passes would go over them for nothing, and the engine drops them anyway.
+# (The engine's walk, `oxidase_julia_drop_unreachable`.)
 function drop_unreachable!(mod::Ptr{Cvoid}, root::Ptr{Cvoid})
-    live = Ptr{Cvoid}[]
-    work = Ptr{Cvoid}[]
-    reach!(live, work, root, 0)
-    fn = ccall((:LLVMGetFirstFunction, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), mod)
-    while fn != C_NULL
-        startswith(llvm_value_name(fn), "oxidase.") && reach!(live, work, fn, 0)
-        fn = ccall((:LLVMGetNextFunction, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), fn)
-    end
-    g = ccall((:LLVMGetFirstGlobal, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), mod)
-    while g != C_NULL
-        init = ccall((:LLVMGetInitializer, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), g)
-        init == C_NULL || reach!(live, work, init, 0)
-        g = ccall((:LLVMGetNextGlobal, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), g)
-    end
-    while !isempty(work)
-        for i in instructions_of(pop!(work))
-            for k in 0:ccall((:LLVMGetNumOperands, LIBLLVM), Cint, (Ptr{Cvoid},), i) - 1
-                reach!(live, work, ccall((:LLVMGetOperand, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid}, Cuint), i, k), 0)
-            end
-        end
-    end
-    fn = ccall((:LLVMGetFirstFunction, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), mod)
-    while fn != C_NULL
-        if ccall((:LLVMIsDeclaration, LIBLLVM), Cint, (Ptr{Cvoid},), fn) == 0 && !(fn in live)
-            delete_body!(fn)
-        end
-        fn = ccall((:LLVMGetNextFunction, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), fn)
-    end
-    return nothing
-end
-
-# `drop_unreachable!`'s step: the functions among `v` and its operands, through constant
-# expressions (`bitcast (@f to ...)`), become `live`, the new ones to be walked too.
-# (No closure: a session compiles this once, at its first function calling `sin`.)
-function reach!(live::Vector{Ptr{Cvoid}}, work::Vector{Ptr{Cvoid}}, v::Ptr{Cvoid}, depth::Int)
-    if ccall((:LLVMIsAFunction, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), v) != C_NULL
-        if !(v in live)
-            push!(live, v)
-            push!(work, v)
-        end
-    elseif depth < 4 && ccall((:LLVMIsAConstantExpr, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), v) != C_NULL
-        for k in 0:ccall((:LLVMGetNumOperands, LIBLLVM), Cint, (Ptr{Cvoid},), v) - 1
-            reach!(live, work, ccall((:LLVMGetOperand, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid}, Cuint), v, k), depth + 1)
-        end
-    end
+    message = Ref{Ptr{UInt8}}(C_NULL)
+    status = ccall((:oxidase_julia_drop_unreachable, Oxidase.liboxidase), Int32,
+                   (Cstring, Ptr{Cvoid}, Ptr{Cvoid}, Cstring, Ref{Ptr{UInt8}}), LIBLLVM, mod, root, "oxidase.", message)
+    walked(status, message)
     return nothing
 end
 
@@ -1310,58 +1286,6 @@ plain_autodiff_error(@nospecialize(f), @nospecialize(types)) =
                                  "`Forward` and `Reverse`, or no return activity: call `autodiff_deferred(mode, " *
                                  "g, RA, args...)` there; docs/api.md, \"Nested " *
                                  "differentiation\")")
-
-# Whether `name` is the code of a function with nested rules (`Oxidase.NESTED_NAMES`).
-# (A loop: `any` with a closure compiled anew in every session's first gradient.)
-function is_nested_name(name::String)
-    for n in Oxidase.NESTED_NAMES
-        startswith(name, n) && return true
-    end
-    return false
-end
-
-# The functions of the module that `root` may call, transitively, on a path that
-# returns: calls in blocks that end in `unreachable` build an error and throw it.
-# The instructions of function `fn`, block after block; with `skip_throwing`, not those of
-# the blocks that end in `unreachable` (they build an error and throw it). (A vector,
-# not a closure per walk: each closure is compiled in a session's first extraction.)
-function instructions_of(fn::Ptr{Cvoid}, skip_throwing::Bool = false)
-    found = Ptr{Cvoid}[]
-    bb = ccall((:LLVMGetFirstBasicBlock, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), fn)
-    while bb != C_NULL
-        term = ccall((:LLVMGetBasicBlockTerminator, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), bb)
-        throws = skip_throwing &&
-                 (term == C_NULL || ccall((:LLVMIsAUnreachableInst, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), term) != C_NULL)
-        i = throws ? C_NULL : ccall((:LLVMGetFirstInstruction, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), bb)
-        while i != C_NULL
-            push!(found, i)
-            i = ccall((:LLVMGetNextInstruction, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), i)
-        end
-        bb = ccall((:LLVMGetNextBasicBlock, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), bb)
-    end
-    return found
-end
-
-function called_functions(roots::Vector{Ptr{Cvoid}})
-    seen = copy(roots)
-    work = copy(roots)
-    while !isempty(work)
-        for i in instructions_of(pop!(work), true)
-            ccall((:LLVMIsACallInst, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), i) == C_NULL && continue
-            callee = ccall((:LLVMGetCalledValue, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), i)
-            # (Through the casts of a call with another signature: `japi1_`.)
-            while ccall((:LLVMIsAConstantExpr, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), callee) != C_NULL
-                callee = ccall((:LLVMGetOperand, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid}, Cuint), callee, 0)
-            end
-            if ccall((:LLVMIsAFunction, LIBLLVM), Ptr{Cvoid}, (Ptr{Cvoid},), callee) != C_NULL && !(callee in seen)
-                push!(seen, callee)
-                # (A nested differentiation's body is replaced by its rule: not walked.)
-                is_nested_name(llvm_value_name(callee)) || push!(work, callee)
-            end
-        end
-    end
-    return seen
-end
 
 # Marks the compiled specializations of the methods in a method table's tree
 # (`mt.defs`, walked as `Base.visit` does, whose closure the first extraction of every

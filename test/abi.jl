@@ -8,6 +8,32 @@
     @test sizeof(Oxidase.OxRequest) == 40
     @test fieldoffset.(Oxidase.OxRequest, 1:6) == [0, 8, 12, 16, 24, 32]
     @test all(isbitstype, (Oxidase.OxTypeEntry, Oxidase.OxArg, Oxidase.OxRequest))
+    # The walks of Julia's module (src/extract.jl).
+    @test sizeof(Oxidase.Extract.OxWords) == 16
+    @test fieldoffset.(Oxidase.Extract.OxWords, 1:2) == [0, 8]
+    @test sizeof(Oxidase.Extract.OxNamePatterns) == 32
+    @test fieldoffset.(Oxidase.Extract.OxNamePatterns, 1:4) == [0, 8, 16, 24]
+end
+
+@testset "the engine's walks of Julia's module refuse bad input with a message" begin
+    message = Ref{Ptr{UInt8}}(C_NULL)
+    # A library that is not loaded (or not the one the engine walked before): nothing is
+    # loaded in its place, and the next call, with Julia's, is not refused for it.
+    status = ccall((:oxidase_julia_delete_body, Oxidase.liboxidase), Int32, (Cstring, Ptr{Cvoid}, Ref{Ptr{UInt8}}),
+                   "libLLVM-0-not-loaded.so", C_NULL, message)
+    @test status == 4 && occursin("libLLVM-0-not-loaded.so", Oxidase.take_message(message[]))
+    message[] = C_NULL
+    status = ccall((:oxidase_julia_delete_body, Oxidase.liboxidase), Int32, (Cstring, Ptr{Cvoid}, Ref{Ptr{UInt8}}),
+                   Oxidase.Extract.LIBLLVM, C_NULL, message)
+    @test status == 1 && occursin("null function", Oxidase.take_message(message[]))
+    message[] = C_NULL
+    status = ccall((:oxidase_julia_drop_unreachable, Oxidase.liboxidase), Int32,
+                   (Cstring, Ptr{Cvoid}, Ptr{Cvoid}, Cstring, Ref{Ptr{UInt8}}),
+                   Oxidase.Extract.LIBLLVM, C_NULL, C_NULL, "oxidase.", message)
+    @test status == 1 && occursin("null module", Oxidase.take_message(message[]))
+    # No message pointer: refused without a message.
+    @test ccall((:oxidase_julia_delete_body, Oxidase.liboxidase), Int32, (Cstring, Ptr{Cvoid}, Ptr{Cvoid}),
+                Oxidase.Extract.LIBLLVM, C_NULL, C_NULL) == 1
 end
 
 @testset "type trees" begin

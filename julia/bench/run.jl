@@ -603,6 +603,24 @@ function document(runtime, latency, breakdown, summary, missed)
     the descriptions of number, float-array and integer arguments made without the
     general checks and type trees, which run through a dynamic call when needed
     (measured after this table: `fill_slot!`'s own compile 75 ms against 100–145 ms).
+    On 2026-12-07 (rosenbrock's first gradient 309 → 238 ms, the fastest of 6–8 fresh
+    processes on one machine): precompiled inference that Julia dropped or never kept
+    is kept — a method called with another signature than its `precompile` statement's,
+    a `Type{<:Tuple}` argument (not a signature Julia compiles, so the inferred code is
+    not cached), a method whose edges do not survive loading (`value_words`) — and
+    the session's first gradient infers 40 ms (its own signature's hot path) instead
+    of 110; the rule tables' scan, run at every session's first gradient because an
+    untouched table's count differed from the package's baseline (16 ms), no longer
+    runs; a forward struct result's check and the engine's messages compiled only when
+    they run (`fill_slot!`'s batch 72 → 58 ms); and the extraction's walks of Julia's
+    module (the functions the entry calls, the bodies nothing reaches, `jl_invoke`'s
+    instances) done by the engine, compiled ahead of time (first gradient −5 ms,
+    a second function with `sin` and `exp` −8 ms). Tried and dropped: Julia's
+    interpreter for the cold path (compilation at its minimum while it runs): the first
+    gradient 250 ms, a second function 107 ms instead of 87 (the interpreted path is
+    slower at every new signature, and every Base method it calls with a `ccall` is
+    then compiled by itself); LLVM at -O0 for the package (slower); an unrolled
+    (`@generated`) argument loop for the hot path (61 ms of inference instead of 40).
     (2) **Julia's codegen of the call graph** (`extraction: codegen`, with the first
     compile of the extraction's code): `jl_create_native` emits every callee, throw
     paths and broadcast machinery included, into one module. (3) **LLVM on the
@@ -622,11 +640,16 @@ function document(runtime, latency, breakdown, summary, missed)
     calling (`sin`, `exp`, `tanh`...) no longer go through either: the derivative calls
     the machine code Julia compiled for the primal (`sin` is 650 lines; engine and JIT
     on `sin(x) * exp(y)`: 11 ms, 58 ms before), and their bodies are no longer
-    extracted. The engine's own analyses take 0.03–0.1 s. Reaching 300 ms needs the
-    next steps: the extraction's walks of Julia's module done in the engine (compiled
-    ahead of time) instead of in Julia, derivative code kept and reused across
-    functions (Base's broadcast and BLAS wrappers), and cold paths (throws) outlined
-    and compiled lazily.
+    extracted. The engine's own analyses take 0.03–0.1 s. What remains of Julia
+    compiling the cold path (rosenbrock, 2026-12-07, `jl_dump_compiles`: 186 ms in 14
+    batches) is `fill_slot!` and the derivative's description and compile (58 ms), the
+    extraction's `emit_bitcode` (37), the new signature's own call path (34, with 40 ms
+    of inference before it; 4–6 ms for a second function of the same argument types)
+    and the argument buffers (27). Reaching the targets needs the next steps: more of
+    the extraction's Julia code in the engine (its reflection stays in Julia),
+    derivative code kept and reused across functions (Base's broadcast and BLAS
+    wrappers), and cold paths (throws) outlined and compiled lazily; Julia ≥ 1.9
+    caches native code with the package.
 
     $summary
 

@@ -77,6 +77,7 @@
 
 mod builder;
 pub mod fatal;
+pub mod julia_llvm;
 pub mod orc;
 mod owner;
 pub mod passes;
