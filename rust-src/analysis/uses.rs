@@ -488,7 +488,9 @@ impl<'ctx> Uses<'ctx> {
             }
             return true;
         }
-        if !self.recomputable(v) {
+        // Float arithmetic only from values had without a push (below).
+        let float = !self.recomputable(v) && float_arithmetic(v);
+        if !self.recomputable(v) && !float {
             return false;
         }
         let mut mine = Vec::new();
@@ -505,6 +507,13 @@ impl<'ctx> Uses<'ctx> {
         // (A shadow element address after a resize: the shadow array and the index both
         // popped, the data pointer loaded again, `Dict` values read after a rehash.)
         if pushed.len() > 1 && !self.stale(v, REMAT_DEPTH) {
+            return false;
+        }
+        // (A float value recomputed from a pushed operand costs as much tape as the value
+        // and more work. Recomputed from loads of arrays nothing writes and induction
+        // variables, it costs none: kmeans's `t = C[l, j] - P[l, i]` in its innermost loop
+        // was 8 bytes of tape an iteration, 1.6 GB at GradBench's largest input.)
+        if float && !pushed.is_empty() {
             return false;
         }
         leaves.extend(mine);
@@ -737,9 +746,9 @@ fn pure_arithmetic(v: Value) -> bool {
 }
 
 /// Float comparisons and arithmetic, which a branch's condition may be recomputed from
-/// too (`had_without_push`): pure, and the same bits again from the same operands.
-/// (Not for the values partials need, which `remat_plan` would recompute from a pushed
-/// operand: as much tape, more work.)
+/// too (`had_without_push`): pure, and the same bits again from the same operands. The
+/// values partials need are recomputed from them only when nothing is pushed for them
+/// (`remat_plan`: from a pushed operand, as much tape, more work).
 fn float_arithmetic(v: Value) -> bool {
     use Opcode::*;
     matches!(
