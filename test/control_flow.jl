@@ -778,3 +778,39 @@ st_parsed(x) = parse(Float64, string(x[1])) * x[2] + x[1]
     @test autodiff(Reverse, scalar, Active, Active(2.0)) == ((2.0,),)
     @test autodiff(Forward, scalar, Duplicated, Duplicated(2.0, 1.0)) == (4.0, 2.0)
 end
+
+# The reverse sweep recomputes float arithmetic on values it has without a push (loads of
+# arrays nothing writes, loop counts) instead of taping it: kmeans's `t = C[l, j] - P[l, i]`
+# in its innermost loop (analysis::uses, `remat_plan`). The nearest-centroid cost in the
+# centroids and in the points, against differences in every mode; d of 0, 1 and 3
+# coordinates (the innermost loop runs 0, 1 and 3 times), points on both sides of `min`.
+function km_cost(C, P)
+    s = zero(eltype(C))
+    for i in axes(P, 2)
+        best = typemax(eltype(C))
+        for j in axes(C, 2)
+            dist = zero(eltype(C))
+            for l in axes(C, 1)
+                t = C[l, j] - P[l, i]
+                dist += t * t
+            end
+            best = min(best, dist)
+        end
+        s += best
+    end
+    return s
+end
+@testset "float differences recomputed in the reverse sweep (kmeans's innermost loop)" begin
+    P = [0.1 0.9 -0.4 0.3 0.6; 0.2 -0.5 0.8 0.0 0.4; 0.7 0.1 0.2 -0.3 0.5]
+    C = [0.0 0.8 -0.2; 0.3 -0.4 0.6; 0.5 0.2 0.1]
+    for d in (1, 3)
+        Pd, Cd = P[1:d, :], C[1:d, :]
+        check_all_modes(c -> km_cost(reshape(c, d, 3), Pd), vec(Cd))
+        check_all_modes(p -> km_cost(Cd, reshape(p, d, 5)), vec(Pd))
+        check_all_modes(c -> km_cost(reshape(c, d, 3), Pd), vec(Cd) .+ 0.35)   # other nearest centroids
+    end
+    # No coordinates: every distance is 0.
+    dC = zeros(0, 3)
+    autodiff(Reverse, (C, P) -> km_cost(C, P), Active, Duplicated(zeros(0, 3), dC), Const(zeros(0, 5)))
+    @test size(dC) == (0, 3)
+end
