@@ -383,10 +383,11 @@ fn sin_and_cos_of_one_angle() {
     r.unwrap();
     let plan = plans.concat();
     // In the loop, %15 = Float64(k), %16 = k x, %17 = cos(%16), %18 = sin(%16); after it,
-    // Base's sincos split: %25 = sin(x), %26 = cos(x). `k x` is recomputed from the loop's
-    // count and `x`, nothing pushed for it; `sin`'s partial reads `cos`'s result.
+    // Base's sincos split: %25 = sin(x), %26 = cos(x). `Float64(k)` is recomputed from the
+    // loop's count; `k x` is popped (float arithmetic is recomputed only in a loop nested
+    // in another, `uses::FLOAT_REMAT`); `sin`'s partial reads `cos`'s result.
     assert!(
-        plan.contains("\n  %16: %15 remat\n  %17: %16 remat\n  %18: %17 reuse\n"),
+        plan.contains("\n  %16: %15 remat\n  %17: %16 pop\n  %18: %17 reuse\n"),
         "sin(k x) reads cos(k x):\n{plan}"
     );
     assert!(plan.contains("\n  %26: %25 visible\n"), "sincos's cos(x) reads its sin(x):\n{plan}");
