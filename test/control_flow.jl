@@ -781,24 +781,24 @@ end
 
 # The reverse sweep recomputes float arithmetic on values it has without a push (loads of
 # arrays nothing writes, loop counts) instead of taping it: kmeans's `t = C[l, j] - P[l, i]`
-# in its innermost loop (analysis::uses, `remat_plan`). The nearest-centroid cost in the
+# in its innermost loop (analysis::uses, `remat_tree`). The nearest-centroid cost in the
 # centroids and in the points, against differences in every mode; d of 0, 1 and 3
 # coordinates (the innermost loop runs 0, 1 and 3 times), points on both sides of `min`.
 function km_cost(C, P)
-    s = zero(eltype(C))
-    for i in axes(P, 2)
-        best = typemax(eltype(C))
-        for j in axes(C, 2)
-            dist = zero(eltype(C))
-            for l in axes(C, 1)
-                t = C[l, j] - P[l, i]
-                dist += t * t
+    d, k = size(C)
+    s = 0.0
+    for i in 1:size(P, 2)
+        best = Inf
+        for j in 1:k
+            dist = 0.0
+            for l in 1:d
+                dist += (C[l, j] - P[l, i])^2
             end
-            best = min(best, dist)
+            best = dist < best ? dist : best
         end
         s += best
     end
-    return s
+    s
 end
 @testset "float differences recomputed in the reverse sweep (kmeans's innermost loop)" begin
     P = [0.1 0.9 -0.4 0.3 0.6; 0.2 -0.5 0.8 0.0 0.4; 0.7 0.1 0.2 -0.3 0.5]
