@@ -444,18 +444,9 @@ function compile_derivative(@nospecialize(mode::Mode), @nospecialize(fa), @nospe
     mode isa ForwardMode && isbitstype(RT) && !isprimitivetype(RT) && Base.invokelatest(is_float_struct, RT)::Bool &&
         (ret_activity = OX_DUPLICATED)
     width = cold_batch_width(anns)
-    if width > 1 && any_annotation(a -> a isa Union{Duplicated,DuplicatedNoNeed,MixedDuplicated}, anns)
-        throw(ArgumentError("Oxidase: $name mixes Duplicated (or MixedDuplicated) and BatchDuplicated arguments; " *
-                            "batch every differentiated argument with the same number of tangents"))
-    end
-    # Batch reverse mode gives one adjoint per lane: a tuple of them for an `Active`
-    # number (`Float64` or `Float32`); other `Active` values have no such layout yet.
-    if width > 1 && mode isa ReverseMode &&
-       any_annotation(a -> a isa Active && !(getfield(a, :val) isa Base.IEEEFloat), anns)
-        throw(ArgumentError("Oxidase: $name mixes Active arguments other than Float64 or Float32 numbers " *
-                            "with BatchDuplicated arguments in reverse mode, which is not supported yet; " *
-                            "make them array elements"))
-    end
+    # (A dynamic call: compiled with this function, the checks cost every session's first
+    # gradient their closures' code, batched or not.)
+    width > 1 && Base.invokelatest(check_batch_annotations, mode, anns, name)
     rules = current_rules()
     # (Dynamic: a static call would generate the scan's code with this function's.)
     rules[1] == BUILTIN_RULE_METHODS && isempty(USER_RULES) || Base.invokelatest(scan_rules!, rules)
@@ -610,6 +601,23 @@ struct SignatureName
     types::Any
 end
 Base.print(io::IO, n::SignatureName) = print(io, signature_string(n.fn, n.types))
+
+# A batch's annotations (`width > 1`): `BatchDuplicated` beside `Duplicated` (or
+# `MixedDuplicated`) is refused; so, in reverse mode, is an `Active` value other than a
+# `Float64` or `Float32` number: batch reverse mode gives one adjoint per lane, a tuple
+# of them for such a number, and other `Active` values have no such layout yet.
+function check_batch_annotations(@nospecialize(mode::Mode), @nospecialize(anns::Tuple), name)
+    if any_annotation(a -> a isa Union{Duplicated,DuplicatedNoNeed,MixedDuplicated}, anns)
+        throw(ArgumentError("Oxidase: $name mixes Duplicated (or MixedDuplicated) and BatchDuplicated arguments; " *
+                            "batch every differentiated argument with the same number of tangents"))
+    end
+    if mode isa ReverseMode && any_annotation(a -> a isa Active && !(getfield(a, :val) isa Base.IEEEFloat), anns)
+        throw(ArgumentError("Oxidase: $name mixes Active arguments other than Float64 or Float32 numbers " *
+                            "with BatchDuplicated arguments in reverse mode, which is not supported yet; " *
+                            "make them array elements"))
+    end
+    return nothing
+end
 
 # `any(p, anns)` compiled once for every tuple type.
 function any_annotation(p, @nospecialize(anns::Tuple))

@@ -192,3 +192,28 @@ end
     @test_throws ArgumentError autodiff(Forward, rosenbrock2, BatchDuplicated,
         BatchDuplicated(1.0, (1.0, 0.0)), Duplicated(3.0, 1.0))
 end
+
+@testset "a batch's annotations that do not mix are refused, naming the way out" begin
+    bm_f(x, y) = sum(x) * sum(y)
+    x, y = [1.0, 2.0], [3.0, 4.0]
+    err = try
+        autodiff(Reverse, bm_f, Active, BatchDuplicated(x, (zero(x), zero(x))), Duplicated(y, zero(y)))
+        nothing
+    catch e
+        e
+    end
+    @test err isa ArgumentError && occursin("mixes Duplicated (or MixedDuplicated) and BatchDuplicated", err.msg)
+    bm_g(c, x) = real(c) * sum(x)
+    err = try
+        autodiff(Reverse, bm_g, Active, Active(1.0 + 2.0im), BatchDuplicated(x, (zero(x), zero(x))))
+        nothing
+    catch e
+        e
+    end
+    @test err isa ArgumentError && occursin("mixes Active arguments other than Float64 or Float32", err.msg)
+    # A Float64 beside the batch is differentiated, one adjoint per lane.
+    bm_h(a, x) = a * sum(x)
+    dx1, dx2 = zero(x), [0.0, 0.0]
+    ((da, _),) = autodiff(Reverse, bm_h, Active, Active(2.0), BatchDuplicated(copy(x), (dx1, dx2)))
+    @test da == (3.0, 3.0) && dx1 == [2.0, 2.0] && dx2 == [2.0, 2.0]
+end
