@@ -803,8 +803,10 @@ function program(rng, name; idiom = nothing)
         elseif r < 0.3
             # Nested loops whose inner loop (of 2, 1 and 0 iterations) uses what the
             # outer one defines, and reads an element of a fresh array it does not write
-            # (a triangular product, as in GMM).
-            push!(body, "t = zeros(3)\n    for j in 1:$(rand(rng, 0:3))\n        c = $(expr(rng, 1, [vars; "x[j]"]))\n        for i in j+1:3\n            t[i] += c * x[i] + t[j] * $(expr(rng, 1, vars))\n        end\n    end\n    s += sum(abs2, t)")
+            # (a triangular product, as in GMM); and squares a difference of two elements,
+            # which the reverse sweep recomputes when nothing writes `x` (kmeans's
+            # distances: `uses::FLOAT_REMAT`).
+            push!(body, "t = zeros(3)\n    for j in 1:$(rand(rng, 0:3))\n        c = $(expr(rng, 1, [vars; "x[j]"]))\n        for i in j+1:3\n            t[i] += c * x[i] + t[j] * $(expr(rng, 1, vars)) + (x[i] - x[j])^2 / 8\n        end\n    end\n    s += sum(abs2, t)")
         elseif r < 0.5
             push!(body, "if $(expr(rng, 1, vars)) > 0\n        s = $(expr(rng, 2, vars))\n    else\n        s = $(expr(rng, 2, vars))\n    end")
         elseif r < 0.6
