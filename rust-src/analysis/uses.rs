@@ -510,8 +510,9 @@ impl<'ctx> Uses<'ctx> {
             return true;
         }
         // Float arithmetic only from values had without a push (below).
-        let float = !self.recomputable(v) && float_arithmetic(v);
-        if !self.recomputable(v) && !float {
+        let recomputable = self.recomputable(v);
+        let float = !recomputable && float_arithmetic(v);
+        if !recomputable && !float {
             return false;
         }
         if float && !float_conversion(v) {
@@ -775,7 +776,7 @@ fn pure_arithmetic(v: Value) -> bool {
 /// Float comparisons and arithmetic, which a branch's condition may be recomputed from
 /// too (`had_without_push`): pure, and the same bits again from the same operands. The
 /// values partials need are recomputed from them only when nothing is pushed for them
-/// (`remat_plan`: from a pushed operand, as much tape, more work).
+/// (`remat_tree`: from a pushed operand, as much tape, more work).
 fn float_arithmetic(v: Value) -> bool {
     use Opcode::*;
     matches!(
