@@ -626,11 +626,15 @@ array_statements(rng, vars, tag = 0) = [
     foreach(stepu$(tag)!, x)
     s += u$tag::Float64",
     # Complex products (BLAS `zgemv`, `zdotc`, `zgemm`) of vectors built from
-    # the array.
+    # the array; a loop reading both parts of an element and of its
+    # neighbour (whose adjoints the reverse sweep adds element by element).
     "zc = complex.(x, x .* $(expr(rng, 1, vars)))
     s += sum(abs2, Property.CM * zc) / 4 + real(Property.dot(zc, Property.CM[:, $(rand(rng, 1:3))])) * imag(transpose(zc) * zc)",
     "zc = complex.(x, $(expr(rng, 1, vars)))
-    s += imag(sum(Property.CM * (zc * transpose(zc)))) * $(expr(rng, 1, vars))",
+    s += imag(sum(Property.CM * (zc * transpose(zc)))) * $(expr(rng, 1, vars))
+    for k in 2:length(zc)
+        s += real(zc[k]) * imag(zc[k - 1]) / 4 + abs2(zc[k] - zc[k - 1]) / 8
+    end",
     # Matrix literals of numbers (`hvcat` handed boxed floats, a literal's
     # among them; nine through `jl_invoke`), used in a product and a solve.
     "mA = [4.0 + ($(expr(rng, 1, vars)))^2 x[1] / 4; x[2] / 4 2.5]

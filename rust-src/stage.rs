@@ -17,7 +17,7 @@
 //!
 //! For bug reports, two environment variables print what the stages see, on stderr:
 //! `OXIDASE_DUMP_IR=1` the module after `Prepare`, after `Finish` and after the last
-//! stage (and the untracked-data analysis), `OXIDASE_PRINT=activity,untracked,uses,types` the
+//! stage (and the untracked-data analysis), `OXIDASE_PRINT=activity,untracked,uses,types,memory,elements` the
 //! named analyses of each function the engine differentiates (`Printed`).
 
 use crate::error::{Error, Result};
@@ -186,6 +186,9 @@ pub enum Printed {
     /// `analysis::memory::Memory::print`: the pointers with a shadow and what the memory
     /// they point to holds (`memory`), once per round of the analysis.
     Memory,
+    /// `analysis::elements::Elements::print`: the loads of every field of one array
+    /// element whose adjoints the reverse sweep adds as one vector (`elements`).
+    Elements,
 }
 
 impl Printed {
@@ -197,6 +200,7 @@ impl Printed {
             Printed::Uses => "uses plan",
             Printed::Types => "type analysis",
             Printed::Memory => "shadow memory",
+            Printed::Elements => "element loads",
         }
     }
 
@@ -207,6 +211,7 @@ impl Printed {
             Printed::Uses => "uses",
             Printed::Types => "types",
             Printed::Memory => "memory",
+            Printed::Elements => "elements",
         }
     }
 

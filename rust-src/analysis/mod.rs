@@ -5,6 +5,7 @@
 
 pub mod activity;
 pub mod cfg;
+pub mod elements;
 pub mod memory;
 pub mod types;
 pub mod untracked;

@@ -1894,6 +1894,15 @@ impl Module {
         // precondition).
         Type::from_raw(unsafe { LLVMArrayType2(ty.0, n as u64) })
     }
+    /// `<n x ty>`, of `n > 0` numbers or pointers `ty`.
+    #[track_caller]
+    pub fn vector_type<'ctx>(&'ctx self, ty: Type<'ctx>, n: u32) -> Type<'ctx> {
+        let element = ty.is_float() || ty.is_int() || ty.is_pointer();
+        ty.require(element && n > 0, "Module::vector_type", "a number or pointer type, and a positive length");
+        // SAFETY: `ty` is a live type (the `Type` invariant) that may be a vector element, and `n` is not
+        // zero (both checked above).
+        Type::from_raw(unsafe { LLVMVectorType(ty.0, n) })
+    }
     /// A literal struct type.
     pub fn struct_type<'ctx>(&'ctx self, fields: &[Type<'ctx>]) -> Type<'ctx> {
         let mut fs: Vec<LLVMTypeRef> = fields.iter().map(|t| t.0).collect();

@@ -120,19 +120,29 @@ impl Family for Load {
         Ok(Some(lanes))
     }
 
-    /// (Adjoints of memory accumulate; memory without a derivative takes none.)
+    /// (Adjoints of memory accumulate, through `Adjoints::add_to_memory`, which may
+    /// add several fields of one element at once; memory without a derivative at run
+    /// time takes its adjoint into a sink.)
     fn adjoint<'ctx>(&self, i: Value<'ctx>, cx: &dyn Adjoints<'ctx>) -> Result<()> {
-        let b = cx.builder();
         each_lane(cx, |lane| {
             let Some(d) = cx.take_adjoint(i, lane)? else { return Ok(()) };
             let s = required(cx, i, Need::Shadow(0), lane)?;
-            let p = write_target(cx, s, d.ty(), inactive_at(cx, i, 0, lane)?)?;
-            let old = b.load(d.ty(), p)?.copy_tbaa_from(i);
-            b.store(b.fadd(old, d)?, p)?.copy_tbaa_from(i);
+            match inactive_at(cx, i, 0, lane)? {
+                Some(c) => add_into(cx.builder(), i, write_target(cx, s, d.ty(), Some(c))?, d)?,
+                None => cx.add_to_memory(i, lane, s, d)?,
+            }
             Ok(())
         })?;
         Ok(())
     }
+}
+
+/// `*p += d`, the adjoint `d` of load `i` added into its shadow `p` (with `i`'s alias
+/// class).
+pub fn add_into<'ctx>(b: &Builder<'ctx>, i: Value<'ctx>, p: Value<'ctx>, d: Value<'ctx>) -> Built<()> {
+    let old = b.load(d.ty(), p)?.copy_tbaa_from(i);
+    b.store(b.fadd(old, d)?, p)?.copy_tbaa_from(i);
+    Ok(())
 }
 
 impl Family for Store {

@@ -232,6 +232,11 @@ pub trait Adjoints<'ctx>: Values<'ctx> {
     /// Loads and clears the adjoint of `v` in lane `lane`; `None` when `v` has no
     /// adjoint slot.
     fn take_adjoint(&self, v: Value<'ctx>, lane: usize) -> Built<Option<Value<'ctx>>>;
+    /// Adds `d`, the adjoint of float load `i` in lane `lane`, into its shadow `p`: at
+    /// once (`memory::add_into`), or, for a load of one field of an element whose every
+    /// field the block loads (`analysis::elements`), with the others as one vector
+    /// access once the reverse sweep reaches the first of those loads.
+    fn add_to_memory(&self, i: Value<'ctx>, lane: usize, p: Value<'ctx>, d: Value<'ctx>) -> Result<()>;
     /// The record `Family::augment` returned for this instruction, popped.
     fn record(&self) -> Option<Value<'ctx>>;
     /// The callee's reverse function for call `call`, and the tape it pops from.

@@ -40,6 +40,7 @@ use super::tape::Tape;
 use super::{accumulate, Frame};
 use crate::analysis::activity::Activity;
 use crate::analysis::cfg::{Cfg, CountedLoop};
+use crate::analysis::elements::Elements;
 use crate::analysis::memory::Memory;
 use crate::analysis::uses::{self, Source, Uses};
 use crate::error::{Error, Result};
@@ -118,7 +119,16 @@ struct Reverse<'a, 'ctx> {
     /// The entry writes only memory it allocated (`memory::writes_only_fresh`): loads
     /// from other memory (its arguments' arrays) may be recomputed.
     others_unwritten: bool,
+    /// Loads of every field of one element, whose adjoints go into the shadow element
+    /// as one vector (`analysis::elements`).
+    elements: Elements<'ctx>,
+    /// The adjoints of such loads reached so far in the reverse block being emitted.
+    deferred: RefCell<Deferred<'ctx>>,
 }
+
+/// `Reverse::deferred`: by element group and lane, the (field, shadow pointer, adjoint)
+/// of each load of the group reached so far.
+type Deferred<'ctx> = HashMap<(usize, usize), Vec<(usize, Value<'ctx>, Value<'ctx>)>>;
 
 /// What a reverse sweep is built from, whichever function it goes into.
 struct Inputs<'a, 'ctx> {
@@ -253,6 +263,8 @@ impl<'a, 'ctx> Reverse<'a, 'ctx> {
             shadow,
             mem,
             others_unwritten: false,
+            elements: Elements::default(),
+            deferred: RefCell::new(HashMap::new()),
         }
     }
 
@@ -260,6 +272,9 @@ impl<'a, 'ctx> Reverse<'a, 'ctx> {
     /// reverse sweep).
     fn run(mut self, eb: &Builder<'ctx>) -> Result<()> {
         self.make_adjoint_slots(eb)?;
+        // (Before the sweeps add their instructions between the loads.)
+        self.elements = Elements::compute(&self.cfg.blocks, &|i| self.act.is_active(i));
+        crate::stage::Printed::Elements.print(&self.frame.g.name(), || self.elements.print());
         self.find_throw_sites()?;
         self.count_loops()?;
         self.plan()?;
@@ -833,6 +848,9 @@ impl<'a, 'ctx> Reverse<'a, 'ctx> {
                 self.reverse_instruction(&b, inst)?;
             }
             b.clear_debug_loc();
+            if !self.deferred.borrow().is_empty() {
+                return Err(Error::Internal(format!("reverse block of {}: element adjoints left unadded", bb.name())));
+            }
             // The values pushed where the loops this block exits were left, then their
             // counts, recorded after its predecessor.
             for k in self.exited_loop_indices(bi).into_iter().rev() {
@@ -1040,10 +1058,42 @@ impl<'a, 'ctx> Reverse<'a, 'ctx> {
         let record = family.record_type(self.m).map(|ty| self.tape_rev.pop(b, ty)).transpose()?;
         self.fetch_items(b, inst)?;
         family.adjoint(inst, &Reversing { r: self, b, record })?;
+        if let Some(group) = self.elements.led_by(inst) {
+            self.add_element_adjoints(b, group)?;
+        }
         if family.resizes_shadows() {
             // Addresses into resized shadows recomputed so far in this block are stale
             // for the instructions before the resize: they compute them again.
             self.popped.borrow_mut().retain(|&v, _| !self.uses().is_stale(v));
+        }
+        Ok(())
+    }
+
+    /// Adds the adjoints of element group `group`'s loads deferred in each lane
+    /// (`Reversing::add_to_memory`) into the shadow element: `*p += <d0, d1, ...>` as one
+    /// vector load, add and store when every field has one, one field at a time
+    /// otherwise (a field whose memory may lack a derivative at run time took its own).
+    fn add_element_adjoints(&self, b: &Builder<'ctx>, group: usize) -> Built<()> {
+        let g = self.elements.group(group);
+        for lane in 0..self.width {
+            let mut items = self.deferred.borrow_mut().remove(&(group, lane)).unwrap_or_default();
+            items.sort_by_key(|&(field, _, _)| field);
+            let whole = items.len() == g.loads.len() && items.iter().all(|&(_, _, d)| d.ty() == g.float);
+            if !whole {
+                for (field, p, d) in items {
+                    rules::memory::add_into(b, g.loads[field], p, d)?;
+                }
+                continue;
+            }
+            let vt = self.m.vector_type(g.float, g.loads.len() as u32);
+            let i32t = self.m.int(32);
+            let mut sum = self.m.poison(vt);
+            for &(field, _, d) in &items {
+                sum = b.insert_element(sum, d, self.m.const_int(i32t, field as u64))?;
+            }
+            let (_, p, _) = items[0];
+            let old = b.load(vt, p)?.copy_tbaa_from(g.loads[0]);
+            b.store(b.fadd(old, sum)?, p)?.copy_tbaa_from(g.loads[0]);
         }
         Ok(())
     }
@@ -1149,6 +1199,13 @@ impl<'ctx> rules::Adjoints<'ctx> for Reversing<'_, '_, 'ctx> {
     }
     fn take_adjoint(&self, v: Value<'ctx>, lane: usize) -> Built<Option<Value<'ctx>>> {
         self.r.adjoint.contains_key(&v).then(|| self.r.take_adjoint(self.b, v, lane)).transpose()
+    }
+    fn add_to_memory(&self, i: Value<'ctx>, lane: usize, p: Value<'ctx>, d: Value<'ctx>) -> Result<()> {
+        match self.r.elements.member(i) {
+            Some((group, field)) => self.r.deferred.borrow_mut().entry((group, lane)).or_default().push((field, p, d)),
+            None => rules::memory::add_into(self.b, i, p, d)?,
+        }
+        Ok(())
     }
     fn record(&self) -> Option<Value<'ctx>> {
         self.record

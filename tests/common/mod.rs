@@ -312,6 +312,15 @@ impl FakeArray {
             storage,
         })
     }
+    /// A vector of `values.len() / 2` elements of two floats each (`struct Two; a::Float64;
+    /// b::Float64; end`), `values` holding them in order.
+    pub fn pairs(values: &[f64]) -> Box<FakeArray> {
+        let mut a = FakeArray::new(values);
+        a.length = values.len() / 2;
+        a.nrows = a.length;
+        a.maxsize = a.length;
+        a
+    }
     /// The current contents.
     pub fn values(&self) -> Vec<f64> {
         self.storage.clone()
