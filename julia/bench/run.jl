@@ -467,9 +467,12 @@ const WHY_MISSED = [
      "whose products cost three multiplications and whose tape and shadows are twice the " *
      "gradient's, and the call moves the input into duals and the result out of them " *
      "(three more passes over n elements, 160 KB arrays of duals at 10⁴ elements); " *
-     "Rosenbrock's gradient is itself a light loop (2 ns an element). Measured 3.7-4.3 at " *
-     "n = 100 and 3.8-5.0 at n = 10⁴ over five runs of 2026-12-01; the MLP loss, whose " *
-     "gradient does more arithmetic per element, is 1.4-1.5."),
+     "Rosenbrock's gradient is itself a light loop (2 ns an element). It was 3.7-5.0 until " *
+     "2aa9db6 (2026-12-08), which adds a dual's two adjoints into its shadow as one vector " *
+     "(2.6-2.8 since): field by field, LLVM paired the fields of neighbouring elements into " *
+     "accesses the next iteration's stores could not forward to (docs/how-it-works.md); a " *
+     "miss means the reverse loop has such accesses again (`OXIDASE_DUMP_IR=1`) or a slower " *
+     "load of the duals."),
     (("forward gradient, chunk 8",), "time / raw batch call",
      "Besides the batch call, `gradient` takes its thread's seed arrays from a store and " *
      "gives them back, resets them to the basis (the derivative writes into them when `f` " *
