@@ -98,14 +98,76 @@ impl Kind {
     }
 }
 
+/// A path (see the module docs), held inline: trees hold thousands of them, and
+/// building each on the heap was most of the analysis's time.
+#[derive(Clone, Copy)]
+pub struct Path {
+    len: u8,
+    at: [i64; MAX_DEPTH],
+}
+
+impl Path {
+    /// The path of `parts`' offsets in order, or `None` when deeper than `MAX_DEPTH`.
+    fn of(parts: &[&[i64]]) -> Option<Path> {
+        let mut p = Path { len: 0, at: [0; MAX_DEPTH] };
+        for &o in parts.iter().flat_map(|s| s.iter()) {
+            *p.at.get_mut(usize::from(p.len))? = o;
+            p.len += 1;
+        }
+        Some(p)
+    }
+}
+
+impl std::ops::Deref for Path {
+    type Target = [i64];
+    fn deref(&self) -> &[i64] {
+        &self.at[..usize::from(self.len)]
+    }
+}
+
+impl std::borrow::Borrow<[i64]> for Path {
+    fn borrow(&self) -> &[i64] {
+        self
+    }
+}
+
+impl PartialEq for Path {
+    fn eq(&self, other: &Path) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for Path {}
+
+// (Ordered as the offsets are, as slices: `Borrow<[i64]>` needs the same order.)
+impl PartialOrd for Path {
+    fn partial_cmp(&self, other: &Path) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Path {
+    fn cmp(&self, other: &Path) -> std::cmp::Ordering {
+        (**self).cmp(&**other)
+    }
+}
+
+impl std::fmt::Debug for Path {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        (**self).fmt(f)
+    }
+}
+
 /// What one value holds: kinds by path (see the module docs).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct TypeTree(BTreeMap<Vec<i64>, Kind>);
+pub struct TypeTree(BTreeMap<Path, Kind>);
 
 impl TypeTree {
     /// `kind` at offset 0.
     pub fn scalar(kind: Kind) -> TypeTree {
-        TypeTree(BTreeMap::from([(vec![0], kind)]))
+        let mut t = TypeTree::default();
+        t.insert(&[0], kind);
+        t
     }
 
     /// For the tree of an array object: whether its elements hold references and numbers
@@ -126,14 +188,20 @@ impl TypeTree {
     }
 
     /// The entries.
-    pub fn entries(&self) -> impl Iterator<Item = (&Vec<i64>, Kind)> {
-        self.0.iter().map(|(p, k)| (p, *k))
+    pub fn entries(&self) -> impl Iterator<Item = (&[i64], Kind)> {
+        self.0.iter().map(|(p, k)| (&**p, *k))
     }
 
     /// Adds `kind` at `path` (a different kind there makes a `Conflict`); whether the
     /// tree changed. Paths too deep or too far are dropped.
-    pub fn insert(&mut self, path: Vec<i64>, kind: Kind) -> bool {
-        if path.is_empty() || path.len() > MAX_DEPTH || path.iter().any(|&o| o != ANY && o.abs() > MAX_OFFSET) {
+    pub fn insert(&mut self, path: &[i64], kind: Kind) -> bool {
+        self.insert_parts(&[path], kind)
+    }
+
+    /// `insert` of the path made of `parts` one after the other.
+    fn insert_parts(&mut self, parts: &[&[i64]], kind: Kind) -> bool {
+        let Some(path) = Path::of(parts) else { return false };
+        if path.is_empty() || path.iter().any(|&o| o != ANY && o.abs() > MAX_OFFSET) {
             return false;
         }
         match self.0.get_mut(&path) {
@@ -153,7 +221,7 @@ impl TypeTree {
     pub fn merge(&mut self, other: &TypeTree) -> bool {
         let mut changed = false;
         for (p, k) in &other.0 {
-            changed |= self.insert(p.clone(), *k);
+            changed |= self.insert(p, *k);
         }
         changed
     }
@@ -163,7 +231,7 @@ impl TypeTree {
     pub fn pointer_to(memory: &TypeTree) -> TypeTree {
         let mut t = TypeTree::scalar(Kind::Pointer);
         for (p, k) in &memory.0 {
-            t.insert([&[0][..], p].concat(), *k);
+            t.insert_parts(&[&[0], p], *k);
         }
         t
     }
@@ -173,7 +241,7 @@ impl TypeTree {
         let mut t = TypeTree::default();
         for (p, k) in &self.0 {
             if p.len() >= 2 && (p[0] == 0 || p[0] == ANY) {
-                t.insert(p[1..].to_vec(), *k);
+                t.insert(&p[1..], *k);
             }
         }
         t
@@ -184,11 +252,8 @@ impl TypeTree {
     fn shifted(&self, delta: i64) -> TypeTree {
         let mut t = TypeTree::default();
         for (p, k) in &self.0 {
-            let mut q = p.clone();
-            if q[0] != ANY {
-                q[0] += delta;
-            }
-            t.insert(q, *k);
+            let first = if p[0] == ANY { ANY } else { p[0] + delta };
+            t.insert_parts(&[&[first], &p[1..]], *k);
         }
         t
     }
@@ -201,10 +266,10 @@ impl TypeTree {
         for (p, k) in &self.0 {
             if p[0] == ANY {
                 for &o in leaves {
-                    t.insert([&[o][..], &p[1..]].concat(), *k);
+                    t.insert_parts(&[&[o], &p[1..]], *k);
                 }
             } else if (start..end).contains(&p[0]) {
-                t.insert([&[p[0] - start][..], &p[1..]].concat(), *k);
+                t.insert_parts(&[&[p[0] - start], &p[1..]], *k);
             }
         }
         t
@@ -212,14 +277,14 @@ impl TypeTree {
 
     /// The entries at every offset only (`ANY`): what each element of an array holds.
     fn elements(&self) -> TypeTree {
-        TypeTree(self.0.iter().filter(|(p, _)| p[0] == ANY).map(|(p, k)| (p.clone(), *k)).collect())
+        TypeTree(self.0.iter().filter(|(p, _)| p[0] == ANY).map(|(p, k)| (*p, *k)).collect())
     }
 
     /// The first offsets of this memory tree made `ANY`: the same kinds, anywhere.
     fn anywhere(&self) -> TypeTree {
         let mut t = TypeTree::default();
         for (p, k) in &self.0 {
-            t.insert([&[ANY][..], &p[1..]].concat(), *k);
+            t.insert_parts(&[&[ANY], &p[1..]], *k);
         }
         t
     }
@@ -228,11 +293,11 @@ impl TypeTree {
     fn strided(&self) -> TypeTree {
         let mut t = TypeTree::default();
         for (p, k) in &self.0 {
-            let mut q = p.clone();
-            if q.len() >= 2 {
-                q[1] = ANY;
+            let mut q = *p;
+            if q.len >= 2 {
+                q.at[1] = ANY;
             }
-            t.insert(q, *k);
+            t.insert(&q, *k);
         }
         t
     }
@@ -263,7 +328,7 @@ pub fn array_object(element: &TypeTree) -> TypeTree {
                 memory.merge(&TypeTree::pointer_to(&element.anywhere()).shifted(at));
             }
             ArrayField::Integer => {
-                memory.insert(vec![at], Kind::Integer);
+                memory.insert(&[at], Kind::Integer);
             }
         }
     }
@@ -349,6 +414,8 @@ struct Propagation<'ctx> {
     /// constant expressions of one address (`objects`).
     objects: HashMap<u64, Value<'ctx>>,
     changed: bool,
+    /// The values whose trees the current step changed (by their `object_key`).
+    grown: Vec<Value<'ctx>>,
     /// A tree grew past `MAX_TREE_PATHS`: nothing is known (`converged` false).
     overflow: bool,
 }
@@ -376,13 +443,17 @@ fn embedded_objects<'ctx>(insts: &[Value<'ctx>]) -> HashMap<u64, Value<'ctx>> {
 }
 
 impl<'ctx> Propagation<'ctx> {
-    fn tree(&self, v: Value<'ctx>) -> TypeTree {
-        let mut t = self.trees.get(&object_key(&self.objects, v)).cloned().unwrap_or_default();
+    /// What `v` holds so far (borrowed: most steps read a tree to derive another).
+    fn tree(&self, v: Value<'ctx>) -> std::borrow::Cow<'_, TypeTree> {
+        static EMPTY: TypeTree = TypeTree(BTreeMap::new());
+        let known = self.trees.get(&object_key(&self.objects, v));
         if v.is_constant() || v.is_function() {
             // A constant's own bytes, as its type says (never updated).
+            let mut t = known.cloned().unwrap_or_default();
             t.merge(&self.type_facts(v.ty()));
+            return std::borrow::Cow::Owned(t);
         }
-        t
+        std::borrow::Cow::Borrowed(known.unwrap_or(&EMPTY))
     }
 
     /// What `ty`'s LLVM type says about a value of it.
@@ -393,7 +464,7 @@ impl<'ctx> Propagation<'ctx> {
         }
         for (at, leaf) in self.m.scalar_leaves(ty) {
             if let Some(k) = Kind::of_type(leaf) {
-                t.insert(vec![at as i64], k);
+                t.insert(&[at as i64], k);
             }
         }
         t
@@ -410,7 +481,10 @@ impl<'ctx> Propagation<'ctx> {
         }
         let t = if self.strided.contains(&v) { t.strided() } else { t.clone() };
         let entry = self.trees.entry(v).or_default();
-        self.changed |= entry.merge(&t);
+        if entry.merge(&t) {
+            self.changed = true;
+            self.grown.push(v);
+        }
         self.overflow |= entry.0.len() > MAX_TREE_PATHS;
     }
 
@@ -451,9 +525,9 @@ impl<'ctx> Propagation<'ctx> {
             | Opcode::LLVMPtrToInt
             | Opcode::LLVMIntToPtr
             | Opcode::LLVMFreeze => {
-                let same = self.tree(i.operand(0));
+                let same = self.tree(i.operand(0)).into_owned();
                 self.add(i, &same);
-                let back = self.tree(i);
+                let back = self.tree(i).into_owned();
                 self.add(i.operand(0), &back);
             }
             Opcode::LLVMPHI | Opcode::LLVMSelect => {
@@ -462,10 +536,10 @@ impl<'ctx> Propagation<'ctx> {
                     None => vec![i.operand(1), i.operand(2)],
                 };
                 for &v in &merged {
-                    let t = self.tree(v);
+                    let t = self.tree(v).into_owned();
                     self.add(i, &t);
                 }
-                let back = self.tree(i);
+                let back = self.tree(i).into_owned();
                 for v in merged {
                     self.add(v, &back);
                 }
@@ -604,9 +678,9 @@ impl<'ctx> Propagation<'ctx> {
                     }
                 }
                 ArrayCall::Copy => {
-                    let same = self.tree(i.operand(0));
+                    let same = self.tree(i.operand(0)).into_owned();
                     self.add(i, &same);
-                    let back = self.tree(i);
+                    let back = self.tree(i).into_owned();
                     self.add(i.operand(0), &back);
                 }
                 ArrayCall::Reshape => {
@@ -615,7 +689,7 @@ impl<'ctx> Propagation<'ctx> {
                         let mut d = TypeTree::default();
                         for (p, k) in t.entries() {
                             if p.len() >= 3 && p[0] == 0 && p[1] == 0 {
-                                d.insert(p.clone(), k);
+                                d.insert(p, k);
                             }
                         }
                         d
@@ -641,6 +715,21 @@ impl<'ctx> Propagation<'ctx> {
             }
         }
     }
+}
+
+/// For each value whose tree an instruction's step reads (the instruction itself and its
+/// operands, by `object_key`), the positions in `insts` of those instructions.
+fn readers_of<'ctx>(insts: &[Value<'ctx>], objects: &HashMap<u64, Value<'ctx>>) -> HashMap<Value<'ctx>, Vec<usize>> {
+    let mut readers: HashMap<Value<'ctx>, Vec<usize>> = HashMap::new();
+    for (k, &i) in insts.iter().enumerate() {
+        for v in std::iter::once(i).chain(i.operands()) {
+            let list = readers.entry(object_key(objects, v)).or_default();
+            if list.last() != Some(&k) {
+                list.push(k);
+            }
+        }
+    }
+    readers
 }
 
 /// Pointers that step through memory: phis fed by an address computed from themselves
@@ -757,6 +846,7 @@ impl<'ctx> Types<'ctx> {
             reused_slots: reused_slots(m, &insts),
             objects: embedded_objects(&insts),
             changed: false,
+            grown: Vec::new(),
             overflow: false,
         };
         for p in f.params() {
@@ -770,13 +860,29 @@ impl<'ctx> Types<'ctx> {
             let facts = prop.type_facts(i.ty());
             prop.add(i, &facts);
         }
+        // Rounds over the instructions in order, as if each stepped in every round, but
+        // an instruction steps only when a tree it reads (its own, its operands') grew
+        // since it last stepped: otherwise its step would add only what it added
+        // before, and the trees would not change. So the result, the rounds and the
+        // fixed point are those of stepping every instruction every round.
+        let readers = readers_of(&insts, &prop.objects);
+        let mut dirty = vec![true; insts.len()];
         let mut converged = false;
         'rounds: for _ in 0..MAX_ROUNDS {
             prop.changed = false;
-            for &i in &insts {
+            for (k, &i) in insts.iter().enumerate() {
+                if !std::mem::take(&mut dirty[k]) {
+                    continue;
+                }
+                prop.grown.clear();
                 prop.step(i);
                 if prop.overflow {
                     break 'rounds;
+                }
+                for v in prop.grown.drain(..) {
+                    for &j in readers.get(&v).into_iter().flatten() {
+                        dirty[j] = true;
+                    }
                 }
             }
             if !prop.changed {
