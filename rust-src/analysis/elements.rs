@@ -41,31 +41,6 @@ pub struct Group<'ctx> {
     pub float: Type<'ctx>,
 }
 
-/// Intrinsics that neither read nor write memory, which may lie between a group's loads.
-const PURE_INTRINSICS: &[&str] = &[
-    "llvm.fma.",
-    "llvm.fmuladd.",
-    "llvm.sqrt.",
-    "llvm.fabs.",
-    "llvm.copysign.",
-    "llvm.minnum.",
-    "llvm.maxnum.",
-    "llvm.floor.",
-    "llvm.ceil.",
-    "llvm.trunc.",
-    "llvm.rint.",
-    "llvm.round.",
-    "llvm.sin.",
-    "llvm.cos.",
-    "llvm.exp.",
-    "llvm.exp2.",
-    "llvm.log.",
-    "llvm.log2.",
-    "llvm.log10.",
-    "llvm.pow.",
-    "llvm.powi.",
-];
-
 /// An element's identity: the GEP's source type, base and every index but the last.
 type Key<'ctx> = (Type<'ctx>, Vec<Value<'ctx>>);
 
@@ -185,7 +160,8 @@ fn group_of<'ctx>(loads: &[(usize, usize, Value<'ctx>)], n: usize, insts: &[Valu
 }
 
 /// Whether instruction `i` may write memory or have an effect beyond its value: a store,
-/// an atomic or volatile access, a fence, or a call (but of a pure math intrinsic).
+/// an atomic or volatile access, a fence, or a call (but of a lane-wise math intrinsic,
+/// which touches no memory).
 fn may_write_or_call(i: Value<'_>) -> bool {
     match i.opcode() {
         Opcode::LLVMStore
@@ -196,10 +172,9 @@ fn may_write_or_call(i: Value<'_>) -> bool {
         | Opcode::LLVMInvoke
         | Opcode::LLVMCallBr => true,
         Opcode::LLVMLoad => i.is_volatile() || i.is_atomic(),
-        Opcode::LLVMCall => !i
-            .called_operand_if_call()
-            .and_then(|c| c.as_function())
-            .is_some_and(|f| f.intrinsic_id() != 0 && PURE_INTRINSICS.iter().any(|p| f.name().starts_with(p))),
+        Opcode::LLVMCall => !i.called_operand_if_call().and_then(|c| c.as_function()).is_some_and(|f| {
+            f.intrinsic_id() != 0 && crate::rules::math::LANE_WISE.iter().any(|p| f.name().starts_with(p))
+        }),
         _ => false,
     }
 }

@@ -524,6 +524,30 @@ pub static TABLE: &[MathFn] = &[
     },
 ];
 
+/// Intrinsics that act lane by lane on vectors (`transform::lane_order`), and read and
+/// write no memory (`analysis::elements`): names up to the type suffix.
+pub const LANE_WISE: &[&str] = &[
+    "llvm.fabs.",
+    "llvm.sqrt.",
+    "llvm.sin.",
+    "llvm.cos.",
+    "llvm.exp.",
+    "llvm.exp2.",
+    "llvm.log.",
+    "llvm.log2.",
+    "llvm.log10.",
+    "llvm.fma.",
+    "llvm.fmuladd.",
+    "llvm.copysign.",
+    "llvm.minnum.",
+    "llvm.maxnum.",
+    "llvm.pow.",
+    "llvm.floor.",
+    "llvm.ceil.",
+    "llvm.trunc.",
+    "llvm.rint.",
+];
+
 /// Rounding and similar functions: piecewise constant, derivative zero.
 const ZERO_DERIVATIVE: &[&str] =
     &["floor", "ceil", "trunc", "rint", "round", "nearbyint", "roundeven", "lround", "llround"];

@@ -60,29 +60,6 @@ fn is_uniform(v: Value) -> bool {
     v.is_constant() && v.constant_splat()
 }
 
-/// Intrinsics that act lane by lane on vectors.
-const LANE_WISE: &[&str] = &[
-    "llvm.fabs.",
-    "llvm.sqrt.",
-    "llvm.sin.",
-    "llvm.cos.",
-    "llvm.exp.",
-    "llvm.exp2.",
-    "llvm.log.",
-    "llvm.log2.",
-    "llvm.log10.",
-    "llvm.fma.",
-    "llvm.fmuladd.",
-    "llvm.copysign.",
-    "llvm.minnum.",
-    "llvm.maxnum.",
-    "llvm.pow.",
-    "llvm.floor.",
-    "llvm.ceil.",
-    "llvm.trunc.",
-    "llvm.rint.",
-];
-
 /// `v` with its lanes reversed, built from the unreversed leaves of the lane-wise code
 /// computing `v`; `None` when `v` is anything else. New instructions go right after the
 /// ones they copy.
@@ -112,7 +89,10 @@ fn unreversed<'ctx>(
         Opcode::LLVMFCmp | Opcode::LLVMSelect => v.num_operands(),
         Opcode::LLVMCall => v
             .as_call()
-            .filter(|c| c.called_function().is_some_and(|f| LANE_WISE.iter().any(|p| f.name().starts_with(p))))
+            .filter(|c| {
+                c.called_function()
+                    .is_some_and(|f| crate::rules::math::LANE_WISE.iter().any(|p| f.name().starts_with(p)))
+            })
             .map_or(0, |c| c.call_arg_count()),
         _ => 0,
     };
