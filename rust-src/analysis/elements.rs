@@ -37,8 +37,6 @@ pub struct Group<'ctx> {
     pub loads: Vec<Value<'ctx>>,
     /// The first of them in the block.
     pub leader: Value<'ctx>,
-    /// The fields' float type.
-    pub float: Type<'ctx>,
 }
 
 /// An element's identity: the GEP's source type, base and every index but the last.
@@ -90,18 +88,10 @@ impl<'ctx> Elements<'ctx> {
 
     /// One line per group: its leader, then its loads by field.
     pub fn print(&self) -> String {
-        let name = |v: Value| {
-            let n = v.name();
-            if n.is_empty() {
-                v.print().trim().to_string()
-            } else {
-                format!("%{n}")
-            }
-        };
         let mut out = String::new();
         for g in &self.groups {
-            let fields: Vec<String> = g.loads.iter().map(|&l| name(l)).collect();
-            out.push_str(&format!("{} leads [{}]\n", name(g.leader), fields.join(", ")));
+            let fields: Vec<String> = g.loads.iter().map(|&l| l.reference()).collect();
+            out.push_str(&format!("{} leads [{}]\n", g.leader.reference(), fields.join(", ")));
         }
         out
     }
@@ -156,7 +146,7 @@ fn group_of<'ctx>(loads: &[(usize, usize, Value<'ctx>)], n: usize, insts: &[Valu
     if insts[first + 1..last].iter().any(|&i| may_write_or_call(i)) {
         return None;
     }
-    Some(Group { loads: by_field.into_iter().collect::<Option<_>>()?, leader, float: leader.ty() })
+    Some(Group { loads: by_field.into_iter().collect::<Option<_>>()?, leader })
 }
 
 /// Whether instruction `i` may write memory or have an effect beyond its value: a store,

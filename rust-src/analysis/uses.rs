@@ -642,14 +642,7 @@ impl<'ctx> Uses<'ctx> {
     /// pushed in a block on a cycle is pushed once per iteration: the plan shows what a
     /// loop costs in tape.
     pub fn print(&self, function: &str, width: usize, act: &Activity<'ctx>) -> String {
-        let name = |v: Value<'ctx>| {
-            let n = v.name();
-            if n.is_empty() {
-                v.print().trim().split(" = ").next().unwrap_or("?").to_string()
-            } else {
-                format!("%{n}")
-            }
-        };
+        let name = |v: Value<'ctx>| v.reference();
         let mut out = format!("; uses plan of {function} (reverse, {width} lane(s))\n");
         for (bi, bb) in self.cfg.blocks.iter().enumerate() {
             if !self.cfg.reachable(bi) {

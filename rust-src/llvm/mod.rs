@@ -584,6 +584,16 @@ impl<'ctx> Value<'ctx> {
             String::from_utf8_lossy(std::slice::from_raw_parts(p as *const u8, len)).into_owned()
         }
     }
+    /// How printed IR refers to this instruction: `%name`, or `%7` for an unnamed one
+    /// (what its printed form assigns to), for the analyses' printers.
+    pub fn reference(self) -> String {
+        let n = self.name();
+        if n.is_empty() {
+            self.print().trim().split(" = ").next().unwrap_or("?").to_string()
+        } else {
+            format!("%{n}")
+        }
+    }
     /// Sets the value's name.
     pub fn set_name(self, name: &str) {
         // SAFETY: `self.0` is a live value (the `Value` invariant); LLVM copies `len` bytes from `name`'s

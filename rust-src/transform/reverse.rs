@@ -1075,17 +1075,18 @@ impl<'a, 'ctx> Reverse<'a, 'ctx> {
     /// otherwise (a field whose memory may lack a derivative at run time took its own).
     fn add_element_adjoints(&self, b: &Builder<'ctx>, group: usize) -> Built<()> {
         let g = self.elements.group(group);
+        let float = g.loads[0].ty();
         for lane in 0..self.width {
             let mut items = self.deferred.borrow_mut().remove(&(group, lane)).unwrap_or_default();
             items.sort_by_key(|&(field, _, _)| field);
-            let whole = items.len() == g.loads.len() && items.iter().all(|&(_, _, d)| d.ty() == g.float);
+            let whole = items.len() == g.loads.len() && items.iter().all(|&(_, _, d)| d.ty() == float);
             if !whole {
                 for (field, p, d) in items {
                     rules::memory::add_into(b, g.loads[field], p, d)?;
                 }
                 continue;
             }
-            let vt = self.m.vector_type(g.float, g.loads.len() as u32);
+            let vt = self.m.vector_type(float, g.loads.len() as u32);
             let i32t = self.m.int(32);
             let mut sum = self.m.poison(vt);
             for &(field, _, d) in &items {
